@@ -1,0 +1,24 @@
+import { captureIo } from '@strata/cli';
+import { describe, expect, it } from 'vitest';
+import { commands, main } from '../src/index.js';
+
+describe('strata CLI', () => {
+  it('lists every subcommand in --help', async () => {
+    const c = captureIo();
+    expect(await main(['--help'], c.io)).toBe(0);
+    for (const cmd of commands) expect(c.stdout()).toContain(cmd.name);
+  });
+
+  it('exits 2 with one line for an unknown command or a bad flag', async () => {
+    const c = captureIo();
+    expect(await main(['nope'], c.io)).toBe(2);
+    expect(c.stderr().trim().split('\n')).toHaveLength(1);
+    const d = captureIo();
+    expect(await main(['demo', '--bogus'], d.io)).toBe(2);
+    expect(d.stderr()).toMatch(/^strata demo: .*bogus/);
+  });
+
+  it('every command has help with an example', () => {
+    for (const cmd of commands) expect(cmd.help, cmd.name).toMatch(/Example/);
+  });
+});

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CliError,
+  type Command,
+  captureIo,
+  group,
+  parseBytes,
+  parseFlags,
+  runCommand,
+  UsageError,
+} from '../src/index.js';
+
+const echo: Command = {
+  name: 'echo',
+  summary: 'prints its words',
+  help: 'Usage: strata echo WORDS\n\nExample:\n  strata echo hi',
+  async run(argv, io) {
+    const { values, positionals } = parseFlags(argv, { upper: { type: 'boolean' } });
+    if (positionals.length === 0) throw new UsageError('expected at least one word');
+    if (positionals[0] === 'fail') throw new CliError('precondition failed');
+    const s = positionals.join(' ');
+    io.stdout.write(`${values.upper ? s.toUpperCase() : s}\n`);
+    return 0;
+  },
+};
+
+describe('command conventions', () => {
+  it('runs, and exits 2 on a bad flag with one line on stderr', async () => {
+    const ok = captureIo();
+    expect(await runCommand(echo, ['--upper', 'hi'], ok.io)).toBe(0);
+    expect(ok.stdout()).toBe('HI\n');
+    const bad = captureIo();
+    expect(await runCommand(echo, ['--nope', 'x'], bad.io)).toBe(2);
+    expect(bad.stderr()).toMatch(/^strata echo: .*--nope.*\n$/);
+    expect(bad.stderr().split('\n').length).toBe(2);
+  });
+
+  it('exits 1 on a CliError and 0 with help', async () => {
+    const f = captureIo();
+    expect(await runCommand(echo, ['fail'], f.io)).toBe(1);
+    expect(f.stderr()).toBe('strata echo: precondition failed\n');
+    const h = captureIo();
+    expect(await runCommand(echo, ['--help'], h.io)).toBe(0);
+    expect(h.stdout()).toContain('Example:');
+  });
+
+  it('dispatches subcommands of a group', async () => {
+    const g = group('tool', 'a tool', [echo]);
+    const c = captureIo();
+    expect(await runCommand(g, ['echo', 'a', 'b'], c.io)).toBe(0);
+    expect(c.stdout()).toBe('a b\n');
+    const u = captureIo();
+    expect(await runCommand(g, ['nope'], u.io)).toBe(2);
+    expect(u.stderr()).toContain("unknown subcommand 'nope'");
+  });
+
+  it('parses byte sizes', () => {
+    expect(parseBytes('4096')).toBe(4096);
+    expect(parseBytes('64K')).toBe(65536);
+    expect(parseBytes('4MiB')).toBe(4 << 20);
+    expect(() => parseBytes('lots')).toThrow(UsageError);
+  });
+});

@@ -1,0 +1,7 @@
+import type { Command, DemoStep } from '@strata/cli';
+
+/** This package's `strata` subcommands. */
+export const commands: Command[] = [];
+
+/** This package's steps of `strata demo`. */
+export const demos: DemoStep[] = [];

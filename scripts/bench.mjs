@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// `npm run bench -- [<package> [<bench>]] [-- flags for the bench]`: runs packages/<package>/bench/<bench>.bench.ts
+// (every bench of every package when no package is named), one process per bench, one after another.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const args = process.argv.slice(2);
+const dash = args.indexOf('--');
+const names = dash < 0 ? args : args.slice(0, dash);
+const extra = dash < 0 ? [] : args.slice(dash + 1);
+const [pkgName, benchName] = names;
+const pkgs = pkgName ? [pkgName] : readdirSync(join(root, 'packages'));
+let status = 0;
+for (const p of pkgs) {
+  const dir = join(root, 'packages', p, 'bench');
+  if (!existsSync(join(root, 'packages', p))) {
+    console.error(`bench: no package named ${p} (see packages/)`);
+    process.exit(2);
+  }
+  if (!existsSync(dir)) continue;
+  const files = readdirSync(dir).filter(
+    (f) => f.endsWith('.bench.ts') && (!benchName || f === `${benchName}.bench.ts`),
+  );
+  if (benchName && files.length === 0) {
+    console.error(`bench: no bench named ${benchName} in packages/${p}/bench`);
+    process.exit(2);
+  }
+  for (const f of files.sort()) {
+    console.error(`\n== ${p}/${f}`);
+    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(dir, f), ...extra], {
+      cwd: join(root, 'packages', p),
+      stdio: 'inherit',
+    });
+    if (r.status !== 0) status = 1;
+  }
+}
+process.exit(status);
