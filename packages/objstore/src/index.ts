@@ -1,5 +1,7 @@
 import type { Command, DemoStep } from '@strata/cli';
 
+export * from './contract.js';
+
 /** This package's `strata` subcommands. */
 export const commands: Command[] = [];
 
