@@ -1,0 +1,146 @@
+/**
+ * The one-shot, batch and streaming API over two engines: the WebAssembly core (default when the runtime
+ * can run it) and the portable TypeScript core. `STRATA_HIGHWAYHASH=ts` or `useImplementation('ts')` forces
+ * the portable one. Both give bit-identical results.
+ */
+import { absorbPackets, asBytes, type HighwayKey, keyToWords, PortableHasher, wordsToBig } from './hasher.js';
+import { finalize64, finalize128, finalize256, resetState, updateRemainder } from './portable.js';
+import { loadWasm, type WasmEngine } from './wasm.js';
+
+export type Implementation = 'wasm' | 'ts';
+
+let wasm: WasmEngine | undefined;
+let active: Implementation = 'ts';
+
+/** Chooses the engine; `wasm` throws when this runtime cannot run the WebAssembly core. */
+export function useImplementation(impl: Implementation): void {
+  if (impl === 'wasm') {
+    wasm ??= loadWasm();
+    if (!wasm) throw new Error('HighwayHash: the WebAssembly core is not available in this runtime');
+  }
+  active = impl;
+}
+
+/** The engine in use. */
+export function implementation(): Implementation {
+  return active;
+}
+
+if (process.env.STRATA_HIGHWAYHASH !== 'ts') {
+  wasm = loadWasm();
+  if (wasm) active = 'wasm';
+}
+
+// Converting a BigUint64Array key costs BigInt work; remember the last key object converted.
+let lastKey: HighwayKey | undefined;
+const lastWords = new Uint32Array(8);
+function words(key: HighwayKey): Uint32Array {
+  if (key !== lastKey || key instanceof Uint8Array) {
+    keyToWords(key, lastWords);
+    lastKey = key;
+  }
+  return lastWords;
+}
+
+const s = new Uint32Array(32);
+const scratch = new Uint32Array(8);
+const tailBytes = new Uint8Array(32);
+const out = new Uint32Array(8);
+
+function portable(key: HighwayKey, data: Uint8Array): void {
+  resetState(s, words(key));
+  const used = absorbPackets(s, data, scratch);
+  const rest = data.length - used;
+  if (rest > 0) updateRemainder(s, data.subarray(used), rest, tailBytes);
+}
+
+/** HighwayHash-64 of `data` as (lo, hi) u32 words in `into` (no BigInt: for hot paths). */
+export function hash64Words(key: HighwayKey, data: Uint8Array, into: Uint32Array = out): Uint32Array {
+  const bytes = asBytes(data);
+  if (active === 'wasm') return wasm!.hash(words(key), bytes, 64, into);
+  portable(key, bytes);
+  finalize64(s, into);
+  return into;
+}
+
+/** HighwayHash-64 of `data` under a 256-bit key. */
+export function hash64(key: HighwayKey, data: Uint8Array): bigint {
+  const w = hash64Words(key, data);
+  return (BigInt(w[1]!) << 32n) | BigInt(w[0]!);
+}
+
+/** HighwayHash-128: two u64 words in the reference implementation's order. */
+export function hash128(key: HighwayKey, data: Uint8Array): BigUint64Array {
+  const bytes = asBytes(data);
+  if (active === 'wasm') return wordsToBig(wasm!.hash(words(key), bytes, 128, out), 2);
+  portable(key, bytes);
+  finalize128(s, out);
+  return wordsToBig(out, 2);
+}
+
+/** HighwayHash-256: four u64 words in the reference implementation's order. */
+export function hash256(key: HighwayKey, data: Uint8Array): BigUint64Array {
+  const bytes = asBytes(data);
+  if (active === 'wasm') return wordsToBig(wasm!.hash(words(key), bytes, 256, out), 4);
+  portable(key, bytes);
+  finalize256(s, out);
+  return wordsToBig(out, 4);
+}
+
+/**
+ * HighwayHash-64 of many short keys packed in one buffer: key i is `buffer[offsets[i], offsets[i] +
+ * lengths[i])`. Results go to `out`: a BigUint64Array (one word per key) or a Uint32Array (lo, hi per key,
+ * no BigInt). Per-call overhead is paid once for the whole batch.
+ */
+export function hash64Batch(
+  key: HighwayKey,
+  buffer: Uint8Array,
+  offsets: Uint32Array,
+  lengths: Uint32Array,
+  out: BigUint64Array | Uint32Array,
+): void {
+  const bytes = asBytes(buffer, 'batch buffer');
+  const n = offsets.length;
+  if (lengths.length !== n) throw new TypeError(`hash64Batch: ${n} offsets but ${lengths.length} lengths`);
+  const need = out instanceof BigUint64Array ? n : 2 * n;
+  if (out.length < need) throw new TypeError(`hash64Batch: out holds ${out.length} words, ${need} needed`);
+  for (let i = 0; i < n; i++) {
+    const o = offsets[i]!;
+    const l = lengths[i]!;
+    if (o + l > bytes.length)
+      throw new RangeError(
+        `hash64Batch: key ${i} [${o}, ${o + l}) is past the buffer's ${bytes.length} bytes`,
+      );
+  }
+  const w = words(key);
+  if (active === 'wasm') {
+    wasm!.batch64(w, bytes, offsets, lengths, out);
+    return;
+  }
+  const r = new Uint32Array(2);
+  for (let i = 0; i < n; i++) {
+    const o = offsets[i]!;
+    portable(key, bytes.subarray(o, o + lengths[i]!));
+    finalize64(s, r);
+    if (out instanceof BigUint64Array) out[i] = (BigInt(r[1]!) << 32n) | BigInt(r[0]!);
+    else {
+      out[2 * i] = r[0]!;
+      out[2 * i + 1] = r[1]!;
+    }
+  }
+}
+
+/** A streaming hasher: `update` with any chunk sizes gives the one-shot digest; reusable via `reset`. */
+export interface Hasher {
+  update(data: Uint8Array): Hasher;
+  reset(key?: HighwayKey): Hasher;
+  digest64(): bigint;
+  digest128(): BigUint64Array;
+  digest256(): BigUint64Array;
+}
+
+/** A new streaming hasher on the active engine. */
+export function createHasher(key: HighwayKey): Hasher {
+  if (active === 'wasm') return wasm!.createHasher(key);
+  return new PortableHasher(key);
+}

@@ -1,0 +1,153 @@
+/** Key handling, one-shot hashing and the streaming hasher over the portable core. */
+import {
+  finalize64,
+  finalize128,
+  finalize256,
+  resetState,
+  updateLanes,
+  updateRemainder,
+} from './portable.js';
+
+/** A 256-bit HighwayHash key: four u64 words, or 32 bytes read as four little-endian u64 words. */
+export type HighwayKey = BigUint64Array | Uint8Array;
+
+/** Converts a key to 8 u32 words (lo, hi per u64 lane); a TypeError says what was expected. */
+export function keyToWords(key: HighwayKey, out = new Uint32Array(8)): Uint32Array {
+  if (key instanceof BigUint64Array) {
+    if (key.length !== 4)
+      throw new TypeError(`HighwayHash key: expected a BigUint64Array of 4 words, got ${key.length}`);
+    for (let i = 0; i < 4; i++) {
+      const w = key[i]!;
+      out[2 * i] = Number(w & 0xffffffffn);
+      out[2 * i + 1] = Number(w >> 32n);
+    }
+    return out;
+  }
+  if (key instanceof Uint8Array) {
+    if (key.length !== 32) throw new TypeError(`HighwayHash key: expected 32 bytes, got ${key.length}`);
+    for (let i = 0; i < 8; i++) {
+      const p = 4 * i;
+      out[i] = (key[p]! | (key[p + 1]! << 8) | (key[p + 2]! << 16) | (key[p + 3]! << 24)) >>> 0;
+    }
+    return out;
+  }
+  throw new TypeError(`HighwayHash key: expected a BigUint64Array(4) or 32 bytes, got ${describe(key)}`);
+}
+
+export function describe(x: unknown): string {
+  if (x === null) return 'null';
+  if (typeof x !== 'object') return typeof x;
+  return (x as object).constructor?.name ?? 'object';
+}
+
+/** Checks that `data` is bytes (a Uint8Array, a Buffer, or another ArrayBufferView) and returns its bytes. */
+export function asBytes(data: unknown, what = 'data'): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  throw new TypeError(
+    `HighwayHash ${what}: expected a Uint8Array or another ArrayBufferView, got ${describe(data)}`,
+  );
+}
+
+/** Words of a result (lo, hi pairs) as a BigUint64Array in the reference's word order. */
+export function wordsToBig(w: Uint32Array, n: number): BigUint64Array {
+  const out = new BigUint64Array(n);
+  for (let i = 0; i < n; i++) out[i] = (BigInt(w[2 * i + 1]!) << 32n) | BigInt(w[2 * i]!);
+  return out;
+}
+
+/**
+ * Absorbs all whole 32-byte packets of `data` into `s`; returns the bytes consumed. Reads lanes through an
+ * aligned u32 view when the data is 4-byte aligned, else through a copy of each packet.
+ */
+export function absorbPackets(s: Uint32Array, data: Uint8Array, scratch: Uint32Array): number {
+  const n = data.length & ~31;
+  if ((data.byteOffset & 3) === 0) {
+    const w = new Uint32Array(data.buffer, data.byteOffset, n >>> 2);
+    for (let p = 0; p < w.length; p += 8) updateLanes(s, w, p);
+  } else {
+    const b = new Uint8Array(scratch.buffer, scratch.byteOffset, 32);
+    for (let off = 0; off < n; off += 32) {
+      b.set(data.subarray(off, off + 32));
+      updateLanes(s, scratch, 0);
+    }
+  }
+  return n;
+}
+
+/** A reusable streaming hasher on the portable core: `update` with any chunking equals one-shot. */
+export class PortableHasher {
+  private readonly s = new Uint32Array(32);
+  private readonly key = new Uint32Array(8);
+  private readonly packet = new Uint32Array(8);
+  private readonly packetBytes = new Uint8Array(this.packet.buffer);
+  private readonly scratch = new Uint32Array(8);
+  private readonly out = new Uint32Array(8);
+  private pending = 0;
+
+  constructor(key: HighwayKey) {
+    keyToWords(key, this.key);
+    resetState(this.s, this.key);
+  }
+
+  /** Starts over, with the same key or a new one; allocates nothing. */
+  reset(key?: HighwayKey): this {
+    if (key !== undefined) keyToWords(key, this.key);
+    resetState(this.s, this.key);
+    this.pending = 0;
+    return this;
+  }
+
+  update(data: Uint8Array): this {
+    data = asBytes(data);
+    let off = 0;
+    if (this.pending > 0) {
+      const take = Math.min(32 - this.pending, data.length);
+      this.packetBytes.set(data.subarray(0, take), this.pending);
+      this.pending += take;
+      off = take;
+      if (this.pending < 32) return this;
+      updateLanes(this.s, this.packet, 0);
+      this.pending = 0;
+    }
+    const rest = data.subarray(off);
+    const used = absorbPackets(this.s, rest, this.scratch);
+    const tail = rest.length - used;
+    if (tail > 0) {
+      this.packetBytes.set(rest.subarray(used), 0);
+      this.pending = tail;
+    }
+    return this;
+  }
+
+  private finish(): void {
+    if (this.pending > 0)
+      updateRemainder(this.s, this.packetBytes, this.pending, new Uint8Array(this.scratch.buffer));
+    this.pending = 0;
+  }
+
+  /** Finishes and returns the 64-bit hash as (lo, hi) u32 words in `out` (no BigInt). */
+  digest64Words(out = this.out): Uint32Array {
+    this.finish();
+    finalize64(this.s, out);
+    return out;
+  }
+
+  digest64(): bigint {
+    const w = this.digest64Words();
+    return (BigInt(w[1]!) << 32n) | BigInt(w[0]!);
+  }
+
+  digest128(): BigUint64Array {
+    this.finish();
+    finalize128(this.s, this.out);
+    return wordsToBig(this.out, 2);
+  }
+
+  digest256(): BigUint64Array {
+    this.finish();
+    finalize256(this.s, this.out);
+    return wordsToBig(this.out, 4);
+  }
+}

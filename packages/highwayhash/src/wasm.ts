@@ -1,0 +1,242 @@
+/// <reference path="./webassembly.d.ts" />
+/**
+ * Loads the WebAssembly SIMD core (assembly/index.ts, built to build/highwayhash.wasm) and drives it:
+ * inputs are copied into its linear memory in chunks of at most `chunkBytesMax`, so any input size works
+ * with bounded memory. The core keeps one state at fixed addresses; each streaming hasher keeps its own
+ * copy of the 128-byte state and swaps it in around each call.
+ */
+import { readFileSync } from 'node:fs';
+import { asBytes, type HighwayKey, keyToWords, wordsToBig } from './hasher.js';
+
+/** Largest slice of input copied into WebAssembly memory at once. */
+const chunkBytesMax = 1 << 20;
+/** Keys per batch call into WebAssembly. */
+const batchKeysMax = 1 << 16;
+const STATE_BYTES = 128;
+const KEY = 128;
+const PACKET = 160;
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  OUT: WebAssembly.Global;
+  INPUT: WebAssembly.Global;
+  reset(): void;
+  update(ptr: number, len: number): void;
+  remainder(ptr: number, size: number): void;
+  finalize64(): void;
+  finalize128(): void;
+  finalize256(): void;
+  hash(ptr: number, len: number, bits: number): void;
+  batch64(buf: number, offs: number, lens: number, n: number, out: number): void;
+}
+
+export interface WasmEngine {
+  hash(key: Uint32Array, data: Uint8Array, bits: 64 | 128 | 256, into: Uint32Array): Uint32Array;
+  batch64(
+    key: Uint32Array,
+    buf: Uint8Array,
+    offs: Uint32Array,
+    lens: Uint32Array,
+    out: BigUint64Array | Uint32Array,
+  ): void;
+  createHasher(key: HighwayKey): WasmHasher;
+}
+
+/** The engine, or undefined when the module is missing or this runtime has no WebAssembly SIMD. */
+export function loadWasm(): WasmEngine | undefined {
+  let ex: Exports;
+  try {
+    const bytes = readFileSync(new URL('../build/highwayhash.wasm', import.meta.url));
+    const mod = new WebAssembly.Module(bytes);
+    ex = new WebAssembly.Instance(mod, { env: { abort: () => undefined } }).exports as unknown as Exports;
+  } catch {
+    return undefined;
+  }
+  return new Engine(ex);
+}
+
+class Engine implements WasmEngine {
+  readonly input: number;
+  readonly outPtr: number;
+  mem!: Uint8Array;
+  mem32!: Uint32Array;
+
+  constructor(readonly ex: Exports) {
+    this.input = ex.INPUT.value as number;
+    this.outPtr = ex.OUT.value as number;
+    this.ensure(chunkBytesMax);
+  }
+
+  /** Grows memory so that `bytes` fit from INPUT on; refreshes the views. */
+  ensure(bytes: number): void {
+    const need = this.input + bytes;
+    const have = this.ex.memory.buffer.byteLength;
+    if (need > have) this.ex.memory.grow(Math.ceil((need - have) / 65536));
+    if (this.mem?.buffer !== this.ex.memory.buffer) {
+      this.mem = new Uint8Array(this.ex.memory.buffer);
+      this.mem32 = new Uint32Array(this.ex.memory.buffer);
+    }
+  }
+
+  setKey(key: Uint32Array): void {
+    this.mem32.set(key, KEY >>> 2);
+  }
+
+  hash(key: Uint32Array, data: Uint8Array, bits: 64 | 128 | 256, into: Uint32Array): Uint32Array {
+    const ex = this.ex;
+    this.setKey(key);
+    if (data.length <= chunkBytesMax) {
+      this.mem.set(data, this.input);
+      ex.hash(this.input, data.length, bits);
+    } else {
+      ex.reset();
+      this.absorb(data);
+      this.finish(bits);
+    }
+    const o = this.outPtr >>> 2;
+    for (let i = 0; i < bits >>> 5; i++) into[i] = this.mem32[o + i]!;
+    return into;
+  }
+
+  /** Absorbs data into the current state, chunk by chunk; the tail (length mod 32) is absorbed too. */
+  absorb(data: Uint8Array): void {
+    const whole = data.length & ~31;
+    for (let off = 0; off < whole; off += chunkBytesMax) {
+      const end = Math.min(whole, off + chunkBytesMax);
+      this.mem.set(data.subarray(off, end), this.input);
+      this.ex.update(this.input, end - off);
+    }
+    const rest = data.length - whole;
+    if (rest) {
+      this.mem.set(data.subarray(whole), this.input);
+      this.ex.remainder(this.input, rest);
+    }
+  }
+
+  finish(bits: number): void {
+    if (bits === 64) this.ex.finalize64();
+    else if (bits === 128) this.ex.finalize128();
+    else this.ex.finalize256();
+  }
+
+  batch64(
+    key: Uint32Array,
+    buf: Uint8Array,
+    offs: Uint32Array,
+    lens: Uint32Array,
+    out: BigUint64Array | Uint32Array,
+  ): void {
+    this.setKey(key);
+    const n = offs.length;
+    for (let first = 0; first < n; first += batchKeysMax) {
+      const count = Math.min(batchKeysMax, n - first);
+      let lo = Number.MAX_SAFE_INTEGER;
+      let hi = 0;
+      for (let i = first; i < first + count; i++) {
+        const o = offs[i]!;
+        if (o < lo) lo = o;
+        const e = o + lens[i]!;
+        if (e > hi) hi = e;
+      }
+      if (hi < lo) hi = lo;
+      const span = hi - lo;
+      const offsPtr = (this.input + span + 7) & ~7;
+      const lensPtr = offsPtr + 4 * count;
+      const outPtr = lensPtr + 4 * count;
+      this.ensure(outPtr + 8 * count - this.input);
+      this.mem.set(buf.subarray(lo, hi), this.input);
+      const o32 = this.mem32.subarray(offsPtr >>> 2, (offsPtr >>> 2) + count);
+      for (let i = 0; i < count; i++) o32[i] = offs[first + i]! - lo;
+      this.mem32.set(lens.subarray(first, first + count), lensPtr >>> 2);
+      this.ex.batch64(this.input, offsPtr, lensPtr, count, outPtr);
+      if (out instanceof BigUint64Array)
+        out.set(new BigUint64Array(this.ex.memory.buffer, outPtr, count), first);
+      else out.set(this.mem32.subarray(outPtr >>> 2, (outPtr >>> 2) + 2 * count), 2 * first);
+    }
+  }
+
+  createHasher(key: HighwayKey): WasmHasher {
+    return new WasmHasher(this, key);
+  }
+}
+
+/** A streaming hasher on the WebAssembly core; keeps its own state and a 32-byte pending buffer. */
+export class WasmHasher {
+  private readonly key = new Uint32Array(8);
+  private readonly state = new Uint8Array(STATE_BYTES);
+  private readonly pending = new Uint8Array(32);
+  private pendingLen = 0;
+  private readonly out = new Uint32Array(8);
+
+  constructor(
+    private readonly e: Engine,
+    key: HighwayKey,
+  ) {
+    this.reset(key);
+  }
+
+  reset(key?: HighwayKey): this {
+    if (key !== undefined) keyToWords(key, this.key);
+    this.e.setKey(this.key);
+    this.e.ex.reset();
+    this.state.set(this.e.mem.subarray(0, STATE_BYTES));
+    this.pendingLen = 0;
+    return this;
+  }
+
+  update(data: Uint8Array): this {
+    data = asBytes(data);
+    const e = this.e;
+    let off = 0;
+    if (this.pendingLen + data.length < 32) {
+      this.pending.set(data, this.pendingLen);
+      this.pendingLen += data.length;
+      return this;
+    }
+    e.mem.set(this.state, 0);
+    if (this.pendingLen > 0) {
+      off = 32 - this.pendingLen;
+      this.pending.set(data.subarray(0, off), this.pendingLen);
+      e.mem.set(this.pending, e.input);
+      e.ex.update(e.input, 32);
+      this.pendingLen = 0;
+    }
+    const rest = data.subarray(off);
+    const whole = rest.length & ~31;
+    for (let p = 0; p < whole; p += chunkBytesMax) {
+      const end = Math.min(whole, p + chunkBytesMax);
+      e.mem.set(rest.subarray(p, end), e.input);
+      e.ex.update(e.input, end - p);
+    }
+    this.pending.set(rest.subarray(whole), 0);
+    this.pendingLen = rest.length - whole;
+    this.state.set(e.mem.subarray(0, STATE_BYTES));
+    return this;
+  }
+
+  private final(bits: 64 | 128 | 256): Uint32Array {
+    const e = this.e;
+    e.mem.set(this.state, 0);
+    if (this.pendingLen > 0) {
+      e.mem.set(this.pending.subarray(0, this.pendingLen), PACKET + 256);
+      e.ex.remainder(PACKET + 256, this.pendingLen);
+    }
+    e.finish(bits);
+    const o = e.outPtr >>> 2;
+    for (let i = 0; i < bits >>> 5; i++) this.out[i] = e.mem32[o + i]!;
+    return this.out;
+  }
+
+  digest64(): bigint {
+    const w = this.final(64);
+    return (BigInt(w[1]!) << 32n) | BigInt(w[0]!);
+  }
+
+  digest128(): BigUint64Array {
+    return wordsToBig(this.final(128), 2);
+  }
+
+  digest256(): BigUint64Array {
+    return wordsToBig(this.final(256), 4);
+  }
+}

@@ -1,0 +1,162 @@
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  createHasher,
+  hash64,
+  hash64Batch,
+  hash64Words,
+  hash128,
+  hash256,
+  implementation,
+  sipHash13,
+  sipHash24,
+  useImplementation,
+} from '../src/index.js';
+
+// Reference vectors from google/highwayhash (provenance inside the fixture).
+const v = JSON.parse(readFileSync(new URL('./fixtures/highwayhash.json', import.meta.url), 'utf8'));
+const hex = (b: bigint) => b.toString(16).padStart(16, '0');
+const keyOf = (words: string[]) => BigUint64Array.from(words.map((h) => BigInt(`0x${h}`)));
+const key = keyOf(v.key_u64_hex);
+const keyBytes = Uint8Array.from(Buffer.from(v.key_bytes_hex, 'hex'));
+const input = (len: number) => Uint8Array.from({ length: len }, (_, i) => i & 0xff);
+const cases: { len: number; h64: string; h128: string[]; h256: string[] }[] = [
+  ...v.cases,
+  ...v.derived_cases.cases,
+];
+
+const start = implementation();
+afterAll(() => useImplementation(start));
+
+for (const impl of ['wasm', 'ts'] as const) {
+  describe(`HighwayHash (${impl})`, () => {
+    it('matches every reference vector, one-shot and streaming', () => {
+      useImplementation(impl);
+      for (const c of cases) {
+        const d = input(c.len);
+        expect(hex(hash64(key, d)), `len ${c.len}`).toBe(c.h64);
+        expect([...hash128(key, d)].map(hex), `len ${c.len}`).toEqual(c.h128);
+        expect([...hash256(key, d)].map(hex), `len ${c.len}`).toEqual(c.h256);
+        expect(hex(hash64(keyBytes, d))).toBe(c.h64);
+        const h = createHasher(key);
+        for (let i = 0; i < d.length; i += 13) h.update(d.subarray(i, i + 13));
+        expect(hex(h.digest64())).toBe(c.h64);
+        expect([...h.reset().update(d).digest256()].map(hex)).toEqual(c.h256);
+      }
+      for (const c of v.extra_cases.cases) {
+        const k = keyOf(v.extra_cases.key_u64_hex);
+        const d = Uint8Array.from(Buffer.from(c.input_hex, 'hex'));
+        expect(hex(hash64(k, d))).toBe(c.h64);
+        expect([...hash128(k, d)].map(hex)).toEqual(c.h128);
+      }
+    });
+
+    it('streaming over random splits equals one-shot (property)', () => {
+      useImplementation(impl);
+      fc.assert(
+        fc.property(
+          fc.uint8Array({ maxLength: 700 }),
+          fc.array(fc.nat(80), { maxLength: 20 }),
+          (data, cuts) => {
+            const h = createHasher(key);
+            let p = 0;
+            for (const c of cuts) {
+              h.update(data.subarray(p, p + c));
+              p += c;
+            }
+            h.update(data.subarray(p));
+            expect(h.digest64()).toBe(hash64(key, data));
+            expect([...h.reset().update(data).digest128()]).toEqual([...hash128(key, data)]);
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+
+    it('the batch form equals single calls, into BigUint64Array and Uint32Array', () => {
+      useImplementation(impl);
+      const buf = input(3000).map((x) => (x * 7) & 0xff);
+      const offs = Uint32Array.from({ length: 200 }, (_, i) => (i * 37) % 2800);
+      const lens = Uint32Array.from({ length: 200 }, (_, i) => i % 190);
+      const out = new BigUint64Array(200);
+      const out32 = new Uint32Array(400);
+      hash64Batch(key, buf, offs, lens, out);
+      hash64Batch(key, buf, offs, lens, out32);
+      for (let i = 0; i < 200; i++) {
+        const want = hash64(key, buf.subarray(offs[i]!, offs[i]! + lens[i]!));
+        expect(out[i]).toBe(want);
+        expect((BigInt(out32[2 * i + 1]!) << 32n) | BigInt(out32[2 * i]!)).toBe(want);
+      }
+    });
+
+    it('hashes large inputs across chunk boundaries and unaligned views', () => {
+      useImplementation(impl);
+      const big = new Uint8Array((3 << 20) + 45).map((_, i) => (i * 31) >>> 3);
+      const h = createHasher(key);
+      h.update(big.subarray(0, 1000001)).update(big.subarray(1000001));
+      expect(h.digest64()).toBe(hash64(key, big));
+      const unaligned = big.subarray(3, 3 + 1000);
+      expect(hash64(key, unaligned)).toBe(hash64(key, Uint8Array.from(unaligned)));
+    });
+  });
+}
+
+describe('WebAssembly and TypeScript agree', () => {
+  it('on random keys and every length 0..1100, and a few large ones (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 1100, maxLength: 1100 }),
+        (k, data) => {
+          for (let len = 0; len <= 1100; len += 1 + (len % 3)) {
+            const d = data.subarray(0, len);
+            useImplementation('wasm');
+            const a = [hash64(k, d), ...hash128(k, d), ...hash256(k, d)];
+            useImplementation('ts');
+            const b = [hash64(k, d), ...hash128(k, d), ...hash256(k, d)];
+            expect(a).toEqual(b);
+          }
+        },
+      ),
+      { numRuns: 4 },
+    );
+    const big = new Uint8Array(5 << 20).map((_, i) => i ^ (i >>> 11));
+    useImplementation('wasm');
+    const a = hash256(key, big);
+    useImplementation('ts');
+    expect([...hash256(key, big)]).toEqual([...a]);
+  });
+
+  it('hash64Words gives the same words without BigInt', () => {
+    const w = hash64Words(key, input(40), new Uint32Array(2));
+    expect((BigInt(w[1]!) << 32n) | BigInt(w[0]!)).toBe(hash64(key, input(40)));
+  });
+});
+
+describe('SipHash', () => {
+  const k16 = Uint8Array.from({ length: 16 }, (_, i) => i);
+  it('matches the reference SipHash-2-4 and SipHash-1-3 outputs', () => {
+    for (const [name, f] of [
+      ['sip24', sipHash24],
+      ['sip13', sipHash13],
+    ] as const) {
+      const cs = [...v.siphash[name].cases, ...(v.siphash[`${name}_derived`]?.cases ?? [])];
+      expect(cs.length).toBeGreaterThan(10);
+      for (const c of cs) expect(hex(f(k16, input(c.len))), `${name} len ${c.len}`).toBe(c.h);
+    }
+  });
+});
+
+describe('bad input', () => {
+  it('names what was expected', () => {
+    expect(() => hash64(new BigUint64Array(3), input(1))).toThrow(/4 words, got 3/);
+    expect(() => hash64(new Uint8Array(31), input(1))).toThrow(/32 bytes, got 31/);
+    expect(() => hash64('key' as unknown as Uint8Array, input(1))).toThrow(TypeError);
+    expect(() => hash64(key, 'text' as unknown as Uint8Array)).toThrow(/expected a Uint8Array/);
+    expect(() => sipHash24(new Uint8Array(8), input(1))).toThrow(/16 bytes, got 8 bytes/);
+    expect(() =>
+      hash64Batch(key, input(10), Uint32Array.of(5), Uint32Array.of(9), new BigUint64Array(1)),
+    ).toThrow(RangeError);
+  });
+});
