@@ -1,9 +1,82 @@
-import type { Command, DemoStep } from '@strata/cli';
+/**
+ * @strata/objstore: the ObjectStore contract, its backends (file:, mem:, s3:) and the layers that go in
+ * front of them with the same contract: tiers (express / standard / auto), a WAL with group commit, a
+ * bounded read cache and injected latency.
+ */
+import type { ObjectStore } from './contract.js';
+import {
+  CachedStore,
+  type LatencyProfile,
+  LatencyStore,
+  latencyProfiles,
+  type StorageClass,
+  TieredStore,
+} from './layers.js';
+import { openBackend } from './url.js';
+import { type WalOptions, WalStore } from './wal.js';
 
+export { FileStore } from './backends/file.js';
+export { compareKeys, MemStore } from './backends/mem.js';
+export { type S3Location, S3Store } from './backends/s3.js';
+export { commands, demos } from './cli.js';
 export * from './contract.js';
+export { costReport, loadPrices, type PriceTable, type Workload } from './cost.js';
+export { keyBytesMax, validateKey } from './keys.js';
+export {
+  CachedStore,
+  type CacheStats,
+  type LatencyDist,
+  type LatencyProfile,
+  LatencyStore,
+  latencyProfiles,
+  mulberry32,
+  type StorageClass,
+  StoreWrapper,
+  TieredStore,
+  type TierOptions,
+} from './layers.js';
+export { parseStoreUrl, type StoreLocation, StoreUrlError } from './url.js';
+export { etagOf } from './util.js';
+export { decodeRecords, type WalOptions, type WalStats, WalStore } from './wal.js';
 
-/** This package's `strata` subcommands. */
-export const commands: Command[] = [];
+export interface OpenStoreOptions {
+  /** Resolve relative file: paths against this directory. */
+  cwd?: string;
+  /** Inject latency: a published-figure profile or your own. */
+  latency?: 'standard' | 'express' | LatencyProfile;
+  /** Tiers: `url` is the standard tier; this is the express tier and the class per key prefix. */
+  tiers?: {
+    expressUrl: string;
+    classes?: Record<string, StorageClass>;
+    defaultClass?: StorageClass;
+    idleMsBeforeStandard?: number;
+    expressLatency?: 'express' | LatencyProfile;
+  };
+  /** A WAL in front (on a local directory, the express tier). */
+  wal?: WalOptions;
+  /** A read cache in front, bounded in bytes. */
+  cacheBytes?: number;
+}
 
-/** This package's steps of `strata demo`. */
-export const demos: DemoStep[] = [];
+/**
+ * Opens an `ObjectStore` for any storage URL (`file:`, `mem:`, `s3://`), with tiers, a WAL and a cache as
+ * options. Layers stack as: cache -> WAL -> tiers -> latency -> backend.
+ */
+export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<ObjectStore> {
+  const withLatency = (s: ObjectStore, l?: 'standard' | 'express' | LatencyProfile) =>
+    l === undefined ? s : new LatencyStore(s, typeof l === 'string' ? latencyProfiles[l] : l);
+  let store: ObjectStore = withLatency(await openBackend(url, opts), opts.latency);
+  if (opts.tiers) {
+    const express = withLatency(await openBackend(opts.tiers.expressUrl, opts), opts.tiers.expressLatency);
+    store = new TieredStore(express, store, {
+      ...(opts.tiers.classes ? { classes: opts.tiers.classes } : {}),
+      ...(opts.tiers.defaultClass ? { defaultClass: opts.tiers.defaultClass } : {}),
+      ...(opts.tiers.idleMsBeforeStandard !== undefined
+        ? { idleMsBeforeStandard: opts.tiers.idleMsBeforeStandard }
+        : {}),
+    });
+  }
+  if (opts.wal) store = await WalStore.open(store, opts.wal);
+  if (opts.cacheBytes !== undefined) store = new CachedStore(store, opts.cacheBytes);
+  return store;
+}

@@ -1,0 +1,254 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  type GetOptions,
+  type ListOptions,
+  type ListPage,
+  NotFoundError,
+  type ObjectInfo,
+  type ObjectStore,
+  ObjectStoreError,
+  type PutOptions,
+} from '../contract.js';
+import { validateKey, validatePrefix } from '../keys.js';
+import { checkPrecondition, collectBody, etagOf, sliceRange } from '../util.js';
+import { compareKeys } from './mem.js';
+
+/**
+ * The embedded default backend. Each object is one file under `objects/`, named by the hex of its key's
+ * UTF-8 bytes (so names sort like keys; a long key is truncated and suffixed with a digest), holding a
+ * header (magic, etag, the full key) and then the bytes. A put writes a temp file, fsyncs it, renames
+ * it over the old one and fsyncs the directory, so a crash leaves the old or the new object, never a torn
+ * one. Conditional puts hold a per-key lock file (created with O_EXCL, so it works across processes).
+ */
+const MAGIC = 'STRATAOBJ1\n';
+/** Fixed part of the header: magic (11) + etag (32) + key length (u16 LE, 2) + newline (1). */
+const HEADER_FIXED = 46;
+/** Longest file name used, in hex characters (file systems allow 255 bytes). */
+const nameHexMax = 200;
+/** How long a conditional put waits for another writer's lock on the same key. */
+const lockWaitMsMax = 10_000;
+/** A lock older than this is left over from a crash and is broken. */
+const lockStaleMs = 30_000;
+
+function encodeKey(key: string): string {
+  const hex = Buffer.from(key, 'utf8').toString('hex');
+  if (hex.length <= nameHexMax) return hex;
+  return `${hex.slice(0, nameHexMax)}~${etagOf(Buffer.from(key, 'utf8')).slice(0, 16)}`;
+}
+
+function hexPart(name: string): string {
+  const i = name.indexOf('~');
+  return i < 0 ? name : name.slice(0, i);
+}
+
+export class FileStore implements ObjectStore {
+  private readonly objDir: string;
+  private readonly tmpDir: string;
+  private ready: Promise<void>;
+
+  constructor(
+    readonly root: string,
+    readonly url = `file:${root}`,
+  ) {
+    this.objDir = join(root, 'objects');
+    this.tmpDir = join(root, 'tmp');
+    const objDir = this.objDir;
+    const tmpDir = this.tmpDir;
+    this.ready = (async () => {
+      await mkdir(objDir, { recursive: true });
+      await mkdir(tmpDir, { recursive: true });
+    })();
+  }
+
+  private path(key: string): string {
+    return join(this.objDir, encodeKey(key));
+  }
+
+  async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
+    validateKey(key);
+    await this.ready;
+    const data = await collectBody(body);
+    const etag = etagOf(data);
+    const tmp = join(this.tmpDir, `${randomBytes(8).toString('hex')}.tmp`);
+    const keyBytes = Buffer.from(key, 'utf8');
+    const header = Buffer.alloc(HEADER_FIXED + keyBytes.length);
+    header.write(MAGIC, 0, 'latin1');
+    header.write(etag, MAGIC.length, 'latin1');
+    header.writeUInt16LE(keyBytes.length, MAGIC.length + 32);
+    header[HEADER_FIXED - 1] = 0x0a;
+    keyBytes.copy(header, HEADER_FIXED);
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writev([header, data]);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const conditional = opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined;
+    const unlock = conditional ? await this.lock(key) : undefined;
+    try {
+      if (conditional) checkPrecondition(key, (await this.head(key))?.etag, opts);
+      await rename(tmp, this.path(key));
+      await this.syncDir(this.objDir);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    } finally {
+      await unlock?.();
+    }
+    return etag;
+  }
+
+  private async syncDir(dir: string): Promise<void> {
+    const d = await open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  }
+
+  private async lock(key: string): Promise<() => Promise<void>> {
+    const p = `${join(this.tmpDir, encodeKey(key).slice(0, 200))}.lock`;
+    const t0 = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      let fh: FileHandle | undefined;
+      try {
+        fh = await open(p, 'wx');
+        await fh.close();
+        return () => unlink(p).catch(() => undefined);
+      } catch (e) {
+        await fh?.close();
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const st = await stat(p).catch(() => undefined);
+        if (st && Date.now() - st.mtimeMs > lockStaleMs) await unlink(p).catch(() => undefined);
+        if (Date.now() - t0 > lockWaitMsMax)
+          throw new ObjectStoreError(`timed out after ${lockWaitMsMax} ms waiting for the lock on '${key}'`);
+        await new Promise((r) => setTimeout(r, Math.min(50, 1 + attempt) * Math.random()));
+      }
+    }
+  }
+
+  private async readHeader(fh: FileHandle, what: string): Promise<ObjectInfo & { headerBytes: number }> {
+    const st = await fh.stat();
+    const h = Buffer.alloc(HEADER_FIXED + 1024);
+    const { bytesRead } = await fh.read(h, 0, h.length, 0);
+    const parsed = parseHeader(h.subarray(0, bytesRead));
+    if (!parsed || st.size < parsed.headerBytes)
+      throw new ObjectStoreError(`object file ${what} in ${this.root} is corrupt: bad header`);
+    return { ...parsed, size: st.size - parsed.headerBytes, modifiedMs: st.mtimeMs };
+  }
+
+  async get(key: string, opts: GetOptions = {}): Promise<Uint8Array> {
+    validateKey(key);
+    await this.ready;
+    let buf: Buffer;
+    try {
+      buf = await readFile(this.path(key));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(key);
+      throw e;
+    }
+    const h = parseHeader(buf);
+    if (!h || h.key !== key)
+      throw new ObjectStoreError(`object '${key}' in ${this.root} is corrupt: bad header`);
+    return sliceRange(buf.subarray(h.headerBytes), opts.range);
+  }
+
+  async getStream(key: string, opts: GetOptions = {}): Promise<Readable> {
+    validateKey(key);
+    await this.ready;
+    const info = await this.headWithOffset(key);
+    if (!info) throw new NotFoundError(key);
+    if (opts.range) sliceRange(new Uint8Array(info.size), opts.range);
+    const start = info.headerBytes + (opts.range?.start ?? 0);
+    const end = info.headerBytes + Math.min(info.size - 1, opts.range?.end ?? info.size - 1);
+    if (end < start) return createReadStream('/dev/null');
+    return createReadStream(this.path(key), { start, end, highWaterMark: 1 << 20 });
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    validateKey(key);
+    const h = await this.headWithOffset(key);
+    if (!h) return undefined;
+    return { key: h.key, size: h.size, etag: h.etag, modifiedMs: h.modifiedMs };
+  }
+
+  private async headWithOffset(key: string): Promise<(ObjectInfo & { headerBytes: number }) | undefined> {
+    await this.ready;
+    return this.headFile(this.path(key), key);
+  }
+
+  private async headFile(
+    path: string,
+    what: string,
+  ): Promise<(ObjectInfo & { headerBytes: number }) | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    try {
+      return await this.readHeader(fh, what);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
+    validatePrefix(prefix);
+    await this.ready;
+    // hex of UTF-8 sorts exactly like the UTF-8 bytes do; names of long keys are checked by their header
+    const hexPrefix = Buffer.from(prefix, 'utf8').toString('hex').slice(0, nameHexMax);
+    const afterHex =
+      opts.startAfter === undefined
+        ? undefined
+        : Buffer.from(opts.startAfter, 'utf8').toString('hex').slice(0, nameHexMax);
+    const names = (await readdir(this.objDir))
+      .filter((n) => hexPart(n).startsWith(hexPrefix) && (afterHex === undefined || hexPart(n) >= afterHex))
+      .sort();
+    const limit = opts.limit ?? 1000;
+    const found: ObjectInfo[] = [];
+    for (const name of names) {
+      const short = !name.includes('~');
+      if (short) {
+        const key = Buffer.from(name, 'hex').toString('utf8');
+        if (opts.startAfter !== undefined && compareKeys(key, opts.startAfter) <= 0) continue;
+        if (found.length > limit) break;
+      }
+      const h = await this.headFile(join(this.objDir, name), name);
+      if (!h || !h.key.startsWith(prefix)) continue; // deleted meanwhile
+      if (opts.startAfter !== undefined && compareKeys(h.key, opts.startAfter) <= 0) continue;
+      found.push({ key: h.key, size: h.size, etag: h.etag, modifiedMs: h.modifiedMs });
+    }
+    found.sort((a, b) => compareKeys(a.key, b.key));
+    const objects = found.slice(0, limit);
+    return found.length > limit ? { objects, nextStartAfter: objects[objects.length - 1]!.key } : { objects };
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    await this.ready;
+    await rm(this.path(key), { force: true });
+    await this.syncDir(this.objDir);
+  }
+
+  async close(): Promise<void> {}
+}
+
+function parseHeader(h: Buffer): { key: string; etag: string; headerBytes: number } | undefined {
+  if (h.length < HEADER_FIXED || h.toString('latin1', 0, MAGIC.length) !== MAGIC) return undefined;
+  const keyLen = h.readUInt16LE(MAGIC.length + 32);
+  if (h.length < HEADER_FIXED + keyLen || h[HEADER_FIXED - 1] !== 0x0a) return undefined;
+  return {
+    etag: h.toString('latin1', MAGIC.length, MAGIC.length + 32),
+    key: h.toString('utf8', HEADER_FIXED, HEADER_FIXED + keyLen),
+    headerBytes: HEADER_FIXED + keyLen,
+  };
+}

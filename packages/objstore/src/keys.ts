@@ -1,0 +1,23 @@
+import { InvalidKeyError } from './contract.js';
+
+/** Longest key in UTF-8 bytes (S3's limit). */
+export const keyBytesMax = 1024;
+
+/** Throws {@link InvalidKeyError} unless `key` is a valid object key (see the contract). */
+export function validateKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string') throw new InvalidKeyError(String(key), `expected a string, got ${typeof key}`);
+  if (key.length === 0) throw new InvalidKeyError(key, 'the key is empty');
+  if (key.includes('\0')) throw new InvalidKeyError(key, 'the key contains a NUL byte');
+  if (key.startsWith('/')) throw new InvalidKeyError(key, "the key starts with '/'");
+  const bytes = Buffer.byteLength(key, 'utf8');
+  if (bytes > keyBytesMax)
+    throw new InvalidKeyError(key, `the key is ${bytes} bytes, at most ${keyBytesMax} allowed`);
+  for (const seg of key.split('/')) {
+    if (seg === '..' || seg === '.') throw new InvalidKeyError(key, `the key has a '${seg}' segment`);
+  }
+}
+
+/** Validates a list prefix (may be empty). */
+export function validatePrefix(prefix: string): void {
+  if (prefix !== '') validateKey(prefix.endsWith('/') ? `${prefix}x` : prefix);
+}

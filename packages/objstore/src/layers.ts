@@ -1,0 +1,340 @@
+/**
+ * Layers that wrap any ObjectStore with the same contract: a bounded read cache, injected latency (to
+ * model S3 Standard and S3 Express on one machine), and tiers (express / standard / auto).
+ */
+import type { Readable } from 'node:stream';
+import { compareKeys } from './backends/mem.js';
+import type { GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './contract.js';
+import { NotFoundError } from './contract.js';
+import { sliceRange } from './util.js';
+
+/** Base for wrappers: forwards everything to `inner`. */
+export abstract class StoreWrapper implements ObjectStore {
+  constructor(protected readonly inner: ObjectStore) {}
+  get url(): string {
+    return this.inner.url;
+  }
+  put(key: string, body: Uint8Array | Readable, opts?: PutOptions): Promise<string> {
+    return this.inner.put(key, body, opts);
+  }
+  get(key: string, opts?: GetOptions): Promise<Uint8Array> {
+    return this.inner.get(key, opts);
+  }
+  getStream(key: string, opts?: GetOptions): Promise<Readable> {
+    return this.inner.getStream(key, opts);
+  }
+  head(key: string): Promise<ObjectInfo | undefined> {
+    return this.inner.head(key);
+  }
+  list(prefix: string, opts?: ListOptions): Promise<ListPage> {
+    return this.inner.list(prefix, opts);
+  }
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  bytes: number;
+  entries: number;
+}
+
+/**
+ * A read cache bounded in bytes (LRU). Whole objects are cached on get; range gets are served from a
+ * cached whole object. Writes and deletes through this store invalidate; writes by other clients are
+ * seen once the entry is evicted (the cache is for immutable or single-writer data, as in Strata).
+ */
+export class CachedStore extends StoreWrapper {
+  private readonly entries = new Map<string, { data: Uint8Array; etag: string }>();
+  private bytes = 0;
+  readonly stats: CacheStats = { hits: 0, misses: 0, bytes: 0, entries: 0 };
+
+  constructor(
+    inner: ObjectStore,
+    /** Bound on cached bytes. */
+    readonly cacheBytesMax = 256 * 2 ** 20,
+    /** Objects larger than this are never cached. */
+    readonly objectBytesMax = Math.max(1, Math.floor(cacheBytesMax / 8)),
+  ) {
+    super(inner);
+  }
+
+  private drop(key: string): void {
+    const e = this.entries.get(key);
+    if (e) {
+      this.bytes -= e.data.length;
+      this.entries.delete(key);
+    }
+    this.stats.bytes = this.bytes;
+    this.stats.entries = this.entries.size;
+  }
+
+  override async put(key: string, body: Uint8Array | Readable, opts?: PutOptions): Promise<string> {
+    this.drop(key);
+    const etag = await this.inner.put(key, body, opts);
+    this.drop(key);
+    return etag;
+  }
+
+  override async delete(key: string): Promise<void> {
+    this.drop(key);
+    await this.inner.delete(key);
+  }
+
+  override async get(key: string, opts: GetOptions = {}): Promise<Uint8Array> {
+    const e = this.entries.get(key);
+    if (e) {
+      this.stats.hits++;
+      this.entries.delete(key); // move to the most-recent end
+      this.entries.set(key, e);
+      return Uint8Array.from(sliceRange(e.data, opts.range));
+    }
+    this.stats.misses++;
+    const info = await this.inner.head(key);
+    if (!info) throw new NotFoundError(key);
+    if (info.size > this.objectBytesMax) return this.inner.get(key, opts);
+    const data = await this.inner.get(key);
+    this.entries.set(key, { data, etag: info.etag });
+    this.bytes += data.length;
+    while (this.bytes > this.cacheBytesMax) {
+      const oldest = this.entries.keys().next().value as string;
+      this.drop(oldest);
+    }
+    this.stats.bytes = this.bytes;
+    this.stats.entries = this.entries.size;
+    return Uint8Array.from(sliceRange(data, opts.range));
+  }
+}
+
+/** Latency of one operation: a log-normal distribution given by its median and 99th percentile, in ms. */
+export interface LatencyDist {
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export type LatencyProfile = Record<'put' | 'get' | 'head' | 'list' | 'delete', LatencyDist>;
+
+/**
+ * Published-figure defaults. S3 Express One Zone is sold on "consistent single-digit millisecond" access;
+ * AWS's S3 performance guidance puts Standard's first-byte latency for small objects around 100-200 ms at
+ * the tail and tens of ms typically. These are models for benchmarks and simulations, not measurements.
+ */
+export const latencyProfiles: Record<'standard' | 'express', LatencyProfile> = {
+  standard: {
+    put: { p50Ms: 30, p99Ms: 150 },
+    get: { p50Ms: 20, p99Ms: 120 },
+    head: { p50Ms: 15, p99Ms: 80 },
+    list: { p50Ms: 40, p99Ms: 200 },
+    delete: { p50Ms: 20, p99Ms: 100 },
+  },
+  express: {
+    put: { p50Ms: 5, p99Ms: 12 },
+    get: { p50Ms: 3, p99Ms: 8 },
+    head: { p50Ms: 2, p99Ms: 6 },
+    list: { p50Ms: 5, p99Ms: 15 },
+    delete: { p50Ms: 3, p99Ms: 8 },
+  },
+};
+
+/** Seeded PRNG (mulberry32), so latency schedules replay. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Adds a delay drawn from a log-normal distribution per operation before passing it on. */
+export class LatencyStore extends StoreWrapper {
+  private readonly rand: () => number;
+  constructor(
+    inner: ObjectStore,
+    readonly profile: LatencyProfile,
+    seed = 1,
+  ) {
+    super(inner);
+    this.rand = mulberry32(seed);
+  }
+
+  /** A delay in ms: exp(mu + sigma z), with mu = ln p50 and sigma from p99 (z99 = 2.326). */
+  sample(d: LatencyDist): number {
+    const u1 = Math.max(1e-12, this.rand());
+    const u2 = this.rand();
+    const z = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+    const sigma = Math.log(d.p99Ms / d.p50Ms) / 2.326;
+    return Math.exp(Math.log(d.p50Ms) + sigma * z);
+  }
+
+  private wait(op: keyof LatencyProfile): Promise<void> {
+    return new Promise((r) => setTimeout(r, this.sample(this.profile[op])));
+  }
+
+  override async put(key: string, body: Uint8Array | Readable, opts?: PutOptions): Promise<string> {
+    await this.wait('put');
+    return this.inner.put(key, body, opts);
+  }
+  override async get(key: string, opts?: GetOptions): Promise<Uint8Array> {
+    await this.wait('get');
+    return this.inner.get(key, opts);
+  }
+  override async getStream(key: string, opts?: GetOptions): Promise<Readable> {
+    await this.wait('get');
+    return this.inner.getStream(key, opts);
+  }
+  override async head(key: string): Promise<ObjectInfo | undefined> {
+    await this.wait('head');
+    return this.inner.head(key);
+  }
+  override async list(prefix: string, opts?: ListOptions): Promise<ListPage> {
+    await this.wait('list');
+    return this.inner.list(prefix, opts);
+  }
+  override async delete(key: string): Promise<void> {
+    await this.wait('delete');
+    return this.inner.delete(key);
+  }
+}
+
+export type StorageClass = 'express' | 'standard' | 'auto';
+
+export interface TierOptions {
+  /** Storage class per key prefix (longest prefix wins); keys matching none use `defaultClass`. */
+  classes?: Record<string, StorageClass>;
+  defaultClass?: StorageClass;
+  /** With `auto`: objects not written for this long move from express to standard. */
+  idleMsBeforeStandard?: number;
+}
+
+/**
+ * Two stores behind one contract: `express` (low latency) and `standard` (low cost). The class of a
+ * namespace is configuration: `express` and `standard` pin it; `auto` writes to express and moves objects
+ * to standard after an idle age (`moveIdle()`), serving reads from either.
+ */
+export class TieredStore implements ObjectStore {
+  readonly url: string;
+  constructor(
+    readonly express: ObjectStore,
+    readonly standard: ObjectStore,
+    readonly opts: TierOptions = {},
+  ) {
+    this.url = `tiered(${express.url}, ${standard.url})`;
+  }
+
+  classOf(key: string): StorageClass {
+    let best = '';
+    let cls: StorageClass = this.opts.defaultClass ?? 'standard';
+    for (const [p, c] of Object.entries(this.opts.classes ?? {})) {
+      if (key.startsWith(p) && p.length >= best.length) {
+        best = p;
+        cls = c;
+      }
+    }
+    return cls;
+  }
+
+  private home(key: string): ObjectStore {
+    return this.classOf(key) === 'standard' ? this.standard : this.express;
+  }
+
+  private other(key: string): ObjectStore {
+    return this.home(key) === this.express ? this.standard : this.express;
+  }
+
+  async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
+    if (this.classOf(key) === 'auto' && (opts.ifMatch || opts.ifNoneMatch)) {
+      // the condition must see the object wherever it lives: check the standard copy first
+      const inStd = await this.standard.head(key);
+      if (inStd && !(await this.express.head(key))) {
+        const etag = await this.standard.put(key, body, opts);
+        return etag;
+      }
+    }
+    const etag = await this.home(key).put(key, body, opts);
+    if (this.classOf(key) !== 'auto') await this.other(key).delete(key);
+    else await this.standard.delete(key);
+    return etag;
+  }
+
+  async get(key: string, opts?: GetOptions): Promise<Uint8Array> {
+    try {
+      return await this.home(key).get(key, opts);
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+      return this.other(key).get(key, opts);
+    }
+  }
+
+  async getStream(key: string, opts?: GetOptions): Promise<Readable> {
+    try {
+      return await this.home(key).getStream(key, opts);
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+      return this.other(key).getStream(key, opts);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    return (await this.home(key).head(key)) ?? (await this.other(key).head(key));
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
+    const limit = opts.limit ?? 1000;
+    const [a, b] = await Promise.all([
+      this.express.list(prefix, { ...opts, limit }),
+      this.standard.list(prefix, { ...opts, limit }),
+    ]);
+    const merged = new Map<string, ObjectInfo>();
+    for (const o of [...b.objects, ...a.objects]) merged.set(o.key, o);
+    // a page may end early in either tier: only keys up to the smaller of the two page ends are complete
+    let bound: string | undefined;
+    for (const p of [a, b])
+      if (p.nextStartAfter !== undefined && (bound === undefined || compareKeys(p.nextStartAfter, bound) < 0))
+        bound = p.nextStartAfter;
+    const all = [...merged.values()]
+      .filter((o) => bound === undefined || compareKeys(o.key, bound) <= 0)
+      .sort((x, y) => compareKeys(x.key, y.key));
+    const objects = all.slice(0, limit);
+    const more = bound !== undefined || all.length > limit;
+    return more && objects.length
+      ? { objects, nextStartAfter: objects[objects.length - 1]!.key }
+      : { objects };
+  }
+
+  async delete(key: string): Promise<void> {
+    await Promise.all([this.express.delete(key), this.standard.delete(key)]);
+  }
+
+  /** Moves `auto` objects idle longer than the configured age from express to standard; returns how many moved. */
+  async moveIdle(nowMs = Date.now()): Promise<number> {
+    const idle = this.opts.idleMsBeforeStandard ?? 24 * 3600_000;
+    let moved = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.express.list('', after === undefined ? {} : { startAfter: after });
+      for (const o of page.objects) {
+        if (this.classOf(o.key) !== 'auto' || nowMs - o.modifiedMs < idle) continue;
+        const data = await this.express.get(o.key);
+        await this.standard.put(o.key, data);
+        // delete from express only if it was not rewritten meanwhile
+        const now = await this.express.head(o.key);
+        if (now && now.etag === o.etag) await this.express.delete(o.key);
+        moved++;
+      }
+      if (page.nextStartAfter === undefined) return moved;
+      after = page.nextStartAfter;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.express.close(), this.standard.close()]);
+  }
+}

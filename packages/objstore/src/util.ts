@@ -1,0 +1,57 @@
+import type { Readable } from 'node:stream';
+import { hash128 } from '@strata/highwayhash';
+import { PreconditionFailedError, type PutOptions } from './contract.js';
+
+/** Fixed key for content etags; etags are content digests (like S3's MD5 etags), not secrets. */
+const etagKey = new Uint8Array(32).map((_, i) => 0x5a ^ i);
+
+/** The etag of a body: HighwayHash-128 of its bytes as 32 hex digits. */
+export function etagOf(data: Uint8Array): string {
+  const [a, b] = hash128(etagKey, data);
+  return a!.toString(16).padStart(16, '0') + b!.toString(16).padStart(16, '0');
+}
+
+/** Largest body collected into memory from a stream by backends that need it whole. */
+export const bodyBytesMax = 5 * 2 ** 30;
+
+export async function collectBody(body: Uint8Array | Readable): Promise<Uint8Array> {
+  if (body instanceof Uint8Array) return body;
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    const b = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+    n += b.length;
+    if (n > bodyBytesMax) throw new RangeError(`object body is larger than ${bodyBytesMax} bytes`);
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Throws {@link PreconditionFailedError} unless a put with `opts` may replace an object whose etag is `current`. */
+export function checkPrecondition(key: string, current: string | undefined, opts: PutOptions): void {
+  if (opts.ifNoneMatch === '*' && current !== undefined)
+    throw new PreconditionFailedError(key, 'the object exists (If-None-Match: *)');
+  if (opts.ifMatch !== undefined && current !== normalizeEtag(opts.ifMatch))
+    throw new PreconditionFailedError(
+      key,
+      current === undefined
+        ? 'the object does not exist (If-Match)'
+        : `etag is ${current}, not ${opts.ifMatch}`,
+    );
+}
+
+/** Etags compare without surrounding quotes. */
+export function normalizeEtag(etag: string): string {
+  return etag.replace(/^"(.*)"$/, '$1');
+}
+
+/** The inclusive byte range [start, end] of `data`, clamped; a start past the end is an error. */
+export function sliceRange(data: Uint8Array, range?: { start: number; end: number }): Uint8Array {
+  if (!range) return data;
+  const { start, end } = range;
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start)
+    throw new RangeError(`invalid range ${start}-${end}: expected integers 0 <= start <= end`);
+  if (start >= data.length && data.length > 0)
+    throw new RangeError(`range start ${start} is past the object's ${data.length} bytes`);
+  return data.subarray(start, Math.min(end + 1, data.length));
+}

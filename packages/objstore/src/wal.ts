@@ -1,0 +1,506 @@
+/**
+ * A write-ahead log in front of a (standard-tier) store: small writes are appended to a local WAL on the
+ * express tier with group commit and acknowledged once fsync'd; a background packer writes many of them
+ * as one large "pack" object to the standard store and then truncates the WAL. Reads see acknowledged
+ * writes at once (from memory, then packs, then the store itself).
+ *
+ * WAL record:  u32 bodyLen | u32 lo32(hash64(body)) | u32 hi32(hash64(body)) | body
+ * body:        u8 op (1 put, 2 delete) | u16 keyLen | key | data
+ * Pack object: the records' data back to back, then a JSON index, then u32 indexLen (LE).
+ *
+ * Recovery: packs' indexes are loaded in sequence order, then WAL segments are replayed up to the first
+ * record whose checksum fails (a torn tail from a crash), which is truncated. A single process owns a WAL
+ * directory (a lock file enforces it); that is what makes conditional writes through it atomic.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { hash64Words } from '@strata/highwayhash';
+import { compareKeys } from './backends/mem.js';
+import {
+  type GetOptions,
+  type ListOptions,
+  type ListPage,
+  NotFoundError,
+  type ObjectInfo,
+  type ObjectStore,
+  ObjectStoreError,
+  type PutOptions,
+} from './contract.js';
+import { validateKey, validatePrefix } from './keys.js';
+import { checkPrecondition, collectBody, etagOf, sliceRange } from './util.js';
+
+export interface WalOptions {
+  /** Directory of the WAL segments (the express tier: a local disk). */
+  dir: string;
+  /** Group commit: flush at least this often while writes wait. */
+  flushIntervalMs?: number;
+  /** Group commit: flush as soon as this many bytes wait. */
+  flushBytes?: number;
+  /** Write a pack once this many bytes are in the WAL. */
+  packBytes?: number;
+  /** Write a pack at least this often when the WAL is not empty. */
+  packIntervalMs?: number;
+  /** Writes larger than this bypass the WAL and go to the store directly. */
+  walObjectBytesMax?: number;
+  /** Key prefix of pack objects in the store. */
+  packPrefix?: string;
+}
+
+const HEADER = 12;
+const checksumKey = new Uint8Array(32).map((_, i) => 0xa5 ^ (i * 7));
+/** Bound on bytes waiting for the next group commit; writers beyond it wait (backpressure). */
+const pendingBytesMax = 64 * 2 ** 20;
+
+interface MemEntry {
+  data: Uint8Array | null; // null: deleted
+  etag: string;
+  modifiedMs: number;
+}
+
+interface PackRef {
+  pack: string;
+  offset: number;
+  size: number;
+  etag: string;
+  modifiedMs: number;
+  deleted?: boolean;
+}
+
+export interface WalStats {
+  walAppends: number;
+  groupCommits: number;
+  packsWritten: number;
+  storePuts: number;
+  commitLatencyMs: number[];
+}
+
+function encodeRecord(op: 1 | 2, key: string, data: Uint8Array): Buffer {
+  const k = Buffer.from(key, 'utf8');
+  const body = Buffer.allocUnsafe(3 + k.length + data.length);
+  body[0] = op;
+  body.writeUInt16LE(k.length, 1);
+  k.copy(body, 3);
+  body.set(data, 3 + k.length);
+  const h = hash64Words(checksumKey, body, new Uint32Array(2));
+  const rec = Buffer.allocUnsafe(HEADER + body.length);
+  rec.writeUInt32LE(body.length, 0);
+  rec.writeUInt32LE(h[0]!, 4);
+  rec.writeUInt32LE(h[1]!, 8);
+  body.copy(rec, HEADER);
+  return rec;
+}
+
+/** Parses records from a segment; stops at the first torn or corrupt one and reports where. */
+export function decodeRecords(buf: Uint8Array): {
+  records: { op: number; key: string; data: Uint8Array }[];
+  validBytes: number;
+} {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const records: { op: number; key: string; data: Uint8Array }[] = [];
+  const w = new Uint32Array(2);
+  let p = 0;
+  while (p + HEADER <= b.length) {
+    const len = b.readUInt32LE(p);
+    if (len < 3 || p + HEADER + len > b.length) break;
+    const body = b.subarray(p + HEADER, p + HEADER + len);
+    hash64Words(checksumKey, body, w);
+    if (w[0] !== b.readUInt32LE(p + 4) || w[1] !== b.readUInt32LE(p + 8)) break;
+    const kl = body.readUInt16LE(1);
+    if (3 + kl > len) break;
+    records.push({ op: body[0]!, key: body.toString('utf8', 3, 3 + kl), data: body.subarray(3 + kl) });
+    p += HEADER + len;
+  }
+  return { records, validBytes: p };
+}
+
+export class WalStore implements ObjectStore {
+  readonly url: string;
+  readonly stats: WalStats = {
+    walAppends: 0,
+    groupCommits: 0,
+    packsWritten: 0,
+    storePuts: 0,
+    commitLatencyMs: [],
+  };
+  private readonly o: Required<WalOptions>;
+  private readonly mem = new Map<string, MemEntry>();
+  private readonly packed = new Map<string, PackRef>();
+  private segment = 0;
+  private fh?: FileHandle;
+  private walBytes = 0;
+  private pending: { rec: Buffer; resolve: () => void; reject: (e: unknown) => void; t0: number }[] = [];
+  private pendingBytes = 0;
+  private flushTimer?: NodeJS.Timeout;
+  private packTimer?: NodeJS.Timeout;
+  private flushing: Promise<void> = Promise.resolve();
+  private packing?: Promise<void>;
+  private packSeq = 0;
+  private closed = false;
+  private lockFd = -1;
+
+  private constructor(
+    readonly store: ObjectStore,
+    opts: WalOptions,
+  ) {
+    this.o = {
+      flushIntervalMs: 5,
+      flushBytes: 1 << 20,
+      packBytes: 8 << 20,
+      packIntervalMs: 1000,
+      walObjectBytesMax: 256 << 10,
+      packPrefix: '.wal-packs/',
+      ...opts,
+    };
+    this.url = `wal(${opts.dir}) -> ${store.url}`;
+  }
+
+  /** Opens (and recovers) a WAL directory in front of `store`. */
+  static async open(store: ObjectStore, opts: WalOptions): Promise<WalStore> {
+    const w = new WalStore(store, opts);
+    await w.recover();
+    return w;
+  }
+
+  private async recover(): Promise<void> {
+    await mkdir(this.o.dir, { recursive: true });
+    try {
+      this.lockFd = openSync(join(this.o.dir, 'LOCK'), 'wx');
+    } catch {
+      // a LOCK left by a dead process is broken when its pid is gone
+      const pid = Number((await readFile(join(this.o.dir, 'LOCK'), 'utf8').catch(() => '')).trim());
+      let alive = false;
+      if (pid > 0) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch {
+          alive = false;
+        }
+      }
+      if (alive) throw new ObjectStoreError(`WAL directory ${this.o.dir} is in use by process ${pid}`);
+      await unlink(join(this.o.dir, 'LOCK')).catch(() => undefined);
+      this.lockFd = openSync(join(this.o.dir, 'LOCK'), 'wx');
+    }
+    await writeFile(join(this.o.dir, 'LOCK'), String(process.pid));
+    // packs first (older state), then the WAL (newer)
+    let after: string | undefined;
+    const packs: string[] = [];
+    for (;;) {
+      const page = await this.store.list(this.o.packPrefix, after === undefined ? {} : { startAfter: after });
+      packs.push(...page.objects.map((o) => o.key));
+      if (page.nextStartAfter === undefined) break;
+      after = page.nextStartAfter;
+    }
+    for (const key of packs) {
+      const buf = await this.store.get(key);
+      const n = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).readUInt32LE(buf.length - 4);
+      const index = JSON.parse(
+        Buffer.from(buf.subarray(buf.length - 4 - n, buf.length - 4)).toString('utf8'),
+      ) as [string, number, number, string, number, number][];
+      for (const [k, off, size, etag, mtime, del] of index)
+        this.packed.set(k, {
+          pack: key,
+          offset: off,
+          size,
+          etag,
+          modifiedMs: mtime,
+          ...(del ? { deleted: true } : {}),
+        });
+      this.packSeq = Math.max(
+        this.packSeq,
+        Number(key.slice(this.o.packPrefix.length, this.o.packPrefix.length + 12)) + 1,
+      );
+    }
+    const segs = (await readdir(this.o.dir)).filter((n) => /^\d{12}\.wal$/.test(n)).sort();
+    for (const name of segs) {
+      const buf = await readFile(join(this.o.dir, name));
+      const { records, validBytes } = decodeRecords(buf);
+      for (const r of records) this.applyToMem(r.op, r.key, Uint8Array.from(r.data));
+      if (validBytes < buf.length) {
+        const fh = await open(join(this.o.dir, name), 'r+');
+        await fh.truncate(validBytes);
+        await fh.sync();
+        await fh.close();
+      }
+      this.segment = Math.max(this.segment, Number(name.slice(0, 12)));
+      this.walBytes += validBytes;
+    }
+    await this.openSegment(this.segment + (segs.length ? 1 : 0));
+    this.packTimer = setInterval(() => void this.packNow().catch(() => undefined), this.o.packIntervalMs);
+    this.packTimer.unref();
+  }
+
+  private segName(n: number): string {
+    return join(this.o.dir, `${String(n).padStart(12, '0')}.wal`);
+  }
+
+  private async openSegment(n: number): Promise<void> {
+    this.segment = n;
+    this.fh = await open(this.segName(n), 'a');
+    const d = await open(this.o.dir, 'r');
+    await d.sync();
+    await d.close();
+  }
+
+  private applyToMem(op: number, key: string, data: Uint8Array): void {
+    if (op === 1) this.mem.set(key, { data, etag: etagOf(data), modifiedMs: Date.now() });
+    else this.mem.set(key, { data: null, etag: '', modifiedMs: Date.now() });
+  }
+
+  /** The current etag of `key` as this store sees it (memory, packs, then the store). */
+  private async currentEtag(key: string): Promise<string | undefined> {
+    return (await this.head(key))?.etag;
+  }
+
+  private append(rec: Buffer): Promise<void> {
+    if (this.closed) return Promise.reject(new ObjectStoreError('the WAL store is closed'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ rec, resolve, reject, t0: performance.now() });
+      this.pendingBytes += rec.length;
+      this.stats.walAppends++;
+      if (this.pendingBytes >= this.o.flushBytes) this.scheduleFlush(0);
+      else this.scheduleFlush(this.o.flushIntervalMs);
+    });
+  }
+
+  private scheduleFlush(ms: number): void {
+    if (ms === 0) {
+      if (this.flushTimer) clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+      this.flushing = this.flushing.then(() => this.flush());
+      return;
+    }
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flushing = this.flushing.then(() => this.flush());
+    }, ms);
+  }
+
+  /** One group commit: write every waiting record, fsync once, acknowledge them all. */
+  private async flush(): Promise<void> {
+    const batch = this.pending;
+    if (batch.length === 0) return;
+    this.pending = [];
+    this.pendingBytes = 0;
+    try {
+      await this.fh!.writev(batch.map((b) => b.rec));
+      await this.fh!.sync();
+      this.stats.groupCommits++;
+      const now = performance.now();
+      for (const b of batch) {
+        this.walBytes += b.rec.length;
+        if (this.stats.commitLatencyMs.length < 1_000_000) this.stats.commitLatencyMs.push(now - b.t0);
+        b.resolve();
+      }
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+    }
+    if (this.walBytes >= this.o.packBytes) void this.packNow().catch(() => undefined);
+  }
+
+  /** Serialises conditional puts per key: the check and the write happen with no other writer between. */
+  private readonly keyLocks = new Map<string, Promise<unknown>>();
+
+  async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
+    validateKey(key);
+    if (key.startsWith(this.o.packPrefix))
+      throw new ObjectStoreError(`key '${key}' is in the WAL's reserved prefix ${this.o.packPrefix}`);
+    const data = await collectBody(body);
+    while (this.pendingBytes > pendingBytesMax) await this.flushing;
+    if (opts.ifMatch === undefined && opts.ifNoneMatch === undefined) return this.write(key, data);
+    const prev = this.keyLocks.get(key) ?? Promise.resolve();
+    const run = prev.then(async () => {
+      checkPrecondition(key, await this.currentEtag(key), opts);
+      return this.write(key, data);
+    });
+    const tail = run.catch(() => undefined);
+    this.keyLocks.set(key, tail);
+    void tail.then(() => {
+      if (this.keyLocks.get(key) === tail) this.keyLocks.delete(key);
+    });
+    return run;
+  }
+
+  private async write(key: string, data: Uint8Array): Promise<string> {
+    if (data.length > this.o.walObjectBytesMax) {
+      // large: straight to the store; a newer direct object shadows older WAL/pack entries
+      await this.flushing;
+      const etag = await this.store.put(key, data);
+      this.stats.storePuts++;
+      this.mem.delete(key);
+      this.packed.delete(key);
+      return etag;
+    }
+    const etag = etagOf(data);
+    // visible to readers once acknowledged; applied before the await so later conditional puts see it
+    const prev = this.mem.get(key);
+    this.mem.set(key, { data, etag, modifiedMs: Date.now() });
+    try {
+      await this.append(encodeRecord(1, key, data));
+    } catch (e) {
+      if (this.mem.get(key)?.etag === etag) {
+        if (prev) this.mem.set(key, prev);
+        else this.mem.delete(key);
+      }
+      throw e;
+    }
+    return etag;
+  }
+
+  async get(key: string, opts: GetOptions = {}): Promise<Uint8Array> {
+    validateKey(key);
+    const m = this.mem.get(key);
+    if (m) {
+      if (!m.data) throw new NotFoundError(key);
+      return Uint8Array.from(sliceRange(m.data, opts.range));
+    }
+    const p = this.packed.get(key);
+    if (p) {
+      if (p.deleted) throw new NotFoundError(key);
+      if (p.size === 0) return new Uint8Array(0);
+      const whole = { start: p.offset, end: p.offset + p.size - 1 };
+      const bytes = await this.store.get(p.pack, { range: whole });
+      return Uint8Array.from(sliceRange(bytes, opts.range));
+    }
+    return this.store.get(key, opts);
+  }
+
+  async getStream(key: string, opts: GetOptions = {}): Promise<Readable> {
+    if (this.mem.has(key) || this.packed.has(key)) {
+      const { Readable } = await import('node:stream');
+      return Readable.from([await this.get(key, opts)]);
+    }
+    return this.store.getStream(key, opts);
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    validateKey(key);
+    const m = this.mem.get(key);
+    if (m) return m.data ? { key, size: m.data.length, etag: m.etag, modifiedMs: m.modifiedMs } : undefined;
+    const p = this.packed.get(key);
+    if (p) return p.deleted ? undefined : { key, size: p.size, etag: p.etag, modifiedMs: p.modifiedMs };
+    return this.store.head(key);
+  }
+
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
+    validatePrefix(prefix);
+    const limit = opts.limit ?? 1000;
+    const after = opts.startAfter;
+    const page = await this.store.list(prefix, { ...opts, limit });
+    const out = new Map<string, ObjectInfo | null>();
+    for (const o of page.objects) if (!o.key.startsWith(this.o.packPrefix)) out.set(o.key, o);
+    const bound = page.nextStartAfter;
+    const consider = (k: string) =>
+      k.startsWith(prefix) &&
+      (after === undefined || compareKeys(k, after) > 0) &&
+      (bound === undefined || compareKeys(k, bound) <= 0);
+    for (const [k, p] of this.packed)
+      if (consider(k))
+        out.set(k, p.deleted ? null : { key: k, size: p.size, etag: p.etag, modifiedMs: p.modifiedMs });
+    for (const [k, m] of this.mem)
+      if (consider(k))
+        out.set(k, m.data ? { key: k, size: m.data.length, etag: m.etag, modifiedMs: m.modifiedMs } : null);
+    const all = [...out.values()]
+      .filter((o): o is ObjectInfo => o !== null)
+      .sort((a, b) => compareKeys(a.key, b.key));
+    const objects = all.slice(0, limit);
+    const more = bound !== undefined || all.length > limit;
+    return more && objects.length
+      ? { objects, nextStartAfter: objects[objects.length - 1]!.key }
+      : { objects };
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    const prev = this.mem.get(key);
+    this.mem.set(key, { data: null, etag: '', modifiedMs: Date.now() });
+    try {
+      await this.append(encodeRecord(2, key, new Uint8Array(0)));
+    } catch (e) {
+      if (prev) this.mem.set(key, prev);
+      else this.mem.delete(key);
+      throw e;
+    }
+  }
+
+  /**
+   * Packs everything acknowledged so far into one object on the store, then drops the WAL segments it
+   * covers. Writes that arrive meanwhile go to a new segment and stay in memory.
+   */
+  packNow(): Promise<void> {
+    this.packing ??= this.pack().finally(() => {
+      this.packing = undefined;
+    });
+    return this.packing;
+  }
+
+  private async pack(): Promise<void> {
+    if (this.closed && !this.fh) return;
+    if (this.mem.size === 0) return;
+    // freeze: rotate the segment so the pack covers exactly the closed segments; the rotation runs in the
+    // flush chain, so no group commit writes to a segment while it is being closed
+    let upTo = 0;
+    let frozen = new Map<string, MemEntry>();
+    this.flushing = this.flushing.then(async () => {
+      await this.flush();
+      upTo = this.segment;
+      frozen = new Map(this.mem);
+      await this.fh!.close();
+      await this.openSegment(upTo + 1);
+    });
+    await this.flushing;
+    const parts: Uint8Array[] = [];
+    const index: [string, number, number, string, number, number][] = [];
+    let off = 0;
+    for (const [k, m] of frozen) {
+      if (m.data) {
+        parts.push(m.data);
+        index.push([k, off, m.data.length, m.etag, m.modifiedMs, 0]);
+        off += m.data.length;
+      } else index.push([k, 0, 0, '', m.modifiedMs, 1]);
+    }
+    const idx = Buffer.from(JSON.stringify(index), 'utf8');
+    const tail = Buffer.alloc(4);
+    tail.writeUInt32LE(idx.length, 0);
+    const packKey = `${this.o.packPrefix}${String(this.packSeq++).padStart(12, '0')}.pack`;
+    await this.store.put(packKey, Buffer.concat([...parts, idx, tail]));
+    this.stats.packsWritten++;
+    this.stats.storePuts++;
+    for (const [k, off, size, etag, mtime, del] of index) {
+      this.packed.set(k, {
+        pack: packKey,
+        offset: off,
+        size,
+        etag,
+        modifiedMs: mtime,
+        ...(del ? { deleted: true } : {}),
+      });
+      // forget the in-memory copy unless it was rewritten after the freeze
+      const cur = this.mem.get(k);
+      if (cur === frozen.get(k)) this.mem.delete(k);
+    }
+    for (const name of await readdir(this.o.dir)) {
+      if (/^\d{12}\.wal$/.test(name) && Number(name.slice(0, 12)) <= upTo)
+        await rm(join(this.o.dir, name), { force: true });
+    }
+    this.walBytes = 0;
+  }
+
+  /** Flushes, packs what is in the WAL, and releases the directory. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.packTimer) clearInterval(this.packTimer);
+    await this.packing;
+    this.flushing = this.flushing.then(() => this.flush());
+    await this.flushing;
+    await this.fh?.close();
+    this.fh = undefined;
+    if (this.lockFd >= 0) closeSync(this.lockFd);
+    await unlink(join(this.o.dir, 'LOCK')).catch(() => undefined);
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * The ObjectStore conformance suite: every backend and layer runs it. `make` returns a fresh, empty store
+ * for each test; `cleanup` releases it.
+ */
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import { expect, it } from 'vitest';
+import { InvalidKeyError, NotFoundError, type ObjectStore, PreconditionFailedError } from '../src/index.js';
+
+export interface ConformanceOptions {
+  /** Racing conditional writers in the race test. */
+  racers?: number;
+  /** Skip the large streaming test where a backend is slow. */
+  largeBytes?: number;
+}
+
+export function objectStoreConformance(
+  make: () => Promise<ObjectStore>,
+  opts: ConformanceOptions = {},
+): void {
+  const withStore = (f: (s: ObjectStore) => Promise<void>) => async () => {
+    const s = await make();
+    try {
+      await f(s);
+    } finally {
+      await s.close();
+    }
+  };
+  const bytes = (t: string) => new Uint8Array(Buffer.from(t));
+  const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
+
+  it(
+    'put, get, head, delete',
+    withStore(async (s) => {
+      const etag = await s.put('a/b.txt', bytes('hello'));
+      expect(etag).toMatch(/^[0-9a-f-]+$/);
+      expect(text(await s.get('a/b.txt'))).toBe('hello');
+      const h = await s.head('a/b.txt');
+      expect(h).toMatchObject({ key: 'a/b.txt', size: 5, etag });
+      const etag2 = await s.put('a/b.txt', bytes('world!'));
+      expect(text(await s.get('a/b.txt'))).toBe('world!');
+      expect(etag2).not.toBe(etag);
+      await s.delete('a/b.txt');
+      expect(await s.head('a/b.txt')).toBeUndefined();
+      await expect(s.get('a/b.txt')).rejects.toBeInstanceOf(NotFoundError);
+      await s.delete('a/b.txt'); // absent: not an error
+      await s.put('empty', new Uint8Array(0));
+      expect((await s.get('empty')).length).toBe(0);
+    }),
+  );
+
+  it(
+    'range get',
+    withStore(async (s) => {
+      await s.put('r', bytes('0123456789'));
+      expect(text(await s.get('r', { range: { start: 2, end: 5 } }))).toBe('2345');
+      expect(text(await s.get('r', { range: { start: 8, end: 100 } }))).toBe('89');
+      const chunks: Buffer[] = [];
+      for await (const c of await s.getStream('r', { range: { start: 0, end: 0 } })) chunks.push(c as Buffer);
+      expect(Buffer.concat(chunks).toString()).toBe('0');
+    }),
+  );
+
+  it(
+    'list with prefix, startAfter, limit and pagination',
+    withStore(async (s) => {
+      const keys = ['p/a', 'p/b', 'p/c/d', 'p/é', 'q/a', 'p/B'];
+      for (const k of keys) await s.put(k, bytes(k));
+      const all: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await s.list('p/', { limit: 2, ...(after !== undefined ? { startAfter: after } : {}) });
+        expect(page.objects.length).toBeLessThanOrEqual(2);
+        all.push(...page.objects.map((o) => o.key));
+        if (page.nextStartAfter === undefined) break;
+        after = page.nextStartAfter;
+      }
+      expect(all).toEqual(['p/B', 'p/a', 'p/b', 'p/c/d', 'p/é']);
+      expect((await s.list('p/', { startAfter: 'p/b' })).objects.map((o) => o.key)).toEqual(['p/c/d', 'p/é']);
+      expect((await s.list('')).objects.length).toBe(6);
+      expect((await s.list('zzz')).objects).toEqual([]);
+    }),
+  );
+
+  it(
+    'conditional puts: If-None-Match * and If-Match',
+    withStore(async (s) => {
+      const e1 = await s.put('c', bytes('v1'), { ifNoneMatch: '*' });
+      await expect(s.put('c', bytes('v2'), { ifNoneMatch: '*' })).rejects.toBeInstanceOf(
+        PreconditionFailedError,
+      );
+      await expect(
+        s.put('c', bytes('v2'), { ifMatch: 'deadbeefdeadbeefdeadbeefdeadbeef' }),
+      ).rejects.toBeInstanceOf(PreconditionFailedError);
+      const e2 = await s.put('c', bytes('v2'), { ifMatch: e1 });
+      await expect(s.put('c', bytes('v3'), { ifMatch: e1 })).rejects.toBeInstanceOf(PreconditionFailedError);
+      expect(text(await s.get('c'))).toBe('v2');
+      await s.put('c', bytes('v3'), { ifMatch: `"${e2}"` }); // quoted etags compare unquoted
+      await expect(s.put('absent', bytes('x'), { ifMatch: e1 })).rejects.toBeInstanceOf(
+        PreconditionFailedError,
+      );
+    }),
+  );
+
+  it(
+    `exactly one of ${opts.racers ?? 16} racing conditional writers wins`,
+    withStore(async (s) => {
+      const n = opts.racers ?? 16;
+      const results = await Promise.allSettled(
+        Array.from({ length: n }, (_, i) => s.put('race', bytes(`writer ${i}`), { ifNoneMatch: '*' })),
+      );
+      const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+      expect(won).toHaveLength(1);
+      for (const r of results)
+        if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(PreconditionFailedError);
+      expect(text(await s.get('race'))).toBe(`writer ${won[0]}`);
+      // and with If-Match on the same version
+      const etag = (await s.head('race'))!.etag;
+      const r2 = await Promise.allSettled(
+        Array.from({ length: n }, (_, i) => s.put('race', bytes(`next ${i}`), { ifMatch: etag })),
+      );
+      expect(r2.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    }),
+  );
+
+  it(
+    'streaming bodies for large objects',
+    withStore(async (s) => {
+      const size = opts.largeBytes ?? 12 << 20;
+      const chunk = Buffer.alloc(1 << 20);
+      for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 7) & 0xff;
+      const parts = Math.ceil(size / chunk.length);
+      await s.put(
+        'big',
+        Readable.from(
+          (function* () {
+            for (let i = 0; i < parts; i++) yield chunk;
+          })(),
+        ),
+      );
+      expect((await s.head('big'))!.size).toBe(parts * chunk.length);
+      let n = 0;
+      for await (const c of await s.getStream('big')) n += (c as Buffer).length;
+      expect(n).toBe(parts * chunk.length);
+      const mid = await s.get('big', { range: { start: (1 << 20) + 5, end: (1 << 20) + 9 } });
+      expect([...mid]).toEqual([...chunk.subarray(5, 10)]);
+    }),
+  );
+
+  it(
+    'rejects bad keys with a clear error before any I/O',
+    withStore(async (s) => {
+      for (const k of ['', '../x', 'a/../b', 'a\0b', '/abs', 'x'.repeat(1025), 'a/./b']) {
+        await expect(s.put(k, bytes('x'))).rejects.toBeInstanceOf(InvalidKeyError);
+        await expect(s.get(k)).rejects.toBeInstanceOf(InvalidKeyError);
+      }
+      await expect(s.put('ok', bytes('x'))).resolves.toBeTypeOf('string');
+      await s.put('é/ü/'.repeat(60).slice(0, 300), bytes('long unicode key'));
+      expect(text(await s.get('é/ü/'.repeat(60).slice(0, 300)))).toBe('long unicode key');
+    }),
+  );
+
+  it(
+    'behaves like a map under random operations (property)',
+    withStore(async (s) => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.tuple(
+              fc.constantFrom('put', 'delete', 'get'),
+              fc.constantFrom('k1', 'k2', 'd/k3', 'd/k4'),
+              fc.string({ maxLength: 20 }),
+            ),
+            { maxLength: 25 },
+          ),
+          async (ops) => {
+            const model = new Map<string, string>();
+            for (const k of ['k1', 'k2', 'd/k3', 'd/k4']) await s.delete(k);
+            for (const [op, k, v] of ops) {
+              if (op === 'put') {
+                await s.put(k, bytes(v));
+                model.set(k, v);
+              } else if (op === 'delete') {
+                await s.delete(k);
+                model.delete(k);
+              } else {
+                const want = model.get(k);
+                if (want === undefined) await expect(s.get(k)).rejects.toBeInstanceOf(NotFoundError);
+                else expect(text(await s.get(k))).toBe(want);
+              }
+            }
+            const listed = (await s.list('')).objects
+              .map((o) => o.key)
+              .filter((k) => ['k1', 'k2', 'd/k3', 'd/k4'].includes(k));
+            expect(listed).toEqual([...model.keys()].sort());
+          },
+        ),
+        { numRuns: 15 },
+      );
+    }),
+  );
+}
