@@ -1,0 +1,180 @@
+import { captureIo, runCommand } from '@strata/cli';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { commands, learnedArgsort, learnedSort, learnedSortStrings, radixSortF64 } from '../src/index.js';
+import { type LearnedStats, learnedSortF64 } from '../src/learned.js';
+
+function rng(seed: number) {
+  let s = seed >>> 0 || 1;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
+}
+
+const gens: Record<string, (n: number, r: () => number) => number[]> = {
+  uniform: (n, r) => Array.from({ length: n }, r),
+  normal: (n, r) =>
+    Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r())),
+  lognormal: (n, r) =>
+    Array.from({ length: n }, () =>
+      Math.exp(4 * Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r())),
+    ),
+  mix: (n, r) => Array.from({ length: n }, () => (r() < 0.5 ? 1e6 : -3) + r()),
+  zipf: (n, r) => Array.from({ length: n }, () => Math.floor(1 / (r() + 1e-9))),
+  fewDistinct: (n, r) => Array.from({ length: n }, () => Math.floor(r() * 5)),
+  allEqual: (n) => Array.from({ length: n }, () => 42),
+  sorted: (n) => Array.from({ length: n }, (_, i) => i),
+  reverse: (n) => Array.from({ length: n }, (_, i) => n - i),
+  sawtooth: (n) => Array.from({ length: n }, (_, i) => i % 1000),
+  spikes: (n, r) => Array.from({ length: n }, () => (r() < 0.001 ? (r() < 0.5 ? -1e12 : 1e12) : r())),
+  clusters: (n, r) => Array.from({ length: n }, () => (r() < 0.5 ? 1e-9 * r() : 1e9 + 1e-6 * r())),
+  specials: (n, r) =>
+    Array.from(
+      { length: n },
+      () =>
+        [Number.NaN, -0, 0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, r() - 0.5][
+          Math.floor(r() * 6)
+        ]!,
+    ),
+};
+
+function same(a: ArrayLike<number | bigint>, b: ArrayLike<number | bigint>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
+}
+
+describe('learnedSort equals TypedArray.prototype.sort', () => {
+  for (const [name, g] of Object.entries(gens)) {
+    it(`${name}: every type, sizes 0 to 200,000`, () => {
+      const r = rng(name.length * 7919);
+      for (const n of [0, 1, 2, 31, 1000, 40_000, 200_000]) {
+        const vals = g(n, r);
+        const f64 = Float64Array.from(vals);
+        const want = f64.slice().sort();
+        const stats = {} as LearnedStats;
+        expect(same(learnedSort(f64, stats), want), `${name} n=${n} path=${stats.path}`).toBe(true);
+        const f32 = Float32Array.from(vals);
+        expect(same(learnedSort(f32.slice()), f32.slice().sort())).toBe(true);
+        const finite = vals.map((v) => (Number.isFinite(v) ? v : 0));
+        const i32 = Int32Array.from(finite.map((v) => Math.trunc(v) | 0));
+        expect(same(learnedSort(i32.slice()), i32.slice().sort())).toBe(true);
+        const u32 = Uint32Array.from(finite.map((v) => Math.trunc(Math.abs(v)) >>> 0));
+        expect(same(learnedSort(u32.slice()), u32.slice().sort())).toBe(true);
+        const i64 = BigInt64Array.from(finite.map((v) => BigInt(Math.trunc(v * 1000))));
+        expect(same(learnedSort(i64.slice()), i64.slice().sort())).toBe(true);
+        const u64 = BigUint64Array.from(finite.map((v) => BigInt(Math.trunc(Math.abs(v) * 1e6)) * 4099n));
+        expect(same(learnedSort(u64.slice()), u64.slice().sort())).toBe(true);
+      }
+    });
+  }
+
+  it('the learned path itself sorts exactly, on every distribution (forced below its size threshold)', () => {
+    const r = rng(5);
+    for (const [name, g] of Object.entries(gens)) {
+      const a = Float64Array.from(g(300_000, r));
+      const want = a.slice().sort();
+      const stats = {} as LearnedStats;
+      learnedSortF64(a, new Float64Array(a.length), stats, 1 << 15);
+      expect(same(a, want), `${name} via ${stats.path}`).toBe(true);
+    }
+    for (const name of ['normal', 'spikes']) {
+      const a = Float64Array.from(gens[name]!(1_000_000, r));
+      const want = a.slice().sort();
+      const stats = {} as LearnedStats;
+      learnedSortF64(a, new Float64Array(a.length), stats, 1 << 15);
+      expect(stats.path).toBe('learned');
+      expect(same(a, want)).toBe(true);
+    }
+  });
+
+  it('duplicate-heavy data goes to equality buckets', () => {
+    const r = rng(9);
+    const a = Float64Array.from({ length: 300_000 }, () => (r() < 0.6 ? 7 : r() < 0.5 ? -1 : r()));
+    const want = a.slice().sort();
+    const stats = {} as LearnedStats;
+    learnedSortF64(a, new Float64Array(a.length), stats, 1 << 15);
+    expect(stats.heavyKeys).toBeGreaterThan(0);
+    expect(same(a, want)).toBe(true);
+  });
+
+  it('random arrays with specials (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double(), { maxLength: 3000 }),
+        fc.integer({ min: 0, max: 60_000 }),
+        (vals, pad) => {
+          const r = rng(pad + 1);
+          const a = Float64Array.from([...vals, ...Array.from({ length: pad }, () => r() * 1e3)]);
+          const want = a.slice().sort();
+          expect(same(learnedSort(a), want)).toBe(true);
+          expect(same(radixSortF64(Float64Array.from(want).reverse()), want)).toBe(true);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
+
+describe('learnedArgsort', () => {
+  it('is a stable permutation that sorts every type (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: -5, max: 5 }), { maxLength: 500 }), (vals) => {
+        for (const keys of [
+          Float64Array.from(vals),
+          Int32Array.from(vals),
+          BigInt64Array.from(vals.map(BigInt)),
+        ]) {
+          const p = learnedArgsort(keys);
+          for (let i = 1; i < p.length; i++) {
+            const a = keys[p[i - 1]!]!;
+            const b = keys[p[i]!]!;
+            expect(a <= b).toBe(true);
+            if (a === b) expect(p[i - 1]! < p[i]!).toBe(true);
+          }
+          expect([...p].sort((x, y) => x - y)).toEqual(vals.map((_, i) => i));
+        }
+      }),
+    );
+    const f = Float64Array.of(Number.NaN, 1, -0, 0, Number.NEGATIVE_INFINITY);
+    expect([...learnedArgsort(f)]).toEqual([4, 2, 3, 1, 0]);
+  });
+});
+
+describe('learnedSortStrings', () => {
+  it('orders like Array.prototype.sort() (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ maxLength: 8 }), { minLength: 0, maxLength: 3000 }), (arr) => {
+        const want = arr.slice().sort();
+        expect(learnedSortStrings(arr.slice())).toEqual(want);
+      }),
+      { numRuns: 30 },
+    );
+    const many = Array.from({ length: 20_000 }, (_, i) => `user-${(i * 7919) % 20_000}/é${i % 13}`);
+    expect(learnedSortStrings(many.slice())).toEqual(many.slice().sort());
+  });
+
+  it('rejects non-strings with the index', () => {
+    expect(() => learnedSortStrings(['a', 3 as unknown as string])).toThrow(/element 1/);
+    expect(() => learnedSort([3, 1] as unknown as Float64Array)).toThrow(TypeError);
+  });
+});
+
+describe('strata sort', () => {
+  const cmd = commands[0]!;
+  it('sorts text and binary input; bad input names the line or byte', async () => {
+    const c = captureIo('3\n-1\n2.5\n');
+    expect(await runCommand(cmd, ['--type', 'f64', '--text', '--quiet'], c.io)).toBe(0);
+    expect(c.stdout()).toBe('-1\n2.5\n3\n');
+    const bin = Buffer.from(new Uint32Array([5, 1, 4]).buffer);
+    const b = captureIo(bin);
+    expect(await runCommand(cmd, ['--type', 'u32'], b.io)).toBe(0);
+    expect([...new Uint32Array(Uint8Array.from(b.stdoutBytes()).buffer)]).toEqual([1, 4, 5]);
+    expect(b.stderr()).toMatch(/keys\/s/);
+    const bad = captureIo(Buffer.alloc(10));
+    expect(await runCommand(cmd, ['--type', 'f64'], bad.io)).toBe(1);
+    expect(bad.stderr()).toMatch(/not a multiple of 8.*byte 8/);
+    const t = captureIo('1\nx\n');
+    expect(await runCommand(cmd, ['--text', '--type', 'i32'], t.io)).toBe(1);
+    expect(t.stderr()).toMatch(/line 2/);
+    expect(await runCommand(cmd, ['--type', 'f16'], captureIo().io)).toBe(2);
+  });
+});
