@@ -104,7 +104,7 @@ export function partitionNaN(a: Float64Array | Float32Array): number {
   let k = 0;
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
-    if (x === x) a[k++] = x;
+    if (!Number.isNaN(x)) a[k++] = x;
   }
   for (let i = k; i < a.length; i++) a[i] = Number.NaN;
   return k;
