@@ -1,7 +1,18 @@
-import type { Command, DemoStep } from '@strata/cli';
+/**
+ * @strata/vlog: virtual consensus after Delos (OSDI'20): the Loglet, MetaStore and VirtualLog contracts,
+ * loglets (memory, durable file), MetaStores (memory, file), and the `strata log` CLI.
+ */
 
-/** This package's `strata` subcommands. */
-export const commands: Command[] = [];
-
-/** This package's steps of `strata demo`. */
-export const demos: DemoStep[] = [];
+export { commands, demos } from './cli.js';
+export * from './contract.js';
+export { type OpenLogOptions, openLog, openLoglet, openMeta, SpecError } from './open.js';
+export { FileLoglet, scanRecords } from './providers/file.js';
+export { FileMetaStore } from './providers/file-meta.js';
+export { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
+export {
+  appendTimeoutMs,
+  ChainError,
+  type LogletFactory,
+  VirtualLog,
+  type VirtualLogOptions,
+} from './virtual.js';

@@ -1,0 +1,114 @@
+/**
+ * The contracts of virtual consensus (Balakrishnan et al., "Virtual consensus in Delos", OSDI'20).
+ *
+ * A log is a sequence of records at dense positions 0, 1, 2, ... A Loglet owns a range of that address
+ * space; a VirtualLog chains loglets, each covering [start, end) of the log, the last one open-ended:
+ *
+ *     position:  0 ........ 1200 ............. 5000 ............>
+ *     chain:     [loglet A  )[loglet B (sealed) )[loglet C (active) ...
+ *
+ * Positions are absolute log positions everywhere (a loglet created to start at 1200 hands out 1200 first).
+ */
+
+/** One record's bytes. */
+export type Payload = Uint8Array;
+
+export interface TailInfo {
+  /** The first position that has not been written (every position below it is committed). */
+  tail: number;
+  /** Whether the loglet is sealed: no append will ever be acknowledged again. */
+  sealed: boolean;
+}
+
+export interface LogRecord {
+  position: number;
+  payload: Payload;
+}
+
+/**
+ * A Loglet: a shared log segment with a sequencer and a durable store.
+ *
+ * - `append(batch)` resolves with each record's position only once the records are durably committed
+ *   (they survive the failures the loglet is built to tolerate); the positions are consecutive.
+ *   It rejects with {@link SealedError} if the loglet is sealed; a rejected append may or may not have
+ *   been written, but it was not acknowledged.
+ * - `checkTail()` returns the first unwritten position and the sealed bit; every position below the tail
+ *   is committed and readable (unless trimmed).
+ * - `read(from, to)` returns the committed records in [from, min(to, tail)), in order, with no gaps;
+ *   reading below the trim point throws {@link TrimmedError}.
+ * - `prefixTrim(pos)` discards records below `pos` (a hint: storage may be reclaimed later).
+ * - `seal()` is idempotent; once it has returned, no append can be acknowledged, and the tail is fixed.
+ */
+export interface Loglet {
+  /** The first position this loglet hands out. */
+  readonly start: number;
+  append(batch: Payload[]): Promise<number[]>;
+  checkTail(): Promise<TailInfo>;
+  read(from: number, to: number): Promise<LogRecord[]>;
+  prefixTrim(pos: number): Promise<void>;
+  seal(): Promise<TailInfo>;
+  close(): Promise<void>;
+}
+
+/** A versioned register value. Version 0 means "never written". */
+export interface Versioned<T> {
+  version: number;
+  value: T | undefined;
+}
+
+/**
+ * A MetaStore: one versioned register. `put(value, expectedVersion)` succeeds only if the current version
+ * is `expectedVersion`, and then the version becomes expectedVersion + 1; of any racing writers with the
+ * same expected version exactly one succeeds and the others get {@link VersionConflictError}. A resolved
+ * put is durable.
+ */
+export interface MetaStore<T = unknown> {
+  get(): Promise<Versioned<T>>;
+  put(value: T, expectedVersion: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** A segment of a VirtualLog's chain: a loglet spec (URL) covering [start, end). */
+export interface Segment {
+  start: number;
+  /** Undefined for the active (last) segment. */
+  end?: number;
+  spec: string;
+}
+
+/** The chain kept in the MetaStore. */
+export interface Chain {
+  segments: Segment[];
+}
+
+export class SealedError extends Error {
+  override name = 'SealedError';
+  constructor(readonly tail: number) {
+    super(`the loglet is sealed at position ${tail}`);
+  }
+}
+
+export class TrimmedError extends Error {
+  override name = 'TrimmedError';
+  constructor(
+    readonly position: number,
+    readonly trimPoint: number,
+  ) {
+    super(`position ${position} was trimmed (the log starts at ${trimPoint})`);
+  }
+}
+
+export class VersionConflictError extends Error {
+  override name = 'VersionConflictError';
+  constructor(
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(`version conflict: expected ${expected}, the register is at ${actual}`);
+  }
+}
+
+/** An operating error of a loglet (a peer gone, a timeout): the operation may be retried elsewhere. */
+export class LogletUnavailableError extends Error {
+  override name = 'LogletUnavailableError';
+}

@@ -1,0 +1,80 @@
+/** Spec URLs for loglets and MetaStores, and `openLog` for applications. */
+import { join, resolve } from 'node:path';
+import type { Chain, Loglet, MetaStore } from './contract.js';
+import { FileLoglet } from './providers/file.js';
+import { FileMetaStore } from './providers/file-meta.js';
+import { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
+import { VirtualLog, type VirtualLogOptions } from './virtual.js';
+
+export class SpecError extends Error {
+  override name = 'SpecError';
+}
+
+const memLoglets = new Map<string, MemoryLoglet>();
+const memMetas = new Map<string, MemoryMetaStore<Chain>>();
+
+/**
+ * Opens the loglet for a segment. Specs: `mem://NAME` (in this process), `file:DIR` (a durable local
+ * loglet; each segment in DIR/<start>).
+ */
+export async function openLoglet(spec: string, start: number, cwd = process.cwd()): Promise<Loglet> {
+  if (spec.startsWith('mem://')) {
+    const key = `${spec}#${start}`;
+    let l = memLoglets.get(key);
+    if (!l) memLoglets.set(key, (l = new MemoryLoglet(start)));
+    return l;
+  }
+  if (spec.startsWith('file:')) {
+    const dir = spec.slice(5);
+    if (!dir) throw new SpecError(`loglet spec '${spec}': file: needs a directory, e.g. file:./log`);
+    return FileLoglet.open(join(resolve(cwd, dir), String(start)), start);
+  }
+  throw new SpecError(`loglet spec '${spec}': unknown kind (expected mem://NAME or file:DIR)`);
+}
+
+/** Opens the MetaStore register of log `name` at a MetaStore URL: `mem://NAME` or `file:DIR`. */
+export function openMeta(url: string, name: string, cwd = process.cwd()): MetaStore<Chain> {
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(name))
+    throw new SpecError(`log name '${name}': use 1-128 of A-Z a-z 0-9 . _ -`);
+  if (url.startsWith('mem://')) {
+    const key = `${url}#${name}`;
+    let m = memMetas.get(key);
+    if (!m) memMetas.set(key, (m = new MemoryMetaStore<Chain>()));
+    return m;
+  }
+  if (url.startsWith('file:')) {
+    const dir = url.slice(5);
+    if (!dir) throw new SpecError(`MetaStore URL '${url}': file: needs a directory, e.g. file:./meta`);
+    return new FileMetaStore<Chain>(join(resolve(cwd, dir), `${name}.json`));
+  }
+  throw new SpecError(`MetaStore URL '${url}': unknown kind (expected file:DIR or mem://NAME)`);
+}
+
+export interface OpenLogOptions extends VirtualLogOptions {
+  /** MetaStore URL. */
+  meta: string;
+  /** Loglet spec for a new log (default: a file loglet beside a file: MetaStore). */
+  loglet?: string;
+  /** Create the log if it does not exist. */
+  create?: boolean;
+  cwd?: string;
+}
+
+/** Opens the VirtualLog `name`, creating it when asked. */
+export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualLog> {
+  const cwd = o.cwd ?? process.cwd();
+  const meta = openMeta(o.meta, name, cwd);
+  const factory = (spec: string, start: number) => openLoglet(spec, start, cwd);
+  const { value } = await meta.get();
+  if (!value) {
+    if (!o.create) throw new SpecError(`no log named '${name}' in ${o.meta} (create it first)`);
+    const spec =
+      o.loglet ?? (o.meta.startsWith('file:') ? `file:${join(o.meta.slice(5), name)}` : `mem://${name}`);
+    try {
+      return await VirtualLog.create(meta, factory, spec, o);
+    } catch {
+      // created concurrently by someone else: connect to theirs
+    }
+  }
+  return VirtualLog.connect(meta, factory, o);
+}

@@ -1,0 +1,246 @@
+/**
+ * A durable single-machine loglet in a directory (the embedded default, and the storage a LogServer uses).
+ *
+ * records.log: records back to back, each  u32 len | u32 lo32(hash64) | u32 hi32(hash64) | payload,
+ *              where the hash is HighwayHash-64 of the payload; positions are implicit (start + index).
+ * START:       the first position (written once at creation).
+ * SEALED:      present once sealed; holds the tail.
+ * TRIM:        the trim point.
+ *
+ * Appends are group-committed: records waiting while an fsync runs go out together in the next one, and
+ * each append resolves after the fsync that covers it. Recovery scans the file and truncates a torn or
+ * corrupt tail (a crash mid-write), so only whole, checksummed records count.
+ */
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { type FileHandle, mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hash64Words } from '@strata/highwayhash';
+import {
+  type Loglet,
+  LogletUnavailableError,
+  type LogRecord,
+  type Payload,
+  SealedError,
+  type TailInfo,
+  TrimmedError,
+} from '../contract.js';
+
+const HEADER = 12;
+const checksumKey = new Uint8Array(32).map((_, i) => 0x3c ^ (i * 11));
+/** Largest record payload. */
+export const recordBytesMax = 64 * 2 ** 20;
+/** Records per group commit at most (bounds one writev). */
+const groupRecordsMax = 4096;
+
+function checksum(p: Uint8Array, out: Uint32Array): Uint32Array {
+  return hash64Words(checksumKey, p, out);
+}
+
+/** Scans a records file; returns record offsets and the length of its valid prefix. */
+export function scanRecords(buf: Buffer): { offsets: number[]; validBytes: number } {
+  const offsets: number[] = [];
+  const w = new Uint32Array(2);
+  let p = 0;
+  while (p + HEADER <= buf.length) {
+    const len = buf.readUInt32LE(p);
+    if (len > recordBytesMax || p + HEADER + len > buf.length) break;
+    checksum(buf.subarray(p + HEADER, p + HEADER + len), w);
+    if (w[0] !== buf.readUInt32LE(p + 4) || w[1] !== buf.readUInt32LE(p + 8)) break;
+    offsets.push(p);
+    p += HEADER + len;
+  }
+  return { offsets, validBytes: p };
+}
+
+export function encodeRecord(payload: Uint8Array): Buffer {
+  const rec = Buffer.allocUnsafe(HEADER + payload.length);
+  rec.writeUInt32LE(payload.length, 0);
+  const w = checksum(payload, new Uint32Array(2));
+  rec.writeUInt32LE(w[0]!, 4);
+  rec.writeUInt32LE(w[1]!, 8);
+  rec.set(payload, HEADER);
+  return rec;
+}
+
+export class FileLoglet implements Loglet {
+  private fh!: FileHandle;
+  private offsets: number[] = [];
+  private size = 0;
+  private sealed = false;
+  private trim = 0;
+  private queue: { recs: Buffer[]; resolve: (p: number[]) => void; reject: (e: unknown) => void }[] = [];
+  private flushing = false;
+  private lockFd = -1;
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly start: number,
+  ) {}
+
+  /** Opens (creating at `start` if new) the loglet in `dir`, recovering from a crash. */
+  static async open(dir: string, start = 0): Promise<FileLoglet> {
+    await mkdir(dir, { recursive: true });
+    let s = start;
+    try {
+      s = Number(await readFile(join(dir, 'START'), 'utf8'));
+    } catch {
+      await writeFile(join(dir, 'START'), String(start));
+    }
+    const l = new FileLoglet(dir, s);
+    await l.recover();
+    return l;
+  }
+
+  private async recover(): Promise<void> {
+    try {
+      this.lockFd = openSync(join(this.dir, 'LOCK'), 'wx');
+    } catch {
+      const pid = Number(readFileSync(join(this.dir, 'LOCK'), 'utf8') || '0');
+      let alive = false;
+      try {
+        if (pid > 0) process.kill(pid, 0);
+        alive = pid > 0;
+      } catch {
+        alive = false;
+      }
+      if (alive) throw new LogletUnavailableError(`loglet directory ${this.dir} is in use by process ${pid}`);
+      this.lockFd = openSync(join(this.dir, 'LOCK'), 'w');
+    }
+    await writeFile(join(this.dir, 'LOCK'), String(process.pid));
+    const path = join(this.dir, 'records.log');
+    let buf: Buffer;
+    try {
+      buf = await readFile(path);
+    } catch {
+      buf = Buffer.alloc(0);
+    }
+    const { offsets, validBytes } = scanRecords(buf);
+    this.offsets = offsets;
+    this.size = validBytes;
+    this.fh = await open(path, 'a+');
+    if (validBytes < buf.length) {
+      await this.fh.truncate(validBytes);
+      await this.fh.sync();
+    }
+    try {
+      await readFile(join(this.dir, 'SEALED'));
+      this.sealed = true;
+    } catch {
+      this.sealed = false;
+    }
+    try {
+      this.trim = Number(await readFile(join(this.dir, 'TRIM'), 'utf8'));
+    } catch {
+      this.trim = this.start;
+    }
+  }
+
+  get tail(): number {
+    return this.start + this.offsets.length;
+  }
+
+  append(batch: Payload[]): Promise<number[]> {
+    if (this.sealed) return Promise.reject(new SealedError(this.tail));
+    if (this.closed) return Promise.reject(new LogletUnavailableError('the loglet is closed'));
+    for (const p of batch)
+      if (p.length > recordBytesMax)
+        return Promise.reject(new RangeError(`record of ${p.length} bytes exceeds ${recordBytesMax}`));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ recs: batch.map(encodeRecord), resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  /** Group commit: everything queued goes out in one write and one fsync. */
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    while (this.queue.length > 0) {
+      const group: typeof this.queue = [];
+      let n = 0;
+      while (this.queue.length > 0 && n < groupRecordsMax) {
+        const a = this.queue.shift()!;
+        group.push(a);
+        n += a.recs.length;
+      }
+      if (this.sealed) {
+        for (const a of group) a.reject(new SealedError(this.tail));
+        continue;
+      }
+      const bufs = group.flatMap((a) => a.recs);
+      try {
+        await this.fh.writev(bufs);
+        await this.fh.datasync();
+      } catch (e) {
+        for (const a of group) a.reject(e);
+        continue;
+      }
+      for (const a of group) {
+        const positions: number[] = [];
+        for (const r of a.recs) {
+          positions.push(this.start + this.offsets.length);
+          this.offsets.push(this.size);
+          this.size += r.length;
+        }
+        a.resolve(positions);
+      }
+    }
+    this.flushing = false;
+  }
+
+  async checkTail(): Promise<TailInfo> {
+    return { tail: this.tail, sealed: this.sealed };
+  }
+
+  async read(from: number, to: number): Promise<LogRecord[]> {
+    if (from < this.trim) throw new TrimmedError(from, this.trim);
+    const lo = Math.max(from, this.start);
+    const hi = Math.min(to, this.tail);
+    if (hi <= lo) return [];
+    const a = this.offsets[lo - this.start]!;
+    const b = hi === this.tail ? this.size : this.offsets[hi - this.start]!;
+    const buf = Buffer.allocUnsafe(b - a);
+    await this.fh.read(buf, 0, b - a, a);
+    const out: LogRecord[] = [];
+    const w = new Uint32Array(2);
+    for (let p = lo; p < hi; p++) {
+      const off = this.offsets[p - this.start]! - a;
+      const len = buf.readUInt32LE(off);
+      const payload = buf.subarray(off + HEADER, off + HEADER + len);
+      checksum(payload, w);
+      if (w[0] !== buf.readUInt32LE(off + 4) || w[1] !== buf.readUInt32LE(off + 8))
+        throw new Error(`loglet ${this.dir}: checksum mismatch reading position ${p}`);
+      out.push({ position: p, payload: Uint8Array.from(payload) });
+    }
+    return out;
+  }
+
+  async prefixTrim(pos: number): Promise<void> {
+    const t = Math.min(pos, this.tail);
+    if (t <= this.trim) return;
+    this.trim = t;
+    await writeFile(join(this.dir, 'TRIM'), String(t));
+  }
+
+  async seal(): Promise<TailInfo> {
+    if (!this.sealed) {
+      this.sealed = true;
+      // wait for in-flight group commits: what they acknowledge is below the sealed tail
+      while (this.flushing) await new Promise((r) => setImmediate(r));
+      const fh = await open(join(this.dir, 'SEALED'), 'w');
+      await fh.writeFile(String(this.tail));
+      await fh.sync();
+      await fh.close();
+    }
+    return this.checkTail();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.flushing) await new Promise((r) => setImmediate(r));
+    await this.fh.close();
+    if (this.lockFd >= 0) closeSync(this.lockFd);
+    await writeFile(join(this.dir, 'LOCK'), '').catch(() => undefined);
+  }
+}

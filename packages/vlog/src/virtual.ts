@@ -1,0 +1,214 @@
+/**
+ * VirtualLog: the Loglet API over a chain of segments kept in a MetaStore (Delos' virtual log).
+ *
+ * reconfigure(spec) = seal the active segment, read its tail, CAS a new chain in which the sealed segment
+ * ends at that tail and a new segment (a loglet opened from `spec`) starts there, then fetch the chain.
+ * Any client can start or finish a reconfiguration: sealing is idempotent, and of racing CASes exactly one
+ * wins; losers adopt the winner's chain. A client whose append hits a sealed segment refreshes the chain
+ * and retries on the new active segment. Reads route to the segment that owns each position.
+ */
+import {
+  type Chain,
+  type Loglet,
+  type LogRecord,
+  type MetaStore,
+  type Payload,
+  SealedError,
+  type TailInfo,
+  TrimmedError,
+  VersionConflictError,
+} from './contract.js';
+
+/** Opens the loglet for a segment: its spec URL and the position it starts at. */
+export type LogletFactory = (spec: string, start: number) => Promise<Loglet>;
+
+/** How long an append keeps retrying across reconfigurations before it gives up. */
+export const appendTimeoutMs = 10_000;
+/** Pause between chain refreshes while a reconfiguration is being finished by someone else. */
+const refreshPauseMs = 2;
+
+export interface VirtualLogOptions {
+  appendTimeoutMs?: number;
+  /** The clock's sleep (injected by the simulation harness). */
+  sleep?: (ms: number) => Promise<void>;
+  /** The clock (injected by the simulation harness). */
+  nowMs?: () => number;
+}
+
+export class ChainError extends Error {
+  override name = 'ChainError';
+}
+
+export class VirtualLog implements Loglet {
+  readonly start = 0;
+  private chain: Chain = { segments: [] };
+  private version = 0;
+  /** Open loglets by segment start; promises, so that concurrent callers share one open. */
+  private readonly loglets = new Map<number, Promise<Loglet>>();
+  private trimPoint = 0;
+
+  constructor(
+    readonly meta: MetaStore<Chain & { trim?: number }>,
+    readonly open: LogletFactory,
+    readonly opts: VirtualLogOptions = {},
+  ) {}
+
+  /** Creates a new log whose first segment is `spec`; fails if the MetaStore already holds a chain. */
+  static async create(
+    meta: MetaStore<Chain & { trim?: number }>,
+    open: LogletFactory,
+    spec: string,
+    opts?: VirtualLogOptions,
+  ): Promise<VirtualLog> {
+    await meta.put({ segments: [{ start: 0, spec }] }, 0);
+    const v = new VirtualLog(meta, open, opts);
+    await v.refresh();
+    return v;
+  }
+
+  /** Opens an existing log. */
+  static async connect(
+    meta: MetaStore<Chain & { trim?: number }>,
+    open: LogletFactory,
+    opts?: VirtualLogOptions,
+  ): Promise<VirtualLog> {
+    const v = new VirtualLog(meta, open, opts);
+    await v.refresh();
+    if (v.chain.segments.length === 0)
+      throw new ChainError('no log here: the MetaStore holds no chain (create it first)');
+    return v;
+  }
+
+  /** Fetches the chain from the MetaStore. */
+  async refresh(): Promise<Chain> {
+    const { version, value } = await this.meta.get();
+    if (version !== this.version || !value) {
+      this.version = version;
+      this.chain = value ? { segments: value.segments } : { segments: [] };
+      this.trimPoint = value?.trim ?? 0;
+    }
+    return this.chain;
+  }
+
+  /** The current chain (as last fetched). */
+  get segments(): Chain['segments'] {
+    return this.chain.segments;
+  }
+
+  private async loglet(i: number): Promise<Loglet> {
+    const seg = this.chain.segments[i]!;
+    let l = this.loglets.get(seg.start);
+    if (!l) {
+      l = this.open(seg.spec, seg.start);
+      this.loglets.set(seg.start, l);
+      l.catch(() => this.loglets.delete(seg.start));
+    }
+    return l;
+  }
+
+  private active(): number {
+    if (this.chain.segments.length === 0) throw new ChainError('the log has no segments');
+    return this.chain.segments.length - 1;
+  }
+
+  async append(batch: Payload[]): Promise<number[]> {
+    const now = this.opts.nowMs ?? Date.now;
+    const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const deadline = now() + (this.opts.appendTimeoutMs ?? appendTimeoutMs);
+    for (;;) {
+      const l = await this.loglet(this.active());
+      try {
+        return await l.append(batch);
+      } catch (e) {
+        if (!(e instanceof SealedError)) throw e;
+        // sealed: someone is reconfiguring; adopt the new chain when it lands
+        if (now() > deadline) throw e;
+        const before = this.version;
+        await this.refresh();
+        if (this.version === before) await sleep(refreshPauseMs);
+      }
+    }
+  }
+
+  async checkTail(): Promise<TailInfo> {
+    for (;;) {
+      const i = this.active();
+      const t = await (await this.loglet(i)).checkTail();
+      if (!t.sealed) return t;
+      const before = this.version;
+      await this.refresh();
+      if (this.version === before) return { tail: t.tail, sealed: true };
+    }
+  }
+
+  async read(from: number, to: number): Promise<LogRecord[]> {
+    if (from < this.trimPoint) throw new TrimmedError(from, this.trimPoint);
+    const out: LogRecord[] = [];
+    let pos = from;
+    for (let i = 0; i < this.chain.segments.length && pos < to; i++) {
+      const seg = this.chain.segments[i]!;
+      const end = seg.end ?? Number.POSITIVE_INFINITY;
+      if (pos >= end) continue;
+      const recs = await (await this.loglet(i)).read(pos, Math.min(to, end));
+      out.push(...recs);
+      if (recs.length === 0) break;
+      pos = recs[recs.length - 1]!.position + 1;
+      if (pos < Math.min(to, end)) break; // the active segment's tail
+    }
+    return out;
+  }
+
+  async prefixTrim(pos: number): Promise<void> {
+    for (;;) {
+      await this.refresh();
+      if (pos <= this.trimPoint) return;
+      try {
+        await this.meta.put({ segments: this.chain.segments, trim: pos }, this.version);
+        await this.refresh();
+        break;
+      } catch (e) {
+        if (!(e instanceof VersionConflictError)) throw e;
+      }
+    }
+    for (let i = 0; i < this.chain.segments.length; i++)
+      if (this.chain.segments[i]!.start < pos) await (await this.loglet(i)).prefixTrim(pos);
+  }
+
+  /** Seals the whole log: the active segment, without installing a successor. */
+  async seal(): Promise<TailInfo> {
+    return (await this.loglet(this.active())).seal();
+  }
+
+  /**
+   * Reconfigures to a new loglet: seal, read the tail, CAS the new chain. Returns the position where the
+   * new segment starts. If another client's reconfiguration wins the race, this one adopts it.
+   */
+  async reconfigure(spec: string): Promise<number> {
+    for (;;) {
+      await this.refresh();
+      const i = this.active();
+      const sealedVersion = this.version;
+      const { tail } = await (await this.loglet(i)).seal();
+      const segs = this.chain.segments.map((s) => ({ ...s }));
+      segs[i]!.end = tail;
+      segs.push({ start: tail, spec });
+      try {
+        await this.meta.put({ segments: segs, trim: this.trimPoint }, sealedVersion);
+        await this.refresh();
+        return tail;
+      } catch (e) {
+        if (!(e instanceof VersionConflictError)) throw e;
+        await this.refresh();
+        // someone else extended the chain past the segment we sealed: their reconfiguration won
+        if (this.chain.segments.length > segs.length - 1)
+          return this.chain.segments[this.chain.segments.length - 1]!.start;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const l of this.loglets.values()) await (await l.catch(() => undefined))?.close();
+    this.loglets.clear();
+    await this.meta.close();
+  }
+}
