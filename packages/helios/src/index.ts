@@ -1,7 +1,48 @@
-import type { Command, DemoStep } from '@strata/cli';
-
-/** This package's `strata` subcommands. */
-export const commands: Command[] = [];
-
-/** This package's steps of `strata demo`. */
-export const demos: DemoStep[] = [];
+/**
+ * @strata/helios: Helios-style stream ingestion and bottom-up indexing (Potharaju et al., PVLDB'20):
+ * a stream DDL, line formats, data blocks in object storage, a progress log, level-0 leaves merged and
+ * added into index levels with watermarks, and a hybrid query that always sees every acknowledged row.
+ */
+export { type BlockHeader, blockId, decodeBlock, encodeBlock } from './block.js';
+export { commands, demos, hdfsDdl } from './cli.js';
+export {
+  type ColumnDef,
+  type ColumnType,
+  DdlError,
+  type FormatSpec,
+  type IndexDef,
+  parseDdl,
+  type StreamDef,
+} from './ddl.js';
+export {
+  type Cell,
+  fieldParser,
+  loghubRegex,
+  parseTimestamp,
+  type Row,
+  RowParser,
+  tokenize,
+} from './formats.js';
+export { hashKeys, keysOf, sortUnique } from './keys.js';
+export {
+  decodeNode,
+  encodeNode,
+  type IndexNode,
+  leafNode,
+  lookup,
+  mergeNodes,
+  type NodeHeader,
+} from './node.js';
+export { ProgressLog, type ProgressRecord } from './progress.js';
+export { type CmpOp, type Expr, evalExpr, mayMatchRange, parseQuery, QueryError } from './query.js';
+export {
+  createStream,
+  defaultPolicy,
+  type IndexPolicy,
+  type IngestStats,
+  type SearchOptions,
+  type SearchResult,
+  type SearchStats,
+  Stream,
+  streamDir,
+} from './stream.js';

@@ -1,0 +1,355 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import {
+  CliError,
+  type Command,
+  type DemoStep,
+  formatBytes,
+  group,
+  type Io,
+  intFlag,
+  output,
+  parseFlags,
+  UsageError,
+} from '@strata/cli';
+import { DdlError } from './ddl.js';
+import { parseTimestamp, type Row } from './formats.js';
+import { type Expr, QueryError } from './query.js';
+import { createStream, type SearchResult, Stream } from './stream.js';
+
+const dataFlag = { data: { type: 'string' } } as const;
+const dataDir = (io: Io, v: string | undefined) => resolve(io.cwd, v ?? './.strata');
+
+async function withStream<T>(
+  io: Io,
+  data: string | undefined,
+  name: string | undefined,
+  f: (s: Stream) => Promise<T>,
+): Promise<T> {
+  if (!name) throw new UsageError('expected a stream name');
+  let s: Stream;
+  try {
+    s = await Stream.open(dataDir(io, data), name);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  try {
+    return await f(s);
+  } finally {
+    await s.close();
+  }
+}
+
+function formatRow(s: Stream, r: Row): string {
+  return s.def.columns
+    .map((c, i) => {
+      const v = r[i];
+      if (v === null || v === undefined) return `${c.name}=-`;
+      if (c.type === 'TIMESTAMP' && typeof v === 'number') return `${c.name}=${new Date(v).toISOString()}`;
+      return `${c.name}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : v}`;
+    })
+    .join(' ');
+}
+
+function rowObject(s: Stream, r: Row): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  s.def.columns.forEach((c, i) => {
+    o[c.name] = r[i] ?? null;
+  });
+  return o;
+}
+
+function explainText(res: SearchResult): string {
+  const st = res.stats;
+  const lv = st.levels.map((l) => `L${l.level}: ${l.nodes} nodes, watermark ${l.watermark}`).join('; ');
+  return [
+    `plan: hybrid index scan over ${st.blocksIndexed} indexed blocks, then scan of ${st.tailBlocks} not-yet-indexed blocks`,
+    `index levels: ${lv || 'none'}`,
+    `nodes read: ${st.nodesRead} (orphans visited: ${st.orphansVisited})`,
+    `candidate blocks from index: ${st.candidateBlocks}; pruned by min/max: ${st.prunedByMinMax}; blocks read: ${st.blocksRead} of ${st.blocksTotal}`,
+    `rows scanned: ${st.rowsScanned}; rows matched: ${st.rowsMatched}`,
+  ].join('\n');
+}
+
+function timeFlag(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const t = parseTimestamp(v);
+  if (t === null) throw new UsageError(`--${name}: '${v}' is not a timestamp (e.g. 2008-11-09T20:36:15Z)`);
+  return t;
+}
+
+const create: Command = {
+  name: 'create',
+  summary: 'create a stream from a DDL file',
+  help: `Create a stream from a CREATE STREAM statement.
+
+Usage: strata stream create --ddl FILE [--data DIR]
+
+Example: strata stream create --ddl hdfs.sql --data ./.strata`,
+  async run(argv, io) {
+    const f = parseFlags(argv, { ...dataFlag, ddl: { type: 'string' } });
+    if (!f.values.ddl) throw new UsageError('--ddl FILE is required');
+    const path = resolve(io.cwd, f.values.ddl);
+    if (!existsSync(path)) throw new CliError(`${path}: no such file`);
+    try {
+      const def = createStream(dataDir(io, f.values.data), readFileSync(path, 'utf8'), f.values.ddl);
+      output(
+        io,
+        f.values.json,
+        { stream: def.name, columns: def.columns, index: def.index },
+        () =>
+          `created stream ${def.name}: ${def.columns.length} columns, index (${def.index.map((d) => (d.tokens ? `TOKENS(${d.column})` : d.column)).join(', ')})`,
+      );
+    } catch (e) {
+      if (e instanceof DdlError) throw new CliError(e.message);
+      throw new CliError((e as Error).message);
+    }
+    return 0;
+  },
+};
+
+const ingest: Command = {
+  name: 'ingest',
+  summary: 'ingest files into a stream (agent, ingestion and indexer in one process)',
+  help: `Ingest files into a stream from each file's checkpoint, then index.
+
+Usage: strata stream ingest STREAM FILE... [--data DIR] [--no-index] [--chunk BYTES]
+
+Re-running is safe: each file resumes at its checkpointed offset and a repeated block is not written twice.
+
+Example: strata stream ingest hdfs /var/log/hdfs/HDFS_2k.log --data ./.strata`,
+  async run(argv, io) {
+    const f = parseFlags(argv, { ...dataFlag, 'no-index': { type: 'boolean' }, chunk: { type: 'string' } });
+    const [name, ...files] = f.positionals;
+    if (files.length === 0) throw new UsageError('expected STREAM FILE...');
+    return withStream(io, f.values.data, name, async (s) => {
+      const t0 = performance.now();
+      const tot = { lines: 0, blocksWritten: 0, blocksDeduped: 0, bytes: 0 };
+      for (const file of files) {
+        const p = resolve(io.cwd, file);
+        if (!existsSync(p)) throw new CliError(`${p}: no such file`);
+        const st = await s.ingestFile(
+          p,
+          f.values.chunk ? { chunkBytes: intFlag('chunk', f.values.chunk, 0, 1024) } : {},
+        );
+        tot.lines += st.lines;
+        tot.blocksWritten += st.blocksWritten;
+        tot.blocksDeduped += st.blocksDeduped;
+        tot.bytes += st.bytes;
+      }
+      const t1 = performance.now();
+      if (!f.values['no-index']) await s.indexAll();
+      const t2 = performance.now();
+      const sz = s.sizes();
+      output(io, f.values.json, { ...tot, ingestMs: t1 - t0, indexMs: t2 - t1, ...sz }, () =>
+        [
+          `ingested ${tot.lines} lines (${formatBytes(tot.bytes)}) in ${tot.blocksWritten} blocks (${tot.blocksDeduped} already present) in ${(t1 - t0).toFixed(0)} ms; indexed in ${(t2 - t1).toFixed(0)} ms`,
+          `stream ${name}: ${sz.rows} rows in ${sz.blocks} blocks, data ${formatBytes(sz.blockBytes)} (raw ${formatBytes(sz.rawBytes)}), index ${formatBytes(sz.indexBytes)} in ${sz.nodes} nodes`,
+        ].join('\n'),
+      );
+      return 0;
+    });
+  },
+};
+
+const erase: Command = {
+  name: 'erase',
+  summary: 'erase the rows matching an expression (rewrites blocks, records the erasure)',
+  help: `Erase rows: find blocks through the index, rewrite them without the matching rows, record it in the progress log.
+
+Usage: strata stream erase STREAM --where EXPR [--data DIR]
+
+Example: strata stream erase hdfs --where "content CONTAINS 'blk_38865049064139660'"`,
+  async run(argv, io) {
+    const f = parseFlags(argv, { ...dataFlag, where: { type: 'string' } });
+    if (!f.values.where) throw new UsageError('--where EXPR is required');
+    return withStream(io, f.values.data, f.positionals[0], async (s) => {
+      const where = f.values.where!;
+      try {
+        s.parse(where);
+      } catch (e) {
+        if (e instanceof QueryError) throw new UsageError(e.message);
+        throw e;
+      }
+      const r = await s.erase(where);
+      output(io, f.values.json, r, () => `erased ${r.rows} rows from ${r.blocks} blocks`);
+      return 0;
+    });
+  },
+};
+
+const info: Command = {
+  name: 'info',
+  summary: 'show a stream: rows, blocks, index levels and watermarks, sizes',
+  help: `Show a stream's state.
+
+Usage: strata stream info STREAM [--data DIR] [--json]
+
+Example: strata stream info hdfs`,
+  async run(argv, io) {
+    const f = parseFlags(argv, { ...dataFlag });
+    return withStream(io, f.values.data, f.positionals[0], async (s) => {
+      const sz = s.sizes();
+      const res = await s.search({ k: 'true' }, { limit: 0 });
+      output(io, f.values.json, { ...sz, indexedBlocks: s.indexedBlocks, levels: res.stats.levels }, () =>
+        [
+          `${sz.rows} rows in ${sz.blocks} blocks (${s.indexedBlocks} indexed); data ${formatBytes(sz.blockBytes)}, raw ${formatBytes(sz.rawBytes)}, index ${formatBytes(sz.indexBytes)}`,
+          ...res.stats.levels.map((l) => `level ${l.level}: ${l.nodes} nodes, watermark ${l.watermark}`),
+        ].join('\n'),
+      );
+      return 0;
+    });
+  },
+};
+
+const search: Command = {
+  name: 'search',
+  summary: 'search a stream (index + not-yet-indexed tail: every acknowledged row)',
+  help: `Search a stream with an expression over its columns.
+
+Usage: strata search STREAM --where EXPR [--since T] [--until T] [--limit N] [--count] [--json] [--explain] [--no-index] [--data DIR]
+
+EXPR: col = 'v', col != 'v', col IN ('a','b'), col < 10, ts >= '2008-11-09 20:00:00', col CONTAINS 'token', AND, OR, NOT, ( ).
+
+Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" --count`,
+  async run(argv, io) {
+    const f = parseFlags(argv, {
+      ...dataFlag,
+      where: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string' },
+      count: { type: 'boolean' },
+      explain: { type: 'boolean' },
+      'no-index': { type: 'boolean' },
+    });
+    return withStream(io, f.values.data, f.positionals[0], async (s) => {
+      let expr: Expr;
+      try {
+        expr = s.parse(f.values.where ?? '');
+      } catch (e) {
+        if (e instanceof QueryError) throw new UsageError(e.message);
+        throw e;
+      }
+      const since = timeFlag('since', f.values.since);
+      const until = timeFlag('until', f.values.until);
+      const limit = f.values.count ? undefined : intFlag('limit', f.values.limit, 100, 0);
+      const res = await s.search(expr, {
+        useIndex: !f.values['no-index'],
+        ...(limit !== undefined ? { limit } : {}),
+        ...(since !== undefined ? { since } : {}),
+        ...(until !== undefined ? { until } : {}),
+      });
+      if (f.values.count) {
+        output(
+          io,
+          f.values.json,
+          f.values.explain
+            ? { count: res.stats.rowsMatched, stats: res.stats }
+            : { count: res.stats.rowsMatched },
+          () =>
+            f.values.explain ? `${res.stats.rowsMatched}\n${explainText(res)}` : `${res.stats.rowsMatched}`,
+        );
+        return 0;
+      }
+      if (f.values.json) for (const r of res.rows) io.stdout.write(`${JSON.stringify(rowObject(s, r))}\n`);
+      else for (const r of res.rows) io.stdout.write(`${formatRow(s, r)}\n`);
+      if (f.values.explain) io.stderr.write(`${explainText(res)}\n`);
+      return 0;
+    });
+  },
+};
+
+export const commands: Command[] = [
+  group('stream', 'Helios streams: create from DDL, ingest, erase, info', [create, ingest, erase, info]),
+  search,
+];
+
+/** The DDL the demo and tests use for loghub HDFS. */
+export const hdfsDdl = `CREATE STREAM hdfs SOURCES ('file:HDFS_2k.log')
+  FORMAT loghub('<Date> <Time> <Pid> <Level> <Component>: <Content>')
+  COLUMNS (ts TIMESTAMP, pid INT, level STRING, component STRING, content TEXT)
+  INDEX (level, component, TOKENS(content))
+  CHUNK EVERY 10 SECONDS OR 16 KB
+  STORAGE express FOR 1 DAY THEN standard RETAIN 30 DAYS`;
+
+function sampleFile(dir: string): string {
+  for (const base of [
+    resolve(process.cwd(), '../shared'),
+    resolve(process.cwd(), '../../shared'),
+    '/work/shared',
+  ]) {
+    const p = join(base, 'data/loghub/HDFS/HDFS_2k.log');
+    if (existsSync(p)) return p;
+  }
+  const p = join(dir, 'HDFS_gen.log');
+  const lines: string[] = [];
+  for (let i = 0; i < 2000; i++)
+    lines.push(
+      `081109 ${String(200000 + i).slice(0, 6)} ${100 + (i % 50)} ${i % 97 === 0 ? 'WARN' : 'INFO'} dfs.DataNode$PacketResponder: PacketResponder ${i % 3} for block blk_${(i * 7919) % 100003}${i} terminating`,
+    );
+  writeFileSync(p, `${lines.join('\n')}\n`);
+  return p;
+}
+
+export const demos: DemoStep[] = [
+  {
+    name: 'helios',
+    async run(io, dir) {
+      const data = join(dir, 'helios');
+      const file = sampleFile(dir);
+      createStream(data, hdfsDdl);
+      const s = await Stream.open(data, 'hdfs', { mergeKeysMax: 2000, addKeysMax: 20_000, fanoutMax: 8 });
+      try {
+        const t0 = performance.now();
+        const st = await s.ingestFile(file);
+        const t1 = performance.now();
+        io.stdout.write(
+          `helios: ingested ${st.lines} lines of ${file} into ${st.blocksWritten} blocks in ${(t1 - t0).toFixed(0)} ms\n`,
+        );
+        // Query while only half the blocks are indexed: the tail scan still sees every row.
+        await s.indexStep(Math.floor(s.blockCount / 2));
+        const counts = new Map<string, number>();
+        for await (const { rows } of s.scan())
+          for (const r of rows)
+            for (const t of String(r[4]).match(/blk_-?\d+/g) ?? []) counts.set(t, (counts.get(t) ?? 0) + 1);
+        const needle = [...counts].find(([, n]) => n === 1)?.[0] ?? 'blk_0';
+        const q = s.parse(`content CONTAINS '${needle}'`);
+        const half = await s.search(q);
+        io.stdout.write(
+          `helios: needle '${needle}' with ${half.stats.blocksIndexed}/${half.stats.blocksTotal} blocks indexed: ${half.stats.rowsMatched} row(s), ${half.stats.tailBlocks} tail blocks scanned\n`,
+        );
+        const t2 = performance.now();
+        await s.indexAll();
+        const t3 = performance.now();
+        const full = await s.search(q);
+        const noIdx = await s.search(q, { useIndex: false });
+        const sz = s.sizes();
+        io.stdout.write(
+          `helios: indexed in ${(t3 - t2).toFixed(0)} ms; index ${formatBytes(sz.indexBytes)} for ${formatBytes(sz.rawBytes)} raw (${((100 * sz.indexBytes) / sz.rawBytes).toFixed(1)}%), levels: ${full.stats.levels.map((l) => `L${l.level}=${l.nodes}`).join(' ')}\n`,
+        );
+        io.stdout.write(
+          `helios: needle with index: ${full.stats.rowsMatched} row(s), ${full.stats.nodesRead} nodes and ${full.stats.blocksRead}/${full.stats.blocksTotal} blocks read; without index: ${noIdx.stats.rowsMatched} row(s), ${noIdx.stats.blocksRead} blocks read\n`,
+        );
+        if (
+          full.stats.rowsMatched !== noIdx.stats.rowsMatched ||
+          half.stats.rowsMatched !== noIdx.stats.rowsMatched
+        )
+          throw new Error('helios demo: index and full scan disagree');
+        const warn = await s.search(s.parse("level = 'WARN'"));
+        io.stdout.write(
+          `helios: level = 'WARN': ${warn.stats.rowsMatched} rows from ${warn.stats.blocksRead} blocks\n`,
+        );
+      } finally {
+        await s.close();
+      }
+    },
+  },
+];
+
+/** A scratch directory for quick experiments (used by tests). */
+export function scratchDir(prefix = 'helios-'): { dir: string; done: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, done: () => rmSync(dir, { recursive: true, force: true }) };
+}

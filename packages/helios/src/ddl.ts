@@ -1,0 +1,325 @@
+/**
+ * The stream DDL:
+ *
+ *   CREATE STREAM name SOURCES ('file:/var/log/*.log', 'stdin:')
+ *     FORMAT loghub('<Date> <Time> <Level>: <Content>') | json | logfmt | regex('(?<level>\w+) ...')
+ *     COLUMNS (ts TIMESTAMP, level STRING, content TEXT, bytes INT, ratio FLOAT)
+ *     INDEX (level, TOKENS(content))
+ *     [CHUNK EVERY 10 SECONDS [OR 4 MB]] [STORAGE express FOR 1 DAY THEN standard] [RETAIN 30 DAYS] [;]
+ *
+ * Keywords are case-insensitive; identifiers are [A-Za-z_][A-Za-z0-9_]*; strings use single quotes with ''
+ * as the escape for a quote. Every error names the line and column where parsing stopped.
+ */
+
+export type ColumnType = 'TIMESTAMP' | 'STRING' | 'TEXT' | 'INT' | 'FLOAT';
+export const columnTypes: readonly ColumnType[] = ['TIMESTAMP', 'STRING', 'TEXT', 'INT', 'FLOAT'];
+
+export type FormatSpec =
+  | { kind: 'json' }
+  | { kind: 'logfmt' }
+  | { kind: 'regex'; pattern: string }
+  | { kind: 'loghub'; template: string };
+
+export interface ColumnDef {
+  name: string;
+  type: ColumnType;
+}
+
+export interface IndexDef {
+  column: string;
+  /** TOKENS(col): index every token of the text, not the whole value. */
+  tokens: boolean;
+}
+
+export interface StreamDef {
+  name: string;
+  sources: string[];
+  format: FormatSpec;
+  columns: ColumnDef[];
+  index: IndexDef[];
+  chunkEveryMs: number;
+  chunkBytesMax: number;
+  storage: { hot: string; hotForMs: number; cold: string };
+  retainMs: number;
+}
+
+/** A DDL error at a line and column (1-based). */
+export class DdlError extends Error {
+  override name = 'DdlError';
+  constructor(
+    readonly detail: string,
+    readonly line: number,
+    readonly column: number,
+    readonly file = 'DDL',
+  ) {
+    super(`${file}:${line}:${column}: ${detail}`);
+  }
+}
+
+type TokKind = 'ident' | 'string' | 'number' | 'punct' | 'eof';
+interface Tok {
+  kind: TokKind;
+  text: string;
+  line: number;
+  col: number;
+}
+
+/** Bound on the DDL text, so a runaway input fails fast with a clear error. */
+export const ddlBytesMax = 1 << 20;
+
+function lex(src: string, file: string): Tok[] {
+  if (src.length > ddlBytesMax)
+    throw new DdlError(`DDL is longer than ${ddlBytesMax} characters`, 1, 1, file);
+  const toks: Tok[] = [];
+  let i = 0;
+  let line = 1;
+  let col = 1;
+  const adv = (n: number) => {
+    for (let k = 0; k < n; k++) {
+      if (src.charCodeAt(i) === 10) {
+        line++;
+        col = 1;
+      } else col++;
+      i++;
+    }
+  };
+  while (i < src.length) {
+    const c = src[i]!;
+    if (c === ' ' || c === '\t' || c === '\r' || c === '\n') {
+      adv(1);
+      continue;
+    }
+    if (c === '-' && src[i + 1] === '-') {
+      while (i < src.length && src[i] !== '\n') adv(1);
+      continue;
+    }
+    const l0 = line;
+    const c0 = col;
+    if (/[A-Za-z_]/.test(c)) {
+      let j = i;
+      while (j < src.length && /[A-Za-z0-9_]/.test(src[j]!)) j++;
+      toks.push({ kind: 'ident', text: src.slice(i, j), line: l0, col: c0 });
+      adv(j - i);
+    } else if (/[0-9]/.test(c)) {
+      let j = i;
+      while (j < src.length && /[0-9.]/.test(src[j]!)) j++;
+      toks.push({ kind: 'number', text: src.slice(i, j), line: l0, col: c0 });
+      adv(j - i);
+    } else if (c === "'") {
+      let j = i + 1;
+      let s = '';
+      for (;;) {
+        if (j >= src.length) throw new DdlError('unterminated string (missing closing quote)', l0, c0, file);
+        if (src[j] === "'") {
+          if (src[j + 1] === "'") {
+            s += "'";
+            j += 2;
+            continue;
+          }
+          break;
+        }
+        s += src[j];
+        j++;
+      }
+      toks.push({ kind: 'string', text: s, line: l0, col: c0 });
+      adv(j + 1 - i);
+    } else if ('(),;'.includes(c)) {
+      toks.push({ kind: 'punct', text: c, line: l0, col: c0 });
+      adv(1);
+    } else {
+      throw new DdlError(`unexpected character '${c}'`, l0, c0, file);
+    }
+  }
+  toks.push({ kind: 'eof', text: '', line, col });
+  return toks;
+}
+
+const unitMs: Record<string, number> = {
+  SECOND: 1000,
+  SECONDS: 1000,
+  MINUTE: 60_000,
+  MINUTES: 60_000,
+  HOUR: 3_600_000,
+  HOURS: 3_600_000,
+  DAY: 86_400_000,
+  DAYS: 86_400_000,
+};
+const unitBytes: Record<string, number> = { B: 1, KB: 1024, MB: 1 << 20, GB: 1 << 30 };
+
+/** Parses one CREATE STREAM statement. `file` names the source in error messages. */
+export function parseDdl(src: string, file = 'DDL'): StreamDef {
+  const toks = lex(src, file);
+  let p = 0;
+  const peek = () => toks[p]!;
+  const fail = (msg: string, t = peek()): never => {
+    throw new DdlError(
+      `${msg}, got ${t.kind === 'eof' ? 'end of input' : `'${t.text}'`}`,
+      t.line,
+      t.col,
+      file,
+    );
+  };
+  const isKw = (kw: string) => peek().kind === 'ident' && peek().text.toUpperCase() === kw;
+  const kw = (k: string) => {
+    if (!isKw(k)) fail(`expected ${k}`);
+    p++;
+  };
+  const punct = (c: string) => {
+    if (peek().kind !== 'punct' || peek().text !== c) fail(`expected '${c}'`);
+    p++;
+  };
+  const ident = (what: string) => {
+    const t = peek();
+    if (t.kind !== 'ident') fail(`expected ${what}`);
+    p++;
+    return t.text;
+  };
+  const str = (what: string) => {
+    const t = peek();
+    if (t.kind !== 'string') fail(`expected ${what} as a quoted string`);
+    p++;
+    return t;
+  };
+  const num = (what: string) => {
+    const t = peek();
+    if (t.kind !== 'number' || !/^\d+(\.\d+)?$/.test(t.text)) fail(`expected ${what}`);
+    p++;
+    return Number(t.text);
+  };
+  const list = <T>(item: () => T): T[] => {
+    punct('(');
+    const out = [item()];
+    while (peek().kind === 'punct' && peek().text === ',') {
+      p++;
+      out.push(item());
+    }
+    punct(')');
+    return out;
+  };
+
+  kw('CREATE');
+  kw('STREAM');
+  const name = ident('a stream name');
+  kw('SOURCES');
+  const sources = list(() => str('a source URI').text);
+  kw('FORMAT');
+  const fmtTok = peek();
+  const fmtName = ident('a format (json, logfmt, regex(...), loghub(...))').toLowerCase();
+  let format: FormatSpec;
+  if (fmtName === 'json' || fmtName === 'jsonl') format = { kind: 'json' };
+  else if (fmtName === 'logfmt') format = { kind: 'logfmt' };
+  else if (fmtName === 'regex' || fmtName === 'loghub') {
+    punct('(');
+    const arg = str(fmtName === 'regex' ? 'a regular expression' : 'a template');
+    punct(')');
+    if (fmtName === 'regex') {
+      try {
+        new RegExp(arg.text);
+      } catch (e) {
+        throw new DdlError(`bad regular expression: ${(e as Error).message}`, arg.line, arg.col, file);
+      }
+      if (!/\(\?<[A-Za-z_]/.test(arg.text))
+        throw new DdlError('regex format needs named groups, e.g. (?<level>\\w+)', arg.line, arg.col, file);
+      format = { kind: 'regex', pattern: arg.text };
+    } else {
+      if (!/<[A-Za-z_][A-Za-z0-9_]*>/.test(arg.text))
+        throw new DdlError('loghub template needs fields like <Date> <Content>', arg.line, arg.col, file);
+      format = { kind: 'loghub', template: arg.text };
+    }
+  } else {
+    throw new DdlError(
+      `unknown format '${fmtName}' (expected json, logfmt, regex(...) or loghub(...))`,
+      fmtTok.line,
+      fmtTok.col,
+      file,
+    );
+  }
+  kw('COLUMNS');
+  const seen = new Set<string>();
+  const columns = list(() => {
+    const t = peek();
+    const cname = ident('a column name');
+    const tt = peek();
+    const type = ident('a column type').toUpperCase() as ColumnType;
+    if (!columnTypes.includes(type))
+      throw new DdlError(
+        `unknown column type '${tt.text}' (expected ${columnTypes.join(', ')})`,
+        tt.line,
+        tt.col,
+        file,
+      );
+    if (seen.has(cname)) throw new DdlError(`column '${cname}' is declared twice`, t.line, t.col, file);
+    seen.add(cname);
+    return { name: cname, type };
+  });
+  let index: IndexDef[] = [];
+  if (isKw('INDEX')) {
+    p++;
+    index = list(() => {
+      const t = peek();
+      let tokens = false;
+      let col: string;
+      if (isKw('TOKENS') && toks[p + 1]?.text === '(') {
+        p++;
+        punct('(');
+        col = ident('a column name');
+        punct(')');
+        tokens = true;
+      } else col = ident('a column name or TOKENS(column)');
+      if (!seen.has(col))
+        throw new DdlError(`INDEX names '${col}', which is not a declared column`, t.line, t.col, file);
+      return { column: col, tokens };
+    });
+  }
+  const def: StreamDef = {
+    name,
+    sources,
+    format,
+    columns,
+    index,
+    chunkEveryMs: 10_000,
+    chunkBytesMax: 4 << 20,
+    storage: { hot: 'express', hotForMs: 86_400_000, cold: 'standard' },
+    retainMs: 30 * 86_400_000,
+  };
+  const duration = () => {
+    const n = num('a number');
+    const t = peek();
+    const u = ident('a time unit (SECONDS, MINUTES, HOURS, DAYS)').toUpperCase();
+    const ms = unitMs[u];
+    if (ms === undefined) throw new DdlError(`unknown time unit '${t.text}'`, t.line, t.col, file);
+    return n * ms;
+  };
+  while (peek().kind !== 'eof' && !(peek().kind === 'punct' && peek().text === ';')) {
+    if (isKw('CHUNK')) {
+      p++;
+      kw('EVERY');
+      def.chunkEveryMs = duration();
+      if (isKw('OR')) {
+        p++;
+        const n = num('a size');
+        const t = peek();
+        const u = ident('a size unit (KB, MB, GB)').toUpperCase();
+        const b = unitBytes[u];
+        if (b === undefined) throw new DdlError(`unknown size unit '${t.text}'`, t.line, t.col, file);
+        def.chunkBytesMax = Math.round(n * b);
+      }
+    } else if (isKw('STORAGE')) {
+      p++;
+      def.storage.hot = ident('a storage class');
+      if (isKw('FOR')) {
+        p++;
+        def.storage.hotForMs = duration();
+        kw('THEN');
+        def.storage.cold = ident('a storage class');
+      } else def.storage.cold = def.storage.hot;
+    } else if (isKw('RETAIN')) {
+      p++;
+      def.retainMs = duration();
+    } else fail('expected CHUNK, STORAGE, RETAIN or end of statement');
+  }
+  if (peek().kind === 'punct') p++;
+  if (peek().kind !== 'eof') fail('expected end of input after the statement');
+  if (def.chunkBytesMax < 1024) fail('CHUNK size must be at least 1 KB', toks[0]);
+  return def;
+}

@@ -1,0 +1,257 @@
+/** Line formats (json lines, logfmt, regex with named groups, loghub templates) and the row model. */
+import type { ColumnDef, FormatSpec, StreamDef } from './ddl.js';
+
+/** A cell: strings for STRING/TEXT, numbers for INT/FLOAT/TIMESTAMP (epoch ms), null when absent. */
+export type Cell = string | number | null;
+export type Row = Cell[];
+
+/** Bound on one input line; longer lines are cut here (and counted as truncated). */
+export const lineBytesMax = 64 * 1024;
+
+/** Splits a line into named raw fields; undefined when the line does not match the format. */
+export type FieldParser = (line: string) => Record<string, string> | undefined;
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The regex a loghub template (`<Date> <Time> <Level>: <Content>`) stands for: the last field takes the rest. */
+export function loghubRegex(template: string): RegExp {
+  // A field other than the last cannot contain the first character of the literal after it, so the
+  // regex never backtracks across fields (a lazy `.*?` per field is exponential on lines that miss).
+  const parts = template.split(/(<[A-Za-z_][A-Za-z0-9_]*>)/).filter((x) => x !== '');
+  let re = '^';
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    const m = /^<([A-Za-z_][A-Za-z0-9_]*)>$/.exec(part);
+    if (!m) {
+      re += escapeRegex(part).replace(/ +/g, '\\s+');
+      continue;
+    }
+    const next = parts[i + 1];
+    if (next === undefined) re += `(?<${m[1]}>.*)`;
+    else if (/^<.*>$/.test(next)) re += `(?<${m[1]}>\\S*?)`;
+    else if (/^\s/.test(next)) re += `(?<${m[1]}>\\S*)`;
+    else re += `(?<${m[1]}>[^${next[0]!.replace(/[\\\]^-]/g, '\\$&')}]*)`;
+  }
+  return new RegExp(`${re}$`);
+}
+
+function parseLogfmt(line: string): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  let i = 0;
+  const n = line.length;
+  let any = false;
+  while (i < n) {
+    while (i < n && line[i] === ' ') i++;
+    if (i >= n) break;
+    const k0 = i;
+    while (i < n && line[i] !== '=' && line[i] !== ' ') i++;
+    const key = line.slice(k0, i);
+    if (line[i] !== '=') {
+      if (key) out[key] = 'true';
+      continue;
+    }
+    i++;
+    let val = '';
+    if (line[i] === '"') {
+      i++;
+      while (i < n && line[i] !== '"') {
+        if (line[i] === '\\' && i + 1 < n) i++;
+        val += line[i];
+        i++;
+      }
+      i++;
+    } else {
+      const v0 = i;
+      while (i < n && line[i] !== ' ') i++;
+      val = line.slice(v0, i);
+    }
+    if (key) {
+      out[key] = val;
+      any = true;
+    }
+  }
+  return any ? out : undefined;
+}
+
+/** The field parser for a format. */
+export function fieldParser(format: FormatSpec): FieldParser {
+  switch (format.kind) {
+    case 'json':
+      return (line) => {
+        let v: unknown;
+        try {
+          v = JSON.parse(line);
+        } catch {
+          return undefined;
+        }
+        if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+        const out: Record<string, string> = {};
+        for (const [k, x] of Object.entries(v as Record<string, unknown>))
+          if (x !== null && x !== undefined) out[k] = typeof x === 'string' ? x : JSON.stringify(x);
+        return out;
+      };
+    case 'logfmt':
+      return parseLogfmt;
+    case 'regex':
+    case 'loghub': {
+      const re = format.kind === 'regex' ? new RegExp(format.pattern) : loghubRegex(format.template);
+      return (line) => {
+        const m = re.exec(line);
+        if (!m?.groups) return undefined;
+        const out: Record<string, string> = {};
+        for (const [k, x] of Object.entries(m.groups)) if (x !== undefined) out[k] = x;
+        return out;
+      };
+    }
+  }
+}
+
+/** Epoch ms for the timestamp layouts seen in logs, or null. */
+export function parseTimestamp(s: string): number | null {
+  const t = s.trim();
+  if (t === '') return null;
+  if (/^\d{6} \d{6}$/.test(t)) {
+    // loghub HDFS: yyMMdd HHmmss
+    const v = Date.UTC(
+      2000 + Number(t.slice(0, 2)),
+      Number(t.slice(2, 4)) - 1,
+      Number(t.slice(4, 6)),
+      Number(t.slice(7, 9)),
+      Number(t.slice(9, 11)),
+      Number(t.slice(11, 13)),
+    );
+    return Number.isFinite(v) ? v : null;
+  }
+  if (/^\d+(\.\d+)?$/.test(t)) {
+    const n = Number(t);
+    return n > 1e11 ? Math.floor(n) : Math.floor(n * 1000);
+  }
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,3})\d*)?(Z|[+-]\d{2}:?\d{2})?$/.exec(t);
+  if (m) {
+    const ms = m[7] ? Number(m[7].padEnd(3, '0')) : 0;
+    let v = Date.UTC(
+      Number(m[1]),
+      Number(m[2]) - 1,
+      Number(m[3]),
+      Number(m[4]),
+      Number(m[5]),
+      Number(m[6]),
+      ms,
+    );
+    if (m[8] && m[8] !== 'Z') {
+      const sign = m[8][0] === '-' ? -1 : 1;
+      const d = m[8].slice(1).replace(':', '');
+      v -= sign * (Number(d.slice(0, 2)) * 60 + Number(d.slice(2))) * 60_000;
+    }
+    return Number.isFinite(v) ? v : null;
+  }
+  const v = Date.parse(t);
+  return Number.isFinite(v) ? v : null;
+}
+
+/** Converts a raw field to a column's type; null when absent or malformed. */
+export function toCell(col: ColumnDef, raw: string | undefined): Cell {
+  if (raw === undefined) return null;
+  switch (col.type) {
+    case 'STRING':
+    case 'TEXT':
+      return raw;
+    case 'INT': {
+      const n = Number(raw.trim());
+      return raw.trim() !== '' && Number.isInteger(n) ? n : null;
+    }
+    case 'FLOAT': {
+      const n = Number(raw.trim());
+      return raw.trim() !== '' && Number.isFinite(n) ? n : null;
+    }
+    case 'TIMESTAMP':
+      return parseTimestamp(raw);
+  }
+}
+
+/** Turns lines into rows of the stream's columns. Lines the format does not match become rows of nulls with the raw line in the first TEXT column. */
+export class RowParser {
+  private readonly parse: FieldParser;
+  private readonly lookup: ((f: Record<string, string>) => string | undefined)[];
+  private readonly rawCol: number;
+
+  constructor(readonly def: StreamDef) {
+    this.parse = fieldParser(def.format);
+    this.rawCol = def.columns.findIndex((c) => c.type === 'TEXT');
+    this.lookup = def.columns.map((c) => {
+      const lname = c.name.toLowerCase();
+      return (f: Record<string, string>) => {
+        if (f[c.name] !== undefined) return f[c.name];
+        for (const k in f) if (k.toLowerCase() === lname) return f[k];
+        if (c.type === 'TIMESTAMP') {
+          let date: string | undefined;
+          let time: string | undefined;
+          for (const k in f) {
+            const lk = k.toLowerCase();
+            if (lk === 'date') date = f[k];
+            else if (lk === 'time') time = f[k];
+            else if (lk === 'timestamp' || lk === 'ts') return f[k];
+          }
+          if (date !== undefined && time !== undefined) return `${date} ${time}`;
+          return date ?? time;
+        }
+        return undefined;
+      };
+    });
+  }
+
+  /** The row for one line (without its newline). */
+  row(line: string): Row {
+    let l = line.length > lineBytesMax ? line.slice(0, lineBytesMax) : line;
+    if (l.charCodeAt(l.length - 1) === 13) l = l.slice(0, -1); // CRLF files (the loghub samples are)
+    const f = this.parse(l);
+    const cols = this.def.columns;
+    const out: Row = new Array(cols.length).fill(null);
+    if (!f) {
+      if (this.rawCol >= 0) out[this.rawCol] = l;
+      return out;
+    }
+    for (let i = 0; i < cols.length; i++) out[i] = toCell(cols[i]!, this.lookup[i]!(f));
+    return out;
+  }
+}
+
+/** Bound on the tokens taken from one value. */
+export const tokensPerValueMax = 4096;
+/** Bound on one token's length in characters; longer runs are cut. */
+export const tokenCharsMax = 128;
+
+function isTokenChar(c: number): boolean {
+  return (
+    (c >= 48 && c <= 57) ||
+    (c >= 65 && c <= 90) ||
+    (c >= 97 && c <= 122) ||
+    c === 95 ||
+    c === 45 ||
+    c === 46 ||
+    c > 127
+  );
+}
+
+/**
+ * The tokens of a text: maximal runs of letters, digits, `_`, `-` and `.` (and any non-ASCII), with
+ * leading and trailing `.`/`-` dropped. Case-sensitive. `CONTAINS 'x'` matches a row when every token of
+ * `x` is a token of the value; the index and the brute-force oracle both use this one definition.
+ */
+export function tokenize(text: string, into: string[] = []): string[] {
+  const n = text.length;
+  let i = 0;
+  while (i < n && into.length < tokensPerValueMax) {
+    while (i < n && !isTokenChar(text.charCodeAt(i))) i++;
+    let s = i;
+    while (i < n && isTokenChar(text.charCodeAt(i))) i++;
+    let e = i;
+    while (s < e && (text.charCodeAt(s) === 46 || text.charCodeAt(s) === 45)) s++;
+    while (e > s && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
+    if (e > s) into.push(text.slice(s, Math.min(e, s + tokenCharsMax)));
+  }
+  return into;
+}

@@ -1,0 +1,219 @@
+/**
+ * Index nodes. A node covers a contiguous range of blocks [from, to) (block sequence numbers in the
+ * progress log) and maps each key to the children that hold it: block sequence numbers at level 0, the
+ * object keys of level-(L-1) nodes above that. Layout (little-endian):
+ *
+ *   "HLN1" | u32 headerLen | header JSON | pad to 8 | f64 keys[n] | u32 postOff[n+1] | u32 post[m] | u32 bloom[w]
+ *
+ * keys are sorted and distinct; post[postOff[i], postOff[i+1]) are the child indices of key i, ascending.
+ * The bloom filter (k = 3, about 10 bits per key) answers most absent keys without a binary search. The
+ * header carries a HighwayHash of the body, checked on every read.
+ */
+import { hash64Words } from '@strata/highwayhash';
+
+export interface NodeHeader {
+  level: number;
+  from: number;
+  to: number;
+  /** Level 0: block sequence numbers; above: object keys of child nodes. */
+  children: (number | string)[];
+  /** [from, to) of each child node (levels above 0). */
+  ranges?: [number, number][];
+  n: number;
+  m: number;
+  w: number;
+  check: string;
+}
+
+export interface IndexNode {
+  header: NodeHeader;
+  keys: Float64Array;
+  postOff: Uint32Array;
+  post: Uint32Array;
+  bloom: Uint32Array;
+}
+
+/** Bound on keys in one node: larger nodes are refused (the add policy keeps them well below). */
+export const nodeKeysMax = 1 << 26;
+
+const bloomHashes = 3;
+const checkKey = new Uint8Array(32).fill(7);
+
+function bloomWords(n: number): number {
+  let w = 1;
+  while (w * 32 < n * 10) w *= 2;
+  return w;
+}
+
+function bloomAdd(bloom: Uint32Array, key: number): void {
+  const mask = bloom.length * 32 - 1;
+  const h1 = (key % 4294967296) >>> 0;
+  const h2 = (Math.floor(key / 4294967296) * 2654435761 + 1) >>> 0;
+  for (let i = 0; i < bloomHashes; i++) {
+    const b = (h1 + Math.imul(i, h2)) & mask;
+    bloom[b >>> 5]! |= 1 << (b & 31);
+  }
+}
+
+function bloomHas(bloom: Uint32Array, key: number): boolean {
+  const mask = bloom.length * 32 - 1;
+  const h1 = (key % 4294967296) >>> 0;
+  const h2 = (Math.floor(key / 4294967296) * 2654435761 + 1) >>> 0;
+  for (let i = 0; i < bloomHashes; i++) {
+    const b = (h1 + Math.imul(i, h2)) & mask;
+    if ((bloom[b >>> 5]! & (1 << (b & 31))) === 0) return false;
+  }
+  return true;
+}
+
+/** A node from sorted distinct keys, all pointing to one child. */
+export function leafNode(
+  level: number,
+  from: number,
+  to: number,
+  child: number | string,
+  keys: Float64Array,
+  range?: [number, number],
+): IndexNode {
+  const n = keys.length;
+  const postOff = new Uint32Array(n + 1);
+  for (let i = 0; i <= n; i++) postOff[i] = i;
+  return finish(level, from, to, [child], range ? [range] : undefined, keys, postOff, new Uint32Array(n));
+}
+
+function finish(
+  level: number,
+  from: number,
+  to: number,
+  children: (number | string)[],
+  ranges: [number, number][] | undefined,
+  keys: Float64Array,
+  postOff: Uint32Array,
+  post: Uint32Array,
+): IndexNode {
+  const w = bloomWords(keys.length);
+  const bloom = new Uint32Array(w);
+  for (let i = 0; i < keys.length; i++) bloomAdd(bloom, keys[i]!);
+  const header: NodeHeader = { level, from, to, children, n: keys.length, m: post.length, w, check: '' };
+  if (ranges) header.ranges = ranges;
+  return { header, keys, postOff, post, bloom };
+}
+
+/** The merge operator: union of keys and of pointers; b's children follow a's. Ranges must be adjacent. */
+export function mergeNodes(a: IndexNode, b: IndexNode): IndexNode {
+  const ha = a.header;
+  const hb = b.header;
+  if (ha.level !== hb.level || ha.to !== hb.from)
+    throw new Error(
+      `mergeNodes: nodes [${ha.from},${ha.to}) L${ha.level} and [${hb.from},${hb.to}) L${hb.level} are not adjacent`,
+    );
+  const shift = ha.children.length;
+  const na = a.keys.length;
+  const nb = b.keys.length;
+  const keys = new Float64Array(na + nb);
+  const postOff = new Uint32Array(na + nb + 1);
+  const post = new Uint32Array(a.post.length + b.post.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  let m = 0;
+  while (i < na || j < nb) {
+    const ka = i < na ? a.keys[i]! : Number.POSITIVE_INFINITY;
+    const kb = j < nb ? b.keys[j]! : Number.POSITIVE_INFINITY;
+    const key = Math.min(ka, kb);
+    keys[k] = key;
+    postOff[k] = m;
+    if (ka === key) {
+      for (let p = a.postOff[i]!; p < a.postOff[i + 1]!; p++) post[m++] = a.post[p]!;
+      i++;
+    }
+    if (kb === key) {
+      for (let p = b.postOff[j]!; p < b.postOff[j + 1]!; p++) post[m++] = b.post[p]! + shift;
+      j++;
+    }
+    k++;
+  }
+  postOff[k] = m;
+  if (k > nodeKeysMax) throw new Error(`mergeNodes: ${k} keys is over nodeKeysMax ${nodeKeysMax}`);
+  const ranges = ha.ranges && hb.ranges ? [...ha.ranges, ...hb.ranges] : undefined;
+  return finish(
+    ha.level,
+    ha.from,
+    hb.to,
+    [...ha.children, ...hb.children],
+    ranges,
+    keys.slice(0, k),
+    postOff.slice(0, k + 1),
+    post.slice(0, m),
+  );
+}
+
+/** The child indices that hold `key` (empty when absent). */
+export function lookup(node: IndexNode, key: number): Uint32Array {
+  if (!bloomHas(node.bloom, key)) return new Uint32Array(0);
+  const keys = node.keys;
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo >= keys.length || keys[lo] !== key) return new Uint32Array(0);
+  return node.post.subarray(node.postOff[lo]!, node.postOff[lo + 1]!);
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function bodyCheck(body: Uint8Array): string {
+  const w = hash64Words(checkKey, body);
+  return w[1]!.toString(16).padStart(8, '0') + w[0]!.toString(16).padStart(8, '0');
+}
+
+/** Serializes a node. */
+export function encodeNode(node: IndexNode): Uint8Array {
+  const { keys, postOff, post, bloom } = node;
+  const bodyLen = keys.byteLength + postOff.byteLength + post.byteLength + bloom.byteLength;
+  const body = new Uint8Array(bodyLen);
+  let o = 0;
+  for (const arr of [keys, postOff, post, bloom]) {
+    body.set(new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength), o);
+    o += arr.byteLength;
+  }
+  node.header.check = bodyCheck(body);
+  const hdr = enc.encode(JSON.stringify(node.header));
+  const start = (8 + hdr.length + 7) & ~7;
+  const out = new Uint8Array(start + bodyLen);
+  out.set([0x48, 0x4c, 0x4e, 0x31]);
+  new DataView(out.buffer).setUint32(4, hdr.length, true);
+  out.set(hdr, 8);
+  out.set(body, start);
+  return out;
+}
+
+/** Parses a node; throws saying what is wrong when the bytes are not a sound node. */
+export function decodeNode(bytes: Uint8Array, where = 'index node'): IndexNode {
+  if (bytes.length < 8 || bytes[0] !== 0x48 || bytes[1] !== 0x4c || bytes[2] !== 0x4e || bytes[3] !== 0x31)
+    throw new Error(`${where}: not an index node (bad magic)`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const hl = dv.getUint32(4, true);
+  if (8 + hl > bytes.length) throw new Error(`${where}: header length ${hl} is past the end`);
+  const header = JSON.parse(dec.decode(bytes.subarray(8, 8 + hl))) as NodeHeader;
+  const start = (8 + hl + 7) & ~7;
+  const need = start + header.n * 8 + (header.n + 1) * 4 + header.m * 4 + header.w * 4;
+  if (need !== bytes.length) throw new Error(`${where}: size ${bytes.length}, header says ${need}`);
+  // A fresh copy: typed-array views below need an 8-aligned buffer of their own (a Buffer slice is a view).
+  const body = new Uint8Array(bytes.subarray(start));
+  if (bodyCheck(body) !== header.check) throw new Error(`${where}: checksum mismatch (corrupt node)`);
+  const buf = body.buffer;
+  let o = 0;
+  const keys = new Float64Array(buf, o, header.n);
+  o += header.n * 8;
+  const postOff = new Uint32Array(buf, o, header.n + 1);
+  o += (header.n + 1) * 4;
+  const post = new Uint32Array(buf, o, header.m);
+  o += header.m * 4;
+  const bloom = new Uint32Array(buf, o, header.w);
+  return { header, keys, postOff, post, bloom };
+}

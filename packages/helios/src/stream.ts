@@ -1,0 +1,669 @@
+/**
+ * A stream on one machine: ingestion (chunk, block, dedupe by block id, progress-log append), the
+ * bottom-up indexer (level-0 merge, add operator, watermarks, orphans), the hybrid query and erasure.
+ * Blocks and index nodes live in an ObjectStore; progress lives in the stream's progress log.
+ */
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, resolve } from 'node:path';
+import { type ObjectStore, openStore } from '@strata/objstore';
+import { blockId, decodeBlock, encodeBlock } from './block.js';
+import { parseDdl, type StreamDef } from './ddl.js';
+import { type Cell, type Row, RowParser, tokenize } from './formats.js';
+import { hashKey, keysOf, tokenKey, valueKey } from './keys.js';
+import { decodeNode, encodeNode, type IndexNode, leafNode, lookup, mergeNodes } from './node.js';
+import { ProgressLog, type ProgressRecord } from './progress.js';
+import { type Expr, evalExpr, mayMatchRange, parseQuery } from './query.js';
+
+export interface IndexPolicy {
+  /** Merge operator: two level-0 nodes merge while both have fewer keys than this. */
+  mergeKeysMax: number;
+  /** Add operator: children are added to a parent until it has this many keys. */
+  addKeysMax: number;
+  /** Bound on children per node. */
+  fanoutMax: number;
+  /** Bound on index levels. */
+  levelsMax: number;
+}
+
+export const defaultPolicy: IndexPolicy = {
+  mergeKeysMax: 50_000,
+  addKeysMax: 2_000_000,
+  fanoutMax: 64,
+  levelsMax: 8,
+};
+
+/** Bound on decoded index nodes kept in memory per open stream, in nodes. */
+export const nodeCacheMax = 256;
+/** Bound on bytes read from a file per read call while ingesting. */
+export const readChunkBytes = 1 << 20;
+
+interface BlockInfo {
+  seq: number;
+  id: string;
+  key: string;
+  source: string;
+  from: number;
+  to: number;
+  rows: number;
+  rawBytes: number;
+  bytes: number;
+  min: Cell[];
+  max: Cell[];
+  leaf?: string;
+}
+interface NodeInfo {
+  level: number;
+  from: number;
+  to: number;
+  key: string;
+  keys: number;
+  bytes: number;
+}
+
+export interface SearchOptions {
+  /** false: skip the index and scan every block (same rows, slower). */
+  useIndex?: boolean;
+  limit?: number;
+  since?: number;
+  until?: number;
+}
+
+export interface SearchStats {
+  blocksTotal: number;
+  blocksIndexed: number;
+  tailBlocks: number;
+  nodesRead: number;
+  orphansVisited: number;
+  candidateBlocks: number;
+  prunedByMinMax: number;
+  blocksRead: number;
+  rowsScanned: number;
+  rowsMatched: number;
+  levels: { level: number; nodes: number; watermark: number }[];
+}
+
+export interface SearchResult {
+  rows: Row[];
+  /** The block sequence number of each row. */
+  seqs: number[];
+  stats: SearchStats;
+}
+
+export interface IngestStats {
+  lines: number;
+  blocksWritten: number;
+  blocksDeduped: number;
+  bytes: number;
+}
+
+type Plan = { p: 'all' } | { p: 'none' } | { p: 'key'; key: number } | { p: 'and' | 'or'; a: Plan; b: Plan };
+
+/** The data directory layout: DIR/objects (file: store), DIR/streams/NAME/{stream.ddl,progress.log}. */
+export function streamDir(dataDir: string, name: string): string {
+  return join(dataDir, 'streams', name);
+}
+
+/** Creates a stream from DDL text under a data directory. */
+export function createStream(dataDir: string, ddl: string, file = 'DDL'): StreamDef {
+  const def = parseDdl(ddl, file);
+  const dir = streamDir(dataDir, def.name);
+  if (existsSync(join(dir, 'stream.ddl')))
+    throw new Error(`stream '${def.name}' already exists in ${dataDir}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'stream.ddl'), ddl);
+  return def;
+}
+
+export class Stream {
+  private blocks: BlockInfo[] = [];
+  private ids = new Map<string, number>();
+  private levels: Map<number, NodeInfo>[] = [];
+  private wm: number[] = [];
+  private applied = 0;
+  private cache = new Map<string, IndexNode>();
+  readonly parser: RowParser;
+  private tsCol: number;
+
+  private constructor(
+    readonly def: StreamDef,
+    readonly store: ObjectStore,
+    readonly log: ProgressLog,
+    readonly policy: IndexPolicy,
+  ) {
+    this.parser = new RowParser(def);
+    this.tsCol = def.columns.findIndex((c) => c.type === 'TIMESTAMP');
+    this.catchUp();
+  }
+
+  /** Opens a stream created with createStream. */
+  static async open(dataDir: string, name: string, policy: Partial<IndexPolicy> = {}): Promise<Stream> {
+    const dir = streamDir(dataDir, name);
+    const ddlPath = join(dir, 'stream.ddl');
+    if (!existsSync(ddlPath))
+      throw new Error(
+        `no stream '${name}' in ${resolve(dataDir)} (create it with: strata stream create --ddl FILE)`,
+      );
+    const def = parseDdl(readFileSync(ddlPath, 'utf8'), ddlPath);
+    mkdirSync(join(dataDir, 'objects'), { recursive: true });
+    const store = await openStore(`file:${resolve(dataDir, 'objects')}`);
+    return new Stream(def, store, ProgressLog.open(join(dir, 'progress.log')), {
+      ...defaultPolicy,
+      ...policy,
+    });
+  }
+
+  async close(): Promise<void> {
+    this.log.close();
+    await this.store.close();
+  }
+
+  /** Applies progress-log records not yet applied to the in-memory view. */
+  private catchUp(): void {
+    const { tail } = this.log.checkTail();
+    for (const r of this.log.read(this.applied, tail)) this.apply(r);
+    this.applied = tail;
+  }
+
+  private apply(r: ProgressRecord): void {
+    switch (r.t) {
+      case 'block': {
+        const seq = this.blocks.length;
+        const b: BlockInfo = { seq, ...r };
+        this.blocks.push(b);
+        this.ids.set(r.id, seq);
+        break;
+      }
+      case 'node': {
+        const lv = (this.levels[r.level] ??= new Map());
+        for (const [from, n] of lv) if (from > r.from && from < r.to) lv.delete(from) && void n;
+        lv.set(r.from, { level: r.level, from: r.from, to: r.to, key: r.key, keys: r.keys, bytes: r.bytes });
+        break;
+      }
+      case 'wm':
+        this.wm[r.level] = r.to;
+        break;
+      case 'rewrite': {
+        const b = this.blocks[r.seq];
+        if (b) Object.assign(b, { key: r.key, rows: r.rows, bytes: r.bytes, min: r.min, max: r.max });
+        break;
+      }
+      case 'erase':
+        break;
+    }
+  }
+
+  /** Where a source's rows have been acknowledged up to (byte offset), for restart without loss or duplicates. */
+  checkpoint(source: string): number {
+    let to = 0;
+    for (const b of this.blocks) if (b.source === source && b.to > to) to = b.to;
+    return to;
+  }
+
+  get blockCount(): number {
+    return this.blocks.length;
+  }
+
+  /**
+   * The ingestion path for one chunk: block id, dedupe, write block (and its level-0 leaf, built here as
+   * an agent would), then append to the progress log. Returns whether it was new. Resolves after the
+   * append is durable: that is the acknowledgement.
+   */
+  async ingestChunk(
+    source: string,
+    from: number,
+    to: number,
+    lines: string[],
+    content: Uint8Array,
+  ): Promise<boolean> {
+    const id = blockId(source, from, to, content);
+    this.catchUp();
+    if (this.ids.has(id)) return false;
+    const rows = lines.map((l) => this.parser.row(l));
+    const ncols = this.def.columns.length;
+    const { bytes, header } = encodeBlock({ id, source, from, to, rawBytes: content.length }, rows, ncols);
+    const key = `${this.def.name}/blocks/${id}`;
+    await this.store.put(key, bytes);
+    let leaf: string | undefined;
+    if (this.def.index.length > 0) {
+      const keys = keysOf(this.def, rows);
+      const node = leafNode(0, 0, 1, 0, keys);
+      leaf = `${this.def.name}/leaves/${id}`;
+      await this.store.put(leaf, encodeNode(node));
+    }
+    const rec: ProgressRecord = {
+      t: 'block',
+      id,
+      key,
+      source,
+      from,
+      to,
+      rows: rows.length,
+      rawBytes: content.length,
+      bytes: bytes.length,
+      min: header.min,
+      max: header.max,
+      ...(leaf ? { leaf } : {}),
+    };
+    this.log.append([rec]);
+    this.catchUp();
+    return true;
+  }
+
+  /**
+   * Ingests a file from its checkpoint: complete lines only, plus a last line without a newline when
+   * `final`. The source id includes the inode, so a rotated file (a new inode at the same path) starts
+   * at offset 0 while the old one keeps its checkpoint.
+   */
+  async ingestFile(path: string, opts: { final?: boolean; chunkBytes?: number } = {}): Promise<IngestStats> {
+    const abs = resolve(path);
+    const st = statSync(abs);
+    const source = `file:${abs}#${st.ino}`;
+    const chunkBytes = opts.chunkBytes ?? this.def.chunkBytesMax;
+    let off = this.checkpoint(source);
+    const stats: IngestStats = { lines: 0, blocksWritten: 0, blocksDeduped: 0, bytes: 0 };
+    if (off > st.size)
+      throw new Error(`${abs}: shorter (${st.size} bytes) than its checkpoint ${off}: truncated in place`);
+    const fd = openSync(abs, 'r');
+    try {
+      let pending = Buffer.alloc(0);
+      let pendingFrom = off;
+      let readPos = off;
+      const buf = Buffer.alloc(readChunkBytes);
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, readPos);
+        const eof = n === 0;
+        if (!eof) {
+          readPos += n;
+          pending = pending.length
+            ? Buffer.concat([pending, buf.subarray(0, n)])
+            : Buffer.from(buf.subarray(0, n));
+        }
+        for (;;) {
+          let cut = -1;
+          if (pending.length >= chunkBytes) {
+            cut = pending.lastIndexOf(10, chunkBytes - 1);
+            if (cut < 0) cut = pending.indexOf(10);
+          } else if (eof) {
+            cut = pending.lastIndexOf(10);
+            if (opts.final !== false && pending.length > 0) cut = pending.length - 1;
+          }
+          if (cut < 0) break;
+          const content = pending.subarray(0, cut + 1);
+          const text = content.toString('utf8');
+          const lines = text.split('\n');
+          if (lines[lines.length - 1] === '') lines.pop();
+          const isNew = await this.ingestChunk(
+            source,
+            pendingFrom,
+            pendingFrom + content.length,
+            lines,
+            content,
+          );
+          if (isNew) stats.blocksWritten++;
+          else stats.blocksDeduped++;
+          stats.lines += lines.length;
+          stats.bytes += content.length;
+          pendingFrom += content.length;
+          pending = pending.subarray(cut + 1);
+          if (pending.length === 0 || (!eof && pending.length < chunkBytes)) break;
+        }
+        if (eof) break;
+      }
+      off = pendingFrom;
+    } finally {
+      closeSync(fd);
+    }
+    return stats;
+  }
+
+  private async node(key: string): Promise<IndexNode> {
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key);
+      this.cache.set(key, hit);
+      return hit;
+    }
+    const n = decodeNode(await this.store.get(key), key);
+    this.cache.set(key, n);
+    if (this.cache.size > nodeCacheMax) this.cache.delete(this.cache.keys().next().value!);
+    return n;
+  }
+
+  private async putNode(level: number, node: IndexNode): Promise<NodeInfo> {
+    const h = node.header;
+    const key = `${this.def.name}/nodes/L${level}/${h.from}-${h.to}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    const bytes = encodeNode(node);
+    await this.store.put(key, bytes);
+    this.cache.set(key, node);
+    if (this.cache.size > nodeCacheMax) this.cache.delete(this.cache.keys().next().value!);
+    return { level, from: h.from, to: h.to, key, keys: node.keys.length, bytes: bytes.length };
+  }
+
+  private sorted(level: number): NodeInfo[] {
+    return [...(this.levels[level]?.values() ?? [])].sort((a, b) => a.from - b.from);
+  }
+
+  /** How far level 0 covers (blocks [0, this) are indexed). */
+  get indexedBlocks(): number {
+    let to = 0;
+    for (const n of this.levels[0]?.values() ?? []) if (n.to > to) to = n.to;
+    return to;
+  }
+
+  /**
+   * One indexer pass: level-0 leaves for blocks not yet indexed (at most `blocksMax`), merged into the
+   * tail level-0 node while both are small; then the add operator level by level. Each node write is
+   * followed by its progress-log record (and the watermark it moves) in one append.
+   */
+  async indexStep(blocksMax = Number.MAX_SAFE_INTEGER): Promise<number> {
+    this.catchUp();
+    if (this.def.index.length === 0) return 0;
+    const pol = this.policy;
+    let done = 0;
+    for (let seq = this.indexedBlocks; seq < this.blocks.length && done < blocksMax; seq++, done++) {
+      const b = this.blocks[seq]!;
+      let keys: Float64Array;
+      if (b.leaf) keys = (await this.node(b.leaf)).keys;
+      else keys = keysOf(this.def, decodeBlock(await this.store.get(b.key), b.key).rows);
+      const leaf = leafNode(0, seq, seq + 1, seq, keys);
+      const lv0 = this.sorted(0);
+      const tail = lv0[lv0.length - 1];
+      let node = leaf;
+      if (
+        tail &&
+        tail.to === seq &&
+        tail.from >= (this.wm[0] ?? 0) &&
+        tail.keys < pol.mergeKeysMax &&
+        keys.length < pol.mergeKeysMax &&
+        (await this.node(tail.key)).header.children.length < pol.fanoutMax
+      )
+        node = mergeNodes(await this.node(tail.key), leaf);
+      const info = await this.putNode(0, node);
+      this.log.append([{ t: 'node', ...info }]);
+      this.catchUp();
+    }
+    await this.addStep();
+    return done;
+  }
+
+  private closed(n: NodeInfo, isLast: boolean): boolean {
+    if (!isLast) return true;
+    return n.keys >= (n.level === 0 ? this.policy.mergeKeysMax : this.policy.addKeysMax);
+  }
+
+  /** The add operator: closed orphans at level L are added to the open parent at L+1, or start a new one. */
+  private async addStep(): Promise<void> {
+    const pol = this.policy;
+    for (let L = 0; L + 1 < pol.levelsMax; L++) {
+      const nodes = this.sorted(L);
+      if (nodes.length < 2 && (this.levels[L + 1]?.size ?? 0) === 0) break;
+      for (let i = 0; i < nodes.length; i++) {
+        const c = nodes[i]!;
+        const w = this.wm[L] ?? 0;
+        if (c.from < w || !this.closed(c, i === nodes.length - 1)) continue;
+        if (c.from !== w)
+          throw new Error(`indexer: level ${L} node [${c.from},${c.to}) does not start at watermark ${w}`);
+        const child = await this.node(c.key);
+        const one = leafNode(L + 1, c.from, c.to, c.key, child.keys, [c.from, c.to]);
+        const parents = this.sorted(L + 1);
+        const last = parents[parents.length - 1];
+        let node = one;
+        if (last && last.to === w && last.keys < pol.addKeysMax) {
+          const pn = await this.node(last.key);
+          if (pn.header.children.length < pol.fanoutMax) node = mergeNodes(pn, one);
+        }
+        const info = await this.putNode(L + 1, node);
+        this.log.append([
+          { t: 'node', ...info },
+          { t: 'wm', level: L, to: c.to },
+        ]);
+        this.catchUp();
+      }
+    }
+  }
+
+  /** Runs the indexer until every acknowledged block is indexed. */
+  async indexAll(): Promise<void> {
+    while ((await this.indexStep(1024)) > 0) {}
+  }
+
+  private plan(e: Expr): Plan {
+    const def = this.def;
+    const byValue = (col: number) => def.index.some((d) => !d.tokens && d.column === def.columns[col]!.name);
+    const byToken = (col: number) => def.index.some((d) => d.tokens && d.column === def.columns[col]!.name);
+    const allTokens = (col: number, toks: string[]): Plan =>
+      toks
+        .map((t): Plan => ({ p: 'key', key: hashKey(tokenKey(col, t)) }))
+        .reduce((a, b) => ({ p: 'and', a, b }));
+    switch (e.k) {
+      case 'and':
+        return { p: 'and', a: this.plan(e.a), b: this.plan(e.b) };
+      case 'or':
+        return { p: 'or', a: this.plan(e.a), b: this.plan(e.b) };
+      case 'cmp':
+        if (e.op !== '=' || e.v === null) return { p: 'all' };
+        if (byValue(e.col)) return { p: 'key', key: hashKey(valueKey(e.col, e.v)) };
+        if (byToken(e.col) && typeof e.v === 'string') {
+          const toks = tokenize(e.v);
+          if (toks.length > 0) return allTokens(e.col, toks);
+        }
+        return { p: 'all' };
+      case 'in': {
+        if (!byValue(e.col)) return { p: 'all' };
+        const vs = e.vs.filter((v): v is string | number => v !== null);
+        if (vs.length === 0) return { p: 'none' };
+        return vs
+          .map((v): Plan => ({ p: 'key', key: hashKey(valueKey(e.col, v)) }))
+          .reduce((a, b) => ({ p: 'or', a, b }));
+      }
+      case 'contains':
+        return byToken(e.col) ? allTokens(e.col, e.tokens) : { p: 'all' };
+      default:
+        return { p: 'all' };
+    }
+  }
+
+  /** The children of a node that may hold a match; null means all of them. */
+  private evalPlan(p: Plan, node: IndexNode): Set<number> | null {
+    switch (p.p) {
+      case 'all':
+        return null;
+      case 'none':
+        return new Set();
+      case 'key':
+        return new Set(lookup(node, p.key));
+      case 'and': {
+        const a = this.evalPlan(p.a, node);
+        if (a && a.size === 0) return a;
+        const b = this.evalPlan(p.b, node);
+        if (!a) return b;
+        if (!b) return a;
+        return new Set([...a].filter((x) => b.has(x)));
+      }
+      case 'or': {
+        const a = this.evalPlan(p.a, node);
+        if (!a) return null;
+        const b = this.evalPlan(p.b, node);
+        if (!b) return null;
+        for (const x of b) a.add(x);
+        return a;
+      }
+    }
+  }
+
+  /** Adds `--since`/`--until` as a range on the first TIMESTAMP column. */
+  private withTime(e: Expr, opts: SearchOptions): Expr {
+    let out = e;
+    if (opts.since !== undefined || opts.until !== undefined) {
+      if (this.tsCol < 0)
+        throw new Error(`stream ${this.def.name} has no TIMESTAMP column for --since/--until`);
+      if (opts.since !== undefined)
+        out = { k: 'and', a: out, b: { k: 'cmp', col: this.tsCol, op: '>=', v: opts.since } };
+      if (opts.until !== undefined)
+        out = { k: 'and', a: out, b: { k: 'cmp', col: this.tsCol, op: '<', v: opts.until } };
+    }
+    return out;
+  }
+
+  /** Parses a --where expression for this stream. */
+  parse(where: string): Expr {
+    return parseQuery(where, this.def);
+  }
+
+  /**
+   * The hybrid scan: descend from the top level's nodes, then from each orphan to the right of what the
+   * level above covers, level by level; then every block the index does not cover yet (the tail of the
+   * progress log). Candidate blocks are pruned by min/max and every row is verified, so the result is
+   * exactly what a scan of every acknowledged block returns.
+   */
+  async search(expr: Expr, opts: SearchOptions = {}): Promise<SearchResult> {
+    this.catchUp();
+    const e = this.withTime(expr, opts);
+    const limit = opts.limit ?? Number.MAX_SAFE_INTEGER;
+    const stats: SearchStats = {
+      blocksTotal: this.blocks.length,
+      blocksIndexed: 0,
+      tailBlocks: 0,
+      nodesRead: 0,
+      orphansVisited: 0,
+      candidateBlocks: 0,
+      prunedByMinMax: 0,
+      blocksRead: 0,
+      rowsScanned: 0,
+      rowsMatched: 0,
+      levels: this.levels.map((m, level) => ({ level, nodes: m.size, watermark: this.wm[level] ?? 0 })),
+    };
+    const candidates = new Set<number>();
+    let covered = 0;
+    if (opts.useIndex !== false && this.def.index.length > 0) {
+      const plan = this.plan(e);
+      const descend = async (key: string) => {
+        const node = await this.node(key);
+        stats.nodesRead++;
+        const sel = this.evalPlan(plan, node);
+        const idx = sel ? [...sel] : node.header.children.map((_, i) => i);
+        for (const i of idx) {
+          const c = node.header.children[i]!;
+          if (node.header.level === 0) candidates.add(c as number);
+          else await descend(c as string);
+        }
+      };
+      for (let L = this.levels.length - 1; L >= 0; L--) {
+        for (const n of this.sorted(L)) {
+          if (n.from < covered) continue;
+          if (L < this.levels.length - 1) stats.orphansVisited++;
+          await descend(n.key);
+          covered = Math.max(covered, n.to);
+        }
+      }
+    }
+    stats.blocksIndexed = covered;
+    stats.candidateBlocks = candidates.size;
+    for (let s = covered; s < this.blocks.length; s++) {
+      candidates.add(s);
+      stats.tailBlocks++;
+    }
+    const rows: Row[] = [];
+    const seqs: number[] = [];
+    for (const seq of [...candidates].sort((a, b) => a - b)) {
+      if (rows.length >= limit) break;
+      const b = this.blocks[seq]!;
+      if (!mayMatchRange(e, b.min, b.max)) {
+        stats.prunedByMinMax++;
+        continue;
+      }
+      const blk = decodeBlock(await this.store.get(b.key), b.key);
+      stats.blocksRead++;
+      for (const r of blk.rows) {
+        stats.rowsScanned++;
+        if (evalExpr(e, r)) {
+          stats.rowsMatched++;
+          if (rows.length < limit) {
+            rows.push(r);
+            seqs.push(seq);
+          }
+        }
+      }
+    }
+    return { rows, seqs, stats };
+  }
+
+  /** Every acknowledged row, block by block (the brute-force view). */
+  async *scan(): AsyncGenerator<{ seq: number; rows: Row[] }> {
+    this.catchUp();
+    for (const b of this.blocks)
+      yield { seq: b.seq, rows: decodeBlock(await this.store.get(b.key), b.key).rows };
+  }
+
+  /**
+   * Erasure: finds the blocks through the index, rewrites each without the matching rows, records each
+   * rewrite and then the erasure in the progress log, and deletes the old block objects. Index keys of
+   * erased values stay in the nodes (a false positive that row verification rejects), so no erased value
+   * is ever returned, and neither the index path nor a full scan finds the rows.
+   */
+  async erase(where: string): Promise<{ blocks: number; rows: number }> {
+    const e = this.parse(where);
+    const hit = await this.search(e);
+    const seqs = [...new Set(hit.seqs)];
+    let rowsRemoved = 0;
+    const ncols = this.def.columns.length;
+    for (const seq of seqs) {
+      const b = this.blocks[seq]!;
+      const blk = decodeBlock(await this.store.get(b.key), b.key);
+      const keep = blk.rows.filter((r) => !evalExpr(e, r));
+      rowsRemoved += blk.rows.length - keep.length;
+      const { bytes, header } = encodeBlock(
+        { id: b.id, source: b.source, from: b.from, to: b.to, rawBytes: b.rawBytes },
+        keep,
+        ncols,
+      );
+      const key = `${this.def.name}/blocks/${b.id}.e${Date.now().toString(36)}`;
+      await this.store.put(key, bytes);
+      this.log.append([
+        { t: 'rewrite', seq, key, rows: keep.length, bytes: bytes.length, min: header.min, max: header.max },
+      ]);
+      const old = b.key;
+      this.catchUp();
+      await this.store.delete(old);
+    }
+    this.log.append([{ t: 'erase', where, blocks: seqs, rows: rowsRemoved, at: Date.now() }]);
+    this.catchUp();
+    return { blocks: seqs.length, rows: rowsRemoved };
+  }
+
+  /** Sizes: raw input bytes, block bytes, live index node bytes. */
+  sizes(): {
+    rawBytes: number;
+    blockBytes: number;
+    indexBytes: number;
+    rows: number;
+    blocks: number;
+    nodes: number;
+  } {
+    let rawBytes = 0;
+    let blockBytes = 0;
+    let rows = 0;
+    for (const b of this.blocks) {
+      rawBytes += b.rawBytes;
+      blockBytes += b.bytes;
+      rows += b.rows;
+    }
+    let indexBytes = 0;
+    let nodes = 0;
+    for (const m of this.levels)
+      for (const n of m.values()) {
+        indexBytes += n.bytes;
+        nodes++;
+      }
+    return { rawBytes, blockBytes, indexBytes, rows, blocks: this.blocks.length, nodes };
+  }
+}
