@@ -65,6 +65,7 @@ export function hash64Words(key: HighwayKey, data: Uint8Array, into: Uint32Array
 
 /** HighwayHash-64 of `data` under a 256-bit key. */
 export function hash64(key: HighwayKey, data: Uint8Array): bigint {
+  if (active === 'wasm') return wasm!.hash64(words(key), asBytes(data));
   const w = hash64Words(key, data);
   return (BigInt(w[1]!) << 32n) | BigInt(w[0]!);
 }
