@@ -17,8 +17,9 @@ function escapeRegex(s: string): string {
 
 /** The regex a loghub template (`<Date> <Time> <Level>: <Content>`) stands for: the last field takes the rest. */
 export function loghubRegex(template: string): RegExp {
-  // A field other than the last cannot contain the first character of the literal after it, so the
-  // regex never backtracks across fields (a lazy `.*?` per field is exponential on lines that miss).
+  // A field other than the last cannot contain the first non-space character of the literal after it
+  // (nor any space when that literal is only spaces), so the regex never backtracks across fields (a
+  // lazy `.*?` per field, as loghub's own parsers use, is exponential on lines that miss).
   const parts = template.split(/(<[A-Za-z_][A-Za-z0-9_]*>)/).filter((x) => x !== '');
   let re = '^';
   for (let i = 0; i < parts.length; i++) {
@@ -31,8 +32,11 @@ export function loghubRegex(template: string): RegExp {
     const next = parts[i + 1];
     if (next === undefined) re += `(?<${m[1]}>.*)`;
     else if (/^<.*>$/.test(next)) re += `(?<${m[1]}>\\S*?)`;
-    else if (/^\s/.test(next)) re += `(?<${m[1]}>\\S*)`;
-    else re += `(?<${m[1]}>[^${next[0]!.replace(/[\\\]^-]/g, '\\$&')}]*)`;
+    else {
+      const c = next.trim()[0];
+      if (c === undefined) re += `(?<${m[1]}>\\S*)`;
+      else re += `(?<${m[1]}>[^${c.replace(/[\\\]^-]/g, '\\$&')}]*)`;
+    }
   }
   return new RegExp(`${re}$`);
 }

@@ -123,6 +123,22 @@ export function createStream(dataDir: string, ddl: string, file = 'DDL'): Stream
   return def;
 }
 
+/** Bytes of a file's head that identify it across restarts (with its inode). */
+export const fingerprintBytes = 256;
+
+function fingerprint(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(fingerprintBytes);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    const nl = buf.subarray(0, n).indexOf(10);
+    const head = buf.subarray(0, nl >= 0 ? nl + 1 : n);
+    return blockId('fingerprint', 0, head.length, head);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export class Stream {
   private blocks: BlockInfo[] = [];
   private ids = new Map<string, number>();
@@ -260,13 +276,14 @@ export class Stream {
 
   /**
    * Ingests a file from its checkpoint: complete lines only, plus a last line without a newline when
-   * `final`. The source id includes the inode, so a rotated file (a new inode at the same path) starts
-   * at offset 0 while the old one keeps its checkpoint.
+   * `final`. The source id includes the inode and a fingerprint of the first line, so a rotated file (a
+   * new inode, or a recreated file with another first line) starts at offset 0 while the old one keeps
+   * its checkpoint.
    */
   async ingestFile(path: string, opts: { final?: boolean; chunkBytes?: number } = {}): Promise<IngestStats> {
     const abs = resolve(path);
     const st = statSync(abs);
-    const source = `file:${abs}#${st.ino}`;
+    const source = `file:${abs}#${st.ino}#${fingerprint(abs)}`;
     const chunkBytes = opts.chunkBytes ?? this.def.chunkBytesMax;
     let off = this.checkpoint(source);
     const stats: IngestStats = { lines: 0, blocksWritten: 0, blocksDeduped: 0, bytes: 0 };

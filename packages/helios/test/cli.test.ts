@@ -1,0 +1,89 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { captureIo, runCommand } from '@strata/cli';
+import { commands, demos, hdfsDdl } from '@strata/helios';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'helios-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(...argv: string[]) {
+  const c = captureIo('', {}, dir);
+  const [name, ...rest] = argv;
+  const cmd = commands.find((x) => x.name === name)!;
+  const code = await runCommand(cmd, rest, c.io);
+  return { code, out: c.stdout(), err: c.stderr() };
+}
+
+describe('embedded mode CLI', () => {
+  it('create, ingest, search --count under --data, one after another', async () => {
+    writeFileSync(join(dir, 'hdfs.sql'), hdfsDdl);
+    const lines = [
+      '081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating',
+      '081109 203807 222 INFO dfs.DataNode$PacketResponder: PacketResponder 0 for block blk_-6952295868487656571 terminating',
+      '081109 204005 35 WARN dfs.FSNamesystem: BLOCK* NameSystem.addStoredBlock: blockMap updated: 10.251.73.220:50010 is added to blk_7128370237687728475 size 67108864',
+    ];
+    writeFileSync(join(dir, 'a.log'), `${lines.join('\n')}\n`);
+    expect((await run('stream', 'create', '--ddl', 'hdfs.sql', '--data', 'd')).out).toMatch(
+      /created stream hdfs/,
+    );
+    const ing = await run('stream', 'ingest', 'hdfs', 'a.log', '--data', 'd');
+    expect(ing.code).toBe(0);
+    expect(ing.out).toMatch(/ingested 3 lines/);
+    const c = await run(
+      'search',
+      'hdfs',
+      '--where',
+      "content CONTAINS 'blk_-6952295868487656571'",
+      '--count',
+      '--data',
+      'd',
+    );
+    expect(c).toEqual({ code: 0, out: '1\n', err: '' });
+    expect((await run('search', 'hdfs', '--where', "level = 'INFO'", '--count', '--data', 'd')).out).toBe(
+      '2\n',
+    );
+    const j = await run('search', 'hdfs', '--where', "level = 'WARN'", '--json', '--data', 'd');
+    expect(JSON.parse(j.out).component).toBe('dfs.FSNamesystem');
+    const ex = await run('search', 'hdfs', '--where', 'pid = 35', '--count', '--explain', '--data', 'd');
+    expect(ex.out).toMatch(/^1\nplan: hybrid index scan/);
+    const ts = await run('search', 'hdfs', '--since', '2008-11-09T20:38:00Z', '--count', '--data', 'd');
+    expect(ts.out).toBe('2\n');
+    expect((await run('stream', 'ingest', 'hdfs', 'a.log', '--data', 'd')).out).toMatch(/ingested 0 lines/);
+    expect((await run('stream', 'erase', 'hdfs', '--where', 'pid = 35', '--data', 'd')).out).toMatch(
+      /erased 1 rows/,
+    );
+    expect((await run('search', 'hdfs', '--count', '--data', 'd')).out).toBe('2\n');
+    expect((await run('stream', 'info', 'hdfs', '--data', 'd')).out).toMatch(/2 rows in 1 blocks/);
+  });
+
+  it('errors: usage errors exit 2, bad DDL and missing streams exit 1 with where', async () => {
+    writeFileSync(join(dir, 'bad.sql'), "CREATE STREAM x SOURCES ('a')\nFORMAT json COLUMNS (a BOGUS)");
+    const bad = await run('stream', 'create', '--ddl', 'bad.sql', '--data', 'e');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/bad\.sql:2:24: unknown column type 'BOGUS'/);
+    const missing = await run('search', 'nope', '--count', '--data', 'e');
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/no stream 'nope'/);
+    writeFileSync(join(dir, 'ok.sql'), "CREATE STREAM ok SOURCES ('a') FORMAT json COLUMNS (a INT)");
+    await run('stream', 'create', '--ddl', 'ok.sql', '--data', 'e');
+    const q = await run('search', 'ok', '--where', 'b = 1', '--data', 'e');
+    expect(q.code).toBe(2);
+    expect(q.err).toMatch(/unknown column 'b'/);
+    expect((await run('search', 'ok', '--bogus', '--data', 'e')).code).toBe(2);
+    for (const c of commands) expect(c.help).toMatch(/Example:|subcommand/);
+  });
+
+  it('the demo step runs and prints what it did', async () => {
+    const c = captureIo('', {}, dir);
+    const d = mkdtempSync(join(tmpdir(), 'helios-demo-'));
+    try {
+      await demos[0]!.run(c.io, d);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+    expect(c.stdout()).toMatch(/helios: ingested \d+ lines/);
+    expect(c.stdout()).toMatch(/needle with index: 1 row/);
+  });
+});

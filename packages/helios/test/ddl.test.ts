@@ -1,0 +1,126 @@
+import { DdlError, parseDdl } from '@strata/helios';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+
+const example = `CREATE STREAM hdfs SOURCES ('file:/var/log/hdfs/*.log')
+FORMAT loghub('<Date> <Time> <Pid> <Level> <Component>: <Content>')
+COLUMNS (ts TIMESTAMP, level STRING, component STRING, content TEXT)
+INDEX (level, component, TOKENS(content))
+CHUNK EVERY 10 SECONDS OR 4 MB STORAGE express FOR 1 DAY THEN standard RETAIN 30 DAYS`;
+
+function errorOf(src: string): DdlError {
+  try {
+    parseDdl(src);
+  } catch (e) {
+    if (e instanceof DdlError) return e;
+    throw e;
+  }
+  throw new Error('expected a DdlError');
+}
+
+describe('DDL', () => {
+  it('parses the example from the issue', () => {
+    const d = parseDdl(example);
+    expect(d.name).toBe('hdfs');
+    expect(d.sources).toEqual(['file:/var/log/hdfs/*.log']);
+    expect(d.format).toEqual({
+      kind: 'loghub',
+      template: '<Date> <Time> <Pid> <Level> <Component>: <Content>',
+    });
+    expect(d.columns.map((c) => `${c.name}:${c.type}`)).toEqual([
+      'ts:TIMESTAMP',
+      'level:STRING',
+      'component:STRING',
+      'content:TEXT',
+    ]);
+    expect(d.index).toEqual([
+      { column: 'level', tokens: false },
+      { column: 'component', tokens: false },
+      { column: 'content', tokens: true },
+    ]);
+    expect(d.chunkEveryMs).toBe(10_000);
+    expect(d.chunkBytesMax).toBe(4 << 20);
+    expect(d.storage).toEqual({ hot: 'express', hotForMs: 86_400_000, cold: 'standard' });
+    expect(d.retainMs).toBe(30 * 86_400_000);
+  });
+
+  it('parses json, logfmt and regex formats, comments and quotes', () => {
+    expect(parseDdl("create stream a sources ('stdin:') format json columns (x INT);").format).toEqual({
+      kind: 'json',
+    });
+    expect(
+      parseDdl("CREATE STREAM a SOURCES ('it''s') FORMAT logfmt COLUMNS (x FLOAT) -- trailing").sources,
+    ).toEqual(["it's"]);
+    const r = parseDdl(
+      "CREATE STREAM a SOURCES ('s') FORMAT regex('(?<lvl>\\w+) (?<msg>.*)') COLUMNS (lvl STRING, msg TEXT)",
+    );
+    expect(r.format).toEqual({ kind: 'regex', pattern: '(?<lvl>\\w+) (?<msg>.*)' });
+  });
+
+  it('reports line and column of errors', () => {
+    const e1 = errorOf("CREATE STREAM hdfs\nSOURCES ('x')\nFORMAT loghub('<A>')\nCOLUMNS (a STRNG)");
+    expect([e1.line, e1.column]).toEqual([4, 12]);
+    expect(e1.message).toMatch(/DDL:4:12: unknown column type 'STRNG'/);
+    const e2 = errorOf("CREATE STREAM s SOURCES ('x') FORMAT csv COLUMNS (a INT)");
+    expect([e2.line, e2.column]).toEqual([1, 38]);
+    expect(e2.message).toMatch(/unknown format 'csv'/);
+    const e3 = errorOf("CREATE STREAM s SOURCES ('x) FORMAT json");
+    expect(e3.message).toMatch(/1:26: unterminated string/);
+    const e4 = errorOf("CREATE STREAM s SOURCES ('x') FORMAT json COLUMNS (a INT)\n  INDEX (b)");
+    expect([e4.line, e4.column]).toEqual([2, 10]);
+    expect(e4.message).toMatch(/'b', which is not a declared column/);
+    const e5 = errorOf("CREATE STREAM s SOURCES ('x') FORMAT regex('(a') COLUMNS (a INT)");
+    expect(e5.message).toMatch(/bad regular expression/);
+    const e6 = errorOf("CREATE STREAM s SOURCES ('x') FORMAT json COLUMNS (a INT) CHUNK EVERY 3 FORTNIGHTS");
+    expect(e6.message).toMatch(/unknown time unit 'FORTNIGHTS'/);
+    expect(errorOf('CREATE TABLE t').message).toMatch(/1:8: expected STREAM, got 'TABLE'/);
+    expect(errorOf("CREATE STREAM s SOURCES ('x') FORMAT json COLUMNS (a INT, a INT)").message).toMatch(
+      /declared twice/,
+    );
+  });
+
+  it('never crashes on arbitrary input: a DdlError or a definition', () => {
+    const words = fc.constantFrom(
+      'CREATE',
+      'STREAM',
+      'SOURCES',
+      'FORMAT',
+      'COLUMNS',
+      'INDEX',
+      'TOKENS',
+      'CHUNK',
+      'EVERY',
+      'OR',
+      '(',
+      ')',
+      ',',
+      "'x'",
+      'json',
+      'a',
+      'INT',
+      '10',
+      'SECONDS',
+      ';',
+      '\n',
+    );
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.array(words).map((w) => w.join(' ')),
+        ),
+        (src) => {
+          try {
+            parseDdl(src);
+          } catch (e) {
+            expect(e).toBeInstanceOf(DdlError);
+            const d = e as DdlError;
+            expect(d.line).toBeGreaterThanOrEqual(1);
+            expect(d.column).toBeGreaterThanOrEqual(1);
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});

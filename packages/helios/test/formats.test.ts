@@ -1,0 +1,98 @@
+import { fieldParser, loghubRegex, parseDdl, parseTimestamp, RowParser, tokenize } from '@strata/helios';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+
+describe('formats', () => {
+  it('json lines', () => {
+    const p = fieldParser({ kind: 'json' });
+    expect(p('{"a":"x","n":3,"o":{"k":1},"z":null}')).toEqual({ a: 'x', n: '3', o: '{"k":1}' });
+    expect(p('not json')).toBeUndefined();
+    expect(p('[1]')).toBeUndefined();
+  });
+
+  it('logfmt', () => {
+    const p = fieldParser({ kind: 'logfmt' });
+    expect(p('level=info msg="hello world" user=u1 flag')).toEqual({
+      level: 'info',
+      msg: 'hello world',
+      user: 'u1',
+      flag: 'true',
+    });
+    expect(p('a="say \\"hi\\""')).toEqual({ a: 'say "hi"' });
+    expect(p('')).toBeUndefined();
+  });
+
+  it('regex with named groups', () => {
+    const p = fieldParser({ kind: 'regex', pattern: '^(?<lvl>[A-Z]+) (?<msg>.*)$' });
+    expect(p('WARN disk full')).toEqual({ lvl: 'WARN', msg: 'disk full' });
+    expect(p('lowercase')).toBeUndefined();
+  });
+
+  it('loghub templates', () => {
+    const re = loghubRegex('<Date> <Time> <Pid> <Level> <Component>: <Content>');
+    const m = re.exec(
+      '081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_3 terminating',
+    );
+    expect(m?.groups).toEqual({
+      Date: '081109',
+      Time: '203615',
+      Pid: '148',
+      Level: 'INFO',
+      Component: 'dfs.DataNode$PacketResponder',
+      Content: 'PacketResponder 1 for block blk_3 terminating',
+    });
+    const px = loghubRegex('[<Time>] <Program> - <Content>').exec('[10.30 16:49:06] chrome.exe - a b c');
+    expect(px?.groups).toEqual({ Time: '10.30 16:49:06', Program: 'chrome.exe', Content: 'a b c' });
+  });
+
+  it('loghub templates stay linear on long lines that do not match', () => {
+    const re = loghubRegex('<A> <B> <C> <D> <E>: <F>');
+    const line = 'x '.repeat(20_000);
+    const t0 = Date.now();
+    expect(re.exec(line)).toBeNull();
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('rows: types, timestamps from Date + Time, CRLF, unmatched lines keep the raw text', () => {
+    const def = parseDdl(
+      "CREATE STREAM h SOURCES ('x') FORMAT loghub('<Date> <Time> <Pid> <Level> <Component>: <Content>') COLUMNS (ts TIMESTAMP, pid INT, level STRING, content TEXT)",
+    );
+    const p = new RowParser(def);
+    expect(p.row('081109 203615 148 INFO dfs.X: hello\r')).toEqual([
+      Date.UTC(2008, 10, 9, 20, 36, 15),
+      148,
+      'INFO',
+      'hello',
+    ]);
+    expect(p.row('garbage')).toEqual([null, null, null, 'garbage']);
+    expect(p.row('081109 203615 notanint INFO dfs.X: m')[1]).toBeNull();
+  });
+
+  it('timestamps', () => {
+    expect(parseTimestamp('2008-11-09 20:36:15')).toBe(Date.UTC(2008, 10, 9, 20, 36, 15));
+    expect(parseTimestamp('2008-11-09T20:36:15.250Z')).toBe(Date.UTC(2008, 10, 9, 20, 36, 15, 250));
+    expect(parseTimestamp('2015-07-29 17:41:44,747')).toBe(Date.UTC(2015, 6, 29, 17, 41, 44, 747));
+    expect(parseTimestamp('1117838570')).toBe(1117838570000);
+    expect(parseTimestamp('nope')).toBeNull();
+  });
+
+  it('tokenize', () => {
+    expect(tokenize('served blk_-6952295868487656571 to /10.251.39.209:50010.')).toEqual([
+      'served',
+      'blk_-6952295868487656571',
+      'to',
+      '10.251.39.209',
+      '50010',
+    ]);
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (s) => {
+        const t = tokenize(s);
+        for (const x of t) {
+          expect(x.length).toBeGreaterThan(0);
+          expect(s.includes(x)).toBe(true);
+          expect(tokenize(x)).toEqual([x]);
+        }
+      }),
+    );
+  });
+});

@@ -1,0 +1,287 @@
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  createStream,
+  type Expr,
+  evalExpr,
+  parseDdl,
+  parseQuery,
+  type Row,
+  RowParser,
+  Stream,
+  tokenize,
+} from '@strata/helios';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const ddl = `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
+  COLUMNS (ts TIMESTAMP, level STRING, user STRING, n INT, msg TEXT)
+  INDEX (level, user, n, TOKENS(msg))`;
+const def = parseDdl(ddl);
+
+const levels = ['INFO', 'WARN', 'ERROR', 'DEBUG'];
+const users = Array.from({ length: 30 }, (_, i) => `u${i}`);
+const words = ['open', 'close', 'read', 'blk_1', 'blk_-22', 'req-9f', '10.0.0.1', 'x.y', 'rare_zz', 'the'];
+const t0 = Date.UTC(2024, 0, 1);
+
+const lineArb = fc
+  .record({
+    dt: fc.integer({ min: 0, max: 100_000 }),
+    level: fc.constantFrom(...levels),
+    user: fc.option(fc.constantFrom(...users), { nil: undefined }),
+    n: fc.integer({ min: 0, max: 20 }),
+    msg: fc.array(fc.constantFrom(...words), { maxLength: 6 }),
+  })
+  .map((r) =>
+    JSON.stringify({
+      ts: new Date(t0 + r.dt * 1000).toISOString(),
+      level: r.level,
+      ...(r.user ? { user: r.user } : {}),
+      n: r.n,
+      msg: r.msg.join(' '),
+    }),
+  );
+
+const valueArb = (col: string): fc.Arbitrary<string> => {
+  switch (col) {
+    case 'level':
+      return fc.constantFrom(...levels, 'NONE').map((v) => `'${v}'`);
+    case 'user':
+      return fc.constantFrom(...users, 'nobody').map((v) => `'${v}'`);
+    case 'n':
+      return fc.integer({ min: -1, max: 21 }).map(String);
+    case 'ts':
+      return fc.integer({ min: 0, max: 100_000 }).map((d) => `'${new Date(t0 + d * 1000).toISOString()}'`);
+    default:
+      return fc.constantFrom(...words).map((v) => `'${v}'`);
+  }
+};
+
+const atomArb: fc.Arbitrary<string> = fc.oneof(
+  fc
+    .tuple(fc.constantFrom('level', 'user', 'n', 'msg'), fc.constantFrom('=', '!='))
+    .chain(([c, op]) => valueArb(c).map((v) => `${c} ${op} ${v}`)),
+  fc
+    .tuple(fc.constantFrom('n', 'ts'), fc.constantFrom('<', '<=', '>', '>='))
+    .chain(([c, op]) => valueArb(c).map((v) => `${c} ${op} ${v}`)),
+  fc
+    .constantFrom('level', 'user', 'n')
+    .chain((c) =>
+      fc.array(valueArb(c), { minLength: 1, maxLength: 3 }).map((vs) => `${c} IN (${vs.join(', ')})`),
+    ),
+  fc
+    .array(fc.constantFrom(...words), { minLength: 1, maxLength: 2 })
+    .map((ws) => `msg CONTAINS '${ws.join(' ')}'`),
+);
+const exprArb: fc.Arbitrary<string> = fc.letrec((tie) => ({
+  e: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    atomArb,
+    fc.tuple(tie('e'), tie('e')).map(([a, b]) => `(${a} AND ${b})`),
+    fc.tuple(tie('e'), tie('e')).map(([a, b]) => `(${a} OR ${b})`),
+    tie('e').map((a) => `NOT ${a}`),
+  ),
+})).e as fc.Arbitrary<string>;
+
+/** The oracle: parse the raw lines and filter them, no blocks, no index. */
+function bruteForce(lines: string[], e: Expr): Row[] {
+  const p = new RowParser(def);
+  return lines.map((l) => p.row(l)).filter((r) => evalExpr(e, r));
+}
+
+const dirs: string[] = [];
+function scratch(): string {
+  const d = mkdtempSync(join(tmpdir(), 'helios-test-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('stream: search equals the brute-force scan', () => {
+  it('random streams, chunking, policies, half-done indexing, random queries', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(lineArb, { minLength: 1, maxLength: 400 }),
+        fc.integer({ min: 200, max: 6000 }),
+        fc.record({
+          mergeKeysMax: fc.integer({ min: 1, max: 200 }),
+          addKeysMax: fc.integer({ min: 1, max: 600 }),
+          fanoutMax: fc.integer({ min: 2, max: 6 }),
+          levelsMax: fc.integer({ min: 2, max: 6 }),
+        }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.array(exprArb, { minLength: 1, maxLength: 6 }),
+        async (lines, chunkBytes, policy, indexedFrac, queries) => {
+          const dir = scratch();
+          createStream(dir, ddl);
+          const file = join(dir, 'ev.jsonl');
+          writeFileSync(file, `${lines.join('\n')}\n`);
+          const s = await Stream.open(dir, 'ev', policy);
+          try {
+            const st = await s.ingestFile(file, { chunkBytes });
+            expect(st.lines).toBe(lines.length);
+            await s.indexStep(Math.floor(s.blockCount * indexedFrac));
+            for (const q of queries) {
+              const e = parseQuery(q, def);
+              const want = bruteForce(lines, e);
+              const got = await s.search(e);
+              expect(got.rows, q).toEqual(want);
+              const noIdx = await s.search(e, { useIndex: false });
+              expect(noIdx.rows, q).toEqual(want);
+            }
+          } finally {
+            await s.close();
+            rmSync(dir, { recursive: true, force: true });
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('a needle query reads only the blocks that hold the needle once indexed', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const lines: string[] = [];
+    for (let i = 0; i < 3000; i++)
+      lines.push(
+        JSON.stringify({ ts: t0 + i * 1000, level: 'INFO', user: `u${i % 7}`, n: i % 5, msg: `op id_${i}` }),
+      );
+    const file = join(dir, 'ev.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const s = await Stream.open(dir, 'ev', { mergeKeysMax: 500, addKeysMax: 4000, fanoutMax: 4 });
+    try {
+      await s.ingestFile(file, { chunkBytes: 4096 });
+      await s.indexAll();
+      const r = await s.search(s.parse("msg CONTAINS 'id_1234'"));
+      expect(r.rows.length).toBe(1);
+      expect(r.stats.tailBlocks).toBe(0);
+      expect(r.stats.blocksRead).toBe(1);
+      expect(r.stats.blocksTotal).toBeGreaterThan(20);
+      expect(r.stats.levels.length).toBeGreaterThan(1);
+      const since = await s.search(s.parse("level = 'INFO'"), { since: t0 + 2_990_000 });
+      expect(since.rows.length).toBe(10);
+      expect(since.stats.prunedByMinMax).toBeGreaterThan(0);
+      const lim = await s.search(s.parse(''), { limit: 7 });
+      expect(lim.rows.length).toBe(7);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('stream: checkpoints, dedupe, rotation, erasure', () => {
+  it('re-ingesting resumes at the checkpoint: no loss, no duplicates; a repeated block is acknowledged once', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const file = join(dir, 'ev.jsonl');
+    const mk = (i: number) => JSON.stringify({ ts: t0 + i, level: 'INFO', n: i, msg: `line_${i}` });
+    writeFileSync(
+      file,
+      `${Array.from({ length: 100 }, (_, i) => mk(i)).join('\n')}\n${mk(100).slice(0, 10)}`,
+    );
+    let s = await Stream.open(dir, 'ev');
+    expect((await s.ingestFile(file, { chunkBytes: 1024, final: false })).lines).toBe(100);
+    await s.close();
+    appendFileSync(file, `${mk(100).slice(10)}\n${mk(101)}\n`);
+    s = await Stream.open(dir, 'ev');
+    try {
+      const again = await s.ingestFile(file, { chunkBytes: 1024 });
+      expect(again.lines).toBe(2);
+      expect((await s.ingestFile(file)).lines).toBe(0);
+      const all = await s.search(s.parse(''));
+      expect(all.rows.map((r) => r[3])).toEqual(Array.from({ length: 102 }, (_, i) => i));
+      const content = new TextEncoder().encode('x\n');
+      expect(await s.ingestChunk('src', 0, 2, ['x'], content)).toBe(true);
+      expect(await s.ingestChunk('src', 0, 2, ['x'], content)).toBe(false);
+      expect((await s.search(s.parse(''))).rows.length).toBe(103);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a rotated file (new inode at the same path) starts at offset 0', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const file = join(dir, 'ev.jsonl');
+    writeFileSync(file, `${JSON.stringify({ level: 'A', msg: 'one' })}\n`);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      await s.ingestFile(file);
+      rmSync(file);
+      writeFileSync(file, `${JSON.stringify({ level: 'B', msg: 'two' })}\n`);
+      expect((await s.ingestFile(file)).lines).toBe(1);
+      expect((await s.search(s.parse(''))).rows.map((r) => r[1])).toEqual(['A', 'B']);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('erasure: neither the index nor a full scan finds erased rows; other rows stay', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const lines: string[] = [];
+    for (let i = 0; i < 500; i++)
+      lines.push(
+        JSON.stringify({
+          ts: t0 + i,
+          level: 'INFO',
+          user: `u${i % 10}`,
+          n: i,
+          msg: `hello from user_${i % 10}`,
+        }),
+      );
+    const file = join(dir, 'ev.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const s = await Stream.open(dir, 'ev', { mergeKeysMax: 50, addKeysMax: 300 });
+    try {
+      await s.ingestFile(file, { chunkBytes: 2048 });
+      await s.indexStep(Math.floor(s.blockCount / 2));
+      const r = await s.erase("user = 'u3'");
+      expect(r.rows).toBe(50);
+      await s.indexAll();
+      for (const q of ["user = 'u3'", "msg CONTAINS 'user_3'"]) {
+        expect((await s.search(s.parse(q))).rows.length).toBe(0);
+        expect((await s.search(s.parse(q), { useIndex: false })).rows.length).toBe(0);
+      }
+      let n = 0;
+      for await (const b of s.scan()) n += b.rows.length;
+      expect(n).toBe(450);
+      expect((await s.search(s.parse("user = 'u4'"))).rows.length).toBe(50);
+      expect(s.log.read(0).some((x) => x.t === 'erase')).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('query errors name the column', () => {
+    expect(() => parseQuery("nope = 'x'", def)).toThrow(/column 1: unknown column 'nope'/);
+    expect(() => parseQuery("level = 'x' AND", def)).toThrow(
+      /column 16: expected a column name, got end of input/,
+    );
+    expect(() => parseQuery("ts > 'yesterday'", def)).toThrow(/not a timestamp/);
+    expect(() => parseQuery('n CONTAINS 3', def)).toThrow(/quoted string/);
+    fc.assert(
+      fc.property(fc.string({ maxLength: 60 }), (q) => {
+        try {
+          parseQuery(q, def);
+        } catch (e) {
+          expect((e as Error).name).toBe('QueryError');
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('tokenize and CONTAINS agree with a substring check on whole tokens', () => {
+    const e = parseQuery("msg CONTAINS 'blk_-22'", def);
+    const p = new RowParser(def);
+    const row = p.row(JSON.stringify({ msg: 'served blk_-22.' }));
+    expect(evalExpr(e, row)).toBe(true);
+    expect(evalExpr(e, p.row(JSON.stringify({ msg: 'served blk_-223' })))).toBe(false);
+    expect(tokenize('blk_-22.')).toEqual(['blk_-22']);
+  });
+});
