@@ -1,7 +1,7 @@
 /**
  * Data blocks: one chunk of a source's rows, column-major, compressed.
  *
- *   "HLB1" | u32 headerLen | header JSON | deflate(JSON of columns: Cell[][])
+ *   "HLB2" | u32 headerLen | header JSON | deflate(JSON of column 0) | deflate(JSON of column 1) | ...
  *
  * The header says where the rows came from (source, byte offsets [from, to)), how many there are, each
  * column's min/max (numbers only) for pruning, and a HighwayHash of the compressed body, checked on read.
@@ -19,6 +19,8 @@ export interface BlockHeader {
   rawBytes: number;
   min: Cell[];
   max: Cell[];
+  /** Compressed length of each column's section, in column order. */
+  sections: number[];
   check: string;
 }
 
@@ -63,45 +65,119 @@ export function encodeBlock(
   rows: Row[],
   ncols: number,
 ): { bytes: Uint8Array; header: BlockHeader } {
-  const cols: Cell[][] = [];
+  const parts: Uint8Array[] = [];
+  const sections: number[] = [];
   for (let c = 0; c < ncols; c++) {
     const col: Cell[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) col[i] = rows[i]![c] ?? null;
-    cols.push(col);
+    const z = deflateRawSync(enc.encode(JSON.stringify(col)), { level: 1 });
+    parts.push(z);
+    sections.push(z.length);
   }
-  const body = deflateRawSync(enc.encode(JSON.stringify(cols)), { level: 1 });
+  let bodyLen = 0;
+  for (const z of parts) bodyLen += z.length;
+  const body = new Uint8Array(bodyLen);
+  let o = 0;
+  for (const z of parts) {
+    body.set(z, o);
+    o += z.length;
+  }
   const header: BlockHeader = {
     ...meta,
     rows: rows.length,
     ...minMax(rows, ncols),
+    sections,
     check: hex64(hash64Words(idKey, body)),
   };
   const h = enc.encode(JSON.stringify(header));
   const out = new Uint8Array(8 + h.length + body.length);
-  out.set([0x48, 0x4c, 0x42, 0x31]);
+  out.set([0x48, 0x4c, 0x42, 0x32]);
   new DataView(out.buffer).setUint32(4, h.length, true);
   out.set(h, 8);
   out.set(body, 8 + h.length);
   return { bytes: out, header };
 }
 
-export function decodeBlock(bytes: Uint8Array, where = 'block'): { header: BlockHeader; rows: Row[] } {
-  if (bytes.length < 8 || bytes[0] !== 0x48 || bytes[1] !== 0x4c || bytes[2] !== 0x42 || bytes[3] !== 0x31)
-    throw new Error(`${where}: not a data block (bad magic)`);
-  const hl = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
-  if (8 + hl > bytes.length) throw new Error(`${where}: header length ${hl} is past the end`);
-  const header = JSON.parse(dec.decode(bytes.subarray(8, 8 + hl))) as BlockHeader;
-  const body = bytes.subarray(8 + hl);
-  if (hex64(hash64Words(idKey, body)) !== header.check)
-    throw new Error(`${where}: checksum mismatch (corrupt block)`);
-  const cols = JSON.parse(
-    dec.decode(inflateRawSync(body, { maxOutputLength: blockBodyBytesMax })),
-  ) as Cell[][];
-  const rows: Row[] = new Array(header.rows);
-  for (let i = 0; i < header.rows; i++) {
-    const r: Row = new Array(cols.length);
-    for (let c = 0; c < cols.length; c++) r[c] = cols[c]![i] ?? null;
-    rows[i] = r;
+/**
+ * Reads a block one column at a time: a query inflates and parses only the columns it tests, and can
+ * look for a needle in a column's text before parsing it at all.
+ */
+export class BlockReader {
+  readonly header: BlockHeader;
+  private readonly body: Uint8Array;
+  private readonly starts: number[] = [];
+  private readonly texts = new Map<number, string>();
+  private readonly cols = new Map<number, Cell[]>();
+  private bodyBytesLeft = blockBodyBytesMax;
+
+  constructor(
+    bytes: Uint8Array,
+    private readonly where = 'block',
+  ) {
+    if (bytes.length < 8 || bytes[0] !== 0x48 || bytes[1] !== 0x4c || bytes[2] !== 0x42 || bytes[3] !== 0x32)
+      throw new Error(`${where}: not a data block (bad magic)`);
+    const hl = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
+    if (8 + hl > bytes.length) throw new Error(`${where}: header length ${hl} is past the end`);
+    this.header = JSON.parse(dec.decode(bytes.subarray(8, 8 + hl))) as BlockHeader;
+    this.body = bytes.subarray(8 + hl);
+    if (hex64(hash64Words(idKey, this.body)) !== this.header.check)
+      throw new Error(`${where}: checksum mismatch (corrupt block)`);
+    let o = 0;
+    for (const n of this.header.sections) {
+      this.starts.push(o);
+      o += n;
+    }
+    if (o !== this.body.length)
+      throw new Error(`${where}: sections add up to ${o} bytes, body has ${this.body.length}`);
   }
-  return { header, rows };
+
+  get ncols(): number {
+    return this.header.sections.length;
+  }
+
+  /** A column's JSON text (inflated once). */
+  text(c: number): string {
+    let t = this.texts.get(c);
+    if (t === undefined) {
+      const start = this.starts[c];
+      if (start === undefined) throw new Error(`${this.where}: no column ${c}`);
+      const z = this.body.subarray(start, start + this.header.sections[c]!);
+      const raw = inflateRawSync(z, { maxOutputLength: this.bodyBytesLeft });
+      this.bodyBytesLeft -= raw.length;
+      t = dec.decode(raw);
+      this.texts.set(c, t);
+    }
+    return t;
+  }
+
+  column(c: number): Cell[] {
+    let col = this.cols.get(c);
+    if (!col) {
+      col = JSON.parse(this.text(c)) as Cell[];
+      if (!Array.isArray(col) || col.length !== this.header.rows)
+        throw new Error(
+          `${this.where}: column ${c} has ${col?.length} cells, header says ${this.header.rows}`,
+        );
+      this.cols.set(c, col);
+    }
+    return col;
+  }
+
+  /** Row i (parses every column). */
+  row(i: number): Row {
+    const r: Row = new Array(this.ncols);
+    for (let c = 0; c < this.ncols; c++) r[c] = this.column(c)[i] ?? null;
+    return r;
+  }
+
+  rows(): Row[] {
+    const out: Row[] = new Array(this.header.rows);
+    for (let i = 0; i < this.header.rows; i++) out[i] = this.row(i);
+    return out;
+  }
+}
+
+export function decodeBlock(bytes: Uint8Array, where = 'block'): { header: BlockHeader; rows: Row[] } {
+  const r = new BlockReader(bytes, where);
+  return { header: r.header, rows: r.rows() };
 }

@@ -67,7 +67,7 @@ function explainText(res: SearchResult): string {
     `plan: hybrid index scan over ${st.blocksIndexed} indexed blocks, then scan of ${st.tailBlocks} not-yet-indexed blocks`,
     `index levels: ${lv || 'none'}`,
     `nodes read: ${st.nodesRead} (orphans visited: ${st.orphansVisited})`,
-    `candidate blocks from index: ${st.candidateBlocks}; pruned by min/max: ${st.prunedByMinMax}; blocks read: ${st.blocksRead} of ${st.blocksTotal}`,
+    `candidate blocks from index: ${st.candidateBlocks}; pruned by min/max: ${st.prunedByMinMax}; skipped by needle check: ${st.prunedByNeedle}; blocks read: ${st.blocksRead} of ${st.blocksTotal}`,
     `rows scanned: ${st.rowsScanned}; rows matched: ${st.rowsMatched}`,
   ].join('\n');
 }

@@ -3,7 +3,7 @@
  * a stream DDL, line formats, data blocks in object storage, a progress log, level-0 leaves merged and
  * added into index levels with watermarks, and a hybrid query that always sees every acknowledged row.
  */
-export { type BlockHeader, blockId, decodeBlock, encodeBlock } from './block.js';
+export { type BlockHeader, BlockReader, blockId, decodeBlock, encodeBlock } from './block.js';
 export { commands, demos, hdfsDdl } from './cli.js';
 export {
   type ColumnDef,

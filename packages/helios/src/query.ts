@@ -299,3 +299,50 @@ export function mayMatchRange(e: Expr, min: Cell[], max: Cell[]): boolean {
       return true;
   }
 }
+
+/**
+ * Substrings that must occur in a column's JSON text for any row to match: the tokens of a CONTAINS and
+ * the JSON form of a string compared with `=`, on every AND path. Only ASCII needles: JSON.stringify
+ * leaves those unchanged inside a string, so absence from the text proves no row matches.
+ */
+export function requiredNeedles(
+  e: Expr,
+  out: { col: number; needle: string; raw: string }[] = [],
+): { col: number; needle: string; raw: string }[] {
+  const ascii = (s: string) => /^[\x20-\x7e]*$/.test(s);
+  switch (e.k) {
+    case 'and':
+      requiredNeedles(e.a, out);
+      requiredNeedles(e.b, out);
+      break;
+    case 'contains':
+      for (const t of e.tokens) if (ascii(t)) out.push({ col: e.col, needle: t, raw: t });
+      break;
+    case 'cmp':
+      if (e.op === '=' && typeof e.v === 'string' && ascii(e.v))
+        out.push({ col: e.col, needle: JSON.stringify(e.v), raw: e.v });
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+/** The columns an expression reads. */
+export function columnsOf(e: Expr, out = new Set<number>()): Set<number> {
+  switch (e.k) {
+    case 'and':
+    case 'or':
+      columnsOf(e.a, out);
+      columnsOf(e.b, out);
+      break;
+    case 'not':
+      columnsOf(e.a, out);
+      break;
+    case 'true':
+      break;
+    default:
+      out.add(e.col);
+  }
+  return out;
+}

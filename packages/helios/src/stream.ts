@@ -15,13 +15,13 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type ObjectStore, openStore } from '@strata/objstore';
-import { blockId, decodeBlock, encodeBlock } from './block.js';
+import { BlockReader, blockId, decodeBlock, encodeBlock } from './block.js';
 import { parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, type Row, RowParser, tokenize } from './formats.js';
 import { hashKey, keysOf, tokenKey, valueKey } from './keys.js';
 import { decodeNode, encodeNode, type IndexNode, leafNode, lookup, mergeNodes } from './node.js';
 import { ProgressLog, type ProgressRecord } from './progress.js';
-import { type Expr, evalExpr, mayMatchRange, parseQuery } from './query.js';
+import { columnsOf, type Expr, evalExpr, mayMatchRange, parseQuery, requiredNeedles } from './query.js';
 
 export interface IndexPolicy {
   /** Merge operator: two level-0 nodes merge while both have fewer keys than this. */
@@ -85,6 +85,8 @@ export interface SearchStats {
   orphansVisited: number;
   candidateBlocks: number;
   prunedByMinMax: number;
+  /** Blocks skipped because a needle the query needs is absent from the column's text. */
+  prunedByNeedle: number;
   blocksRead: number;
   rowsScanned: number;
   rowsMatched: number;
@@ -554,6 +556,7 @@ export class Stream {
       orphansVisited: 0,
       candidateBlocks: 0,
       prunedByMinMax: 0,
+      prunedByNeedle: 0,
       blocksRead: 0,
       rowsScanned: 0,
       rowsMatched: 0,
@@ -591,6 +594,8 @@ export class Stream {
     }
     const rows: Row[] = [];
     const seqs: number[] = [];
+    const needles = requiredNeedles(e);
+    const used = columnsOf(e);
     for (const seq of [...candidates].sort((a, b) => a - b)) {
       if (rows.length >= limit) break;
       const b = this.blocks[seq]!;
@@ -598,14 +603,31 @@ export class Stream {
         stats.prunedByMinMax++;
         continue;
       }
-      const blk = decodeBlock(await this.store.get(b.key), b.key);
+      const blk = new BlockReader(await this.store.get(b.key), b.key);
       stats.blocksRead++;
-      for (const r of blk.rows) {
+      if (needles.some((n) => !blk.text(n.col).includes(n.needle))) {
+        stats.prunedByNeedle++;
+        continue;
+      }
+      const partial: Row = new Array(blk.ncols).fill(null);
+      const cols = [...used].map((c) => [c, blk.column(c)] as const);
+      const needleCols = needles.map((n) => blk.column(n.col));
+      for (let i = 0; i < blk.header.rows; i++) {
         stats.rowsScanned++;
-        if (evalExpr(e, r)) {
+        let possible = true;
+        for (let k = 0; k < needles.length; k++) {
+          const v = needleCols[k]![i];
+          if (typeof v !== 'string' || !v.includes(needles[k]!.raw)) {
+            possible = false;
+            break;
+          }
+        }
+        if (!possible) continue;
+        for (const [c, col] of cols) partial[c] = col[i] ?? null;
+        if (evalExpr(e, partial)) {
           stats.rowsMatched++;
           if (rows.length < limit) {
-            rows.push(r);
+            rows.push(blk.row(i));
             seqs.push(seq);
           }
         }
