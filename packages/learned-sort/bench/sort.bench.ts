@@ -1,6 +1,7 @@
 // Learned Sort against Float64Array.prototype.sort, Array.prototype.sort with a comparator, npm radixsort
 // and this repo's LSD radix sort, on the paper's distributions. Training is included in every timing.
-// Each op copies the input into a work array first (the same cost for every implementation).
+// Each op copies the input into a work array first (the same cost for every implementation), and every
+// implementation allocates its own scratch array per call.
 // Usage: npm run bench -- learned-sort [sort] [-- --large]   (1M keys; --large adds 10M)
 import { createRequire } from 'node:module';
 import { type Impl, runBench } from '@strata/bench';
@@ -48,8 +49,6 @@ for (const n of sizes) {
     );
   }
   const work = new Float64Array(n);
-  const aux = new Float64Array(n);
-  const tmp = new Float64Array(n);
   const cases = [...inputs.keys()].map((name, i) => ({
     name: `${name} ${n / 1e6}M`,
     x: i + 1,
@@ -65,8 +64,8 @@ for (const n of sizes) {
   };
   const anchors: Impl<(typeof cases)[number]>[] = [
     { name: 'Float64Array.prototype.sort', setup: mk(() => work.sort()) },
-    { name: 'repo LSD radix sort', setup: mk(() => radixSortF64(work, tmp)) },
-    { name: 'npm radixsort', setup: mk(() => npmRadix(work, aux)) },
+    { name: 'repo LSD radix sort', setup: mk(() => radixSortF64(work)) },
+    { name: 'npm radixsort', setup: mk(() => npmRadix(work)) },
   ];
   if (n <= 1_000_000)
     anchors.push({

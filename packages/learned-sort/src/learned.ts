@@ -199,7 +199,8 @@ export function learnedSortF64(
   // infinities would break the linear models: take them out, put them back at the ends afterwards
   let n = 0;
   let negInf = 0;
-  for (let i = 0; i < withInf; i++) {
+  while (n < withInf && Number.isFinite(a[n]!)) n++; // read-only until the first infinity
+  for (let i = n; i < withInf; i++) {
     const x = a[i]!;
     if (x === Number.NEGATIVE_INFINITY) negInf++;
     else if (x !== Number.POSITIVE_INFINITY) a[n++] = x;

@@ -101,8 +101,11 @@ export function keysToF64(w: Uint32Array): void {
 
 /** Moves NaNs to the end (TypedArray sort order); returns how many non-NaN values lead. */
 export function partitionNaN(a: Float64Array | Float32Array): number {
+  // read-only until the first NaN: most inputs have none and pay no writes
   let k = 0;
-  for (let i = 0; i < a.length; i++) {
+  while (k < a.length && !Number.isNaN(a[k]!)) k++;
+  if (k === a.length) return k;
+  for (let i = k + 1; i < a.length; i++) {
     const x = a[i]!;
     if (!Number.isNaN(x)) a[k++] = x;
   }

@@ -31,9 +31,21 @@ async function latency(name: string, op: (i: number) => Promise<unknown>, n: num
     }),
   );
   const secs = (performance.now() - t0) / 1000;
-  const r = { name, concurrency, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), opsPerSec: n / secs };
+  const r = {
+    name,
+    concurrency,
+    p50Ms: percentile(lat, 50),
+    p99Ms: percentile(lat, 99),
+    opsPerSec: n / secs,
+  };
   results.push(r);
-  rows.push([name, String(concurrency), `${r.p50Ms.toFixed(2)} ms`, `${r.p99Ms.toFixed(2)} ms`, `${r.opsPerSec.toFixed(0)}/s`]);
+  rows.push([
+    name,
+    String(concurrency),
+    `${r.p50Ms.toFixed(2)} ms`,
+    `${r.p99Ms.toFixed(2)} ms`,
+    `${r.opsPerSec.toFixed(0)}/s`,
+  ]);
   console.log(rows[rows.length - 1]!.join('  '));
   return r;
 }
@@ -44,11 +56,29 @@ const stores: [string, ObjectStore][] = [['file:', new FileStore(join(dir, 'file
 let sdk: S3Client | undefined;
 if (rgwAvailable()) {
   rgw = await startRgw();
-  stores.push(['s3: (RGW)', new S3Store({ bucket: rgw.bucket, prefix: 'bench', endpoint: rgw.endpoint, region: 'us-east-1', accessKeyId: 'testkey', secretAccessKey: 'testsecret' })]);
-  sdk = new S3Client({ region: 'us-east-1', endpoint: rgw.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'testkey', secretAccessKey: 'testsecret' } });
+  stores.push([
+    's3: (RGW)',
+    new S3Store({
+      bucket: rgw.bucket,
+      prefix: 'bench',
+      endpoint: rgw.endpoint,
+      region: 'us-east-1',
+      accessKeyId: 'testkey',
+      secretAccessKey: 'testsecret',
+    }),
+  ]);
+  sdk = new S3Client({
+    region: 'us-east-1',
+    endpoint: rgw.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'testkey', secretAccessKey: 'testsecret' },
+  });
 }
 try {
-  for (const [label, body] of [['4 KiB', body4k], ['1 MiB', body1m]] as const) {
+  for (const [label, body] of [
+    ['4 KiB', body4k],
+    ['1 MiB', body1m],
+  ] as const) {
     const n = label === '1 MiB' ? Math.max(20, count / 4) : count;
     for (const [name, s] of stores) {
       for (const conc of [1, 32]) {
@@ -59,13 +89,24 @@ try {
     if (sdk && rgw) {
       // the bare SDK on the same server: the s3: backend's overhead is the difference at p50
       for (let round = 0; round < 2; round++) {
-        await latency(`bare AWS SDK PUT ${label}`, (i) => sdk!.send(new PutObjectCommand({ Bucket: rgw!.bucket, Key: `bare/${label}/${i}`, Body: body })), n);
+        await latency(
+          `bare AWS SDK PUT ${label}`,
+          (i) =>
+            sdk!.send(new PutObjectCommand({ Bucket: rgw!.bucket, Key: `bare/${label}/${i}`, Body: body })),
+          n,
+        );
         await latency(`s3: (RGW) PUT ${label} again`, (i) => stores[1]![1].put(`k2/${label}/${i}`, body), n);
       }
-      await latency(`bare AWS SDK GET ${label}`, async (i) => {
-        const r = await sdk!.send(new GetObjectCommand({ Bucket: rgw!.bucket, Key: `bare/${label}/${i % n}` }));
-        await r.Body!.transformToByteArray();
-      }, n);
+      await latency(
+        `bare AWS SDK GET ${label}`,
+        async (i) => {
+          const r = await sdk!.send(
+            new GetObjectCommand({ Bucket: rgw!.bucket, Key: `bare/${label}/${i % n}` }),
+          );
+          await r.Body!.transformToByteArray();
+        },
+        n,
+      );
     }
     const cached = new CachedStore(stores[0]![1], 64 << 20);
     for (let i = 0; i < 50; i++) await cached.get(`k/${label}/${i}`);
@@ -75,18 +116,53 @@ try {
   const smallN = count * 5;
   const one = new Uint8Array(1024).fill(1);
   for (const [name, s] of stores) {
-    const direct = await latency(`${name} direct 1 KiB PUT`, (i) => s.put(`small/${i}`, one), Math.min(smallN, 500), 32);
-    const w = await WalStore.open(s, { dir: join(dir, `wal-${name.replace(/\W/g, '')}`), flushIntervalMs: 5, packBytes: 16 << 20 });
-    const viaWal = await latency(`${name} via WAL 1 KiB PUT (5 ms group commit)`, (i) => w.put(`small-wal/${i}`, one), smallN * 10, 256);
+    const direct = await latency(
+      `${name} direct 1 KiB PUT`,
+      (i) => s.put(`small/${i}`, one),
+      Math.min(smallN, 500),
+      32,
+    );
+    const w = await WalStore.open(s, {
+      dir: join(dir, `wal-${name.replace(/\W/g, '')}`),
+      flushIntervalMs: 5,
+      packBytes: 16 << 20,
+    });
+    const viaWal = await latency(
+      `${name} via WAL 1 KiB PUT (5 ms group commit)`,
+      (i) => w.put(`small-wal/${i}`, one),
+      smallN * 10,
+      256,
+    );
     await w.packNow();
     const ratio = viaWal.opsPerSec / direct.opsPerSec;
-    console.log(`${name}: WAL ${ratio.toFixed(1)}x the direct PUT rate; ${w.stats.storePuts} store PUTs for ${smallN * 10} writes; WAL commit p99 ${percentile(w.stats.commitLatencyMs, 99).toFixed(2)} ms`);
-    results.push({ name: `${name} WAL gain`, ratio, storePuts: w.stats.storePuts, writes: smallN * 10, commitP99Ms: percentile(w.stats.commitLatencyMs, 99) });
-    rows.push([`${name}: WAL / direct 1 KiB writes`, '', '', '', `${ratio.toFixed(1)}x (${w.stats.storePuts} store PUTs for ${smallN * 10})`]);
+    console.log(
+      `${name}: WAL ${ratio.toFixed(1)}x the direct PUT rate; ${w.stats.storePuts} store PUTs for ${smallN * 10} writes; WAL commit p99 ${percentile(w.stats.commitLatencyMs, 99).toFixed(2)} ms`,
+    );
+    results.push({
+      name: `${name} WAL gain`,
+      ratio,
+      storePuts: w.stats.storePuts,
+      writes: smallN * 10,
+      commitP99Ms: percentile(w.stats.commitLatencyMs, 99),
+    });
+    rows.push([
+      `${name}: WAL / direct 1 KiB writes`,
+      '',
+      '',
+      '',
+      `${ratio.toFixed(1)}x (${w.stats.storePuts} store PUTs for ${smallN * 10})`,
+    ]);
     await w.close();
   }
   const cost = costReport({ writesPerSecond: 1000, writeBytes: 1024, retainDays: 30 });
-  for (const c of cost) rows.push([`cost/month, 1,000 x 1 KiB writes/s, 30 days: ${c.option}`, '', '', '', `$${c.total.toFixed(2)}`]);
+  for (const c of cost)
+    rows.push([
+      `cost/month, 1,000 x 1 KiB writes/s, 30 days: ${c.option}`,
+      '',
+      '',
+      '',
+      `$${c.total.toFixed(2)}`,
+    ]);
   console.log(`\n${table(['operation', 'conc', 'p50', 'p99', 'throughput'], rows)}`);
   writeResults('bench/results', 'store', { date: new Date().toISOString(), results, cost });
 } finally {

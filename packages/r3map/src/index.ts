@@ -1,7 +1,19 @@
-import type { Command, DemoStep } from '@strata/cli';
+/**
+ * @strata/r3map: block devices over NBD (after Loophole Labs' r3map): the BlockDevice contract and its
+ * backends, an NBD server, and hash-based delta sync.
+ */
 
-/** This package's `strata` subcommands. */
-export const commands: Command[] = [];
-
-/** This package's steps of `strata demo`. */
-export const demos: DemoStep[] = [];
+export { commands, demos } from './cli.js';
+export { type BlockDevice, checkRange, type Extent } from './device.js';
+export { FileDevice } from './devices/file.js';
+export { MemoryDevice, memChunkBytes } from './devices/memory.js';
+export { StoreDevice } from './devices/store.js';
+export { Cmd, Err, type Export, NbdServer, type NbdStats, Opt, requestBytesMax } from './nbd.js';
+export {
+  defaultChunkBytes,
+  digestFile,
+  type SyncResult,
+  serveSync,
+  syncFiles,
+  syncToRemote,
+} from './sync.js';

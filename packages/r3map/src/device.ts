@@ -1,0 +1,38 @@
+/**
+ * The `BlockDevice` contract: a fixed-size array of bytes.
+ *
+ * - `readAt(offset, length)` returns exactly `length` bytes; never-written or trimmed ranges read as zeros.
+ * - `writeAt(offset, bytes)` resolves when the bytes are in the device (visible to reads); they are durable
+ *   after the next `flush()` resolves (or at once for a write with `fua`).
+ * - `trim(offset, length)` discards a range: it reads as zeros afterwards.
+ * - Every access must lie within [0, size): out-of-range accesses throw {@link RangeError}.
+ * - `extents(offset, length)`, when present, reports which ranges hold data and which are holes (for NBD
+ *   BLOCK_STATUS); devices without it report everything as data.
+ */
+export interface Extent {
+  length: number;
+  /** True for a hole: unallocated, reads as zeros. */
+  hole: boolean;
+}
+
+export interface BlockDevice {
+  readonly size: number;
+  readAt(offset: number, length: number): Promise<Uint8Array>;
+  writeAt(offset: number, bytes: Uint8Array, opts?: { fua?: boolean }): Promise<void>;
+  flush(): Promise<void>;
+  trim(offset: number, length: number): Promise<void>;
+  extents?(offset: number, length: number): Promise<Extent[]>;
+  close(): Promise<void>;
+}
+
+/** Throws a RangeError unless [offset, offset + length) lies within a device of `size` bytes. */
+export function checkRange(size: number, offset: number, length: number, what = 'access'): void {
+  if (
+    !Number.isSafeInteger(offset) ||
+    !Number.isSafeInteger(length) ||
+    offset < 0 ||
+    length < 0 ||
+    offset + length > size
+  )
+    throw new RangeError(`${what} [${offset}, ${offset + length}) is outside the device's ${size} bytes`);
+}

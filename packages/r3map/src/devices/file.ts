@@ -1,0 +1,69 @@
+import { type FileHandle, open, stat } from 'node:fs/promises';
+import { type BlockDevice, checkRange } from '../device.js';
+
+/** A device backed by a file (or an existing block device node); its size is the file's size. */
+export class FileDevice implements BlockDevice {
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly size: number,
+    readonly readOnly: boolean,
+  ) {}
+
+  /** Opens `path`; with `create`, creates or resizes it to `size` bytes (sparse). */
+  static async open(
+    path: string,
+    opts: { readOnly?: boolean; create?: boolean; size?: number } = {},
+  ): Promise<FileDevice> {
+    if (opts.create) {
+      const fh = await open(path, 'a+');
+      await fh.close();
+    }
+    const fh = await open(path, opts.readOnly ? 'r' : 'r+');
+    if (opts.create && opts.size !== undefined) await fh.truncate(opts.size);
+    const size = (await stat(path)).size;
+    return new FileDevice(fh, size, opts.readOnly === true);
+  }
+
+  async readAt(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this.size, offset, length, 'read');
+    const out = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(out, done, length - done, offset + done);
+      if (bytesRead === 0) {
+        out.fill(0, done);
+        break;
+      }
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  async writeAt(offset: number, bytes: Uint8Array, opts: { fua?: boolean } = {}): Promise<void> {
+    checkRange(this.size, offset, bytes.length, 'write');
+    if (this.readOnly) throw new Error('the device is read-only');
+    let done = 0;
+    while (done < bytes.length) {
+      const { bytesWritten } = await this.fh.write(bytes, done, bytes.length - done, offset + done);
+      done += bytesWritten;
+    }
+    if (opts.fua) await this.fh.datasync();
+  }
+
+  async flush(): Promise<void> {
+    if (!this.readOnly) await this.fh.datasync();
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    checkRange(this.size, offset, length, 'trim');
+    if (this.readOnly) throw new Error('the device is read-only');
+    // no portable hole punching from Node: write zeros so the range reads as zeros
+    const z = Buffer.alloc(Math.min(length, 1 << 20));
+    for (let p = 0; p < length; p += z.length)
+      await this.writeAt(offset + p, z.subarray(0, Math.min(z.length, length - p)));
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}

@@ -1,0 +1,541 @@
+/**
+ * An NBD server (protocol: NetworkBlockDevice/nbd, doc/proto.md): fixed newstyle handshake; options
+ * EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY, LIST_META_CONTEXT / SET_META_CONTEXT
+ * (base:allocation); commands READ, WRITE (+FUA), DISC, FLUSH, TRIM, WRITE_ZEROES, CACHE, BLOCK_STATUS.
+ * Several exports and several connections per export (multi-conn is advertised: every connection sees
+ * every completed write, and FLUSH on one covers writes completed on any). Read-only exports answer writes
+ * with EPERM. Malformed requests get the protocol's error; a broken framing (bad magic, oversized length)
+ * closes that connection only.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { BlockDevice } from './device.js';
+
+const NBDMAGIC = 0x4e42444d41474943n;
+const IHAVEOPT = 0x49484156454f5054n;
+const REPLY_MAGIC = 0x3e889045565a9n;
+const REQUEST_MAGIC = 0x25609513;
+const SIMPLE_REPLY_MAGIC = 0x67446698;
+const STRUCTURED_REPLY_MAGIC = 0x668e33ef;
+
+const FLAG_FIXED_NEWSTYLE = 1;
+const FLAG_NO_ZEROES = 2;
+
+export const Opt = {
+  EXPORT_NAME: 1,
+  ABORT: 2,
+  LIST: 3,
+  STARTTLS: 5,
+  INFO: 6,
+  GO: 7,
+  STRUCTURED_REPLY: 8,
+  LIST_META_CONTEXT: 9,
+  SET_META_CONTEXT: 10,
+} as const;
+const REP_ACK = 1;
+const REP_SERVER = 2;
+const REP_INFO = 3;
+const REP_META_CONTEXT = 4;
+const REP_ERR_UNSUP = 0x80000001;
+const REP_ERR_POLICY = 0x80000002;
+const REP_ERR_INVALID = 0x80000003;
+const REP_ERR_UNKNOWN = 0x80000006;
+const INFO_EXPORT = 0;
+const INFO_NAME = 1;
+const INFO_DESCRIPTION = 2;
+const INFO_BLOCK_SIZE = 3;
+
+const TF_HAS_FLAGS = 1 << 0;
+const TF_READ_ONLY = 1 << 1;
+const TF_SEND_FLUSH = 1 << 2;
+const TF_SEND_FUA = 1 << 3;
+const TF_SEND_TRIM = 1 << 5;
+const TF_SEND_WRITE_ZEROES = 1 << 6;
+const TF_SEND_DF = 1 << 7;
+const TF_CAN_MULTI_CONN = 1 << 8;
+const TF_SEND_CACHE = 1 << 10;
+
+export const Cmd = {
+  READ: 0,
+  WRITE: 1,
+  DISC: 2,
+  FLUSH: 3,
+  TRIM: 4,
+  CACHE: 5,
+  WRITE_ZEROES: 6,
+  BLOCK_STATUS: 7,
+} as const;
+const CMD_FLAG_FUA = 1 << 0;
+const CMD_FLAG_REQ_ONE = 1 << 3;
+
+const REPLY_FLAG_DONE = 1;
+const REPLY_TYPE_NONE = 0;
+const REPLY_TYPE_OFFSET_DATA = 1;
+const REPLY_TYPE_BLOCK_STATUS = 5;
+const REPLY_TYPE_ERROR = (1 << 15) + 1;
+
+export const Err = {
+  EPERM: 1,
+  EIO: 5,
+  ENOMEM: 12,
+  EINVAL: 22,
+  ENOSPC: 28,
+  EOVERFLOW: 75,
+  ENOTSUP: 95,
+  ESHUTDOWN: 108,
+} as const;
+
+/** Largest option payload accepted during the handshake. */
+const optionBytesMax = 64 * 1024;
+/** Largest READ or WRITE payload (32 MiB, as common servers use). */
+export const requestBytesMax = 32 * 1024 * 1024;
+/** Bytes of a connection's buffered, unparsed input beyond one request. */
+const inputBytesMax = requestBytesMax + 64 * 1024;
+/** Requests of one connection in flight at once (the rest wait in the socket: backpressure). */
+const inflightMax = 64;
+const BASE_ALLOCATION_ID = 1;
+
+export interface Export {
+  name: string;
+  device: BlockDevice;
+  readOnly?: boolean;
+  description?: string;
+}
+
+export interface NbdStats {
+  connections: number;
+  requests: number;
+  errors: number;
+  protocolErrors: number;
+}
+
+class ProtocolError extends Error {}
+
+/** Buffers a socket's bytes and hands out exact-length reads. */
+class Reader {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private waiting?: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void };
+  private ended?: Error;
+
+  constructor(private readonly socket: Socket) {
+    socket.on('data', (c: Buffer) => {
+      this.chunks.push(c);
+      this.have += c.length;
+      if (this.have > inputBytesMax) socket.pause();
+      this.pump();
+    });
+    const end = () => {
+      this.ended = new ProtocolError('connection closed');
+      this.pump();
+    };
+    socket.on('end', end);
+    socket.on('close', end);
+    socket.on('error', end);
+  }
+
+  private pump(): void {
+    const w = this.waiting;
+    if (!w) return;
+    if (this.have >= w.n) {
+      this.waiting = undefined;
+      w.resolve(this.take(w.n));
+    } else if (this.ended) {
+      this.waiting = undefined;
+      w.reject(this.ended);
+    }
+  }
+
+  private take(n: number): Buffer {
+    let out: Buffer;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let p = 0;
+      while (p < n) {
+        const c = this.chunks[0]!;
+        const k = Math.min(c.length, n - p);
+        c.copy(out, p, 0, k);
+        p += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.have -= n;
+    if (this.have <= inputBytesMax && this.socket.isPaused()) this.socket.resume();
+    return out;
+  }
+
+  read(n: number): Promise<Buffer> {
+    if (this.have >= n) return Promise.resolve(this.take(n));
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise((resolve, reject) => {
+      this.waiting = { n, resolve, reject };
+    });
+  }
+}
+
+export class NbdServer {
+  private readonly exports = new Map<string, Export>();
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  readonly stats: NbdStats = { connections: 0, requests: 0, errors: 0, protocolErrors: 0 };
+
+  constructor(exports: Export[]) {
+    for (const e of exports) this.exports.set(e.name, e);
+  }
+
+  /** Listens on host:port (port 0 picks one); resolves with the port. */
+  listen(port: number, host = '127.0.0.1'): Promise<number> {
+    this.server = createServer((s) => void this.handle(s));
+    return new Promise((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve((this.server!.address() as { port: number }).port));
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+
+  /** Serves one connection; never throws (a protocol violation closes this connection only). */
+  async handle(socket: Socket): Promise<void> {
+    this.sockets.add(socket);
+    this.stats.connections++;
+    socket.setNoDelay(true);
+    const reader = new Reader(socket);
+    try {
+      const ex = await this.handshake(socket, reader);
+      if (ex) await this.transmission(socket, reader, ex.export, ex.structured);
+    } catch (e) {
+      if (e instanceof ProtocolError && e.message !== 'connection closed') this.stats.protocolErrors++;
+    } finally {
+      this.sockets.delete(socket);
+      socket.destroy();
+    }
+  }
+
+  private transmissionFlags(e: Export): number {
+    let f = TF_HAS_FLAGS | TF_SEND_FLUSH | TF_SEND_FUA | TF_SEND_DF | TF_CAN_MULTI_CONN | TF_SEND_CACHE;
+    if (e.readOnly) f |= TF_READ_ONLY;
+    else f |= TF_SEND_TRIM | TF_SEND_WRITE_ZEROES;
+    return f;
+  }
+
+  private async handshake(
+    socket: Socket,
+    r: Reader,
+  ): Promise<{ export: Export; structured: boolean } | undefined> {
+    const hello = Buffer.alloc(18);
+    hello.writeBigUInt64BE(NBDMAGIC, 0);
+    hello.writeBigUInt64BE(IHAVEOPT, 8);
+    hello.writeUInt16BE(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES, 16);
+    socket.write(hello);
+    const clientFlags = (await r.read(4)).readUInt32BE(0);
+    if (!(clientFlags & FLAG_FIXED_NEWSTYLE)) throw new ProtocolError('client does not speak fixed newstyle');
+    const noZeroes = (clientFlags & FLAG_NO_ZEROES) !== 0;
+    let structured = false;
+    for (;;) {
+      const h = await r.read(16);
+      if (h.readBigUInt64BE(0) !== IHAVEOPT) throw new ProtocolError('bad option magic');
+      const opt = h.readUInt32BE(8);
+      const len = h.readUInt32BE(12);
+      if (len > optionBytesMax) throw new ProtocolError(`option ${opt} of ${len} bytes is too long`);
+      const data = len ? await r.read(len) : Buffer.alloc(0);
+      const reply = (type: number, payload: Buffer = Buffer.alloc(0)) => {
+        const b = Buffer.alloc(20);
+        b.writeBigUInt64BE(REPLY_MAGIC, 0);
+        b.writeUInt32BE(opt, 8);
+        b.writeUInt32BE(type, 12);
+        b.writeUInt32BE(payload.length, 16);
+        socket.write(Buffer.concat([b, payload]));
+      };
+      const errText = (type: number, msg: string) => reply(type, Buffer.from(msg, 'utf8'));
+      switch (opt) {
+        case Opt.EXPORT_NAME: {
+          const e = this.exports.get(data.toString('utf8'));
+          if (!e) throw new ProtocolError(`unknown export '${data.toString('utf8')}'`); // the protocol's answer: close
+          const b = Buffer.alloc(noZeroes ? 10 : 134);
+          b.writeBigUInt64BE(BigInt(e.device.size), 0);
+          b.writeUInt16BE(this.transmissionFlags(e), 8);
+          socket.write(b);
+          return { export: e, structured };
+        }
+        case Opt.ABORT:
+          if (len === 0) reply(REP_ACK);
+          return undefined;
+        case Opt.LIST: {
+          if (len !== 0) {
+            errText(REP_ERR_INVALID, 'LIST takes no data');
+            break;
+          }
+          for (const e of this.exports.values()) {
+            const name = Buffer.from(e.name, 'utf8');
+            const p = Buffer.alloc(4 + name.length);
+            p.writeUInt32BE(name.length, 0);
+            name.copy(p, 4);
+            reply(REP_SERVER, Buffer.concat([p, Buffer.from(e.description ?? '', 'utf8')]));
+          }
+          reply(REP_ACK);
+          break;
+        }
+        case Opt.STARTTLS:
+          errText(REP_ERR_POLICY, 'TLS is not offered; use a loopback address or a tunnel');
+          break;
+        case Opt.STRUCTURED_REPLY:
+          if (len !== 0) errText(REP_ERR_INVALID, 'STRUCTURED_REPLY takes no data');
+          else {
+            structured = true;
+            reply(REP_ACK);
+          }
+          break;
+        case Opt.LIST_META_CONTEXT:
+        case Opt.SET_META_CONTEXT: {
+          const parsed = parseMetaRequest(data);
+          if (!parsed) {
+            errText(REP_ERR_INVALID, 'malformed meta context request');
+            break;
+          }
+          if (!structured) {
+            errText(REP_ERR_INVALID, 'negotiate STRUCTURED_REPLY first');
+            break;
+          }
+          if (!this.exports.has(parsed.name)) {
+            errText(REP_ERR_UNKNOWN, `unknown export '${parsed.name}'`);
+            break;
+          }
+          const wants =
+            parsed.queries.length === 0
+              ? opt === Opt.LIST_META_CONTEXT
+              : parsed.queries.some((q) => q === 'base:' || q === 'base:allocation');
+          if (wants) {
+            const name = Buffer.from('base:allocation');
+            const p = Buffer.alloc(4);
+            p.writeUInt32BE(opt === Opt.SET_META_CONTEXT ? BASE_ALLOCATION_ID : 0, 0);
+            reply(REP_META_CONTEXT, Buffer.concat([p, name]));
+          }
+          reply(REP_ACK);
+          break;
+        }
+        case Opt.INFO:
+        case Opt.GO: {
+          if (len < 6) {
+            errText(REP_ERR_INVALID, 'INFO/GO request too short');
+            break;
+          }
+          const nameLen = data.readUInt32BE(0);
+          if (4 + nameLen + 2 > len) {
+            errText(REP_ERR_INVALID, 'INFO/GO export name overruns the request');
+            break;
+          }
+          const name = data.toString('utf8', 4, 4 + nameLen);
+          const nInfo = data.readUInt16BE(4 + nameLen);
+          if (4 + nameLen + 2 + 2 * nInfo !== len) {
+            errText(REP_ERR_INVALID, 'INFO/GO information request count does not match the length');
+            break;
+          }
+          const e = this.exports.get(name);
+          if (!e) {
+            errText(REP_ERR_UNKNOWN, `unknown export '${name}'`);
+            break;
+          }
+          const infos = new Set<number>();
+          for (let i = 0; i < nInfo; i++) infos.add(data.readUInt16BE(4 + nameLen + 2 + 2 * i));
+          const ie = Buffer.alloc(12);
+          ie.writeUInt16BE(INFO_EXPORT, 0);
+          ie.writeBigUInt64BE(BigInt(e.device.size), 2);
+          ie.writeUInt16BE(this.transmissionFlags(e), 10);
+          reply(REP_INFO, ie);
+          if (infos.has(INFO_NAME))
+            reply(REP_INFO, Buffer.concat([u16(INFO_NAME), Buffer.from(e.name, 'utf8')]));
+          if (infos.has(INFO_DESCRIPTION) && e.description)
+            reply(REP_INFO, Buffer.concat([u16(INFO_DESCRIPTION), Buffer.from(e.description, 'utf8')]));
+          if (infos.has(INFO_BLOCK_SIZE)) {
+            const bs = Buffer.alloc(14);
+            bs.writeUInt16BE(INFO_BLOCK_SIZE, 0);
+            bs.writeUInt32BE(1, 2);
+            bs.writeUInt32BE(4096, 6);
+            bs.writeUInt32BE(requestBytesMax, 10);
+            reply(REP_INFO, bs);
+          }
+          reply(REP_ACK);
+          if (opt === Opt.GO) return { export: e, structured };
+          break;
+        }
+        default:
+          errText(REP_ERR_UNSUP, `option ${opt} is not supported`);
+      }
+    }
+  }
+
+  private async transmission(socket: Socket, r: Reader, e: Export, structured: boolean): Promise<void> {
+    const dev = e.device;
+    let inflight = 0;
+    let wake: (() => void) | undefined;
+    const simple = (handle: Buffer, error: number, data?: Uint8Array) => {
+      const b = Buffer.alloc(16);
+      b.writeUInt32BE(SIMPLE_REPLY_MAGIC, 0);
+      b.writeUInt32BE(error, 4);
+      handle.copy(b, 8);
+      socket.write(b);
+      if (data) socket.write(data);
+    };
+    const chunk = (handle: Buffer, flags: number, type: number, payload: Buffer[]) => {
+      const len = payload.reduce((s, p) => s + p.length, 0);
+      const b = Buffer.alloc(20);
+      b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0);
+      b.writeUInt16BE(flags, 4);
+      b.writeUInt16BE(type, 6);
+      handle.copy(b, 8);
+      b.writeUInt32BE(len, 16);
+      socket.write(b);
+      for (const p of payload) socket.write(p);
+    };
+    const fail = (handle: Buffer, cmd: number, error: number, msg: string) => {
+      this.stats.errors++;
+      if (structured && (cmd === Cmd.READ || cmd === Cmd.BLOCK_STATUS)) {
+        const m = Buffer.from(msg, 'utf8');
+        const p = Buffer.alloc(6);
+        p.writeUInt32BE(error, 0);
+        p.writeUInt16BE(m.length, 4);
+        chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_ERROR, [p, m]);
+      } else simple(handle, error);
+    };
+    for (;;) {
+      const h = await r.read(28);
+      if (h.readUInt32BE(0) !== REQUEST_MAGIC) throw new ProtocolError('bad request magic');
+      const flags = h.readUInt16BE(4);
+      const cmd = h.readUInt16BE(6);
+      const handle = Buffer.from(h.subarray(8, 16));
+      const offsetBig = h.readBigUInt64BE(16);
+      const length = h.readUInt32BE(24);
+      this.stats.requests++;
+      let payload: Buffer | undefined;
+      if (cmd === Cmd.WRITE) {
+        // the payload must be consumed even when the request is refused, or framing is lost
+        if (length > requestBytesMax)
+          throw new ProtocolError(`WRITE of ${length} bytes exceeds ${requestBytesMax}`);
+        payload = await r.read(length);
+      }
+      if (cmd === Cmd.DISC) {
+        // finish what is in flight, then close
+        while (inflight > 0) await new Promise<void>((res) => (wake = res));
+        await dev.flush().catch(() => undefined);
+        return;
+      }
+      const offset =
+        offsetBig > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(offsetBig);
+      const inRange = offset + length <= dev.size;
+      while (inflight >= inflightMax) await new Promise<void>((res) => (wake = res));
+      inflight++;
+      const done = () => {
+        inflight--;
+        const w = wake;
+        wake = undefined;
+        w?.();
+      };
+      const run = async (): Promise<void> => {
+        switch (cmd) {
+          case Cmd.READ: {
+            if (length > requestBytesMax)
+              return fail(handle, cmd, Err.EINVAL, `READ of ${length} bytes exceeds ${requestBytesMax}`);
+            if (!inRange)
+              return fail(
+                handle,
+                cmd,
+                Err.EINVAL,
+                `READ [${offset}, +${length}) is past the end (${dev.size})`,
+              );
+            const data = await dev.readAt(offset, length);
+            if (structured) {
+              const off = Buffer.alloc(8);
+              off.writeBigUInt64BE(offsetBig, 0);
+              if (length === 0) chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_NONE, []);
+              else
+                chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_OFFSET_DATA, [
+                  off,
+                  Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+                ]);
+            } else simple(handle, 0, data);
+            return;
+          }
+          case Cmd.WRITE:
+          case Cmd.WRITE_ZEROES:
+          case Cmd.TRIM: {
+            if (e.readOnly) return fail(handle, cmd, Err.EPERM, 'the export is read-only');
+            if (!inRange)
+              return fail(handle, cmd, Err.ENOSPC, `[${offset}, +${length}) is past the end (${dev.size})`);
+            if (cmd === Cmd.WRITE) await dev.writeAt(offset, payload!, { fua: (flags & CMD_FLAG_FUA) !== 0 });
+            else if (cmd === Cmd.TRIM) await dev.trim(offset, length);
+            else {
+              for (let p = 0; p < length; p += 1 << 20)
+                await dev.writeAt(offset + p, new Uint8Array(Math.min(1 << 20, length - p)));
+            }
+            if (cmd !== Cmd.WRITE && flags & CMD_FLAG_FUA) await dev.flush();
+            return simple(handle, 0);
+          }
+          case Cmd.FLUSH:
+            await dev.flush();
+            return simple(handle, 0);
+          case Cmd.CACHE:
+            if (!inRange) return fail(handle, cmd, Err.EINVAL, 'CACHE past the end');
+            return simple(handle, 0);
+          case Cmd.BLOCK_STATUS: {
+            if (!structured)
+              return fail(
+                handle,
+                cmd,
+                Err.EINVAL,
+                'BLOCK_STATUS needs structured replies and base:allocation',
+              );
+            if (!inRange || length === 0)
+              return fail(handle, cmd, Err.EINVAL, 'BLOCK_STATUS range is empty or past the end');
+            const ext = dev.extents ? await dev.extents(offset, length) : [{ length, hole: false }];
+            const list = flags & CMD_FLAG_REQ_ONE ? ext.slice(0, 1) : ext;
+            const p = Buffer.alloc(4 + 8 * list.length);
+            p.writeUInt32BE(BASE_ALLOCATION_ID, 0);
+            list.forEach((x, i) => {
+              p.writeUInt32BE(x.length, 4 + 8 * i);
+              p.writeUInt32BE(x.hole ? 3 : 0, 8 + 8 * i); // hole | zero
+            });
+            chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, [p]);
+            return;
+          }
+          default:
+            return fail(handle, cmd, Err.EINVAL, `unknown command ${cmd}`);
+        }
+      };
+      void run()
+        .catch((err: unknown) => fail(handle, cmd, Err.EIO, (err as Error)?.message ?? 'I/O error'))
+        .finally(done);
+    }
+  }
+}
+
+function u16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n, 0);
+  return b;
+}
+
+function parseMetaRequest(d: Buffer): { name: string; queries: string[] } | undefined {
+  if (d.length < 8) return undefined;
+  const nl = d.readUInt32BE(0);
+  if (4 + nl + 4 > d.length) return undefined;
+  const name = d.toString('utf8', 4, 4 + nl);
+  const n = d.readUInt32BE(4 + nl);
+  const queries: string[] = [];
+  let p = 8 + nl;
+  for (let i = 0; i < n; i++) {
+    if (p + 4 > d.length) return undefined;
+    const ql = d.readUInt32BE(p);
+    if (p + 4 + ql > d.length) return undefined;
+    queries.push(d.toString('utf8', p + 4, p + 4 + ql));
+    p += 4 + ql;
+  }
+  return p === d.length ? { name, queries } : undefined;
+}

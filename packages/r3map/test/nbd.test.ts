@@ -1,0 +1,178 @@
+import { execFile, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryDevice, NbdServer } from '../src/index.js';
+
+const root = mkdtempSync(join(tmpdir(), 'r3map-nbd-'));
+const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const clients = have('nbdcopy') && have('nbdinfo') && have('qemu-img') && have('qemu-io');
+if (!clients && process.env.CI) throw new Error('CI: NBD clients are not installed (see .ci/apt/r3map.txt)');
+
+let server: NbdServer;
+let port = 0;
+const disk = new MemoryDevice(32 << 20);
+beforeAll(async () => {
+  server = new NbdServer([
+    { name: 'disk', device: disk, description: 'test disk' },
+    { name: 'ro', device: new MemoryDevice(1 << 20), readOnly: true },
+  ]);
+  port = await server.listen(0);
+});
+afterAll(async () => {
+  await server.close();
+  rmSync(root, { recursive: true, force: true });
+});
+const uri = (name: string) => `nbd://127.0.0.1:${port}/${name}`;
+// async: the server runs in this process, so a blocking spawn would deadlock it
+const exec = promisify(execFile);
+const run = async (cmd: string, args: string[]) =>
+  (await exec(cmd, args, { encoding: 'utf8', timeout: 60_000 })).stdout;
+const attempt = async (cmd: string, args: string[]) => {
+  try {
+    const r = await exec(cmd, args, { encoding: 'utf8', timeout: 30_000 });
+    return `${r.stdout}${r.stderr}`;
+  } catch (e) {
+    const x = e as { stdout?: string; stderr?: string };
+    return `${x.stdout ?? ''}${x.stderr ?? ''}`;
+  }
+};
+
+describe.runIf(clients)('interop with real NBD clients', () => {
+  it('nbdinfo lists the exports and their flags', async () => {
+    const out = await run('nbdinfo', ['--list', `nbd://127.0.0.1:${port}`]);
+    expect(out).toMatch(/export="disk"/);
+    expect(out).toMatch(/export="ro"[\s\S]*is_read_only: true/);
+    expect(out).toMatch(/can_multi_conn: true/);
+    expect(out).toMatch(/base:allocation/);
+  });
+
+  it('nbdcopy a random image in and out; qemu-img compare agrees', async () => {
+    const img = join(root, 'rand.img');
+    writeFileSync(img, randomBytes(32 << 20));
+    await run('nbdcopy', [img, uri('disk')]);
+    const back = join(root, 'back.img');
+    await run('nbdcopy', [uri('disk'), back]);
+    expect(Buffer.compare(readFileSync(img), readFileSync(back))).toBe(0);
+    expect(await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', img, uri('disk')])).toMatch(
+      /identical/,
+    );
+  });
+
+  it('qemu-io random writes, zeroes, discards and reads; nbdinfo --map shows the holes', async () => {
+    const out = await run('qemu-io', [
+      '-f',
+      'raw',
+      '-c',
+      'write -P 0xab 1M 64k',
+      '-c',
+      'read -P 0xab 1M 64k',
+      '-c',
+      'write -P 0x11 5000 100',
+      '-c',
+      'read -P 0x11 5000 100',
+      '-c',
+      'write -z 2M 1M',
+      '-c',
+      'discard 4M 1M',
+      '-c',
+      'flush',
+      uri('disk'),
+    ]);
+    expect(out).not.toMatch(/Pattern verification failed|failed/);
+    const b = await disk.readAt(1 << 20, 65536);
+    expect(b.every((x) => x === 0xab)).toBe(true);
+    const map = await run('nbdinfo', ['--map', uri('disk')]);
+    expect(map).toMatch(/4194304\s+1048576\s+3\s+hole,zero/);
+  });
+
+  it('a read-only export refuses writes; reads past the end fail', async () => {
+    expect(await attempt('qemu-io', ['-f', 'raw', '-c', 'write 0 4k', uri('ro')])).toMatch(
+      /Permission denied|failed/,
+    );
+    expect(await attempt('qemu-io', ['-f', 'raw', '-c', `read ${32 << 20} 4k`, uri('disk')])).toMatch(
+      /failed|error/i,
+    );
+  });
+});
+
+/** Sends bytes to the server and collects what it answers until it closes or 300 ms pass. */
+function exchange(bytes: Buffer): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    const got: Buffer[] = [];
+    s.on('data', (c) => got.push(c));
+    s.on('error', () => undefined);
+    s.on('connect', () => s.write(bytes));
+    const done = () => resolve(Buffer.concat(got));
+    s.on('close', done);
+    setTimeout(() => {
+      s.destroy();
+      done();
+    }, 120);
+  });
+}
+
+function handshake(options: Buffer[]): Buffer {
+  const flags = Buffer.alloc(4);
+  flags.writeUInt32BE(3, 0);
+  return Buffer.concat([flags, ...options]);
+}
+
+function option(opt: number, data: Buffer): Buffer {
+  const h = Buffer.alloc(16);
+  h.writeBigUInt64BE(0x49484156454f5054n, 0);
+  h.writeUInt32BE(opt, 8);
+  h.writeUInt32BE(data.length, 12);
+  return Buffer.concat([h, data]);
+}
+
+describe('protocol robustness', () => {
+  it('answers an unknown option with ERR_UNSUP and an unknown export with ERR_UNKNOWN', async () => {
+    const r = await exchange(
+      handshake([
+        option(99, Buffer.alloc(0)),
+        option(7, Buffer.from([0, 0, 0, 4, 0x6e, 0x6f, 0x70, 0x65, 0, 0])),
+      ]),
+    );
+    expect(r.readBigUInt64BE(0)).toBe(0x4e42444d41474943n);
+    // first reply after the 18-byte greeting
+    expect(r.readUInt32BE(18 + 12)).toBe(0x80000001);
+    const second = 18 + 20 + r.readUInt32BE(18 + 16);
+    expect(r.readUInt32BE(second + 12)).toBe(0x80000006);
+  });
+
+  it('survives random and mutated handshakes and requests, and keeps serving (fuzz)', async () => {
+    const go = option(7, Buffer.from([0, 0, 0, 4, ...Buffer.from('disk'), 0, 0]));
+    const req = Buffer.alloc(28);
+    req.writeUInt32BE(0x25609513, 0);
+    req.writeUInt16BE(0, 6);
+    req.writeBigUInt64BE(7n, 8);
+    req.writeBigUInt64BE(0n, 16);
+    req.writeUInt32BE(512, 24);
+    const valid = handshake([go, req]);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.nat(valid.length - 1),
+        fc.nat(255),
+        async (noise, at, byte) => {
+          const mutated = Buffer.from(valid);
+          mutated[at] = byte;
+          await exchange(Buffer.from(noise));
+          await exchange(Buffer.concat([mutated, Buffer.from(noise)]));
+        },
+      ),
+      { numRuns: 30 },
+    );
+    // still serving: a proper read works
+    const r = await exchange(valid);
+    expect(r.length).toBeGreaterThan(18 + 512);
+    expect(server.stats.connections).toBeGreaterThan(50);
+  }, 60_000);
+});

@@ -1,0 +1,74 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { captureIo, runCommand } from '@strata/cli';
+import { afterAll, describe, expect, it } from 'vitest';
+import { commands, serveSync, syncFiles, syncToRemote } from '../src/index.js';
+
+const root = mkdtempSync(join(tmpdir(), 'r3map-sync-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const p = (n: string) => join(root, n);
+
+function image(bytes: number, seed: number): Buffer {
+  const b = Buffer.alloc(bytes);
+  let s = seed;
+  for (let i = 0; i < bytes; i += 4) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    b.writeUInt32LE(s, i);
+  }
+  return b;
+}
+
+describe('delta sync', () => {
+  it('sends only changed chunks; --dry-run sends nothing; the result is identical', async () => {
+    const a = image(4 << 20, 1);
+    writeFileSync(p('a'), a);
+    writeFileSync(p('b'), a);
+    for (const off of [100, 1_000_000, 3_000_000]) a.write('x', off);
+    writeFileSync(p('a'), a);
+    const dry = await syncFiles(p('a'), p('b'), { dryRun: true });
+    expect(dry.changedChunks).toBe(3);
+    expect(dry.bytesSent).toBe(3 * 65536);
+    expect(Buffer.compare(readFileSync(p('b')), a)).not.toBe(0);
+    const r = await syncFiles(p('a'), p('b'));
+    expect(r.bytesSent).toBe(3 * 65536);
+    expect(Buffer.compare(readFileSync(p('b')), a)).toBe(0);
+    expect((await syncFiles(p('a'), p('b'))).bytesSent).toBe(0);
+  });
+
+  it('handles growing, shrinking and new destinations', async () => {
+    writeFileSync(p('s1'), image(100_000, 2));
+    writeFileSync(p('d1'), image(300_000, 2));
+    await syncFiles(p('s1'), p('d1'));
+    expect(Buffer.compare(readFileSync(p('d1')), readFileSync(p('s1')))).toBe(0);
+    await syncFiles(p('s1'), p('new'), { chunkBytes: 4096 });
+    expect(Buffer.compare(readFileSync(p('new')), readFileSync(p('s1')))).toBe(0);
+    await expect(syncFiles(p('s1'), p('x'), { chunkBytes: 10 })).rejects.toThrow(/chunk size/);
+  });
+
+  it('syncs to another process over TCP, resumably, and refuses paths outside its root', async () => {
+    const server = serveSync(p('remote'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(p('remote'), { recursive: true });
+    const a = image(2 << 20, 3);
+    writeFileSync(p('src'), a);
+    // "interrupted" first run: the destination holds only the first half
+    writeFileSync(p('remote/img'), a.subarray(0, 1 << 20));
+    const r = await syncToRemote(p('src'), '127.0.0.1', port, 'img');
+    expect(r.bytesSent).toBe(1 << 20);
+    expect(Buffer.compare(readFileSync(p('remote/img')), a)).toBe(0);
+    await expect(syncToRemote(p('src'), '127.0.0.1', port, '../escape')).rejects.toThrow(/outside/);
+    await new Promise((res) => server.close(res));
+  });
+
+  it('strata sync prints what it sent and exits 2 on a usage error', async () => {
+    writeFileSync(p('c1'), image(200_000, 4));
+    const cmd = commands.find((c) => c.name === 'sync')!;
+    const c = captureIo('', {}, root);
+    expect(await runCommand(cmd, ['c1', 'c2', '--dry-run'], c.io)).toBe(0);
+    expect(c.stdout()).toMatch(/would send 200000 bytes: 4 of 4 chunks differ/);
+    expect(await runCommand(cmd, ['c1'], captureIo('', {}, root).io)).toBe(2);
+  });
+});
