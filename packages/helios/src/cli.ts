@@ -14,6 +14,7 @@ import {
   UsageError,
 } from '@strata/cli';
 import { DdlError } from './ddl.js';
+import { exportParquet } from './export.js';
 import { parseTimestamp, type Row } from './formats.js';
 import { type Expr, QueryError } from './query.js';
 import { createStream, type SearchResult, Stream } from './stream.js';
@@ -179,6 +180,30 @@ Example: strata stream erase hdfs --where "content CONTAINS 'blk_388650490641396
   },
 };
 
+const exportCmd: Command = {
+  name: 'export',
+  summary: 'write rows and index nodes as Parquet (read them with DuckDB, Spark, Trino)',
+  help: `Export a stream's rows and its live index nodes as Parquet (zstd): DIR/rows.parquet, DIR/index.parquet.
+
+Usage: strata stream export STREAM --parquet DIR [--data DIR]
+
+Example: strata stream export hdfs --parquet ./hdfs-parquet && duckdb -c "SELECT level, count(*) FROM './hdfs-parquet/rows.parquet' GROUP BY 1"`,
+  async run(argv, io) {
+    const f = parseFlags(argv, { ...dataFlag, parquet: { type: 'string' } });
+    if (!f.values.parquet) throw new UsageError('--parquet DIR is required');
+    return withStream(io, f.values.data, f.positionals[0], async (s) => {
+      const r = await exportParquet(s, resolve(io.cwd, f.values.parquet!));
+      output(
+        io,
+        f.values.json,
+        r,
+        () => `wrote ${r.rows} rows and ${r.indexEntries} index entries: ${r.files.join(', ')}`,
+      );
+      return 0;
+    });
+  },
+};
+
 const info: Command = {
   name: 'info',
   summary: 'show a stream: rows, blocks, index levels and watermarks, sizes',
@@ -262,7 +287,13 @@ Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" -
 };
 
 export const commands: Command[] = [
-  group('stream', 'Helios streams: create from DDL, ingest, erase, info', [create, ingest, erase, info]),
+  group('stream', 'Helios streams: create from DDL, ingest, erase, info, export', [
+    create,
+    ingest,
+    erase,
+    info,
+    exportCmd,
+  ]),
   search,
 ];
 

@@ -14,6 +14,7 @@ export {
   parseDdl,
   type StreamDef,
 } from './ddl.js';
+export { type ExportResult, exportParquet } from './export.js';
 export {
   type Cell,
   fieldParser,

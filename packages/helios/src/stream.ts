@@ -679,6 +679,19 @@ export class Stream {
     return { blocks: seqs.length, rows: rowsRemoved };
   }
 
+  /** Every (node, key, child) of the live index nodes, as NDJSON lines (for export). */
+  async *indexEntries(): AsyncGenerator<string> {
+    this.catchUp();
+    for (let L = 0; L < this.levels.length; L++)
+      for (const n of this.sorted(L)) {
+        const node = await this.node(n.key);
+        const ch = node.header.children;
+        for (let i = 0; i < node.keys.length; i++)
+          for (let p = node.postOff[i]!; p < node.postOff[i + 1]!; p++)
+            yield `{"level":${L},"node_from":${n.from},"node_to":${n.to},"node_key":${JSON.stringify(n.key)},"key":${node.keys[i]},"child":${JSON.stringify(String(ch[node.post[p]!]))}}`;
+      }
+  }
+
   /** Sizes: raw input bytes, block bytes, live index node bytes. */
   sizes(): {
     rawBytes: number;

@@ -1,0 +1,101 @@
+/**
+ * Index as data: a stream's rows and its live index nodes as Parquet (zstd), written through DuckDB, so
+ * DuckDB, Spark or Trino read them directly.
+ *
+ *   DIR/rows.parquet   one row per stream row: the stream's columns (TIMESTAMP as TIMESTAMP), _block, _row
+ *   DIR/index.parquet  one row per (node, key, child): level, node_from, node_to, node_key, key, child
+ */
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Stream } from './stream.js';
+
+/** Bound on buffered NDJSON text before it is flushed to the staging file, in bytes. */
+export const exportBufferBytesMax = 4 << 20;
+
+async function writeLines(path: string, gen: AsyncGenerator<string> | Generator<string>): Promise<number> {
+  const out = createWriteStream(path);
+  let buf = '';
+  let n = 0;
+  const flush = async () => {
+    if (!out.write(buf)) await new Promise<void>((r) => out.once('drain', () => r()));
+    buf = '';
+  };
+  for await (const l of gen) {
+    buf += `${l}\n`;
+    n++;
+    if (buf.length >= exportBufferBytesMax) await flush();
+  }
+  await flush();
+  await new Promise<void>((r) => out.end(() => r()));
+  return n;
+}
+
+const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+export interface ExportResult {
+  rows: number;
+  indexEntries: number;
+  files: string[];
+}
+
+/** Writes rows.parquet and index.parquet under `dir`. */
+export async function exportParquet(stream: Stream, dir: string): Promise<ExportResult> {
+  const out = resolve(dir);
+  mkdirSync(out, { recursive: true });
+  const stage = join(out, '.staging');
+  mkdirSync(stage, { recursive: true });
+  const def = stream.def;
+  try {
+    const rowsPath = join(stage, 'rows.ndjson');
+    const rows = await writeLines(
+      rowsPath,
+      (async function* () {
+        for await (const b of stream.scan())
+          for (let i = 0; i < b.rows.length; i++) {
+            const o: Record<string, unknown> = {};
+            def.columns.forEach((c, k) => {
+              o[c.name] = b.rows[i]![k] ?? null;
+            });
+            o._block = b.seq;
+            o._row = i;
+            yield JSON.stringify(o);
+          }
+      })(),
+    );
+    const idxPath = join(stage, 'index.ndjson');
+    const indexEntries = await writeLines(idxPath, stream.indexEntries());
+    const { DuckDBInstance } = await import('@duckdb/node-api');
+    const db = await DuckDBInstance.create(':memory:');
+    const con = await db.connect();
+    try {
+      const typeOf = (t: string) =>
+        t === 'INT' ? 'BIGINT' : t === 'FLOAT' ? 'DOUBLE' : t === 'TIMESTAMP' ? 'BIGINT' : 'VARCHAR';
+      const cols = [
+        ...def.columns.map((c) => `${sqlString(c.name)}: ${sqlString(typeOf(c.type))}`),
+        "'_block': 'BIGINT'",
+        "'_row': 'BIGINT'",
+      ].join(', ');
+      const select = [
+        ...def.columns.map((c) =>
+          c.type === 'TIMESTAMP' ? `epoch_ms("${c.name}") AS "${c.name}"` : `"${c.name}"`,
+        ),
+        '_block',
+        '_row',
+      ].join(', ');
+      const rowsFile = join(out, 'rows.parquet');
+      const idxFile = join(out, 'index.parquet');
+      await con.run(
+        `COPY (SELECT ${select} FROM read_json(${sqlString(rowsPath)}, format = 'newline_delimited', columns = {${cols}})) TO ${sqlString(rowsFile)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      await con.run(
+        `COPY (SELECT * FROM read_json(${sqlString(idxPath)}, format = 'newline_delimited', columns = {'level': 'INTEGER', 'node_from': 'BIGINT', 'node_to': 'BIGINT', 'node_key': 'VARCHAR', 'key': 'BIGINT', 'child': 'VARCHAR'})) TO ${sqlString(idxFile)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      return { rows, indexEntries, files: [rowsFile, idxFile] };
+    } finally {
+      con.closeSync();
+      db.closeSync();
+    }
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { createStream, exportParquet, Stream } from '@strata/helios';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'helios-export-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('Parquet export', () => {
+  it('DuckDB reads the rows and the index back with the right counts', async () => {
+    createStream(
+      dir,
+      `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (ts TIMESTAMP, user STRING, n INT, msg TEXT) INDEX (user, TOKENS(msg))`,
+    );
+    const t0 = Date.UTC(2024, 0, 1);
+    const lines = Array.from({ length: 3000 }, (_, i) =>
+      JSON.stringify({ ts: t0 + i * 1000, user: `u${i % 9}`, n: i, msg: `it's id_${i} ok` }),
+    );
+    writeFileSync(join(dir, 'ev.jsonl'), `${lines.join('\n')}\n`);
+    const s = await Stream.open(dir, 'ev', { mergeKeysMax: 800, addKeysMax: 5000 });
+    let entries = 0;
+    try {
+      await s.ingestFile(join(dir, 'ev.jsonl'), { chunkBytes: 16 * 1024 });
+      await s.indexAll();
+      const r = await exportParquet(s, join(dir, 'pq'));
+      expect(r.rows).toBe(3000);
+      entries = r.indexEntries;
+      expect(entries).toBeGreaterThan(3000);
+    } finally {
+      await s.close();
+    }
+    const db = await DuckDBInstance.create(':memory:');
+    const con = await db.connect();
+    try {
+      const q = async (sql: string) => (await con.runAndReadAll(sql)).getRows();
+      const rows = join(dir, 'pq/rows.parquet');
+      expect(Number((await q(`SELECT count(*) FROM '${rows}'`))[0]![0])).toBe(3000);
+      expect(Number((await q(`SELECT count(*) FROM '${rows}' WHERE contains(msg, 'id_1234 ')`))[0]![0])).toBe(
+        1,
+      );
+      expect(Number((await q(`SELECT count(*) FROM '${rows}' WHERE "user" = 'u3'`))[0]![0])).toBe(333);
+      expect(String((await q(`SELECT min(ts) FROM '${rows}'`))[0]![0])).toMatch(/^2024-01-01 00:00:00/);
+      const idx = join(dir, 'pq/index.parquet');
+      expect(Number((await q(`SELECT count(*) FROM '${idx}'`))[0]![0])).toBe(entries);
+      expect(Number((await q(`SELECT count(DISTINCT level) FROM '${idx}'`))[0]![0])).toBeGreaterThan(1);
+    } finally {
+      con.closeSync();
+      db.closeSync();
+    }
+  });
+});
