@@ -10,6 +10,7 @@ import {
   type Io,
   intFlag,
   output,
+  parseBytes,
   parseFlags,
   UsageError,
 } from '@strata/cli';
@@ -17,6 +18,7 @@ import { DdlError } from './ddl.js';
 import { exportParquet } from './export.js';
 import { parseTimestamp, type Row } from './formats.js';
 import { type Expr, QueryError } from './query.js';
+import { runAgentOnce, startIngestServer } from './server.js';
 import { createStream, type SearchResult, Stream } from './stream.js';
 
 const dataFlag = { data: { type: 'string' } } as const;
@@ -204,6 +206,72 @@ Example: strata stream export hdfs --parquet ./hdfs-parquet && duckdb -c "SELECT
   },
 };
 
+const serve: Command = {
+  name: 'serve',
+  summary: 'run an ingestion server (HTTP on 127.0.0.1) over a data directory',
+  help: `Run the ingestion server: POST /streams/NAME/chunks?source=S&from=A&to=B with Idempotency-Key = block id.
+Acknowledges after the progress-log append commits; a repeated block id is acknowledged without a write.
+
+Usage: strata stream serve [--port N] [--no-index] [--data DIR]
+
+Example: strata stream serve --port 7070 --data ./.strata`,
+  async run(argv, io) {
+    const f = parseFlags(argv, { ...dataFlag, port: { type: 'string' }, 'no-index': { type: 'boolean' } });
+    const srv = await startIngestServer(dataDir(io, f.values.data), {
+      port: intFlag('port', f.values.port, 7070, 0, 65535),
+      index: !f.values['no-index'],
+    });
+    io.stderr.write(`strata stream serve: listening on http://127.0.0.1:${srv.port}\n`);
+    await new Promise<void>((r) => {
+      process.once('SIGINT', () => r());
+      process.once('SIGTERM', () => r());
+    });
+    await srv.close();
+    return 0;
+  },
+};
+
+const agent: Command = {
+  name: 'agent',
+  summary: 'ship a file to an ingestion server from its checkpoint (retries, idempotent)',
+  help: `Ship a file's complete lines to an ingestion server, from the checkpoint in FILE.strata-ckpt.
+
+Usage: strata stream agent STREAM FILE --url URL [--chunk BYTES] [--follow MS]
+
+--follow MS polls the file every MS milliseconds (rotation starts a new source at offset 0).
+
+Example: strata stream agent hdfs /var/log/hdfs.log --url http://127.0.0.1:7070`,
+  async run(argv, io) {
+    const f = parseFlags(argv, {
+      url: { type: 'string' },
+      chunk: { type: 'string' },
+      follow: { type: 'string' },
+    });
+    const [stream, file] = f.positionals;
+    if (!stream || !file || !f.values.url) throw new UsageError('expected STREAM FILE --url URL');
+    const follow = f.values.follow ? intFlag('follow', f.values.follow, 1000, 10) : 0;
+    const opts = {
+      url: f.values.url,
+      stream,
+      file: resolve(io.cwd, file),
+      chunkBytes: f.values.chunk ? parseBytes(f.values.chunk, '--chunk') : 4 << 20,
+    };
+    for (;;) {
+      const st = await runAgentOnce(opts);
+      if (st.chunks > 0 || !follow)
+        output(
+          io,
+          f.values.json,
+          st,
+          () =>
+            `shipped ${st.lines} lines in ${st.chunks} chunks (${st.retries} retries), offset ${st.offset}; cpu ${st.cpuUserMs.toFixed(0)} ms, rss ${formatBytes(st.rssBytes)}`,
+        );
+      if (!follow) return 0;
+      await new Promise((r) => setTimeout(r, follow));
+    }
+  },
+};
+
 const info: Command = {
   name: 'info',
   summary: 'show a stream: rows, blocks, index levels and watermarks, sizes',
@@ -287,12 +355,14 @@ Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" -
 };
 
 export const commands: Command[] = [
-  group('stream', 'Helios streams: create from DDL, ingest, erase, info, export', [
+  group('stream', 'Helios streams: create from DDL, ingest, erase, info, export, serve, agent', [
     create,
     ingest,
     erase,
     info,
     exportCmd,
+    serve,
+    agent,
   ]),
   search,
 ];

@@ -37,6 +37,13 @@ export {
 export { ProgressLog, type ProgressRecord } from './progress.js';
 export { type CmpOp, type Expr, evalExpr, mayMatchRange, parseQuery, QueryError } from './query.js';
 export {
+  type AgentOptions,
+  type AgentStats,
+  type IngestServer,
+  runAgentOnce,
+  startIngestServer,
+} from './server.js';
+export {
   createStream,
   defaultPolicy,
   type IndexPolicy,

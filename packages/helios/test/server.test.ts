@@ -1,0 +1,77 @@
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { blockId, createStream, runAgentOnce, Stream, startIngestServer } from '@strata/helios';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'helios-server-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const ddl = `CREATE STREAM ev SOURCES ('x') FORMAT logfmt COLUMNS (n INT, user STRING, msg TEXT) INDEX (user, TOKENS(msg))`;
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+describe('ingestion server and agent over HTTP', () => {
+  it('ships a file, acknowledges after commit, dedupes resends, retries while the server is down', async () => {
+    createStream(dir, ddl);
+    const file = join(dir, 'app.log');
+    const line = (i: number) => `n=${i} user=u${i % 5} msg="request id_${i} done"`;
+    writeFileSync(file, `${Array.from({ length: 2000 }, (_, i) => line(i)).join('\n')}\n`);
+    const port = await freePort();
+    // The agent starts first: the server comes up 300 ms later and the agent's retries get through.
+    const agent = runAgentOnce({ url: `http://127.0.0.1:${port}`, stream: 'ev', file, chunkBytes: 8192 });
+    await new Promise((r) => setTimeout(r, 300));
+    const srv = await startIngestServer(dir, { port, index: true });
+    try {
+      const st = await agent;
+      expect(st.lines).toBe(2000);
+      expect(st.retries).toBeGreaterThan(0);
+      appendFileSync(file, `${line(2000)}\n${line(2001)}\npartial`);
+      const st2 = await runAgentOnce({
+        url: `http://127.0.0.1:${port}`,
+        stream: 'ev',
+        file,
+        chunkBytes: 8192,
+      });
+      expect(st2.lines).toBe(2);
+      // A resent chunk (a lost acknowledgement) is acknowledged and not written twice.
+      const chunk = Buffer.from(`${line(7)}\n`);
+      const id = blockId('manual', 0, chunk.length, chunk);
+      const post = (key: string) =>
+        fetch(`http://127.0.0.1:${port}/streams/ev/chunks?source=manual&from=0&to=${chunk.length}`, {
+          method: 'POST',
+          body: chunk,
+          headers: { 'idempotency-key': key },
+        });
+      expect(await (await post(id)).json()).toMatchObject({ new: true });
+      expect(await (await post(id)).json()).toMatchObject({ new: false });
+      const bad = await post('0000000000000000');
+      expect(bad.status).toBe(400);
+      expect(await bad.text()).toMatch(/not the block id/);
+      expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
+    } finally {
+      await srv.close();
+    }
+    const s = await Stream.open(dir, 'ev');
+    try {
+      const all = await s.search(s.parse(''));
+      expect(all.rows.length).toBe(2003);
+      const ns = all.rows.map((r) => r[0] as number).sort((a, b) => a - b);
+      expect(ns.filter((x) => x === 7).length).toBe(2); // once from the file, once from the manual chunk
+      expect(new Set(ns).size).toBe(2002);
+      expect(s.indexedBlocks).toBe(s.blockCount);
+      const r = await s.search(s.parse("msg CONTAINS 'id_1999'"));
+      expect(r.rows.length).toBe(1);
+      expect(r.stats.blocksRead).toBe(1);
+    } finally {
+      await s.close();
+    }
+  });
+});
