@@ -182,10 +182,17 @@ function bigintReplacer(_key: string, v: unknown): unknown {
 
 /** A command made of subcommands (`strata store put ...`): dispatches on the first positional word. */
 export function group(name: string, summary: string, subs: Command[], intro = ''): Command {
+  // the group's examples are its subcommands' first examples
+  const examples = () =>
+    subs
+      .map((s) => /Example:\n\s*(.+)/.exec(s.help)?.[1])
+      .filter((e): e is string => e !== undefined)
+      .map((e) => `  ${e}`)
+      .join('\n');
   const help = () =>
     `${intro || summary}\n\nUsage: strata ${name} <subcommand> [flags]\n\nSubcommands:\n${subs
       .map((s) => `  ${s.name.padEnd(14)} ${s.summary}`)
-      .join('\n')}\n\nRun 'strata ${name} <subcommand> --help' for flags and an example.`;
+      .join('\n')}\n\nExample:\n${examples()}\n\nRun 'strata ${name} <subcommand> --help' for flags.`;
   return {
     name,
     summary,

@@ -40,14 +40,22 @@ try {
       rows.push(await run('FileLoglet (fsync group commit)', plain, inflight));
       await plain.close();
       const d = join(dir, `v${n++}`);
-      const v = await VirtualLog.create(new FileMetaStore(join(d, 'meta.json')), (spec, s) => FileLoglet.open(join(d, spec, String(s)), s), 'seg');
+      const v = await VirtualLog.create(
+        new FileMetaStore(join(d, 'meta.json')),
+        (spec, s) => FileLoglet.open(join(d, spec, String(s)), s),
+        'seg',
+      );
       rows.push(await run('VirtualLog over FileLoglet', v, inflight));
       await v.close();
     }
   }
   // reconfiguration: seal to first append acknowledged on the new loglet, with a writer running
   const d = join(dir, 'reconf');
-  const v = await VirtualLog.create(new FileMetaStore(join(d, 'meta.json')), (spec, s) => FileLoglet.open(join(d, spec, String(s)), s), 'seg0');
+  const v = await VirtualLog.create(
+    new FileMetaStore(join(d, 'meta.json')),
+    (spec, s) => FileLoglet.open(join(d, spec, String(s)), s),
+    'seg0',
+  );
   const reconf: number[] = [];
   const stalls: number[] = [];
   for (let i = 1; i <= 30; i++) {
@@ -73,20 +81,38 @@ try {
   console.log(
     table(
       ['loglet', 'in flight', 'appends/s', 'p50', 'p99'],
-      rows.map((r) => [r.name, String(r.inflight), r.appendsPerSec.toFixed(0), `${r.p50Ms.toFixed(3)} ms`, `${r.p99Ms.toFixed(3)} ms`]),
+      rows.map((r) => [
+        r.name,
+        String(r.inflight),
+        r.appendsPerSec.toFixed(0),
+        `${r.p50Ms.toFixed(3)} ms`,
+        `${r.p99Ms.toFixed(3)} ms`,
+      ]),
     ),
   );
-  const rc = { p50Ms: percentile(reconf, 50), p99Ms: percentile(reconf, 99), writerStallMaxMs: Math.max(...stalls) };
-  console.log(`reconfiguration (seal -> first append acknowledged on the new loglet): p50 ${rc.p50Ms.toFixed(2)} ms, p99 ${rc.p99Ms.toFixed(2)} ms; longest writer stall ${rc.writerStallMaxMs.toFixed(2)} ms`);
+  const rc = {
+    p50Ms: percentile(reconf, 50),
+    p99Ms: percentile(reconf, 99),
+    writerStallMaxMs: Math.max(...stalls),
+  };
+  console.log(
+    `reconfiguration (seal -> first append acknowledged on the new loglet): p50 ${rc.p50Ms.toFixed(2)} ms, p99 ${rc.p99Ms.toFixed(2)} ms; longest writer stall ${rc.writerStallMaxMs.toFixed(2)} ms`,
+  );
   for (const inflight of [1, 64]) {
     const p = rows.filter((r) => r.inflight === inflight && r.name.startsWith('File'));
     const q = rows.filter((r) => r.inflight === inflight && r.name.startsWith('Virtual'));
-    const avg = (xs: typeof rows, k: 'p99Ms' | 'appendsPerSec') => xs.reduce((s, r) => s + r[k], 0) / xs.length;
+    const avg = (xs: typeof rows, k: 'p99Ms' | 'appendsPerSec') =>
+      xs.reduce((s, r) => s + r[k], 0) / xs.length;
     console.log(
       `in flight ${inflight}: virtualisation overhead at p99 ${((avg(q, 'p99Ms') - avg(p, 'p99Ms')) * 1000).toFixed(0)} us; throughput ratio ${(avg(q, 'appendsPerSec') / avg(p, 'appendsPerSec')).toFixed(2)}`,
     );
   }
-  writeResults('bench/results', 'append', { date: new Date().toISOString(), seconds, rows, reconfiguration: rc });
+  writeResults('bench/results', 'append', {
+    date: new Date().toISOString(),
+    seconds,
+    rows,
+    reconfiguration: rc,
+  });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
