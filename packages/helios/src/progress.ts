@@ -1,12 +1,11 @@
 /**
- * The progress log: an append-only log of JSON records. This is a file-backed log with the Loglet shape
- * (append(batch) -> positions, read(from, to), checkTail()); @strata/vlog had not landed when this was
- * written. A resolved append is on disk (fsync). A torn last line (a crash mid-append) is dropped on open.
+ * The progress log: an append-only log of JSON records on a @strata/vlog VirtualLog. A resolved append is
+ * durably committed; a crash mid-append leaves the records either committed or absent (vlog's contract).
  *
  *   position:  0        1        2              tail
  *              [block]  [block]  [node, wm ...]  | next append goes here
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { openLog, type VirtualLog } from '@strata/vlog';
 
 export type ProgressRecord =
   | {
@@ -39,61 +38,49 @@ export type ProgressRecord =
 /** Bound on one record's encoded size. */
 export const recordBytesMax = 1 << 20;
 
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/**
+ * The stream's progress log on a @strata/vlog VirtualLog (file loglets, file MetaStore under `dir`).
+ * Records are JSON; a resolved append is durably committed (the VirtualLog contract).
+ */
 export class ProgressLog {
-  private records: ProgressRecord[] = [];
-  private fd: number;
+  private constructor(private readonly log: VirtualLog) {}
 
-  private constructor(readonly path: string) {
-    let text = existsSync(path) ? readFileSync(path, 'utf8') : '';
-    const lastNl = text.lastIndexOf('\n');
-    if (lastNl + 1 < text.length) {
-      // Torn tail: the append that wrote it never resolved, so nobody was acknowledged for it.
-      truncateSync(path, Buffer.byteLength(text.slice(0, lastNl + 1)));
-      text = text.slice(0, lastNl + 1);
-    }
-    let lineNo = 0;
-    for (const line of text.split('\n')) {
-      lineNo++;
-      if (line === '') continue;
-      try {
-        this.records.push(JSON.parse(line) as ProgressRecord);
-      } catch {
-        throw new Error(`${path}:${lineNo}: progress log record is not JSON (corrupt log)`);
-      }
-    }
-    this.fd = openSync(path, 'a');
+  static async open(dir: string, name: string): Promise<ProgressLog> {
+    const log = await openLog(name, { meta: `file:${dir}`, create: true });
+    return new ProgressLog(log);
   }
 
-  static open(path: string): ProgressLog {
-    return new ProgressLog(path);
-  }
-
-  /** Appends records atomically (one write, then fsync); resolves with their positions. */
-  append(batch: ProgressRecord[]): number[] {
-    const text = batch.map((r) => JSON.stringify(r)).join('\n') + '\n';
-    for (const r of batch) {
-      const n = JSON.stringify(r).length;
-      if (n > recordBytesMax) throw new Error(`progress record of ${n} bytes is over recordBytesMax`);
-    }
-    const buf = Buffer.from(text);
-    let o = 0;
-    while (o < buf.length) o += writeSync(this.fd, buf, o);
-    fsyncSync(this.fd);
-    const first = this.records.length;
-    this.records.push(...batch);
-    return batch.map((_, i) => first + i);
+  /** Appends records as one batch; resolves with their positions once committed. */
+  async append(batch: ProgressRecord[]): Promise<number[]> {
+    const payloads = batch.map((r) => {
+      const b = enc.encode(JSON.stringify(r));
+      if (b.length > recordBytesMax)
+        throw new Error(`progress record of ${b.length} bytes is over recordBytesMax`);
+      return b;
+    });
+    return this.log.append(payloads);
   }
 
   /** Records in [from, to). */
-  read(from: number, to = this.records.length): ProgressRecord[] {
-    return this.records.slice(from, to);
+  async read(from: number, to: number): Promise<ProgressRecord[]> {
+    const recs = await this.log.read(from, to);
+    return recs.map((r) => {
+      try {
+        return JSON.parse(dec.decode(r.payload)) as ProgressRecord;
+      } catch {
+        throw new Error(`progress log record ${r.position} is not JSON (corrupt log)`);
+      }
+    });
   }
 
-  checkTail(): { tail: number; sealed: boolean } {
-    return { tail: this.records.length, sealed: false };
+  async checkTail(): Promise<{ tail: number; sealed: boolean }> {
+    return this.log.checkTail();
   }
 
-  close(): void {
-    closeSync(this.fd);
+  async close(): Promise<void> {
+    await this.log.close();
   }
 }

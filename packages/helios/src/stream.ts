@@ -109,7 +109,7 @@ export interface IngestStats {
 
 type Plan = { p: 'all' } | { p: 'none' } | { p: 'key'; key: number } | { p: 'and' | 'or'; a: Plan; b: Plan };
 
-/** The data directory layout: DIR/objects (file: store), DIR/streams/NAME/{stream.ddl,progress.log}. */
+/** The data directory layout: DIR/objects (file: store), DIR/streams/NAME/{stream.ddl,progress/} (progress: a vlog VirtualLog). */
 export function streamDir(dataDir: string, name: string): string {
   return join(dataDir, 'streams', name);
 }
@@ -159,7 +159,6 @@ export class Stream {
   ) {
     this.parser = new RowParser(def);
     this.tsCol = def.columns.findIndex((c) => c.type === 'TIMESTAMP');
-    this.catchUp();
   }
 
   /** Opens a stream created with createStream. */
@@ -173,22 +172,22 @@ export class Stream {
     const def = parseDdl(readFileSync(ddlPath, 'utf8'), ddlPath);
     mkdirSync(join(dataDir, 'objects'), { recursive: true });
     const store = await openStore(`file:${resolve(dataDir, 'objects')}`);
-    return new Stream(def, store, ProgressLog.open(join(dir, 'progress.log')), {
-      ...defaultPolicy,
-      ...policy,
-    });
+    const log = await ProgressLog.open(join(dir, 'progress'), 'progress');
+    const s = new Stream(def, store, log, { ...defaultPolicy, ...policy });
+    await s.catchUp();
+    return s;
   }
 
   async close(): Promise<void> {
-    this.log.close();
+    await this.log.close();
     await this.store.close();
   }
 
   /** Applies progress-log records not yet applied to the in-memory view. */
-  private catchUp(): void {
-    const { tail } = this.log.checkTail();
-    for (const r of this.log.read(this.applied, tail)) this.apply(r);
-    this.applied = tail;
+  private async catchUp(): Promise<void> {
+    const { tail } = await this.log.checkTail();
+    if (tail > this.applied) for (const r of await this.log.read(this.applied, tail)) this.apply(r);
+    this.applied = Math.max(this.applied, tail);
   }
 
   private apply(r: ProgressRecord): void {
@@ -204,6 +203,9 @@ export class Stream {
         const lv = (this.levels[r.level] ??= new Map());
         for (const [from, n] of lv) if (from > r.from && from < r.to) lv.delete(from) && void n;
         lv.set(r.from, { level: r.level, from: r.from, to: r.to, key: r.key, keys: r.keys, bytes: r.bytes });
+        // A parent covers its children: the watermark below it is at least its end, even if the `wm`
+        // record that went with it were missing.
+        if (r.level > 0 && r.to > (this.wm[r.level - 1] ?? 0)) this.wm[r.level - 1] = r.to;
         break;
       }
       case 'wm':
@@ -243,7 +245,7 @@ export class Stream {
     content: Uint8Array,
   ): Promise<boolean> {
     const id = blockId(source, from, to, content);
-    this.catchUp();
+    await this.catchUp();
     if (this.ids.has(id)) return false;
     const rows = lines.map((l) => this.parser.row(l));
     const ncols = this.def.columns.length;
@@ -271,8 +273,8 @@ export class Stream {
       max: header.max,
       ...(leaf ? { leaf } : {}),
     };
-    this.log.append([rec]);
-    this.catchUp();
+    await this.log.append([rec]);
+    await this.catchUp();
     return true;
   }
 
@@ -384,7 +386,7 @@ export class Stream {
    * followed by its progress-log record (and the watermark it moves) in one append.
    */
   async indexStep(blocksMax = Number.MAX_SAFE_INTEGER): Promise<number> {
-    this.catchUp();
+    await this.catchUp();
     if (this.def.index.length === 0) return 0;
     const pol = this.policy;
     let done = 0;
@@ -407,8 +409,8 @@ export class Stream {
       )
         node = mergeNodes(await this.node(tail.key), leaf);
       const info = await this.putNode(0, node);
-      this.log.append([{ t: 'node', ...info }]);
-      this.catchUp();
+      await this.log.append([{ t: 'node', ...info }]);
+      await this.catchUp();
     }
     await this.addStep();
     return done;
@@ -441,11 +443,11 @@ export class Stream {
           if (pn.header.children.length < pol.fanoutMax) node = mergeNodes(pn, one);
         }
         const info = await this.putNode(L + 1, node);
-        this.log.append([
+        await this.log.append([
           { t: 'node', ...info },
           { t: 'wm', level: L, to: c.to },
         ]);
-        this.catchUp();
+        await this.catchUp();
       }
     }
   }
@@ -545,7 +547,7 @@ export class Stream {
    * exactly what a scan of every acknowledged block returns.
    */
   async search(expr: Expr, opts: SearchOptions = {}): Promise<SearchResult> {
-    this.catchUp();
+    await this.catchUp();
     const e = this.withTime(expr, opts);
     const limit = opts.limit ?? Number.MAX_SAFE_INTEGER;
     const stats: SearchStats = {
@@ -638,7 +640,7 @@ export class Stream {
 
   /** Every acknowledged row, block by block (the brute-force view). */
   async *scan(): AsyncGenerator<{ seq: number; rows: Row[] }> {
-    this.catchUp();
+    await this.catchUp();
     for (const b of this.blocks)
       yield { seq: b.seq, rows: decodeBlock(await this.store.get(b.key), b.key).rows };
   }
@@ -667,21 +669,21 @@ export class Stream {
       );
       const key = `${this.def.name}/blocks/${b.id}.e${Date.now().toString(36)}`;
       await this.store.put(key, bytes);
-      this.log.append([
+      await this.log.append([
         { t: 'rewrite', seq, key, rows: keep.length, bytes: bytes.length, min: header.min, max: header.max },
       ]);
       const old = b.key;
-      this.catchUp();
+      await this.catchUp();
       await this.store.delete(old);
     }
-    this.log.append([{ t: 'erase', where, blocks: seqs, rows: rowsRemoved, at: Date.now() }]);
-    this.catchUp();
+    await this.log.append([{ t: 'erase', where, blocks: seqs, rows: rowsRemoved, at: Date.now() }]);
+    await this.catchUp();
     return { blocks: seqs.length, rows: rowsRemoved };
   }
 
   /** Every (node, key, child) of the live index nodes, as NDJSON lines (for export). */
   async *indexEntries(): AsyncGenerator<string> {
-    this.catchUp();
+    await this.catchUp();
     for (let L = 0; L < this.levels.length; L++)
       for (const n of this.sorted(L)) {
         const node = await this.node(n.key);
