@@ -207,6 +207,42 @@ export class RowParser {
     });
   }
 
+  /**
+   * For regex and loghub formats every match has the same fields, so each column's lookup is resolved
+   * once, on the first match, into a direct field access.
+   */
+  private fast: ((f: Record<string, string>) => string | undefined)[] | undefined;
+
+  private resolveFast(f: Record<string, string>): void {
+    const kind = this.def.format.kind;
+    if (kind !== 'regex' && kind !== 'loghub') return;
+    const keys = Object.keys(f);
+    // Only from a match where every named group took part (an optional group may be absent in this one).
+    const src =
+      kind === 'regex'
+        ? (this.def.format as { pattern: string }).pattern
+        : loghubRegex((this.def.format as { template: string }).template).source;
+    if (keys.length !== (src.match(/\(\?<[A-Za-z_][A-Za-z0-9_]*>/g)?.length ?? 0)) return;
+    const find = (n: string) => keys.find((k) => k.toLowerCase() === n);
+    this.fast = this.def.columns.map((c) => {
+      const direct = c.name in f ? c.name : find(c.name.toLowerCase());
+      if (direct !== undefined) return (x: Record<string, string>) => x[direct];
+      if (c.type !== 'TIMESTAMP') return () => undefined;
+      const ts = find('timestamp') ?? find('ts');
+      if (ts !== undefined) return (x: Record<string, string>) => x[ts];
+      const date = find('date');
+      const time = find('time');
+      if (date !== undefined && time !== undefined)
+        return (x: Record<string, string>) => {
+          const a = x[date];
+          const b = x[time];
+          return a !== undefined && b !== undefined ? `${a} ${b}` : (a ?? b);
+        };
+      const one = date ?? time;
+      return one === undefined ? () => undefined : (x: Record<string, string>) => x[one];
+    });
+  }
+
   /** The row for one line (without its newline). */
   row(line: string): Row {
     let l = line.length > lineBytesMax ? line.slice(0, lineBytesMax) : line;
@@ -218,7 +254,9 @@ export class RowParser {
       if (this.rawCol >= 0) out[this.rawCol] = l;
       return out;
     }
-    for (let i = 0; i < cols.length; i++) out[i] = toCell(cols[i]!, this.lookup[i]!(f));
+    if (!this.fast) this.resolveFast(f);
+    const look = this.fast ?? this.lookup;
+    for (let i = 0; i < cols.length; i++) out[i] = toCell(cols[i]!, look[i]!(f));
     return out;
   }
 }

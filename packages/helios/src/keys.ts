@@ -64,25 +64,25 @@ export function sortUnique(keys: Float64Array): Float64Array {
 
 /** The distinct key strings of a block's rows under the stream's INDEX clause. */
 export function keyStringsOf(def: StreamDef, rows: Row[]): string[] {
-  const set = new Set<string>();
-  const idx = def.index.map((d) => ({
-    col: def.columns.findIndex((c) => c.name === d.column),
-    tokens: d.tokens,
-  }));
+  const out: string[] = [];
   const toks: string[] = [];
-  for (const { col, tokens } of idx) {
+  for (const d of def.index) {
+    const col = def.columns.findIndex((c) => c.name === d.column);
+    // Deduplicate the raw values first: the key strings are built once per distinct value.
+    const set = new Set<string | number>();
     for (const row of rows) {
       const v = row[col];
       if (v === null || v === undefined) continue;
-      if (tokens) {
+      if (d.tokens) {
         if (typeof v !== 'string') continue;
         toks.length = 0;
         tokenize(v, toks);
-        for (const t of toks) set.add(tokenKey(col, t));
-      } else set.add(valueKey(col, v));
+        for (let i = 0; i < toks.length; i++) set.add(toks[i]!);
+      } else set.add(v);
     }
+    for (const v of set) out.push(d.tokens ? tokenKey(col, v as string) : valueKey(col, v));
   }
-  return [...set];
+  return out;
 }
 
 /** The sorted distinct 53-bit keys of a block's rows. */

@@ -68,6 +68,16 @@ describe('formats', () => {
     expect(p.row('081109 203615 notanint INFO dfs.X: m')[1]).toBeNull();
   });
 
+  it('regex with an optional group: a first line without it does not fix the column to null', () => {
+    const def = parseDdl(
+      "CREATE STREAM r SOURCES ('x') FORMAT regex('^(?<lvl>[A-Z]+)(?: pid=(?<pid>\\d+))? (?<msg>.*)$') COLUMNS (lvl STRING, pid INT, msg TEXT)",
+    );
+    const p = new RowParser(def);
+    expect(p.row('INFO hello')).toEqual(['INFO', null, 'hello']);
+    expect(p.row('WARN pid=42 disk')).toEqual(['WARN', 42, 'disk']);
+    expect(p.row('INFO again')).toEqual(['INFO', null, 'again']);
+  });
+
   it('timestamps', () => {
     expect(parseTimestamp('2008-11-09 20:36:15')).toBe(Date.UTC(2008, 10, 9, 20, 36, 15));
     expect(parseTimestamp('2008-11-09T20:36:15.250Z')).toBe(Date.UTC(2008, 10, 9, 20, 36, 15, 250));
