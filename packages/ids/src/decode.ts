@@ -1,0 +1,240 @@
+/**
+ * Packet decoding: link layers Ethernet (1), raw IP (101, 12, 14), Linux cooked SLL (113) and SLL2 (276);
+ * 802.1Q / QinQ VLAN tags; IPv4 (options, header checksum) and IPv6 (extension headers); TCP, UDP, ICMP,
+ * ICMPv6. A packet that is truncated or malformed is counted by reason and skipped, never thrown.
+ * Fragments are recognised (offset, more-fragments) and reported; reassembly is not done here.
+ */
+
+export interface Decoded {
+  ipVersion: 4 | 6;
+  src: string;
+  dst: string;
+  proto: number;
+  ttl: number;
+  srcPort: number;
+  dstPort: number;
+  tcpFlags: number;
+  seq: number;
+  ack: number;
+  icmpType: number;
+  icmpCode: number;
+  /** Transport payload. */
+  payload: Uint8Array;
+  fragment: boolean;
+  ipChecksumOk: boolean;
+  vlans: number[];
+}
+
+export type DecodeFailure =
+  | 'truncated-link'
+  | 'not-ip'
+  | 'truncated-ip'
+  | 'bad-ip-header'
+  | 'truncated-transport'
+  | 'unsupported-link';
+
+export interface DecodeStats {
+  packets: number;
+  decoded: number;
+  fragments: number;
+  failures: Record<DecodeFailure, number>;
+}
+
+export function newDecodeStats(): DecodeStats {
+  return {
+    packets: 0,
+    decoded: 0,
+    fragments: 0,
+    failures: {
+      'truncated-link': 0,
+      'not-ip': 0,
+      'truncated-ip': 0,
+      'bad-ip-header': 0,
+      'truncated-transport': 0,
+      'unsupported-link': 0,
+    },
+  };
+}
+
+export const Proto = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58 } as const;
+
+function ipv4(b: Uint8Array, o: number): string {
+  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+}
+
+function ipv6(b: Uint8Array, o: number): string {
+  const parts: string[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(((b[o + i]! << 8) | b[o + i + 1]!).toString(16));
+  // compress the longest run of zero groups
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (parts[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && parts[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (best < 0) return parts.join(':');
+  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
+}
+
+function checksum16(b: Uint8Array, o: number, len: number): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < len; i += 2) sum += (b[o + i]! << 8) | b[o + i + 1]!;
+  if (len & 1) sum += b[o + len - 1]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/** Decodes one captured frame; returns the reason on failure (and counts it). */
+export function decode(linkType: number, b: Uint8Array, stats: DecodeStats): Decoded | DecodeFailure {
+  stats.packets++;
+  const r = decodeInner(linkType, b);
+  if (typeof r === 'string') stats.failures[r]++;
+  else {
+    stats.decoded++;
+    if (r.fragment) stats.fragments++;
+  }
+  return r;
+}
+
+function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
+  let o = 0;
+  let etherType = 0;
+  const vlans: number[] = [];
+  if (linkType === 1) {
+    if (b.length < 14) return 'truncated-link';
+    etherType = (b[12]! << 8) | b[13]!;
+    o = 14;
+  } else if (linkType === 113) {
+    if (b.length < 16) return 'truncated-link';
+    etherType = (b[14]! << 8) | b[15]!;
+    o = 16;
+  } else if (linkType === 276) {
+    if (b.length < 20) return 'truncated-link';
+    etherType = (b[0]! << 8) | b[1]!;
+    o = 20;
+  } else if (linkType === 101 || linkType === 12 || linkType === 14) {
+    if (b.length < 1) return 'truncated-link';
+    etherType = b[0]! >> 4 === 6 ? 0x86dd : 0x0800;
+  } else return 'unsupported-link';
+  while (etherType === 0x8100 || etherType === 0x88a8 || etherType === 0x9100) {
+    if (b.length < o + 4) return 'truncated-link';
+    vlans.push(((b[o]! << 8) | b[o + 1]!) & 0x0fff);
+    etherType = (b[o + 2]! << 8) | b[o + 3]!;
+    o += 4;
+  }
+  if (etherType === 0x0800) {
+    if (b.length < o + 20) return 'truncated-ip';
+    if (b[o]! >> 4 !== 4) return 'bad-ip-header';
+    const ihl = (b[o]! & 0x0f) * 4;
+    const total = (b[o + 2]! << 8) | b[o + 3]!;
+    if (ihl < 20 || total < ihl) return 'bad-ip-header';
+    if (b.length < o + ihl) return 'truncated-ip';
+    const end = Math.min(b.length, o + total);
+    const fragField = (b[o + 6]! << 8) | b[o + 7]!;
+    const fragment = (fragField & 0x1fff) !== 0 || (fragField & 0x2000) !== 0;
+    const d: Decoded = {
+      ipVersion: 4,
+      src: ipv4(b, o + 12),
+      dst: ipv4(b, o + 16),
+      proto: b[o + 9]!,
+      ttl: b[o + 8]!,
+      srcPort: 0,
+      dstPort: 0,
+      tcpFlags: 0,
+      seq: 0,
+      ack: 0,
+      icmpType: 0,
+      icmpCode: 0,
+      payload: new Uint8Array(0),
+      fragment,
+      ipChecksumOk: checksum16(b, o, ihl) === 0,
+      vlans,
+    };
+    if (fragment && (fragField & 0x1fff) !== 0) {
+      d.payload = b.subarray(o + ihl, end);
+      return d;
+    }
+    return transport(d, b, o + ihl, end);
+  }
+  if (etherType === 0x86dd) {
+    if (b.length < o + 40) return 'truncated-ip';
+    if (b[o]! >> 4 !== 6) return 'bad-ip-header';
+    const plen = (b[o + 4]! << 8) | b[o + 5]!;
+    const end = Math.min(b.length, o + 40 + plen);
+    let next = b[o + 6]!;
+    let p = o + 40;
+    let fragment = false;
+    // extension headers: hop-by-hop 0, routing 43, fragment 44, destination options 60, AH 51
+    for (
+      let guard = 0;
+      guard < 16 && (next === 0 || next === 43 || next === 44 || next === 60 || next === 51);
+      guard++
+    ) {
+      if (p + 8 > end) return 'truncated-ip';
+      const nh = b[p]!;
+      let len: number;
+      if (next === 44) {
+        fragment = true;
+        len = 8;
+      } else if (next === 51) len = (b[p + 1]! + 2) * 4;
+      else len = (b[p + 1]! + 1) * 8;
+      next = nh;
+      p += len;
+    }
+    const d: Decoded = {
+      ipVersion: 6,
+      src: ipv6(b, o + 8),
+      dst: ipv6(b, o + 24),
+      proto: next,
+      ttl: b[o + 7]!,
+      srcPort: 0,
+      dstPort: 0,
+      tcpFlags: 0,
+      seq: 0,
+      ack: 0,
+      icmpType: 0,
+      icmpCode: 0,
+      payload: new Uint8Array(0),
+      fragment,
+      ipChecksumOk: true,
+      vlans,
+    };
+    if (p > end) return 'truncated-ip';
+    return transport(d, b, p, end);
+  }
+  return 'not-ip';
+}
+
+function transport(d: Decoded, b: Uint8Array, o: number, end: number): Decoded | DecodeFailure {
+  if (d.proto === Proto.TCP) {
+    if (end < o + 20) return 'truncated-transport';
+    const off = (b[o + 12]! >> 4) * 4;
+    if (off < 20 || end < o + off) return 'truncated-transport';
+    d.srcPort = (b[o]! << 8) | b[o + 1]!;
+    d.dstPort = (b[o + 2]! << 8) | b[o + 3]!;
+    d.seq = ((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0;
+    d.ack = ((b[o + 8]! << 24) | (b[o + 9]! << 16) | (b[o + 10]! << 8) | b[o + 11]!) >>> 0;
+    d.tcpFlags = b[o + 13]!;
+    d.payload = b.subarray(o + off, end);
+  } else if (d.proto === Proto.UDP) {
+    if (end < o + 8) return 'truncated-transport';
+    d.srcPort = (b[o]! << 8) | b[o + 1]!;
+    d.dstPort = (b[o + 2]! << 8) | b[o + 3]!;
+    d.payload = b.subarray(o + 8, end);
+  } else if (d.proto === Proto.ICMP || d.proto === Proto.ICMPV6) {
+    if (end < o + 4) return 'truncated-transport';
+    d.icmpType = b[o]!;
+    d.icmpCode = b[o + 1]!;
+    d.payload = b.subarray(o + 4, end);
+  } else d.payload = b.subarray(o, end);
+  return d;
+}

@@ -1,0 +1,176 @@
+/**
+ * Streaming readers for classic pcap (both byte orders, microsecond and nanosecond timestamps) and pcapng
+ * (section header, interface description, enhanced and simple packet blocks), never holding more than one
+ * block in memory. Malformed input ends the stream with a {@link CaptureError} saying where.
+ * Formats: the tcpdump pcap file format and the IETF pcapng draft (draft-ietf-opsawg-pcapng).
+ */
+import type { Readable } from 'node:stream';
+
+export class CaptureError extends Error {
+  override name = 'CaptureError';
+  constructor(
+    readonly offset: number,
+    detail: string,
+  ) {
+    super(`capture byte ${offset}: ${detail}`);
+  }
+}
+
+export interface Packet {
+  /** Capture time in microseconds since the epoch. */
+  tsUs: number;
+  linkType: number;
+  data: Uint8Array;
+  /** Length on the wire (may exceed data.length when the capture was truncated). */
+  origLength: number;
+}
+
+/** Largest block accepted (a guard against corrupt lengths). */
+export const blockBytesMax = 16 * 2 ** 20;
+
+/** Pulls exact byte counts out of a stream. */
+class ByteReader {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  offset = 0;
+  private readonly it: AsyncIterator<Buffer | string>;
+  private done = false;
+
+  constructor(stream: Readable | AsyncIterable<Buffer>) {
+    this.it = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  /** Exactly n bytes, or undefined at a clean end of input (before any of them); a partial read is an error. */
+  async read(n: number): Promise<Buffer | undefined> {
+    while (this.have < n && !this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else {
+        const b = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+        this.chunks.push(b);
+        this.have += b.length;
+      }
+    }
+    if (this.have === 0 && this.done) return undefined;
+    if (this.have < n)
+      throw new CaptureError(this.offset + this.have, `truncated: ${n} bytes needed, ${this.have} left`);
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.chunks = rest.length ? [rest] : [];
+    this.have -= n;
+    this.offset += n;
+    return out;
+  }
+}
+
+/** Reads packets from a pcap or pcapng stream. */
+export async function* readCapture(stream: Readable | AsyncIterable<Buffer>): AsyncGenerator<Packet> {
+  const r = new ByteReader(stream);
+  const magic = await r.read(4);
+  if (!magic) return;
+  const m = magic.readUInt32LE(0);
+  if (m === 0x0a0d0d0a) yield* readPcapng(r, magic);
+  else if (m === 0xa1b2c3d4 || m === 0xd4c3b2a1 || m === 0xa1b23c4d || m === 0x4d3cb2a1)
+    yield* readPcap(r, magic);
+  else throw new CaptureError(0, `not a pcap or pcapng file (magic 0x${magic.toString('hex')})`);
+}
+
+async function* readPcap(r: ByteReader, magic: Buffer): AsyncGenerator<Packet> {
+  const m = magic.readUInt32LE(0);
+  const le = m === 0xa1b2c3d4 || m === 0xa1b23c4d;
+  const nano = m === 0xa1b23c4d || m === 0x4d3cb2a1;
+  const h = (await r.read(20))!;
+  const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const linkType = u32(h, 16) & 0x0fffffff;
+  for (;;) {
+    const at = r.offset;
+    const ph = await r.read(16);
+    if (!ph) return;
+    const caplen = u32(ph, 8);
+    if (caplen > blockBytesMax) throw new CaptureError(at, `packet record claims ${caplen} bytes`);
+    const data = (await r.read(caplen)) ?? Buffer.alloc(0);
+    const frac = u32(ph, 4);
+    yield {
+      tsUs: u32(ph, 0) * 1e6 + (nano ? Math.floor(frac / 1000) : frac),
+      linkType,
+      data,
+      origLength: u32(ph, 12),
+    };
+  }
+}
+
+async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet> {
+  let le = true;
+  let interfaces: { linkType: number; tsDivUs: number }[] = [];
+  let pending: Buffer | undefined = first;
+  for (;;) {
+    const at = r.offset - (pending ? 4 : 0);
+    const typeBuf: Buffer | undefined = pending ?? (await r.read(4));
+    pending = undefined;
+    if (!typeBuf) return;
+    const lenBuf = await r.read(4);
+    if (!lenBuf) throw new CaptureError(at, 'truncated block header');
+    let type = typeBuf.readUInt32LE(0);
+    if (type === 0x0a0d0d0a) {
+      // section header: the byte-order magic decides the endianness of everything in the section
+      const bom = await r.read(4);
+      if (!bom) throw new CaptureError(at, 'truncated section header');
+      le = bom.readUInt32LE(0) === 0x1a2b3c4d;
+      if (!le && bom.readUInt32BE(0) !== 0x1a2b3c4d) throw new CaptureError(at + 8, 'bad byte-order magic');
+      const len = le ? lenBuf.readUInt32LE(0) : lenBuf.readUInt32BE(0);
+      if (len < 28 || len > blockBytesMax || len % 4)
+        throw new CaptureError(at, `bad section header length ${len}`);
+      await r.read(len - 12);
+      interfaces = [];
+      continue;
+    }
+    if (!le) type = typeBuf.readUInt32BE(0);
+    const len = le ? lenBuf.readUInt32LE(0) : lenBuf.readUInt32BE(0);
+    if (len < 12 || len > blockBytesMax || len % 4) throw new CaptureError(at, `bad block length ${len}`);
+    const body = await r.read(len - 8);
+    if (!body) throw new CaptureError(at, 'truncated block');
+    const u16 = (o: number) => (le ? body.readUInt16LE(o) : body.readUInt16BE(o));
+    const u32 = (o: number) => (le ? body.readUInt32LE(o) : body.readUInt32BE(o));
+    if (type === 1) {
+      // interface description: link type, then options (if_tsresol = 9)
+      let tsDivUs = 1;
+      for (let p = 8; p + 4 <= body.length - 4; ) {
+        const code = u16(p);
+        const olen = u16(p + 2);
+        if (code === 0) break;
+        if (code === 9 && olen >= 1) {
+          const v = body[p + 4]!;
+          const unitsPerSec = v & 0x80 ? 2 ** (v & 0x7f) : 10 ** (v & 0x7f);
+          tsDivUs = unitsPerSec / 1e6;
+        }
+        p += 4 + Math.ceil(olen / 4) * 4;
+      }
+      interfaces.push({ linkType: u16(0), tsDivUs });
+    } else if (type === 6) {
+      const iface = interfaces[u32(0)];
+      if (!iface) throw new CaptureError(at, `packet for undeclared interface ${u32(0)}`);
+      const caplen = u32(12);
+      if (20 + caplen > body.length - 4)
+        throw new CaptureError(at, `packet data (${caplen} bytes) overruns its block`);
+      const ts = u32(4) * 2 ** 32 + u32(8);
+      yield {
+        tsUs: Math.floor(ts / iface.tsDivUs),
+        linkType: iface.linkType,
+        data: body.subarray(20, 20 + caplen),
+        origLength: u32(16),
+      };
+    } else if (type === 3) {
+      const iface = interfaces[0];
+      if (!iface) throw new CaptureError(at, 'simple packet block before any interface');
+      const orig = u32(0);
+      yield {
+        tsUs: 0,
+        linkType: iface.linkType,
+        data: body.subarray(4, 4 + Math.min(orig, body.length - 8)),
+        origLength: orig,
+      };
+    }
+    // other block types (name resolution, statistics, custom) are skipped
+  }
+}

@@ -1,0 +1,358 @@
+/**
+ * A parser for Snort 3 rules (and the Snort 2.9 / Suricata forms of the same options):
+ *
+ *   action proto src_addr src_port (->|<>) dst_addr dst_port ( option[:value]; ... )
+ *
+ * Syntax errors carry file, line and column. Option values are kept as text, with `content` parsed
+ * (|hex|, escapes, negation) and the modifiers attached to the content they follow, in both the Snort 3
+ * form (`content:"x",depth 4,nocase;`) and the Snort 2 / Suricata form (`content:"x"; depth:4; nocase;`).
+ * A rule using a keyword the engine does not know is reported (sid, keyword) and skipped, not fatal.
+ */
+
+export class RuleSyntaxError extends Error {
+  override name = 'RuleSyntaxError';
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly column: number,
+    detail: string,
+  ) {
+    super(`${file}:${line}:${column}: ${detail}`);
+  }
+}
+
+export interface RuleOption {
+  keyword: string;
+  value?: string;
+}
+
+export interface ContentMatch {
+  bytes: Uint8Array;
+  negated: boolean;
+  nocase: boolean;
+  offset?: number;
+  depth?: number;
+  distance?: number;
+  within?: number;
+  fastPattern: boolean;
+  /** Sticky buffer the content applies to (`pkt_data` when none). */
+  buffer: string;
+}
+
+export interface Rule {
+  action: string;
+  proto: string;
+  src: string;
+  srcPorts: string;
+  direction: '->' | '<>';
+  dst: string;
+  dstPorts: string;
+  options: RuleOption[];
+  sid: number;
+  gid: number;
+  rev: number;
+  msg: string;
+  contents: ContentMatch[];
+  /** Where it came from, for messages. */
+  file: string;
+  line: number;
+}
+
+/** Keywords whose meaning the parser knows (parsing, not necessarily detection). */
+export const knownKeywords = new Set([
+  'msg',
+  'sid',
+  'rev',
+  'gid',
+  'classtype',
+  'priority',
+  'reference',
+  'metadata',
+  'service',
+  'content',
+  'nocase',
+  'offset',
+  'depth',
+  'distance',
+  'within',
+  'fast_pattern',
+  'rawbytes',
+  'pcre',
+  'flow',
+  'flowbits',
+  'dsize',
+  'flags',
+  'isdataat',
+  'byte_test',
+  'byte_jump',
+  'byte_extract',
+  'detection_filter',
+  'threshold',
+  'itype',
+  'icode',
+  'icmp_id',
+  'icmp_seq',
+  'ttl',
+  'id',
+  'seq',
+  'ack',
+  'ip_proto',
+  'fragbits',
+  'bufferlen',
+  'tag',
+  'pkt_data',
+  'file_data',
+  'raw_data',
+  'http_uri',
+  'http_raw_uri',
+  'http_method',
+  'http_header',
+  'http_raw_header',
+  'http_cookie',
+  'http_client_body',
+  'http_stat_code',
+  'http_stat_msg',
+  'sticky_buffer',
+  'uricontent',
+]);
+
+/** Sticky buffers (Snort 3) and content modifiers (Snort 2) that select a buffer. */
+export const bufferKeywords = new Set([
+  'pkt_data',
+  'file_data',
+  'raw_data',
+  'http_uri',
+  'http_raw_uri',
+  'http_method',
+  'http_header',
+  'http_raw_header',
+  'http_cookie',
+  'http_client_body',
+  'http_stat_code',
+  'http_stat_msg',
+]);
+
+/** Parses a content string: "abc|0d 0a|def" with \" \\ \; \| escapes. */
+export function parseContent(text: string, where: () => RuleSyntaxError): Uint8Array {
+  const out: number[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === '|') {
+      const end = text.indexOf('|', i + 1);
+      if (end < 0) throw where();
+      const hex = text.slice(i + 1, end).replace(/\s+/g, '');
+      if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) throw where();
+      for (let k = 0; k < hex.length; k += 2) out.push(Number.parseInt(hex.slice(k, k + 2), 16));
+      i = end + 1;
+    } else if (c === '\\' && i + 1 < text.length) {
+      out.push(...Buffer.from(text[i + 1]!, 'utf8'));
+      i += 2;
+    } else {
+      out.push(...Buffer.from(c, 'utf8'));
+      i++;
+    }
+  }
+  return Uint8Array.from(out);
+}
+
+/** Splits `( ... )` into options at unquoted, unescaped semicolons; returns [option text, column]. */
+function splitOptions(
+  body: string,
+  col0: number,
+  err: (col: number, m: string) => RuleSyntaxError,
+): [string, number][] {
+  const out: [string, number][] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c === '\\') {
+      i++;
+      continue;
+    }
+    if (c === '"') quoted = !quoted;
+    else if (c === ';' && !quoted) {
+      const t = body.slice(start, i);
+      if (t.trim()) out.push([t.trim(), col0 + start + (t.length - t.trimStart().length)]);
+      start = i + 1;
+    }
+  }
+  if (quoted) throw err(col0 + start, 'unterminated quoted string');
+  if (body.slice(start).trim())
+    throw err(col0 + start, `option '${body.slice(start).trim().slice(0, 30)}' is not terminated by ';'`);
+  return out;
+}
+
+function unquote(v: string): string {
+  const t = v.trim();
+  return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
+}
+
+/** Parses one rule line. */
+export function parseRule(text: string, file = '<rule>', line = 1): Rule {
+  const err = (col: number, m: string) => new RuleSyntaxError(file, line, col, m);
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0) throw err(1, "expected '(' starting the rule options");
+  if (close < open) throw err(text.length, "expected ')' closing the rule options");
+  if (text.slice(close + 1).trim() !== '') throw err(close + 2, 'unexpected text after the closing )');
+  let head = text.slice(0, open).trim().split(/\s+/);
+  // Snort 3 service rules: `alert http ( ... )` means any address and port, both directions
+  if (head.length === 2) head = [head[0]!, head[1]!, 'any', 'any', '<>', 'any', 'any'];
+  if (head.length !== 7)
+    throw err(1, `expected 'action proto src sport -> dst dport', got ${head.length} fields`);
+  const [action, proto, src, srcPorts, direction, dst, dstPorts] = head as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  if (!['alert', 'log', 'pass', 'drop', 'reject', 'sdrop', 'block', 'rewrite'].includes(action))
+    throw err(1, `unknown action '${action}'`);
+  if (direction !== '->' && direction !== '<>')
+    throw err(text.indexOf(direction) + 1, `expected '->' or '<>', got '${direction}'`);
+  const options: RuleOption[] = [];
+  const contents: ContentMatch[] = [];
+  let buffer = 'pkt_data';
+  let last: ContentMatch | undefined;
+  const rule: Rule = {
+    action,
+    proto,
+    src,
+    srcPorts,
+    direction,
+    dst,
+    dstPorts,
+    options,
+    sid: 0,
+    gid: 1,
+    rev: 0,
+    msg: '',
+    contents,
+    file,
+    line,
+  };
+  for (const [opt, col] of splitOptions(text.slice(open + 1, close), open + 2, err)) {
+    const colon = opt.indexOf(':');
+    const keyword = (colon < 0 ? opt : opt.slice(0, colon)).trim();
+    const value = colon < 0 ? undefined : opt.slice(colon + 1).trim();
+    if (!/^[a-z][a-z0-9_.]*$/i.test(keyword)) throw err(col, `bad option keyword '${keyword.slice(0, 30)}'`);
+    options.push(value === undefined ? { keyword } : { keyword, value });
+    const num = (v: string | undefined, what: string) => {
+      const n = Number(v);
+      if (v === undefined || !Number.isFinite(n))
+        throw err(col, `${what}: expected a number, got '${v ?? ''}'`);
+      return n;
+    };
+    switch (keyword) {
+      case 'sid':
+        rule.sid = num(value, 'sid');
+        break;
+      case 'gid':
+        rule.gid = num(value, 'gid');
+        break;
+      case 'rev':
+        rule.rev = num(value, 'rev');
+        break;
+      case 'msg':
+        rule.msg = unquote(value ?? '');
+        break;
+      case 'content':
+      case 'uricontent': {
+        if (value === undefined) throw err(col, 'content needs a value');
+        // Snort 3: content:"x",depth 4,nocase  -- split the modifiers after the closing quote
+        const m = /^(!?)\s*"((?:[^"\\]|\\.)*)"\s*(?:,(.*))?$/.exec(value);
+        if (!m) throw err(col, `content: expected a quoted string, got '${value.slice(0, 40)}'`);
+        const c: ContentMatch = {
+          bytes: parseContent(m[2]!, () => err(col, `content: malformed |hex| in '${m[2]!.slice(0, 40)}'`)),
+          negated: m[1] === '!',
+          nocase: false,
+          fastPattern: false,
+          buffer: keyword === 'uricontent' ? 'http_uri' : buffer,
+        };
+        for (const mod of (m[3] ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)) {
+          const [k, v] = mod.split(/\s+/, 2) as [string, string | undefined];
+          if (k === 'nocase') c.nocase = true;
+          else if (k === 'fast_pattern') c.fastPattern = true;
+          else if (k === 'fast_pattern_offset' || k === 'fast_pattern_length')
+            c.fastPattern = true; // the pattern slice is a hint
+          else if (k === 'offset' || k === 'depth' || k === 'distance' || k === 'within') {
+            // a variable (byte_extract) is allowed: keep it numeric when it is a number
+            if (v !== undefined && /^-?\d+$/.test(v)) c[k] = Number(v);
+          } else throw err(col, `content: unknown modifier '${k}'`);
+        }
+        contents.push(c);
+        last = c;
+        break;
+      }
+      case 'nocase':
+      case 'fast_pattern':
+      case 'offset':
+      case 'depth':
+      case 'distance':
+      case 'within': {
+        // Snort 2 / Suricata form: modifies the previous content
+        if (!last) throw err(col, `'${keyword}' must follow a content`);
+        if (keyword === 'nocase') last.nocase = true;
+        else if (keyword === 'fast_pattern') last.fastPattern = true;
+        else if (value !== undefined && /^-?\d+$/.test(value)) last[keyword] = Number(value);
+        break;
+      }
+      default:
+        if (bufferKeywords.has(keyword)) {
+          // Snort 2 modifier form (after a content) or Snort 3 / Suricata sticky buffer (before)
+          const prevOpt = options[options.length - 2];
+          if (
+            last &&
+            prevOpt &&
+            (prevOpt.keyword === 'content' ||
+              prevOpt.keyword === 'nocase' ||
+              ['offset', 'depth', 'distance', 'within', 'fast_pattern'].includes(prevOpt.keyword)) &&
+            keyword !== 'pkt_data' &&
+            keyword !== 'file_data'
+          )
+            last.buffer = keyword;
+          else buffer = keyword;
+        }
+    }
+  }
+  if (!rule.sid) throw err(open + 2, 'the rule has no sid');
+  return rule;
+}
+
+export interface RuleSet {
+  rules: Rule[];
+  /** Rules skipped because they use a keyword the engine does not know: sid and keyword. */
+  skipped: { sid: number; keyword: string; file: string; line: number }[];
+  errors: RuleSyntaxError[];
+}
+
+/** Parses a rules file: comments and blank lines skipped, `\` line continuations joined. */
+export function parseRules(text: string, file = '<rules>'): RuleSet {
+  const set: RuleSet = { rules: [], skipped: [], errors: [] };
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const start = i;
+    let l = lines[i]!;
+    while (l.endsWith('\\') && i + 1 < lines.length) l = l.slice(0, -1) + lines[++i]!;
+    const t = l.trim();
+    if (t === '' || t.startsWith('#')) continue;
+    try {
+      const r = parseRule(t, file, start + 1);
+      const unknown = r.options.find((o) => !knownKeywords.has(o.keyword));
+      if (unknown) set.skipped.push({ sid: r.sid, keyword: unknown.keyword, file, line: start + 1 });
+      else set.rules.push(r);
+    } catch (e) {
+      if (e instanceof RuleSyntaxError) set.errors.push(e);
+      else throw e;
+    }
+  }
+  return set;
+}

@@ -1,0 +1,205 @@
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  CaptureError,
+  decode,
+  newDecodeStats,
+  parseRule,
+  parseRules,
+  RuleSyntaxError,
+  readCapture,
+} from '../src/index.js';
+
+const shared = new URL('../../../../shared/ids/', import.meta.url).pathname;
+const haveShared = existsSync(`${shared}rules/snort3-community.rules`);
+if (!haveShared && process.env.CI) throw new Error('CI: ../shared/ids is missing');
+
+describe.runIf(haveShared)('the community ruleset', () => {
+  it('every one of the 4,029 rules parses; unsupported keywords are reported by sid', () => {
+    const set = parseRules(
+      readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'),
+      'snort3-community.rules',
+    );
+    expect(set.errors.map((e) => e.message)).toEqual([]);
+    expect(set.rules.length + set.skipped.length).toBe(4029);
+    expect(set.rules.length / 4029).toBeGreaterThan(0.95);
+    for (const s of set.skipped) expect(s.sid).toBeGreaterThan(0);
+    const r105 = set.rules.find((r) => r.sid === 105)!;
+    expect(r105.contents[0]!.depth).toBe(16);
+    expect([...r105.contents[0]!.bytes.subarray(0, 8)]).toEqual([0x32, 0, 0, 0, 6, 0, 0, 0]);
+    const http = set.rules.filter((r) => r.contents.some((c) => c.buffer === 'http_uri'));
+    expect(http.length).toBeGreaterThan(1000);
+  });
+});
+
+describe('rule parser', () => {
+  it('parses the Snort 2 / Suricata modifier form and the Snort 3 form alike', () => {
+    const a = parseRule(
+      'alert tcp any any -> any 80 (msg:"x"; content:"GET"; nocase; depth:3; content:"/a|3b|b"; distance:1; within:10; http_uri; sid:1; rev:2;)',
+    );
+    expect(a.contents).toHaveLength(2);
+    expect(a.contents[0]).toMatchObject({ nocase: true, depth: 3, buffer: 'pkt_data' });
+    expect(Buffer.from(a.contents[1]!.bytes).toString()).toBe('/a;b');
+    expect(a.contents[1]).toMatchObject({ distance: 1, within: 10, buffer: 'http_uri' });
+    const b = parseRule(
+      'alert tcp any any -> any 80 ( msg:"x"; http_uri; content:"/a;b",distance 1,within 10; sid:2; )',
+    );
+    expect(b.contents[0]).toMatchObject({ distance: 1, within: 10, buffer: 'http_uri' });
+    expect(parseRule('alert http ( msg:"svc"; content:"x"; sid:3; )').direction).toBe('<>');
+    expect(parseRule('alert tcp any any -> any any (content:!"bad"; sid:4;)').contents[0]!.negated).toBe(
+      true,
+    );
+  });
+
+  it('reports syntax errors with file, line and column', () => {
+    const set = parseRules(
+      '# comment\n\nalert tcp any any -> any any (msg:"ok"; sid:1;)\nalert tcp any any => any any (sid:2;)\nalert tcp any any -> any any (content:"|4|"; sid:3;)\nalert tcp any any -> any any (msg:"x" sid:4)\n',
+      'f.rules',
+    );
+    expect(set.rules).toHaveLength(1);
+    expect(set.errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(/^f\.rules:4:\d+: expected '->' or '<>'/),
+      expect.stringMatching(/^f\.rules:5:\d+: content: malformed \|hex\|/),
+      expect.stringMatching(/^f\.rules:6:\d+: option .* is not terminated/),
+    ]);
+  });
+
+  it('never fails with anything but a RuleSyntaxError on mutated rules (fuzz)', () => {
+    const base = readFileSync(new URL('./fixtures/sample.rules', import.meta.url), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('alert'));
+    fc.assert(
+      fc.property(
+        fc.nat(base.length - 1),
+        fc.nat(400),
+        fc.string({ maxLength: 6 }),
+        fc.nat(3),
+        (i, at, ins, del) => {
+          const r = base[i]!;
+          const p = Math.min(at, r.length);
+          const mutated = r.slice(0, p) + ins + r.slice(p + del);
+          try {
+            parseRule(mutated, 'fuzz', 1);
+          } catch (e) {
+            expect(e).toBeInstanceOf(RuleSyntaxError);
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+function pcap(packets: Uint8Array[], linkType = 1): Buffer {
+  const h = Buffer.alloc(24);
+  h.writeUInt32LE(0xa1b2c3d4, 0);
+  h.writeUInt16LE(2, 4);
+  h.writeUInt16LE(4, 6);
+  h.writeUInt32LE(65535, 16);
+  h.writeUInt32LE(linkType, 20);
+  const parts: Buffer[] = [h];
+  packets.forEach((p, i) => {
+    const ph = Buffer.alloc(16);
+    ph.writeUInt32LE(1700000000 + i, 0);
+    ph.writeUInt32LE(p.length, 8);
+    ph.writeUInt32LE(p.length, 12);
+    parts.push(ph, Buffer.from(p));
+  });
+  return Buffer.concat(parts);
+}
+
+/** Ethernet + VLAN + IPv4 + TCP carrying `payload`. */
+function tcpFrame(payload: string): Uint8Array {
+  const p = Buffer.from(payload);
+  const f = Buffer.alloc(14 + 4 + 20 + 20 + p.length);
+  f.writeUInt16BE(0x8100, 12);
+  f.writeUInt16BE(7, 14);
+  f.writeUInt16BE(0x0800, 16);
+  const ip = 18;
+  f[ip] = 0x45;
+  f.writeUInt16BE(40 + p.length, ip + 2);
+  f[ip + 8] = 64;
+  f[ip + 9] = 6;
+  f.set([10, 0, 0, 1], ip + 12);
+  f.set([192, 168, 1, 2], ip + 16);
+  let sum = 0;
+  for (let i = 0; i < 20; i += 2) sum += f.readUInt16BE(ip + i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  f.writeUInt16BE(~sum & 0xffff, ip + 10);
+  const t = ip + 20;
+  f.writeUInt16BE(12345, t);
+  f.writeUInt16BE(80, t + 2);
+  f.writeUInt32BE(1000, t + 4);
+  f[t + 12] = 0x50;
+  f[t + 13] = 0x18;
+  p.copy(f, t + 20);
+  return f;
+}
+
+describe('captures and decoding', () => {
+  it('reads a crafted pcap and decodes VLAN + IPv4 + TCP', async () => {
+    const st = newDecodeStats();
+    const out = [];
+    for await (const p of readCapture(
+      Readable.from([pcap([tcpFrame('GET / HTTP/1.1\r\n'), new Uint8Array(5)])]),
+    ))
+      out.push(decode(p.linkType, p.data, st));
+    const d = out[0]!;
+    expect(typeof d).toBe('object');
+    if (typeof d === 'object') {
+      expect(d).toMatchObject({
+        src: '10.0.0.1',
+        dst: '192.168.1.2',
+        srcPort: 12345,
+        dstPort: 80,
+        proto: 6,
+        vlans: [7],
+        ipChecksumOk: true,
+      });
+      expect(Buffer.from(d.payload).toString()).toBe('GET / HTTP/1.1\r\n');
+    }
+    expect(out[1]).toBe('truncated-link');
+    expect(st).toMatchObject({ packets: 2, decoded: 1 });
+  });
+
+  it('reports a truncated capture with its byte offset', async () => {
+    const bad = pcap([tcpFrame('x')]).subarray(0, 50);
+    await expect(async () => {
+      for await (const _ of readCapture(Readable.from([bad]))) void _;
+    }).rejects.toThrow(CaptureError);
+    await expect(async () => {
+      for await (const _ of readCapture(Readable.from([Buffer.from('not a capture at all')]))) void _;
+    }).rejects.toThrow(/capture byte 0: not a pcap/);
+  });
+
+  it('never throws on mutated frames (fuzz)', () => {
+    const st = newDecodeStats();
+    fc.assert(
+      fc.property(
+        fc.nat(80),
+        fc.nat(255),
+        fc.nat(90),
+        fc.constantFrom(1, 101, 113, 276),
+        (at, byte, cut, lt) => {
+          const f = Uint8Array.from(tcpFrame('payload bytes here'));
+          f[at % f.length] = byte;
+          const r = decode(lt, f.subarray(0, Math.max(0, f.length - cut)), st);
+          expect(r).toBeDefined();
+        },
+      ),
+      { numRuns: 5000 },
+    );
+    expect(st.packets).toBe(5000);
+  });
+
+  it.runIf(haveShared)('decodes the ndpi-mix-a trace: 34,311 packets, the non-IP ones counted', async () => {
+    const st = newDecodeStats();
+    for await (const p of readCapture(createReadStream(`${shared}traces/ndpi-mix-a.pcap`)))
+      decode(p.linkType, p.data, st);
+    expect(st.packets).toBe(34311);
+    expect(st.failures['not-ip']).toBe(459);
+    expect(st.decoded).toBeGreaterThan(33800);
+  });
+});
