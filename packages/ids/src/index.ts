@@ -1,10 +1,10 @@
 /**
- * @strata/ids: the foundations of a Pigasus-style intrusion detection engine: streaming pcap/pcapng
- * readers, packet decoding, and a Snort 3 / Snort 2.9 / Suricata rule parser. Detection (flows,
- * reassembly, the staged matcher) is not written yet, so no `strata ids` command is registered.
+ * @strata/ids: the beginnings of a Pigasus-style intrusion detection engine: streaming pcap/pcapng
+ * readers, packet decoding, a Snort 3 / Snort 2.9 / Suricata rule parser, and a per-packet matcher (no
+ * stream reassembly or staged prefilter yet).
  */
-import type { Command, DemoStep } from '@strata/cli';
 
+export { commands, demos } from './cli.js';
 export {
   type Decoded,
   type DecodeFailure,
@@ -13,6 +13,17 @@ export {
   newDecodeStats,
   Proto,
 } from './decode.js';
+export {
+  type Alert,
+  addrTest,
+  alertFast,
+  compilePcre,
+  defaultVars,
+  Engine,
+  type EngineOptions,
+  eveJson,
+  portTest,
+} from './detect.js';
 export { blockBytesMax, CaptureError, type Packet, readCapture } from './pcap.js';
 export {
   bufferKeywords,
@@ -26,9 +37,4 @@ export {
   type RuleSet,
   RuleSyntaxError,
 } from './rules.js';
-
-/** No subcommand yet: `strata ids` comes with detection. */
-export const commands: Command[] = [];
-
-/** No demo step yet: it comes with detection. */
-export const demos: DemoStep[] = [];
+export { loadRules, type RunResult, runCapture } from './run.js';
