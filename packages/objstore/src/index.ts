@@ -35,6 +35,7 @@ export {
   TieredStore,
   type TierOptions,
 } from './layers.js';
+export { lockFile, lockStaleMs, lockWaitMsMax } from './lockfile.js';
 export { parseStoreUrl, type StoreLocation, StoreUrlError } from './url.js';
 export { etagOf } from './util.js';
 export { decodeRecords, type WalOptions, type WalStats, WalStore } from './wal.js';

@@ -5,6 +5,8 @@
  * virtual clock orders everything. Clients append and reconfigure concurrently; a checker then verifies the
  * invariants. A failing seed replays exactly.
  */
+
+import { mulberry32 } from '@strata/objstore';
 import {
   type Chain,
   type Loglet,
@@ -18,16 +20,8 @@ import {
 import { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
 import { VirtualLog } from './virtual.js';
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG of the simulation (mulberry32, shared with objstore's latency model). */
+export const prng = mulberry32;
 
 export interface Faults {
   /** Probability that a message is dropped (the caller times out). */

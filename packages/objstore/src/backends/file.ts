@@ -14,6 +14,7 @@ import {
   type PutOptions,
 } from '../contract.js';
 import { validateKey, validatePrefix } from '../keys.js';
+import { lockFile } from '../lockfile.js';
 import { checkPrecondition, collectBody, etagOf, sliceRange } from '../util.js';
 import { compareKeys } from './mem.js';
 
@@ -29,10 +30,6 @@ const MAGIC = 'STRATAOBJ1\n';
 const HEADER_FIXED = 46;
 /** Longest file name used, in hex characters (file systems allow 255 bytes). */
 const nameHexMax = 200;
-/** How long a conditional put waits for another writer's lock on the same key. */
-const lockWaitMsMax = 10_000;
-/** A lock older than this is left over from a crash and is broken. */
-const lockStaleMs = 30_000;
 
 function encodeKey(key: string): string {
   const hex = Buffer.from(key, 'utf8').toString('hex');
@@ -112,25 +109,8 @@ export class FileStore implements ObjectStore {
     }
   }
 
-  private async lock(key: string): Promise<() => Promise<void>> {
-    const p = `${join(this.tmpDir, encodeKey(key).slice(0, 200))}.lock`;
-    const t0 = Date.now();
-    for (let attempt = 0; ; attempt++) {
-      let fh: FileHandle | undefined;
-      try {
-        fh = await open(p, 'wx');
-        await fh.close();
-        return () => unlink(p).catch(() => undefined);
-      } catch (e) {
-        await fh?.close();
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const st = await stat(p).catch(() => undefined);
-        if (st && Date.now() - st.mtimeMs > lockStaleMs) await unlink(p).catch(() => undefined);
-        if (Date.now() - t0 > lockWaitMsMax)
-          throw new ObjectStoreError(`timed out after ${lockWaitMsMax} ms waiting for the lock on '${key}'`);
-        await new Promise((r) => setTimeout(r, Math.min(50, 1 + attempt) * Math.random()));
-      }
-    }
+  private lock(key: string): Promise<() => Promise<void>> {
+    return lockFile(`${join(this.tmpDir, encodeKey(key).slice(0, 200))}.lock`, `'${key}'`);
   }
 
   private async readHeader(fh: FileHandle, what: string): Promise<ObjectInfo & { headerBytes: number }> {

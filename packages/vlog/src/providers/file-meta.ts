@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { lockFile } from '@strata/objstore';
 import { type MetaStore, VersionConflictError, type Versioned } from '../contract.js';
-
-/** How long a put waits for another writer's lock. */
-const lockWaitMsMax = 10_000;
-/** A lock older than this was left by a crashed process and is broken. */
-const lockStaleMs = 30_000;
 
 /**
  * A register in a local file: `{"version": N, "value": ...}` replaced atomically (temp file, fsync,
@@ -58,24 +54,8 @@ export class FileMetaStore<T = unknown> implements MetaStore<T> {
     }
   }
 
-  private async lock(): Promise<() => Promise<void>> {
-    const p = `${this.path}.lock`;
-    const t0 = Date.now();
-    for (let attempt = 0; ; attempt++) {
-      let fh: FileHandle | undefined;
-      try {
-        fh = await open(p, 'wx');
-        await fh.close();
-        return () => unlink(p).catch(() => undefined);
-      } catch (e) {
-        await fh?.close();
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const st = await stat(p).catch(() => undefined);
-        if (st && Date.now() - st.mtimeMs > lockStaleMs) await unlink(p).catch(() => undefined);
-        if (Date.now() - t0 > lockWaitMsMax) throw new Error(`timed out waiting for the lock ${p}`);
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 1 + attempt)));
-      }
-    }
+  private lock(): Promise<() => Promise<void>> {
+    return lockFile(`${this.path}.lock`);
   }
 
   async close(): Promise<void> {}
