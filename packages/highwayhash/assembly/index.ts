@@ -194,3 +194,95 @@ export function batch64(buf: usize, offs: usize, lens: usize, n: u32, out: usize
     store<u64>(out + (i << 3), load<u64>(V0) + load<u64>(V1) + load<u64>(MUL0) + load<u64>(MUL1));
   }
 }
+
+/**
+ * HighwayHash-64 of [ptr, ptr + len) with the whole state in locals (registers) from the first packet to
+ * the final sum: the fast path for one-shot and batch hashing. The initial state (after `reset`) is read
+ * from `init`. Returns nothing; the result is stored at `out`.
+ */
+@inline function hash64From(init: usize, ptr: usize, len: usize, out: usize): void {
+  let v0a = v128.load(init);
+  let v0b = v128.load(init + 16);
+  let v1a = v128.load(init + 32);
+  let v1b = v128.load(init + 48);
+  let m0a = v128.load(init + 64);
+  let m0b = v128.load(init + 80);
+  let m1a = v128.load(init + 96);
+  let m1b = v128.load(init + 112);
+  const whole = len & ~31;
+  const end = ptr + whole;
+  const size = <u32>(len & 31);
+  // packets, then (when size > 0) the remainder packet, then 4 permuted rounds
+  // after the whole packets: the remainder packet (when size > 0), then 4 permuted rounds
+  let rounds = 4 + (size ? 1 : 0);
+  let p = ptr;
+  for (;;) {
+    let l0 = i64x2.splat(0);
+    let l1 = l0;
+    if (p < end) {
+      l0 = v128.load(p);
+      l1 = v128.load(p + 16);
+      p += 32;
+    } else if (rounds == 0) break;
+    else {
+      if (rounds == 5) {
+        const s64 = (<u64>size << 32) + <u64>size;
+        const add = i64x2.splat(s64);
+        v0a = i64x2.add(v0a, add);
+        v0b = i64x2.add(v0b, add);
+        v1a = v128.or(i32x4.shl(v1a, size), i32x4.shr_u(v1a, 32 - size));
+        v1b = v128.or(i32x4.shl(v1b, size), i32x4.shr_u(v1b, 32 - size));
+        memory.fill(PACKET, 0, 32);
+        const mod4 = size & 3;
+        const w = <usize>(size & ~3);
+        memory.copy(PACKET, end, w);
+        const tail = end + w;
+        if (size & 16) {
+          for (let i: usize = 0; i < 4; i++) store<u8>(PACKET + 28 + i, load<u8>(tail + i + <usize>mod4 - 4));
+        } else if (mod4) {
+          store<u8>(PACKET + 16, load<u8>(tail));
+          store<u8>(PACKET + 17, load<u8>(tail + <usize>(mod4 >> 1)));
+          store<u8>(PACKET + 18, load<u8>(tail + <usize>mod4 - 1));
+        }
+        l0 = v128.load(PACKET);
+        l1 = v128.load(PACKET + 16);
+      } else {
+        l0 = i32x4.shuffle(v0b, v0b, 1, 0, 3, 2);
+        l1 = i32x4.shuffle(v0a, v0a, 1, 0, 3, 2);
+      }
+      rounds--;
+    }
+    v1a = i64x2.add(v1a, i64x2.add(m0a, l0));
+    v1b = i64x2.add(v1b, i64x2.add(m0b, l1));
+    m0a = v128.xor(m0a, mulLoHi(v1a, v0a));
+    m0b = v128.xor(m0b, mulLoHi(v1b, v0b));
+    v0a = i64x2.add(v0a, m1a);
+    v0b = i64x2.add(v0b, m1b);
+    m1a = v128.xor(m1a, mulLoHi(v0a, v1a));
+    m1b = v128.xor(m1b, mulLoHi(v0b, v1b));
+    v0a = i64x2.add(v0a, zipper(v1a));
+    v0b = i64x2.add(v0b, zipper(v1b));
+    v1a = i64x2.add(v1a, zipper(v0a));
+    v1b = i64x2.add(v1b, zipper(v0b));
+  }
+  const sum = i64x2.add(i64x2.add(v0a, v1a), i64x2.add(m0a, m1a));
+  store<u64>(out, i64x2.extract_lane(sum, 0));
+}
+
+/** One-shot HighwayHash-64 on the register-resident path; the result lands at OUT. */
+export function hash64Fast(ptr: usize, len: usize): void {
+  reset();
+  memory.copy(PACKET + 64, V0, 128);
+  hash64From(PACKET + 64, ptr, len, OUT);
+}
+
+/** The batch form on the register-resident path. */
+export function batch64Fast(buf: usize, offs: usize, lens: usize, n: u32, out: usize): void {
+  reset();
+  memory.copy(PACKET + 64, V0, 128);
+  for (let i: usize = 0; i < <usize>n; i++) {
+    const p = buf + <usize>load<u32>(offs + (i << 2));
+    const len = <usize>load<u32>(lens + (i << 2));
+    hash64From(PACKET + 64, p, len, out + (i << 3));
+  }
+}

@@ -28,6 +28,8 @@ interface Exports {
   finalize256(): void;
   hash(ptr: number, len: number, bits: number): void;
   batch64(buf: number, offs: number, lens: number, n: number, out: number): void;
+  hash64Fast(ptr: number, len: number): void;
+  batch64Fast(buf: number, offs: number, lens: number, n: number, out: number): void;
 }
 
 export interface WasmEngine {
@@ -112,10 +114,10 @@ class Engine implements WasmEngine {
       const m = this.mem;
       const base = this.input;
       for (let i = 0; i < n; i++) m[base + i] = data[i]!;
-      this.ex.hash(base, n, 64);
+      this.ex.hash64Fast(base, n);
     } else if (n <= chunkBytesMax) {
       this.mem.set(data, this.input);
-      this.ex.hash(this.input, data.length, 64);
+      this.ex.hash64Fast(this.input, data.length);
     } else {
       this.ex.reset();
       this.absorb(data);
@@ -129,7 +131,8 @@ class Engine implements WasmEngine {
     this.setKey(key);
     if (data.length <= chunkBytesMax) {
       this.mem.set(data, this.input);
-      ex.hash(this.input, data.length, bits);
+      if (bits === 64) ex.hash64Fast(this.input, data.length);
+      else ex.hash(this.input, data.length, bits);
     } else {
       ex.reset();
       this.absorb(data);
@@ -190,7 +193,7 @@ class Engine implements WasmEngine {
       const o32 = this.mem32.subarray(offsPtr >>> 2, (offsPtr >>> 2) + count);
       for (let i = 0; i < count; i++) o32[i] = offs[first + i]! - lo;
       this.mem32.set(lens.subarray(first, first + count), lensPtr >>> 2);
-      this.ex.batch64(this.input, offsPtr, lensPtr, count, outPtr);
+      this.ex.batch64Fast(this.input, offsPtr, lensPtr, count, outPtr);
       if (out instanceof BigUint64Array)
         out.set(new BigUint64Array(this.ex.memory.buffer, outPtr, count), first);
       else out.set(this.mem32.subarray(outPtr >>> 2, (outPtr >>> 2) + 2 * count), 2 * first);
