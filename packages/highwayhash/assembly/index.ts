@@ -176,26 +176,6 @@ export function hash(ptr: usize, len: usize, bits: u32): void {
 }
 
 /**
- * HighwayHash-64 of n keys: key i is at buf + offs[i] with length lens[i] (u32 arrays at offs, lens);
- * results are u64 words at out. The key schedule is computed once and copied per key.
- */
-export function batch64(buf: usize, offs: usize, lens: usize, n: u32, out: usize): void {
-  reset();
-  // keep the initial state to restore it for every key instead of recomputing it
-  memory.copy(PACKET + 64, V0, 128);
-  for (let i: usize = 0; i < <usize>n; i++) {
-    memory.copy(V0, PACKET + 64, 128);
-    const p = buf + <usize>load<u32>(offs + (i << 2));
-    const len = <usize>load<u32>(lens + (i << 2));
-    const whole = len & ~31;
-    if (whole) update(p, whole);
-    if (len & 31) remainder(p + whole, <u32>(len & 31));
-    for (let r = 0; r < 4; r++) permuteAndUpdate();
-    store<u64>(out + (i << 3), load<u64>(V0) + load<u64>(V1) + load<u64>(MUL0) + load<u64>(MUL1));
-  }
-}
-
-/**
  * HighwayHash-64 of [ptr, ptr + len) with the whole state in locals (registers) from the first packet to
  * the final sum: the fast path for one-shot and batch hashing. The initial state (after `reset`) is read
  * from `init`. Returns nothing; the result is stored at `out`.

@@ -27,7 +27,6 @@ interface Exports {
   finalize128(): void;
   finalize256(): void;
   hash(ptr: number, len: number, bits: number): void;
-  batch64(buf: number, offs: number, lens: number, n: number, out: number): void;
   hash64Fast(ptr: number, len: number): void;
   batch64Fast(buf: number, offs: number, lens: number, n: number, out: number): void;
 }
