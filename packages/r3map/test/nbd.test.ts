@@ -11,7 +11,7 @@ import { MemoryDevice, NbdServer } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'r3map-nbd-'));
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const clients = have('nbdcopy') && have('nbdinfo') && have('qemu-img') && have('qemu-io');
+const clients = have('nbdcopy') && have('nbdinfo') && have('qemu-img') && have('qemu-io') && have('nbdsh');
 if (!clients && process.env.CI) throw new Error('CI: NBD clients are not installed (see .ci/apt/r3map.txt)');
 
 let server: NbdServer;
@@ -89,6 +89,19 @@ describe.runIf(clients)('interop with real NBD clients', () => {
     expect(b.every((x) => x === 0xab)).toBe(true);
     const map = await run('nbdinfo', ['--map', uri('disk')]);
     expect(map).toMatch(/4194304\s+1048576\s+3\s+hole,zero/);
+  });
+
+  it('nbdsh (libnbd from Python) writes, reads and sees the export flags', async () => {
+    // nbdsh needs Debian's python3 (python3-libnbd), which may not be the first python3 on PATH
+    const env = { ...process.env, PATH: `/usr/bin:${process.env.PATH}` };
+    const script =
+      'h.pwrite(b"nbdsh was here", 8192); print(h.pread(14, 8192).decode(), h.get_size(), h.can_multi_conn(), h.is_read_only())';
+    const { stdout } = await exec('nbdsh', ['-u', uri('disk'), '-c', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env,
+    });
+    expect(stdout.trim()).toBe(`nbdsh was here ${32 << 20} True False`);
   });
 
   it('a read-only export refuses writes; reads past the end fail', async () => {
