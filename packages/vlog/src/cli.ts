@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
   CliError,
@@ -11,6 +12,7 @@ import {
   UsageError,
 } from '@strata/cli';
 import { openLog } from './open.js';
+import { LogServer, Sequencer } from './providers/native.js';
 import type { VirtualLog } from './virtual.js';
 
 const common = { meta: { type: 'string' } } as const;
@@ -54,7 +56,7 @@ function sub(name: string, summary: string, usage: string, example: string, run:
   return {
     name,
     summary,
-    help: `${summary}\n\nUsage: strata log ${usage}\n\nMetaStore URLs: file:DIR (default ${defaultMeta}), mem://NAME.\nLoglet specs: file:DIR, mem://NAME.\n\nExample:\n  ${example}`,
+    help: `${summary}\n\nUsage: strata log ${usage}\n\nMetaStore URLs: file:DIR (default ${defaultMeta}), mem://NAME.\nLoglet specs: file:DIR, mem://NAME, native://SEQ_HOST:PORT?servers=H1:P1,H2:P2,H3:P3&id=NAME.\n\nExample:\n  ${example}`,
     run,
   };
 }
@@ -243,17 +245,67 @@ const reconfigure = sub(
   },
 );
 
+function untilStopped(): Promise<void> {
+  return new Promise((res) => {
+    process.once('SIGINT', () => res());
+    process.once('SIGTERM', () => res());
+  });
+}
+
+function parseListen(v: string | undefined): { host: string; port: number } {
+  const m = /^(.+):(\d+)$/.exec(v ?? '');
+  if (!m) throw new UsageError(`--listen: expected HOST:PORT, got '${v ?? ''}'`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+const server = sub(
+  'server',
+  'run a LogServer (durable storage for native loglets)',
+  'server --dir DIR --listen 127.0.0.1:PORT',
+  'strata log server --dir ./ls1 --listen 127.0.0.1:7001',
+  async (argv, io) => {
+    const { values } = parseFlags(argv, { dir: { type: 'string' }, listen: { type: 'string' } });
+    if (!values.dir) throw new UsageError('expected --dir DIR');
+    const { host, port } = parseListen(values.listen);
+    const s = new LogServer(resolve(io.cwd, values.dir));
+    const p = await s.listen(port, host);
+    output(io, values.json, { host, port: p }, () => `LogServer on ${host}:${p}, data in ${values.dir}`);
+    await untilStopped();
+    await s.close();
+    return 0;
+  },
+);
+
+const sequencer = sub(
+  'sequencer',
+  'run a sequencer for native loglets over a set of LogServers',
+  'sequencer --listen 127.0.0.1:PORT --servers H1:P1,H2:P2,H3:P3',
+  'strata log sequencer --listen 127.0.0.1:7000 --servers 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003',
+  async (argv, io) => {
+    const { values } = parseFlags(argv, { listen: { type: 'string' }, servers: { type: 'string' } });
+    const servers = (values.servers ?? '').split(',').filter(Boolean);
+    if (servers.length === 0) throw new UsageError('expected --servers H1:P1,H2:P2,...');
+    const { host, port } = parseListen(values.listen);
+    const s = new Sequencer(servers);
+    const p = await s.listen(port, host);
+    output(
+      io,
+      values.json,
+      { host, port: p, servers },
+      () => `sequencer on ${host}:${p} over ${servers.join(', ')}`,
+    );
+    await untilStopped();
+    await s.close();
+    return 0;
+  },
+);
+
 export const commands: Command[] = [
-  group('log', 'virtual shared logs (Delos): create, append, read, tail, seal, trim, chain, reconfigure', [
-    create,
-    append,
-    read,
-    tail,
-    seal,
-    trim,
-    chain,
-    reconfigure,
-  ]),
+  group(
+    'log',
+    'virtual shared logs (Delos): create, append, read, tail, seal, trim, chain, reconfigure, server, sequencer',
+    [create, append, read, tail, seal, trim, chain, reconfigure, server, sequencer],
+  ),
 ];
 
 export const demos: DemoStep[] = [

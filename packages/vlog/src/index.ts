@@ -9,6 +9,7 @@ export { type OpenLogOptions, openLog, openLoglet, openMeta, SpecError } from '.
 export { FileLoglet, scanRecords } from './providers/file.js';
 export { FileMetaStore } from './providers/file-meta.js';
 export { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
+export { LogServer, NativeLoglet, parseNativeSpec, Sequencer } from './providers/native.js';
 export {
   appendTimeoutMs,
   ChainError,

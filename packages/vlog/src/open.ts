@@ -4,6 +4,7 @@ import type { Chain, Loglet, MetaStore } from './contract.js';
 import { FileLoglet } from './providers/file.js';
 import { FileMetaStore } from './providers/file-meta.js';
 import { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
+import { NativeLoglet, parseNativeSpec } from './providers/native.js';
 import { VirtualLog, type VirtualLogOptions } from './virtual.js';
 
 export class SpecError extends Error {
@@ -29,7 +30,14 @@ export async function openLoglet(spec: string, start: number, cwd = process.cwd(
     if (!dir) throw new SpecError(`loglet spec '${spec}': file: needs a directory, e.g. file:./log`);
     return FileLoglet.open(join(resolve(cwd, dir), String(start)), start);
   }
-  throw new SpecError(`loglet spec '${spec}': unknown kind (expected mem://NAME or file:DIR)`);
+  if (spec.startsWith('native://')) {
+    const n = parseNativeSpec(spec);
+    // one loglet per segment: the id carries the segment's start so a reused spec never mixes segments
+    return new NativeLoglet(`${n.id}-${start}`, start, n.sequencer, n.servers);
+  }
+  throw new SpecError(
+    `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR or native://SEQ?servers=...)`,
+  );
 }
 
 /** Opens the MetaStore register of log `name` at a MetaStore URL: `mem://NAME` or `file:DIR`. */

@@ -140,6 +140,11 @@ export class FileLoglet implements Loglet {
     return this.start + this.offsets.length;
   }
 
+  /** Whether seal has begun (appends queued from now on are rejected). */
+  get isSealed(): boolean {
+    return this.sealed;
+  }
+
   append(batch: Payload[]): Promise<number[]> {
     if (this.sealed) return Promise.reject(new SealedError(this.tail));
     if (this.closed) return Promise.reject(new LogletUnavailableError('the loglet is closed'));
@@ -216,7 +221,8 @@ export class FileLoglet implements Loglet {
   }
 
   async prefixTrim(pos: number): Promise<void> {
-    const t = Math.min(pos, this.tail);
+    // not clamped to the local tail: a LogServer replica may trim ahead of records still in flight to it
+    const t = pos;
     if (t <= this.trim) return;
     this.trim = t;
     await writeFile(join(this.dir, 'TRIM'), String(t));
