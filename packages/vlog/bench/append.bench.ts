@@ -5,7 +5,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { percentile, table, writeResults } from '@strata/bench';
-import { FileLoglet, FileMetaStore, type Loglet, VirtualLog } from '../src/index.js';
+import {
+  FileLoglet,
+  FileMetaStore,
+  type Loglet,
+  LogServer,
+  NativeLoglet,
+  openLoglet,
+  Sequencer,
+  VirtualLog,
+} from '../src/index.js';
 
 const secArg = process.argv.indexOf('--seconds');
 const seconds = secArg > 0 ? Number(process.argv[secArg + 1]) : 2;
@@ -32,7 +41,28 @@ async function run(name: string, l: Loglet, inflight: number) {
 }
 
 const rows: ReturnType<typeof run> extends Promise<infer R> ? R[] : never = [];
+// 3 LogServers and a sequencer on loopback, in this process (fsync on every LogServer)
+const servers = [0, 1, 2].map((i) => new LogServer(join(dir, `ls${i}`)));
+const addrs = await Promise.all(servers.map(async (s) => `127.0.0.1:${await s.listen(0)}`));
+const seq = new Sequencer(addrs);
+const seqAddr = `127.0.0.1:${await seq.listen(0)}`;
 try {
+  for (const inflight of [1, 64]) {
+    for (let round = 0; round < 2; round++) {
+      const native = new NativeLoglet(`n${n++}`, 0, seqAddr, addrs);
+      rows.push(await run('NativeLoglet (3 LogServers, majority)', native, inflight));
+      await native.close();
+      const d = join(dir, `nv${n++}`);
+      const spec = `native://${seqAddr}?servers=${addrs.join(',')}&id=v${n}`;
+      const v = await VirtualLog.create(
+        new FileMetaStore(join(d, 'meta.json')),
+        (sp, s) => openLoglet(sp, s),
+        spec,
+      );
+      rows.push(await run('VirtualLog over NativeLoglet', v, inflight));
+      await v.close();
+    }
+  }
   for (const inflight of [1, 64]) {
     // alternate subject and baseline twice, so drift on the shared machine hits both
     for (let round = 0; round < 2; round++) {
@@ -98,15 +128,19 @@ try {
   console.log(
     `reconfiguration (seal -> first append acknowledged on the new loglet): p50 ${rc.p50Ms.toFixed(2)} ms, p99 ${rc.p99Ms.toFixed(2)} ms; longest writer stall ${rc.writerStallMaxMs.toFixed(2)} ms`,
   );
-  for (const inflight of [1, 64]) {
-    const p = rows.filter((r) => r.inflight === inflight && r.name.startsWith('File'));
-    const q = rows.filter((r) => r.inflight === inflight && r.name.startsWith('Virtual'));
-    const avg = (xs: typeof rows, k: 'p99Ms' | 'appendsPerSec') =>
-      xs.reduce((s, r) => s + r[k], 0) / xs.length;
-    console.log(
-      `in flight ${inflight}: virtualisation overhead at p99 ${((avg(q, 'p99Ms') - avg(p, 'p99Ms')) * 1000).toFixed(0)} us; throughput ratio ${(avg(q, 'appendsPerSec') / avg(p, 'appendsPerSec')).toFixed(2)}`,
-    );
-  }
+  for (const [base, virt] of [
+    ['FileLoglet', 'VirtualLog over FileLoglet'],
+    ['NativeLoglet', 'VirtualLog over NativeLoglet'],
+  ] as const)
+    for (const inflight of [1, 64]) {
+      const p = rows.filter((r) => r.inflight === inflight && r.name.startsWith(base));
+      const q = rows.filter((r) => r.inflight === inflight && r.name === virt);
+      const avg = (xs: typeof rows, k: 'p99Ms' | 'appendsPerSec') =>
+        xs.reduce((s, r) => s + r[k], 0) / xs.length;
+      console.log(
+        `${base}, in flight ${inflight}: virtualisation overhead at p99 ${((avg(q, 'p99Ms') - avg(p, 'p99Ms')) * 1000).toFixed(0)} us; throughput ratio ${(avg(q, 'appendsPerSec') / avg(p, 'appendsPerSec')).toFixed(2)}`,
+      );
+    }
   writeResults('bench/results', 'append', {
     date: new Date().toISOString(),
     seconds,
@@ -114,5 +148,7 @@ try {
     reconfiguration: rc,
   });
 } finally {
+  await seq.close();
+  for (const s of servers) await s.close();
   rmSync(dir, { recursive: true, force: true });
 }
