@@ -10,6 +10,7 @@ export { FileLoglet, scanRecords } from './providers/file.js';
 export { FileMetaStore } from './providers/file-meta.js';
 export { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
 export { LogServer, NativeLoglet, parseNativeSpec, Sequencer } from './providers/native.js';
+export { ObjectStoreLoglet } from './providers/objstore.js';
 export {
   appendTimeoutMs,
   ChainError,

@@ -1,10 +1,12 @@
 /** Spec URLs for loglets and MetaStores, and `openLog` for applications. */
 import { join, resolve } from 'node:path';
+import { openStore } from '@strata/objstore';
 import type { Chain, Loglet, MetaStore } from './contract.js';
 import { FileLoglet } from './providers/file.js';
 import { FileMetaStore } from './providers/file-meta.js';
 import { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
 import { NativeLoglet, parseNativeSpec } from './providers/native.js';
+import { ObjectStoreLoglet } from './providers/objstore.js';
 import { VirtualLog, type VirtualLogOptions } from './virtual.js';
 
 export class SpecError extends Error {
@@ -30,13 +32,18 @@ export async function openLoglet(spec: string, start: number, cwd = process.cwd(
     if (!dir) throw new SpecError(`loglet spec '${spec}': file: needs a directory, e.g. file:./log`);
     return FileLoglet.open(join(resolve(cwd, dir), String(start)), start);
   }
+  if (spec.startsWith('objstore:')) {
+    // objstore:STORE_URL -- each segment under its own prefix
+    const store = await openStore(spec.slice('objstore:'.length), { cwd });
+    return new ObjectStoreLoglet(store, `vlog/segment-${start}`, start);
+  }
   if (spec.startsWith('native://')) {
     const n = parseNativeSpec(spec);
     // one loglet per segment: the id carries the segment's start so a reused spec never mixes segments
     return new NativeLoglet(`${n.id}-${start}`, start, n.sequencer, n.servers);
   }
   throw new SpecError(
-    `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR or native://SEQ?servers=...)`,
+    `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR, objstore:STORE_URL or native://SEQ?servers=...)`,
   );
 }
 

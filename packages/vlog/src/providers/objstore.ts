@@ -1,0 +1,178 @@
+/**
+ * A loglet over @strata/objstore (the cold/backup loglet of part 2): each batch is one object whose key is
+ * its first position, written with If-None-Match: *, so of racing appenders exactly one claims a slot and
+ * the others retry at the next one. Sealing claims the next free slot with a seal marker the same way, so
+ * once seal has returned no append can be acknowledged: its slot is taken.
+ *
+ *   PREFIX/0000000000000000  {count: 3, records}    positions 0..2
+ *   PREFIX/0000000000000003  {count: 1, records}    position 3
+ *   PREFIX/0000000000000004  {seal: true}           sealed; tail 4
+ *   PREFIX/trim                                     the trim point
+ *
+ * Object body: u32 count (0xffffffff = seal marker), then count times (u32 length, bytes).
+ */
+import type { ObjectStore } from '@strata/objstore';
+import {
+  type Loglet,
+  type LogRecord,
+  type Payload,
+  SealedError,
+  type TailInfo,
+  TrimmedError,
+} from '../contract.js';
+
+const SEAL = 0xffffffff;
+
+function slotKey(prefix: string, pos: number): string {
+  return `${prefix}/${String(pos).padStart(16, '0')}`;
+}
+
+function encodeBatch(batch: Payload[]): Buffer {
+  const parts: Buffer[] = [Buffer.alloc(4)];
+  parts[0]!.writeUInt32BE(batch.length, 0);
+  for (const p of batch) {
+    const l = Buffer.alloc(4);
+    l.writeUInt32BE(p.length, 0);
+    parts.push(l, Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+  }
+  return Buffer.concat(parts);
+}
+
+function decodeBatch(b: Uint8Array, key: string): { seal: boolean; records: Payload[] } {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  if (buf.length < 4) throw new Error(`log object ${key} is corrupt: ${buf.length} bytes`);
+  const n = buf.readUInt32BE(0);
+  if (n === SEAL) return { seal: true, records: [] };
+  const records: Payload[] = [];
+  let p = 4;
+  for (let i = 0; i < n; i++) {
+    if (p + 4 > buf.length) throw new Error(`log object ${key} is corrupt: record ${i} is cut`);
+    const l = buf.readUInt32BE(p);
+    if (p + 4 + l > buf.length) throw new Error(`log object ${key} is corrupt: record ${i} overruns`);
+    records.push(Uint8Array.from(buf.subarray(p + 4, p + 4 + l)));
+    p += 4 + l;
+  }
+  return { seal: false, records };
+}
+
+export class ObjectStoreLoglet implements Loglet {
+  /** First position not known to be taken; a cache, re-verified by every conditional put. */
+  private next: number;
+  private sealedAt: number | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly prefix: string,
+    readonly start = 0,
+  ) {
+    this.next = start;
+  }
+
+  /** Walks the slots from `this.next` to the first free one; learns a seal on the way. */
+  private async advance(): Promise<void> {
+    for (;;) {
+      let obj: Uint8Array;
+      try {
+        obj = await this.store.get(slotKey(this.prefix, this.next));
+      } catch (e) {
+        if ((e as Error).name === 'NotFoundError') return;
+        throw e;
+      }
+      const b = decodeBatch(obj, slotKey(this.prefix, this.next));
+      if (b.seal) {
+        this.sealedAt = this.next;
+        return;
+      }
+      this.next += b.records.length;
+    }
+  }
+
+  append(batch: Payload[]): Promise<number[]> {
+    const run = this.chain.then(async () => {
+      for (;;) {
+        await this.advance();
+        if (this.sealedAt !== undefined) throw new SealedError(this.sealedAt);
+        const first = this.next;
+        try {
+          await this.store.put(slotKey(this.prefix, first), encodeBatch(batch), { ifNoneMatch: '*' });
+        } catch (e) {
+          if ((e as Error).name === 'PreconditionFailedError') continue; // another writer took the slot
+          throw e;
+        }
+        this.next = first + batch.length;
+        return batch.map((_, i) => first + i);
+      }
+    });
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async checkTail(): Promise<TailInfo> {
+    await this.advance();
+    return { tail: this.sealedAt ?? this.next, sealed: this.sealedAt !== undefined };
+  }
+
+  private async trimPoint(): Promise<number> {
+    try {
+      return Number(Buffer.from(await this.store.get(`${this.prefix}/trim`)).toString('utf8'));
+    } catch (e) {
+      if ((e as Error).name === 'NotFoundError') return this.start;
+      throw e;
+    }
+  }
+
+  async read(from: number, to: number): Promise<LogRecord[]> {
+    const trim = await this.trimPoint();
+    if (from < trim) throw new TrimmedError(from, trim);
+    const { tail } = await this.checkTail();
+    const end = Math.min(to, tail);
+    const out: LogRecord[] = [];
+    // batches are keyed by their first position: list from the start, then fetch those that overlap
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.list(
+        `${this.prefix}/0`,
+        after === undefined ? {} : { startAfter: after },
+      );
+      for (const o of page.objects) {
+        const first = Number(o.key.slice(this.prefix.length + 1));
+        if (first >= end) return out;
+        const b = decodeBatch(await this.store.get(o.key), o.key);
+        if (b.seal) return out;
+        b.records.forEach((payload, i) => {
+          const p = first + i;
+          if (p >= from && p < end) out.push({ position: p, payload });
+        });
+      }
+      if (page.nextStartAfter === undefined) return out;
+      after = page.nextStartAfter;
+    }
+  }
+
+  async prefixTrim(pos: number): Promise<void> {
+    if (pos <= (await this.trimPoint())) return;
+    await this.store.put(`${this.prefix}/trim`, Buffer.from(String(pos)));
+  }
+
+  seal(): Promise<TailInfo> {
+    const run = this.chain.then(async () => {
+      for (;;) {
+        await this.advance();
+        if (this.sealedAt !== undefined) return { tail: this.sealedAt, sealed: true };
+        try {
+          await this.store.put(slotKey(this.prefix, this.next), Buffer.from([0xff, 0xff, 0xff, 0xff]), {
+            ifNoneMatch: '*',
+          });
+          this.sealedAt = this.next;
+        } catch (e) {
+          if ((e as Error).name !== 'PreconditionFailedError') throw e;
+        }
+      }
+    });
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async close(): Promise<void> {}
+}
