@@ -216,7 +216,9 @@ type Step =
   | { kind: 'flags'; test: (f: number) => boolean }
   | { kind: 'itype'; test: (n: number) => boolean }
   | { kind: 'icode'; test: (n: number) => boolean }
-  | { kind: 'ttl'; test: (n: number) => boolean };
+  | { kind: 'ttl'; test: (n: number) => boolean }
+  | { kind: 'icmp_id'; test: (n: number) => boolean }
+  | { kind: 'icmp_seq'; test: (n: number) => boolean };
 
 function numTest(v: string): (n: number) => boolean {
   const s = v.replace(/\s+/g, '');
@@ -391,6 +393,14 @@ function matchSteps(
       );
     case 'ttl':
       return s.test(d.ttl) && matchSteps(steps, i + 1, payload, d, prevEnd, latin1);
+    case 'icmp_id':
+    case 'icmp_seq': {
+      // echo request/reply (and the like): identifier and sequence follow type, code and checksum
+      if (!(d.proto === 1 || d.proto === 58) || d.payload.length < 4) return false;
+      const v =
+        s.kind === 'icmp_id' ? (d.payload[0]! << 8) | d.payload[1]! : (d.payload[2]! << 8) | d.payload[3]!;
+      return s.test(v) && matchSteps(steps, i + 1, payload, d, prevEnd, latin1);
+    }
   }
 }
 
@@ -411,12 +421,15 @@ export class Engine {
   private readonly flows = new Map<string, FlowState>();
   private readonly vars: Record<string, string>;
   readonly stats = { packets: 0, inspected: 0, alerts: 0, rulesEvaluated: 0 };
+  /** Rules in inspection order: pass, then drop/reject, then alert (Suricata's default action order). */
+  private ordered: Compiled[];
 
   constructor(
     rules: Rule[],
     readonly opts: EngineOptions = {},
   ) {
     this.vars = { ...defaultVars, ...opts.vars };
+    this.ordered = this.compiled;
     for (const r of rules) {
       try {
         const c = this.compile(r);
@@ -425,6 +438,8 @@ export class Engine {
         this.skipped.push({ sid: r.sid, reason: (e as Error).message });
       }
     }
+    const rank = (a: string) => (a === 'pass' ? 0 : a === 'drop' || a === 'reject' ? 1 : 2);
+    this.ordered = [...this.compiled].sort((x, y) => rank(x.rule.action) - rank(y.rule.action));
   }
 
   private compile(r: Rule): Compiled | undefined {
@@ -494,6 +509,10 @@ export class Engine {
           break;
         case 'ttl':
           steps.unshift({ kind: 'ttl', test: numTest(v) });
+          break;
+        case 'icmp_id':
+        case 'icmp_seq':
+          steps.unshift({ kind: o.keyword, test: numTest(v) });
           break;
         case 'flow': {
           const parts = v.split(',').map((x) => x.trim());
@@ -571,7 +590,9 @@ export class Engine {
     let text: string | undefined;
     const latin1 = () =>
       (text ??= Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.length).toString('latin1'));
-    for (const c of this.compiled) {
+    let passed = false;
+    for (const c of this.ordered) {
+      if (passed) break;
       if (c.proto !== 'ip' && c.proto !== d.proto) continue;
       const r = c.rule;
       const fwd = c.src(d.src) && c.sp(d.srcPort) && c.dst(d.dst) && c.dp(d.dstPort);
@@ -596,6 +617,11 @@ export class Engine {
         if (fb.op === 'set') for (const n of fb.names) f.bits.add(n);
         if (fb.op === 'unset') for (const n of fb.names) f.bits.delete(n);
         if (fb.op === 'toggle') for (const n of fb.names) f.bits.has(n) ? f.bits.delete(n) : f.bits.add(n);
+      }
+      if (r.action === 'pass') {
+        // Suricata's action order: pass rules are inspected first and end inspection of the packet
+        passed = true;
+        continue;
       }
       if (c.noalert) continue;
       this.stats.alerts++;
