@@ -103,4 +103,88 @@ Example:
 };
 
 export const commands: Command[] = [idsCmd];
-export const demos: DemoStep[] = [];
+/** A capture with one TCP handshake and a response carrying `uid=0(root)`, built here for the demo. */
+function demoCapture(): Buffer {
+  const frame = (
+    src: number[],
+    dst: number[],
+    sp: number,
+    dp: number,
+    flags: number,
+    seq: number,
+    ack: number,
+    payload: string,
+  ) => {
+    const p = Buffer.from(payload, 'latin1');
+    const f = Buffer.alloc(14 + 20 + 20 + p.length);
+    f.writeUInt16BE(0x0800, 12);
+    f[14] = 0x45;
+    f.writeUInt16BE(40 + p.length, 16);
+    f[22] = 64;
+    f[23] = 6;
+    f.set(src, 26);
+    f.set(dst, 30);
+    let sum = 0;
+    for (let i = 0; i < 20; i += 2) sum += f.readUInt16BE(14 + i);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    f.writeUInt16BE(~sum & 0xffff, 24);
+    f.writeUInt16BE(sp, 34);
+    f.writeUInt16BE(dp, 36);
+    f.writeUInt32BE(seq, 38);
+    f.writeUInt32BE(ack, 42);
+    f[46] = 0x50;
+    f[47] = flags;
+    p.copy(f, 54);
+    return f;
+  };
+  const c = [192, 168, 1, 10];
+  const s = [203, 0, 113, 5];
+  const frames = [
+    frame(c, s, 40000, 80, 0x02, 1, 0, ''),
+    frame(s, c, 80, 40000, 0x12, 100, 2, ''),
+    frame(c, s, 40000, 80, 0x10, 2, 101, ''),
+    frame(c, s, 40000, 80, 0x18, 2, 101, 'GET /cgi-bin/id HTTP/1.0\r\n\r\n'),
+    frame(s, c, 80, 40000, 0x18, 101, 30, 'HTTP/1.0 200 OK\r\n\r\nuid=0(root) gid=0(root)\n'),
+  ];
+  const h = Buffer.alloc(24);
+  h.writeUInt32LE(0xa1b2c3d4, 0);
+  h.writeUInt16LE(2, 4);
+  h.writeUInt16LE(4, 6);
+  h.writeUInt32LE(65535, 16);
+  h.writeUInt32LE(1, 20);
+  const parts = [h];
+  frames.forEach((f, i) => {
+    const r = Buffer.alloc(16);
+    r.writeUInt32LE(1_700_000_000 + i, 0);
+    r.writeUInt32LE(f.length, 8);
+    r.writeUInt32LE(f.length, 12);
+    parts.push(r, f);
+  });
+  return Buffer.concat(parts);
+}
+
+export const demos: DemoStep[] = [
+  {
+    name: 'ids',
+    async run(io, dir) {
+      const { mkdirSync, writeFileSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      mkdirSync(dir, { recursive: true });
+      const pcap = join(dir, 'demo.pcap');
+      writeFileSync(pcap, demoCapture());
+      const rules = loadRules(
+        [
+          'alert tcp $EXTERNAL_NET any -> $HOME_NET any (msg:"ATTACK-RESPONSES id check returned root"; flow:established,to_client; content:"uid=0|28|root|29|"; classtype:bad-unknown; sid:1000498; rev:1;)',
+          'alert tcp $HOME_NET any -> $EXTERNAL_NET 80 (msg:"request for /cgi-bin/id"; flow:established,to_server; content:"GET"; depth:3; content:"/cgi-bin/id"; distance:1; sid:1000499; rev:1;)',
+          'alert tcp any any -> any any (msg:"never: a content that is not there"; content:"uid=1000"; sid:1000500; rev:1;)',
+        ].join('\n'),
+        'demo.rules',
+      ).rules;
+      const r = await runCapture(pcap, rules);
+      for (const a of r.alerts) io.stdout.write(`${alertFast(a)}\n`);
+      io.stdout.write(
+        `ids: ${r.packets} packets, ${r.rulesLoaded} rules, ${r.alerts.length} alerts (sids ${r.alerts.map((a) => a.sid).join(', ')})\n`,
+      );
+    },
+  },
+];

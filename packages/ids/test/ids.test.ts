@@ -203,3 +203,22 @@ describe('captures and decoding', () => {
     expect(st.decoded).toBeGreaterThan(33800);
   });
 });
+
+describe('demo step', () => {
+  it('raises exactly the two expected alerts on its crafted capture', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { captureIo } = await import('@strata/cli');
+    const { demos } = await import('../src/index.js');
+    const dir = mkdtempSync(join(tmpdir(), 'ids-demo-'));
+    try {
+      const c = captureIo();
+      await demos[0]!.run(c.io, join(dir, 'ids'));
+      expect(c.stdout()).toMatch(/2 alerts \(sids 1000499, 1000498\)/);
+      expect(c.stdout()).not.toMatch(/1000500/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
