@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   CliError,
   type Command,
@@ -12,10 +12,12 @@ import {
   UsageError,
 } from '@strata/cli';
 import { openStore } from '@strata/objstore';
+import { NbdClientDevice } from './client.js';
 import type { BlockDevice } from './device.js';
 import { FileDevice } from './devices/file.js';
 import { MemoryDevice } from './devices/memory.js';
 import { StoreDevice } from './devices/store.js';
+import { MountDevice } from './mount.js';
 import { NbdServer } from './nbd.js';
 import { serveSync, syncFiles, syncToRemote } from './sync.js';
 
@@ -59,7 +61,9 @@ Example:
     const { host, port } = parseAddr(values.listen ?? '127.0.0.1:10809', '--listen');
     let device: BlockDevice;
     if (values.file)
-      device = await FileDevice.open(join(io.cwd, values.file), { readOnly: values['read-only'] === true });
+      device = await FileDevice.open(resolve(io.cwd, values.file), {
+        readOnly: values['read-only'] === true,
+      });
     else if (values.mem) device = new MemoryDevice(parseBytes(values.mem, '--mem'));
     else {
       const store = await openStore(values.store!, { cwd: io.cwd });
@@ -110,7 +114,7 @@ Example:
     if (positionals[0] === 'serve') {
       const { host, port } = parseAddr(values.listen, '--listen');
       if (!values.root) throw new UsageError('expected --root DIR');
-      const s = serveSync(join(io.cwd, values.root));
+      const s = serveSync(resolve(io.cwd, values.root));
       await new Promise<void>((r) => s.listen(port, host, r));
       output(
         io,
@@ -135,8 +139,8 @@ Example:
     try {
       const m = /^tcp:\/\/([^/:]+):(\d+)\/(.+)$/.exec(dst);
       r = m
-        ? await syncToRemote(join(io.cwd, src), m[1]!, Number(m[2]), m[3]!, opts)
-        : await syncFiles(join(io.cwd, src), join(io.cwd, dst), opts);
+        ? await syncToRemote(resolve(io.cwd, src), m[1]!, Number(m[2]), m[3]!, opts)
+        : await syncFiles(resolve(io.cwd, src), resolve(io.cwd, dst), opts);
     } catch (e) {
       throw new CliError((e as Error).message);
     }
@@ -152,7 +156,82 @@ Example:
   },
 };
 
-export const commands: Command[] = [group('nbd', 'serve block devices over NBD', [serve]), syncCmd];
+const mount: Command = {
+  name: 'mount',
+  summary: 'serve a local cache of a remote NBD device: on-demand and background pull, write-back',
+  help: `Mounts a remote NBD export (any server, or another Strata process) as a local device: reads of chunks
+not yet local fetch them on demand, a background puller fetches the rest (hot chunks first), writes land in
+the cache file and go back to the remote on flush (or at once with --write-through). The mounted device is
+served over NBD on --listen.
+
+Usage: strata nbd mount --remote HOST:PORT[/EXPORT] --cache FILE --listen 127.0.0.1:PORT [--chunk 1M]
+                        [--pull-concurrency 4] [--write-through] [--name EXPORT]
+
+Example:
+  strata nbd mount --remote 127.0.0.1:10809/disk --cache ./disk.cache --listen 127.0.0.1:10810`,
+  async run(argv, io) {
+    const { values } = parseFlags(argv, {
+      remote: { type: 'string' },
+      cache: { type: 'string' },
+      listen: { type: 'string' },
+      chunk: { type: 'string' },
+      'pull-concurrency': { type: 'string' },
+      'write-through': { type: 'boolean' },
+      name: { type: 'string' },
+    });
+    const m = /^([^:/]+):(\d+)(?:\/(.*))?$/.exec(values.remote ?? '');
+    if (!m) throw new UsageError(`--remote: expected HOST:PORT[/EXPORT], got '${values.remote ?? ''}'`);
+    if (!values.cache) throw new UsageError('expected --cache FILE');
+    const { host, port } = parseAddr(values.listen ?? '127.0.0.1:10810', '--listen');
+    let remote: NbdClientDevice;
+    try {
+      remote = await NbdClientDevice.connect(m[1]!, Number(m[2]), m[3] ?? '');
+    } catch (e) {
+      throw new CliError(`--remote ${values.remote}: ${(e as Error).message}`);
+    }
+    const cache = await FileDevice.open(resolve(io.cwd, values.cache), { create: true, size: remote.size });
+    const dev = new MountDevice(cache, remote, {
+      ...(values.chunk ? { chunkBytes: parseBytes(values.chunk, '--chunk') } : {}),
+      ...(values['pull-concurrency'] ? { pullConcurrency: Number(values['pull-concurrency']) } : {}),
+      writeThrough: values['write-through'] === true,
+    });
+    const server = new NbdServer([{ name: values.name ?? '', device: dev }]);
+    const p = await server.listen(port, host);
+    output(
+      io,
+      values.json,
+      { host, port: p, size: dev.size, chunks: dev.stats.chunks },
+      () =>
+        `mounted ${values.remote} (${dev.size} bytes) on nbd://${host}:${p}/${values.name ?? ''}; pulling in the background`,
+    );
+    const progress = new Progress(io.stderr, {
+      total: dev.stats.chunks,
+      label: 'pull',
+      quiet: values.quiet === true,
+    });
+    const timer = setInterval(() => progress.tick(0), 500);
+    void dev.pullAll().then(() => {
+      clearInterval(timer);
+      progress.finish();
+      if (!values.quiet)
+        io.stderr.write(
+          `strata nbd mount: all ${dev.stats.chunks} chunks local (${dev.stats.fetchedOnDemand} on demand)\n`,
+        );
+    });
+    await untilStopped(io);
+    clearInterval(timer);
+    await server.close();
+    await dev.close();
+    await remote.close();
+    await cache.close();
+    return 0;
+  },
+};
+
+export const commands: Command[] = [
+  group('nbd', 'serve block devices over NBD; mount remote ones', [serve, mount]),
+  syncCmd,
+];
 
 export const demos: DemoStep[] = [
   {

@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { MemStore } from '@strata/objstore';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type BlockDevice, FileDevice, MemoryDevice, StoreDevice } from '../src/index.js';
+import {
+  type BlockDevice,
+  FileDevice,
+  MemoryDevice,
+  MountDevice,
+  NbdClientDevice,
+  NbdServer,
+  StoreDevice,
+} from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'r3map-dev-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -76,3 +84,50 @@ describe('StoreDevice (objstore chunks)', () =>
   blockDeviceConformance(async (size) =>
     StoreDevice.open(new MemStore(), `d${n++}`, { size, chunkBytes: 64 << 10 }),
   ));
+
+describe('NbdClientDevice (a remote device through our NBD server)', () =>
+  blockDeviceConformance(async (size) => {
+    const server = new NbdServer([{ name: 'r', device: new MemoryDevice(size) }]);
+    const port = await server.listen(0);
+    const dev = await NbdClientDevice.connect('127.0.0.1', port, 'r');
+    const close = dev.close.bind(dev);
+    dev.close = async () => {
+      await close();
+      await server.close();
+    };
+    return dev;
+  }));
+
+describe('MountDevice (local cache backed by a remote over NBD)', () => {
+  blockDeviceConformance(
+    async (size) => new MountDevice(new MemoryDevice(size), new MemoryDevice(size), { chunkBytes: 64 << 10 }),
+  );
+
+  it('fetches on demand, pulls the rest in the background, writes back on flush', async () => {
+    const size = 8 << 20;
+    const remoteDev = new MemoryDevice(size);
+    const image = new Uint8Array(size).map((_, i) => (i * 2654435761) >>> 24);
+    await remoteDev.writeAt(0, image);
+    const server = new NbdServer([{ name: 'disk', device: remoteDev }]);
+    const port = await server.listen(0);
+    const remote = await NbdClientDevice.connect('127.0.0.1', port, 'disk');
+    const m = new MountDevice(new MemoryDevice(size), remote, { chunkBytes: 256 << 10, pullConcurrency: 3 });
+    // a read far into the device is served at once, fetching only what it needs
+    const got = await m.readAt(5_000_000, 1000);
+    expect([...got]).toEqual([...image.subarray(5_000_000, 5_001_000)]);
+    expect(m.stats.fetchedOnDemand).toBe(1);
+    await m.writeAt(100, new Uint8Array(50).fill(9)); // lands locally, marks the chunk dirty
+    expect((await remoteDev.readAt(100, 1))[0]).toBe(image[100]);
+    await m.pullAll();
+    expect(m.stats.present).toBe(m.stats.chunks);
+    expect(m.stats.fetchedInBackground).toBe(m.stats.chunks - m.stats.fetchedOnDemand);
+    await m.flush();
+    expect(m.stats.pushed).toBe(1);
+    const after = await remoteDev.readAt(0, size);
+    image.fill(9, 100, 150);
+    expect(Buffer.compare(Buffer.from(after), Buffer.from(image))).toBe(0);
+    await m.close();
+    await remote.close();
+    await server.close();
+  });
+});

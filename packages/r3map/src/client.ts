@@ -1,0 +1,217 @@
+/**
+ * An NBD client as a BlockDevice: fixed newstyle handshake with NBD_OPT_GO (simple replies), then READ,
+ * WRITE (+FUA), FLUSH, TRIM and DISC, with many requests in flight on one connection. It serves as the
+ * "remote device served by another Strata process" (or by any NBD server).
+ */
+import { connect, type Socket } from 'node:net';
+import { type BlockDevice, checkRange } from './device.js';
+
+const NBDMAGIC = 0x4e42444d41474943n;
+const IHAVEOPT = 0x49484156454f5054n;
+const REPLY_MAGIC = 0x3e889045565a9n;
+const REQUEST_MAGIC = 0x25609513;
+const SIMPLE_REPLY_MAGIC = 0x67446698;
+/** Largest single READ or WRITE sent; larger accesses are split. */
+const requestBytesMax = 4 * 1024 * 1024;
+
+export class NbdClientError extends Error {
+  override name = 'NbdClientError';
+}
+
+/** Byte-exact reads from a socket. */
+class SocketReader {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private waiter?: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void };
+  private error?: Error;
+
+  constructor(sock: Socket) {
+    sock.on('data', (c: Buffer) => {
+      this.chunks.push(c);
+      this.have += c.length;
+      this.pump();
+    });
+    const end = () => {
+      this.error ??= new NbdClientError('connection closed');
+      this.pump();
+    };
+    sock.on('close', end);
+    sock.on('error', (e) => {
+      this.error = new NbdClientError(e.message);
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    const w = this.waiter;
+    if (!w) return;
+    if (this.have >= w.n) {
+      this.waiter = undefined;
+      w.resolve(this.take(w.n));
+    } else if (this.error) {
+      this.waiter = undefined;
+      w.reject(this.error);
+    }
+  }
+
+  private take(n: number): Buffer {
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    this.chunks = all.length > n ? [all.subarray(n)] : [];
+    this.have -= n;
+    return all.subarray(0, n);
+  }
+
+  read(n: number): Promise<Buffer> {
+    if (this.have >= n) return Promise.resolve(this.take(n));
+    if (this.error) return Promise.reject(this.error);
+    return new Promise((resolve, reject) => {
+      this.waiter = { n, resolve, reject };
+    });
+  }
+}
+
+export class NbdClientDevice implements BlockDevice {
+  private nextHandle = 1n;
+  private readonly pending = new Map<
+    bigint,
+    { resolve: (b: Buffer | undefined) => void; reject: (e: Error) => void; readLen: number }
+  >();
+  private closed = false;
+
+  private constructor(
+    private readonly sock: Socket,
+    private readonly reader: SocketReader,
+    readonly size: number,
+    readonly readOnly: boolean,
+  ) {
+    void this.replies();
+  }
+
+  /** Connects to `host:port` and opens export `name`. */
+  static async connect(host: string, port: number, name = ''): Promise<NbdClientDevice> {
+    const sock = connect({ host, port });
+    sock.setNoDelay(true);
+    await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
+    const r = new SocketReader(sock);
+    const hello = await r.read(18);
+    if (hello.readBigUInt64BE(0) !== NBDMAGIC || hello.readBigUInt64BE(8) !== IHAVEOPT)
+      throw new NbdClientError('the server does not speak the NBD newstyle protocol');
+    const flags = Buffer.alloc(4);
+    flags.writeUInt32BE(3, 0); // fixed newstyle, no zeroes
+    const nameB = Buffer.from(name, 'utf8');
+    const data = Buffer.alloc(4 + nameB.length + 2);
+    data.writeUInt32BE(nameB.length, 0);
+    nameB.copy(data, 4);
+    const opt = Buffer.alloc(16);
+    opt.writeBigUInt64BE(IHAVEOPT, 0);
+    opt.writeUInt32BE(7, 8); // GO
+    opt.writeUInt32BE(data.length, 12);
+    sock.write(Buffer.concat([flags, opt, data]));
+    let size = -1;
+    let tflags = 0;
+    for (;;) {
+      const h = await r.read(20);
+      if (h.readBigUInt64BE(0) !== REPLY_MAGIC) throw new NbdClientError('bad option reply magic');
+      const type = h.readUInt32BE(12);
+      const len = h.readUInt32BE(16);
+      const body = len ? await r.read(len) : Buffer.alloc(0);
+      if (type & 0x80000000)
+        throw new NbdClientError(`export '${name}': ${body.toString('utf8') || `error ${type}`}`);
+      if (type === 3 && body.readUInt16BE(0) === 0) {
+        size = Number(body.readBigUInt64BE(2));
+        tflags = body.readUInt16BE(10);
+      }
+      if (type === 1) break; // ACK: transmission begins
+    }
+    if (size < 0) throw new NbdClientError('the server sent no export size');
+    return new NbdClientDevice(sock, r, size, (tflags & 2) !== 0);
+  }
+
+  private async replies(): Promise<void> {
+    try {
+      for (;;) {
+        const h = await this.reader.read(16);
+        if (h.readUInt32BE(0) !== SIMPLE_REPLY_MAGIC)
+          throw new NbdClientError('unexpected reply magic (structured replies were not asked for)');
+        const err = h.readUInt32BE(4);
+        const handle = h.readBigUInt64BE(8);
+        const p = this.pending.get(handle);
+        if (!p) throw new NbdClientError(`reply for unknown handle ${handle}`);
+        this.pending.delete(handle);
+        if (err) {
+          p.reject(new NbdClientError(`server error ${err}`));
+          continue;
+        }
+        p.resolve(p.readLen ? Buffer.from(await this.reader.read(p.readLen)) : undefined);
+      }
+    } catch (e) {
+      for (const p of this.pending.values()) p.reject(e as Error);
+      this.pending.clear();
+    }
+  }
+
+  private request(
+    cmd: number,
+    flags: number,
+    offset: number,
+    length: number,
+    payload?: Uint8Array,
+  ): Promise<Buffer | undefined> {
+    if (this.closed) return Promise.reject(new NbdClientError('the device is closed'));
+    const handle = this.nextHandle++;
+    const h = Buffer.alloc(28);
+    h.writeUInt32BE(REQUEST_MAGIC, 0);
+    h.writeUInt16BE(flags, 4);
+    h.writeUInt16BE(cmd, 6);
+    h.writeBigUInt64BE(handle, 8);
+    h.writeBigUInt64BE(BigInt(offset), 16);
+    h.writeUInt32BE(length, 24);
+    return new Promise((resolve, reject) => {
+      this.pending.set(handle, { resolve, reject, readLen: cmd === 0 ? length : 0 });
+      this.sock.write(payload ? Buffer.concat([h, payload]) : h);
+    });
+  }
+
+  async readAt(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this.size, offset, length, 'read');
+    if (length <= requestBytesMax) return (await this.request(0, 0, offset, length)) ?? new Uint8Array(0);
+    const out = new Uint8Array(length);
+    const parts: Promise<void>[] = [];
+    for (let p = 0; p < length; p += requestBytesMax) {
+      const n = Math.min(requestBytesMax, length - p);
+      parts.push(this.request(0, 0, offset + p, n).then((b) => out.set(b!, p)));
+    }
+    await Promise.all(parts);
+    return out;
+  }
+
+  async writeAt(offset: number, bytes: Uint8Array, opts: { fua?: boolean } = {}): Promise<void> {
+    checkRange(this.size, offset, bytes.length, 'write');
+    const parts: Promise<unknown>[] = [];
+    for (let p = 0; p < bytes.length; p += requestBytesMax) {
+      const n = Math.min(requestBytesMax, bytes.length - p);
+      parts.push(this.request(1, opts.fua ? 1 : 0, offset + p, n, bytes.subarray(p, p + n)));
+    }
+    await Promise.all(parts);
+  }
+
+  async flush(): Promise<void> {
+    await this.request(3, 0, 0, 0);
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    checkRange(this.size, offset, length, 'trim');
+    await this.request(4, 0, offset, length);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    // let requests in flight finish (they settle on reply or when the connection drops)
+    while (this.pending.size > 0) await new Promise((r) => setTimeout(r, 1));
+    this.closed = true;
+    const h = Buffer.alloc(28);
+    h.writeUInt32BE(REQUEST_MAGIC, 0);
+    h.writeUInt16BE(2, 6); // DISC
+    this.sock.end(h);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * A mount: a local device backed by a remote one (r3map's "remote-backed mount"). Reads of a chunk that is
+ * not local yet fetch it on demand (and rank its neighbours hot); a background puller fetches the rest with
+ * bounded concurrency, hot chunks first; writes land locally and mark chunks dirty; dirty chunks go back to
+ * the remote on flush (write-back, the default) or at once (write-through).
+ */
+import { type BlockDevice, checkRange } from './device.js';
+
+export interface MountOptions {
+  /** Chunk size, 64 KiB to 4 MiB. */
+  chunkBytes?: number;
+  /** Background fetches in flight at most. */
+  pullConcurrency?: number;
+  writeThrough?: boolean;
+}
+
+export interface MountStats {
+  chunks: number;
+  present: number;
+  fetchedOnDemand: number;
+  fetchedInBackground: number;
+  pushed: number;
+  dirty: number;
+}
+
+export class MountDevice implements BlockDevice {
+  readonly size: number;
+  readonly chunkBytes: number;
+  private readonly present: Uint8Array;
+  private readonly dirty = new Set<number>();
+  private readonly fetching = new Map<number, Promise<void>>();
+  private readonly hot: number[] = [];
+  private cursor = 0;
+  private pulling?: Promise<void>;
+  private stopped = false;
+  readonly stats: MountStats;
+
+  constructor(
+    private readonly local: BlockDevice,
+    private readonly remote: BlockDevice,
+    private readonly opts: MountOptions = {},
+  ) {
+    if (local.size !== remote.size)
+      throw new RangeError(`local device (${local.size} bytes) and remote (${remote.size}) differ in size`);
+    this.size = remote.size;
+    this.chunkBytes = opts.chunkBytes ?? 1 << 20;
+    if (this.chunkBytes < 64 << 10 || this.chunkBytes > 4 << 20)
+      throw new RangeError(`chunk size must be 64 KiB to 4 MiB, got ${this.chunkBytes}`);
+    const n = Math.ceil(this.size / this.chunkBytes);
+    this.present = new Uint8Array(n);
+    this.stats = { chunks: n, present: 0, fetchedOnDemand: 0, fetchedInBackground: 0, pushed: 0, dirty: 0 };
+  }
+
+  private span(i: number): [number, number] {
+    const off = i * this.chunkBytes;
+    return [off, Math.min(this.chunkBytes, this.size - off)];
+  }
+
+  /** Makes chunk i local (once, however many callers ask at the same time). */
+  private ensure(i: number, onDemand: boolean): Promise<void> {
+    if (this.present[i]) return Promise.resolve();
+    let f = this.fetching.get(i);
+    if (!f) {
+      f = (async () => {
+        const [off, len] = this.span(i);
+        const data = await this.remote.readAt(off, len);
+        if (!this.present[i]) {
+          await this.local.writeAt(off, data);
+          this.present[i] = 1;
+          this.stats.present++;
+          if (onDemand) this.stats.fetchedOnDemand++;
+          else this.stats.fetchedInBackground++;
+        }
+      })().finally(() => this.fetching.delete(i));
+      this.fetching.set(i, f);
+      if (onDemand)
+        for (const j of [i + 1, i + 2, i - 1])
+          if (j >= 0 && j < this.present.length && !this.present[j]) this.hot.push(j);
+    }
+    return f;
+  }
+
+  private async ensureRange(offset: number, length: number): Promise<void> {
+    if (length === 0) return;
+    const first = Math.floor(offset / this.chunkBytes);
+    const last = Math.floor((offset + length - 1) / this.chunkBytes);
+    const all: Promise<void>[] = [];
+    for (let i = first; i <= last; i++) all.push(this.ensure(i, true));
+    await Promise.all(all);
+  }
+
+  /** Starts the background puller; resolves when every chunk is local. */
+  pullAll(): Promise<void> {
+    this.pulling ??= (async () => {
+      const next = (): number | undefined => {
+        while (this.hot.length) {
+          const h = this.hot.shift()!;
+          if (!this.present[h]) return h;
+        }
+        while (this.cursor < this.present.length && this.present[this.cursor]) this.cursor++;
+        return this.cursor < this.present.length ? this.cursor++ : undefined;
+      };
+      const worker = async () => {
+        for (let i = next(); i !== undefined && !this.stopped; i = next()) await this.ensure(i, false);
+      };
+      await Promise.all(Array.from({ length: this.opts.pullConcurrency ?? 4 }, worker));
+    })();
+    return this.pulling;
+  }
+
+  async readAt(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this.size, offset, length, 'read');
+    await this.ensureRange(offset, length);
+    return this.local.readAt(offset, length);
+  }
+
+  async writeAt(offset: number, bytes: Uint8Array, opts: { fua?: boolean } = {}): Promise<void> {
+    checkRange(this.size, offset, bytes.length, 'write');
+    // a partial write into a chunk that is not local needs the rest of the chunk first
+    await this.ensureRange(offset, bytes.length);
+    await this.local.writeAt(offset, bytes, opts);
+    if (this.opts.writeThrough) {
+      await this.remote.writeAt(offset, bytes, opts);
+      return;
+    }
+    if (bytes.length === 0) return;
+    const first = Math.floor(offset / this.chunkBytes);
+    const last = Math.floor((offset + bytes.length - 1) / this.chunkBytes);
+    for (let i = first; i <= last; i++) this.dirty.add(i);
+    this.stats.dirty = this.dirty.size;
+    if (opts.fua) await this.flush();
+  }
+
+  /** Pushes dirty chunks to the remote (write-back), then flushes both devices. */
+  async flush(): Promise<void> {
+    const chunks = [...this.dirty];
+    this.dirty.clear();
+    for (const i of chunks) {
+      const [off, len] = this.span(i);
+      try {
+        await this.remote.writeAt(off, await this.local.readAt(off, len));
+        this.stats.pushed++;
+      } catch (e) {
+        this.dirty.add(i);
+        throw e;
+      }
+    }
+    this.stats.dirty = this.dirty.size;
+    await this.local.flush();
+    await this.remote.flush();
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    checkRange(this.size, offset, length, 'trim');
+    await this.ensureRange(offset, length);
+    await this.local.trim(offset, length);
+    await this.remote.trim(offset, length);
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    await this.pulling?.catch(() => undefined);
+    await this.flush();
+  }
+}
