@@ -9,6 +9,13 @@ export { type BlockDevice, checkRange, type Extent } from './device.js';
 export { FileDevice } from './devices/file.js';
 export { MemoryDevice, memChunkBytes } from './devices/memory.js';
 export { StoreDevice } from './devices/store.js';
+export {
+  type MigrateOptions,
+  MigratingDevice,
+  type MigrationReport,
+  migrate,
+  TrackedDevice,
+} from './migrate.js';
 export { MountDevice, type MountOptions, type MountStats } from './mount.js';
 export { Cmd, Err, type Export, NbdServer, type NbdStats, Opt, requestBytesMax } from './nbd.js';
 export {

@@ -89,9 +89,28 @@ export class MountDevice implements BlockDevice {
     await Promise.all(all);
   }
 
+  /**
+   * Forgets chunks the remote has rewritten since they were fetched (migration rounds): they are fetched
+   * again, now (`refetch`) or on demand. Chunks dirty here keep their local bytes.
+   */
+  async invalidate(chunks: Iterable<number>, refetch = true): Promise<void> {
+    const again: number[] = [];
+    for (const i of chunks) {
+      if (i < 0 || i >= this.present.length || this.dirty.has(i)) continue;
+      await this.fetching.get(i)?.catch(() => undefined);
+      if (this.present[i]) {
+        this.present[i] = 0;
+        this.stats.present--;
+      }
+      again.push(i);
+    }
+    if (refetch) await Promise.all(again.map((i) => this.ensure(i, false)));
+  }
+
   /** Starts the background puller; resolves when every chunk is local. */
   pullAll(): Promise<void> {
     this.pulling ??= (async () => {
+      this.cursor = 0;
       const next = (): number | undefined => {
         while (this.hot.length) {
           const h = this.hot.shift()!;
@@ -104,7 +123,9 @@ export class MountDevice implements BlockDevice {
         for (let i = next(); i !== undefined && !this.stopped; i = next()) await this.ensure(i, false);
       };
       await Promise.all(Array.from({ length: this.opts.pullConcurrency ?? 4 }, worker));
-    })();
+    })().finally(() => {
+      this.pulling = undefined;
+    });
     return this.pulling;
   }
 

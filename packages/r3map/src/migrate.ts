@@ -1,0 +1,234 @@
+/**
+ * Live migration of a block device (after r3map/architekt): the source keeps serving while the
+ * destination pre-copies; the source tracks chunks written after they were sent and the destination
+ * re-fetches them in rounds until the dirty set is small; then finalize: the source seals (new writes
+ * wait), hands over the final dirty list, and the destination takes over at once, fetching any chunk it
+ * still lacks from the source on demand (post-copy) while the background pull completes. The time writes
+ * wait is the downtime. If the source dies before finalize, the migration fails and the source stays
+ * authoritative; if the destination dies, the source continues untouched.
+ */
+import { type BlockDevice, checkRange } from './device.js';
+import type { MountDevice } from './mount.js';
+
+/** A device that records which chunks were written, and can hold writes (seal) during a handover. */
+export class TrackedDevice implements BlockDevice {
+  readonly size: number;
+  private dirty = new Set<number>();
+  private tracking = false;
+  private gate?: Promise<void>;
+  private openGate?: () => void;
+  private inflight = 0;
+  private idle?: () => void;
+
+  constructor(
+    readonly inner: BlockDevice,
+    readonly chunkBytes: number,
+  ) {
+    this.size = inner.size;
+  }
+
+  private mark(offset: number, length: number): void {
+    if (!this.tracking || length === 0) return;
+    for (
+      let i = Math.floor(offset / this.chunkBytes);
+      i <= Math.floor((offset + length - 1) / this.chunkBytes);
+      i++
+    )
+      this.dirty.add(i);
+  }
+
+  /** Starts tracking (or returns and clears what was written since the last call). */
+  drainDirty(): Set<number> {
+    this.tracking = true;
+    const d = this.dirty;
+    this.dirty = new Set();
+    return d;
+  }
+
+  /** New writes wait until `unseal`. */
+  seal(): void {
+    this.gate ??= new Promise((r) => (this.openGate = r));
+  }
+
+  unseal(): void {
+    this.openGate?.();
+    this.gate = undefined;
+  }
+
+  get sealed(): boolean {
+    return this.gate !== undefined;
+  }
+
+  readAt(offset: number, length: number): Promise<Uint8Array> {
+    return this.inner.readAt(offset, length);
+  }
+
+  async writeAt(offset: number, bytes: Uint8Array, opts?: { fua?: boolean }): Promise<void> {
+    checkRange(this.size, offset, bytes.length, 'write');
+    if (this.gate) throw new Error('the source is sealed: its writes go to the destination');
+    // marked before it is applied: a concurrent fetch may see either version, and the chunk is re-sent
+    this.mark(offset, bytes.length);
+    this.inflight++;
+    try {
+      await this.inner.writeAt(offset, bytes, opts);
+    } finally {
+      if (--this.inflight === 0) this.idle?.();
+    }
+  }
+
+  /** Resolves when no write is in flight (call after `seal`). */
+  quiesce(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((r) => {
+      this.idle = () => {
+        this.idle = undefined;
+        r();
+      };
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.inner.flush();
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    this.mark(offset, length);
+    await this.inner.trim(offset, length);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/**
+ * What a workload writes to during a migration: the source, then (from the handover) the destination.
+ * Writes that arrive while the source is sealed wait, and that wait is the downtime.
+ */
+export class MigratingDevice implements BlockDevice {
+  readonly size: number;
+  private owner: BlockDevice;
+  private handover?: Promise<BlockDevice>;
+  private resolveHandover?: (d: BlockDevice) => void;
+  readonly waitsMs: number[] = [];
+
+  constructor(private readonly source: TrackedDevice) {
+    this.size = source.size;
+    this.owner = source;
+  }
+
+  /** Called by the migration: from now on writes wait for `complete`. */
+  beginHandover(): void {
+    this.handover = new Promise((r) => (this.resolveHandover = r));
+    this.source.seal();
+  }
+
+  complete(dest: BlockDevice): void {
+    this.owner = dest;
+    this.resolveHandover?.(dest);
+    this.handover = undefined;
+  }
+
+  /** The migration failed: the source stays authoritative and takes writes again. */
+  abort(): void {
+    this.source.unseal();
+    this.resolveHandover?.(this.source);
+    this.handover = undefined;
+  }
+
+  private async target(): Promise<BlockDevice> {
+    if (!this.handover) return this.owner;
+    const t0 = performance.now();
+    const d = await this.handover;
+    this.waitsMs.push(performance.now() - t0);
+    return d;
+  }
+
+  async readAt(offset: number, length: number): Promise<Uint8Array> {
+    return (await this.target()).readAt(offset, length);
+  }
+
+  async writeAt(offset: number, bytes: Uint8Array, opts?: { fua?: boolean }): Promise<void> {
+    return (await this.target()).writeAt(offset, bytes, opts);
+  }
+
+  async flush(): Promise<void> {
+    return (await this.target()).flush();
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    return (await this.target()).trim(offset, length);
+  }
+
+  async close(): Promise<void> {}
+}
+
+export interface MigrationReport {
+  rounds: number;
+  chunksResent: number;
+  finalDirty: number;
+  /** How long the source was sealed (writes waited) during the handover. */
+  downtimeMs: number;
+  totalMs: number;
+}
+
+export interface MigrateOptions {
+  /** Stop the pre-copy rounds when at most this many chunks are dirty. */
+  dirtyChunksMax?: number;
+  roundsMax?: number;
+}
+
+/**
+ * Migrates `source` (reachable by the destination as `remote`, e.g. an NbdClientDevice to the source's
+ * NBD server) into `dest`, a MountDevice over that remote. Resolves when the destination owns the device
+ * and holds every chunk.
+ */
+export async function migrate(
+  source: TrackedDevice,
+  dest: MountDevice,
+  front: MigratingDevice,
+  opts: MigrateOptions = {},
+): Promise<MigrationReport> {
+  const t0 = performance.now();
+  source.drainDirty(); // start tracking before the first copy
+  let rounds = 0;
+  let resent = 0;
+  let carried = new Set<number>();
+  let previous = Number.POSITIVE_INFINITY;
+  try {
+    await dest.pullAll();
+    for (; rounds < (opts.roundsMax ?? 8); rounds++) {
+      const dirty = source.drainDirty();
+      // small enough, or not shrinking (the workload dirties as fast as a round re-sends): it goes with the
+      // handover, and post-copy fetches those chunks on demand
+      if (dirty.size <= (opts.dirtyChunksMax ?? 4) || dirty.size > 0.8 * previous) {
+        carried = dirty;
+        break;
+      }
+      previous = dirty.size;
+      resent += dirty.size;
+      await dest.invalidate(dirty);
+    }
+  } catch (e) {
+    // the source (or the link) died before finalize: the destination gives up; the source is untouched
+    front.abort();
+    throw e;
+  }
+  // finalize: seal, final dirty list, hand over at once; post-copy fetches what is missing on demand
+  const tSeal = performance.now();
+  front.beginHandover();
+  await source.quiesce();
+  const last = source.drainDirty();
+  for (const i of carried) last.add(i);
+  await dest.invalidate(last, false);
+  front.complete(dest);
+  const downtimeMs = performance.now() - tSeal;
+  await dest.pullAll();
+  return {
+    rounds,
+    chunksResent: resent + last.size,
+    finalDirty: last.size,
+    downtimeMs,
+    totalMs: performance.now() - t0,
+  };
+}
