@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -10,6 +10,7 @@ import {
   type Io,
   intFlag,
   output,
+  Progress,
   parseBytes,
   parseFlags,
   UsageError,
@@ -129,18 +130,22 @@ Example: strata stream ingest hdfs /var/log/hdfs/HDFS_2k.log --data ./.strata`,
     return withStream(io, f.values.data, name, async (s) => {
       const t0 = performance.now();
       const tot = { lines: 0, blocksWritten: 0, blocksDeduped: 0, bytes: 0 };
+      for (const file of files)
+        if (!existsSync(resolve(io.cwd, file))) throw new CliError(`${resolve(io.cwd, file)}: no such file`);
+      const total = files.reduce((n, file) => n + statSync(resolve(io.cwd, file)).size, 0);
+      const progress = new Progress(io.stderr, { total, label: 'ingest', quiet: f.values.quiet === true });
       for (const file of files) {
         const p = resolve(io.cwd, file);
-        if (!existsSync(p)) throw new CliError(`${p}: no such file`);
-        const st = await s.ingestFile(
-          p,
-          f.values.chunk ? { chunkBytes: intFlag('chunk', f.values.chunk, 0, 1024) } : {},
-        );
+        const st = await s.ingestFile(p, {
+          ...(f.values.chunk ? { chunkBytes: intFlag('chunk', f.values.chunk, 0, 1024) } : {}),
+          onRead: (n) => progress.tick(n),
+        });
         tot.lines += st.lines;
         tot.blocksWritten += st.blocksWritten;
         tot.blocksDeduped += st.blocksDeduped;
         tot.bytes += st.bytes;
       }
+      progress.finish();
       const t1 = performance.now();
       if (!f.values['no-index']) await s.indexAll();
       const t2 = performance.now();

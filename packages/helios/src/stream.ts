@@ -284,7 +284,10 @@ export class Stream {
    * new inode, or a recreated file with another first line) starts at offset 0 while the old one keeps
    * its checkpoint.
    */
-  async ingestFile(path: string, opts: { final?: boolean; chunkBytes?: number } = {}): Promise<IngestStats> {
+  async ingestFile(
+    path: string,
+    opts: { final?: boolean; chunkBytes?: number; onRead?: (bytes: number) => void } = {},
+  ): Promise<IngestStats> {
     const abs = resolve(path);
     const st = statSync(abs);
     const source = `file:${abs}#${st.ino}#${fingerprint(abs)}`;
@@ -304,6 +307,7 @@ export class Stream {
         const eof = n === 0;
         if (!eof) {
           readPos += n;
+          opts.onRead?.(n);
           pending = pending.length
             ? Buffer.concat([pending, buf.subarray(0, n)])
             : Buffer.from(buf.subarray(0, n));

@@ -1,7 +1,7 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { CliError, type Command, type DemoStep, parseFlags, UsageError } from '@strata/cli';
+import { CliError, type Command, type DemoStep, Progress, parseFlags, UsageError } from '@strata/cli';
 import { learnedSort, type SortableArray } from './sort.js';
 
 const types = {
@@ -17,7 +17,7 @@ type TypeName = keyof typeof types;
 /** Largest input `strata sort` holds in memory (it sorts in memory; input and output are streamed). */
 const inputBytesMax = 8 * 2 ** 30;
 
-async function readBinary(input: Readable, t: TypeName): Promise<SortableArray> {
+async function readBinary(input: Readable, t: TypeName, progress?: Progress): Promise<SortableArray> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of input) {
@@ -25,6 +25,7 @@ async function readBinary(input: Readable, t: TypeName): Promise<SortableArray> 
     n += b.length;
     if (n > inputBytesMax) throw new CliError(`input is larger than ${inputBytesMax} bytes`);
     chunks.push(b);
+    progress?.tick(b.length);
   }
   const size = types[t].BYTES_PER_ELEMENT;
   if (n % size !== 0)
@@ -113,7 +114,10 @@ Example:
     if (!(t in types))
       throw new UsageError(`--type: expected one of ${Object.keys(types).join(', ')}, got '${values.type}'`);
     const input = values.in ? createReadStream(resolve(io.cwd, values.in)) : io.stdin;
-    const a = values.text ? await readText(input, t) : await readBinary(input, t);
+    const total = values.in ? statSync(resolve(io.cwd, values.in)).size : 0;
+    const progress = new Progress(io.stderr, { total, label: 'read', quiet: values.quiet === true });
+    const a = values.text ? await readText(input, t) : await readBinary(input, t, progress);
+    progress.finish();
     const t0 = performance.now();
     learnedSort(a);
     const ms = performance.now() - t0;

@@ -10,6 +10,7 @@ import {
   type Io,
   intFlag,
   output,
+  Progress,
   parseFlags,
   UsageError,
 } from '@strata/cli';
@@ -174,15 +175,18 @@ const cp = sub(
     try {
       let after: string | undefined;
       let n = 0;
+      const progress = new Progress(io.stderr, { total: 0, label: 'cp', quiet: values.quiet === true });
       for (;;) {
         const page = await src.list(positionals[0] ?? '', after === undefined ? {} : { startAfter: after });
         for (const o of page.objects) {
           await dst.put(o.key, await src.getStream(o.key));
           n++;
+          progress.tick(o.size);
         }
         if (page.nextStartAfter === undefined) break;
         after = page.nextStartAfter;
       }
+      progress.finish();
       output(io, values.json, { copied: n }, () => `copied ${n} objects`);
       return 0;
     } finally {
