@@ -295,3 +295,24 @@ export interface DemoStep {
   name: string;
   run(io: Io, dir: string): Promise<void>;
 }
+
+/** Resolves on SIGINT or SIGTERM: how long-running servers (`strata log server`, `strata nbd serve`) wait. */
+export function untilStopped(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+/** Parses `HOST:PORT` for a flag, with a usage error that names the flag. */
+export function parseHostPort(value: string | undefined, flag: string): { host: string; port: number } {
+  const m = /^(.+):(\d+)$/.exec(value ?? '');
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) throw new UsageError(`${flag}: expected HOST:PORT, got '${value ?? ''}'`);
+  return { host: m[1]!, port };
+}

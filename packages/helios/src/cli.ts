@@ -14,6 +14,7 @@ import {
   parseBytes,
   parseFlags,
   UsageError,
+  untilStopped,
 } from '@strata/cli';
 import { DdlError } from './ddl.js';
 import { exportParquet } from './export.js';
@@ -227,10 +228,7 @@ Example: strata stream serve --port 7070 --data ./.strata`,
       index: !f.values['no-index'],
     });
     io.stderr.write(`strata stream serve: listening on http://127.0.0.1:${srv.port}\n`);
-    await new Promise<void>((r) => {
-      process.once('SIGINT', () => r());
-      process.once('SIGTERM', () => r());
-    });
+    await untilStopped();
     await srv.close();
     return 0;
   },

@@ -4,12 +4,13 @@ import {
   type Command,
   type DemoStep,
   group,
-  type Io,
   output,
   Progress,
   parseBytes,
   parseFlags,
+  parseHostPort,
   UsageError,
+  untilStopped,
 } from '@strata/cli';
 import { openStore } from '@strata/objstore';
 import { NbdClientDevice } from './client.js';
@@ -20,22 +21,6 @@ import { StoreDevice } from './devices/store.js';
 import { MountDevice } from './mount.js';
 import { NbdServer } from './nbd.js';
 import { serveSync, syncFiles, syncToRemote } from './sync.js';
-
-function parseAddr(a: string | undefined, what: string): { host: string; port: number } {
-  const m = /^(.+):(\d+)$/.exec(a ?? '');
-  if (!m) throw new UsageError(`${what}: expected HOST:PORT, got '${a ?? ''}'`);
-  return { host: m[1]!, port: Number(m[2]) };
-}
-
-/** Runs until SIGINT/SIGTERM (or the abort signal tests pass). */
-function untilStopped(io: Io & { signal?: AbortSignal }): Promise<void> {
-  return new Promise((res) => {
-    const stop = () => res();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    io.signal?.addEventListener('abort', stop);
-  });
-}
 
 const serve: Command = {
   name: 'serve',
@@ -58,7 +43,7 @@ Example:
     });
     const given = [values.file, values.mem, values.store].filter((x) => x !== undefined).length;
     if (given !== 1) throw new UsageError('give exactly one of --file, --mem, --store');
-    const { host, port } = parseAddr(values.listen ?? '127.0.0.1:10809', '--listen');
+    const { host, port } = parseHostPort(values.listen ?? '127.0.0.1:10809', '--listen');
     let device: BlockDevice;
     if (values.file)
       device = await FileDevice.open(resolve(io.cwd, values.file), {
@@ -86,7 +71,7 @@ Example:
       () =>
         `serving ${device.size} bytes as '${values.name ?? ''}' on nbd://${host}:${p}/${values.name ?? ''}`,
     );
-    await untilStopped(io);
+    await untilStopped();
     await server.close();
     await device.close();
     return 0;
@@ -112,7 +97,7 @@ Example:
       root: { type: 'string' },
     });
     if (positionals[0] === 'serve') {
-      const { host, port } = parseAddr(values.listen, '--listen');
+      const { host, port } = parseHostPort(values.listen, '--listen');
       if (!values.root) throw new UsageError('expected --root DIR');
       const s = serveSync(resolve(io.cwd, values.root));
       await new Promise<void>((r) => s.listen(port, host, r));
@@ -122,7 +107,7 @@ Example:
         { host, port: (s.address() as { port: number }).port },
         () => `sync server on ${host}:${(s.address() as { port: number }).port}, root ${values.root}`,
       );
-      await untilStopped(io);
+      await untilStopped();
       await new Promise((r) => s.close(r));
       return 0;
     }
@@ -182,7 +167,7 @@ Example:
     const m = /^([^:/]+):(\d+)(?:\/(.*))?$/.exec(values.remote ?? '');
     if (!m) throw new UsageError(`--remote: expected HOST:PORT[/EXPORT], got '${values.remote ?? ''}'`);
     if (!values.cache) throw new UsageError('expected --cache FILE');
-    const { host, port } = parseAddr(values.listen ?? '127.0.0.1:10810', '--listen');
+    const { host, port } = parseHostPort(values.listen ?? '127.0.0.1:10810', '--listen');
     let remote: NbdClientDevice;
     try {
       remote = await NbdClientDevice.connect(m[1]!, Number(m[2]), m[3] ?? '');
@@ -218,7 +203,7 @@ Example:
           `strata nbd mount: all ${dev.stats.chunks} chunks local (${dev.stats.fetchedOnDemand} on demand)\n`,
         );
     });
-    await untilStopped(io);
+    await untilStopped();
     clearInterval(timer);
     await server.close();
     await dev.close();

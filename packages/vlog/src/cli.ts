@@ -9,7 +9,9 @@ import {
   intFlag,
   output,
   parseFlags,
+  parseHostPort,
   UsageError,
+  untilStopped,
 } from '@strata/cli';
 import { openLog } from './open.js';
 import { LogServer, Sequencer } from './providers/native.js';
@@ -245,19 +247,6 @@ const reconfigure = sub(
   },
 );
 
-function untilStopped(): Promise<void> {
-  return new Promise((res) => {
-    process.once('SIGINT', () => res());
-    process.once('SIGTERM', () => res());
-  });
-}
-
-function parseListen(v: string | undefined): { host: string; port: number } {
-  const m = /^(.+):(\d+)$/.exec(v ?? '');
-  if (!m) throw new UsageError(`--listen: expected HOST:PORT, got '${v ?? ''}'`);
-  return { host: m[1]!, port: Number(m[2]) };
-}
-
 const server = sub(
   'server',
   'run a LogServer (durable storage for native loglets)',
@@ -266,7 +255,7 @@ const server = sub(
   async (argv, io) => {
     const { values } = parseFlags(argv, { dir: { type: 'string' }, listen: { type: 'string' } });
     if (!values.dir) throw new UsageError('expected --dir DIR');
-    const { host, port } = parseListen(values.listen);
+    const { host, port } = parseHostPort(values.listen, '--listen');
     const s = new LogServer(resolve(io.cwd, values.dir));
     const p = await s.listen(port, host);
     output(io, values.json, { host, port: p }, () => `LogServer on ${host}:${p}, data in ${values.dir}`);
@@ -285,7 +274,7 @@ const sequencer = sub(
     const { values } = parseFlags(argv, { listen: { type: 'string' }, servers: { type: 'string' } });
     const servers = (values.servers ?? '').split(',').filter(Boolean);
     if (servers.length === 0) throw new UsageError('expected --servers H1:P1,H2:P2,...');
-    const { host, port } = parseListen(values.listen);
+    const { host, port } = parseHostPort(values.listen, '--listen');
     const s = new Sequencer(servers);
     const p = await s.listen(port, host);
     output(
