@@ -9,6 +9,9 @@ export interface Decoded {
   ipVersion: 4 | 6;
   src: string;
   dst: string;
+  /** Raw source and destination addresses (4 or 16 bytes, views into the frame). */
+  srcAddr: Uint8Array;
+  dstAddr: Uint8Array;
   proto: number;
   ttl: number;
   srcPort: number;
@@ -145,6 +148,8 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       ipVersion: 4,
       src: ipv4(b, o + 12),
       dst: ipv4(b, o + 16),
+      srcAddr: b.subarray(o + 12, o + 16),
+      dstAddr: b.subarray(o + 16, o + 20),
       proto: b[o + 9]!,
       ttl: b[o + 8]!,
       srcPort: 0,
@@ -194,6 +199,8 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       ipVersion: 6,
       src: ipv6(b, o + 8),
       dst: ipv6(b, o + 24),
+      srcAddr: b.subarray(o + 8, o + 24),
+      dstAddr: b.subarray(o + 24, o + 40),
       proto: next,
       ttl: b[o + 7]!,
       srcPort: 0,

@@ -9,6 +9,7 @@
  * straddle segments. Rules with options it cannot evaluate are skipped and listed.
  */
 import type { Decoded } from './decode.js';
+import { FlowTable, type FlowTableStats, type FlowTimeouts } from './flow.js';
 import type { ContentMatch, Rule } from './rules.js';
 
 export interface Alert {
@@ -31,6 +32,11 @@ export interface EngineOptions {
   vars?: Record<string, string>;
   /** Pick up TCP sessions without a handshake (Suricata stream.midstream). */
   midstream?: boolean;
+  /** Accept TCP sessions seen in one direction only (Suricata stream.async-oneside). */
+  asyncOneside?: boolean;
+  /** Bound on tracked flows (default 65,536). */
+  flowsMax?: number;
+  flowTimeouts?: Partial<FlowTimeouts>;
 }
 
 /** Suricata's defaults: RFC 1918 for HOME_NET. */
@@ -404,23 +410,16 @@ function matchSteps(
   }
 }
 
-interface FlowState {
-  client: string;
-  synSeen: boolean;
-  synAckSeen: boolean;
-  established: boolean;
-  bits: Set<string>;
-}
-
-/** Bound on tracked flows; the oldest is evicted beyond it. */
-export const flowsMax = 1 << 16;
-
 export class Engine {
   readonly compiled: Compiled[] = [];
   readonly skipped: { sid: number; reason: string }[] = [];
-  private readonly flows = new Map<string, FlowState>();
+  readonly flows: FlowTable;
   private readonly vars: Record<string, string>;
   readonly stats = { packets: 0, inspected: 0, alerts: 0, rulesEvaluated: 0 };
+
+  get flowStats(): FlowTableStats {
+    return this.flows.stats;
+  }
   /** Rules in inspection order: pass, then drop/reject, then alert (Suricata's default action order). */
   private ordered: Compiled[];
 
@@ -429,6 +428,12 @@ export class Engine {
     readonly opts: EngineOptions = {},
   ) {
     this.vars = { ...defaultVars, ...opts.vars };
+    this.flows = new FlowTable({
+      midstream: opts.midstream === true,
+      asyncOneside: opts.asyncOneside === true,
+      ...(opts.flowsMax !== undefined && { flowsMax: opts.flowsMax }),
+      ...(opts.flowTimeouts && { timeouts: opts.flowTimeouts }),
+    });
     this.ordered = this.compiled;
     for (const r of rules) {
       try {
@@ -558,34 +563,10 @@ export class Engine {
     return c;
   }
 
-  private flowOf(d: Decoded): { f: FlowState; toServer: boolean } {
-    const a = `${d.src}/${d.srcPort}`;
-    const b = `${d.dst}/${d.dstPort}`;
-    const key = `${d.proto}|${a < b ? `${a}|${b}` : `${b}|${a}`}`;
-    let f = this.flows.get(key);
-    if (!f) {
-      if (this.flows.size >= flowsMax) this.flows.delete(this.flows.keys().next().value as string);
-      // the client is whoever sent the first SYN; without one, the first sender (midstream)
-      f = { client: a, synSeen: false, synAckSeen: false, established: false, bits: new Set() };
-      this.flows.set(key, f);
-    }
-    if (d.proto === 6) {
-      const syn = (d.tcpFlags & 2) !== 0;
-      const ackf = (d.tcpFlags & 16) !== 0;
-      if (syn && !ackf) {
-        f.client = a;
-        f.synSeen = true;
-      } else if (syn && ackf && f.synSeen) f.synAckSeen = true;
-      else if (ackf && f.synAckSeen && a === f.client) f.established = true;
-      if (!f.synSeen && this.opts.midstream) f.established = true;
-    } else f.established = true; // UDP/ICMP: a flow counts as established once seen
-    return { f, toServer: a === f.client };
-  }
-
   /** Inspects one decoded packet; returns the alerts it raised. */
   inspect(d: Decoded, tsUs: number): Alert[] {
     this.stats.packets++;
-    const { f, toServer } = this.flowOf(d);
+    const { flow: f, toServer } = this.flows.track(d, tsUs);
     const out: Alert[] = [];
     let text: string | undefined;
     const latin1 = () =>

@@ -24,6 +24,21 @@ export {
   eveJson,
   portTest,
 } from './detect.js';
+export {
+  cuckooKicksMax,
+  defaultFlowTimeouts,
+  type EvictReason,
+  Flow,
+  type FlowOptions,
+  FlowTable,
+  type FlowTableOptions,
+  type FlowTableStats,
+  type FlowTimeouts,
+  flowKeyBytes,
+  slotsPerBucket,
+  TcpState,
+  tcpUpdate,
+} from './flow.js';
 export { blockBytesMax, CaptureError, type Packet, readCapture } from './pcap.js';
 export {
   bufferKeywords,

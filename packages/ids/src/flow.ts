@@ -1,0 +1,433 @@
+/**
+ * The flow table: every packet's 5-tuple (protocol, both addresses, both ports), put in a canonical order so
+ * both directions of a conversation find the same entry, is hashed with a keyed HighwayHash (the key is
+ * random per table, so an attacker cannot aim collisions at one bucket) and looked up in a bucketized
+ * cuckoo hash table: two candidate buckets of {@link slotsPerBucket} slots each, the two 32-bit halves of
+ * the 64-bit hash choosing them. This is the shape of the flow table in Pigasus (Zhao et al., OSDI'20,
+ * section 4: a cuckoo table in FPGA memory, after FlowBlaze) and of the hardware flow tables it cites.
+ *
+ * Bounds: at most `flowsMax` flows. A lookup touches at most 2 buckets; an insertion moves at most
+ * {@link cuckooKicksMax} flows; when a new flow finds no room (the table holds `flowsMax` flows, or the
+ * cuckoo walk ends without a free slot) the least recently seen flow among its candidate slots is evicted.
+ * Idle flows time out (per protocol and TCP state, Suricata's default flow-timeouts) and are swept a few
+ * slots per packet, so expiry costs constant work per packet. Every eviction goes through `onEvict`, so the
+ * owner can flush what the flow still holds (stream data) before it is gone.
+ *
+ *        packet 5-tuple --canonical order--> key (38 bytes) --HighwayHash-64--> (lo, hi)
+ *        bucket lo & mask: [slot slot slot slot]     bucket hi & mask: [slot slot slot slot]
+ *
+ * TCP state follows the handshake (SYN, SYN/ACK, ACK; RFC 9293 section 3.5), also the split (4-way)
+ * handshake where the server answers a SYN with its own SYN, and closing (FIN from both sides, or RST).
+ * Direction: the client is the side that sent the first SYN (or, for SYN/ACK seen first, its receiver;
+ * otherwise the first packet's sender); packets from the client are `to_server`.
+ */
+import { webcrypto } from 'node:crypto';
+import { type HighwayKey, hash64Words } from '@strata/highwayhash';
+import { type Decoded, Proto } from './decode.js';
+
+export const slotsPerBucket = 4;
+/** Flows displaced by one insertion at most. */
+export const cuckooKicksMax = 32;
+/** Slots examined for expiry per packet (the incremental sweep). */
+export const sweepSlotsPerPacket = 8;
+/** Bytes in a canonical flow key: proto, address length, two (address[16], port[2]) endpoints. */
+export const flowKeyBytes = 38;
+
+export const TcpState = {
+  none: 0,
+  synSent: 1,
+  synRecv: 2,
+  established: 3,
+  closing: 4,
+  closed: 5,
+} as const;
+export type TcpState = (typeof TcpState)[keyof typeof TcpState];
+
+/** Idle timeouts in microseconds (Suricata's default flow-timeouts: tcp 60/600/60 s, others 30/300 s). */
+export interface FlowTimeouts {
+  tcpNewUs: number;
+  tcpEstablishedUs: number;
+  tcpClosedUs: number;
+  newUs: number;
+  establishedUs: number;
+}
+
+export const defaultFlowTimeouts: FlowTimeouts = {
+  tcpNewUs: 60e6,
+  tcpEstablishedUs: 600e6,
+  tcpClosedUs: 60e6,
+  newUs: 30e6,
+  establishedUs: 300e6,
+};
+
+export type EvictReason = 'timeout' | 'capacity' | 'shutdown';
+
+/** What one side of a TCP conversation has said about its sequence space. */
+export interface TcpHalf {
+  /** Initial sequence number, from this side's SYN or SYN/ACK (when `isnSet`). */
+  isn: number;
+  isnSet: boolean;
+  fin: boolean;
+  /** The last acknowledgment number this side sent (when `ackSet`): how far it has received the other. */
+  lastAck: number;
+  ackSet: boolean;
+}
+
+export interface FlowOptions {
+  /** Pick up TCP sessions without a handshake (Suricata stream.midstream). */
+  midstream?: boolean;
+  /** Accept a TCP session seen in one direction only (Suricata stream.async-oneside). */
+  asyncOneside?: boolean;
+}
+
+export class Flow<T = unknown> {
+  state: TcpState = TcpState.none;
+  /** `flow:established`: the handshake completed (or the session was picked up midstream). */
+  established = false;
+  /** Set once a packet was seen from each side. */
+  readonly seen: [boolean, boolean] = [false, false];
+  readonly tcp: [TcpHalf, TcpHalf] = [newHalf(), newHalf()];
+  readonly packets: [number, number] = [0, 0];
+  readonly bytes: [number, number] = [0, 0];
+  firstUs: number;
+  lastUs: number;
+  /** flowbits. */
+  readonly bits = new Set<string>();
+  /** What the owner keeps per flow (the engine: stream reassembly state). */
+  data: T | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly proto: number,
+    /** Canonical key and its hash words (lo, hi): which buckets the flow may live in. */
+    readonly key: Uint8Array,
+    readonly h1: number,
+    readonly h2: number,
+    /** Client endpoint: address bytes (a copy) and port. */
+    public clientAddr: Uint8Array,
+    public clientPort: number,
+    nowUs: number,
+  ) {
+    this.firstUs = nowUs;
+    this.lastUs = nowUs;
+  }
+
+  /** Whether `d` was sent by the client (`to_server`). */
+  fromClient(d: Decoded): boolean {
+    return d.srcPort === this.clientPort && bytesEqual(d.srcAddr, this.clientAddr);
+  }
+}
+
+function newHalf(): TcpHalf {
+  return { isn: 0, isnSet: false, fin: false, lastAck: 0, ackSet: false };
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** -1, 0, 1: (address, port) ordering for the canonical key. */
+function compareEndpoint(a: Uint8Array, ap: number, b: Uint8Array, bp: number): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+  return ap === bp ? 0 : ap < bp ? -1 : 1;
+}
+
+export interface FlowTableOptions<T> extends FlowOptions {
+  /** Bound on live flows (default 65,536). */
+  flowsMax?: number;
+  /** 256-bit HighwayHash key; random by default. */
+  hashKey?: HighwayKey;
+  timeouts?: Partial<FlowTimeouts>;
+  /** Called for every flow leaving the table, before it is gone. */
+  onEvict?: (flow: Flow<T>, reason: EvictReason) => void;
+}
+
+export interface FlowTableStats {
+  flows: number;
+  created: number;
+  evicted: Record<EvictReason, number>;
+  /** Insertions that needed cuckoo displacement. */
+  kicked: number;
+}
+
+/** A bounded, keyed-hash, bucketized cuckoo flow table with idle timeouts and TCP state tracking. */
+export class FlowTable<T = unknown> {
+  readonly flowsMax: number;
+  private readonly slots: (Flow<T> | undefined)[];
+  private readonly bucketMask: number;
+  private readonly hashKey: HighwayKey;
+  private readonly timeouts: FlowTimeouts;
+  private readonly scratchKey = new Uint8Array(flowKeyBytes);
+  private readonly hashOut = new Uint32Array(2);
+  private sweepAt = 0;
+  private nextId = 1;
+  private rng = 0x9e3779b9;
+  readonly stats: FlowTableStats = {
+    flows: 0,
+    created: 0,
+    evicted: { timeout: 0, capacity: 0, shutdown: 0 },
+    kicked: 0,
+  };
+
+  constructor(readonly opts: FlowTableOptions<T> = {}) {
+    this.flowsMax = opts.flowsMax ?? 1 << 16;
+    if (!Number.isInteger(this.flowsMax) || this.flowsMax < 1)
+      throw new RangeError(`flowsMax must be a positive integer, got ${this.flowsMax}`);
+    // ~70% load at flowsMax keeps the cuckoo walks short
+    let buckets = 2;
+    while (buckets * slotsPerBucket * 0.7 < this.flowsMax) buckets *= 2;
+    this.bucketMask = buckets - 1;
+    this.slots = new Array(buckets * slotsPerBucket).fill(undefined);
+    this.hashKey = opts.hashKey ?? webcrypto.getRandomValues(new Uint8Array(32));
+    this.timeouts = { ...defaultFlowTimeouts, ...opts.timeouts };
+  }
+
+  get size(): number {
+    return this.stats.flows;
+  }
+
+  /** Builds the canonical key of `d` in the scratch buffer; returns whether the source is the low end. */
+  private keyOf(d: Decoded): boolean {
+    const k = this.scratchKey;
+    k.fill(0);
+    k[0] = d.proto;
+    k[1] = d.srcAddr.length;
+    const srcLow = compareEndpoint(d.srcAddr, d.srcPort, d.dstAddr, d.dstPort) <= 0;
+    const [a, ap, b, bp] = srcLow
+      ? [d.srcAddr, d.srcPort, d.dstAddr, d.dstPort]
+      : [d.dstAddr, d.dstPort, d.srcAddr, d.srcPort];
+    k.set(a, 2);
+    k[18] = ap >> 8;
+    k[19] = ap & 0xff;
+    k.set(b, 20);
+    k[36] = bp >> 8;
+    k[37] = bp & 0xff;
+    return srcLow;
+  }
+
+  private bucketsOf(lo: number, hi: number): [number, number] {
+    const b1 = lo & this.bucketMask;
+    let b2 = hi & this.bucketMask;
+    if (b2 === b1) b2 = b1 ^ 1;
+    return [b1, b2];
+  }
+
+  private timeoutOf(f: Flow<T>): number {
+    const t = this.timeouts;
+    if (f.proto === Proto.TCP) {
+      if (f.state === TcpState.closed) return t.tcpClosedUs;
+      return f.established ? t.tcpEstablishedUs : t.tcpNewUs;
+    }
+    return f.seen[0] && f.seen[1] ? t.establishedUs : t.newUs;
+  }
+
+  private expired(f: Flow<T>, nowUs: number): boolean {
+    return nowUs - f.lastUs > this.timeoutOf(f);
+  }
+
+  private evictSlot(i: number, reason: EvictReason): void {
+    const f = this.slots[i]!;
+    this.slots[i] = undefined;
+    this.stats.flows--;
+    this.stats.evicted[reason]++;
+    this.opts.onEvict?.(f, reason);
+  }
+
+  /** The flow of `d`, if it is in the table (no state change). */
+  find(d: Decoded): Flow<T> | undefined {
+    this.keyOf(d);
+    const w = hash64Words(this.hashKey, this.scratchKey, this.hashOut);
+    return this.findKey(w[0]!, w[1]!);
+  }
+
+  private findKey(lo: number, hi: number): Flow<T> | undefined {
+    const [b1, b2] = this.bucketsOf(lo, hi);
+    for (const b of [b1, b2]) {
+      for (let s = b * slotsPerBucket; s < (b + 1) * slotsPerBucket; s++) {
+        const f = this.slots[s];
+        if (f && f.h1 === lo && f.h2 === hi && bytesEqual(f.key, this.scratchKey)) return f;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * The flow of `d`, created when new, with its TCP state advanced by `d`; also which side sent `d`.
+   * `nowUs` is the packet's capture time: it drives timeouts.
+   */
+  track(d: Decoded, nowUs: number): { flow: Flow<T>; toServer: boolean } {
+    this.sweep(nowUs);
+    this.keyOf(d);
+    const w = hash64Words(this.hashKey, this.scratchKey, this.hashOut);
+    const lo = w[0]!;
+    const hi = w[1]!;
+    let f = this.findKey(lo, hi);
+    if (f && this.expired(f, nowUs)) {
+      this.remove(f, 'timeout');
+      f = undefined;
+    }
+    if (!f) {
+      // the client: the sender, unless the first packet is a SYN/ACK (then the receiver is the client)
+      const synAck = d.proto === Proto.TCP && (d.tcpFlags & 0x12) === 0x12;
+      const [ca, cp] = synAck ? [d.dstAddr, d.dstPort] : [d.srcAddr, d.srcPort];
+      f = new Flow<T>(
+        this.nextId++,
+        d.proto,
+        this.scratchKey.slice(),
+        lo,
+        hi,
+        Uint8Array.from(ca),
+        cp,
+        nowUs,
+      );
+      this.insert(f, nowUs);
+      this.stats.created++;
+    }
+    const toServer = f.fromClient(d);
+    const dir = toServer ? 0 : 1;
+    f.lastUs = Math.max(f.lastUs, nowUs);
+    f.seen[dir] = true;
+    f.packets[dir]++;
+    f.bytes[dir] += d.payload.length;
+    if (d.proto === Proto.TCP) tcpUpdate(f, d, toServer, this.opts);
+    else f.established = true; // UDP, ICMP, others: a flow counts as established once seen (as before)
+    return { flow: f, toServer };
+  }
+
+  private insert(f: Flow<T>, nowUs: number): void {
+    const [b1, b2] = this.bucketsOf(f.h1, f.h2);
+    // make room: an expired candidate goes first; at capacity, the least recently seen candidate
+    let oldest = -1;
+    for (const b of [b1, b2])
+      for (let s = b * slotsPerBucket; s < (b + 1) * slotsPerBucket; s++) {
+        const g = this.slots[s];
+        if (!g) continue;
+        if (this.expired(g, nowUs)) this.evictSlot(s, 'timeout');
+        else if (oldest < 0 || g.lastUs < this.slots[oldest]!.lastUs) oldest = s;
+      }
+    if (this.stats.flows >= this.flowsMax) {
+      if (oldest >= 0) this.evictSlot(oldest, 'capacity');
+      else this.evictAny();
+    }
+    let cur = f;
+    for (let kick = 0; kick <= cuckooKicksMax; kick++) {
+      const [c1, c2] = this.bucketsOf(cur.h1, cur.h2);
+      for (const b of [c1, c2])
+        for (let s = b * slotsPerBucket; s < (b + 1) * slotsPerBucket; s++)
+          if (!this.slots[s]) {
+            this.slots[s] = cur;
+            this.stats.flows++;
+            return;
+          }
+      if (kick === cuckooKicksMax) break;
+      // displace a pseudo-random resident of one of cur's buckets; it moves on to its other bucket
+      this.rng = (Math.imul(this.rng, 1664525) + 1013904223) >>> 0;
+      const b = this.rng & 1 ? c2 : c1;
+      const s = b * slotsPerBucket + ((this.rng >>> 8) % slotsPerBucket);
+      const victim = this.slots[s]!;
+      this.slots[s] = cur;
+      cur = victim;
+      if (kick === 0) this.stats.kicked++;
+    }
+    // the walk found no free slot: the flow left homeless (a resident displaced above) is evicted; the
+    // count is unchanged (the new flow took a slot, the homeless one lost its)
+    this.stats.evicted.capacity++;
+    this.opts.onEvict?.(cur, 'capacity');
+  }
+
+  /** Evicts the least recently seen flow of a small window of slots (a bounded fallback at capacity). */
+  private evictAny(): void {
+    let best = -1;
+    for (let n = 0, i = this.sweepAt; n < this.slots.length && (best < 0 || n < 64); n++) {
+      i = (i + 1) % this.slots.length;
+      const g = this.slots[i];
+      if (g && (best < 0 || g.lastUs < this.slots[best]!.lastUs)) best = i;
+    }
+    if (best >= 0) this.evictSlot(best, 'capacity');
+  }
+
+  private remove(f: Flow<T>, reason: EvictReason): void {
+    const [b1, b2] = this.bucketsOf(f.h1, f.h2);
+    for (const b of [b1, b2])
+      for (let s = b * slotsPerBucket; s < (b + 1) * slotsPerBucket; s++)
+        if (this.slots[s] === f) {
+          this.evictSlot(s, reason);
+          return;
+        }
+  }
+
+  /** Expires idle flows in the next few slots (constant work per call). */
+  sweep(nowUs: number, slotsMax = sweepSlotsPerPacket): void {
+    for (let n = 0; n < slotsMax; n++) {
+      this.sweepAt = (this.sweepAt + 1) % this.slots.length;
+      const f = this.slots[this.sweepAt];
+      if (f && this.expired(f, nowUs)) this.evictSlot(this.sweepAt, 'timeout');
+    }
+  }
+
+  /** Evicts every flow (end of input), oldest first, so their remaining data is flushed in order. */
+  drain(reason: EvictReason = 'shutdown'): void {
+    const live: [number, Flow<T>][] = [];
+    this.slots.forEach((f, i) => {
+      if (f) live.push([i, f]);
+    });
+    live.sort((a, b) => a[1].lastUs - b[1].lastUs || a[1].id - b[1].id);
+    for (const [i] of live) this.evictSlot(i, reason);
+  }
+
+  /** Every live flow (for tests and stats). */
+  *flows(): IterableIterator<Flow<T>> {
+    for (const f of this.slots) if (f) yield f;
+  }
+}
+
+const FIN = 0x01;
+const SYN = 0x02;
+const RST = 0x04;
+const ACK = 0x10;
+
+/** Advances the TCP state of `f` by one packet. */
+export function tcpUpdate(f: Flow, d: Decoded, toServer: boolean, opts: FlowOptions): void {
+  const fl = d.tcpFlags;
+  const me = f.tcp[toServer ? 0 : 1];
+  const peer = f.tcp[toServer ? 1 : 0];
+  if (fl & ACK) {
+    me.lastAck = d.ack;
+    me.ackSet = true;
+  }
+  if (fl & RST) {
+    if (f.state !== TcpState.none) f.state = TcpState.closed;
+    f.established = false;
+    return;
+  }
+  if (fl & SYN) {
+    if (f.state === TcpState.none || f.state === TcpState.synSent || f.state === TcpState.synRecv) {
+      me.isn = d.seq;
+      me.isnSet = true;
+      if (fl & ACK) {
+        // SYN/ACK (from the server, or from the client in a split handshake), or picked up midstream
+        if (f.state === TcpState.none && !opts.midstream) return;
+        if (peer.isnSet || opts.midstream) f.state = TcpState.synRecv;
+      } else if (f.state === TcpState.none) f.state = TcpState.synSent;
+    }
+    return;
+  }
+  if (f.state === TcpState.synRecv && fl & ACK) {
+    f.state = TcpState.established;
+    f.established = true;
+  } else if (f.state === TcpState.synSent && toServer && fl & ACK && opts.asyncOneside) {
+    // only the client's side is visible: its ACK after the SYN completes the handshake we can see
+    f.state = TcpState.established;
+    f.established = true;
+  } else if (f.state === TcpState.none && opts.midstream) {
+    f.state = TcpState.established;
+    f.established = true;
+  }
+  if (fl & FIN) {
+    me.fin = true;
+    if (f.state === TcpState.established) f.state = TcpState.closing;
+    if (me.fin && peer.fin) f.state = TcpState.closed;
+  }
+}

@@ -1,0 +1,128 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { type Flow, FlowTable, TcpState } from '../src/index.js';
+import { ACK, FIN, handshake, pkt, RST, SYN } from './helpers.js';
+
+const key = new Uint8Array(32).fill(7);
+
+describe('flow table', () => {
+  it('finds one flow for both directions and tells them apart', () => {
+    const t = new FlowTable({ hashKey: key });
+    const [syn, synAck, ack] = handshake();
+    const a = t.track(syn!, 1);
+    const b = t.track(synAck!, 2);
+    const c = t.track(ack!, 3);
+    expect(b.flow).toBe(a.flow);
+    expect(c.flow).toBe(a.flow);
+    expect([a.toServer, b.toServer, c.toServer]).toEqual([true, false, true]);
+    expect(a.flow.state).toBe(TcpState.established);
+    expect(a.flow.established).toBe(true);
+    expect(t.size).toBe(1);
+  });
+
+  it('keeps distinct 5-tuples apart and never exceeds its bound (property)', () => {
+    const tuple = fc.record({
+      a: fc.nat(3),
+      b: fc.nat(3),
+      sp: fc.integer({ min: 1, max: 6 }),
+      dp: fc.integer({ min: 1, max: 6 }),
+      udp: fc.boolean(),
+      rev: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(tuple, { maxLength: 300 }), fc.integer({ min: 1, max: 64 }), (ts, flowsMax) => {
+        const evicted = new Set<Flow>();
+        const t = new FlowTable({
+          hashKey: key,
+          flowsMax,
+          onEvict: (f) => {
+            expect(evicted.has(f)).toBe(false);
+            evicted.add(f);
+          },
+        });
+        const byTuple = new Map<string, Flow>();
+        ts.forEach((x, i) => {
+          const ends = [`10.0.0.${x.a}`, `10.0.1.${x.b}`] as const;
+          const [src, dst, sp, dp] = x.rev ? [ends[1], ends[0], x.dp, x.sp] : [ends[0], ends[1], x.sp, x.dp];
+          const { flow } = t.track(pkt({ src, dst, sp, dp, proto: x.udp ? 17 : 6 }), i);
+          const canon = `${x.udp}|${x.a}|${x.b}|${x.sp}|${x.dp}`;
+          const prev = byTuple.get(canon);
+          // the same conversation finds the same flow unless that flow was evicted meanwhile
+          if (prev && !evicted.has(prev)) expect(flow).toBe(prev);
+          byTuple.set(canon, flow);
+          expect(t.size).toBeLessThanOrEqual(flowsMax);
+        });
+        const live = [...t.flows()];
+        expect(live.length).toBe(t.size);
+        expect(new Set(live.map((f) => f.id)).size).toBe(live.length);
+        expect(t.stats.created).toBe(t.size + evicted.size);
+        for (const f of live) expect(evicted.has(f)).toBe(false);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('times idle flows out (swept a few slots per packet, or found expired) and drains at the end', () => {
+    const gone: string[] = [];
+    const t = new FlowTable({
+      hashKey: key,
+      flowsMax: 16,
+      timeouts: { newUs: 1000, establishedUs: 1000 },
+      onEvict: (f, why) => gone.push(`${f.id}:${why}`),
+    });
+    const a = t.track(pkt({ proto: 17, sp: 1 }), 0).flow;
+    t.track(pkt({ proto: 17, sp: 2 }), 10);
+    // the same tuple after its timeout is a new flow
+    const a2 = t.track(pkt({ proto: 17, sp: 1 }), 5000).flow;
+    expect(a2).not.toBe(a);
+    expect(gone).toContain(`${a.id}:timeout`);
+    for (let i = 0; i < 64; i++) t.sweep(5000);
+    expect(gone.filter((g) => g.endsWith('timeout'))).toHaveLength(2);
+    t.drain();
+    expect(gone.at(-1)).toBe(`${a2.id}:shutdown`);
+    expect(t.size).toBe(0);
+  });
+
+  it('tracks TCP state: no handshake, RST, FIN from both sides, midstream, split handshake', () => {
+    const t = new FlowTable({ hashKey: key });
+    // data without a handshake: not established
+    const lone = t.track(pkt({ sp: 1, flags: ACK, payload: 'x' }), 0).flow;
+    expect(lone.established).toBe(false);
+    // handshake, then FIN both ways
+    const hs = handshake('10.0.0.1', '10.0.0.2', 2, 80);
+    for (const p of hs) t.track(p, 1);
+    const f = t.find(hs[0]!)!;
+    expect(f.state).toBe(TcpState.established);
+    t.track(pkt({ sp: 2, flags: FIN | ACK, seq: 1001, ack: 5001 }), 2);
+    expect(f.state).toBe(TcpState.closing);
+    t.track(pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 2, flags: FIN | ACK, seq: 5001 }), 3);
+    expect(f.state).toBe(TcpState.closed);
+    // RST closes
+    for (const p of handshake('10.0.0.1', '10.0.0.2', 3, 80)) t.track(p, 4);
+    const g = t.track(pkt({ sp: 3, flags: RST, seq: 1001 }), 5).flow;
+    expect(g.state).toBe(TcpState.closed);
+    expect(g.established).toBe(false);
+    // midstream pick-up: the first packet's sender is the client
+    const m = new FlowTable({ hashKey: key, midstream: true });
+    const mid = m.track(pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 9, payload: 'y' }), 0);
+    expect(mid.flow.established).toBe(true);
+    expect(mid.toServer).toBe(true);
+    // a SYN/ACK first makes its receiver the client
+    const sa = m.track(pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 10, flags: SYN | ACK }), 0);
+    expect(sa.toServer).toBe(false);
+    // split handshake: SYN, SYN from the server, SYN/ACK from the client, ACK from the server
+    const s = new FlowTable({ hashKey: key });
+    const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 5, dp: 80 };
+    const S = { src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 5 };
+    s.track(pkt({ ...C, flags: SYN, seq: 1 }), 0);
+    s.track(pkt({ ...S, flags: SYN, seq: 100 }), 1);
+    s.track(pkt({ ...C, flags: SYN | ACK, seq: 1, ack: 101 }), 2);
+    const last = s.track(pkt({ ...S, flags: ACK, seq: 101, ack: 2 }), 3);
+    expect(last.flow.established).toBe(true);
+    expect(last.toServer).toBe(false);
+  });
+
+  it('rejects a bad bound', () => {
+    expect(() => new FlowTable({ flowsMax: 0 })).toThrow(/flowsMax/);
+  });
+});
