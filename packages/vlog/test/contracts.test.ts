@@ -31,6 +31,8 @@ describe('VirtualLog over MemoryLoglets (one segment)', () =>
       new MemoryMetaStore(),
       async (_spec, s) => new MemoryLoglet(s),
       'mem://x',
+      // an append to a sealed log waits this long for a successor segment before it gives up
+      { appendTimeoutMs: 300 },
     );
     // a virtual log always starts at 0: fill the prefix so the suite's start holds
     if (start > 0) await v.append(Array.from({ length: start }, () => new Uint8Array(1)));
@@ -43,6 +45,7 @@ describe('VirtualLog over FileLoglets, reconfigured mid-way', () =>
       new FileMetaStore(join(dir, 'meta.json')),
       (spec, s) => FileLoglet.open(join(dir, spec, String(s)), s),
       'a',
+      { appendTimeoutMs: 300 },
     );
     if (start > 0) {
       await v.append(Array.from({ length: start }, () => new Uint8Array(1)));

@@ -11,9 +11,6 @@
  * each append resolves after the fsync that covers it. Recovery scans the file and truncates a torn or
  * corrupt tail (a crash mid-write), so only whole, checksummed records count.
  */
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { hash64Words } from '@strata/highwayhash';
 import {
   type Loglet,
@@ -24,6 +21,7 @@ import {
   type TailInfo,
   TrimmedError,
 } from '../contract.js';
+import { type Disk, NodeDisk } from './disk.js';
 
 const HEADER = 12;
 const checksumKey = new Uint8Array(32).map((_, i) => 0x3c ^ (i * 11));
@@ -63,77 +61,50 @@ export function encodeRecord(payload: Uint8Array): Buffer {
 }
 
 export class FileLoglet implements Loglet {
-  private fh!: FileHandle;
   private offsets: number[] = [];
   private size = 0;
   private sealed = false;
   private trim = 0;
-  private queue: { recs: Buffer[]; resolve: (p: number[]) => void; reject: (e: unknown) => void }[] = [];
+  private queue: {
+    recs: Buffer[];
+    /** A repair write (copying committed records to a lagging replica): allowed after the seal. */
+    repair: boolean;
+    resolve: (p: number[]) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
   private flushing = false;
-  private lockFd = -1;
   private closed = false;
 
   private constructor(
-    readonly dir: string,
+    readonly disk: Disk,
     readonly start: number,
   ) {}
 
-  /** Opens (creating at `start` if new) the loglet in `dir`, recovering from a crash. */
+  /** Opens (creating at `start` if new) the loglet in directory `dir`, recovering from a crash. */
   static async open(dir: string, start = 0): Promise<FileLoglet> {
-    await mkdir(dir, { recursive: true });
+    return FileLoglet.openOn(await NodeDisk.open(dir), start);
+  }
+
+  /** Opens (creating at `start` if new) the loglet on `disk`, recovering from a crash. */
+  static async openOn(disk: Disk, start = 0): Promise<FileLoglet> {
+    const st = await disk.read('START');
     let s = start;
-    try {
-      s = Number(await readFile(join(dir, 'START'), 'utf8'));
-    } catch {
-      await writeFile(join(dir, 'START'), String(start));
-    }
-    const l = new FileLoglet(dir, s);
+    if (st === undefined || st.length === 0) await disk.replace('START', String(start));
+    else s = Number(st.toString('utf8'));
+    const l = new FileLoglet(disk, s);
     await l.recover();
     return l;
   }
 
   private async recover(): Promise<void> {
-    try {
-      this.lockFd = openSync(join(this.dir, 'LOCK'), 'wx');
-    } catch {
-      const pid = Number(readFileSync(join(this.dir, 'LOCK'), 'utf8') || '0');
-      let alive = false;
-      try {
-        if (pid > 0) process.kill(pid, 0);
-        alive = pid > 0;
-      } catch {
-        alive = false;
-      }
-      if (alive) throw new LogletUnavailableError(`loglet directory ${this.dir} is in use by process ${pid}`);
-      this.lockFd = openSync(join(this.dir, 'LOCK'), 'w');
-    }
-    await writeFile(join(this.dir, 'LOCK'), String(process.pid));
-    const path = join(this.dir, 'records.log');
-    let buf: Buffer;
-    try {
-      buf = await readFile(path);
-    } catch {
-      buf = Buffer.alloc(0);
-    }
+    const buf = (await this.disk.read('records.log')) ?? Buffer.alloc(0);
     const { offsets, validBytes } = scanRecords(buf);
     this.offsets = offsets;
     this.size = validBytes;
-    this.fh = await open(path, 'a+');
-    if (validBytes < buf.length) {
-      await this.fh.truncate(validBytes);
-      await this.fh.sync();
-    }
-    try {
-      await readFile(join(this.dir, 'SEALED'));
-      this.sealed = true;
-    } catch {
-      this.sealed = false;
-    }
-    try {
-      this.trim = Number(await readFile(join(this.dir, 'TRIM'), 'utf8'));
-    } catch {
-      this.trim = this.start;
-    }
+    if (validBytes < buf.length) await this.disk.truncate('records.log', validBytes);
+    this.sealed = (await this.disk.read('SEALED')) !== undefined;
+    const t = await this.disk.read('TRIM');
+    this.trim = t === undefined ? this.start : Number(t.toString('utf8'));
   }
 
   get tail(): number {
@@ -147,12 +118,25 @@ export class FileLoglet implements Loglet {
 
   append(batch: Payload[]): Promise<number[]> {
     if (this.sealed) return Promise.reject(new SealedError(this.tail));
+    return this.enqueue(batch, false);
+  }
+
+  /**
+   * Writes records at the tail even when sealed: a LogServer that missed committed records (it was behind
+   * when the loglet was sealed) receives them from a replica that has them, so that a majority holds every
+   * record below the sealed tail. Positions are the caller's to check.
+   */
+  repair(batch: Payload[]): Promise<number[]> {
+    return this.enqueue(batch, true);
+  }
+
+  private enqueue(batch: Payload[], repair: boolean): Promise<number[]> {
     if (this.closed) return Promise.reject(new LogletUnavailableError('the loglet is closed'));
     for (const p of batch)
       if (p.length > recordBytesMax)
         return Promise.reject(new RangeError(`record of ${p.length} bytes exceeds ${recordBytesMax}`));
     return new Promise((resolve, reject) => {
-      this.queue.push({ recs: batch.map(encodeRecord), resolve, reject });
+      this.queue.push({ recs: batch.map(encodeRecord), repair, resolve, reject });
       if (!this.flushing) void this.flush();
     });
   }
@@ -165,20 +149,24 @@ export class FileLoglet implements Loglet {
       let n = 0;
       while (this.queue.length > 0 && n < groupRecordsMax) {
         const a = this.queue.shift()!;
+        if (this.sealed && !a.repair) {
+          a.reject(new SealedError(this.tail));
+          continue;
+        }
         group.push(a);
         n += a.recs.length;
       }
-      if (this.sealed) {
-        for (const a of group) a.reject(new SealedError(this.tail));
-        continue;
-      }
+      if (group.length === 0) continue;
       const bufs = group.flatMap((a) => a.recs);
       try {
-        await this.fh.writev(bufs);
-        await this.fh.datasync();
+        await this.disk.append('records.log', bufs);
+        await this.disk.sync('records.log');
       } catch (e) {
+        // what was written is not known to be durable: fail this group and every later append
+        this.closed = true;
         for (const a of group) a.reject(e);
-        continue;
+        for (const a of this.queue.splice(0)) a.reject(e);
+        break;
       }
       for (const a of group) {
         const positions: number[] = [];
@@ -204,8 +192,7 @@ export class FileLoglet implements Loglet {
     if (hi <= lo) return [];
     const a = this.offsets[lo - this.start]!;
     const b = hi === this.tail ? this.size : this.offsets[hi - this.start]!;
-    const buf = Buffer.allocUnsafe(b - a);
-    await this.fh.read(buf, 0, b - a, a);
+    const buf = await this.disk.readAt('records.log', a, b - a);
     const out: LogRecord[] = [];
     const w = new Uint32Array(2);
     for (let p = lo; p < hi; p++) {
@@ -214,7 +201,7 @@ export class FileLoglet implements Loglet {
       const payload = buf.subarray(off + HEADER, off + HEADER + len);
       checksum(payload, w);
       if (w[0] !== buf.readUInt32LE(off + 4) || w[1] !== buf.readUInt32LE(off + 8))
-        throw new Error(`loglet ${this.dir}: checksum mismatch reading position ${p}`);
+        throw new Error(`loglet ${this.disk.label}: checksum mismatch reading position ${p}`);
       out.push({ position: p, payload: Uint8Array.from(payload) });
     }
     return out;
@@ -222,10 +209,9 @@ export class FileLoglet implements Loglet {
 
   async prefixTrim(pos: number): Promise<void> {
     // not clamped to the local tail: a LogServer replica may trim ahead of records still in flight to it
-    const t = pos;
-    if (t <= this.trim) return;
-    this.trim = t;
-    await writeFile(join(this.dir, 'TRIM'), String(t));
+    if (pos <= this.trim) return;
+    this.trim = pos;
+    await this.disk.replace('TRIM', String(pos));
   }
 
   async seal(): Promise<TailInfo> {
@@ -233,20 +219,14 @@ export class FileLoglet implements Loglet {
       this.sealed = true;
       // wait for in-flight group commits: what they acknowledge is below the sealed tail
       while (this.flushing) await new Promise((r) => setImmediate(r));
-      const fh = await open(join(this.dir, 'SEALED'), 'w');
-      await fh.writeFile(String(this.tail));
-      await fh.sync();
-      await fh.close();
+      await this.disk.replace('SEALED', String(this.tail));
     }
     return this.checkTail();
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
     this.closed = true;
     while (this.flushing) await new Promise((r) => setImmediate(r));
-    await this.fh.close();
-    if (this.lockFd >= 0) closeSync(this.lockFd);
-    await writeFile(join(this.dir, 'LOCK'), '').catch(() => undefined);
+    await this.disk.close();
   }
 }

@@ -1,16 +1,32 @@
 /**
  * NativeLoglet, after Delos' native loglet: a sequencer assigns positions and forwards each batch to N
- * LogServers over TCP; an append is acknowledged once a majority has it durable (fsync'd). LogServers keep
- * each loglet's records in a FileLoglet (HighwayHash-64 checksum per record, group commit, torn-tail
- * recovery). Seal sets the durable sealed bit on a majority of LogServers; the sealed tail is the highest
- * local tail in that majority (every acknowledged record is on at least one of them). Reads go to a server
- * whose local tail covers the range. The loglet needs no leader election: when the sequencer or too many
- * servers fail, appends fail with LogletUnavailableError and the VirtualLog reconfigures to a new loglet.
+ * LogServers; an append is acknowledged once a majority has it durable (fsync'd). LogServers keep each
+ * loglet's records in a FileLoglet (HighwayHash-64 checksum per record, group commit, torn-tail recovery).
  *
- * Wire format, both directions: u32 frame length | u32 JSON header length | JSON header | payload bytes.
- * Requests carry `id` (echoed in the reply) and `op`; record batches travel as u32-length-prefixed payloads.
+ * Safety rests on four rules:
+ * - A LogServer accepts a batch only at its own next position, so a server that holds position p holds
+ *   every position below it, and a majority acknowledging p means every position up to p is committed.
+ * - Every record of a loglet comes from one sequencer incarnation: before its first append a sequencer
+ *   claims the loglet on a majority of LogServers (a durable owner, first claimer wins), and a LogServer
+ *   refuses appends from any other owner. A restarted sequencer is a new incarnation and cannot claim a
+ *   loglet its predecessor used, so two replicas never hold different records at one position; the log
+ *   moves on to a new loglet instead (the VirtualLog reconfigures).
+ * - Seal sets the durable sealed bit on a majority, takes the highest local tail T of that majority, and
+ *   repairs: it copies the records below T to every sealed replica that lacks them, so that a majority
+ *   holds all of [start, T) before T is used. Every acknowledged record is below T (majorities intersect).
+ * - checkTail asks the sequencer, which knows the committed tail exactly; reads return only records below
+ *   it (below T once sealed), fetched from any replica that has them.
+ *
+ * The loglet itself needs no leader election: when the sequencer or a majority of LogServers fails,
+ * operations fail with LogletUnavailableError and the VirtualLog reconfigures to a new loglet (see
+ * `failover.ts` for the failure detector that picks replacements).
+ *
+ * The protocol runs over a `Net`: TCP here, the simulated network in `sim-native.ts`. TCP frames, both
+ * directions: u32 frame length | u32 JSON header length | JSON header | body. Requests carry `id` (echoed
+ * in the reply) and `op`; record batches travel in the body as u32-length-prefixed payloads.
  */
 
+import { randomUUID } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -22,67 +38,103 @@ import {
   type TailInfo,
   TrimmedError,
 } from '../contract.js';
+import { type Disk, NodeDisk } from './disk.js';
 import { FileLoglet } from './file.js';
 
 /** Largest frame on the wire. */
 const frameBytesMax = 128 * 2 ** 20;
 /** How long a request waits for its reply. */
 export const requestTimeoutMs = 5_000;
+/** Records per repair message. */
+const repairBatch = 1024;
 
-interface Header {
+export interface Header {
   id: number;
-  op: string;
+  op?: string;
   [k: string]: unknown;
 }
 
-function encode(h: Header | Record<string, unknown>, body: Payload[] = []): Buffer {
-  const json = Buffer.from(JSON.stringify(h), 'utf8');
-  const parts: Buffer[] = [];
-  let bodyLen = 0;
-  for (const p of body) {
-    const l = Buffer.alloc(4);
-    l.writeUInt32BE(p.length, 0);
-    parts.push(l, Buffer.from(p.buffer, p.byteOffset, p.byteLength));
-    bodyLen += 4 + p.length;
-  }
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(4 + json.length + bodyLen, 0);
-  head.writeUInt32BE(json.length, 4);
-  return Buffer.concat([head, json, ...parts]);
+/** One side of a connection: sends frames to the peer. */
+export interface Wire {
+  send(h: Record<string, unknown>, body?: Payload[]): void;
 }
 
-function decodeBody(b: Buffer): Payload[] {
+/** A client's connection to a server. */
+export interface Link extends Wire {
+  /** Resolves once connected; rejects if the connection cannot be made. */
+  readonly ready: Promise<void>;
+  onFrame(cb: (h: Header, body: Buffer) => void): void;
+  /** Called once when the connection is lost or closed. */
+  onClose(cb: () => void): void;
+  close(): void;
+}
+
+/** A server's handler for one connection: called for each frame, in arrival order. */
+export type ConnectionHandler = (h: Header, body: Buffer, wire: Wire) => void;
+
+/** What the protocol needs from the world: connections and timers (real, or the simulation's). */
+export interface Net {
+  connect(addr: string): Link;
+  setTimer(fn: () => void, ms: number): { cancel(): void };
+}
+
+/** Encodes a batch as a frame body: each payload as u32 length | bytes. */
+export function encodeBody(body: Payload[]): Buffer {
+  let n = 0;
+  for (const p of body) n += 4 + p.length;
+  const out = Buffer.allocUnsafe(n);
+  let o = 0;
+  for (const p of body) {
+    out.writeUInt32BE(p.length, o);
+    out.set(p, o + 4);
+    o += 4 + p.length;
+  }
+  return out;
+}
+
+export function encodeFrame(h: Record<string, unknown>, body: Payload[] = []): Buffer {
+  const json = Buffer.from(JSON.stringify(h), 'utf8');
+  const b = encodeBody(body);
+  const head = Buffer.allocUnsafe(8);
+  head.writeUInt32BE(4 + json.length + b.length, 0);
+  head.writeUInt32BE(json.length, 4);
+  return Buffer.concat([head, json, b]);
+}
+
+export function decodeBody(b: Buffer): Payload[] {
   const out: Payload[] = [];
-  for (let p = 0; p + 4 <= b.length; ) {
+  for (let p = 0; p < b.length; ) {
+    if (p + 4 > b.length) throw new Error(`malformed record batch: ${b.length - p} stray bytes at ${p}`);
     const l = b.readUInt32BE(p);
-    if (p + 4 + l > b.length) throw new Error('malformed record batch');
+    if (p + 4 + l > b.length)
+      throw new Error(`malformed record batch: record at ${p} of ${l} bytes overruns ${b.length}`);
     out.push(Uint8Array.from(b.subarray(p + 4, p + 4 + l)));
     p += 4 + l;
   }
   return out;
 }
 
-/** Calls `onFrame` for each complete frame on the socket. */
+/** Calls `onFrame` for each complete frame on the socket; a malformed frame closes the connection. */
 function frames(sock: Socket, onFrame: (h: Header, body: Buffer) => void): void {
   let buf: Buffer = Buffer.alloc(0);
   sock.on('data', (c: Buffer) => {
     buf = buf.length ? Buffer.concat([buf, c]) : c;
     while (buf.length >= 8) {
       const len = buf.readUInt32BE(0);
-      if (len < 4 || len > frameBytesMax) {
+      const jl = buf.readUInt32BE(4);
+      if (len < 4 || len > frameBytesMax || jl > len - 4) {
         sock.destroy();
         return;
       }
       if (buf.length < 4 + len) break;
-      const jl = buf.readUInt32BE(4);
-      if (jl > len - 4) {
-        sock.destroy();
-        return;
-      }
       let h: Header;
       try {
         h = JSON.parse(buf.toString('utf8', 8, 8 + jl)) as Header;
       } catch {
+        sock.destroy();
+        return;
+      }
+      if (typeof h !== 'object' || h === null || typeof h.id !== 'number') {
         sock.destroy();
         return;
       }
@@ -92,63 +144,149 @@ function frames(sock: Socket, onFrame: (h: Header, body: Buffer) => void): void 
   });
 }
 
-/** A request/reply connection with timeouts. */
-class Conn {
+/** The real network: TCP with Nagle off, and wall-clock timers. */
+export const tcpNet: Net = {
+  connect(addr: string): Link {
+    const i = addr.lastIndexOf(':');
+    const sock = connect({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)) });
+    sock.setNoDelay(true);
+    const ready = new Promise<void>((res, rej) => {
+      sock.once('connect', res);
+      sock.once('error', rej);
+    });
+    ready.catch(() => undefined);
+    let closed: (() => void) | undefined;
+    let fired = false;
+    const fire = () => {
+      if (fired) return;
+      fired = true;
+      closed?.();
+    };
+    sock.on('error', fire);
+    sock.on('close', fire);
+    return {
+      ready,
+      send: (h, body) => void sock.write(encodeFrame(h, body)),
+      onFrame: (cb) => frames(sock, cb),
+      onClose: (cb) => {
+        closed = cb;
+        if (fired) cb();
+      },
+      close: () => sock.destroy(),
+    };
+  },
+  setTimer(fn, ms) {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+/** Serves `handler` (one per connection) over TCP. */
+export async function serveTcp(
+  connection: () => ConnectionHandler,
+  port = 0,
+  host = '127.0.0.1',
+): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => undefined);
+    const handle = connection();
+    const wire: Wire = { send: (h, body) => void (sock.writable && sock.write(encodeFrame(h, body))) };
+    frames(sock, (h, body) => handle(h, body, wire));
+  });
+  await new Promise<void>((r, rej) => {
+    server.once('error', rej);
+    server.listen(port, host, r);
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** A request/reply connection with timeouts, over any Net. */
+export class Conn {
   private next = 1;
   private readonly waiting = new Map<
     number,
-    { resolve: (r: [Header, Buffer]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+    { resolve: (r: [Header, Buffer]) => void; reject: (e: Error) => void; timer: { cancel(): void } }
   >();
-  private readonly sock: Socket;
-  private ready: Promise<void>;
+  private readonly link: Link;
   dead = false;
 
-  constructor(readonly addr: string) {
-    const [host, port] = addr.split(':') as [string, string];
-    this.sock = connect({ host, port: Number(port) });
-    this.sock.setNoDelay(true);
-    this.ready = new Promise((res, rej) => {
-      this.sock.once('connect', res);
-      this.sock.once('error', rej);
-    });
-    this.ready.catch(() => undefined);
-    const fail = () => {
+  constructor(
+    readonly addr: string,
+    private readonly net: Net = tcpNet,
+    private readonly timeoutMs = requestTimeoutMs,
+  ) {
+    this.link = net.connect(addr);
+    this.link.onClose(() => {
       this.dead = true;
       for (const w of this.waiting.values()) {
-        clearTimeout(w.timer);
+        w.timer.cancel();
         w.reject(new LogletUnavailableError(`${addr}: connection lost`));
       }
       this.waiting.clear();
-    };
-    this.sock.on('error', fail);
-    this.sock.on('close', fail);
-    frames(this.sock, (h, body) => {
+    });
+    this.link.onFrame((h, body) => {
       const w = this.waiting.get(h.id);
       if (!w) return;
       this.waiting.delete(h.id);
-      clearTimeout(w.timer);
+      w.timer.cancel();
       w.resolve([h, body]);
     });
   }
 
-  async call(h: Record<string, unknown>, body: Payload[] = []): Promise<[Header, Buffer]> {
+  async call(
+    h: Record<string, unknown>,
+    body: Payload[] = [],
+    timeoutMs = this.timeoutMs,
+  ): Promise<[Header, Buffer]> {
     if (this.dead) throw new LogletUnavailableError(`${this.addr}: connection lost`);
-    await this.ready.catch(() => {
+    await this.link.ready.catch(() => {
+      this.dead = true;
       throw new LogletUnavailableError(`${this.addr}: cannot connect`);
     });
     const id = this.next++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.net.setTimer(() => {
         this.waiting.delete(id);
-        reject(new LogletUnavailableError(`${this.addr}: no reply in ${requestTimeoutMs} ms`));
-      }, requestTimeoutMs);
+        reject(new LogletUnavailableError(`${this.addr}: no reply to '${String(h.op)}' in ${timeoutMs} ms`));
+      }, timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
-      this.sock.write(encode({ ...h, id }, body));
+      this.link.send({ ...h, id }, body);
     });
   }
 
   close(): void {
-    this.sock.destroy();
+    this.dead = true;
+    this.link.close();
+  }
+}
+
+/** Connections by address, reconnecting on the next call after one is lost. */
+class ConnPool {
+  private readonly conns = new Map<string, Conn>();
+  constructor(
+    private readonly net: Net,
+    private readonly timeoutMs = requestTimeoutMs,
+  ) {}
+  get(addr: string): Conn {
+    let c = this.conns.get(addr);
+    if (!c || c.dead) {
+      c = new Conn(addr, this.net, this.timeoutMs);
+      this.conns.set(addr, c);
+    }
+    return c;
+  }
+  close(): void {
+    for (const c of this.conns.values()) c.close();
+    this.conns.clear();
   }
 }
 
@@ -159,195 +297,325 @@ function replyError(h: Header): Error | undefined {
   return undefined;
 }
 
-/** A LogServer: durable storage of many loglets' records, one FileLoglet per loglet id under `dir`. */
+const idPattern = /^[A-Za-z0-9._-]{1,100}$/;
+
+/** One loglet's replica on a LogServer. */
+interface Replica {
+  log: FileLoglet;
+  /** The sequencer incarnation that owns the loglet (undefined until claimed). */
+  owner: string | undefined;
+  /** The next position this replica expects: its tail plus what is queued for the next group commit. */
+  expected: number;
+}
+
+export interface LogServerOptions {
+  /** Where a loglet's files live (default: a directory per loglet under `dir`). */
+  disk?: (id: string) => Promise<Disk>;
+}
+
+/**
+ * A LogServer: durable storage of many loglets' records, one FileLoglet per loglet id. Requests of one
+ * connection are applied in arrival order (appends must arrive in position order), but an append's reply
+ * waits only for its own group commit, so the appends in flight on a connection share fsyncs.
+ */
 export class LogServer {
-  private server?: Server;
-  private readonly loglets = new Map<string, Promise<FileLoglet>>();
-  private readonly sockets = new Set<Socket>();
+  private tcp?: { port: number; close(): Promise<void> };
+  private readonly replicas = new Map<string, Promise<Replica>>();
+  private closed = false;
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly o: LogServerOptions = {},
+  ) {}
 
-  private loglet(id: string, start: number): Promise<FileLoglet> {
-    if (!/^[A-Za-z0-9._-]{1,100}$/.test(id)) return Promise.reject(new Error(`bad loglet id '${id}'`));
-    let l = this.loglets.get(id);
-    if (!l) {
-      l = FileLoglet.open(join(this.dir, id), start);
-      this.loglets.set(id, l);
+  private replica(id: string, start: number): Promise<Replica> {
+    if (!idPattern.test(id)) return Promise.reject(new Error(`bad loglet id '${id}'`));
+    if (!Number.isSafeInteger(start) || start < 0)
+      return Promise.reject(new Error(`bad start position '${start}' for loglet '${id}'`));
+    let r = this.replicas.get(id);
+    if (!r) {
+      r = (async () => {
+        const disk = await (this.o.disk ?? ((x: string) => NodeDisk.open(join(this.dir, x))))(id);
+        const log = await FileLoglet.openOn(disk, start);
+        const owner = (await disk.read('OWNER'))?.toString('utf8') || undefined;
+        return { log, owner, expected: log.tail };
+      })();
+      this.replicas.set(id, r);
+      r.catch(() => this.replicas.delete(id));
     }
-    return l;
+    return r;
   }
 
   async listen(port = 0, host = '127.0.0.1'): Promise<number> {
-    this.server = createServer((sock) => {
-      this.sockets.add(sock);
-      sock.on('close', () => this.sockets.delete(sock));
-      sock.on('error', () => undefined);
-      // requests of one connection are applied in order (appends must arrive in position order), but an
-      // append's reply waits only for its own group commit: the next request is taken as soon as this
-      // one is queued, so concurrent appends share fsyncs
-      let chain = Promise.resolve();
-      frames(sock, (h, body) => {
-        chain = chain.then(async () => {
-          const { reply } = await this.handle(h, body);
-          void reply.then((r) => sock.write(encode(r)));
-        });
-      });
-    });
-    await new Promise<void>((r) => this.server!.listen(port, host, r));
-    return (this.server!.address() as { port: number }).port;
+    this.tcp = await serveTcp(() => this.connection(), port, host);
+    return this.tcp.port;
   }
 
-  /** Next position each loglet expects: its tail plus what is queued for the next group commit. */
-  private readonly expected = new Map<string, number>();
+  /** A handler for one connection. */
+  connection(): ConnectionHandler {
+    let chain = Promise.resolve();
+    return (h, body, wire) => {
+      chain = chain.then(async () => {
+        const { reply } = await this.handle(h, body);
+        void reply.then((r) => {
+          if (!this.closed) wire.send(r);
+        });
+      });
+    };
+  }
 
   /** Handles one request; resolves once it is queued, with the reply as a promise of its own. */
   private async handle(h: Header, body: Buffer): Promise<{ reply: Promise<Record<string, unknown>> }> {
-    const id = String(h.loglet);
     const fail = (e: unknown) =>
       e instanceof TrimmedError
         ? { id: h.id, error: e.message, trimmed: true, position: e.position, trimPoint: e.trimPoint }
         : e instanceof SealedError
           ? { id: h.id, error: 'sealed', sealed: true, tail: e.tail }
           : { id: h.id, error: (e as Error).message };
-    let l: FileLoglet;
+    if (h.op === 'ping') return { reply: Promise.resolve({ id: h.id }) };
+    let r: Replica;
     try {
-      l = await this.loglet(id, Number(h.start ?? 0));
+      r = await this.replica(String(h.loglet), Number(h.start ?? 0));
     } catch (e) {
       return { reply: Promise.resolve(fail(e)) };
     }
-    const run = async (): Promise<Record<string, unknown>> => {
-      switch (h.op) {
-        case 'seal':
-          return { id: h.id, ...(await l.seal()) };
-        case 'tail':
-          return { id: h.id, ...(await l.checkTail()) };
-        case 'read': {
-          const recs = await l.read(Number(h.from), Number(h.to));
-          return {
-            id: h.id,
-            positions: recs.map((r) => r.position),
-            payloads: recs.map((r) => Buffer.from(r.payload).toString('base64')),
-          };
+    const l = r.log;
+    switch (h.op) {
+      case 'claim':
+        return { reply: this.claim(r, String(h.owner)).then(() => ({ id: h.id }), fail) };
+      case 'seal':
+        return { reply: l.seal().then((t) => ({ id: h.id, ...t }), fail) };
+      case 'tail':
+        return { reply: Promise.resolve({ id: h.id, tail: l.tail, sealed: l.isSealed }) };
+      case 'read':
+        return {
+          reply: l.read(Number(h.from), Number(h.to)).then(
+            (recs) => ({
+              id: h.id,
+              positions: recs.map((x) => x.position),
+              payloads: recs.map((x) => Buffer.from(x.payload).toString('base64')),
+            }),
+            fail,
+          ),
+        };
+      case 'trim':
+        return { reply: l.prefixTrim(Number(h.position)).then(() => ({ id: h.id }), fail) };
+      case 'append':
+      case 'repair': {
+        let recs: Payload[];
+        try {
+          recs = decodeBody(body);
+        } catch (e) {
+          return { reply: Promise.resolve(fail(e)) };
         }
-        case 'trim':
-          await l.prefixTrim(Number(h.position));
-          return { id: h.id };
-        default:
-          return { id: h.id, error: `unknown op '${h.op}'` };
+        if (h.op === 'append') {
+          if (l.isSealed)
+            return { reply: Promise.resolve({ id: h.id, error: 'sealed', sealed: true, tail: l.tail }) };
+          const owner = String(h.owner);
+          if (r.owner !== owner) {
+            // a replica that missed the claim takes the first owner that writes to it
+            if (r.owner !== undefined)
+              return {
+                reply: Promise.resolve({ id: h.id, error: `loglet is owned by sequencer ${r.owner}` }),
+              };
+            try {
+              await this.claim(r, owner);
+            } catch (e) {
+              return { reply: Promise.resolve(fail(e)) };
+            }
+          }
+        } else if (!l.isSealed)
+          return { reply: Promise.resolve({ id: h.id, error: 'repair of a loglet that is not sealed' }) };
+        if (Number(h.position) !== r.expected)
+          return {
+            reply: Promise.resolve({
+              id: h.id,
+              error: `out of order: expected position ${r.expected}, got ${h.position}`,
+            }),
+          };
+        const first = r.expected;
+        r.expected += recs.length;
+        // queued now, in order; answered after the group commit that makes it durable
+        return {
+          reply: (h.op === 'append' ? l.append(recs) : l.repair(recs)).then(
+            (ps) => ({ id: h.id, tail: (ps[ps.length - 1] ?? first - 1) + 1 }),
+            (e: unknown) => {
+              r.expected = l.tail;
+              return fail(e);
+            },
+          ),
+        };
       }
-    };
-    if (h.op !== 'append') return { reply: run().catch(fail) };
-    let recs: Payload[];
-    try {
-      recs = decodeBody(body);
-    } catch (e) {
-      return { reply: Promise.resolve(fail(e)) };
+      default:
+        return { reply: Promise.resolve({ id: h.id, error: `unknown op '${String(h.op)}'` }) };
     }
-    if (l.isSealed)
-      return { reply: Promise.resolve({ id: h.id, error: 'sealed', sealed: true, tail: l.tail }) };
-    const expected = this.expected.get(id) ?? l.tail;
-    if (Number(h.position) !== expected)
-      return {
-        reply: Promise.resolve({
-          id: h.id,
-          error: `out of order: expected position ${expected}, got ${h.position}`,
-        }),
-      };
-    this.expected.set(id, expected + recs.length);
-    // queued now, in order; acknowledged after the group commit that makes it durable
-    const reply = l.append(recs).then(
-      (ps) => ({ id: h.id, tail: (ps[ps.length - 1] ?? expected - 1) + 1 }),
-      (e: unknown) => {
-        this.expected.delete(id);
-        return fail(e);
-      },
-    );
-    return { reply };
+  }
+
+  /** Records `owner` durably as the loglet's only sequencer; fails if another one owns it. */
+  private async claim(r: Replica, owner: string): Promise<void> {
+    if (!owner || owner === 'undefined') throw new Error('claim without an owner');
+    if (r.owner === owner) return;
+    if (r.owner !== undefined) throw new Error(`loglet is owned by sequencer ${r.owner}`);
+    r.owner = owner; // taken now, so a racing claim fails; durable before the reply
+    await r.log.disk.replace('OWNER', owner);
   }
 
   async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-    for (const l of this.loglets.values()) await (await l.catch(() => undefined))?.close();
-    this.loglets.clear();
+    this.closed = true;
+    await this.tcp?.close();
+    for (const r of this.replicas.values()) await (await r.catch(() => undefined))?.log.close();
+    this.replicas.clear();
   }
 }
 
+interface SequencedLoglet {
+  servers: string[];
+  start: number;
+  /** Next position to hand out; -1 until the loglet is claimed. */
+  next: number;
+  /** Every position below it is on a majority. */
+  committed: number;
+  chain: Promise<unknown>;
+}
+
+export interface SequencerOptions {
+  net?: Net;
+  /** This incarnation's name (default: random). A restarted sequencer must use a new one. */
+  incarnation?: string;
+}
+
 /**
- * A sequencer: for each loglet (id, start) it serves, hands out positions and forwards batches to every
- * LogServer, acknowledging once a majority has them. A LogServer whose connection fails stays failed for
- * this sequencer; with fewer than a majority left, appends fail and the VirtualLog reconfigures.
+ * A sequencer: for each loglet it serves, claims it on a majority of its LogServers, hands out positions
+ * and forwards batches to every LogServer, acknowledging once a majority has them durable. The LogServers
+ * come with each request (from the loglet spec), or from the constructor as a default.
  */
 export class Sequencer {
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
-  private readonly conns: Conn[];
-  private readonly state = new Map<string, { next: number; chain: Promise<unknown> }>();
+  private tcp?: { port: number; close(): Promise<void> };
+  private readonly pool: ConnPool;
+  private readonly state = new Map<string, SequencedLoglet>();
+  readonly incarnation: string;
 
-  constructor(readonly servers: string[]) {
-    this.conns = servers.map((s) => new Conn(s));
-  }
-
-  get majority(): number {
-    return Math.floor(this.servers.length / 2) + 1;
+  constructor(
+    readonly servers: string[] = [],
+    o: SequencerOptions = {},
+  ) {
+    this.pool = new ConnPool(o.net ?? tcpNet);
+    this.incarnation = o.incarnation ?? randomUUID();
   }
 
   async listen(port = 0, host = '127.0.0.1'): Promise<number> {
-    this.server = createServer((sock) => {
-      this.sockets.add(sock);
-      sock.on('close', () => this.sockets.delete(sock));
-      sock.on('error', () => undefined);
-      frames(sock, (h, body) => {
-        let batch: Payload[];
-        try {
-          batch = decodeBody(body);
-        } catch (e) {
-          sock.write(encode({ id: h.id, error: (e as Error).message }));
-          return;
-        }
-        void this.append(String(h.loglet), Number(h.start ?? 0), batch).then(
-          (ps) => sock.write(encode({ id: h.id, positions: ps })),
-          (e: Error) =>
-            sock.write(
-              encode({
-                id: h.id,
-                error: e.message,
-                ...(e instanceof SealedError ? { sealed: true, tail: e.tail } : {}),
-              }),
-            ),
-        );
-      });
-    });
-    await new Promise<void>((r) => this.server!.listen(port, host, r));
-    return (this.server!.address() as { port: number }).port;
+    this.tcp = await serveTcp(() => this.connection(), port, host);
+    return this.tcp.port;
+  }
+
+  connection(): ConnectionHandler {
+    return (h, body, wire) => {
+      const err = (e: Error) =>
+        wire.send({
+          id: h.id,
+          error: e.message,
+          ...(e instanceof SealedError ? { sealed: true, tail: e.tail } : {}),
+        });
+      if (h.op === 'ping') return wire.send({ id: h.id });
+      const loglet = String(h.loglet);
+      const start = Number(h.start ?? 0);
+      const servers = Array.isArray(h.servers) ? h.servers.map(String) : this.servers;
+      if (!idPattern.test(loglet) || !Number.isSafeInteger(start) || start < 0)
+        return err(new Error(`bad loglet '${loglet}' at start ${String(h.start)}`));
+      if (servers.length === 0) return err(new Error(`no LogServers for loglet '${loglet}'`));
+      if (h.op === 'tail') {
+        this.committedTail(loglet, start, servers).then((tail) => wire.send({ id: h.id, tail }), err);
+        return;
+      }
+      if (h.op !== 'append') return err(new Error(`unknown op '${String(h.op)}'`));
+      let batch: Payload[];
+      try {
+        batch = decodeBody(body);
+      } catch (e) {
+        return err(e as Error);
+      }
+      this.append(loglet, start, batch, servers).then((ps) => wire.send({ id: h.id, positions: ps }), err);
+    };
+  }
+
+  private loglet(loglet: string, start: number, servers: string[]): SequencedLoglet {
+    let st = this.state.get(loglet);
+    if (!st) {
+      st = { servers, start, next: -1, committed: start, chain: Promise.resolve() };
+      this.state.set(loglet, st);
+    }
+    if (st.start !== start || st.servers.join(',') !== servers.join(','))
+      throw new Error(`loglet '${loglet}' is already sequenced here with other LogServers or start`);
+    return st;
+  }
+
+  private majority(st: SequencedLoglet): number {
+    return Math.floor(st.servers.length / 2) + 1;
+  }
+
+  /** Claims the loglet on a majority, once: afterwards this incarnation is its only writer. */
+  private async claim(loglet: string, st: SequencedLoglet): Promise<void> {
+    if (st.next >= 0) return;
+    const rs = await Promise.allSettled(
+      st.servers.map((a) =>
+        this.pool
+          .get(a)
+          .call({ op: 'claim', loglet, start: st.start, owner: this.incarnation })
+          .then(([h]) => {
+            const e = replyError(h);
+            if (e) throw e;
+          }),
+      ),
+    );
+    const ok = rs.filter((r) => r.status === 'fulfilled').length;
+    if (ok < this.majority(st)) {
+      const why = rs.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+      throw new LogletUnavailableError(
+        `sequencer ${this.incarnation} could not claim loglet '${loglet}' (${ok} of ${st.servers.length}): ${
+          (why?.reason as Error | undefined)?.message ?? ''
+        }`,
+      );
+    }
+    // every record of the loglet comes from its owner: a fresh claim means there is none yet
+    st.next = st.start;
+  }
+
+  /** The committed tail: every position below it is on a majority. */
+  async committedTail(loglet: string, start: number, servers: string[]): Promise<number> {
+    const st = this.loglet(loglet, start, servers);
+    const claimed = st.chain.then(() => this.claim(loglet, st));
+    st.chain = claimed.catch(() => undefined);
+    await claimed;
+    return st.committed;
   }
 
   /** Assigns positions and replicates; resolves once a majority has the batch durable. */
-  append(loglet: string, start: number, batch: Payload[]): Promise<number[]> {
-    let st = this.state.get(loglet);
-    if (!st) this.state.set(loglet, (st = { next: -1, chain: Promise.resolve() }));
+  append(loglet: string, start: number, batch: Payload[], servers = this.servers): Promise<number[]> {
+    let st: SequencedLoglet;
+    try {
+      st = this.loglet(loglet, start, servers);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const s = st;
     const assigned = s.chain.then(async () => {
-      if (s.next < 0) {
-        // learn where the loglet stands (a new sequencer continues after the highest tail)
-        const tails = await Promise.allSettled(this.conns.map((c) => c.call({ op: 'tail', loglet, start })));
-        let t = start;
-        for (const r of tails)
-          if (r.status === 'fulfilled' && !r.value[0].error) t = Math.max(t, Number(r.value[0].tail));
-        s.next = t;
-      }
+      await this.claim(loglet, s);
       const first = s.next;
       s.next += batch.length;
-      // send in position order on every connection before the next batch is assigned
-      const sends = this.conns.map((c) =>
-        c.call({ op: 'append', loglet, start, position: first }, batch).then(([h]) => {
-          const err = replyError(h);
-          if (err) throw err;
-        }),
+      // sent on every connection, in position order, before the next batch is assigned
+      const sends = s.servers.map((a) =>
+        this.pool
+          .get(a)
+          .call({ op: 'append', loglet, start, position: first, owner: this.incarnation }, batch)
+          .then(([h]) => {
+            const err = replyError(h);
+            if (err) throw err;
+          }),
       );
       return { first, sends };
     });
     s.chain = assigned.catch(() => undefined);
+    const majority = this.majority(s);
     return assigned.then(
       ({ first, sends }) =>
         new Promise<number[]>((resolve, reject) => {
@@ -357,11 +625,15 @@ export class Sequencer {
           for (const p of sends) {
             p.then(
               () => {
-                if (++ok === this.majority) resolve(batch.map((_, i) => first + i));
+                if (++ok === majority) {
+                  // a replica accepts a position only after every one below it: all of them are committed
+                  s.committed = Math.max(s.committed, first + batch.length);
+                  resolve(batch.map((_, i) => first + i));
+                }
               },
               (e: unknown) => {
                 if (e instanceof SealedError) sealed = e;
-                if (++failed > this.servers.length - this.majority)
+                if (++failed === s.servers.length - majority + 1)
                   reject(
                     sealed ??
                       new LogletUnavailableError(
@@ -376,67 +648,85 @@ export class Sequencer {
   }
 
   async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    for (const c of this.conns) c.close();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    this.pool.close();
+    await this.tcp?.close();
   }
+}
+
+export interface NativeLogletOptions {
+  net?: Net;
+  /** Per-request timeout. */
+  timeoutMs?: number;
 }
 
 /** The client side: the Loglet contract over a sequencer and its LogServers. */
 export class NativeLoglet implements Loglet {
-  private readonly seq: Conn;
-  private readonly conns: Conn[];
+  private readonly pool: ConnPool;
+  private readonly net: Net;
+  /** The highest sealed tail this client has established (and repaired up to). */
+  private sealedTail = -1;
 
   constructor(
     readonly id: string,
     readonly start: number,
-    sequencer: string,
+    readonly sequencer: string,
     readonly servers: string[],
+    o: NativeLogletOptions = {},
   ) {
-    this.seq = new Conn(sequencer);
-    this.conns = servers.map((s) => new Conn(s));
+    this.net = o.net ?? tcpNet;
+    this.pool = new ConnPool(this.net, o.timeoutMs ?? requestTimeoutMs);
   }
 
   private get majority(): number {
     return Math.floor(this.servers.length / 2) + 1;
   }
 
+  private where(): Record<string, unknown> {
+    return { loglet: this.id, start: this.start, servers: this.servers };
+  }
+
   async append(batch: Payload[]): Promise<number[]> {
-    const [h] = await this.seq.call({ op: 'append', loglet: this.id, start: this.start }, batch);
+    const [h] = await this.pool.get(this.sequencer).call({ op: 'append', ...this.where() }, batch);
     const err = replyError(h);
     if (err) throw err;
     return h.positions as number[];
   }
 
-  /** Asks every server; resolves with the replies of at least a majority. */
-  private async quorum(h: Record<string, unknown>): Promise<Header[]> {
+  /** Asks every LogServer; resolves with the replies of at least a majority, each with its address. */
+  private async quorum(h: Record<string, unknown>): Promise<{ addr: string; h: Header }[]> {
     const rs = await Promise.allSettled(
-      this.conns.map((c) => c.call({ ...h, loglet: this.id, start: this.start })),
+      this.servers.map((a) => this.pool.get(a).call({ ...h, loglet: this.id, start: this.start })),
     );
-    const ok = rs.flatMap((r) => (r.status === 'fulfilled' && !r.value[0].error ? [r.value[0]] : []));
+    const ok = rs.flatMap((r, i) =>
+      r.status === 'fulfilled' && !r.value[0].error ? [{ addr: this.servers[i]!, h: r.value[0] }] : [],
+    );
     if (ok.length < this.majority)
       throw new LogletUnavailableError(
-        `only ${ok.length} of ${this.servers.length} LogServers answered '${h.op}'`,
+        `only ${ok.length} of ${this.servers.length} LogServers answered '${String(h.op)}'`,
       );
     return ok;
   }
 
   async checkTail(): Promise<TailInfo> {
+    if (this.sealedTail >= 0) return this.seal();
     const rs = await this.quorum({ op: 'tail' });
-    const sealed = rs.some((r) => r.sealed === true);
-    if (sealed) return this.seal();
-    // committed = on a majority: the majority-th highest local tail
-    const tails = rs.map((r) => Number(r.tail)).sort((a, b) => b - a);
-    return { tail: tails[this.majority - 1] ?? this.start, sealed: false };
+    if (rs.some((r) => r.h.sealed === true)) return this.seal();
+    const [h] = await this.pool.get(this.sequencer).call({ op: 'tail', ...this.where() });
+    const err = replyError(h);
+    if (err) throw err;
+    return { tail: Number(h.tail), sealed: false };
   }
 
-  async read(from: number, to: number): Promise<LogRecord[]> {
+  /** Records [from, to) from the replicas that have them (any replica's copy of a position is the same). */
+  private async fetch(from: number, to: number, order: string[]): Promise<LogRecord[]> {
     const out: LogRecord[] = [];
     let pos = from;
-    for (const c of this.conns) {
+    for (const a of order) {
       if (pos >= to) break;
       try {
-        const [h] = await c.call({ op: 'read', loglet: this.id, start: this.start, from: pos, to });
+        const [h] = await this.pool
+          .get(a)
+          .call({ op: 'read', loglet: this.id, start: this.start, from: pos, to });
         const err = replyError(h);
         if (err instanceof TrimmedError) throw err;
         if (err) continue;
@@ -451,23 +741,78 @@ export class NativeLoglet implements Loglet {
         if (e instanceof TrimmedError) throw e;
       }
     }
-    // only committed records: stop at the committed tail
-    const { tail } = await this.checkTail();
-    return out.filter((r) => r.position < tail);
+    return out;
+  }
+
+  async read(from: number, to: number): Promise<LogRecord[]> {
+    // only committed records: below the committed (or sealed and repaired) tail
+    const known = this.sealedTail >= 0 && to <= this.sealedTail ? this.sealedTail : -1;
+    const tail = known >= 0 ? known : (await this.checkTail()).tail;
+    const hi = Math.min(to, tail);
+    if (from >= hi) return [];
+    const out = await this.fetch(from, hi, this.servers);
+    if (out.length < hi - from)
+      throw new LogletUnavailableError(
+        `loglet ${this.id}: positions ${from + out.length}..${hi - 1} are committed but no LogServer answered for them`,
+      );
+    return out;
   }
 
   async prefixTrim(pos: number): Promise<void> {
     await this.quorum({ op: 'trim', position: pos });
   }
 
+  /**
+   * Seals a majority, then repairs: the highest tail T among them is the sealed tail, and every sealed
+   * replica that lacks records below T gets them from one that has them, so a majority holds [start, T).
+   */
   async seal(): Promise<TailInfo> {
     const rs = await this.quorum({ op: 'seal' });
-    return { tail: Math.max(this.start, ...rs.map((r) => Number(r.tail))), sealed: true };
+    const tails = rs.map((r) => Number(r.h.tail));
+    const T = Math.max(this.start, ...tails);
+    let full = tails.filter((t) => t >= T).length;
+    if (full < this.majority) {
+      const src = rs.filter((_, i) => tails[i]! >= T).map((r) => r.addr);
+      for (const [i, r] of rs.entries()) {
+        if (tails[i]! >= T) continue;
+        try {
+          for (let p = tails[i]!; p < T; ) {
+            const recs = await this.fetch(p, Math.min(T, p + repairBatch), src);
+            if (recs.length === 0) throw new LogletUnavailableError('no replica can supply the repair');
+            const [h] = await this.pool.get(r.addr).call(
+              { op: 'repair', loglet: this.id, start: this.start, position: p },
+              recs.map((x) => x.payload),
+            );
+            const err = replyError(h);
+            if (err) throw err;
+            p += recs.length;
+          }
+          full++;
+        } catch {
+          // this replica stays behind; another may complete the majority
+        }
+        if (full >= this.majority) break;
+      }
+    }
+    if (full < this.majority)
+      throw new LogletUnavailableError(
+        `sealed loglet ${this.id}, but only ${full} of ${this.servers.length} LogServers hold every record below ${T}`,
+      );
+    this.sealedTail = Math.max(this.sealedTail, T);
+    return { tail: T, sealed: true };
+  }
+
+  /** The members (sequencer and LogServers) that do not answer a ping within `timeoutMs`. */
+  async probe(timeoutMs: number): Promise<string[]> {
+    const members = [this.sequencer, ...this.servers];
+    const rs = await Promise.allSettled(
+      members.map((a) => this.pool.get(a).call({ op: 'ping' }, [], timeoutMs)),
+    );
+    return members.filter((_, i) => rs[i]!.status === 'rejected');
   }
 
   async close(): Promise<void> {
-    this.seq.close();
-    for (const c of this.conns) c.close();
+    this.pool.close();
   }
 }
 
@@ -479,5 +824,13 @@ export function parseNativeSpec(spec: string): { sequencer: string; servers: str
   const q = new URLSearchParams(m[2]!);
   const servers = (q.get('servers') ?? '').split(',').filter(Boolean);
   if (servers.length < 1) throw new Error(`native loglet spec '${spec}': no servers`);
-  return { sequencer: m[1]!, servers, id: q.get('id') ?? 'default' };
+  const id = q.get('id') ?? 'default';
+  if (!/^[A-Za-z0-9._-]{1,80}$/.test(id))
+    throw new Error(`native loglet spec '${spec}': id '${id}' must be 1-80 of A-Z a-z 0-9 . _ -`);
+  return { sequencer: m[1]!, servers, id };
+}
+
+/** Builds a native spec. */
+export function nativeSpec(sequencer: string, servers: string[], id: string): string {
+  return `native://${sequencer}?servers=${servers.join(',')}&id=${id}`;
 }

@@ -1,0 +1,130 @@
+/**
+ * The storage a FileLoglet writes to: one directory of named files. `NodeDisk` is the real one (node:fs);
+ * the simulation harness injects a disk that loses what was not synced and tears the last write when it
+ * crashes, so the FileLoglet's recovery runs against the faults it is built for.
+ */
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LogletUnavailableError } from '../contract.js';
+
+export interface Disk {
+  /** A name for error messages. */
+  readonly label: string;
+  /** The whole content of a file, or undefined when it does not exist. */
+  read(name: string): Promise<Buffer | undefined>;
+  /** `len` bytes of a file from `pos`. */
+  readAt(name: string, pos: number, len: number): Promise<Buffer>;
+  /** Appends to a file (creating it); not durable until `sync`. */
+  append(name: string, bufs: Buffer[]): Promise<void>;
+  /** Makes everything appended to the file so far durable. */
+  sync(name: string): Promise<void>;
+  /** Cuts a file to `len` bytes, durably. */
+  truncate(name: string, len: number): Promise<void>;
+  /** Replaces a small file atomically and durably: after a crash it holds the old or the new content. */
+  replace(name: string, data: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A directory on the local file system, locked against a second process (a stale lock is taken over). */
+export class NodeDisk implements Disk {
+  private readonly handles = new Map<string, Promise<FileHandle>>();
+  private lockFd = -1;
+
+  private constructor(readonly dir: string) {}
+
+  get label(): string {
+    return this.dir;
+  }
+
+  static async open(dir: string): Promise<NodeDisk> {
+    await mkdir(dir, { recursive: true });
+    const d = new NodeDisk(dir);
+    await d.lock();
+    return d;
+  }
+
+  private async lock(): Promise<void> {
+    const path = join(this.dir, 'LOCK');
+    try {
+      this.lockFd = openSync(path, 'wx');
+    } catch {
+      const pid = Number(readFileSync(path, 'utf8') || '0');
+      let alive = false;
+      try {
+        if (pid > 0) process.kill(pid, 0);
+        alive = pid > 0;
+      } catch {
+        alive = false;
+      }
+      if (alive) throw new LogletUnavailableError(`loglet directory ${this.dir} is in use by process ${pid}`);
+      this.lockFd = openSync(path, 'w');
+    }
+    await writeFile(path, String(process.pid));
+  }
+
+  private handle(name: string): Promise<FileHandle> {
+    let h = this.handles.get(name);
+    if (!h) {
+      h = open(join(this.dir, name), 'a+');
+      this.handles.set(name, h);
+    }
+    return h;
+  }
+
+  async read(name: string): Promise<Buffer | undefined> {
+    try {
+      return await readFile(join(this.dir, name));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async readAt(name: string, pos: number, len: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(len);
+    const { bytesRead } = await (await this.handle(name)).read(buf, 0, len, pos);
+    if (bytesRead !== len) throw new Error(`${this.dir}/${name}: short read at ${pos}`);
+    return buf;
+  }
+
+  async append(name: string, bufs: Buffer[]): Promise<void> {
+    await (await this.handle(name)).writev(bufs);
+  }
+
+  async sync(name: string): Promise<void> {
+    await (await this.handle(name)).datasync();
+  }
+
+  async truncate(name: string, len: number): Promise<void> {
+    const h = await this.handle(name);
+    await h.truncate(len);
+    await h.sync();
+  }
+
+  async replace(name: string, data: string): Promise<void> {
+    const tmp = join(this.dir, `${name}.tmp`);
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, join(this.dir, name));
+    const d = await open(this.dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const h of this.handles.values()) await (await h.catch(() => undefined))?.close();
+    this.handles.clear();
+    if (this.lockFd >= 0) closeSync(this.lockFd);
+    this.lockFd = -1;
+    await writeFile(join(this.dir, 'LOCK'), '').catch(() => undefined);
+  }
+}
