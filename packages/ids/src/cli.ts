@@ -1,19 +1,28 @@
 import { createWriteStream, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { CliError, type Command, type DemoStep, parseFlags, UsageError } from '@strata/cli';
+import { CliError, type Command, type DemoStep, parseBytes, parseFlags, UsageError } from '@strata/cli';
 import { alertFast, eveJson } from './detect.js';
 import { loadRules, runCapture } from './run.js';
+import { type OverlapPolicy, overlapPolicies } from './stream.js';
 
 const idsCmd: Command = {
   name: 'ids',
-  summary: 'match Snort rules against packet captures (per-packet engine; no stream reassembly yet)',
+  summary: 'match Snort rules against packet captures (flows, TCP reassembly, per-rule matcher)',
   help: `Runs Snort 3 / Snort 2.9 / Suricata rules over pcap or pcapng files and prints alerts.
 
-This engine matches each packet's own payload (no TCP reassembly yet, no HTTP buffers, no thresholds);
-rules it cannot evaluate are listed on stderr with the reason.
+TCP sessions are tracked and reassembled; payload rules on tcp match the reassembled stream (tcp-pkt:
+single packets only, tcp-stream: the stream only). No HTTP buffers or thresholds yet; rules it cannot
+evaluate are listed on stderr with the reason.
 
 Usage: strata ids --rules FILE... --pcap FILE... [--var NAME=VALUE]... [--format fast|json] [--alerts FILE]
-                  [--stats FILE] [--midstream] [--checksum-validation all|none]
+                  [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none]
+                  [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
+
+  --overlap-policy     which copy of overlapping TCP data counts: ${overlapPolicies.join(', ')}
+                       (default windows, as Suricata's default host-os-policy)
+  --reassembly-depth   bytes of each stream direction reassembled (default 1mb)
+  --stream-release     ack (default): inspect stream data once the receiver acknowledged it;
+                       immediate: as soon as it is in order (inline)
 
 Example:
   strata ids --rules ../shared/ids/rules/snort3-community.rules --pcap ../shared/ids/traces/ndpi-mix-a.pcap --format json`,
@@ -26,7 +35,11 @@ Example:
       alerts: { type: 'string' },
       stats: { type: 'string' },
       midstream: { type: 'boolean' },
+      'async-oneside': { type: 'boolean' },
       'checksum-validation': { type: 'string' },
+      'overlap-policy': { type: 'string' },
+      'reassembly-depth': { type: 'string' },
+      'stream-release': { type: 'string' },
     });
     const rulesFiles = (values.rules as string[] | undefined) ?? [];
     const pcaps = (values.pcap as string[] | undefined) ?? [];
@@ -38,6 +51,18 @@ Example:
     const cv = values['checksum-validation'] ?? 'all';
     if (cv !== 'all' && cv !== 'none')
       throw new UsageError(`--checksum-validation: expected all or none, got '${cv}'`);
+    const policy = values['overlap-policy'] ?? 'windows';
+    if (!overlapPolicies.includes(policy as OverlapPolicy))
+      throw new UsageError(
+        `--overlap-policy: expected one of ${overlapPolicies.join(', ')}, got '${policy}'`,
+      );
+    const release = values['stream-release'] ?? 'ack';
+    if (release !== 'ack' && release !== 'immediate')
+      throw new UsageError(`--stream-release: expected ack or immediate, got '${release}'`);
+    const depth =
+      values['reassembly-depth'] === undefined
+        ? 2 ** 20
+        : parseBytes(values['reassembly-depth'], '--reassembly-depth');
     const vars: Record<string, string> = {};
     for (const v of (values.var as string[] | undefined) ?? []) {
       const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/.exec(v);
@@ -64,6 +89,10 @@ Example:
         r = await runCapture(resolve(io.cwd, p), rules, {
           vars,
           midstream: values.midstream === true,
+          asyncOneside: values['async-oneside'] === true,
+          overlapPolicy: policy as OverlapPolicy,
+          reassemblyDepthBytes: depth,
+          streamRelease: release,
           validateChecksums: cv === 'all',
         });
       } catch (e) {

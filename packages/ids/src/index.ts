@@ -53,3 +53,14 @@ export {
   RuleSyntaxError,
 } from './rules.js';
 export { loadRules, type RunResult, runCapture } from './run.js';
+export {
+  type Chunk,
+  type InsertResult,
+  newDataWins,
+  type OverlapPolicy,
+  overlapPolicies,
+  ReassemblyBudget,
+  type StreamOptions,
+  StreamReassembler,
+  type StreamStats,
+} from './stream.js';

@@ -1,7 +1,8 @@
 /** Running a capture through the engine: decode every packet, inspect it, collect alerts and stats. */
 import { createReadStream } from 'node:fs';
 import { decode, newDecodeStats } from './decode.js';
-import { type Alert, Engine, type EngineOptions } from './detect.js';
+import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
+import type { FlowTableStats } from './flow.js';
 import { readCapture } from './pcap.js';
 import { parseRule, type Rule, RuleSyntaxError } from './rules.js';
 
@@ -14,6 +15,10 @@ export interface RunResult {
   rulesLoaded: number;
   rulesSkipped: { sid: number; reason: string }[];
   errors: string[];
+  stats: EngineStats;
+  flows: FlowTableStats;
+  /** Most bytes held by stream reassembly at once. */
+  reassemblyPeakBytes: number;
 }
 
 /** Parses rule text line by line; every syntax error is collected with file:line:column. */
@@ -50,6 +55,7 @@ export async function runCapture(
     if (opts.validateChecksums !== false && !d.ipChecksumOk) continue;
     for (const a of engine.inspect(d, p.tsUs)) alerts.push(a);
   }
+  for (const a of engine.finish()) alerts.push(a);
   return {
     alerts,
     packets: st.packets,
@@ -59,5 +65,8 @@ export async function runCapture(
     rulesLoaded: engine.compiled.length,
     rulesSkipped: engine.skipped,
     errors: [],
+    stats: engine.stats,
+    flows: engine.flowStats,
+    reassemblyPeakBytes: engine.budget.peakBytes,
   };
 }

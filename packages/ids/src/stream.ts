@@ -1,0 +1,353 @@
+/**
+ * TCP stream reassembly for one direction of a session: segments are placed by sequence number (32-bit,
+ * wrapping: positions are kept as 53-bit stream offsets computed from signed 32-bit distances), in-order
+ * data is appended in constant work (the fast path of Pigasus, Zhao et al. OSDI'20, section 5), and
+ * out-of-order segments wait in a bounded, offset-sorted list (the slow path) until the hole before them
+ * is filled. Released bytes are never changed again; a retransmission of released bytes is counted and
+ * dropped.
+ *
+ *      offset 0 = first data byte (ISN + 1)       released        contiguous end           buffered
+ *      |================ released ================|----- pending ----|   hole   |--- out of order ---|
+ *
+ * Overlaps among bytes not yet released are resolved byte by byte with a target-based policy: which copy
+ * the receiving host keeps depends on its TCP stack. The policies and the hosts they model follow Novak and
+ * Sturges, "Target-Based TCP Stream Reassembly" (Sourcefire, 2007), which Snort's stream5/stream_tcp
+ * `policy` and Suricata's `host-os-policy` are based on. Comparing a new segment N with an earlier one O
+ * that it overlaps (start and end of each as sent), N's bytes win in the overlap when:
+ *
+ * | policy                                   | N wins when                                   |
+ * | ---------------------------------------- | --------------------------------------------- |
+ * | first, vista                             | never (the first copy stays)                  |
+ * | last                                     | always                                        |
+ * | bsd, macos, irix, hpux10, windows, win2k3| N starts before O                             |
+ * | linux                                    | N starts before O, or at O's start and ends after it |
+ * | old-linux                                | N starts before O, or at O's start and does not end before it |
+ * | solaris, old-solaris, hpux11             | N starts before O and does not end before it  |
+ * | bsd-right (Suricata's name)              | N ends after O                                |
+ *
+ * The suricata-verify cases eve-payload-01/02 and eve-overlap-payload-01/02/04 pin the windows and
+ * old-linux rows on exact and partial overlaps.
+ *
+ * Bounds: at most `segmentsMax` buffered pieces and `bufferBytesMax` buffered bytes per direction, plus a
+ * budget shared by all streams (`ReassemblyBudget`); a segment that does not fit is dropped and counted.
+ * Nothing beyond `depthBytes` of the stream is kept (Suricata's stream.reassembly.depth).
+ */
+
+export const overlapPolicies = [
+  'first',
+  'last',
+  'bsd',
+  'bsd-right',
+  'linux',
+  'old-linux',
+  'windows',
+  'windows2k3',
+  'vista',
+  'solaris',
+  'old-solaris',
+  'hpux10',
+  'hpux11',
+  'irix',
+  'macos',
+] as const;
+export type OverlapPolicy = (typeof overlapPolicies)[number];
+
+/** Whether a new segment [ns, ne) wins over an earlier one [os, oe) where they overlap. */
+export function newDataWins(policy: OverlapPolicy, ns: number, ne: number, os: number, oe: number): boolean {
+  switch (policy) {
+    case 'first':
+    case 'vista':
+      return false;
+    case 'last':
+      return true;
+    case 'linux':
+      return ns < os || (ns === os && ne > oe);
+    case 'old-linux':
+      return ns < os || (ns === os && ne >= oe);
+    case 'solaris':
+    case 'old-solaris':
+    case 'hpux11':
+      return ns < os && ne >= oe;
+    case 'bsd-right':
+      return ne > oe;
+    default:
+      return ns < os;
+  }
+}
+
+/** Memory shared by every stream of an engine (bytes held in out-of-order and pending buffers). */
+export class ReassemblyBudget {
+  bytes = 0;
+  peakBytes = 0;
+  constructor(readonly bytesMax = 64 * 2 ** 20) {}
+  take(n: number): boolean {
+    if (this.bytes + n > this.bytesMax) return false;
+    this.bytes += n;
+    if (this.bytes > this.peakBytes) this.peakBytes = this.bytes;
+    return true;
+  }
+  give(n: number): void {
+    this.bytes -= n;
+  }
+}
+
+export interface StreamOptions {
+  policy?: OverlapPolicy;
+  /** Bytes of the stream reassembled at most (default 1 MiB, Suricata's stream.reassembly.depth). */
+  depthBytes?: number;
+  /** Bytes held (pending + out of order) per direction at most (default 256 KiB). */
+  bufferBytesMax?: number;
+  /** Buffered pieces per direction at most (default 1,024). */
+  segmentsMax?: number;
+  budget?: ReassemblyBudget;
+}
+
+export type InsertResult = 'in-order' | 'out-of-order' | 'retransmit' | 'overflow' | 'beyond-depth' | 'empty';
+
+export interface StreamStats {
+  inOrder: number;
+  outOfOrder: number;
+  retransmits: number;
+  /** Segments that overlapped buffered data with different bytes. */
+  overlapsDifferent: number;
+  overflows: number;
+  beyondDepth: number;
+}
+
+/** A buffered piece: bytes at stream offset `off`, and the extent of the segment they came from. */
+interface Piece {
+  off: number;
+  data: Uint8Array;
+  os: number;
+  oe: number;
+}
+
+/** A run of bytes handed out, at stream offset `off`; `gap` is true when bytes before it were missing. */
+export interface Chunk {
+  off: number;
+  data: Uint8Array;
+  gap: boolean;
+}
+
+export class StreamReassembler {
+  /** Stream offset of the first byte not yet released. */
+  released = 0;
+  /** Sequence number of stream offset `released`. */
+  private releasedSeq: number;
+  private pieces: Piece[] = [];
+  /** End of the bytes contiguous from the release point. */
+  private contig = 0;
+  bufferedBytes = 0;
+  readonly policy: OverlapPolicy;
+  readonly depthBytes: number;
+  readonly bufferBytesMax: number;
+  readonly segmentsMax: number;
+  private readonly budget: ReassemblyBudget;
+  readonly stats: StreamStats = {
+    inOrder: 0,
+    outOfOrder: 0,
+    retransmits: 0,
+    overlapsDifferent: 0,
+    overflows: 0,
+    beyondDepth: 0,
+  };
+
+  /** `baseSeq`: the sequence number of the stream's first data byte (the ISN + 1). */
+  constructor(baseSeq: number, opts: StreamOptions = {}) {
+    this.releasedSeq = baseSeq >>> 0;
+    this.policy = opts.policy ?? 'windows';
+    this.depthBytes = opts.depthBytes ?? 2 ** 20;
+    this.bufferBytesMax = opts.bufferBytesMax ?? 256 * 1024;
+    this.segmentsMax = opts.segmentsMax ?? 1024;
+    this.budget = opts.budget ?? new ReassemblyBudget();
+    if (!overlapPolicies.includes(this.policy))
+      throw new RangeError(`unknown overlap policy '${this.policy}'`);
+  }
+
+  /** Stream offset of sequence number `seq` (the nearest one, modulo 2^32, to the release point). */
+  offsetOf(seq: number): number {
+    return this.released + ((seq - this.releasedSeq) | 0);
+  }
+
+  /** End of the data that is contiguous from the release point. */
+  contiguousEnd(): number {
+    return this.contig;
+  }
+
+  /** Moves the contiguous end over pieces that now touch it. */
+  private advanceContig(): void {
+    for (const p of this.pieces) {
+      if (p.off > this.contig) break;
+      this.contig = Math.max(this.contig, p.off + p.data.length);
+    }
+  }
+
+  /** Adds a segment's payload. */
+  insert(seq: number, payload: Uint8Array): InsertResult {
+    if (payload.length === 0) return 'empty';
+    let off = this.offsetOf(seq);
+    let data = payload;
+    const segStart = off;
+    const segEnd = off + data.length;
+    if (segEnd <= this.released) {
+      this.stats.retransmits++;
+      return 'retransmit';
+    }
+    if (off < this.released) {
+      data = data.subarray(this.released - off);
+      off = this.released;
+    }
+    if (off >= this.depthBytes) {
+      this.stats.beyondDepth++;
+      return 'beyond-depth';
+    }
+    if (off + data.length > this.depthBytes) data = data.subarray(0, this.depthBytes - off);
+    const last = this.pieces[this.pieces.length - 1];
+    const lastEnd = last ? last.off + last.data.length : this.released;
+    if (off === this.contig && lastEnd === this.contig) {
+      // fast path: the next bytes in order and nothing buffered beyond them: constant work
+      if (!this.reserve(data.length, 1)) return 'overflow';
+      this.pieces.push({ off, data: data.slice(), os: segStart, oe: segEnd });
+      this.contig += data.length;
+      this.stats.inOrder++;
+      return 'in-order';
+    }
+    return this.insertSlow(off, data, segStart, segEnd);
+  }
+
+  private reserve(bytes: number, pieces: number): boolean {
+    if (
+      this.pieces.length + pieces > this.segmentsMax ||
+      this.bufferedBytes + bytes > this.bufferBytesMax ||
+      !this.budget.take(bytes)
+    ) {
+      this.stats.overflows++;
+      return false;
+    }
+    this.bufferedBytes += bytes;
+    return true;
+  }
+
+  private insertSlow(off: number, data: Uint8Array, segStart: number, segEnd: number): InsertResult {
+    const end = off + data.length;
+    // first piece that ends after `off`
+    let lo = 0;
+    let hi = this.pieces.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const p = this.pieces[mid]!;
+      if (p.off + p.data.length <= off) lo = mid + 1;
+      else hi = mid;
+    }
+    const fresh: Piece[] = [];
+    let cursor = off;
+    let differs = false;
+    for (let i = lo; cursor < end; i++) {
+      const p = this.pieces[i];
+      if (!p || p.off >= end) {
+        fresh.push({ off: cursor, data: data.slice(cursor - off, end - off), os: segStart, oe: segEnd });
+        break;
+      }
+      if (p.off > cursor) {
+        fresh.push({ off: cursor, data: data.slice(cursor - off, p.off - off), os: segStart, oe: segEnd });
+        cursor = p.off;
+      }
+      const ovEnd = Math.min(end, p.off + p.data.length);
+      const wins = newDataWins(this.policy, segStart, segEnd, p.os, p.oe);
+      for (let x = cursor; x < ovEnd; x++) {
+        const nb = data[x - off]!;
+        if (p.data[x - p.off] !== nb) {
+          differs = true;
+          if (wins) p.data[x - p.off] = nb;
+        }
+      }
+      cursor = ovEnd;
+    }
+    if (differs) this.stats.overlapsDifferent++;
+    if (fresh.length === 0) {
+      this.stats.retransmits++;
+      return 'retransmit';
+    }
+    const bytes = fresh.reduce((n, p) => n + p.data.length, 0);
+    if (!this.reserve(bytes, fresh.length)) return 'overflow';
+    for (const f of fresh) {
+      let at = lo;
+      while (at < this.pieces.length && this.pieces[at]!.off < f.off) at++;
+      this.pieces.splice(at, 0, f);
+    }
+    const inOrder = off <= this.contig;
+    if (inOrder) {
+      this.advanceContig();
+      this.stats.inOrder++;
+    } else this.stats.outOfOrder++;
+    return inOrder ? 'in-order' : 'out-of-order';
+  }
+
+  /**
+   * Hands out the contiguous bytes from the release point up to stream offset `limit` (exclusive), in one
+   * chunk; undefined when there are none.
+   */
+  release(limit = Number.POSITIVE_INFINITY): Chunk | undefined {
+    const end = Math.min(limit, this.contig);
+    if (end <= this.released) return undefined;
+    const out = new Uint8Array(end - this.released);
+    let n = 0;
+    let freed = 0;
+    while (this.pieces.length > 0) {
+      const p = this.pieces[0]!;
+      if (p.off >= end) break;
+      const take = Math.min(p.data.length, end - p.off);
+      out.set(p.data.subarray(0, take), p.off - this.released);
+      n = Math.max(n, p.off - this.released + take);
+      if (take === p.data.length) {
+        this.pieces.shift();
+        freed += take;
+      } else {
+        p.data = p.data.slice(take);
+        p.off += take;
+        freed += take;
+        break;
+      }
+    }
+    const chunk: Chunk = { off: this.released, data: out.subarray(0, n), gap: false };
+    this.releasedSeq = (this.releasedSeq + (end - this.released)) >>> 0;
+    this.released = end;
+    this.bufferedBytes -= freed;
+    this.budget.give(freed);
+    return chunk;
+  }
+
+  /** Hands out everything still buffered, in order, skipping holes (end of the session). */
+  flush(): Chunk[] {
+    const out: Chunk[] = [];
+    for (;;) {
+      const first = this.pieces[0];
+      if (!first) break;
+      const gap = first.off > this.released;
+      if (gap) {
+        this.releasedSeq = (this.releasedSeq + (first.off - this.released)) >>> 0;
+        this.released = first.off;
+        this.contig = first.off;
+        this.advanceContig();
+      }
+      const c = this.release();
+      if (!c) break;
+      c.gap = gap;
+      out.push(c);
+    }
+    return out;
+  }
+
+  /** Bytes held now (pending in order + out of order). */
+  get pendingBytes(): number {
+    return this.bufferedBytes;
+  }
+
+  /** Gives back all memory (the flow is gone). */
+  dispose(): void {
+    this.budget.give(this.bufferedBytes);
+    this.bufferedBytes = 0;
+    this.pieces = [];
+    this.contig = this.released;
+  }
+}

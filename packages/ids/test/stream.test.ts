@@ -1,0 +1,205 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { type OverlapPolicy, overlapPolicies, ReassemblyBudget, StreamReassembler } from '../src/index.js';
+
+const text = (b: Uint8Array | undefined) => Buffer.from(b ?? []).toString('latin1');
+
+/** Reassembles: an in-order prefix "0123", then `old`, then `new` (offsets relative to the prefix end). */
+function overlap(policy: OverlapPolicy, old: [number, string], neu: [number, string]): string {
+  const r = new StreamReassembler(100, { policy });
+  r.insert(100, Buffer.from('0123'));
+  r.release(); // the prefix is out: the overlap below happens among buffered bytes
+  r.insert(104 + old[0], Buffer.from(old[1]));
+  r.insert(104 + neu[0], Buffer.from(neu[1]));
+  return r
+    .flush()
+    .map((c) => text(c.data))
+    .join('|');
+}
+
+// Each row: the earlier segment, the later one (offset, bytes), and what each policy keeps.
+// o = original bytes, n = new bytes. Rows follow Novak & Sturges' overlap cases.
+const table: { name: string; old: [number, string]; neu: [number, string]; want: Record<string, string> }[] =
+  [
+    {
+      name: 'exact overlap',
+      old: [0, 'oooo'],
+      neu: [0, 'nnnn'],
+      want: {
+        first: 'oooo',
+        last: 'nnnn',
+        bsd: 'oooo',
+        linux: 'oooo',
+        'old-linux': 'nnnn',
+        windows: 'oooo',
+        solaris: 'oooo',
+      },
+    },
+    {
+      name: 'new starts before and ends after',
+      old: [2, 'oo'],
+      neu: [0, 'nnnnnn'],
+      want: {
+        first: 'nnoonn',
+        last: 'nnnnnn',
+        bsd: 'nnnnnn',
+        linux: 'nnnnnn',
+        'old-linux': 'nnnnnn',
+        windows: 'nnnnnn',
+        solaris: 'nnnnnn',
+      },
+    },
+    {
+      name: 'new starts before and ends inside',
+      old: [2, 'oooo'],
+      neu: [0, 'nnnn'],
+      want: {
+        first: 'nnoooo',
+        last: 'nnnnoo',
+        bsd: 'nnnnoo',
+        linux: 'nnnnoo',
+        'old-linux': 'nnnnoo',
+        windows: 'nnnnoo',
+        solaris: 'nnoooo',
+      },
+    },
+    {
+      name: 'new starts at the same place and ends after',
+      old: [0, 'oo'],
+      neu: [0, 'nnnn'],
+      want: {
+        first: 'oonn',
+        last: 'nnnn',
+        bsd: 'oonn',
+        linux: 'nnnn',
+        'old-linux': 'nnnn',
+        windows: 'oonn',
+        solaris: 'oonn',
+      },
+    },
+    {
+      name: 'new starts inside and ends after',
+      old: [0, 'oooo'],
+      neu: [2, 'nnnn'],
+      want: {
+        first: 'oooonn',
+        last: 'oonnnn',
+        bsd: 'oooonn',
+        linux: 'oooonn',
+        'old-linux': 'oooonn',
+        windows: 'oooonn',
+        solaris: 'oooonn',
+      },
+    },
+    {
+      name: 'new inside the original',
+      old: [0, 'oooooo'],
+      neu: [2, 'nn'],
+      want: {
+        first: 'oooooo',
+        last: 'oonnoo',
+        bsd: 'oooooo',
+        linux: 'oooooo',
+        'old-linux': 'oooooo',
+        windows: 'oooooo',
+        solaris: 'oooooo',
+      },
+    },
+  ];
+
+describe('TCP stream reassembly', () => {
+  for (const row of table)
+    it(`overlap policy table: ${row.name}`, () => {
+      for (const [policy, want] of Object.entries(row.want))
+        expect([policy, overlap(policy as OverlapPolicy, row.old, row.neu)]).toEqual([policy, want]);
+    });
+
+  it('delivers in order, buffers out of order, drops retransmissions of released bytes', () => {
+    const r = new StreamReassembler(1);
+    expect(r.insert(1, Buffer.from('abc'))).toBe('in-order');
+    expect(r.insert(7, Buffer.from('ghi'))).toBe('out-of-order');
+    expect(text(r.release()?.data)).toBe('abc');
+    expect(r.release()).toBeUndefined();
+    expect(r.insert(1, Buffer.from('abc'))).toBe('retransmit');
+    expect(r.insert(4, Buffer.from('def'))).toBe('in-order');
+    expect(r.contiguousEnd()).toBe(9);
+    // release up to an acknowledgment only
+    expect(text(r.release(r.offsetOf(6))?.data)).toBe('de');
+    expect(text(r.release()?.data)).toBe('fghi');
+    expect(r.stats).toMatchObject({ inOrder: 2, outOfOrder: 1, retransmits: 1 });
+  });
+
+  it('flushes past holes at the end and marks the gap', () => {
+    const r = new StreamReassembler(2);
+    r.insert(6, Buffer.from('GOOD'));
+    r.insert(10, Buffer.from('DATA'));
+    expect(r.release()).toBeUndefined();
+    const out = r.flush();
+    expect(out.map((c) => [c.off, c.gap, text(c.data)])).toEqual([[4, true, 'GOODDATA']]);
+  });
+
+  it('handles sequence numbers that wrap around 2^32', () => {
+    const r = new StreamReassembler(0xfffffffe);
+    r.insert(0x00000001, Buffer.from('def'));
+    r.insert(0xfffffffe, Buffer.from('abc'));
+    expect(text(r.release()?.data)).toBe('abcdef');
+    expect(r.offsetOf(4)).toBe(6);
+  });
+
+  it('bounds buffered pieces, bytes and the shared budget; stops at the reassembly depth', () => {
+    const budget = new ReassemblyBudget(10);
+    const r = new StreamReassembler(0, { segmentsMax: 2, budget });
+    expect(r.insert(10, Buffer.from('a'))).toBe('out-of-order');
+    expect(r.insert(20, Buffer.from('b'))).toBe('out-of-order');
+    expect(r.insert(30, Buffer.from('c'))).toBe('overflow');
+    const s = new StreamReassembler(0, { budget });
+    expect(s.insert(0, new Uint8Array(9))).toBe('overflow');
+    r.dispose();
+    expect(budget.bytes).toBe(0);
+    const d = new StreamReassembler(0, { depthBytes: 4 });
+    d.insert(0, Buffer.from('abcdef'));
+    expect(d.insert(6, Buffer.from('gh'))).toBe('beyond-depth');
+    expect(text(d.release()?.data)).toBe('abcd');
+    expect(() => new StreamReassembler(0, { policy: 'nope' as OverlapPolicy })).toThrow(/policy/);
+  });
+
+  it('any segmentation, reordering and duplication of a stream reassembles to the same bytes (property)', () => {
+    const seg = fc
+      .record({
+        data: fc.uint8Array({ minLength: 1, maxLength: 300 }),
+        base: fc.oneof(fc.constant(0xffffff00), fc.nat(0xffffffff)),
+        cuts: fc.array(fc.nat(299), { maxLength: 20 }),
+        dups: fc.array(fc.tuple(fc.nat(299), fc.nat(40)), { maxLength: 5 }),
+        policy: fc.constantFrom(...overlapPolicies),
+        releaseEvery: fc.integer({ min: 1, max: 8 }),
+      })
+      .chain((x) => {
+        const points = [...new Set([0, ...x.cuts.filter((c) => c < x.data.length), x.data.length])].sort(
+          (a, b) => a - b,
+        );
+        const segs: [number, number][] = [];
+        for (let i = 0; i + 1 < points.length; i++) segs.push([points[i]!, points[i + 1]!]);
+        for (const [s, n] of x.dups)
+          if (s < x.data.length) segs.push([s, Math.min(x.data.length, s + n + 1)]);
+        return fc
+          .shuffledSubarray(segs, { minLength: segs.length, maxLength: segs.length })
+          .map((order) => ({ ...x, order }));
+      });
+    fc.assert(
+      fc.property(seg, (x) => {
+        const budget = new ReassemblyBudget();
+        const r = new StreamReassembler(x.base, { policy: x.policy, budget });
+        const got: number[] = [];
+        x.order.forEach(([s, e], i) => {
+          r.insert((x.base + s) >>> 0, x.data.subarray(s, e));
+          if (i % x.releaseEvery === 0) got.push(...(r.release()?.data ?? []));
+        });
+        got.push(...(r.release()?.data ?? []));
+        expect(r.flush()).toEqual([]);
+        expect(Buffer.from(got).equals(Buffer.from(x.data))).toBe(true);
+        expect(budget.bytes).toBe(0);
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
