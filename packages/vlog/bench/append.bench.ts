@@ -56,7 +56,7 @@ try {
       const spec = `native://${seqAddr}?servers=${addrs.join(',')}&id=v${n}`;
       const v = await VirtualLog.create(
         new FileMetaStore(join(d, 'meta.json')),
-        (sp, s) => openLoglet(sp, s),
+        (sp, s, i) => openLoglet(sp, s, i),
         spec,
       );
       rows.push(await run('VirtualLog over NativeLoglet', v, inflight));

@@ -13,9 +13,10 @@ import {
   UsageError,
   untilStopped,
 } from '@strata/cli';
-import { openLog } from './open.js';
+import { FailureDetector, nativeFailover } from './failover.js';
+import { type OpenLogOptions, openLog } from './open.js';
 import { LogServer, Sequencer } from './providers/native.js';
-import type { VirtualLog } from './virtual.js';
+import type { Failover, VirtualLog } from './virtual.js';
 
 const common = { meta: { type: 'string' } } as const;
 const defaultMeta = 'file:./.strata/meta';
@@ -34,11 +35,13 @@ async function withLog<T>(
   f: (l: VirtualLog) => Promise<T>,
   create = false,
   loglet?: string,
+  extra: Partial<OpenLogOptions> = {},
 ): Promise<T> {
   if (!name) throw new UsageError('expected the log NAME');
   let log: VirtualLog;
   try {
     log = await openLog(name, {
+      ...extra,
       meta: meta ?? defaultMeta,
       create,
       cwd: io.cwd,
@@ -52,6 +55,18 @@ async function withLog<T>(
   } finally {
     await log.close();
   }
+}
+
+const poolFlags = { sequencers: { type: 'string' }, servers: { type: 'string' } } as const;
+
+/** The native failover policy from `--sequencers A,B --servers C,D,E,F`, if given. */
+function poolFailover(values: { sequencers?: string; servers?: string }): Failover | undefined {
+  const list = (v: string | undefined) => (v ?? '').split(',').filter(Boolean);
+  const sequencers = list(values.sequencers);
+  const servers = list(values.servers);
+  if (sequencers.length === 0 && servers.length === 0) return undefined;
+  for (const a of [...sequencers, ...servers]) parseHostPort(a, '--sequencers/--servers');
+  return nativeFailover({ sequencers, servers });
 }
 
 function sub(name: string, summary: string, usage: string, example: string, run: Command['run']): Command {
@@ -92,34 +107,89 @@ const create = sub(
 const append = sub(
   'append',
   'append records from stdin, one per line; prints each acknowledged position',
-  'append NAME [--meta URL] [--batch N]',
+  'append NAME [--meta URL] [--batch N] [--sequencers H:P,... --servers H:P,...]',
   'printf "a\\nb\\n" | strata log append events --meta file:./meta',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, { ...common, batch: { type: 'string' } });
+    const { values, positionals } = parseFlags(argv, { ...common, ...poolFlags, batch: { type: 'string' } });
     const batchMax = intFlag('batch', values.batch, 256, 1, 65536);
-    return withLog(positionals[0], values.meta, io, async (l) => {
-      const rl = createInterface({ input: io.stdin, crlfDelay: Number.POSITIVE_INFINITY });
-      let batch: Uint8Array[] = [];
-      const flush = async () => {
-        if (batch.length === 0) return;
-        const ps = await l.append(batch);
-        // a position is printed only once its record is acknowledged
-        io.stdout.write(
-          values.json ? ps.map((p) => `${JSON.stringify({ position: p })}\n`).join('') : `${ps.join('\n')}\n`,
-        );
-        batch = [];
-      };
-      try {
-        for await (const line of rl) {
-          batch.push(Buffer.from(line, 'utf8'));
-          if (batch.length >= batchMax) await flush();
+    // with a pool of spare sequencers and LogServers, a native loglet that fails is replaced from it
+    const failover = poolFailover(values);
+    return withLog(
+      positionals[0],
+      values.meta,
+      io,
+      async (l) => {
+        const rl = createInterface({ input: io.stdin, crlfDelay: Number.POSITIVE_INFINITY });
+        let batch: Uint8Array[] = [];
+        const flush = async () => {
+          if (batch.length === 0) return;
+          const ps = await l.append(batch);
+          // a position is printed only once its record is acknowledged
+          io.stdout.write(
+            values.json
+              ? ps.map((p) => `${JSON.stringify({ position: p })}\n`).join('')
+              : `${ps.join('\n')}\n`,
+          );
+          batch = [];
+        };
+        try {
+          for await (const line of rl) {
+            batch.push(Buffer.from(line, 'utf8'));
+            if (batch.length >= batchMax) await flush();
+          }
+          await flush();
+        } catch (e) {
+          throw new CliError(
+            `append failed; ${batch.length} record(s) not acknowledged: ${(e as Error).message}`,
+          );
         }
-        await flush();
-      } catch (e) {
-        throw new CliError(
-          `append failed; ${batch.length} record(s) not acknowledged: ${(e as Error).message}`,
+        return 0;
+      },
+      false,
+      undefined,
+      failover ? { failover } : {},
+    );
+  },
+);
+
+const monitor = sub(
+  'monitor',
+  'watch a log on native loglets and reconfigure away from a sequencer or LogServer that fails',
+  'monitor NAME --sequencers H:P,... --servers H:P,... [--interval MS] [--meta URL]',
+  'strata log monitor events --sequencers 127.0.0.1:7000,127.0.0.1:7100 --servers 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003,127.0.0.1:7004',
+  async (argv, io) => {
+    const { values, positionals } = parseFlags(argv, {
+      ...common,
+      ...poolFlags,
+      interval: { type: 'string' },
+    });
+    const failover = poolFailover(values);
+    if (!failover) throw new UsageError('expected --sequencers and --servers: the pool to fail over to');
+    const intervalMs = intFlag('interval', values.interval, 500, 10, 3_600_000);
+    return withLog(positionals[0], values.meta, io, async (l) => {
+      const d = new FailureDetector(l, failover, { intervalMs });
+      let seen = l.segments.length;
+      const report = setInterval(() => {
+        if (l.segments.length === seen) return;
+        seen = l.segments.length;
+        const s = l.segments[seen - 1]!;
+        output(
+          io,
+          values.json,
+          { reconfigured: positionals[0], start: s.start, spec: s.spec },
+          () => `${positionals[0]}: reconfigured at ${s.start} to ${s.spec}`,
         );
-      }
+      }, intervalMs);
+      d.start();
+      output(
+        io,
+        values.json,
+        { monitoring: positionals[0], intervalMs },
+        () => `monitoring ${positionals[0]} every ${intervalMs} ms`,
+      );
+      await untilStopped();
+      clearInterval(report);
+      await d.stop();
       return 0;
     });
   },
@@ -268,12 +338,12 @@ const server = sub(
 const sequencer = sub(
   'sequencer',
   'run a sequencer for native loglets over a set of LogServers',
-  'sequencer --listen 127.0.0.1:PORT --servers H1:P1,H2:P2,H3:P3',
+  'sequencer --listen 127.0.0.1:PORT [--servers H1:P1,H2:P2,H3:P3]',
   'strata log sequencer --listen 127.0.0.1:7000 --servers 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003',
   async (argv, io) => {
     const { values } = parseFlags(argv, { listen: { type: 'string' }, servers: { type: 'string' } });
+    // the LogServers come with each loglet's spec; --servers is the default for requests without them
     const servers = (values.servers ?? '').split(',').filter(Boolean);
-    if (servers.length === 0) throw new UsageError('expected --servers H1:P1,H2:P2,...');
     const { host, port } = parseHostPort(values.listen, '--listen');
     const s = new Sequencer(servers);
     const p = await s.listen(port, host);
@@ -281,7 +351,7 @@ const sequencer = sub(
       io,
       values.json,
       { host, port: p, servers },
-      () => `sequencer on ${host}:${p} over ${servers.join(', ')}`,
+      () => `sequencer on ${host}:${p}${servers.length ? ` over ${servers.join(', ')}` : ''}`,
     );
     await untilStopped();
     await s.close();
@@ -292,8 +362,8 @@ const sequencer = sub(
 export const commands: Command[] = [
   group(
     'log',
-    'virtual shared logs (Delos): create, append, read, tail, seal, trim, chain, reconfigure, server, sequencer',
-    [create, append, read, tail, seal, trim, chain, reconfigure, server, sequencer],
+    'virtual shared logs (Delos): create, append, read, tail, seal, trim, chain, reconfigure, server, sequencer, monitor',
+    [create, append, read, tail, seal, trim, chain, reconfigure, server, sequencer, monitor],
   ),
 ];
 

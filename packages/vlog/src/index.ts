@@ -5,15 +5,33 @@
 
 export { commands, demos } from './cli.js';
 export * from './contract.js';
+export {
+  FailureDetector,
+  type FailureDetectorOptions,
+  type NativePool,
+  nativeFailover,
+  successorId,
+} from './failover.js';
 export { type OpenLogOptions, openLog, openLoglet, openMeta, SpecError } from './open.js';
+export { type Disk, NodeDisk } from './providers/disk.js';
 export { FileLoglet, scanRecords } from './providers/file.js';
 export { FileMetaStore } from './providers/file-meta.js';
 export { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
-export { LogServer, NativeLoglet, parseNativeSpec, Sequencer } from './providers/native.js';
+export {
+  type LogletHealth,
+  LogServer,
+  NativeLoglet,
+  type Net,
+  nativeSpec,
+  parseNativeSpec,
+  pingAll,
+  Sequencer,
+} from './providers/native.js';
 export { ObjectStoreLoglet } from './providers/objstore.js';
 export {
   appendTimeoutMs,
   ChainError,
+  type Failover,
   type LogletFactory,
   VirtualLog,
   type VirtualLogOptions,

@@ -18,11 +18,18 @@ const memMetas = new Map<string, MemoryMetaStore<Chain>>();
 
 /**
  * Opens the loglet for a segment. Specs: `mem://NAME` (in this process), `file:DIR` (a durable local
- * loglet; each segment in DIR/<start>).
+ * loglet; each segment in DIR/<index>-<start>), `objstore:STORE_URL`, `native://...`.
  */
-export async function openLoglet(spec: string, start: number, cwd = process.cwd()): Promise<Loglet> {
+export async function openLoglet(
+  spec: string,
+  start: number,
+  index: number,
+  cwd = process.cwd(),
+): Promise<Loglet> {
+  // a segment is named by its index and start: segments sealed empty share a start with their successor
+  const seg = `${index}-${start}`;
   if (spec.startsWith('mem://')) {
-    const key = `${spec}#${start}`;
+    const key = `${spec}#${seg}`;
     let l = memLoglets.get(key);
     if (!l) memLoglets.set(key, (l = new MemoryLoglet(start)));
     return l;
@@ -30,17 +37,17 @@ export async function openLoglet(spec: string, start: number, cwd = process.cwd(
   if (spec.startsWith('file:')) {
     const dir = spec.slice(5);
     if (!dir) throw new SpecError(`loglet spec '${spec}': file: needs a directory, e.g. file:./log`);
-    return FileLoglet.open(join(resolve(cwd, dir), String(start)), start);
+    return FileLoglet.open(join(resolve(cwd, dir), seg), start);
   }
   if (spec.startsWith('objstore:')) {
     // objstore:STORE_URL -- each segment under its own prefix
     const store = await openStore(spec.slice('objstore:'.length), { cwd });
-    return new ObjectStoreLoglet(store, `vlog/segment-${start}`, start);
+    return new ObjectStoreLoglet(store, `vlog/segment-${seg}`, start);
   }
   if (spec.startsWith('native://')) {
     const n = parseNativeSpec(spec);
-    // one loglet per segment: the id carries the segment's start so a reused spec never mixes segments
-    return new NativeLoglet(`${n.id}-${start}`, start, n.sequencer, n.servers);
+    // one loglet per segment: the id carries the segment so a reused spec never mixes segments
+    return new NativeLoglet(`${n.id}-${seg}`, start, n.sequencer, n.servers);
   }
   throw new SpecError(
     `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR, objstore:STORE_URL or native://SEQ?servers=...)`,
@@ -79,7 +86,7 @@ export interface OpenLogOptions extends VirtualLogOptions {
 export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualLog> {
   const cwd = o.cwd ?? process.cwd();
   const meta = openMeta(o.meta, name, cwd);
-  const factory = (spec: string, start: number) => openLoglet(spec, start, cwd);
+  const factory = (spec: string, start: number, index: number) => openLoglet(spec, start, index, cwd);
   const { value } = await meta.get();
   if (!value) {
     if (!o.create) throw new SpecError(`no log named '${name}' in ${o.meta} (create it first)`);

@@ -32,10 +32,15 @@ export interface Faults {
   delayMax: number;
 }
 
+function before(a: { at: number; seq: number }, b: { at: number; seq: number }): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
 /** The simulated world: a virtual clock and an event queue ordered by (time, sequence). */
 export class Sim {
   now = 0;
   private seq = 0;
+  /** A binary min-heap of events by (at, seq). */
   private readonly queue: { at: number; seq: number; run: () => void }[] = [];
   readonly rand: () => number;
 
@@ -47,8 +52,49 @@ export class Sim {
   }
 
   schedule(delay: number, run: () => void): void {
-    this.queue.push({ at: this.now + delay, seq: this.seq++, run });
-    this.queue.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    const q = this.queue;
+    const e = { at: this.now + delay, seq: this.seq++, run };
+    let i = q.push(e) - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(e, q[p]!)) break;
+      q[i] = q[p]!;
+      i = p;
+    }
+    q[i] = e;
+  }
+
+  /** A timer on the virtual clock. */
+  setTimer(fn: () => void, ms: number): { cancel(): void } {
+    let live = true;
+    this.schedule(ms, () => {
+      if (live) fn();
+    });
+    return {
+      cancel: () => {
+        live = false;
+      },
+    };
+  }
+
+  private pop(): { at: number; seq: number; run: () => void } | undefined {
+    const q = this.queue;
+    const top = q[0];
+    const last = q.pop();
+    if (q.length > 0 && last) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= q.length) break;
+        const r = l + 1;
+        const c = r < q.length && before(q[r]!, q[l]!) ? r : l;
+        if (!before(q[c]!, last)) break;
+        q[i] = q[c]!;
+        i = c;
+      }
+      q[i] = last;
+    }
+    return top;
   }
 
   /** The virtual clock, for components that sleep. */
@@ -91,7 +137,7 @@ export class Sim {
     for (let steps = 0; steps < 5_000_000; steps++) {
       // let pending promise callbacks run before the next event
       await new Promise<void>((r) => setImmediate(r));
-      const e = this.queue.shift();
+      const e = this.pop();
       if (!e) {
         if (settled) return;
         continue;
@@ -109,13 +155,22 @@ class SimLoglet implements Loglet {
     private readonly sim: Sim,
     readonly inner: MemoryLoglet,
     readonly acks: { position: number; at: number }[],
+    /** Payloads whose append failed here: they may be in the log and are sent again by the VirtualLog. */
+    readonly uncertain: Set<string>,
   ) {}
   get start(): number {
     return this.inner.start;
   }
   async append(batch: Payload[]): Promise<number[]> {
     let done: Promise<number[]> | undefined;
-    const ps = await this.sim.rpc(() => (done ??= this.inner.append(batch)));
+    let ps: number[];
+    try {
+      ps = await this.sim.rpc(() => (done ??= this.inner.append(batch)));
+    } catch (e) {
+      if (e instanceof LogletUnavailableError)
+        for (const p of batch) this.uncertain.add(Buffer.from(p).toString());
+      throw e;
+    }
     for (const p of ps) this.acks.push({ position: p, at: this.sim.now });
     return ps;
   }
@@ -141,7 +196,8 @@ class SimLoglet implements Loglet {
   async close(): Promise<void> {}
 }
 
-class SimMeta implements MetaStore<Chain> {
+/** The MetaStore behind the simulated network (a get retries until it gets through). */
+export class SimMeta implements MetaStore<Chain> {
   constructor(
     private readonly sim: Sim,
     readonly inner: MemoryMetaStore<Chain>,
@@ -189,21 +245,23 @@ export async function simulate(
   const meta = new MemoryMetaStore<Chain>();
   const loglets = new Map<number, SimLoglet>();
   const acksBySeg = new Map<number, { position: number; at: number }[]>();
+  const uncertain = new Set<string>();
   const sealedAt = new Map<number, number>();
-  const factory = async (_spec: string, start: number) => {
-    let l = loglets.get(start);
+  // loglets by segment index: segments sealed empty share their start with their successor
+  const factory = async (_spec: string, start: number, index: number) => {
+    let l = loglets.get(index);
     if (!l) {
       const acks: { position: number; at: number }[] = [];
-      acksBySeg.set(start, acks);
+      acksBySeg.set(index, acks);
       const inner = new MemoryLoglet(start);
       const seal = inner.seal.bind(inner);
       inner.seal = async () => {
-        if (!sealedAt.has(start)) sealedAt.set(start, sim.now);
+        if (!sealedAt.has(index)) sealedAt.set(index, sim.now);
         if (o.brokenSeal) return { ...(await inner.checkTail()), sealed: true };
         return seal();
       };
-      l = new SimLoglet(sim, inner, acks);
-      loglets.set(start, l);
+      l = new SimLoglet(sim, inner, acks, uncertain);
+      loglets.set(index, l);
     }
     return l;
   };
@@ -261,31 +319,32 @@ export async function simulate(
     if (i < segs.length - 1 && s.end === undefined)
       violations.push(`segment ${i} is not the last but has no end`);
   }
-  const reader = new VirtualLog(meta, async (spec, start) => (await factory(spec, start)).inner);
+  const reader = new VirtualLog(meta, async (spec, start, i) => (await factory(spec, start, i)).inner);
   await reader.refresh();
   const { tail } = await reader.checkTail();
   const recs = await reader.read(0, tail);
   if (recs.length !== tail) violations.push(`read ${recs.length} records below tail ${tail}: gaps`);
   const seen = new Map<string, number>();
+  const at = new Map<number, string>();
   for (const [i, r] of recs.entries()) {
     if (r.position !== i) violations.push(`position ${r.position} at index ${i}`);
     const p = Buffer.from(r.payload).toString();
-    // a record may appear twice only if one copy was never acknowledged (a timed-out retry is not done here)
-    if (seen.has(p))
+    at.set(r.position, p);
+    // a record may appear twice only if an attempt to append it timed out (the VirtualLog sent it again)
+    if (seen.has(p) && !uncertain.has(p))
       violations.push(`payload ${p} appears twice (positions ${seen.get(p)} and ${r.position})`);
-    seen.set(p, r.position);
+    if (!seen.has(p)) seen.set(p, r.position);
   }
-  for (const [p, pos] of acked) {
-    const got = seen.get(p);
-    if (got !== pos) violations.push(`acknowledged ${p} at ${pos} but the log has it at ${got}`);
-  }
+  for (const [p, pos] of acked)
+    if (at.get(pos) !== p)
+      violations.push(`acknowledged ${p} at ${pos} but the log has ${at.get(pos)} there`);
   // a sealed loglet never acknowledges after its seal
-  for (const [start, acks] of acksBySeg) {
-    const s = segs.find((x) => x.start === start);
+  for (const [index, acks] of acksBySeg) {
+    const s = segs[index];
     if (s?.end !== undefined)
       for (const a of acks)
         if (a.position >= s.end)
-          violations.push(`segment ${start} acknowledged ${a.position} past its end ${s.end}`);
+          violations.push(`segment ${index} acknowledged ${a.position} past its end ${s.end}`);
   }
   return { seed, acknowledged: acked.size, reconfigurations, tail, violations };
 }

@@ -10,25 +10,48 @@
 import {
   type Chain,
   type Loglet,
+  LogletUnavailableError,
   type LogRecord,
   type MetaStore,
   type Payload,
   SealedError,
+  type Segment,
   type TailInfo,
   TrimmedError,
   VersionConflictError,
 } from './contract.js';
 
-/** Opens the loglet for a segment: its spec URL and the position it starts at. */
-export type LogletFactory = (spec: string, start: number) => Promise<Loglet>;
+/**
+ * Opens the loglet for a segment: its spec URL, the position it starts at, and its index in the chain
+ * (unique, unlike the start: segments sealed empty share their start with their successor).
+ */
+export type LogletFactory = (spec: string, start: number, index: number) => Promise<Loglet>;
 
 /** How long an append keeps retrying across reconfigurations before it gives up. */
 export const appendTimeoutMs = 10_000;
 /** Pause between chain refreshes while a reconfiguration is being finished by someone else. */
 const refreshPauseMs = 2;
+/** Pause before asking the failover policy again when it found no replacement. */
+const failoverPauseMs = 50;
+
+/**
+ * Decides what replaces an active loglet that failed an operation (or that a failure detector checks): the
+ * spec of a new loglet to reconfigure to, or undefined to leave it (it may be healthy, or no replacement
+ * is available yet). See `nativeFailover` in failover.ts.
+ */
+export type Failover = (active: {
+  segment: Segment;
+  /** Its index in the chain (unique: the chain only grows). */
+  index: number;
+  loglet: Loglet;
+  segments: Segment[];
+  error?: Error;
+}) => Promise<string | undefined>;
 
 export interface VirtualLogOptions {
   appendTimeoutMs?: number;
+  /** When the active loglet is unavailable, reconfigure to what this returns, and retry. */
+  failover?: Failover;
   /** The clock's sleep (injected by the simulation harness). */
   sleep?: (ms: number) => Promise<void>;
   /** The clock (injected by the simulation harness). */
@@ -43,7 +66,7 @@ export class VirtualLog implements Loglet {
   readonly start = 0;
   private chain: Chain = { segments: [] };
   private version = 0;
-  /** Open loglets by segment start; promises, so that concurrent callers share one open. */
+  /** Open loglets by segment index; promises, so that concurrent callers share one open. */
   private readonly loglets = new Map<number, Promise<Loglet>>();
   private trimPoint = 0;
 
@@ -97,13 +120,18 @@ export class VirtualLog implements Loglet {
 
   private async loglet(i: number): Promise<Loglet> {
     const seg = this.chain.segments[i]!;
-    let l = this.loglets.get(seg.start);
+    let l = this.loglets.get(i);
     if (!l) {
-      l = this.open(seg.spec, seg.start);
-      this.loglets.set(seg.start, l);
-      l.catch(() => this.loglets.delete(seg.start));
+      l = this.open(seg.spec, seg.start, i);
+      this.loglets.set(i, l);
+      l.catch(() => this.loglets.delete(i));
     }
     return l;
+  }
+
+  /** The active segment's loglet. */
+  activeLoglet(): Promise<Loglet> {
+    return this.loglet(this.active());
   }
 
   private active(): number {
@@ -115,25 +143,88 @@ export class VirtualLog implements Loglet {
     const now = this.opts.nowMs ?? Date.now;
     const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     const deadline = now() + (this.opts.appendTimeoutMs ?? appendTimeoutMs);
+    let sealedSince = -1;
     for (;;) {
-      const l = await this.loglet(this.active());
+      const i = this.active();
+      const l = await this.loglet(i);
       try {
         return await l.append(batch);
       } catch (e) {
+        if (e instanceof LogletUnavailableError) {
+          // the record may or may not be in the failed loglet; it is sent again to the next one
+          if (now() > deadline) throw e;
+          // the loglet may have been replaced already (a dead sequencer cannot say it was sealed)
+          const before = this.version;
+          await this.refresh();
+          if (this.version !== before) continue;
+          if (!this.opts.failover) throw e;
+          if (!(await this.failOver(i, l, e))) await sleep(failoverPauseMs);
+          continue;
+        }
         if (!(e instanceof SealedError)) throw e;
         // sealed: someone is reconfiguring; adopt the new chain when it lands
         if (now() > deadline) throw e;
         const before = this.version;
         await this.refresh();
-        if (this.version === before) await sleep(refreshPauseMs);
+        if (this.version !== before) {
+          sealedSince = -1;
+          continue;
+        }
+        if (sealedSince < 0) sealedSince = now();
+        // the reconfiguration was left unfinished (its author failed before the CAS): finish it
+        if (this.opts.failover && now() - sealedSince >= failoverPauseMs) {
+          sealedSince = -1;
+          if (await this.failOver(i, l, e)) continue;
+        }
+        await sleep(refreshPauseMs);
       }
     }
   }
 
+  /**
+   * Asks the failover policy about active segment `i`, which failed with `error` (or is being checked by a
+   * failure detector), and reconfigures if it names a replacement. Returns whether the chain moved on.
+   */
+  async failOver(i: number, loglet: Loglet, error?: Error, f = this.opts.failover): Promise<boolean> {
+    if (!f) return false;
+    await this.refresh();
+    if (this.active() !== i) return true; // someone else already reconfigured
+    const spec = await f({
+      segment: this.chain.segments[i]!,
+      index: i,
+      loglet,
+      segments: this.chain.segments,
+      error,
+    });
+    if (spec === undefined) return false;
+    try {
+      await this.reconfigure(spec, { ifActive: i });
+      return true;
+    } catch (e) {
+      if (e instanceof LogletUnavailableError) return false; // the seal needs a majority: try again later
+      throw e;
+    }
+  }
+
   async checkTail(): Promise<TailInfo> {
+    const now = this.opts.nowMs ?? Date.now;
+    const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const deadline = now() + (this.opts.appendTimeoutMs ?? appendTimeoutMs);
     for (;;) {
       const i = this.active();
-      const t = await (await this.loglet(i)).checkTail();
+      const l = await this.loglet(i);
+      let t: TailInfo;
+      try {
+        t = await l.checkTail();
+      } catch (e) {
+        if (!(e instanceof LogletUnavailableError) || now() > deadline) throw e;
+        const before = this.version;
+        await this.refresh();
+        if (this.version !== before) continue;
+        if (!this.opts.failover) throw e;
+        if (!(await this.failOver(i, l, e))) await sleep(failoverPauseMs);
+        continue;
+      }
       if (!t.sealed) return t;
       const before = this.version;
       await this.refresh();
@@ -181,12 +272,15 @@ export class VirtualLog implements Loglet {
 
   /**
    * Reconfigures to a new loglet: seal, read the tail, CAS the new chain. Returns the position where the
-   * new segment starts. If another client's reconfiguration wins the race, this one adopts it.
+   * new segment starts. If another client's reconfiguration wins the race, this one adopts it. With
+   * `ifActive`, only segment `ifActive` is replaced: if the chain has moved past it, nothing is done.
    */
-  async reconfigure(spec: string): Promise<number> {
+  async reconfigure(spec: string, o: { ifActive?: number } = {}): Promise<number> {
     for (;;) {
       await this.refresh();
       const i = this.active();
+      // only if segment `ifActive` is still the active one: otherwise someone else reconfigured it
+      if (o.ifActive !== undefined && i !== o.ifActive) return this.chain.segments[i]!.start;
       const sealedVersion = this.version;
       const { tail } = await (await this.loglet(i)).seal();
       const segs = this.chain.segments.map((s) => ({ ...s }));

@@ -3,11 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  FailureDetector,
   LogletUnavailableError,
   LogServer,
   MemoryMetaStore,
   NativeLoglet,
+  nativeFailover,
+  nativeSpec,
   openLoglet,
+  parseNativeSpec,
   Sequencer,
   VirtualLog,
 } from '../src/index.js';
@@ -52,7 +56,7 @@ describe('NativeLoglet failures', () => {
     const spec = (sq: string, srv: string[]) => `native://${sq}?servers=${srv.join(',')}&id=f`;
     const v = await VirtualLog.create(
       new MemoryMetaStore() as never,
-      (sp, st) => openLoglet(sp, st),
+      (sp, st, i) => openLoglet(sp, st, i),
       spec(
         a,
         ls.slice(0, 3).map((x) => x.addr),
@@ -83,5 +87,80 @@ describe('NativeLoglet failures', () => {
     await v.close();
     await seqB.close();
     for (const x of ls.slice(1)) await x.s.close();
+  }, 60_000);
+
+  it('a restarted sequencer (a new incarnation) cannot take over a loglet its predecessor wrote', async () => {
+    const id = `restart${n++}`;
+    const l1 = new NativeLoglet(id, 0, seqAddr, addrs);
+    expect(await l1.append([Buffer.from('x'), Buffer.from('y')])).toEqual([0, 1]);
+    // another sequencer process (same LogServers) asked to sequence the same loglet
+    const other = new Sequencer(addrs);
+    const otherAddr = `127.0.0.1:${await other.listen(0)}`;
+    const l2 = new NativeLoglet(id, 0, otherAddr, addrs);
+    await expect(l2.append([Buffer.from('z')])).rejects.toThrow(/could not claim/);
+    expect((await l2.health(1000)).sequencer).toBe('lost');
+    // the first one still owns it, and nothing of the second reached the LogServers
+    expect(await l1.append([Buffer.from('w')])).toEqual([2]);
+    expect((await l1.read(0, 3)).map((r) => Buffer.from(r.payload).toString())).toEqual(['x', 'y', 'w']);
+    await l1.close();
+    await l2.close();
+    await other.close();
+  });
+
+  it('a failure detector replaces a LogServer that stopped answering, then a dead sequencer', async () => {
+    const dir = join(root, 'detect');
+    const ls = await Promise.all(
+      [0, 1, 2, 3, 4].map(async (i) => {
+        const s = new LogServer(join(dir, `s${i}`));
+        return { s, addr: `127.0.0.1:${await s.listen(0)}` };
+      }),
+    );
+    const seqs = await Promise.all(
+      [0, 1].map(async () => {
+        const s = new Sequencer();
+        return { s, addr: `127.0.0.1:${await s.listen(0)}` };
+      }),
+    );
+    const pool = { sequencers: seqs.map((x) => x.addr), servers: ls.map((x) => x.addr), timeoutMs: 300 };
+    const meta = new MemoryMetaStore();
+    const factory = (sp: string, st: number, i: number) => openLoglet(sp, st, i);
+    const first = nativeSpec(
+      seqs[0]!.addr,
+      ls.slice(0, 3).map((x) => x.addr),
+      'd',
+    );
+    const writer = await VirtualLog.create(meta as never, factory, first, { appendTimeoutMs: 5000 });
+    const watcher = await VirtualLog.connect(meta as never, factory);
+    const detector = new FailureDetector(watcher, nativeFailover(pool), { intervalMs: 50 });
+    for (let i = 0; i < 20; i++) await writer.append([Buffer.from(`a${i}`)]);
+    expect(await detector.check()).toBe(false); // all healthy: nothing to do
+    await ls[1]!.s.close();
+    expect(await detector.check()).toBe(true);
+    let now = parseNativeSpec(watcher.segments.at(-1)!.spec);
+    expect(now.servers).not.toContain(ls[1]!.addr);
+    expect(now.servers).toHaveLength(3);
+    expect(now.sequencer).toBe(seqs[0]!.addr);
+    for (let i = 0; i < 20; i++) await writer.append([Buffer.from(`b${i}`)]); // the writer follows the seal
+    // the detector running in the background replaces a dead sequencer
+    detector.start();
+    await seqs[0]!.s.close();
+    const deadline = Date.now() + 10_000;
+    while (
+      parseNativeSpec(watcher.segments.at(-1)!.spec).sequencer !== seqs[1]!.addr &&
+      Date.now() < deadline
+    )
+      await new Promise((r) => setTimeout(r, 20));
+    await detector.stop();
+    now = parseNativeSpec(watcher.segments.at(-1)!.spec);
+    expect(now.sequencer).toBe(seqs[1]!.addr);
+    expect(detector.failovers).toBeGreaterThanOrEqual(2);
+    for (let i = 0; i < 20; i++) await writer.append([Buffer.from(`c${i}`)]);
+    const { tail } = await writer.checkTail();
+    const got = (await writer.read(0, tail)).map((r) => Buffer.from(r.payload).toString());
+    expect(got).toEqual(['a', 'b', 'c'].flatMap((k) => Array.from({ length: 20 }, (_, i) => `${k}${i}`)));
+    await writer.close();
+    await watcher.close();
+    await seqs[1]!.s.close();
+    for (const x of ls) await x.s.close();
   }, 60_000);
 });

@@ -124,6 +124,14 @@ describe('strata log', () => {
     const code = await cmd.run(args, c.io);
     return { code, out: c.stdout(), err: c.stderr() };
   };
+  it('monitor needs the pool to fail over to; a bad pool address is a usage error', async () => {
+    const r = await run(['monitor', 'ev', '--meta', 'file:./climeta']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--sequencers and --servers/);
+    const b = await run(['append', 'ev', '--meta', 'file:./climeta', '--servers', 'nohost'], 'x\n');
+    expect(b.code).toBe(2);
+  });
+
   it('create, append, read --json, tail, reconfigure, chain, trim', async () => {
     const meta = ['--meta', 'file:./climeta'];
     expect((await run(['create', 'ev', ...meta, '--loglet', 'file:./cliseg'])).code).toBe(0);

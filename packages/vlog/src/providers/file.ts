@@ -73,6 +73,8 @@ export class FileLoglet implements Loglet {
     reject: (e: unknown) => void;
   }[] = [];
   private flushing = false;
+  /** Settles when the running group commit loop ends. */
+  private flushed: Promise<void> = Promise.resolve();
   private closed = false;
 
   private constructor(
@@ -137,7 +139,7 @@ export class FileLoglet implements Loglet {
         return Promise.reject(new RangeError(`record of ${p.length} bytes exceeds ${recordBytesMax}`));
     return new Promise((resolve, reject) => {
       this.queue.push({ recs: batch.map(encodeRecord), repair, resolve, reject });
-      if (!this.flushing) void this.flush();
+      if (!this.flushing) this.flushed = this.flush();
     });
   }
 
@@ -218,7 +220,7 @@ export class FileLoglet implements Loglet {
     if (!this.sealed) {
       this.sealed = true;
       // wait for in-flight group commits: what they acknowledge is below the sealed tail
-      while (this.flushing) await new Promise((r) => setImmediate(r));
+      while (this.flushing) await this.flushed;
       await this.disk.replace('SEALED', String(this.tail));
     }
     return this.checkTail();
@@ -226,7 +228,7 @@ export class FileLoglet implements Loglet {
 
   async close(): Promise<void> {
     this.closed = true;
-    while (this.flushing) await new Promise((r) => setImmediate(r));
+    while (this.flushing) await this.flushed;
     await this.disk.close();
   }
 }

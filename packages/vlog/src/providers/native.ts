@@ -476,7 +476,12 @@ interface SequencedLoglet {
   /** Every position below it is on a majority. */
   committed: number;
   chain: Promise<unknown>;
+  /** Recent appends by request id, so that a request delivered twice is appended once. */
+  recent: Map<string, Promise<number[]>>;
 }
+
+/** Request ids remembered per loglet for de-duplication. */
+const recentRequestsMax = 10_000;
 
 export interface SequencerOptions {
   net?: Net;
@@ -534,14 +539,18 @@ export class Sequencer {
       } catch (e) {
         return err(e as Error);
       }
-      this.append(loglet, start, batch, servers).then((ps) => wire.send({ id: h.id, positions: ps }), err);
+      const rid = typeof h.rid === 'string' ? h.rid : undefined;
+      this.append(loglet, start, batch, servers, rid).then(
+        (ps) => wire.send({ id: h.id, positions: ps }),
+        err,
+      );
     };
   }
 
   private loglet(loglet: string, start: number, servers: string[]): SequencedLoglet {
     let st = this.state.get(loglet);
     if (!st) {
-      st = { servers, start, next: -1, committed: start, chain: Promise.resolve() };
+      st = { servers, start, next: -1, committed: start, chain: Promise.resolve(), recent: new Map() };
       this.state.set(loglet, st);
     }
     if (st.start !== start || st.servers.join(',') !== servers.join(','))
@@ -590,12 +599,28 @@ export class Sequencer {
   }
 
   /** Assigns positions and replicates; resolves once a majority has the batch durable. */
-  append(loglet: string, start: number, batch: Payload[], servers = this.servers): Promise<number[]> {
+  append(
+    loglet: string,
+    start: number,
+    batch: Payload[],
+    servers = this.servers,
+    requestId?: string,
+  ): Promise<number[]> {
     let st: SequencedLoglet;
     try {
       st = this.loglet(loglet, start, servers);
     } catch (e) {
       return Promise.reject(e);
+    }
+    if (requestId !== undefined) {
+      // a request delivered twice (a duplicate on the wire or a resend) gets the first one's answer
+      const seen = st.recent.get(requestId);
+      if (seen) return seen;
+      const p = this.append(loglet, start, batch, servers);
+      st.recent.set(requestId, p);
+      p.catch(() => undefined);
+      if (st.recent.size > recentRequestsMax) st.recent.delete(st.recent.keys().next().value!);
+      return p;
     }
     const s = st;
     const assigned = s.chain.then(async () => {
@@ -653,8 +678,35 @@ export class Sequencer {
   }
 }
 
+export interface LogletHealth {
+  sequencer: 'ok' | 'lost' | 'dead';
+  /** The sequencer's committed tail, when it answered. */
+  committed?: number;
+  /** Each LogServer's local tail; undefined when it did not answer. */
+  servers: Map<string, number | undefined>;
+  /** Whether a LogServer reported the loglet sealed. */
+  sealed: boolean;
+}
+
+/** Pings each address once; resolves with those that answered within `timeoutMs`. */
+export async function pingAll(addrs: string[], timeoutMs: number, net: Net = tcpNet): Promise<string[]> {
+  const rs = await Promise.allSettled(
+    addrs.map(async (a) => {
+      const c = new Conn(a, net, timeoutMs);
+      try {
+        await c.call({ op: 'ping' });
+      } finally {
+        c.close();
+      }
+    }),
+  );
+  return addrs.filter((_, i) => rs[i]!.status === 'fulfilled');
+}
+
 export interface NativeLogletOptions {
   net?: Net;
+  /** Names this client in request ids (default: random). */
+  clientId?: string;
   /** Per-request timeout. */
   timeoutMs?: number;
 }
@@ -662,9 +714,11 @@ export interface NativeLogletOptions {
 /** The client side: the Loglet contract over a sequencer and its LogServers. */
 export class NativeLoglet implements Loglet {
   private readonly pool: ConnPool;
-  private readonly net: Net;
+  readonly net: Net;
   /** The highest sealed tail this client has established (and repaired up to). */
   private sealedTail = -1;
+  private readonly clientId: string;
+  private requests = 0;
 
   constructor(
     readonly id: string,
@@ -675,6 +729,7 @@ export class NativeLoglet implements Loglet {
   ) {
     this.net = o.net ?? tcpNet;
     this.pool = new ConnPool(this.net, o.timeoutMs ?? requestTimeoutMs);
+    this.clientId = o.clientId ?? randomUUID();
   }
 
   private get majority(): number {
@@ -686,7 +741,8 @@ export class NativeLoglet implements Loglet {
   }
 
   async append(batch: Payload[]): Promise<number[]> {
-    const [h] = await this.pool.get(this.sequencer).call({ op: 'append', ...this.where() }, batch);
+    const rid = `${this.clientId}:${this.requests++}`;
+    const [h] = await this.pool.get(this.sequencer).call({ op: 'append', rid, ...this.where() }, batch);
     const err = replyError(h);
     if (err) throw err;
     return h.positions as number[];
@@ -802,13 +858,29 @@ export class NativeLoglet implements Loglet {
     return { tail: T, sealed: true };
   }
 
-  /** The members (sequencer and LogServers) that do not answer a ping within `timeoutMs`. */
-  async probe(timeoutMs: number): Promise<string[]> {
-    const members = [this.sequencer, ...this.servers];
-    const rs = await Promise.allSettled(
-      members.map((a) => this.pool.get(a).call({ op: 'ping' }, [], timeoutMs)),
-    );
-    return members.filter((_, i) => rs[i]!.status === 'rejected');
+  /**
+   * The health of the loglet's members, each asked once with `timeoutMs`: the sequencer is `ok` (it serves
+   * the loglet), `lost` (it answers but cannot serve it: a restarted incarnation) or `dead` (no answer);
+   * each LogServer's local tail, or undefined when it does not answer.
+   */
+  async health(timeoutMs: number): Promise<LogletHealth> {
+    const [seq, ...srv] = await Promise.allSettled([
+      this.pool.get(this.sequencer).call({ op: 'tail', ...this.where() }, [], timeoutMs),
+      ...this.servers.map((a) =>
+        this.pool.get(a).call({ op: 'tail', loglet: this.id, start: this.start }, [], timeoutMs),
+      ),
+    ]);
+    const servers = new Map<string, number | undefined>();
+    let sealed = false;
+    for (const [i, r] of srv.entries()) {
+      const ok = r.status === 'fulfilled' && !r.value[0].error;
+      servers.set(this.servers[i]!, ok ? Number(r.value[0].tail) : undefined);
+      if (ok && r.value[0].sealed === true) sealed = true;
+    }
+    if (seq!.status === 'rejected') return { sequencer: 'dead', servers, sealed };
+    const [h] = seq!.value;
+    if (h.error) return { sequencer: 'lost', servers, sealed };
+    return { sequencer: 'ok', committed: Number(h.tail), servers, sealed };
   }
 
   async close(): Promise<void> {
