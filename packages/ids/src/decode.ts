@@ -1,8 +1,10 @@
 /**
- * Packet decoding: link layers Ethernet (1), raw IP (101, 12, 14), Linux cooked SLL (113) and SLL2 (276);
+ * Packet decoding: link layers Ethernet (1), raw IP (101, 12, 14, 228, 229), PPP (9), Linux cooked SLL
+ * (113) and SLL2 (276);
  * 802.1Q / QinQ VLAN tags; IPv4 (options, header checksum) and IPv6 (extension headers); TCP, UDP, ICMP,
  * ICMPv6. A packet that is truncated or malformed is counted by reason and skipped, never thrown.
- * Fragments are recognised (offset, more-fragments) and reported; reassembly is not done here.
+ * Fragments are recognised (IPv4 offset/more-fragments, the IPv6 fragment header) and handed out with their
+ * place in the datagram, not decoded further; `Defragmenter` (defrag.ts) puts datagrams back together.
  */
 
 export interface Decoded {
@@ -24,8 +26,20 @@ export interface Decoded {
   /** Transport payload. */
   payload: Uint8Array;
   fragment: boolean;
+  /** For a fragment (`fragment` true): where it goes in its datagram; `payload` holds its data. */
+  frag?: FragmentInfo;
   ipChecksumOk: boolean;
   vlans: number[];
+}
+
+export interface FragmentInfo {
+  /** IPv4 identification (16 bits) or IPv6 fragment header identification (32 bits). */
+  id: number;
+  /** Byte offset of this fragment's data in the datagram's payload. */
+  offset: number;
+  more: boolean;
+  /** The IP header to rebuild the datagram from: IPv4 with options, or IPv6's fixed 40 bytes. */
+  header: Uint8Array;
 }
 
 export type DecodeFailure =
@@ -34,7 +48,8 @@ export type DecodeFailure =
   | 'truncated-ip'
   | 'bad-ip-header'
   | 'truncated-transport'
-  | 'unsupported-link';
+  | 'unsupported-link'
+  | 'bad-fragment';
 
 export interface DecodeStats {
   packets: number;
@@ -55,6 +70,7 @@ export function newDecodeStats(): DecodeStats {
       'bad-ip-header': 0,
       'truncated-transport': 0,
       'unsupported-link': 0,
+      'bad-fragment': 0,
     },
   };
 }
@@ -124,9 +140,20 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
     if (b.length < 20) return 'truncated-link';
     etherType = (b[0]! << 8) | b[1]!;
     o = 20;
-  } else if (linkType === 101 || linkType === 12 || linkType === 14) {
+  } else if (linkType === 101 || linkType === 12 || linkType === 14 || linkType === 228 || linkType === 229) {
     if (b.length < 1) return 'truncated-link';
     etherType = b[0]! >> 4 === 6 ? 0x86dd : 0x0800;
+  } else if (linkType === 9) {
+    // PPP (RFC 1661/1662): optional address and control (ff 03), then a 1- or 2-byte protocol field
+    if (b.length >= 2 && b[0] === 0xff && b[1] === 0x03) o = 2;
+    if (b.length < o + 1) return 'truncated-link';
+    let proto = b[o]!;
+    if ((proto & 1) === 0) {
+      if (b.length < o + 2) return 'truncated-link';
+      proto = (proto << 8) | b[o + 1]!;
+      o += 2;
+    } else o += 1;
+    etherType = proto === 0x21 ? 0x0800 : proto === 0x57 ? 0x86dd : 0;
   } else return 'unsupported-link';
   while (etherType === 0x8100 || etherType === 0x88a8 || etherType === 0x9100) {
     if (b.length < o + 4) return 'truncated-link';
@@ -164,8 +191,14 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       ipChecksumOk: checksum16(b, o, ihl) === 0,
       vlans,
     };
-    if (fragment && (fragField & 0x1fff) !== 0) {
+    if (fragment) {
       d.payload = b.subarray(o + ihl, end);
+      d.frag = {
+        id: (b[o + 4]! << 8) | b[o + 5]!,
+        offset: (fragField & 0x1fff) * 8,
+        more: (fragField & 0x2000) !== 0,
+        header: b.subarray(o, o + ihl),
+      };
       return d;
     }
     return transport(d, b, o + ihl, end);
@@ -178,6 +211,7 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
     let next = b[o + 6]!;
     let p = o + 40;
     let fragment = false;
+    let frag: FragmentInfo | undefined;
     // extension headers: hop-by-hop 0, routing 43, fragment 44, destination options 60, AH 51
     for (
       let guard = 0;
@@ -188,8 +222,21 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       const nh = b[p]!;
       let len: number;
       if (next === 44) {
-        fragment = true;
+        const offField = (b[p + 2]! << 8) | b[p + 3]!;
         len = 8;
+        // an atomic fragment (offset 0, no more: RFC 6946) is a whole datagram
+        if ((offField & 0xfff8) !== 0 || (offField & 1) !== 0) {
+          fragment = true;
+          frag = {
+            id: ((b[p + 4]! << 24) | (b[p + 5]! << 16) | (b[p + 6]! << 8) | b[p + 7]!) >>> 0,
+            offset: offField & 0xfff8,
+            more: (offField & 1) !== 0,
+            header: b.subarray(o, o + 40),
+          };
+          next = nh;
+          p += len;
+          break;
+        }
       } else if (next === 51) len = (b[p + 1]! + 2) * 4;
       else len = (b[p + 1]! + 1) * 8;
       next = nh;
@@ -216,6 +263,11 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       vlans,
     };
     if (p > end) return 'truncated-ip';
+    if (frag) {
+      d.frag = frag;
+      d.payload = b.subarray(p, end);
+      return d;
+    }
     return transport(d, b, p, end);
   }
   return 'not-ip';

@@ -109,6 +109,9 @@ export const detectionKeywords = new Set([
   'isdataat',
   'itype',
   'icode',
+  'icmp_id',
+  'icmp_seq',
+  'tcp.flags',
   'ttl',
   'pkt_data',
   'rawbytes',
@@ -679,6 +682,7 @@ export class Engine {
           steps.unshift({ kind: 'dsize', test: numTest(v) });
           break;
         case 'flags':
+        case 'tcp.flags':
           steps.unshift({ kind: 'flags', test: flagsTest(v) });
           break;
         case 'itype':

@@ -10,9 +10,16 @@ export {
   type DecodeFailure,
   type DecodeStats,
   decode,
+  type FragmentInfo,
   newDecodeStats,
   Proto,
 } from './decode.js';
+export {
+  Defragmenter,
+  type DefragOptions,
+  type DefragStats,
+  datagramBytesMax,
+} from './defrag.js';
 export {
   type Alert,
   addrTest,

@@ -1,6 +1,7 @@
 /** Running a capture through the engine: decode every packet, inspect it, collect alerts and stats. */
 import { createReadStream } from 'node:fs';
 import { decode, newDecodeStats } from './decode.js';
+import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
 import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
 import type { FlowTableStats } from './flow.js';
 import { readCapture } from './pcap.js';
@@ -17,6 +18,7 @@ export interface RunResult {
   errors: string[];
   stats: EngineStats;
   flows: FlowTableStats;
+  defrag: DefragStats | undefined;
   /** Most bytes held by stream reassembly at once. */
   reassemblyPeakBytes: number;
 }
@@ -41,18 +43,34 @@ export function loadRules(text: string, file: string): { rules: Rule[]; errors: 
 export async function runCapture(
   pcapPath: string,
   rules: Rule[],
-  opts: EngineOptions & { validateChecksums?: boolean } = {},
+  opts: EngineOptions & { validateChecksums?: boolean; defrag?: boolean | DefragOptions } = {},
 ): Promise<RunResult> {
   const engine = new Engine(rules, opts);
   const st = newDecodeStats();
+  // reassembled datagrams are decoded again; their own counts stay apart from the capture's packets
+  const reStats = newDecodeStats();
+  const defrag =
+    opts.defrag === false
+      ? undefined
+      : new Defragmenter({
+          ...(opts.overlapPolicy && { policy: opts.overlapPolicy }),
+          ...(typeof opts.defrag === 'object' && opts.defrag),
+        });
   const alerts: Alert[] = [];
   let bytes = 0;
   const t0 = performance.now();
   for await (const p of readCapture(createReadStream(pcapPath))) {
     bytes += p.data.length;
-    const d = decode(p.linkType, p.data, st);
+    let d = decode(p.linkType, p.data, st);
     if (typeof d === 'string') continue;
     if (opts.validateChecksums !== false && !d.ipChecksumOk) continue;
+    if (d.frag && defrag) {
+      const whole = defrag.add(d, p.tsUs);
+      if (!whole) continue;
+      const r = decode(101, whole, reStats);
+      if (typeof r === 'string') continue;
+      d = r;
+    }
     for (const a of engine.inspect(d, p.tsUs)) alerts.push(a);
   }
   for (const a of engine.finish()) alerts.push(a);
@@ -61,7 +79,8 @@ export async function runCapture(
     packets: st.packets,
     bytes,
     seconds: (performance.now() - t0) / 1000,
-    decodeFailures: st.packets - st.decoded,
+    decodeFailures: st.packets - st.decoded + reStats.packets - reStats.decoded,
+    defrag: defrag?.stats,
     rulesLoaded: engine.compiled.length,
     rulesSkipped: engine.skipped,
     errors: [],
