@@ -34,8 +34,9 @@ export interface Alert {
   classtype?: string;
   priority?: number;
   flowId?: number;
-  /** 1-based number of the packet being inspected when the alert was raised. */
+  /** 1-based number (in the capture) of the packet being inspected when the alert was raised. */
   pcapCnt?: number;
+  ipVersion?: 4 | 6;
   /** Raised on reassembled stream data (not one packet's payload). */
   stream?: boolean;
 }
@@ -529,6 +530,7 @@ interface DirStream {
 }
 
 interface FlowData {
+  ipVersion: 4 | 6;
   /** Endpoints as text: [client, server]. */
   addrs: [string, string];
   ports: [number, number];
@@ -758,15 +760,19 @@ export class Engine {
     return c;
   }
 
-  /** Inspects one decoded packet; returns the alerts it raised (and those of flows evicted meanwhile). */
-  inspect(d: Decoded, tsUs: number): Alert[] {
+  /**
+   * Inspects one decoded packet; returns the alerts it raised (and those of flows evicted meanwhile).
+   * `pcapCnt`: the packet's 1-based number in its capture, for the alerts (default: inspect calls so far).
+   */
+  inspect(d: Decoded, tsUs: number, pcapCnt?: number): Alert[] {
     this.stats.packets++;
-    this.pktNo++;
+    this.pktNo = pcapCnt ?? this.pktNo + 1;
     this.nowUs = tsUs;
     const { flow: f, toServer } = this.flows.track(d, tsUs);
     const out = this.pending.length > 0 ? this.pending.splice(0) : [];
     const dir = toServer ? 0 : 1;
     f.data ??= {
+      ipVersion: d.ipVersion,
       addrs: toServer ? [d.src, d.dst] : [d.dst, d.src],
       ports: toServer ? [d.srcPort, d.dstPort] : [d.dstPort, d.srcPort],
       streams: [undefined, undefined],
@@ -934,7 +940,8 @@ export class Engine {
         this.applyFlowbits(c, f);
         if (c.rule.action === 'pass') return; // a pass rule ends the inspection of this data
         if (c.noalert) continue;
-        out.push(this.alert(c, { src, sp, dst, dp, proto: 6, flowId: f.id, stream: true }));
+        const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
+        out.push(this.alert(c, { ...e, stream: true }));
       }
     }
   }
@@ -962,7 +969,16 @@ export class Engine {
 
   private alert(
     c: Compiled,
-    e: { src: string; sp: number; dst: string; dp: number; proto: number; flowId: number; stream: boolean },
+    e: {
+      src: string;
+      sp: number;
+      dst: string;
+      dp: number;
+      proto: number;
+      flowId: number;
+      ipVersion: 4 | 6;
+      stream: boolean;
+    },
   ): Alert {
     const r = c.rule;
     this.stats.alerts++;
@@ -980,6 +996,7 @@ export class Engine {
       dstPort: e.dp,
       flowId: e.flowId,
       pcapCnt: this.pktNo,
+      ipVersion: e.ipVersion,
       stream: e.stream,
     };
     if (c.classtype) a.classtype = c.classtype;
@@ -1010,7 +1027,15 @@ export class Engine {
       // Suricata's action order: pass rules are inspected first and end inspection of the packet
       if (c.rule.action === 'pass') return;
       if (c.noalert) continue;
-      const e = { src: d.src, sp: d.srcPort, dst: d.dst, dp: d.dstPort, proto: d.proto, flowId: f.id };
+      const e = {
+        src: d.src,
+        sp: d.srcPort,
+        dst: d.dst,
+        dp: d.dstPort,
+        proto: d.proto,
+        flowId: f.id,
+        ipVersion: d.ipVersion,
+      };
       out.push(this.alert(c, { ...e, stream: false }));
     }
   }
@@ -1033,12 +1058,16 @@ export function alertFast(a: Alert): string {
 export function eveJson(a: Alert): Record<string, unknown> {
   return {
     timestamp: new Date(a.tsUs / 1000).toISOString(),
+    ...(a.flowId !== undefined && { flow_id: a.flowId }),
+    ...(a.pcapCnt !== undefined && { pcap_cnt: a.pcapCnt }),
     event_type: 'alert',
     src_ip: a.src,
     src_port: a.srcPort,
     dest_ip: a.dst,
     dest_port: a.dstPort,
     proto: a.proto,
+    ...(a.ipVersion !== undefined && { ip_v: a.ipVersion }),
+    ...(a.stream !== undefined && { stream: a.stream ? 1 : 0 }),
     alert: {
       action: a.action === 'drop' || a.action === 'reject' ? 'blocked' : 'allowed',
       gid: a.gid,

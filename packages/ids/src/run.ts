@@ -59,7 +59,9 @@ export async function runCapture(
   const alerts: Alert[] = [];
   let bytes = 0;
   const t0 = performance.now();
+  let n = 0;
   for await (const p of readCapture(createReadStream(pcapPath))) {
+    n++;
     bytes += p.data.length;
     let d = decode(p.linkType, p.data, st);
     if (typeof d === 'string') continue;
@@ -71,7 +73,7 @@ export async function runCapture(
       if (typeof r === 'string') continue;
       d = r;
     }
-    for (const a of engine.inspect(d, p.tsUs)) alerts.push(a);
+    for (const a of engine.inspect(d, p.tsUs, n)) alerts.push(a);
   }
   for (const a of engine.finish()) alerts.push(a);
   return {
