@@ -11,6 +11,7 @@ import {
   type Loglet,
   LogServer,
   NativeLoglet,
+  nativeFailover,
   openLoglet,
   Sequencer,
   VirtualLog,
@@ -108,6 +109,56 @@ try {
     stalls.push(worst);
   }
   await v.close();
+  // the same over NativeLoglets: reconfigure to a new native loglet (a new id) on the same servers
+  const dn = join(dir, 'reconf-native');
+  const nspec = (i: number) => `native://${seqAddr}?servers=${addrs.join(',')}&id=r${i}`;
+  const vn = await VirtualLog.create(
+    new FileMetaStore(join(dn, 'meta.json')),
+    (spec, s, i) => openLoglet(spec, s, i),
+    nspec(0),
+  );
+  const reconfNative: number[] = [];
+  const stallsNative: number[] = [];
+  for (let i = 1; i <= 30; i++) {
+    let stop = false;
+    let worst = 0;
+    const writer = (async () => {
+      while (!stop) {
+        const t = performance.now();
+        await vn.append([record]);
+        worst = Math.max(worst, performance.now() - t);
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 20));
+    const t = performance.now();
+    await vn.reconfigure(nspec(i));
+    await vn.append([record]);
+    reconfNative.push(performance.now() - t);
+    stop = true;
+    await writer;
+    stallsNative.push(worst);
+  }
+  await vn.close();
+  // failover: the sequencer dies under a writer; time from the kill to the first append acknowledged on
+  // the replacement the failover policy picks (its checks time out after 200 ms)
+  const failovers: number[] = [];
+  for (let k = 0; k < 5; k++) {
+    const victim = new Sequencer();
+    const victimAddr = `127.0.0.1:${await victim.listen(0)}`;
+    const df = join(dir, `failover${k}`);
+    const vf = await VirtualLog.create(
+      new FileMetaStore(join(df, 'meta.json')),
+      (spec, s, i) => openLoglet(spec, s, i),
+      `native://${victimAddr}?servers=${addrs.join(',')}&id=f${k}`,
+      { failover: nativeFailover({ sequencers: [victimAddr, seqAddr], servers: addrs, timeoutMs: 200 }) },
+    );
+    for (let i = 0; i < 100; i++) await vf.append([record]);
+    const t = performance.now();
+    await victim.close();
+    await vf.append([record]);
+    failovers.push(performance.now() - t);
+    await vf.close();
+  }
   console.log(
     table(
       ['loglet', 'in flight', 'appends/s', 'p50', 'p99'],
@@ -125,8 +176,21 @@ try {
     p99Ms: percentile(reconf, 99),
     writerStallMaxMs: Math.max(...stalls),
   };
+  const rcn = {
+    p50Ms: percentile(reconfNative, 50),
+    p99Ms: percentile(reconfNative, 99),
+    writerStallMaxMs: Math.max(...stallsNative),
+  };
+  for (const [what, r] of [
+    ['FileLoglet -> FileLoglet', rc],
+    ['NativeLoglet -> NativeLoglet', rcn],
+  ] as const)
+    console.log(
+      `reconfiguration ${what} (seal -> first append acknowledged on the new loglet): p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms; longest writer stall ${r.writerStallMaxMs.toFixed(2)} ms`,
+    );
+  const fo = { p50Ms: percentile(failovers, 50), maxMs: Math.max(...failovers) };
   console.log(
-    `reconfiguration (seal -> first append acknowledged on the new loglet): p50 ${rc.p50Ms.toFixed(2)} ms, p99 ${rc.p99Ms.toFixed(2)} ms; longest writer stall ${rc.writerStallMaxMs.toFixed(2)} ms`,
+    `failover after a sequencer dies (kill -> first append acknowledged on the replacement; 200 ms check timeout): p50 ${fo.p50Ms.toFixed(1)} ms, max ${fo.maxMs.toFixed(1)} ms over ${failovers.length}`,
   );
   for (const [base, virt] of [
     ['FileLoglet', 'VirtualLog over FileLoglet'],
@@ -146,6 +210,8 @@ try {
     seconds,
     rows,
     reconfiguration: rc,
+    reconfigurationNative: rcn,
+    failover: fo,
   });
 } finally {
   await seq.close();

@@ -4,8 +4,8 @@
  * crashes, so the FileLoglet's recovery runs against the faults it is built for.
  */
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { type FileHandle, mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { LogletUnavailableError } from '../contract.js';
 
 export interface Disk {
@@ -26,6 +26,15 @@ export interface Disk {
   close(): Promise<void>;
 }
 
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
 /** A directory on the local file system, locked against a second process (a stale lock is taken over). */
 export class NodeDisk implements Disk {
   private readonly handles = new Map<string, Promise<FileHandle>>();
@@ -38,7 +47,14 @@ export class NodeDisk implements Disk {
   }
 
   static async open(dir: string): Promise<NodeDisk> {
-    await mkdir(dir, { recursive: true });
+    const first = await mkdir(dir, { recursive: true });
+    if (first !== undefined) {
+      // new directories: make their entries durable, from the deepest up to the parent of the first
+      for (let p = dir; ; p = dirname(p)) {
+        await syncDir(dirname(p));
+        if (p === first || dirname(p) === p) break;
+      }
+    }
     const d = new NodeDisk(dir);
     await d.lock();
     return d;
@@ -66,8 +82,19 @@ export class NodeDisk implements Disk {
   private handle(name: string): Promise<FileHandle> {
     let h = this.handles.get(name);
     if (!h) {
-      h = open(join(this.dir, name), 'a+');
+      h = (async () => {
+        const path = join(this.dir, name);
+        const existed = await stat(path).then(
+          () => true,
+          () => false,
+        );
+        const fh = await open(path, 'a+'); // appends go to the end whatever the position
+        // a new file: its directory entry must be durable before anything synced in it counts
+        if (!existed) await syncDir(this.dir);
+        return fh;
+      })();
       this.handles.set(name, h);
+      h.catch(() => this.handles.delete(name));
     }
     return h;
   }
@@ -112,12 +139,7 @@ export class NodeDisk implements Disk {
       await fh.close();
     }
     await rename(tmp, join(this.dir, name));
-    const d = await open(this.dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+    await syncDir(this.dir);
   }
 
   async close(): Promise<void> {

@@ -189,6 +189,7 @@ export async function serveTcp(
 ): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((sock) => {
+    sock.setNoDelay(true); // replies are small: Nagle's algorithm would hold them for the peer's delayed ACK
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => undefined);
