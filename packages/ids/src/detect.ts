@@ -8,6 +8,17 @@
  * reassembly and no prefilter stages yet: correct for what it covers, slow, and blind to matches that
  * straddle segments. Rules with options it cannot evaluate are skipped and listed.
  */
+import {
+  type ByteExtract,
+  type ByteJump,
+  type ByteTest,
+  compare,
+  parseByteExtract,
+  parseByteJump,
+  parseByteTest,
+  readValue,
+  resolve,
+} from './bytes.js';
 import type { Decoded } from './decode.js';
 import { type Flow, FlowTable, type FlowTableStats, type FlowTimeouts, TcpState } from './flow.js';
 import type { ContentMatch, Rule } from './rules.js';
@@ -18,6 +29,7 @@ import {
   ReassemblyBudget,
   StreamReassembler,
 } from './stream.js';
+import { parseRate, RateLimiter, type RateSpec } from './threshold.js';
 
 export interface Alert {
   tsUs: number;
@@ -113,6 +125,11 @@ export const detectionKeywords = new Set([
   'icmp_id',
   'icmp_seq',
   'tcp.flags',
+  'byte_test',
+  'byte_jump',
+  'byte_extract',
+  'threshold',
+  'detection_filter',
   'ttl',
   'pkt_data',
   'rawbytes',
@@ -246,7 +263,9 @@ interface Compiled {
   dp: PortTest;
   steps: Step[];
   flow?: { established: boolean; toServer?: boolean; toClient?: boolean; stateless: boolean };
-  flowbits: { op: string; names: string[] }[];
+  flowbits: { op: string; names: string[]; any: boolean }[];
+  /** threshold / detection_filter. */
+  rate?: RateSpec;
   noalert: boolean;
   classtype?: string;
   priority?: number;
@@ -274,6 +293,9 @@ type Step =
   | { kind: 'itype'; test: (n: number) => boolean }
   | { kind: 'icode'; test: (n: number) => boolean }
   | { kind: 'ttl'; test: (n: number) => boolean }
+  | ByteTest
+  | ByteJump
+  | ByteExtract
   | { kind: 'icmp_id'; test: (n: number) => boolean }
   | { kind: 'icmp_seq'; test: (n: number) => boolean };
 
@@ -396,6 +418,8 @@ interface MatchCtx {
   latin1: () => string;
   /** Set on success: where the match ended. */
   end: number;
+  /** byte_extract variables. */
+  vars: Map<string, number>;
 }
 
 /** Matches of one pcre tried per step at most (bounds backtracking on a stream window). */
@@ -415,11 +439,22 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
   switch (s.kind) {
     case 'content': {
       const c = s.c;
-      const rel = c.distance !== undefined || c.within !== undefined;
-      let from = rel ? prevEnd + (c.distance ?? 0) : (c.offset ?? 0) - ctx.base;
+      let { offset, depth, distance, within } = c;
+      if (c.vars) {
+        // byte_extract variables; one that is not set fails the match
+        const v = (name: string | undefined, n: number | undefined) =>
+          name === undefined ? n : ctx.vars.get(name);
+        offset = v(c.vars.offset, offset);
+        depth = v(c.vars.depth, depth);
+        distance = v(c.vars.distance, distance);
+        within = v(c.vars.within, within);
+        for (const name of Object.values(c.vars)) if (name !== undefined && !ctx.vars.has(name)) return false;
+      }
+      const rel = distance !== undefined || within !== undefined || c.vars?.distance !== undefined;
+      let from = rel ? prevEnd + (distance ?? 0) : (offset ?? 0) - ctx.base;
       let to = payload.length;
-      if (rel && c.within !== undefined) to = Math.min(to, prevEnd + (c.distance ?? 0) + c.within);
-      if (!rel && c.depth !== undefined) to = Math.min(to, (c.offset ?? 0) + c.depth - ctx.base);
+      if (rel && within !== undefined) to = Math.min(to, prevEnd + (distance ?? 0) + within);
+      if (!rel && depth !== undefined) to = Math.min(to, (offset ?? 0) + depth - ctx.base);
       if (c.startswith) to = Math.min(to, c.bytes.length - ctx.base);
       if (s.first) from = Math.max(from, ctx.firstFrom);
       from = Math.max(0, from);
@@ -453,6 +488,41 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
     case 'isdataat': {
       const ok = (s.relative ? prevEnd + s.n : s.n - ctx.base) < payload.length;
       return ok !== s.negated && matchSteps(steps, i + 1, ctx, prevEnd);
+    }
+    case 'byte_test': {
+      const n = resolve(s.bytes, ctx.vars);
+      const off = resolve(s.offset, ctx.vars);
+      const want = resolve(s.value, ctx.vars);
+      if (n === undefined || off === undefined || want === undefined) return false;
+      const got = readValue(payload, s.relative ? prevEnd + off : off - ctx.base, s, n);
+      return got !== undefined && compare(s, got, want) && matchSteps(steps, i + 1, ctx, prevEnd);
+    }
+    case 'byte_jump': {
+      const n = resolve(s.bytes, ctx.vars);
+      const off = resolve(s.offset, ctx.vars);
+      if (n === undefined || off === undefined) return false;
+      const at = s.relative ? prevEnd + off : off - ctx.base;
+      let v = readValue(payload, at, s, n);
+      if (v === undefined) return false;
+      v *= s.multiplier;
+      if (s.align) v = Math.ceil(v / 4) * 4;
+      let pos = s.fromBeginning ? v - ctx.base : s.fromEnd ? payload.length + v : at + n + v;
+      pos += s.postOffset;
+      // Suricata: a jump before the buffer start stops at the start; past the end fails
+      pos = Math.max(0, pos);
+      return pos <= payload.length && matchSteps(steps, i + 1, ctx, pos);
+    }
+    case 'byte_extract': {
+      const n = resolve(s.bytes, ctx.vars);
+      const off = resolve(s.offset, ctx.vars);
+      if (n === undefined || off === undefined) return false;
+      const at = s.relative ? prevEnd + off : off - ctx.base;
+      let v = readValue(payload, at, s, n);
+      if (v === undefined) return false;
+      v *= s.multiplier;
+      if (s.align > 1) v = Math.ceil(v / s.align) * s.align;
+      ctx.vars.set(s.name, v);
+      return matchSteps(steps, i + 1, ctx, at + n);
     }
     case 'dsize':
       return s.test(payload.length) && matchSteps(steps, i + 1, ctx, prevEnd);
@@ -492,14 +562,20 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
 function firstContentSpan(steps: Step[]): number {
   const i = steps.findIndex((s) => s.kind === 'content' && !s.c.negated);
   const first = steps[i];
-  if (first?.kind !== 'content' || first.c.distance !== undefined || first.c.within !== undefined)
+  if (
+    first?.kind !== 'content' ||
+    first.c.distance !== undefined ||
+    first.c.within !== undefined ||
+    first.c.vars
+  )
     return Number.POSITIVE_INFINITY;
   first.first = true;
   let span = first.c.bytes.length;
   for (const s of steps.slice(i + 1)) {
-    if (s.kind === 'pcre' && !s.negated) return Number.POSITIVE_INFINITY;
+    if ((s.kind === 'pcre' && !s.negated) || s.kind === 'byte_jump' || s.kind === 'byte_extract')
+      return Number.POSITIVE_INFINITY;
     if (s.kind !== 'content' || s.c.negated) continue;
-    if (s.c.within === undefined) return Number.POSITIVE_INFINITY;
+    if (s.c.within === undefined || s.c.vars) return Number.POSITIVE_INFINITY;
     span += Math.max(0, s.c.distance ?? 0) + s.c.within;
   }
   return span;
@@ -564,6 +640,8 @@ export class Engine {
   private readonly hostPolicies: { test: AddrTest; bits: number; policy: OverlapPolicy }[] = [];
   /** Alerts raised outside `inspect` (flows flushed on eviction), handed out by the next call. */
   private pending: Alert[] = [];
+  /** threshold and detection_filter state. */
+  readonly rates = new RateLimiter();
   private nowUs = 0;
   private pktNo = 0;
   readonly stats: EngineStats = {
@@ -645,6 +723,7 @@ export class Engine {
     let priority: number | undefined;
     let ci = 0;
     let forced: Compiled['mode'] | undefined;
+    let rate: RateSpec | undefined;
     let last: (ContentMatch & { startswith?: boolean; endswith?: boolean }) | undefined;
     for (const o of r.options) {
       const v = o.value ?? '';
@@ -680,6 +759,20 @@ export class Engine {
           });
           break;
         }
+        case 'byte_test':
+          steps.push(parseByteTest(v));
+          break;
+        case 'byte_jump':
+          steps.push(parseByteJump(v));
+          break;
+        case 'byte_extract':
+          steps.push(parseByteExtract(v));
+          break;
+        case 'threshold':
+        case 'detection_filter':
+          if (rate) throw new Error('more than one threshold/detection_filter');
+          rate = parseRate(o.keyword, v);
+          break;
         case 'dsize':
           steps.unshift({ kind: 'dsize', test: numTest(v) });
           break;
@@ -715,7 +808,12 @@ export class Engine {
         case 'flowbits': {
           const [op, names] = v.split(',').map((x) => x.trim()) as [string, string | undefined];
           if (op === 'noalert') noalert = true;
-          else flowbits.push({ op, names: (names ?? '').split(/[|&]/).map((x) => x.trim()) });
+          else
+            flowbits.push({
+              op,
+              names: (names ?? '').split(/[|&]/).map((x) => x.trim()),
+              any: (names ?? '').includes('|'),
+            });
           break;
         }
         case 'noalert':
@@ -757,6 +855,7 @@ export class Engine {
     if (flow) c.flow = flow;
     if (classtype) c.classtype = classtype;
     if (priority !== undefined) c.priority = priority;
+    if (rate) c.rate = rate;
     return c;
   }
 
@@ -934,6 +1033,7 @@ export class Engine {
           d: undefined,
           latin1,
           end: 0,
+          vars: new Map(),
         };
         if (!matchSteps(c.steps, 0, ctx, 0)) break;
         minEnd = ctx.end;
@@ -941,6 +1041,8 @@ export class Engine {
         if (c.rule.action === 'pass') return; // a pass rule ends the inspection of this data
         if (c.noalert) continue;
         const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
+        if (c.rate && !this.rates.allow(c.rate, { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs }))
+          continue;
         out.push(this.alert(c, { ...e, stream: true }));
       }
     }
@@ -953,8 +1055,10 @@ export class Engine {
 
   private flowbitsAllow(c: Compiled, f: Flow<FlowData>): boolean {
     for (const fb of c.flowbits) {
-      if (fb.op === 'isset' && !fb.names.every((n) => f.bits.has(n))) return false;
-      if (fb.op === 'isnotset' && fb.names.some((n) => f.bits.has(n))) return false;
+      // a|b (Suricata): isset when any is set, isnotset when any is not set; a&b: all of them
+      const has = (n: string) => f.bits.has(n);
+      if (fb.op === 'isset' && !(fb.any ? fb.names.some(has) : fb.names.every(has))) return false;
+      if (fb.op === 'isnotset' && (fb.any ? fb.names.every(has) : fb.names.some(has))) return false;
     }
     return true;
   }
@@ -1021,7 +1125,16 @@ export class Engine {
       if (!this.flowbitsAllow(c, f)) continue;
       if (c.hasPayloadMatch && d.payload.length === 0) continue;
       this.stats.rulesEvaluated++;
-      const ctx: MatchCtx = { payload: d.payload, base: 0, minEnd: -1, firstFrom: 0, d, latin1, end: 0 };
+      const ctx: MatchCtx = {
+        payload: d.payload,
+        base: 0,
+        minEnd: -1,
+        firstFrom: 0,
+        d,
+        latin1,
+        end: 0,
+        vars: new Map(),
+      };
       if (!matchSteps(c.steps, 0, ctx, 0)) continue;
       this.applyFlowbits(c, f);
       // Suricata's action order: pass rules are inspected first and end inspection of the packet
@@ -1036,6 +1149,8 @@ export class Engine {
         flowId: f.id,
         ipVersion: d.ipVersion,
       };
+      if (c.rate && !this.rates.allow(c.rate, { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs }))
+        continue;
       out.push(this.alert(c, { ...e, stream: false }));
     }
   }

@@ -71,3 +71,4 @@ export {
   StreamReassembler,
   type StreamStats,
 } from './stream.js';
+export { parseRate, type RateEvent, RateLimiter, type RateSpec, trackedMax } from './threshold.js';

@@ -34,6 +34,8 @@ export interface ContentMatch {
   depth?: number;
   distance?: number;
   within?: number;
+  /** offset/depth/distance/within given as a byte_extract variable name instead of a number. */
+  vars?: Partial<Record<'offset' | 'depth' | 'distance' | 'within', string>>;
   fastPattern: boolean;
   /** Sticky buffer the content applies to (`pkt_data` when none). */
   buffer: string;
@@ -284,8 +286,9 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
           else if (k === 'fast_pattern_offset' || k === 'fast_pattern_length')
             c.fastPattern = true; // the pattern slice is a hint
           else if (k === 'offset' || k === 'depth' || k === 'distance' || k === 'within') {
-            // a variable (byte_extract) is allowed: keep it numeric when it is a number
+            // a variable (byte_extract) is allowed: numeric when it is a number, else kept by name
             if (v !== undefined && /^-?\d+$/.test(v)) c[k] = Number(v);
+            else if (v !== undefined && /^[A-Za-z_]\w*$/.test(v)) c.vars = { ...c.vars, [k]: v };
           } else throw err(col, `content: unknown modifier '${k}'`);
         }
         contents.push(c);
@@ -303,6 +306,8 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
         if (keyword === 'nocase') last.nocase = true;
         else if (keyword === 'fast_pattern') last.fastPattern = true;
         else if (value !== undefined && /^-?\d+$/.test(value)) last[keyword] = Number(value);
+        else if (value !== undefined && /^[A-Za-z_]\w*$/.test(value))
+          last.vars = { ...last.vars, [keyword]: value };
         break;
       }
       default:

@@ -1,0 +1,145 @@
+/**
+ * Alert rate control per rule: `threshold` (types limit, threshold, both, backoff) and `detection_filter`,
+ * each tracked by source, destination, both, rule or flow, as the Snort 2.9 manual (3.7.x "threshold",
+ * 3.7.10 "detection_filter") and Suricata's rule thresholding docs (`backoff`, `by_flow`, `unique_on`)
+ * describe them:
+ *
+ * | type             | alerts                                                                  |
+ * | ---------------- | ----------------------------------------------------------------------- |
+ * | limit            | the first `count` matches of each `seconds` window                      |
+ * | threshold        | every `count`-th match within a window                                  |
+ * | both             | once per window, at the `count`-th match                                |
+ * | backoff          | at match count, count*m, count*m^2, ... (m = `multiplier`)              |
+ * | detection_filter | every match after the first `count` of a window (with `unique_on`: every |
+ * |                  | match once more than `count` distinct ports were seen in the window)    |
+ *
+ * A window starts at the first match of a tracked key and lasts `seconds`. State is bounded: at most
+ * `trackedMax` keys (the least recently used goes first).
+ */
+
+export interface RateSpec {
+  kind: 'threshold' | 'detection_filter';
+  type: 'limit' | 'threshold' | 'both' | 'backoff' | 'detection_filter';
+  track: 'by_src' | 'by_dst' | 'by_both' | 'by_rule' | 'by_flow';
+  count: number;
+  seconds: number;
+  multiplier: number;
+  uniqueOn?: 'src_port' | 'dst_port';
+}
+
+/** Parses `type limit, track by_src, count 5, seconds 60` (threshold) or `track ..., count, seconds`. */
+export function parseRate(kind: RateSpec['kind'], v: string): RateSpec {
+  const f: Record<string, string> = {};
+  for (const part of v.split(',')) {
+    const [k, val] = part.trim().split(/\s+/, 2) as [string, string | undefined];
+    if (k) f[k] = val ?? '';
+  }
+  const type = kind === 'detection_filter' ? 'detection_filter' : f.type;
+  if (!['limit', 'threshold', 'both', 'backoff', 'detection_filter'].includes(type ?? ''))
+    throw new Error(`${kind}: unknown type '${f.type ?? ''}'`);
+  const track = f.track ?? '';
+  if (!['by_src', 'by_dst', 'by_both', 'by_rule', 'by_flow'].includes(track))
+    throw new Error(`${kind}: unknown track '${track}'`);
+  const count = Number(f.count);
+  if (!Number.isInteger(count) || count < 0) throw new Error(`${kind}: bad count '${f.count ?? ''}'`);
+  const seconds = type === 'backoff' ? 0 : Number(f.seconds);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new Error(`${kind}: bad seconds '${f.seconds ?? ''}'`);
+  const multiplier = type === 'backoff' ? Number(f.multiplier) : 1;
+  if (!Number.isFinite(multiplier) || multiplier < 1)
+    throw new Error(`${kind}: bad multiplier '${f.multiplier}'`);
+  const spec: RateSpec = {
+    kind,
+    type: type as RateSpec['type'],
+    track: track as RateSpec['track'],
+    count,
+    seconds,
+    multiplier,
+  };
+  if (f.unique_on !== undefined) {
+    if (f.unique_on !== 'src_port' && f.unique_on !== 'dst_port')
+      throw new Error(`${kind}: bad unique_on '${f.unique_on}'`);
+    spec.uniqueOn = f.unique_on;
+  }
+  return spec;
+}
+
+interface Entry {
+  startUs: number;
+  count: number;
+  /** backoff: the match number that alerts next. */
+  next: number;
+  alerted: boolean;
+  ports?: Set<number>;
+}
+
+/** Keys tracked at most (rule and tracked value together). */
+export const trackedMax = 65536;
+
+export interface RateEvent {
+  sid: number;
+  gid: number;
+  src: string;
+  dst: string;
+  sp: number;
+  dp: number;
+  flowId: number;
+  tsUs: number;
+}
+
+export class RateLimiter {
+  private readonly entries = new Map<string, Entry>();
+  suppressed = 0;
+
+  /** Records a match of a rule with `spec`; returns whether it raises an alert. */
+  allow(spec: RateSpec, e: RateEvent): boolean {
+    const by =
+      spec.track === 'by_src'
+        ? e.src
+        : spec.track === 'by_dst'
+          ? e.dst
+          : spec.track === 'by_both'
+            ? `${e.src}|${e.dst}`
+            : spec.track === 'by_flow'
+              ? String(e.flowId)
+              : '';
+    const key = `${spec.kind}|${e.gid}:${e.sid}|${by}`;
+    let g = this.entries.get(key);
+    const windowUs = spec.seconds * 1e6;
+    if (g && spec.type !== 'backoff' && e.tsUs - g.startUs > windowUs) g = undefined;
+    if (!g) {
+      g = { startUs: e.tsUs, count: 0, next: spec.count, alerted: false };
+      if (spec.uniqueOn) g.ports = new Set();
+    }
+    // move to the back: the map's first key is the least recently used
+    this.entries.delete(key);
+    this.entries.set(key, g);
+    if (this.entries.size > trackedMax) this.entries.delete(this.entries.keys().next().value as string);
+    if (g.ports) g.ports.add(spec.uniqueOn === 'src_port' ? e.sp : e.dp);
+    g.count++;
+    let ok: boolean;
+    switch (spec.type) {
+      case 'limit':
+        ok = g.count <= spec.count;
+        break;
+      case 'threshold':
+        ok = g.count >= spec.count;
+        if (ok) {
+          g.count = 0;
+          g.startUs = e.tsUs;
+        }
+        break;
+      case 'both':
+        ok = !g.alerted && g.count >= spec.count;
+        if (ok) g.alerted = true;
+        break;
+      case 'backoff':
+        ok = g.count === Math.max(1, g.next);
+        if (ok) g.next = Math.max(1, g.next) * spec.multiplier;
+        break;
+      default:
+        ok = g.ports ? g.ports.size > spec.count : g.count > spec.count;
+    }
+    if (!ok) this.suppressed++;
+    return ok;
+  }
+}

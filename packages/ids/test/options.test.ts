@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { type Alert, type Decoded, Engine, parseRate, parseRule, RateLimiter } from '../src/index.js';
+import { pkt } from './helpers.js';
+
+/** Sids that fire on one UDP packet carrying `payload`. */
+function fires(rules: string[], payload: string | Uint8Array): number[] {
+  const e = new Engine(rules.map((r, i) => parseRule(r, 't.rules', i + 1)));
+  expect(e.skipped).toEqual([]);
+  return e.inspect(pkt({ proto: 17, payload }), 0).map((a) => a.sid);
+}
+
+const bin = (...b: number[]) => Uint8Array.from(b);
+
+describe('byte_test, byte_jump, byte_extract', () => {
+  it('byte_test: binary and string numbers, endianness, operators, negation, bitmask, relative', () => {
+    const p = bin(0x00, 0x10, 0x01, 0x02, 0x31, 0x32, 0x33, 0x41);
+    expect(
+      fires(
+        [
+          'alert udp any any -> any any (byte_test:2,=,16,0; sid:1;)',
+          'alert udp any any -> any any (byte_test:2,=,0x1000,0,little; sid:2;)',
+          'alert udp any any -> any any (byte_test:3,=,123,4,string,dec; sid:3;)',
+          'alert udp any any -> any any (byte_test:1,&,2,3; sid:4;)',
+          'alert udp any any -> any any (byte_test:1,!=,2,3; sid:5;)',
+          'alert udp any any -> any any (byte_test:1, >, 1, 0, relative; content:"|01|"; sid:6;)',
+          'alert udp any any -> any any (content:"|01|"; byte_test:1,=,2,0,relative; sid:7;)',
+          'alert udp any any -> any any (byte_test:2,=,1,0,bitmask 0x0ff0; sid:8;)',
+          'alert udp any any -> any any (byte_test:2,<,16,0; sid:9;)',
+          'alert udp any any -> any any (byte_test:4,>,1,6; sid:10;)',
+          'alert udp any any -> any any (byte_test:1,=,0x12,0,string,hex,relative; content:"|31|"; sid:11;)',
+        ],
+        p,
+      ),
+    ).toEqual([1, 2, 3, 4, 7, 8]);
+  });
+
+  it('byte_jump: relative, multiplier, align, from_beginning, from_end, post_offset (clamped at the start)', () => {
+    // a length byte 3 at 0, then 3 bytes, then "XY"
+    const p = bin(0x03, 0xaa, 0xbb, 0xcc, 0x58, 0x59);
+    expect(
+      fires(
+        [
+          'alert udp any any -> any any (byte_jump:1,0; content:"XY"; within:2; sid:1;)',
+          'alert udp any any -> any any (byte_jump:1,0,multiplier 2; content:"XY"; within:2; sid:2;)',
+          'alert udp any any -> any any (byte_jump:1,0,from_beginning,post_offset 1; content:"XY"; within:2; sid:3;)',
+          'alert udp any any -> any any (byte_jump:0,0,from_end,post_offset -2; content:"XY"; within:2; sid:4;)',
+          'alert udp any any -> any any (content:"XY"; byte_jump:0,0,relative,post_offset -100; content:"|03|"; within:1; sid:5;)',
+          'alert udp any any -> any any (byte_jump:1,0,align; content:"Y"; within:1; sid:6;)',
+          'alert udp any any -> any any (byte_jump:1,5; sid:7;)',
+        ],
+        p,
+      ),
+    ).toEqual([1, 3, 4, 5, 6]);
+  });
+
+  it('byte_extract: variables in content offset/depth/distance/within, byte_test and byte_jump', () => {
+    const p = Buffer.from('2|ab|cdXY', 'latin1');
+    expect(
+      fires(
+        [
+          'alert udp any any -> any any (byte_extract:1,0,n,string,dec; content:"ab"; offset:n; depth:n; sid:1;)',
+          'alert udp any any -> any any (byte_extract:1,0,n,string,dec; content:"|7c|"; content:"cd"; distance:n; within:n; sid:2;)',
+          'alert udp any any -> any any (byte_extract:1,0,n,string,dec; byte_test:1,=,n,0,string,dec; sid:3;)',
+          'alert udp any any -> any any (byte_extract:1,0,n,string,dec; byte_jump:n,1; content:"cd"; within:2; sid:4;)',
+          'alert udp any any -> any any (byte_extract:1,0,n,string,dec; content:"ab"; offset:n; depth:1; sid:5;)',
+        ],
+        p,
+      ),
+    ).toEqual([1, 3]);
+  });
+
+  it('unknown modifiers and operators are reported, not guessed', () => {
+    const e = new Engine([
+      parseRule('alert udp any any -> any any (byte_test:4,=,1,0,dce; sid:1;)'),
+      parseRule('alert udp any any -> any any (byte_test:4,~,1,0; sid:2;)'),
+      parseRule('alert udp any any -> any any (byte_jump:4; sid:3;)'),
+      parseRule(
+        'alert udp any any -> any any (threshold:type sometimes, track by_src, count 1, seconds 1; sid:4;)',
+      ),
+    ]);
+    expect(e.skipped.map((s) => s.sid)).toEqual([1, 2, 3, 4]);
+    expect(e.skipped[0]!.reason).toMatch(/dce/);
+  });
+});
+
+describe('threshold and detection_filter', () => {
+  const ev = (i: number, src = '10.0.0.1') => ({
+    sid: 1,
+    gid: 1,
+    src,
+    dst: '10.0.0.2',
+    sp: 1000 + (i % 3),
+    dp: 80,
+    flowId: 1,
+    tsUs: i * 1e6,
+  });
+  const run = (spec: string, kind: 'threshold' | 'detection_filter', n: number) => {
+    const r = new RateLimiter();
+    const s = parseRate(kind, spec);
+    const out: number[] = [];
+    for (let i = 1; i <= n; i++) if (r.allow(s, ev(i))) out.push(i);
+    return out;
+  };
+
+  it('limit, threshold, both, backoff and detection_filter raise on the right matches', () => {
+    expect(run('type limit, track by_src, count 2, seconds 5', 'threshold', 12)).toEqual([1, 2, 7, 8]);
+    expect(run('type threshold, track by_src, count 3, seconds 100', 'threshold', 10)).toEqual([3, 6, 9]);
+    expect(run('type both, track by_src, count 3, seconds 5', 'threshold', 12)).toEqual([3, 9]);
+    expect(run('type backoff, track by_flow, count 2, multiplier 3', 'threshold', 60)).toEqual([
+      2, 6, 18, 54,
+    ]);
+    expect(run('track by_src, count 2, seconds 100', 'detection_filter', 5)).toEqual([3, 4, 5]);
+    expect(run('track by_src, count 2, seconds 100, unique_on src_port', 'detection_filter', 5)).toEqual([
+      3, 4, 5,
+    ]);
+    expect(run('track by_src, count 3, seconds 100, unique_on src_port', 'detection_filter', 5)).toEqual([]);
+  });
+
+  it('tracks keys apart; the engine applies it after the match (flowbits still set)', () => {
+    const r = new RateLimiter();
+    const s = parseRate('threshold', 'type limit, track by_src, count 1, seconds 60');
+    expect([r.allow(s, ev(1, 'a')), r.allow(s, ev(2, 'b')), r.allow(s, ev(3, 'a'))]).toEqual([
+      true,
+      true,
+      false,
+    ]);
+    const e = new Engine([
+      parseRule(
+        'alert udp any any -> any any (flowbits:set,x; threshold:type limit, track by_rule, count 1, seconds 60; sid:1;)',
+      ),
+      parseRule('alert udp any any -> any any (flowbits:isset,x; sid:2;)'),
+    ]);
+    const out: Alert[] = [];
+    const p: Decoded = pkt({ proto: 17, payload: 'a' });
+    for (let i = 0; i < 3; i++) out.push(...e.inspect(p, i));
+    expect(out.map((a) => a.sid)).toEqual([1, 2, 2, 2]);
+    expect(e.rates.suppressed).toBe(2);
+  });
+});
