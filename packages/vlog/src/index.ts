@@ -28,6 +28,7 @@ export {
   Sequencer,
 } from './providers/native.js';
 export { ObjectStoreLoglet } from './providers/objstore.js';
+export { LogTable, type TableOptions, TableRecordError } from './table.js';
 export {
   appendTimeoutMs,
   ChainError,
