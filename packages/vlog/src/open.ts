@@ -1,7 +1,7 @@
 /** Spec URLs for loglets and MetaStores, and `openLog` for applications. */
 import { join, resolve } from 'node:path';
 import { openStore } from '@strata/objstore';
-import type { Chain, Loglet, MetaStore } from './contract.js';
+import type { Chain, Loglet, MetaStore, Payload } from './contract.js';
 import { FileLoglet } from './providers/file.js';
 import { FileMetaStore } from './providers/file-meta.js';
 import { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
@@ -14,6 +14,60 @@ export class SpecError extends Error {
 }
 
 const memLoglets = new Map<string, MemoryLoglet>();
+/** File loglets open in this process, by directory: a directory is locked to one opener, so clients share. */
+const fileLoglets = new Map<string, { loglet: Promise<FileLoglet>; refs: number }>();
+
+/** One client's handle on a shared FileLoglet; the loglet closes when its last handle does. */
+class SharedFileLoglet implements Loglet {
+  private closed = false;
+  constructor(
+    private readonly dir: string,
+    private readonly l: FileLoglet,
+  ) {}
+  get start(): number {
+    return this.l.start;
+  }
+  append(batch: Payload[]) {
+    return this.l.append(batch);
+  }
+  checkTail() {
+    return this.l.checkTail();
+  }
+  read(from: number, to: number) {
+    return this.l.read(from, to);
+  }
+  prefixTrim(pos: number) {
+    return this.l.prefixTrim(pos);
+  }
+  seal() {
+    return this.l.seal();
+  }
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const e = fileLoglets.get(this.dir);
+    if (e && --e.refs === 0) {
+      fileLoglets.delete(this.dir);
+      await this.l.close();
+    }
+  }
+}
+
+async function openFileLoglet(dir: string, start: number): Promise<Loglet> {
+  let e = fileLoglets.get(dir);
+  if (!e) {
+    e = { loglet: FileLoglet.open(dir, start), refs: 0 };
+    fileLoglets.set(dir, e);
+    e.loglet.catch(() => fileLoglets.delete(dir));
+  }
+  e.refs++;
+  try {
+    return new SharedFileLoglet(dir, await e.loglet);
+  } catch (err) {
+    e.refs--;
+    throw err;
+  }
+}
 const memMetas = new Map<string, MemoryMetaStore<Chain>>();
 
 /**
@@ -37,7 +91,7 @@ export async function openLoglet(
   if (spec.startsWith('file:')) {
     const dir = spec.slice(5);
     if (!dir) throw new SpecError(`loglet spec '${spec}': file: needs a directory, e.g. file:./log`);
-    return FileLoglet.open(join(resolve(cwd, dir), seg), start);
+    return openFileLoglet(join(resolve(cwd, dir), seg), start);
   }
   if (spec.startsWith('objstore:')) {
     // objstore:STORE_URL -- each segment under its own prefix
