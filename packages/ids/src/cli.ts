@@ -164,6 +164,12 @@ function demoCapture(): Buffer {
     f[46] = 0x50;
     f[47] = flags;
     p.copy(f, 54);
+    // TCP checksum over the pseudo-header (addresses, protocol, length) and the segment
+    let t = 6 + 20 + p.length;
+    for (let i = 26; i < 34; i += 2) t += f.readUInt16BE(i);
+    for (let i = 34; i < f.length; i += 2) t += i + 1 < f.length ? f.readUInt16BE(i) : f[i]! << 8;
+    while (t > 0xffff) t = (t & 0xffff) + (t >>> 16);
+    f.writeUInt16BE(~t & 0xffff, 50);
     return f;
   };
   const c = [192, 168, 1, 10];

@@ -23,12 +23,17 @@ export interface Decoded {
   ack: number;
   icmpType: number;
   icmpCode: number;
+  /** ICMP header bytes 4..7 as identifier and sequence (echo and the like). */
+  icmpId: number;
+  icmpSeq: number;
   /** Transport payload. */
   payload: Uint8Array;
   fragment: boolean;
   /** For a fragment (`fragment` true): where it goes in its datagram; `payload` holds its data. */
   frag?: FragmentInfo;
   ipChecksumOk: boolean;
+  /** TCP/UDP checksum over the pseudo-header; true when absent (UDP over IPv4) or not checkable (snaplen). */
+  l4ChecksumOk: boolean;
   vlans: number[];
 }
 
@@ -186,9 +191,12 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       ack: 0,
       icmpType: 0,
       icmpCode: 0,
+      icmpId: 0,
+      icmpSeq: 0,
       payload: new Uint8Array(0),
       fragment,
       ipChecksumOk: checksum16(b, o, ihl) === 0,
+      l4ChecksumOk: true,
       vlans,
     };
     if (fragment) {
@@ -201,7 +209,10 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       };
       return d;
     }
-    return transport(d, b, o + ihl, end);
+    const r = transport(d, b, o + ihl, end);
+    // the capture holds the whole datagram: the transport checksum can be checked
+    if (typeof r !== 'string' && b.length >= o + total) r.l4ChecksumOk = l4ChecksumOk(r, b, o + ihl, end);
+    return r;
   }
   if (etherType === 0x86dd) {
     if (b.length < o + 40) return 'truncated-ip';
@@ -257,9 +268,12 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       ack: 0,
       icmpType: 0,
       icmpCode: 0,
+      icmpId: 0,
+      icmpSeq: 0,
       payload: new Uint8Array(0),
       fragment,
       ipChecksumOk: true,
+      l4ChecksumOk: true,
       vlans,
     };
     if (p > end) return 'truncated-ip';
@@ -268,9 +282,27 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       d.payload = b.subarray(p, end);
       return d;
     }
-    return transport(d, b, p, end);
+    const r = transport(d, b, p, end);
+    if (typeof r !== 'string' && b.length >= o + 40 + plen) r.l4ChecksumOk = l4ChecksumOk(r, b, p, end);
+    return r;
   }
   return 'not-ip';
+}
+
+/** The TCP or UDP checksum of the segment at [o, end) with the IPv4 or IPv6 pseudo-header (RFC 9293, 8200). */
+function l4ChecksumOk(d: Decoded, b: Uint8Array, o: number, end: number): boolean {
+  if (d.proto !== Proto.TCP && d.proto !== Proto.UDP) return true;
+  // UDP over IPv4 may omit its checksum (zero)
+  if (d.proto === Proto.UDP && d.ipVersion === 4 && b[o + 6] === 0 && b[o + 7] === 0) return true;
+  const len = end - o;
+  let sum = 0;
+  for (const a of [d.srcAddr, d.dstAddr])
+    for (let i = 0; i < a.length; i += 2) sum += (a[i]! << 8) | a[i + 1]!;
+  sum += d.proto + (len >>> 16) + (len & 0xffff);
+  for (let i = o; i + 1 < end; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
+  if (len & 1) sum += b[end - 1]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum === 0xffff;
 }
 
 function transport(d: Decoded, b: Uint8Array, o: number, end: number): Decoded | DecodeFailure {
@@ -293,7 +325,13 @@ function transport(d: Decoded, b: Uint8Array, o: number, end: number): Decoded |
     if (end < o + 4) return 'truncated-transport';
     d.icmpType = b[o]!;
     d.icmpCode = b[o + 1]!;
-    d.payload = b.subarray(o + 4, end);
+    // the payload follows the 8-byte header (type, code, checksum, 4 type-specific bytes), as Snort and
+    // Suricata place it; a shorter message has its 4 header bytes and no payload
+    if (end >= o + 8) {
+      d.icmpId = (b[o + 4]! << 8) | b[o + 5]!;
+      d.icmpSeq = (b[o + 6]! << 8) | b[o + 7]!;
+      d.payload = b.subarray(o + 8, end);
+    } else d.payload = b.subarray(end, end);
   } else d.payload = b.subarray(o, end);
   return d;
 }

@@ -72,12 +72,17 @@ export interface EngineOptions {
   streamBufferBytesMax?: number;
   /** Bytes of stream buffers and windows for all flows together at most (default 64 MiB). */
   reassemblyMemcapBytes?: number;
+  /** Which actions' rules are inspected first (Suricata's action-order; default pass, drop, reject, alert). */
+  actionOrder?: string[];
   /**
    * When reassembled data is inspected: `ack` (default, IDS) once the receiver acknowledges it, so later
    * overlaps are resolved first; `immediate` (inline, Pigasus' fast path) as soon as it is in order.
    */
   streamRelease?: 'ack' | 'immediate';
 }
+
+/** Suricata's default action-order: a matching pass rule ends the inspection before any alert. */
+export const defaultActionOrder = ['pass', 'drop', 'reject', 'alert'];
 
 /** Suricata's defaults: RFC 1918 for HOME_NET. */
 export const defaultVars: Record<string, string> = {
@@ -486,7 +491,8 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       return false;
     }
     case 'isdataat': {
-      const ok = (s.relative ? prevEnd + s.n : s.n - ctx.base) < payload.length;
+      // absolute: byte n exists; relative: n more bytes exist after the cursor (Suricata's reading)
+      const ok = s.relative ? prevEnd + s.n <= payload.length : s.n - ctx.base < payload.length;
       return ok !== s.negated && matchSteps(steps, i + 1, ctx, prevEnd);
     }
     case 'byte_test': {
@@ -545,13 +551,9 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
     case 'ttl':
       return d !== undefined && s.test(d.ttl) && matchSteps(steps, i + 1, ctx, prevEnd);
     case 'icmp_id':
-    case 'icmp_seq': {
-      // echo request/reply (and the like): identifier and sequence follow type, code and checksum
-      if (!d || !(d.proto === 1 || d.proto === 58) || d.payload.length < 4) return false;
-      const v =
-        s.kind === 'icmp_id' ? (d.payload[0]! << 8) | d.payload[1]! : (d.payload[2]! << 8) | d.payload[3]!;
-      return s.test(v) && matchSteps(steps, i + 1, ctx, prevEnd);
-    }
+    case 'icmp_seq':
+      if (!d || !(d.proto === 1 || d.proto === 58)) return false;
+      return s.test(s.kind === 'icmp_id' ? d.icmpId : d.icmpSeq) && matchSteps(steps, i + 1, ctx, prevEnd);
   }
 }
 
@@ -628,6 +630,8 @@ export interface EngineStats {
   /** Stream bytes handed to the stream rules. */
   streamBytes: number;
   streamDeliveries: number;
+  /** Packets with a bad IP or TCP/UDP checksum (when validated). */
+  badChecksums: number;
 }
 
 export class Engine {
@@ -656,6 +660,7 @@ export class Engine {
     overlapsDifferent: 0,
     streamBytes: 0,
     streamDeliveries: 0,
+    badChecksums: 0,
   };
   /** Rules in inspection order: pass, then drop/reject, then alert (Suricata's default action order). */
   private ordered: Compiled[];
@@ -700,7 +705,11 @@ export class Engine {
         this.skipped.push({ sid: r.sid, reason: (e as Error).message });
       }
     }
-    const rank = (a: string) => (a === 'pass' ? 0 : a === 'drop' || a === 'reject' ? 1 : 2);
+    const order = opts.actionOrder ?? defaultActionOrder;
+    const rank = (a: string) => {
+      const i = order.indexOf(a === 'sdrop' ? 'drop' : a);
+      return i < 0 ? order.length : i;
+    };
     this.ordered = [...this.compiled].sort((x, y) => rank(x.rule.action) - rank(y.rule.action));
   }
 
@@ -862,12 +871,14 @@ export class Engine {
   /**
    * Inspects one decoded packet; returns the alerts it raised (and those of flows evicted meanwhile).
    * `pcapCnt`: the packet's 1-based number in its capture, for the alerts (default: inspect calls so far).
+   * `checksumOk` false: the packet is matched on its own but moves no TCP state and joins no stream.
    */
-  inspect(d: Decoded, tsUs: number, pcapCnt?: number): Alert[] {
+  inspect(d: Decoded, tsUs: number, pcapCnt?: number, checksumOk = true): Alert[] {
     this.stats.packets++;
     this.pktNo = pcapCnt ?? this.pktNo + 1;
     this.nowUs = tsUs;
-    const { flow: f, toServer } = this.flows.track(d, tsUs);
+    if (!checksumOk) this.stats.badChecksums++;
+    const { flow: f, toServer } = this.flows.track(d, tsUs, checksumOk);
     const out = this.pending.length > 0 ? this.pending.splice(0) : [];
     const dir = toServer ? 0 : 1;
     f.data ??= {
@@ -876,7 +887,7 @@ export class Engine {
       ports: toServer ? [d.srcPort, d.dstPort] : [d.dstPort, d.srcPort],
       streams: [undefined, undefined],
     };
-    const inStream = d.proto === 6 && this.streamPacket(f, f.data, d, dir, out);
+    const inStream = d.proto === 6 && checksumOk && this.streamPacket(f, f.data, d, dir, out);
     this.runPacket(f, d, toServer, inStream, out);
     if (d.payload.length > 0) this.stats.inspected++;
     return out;
@@ -1118,7 +1129,7 @@ export class Engine {
       if (c.proto !== 'ip' && c.proto !== d.proto) continue;
       if (!this.headerMatch(c, d.src, d.srcPort, d.dst, d.dstPort)) continue;
       if (c.flow && !c.flow.stateless) {
-        if (c.flow.established && !f.established) continue;
+        if (c.flow.established && !f.establishedForPacket) continue;
         if (c.flow.toServer && !toServer) continue;
         if (c.flow.toClient && toServer) continue;
       }

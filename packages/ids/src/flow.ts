@@ -82,8 +82,14 @@ export interface FlowOptions {
 
 export class Flow<T = unknown> {
   state: TcpState = TcpState.none;
-  /** `flow:established`: the handshake completed (or the session was picked up midstream). */
+  /** The handshake completed (or the session was picked up midstream). */
   established = false;
+  /**
+   * `flow:established` for the packet being handled: the state before it, so the ACK that completes the
+   * handshake is not itself established (as in Suricata, where a packet's flow flags are set before the
+   * stream engine sees it); a midstream pick-up is established from its first packet.
+   */
+  establishedForPacket = false;
   /** Set once a packet was seen from each side. */
   readonly seen: [boolean, boolean] = [false, false];
   readonly tcp: [TcpHalf, TcpHalf] = [newHalf(), newHalf()];
@@ -255,9 +261,10 @@ export class FlowTable<T = unknown> {
 
   /**
    * The flow of `d`, created when new, with its TCP state advanced by `d`; also which side sent `d`.
-   * `nowUs` is the packet's capture time: it drives timeouts.
+   * `nowUs` is the packet's capture time: it drives timeouts. `updateState` false (a packet with a bad
+   * checksum) leaves the TCP state as it was.
    */
-  track(d: Decoded, nowUs: number): { flow: Flow<T>; toServer: boolean } {
+  track(d: Decoded, nowUs: number, updateState = true): { flow: Flow<T>; toServer: boolean } {
     this.sweep(nowUs);
     this.keyOf(d);
     const w = hash64Words(this.hashKey, this.scratchKey, this.hashOut);
@@ -291,8 +298,17 @@ export class FlowTable<T = unknown> {
     f.seen[dir] = true;
     f.packets[dir]++;
     f.bytes[dir] += d.payload.length;
-    if (d.proto === Proto.TCP) tcpUpdate(f, d, toServer, this.opts);
-    else f.established = true; // UDP, ICMP, others: a flow counts as established once seen (as before)
+    if (d.proto === Proto.TCP && !updateState) f.establishedForPacket = f.established;
+    else if (d.proto === Proto.TCP) {
+      const before = f.established;
+      tcpUpdate(f, d, toServer, this.opts);
+      f.establishedForPacket =
+        f.established &&
+        (before || (f.state === TcpState.established && !f.tcp[0].isnSet && !f.tcp[1].isnSet));
+    } else {
+      f.established = true; // UDP, ICMP, others: a flow counts as established once seen (as before)
+      f.establishedForPacket = true;
+    }
     return { flow: f, toServer };
   }
 

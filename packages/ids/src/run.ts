@@ -65,7 +65,6 @@ export async function runCapture(
     bytes += p.data.length;
     let d = decode(p.linkType, p.data, st);
     if (typeof d === 'string') continue;
-    if (opts.validateChecksums !== false && !d.ipChecksumOk) continue;
     if (d.frag && defrag) {
       const whole = defrag.add(d, p.tsUs);
       if (!whole) continue;
@@ -73,7 +72,10 @@ export async function runCapture(
       if (typeof r === 'string') continue;
       d = r;
     }
-    for (const a of engine.inspect(d, p.tsUs, n)) alerts.push(a);
+    // Suricata's checksum validation: a packet with a bad checksum is still inspected on its own, but it
+    // does not move TCP state or go into a stream
+    const checksumOk = opts.validateChecksums === false || (d.ipChecksumOk && d.l4ChecksumOk);
+    for (const a of engine.inspect(d, p.tsUs, n, checksumOk)) alerts.push(a);
   }
   for (const a of engine.finish()) alerts.push(a);
   return {

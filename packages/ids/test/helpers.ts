@@ -44,9 +44,12 @@ export function pkt(s: PktSpec = {}): Decoded {
     ack: (s.ack ?? 0) >>> 0,
     icmpType: 0,
     icmpCode: 0,
+    icmpId: 0,
+    icmpSeq: 0,
     payload: new Uint8Array(payload),
     fragment: false,
     ipChecksumOk: true,
+    l4ChecksumOk: true,
     vlans: [],
   };
 }

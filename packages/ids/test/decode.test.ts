@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { decode, Engine, newDecodeStats, parseRule } from '../src/index.js';
+import { ACK, handshake, pkt } from './helpers.js';
+
+/** Raw IPv4 + TCP (ports 1 -> 2) carrying `payload`, with a correct TCP checksum unless `breakSum`. */
+function ipTcp(payload: string, breakSum = false): Uint8Array {
+  const p = Buffer.from(payload, 'latin1');
+  const f = Buffer.alloc(40 + p.length);
+  f[0] = 0x45;
+  f.writeUInt16BE(f.length, 2);
+  f[8] = 64;
+  f[9] = 6;
+  f.set([10, 0, 0, 1, 10, 0, 0, 2], 12);
+  f.writeUInt16BE(1, 20);
+  f.writeUInt16BE(2, 22);
+  f[32] = 0x50;
+  f[33] = 0x18;
+  p.copy(f, 40);
+  let s = 6 + 20 + p.length;
+  for (let i = 12; i < 20; i += 2) s += f.readUInt16BE(i);
+  for (let i = 20; i < f.length; i += 2) s += i + 1 < f.length ? f.readUInt16BE(i) : f[i]! << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  f.writeUInt16BE((~s & 0xffff) ^ (breakSum ? 1 : 0), 36);
+  let h = 0;
+  for (let i = 0; i < 20; i += 2) h += f.readUInt16BE(i);
+  while (h > 0xffff) h = (h & 0xffff) + (h >>> 16);
+  f.writeUInt16BE(~h & 0xffff, 10);
+  return f;
+}
+
+describe('decoding details', () => {
+  it('checks the TCP checksum over the pseudo-header (odd and even lengths)', () => {
+    for (const text of ['abc', 'abcd']) {
+      const ok = decode(101, ipTcp(text), newDecodeStats());
+      const bad = decode(101, ipTcp(text, true), newDecodeStats());
+      expect(typeof ok !== 'string' && ok.l4ChecksumOk && ok.ipChecksumOk).toBe(true);
+      expect(typeof bad !== 'string' && bad.l4ChecksumOk).toBe(false);
+    }
+    // a truncated capture cannot be checked: it is not held against the packet
+    const cut = decode(101, ipTcp('abcdef', true).subarray(0, 42), newDecodeStats());
+    expect(typeof cut !== 'string' && cut.l4ChecksumOk).toBe(true);
+  });
+
+  it('ICMP payload starts after the 8-byte header; id and sequence come from it', () => {
+    const f = new Uint8Array(20 + 8 + 4);
+    f[0] = 0x45;
+    f[3] = f.length;
+    f[9] = 1;
+    f.set([8, 0, 0, 0, 0x12, 0x34, 0x00, 0x07, 0x61, 0x62, 0x63, 0x64], 20);
+    const d = decode(101, f, newDecodeStats());
+    expect(
+      typeof d !== 'string' && [d.icmpType, d.icmpId, d.icmpSeq, Buffer.from(d.payload).toString()],
+    ).toEqual([8, 0x1234, 7, 'abcd']);
+  });
+
+  it('flow:established is false on the ACK that completes the handshake, true after it', () => {
+    const e = new Engine([parseRule('alert tcp any any -> any any (flow:established; sid:1;)')]);
+    const [syn, synAck, ack] = handshake();
+    const got = [syn!, synAck!, ack!, pkt({ flags: ACK, seq: 1001, ack: 5001 })].map(
+      (p, i) => e.inspect(p, i).length,
+    );
+    expect(got).toEqual([0, 0, 0, 1]);
+  });
+
+  it('a packet with a bad checksum is matched on its own but moves no TCP state', () => {
+    const e = new Engine([parseRule('alert tcp any any -> any any (flow:established; sid:1;)')]);
+    const [syn, synAck, ack] = handshake();
+    e.inspect(syn!, 0);
+    e.inspect(synAck!, 1, undefined, false);
+    e.inspect(ack!, 2);
+    expect(e.inspect(pkt({ flags: ACK, seq: 1001, ack: 5001 }), 3)).toEqual([]);
+    expect(e.stats.badChecksums).toBe(1);
+  });
+});
