@@ -12,6 +12,7 @@ import {
   type StorageClass,
   TieredStore,
 } from './layers.js';
+import { ReplicatedStore, type ReplicationOptions } from './replicate.js';
 import { openBackend } from './url.js';
 import { type WalOptions, WalStore } from './wal.js';
 
@@ -36,6 +37,7 @@ export {
   type TierOptions,
 } from './layers.js';
 export { lockFile, lockStaleMs, lockWaitMsMax } from './lockfile.js';
+export { ReplicatedStore, type ReplicationOptions, type ReplicationStats } from './replicate.js';
 export { parseStoreUrl, type StoreLocation, StoreUrlError } from './url.js';
 export { etagOf } from './util.js';
 export { decodeRecords, type WalOptions, type WalStats, WalStore } from './wal.js';
@@ -57,11 +59,13 @@ export interface OpenStoreOptions {
   wal?: WalOptions;
   /** A read cache in front, bounded in bytes. */
   cacheBytes?: number;
+  /** Asynchronous replication of some (or all) key prefixes to a second store. */
+  replicate?: ReplicationOptions & { url: string };
 }
 
 /**
  * Opens an `ObjectStore` for any storage URL (`file:`, `mem:`, `s3://`), with tiers, a WAL and a cache as
- * options. Layers stack as: cache -> WAL -> tiers -> latency -> backend.
+ * options. Layers stack as: cache -> replication -> WAL -> tiers -> latency -> backend.
  */
 export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<ObjectStore> {
   const withLatency = (s: ObjectStore, l?: 'standard' | 'express' | LatencyProfile) =>
@@ -78,6 +82,10 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
     });
   }
   if (opts.wal) store = await WalStore.open(store, opts.wal);
+  if (opts.replicate) {
+    const { url: to, ...ro } = opts.replicate;
+    store = await ReplicatedStore.open(store, await openBackend(to, opts), ro);
+  }
   if (opts.cacheBytes !== undefined) store = new CachedStore(store, opts.cacheBytes);
   return store;
 }
