@@ -2,7 +2,7 @@
 // tests and benches that need them. Each gets a fresh data directory and a random port, and stop()
 // kills it and removes the data.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -58,8 +58,8 @@ export function startService(kind: ServiceKind): Service {
       };
     } catch (e) {
       lastError = e;
+      // most likely the port was taken: clean up and try another
       spawnSync('bash', [join(scripts, `${kind}-down.sh`), dir], { stdio: 'ignore', timeout: stopTimeoutMs });
-      if (existsSync(dir)) continue;
     }
   }
   throw new Error(`could not start ${kind}: ${(lastError as Error).message}`);
