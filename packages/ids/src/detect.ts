@@ -412,8 +412,12 @@ function find(hay: Uint8Array, needle: Uint8Array, from: number, to: number, noc
 /** What the payload steps run over: a packet's payload, or a window of a reassembled stream. */
 interface MatchCtx {
   payload: Uint8Array;
-  /** Stream offset of payload[0] (0 for a packet): absolute offset/depth/isdataat are relative to it. */
-  base: number;
+  /**
+   * Index where absolute positions (offset, depth, startswith, isdataat, byte_* offsets) count from: 0 for a
+   * packet; on a stream window, the start of the newly delivered bytes (Suricata inspects raw stream data
+   * from where the previous inspection stopped, so anchors are relative to each new chunk).
+   */
+  anchor: number;
   /** A match must end after this index of `payload` (-1 for a packet: any match). */
   minEnd: number;
   /** Lowest start for the rule's first content (on a stream window: what can still end past `minEnd`). */
@@ -456,11 +460,11 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
         for (const name of Object.values(c.vars)) if (name !== undefined && !ctx.vars.has(name)) return false;
       }
       const rel = distance !== undefined || within !== undefined || c.vars?.distance !== undefined;
-      let from = rel ? prevEnd + (distance ?? 0) : (offset ?? 0) - ctx.base;
+      let from = rel ? prevEnd + (distance ?? 0) : (offset ?? 0) + ctx.anchor;
       let to = payload.length;
       if (rel && within !== undefined) to = Math.min(to, prevEnd + (distance ?? 0) + within);
-      if (!rel && depth !== undefined) to = Math.min(to, (offset ?? 0) + depth - ctx.base);
-      if (c.startswith) to = Math.min(to, c.bytes.length - ctx.base);
+      if (!rel && depth !== undefined) to = Math.min(to, (offset ?? 0) + depth + ctx.anchor);
+      if (c.startswith) to = Math.min(to, c.bytes.length + ctx.anchor);
       if (s.first) from = Math.max(from, ctx.firstFrom);
       from = Math.max(0, from);
       if (c.negated) {
@@ -478,21 +482,24 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       return false;
     }
     case 'pcre': {
-      const text = ctx.latin1();
+      // a relative pcre runs on the buffer from the cursor on (as PCRE is given it in Snort and Suricata), so
+      // ^ and \A anchor at the cursor; V8 slices strings without copying
+      const from = s.relative ? Math.max(0, Math.min(prevEnd, payload.length)) : 0;
+      const text = from > 0 ? ctx.latin1().slice(from) : ctx.latin1();
       const re = s.reG;
-      re.lastIndex = s.relative ? prevEnd : 0;
+      re.lastIndex = 0;
       if (s.negated) return !re.exec(text) && matchSteps(steps, i + 1, ctx, prevEnd);
       for (let n = 0; n < pcreTriesMax; n++) {
         const m = re.exec(text);
         if (!m) return false;
-        if (matchSteps(steps, i + 1, ctx, m.index + m[0].length)) return true;
+        if (matchSteps(steps, i + 1, ctx, from + m.index + m[0].length)) return true;
         if (m[0].length === 0) re.lastIndex++;
       }
       return false;
     }
     case 'isdataat': {
       // absolute: byte n exists; relative: n more bytes exist after the cursor (Suricata's reading)
-      const ok = s.relative ? prevEnd + s.n <= payload.length : s.n - ctx.base < payload.length;
+      const ok = s.relative ? prevEnd + s.n <= payload.length : s.n + ctx.anchor < payload.length;
       return ok !== s.negated && matchSteps(steps, i + 1, ctx, prevEnd);
     }
     case 'byte_test': {
@@ -500,19 +507,19 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       const off = resolve(s.offset, ctx.vars);
       const want = resolve(s.value, ctx.vars);
       if (n === undefined || off === undefined || want === undefined) return false;
-      const got = readValue(payload, s.relative ? prevEnd + off : off - ctx.base, s, n);
+      const got = readValue(payload, s.relative ? prevEnd + off : off + ctx.anchor, s, n);
       return got !== undefined && compare(s, got, want) && matchSteps(steps, i + 1, ctx, prevEnd);
     }
     case 'byte_jump': {
       const n = resolve(s.bytes, ctx.vars);
       const off = resolve(s.offset, ctx.vars);
       if (n === undefined || off === undefined) return false;
-      const at = s.relative ? prevEnd + off : off - ctx.base;
+      const at = s.relative ? prevEnd + off : off + ctx.anchor;
       let v = readValue(payload, at, s, n);
       if (v === undefined) return false;
       v *= s.multiplier;
       if (s.align) v = Math.ceil(v / 4) * 4;
-      let pos = s.fromBeginning ? v - ctx.base : s.fromEnd ? payload.length + v : at + n + v;
+      let pos = s.fromBeginning ? v + ctx.anchor : s.fromEnd ? payload.length + v : at + n + v;
       pos += s.postOffset;
       // Suricata: a jump before the buffer start stops at the start; past the end fails
       pos = Math.max(0, pos);
@@ -522,7 +529,7 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       const n = resolve(s.bytes, ctx.vars);
       const off = resolve(s.offset, ctx.vars);
       if (n === undefined || off === undefined) return false;
-      const at = s.relative ? prevEnd + off : off - ctx.base;
+      const at = s.relative ? prevEnd + off : off + ctx.anchor;
       let v = readValue(payload, at, s, n);
       if (v === undefined) return false;
       v *= s.multiplier;
@@ -989,7 +996,7 @@ export class Engine {
     st.len = need;
     this.stats.streamBytes += chunk.data.length;
     this.stats.streamDeliveries++;
-    this.runStream(f, fd, dir, st.window.subarray(0, st.len), st.base, newStart, out);
+    this.runStream(f, fd, dir, st.window.subarray(0, st.len), newStart, out);
   }
 
   /** Flushes a flow leaving the table: its buffered stream data is inspected, its memory given back. */
@@ -1013,7 +1020,6 @@ export class Engine {
     fd: FlowData,
     dir: number,
     payload: Uint8Array,
-    base: number,
     newStart: number,
     out: Alert[],
   ): void {
@@ -1038,7 +1044,7 @@ export class Engine {
       for (let k = 0; k < streamAlertsPerDeliveryMax; k++) {
         const ctx: MatchCtx = {
           payload,
-          base,
+          anchor: newStart,
           minEnd,
           firstFrom: Number.isFinite(c.spanMax) ? minEnd - c.spanMax + 1 : 0,
           d: undefined,
@@ -1138,7 +1144,7 @@ export class Engine {
       this.stats.rulesEvaluated++;
       const ctx: MatchCtx = {
         payload: d.payload,
-        base: 0,
+        anchor: 0,
         minEnd: -1,
         firstFrom: 0,
         d,
