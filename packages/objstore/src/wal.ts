@@ -5,8 +5,15 @@
  * writes at once (from memory, then packs, then the store itself).
  *
  * WAL record:  u32 bodyLen | u32 lo32(hash64(body)) | u32 hi32(hash64(body)) | body
- * body:        u8 op (1 put, 2 delete) | u16 keyLen | key | data
- * Pack object: the records' data back to back, then a JSON index, then u32 indexLen (LE).
+ * body:        u8 op (1 put, 2 delete, 3 direct: the store holds the current object) | u16 keyLen | key | data
+ * Pack object: the records' data back to back, then a JSON index, then u32 indexLen (LE); index entries
+ *              are [key, offset, size, etag, modifiedMs, kind] with kind 0 data, 1 deleted, 2 direct.
+ *
+ * A write too large for the WAL goes to the store directly; if an older version of the key is in the WAL or
+ * a pack, a "direct" record says so, so that after a restart the old version does not shadow the new one.
+ * Compaction: a pack whose live bytes (entries that are still the newest version of their key) fall below
+ * half, and small packs when there are several, are rewritten together into one new pack, which is written
+ * before the old ones are deleted (a crash in between leaves both; the newer one wins on recovery).
  *
  * Recovery: packs' indexes are loaded in sequence order, then WAL segments are replayed up to the first
  * record whose checksum fails (a torn tail from a crash), which is truncated. A single process owns a WAL
@@ -46,6 +53,8 @@ export interface WalOptions {
   walObjectBytesMax?: number;
   /** Key prefix of pack objects in the store. */
   packPrefix?: string;
+  /** Compact a pack when its live bytes fall below this fraction of its size (0 turns compaction off). */
+  compactLiveRatio?: number;
 }
 
 const HEADER = 12;
@@ -54,9 +63,11 @@ const checksumKey = new Uint8Array(32).map((_, i) => 0xa5 ^ (i * 7));
 const pendingBytesMax = 64 * 2 ** 20;
 
 interface MemEntry {
-  data: Uint8Array | null; // null: deleted
+  data: Uint8Array | null; // null: deleted (or, with `direct`, in the store itself)
   etag: string;
   modifiedMs: number;
+  /** The store holds the current object (written there directly). */
+  direct?: boolean;
 }
 
 interface PackRef {
@@ -66,6 +77,7 @@ interface PackRef {
   etag: string;
   modifiedMs: number;
   deleted?: boolean;
+  direct?: boolean;
 }
 
 export interface WalStats {
@@ -74,9 +86,32 @@ export interface WalStats {
   packsWritten: number;
   storePuts: number;
   commitLatencyMs: number[];
+  /** Packs rewritten by compaction, and the bytes that freed in the store. */
+  packsCompacted: number;
+  bytesReclaimed: number;
 }
 
-function encodeRecord(op: 1 | 2, key: string, data: Uint8Array): Buffer {
+type IndexEntry = [string, number, number, string, number, number];
+
+function packRef(
+  pack: string,
+  offset: number,
+  size: number,
+  etag: string,
+  modifiedMs: number,
+  kind: number,
+): PackRef {
+  return {
+    pack,
+    offset,
+    size,
+    etag,
+    modifiedMs,
+    ...(kind === 1 ? { deleted: true } : kind === 2 ? { direct: true } : {}),
+  };
+}
+
+function encodeRecord(op: 1 | 2 | 3, key: string, data: Uint8Array): Buffer {
   const k = Buffer.from(key, 'utf8');
   const body = Buffer.allocUnsafe(3 + k.length + data.length);
   body[0] = op;
@@ -123,6 +158,8 @@ export class WalStore implements ObjectStore {
     packsWritten: 0,
     storePuts: 0,
     commitLatencyMs: [],
+    packsCompacted: 0,
+    bytesReclaimed: 0,
   };
   private readonly o: Required<WalOptions>;
   private readonly mem = new Map<string, MemEntry>();
@@ -151,6 +188,7 @@ export class WalStore implements ObjectStore {
       packIntervalMs: 1000,
       walObjectBytesMax: 256 << 10,
       packPrefix: '.wal-packs/',
+      compactLiveRatio: 0.5,
       ...opts,
     };
     this.url = `wal(${opts.dir}) -> ${store.url}`;
@@ -199,15 +237,9 @@ export class WalStore implements ObjectStore {
       const index = JSON.parse(
         Buffer.from(buf.subarray(buf.length - 4 - n, buf.length - 4)).toString('utf8'),
       ) as [string, number, number, string, number, number][];
-      for (const [k, off, size, etag, mtime, del] of index)
-        this.packed.set(k, {
-          pack: key,
-          offset: off,
-          size,
-          etag,
-          modifiedMs: mtime,
-          ...(del ? { deleted: true } : {}),
-        });
+      this.packSizes.set(key, { size: buf.length, data: index.reduce((n, e) => n + e[2], 0) });
+      for (const [k, off, size, etag, mtime, kind] of index)
+        this.packed.set(k, packRef(key, off, size, etag, mtime, kind));
       this.packSeq = Math.max(
         this.packSeq,
         Number(key.slice(this.o.packPrefix.length, this.o.packPrefix.length + 12)) + 1,
@@ -246,6 +278,7 @@ export class WalStore implements ObjectStore {
 
   private applyToMem(op: number, key: string, data: Uint8Array): void {
     if (op === 1) this.mem.set(key, { data, etag: etagOf(data), modifiedMs: Date.now() });
+    else if (op === 3) this.mem.set(key, { data: null, etag: '', modifiedMs: Date.now(), direct: true });
     else this.mem.set(key, { data: null, etag: '', modifiedMs: Date.now() });
   }
 
@@ -326,12 +359,25 @@ export class WalStore implements ObjectStore {
 
   private async write(key: string, data: Uint8Array): Promise<string> {
     if (data.length > this.o.walObjectBytesMax) {
-      // large: straight to the store; a newer direct object shadows older WAL/pack entries
+      // large: straight to the store. An older version in the WAL or a pack would shadow it after a
+      // restart, so a "direct" record goes to the WAL before the write is acknowledged
       await this.flushing;
       const etag = await this.store.put(key, data);
       this.stats.storePuts++;
-      this.mem.delete(key);
-      this.packed.delete(key);
+      if (this.mem.has(key) || this.packed.has(key)) {
+        const prev = this.mem.get(key);
+        const marker: MemEntry = { data: null, etag: '', modifiedMs: Date.now(), direct: true };
+        this.mem.set(key, marker);
+        try {
+          await this.append(encodeRecord(3, key, new Uint8Array(0)));
+        } catch (e) {
+          if (this.mem.get(key) === marker) {
+            if (prev) this.mem.set(key, prev);
+            else this.mem.delete(key);
+          }
+          throw e;
+        }
+      }
       return etag;
     }
     const etag = etagOf(data);
@@ -353,23 +399,32 @@ export class WalStore implements ObjectStore {
   async get(key: string, opts: GetOptions = {}): Promise<Uint8Array> {
     validateKey(key);
     const m = this.mem.get(key);
-    if (m) {
+    if (m && !m.direct) {
       if (!m.data) throw new NotFoundError(key);
       return Uint8Array.from(sliceRange(m.data, opts.range));
     }
-    const p = this.packed.get(key);
-    if (p) {
+    for (let attempt = 0; !m; attempt++) {
+      const p = this.packed.get(key);
+      if (!p || p.direct) break;
       if (p.deleted) throw new NotFoundError(key);
       if (p.size === 0) return new Uint8Array(0);
       const whole = { start: p.offset, end: p.offset + p.size - 1 };
-      const bytes = await this.store.get(p.pack, { range: whole });
-      return Uint8Array.from(sliceRange(bytes, opts.range));
+      try {
+        const bytes = await this.store.get(p.pack, { range: whole });
+        return Uint8Array.from(sliceRange(bytes, opts.range));
+      } catch (e) {
+        // compaction may have replaced the pack between reading the ref and fetching it: look again
+        if (!(e instanceof NotFoundError) || attempt > 0 || this.packed.get(key) === p) throw e;
+      }
     }
     return this.store.get(key, opts);
   }
 
   async getStream(key: string, opts: GetOptions = {}): Promise<Readable> {
-    if (this.mem.has(key) || this.packed.has(key)) {
+    if (
+      (this.mem.has(key) && !this.mem.get(key)!.direct) ||
+      (this.packed.has(key) && !this.packed.get(key)!.direct)
+    ) {
       const { Readable } = await import('node:stream');
       return Readable.from([await this.get(key, opts)]);
     }
@@ -379,9 +434,11 @@ export class WalStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     validateKey(key);
     const m = this.mem.get(key);
-    if (m) return m.data ? { key, size: m.data.length, etag: m.etag, modifiedMs: m.modifiedMs } : undefined;
-    const p = this.packed.get(key);
-    if (p) return p.deleted ? undefined : { key, size: p.size, etag: p.etag, modifiedMs: p.modifiedMs };
+    if (m && !m.direct)
+      return m.data ? { key, size: m.data.length, etag: m.etag, modifiedMs: m.modifiedMs } : undefined;
+    const p = m ? undefined : this.packed.get(key);
+    if (p && !p.direct)
+      return p.deleted ? undefined : { key, size: p.size, etag: p.etag, modifiedMs: p.modifiedMs };
     return this.store.head(key);
   }
 
@@ -397,12 +454,28 @@ export class WalStore implements ObjectStore {
       k.startsWith(prefix) &&
       (after === undefined || compareKeys(k, after) > 0) &&
       (bound === undefined || compareKeys(k, bound) <= 0);
+    // newer layers override older ones; a "direct" entry defers to the store's own listing
+    const fromStore = new Map(out);
     for (const [k, p] of this.packed)
       if (consider(k))
-        out.set(k, p.deleted ? null : { key: k, size: p.size, etag: p.etag, modifiedMs: p.modifiedMs });
+        out.set(
+          k,
+          p.direct
+            ? (fromStore.get(k) ?? null)
+            : p.deleted
+              ? null
+              : { key: k, size: p.size, etag: p.etag, modifiedMs: p.modifiedMs },
+        );
     for (const [k, m] of this.mem)
       if (consider(k))
-        out.set(k, m.data ? { key: k, size: m.data.length, etag: m.etag, modifiedMs: m.modifiedMs } : null);
+        out.set(
+          k,
+          m.direct
+            ? (fromStore.get(k) ?? null)
+            : m.data
+              ? { key: k, size: m.data.length, etag: m.etag, modifiedMs: m.modifiedMs }
+              : null,
+        );
     const all = [...out.values()]
       .filter((o): o is ObjectInfo => o !== null)
       .sort((a, b) => compareKeys(a.key, b.key));
@@ -453,31 +526,18 @@ export class WalStore implements ObjectStore {
     });
     await this.flushing;
     const parts: Uint8Array[] = [];
-    const index: [string, number, number, string, number, number][] = [];
+    const index: IndexEntry[] = [];
     let off = 0;
     for (const [k, m] of frozen) {
       if (m.data) {
         parts.push(m.data);
         index.push([k, off, m.data.length, m.etag, m.modifiedMs, 0]);
         off += m.data.length;
-      } else index.push([k, 0, 0, '', m.modifiedMs, 1]);
+      } else index.push([k, 0, 0, '', m.modifiedMs, m.direct ? 2 : 1]);
     }
-    const idx = Buffer.from(JSON.stringify(index), 'utf8');
-    const tail = Buffer.alloc(4);
-    tail.writeUInt32LE(idx.length, 0);
-    const packKey = `${this.o.packPrefix}${String(this.packSeq++).padStart(12, '0')}.pack`;
-    await this.store.put(packKey, Buffer.concat([...parts, idx, tail]));
-    this.stats.packsWritten++;
-    this.stats.storePuts++;
-    for (const [k, off, size, etag, mtime, del] of index) {
-      this.packed.set(k, {
-        pack: packKey,
-        offset: off,
-        size,
-        etag,
-        modifiedMs: mtime,
-        ...(del ? { deleted: true } : {}),
-      });
+    const packKey = await this.writePack(parts, index);
+    for (const [k, off, size, etag, mtime, kind] of index) {
+      this.packed.set(k, packRef(packKey, off, size, etag, mtime, kind));
       // forget the in-memory copy unless it was rewritten after the freeze
       const cur = this.mem.get(k);
       if (cur === frozen.get(k)) this.mem.delete(k);
@@ -487,6 +547,79 @@ export class WalStore implements ObjectStore {
         await rm(join(this.o.dir, name), { force: true });
     }
     this.walBytes = 0;
+    await this.compact();
+  }
+
+  /** Writes a pack object; returns its key. */
+  private async writePack(parts: Uint8Array[], index: IndexEntry[]): Promise<string> {
+    const idx = Buffer.from(JSON.stringify(index), 'utf8');
+    const tail = Buffer.alloc(4);
+    tail.writeUInt32LE(idx.length, 0);
+    const packKey = `${this.o.packPrefix}${String(this.packSeq++).padStart(12, '0')}.pack`;
+    const body = Buffer.concat([...parts, idx, tail]);
+    await this.store.put(packKey, body);
+    this.packSizes.set(packKey, { size: body.length, data: index.reduce((n, e) => n + e[2], 0) });
+    this.stats.packsWritten++;
+    this.stats.storePuts++;
+    return packKey;
+  }
+
+  /** Packs' sizes in the store and the data bytes they were written with, by key. */
+  private readonly packSizes = new Map<string, { size: number; data: number }>();
+
+  /**
+   * Rewrites sparse packs (live bytes below `compactLiveRatio` of their size) and, when there are at least
+   * four, small ones (live bytes under an eighth of `packBytes`) into one new pack, then deletes them. Runs
+   * inside the packing chain, so no pack is written meanwhile.
+   */
+  private async compact(): Promise<void> {
+    const ratio = this.o.compactLiveRatio;
+    if (ratio <= 0 || this.packSizes.size === 0) return;
+    const live = new Map<string, { bytes: number; keys: string[] }>();
+    for (const p of this.packSizes.keys()) live.set(p, { bytes: 0, keys: [] });
+    for (const [k, r] of this.packed) {
+      const l = live.get(r.pack);
+      if (!l) continue;
+      l.bytes += r.size;
+      l.keys.push(k);
+    }
+    // sparse: most of its data superseded (a pack of tombstones only has no data and is never sparse)
+    const sparse = [...live].filter(([p, l]) => l.bytes < ratio * this.packSizes.get(p)!.data);
+    const small = [...live].filter(([, l]) => l.bytes < this.o.packBytes / 8);
+    const chosen = new Map(small.length >= 4 ? [...sparse, ...small] : sparse);
+    if (chosen.size === 0) return;
+    const parts: Uint8Array[] = [];
+    const index: IndexEntry[] = [];
+    let off = 0;
+    for (const [pack, l] of chosen) {
+      if (l.keys.length === 0) continue;
+      const refs = l.keys.map((k) => [k, this.packed.get(k)!] as const);
+      const dataRefs = refs.filter(([, r]) => !r.deleted && !r.direct && r.size > 0);
+      const whole = dataRefs.length ? await this.store.get(pack) : new Uint8Array(0);
+      for (const [k, r] of refs) {
+        if (r.deleted || r.direct) {
+          index.push([k, 0, 0, '', r.modifiedMs, r.direct ? 2 : 1]);
+          continue;
+        }
+        parts.push(whole.subarray(r.offset, r.offset + r.size));
+        index.push([k, off, r.size, r.etag, r.modifiedMs, 0]);
+        off += r.size;
+      }
+    }
+    let reclaimed = 0;
+    for (const p of chosen.keys()) reclaimed += this.packSizes.get(p)!.size;
+    if (index.length > 0) {
+      const packKey = await this.writePack(parts, index);
+      reclaimed -= this.packSizes.get(packKey)!.size;
+      for (const [k, o, size, etag, mtime, kind] of index)
+        this.packed.set(k, packRef(packKey, o, size, etag, mtime, kind));
+    }
+    for (const p of chosen.keys()) {
+      await this.store.delete(p);
+      this.packSizes.delete(p);
+      this.stats.packsCompacted++;
+    }
+    this.stats.bytesReclaimed += Math.max(0, reclaimed);
   }
 
   /** Flushes, packs what is in the WAL, and releases the directory. */
