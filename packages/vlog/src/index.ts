@@ -14,6 +14,7 @@ export {
 } from './failover.js';
 export { type OpenLogOptions, openLog, openLoglet, openMeta, SpecError } from './open.js';
 export { type Disk, NodeDisk } from './providers/disk.js';
+export { EtcdMetaStore, etcdRequestTimeoutMs, parseEtcdUrl } from './providers/etcd.js';
 export { FileLoglet, scanRecords } from './providers/file.js';
 export { FileMetaStore } from './providers/file-meta.js';
 export { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
@@ -28,6 +29,18 @@ export {
   Sequencer,
 } from './providers/native.js';
 export { ObjectStoreLoglet } from './providers/objstore.js';
+export {
+  parseZkUrl,
+  ZkClient,
+  type ZkClientOptions,
+  ZkConnectionLossError,
+  ZkError,
+  type ZkOp,
+  type ZkStat,
+  ZooKeeperLoglet,
+  ZooKeeperMetaStore,
+  zkBatchBytesMax,
+} from './providers/zookeeper.js';
 export { LogTable, type TableOptions, TableRecordError } from './table.js';
 export {
   appendTimeoutMs,

@@ -2,11 +2,13 @@
 import { join, resolve } from 'node:path';
 import { openStore } from '@strata/objstore';
 import type { Chain, Loglet, MetaStore, Payload } from './contract.js';
+import { EtcdMetaStore, parseEtcdUrl } from './providers/etcd.js';
 import { FileLoglet } from './providers/file.js';
 import { FileMetaStore } from './providers/file-meta.js';
 import { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
 import { NativeLoglet, parseNativeSpec } from './providers/native.js';
 import { ObjectStoreLoglet } from './providers/objstore.js';
+import { parseZkUrl, ZkClient, ZooKeeperLoglet, ZooKeeperMetaStore } from './providers/zookeeper.js';
 import { VirtualLog, type VirtualLogOptions } from './virtual.js';
 
 export class SpecError extends Error {
@@ -98,17 +100,34 @@ export async function openLoglet(
     const store = await openStore(spec.slice('objstore:'.length), { cwd });
     return new ObjectStoreLoglet(store, `vlog/segment-${seg}`, start);
   }
+  if (spec.startsWith('zk://')) {
+    // a ZooKeeper shim loglet (Delos' first production loglet): each segment under its own znode
+    const { hosts, path } = specOr(() => parseZkUrl(spec));
+    return ZooKeeperLoglet.open(hosts, { path: `${path}/${seg}`, start });
+  }
   if (spec.startsWith('native://')) {
     const n = parseNativeSpec(spec);
     // one loglet per segment: the id carries the segment so a reused spec never mixes segments
     return new NativeLoglet(`${n.id}-${seg}`, start, n.sequencer, n.servers);
   }
   throw new SpecError(
-    `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR, objstore:STORE_URL or native://SEQ?servers=...)`,
+    `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR, objstore:STORE_URL, zk://HOST:PORT/PATH or native://SEQ?servers=...)`,
   );
 }
 
-/** Opens the MetaStore register of log `name` at a MetaStore URL: `mem://NAME` or `file:DIR`. */
+function specOr<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new SpecError((e as Error).message);
+  }
+}
+
+/**
+ * Opens the MetaStore register of log `name` at a MetaStore URL: `mem://NAME`, `file:DIR`,
+ * `zk://HOST:PORT/PATH` (a znode, its version as the CAS) or `etcd://HOST:PORT/KEY` (a key, its version as
+ * the CAS).
+ */
 export function openMeta(url: string, name: string, cwd = process.cwd()): MetaStore<Chain> {
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(name))
     throw new SpecError(`log name '${name}': use 1-128 of A-Z a-z 0-9 . _ -`);
@@ -123,7 +142,17 @@ export function openMeta(url: string, name: string, cwd = process.cwd()): MetaSt
     if (!dir) throw new SpecError(`MetaStore URL '${url}': file: needs a directory, e.g. file:./meta`);
     return new FileMetaStore<Chain>(join(resolve(cwd, dir), `${name}.json`));
   }
-  throw new SpecError(`MetaStore URL '${url}': unknown kind (expected file:DIR or mem://NAME)`);
+  if (url.startsWith('zk://')) {
+    const { hosts, path } = specOr(() => parseZkUrl(url));
+    return new ZooKeeperMetaStore<Chain>(new ZkClient(hosts), `${path}/${name}`);
+  }
+  if (url.startsWith('etcd://')) {
+    const { endpoint, key } = specOr(() => parseEtcdUrl(url));
+    return new EtcdMetaStore<Chain>(endpoint, `${key}/${name}`);
+  }
+  throw new SpecError(
+    `MetaStore URL '${url}': unknown kind (expected file:DIR, mem://NAME, zk://HOST:PORT/PATH or etcd://HOST:PORT/KEY)`,
+  );
 }
 
 export interface OpenLogOptions extends VirtualLogOptions {
@@ -145,7 +174,12 @@ export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualL
   if (!value) {
     if (!o.create) throw new SpecError(`no log named '${name}' in ${o.meta} (create it first)`);
     const spec =
-      o.loglet ?? (o.meta.startsWith('file:') ? `file:${join(o.meta.slice(5), name)}` : `mem://${name}`);
+      o.loglet ??
+      (o.meta.startsWith('file:')
+        ? `file:${join(o.meta.slice(5), name)}`
+        : o.meta.startsWith('zk://')
+          ? `${o.meta.replace(/\/+$/, '')}/${name}.segments`
+          : `mem://${name}`);
     try {
       return await VirtualLog.create(meta, factory, spec, o);
     } catch {
