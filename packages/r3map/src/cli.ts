@@ -3,7 +3,10 @@ import {
   CliError,
   type Command,
   type DemoStep,
+  formatBytes,
   group,
+  type Io,
+  intFlag,
   output,
   Progress,
   parseBytes,
@@ -18,6 +21,7 @@ import type { BlockDevice } from './device.js';
 import { FileDevice } from './devices/file.js';
 import { MemoryDevice } from './devices/memory.js';
 import { StoreDevice } from './devices/store.js';
+import { MigrationAbandonedError, MigrationSource, migrateFrom } from './migrate-remote.js';
 import { MountDevice } from './mount.js';
 import { NbdServer } from './nbd.js';
 import { serveSync, syncFiles, syncToRemote } from './sync.js';
@@ -64,6 +68,8 @@ Example:
       { name: values.name ?? '', device, readOnly: values['read-only'] === true },
     ]);
     const p = await server.listen(port, host);
+    // listen for the signal before saying we are up: a supervisor may stop us the moment it reads that
+    const stopped = untilStopped();
     output(
       io,
       values.json,
@@ -71,7 +77,7 @@ Example:
       () =>
         `serving ${device.size} bytes as '${values.name ?? ''}' on nbd://${host}:${p}/${values.name ?? ''}`,
     );
-    await untilStopped();
+    await stopped;
     await server.close();
     await device.close();
     return 0;
@@ -101,13 +107,14 @@ Example:
       if (!values.root) throw new UsageError('expected --root DIR');
       const s = serveSync(resolve(io.cwd, values.root));
       await new Promise<void>((r) => s.listen(port, host, r));
+      const stopped = untilStopped();
       output(
         io,
         values.json,
         { host, port: (s.address() as { port: number }).port },
         () => `sync server on ${host}:${(s.address() as { port: number }).port}, root ${values.root}`,
       );
-      await untilStopped();
+      await stopped;
       await new Promise((r) => s.close(r));
       return 0;
     }
@@ -182,6 +189,7 @@ Example:
     });
     const server = new NbdServer([{ name: values.name ?? '', device: dev }]);
     const p = await server.listen(port, host);
+    const stopped = untilStopped();
     output(
       io,
       values.json,
@@ -203,7 +211,7 @@ Example:
           `strata nbd mount: all ${dev.stats.chunks} chunks local (${dev.stats.fetchedOnDemand} on demand)\n`,
         );
     });
-    await untilStopped();
+    await stopped;
     clearInterval(timer);
     await server.close();
     await dev.close();
@@ -213,8 +221,202 @@ Example:
   },
 };
 
+/** One line for an event: JSON on stdout with --json, else text on stderr (unless --quiet). */
+function note(io: Io, values: { json?: boolean; quiet?: boolean }, value: object, text: string): void {
+  if (values.json) io.stdout.write(`${JSON.stringify(value)}\n`);
+  else if (!values.quiet) io.stderr.write(`${text}\n`);
+}
+
+const ms = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(0));
+
+const migrateSource: Command = {
+  name: 'source',
+  summary: 'offer a file-backed device for live migration; serve its workload over NBD meanwhile',
+  help: `Offers the device in --file for live migration to a 'strata migrate dest' that connects to --listen
+(the control channel; the device's bytes travel over an NBD export on a free port of the same host). The
+workload keeps using the device through the NBD export on --serve: its writes are tracked and re-sent,
+wait only during the handover, and are forwarded to the destination after it. If the destination dies
+before the handover, the source stays authoritative and waits for another one. After the handover and the
+destination's release, the device file is closed; with --serve the source keeps forwarding its workload
+until stopped, without it exits.
+
+Usage: strata migrate source --file F --listen 127.0.0.1:PORT [--serve 127.0.0.1:PORT] [--chunk 64K] [--json]
+
+Example:
+  strata migrate source --file disk.img --listen 127.0.0.1:7100 --serve 127.0.0.1:10809`,
+  async run(argv, io) {
+    const { values } = parseFlags(argv, {
+      file: { type: 'string' },
+      listen: { type: 'string' },
+      serve: { type: 'string' },
+      chunk: { type: 'string' },
+    });
+    if (!values.file) throw new UsageError('expected --file F');
+    const { host, port } = parseHostPort(values.listen, '--listen');
+    const serveAt = values.serve ? parseHostPort(values.serve, '--serve') : undefined;
+    const chunkBytes = values.chunk ? parseBytes(values.chunk, '--chunk') : undefined;
+    if (chunkBytes !== undefined && (chunkBytes < 64 << 10 || chunkBytes > 4 << 20))
+      throw new UsageError(`--chunk: expected 64K to 4M, got '${values.chunk}'`);
+    const file = resolve(io.cwd, values.file);
+    const device = await FileDevice.open(file).catch((e: Error) => {
+      throw new CliError(`--file ${values.file}: ${e.message}`);
+    });
+    const progress = new Progress(io.stderr, {
+      total: device.size,
+      label: 'migrate (sent)',
+      quiet: values.quiet === true || values.json === true,
+    });
+    const src = new MigrationSource(device, {
+      ...(chunkBytes ? { chunkBytes } : {}),
+      onSend: (n) => progress.tick(n),
+      onEvent: (e) => {
+        if (e.event === 'released') return;
+        const text =
+          e.event === 'aborted'
+            ? `migration to the ${e.peer} aborted before the handover: ${e.reason}; this source stays authoritative`
+            : e.event === 'refused'
+              ? `refused the ${e.peer}: ${e.reason}`
+              : e.event === 'lost'
+                ? `the ${e.peer} went away after the handover: ${e.reason}`
+                : e.event === 'committed'
+                  ? `handed over to the ${e.peer} (downtime ${ms(e.downtimeMs)} ms)`
+                  : `the ${e.peer} connected`;
+        note(io, values, e, `strata migrate source: ${text}`);
+      },
+    });
+    const { controlPort, nbdPort } = await src.listen(port, host);
+    let workload: NbdServer | undefined;
+    let servePort: number | undefined;
+    if (serveAt) {
+      workload = new NbdServer([{ name: '', device: src.front }]);
+      servePort = await workload.listen(serveAt.port, serveAt.host);
+    }
+    const stopped = untilStopped().then(() => undefined);
+    note(
+      io,
+      { ...values, quiet: false },
+      {
+        event: 'listening',
+        host,
+        controlPort,
+        nbdPort,
+        servePort,
+        size: device.size,
+        chunkBytes: src.chunkBytes,
+      },
+      `strata migrate source: ${file} (${formatBytes(device.size)}) ready for migration on ${host}:${controlPort}` +
+        (serveAt ? `; workload on nbd://${serveAt.host}:${servePort}/` : ''),
+    );
+    const released = await Promise.race([src.released, stopped]);
+    progress.finish();
+    if (released) {
+      const r = released;
+      output(
+        io,
+        values.json,
+        { event: 'done', ...r },
+        () =>
+          `migrated away in ${(r.totalMs / 1000).toFixed(2)} s: ${formatBytes(r.bytesSent)} sent (${r.rounds} rounds, ${r.chunksResent} chunks re-sent), downtime ${ms(r.downtimeMs)} ms, ${r.requestsWaited} workload requests waited (longest ${ms(r.waitMsMax)} ms)`,
+      );
+      // the workload's requests now go to the destination; keep forwarding them until stopped
+      if (workload) await stopped;
+    }
+    await workload?.close();
+    await src.close();
+    if (!released) await device.close();
+    return 0;
+  },
+};
+
+const migrateDest: Command = {
+  name: 'dest',
+  summary: 'live-migrate a device from a migration source into a file, then serve it over NBD',
+  help: `Connects to a 'strata migrate source' at --from, copies its device into --file while the source keeps
+serving (pre-copy, then rounds that re-fetch what was written meanwhile), finalizes (the source seals; its
+last dirty chunks are fetched on demand), serves the device over NBD on --serve from the handover on, pulls
+what is still missing, and releases the source. Prints a summary and serves until stopped. If the source
+goes away before the handover, gives up with exit code 1 and never serves (the source stays authoritative).
+
+Usage: strata migrate dest --from HOST:PORT --file OUT --serve 127.0.0.1:PORT [--dirty-max 8] [--rounds 8]
+                           [--pull-concurrency 4] [--max-rate BYTES_PER_S] [--json]
+
+Example:
+  strata migrate dest --from 127.0.0.1:7100 --file disk.img --serve 127.0.0.1:10810`,
+  async run(argv, io) {
+    const { values } = parseFlags(argv, {
+      from: { type: 'string' },
+      file: { type: 'string' },
+      serve: { type: 'string' },
+      'dirty-max': { type: 'string' },
+      rounds: { type: 'string' },
+      'pull-concurrency': { type: 'string' },
+      'max-rate': { type: 'string' },
+    });
+    const from = parseHostPort(values.from, '--from');
+    if (!values.file) throw new UsageError('expected --file OUT');
+    const serveAt = parseHostPort(values.serve, '--serve');
+    const file = resolve(io.cwd, values.file);
+    let progress: Progress | undefined;
+    let m: Awaited<ReturnType<typeof migrateFrom>>;
+    // a stop during the migration abandons it (before the handover the source stays authoritative)
+    const stop = new AbortController();
+    const stopped = untilStopped().then(() => stop.abort());
+    try {
+      m = await migrateFrom(from.host, from.port, {
+        signal: stop.signal,
+        open: (size) => FileDevice.open(file, { create: true, size }),
+        serveHost: serveAt.host,
+        servePort: serveAt.port,
+        dirtyChunksMax: intFlag('dirty-max', values['dirty-max'], 8),
+        roundsMax: intFlag('rounds', values.rounds, 8, 0, 1000),
+        pullConcurrency: intFlag('pull-concurrency', values['pull-concurrency'], 4, 1, 64),
+        ...(values['max-rate'] ? { rateBytesMax: parseBytes(values['max-rate'], '--max-rate') } : {}),
+        onFetch: (n) => progress?.tick(n),
+        onEvent: (e) => {
+          if (e.event === 'connected')
+            progress = new Progress(io.stderr, {
+              total: e.size,
+              label: 'migrate',
+              quiet: values.quiet === true || values.json === true,
+            });
+          const text =
+            e.event === 'connected'
+              ? `copying ${formatBytes(e.size)} from ${values.from} in ${formatBytes(e.chunkBytes)} chunks`
+              : e.event === 'listening'
+                ? `export on nbd://${e.host}:${e.port}/ (held until the handover)`
+                : e.event === 'round'
+                  ? `round ${e.round}: ${e.dirtyChunks} chunks were written during the last copy`
+                  : `serving from now on (downtime ${ms(e.downtimeMs)} ms); pulling the rest`;
+          note(io, values, e, `strata migrate dest: ${text}`);
+        },
+      });
+    } catch (e) {
+      progress?.finish();
+      if (e instanceof MigrationAbandonedError)
+        throw new CliError(`${e.message}; ${values.file} is incomplete`);
+      throw e;
+    }
+    progress?.finish();
+    const r = m.report;
+    output(
+      io,
+      values.json,
+      { event: 'done', ...r, port: m.port },
+      () =>
+        `migrated ${formatBytes(r.size)} in ${(r.totalMs / 1000).toFixed(2)} s (serving after ${(r.handoverMs / 1000).toFixed(2)} s): ${formatBytes(r.bytesFetched)} fetched, ${r.rounds} rounds, ${r.chunksResent} chunks re-sent (${r.finalDirty} after the seal, ${r.fetchedOnDemand} on demand), downtime ${ms(r.downtimeMs)} ms; serving nbd://${serveAt.host}:${m.port}/`,
+    );
+    await stopped;
+    await m.close();
+    return 0;
+  },
+};
+
 export const commands: Command[] = [
   group('nbd', 'serve block devices over NBD; mount remote ones', [serve, mount]),
+  group('migrate', 'live-migrate a block device between two processes (pre-copy, handover, post-copy)', [
+    migrateSource,
+    migrateDest,
+  ]),
   syncCmd,
 ];
 

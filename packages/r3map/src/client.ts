@@ -77,6 +77,8 @@ export class NbdClientDevice implements BlockDevice {
     { resolve: (b: Buffer | undefined) => void; reject: (e: Error) => void; readLen: number }
   >();
   private closed = false;
+  /** Set when the connection broke: every later request fails at once with it. */
+  private broken?: Error;
 
   private constructor(
     private readonly sock: Socket,
@@ -145,6 +147,8 @@ export class NbdClientDevice implements BlockDevice {
         p.resolve(p.readLen ? Buffer.from(await this.reader.read(p.readLen)) : undefined);
       }
     } catch (e) {
+      this.broken = e as Error;
+      this.sock.destroy();
       for (const p of this.pending.values()) p.reject(e as Error);
       this.pending.clear();
     }
@@ -158,6 +162,7 @@ export class NbdClientDevice implements BlockDevice {
     payload?: Uint8Array,
   ): Promise<Buffer | undefined> {
     if (this.closed) return Promise.reject(new NbdClientError('the device is closed'));
+    if (this.broken) return Promise.reject(this.broken);
     const handle = this.nextHandle++;
     const h = Buffer.alloc(28);
     h.writeUInt32BE(REQUEST_MAGIC, 0);
@@ -204,8 +209,18 @@ export class NbdClientDevice implements BlockDevice {
     await this.request(4, 0, offset, length);
   }
 
+  /** Drops the connection at once (as if this process died): requests in flight and later ones fail. */
+  destroy(): void {
+    this.broken ??= new NbdClientError('the connection was destroyed');
+    this.sock.destroy();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.broken) {
+      this.closed = true;
+      return;
+    }
     // let requests in flight finish (they settle on reply or when the connection drops)
     while (this.pending.size > 0) await new Promise((r) => setTimeout(r, 1));
     this.closed = true;

@@ -5,6 +5,17 @@
 
 export { commands, demos } from './cli.js';
 export { NbdClientDevice, NbdClientError } from './client.js';
+export {
+  ControlChannel,
+  ControlError,
+  controlVersion,
+  decodeChunks,
+  decodeMessage,
+  encodeChunks,
+  encodeMessage,
+  frameBytesMax,
+  type Message,
+} from './control.js';
 export { type BlockDevice, checkRange, type Extent } from './device.js';
 export { FileDevice } from './devices/file.js';
 export { MemoryDevice, memChunkBytes } from './devices/memory.js';
@@ -16,6 +27,19 @@ export {
   migrate,
   TrackedDevice,
 } from './migrate.js';
+export {
+  type DestEvent,
+  type DestMigration,
+  type DestOptions,
+  type DestReport,
+  MigrationAbandonedError,
+  MigrationSource,
+  migrateChunkBytesDefault,
+  migrateFrom,
+  type SourceEvent,
+  type SourceOptions,
+  type SourceReport,
+} from './migrate-remote.js';
 export { MountDevice, type MountOptions, type MountStats } from './mount.js';
 export { Cmd, Err, type Export, NbdServer, type NbdStats, Opt, requestBytesMax } from './nbd.js';
 export {

@@ -136,28 +136,40 @@ export class MigratingDevice implements BlockDevice {
     this.handover = undefined;
   }
 
-  private async target(): Promise<BlockDevice> {
-    if (!this.handover) return this.owner;
-    const t0 = performance.now();
-    const d = await this.handover;
-    this.waitsMs.push(performance.now() - t0);
-    return d;
+  /**
+   * Runs `f` on the owner. With no handover under way this is synchronous up to the device call, so the
+   * source's seal can never fall between choosing the source and writing to it.
+   */
+  private route<T>(f: (d: BlockDevice) => Promise<T>): Promise<T> {
+    if (!this.handover) {
+      try {
+        return f(this.owner);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return (async () => {
+      const t0 = performance.now();
+      while (this.handover) await this.handover;
+      this.waitsMs.push(performance.now() - t0);
+      return f(this.owner);
+    })();
   }
 
-  async readAt(offset: number, length: number): Promise<Uint8Array> {
-    return (await this.target()).readAt(offset, length);
+  readAt(offset: number, length: number): Promise<Uint8Array> {
+    return this.route((d) => d.readAt(offset, length));
   }
 
-  async writeAt(offset: number, bytes: Uint8Array, opts?: { fua?: boolean }): Promise<void> {
-    return (await this.target()).writeAt(offset, bytes, opts);
+  writeAt(offset: number, bytes: Uint8Array, opts?: { fua?: boolean }): Promise<void> {
+    return this.route((d) => d.writeAt(offset, bytes, opts));
   }
 
-  async flush(): Promise<void> {
-    return (await this.target()).flush();
+  flush(): Promise<void> {
+    return this.route((d) => d.flush());
   }
 
-  async trim(offset: number, length: number): Promise<void> {
-    return (await this.target()).trim(offset, length);
+  trim(offset: number, length: number): Promise<void> {
+    return this.route((d) => d.trim(offset, length));
   }
 
   async close(): Promise<void> {}
@@ -221,6 +233,7 @@ export async function migrate(
   const last = source.drainDirty();
   for (const i of carried) last.add(i);
   await dest.invalidate(last, false);
+  dest.own();
   front.complete(dest);
   const downtimeMs = performance.now() - tSeal;
   await dest.pullAll();

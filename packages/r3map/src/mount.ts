@@ -12,6 +12,8 @@ export interface MountOptions {
   /** Background fetches in flight at most. */
   pullConcurrency?: number;
   writeThrough?: boolean;
+  /** Called with the bytes of every chunk fetched from the remote (for progress). */
+  onFetch?: (bytes: number) => void;
 }
 
 export interface MountStats {
@@ -21,6 +23,7 @@ export interface MountStats {
   fetchedInBackground: number;
   pushed: number;
   dirty: number;
+  bytesFetched: number;
 }
 
 export class MountDevice implements BlockDevice {
@@ -33,6 +36,7 @@ export class MountDevice implements BlockDevice {
   private cursor = 0;
   private pulling?: Promise<void>;
   private stopped = false;
+  private owned = false;
   readonly stats: MountStats;
 
   constructor(
@@ -48,7 +52,15 @@ export class MountDevice implements BlockDevice {
       throw new RangeError(`chunk size must be 64 KiB to 4 MiB, got ${this.chunkBytes}`);
     const n = Math.ceil(this.size / this.chunkBytes);
     this.present = new Uint8Array(n);
-    this.stats = { chunks: n, present: 0, fetchedOnDemand: 0, fetchedInBackground: 0, pushed: 0, dirty: 0 };
+    this.stats = {
+      chunks: n,
+      present: 0,
+      fetchedOnDemand: 0,
+      fetchedInBackground: 0,
+      pushed: 0,
+      dirty: 0,
+      bytesFetched: 0,
+    };
   }
 
   private span(i: number): [number, number] {
@@ -64,6 +76,8 @@ export class MountDevice implements BlockDevice {
       f = (async () => {
         const [off, len] = this.span(i);
         const data = await this.remote.readAt(off, len);
+        this.stats.bytesFetched += len;
+        this.opts.onFetch?.(len);
         if (!this.present[i]) {
           await this.local.writeAt(off, data);
           this.present[i] = 1;
@@ -107,6 +121,16 @@ export class MountDevice implements BlockDevice {
     if (refetch) await Promise.all(again.map((i) => this.ensure(i, false)));
   }
 
+  /**
+   * The local device becomes authoritative (a migration's handover): writes and trims stay local and are
+   * never pushed to the remote, which is only read for the chunks that are not local yet.
+   */
+  own(): void {
+    this.owned = true;
+    this.dirty.clear();
+    this.stats.dirty = 0;
+  }
+
   /** Starts the background puller; resolves when every chunk is local. */
   pullAll(): Promise<void> {
     this.pulling ??= (async () => {
@@ -140,6 +164,7 @@ export class MountDevice implements BlockDevice {
     // a partial write into a chunk that is not local needs the rest of the chunk first
     await this.ensureRange(offset, bytes.length);
     await this.local.writeAt(offset, bytes, opts);
+    if (this.owned) return;
     if (this.opts.writeThrough) {
       await this.remote.writeAt(offset, bytes, opts);
       return;
@@ -154,6 +179,7 @@ export class MountDevice implements BlockDevice {
 
   /** Pushes dirty chunks to the remote (write-back), then flushes both devices. */
   async flush(): Promise<void> {
+    if (this.owned) return this.local.flush();
     const chunks = [...this.dirty];
     this.dirty.clear();
     for (const i of chunks) {
@@ -175,7 +201,7 @@ export class MountDevice implements BlockDevice {
     checkRange(this.size, offset, length, 'trim');
     await this.ensureRange(offset, length);
     await this.local.trim(offset, length);
-    await this.remote.trim(offset, length);
+    if (!this.owned) await this.remote.trim(offset, length);
   }
 
   async close(): Promise<void> {

@@ -53,7 +53,13 @@ function writer(front: MigratingDevice, model: Uint8Array, seed: number) {
       if (n % 8 === 0) await new Promise((res) => setTimeout(res, 1));
     }
   })();
-  return { stop: async () => ((stop = true), await done), count: () => n };
+  return {
+    stop: async () => {
+      stop = true;
+      await done;
+    },
+    count: () => n,
+  };
 }
 
 describe('live migration', () => {
@@ -84,6 +90,25 @@ describe('live migration', () => {
     await expect(m).rejects.toBeDefined();
     await new Promise((r) => setTimeout(r, 10));
     await w.stop();
+    expect(source.sealed).toBe(false);
+    const got = await source.readAt(0, size);
+    expect(Buffer.compare(Buffer.from(got), Buffer.from(model))).toBe(0);
+  });
+});
+
+describe('live migration: the destination dies', () => {
+  it('before finalize: the migration fails and the source continues untouched, taking writes', async () => {
+    const { image, source, remote, dest, front } = await setup(11);
+    const model = Uint8Array.from(image);
+    const w = writer(front, model, 11);
+    const m = migrate(source, dest, front);
+    await new Promise((r) => setTimeout(r, 5));
+    remote.destroy(); // the destination's link goes away mid pre-copy (its process died)
+    await expect(m).rejects.toBeDefined();
+    const atFailure = w.count();
+    await new Promise((r) => setTimeout(r, 20));
+    await w.stop();
+    expect(w.count()).toBeGreaterThan(atFailure); // the workload never noticed
     expect(source.sealed).toBe(false);
     const got = await source.readAt(0, size);
     expect(Buffer.compare(Buffer.from(got), Buffer.from(model))).toBe(0);

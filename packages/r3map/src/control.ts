@@ -1,0 +1,322 @@
+/**
+ * The control channel of a migration between two processes: length-prefixed JSON messages over TCP.
+ *
+ * A frame is a 4-byte big-endian length, then that many bytes of UTF-8 JSON (one object). Every message
+ * is validated on receipt ({@link decodeMessage}): an unknown type, a missing or ill-typed field, a chunk
+ * bitmap of the wrong length, an oversized frame or bytes that are not JSON are a {@link ControlError}
+ * that names what was wrong; the receiver sends an `error` message if it still can and closes the
+ * connection. Nothing the peer sends can crash a process or make it wait without a bound (every wait for
+ * a message has a timeout).
+ *
+ * The conversation, driven by the destination (D) against the source (S):
+ *
+ * ```
+ * D -> S  hello {v}                      S starts tracking writes
+ * S -> D  info {v, size, chunkBytes, nbdPort, exportName}
+ *         D pre-copies every chunk over NBD from S's export (pings S while it pulls)
+ * D -> S  round                          repeated while the dirty set shrinks
+ * S -> D  dirty {bitmap}                 chunks written since the last round; D re-fetches them
+ * D -> S  finalize {servePort}           S connects to D's export, seals (writes wait), drains
+ * S -> D  final {bitmap}                 last dirty chunks; D marks them missing (post-copy)
+ * D -> S  serving                        D holds the device (its export still holds requests)
+ * S -> D  committed {downtimeMs}         S forwards its workload to D; D's export opens
+ *         D pulls the rest in the background, missing chunks on demand
+ * D -> S  release                        D has every chunk
+ * S -> D  released {bytesSent}           S closes its device and its export
+ * either  error {message}                the sender gives up; the connection closes
+ * ```
+ */
+import type { Socket } from 'node:net';
+
+export const controlVersion = 1;
+/** Largest frame (a 1 TiB device in 64 KiB chunks has a 2 MiB bitmap, 2.7 MiB in base64). */
+export const frameBytesMax = 8 * 1024 * 1024;
+/** How long a side waits for the reply it expects. */
+export const replyTimeoutMs = 15_000;
+/** How often the destination pings the source while it pulls (so the source can tell it is alive). */
+export const pingIntervalMs = 1_000;
+/** A source drops a destination it has not heard from for this long. */
+export const peerIdleMsMax = 10_000;
+
+export class ControlError extends Error {
+  override name = 'ControlError';
+}
+
+export type Message =
+  | { t: 'hello'; v: number }
+  | {
+      t: 'info';
+      v: number;
+      size: number;
+      chunkBytes: number;
+      nbdPort: number;
+      exportName: string;
+    }
+  | { t: 'ping' }
+  | { t: 'round' }
+  | { t: 'dirty'; bitmap: string }
+  | { t: 'finalize'; servePort: number }
+  | { t: 'final'; bitmap: string }
+  | { t: 'serving' }
+  | { t: 'committed'; downtimeMs: number }
+  | { t: 'release' }
+  | { t: 'released'; bytesSent: number }
+  | { t: 'error'; message: string };
+
+export type MessageType = Message['t'];
+
+const fields: Record<MessageType, Record<string, 'int' | 'num' | 'str'>> = {
+  hello: { v: 'int' },
+  info: { v: 'int', size: 'int', chunkBytes: 'int', nbdPort: 'int', exportName: 'str' },
+  ping: {},
+  round: {},
+  dirty: { bitmap: 'str' },
+  finalize: { servePort: 'int' },
+  final: { bitmap: 'str' },
+  serving: {},
+  committed: { downtimeMs: 'num' },
+  release: {},
+  released: { bytesSent: 'int' },
+  error: { message: 'str' },
+};
+/** Longest string field (error messages, export names); bitmaps are bounded by the frame. */
+const textBytesMax = 4096;
+
+/** Parses and validates one frame's payload; throws {@link ControlError} saying what is wrong. */
+export function decodeMessage(payload: Uint8Array): Message {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'));
+  } catch {
+    throw new ControlError(`a control message is not JSON (${payload.length} bytes)`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new ControlError('a control message is not a JSON object');
+  const o = v as Record<string, unknown>;
+  const t = o.t;
+  if (typeof t !== 'string' || !Object.hasOwn(fields, t))
+    throw new ControlError(`unknown control message type ${JSON.stringify(t)?.slice(0, 40)}`);
+  const spec = fields[t as MessageType];
+  for (const [k, kind] of Object.entries(spec)) {
+    const x = o[k];
+    const ok =
+      kind === 'str'
+        ? typeof x === 'string' && (k === 'bitmap' || x.length <= textBytesMax)
+        : kind === 'int'
+          ? Number.isSafeInteger(x) && (x as number) >= 0
+          : typeof x === 'number' && Number.isFinite(x) && x >= 0;
+    if (!ok) throw new ControlError(`control message '${t}': field '${k}' is missing or not a valid ${kind}`);
+  }
+  for (const k of Object.keys(o))
+    if (k !== 't' && !Object.hasOwn(spec, k))
+      throw new ControlError(`control message '${t}': unexpected field '${k.slice(0, 40)}'`);
+  return o as unknown as Message;
+}
+
+export function encodeMessage(m: Message): Buffer {
+  const body = Buffer.from(JSON.stringify(m), 'utf8');
+  if (body.length > frameBytesMax)
+    throw new ControlError(`control message '${m.t}' of ${body.length} bytes exceeds ${frameBytesMax}`);
+  const h = Buffer.alloc(4);
+  h.writeUInt32BE(body.length, 0);
+  return Buffer.concat([h, body]);
+}
+
+/** A set of chunk indices as a base64 bitmap of exactly ceil(chunks / 8) bytes. */
+export function encodeChunks(set: Iterable<number>, chunks: number): string {
+  const b = Buffer.alloc(Math.ceil(chunks / 8));
+  for (const i of set) {
+    if (!Number.isInteger(i) || i < 0 || i >= chunks) throw new RangeError(`chunk ${i} of ${chunks}`);
+    b[i >> 3]! |= 1 << (i & 7);
+  }
+  return b.toString('base64');
+}
+
+/** Inverse of {@link encodeChunks}; a bitmap of the wrong length or with bits past the end is refused. */
+export function decodeChunks(bitmap: string, chunks: number): Set<number> {
+  const want = Math.ceil(chunks / 8);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(bitmap) || bitmap.length !== Math.ceil(want / 3) * 4)
+    throw new ControlError(`a chunk bitmap is not ${want} bytes of base64`);
+  const b = Buffer.from(bitmap, 'base64');
+  if (b.length !== want) throw new ControlError(`a chunk bitmap is not ${want} bytes of base64`);
+  const out = new Set<number>();
+  for (let k = 0; k < b.length; k++) {
+    const byte = b[k]!;
+    if (byte === 0) continue;
+    for (let j = 0; j < 8; j++)
+      if (byte & (1 << j)) {
+        const i = k * 8 + j;
+        if (i >= chunks) throw new ControlError(`a chunk bitmap marks chunk ${i} past the last (${chunks})`);
+        out.add(i);
+      }
+  }
+  return out;
+}
+
+/**
+ * One end of a control connection: `send`, and `next` for the next message (with a timeout). A framing
+ * or validation error, a timeout, or the connection closing rejects `next` with a {@link ControlError}
+ * and destroys the socket; `closed` settles then too.
+ */
+export class ControlChannel {
+  private buf: Buffer = Buffer.alloc(0);
+  private queue: Message[] = [];
+  private waiter?: {
+    resolve: (m: Message) => void;
+    reject: (e: Error) => void;
+    timer: NodeJS.Timeout;
+    restart: () => void;
+  };
+  private failure?: ControlError;
+  private readonly onClose: ((e: ControlError) => void)[] = [];
+
+  constructor(
+    readonly socket: Socket,
+    private readonly peer: string,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (c: Buffer) => this.onData(c));
+    socket.on('error', (e) => this.fail(new ControlError(`${peer}: ${e.message}`)));
+    socket.on('close', () => this.fail(new ControlError(`${peer} closed the control connection`)));
+  }
+
+  private onData(c: Buffer): void {
+    if (this.failure) return;
+    this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c;
+    while (this.buf.length >= 4) {
+      const n = this.buf.readUInt32BE(0);
+      if (n === 0 || n > frameBytesMax) {
+        this.fail(
+          new ControlError(`${this.peer} sent a control frame of ${n} bytes (1 to ${frameBytesMax})`),
+        );
+        return;
+      }
+      if (this.buf.length < 4 + n) return;
+      const body = this.buf.subarray(4, 4 + n);
+      this.buf = this.buf.subarray(4 + n);
+      let m: Message;
+      try {
+        m = decodeMessage(body);
+      } catch (e) {
+        this.fail(new ControlError(`${this.peer}: ${(e as Error).message}`));
+        return;
+      }
+      if (m.t === 'error') {
+        this.fail(new ControlError(`${this.peer} gave up: ${m.message}`), false);
+        return;
+      }
+      if (m.t === 'ping') {
+        // a sign of life: whoever waits for a message waits afresh
+        this.waiter?.restart();
+        continue;
+      }
+      const w = this.waiter;
+      if (w) {
+        this.waiter = undefined;
+        clearTimeout(w.timer);
+        w.resolve(m);
+      } else this.queue.push(m);
+      // a peer that floods messages nobody asks for is broken
+      if (this.queue.length > 64) {
+        this.fail(new ControlError(`${this.peer} sent more than 64 messages that were not asked for`));
+        return;
+      }
+    }
+  }
+
+  /** Rejects what waits, tells the peer why (when `tell`), and closes. Idempotent. */
+  fail(e: ControlError, tell = true): void {
+    if (this.failure) return;
+    this.failure = e;
+    const w = this.waiter;
+    this.waiter = undefined;
+    if (w) {
+      clearTimeout(w.timer);
+      w.reject(e);
+    }
+    if (tell && !this.socket.destroyed && this.socket.writable)
+      this.socket.end(encodeMessage({ t: 'error', message: e.message.slice(0, textBytesMax) }));
+    setTimeout(() => this.socket.destroy(), 100).unref();
+    for (const f of this.onClose.splice(0)) f(e);
+  }
+
+  /** Ends the conversation normally: no error is sent and the failure callbacks are not called. */
+  close(): void {
+    if (this.failure) return;
+    this.failure = new ControlError(`the control connection to ${this.peer} is closed`);
+    this.onClose.length = 0;
+    const w = this.waiter;
+    this.waiter = undefined;
+    if (w) {
+      clearTimeout(w.timer);
+      w.reject(this.failure);
+    }
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 100).unref();
+  }
+
+  get failed(): ControlError | undefined {
+    return this.failure;
+  }
+
+  /** Calls `f` once when the channel fails or closes. */
+  whenFailed(f: (e: ControlError) => void): void {
+    if (this.failure) f(this.failure);
+    else this.onClose.push(f);
+  }
+
+  send(m: Message): void {
+    if (this.failure) throw this.failure;
+    this.socket.write(encodeMessage(m));
+  }
+
+  /** The next message; with `want`, anything else is a protocol error. */
+  next<T extends MessageType>(
+    want: T | T[],
+    timeoutMs = replyTimeoutMs,
+  ): Promise<Extract<Message, { t: T }>> {
+    const wants = Array.isArray(want) ? want : [want];
+    const check = (m: Message): Extract<Message, { t: T }> => {
+      if (!wants.includes(m.t as T)) {
+        const e = new ControlError(`${this.peer} sent '${m.t}' where '${wants.join("' or '")}' was expected`);
+        this.fail(e);
+        throw e;
+      }
+      return m as Extract<Message, { t: T }>;
+    };
+    const queued = this.queue.shift();
+    if (queued) {
+      try {
+        return Promise.resolve(check(queued));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.waiter) return Promise.reject(new Error('ControlChannel.next: one reader at a time'));
+    return new Promise((resolve, reject) => {
+      const expire = () =>
+        this.fail(
+          new ControlError(
+            `${this.peer} sent nothing for ${timeoutMs} ms (waiting for '${wants.join("' or '")}')`,
+          ),
+        );
+      const timer = setTimeout(expire, timeoutMs);
+      this.waiter = {
+        restart: () => {
+          clearTimeout(this.waiter!.timer);
+          this.waiter!.timer = setTimeout(expire, timeoutMs);
+        },
+        resolve: (m) => {
+          try {
+            resolve(check(m));
+          } catch (e) {
+            reject(e);
+          }
+        },
+        reject,
+        timer,
+      };
+    });
+  }
+}

@@ -1,0 +1,588 @@
+/**
+ * Live migration between two processes (`strata migrate source|dest`): the library's TrackedDevice,
+ * MigratingDevice and MountDevice, with the control channel of `control.ts` between them and the device
+ * bytes over NBD.
+ *
+ * The source serves its device read-only over NBD to the destination (the migration export), tracks the
+ * chunks its workload writes, and answers the destination's rounds with dirty bitmaps. At finalize it
+ * connects to the destination's export, seals (workload writes wait: the downtime), drains writes in
+ * flight, sends the last dirty bitmap, and once the destination says it is serving, forwards its workload
+ * there. The destination pre-copies, re-fetches dirty chunks in rounds until the dirty set is small or
+ * stops shrinking, takes over, then pulls what it still lacks (post-copy) and releases the source.
+ *
+ * Failures: until the source has received `serving`, any failure (either process dying, a bad message, a
+ * timeout) aborts the migration: the source unseals and stays authoritative, untouched, and accepts a new
+ * destination; the destination gives up with an error and never serves. After the handover the
+ * destination is authoritative; if the source dies then, chunks the destination still lacks cannot be
+ * fetched (the known price of post-copy) and reads of them fail.
+ */
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { NbdClientDevice } from './client.js';
+import {
+  ControlChannel,
+  ControlError,
+  controlVersion,
+  decodeChunks,
+  encodeChunks,
+  peerIdleMsMax,
+  pingIntervalMs,
+} from './control.js';
+import { type BlockDevice, checkRange } from './device.js';
+import { MigratingDevice, TrackedDevice } from './migrate.js';
+import { MountDevice } from './mount.js';
+import { NbdServer } from './nbd.js';
+
+/** Default tracking and transfer unit. */
+export const migrateChunkBytesDefault = 64 * 1024;
+const connectTimeoutMs = 10_000;
+
+export interface SourceReport {
+  totalMs: number;
+  /** Bytes the destination read from the migration export (pre-copy, re-sends and post-copy). */
+  bytesSent: number;
+  /** From seal to forwarding the workload to the destination. */
+  downtimeMs: number;
+  rounds: number;
+  chunksResent: number;
+  /** Workload requests that waited during the handover, and the longest wait. */
+  requestsWaited: number;
+  waitMsMax: number;
+}
+
+export type SourceEvent =
+  | { event: 'connected'; peer: string }
+  | { event: 'refused'; peer: string; reason: string }
+  | { event: 'aborted'; peer: string; reason: string }
+  | { event: 'committed'; peer: string; downtimeMs: number }
+  | { event: 'released'; peer: string; report: SourceReport }
+  | { event: 'lost'; peer: string; reason: string };
+
+export interface SourceOptions {
+  chunkBytes?: number;
+  onEvent?: (e: SourceEvent) => void;
+  /** Counts bytes read by the destination (for a progress bar). */
+  onSend?: (bytes: number) => void;
+}
+
+/** The source's device as the destination reads it: read-only, with the bytes counted. */
+class ExportDevice implements BlockDevice {
+  readonly size: number;
+  bytesRead = 0;
+  constructor(
+    private readonly inner: BlockDevice,
+    private readonly onRead?: (n: number) => void,
+  ) {
+    this.size = inner.size;
+  }
+  async readAt(offset: number, length: number): Promise<Uint8Array> {
+    const b = await this.inner.readAt(offset, length);
+    this.bytesRead += length;
+    this.onRead?.(length);
+    return b;
+  }
+  writeAt(): Promise<void> {
+    return Promise.reject(new Error('the migration export is read-only'));
+  }
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+  trim(): Promise<void> {
+    return Promise.reject(new Error('the migration export is read-only'));
+  }
+  async close(): Promise<void> {}
+}
+
+type SourceState = 'serving' | 'migrating' | 'committed' | 'released';
+
+/**
+ * The source side: wraps `device`; the workload must use {@link MigrationSource.front} (serve it over NBD
+ * or call it directly). `listen` opens the control port and the migration export.
+ */
+export class MigrationSource {
+  readonly tracked: TrackedDevice;
+  readonly front: MigratingDevice;
+  readonly chunkBytes: number;
+  private readonly exportDevice: ExportDevice;
+  private readonly exportServer: NbdServer;
+  private control?: Server;
+  private nbdPort = 0;
+  private state: SourceState = 'serving';
+  private forward?: NbdClientDevice;
+  private readonly sessions = new Set<Socket>();
+  private resolveReleased!: (r: SourceReport) => void;
+  /** Resolves when a destination has taken over and released this source. */
+  readonly released: Promise<SourceReport>;
+
+  constructor(
+    readonly device: BlockDevice,
+    private readonly opts: SourceOptions = {},
+  ) {
+    this.chunkBytes = opts.chunkBytes ?? migrateChunkBytesDefault;
+    if (this.chunkBytes < 64 << 10 || this.chunkBytes > 4 << 20)
+      throw new RangeError(`chunk size must be 64 KiB to 4 MiB, got ${this.chunkBytes}`);
+    this.tracked = new TrackedDevice(device, this.chunkBytes);
+    this.front = new MigratingDevice(this.tracked);
+    this.exportDevice = new ExportDevice(this.tracked, opts.onSend);
+    this.exportServer = new NbdServer([{ name: '', device: this.exportDevice, readOnly: true }]);
+    this.released = new Promise((r) => (this.resolveReleased = r));
+  }
+
+  get chunks(): number {
+    return Math.ceil(this.device.size / this.chunkBytes);
+  }
+
+  get status(): SourceState {
+    return this.state;
+  }
+
+  /** Opens the control port on host:port (0 picks one) and the migration export on host (a free port). */
+  async listen(port: number, host = '127.0.0.1'): Promise<{ controlPort: number; nbdPort: number }> {
+    this.nbdPort = await this.exportServer.listen(0, host);
+    this.control = createServer((s) => void this.session(s));
+    const controlPort = await new Promise<number>((resolve, reject) => {
+      this.control!.once('error', reject);
+      this.control!.listen(port, host, () => resolve((this.control!.address() as { port: number }).port));
+    });
+    return { controlPort, nbdPort: this.nbdPort };
+  }
+
+  private emit(e: SourceEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  private async session(sock: Socket): Promise<void> {
+    const peer = `destination ${sock.remoteAddress}:${sock.remotePort}`;
+    this.sessions.add(sock);
+    sock.once('close', () => this.sessions.delete(sock));
+    const ch = new ControlChannel(sock, peer);
+    let hello: { v: number };
+    try {
+      hello = await ch.next('hello');
+      if (hello.v !== controlVersion)
+        throw new ControlError(
+          `the destination speaks control version ${hello.v}, this source ${controlVersion}`,
+        );
+      if (this.state !== 'serving')
+        throw new ControlError(
+          this.state === 'migrating'
+            ? 'a migration of this source is already in progress'
+            : 'this source has been handed over already',
+        );
+    } catch (e) {
+      const err = e instanceof ControlError ? e : new ControlError((e as Error).message);
+      ch.fail(err);
+      this.emit({ event: 'refused', peer, reason: err.message });
+      return;
+    }
+    this.state = 'migrating';
+    const t0 = performance.now();
+    const sent0 = this.exportDevice.bytesRead;
+    const waited0 = this.front.waitsMs.length;
+    let rounds = 0;
+    let resent = 0;
+    let forward: NbdClientDevice | undefined;
+    let downtimeMs = 0;
+    try {
+      this.emit({ event: 'connected', peer });
+      this.tracked.drainDirty(); // track from before the first byte is copied
+      ch.send({
+        t: 'info',
+        v: controlVersion,
+        size: this.device.size,
+        chunkBytes: this.chunkBytes,
+        nbdPort: this.nbdPort,
+        exportName: '',
+      });
+      for (;;) {
+        const m = await ch.next(['round', 'finalize'], peerIdleMsMax);
+        if (m.t === 'round') {
+          const d = this.tracked.drainDirty();
+          rounds++;
+          resent += d.size;
+          ch.send({ t: 'dirty', bitmap: encodeChunks(d, this.chunks) });
+          continue;
+        }
+        // connect to the destination's export before sealing, so it costs no downtime
+        forward = await connectNbd(sock.remoteAddress ?? '127.0.0.1', m.servePort, ch);
+        if (forward.size !== this.device.size)
+          throw new ControlError(`the destination serves ${forward.size} bytes, not ${this.device.size}`);
+        const tSeal = performance.now();
+        this.front.beginHandover();
+        await this.tracked.quiesce();
+        const last = this.tracked.drainDirty();
+        resent += last.size;
+        ch.send({ t: 'final', bitmap: encodeChunks(last, this.chunks) });
+        await ch.next('serving');
+        // the point of no return: from here the destination is authoritative
+        downtimeMs = performance.now() - tSeal;
+        ch.send({ t: 'committed', downtimeMs });
+        this.state = 'committed';
+        this.forward = forward;
+        this.front.complete(forward);
+        this.emit({ event: 'committed', peer, downtimeMs });
+        break;
+      }
+    } catch (e) {
+      // before the handover: the source stays authoritative, untouched, and takes writes again
+      this.front.abort();
+      this.state = 'serving';
+      const err = e instanceof ControlError ? e : new ControlError((e as Error).message);
+      ch.fail(err);
+      await forward?.close().catch(() => undefined);
+      this.emit({ event: 'aborted', peer, reason: err.message });
+      return;
+    }
+    try {
+      await ch.next('release', peerIdleMsMax);
+      const report: SourceReport = {
+        totalMs: performance.now() - t0,
+        bytesSent: this.exportDevice.bytesRead - sent0,
+        downtimeMs,
+        rounds,
+        chunksResent: resent,
+        requestsWaited: this.front.waitsMs.length - waited0,
+        waitMsMax: Math.max(0, ...this.front.waitsMs.slice(waited0)),
+      };
+      ch.send({ t: 'released', bytesSent: report.bytesSent });
+      ch.close();
+      this.state = 'released';
+      await this.exportServer.close();
+      await this.device.close();
+      this.emit({ event: 'released', peer, report });
+      this.resolveReleased(report);
+    } catch (e) {
+      // after the handover: the destination owns the device; what it had not pulled is still here
+      this.emit({ event: 'lost', peer, reason: (e as Error).message });
+    }
+  }
+
+  /** Stops listening and closes connections; the device is closed if it was released. */
+  async close(): Promise<void> {
+    for (const s of this.sessions) s.destroy();
+    await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
+    if (this.state !== 'released') await this.exportServer.close();
+    await this.forward?.close().catch(() => undefined);
+  }
+}
+
+async function connectNbd(host: string, port: number, ch: ControlChannel): Promise<NbdClientDevice> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      NbdClientDevice.connect(host, port, ''),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new ControlError(`the destination's export ${host}:${port} did not answer`)),
+          connectTimeoutMs,
+        );
+        ch.whenFailed(reject);
+      }),
+    ]);
+  } catch (e) {
+    throw e instanceof ControlError
+      ? e
+      : new ControlError(`cannot reach the destination's export ${host}:${port}: ${(e as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Holds every request until `open` (the destination's export before the handover). */
+class GateDevice implements BlockDevice {
+  private target?: BlockDevice;
+  private failure?: Error;
+  private readonly opened: Promise<void>;
+  private resolve!: () => void;
+  private reject!: (e: Error) => void;
+
+  constructor(readonly size: number) {
+    this.opened = new Promise((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+    this.opened.catch(() => undefined);
+  }
+
+  open(d: BlockDevice): void {
+    this.target = d;
+    this.resolve();
+  }
+
+  fail(e: Error): void {
+    this.failure = e;
+    this.reject(e);
+  }
+
+  private async dev(): Promise<BlockDevice> {
+    if (this.failure) throw this.failure;
+    if (!this.target) await this.opened;
+    return this.target!;
+  }
+
+  async readAt(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this.size, offset, length, 'read');
+    return (await this.dev()).readAt(offset, length);
+  }
+  async writeAt(offset: number, bytes: Uint8Array, opts?: { fua?: boolean }): Promise<void> {
+    checkRange(this.size, offset, bytes.length, 'write');
+    return (await this.dev()).writeAt(offset, bytes, opts);
+  }
+  async flush(): Promise<void> {
+    return (await this.dev()).flush();
+  }
+  async trim(offset: number, length: number): Promise<void> {
+    checkRange(this.size, offset, length, 'trim');
+    return (await this.dev()).trim(offset, length);
+  }
+  async close(): Promise<void> {}
+}
+
+/** Reads paced to at most `rateBytes` per second (a migration's bandwidth cap). */
+class PacedDevice implements BlockDevice {
+  readonly size: number;
+  private nextMs = 0;
+  constructor(
+    private readonly inner: BlockDevice,
+    private readonly rateBytes: number,
+  ) {
+    this.size = inner.size;
+  }
+  async readAt(offset: number, length: number): Promise<Uint8Array> {
+    const now = performance.now();
+    this.nextMs = Math.max(this.nextMs, now) + (length * 1000) / this.rateBytes;
+    const wait = this.nextMs - now - (length * 1000) / this.rateBytes;
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    return this.inner.readAt(offset, length);
+  }
+  writeAt(offset: number, bytes: Uint8Array, opts?: { fua?: boolean }): Promise<void> {
+    return this.inner.writeAt(offset, bytes, opts);
+  }
+  flush(): Promise<void> {
+    return this.inner.flush();
+  }
+  trim(offset: number, length: number): Promise<void> {
+    return this.inner.trim(offset, length);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+export class MigrationAbandonedError extends Error {
+  override name = 'MigrationAbandonedError';
+}
+
+export interface DestOptions {
+  /** Opens the local device of `size` bytes that receives the copy (e.g. a FileDevice with `create`). */
+  open(size: number): Promise<BlockDevice>;
+  /** Where the destination serves the device over NBD (port 0 picks one). */
+  serveHost?: string;
+  servePort?: number;
+  /** Finalize when at most this many chunks are dirty (or the dirty set stops shrinking). */
+  dirtyChunksMax?: number;
+  roundsMax?: number;
+  pullConcurrency?: number;
+  /** Bandwidth cap for fetching from the source, bytes per second. */
+  rateBytesMax?: number;
+  onEvent?: (e: DestEvent) => void;
+  /** Bytes fetched from the source (for a progress bar). */
+  onFetch?: (bytes: number) => void;
+  /** Aborting it abandons the migration (before the handover the source stays authoritative). */
+  signal?: AbortSignal;
+}
+
+export type DestEvent =
+  | { event: 'connected'; size: number; chunkBytes: number }
+  | { event: 'listening'; host: string; port: number }
+  | { event: 'round'; round: number; dirtyChunks: number }
+  | { event: 'serving'; downtimeMs: number };
+
+export interface DestReport {
+  size: number;
+  chunkBytes: number;
+  totalMs: number;
+  /** Until the destination served the device. */
+  handoverMs: number;
+  bytesFetched: number;
+  rounds: number;
+  chunksResent: number;
+  finalDirty: number;
+  fetchedOnDemand: number;
+  /** As measured by the source: from its seal until it forwarded its workload here. */
+  downtimeMs: number;
+}
+
+/** A finished migration: the destination serves `device` over NBD on `port` until `close`. */
+export interface DestMigration {
+  report: DestReport;
+  device: BlockDevice;
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Migrates the device of the source at `host:port` here. Resolves when this side holds every chunk and
+ * has released the source; rejects with {@link MigrationAbandonedError} (having closed what it opened)
+ * when the migration fails before the handover.
+ */
+export async function migrateFrom(host: string, port: number, opts: DestOptions): Promise<DestMigration> {
+  const t0 = performance.now();
+  const from = `source ${host}:${port}`;
+  const sock = connect({ host, port });
+  const ch = new ControlChannel(sock, from);
+  const closers: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
+  };
+  let ping: NodeJS.Timeout | undefined;
+  let gate: GateDevice | undefined;
+  let mount: MountDevice | undefined;
+  let server: NbdServer | undefined;
+  let servePort = 0;
+  const onAbort = () => ch.fail(new ControlError('the destination was stopped'));
+  if (opts.signal?.aborted) onAbort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const lost = new Promise<never>((_, reject) => ch.whenFailed(reject));
+  lost.catch(() => undefined);
+  /** Waits for `p` unless the control channel fails first. */
+  const guard = <T>(p: Promise<T>) => Promise.race([p, lost]);
+  let handoverMs = 0;
+  let rounds = 0;
+  let resent = 0;
+  let finalDirty = 0;
+  let downtimeMs = 0;
+  try {
+    await guard(
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new ControlError(`${from} did not accept a connection`)),
+          connectTimeoutMs,
+        );
+        sock.once('connect', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+    );
+    ch.send({ t: 'hello', v: controlVersion });
+    const info = await ch.next('info');
+    if (info.v !== controlVersion)
+      throw new ControlError(
+        `the source speaks control version ${info.v}, this destination ${controlVersion}`,
+      );
+    if (info.chunkBytes < 64 << 10 || info.chunkBytes > 4 << 20)
+      throw new ControlError(`the source's chunk size ${info.chunkBytes} is outside 64 KiB to 4 MiB`);
+    if (info.size > Number.MAX_SAFE_INTEGER / 2)
+      throw new ControlError(`the source's size ${info.size} is not plausible`);
+    const chunks = Math.ceil(info.size / info.chunkBytes);
+    opts.onEvent?.({ event: 'connected', size: info.size, chunkBytes: info.chunkBytes });
+    const remote = await guard(NbdClientDevice.connect(host, info.nbdPort, info.exportName));
+    closers.push(() => remote.close());
+    if (remote.size !== info.size)
+      throw new ControlError(`the source's export has ${remote.size} bytes, not ${info.size}`);
+    const local = await opts.open(info.size);
+    closers.push(() => local.close());
+    mount = new MountDevice(local, opts.rateBytesMax ? new PacedDevice(remote, opts.rateBytesMax) : remote, {
+      chunkBytes: info.chunkBytes,
+      pullConcurrency: opts.pullConcurrency ?? 4,
+      ...(opts.onFetch ? { onFetch: opts.onFetch } : {}),
+    });
+    gate = new GateDevice(info.size);
+    server = new NbdServer([{ name: '', device: gate }]);
+    const serveHost = opts.serveHost ?? '127.0.0.1';
+    servePort = await server.listen(opts.servePort ?? 0, serveHost);
+    const srv = server;
+    closers.push(() => srv.close());
+    opts.onEvent?.({ event: 'listening', host: serveHost, port: servePort });
+    ping = setInterval(() => {
+      if (!ch.failed) ch.send({ t: 'ping' });
+    }, pingIntervalMs);
+
+    // pre-copy, then rounds while the dirty set shrinks
+    await guard(mount.pullAll());
+    let carried = new Set<number>();
+    let previous = Number.POSITIVE_INFINITY;
+    for (; rounds < (opts.roundsMax ?? 8); ) {
+      ch.send({ t: 'round' });
+      const dirty = decodeChunks((await ch.next('dirty')).bitmap, chunks);
+      rounds++;
+      opts.onEvent?.({ event: 'round', round: rounds, dirtyChunks: dirty.size });
+      if (dirty.size <= (opts.dirtyChunksMax ?? 8) || dirty.size > 0.8 * previous) {
+        carried = dirty;
+        break;
+      }
+      previous = dirty.size;
+      resent += dirty.size;
+      await guard(mount.invalidate(dirty));
+    }
+    // finalize: the source seals and sends the last dirty chunks; they are fetched on demand from now
+    clearInterval(ping);
+    ch.send({ t: 'finalize', servePort });
+    const last = decodeChunks((await ch.next('final')).bitmap, chunks);
+    for (const i of carried) last.add(i);
+    finalDirty = last.size;
+    resent += last.size;
+    await guard(mount.invalidate(last, false));
+    mount.own();
+    ch.send({ t: 'serving' });
+    downtimeMs = (await ch.next('committed')).downtimeMs;
+  } catch (e) {
+    clearInterval(ping);
+    const reason = (e as Error).message;
+    ch.fail(e instanceof ControlError ? e : new ControlError(reason));
+    gate?.fail(new MigrationAbandonedError('the migration was abandoned'));
+    await mount?.close().catch(() => undefined);
+    await cleanup();
+    throw new MigrationAbandonedError(
+      `migration from ${host}:${port} abandoned before the handover (${reason}); the source stays authoritative`,
+    );
+  }
+  // the handover: this side is authoritative; pull the rest, then release the source
+  gate.open(mount);
+  handoverMs = performance.now() - t0;
+  opts.onEvent?.({ event: 'serving', downtimeMs });
+  ping = setInterval(() => {
+    if (!ch.failed) ch.send({ t: 'ping' });
+  }, pingIntervalMs);
+  const m = mount;
+  try {
+    await guard(m.pullAll());
+    clearInterval(ping);
+    ch.send({ t: 'release' });
+    await ch.next('released');
+    ch.close();
+  } catch (e) {
+    clearInterval(ping);
+    gate.fail(new MigrationAbandonedError('the source went away during post-copy'));
+    await m.close().catch(() => undefined);
+    await cleanup();
+    // the source went away after the handover: chunks not pulled yet are lost with it
+    throw new MigrationAbandonedError(
+      `the source ${host}:${port} went away during post-copy (${(e as Error).message}); ${m.stats.chunks - m.stats.present} of ${m.stats.chunks} chunks are missing`,
+    );
+  }
+  // every chunk is local: the remote is no longer needed
+  const remoteCloser = closers.shift();
+  await remoteCloser?.().catch(() => undefined);
+  const report: DestReport = {
+    size: m.size,
+    chunkBytes: m.chunkBytes,
+    totalMs: performance.now() - t0,
+    handoverMs,
+    bytesFetched: m.stats.bytesFetched,
+    rounds,
+    chunksResent: resent,
+    finalDirty,
+    fetchedOnDemand: m.stats.fetchedOnDemand,
+    downtimeMs,
+  };
+  return {
+    report,
+    device: gate,
+    port: servePort,
+    close: async () => {
+      await m.close().catch(() => undefined);
+      await cleanup();
+    },
+  };
+}

@@ -1,0 +1,202 @@
+// The migration control channel: every message validated; random and mutated input is a ControlError,
+// never a crash or a hang; a source fed garbage keeps serving and can still be migrated.
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  ControlError,
+  decodeChunks,
+  decodeMessage,
+  encodeChunks,
+  encodeMessage,
+  frameBytesMax,
+  MemoryDevice,
+  type Message,
+  MigrationAbandonedError,
+  MigrationSource,
+  migrateFrom,
+} from '../src/index.js';
+
+const valid: Message[] = [
+  { t: 'hello', v: 1 },
+  { t: 'info', v: 1, size: 1 << 20, chunkBytes: 65536, nbdPort: 1234, exportName: '' },
+  { t: 'ping' },
+  { t: 'round' },
+  { t: 'dirty', bitmap: encodeChunks([1, 5], 16) },
+  { t: 'finalize', servePort: 4321 },
+  { t: 'final', bitmap: encodeChunks([], 16) },
+  { t: 'serving' },
+  { t: 'committed', downtimeMs: 0.5 },
+  { t: 'release' },
+  { t: 'released', bytesSent: 123 },
+  { t: 'error', message: 'no' },
+];
+
+/** decodeMessage either returns a message or throws a ControlError: nothing else. */
+function decodesOrRefuses(b: Uint8Array): void {
+  try {
+    decodeMessage(b);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ControlError);
+  }
+}
+
+describe('control messages', () => {
+  it('round-trip every message type', () => {
+    for (const m of valid) expect(decodeMessage(encodeMessage(m).subarray(4))).toEqual(m);
+  });
+
+  it('refuse wrong types, missing and extra fields, with a message naming them', () => {
+    const bad: [unknown, RegExp][] = [
+      [[], /not a JSON object/],
+      [null, /not a JSON object/],
+      [{ t: 'nope' }, /unknown control message type "nope"/],
+      [{ t: 'hello' }, /'hello': field 'v' is missing/],
+      [{ t: 'hello', v: -1 }, /field 'v'/],
+      [{ t: 'hello', v: 1.5 }, /field 'v'/],
+      [{ t: 'finalize', servePort: '80' }, /field 'servePort'/],
+      [{ t: 'committed', downtimeMs: Number.NaN }, /field 'downtimeMs'/],
+      [{ t: 'round', extra: 1 }, /unexpected field 'extra'/],
+      [{ t: 'error', message: 'x'.repeat(5000) }, /field 'message'/],
+    ];
+    for (const [v, re] of bad) expect(() => decodeMessage(Buffer.from(JSON.stringify(v)))).toThrow(re);
+    expect(() => decodeMessage(Buffer.from('{"t":'))).toThrow(/not JSON/);
+  });
+
+  it('chunk bitmaps round-trip and refuse bad lengths and bits past the end', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 300 }), fc.array(fc.nat(), { maxLength: 50 }), (n, xs) => {
+        const set = new Set(xs.map((x) => x % n));
+        expect(decodeChunks(encodeChunks(set, n), n)).toEqual(set);
+      }),
+    );
+    expect(() => decodeChunks(encodeChunks([0], 16), 24)).toThrow(/not 3 bytes/);
+    expect(() => decodeChunks(Buffer.from([0x80]).toString('base64'), 7)).toThrow(/chunk 7 past the last/);
+    expect(() => decodeChunks('!!!!', 24)).toThrow(ControlError);
+  });
+
+  it('fuzz: random bytes and mutations of valid messages are refused with a ControlError', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => decodesOrRefuses(b)),
+      { numRuns: 2000 },
+    );
+    const bodies = valid.map((m) => encodeMessage(m).subarray(4));
+    fc.assert(
+      fc.property(
+        fc.nat({ max: bodies.length - 1 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        (k, edits) => {
+          const b = Uint8Array.from(bodies[k]!);
+          for (const [at, v] of edits) b[at % b.length] = v;
+          decodesOrRefuses(b);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+const size = 4 << 20;
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups) await c();
+});
+
+/** Writes each part `waitMs` after the previous one; resolves with what came back. */
+function send(port: number, parts: Buffer | Buffer[], waitMs = 30): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    let got = '';
+    s.on('data', (c: Buffer) => {
+      got += c.toString('latin1');
+    });
+    s.on('error', () => undefined);
+    s.on('connect', async () => {
+      for (const p of Array.isArray(parts) ? parts : [parts]) {
+        if (!s.destroyed) s.write(p);
+        await new Promise((r) => setTimeout(r, waitMs));
+      }
+      s.destroy();
+      resolve(got);
+    });
+  });
+}
+
+describe('a migration source fed garbage', () => {
+  it('refuses it with an error message, keeps its workload and still migrates', async () => {
+    const dev = new MemoryDevice(size);
+    const image = new Uint8Array(size).map((_, i) => (i * 7) & 0xff);
+    await dev.writeAt(0, image);
+    const events: string[] = [];
+    const src = new MigrationSource(dev, { onEvent: (e) => events.push(e.event) });
+    const { controlPort } = await src.listen(0);
+    cleanups.push(() => src.close());
+    const frame = (s: string) => {
+      const b = Buffer.from(s);
+      const h = Buffer.alloc(4);
+      h.writeUInt32BE(b.length, 0);
+      return Buffer.concat([h, b]);
+    };
+    const huge = Buffer.alloc(4);
+    huge.writeUInt32BE(frameBytesMax + 1, 0);
+    // oversized frame, zero-length frame, not JSON, unknown type, wrong first message, wrong version
+    expect(await send(controlPort, huge)).toMatch(/control frame of \d+ bytes/);
+    expect(await send(controlPort, Buffer.alloc(4))).toMatch(/control frame of 0 bytes/);
+    expect(await send(controlPort, frame('{nope'))).toMatch(/not JSON/);
+    expect(await send(controlPort, frame('{"t":"boom"}'))).toMatch(/unknown control message type/);
+    expect(await send(controlPort, frame('{"t":"round"}'))).toMatch(
+      /sent 'round' where 'hello' was expected/,
+    );
+    expect(await send(controlPort, frame('{"t":"hello","v":99}'))).toMatch(/control version 99/);
+    // a valid hello, then garbage mid-migration: the migration aborts, the source stays authoritative
+    expect(
+      await send(controlPort, [frame('{"t":"hello","v":1}'), frame('{"t":"finalize","servePort":"x"}')]),
+    ).toMatch(/"t":"info"[\s\S]*field 'servePort'/);
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 64 }), async (b) => {
+        await send(controlPort, Buffer.from(b), 1);
+      }),
+      { numRuns: 60 },
+    );
+    expect(events).toContain('aborted');
+    expect(src.status).toBe('serving');
+    expect(src.tracked.sealed).toBe(false);
+    // the workload still writes, and a real destination still takes the device over
+    const block = new Uint8Array(4096).fill(9);
+    await src.front.writeAt(8192, block);
+    image.set(block, 8192);
+    const m = await migrateFrom('127.0.0.1', controlPort, { open: async (n) => new MemoryDevice(n) });
+    cleanups.push(() => m.close());
+    expect(Buffer.compare(Buffer.from(await m.device.readAt(0, size)), Buffer.from(image))).toBe(0);
+    expect(src.status).toBe('released');
+  });
+});
+
+describe('a destination facing a broken source', () => {
+  async function fakeSource(onConn: (s: Socket) => void): Promise<{ server: Server; port: number }> {
+    const server = createServer((s) => {
+      s.resume(); // read what the destination says, so its close is seen
+      onConn(s);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => server.close(() => r())));
+    return { server, port: (server.address() as { port: number }).port };
+  }
+
+  it('gives up with a clear error on garbage, an impossible size or a closed connection', async () => {
+    const open = async (n: number) => new MemoryDevice(n);
+    const garbage = await fakeSource((s) => s.end(Buffer.from('\x00\x00\x00\x05hello')));
+    await expect(migrateFrom('127.0.0.1', garbage.port, { open })).rejects.toThrow(
+      /abandoned before the handover .*not JSON/,
+    );
+    const bad = await fakeSource((s) => {
+      s.on('error', () => undefined);
+      s.write(encodeMessage({ t: 'info', v: 1, size: 1 << 20, chunkBytes: 1, nbdPort: 1, exportName: '' }));
+    });
+    await expect(migrateFrom('127.0.0.1', bad.port, { open })).rejects.toThrow(/chunk size 1 is outside/);
+    const gone = await fakeSource((s) => s.destroy());
+    await expect(migrateFrom('127.0.0.1', gone.port, { open })).rejects.toBeInstanceOf(
+      MigrationAbandonedError,
+    );
+  });
+});
