@@ -1,7 +1,7 @@
 /**
  * Packet decoding: link layers Ethernet (1), raw IP (101, 12, 14, 228, 229), PPP (9), Linux cooked SLL
  * (113) and SLL2 (276);
- * 802.1Q / QinQ VLAN tags; IPv4 (options, header checksum) and IPv6 (extension headers); TCP, UDP, ICMP,
+ * 802.1Q / QinQ VLAN tags; NSH (RFC 8300) carrying IPv4, IPv6 or Ethernet; IPv4 (options, header checksum) and IPv6 (extension headers); TCP, UDP, ICMP,
  * ICMPv6. A packet that is truncated or malformed is counted by reason and skipped, never thrown.
  * Fragments are recognised (IPv4 offset/more-fragments, the IPv6 fragment header) and handed out with their
  * place in the datagram, not decoded further; `Defragmenter` (defrag.ts) puts datagrams back together.
@@ -32,6 +32,8 @@ export interface Decoded {
   /** For a fragment (`fragment` true): where it goes in its datagram; `payload` holds its data. */
   frag?: FragmentInfo;
   ipChecksumOk: boolean;
+  /** IPv4 option types present in the header (0 end of list, 1 no-op, 7 record route, ...). */
+  ipOptions: number[];
   /** TCP/UDP checksum over the pseudo-header; true when absent (UDP over IPv4) or not checkable (snaplen). */
   l4ChecksumOk: boolean;
   vlans: number[];
@@ -160,11 +162,27 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
     } else o += 1;
     etherType = proto === 0x21 ? 0x0800 : proto === 0x57 ? 0x86dd : 0;
   } else return 'unsupported-link';
-  while (etherType === 0x8100 || etherType === 0x88a8 || etherType === 0x9100) {
-    if (b.length < o + 4) return 'truncated-link';
-    vlans.push(((b[o]! << 8) | b[o + 1]!) & 0x0fff);
-    etherType = (b[o + 2]! << 8) | b[o + 3]!;
-    o += 4;
+  for (let guard = 0; guard < 8; guard++) {
+    if (etherType === 0x8100 || etherType === 0x88a8 || etherType === 0x9100) {
+      if (b.length < o + 4) return 'truncated-link';
+      vlans.push(((b[o]! << 8) | b[o + 1]!) & 0x0fff);
+      etherType = (b[o + 2]! << 8) | b[o + 3]!;
+      o += 4;
+    } else if (etherType === 0x894f) {
+      // NSH (RFC 8300): length in 4-byte words, then the next protocol: 1 IPv4, 2 IPv6, 3 Ethernet
+      if (b.length < o + 8) return 'truncated-link';
+      const len = (b[o + 1]! & 0x3f) * 4;
+      const next = b[o + 3]!;
+      if (len < 8 || b.length < o + len) return 'truncated-link';
+      o += len;
+      if (next === 1) etherType = 0x0800;
+      else if (next === 2) etherType = 0x86dd;
+      else if (next === 3) {
+        if (b.length < o + 14) return 'truncated-link';
+        etherType = (b[o + 12]! << 8) | b[o + 13]!;
+        o += 14;
+      } else return 'not-ip';
+    } else break;
   }
   if (etherType === 0x0800) {
     if (b.length < o + 20) return 'truncated-ip';
@@ -196,6 +214,7 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       payload: new Uint8Array(0),
       fragment,
       ipChecksumOk: checksum16(b, o, ihl) === 0,
+      ipOptions: ihl > 20 ? ipv4Options(b, o + 20, o + ihl) : [],
       l4ChecksumOk: true,
       vlans,
     };
@@ -273,6 +292,7 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       payload: new Uint8Array(0),
       fragment,
       ipChecksumOk: true,
+      ipOptions: [],
       l4ChecksumOk: true,
       vlans,
     };
@@ -287,6 +307,24 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
     return r;
   }
   return 'not-ip';
+}
+
+/** Option types in an IPv4 header's options (RFC 791 section 3.1): type, then a length unless 0 or 1. */
+function ipv4Options(b: Uint8Array, o: number, end: number): number[] {
+  const out: number[] = [];
+  while (o < end) {
+    const t = b[o]!;
+    out.push(t);
+    if (t === 0) break;
+    if (t === 1) {
+      o++;
+      continue;
+    }
+    const len = b[o + 1] ?? 0;
+    if (len < 2) break; // malformed: stop, keeping what was read
+    o += len;
+  }
+  return out;
 }
 
 /** The TCP or UDP checksum of the segment at [o, end) with the IPv4 or IPv6 pseudo-header (RFC 9293, 8200). */

@@ -135,6 +135,8 @@ export const detectionKeywords = new Set([
   'byte_extract',
   'threshold',
   'detection_filter',
+  'stream_size',
+  'ipopts',
   'ttl',
   'pkt_data',
   'rawbytes',
@@ -187,6 +189,26 @@ export function addrTest(spec: string, vars: Record<string, string>, depth = 0):
   if (s.startsWith('[')) {
     const parts = splitList(s.slice(1, -1)).map((p) => addrTest(p, vars, depth + 1));
     return (ip) => parts.some((t) => t(ip));
+  }
+  const range = /^([0-9a-fA-F:.]+)-([0-9a-fA-F:.]+)$/.exec(s);
+  if (range) {
+    // an address range (Suricata): lo-hi inclusive, IPv4 or IPv6
+    const [lo4, hi4] = [ipv4ToInt(range[1]!), ipv4ToInt(range[2]!)];
+    if (lo4 !== undefined && hi4 !== undefined)
+      return (ip) => {
+        const x = ipv4ToInt(ip);
+        return x !== undefined && x >= lo4 && x <= hi4;
+      };
+    const [lo6, hi6] = [expand6(range[1]!), expand6(range[2]!)];
+    if (!lo6 || !hi6) throw new Error(`bad address range '${s}'`);
+    const cmp = (a: number[], b: number[]) => {
+      for (let i = 0; i < 8; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+      return 0;
+    };
+    return (ip) => {
+      const x = expand6(ip);
+      return x !== undefined && cmp(x, lo6) >= 0 && cmp(x, hi6) <= 0;
+    };
   }
   const [base, bits] = s.split('/') as [string, string | undefined];
   const b4 = ipv4ToInt(base);
@@ -301,6 +323,8 @@ type Step =
   | ByteTest
   | ByteJump
   | ByteExtract
+  | { kind: 'ipopts'; type: number }
+  | { kind: 'stream_size'; which: 'server' | 'client' | 'both' | 'either'; test: (n: number) => boolean }
   | { kind: 'icmp_id'; test: (n: number) => boolean }
   | { kind: 'icmp_seq'; test: (n: number) => boolean };
 
@@ -429,6 +453,8 @@ interface MatchCtx {
   end: number;
   /** byte_extract variables. */
   vars: Map<string, number>;
+  /** The flow (stream_size). */
+  flow: Flow | undefined;
 }
 
 /** Matches of one pcre tried per step at most (bounds backtracking on a stream window). */
@@ -537,6 +563,23 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       ctx.vars.set(s.name, v);
       return matchSteps(steps, i + 1, ctx, at + n);
     }
+    case 'ipopts':
+      return (
+        d !== undefined &&
+        (s.type < 0 ? d.ipOptions.length > 0 : d.ipOptions.includes(s.type)) &&
+        matchSteps(steps, i + 1, ctx, prevEnd)
+      );
+    case 'stream_size': {
+      // bytes each side has sent, as sequence numbers count them (the SYN's one included once seen)
+      const f = ctx.flow;
+      if (f?.proto !== 6) return false;
+      const sent = (dir: 0 | 1) => f.bytes[dir] + (f.tcp[dir].isnSet ? 1 : 0);
+      const c = s.test(sent(0));
+      const sv = s.test(sent(1));
+      const ok =
+        s.which === 'server' ? sv : s.which === 'client' ? c : s.which === 'both' ? c && sv : c || sv;
+      return ok && matchSteps(steps, i + 1, ctx, prevEnd);
+    }
     case 'dsize':
       return s.test(payload.length) && matchSteps(steps, i + 1, ctx, prevEnd);
     case 'flags':
@@ -591,7 +634,7 @@ function firstContentSpan(steps: Step[]): number {
 }
 
 /** Step kinds that describe one packet (Suricata: such rules never inspect the reassembled stream). */
-const packetOnlySteps = new Set(['dsize', 'flags', 'itype', 'icode', 'ttl', 'icmp_id', 'icmp_seq']);
+const packetOnlySteps = new Set(['dsize', 'flags', 'itype', 'icode', 'ttl', 'icmp_id', 'icmp_seq', 'ipopts']);
 
 /**
  * Bytes of already inspected stream kept before new data, so matches can straddle segments: a match that
@@ -725,6 +768,8 @@ export class Engine {
       tcp: 6,
       udp: 17,
       icmp: 1,
+      icmpv6: 58,
+      'ipv6-icmp': 58,
       ip: 'ip',
       'tcp-pkt': 6,
       'tcp-stream': 6,
@@ -789,6 +834,36 @@ export class Engine {
           if (rate) throw new Error('more than one threshold/detection_filter');
           rate = parseRate(o.keyword, v);
           break;
+        case 'ipopts': {
+          // option numbers of RFC 791 and the IANA registry, by the names Snort's ipopts uses
+          const types: Record<string, number> = {
+            eol: 0,
+            nop: 1,
+            rr: 7,
+            ts: 68,
+            sec: 130,
+            lsrr: 131,
+            esec: 133,
+            satid: 136,
+            ssrr: 137,
+            any: -1,
+          };
+          const t = types[v.trim()];
+          if (t === undefined) throw new Error(`ipopts: unknown option '${v}'`);
+          steps.unshift({ kind: 'ipopts', type: t });
+          break;
+        }
+        case 'stream_size': {
+          const [which = '', op = '', n = ''] = v.split(',').map((x) => x.trim());
+          if (!['server', 'client', 'both', 'either'].includes(which))
+            throw new Error(`stream_size: expected server, client, both or either, got '${which}'`);
+          steps.unshift({
+            kind: 'stream_size',
+            which: which as 'server',
+            test: numTest(`${op === '=' ? '' : op === '!=' ? '!' : op}${n}`),
+          });
+          break;
+        }
         case 'dsize':
           steps.unshift({ kind: 'dsize', test: numTest(v) });
           break;
@@ -1051,6 +1126,7 @@ export class Engine {
           latin1,
           end: 0,
           vars: new Map(),
+          flow: f,
         };
         if (!matchSteps(c.steps, 0, ctx, 0)) break;
         minEnd = ctx.end;
@@ -1151,6 +1227,7 @@ export class Engine {
         latin1,
         end: 0,
         vars: new Map(),
+        flow: f,
       };
       if (!matchSteps(c.steps, 0, ctx, 0)) continue;
       this.applyFlowbits(c, f);

@@ -72,3 +72,52 @@ describe('decoding details', () => {
     expect(e.stats.badChecksums).toBe(1);
   });
 });
+
+describe('more header options', () => {
+  const fire = (rule: string, d: ReturnType<typeof pkt>) =>
+    new Engine([parseRule(rule)]).inspect(d, 0).map((a) => a.sid);
+
+  it('ipopts: IPv4 options are listed and matched by name', () => {
+    const f = new Uint8Array(28 + 8);
+    f[0] = 0x47; // 28-byte header: two option words
+    f[3] = f.length;
+    f[9] = 17;
+    f.set([1, 7, 3, 4, 0, 0, 0, 0], 20); // NOP, record route (length 3), end of list
+    const d = decode(101, f, newDecodeStats());
+    expect(typeof d !== 'string' && d.ipOptions).toEqual([1, 7, 0]);
+    if (typeof d === 'string') return;
+    expect(fire('alert ip any any -> any any (ipopts:rr; sid:1;)', d)).toEqual([1]);
+    expect(fire('alert ip any any -> any any (ipopts:lsrr; sid:1;)', d)).toEqual([]);
+    expect(fire('alert ip any any -> any any (ipopts:any; sid:1;)', d)).toEqual([1]);
+  });
+
+  it('NSH carrying IPv4 is decoded (RFC 8300)', () => {
+    const ip = ipTcp('x');
+    const f = new Uint8Array(14 + 8 + ip.length);
+    f.set([0x89, 0x4f], 12);
+    f.set([0x0f, 0xc2, 0x01, 0x01, 0, 0, 1, 0xff], 14); // length 2 words, MD type 1... next protocol IPv4
+    f.set(ip, 22);
+    const d = decode(1, f, newDecodeStats());
+    expect(typeof d !== 'string' && [d.src, d.dstPort]).toEqual(['10.0.0.1', 2]);
+  });
+
+  it('address ranges, icmpv6 rules, stream_size', () => {
+    expect(
+      fire('alert udp 10.0.0.0-10.0.0.9 any -> any any (sid:1;)', pkt({ proto: 17, src: '10.0.0.5' })),
+    ).toEqual([1]);
+    expect(
+      fire('alert udp 10.0.0.0-10.0.0.4 any -> any any (sid:1;)', pkt({ proto: 17, src: '10.0.0.5' })),
+    ).toEqual([]);
+    expect(fire('alert icmpv6 any any -> any any (sid:1;)', pkt({ proto: 58 }))).toEqual([1]);
+    expect(fire('alert icmp any any -> any any (sid:1;)', pkt({ proto: 58 }))).toEqual([]);
+    const e = new Engine([
+      parseRule('alert tcp any any -> any any (stream_size:client,>,3; sid:1;)'),
+      parseRule('alert tcp any any -> any any (stream_size:server,=,1; sid:2;)'),
+    ]);
+    const [syn, synAck, ack] = handshake();
+    for (const p of [syn!, synAck!, ack!]) e.inspect(p, 0);
+    expect(
+      e.inspect(pkt({ flags: ACK, seq: 1001, ack: 5001, payload: 'abcd' }), 1).map((a) => a.sid),
+    ).toEqual([1, 2]);
+  });
+});

@@ -49,6 +49,7 @@ export function pkt(s: PktSpec = {}): Decoded {
     payload: new Uint8Array(payload),
     fragment: false,
     ipChecksumOk: true,
+    ipOptions: [],
     l4ChecksumOk: true,
     vlans: [],
   };
