@@ -479,7 +479,14 @@ interface SequencedLoglet {
   chain: Promise<unknown>;
   /** Recent appends by request id, so that a request delivered twice is appended once. */
   recent: Map<string, Promise<number[]>>;
+  /** Appends waiting for the next forward: everything that arrives in one event-loop turn goes as one. */
+  outbox: { batch: Payload[]; resolve: (ps: number[]) => void; reject: (e: unknown) => void }[];
+  outboxRecords: number;
+  flushScheduled: boolean;
 }
+
+/** Records per forwarded batch at most (bounds one message to a LogServer). */
+const forwardRecordsMax = 4096;
 
 /** Request ids remembered per loglet for de-duplication. */
 const recentRequestsMax = 10_000;
@@ -551,7 +558,17 @@ export class Sequencer {
   private loglet(loglet: string, start: number, servers: string[]): SequencedLoglet {
     let st = this.state.get(loglet);
     if (!st) {
-      st = { servers, start, next: -1, committed: start, chain: Promise.resolve(), recent: new Map() };
+      st = {
+        servers,
+        start,
+        next: -1,
+        committed: start,
+        chain: Promise.resolve(),
+        recent: new Map(),
+        outbox: [],
+        outboxRecords: 0,
+        flushScheduled: false,
+      };
       this.state.set(loglet, st);
     }
     if (st.start !== start || st.servers.join(',') !== servers.join(','))
@@ -623,7 +640,29 @@ export class Sequencer {
       if (st.recent.size > recentRequestsMax) st.recent.delete(st.recent.keys().next().value!);
       return p;
     }
+    // batched: the appends that arrive in one event-loop turn are forwarded as one message per LogServer
     const s = st;
+    return new Promise<number[]>((resolve, reject) => {
+      s.outbox.push({ batch, resolve, reject });
+      s.outboxRecords += batch.length;
+      if (s.outboxRecords >= forwardRecordsMax) this.forward(loglet, s);
+      else if (!s.flushScheduled) {
+        s.flushScheduled = true;
+        setImmediate(() => {
+          s.flushScheduled = false;
+          this.forward(loglet, s);
+        });
+      }
+    });
+  }
+
+  /** Assigns positions to everything in the outbox and replicates it as one batch. */
+  private forward(loglet: string, s: SequencedLoglet): void {
+    const items = s.outbox.splice(0);
+    s.outboxRecords = 0;
+    if (items.length === 0) return;
+    const batch = items.length === 1 ? items[0]!.batch : items.flatMap((i) => i.batch);
+    const start = s.start;
     const assigned = s.chain.then(async () => {
       await this.claim(loglet, s);
       const first = s.next;
@@ -642,35 +681,36 @@ export class Sequencer {
     });
     s.chain = assigned.catch(() => undefined);
     const majority = this.majority(s);
-    return assigned.then(
-      ({ first, sends }) =>
-        new Promise<number[]>((resolve, reject) => {
-          let ok = 0;
-          let failed = 0;
-          let sealed: SealedError | undefined;
-          for (const p of sends) {
-            p.then(
-              () => {
-                if (++ok === majority) {
-                  // a replica accepts a position only after every one below it: all of them are committed
-                  s.committed = Math.max(s.committed, first + batch.length);
-                  resolve(batch.map((_, i) => first + i));
-                }
-              },
-              (e: unknown) => {
-                if (e instanceof SealedError) sealed = e;
-                if (++failed === s.servers.length - majority + 1)
-                  reject(
-                    sealed ??
-                      new LogletUnavailableError(
-                        `no majority for position ${first}: ${(e as Error).message}`,
-                      ),
-                  );
-              },
-            );
-          }
-        }),
-    );
+    const fail = (e: unknown) => {
+      for (const i of items) i.reject(e);
+    };
+    assigned.then(({ first, sends }) => {
+      let ok = 0;
+      let failed = 0;
+      let sealed: SealedError | undefined;
+      for (const p of sends) {
+        p.then(
+          () => {
+            if (++ok !== majority) return;
+            // a replica accepts a position only after every one below it: all of them are committed
+            s.committed = Math.max(s.committed, first + batch.length);
+            let pos = first;
+            for (const i of items) {
+              i.resolve(i.batch.map((_, k) => pos + k));
+              pos += i.batch.length;
+            }
+          },
+          (e: unknown) => {
+            if (e instanceof SealedError) sealed = e;
+            if (++failed === s.servers.length - majority + 1)
+              fail(
+                sealed ??
+                  new LogletUnavailableError(`no majority for position ${first}: ${(e as Error).message}`),
+              );
+          },
+        );
+      }
+    }, fail);
   }
 
   async close(): Promise<void> {
@@ -741,12 +781,50 @@ export class NativeLoglet implements Loglet {
     return { loglet: this.id, start: this.start, servers: this.servers };
   }
 
-  async append(batch: Payload[]): Promise<number[]> {
-    const rid = `${this.clientId}:${this.requests++}`;
-    const [h] = await this.pool.get(this.sequencer).call({ op: 'append', rid, ...this.where() }, batch);
-    const err = replyError(h);
-    if (err) throw err;
-    return h.positions as number[];
+  /** Appends waiting to go to the sequencer: those made in one event-loop turn go as one request. */
+  private outbox: { batch: Payload[]; resolve: (ps: number[]) => void; reject: (e: unknown) => void }[] = [];
+  private outboxRecords = 0;
+  private flushScheduled = false;
+
+  append(batch: Payload[]): Promise<number[]> {
+    return new Promise((resolve, reject) => {
+      this.outbox.push({ batch, resolve, reject });
+      this.outboxRecords += batch.length;
+      if (this.outboxRecords >= forwardRecordsMax) void this.send();
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          void this.send();
+        });
+      }
+    });
+  }
+
+  /** Sends the outbox as one request; its records get consecutive positions, split back per append. */
+  private async send(): Promise<void> {
+    const items = this.outbox.splice(0);
+    this.outboxRecords = 0;
+    if (items.length === 0) return;
+    const batch = items.length === 1 ? items[0]!.batch : items.flatMap((i) => i.batch);
+    try {
+      const rid = `${this.clientId}:${this.requests++}`;
+      const [h] = await this.pool.get(this.sequencer).call({ op: 'append', rid, ...this.where() }, batch);
+      const err = replyError(h);
+      if (err) throw err;
+      const ps = h.positions as number[];
+      if (!Array.isArray(ps) || ps.length !== batch.length)
+        throw new LogletUnavailableError(
+          `sequencer ${this.sequencer} answered ${ps?.length} positions for ${batch.length} records`,
+        );
+      let k = 0;
+      for (const i of items) {
+        i.resolve(ps.slice(k, k + i.batch.length));
+        k += i.batch.length;
+      }
+    } catch (e) {
+      for (const i of items) i.reject(e);
+    }
   }
 
   /** Asks every LogServer; resolves with the replies of at least a majority, each with its address. */
