@@ -59,7 +59,7 @@ export {
   type RuleSet,
   RuleSyntaxError,
 } from './rules.js';
-export { loadRules, type RunResult, runCapture } from './run.js';
+export { loadRules, Pipeline, type PipelineOptions, type RunResult, runCapture } from './run.js';
 export {
   type Chunk,
   type InsertResult,

@@ -4,7 +4,7 @@ import { decode, newDecodeStats } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
 import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
 import type { FlowTableStats } from './flow.js';
-import { readCapture } from './pcap.js';
+import { type Packet, readCapture } from './pcap.js';
 import { parseRule, type Rule, RuleSyntaxError } from './rules.js';
 
 export interface RunResult {
@@ -40,51 +40,89 @@ export function loadRules(text: string, file: string): { rules: Rule[]; errors: 
   return { rules, errors };
 }
 
-export async function runCapture(
-  pcapPath: string,
-  rules: Rule[],
-  opts: EngineOptions & { validateChecksums?: boolean; defrag?: boolean | DefragOptions } = {},
-): Promise<RunResult> {
-  const engine = new Engine(rules, opts);
-  const st = newDecodeStats();
-  // reassembled datagrams are decoded again; their own counts stay apart from the capture's packets
-  const reStats = newDecodeStats();
-  const defrag =
-    opts.defrag === false
-      ? undefined
-      : new Defragmenter({
-          ...(opts.overlapPolicy && { policy: opts.overlapPolicy }),
-          ...(typeof opts.defrag === 'object' && opts.defrag),
-        });
-  const alerts: Alert[] = [];
-  let bytes = 0;
-  const t0 = performance.now();
-  let n = 0;
-  for await (const p of readCapture(createReadStream(pcapPath))) {
-    n++;
-    bytes += p.data.length;
-    let d = decode(p.linkType, p.data, st);
-    if (typeof d === 'string') continue;
-    if (d.frag && defrag) {
-      const whole = defrag.add(d, p.tsUs);
-      if (!whole) continue;
-      const r = decode(101, whole, reStats);
-      if (typeof r === 'string') continue;
+export type PipelineOptions = EngineOptions & {
+  /** Suricata's checksum validation (default on). */
+  validateChecksums?: boolean;
+  /** IP defragmentation (default on; an object sets its bounds). */
+  defrag?: boolean | DefragOptions;
+};
+
+/**
+ * Packets in, alerts out: decode, defragment, inspect. `push` takes captured frames one at a time (the
+ * capture is never held), `finish` flushes the flows at the end of input.
+ */
+export class Pipeline {
+  readonly engine: Engine;
+  readonly decodeStats = newDecodeStats();
+  /** Reassembled datagrams are decoded again; their counts stay apart from the capture's packets. */
+  readonly redecodeStats = newDecodeStats();
+  readonly defrag: Defragmenter | undefined;
+  packets = 0;
+  bytes = 0;
+
+  constructor(
+    rules: Rule[],
+    readonly opts: PipelineOptions = {},
+  ) {
+    this.engine = new Engine(rules, opts);
+    this.defrag =
+      opts.defrag === false
+        ? undefined
+        : new Defragmenter({
+            ...(opts.overlapPolicy && { policy: opts.overlapPolicy }),
+            ...(typeof opts.defrag === 'object' && opts.defrag),
+          });
+  }
+
+  /** One captured frame; returns the alerts it raised. */
+  push(p: Packet): Alert[] {
+    const n = ++this.packets;
+    this.bytes += p.data.length;
+    let d = decode(p.linkType, p.data, this.decodeStats);
+    if (typeof d === 'string') return [];
+    if (d.frag && this.defrag) {
+      const whole = this.defrag.add(d, p.tsUs);
+      if (!whole) return [];
+      const r = decode(101, whole, this.redecodeStats);
+      if (typeof r === 'string') return [];
       d = r;
     }
     // Suricata's checksum validation: a packet with a bad checksum is still inspected on its own, but it
     // does not move TCP state or go into a stream
-    const checksumOk = opts.validateChecksums === false || (d.ipChecksumOk && d.l4ChecksumOk);
-    for (const a of engine.inspect(d, p.tsUs, n, checksumOk)) alerts.push(a);
+    const checksumOk = this.opts.validateChecksums === false || (d.ipChecksumOk && d.l4ChecksumOk);
+    return this.engine.inspect(d, p.tsUs, n, checksumOk);
   }
-  for (const a of engine.finish()) alerts.push(a);
+
+  /** End of input: what the flows still hold is inspected. */
+  finish(): Alert[] {
+    return this.engine.finish();
+  }
+
+  get decodeFailures(): number {
+    const a = this.decodeStats;
+    const b = this.redecodeStats;
+    return a.packets - a.decoded + b.packets - b.decoded;
+  }
+}
+
+export async function runCapture(
+  pcapPath: string,
+  rules: Rule[],
+  opts: PipelineOptions = {},
+): Promise<RunResult> {
+  const pipe = new Pipeline(rules, opts);
+  const alerts: Alert[] = [];
+  const t0 = performance.now();
+  for await (const p of readCapture(createReadStream(pcapPath))) for (const a of pipe.push(p)) alerts.push(a);
+  for (const a of pipe.finish()) alerts.push(a);
+  const engine = pipe.engine;
   return {
     alerts,
-    packets: st.packets,
-    bytes,
+    packets: pipe.packets,
+    bytes: pipe.bytes,
     seconds: (performance.now() - t0) / 1000,
-    decodeFailures: st.packets - st.decoded + reStats.packets - reStats.decoded,
-    defrag: defrag?.stats,
+    decodeFailures: pipe.decodeFailures,
+    defrag: pipe.defrag?.stats,
     rulesLoaded: engine.compiled.length,
     rulesSkipped: engine.skipped,
     errors: [],

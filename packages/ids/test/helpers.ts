@@ -63,3 +63,44 @@ export function handshake(c = '10.0.0.1', s = '10.0.0.2', cp = 40000, sp = 80): 
     pkt({ src: c, dst: s, sp: cp, dp: sp, flags: ACK, seq: 1001, ack: 5001 }),
   ];
 }
+
+function sum16(b: Uint8Array, from: number, to: number, init = 0): number {
+  let s = init;
+  for (let i = from; i < to; i += 2) s += (b[i]! << 8) | (i + 1 < to ? b[i + 1]! : 0);
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
+}
+
+/** An Ethernet + IPv4 + TCP frame with correct IP and TCP checksums. */
+export function tcpFrame(s: PktSpec = {}): Uint8Array {
+  const payload =
+    typeof s.payload === 'string' ? Buffer.from(s.payload, 'latin1') : (s.payload ?? new Uint8Array(0));
+  const f = new Uint8Array(14 + 20 + 20 + payload.length);
+  f[12] = 0x08;
+  const ip = 14;
+  f[ip] = 0x45;
+  const total = 40 + payload.length;
+  f[ip + 2] = total >> 8;
+  f[ip + 3] = total & 0xff;
+  f[ip + 8] = 64;
+  f[ip + 9] = 6;
+  f.set(addrBytes(s.src ?? '10.0.0.1'), ip + 12);
+  f.set(addrBytes(s.dst ?? '10.0.0.2'), ip + 16);
+  const hc = ~sum16(f, ip, ip + 20) & 0xffff;
+  f[ip + 10] = hc >> 8;
+  f[ip + 11] = hc & 0xff;
+  const t = ip + 20;
+  const dv = new DataView(f.buffer);
+  dv.setUint16(t, s.sp ?? 40000);
+  dv.setUint16(t + 2, s.dp ?? 80);
+  dv.setUint32(t + 4, (s.seq ?? 0) >>> 0);
+  dv.setUint32(t + 8, (s.ack ?? 0) >>> 0);
+  f[t + 12] = 0x50;
+  f[t + 13] = s.flags ?? ACK;
+  dv.setUint16(t + 14, 65535);
+  f.set(payload, t + 20);
+  const pseudo = sum16(f, ip + 12, ip + 20, 6 + 20 + payload.length);
+  const tc = ~sum16(f, t, f.length, pseudo) & 0xffff;
+  dv.setUint16(t + 16, tc);
+  return f;
+}
