@@ -29,7 +29,7 @@ export const slotsPerBucket = 4;
 /** Flows displaced by one insertion at most. */
 export const cuckooKicksMax = 32;
 /** Slots examined for expiry per packet (the incremental sweep). */
-export const sweepSlotsPerPacket = 8;
+export const sweepSlotsPerPacket = 2;
 /** Bytes in a canonical flow key: proto, address length, two (address[16], port[2]) endpoints. */
 export const flowKeyBytes = 38;
 
@@ -128,6 +128,11 @@ function newHalf(): TcpHalf {
   return { isn: 0, isnSet: false, fin: false, lastAck: 0, ackSet: false };
 }
 
+/** A slot tag: the hash's low word, never 0 (0 marks an empty slot). */
+function tagOf(h1: number): number {
+  return h1 >>> 0 || 1;
+}
+
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -162,6 +167,8 @@ export interface FlowTableStats {
 export class FlowTable<T = unknown> {
   readonly flowsMax: number;
   private readonly slots: (Flow<T> | undefined)[];
+  /** Per slot: a nonzero tag from the flow's hash (0 = empty), checked before the flow object. */
+  private readonly slotTag: Uint32Array;
   private readonly bucketMask: number;
   private readonly hashKey: HighwayKey;
   private readonly timeouts: FlowTimeouts;
@@ -186,6 +193,7 @@ export class FlowTable<T = unknown> {
     while (buckets * slotsPerBucket * 0.7 < this.flowsMax) buckets *= 2;
     this.bucketMask = buckets - 1;
     this.slots = new Array(buckets * slotsPerBucket).fill(undefined);
+    this.slotTag = new Uint32Array(buckets * slotsPerBucket);
     this.hashKey = opts.hashKey ?? webcrypto.getRandomValues(new Uint8Array(32));
     this.timeouts = { ...defaultFlowTimeouts, ...opts.timeouts };
   }
@@ -196,18 +204,24 @@ export class FlowTable<T = unknown> {
 
   /** Builds the canonical key of `d` in the scratch buffer; returns whether the source is the low end. */
   private keyOf(d: Decoded): boolean {
+    // byte loops: cheaper than fill() and set() for keys this short
     const k = this.scratchKey;
-    k.fill(0);
+    const sa = d.srcAddr;
+    const da = d.dstAddr;
+    const n = sa.length;
     k[0] = d.proto;
-    k[1] = d.srcAddr.length;
-    const srcLow = compareEndpoint(d.srcAddr, d.srcPort, d.dstAddr, d.dstPort) <= 0;
-    const [a, ap, b, bp] = srcLow
-      ? [d.srcAddr, d.srcPort, d.dstAddr, d.dstPort]
-      : [d.dstAddr, d.dstPort, d.srcAddr, d.srcPort];
-    k.set(a, 2);
+    k[1] = n;
+    const srcLow = compareEndpoint(sa, d.srcPort, da, d.dstPort) <= 0;
+    const a = srcLow ? sa : da;
+    const b = srcLow ? da : sa;
+    for (let i = 0; i < 16; i++) {
+      k[2 + i] = i < n ? a[i]! : 0;
+      k[20 + i] = i < n ? b[i]! : 0;
+    }
+    const ap = srcLow ? d.srcPort : d.dstPort;
+    const bp = srcLow ? d.dstPort : d.srcPort;
     k[18] = ap >> 8;
     k[19] = ap & 0xff;
-    k.set(b, 20);
     k[36] = bp >> 8;
     k[37] = bp & 0xff;
     return srcLow;
@@ -236,6 +250,7 @@ export class FlowTable<T = unknown> {
   private evictSlot(i: number, reason: EvictReason): void {
     const f = this.slots[i]!;
     this.slots[i] = undefined;
+    this.slotTag[i] = 0;
     this.stats.flows--;
     this.stats.evicted[reason]++;
     this.opts.onEvict?.(f, reason);
@@ -249,11 +264,18 @@ export class FlowTable<T = unknown> {
   }
 
   private findKey(lo: number, hi: number): Flow<T> | undefined {
-    const [b1, b2] = this.bucketsOf(lo, hi);
-    for (const b of [b1, b2]) {
-      for (let s = b * slotsPerBucket; s < (b + 1) * slotsPerBucket; s++) {
+    // the hot path: no arrays, two buckets of four slots
+    const b1 = lo & this.bucketMask;
+    let b2 = hi & this.bucketMask;
+    if (b2 === b1) b2 = b1 ^ 1;
+    const tag = tagOf(lo);
+    for (let k = 0; k < 2; k++) {
+      const start = (k === 0 ? b1 : b2) * slotsPerBucket;
+      for (let s = start; s < start + slotsPerBucket; s++) {
+        // the tag array is compact: a miss costs no visit to the flow object
+        if (this.slotTag[s] !== tag) continue;
         const f = this.slots[s];
-        if (f && f.h1 === lo && f.h2 === hi && bytesEqual(f.key, this.scratchKey)) return f;
+        if (f !== undefined && f.h1 === lo && f.h2 === hi && bytesEqual(f.key, this.scratchKey)) return f;
       }
     }
     return undefined;
@@ -334,6 +356,7 @@ export class FlowTable<T = unknown> {
         for (let s = b * slotsPerBucket; s < (b + 1) * slotsPerBucket; s++)
           if (!this.slots[s]) {
             this.slots[s] = cur;
+            this.slotTag[s] = tagOf(cur.h1);
             this.stats.flows++;
             return;
           }
@@ -344,6 +367,7 @@ export class FlowTable<T = unknown> {
       const s = b * slotsPerBucket + ((this.rng >>> 8) % slotsPerBucket);
       const victim = this.slots[s]!;
       this.slots[s] = cur;
+      this.slotTag[s] = tagOf(cur.h1);
       cur = victim;
       if (kick === 0) this.stats.kicked++;
     }
@@ -376,8 +400,9 @@ export class FlowTable<T = unknown> {
 
   /** Expires idle flows in the next few slots (constant work per call). */
   sweep(nowUs: number, slotsMax = sweepSlotsPerPacket): void {
+    const len = this.slots.length;
     for (let n = 0; n < slotsMax; n++) {
-      this.sweepAt = (this.sweepAt + 1) % this.slots.length;
+      this.sweepAt = this.sweepAt + 1 === len ? 0 : this.sweepAt + 1;
       const f = this.slots[this.sweepAt];
       if (f && this.expired(f, nowUs)) this.evictSlot(this.sweepAt, 'timeout');
     }

@@ -290,6 +290,17 @@ export class StreamReassembler {
   release(limit = Number.POSITIVE_INFINITY): Chunk | undefined {
     const end = Math.min(limit, this.contig);
     if (end <= this.released) return undefined;
+    const head = this.pieces[0]!;
+    if (head.off === this.released && head.off + head.data.length === end) {
+      // the common in-order case: exactly one held piece goes out, handed over without a copy
+      this.pieces.shift();
+      const n = head.data.length;
+      this.releasedSeq = (this.releasedSeq + n) >>> 0;
+      this.released = end;
+      this.bufferedBytes -= n;
+      this.budget.give(n);
+      return { off: head.off, data: head.data, gap: false };
+    }
     const out = new Uint8Array(end - this.released);
     let n = 0;
     let freed = 0;
