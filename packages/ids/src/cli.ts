@@ -15,9 +15,12 @@ single packets only, tcp-stream: the stream only). No HTTP buffers or thresholds
 evaluate are listed on stderr with the reason.
 
 Usage: strata ids --rules FILE... --pcap FILE... [--var NAME=VALUE]... [--format fast|json] [--alerts FILE]
-                  [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none]
+                  [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none|auto]
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
 
+  --checksum-validation  all (default): a packet with a bad IP/TCP/UDP checksum is matched on its own but
+                       moves no TCP state; none: checksums ignored; auto: off when over 10% of the first
+                       1,000 packets fail (checksum offloading on the capturing host)
   --overlap-policy     which copy of overlapping TCP data counts: ${overlapPolicies.join(', ')}
                        (default windows, as Suricata's default host-os-policy)
   --reassembly-depth   bytes of each stream direction reassembled (default 1mb)
@@ -49,8 +52,8 @@ Example:
     if (format !== 'fast' && format !== 'json')
       throw new UsageError(`--format: expected fast or json, got '${format}'`);
     const cv = values['checksum-validation'] ?? 'all';
-    if (cv !== 'all' && cv !== 'none')
-      throw new UsageError(`--checksum-validation: expected all or none, got '${cv}'`);
+    if (cv !== 'all' && cv !== 'none' && cv !== 'auto')
+      throw new UsageError(`--checksum-validation: expected all, none or auto, got '${cv}'`);
     const policy = values['overlap-policy'] ?? 'windows';
     if (!overlapPolicies.includes(policy as OverlapPolicy))
       throw new UsageError(
@@ -93,7 +96,7 @@ Example:
           overlapPolicy: policy as OverlapPolicy,
           reassemblyDepthBytes: depth,
           streamRelease: release,
-          validateChecksums: cv === 'all',
+          validateChecksums: cv === 'auto' ? 'auto' : cv === 'all',
         });
       } catch (e) {
         throw new CliError(`--pcap ${p}: ${(e as Error).message}`);

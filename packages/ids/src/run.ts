@@ -40,9 +40,15 @@ export function loadRules(text: string, file: string): { rules: Rule[]; errors: 
   return { rules, errors };
 }
 
+/** Packets `validateChecksums: 'auto'` looks at before it decides. */
+export const checksumSamplePackets = 1000;
+
 export type PipelineOptions = EngineOptions & {
-  /** Suricata's checksum validation (default on). */
-  validateChecksums?: boolean;
+  /**
+   * Checksum validation (default on). `auto` as Suricata's pcap checksum-checks: validation is turned off
+   * when more than 10% of the first 1,000 packets fail it (checksum offloading on the capturing host).
+   */
+  validateChecksums?: boolean | 'auto';
   /** IP defragmentation (default on; an object sets its bounds). */
   defrag?: boolean | DefragOptions;
 };
@@ -59,12 +65,17 @@ export class Pipeline {
   readonly defrag: Defragmenter | undefined;
   packets = 0;
   bytes = 0;
+  /** Whether checksums are validated now (`auto` may turn it off after its sample). */
+  validating: boolean;
+  private sampled = 0;
+  private sampledBad = 0;
 
   constructor(
     rules: Rule[],
     readonly opts: PipelineOptions = {},
   ) {
     this.engine = new Engine(rules, opts);
+    this.validating = opts.validateChecksums !== false;
     this.defrag =
       opts.defrag === false
         ? undefined
@@ -89,7 +100,14 @@ export class Pipeline {
     }
     // Suricata's checksum validation: a packet with a bad checksum is still inspected on its own, but it
     // does not move TCP state or go into a stream
-    const checksumOk = this.opts.validateChecksums === false || (d.ipChecksumOk && d.l4ChecksumOk);
+    const valid = d.ipChecksumOk && d.l4ChecksumOk;
+    if (this.opts.validateChecksums === 'auto' && this.sampled < checksumSamplePackets) {
+      this.sampled++;
+      if (!valid) this.sampledBad++;
+      if (this.sampled === checksumSamplePackets && this.sampledBad * 10 > this.sampled)
+        this.validating = false;
+    }
+    const checksumOk = !this.validating || valid;
     return this.engine.inspect(d, p.tsUs, n, checksumOk);
   }
 

@@ -71,6 +71,20 @@ describe('the whole pipeline', () => {
     );
   });
 
+  it("checksum validation 'auto' turns itself off when the sample is mostly bad (offloading)", () => {
+    const bad = Uint8Array.from(tcpFrame({ payload: 'x' }));
+    bad[50] = (bad[50]! + 1) & 0xff; // the TCP checksum
+    const good = tcpFrame({ payload: 'x' });
+    const off = new Pipeline([], { validateChecksums: 'auto' });
+    const on = new Pipeline([], { validateChecksums: 'auto' });
+    for (let i = 0; i < 1000; i++) {
+      off.push({ tsUs: i, linkType: 1, data: i % 5 === 0 ? bad : good, origLength: 0 });
+      on.push({ tsUs: i, linkType: 1, data: i % 20 === 0 ? bad : good, origLength: 0 });
+    }
+    expect([off.validating, on.validating]).toEqual([false, true]);
+    expect(on.engine.stats.badChecksums).toBe(50);
+  });
+
   it('decodes the helper frames with valid checksums', () => {
     const d = decode(1, tcpFrame({ payload: 'abc' }), newDecodeStats());
     expect(typeof d !== 'string' && d.ipChecksumOk && d.l4ChecksumOk).toBe(true);
