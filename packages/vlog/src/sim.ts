@@ -6,7 +6,7 @@
  * invariants. A failing seed replays exactly.
  */
 
-import { mulberry32 } from '@strata/objstore';
+import { MemStore, mulberry32 } from '@strata/objstore';
 import {
   type Chain,
   type Loglet,
@@ -18,6 +18,7 @@ import {
   type Versioned,
 } from './contract.js';
 import { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
+import { ObjectStoreLoglet } from './providers/objstore.js';
 import { VirtualLog } from './virtual.js';
 
 /** The seeded PRNG of the simulation (mulberry32, shared with objstore's latency model). */
@@ -153,7 +154,7 @@ export class Sim {
 class SimLoglet implements Loglet {
   constructor(
     private readonly sim: Sim,
-    readonly inner: MemoryLoglet,
+    readonly inner: Loglet,
     readonly acks: { position: number; at: number }[],
     /** Payloads whose append failed here: they may be in the log and are sent again by the VirtualLog. */
     readonly uncertain: Set<string>,
@@ -239,21 +240,32 @@ export async function simulate(
     faults?: Partial<Faults>;
     /** A deliberately broken seal (reports the tail, seals nothing), to show that the checker catches it. */
     brokenSeal?: boolean;
+    /**
+     * The loglets behind the network: one MemoryLoglet per segment shared by all clients, or an
+     * ObjectStoreLoglet per client per segment over one shared in-memory object store (racing clients
+     * then meet in its conditional puts).
+     */
+    loglet?: 'memory' | 'objstore';
   } = {},
 ): Promise<SimReport> {
   const sim = new Sim(seed, { drop: 0.02, duplicate: 0.05, delayMax: 5, ...o.faults });
   const meta = new MemoryMetaStore<Chain>();
-  const loglets = new Map<number, SimLoglet>();
+  const loglets = new Map<string, SimLoglet>();
+  const store = new MemStore();
   const acksBySeg = new Map<number, { position: number; at: number }[]>();
   const uncertain = new Set<string>();
   const sealedAt = new Map<number, number>();
   // loglets by segment index: segments sealed empty share their start with their successor
-  const factory = async (_spec: string, start: number, index: number) => {
-    let l = loglets.get(index);
+  const factoryFor = (client: string) => async (_spec: string, start: number, index: number) => {
+    const key = o.loglet === 'objstore' ? `${client}/${index}` : String(index);
+    let l = loglets.get(key);
     if (!l) {
-      const acks: { position: number; at: number }[] = [];
-      acksBySeg.set(index, acks);
-      const inner = new MemoryLoglet(start);
+      let acks = acksBySeg.get(index);
+      if (!acks) acksBySeg.set(index, (acks = []));
+      const inner: Loglet =
+        o.loglet === 'objstore'
+          ? new ObjectStoreLoglet(store, `seg-${index}`, start)
+          : new MemoryLoglet(start);
       const seal = inner.seal.bind(inner);
       inner.seal = async () => {
         if (!sealedAt.has(index)) sealedAt.set(index, sim.now);
@@ -261,7 +273,7 @@ export async function simulate(
         return seal();
       };
       l = new SimLoglet(sim, inner, acks, uncertain);
-      loglets.set(index, l);
+      loglets.set(key, l);
     }
     return l;
   };
@@ -273,7 +285,10 @@ export async function simulate(
   const per = o.appendsPerClient ?? 20;
   const work: Promise<unknown>[] = [];
   for (let c = 0; c < clients; c++) {
-    const v = new VirtualLog(new SimMeta(sim, meta), factory, { appendTimeoutMs: 1e12, ...sim.clock() });
+    const v = new VirtualLog(new SimMeta(sim, meta), factoryFor(`c${c}`), {
+      appendTimeoutMs: 1e12,
+      ...sim.clock(),
+    });
     work.push(
       (async () => {
         await v.refresh();
@@ -291,7 +306,7 @@ export async function simulate(
     );
   }
   for (let r = 0; r < (o.reconfigurers ?? 2); r++) {
-    const v = new VirtualLog(new SimMeta(sim, meta), factory, sim.clock());
+    const v = new VirtualLog(new SimMeta(sim, meta), factoryFor(`r${r}`), sim.clock());
     work.push(
       (async () => {
         await v.refresh();
@@ -319,7 +334,8 @@ export async function simulate(
     if (i < segs.length - 1 && s.end === undefined)
       violations.push(`segment ${i} is not the last but has no end`);
   }
-  const reader = new VirtualLog(meta, async (spec, start, i) => (await factory(spec, start, i)).inner);
+  const readerFactory = factoryFor('reader');
+  const reader = new VirtualLog(meta, async (spec, start, i) => (await readerFactory(spec, start, i)).inner);
   await reader.refresh();
   const { tail } = await reader.checkTail();
   const recs = await reader.read(0, tail);
