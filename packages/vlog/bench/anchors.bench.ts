@@ -9,37 +9,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { percentile, table, writeResults } from '@strata/bench';
+import { table, writeResults } from '@strata/bench';
 import { LogServer, NativeLoglet, Sequencer } from '../src/index.js';
 import { ZkClient, ZooKeeperLoglet, zkPersistentSequential } from '../src/providers/zookeeper.js';
 import { type Service, serviceAvailable, startService } from '../test/helpers/services.js';
+import { type Row, record, runAppends, seconds } from './common.js';
 
-const secArg = process.argv.indexOf('--seconds');
-const seconds = secArg > 0 ? Number(process.argv[secArg + 1]) : 2;
 const rounds = 2;
-const recordBytes = 100;
-const record = new Uint8Array(recordBytes).fill(7);
-
-type Append = () => Promise<unknown>;
-
-async function run(name: string, append: Append, inflight: number) {
-  const lat: number[] = [];
-  const t0 = performance.now();
-  let ops = 0;
-  await Promise.all(
-    Array.from({ length: inflight }, async () => {
-      while (performance.now() - t0 < seconds * 1000) {
-        const t = performance.now();
-        await append();
-        lat.push(performance.now() - t);
-        ops++;
-      }
-    }),
-  );
-  const s = (performance.now() - t0) / 1000;
-  return { name, inflight, appendsPerSec: ops / s, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99) };
-}
-type Row = Awaited<ReturnType<typeof run>>;
+const run = runAppends;
 
 /** etcd's KV.Put over raw gRPC (HTTP/2, length-prefixed protobuf): what an etcd client sends. */
 function etcdPutter(address: string) {
@@ -62,7 +39,7 @@ function etcdPutter(address: string) {
       varint(key.length),
       key,
       Buffer.from([0x12]),
-      varint(recordBytes),
+      varint(record.length),
       record,
     ]);
     const head = Buffer.alloc(5);

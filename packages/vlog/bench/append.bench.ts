@@ -16,33 +16,14 @@ import {
   Sequencer,
   VirtualLog,
 } from '../src/index.js';
+import { measureReconfigurations, type Row, record, runAppends, seconds } from './common.js';
 
-const secArg = process.argv.indexOf('--seconds');
-const seconds = secArg > 0 ? Number(process.argv[secArg + 1]) : 2;
 const dir = mkdtempSync(join(tmpdir(), 'vlog-bench-'));
-const record = new Uint8Array(100).fill(7);
 let n = 0;
+const run = (name: string, l: Loglet, inflight: number) =>
+  runAppends(name, () => l.append([record]), inflight);
 
-async function run(name: string, l: Loglet, inflight: number) {
-  const lat: number[] = [];
-  const t0 = performance.now();
-  let ops = 0;
-  await Promise.all(
-    Array.from({ length: inflight }, async () => {
-      while (performance.now() - t0 < seconds * 1000) {
-        const t = performance.now();
-        await l.append([record]);
-        lat.push(performance.now() - t);
-        ops++;
-      }
-    }),
-  );
-  const s = (performance.now() - t0) / 1000;
-  return { name, inflight, appendsPerSec: ops / s, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99) };
-}
-
-const rows: ReturnType<typeof run> extends Promise<infer R> ? R[] : never = [];
-// 3 LogServers and a sequencer on loopback, in this process (fsync on every LogServer)
+const rows: Row[] = []; // 3 LogServers and a sequencer on loopback, in this process (fsync on every LogServer)
 const servers = [0, 1, 2].map((i) => new LogServer(join(dir, `ls${i}`)));
 const addrs = await Promise.all(servers.map(async (s) => `127.0.0.1:${await s.listen(0)}`));
 const seq = new Sequencer(addrs);
@@ -87,27 +68,7 @@ try {
     (spec, s) => FileLoglet.open(join(d, spec, String(s)), s),
     'seg0',
   );
-  const reconf: number[] = [];
-  const stalls: number[] = [];
-  for (let i = 1; i <= 30; i++) {
-    let stop = false;
-    let worst = 0;
-    const writer = (async () => {
-      while (!stop) {
-        const t = performance.now();
-        await v.append([record]);
-        worst = Math.max(worst, performance.now() - t);
-      }
-    })();
-    await new Promise((r) => setTimeout(r, 20));
-    const t = performance.now();
-    await v.reconfigure(`seg${i}`);
-    await v.append([record]);
-    reconf.push(performance.now() - t);
-    stop = true;
-    await writer;
-    stalls.push(worst);
-  }
+  const rc = await measureReconfigurations(v, (i) => `seg${i}`);
   await v.close();
   // the same over NativeLoglets: reconfigure to a new native loglet (a new id) on the same servers
   const dn = join(dir, 'reconf-native');
@@ -117,27 +78,7 @@ try {
     (spec, s, i) => openLoglet(spec, s, i),
     nspec(0),
   );
-  const reconfNative: number[] = [];
-  const stallsNative: number[] = [];
-  for (let i = 1; i <= 30; i++) {
-    let stop = false;
-    let worst = 0;
-    const writer = (async () => {
-      while (!stop) {
-        const t = performance.now();
-        await vn.append([record]);
-        worst = Math.max(worst, performance.now() - t);
-      }
-    })();
-    await new Promise((r) => setTimeout(r, 20));
-    const t = performance.now();
-    await vn.reconfigure(nspec(i));
-    await vn.append([record]);
-    reconfNative.push(performance.now() - t);
-    stop = true;
-    await writer;
-    stallsNative.push(worst);
-  }
+  const rcn = await measureReconfigurations(vn, nspec);
   await vn.close();
   // failover: the sequencer dies under a writer; time from the kill to the first append acknowledged on
   // the replacement the failover policy picks (its checks time out after 200 ms)
@@ -171,16 +112,6 @@ try {
       ]),
     ),
   );
-  const rc = {
-    p50Ms: percentile(reconf, 50),
-    p99Ms: percentile(reconf, 99),
-    writerStallMaxMs: Math.max(...stalls),
-  };
-  const rcn = {
-    p50Ms: percentile(reconfNative, 50),
-    p99Ms: percentile(reconfNative, 99),
-    writerStallMaxMs: Math.max(...stallsNative),
-  };
   for (const [what, r] of [
     ['FileLoglet -> FileLoglet', rc],
     ['NativeLoglet -> NativeLoglet', rcn],

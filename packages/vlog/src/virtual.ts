@@ -129,6 +129,14 @@ export class VirtualLog implements Loglet {
     return l;
   }
 
+  private sleep(ms: number): Promise<void> {
+    return this.opts.sleep ? this.opts.sleep(ms) : new Promise<void>((r) => setTimeout(r, ms));
+  }
+
+  private now(): number {
+    return this.opts.nowMs ? this.opts.nowMs() : Date.now();
+  }
+
   /** The active segment's loglet. */
   activeLoglet(): Promise<Loglet> {
     return this.loglet(this.active());
@@ -140,9 +148,7 @@ export class VirtualLog implements Loglet {
   }
 
   async append(batch: Payload[]): Promise<number[]> {
-    const now = this.opts.nowMs ?? Date.now;
-    const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-    const deadline = now() + (this.opts.appendTimeoutMs ?? appendTimeoutMs);
+    const deadline = this.now() + (this.opts.appendTimeoutMs ?? appendTimeoutMs);
     let sealedSince = -1;
     for (;;) {
       const i = this.active();
@@ -152,33 +158,42 @@ export class VirtualLog implements Loglet {
       } catch (e) {
         if (e instanceof LogletUnavailableError) {
           // the record may or may not be in the failed loglet; it is sent again to the next one
-          if (now() > deadline) throw e;
-          // the loglet may have been replaced already (a dead sequencer cannot say it was sealed)
-          const before = this.version;
-          await this.refresh();
-          if (this.version !== before) continue;
-          if (!this.opts.failover) throw e;
-          if (!(await this.failOver(i, l, e))) await sleep(failoverPauseMs);
+          if (this.now() > deadline) throw e;
+          await this.afterUnavailable(i, l, e);
           continue;
         }
         if (!(e instanceof SealedError)) throw e;
         // sealed: someone is reconfiguring; adopt the new chain when it lands
-        if (now() > deadline) throw e;
+        if (this.now() > deadline) throw e;
         const before = this.version;
         await this.refresh();
         if (this.version !== before) {
           sealedSince = -1;
           continue;
         }
-        if (sealedSince < 0) sealedSince = now();
+        if (sealedSince < 0) sealedSince = this.now();
         // the reconfiguration was left unfinished (its author failed before the CAS): finish it
-        if (this.opts.failover && now() - sealedSince >= failoverPauseMs) {
+        if (this.opts.failover && this.now() - sealedSince >= failoverPauseMs) {
           sealedSince = -1;
           if (await this.failOver(i, l, e)) continue;
         }
-        await sleep(refreshPauseMs);
+        await this.sleep(refreshPauseMs);
       }
     }
+  }
+
+  /**
+   * After active segment `i` failed with `e`: the loglet may have been replaced already (a dead sequencer
+   * cannot say it was sealed), so refresh; if not, fail over (without a policy: rethrow `e`). Returns when
+   * the caller should try again.
+   */
+  private async afterUnavailable(i: number, l: Loglet, e: LogletUnavailableError): Promise<void> {
+    const before = this.version;
+    await this.refresh();
+    if (this.version !== before) return;
+    if (!this.opts.failover) throw e;
+    if (await this.failOver(i, l, e)) return;
+    await this.sleep(failoverPauseMs);
   }
 
   /**
@@ -207,9 +222,7 @@ export class VirtualLog implements Loglet {
   }
 
   async checkTail(): Promise<TailInfo> {
-    const now = this.opts.nowMs ?? Date.now;
-    const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-    const deadline = now() + (this.opts.appendTimeoutMs ?? appendTimeoutMs);
+    const deadline = this.now() + (this.opts.appendTimeoutMs ?? appendTimeoutMs);
     for (;;) {
       const i = this.active();
       const l = await this.loglet(i);
@@ -217,12 +230,8 @@ export class VirtualLog implements Loglet {
       try {
         t = await l.checkTail();
       } catch (e) {
-        if (!(e instanceof LogletUnavailableError) || now() > deadline) throw e;
-        const before = this.version;
-        await this.refresh();
-        if (this.version !== before) continue;
-        if (!this.opts.failover) throw e;
-        if (!(await this.failOver(i, l, e))) await sleep(failoverPauseMs);
+        if (!(e instanceof LogletUnavailableError) || this.now() > deadline) throw e;
+        await this.afterUnavailable(i, l, e);
         continue;
       }
       if (!t.sealed) return t;
