@@ -47,6 +47,8 @@ export interface FragmentInfo {
   more: boolean;
   /** The IP header to rebuild the datagram from: IPv4 with options, or IPv6's fixed 40 bytes. */
   header: Uint8Array;
+  /** The frame's bytes before the IP header (link layer, VLAN tags...). */
+  link: Uint8Array;
 }
 
 export type DecodeFailure =
@@ -225,6 +227,7 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
         offset: (fragField & 0x1fff) * 8,
         more: (fragField & 0x2000) !== 0,
         header: b.subarray(o, o + ihl),
+        link: b.subarray(0, o),
       };
       return d;
     }
@@ -262,6 +265,7 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
             offset: offField & 0xfff8,
             more: (offField & 1) !== 0,
             header: b.subarray(o, o + 40),
+            link: b.subarray(0, o),
           };
           next = nh;
           p += len;

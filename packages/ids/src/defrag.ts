@@ -17,7 +17,7 @@
  */
 
 import type { Decoded } from './decode.js';
-import { newDataWins, type OverlapPolicy, overlapPolicies } from './stream.js';
+import { copyBytes, newDataWins, type OverlapPolicy, overlapPolicies } from './stream.js';
 
 export interface DefragOptions {
   policy?: OverlapPolicy;
@@ -57,8 +57,9 @@ interface Datagram {
   pieces: Piece[];
   /** Payload length, known once the last fragment arrived (-1 before). */
   total: number;
-  /** Header of the fragment at offset 0, once seen. */
+  /** Header of the fragment at offset 0, once seen, and the link-layer bytes before it. */
   header: Uint8Array | undefined;
+  link: Uint8Array;
   ipVersion: 4 | 6;
   proto: number;
   bytes: number;
@@ -147,6 +148,7 @@ export class Defragmenter {
         pieces: [],
         total: -1,
         header: undefined,
+        link: new Uint8Array(0),
         ipVersion: d.ipVersion,
         proto: d.proto,
         bytes: 0,
@@ -174,7 +176,10 @@ export class Defragmenter {
       this.drop(key, 'inconsistent');
       return undefined;
     }
-    if (start === 0) g.header = Uint8Array.from(f.header);
+    if (start === 0) {
+      g.header = Uint8Array.from(f.header);
+      g.link = Uint8Array.from(f.link);
+    }
     if (!this.place(g, start, d.payload)) {
       this.drop(key, 'memory');
       return undefined;
@@ -189,8 +194,16 @@ export class Defragmenter {
     this.datagrams.delete(key);
     this.bytes -= g.bytes;
     this.stats.reassembled++;
-    return build(g);
+    const whole = build(g);
+    const frame = new Uint8Array(g.link.length + whole.length);
+    frame.set(g.link);
+    frame.set(whole, g.link.length);
+    this.lastFrame = frame;
+    return whole;
   }
+
+  /** The last datagram rebuilt, behind the first fragment's link-layer bytes (what eve's `packet` shows). */
+  lastFrame: Uint8Array | undefined;
 
   /** Puts a fragment's bytes in place, resolving overlaps with the policy; false when out of memory. */
   private place(g: Datagram, start: number, data: Uint8Array): boolean {
@@ -201,7 +214,7 @@ export class Defragmenter {
       const pEnd = p.off + p.data.length;
       if (pEnd <= cursor || p.off >= end) continue;
       if (p.off > cursor)
-        fresh.push({ off: cursor, data: data.slice(cursor - start, p.off - start), os: start, oe: end });
+        fresh.push({ off: cursor, data: copyBytes(data, cursor - start, p.off - start), os: start, oe: end });
       const ovStart = Math.max(cursor, p.off);
       const ovEnd = Math.min(end, pEnd);
       this.stats.overlaps++;
@@ -209,7 +222,7 @@ export class Defragmenter {
         p.data.set(data.subarray(ovStart - start, ovEnd - start), ovStart - p.off);
       cursor = ovEnd;
     }
-    if (cursor < end) fresh.push({ off: cursor, data: data.slice(cursor - start), os: start, oe: end });
+    if (cursor < end) fresh.push({ off: cursor, data: copyBytes(data, cursor - start), os: start, oe: end });
     const n = fresh.reduce((s, p) => s + p.data.length, 0);
     if (this.bytes + n > this.bytesMax) return false;
     this.bytes += n;

@@ -24,6 +24,7 @@ import { type Flow, FlowTable, type FlowTableStats, type FlowTimeouts, TcpState 
 import type { ContentMatch, Rule } from './rules.js';
 import {
   type Chunk,
+  copyBytes,
   type OverlapPolicy,
   overlapPolicies,
   ReassemblyBudget,
@@ -51,6 +52,15 @@ export interface Alert {
   ipVersion?: 4 | 6;
   /** Raised on reassembled stream data (not one packet's payload). */
   stream?: boolean;
+  /** The bytes inspected: the packet's payload, or the newly delivered stream bytes. */
+  payload?: Uint8Array;
+  /** Stream bytes missing right before `payload`. */
+  gapBytes?: number;
+  /** The captured frame (packet alerts; set by the Pipeline) and its link type. */
+  packet?: Uint8Array;
+  linkType?: number;
+  /** Suricata's pkt_src: `wire/pcap`, or `stream (flow timeout)` for data flushed when a flow ended. */
+  pktSrc?: string;
 }
 
 export interface EngineOptions {
@@ -72,6 +82,11 @@ export interface EngineOptions {
   streamBufferBytesMax?: number;
   /** Bytes of stream buffers and windows for all flows together at most (default 64 MiB). */
   reassemblyMemcapBytes?: number;
+  /**
+   * With `streamRelease: 'ack'`: acknowledged stream data is inspected once this many bytes are ready
+   * (default 2,560, Suricata's raw chunk size), when the session closes, or when the flow ends.
+   */
+  streamChunkBytes?: number;
   /** Which actions' rules are inspected first (Suricata's action-order; default pass, drop, reject, alert). */
   actionOrder?: string[];
   /**
@@ -80,6 +95,9 @@ export interface EngineOptions {
    */
   streamRelease?: 'ack' | 'immediate';
 }
+
+/** Bytes of acknowledged stream data inspected at once at least (Suricata's toserver/toclient-chunk-size). */
+export const defaultStreamChunkBytes = 2560;
 
 /** Suricata's default action-order: a matching pass rule ends the inspection before any alert. */
 export const defaultActionOrder = ['pass', 'drop', 'reject', 'alert'];
@@ -655,6 +673,8 @@ interface DirStream {
   base: number;
   /** No stream inspection beyond this (reassembly depth reached, or memory refused). */
   done: boolean;
+  /** Stream offset where the last segment with PSH ended. */
+  pushEnd: number;
 }
 
 interface FlowData {
@@ -696,6 +716,9 @@ export class Engine {
   private pending: Alert[] = [];
   /** threshold and detection_filter state. */
   readonly rates = new RateLimiter();
+  /** For the alerts of the stream delivery under way: bytes missing before it, and whether a flow ends. */
+  private deliveryGapBytes = 0;
+  private flushing = false;
   private nowUs = 0;
   private pktNo = 0;
   readonly stats: EngineStats = {
@@ -989,6 +1012,8 @@ export class Engine {
       const st = this.dirStream(f, fd, dir, d.seq);
       if (!st.done) {
         const res = st.r.insert(d.seq, d.payload);
+        // PSH marks the end of an application write (RFC 9293 3.9.1): a boundary worth inspecting at
+        if (d.tcpFlags & 0x08) st.pushEnd = Math.max(st.pushEnd, st.r.offsetOf(d.seq) + d.payload.length);
         if (res === 'in-order') this.stats.segmentsInOrder++;
         else if (res === 'out-of-order') this.stats.segmentsOutOfOrder++;
         else if (res === 'retransmit') this.stats.segmentsRetransmitted++;
@@ -1000,10 +1025,23 @@ export class Engine {
           this.deliver(f, fd, dir, st.r.release(), out);
       }
     }
-    // an acknowledgment releases what the other side sent up to it (what an IDS may trust the host saw)
+    // an acknowledgment releases what the other side sent up to it (what an IDS may trust the host saw):
+    // once streamChunkBytes are ready (Suricata's raw stream chunk size), or up to the end of a pushed
+    // write (where Suricata's app-layer parsers would trigger inspection at a message end), or on close
     if (d.tcpFlags & 0x10) {
       const other = fd.streams[1 - dir];
-      if (other && !other.done) this.deliver(f, fd, 1 - dir, other.r.release(other.r.offsetOf(d.ack)), out);
+      if (other && !other.done) {
+        const acked = other.r.offsetOf(d.ack);
+        const closing = f.tcp[1 - dir]!.fin || f.tcp[dir]!.fin || f.state === TcpState.closed;
+        const chunk = this.opts.streamChunkBytes ?? defaultStreamChunkBytes;
+        const ready = Math.min(acked, other.r.contiguousEnd());
+        if (
+          closing ||
+          ready - other.r.released >= chunk ||
+          (other.pushEnd > other.r.released && ready >= other.pushEnd)
+        )
+          this.deliver(f, fd, 1 - dir, other.r.release(acked), out);
+      }
     }
     return inStream;
   }
@@ -1028,6 +1066,7 @@ export class Engine {
       len: 0,
       base: 0,
       done: false,
+      pushEnd: 0,
     };
     fd.streams[dir] = st;
     return st;
@@ -1043,8 +1082,10 @@ export class Engine {
   ): void {
     const st = fd.streams[dir];
     if (!chunk || !st || st.done || chunk.data.length === 0) return;
+    this.deliveryGapBytes = 0;
     if (chunk.gap || chunk.off !== st.base + st.len) {
       // bytes are missing before this chunk: no match may straddle the hole
+      this.deliveryGapBytes = chunk.off - (st.base + st.len);
       st.base = chunk.off;
       st.len = 0;
     }
@@ -1081,7 +1122,9 @@ export class Engine {
     for (const dir of [0, 1]) {
       const st = fd.streams[dir];
       if (!st) continue;
+      this.flushing = true;
       if (!st.done) for (const c of st.r.flush()) this.deliver(f, fd, dir, c, this.pending);
+      this.flushing = false;
       st.r.dispose();
       this.budget.give(st.window.length);
       st.window = new Uint8Array(0);
@@ -1136,7 +1179,11 @@ export class Engine {
         const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
         if (c.rate && !this.rates.allow(c.rate, { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs }))
           continue;
-        out.push(this.alert(c, { ...e, stream: true }));
+        const a = this.alert(c, { ...e, stream: true });
+        a.payload = copyBytes(payload, newStart); // the window is reused
+        if (this.deliveryGapBytes > 0) a.gapBytes = this.deliveryGapBytes;
+        a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
+        out.push(a);
       }
     }
   }
@@ -1245,7 +1292,10 @@ export class Engine {
       };
       if (c.rate && !this.rates.allow(c.rate, { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs }))
         continue;
-      out.push(this.alert(c, { ...e, stream: false }));
+      const a = this.alert(c, { ...e, stream: false });
+      a.payload = copyBytes(d.payload); // the capture reader's memory is not ours to keep
+      a.pktSrc = 'wire/pcap';
+      out.push(a);
     }
   }
 }
@@ -1263,6 +1313,14 @@ export function alertFast(a: Alert): string {
   return `${ts} [**] [${a.gid}:${a.sid}:${a.rev}] ${a.msg} [**] [Classification: ${a.classtype ?? 'none'}] [Priority: ${a.priority ?? 3}] {${a.proto}} ${ep(a.src, a.srcPort)} -> ${ep(a.dst, a.dstPort)}`;
 }
 
+/** Bytes as text, anything outside printable ASCII (and CR, LF, TAB) as a dot. */
+function printable(b: Uint8Array): string {
+  let out = '';
+  for (const c of b)
+    out += (c >= 0x20 && c < 0x7f) || c === 10 || c === 13 || c === 9 ? String.fromCharCode(c) : '.';
+  return out;
+}
+
 /** A Suricata-style eve JSON alert record. */
 export function eveJson(a: Alert): Record<string, unknown> {
   return {
@@ -1277,6 +1335,15 @@ export function eveJson(a: Alert): Record<string, unknown> {
     proto: a.proto,
     ...(a.ipVersion !== undefined && { ip_v: a.ipVersion }),
     ...(a.stream !== undefined && { stream: a.stream ? 1 : 0 }),
+    ...(a.pktSrc !== undefined && { pkt_src: a.pktSrc }),
+    ...(a.payload !== undefined && {
+      payload: Buffer.from(a.payload).toString('base64'),
+      payload_printable: `${a.gapBytes ? `[${a.gapBytes} bytes missing]` : ''}${printable(a.payload)}`,
+    }),
+    ...(a.packet !== undefined && {
+      packet: Buffer.from(a.packet).toString('base64'),
+      packet_info: { linktype: a.linkType },
+    }),
     alert: {
       action: a.action === 'drop' || a.action === 'reject' ? 'blocked' : 'allowed',
       gid: a.gid,

@@ -6,6 +6,7 @@ import { type Alert, Engine, type EngineOptions, type EngineStats } from './dete
 import type { FlowTableStats } from './flow.js';
 import { type Packet, readCapture } from './pcap.js';
 import { parseRule, type Rule, RuleSyntaxError } from './rules.js';
+import { copyBytes } from './stream.js';
 
 export interface RunResult {
   alerts: Alert[];
@@ -91,12 +92,14 @@ export class Pipeline {
     this.bytes += p.data.length;
     let d = decode(p.linkType, p.data, this.decodeStats);
     if (typeof d === 'string') return [];
+    let frame = p.data;
     if (d.frag && this.defrag) {
       const whole = this.defrag.add(d, p.tsUs);
       if (!whole) return [];
       const r = decode(101, whole, this.redecodeStats);
       if (typeof r === 'string') return [];
       d = r;
+      frame = this.defrag.lastFrame ?? whole;
     }
     // Suricata's checksum validation: a packet with a bad checksum is still inspected on its own, but it
     // does not move TCP state or go into a stream
@@ -108,7 +111,13 @@ export class Pipeline {
         this.validating = false;
     }
     const checksumOk = !this.validating || valid;
-    return this.engine.inspect(d, p.tsUs, n, checksumOk);
+    const alerts = this.engine.inspect(d, p.tsUs, n, checksumOk);
+    for (const a of alerts)
+      if (!a.stream && a.pcapCnt === n) {
+        a.packet = copyBytes(frame);
+        a.linkType = p.linkType;
+      }
+    return alerts;
   }
 
   /** End of input: what the flows still hold is inspected. */

@@ -33,6 +33,14 @@
  * Nothing beyond `depthBytes` of the stream is kept (Suricata's stream.reassembly.depth).
  */
 
+/**
+ * A copy of bytes [start, end) of `b`. (Not `slice`: on a Node Buffer, which is what capture readers hand
+ * out, `slice` is a view, and a view kept would both pin the reader's memory and let writes reach it.)
+ */
+export function copyBytes(b: Uint8Array, start = 0, end = b.length): Uint8Array {
+  return new Uint8Array(b.subarray(start, end));
+}
+
 export const overlapPolicies = [
   'first',
   'last',
@@ -207,7 +215,7 @@ export class StreamReassembler {
     if (off === this.contig && lastEnd === this.contig) {
       // fast path: the next bytes in order and nothing buffered beyond them: constant work
       if (!this.reserve(data.length, 1)) return 'overflow';
-      this.pieces.push({ off, data: data.slice(), os: segStart, oe: segEnd });
+      this.pieces.push({ off, data: copyBytes(data), os: segStart, oe: segEnd });
       this.contig += data.length;
       this.stats.inOrder++;
       return 'in-order';
@@ -245,11 +253,16 @@ export class StreamReassembler {
     for (let i = lo; cursor < end; i++) {
       const p = this.pieces[i];
       if (!p || p.off >= end) {
-        fresh.push({ off: cursor, data: data.slice(cursor - off, end - off), os: segStart, oe: segEnd });
+        fresh.push({ off: cursor, data: copyBytes(data, cursor - off, end - off), os: segStart, oe: segEnd });
         break;
       }
       if (p.off > cursor) {
-        fresh.push({ off: cursor, data: data.slice(cursor - off, p.off - off), os: segStart, oe: segEnd });
+        fresh.push({
+          off: cursor,
+          data: copyBytes(data, cursor - off, p.off - off),
+          os: segStart,
+          oe: segEnd,
+        });
         cursor = p.off;
       }
       const ovEnd = Math.min(end, p.off + p.data.length);
@@ -314,7 +327,7 @@ export class StreamReassembler {
         this.pieces.shift();
         freed += take;
       } else {
-        p.data = p.data.slice(take);
+        p.data = p.data.subarray(take);
         p.off += take;
         freed += take;
         break;
