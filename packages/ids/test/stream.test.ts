@@ -138,6 +138,16 @@ describe('TCP stream reassembly', () => {
     expect(out.map((c) => [c.off, c.gap, text(c.data)])).toEqual([[4, true, 'GOODDATA']]);
   });
 
+  it('keeps its own copies: Buffer views are neither held nor written through', () => {
+    const frame = Buffer.from('xxGOODxxEVILxx');
+    const r = new StreamReassembler(0, { policy: 'last' });
+    r.insert(0, frame.subarray(2, 6));
+    r.insert(0, frame.subarray(8, 12));
+    expect(frame.toString()).toBe('xxGOODxxEVILxx');
+    frame.fill(0x7a);
+    expect(text(r.release()?.data)).toBe('EVIL');
+  });
+
   it('handles sequence numbers that wrap around 2^32', () => {
     const r = new StreamReassembler(0xfffffffe);
     r.insert(0x00000001, Buffer.from('def'));
