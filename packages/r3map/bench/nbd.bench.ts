@@ -1,13 +1,15 @@
-// NBD throughput with nbdcopy as the client: Strata's server (memory device) against nbdkit's memory
-// plugin, side by side in one run; and delta sync against rsync --no-whole-file.
-// Usage: npm run bench -- r3map [nbd] [-- --mib N]   (default 256 MiB; the issue's 1 GiB with --mib 1024)
+// NBD throughput with nbdcopy as the client: Strata's server (`strata nbd serve --mem`, its own process,
+// run from the sources) against nbdkit's memory plugin, side by side in one run, interleaved; and delta
+// sync against rsync --no-whole-file. Usage: npm run bench -- r3map [nbd] [-- --mib N --reps R]
+//   (default 256 MiB, 7 reps; the issue's 1 GiB with --mib 1024)
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { percentile, table, writeResults } from '@strata/bench';
-import { MemoryDevice, NbdServer, syncFiles } from '../src/index.js';
+import { syncFiles } from '../src/index.js';
 
 const exec = promisify(execFile);
 const mibArg = process.argv.indexOf('--mib');
@@ -25,19 +27,42 @@ async function time(f: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
-const server = new NbdServer([{ name: '', device: new MemoryDevice(bytes) }]);
-const port = await server.listen(0);
-const kitPort = port + 1;
+const repsArg = process.argv.indexOf('--reps');
+const reps = repsArg > 0 ? Number(process.argv[repsArg + 1]) : 7;
+// our server as a process of its own, like nbdkit: neither competes with this script's event loop
+const cli = new URL('../test/helpers/cli.ts', import.meta.url).pathname;
+const strata = spawn(
+  process.execPath,
+  ['--import', 'tsx', cli, 'nbd', 'serve', '--mem', String(bytes), '--listen', '127.0.0.1:0', '--json'],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+);
+const port = await new Promise<number>((resolve, reject) => {
+  strata.stdout!.once('data', (c: Buffer) => resolve(JSON.parse(c.toString()).port as number));
+  strata.once('exit', (code) => reject(new Error(`strata nbd serve exited with ${code}`)));
+});
+// a free port for nbdkit, then wait until it answers
+const probe = createServer();
+await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+const kitPort = (probe.address() as { port: number }).port;
+await new Promise((r) => probe.close(r));
 const kit = spawn(
   'nbdkit',
   ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(kitPort), 'memory', String(bytes)],
   { stdio: 'ignore' },
 );
-await new Promise((r) => setTimeout(r, 800));
+for (let i = 0; ; i++) {
+  try {
+    await exec('nbdinfo', ['--size', `nbd://127.0.0.1:${kitPort}`]);
+    break;
+  } catch (e) {
+    if (i === 50) throw e;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 const results: Record<string, number[]> = {};
 const add = (k: string, v: number) => (results[k] ??= []).push(v);
 try {
-  for (let rep = 0; rep < 5; rep++) {
+  for (let rep = 0; rep < reps; rep++) {
     for (const [name, p] of [
       ['strata', port],
       ['nbdkit memory', kitPort],
@@ -72,16 +97,24 @@ try {
   let rsyncOut = '';
   const tRsync = await time(
     async () =>
-      (rsyncOut = (await exec('rsync', ['--no-whole-file', '--inplace', '--stats', img, rsyncDst])).stdout),
+      (rsyncOut = (
+        await exec('rsync', ['--no-whole-file', '--inplace', '--ignore-times', '--stats', img, rsyncDst])
+      ).stdout),
   );
   const rsyncSent = Number(/Total bytes sent: ([\d,]+)/.exec(rsyncOut)?.[1]?.replace(/,/g, '') ?? 'NaN');
   const rows = Object.entries(results).map(([k, v]) => [
     k,
     k.endsWith('ms') ? percentile(v, 50).toFixed(2) : `${percentile(v, 50).toFixed(2)} GiB/s`,
   ]);
+  const med = (k: string) => percentile(results[k] ?? [], 50);
+  for (const op of ['write', 'read'])
+    rows.push([
+      `${op}: strata / nbdkit`,
+      `${(med(`strata ${op}`) / med(`nbdkit memory ${op}`)).toFixed(2)}x`,
+    ]);
   rows.push(['strata sync: time / bytes sent', `${tSync.toFixed(0)} ms / ${sent}`]);
   rows.push(['rsync --no-whole-file --inplace: time / bytes sent', `${tRsync.toFixed(0)} ms / ${rsyncSent}`]);
-  console.log(`${mib} MiB\n${table(['measure', 'median of 5'], rows)}`);
+  console.log(`${mib} MiB\n${table(['measure', `median of ${reps}`], rows)}`);
   writeResults('bench/results', 'nbd', {
     date: new Date().toISOString(),
     mib,
@@ -91,6 +124,6 @@ try {
   });
 } finally {
   kit.kill();
-  await server.close();
+  strata.kill();
   rmSync(dir, { recursive: true, force: true });
 }

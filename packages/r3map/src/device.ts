@@ -8,6 +8,11 @@
  * - Every access must lie within [0, size): out-of-range accesses throw {@link RangeError}.
  * - `extents(offset, length)`, when present, reports which ranges hold data and which are holes (for NBD
  *   BLOCK_STATUS); devices without it report everything as data.
+ * - `readv(offset, length)`, when present, is `readAt` without the copy: the parts, in order, add up to
+ *   `length` bytes. They may be views of the device's own memory: the caller must not modify them, and a
+ *   later write to the range may show through (the NBD server sends them at once, and NBD leaves a read
+ *   concurrent with an overlapping write undefined).
+ * - `writev(offset, parts)`, when present, is `writeAt` of the parts' concatenation without making it.
  */
 export interface Extent {
   length: number;
@@ -22,6 +27,8 @@ export interface BlockDevice {
   flush(): Promise<void>;
   trim(offset: number, length: number): Promise<void>;
   extents?(offset: number, length: number): Promise<Extent[]>;
+  readv?(offset: number, length: number): Promise<Uint8Array[]>;
+  writev?(offset: number, parts: Uint8Array[], opts?: { fua?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 

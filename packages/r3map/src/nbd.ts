@@ -114,7 +114,7 @@ class ProtocolError extends Error {}
 class Reader {
   private chunks: Buffer[] = [];
   private have = 0;
-  private waiting?: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void };
+  private waiting?: { n: number; resolve: () => void; reject: (e: Error) => void };
   private ended?: Error;
 
   constructor(private readonly socket: Socket) {
@@ -138,13 +138,19 @@ class Reader {
     if (!w) return;
     if (this.have >= w.n) {
       this.waiting = undefined;
-      w.resolve(this.take(w.n));
+      w.resolve();
     } else if (this.ended) {
       this.waiting = undefined;
       w.reject(this.ended);
     }
   }
 
+  private afterTake(n: number): void {
+    this.have -= n;
+    if (this.have <= inputBytesMax && this.socket.isPaused()) this.socket.resume();
+  }
+
+  /** The next n bytes as one buffer (a view when they lie in one socket chunk, else a copy). */
   private take(n: number): Buffer {
     let out: Buffer;
     const first = this.chunks[0]!;
@@ -164,17 +170,41 @@ class Reader {
         else this.chunks[0] = c.subarray(k);
       }
     }
-    this.have -= n;
-    if (this.have <= inputBytesMax && this.socket.isPaused()) this.socket.resume();
+    this.afterTake(n);
     return out;
   }
 
-  read(n: number): Promise<Buffer> {
-    if (this.have >= n) return Promise.resolve(this.take(n));
+  /** The next n bytes as views of the socket's chunks: no copy. */
+  private takeParts(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let p = 0;
+    while (p < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - p);
+      out.push(k === c.length ? c : c.subarray(0, k));
+      p += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.afterTake(n);
+    return out;
+  }
+
+  private wait(n: number): Promise<void> {
     if (this.ended) return Promise.reject(this.ended);
     return new Promise((resolve, reject) => {
       this.waiting = { n, resolve, reject };
     });
+  }
+
+  read(n: number): Promise<Buffer> {
+    if (this.have >= n) return Promise.resolve(this.take(n));
+    return this.wait(n).then(() => this.take(n));
+  }
+
+  readParts(n: number): Promise<Buffer[]> {
+    if (this.have >= n) return Promise.resolve(this.takeParts(n));
+    return this.wait(n).then(() => this.takeParts(n));
   }
 }
 
@@ -376,15 +406,29 @@ export class NbdServer {
     const dev = e.device;
     let inflight = 0;
     let wake: (() => void) | undefined;
-    const simple = (handle: Buffer, error: number, data?: Uint8Array) => {
-      const b = Buffer.alloc(16);
+    // replies finished in the same turn of the event loop leave in one writev (headers and payloads):
+    // one syscall, and on loopback one packet, instead of one per reply
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      socket.uncork();
+    };
+    const cork = () => {
+      if (corked) return;
+      corked = true;
+      socket.cork();
+      setImmediate(uncork);
+    };
+    const simple = (handle: Buffer, error: number, data?: Uint8Array[]) => {
+      const b = Buffer.allocUnsafe(16);
       b.writeUInt32BE(SIMPLE_REPLY_MAGIC, 0);
       b.writeUInt32BE(error, 4);
       handle.copy(b, 8);
+      cork();
       socket.write(b);
-      if (data) socket.write(data);
+      if (data) for (const d of data) socket.write(d);
     };
-    const chunk = (handle: Buffer, flags: number, type: number, payload: Buffer[]) => {
+    const chunk = (handle: Buffer, flags: number, type: number, payload: Uint8Array[]) => {
       const len = payload.reduce((s, p) => s + p.length, 0);
       const b = Buffer.alloc(20);
       b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0);
@@ -392,6 +436,7 @@ export class NbdServer {
       b.writeUInt16BE(type, 6);
       handle.copy(b, 8);
       b.writeUInt32BE(len, 16);
+      cork();
       socket.write(b);
       for (const p of payload) socket.write(p);
     };
@@ -414,12 +459,13 @@ export class NbdServer {
       const offsetBig = h.readBigUInt64BE(16);
       const length = h.readUInt32BE(24);
       this.stats.requests++;
-      let payload: Buffer | undefined;
+      let payload: Buffer[] | undefined;
       if (cmd === Cmd.WRITE) {
         // the payload must be consumed even when the request is refused, or framing is lost
         if (length > requestBytesMax)
           throw new ProtocolError(`WRITE of ${length} bytes exceeds ${requestBytesMax}`);
-        payload = await r.read(length);
+        // views of the socket's chunks: a device with writev takes them as they are
+        payload = dev.writev ? await r.readParts(length) : [await r.read(length)];
       }
       if (cmd === Cmd.DISC) {
         // finish what is in flight, then close
@@ -450,16 +496,12 @@ export class NbdServer {
                 Err.EINVAL,
                 `READ [${offset}, +${length}) is past the end (${dev.size})`,
               );
-            const data = await dev.readAt(offset, length);
+            const data = dev.readv ? await dev.readv(offset, length) : [await dev.readAt(offset, length)];
             if (structured) {
-              const off = Buffer.alloc(8);
+              const off = Buffer.allocUnsafe(8);
               off.writeBigUInt64BE(offsetBig, 0);
               if (length === 0) chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_NONE, []);
-              else
-                chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_OFFSET_DATA, [
-                  off,
-                  Buffer.from(data.buffer, data.byteOffset, data.byteLength),
-                ]);
+              else chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_OFFSET_DATA, [off, ...data]);
             } else simple(handle, 0, data);
             return;
           }
@@ -469,8 +511,11 @@ export class NbdServer {
             if (e.readOnly) return fail(handle, cmd, Err.EPERM, 'the export is read-only');
             if (!inRange)
               return fail(handle, cmd, Err.ENOSPC, `[${offset}, +${length}) is past the end (${dev.size})`);
-            if (cmd === Cmd.WRITE) await dev.writeAt(offset, payload!, { fua: (flags & CMD_FLAG_FUA) !== 0 });
-            else if (cmd === Cmd.TRIM) await dev.trim(offset, length);
+            if (cmd === Cmd.WRITE) {
+              const fua = (flags & CMD_FLAG_FUA) !== 0;
+              if (dev.writev) await dev.writev(offset, payload!, { fua });
+              else await dev.writeAt(offset, payload![0]!, { fua });
+            } else if (cmd === Cmd.TRIM) await dev.trim(offset, length);
             else {
               for (let p = 0; p < length; p += 1 << 20)
                 await dev.writeAt(offset + p, new Uint8Array(Math.min(1 << 20, length - p)));

@@ -27,16 +27,32 @@ function blockDeviceConformance(make: (size: number) => Promise<BlockDevice>) {
     await fc.assert(
       fc.asyncProperty(
         fc.array(
-          fc.tuple(fc.constantFrom('write', 'trim', 'read'), fc.nat(size - 1), fc.nat(70_000), fc.nat(255)),
+          fc.tuple(
+            fc.constantFrom('write', 'trim', 'read', 'writev', 'readv'),
+            fc.nat(size - 1),
+            fc.nat(70_000),
+            fc.nat(255),
+          ),
           { maxLength: 12 },
         ),
         async (ops) => {
           for (const [op, off, len0, v] of ops) {
             const len = Math.min(len0, size - off);
-            if (op === 'write') {
+            if (op === 'write' || op === 'writev') {
               const b = new Uint8Array(len).map((_, i) => (v + i) & 0xff);
-              await dev.writeAt(off, b);
+              // the optional scatter form, split at two points that depend on the value
+              const cut1 = Math.floor((len * (v % 7)) / 7);
+              const cut2 = Math.floor((len * (v % 13)) / 13);
+              const [x, y] = cut1 < cut2 ? [cut1, cut2] : [cut2, cut1];
+              if (op === 'writev' && dev.writev)
+                await dev.writev(off, [b.subarray(0, x), b.subarray(x, y), b.subarray(y)]);
+              else await dev.writeAt(off, b);
               model.set(b, off);
+            } else if (op === 'readv' && dev.readv) {
+              const parts = await dev.readv(off, len);
+              expect(Buffer.compare(Buffer.concat(parts), Buffer.from(model.subarray(off, off + len)))).toBe(
+                0,
+              );
             } else if (op === 'trim') {
               await dev.trim(off, len);
               model.fill(0, off, off + len);

@@ -2,6 +2,8 @@ import { type BlockDevice, checkRange, type Extent } from '../device.js';
 
 /** Allocation unit of the sparse memory device. */
 export const memChunkBytes = 64 * 1024;
+/** What holes read as through `readv` (never written to). */
+const zeroChunk = new Uint8Array(memChunkBytes);
 
 /** A sparse device in memory: 64 KiB chunks allocated on first write; trim frees whole chunks. */
 export class MemoryDevice implements BlockDevice {
@@ -28,8 +30,39 @@ export class MemoryDevice implements BlockDevice {
     return out;
   }
 
+  /** Views of the chunks (a shared zero buffer for holes): no copy, no allocation of the data. */
+  async readv(offset: number, length: number): Promise<Uint8Array[]> {
+    checkRange(this.size, offset, length, 'read');
+    const out: Uint8Array[] = [];
+    let p = 0;
+    while (p < length) {
+      const abs = offset + p;
+      const ci = Math.floor(abs / memChunkBytes);
+      const co = abs - ci * memChunkBytes;
+      const n = Math.min(memChunkBytes - co, length - p);
+      const c = this.chunks.get(ci);
+      out.push(c ? c.subarray(co, co + n) : zeroChunk.subarray(0, n));
+      p += n;
+    }
+    return out;
+  }
+
+  async writev(offset: number, parts: Uint8Array[]): Promise<void> {
+    let n = 0;
+    for (const b of parts) n += b.length;
+    checkRange(this.size, offset, n, 'write');
+    for (const b of parts) {
+      this.copyIn(offset, b);
+      offset += b.length;
+    }
+  }
+
   async writeAt(offset: number, bytes: Uint8Array): Promise<void> {
     checkRange(this.size, offset, bytes.length, 'write');
+    this.copyIn(offset, bytes);
+  }
+
+  private copyIn(offset: number, bytes: Uint8Array): void {
     let p = 0;
     while (p < bytes.length) {
       const abs = offset + p;
