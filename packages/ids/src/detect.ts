@@ -504,11 +504,19 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
         for (const name of Object.values(c.vars)) if (name !== undefined && !ctx.vars.has(name)) return false;
       }
       const rel = distance !== undefined || within !== undefined || c.vars?.distance !== undefined;
-      let from = rel ? prevEnd + (distance ?? 0) : (offset ?? 0) + ctx.anchor;
+      // unanchored content searches the whole window (so it may straddle earlier data); offset/depth anchor
+      let from = rel
+        ? prevEnd + (distance ?? 0)
+        : offset === undefined && depth === undefined
+          ? 0
+          : (offset ?? 0) + ctx.anchor;
       let to = payload.length;
       if (rel && within !== undefined) to = Math.min(to, prevEnd + (distance ?? 0) + within);
       if (!rel && depth !== undefined) to = Math.min(to, (offset ?? 0) + depth + ctx.anchor);
-      if (c.startswith) to = Math.min(to, c.bytes.length + ctx.anchor);
+      if (c.startswith) {
+        from = Math.max(from, ctx.anchor);
+        to = Math.min(to, c.bytes.length + ctx.anchor);
+      }
       if (s.first) from = Math.max(from, ctx.firstFrom);
       from = Math.max(0, from);
       if (c.negated) {
@@ -660,6 +668,9 @@ const packetOnlySteps = new Set(['dsize', 'flags', 'itype', 'icode', 'ttl', 'icm
  * 4 KiB costs ~15% over per-packet matching on ndpi-mix-a with the community rules; 32 KiB cost 6x.
  */
 export const streamWindowBytes = 4 * 1024;
+
+/** Stream bytes inspected at once at most (a larger release is inspected piece by piece). */
+export const streamPieceBytesMax = 16 * 1024;
 
 /** Alerts one rule may raise on one stream delivery at most. */
 const streamAlertsPerDeliveryMax = 64;
@@ -1080,8 +1091,18 @@ export class Engine {
     chunk: Chunk | undefined,
     out: Alert[],
   ): void {
+    if (!chunk) return;
+    // a large release is inspected in pieces: bounded work per rule evaluation (a pcre never sees more
+    // than the window plus one piece), matches across the pieces still found through the window
+    for (let at = 0; at < chunk.data.length; at += streamPieceBytesMax) {
+      const data = chunk.data.subarray(at, at + streamPieceBytesMax);
+      this.deliverPiece(f, fd, dir, { off: chunk.off + at, data, gap: chunk.gap && at === 0 }, out);
+    }
+  }
+
+  private deliverPiece(f: Flow<FlowData>, fd: FlowData, dir: number, chunk: Chunk, out: Alert[]): void {
     const st = fd.streams[dir];
-    if (!chunk || !st || st.done || chunk.data.length === 0) return;
+    if (!st || st.done || chunk.data.length === 0) return;
     this.deliveryGapBytes = 0;
     if (chunk.gap || chunk.off !== st.base + st.len) {
       // bytes are missing before this chunk: no match may straddle the hole
