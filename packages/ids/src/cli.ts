@@ -85,7 +85,25 @@ Example:
       rules.push(...r.rules);
     }
     const out = values.alerts ? createWriteStream(resolve(io.cwd, values.alerts)) : io.stdout;
-    const totals = { packets: 0, bytes: 0, seconds: 0, alerts: 0, rulesLoaded: 0, rulesSkipped: 0 };
+    const totals = {
+      packets: 0,
+      bytes: 0,
+      seconds: 0,
+      alerts: 0,
+      rulesLoaded: 0,
+      rulesSkipped: 0,
+      decodeFailures: 0,
+      badChecksums: 0,
+      flows: 0,
+      flowsEvicted: 0,
+      segmentsInOrder: 0,
+      segmentsOutOfOrder: 0,
+      segmentsRetransmitted: 0,
+      segmentsDropped: 0,
+      streamBytes: 0,
+      datagramsReassembled: 0,
+      reassemblyPeakBytes: 0,
+    };
     for (const p of pcaps) {
       let r: Awaited<ReturnType<typeof runCapture>>;
       try {
@@ -119,16 +137,32 @@ Example:
       totals.alerts += r.alerts.length;
       totals.rulesLoaded = r.rulesLoaded;
       totals.rulesSkipped = r.rulesSkipped.length;
+      totals.decodeFailures += r.decodeFailures;
+      totals.badChecksums += r.stats.badChecksums;
+      totals.flows += r.flows.created;
+      totals.flowsEvicted += r.flows.evicted.capacity;
+      totals.segmentsInOrder += r.stats.segmentsInOrder;
+      totals.segmentsOutOfOrder += r.stats.segmentsOutOfOrder;
+      totals.segmentsRetransmitted += r.stats.segmentsRetransmitted;
+      totals.segmentsDropped += r.stats.segmentsDropped;
+      totals.streamBytes += r.stats.streamBytes;
+      totals.datagramsReassembled += r.defrag?.reassembled ?? 0;
+      totals.reassemblyPeakBytes = Math.max(totals.reassemblyPeakBytes, r.reassemblyPeakBytes);
     }
     if (out !== io.stdout)
       await new Promise<void>((res) => (out as ReturnType<typeof createWriteStream>).end(res));
-    const stats = { ...totals, mbps: (totals.bytes * 8) / 1e6 / Math.max(totals.seconds, 1e-9) };
+    const segments = totals.segmentsInOrder + totals.segmentsOutOfOrder;
+    const stats = {
+      ...totals,
+      mbps: (totals.bytes * 8) / 1e6 / Math.max(totals.seconds, 1e-9),
+      outOfOrderShare: segments ? totals.segmentsOutOfOrder / segments : 0,
+    };
     if (values.stats) {
       const { writeFileSync } = await import('node:fs');
       writeFileSync(resolve(io.cwd, values.stats), `${JSON.stringify(stats, null, 2)}\n`);
     } else if (!values.quiet)
       io.stderr.write(
-        `strata ids: ${stats.packets} packets, ${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps\n`,
+        `strata ids: ${stats.packets} packets, ${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, reassembly peak ${stats.reassemblyPeakBytes} bytes\n`,
       );
     return 0;
   },

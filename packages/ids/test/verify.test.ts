@@ -172,5 +172,26 @@ describe.runIf(have)('suricata-verify conformance set', () => {
     );
     expect(f.stdout()).toMatch(/\[\*\*\] \[1:\d+:\d+\] .* \[\*\*\]/);
     expect(await runCommand(commands[0]!, ['--pcap', 'x'], captureIo().io)).toBe(2);
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/ids-stats-`);
+    try {
+      const s = captureIo();
+      const args = [
+        '--rules',
+        `${base}cases/alert-testmyids/test.rules`,
+        '--pcap',
+        `${base}cases/alert-testmyids/input.pcap`,
+      ];
+      expect(
+        await runCommand(commands[0]!, [...args, '--stats', `${dir}/s.json`, '--alerts', `${dir}/a`], s.io),
+      ).toBe(0);
+      const stats = JSON.parse(readFileSync(`${dir}/s.json`, 'utf8'));
+      expect(stats).toMatchObject({ packets: 10, alerts: 1, flows: 1, segmentsOutOfOrder: 0 });
+      expect(stats.reassemblyPeakBytes).toBeGreaterThan(0);
+      expect(await runCommand(commands[0]!, [...args, '--overlap-policy', 'nope'], captureIo().io)).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
