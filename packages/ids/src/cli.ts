@@ -4,6 +4,7 @@ import { CliError, type Command, type DemoStep, parseBytes, parseFlags, UsageErr
 import { alertFast, eveJson } from './detect.js';
 import { loadRules, runCapture } from './run.js';
 import { type OverlapPolicy, overlapPolicies } from './stream.js';
+import { parseVarsFile } from './vars.js';
 
 const idsCmd: Command = {
   name: 'ids',
@@ -14,10 +15,12 @@ TCP sessions are tracked and reassembled; payload rules on tcp match the reassem
 single packets only, tcp-stream: the stream only). No HTTP buffers or thresholds yet; rules it cannot
 evaluate are listed on stderr with the reason.
 
-Usage: strata ids --rules FILE... --pcap FILE... [--var NAME=VALUE]... [--format fast|json] [--alerts FILE]
-                  [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none|auto]
+Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VALUE]...
+                  [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none|auto]
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
 
+  --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
+                       and port-groups, or NAME=VALUE lines; --var wins over a file
   --checksum-validation  all (default): a packet with a bad IP/TCP/UDP checksum is matched on its own but
                        moves no TCP state; none: checksums ignored; auto: off when over 10% of the first
                        1,000 packets fail (checksum offloading on the capturing host)
@@ -34,6 +37,7 @@ Example:
       rules: { type: 'string', multiple: true },
       pcap: { type: 'string', multiple: true },
       var: { type: 'string', multiple: true },
+      vars: { type: 'string', multiple: true },
       format: { type: 'string' },
       alerts: { type: 'string' },
       stats: { type: 'string' },
@@ -67,6 +71,19 @@ Example:
         ? 2 ** 20
         : parseBytes(values['reassembly-depth'], '--reassembly-depth');
     const vars: Record<string, string> = {};
+    for (const f of (values.vars as string[] | undefined) ?? []) {
+      let text: string;
+      try {
+        text = readFileSync(resolve(io.cwd, f), 'utf8');
+      } catch (e) {
+        throw new CliError(`--vars ${f}: ${(e as Error).message}`);
+      }
+      try {
+        Object.assign(vars, parseVarsFile(text, f));
+      } catch (e) {
+        throw new CliError((e as Error).message);
+      }
+    }
     for (const v of (values.var as string[] | undefined) ?? []) {
       const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/.exec(v);
       if (!m) throw new UsageError(`--var: expected NAME=VALUE, got '${v}'`);

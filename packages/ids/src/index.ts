@@ -72,3 +72,4 @@ export {
   type StreamStats,
 } from './stream.js';
 export { parseRate, type RateEvent, RateLimiter, type RateSpec, trackedMax } from './threshold.js';
+export { parseVarsFile, VarsFileError } from './vars.js';

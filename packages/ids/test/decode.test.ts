@@ -121,3 +121,33 @@ describe('more header options', () => {
     ).toEqual([1, 2]);
   });
 });
+
+describe('variables from a file', () => {
+  it('reads snort.conf ipvar/portvar/var, suricata.yaml address-groups/port-groups and NAME=VALUE', async () => {
+    const { parseVarsFile } = await import('../src/index.js');
+    expect(
+      parseVarsFile(
+        '# snort\nipvar HOME_NET [10.0.0.0/8]\nportvar HTTP_PORTS [80,8080]\nvar RULE_PATH rules\n',
+      ),
+    ).toEqual({ HOME_NET: '[10.0.0.0/8]', HTTP_PORTS: '[80,8080]', RULE_PATH: 'rules' });
+    const yaml = [
+      '%YAML 1.1',
+      '---',
+      'vars:',
+      '  address-groups:',
+      '    HOME_NET: "[192.168.0.0/16]"',
+      '    EXTERNAL_NET: "!$HOME_NET"',
+      '  port-groups:',
+      '    HTTP_PORTS: "80"',
+      'stream:',
+      '  midstream: true',
+    ].join('\n');
+    expect(parseVarsFile(yaml)).toEqual({
+      HOME_NET: '[192.168.0.0/16]',
+      EXTERNAL_NET: '!$HOME_NET',
+      HTTP_PORTS: '80',
+    });
+    expect(parseVarsFile('A=1\nB = "x y"')).toEqual({ A: '1', B: 'x y' });
+    expect(() => parseVarsFile('ok=1\nwhat is this', 'v.conf')).toThrow(/^v\.conf:2: expected/);
+  });
+});
