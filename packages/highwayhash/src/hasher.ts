@@ -5,6 +5,7 @@ import {
   finalize256,
   resetState,
   updateLanes,
+  updatePackets,
   updateRemainder,
 } from './portable.js';
 
@@ -65,7 +66,7 @@ export function absorbPackets(s: Uint32Array, data: Uint8Array, scratch: Uint32A
   const n = data.length & ~31;
   if ((data.byteOffset & 3) === 0) {
     const w = new Uint32Array(data.buffer, data.byteOffset, n >>> 2);
-    for (let p = 0; p < w.length; p += 8) updateLanes(s, w, p);
+    updatePackets(s, w, 0, w.length);
   } else {
     const b = new Uint8Array(scratch.buffer, scratch.byteOffset, 32);
     for (let off = 0; off < n; off += 32) {

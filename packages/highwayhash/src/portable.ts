@@ -47,76 +47,251 @@ export function resetState(s: Uint32Array, key: Uint32Array): void {
   }
 }
 
-/**
- * One round: absorbs four u64 lanes read as 8 u32 words from `w` at `p` (lo, hi order).
- * The 32x32->64 multiplies are split into 16-bit halves so that every intermediate stays exact.
- */
+/** One round: absorbs four u64 lanes read as 8 u32 words from `w` at `p` (lo, hi order). */
 export function updateLanes(s: Uint32Array, w: Uint32Array, p: number): void {
-  for (let i = 0; i < 8; i += 2) {
-    // v1 += mul0 + lane
-    let lo = s[V1 + i]! + s[MUL0 + i]! + w[p + i]!;
-    let hi = s[V1 + i + 1]! + s[MUL0 + i + 1]! + w[p + i + 1]! + Math.floor(lo / 0x100000000);
-    const v1lo = lo >>> 0;
-    const v1hi = hi >>> 0;
-    s[V1 + i] = v1lo;
-    s[V1 + i + 1] = v1hi;
-    // mul0 ^= lo32(v1) * hi32(v0)
-    let a = v1lo;
-    let b = s[V0 + i + 1]!;
-    let a0 = a & 0xffff;
-    let a1 = a >>> 16;
-    let b0 = b & 0xffff;
-    let b1 = b >>> 16;
-    let m1 = a1 * b0;
-    let m2 = a0 * b1;
-    let mid = ((a0 * b0) >>> 16) + (m1 & 0xffff) + (m2 & 0xffff);
-    s[MUL0 + i] = (s[MUL0 + i]! ^ Math.imul(a, b)) >>> 0;
-    s[MUL0 + i + 1] = (s[MUL0 + i + 1]! ^ (a1 * b1 + (m1 >>> 16) + (m2 >>> 16) + (mid >>> 16))) >>> 0;
-    // v0 += mul1
-    lo = s[V0 + i]! + s[MUL1 + i]!;
-    hi = s[V0 + i + 1]! + s[MUL1 + i + 1]! + (lo > 0xffffffff ? 1 : 0);
-    const v0lo = lo >>> 0;
-    s[V0 + i] = v0lo;
-    s[V0 + i + 1] = hi >>> 0;
-    // mul1 ^= lo32(v0) * hi32(v1)
-    a = v0lo;
-    b = v1hi;
-    a0 = a & 0xffff;
-    a1 = a >>> 16;
-    b0 = b & 0xffff;
-    b1 = b >>> 16;
-    m1 = a1 * b0;
-    m2 = a0 * b1;
-    mid = ((a0 * b0) >>> 16) + (m1 & 0xffff) + (m2 & 0xffff);
-    s[MUL1 + i] = (s[MUL1 + i]! ^ Math.imul(a, b)) >>> 0;
-    s[MUL1 + i + 1] = (s[MUL1 + i + 1]! ^ (a1 * b1 + (m1 >>> 16) + (m2 >>> 16) + (mid >>> 16))) >>> 0;
-  }
-  zipperMergeAndAdd(s, V1 + 2, V1, V0 + 2, V0);
-  zipperMergeAndAdd(s, V1 + 6, V1 + 4, V0 + 6, V0 + 4);
-  zipperMergeAndAdd(s, V0 + 2, V0, V1 + 2, V1);
-  zipperMergeAndAdd(s, V0 + 6, V0 + 4, V1 + 6, V1 + 4);
+  updatePackets(s, w, p, p + 8);
 }
 
 /**
- * add0 += bytes [b3 a4 b2 b5 a6 b1 a7 b0] and add1 += bytes [a3 b4 a2 a5 a1 b6 a0 b7] (byte 0 first),
- * where a = lane `ia`, b = lane `ib`: the byte permutation the paper uses to spread multiplication results.
+ * Absorbs the packets of `w` from word `from` to word `to` (multiples of 8) into `s`, with the whole state
+ * in local variables (a long input does not load and store it through the typed array on every operation).
+ * Per lane: v1 += mul0 + input; mul0 ^= lo32(v1) * hi32(v0); v0 += mul1; mul1 ^= lo32(v0) * hi32(v1). Then
+ * the zipper merges: v0 += bytes [b3 a4 b2 b5 a6 b1 a7 b0] and its neighbour lane += [a3 b4 a2 a5 a1 b6 a0 b7]
+ * (byte 0 first) of v1's lane pairs (a = odd lane, b = even lane), and the same from v0 into v1 — the
+ * permutation the paper uses to spread the multiplication results. The 32x32->64 multiplies are split into
+ * 16-bit halves so that every intermediate stays exact.
  */
-function zipperMergeAndAdd(s: Uint32Array, ia: number, ib: number, iadd1: number, iadd0: number): void {
-  const alo = s[ia]!;
-  const ahi = s[ia + 1]!;
-  const blo = s[ib]!;
-  const bhi = s[ib + 1]!;
-  const e0lo = ((blo >>> 24) | ((ahi & 0xff) << 8) | (blo & 0xff0000) | (((bhi >>> 8) & 0xff) << 24)) >>> 0;
-  const e0hi = (((ahi >>> 16) & 0xff) | (blo & 0xff00) | ((ahi >>> 24) << 16) | ((blo & 0xff) << 24)) >>> 0;
-  const e1lo = ((alo >>> 24) | ((bhi & 0xff) << 8) | (alo & 0xff0000) | (((ahi >>> 8) & 0xff) << 24)) >>> 0;
-  const e1hi =
-    (((alo >>> 8) & 0xff) | ((bhi & 0xff0000) >>> 8) | ((alo & 0xff) << 16) | (bhi & 0xff000000)) >>> 0;
-  let lo = s[iadd0]! + e0lo;
-  s[iadd0] = lo >>> 0;
-  s[iadd0 + 1] = (s[iadd0 + 1]! + e0hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-  lo = s[iadd1]! + e1lo;
-  s[iadd1] = lo >>> 0;
-  s[iadd1 + 1] = (s[iadd1 + 1]! + e1hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+export function updatePackets(s: Uint32Array, w: Uint32Array, from: number, to: number): void {
+  let v00l = s[0]!;
+  let v00h = s[1]!;
+  let v01l = s[2]!;
+  let v01h = s[3]!;
+  let v02l = s[4]!;
+  let v02h = s[5]!;
+  let v03l = s[6]!;
+  let v03h = s[7]!;
+  let v10l = s[8]!;
+  let v10h = s[9]!;
+  let v11l = s[10]!;
+  let v11h = s[11]!;
+  let v12l = s[12]!;
+  let v12h = s[13]!;
+  let v13l = s[14]!;
+  let v13h = s[15]!;
+  let m00l = s[16]!;
+  let m00h = s[17]!;
+  let m01l = s[18]!;
+  let m01h = s[19]!;
+  let m02l = s[20]!;
+  let m02h = s[21]!;
+  let m03l = s[22]!;
+  let m03h = s[23]!;
+  let m10l = s[24]!;
+  let m10h = s[25]!;
+  let m11l = s[26]!;
+  let m11h = s[27]!;
+  let m12l = s[28]!;
+  let m12h = s[29]!;
+  let m13l = s[30]!;
+  let m13h = s[31]!;
+  let lo = 0;
+  let hi = 0;
+  let a = 0;
+  let b = 0;
+  for (let p = from; p < to; p += 8) {
+    // lane 0
+    lo = v10l + m00l + w[p + 0]!;
+    hi = v10h + m00h + w[p + 1]! + ((lo / 0x100000000) | 0);
+    v10l = lo >>> 0;
+    v10h = hi >>> 0;
+    a = v10l;
+    b = v00h;
+    m00l = (m00l ^ Math.imul(a, b)) >>> 0;
+    m00h = (m00h ^ mulHi(a, b)) >>> 0;
+    lo = v00l + m10l;
+    v00h = (v00h + m10h + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+    v00l = lo >>> 0;
+    a = v00l;
+    b = v10h;
+    m10l = (m10l ^ Math.imul(a, b)) >>> 0;
+    m10h = (m10h ^ mulHi(a, b)) >>> 0;
+    // lane 1
+    lo = v11l + m01l + w[p + 2]!;
+    hi = v11h + m01h + w[p + 3]! + ((lo / 0x100000000) | 0);
+    v11l = lo >>> 0;
+    v11h = hi >>> 0;
+    a = v11l;
+    b = v01h;
+    m01l = (m01l ^ Math.imul(a, b)) >>> 0;
+    m01h = (m01h ^ mulHi(a, b)) >>> 0;
+    lo = v01l + m11l;
+    v01h = (v01h + m11h + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+    v01l = lo >>> 0;
+    a = v01l;
+    b = v11h;
+    m11l = (m11l ^ Math.imul(a, b)) >>> 0;
+    m11h = (m11h ^ mulHi(a, b)) >>> 0;
+    // lane 2
+    lo = v12l + m02l + w[p + 4]!;
+    hi = v12h + m02h + w[p + 5]! + ((lo / 0x100000000) | 0);
+    v12l = lo >>> 0;
+    v12h = hi >>> 0;
+    a = v12l;
+    b = v02h;
+    m02l = (m02l ^ Math.imul(a, b)) >>> 0;
+    m02h = (m02h ^ mulHi(a, b)) >>> 0;
+    lo = v02l + m12l;
+    v02h = (v02h + m12h + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+    v02l = lo >>> 0;
+    a = v02l;
+    b = v12h;
+    m12l = (m12l ^ Math.imul(a, b)) >>> 0;
+    m12h = (m12h ^ mulHi(a, b)) >>> 0;
+    // lane 3
+    lo = v13l + m03l + w[p + 6]!;
+    hi = v13h + m03h + w[p + 7]! + ((lo / 0x100000000) | 0);
+    v13l = lo >>> 0;
+    v13h = hi >>> 0;
+    a = v13l;
+    b = v03h;
+    m03l = (m03l ^ Math.imul(a, b)) >>> 0;
+    m03h = (m03h ^ mulHi(a, b)) >>> 0;
+    lo = v03l + m13l;
+    v03h = (v03h + m13h + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+    v03l = lo >>> 0;
+    a = v03l;
+    b = v13h;
+    m13l = (m13l ^ Math.imul(a, b)) >>> 0;
+    m13h = (m13h ^ mulHi(a, b)) >>> 0;
+    // zipper merge: a = v11, b = v10 into v01 and v00
+    {
+      const alo = v11l;
+      const ahi = v11h;
+      const blo = v10l;
+      const bhi = v10h;
+      const e0lo =
+        ((blo >>> 24) | ((ahi & 0xff) << 8) | (blo & 0xff0000) | (((bhi >>> 8) & 0xff) << 24)) >>> 0;
+      const e0hi =
+        (((ahi >>> 16) & 0xff) | (blo & 0xff00) | ((ahi >>> 24) << 16) | ((blo & 0xff) << 24)) >>> 0;
+      const e1lo =
+        ((alo >>> 24) | ((bhi & 0xff) << 8) | (alo & 0xff0000) | (((ahi >>> 8) & 0xff) << 24)) >>> 0;
+      const e1hi =
+        (((alo >>> 8) & 0xff) | ((bhi & 0xff0000) >>> 8) | ((alo & 0xff) << 16) | (bhi & 0xff000000)) >>> 0;
+      lo = v00l + e0lo;
+      v00h = (v00h + e0hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+      v00l = lo >>> 0;
+      lo = v01l + e1lo;
+      v01h = (v01h + e1hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+      v01l = lo >>> 0;
+    }
+    // zipper merge: a = v13, b = v12 into v03 and v02
+    {
+      const alo = v13l;
+      const ahi = v13h;
+      const blo = v12l;
+      const bhi = v12h;
+      const e0lo =
+        ((blo >>> 24) | ((ahi & 0xff) << 8) | (blo & 0xff0000) | (((bhi >>> 8) & 0xff) << 24)) >>> 0;
+      const e0hi =
+        (((ahi >>> 16) & 0xff) | (blo & 0xff00) | ((ahi >>> 24) << 16) | ((blo & 0xff) << 24)) >>> 0;
+      const e1lo =
+        ((alo >>> 24) | ((bhi & 0xff) << 8) | (alo & 0xff0000) | (((ahi >>> 8) & 0xff) << 24)) >>> 0;
+      const e1hi =
+        (((alo >>> 8) & 0xff) | ((bhi & 0xff0000) >>> 8) | ((alo & 0xff) << 16) | (bhi & 0xff000000)) >>> 0;
+      lo = v02l + e0lo;
+      v02h = (v02h + e0hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+      v02l = lo >>> 0;
+      lo = v03l + e1lo;
+      v03h = (v03h + e1hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+      v03l = lo >>> 0;
+    }
+    // zipper merge: a = v01, b = v00 into v11 and v10
+    {
+      const alo = v01l;
+      const ahi = v01h;
+      const blo = v00l;
+      const bhi = v00h;
+      const e0lo =
+        ((blo >>> 24) | ((ahi & 0xff) << 8) | (blo & 0xff0000) | (((bhi >>> 8) & 0xff) << 24)) >>> 0;
+      const e0hi =
+        (((ahi >>> 16) & 0xff) | (blo & 0xff00) | ((ahi >>> 24) << 16) | ((blo & 0xff) << 24)) >>> 0;
+      const e1lo =
+        ((alo >>> 24) | ((bhi & 0xff) << 8) | (alo & 0xff0000) | (((ahi >>> 8) & 0xff) << 24)) >>> 0;
+      const e1hi =
+        (((alo >>> 8) & 0xff) | ((bhi & 0xff0000) >>> 8) | ((alo & 0xff) << 16) | (bhi & 0xff000000)) >>> 0;
+      lo = v10l + e0lo;
+      v10h = (v10h + e0hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+      v10l = lo >>> 0;
+      lo = v11l + e1lo;
+      v11h = (v11h + e1hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+      v11l = lo >>> 0;
+    }
+    // zipper merge: a = v03, b = v02 into v13 and v12
+    {
+      const alo = v03l;
+      const ahi = v03h;
+      const blo = v02l;
+      const bhi = v02h;
+      const e0lo =
+        ((blo >>> 24) | ((ahi & 0xff) << 8) | (blo & 0xff0000) | (((bhi >>> 8) & 0xff) << 24)) >>> 0;
+      const e0hi =
+        (((ahi >>> 16) & 0xff) | (blo & 0xff00) | ((ahi >>> 24) << 16) | ((blo & 0xff) << 24)) >>> 0;
+      const e1lo =
+        ((alo >>> 24) | ((bhi & 0xff) << 8) | (alo & 0xff0000) | (((ahi >>> 8) & 0xff) << 24)) >>> 0;
+      const e1hi =
+        (((alo >>> 8) & 0xff) | ((bhi & 0xff0000) >>> 8) | ((alo & 0xff) << 16) | (bhi & 0xff000000)) >>> 0;
+      lo = v12l + e0lo;
+      v12h = (v12h + e0hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+      v12l = lo >>> 0;
+      lo = v13l + e1lo;
+      v13h = (v13h + e1hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+      v13l = lo >>> 0;
+    }
+  }
+  s[0] = v00l;
+  s[1] = v00h;
+  s[2] = v01l;
+  s[3] = v01h;
+  s[4] = v02l;
+  s[5] = v02h;
+  s[6] = v03l;
+  s[7] = v03h;
+  s[8] = v10l;
+  s[9] = v10h;
+  s[10] = v11l;
+  s[11] = v11h;
+  s[12] = v12l;
+  s[13] = v12h;
+  s[14] = v13l;
+  s[15] = v13h;
+  s[16] = m00l;
+  s[17] = m00h;
+  s[18] = m01l;
+  s[19] = m01h;
+  s[20] = m02l;
+  s[21] = m02h;
+  s[22] = m03l;
+  s[23] = m03h;
+  s[24] = m10l;
+  s[25] = m10h;
+  s[26] = m11l;
+  s[27] = m11h;
+  s[28] = m12l;
+  s[29] = m12h;
+  s[30] = m13l;
+  s[31] = m13h;
+}
+
+/** The high 32 bits of the 64-bit product of two u32 values, from 16-bit halves (every step exact). */
+function mulHi(a: number, b: number): number {
+  const a0 = a & 0xffff;
+  const a1 = a >>> 16;
+  const b0 = b & 0xffff;
+  const b1 = b >>> 16;
+  const m1 = a1 * b0;
+  const m2 = a0 * b1;
+  const mid = ((a0 * b0) >>> 16) + (m1 & 0xffff) + (m2 & 0xffff);
+  return a1 * b1 + (m1 >>> 16) + (m2 >>> 16) + (mid >>> 16);
 }
 
 /** Absorbs the final 1..31 bytes `tail[0..size)` (size = total length mod 32), as the reference does. */
