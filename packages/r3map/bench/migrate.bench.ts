@@ -29,7 +29,7 @@ async function once(withLoad: boolean) {
     new Uint8Array(size).map((_, i) => i & 0xff),
   );
   const source = new TrackedDevice(src, chunk);
-  const server = new NbdServer([{ name: '', device: source }]);
+  const server = new NbdServer([{ name: '', device: source.copySource }]);
   const port = await server.listen(0);
   const remote = await NbdClientDevice.connect('127.0.0.1', port, '');
   const dest = new MountDevice(new MemoryDevice(size), remote, { chunkBytes: chunk, pullConcurrency: 4 });
@@ -51,27 +51,29 @@ async function once(withLoad: boolean) {
     }
   })();
   const t = performance.now();
-  const r = withLoad
-    ? await migrate(source, dest, front, { dirtyChunksMax: 8 })
-    : (await dest.pullAll(), undefined);
+  let r: Awaited<ReturnType<typeof migrate>> | undefined;
+  if (withLoad) r = await migrate(source, dest, front, { dirtyChunksMax: 8 });
+  else await dest.pullAll();
   const ms = performance.now() - t;
   stop = true;
   await load;
   await remote.close();
   await server.close();
-  return { ms, report: r, writes, fetched: dest.stats.fetchedOnDemand + dest.stats.fetchedInBackground };
+  return { ms, report: r, writes, bytesSent: dest.stats.bytesFetched };
 }
 
 const raw: number[] = [];
 const total: number[] = [];
 const downtime: number[] = [];
 const resent: number[] = [];
+const sent: number[] = [];
 for (let i = 0; i < runs; i++) {
   raw.push((await once(false)).ms);
   const m = await once(true);
   total.push(m.ms);
   downtime.push(m.report!.downtimeMs);
   resent.push(m.report!.chunksResent);
+  sent.push(m.bytesSent);
 }
 const rows = [
   ['raw copy (same code, no load) median', `${percentile(raw, 50).toFixed(0)} ms`],
@@ -84,6 +86,10 @@ const rows = [
     `${percentile(downtime, 50).toFixed(2)} / ${percentile(downtime, 99).toFixed(2)} ms`,
   ],
   ['chunks re-sent (median)', `${percentile(resent, 50)} of ${size / chunk} (64 KiB chunks)`],
+  [
+    'bytes sent (median)',
+    `${(percentile(sent, 50) / 2 ** 20).toFixed(1)} MiB (${(percentile(sent, 50) / size).toFixed(2)}x the device)`,
+  ],
 ];
 console.log(
   `${size >> 20} MiB, ${rateBytes >> 20} MiB/s of random 4 KiB writes, ${runs} runs\n${table(['measure', 'value'], rows)}`,
@@ -97,4 +103,5 @@ writeResults('bench/results', 'migrate', {
   total,
   downtime,
   resent,
+  sent,
 });

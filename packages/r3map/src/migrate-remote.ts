@@ -122,7 +122,7 @@ export class MigrationSource {
       throw new RangeError(`chunk size must be 64 KiB to 4 MiB, got ${this.chunkBytes}`);
     this.tracked = new TrackedDevice(device, this.chunkBytes);
     this.front = new MigratingDevice(this.tracked);
-    this.exportDevice = new ExportDevice(this.tracked, opts.onSend);
+    this.exportDevice = new ExportDevice(this.tracked.copySource, opts.onSend);
     this.exportServer = new NbdServer([{ name: '', device: this.exportDevice, readOnly: true }]);
     this.released = new Promise((r) => (this.resolveReleased = r));
   }

@@ -66,14 +66,44 @@ export class TrackedDevice implements BlockDevice {
   async writeAt(offset: number, bytes: Uint8Array, opts?: { fua?: boolean }): Promise<void> {
     checkRange(this.size, offset, bytes.length, 'write');
     if (this.gate) throw new Error('the source is sealed: its writes go to the destination');
-    // marked before it is applied: a concurrent fetch may see either version, and the chunk is re-sent
+    // marked before it is applied (a drain in between still sees it) and again once applied (a copy that
+    // cleared the chunk in between may have read the old bytes): either way the chunk is re-sent
     this.mark(offset, bytes.length);
     this.inflight++;
     try {
       await this.inner.writeAt(offset, bytes, opts);
+      this.mark(offset, bytes.length);
     } finally {
       if (--this.inflight === 0) this.idle?.();
     }
+  }
+
+  /**
+   * The device as the destination copies it: a read clears the chunks it covers whole from the dirty set
+   * before it reads, since their bytes go over now; a write that lands after that marks them again (see
+   * `writeAt`). Without it, a chunk written during the pre-copy before its first copy is sent twice.
+   */
+  get copySource(): BlockDevice {
+    const t = this;
+    return {
+      size: t.size,
+      readAt(offset: number, length: number): Promise<Uint8Array> {
+        t.clearCovered(offset, length);
+        return t.inner.readAt(offset, length);
+      },
+      writeAt: () => Promise.reject(new Error('the copy source is read-only')),
+      flush: () => Promise.resolve(),
+      trim: () => Promise.reject(new Error('the copy source is read-only')),
+      close: () => Promise.resolve(),
+    };
+  }
+
+  private clearCovered(offset: number, length: number): void {
+    if (!this.tracking || length === 0) return;
+    const first = Math.ceil(offset / this.chunkBytes);
+    const end = offset + length;
+    const last = end === this.size ? Math.ceil(end / this.chunkBytes) : Math.floor(end / this.chunkBytes);
+    for (let i = first; i < last; i++) this.dirty.delete(i);
   }
 
   /** Resolves when no write is in flight (call after `seal`). */
@@ -94,6 +124,7 @@ export class TrackedDevice implements BlockDevice {
   async trim(offset: number, length: number): Promise<void> {
     this.mark(offset, length);
     await this.inner.trim(offset, length);
+    this.mark(offset, length);
   }
 
   close(): Promise<void> {

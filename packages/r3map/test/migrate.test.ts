@@ -26,7 +26,7 @@ async function setup(seed: number) {
   const srcDev = new MemoryDevice(size);
   await srcDev.writeAt(0, image);
   const source = new TrackedDevice(srcDev, chunk);
-  const server = new NbdServer([{ name: 'vm', device: source }]);
+  const server = new NbdServer([{ name: 'vm', device: source.copySource }]);
   const port = await server.listen(0);
   const remote = await NbdClientDevice.connect('127.0.0.1', port, 'vm');
   const dest = new MountDevice(new MemoryDevice(size), remote, { chunkBytes: chunk, pullConcurrency: 4 });
