@@ -108,7 +108,7 @@ export function decodeBody(b: Buffer): Payload[] {
     const l = b.readUInt32BE(p);
     if (p + 4 + l > b.length)
       throw new Error(`malformed record batch: record at ${p} of ${l} bytes overruns ${b.length}`);
-    out.push(Uint8Array.from(b.subarray(p + 4, p + 4 + l)));
+    out.push(b.subarray(p + 4, p + 4 + l)); // a view: a frame is never reused or written to
     p += 4 + l;
   }
   return out;
