@@ -46,6 +46,25 @@ export {
   TcpState,
   tcpUpdate,
 } from './flow.js';
+export {
+  decodeContent,
+  defaultHttpBodyBytesMax,
+  defaultHttpDecompressedBytesMax,
+  type HttpAnomalies,
+  type HttpBudget,
+  type HttpEvents,
+  type HttpField,
+  type HttpMessage,
+  type HttpOptions,
+  HttpParser,
+  HttpSession,
+  httpHeaderBytesMax,
+  httpPipelinedMax,
+  newHttpAnomalies,
+  normalizeUri,
+  percentDecode,
+  simplifyPath,
+} from './http.js';
 export { blockBytesMax, CaptureError, type Packet, readCapture } from './pcap.js';
 export {
   bufferKeywords,

@@ -1,0 +1,937 @@
+/**
+ * HTTP/1.x messages on reassembled TCP streams, one parser per direction, following the message syntax of
+ * RFC 9112 (HTTP/1.1): a start line, header fields up to an empty line, then a body framed by
+ * Transfer-Encoding: chunked, Content-Length, or (responses only) the end of the connection (section 6.3).
+ * Requests may be pipelined; responses are paired with requests in order (a HEAD request's response has no
+ * body, 1xx/204/304 have none, a 2xx to CONNECT and a 101 turn the connection into a tunnel).
+ *
+ * Input is never trusted: every buffer has a bound (start and header lines, the header section, the body
+ * kept for inspection, pipelined requests, decompressed bytes), memory is charged to a budget shared with
+ * stream reassembly, and malformed input is counted by reason (`HttpAnomalies`) and either tolerated
+ * (obs-fold, bare LF, a header line without a colon, a chunk without its CRLF) or ends parsing of that
+ * direction (`dead`) when the framing can no longer be trusted (RFC 9112 11.2: a bad Content-Length or
+ * Transfer-Encoding is what request smuggling is made of). Nothing here throws on input.
+ */
+import { brotliDecompressSync, constants, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
+
+/** Bytes of the start line and header section of one message at most (beyond: truncated, anomaly). */
+export const httpHeaderBytesMax = 64 * 1024;
+/** Header fields of one message at most (further fields are dropped, anomaly). */
+export const httpFieldsMax = 256;
+/** Bytes of one chunk-size line at most. */
+export const httpChunkLineBytesMax = 1024;
+/** Requests waiting for their response at most (the oldest is dropped beyond, anomaly). */
+export const httpPipelinedMax = 32;
+/** Content-Encoding layers undone at most. */
+export const httpEncodingsMax = 3;
+
+export interface HttpOptions {
+  /** Body bytes kept for inspection per message (default 64 KiB; the rest is skipped, framing still followed). */
+  bodyBytesMax?: number;
+  /** Decompressed body bytes at most (default 256 KiB). */
+  decompressedBytesMax?: number;
+}
+
+export const defaultHttpBodyBytesMax = 64 * 1024;
+export const defaultHttpDecompressedBytesMax = 256 * 1024;
+
+/** Where held bytes are charged; `take` false means no memory is left. */
+export interface HttpBudget {
+  take(n: number): boolean;
+  give(n: number): void;
+}
+
+/** Malformed or suspicious input, counted by reason. */
+export interface HttpAnomalies {
+  badStartLine: number;
+  headerTooLong: number;
+  tooManyFields: number;
+  badFieldLine: number;
+  obsFold: number;
+  badContentLength: number;
+  transferEncodingAndLength: number;
+  badTransferEncoding: number;
+  badChunkSize: number;
+  badChunkEnd: number;
+  /** Stream bytes missing in the middle of a message. */
+  gap: number;
+  pipelineOverflow: number;
+  responseWithoutRequest: number;
+  decompressFailed: number;
+  decompressCapped: number;
+  memcap: number;
+}
+
+export function newHttpAnomalies(): HttpAnomalies {
+  return {
+    badStartLine: 0,
+    headerTooLong: 0,
+    tooManyFields: 0,
+    badFieldLine: 0,
+    obsFold: 0,
+    badContentLength: 0,
+    transferEncodingAndLength: 0,
+    badTransferEncoding: 0,
+    badChunkSize: 0,
+    badChunkEnd: 0,
+    gap: 0,
+    pipelineOverflow: 0,
+    responseWithoutRequest: 0,
+    decompressFailed: 0,
+    decompressCapped: 0,
+    memcap: 0,
+  };
+}
+
+export interface HttpField {
+  /** As sent (case kept); `lname` lowercased for lookups. */
+  name: string;
+  lname: string;
+  /** Leading and trailing whitespace removed; obs-fold replaced by one space (RFC 9112 5.2). */
+  value: Uint8Array;
+}
+
+export interface HttpMessage {
+  kind: 'request' | 'response';
+  /** Request: method token; response: empty. */
+  method: string;
+  /** Request target as sent. */
+  uri: Uint8Array;
+  version: string;
+  /** Response: the status code (0 for a request) and its three digits, and the reason phrase. */
+  status: number;
+  statusText: Uint8Array;
+  reason: Uint8Array;
+  startLine: Uint8Array;
+  /** The field lines as sent (after the start line, up to the empty line, CRLFs included). */
+  rawHeader: Uint8Array;
+  fields: HttpField[];
+  /** The body after chunked decoding, the first `bodyBytesMax` bytes. */
+  body: Uint8Array;
+  /** Body bytes seen in all (after chunked decoding), kept or not. */
+  bodyBytes: number;
+  bodyTruncated: boolean;
+  /** The message as sent (header section and body), the header and the first `bodyBytesMax` body bytes. */
+  raw: Uint8Array;
+  /** The request this response answers (responses only; absent when none was seen). */
+  request?: HttpMessage;
+}
+
+/** What a parser reports: a message's header section, then the whole message. */
+export interface HttpEvents {
+  headers(m: HttpMessage): void;
+  message(m: HttpMessage): void;
+}
+
+type State =
+  | 'detect'
+  | 'header'
+  | 'length'
+  | 'chunk-size'
+  | 'chunk-data'
+  | 'chunk-end'
+  | 'trailer'
+  | 'close'
+  | 'tunnel'
+  | 'dead'
+  | 'not-http';
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HTAB = 9;
+
+/** A method as HTTP detection accepts it: RFC 9110's tchar narrowed to what methods use in practice. */
+function isMethodChar(c: number, first: boolean): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (!first && ((c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f));
+}
+
+/** Bytes of a push the header buffer takes at once (the section's end is searched for in them). */
+const headerWindowBytes = 2048;
+
+/** Bytes of the first line while the protocol is being detected at most. */
+export const httpStartLineBytesMax = 8 * 1024;
+
+const requestLine = /^(\S+)[ \t]+(.+?)[ \t]+(HTTP\/\d\.\d)[ \t]*$/;
+const statusLine = /^(HTTP\/\d\.\d)[ \t]+(\d{3})(?:[ \t]+(.*))?$/;
+
+const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function trimOws(b: Uint8Array): Uint8Array {
+  let s = 0;
+  let e = b.length;
+  while (s < e && (b[s] === SP || b[s] === HTAB)) s++;
+  while (e > s && (b[e - 1] === SP || b[e - 1] === HTAB || b[e - 1] === CR)) e--;
+  return b.subarray(s, e);
+}
+
+/**
+ * One direction of an HTTP/1.x connection: bytes in (`push`), messages out through `events`. A request
+ * parser starts in `detect`: the first bytes must look like a request line (a method token and a space),
+ * a response parser's like `HTTP/`; otherwise the direction is `not-http` and everything is ignored.
+ */
+export class HttpParser {
+  state: State = 'detect';
+  readonly bodyBytesMax: number;
+  /** Bytes charged to the budget now. */
+  heldBytes = 0;
+  private hdr = new Uint8Array(0);
+  private hdrLen = 0;
+  /** Where the search for the header section's end resumes. */
+  private scan = 0;
+  private detected = 0;
+  /** Index of the first line's LF in the header buffer (-1 until it is in). */
+  private startLineEnd = -1;
+  /** Header sections parsed so far. */
+  messages = 0;
+  private msg: HttpMessage | undefined;
+  private bodyParts: Uint8Array[] = [];
+  private rawParts: Uint8Array[] = [];
+  private kept = 0;
+  private rawKept = 0;
+  /** Body bytes still expected (length framing) or of the current chunk. */
+  private remaining = 0;
+  private line: number[] = [];
+
+  constructor(
+    readonly kind: 'request' | 'response',
+    private readonly events: HttpEvents,
+    private readonly anomalies: HttpAnomalies,
+    private readonly budget: HttpBudget,
+    opts: HttpOptions = {},
+    /** Response framing needs the request's method: called once per final response's header section. */
+    private readonly requestFor: (interim: boolean) => HttpMessage | undefined = () => undefined,
+  ) {
+    this.bodyBytesMax = opts.bodyBytesMax ?? defaultHttpBodyBytesMax;
+  }
+
+  /** Whether the direction is still parsed (not dead, not a tunnel, not another protocol). */
+  get active(): boolean {
+    return this.state !== 'dead' && this.state !== 'tunnel' && this.state !== 'not-http';
+  }
+
+  /** Bytes missing before the next push: a body of known length (or read until close) skips them. */
+  gap(n: number): void {
+    if (!this.active) return;
+    if (this.state === 'detect' && this.hdrLen === 0) return; // nothing seen yet: detect on what follows
+    this.anomalies.gap++;
+    const m = this.msg;
+    if (m && (this.state === 'close' || (this.state === 'length' && n < this.remaining))) {
+      if (this.state === 'length') this.remaining -= n;
+      m.bodyBytes += n;
+      m.bodyTruncated = true;
+      return;
+    }
+    if (m) {
+      m.bodyTruncated = true;
+      this.complete();
+    }
+    this.die();
+  }
+
+  push(data: Uint8Array): void {
+    let i = 0;
+    while (i < data.length && this.active) {
+      switch (this.state) {
+        case 'detect':
+          i = this.detect(data, i);
+          break;
+        case 'header':
+          i = this.header(data, i);
+          break;
+        case 'length': {
+          const n = Math.min(this.remaining, data.length - i);
+          this.body(data.subarray(i, i + n), data.subarray(i, i + n));
+          i += n;
+          this.remaining -= n;
+          if (this.remaining === 0) this.complete();
+          break;
+        }
+        case 'close':
+          this.body(data.subarray(i), data.subarray(i));
+          i = data.length;
+          break;
+        case 'chunk-size':
+        case 'chunk-end':
+        case 'trailer':
+          i = this.chunkLine(data, i);
+          break;
+        case 'chunk-data': {
+          const n = Math.min(this.remaining, data.length - i);
+          this.body(data.subarray(i, i + n), data.subarray(i, i + n));
+          i += n;
+          this.remaining -= n;
+          if (this.remaining === 0) {
+            this.state = 'chunk-end';
+            this.line = [];
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  /** The connection ended: a body read until close is complete; a message cut short is reported as is. */
+  end(): void {
+    const s = this.state;
+    if (
+      s === 'close' ||
+      s === 'length' ||
+      s === 'chunk-size' ||
+      s === 'chunk-data' ||
+      s === 'chunk-end' ||
+      s === 'trailer'
+    ) {
+      if (s !== 'close' && this.msg) this.msg.bodyTruncated = true;
+      this.complete();
+    } else if (s === 'header' && this.hdrLen > 0 && this.startLineEnd >= 0)
+      this.finishHeader(this.hdrLen, true);
+    this.die();
+  }
+
+  /** Gives all held memory back (the flow is gone). */
+  dispose(): void {
+    this.die();
+  }
+
+  private die(): void {
+    this.release();
+    this.hdr = new Uint8Array(0);
+    this.hdrLen = 0;
+    this.msg = undefined;
+    this.state = 'dead';
+  }
+
+  private release(): void {
+    this.budget.give(this.heldBytes);
+    this.heldBytes = 0;
+    this.bodyParts = [];
+    this.rawParts = [];
+    this.kept = 0;
+    this.rawKept = 0;
+  }
+
+  private hold(n: number): boolean {
+    if (!this.budget.take(n)) {
+      this.anomalies.memcap++;
+      this.die();
+      return false;
+    }
+    this.heldBytes += n;
+    return true;
+  }
+
+  /**
+   * The first bytes of a direction: a method (`[A-Z][A-Z0-9_-]*`) and a space, or `HTTP/`. Anything else
+   * is another protocol (`not-http`, not an anomaly). The whole first line is checked once it is in.
+   */
+  private detect(data: Uint8Array, i: number): number {
+    for (let k = i; k < data.length; k++) {
+      const c = data[k]!;
+      if (this.detected === 0 && this.hdrLen === 0 && (c === CR || c === LF)) {
+        i = k + 1; // empty lines before a message are ignored (RFC 9112 2.2)
+        continue;
+      }
+      if (this.kind === 'response') {
+        if (c !== 'HTTP/'.charCodeAt(this.detected)) return this.notHttp();
+        if (++this.detected === 5) break;
+      } else if (c === SP && this.detected > 0) break;
+      else if (!isMethodChar(c, this.detected === 0) || ++this.detected > 24) return this.notHttp();
+    }
+    this.state = 'header';
+    return this.header(data, i);
+  }
+
+  private notHttp(): number {
+    this.release();
+    this.hdr = new Uint8Array(0);
+    this.hdrLen = 0;
+    this.state = 'not-http';
+    return Number.MAX_SAFE_INTEGER;
+  }
+
+  /** A start line that does not parse: another protocol when it is the first, else an anomaly. */
+  private badStart(): number {
+    if (this.messages === 0) return this.notHttp();
+    this.anomalies.badStartLine++;
+    this.die();
+    return Number.MAX_SAFE_INTEGER;
+  }
+
+  private append(data: Uint8Array, from: number, to: number): boolean {
+    const n = to - from;
+    if (this.hdrLen + n > this.hdr.length) {
+      const cap = Math.min(httpHeaderBytesMax, Math.max(this.hdrLen + n, 2 * this.hdr.length, 512));
+      if (!this.hold(cap - this.hdr.length)) return false;
+      const h = new Uint8Array(cap);
+      h.set(this.hdr.subarray(0, this.hdrLen));
+      this.hdr = h;
+    }
+    this.hdr.set(data.subarray(from, to), this.hdrLen);
+    this.hdrLen += n;
+    return true;
+  }
+
+  /**
+   * Collects the header section until an empty line (CRLF CRLF, or bare LFs: RFC 9112 2.2 allows them),
+   * copying at most `headerWindowBytes` past its end (pipelined messages are not copied again and again).
+   */
+  private header(data: Uint8Array, i: number): number {
+    if (this.hdrLen === 0) while (i < data.length && (data[i] === CR || data[i] === LF)) i++;
+    while (i < data.length && this.state === 'header') {
+      const n = Math.min(data.length - i, headerWindowBytes);
+      const used = this.headerPart(data.subarray(i, i + n));
+      i += used;
+      if (used < n) break;
+      if (this.state === 'header' && this.hdrLen === 0) return i; // a section ended exactly here
+    }
+    return i;
+  }
+
+  private headerPart(data: Uint8Array): number {
+    const i = 0;
+    const take = Math.min(data.length - i, httpHeaderBytesMax - this.hdrLen);
+    const start = this.hdrLen;
+    if (!this.append(data, i, i + take)) return Number.MAX_SAFE_INTEGER;
+    const h = this.hdr;
+    if (this.startLineEnd < 0) {
+      const lf = h.subarray(0, this.hdrLen).indexOf(LF);
+      if (lf < 0) {
+        if (this.hdrLen >= httpStartLineBytesMax) return this.badStart();
+        return data.length;
+      }
+      const line = latin1(h.subarray(0, lf > 0 && h[lf - 1] === CR ? lf - 1 : lf));
+      if (!(this.kind === 'request' ? requestLine : statusLine).test(line)) return this.badStart();
+      this.startLineEnd = lf;
+      this.scan = lf;
+    }
+    for (let k = Math.max(this.scan, this.startLineEnd); k < this.hdrLen; k++) {
+      if (h[k] !== LF) continue;
+      // an empty line: LF LF or LF CR LF
+      const next = k + 1 < this.hdrLen ? h[k + 1] : undefined;
+      if (next === LF || (next === CR && k + 2 < this.hdrLen && h[k + 2] === LF)) {
+        const end = next === LF ? k + 2 : k + 3;
+        this.finishHeader(end, false);
+        return i + (end - start);
+      }
+    }
+    this.scan = Math.max(this.startLineEnd, this.hdrLen - 2);
+    if (this.hdrLen >= httpHeaderBytesMax) {
+      // the header section does not fit: inspect the part that did, stop parsing this direction
+      this.anomalies.headerTooLong++;
+      this.finishHeader(this.hdrLen, true);
+      this.die();
+      return Number.MAX_SAFE_INTEGER;
+    }
+    return data.length;
+  }
+
+  /** Parses the header section hdr[0, end) into a message and decides how its body is framed. */
+  private finishHeader(end: number, cut: boolean): void {
+    const section = this.hdr.slice(0, end);
+    // the header buffer goes back; the section is held (charged) until the message is complete
+    this.budget.give(this.hdr.length);
+    this.heldBytes -= this.hdr.length;
+    this.hdr = new Uint8Array(0);
+    this.hdrLen = 0;
+    this.startLineEnd = -1;
+    this.scan = 0;
+    this.messages++;
+    if (!this.hold(section.length)) return;
+    const lines: Uint8Array[] = [];
+    let s = 0;
+    for (let k = 0; k < section.length; k++) {
+      if (section[k] !== LF) continue;
+      lines.push(section.subarray(s, k > s && section[k - 1] === CR ? k - 1 : k));
+      s = k + 1;
+    }
+    if (s < section.length) lines.push(section.subarray(s));
+    while (lines.length > 0 && lines[lines.length - 1]!.length === 0) lines.pop();
+    const startLine = lines[0] ?? new Uint8Array(0);
+    const headerStart = Math.min(
+      section.length,
+      startLine.length + (section[startLine.length] === CR ? 2 : 1),
+    );
+    const m: HttpMessage = {
+      kind: this.kind,
+      method: '',
+      uri: new Uint8Array(0),
+      version: '',
+      status: 0,
+      statusText: new Uint8Array(0),
+      reason: new Uint8Array(0),
+      startLine,
+      rawHeader: trimEmptyLine(section.subarray(headerStart)),
+      fields: [],
+      body: new Uint8Array(0),
+      bodyBytes: 0,
+      bodyTruncated: false,
+      raw: section,
+    };
+    this.parseStartLine(m, startLine);
+    for (const l of lines.slice(1)) {
+      if (l[0] === SP || l[0] === HTAB) {
+        // obs-fold (RFC 9112 5.2): a continuation of the previous field's value, replaced by one space
+        this.anomalies.obsFold++;
+        const prev = m.fields[m.fields.length - 1];
+        if (prev) {
+          const v = trimOws(l);
+          const joined = new Uint8Array(prev.value.length + 1 + v.length);
+          joined.set(prev.value);
+          joined[prev.value.length] = SP;
+          joined.set(v, prev.value.length + 1);
+          prev.value = joined;
+        } else this.anomalies.badFieldLine++;
+        continue;
+      }
+      const colon = l.indexOf(0x3a);
+      if (colon <= 0) {
+        this.anomalies.badFieldLine++;
+        continue;
+      }
+      const rawName = l.subarray(0, colon);
+      const name = latin1(trimOws(rawName));
+      // whitespace between the name and the colon is an error a server must reject (RFC 9112 5.1): kept,
+      // counted, so that rules still see what a lenient server would
+      if (name.length !== rawName.length) this.anomalies.badFieldLine++;
+      if (m.fields.length >= httpFieldsMax) {
+        this.anomalies.tooManyFields++;
+        continue;
+      }
+      m.fields.push({ name, lname: name.toLowerCase(), value: trimOws(l.subarray(colon + 1)) });
+    }
+    this.msg = m;
+    this.rawParts = [];
+    this.rawKept = 0;
+    if (m.kind === 'response') {
+      const interim = m.status >= 100 && m.status < 200 && m.status !== 101;
+      const req = this.requestFor(interim);
+      if (req) m.request = req;
+    }
+    this.events.headers(m);
+    if (cut) {
+      this.complete();
+      return;
+    }
+    this.frame(m);
+  }
+
+  /** RFC 9112 6.3: how the body of `m` ends. */
+  private frame(m: HttpMessage): void {
+    if (m.kind === 'response') {
+      const method = m.request?.method;
+      if (m.status === 101 || (method === 'CONNECT' && m.status >= 200 && m.status < 300)) {
+        this.complete();
+        this.state = 'tunnel';
+        return;
+      }
+      if (method === 'HEAD' || (m.status >= 100 && m.status < 200) || m.status === 204 || m.status === 304) {
+        this.complete();
+        return;
+      }
+    }
+    const te = this.fieldValues(m, 'transfer-encoding');
+    const cl = this.fieldValues(m, 'content-length');
+    if (te.length > 0) {
+      if (cl.length > 0) this.anomalies.transferEncodingAndLength++;
+      const codings = te
+        .join(',')
+        .split(',')
+        .map((x) => x.trim().toLowerCase())
+        .filter(Boolean);
+      if (codings[codings.length - 1] === 'chunked') {
+        this.state = 'chunk-size';
+        this.line = [];
+        return;
+      }
+      this.anomalies.badTransferEncoding++;
+      if (m.kind === 'request') {
+        this.complete();
+        this.die();
+      } else this.state = 'close';
+      return;
+    }
+    if (cl.length > 0) {
+      const values = new Set(
+        cl
+          .join(',')
+          .split(',')
+          .map((x) => x.trim()),
+      );
+      const v = [...values][0] ?? '';
+      if (values.size !== 1 || !/^\d{1,15}$/.test(v)) {
+        this.anomalies.badContentLength++;
+        this.complete();
+        this.die();
+        return;
+      }
+      this.remaining = Number(v);
+      if (this.remaining === 0) this.complete();
+      else this.state = 'length';
+      return;
+    }
+    if (m.kind === 'request') this.complete();
+    else this.state = 'close';
+  }
+
+  private fieldValues(m: HttpMessage, lname: string): string[] {
+    return m.fields.filter((f) => f.lname === lname).map((f) => latin1(f.value));
+  }
+
+  /** Fills method, target, version, status and reason from a start line already checked by `header`. */
+  private parseStartLine(m: HttpMessage, l: Uint8Array): void {
+    const text = latin1(l);
+    if (this.kind === 'request') {
+      // method SP request-target SP HTTP-version (RFC 9112 3); runs of spaces (and spaces in the target) tolerated
+      const p = requestLine.exec(text);
+      if (!p) return;
+      m.method = p[1]!;
+      const at = text.indexOf(p[2]!, p[1]!.length);
+      m.uri = l.subarray(at, at + p[2]!.length);
+      m.version = p[3]!;
+      return;
+    }
+    // HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 4)
+    const p = statusLine.exec(text);
+    if (!p) return;
+    m.version = p[1]!;
+    m.status = Number(p[2]);
+    const at = text.indexOf(p[2]!, p[1]!.length);
+    m.statusText = l.subarray(at, at + 3);
+    if (p[3] !== undefined) m.reason = l.subarray(l.length - p[3].length);
+  }
+
+  /** Body bytes: `decoded` after chunked decoding, `raw` as sent (both kept up to bodyBytesMax). */
+  private body(decoded: Uint8Array, raw: Uint8Array): void {
+    const m = this.msg;
+    if (!m) return;
+    m.bodyBytes += decoded.length;
+    const keep = Math.min(decoded.length, this.bodyBytesMax - this.kept);
+    if (keep < decoded.length) m.bodyTruncated = true;
+    if (keep > 0) {
+      if (!this.hold(keep)) return;
+      this.bodyParts.push(decoded.slice(0, keep));
+      this.kept += keep;
+    }
+    const rawKeep = Math.min(raw.length, this.bodyBytesMax - this.rawKept);
+    if (rawKeep > 0) {
+      if (!this.hold(rawKeep)) return;
+      this.rawParts.push(raw.slice(0, rawKeep));
+      this.rawKept += rawKeep;
+    }
+  }
+
+  /** Chunk-size lines, the CRLF after chunk data, and the trailer section (RFC 9112 7.1). */
+  private chunkLine(data: Uint8Array, i: number): number {
+    for (; i < data.length; i++) {
+      const c = data[i]!;
+      if (this.state === 'chunk-end' && this.line.length === 0 && c !== CR && c !== LF) {
+        // chunk data not followed by CRLF: tolerated, the byte starts the next chunk-size line
+        this.anomalies.badChunkEnd++;
+        this.state = 'chunk-size';
+      }
+      this.rawByte(c);
+      if (c !== LF) {
+        if (this.line.length >= httpChunkLineBytesMax) {
+          if (this.state === 'trailer') this.line = [];
+          else {
+            this.anomalies.badChunkSize++;
+            this.complete();
+            this.die();
+            return data.length;
+          }
+        }
+        this.line.push(c);
+        continue;
+      }
+      if (this.line[this.line.length - 1] === CR) this.line.pop();
+      const line = this.line;
+      this.line = [];
+      if (this.state === 'chunk-end') {
+        this.state = 'chunk-size';
+        continue;
+      }
+      if (this.state === 'trailer') {
+        if (line.length === 0) {
+          this.complete();
+          return i + 1;
+        }
+        continue;
+      }
+      const size = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(String.fromCharCode(...line));
+      if (!size) {
+        this.anomalies.badChunkSize++;
+        this.complete();
+        this.die();
+        return data.length;
+      }
+      this.remaining = Number.parseInt(size[1]!, 16);
+      if (this.remaining === 0) this.state = 'trailer';
+      else {
+        this.state = 'chunk-data';
+        return i + 1;
+      }
+    }
+    return i;
+  }
+
+  private rawByte(c: number): void {
+    if (this.rawKept >= this.bodyBytesMax || !this.msg) return;
+    if (!this.hold(1)) return;
+    this.rawParts.push(Uint8Array.of(c));
+    this.rawKept++;
+  }
+
+  /** The message is whole (or cut short): it goes out, its memory is given back. */
+  private complete(): void {
+    const m = this.msg;
+    this.msg = undefined;
+    if (m) {
+      m.body = concat(this.bodyParts, this.kept);
+      if (this.rawKept > 0) m.raw = concat([m.raw, ...this.rawParts], m.raw.length + this.rawKept);
+      this.release();
+      this.events.message(m);
+    } else this.release();
+    if (this.active) this.state = 'header';
+  }
+}
+
+function trimEmptyLine(b: Uint8Array): Uint8Array {
+  let e = b.length;
+  if (e > 0 && b[e - 1] === LF) e--;
+  if (e > 0 && b[e - 1] === CR) e--;
+  if (e > 0 && b[e - 1] === LF) e--;
+  if (e > 0 && b[e - 1] === CR) e--;
+  return b.subarray(0, e);
+}
+
+/**
+ * What a response keeps of its request: the start line and fields, copied (so the request's own buffers go
+ * back when it is complete), without body or raw bytes; and what that costs.
+ */
+function requestSummary(m: HttpMessage): { m: HttpMessage; bytes: number } {
+  const startLine = new Uint8Array(m.startLine);
+  const at = m.uri.byteOffset - m.startLine.byteOffset;
+  const fields = m.fields.map((f) => ({ ...f, value: new Uint8Array(f.value) }));
+  const bytes = startLine.length + fields.reduce((n, f) => n + f.value.length + f.name.length, 0);
+  const uri =
+    at >= 0 && at + m.uri.length <= startLine.length
+      ? startLine.subarray(at, at + m.uri.length)
+      : new Uint8Array(m.uri);
+  const empty = new Uint8Array(0);
+  return { m: { ...m, startLine, uri, fields, rawHeader: empty, body: empty, raw: empty }, bytes };
+}
+
+/** Both directions of one connection; requests and responses are paired in order (pipelining). */
+export class HttpSession {
+  readonly request: HttpParser;
+  readonly response: HttpParser;
+  /** Requests whose final response has not begun, oldest first (at most httpPipelinedMax), and their cost. */
+  private waiting: { m: HttpMessage; bytes: number }[] = [];
+
+  constructor(
+    events: { request: HttpEvents; response: HttpEvents },
+    anomalies: HttpAnomalies,
+    private readonly budget: HttpBudget,
+    opts: HttpOptions = {},
+  ) {
+    this.request = new HttpParser(
+      'request',
+      {
+        headers: (m) => {
+          if (this.waiting.length >= httpPipelinedMax) {
+            anomalies.pipelineOverflow++;
+            budget.give(this.waiting.shift()!.bytes);
+          }
+          const s = requestSummary(m);
+          if (budget.take(s.bytes)) this.waiting.push(s);
+          else anomalies.memcap++;
+          events.request.headers(m);
+        },
+        message: (m) => events.request.message(m),
+      },
+      anomalies,
+      budget,
+      opts,
+    );
+    this.response = new HttpParser('response', events.response, anomalies, budget, opts, (interim) => {
+      const r = interim ? this.waiting[0] : this.waiting.shift();
+      if (!r) anomalies.responseWithoutRequest++;
+      else if (!interim) budget.give(r.bytes);
+      return r?.m;
+    });
+  }
+
+  dispose(): void {
+    this.request.dispose();
+    this.response.dispose();
+    for (const w of this.waiting) this.budget.give(w.bytes);
+    this.waiting = [];
+  }
+}
+
+/** Undoes Content-Encoding (gzip, x-gzip, deflate, br), the output capped; undefined when it cannot. */
+export function decodeContent(
+  body: Uint8Array,
+  encodings: string[],
+  anomalies: HttpAnomalies,
+  capBytes = defaultHttpDecompressedBytesMax,
+): Uint8Array {
+  const codings = encodings
+    .join(',')
+    .split(',')
+    .map((x) => x.trim().toLowerCase())
+    .filter((x) => x && x !== 'identity');
+  if (codings.length === 0 || body.length === 0) return body;
+  if (codings.length > httpEncodingsMax) {
+    anomalies.decompressFailed++;
+    return body;
+  }
+  let out = body;
+  for (const c of codings.reverse()) {
+    const next = decodeOne(out, c, capBytes, anomalies);
+    if (!next) {
+      anomalies.decompressFailed++;
+      return out;
+    }
+    out = next;
+  }
+  return out;
+}
+
+type Inflate = (b: Uint8Array, o: object) => Buffer;
+
+function decodeOne(
+  b: Uint8Array,
+  coding: string,
+  capBytes: number,
+  anomalies: HttpAnomalies,
+): Uint8Array | undefined {
+  let fn: Inflate;
+  let flush: object = { finishFlush: constants.Z_SYNC_FLUSH };
+  if (coding === 'gzip' || coding === 'x-gzip') fn = gunzipSync;
+  else if (coding === 'deflate') {
+    // "deflate" is the zlib format (RFC 9110 8.4.1.2), but raw deflate is common in the wild
+    fn =
+      b.length >= 2 && ((b[0]! << 8) | b[1]!) % 31 === 0 && (b[0]! & 0x0f) === 8
+        ? inflateSync
+        : inflateRawSync;
+  } else if (coding === 'br') {
+    fn = brotliDecompressSync;
+    flush = { finishFlush: constants.BROTLI_OPERATION_FLUSH };
+  } else return undefined;
+  // the output is capped: an input that inflates beyond the cap is decoded again from a shorter prefix
+  // (halving: at most log2(input) tries, each stopped by zlib at the cap)
+  let n = b.length;
+  for (let tries = 0; tries < 40 && n > 0; tries++) {
+    try {
+      const out = fn(b.subarray(0, n), { ...flush, maxOutputLength: capBytes });
+      if (n < b.length) anomalies.decompressCapped++;
+      return new Uint8Array(out.buffer, out.byteOffset, out.length);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ERR_BUFFER_TOO_LARGE') return undefined;
+      n >>= 1;
+    }
+  }
+  return undefined;
+}
+
+const hexVal = (c: number) =>
+  c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 55 : c >= 0x61 && c <= 0x66 ? c - 87 : -1;
+
+/** Percent-decoding (%XX, and IIS's %uXXXX for code points below 256); malformed escapes stay as sent. */
+export function percentDecode(b: Uint8Array): Uint8Array {
+  if (!b.includes(0x25)) return b;
+  const out = new Uint8Array(b.length);
+  let n = 0;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c === 0x25 && i + 2 < b.length + 0) {
+      const h = hexVal(b[i + 1] ?? 0);
+      const l = hexVal(b[i + 2] ?? 0);
+      if (h >= 0 && l >= 0) {
+        out[n++] = (h << 4) | l;
+        i += 2;
+        continue;
+      }
+      if ((b[i + 1] === 0x75 || b[i + 1] === 0x55) && i + 5 < b.length) {
+        const d = [2, 3, 4, 5].map((k) => hexVal(b[i + k]!));
+        if (d.every((x) => x >= 0)) {
+          const cp = (d[0]! << 12) | (d[1]! << 8) | (d[2]! << 4) | d[3]!;
+          if (cp < 0x100) {
+            out[n++] = cp;
+            i += 5;
+            continue;
+          }
+        }
+      }
+    }
+    out[n++] = c;
+  }
+  return out.subarray(0, n);
+}
+
+/**
+ * The normalized URI (what `http_uri` / `http.uri` inspect): percent-decoded, backslashes turned into
+ * slashes, and the path simplified (`//` collapsed, `/./` removed, `/../` resolved, never above the root),
+ * as Snort's http_inspect does by default (percent decoding, backslash_to_slash, simplify_path) and
+ * Suricata's libhtp normalizes the path. The query is decoded but not simplified; the split happens at the
+ * first `?` as sent (an encoded %3F does not start a query). An absolute-form target keeps its
+ * scheme and authority.
+ */
+export function normalizeUri(raw: Uint8Array): Uint8Array {
+  const q = raw.indexOf(0x3f);
+  let path = q < 0 ? raw : raw.subarray(0, q);
+  const query = q < 0 ? undefined : percentDecode(raw.subarray(q));
+  let prefix: Uint8Array = new Uint8Array(0);
+  const text = latin1(path.subarray(0, Math.min(path.length, 16)));
+  const abs = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.exec(text);
+  if (abs) {
+    const slash = path.indexOf(0x2f, abs[0].length);
+    prefix = slash < 0 ? path : path.subarray(0, slash);
+    path = slash < 0 ? new Uint8Array(0) : path.subarray(slash);
+  }
+  const decoded = Uint8Array.from(percentDecode(path), (c) => (c === 0x5c ? 0x2f : c));
+  const simple = simplifyPath(decoded);
+  const parts = [prefix, simple, query ?? new Uint8Array(0)];
+  return concat(
+    parts.filter((p) => p.length > 0),
+    parts.reduce((s, p) => s + p.length, 0),
+  );
+}
+
+/** Removes dot segments and repeated slashes (in the manner of RFC 3986 5.2.4, on a decoded path). */
+export function simplifyPath(p: Uint8Array): Uint8Array {
+  if (!p.includes(0x2f) && !p.includes(0x2e)) return p;
+  const absolute = p[0] === 0x2f;
+  const segs = latin1(p).split('/');
+  const out: string[] = [];
+  for (let i = 0; i < segs.length; i++) {
+    const s = segs[i]!;
+    const last = i === segs.length - 1;
+    if (s === '.' || (s === '' && !last && i > 0)) {
+      if (last) out.push('');
+      continue;
+    }
+    if (s === '..') {
+      if (out.length > (absolute ? 1 : 0)) out.pop();
+      if (last) out.push('');
+      continue;
+    }
+    out.push(s);
+  }
+  let r = out.join('/');
+  if (absolute && !r.startsWith('/')) r = `/${r}`;
+  return Uint8Array.from(Buffer.from(r, 'latin1'));
+}

@@ -1,0 +1,334 @@
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  decodeContent,
+  type HttpMessage,
+  HttpSession,
+  httpHeaderBytesMax,
+  newHttpAnomalies,
+  normalizeUri,
+  percentDecode,
+} from '../src/index.js';
+
+const text = (b: Uint8Array) => Buffer.from(b).toString('latin1');
+const bytes = (s: string) => new Uint8Array(Buffer.from(s, 'latin1'));
+
+/** A budget that counts (and may refuse past `max`). */
+function budget(max = Number.POSITIVE_INFINITY) {
+  return {
+    bytes: 0,
+    peak: 0,
+    take(n: number) {
+      if (this.bytes + n > max) return false;
+      this.bytes += n;
+      this.peak = Math.max(this.peak, this.bytes);
+      return true;
+    },
+    give(n: number) {
+      this.bytes -= n;
+    },
+  };
+}
+
+/** A session whose events are recorded as compact strings (and the messages kept). */
+function recorder(b = budget()) {
+  const anomalies = newHttpAnomalies();
+  const log: string[] = [];
+  const msgs: HttpMessage[] = [];
+  const ev = (side: string) => ({
+    headers: (m: HttpMessage) =>
+      log.push(`${side}:h ${m.kind === 'request' ? `${m.method} ${text(m.uri)}` : m.status}`),
+    message: (m: HttpMessage) => {
+      msgs.push(m);
+      log.push(`${side}:m ${text(m.body)}${m.request ? ` <${m.request.method}` : ''}`);
+    },
+  });
+  const s = new HttpSession({ request: ev('req'), response: ev('resp') }, anomalies, b);
+  return { s, anomalies, log, msgs, b };
+}
+
+/** Splits `data` at the given cut points (sorted, deduplicated). */
+function split(data: Uint8Array, cuts: number[]): Uint8Array[] {
+  const at = [...new Set(cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b);
+  const out: Uint8Array[] = [];
+  let prev = 0;
+  for (const c of [...at, data.length]) {
+    out.push(data.subarray(prev, c));
+    prev = c;
+  }
+  return out;
+}
+
+const pipelined = bytes(
+  '\r\nGET /a?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n' +
+    'POST /upload HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n' +
+    '5;name=v\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n' +
+    'PUT /p HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody' +
+    'HEAD /h HTTP/1.1\r\n\r\n',
+);
+const responses = bytes(
+  'HTTP/1.1 100 Continue\r\n\r\n' +
+    'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' +
+    'HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n' +
+    'HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n' +
+    'HTTP/1.1 200 OK\r\n\r\nuntil close',
+);
+const expected = [
+  'req:h GET /a?x=1',
+  'req:m ',
+  'req:h POST /upload',
+  'req:m hello world',
+  'req:h PUT /p',
+  'req:m body',
+  'req:h HEAD /h',
+  'req:m ',
+  'resp:h 100',
+  'resp:m  <GET',
+  'resp:h 200',
+  'resp:m ok <GET',
+  'resp:h 201',
+  'resp:m abc <POST',
+  'resp:h 204',
+  'resp:m  <PUT',
+  'resp:h 200',
+  'resp:m  <HEAD',
+  'resp:h 200',
+  'resp:m until close',
+];
+
+describe('HTTP/1.1 messages (RFC 9112)', () => {
+  it('pipelined requests, chunked and length bodies, interim/204/HEAD responses, a body until close', () => {
+    const r = recorder();
+    r.s.request.push(pipelined);
+    r.s.response.push(responses);
+    r.s.request.end();
+    r.s.response.end();
+    expect(r.log.filter((l) => l.startsWith('req'))).toEqual(expected.filter((l) => l.startsWith('req')));
+    expect(r.log.filter((l) => l.startsWith('resp'))).toEqual(expected.filter((l) => l.startsWith('resp')));
+    // the last response has no request left to answer: counted
+    expect(Object.entries(r.anomalies).filter(([, n]) => n > 0)).toEqual([['responseWithoutRequest', 1]]);
+    const post = r.msgs.find((m) => m.method === 'POST')!;
+    expect(post.fields.map((f) => f.lname)).toEqual(['host', 'transfer-encoding']);
+    expect(text(post.raw)).toContain('5;name=v\r\nhello'); // the raw message keeps the chunk framing
+    r.s.dispose();
+    expect(r.b.bytes).toBe(0);
+  });
+
+  it('gives the same messages however the streams are segmented (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 40 }), fc.array(fc.nat(), { maxLength: 40 }), (c1, c2) => {
+        const r = recorder();
+        // requests go first (a response needs its request), each side in pieces
+        for (const p of split(pipelined, c1)) r.s.request.push(p);
+        for (const p of split(responses, c2)) r.s.response.push(p);
+        r.s.request.end();
+        r.s.response.end();
+        expect(r.log).toEqual(expected);
+        r.s.dispose();
+        expect(r.b.bytes).toBe(0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('tolerates obs-fold, bare LF, a line without a colon and a chunk without its CRLF (counted)', () => {
+    const r = recorder();
+    r.s.request.push(
+      bytes(
+        'GET / HTTP/1.1\nX-Long: a\n  b\n\tc\nno colon here\nHost : h\n\nPOST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc5\r\ndefgh\r\n0\r\n\r\n',
+      ),
+    );
+    const get = r.msgs[0]!;
+    expect(get.fields.map((f) => [f.name, text(f.value)])).toEqual([
+      ['X-Long', 'a b c'],
+      ['Host', 'h'],
+    ]);
+    expect(text(r.msgs[1]!.body)).toBe('abcdefgh');
+    expect(r.anomalies.obsFold).toBe(2);
+    expect(r.anomalies.badFieldLine).toBe(2);
+    expect(r.anomalies.badChunkEnd).toBe(1);
+  });
+
+  it('framing it cannot trust ends parsing of that direction: bad or conflicting Content-Length, bad chunk size', () => {
+    for (const [input, reason] of [
+      ['POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello', 'badContentLength'],
+      ['POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n', 'badContentLength'],
+      ['POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 'badChunkSize'],
+      ['POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n', 'badTransferEncoding'],
+    ] as const) {
+      const r = recorder();
+      r.s.request.push(bytes(input));
+      r.s.request.push(bytes('GET /after HTTP/1.1\r\n\r\n'));
+      expect(r.anomalies[reason]).toBe(1);
+      expect(r.s.request.state).toBe('dead');
+      expect(r.log).not.toContain('req:h GET /after');
+      r.s.dispose();
+      expect(r.b.bytes).toBe(0);
+    }
+    // Transfer-Encoding wins over Content-Length (RFC 9112 6.3), counted as a smuggling sign
+    const r = recorder();
+    r.s.request.push(
+      bytes('POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n'),
+    );
+    expect(text(r.msgs[0]!.body)).toBe('ab');
+    expect(r.anomalies.transferEncodingAndLength).toBe(1);
+  });
+
+  it('detects HTTP from the first bytes; other protocols are left alone without anomalies', () => {
+    for (const banner of [
+      'SSH-2.0-OpenSSH_8.9 Ubuntu\r\n',
+      '\u0016\u0003\u0001\u0002\u0000\u0001',
+      'EHLO mail\r\n',
+      'get / HTTP/1.1\r\n\r\n',
+    ]) {
+      const r = recorder();
+      r.s.request.push(bytes(banner));
+      r.s.request.push(bytes('\r\n\r\nGET / HTTP/1.1\r\n\r\n'));
+      expect(r.s.request.state).toBe('not-http');
+      expect(r.log).toEqual([]);
+      expect(Object.values(r.anomalies).every((n) => n === 0)).toBe(true);
+    }
+    const r = recorder();
+    r.s.response.push(bytes('220 smtp ready\r\n'));
+    expect(r.s.response.state).toBe('not-http');
+  });
+
+  it('bounds the header section: a too long one is inspected as far as it fits, then parsing stops', () => {
+    const r = recorder();
+    r.s.request.push(bytes('GET / HTTP/1.1\r\n'));
+    const line = bytes(`X-Pad: ${'a'.repeat(1000)}\r\n`);
+    for (let i = 0; i < 100; i++) r.s.request.push(line);
+    expect(r.anomalies.headerTooLong).toBe(1);
+    expect(r.log).toEqual(['req:h GET /', 'req:m ']);
+    expect(r.b.peak).toBeLessThanOrEqual(2 * httpHeaderBytesMax);
+    r.s.dispose();
+    expect(r.b.bytes).toBe(0);
+  });
+
+  it('keeps at most bodyBytesMax of a body and follows the framing past it', () => {
+    const anomalies = newHttpAnomalies();
+    const b = budget();
+    const got: HttpMessage[] = [];
+    const ev = { headers: () => {}, message: (m: HttpMessage) => got.push(m) };
+    const s = new HttpSession({ request: ev, response: ev }, anomalies, b, { bodyBytesMax: 100 });
+    s.request.push(
+      bytes(`POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n${'x'.repeat(5000)}GET /next HTTP/1.1\r\n\r\n`),
+    );
+    expect(got.map((m) => [m.method, m.body.length, m.bodyBytes, m.bodyTruncated])).toEqual([
+      ['POST', 100, 5000, true],
+      ['GET', 0, 0, false],
+    ]);
+    expect(b.peak).toBeLessThan(5000);
+  });
+
+  it('a refused budget is an anomaly, never a crash', () => {
+    const r = recorder(budget(100));
+    r.s.request.push(pipelined);
+    expect(r.anomalies.memcap).toBeGreaterThan(0);
+    expect(r.s.request.state).toBe('dead');
+  });
+
+  it('skips a gap inside a body of known length; elsewhere a gap ends the direction', () => {
+    const r = recorder();
+    r.s.request.push(bytes('POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nab'));
+    r.s.request.gap(4);
+    r.s.request.push(bytes('ghijGET / HTTP/1.1\r\n\r\n'));
+    expect(r.log).toEqual(['req:h POST /', 'req:m abghij', 'req:h GET /', 'req:m ']);
+    expect(r.msgs[0]!.bodyTruncated).toBe(true);
+    r.s.request.push(bytes('GET / HT'));
+    r.s.request.gap(3);
+    expect(r.s.request.state).toBe('dead');
+    expect(r.anomalies.gap).toBe(2);
+  });
+});
+
+describe('Content-Encoding', () => {
+  const body = Buffer.from('the quick brown fox '.repeat(50));
+  it('gzip, x-gzip, deflate (zlib and raw), br, and two layers', () => {
+    const a = newHttpAnomalies();
+    for (const [enc, data] of [
+      ['gzip', gzipSync(body)],
+      ['x-gzip', gzipSync(body)],
+      ['deflate', deflateSync(body)],
+      ['deflate', deflateRawSync(body)],
+      ['br', brotliCompressSync(body)],
+      ['gzip, deflate', deflateSync(gzipSync(body))],
+    ] as const)
+      expect(text(decodeContent(data, [enc], a)), enc).toBe(body.toString());
+    expect(a.decompressFailed).toBe(0);
+  });
+
+  it('caps the output (a decompression bomb is cut), a truncated stream gives what it has, garbage is counted', () => {
+    const a = newHttpAnomalies();
+    const bomb = gzipSync(Buffer.alloc(50 * 2 ** 20));
+    const out = decodeContent(bomb, ['gzip'], a, 256 * 1024);
+    expect(out.length).toBeLessThanOrEqual(256 * 1024);
+    expect(out.length).toBeGreaterThan(0);
+    expect(a.decompressCapped).toBe(1);
+    const gz = gzipSync(body);
+    expect(text(decodeContent(gz.subarray(0, gz.length - 30), ['gzip'], a))).toBe(
+      body.toString().slice(0, text(decodeContent(gz.subarray(0, gz.length - 30), ['gzip'], a)).length),
+    );
+    expect(decodeContent(bytes('not compressed'), ['gzip'], a)).toEqual(bytes('not compressed'));
+    expect(a.decompressFailed).toBe(1);
+    expect(decodeContent(bytes('x'), ['compress'], a)).toEqual(bytes('x'));
+  });
+});
+
+describe('URI normalization', () => {
+  it('percent-decodes, turns backslashes into slashes, removes dot segments and repeated slashes', () => {
+    const n = (s: string) => text(normalizeUri(bytes(s)));
+    expect(n('/a/./b/../c//d')).toBe('/a/c/d');
+    expect(n('/%2e%2e/%2E%2e/etc/passwd')).toBe('/etc/passwd');
+    expect(n('/scripts/..%5c..%5cwinnt/system32/cmd.exe?/c+dir')).toBe('/winnt/system32/cmd.exe?/c+dir');
+    expect(n('/a/b/..')).toBe('/a/');
+    expect(n('/a/.')).toBe('/a/');
+    expect(n('/x%00y%zz%u0041%u2215')).toBe('/x\u0000y%zzA%u2215');
+    expect(n('/p?q=%2e%2e/../x')).toBe('/p?q=../../x'); // the query is decoded, not simplified
+    expect(n('/p%3fq=1/../x')).toBe('/x'); // an encoded ? does not start the query
+    expect(n('http://Host:80/a/../b')).toBe('http://Host:80/b');
+    expect(n('*')).toBe('*');
+    expect(text(percentDecode(bytes('%41%4')))).toBe('A%4');
+  });
+
+  it('never throws and never grows the URI (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (u) => {
+        expect(normalizeUri(u).length).toBeLessThanOrEqual(u.length + 1);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('HTTP fuzzing', () => {
+  it('mutated, truncated and resegmented streams: no throw, memory bounded and all given back', () => {
+    const seeds = [pipelined, responses];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(0, 1),
+        fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 30 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        fc.nat(),
+        fc.array(fc.nat(), { maxLength: 3 }),
+        (which, flips, cuts, cutEnd, gaps) => {
+          const data = new Uint8Array(seeds[which]!);
+          for (const [at, v] of flips) data[at % data.length] = v;
+          const r = recorder();
+          const p = which === 0 ? r.s.request : r.s.response;
+          const pieces = split(data.subarray(0, cutEnd % (data.length + 1)), cuts);
+          pieces.forEach((piece, i) => {
+            if (gaps.includes(i)) p.gap(1 + (i % 7));
+            p.push(piece);
+            expect(p.heldBytes).toBeLessThanOrEqual(2 * httpHeaderBytesMax + 2 * 64 * 1024);
+          });
+          p.end();
+          r.s.dispose();
+          expect(r.b.bytes).toBe(0);
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+});
