@@ -24,10 +24,10 @@ const chunk = 64 << 10;
 
 async function once(withLoad: boolean) {
   const src = new MemoryDevice(size);
-  await src.writeAt(
-    0,
-    new Uint8Array(size).map((_, i) => i & 0xff),
-  );
+  const image = new Uint8Array(size);
+  const words = new Uint32Array(image.buffer);
+  for (let i = 0; i < words.length; i++) words[i] = Math.imul(i, 2654435761);
+  await src.writeAt(0, image);
   const source = new TrackedDevice(src, chunk);
   const server = new NbdServer([{ name: '', device: source.copySource }]);
   const port = await server.listen(0);

@@ -22,7 +22,7 @@ export class NbdClientError extends Error {
 class SocketReader {
   private chunks: Buffer[] = [];
   private have = 0;
-  private waiter?: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void };
+  private waiter?: { n: number; resolve: () => void; reject: (e: Error) => void };
   private error?: Error;
 
   constructor(sock: Socket) {
@@ -47,26 +47,67 @@ class SocketReader {
     if (!w) return;
     if (this.have >= w.n) {
       this.waiter = undefined;
-      w.resolve(this.take(w.n));
+      w.resolve();
     } else if (this.error) {
       this.waiter = undefined;
       w.reject(this.error);
     }
   }
 
-  private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    this.chunks = all.length > n ? [all.subarray(n)] : [];
-    this.have -= n;
-    return all.subarray(0, n);
-  }
-
-  read(n: number): Promise<Buffer> {
-    if (this.have >= n) return Promise.resolve(this.take(n));
+  private waitFor(n: number): Promise<void> {
+    if (this.have >= n) return Promise.resolve();
     if (this.error) return Promise.reject(this.error);
     return new Promise((resolve, reject) => {
       this.waiter = { n, resolve, reject };
     });
+  }
+
+  /** The next n bytes: a view when they lie in the first chunk, else a copy of just those n bytes. */
+  private take(n: number): Buffer {
+    this.have -= n;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let p = 0;
+    while (p < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - p);
+      c.copy(out, p, 0, k);
+      p += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+
+  /** The next n bytes as views of the socket's chunks: no copy. */
+  private takeParts(n: number): Buffer[] {
+    this.have -= n;
+    const out: Buffer[] = [];
+    let p = 0;
+    while (p < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - p);
+      out.push(k === c.length ? c : c.subarray(0, k));
+      p += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+
+  read(n: number): Promise<Buffer> {
+    if (this.have >= n) return Promise.resolve(this.take(n));
+    return this.waitFor(n).then(() => this.take(n));
+  }
+
+  readParts(n: number): Promise<Buffer[]> {
+    if (this.have >= n) return Promise.resolve(this.takeParts(n));
+    return this.waitFor(n).then(() => this.takeParts(n));
   }
 }
 
@@ -74,9 +115,14 @@ export class NbdClientDevice implements BlockDevice {
   private nextHandle = 1n;
   private readonly pending = new Map<
     bigint,
-    { resolve: (b: Buffer | undefined) => void; reject: (e: Error) => void; readLen: number }
+    { resolve: (b: Buffer[] | undefined) => void; reject: (e: Error) => void; readLen: number }
   >();
   private closed = false;
+  private corked = false;
+  private readonly uncork = () => {
+    this.corked = false;
+    this.sock.uncork();
+  };
   /** Set when the connection broke: every later request fails at once with it. */
   private broken?: Error;
 
@@ -144,7 +190,7 @@ export class NbdClientDevice implements BlockDevice {
           p.reject(new NbdClientError(`server error ${err}`));
           continue;
         }
-        p.resolve(p.readLen ? Buffer.from(await this.reader.read(p.readLen)) : undefined);
+        p.resolve(p.readLen ? await this.reader.readParts(p.readLen) : undefined);
       }
     } catch (e) {
       this.broken = e as Error;
@@ -160,7 +206,7 @@ export class NbdClientDevice implements BlockDevice {
     offset: number,
     length: number,
     payload?: Uint8Array,
-  ): Promise<Buffer | undefined> {
+  ): Promise<Buffer[] | undefined> {
     if (this.closed) return Promise.reject(new NbdClientError('the device is closed'));
     if (this.broken) return Promise.reject(this.broken);
     const handle = this.nextHandle++;
@@ -173,21 +219,30 @@ export class NbdClientDevice implements BlockDevice {
     h.writeUInt32BE(length, 24);
     return new Promise((resolve, reject) => {
       this.pending.set(handle, { resolve, reject, readLen: cmd === 0 ? length : 0 });
-      this.sock.write(payload ? Buffer.concat([h, payload]) : h);
+      // requests of one event-loop turn leave in one writev
+      if (!this.corked) {
+        this.corked = true;
+        this.sock.cork();
+        setImmediate(this.uncork);
+      }
+      this.sock.write(h);
+      if (payload?.length) this.sock.write(payload);
     });
   }
 
   async readAt(offset: number, length: number): Promise<Uint8Array> {
+    const parts = await this.readv(offset, length);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
+  }
+
+  /** The bytes as they came off the socket (views, no copy); see the BlockDevice contract. */
+  async readv(offset: number, length: number): Promise<Uint8Array[]> {
     checkRange(this.size, offset, length, 'read');
-    if (length <= requestBytesMax) return (await this.request(0, 0, offset, length)) ?? new Uint8Array(0);
-    const out = new Uint8Array(length);
-    const parts: Promise<void>[] = [];
-    for (let p = 0; p < length; p += requestBytesMax) {
-      const n = Math.min(requestBytesMax, length - p);
-      parts.push(this.request(0, 0, offset + p, n).then((b) => out.set(b!, p)));
-    }
-    await Promise.all(parts);
-    return out;
+    if (length === 0) return [];
+    const reqs: Promise<Buffer[] | undefined>[] = [];
+    for (let p = 0; p < length; p += requestBytesMax)
+      reqs.push(this.request(0, 0, offset + p, Math.min(requestBytesMax, length - p)));
+    return (await Promise.all(reqs)).flatMap((x) => x ?? []);
   }
 
   async writeAt(offset: number, bytes: Uint8Array, opts: { fua?: boolean } = {}): Promise<void> {

@@ -6,6 +6,9 @@
  */
 import { type BlockDevice, checkRange } from './device.js';
 
+/** The background pull fetches runs of missing chunks of at most this many bytes in one request. */
+export const pullRunBytesMax = 1 << 20;
+
 export interface MountOptions {
   /** Chunk size, 64 KiB to 4 MiB. */
   chunkBytes?: number;
@@ -71,26 +74,44 @@ export class MountDevice implements BlockDevice {
   /** Makes chunk i local (once, however many callers ask at the same time). */
   private ensure(i: number, onDemand: boolean): Promise<void> {
     if (this.present[i]) return Promise.resolve();
-    let f = this.fetching.get(i);
-    if (!f) {
-      f = (async () => {
-        const [off, len] = this.span(i);
-        const data = await this.remote.readAt(off, len);
-        this.stats.bytesFetched += len;
-        this.opts.onFetch?.(len);
-        if (!this.present[i]) {
-          await this.local.writeAt(off, data);
-          this.present[i] = 1;
-          this.stats.present++;
-          if (onDemand) this.stats.fetchedOnDemand++;
-          else this.stats.fetchedInBackground++;
-        }
-      })().finally(() => this.fetching.delete(i));
-      this.fetching.set(i, f);
-      if (onDemand)
-        for (const j of [i + 1, i + 2, i - 1])
-          if (j >= 0 && j < this.present.length && !this.present[j]) this.hot.push(j);
-    }
+    const f = this.fetching.get(i) ?? this.fetchRun(i, 1, onDemand);
+    if (onDemand)
+      for (const j of [i + 1, i + 2, i - 1])
+        if (j >= 0 && j < this.present.length && !this.present[j]) this.hot.push(j);
+    return f;
+  }
+
+  /** How many chunks from i on are missing and not being fetched, at most `pullRunBytesMax` worth. */
+  private runFrom(i: number): number {
+    const max = Math.max(1, Math.floor(pullRunBytesMax / this.chunkBytes));
+    let n = 0;
+    while (n < max && i + n < this.present.length && !this.present[i + n] && !this.fetching.has(i + n)) n++;
+    return n;
+  }
+
+  /**
+   * Fetches chunks [i, i + count) (all missing, none being fetched) with one remote read and one local
+   * write: fewer, larger requests than one per chunk.
+   */
+  private fetchRun(i: number, count: number, onDemand: boolean): Promise<void> {
+    const off = i * this.chunkBytes;
+    const len = Math.min(count * this.chunkBytes, this.size - off);
+    const f = (async () => {
+      // as parts when both sides can (no reassembly of the bytes in between)
+      if (this.remote.readv && this.local.writev)
+        await this.local.writev(off, await this.remote.readv(off, len));
+      else await this.local.writeAt(off, await this.remote.readAt(off, len));
+      this.stats.bytesFetched += len;
+      this.opts.onFetch?.(len);
+      // nothing else made these chunks present while this fetch was registered for them
+      for (let k = i; k < i + count; k++) this.present[k] = 1;
+      this.stats.present += count;
+      if (onDemand) this.stats.fetchedOnDemand += count;
+      else this.stats.fetchedInBackground += count;
+    })().finally(() => {
+      for (let k = i; k < i + count; k++) this.fetching.delete(k);
+    });
+    for (let k = i; k < i + count; k++) this.fetching.set(k, f);
     return f;
   }
 
@@ -118,7 +139,17 @@ export class MountDevice implements BlockDevice {
       }
       again.push(i);
     }
-    if (refetch) await Promise.all(again.map((i) => this.ensure(i, false)));
+    if (!refetch) return;
+    // consecutive chunks go in one request
+    again.sort((a, b) => a - b);
+    const all: Promise<void>[] = [];
+    for (const i of again) {
+      if (this.present[i]) continue;
+      const f = this.fetching.get(i);
+      if (f) all.push(f);
+      else all.push(this.fetchRun(i, this.runFrom(i), false));
+    }
+    await Promise.all(all);
   }
 
   /**
@@ -144,7 +175,15 @@ export class MountDevice implements BlockDevice {
         return this.cursor < this.present.length ? this.cursor++ : undefined;
       };
       const worker = async () => {
-        for (let i = next(); i !== undefined && !this.stopped; i = next()) await this.ensure(i, false);
+        for (let i = next(); i !== undefined && !this.stopped; i = next()) {
+          const f = this.fetching.get(i);
+          if (f) await f;
+          else {
+            const n = this.runFrom(i);
+            if (this.cursor === i + 1) this.cursor = i + n; // the run's chunks are taken
+            await this.fetchRun(i, n, false);
+          }
+        }
       };
       await Promise.all(Array.from({ length: this.opts.pullConcurrency ?? 4 }, worker));
     })().finally(() => {

@@ -50,6 +50,20 @@ export class FileDevice implements BlockDevice {
     if (opts.fua) await this.fh.datasync();
   }
 
+  /** One `pwritev` for all the parts (a short write finishes with plain writes). */
+  async writev(offset: number, parts: Uint8Array[], opts: { fua?: boolean } = {}): Promise<void> {
+    let total = 0;
+    for (const b of parts) total += b.length;
+    checkRange(this.size, offset, total, 'write');
+    if (this.readOnly) throw new Error('the device is read-only');
+    const { bytesWritten } = await this.fh.writev(parts, offset);
+    if (bytesWritten < total) {
+      const rest = Buffer.concat(parts, total).subarray(bytesWritten);
+      await this.writeAt(offset + bytesWritten, rest);
+    }
+    if (opts.fua) await this.fh.datasync();
+  }
+
   async flush(): Promise<void> {
     if (!this.readOnly) await this.fh.datasync();
   }
