@@ -16,11 +16,12 @@ import {
   UsageError,
   untilStopped,
 } from '@strata/cli';
+import { type AgentStats, runAgentFile, runAgentStream } from './agent.js';
 import { DdlError } from './ddl.js';
 import { exportParquet } from './export.js';
 import { parseTimestamp, type Row } from './formats.js';
 import { type Expr, QueryError } from './query.js';
-import { runAgentOnce, startIngestServer } from './server.js';
+import { startIngestServer } from './server.js';
 import { createStream, type SearchResult, Stream } from './stream.js';
 
 const dataFlag = { data: { type: 'string' } } as const;
@@ -236,42 +237,69 @@ Example: strata stream serve --port 7070 --data ./.strata`,
 
 const agent: Command = {
   name: 'agent',
-  summary: 'ship a file to an ingestion server from its checkpoint (retries, idempotent)',
-  help: `Ship a file's complete lines to an ingestion server, from the checkpoint in FILE.strata-ckpt.
+  summary: 'ship a file or stdin to an ingestion server (local leaves, retries, idempotent, bounded memory)',
+  help: `Ship a file's (or stdin's) lines to an ingestion server. A file resumes at the checkpoint in
+FILE.strata-ckpt; stdin ("-") has no checkpoint (its source is named by --source, default stdin:HOST:PID:START).
 
-Usage: strata stream agent STREAM FILE --url URL [--chunk BYTES] [--follow MS]
+Usage: strata stream agent STREAM FILE|- --url URL [--chunk BYTES] [--every SECONDS] [--follow MS]
+         [--memory BYTES] [--no-local-index] [--source NAME] [--json]
 
---follow MS polls the file every MS milliseconds (rotation starts a new source at offset 0).
+A chunk is cut when it reaches --chunk bytes or its oldest line is --every seconds old (defaults: the
+stream's CHUNK EVERY n SECONDS OR m MB). Each chunk's level-0 leaf is built here and shipped with it
+(--no-local-index: the server builds it). --follow MS polls the file every MS milliseconds until SIGINT
+(rotation starts a new source at offset 0). --memory bounds the chunk buffers (default 3 x chunk + 512 KiB);
+at the bound the agent stops reading, so a writer into stdin blocks. The report gives CPU time, CPU % of
+one core, RSS and heap.
 
-Example: strata stream agent hdfs /var/log/hdfs.log --url http://127.0.0.1:7070`,
+Example: strata stream agent hdfs /var/log/hdfs.log --url http://127.0.0.1:7070 --follow 1000
+         tail -F app.log | strata stream agent app - --url http://127.0.0.1:7070 --every 5`,
   async run(argv, io) {
     const f = parseFlags(argv, {
       url: { type: 'string' },
       chunk: { type: 'string' },
+      every: { type: 'string' },
       follow: { type: 'string' },
+      memory: { type: 'string' },
+      source: { type: 'string' },
+      'no-local-index': { type: 'boolean' },
     });
     const [stream, file] = f.positionals;
-    if (!stream || !file || !f.values.url) throw new UsageError('expected STREAM FILE --url URL');
+    if (!stream || !file || !f.values.url) throw new UsageError('expected STREAM FILE|- --url URL');
     const follow = f.values.follow ? intFlag('follow', f.values.follow, 1000, 10) : 0;
     const opts = {
       url: f.values.url,
       stream,
-      file: resolve(io.cwd, file),
-      chunkBytes: f.values.chunk ? parseBytes(f.values.chunk, '--chunk') : 4 << 20,
+      ...(f.values.chunk ? { chunkBytes: parseBytes(f.values.chunk, '--chunk') } : {}),
+      ...(f.values.every ? { chunkEveryMs: 1000 * intFlag('every', f.values.every, 10, 0) } : {}),
+      ...(f.values.memory ? { memoryBytesMax: parseBytes(f.values.memory, '--memory') } : {}),
+      localIndex: !f.values['no-local-index'],
     };
-    for (;;) {
-      const st = await runAgentOnce(opts);
-      if (st.chunks > 0 || !follow)
-        output(
-          io,
-          f.values.json,
-          st,
-          () =>
-            `shipped ${st.lines} lines in ${st.chunks} chunks (${st.retries} retries), offset ${st.offset}; cpu ${st.cpuUserMs.toFixed(0)} ms, rss ${formatBytes(st.rssBytes)}`,
+    let st: AgentStats;
+    try {
+      if (file === '-')
+        st = await runAgentStream(io.stdin, {
+          ...opts,
+          ...(f.values.source ? { source: f.values.source } : {}),
+        });
+      else {
+        const ac = new AbortController();
+        if (follow) void untilStopped().then(() => ac.abort());
+        st = await runAgentFile(
+          { ...opts, file: resolve(io.cwd, file) },
+          { followMs: follow, signal: ac.signal },
         );
-      if (!follow) return 0;
-      await new Promise((r) => setTimeout(r, follow));
+      }
+    } catch (e) {
+      throw new CliError(`agent: ${(e as Error).message}`);
     }
+    output(
+      io,
+      f.values.json,
+      st,
+      () =>
+        `shipped ${st.lines} lines in ${st.chunks} chunks (${st.chunksByTime} cut by time, ${st.retries} retries, leaves ${formatBytes(st.leafBytes)}), offset ${st.offset}; cpu ${(st.cpuUserMs + st.cpuSystemMs).toFixed(0)} ms (${st.cpuPercent.toFixed(1)}% of a core over ${(st.elapsedMs / 1000).toFixed(1)} s), rss ${formatBytes(st.rssBytes)}, heap ${formatBytes(st.heapUsedBytes)}, buffers peak ${formatBytes(st.bufferedBytesPeak)} of ${formatBytes(st.memoryBytesMax)}`,
+    );
+    return 0;
   },
 };
 

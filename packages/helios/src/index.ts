@@ -3,6 +3,16 @@
  * a stream DDL, line formats, data blocks in object storage, a progress log, level-0 leaves merged and
  * added into index levels with watermarks, and a hybrid query that always sees every acknowledged row.
  */
+
+export {
+  type AgentOptions,
+  type AgentStats,
+  agentReadBytes,
+  chunkBytesMax,
+  runAgentFile,
+  runAgentOnce,
+  runAgentStream,
+} from './agent.js';
 export { type BlockHeader, BlockReader, blockId, decodeBlock, encodeBlock } from './block.js';
 export { commands, demos, hdfsDdl } from './cli.js';
 export {
@@ -37,13 +47,14 @@ export {
 export { ProgressLog, type ProgressRecord } from './progress.js';
 export { type CmpOp, type Expr, evalExpr, mayMatchRange, parseQuery, QueryError } from './query.js';
 export {
-  type AgentOptions,
-  type AgentStats,
+  checkLeaf,
   type IngestServer,
-  runAgentOnce,
+  type IngestServerOptions,
+  leafKeysMax,
   startIngestServer,
 } from './server.js';
 export {
+  type ChunkOptions,
   createStream,
   defaultPolicy,
   type IndexPolicy,

@@ -107,6 +107,14 @@ export interface IngestStats {
   bytes: number;
 }
 
+export interface ChunkOptions {
+  /** The chunk's level-0 leaf as the agent built and shipped it (encoded), and its keys (checked). */
+  leaf?: Uint8Array;
+  leafKeys?: Float64Array;
+  /** Recompute the leaf from the rows and refuse a shipped one that differs. */
+  verifyLeaf?: boolean;
+}
+
 type Plan = { p: 'all' } | { p: 'none' } | { p: 'key'; key: number } | { p: 'and' | 'or'; a: Plan; b: Plan };
 
 /** The data directory layout: DIR/objects (file: store), DIR/streams/NAME/{stream.ddl,progress/} (progress: a vlog VirtualLog). */
@@ -152,6 +160,8 @@ export class Stream {
   private tsCol: number;
 
   private constructor(
+    /** The stream's DDL text (agents fetch it to build leaves). */
+    readonly ddl: string,
     readonly def: StreamDef,
     readonly store: ObjectStore,
     readonly log: ProgressLog,
@@ -169,11 +179,12 @@ export class Stream {
       throw new Error(
         `no stream '${name}' in ${resolve(dataDir)} (create it with: strata stream create --ddl FILE)`,
       );
-    const def = parseDdl(readFileSync(ddlPath, 'utf8'), ddlPath);
+    const ddl = readFileSync(ddlPath, 'utf8');
+    const def = parseDdl(ddl, ddlPath);
     mkdirSync(join(dataDir, 'objects'), { recursive: true });
     const store = await openStore(`file:${resolve(dataDir, 'objects')}`);
     const log = await ProgressLog.open(join(dir, 'progress'), 'progress');
-    const s = new Stream(def, store, log, { ...defaultPolicy, ...policy });
+    const s = new Stream(ddl, def, store, log, { ...defaultPolicy, ...policy });
     await s.catchUp();
     return s;
   }
@@ -233,9 +244,9 @@ export class Stream {
   }
 
   /**
-   * The ingestion path for one chunk: block id, dedupe, write block (and its level-0 leaf, built here as
-   * an agent would), then append to the progress log. Returns whether it was new. Resolves after the
-   * append is durable: that is the acknowledgement.
+   * The ingestion path for one chunk: block id, dedupe, write block and its level-0 leaf (the one the
+   * agent shipped, or built here), then append to the progress log. Returns whether it was new. Resolves
+   * after the append is durable: that is the acknowledgement.
    */
   async ingestChunk(
     source: string,
@@ -243,6 +254,7 @@ export class Stream {
     to: number,
     lines: string[],
     content: Uint8Array,
+    opts: ChunkOptions = {},
   ): Promise<boolean> {
     const id = blockId(source, from, to, content);
     await this.catchUp();
@@ -254,10 +266,21 @@ export class Stream {
     await this.store.put(key, bytes);
     let leaf: string | undefined;
     if (this.def.index.length > 0) {
-      const keys = keysOf(this.def, rows);
-      const node = leafNode(0, 0, 1, 0, keys);
       leaf = `${this.def.name}/leaves/${id}`;
-      await this.store.put(leaf, encodeNode(node));
+      if (opts.leaf && opts.leafKeys) {
+        if (opts.verifyLeaf) {
+          const want = keysOf(this.def, rows);
+          const got = opts.leafKeys;
+          if (want.length !== got.length || want.some((k, i) => k !== got[i]))
+            throw Object.assign(
+              new Error(
+                `shipped leaf of block ${id}: ${got.length} keys, the rows give ${want.length} others`,
+              ),
+              { status: 400 },
+            );
+        }
+        await this.store.put(leaf, opts.leaf);
+      } else await this.store.put(leaf, encodeNode(leafNode(0, 0, 1, 0, keysOf(this.def, rows))));
     }
     const rec: ProgressRecord = {
       t: 'block',

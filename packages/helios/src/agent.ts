@@ -1,0 +1,478 @@
+/**
+ * The agent: runs on the source host, reads a file (from its checkpoint, following appends and
+ * rotation) or a stream (stdin), cuts chunks of complete lines by size OR age, builds each chunk's
+ * level-0 leaf locally (the paper's federated indexing: the ingestion tier stores it as is and the
+ * indexer never re-parses the block), and ships chunk + leaf to an ingestion server.
+ *
+ *   source --read (readBytes at a time)--> pending lines --cut: >= chunkBytes, or oldest line >= chunkEveryMs-->
+ *     one chunk in flight: POST /streams/NAME/chunks?source=S&from=A&to=B&leaf=N   body = chunk | leaf
+ *     Idempotency-Key = block id; retried with backoff; on 200 the checkpoint moves to B (fsync'ed)
+ *
+ * Memory is bounded: at most one chunk in flight (plus its leaf) and at most chunkBytes + readBytes
+ * pending. While the chunk in flight is unacknowledged and the pending bytes are full, the agent does not
+ * read: a file simply waits, and a stream (stdin) stops being pulled, so the pipe fills and its writer
+ * blocks (backpressure).
+ */
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { blockId } from './block.js';
+import { parseDdl, type StreamDef } from './ddl.js';
+import { RowParser } from './formats.js';
+import { keysOf } from './keys.js';
+import { encodeNode, leafNode } from './node.js';
+
+/** Bound on one request body (a chunk and its leaf), in bytes. */
+export const chunkBytesMax = 64 << 20;
+/** Bound on retries of one chunk by the agent. */
+export const agentRetriesMax = 8;
+/** Backoff of the first retry, in ms (doubles each time). */
+export const agentBackoffMs = 50;
+/** Bytes read from the source per read call (at most). */
+export const agentReadBytes = 256 << 10;
+
+export interface AgentOptions {
+  /** Ingestion server base URL, e.g. http://127.0.0.1:7070 */
+  url: string;
+  stream: string;
+  /** A file to ship (resumes at its checkpoint). */
+  file?: string;
+  /** Cut a chunk at this many bytes (default: the DDL's CHUNK ... OR n MB). */
+  chunkBytes?: number;
+  /** Cut a chunk when its oldest line has waited this long, in ms (default: the DDL's CHUNK EVERY n SECONDS). */
+  chunkEveryMs?: number;
+  /** Build each chunk's level-0 leaf here and ship it with the chunk (default true). */
+  localIndex?: boolean;
+  /** The stream's DDL (default: fetched from the server, GET /streams/NAME). */
+  ddl?: string;
+  /** Bound on the agent's chunk buffers incl. the leaf in flight, in bytes (default 3 x chunkBytes + 2 x agentReadBytes). */
+  memoryBytesMax?: number;
+  /** Checkpoint file for `file` (default FILE.strata-ckpt). */
+  checkpoint?: string;
+}
+
+export interface AgentStats {
+  chunks: number;
+  lines: number;
+  bytes: number;
+  retries: number;
+  /** Acknowledged offset in the current source. */
+  offset: number;
+  /** Bytes of level-0 leaves built here and shipped. */
+  leafBytes: number;
+  /** Chunks cut because their oldest line reached chunkEveryMs (the rest were cut by size or at the end). */
+  chunksByTime: number;
+  /** Largest number of bytes the agent held in its chunk buffers (pending + in flight), and its bound. */
+  bufferedBytesPeak: number;
+  memoryBytesMax: number;
+  elapsedMs: number;
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  /** CPU time (user + system) as a percentage of one core over elapsedMs. */
+  cpuPercent: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+}
+
+type Fetch = typeof fetch;
+
+interface Pending {
+  parts: Buffer[];
+  bytes: number;
+  /** Source offset of the first pending byte. */
+  from: number;
+  /** When the oldest pending byte was read (ms, monotonic), or -1. */
+  sinceMs: number;
+}
+
+/** Ships chunks to one server and stream: local leaves, one chunk in flight, checkpointing, stats. */
+class Shipper {
+  stats: AgentStats;
+  private parser: RowParser | undefined;
+  private def: StreamDef | undefined;
+  private inflight: Promise<void> | undefined;
+  private inflightBytes = 0;
+  private readonly cpu0 = process.cpuUsage();
+  private readonly t0 = performance.now();
+  chunkBytes: number;
+  everyMs: number;
+
+  constructor(
+    readonly opts: AgentOptions,
+    private readonly onAck: (source: string, to: number) => void,
+    private readonly fetchFn: Fetch = fetch,
+  ) {
+    this.chunkBytes = opts.chunkBytes ?? 4 << 20;
+    this.everyMs = opts.chunkEveryMs ?? Number.POSITIVE_INFINITY;
+    this.stats = this.bound();
+  }
+
+  private bound(): AgentStats {
+    const opts = this.opts;
+    if (this.chunkBytes > chunkBytesMax / 2)
+      throw new Error(`chunkBytes ${this.chunkBytes} is over ${chunkBytesMax / 2} (half the request bound)`);
+    // pending: up to chunkBytes + one read; in flight: one chunk and its leaf (a leaf is well under a
+    // chunk in practice: distinct keys x about 17 bytes).
+    const memMin = 2 * this.chunkBytes + 2 * agentReadBytes;
+    const memoryBytesMax = opts.memoryBytesMax ?? memMin + this.chunkBytes;
+    if (memoryBytesMax < memMin)
+      throw new Error(
+        `memoryBytesMax ${memoryBytesMax} is below what one chunk in flight and one pending need (${memMin} = 2 x chunkBytes + 2 x ${agentReadBytes}): lower chunkBytes or raise the bound`,
+      );
+    return {
+      chunks: 0,
+      lines: 0,
+      bytes: 0,
+      retries: 0,
+      offset: 0,
+      leafBytes: 0,
+      chunksByTime: 0,
+      bufferedBytesPeak: 0,
+      memoryBytesMax,
+      elapsedMs: 0,
+      cpuUserMs: 0,
+      cpuSystemMs: 0,
+      cpuPercent: 0,
+      rssBytes: 0,
+      heapUsedBytes: 0,
+    };
+  }
+
+  /**
+   * Fetches the stream's DDL from the server (unless given): it defines the rows and keys of local
+   * leaves, and its CHUNK clause is the default for chunkBytes and chunkEveryMs.
+   */
+  async init(): Promise<void> {
+    const o = this.opts;
+    if (o.localIndex === false && o.chunkBytes !== undefined && o.chunkEveryMs !== undefined) return;
+    let ddl = o.ddl;
+    if (ddl === undefined) {
+      const r = await this.retry(() => this.fetchFn(`${o.url}/streams/${o.stream}`));
+      ddl = ((await r.json()) as { ddl: string }).ddl;
+    }
+    this.def = parseDdl(ddl, `stream ${o.stream}`);
+    this.chunkBytes = o.chunkBytes ?? this.def.chunkBytesMax;
+    this.everyMs = o.chunkEveryMs ?? this.def.chunkEveryMs;
+    const retries = this.stats.retries;
+    this.stats = this.bound();
+    this.stats.retries = retries;
+    if (o.localIndex !== false && this.def.index.length > 0) this.parser = new RowParser(this.def);
+  }
+
+  private pendingBytes = 0;
+
+  /** Records the bytes held right now (pending + in flight) against the bound. */
+  account(pendingBytes = this.pendingBytes): void {
+    this.pendingBytes = pendingBytes;
+    const held = pendingBytes + this.inflightBytes;
+    if (held > this.stats.bufferedBytesPeak) this.stats.bufferedBytesPeak = held;
+    if (held > this.stats.memoryBytesMax)
+      throw new Error(
+        `agent: ${held} bytes buffered (chunks and leaf) is over memoryBytesMax ${this.stats.memoryBytesMax}: lower chunkBytes or raise the bound`,
+      );
+  }
+
+  private async retry(req: () => Promise<Response>): Promise<Response> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await req();
+        if (r.ok) return r;
+        const msg = await r.text();
+        if (r.status >= 400 && r.status < 500)
+          throw Object.assign(new Error(`server refused: ${r.status} ${msg}`), { fatal: true });
+        throw new Error(`server error ${r.status}: ${msg}`);
+      } catch (e) {
+        if ((e as { fatal?: boolean }).fatal || attempt >= agentRetriesMax) throw e;
+        this.stats.retries++;
+        await new Promise((r) => setTimeout(r, agentBackoffMs * 2 ** attempt));
+      }
+    }
+  }
+
+  /** Waits until no chunk is in flight (so the next one can be cut without holding two). */
+  async ready(): Promise<void> {
+    if (this.inflight) await this.inflight;
+    this.inflight = undefined;
+  }
+
+  /** Sends a chunk once the one in flight is acknowledged; resolves once this one is in flight. */
+  async send(source: string, from: number, chunk: Buffer, byTime: boolean): Promise<void> {
+    await this.ready();
+    const to = from + chunk.length;
+    let lines = 0;
+    for (let i = 0; i < chunk.length; i++) if (chunk[i] === 10) lines++;
+    if (chunk.length > 0 && chunk[chunk.length - 1] !== 10) lines++;
+    let leaf: Uint8Array | undefined;
+    if (this.parser && this.def) {
+      const text = chunk.toString('utf8');
+      const ls = text.split('\n');
+      if (ls[ls.length - 1] === '') ls.pop();
+      leaf = encodeNode(
+        leafNode(
+          0,
+          0,
+          1,
+          0,
+          keysOf(
+            this.def,
+            ls.map((l) => this.parser!.row(l)),
+          ),
+        ),
+      );
+    }
+    const body = leaf ? Buffer.concat([chunk, leaf]) : chunk;
+    const id = blockId(source, from, to, chunk);
+    const u = `${this.opts.url}/streams/${this.opts.stream}/chunks?source=${encodeURIComponent(source)}&from=${from}&to=${to}${leaf ? `&leaf=${leaf.length}` : ''}`;
+    this.inflightBytes = body.length;
+    this.account();
+    this.inflight = (async () => {
+      const r = await this.retry(() =>
+        this.fetchFn(u, { method: 'POST', body, headers: { 'idempotency-key': id } }),
+      );
+      await r.arrayBuffer();
+      this.stats.chunks++;
+      if (byTime) this.stats.chunksByTime++;
+      this.stats.lines += lines;
+      this.stats.bytes += chunk.length;
+      this.stats.leafBytes += leaf?.length ?? 0;
+      this.stats.offset = to;
+      this.onAck(source, to);
+      this.inflightBytes = 0;
+    })();
+    // An unobserved rejection is seen by the next send or by drain.
+    this.inflight.catch(() => {});
+  }
+
+  drain(): Promise<void> {
+    return this.ready();
+  }
+
+  finish(): AgentStats {
+    const cpu = process.cpuUsage(this.cpu0);
+    const mem = process.memoryUsage();
+    const s = this.stats;
+    s.elapsedMs = performance.now() - this.t0;
+    s.cpuUserMs = cpu.user / 1000;
+    s.cpuSystemMs = cpu.system / 1000;
+    s.cpuPercent = s.elapsedMs > 0 ? (100 * (s.cpuUserMs + s.cpuSystemMs)) / s.elapsedMs : 0;
+    s.rssBytes = mem.rss;
+    s.heapUsedBytes = mem.heapUsed;
+    return s;
+  }
+}
+
+function take(p: Pending, n: number): Buffer {
+  const all = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts);
+  const out = Buffer.from(all.subarray(0, n));
+  const rest = all.subarray(n);
+  p.parts = rest.length > 0 ? [Buffer.from(rest)] : [];
+  p.bytes = rest.length;
+  p.from += n;
+  return out;
+}
+
+/** Where to cut: the end of the last complete line within `max` bytes (-1: none). */
+function cutAt(p: Pending, max: number): number {
+  const all = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts);
+  if (p.parts.length > 1) p.parts = [all];
+  const nl = all.lastIndexOf(10, Math.min(max, all.length) - 1);
+  return nl < 0 ? -1 : nl + 1;
+}
+
+/**
+ * Cuts and sends what is due: full chunks always; with `due` (the oldest line is old enough, or the
+ * source ended) also the complete lines that remain, and with `final` a last line without a newline.
+ */
+async function flush(sh: Shipper, source: string, p: Pending, due: boolean, final: boolean): Promise<void> {
+  while (p.bytes >= sh.chunkBytes) {
+    await sh.ready();
+    const n = cutAt(p, sh.chunkBytes);
+    if (n < 0)
+      throw new Error(`${source}: a line at offset ${p.from} is longer than chunkBytes ${sh.chunkBytes}`);
+    const from = p.from;
+    const c = take(p, n);
+    sh.account(p.bytes);
+    await sh.send(source, from, c, false);
+  }
+  if (due && p.bytes > 0) {
+    await sh.ready();
+    const n = final ? p.bytes : cutAt(p, p.bytes);
+    if (n > 0) {
+      const from = p.from;
+      const c = take(p, n);
+      sh.account(p.bytes);
+      await sh.send(source, from, c, !final);
+    }
+  }
+  if (p.bytes === 0) p.sinceMs = -1;
+  else if (due) p.sinceMs = performance.now(); // a line without its newline yet: wait another interval
+}
+
+function saveCheckpoint(path: string, source: string, offset: number): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ source, offset }));
+  const fd = openSync(tmp, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+/**
+ * Ships a file's complete lines from its checkpoint to the server and returns at the end of the file
+ * (a last line without a newline waits for it). The checkpoint advances only after the server
+ * acknowledges and is saved with fsync, so a killed agent resumes without loss, and a chunk resent after a
+ * lost acknowledgement is deduplicated by its id.
+ */
+export async function runAgentOnce(opts: AgentOptions, fetchFn?: Fetch): Promise<AgentStats> {
+  return runAgentFile(opts, { followMs: 0 }, fetchFn);
+}
+
+/**
+ * Ships a file; with `followMs > 0` keeps polling it every followMs for appended lines, cutting a chunk
+ * when it reaches chunkBytes or its oldest line is chunkEveryMs old, until `signal` aborts (then it ships
+ * what is pending and returns). A rotated file (a new inode at the path) is drained first, then the new
+ * one starts at offset 0 as a new source.
+ */
+export async function runAgentFile(
+  opts: AgentOptions,
+  follow: { followMs: number; signal?: AbortSignal },
+  fetchFn?: Fetch,
+): Promise<AgentStats> {
+  if (!opts.file) throw new Error('runAgentFile: opts.file is required');
+  const file = resolve(opts.file);
+  const ckpt = opts.checkpoint ?? `${file}.strata-ckpt`;
+  const sh = new Shipper(opts, (source, to) => saveCheckpoint(ckpt, source, to), fetchFn);
+  await sh.init();
+  let ino = statSync(file).ino;
+  let source = `agent:${file}#${ino}`;
+  let offset = 0;
+  if (existsSync(ckpt)) {
+    const c = JSON.parse(readFileSync(ckpt, 'utf8')) as { source: string; offset: number };
+    if (c.source === source) offset = c.offset;
+  }
+  sh.stats.offset = offset;
+  let fd = openSync(file, 'r');
+  const p: Pending = { parts: [], bytes: 0, from: offset, sinceMs: -1 };
+  let readPos = offset;
+  const buf = Buffer.alloc(agentReadBytes);
+  try {
+    for (;;) {
+      sh.account(p.bytes);
+      const n = readSync(fd, buf, 0, buf.length, readPos);
+      if (n > 0) {
+        readPos += n;
+        if (p.sinceMs < 0) p.sinceMs = performance.now();
+        p.parts.push(Buffer.from(buf.subarray(0, n)));
+        p.bytes += n;
+        sh.account(p.bytes);
+        await flush(sh, source, p, false, false);
+        continue;
+      }
+      // End of the file for now.
+      const stopped = follow.signal?.aborted === true;
+      if (follow.followMs <= 0 || stopped) {
+        await flush(sh, source, p, true, false);
+        break;
+      }
+      const aged = p.sinceMs >= 0 && performance.now() - p.sinceMs >= sh.everyMs;
+      if (aged) await flush(sh, source, p, true, false);
+      let rotated = false;
+      try {
+        rotated = statSync(file).ino !== ino;
+      } catch {
+        rotated = false; // moved away and not recreated yet: keep draining the old inode
+      }
+      if (rotated) {
+        // Lines appended to the old inode before the rename were read above; ship what is left of it.
+        await flush(sh, source, p, true, true);
+        await sh.drain();
+        closeSync(fd);
+        fd = openSync(file, 'r');
+        ino = statSync(file).ino;
+        source = `agent:${file}#${ino}`;
+        p.from = 0;
+        readPos = 0;
+        continue;
+      }
+      const waitMs = Math.min(
+        follow.followMs,
+        p.sinceMs >= 0 ? Math.max(1, p.sinceMs + sh.everyMs - performance.now()) : follow.followMs,
+      );
+      await new Promise<void>((r) => {
+        const done = () => {
+          clearTimeout(t);
+          follow.signal?.removeEventListener('abort', done);
+          r();
+        };
+        const t = setTimeout(done, waitMs);
+        follow.signal?.addEventListener('abort', done);
+      });
+    }
+    await sh.drain();
+  } finally {
+    closeSync(fd);
+  }
+  return sh.finish();
+}
+
+/**
+ * Ships a stream (stdin) until it ends: chunks are cut by size or age, one is in flight at a time, and
+ * the stream is not pulled while the buffers are full, so a fast writer is held back by the pipe.
+ * A stream cannot be re-read, so there is no checkpoint: the source is named `source` (default
+ * stdin:HOST:PID:START) and its offsets count from 0; a chunk resent within the run is deduplicated.
+ */
+export async function runAgentStream(
+  input: AsyncIterable<Uint8Array | string>,
+  opts: AgentOptions & { source?: string },
+  fetchFn?: Fetch,
+): Promise<AgentStats> {
+  const sh = new Shipper(opts, () => {}, fetchFn);
+  await sh.init();
+  const source = opts.source ?? `stdin:${hostname()}:${process.pid}:${Date.now()}`;
+  const p: Pending = { parts: [], bytes: 0, from: 0, sinceMs: -1 };
+  const it = input[Symbol.asyncIterator]();
+  let next: Promise<IteratorResult<Uint8Array | string>> | undefined;
+  for (;;) {
+    next ??= it.next();
+    let timer: NodeJS.Timeout | undefined;
+    const timed = p.sinceMs >= 0 && Number.isFinite(sh.everyMs);
+    const r = timed
+      ? await Promise.race([
+          next,
+          new Promise<'due'>((res) => {
+            timer = setTimeout(() => res('due'), Math.max(0, p.sinceMs + sh.everyMs - performance.now()));
+          }),
+        ])
+      : await next;
+    if (timer) clearTimeout(timer);
+    if (r === 'due') {
+      await flush(sh, source, p, true, false);
+      continue;
+    }
+    next = undefined;
+    if (r.done) break;
+    const chunk = typeof r.value === 'string' ? Buffer.from(r.value) : Buffer.from(r.value);
+    // A read larger than the read bound is taken in pieces, so pending never exceeds its share.
+    for (let o = 0; o < chunk.length; o += agentReadBytes) {
+      const piece = chunk.subarray(o, o + agentReadBytes);
+      if (p.sinceMs < 0) p.sinceMs = performance.now();
+      p.parts.push(piece);
+      p.bytes += piece.length;
+      sh.account(p.bytes);
+      await flush(sh, source, p, false, false);
+    }
+  }
+  await flush(sh, source, p, true, true);
+  await sh.drain();
+  return sh.finish();
+}

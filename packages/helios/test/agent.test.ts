@@ -1,0 +1,185 @@
+import { once } from 'node:events';
+import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { captureIo, runCommand } from '@strata/cli';
+import {
+  commands,
+  createStream,
+  type IngestServer,
+  runAgentFile,
+  runAgentStream,
+  Stream,
+  startIngestServer,
+} from '@strata/helios';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'helios-agent-'));
+let srv: IngestServer;
+let url = '';
+beforeAll(async () => {
+  srv = await startIngestServer(dir, { verifyLeaves: true });
+  url = `http://127.0.0.1:${srv.port}`;
+});
+afterAll(async () => {
+  await srv.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const ddl = (name: string, chunk = 'CHUNK EVERY 1 SECONDS OR 4 KB') =>
+  `CREATE STREAM ${name} SOURCES ('x') FORMAT logfmt COLUMNS (n INT, user STRING, msg TEXT) INDEX (user, TOKENS(msg)) ${chunk}`;
+const line = (i: number) => `n=${i} user=u${i % 7} msg="request id_${i} done"`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every n of the stream, sorted, read by a brute-force scan of all blocks. */
+async function allN(name: string): Promise<number[]> {
+  const s = await Stream.open(dir, name);
+  try {
+    const out: number[] = [];
+    for await (const b of s.scan()) for (const r of b.rows) out.push(r[0] as number);
+    return out.sort((a, b) => a - b);
+  } finally {
+    await s.close();
+  }
+}
+
+describe('agent', () => {
+  it('stdin: chunks cut by time while the stream is open, leaves built here, every line once', async () => {
+    createStream(dir, ddl('st'));
+    const input = new PassThrough();
+    const run = runAgentStream(input, { url, stream: 'st', chunkEveryMs: 150, source: 'stdin:test' });
+    for (let i = 0; i < 20; i++) input.write(`${line(i)}\n`);
+    await sleep(600);
+    // The first lines were shipped by age, with the stream still open.
+    expect(await allN('st')).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    input.write(`${line(20)}\n${line(21)}`); // the last line has no newline: shipped at the end
+    input.end();
+    const st = await run;
+    expect(st.lines).toBe(22);
+    expect(st.chunksByTime).toBeGreaterThan(0);
+    expect(st.leafBytes).toBeGreaterThan(0);
+    expect(st.cpuUserMs + st.cpuSystemMs).toBeGreaterThan(0);
+    expect(st.rssBytes).toBeGreaterThan(0);
+    expect(st.heapUsedBytes).toBeGreaterThan(0);
+    expect(await allN('st')).toEqual(Array.from({ length: 22 }, (_, i) => i));
+  });
+
+  it('the indexer uses the shipped leaves and never reads a block', async () => {
+    createStream(dir, ddl('lv'));
+    const input = new PassThrough();
+    const run = runAgentStream(input, { url, stream: 'lv', chunkBytes: 2048 });
+    input.end(`${Array.from({ length: 400 }, (_, i) => line(i)).join('\n')}\n`);
+    const st = await run;
+    expect(st.chunks).toBeGreaterThan(5);
+    const s = await Stream.open(dir, 'lv', { mergeKeysMax: 100, addKeysMax: 1000, fanoutMax: 4 });
+    try {
+      const gets: string[] = [];
+      const get = s.store.get.bind(s.store);
+      s.store.get = (key, o) => {
+        gets.push(key);
+        return get(key, o);
+      };
+      await s.indexAll();
+      expect(s.indexedBlocks).toBe(s.blockCount);
+      expect(gets.some((k) => k.startsWith('lv/leaves/'))).toBe(true);
+      expect(gets.filter((k) => k.startsWith('lv/blocks/'))).toEqual([]);
+      const r = await s.search(s.parse("msg CONTAINS 'id_321'"));
+      expect(r.rows.map((x) => x[0])).toEqual([321]);
+      expect(r.stats.tailBlocks).toBe(0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('bounded memory: a slow server holds the writer back; buffers stay under the bound', async () => {
+    createStream(dir, ddl('bp'));
+    const chunkBytes = 16 << 10;
+    const memoryBytesMax = 3 * chunkBytes + 512 * 1024;
+    let acked = 0;
+    const slowFetch: typeof fetch = async (u, init) => {
+      await sleep(15);
+      const r = await fetch(u, init);
+      if (init?.method === 'POST')
+        acked +=
+          Number(new URL(String(u)).searchParams.get('to')) -
+          Number(new URL(String(u)).searchParams.get('from'));
+      return r;
+    };
+    const input = new PassThrough({ highWaterMark: 16 << 10 });
+    const run = runAgentStream(
+      input,
+      { url, stream: 'bp', chunkBytes, memoryBytesMax, localIndex: false },
+      slowFetch,
+    );
+    const piece = Buffer.from(`${Array.from({ length: 100 }, (_, i) => line(i)).join('\n')}\n`);
+    const total = 1 << 20;
+    let written = 0;
+    let leadMax = 0;
+    while (written < total) {
+      const ok = input.write(piece);
+      written += piece.length;
+      leadMax = Math.max(leadMax, written - acked);
+      if (!ok) await once(input, 'drain');
+    }
+    input.end();
+    const st = await run;
+    expect(st.bytes).toBe(written);
+    expect(st.bufferedBytesPeak).toBeLessThanOrEqual(memoryBytesMax);
+    // What the writer got ahead of the server is the agent's buffers plus the pipe's, not the input size.
+    expect(leadMax).toBeLessThan(memoryBytesMax + 3 * (16 << 10) + piece.length);
+    expect(leadMax).toBeLessThan(total / 2);
+  });
+
+  it('a followed file: time cuts, rotation, then stop; every line once', async () => {
+    createStream(dir, ddl('fo'));
+    const file = join(dir, 'fo.log');
+    writeFileSync(file, Array.from({ length: 10 }, (_, i) => `${line(i)}\n`).join(''));
+    const ac = new AbortController();
+    const run = runAgentFile(
+      { url, stream: 'fo', file, chunkEveryMs: 100 },
+      { followMs: 20, signal: ac.signal },
+    );
+    await sleep(400);
+    expect((await allN('fo')).length).toBe(10);
+    appendFileSync(file, `${line(10)}\n${line(11)}\n`);
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, `${line(12)}\n`);
+    await sleep(400);
+    appendFileSync(file, `${line(13)}\n`);
+    await sleep(300);
+    ac.abort();
+    const st = await run;
+    expect(st.chunksByTime).toBeGreaterThan(0);
+    expect(await allN('fo')).toEqual(Array.from({ length: 14 }, (_, i) => i));
+  });
+
+  it('CLI: strata stream agent STREAM - reads stdin and reports CPU and memory in --json', async () => {
+    createStream(dir, ddl('cl'));
+    const c = captureIo(`${Array.from({ length: 50 }, (_, i) => line(i)).join('\n')}\n`, {}, dir);
+    const cmd = commands.find((x) => x.name === 'stream')!;
+    const code = await runCommand(cmd, ['agent', 'cl', '-', '--url', url, '--json'], c.io);
+    expect(code).toBe(0);
+    const st = JSON.parse(c.stdout());
+    expect(st).toMatchObject({ lines: 50, chunks: 1 });
+    for (const k of [
+      'cpuUserMs',
+      'cpuSystemMs',
+      'cpuPercent',
+      'rssBytes',
+      'heapUsedBytes',
+      'bufferedBytesPeak',
+    ])
+      expect(typeof st[k]).toBe('number');
+    expect(await allN('cl')).toHaveLength(50);
+  });
+
+  it('the server refuses a leaf that does not match the rows (verifyLeaves)', async () => {
+    createStream(dir, ddl('bad'));
+    const other = `CREATE STREAM bad SOURCES ('x') FORMAT logfmt COLUMNS (n INT, user STRING, msg TEXT) INDEX (msg)`;
+    const input = new PassThrough();
+    const run = runAgentStream(input, { url, stream: 'bad', ddl: other });
+    input.end(`${line(1)}\n`);
+    await expect(run).rejects.toThrow(/shipped leaf/);
+  });
+});
