@@ -1,6 +1,6 @@
 // NBD throughput with nbdcopy as the client: Strata's server (`strata nbd serve --mem`, its own process,
 // run from the sources) against nbdkit's memory plugin, side by side in one run, interleaved; and delta
-// sync against rsync --no-whole-file. Usage: npm run bench -- r3map [nbd] [-- --mib N --reps R]
+// sync against rsync --no-whole-file. Usage: npm run bench -- r3map [nbd] [-- --mib N --reps R --sync-only]
 //   (default 256 MiB, 7 reps; the issue's 1 GiB with --mib 1024)
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,7 +28,8 @@ async function time(f: () => Promise<unknown>): Promise<number> {
 }
 
 const repsArg = process.argv.indexOf('--reps');
-const reps = repsArg > 0 ? Number(process.argv[repsArg + 1]) : 7;
+// --sync-only: just the delta sync against rsync (e.g. at the issue's 1 GiB)
+const reps = process.argv.includes('--sync-only') ? 0 : repsArg > 0 ? Number(process.argv[repsArg + 1]) : 7;
 // our server as a process of its own, like nbdkit: neither competes with this script's event loop
 const cli = new URL('../test/helpers/cli.ts', import.meta.url).pathname;
 const strata = spawn(
@@ -107,7 +108,7 @@ try {
     k.endsWith('ms') ? percentile(v, 50).toFixed(2) : `${percentile(v, 50).toFixed(2)} GiB/s`,
   ]);
   const med = (k: string) => percentile(results[k] ?? [], 50);
-  for (const op of ['write', 'read'])
+  for (const op of reps > 0 ? ['write', 'read'] : [])
     rows.push([
       `${op}: strata / nbdkit`,
       `${(med(`strata ${op}`) / med(`nbdkit memory ${op}`)).toFixed(2)}x`,

@@ -24,7 +24,23 @@ export interface SyncResult {
   dryRun: boolean;
 }
 
-/** Digests of every chunk of an open file (missing bytes past the end digest as absent). */
+/** A chunk that differs is compared again in pieces of this size; only differing pieces travel. */
+export const pieceBytes = 4096;
+/** Files are read in blocks of this size (two in flight), whatever the chunk size. */
+const readBlockBytes = 4 * 1024 * 1024;
+/** Changed chunks refined per batch (a round trip each over TCP). */
+const refineChunksMax = 256;
+
+/** Digests `buf[0, len)` in pieces of `piece` bytes (the last may be short) into `out` from entry `at`. */
+function digestPieces(buf: Uint8Array, len: number, piece: number, out: Buffer, at: number): void {
+  for (let o = 0, k = at; o < len; o += piece, k++) {
+    const [a, b] = hash128(digestKey, buf.subarray(o, Math.min(len, o + piece)));
+    out.writeBigUInt64LE(a!, 16 * k);
+    out.writeBigUInt64LE(b!, 16 * k + 8);
+  }
+}
+
+/** Digests of every chunk of an open file, read in large blocks with the next read in flight. */
 export async function digestFile(
   fh: FileHandle,
   size: number,
@@ -33,13 +49,20 @@ export async function digestFile(
 ): Promise<Buffer> {
   const n = Math.ceil(size / chunkBytes);
   const out = Buffer.alloc(16 * n);
-  const buf = Buffer.allocUnsafe(chunkBytes);
-  for (let i = 0; i < n; i++) {
-    const len = Math.min(chunkBytes, size - i * chunkBytes);
-    await readFully(fh, buf, len, i * chunkBytes);
-    const [a, b] = hash128(digestKey, buf.subarray(0, len));
-    out.writeBigUInt64LE(a!, 16 * i);
-    out.writeBigUInt64LE(b!, 16 * i + 8);
+  const block = Math.max(chunkBytes, Math.floor(readBlockBytes / chunkBytes) * chunkBytes);
+  const read = async (off: number, buf: Buffer) => {
+    const len = Math.min(block, size - off);
+    await readFully(fh, buf, len, off);
+    return len;
+  };
+  let bufs = [Buffer.allocUnsafe(block), Buffer.allocUnsafe(block)];
+  let next = size > 0 ? read(0, bufs[0]!) : undefined;
+  for (let off = 0; off < size; off += block) {
+    const len = await next!;
+    const cur = bufs[0]!;
+    bufs = [bufs[1]!, cur];
+    next = off + block < size ? read(off + block, bufs[0]!) : undefined;
+    digestPieces(cur, len, chunkBytes, out, off / chunkBytes);
     onChunk?.(len);
   }
   return out;
@@ -62,7 +85,26 @@ function checkChunk(chunkBytes: number): void {
     throw new RangeError(`chunk size must be an integer in [4096, ${chunkBytesMax}], got ${chunkBytes}`);
 }
 
-/** Makes `dst` equal to `src` (both local files), sending only the chunks that differ. */
+/** Piece digests of the given chunks of an open file, in order (`pieceBytes` pieces per chunk). */
+async function pieceDigests(
+  fh: FileHandle,
+  size: number,
+  chunkBytes: number,
+  chunks: number[],
+): Promise<Buffer> {
+  const per = Math.ceil(chunkBytes / pieceBytes);
+  const out = Buffer.alloc(16 * per * chunks.length);
+  const buf = Buffer.allocUnsafe(chunkBytes);
+  for (let j = 0; j < chunks.length; j++) {
+    const off = chunks[j]! * chunkBytes;
+    const len = Math.max(0, Math.min(chunkBytes, size - off));
+    await readFully(fh, buf, len, off);
+    digestPieces(buf, len, pieceBytes, out, j * per);
+  }
+  return out;
+}
+
+/** Makes `dst` equal to `src` (both local files), sending only the pieces of chunks that differ. */
 export async function syncFiles(
   src: string,
   dst: string,
@@ -80,61 +122,106 @@ export async function syncFiles(
   const d = exists || !opts.dryRun ? await open(dst, opts.dryRun ? 'r' : 'r+') : undefined;
   try {
     const dsize = d ? (await d.stat()).size : 0;
-    const theirs = d ? await digestFile(d, dsize, chunkBytes) : Buffer.alloc(0);
-    return await pushChunks(
-      s,
-      size,
-      chunkBytes,
-      theirs,
-      dsize,
-      opts,
-      async (off, data) => {
+    // both sides digest at once: the reads overlap, the hashing takes turns
+    const [theirs, ours] = await Promise.all([
+      d ? digestFile(d, dsize, chunkBytes) : Promise.resolve(Buffer.alloc(0)),
+      digestFile(s, size, chunkBytes, opts.onProgress),
+    ]);
+    return await pushChunks(s, size, chunkBytes, ours, theirs, dsize, opts, {
+      pieces: (chunks) => pieceDigests(d!, dsize, chunkBytes, chunks),
+      write: async (off, data) => {
         await d!.write(data, 0, data.length, off);
       },
-      async () => {
+      finish: async () => {
         await d!.truncate(size);
         await d!.datasync();
       },
-    );
+    });
   } finally {
     await s.close();
     await d?.close();
   }
 }
 
+/** What the sending side needs from the destination. */
+interface Target {
+  /** Piece digests of these chunks of the destination (see `pieceDigests`). */
+  pieces(chunks: number[]): Promise<Buffer>;
+  write(offset: number, data: Buffer): Promise<void>;
+  finish(): Promise<void>;
+}
+
+/**
+ * Compares chunk digests; a chunk that differs but exists whole on both sides is compared again piece by
+ * piece, and only differing pieces (adjacent ones merged) are written.
+ */
 async function pushChunks(
   s: FileHandle,
   size: number,
   chunkBytes: number,
+  ours: Buffer,
   theirs: Buffer,
   theirSize: number,
-  opts: { dryRun?: boolean; onProgress?: (n: number) => void },
-  write: (offset: number, data: Buffer) => Promise<void>,
-  finish: () => Promise<void>,
+  opts: { dryRun?: boolean },
+  target: Target,
 ): Promise<SyncResult> {
   const n = Math.ceil(size / chunkBytes);
-  const buf = Buffer.allocUnsafe(chunkBytes);
-  let changed = 0;
-  let bytes = 0;
+  const lenOf = (i: number, total: number) => Math.max(0, Math.min(chunkBytes, total - i * chunkBytes));
+  const changed: number[] = [];
   for (let i = 0; i < n; i++) {
-    const len = Math.min(chunkBytes, size - i * chunkBytes);
-    await readFully(s, buf, len, i * chunkBytes);
-    const [a, b] = hash128(digestKey, buf.subarray(0, len));
-    const theirLen = Math.max(0, Math.min(chunkBytes, theirSize - i * chunkBytes));
     const same =
-      theirLen === len &&
+      lenOf(i, theirSize) === lenOf(i, size) &&
       16 * i + 16 <= theirs.length &&
-      theirs.readBigUInt64LE(16 * i) === a &&
-      theirs.readBigUInt64LE(16 * i + 8) === b;
-    if (!same) {
-      changed++;
-      bytes += len;
-      if (!opts.dryRun) await write(i * chunkBytes, Buffer.from(buf.subarray(0, len)));
-    }
-    opts.onProgress?.(len);
+      ours.compare(theirs, 16 * i, 16 * i + 16, 16 * i, 16 * i + 16) === 0;
+    if (!same) changed.push(i);
   }
-  if (!opts.dryRun) await finish();
-  return { chunks: n, changedChunks: changed, bytesSent: bytes, size, dryRun: opts.dryRun === true };
+  const refine = chunkBytes > pieceBytes;
+  const per = Math.ceil(chunkBytes / pieceBytes);
+  const buf = Buffer.allocUnsafe(chunkBytes);
+  const mine = Buffer.alloc(16 * per);
+  let bytes = 0;
+  for (let b = 0; b < changed.length; b += refineChunksMax) {
+    const batch = changed.slice(b, b + refineChunksMax);
+    // pieces only help where the destination holds the whole chunk
+    const whole = refine ? batch.filter((i) => lenOf(i, theirSize) === lenOf(i, size)) : [];
+    const theirPieces = whole.length ? await target.pieces(whole) : Buffer.alloc(0);
+    for (const i of batch) {
+      const off = i * chunkBytes;
+      const len = lenOf(i, size);
+      await readFully(s, buf, len, off);
+      const w = whole.indexOf(i);
+      if (w < 0) {
+        bytes += len;
+        if (!opts.dryRun) await target.write(off, Buffer.from(buf.subarray(0, len)));
+        continue;
+      }
+      digestPieces(buf, len, pieceBytes, mine, 0);
+      for (let k = 0; k * pieceBytes < len; ) {
+        const differs = (j: number) =>
+          j * pieceBytes < len &&
+          mine.compare(theirPieces, 16 * (w * per + j), 16 * (w * per + j + 1), 16 * j, 16 * j + 16) !== 0;
+        if (!differs(k)) {
+          k++;
+          continue;
+        }
+        let e = k + 1;
+        while (differs(e)) e++;
+        const from = k * pieceBytes;
+        const to = Math.min(len, e * pieceBytes);
+        bytes += to - from;
+        if (!opts.dryRun) await target.write(off + from, Buffer.from(buf.subarray(from, to)));
+        k = e;
+      }
+    }
+  }
+  if (!opts.dryRun) await target.finish();
+  return {
+    chunks: n,
+    changedChunks: changed.length,
+    bytesSent: bytes,
+    size,
+    dryRun: opts.dryRun === true,
+  };
 }
 
 // --- over TCP: frames are u32 length | u8 type | payload -------------------------------------------------
@@ -144,6 +231,7 @@ const T_DIGESTS = 2; // server -> client: u64 size | digests
 const T_CHUNK = 3; // client -> server: u64 offset | bytes
 const T_DONE = 4; // client -> server: finish (truncate, fsync); server -> client: ok
 const T_ERROR = 5; // either way: UTF-8 message
+const T_PIECES = 6; // client -> server: u32 chunk indices; server -> client: their piece digests
 
 function frame(type: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(5);
@@ -173,6 +261,8 @@ export function serveSync(root: string): Server {
     void (async () => {
       let fh: FileHandle | undefined;
       let size = 0;
+      let chunkBytes = 0;
+      let current = 0;
       /** Handles one frame; false when the session is over. */
       const handleFrame = async (f: { type: number; payload: Buffer }): Promise<boolean> => {
         if (f.type === T_HELLO) {
@@ -190,6 +280,8 @@ export function serveSync(root: string): Server {
           await (await open(p, 'a+')).close();
           fh = await open(p, 'r+');
           const cur = (await fh.stat()).size;
+          chunkBytes = hello.chunkBytes;
+          current = cur;
           const d = await digestFile(fh, cur, hello.chunkBytes);
           const head = Buffer.alloc(8);
           head.writeBigUInt64BE(BigInt(cur), 0);
@@ -204,6 +296,22 @@ export function serveSync(root: string): Server {
           if (off + data.length > size)
             throw new Error(`chunk [${off}, +${data.length}) is past the declared size ${size}`);
           await fh.write(data, 0, data.length, off);
+          return true;
+        }
+        if (f.type === T_PIECES) {
+          if (!fh) throw new Error('PIECES before HELLO');
+          const count = f.payload.length / 4;
+          if (!Number.isInteger(count) || count > refineChunksMax)
+            throw new Error(
+              `PIECES frame of ${f.payload.length} bytes (at most ${refineChunksMax} u32 indices)`,
+            );
+          const chunks: number[] = [];
+          for (let k = 0; k < count; k++) {
+            const i = f.payload.readUInt32BE(4 * k);
+            if (i * chunkBytes >= current) throw new Error(`PIECES: chunk ${i} is past the end (${current})`);
+            chunks.push(i);
+          }
+          sock.write(frame(T_PIECES, await pieceDigests(fh, current, chunkBytes, chunks)));
           return true;
         }
         if (f.type === T_DONE) {
@@ -255,32 +363,45 @@ export async function syncToRemote(
   try {
     const it = frames(sock);
     sock.write(frame(T_HELLO, Buffer.from(JSON.stringify({ path, chunkBytes, size }))));
+    // our digests while the server computes its own
+    const oursP = digestFile(s, size, chunkBytes, opts.onProgress);
+    oursP.catch(() => undefined);
     const first = await it.next();
     if (first.done) throw new Error('sync server closed the connection');
     if (first.value.type === T_ERROR) throw new Error(`sync server: ${first.value.payload.toString('utf8')}`);
+    if (first.value.type !== T_DIGESTS || first.value.payload.length < 8)
+      throw new Error('sync server: expected its digests');
     const theirSize = Number(first.value.payload.readBigUInt64BE(0));
     const theirs = Buffer.from(first.value.payload.subarray(8));
-    const r = await pushChunks(
-      s,
-      size,
-      chunkBytes,
-      theirs,
-      theirSize,
-      opts,
-      async (off, data) => {
+    const ours = await oursP;
+    const reply = async (want: number): Promise<Buffer> => {
+      const f = await it.next();
+      if (f.done) throw new Error('sync server closed the connection');
+      if (f.value.type === T_ERROR) throw new Error(`sync server: ${f.value.payload.toString('utf8')}`);
+      if (f.value.type !== want) throw new Error(`sync server: unexpected frame type ${f.value.type}`);
+      return Buffer.from(f.value.payload);
+    };
+    return await pushChunks(s, size, chunkBytes, ours, theirs, theirSize, opts, {
+      pieces: async (chunks) => {
+        const req = Buffer.alloc(4 * chunks.length);
+        for (let k = 0; k < chunks.length; k++) req.writeUInt32BE(chunks[k]!, 4 * k);
+        sock.write(frame(T_PIECES, req));
+        const got = await reply(T_PIECES);
+        if (got.length !== 16 * Math.ceil(chunkBytes / pieceBytes) * chunks.length)
+          throw new Error(`sync server: ${got.length} bytes of piece digests for ${chunks.length} chunks`);
+        return got;
+      },
+      write: async (off, data) => {
         const h = Buffer.alloc(8);
         h.writeBigUInt64BE(BigInt(off), 0);
         if (!sock.write(frame(T_CHUNK, Buffer.concat([h, data]))))
           await new Promise((res) => sock.once('drain', res));
       },
-      async () => {
+      finish: async () => {
         sock.write(frame(T_DONE, Buffer.alloc(0)));
-        const done = await it.next();
-        if (done.done || done.value.type !== T_DONE)
-          throw new Error(`sync server: ${done.done ? 'closed' : done.value.payload.toString('utf8')}`);
+        await reply(T_DONE);
       },
-    );
-    return r;
+    });
   } finally {
     sock.destroy();
     await s.close();

@@ -28,10 +28,11 @@ describe('delta sync', () => {
     writeFileSync(p('a'), a);
     const dry = await syncFiles(p('a'), p('b'), { dryRun: true });
     expect(dry.changedChunks).toBe(3);
-    expect(dry.bytesSent).toBe(3 * 65536);
+    // a changed 64 KiB chunk is compared again in 4 KiB pieces: one piece each travels
+    expect(dry.bytesSent).toBe(3 * 4096);
     expect(Buffer.compare(readFileSync(p('b')), a)).not.toBe(0);
     const r = await syncFiles(p('a'), p('b'));
-    expect(r.bytesSent).toBe(3 * 65536);
+    expect(r.bytesSent).toBe(3 * 4096);
     expect(Buffer.compare(readFileSync(p('b')), a)).toBe(0);
     expect((await syncFiles(p('a'), p('b'))).bytesSent).toBe(0);
   });
@@ -58,6 +59,14 @@ describe('delta sync', () => {
     writeFileSync(p('remote/img'), a.subarray(0, 1 << 20));
     const r = await syncToRemote(p('src'), '127.0.0.1', port, 'img');
     expect(r.bytesSent).toBe(1 << 20);
+    expect(Buffer.compare(readFileSync(p('remote/img')), a)).toBe(0);
+    // small edits, one of them across a piece boundary: only the touched 4 KiB pieces travel
+    a.write('edit', 70_000);
+    a.write('across', 4096 * 40 - 3);
+    writeFileSync(p('src'), a);
+    const r2 = await syncToRemote(p('src'), '127.0.0.1', port, 'img');
+    expect(r2.changedChunks).toBe(2);
+    expect(r2.bytesSent).toBe(3 * 4096);
     expect(Buffer.compare(readFileSync(p('remote/img')), a)).toBe(0);
     await expect(syncToRemote(p('src'), '127.0.0.1', port, '../escape')).rejects.toThrow(/outside/);
     await new Promise((res) => server.close(res));
