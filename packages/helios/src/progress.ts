@@ -3,7 +3,14 @@
  * durably committed; a crash mid-append leaves the records either committed or absent (vlog's contract).
  *
  *   position:  0        1        2              tail
- *              [block]  [block]  [node, wm ...]  | next append goes here
+ *              [block]  [block]  [node ...]     | next append goes here
+ *
+ * Shared by processes: a new log's segments are ObjectStoreLoglets on a file: store (each batch one object
+ * put with If-None-Match, so racing appenders of several servers and indexers get distinct positions).
+ * An ObjectStoreLoglet reads a segment from its first object, so the log rolls to a fresh segment every
+ * `segmentRecordsMax` records (seal + CAS of the chain in the file MetaStore); a roll left half done by a
+ * killed process is finished by the next appender (VirtualLog's failover option). Logs created before
+ * this (a file loglet) keep their loglet and are safe for one process only.
  */
 import { openLog, type VirtualLog } from '@strata/vlog';
 
@@ -22,7 +29,23 @@ export type ProgressRecord =
       max: (string | number | null)[];
       leaf?: string;
     }
-  | { t: 'node'; level: number; from: number; to: number; key: string; keys: number; bytes: number }
+  | {
+      t: 'node';
+      level: number;
+      from: number;
+      to: number;
+      key: string;
+      keys: number;
+      bytes: number;
+      /**
+       * Conditions that make racing indexers safe (absent in old logs: applied as they come): `base` is
+       * the key of the node at (level, from) this one replaces, or null for a new node at the level's end;
+       * `child` (levels above 0) the key of the level-below node it adds. A record whose conditions do not
+       * hold when it is replayed lost a race and is ignored by every reader.
+       */
+      base?: string | null;
+      child?: string;
+    }
   | { t: 'wm'; level: number; to: number }
   | {
       t: 'rewrite';
@@ -35,6 +58,11 @@ export type ProgressRecord =
     }
   | { t: 'erase'; where: string; blocks: number[]; rows: number; at: number };
 
+/** Records per segment of a shared log before it rolls to a new one (bounds the cost of a read). */
+export const segmentRecordsMax = 64;
+/** The loglet of a new progress log: object-store loglets in DIR/log, relative to the log's directory. */
+export const sharedLogletSpec = 'objstore:file:log';
+
 /** Bound on one record's encoded size. */
 export const recordBytesMax = 1 << 20;
 
@@ -46,11 +74,28 @@ const dec = new TextDecoder();
  * Records are JSON; a resolved append is durably committed (the VirtualLog contract).
  */
 export class ProgressLog {
-  private constructor(private readonly log: VirtualLog) {}
+  private constructor(
+    private readonly log: VirtualLog,
+    private readonly spec: string | undefined,
+  ) {}
 
   static async open(dir: string, name: string): Promise<ProgressLog> {
-    const log = await openLog(name, { meta: `file:${dir}`, create: true });
-    return new ProgressLog(log);
+    const spec = sharedLogletSpec;
+    const log = await openLog(name, {
+      meta: `file:${dir}`,
+      loglet: spec,
+      cwd: dir,
+      create: true,
+      // a roll whose author died between seal and CAS: finish it with the same kind of segment
+      failover: async ({ segment }) => (segment.spec === spec ? spec : undefined),
+    });
+    const segs = log.segments;
+    return new ProgressLog(log, segs[segs.length - 1]?.spec === spec ? spec : undefined);
+  }
+
+  /** Whether other processes may share this log (its segments are object-store loglets). */
+  get shared(): boolean {
+    return this.spec !== undefined;
   }
 
   /** Appends records as one batch; resolves with their positions once committed. */
@@ -61,7 +106,12 @@ export class ProgressLog {
         throw new Error(`progress record of ${b.length} bytes is over recordBytesMax`);
       return b;
     });
-    return this.log.append(payloads);
+    const pos = await this.log.append(payloads);
+    const segs = this.log.segments;
+    const last = segs[segs.length - 1];
+    if (this.spec && last && pos[pos.length - 1]! + 1 - last.start >= segmentRecordsMax)
+      await this.log.reconfigure(this.spec, { ifActive: segs.length - 1 });
+    return pos;
   }
 
   /** Records in [from, to). */

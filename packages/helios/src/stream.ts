@@ -48,6 +48,8 @@ export const readChunkBytes = 1 << 20;
 
 interface BlockInfo {
   seq: number;
+  /** Position of its record in the progress log (the first record of a block id wins). */
+  pos: number;
   id: string;
   key: string;
   source: string;
@@ -197,22 +199,52 @@ export class Stream {
   /** Applies progress-log records not yet applied to the in-memory view. */
   private async catchUp(): Promise<void> {
     const { tail } = await this.log.checkTail();
-    if (tail > this.applied) for (const r of await this.log.read(this.applied, tail)) this.apply(r);
-    this.applied = Math.max(this.applied, tail);
+    if (tail > this.applied) {
+      const recs = await this.log.read(this.applied, tail);
+      for (let i = 0; i < recs.length; i++) this.apply(recs[i]!, this.applied + i);
+      this.applied += recs.length;
+    }
   }
 
-  private apply(r: ProgressRecord): void {
+  /** How far level `level` covers: the largest end of its nodes (0 when it has none). */
+  private coverage(level: number): number {
+    let to = 0;
+    for (const n of this.levels[level]?.values() ?? []) if (n.to > to) to = n.to;
+    return to;
+  }
+
+  /**
+   * Whether a node record's conditions hold in the current view (see ProgressRecord): it extends its
+   * level past its coverage, replacing exactly the node it was built from, and a parent adds exactly the
+   * child it read. Every reader replays the same log, so every reader drops the same losers.
+   */
+  private nodeHolds(r: Extract<ProgressRecord, { t: 'node' }>): boolean {
+    if (r.base === undefined) return true; // an old log: one indexer
+    const cov = this.coverage(r.level);
+    if (r.to <= cov) return false;
+    const cur = this.levels[r.level]?.get(r.from);
+    if (r.base === null ? r.from !== cov : cur?.key !== r.base || cur.to !== cov) return false;
+    if (r.level > 0) {
+      const c = this.levels[r.level - 1]?.get(cov);
+      if (!c || c.key !== r.child || c.to !== r.to) return false;
+    }
+    return true;
+  }
+
+  private apply(r: ProgressRecord, pos: number): void {
     switch (r.t) {
       case 'block': {
+        if (this.ids.has(r.id)) break; // a racing server appended it too: the first record wins
         const seq = this.blocks.length;
-        const b: BlockInfo = { seq, ...r };
+        const b: BlockInfo = { seq, pos, ...r };
         this.blocks.push(b);
         this.ids.set(r.id, seq);
         break;
       }
       case 'node': {
+        if (!this.nodeHolds(r)) break;
         const lv = (this.levels[r.level] ??= new Map());
-        for (const [from, n] of lv) if (from > r.from && from < r.to) lv.delete(from) && void n;
+        for (const from of [...lv.keys()]) if (from > r.from && from < r.to) lv.delete(from);
         lv.set(r.from, { level: r.level, from: r.from, to: r.to, key: r.key, keys: r.keys, bytes: r.bytes });
         // A parent covers its children: the watermark below it is at least its end, even if the `wm`
         // record that went with it were missing.
@@ -296,9 +328,10 @@ export class Stream {
       max: header.max,
       ...(leaf ? { leaf } : {}),
     };
-    await this.log.append([rec]);
+    const [pos] = await this.log.append([rec]);
     await this.catchUp();
-    return true;
+    // Another server may have appended the same block first: then this record is ignored.
+    return this.blocks[this.ids.get(id)!]?.pos === pos;
   }
 
   /**
@@ -402,9 +435,7 @@ export class Stream {
 
   /** How far level 0 covers (blocks [0, this) are indexed). */
   get indexedBlocks(): number {
-    let to = 0;
-    for (const n of this.levels[0]?.values() ?? []) if (n.to > to) to = n.to;
-    return to;
+    return this.coverage(0);
   }
 
   /**
@@ -417,28 +448,43 @@ export class Stream {
     if (this.def.index.length === 0) return 0;
     const pol = this.policy;
     let done = 0;
-    for (let seq = this.indexedBlocks; seq < this.blocks.length && done < blocksMax; seq++, done++) {
+    // The open level-0 node is built in memory and written once, when it closes or the pass ends: one
+    // node object and one record per node, not per block.
+    let work: { node: IndexNode; base: string | null } | undefined;
+    const flush = async () => {
+      if (!work) return;
+      const info = await this.putNode(0, work.node);
+      await this.log.append([{ t: 'node', ...info, base: work.base }]);
+      await this.catchUp();
+      work = undefined;
+    };
+    const mergeable = (n: IndexNode, keys: number) =>
+      n.keys.length < pol.mergeKeysMax && keys < pol.mergeKeysMax && n.header.children.length < pol.fanoutMax;
+    for (; done < blocksMax; done++) {
+      // Re-read after each write: a racing indexer may have moved level 0 on.
+      const seq = work ? work.node.header.to : this.indexedBlocks;
+      if (seq >= this.blocks.length) break;
       const b = this.blocks[seq]!;
       let keys: Float64Array;
       if (b.leaf) keys = (await this.node(b.leaf)).keys;
       else keys = keysOf(this.def, decodeBlock(await this.store.get(b.key), b.key).rows);
       const leaf = leafNode(0, seq, seq + 1, seq, keys);
-      const lv0 = this.sorted(0);
-      const tail = lv0[lv0.length - 1];
-      let node = leaf;
-      if (
-        tail &&
-        tail.to === seq &&
-        tail.from >= (this.wm[0] ?? 0) &&
-        tail.keys < pol.mergeKeysMax &&
-        keys.length < pol.mergeKeysMax &&
-        (await this.node(tail.key)).header.children.length < pol.fanoutMax
-      )
-        node = mergeNodes(await this.node(tail.key), leaf);
-      const info = await this.putNode(0, node);
-      await this.log.append([{ t: 'node', ...info }]);
-      await this.catchUp();
+      if (!work) {
+        const lv0 = this.sorted(0);
+        const tail = lv0[lv0.length - 1];
+        if (tail && tail.to === seq && tail.from >= (this.wm[0] ?? 0)) {
+          const tn = await this.node(tail.key);
+          if (mergeable(tn, keys.length)) work = { node: tn, base: tail.key };
+        }
+      }
+      if (work && mergeable(work.node, keys.length)) work.node = mergeNodes(work.node, leaf);
+      else {
+        await flush();
+        if (this.indexedBlocks !== seq) continue; // a racing indexer got there first
+        work = { node: leaf, base: null };
+      }
     }
+    await flush();
     await this.addStep();
     return done;
   }
@@ -458,22 +504,26 @@ export class Stream {
         const c = nodes[i]!;
         const w = this.wm[L] ?? 0;
         if (c.from < w || !this.closed(c, i === nodes.length - 1)) continue;
-        if (c.from !== w)
+        if (c.from !== w) {
+          if (this.levels[L]?.get(c.from)?.key !== c.key) continue; // replaced by a racing indexer
           throw new Error(`indexer: level ${L} node [${c.from},${c.to}) does not start at watermark ${w}`);
+        }
         const child = await this.node(c.key);
         const one = leafNode(L + 1, c.from, c.to, c.key, child.keys, [c.from, c.to]);
         const parents = this.sorted(L + 1);
         const last = parents[parents.length - 1];
         let node = one;
+        let base: string | null = null;
         if (last && last.to === w && last.keys < pol.addKeysMax) {
           const pn = await this.node(last.key);
-          if (pn.header.children.length < pol.fanoutMax) node = mergeNodes(pn, one);
+          if (pn.header.children.length < pol.fanoutMax) {
+            node = mergeNodes(pn, one);
+            base = last.key;
+          }
         }
         const info = await this.putNode(L + 1, node);
-        await this.log.append([
-          { t: 'node', ...info },
-          { t: 'wm', level: L, to: c.to },
-        ]);
+        // The parent moves the watermark of level L to its end (apply), so one record says both.
+        await this.log.append([{ t: 'node', ...info, base, child: c.key }]);
         await this.catchUp();
       }
     }

@@ -18,7 +18,7 @@ function runChild(file: string, killAfterMs: number): Promise<'killed' | 'done'>
   return new Promise((resolve, reject) => {
     const c = spawn(
       process.execPath,
-      ['--import', 'tsx', join(__dirname, 'crash-child.ts'), dir, file, '1500'],
+      ['--import', 'tsx', join(__dirname, 'crash-child.ts'), dir, file, '6000'],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
