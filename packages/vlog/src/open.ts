@@ -6,7 +6,7 @@ import { EtcdMetaStore, parseEtcdUrl } from './providers/etcd.js';
 import { FileLoglet } from './providers/file.js';
 import { FileMetaStore } from './providers/file-meta.js';
 import { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
-import { NativeLoglet, parseNativeSpec } from './providers/native.js';
+import { NativeLoglet, nativeLogletId, parseNativeSpec, prepareNative } from './providers/native.js';
 import { ObjectStoreLoglet } from './providers/objstore.js';
 import { parseZkUrl, ZkClient, ZooKeeperLoglet, ZooKeeperMetaStore } from './providers/zookeeper.js';
 import { VirtualLog, type VirtualLogOptions } from './virtual.js';
@@ -108,7 +108,7 @@ export async function openLoglet(
   if (spec.startsWith('native://')) {
     const n = parseNativeSpec(spec);
     // one loglet per segment: the id carries the segment so a reused spec never mixes segments
-    return new NativeLoglet(`${n.id}-${seg}`, start, n.sequencer, n.servers);
+    return new NativeLoglet(nativeLogletId(spec, index), start, n.sequencer, n.servers);
   }
   throw new SpecError(
     `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR, objstore:STORE_URL, zk://HOST:PORT/PATH or native://SEQ?servers=...)`,
@@ -165,11 +165,17 @@ export interface OpenLogOptions extends VirtualLogOptions {
   cwd?: string;
 }
 
+/** Readies the loglet a reconfiguration is about to install (native loglets only; others need nothing). */
+export async function prepareLoglet(spec: string, index: number): Promise<void> {
+  if (spec.startsWith('native://')) await prepareNative(spec, index, { timeoutMs: 2_000 });
+}
+
 /** Opens the VirtualLog `name`, creating it when asked. */
 export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualLog> {
   const cwd = o.cwd ?? process.cwd();
   const meta = openMeta(o.meta, name, cwd);
   const factory = (spec: string, start: number, index: number) => openLoglet(spec, start, index, cwd);
+  o = { prepare: prepareLoglet, ...o };
   const { value } = await meta.get();
   if (!value) {
     if (!o.create) throw new SpecError(`no log named '${name}' in ${o.meta} (create it first)`);

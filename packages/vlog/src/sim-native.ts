@@ -31,8 +31,10 @@ import {
   LogServer,
   NativeLoglet,
   type Net,
+  nativeLogletId,
   nativeSpec,
   parseNativeSpec,
+  prepareNative,
   Sequencer,
   type Wire,
 } from './providers/native.js';
@@ -412,7 +414,7 @@ export async function simulateNative(seed: number, o: NativeSimOptions = {}): Pr
   let clients = 0;
   const factory = (client: string) => async (spec: string, start: number, index: number) => {
     const n = parseNativeSpec(spec);
-    return new Recording(`${n.id}-${index}`, start, n.sequencer, n.servers, {
+    return new Recording(nativeLogletId(spec, index), start, n.sequencer, n.servers, {
       net: net.view(client),
       timeoutMs,
       clientId: `${client}/${clients++}`,
@@ -436,6 +438,13 @@ export async function simulateNative(seed: number, o: NativeSimOptions = {}): Pr
       ...clock,
       appendTimeoutMs: 2_000,
       failover: nativeFailover(pool),
+      // half the writers ready successors before sealing, so both paths run under faults
+      ...(c % 2 === 0
+        ? {
+            prepare: (spec, index) =>
+              prepareNative(spec, index, { net: net.view(`client${c}:1`), timeoutMs }),
+          }
+        : {}),
     });
     work.push(
       (async () => {
@@ -562,7 +571,7 @@ export async function simulateNative(seed: number, o: NativeSimOptions = {}): Pr
       violations.push(`acknowledged ${p} at ${pos} but the log has ${at.get(pos)} there`);
   for (const [i, s] of segs.entries()) {
     if (s.end === undefined) continue;
-    const id = `${parseNativeSpec(s.spec).id}-${i}`;
+    const id = nativeLogletId(s.spec, i);
     for (const p of acksBySeg.get(id) ?? [])
       if (p >= s.end) violations.push(`loglet ${id} acknowledged ${p} past its sealed end ${s.end}`);
   }

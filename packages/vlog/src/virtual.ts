@@ -52,6 +52,12 @@ export interface VirtualLogOptions {
   appendTimeoutMs?: number;
   /** When the active loglet is unavailable, reconfigure to what this returns, and retry. */
   failover?: Failover;
+  /**
+   * Readies the loglet for spec `spec` at chain index `index` before a reconfiguration seals the active
+   * one (`prepareLoglet` in open.ts: a native loglet's sequencer claims it), taking that work off the
+   * seal-to-first-append path. Errors are ignored.
+   */
+  prepare?: (spec: string, index: number) => Promise<void>;
   /** The clock's sleep (injected by the simulation harness). */
   sleep?: (ms: number) => Promise<void>;
   /** The clock (injected by the simulation harness). */
@@ -290,6 +296,8 @@ export class VirtualLog implements Loglet {
       const i = this.active();
       // only if segment `ifActive` is still the active one: otherwise someone else reconfigured it
       if (o.ifActive !== undefined && i !== o.ifActive) return this.chain.segments[i]!.start;
+      // ready the successor while the seal and the CAS run
+      void this.opts.prepare?.(spec, i + 1).catch(() => undefined);
       const sealedVersion = this.version;
       const { tail } = await (await this.loglet(i)).seal();
       const segs = this.chain.segments.map((s) => ({ ...s }));

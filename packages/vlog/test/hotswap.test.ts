@@ -39,6 +39,11 @@ function writers(v: VirtualLog, count: number) {
   return {
     acked,
     stallMax: () => stallMax,
+    /** Resolves once `n` more appends have been acknowledged (so every segment gets records). */
+    grown: async (n: number) => {
+      const target = acked.size + n;
+      while (acked.size < target) await new Promise((r) => setTimeout(r, 5));
+    },
     stop: async () => {
       stop = true;
       await done;
@@ -46,19 +51,32 @@ function writers(v: VirtualLog, count: number) {
   };
 }
 
-/** A fresh client reads the whole log: dense, each acknowledged record at its position, nothing twice. */
+/**
+ * A fresh client reads the whole log: dense, every acknowledged record at its position, nothing else twice.
+ * A record whose append was refused by a loglet being sealed may still have reached some of its replicas,
+ * and the seal's repair keeps it below the sealed end; the writer's retry puts it again in the next segment.
+ * So a position that holds no acknowledged record must hold an unacknowledged copy of a record that was
+ * acknowledged later, in a sealed segment.
+ */
 async function checkLog(r: VirtualLog, acked: Map<number, string>) {
   const { tail } = await r.checkTail();
   const recs = await r.read(0, tail);
   expect(recs.map((x) => x.position)).toEqual(Array.from({ length: tail }, (_, i) => i));
-  expect(tail).toBe(acked.size);
+  const ackedAt = new Map([...acked].map(([p, s]) => [s, p]));
+  const active = r.segments.at(-1)!.start;
   const seen = new Set<string>();
   for (const x of recs) {
     const s = Buffer.from(x.payload).toString();
-    expect(seen.has(s)).toBe(false);
-    seen.add(s);
-    expect(acked.get(x.position)).toBe(s);
+    if (acked.get(x.position) === s) {
+      expect(seen.has(s)).toBe(false);
+      seen.add(s);
+      continue;
+    }
+    // an unacknowledged copy
+    expect(x.position).toBeLessThan(active);
+    expect(ackedAt.get(s)).toBeGreaterThan(x.position);
   }
+  expect(seen.size).toBe(acked.size);
 }
 
 describe('hot swap between loglet kinds under load', () => {
@@ -73,10 +91,10 @@ describe('hot swap between loglet kinds under load', () => {
     const specs = [`file:./seg`, `objstore:file:./objs`, nativeSpec(seqAddr, addrs, 'hs2')];
     const w = writers(v, 4);
     for (const spec of specs) {
-      await new Promise((r) => setTimeout(r, 150));
+      await w.grown(20);
       await v.reconfigure(spec);
     }
-    await new Promise((r) => setTimeout(r, 150));
+    await w.grown(20);
     await w.stop();
     const kinds = v.segments.map((s) => s.spec.split(':')[0]);
     expect(kinds).toEqual(['native', 'file', 'objstore', 'native']);
@@ -109,10 +127,10 @@ describe('hot swap between loglet kinds under load', () => {
         const v = await VirtualLog.create(meta(), factory, zkSpec);
         const w = writers(v, 4);
         for (const spec of [nativeSpec(seqAddr, addrs, 'zs'), zkSpec]) {
-          await new Promise((r) => setTimeout(r, 300));
+          await w.grown(20);
           await v.reconfigure(spec);
         }
-        await new Promise((r) => setTimeout(r, 300));
+        await w.grown(20);
         await w.stop();
         expect(v.segments.map((s) => s.spec.split(':')[0])).toEqual(['zk', 'native', 'zk']);
         for (const s of v.segments.slice(0, -1)) expect(s.end!).toBeGreaterThan(s.start);

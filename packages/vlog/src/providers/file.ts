@@ -105,6 +105,7 @@ export class FileLoglet implements Loglet {
     this.size = validBytes;
     if (validBytes < buf.length) await this.disk.truncate('records.log', validBytes);
     this.sealed = (await this.disk.read('SEALED')) !== undefined;
+    if (this.sealed) this.sealing = Promise.resolve();
     const t = await this.disk.read('TRIM');
     this.trim = t === undefined ? this.start : Number(t.toString('utf8'));
   }
@@ -216,13 +217,22 @@ export class FileLoglet implements Loglet {
     await this.disk.replace('TRIM', String(pos));
   }
 
+  /** The seal in progress or done: every caller waits until the sealed bit is durable. */
+  private sealing?: Promise<void>;
+
   async seal(): Promise<TailInfo> {
-    if (!this.sealed) {
+    if (!this.sealing) {
       this.sealed = true;
-      // wait for in-flight group commits: what they acknowledge is below the sealed tail
-      while (this.flushing) await this.flushed;
-      await this.disk.replace('SEALED', String(this.tail));
+      this.sealing = (async () => {
+        // wait for in-flight group commits: what they acknowledge is below the sealed tail
+        while (this.flushing) await this.flushed;
+        await this.disk.replace('SEALED', String(this.tail));
+      })();
+      this.sealing.catch(() => {
+        this.sealing = undefined; // not durable: a later seal writes it again (appends stay refused)
+      });
     }
+    await this.sealing;
     return this.checkTail();
   }
 

@@ -301,10 +301,19 @@ function replyError(h: Header): Error | undefined {
 const idPattern = /^[A-Za-z0-9._-]{1,100}$/;
 
 /** One loglet's replica on a LogServer. */
-interface Replica {
-  log: FileLoglet;
+/** A loglet's directory on a LogServer: created by a claim (which can come before the loglet's start is known). */
+interface Entry {
+  disk: Disk;
   /** The sequencer incarnation that owns the loglet (undefined until claimed). */
   owner: string | undefined;
+  /** The records, opened at the first request that carries the loglet's start. */
+  replica?: Promise<Replica>;
+}
+
+/** One loglet's replica on a LogServer. */
+interface Replica {
+  entry: Entry;
+  log: FileLoglet;
   /** The next position this replica expects: its tail plus what is queued for the next group commit. */
   expected: number;
 }
@@ -321,7 +330,7 @@ export interface LogServerOptions {
  */
 export class LogServer {
   private tcp?: { port: number; close(): Promise<void> };
-  private readonly replicas = new Map<string, Promise<Replica>>();
+  private readonly entries = new Map<string, Promise<Entry>>();
   private closed = false;
 
   constructor(
@@ -329,22 +338,33 @@ export class LogServer {
     private readonly o: LogServerOptions = {},
   ) {}
 
-  private replica(id: string, start: number): Promise<Replica> {
+  private entry(id: string): Promise<Entry> {
     if (!idPattern.test(id)) return Promise.reject(new Error(`bad loglet id '${id}'`));
-    if (!Number.isSafeInteger(start) || start < 0)
-      return Promise.reject(new Error(`bad start position '${start}' for loglet '${id}'`));
-    let r = this.replicas.get(id);
-    if (!r) {
-      r = (async () => {
+    let e = this.entries.get(id);
+    if (!e) {
+      e = (async () => {
         const disk = await (this.o.disk ?? ((x: string) => NodeDisk.open(join(this.dir, x))))(id);
-        const log = await FileLoglet.openOn(disk, start);
         const owner = (await disk.read('OWNER'))?.toString('utf8') || undefined;
-        return { log, owner, expected: log.tail };
+        return { disk, owner };
       })();
-      this.replicas.set(id, r);
-      r.catch(() => this.replicas.delete(id));
+      this.entries.set(id, e);
+      e.catch(() => this.entries.delete(id));
     }
-    return r;
+    return e;
+  }
+
+  private async replica(id: string, start: number): Promise<Replica> {
+    if (!Number.isSafeInteger(start) || start < 0)
+      throw new Error(`bad start position '${start}' for loglet '${id}'`);
+    const e = await this.entry(id);
+    if (!e.replica) {
+      const r = FileLoglet.openOn(e.disk, start).then((log) => ({ entry: e, log, expected: log.tail }));
+      e.replica = r;
+      r.catch(() => {
+        if (e.replica === r) e.replica = undefined;
+      });
+    }
+    return e.replica;
   }
 
   async listen(port = 0, host = '127.0.0.1'): Promise<number> {
@@ -374,6 +394,15 @@ export class LogServer {
           ? { id: h.id, error: 'sealed', sealed: true, tail: e.tail }
           : { id: h.id, error: (e as Error).message };
     if (h.op === 'ping') return { reply: Promise.resolve({ id: h.id }) };
+    if (h.op === 'claim') {
+      // needs only the loglet's directory: a claim may come before the loglet's start is known
+      try {
+        const e = await this.entry(String(h.loglet));
+        return { reply: this.claim(e, String(h.owner)).then(() => ({ id: h.id }), fail) };
+      } catch (e) {
+        return { reply: Promise.resolve(fail(e)) };
+      }
+    }
     let r: Replica;
     try {
       r = await this.replica(String(h.loglet), Number(h.start ?? 0));
@@ -382,8 +411,6 @@ export class LogServer {
     }
     const l = r.log;
     switch (h.op) {
-      case 'claim':
-        return { reply: this.claim(r, String(h.owner)).then(() => ({ id: h.id }), fail) };
       case 'seal':
         return { reply: l.seal().then((t) => ({ id: h.id, ...t }), fail) };
       case 'tail':
@@ -413,14 +440,14 @@ export class LogServer {
           if (l.isSealed)
             return { reply: Promise.resolve({ id: h.id, error: 'sealed', sealed: true, tail: l.tail }) };
           const owner = String(h.owner);
-          if (r.owner !== owner) {
+          if (r.entry.owner !== owner) {
             // a replica that missed the claim takes the first owner that writes to it
-            if (r.owner !== undefined)
+            if (r.entry.owner !== undefined)
               return {
-                reply: Promise.resolve({ id: h.id, error: `loglet is owned by sequencer ${r.owner}` }),
+                reply: Promise.resolve({ id: h.id, error: `loglet is owned by sequencer ${r.entry.owner}` }),
               };
             try {
-              await this.claim(r, owner);
+              await this.claim(r.entry, owner);
             } catch (e) {
               return { reply: Promise.resolve(fail(e)) };
             }
@@ -453,25 +480,33 @@ export class LogServer {
   }
 
   /** Records `owner` durably as the loglet's only sequencer; fails if another one owns it. */
-  private async claim(r: Replica, owner: string): Promise<void> {
+  private async claim(e: Entry, owner: string): Promise<void> {
     if (!owner || owner === 'undefined') throw new Error('claim without an owner');
-    if (r.owner === owner) return;
-    if (r.owner !== undefined) throw new Error(`loglet is owned by sequencer ${r.owner}`);
-    r.owner = owner; // taken now, so a racing claim fails; durable before the reply
-    await r.log.disk.replace('OWNER', owner);
+    if (e.owner === owner) return;
+    if (e.owner !== undefined) throw new Error(`loglet is owned by sequencer ${e.owner}`);
+    e.owner = owner; // taken now, so a racing claim fails; durable before the reply
+    await e.disk.replace('OWNER', owner);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await this.tcp?.close();
-    for (const r of this.replicas.values()) await (await r.catch(() => undefined))?.log.close();
-    this.replicas.clear();
+    for (const p of this.entries.values()) {
+      const e = await p.catch(() => undefined);
+      const r = await e?.replica?.catch(() => undefined);
+      if (r) await r.log.close();
+      else await e?.disk.close();
+    }
+    this.entries.clear();
   }
 }
 
 interface SequencedLoglet {
   servers: string[];
+  /** The loglet's first position; -1 while only prepared (its start is not known yet). */
   start: number;
+  /** The claim on a majority, once started (shared by everyone who needs it). */
+  claiming?: Promise<void>;
   /** Next position to hand out; -1 until the loglet is claimed. */
   next: number;
   /** Every position below it is on a majority. */
@@ -536,6 +571,11 @@ export class Sequencer {
       if (!idPattern.test(loglet) || !Number.isSafeInteger(start) || start < 0)
         return err(new Error(`bad loglet '${loglet}' at start ${String(h.start)}`));
       if (servers.length === 0) return err(new Error(`no LogServers for loglet '${loglet}'`));
+      if (h.op === 'prepare') {
+        // a successor being readied before the seal: claim it now, so its first append need not
+        this.prepare(loglet, servers).then(() => wire.send({ id: h.id }), err);
+        return;
+      }
       if (h.op === 'tail') {
         this.committedTail(loglet, start, servers).then((tail) => wire.send({ id: h.id, tail }), err);
         return;
@@ -557,6 +597,11 @@ export class Sequencer {
 
   private loglet(loglet: string, start: number, servers: string[]): SequencedLoglet {
     let st = this.state.get(loglet);
+    if (st && st.start < 0 && start >= 0 && st.servers.join(',') === servers.join(',')) {
+      // prepared earlier: the start is known now
+      st.start = start;
+      st.committed = start;
+    }
     if (!st) {
       st = {
         servers,
@@ -571,7 +616,7 @@ export class Sequencer {
       };
       this.state.set(loglet, st);
     }
-    if (st.start !== start || st.servers.join(',') !== servers.join(','))
+    if ((start >= 0 && st.start !== start) || st.servers.join(',') !== servers.join(','))
       throw new Error(`loglet '${loglet}' is already sequenced here with other LogServers or start`);
     return st;
   }
@@ -580,14 +625,33 @@ export class Sequencer {
     return Math.floor(st.servers.length / 2) + 1;
   }
 
+  /** Claims a loglet whose start is not known yet (it is a successor being readied). */
+  async prepare(loglet: string, servers: string[]): Promise<void> {
+    const st = this.loglet(loglet, -1, servers);
+    await this.claim(loglet, st);
+  }
+
   /** Claims the loglet on a majority, once: afterwards this incarnation is its only writer. */
   private async claim(loglet: string, st: SequencedLoglet): Promise<void> {
-    if (st.next >= 0) return;
+    if (st.next < 0) {
+      st.claiming ??= this.claimOnce(loglet, st);
+      try {
+        await st.claiming;
+      } catch (e) {
+        st.claiming = undefined; // a failed claim may be tried again
+        throw e;
+      }
+    }
+    // every record of the loglet comes from its owner: a fresh claim means there is none yet
+    if (st.next < 0 && st.start >= 0) st.next = st.start;
+  }
+
+  private async claimOnce(loglet: string, st: SequencedLoglet): Promise<void> {
     const rs = await Promise.allSettled(
       st.servers.map((a) =>
         this.pool
           .get(a)
-          .call({ op: 'claim', loglet, start: st.start, owner: this.incarnation })
+          .call({ op: 'claim', loglet, owner: this.incarnation })
           .then(([h]) => {
             const e = replyError(h);
             if (e) throw e;
@@ -603,8 +667,6 @@ export class Sequencer {
         }`,
       );
     }
-    // every record of the loglet comes from its owner: a fresh claim means there is none yet
-    st.next = st.start;
   }
 
   /** The committed tail: every position below it is on a majority. */
@@ -979,6 +1041,38 @@ export function parseNativeSpec(spec: string): { sequencer: string; servers: str
   if (!/^[A-Za-z0-9._-]{1,80}$/.test(id))
     throw new Error(`native loglet spec '${spec}': id '${id}' must be 1-80 of A-Z a-z 0-9 . _ -`);
   return { sequencer: m[1]!, servers, id };
+}
+
+/**
+ * The loglet id of a chain's segment `index` on native spec `spec`: the spec's id, the index (unique in
+ * a chain: segments sealed empty share their start) and a tag of the whole spec (so that racing
+ * reconfigurations that propose different members under one id never share a loglet).
+ */
+export function nativeLogletId(spec: string, index: number): string {
+  let h = 0x811c9dc5; // FNV-1a, 32 bits
+  for (let i = 0; i < spec.length; i++) h = Math.imul(h ^ spec.charCodeAt(i), 0x01000193);
+  return `${parseNativeSpec(spec).id}-${index}-${(h >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+/**
+ * Readies the loglet of segment `index` on `spec` before it is installed: its sequencer claims it on the
+ * LogServers (creating their directories), so the first append after the reconfiguration does not wait for
+ * that. Failing is harmless: the first append claims it then.
+ */
+export async function prepareNative(
+  spec: string,
+  index: number,
+  o: { net?: Net; timeoutMs?: number } = {},
+): Promise<void> {
+  const n = parseNativeSpec(spec);
+  const c = new Conn(n.sequencer, o.net ?? tcpNet, o.timeoutMs ?? requestTimeoutMs);
+  try {
+    const [h] = await c.call({ op: 'prepare', loglet: nativeLogletId(spec, index), servers: n.servers });
+    const e = replyError(h);
+    if (e) throw e;
+  } finally {
+    c.close();
+  }
 }
 
 /** Builds a native spec. */
