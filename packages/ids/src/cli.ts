@@ -120,6 +120,10 @@ Example:
       streamBytes: 0,
       datagramsReassembled: 0,
       reassemblyPeakBytes: 0,
+      httpRequests: 0,
+      httpResponses: 0,
+      httpRulesEvaluated: 0,
+      httpAnomalies: {} as Record<string, number>,
     };
     for (const p of pcaps) {
       let r: Awaited<ReturnType<typeof runCapture>>;
@@ -165,6 +169,11 @@ Example:
       totals.streamBytes += r.stats.streamBytes;
       totals.datagramsReassembled += r.defrag?.reassembled ?? 0;
       totals.reassemblyPeakBytes = Math.max(totals.reassemblyPeakBytes, r.reassemblyPeakBytes);
+      totals.httpRequests += r.stats.httpRequests;
+      totals.httpResponses += r.stats.httpResponses;
+      totals.httpRulesEvaluated += r.stats.httpRulesEvaluated;
+      for (const [k, n] of Object.entries(r.httpAnomalies))
+        if (n > 0) totals.httpAnomalies[k] = (totals.httpAnomalies[k] ?? 0) + n;
     }
     if (out !== io.stdout)
       await new Promise<void>((res) => (out as ReturnType<typeof createWriteStream>).end(res));
@@ -179,7 +188,7 @@ Example:
       writeFileSync(resolve(io.cwd, values.stats), `${JSON.stringify(stats, null, 2)}\n`);
     } else if (!values.quiet)
       io.stderr.write(
-        `strata ids: ${stats.packets} packets, ${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, reassembly peak ${stats.reassemblyPeakBytes} bytes\n`,
+        `strata ids: ${stats.packets} packets, ${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies\n`,
       );
     return 0;
   },

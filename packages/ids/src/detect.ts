@@ -21,7 +21,17 @@ import {
 } from './bytes.js';
 import type { Decoded } from './decode.js';
 import { type Flow, FlowTable, type FlowTableStats, type FlowTimeouts, TcpState } from './flow.js';
-import type { ContentMatch, Rule } from './rules.js';
+import {
+  decodeContent,
+  defaultHttpDecompressedBytesMax,
+  type HttpAnomalies,
+  type HttpMessage,
+  type HttpOptions,
+  HttpSession,
+  newHttpAnomalies,
+  normalizeUri,
+} from './http.js';
+import { bufferKeywords, type ContentMatch, type Rule } from './rules.js';
 import {
   type Chunk,
   copyBytes,
@@ -87,6 +97,8 @@ export interface EngineOptions {
    * (default 2,560, Suricata's raw chunk size), when the session closes, or when the flow ends.
    */
   streamChunkBytes?: number;
+  /** HTTP body bounds (bytes kept per message, decompressed bytes). */
+  http?: HttpOptions;
   /** Which actions' rules are inspected first (Suricata's action-order; default pass, drop, reject, alert). */
   actionOrder?: string[];
   /**
@@ -164,7 +176,43 @@ export const detectionKeywords = new Set([
   'prefilter',
   'target',
   'service',
+  'bufferlen',
+  'bsize',
+  'urilen',
+  'uricontent',
+  ...[...bufferKeywords].filter((k) => k !== 'raw_data'),
 ]);
+
+/** Buffers that only a response has (a rule using one inspects responses). */
+const responseBuffers = new Set([
+  'http_stat_code',
+  'http_stat_msg',
+  'http_response_line',
+  'http_response_body',
+]);
+
+/** Buffers that only a request has (a rule using one, and no response buffer, inspects requests). */
+const requestBuffers = new Set([
+  'http_uri',
+  'http_raw_uri',
+  'http_method',
+  'http_client_body',
+  'http_user_agent',
+  'http_host',
+  'http_raw_host',
+  'http_request_line',
+]);
+
+/** Buffers that hold a message body (a rule using one is inspected when the message is complete). */
+const bodyBuffers = new Set(['file_data', 'http_client_body', 'http_response_body', 'pkt_data']);
+
+/** An HTTP rule: which messages it inspects, when, and its steps per buffer (a new buffer resets the cursor). */
+interface HttpRule {
+  /** Which messages: `both` for a rule with no direction whose buffers both have (headers, cookies). */
+  side: 'request' | 'response' | 'both';
+  needsBody: boolean;
+  groups: { buffer: string; steps: Step[] }[];
+}
 
 type AddrTest = (ip: string) => boolean;
 type PortTest = (p: number) => boolean;
@@ -298,7 +346,9 @@ interface Compiled {
    * What the rule inspects: single packets, the reassembled stream, or (plain `tcp` payload rules) the
    * stream where the packet's data went into one and the packet otherwise.
    */
-  mode: 'packet' | 'stream' | 'both';
+  mode: 'packet' | 'stream' | 'both' | 'http';
+  /** For `http` rules: HTTP buffers and when they are inspected. */
+  http?: HttpRule;
   /** Longest a match can reach from the start of its first content (Infinity when unbounded). */
   spanMax: number;
   hasPayloadMatch: boolean;
@@ -343,8 +393,19 @@ type Step =
   | ByteExtract
   | { kind: 'ipopts'; type: number }
   | { kind: 'stream_size'; which: 'server' | 'client' | 'both' | 'either'; test: (n: number) => boolean }
+  | { kind: 'bufferlen'; test: (n: number) => boolean }
   | { kind: 'icmp_id'; test: (n: number) => boolean }
   | { kind: 'icmp_seq'; test: (n: number) => boolean };
+
+/** bufferlen / bsize / urilen: `n`, `<n`, `>n`, `<=n`, `>=n`, `a<>b` (exclusive), `a<=>b` (inclusive). */
+function lengthTest(v: string): (n: number) => boolean {
+  const m = /^\s*(\d+)\s*<=>\s*(\d+)\s*(?:,.*)?$/.exec(v);
+  if (m) {
+    const [lo, hi] = [Number(m[1]), Number(m[2])];
+    return (n) => n >= lo && n <= hi;
+  }
+  return numTest(v.split(',')[0] ?? '');
+}
 
 function numTest(v: string): (n: number) => boolean {
   const s = v.replace(/\s+/g, '');
@@ -403,7 +464,9 @@ function flagsTest(v: string): (f: number) => boolean {
 }
 
 /** Converts a PCRE `/re/flags` to a JavaScript RegExp over latin1 text; undefined when it cannot. */
-export function compilePcre(v: string): { re: RegExp; relative: boolean; negated: boolean } | undefined {
+export function compilePcre(
+  v: string,
+): { re: RegExp; relative: boolean; negated: boolean; buffer?: string } | undefined {
   let s = v.trim();
   let negated = false;
   if (s.startsWith('!')) {
@@ -416,6 +479,7 @@ export function compilePcre(v: string): { re: RegExp; relative: boolean; negated
   let src = m[1]!;
   let flags = '';
   let relative = false;
+  let buffer: string | undefined;
   for (const f of m[2]!) {
     if (f === 'i' || f === 's' || f === 'm') flags += f;
     else if (f === 'x')
@@ -425,14 +489,33 @@ export function compilePcre(v: string): { re: RegExp; relative: boolean; negated
         .replace(/\u0000/g, '\\#');
     else if (f === 'R') relative = true;
     else if (f === 'B' || f === 'O' || f === 'G') continue;
-    else return undefined; // buffer selectors (U, H, P, ...) need HTTP inspection
+    else if (pcreBuffers[f]) buffer = pcreBuffers[f];
+    else return undefined;
   }
   try {
-    return { re: new RegExp(src, flags), relative, negated };
+    return { re: new RegExp(src, flags), relative, negated, ...(buffer && { buffer }) };
   } catch {
     return undefined;
   }
 }
+
+/** Snort 2 / Suricata pcre flags that select an HTTP buffer. */
+const pcreBuffers: Record<string, string> = {
+  U: 'http_uri',
+  I: 'http_raw_uri',
+  P: 'http_client_body',
+  Q: 'file_data',
+  H: 'http_header',
+  D: 'http_raw_header',
+  M: 'http_method',
+  C: 'http_cookie',
+  K: 'http_raw_cookie',
+  S: 'http_stat_code',
+  Y: 'http_stat_msg',
+  V: 'http_user_agent',
+  W: 'http_host',
+  Z: 'http_raw_host',
+};
 
 function lower(b: number): number {
   return b >= 65 && b <= 90 ? b + 32 : b;
@@ -607,6 +690,7 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       return ok && matchSteps(steps, i + 1, ctx, prevEnd);
     }
     case 'dsize':
+    case 'bufferlen':
       return s.test(payload.length) && matchSteps(steps, i + 1, ctx, prevEnd);
     case 'flags':
       return d !== undefined && d.proto === 6 && s.test(d.tcpFlags) && matchSteps(steps, i + 1, ctx, prevEnd);
@@ -694,6 +778,8 @@ interface FlowData {
   addrs: [string, string];
   ports: [number, number];
   streams: [DirStream | undefined, DirStream | undefined];
+  /** HTTP parsing of the two directions (created with the first stream data when HTTP rules are loaded). */
+  http?: HttpSession;
 }
 
 export interface EngineStats {
@@ -713,6 +799,10 @@ export interface EngineStats {
   streamDeliveries: number;
   /** Packets with a bad IP or TCP/UDP checksum (when validated). */
   badChecksums: number;
+  /** HTTP messages parsed (header sections) and HTTP rule evaluations. */
+  httpRequests: number;
+  httpResponses: number;
+  httpRulesEvaluated: number;
 }
 
 export class Engine {
@@ -745,9 +835,18 @@ export class Engine {
     streamBytes: 0,
     streamDeliveries: 0,
     badChecksums: 0,
+    httpRequests: 0,
+    httpResponses: 0,
+    httpRulesEvaluated: 0,
   };
   /** Rules in inspection order: pass, then drop/reject, then alert (Suricata's default action order). */
   private ordered: Compiled[];
+  /** HTTP rules in inspection order, run on HTTP messages (not on packets or raw stream data). */
+  private httpOrdered: Compiled[] = [];
+  /** Malformed HTTP input by reason (all flows). */
+  readonly httpAnomalies: HttpAnomalies = newHttpAnomalies();
+  /** Where the alerts of the HTTP messages being parsed go. */
+  private httpOut: Alert[] = [];
 
   get flowStats(): FlowTableStats {
     return this.flows.stats;
@@ -794,7 +893,9 @@ export class Engine {
       const i = order.indexOf(a === 'sdrop' ? 'drop' : a);
       return i < 0 ? order.length : i;
     };
-    this.ordered = [...this.compiled].sort((x, y) => rank(x.rule.action) - rank(y.rule.action));
+    const sorted = [...this.compiled].sort((x, y) => rank(x.rule.action) - rank(y.rule.action));
+    this.ordered = sorted.filter((c) => c.mode !== 'http');
+    this.httpOrdered = sorted.filter((c) => c.mode === 'http');
   }
 
   private compile(r: Rule): Compiled | undefined {
@@ -807,6 +908,7 @@ export class Engine {
       ip: 'ip',
       'tcp-pkt': 6,
       'tcp-stream': 6,
+      http: 6,
     };
     const proto = protos[r.proto];
     if (proto === undefined) throw new Error(`protocol '${r.proto}' needs an application-layer parser`);
@@ -820,13 +922,18 @@ export class Engine {
     let forced: Compiled['mode'] | undefined;
     let rate: RateSpec | undefined;
     let last: (ContentMatch & { startswith?: boolean; endswith?: boolean }) | undefined;
+    /** The buffer each step inspects. */
+    const bufOf = new Map<Step, string>();
+    const service = r.options.find((o) => o.keyword === 'service')?.value ?? '';
     for (const o of r.options) {
       const v = o.value ?? '';
       if (!detectionKeywords.has(o.keyword)) throw new Error(`keyword '${o.keyword}' is not evaluated yet`);
+      let buf = o.buffer ?? 'pkt_data';
       switch (o.keyword) {
-        case 'content': {
+        case 'content':
+        case 'uricontent': {
           const c = r.contents[ci++]!;
-          if (c.buffer !== 'pkt_data') throw new Error(`buffer '${c.buffer}' needs HTTP inspection`);
+          buf = c.buffer;
           last = { ...c };
           steps.push({ kind: 'content', c: last, first: false });
           break;
@@ -837,9 +944,21 @@ export class Engine {
         case 'endswith':
           if (last) last.endswith = true;
           break;
+        case 'bufferlen':
+        case 'bsize':
+          steps.push({ kind: 'bufferlen', test: lengthTest(v) });
+          break;
+        case 'urilen': {
+          // Snort 2 / Suricata: the length of the normalized (default) or raw URI
+          const [spec = '', which = 'norm'] = v.split(',').map((x) => x.trim());
+          buf = which === 'raw' ? 'http_raw_uri' : 'http_uri';
+          steps.push({ kind: 'bufferlen', test: lengthTest(spec) });
+          break;
+        }
         case 'pcre': {
           const p = compilePcre(v);
           if (!p) throw new Error(`pcre '${v.slice(0, 40)}' is not expressible here`);
+          if (p.buffer) buf = p.buffer;
           steps.push({ kind: 'pcre', ...p, reG: new RegExp(p.re.source, `${p.re.flags}g`) });
           break;
         }
@@ -951,18 +1070,22 @@ export class Engine {
           priority = Number(v);
           break;
       }
+      for (const st of steps) if (!bufOf.has(st)) bufOf.set(st, buf);
     }
+    const http = r.proto === 'http' || [...bufOf.values()].some((b) => b !== 'pkt_data');
+    if (http && r.proto !== 'http' && proto !== 6) throw new Error(`HTTP buffers on a ${r.proto} rule`);
     const hasPayloadMatch = steps.some((s) => s.kind === 'content' || s.kind === 'pcre');
     const packetOnly = steps.some((s) => packetOnlySteps.has(s.kind));
-    const mode: Compiled['mode'] =
-      forced ??
-      (r.proto === 'tcp-pkt'
-        ? 'packet'
-        : r.proto === 'tcp-stream'
-          ? 'stream'
-          : proto === 6 && hasPayloadMatch && !packetOnly
-            ? 'both'
-            : 'packet');
+    const mode: Compiled['mode'] = http
+      ? 'http'
+      : (forced ??
+        (r.proto === 'tcp-pkt'
+          ? 'packet'
+          : r.proto === 'tcp-stream'
+            ? 'stream'
+            : proto === 6 && hasPayloadMatch && !packetOnly
+              ? 'both'
+              : 'packet'));
     const c: Compiled = {
       rule: r,
       proto,
@@ -981,7 +1104,47 @@ export class Engine {
     if (classtype) c.classtype = classtype;
     if (priority !== undefined) c.priority = priority;
     if (rate) c.rate = rate;
+    if (http) c.http = this.compileHttp(r, steps, bufOf, flow, service);
     return c;
+  }
+
+  /** Groups an HTTP rule's steps by buffer and decides which messages it inspects, and when. */
+  private compileHttp(
+    r: Rule,
+    steps: Step[],
+    bufOf: Map<Step, string>,
+    flow: Compiled['flow'],
+    service: string,
+  ): HttpRule {
+    const bufs = new Set(bufOf.values());
+    if (
+      bufs.has('file_data') &&
+      ![...bufs].some((b) => b.startsWith('http_')) &&
+      service &&
+      !/\bhttp\b/.test(service)
+    )
+      throw new Error(
+        `file_data on ${service.replace(/\s+/g, '')} needs a MIME decoder (only HTTP bodies are decoded)`,
+      );
+    const groups: HttpRule['groups'] = [];
+    for (const st of steps) {
+      const buffer = bufOf.get(st) ?? 'pkt_data';
+      const g = groups[groups.length - 1];
+      if (g && g.buffer === buffer) g.steps.push(st);
+      else groups.push({ buffer, steps: [st] });
+    }
+    const any = (set: Set<string>) => [...bufs].some((b) => set.has(b));
+    const side: HttpRule['side'] = flow?.toClient
+      ? 'response'
+      : flow?.toServer
+        ? 'request'
+        : any(responseBuffers) || (bufs.has('file_data') && !any(requestBuffers))
+          ? 'response'
+          : any(requestBuffers)
+            ? 'request'
+            : 'both';
+    void r;
+    return { side, needsBody: [...bufs].some((b) => bodyBuffers.has(b)), groups };
   }
 
   /**
@@ -1134,6 +1297,92 @@ export class Engine {
     this.stats.streamBytes += chunk.data.length;
     this.stats.streamDeliveries++;
     this.runStream(f, fd, dir, st.window.subarray(0, st.len), newStart, out);
+    if (this.httpOrdered.length > 0) this.httpFeed(f, fd, dir, chunk.data, out);
+  }
+
+  /** Hands stream bytes to the direction's HTTP parser; rules run from its events. */
+  private httpFeed(f: Flow<FlowData>, fd: FlowData, dir: number, data: Uint8Array, out: Alert[]): void {
+    const http = (fd.http ??= this.newHttpSession(f, fd));
+    const p = dir === 0 ? http.request : http.response;
+    if (!p.active) return;
+    this.httpOut = out;
+    if (this.deliveryGapBytes > 0) p.gap(this.deliveryGapBytes);
+    p.push(data);
+  }
+
+  private newHttpSession(f: Flow<FlowData>, fd: FlowData): HttpSession {
+    const on = (side: 'request' | 'response') => ({
+      headers: (m: HttpMessage) => {
+        if (side === 'request') this.stats.httpRequests++;
+        else this.stats.httpResponses++;
+        this.runHttp(f, fd, m, false);
+      },
+      message: (m: HttpMessage) => this.runHttp(f, fd, m, true),
+    });
+    return new HttpSession(
+      { request: on('request'), response: on('response') },
+      this.httpAnomalies,
+      this.budget,
+      {
+        ...this.opts.http,
+      },
+    );
+  }
+
+  /**
+   * The HTTP rules of one message's side: at its header section (`complete` false) the rules that need no
+   * body, at its end (`complete` true) those that do; each rule at most once per message.
+   */
+  private runHttp(f: Flow<FlowData>, fd: FlowData, m: HttpMessage, complete: boolean): void {
+    const toServer = m.kind === 'request';
+    const dir = toServer ? 0 : 1;
+    const src = fd.addrs[dir]!;
+    const sp = fd.ports[dir]!;
+    const dst = fd.addrs[1 - dir]!;
+    const dp = fd.ports[1 - dir]!;
+    const bufs = new HttpBuffers(m, this.httpAnomalies, this.opts.http?.decompressedBytesMax);
+    const out = this.httpOut;
+    for (const c of this.httpOrdered) {
+      const h = c.http!;
+      if ((h.side !== m.kind && h.side !== 'both') || h.needsBody !== complete) continue;
+      if (!this.headerMatch(c, src, sp, dst, dp)) continue;
+      if (!this.flowbitsAllow(c, f)) continue;
+      this.stats.rulesEvaluated++;
+      this.stats.httpRulesEvaluated++;
+      const vars = new Map<string, number>();
+      let ok = true;
+      for (const g of h.groups) {
+        const payload = bufs.get(g.buffer);
+        let text: string | undefined;
+        const ctx: MatchCtx = {
+          payload,
+          anchor: 0,
+          minEnd: -1,
+          firstFrom: 0,
+          d: undefined,
+          latin1: () =>
+            (text ??= Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('latin1')),
+          end: 0,
+          vars,
+          flow: f,
+        };
+        if (!matchSteps(g.steps, 0, ctx, 0)) {
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) continue;
+      this.applyFlowbits(c, f);
+      if (c.rule.action === 'pass') return;
+      if (c.noalert) continue;
+      const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
+      if (c.rate && !this.rates.allow(c.rate, { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs }))
+        continue;
+      const a = this.alert(c, { ...e, stream: true });
+      a.payload = m.raw;
+      a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
+      out.push(a);
+    }
   }
 
   /** Flushes a flow leaving the table: its buffered stream data is inspected, its memory given back. */
@@ -1150,6 +1399,16 @@ export class Engine {
       this.budget.give(st.window.length);
       st.window = new Uint8Array(0);
       st.done = true;
+    }
+    if (fd.http) {
+      // the connection is over: a body read until close ends here, a message cut short is inspected as is
+      this.httpOut = this.pending;
+      this.flushing = true;
+      fd.http.request.end();
+      fd.http.response.end();
+      this.flushing = false;
+      fd.http.dispose();
+      fd.http = undefined;
     }
   }
 
@@ -1375,4 +1634,94 @@ export function eveJson(a: Alert): Record<string, unknown> {
       severity: a.priority ?? 3,
     },
   };
+}
+
+const empty = new Uint8Array(0);
+const ascii = (t: string) => new Uint8Array(Buffer.from(t, 'latin1'));
+
+/**
+ * The inspection buffers of one HTTP message, built on first use. Request buffers of a response come from
+ * the request it answers. `http_header` is the fields as `Name: value` CRLF lines (obs-fold undone, values
+ * trimmed, cookies included as in Snort 3 and Suricata); `http_raw_header` the field lines as sent;
+ * `file_data` the body after chunked decoding and Content-Encoding; `pkt_data` the message as sent.
+ */
+export class HttpBuffers {
+  private cache = new Map<string, Uint8Array>();
+  constructor(
+    readonly msg: HttpMessage,
+    private readonly anomalies: HttpAnomalies,
+    private readonly decompressedBytesMax = defaultHttpDecompressedBytesMax,
+  ) {}
+
+  get(id: string): Uint8Array {
+    let b = this.cache.get(id);
+    if (!b) {
+      b = this.build(id);
+      this.cache.set(id, b);
+    }
+    return b;
+  }
+
+  private build(id: string): Uint8Array {
+    const m = this.msg;
+    const req = m.kind === 'request' ? m : m.request;
+    const resp = m.kind === 'response' ? m : undefined;
+    const field = (msg: HttpMessage | undefined, name: string) => {
+      const fs = msg?.fields.filter((f) => f.lname === name) ?? [];
+      if (fs.length === 1) return fs[0]!.value;
+      return ascii(fs.map((f) => Buffer.from(f.value).toString('latin1')).join(', '));
+    };
+    const decoded = (msg: HttpMessage | undefined) =>
+      msg
+        ? decodeContent(
+            msg.body,
+            msg.fields
+              .filter((f) => f.lname === 'content-encoding')
+              .map((f) => Buffer.from(f.value).toString('latin1')),
+            this.anomalies,
+            this.decompressedBytesMax,
+          )
+        : empty;
+    switch (id) {
+      case 'pkt_data':
+        return m.raw;
+      case 'http_method':
+        return req ? ascii(req.method) : empty;
+      case 'http_uri':
+        return req ? normalizeUri(req.uri) : empty;
+      case 'http_raw_uri':
+        return req?.uri ?? empty;
+      case 'http_request_line':
+        return req?.startLine ?? empty;
+      case 'http_user_agent':
+        return field(req, 'user-agent');
+      case 'http_host':
+        return ascii(Buffer.from(field(req, 'host')).toString('latin1').toLowerCase());
+      case 'http_raw_host':
+        return field(req, 'host');
+      case 'http_client_body':
+        return req?.body ?? empty;
+      case 'http_header': {
+        const lines = m.fields.map((f) => `${f.name}: ${Buffer.from(f.value).toString('latin1')}\r\n`);
+        return ascii(lines.join(''));
+      }
+      case 'http_raw_header':
+        return m.rawHeader;
+      case 'http_cookie':
+      case 'http_raw_cookie':
+        return field(m, m.kind === 'request' ? 'cookie' : 'set-cookie');
+      case 'http_stat_code':
+        return resp?.statusText ?? empty;
+      case 'http_stat_msg':
+        return resp?.reason ?? empty;
+      case 'http_response_line':
+        return resp?.startLine ?? empty;
+      case 'http_response_body':
+        return decoded(resp);
+      case 'file_data':
+        return decoded(m);
+      default:
+        return empty;
+    }
+  }
 }

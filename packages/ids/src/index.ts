@@ -29,6 +29,7 @@ export {
   Engine,
   type EngineOptions,
   eveJson,
+  HttpBuffers,
   portTest,
 } from './detect.js';
 export {
@@ -67,6 +68,7 @@ export {
 } from './http.js';
 export { blockBytesMax, CaptureError, type Packet, readCapture } from './pcap.js';
 export {
+  bufferAliases,
   bufferKeywords,
   type ContentMatch,
   knownKeywords,

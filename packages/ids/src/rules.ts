@@ -24,6 +24,8 @@ export class RuleSyntaxError extends Error {
 export interface RuleOption {
   keyword: string;
   value?: string;
+  /** The sticky buffer in force where the option appears (absent: pkt_data). */
+  buffer?: string;
 }
 
 export interface ContentMatch {
@@ -116,9 +118,43 @@ export const knownKeywords = new Set([
   'http_stat_msg',
   'sticky_buffer',
   'uricontent',
+  'urilen',
+  'bsize',
+  'http_user_agent',
+  'http_host',
+  'http_raw_host',
+  'http_raw_cookie',
+  'http_request_line',
+  'http_response_line',
+  ...Object.keys(suricataBuffers()),
 ]);
 
-/** Sticky buffers (Snort 3) and content modifiers (Snort 2) that select a buffer. */
+/** Suricata's dotted sticky-buffer names and the Snort names used for them here. */
+function suricataBuffers(): Record<string, string> {
+  return {
+    'http.uri': 'http_uri',
+    'http.uri.raw': 'http_raw_uri',
+    'http.method': 'http_method',
+    'http.header': 'http_header',
+    'http.header.raw': 'http_raw_header',
+    'http.cookie': 'http_cookie',
+    'http.user_agent': 'http_user_agent',
+    'http.host': 'http_host',
+    'http.host.raw': 'http_raw_host',
+    'http.request_body': 'http_client_body',
+    'http.response_body': 'http_response_body',
+    'http.stat_code': 'http_stat_code',
+    'http.stat_msg': 'http_stat_msg',
+    'http.request_line': 'http_request_line',
+    'http.response_line': 'http_response_line',
+    'file.data': 'file_data',
+  };
+}
+
+/** Suricata's dotted buffer names -> the Snort names (always sticky, never content modifiers). */
+export const bufferAliases: Readonly<Record<string, string>> = suricataBuffers();
+
+/** Sticky buffers (Snort 3) and content modifiers (Snort 2 / Suricata) that select a buffer. */
 export const bufferKeywords = new Set([
   'pkt_data',
   'file_data',
@@ -129,10 +165,37 @@ export const bufferKeywords = new Set([
   'http_header',
   'http_raw_header',
   'http_cookie',
+  'http_raw_cookie',
   'http_client_body',
   'http_stat_code',
   'http_stat_msg',
+  'http_user_agent',
+  'http_host',
+  'http_raw_host',
+  'http_request_line',
+  'http_response_line',
+  ...Object.keys(suricataBuffers()),
 ]);
+
+/**
+ * Whether buffer keywords in this rule are sticky (Snort 3 / Suricata 5: `http_uri; content:"x";`) rather
+ * than Snort 2 content modifiers (`content:"x"; http_uri;`): the two read alike when a buffer keyword sits
+ * between two contents. Sticky when a dotted name is used, when an HTTP buffer keyword comes before the
+ * first content, or when the rule is otherwise Snort 3 (a `service` option, `content:"x",modifier`).
+ */
+function stickyBuffers(opts: [string, number][]): boolean {
+  let seenContent = false;
+  for (const [opt] of opts) {
+    const colon = opt.indexOf(':');
+    const k = (colon < 0 ? opt : opt.slice(0, colon)).trim();
+    if (k in bufferAliases || k === 'service') return true;
+    if (k === 'content' || k === 'uricontent') {
+      if (/^!?\s*"(?:[^"\\]|\\.)*"\s*,/.test(opt.slice(colon + 1).trim())) return true;
+      seenContent = true;
+    } else if (!seenContent && bufferKeywords.has(k) && k !== 'pkt_data' && k !== 'file_data') return true;
+  }
+  return false;
+}
 
 /** Parses a content string: "abc|0d 0a|def" with \" \\ \; \| escapes. */
 export function parseContent(text: string, where: () => RuleSyntaxError): Uint8Array {
@@ -238,12 +301,16 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
     file,
     line,
   };
-  for (const [opt, col] of splitOptions(text.slice(open + 1, close), open + 2, err)) {
+  const split = splitOptions(text.slice(open + 1, close), open + 2, err);
+  const sticky = stickyBuffers(split);
+  for (const [opt, col] of split) {
     const colon = opt.indexOf(':');
     const keyword = (colon < 0 ? opt : opt.slice(0, colon)).trim();
     const value = colon < 0 ? undefined : opt.slice(colon + 1).trim();
     if (!/^[a-z][a-z0-9_.]*$/i.test(keyword)) throw err(col, `bad option keyword '${keyword.slice(0, 30)}'`);
-    options.push(value === undefined ? { keyword } : { keyword, value });
+    const o: RuleOption = value === undefined ? { keyword } : { keyword, value };
+    if (buffer !== 'pkt_data') o.buffer = buffer;
+    options.push(o);
     const num = (v: string | undefined, what: string) => {
       const n = Number(v);
       if (v === undefined || !Number.isFinite(n))
@@ -315,6 +382,7 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
           // Snort 2 modifier form (after a content) or Snort 3 / Suricata sticky buffer (before)
           const prevOpt = options[options.length - 2];
           if (
+            !sticky &&
             last &&
             prevOpt &&
             (prevOpt.keyword === 'content' ||
@@ -324,7 +392,7 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
             keyword !== 'file_data'
           )
             last.buffer = keyword;
-          else buffer = keyword;
+          else buffer = bufferAliases[keyword] ?? keyword;
         }
     }
   }

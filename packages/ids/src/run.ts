@@ -4,6 +4,7 @@ import { decode, newDecodeStats } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
 import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
 import type { FlowTableStats } from './flow.js';
+import type { HttpAnomalies } from './http.js';
 import { type Packet, readCapture } from './pcap.js';
 import { parseRule, type Rule, RuleSyntaxError } from './rules.js';
 import { copyBytes } from './stream.js';
@@ -22,6 +23,8 @@ export interface RunResult {
   defrag: DefragStats | undefined;
   /** Most bytes held by stream reassembly at once. */
   reassemblyPeakBytes: number;
+  /** Malformed HTTP input by reason. */
+  httpAnomalies: HttpAnomalies;
 }
 
 /** Parses rule text line by line; every syntax error is collected with file:line:column. */
@@ -156,5 +159,6 @@ export async function runCapture(
     stats: engine.stats,
     flows: engine.flowStats,
     reassemblyPeakBytes: engine.budget.peakBytes,
+    httpAnomalies: engine.httpAnomalies,
   };
 }

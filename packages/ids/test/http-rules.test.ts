@@ -1,0 +1,278 @@
+import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  type Alert,
+  Engine,
+  type EngineOptions,
+  HttpBuffers,
+  type HttpMessage,
+  HttpSession,
+  newHttpAnomalies,
+  parseRule,
+  parseRules,
+} from '../src/index.js';
+import { ACK, FIN, handshake, PSH, pkt } from './helpers.js';
+
+const text = (b: Uint8Array) => Buffer.from(b).toString('latin1');
+
+const request =
+  'POST /cgi-bin/../etc/%70asswd?q=a%20b HTTP/1.1\r\n' +
+  'Host: EXAMPLE.com\r\n' +
+  'User-Agent: curl/8.0\r\n' +
+  'Cookie: session=abc\r\n' +
+  'X-Folded: one\r\n two\r\n' +
+  'Transfer-Encoding: chunked\r\n' +
+  '\r\n' +
+  '6\r\ncmd=id\r\n0\r\n\r\n';
+const gz = gzipSync(Buffer.from('<html><script>evil()</script></html>'));
+const response = Buffer.concat([
+  Buffer.from(
+    `HTTP/1.1 404 Not Found\r\nContent-Encoding: gzip\r\nSet-Cookie: id=7\r\nContent-Length: ${gz.length}\r\n\r\n`,
+    'latin1',
+  ),
+  gz,
+]);
+
+/** The two messages of `request` / `response` as the parser hands them out. */
+function messages(): HttpMessage[] {
+  const out: HttpMessage[] = [];
+  const ev = { headers: () => {}, message: (m: HttpMessage) => out.push(m) };
+  const budget = { take: () => true, give: () => {} };
+  const s = new HttpSession({ request: ev, response: ev }, newHttpAnomalies(), budget);
+  s.request.push(Buffer.from(request, 'latin1'));
+  s.response.push(response);
+  return out;
+}
+
+describe('HTTP inspection buffers, byte for byte', () => {
+  it('request buffers', () => {
+    const [req] = messages();
+    const b = new HttpBuffers(req!, newHttpAnomalies());
+    const get = (id: string) => text(b.get(id));
+    expect(get('http_method')).toBe('POST');
+    expect(get('http_uri')).toBe('/etc/passwd?q=a b');
+    expect(get('http_raw_uri')).toBe('/cgi-bin/../etc/%70asswd?q=a%20b');
+    expect(get('http_request_line')).toBe('POST /cgi-bin/../etc/%70asswd?q=a%20b HTTP/1.1');
+    expect(get('http_header')).toBe(
+      'Host: EXAMPLE.com\r\nUser-Agent: curl/8.0\r\nCookie: session=abc\r\nX-Folded: one two\r\nTransfer-Encoding: chunked\r\n',
+    );
+    expect(get('http_raw_header')).toBe(
+      'Host: EXAMPLE.com\r\nUser-Agent: curl/8.0\r\nCookie: session=abc\r\nX-Folded: one\r\n two\r\nTransfer-Encoding: chunked',
+    );
+    expect(get('http_cookie')).toBe('session=abc');
+    expect(get('http_user_agent')).toBe('curl/8.0');
+    expect(get('http_host')).toBe('example.com');
+    expect(get('http_raw_host')).toBe('EXAMPLE.com');
+    expect(get('http_client_body')).toBe('cmd=id');
+    expect(get('file_data')).toBe('cmd=id');
+    expect(get('pkt_data')).toBe(request);
+    expect(get('http_stat_code')).toBe('');
+  });
+
+  it('response buffers, with the request it answers', () => {
+    const [, resp] = messages();
+    const b = new HttpBuffers(resp!, newHttpAnomalies());
+    const get = (id: string) => text(b.get(id));
+    expect(get('http_stat_code')).toBe('404');
+    expect(get('http_stat_msg')).toBe('Not Found');
+    expect(get('http_response_line')).toBe('HTTP/1.1 404 Not Found');
+    expect(get('http_cookie')).toBe('id=7');
+    expect(get('file_data')).toBe('<html><script>evil()</script></html>');
+    expect(get('http_response_body')).toBe('<html><script>evil()</script></html>');
+    expect(get('http_uri')).toBe('/etc/passwd?q=a b');
+    expect(get('http_method')).toBe('POST');
+    expect(get('http_client_body')).toBe(''); // a response keeps its request's head only
+    expect(b.get('pkt_data').length).toBe(response.length);
+  });
+});
+
+/** Runs a conversation (one request write, one response write, FIN) through an Engine. */
+function converse(
+  rules: string[],
+  reqParts: string[],
+  respParts: Uint8Array[],
+  opts: EngineOptions = {},
+): Alert[] {
+  const e = new Engine(
+    rules.map((r, i) => parseRule(r, 'http.rules', i + 1)),
+    opts,
+  );
+  expect(e.skipped).toEqual([]);
+  const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: 80 };
+  const S = { src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000 };
+  const alerts: Alert[] = [];
+  let ts = 0;
+  for (const p of handshake()) alerts.push(...e.inspect(p, ts++));
+  let cseq = 1001;
+  let sseq = 5001;
+  for (const part of reqParts) {
+    alerts.push(...e.inspect(pkt({ ...C, flags: ACK | PSH, seq: cseq, ack: sseq, payload: part }), ts++));
+    cseq += part.length;
+    alerts.push(...e.inspect(pkt({ ...S, flags: ACK, seq: sseq, ack: cseq }), ts++));
+  }
+  for (const part of respParts) {
+    alerts.push(...e.inspect(pkt({ ...S, flags: ACK | PSH, seq: sseq, ack: cseq, payload: part }), ts++));
+    sseq += part.length;
+    alerts.push(...e.inspect(pkt({ ...C, flags: ACK, seq: cseq, ack: sseq }), ts++));
+  }
+  alerts.push(...e.inspect(pkt({ ...C, flags: ACK | FIN, seq: cseq, ack: sseq }), ts++));
+  alerts.push(...e.inspect(pkt({ ...S, flags: ACK | FIN, seq: sseq, ack: cseq + 1 }), ts++));
+  alerts.push(...e.finish());
+  return alerts;
+}
+
+const sids = (a: Alert[]) => a.map((x) => x.sid).sort((x, y) => x - y);
+
+describe('HTTP rules', () => {
+  const rules = [
+    // Snort 3 sticky buffers
+    'alert tcp any any -> any 80 (msg:"uri"; flow:to_server,established; http_uri; content:"/etc/passwd"; sid:1;)',
+    'alert tcp any any -> any 80 (msg:"raw uri"; flow:to_server,established; http_raw_uri; content:"%70asswd"; sid:2;)',
+    'alert tcp any any -> any 80 (msg:"method"; flow:to_server,established; http_method; content:"POST"; sid:3;)',
+    'alert tcp any any -> any 80 (msg:"header"; flow:to_server,established; http_header; content:"X-Folded|3a 20|one two|0d 0a|"; sid:4;)',
+    'alert tcp any any -> any 80 (msg:"cookie"; flow:to_server,established; http_cookie; content:"session=abc"; sid:5;)',
+    'alert tcp any any -> any 80 (msg:"body"; flow:to_server,established; http_client_body; content:"cmd=id",depth 6; sid:6;)',
+    'alert tcp any 80 -> any any (msg:"stat code"; flow:to_client,established; http_stat_code; content:"404"; sid:7;)',
+    'alert tcp any 80 -> any any (msg:"stat msg"; flow:to_client,established; http_stat_msg; content:"Not Found"; sid:8;)',
+    'alert tcp any 80 -> any any (msg:"file_data gzip"; flow:to_client,established; file_data; content:"<script>evil"; sid:9;)',
+    // Snort 2 modifiers
+    'alert tcp any any -> any 80 (msg:"s2"; flow:to_server,established; content:"passwd"; http_uri; content:"POST"; http_method; sid:10;)',
+    // Suricata names
+    'alert tcp any any -> any 80 (msg:"ua"; flow:to_server,established; http.user_agent; content:"curl/"; startswith; sid:11;)',
+    'alert tcp any any -> any 80 (msg:"host"; flow:to_server,established; http.host; content:"example.com"; bsize:11; sid:12;)',
+    // pkt_data resets to the raw message
+    'alert tcp any any -> any 80 (msg:"pkt_data"; flow:to_server,established; http_uri; content:"/etc/"; pkt_data; content:"HTTP/1.1|0d 0a|Host"; sid:13;)',
+    // must not fire: the method is not in the URI buffer; the raw URI is not normalized
+    'alert tcp any any -> any 80 (msg:"no"; flow:to_server,established; http_uri; content:"passwd"; content:"POST"; sid:14;)',
+    'alert tcp any any -> any 80 (msg:"no raw"; flow:to_server,established; http_raw_uri; content:"/etc/passwd"; sid:15;)',
+    // Snort 2 pcre buffer flag, bufferlen, urilen
+    'alert tcp any any -> any 80 (msg:"pcre U"; flow:to_server,established; pcre:"/passwd\\?q=a b$/U"; sid:16;)',
+    'alert tcp any any -> any 80 (msg:"bufferlen"; flow:to_server,established; http_uri; bufferlen:17; content:"/etc"; sid:17;)',
+    'alert tcp any any -> any 80 (msg:"urilen raw"; flow:to_server,established; urilen:30<>40,raw; sid:18;)',
+    // a response rule using its request's URI
+    'alert tcp any 80 -> any any (msg:"txn"; flow:to_client,established; http_uri; content:"passwd"; http_stat_code; content:"404"; sid:19;)',
+    // Snort 3 service rule
+    'alert http (msg:"svc"; http_header; content:"Set-Cookie: id=7"; sid:20;)',
+  ];
+  const all = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20];
+
+  it('each buffer fires on its bytes and only there (inline release)', () => {
+    const a = converse(rules, [request], [response], { streamRelease: 'immediate' });
+    expect(sids(a)).toEqual(all);
+    for (const x of a) expect(x.stream).toBe(true);
+    expect(a.find((x) => x.sid === 7)).toMatchObject({ src: '10.0.0.2', srcPort: 80, dst: '10.0.0.1' });
+    expect(a.find((x) => x.sid === 1)).toMatchObject({ src: '10.0.0.1', dstPort: 80 });
+  });
+
+  it('the same alerts when the messages are split byte by byte and released on ACKs', () => {
+    const reqParts = [...request];
+    const respParts = [...response].map((b) => Uint8Array.of(b));
+    expect(sids(converse(rules, reqParts, respParts))).toEqual(all);
+  });
+
+  it('pipelined requests each get their inspection', () => {
+    const r = [
+      'alert tcp any any -> any 80 (msg:"a"; flow:to_server,established; http_uri; content:"/a"; sid:1;)',
+      'alert tcp any 80 -> any any (msg:"200"; flow:to_client,established; http_stat_code; content:"200"; sid:2;)',
+    ];
+    const reqs = 'GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /a HTTP/1.1\r\n\r\n';
+    const resps = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'.repeat(3));
+    expect(sids(converse(r, [reqs], [resps], { streamRelease: 'immediate' }))).toEqual([1, 1, 2, 2, 2]);
+  });
+
+  it('HTTP rules stay silent on other protocols on port 80, raw stream rules still run there', () => {
+    const r = [
+      'alert tcp any any -> any 80 (msg:"uri"; flow:to_server,established; http_uri; content:"/"; sid:1;)',
+      'alert tcp any any -> any 80 (msg:"raw"; flow:to_server,established; content:"SSH-2.0"; sid:2;)',
+    ];
+    expect(sids(converse(r, ['SSH-2.0-OpenSSH\r\nGET / HTTP/1.1\r\n\r\n'], []))).toEqual([2]);
+  });
+
+  it('flowbits set by a request rule gate a response rule', () => {
+    const r = [
+      'alert tcp any any -> any 80 (msg:"set"; flow:to_server,established; http_uri; content:"passwd"; flowbits:set,p; flowbits:noalert; sid:1;)',
+      'alert tcp any 80 -> any any (msg:"isset"; flow:to_client,established; flowbits:isset,p; file_data; content:"evil"; sid:2;)',
+    ];
+    expect(sids(converse(r, [request], [response], { streamRelease: 'immediate' }))).toEqual([2]);
+  });
+});
+
+describe('rule syntax for HTTP buffers', () => {
+  it('Snort 3 sticky buffers after a content are not read as Snort 2 modifiers', () => {
+    const r = parseRule(
+      'alert tcp any any -> any 80 ( msg:"x"; flow:to_server,established; http_uri; content:"/hsx.cgi"; http_raw_uri; content:"../../"; content:"%00",distance 1; service:http; sid:803; )',
+    );
+    expect(r.contents.map((c) => c.buffer)).toEqual(['http_uri', 'http_raw_uri', 'http_raw_uri']);
+    const s2 = parseRule(
+      'alert tcp any any -> any 80 (msg:"x"; content:"a"; http_uri; content:"b"; http_header; sid:1;)',
+    );
+    expect(s2.contents.map((c) => c.buffer)).toEqual(['http_uri', 'http_header']);
+    const s3 = parseRule(
+      'alert tcp any any -> any 80 (msg:"x"; http.uri; content:"a"; file.data; pcre:"/b/"; sid:1;)',
+    );
+    expect(s3.contents[0]!.buffer).toBe('http_uri');
+    expect(s3.options.find((o) => o.keyword === 'pcre')!.buffer).toBe('file_data');
+  });
+
+  it('file_data outside HTTP (smtp, pop3, imap) is reported, not loaded', () => {
+    const set = parseRules(
+      'alert tcp any any -> any 25 (msg:"x"; flow:to_server,established; file_data; content:"a"; service:smtp; sid:1;)\n',
+    );
+    const e = new Engine(set.rules);
+    expect(e.skipped[0]!.reason).toMatch(/file_data on smtp needs a MIME decoder/);
+  });
+});
+
+describe('HTTP through the engine, fuzzed', () => {
+  it('mutated and resegmented conversations: no throw, alerts only from loaded rules, memory all given back', () => {
+    const rules = [
+      'alert tcp any any -> any 80 (msg:"uri"; flow:to_server,established; http_uri; content:"passwd"; sid:1;)',
+      'alert tcp any 80 -> any any (msg:"fd"; flow:to_client,established; file_data; content:"evil"; pcre:"/script>/R"; sid:2;)',
+      'alert http (msg:"hdr"; http_header; content:"Cookie"; sid:3;)',
+      'alert tcp any any -> any 80 (msg:"body"; http_client_body; byte_test:1,>,0x30,0; sid:4;)',
+    ];
+    const reqBytes = Buffer.from(request.repeat(2), 'latin1');
+    const respBytes = Buffer.concat([response, response]);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        (flips, c1, c2) => {
+          const rq = new Uint8Array(reqBytes);
+          const rs = new Uint8Array(respBytes);
+          for (const [at, v] of flips) {
+            if (at % 2) rq[at % rq.length] = v;
+            else rs[at % rs.length] = v;
+          }
+          const cut = (b: Uint8Array, cs: number[]) => {
+            const at = [...new Set(cs.map((c) => c % (b.length + 1)))].sort((x, y) => x - y);
+            return [0, ...at].map((s, i) => b.subarray(s, at[i] ?? b.length)).filter((p) => p.length > 0);
+          };
+          const e = new Engine(rules.map((r) => parseRule(r)));
+          const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: 80 };
+          const S = { src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000 };
+          const out: Alert[] = [];
+          for (const p of handshake()) out.push(...e.inspect(p, 0));
+          let cseq = 1001;
+          let sseq = 5001;
+          for (const p of cut(rq, c1)) {
+            out.push(...e.inspect(pkt({ ...C, flags: ACK | PSH, seq: cseq, ack: sseq, payload: p }), 1));
+            cseq += p.length;
+          }
+          out.push(...e.inspect(pkt({ ...S, flags: ACK, seq: sseq, ack: cseq }), 2));
+          for (const p of cut(rs, c2)) {
+            out.push(...e.inspect(pkt({ ...S, flags: ACK | PSH, seq: sseq, ack: cseq, payload: p }), 3));
+            sseq += p.length;
+          }
+          out.push(...e.inspect(pkt({ ...C, flags: ACK, seq: cseq, ack: sseq }), 4));
+          out.push(...e.finish());
+          for (const a of out) expect([1, 2, 3, 4]).toContain(a.sid);
+          expect(e.budget.bytes).toBe(0);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
