@@ -13,6 +13,7 @@ import {
   NativeLoglet,
   nativeFailover,
   openLoglet,
+  prepareLoglet,
   Sequencer,
   VirtualLog,
 } from '../src/index.js';
@@ -77,6 +78,7 @@ try {
     new FileMetaStore(join(dn, 'meta.json')),
     (spec, s, i) => openLoglet(spec, s, i),
     nspec(0),
+    { prepare: prepareLoglet }, // the successor is claimed while the seal runs, as openLog does
   );
   const rcn = await measureReconfigurations(vn, nspec);
   await vn.close();
