@@ -1,7 +1,7 @@
 // Live migration of a device under a random-write load (4 KiB writes at a fixed rate), over NBD on
 // loopback: total time, bytes sent, downtime p50/p99 over repeated runs, against a raw copy of the device
 // by the same code (a mount's background pull with no writes). Usage: npm run bench -- r3map migrate
-//   [-- --mib N --runs R --rate MIBPS]   (defaults: 128 MiB, 5 runs, 10 MiB/s)
+//   [-- --mib N --runs R --rate MIBPS --track BYTES]   (defaults: 128 MiB, 5 runs, 10 MiB/s, 4096)
 import { percentile, table, writeResults } from '@strata/bench';
 import {
   MemoryDevice,
@@ -21,6 +21,8 @@ const size = arg('--mib', 128) << 20;
 const runs = arg('--runs', 5);
 const rateBytes = arg('--rate', 10) << 20;
 const chunk = 64 << 10;
+// dirty tracking unit (--track 65536 tracks whole chunks, as before 2026-12-02)
+const trackBytes = arg('--track', 4096);
 
 async function once(withLoad: boolean) {
   const src = new MemoryDevice(size);
@@ -28,7 +30,7 @@ async function once(withLoad: boolean) {
   const words = new Uint32Array(image.buffer);
   for (let i = 0; i < words.length; i++) words[i] = Math.imul(i, 2654435761);
   await src.writeAt(0, image);
-  const source = new TrackedDevice(src, chunk);
+  const source = new TrackedDevice(src, trackBytes);
   const server = new NbdServer([{ name: '', device: source.copySource }]);
   const port = await server.listen(0);
   const remote = await NbdClientDevice.connect('127.0.0.1', port, '');
@@ -85,19 +87,23 @@ const rows = [
     'downtime p50 / p99',
     `${percentile(downtime, 50).toFixed(2)} / ${percentile(downtime, 99).toFixed(2)} ms`,
   ],
-  ['chunks re-sent (median)', `${percentile(resent, 50)} of ${size / chunk} (64 KiB chunks)`],
+  [
+    're-sent units (median)',
+    `${percentile(resent, 50)} of ${size / trackBytes} (${trackBytes >> 10} KiB tracking, 64 KiB chunks)`,
+  ],
   [
     'bytes sent (median)',
     `${(percentile(sent, 50) / 2 ** 20).toFixed(1)} MiB (${(percentile(sent, 50) / size).toFixed(2)}x the device)`,
   ],
 ];
 console.log(
-  `${size >> 20} MiB, ${rateBytes >> 20} MiB/s of random 4 KiB writes, ${runs} runs\n${table(['measure', 'value'], rows)}`,
+  `${size >> 20} MiB, ${rateBytes >> 20} MiB/s of random 4 KiB writes, ${runs} runs, ${trackBytes} B tracking\n${table(['measure', 'value'], rows)}`,
 );
 writeResults('bench/results', 'migrate', {
   date: new Date().toISOString(),
   sizeBytes: size,
   rateBytes,
+  trackBytes,
   runs,
   raw,
   total,

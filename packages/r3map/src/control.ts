@@ -12,10 +12,10 @@
  *
  * ```
  * D -> S  hello {v}                      S starts tracking writes
- * S -> D  info {v, size, chunkBytes, nbdPort, exportName}
+ * S -> D  info {v, size, chunkBytes, trackBytes, nbdPort, exportName}
  *         D pre-copies every chunk over NBD from S's export (pings S while it pulls)
  * D -> S  round                          repeated while the dirty set shrinks
- * S -> D  dirty {bitmap}                 chunks written since the last round; D re-fetches them
+ * S -> D  dirty {bitmap}                 trackBytes units written since the last round; D re-reads them
  * D -> S  finalize {servePort}           S connects to D's export, seals (writes wait), drains
  * S -> D  final {bitmap}                 last dirty chunks; D marks them missing (post-copy)
  * D -> S  serving                        D holds the device (its export still holds requests)
@@ -49,6 +49,7 @@ export type Message =
       v: number;
       size: number;
       chunkBytes: number;
+      trackBytes: number;
       nbdPort: number;
       exportName: string;
     }
@@ -67,7 +68,7 @@ export type MessageType = Message['t'];
 
 const fields: Record<MessageType, Record<string, 'int' | 'num' | 'str'>> = {
   hello: { v: 'int' },
-  info: { v: 'int', size: 'int', chunkBytes: 'int', nbdPort: 'int', exportName: 'str' },
+  info: { v: 'int', size: 'int', chunkBytes: 'int', trackBytes: 'int', nbdPort: 'int', exportName: 'str' },
   ping: {},
   round: {},
   dirty: { bitmap: 'str' },

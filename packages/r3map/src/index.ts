@@ -26,6 +26,7 @@ export {
   type MigrationReport,
   migrate,
   TrackedDevice,
+  unitsToChunks,
 } from './migrate.js';
 export {
   type DestEvent,
@@ -36,6 +37,7 @@ export {
   MigrationSource,
   migrateChunkBytesDefault,
   migrateFrom,
+  migrateTrackBytes,
   type SourceEvent,
   type SourceOptions,
   type SourceReport,

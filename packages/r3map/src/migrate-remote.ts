@@ -28,12 +28,17 @@ import {
   pingIntervalMs,
 } from './control.js';
 import { type BlockDevice, checkRange } from './device.js';
-import { MigratingDevice, TrackedDevice } from './migrate.js';
+import { MigratingDevice, TrackedDevice, unitsToChunks } from './migrate.js';
 import { MountDevice } from './mount.js';
 import { NbdServer } from './nbd.js';
 
-/** Default tracking and transfer unit. */
+/** Default transfer unit (the destination's chunk). */
 export const migrateChunkBytesDefault = 64 * 1024;
+/**
+ * Unit of dirty tracking: a 4 KiB write makes 4 KiB travel again in a round, not a whole chunk (rounds
+ * re-read just the dirty units; what is dirty at the seal is fetched as whole chunks after the handover).
+ */
+export const migrateTrackBytes = 4096;
 const connectTimeoutMs = 10_000;
 
 export interface SourceReport {
@@ -120,15 +125,16 @@ export class MigrationSource {
     this.chunkBytes = opts.chunkBytes ?? migrateChunkBytesDefault;
     if (this.chunkBytes < 64 << 10 || this.chunkBytes > 4 << 20)
       throw new RangeError(`chunk size must be 64 KiB to 4 MiB, got ${this.chunkBytes}`);
-    this.tracked = new TrackedDevice(device, this.chunkBytes);
+    this.tracked = new TrackedDevice(device, migrateTrackBytes);
     this.front = new MigratingDevice(this.tracked);
     this.exportDevice = new ExportDevice(this.tracked.copySource, opts.onSend);
     this.exportServer = new NbdServer([{ name: '', device: this.exportDevice, readOnly: true }]);
     this.released = new Promise((r) => (this.resolveReleased = r));
   }
 
-  get chunks(): number {
-    return Math.ceil(this.device.size / this.chunkBytes);
+  /** Tracking units of the device (the length of a dirty bitmap). */
+  get units(): number {
+    return Math.ceil(this.device.size / migrateTrackBytes);
   }
 
   get status(): SourceState {
@@ -190,6 +196,7 @@ export class MigrationSource {
         v: controlVersion,
         size: this.device.size,
         chunkBytes: this.chunkBytes,
+        trackBytes: migrateTrackBytes,
         nbdPort: this.nbdPort,
         exportName: '',
       });
@@ -199,7 +206,7 @@ export class MigrationSource {
           const d = this.tracked.drainDirty();
           rounds++;
           resent += d.size;
-          ch.send({ t: 'dirty', bitmap: encodeChunks(d, this.chunks) });
+          ch.send({ t: 'dirty', bitmap: encodeChunks(d, this.units) });
           continue;
         }
         // connect to the destination's export before sealing, so it costs no downtime
@@ -211,7 +218,7 @@ export class MigrationSource {
         await this.tracked.quiesce();
         const last = this.tracked.drainDirty();
         resent += last.size;
-        ch.send({ t: 'final', bitmap: encodeChunks(last, this.chunks) });
+        ch.send({ t: 'final', bitmap: encodeChunks(last, this.units) });
         await ch.next('serving');
         // the point of no return: from here the destination is authoritative
         downtimeMs = performance.now() - tSeal;
@@ -474,7 +481,11 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
       throw new ControlError(`the source's chunk size ${info.chunkBytes} is outside 64 KiB to 4 MiB`);
     if (info.size > Number.MAX_SAFE_INTEGER / 2)
       throw new ControlError(`the source's size ${info.size} is not plausible`);
-    const chunks = Math.ceil(info.size / info.chunkBytes);
+    if (info.trackBytes < 512 || info.trackBytes > info.chunkBytes || info.chunkBytes % info.trackBytes !== 0)
+      throw new ControlError(
+        `the source's tracking unit ${info.trackBytes} does not divide its chunk size ${info.chunkBytes}`,
+      );
+    const units = Math.ceil(info.size / info.trackBytes);
     opts.onEvent?.({ event: 'connected', size: info.size, chunkBytes: info.chunkBytes });
     const remote = await guard(NbdClientDevice.connect(host, info.nbdPort, info.exportName));
     closers.push(() => remote.close());
@@ -504,7 +515,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     let previous = Number.POSITIVE_INFINITY;
     for (; rounds < (opts.roundsMax ?? 8); ) {
       ch.send({ t: 'round' });
-      const dirty = decodeChunks((await ch.next('dirty')).bitmap, chunks);
+      const dirty = decodeChunks((await ch.next('dirty')).bitmap, units);
       rounds++;
       opts.onEvent?.({ event: 'round', round: rounds, dirtyChunks: dirty.size });
       if (dirty.size <= (opts.dirtyChunksMax ?? 8) || dirty.size > 0.8 * previous) {
@@ -513,16 +524,16 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
       }
       previous = dirty.size;
       resent += dirty.size;
-      await guard(mount.invalidate(dirty));
+      await guard(mount.refresh(dirty, info.trackBytes));
     }
     // finalize: the source seals and sends the last dirty chunks; they are fetched on demand from now
     clearInterval(ping);
     ch.send({ t: 'finalize', servePort });
-    const last = decodeChunks((await ch.next('final')).bitmap, chunks);
+    const last = decodeChunks((await ch.next('final')).bitmap, units);
     for (const i of carried) last.add(i);
     finalDirty = last.size;
     resent += last.size;
-    await guard(mount.invalidate(last, false));
+    await guard(mount.invalidate(unitsToChunks(last, info.trackBytes, info.chunkBytes, info.size), false));
     mount.own();
     ch.send({ t: 'serving' });
     downtimeMs = (await ch.next('committed')).downtimeMs;

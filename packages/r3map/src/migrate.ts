@@ -208,15 +208,34 @@ export class MigratingDevice implements BlockDevice {
 
 export interface MigrationReport {
   rounds: number;
+  /** Tracking units (the source's `chunkBytes`) sent again: in the rounds, and dirty at the seal. */
   chunksResent: number;
+  /** Units dirty at the seal (with those carried from the last round); fetched whole, as chunks. */
   finalDirty: number;
   /** How long the source was sealed (writes waited) during the handover. */
   downtimeMs: number;
   totalMs: number;
 }
 
+/** The chunks of `chunkBytes` that hold the given units of `unitBytes`. */
+export function unitsToChunks(
+  units: Iterable<number>,
+  unitBytes: number,
+  chunkBytes: number,
+  size: number,
+): Set<number> {
+  const out = new Set<number>();
+  for (const u of units) {
+    const off = u * unitBytes;
+    if (off >= size) continue;
+    const end = Math.min(size, off + unitBytes);
+    for (let c = Math.floor(off / chunkBytes); c <= Math.floor((end - 1) / chunkBytes); c++) out.add(c);
+  }
+  return out;
+}
+
 export interface MigrateOptions {
-  /** Stop the pre-copy rounds when at most this many chunks are dirty. */
+  /** Stop the pre-copy rounds when at most this many units (the source's `chunkBytes`) are dirty. */
   dirtyChunksMax?: number;
   roundsMax?: number;
 }
@@ -250,7 +269,8 @@ export async function migrate(
       }
       previous = dirty.size;
       resent += dirty.size;
-      await dest.invalidate(dirty);
+      // just the rewritten units, in place: the source may track finer than the destination's chunks
+      await dest.refresh(dirty, source.chunkBytes);
     }
   } catch (e) {
     // the source (or the link) died before finalize: the destination gives up; the source is untouched
@@ -263,7 +283,7 @@ export async function migrate(
   await source.quiesce();
   const last = source.drainDirty();
   for (const i of carried) last.add(i);
-  await dest.invalidate(last, false);
+  await dest.invalidate(unitsToChunks(last, source.chunkBytes, dest.chunkBytes, dest.size), false);
   dest.own();
   front.complete(dest);
   const downtimeMs = performance.now() - tSeal;

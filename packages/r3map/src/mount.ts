@@ -153,6 +153,49 @@ export class MountDevice implements BlockDevice {
   }
 
   /**
+   * Re-reads from the remote the `unitBytes`-sized units it has rewritten since they were fetched, in place,
+   * in chunks that are already local (migration rounds, before the mount serves anyone: nothing else may
+   * read or write it meanwhile). Units of chunks not local yet are left to their chunk's fetch; consecutive
+   * units go in one request. Resolves with the bytes re-read.
+   */
+  async refresh(units: Iterable<number>, unitBytes: number): Promise<number> {
+    const list = [...units]
+      .filter((u) => {
+        const off = u * unitBytes;
+        if (u < 0 || off >= this.size) return false;
+        const first = Math.floor(off / this.chunkBytes);
+        const last = Math.floor((Math.min(this.size, off + unitBytes) - 1) / this.chunkBytes);
+        for (let c = first; c <= last; c++) if (!this.present[c] || this.dirty.has(c)) return false;
+        return true;
+      })
+      .sort((a, b) => a - b);
+    const runs: [number, number][] = [];
+    const unitsMax = Math.max(1, Math.floor(pullRunBytesMax / unitBytes));
+    for (const u of list) {
+      const r = runs[runs.length - 1];
+      if (r && r[0] + r[1] === u && r[1] < unitsMax) r[1]++;
+      else runs.push([u, 1]);
+    }
+    let bytes = 0;
+    let k = 0;
+    const worker = async () => {
+      while (k < runs.length) {
+        const [u, n] = runs[k++]!;
+        const off = u * unitBytes;
+        const len = Math.min(n * unitBytes, this.size - off);
+        if (this.remote.readv && this.local.writev)
+          await this.local.writev(off, await this.remote.readv(off, len));
+        else await this.local.writeAt(off, await this.remote.readAt(off, len));
+        bytes += len;
+        this.stats.bytesFetched += len;
+        this.opts.onFetch?.(len);
+      }
+    };
+    await Promise.all(Array.from({ length: this.opts.pullConcurrency ?? 4 }, worker));
+    return bytes;
+  }
+
+  /**
    * The local device becomes authoritative (a migration's handover): writes and trims stay local and are
    * never pushed to the remote, which is only read for the chunks that are not local yet.
    */

@@ -19,7 +19,7 @@ import {
 
 const valid: Message[] = [
   { t: 'hello', v: 1 },
-  { t: 'info', v: 1, size: 1 << 20, chunkBytes: 65536, nbdPort: 1234, exportName: '' },
+  { t: 'info', v: 1, size: 1 << 20, chunkBytes: 65536, trackBytes: 4096, nbdPort: 1234, exportName: '' },
   { t: 'ping' },
   { t: 'round' },
   { t: 'dirty', bitmap: encodeChunks([1, 5], 16) },
@@ -191,7 +191,17 @@ describe('a destination facing a broken source', () => {
     );
     const bad = await fakeSource((s) => {
       s.on('error', () => undefined);
-      s.write(encodeMessage({ t: 'info', v: 1, size: 1 << 20, chunkBytes: 1, nbdPort: 1, exportName: '' }));
+      s.write(
+        encodeMessage({
+          t: 'info',
+          v: 1,
+          size: 1 << 20,
+          chunkBytes: 1,
+          trackBytes: 1,
+          nbdPort: 1,
+          exportName: '',
+        }),
+      );
     });
     await expect(migrateFrom('127.0.0.1', bad.port, { open })).rejects.toThrow(/chunk size 1 is outside/);
     const gone = await fakeSource((s) => s.destroy());
