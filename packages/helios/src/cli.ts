@@ -303,6 +303,48 @@ Example: strata stream agent hdfs /var/log/hdfs.log --url http://127.0.0.1:7070 
   },
 };
 
+const indexCmd: Command = {
+  name: 'index',
+  summary: 'run the indexer: follow the progress log and build the index bottom-up',
+  help: `Run the indexer over a stream: index every acknowledged block, then (with --follow MS) keep polling
+the progress log every MS milliseconds until SIGINT. Safe beside ingestion servers and other indexers on
+the same data directory: a node record that lost a race is ignored by every reader.
+
+Usage: strata stream index STREAM [--follow MS] [--data DIR] [--json]
+
+Example: strata stream index hdfs --follow 1000 --data ./.strata`,
+  async run(argv, io) {
+    const f = parseFlags(argv, { ...dataFlag, follow: { type: 'string' } });
+    const follow = f.values.follow ? intFlag('follow', f.values.follow, 1000, 10) : 0;
+    return withStream(io, f.values.data, f.positionals[0], async (s) => {
+      let stopped = !follow;
+      if (follow) void untilStopped().then(() => (stopped = true));
+      const t0 = performance.now();
+      let blocks = 0;
+      for (;;) {
+        const n = await s.indexStep(64);
+        blocks += n;
+        if (n > 0) continue;
+        if (stopped) break;
+        await new Promise((r) => setTimeout(r, follow));
+      }
+      const r = {
+        blocks,
+        indexedBlocks: s.indexedBlocks,
+        blockCount: s.blockCount,
+        ms: performance.now() - t0,
+      };
+      output(
+        io,
+        f.values.json,
+        r,
+        () => `indexed ${blocks} blocks (${r.indexedBlocks}/${r.blockCount}) in ${r.ms.toFixed(0)} ms`,
+      );
+      return 0;
+    });
+  },
+};
+
 const info: Command = {
   name: 'info',
   summary: 'show a stream: rows, blocks, index levels and watermarks, sizes',
@@ -386,7 +428,7 @@ Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" -
 };
 
 export const commands: Command[] = [
-  group('stream', 'Helios streams: create from DDL, ingest, erase, info, export, serve, agent', [
+  group('stream', 'Helios streams: create from DDL, ingest, erase, info, export, serve, agent, index', [
     create,
     ingest,
     erase,
@@ -394,6 +436,7 @@ export const commands: Command[] = [
     exportCmd,
     serve,
     agent,
+    indexCmd,
   ]),
   search,
 ];

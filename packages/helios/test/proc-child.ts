@@ -1,0 +1,21 @@
+// Child process for procs.test.ts: one role per process, so a test can kill -9 it.
+//   server DIR PORT INDEX(0|1)   an ingestion server; prints "port N"
+//   indexer DIR                  indexes until everything is indexed, a few blocks at a time
+//   agent URL STREAM FILE CHUNK  ships a file from its checkpoint
+import { runAgentOnce, Stream, startIngestServer } from '../src/index.js';
+
+const [role, ...a] = process.argv.slice(2);
+if (role === 'server') {
+  const srv = await startIngestServer(a[0]!, { port: Number(a[1]), index: a[2] === '1' });
+  process.stdout.write(`port ${srv.port}\n`);
+} else if (role === 'indexer') {
+  const s = await Stream.open(a[0]!, 'ev', { mergeKeysMax: 40, addKeysMax: 200, fanoutMax: 4 });
+  process.stdout.write('ready\n');
+  while ((await s.indexStep(2)) > 0) {}
+  await s.close();
+  process.stdout.write('done\n');
+} else if (role === 'agent') {
+  process.stdout.write('ready\n');
+  const st = await runAgentOnce({ url: a[0]!, stream: a[1]!, file: a[2]!, chunkBytes: Number(a[3]) });
+  process.stdout.write(`done ${st.lines}\n`);
+} else throw new Error(`proc-child: unknown role ${role}`);

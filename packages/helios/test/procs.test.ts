@@ -1,0 +1,82 @@
+// Real processes: several ingestion servers on one data directory, and kill -9 of the agent at random
+// points; after restarts every line is found exactly once, by a brute-force scan and through the index.
+import { join } from 'node:path';
+import { blockId, createStream, runAgentOnce, Stream, startIngestServer } from '@strata/helios';
+import { describe, expect, it } from 'vitest';
+import { child, ddl, freePort, lineOf, rand, root, startServer, verify, writeLines } from './procs-lib.js';
+
+describe('several ingestion servers on one data directory', () => {
+  it('three server processes (each also indexing) take agents and racing resends; every line once', async () => {
+    const dir = join(root, 'multi');
+    createStream(dir, ddl);
+    const servers = await Promise.all([0, 1, 2].map(async () => startServer(dir, await freePort(), true)));
+    const urls = await Promise.all(
+      servers.map(async (s) => `http://127.0.0.1:${(await s.line(/^port/)).split(' ')[1]}`),
+    );
+    try {
+      const per = 800;
+      const files = [0, 1, 2].map((i) => {
+        const f = join(dir, `in${i}.jsonl`);
+        writeLines(f, i * per, per);
+        return f;
+      });
+      // One agent per server, concurrently; the servers' indexers race on the same log.
+      const stats = await Promise.all(
+        files.map((file, i) => runAgentOnce({ url: urls[i]!, stream: 'ev', file, chunkBytes: 4096 })),
+      );
+      expect(stats.reduce((n, s) => n + s.lines, 0)).toBe(3 * per);
+      // The same chunk sent to all three at once (a retry that went elsewhere): one block.
+      const n = 3 * per;
+      const chunk = Buffer.from(`${lineOf(n)}\n`);
+      const id = blockId('resend', 0, chunk.length, chunk);
+      const replies = await Promise.all(
+        urls.map(async (u) => {
+          const r = await fetch(`${u}/streams/ev/chunks?source=resend&from=0&to=${chunk.length}`, {
+            method: 'POST',
+            body: chunk,
+            headers: { 'idempotency-key': id },
+          });
+          return (await r.json()) as { new: boolean };
+        }),
+      );
+      expect(replies.filter((r) => r.new).length).toBe(1);
+    } finally {
+      for (const s of servers) s.proc.kill('SIGKILL');
+      await Promise.all(servers.map((s) => s.exit));
+    }
+    const s = await Stream.open(dir, 'ev');
+    try {
+      await s.indexAll(); // whatever the servers' last passes left
+    } finally {
+      await s.close();
+    }
+    await verify(dir, 3 * 800 + 1, true);
+  });
+});
+
+describe('kill -9 at random points (1): the agent', () => {
+  it('the agent: restarted from its checkpoint, no line lost or doubled', async () => {
+    const dir = join(root, 'agent');
+    createStream(dir, ddl);
+    const total = 3000;
+    const file = join(dir, 'in.jsonl');
+    writeLines(file, 0, total);
+    const srv = await startIngestServer(dir, { index: true });
+    const url = `http://127.0.0.1:${srv.port}`;
+    try {
+      let kills = 0;
+      for (let round = 0; round < 4; round++) {
+        const c = child('agent', url, 'ev', file, '2048');
+        await c.line(/^ready/);
+        setTimeout(() => c.proc.kill('SIGKILL'), 100 + rand() * 900).unref();
+        if ((await c.exit) === 'killed') kills++;
+      }
+      const last = child('agent', url, 'ev', file, '2048');
+      expect(await last.exit).toBe('done');
+      expect(kills).toBeGreaterThan(0);
+    } finally {
+      await srv.close();
+    }
+    await verify(dir, total, true);
+  });
+});
