@@ -21,7 +21,12 @@ import type { BlockDevice } from './device.js';
 import { FileDevice } from './devices/file.js';
 import { MemoryDevice } from './devices/memory.js';
 import { StoreDevice } from './devices/store.js';
-import { MigrationAbandonedError, MigrationSource, migrateFrom } from './migrate-remote.js';
+import {
+  MigrationAbandonedError,
+  MigrationSource,
+  migrateFrom,
+  migrateTrackBytes,
+} from './migrate-remote.js';
 import { MountDevice } from './mount.js';
 import { NbdServer } from './nbd.js';
 import { serveSync, syncFiles, syncToRemote } from './sync.js';
@@ -316,7 +321,7 @@ Example:
         values.json,
         { event: 'done', ...r },
         () =>
-          `migrated away in ${(r.totalMs / 1000).toFixed(2)} s: ${formatBytes(r.bytesSent)} sent (${r.rounds} rounds, ${r.chunksResent} chunks re-sent), downtime ${ms(r.downtimeMs)} ms, ${r.requestsWaited} workload requests waited (longest ${ms(r.waitMsMax)} ms)`,
+          `migrated away in ${(r.totalMs / 1000).toFixed(2)} s: ${formatBytes(r.bytesSent)} sent (${r.rounds} rounds, ${r.chunksResent} units of ${formatBytes(migrateTrackBytes)} re-sent), downtime ${ms(r.downtimeMs)} ms, ${r.requestsWaited} workload requests waited (longest ${ms(r.waitMsMax)} ms)`,
       );
       // the workload's requests now go to the destination; keep forwarding them until stopped
       if (workload) await stopped;
@@ -403,7 +408,7 @@ Example:
       values.json,
       { event: 'done', ...r, port: m.port },
       () =>
-        `migrated ${formatBytes(r.size)} in ${(r.totalMs / 1000).toFixed(2)} s (serving after ${(r.handoverMs / 1000).toFixed(2)} s): ${formatBytes(r.bytesFetched)} fetched, ${r.rounds} rounds, ${r.chunksResent} chunks re-sent (${r.finalDirty} after the seal, ${r.fetchedOnDemand} on demand), downtime ${ms(r.downtimeMs)} ms; serving nbd://${serveAt.host}:${m.port}/`,
+        `migrated ${formatBytes(r.size)} in ${(r.totalMs / 1000).toFixed(2)} s (serving after ${(r.handoverMs / 1000).toFixed(2)} s): ${formatBytes(r.bytesFetched)} fetched, ${r.rounds} rounds, ${r.chunksResent} units of ${formatBytes(r.trackBytes)} re-sent (${r.finalDirty} dirty at the seal; ${r.fetchedOnDemand} chunks fetched on demand), downtime ${ms(r.downtimeMs)} ms; serving nbd://${serveAt.host}:${m.port}/`,
     );
     await stopped;
     await m.close();

@@ -48,6 +48,7 @@ export interface SourceReport {
   /** From seal to forwarding the workload to the destination. */
   downtimeMs: number;
   rounds: number;
+  /** Dirty-tracking units (`migrateTrackBytes`) sent again. */
   chunksResent: number;
   /** Workload requests that waited during the handover, and the longest wait. */
   requestsWaited: number;
@@ -407,6 +408,8 @@ export type DestEvent =
 export interface DestReport {
   size: number;
   chunkBytes: number;
+  /** Dirty-tracking unit: `chunksResent` and `finalDirty` count these. */
+  trackBytes: number;
   totalMs: number;
   /** Until the destination served the device. */
   handoverMs: number;
@@ -454,6 +457,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   /** Waits for `p` unless the control channel fails first. */
   const guard = <T>(p: Promise<T>) => Promise.race([p, lost]);
   let handoverMs = 0;
+  let trackBytes = 0;
   let rounds = 0;
   let resent = 0;
   let finalDirty = 0;
@@ -486,6 +490,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
         `the source's tracking unit ${info.trackBytes} does not divide its chunk size ${info.chunkBytes}`,
       );
     const units = Math.ceil(info.size / info.trackBytes);
+    trackBytes = info.trackBytes;
     opts.onEvent?.({ event: 'connected', size: info.size, chunkBytes: info.chunkBytes });
     const remote = await guard(NbdClientDevice.connect(host, info.nbdPort, info.exportName));
     closers.push(() => remote.close());
@@ -578,6 +583,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   const report: DestReport = {
     size: m.size,
     chunkBytes: m.chunkBytes,
+    trackBytes,
     totalMs: performance.now() - t0,
     handoverMs,
     bytesFetched: m.stats.bytesFetched,
