@@ -362,6 +362,7 @@ Example:
     const serveAt = parseHostPort(values.serve, '--serve');
     const file = resolve(io.cwd, values.file);
     let progress: Progress | undefined;
+    let opened = false;
     let m: Awaited<ReturnType<typeof migrateFrom>>;
     // a stop during the migration abandons it (before the handover the source stays authoritative)
     const stop = new AbortController();
@@ -369,7 +370,10 @@ Example:
     try {
       m = await migrateFrom(from.host, from.port, {
         signal: stop.signal,
-        open: (size) => FileDevice.open(file, { create: true, size }),
+        open: (size) => {
+          opened = true;
+          return FileDevice.open(file, { create: true, size });
+        },
         serveHost: serveAt.host,
         servePort: serveAt.port,
         dirtyChunksMax: intFlag('dirty-max', values['dirty-max'], 8),
@@ -398,7 +402,7 @@ Example:
     } catch (e) {
       progress?.finish();
       if (e instanceof MigrationAbandonedError)
-        throw new CliError(`${e.message}; ${values.file} is incomplete`);
+        throw new CliError(opened ? `${e.message}; ${values.file} is incomplete` : e.message);
       throw e;
     }
     progress?.finish();
