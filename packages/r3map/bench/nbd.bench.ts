@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { percentile, table, writeResults } from '@strata/bench';
-import { syncFiles } from '../src/index.js';
+import { NbdClientDevice, syncFiles } from '../src/index.js';
 
 const exec = promisify(execFile);
 const mibArg = process.argv.indexOf('--mib');
@@ -84,6 +84,24 @@ try {
       add(`${name} nbdinfo round trip ms`, percentile(lat, 50));
     }
   }
+  // single-request latency: one 4 KiB READ at a time over one open connection (our client, both servers)
+  for (let rep = 0; rep < Math.min(reps, 3); rep++)
+    for (const [name, p] of [
+      ['strata', port],
+      ['nbdkit memory', kitPort],
+    ] as const) {
+      const dev = await NbdClientDevice.connect('127.0.0.1', p, '');
+      const lat: number[] = [];
+      for (let i = 0; i < 2200; i++) {
+        const off = ((i * 7919) % (bytes / 4096)) * 4096;
+        const t = performance.now();
+        await dev.readAt(off, 4096);
+        if (i >= 200) lat.push((performance.now() - t) * 1000); // after a warm-up
+      }
+      await dev.close();
+      add(`${name} 4 KiB read latency p50 us`, percentile(lat, 50));
+      add(`${name} 4 KiB read latency p99 us`, percentile(lat, 99));
+    }
   // delta sync: 1% of 64 KiB chunks changed, against rsync --no-whole-file --inplace
   const dst = join(dir, 'dst.img');
   writeFileSync(dst, buf);
@@ -105,9 +123,16 @@ try {
   const rsyncSent = Number(/Total bytes sent: ([\d,]+)/.exec(rsyncOut)?.[1]?.replace(/,/g, '') ?? 'NaN');
   const rows = Object.entries(results).map(([k, v]) => [
     k,
-    k.endsWith('ms') ? percentile(v, 50).toFixed(2) : `${percentile(v, 50).toFixed(2)} GiB/s`,
+    k.endsWith('ms') || k.endsWith('us')
+      ? percentile(v, 50).toFixed(2)
+      : `${percentile(v, 50).toFixed(2)} GiB/s`,
   ]);
   const med = (k: string) => percentile(results[k] ?? [], 50);
+  if (reps > 0)
+    rows.push([
+      '4 KiB read latency p50: strata / nbdkit',
+      `${(med('strata 4 KiB read latency p50 us') / med('nbdkit memory 4 KiB read latency p50 us')).toFixed(2)}x`,
+    ]);
   for (const op of reps > 0 ? ['write', 'read'] : [])
     rows.push([
       `${op}: strata / nbdkit`,
