@@ -1,14 +1,55 @@
-import { type FileHandle, open, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readFile, stat, unlink } from 'node:fs/promises';
 
 /** How long `lockFile` waits for another holder. */
 export const lockWaitMsMax = 10_000;
 /** A lock file older than this was left by a crashed process and is broken. */
 export const lockStaleMs = 30_000;
 
+/** Whether process `pid` exists on this machine. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Whether the lock at `path` names a holder process that no longer exists. */
+async function holderDead(path: string): Promise<boolean> {
+  // the pid is written right after the create: an empty file is a holder mid-create (or stale, later)
+  const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+  return pid > 0 && pid !== process.pid && !alive(pid);
+}
+
+/**
+ * Removes a lock whose holder died, under a second lock (`path.break`) so that two waiters cannot both
+ * break it and one remove the fresh lock the other has just taken: the check is repeated under it.
+ */
+async function breakDeadLock(path: string): Promise<void> {
+  const guard = `${path}.break`;
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(guard, 'wx');
+  } catch {
+    // another waiter is breaking it; one left by a crash is stale after lockStaleMs
+    const st = await stat(guard).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > lockStaleMs) await unlink(guard).catch(() => undefined);
+    return;
+  }
+  try {
+    if (await holderDead(path)) await unlink(path).catch(() => undefined);
+  } finally {
+    await fh.close();
+    await unlink(guard).catch(() => undefined);
+  }
+}
+
 /**
  * Takes an exclusive lock on `path` by creating it with O_EXCL (works across processes on one machine);
- * resolves with the release function. Waits with jittered backoff up to `lockWaitMsMax`, breaking locks
- * older than `lockStaleMs`.
+ * resolves with the release function. The lock file holds the holder's pid: a lock whose holder has died
+ * (kill -9 mid-operation) is broken at once. Otherwise waits with jittered backoff up to `lockWaitMsMax`,
+ * breaking locks older than `lockStaleMs` (a holder on another machine sharing the directory, say).
  */
 export async function lockFile(path: string, what = path): Promise<() => Promise<void>> {
   const t0 = Date.now();
@@ -16,6 +57,7 @@ export async function lockFile(path: string, what = path): Promise<() => Promise
     let fh: FileHandle | undefined;
     try {
       fh = await open(path, 'wx');
+      await fh.writeFile(String(process.pid));
       await fh.close();
       return () => unlink(path).catch(() => undefined);
     } catch (e) {
@@ -23,6 +65,7 @@ export async function lockFile(path: string, what = path): Promise<() => Promise
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const st = await stat(path).catch(() => undefined);
       if (st && Date.now() - st.mtimeMs > lockStaleMs) await unlink(path).catch(() => undefined);
+      else if (st && (await holderDead(path))) await breakDeadLock(path);
       if (Date.now() - t0 > lockWaitMsMax)
         throw new Error(`timed out after ${lockWaitMsMax} ms waiting for the lock on ${what}`);
       await new Promise((r) => setTimeout(r, Math.min(50, 1 + attempt) * Math.random()));
