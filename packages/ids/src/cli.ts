@@ -2,7 +2,9 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CliError, type Command, type DemoStep, parseBytes, parseFlags, UsageError } from '@strata/cli';
 import { alertFast, eveJson } from './detect.js';
-import { loadRules, runCapture } from './run.js';
+import { ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
+import type { Rule } from './rules.js';
+import { loadRules, type PipelineOptions, runCapture } from './run.js';
 import { type OverlapPolicy, overlapPolicies } from './stream.js';
 import { parseVarsFile } from './vars.js';
 
@@ -12,12 +14,14 @@ const idsCmd: Command = {
   help: `Runs Snort 3 / Snort 2.9 / Suricata rules over pcap or pcapng files and prints alerts.
 
 TCP sessions are tracked and reassembled; payload rules on tcp match the reassembled stream (tcp-pkt:
-single packets only, tcp-stream: the stream only). No HTTP buffers or thresholds yet; rules it cannot
-evaluate are listed on stderr with the reason.
+single packets only, tcp-stream: the stream only). HTTP/1.x is parsed on the reassembled streams and
+the HTTP buffers (http_uri, http_header, file_data, ...) are filled; rules it cannot evaluate are
+listed on stderr with the reason.
 
 Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VALUE]...
                   [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none|auto]
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
+                  [--workers N] [--ordered]
 
   --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
                        and port-groups, or NAME=VALUE lines; --var wins over a file
@@ -29,6 +33,9 @@ Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VA
   --reassembly-depth   bytes of each stream direction reassembled (default 1mb)
   --stream-release     ack (default): inspect stream data once the receiver acknowledged it;
                        immediate: as soon as it is in order (inline)
+  --workers N          inspect on N worker threads, flows hashed to workers (default 1: this thread);
+                       the stats list each worker's packets, bytes, alerts and busy time
+  --ordered            alerts in capture order (always so: workers' alerts are merged by packet)
 
 Example:
   strata ids --rules ../shared/ids/rules/snort3-community.rules --pcap ../shared/ids/traces/ndpi-mix-a.pcap --format json`,
@@ -47,7 +54,12 @@ Example:
       'overlap-policy': { type: 'string' },
       'reassembly-depth': { type: 'string' },
       'stream-release': { type: 'string' },
+      workers: { type: 'string' },
+      ordered: { type: 'boolean' },
     });
+    const workers = values.workers === undefined ? 1 : Number(values.workers);
+    if (!Number.isInteger(workers) || workers < 1 || workers > workersMax)
+      throw new UsageError(`--workers: expected an integer from 1 to ${workersMax}, got '${values.workers}'`);
     const rulesFiles = (values.rules as string[] | undefined) ?? [];
     const pcaps = (values.pcap as string[] | undefined) ?? [];
     if (rulesFiles.length === 0 || pcaps.length === 0)
@@ -89,7 +101,7 @@ Example:
       if (!m) throw new UsageError(`--var: expected NAME=VALUE, got '${v}'`);
       vars[m[1]!] = m[2]!;
     }
-    const rules = [];
+    const rules: Rule[] = [];
     for (const f of rulesFiles) {
       let text: string;
       try {
@@ -101,6 +113,8 @@ Example:
       for (const e of r.errors) io.stderr.write(`strata ids: ${e}\n`);
       rules.push(...r.rules);
     }
+    const pool = workers > 1 ? new ParallelRunner(workers) : undefined;
+    const workerLoads: WorkerLoad[][] = [];
     const out = values.alerts ? createWriteStream(resolve(io.cwd, values.alerts)) : io.stdout;
     const totals = {
       packets: 0,
@@ -128,7 +142,14 @@ Example:
     for (const p of pcaps) {
       let r: Awaited<ReturnType<typeof runCapture>>;
       try {
-        r = await runCapture(resolve(io.cwd, p), rules, {
+        const run = pool
+          ? async (path: string, rs: Rule[], o: PipelineOptions) => {
+              const x = await pool.run(path, rs, o);
+              workerLoads.push(x.workers);
+              return x;
+            }
+          : runCapture;
+        r = await run(resolve(io.cwd, p), rules, {
           vars,
           midstream: values.midstream === true,
           asyncOneside: values['async-oneside'] === true,
@@ -138,6 +159,7 @@ Example:
           validateChecksums: cv === 'auto' ? 'auto' : cv === 'all',
         });
       } catch (e) {
+        await pool?.close();
         throw new CliError(`--pcap ${p}: ${(e as Error).message}`);
       }
       for (const a of r.alerts)
@@ -175,6 +197,7 @@ Example:
       for (const [k, n] of Object.entries(r.httpAnomalies))
         if (n > 0) totals.httpAnomalies[k] = (totals.httpAnomalies[k] ?? 0) + n;
     }
+    await pool?.close();
     if (out !== io.stdout)
       await new Promise<void>((res) => (out as ReturnType<typeof createWriteStream>).end(res));
     const segments = totals.segmentsInOrder + totals.segmentsOutOfOrder;
@@ -182,6 +205,22 @@ Example:
       ...totals,
       mbps: (totals.bytes * 8) / 1e6 / Math.max(totals.seconds, 1e-9),
       outOfOrderShare: segments ? totals.segmentsOutOfOrder / segments : 0,
+      ...(pool && {
+        workers: Array.from({ length: workers }, (_, i) =>
+          workerLoads.reduce(
+            (w, run) => {
+              const x = run[i]!;
+              return {
+                packets: w.packets + x.packets,
+                bytes: w.bytes + x.bytes,
+                alerts: w.alerts + x.alerts,
+                busyMs: w.busyMs + x.busyMs,
+              };
+            },
+            { packets: 0, bytes: 0, alerts: 0, busyMs: 0 },
+          ),
+        ),
+      }),
     };
     if (values.stats) {
       const { writeFileSync } = await import('node:fs');

@@ -40,7 +40,7 @@ import {
   ReassemblyBudget,
   StreamReassembler,
 } from './stream.js';
-import { parseRate, RateLimiter, type RateSpec } from './threshold.js';
+import { parseRate, type RateEvent, RateLimiter, type RateSpec } from './threshold.js';
 
 export interface Alert {
   tsUs: number;
@@ -71,6 +71,8 @@ export interface Alert {
   linkType?: number;
   /** Suricata's pkt_src: `wire/pcap`, or `stream (flow timeout)` for data flushed when a flow ended. */
   pktSrc?: string;
+  /** With `deferRates`: the threshold / detection_filter decision still to take (see `RateLimiter`). */
+  rate?: { spec: RateSpec; event: RateEvent };
 }
 
 export interface EngineOptions {
@@ -97,6 +99,8 @@ export interface EngineOptions {
    * (default 2,560, Suricata's raw chunk size), when the session closes, or when the flow ends.
    */
   streamChunkBytes?: number;
+  /** Leave threshold / detection_filter to the caller: alerts carry `rate` (parallel workers). */
+  deferRates?: boolean;
   /** HTTP body bounds (bytes kept per message, decompressed bytes). */
   http?: HttpOptions;
   /** Which actions' rules are inspected first (Suricata's action-order; default pass, drop, reject, alert). */
@@ -817,6 +821,8 @@ export class Engine {
   private pending: Alert[] = [];
   /** threshold and detection_filter state. */
   readonly rates = new RateLimiter();
+  /** The rate decision left to the merger for the alert made next (`deferRates`). */
+  private deferred: { spec: RateSpec; event: RateEvent } | undefined;
   /** For the alerts of the stream delivery under way: bytes missing before it, and whether a flow ends. */
   private deliveryGapBytes = 0;
   private flushing = false;
@@ -1173,7 +1179,12 @@ export class Engine {
   }
 
   /** Ends the input: every flow is flushed (remaining stream data inspected, holes skipped). */
-  finish(): Alert[] {
+  finish(at?: { pcapCnt: number; tsUs: number }): Alert[] {
+    // a worker that saw only part of the capture reports its flushes at the capture's last packet
+    if (at) {
+      this.pktNo = at.pcapCnt;
+      this.nowUs = at.tsUs;
+    }
     this.flows.drain();
     return this.pending.splice(0);
   }
@@ -1376,8 +1387,7 @@ export class Engine {
       if (c.rule.action === 'pass') return;
       if (c.noalert) continue;
       const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
-      if (c.rate && !this.rates.allow(c.rate, { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs }))
-        continue;
+      if (!this.rateAllows(c, e)) continue;
       const a = this.alert(c, { ...e, stream: true });
       a.payload = m.raw;
       a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
@@ -1457,8 +1467,7 @@ export class Engine {
         if (c.rule.action === 'pass') return; // a pass rule ends the inspection of this data
         if (c.noalert) continue;
         const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
-        if (c.rate && !this.rates.allow(c.rate, { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs }))
-          continue;
+        if (!this.rateAllows(c, e)) continue;
         const a = this.alert(c, { ...e, stream: true });
         a.payload = copyBytes(payload, newStart); // the window is reused
         if (this.deliveryGapBytes > 0) a.gapBytes = this.deliveryGapBytes;
@@ -1466,6 +1475,24 @@ export class Engine {
         out.push(a);
       }
     }
+  }
+
+  /**
+   * threshold / detection_filter: whether the match alerts. With `deferRates` the decision is left to
+   * whoever merges the alerts (parallel workers: one limiter must see every worker's matches in capture
+   * order); the alert made next carries what it needs (`Alert.rate`).
+   */
+  private rateAllows(
+    c: Compiled,
+    e: { src: string; sp: number; dst: string; dp: number; proto: number; flowId: number },
+  ): boolean {
+    if (!c.rate) return true;
+    const ev = { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs };
+    if (this.opts.deferRates) {
+      this.deferred = { spec: c.rate, event: ev };
+      return true;
+    }
+    return this.rates.allow(c.rate, ev);
   }
 
   private headerMatch(c: Compiled, src: string, sp: number, dst: string, dp: number): boolean {
@@ -1525,6 +1552,10 @@ export class Engine {
     };
     if (c.classtype) a.classtype = c.classtype;
     if (c.priority !== undefined) a.priority = c.priority;
+    if (this.deferred) {
+      a.rate = this.deferred;
+      this.deferred = undefined;
+    }
     return a;
   }
 
@@ -1570,8 +1601,7 @@ export class Engine {
         flowId: f.id,
         ipVersion: d.ipVersion,
       };
-      if (c.rate && !this.rates.allow(c.rate, { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs }))
-        continue;
+      if (!this.rateAllows(c, e)) continue;
       const a = this.alert(c, { ...e, stream: false });
       a.payload = copyBytes(d.payload); // the capture reader's memory is not ours to keep
       a.pktSrc = 'wire/pcap';

@@ -66,6 +66,16 @@ export {
   percentDecode,
   simplifyPath,
 } from './http.js';
+export {
+  batchBytesMax,
+  batchesInFlightMax,
+  batchPacketsMax,
+  type ParallelResult,
+  ParallelRunner,
+  runCaptureParallel,
+  type WorkerLoad,
+  workersMax,
+} from './parallel.js';
 export { blockBytesMax, CaptureError, type Packet, readCapture } from './pcap.js';
 export {
   bufferAliases,
@@ -80,7 +90,15 @@ export {
   type RuleSet,
   RuleSyntaxError,
 } from './rules.js';
-export { loadRules, Pipeline, type PipelineOptions, type RunResult, runCapture } from './run.js';
+export {
+  inspectPrepared,
+  loadRules,
+  Pipeline,
+  type PipelineOptions,
+  type PreparedPacket,
+  type RunResult,
+  runCapture,
+} from './run.js';
 export {
   type Chunk,
   type InsertResult,

@@ -1,6 +1,6 @@
 /** Running a capture through the engine: decode every packet, inspect it, collect alerts and stats. */
 import { createReadStream } from 'node:fs';
-import { decode, newDecodeStats } from './decode.js';
+import { type Decoded, decode, newDecodeStats } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
 import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
 import type { FlowTableStats } from './flow.js';
@@ -42,6 +42,31 @@ export function loadRules(text: string, file: string): { rules: Rule[]; errors: 
     }
   });
   return { rules, errors };
+}
+
+/** A packet ready for the engine (see `Pipeline.prepare`). */
+export interface PreparedPacket {
+  d: Decoded;
+  /** 1-based number in the capture. */
+  n: number;
+  tsUs: number;
+  /** The captured frame (or the rebuilt datagram behind its link header), for alerts. */
+  frame: Uint8Array;
+  linkType: number;
+  /** A datagram rebuilt from fragments (raw IP), when it was. */
+  whole: Uint8Array | undefined;
+  checksumOk: boolean;
+}
+
+/** Runs a prepared packet through an engine; packet alerts get the frame they were raised on. */
+export function inspectPrepared(engine: Engine, x: PreparedPacket): Alert[] {
+  const alerts = engine.inspect(x.d, x.tsUs, x.n, x.checksumOk);
+  for (const a of alerts)
+    if (!a.stream && a.pcapCnt === x.n) {
+      a.packet = copyBytes(x.frame);
+      a.linkType = x.linkType;
+    }
+  return alerts;
 }
 
 /** Packets `validateChecksums: 'auto'` looks at before it decides. */
@@ -91,16 +116,27 @@ export class Pipeline {
 
   /** One captured frame; returns the alerts it raised. */
   push(p: Packet): Alert[] {
+    const x = this.prepare(p);
+    if (!x) return [];
+    return inspectPrepared(this.engine, x);
+  }
+
+  /**
+   * The part of `push` before the engine: decoding, defragmentation and the checksum decision (which
+   * `auto` takes over the first packets of the whole capture); undefined when there is nothing to inspect.
+   */
+  prepare(p: Packet): PreparedPacket | undefined {
     const n = ++this.packets;
     this.bytes += p.data.length;
     let d = decode(p.linkType, p.data, this.decodeStats);
-    if (typeof d === 'string') return [];
+    if (typeof d === 'string') return undefined;
     let frame = p.data;
+    let whole: Uint8Array | undefined;
     if (d.frag && this.defrag) {
-      const whole = this.defrag.add(d, p.tsUs);
-      if (!whole) return [];
+      whole = this.defrag.add(d, p.tsUs);
+      if (!whole) return undefined;
       const r = decode(101, whole, this.redecodeStats);
-      if (typeof r === 'string') return [];
+      if (typeof r === 'string') return undefined;
       d = r;
       frame = this.defrag.lastFrame ?? whole;
     }
@@ -113,14 +149,7 @@ export class Pipeline {
       if (this.sampled === checksumSamplePackets && this.sampledBad * 10 > this.sampled)
         this.validating = false;
     }
-    const checksumOk = !this.validating || valid;
-    const alerts = this.engine.inspect(d, p.tsUs, n, checksumOk);
-    for (const a of alerts)
-      if (!a.stream && a.pcapCnt === n) {
-        a.packet = copyBytes(frame);
-        a.linkType = p.linkType;
-      }
-    return alerts;
+    return { d, n, tsUs: p.tsUs, frame, linkType: p.linkType, whole, checksumOk: !this.validating || valid };
   }
 
   /** End of input: what the flows still hold is inspected. */

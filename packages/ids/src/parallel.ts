@@ -1,0 +1,288 @@
+/**
+ * Detection on several cores (worker_threads). The main thread reads the capture, decodes, defragments
+ * and takes the checksum decision (`Pipeline.prepare`), then hashes each packet's flow (its 5-tuple in
+ * canonical order, so both directions agree, through a keyed HighwayHash-64) to a worker: every packet of
+ * a flow goes to the same worker, in capture order, so each worker's Engine sees whole flows. Packets travel
+ * in batches (one transferred buffer per batch). Alerts come back tagged with the packet they were raised
+ * on and are merged in capture order; threshold and detection_filter, whose state spans flows, are decided
+ * on the main thread in that order (the workers run with `deferRates`), so the alerts are the ones one
+ * Engine raises. What still differs: flow ids (unique, numbered per worker), and the order of the alerts
+ * flushed at the end of input (each worker drains its own flows).
+ *
+ *   capture -> prepare (decode, defrag, checksums) -> hash(flow) % N -> batch -> worker i: Engine
+ *                                                                  alerts (pcapCnt, index) <-+
+ *   merge by (pcapCnt, emission) -> thresholds -> alerts
+ */
+import { webcrypto } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { hash64Words } from '@strata/highwayhash';
+import type { Alert, EngineStats } from './detect.js';
+import type { FlowTableStats } from './flow.js';
+import { type HttpAnomalies, newHttpAnomalies } from './http.js';
+import { readCapture } from './pcap.js';
+import type { Rule } from './rules.js';
+import { Pipeline, type PipelineOptions, type PreparedPacket, type RunResult } from './run.js';
+import { RateLimiter } from './threshold.js';
+import { type FromWorker, metaFields, type ToWorker } from './worker.js';
+
+/** Packets per batch sent to a worker at most. */
+export const batchPacketsMax = 512;
+/** Frame bytes per batch at most. */
+export const batchBytesMax = 512 * 1024;
+/** Batches in flight per worker at most (the reader waits beyond: memory stays bounded). */
+export const batchesInFlightMax = 4;
+/** Workers at most. */
+export const workersMax = 64;
+
+export interface WorkerLoad {
+  packets: number;
+  bytes: number;
+  alerts: number;
+  /** Time spent inspecting (not waiting). */
+  busyMs: number;
+}
+
+export type ParallelResult = RunResult & { workers: WorkerLoad[] };
+
+interface Slot {
+  worker: Worker;
+  load: WorkerLoad;
+  inFlight: number;
+  /** Resolved when a batch comes back (the reader waits on it when too many are in flight). */
+  wake: (() => void) | undefined;
+  replies: ((m: FromWorker) => void)[];
+  batch: { meta: number[]; frames: Uint8Array[]; bytes: number };
+  nextId: number;
+}
+
+/** How a worker is started: the compiled worker.js, or (sources run through tsx, as in tests) worker.ts. */
+function spawn(): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    const url = new URL('./worker.ts', here).href;
+    return new Worker(
+      `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); })`,
+      { eval: true },
+    );
+  }
+  return new Worker(new URL('./worker.js', here));
+}
+
+/**
+ * A pool of detection workers, reused across captures (`run` sets each worker's engine up again).
+ * `close` ends the threads.
+ */
+export class ParallelRunner {
+  private readonly slots: Slot[];
+  private readonly hashKey = webcrypto.getRandomValues(new Uint8Array(32));
+  private readonly key = new Uint8Array(38);
+  private readonly hashOut = new Uint32Array(2);
+
+  constructor(readonly workers: number) {
+    if (!Number.isInteger(workers) || workers < 1 || workers > workersMax)
+      throw new RangeError(`workers must be an integer from 1 to ${workersMax}, got ${workers}`);
+    this.slots = Array.from({ length: workers }, () => {
+      const worker = spawn();
+      const slot: Slot = {
+        worker,
+        load: { packets: 0, bytes: 0, alerts: 0, busyMs: 0 },
+        inFlight: 0,
+        wake: undefined,
+        replies: [],
+        batch: { meta: [], frames: [], bytes: 0 },
+        nextId: 0,
+      };
+      worker.on('message', (m: FromWorker) => {
+        const r = slot.replies.shift();
+        if (r) r(m);
+      });
+      return slot;
+    });
+  }
+
+  /** Ends the worker threads. */
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+
+  private request(s: Slot, m: ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      s.worker.once('error', onError);
+      s.replies.push((r) => {
+        s.worker.off('error', onError);
+        resolve(r);
+      });
+      s.worker.postMessage(m, transfer);
+    });
+  }
+
+  /** Which worker a packet's flow belongs to. */
+  private workerOf(x: PreparedPacket): number {
+    const d = x.d;
+    const k = this.key;
+    const sa = d.srcAddr;
+    const da = d.dstAddr;
+    let low = 0;
+    for (let i = 0; i < sa.length && low === 0; i++) if (sa[i] !== da[i]) low = sa[i]! < da[i]! ? -1 : 1;
+    if (low === 0) low = d.srcPort <= d.dstPort ? -1 : 1;
+    const [a, ap, b, bp] = low < 0 ? [sa, d.srcPort, da, d.dstPort] : [da, d.dstPort, sa, d.srcPort];
+    k.fill(0);
+    k[0] = d.proto;
+    k[1] = sa.length;
+    k.set(a, 2);
+    k.set(b, 20);
+    k[18] = ap >> 8;
+    k[19] = ap & 0xff;
+    k[36] = bp >> 8;
+    k[37] = bp & 0xff;
+    const w = hash64Words(this.hashKey, k, this.hashOut);
+    return (w[0]! >>> 0) % this.workers;
+  }
+
+  /** Runs one capture through the pool; the alerts come back in capture order. */
+  async run(pcapPath: string, rules: Rule[], opts: PipelineOptions = {}): Promise<ParallelResult> {
+    const t0 = performance.now();
+    const { validateChecksums, defrag, ...engineOpts } = opts;
+    const ready = await Promise.all(
+      this.slots.map((s, index) =>
+        this.request(s, { type: 'init', rules, opts: engineOpts, index, workers: this.workers }),
+      ),
+    );
+    for (const s of this.slots) s.load = { packets: 0, bytes: 0, alerts: 0, busyMs: 0 };
+    // the main thread's pipeline only prepares packets (it holds no rules)
+    const pipe = new Pipeline([], {
+      ...(validateChecksums !== undefined && { validateChecksums }),
+      ...(defrag !== undefined && { defrag }),
+      ...(opts.overlapPolicy && { overlapPolicy: opts.overlapPolicy }),
+    });
+    const collected: { alerts: Alert[]; order: number }[] = [];
+    const pending: Promise<void>[] = [];
+    let order = 0;
+    const flush = (s: Slot) => {
+      const b = s.batch;
+      if (b.meta.length === 0) return;
+      const data = new Uint8Array(b.bytes);
+      let at = 0;
+      for (const f of b.frames) {
+        data.set(f, at);
+        at += f.length;
+      }
+      const meta = Float64Array.from(b.meta);
+      s.batch = { meta: [], frames: [], bytes: 0 };
+      s.inFlight++;
+      const mine = order++;
+      pending.push(
+        this.request(s, { type: 'batch', id: s.nextId++, meta, data }, [meta.buffer, data.buffer]).then(
+          (r) => {
+            s.inFlight--;
+            if (r.type === 'alerts') {
+              collected.push({ alerts: r.alerts, order: mine });
+              s.load.busyMs += r.busyMs;
+              s.load.alerts += r.alerts.length;
+            }
+            const w = s.wake;
+            s.wake = undefined;
+            w?.();
+          },
+        ),
+      );
+    };
+    let last = { pcapCnt: 0, tsUs: 0 };
+    for await (const p of readCapture(createReadStream(pcapPath))) {
+      const x = pipe.prepare(p);
+      last = { pcapCnt: pipe.packets, tsUs: p.tsUs };
+      if (!x) continue;
+      const s = this.slots[this.workerOf(x)]!;
+      const b = s.batch;
+      const wholeLen = x.whole?.length ?? 0;
+      b.meta.push(x.n, x.tsUs, x.linkType, x.checksumOk ? 1 : 0, b.bytes, x.frame.length, wholeLen);
+      // copies: the capture reader's memory is not ours to keep until the batch leaves
+      b.frames.push(new Uint8Array(x.frame));
+      if (x.whole) b.frames.push(new Uint8Array(x.whole));
+      b.bytes += x.frame.length + wholeLen;
+      s.load.packets++;
+      s.load.bytes += x.frame.length;
+      if (b.meta.length >= batchPacketsMax * metaFields || b.bytes >= batchBytesMax) {
+        flush(s);
+        while (s.inFlight >= batchesInFlightMax) await new Promise<void>((r) => (s.wake = r));
+      }
+    }
+    for (const s of this.slots) flush(s);
+    await Promise.all(pending);
+    const done = await Promise.all(this.slots.map((s) => this.request(s, { type: 'finish', ...last })));
+    // merge: by the packet an alert was raised on; within a packet one worker raised them all, in order
+    const tagged: { a: Alert; k: number }[] = [];
+    let k = 0;
+    for (const c of collected.sort((x, y) => x.order - y.order))
+      for (const a of c.alerts) tagged.push({ a, k: k++ });
+    tagged.sort((x, y) => (x.a.pcapCnt ?? 0) - (y.a.pcapCnt ?? 0) || x.k - y.k);
+    const merged = tagged.map((t) => t.a);
+    for (const r of done) if (r.type === 'done') merged.push(...r.alerts);
+    const rates = new RateLimiter();
+    const alerts = merged.filter((a) => {
+      const r = a.rate;
+      if (!r) return true;
+      delete a.rate;
+      return rates.allow(r.spec, r.event);
+    });
+    const stats = sumStats(done.flatMap((r) => (r.type === 'done' ? [r.stats] : [])));
+    stats.alerts = alerts.length;
+    const first = ready[0];
+    return {
+      alerts,
+      packets: pipe.packets,
+      bytes: pipe.bytes,
+      seconds: (performance.now() - t0) / 1000,
+      decodeFailures: pipe.decodeFailures,
+      defrag: pipe.defrag?.stats,
+      rulesLoaded: first?.type === 'ready' ? first.loaded : 0,
+      rulesSkipped: first?.type === 'ready' ? first.skipped : [],
+      errors: [],
+      stats,
+      flows: sumFlows(done.flatMap((r) => (r.type === 'done' ? [r.flows] : []))),
+      reassemblyPeakBytes: done.reduce((n, r) => n + (r.type === 'done' ? r.peakBytes : 0), 0),
+      httpAnomalies: sumAnomalies(done.flatMap((r) => (r.type === 'done' ? [r.httpAnomalies] : []))),
+      workers: this.slots.map((s) => ({ ...s.load })),
+    };
+  }
+}
+
+function sumNumbers<T extends object>(xs: T[], init: T): T {
+  const out = structuredClone(init) as Record<string, unknown>;
+  for (const x of xs)
+    for (const [k, v] of Object.entries(x)) {
+      if (typeof v === 'number') out[k] = ((out[k] as number) ?? 0) + v;
+      else if (v && typeof v === 'object')
+        out[k] = sumNumbers([v as object], (out[k] as object | undefined) ?? {});
+    }
+  return out as T;
+}
+
+function sumStats(xs: EngineStats[]): EngineStats {
+  return sumNumbers(xs, {} as EngineStats);
+}
+
+function sumFlows(xs: FlowTableStats[]): FlowTableStats {
+  return sumNumbers(xs, {} as FlowTableStats);
+}
+
+function sumAnomalies(xs: HttpAnomalies[]): HttpAnomalies {
+  return sumNumbers(xs, newHttpAnomalies());
+}
+
+/** One capture on `workers` threads (a pool made and closed for it). */
+export async function runCaptureParallel(
+  pcapPath: string,
+  rules: Rule[],
+  opts: PipelineOptions & { workers: number },
+): Promise<ParallelResult> {
+  const { workers, ...rest } = opts;
+  const pool = new ParallelRunner(workers);
+  try {
+    return await pool.run(pcapPath, rules, rest);
+  } finally {
+    await pool.close();
+  }
+}

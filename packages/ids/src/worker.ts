@@ -1,0 +1,97 @@
+/**
+ * A detection worker (worker_threads): one Engine over the flows the main thread hashes to it. Protocol
+ * (see `parallel.ts`): `init` builds the engine, each `batch` is a run of prepared packets in capture
+ * order, `finish` flushes the flows; every reply carries the alerts raised, each with its emission index.
+ */
+import { parentPort } from 'node:worker_threads';
+import { decode, newDecodeStats } from './decode.js';
+import { type Alert, Engine, type EngineOptions } from './detect.js';
+import type { Rule } from './rules.js';
+import { inspectPrepared } from './run.js';
+
+/** Per packet in a batch's `meta`: n, tsUs, link type, checksumOk, frame offset, frame length, whole length. */
+export const metaFields = 7;
+
+export type ToWorker =
+  | { type: 'init'; rules: Rule[]; opts: EngineOptions; index: number; workers: number }
+  | { type: 'batch'; id: number; meta: Float64Array; data: Uint8Array }
+  | { type: 'finish'; pcapCnt: number; tsUs: number };
+
+export type FromWorker =
+  | { type: 'ready'; loaded: number; skipped: { sid: number; reason: string }[] }
+  | { type: 'alerts'; id: number; alerts: Alert[]; busyMs: number }
+  | {
+      type: 'done';
+      alerts: Alert[];
+      stats: Engine['stats'];
+      flows: Engine['flowStats'];
+      peakBytes: number;
+      httpAnomalies: Engine['httpAnomalies'];
+    };
+
+let engine: Engine | undefined;
+let index = 0;
+let workers = 1;
+const decodeStats = newDecodeStats();
+
+/** Flow ids stay unique across workers: worker w numbers its flows w+1, w+1+N, ... */
+function relabel(alerts: Alert[]): Alert[] {
+  for (const a of alerts) if (a.flowId !== undefined) a.flowId = (a.flowId - 1) * workers + index + 1;
+  return alerts;
+}
+
+function onMessage(m: ToWorker): void {
+  if (m.type === 'init') {
+    engine = new Engine(m.rules, { ...m.opts, deferRates: true });
+    index = m.index;
+    workers = m.workers;
+    parentPort!.postMessage({ type: 'ready', loaded: engine.compiled.length, skipped: engine.skipped });
+    return;
+  }
+  if (!engine) throw new Error('ids worker: a batch before init');
+  if (m.type === 'batch') {
+    const t0 = performance.now();
+    const out: Alert[] = [];
+    for (let k = 0; k < m.meta.length; k += metaFields) {
+      const [n, tsUs, linkType, ok, off, len, wholeLen] = m.meta.subarray(
+        k,
+        k + metaFields,
+      ) as unknown as number[];
+      const frame = m.data.subarray(off!, off! + len!);
+      const whole = wholeLen ? m.data.subarray(off! + len!, off! + len! + wholeLen) : undefined;
+      const d = whole ? decode(101, whole, decodeStats) : decode(linkType!, frame, decodeStats);
+      if (typeof d === 'string') continue; // decoded once already on the main thread: cannot happen
+      for (const a of inspectPrepared(engine, {
+        d,
+        n: n!,
+        tsUs: tsUs!,
+        frame,
+        linkType: linkType!,
+        whole,
+        checksumOk: ok === 1,
+      }))
+        out.push(a);
+    }
+    const reply: FromWorker = {
+      type: 'alerts',
+      id: m.id,
+      alerts: relabel(out),
+      busyMs: performance.now() - t0,
+    };
+    parentPort!.postMessage(reply);
+    return;
+  }
+  const alerts = relabel(engine.finish({ pcapCnt: m.pcapCnt, tsUs: m.tsUs }));
+  const reply: FromWorker = {
+    type: 'done',
+    alerts,
+    stats: engine.stats,
+    flows: engine.flowStats,
+    peakBytes: engine.budget.peakBytes,
+    httpAnomalies: engine.httpAnomalies,
+  };
+  parentPort!.postMessage(reply);
+  engine = undefined;
+}
+
+parentPort?.on('message', onMessage);

@@ -1,0 +1,155 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { captureIo, runCommand } from '@strata/cli';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Alert,
+  commands,
+  Engine,
+  loadRules,
+  ParallelRunner,
+  type PipelineOptions,
+  parseRules,
+  type Rule,
+  runCapture,
+} from '../src/index.js';
+
+const shared = new URL('../../../../shared/ids/', import.meta.url).pathname;
+const base = `${shared}suricata-verify/`;
+const have = existsSync(`${base}manifest.json`);
+if (!have && process.env.CI) throw new Error('CI: ../shared/ids is missing');
+
+/**
+ * An alert as a comparable line. Flow ids are numbered per worker, and alerts flushed from a flow that
+ * timed out are raised whenever the table's sweep reaches it (per worker, after fewer packets), so
+ * those keep everything but the packet they were raised during.
+ */
+function line(a: Alert): string {
+  const when = a.pktSrc === 'stream (flow timeout)' ? 'timeout' : `${a.pcapCnt}@${a.tsUs}`;
+  const bytes = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString('base64') : '-');
+  return [
+    when,
+    a.sid,
+    a.action,
+    `${a.src}:${a.srcPort}`,
+    `${a.dst}:${a.dstPort}`,
+    a.proto,
+    a.stream,
+    a.pktSrc,
+    bytes(a.payload),
+    bytes(a.packet),
+  ].join(' ');
+}
+
+interface ManifestCase {
+  name: string;
+  pcap: string;
+  rules: string;
+  args: string[];
+  ips: boolean;
+  checksum_validation: string;
+  config_settings: string[];
+}
+
+/** Suricata's options of a case, as test/verify.test.ts maps them. */
+function caseOptions(c: ManifestCase): PipelineOptions {
+  const hostOsPolicy: Record<string, string[]> = {};
+  let actionOrder: string[] | undefined;
+  for (const s of c.config_settings) {
+    const p = /^host-os-policy\.([a-z0-9-]+)=(.*)$/.exec(s);
+    if (p) hostOsPolicy[p[1]!] = JSON.parse(p[2]!);
+    const a = /^action-order=(.*)$/.exec(s);
+    if (a) actionOrder = JSON.parse(a[1]!);
+  }
+  return {
+    midstream: c.args.some((a) => a.includes('midstream=true')),
+    asyncOneside: c.args.some((a) => a.includes('async-oneside=true')),
+    hostOsPolicy,
+    ...(actionOrder && { actionOrder }),
+    streamRelease: c.ips ? 'immediate' : 'ack',
+    validateChecksums: c.checksum_validation !== 'none' && !c.args.includes('none'),
+  };
+}
+
+describe.runIf(have)('parallel workers: the same alerts as one engine', () => {
+  const pools: ParallelRunner[] = [];
+  beforeAll(() => {
+    pools.push(new ParallelRunner(2), new ParallelRunner(4));
+  });
+  afterAll(async () => {
+    await Promise.all(pools.map((p) => p.close()));
+  });
+
+  it('every suricata-verify case with 1, 2 and 4 workers, alerts in capture order', async () => {
+    const m = JSON.parse(readFileSync(`${base}manifest.json`, 'utf8')) as { cases: ManifestCase[] };
+    let alerts = 0;
+    for (const c of m.cases) {
+      const { rules } = loadRules(readFileSync(base + c.rules, 'utf8'), c.rules);
+      const opts = caseOptions(c);
+      const one = await runCapture(base + c.pcap, rules, opts);
+      const want = one.alerts.map(line).sort();
+      alerts += want.length;
+      for (const pool of pools) {
+        const r = await pool.run(base + c.pcap, rules, opts);
+        expect(r.alerts.map(line).sort(), `${c.name} with ${pool.workers} workers`).toEqual(want);
+        // capture order: packet numbers never go back (flushes at the end come last)
+        const cnt = r.alerts.map((a) => a.pcapCnt ?? 0);
+        for (let i = 1; i < cnt.length; i++) expect(cnt[i]!).toBeGreaterThanOrEqual(cnt[i - 1]!);
+        expect(r.packets).toBe(one.packets);
+        expect(r.workers.reduce((n, w) => n + w.packets, 0)).toBeLessThanOrEqual(one.packets);
+      }
+    }
+    expect(alerts).toBeGreaterThan(100);
+  }, 55_000);
+
+  it('the community HTTP rules on ndpi-mix-a.pcap: the same alerts on 2 workers, load spread', async () => {
+    const set = parseRules(readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'), 'community');
+    const e = new Engine(set.rules);
+    const httpSids = new Set(e.compiled.filter((c) => c.mode === 'http').map((c) => c.rule.sid));
+    // the HTTP rules and a threshold rule whose state spans flows (decided on the main thread)
+    const rules: Rule[] = [
+      ...set.rules.filter((r) => httpSids.has(r.sid)),
+      ...loadRules(
+        'alert tcp any any -> any any (msg:"syn"; flags:S; threshold:type limit, track by_dst, count 3, seconds 60; sid:9000001;)',
+        'extra.rules',
+      ).rules,
+    ];
+    const pcap = `${shared}traces/ndpi-mix-a.pcap`;
+    const one = await runCapture(pcap, rules, { validateChecksums: 'auto' });
+    const two = await pools[0]!.run(pcap, rules, { validateChecksums: 'auto' });
+    expect(two.alerts.map(line).sort()).toEqual(one.alerts.map(line).sort());
+    expect(one.alerts.filter((a) => a.sid === 9000001).length).toBeGreaterThan(10);
+    expect(two.stats.httpRequests).toBe(one.stats.httpRequests);
+    for (const w of two.workers) expect(w.packets).toBeGreaterThan(one.packets / 5);
+  }, 55_000);
+
+  it('strata ids --workers 2: the same alert lines, per-worker load in the stats', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/ids-workers-`);
+    try {
+      const args = [
+        '--rules',
+        `${base}cases/alert-testmyids/test.rules`,
+        '--pcap',
+        `${base}cases/alert-testmyids/input.pcap`,
+      ];
+      const one = captureIo();
+      expect(await runCommand(commands[0]!, [...args, '--quiet'], one.io)).toBe(0);
+      const two = captureIo();
+      expect(
+        await runCommand(
+          commands[0]!,
+          [...args, '--workers', '2', '--ordered', '--stats', `${dir}/s.json`],
+          two.io,
+        ),
+      ).toBe(0);
+      expect(two.stdout()).toBe(one.stdout());
+      const stats = JSON.parse(readFileSync(`${dir}/s.json`, 'utf8'));
+      expect(stats.workers).toHaveLength(2);
+      expect(stats.workers[0].packets + stats.workers[1].packets).toBe(10);
+      expect(await runCommand(commands[0]!, [...args, '--workers', '0'], captureIo().io)).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
