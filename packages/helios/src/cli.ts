@@ -183,7 +183,12 @@ Example: strata stream erase hdfs --where "content CONTAINS 'blk_388650490641396
         throw e;
       }
       const r = await s.erase(where);
-      output(io, f.values.json, r, () => `erased ${r.rows} rows from ${r.blocks} blocks`);
+      output(
+        io,
+        f.values.json,
+        r,
+        () => `erased ${r.rows} rows from ${r.blocks} blocks; rewrote ${r.nodesRewritten} index nodes`,
+      );
       return 0;
     });
   },

@@ -37,6 +37,7 @@ export {
 export { hashKeys, keysOf, sortUnique } from './keys.js';
 export {
   decodeNode,
+  dropPointers,
   encodeNode,
   type IndexNode,
   leafNode,
@@ -57,6 +58,8 @@ export {
   type ChunkOptions,
   createStream,
   defaultPolicy,
+  eraseRetriesMax,
+  gcGraceMsDefault,
   type IndexPolicy,
   type IngestStats,
   type SearchOptions,

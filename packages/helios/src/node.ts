@@ -148,6 +148,59 @@ export function mergeNodes(a: IndexNode, b: IndexNode): IndexNode {
   );
 }
 
+/**
+ * Erasure: removes child `child` from the postings of `keys` (sorted), drops keys left without a child,
+ * and optionally renames the child (its rewritten node's object key). Returns the new node and the keys
+ * it no longer holds at all (what the parent must drop for this node in turn).
+ */
+export function dropPointers(
+  node: IndexNode,
+  child: number,
+  keys: Float64Array,
+  rename?: number | string,
+): { node: IndexNode; gone: Float64Array } {
+  const n = node.keys.length;
+  const outKeys = new Float64Array(n);
+  const postOff = new Uint32Array(n + 1);
+  const post = new Uint32Array(node.post.length);
+  const gone: number[] = [];
+  let k = 0;
+  let m = 0;
+  let j = 0;
+  for (let i = 0; i < n; i++) {
+    const key = node.keys[i]!;
+    while (j < keys.length && keys[j]! < key) j++;
+    const drop = j < keys.length && keys[j] === key;
+    const m0 = m;
+    for (let p = node.postOff[i]!; p < node.postOff[i + 1]!; p++)
+      if (!drop || node.post[p] !== child) post[m++] = node.post[p]!;
+    if (m === m0) {
+      gone.push(key);
+      continue;
+    }
+    outKeys[k] = key;
+    postOff[k] = m0;
+    k++;
+  }
+  postOff[k] = m;
+  const h = node.header;
+  const children = [...h.children];
+  if (rename !== undefined) children[child] = rename;
+  return {
+    node: finish(
+      h.level,
+      h.from,
+      h.to,
+      children,
+      h.ranges,
+      outKeys.slice(0, k),
+      postOff.slice(0, k + 1),
+      post.slice(0, m),
+    ),
+    gone: Float64Array.from(gone),
+  };
+}
+
 /** The child indices that hold `key` (empty when absent). */
 export function lookup(node: IndexNode, key: number): Uint32Array {
   if (!bloomHas(node.bloom, key)) return new Uint32Array(0);

@@ -45,6 +45,16 @@ export type ProgressRecord =
        */
       base?: string | null;
       child?: string;
+      /** Level 0: the number of block rewrites (erasures) in the view it was built from; stale: ignored. */
+      epoch?: number;
+    }
+  | {
+      /**
+       * Erasure rewrote these nodes in place (same level and range, new object without the erased keys):
+       * applied only if every `old` is still the live node at (level, from), all or none.
+       */
+      t: 'renode';
+      nodes: { level: number; from: number; old: string; key: string; keys: number; bytes: number }[];
     }
   | { t: 'wm'; level: number; to: number }
   | {
@@ -55,8 +65,17 @@ export type ProgressRecord =
       bytes: number;
       min: (string | number | null)[];
       max: (string | number | null)[];
+      /** The block's new level-0 leaf (without the erased rows' keys). */
+      leaf?: string;
     }
-  | { t: 'erase'; where: string; blocks: number[]; rows: number; at: number };
+  | {
+      t: 'erase';
+      /** A HighwayHash of the expression, not its text: the log must not keep the erased values. */
+      where: string;
+      blocks: number[];
+      rows: number;
+      at: number;
+    };
 
 /** Records per segment of a shared log before it rolls to a new one (bounds the cost of a read). */
 export const segmentRecordsMax = 64;

@@ -19,7 +19,15 @@ import { BlockReader, blockId, decodeBlock, encodeBlock } from './block.js';
 import { parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, type Row, RowParser, tokenize } from './formats.js';
 import { hashKey, keysOf, tokenKey, valueKey } from './keys.js';
-import { decodeNode, encodeNode, type IndexNode, leafNode, lookup, mergeNodes } from './node.js';
+import {
+  decodeNode,
+  dropPointers,
+  encodeNode,
+  type IndexNode,
+  leafNode,
+  lookup,
+  mergeNodes,
+} from './node.js';
 import { ProgressLog, type ProgressRecord } from './progress.js';
 import { columnsOf, type Expr, evalExpr, mayMatchRange, parseQuery, requiredNeedles } from './query.js';
 
@@ -40,6 +48,24 @@ export const defaultPolicy: IndexPolicy = {
   fanoutMax: 64,
   levelsMax: 8,
 };
+
+/** Index objects younger than this are never garbage-collected (an indexer may be about to record them), in ms. */
+export const gcGraceMsDefault = 10 * 60_000;
+/** Bound on retries of a search whose view named an object another process has since deleted. */
+export const searchRetriesMax = 3;
+/** Bound on attempts to rewrite one block's index path while racing indexers change it. */
+export const eraseRetriesMax = 16;
+
+function setHas(sorted: Float64Array, k: number): boolean {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < k) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < sorted.length && sorted[lo] === k;
+}
 
 /** Bound on decoded index nodes kept in memory per open stream, in nodes. */
 export const nodeCacheMax = 256;
@@ -157,6 +183,8 @@ export class Stream {
   private levels: Map<number, NodeInfo>[] = [];
   private wm: number[] = [];
   private applied = 0;
+  /** Block rewrites (erasures) applied so far: level-0 node records name the count they were built at. */
+  private rewrites = 0;
   private cache = new Map<string, IndexNode>();
   readonly parser: RowParser;
   private tsCol: number;
@@ -220,6 +248,8 @@ export class Stream {
    */
   private nodeHolds(r: Extract<ProgressRecord, { t: 'node' }>): boolean {
     if (r.base === undefined) return true; // an old log: one indexer
+    // built from leaves an erasure has rewritten since: it may hold erased keys
+    if (r.level === 0 && r.epoch !== undefined && r.epoch !== this.rewrites) return false;
     const cov = this.coverage(r.level);
     if (r.to <= cov) return false;
     const cur = this.levels[r.level]?.get(r.from);
@@ -256,7 +286,18 @@ export class Stream {
         break;
       case 'rewrite': {
         const b = this.blocks[r.seq];
-        if (b) Object.assign(b, { key: r.key, rows: r.rows, bytes: r.bytes, min: r.min, max: r.max });
+        if (b) {
+          Object.assign(b, { key: r.key, rows: r.rows, bytes: r.bytes, min: r.min, max: r.max });
+          if (r.leaf) b.leaf = r.leaf;
+        }
+        this.rewrites++;
+        break;
+      }
+      case 'renode': {
+        const ok = r.nodes.every((n) => this.levels[n.level]?.get(n.from)?.key === n.old);
+        if (ok)
+          for (const n of r.nodes)
+            Object.assign(this.levels[n.level]!.get(n.from)!, { key: n.key, keys: n.keys, bytes: n.bytes });
         break;
       }
       case 'erase':
@@ -450,11 +491,11 @@ export class Stream {
     let done = 0;
     // The open level-0 node is built in memory and written once, when it closes or the pass ends: one
     // node object and one record per node, not per block.
-    let work: { node: IndexNode; base: string | null } | undefined;
+    let work: { node: IndexNode; base: string | null; epoch: number } | undefined;
     const flush = async () => {
       if (!work) return;
       const info = await this.putNode(0, work.node);
-      await this.log.append([{ t: 'node', ...info, base: work.base }]);
+      await this.log.append([{ t: 'node', ...info, base: work.base, epoch: work.epoch }]);
       await this.catchUp();
       work = undefined;
     };
@@ -474,14 +515,14 @@ export class Stream {
         const tail = lv0[lv0.length - 1];
         if (tail && tail.to === seq && tail.from >= (this.wm[0] ?? 0)) {
           const tn = await this.node(tail.key);
-          if (mergeable(tn, keys.length)) work = { node: tn, base: tail.key };
+          if (mergeable(tn, keys.length)) work = { node: tn, base: tail.key, epoch: this.rewrites };
         }
       }
       if (work && mergeable(work.node, keys.length)) work.node = mergeNodes(work.node, leaf);
       else {
         await flush();
         if (this.indexedBlocks !== seq) continue; // a racing indexer got there first
-        work = { node: leaf, base: null };
+        work = { node: leaf, base: null, epoch: this.rewrites };
       }
     }
     await flush();
@@ -624,6 +665,17 @@ export class Stream {
    * exactly what a scan of every acknowledged block returns.
    */
   async search(expr: Expr, opts: SearchOptions = {}): Promise<SearchResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.searchOnce(expr, opts);
+      } catch (e) {
+        // Another process erased or collected an object this view still named: catch up and retry.
+        if ((e as Error).name !== 'NotFoundError' || attempt >= searchRetriesMax) throw e;
+      }
+    }
+  }
+
+  private async searchOnce(expr: Expr, opts: SearchOptions): Promise<SearchResult> {
     await this.catchUp();
     const e = this.withTime(expr, opts);
     const limit = opts.limit ?? Number.MAX_SAFE_INTEGER;
@@ -723,16 +775,22 @@ export class Stream {
   }
 
   /**
-   * Erasure: finds the blocks through the index, rewrites each without the matching rows, records each
-   * rewrite and then the erasure in the progress log, and deletes the old block objects. Index keys of
-   * erased values stay in the nodes (a false positive that row verification rejects), so no erased value
-   * is ever returned, and neither the index path nor a full scan finds the rows.
+   * Erasure: finds the blocks through the index, rewrites each without the matching rows (and its leaf
+   * without their keys), then rewrites the index nodes above each block so no erased key points to it any
+   * more (copy-on-write up the path, one all-or-none `renode` record), records the erasure, and deletes
+   * the old block, leaf and node objects, and every superseded node object (gc). Afterwards neither a
+   * search, a full scan nor a look at the stored index nodes finds the erased values' keys (unless other
+   * rows still hold them).
    */
-  async erase(where: string): Promise<{ blocks: number; rows: number }> {
+  async erase(
+    where: string,
+    opts: { gcGraceMs?: number } = {},
+  ): Promise<{ blocks: number; rows: number; nodesRewritten: number }> {
     const e = this.parse(where);
     const hit = await this.search(e);
     const seqs = [...new Set(hit.seqs)];
     let rowsRemoved = 0;
+    let nodesRewritten = 0;
     const ncols = this.def.columns.length;
     for (const seq of seqs) {
       const b = this.blocks[seq]!;
@@ -744,18 +802,126 @@ export class Stream {
         keep,
         ncols,
       );
-      const key = `${this.def.name}/blocks/${b.id}.e${Date.now().toString(36)}`;
+      const stamp = `e${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+      const key = `${this.def.name}/blocks/${b.id}.${stamp}`;
       await this.store.put(key, bytes);
+      let gone = new Float64Array(0);
+      let leaf: string | undefined;
+      if (this.def.index.length > 0) {
+        const before = keysOf(this.def, blk.rows);
+        const after = keysOf(this.def, keep);
+        gone = before.filter((k) => !setHas(after, k));
+        leaf = `${this.def.name}/leaves/${b.id}.${stamp}`;
+        await this.store.put(leaf, encodeNode(leafNode(0, 0, 1, 0, after)));
+      }
+      const oldKey = b.key;
+      const oldLeaf = b.leaf;
       await this.log.append([
-        { t: 'rewrite', seq, key, rows: keep.length, bytes: bytes.length, min: header.min, max: header.max },
+        {
+          t: 'rewrite',
+          seq,
+          key,
+          rows: keep.length,
+          bytes: bytes.length,
+          min: header.min,
+          max: header.max,
+          ...(leaf ? { leaf } : {}),
+        },
       ]);
-      const old = b.key;
       await this.catchUp();
-      await this.store.delete(old);
+      if (gone.length > 0) nodesRewritten += await this.dropFromIndex(seq, gone);
+      await this.store.delete(oldKey);
+      if (oldLeaf) await this.store.delete(oldLeaf).catch(() => undefined);
     }
-    await this.log.append([{ t: 'erase', where, blocks: seqs, rows: rowsRemoved, at: Date.now() }]);
+    await this.log.append([
+      {
+        t: 'erase',
+        where: blockId('erase', 0, 0, new TextEncoder().encode(where)),
+        blocks: seqs,
+        rows: rowsRemoved,
+        at: Date.now(),
+      },
+    ]);
     await this.catchUp();
-    return { blocks: seqs.length, rows: rowsRemoved };
+    await this.gc({ graceMs: opts.gcGraceMs ?? gcGraceMsDefault });
+    return { blocks: seqs.length, rows: rowsRemoved, nodesRewritten };
+  }
+
+  /**
+   * Removes block `seq`'s pointers for `gone` keys from the live nodes above it: the level-0 node that
+   * holds the block, then each parent that holds that node, up to where no live node holds the child.
+   * One all-or-none `renode` record; retried on a fresh view when a racing indexer changed the path.
+   */
+  private async dropFromIndex(seq: number, gone: Float64Array): Promise<number> {
+    for (let attempt = 0; attempt < eraseRetriesMax; attempt++) {
+      await this.catchUp();
+      const recs: Extract<ProgressRecord, { t: 'renode' }>['nodes'] = [];
+      let childOld: number | string = seq;
+      let childNew: number | string | undefined;
+      let drop = gone;
+      // Up every level that holds the child: even with no key left to drop, a parent must name the
+      // child's new object, because the old one (which holds the erased keys) is deleted.
+      for (let L = 0; L < this.levels.length; L++) {
+        const info = this.sorted(L).find((n) => n.from <= seq && seq < n.to);
+        if (!info) break;
+        const node = await this.node(info.key);
+        const i = node.header.children.indexOf(childOld);
+        if (i < 0) break; // an orphan range above that does not hold this child
+        const r = dropPointers(node, i, drop, childNew);
+        const put = await this.putNode(L, r.node);
+        recs.push({
+          level: L,
+          from: info.from,
+          old: info.key,
+          key: put.key,
+          keys: put.keys,
+          bytes: put.bytes,
+        });
+        childOld = info.key;
+        childNew = put.key;
+        drop = r.gone; // a parent keeps a key while another of its children holds it
+      }
+      if (recs.length === 0) return 0;
+      await this.log.append([{ t: 'renode', nodes: recs }]);
+      await this.catchUp();
+      if (recs.every((n) => this.levels[n.level]?.get(n.from)?.key === n.key)) {
+        for (const n of recs) await this.store.delete(n.old).catch(() => undefined);
+        return recs.length;
+      }
+      for (const n of recs) await this.store.delete(n.key).catch(() => undefined);
+    }
+    throw new Error(`erase: the index path of block ${seq} kept changing under ${eraseRetriesMax} attempts`);
+  }
+
+  /**
+   * Deletes index objects nothing live refers to: node objects that are not a live node at some level
+   * (superseded by merge, add or erasure, or written by an indexer whose record lost a race or that died
+   * before appending it) and leaves that are no block's leaf. Objects younger than `graceMs` are kept, so
+   * an indexer between its put and its append is not robbed. Returns the number of objects deleted.
+   */
+  async gc(opts: { graceMs?: number } = {}): Promise<number> {
+    await this.catchUp();
+    const graceMs = opts.graceMs ?? gcGraceMsDefault;
+    const live = new Set<string>();
+    for (const m of this.levels) for (const n of m.values()) live.add(n.key);
+    for (const b of this.blocks) if (b.leaf) live.add(b.leaf);
+    const now = Date.now();
+    let deleted = 0;
+    for (const prefix of [`${this.def.name}/nodes/`, `${this.def.name}/leaves/`]) {
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.store.list(prefix, after === undefined ? {} : { startAfter: after });
+        for (const o of page.objects) {
+          if (live.has(o.key) || now - o.modifiedMs < graceMs) continue;
+          await this.store.delete(o.key).catch(() => undefined);
+          this.cache.delete(o.key);
+          deleted++;
+        }
+        if (page.nextStartAfter === undefined) break;
+        after = page.nextStartAfter;
+      }
+    }
+    return deleted;
   }
 
   /** Every (node, key, child) of the live index nodes, as NDJSON lines (for export). */

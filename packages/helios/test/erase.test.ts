@@ -1,0 +1,130 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createStream, decodeNode, keysOf, type Row, Stream } from '@strata/helios';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = mkdtempSync(join(tmpdir(), 'helios-erase-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const ddl = `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
+  COLUMNS (n INT, user STRING, msg TEXT) INDEX (user, TOKENS(msg))`;
+
+/** Every key of every index object in the store (live or not): node objects and leaves. */
+async function storedKeys(s: Stream): Promise<{ objects: number; keys: Set<number> }> {
+  const keys = new Set<number>();
+  let objects = 0;
+  for (const prefix of ['ev/nodes/', 'ev/leaves/']) {
+    let after: string | undefined;
+    for (;;) {
+      const page = await s.store.list(prefix, after === undefined ? {} : { startAfter: after });
+      for (const o of page.objects) {
+        objects++;
+        for (const k of decodeNode(await s.store.get(o.key), o.key).keys) keys.add(k);
+      }
+      if (page.nextStartAfter === undefined) break;
+      after = page.nextStartAfter;
+    }
+  }
+  return { objects, keys };
+}
+
+/** The index keys of one cell value. */
+function keyOf(s: Stream, col: number, v: string): number[] {
+  const row: Row = new Array(s.def.columns.length).fill(null);
+  row[col] = v;
+  return [...keysOf(s.def, [row])];
+}
+
+let dirs = 0;
+async function run(opts: {
+  users: number;
+  victim: number;
+  lines: number;
+  chunk: number;
+  indexedFirst: number;
+  policy: { mergeKeysMax: number; addKeysMax: number; fanoutMax: number };
+}): Promise<void> {
+  const dir = join(root, `d${dirs++}`);
+  createStream(dir, ddl);
+  const lines: string[] = [];
+  for (let i = 0; i < opts.lines; i++) {
+    const u = i % opts.users;
+    // secret_N appears only in the victim's rows; common_N in everyone's
+    const msg = u === opts.victim ? `from user_${u} secret_${i}` : `from user_${u} common_${i % 3}`;
+    lines.push(JSON.stringify({ n: i, user: `u${u}`, msg }));
+  }
+  const file = join(dir, 'ev.jsonl');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  const s = await Stream.open(dir, 'ev', opts.policy);
+  try {
+    await s.ingestFile(file, { chunkBytes: opts.chunk });
+    await s.indexStep(Math.floor(s.blockCount * opts.indexedFirst));
+    const victimKeys = [
+      ...keyOf(s, 1, `u${opts.victim}`),
+      ...keyOf(s, 2, `user_${opts.victim}`),
+      ...lines.flatMap((_, i) => (i % opts.users === opts.victim ? keyOf(s, 2, `secret_${i}`) : [])),
+    ];
+    const before = await storedKeys(s);
+    expect(victimKeys.some((k) => before.keys.has(k))).toBe(true);
+    const r = await s.erase(`user = 'u${opts.victim}'`, { gcGraceMs: 0 });
+    expect(r.rows).toBe(lines.filter((_, i) => i % opts.users === opts.victim).length);
+    await s.indexAll();
+    const after = await storedKeys(s);
+    // No stored node or leaf holds an erased value's key any more...
+    expect(victimKeys.filter((k) => after.keys.has(k))).toEqual([]);
+    // ...while the other users' keys are all still there, and queries still match a full scan.
+    for (let u = 0; u < opts.users; u++)
+      if (u !== opts.victim) for (const k of keyOf(s, 1, `u${u}`)) expect(after.keys.has(k)).toBe(true);
+    for (const q of [
+      `user = 'u${(opts.victim + 1) % opts.users}'`,
+      "msg CONTAINS 'common_1'",
+      `msg CONTAINS 'user_${opts.victim}'`,
+    ]) {
+      const viaIndex = await s.search(s.parse(q));
+      const scan = await s.search(s.parse(q), { useIndex: false });
+      expect(viaIndex.rows).toEqual(scan.rows);
+    }
+    expect((await s.search(s.parse(`user = 'u${opts.victim}'`))).rows).toEqual([]);
+    // The progress log keeps a hash of the expression, not the erased value.
+    const log = await s.log.read(0, (await s.log.checkTail()).tail);
+    expect(JSON.stringify(log.filter((x) => x.t === 'erase'))).not.toContain(`u${opts.victim}`);
+  } finally {
+    await s.close();
+  }
+}
+
+describe('erasure removes the erased values keys from the index nodes', () => {
+  it('half indexed, small nodes: no stored node or leaf keeps an erased key', async () => {
+    await run({
+      users: 7,
+      victim: 3,
+      lines: 600,
+      chunk: 1024,
+      indexedFirst: 0.5,
+      policy: { mergeKeysMax: 60, addKeysMax: 400, fanoutMax: 4 },
+    });
+  });
+
+  it('random streams, chunking, policies and fraction indexed', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          users: fc.integer({ min: 2, max: 9 }),
+          victim: fc.nat(8),
+          lines: fc.integer({ min: 20, max: 300 }),
+          chunk: fc.integer({ min: 1024, max: 6000 }),
+          indexedFirst: fc.double({ min: 0, max: 1, noNaN: true }),
+          policy: fc.record({
+            mergeKeysMax: fc.integer({ min: 5, max: 500 }),
+            addKeysMax: fc.integer({ min: 20, max: 5000 }),
+            fanoutMax: fc.integer({ min: 2, max: 8 }),
+          }),
+        }),
+        async (o) => run({ ...o, victim: o.victim % o.users }),
+      ),
+      { numRuns: 12 },
+    );
+  });
+});
