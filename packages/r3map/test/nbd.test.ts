@@ -55,7 +55,9 @@ describe.runIf(clients)('interop with real NBD clients', () => {
   it.runIf(have('nbd-client'))(
     "nbd-client (the kernel client's userspace half) lists the exports and completes the handshake",
     async () => {
-      expect(await attempt('nbd-client', ['-l', '127.0.0.1', String(port)])).toMatch(/^disk: test disk$[\s\S]*^ro$/m);
+      expect(await attempt('nbd-client', ['-l', '127.0.0.1', String(port)])).toMatch(
+        /^disk: test disk$[\s\S]*^ro$/m,
+      );
       // fixed newstyle negotiation up to the export size; only handing the socket to the kernel fails
       // here, because this kernel has no nbd module
       const out = await attempt('nbd-client', ['127.0.0.1', String(port), '/dev/nbd0', '-N', 'disk']);
