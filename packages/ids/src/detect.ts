@@ -782,6 +782,8 @@ interface FlowData {
   addrs: [string, string];
   ports: [number, number];
   streams: [DirStream | undefined, DirStream | undefined];
+  /** The last acknowledgment number each side sent (what it has of the other side's stream). */
+  ackFrom: [number | undefined, number | undefined];
   /** HTTP parsing of the two directions (created with the first stream data when HTTP rules are loaded). */
   http?: HttpSession;
 }
@@ -826,6 +828,8 @@ export class Engine {
   /** For the alerts of the stream delivery under way: bytes missing before it, and whether a flow ends. */
   private deliveryGapBytes = 0;
   private flushing = false;
+  /** Set while `deliver` hands out the other direction's acknowledged data first. */
+  private releasingOther = false;
   private nowUs = 0;
   private pktNo = 0;
   readonly stats: EngineStats = {
@@ -1171,6 +1175,7 @@ export class Engine {
       addrs: toServer ? [d.src, d.dst] : [d.dst, d.src],
       ports: toServer ? [d.srcPort, d.dstPort] : [d.dstPort, d.srcPort],
       streams: [undefined, undefined],
+      ackFrom: [undefined, undefined],
     };
     const inStream = d.proto === 6 && checksumOk && this.streamPacket(f, f.data, d, dir, out);
     this.runPacket(f, d, toServer, inStream, out);
@@ -1214,6 +1219,7 @@ export class Engine {
     // once streamChunkBytes are ready (Suricata's raw stream chunk size), or up to the end of a pushed
     // write (where Suricata's app-layer parsers would trigger inspection at a message end), or on close
     if (d.tcpFlags & 0x10) {
+      fd.ackFrom[dir] = d.ack;
       const other = fd.streams[1 - dir];
       if (other && !other.done) {
         const acked = other.r.offsetOf(d.ack);
@@ -1266,6 +1272,18 @@ export class Engine {
     out: Alert[],
   ): void {
     if (!chunk) return;
+    if (this.httpOrdered.length > 0 && !this.releasingOther) {
+      // what this direction's sender has acknowledged of the other stream happened before this data (a
+      // response follows its request): it goes out first, or HTTP would see a response before its request
+      const o = 1 - dir;
+      const os = fd.streams[o];
+      const ack = fd.ackFrom[dir];
+      if (os && !os.done && ack !== undefined) {
+        this.releasingOther = true;
+        this.deliver(f, fd, o, os.r.release(os.r.offsetOf(ack)), out);
+        this.releasingOther = false;
+      }
+    }
     // a large release is inspected in pieces: bounded work per rule evaluation (a pcre never sees more
     // than the window plus one piece), matches across the pieces still found through the window
     for (let at = 0; at < chunk.data.length; at += streamPieceBytesMax) {

@@ -93,6 +93,7 @@ function converse(
   reqParts: string[],
   respParts: Uint8Array[],
   opts: EngineOptions = {},
+  reqFlags = ACK | PSH,
 ): Alert[] {
   const e = new Engine(
     rules.map((r, i) => parseRule(r, 'http.rules', i + 1)),
@@ -107,7 +108,7 @@ function converse(
   let cseq = 1001;
   let sseq = 5001;
   for (const part of reqParts) {
-    alerts.push(...e.inspect(pkt({ ...C, flags: ACK | PSH, seq: cseq, ack: sseq, payload: part }), ts++));
+    alerts.push(...e.inspect(pkt({ ...C, flags: reqFlags, seq: cseq, ack: sseq, payload: part }), ts++));
     cseq += part.length;
     alerts.push(...e.inspect(pkt({ ...S, flags: ACK, seq: sseq, ack: cseq }), ts++));
   }
@@ -169,6 +170,15 @@ describe('HTTP rules', () => {
     const reqParts = [...request];
     const respParts = [...response].map((b) => Uint8Array.of(b));
     expect(sids(converse(rules, reqParts, respParts))).toEqual(all);
+  });
+
+  it('a request without PSH is still seen before its response (acknowledged data goes out first)', () => {
+    // the server's ACK of a small unpushed request releases nothing; the client's ACK of the pushed
+    // response would deliver the response first, so the request the server acknowledged goes out before it
+    const r = [
+      'alert tcp any 80 -> any any (msg:"txn"; flow:to_client,established; http_uri; content:"passwd"; http_stat_code; content:"404"; sid:19;)',
+    ];
+    expect(sids(converse(r, [request], [response], {}, ACK))).toEqual([19]);
   });
 
   it('pipelined requests each get their inspection', () => {
