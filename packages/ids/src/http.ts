@@ -226,6 +226,8 @@ export class HttpParser {
     if (!this.active) return;
     if (this.state === 'detect' && this.hdrLen === 0) return; // nothing seen yet: detect on what follows
     this.anomalies.gap++;
+    // between two messages: the next bytes must make a start line (else the direction stops there)
+    if (this.state === 'header' && this.hdrLen === 0) return;
     const m = this.msg;
     if (m && (this.state === 'close' || (this.state === 'length' && n < this.remaining))) {
       if (this.state === 'length') this.remaining -= n;

@@ -236,10 +236,19 @@ describe('HTTP/1.1 messages (RFC 9112)', () => {
     r.s.request.push(bytes('ghijGET / HTTP/1.1\r\n\r\n'));
     expect(r.log).toEqual(['req:h POST /', 'req:m abghij', 'req:h GET /', 'req:m ']);
     expect(r.msgs[0]!.bodyTruncated).toBe(true);
-    r.s.request.push(bytes('GET / HT'));
-    r.s.request.gap(3);
+    // between messages a gap is survived when a start line follows, not when something else does
+    r.s.request.gap(5);
+    r.s.request.push(bytes('GET /x HTTP/1.1\r\n\r\n'));
+    expect(r.log.at(-2)).toBe('req:h GET /x');
+    r.s.request.gap(5);
+    r.s.request.push(bytes('ody bytes\r\n\r\n'));
     expect(r.s.request.state).toBe('dead');
-    expect(r.anomalies.gap).toBe(2);
+    expect(r.anomalies.badStartLine).toBe(1);
+    const q = recorder();
+    q.s.request.push(bytes('GET / HT'));
+    q.s.request.gap(3);
+    expect(q.s.request.state).toBe('dead');
+    expect(r.anomalies.gap + q.anomalies.gap).toBe(4);
   });
 });
 
