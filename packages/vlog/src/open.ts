@@ -81,6 +81,8 @@ export async function openLoglet(
   start: number,
   index: number,
   cwd = process.cwd(),
+  /** The log's name: native loglet ids carry it, so two logs never share a loglet on one LogServer. */
+  log = '',
 ): Promise<Loglet> {
   // a segment is named by its index and start: segments sealed empty share a start with their successor
   const seg = `${index}-${start}`;
@@ -108,7 +110,7 @@ export async function openLoglet(
   if (spec.startsWith('native://')) {
     const n = parseNativeSpec(spec);
     // one loglet per segment: the id carries the segment so a reused spec never mixes segments
-    return new NativeLoglet(nativeLogletId(spec, index), start, n.sequencer, n.servers);
+    return new NativeLoglet(nativeLogletId(spec, index, log), start, n.sequencer, n.servers);
   }
   throw new SpecError(
     `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR, objstore:STORE_URL, zk://HOST:PORT/PATH or native://SEQ?servers=...)`,
@@ -166,16 +168,16 @@ export interface OpenLogOptions extends VirtualLogOptions {
 }
 
 /** Readies the loglet a reconfiguration is about to install (native loglets only; others need nothing). */
-export async function prepareLoglet(spec: string, index: number): Promise<void> {
-  if (spec.startsWith('native://')) await prepareNative(spec, index, { timeoutMs: 2_000 });
+export async function prepareLoglet(spec: string, index: number, log = ''): Promise<void> {
+  if (spec.startsWith('native://')) await prepareNative(spec, index, { timeoutMs: 2_000, scope: log });
 }
 
 /** Opens the VirtualLog `name`, creating it when asked. */
 export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualLog> {
   const cwd = o.cwd ?? process.cwd();
   const meta = openMeta(o.meta, name, cwd);
-  const factory = (spec: string, start: number, index: number) => openLoglet(spec, start, index, cwd);
-  o = { prepare: prepareLoglet, ...o };
+  const factory = (spec: string, start: number, index: number) => openLoglet(spec, start, index, cwd, name);
+  o = { prepare: (spec, index) => prepareLoglet(spec, index, name), ...o };
   const { value } = await meta.get();
   if (!value) {
     if (!o.create) throw new SpecError(`no log named '${name}' in ${o.meta} (create it first)`);

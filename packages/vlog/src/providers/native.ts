@@ -1045,12 +1045,14 @@ export function parseNativeSpec(spec: string): { sequencer: string; servers: str
 
 /**
  * The loglet id of a chain's segment `index` on native spec `spec`: the spec's id, the index (unique in
- * a chain: segments sealed empty share their start) and a tag of the whole spec (so that racing
- * reconfigurations that propose different members under one id never share a loglet).
+ * a chain: segments sealed empty share their start) and a tag of the whole spec and of `scope`, the log's
+ * name (so that racing reconfigurations that propose different members under one id, or two logs whose
+ * specs use the same id on the same LogServers, never share a loglet).
  */
-export function nativeLogletId(spec: string, index: number): string {
+export function nativeLogletId(spec: string, index: number, scope = ''): string {
+  const tagged = `${scope}\u0000${spec}`;
   let h = 0x811c9dc5; // FNV-1a, 32 bits
-  for (let i = 0; i < spec.length; i++) h = Math.imul(h ^ spec.charCodeAt(i), 0x01000193);
+  for (let i = 0; i < tagged.length; i++) h = Math.imul(h ^ tagged.charCodeAt(i), 0x01000193);
   return `${parseNativeSpec(spec).id}-${index}-${(h >>> 0).toString(16).padStart(8, '0')}`;
 }
 
@@ -1062,12 +1064,16 @@ export function nativeLogletId(spec: string, index: number): string {
 export async function prepareNative(
   spec: string,
   index: number,
-  o: { net?: Net; timeoutMs?: number } = {},
+  o: { net?: Net; timeoutMs?: number; scope?: string } = {},
 ): Promise<void> {
   const n = parseNativeSpec(spec);
   const c = new Conn(n.sequencer, o.net ?? tcpNet, o.timeoutMs ?? requestTimeoutMs);
   try {
-    const [h] = await c.call({ op: 'prepare', loglet: nativeLogletId(spec, index), servers: n.servers });
+    const [h] = await c.call({
+      op: 'prepare',
+      loglet: nativeLogletId(spec, index, o.scope),
+      servers: n.servers,
+    });
     const e = replyError(h);
     if (e) throw e;
   } finally {
