@@ -350,6 +350,35 @@ Example: strata stream index hdfs --follow 1000 --data ./.strata`,
   },
 };
 
+const maintain: Command = {
+  name: 'maintain',
+  summary: 'apply STORAGE tiers and RETAIN, and collect superseded index objects',
+  help: `Housekeeping under the stream's DDL: move objects idle for the hot period from the express tier
+(DIR/express) to standard (DIR/objects), expire blocks acknowledged more than RETAIN ago, and delete
+objects nothing live refers to (superseded index nodes, expired or erased blocks) older than --grace-ms
+(default 600000: an indexer or server may be between writing an object and recording it).
+
+Usage: strata stream maintain STREAM [--grace-ms N] [--data DIR] [--json]
+
+Example: strata stream maintain hdfs --data ./.strata   # e.g. hourly from cron`,
+  async run(argv, io) {
+    const f = parseFlags(argv, { ...dataFlag, 'grace-ms': { type: 'string' } });
+    return withStream(io, f.values.data, f.positionals[0], async (s) => {
+      const r = await s.maintain(
+        f.values['grace-ms'] ? { graceMs: intFlag('grace-ms', f.values['grace-ms'], 600_000, 0) } : {},
+      );
+      output(
+        io,
+        f.values.json,
+        r,
+        () =>
+          `moved ${r.moved} objects to standard, expired ${r.expired} blocks, deleted ${r.deleted} objects`,
+      );
+      return 0;
+    });
+  },
+};
+
 const info: Command = {
   name: 'info',
   summary: 'show a stream: rows, blocks, index levels and watermarks, sizes',
@@ -433,16 +462,11 @@ Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" -
 };
 
 export const commands: Command[] = [
-  group('stream', 'Helios streams: create from DDL, ingest, erase, info, export, serve, agent, index', [
-    create,
-    ingest,
-    erase,
-    info,
-    exportCmd,
-    serve,
-    agent,
-    indexCmd,
-  ]),
+  group(
+    'stream',
+    'Helios streams: create from DDL, ingest, erase, info, export, serve, agent, index, maintain',
+    [create, ingest, erase, info, exportCmd, serve, agent, indexCmd, maintain],
+  ),
   search,
 ];
 

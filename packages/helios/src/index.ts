@@ -66,5 +66,6 @@ export {
   type SearchResult,
   type SearchStats,
   Stream,
+  type StreamOptions,
   streamDir,
 } from './stream.js';

@@ -28,6 +28,8 @@ export type ProgressRecord =
       min: (string | number | null)[];
       max: (string | number | null)[];
       leaf?: string;
+      /** When it was acknowledged (ms since the epoch, the ingesting process's clock): retention's age. */
+      at?: number;
     }
   | {
       t: 'node';
@@ -67,6 +69,12 @@ export type ProgressRecord =
       max: (string | number | null)[];
       /** The block's new level-0 leaf (without the erased rows' keys). */
       leaf?: string;
+    }
+  | {
+      /** Retention: blocks [0, upTo) are past RETAIN and deleted (queries and the indexer skip them). */
+      t: 'expire';
+      upTo: number;
+      at: number;
     }
   | {
       t: 'erase';

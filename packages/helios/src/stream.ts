@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type ObjectStore, openStore } from '@strata/objstore';
+import { type ObjectStore, openStore, TieredStore } from '@strata/objstore';
 import { BlockReader, blockId, decodeBlock, encodeBlock } from './block.js';
 import { parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, type Row, RowParser, tokenize } from './formats.js';
@@ -87,6 +87,7 @@ interface BlockInfo {
   min: Cell[];
   max: Cell[];
   leaf?: string;
+  at?: number;
 }
 interface NodeInfo {
   level: number;
@@ -145,7 +146,39 @@ export interface ChunkOptions {
 
 type Plan = { p: 'all' } | { p: 'none' } | { p: 'key'; key: number } | { p: 'and' | 'or'; a: Plan; b: Plan };
 
-/** The data directory layout: DIR/objects (file: store), DIR/streams/NAME/{stream.ddl,progress/} (progress: a vlog VirtualLog). */
+export interface StreamOptions {
+  /** The clock (ms since the epoch) for ingestion times, retention and tier moves; default Date.now. */
+  nowMs?: () => number;
+}
+
+/**
+ * The stream's object store under the DDL's STORAGE clause. `express FOR d THEN standard`: a TieredStore
+ * whose express tier is DIR/express and standard tier DIR/objects, with the stream's prefix in class
+ * `auto` (written to express, moved to standard by `maintain` once idle for d). One class throughout:
+ * that tier only (`standard` is DIR/objects, so data written before tiers existed is found either way).
+ */
+async function openStreamStore(dataDir: string, def: StreamDef, where: string): Promise<ObjectStore> {
+  const std = resolve(dataDir, 'objects');
+  const exp = resolve(dataDir, 'express');
+  const { hot, cold, hotForMs } = def.storage;
+  for (const c of [hot, cold])
+    if (c !== 'express' && c !== 'standard')
+      throw new Error(`${where}: STORAGE class '${c}' is not one of express, standard`);
+  if (hot === 'standard' && cold === 'express')
+    throw new Error(`${where}: STORAGE standard ... THEN express: data only moves from express to standard`);
+  mkdirSync(std, { recursive: true });
+  if (hot === 'standard') return openStore(`file:${std}`);
+  mkdirSync(exp, { recursive: true });
+  return openStore(`file:${std}`, {
+    tiers: {
+      expressUrl: `file:${exp}`,
+      classes: { [`${def.name}/`]: cold === 'express' ? 'express' : 'auto' },
+      idleMsBeforeStandard: hotForMs,
+    },
+  });
+}
+
+/** The data directory layout: DIR/objects (file: store, the standard tier), DIR/express (the express tier), DIR/streams/NAME/{stream.ddl,progress/} (progress: a vlog VirtualLog). */
 export function streamDir(dataDir: string, name: string): string {
   return join(dataDir, 'streams', name);
 }
@@ -183,6 +216,8 @@ export class Stream {
   private levels: Map<number, NodeInfo>[] = [];
   private wm: number[] = [];
   private applied = 0;
+  /** Blocks [0, expiredUpTo) are past retention: deleted, skipped by queries, never re-indexed. */
+  private expiredUpTo = 0;
   /** Block rewrites (erasures) applied so far: level-0 node records name the count they were built at. */
   private rewrites = 0;
   private cache = new Map<string, IndexNode>();
@@ -196,13 +231,20 @@ export class Stream {
     readonly store: ObjectStore,
     readonly log: ProgressLog,
     readonly policy: IndexPolicy,
+    /** The clock for ingestion times, retention and tier moves (injected by tests). */
+    readonly nowMs: () => number,
   ) {
     this.parser = new RowParser(def);
     this.tsCol = def.columns.findIndex((c) => c.type === 'TIMESTAMP');
   }
 
   /** Opens a stream created with createStream. */
-  static async open(dataDir: string, name: string, policy: Partial<IndexPolicy> = {}): Promise<Stream> {
+  static async open(
+    dataDir: string,
+    name: string,
+    opts: Partial<IndexPolicy> & StreamOptions = {},
+  ): Promise<Stream> {
+    const { nowMs, ...policy } = opts;
     const dir = streamDir(dataDir, name);
     const ddlPath = join(dir, 'stream.ddl');
     if (!existsSync(ddlPath))
@@ -211,10 +253,9 @@ export class Stream {
       );
     const ddl = readFileSync(ddlPath, 'utf8');
     const def = parseDdl(ddl, ddlPath);
-    mkdirSync(join(dataDir, 'objects'), { recursive: true });
-    const store = await openStore(`file:${resolve(dataDir, 'objects')}`);
+    const store = await openStreamStore(dataDir, def, ddlPath);
     const log = await ProgressLog.open(join(dir, 'progress'), 'progress');
-    const s = new Stream(ddl, def, store, log, { ...defaultPolicy, ...policy });
+    const s = new Stream(ddl, def, store, log, { ...defaultPolicy, ...policy }, nowMs ?? Date.now);
     await s.catchUp();
     return s;
   }
@@ -302,6 +343,9 @@ export class Stream {
       }
       case 'erase':
         break;
+      case 'expire':
+        if (r.upTo > this.expiredUpTo) this.expiredUpTo = Math.min(r.upTo, this.blocks.length);
+        break;
     }
   }
 
@@ -368,6 +412,7 @@ export class Stream {
       min: header.min,
       max: header.max,
       ...(leaf ? { leaf } : {}),
+      at: this.nowMs(),
     };
     const [pos] = await this.log.append([rec]);
     await this.catchUp();
@@ -507,13 +552,15 @@ export class Stream {
       if (seq >= this.blocks.length) break;
       const b = this.blocks[seq]!;
       let keys: Float64Array;
-      if (b.leaf) keys = (await this.node(b.leaf)).keys;
+      if (seq < this.expiredUpTo)
+        keys = new Float64Array(0); // past retention: deleted, nothing to find
+      else if (b.leaf) keys = (await this.node(b.leaf)).keys;
       else keys = keysOf(this.def, decodeBlock(await this.store.get(b.key), b.key).rows);
       const leaf = leafNode(0, seq, seq + 1, seq, keys);
       if (!work) {
         const lv0 = this.sorted(0);
         const tail = lv0[lv0.length - 1];
-        if (tail && tail.to === seq && tail.from >= (this.wm[0] ?? 0)) {
+        if (tail && tail.to === seq && tail.from >= (this.wm[0] ?? 0) && tail.to > this.expiredUpTo) {
           const tn = await this.node(tail.key);
           if (mergeable(tn, keys.length)) work = { node: tn, base: tail.key, epoch: this.rewrites };
         }
@@ -549,13 +596,13 @@ export class Stream {
           if (this.levels[L]?.get(c.from)?.key !== c.key) continue; // replaced by a racing indexer
           throw new Error(`indexer: level ${L} node [${c.from},${c.to}) does not start at watermark ${w}`);
         }
-        const child = await this.node(c.key);
-        const one = leafNode(L + 1, c.from, c.to, c.key, child.keys, [c.from, c.to]);
+        const childKeys = c.to <= this.expiredUpTo ? new Float64Array(0) : (await this.node(c.key)).keys;
+        const one = leafNode(L + 1, c.from, c.to, c.key, childKeys, [c.from, c.to]);
         const parents = this.sorted(L + 1);
         const last = parents[parents.length - 1];
         let node = one;
         let base: string | null = null;
-        if (last && last.to === w && last.keys < pol.addKeysMax) {
+        if (last && last.to === w && last.keys < pol.addKeysMax && last.to > this.expiredUpTo) {
           const pn = await this.node(last.key);
           if (pn.header.children.length < pol.fanoutMax) {
             node = mergeNodes(pn, one);
@@ -702,15 +749,22 @@ export class Stream {
         stats.nodesRead++;
         const sel = this.evalPlan(plan, node);
         const idx = sel ? [...sel] : node.header.children.map((_, i) => i);
+        const dead = this.expiredUpTo;
         for (const i of idx) {
           const c = node.header.children[i]!;
-          if (node.header.level === 0) candidates.add(c as number);
-          else await descend(c as string);
+          if (node.header.level === 0) {
+            if ((c as number) >= dead) candidates.add(c as number);
+          } else if ((node.header.ranges?.[i]?.[1] ?? Number.POSITIVE_INFINITY) > dead)
+            await descend(c as string);
         }
       };
       for (let L = this.levels.length - 1; L >= 0; L--) {
         for (const n of this.sorted(L)) {
           if (n.from < covered) continue;
+          if (n.to <= this.expiredUpTo) {
+            covered = Math.max(covered, n.to); // past retention: its objects may be gone
+            continue;
+          }
           if (L < this.levels.length - 1) stats.orphansVisited++;
           await descend(n.key);
           covered = Math.max(covered, n.to);
@@ -719,7 +773,7 @@ export class Stream {
     }
     stats.blocksIndexed = covered;
     stats.candidateBlocks = candidates.size;
-    for (let s = covered; s < this.blocks.length; s++) {
+    for (let s = Math.max(covered, this.expiredUpTo); s < this.blocks.length; s++) {
       candidates.add(s);
       stats.tailBlocks++;
     }
@@ -729,6 +783,7 @@ export class Stream {
     const used = columnsOf(e);
     for (const seq of [...candidates].sort((a, b) => a - b)) {
       if (rows.length >= limit) break;
+      if (seq < this.expiredUpTo) continue;
       const b = this.blocks[seq]!;
       if (!mayMatchRange(e, b.min, b.max)) {
         stats.prunedByMinMax++;
@@ -770,7 +825,7 @@ export class Stream {
   /** Every acknowledged row, block by block (the brute-force view). */
   async *scan(): AsyncGenerator<{ seq: number; rows: Row[] }> {
     await this.catchUp();
-    for (const b of this.blocks)
+    for (const b of this.blocks.slice(this.expiredUpTo))
       yield { seq: b.seq, rows: decodeBlock(await this.store.get(b.key), b.key).rows };
   }
 
@@ -894,7 +949,34 @@ export class Stream {
   }
 
   /**
-   * Deletes index objects nothing live refers to: node objects that are not a live node at some level
+   * Housekeeping under the DDL's STORAGE and RETAIN clauses, at the stream's clock: moves objects idle for
+   * the hot period from the express tier to standard, expires the longest prefix of blocks acknowledged
+   * more than RETAIN ago (one `expire` record; queries and the indexer skip them from then on), then
+   * collects what nothing live refers to (gc), which deletes the expired blocks, leaves and nodes.
+   */
+  async maintain(
+    opts: { graceMs?: number } = {},
+  ): Promise<{ moved: number; expired: number; deleted: number }> {
+    await this.catchUp();
+    const now = this.nowMs();
+    const moved = this.store instanceof TieredStore ? await this.store.moveIdle(now) : 0;
+    let upTo = this.expiredUpTo;
+    for (;;) {
+      const at = this.blocks[upTo]?.at;
+      if (at === undefined || at + this.def.retainMs > now) break;
+      upTo++;
+    }
+    const expired = upTo - this.expiredUpTo;
+    if (expired > 0) {
+      await this.log.append([{ t: 'expire', upTo, at: now }]);
+      await this.catchUp();
+    }
+    const deleted = await this.gc(opts);
+    return { moved, expired, deleted };
+  }
+
+  /**
+   * Deletes objects nothing live refers to: blocks past retention or replaced by erasure, node objects that are not a live node at some level
    * (superseded by merge, add or erasure, or written by an indexer whose record lost a race or that died
    * before appending it) and leaves that are no block's leaf. Objects younger than `graceMs` are kept, so
    * an indexer between its put and its append is not robbed. Returns the number of objects deleted.
@@ -903,11 +985,16 @@ export class Stream {
     await this.catchUp();
     const graceMs = opts.graceMs ?? gcGraceMsDefault;
     const live = new Set<string>();
-    for (const m of this.levels) for (const n of m.values()) live.add(n.key);
-    for (const b of this.blocks) if (b.leaf) live.add(b.leaf);
+    const dead = this.expiredUpTo;
+    for (const m of this.levels) for (const n of m.values()) if (n.to > dead) live.add(n.key);
+    for (const b of this.blocks.slice(dead)) {
+      live.add(b.key);
+      if (b.leaf) live.add(b.leaf);
+    }
     const now = Date.now();
     let deleted = 0;
-    for (const prefix of [`${this.def.name}/nodes/`, `${this.def.name}/leaves/`]) {
+    const prefixes = ['nodes/', 'leaves/', 'blocks/'].map((p) => `${this.def.name}/${p}`);
+    for (const prefix of prefixes) {
       let after: string | undefined;
       for (;;) {
         const page = await this.store.list(prefix, after === undefined ? {} : { startAfter: after });
@@ -945,11 +1032,14 @@ export class Stream {
     rows: number;
     blocks: number;
     nodes: number;
+    /** Blocks past retention (deleted; not in the other figures). */
+    expiredBlocks: number;
   } {
     let rawBytes = 0;
     let blockBytes = 0;
     let rows = 0;
-    for (const b of this.blocks) {
+    const dead = this.expiredUpTo;
+    for (const b of this.blocks.slice(dead)) {
       rawBytes += b.rawBytes;
       blockBytes += b.bytes;
       rows += b.rows;
@@ -957,10 +1047,19 @@ export class Stream {
     let indexBytes = 0;
     let nodes = 0;
     for (const m of this.levels)
-      for (const n of m.values()) {
-        indexBytes += n.bytes;
-        nodes++;
-      }
-    return { rawBytes, blockBytes, indexBytes, rows, blocks: this.blocks.length, nodes };
+      for (const n of m.values())
+        if (n.to > dead) {
+          indexBytes += n.bytes;
+          nodes++;
+        }
+    return {
+      rawBytes,
+      blockBytes,
+      indexBytes,
+      rows,
+      blocks: this.blocks.length - dead,
+      nodes,
+      expiredBlocks: dead,
+    };
   }
 }
