@@ -10,6 +10,7 @@ import {
   NativeLoglet,
   nativeFailover,
   nativeSpec,
+  openLog,
   openLoglet,
   parseNativeSpec,
   Sequencer,
@@ -163,4 +164,16 @@ describe('NativeLoglet failures', () => {
     await seqs[1]!.s.close();
     for (const x of ls) await x.s.close();
   }, 60_000);
+
+  it('two logs whose specs use the same id on the same LogServers never share a loglet', async () => {
+    const spec = nativeSpec(seqAddr, addrs, 'shared');
+    const a = await openLog('alpha', { meta: 'mem://shared-test', loglet: spec, create: true });
+    const b = await openLog('beta', { meta: 'mem://shared-test', loglet: spec, create: true });
+    expect(await a.append([Buffer.from('a0'), Buffer.from('a1')])).toEqual([0, 1]);
+    expect(await b.append([Buffer.from('b0')])).toEqual([0]);
+    await a.reconfigure(spec); // sealing alpha's loglet must not touch beta's
+    expect(await b.append([Buffer.from('b1')])).toEqual([1]);
+    expect((await b.read(0, 2)).map((r) => Buffer.from(r.payload).toString())).toEqual(['b0', 'b1']);
+    expect((await a.read(0, 2)).map((r) => Buffer.from(r.payload).toString())).toEqual(['a0', 'a1']);
+  });
 });
