@@ -88,11 +88,21 @@ export class FileLoglet implements Loglet {
   }
 
   /** Opens (creating at `start` if new) the loglet on `disk`, recovering from a crash. */
-  static async openOn(disk: Disk, start = 0): Promise<FileLoglet> {
-    const st = await disk.read('START');
+  static async openOn(
+    disk: Disk,
+    start = 0,
+    /**
+     * Whether the start is kept in a START file (the default). A LogServer's replica does without: every
+     * request names its loglet's start (it is part of the chain), so opening a new replica costs no fsync.
+     */
+    o: { startFile?: boolean } = {},
+  ): Promise<FileLoglet> {
     let s = start;
-    if (st === undefined || st.length === 0) await disk.replace('START', String(start));
-    else s = Number(st.toString('utf8'));
+    if (o.startFile !== false) {
+      const st = await disk.read('START');
+      if (st === undefined || st.length === 0) await disk.replace('START', String(start));
+      else s = Number(st.toString('utf8'));
+    }
     const l = new FileLoglet(disk, s);
     await l.recover();
     return l;

@@ -345,6 +345,9 @@ export class LogServer {
       e = (async () => {
         const disk = await (this.o.disk ?? ((x: string) => NodeDisk.open(join(this.dir, x))))(id);
         const owner = (await disk.read('OWNER'))?.toString('utf8') || undefined;
+        // the records file exists (its directory entry durable) from the first request on, so that a
+        // claim made ahead of a reconfiguration leaves nothing but the data fsync to the first append
+        await disk.append('records.log', []);
         return { disk, owner };
       })();
       this.entries.set(id, e);
@@ -358,7 +361,11 @@ export class LogServer {
       throw new Error(`bad start position '${start}' for loglet '${id}'`);
     const e = await this.entry(id);
     if (!e.replica) {
-      const r = FileLoglet.openOn(e.disk, start).then((log) => ({ entry: e, log, expected: log.tail }));
+      const r = FileLoglet.openOn(e.disk, start, { startFile: false }).then((log) => ({
+        entry: e,
+        log,
+        expected: log.tail,
+      }));
       e.replica = r;
       r.catch(() => {
         if (e.replica === r) e.replica = undefined;
