@@ -2,11 +2,13 @@
 // (runCapture) against the same rules on N worker threads (ParallelRunner, flows hashed to workers), in
 // one process, one after the other, with the ratio. Two rule sets: every rule that loads (3,911), and the
 // HTTP rules alone (2,185; they run once per HTTP message, not per packet). Mbps counts captured bytes.
+// Wall-clock Mbps on a shared machine say how loaded it was; CPU seconds per thread (/proc/thread-self/stat)
+// say what the work cost, and the slowest thread's CPU time bounds the parallel time on dedicated cores.
 // Usage: npm run bench -- ids throughput [-- --workers 2 --trace ndpi-mix-a --reps 1]
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Engine, ParallelRunner, parseRules, type Rule, runCapture } from '../src/index.js';
+import { Engine, ParallelRunner, parseRules, type Rule, runCapture, threadCpuMs } from '../src/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -35,8 +37,18 @@ const pool = new ParallelRunner(workers);
 const rows: Record<string, unknown>[] = [];
 for (const [name, rules] of ruleSets) {
   for (let rep = 0; rep < reps; rep++) {
+    const c0 = threadCpuMs() ?? 0;
     const one = await runCapture(pcap, rules, { validateChecksums: 'auto' });
+    const c1 = threadCpuMs() ?? 0;
     const par = await pool.run(pcap, rules, { validateChecksums: 'auto' });
+    const c2 = threadCpuMs() ?? 0;
+    // CPU seconds: what the work cost, whatever else the machine was doing. One thread: all of it; N
+    // workers: the main thread (read, decode, dispatch, merge) and each worker, which on dedicated cores
+    // run side by side, so the slowest of them bounds the time
+    const cpu1 = (c1 - c0) / 1000;
+    const cpuMain = (c2 - c1) / 1000;
+    const cpuWorkers = par.workers.map((w) => w.cpuMs / 1000);
+    const cpuBound = Math.max(cpuMain, ...cpuWorkers);
     const mbps1 = (one.bytes * 8) / 1e6 / one.seconds;
     const mbpsN = (par.bytes * 8) / 1e6 / par.seconds;
     const row = {
@@ -51,14 +63,22 @@ for (const [name, rules] of ruleSets) {
       mbpsN: Number(mbpsN.toFixed(2)),
       kppsN: Number((par.packets / par.seconds / 1e3).toFixed(1)),
       ratio: Number((mbpsN / mbps1).toFixed(2)),
+      cpuSeconds1: Number(cpu1.toFixed(2)),
+      cpuSecondsMain: Number(cpuMain.toFixed(2)),
+      cpuSecondsWorkers: cpuWorkers.map((x) => Number(x.toFixed(2))),
+      mbpsPerCpuSecond1: Number(((one.bytes * 8) / 1e6 / cpu1).toFixed(2)),
+      mbpsDedicatedCoresN: Number(((par.bytes * 8) / 1e6 / cpuBound).toFixed(2)),
+      cpuRatio: Number((cpu1 / cpuBound).toFixed(2)),
       workerPackets: par.workers.map((w) => w.packets),
       workerBusyMs: par.workers.map((w) => Math.round(w.busyMs)),
+      flowsPerSecond1: Math.round(one.flows.created / one.seconds),
       httpRequests: one.stats.httpRequests,
       reassemblyPeakBytes: one.reassemblyPeakBytes,
+      maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
     };
     rows.push(row);
     console.log(
-      `${name.padEnd(18)} 1 thread ${row.mbps1} Mbps (${row.seconds1} s, ${row.alerts1} alerts) | ${workers} workers ${row.mbpsN} Mbps (${row.secondsN} s, ${row.alertsN} alerts) | ratio ${row.ratio}x | worker packets ${row.workerPackets.join('/')}, busy ms ${row.workerBusyMs.join('/')}`,
+      `${name.padEnd(18)} CPU: 1 thread ${row.cpuSeconds1} s = ${row.mbpsPerCpuSecond1} Mbps per core | ${workers} workers: main ${row.cpuSecondsMain} s, workers ${row.cpuSecondsWorkers.join('/')} s = ${row.mbpsDedicatedCoresN} Mbps on dedicated cores | ${row.cpuRatio}x\n${' '.repeat(18)} wall: 1 thread ${row.mbps1} Mbps (${row.seconds1} s, ${row.alerts1} alerts) | ${workers} workers ${row.mbpsN} Mbps (${row.secondsN} s, ${row.alertsN} alerts) | ratio ${row.ratio}x | worker packets ${row.workerPackets.join('/')}, busy ms ${row.workerBusyMs.join('/')} | ${row.flowsPerSecond1} flows/s, reassembly peak ${(row.reassemblyPeakBytes / 2 ** 20).toFixed(1)} MiB, max RSS ${row.maxRssMiB} MiB`,
     );
   }
 }

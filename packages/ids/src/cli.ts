@@ -215,9 +215,10 @@ Example:
                 bytes: w.bytes + x.bytes,
                 alerts: w.alerts + x.alerts,
                 busyMs: w.busyMs + x.busyMs,
+                cpuMs: w.cpuMs + x.cpuMs,
               };
             },
-            { packets: 0, bytes: 0, alerts: 0, busyMs: 0 },
+            { packets: 0, bytes: 0, alerts: 0, busyMs: 0, cpuMs: 0 },
           ),
         ),
       }),

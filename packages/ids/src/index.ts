@@ -5,6 +5,7 @@
  */
 
 export { commands, demos } from './cli.js';
+export { threadCpuMs } from './cpu.js';
 export {
   type Decoded,
   type DecodeFailure,

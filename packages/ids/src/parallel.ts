@@ -41,6 +41,8 @@ export interface WorkerLoad {
   alerts: number;
   /** Time spent inspecting (not waiting). */
   busyMs: number;
+  /** CPU time of the worker's thread while inspecting (Linux; 0 where unknown). */
+  cpuMs: number;
 }
 
 export type ParallelResult = RunResult & { workers: WorkerLoad[] };
@@ -86,7 +88,7 @@ export class ParallelRunner {
       const worker = spawn();
       const slot: Slot = {
         worker,
-        load: { packets: 0, bytes: 0, alerts: 0, busyMs: 0 },
+        load: { packets: 0, bytes: 0, alerts: 0, busyMs: 0, cpuMs: 0 },
         inFlight: 0,
         wake: undefined,
         replies: [],
@@ -150,7 +152,7 @@ export class ParallelRunner {
         this.request(s, { type: 'init', rules, opts: engineOpts, index, workers: this.workers }),
       ),
     );
-    for (const s of this.slots) s.load = { packets: 0, bytes: 0, alerts: 0, busyMs: 0 };
+    for (const s of this.slots) s.load = { packets: 0, bytes: 0, alerts: 0, busyMs: 0, cpuMs: 0 };
     // the main thread's pipeline only prepares packets (it holds no rules)
     const pipe = new Pipeline([], {
       ...(validateChecksums !== undefined && { validateChecksums }),
@@ -180,6 +182,7 @@ export class ParallelRunner {
             if (r.type === 'alerts') {
               collected.push({ alerts: r.alerts, order: mine });
               s.load.busyMs += r.busyMs;
+              s.load.cpuMs += r.cpuMs;
               s.load.alerts += r.alerts.length;
             }
             const w = s.wake;

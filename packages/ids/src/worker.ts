@@ -4,6 +4,7 @@
  * order, `finish` flushes the flows; every reply carries the alerts raised, each with its emission index.
  */
 import { parentPort } from 'node:worker_threads';
+import { threadCpuMs } from './cpu.js';
 import { decode, newDecodeStats } from './decode.js';
 import { type Alert, Engine, type EngineOptions } from './detect.js';
 import type { Rule } from './rules.js';
@@ -19,7 +20,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready'; loaded: number; skipped: { sid: number; reason: string }[] }
-  | { type: 'alerts'; id: number; alerts: Alert[]; busyMs: number }
+  | { type: 'alerts'; id: number; alerts: Alert[]; busyMs: number; cpuMs: number }
   | {
       type: 'done';
       alerts: Alert[];
@@ -51,6 +52,7 @@ function onMessage(m: ToWorker): void {
   if (!engine) throw new Error('ids worker: a batch before init');
   if (m.type === 'batch') {
     const t0 = performance.now();
+    const c0 = threadCpuMs() ?? 0;
     const out: Alert[] = [];
     for (let k = 0; k < m.meta.length; k += metaFields) {
       const [n, tsUs, linkType, ok, off, len, wholeLen] = m.meta.subarray(
@@ -77,6 +79,7 @@ function onMessage(m: ToWorker): void {
       id: m.id,
       alerts: relabel(out),
       busyMs: performance.now() - t0,
+      cpuMs: (threadCpuMs() ?? 0) - c0,
     };
     parentPort!.postMessage(reply);
     return;
