@@ -36,7 +36,7 @@ const ddl = `CREATE STREAM hdfs SOURCES ('stdin') FORMAT loghub('<Date> <Time> <
 createStream(dir, ddl);
 const srv = await startIngestServer(dir, { index: false });
 
-async function run(local: boolean): Promise<AgentStats> {
+async function run(local: boolean, compress: boolean): Promise<AgentStats> {
   const c = spawn(
     process.execPath,
     [
@@ -46,6 +46,7 @@ async function run(local: boolean): Promise<AgentStats> {
       `http://127.0.0.1:${srv.port}`,
       'hdfs',
       local ? '1' : '0',
+      compress ? '1' : '0',
     ],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
@@ -72,8 +73,9 @@ async function run(local: boolean): Promise<AgentStats> {
   return st;
 }
 
-const on = await run(true);
-const off = await run(false);
+const on = await run(true, true);
+const raw = await run(true, false);
+const off = await run(false, false);
 await srv.close();
 rmSync(dir, { recursive: true, force: true });
 const row = (name: string, s: AgentStats) => [
@@ -83,14 +85,19 @@ const row = (name: string, s: AgentStats) => [
   `${(s.rssBytes / 2 ** 20).toFixed(0)} MiB`,
   `${(s.bufferedBytesPeak / 2 ** 20).toFixed(1)} / ${(s.memoryBytesMax / 2 ** 20).toFixed(1)} MiB`,
   `${s.chunks} (${s.chunksByTime} by time)`,
+  `${(s.wireBytes / 2 ** 20).toFixed(1)} MiB`,
 ];
 console.log(
   table(
-    ['agent', 'lines/s', 'CPU (% of a core)', 'RSS', 'buffers peak / bound', 'chunks'],
-    [row('local leaves (federated indexing)', on), row('no local leaves (anchor)', off)],
+    ['agent', 'lines/s', 'CPU (% of a core)', 'RSS', 'buffers peak / bound', 'chunks', 'on the wire'],
+    [
+      row('local leaves + deflate (default)', on),
+      row('local leaves, no deflate', raw),
+      row('no local leaves, no deflate (anchor)', off),
+    ],
   ),
 );
 console.log(
-  `ratio: local leaves cost ${(on.cpuPercent / Math.max(off.cpuPercent, 0.01)).toFixed(2)}x the CPU of shipping alone`,
+  `ratio: local leaves + deflate cost ${(on.cpuPercent / Math.max(off.cpuPercent, 0.01)).toFixed(2)}x the CPU of shipping alone`,
 );
-writeResults('bench/results', `agent-${rate}`, { rate, seconds, on, off });
+writeResults('bench/results', `agent-${rate}`, { rate, seconds, on, raw, off });

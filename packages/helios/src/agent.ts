@@ -5,7 +5,7 @@
  * indexer never re-parses the block), and ships chunk + leaf to an ingestion server.
  *
  *   source --read (readBytes at a time)--> pending lines --cut: >= chunkBytes, or oldest line >= chunkEveryMs-->
- *     one chunk in flight: POST /streams/NAME/chunks?source=S&from=A&to=B&leaf=N   body = chunk | leaf
+ *     one chunk in flight: POST /streams/NAME/chunks?source=S&from=A&to=B&leaf=N   body = deflate(chunk | leaf)
  *     Idempotency-Key = block id; retried with backoff; on 200 the checkpoint moves to B (fsync'ed)
  *
  * Memory is bounded: at most one chunk in flight (plus its leaf) and at most chunkBytes + readBytes
@@ -26,6 +26,7 @@ import {
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import { blockId } from './block.js';
 import { parseDdl, type StreamDef } from './ddl.js';
 import { RowParser } from './formats.js';
@@ -36,8 +37,10 @@ import { encodeNode, leafNode } from './node.js';
 export const chunkBytesMax = 64 << 20;
 /** Bound on retries of one chunk by the agent. */
 export const agentRetriesMax = 8;
-/** Backoff of the first retry, in ms (doubles each time). */
+/** Backoff of the first retry, in ms (doubles each time, up to agentBackoffMsMax). */
 export const agentBackoffMs = 50;
+/** Bound on the backoff between two retries, in ms. */
+export const agentBackoffMsMax = 2_000;
 /** Bytes read from the source per read call (at most). */
 export const agentReadBytes = 256 << 10;
 
@@ -53,6 +56,10 @@ export interface AgentOptions {
   chunkEveryMs?: number;
   /** Build each chunk's level-0 leaf here and ship it with the chunk (default true). */
   localIndex?: boolean;
+  /** Retries of one request before giving up (default agentRetriesMax; backoff doubles up to agentBackoffMsMax). */
+  retriesMax?: number;
+  /** Deflate each request body (Content-Encoding: deflate; default true). */
+  compress?: boolean;
   /** The stream's DDL (default: fetched from the server, GET /streams/NAME). */
   ddl?: string;
   /** Bound on the agent's chunk buffers incl. the leaf in flight, in bytes (default 3 x chunkBytes + 2 x agentReadBytes). */
@@ -70,6 +77,8 @@ export interface AgentStats {
   offset: number;
   /** Bytes of level-0 leaves built here and shipped. */
   leafBytes: number;
+  /** Bytes sent (request bodies: chunks and leaves, deflated unless compress is false). */
+  wireBytes: number;
   /** Chunks cut because their oldest line reached chunkEveryMs (the rest were cut by size or at the end). */
   chunksByTime: number;
   /** Largest number of bytes the agent held in its chunk buffers (pending + in flight), and its bound. */
@@ -136,6 +145,7 @@ class Shipper {
       retries: 0,
       offset: 0,
       leafBytes: 0,
+      wireBytes: 0,
       chunksByTime: 0,
       bufferedBytesPeak: 0,
       memoryBytesMax,
@@ -192,9 +202,10 @@ class Shipper {
           throw Object.assign(new Error(`server refused: ${r.status} ${msg}`), { fatal: true });
         throw new Error(`server error ${r.status}: ${msg}`);
       } catch (e) {
-        if ((e as { fatal?: boolean }).fatal || attempt >= agentRetriesMax) throw e;
+        if ((e as { fatal?: boolean }).fatal || attempt >= (this.opts.retriesMax ?? agentRetriesMax)) throw e;
         this.stats.retries++;
-        await new Promise((r) => setTimeout(r, agentBackoffMs * 2 ** attempt));
+        const ms = Math.min(agentBackoffMs * 2 ** attempt, agentBackoffMsMax);
+        await new Promise((r) => setTimeout(r, ms));
       }
     }
   }
@@ -230,14 +241,20 @@ class Shipper {
         ),
       );
     }
-    const body = leaf ? Buffer.concat([chunk, leaf]) : chunk;
+    const raw = leaf ? Buffer.concat([chunk, leaf]) : chunk;
+    const compress = this.opts.compress !== false;
+    const body = compress ? deflateSync(raw, { level: 1 }) : raw;
     const id = blockId(source, from, to, chunk);
     const u = `${this.opts.url}/streams/${this.opts.stream}/chunks?source=${encodeURIComponent(source)}&from=${from}&to=${to}${leaf ? `&leaf=${leaf.length}` : ''}`;
-    this.inflightBytes = body.length;
+    this.inflightBytes = Math.max(raw.length, body.length); // both exist while compressing
     this.account();
     this.inflight = (async () => {
       const r = await this.retry(() =>
-        this.fetchFn(u, { method: 'POST', body, headers: { 'idempotency-key': id } }),
+        this.fetchFn(u, {
+          method: 'POST',
+          body,
+          headers: { 'idempotency-key': id, ...(compress ? { 'content-encoding': 'deflate' } : {}) },
+        }),
       );
       await r.arrayBuffer();
       this.stats.chunks++;
@@ -245,6 +262,7 @@ class Shipper {
       this.stats.lines += lines;
       this.stats.bytes += chunk.length;
       this.stats.leafBytes += leaf?.length ?? 0;
+      this.stats.wireBytes += body.length;
       this.stats.offset = to;
       this.onAck(source, to);
       this.inflightBytes = 0;

@@ -247,11 +247,13 @@ const agent: Command = {
 FILE.strata-ckpt; stdin ("-") has no checkpoint (its source is named by --source, default stdin:HOST:PID:START).
 
 Usage: strata stream agent STREAM FILE|- --url URL [--chunk BYTES] [--every SECONDS] [--follow MS]
-         [--memory BYTES] [--no-local-index] [--source NAME] [--json]
+         [--memory BYTES] [--no-local-index] [--no-compress] [--retries N] [--source NAME] [--json]
 
 A chunk is cut when it reaches --chunk bytes or its oldest line is --every seconds old (defaults: the
 stream's CHUNK EVERY n SECONDS OR m MB). Each chunk's level-0 leaf is built here and shipped with it
-(--no-local-index: the server builds it). --follow MS polls the file every MS milliseconds until SIGINT
+(--no-local-index: the server builds it); request bodies are deflated (--no-compress: sent as they are).
+A request is retried --retries times (default 8, unlimited with --follow), backoff doubling from 50 ms to
+2 s. --follow MS polls the file every MS milliseconds until SIGINT
 (rotation starts a new source at offset 0). --memory bounds the chunk buffers (default 3 x chunk + 512 KiB);
 at the bound the agent stops reading, so a writer into stdin blocks. The report gives CPU time, CPU % of
 one core, RSS and heap.
@@ -267,6 +269,8 @@ Example: strata stream agent hdfs /var/log/hdfs.log --url http://127.0.0.1:7070 
       memory: { type: 'string' },
       source: { type: 'string' },
       'no-local-index': { type: 'boolean' },
+      'no-compress': { type: 'boolean' },
+      retries: { type: 'string' },
     });
     const [stream, file] = f.positionals;
     if (!stream || !file || !f.values.url) throw new UsageError('expected STREAM FILE|- --url URL');
@@ -278,6 +282,13 @@ Example: strata stream agent hdfs /var/log/hdfs.log --url http://127.0.0.1:7070 
       ...(f.values.every ? { chunkEveryMs: 1000 * intFlag('every', f.values.every, 10, 0) } : {}),
       ...(f.values.memory ? { memoryBytesMax: parseBytes(f.values.memory, '--memory') } : {}),
       localIndex: !f.values['no-local-index'],
+      compress: !f.values['no-compress'],
+      // a follower outlives server restarts: it retries for as long as it runs
+      retriesMax: f.values.retries
+        ? intFlag('retries', f.values.retries, 8, 0)
+        : follow
+          ? Number.MAX_SAFE_INTEGER
+          : 8,
     };
     let st: AgentStats;
     try {
@@ -302,7 +313,7 @@ Example: strata stream agent hdfs /var/log/hdfs.log --url http://127.0.0.1:7070 
       f.values.json,
       st,
       () =>
-        `shipped ${st.lines} lines in ${st.chunks} chunks (${st.chunksByTime} cut by time, ${st.retries} retries, leaves ${formatBytes(st.leafBytes)}), offset ${st.offset}; cpu ${(st.cpuUserMs + st.cpuSystemMs).toFixed(0)} ms (${st.cpuPercent.toFixed(1)}% of a core over ${(st.elapsedMs / 1000).toFixed(1)} s), rss ${formatBytes(st.rssBytes)}, heap ${formatBytes(st.heapUsedBytes)}, buffers peak ${formatBytes(st.bufferedBytesPeak)} of ${formatBytes(st.memoryBytesMax)}`,
+        `shipped ${st.lines} lines in ${st.chunks} chunks (${st.chunksByTime} cut by time, ${st.retries} retries, leaves ${formatBytes(st.leafBytes)}, ${formatBytes(st.wireBytes)} on the wire), offset ${st.offset}; cpu ${(st.cpuUserMs + st.cpuSystemMs).toFixed(0)} ms (${st.cpuPercent.toFixed(1)}% of a core over ${(st.elapsedMs / 1000).toFixed(1)} s), rss ${formatBytes(st.rssBytes)}, heap ${formatBytes(st.heapUsedBytes)}, buffers peak ${formatBytes(st.bufferedBytesPeak)} of ${formatBytes(st.memoryBytesMax)}`,
     );
     return 0;
   },

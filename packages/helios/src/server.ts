@@ -3,7 +3,8 @@
  *
  *   agent                                              server
  *   GET /streams/NAME                      -->         {name, ddl}  (the agent builds leaves from it)
- *   POST /streams/NAME/chunks?source=S&from=A&to=B&leaf=N   body = chunk (B - A bytes) | leaf (N bytes)
+ *   POST /streams/NAME/chunks?source=S&from=A&to=B&leaf=N   body = chunk (B - A bytes) | leaf (N bytes),
+ *                                            deflated when Content-Encoding: deflate
  *   Idempotency-Key: block id (HighwayHash of S, A, B, chunk)   validate id and leaf, write block and leaf,
  *                                            <--200 {id, new}--  append to the progress log, then acknowledge
  *
@@ -12,6 +13,7 @@
  * directory: the progress log orders their appends and every reader keeps the first record of a block id.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { inflateSync } from 'node:zlib';
 import { chunkBytesMax } from './agent.js';
 import { blockId } from './block.js';
 import { decodeNode } from './node.js';
@@ -105,7 +107,18 @@ export async function startIngestServer(
       const to = Number(url.searchParams.get('to'));
       const leafLen = Number(url.searchParams.get('leaf') ?? 0);
       const key = req.headers['idempotency-key'];
-      const all = await body(req);
+      const wire = await body(req);
+      const enc = req.headers['content-encoding'];
+      if (enc !== undefined && enc !== 'identity' && enc !== 'deflate')
+        return reply(415, { error: `Content-Encoding ${enc}: use deflate or none` });
+      let all: Buffer;
+      try {
+        all = enc === 'deflate' ? inflateSync(wire, { maxOutputLength: chunkBytesMax }) : wire;
+      } catch (e) {
+        return reply(400, {
+          error: `body does not inflate (bound ${chunkBytesMax} bytes): ${(e as Error).message}`,
+        });
+      }
       if (
         !source ||
         !Number.isSafeInteger(from) ||

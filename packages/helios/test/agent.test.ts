@@ -60,6 +60,8 @@ describe('agent', () => {
     expect(st.lines).toBe(22);
     expect(st.chunksByTime).toBeGreaterThan(0);
     expect(st.leafBytes).toBeGreaterThan(0);
+    // deflated on the wire
+    expect(st.wireBytes).toBeLessThan(st.bytes + st.leafBytes);
     expect(st.cpuUserMs + st.cpuSystemMs).toBeGreaterThan(0);
     expect(st.rssBytes).toBeGreaterThan(0);
     expect(st.heapUsedBytes).toBeGreaterThan(0);
@@ -110,7 +112,7 @@ describe('agent', () => {
     const input = new PassThrough({ highWaterMark: 16 << 10 });
     const run = runAgentStream(
       input,
-      { url, stream: 'bp', chunkBytes, memoryBytesMax, localIndex: false },
+      { url, stream: 'bp', chunkBytes, memoryBytesMax, localIndex: false, compress: false },
       slowFetch,
     );
     const piece = Buffer.from(`${Array.from({ length: 100 }, (_, i) => line(i)).join('\n')}\n`);
@@ -141,14 +143,17 @@ describe('agent', () => {
       { url, stream: 'fo', file, chunkEveryMs: 100 },
       { followMs: 20, signal: ac.signal },
     );
-    await sleep(400);
+    const until = async (n: number) => {
+      for (let t = 0; t < 100 && (await allN('fo')).length < n; t++) await sleep(100);
+    };
+    await until(10); // shipped by age: the file is still open
     expect((await allN('fo')).length).toBe(10);
     appendFileSync(file, `${line(10)}\n${line(11)}\n`);
     renameSync(file, `${file}.1`);
     writeFileSync(file, `${line(12)}\n`);
-    await sleep(400);
+    await sleep(200);
     appendFileSync(file, `${line(13)}\n`);
-    await sleep(300);
+    await until(14);
     ac.abort();
     const st = await run;
     expect(st.chunksByTime).toBeGreaterThan(0);
@@ -182,5 +187,15 @@ describe('agent', () => {
     const run = runAgentStream(input, { url, stream: 'bad', ddl: other });
     input.end(`${line(1)}\n`);
     await expect(run).rejects.toThrow(/shipped leaf/);
+    const post = (enc: string, body: Buffer) =>
+      fetch(`${url}/streams/bad/chunks?source=s&from=0&to=3`, {
+        method: 'POST',
+        body,
+        headers: { 'idempotency-key': 'x', 'content-encoding': enc },
+      });
+    expect((await post('br', Buffer.from('a\nb'))).status).toBe(415);
+    const r = await post('deflate', Buffer.from('not deflate'));
+    expect(r.status).toBe(400);
+    expect(await r.text()).toMatch(/does not inflate/);
   });
 });

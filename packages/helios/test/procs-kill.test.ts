@@ -3,7 +3,17 @@
 import { join } from 'node:path';
 import { createStream, runAgentOnce, Stream, startIngestServer } from '@strata/helios';
 import { describe, expect, it } from 'vitest';
-import { child, ddl, freePort, rand, root, startServer, verify, writeLines } from './procs-lib.js';
+import {
+  child,
+  clearLocksOfDead,
+  ddl,
+  freePort,
+  rand,
+  root,
+  startServer,
+  verify,
+  writeLines,
+} from './procs-lib.js';
 
 describe('kill -9 at random points (2): the server or the indexer', () => {
   it('the ingestion server: the agent retries through restarts; every line once', async () => {
@@ -14,7 +24,14 @@ describe('kill -9 at random points (2): the server or the indexer', () => {
     writeLines(file, 0, total);
     const port = await freePort();
     let srv = await startServer(dir, port, true);
-    const agent = runAgentOnce({ url: `http://127.0.0.1:${port}`, stream: 'ev', file, chunkBytes: 3072 });
+    // Retries outlast the restarts (each a Node start, slow when the machine is loaded).
+    const agent = runAgentOnce({
+      url: `http://127.0.0.1:${port}`,
+      stream: 'ev',
+      file,
+      chunkBytes: 3072,
+      retriesMax: 40,
+    });
     let done = false;
     void agent.then(
       () => (done = true),
@@ -26,6 +43,7 @@ describe('kill -9 at random points (2): the server or the indexer', () => {
       srv.proc.kill('SIGKILL');
       await srv.exit;
       kills++;
+      clearLocksOfDead(dir);
       srv = await startServer(dir, port, true);
     }
     const st = await agent;
@@ -60,6 +78,7 @@ describe('kill -9 at random points (2): the server or the indexer', () => {
       await c.line(/^ready/);
       setTimeout(() => c.proc.kill('SIGKILL'), 50 + rand() * 700).unref();
       if ((await c.exit) === 'killed') kills++;
+      clearLocksOfDead(dir);
       // Half-indexed after a kill: queries still see every row (index + tail scan).
       if (round === 0) await verify(dir, total, false);
     }
