@@ -3,7 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo } from '@strata/cli';
 import { afterAll, describe, expect, it } from 'vitest';
-import { commands, MemoryLoglet, MemoryMetaStore, openLog, SealedError, VirtualLog } from '../src/index.js';
+import {
+  commands,
+  LogServer,
+  MemoryLoglet,
+  MemoryMetaStore,
+  openLog,
+  SealedError,
+  Sequencer,
+  VirtualLog,
+} from '../src/index.js';
 import { simulate } from '../src/sim.js';
 
 const root = mkdtempSync(join(tmpdir(), 'vlog-virt-'));
@@ -141,6 +150,26 @@ describe('strata log', () => {
     const code = await cmd.run(args, c.io);
     return { code, out: c.stdout(), err: c.stderr() };
   };
+  it('append with a pool fails over from a dead sequencer by itself', async () => {
+    const servers = [0, 1, 2, 3].map((i) => new LogServer(join(root, `pool-ls${i}`)));
+    const addrs = await Promise.all(servers.map(async (x) => `127.0.0.1:${await x.listen(0)}`));
+    const seqs = [new Sequencer(), new Sequencer()];
+    const seqAddrs = await Promise.all(seqs.map(async (x) => `127.0.0.1:${await x.listen(0)}`));
+    const meta = ['--meta', 'file:./poolmeta'];
+    const pool = ['--sequencers', seqAddrs.join(','), '--servers', addrs.join(',')];
+    const spec = `native://${seqAddrs[0]}?servers=${addrs.slice(0, 3).join(',')}&id=pool`;
+    expect((await run(['create', 'pl', ...meta, '--loglet', spec])).code).toBe(0);
+    expect((await run(['append', 'pl', ...meta, ...pool], 'a\nb\n')).out).toBe('0\n1\n');
+    await seqs[0]!.close(); // the sequencer dies
+    const r = await run(['append', 'pl', ...meta, ...pool], 'c\n');
+    expect(r.code).toBe(0);
+    expect(r.out).toBe('2\n');
+    const chain = (await run(['chain', 'pl', ...meta])).out;
+    expect(chain).toContain(`native://${seqAddrs[1]}`);
+    await seqs[1]!.close();
+    for (const x of servers) await x.close();
+  }, 30_000);
+
   it('monitor needs the pool to fail over to; a bad pool address is a usage error', async () => {
     const r = await run(['monitor', 'ev', '--meta', 'file:./climeta']);
     expect(r.code).toBe(2);
