@@ -403,11 +403,15 @@ Example: strata stream info hdfs`,
     return withStream(io, f.values.data, f.positionals[0], async (s) => {
       const sz = s.sizes();
       const res = await s.search({ k: 'true' }, { limit: 0 });
-      output(io, f.values.json, { ...sz, indexedBlocks: s.indexedBlocks, levels: res.stats.levels }, () =>
-        [
-          `${sz.rows} rows in ${sz.blocks} blocks (${s.indexedBlocks} indexed); data ${formatBytes(sz.blockBytes)}, raw ${formatBytes(sz.rawBytes)}, index ${formatBytes(sz.indexBytes)}`,
-          ...res.stats.levels.map((l) => `level ${l.level}: ${l.nodes} nodes, watermark ${l.watermark}`),
-        ].join('\n'),
+      output(
+        io,
+        f.values.json,
+        { ...sz, indexedBlocks: s.indexedBlocks, levels: res.stats.levels, racesLost: s.racesLost },
+        () =>
+          [
+            `${sz.rows} rows in ${sz.blocks} blocks (${s.indexedBlocks} indexed); data ${formatBytes(sz.blockBytes)}, raw ${formatBytes(sz.rawBytes)}, index ${formatBytes(sz.indexBytes)}`,
+            ...res.stats.levels.map((l) => `level ${l.level}: ${l.nodes} nodes, watermark ${l.watermark}`),
+          ].join('\n'),
       );
       return 0;
     });

@@ -218,6 +218,11 @@ export class Stream {
   private applied = 0;
   /** Blocks [0, expiredUpTo) are past retention: deleted, skipped by queries, never re-indexed. */
   private expiredUpTo = 0;
+  /**
+   * Records every reader ignores because they lost a race (replayed from the log, so the same in every
+   * process): a second block record of an id, a node or renode record whose conditions failed.
+   */
+  readonly racesLost = { blocks: 0, nodes: 0, renodes: 0 };
   /** Block rewrites (erasures) applied so far: level-0 node records name the count they were built at. */
   private rewrites = 0;
   private cache = new Map<string, IndexNode>();
@@ -305,7 +310,10 @@ export class Stream {
   private apply(r: ProgressRecord, pos: number): void {
     switch (r.t) {
       case 'block': {
-        if (this.ids.has(r.id)) break; // a racing server appended it too: the first record wins
+        if (this.ids.has(r.id)) {
+          this.racesLost.blocks++; // a racing server appended it too: the first record wins
+          break;
+        }
         const seq = this.blocks.length;
         const b: BlockInfo = { seq, pos, ...r };
         this.blocks.push(b);
@@ -313,7 +321,10 @@ export class Stream {
         break;
       }
       case 'node': {
-        if (!this.nodeHolds(r)) break;
+        if (!this.nodeHolds(r)) {
+          this.racesLost.nodes++;
+          break;
+        }
         const lv = (this.levels[r.level] ??= new Map());
         for (const from of [...lv.keys()]) if (from > r.from && from < r.to) lv.delete(from);
         lv.set(r.from, { level: r.level, from: r.from, to: r.to, key: r.key, keys: r.keys, bytes: r.bytes });
@@ -336,7 +347,8 @@ export class Stream {
       }
       case 'renode': {
         const ok = r.nodes.every((n) => this.levels[n.level]?.get(n.from)?.key === n.old);
-        if (ok)
+        if (!ok) this.racesLost.renodes++;
+        else
           for (const n of r.nodes)
             Object.assign(this.levels[n.level]!.get(n.from)!, { key: n.key, keys: n.keys, bytes: n.bytes });
         break;

@@ -47,6 +47,8 @@ describe('several ingestion servers on one data directory', () => {
     const s = await Stream.open(dir, 'ev');
     try {
       await s.indexAll(); // whatever the servers' last passes left
+      // How many records lost a race depends on timing (one run: 2 block, 12 node records).
+      console.log(`multi-server: records ignored as lost races: ${JSON.stringify(s.racesLost)}`);
     } finally {
       await s.close();
     }
