@@ -20,9 +20,10 @@ import { type AgentStats, runAgentFile, runAgentStream } from './agent.js';
 import { DdlError } from './ddl.js';
 import { exportParquet } from './export.js';
 import { parseTimestamp, type Row } from './formats.js';
+import { ProgressLog } from './progress.js';
 import { type Expr, QueryError } from './query.js';
 import { startIngestServer } from './server.js';
-import { createStream, type SearchResult, Stream } from './stream.js';
+import { createStream, type SearchResult, Stream, streamDir } from './stream.js';
 
 const dataFlag = { data: { type: 'string' } } as const;
 const dataDir = (io: Io, v: string | undefined) => resolve(io.cwd, v ?? './.strata');
@@ -390,6 +391,35 @@ Example: strata stream maintain hdfs --data ./.strata   # e.g. hourly from cron`
   },
 };
 
+const shareLog: Command = {
+  name: 'share-log',
+  summary: "move a stream's progress log from a file loglet (one process) to the shared loglet",
+  help: `Streams created before the shared progress log keep a file loglet, safe for one process at a time.
+This seals it and chains a shared (object-store) segment after it, so servers, indexers and searches can
+then run side by side. Stop every process that has the stream open first.
+
+Usage: strata stream share-log STREAM [--data DIR] [--json]
+
+Example: strata stream share-log hdfs --data ./.strata`,
+  async run(argv, io) {
+    const f = parseFlags(argv, { ...dataFlag });
+    const name = f.positionals[0];
+    if (!name) throw new UsageError('expected STREAM');
+    const dir = join(streamDir(dataDir(io, f.values.data), name), 'progress');
+    if (!existsSync(dir)) throw new CliError(`no stream '${name}' in ${dataDir(io, f.values.data)}`);
+    let n: number;
+    try {
+      n = await ProgressLog.migrateToShared(dir, 'progress');
+    } catch (e) {
+      throw new CliError(`share-log: ${(e as Error).message}`);
+    }
+    output(io, f.values.json, { shared: true, copied: n }, () =>
+      n === 0 ? 'the progress log was already shared' : `copied ${n} records onto the shared progress log`,
+    );
+    return 0;
+  },
+};
+
 const info: Command = {
   name: 'info',
   summary: 'show a stream: rows, blocks, index levels and watermarks, sizes',
@@ -479,8 +509,8 @@ Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" -
 export const commands: Command[] = [
   group(
     'stream',
-    'Helios streams: create from DDL, ingest, erase, info, export, serve, agent, index, maintain',
-    [create, ingest, erase, info, exportCmd, serve, agent, indexCmd, maintain],
+    'Helios streams: create from DDL, ingest, erase, info, export, serve, agent, index, maintain, share-log',
+    [create, ingest, erase, info, exportCmd, serve, agent, indexCmd, maintain, shareLog],
   ),
   search,
 ];

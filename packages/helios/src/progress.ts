@@ -12,6 +12,8 @@
  * killed process is finished by the next appender (VirtualLog's failover option). Logs created before
  * this (a file loglet) keep their loglet and are safe for one process only.
  */
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { openLog, type VirtualLog } from '@strata/vlog';
 
 export type ProgressRecord =
@@ -90,6 +92,22 @@ export const segmentRecordsMax = 64;
 /** The loglet of a new progress log: object-store loglets in DIR/log, relative to the log's directory. */
 export const sharedLogletSpec = 'objstore:file:log';
 
+/** Records read per call, and appended per batch, when a log is copied onto the shared loglet. */
+const migrateReadMax = 4096;
+const migrateBatchMax = 32;
+
+/** Finishes (or discards) a migration to the shared log that a crash interrupted (see migrateToShared). */
+function recoverMigration(dir: string): void {
+  const tmp = `${dir}.new`;
+  if (!existsSync(tmp)) return;
+  if (!existsSync(join(tmp, 'COMPLETE'))) {
+    if (existsSync(dir)) rmSync(tmp, { recursive: true, force: true }); // never swapped in: discard
+    return;
+  }
+  if (existsSync(dir)) renameSync(dir, `${dir}.old-${Date.now()}`);
+  renameSync(tmp, dir);
+}
+
 /** Bound on one record's encoded size. */
 export const recordBytesMax = 1 << 20;
 
@@ -103,10 +121,11 @@ const dec = new TextDecoder();
 export class ProgressLog {
   private constructor(
     private readonly log: VirtualLog,
-    private readonly spec: string | undefined,
+    private spec: string | undefined,
   ) {}
 
   static async open(dir: string, name: string): Promise<ProgressLog> {
+    recoverMigration(dir);
     const spec = sharedLogletSpec;
     const log = await openLog(name, {
       meta: `file:${dir}`,
@@ -120,9 +139,45 @@ export class ProgressLog {
     return new ProgressLog(log, segs[segs.length - 1]?.spec === spec ? spec : undefined);
   }
 
-  /** Whether other processes may share this log (its segments are object-store loglets). */
+  /** Whether other processes may share this log (its active segment is an object-store loglet). */
   get shared(): boolean {
     return this.spec !== undefined;
+  }
+
+  /**
+   * Moves a log created before the shared log (a file loglet: one process only, and vlog locks its
+   * directory to one process even once sealed) onto the shared loglet by copying its records, in order
+   * and so at the same positions, into a new log built beside it in DIR.new, marked complete, then swapped
+   * in (DIR -> DIR.old-TIME, DIR.new -> DIR; `open` finishes a swap a crash interrupted). Run it while no
+   * process has the stream open. Returns how many records were copied (0: already shared).
+   */
+  static async migrateToShared(dir: string, name: string): Promise<number> {
+    recoverMigration(dir);
+    const old = await ProgressLog.open(dir, name);
+    let recs: ProgressRecord[] = [];
+    try {
+      if (old.shared) return 0;
+      const { tail } = await old.checkTail();
+      for (let p = 0; p < tail; p += migrateReadMax)
+        recs = recs.concat(await old.read(p, Math.min(tail, p + migrateReadMax)));
+    } finally {
+      await old.close();
+    }
+    const tmp = `${dir}.new`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    const nw = await ProgressLog.open(tmp, name);
+    try {
+      for (let i = 0; i < recs.length; i += migrateBatchMax) {
+        const pos = await nw.append(recs.slice(i, i + migrateBatchMax));
+        if (pos[0] !== i) throw new Error(`progress log migration: batch ${i} landed at ${pos[0]}`);
+      }
+    } finally {
+      await nw.close();
+    }
+    writeFileSync(join(tmp, 'COMPLETE'), String(recs.length));
+    recoverMigration(dir);
+    return recs.length;
   }
 
   /** Appends records as one batch; resolves with their positions once committed. */

@@ -1,7 +1,10 @@
 // Real processes: several ingestion servers on one data directory, and kill -9 of the agent at random
 // points; after restarts every line is found exactly once, by a brute-force scan and through the index.
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { blockId, createStream, runAgentOnce, Stream, startIngestServer } from '@strata/helios';
+import { captureIo, runCommand } from '@strata/cli';
+import { blockId, commands, createStream, runAgentOnce, Stream, startIngestServer } from '@strata/helios';
+import { openLog } from '@strata/vlog';
 import { describe, expect, it } from 'vitest';
 import { child, ddl, freePort, lineOf, rand, root, startServer, verify, writeLines } from './procs-lib.js';
 
@@ -80,5 +83,78 @@ describe('kill -9 at random points (1): the agent', () => {
       await srv.close();
     }
     await verify(dir, total, true);
+  });
+});
+
+describe('a stream from before the shared log', () => {
+  it('strata stream share-log moves it onto the shared loglet; then two processes ingest at once', async () => {
+    const dir = join(root, 'old');
+    createStream(dir, ddl);
+    // The progress log as streams created before the shared log have it: one file loglet.
+    const prog = join(dir, 'streams/ev/progress');
+    const old = await openLog('progress', {
+      meta: `file:${prog}`,
+      loglet: `file:${join(prog, 'progress')}`,
+      create: true,
+    });
+    await old.close();
+    const f0 = join(dir, 'a.jsonl');
+    writeLines(f0, 0, 300);
+    let s = await Stream.open(dir, 'ev');
+    try {
+      expect(s.log.shared).toBe(false);
+      await s.ingestFile(f0, { chunkBytes: 2048 });
+    } finally {
+      await s.close();
+    }
+    const c = captureIo('', {}, root);
+    const cmd = commands.find((x) => x.name === 'stream')!;
+    expect(await runCommand(cmd, ['share-log', 'ev', '--data', dir, '--json'], c.io)).toBe(0);
+    expect(JSON.parse(c.stdout()).copied).toBeGreaterThan(0);
+    // Now a server process and this process append to it at once.
+    const srv = await startServer(dir, await freePort(), true);
+    const url = `http://127.0.0.1:${(await srv.line(/^port/)).split(' ')[1]}`;
+    const f1 = join(dir, 'b.jsonl');
+    const f2 = join(dir, 'c.jsonl');
+    writeLines(f1, 300, 300);
+    writeLines(f2, 600, 300);
+    s = await Stream.open(dir, 'ev');
+    try {
+      expect(s.log.shared).toBe(true);
+      await Promise.all([
+        runAgentOnce({ url, stream: 'ev', file: f1, chunkBytes: 2048 }),
+        s.ingestFile(f2, { chunkBytes: 2048 }),
+      ]);
+      await s.indexAll();
+    } finally {
+      await s.close();
+      srv.proc.kill('SIGKILL');
+      await srv.exit;
+    }
+    await verify(dir, 900, true);
+  });
+
+  it('a migration a crash interrupted is finished (complete) or discarded (incomplete) on open', async () => {
+    const dir = join(root, 'swap');
+    createStream(dir, ddl);
+    const f = join(dir, 'a.jsonl');
+    writeLines(f, 0, 100);
+    let s = await Stream.open(dir, 'ev');
+    await s.ingestFile(f, { chunkBytes: 1024 });
+    const blocks = s.blockCount;
+    await s.close();
+    const prog = join(dir, 'streams/ev/progress');
+    // crashed between the two renames: only the complete copy is left
+    renameSync(prog, `${prog}.new`);
+    writeFileSync(join(`${prog}.new`, 'COMPLETE'), String(blocks));
+    s = await Stream.open(dir, 'ev');
+    expect(s.blockCount).toBe(blocks);
+    await s.close();
+    // crashed while copying: the partial copy is dropped, the original stays
+    mkdirSync(`${prog}.new`);
+    s = await Stream.open(dir, 'ev');
+    expect(s.blockCount).toBe(blocks);
+    await s.close();
+    expect(existsSync(`${prog}.new`)).toBe(false);
   });
 });
