@@ -1,4 +1,4 @@
-import { type FileHandle, open, readFile, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, link, open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 
 /** How long `lockFile` waits for another holder. */
 export const lockWaitMsMax = 10_000;
@@ -17,7 +17,7 @@ function alive(pid: number): boolean {
 
 /** Whether the lock at `path` names a holder process that no longer exists. */
 async function holderDead(path: string): Promise<boolean> {
-  // the pid is written right after the create: an empty file is a holder mid-create (or stale, later)
+  // the lock is linked into place with its pid in it; an empty one (left by an older version) goes stale
   const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
   return pid > 0 && pid !== process.pid && !alive(pid);
 }
@@ -53,22 +53,26 @@ async function breakDeadLock(path: string): Promise<void> {
  */
 export async function lockFile(path: string, what = path): Promise<() => Promise<void>> {
   const t0 = Date.now();
-  for (let attempt = 0; ; attempt++) {
-    let fh: FileHandle | undefined;
-    try {
-      fh = await open(path, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return () => unlink(path).catch(() => undefined);
-    } catch (e) {
-      await fh?.close();
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const st = await stat(path).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > lockStaleMs) await unlink(path).catch(() => undefined);
-      else if (st && (await holderDead(path))) await breakDeadLock(path);
-      if (Date.now() - t0 > lockWaitMsMax)
-        throw new Error(`timed out after ${lockWaitMsMax} ms waiting for the lock on ${what}`);
-      await new Promise((r) => setTimeout(r, Math.min(50, 1 + attempt) * Math.random()));
+  // the lock appears with its holder's pid already in it: written to a private file, then hard-linked into
+  // place (link fails with EEXIST if the lock exists), so a kill at any point never leaves an empty lock
+  const mine = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  await writeFile(mine, String(process.pid));
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await link(mine, path);
+        return () => unlink(path).catch(() => undefined);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const st = await stat(path).catch(() => undefined);
+        if (st && Date.now() - st.mtimeMs > lockStaleMs) await unlink(path).catch(() => undefined);
+        else if (st && (await holderDead(path))) await breakDeadLock(path);
+        if (Date.now() - t0 > lockWaitMsMax)
+          throw new Error(`timed out after ${lockWaitMsMax} ms waiting for the lock on ${what}`);
+        await new Promise((r) => setTimeout(r, Math.min(50, 1 + attempt) * Math.random()));
+      }
     }
+  } finally {
+    await unlink(mine).catch(() => undefined);
   }
 }
