@@ -25,6 +25,29 @@ describe('ObjectStoreLoglet (mem: store)', () =>
   logletConformance(async (start) => new ObjectStoreLoglet(new MemStore(), 'log', start)));
 describe('ObjectStoreLoglet (file: store)', () =>
   logletConformance(async (start) => new ObjectStoreLoglet(new FileStore(fresh()), 'log', start)));
+describe('ObjectStoreLoglet on a long log', () => {
+  it('a fresh client finds the tail and reads a range without fetching every batch', async () => {
+    class Counting extends MemStore {
+      gets = 0;
+      override get(...a: Parameters<MemStore['get']>) {
+        this.gets++;
+        return super.get(...a);
+      }
+    }
+    const store = new Counting();
+    const w = new ObjectStoreLoglet(store, 'long', 0);
+    for (let i = 0; i < 300; i++) await w.append([Buffer.from(`a${i}`), Buffer.from(`b${i}`)]);
+    const r = new ObjectStoreLoglet(store, 'long', 0);
+    store.gets = 0;
+    expect(await r.checkTail()).toEqual({ tail: 600, sealed: false });
+    expect(store.gets).toBeLessThanOrEqual(3); // the last batch, the free slot after it, the trim point
+    store.gets = 0;
+    const recs = await r.read(581, 590);
+    expect(recs.map((x) => x.position)).toEqual(Array.from({ length: 9 }, (_, i) => 581 + i));
+    expect(Buffer.from(recs[0]!.payload).toString()).toBe('b290');
+    expect(store.gets).toBeLessThanOrEqual(10); // 5 batches and the tail check, not 290
+  });
+});
 describe('VirtualLog over MemoryLoglets (one segment)', () =>
   logletConformance(async (start) => {
     const v = await VirtualLog.create(

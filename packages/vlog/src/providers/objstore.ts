@@ -69,8 +69,29 @@ export class ObjectStoreLoglet implements Loglet {
     this.next = start;
   }
 
-  /** Walks the slots from `this.next` to the first free one; learns a seal on the way. */
+  /** The first positions of the slots listed at or after `from` (ascending), page by page. */
+  private async *slotsFrom(from: number): AsyncGenerator<number> {
+    let after: string | undefined = from > this.start ? slotKey(this.prefix, from - 1) : undefined;
+    for (;;) {
+      const page = await this.store.list(
+        `${this.prefix}/0`,
+        after === undefined ? {} : { startAfter: after },
+      );
+      for (const o of page.objects) yield Number(o.key.slice(this.prefix.length + 1));
+      if (page.nextStartAfter === undefined) return;
+      after = page.nextStartAfter;
+    }
+  }
+
+  /**
+   * Walks the slots from `this.next` to the first free one; learns a seal on the way. A long way (a fresh
+   * client of a long log) is jumped by listing: the last slot listed is read, and the walk goes on from
+   * there (a slot taken meanwhile is found by the walk).
+   */
   private async advance(): Promise<void> {
+    let last: number | undefined;
+    for await (const first of this.slotsFrom(this.next)) last = first;
+    if (last !== undefined && last > this.next) this.next = last;
     for (;;) {
       let obj: Uint8Array;
       try {
@@ -128,26 +149,43 @@ export class ObjectStoreLoglet implements Loglet {
     const { tail } = await this.checkTail();
     const end = Math.min(to, tail);
     const out: LogRecord[] = [];
-    // batches are keyed by their first position: list from the start, then fetch those that overlap
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.store.list(
-        `${this.prefix}/0`,
-        after === undefined ? {} : { startAfter: after },
-      );
-      for (const o of page.objects) {
-        const first = Number(o.key.slice(this.prefix.length + 1));
-        if (first >= end) return out;
-        const b = decodeBatch(await this.store.get(o.key), o.key);
-        if (b.seal) return out;
-        b.records.forEach((payload, i) => {
-          const p = first + i;
-          if (p >= from && p < end) out.push({ position: p, payload });
-        });
-      }
-      if (page.nextStartAfter === undefined) return out;
-      after = page.nextStartAfter;
+    if (from >= end) return out;
+    // batches are keyed by their first position and are contiguous: the batch holding `from` is the last
+    // one starting at or before it. List from a known batch start at or before `from` (the trim point,
+    // or the loglet's start), skip the batches that end before `from` without fetching them, and fetch
+    // the ones that overlap
+    const base = this.known(from);
+    let pending: number | undefined;
+    const fetch = async (first: number) => {
+      const key = slotKey(this.prefix, first);
+      const b = decodeBatch(await this.store.get(key), key);
+      if (b.seal) return false;
+      this.batchStarts.add(first);
+      if (this.batchStarts.size > 10_000) this.batchStarts.delete(this.batchStarts.values().next().value!);
+      b.records.forEach((payload, i) => {
+        const p = first + i;
+        if (p >= from && p < end) out.push({ position: p, payload });
+      });
+      return true;
+    };
+    for await (const first of this.slotsFrom(base)) {
+      if (first >= end) break;
+      // the previous batch ends where this one starts: fetch it only if it reaches `from`
+      if (pending !== undefined && first > from && !(await fetch(pending))) return out;
+      pending = first;
     }
+    if (pending !== undefined) await fetch(pending);
+    return out;
+  }
+
+  /** Batch starts seen by this client (a read of a long log need not list from the beginning again). */
+  private readonly batchStarts = new Set<number>();
+
+  /** The greatest batch start known to be at or before `pos` (the loglet's start at worst). */
+  private known(pos: number): number {
+    let best = this.start;
+    for (const b of this.batchStarts) if (b <= pos && b > best) best = b;
+    return best;
   }
 
   async prefixTrim(pos: number): Promise<void> {
