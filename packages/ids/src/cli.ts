@@ -10,7 +10,8 @@ import { parseVarsFile } from './vars.js';
 
 const idsCmd: Command = {
   name: 'ids',
-  summary: 'match Snort rules against packet captures (flows, TCP reassembly, per-rule matcher)',
+  summary:
+    'match Snort rules against packet captures (flows, TCP reassembly, HTTP, per-rule matcher, workers)',
   help: `Runs Snort 3 / Snort 2.9 / Suricata rules over pcap or pcapng files and prints alerts.
 
 TCP sessions are tracked and reassembled; payload rules on tcp match the reassembled stream (tcp-pkt:

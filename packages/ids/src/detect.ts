@@ -1,12 +1,13 @@
 /**
- * A per-packet detection engine: header matching (addresses with variables, CIDR, lists and negation;
- * ports with ranges and lists), a minimal TCP session tracker for `flow:` (handshake, direction), and the
- * payload options content (offset/depth/distance/within/nocase/negation/startswith/endswith), pcre (the
- * subset JavaScript regular expressions express), dsize, flags, itype/icode, ttl, isdataat and flowbits.
+ * The detection engine: header matching (addresses with variables, CIDR, lists and negation; ports with
+ * ranges and lists), flows and TCP state for `flow:`, stream reassembly per direction, HTTP/1.x parsing of
+ * the reassembled streams (`http.ts`), and the payload options content (offset/depth/distance/within/
+ * nocase/negation/startswith/endswith), pcre (the subset JavaScript regular expressions express), byte_*,
+ * dsize, flags, itype/icode, ttl, isdataat, flowbits, thresholds, and the HTTP buffers (`HttpBuffers`).
  *
- * This is the "full matcher" of the Pigasus pipeline run on every packet's own payload, with no stream
- * reassembly and no prefilter stages yet: correct for what it covers, slow, and blind to matches that
- * straddle segments. Rules with options it cannot evaluate are skipped and listed.
+ * This is the "full matcher" of the Pigasus pipeline run on every packet, every stream chunk and (HTTP
+ * rules) every HTTP message, with no prefilter stages yet: correct for what it covers, and slow. Rules
+ * with options it cannot evaluate are skipped and listed.
  */
 import {
   type ByteExtract,
@@ -1114,13 +1115,12 @@ export class Engine {
     if (classtype) c.classtype = classtype;
     if (priority !== undefined) c.priority = priority;
     if (rate) c.rate = rate;
-    if (http) c.http = this.compileHttp(r, steps, bufOf, flow, service);
+    if (http) c.http = this.compileHttp(steps, bufOf, flow, service);
     return c;
   }
 
   /** Groups an HTTP rule's steps by buffer and decides which messages it inspects, and when. */
   private compileHttp(
-    r: Rule,
     steps: Step[],
     bufOf: Map<Step, string>,
     flow: Compiled['flow'],
@@ -1153,7 +1153,6 @@ export class Engine {
           : any(requestBuffers)
             ? 'request'
             : 'both';
-    void r;
     return { side, needsBody: [...bufs].some((b) => bodyBuffers.has(b)), groups };
   }
 

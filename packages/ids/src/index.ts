@@ -1,7 +1,7 @@
 /**
- * @strata/ids: the beginnings of a Pigasus-style intrusion detection engine: streaming pcap/pcapng
- * readers, packet decoding, a Snort 3 / Snort 2.9 / Suricata rule parser, and a per-packet matcher (no
- * stream reassembly or staged prefilter yet).
+ * @strata/ids: a Pigasus-style intrusion detection engine in progress: streaming pcap/pcapng readers,
+ * packet decoding and defragmentation, flows and TCP reassembly, HTTP/1.x inspection, a Snort 3 / Snort
+ * 2.9 / Suricata rule parser, the full matcher, and worker threads sharding flows (no staged prefilter yet).
  */
 
 export { commands, demos } from './cli.js';
