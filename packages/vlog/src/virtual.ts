@@ -153,38 +153,70 @@ export class VirtualLog implements Loglet {
     return this.chain.segments.length - 1;
   }
 
-  async append(batch: Payload[]): Promise<number[]> {
+  append(batch: Payload[]): Promise<number[]> {
+    // fast path: the active segment's loglet is open; the retry loop starts only when it fails
+    const f = this.fast;
+    if (f !== undefined && f.index === this.chain.segments.length - 1)
+      return f.loglet
+        .append(batch)
+        .catch((e: unknown) => this.appendRetrying(batch, { index: f.index, loglet: f.loglet, e }));
+    return this.appendRetrying(batch);
+  }
+
+  /** The active segment's open loglet, once known (the append fast path). */
+  private fast: { index: number; loglet: Loglet } | undefined;
+
+  /**
+   * Appends, riding out reconfigurations: an append that finds its loglet sealed adopts the new chain (or,
+   * with a failover policy, finishes a reconfiguration left unfinished), one that finds it unavailable
+   * refreshes and fails over. `failed` is a first attempt that already failed. The timeout counts from here.
+   */
+  private async appendRetrying(
+    batch: Payload[],
+    failed?: { index: number; loglet: Loglet; e: unknown },
+  ): Promise<number[]> {
     const deadline = this.now() + (this.opts.appendTimeoutMs ?? appendTimeoutMs);
     let sealedSince = -1;
+    let pending = failed;
     for (;;) {
-      const i = this.active();
-      const l = await this.loglet(i);
-      try {
-        return await l.append(batch);
-      } catch (e) {
-        if (e instanceof LogletUnavailableError) {
-          // the record may or may not be in the failed loglet; it is sent again to the next one
-          if (this.now() > deadline) throw e;
-          await this.afterUnavailable(i, l, e);
-          continue;
+      let i: number;
+      let l: Loglet;
+      let e: unknown;
+      if (pending) {
+        ({ index: i, loglet: l, e } = pending);
+        pending = undefined;
+      } else {
+        i = this.active();
+        l = await this.loglet(i);
+        this.fast = { index: i, loglet: l };
+        try {
+          return await l.append(batch);
+        } catch (err) {
+          e = err;
         }
-        if (!(e instanceof SealedError)) throw e;
-        // sealed: someone is reconfiguring; adopt the new chain when it lands
-        if (this.now() > deadline) throw e;
-        const before = this.version;
-        await this.refresh();
-        if (this.version !== before) {
-          sealedSince = -1;
-          continue;
-        }
-        if (sealedSince < 0) sealedSince = this.now();
-        // the reconfiguration was left unfinished (its author failed before the CAS): finish it
-        if (this.opts.failover && this.now() - sealedSince >= failoverPauseMs) {
-          sealedSince = -1;
-          if (await this.failOver(i, l, e)) continue;
-        }
-        await this.sleep(refreshPauseMs);
       }
+      if (e instanceof LogletUnavailableError) {
+        // the record may or may not be in the failed loglet; it is sent again to the next one
+        if (this.now() > deadline) throw e;
+        await this.afterUnavailable(i, l, e);
+        continue;
+      }
+      if (!(e instanceof SealedError)) throw e;
+      // sealed: someone is reconfiguring; adopt the new chain when it lands
+      if (this.now() > deadline) throw e;
+      const before = this.version;
+      await this.refresh();
+      if (this.version !== before) {
+        sealedSince = -1;
+        continue;
+      }
+      if (sealedSince < 0) sealedSince = this.now();
+      // the reconfiguration was left unfinished (its author failed before the CAS): finish it
+      if (this.opts.failover && this.now() - sealedSince >= failoverPauseMs) {
+        sealedSince = -1;
+        if (await this.failOver(i, l, e)) continue;
+      }
+      await this.sleep(refreshPauseMs);
     }
   }
 
@@ -320,6 +352,7 @@ export class VirtualLog implements Loglet {
   async close(): Promise<void> {
     for (const l of this.loglets.values()) await (await l.catch(() => undefined))?.close();
     this.loglets.clear();
+    this.fast = undefined;
     await this.meta.close();
   }
 }
