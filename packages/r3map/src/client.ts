@@ -4,7 +4,7 @@
  * "remote device served by another Strata process" (or by any NBD server).
  */
 import { connect, type Socket } from 'node:net';
-import { type BlockDevice, checkRange } from './device.js';
+import { type BlockDevice, checkRange, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
 const IHAVEOPT = 0x49484156454f5054n;
@@ -87,17 +87,7 @@ class SocketReader {
   /** The next n bytes as views of the socket's chunks: no copy. */
   private takeParts(n: number): Buffer[] {
     this.have -= n;
-    const out: Buffer[] = [];
-    let p = 0;
-    while (p < n) {
-      const c = this.chunks[0]!;
-      const k = Math.min(c.length, n - p);
-      out.push(k === c.length ? c : c.subarray(0, k));
-      p += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    return out;
+    return takeChunks(this.chunks, n);
   }
 
   read(n: number): Promise<Buffer> {

@@ -43,3 +43,21 @@ export function checkRange(size: number, offset: number, length: number, what = 
   )
     throw new RangeError(`${what} [${offset}, ${offset + length}) is outside the device's ${size} bytes`);
 }
+
+/**
+ * Takes the next `n` bytes off the front of a queue of socket chunks, as views of them (no copy); the
+ * queue must hold at least `n` bytes.
+ */
+export function takeChunks(chunks: Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  let p = 0;
+  while (p < n) {
+    const c = chunks[0]!;
+    const k = Math.min(c.length, n - p);
+    out.push(k === c.length ? c : c.subarray(0, k));
+    p += k;
+    if (k === c.length) chunks.shift();
+    else chunks[0] = c.subarray(k);
+  }
+  return out;
+}

@@ -8,7 +8,7 @@
  * closes that connection only.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import type { BlockDevice } from './device.js';
+import { type BlockDevice, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
 const IHAVEOPT = 0x49484156454f5054n;
@@ -176,16 +176,7 @@ class Reader {
 
   /** The next n bytes as views of the socket's chunks: no copy. */
   private takeParts(n: number): Buffer[] {
-    const out: Buffer[] = [];
-    let p = 0;
-    while (p < n) {
-      const c = this.chunks[0]!;
-      const k = Math.min(c.length, n - p);
-      out.push(k === c.length ? c : c.subarray(0, k));
-      p += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
+    const out = takeChunks(this.chunks, n);
     this.afterTake(n);
     return out;
   }

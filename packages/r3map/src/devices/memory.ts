@@ -15,17 +15,11 @@ export class MemoryDevice implements BlockDevice {
   }
 
   async readAt(offset: number, length: number): Promise<Uint8Array> {
-    checkRange(this.size, offset, length, 'read');
     const out = new Uint8Array(length);
     let p = 0;
-    while (p < length) {
-      const abs = offset + p;
-      const ci = Math.floor(abs / memChunkBytes);
-      const co = abs - ci * memChunkBytes;
-      const n = Math.min(memChunkBytes - co, length - p);
-      const c = this.chunks.get(ci);
-      if (c) out.set(c.subarray(co, co + n), p);
-      p += n;
+    for (const part of await this.readv(offset, length)) {
+      out.set(part, p);
+      p += part.length;
     }
     return out;
   }
