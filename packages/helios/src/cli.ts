@@ -234,8 +234,9 @@ Example: strata stream serve --port 7070 --data ./.strata`,
       port: intFlag('port', f.values.port, 7070, 0, 65535),
       index: !f.values['no-index'],
     });
+    const stopped = untilStopped(); // before "ready": a supervisor may signal as soon as it reads it
     io.stderr.write(`strata stream serve: listening on http://127.0.0.1:${srv.port}\n`);
-    await untilStopped();
+    await stopped;
     await srv.close();
     return 0;
   },

@@ -181,13 +181,14 @@ const monitor = sub(
         );
       }, intervalMs);
       d.start();
+      const stopped = untilStopped();
       output(
         io,
         values.json,
         { monitoring: positionals[0], intervalMs },
         () => `monitoring ${positionals[0]} every ${intervalMs} ms`,
       );
-      await untilStopped();
+      await stopped;
       clearInterval(report);
       await d.stop();
       return 0;
@@ -328,8 +329,9 @@ const server = sub(
     const { host, port } = parseHostPort(values.listen, '--listen');
     const s = new LogServer(resolve(io.cwd, values.dir));
     const p = await s.listen(port, host);
+    const stopped = untilStopped(); // before "ready": a supervisor may signal as soon as it reads it
     output(io, values.json, { host, port: p }, () => `LogServer on ${host}:${p}, data in ${values.dir}`);
-    await untilStopped();
+    await stopped;
     await s.close();
     return 0;
   },
@@ -347,13 +349,14 @@ const sequencer = sub(
     const { host, port } = parseHostPort(values.listen, '--listen');
     const s = new Sequencer(servers);
     const p = await s.listen(port, host);
+    const stopped = untilStopped(); // before "ready": a supervisor may signal as soon as it reads it
     output(
       io,
       values.json,
       { host, port: p, servers },
       () => `sequencer on ${host}:${p}${servers.length ? ` over ${servers.join(', ')}` : ''}`,
     );
-    await untilStopped();
+    await stopped;
     await s.close();
     return 0;
   },
