@@ -9,6 +9,7 @@
  * rules) every HTTP message, with no prefilter stages yet: correct for what it covers, and slow. Rules
  * with options it cannot evaluate are skipped and listed.
  */
+
 import {
   type ByteExtract,
   type ByteJump,
@@ -32,6 +33,7 @@ import {
   newHttpAnomalies,
   normalizeUri,
 } from './http.js';
+import { MultiMatcher } from './prefilter.js';
 import { bufferKeywords, type ContentMatch, type Rule } from './rules.js';
 import {
   type Chunk,
@@ -78,6 +80,11 @@ export interface Alert {
 
 export interface EngineOptions {
   vars?: Record<string, string>;
+  /**
+   * The multi-string prefilter (default on): rules whose fast pattern does not occur in the inspected
+   * bytes are not evaluated. Off: every rule whose header matches runs the full matcher (for comparison).
+   */
+  prefilter?: boolean;
   /** Pick up TCP sessions without a handshake (Suricata stream.midstream). */
   midstream?: boolean;
   /** Accept TCP sessions seen in one direction only (Suricata stream.async-oneside). */
@@ -356,6 +363,8 @@ interface Compiled {
   http?: HttpRule;
   /** Longest a match can reach from the start of its first content (Infinity when unbounded). */
   spanMax: number;
+  /** The prefilter pattern that must occur for the rule to match (undefined: always evaluated). */
+  fp?: number;
   hasPayloadMatch: boolean;
   src: AddrTest;
   dst: AddrTest;
@@ -810,6 +819,8 @@ export interface EngineStats {
   httpRequests: number;
   httpResponses: number;
   httpRulesEvaluated: number;
+  /** Rule evaluations the prefilter spared (their fast pattern was not in the bytes). */
+  rulesPrefiltered: number;
 }
 
 export class Engine {
@@ -849,6 +860,7 @@ export class Engine {
     httpRequests: 0,
     httpResponses: 0,
     httpRulesEvaluated: 0,
+    rulesPrefiltered: 0,
   };
   /** Rules in inspection order: pass, then drop/reject, then alert (Suricata's default action order). */
   private ordered: Compiled[];
@@ -907,6 +919,50 @@ export class Engine {
     const sorted = [...this.compiled].sort((x, y) => rank(x.rule.action) - rank(y.rule.action));
     this.ordered = sorted.filter((c) => c.mode !== 'http');
     this.httpOrdered = sorted.filter((c) => c.mode === 'http');
+    if (opts.prefilter !== false) this.buildPrefilter();
+  }
+
+  /** The multi-string prefilter over the payload rules' fast patterns (`src/prefilter.ts`). */
+  private prefilter: MultiMatcher | undefined;
+  /** Per pattern id: whether it occurs in the bytes being inspected; the ids set, to clear them. */
+  private hit = new Uint8Array(0);
+  private readonly hits: number[] = [];
+
+  private buildPrefilter(): void {
+    const ids = new Map<string, number>();
+    const patterns: Uint8Array[] = [];
+    for (const c of this.ordered) {
+      // a positive content on the payload must occur for the rule to match: the fast_pattern one if the
+      // rule names it, else the longest (the rarest, most likely)
+      let best: Uint8Array | undefined;
+      let forced = false;
+      for (const st of c.steps) {
+        if (st.kind !== 'content' || st.c.negated || st.c.bytes.length === 0) continue;
+        if (st.c.fastPattern && !forced) {
+          best = st.c.bytes;
+          forced = true;
+        } else if (!forced && (!best || st.c.bytes.length > best.length)) best = st.c.bytes;
+      }
+      if (!best) continue;
+      const key = Buffer.from(best).toString('latin1').toLowerCase();
+      let id = ids.get(key);
+      if (id === undefined) {
+        id = patterns.length;
+        ids.set(key, id);
+        patterns.push(best);
+      }
+      c.fp = id;
+    }
+    if (patterns.length === 0) return;
+    this.prefilter = new MultiMatcher(patterns);
+    this.hit = new Uint8Array(patterns.length);
+  }
+
+  /** Runs the prefilter over `bytes`: afterwards `hit[c.fp]` says whether rule c's pattern occurs. */
+  private prefilterScan(bytes: Uint8Array): void {
+    for (const id of this.hits) this.hit[id] = 0;
+    this.hits.length = 0;
+    if (this.prefilter && bytes.length > 0) this.prefilter.scan(bytes, this.hit, this.hits);
   }
 
   private compile(r: Rule): Compiled | undefined {
@@ -1456,8 +1512,13 @@ export class Engine {
     let text: string | undefined;
     const latin1 = () =>
       (text ??= Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('latin1'));
+    this.prefilterScan(payload);
     for (const c of this.ordered) {
       if (c.mode === 'packet') continue;
+      if (c.fp !== undefined && this.hit[c.fp] === 0) {
+        this.stats.rulesPrefiltered++;
+        continue;
+      }
       if (!this.headerMatch(c, src, sp, dst, dp)) continue;
       if (c.flow && !c.flow.stateless) {
         if (c.flow.toServer && !toServer) continue;
@@ -1581,9 +1642,14 @@ export class Engine {
     let text: string | undefined;
     const latin1 = () =>
       (text ??= Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.length).toString('latin1'));
+    this.prefilterScan(d.payload);
     for (const c of this.ordered) {
       if (c.mode === 'stream' || (c.mode === 'both' && inStream)) continue;
       if (c.proto !== 'ip' && c.proto !== d.proto) continue;
+      if (c.fp !== undefined && this.hit[c.fp] === 0) {
+        this.stats.rulesPrefiltered++;
+        continue;
+      }
       if (!this.headerMatch(c, d.src, d.srcPort, d.dst, d.dstPort)) continue;
       if (c.flow && !c.flow.stateless) {
         if (c.flow.established && !f.establishedForPacket) continue;

@@ -1,0 +1,103 @@
+/**
+ * The first stage of detection, after Pigasus' multi-string filter (Zhao et al., OSDI'20) and the fast
+ * pattern of Snort and Suricata: every rule with a positive content on the payload contributes one pattern
+ * (its `fast_pattern` content, else its longest), and one pass of an Aho-Corasick automaton (Aho &
+ * Corasick, "Efficient string matching", CACM 1975) over the payload finds which patterns occur. A rule
+ * whose pattern does not occur cannot match and is not evaluated; rules without such a content always are.
+ * The automaton matches case-insensitively (patterns and input folded to lower case): a superset of the
+ * case-sensitive matches, which the full matcher then decides.
+ */
+
+const fold = new Uint8Array(256).map((_, b) => (b >= 0x41 && b <= 0x5a ? b + 32 : b));
+
+export class MultiMatcher {
+  /** Dense transitions: next state = delta[state * 256 + byte]. */
+  private readonly delta: Int32Array;
+  /** Per state: the first pattern id that ends here (-1 when none), and the next state along the output links. */
+  private readonly out: Int32Array;
+  private readonly outNext: Int32Array;
+  /** Per state: pattern ids ending exactly here beyond the first. */
+  private readonly extra: Map<number, number[]>;
+  readonly patterns: number;
+
+  constructor(patterns: Uint8Array[]) {
+    this.patterns = patterns.length;
+    // trie
+    const goto: Map<number, number>[] = [new Map()];
+    const ends: number[][] = [[]];
+    for (const [id, p] of patterns.entries()) {
+      let s = 0;
+      for (const raw of p) {
+        const b = fold[raw]!;
+        let t = goto[s]!.get(b);
+        if (t === undefined) {
+          t = goto.length;
+          goto.push(new Map());
+          ends.push([]);
+          goto[s]!.set(b, t);
+        }
+        s = t;
+      }
+      ends[s]!.push(id);
+    }
+    const n = goto.length;
+    const fail = new Int32Array(n);
+    this.delta = new Int32Array(n * 256);
+    this.out = new Int32Array(n).fill(-1);
+    this.outNext = new Int32Array(n).fill(-1);
+    this.extra = new Map();
+    // breadth-first: fail links, dense transitions, output links (the nearest state on the fail chain
+    // that ends a pattern)
+    const queue: number[] = [];
+    for (let b = 0; b < 256; b++) {
+      const t = goto[0]!.get(b);
+      this.delta[b] = t ?? 0;
+      if (t !== undefined) queue.push(t);
+    }
+    for (let qi = 0; qi < queue.length; qi++) {
+      const s = queue[qi]!;
+      const f = fail[s]!;
+      for (let b = 0; b < 256; b++) {
+        const t = goto[s]!.get(b);
+        if (t === undefined) this.delta[s * 256 + b] = this.delta[f * 256 + b]!;
+        else {
+          this.delta[s * 256 + b] = t;
+          fail[t] = this.delta[f * 256 + b]!;
+          queue.push(t);
+        }
+      }
+      const e = ends[s]!;
+      if (e.length > 0) {
+        this.out[s] = e[0]!;
+        if (e.length > 1) this.extra.set(s, e.slice(1));
+      }
+      this.outNext[s] = this.out[f]! >= 0 ? f : this.outNext[f]!;
+    }
+  }
+
+  /** Marks `hit[id] = 1` for every pattern occurring in `data`, listing newly marked ids in `hits`. */
+  scan(data: Uint8Array, hit: Uint8Array, hits: number[]): void {
+    const delta = this.delta;
+    const out = this.out;
+    const outNext = this.outNext;
+    let s = 0;
+    for (let i = 0; i < data.length; i++) {
+      s = delta[s * 256 + fold[data[i]!]!]!;
+      // walk the output chain only from states that end a pattern; a pattern marked before was marked
+      // with every pattern below it on its chain, so the walk stops there
+      for (let t = out[s]! >= 0 ? s : outNext[s]!; t >= 0; t = outNext[t]!) {
+        const id = out[t]!;
+        if (hit[id] === 1) break;
+        hit[id] = 1;
+        hits.push(id);
+        const more = this.extra.get(t);
+        if (more)
+          for (const x of more) {
+            if (hit[x] === 1) continue;
+            hit[x] = 1;
+            hits.push(x);
+          }
+      }
+    }
+  }
+}
