@@ -717,7 +717,7 @@ export class Sequencer {
       if (s.outboxRecords >= forwardRecordsMax) this.forward(loglet, s);
       else if (!s.flushScheduled) {
         s.flushScheduled = true;
-        setImmediate(() => {
+        queueMicrotask(() => {
           s.flushScheduled = false;
           this.forward(loglet, s);
         });
@@ -862,7 +862,7 @@ export class NativeLoglet implements Loglet {
       if (this.outboxRecords >= forwardRecordsMax) void this.send();
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => {
+        queueMicrotask(() => {
           this.flushScheduled = false;
           void this.send();
         });
