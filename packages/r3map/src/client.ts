@@ -4,7 +4,7 @@
  * "remote device served by another Strata process" (or by any NBD server).
  */
 import { connect, type Socket } from 'node:net';
-import { type BlockDevice, checkRange, takeChunks } from './device.js';
+import { type BlockDevice, checkRange, takeBytes, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
 const IHAVEOPT = 0x49484156454f5054n;
@@ -65,23 +65,7 @@ class SocketReader {
   /** The next n bytes: a view when they lie in the first chunk, else a copy of just those n bytes. */
   private take(n: number): Buffer {
     this.have -= n;
-    const first = this.chunks[0]!;
-    if (first.length >= n) {
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let p = 0;
-    while (p < n) {
-      const c = this.chunks[0]!;
-      const k = Math.min(c.length, n - p);
-      c.copy(out, p, 0, k);
-      p += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    return out;
+    return takeBytes(this.chunks, n);
   }
 
   /** The next n bytes as views of the socket's chunks: no copy. */

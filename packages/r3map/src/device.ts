@@ -45,6 +45,26 @@ export function checkRange(size: number, offset: number, length: number, what = 
 }
 
 /**
+ * Takes the next `n` bytes off the front of a queue of socket chunks as one buffer: a view when they lie in
+ * the first chunk, else a copy of just those bytes. The queue must hold at least `n` bytes.
+ */
+export function takeBytes(chunks: Buffer[], n: number): Buffer {
+  const first = chunks[0]!;
+  if (first.length >= n) {
+    if (first.length === n) chunks.shift();
+    else chunks[0] = first.subarray(n);
+    return first.subarray(0, n);
+  }
+  const out = Buffer.allocUnsafe(n);
+  let p = 0;
+  for (const c of takeChunks(chunks, n)) {
+    c.copy(out, p);
+    p += c.length;
+  }
+  return out;
+}
+
+/**
  * Takes the next `n` bytes off the front of a queue of socket chunks, as views of them (no copy); the
  * queue must hold at least `n` bytes.
  */

@@ -8,7 +8,7 @@
  * closes that connection only.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { type BlockDevice, takeChunks } from './device.js';
+import { type BlockDevice, takeBytes, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
 const IHAVEOPT = 0x49484156454f5054n;
@@ -152,24 +152,7 @@ class Reader {
 
   /** The next n bytes as one buffer (a view when they lie in one socket chunk, else a copy). */
   private take(n: number): Buffer {
-    let out: Buffer;
-    const first = this.chunks[0]!;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let p = 0;
-      while (p < n) {
-        const c = this.chunks[0]!;
-        const k = Math.min(c.length, n - p);
-        c.copy(out, p, 0, k);
-        p += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
-      }
-    }
+    const out = takeBytes(this.chunks, n);
     this.afterTake(n);
     return out;
   }
