@@ -576,6 +576,24 @@ interface MatchCtx {
 const pcreTriesMax = 64;
 
 /**
+ * What a byte_test, byte_jump or byte_extract reads: where (`at`), how many bytes (`n`) and the value;
+ * undefined when a variable it names is unset or the bytes are not in the buffer.
+ */
+function byteRead(
+  s: ByteTest | ByteJump | ByteExtract,
+  payload: Uint8Array,
+  ctx: MatchCtx,
+  prevEnd: number,
+): { at: number; n: number; v: number } | undefined {
+  const n = resolve(s.bytes, ctx.vars);
+  const off = resolve(s.offset, ctx.vars);
+  if (n === undefined || off === undefined) return undefined;
+  const at = s.relative ? prevEnd + off : off + ctx.anchor;
+  const v = readValue(payload, at, s, n);
+  return v === undefined ? undefined : { at, n, v };
+}
+
+/**
  * Evaluates the payload steps with backtracking over earlier content matches (as Snort and Suricata do:
  * a later relative content may need an earlier content to match at a later position).
  */
@@ -652,39 +670,33 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       return ok !== s.negated && matchSteps(steps, i + 1, ctx, prevEnd);
     }
     case 'byte_test': {
-      const n = resolve(s.bytes, ctx.vars);
-      const off = resolve(s.offset, ctx.vars);
       const want = resolve(s.value, ctx.vars);
-      if (n === undefined || off === undefined || want === undefined) return false;
-      const got = readValue(payload, s.relative ? prevEnd + off : off + ctx.anchor, s, n);
-      return got !== undefined && compare(s, got, want) && matchSteps(steps, i + 1, ctx, prevEnd);
+      const r = byteRead(s, payload, ctx, prevEnd);
+      return (
+        want !== undefined &&
+        r !== undefined &&
+        compare(s, r.v, want) &&
+        matchSteps(steps, i + 1, ctx, prevEnd)
+      );
     }
     case 'byte_jump': {
-      const n = resolve(s.bytes, ctx.vars);
-      const off = resolve(s.offset, ctx.vars);
-      if (n === undefined || off === undefined) return false;
-      const at = s.relative ? prevEnd + off : off + ctx.anchor;
-      let v = readValue(payload, at, s, n);
-      if (v === undefined) return false;
-      v *= s.multiplier;
+      const r = byteRead(s, payload, ctx, prevEnd);
+      if (r === undefined) return false;
+      let v = r.v * s.multiplier;
       if (s.align) v = Math.ceil(v / 4) * 4;
-      let pos = s.fromBeginning ? v + ctx.anchor : s.fromEnd ? payload.length + v : at + n + v;
+      let pos = s.fromBeginning ? v + ctx.anchor : s.fromEnd ? payload.length + v : r.at + r.n + v;
       pos += s.postOffset;
       // Suricata: a jump before the buffer start stops at the start; past the end fails
       pos = Math.max(0, pos);
       return pos <= payload.length && matchSteps(steps, i + 1, ctx, pos);
     }
     case 'byte_extract': {
-      const n = resolve(s.bytes, ctx.vars);
-      const off = resolve(s.offset, ctx.vars);
-      if (n === undefined || off === undefined) return false;
-      const at = s.relative ? prevEnd + off : off + ctx.anchor;
-      let v = readValue(payload, at, s, n);
-      if (v === undefined) return false;
-      v *= s.multiplier;
+      const r = byteRead(s, payload, ctx, prevEnd);
+      if (r === undefined) return false;
+      let v = r.v * s.multiplier;
       if (s.align > 1) v = Math.ceil(v / s.align) * s.align;
       ctx.vars.set(s.name, v);
-      return matchSteps(steps, i + 1, ctx, at + n);
+      return matchSteps(steps, i + 1, ctx, r.at + r.n);
     }
     case 'ipopts':
       return (
