@@ -8,11 +8,12 @@
  *   npm run bench -- helios agent -- --rate 50000 --seconds 20
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { table, writeResults } from '@strata/bench';
 import { type AgentStats, createStream, startIngestServer } from '@strata/helios';
+import { hdfsSampleLines } from './sample.js';
 
 const arg = (name: string, d: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -20,14 +21,7 @@ const arg = (name: string, d: number) => {
 };
 const rate = arg('rate', 20_000);
 const seconds = arg('seconds', 10);
-const sample = [
-  '../../../shared/data/loghub/HDFS/HDFS_2k.log',
-  '/work/shared/data/loghub/HDFS/HDFS_2k.log',
-].find(existsSync);
-if (!sample) throw new Error('bench: the loghub HDFS sample is missing');
-const base = readFileSync(sample, 'utf8')
-  .split(/\r?\n/)
-  .filter((l) => l.length > 0);
+const base = hdfsSampleLines();
 
 const dir = mkdtempSync(join(tmpdir(), 'helios-agent-bench-'));
 const ddl = `CREATE STREAM hdfs SOURCES ('stdin') FORMAT loghub('<Date> <Time> <Pid> <Level> <Component>: <Content>')

@@ -7,33 +7,19 @@
  *   npm run bench -- helios ingest -- --lines 10000000 # the issue's size; needs ~1.4 GB of disk and time
  */
 import { spawnSync } from 'node:child_process';
-import {
-  createWriteStream,
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { peakRssBytes, percentile, table, writeResults } from '@strata/bench';
 import { createStream, Stream } from '@strata/helios';
+import { hdfsSampleLines } from './sample.js';
 
 const argLines = process.argv.indexOf('--lines');
 const lines = argLines > 0 ? Number(process.argv[argLines + 1]) : 1_000_000;
 const needlesN = 20;
 const reps = 5;
 
-const sample = [
-  '../../../shared/data/loghub/HDFS/HDFS_2k.log',
-  '/work/shared/data/loghub/HDFS/HDFS_2k.log',
-].find(existsSync);
-if (!sample) throw new Error('bench: the loghub HDFS sample is missing');
-const base = readFileSync(sample, 'utf8')
-  .split(/\r?\n/)
-  .filter((l) => l.length > 0);
+const base = hdfsSampleLines();
 
 const dir = mkdtempSync(join(tmpdir(), 'helios-bench-'));
 const file = join(dir, 'hdfs.log');
