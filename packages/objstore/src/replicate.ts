@@ -56,6 +56,8 @@ export class ReplicatedStore extends StoreWrapper {
   private journal?: import('node:fs/promises').FileHandle;
   private journalWaiting: { line: string; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private journalFlushing = false;
+  /** The running group-commit loop of the journal. */
+  private journalLoop: Promise<void> = Promise.resolve();
   private closed = false;
   private idle: (() => void)[] = [];
   private copied = 0;
@@ -140,7 +142,7 @@ export class ReplicatedStore extends StoreWrapper {
     if (!this.o.journalDir) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.journalWaiting.push({ line, resolve, reject });
-      if (!this.journalFlushing) void this.journalFlush();
+      if (!this.journalFlushing) this.journalLoop = this.journalFlush();
     });
   }
 
@@ -295,7 +297,7 @@ export class ReplicatedStore extends StoreWrapper {
   override async close(): Promise<void> {
     this.closed = true;
     await Promise.all(this.running);
-    while (this.journalFlushing) await new Promise((r) => setTimeout(r, 1));
+    while (this.journalFlushing) await this.journalLoop;
     await this.compacting;
     await this.journal?.close();
     await this.inner.close();
