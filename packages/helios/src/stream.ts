@@ -563,6 +563,9 @@ export class Stream {
       const seq = work ? work.node.header.to : this.indexedBlocks;
       if (seq >= this.blocks.length) break;
       const b = this.blocks[seq]!;
+      // The erasure epoch of the view the keys are read from: taken before the read, because the flush
+      // below catches up, and a rewrite applied there must still void a node built from the old leaf.
+      const epoch = this.rewrites;
       let keys: Float64Array;
       if (seq < this.expiredUpTo)
         keys = new Float64Array(0); // past retention: deleted, nothing to find
@@ -574,14 +577,16 @@ export class Stream {
         const tail = lv0[lv0.length - 1];
         if (tail && tail.to === seq && tail.from >= (this.wm[0] ?? 0) && tail.to > this.expiredUpTo) {
           const tn = await this.node(tail.key);
-          if (mergeable(tn, keys.length)) work = { node: tn, base: tail.key, epoch: this.rewrites };
+          if (mergeable(tn, keys.length)) work = { node: tn, base: tail.key, epoch };
         }
       }
-      if (work && mergeable(work.node, keys.length)) work.node = mergeNodes(work.node, leaf);
-      else {
+      if (work && mergeable(work.node, keys.length)) {
+        work.node = mergeNodes(work.node, leaf);
+        work.epoch = Math.min(work.epoch, epoch);
+      } else {
         await flush();
         if (this.indexedBlocks !== seq) continue; // a racing indexer got there first
-        work = { node: leaf, base: null, epoch: this.rewrites };
+        work = { node: leaf, base: null, epoch };
       }
     }
     await flush();

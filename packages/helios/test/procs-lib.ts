@@ -83,9 +83,8 @@ export function child(...args: string[]): Child {
 
 /**
  * Deletes the lock files a killed child left in a data directory. Call it only when no other process
- * writes there. A workaround for @strata/objstore's lockFile: it creates the lock file, then writes its
- * pid, and a kill -9 between the two (about 1 kill in 10 here) leaves an empty lock that others wait 30 s
- * to break, longer than their 10 s lock timeout.
+ * writes there. Belt and braces: @strata/objstore's lockFile now publishes a lock with its pid in it and
+ * breaks a dead holder's lock at once, so a restarted child would also get through without this.
  */
 export function clearLocksOfDead(dir: string): number {
   let n = 0;
