@@ -59,6 +59,15 @@ export function wordsToBig(w: Uint32Array, n: number): BigUint64Array {
 }
 
 /**
+ * Words handed to one `updatePackets` call (16 KiB). Unbounded calls made a long input's first call run
+ * long enough to be compiled on-stack (OSR) before the code after the loop had ever run; that code then
+ * lacked feedback and deoptimized at the end of every later call, and the function never got its regular
+ * optimized entry: the TypeScript core ran at half speed from about 256 KiB up. Bounded calls keep the
+ * entry hot, so V8 installs the regular optimized code and later calls never enter the OSR code.
+ */
+const packetWordsPerCallMax = 4096;
+
+/**
  * Absorbs all whole 32-byte packets of `data` into `s`; returns the bytes consumed. Reads lanes through an
  * aligned u32 view when the data is 4-byte aligned, else through a copy of each packet.
  */
@@ -66,7 +75,8 @@ export function absorbPackets(s: Uint32Array, data: Uint8Array, scratch: Uint32A
   const n = data.length & ~31;
   if ((data.byteOffset & 3) === 0) {
     const w = new Uint32Array(data.buffer, data.byteOffset, n >>> 2);
-    updatePackets(s, w, 0, w.length);
+    for (let p = 0; p < w.length; p += packetWordsPerCallMax)
+      updatePackets(s, w, p, Math.min(w.length, p + packetWordsPerCallMax));
   } else {
     const b = new Uint8Array(scratch.buffer, scratch.byteOffset, 32);
     for (let off = 0; off < n; off += 32) {

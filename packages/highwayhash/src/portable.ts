@@ -95,70 +95,70 @@ export function updatePackets(s: Uint32Array, w: Uint32Array, from: number, to: 
   let m13l = s[30]!;
   let m13h = s[31]!;
   let lo = 0;
-  let hi = 0;
+  const hi = 0;
   let a = 0;
   let b = 0;
   for (let p = from; p < to; p += 8) {
     // lane 0
-    lo = v10l + m00l + w[p + 0]!;
-    hi = v10h + m00h + w[p + 1]! + ((lo / 0x100000000) | 0);
-    v10l = lo >>> 0;
-    v10h = hi >>> 0;
+    a = (v10l + m00l) >>> 0;
+    lo = (a + w[p + 0]!) >>> 0;
+    v10h = (v10h + m00h + w[p + 1]! + +(a < v10l) + +(lo < a)) >>> 0;
+    v10l = lo;
     a = v10l;
     b = v00h;
     m00l = (m00l ^ Math.imul(a, b)) >>> 0;
     m00h = (m00h ^ mulHi(a, b)) >>> 0;
-    lo = v00l + m10l;
-    v00h = (v00h + m10h + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-    v00l = lo >>> 0;
+    lo = (v00l + m10l) >>> 0;
+    v00h = (v00h + m10h + +(lo < v00l)) >>> 0;
+    v00l = lo;
     a = v00l;
     b = v10h;
     m10l = (m10l ^ Math.imul(a, b)) >>> 0;
     m10h = (m10h ^ mulHi(a, b)) >>> 0;
     // lane 1
-    lo = v11l + m01l + w[p + 2]!;
-    hi = v11h + m01h + w[p + 3]! + ((lo / 0x100000000) | 0);
-    v11l = lo >>> 0;
-    v11h = hi >>> 0;
+    a = (v11l + m01l) >>> 0;
+    lo = (a + w[p + 2]!) >>> 0;
+    v11h = (v11h + m01h + w[p + 3]! + +(a < v11l) + +(lo < a)) >>> 0;
+    v11l = lo;
     a = v11l;
     b = v01h;
     m01l = (m01l ^ Math.imul(a, b)) >>> 0;
     m01h = (m01h ^ mulHi(a, b)) >>> 0;
-    lo = v01l + m11l;
-    v01h = (v01h + m11h + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-    v01l = lo >>> 0;
+    lo = (v01l + m11l) >>> 0;
+    v01h = (v01h + m11h + +(lo < v01l)) >>> 0;
+    v01l = lo;
     a = v01l;
     b = v11h;
     m11l = (m11l ^ Math.imul(a, b)) >>> 0;
     m11h = (m11h ^ mulHi(a, b)) >>> 0;
     // lane 2
-    lo = v12l + m02l + w[p + 4]!;
-    hi = v12h + m02h + w[p + 5]! + ((lo / 0x100000000) | 0);
-    v12l = lo >>> 0;
-    v12h = hi >>> 0;
+    a = (v12l + m02l) >>> 0;
+    lo = (a + w[p + 4]!) >>> 0;
+    v12h = (v12h + m02h + w[p + 5]! + +(a < v12l) + +(lo < a)) >>> 0;
+    v12l = lo;
     a = v12l;
     b = v02h;
     m02l = (m02l ^ Math.imul(a, b)) >>> 0;
     m02h = (m02h ^ mulHi(a, b)) >>> 0;
-    lo = v02l + m12l;
-    v02h = (v02h + m12h + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-    v02l = lo >>> 0;
+    lo = (v02l + m12l) >>> 0;
+    v02h = (v02h + m12h + +(lo < v02l)) >>> 0;
+    v02l = lo;
     a = v02l;
     b = v12h;
     m12l = (m12l ^ Math.imul(a, b)) >>> 0;
     m12h = (m12h ^ mulHi(a, b)) >>> 0;
     // lane 3
-    lo = v13l + m03l + w[p + 6]!;
-    hi = v13h + m03h + w[p + 7]! + ((lo / 0x100000000) | 0);
-    v13l = lo >>> 0;
-    v13h = hi >>> 0;
+    a = (v13l + m03l) >>> 0;
+    lo = (a + w[p + 6]!) >>> 0;
+    v13h = (v13h + m03h + w[p + 7]! + +(a < v13l) + +(lo < a)) >>> 0;
+    v13l = lo;
     a = v13l;
     b = v03h;
     m03l = (m03l ^ Math.imul(a, b)) >>> 0;
     m03h = (m03h ^ mulHi(a, b)) >>> 0;
-    lo = v03l + m13l;
-    v03h = (v03h + m13h + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-    v03l = lo >>> 0;
+    lo = (v03l + m13l) >>> 0;
+    v03h = (v03h + m13h + +(lo < v03l)) >>> 0;
+    v03l = lo;
     a = v03l;
     b = v13h;
     m13l = (m13l ^ Math.imul(a, b)) >>> 0;
@@ -177,12 +177,12 @@ export function updatePackets(s: Uint32Array, w: Uint32Array, from: number, to: 
         ((alo >>> 24) | ((bhi & 0xff) << 8) | (alo & 0xff0000) | (((ahi >>> 8) & 0xff) << 24)) >>> 0;
       const e1hi =
         (((alo >>> 8) & 0xff) | ((bhi & 0xff0000) >>> 8) | ((alo & 0xff) << 16) | (bhi & 0xff000000)) >>> 0;
-      lo = v00l + e0lo;
-      v00h = (v00h + e0hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-      v00l = lo >>> 0;
-      lo = v01l + e1lo;
-      v01h = (v01h + e1hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-      v01l = lo >>> 0;
+      lo = (v00l + e0lo) >>> 0;
+      v00h = (v00h + e0hi + +(lo < v00l)) >>> 0;
+      v00l = lo;
+      lo = (v01l + e1lo) >>> 0;
+      v01h = (v01h + e1hi + +(lo < v01l)) >>> 0;
+      v01l = lo;
     }
     // zipper merge: a = v13, b = v12 into v03 and v02
     {
@@ -198,12 +198,12 @@ export function updatePackets(s: Uint32Array, w: Uint32Array, from: number, to: 
         ((alo >>> 24) | ((bhi & 0xff) << 8) | (alo & 0xff0000) | (((ahi >>> 8) & 0xff) << 24)) >>> 0;
       const e1hi =
         (((alo >>> 8) & 0xff) | ((bhi & 0xff0000) >>> 8) | ((alo & 0xff) << 16) | (bhi & 0xff000000)) >>> 0;
-      lo = v02l + e0lo;
-      v02h = (v02h + e0hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-      v02l = lo >>> 0;
-      lo = v03l + e1lo;
-      v03h = (v03h + e1hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-      v03l = lo >>> 0;
+      lo = (v02l + e0lo) >>> 0;
+      v02h = (v02h + e0hi + +(lo < v02l)) >>> 0;
+      v02l = lo;
+      lo = (v03l + e1lo) >>> 0;
+      v03h = (v03h + e1hi + +(lo < v03l)) >>> 0;
+      v03l = lo;
     }
     // zipper merge: a = v01, b = v00 into v11 and v10
     {
@@ -219,12 +219,12 @@ export function updatePackets(s: Uint32Array, w: Uint32Array, from: number, to: 
         ((alo >>> 24) | ((bhi & 0xff) << 8) | (alo & 0xff0000) | (((ahi >>> 8) & 0xff) << 24)) >>> 0;
       const e1hi =
         (((alo >>> 8) & 0xff) | ((bhi & 0xff0000) >>> 8) | ((alo & 0xff) << 16) | (bhi & 0xff000000)) >>> 0;
-      lo = v10l + e0lo;
-      v10h = (v10h + e0hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-      v10l = lo >>> 0;
-      lo = v11l + e1lo;
-      v11h = (v11h + e1hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-      v11l = lo >>> 0;
+      lo = (v10l + e0lo) >>> 0;
+      v10h = (v10h + e0hi + +(lo < v10l)) >>> 0;
+      v10l = lo;
+      lo = (v11l + e1lo) >>> 0;
+      v11h = (v11h + e1hi + +(lo < v11l)) >>> 0;
+      v11l = lo;
     }
     // zipper merge: a = v03, b = v02 into v13 and v12
     {
@@ -240,12 +240,12 @@ export function updatePackets(s: Uint32Array, w: Uint32Array, from: number, to: 
         ((alo >>> 24) | ((bhi & 0xff) << 8) | (alo & 0xff0000) | (((ahi >>> 8) & 0xff) << 24)) >>> 0;
       const e1hi =
         (((alo >>> 8) & 0xff) | ((bhi & 0xff0000) >>> 8) | ((alo & 0xff) << 16) | (bhi & 0xff000000)) >>> 0;
-      lo = v12l + e0lo;
-      v12h = (v12h + e0hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-      v12l = lo >>> 0;
-      lo = v13l + e1lo;
-      v13h = (v13h + e1hi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-      v13l = lo >>> 0;
+      lo = (v12l + e0lo) >>> 0;
+      v12h = (v12h + e0hi + +(lo < v12l)) >>> 0;
+      v12l = lo;
+      lo = (v13l + e1lo) >>> 0;
+      v13h = (v13h + e1hi + +(lo < v13l)) >>> 0;
+      v13l = lo;
     }
   }
   s[0] = v00l;
