@@ -95,7 +95,6 @@ export function updatePackets(s: Uint32Array, w: Uint32Array, from: number, to: 
   let m13l = s[30]!;
   let m13h = s[31]!;
   let lo = 0;
-  const hi = 0;
   let a = 0;
   let b = 0;
   for (let p = from; p < to; p += 8) {
