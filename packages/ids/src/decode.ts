@@ -36,6 +36,8 @@ export interface Decoded {
   ipOptions: number[];
   /** TCP/UDP checksum over the pseudo-header; true when absent (UDP over IPv4) or not checkable (snaplen). */
   l4ChecksumOk: boolean;
+  /** Offset of the TCP header in the decoded bytes (to fix its checksum when a payload is rewritten). */
+  l4Offset?: number;
   vlans: number[];
 }
 
@@ -357,6 +359,7 @@ function transport(d: Decoded, b: Uint8Array, o: number, end: number): Decoded |
     d.seq = ((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0;
     d.ack = ((b[o + 8]! << 24) | (b[o + 9]! << 16) | (b[o + 10]! << 8) | b[o + 11]!) >>> 0;
     d.tcpFlags = b[o + 13]!;
+    d.l4Offset = o;
     d.payload = b.subarray(o + off, end);
   } else if (d.proto === Proto.UDP) {
     if (end < o + 8) return 'truncated-transport';

@@ -118,6 +118,21 @@ export interface EngineOptions {
    * overlaps are resolved first; `immediate` (inline, Pigasus' fast path) as soon as it is in order.
    */
   streamRelease?: 'ack' | 'immediate';
+  /**
+   * Prevention (Suricata's IPS mode, `--simulate-ips`): a matching drop or reject rule drops the packet
+   * (`Engine.verdict`) and, when its action applies to the flow, the rest of the flow; TCP overlaps keep
+   * the first copy and a packet whose bytes differ from it is rewritten to it (inline normalization), and
+   * a retransmitted packet's bytes are inspected again in the stream.
+   */
+  ips?: boolean;
+}
+
+/** The verdict on the packet `Engine.inspect` looked at last. */
+export interface PacketVerdict {
+  /** Dropped (IPS): by a drop/reject rule, or its flow was dropped before. */
+  drop: boolean;
+  /** Inline normalization: the payload as passed on, when it differs from the captured one. */
+  payload: Uint8Array | undefined;
 }
 
 /** Bytes of acknowledged stream data inspected at once at least (Suricata's toserver/toclient-chunk-size). */
@@ -185,6 +200,7 @@ export const detectionKeywords = new Set([
   'startswith',
   'endswith',
   'noalert',
+  'alert',
   'prefilter',
   'target',
   'service',
@@ -376,8 +392,27 @@ interface Compiled {
   /** threshold / detection_filter. */
   rate?: RateSpec;
   noalert: boolean;
+  /** `alert;` in a pass rule (Suricata): the pass is logged as an alert. */
+  alertOnPass: boolean;
+  /**
+   * Suricata's IP-only rule types, whose drop and pass apply to the whole flow: `ip-only` (addresses,
+   * protocol and nothing else, ports any) is inspected on the first packet of each direction of a flow;
+   * `like-ip-only` (the same with a negated address) on every packet.
+   */
+  ipOnly?: 'ip-only' | 'like-ip-only';
   classtype?: string;
   priority?: number;
+}
+
+/** Whether an address spec negates anything (a `!`, also inside the variables it names). */
+function negates(spec: string, vars: Record<string, string>, depth = 0): boolean {
+  if (spec.includes('!')) return true;
+  if (depth > 8) return false;
+  for (const m of spec.matchAll(/\$([A-Za-z_][A-Za-z0-9_]*)/g)) {
+    const v = vars[m[1]!];
+    if (v !== undefined && negates(v, vars, depth + 1)) return true;
+  }
+  return false;
 }
 
 /** A payload step: content or pcre, each relative to the previous match end when asked. */
@@ -808,6 +843,13 @@ interface FlowData {
   ackFrom: [number | undefined, number | undefined];
   /** HTTP parsing of the two directions (created with the first stream data when HTTP rules are loaded). */
   http?: HttpSession;
+  /**
+   * Suricata's flow action, set by the first drop (IPS) or pass whose action applies to the flow: the
+   * flow's later packets are not inspected (and, dropped, not passed on).
+   */
+  action?: 'drop' | 'pass';
+  /** Whether each direction has had its first packet (IP-only rules run on it only). */
+  seen: [boolean, boolean];
 }
 
 export interface EngineStats {
@@ -833,6 +875,11 @@ export interface EngineStats {
   httpRulesEvaluated: number;
   /** Rule evaluations the prefilter spared (their fast pattern was not in the bytes). */
   rulesPrefiltered: number;
+  /** IPS: packets dropped, those rewritten by inline normalization, flows dropped; flows passed by a pass rule. */
+  packetsDropped: number;
+  packetsRewritten: number;
+  flowsDropped: number;
+  flowsPassed: number;
 }
 
 export class Engine {
@@ -873,7 +920,15 @@ export class Engine {
     httpResponses: 0,
     httpRulesEvaluated: 0,
     rulesPrefiltered: 0,
+    packetsDropped: 0,
+    packetsRewritten: 0,
+    flowsDropped: 0,
+    flowsPassed: 0,
   };
+  /** The verdict on the packet inspected last (see `EngineOptions.ips`). */
+  readonly verdict: PacketVerdict = { drop: false, payload: undefined };
+  /** A pass rule matched on the packet being inspected: the rest of its inspection is skipped. */
+  private passed = false;
   /** Rules in inspection order: pass, then drop/reject, then alert (Suricata's default action order). */
   private ordered: Compiled[];
   /** HTTP rules in inspection order, run on HTTP messages (not on packets or raw stream data). */
@@ -995,6 +1050,7 @@ export class Engine {
     const flowbits: Compiled['flowbits'] = [];
     let flow: Compiled['flow'];
     let noalert = false;
+    let alertOnPass = false;
     let classtype: string | undefined;
     let priority: number | undefined;
     let ci = 0;
@@ -1142,6 +1198,9 @@ export class Engine {
         case 'noalert':
           noalert = true;
           break;
+        case 'alert':
+          alertOnPass = true;
+          break;
         case 'classtype':
           classtype = v;
           break;
@@ -1155,16 +1214,31 @@ export class Engine {
     if (http && r.proto !== 'http' && proto !== 6) throw new Error(`HTTP buffers on a ${r.proto} rule`);
     const hasPayloadMatch = steps.some((s) => s.kind === 'content' || s.kind === 'pcre');
     const packetOnly = steps.some((s) => packetOnlySteps.has(s.kind));
-    const mode: Compiled['mode'] = http
-      ? 'http'
-      : (forced ??
-        (r.proto === 'tcp-pkt'
-          ? 'packet'
-          : r.proto === 'tcp-stream'
-            ? 'stream'
-            : proto === 6 && hasPayloadMatch && !packetOnly
-              ? 'both'
-              : 'packet'));
+    // Suricata's IP-only types (docs: rules/rule-types): nothing but addresses and protocol, ports any; a
+    // flow keyword or a flowbits condition makes a packet rule (flowbits set/unset/toggle do not)
+    const ipOnly =
+      !http &&
+      steps.length === 0 &&
+      !flow &&
+      !flowbits.some((fb) => fb.op === 'isset' || fb.op === 'isnotset') &&
+      r.srcPorts.trim() === 'any' &&
+      r.dstPorts.trim() === 'any'
+        ? negates(r.src, this.vars) || negates(r.dst, this.vars)
+          ? ('like-ip-only' as const)
+          : ('ip-only' as const)
+        : undefined;
+    const mode: Compiled['mode'] = ipOnly
+      ? 'packet'
+      : http
+        ? 'http'
+        : (forced ??
+          (r.proto === 'tcp-pkt'
+            ? 'packet'
+            : r.proto === 'tcp-stream'
+              ? 'stream'
+              : proto === 6 && hasPayloadMatch && !packetOnly
+                ? 'both'
+                : 'packet'));
     const c: Compiled = {
       rule: r,
       proto,
@@ -1178,7 +1252,9 @@ export class Engine {
       steps,
       flowbits,
       noalert,
+      alertOnPass,
     };
+    if (ipOnly) c.ipOnly = ipOnly;
     if (flow) c.flow = flow;
     if (classtype) c.classtype = classtype;
     if (priority !== undefined) c.priority = priority;
@@ -1234,20 +1310,66 @@ export class Engine {
     this.pktNo = pcapCnt ?? this.pktNo + 1;
     this.nowUs = tsUs;
     if (!checksumOk) this.stats.badChecksums++;
+    this.verdict.drop = false;
+    this.verdict.payload = undefined;
+    this.passed = false;
     const { flow: f, toServer } = this.flows.track(d, tsUs, checksumOk);
     const out = this.pending.length > 0 ? this.pending.splice(0) : [];
     const dir = toServer ? 0 : 1;
-    f.data ??= {
+    const fd = (f.data ??= {
       ipVersion: d.ipVersion,
       addrs: toServer ? [d.src, d.dst] : [d.dst, d.src],
       ports: toServer ? [d.srcPort, d.dstPort] : [d.dstPort, d.srcPort],
       streams: [undefined, undefined],
       ackFrom: [undefined, undefined],
-    };
-    const inStream = d.proto === 6 && checksumOk && this.streamPacket(f, f.data, d, dir, out);
-    this.runPacket(f, d, toServer, inStream, out);
+      seen: [false, false],
+    });
+    // a dropped or passed flow is not inspected any more (Suricata: FLOW_ACTION_DROP / no packet inspection)
+    if (fd.action !== undefined) {
+      if (fd.action === 'drop') {
+        this.verdict.drop = true;
+        this.stats.packetsDropped++;
+      }
+      return out;
+    }
+    const firstInDir = !fd.seen[dir];
+    fd.seen[dir] = true;
+    const inStream = d.proto === 6 && checksumOk && this.streamPacket(f, fd, d, dir, out);
+    const norm = this.verdict.payload;
+    if (!this.passed)
+      this.runPacket(f, norm ? { ...d, payload: norm } : d, toServer, inStream, firstInDir, out);
     if (d.payload.length > 0) this.stats.inspected++;
+    if (this.verdict.drop) this.stats.packetsDropped++;
+    if (norm) this.stats.packetsRewritten++;
     return out;
+  }
+
+  /**
+   * A matched rule's action, as Suricata's PacketAlertFinalize applies it (matches come in action order):
+   * in IPS mode a drop or reject drops the packet and, when the action's scope is the flow (IP-only rules,
+   * stream and HTTP matches), the rest of the flow; a pass ends the packet's inspection and, scoped to the
+   * flow, passes the rest of it, unless the packet was already dropped. The first flow action set stays.
+   * Returns whether the rule was a pass.
+   */
+  private act(c: Compiled, fd: FlowData, flowScope: boolean): boolean {
+    const a = c.rule.action;
+    if (a === 'pass') {
+      if (this.flushing) return true;
+      this.passed = true;
+      if (flowScope && !this.verdict.drop && fd.action === undefined) {
+        fd.action = 'pass';
+        this.stats.flowsPassed++;
+      }
+      return true;
+    }
+    if (this.opts.ips && (a === 'drop' || a === 'sdrop' || a === 'reject')) {
+      if (!this.flushing) this.verdict.drop = true;
+      if (flowScope && fd.action === undefined) {
+        fd.action = 'drop';
+        this.stats.flowsDropped++;
+      }
+    }
+    return false;
   }
 
   /** Ends the input: every flow is flushed (remaining stream data inspected, holes skipped). */
@@ -1268,7 +1390,12 @@ export class Engine {
     if (live && d.payload.length > 0) {
       const st = this.dirStream(f, fd, dir, d.seq);
       if (!st.done) {
+        const off = st.r.offsetOf(d.seq);
+        const releasedBefore = st.r.released;
         const res = st.r.insert(d.seq, d.payload);
+        // inline normalization: the stream kept the first copy of any overlapped bytes; the packet goes on
+        // (and is inspected) with those bytes
+        if (this.opts.ips && st.r.overlapped) this.normalize(st, off, releasedBefore, d.payload);
         // PSH marks the end of an application write (RFC 9293 3.9.1): a boundary worth inspecting at
         if (d.tcpFlags & 0x08) st.pushEnd = Math.max(st.pushEnd, st.r.offsetOf(d.seq) + d.payload.length);
         if (res === 'in-order') this.stats.segmentsInOrder++;
@@ -1280,6 +1407,22 @@ export class Engine {
         // capture) must not pin the buffer: past half of it, the contiguous bytes go out unacknowledged
         if (this.opts.streamRelease === 'immediate' || st.r.pendingBytes > st.r.bufferBytesMax / 2)
           this.deliver(f, fd, dir, st.r.release(), out);
+        // inline, a retransmission is inspected again: the packet's bytes (as the stream has them) with
+        // what came before, as Suricata's inline sliding window does
+        if (this.opts.ips && res === 'retransmit') {
+          const end = off + d.payload.length;
+          if (end > st.base && end <= st.base + st.len) {
+            this.deliveryGapBytes = 0;
+            this.runStream(
+              f,
+              fd,
+              dir,
+              st.window.subarray(0, end - st.base),
+              Math.max(off, st.base) - st.base,
+              out,
+            );
+          }
+        }
       }
     }
     // an acknowledgment releases what the other side sent up to it (what an IDS may trust the host saw):
@@ -1304,13 +1447,37 @@ export class Engine {
     return inStream;
   }
 
+  /**
+   * Sets `verdict.payload` to the packet's bytes as the stream holds them (stream offsets from `off`):
+   * released bytes from the inspection window, the rest from the reassembler; undefined if all agree.
+   */
+  private normalize(st: DirStream, off: number, releasedBefore: number, payload: Uint8Array): void {
+    let norm: Uint8Array | undefined;
+    const from = Math.max(off, st.base);
+    const to = Math.min(off + payload.length, releasedBefore, st.base + st.len);
+    for (let x = from; x < to; x++) {
+      const b = st.window[x - st.base]!;
+      if (payload[x - off] !== b) {
+        norm ??= copyBytes(payload);
+        norm[x - off] = b;
+      }
+    }
+    if (off + payload.length > releasedBefore) {
+      const held = norm ?? copyBytes(payload);
+      if (st.r.readHeld(off, held) > 0) norm = held;
+    }
+    this.verdict.payload = norm;
+  }
+
   private dirStream(f: Flow<FlowData>, fd: FlowData, dir: number, seq: number): DirStream {
     const have = fd.streams[dir];
     if (have) return have;
     const half = f.tcp[dir]!;
     const receiver = fd.addrs[1 - dir]!;
-    const policy =
-      this.hostPolicies.find((h) => h.test(receiver))?.policy ?? this.opts.overlapPolicy ?? 'windows';
+    // inline (IPS), the first copy of overlapping bytes is kept whatever the receiver (Suricata's IPS docs)
+    const policy = this.opts.ips
+      ? 'first'
+      : (this.hostPolicies.find((h) => h.test(receiver))?.policy ?? this.opts.overlapPolicy ?? 'windows');
     const st: DirStream = {
       r: new StreamReassembler(half.isnSet ? (half.isn + 1) >>> 0 : seq, {
         policy,
@@ -1469,14 +1636,15 @@ export class Engine {
       }
       if (!ok) continue;
       this.applyFlowbits(c, f);
-      if (c.rule.action === 'pass') return;
-      if (c.noalert) continue;
+      const pass = this.act(c, fd, true);
       const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
-      if (!this.rateAllows(c, e)) continue;
-      const a = this.alert(c, { ...e, stream: true });
-      a.payload = m.raw;
-      a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
-      out.push(a);
+      if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
+        const a = this.alert(c, { ...e, stream: true });
+        a.payload = m.raw;
+        a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
+        out.push(a);
+      }
+      if (pass) return;
     }
   }
 
@@ -1554,15 +1722,17 @@ export class Engine {
         if (!matchSteps(c.steps, 0, ctx, 0)) break;
         minEnd = ctx.end;
         this.applyFlowbits(c, f);
-        if (c.rule.action === 'pass') return; // a pass rule ends the inspection of this data
-        if (c.noalert) continue;
+        // a stream match's action applies to the flow; a pass ends the inspection of this data
+        const pass = this.act(c, fd, true);
         const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
-        if (!this.rateAllows(c, e)) continue;
-        const a = this.alert(c, { ...e, stream: true });
-        a.payload = copyBytes(payload, newStart); // the window is reused
-        if (this.deliveryGapBytes > 0) a.gapBytes = this.deliveryGapBytes;
-        a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
-        out.push(a);
+        if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
+          const a = this.alert(c, { ...e, stream: true });
+          a.payload = copyBytes(payload, newStart); // the window is reused
+          if (this.deliveryGapBytes > 0) a.gapBytes = this.deliveryGapBytes;
+          a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
+          out.push(a);
+        }
+        if (pass) return;
       }
     }
   }
@@ -1650,7 +1820,15 @@ export class Engine {
   }
 
   /** The packet rules over one packet's own payload. */
-  private runPacket(f: Flow<FlowData>, d: Decoded, toServer: boolean, inStream: boolean, out: Alert[]): void {
+  private runPacket(
+    f: Flow<FlowData>,
+    d: Decoded,
+    toServer: boolean,
+    inStream: boolean,
+    firstInDir: boolean,
+    out: Alert[],
+  ): void {
+    const fd = f.data!;
     let text: string | undefined;
     const latin1 = () =>
       (text ??= Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.length).toString('latin1'));
@@ -1658,6 +1836,7 @@ export class Engine {
     for (const c of this.ordered) {
       if (c.mode === 'stream' || (c.mode === 'both' && inStream)) continue;
       if (c.proto !== 'ip' && c.proto !== d.proto) continue;
+      if (c.ipOnly === 'ip-only' && !firstInDir) continue;
       if (c.fp !== undefined && this.hit[c.fp] === 0) {
         this.stats.rulesPrefiltered++;
         continue;
@@ -1684,9 +1863,12 @@ export class Engine {
       };
       if (!matchSteps(c.steps, 0, ctx, 0)) continue;
       this.applyFlowbits(c, f);
-      // Suricata's action order: pass rules are inspected first and end inspection of the packet
-      if (c.rule.action === 'pass') return;
-      if (c.noalert) continue;
+      // Suricata's action order: a pass ends the inspection of the packet; IP-only rules act on the flow
+      const pass = this.act(c, fd, c.ipOnly !== undefined);
+      if (c.noalert || (pass && !c.alertOnPass)) {
+        if (pass) return;
+        continue;
+      }
       const e = {
         src: d.src,
         sp: d.srcPort,
@@ -1696,11 +1878,13 @@ export class Engine {
         flowId: f.id,
         ipVersion: d.ipVersion,
       };
-      if (!this.rateAllows(c, e)) continue;
-      const a = this.alert(c, { ...e, stream: false });
-      a.payload = copyBytes(d.payload); // the capture reader's memory is not ours to keep
-      a.pktSrc = 'wire/pcap';
-      out.push(a);
+      if (this.rateAllows(c, e)) {
+        const a = this.alert(c, { ...e, stream: false });
+        a.payload = copyBytes(d.payload); // the capture reader's memory is not ours to keep
+        a.pktSrc = 'wire/pcap';
+        out.push(a);
+      }
+      if (pass) return;
     }
   }
 }

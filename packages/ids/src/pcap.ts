@@ -174,3 +174,50 @@ async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet>
     // other block types (name resolution, statistics, custom) are skipped
   }
 }
+
+/**
+ * Writes a classic pcap file (little-endian, microsecond timestamps) of one link type, streamed: `write`
+ * waits when the file falls behind, so memory stays bounded by the stream's buffer.
+ */
+export class PcapWriter {
+  private header = false;
+  private linkType: number | undefined;
+  packets = 0;
+
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    /** Snapshot length in the file header. */
+    private readonly snapLen = 262_144,
+  ) {}
+
+  /** Appends one packet; a link type other than the first packet's is an error (one pcap, one link type). */
+  async write(p: { tsUs: number; linkType: number; data: Uint8Array; origLength?: number }): Promise<void> {
+    if (!this.header) {
+      const h = Buffer.alloc(24);
+      h.writeUInt32LE(0xa1b2c3d4, 0);
+      h.writeUInt16LE(2, 4);
+      h.writeUInt16LE(4, 6);
+      h.writeUInt32LE(this.snapLen, 16);
+      h.writeUInt32LE(p.linkType, 20);
+      this.linkType = p.linkType;
+      this.header = true;
+      await this.put(h);
+    } else if (p.linkType !== this.linkType)
+      throw new Error(
+        `pcap output: link type ${p.linkType} after ${this.linkType} (one pcap file holds one link type)`,
+      );
+    const r = Buffer.alloc(16);
+    r.writeUInt32LE(Math.floor(p.tsUs / 1e6), 0);
+    r.writeUInt32LE(Math.floor(p.tsUs % 1e6), 4);
+    r.writeUInt32LE(p.data.length, 8);
+    r.writeUInt32LE(Math.max(p.origLength ?? p.data.length, p.data.length), 12);
+    await this.put(r);
+    await this.put(Buffer.from(p.data));
+    this.packets++;
+  }
+
+  private put(b: Buffer): Promise<void> | undefined {
+    if (this.out.write(b)) return undefined;
+    return new Promise((res) => this.out.once('drain', () => res()));
+  }
+}

@@ -65,6 +65,7 @@ export interface Rule {
 /** Keywords whose meaning the parser knows (parsing, not necessarily detection). */
 export const knownKeywords = new Set([
   'msg',
+  'alert',
   'sid',
   'rev',
   'gid',

@@ -1,11 +1,11 @@
 /** Running a capture through the engine: decode every packet, inspect it, collect alerts and stats. */
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream, openSync } from 'node:fs';
 import { type Decoded, decode, newDecodeStats } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
 import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
 import type { FlowTableStats } from './flow.js';
 import type { HttpAnomalies } from './http.js';
-import { type Packet, readCapture } from './pcap.js';
+import { type Packet, PcapWriter, readCapture } from './pcap.js';
 import { parseRule, type Rule, RuleSyntaxError } from './rules.js';
 import { copyBytes } from './stream.js';
 
@@ -25,6 +25,16 @@ export interface RunResult {
   reassemblyPeakBytes: number;
   /** Malformed HTTP input by reason. */
   httpAnomalies: HttpAnomalies;
+  /** IPS (`ips`): packets passed on (written to `out` when given) and dropped. */
+  verdicts?: { passed: number; dropped: number };
+}
+
+/** What becomes of the last packet pushed into a `Pipeline`. */
+export interface Verdict {
+  /** Dropped (IPS): a drop/reject rule matched it, or its flow was dropped. */
+  drop: boolean;
+  /** The frame passed on: the captured one, or a copy rewritten by inline normalization. */
+  frame: Uint8Array;
 }
 
 /** Parses rule text line by line; every syntax error is collected with file:line:column. */
@@ -58,15 +68,53 @@ export interface PreparedPacket {
   checksumOk: boolean;
 }
 
-/** Runs a prepared packet through an engine; packet alerts get the frame they were raised on. */
+/**
+ * Runs a prepared packet through an engine; packet alerts get the frame they were raised on (in IPS mode,
+ * stream alerts too: the packet that completed the match, as Suricata logs it inline), as passed on.
+ */
 export function inspectPrepared(engine: Engine, x: PreparedPacket): Alert[] {
   const alerts = engine.inspect(x.d, x.tsUs, x.n, x.checksumOk);
+  const norm = engine.verdict.payload;
+  if (norm) {
+    const f = rewritePayload(x.frame, x.d, norm);
+    if (f) x.frame = f;
+  }
+  const ips = engine.opts.ips === true;
   for (const a of alerts)
-    if (!a.stream && a.pcapCnt === x.n) {
+    if (a.pcapCnt === x.n && (!a.stream || (ips && a.pktSrc === 'wire/pcap'))) {
       a.packet = copyBytes(x.frame);
       a.linkType = x.linkType;
     }
   return alerts;
+}
+
+/**
+ * A copy of `frame` with the TCP payload of `d` (a view into it) replaced by `payload` and the TCP
+ * checksum updated to match (RFC 1624, so a checksum that was wrong stays wrong by as much); undefined
+ * when the payload is not in the frame (a datagram rebuilt from fragments).
+ */
+export function rewritePayload(frame: Uint8Array, d: Decoded, payload: Uint8Array): Uint8Array | undefined {
+  const at = d.payload.byteOffset - frame.byteOffset;
+  if (d.payload.buffer !== frame.buffer || at < 0 || at + payload.length > frame.length) return undefined;
+  if (payload.length !== d.payload.length) return undefined;
+  const out = copyBytes(frame);
+  let sum = 0;
+  const ck = d.l4Offset !== undefined ? d.l4Offset + 16 : -1;
+  if (ck >= 0 && ck + 2 <= at) sum = ~((out[ck]! << 8) | out[ck + 1]!) & 0xffff;
+  // the payload starts at an even offset from the TCP header (its length is a multiple of 4)
+  for (let i = 0; i < payload.length; i += 2) {
+    const old = (out[at + i]! << 8) | (i + 1 < payload.length ? out[at + i + 1]! : 0);
+    const now = (payload[i]! << 8) | (i + 1 < payload.length ? payload[i + 1]! : 0);
+    sum += (~old & 0xffff) + now;
+  }
+  out.set(payload, at);
+  if (ck >= 0 && ck + 2 <= at) {
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    const c = ~sum & 0xffff;
+    out[ck] = c >>> 8;
+    out[ck + 1] = c & 0xff;
+  }
+  return out;
 }
 
 /** Packets `validateChecksums: 'auto'` looks at before it decides. */
@@ -80,6 +128,11 @@ export type PipelineOptions = EngineOptions & {
   validateChecksums?: boolean | 'auto';
   /** IP defragmentation (default on; an object sets its bounds). */
   defrag?: boolean | DefragOptions;
+};
+
+export type RunOptions = PipelineOptions & {
+  /** With `ips`: the packets passed on (rewritten where inline normalization changed them) go to this pcap. */
+  out?: string;
 };
 
 /**
@@ -98,6 +151,11 @@ export class Pipeline {
   validating: boolean;
   private sampled = 0;
   private sampledBad = 0;
+  /**
+   * The verdict on the last packet pushed. A fragment is passed on as it comes: the verdict on its datagram
+   * falls on the fragment that completed it (without which the receiver cannot rebuild the datagram).
+   */
+  readonly verdict: Verdict = { drop: false, frame: new Uint8Array(0) };
 
   constructor(
     rules: Rule[],
@@ -116,9 +174,14 @@ export class Pipeline {
 
   /** One captured frame; returns the alerts it raised. */
   push(p: Packet): Alert[] {
+    this.verdict.drop = false;
+    this.verdict.frame = p.data;
     const x = this.prepare(p);
     if (!x) return [];
-    return inspectPrepared(this.engine, x);
+    const alerts = inspectPrepared(this.engine, x);
+    this.verdict.drop = this.engine.verdict.drop;
+    if (this.engine.verdict.payload && x.frame !== p.data && !x.whole) this.verdict.frame = x.frame;
+    return alerts;
   }
 
   /**
@@ -164,15 +227,39 @@ export class Pipeline {
   }
 }
 
-export async function runCapture(
-  pcapPath: string,
-  rules: Rule[],
-  opts: PipelineOptions = {},
-): Promise<RunResult> {
+/**
+ * Runs a capture through a `Pipeline`. With `ips`, every packet gets a verdict; with `out` as well, the
+ * packets passed on are written to that pcap (created or truncated; one link type).
+ */
+export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptions = {}): Promise<RunResult> {
+  if (opts.out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');
   const pipe = new Pipeline(rules, opts);
   const alerts: Alert[] = [];
   const t0 = performance.now();
-  for await (const p of readCapture(createReadStream(pcapPath))) for (const a of pipe.push(p)) alerts.push(a);
+  // opened here, so a path that cannot be written is an error before any packet is read
+  const file = opts.out !== undefined ? createWriteStream('', { fd: openSync(opts.out, 'w') }) : undefined;
+  const closed = file && new Promise<void>((res, rej) => file.on('close', res).on('error', rej));
+  closed?.catch(() => undefined);
+  const writer = file && new PcapWriter(file);
+  const verdicts = { passed: 0, dropped: 0 };
+  try {
+    for await (const p of readCapture(createReadStream(pcapPath))) {
+      for (const a of pipe.push(p)) alerts.push(a);
+      if (pipe.verdict.drop) verdicts.dropped++;
+      else {
+        verdicts.passed++;
+        await writer?.write({
+          tsUs: p.tsUs,
+          linkType: p.linkType,
+          data: pipe.verdict.frame,
+          origLength: p.origLength,
+        });
+      }
+    }
+  } finally {
+    file?.end();
+  }
+  await closed;
   for (const a of pipe.finish()) alerts.push(a);
   const engine = pipe.engine;
   return {
@@ -189,5 +276,6 @@ export async function runCapture(
     flows: engine.flowStats,
     reassemblyPeakBytes: engine.budget.peakBytes,
     httpAnomalies: engine.httpAnomalies,
+    ...(opts.ips && { verdicts }),
   };
 }

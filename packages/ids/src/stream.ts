@@ -190,13 +190,21 @@ export class StreamReassembler {
     }
   }
 
+  /**
+   * Whether the last `insert` overlapped bytes already released or held (so the copy kept may differ from
+   * the segment's: what inline normalization looks at).
+   */
+  overlapped = false;
+
   /** Adds a segment's payload. */
   insert(seq: number, payload: Uint8Array): InsertResult {
+    this.overlapped = false;
     if (payload.length === 0) return 'empty';
     let off = this.offsetOf(seq);
     let data = payload;
     const segStart = off;
     const segEnd = off + data.length;
+    if (off < this.released) this.overlapped = true;
     if (segEnd <= this.released) {
       this.stats.retransmits++;
       return 'retransmit';
@@ -266,6 +274,7 @@ export class StreamReassembler {
         cursor = p.off;
       }
       const ovEnd = Math.min(end, p.off + p.data.length);
+      this.overlapped = true;
       const wins = newDataWins(this.policy, segStart, segEnd, p.os, p.oe);
       for (let x = cursor; x < ovEnd; x++) {
         const nb = data[x - off]!;
@@ -360,6 +369,36 @@ export class StreamReassembler {
       out.push(c);
     }
     return out;
+  }
+
+  /**
+   * Copies the held (not yet released) bytes of stream offsets [off, off + into.length) over `into`, where
+   * it differs; returns how many bytes changed. Released bytes are not here (the caller keeps them).
+   */
+  readHeld(off: number, into: Uint8Array): number {
+    const end = off + into.length;
+    let lo = 0;
+    let hi = this.pieces.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const p = this.pieces[mid]!;
+      if (p.off + p.data.length <= off) lo = mid + 1;
+      else hi = mid;
+    }
+    let changed = 0;
+    for (let i = lo; i < this.pieces.length; i++) {
+      const p = this.pieces[i]!;
+      if (p.off >= end) break;
+      const to = Math.min(end, p.off + p.data.length);
+      for (let x = Math.max(off, p.off); x < to; x++) {
+        const b = p.data[x - p.off]!;
+        if (into[x - off] !== b) {
+          into[x - off] = b;
+          changed++;
+        }
+      }
+    }
+    return changed;
   }
 
   /** Bytes held now (pending in order + out of order). */

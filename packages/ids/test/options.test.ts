@@ -126,7 +126,8 @@ describe('threshold and detection_filter', () => {
     ]);
     const e = new Engine([
       parseRule(
-        'alert udp any any -> any any (flowbits:set,x; threshold:type limit, track by_rule, count 1, seconds 60; sid:1;)',
+        // dsize makes it a packet rule (an IP-only rule would run on a flow's first packet per direction only)
+        'alert udp any any -> any any (dsize:1; flowbits:set,x; threshold:type limit, track by_rule, count 1, seconds 60; sid:1;)',
       ),
       parseRule('alert udp any any -> any any (flowbits:isset,x; sid:2;)'),
     ]);

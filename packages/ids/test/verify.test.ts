@@ -9,11 +9,11 @@ if (!have && process.env.CI) throw new Error('CI: ../shared/ids/suricata-verify 
 
 /**
  * The pass rate this engine reached: 30 of 77 per packet (where fields ignored), 38 with stream reassembly,
- * 44 with defrag, 57 with byte_* and thresholds, 69 with the rest of Suricata's packet semantics. Every
- * `where` field of the manifest is now checked (payload, packet and pkt_src included); the 8 cases left need
- * IPS semantics (flow drop, inline normalization).
+ * 44 with defrag, 57 with byte_* and thresholds, 69 with the rest of Suricata's packet semantics, 77 with
+ * IPS semantics (verdicts, flow drop and pass, IP-only rule types, inline normalization). Every `where`
+ * field of the manifest is checked (payload, packet and pkt_src included).
  */
-const passFloor = 69;
+const passFloor = 77;
 
 describe('addresses and ports', () => {
   it('variables, CIDR, lists, negation, ranges', () => {
@@ -84,7 +84,7 @@ interface CaseResult {
 async function runCase(c: ManifestCase): Promise<CaseResult> {
   const { rules } = loadRules(readFileSync(base + c.rules, 'utf8'), c.rules);
   // Suricata's options, as the manifest gives them: --set overrides, host-os-policy from the config,
-  // and --simulate-ips (inline: stream data is inspected as it arrives, not when acknowledged)
+  // and IPS mode (--simulate-ips: verdicts, inline stream inspection as data arrives, normalization)
   const hostOsPolicy: Record<string, string[]> = {};
   let actionOrder: string[] | undefined;
   for (const s of c.config_settings) {
@@ -99,6 +99,7 @@ async function runCase(c: ManifestCase): Promise<CaseResult> {
     hostOsPolicy,
     ...(actionOrder && { actionOrder }),
     streamRelease: c.ips ? 'immediate' : 'ack',
+    ips: c.ips,
     validateChecksums: c.checksum_validation !== 'none' && !c.args.includes('none'),
   });
   const eve = r.alerts.map(eveJson);
