@@ -22,7 +22,7 @@ listed on stderr with the reason.
 Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VALUE]...
                   [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none|auto]
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
-                  [--workers N] [--ordered]
+                  [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
 
   --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
                        and port-groups, or NAME=VALUE lines; --var wins over a file
@@ -37,6 +37,15 @@ Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VA
   --workers N          inspect on N worker threads, flows hashed to workers (default 1: this thread);
                        the stats list each worker's packets, bytes, alerts and busy time
   --ordered            alerts in capture order (always so: workers' alerts are merged by packet)
+  --ips                prevention, as Suricata's IPS mode (--simulate-ips): a drop or reject rule drops
+                       the packet, and the rest of its flow when the rule's action applies to the flow
+                       (IP-only rules, stream and HTTP matches); overlapping TCP bytes keep the first
+                       copy and packets are rewritten to it; stream release defaults to immediate;
+                       the stats count packets passed, dropped and rewritten (one thread only)
+  --action-order      the order actions' rules are applied in (Suricata's action-order; default
+                       pass,drop,reject,alert): a pass ends a packet's inspection, so what comes first wins
+  --out FILE           with --ips: write the packets passed on (rewritten ones as rewritten) to a pcap
+                       (one --pcap)
 
 Example:
   strata ids --rules ../shared/ids/rules/snort3-community.rules --pcap ../shared/ids/traces/ndpi-mix-a.pcap --format json`,
@@ -57,7 +66,12 @@ Example:
       'stream-release': { type: 'string' },
       workers: { type: 'string' },
       ordered: { type: 'boolean' },
+      ips: { type: 'boolean' },
+      'action-order': { type: 'string' },
+      out: { type: 'string' },
     });
+    const ips = values.ips === true;
+    if (values.out !== undefined && !ips) throw new UsageError('--out FILE needs --ips');
     const workers = values.workers === undefined ? 1 : Number(values.workers);
     if (!Number.isInteger(workers) || workers < 1 || workers > workersMax)
       throw new UsageError(`--workers: expected an integer from 1 to ${workersMax}, got '${values.workers}'`);
@@ -65,6 +79,9 @@ Example:
     const pcaps = (values.pcap as string[] | undefined) ?? [];
     if (rulesFiles.length === 0 || pcaps.length === 0)
       throw new UsageError('expected --rules FILE and --pcap FILE');
+    if (ips && workers > 1) throw new UsageError('--ips runs on one thread: drop --workers');
+    if (values.out !== undefined && pcaps.length > 1)
+      throw new UsageError(`--out writes one pcap: give one --pcap (got ${pcaps.length})`);
     const format = values.format ?? 'fast';
     if (format !== 'fast' && format !== 'json')
       throw new UsageError(`--format: expected fast or json, got '${format}'`);
@@ -76,7 +93,16 @@ Example:
       throw new UsageError(
         `--overlap-policy: expected one of ${overlapPolicies.join(', ')}, got '${policy}'`,
       );
-    const release = values['stream-release'] ?? 'ack';
+    let actionOrder: string[] | undefined;
+    if (values['action-order'] !== undefined) {
+      actionOrder = values['action-order'].split(',').map((x) => x.trim());
+      const known = ['pass', 'drop', 'reject', 'alert'];
+      if (actionOrder.length !== 4 || known.some((a) => !actionOrder!.includes(a)))
+        throw new UsageError(
+          `--action-order: expected pass, drop, reject and alert in some order, got '${values['action-order']}'`,
+        );
+    }
+    const release = values['stream-release'] ?? (ips ? 'immediate' : 'ack');
     if (release !== 'ack' && release !== 'immediate')
       throw new UsageError(`--stream-release: expected ack or immediate, got '${release}'`);
     const depth =
@@ -140,6 +166,9 @@ Example:
       httpRulesEvaluated: 0,
       httpAnomalies: {} as Record<string, number>,
     };
+    const verdicts = ips
+      ? { packetsPassed: 0, packetsDropped: 0, packetsRewritten: 0, flowsDropped: 0 }
+      : undefined;
     for (const p of pcaps) {
       let r: Awaited<ReturnType<typeof runCapture>>;
       try {
@@ -158,6 +187,9 @@ Example:
           reassemblyDepthBytes: depth,
           streamRelease: release,
           validateChecksums: cv === 'auto' ? 'auto' : cv === 'all',
+          ...(ips && { ips }),
+          ...(actionOrder && { actionOrder }),
+          ...(values.out !== undefined && { out: resolve(io.cwd, values.out) }),
         });
       } catch (e) {
         await pool?.close();
@@ -197,6 +229,12 @@ Example:
       totals.httpRulesEvaluated += r.stats.httpRulesEvaluated;
       for (const [k, n] of Object.entries(r.httpAnomalies))
         if (n > 0) totals.httpAnomalies[k] = (totals.httpAnomalies[k] ?? 0) + n;
+      if (verdicts && r.verdicts) {
+        verdicts.packetsPassed += r.verdicts.passed;
+        verdicts.packetsDropped += r.verdicts.dropped;
+        verdicts.packetsRewritten += r.stats.packetsRewritten;
+        verdicts.flowsDropped += r.stats.flowsDropped;
+      }
     }
     await pool?.close();
     if (out !== io.stdout)
@@ -204,6 +242,7 @@ Example:
     const segments = totals.segmentsInOrder + totals.segmentsOutOfOrder;
     const stats = {
       ...totals,
+      ...verdicts,
       mbps: (totals.bytes * 8) / 1e6 / Math.max(totals.seconds, 1e-9),
       outOfOrderShare: segments ? totals.segmentsOutOfOrder / segments : 0,
       ...(pool && {
@@ -229,7 +268,7 @@ Example:
       writeFileSync(resolve(io.cwd, values.stats), `${JSON.stringify(stats, null, 2)}\n`);
     } else if (!values.quiet)
       io.stderr.write(
-        `strata ids: ${stats.packets} packets, ${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies\n`,
+        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (${verdicts.flowsDropped} flows), ${verdicts.packetsRewritten} rewritten, ` : ''}${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies\n`,
       );
     return 0;
   },

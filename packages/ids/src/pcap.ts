@@ -190,19 +190,29 @@ export class PcapWriter {
     private readonly snapLen = 262_144,
   ) {}
 
-  /** Appends one packet; a link type other than the first packet's is an error (one pcap, one link type). */
+  /** Whether the file header is written (by `start` or the first `write`). */
+  get started(): boolean {
+    return this.header;
+  }
+
+  /** Writes the file header for `linkType` (so a file with no packets is still a valid pcap). */
+  async start(linkType: number): Promise<void> {
+    if (this.header) return;
+    const h = Buffer.alloc(24);
+    h.writeUInt32LE(0xa1b2c3d4, 0);
+    h.writeUInt16LE(2, 4);
+    h.writeUInt16LE(4, 6);
+    h.writeUInt32LE(this.snapLen, 16);
+    h.writeUInt32LE(linkType, 20);
+    this.linkType = linkType;
+    this.header = true;
+    await this.put(h);
+  }
+
+  /** Appends one packet; a link type other than the file's is an error (one pcap, one link type). */
   async write(p: { tsUs: number; linkType: number; data: Uint8Array; origLength?: number }): Promise<void> {
-    if (!this.header) {
-      const h = Buffer.alloc(24);
-      h.writeUInt32LE(0xa1b2c3d4, 0);
-      h.writeUInt16LE(2, 4);
-      h.writeUInt16LE(4, 6);
-      h.writeUInt32LE(this.snapLen, 16);
-      h.writeUInt32LE(p.linkType, 20);
-      this.linkType = p.linkType;
-      this.header = true;
-      await this.put(h);
-    } else if (p.linkType !== this.linkType)
+    if (!this.header) await this.start(p.linkType);
+    else if (p.linkType !== this.linkType)
       throw new Error(
         `pcap output: link type ${p.linkType} after ${this.linkType} (one pcap file holds one link type)`,
       );

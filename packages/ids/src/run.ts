@@ -244,6 +244,7 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
   const verdicts = { passed: 0, dropped: 0 };
   try {
     for await (const p of readCapture(createReadStream(pcapPath))) {
+      if (writer && !writer.started) await writer.start(p.linkType);
       for (const a of pipe.push(p)) alerts.push(a);
       if (pipe.verdict.drop) verdicts.dropped++;
       else {
@@ -256,6 +257,7 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
         });
       }
     }
+    if (writer && !writer.started) await writer.start(1); // no packets: an empty Ethernet capture
   } finally {
     file?.end();
   }
