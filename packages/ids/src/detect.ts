@@ -1339,6 +1339,8 @@ export class Engine {
     if (!this.passed)
       this.runPacket(f, norm ? { ...d, payload: norm } : d, toServer, inStream, firstInDir, out);
     if (d.payload.length > 0) this.stats.inspected++;
+    // a flow just dropped or passed needs no reassembly any more: its memory goes back now
+    if (fd.action !== undefined) this.flushFlow(f);
     if (this.verdict.drop) this.stats.packetsDropped++;
     if (norm) this.stats.packetsRewritten++;
     return out;
@@ -1656,12 +1658,18 @@ export class Engine {
       const st = fd.streams[dir];
       if (!st) continue;
       this.flushing = true;
-      if (!st.done) for (const c of st.r.flush()) this.deliver(f, fd, dir, c, this.pending);
+      // a dropped or passed flow is not inspected any more, at its end either
+      if (!st.done && fd.action === undefined)
+        for (const c of st.r.flush()) this.deliver(f, fd, dir, c, this.pending);
       this.flushing = false;
       st.r.dispose();
       this.budget.give(st.window.length);
       st.window = new Uint8Array(0);
       st.done = true;
+    }
+    if (fd.http && fd.action !== undefined) {
+      fd.http.dispose();
+      fd.http = undefined;
     }
     if (fd.http) {
       // the connection is over: a body read until close ends here, a message cut short is inspected as is

@@ -146,6 +146,8 @@ export class ParallelRunner {
   /** Runs one capture through the pool; the alerts come back in capture order. */
   async run(pcapPath: string, rules: Rule[], opts: PipelineOptions = {}): Promise<ParallelResult> {
     const t0 = performance.now();
+    // verdicts are per packet in capture order, decided on one engine: not across workers (yet)
+    if (opts.ips) throw new Error('ips: prevention runs on one thread (runCapture), not on workers');
     const { validateChecksums, defrag, ...engineOpts } = opts;
     const ready = await Promise.all(
       this.slots.map((s, index) =>

@@ -98,6 +98,19 @@ describe('verdicts', () => {
     expect(dropped.stats.flowsPassed).toBe(0);
   });
 
+  it('a passed flow is not inspected at its end either; its reassembly memory goes back at once', () => {
+    const rs = rules('alert tcp any any -> any any (content:"x"; sid:1;)');
+    const flow = [...handshake(), data(0, 'x')]; // never acknowledged: waits for the end of the flow
+    const plain = new Engine(rs);
+    run(plain, flow);
+    expect(plain.budget.bytes).toBeGreaterThan(0);
+    expect(plain.finish().map((a) => a.sid)).toEqual([1]);
+    const passed = new Engine([...rules('pass ip any any -> any any (sid:2;)'), ...rs]);
+    run(passed, flow);
+    expect(passed.budget.bytes).toBe(0);
+    expect(passed.finish()).toEqual([]);
+  });
+
   it('a pass after a drop on the same packet neither alerts nor passes the flow; `alert;` makes it log', () => {
     const order = { ...inline, actionOrder: ['drop', 'reject', 'alert', 'pass'] };
     const quiet = new Engine(
