@@ -21,11 +21,20 @@
  * the data, but no spill to merge, and the extra memory stays one array of the input's size.
  */
 import { partitionNaN, radixSortF64 } from './radix.js';
+import { wasmLearnedSort } from './wasm.js';
 
 /** First-level fan-out (buckets). Tuned on this machine: see README. */
 export const fanout = 1024;
 /** Target keys per last-level bucket, touched up by insertion sort. */
 export const leafBucketKeys = 8;
+/**
+ * Target keys per last-level bucket in the WebAssembly core: one. Its insertion sort then mostly finds
+ * keys in place, and its branch predicts well; at 8 keys per bucket (the JS core's figure) the insertion
+ * sort's mispredicted exits took two thirds of the second level's time (`node --cpu-prof`, 10M normal).
+ */
+export const wasmSubBucketKeys = 1;
+/** Last-level buckets of the WebAssembly core holding more keys than this are sorted on their own. */
+export const wasmSubSortMin = 24;
 /** Leaf models of the RMI. */
 export const leafCount = 1024;
 /**
@@ -51,6 +60,9 @@ export interface Rmi {
   lo: Float64Array;
   hi: Float64Array;
 }
+
+/** Where the learned path's per-key work runs: the WebAssembly core (when built), or JS. */
+export type LearnedCore = 'wasm' | 'js';
 
 export interface LearnedStats {
   path: 'learned' | 'radix' | 'small' | 'presorted';
@@ -179,7 +191,8 @@ function drawSample(a: Float64Array, n: number): Float64Array {
     const j = Math.min(n - 1, Math.floor(i * stride + (seed / 4294967296) * stride));
     s[i] = a[j]!;
   }
-  return s.sort();
+  // the radix sort: a sorted sample costs a few ms instead of the built-in sort's tens
+  return radixSortF64(s);
 }
 
 const bucketCounts = new Int32Array(fanout + 2);
@@ -191,10 +204,15 @@ const bucketStarts = new Int32Array(fanout + 2);
  */
 export function learnedSortF64(
   a: Float64Array,
-  tmp: Float64Array,
+  tmp?: Float64Array,
   stats?: LearnedStats,
   minKeys = learnedMinKeys,
+  core: LearnedCore = 'wasm',
 ): Float64Array {
+  // The WebAssembly core checks for NaN and infinities in its first pass, so an input without them pays
+  // no separate scan; one with them is left untouched and takes the path below.
+  if (core === 'wasm' && a.length >= minKeys && a.length >= radixMinKeys)
+    if (sortFinite(a, tmp, stats, minKeys, core, true)) return a;
   const withInf = partitionNaN(a);
   // infinities would break the linear models: take them out, put them back at the ends afterwards
   let n = 0;
@@ -206,35 +224,46 @@ export function learnedSortF64(
     else if (x !== Number.POSITIVE_INFINITY) a[n++] = x;
   }
   const keys = a.subarray(0, n);
-  sortFinite(keys, tmp, stats, minKeys);
+  sortFinite(keys, tmp, stats, minKeys, core, false);
   if (negInf > 0) a.copyWithin(negInf, 0, n);
   a.fill(Number.NEGATIVE_INFINITY, 0, negInf);
   a.fill(Number.POSITIVE_INFINITY, negInf + n, withInf);
   return a;
 }
 
+/**
+ * Sorts `keys`. With `unchecked`, the keys may hold NaN or infinities: then nothing is changed and false
+ * is returned, as soon as the sample or the WebAssembly core's first pass meets one.
+ */
 function sortFinite(
   keys: Float64Array,
-  tmp: Float64Array,
+  tmpGiven: Float64Array | undefined,
   stats: LearnedStats | undefined,
   minKeys: number,
-): void {
+  core: LearnedCore,
+  unchecked: boolean,
+): boolean {
+  // the WebAssembly core brings its own buffer: allocate this one only for the paths that use it
+  const scratch = () => tmpGiven ?? new Float64Array(keys.length);
   const n = keys.length;
   if (n < radixMinKeys) {
     if (stats) stats.path = 'small';
     keys.sort();
-    return;
+    return true;
   }
+  // NaN fails every comparison, so an input holding one is never taken for presorted
   if (presorted(keys)) {
     if (stats) stats.path = 'presorted';
-    return;
+    return true;
   }
   if (n < minKeys) {
     if (stats) stats.path = 'radix';
-    radixSortF64(keys, tmp);
-    return;
+    radixSortF64(keys, scratch());
+    return true;
   }
   const sample = drawSample(keys, n);
+  if (unchecked && !(Number.isFinite(sample[0]!) && Number.isFinite(sample[sample.length - 1]!)))
+    return false;
   const rmi = train(sample);
   // heavy keys: a value taking more than a first-level bucket's share of the sample gets an equality bucket
   const heavy: number[] = [];
@@ -263,6 +292,31 @@ function sortFinite(
     if (heavyFirst[b] === -1) heavyFirst[b] = k;
     heavyEnd[b] = k + 1;
   }
+  if (core === 'wasm') {
+    const r = wasmLearnedSort(keys, rmi, hset, heavyBucket, unchecked, {
+      fanout: B,
+      leafCount,
+      subKeys: wasmSubBucketKeys,
+      subSortMin: wasmSubSortMin,
+      overfullFactor,
+      overfullShareMax,
+    });
+    if (r.outcome === 'special') return false;
+    if (stats) stats.overfullShare = r.overfullShare;
+    if (r.outcome === 'sorted') {
+      if (stats) stats.path = 'learned';
+      return true;
+    }
+    if (r.outcome !== 'unavailable') {
+      // 'poor': the guard tripped; 'disordered' would be a bug in the model's monotonicity
+      if (stats) stats.path = 'radix';
+      radixSortF64(keys, scratch());
+      return true;
+    }
+  }
+  // the JS core needs finite keys
+  if (unchecked) return false;
+  const tmp = scratch();
   bucketCounts.fill(0);
   const { rootSlope, rootIntercept, slopes, intercepts, lo, hi } = rmi;
   const L = leafCount;
@@ -296,7 +350,7 @@ function sortFinite(
   if (overShare > overfullShareMax) {
     if (stats) stats.path = 'radix';
     radixSortF64(keys, tmp);
-    return;
+    return true;
   }
   if (stats) stats.path = 'learned';
   // Layout: model buckets in order, each followed by the equality buckets of the heavy keys that predict
@@ -349,6 +403,7 @@ function sortFinite(
     if (k > k0) mergeEqualityRuns(keys, tmp, from, to, hset, heavyCounts, k0, k);
   }
   orderZeros(keys, n);
+  return true;
 }
 
 /** Sub-bucket ids of the bucket being sorted: bounded by the largest first-level bucket, not by n. */

@@ -24,7 +24,7 @@ function describe(x: unknown): string {
  */
 export function learnedSort<T extends SortableArray>(array: T, stats?: LearnedStats): T {
   if (array instanceof Float64Array) {
-    learnedSortF64(array, new Float64Array(array.length), stats);
+    learnedSortF64(array, undefined, stats);
     return array;
   }
   if (array instanceof Float32Array) {

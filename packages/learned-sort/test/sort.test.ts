@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { commands, learnedArgsort, learnedSort, learnedSortStrings, radixSortF64 } from '../src/index.js';
 import { type LearnedStats, learnedSortF64 } from '../src/learned.js';
+import { wasmAvailable } from '../src/wasm.js';
 
 function rng(seed: number) {
   let s = seed >>> 0 || 1;
@@ -67,23 +68,69 @@ describe('learnedSort equals TypedArray.prototype.sort', () => {
     });
   }
 
-  it('the learned path itself sorts exactly, on every distribution (forced below its size threshold)', () => {
-    const r = rng(5);
-    for (const [name, g] of Object.entries(gens)) {
-      const a = Float64Array.from(g(300_000, r));
-      const want = a.slice().sort();
-      const stats = {} as LearnedStats;
-      learnedSortF64(a, new Float64Array(a.length), stats, 1 << 15);
-      expect(same(a, want), `${name} via ${stats.path}`).toBe(true);
-    }
-    for (const name of ['normal', 'spikes']) {
-      const a = Float64Array.from(gens[name]!(1_000_000, r));
-      const want = a.slice().sort();
-      const stats = {} as LearnedStats;
-      learnedSortF64(a, new Float64Array(a.length), stats, 1 << 15);
-      expect(stats.path).toBe('learned');
-      expect(same(a, want)).toBe(true);
-    }
+  it('the WebAssembly core is built (npm run build) and loads', () => {
+    expect(wasmAvailable(), 'packages/learned-sort/build/learned-sort.wasm: run `npm run build`').toBe(true);
+  });
+
+  for (const core of ['wasm', 'js'] as const) {
+    it(`the learned path itself sorts exactly, on every distribution (forced below its size threshold, ${core} core)`, () => {
+      const r = rng(5);
+      for (const [name, g] of Object.entries(gens)) {
+        const a = Float64Array.from(g(300_000, r));
+        const want = a.slice().sort();
+        const stats = {} as LearnedStats;
+        learnedSortF64(a, undefined, stats, 1 << 15, core);
+        expect(same(a, want), `${name} via ${stats.path}`).toBe(true);
+      }
+      for (const name of ['normal', 'spikes']) {
+        const a = Float64Array.from(gens[name]!(1_000_000, r));
+        const want = a.slice().sort();
+        const stats = {} as LearnedStats;
+        learnedSortF64(a, new Float64Array(a.length), stats, 1 << 15, core);
+        expect(stats.path).toBe('learned');
+        expect(same(a, want)).toBe(true);
+      }
+    });
+  }
+
+  it('the WebAssembly core: a first-level bucket too large for its scratch, and runs of -0/+0', () => {
+    const r = rng(11);
+    // 8% of the keys in a window narrower than one leaf: one first-level bucket gets far more than 65,536
+    const a = Float64Array.from({ length: 1_200_000 }, (_, i) =>
+      i % 12 === 0 ? 0.5 + r() * 1e-7 : r() < 0.01 ? (r() < 0.5 ? -0 : 0) : r() - 0.2,
+    );
+    const want = a.slice().sort();
+    const stats = {} as LearnedStats;
+    learnedSortF64(a, undefined, stats, 0, 'wasm');
+    expect(stats.path).toBe('learned');
+    expect(same(a, want)).toBe(true);
+  });
+
+  it('the WebAssembly core equals TypedArray.prototype.sort (property, learned path forced)', () => {
+    const dist = fc.constantFrom('uniform', 'normal', 'lognormal', 'mix', 'zipf', 'fewDistinct', 'sawtooth');
+    fc.assert(
+      fc.property(
+        fc.array(fc.double(), { maxLength: 2000 }),
+        dist,
+        fc.integer({ min: 2048, max: 40_000 }),
+        fc.integer({ min: 1, max: 1 << 30 }),
+        (vals, name, pad, seed) => {
+          const a = Float64Array.from([...vals, ...gens[name]!(pad, rng(seed))]);
+          // mix the specials in among the keys rather than leaving them at the front
+          const r = rng(seed ^ 0x5bd1e995);
+          for (let i = a.length - 1; i > 0; i--) {
+            const j = Math.floor(r() * (i + 1));
+            const t = a[i]!;
+            a[i] = a[j]!;
+            a[j] = t;
+          }
+          const want = a.slice().sort();
+          learnedSortF64(a, undefined, undefined, 0, 'wasm');
+          expect(same(a, want)).toBe(true);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it('duplicate-heavy data goes to equality buckets', () => {

@@ -1,0 +1,229 @@
+/**
+ * Drives the WebAssembly core (assembly/index.ts, built to build/learned-sort.wasm) for the learned path
+ * on doubles. The input stays in its JS array: chunks of it are copied into the core's STAGE for the
+ * counting and scattering passes, the core keeps the first-level buckets in T (one double per key, the
+ * only large allocation), and each sorted bucket is copied back into the input. A fresh memory is made
+ * per sort and dropped afterwards, so nothing of the size of the input outlives the call.
+ */
+import { readFileSync } from 'node:fs';
+import type { Rmi } from './learned.js';
+
+// The few WebAssembly JS API types used here (Node has the API; its types ship only in lib.dom). Declared
+// locally rather than as globals, so they cannot clash with another package's declarations.
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+interface WasmGlobal {
+  value: unknown;
+}
+type WasmModule = object;
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (
+    module: WasmModule,
+    imports: Record<string, Record<string, unknown>>,
+  ) => { readonly exports: Record<string, unknown> };
+  Memory: new (descriptor: { initial: number; maximum?: number }) => WasmMemory;
+}
+const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+interface Exports {
+  LEAVES: WasmGlobal;
+  FANOUT: WasmGlobal;
+  BUCKET_KEYS_MAX: WasmGlobal;
+  STAGE_KEYS: WasmGlobal;
+  MODEL: WasmGlobal;
+  COUNTS: WasmGlobal;
+  HFIRST: WasmGlobal;
+  HEND: WasmGlobal;
+  HSET: WasmGlobal;
+  HCOUNT: WasmGlobal;
+  OUT: WasmGlobal;
+  STAGE: WasmGlobal;
+  T: WasmGlobal;
+  setRoot(slope: number, intercept: number): void;
+  countStage(k: number): number;
+  countsToCursors(): void;
+  scatterStage(k: number): void;
+  sortRange(at: number, m: number): void;
+  sortBucket(from: number, m: number, b: number, subKeys: number, subSortMin: number): void;
+  finishRun(at: number, m: number): void;
+}
+
+/** WebAssembly pages are 64 KiB; a 32-bit memory has at most 65,536 of them (4 GiB). */
+const pageBytes = 65536;
+const pagesMax = 65536;
+
+interface Core {
+  mod: WasmModule;
+  /** The core's constants (fan-out, leaves, region addresses), read once from a probe instance. */
+  layout: Exports;
+}
+
+let compiled: Core | null | undefined;
+
+function wasmModule(): Core | null {
+  if (compiled === undefined) {
+    try {
+      if (!wasmApi) throw new Error('no WebAssembly');
+      const mod = new wasmApi.Module(readFileSync(new URL('../build/learned-sort.wasm', import.meta.url)));
+      const memory = new wasmApi.Memory({ initial: 1 });
+      const layout = new wasmApi.Instance(mod, { env: { memory } }).exports as unknown as Exports;
+      compiled = { mod, layout };
+    } catch {
+      compiled = null; // not built (`npm run build`) or no WebAssembly: the JS core takes over
+    }
+  }
+  return compiled;
+}
+
+/** True when the WebAssembly core is built and loads. */
+export function wasmAvailable(): boolean {
+  return wasmModule() !== null;
+}
+
+export interface WasmSortOptions {
+  fanout: number;
+  leafCount: number;
+  subKeys: number;
+  subSortMin: number;
+  overfullFactor: number;
+  overfullShareMax: number;
+}
+
+export interface WasmSortResult {
+  /**
+   * 'unavailable': not built, or the input does not fit a 32-bit memory; 'poor': the guard tripped;
+   * 'special': `unchecked` and the input holds NaN or an infinity (the keys are untouched).
+   */
+  outcome: 'sorted' | 'poor' | 'unavailable' | 'disordered' | 'special';
+  overfullShare: number;
+}
+
+/**
+ * Sorts `keys` (finite, no NaN, unless `unchecked`) with the trained model `rmi` and heavy keys `hset` (ascending, each with
+ * the first-level bucket it predicts into in `heavyBucket`). On 'poor', 'unavailable' and 'disordered'
+ * the keys are a permutation of the input and the caller sorts them another way.
+ */
+export function wasmLearnedSort(
+  keys: Float64Array,
+  rmi: Rmi,
+  hset: Float64Array,
+  heavyBucket: Int32Array,
+  unchecked: boolean,
+  o: WasmSortOptions,
+): WasmSortResult {
+  const core = wasmModule();
+  const n = keys.length;
+  if (core === null) return { outcome: 'unavailable', overfullShare: 0 };
+  const probe = core.layout;
+  const at = (g: WasmGlobal) => g.value as number;
+  if (at(probe.FANOUT) !== o.fanout || at(probe.LEAVES) !== o.leafCount)
+    throw new Error(
+      `learned-sort: build/learned-sort.wasm was built for fan-out ${at(probe.FANOUT)} and ${at(probe.LEAVES)} leaves, the JS side expects ${o.fanout} and ${o.leafCount}: run \`npm run build\``,
+    );
+  const T = at(probe.T);
+  const pages = Math.ceil((T + 8 * n) / pageBytes);
+  if (pages > pagesMax) return { outcome: 'unavailable', overfullShare: 0 };
+  let memory: WasmMemory;
+  try {
+    memory = new wasmApi!.Memory({ initial: pages, maximum: pages });
+  } catch {
+    return { outcome: 'unavailable', overfullShare: 0 };
+  }
+  const ex = new wasmApi!.Instance(core.mod, { env: { memory } }).exports as unknown as Exports;
+  const buf = memory.buffer;
+  const f64 = new Float64Array(buf);
+  const i32 = new Int32Array(buf);
+  const B = o.fanout;
+  const H = hset.length;
+  // the model, one 32-byte record per leaf, scaled to predict first-level bucket numbers: [0, B]
+  const model = at(ex.MODEL) >>> 3;
+  for (let l = 0; l < o.leafCount; l++) {
+    f64[model + 4 * l] = rmi.slopes[l]! * B;
+    f64[model + 4 * l + 1] = rmi.intercepts[l]! * B;
+    f64[model + 4 * l + 2] = rmi.lo[l]! * B;
+    f64[model + 4 * l + 3] = rmi.hi[l]! * B;
+  }
+  ex.setRoot(rmi.rootSlope, rmi.rootIntercept);
+  const hfirst = at(ex.HFIRST) >>> 2;
+  const hend = at(ex.HEND) >>> 2;
+  i32.fill(-1, hfirst, hfirst + B);
+  for (let k = 0; k < H; k++) {
+    const b = heavyBucket[k]!;
+    if (i32[hfirst + b] === -1) i32[hfirst + b] = k;
+    i32[hend + b] = k + 1;
+  }
+  f64.set(hset, at(ex.HSET) >>> 3);
+  const stage = at(ex.STAGE) >>> 3;
+  const stageKeys = at(ex.STAGE_KEYS);
+  // first pass: counts
+  for (let off = 0; off < n; off += stageKeys) {
+    const k = Math.min(stageKeys, n - off);
+    f64.set(keys.subarray(off, off + k), stage);
+    if (ex.countStage(k) !== 0 && unchecked) return { outcome: 'special', overfullShare: 0 };
+  }
+  const countsAt = at(ex.COUNTS) >>> 2;
+  const counts = i32.slice(countsAt, countsAt + B);
+  const hcountAt = at(ex.HCOUNT) >>> 2;
+  const heavyCounts = i32.slice(hcountAt, hcountAt + H);
+  // guard: how many keys sit in badly overfull buckets?
+  let heavyTotal = 0;
+  for (let k = 0; k < H; k++) heavyTotal += heavyCounts[k]!;
+  const avg = (n - heavyTotal) / B;
+  let over = 0;
+  for (let b = 0; b < B; b++) if (counts[b]! > o.overfullFactor * avg + 64) over += counts[b]!;
+  const overfullShare = over / n;
+  if (overfullShare > o.overfullShareMax) return { outcome: 'poor', overfullShare };
+  // second pass: scatter into T
+  ex.countsToCursors();
+  for (let off = 0; off < n; off += stageKeys) {
+    const k = Math.min(stageKeys, n - off);
+    f64.set(keys.subarray(off, off + k), stage);
+    ex.scatterStage(k);
+  }
+  // second level, bucket by bucket, back into `keys`; heavy keys' equality runs are merged in here
+  const out = at(ex.OUT) >>> 3;
+  const bucketKeysMax = at(ex.BUCKET_KEYS_MAX);
+  let from = 0;
+  let pos = 0;
+  let prevLast = Number.NEGATIVE_INFINITY;
+  let disordered = false;
+  for (let b = 0, k = 0; b < B; b++) {
+    const m = counts[b]!;
+    let run: Float64Array;
+    if (m <= bucketKeysMax) {
+      ex.sortBucket(from, m, b, o.subKeys, o.subSortMin);
+      run = f64.subarray(out, out + m);
+    } else {
+      // far more keys than the model promised here: sort them where they lie
+      ex.sortRange(T + 8 * from, m);
+      ex.finishRun(T + 8 * from, m);
+      run = f64.subarray((T >>> 3) + from, (T >>> 3) + from + m);
+    }
+    from += m;
+    const k0 = k;
+    while (k < H && heavyBucket[k] === b) k++;
+    const start = pos;
+    if (k === k0) {
+      keys.set(run, pos);
+      pos += m;
+    } else {
+      let i = 0;
+      for (let h = k0; h < k; h++) {
+        const x = hset[h]!;
+        while (i < m && run[i]! <= x) keys[pos++] = run[i++]!;
+        const c = heavyCounts[h]!;
+        keys.fill(x, pos, pos + c);
+        pos += c;
+      }
+      while (i < m) keys[pos++] = run[i++]!;
+    }
+    // the model is monotone by construction; check it where it is cheap (two reads per bucket)
+    if (pos > start) {
+      if (keys[start]! < prevLast) disordered = true;
+      prevLast = keys[pos - 1]!;
+    }
+  }
+  return { outcome: disordered ? 'disordered' : 'sorted', overfullShare };
+}
