@@ -31,15 +31,21 @@ if (process.env.STRATA_HIGHWAYHASH !== 'ts') {
   if (wasm) active = 'wasm';
 }
 
-// Converting a BigUint64Array key costs BigInt work; remember the last key object converted.
+// A key's words are read through a Uint32Array view of the key itself, made once per key object (a
+// BigUint64Array key would otherwise cost BigInt work on every call): the view sees a key mutated in place,
+// and the engines compare its 8 words with the key they hold. Keys that cannot be viewed (bytes at an
+// offset that is not a multiple of 4, or a big-endian host) are converted on every call.
+const littleEndian = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 let lastKey: HighwayKey | undefined;
-const lastWords = new Uint32Array(8);
+let lastView: Uint32Array | undefined;
+const keyScratch = new Uint32Array(8);
 function words(key: HighwayKey): Uint32Array {
-  if (key !== lastKey || key instanceof Uint8Array) {
-    keyToWords(key, lastWords);
-    lastKey = key;
-  }
-  return lastWords;
+  if (key === lastKey && lastView !== undefined && lastView.length === 8) return lastView;
+  keyToWords(key, keyScratch);
+  lastKey = key;
+  lastView =
+    littleEndian && (key.byteOffset & 3) === 0 ? new Uint32Array(key.buffer, key.byteOffset, 8) : undefined;
+  return lastView ?? keyScratch;
 }
 
 const s = new Uint32Array(32);

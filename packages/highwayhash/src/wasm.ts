@@ -12,14 +12,18 @@ import { asBytes, type HighwayKey, keyToWords, wordsToBig } from './hasher.js';
 const chunkBytesMax = 1 << 20;
 /** Keys per batch call into WebAssembly. */
 const batchKeysMax = 1 << 16;
+/** The core may read this many bytes past an input's end (and masks them off). */
+const readPastEndBytesMax = 32;
+/** Inputs up to this length are copied word by word: cheaper than `TypedArray.prototype.set`'s fixed cost. */
+const loopCopyBytesMax = 32;
 const STATE_BYTES = 128;
-const KEY = 128;
-const PACKET = 160;
 
 interface Exports {
   memory: WebAssembly.Memory;
+  KEY: WebAssembly.Global;
   OUT: WebAssembly.Global;
   INPUT: WebAssembly.Global;
+  setKey(): void;
   reset(): void;
   update(ptr: number, len: number): void;
   remainder(ptr: number, size: number): void;
@@ -27,13 +31,13 @@ interface Exports {
   finalize128(): void;
   finalize256(): void;
   hash(ptr: number, len: number, bits: number): void;
-  hash64Fast(ptr: number, len: number): void;
-  batch64Fast(buf: number, offs: number, lens: number, n: number, out: number): void;
+  hash64Out(ptr: number, len: number): void;
+  batch64(buf: number, offs: number, lens: number, n: number, out: number): void;
 }
 
 export interface WasmEngine {
   hash(key: Uint32Array, data: Uint8Array, bits: 64 | 128 | 256, into: Uint32Array): Uint32Array;
-  /** HighwayHash-64 as a BigInt read straight from WebAssembly memory (one allocation). */
+  /** HighwayHash-64 as a BigInt. */
   hash64(key: Uint32Array, data: Uint8Array): bigint;
   batch64(
     key: Uint32Array,
@@ -61,22 +65,27 @@ export function loadWasm(): WasmEngine | undefined {
 class Engine implements WasmEngine {
   readonly input: number;
   readonly outPtr: number;
+  readonly keyPtr: number;
   mem!: Uint8Array;
   mem32!: Uint32Array;
   out64!: BigUint64Array;
-  /** The key words last copied into WebAssembly memory, to skip the copy when the key repeats. */
-  private keyLoaded?: Uint32Array;
-  private readonly keyCopy = new Uint32Array(8);
+  /**
+   * The key words in WebAssembly memory (and its derived initial state). The key stays resident: a call
+   * compares the 8 words and rewrites them only when they differ, so a key mutated in place is noticed.
+   */
+  private readonly keyLoaded = new Uint32Array(8);
+  private keyValid = false;
 
   constructor(readonly ex: Exports) {
     this.input = ex.INPUT.value as number;
     this.outPtr = ex.OUT.value as number;
+    this.keyPtr = ex.KEY.value as number;
     this.ensure(chunkBytesMax);
   }
 
-  /** Grows memory so that `bytes` fit from INPUT on; refreshes the views. */
+  /** Grows memory so that `bytes` (plus the core's read-past-end margin) fit from INPUT on. */
   ensure(bytes: number): void {
-    const need = this.input + bytes;
+    const need = this.input + bytes + readPastEndBytesMax;
     const have = this.ex.memory.buffer.byteLength;
     if (need > have) this.ex.memory.grow(Math.ceil((need - have) / 65536));
     if (this.mem?.buffer !== this.ex.memory.buffer) {
@@ -87,9 +96,9 @@ class Engine implements WasmEngine {
   }
 
   setKey(key: Uint32Array): void {
-    const k = this.keyCopy;
+    const k = this.keyLoaded;
     if (
-      this.keyLoaded === key &&
+      this.keyValid &&
       k[0] === key[0] &&
       k[1] === key[1] &&
       k[2] === key[2] &&
@@ -100,45 +109,65 @@ class Engine implements WasmEngine {
       k[7] === key[7]
     )
       return;
-    this.mem32.set(key, KEY >>> 2);
     k.set(key);
-    this.keyLoaded = key;
+    this.mem32.set(k, this.keyPtr >>> 2);
+    this.ex.setKey();
+    this.keyValid = true;
   }
 
   hash64(key: Uint32Array, data: Uint8Array): bigint {
     this.setKey(key);
     const n = data.length;
-    if (n <= 32) {
-      // a loop beats TypedArray.prototype.set's fixed cost for tiny inputs
-      const m = this.mem;
-      const base = this.input;
-      for (let i = 0; i < n; i++) m[base + i] = data[i]!;
-      this.ex.hash64Fast(base, n);
-    } else if (n <= chunkBytesMax) {
-      this.mem.set(data, this.input);
-      this.ex.hash64Fast(this.input, data.length);
+    if (n <= chunkBytesMax) {
+      this.copyIn(data);
+      this.ex.hash64Out(this.input, n);
     } else {
       this.ex.reset();
       this.absorb(data);
       this.ex.finalize64();
     }
+    // one BigInt, read unsigned (an i64 return would arrive signed and need a second BigInt operation)
     return this.out64[0]!;
+  }
+
+  /** Copies an input of at most `chunkBytesMax` bytes to INPUT. */
+  copyIn(data: Uint8Array): void {
+    const n = data.length;
+    if (n > loopCopyBytesMax) {
+      this.mem.set(data, this.input);
+      return;
+    }
+    // whole u32 words: one store per 4 bytes; the core ignores the bytes of the last word past n
+    const m32 = this.mem32;
+    const w = this.input >>> 2;
+    let i = 0;
+    for (let j = w; i + 4 <= n; i += 4, j++)
+      m32[j] = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+    if (i < n) {
+      let x = 0;
+      for (let sh = 0; i < n; i++, sh += 8) x |= data[i]! << sh;
+      m32[w + (i >>> 2)] = x;
+    }
   }
 
   hash(key: Uint32Array, data: Uint8Array, bits: 64 | 128 | 256, into: Uint32Array): Uint32Array {
     const ex = this.ex;
     this.setKey(key);
-    if (data.length <= chunkBytesMax) {
-      this.mem.set(data, this.input);
-      if (bits === 64) ex.hash64Fast(this.input, data.length);
-      else ex.hash(this.input, data.length, bits);
+    const n = data.length;
+    if (n <= chunkBytesMax) {
+      this.copyIn(data);
+      if (bits === 64) ex.hash64Out(this.input, n);
+      else ex.hash(this.input, n, bits);
     } else {
       ex.reset();
       this.absorb(data);
       this.finish(bits);
     }
     const o = this.outPtr >>> 2;
-    for (let i = 0; i < bits >>> 5; i++) into[i] = this.mem32[o + i]!;
+    const m32 = this.mem32;
+    into[0] = m32[o]!;
+    into[1] = m32[o + 1]!;
+    for (let i = 2; i < bits >>> 5; i++) into[i] = m32[o + i]!;
     return into;
   }
 
@@ -184,15 +213,15 @@ class Engine implements WasmEngine {
       }
       if (hi < lo) hi = lo;
       const span = hi - lo;
-      const offsPtr = (this.input + span + 7) & ~7;
+      // the offsets go in unchanged: the core adds them to (INPUT - lo), in wrapping u32 arithmetic
+      const offsPtr = (this.input + span + readPastEndBytesMax + 7) & ~7;
       const lensPtr = offsPtr + 4 * count;
       const outPtr = lensPtr + 4 * count;
       this.ensure(outPtr + 8 * count - this.input);
       this.mem.set(buf.subarray(lo, hi), this.input);
-      const o32 = this.mem32.subarray(offsPtr >>> 2, (offsPtr >>> 2) + count);
-      for (let i = 0; i < count; i++) o32[i] = offs[first + i]! - lo;
+      this.mem32.set(offs.subarray(first, first + count), offsPtr >>> 2);
       this.mem32.set(lens.subarray(first, first + count), lensPtr >>> 2);
-      this.ex.batch64Fast(this.input, offsPtr, lensPtr, count, outPtr);
+      this.ex.batch64((this.input - lo) >>> 0, offsPtr, lensPtr, count, outPtr);
       if (out instanceof BigUint64Array)
         out.set(new BigUint64Array(this.ex.memory.buffer, outPtr, count), first);
       else out.set(this.mem32.subarray(outPtr >>> 2, (outPtr >>> 2) + 2 * count), 2 * first);
@@ -262,8 +291,8 @@ export class WasmHasher {
     const e = this.e;
     e.mem.set(this.state, 0);
     if (this.pendingLen > 0) {
-      e.mem.set(this.pending.subarray(0, this.pendingLen), PACKET + 256);
-      e.ex.remainder(PACKET + 256, this.pendingLen);
+      e.mem.set(this.pending.subarray(0, this.pendingLen), e.input);
+      e.ex.remainder(e.input, this.pendingLen);
     }
     e.finish(bits);
     const o = e.outPtr >>> 2;
