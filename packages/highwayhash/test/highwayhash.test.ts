@@ -134,6 +134,114 @@ describe('WebAssembly and TypeScript agree', () => {
   });
 });
 
+describe('engines agree on the fast paths (property)', () => {
+  const both = <T>(f: () => T): [T, T] => {
+    useImplementation('wasm');
+    const a = f();
+    useImplementation('ts');
+    const b = f();
+    return [a, b];
+  };
+
+  it('one-shot and streaming agree over random lengths up to 70 KiB and random chunkings', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.integer({ min: 0, max: 70_000 }),
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.array(fc.integer({ min: 0, max: 20_000 }), { maxLength: 8 }),
+        (k, len, seed, cuts) => {
+          const data = new Uint8Array(len).map((_, i) => (i * 131 + seed) >>> (i & 7));
+          const [a, b] = both(() => {
+            const h = createHasher(k);
+            let p = 0;
+            for (const c of cuts) {
+              h.update(data.subarray(p, p + c));
+              p += c;
+            }
+            h.update(data.subarray(p));
+            const words = hash64Words(k, data, new Uint32Array(2));
+            return [hash64(k, data), h.digest64(), (BigInt(words[1]!) << 32n) | BigInt(words[0]!)];
+          });
+          expect(a[0]).toBe(a[1]);
+          expect(a[0]).toBe(a[2]);
+          expect(b).toEqual(a);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('a key mutated in place between calls is noticed, for every key form', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ maxLength: 100 }),
+        (k1, k2, data) => {
+          for (const impl of ['wasm', 'ts'] as const) {
+            useImplementation(impl);
+            const aligned = new Uint8Array(k1);
+            const unaligned = new Uint8Array(33).subarray(1);
+            unaligned.set(k1);
+            const words = new BigUint64Array(new Uint8Array(k1).buffer);
+            for (const key of [aligned, unaligned, words]) {
+              expect(hash64(key, data)).toBe(hash64(Uint8Array.from(k1), data));
+              if (key instanceof BigUint64Array) key.set(new BigUint64Array(Uint8Array.from(k2).buffer));
+              else key.set(k2);
+              expect(hash64(key, data)).toBe(hash64(Uint8Array.from(k2), data));
+              expect([...hash128(key, data)]).toEqual([...hash128(Uint8Array.from(k2), data)]);
+            }
+          }
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it('the batch form equals single calls on random, unsorted, overlapping keys', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 1, maxLength: 600 }),
+        fc.array(fc.tuple(fc.nat(), fc.nat(70)), { maxLength: 60 }),
+        (k, buf, picks) => {
+          const offs = Uint32Array.from(picks, ([o]) => o % buf.length);
+          const lens = Uint32Array.from(picks, ([, l], i) => Math.min(l, buf.length - offs[i]!));
+          const [a, b] = both(() => {
+            const out = new BigUint64Array(picks.length);
+            const out32 = new Uint32Array(2 * picks.length);
+            hash64Batch(k, buf, offs, lens, out);
+            hash64Batch(k, buf, offs, lens, out32);
+            for (let i = 0; i < picks.length; i++) {
+              const want = hash64(k, buf.subarray(offs[i]!, offs[i]! + lens[i]!));
+              expect(out[i]).toBe(want);
+              expect((BigInt(out32[2 * i + 1]!) << 32n) | BigInt(out32[2 * i]!)).toBe(want);
+            }
+            return [...out];
+          });
+          expect(b).toEqual(a);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('the batch form crosses its internal chunk of 65,536 keys', () => {
+    const n = 70_000;
+    const buf = new Uint8Array(n + 40).map((_, i) => (i * 2654435761) >>> 24);
+    const offs = Uint32Array.from({ length: n }, (_, i) => (i * 7919) % n);
+    const lens = Uint32Array.from({ length: n }, (_, i) => i % 40);
+    useImplementation('wasm');
+    const out = new BigUint64Array(n);
+    hash64Batch(key, buf, offs, lens, out);
+    useImplementation('ts');
+    for (let i = 0; i < n; i += 997)
+      expect(out[i]).toBe(hash64(key, buf.subarray(offs[i]!, offs[i]! + lens[i]!)));
+    expect(out[n - 1]).toBe(hash64(key, buf.subarray(offs[n - 1]!, offs[n - 1]! + lens[n - 1]!)));
+  });
+});
+
 describe('SipHash', () => {
   const k16 = Uint8Array.from({ length: 16 }, (_, i) => i);
   it('matches the reference SipHash-2-4 and SipHash-1-3 outputs', () => {
