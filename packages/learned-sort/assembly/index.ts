@@ -1,15 +1,19 @@
-// Learned Sort core in AssemblyScript: the per-key work of src/learned.ts (model evaluation, counting,
-// first-level scatter, second-level scatter, touch-up) on doubles in linear memory. JS owns the input
-// array; it copies chunks of it into STAGE for the two first-level passes, and copies each sorted bucket
-// from OUT back into the input. The only large region is T (one double per key): the extra memory.
+// Learned Sort core in AssemblyScript: the per-key work of src/learned.ts (model evaluation, the
+// first-level scatter into fixed-capacity buckets with a spill bucket, the second-level scatter, the
+// touch-up) on doubles in linear memory. JS owns the input array; it copies chunks of it into STAGE for
+// the one first-level pass, copies the keys spilled from each chunk back into the part of the input
+// already read, and copies each sorted bucket from OUT back into the input. The only large region is T
+// (fanout x capacity doubles, at most n + fanout): the extra memory.
 //
 // Layout (bytes; the memory is imported, one per sort, sized by JS):
-//   MODEL   leafCount x [slope, intercept, lo, hi] f64
-//   COUNTS  fanout + 2 i32: first-level counts, then cursors
+//   MODEL   leafCount x [slope, intercept, lo, hi] f64, scaled to predict bucket numbers in [0, FANOUT]
+//   COUNTS  fanout i32: keys held by each first-level bucket in T (then, after compaction, their starts)
 //   HFIRST / HEND  fanout i32: heavy keys predicting into bucket b are HSET[HFIRST[b] .. HEND[b])
 //   HSET    heavy keys (f64, ascending, at most fanout), HCOUNT their counts (i32)
+//   SPILLS  fanout i32: keys of each bucket that found it full (then cursors into the spill area)
 //   SUB     sub-bucket counts of the bucket being sorted, IDS its keys' sub-bucket ids (u16)
-//   OUT     the sorted bucket, STAGE a chunk of input keys, T the first-level buckets
+//   OUT     the sorted bucket, STAGE a chunk of input keys, SPILL the keys of a chunk that spilled,
+//   T       the first-level buckets, bucket b at [b x capacity, (b + 1) x capacity)
 
 export const LEAVES: i32 = 1024;
 export const FANOUT: i32 = 1024;
@@ -23,11 +27,13 @@ export const HFIRST: usize = 40960;
 export const HEND: usize = 45056;
 export const HSET: usize = 49152;
 export const HCOUNT: usize = 57344;
+export const SPILLS: usize = 61440;
 export const SUB: usize = 65536; // (BUCKET_KEYS_MAX + 1) i32 at most
 export const IDS: usize = 393216;
 export const OUT: usize = 524288;
 export const STAGE: usize = 1048576;
-export const T: usize = 1572864;
+export const SPILL: usize = 1572864;
+export const T: usize = 2097152;
 
 let rootSlope: f64 = 0;
 let rootIntercept: f64 = 0;
@@ -65,47 +71,77 @@ export function setRoot(slope: f64, intercept: f64): void {
 }
 
 /**
- * First pass over STAGE[0, k): counts per model bucket, and per heavy key. Returns nonzero when a key is
- * NaN or infinite (x - x is 0 for every finite x); the counts are then meaningless.
+ * The one first-level pass, over STAGE[0, k): each key to its bucket in T while the bucket has room
+ * (`capacity` keys), else to SPILL; heavy keys are only counted. Returns the number of keys spilled from
+ * this chunk, or -1 when a key is NaN or infinite (x - x is 0 for every finite x; nothing is moved then).
  */
-export function countStage(k: i32): i32 {
+export function scatterStage(k: i32, capacity: i32): i32 {
   let special: i32 = 0;
   for (let i = 0; i < k; i++) {
     const x = load<f64>(STAGE + (<usize>i << 3));
     special |= <i32>(x - x != 0);
-    const b = bucketOf(x);
-    const h = heavyIndex(b, x);
-    if (h >= 0) {
-      const hp = HCOUNT + (<usize>h << 2);
-      store<i32>(hp, load<i32>(hp) + 1);
-    } else {
-      const cp = COUNTS + (<usize>b << 2);
-      store<i32>(cp, load<i32>(cp) + 1);
-    }
   }
-  return special;
-}
-
-/** Counts to cursors: COUNTS[b] becomes the start of bucket b in T. */
-export function countsToCursors(): void {
-  let sum: i32 = 0;
-  for (let b = 0; b < FANOUT; b++) {
-    const cp = COUNTS + (<usize>b << 2);
-    const c = load<i32>(cp);
-    store<i32>(cp, sum);
-    sum += c;
-  }
-}
-
-/** Second pass over STAGE[0, k): each non-heavy key to its bucket in T. */
-export function scatterStage(k: i32): void {
+  if (special) return -1;
+  let spilled: i32 = 0;
   for (let i = 0; i < k; i++) {
     const x = load<f64>(STAGE + (<usize>i << 3));
     const b = bucketOf(x);
-    if (heavyIndex(b, x) >= 0) continue;
+    const hf = load<i32>(HFIRST + (<usize>b << 2));
+    if (hf >= 0) {
+      const h = heavyIndex(b, x);
+      if (h >= 0) {
+        const hp = HCOUNT + (<usize>h << 2);
+        store<i32>(hp, load<i32>(hp) + 1);
+        continue;
+      }
+    }
     const cp = COUNTS + (<usize>b << 2);
     const c = load<i32>(cp);
-    store<i32>(cp, c + 1);
+    if (c < capacity) {
+      store<i32>(cp, c + 1);
+      store<f64>(T + ((<usize>b * <usize>capacity + <usize>c) << 3), x);
+    } else {
+      const sp = SPILLS + (<usize>b << 2);
+      store<i32>(sp, load<i32>(sp) + 1);
+      store<f64>(SPILL + (<usize>spilled << 3), x);
+      spilled++;
+    }
+  }
+  return spilled;
+}
+
+/**
+ * Closes the gaps between the buckets in T: bucket b moves to COUNTS-prefix order, and COUNTS[b] becomes
+ * its start (in keys). SPILLS[b] becomes the cursor of bucket b's spilled keys, which follow all buckets.
+ * Returns the number of keys the buckets hold.
+ */
+export function compact(capacity: i32): i32 {
+  let dense: i32 = 0;
+  for (let b = 0; b < FANOUT; b++) {
+    const cp = COUNTS + (<usize>b << 2);
+    const c = load<i32>(cp);
+    const from = <usize>b * <usize>capacity;
+    if (<usize>dense != from) memory.copy(T + (<usize>dense << 3), T + (from << 3), <usize>c << 3);
+    store<i32>(cp, dense);
+    dense += c;
+  }
+  let cursor = dense;
+  for (let b = 0; b < FANOUT; b++) {
+    const sp = SPILLS + (<usize>b << 2);
+    const c = load<i32>(sp);
+    store<i32>(sp, cursor);
+    cursor += c;
+  }
+  return dense;
+}
+
+/** Spilled keys, staged again in STAGE[0, k), to their bucket's place in the spill area of T. */
+export function placeSpill(k: i32): void {
+  for (let i = 0; i < k; i++) {
+    const x = load<f64>(STAGE + (<usize>i << 3));
+    const sp = SPILLS + (<usize>bucketOf(x) << 2);
+    const c = load<i32>(sp);
+    store<i32>(sp, c + 1);
     store<f64>(T + (<usize>c << 3), x);
   }
 }
@@ -205,28 +241,49 @@ export function sortRange(at: usize, m: i32): void {
   introSort(at, at + (<usize>m << 3), 2 * (32 - clz<i32>(m)));
 }
 
+/** Sub-bucket of x among S in bucket b (the finer model output), clamped into the bucket. */
+@inline function subOf(x: f64, S: i32, scale: f64, base: f64): i32 {
+  const s = <i32>(predict(x) * scale - base);
+  return s < 0 ? 0 : s >= S ? S - 1 : s;
+}
+
+@inline function countSubs(src: usize, m: i32, ids: usize, S: i32, scale: f64, base: f64): void {
+  for (let i = 0; i < m; i++) {
+    const s = subOf(load<f64>(src + (<usize>i << 3)), S, scale, base);
+    store<u16>(ids + (<usize>i << 1), <u16>s);
+    const sp = SUB + (<usize>(s + 1) << 2);
+    store<i32>(sp, load<i32>(sp) + 1);
+  }
+}
+
+@inline function placeSubs(src: usize, m: i32, ids: usize): void {
+  for (let i = 0; i < m; i++) {
+    const sp = SUB + (<usize>load<u16>(ids + (<usize>i << 1)) << 2);
+    const c = load<i32>(sp);
+    store<i32>(sp, c + 1);
+    store<f64>(OUT + (<usize>c << 3), load<f64>(src + (<usize>i << 3)));
+  }
+}
+
 /**
- * Sorts first-level bucket b (T[from, from + m), m <= BUCKET_KEYS_MAX) into OUT[0, m): scatter by the
- * finer model output into sub-buckets of about `subKeys` keys, sort the oversized ones, then one
- * insertion sort over the run. -0 is put before +0.
+ * Sorts first-level bucket b, whose keys are T[from, from + m) and its spilled keys T[from2, from2 + m2)
+ * (m + m2 <= BUCKET_KEYS_MAX), into OUT[0, m + m2): scatter by the finer model output into sub-buckets of
+ * about `subKeys` keys, sort the oversized ones, then one insertion sort over the run. -0 is put before +0.
  */
-export function sortBucket(from: i32, m: i32, b: i32, subKeys: i32, subSortMin: i32): void {
+export function sortBucket(from: i32, m: i32, from2: i32, m2: i32, b: i32, subKeys: i32, subSortMin: i32): void {
   const src = T + (<usize>from << 3);
-  if (m <= 32) {
+  const src2 = T + (<usize>from2 << 3);
+  const total = m + m2;
+  if (total <= 32) {
     memory.copy(OUT, src, <usize>m << 3);
+    memory.copy(OUT + (<usize>m << 3), src2, <usize>m2 << 3);
   } else {
-    const S = (m + subKeys - 1) / subKeys;
+    const S = (total + subKeys - 1) / subKeys;
     memory.fill(SUB, 0, (<usize>S + 1) << 2);
     const scale = <f64>S;
     const base = <f64>b * <f64>S;
-    for (let i = 0; i < m; i++) {
-      const x = load<f64>(src + (<usize>i << 3));
-      let s = <i32>(predict(x) * scale - base);
-      s = s < 0 ? 0 : s >= S ? S - 1 : s;
-      store<u16>(IDS + (<usize>i << 1), <u16>s);
-      const sp = SUB + (<usize>(s + 1) << 2);
-      store<i32>(sp, load<i32>(sp) + 1);
-    }
+    countSubs(src, m, IDS, S, scale, base);
+    countSubs(src2, m2, IDS + (<usize>m << 1), S, scale, base);
     let sum: i32 = 0;
     for (let s = 0; s < S; s++) {
       const sp = SUB + (<usize>s << 2);
@@ -234,12 +291,8 @@ export function sortBucket(from: i32, m: i32, b: i32, subKeys: i32, subSortMin: 
       store<i32>(sp, sum);
       sum += c;
     }
-    for (let i = 0; i < m; i++) {
-      const sp = SUB + (<usize>load<u16>(IDS + (<usize>i << 1)) << 2);
-      const c = load<i32>(sp);
-      store<i32>(sp, c + 1);
-      store<f64>(OUT + (<usize>c << 3), load<f64>(src + (<usize>i << 3)));
-    }
+    placeSubs(src, m, IDS);
+    placeSubs(src2, m2, IDS + (<usize>m << 1));
     // SUB[s] is now the end of sub-bucket s
     let start: i32 = 0;
     for (let s = 0; s < S; s++) {
@@ -248,8 +301,8 @@ export function sortBucket(from: i32, m: i32, b: i32, subKeys: i32, subSortMin: 
       start = end;
     }
   }
-  insertionSort(OUT, OUT + (<usize>m << 3));
-  finishRun(OUT, m);
+  insertionSort(OUT, OUT + (<usize>total << 3));
+  finishRun(OUT, total);
 }
 
 /** Puts -0 before +0 in a sorted run (they compare equal, so the sort leaves them mixed). */

@@ -38,16 +38,24 @@ interface Exports {
   HEND: WasmGlobal;
   HSET: WasmGlobal;
   HCOUNT: WasmGlobal;
+  SPILLS: WasmGlobal;
   OUT: WasmGlobal;
   STAGE: WasmGlobal;
+  SPILL: WasmGlobal;
   T: WasmGlobal;
   setRoot(slope: number, intercept: number): void;
-  countStage(k: number): number;
-  countsToCursors(): void;
-  scatterStage(k: number): void;
-  sortRange(at: number, m: number): void;
-  sortBucket(from: number, m: number, b: number, subKeys: number, subSortMin: number): void;
-  finishRun(at: number, m: number): void;
+  scatterStage(k: number, capacity: number): number;
+  compact(capacity: number): number;
+  placeSpill(k: number): void;
+  sortBucket(
+    from: number,
+    m: number,
+    from2: number,
+    m2: number,
+    b: number,
+    subKeys: number,
+    subSortMin: number,
+  ): void;
 }
 
 /** WebAssembly pages are 64 KiB; a 32-bit memory has at most 65,536 of them (4 GiB). */
@@ -123,7 +131,10 @@ export function wasmLearnedSort(
       `learned-sort: build/learned-sort.wasm was built for fan-out ${at(probe.FANOUT)} and ${at(probe.LEAVES)} leaves, the JS side expects ${o.fanout} and ${o.leafCount}: run \`npm run build\``,
     );
   const T = at(probe.T);
-  const pages = Math.ceil((T + 8 * n) / pageBytes);
+  const B = o.fanout;
+  // fixed-capacity buckets: T holds B x capacity >= n keys; a key whose bucket is full spills
+  const capacity = Math.ceil(n / B);
+  const pages = Math.ceil((T + 8 * B * capacity) / pageBytes);
   if (pages > pagesMax) return { outcome: 'unavailable', overfullShare: 0 };
   let memory: WasmMemory;
   try {
@@ -135,7 +146,6 @@ export function wasmLearnedSort(
   const buf = memory.buffer;
   const f64 = new Float64Array(buf);
   const i32 = new Int32Array(buf);
-  const B = o.fanout;
   const H = hset.length;
   // the model, one 32-byte record per leaf, scaled to predict first-level bucket numbers: [0, B]
   const model = at(ex.MODEL) >>> 3;
@@ -156,68 +166,110 @@ export function wasmLearnedSort(
   }
   f64.set(hset, at(ex.HSET) >>> 3);
   const stage = at(ex.STAGE) >>> 3;
+  const spill = at(ex.SPILL) >>> 3;
   const stageKeys = at(ex.STAGE_KEYS);
-  // first pass: counts
+  const countsAt = at(ex.COUNTS) >>> 2;
+  const spillsAt = at(ex.SPILLS) >>> 2;
+  const hcountAt = at(ex.HCOUNT) >>> 2;
+  const t64 = T >>> 3;
+  // The one first-level pass. Spilled keys go back into the input, behind the chunks already read.
+  let spilled = 0;
+  /** Puts every key read so far back into keys[0, readKeys), in any order: the input as a permutation. */
+  const restore = (readKeys: number) => {
+    let pos = spilled;
+    for (let b = 0; b < B; b++) {
+      const c = i32[countsAt + b]!;
+      keys.set(f64.subarray(t64 + b * capacity, t64 + b * capacity + c), pos);
+      pos += c;
+    }
+    for (let k = 0; k < H; k++) {
+      const c = i32[hcountAt + k]!;
+      keys.fill(hset[k]!, pos, pos + c);
+      pos += c;
+    }
+    if (pos !== readKeys) throw new Error(`learned-sort: restored ${pos} keys of ${readKeys} (a bug)`);
+  };
   for (let off = 0; off < n; off += stageKeys) {
     const k = Math.min(stageKeys, n - off);
     f64.set(keys.subarray(off, off + k), stage);
-    if (ex.countStage(k) !== 0 && unchecked) return { outcome: 'special', overfullShare: 0 };
+    const s = ex.scatterStage(k, capacity);
+    if (s < 0) {
+      if (!unchecked)
+        throw new Error('learned-sort: a NaN or an infinity reached the WebAssembly core (a bug)');
+      restore(off);
+      return { outcome: 'special', overfullShare: 0 };
+    }
+    if (s > 0) {
+      keys.set(f64.subarray(spill, spill + s), spilled);
+      spilled += s;
+    }
   }
-  const countsAt = at(ex.COUNTS) >>> 2;
-  const counts = i32.slice(countsAt, countsAt + B);
-  const hcountAt = at(ex.HCOUNT) >>> 2;
+  const fill = i32.slice(countsAt, countsAt + B);
+  const spills = i32.slice(spillsAt, spillsAt + B);
   const heavyCounts = i32.slice(hcountAt, hcountAt + H);
   // guard: how many keys sit in badly overfull buckets?
   let heavyTotal = 0;
   for (let k = 0; k < H; k++) heavyTotal += heavyCounts[k]!;
   const avg = (n - heavyTotal) / B;
   let over = 0;
-  for (let b = 0; b < B; b++) if (counts[b]! > o.overfullFactor * avg + 64) over += counts[b]!;
+  for (let b = 0; b < B; b++) {
+    const c = fill[b]! + spills[b]!;
+    if (c > o.overfullFactor * avg + 64) over += c;
+  }
   const overfullShare = over / n;
-  if (overfullShare > o.overfullShareMax) return { outcome: 'poor', overfullShare };
-  // second pass: scatter into T
-  ex.countsToCursors();
-  for (let off = 0; off < n; off += stageKeys) {
-    const k = Math.min(stageKeys, n - off);
+  if (overfullShare > o.overfullShareMax) {
+    restore(n);
+    return { outcome: 'poor', overfullShare };
+  }
+  // close the gaps between buckets, then bring the spilled keys in behind them, grouped by bucket
+  ex.compact(capacity);
+  const starts = i32.slice(countsAt, countsAt + B);
+  const spillStarts = i32.slice(spillsAt, spillsAt + B);
+  for (let off = 0; off < spilled; off += stageKeys) {
+    const k = Math.min(stageKeys, spilled - off);
     f64.set(keys.subarray(off, off + k), stage);
-    ex.scatterStage(k);
+    ex.placeSpill(k);
   }
   // second level, bucket by bucket, back into `keys`; heavy keys' equality runs are merged in here
   const out = at(ex.OUT) >>> 3;
   const bucketKeysMax = at(ex.BUCKET_KEYS_MAX);
-  let from = 0;
   let pos = 0;
   let prevLast = Number.NEGATIVE_INFINITY;
   let disordered = false;
   for (let b = 0, k = 0; b < B; b++) {
-    const m = counts[b]!;
-    let run: Float64Array;
-    if (m <= bucketKeysMax) {
-      ex.sortBucket(from, m, b, o.subKeys, o.subSortMin);
-      run = f64.subarray(out, out + m);
-    } else {
-      // far more keys than the model promised here: sort them where they lie
-      ex.sortRange(T + 8 * from, m);
-      ex.finishRun(T + 8 * from, m);
-      run = f64.subarray((T >>> 3) + from, (T >>> 3) + from + m);
-    }
-    from += m;
+    const m = fill[b]!;
+    const m2 = spills[b]!;
+    const total = m + m2;
     const k0 = k;
-    while (k < H && heavyBucket[k] === b) k++;
+    let heavyHere = 0;
+    while (k < H && heavyBucket[k] === b) heavyHere += heavyCounts[k++]!;
     const start = pos;
+    let run: Float64Array;
+    if (total <= bucketKeysMax) {
+      ex.sortBucket(starts[b]!, m, spillStarts[b]!, m2, b, o.subKeys, o.subSortMin);
+      run = f64.subarray(out, out + total);
+    } else {
+      // far more keys than the model promised here: sort them in the input, behind the room their
+      // equality runs need, so that the merge below writes only over keys it has already read
+      const at0 = pos + heavyHere;
+      keys.set(f64.subarray(t64 + starts[b]!, t64 + starts[b]! + m), at0);
+      keys.set(f64.subarray(t64 + spillStarts[b]!, t64 + spillStarts[b]! + m2), at0 + m);
+      run = keys.subarray(at0, at0 + total);
+      run.sort();
+    }
     if (k === k0) {
-      keys.set(run, pos);
-      pos += m;
+      if (run.buffer !== keys.buffer || run.byteOffset !== keys.byteOffset + 8 * pos) keys.set(run, pos);
+      pos += total;
     } else {
       let i = 0;
       for (let h = k0; h < k; h++) {
         const x = hset[h]!;
-        while (i < m && run[i]! <= x) keys[pos++] = run[i++]!;
+        while (i < total && run[i]! <= x) keys[pos++] = run[i++]!;
         const c = heavyCounts[h]!;
         keys.fill(x, pos, pos + c);
         pos += c;
       }
-      while (i < m) keys[pos++] = run[i++]!;
+      while (i < total) keys[pos++] = run[i++]!;
     }
     // the model is monotone by construction; check it where it is cheap (two reads per bucket)
     if (pos > start) {
