@@ -85,6 +85,11 @@ export interface EngineOptions {
    * bytes are not evaluated. Off: every rule whose header matches runs the full matcher (for comparison).
    */
   prefilter?: boolean;
+  /**
+   * Port groups (default on): a flow direction consults only the rules whose protocol and ports admit
+   * it, with a prefilter over their patterns alone. Off: every rule, one prefilter (for comparison).
+   */
+  portGroups?: boolean;
   /** Pick up TCP sessions without a handshake (Suricata stream.midstream). */
   midstream?: boolean;
   /** Accept TCP sessions seen in one direction only (Suricata stream.async-oneside). */
@@ -379,8 +384,8 @@ interface Compiled {
   http?: HttpRule;
   /** Longest a match can reach from the start of its first content (Infinity when unbounded). */
   spanMax: number;
-  /** The prefilter pattern that must occur for the rule to match (undefined: always evaluated). */
-  fp?: number;
+  /** The fast pattern: a content that must occur for the rule to match (undefined: always evaluated). */
+  fast?: Uint8Array;
   hasPayloadMatch: boolean;
   src: AddrTest;
   dst: AddrTest;
@@ -403,6 +408,28 @@ interface Compiled {
   classtype?: string;
   priority?: number;
 }
+
+/** The rules one flow direction consults, and the prefilter over their fast patterns. */
+interface RuleGroup {
+  rules: Compiled[];
+  /** Per rule: the id of its fast pattern in `matcher` (-1: the rule is always evaluated). */
+  fp: Int32Array;
+  matcher: MultiMatcher | undefined;
+  /** Per pattern id: whether it occurs in the bytes scanned last. */
+  hit: Uint8Array;
+}
+
+/** Rules with the same protocol, port fields and direction (indices into the inspection order). */
+interface PortClass {
+  proto: number | 'ip';
+  sp: PortTest;
+  dp: PortTest;
+  both: boolean;
+  rules: number[];
+}
+
+/** Port groups (distinct rule groups) built at most; past it a flow consults every rule. */
+export const portGroupsMax = 1024;
 
 /** Whether an address spec negates anything (a `!`, also inside the variables it names). */
 function negates(spec: string, vars: Record<string, string>, depth = 0): boolean {
@@ -850,6 +877,8 @@ interface FlowData {
   action?: 'drop' | 'pass';
   /** Whether each direction has had its first packet (IP-only rules run on it only). */
   seen: [boolean, boolean];
+  /** Each direction's port group, found on first use. */
+  groups?: [RuleGroup | undefined, RuleGroup | undefined];
 }
 
 export interface EngineStats {
@@ -880,6 +909,8 @@ export interface EngineStats {
   packetsRewritten: number;
   flowsDropped: number;
   flowsPassed: number;
+  /** Port groups built (distinct sets of rules that flows consult). */
+  portGroups: number;
 }
 
 export class Engine {
@@ -924,6 +955,7 @@ export class Engine {
     packetsRewritten: 0,
     flowsDropped: 0,
     flowsPassed: 0,
+    portGroups: 0,
   };
   /** The verdict on the packet inspected last (see `EngineOptions.ips`). */
   readonly verdict: PacketVerdict = { drop: false, payload: undefined };
@@ -986,50 +1018,106 @@ export class Engine {
     const sorted = [...this.compiled].sort((x, y) => rank(x.rule.action) - rank(y.rule.action));
     this.ordered = sorted.filter((c) => c.mode !== 'http');
     this.httpOrdered = sorted.filter((c) => c.mode === 'http');
-    if (opts.prefilter !== false) this.buildPrefilter();
-  }
-
-  /** The multi-string prefilter over the payload rules' fast patterns (`src/prefilter.ts`). */
-  private prefilter: MultiMatcher | undefined;
-  /** Per pattern id: whether it occurs in the bytes being inspected; the ids set, to clear them. */
-  private hit = new Uint8Array(0);
-  private readonly hits: number[] = [];
-
-  private buildPrefilter(): void {
-    const ids = new Map<string, number>();
-    const patterns: Uint8Array[] = [];
     for (const c of this.ordered) {
       // a positive content on the payload must occur for the rule to match: the fast_pattern one if the
       // rule names it, else the longest (the rarest, most likely)
-      let best: Uint8Array | undefined;
       let forced = false;
       for (const st of c.steps) {
         if (st.kind !== 'content' || st.c.negated || st.c.bytes.length === 0) continue;
         if (st.c.fastPattern && !forced) {
-          best = st.c.bytes;
+          c.fast = st.c.bytes;
           forced = true;
-        } else if (!forced && (!best || st.c.bytes.length > best.length)) best = st.c.bytes;
+        } else if (!forced && (!c.fast || st.c.bytes.length > c.fast.length)) c.fast = st.c.bytes;
       }
-      if (!best) continue;
-      const key = Buffer.from(best).toString('latin1').toLowerCase();
-      let id = ids.get(key);
-      if (id === undefined) {
-        id = patterns.length;
-        ids.set(key, id);
-        patterns.push(best);
-      }
-      c.fp = id;
     }
-    if (patterns.length === 0) return;
-    this.prefilter = new MultiMatcher(patterns);
-    this.hit = new Uint8Array(patterns.length);
+    this.allRules = this.buildGroup(this.ordered);
+    // rules by protocol, port fields and direction: a port group is the union of the classes that admit a
+    // packet's ports, found with one test per class instead of one per rule
+    const classes = new Map<string, PortClass>();
+    this.ordered.forEach((c, i) => {
+      const key = `${c.proto} ${c.rule.srcPorts} ${c.rule.direction} ${c.rule.dstPorts}`;
+      let k = classes.get(key);
+      if (!k) {
+        k = { proto: c.proto, sp: c.sp, dp: c.dp, both: c.rule.direction === '<>', rules: [] };
+        classes.set(key, k);
+      }
+      k.rules.push(i);
+    });
+    this.portClasses = [...classes.values()];
   }
 
-  /** Runs the prefilter over `bytes`: afterwards `hit[c.fp]` says whether rule c's pattern occurs. */
-  private prefilterScan(bytes: Uint8Array): void {
-    for (const id of this.hits) this.hit[id] = 0;
+  /** Every packet and stream rule, in inspection order, with the prefilter over all their fast patterns. */
+  private readonly allRules: RuleGroup;
+  private portClasses: PortClass[] = [];
+  /** Port groups built so far, by the classes they unite (at most `portGroupsMax`). */
+  private readonly portGroups = new Map<string, RuleGroup>();
+  /** The hit array scanned last and the ids set in it, to clear them before the next scan. */
+  private lastHit: Uint8Array = new Uint8Array(0);
+  private readonly hits: number[] = [];
+
+  /** A group of rules (in inspection order) and the multi-string prefilter over their fast patterns. */
+  private buildGroup(rules: Compiled[]): RuleGroup {
+    const ids = new Map<string, number>();
+    const patterns: Uint8Array[] = [];
+    const fp = new Int32Array(rules.length).fill(-1);
+    if (this.opts.prefilter !== false)
+      rules.forEach((c, i) => {
+        if (!c.fast) return;
+        const key = Buffer.from(c.fast).toString('latin1').toLowerCase();
+        let id = ids.get(key);
+        if (id === undefined) {
+          id = patterns.length;
+          ids.set(key, id);
+          patterns.push(c.fast);
+        }
+        fp[i] = id;
+      });
+    return {
+      rules,
+      fp,
+      matcher: patterns.length > 0 ? new MultiMatcher(patterns) : undefined,
+      hit: new Uint8Array(patterns.length),
+    };
+  }
+
+  /**
+   * The rules a flow direction consults (Snort's port groups, the first of Pigasus' filter stages): those
+   * whose protocol and port fields admit its protocol and ports, each group with its own prefilter;
+   * cached on the flow. With `portGroups: false`, or past `portGroupsMax` groups, every rule.
+   */
+  private groupOf(fd: FlowData, dir: number, proto: number): RuleGroup {
+    const have = fd.groups?.[dir];
+    if (have) return have;
+    let g = this.allRules;
+    if (this.opts.portGroups !== false) {
+      const sp = fd.ports[dir]!;
+      const dp = fd.ports[1 - dir]!;
+      const hit: number[] = [];
+      this.portClasses.forEach((k, i) => {
+        if (k.proto !== 'ip' && k.proto !== proto) return;
+        if ((k.sp(sp) && k.dp(dp)) || (k.both && k.sp(dp) && k.dp(sp))) hit.push(i);
+      });
+      const key = hit.join(',');
+      const found = this.portGroups.get(key);
+      if (found) g = found;
+      else if (this.portGroups.size < portGroupsMax) {
+        const members = hit.flatMap((i) => this.portClasses[i]!.rules).sort((a, b) => a - b);
+        g = this.buildGroup(members.map((i) => this.ordered[i]!));
+        this.portGroups.set(key, g);
+        this.stats.portGroups++;
+      }
+    }
+    fd.groups ??= [undefined, undefined];
+    fd.groups[dir] = g;
+    return g;
+  }
+
+  /** Runs a group's prefilter over `bytes`: afterwards `g.hit[g.fp[i]]` says whether rule i's pattern occurs. */
+  private prefilterScan(g: RuleGroup, bytes: Uint8Array): void {
+    for (const id of this.hits) this.lastHit[id] = 0;
     this.hits.length = 0;
-    if (this.prefilter && bytes.length > 0) this.prefilter.scan(bytes, this.hit, this.hits);
+    this.lastHit = g.hit;
+    if (g.matcher && bytes.length > 0) g.matcher.scan(bytes, g.hit, this.hits);
   }
 
   private compile(r: Rule): Compiled | undefined {
@@ -1700,10 +1788,13 @@ export class Engine {
     let text: string | undefined;
     const latin1 = () =>
       (text ??= Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('latin1'));
-    this.prefilterScan(payload);
-    for (const c of this.ordered) {
+    const g = this.groupOf(fd, dir, 6);
+    this.prefilterScan(g, payload);
+    for (let i = 0; i < g.rules.length; i++) {
+      const c = g.rules[i]!;
       if (c.mode === 'packet') continue;
-      if (c.fp !== undefined && this.hit[c.fp] === 0) {
+      const fp = g.fp[i]!;
+      if (fp >= 0 && g.hit[fp] === 0) {
         this.stats.rulesPrefiltered++;
         continue;
       }
@@ -1840,12 +1931,15 @@ export class Engine {
     let text: string | undefined;
     const latin1 = () =>
       (text ??= Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.length).toString('latin1'));
-    this.prefilterScan(d.payload);
-    for (const c of this.ordered) {
+    const g = this.groupOf(fd, toServer ? 0 : 1, d.proto);
+    this.prefilterScan(g, d.payload);
+    for (let i = 0; i < g.rules.length; i++) {
+      const c = g.rules[i]!;
       if (c.mode === 'stream' || (c.mode === 'both' && inStream)) continue;
       if (c.proto !== 'ip' && c.proto !== d.proto) continue;
       if (c.ipOnly === 'ip-only' && !firstInDir) continue;
-      if (c.fp !== undefined && this.hit[c.fp] === 0) {
+      const fp = g.fp[i]!;
+      if (fp >= 0 && g.hit[fp] === 0) {
         this.stats.rulesPrefiltered++;
         continue;
       }

@@ -75,3 +75,75 @@ describe('Engine prefilter', () => {
     expect(alerts).toBeGreaterThan(100); // the comparison is not vacuous
   });
 });
+
+describe('Engine port groups', () => {
+  it('give the same alerts, in the same order, as one group of every rule (property over ports and actions)', () => {
+    const ports = ['any', '53', '80', '[53,80]', '!53', '1024:', ':100', '$HTTP_PORTS'];
+    const rule = fc.tuple(
+      fc.constantFrom('alert', 'alert', 'pass', 'drop'),
+      fc.constantFrom('udp', 'tcp', 'ip'),
+      fc.constantFrom(...ports),
+      fc.constantFrom('->', '<>'),
+      fc.constantFrom(...ports),
+      fc.constantFrom('a', 'b', 'ab', ''),
+    );
+    const packet = fc.tuple(
+      fc.constantFrom(17, 6),
+      fc.constantFrom(53, 80, 2000, 50),
+      fc.constantFrom(53, 80, 2000, 50),
+    );
+    let alerts = 0;
+    fc.assert(
+      fc.property(
+        fc.array(rule, { minLength: 1, maxLength: 16 }),
+        fc.array(fc.tuple(packet, fc.constantFrom('a', 'b', 'ab', 'x')), { maxLength: 16 }),
+        (specs, packets) => {
+          const text = specs
+            .map(
+              ([action, proto, sp, dir, dp, content], i) =>
+                `${action} ${proto} any ${sp} ${dir} any ${dp} (${content && proto !== 'ip' ? `content:"${content}"; ` : ''}sid:${i + 1};)`,
+            )
+            .join('\n');
+          const { rules } = parseRules(text, 'gen');
+          const run = (portGroups: boolean) => {
+            const e = new Engine(rules, { portGroups, ips: true });
+            return packets.flatMap(([[proto, sp, dp], payload], i) => {
+              const a = e.inspect(pkt({ proto, sp, dp, payload }), i * 1000, i + 1);
+              return [
+                ...a.map((x) => `${x.pcapCnt}:${x.sid}`),
+                `${i + 1}:${e.verdict.drop ? 'drop' : 'pass'}`,
+              ];
+            });
+          };
+          const on = run(true);
+          alerts += on.filter((x) => !x.endsWith('pass') && !x.endsWith('drop')).length;
+          expect(on).toEqual(run(false));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(alerts).toBeGreaterThan(100); // the comparison is not vacuous
+  });
+
+  it('a flow consults only the rules its ports admit (fewer rules evaluated), each group built once', () => {
+    const { rules } = parseRules(
+      [
+        'alert udp any any -> any 53 (content:"q"; sid:1;)',
+        'alert udp any any -> any 123 (content:"q"; sid:2;)',
+        'alert udp any any -> any any (content:"q"; sid:3;)',
+      ].join('\n'),
+      'gen',
+    );
+    const count = (portGroups: boolean) => {
+      const e = new Engine(rules, { portGroups });
+      const sids: number[] = [];
+      for (let i = 0; i < 4; i++)
+        sids.push(...e.inspect(pkt({ proto: 17, sp: 4000 + i, dp: 53, payload: 'q' }), i).map((a) => a.sid));
+      // a payload without the pattern: the rules consulted are all spared by the prefilter
+      for (let i = 0; i < 4; i++) e.inspect(pkt({ proto: 17, sp: 5000 + i, dp: 53, payload: 'z' }), 10 + i);
+      return { sids, consulted: e.stats.rulesPrefiltered, groups: e.stats.portGroups };
+    };
+    expect(count(true)).toEqual({ sids: [1, 3, 1, 3, 1, 3, 1, 3], consulted: 8, groups: 1 });
+    expect(count(false)).toEqual({ sids: [1, 3, 1, 3, 1, 3, 1, 3], consulted: 12, groups: 0 });
+  });
+});
