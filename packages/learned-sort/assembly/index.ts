@@ -73,18 +73,15 @@ export function setRoot(slope: f64, intercept: f64): void {
 /**
  * The one first-level pass, over STAGE[0, k): each key to its bucket in T while the bucket has room
  * (`capacity` keys), else to SPILL; heavy keys are only counted. Returns the number of keys spilled from
- * this chunk, or -1 when a key is NaN or infinite (x - x is 0 for every finite x; nothing is moved then).
+ * this chunk, negated and less one when a key is NaN or infinite (x - x is 0 for every finite x): such
+ * keys are placed like any other (NaN in bucket 0), so the caller can still put every key back.
  */
 export function scatterStage(k: i32, capacity: i32): i32 {
-  let special: i32 = 0;
-  for (let i = 0; i < k; i++) {
-    const x = load<f64>(STAGE + (<usize>i << 3));
-    special |= <i32>(x - x != 0);
-  }
-  if (special) return -1;
+  let special: f64 = 0;
   let spilled: i32 = 0;
   for (let i = 0; i < k; i++) {
     const x = load<f64>(STAGE + (<usize>i << 3));
+    special += x - x;
     const b = bucketOf(x);
     const hf = load<i32>(HFIRST + (<usize>b << 2));
     if (hf >= 0) {
@@ -107,7 +104,7 @@ export function scatterStage(k: i32, capacity: i32): i32 {
       spilled++;
     }
   }
-  return spilled;
+  return special == 0 ? spilled : -spilled - 1;
 }
 
 /**

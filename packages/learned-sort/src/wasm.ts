@@ -192,16 +192,18 @@ export function wasmLearnedSort(
   for (let off = 0; off < n; off += stageKeys) {
     const k = Math.min(stageKeys, n - off);
     f64.set(keys.subarray(off, off + k), stage);
-    const s = ex.scatterStage(k, capacity);
-    if (s < 0) {
-      if (!unchecked)
-        throw new Error('learned-sort: a NaN or an infinity reached the WebAssembly core (a bug)');
-      restore(off);
-      return { outcome: 'special', overfullShare: 0 };
-    }
+    let s = ex.scatterStage(k, capacity);
+    const special = s < 0;
+    if (special) s = -s - 1;
     if (s > 0) {
       keys.set(f64.subarray(spill, spill + s), spilled);
       spilled += s;
+    }
+    if (special) {
+      if (!unchecked)
+        throw new Error('learned-sort: a NaN or an infinity reached the WebAssembly core (a bug)');
+      restore(off + k);
+      return { outcome: 'special', overfullShare: 0 };
     }
   }
   const fill = i32.slice(countsAt, countsAt + B);
