@@ -1,7 +1,8 @@
 /**
- * @strata/ids: a Pigasus-style intrusion detection engine in progress: streaming pcap/pcapng readers,
- * packet decoding and defragmentation, flows and TCP reassembly, HTTP/1.x inspection, a Snort 3 / Snort
- * 2.9 / Suricata rule parser, the full matcher, and worker threads sharding flows (no staged prefilter yet).
+ * @strata/ids: a Pigasus-style intrusion detection and prevention engine in progress: streaming pcap/pcapng
+ * readers and a pcap writer, packet decoding and defragmentation, flows and TCP reassembly, HTTP/1.x
+ * inspection, a Snort 3 / Snort 2.9 / Suricata rule parser, port groups and a multi-string prefilter in
+ * front of the full matcher, IPS verdicts (Suricata's semantics), and worker threads sharding flows.
  */
 
 export { commands, demos } from './cli.js';
@@ -31,6 +32,8 @@ export {
   type EngineOptions,
   eveJson,
   HttpBuffers,
+  type PacketVerdict,
+  portGroupsMax,
   portTest,
 } from './detect.js';
 export {
@@ -77,7 +80,7 @@ export {
   type WorkerLoad,
   workersMax,
 } from './parallel.js';
-export { blockBytesMax, CaptureError, type Packet, readCapture } from './pcap.js';
+export { blockBytesMax, CaptureError, type Packet, PcapWriter, readCapture } from './pcap.js';
 export {
   bufferAliases,
   bufferKeywords,
@@ -97,8 +100,11 @@ export {
   Pipeline,
   type PipelineOptions,
   type PreparedPacket,
+  type RunOptions,
   type RunResult,
+  rewritePayload,
   runCapture,
+  type Verdict,
 } from './run.js';
 export {
   type Chunk,
