@@ -90,6 +90,11 @@ export interface EngineOptions {
    * it, with a prefilter over their patterns alone. Off: every rule, one prefilter (for comparison).
    */
   portGroups?: boolean;
+  /**
+   * Bytes of port-group prefilter automata at most (default 128 MiB); a flow whose group would need more
+   * consults every rule (the engine's one prefilter) instead.
+   */
+  portGroupBytesMax?: number;
   /** Pick up TCP sessions without a handshake (Suricata stream.midstream). */
   midstream?: boolean;
   /** Accept TCP sessions seen in one direction only (Suricata stream.async-oneside). */
@@ -430,6 +435,9 @@ interface PortClass {
 
 /** Port groups (distinct rule groups) built at most; past it a flow consults every rule. */
 export const portGroupsMax = 1024;
+
+/** Default bound on the bytes of all port groups' prefilter automata. */
+export const defaultPortGroupBytesMax = 128 * 2 ** 20;
 
 /** Whether an address spec negates anything (a `!`, also inside the variables it names). */
 function negates(spec: string, vars: Record<string, string>, depth = 0): boolean {
@@ -909,8 +917,11 @@ export interface EngineStats {
   packetsRewritten: number;
   flowsDropped: number;
   flowsPassed: number;
-  /** Port groups built (distinct sets of rules that flows consult). */
+  /** Port groups built (distinct sets of rules that flows consult), and the bytes of their automata. */
   portGroups: number;
+  portGroupBytes: number;
+  /** Flow directions that consulted every rule because a new group would pass `portGroupsMax` or the bytes bound. */
+  portGroupsRefused: number;
 }
 
 export class Engine {
@@ -956,6 +967,8 @@ export class Engine {
     flowsDropped: 0,
     flowsPassed: 0,
     portGroups: 0,
+    portGroupBytes: 0,
+    portGroupsRefused: 0,
   };
   /** The verdict on the packet inspected last (see `EngineOptions.ips`). */
   readonly verdict: PacketVerdict = { drop: false, payload: undefined };
@@ -1051,6 +1064,8 @@ export class Engine {
   private portClasses: PortClass[] = [];
   /** Port groups built so far, by the classes they unite (at most `portGroupsMax`). */
   private readonly portGroups = new Map<string, RuleGroup>();
+  /** A group was refused for its bytes: new groups are not built any more. */
+  private portGroupsFull = false;
   /** The hit array scanned last and the ids set in it, to clear them before the next scan. */
   private lastHit: Uint8Array = new Uint8Array(0);
   private readonly hits: number[] = [];
@@ -1100,12 +1115,21 @@ export class Engine {
       const key = hit.join(',');
       const found = this.portGroups.get(key);
       if (found) g = found;
-      else if (this.portGroups.size < portGroupsMax) {
+      else if (this.portGroups.size < portGroupsMax && !this.portGroupsFull) {
         const members = hit.flatMap((i) => this.portClasses[i]!.rules).sort((a, b) => a - b);
-        g = this.buildGroup(members.map((i) => this.ordered[i]!));
-        this.portGroups.set(key, g);
-        this.stats.portGroups++;
-      }
+        const built = this.buildGroup(members.map((i) => this.ordered[i]!));
+        const bytes = built.matcher?.bytes ?? 0;
+        if (this.stats.portGroupBytes + bytes <= (this.opts.portGroupBytesMax ?? defaultPortGroupBytesMax)) {
+          g = built;
+          this.portGroups.set(key, g);
+          this.stats.portGroups++;
+          this.stats.portGroupBytes += bytes;
+        } else {
+          // no group is built any more (building one only to throw it away would cost every new flow)
+          this.portGroupsFull = true;
+          this.stats.portGroupsRefused++;
+        }
+      } else this.stats.portGroupsRefused++;
     }
     fd.groups ??= [undefined, undefined];
     fd.groups[dir] = g;

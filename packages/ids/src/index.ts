@@ -27,6 +27,7 @@ export {
   addrTest,
   alertFast,
   compilePcre,
+  defaultPortGroupBytesMax,
   defaultVars,
   Engine,
   type EngineOptions,

@@ -145,5 +145,14 @@ describe('Engine port groups', () => {
     };
     expect(count(true)).toEqual({ sids: [1, 3, 1, 3, 1, 3, 1, 3], consulted: 8, groups: 1 });
     expect(count(false)).toEqual({ sids: [1, 3, 1, 3, 1, 3, 1, 3], consulted: 12, groups: 0 });
+    // past the automata's byte bound, flows consult every rule (and the alerts stay the same)
+    const e = new Engine(rules, { portGroupBytesMax: 0 });
+    const sids = e.inspect(pkt({ proto: 17, sp: 4000, dp: 53, payload: 'q' }), 0).map((a) => a.sid);
+    e.inspect(pkt({ proto: 17, sp: 4001, dp: 123, payload: 'q' }), 1);
+    expect({ sids, groups: e.stats.portGroups, refused: e.stats.portGroupsRefused }).toEqual({
+      sids: [1, 3],
+      groups: 0,
+      refused: 2,
+    });
   });
 });
