@@ -1,7 +1,7 @@
 // The issue's headline targets: 10M (and, with --50m, 50M once) normal doubles, training included, output
 // checked against Float64Array.prototype.sort. Implementations alternate within each repetition, so every
 // ratio compares runs that saw the same load on a shared machine; the median of the repetitions is printed.
-// Usage: npm run bench -- learned-sort large [-- --reps=5] [-- --50m] [-- --dist=uniform]
+// Usage: npm run bench -- learned-sort large [-- --reps=5] [--50m] [--dist=uniform] [--sizes=1000000,3000000]
 import { createRequire } from 'node:module';
 import { peakRssBytes } from '@strata/bench';
 import { learnedSort, learnedSortF64, radixSortF64 } from '../src/index.js';
@@ -27,7 +27,8 @@ const reps = Number(arg('reps') ?? 5);
 const dist = arg('dist') ?? 'normal';
 const gen = dists[dist];
 if (!gen) throw new Error(`large.bench: unknown --dist=${dist}; one of ${Object.keys(dists).join(', ')}`);
-const sizes = process.argv.includes('--50m') ? [10_000_000, 50_000_000] : [10_000_000];
+const sizes = (arg('sizes') ?? '10000000').split(',').map(Number);
+if (process.argv.includes('--50m')) sizes.push(50_000_000);
 
 const impls: [string, (a: Float64Array) => unknown][] = [
   ['learned path (WebAssembly core)', (a) => learnedSortF64(a, undefined, undefined, 0, 'wasm')],
@@ -43,6 +44,13 @@ function same(a: Float64Array, b: Float64Array): boolean {
   const y = new Uint32Array(b.buffer, b.byteOffset, 2 * b.length);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
+}
+
+// warm-up: every implementation once on a small input, so that no timed run pays for compilation
+{
+  const r = rng(1);
+  const w = Float64Array.from({ length: 1 << 18 }, () => gen(r));
+  for (const [, f] of impls) f(w.slice());
 }
 
 for (const n of sizes) {

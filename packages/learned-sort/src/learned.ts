@@ -42,7 +42,7 @@ export const leafCount = 1024;
  * measured (1M: 28 M keys/s against 13-15 M; 10M: 11.4 M against 7.2 M), so the model only takes over
  * beyond the measured range. `learnedSortF64(..., minKeys)` forces it. See README.
  */
-export const learnedMinKeys = 1 << 26;
+export const learnedMinKeys = 500_000;
 /** Below this many keys the built-in sort beats the radix sort's fixed histogram cost. */
 export const radixMinKeys = 1 << 11;
 /** Sample fraction and bounds. */
@@ -195,6 +195,34 @@ function drawSample(a: Float64Array, n: number): Float64Array {
   return radixSortF64(s);
 }
 
+/**
+ * The quality guard's figure, estimated on the sample: the share of the (non-heavy) sample keys that sit
+ * in first-level buckets over `overfullFactor` times the average (plus the guard's slack of 64 keys,
+ * scaled down to the sample).
+ */
+function sampleOverfullShare(rmi: Rmi, sample: Float64Array, hset: Float64Array, n: number): number {
+  const B = fanout;
+  const m = sample.length;
+  const counts = new Int32Array(B);
+  let heavyInSample = 0;
+  // the sample and the heavy keys are both ascending: one walk finds the heavy sample keys
+  for (let i = 0, k = 0; i < m; i++) {
+    const x = sample[i]!;
+    while (k < hset.length && hset[k]! < x) k++;
+    if (k < hset.length && hset[k] === x) {
+      heavyInSample++;
+      continue;
+    }
+    let b = Math.floor(predict(rmi, x) * B);
+    b = b >= B ? B - 1 : b;
+    counts[b]!++;
+  }
+  const limit = (overfullFactor * (m - heavyInSample)) / B + (64 * m) / n;
+  let over = 0;
+  for (let b = 0; b < B; b++) if (counts[b]! > limit) over += counts[b]!;
+  return over / m;
+}
+
 const bucketCounts = new Int32Array(fanout + 2);
 const bucketStarts = new Int32Array(fanout + 2);
 
@@ -291,6 +319,17 @@ function sortFinite(
     heavyBucket[k] = b;
     if (heavyFirst[b] === -1) heavyFirst[b] = k;
     heavyEnd[b] = k + 1;
+  }
+  // Early guard: the sample through the model. A model that crowds the sample into a few buckets will
+  // crowd the keys too; the radix sort then starts without the wasted first pass.
+  const sampleShare = sampleOverfullShare(rmi, sample, hset, n);
+  if (sampleShare > overfullShareMax) {
+    if (stats) {
+      stats.path = 'radix';
+      stats.overfullShare = sampleShare;
+    }
+    radixSortF64(keys, scratch()); // exact for NaN and infinities too, so `unchecked` needs no care
+    return true;
   }
   if (core === 'wasm') {
     const r = wasmLearnedSort(keys, rmi, hset, heavyBucket, unchecked, {

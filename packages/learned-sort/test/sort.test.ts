@@ -2,8 +2,8 @@ import { captureIo, runCommand } from '@strata/cli';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { commands, learnedArgsort, learnedSort, learnedSortStrings, radixSortF64 } from '../src/index.js';
-import { type LearnedStats, learnedSortF64 } from '../src/learned.js';
-import { wasmAvailable } from '../src/wasm.js';
+import { fanout, type LearnedStats, leafCount, learnedSortF64, train } from '../src/learned.js';
+import { wasmAvailable, wasmLearnedSort } from '../src/wasm.js';
 
 function rng(seed: number) {
   let s = seed >>> 0 || 1;
@@ -117,6 +117,24 @@ describe('learnedSort equals TypedArray.prototype.sort', () => {
       learnedSortF64(a, undefined, undefined, 0, 'wasm');
       expect(same(a, want), name).toBe(true);
     }
+  });
+
+  it('the WebAssembly core puts the keys back as a permutation when its guard trips mid-pass', () => {
+    const r = rng(17);
+    // a model trained on uniform keys, shown lognormal(sigma 4) keys: nearly all land in one bucket
+    const rmi = train(Float64Array.from({ length: 4096 }, (_, i) => i / 4096));
+    const a = Float64Array.from(gens.lognormal!(200_000, r));
+    const want = a.slice().sort();
+    const res = wasmLearnedSort(a, rmi, new Float64Array(0), new Int32Array(0), false, {
+      fanout,
+      leafCount,
+      subKeys: 1,
+      subSortMin: 24,
+      overfullFactor: 8,
+      overfullShareMax: 0.2,
+    });
+    expect(res.outcome).toBe('poor');
+    expect(same(a.sort(), want)).toBe(true);
   });
 
   it('the WebAssembly core equals TypedArray.prototype.sort (property, learned path forced)', () => {
