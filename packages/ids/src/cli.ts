@@ -165,6 +165,10 @@ Example:
       httpResponses: 0,
       httpRulesEvaluated: 0,
       httpAnomalies: {} as Record<string, number>,
+      stageInspections: 0,
+      stagePortGroupOut: 0,
+      stagePrefilterOut: 0,
+      stageFullMatcherIn: 0,
     };
     const verdicts = ips
       ? { packetsPassed: 0, packetsDropped: 0, packetsRewritten: 0, flowsDropped: 0 }
@@ -227,6 +231,10 @@ Example:
       totals.httpRequests += r.stats.httpRequests;
       totals.httpResponses += r.stats.httpResponses;
       totals.httpRulesEvaluated += r.stats.httpRulesEvaluated;
+      totals.stageInspections += r.stats.stageInspections;
+      totals.stagePortGroupOut += r.stats.stagePortGroupOut;
+      totals.stagePrefilterOut += r.stats.stagePrefilterOut;
+      totals.stageFullMatcherIn += r.stats.stageFullMatcherIn;
       for (const [k, n] of Object.entries(r.httpAnomalies))
         if (n > 0) totals.httpAnomalies[k] = (totals.httpAnomalies[k] ?? 0) + n;
       if (verdicts && r.verdicts) {
@@ -245,6 +253,8 @@ Example:
       ...verdicts,
       mbps: (totals.bytes * 8) / 1e6 / Math.max(totals.seconds, 1e-9),
       outOfOrderShare: segments ? totals.segmentsOutOfOrder / segments : 0,
+      // inspections (packets and stream chunks) where some rule reached the full matcher
+      fullMatcherShare: totals.stageInspections ? totals.stageFullMatcherIn / totals.stageInspections : 0,
       ...(pool && {
         workers: Array.from({ length: workers }, (_, i) =>
           workerLoads.reduce(
@@ -268,7 +278,7 @@ Example:
       writeFileSync(resolve(io.cwd, values.stats), `${JSON.stringify(stats, null, 2)}\n`);
     } else if (!values.quiet)
       io.stderr.write(
-        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ` : ''}${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies\n`,
+        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ` : ''}${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies\n`,
       );
     return 0;
   },

@@ -922,6 +922,16 @@ export interface EngineStats {
   portGroupBytes: number;
   /** Flow directions that consulted every rule because a new group would pass `portGroupsMax` or the bytes bound. */
   portGroupsRefused: number;
+  /**
+   * The filter stages, per inspection (a packet's own payload, or a stream chunk): inspections, those whose
+   * port group holds a rule of the kind inspected (stage 1 out), those where a rule passed the prefilter
+   * (stage 2 out), and those where a rule reached the full matcher (after header, flow and flowbits: stage 4
+   * in). The all-strings stage (3) is not written.
+   */
+  stageInspections: number;
+  stagePortGroupOut: number;
+  stagePrefilterOut: number;
+  stageFullMatcherIn: number;
 }
 
 export class Engine {
@@ -969,6 +979,10 @@ export class Engine {
     portGroups: 0,
     portGroupBytes: 0,
     portGroupsRefused: 0,
+    stageInspections: 0,
+    stagePortGroupOut: 0,
+    stagePrefilterOut: 0,
+    stageFullMatcherIn: 0,
   };
   /** The verdict on the packet inspected last (see `EngineOptions.ips`). */
   readonly verdict: PacketVerdict = { drop: false, payload: undefined };
@@ -1814,13 +1828,26 @@ export class Engine {
       (text ??= Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('latin1'));
     const g = this.groupOf(fd, dir, 6);
     this.prefilterScan(g, payload);
+    // the filter stages this inspection passed (each counted once: EngineStats.stage*)
+    this.stats.stageInspections++;
+    let grouped = false;
+    let prefiltered = false;
+    let full = false;
     for (let i = 0; i < g.rules.length; i++) {
       const c = g.rules[i]!;
       if (c.mode === 'packet') continue;
+      if (!grouped) {
+        grouped = true;
+        this.stats.stagePortGroupOut++;
+      }
       const fp = g.fp[i]!;
       if (fp >= 0 && g.hit[fp] === 0) {
         this.stats.rulesPrefiltered++;
         continue;
+      }
+      if (!prefiltered) {
+        prefiltered = true;
+        this.stats.stagePrefilterOut++;
       }
       if (!this.headerMatch(c, src, sp, dst, dp)) continue;
       if (c.flow && !c.flow.stateless) {
@@ -1829,6 +1856,10 @@ export class Engine {
       }
       if (!this.flowbitsAllow(c, f)) continue;
       this.stats.rulesEvaluated++;
+      if (!full) {
+        full = true;
+        this.stats.stageFullMatcherIn++;
+      }
       let minEnd = newStart;
       for (let k = 0; k < streamAlertsPerDeliveryMax; k++) {
         const ctx: MatchCtx = {
@@ -1957,15 +1988,28 @@ export class Engine {
       (text ??= Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.length).toString('latin1'));
     const g = this.groupOf(fd, toServer ? 0 : 1, d.proto);
     this.prefilterScan(g, d.payload);
+    // the filter stages this inspection passed (each counted once: EngineStats.stage*)
+    this.stats.stageInspections++;
+    let grouped = false;
+    let prefiltered = false;
+    let full = false;
     for (let i = 0; i < g.rules.length; i++) {
       const c = g.rules[i]!;
       if (c.mode === 'stream' || (c.mode === 'both' && inStream)) continue;
       if (c.proto !== 'ip' && c.proto !== d.proto) continue;
       if (c.ipOnly === 'ip-only' && !firstInDir) continue;
+      if (!grouped) {
+        grouped = true;
+        this.stats.stagePortGroupOut++;
+      }
       const fp = g.fp[i]!;
       if (fp >= 0 && g.hit[fp] === 0) {
         this.stats.rulesPrefiltered++;
         continue;
+      }
+      if (!prefiltered) {
+        prefiltered = true;
+        this.stats.stagePrefilterOut++;
       }
       if (!this.headerMatch(c, d.src, d.srcPort, d.dst, d.dstPort)) continue;
       if (c.flow && !c.flow.stateless) {
@@ -1976,6 +2020,10 @@ export class Engine {
       if (!this.flowbitsAllow(c, f)) continue;
       if (c.hasPayloadMatch && d.payload.length === 0) continue;
       this.stats.rulesEvaluated++;
+      if (!full) {
+        full = true;
+        this.stats.stageFullMatcherIn++;
+      }
       const ctx: MatchCtx = {
         payload: d.payload,
         anchor: 0,

@@ -141,6 +141,13 @@ describe('Engine port groups', () => {
         sids.push(...e.inspect(pkt({ proto: 17, sp: 4000 + i, dp: 53, payload: 'q' }), i).map((a) => a.sid));
       // a payload without the pattern: the rules consulted are all spared by the prefilter
       for (let i = 0; i < 4; i++) e.inspect(pkt({ proto: 17, sp: 5000 + i, dp: 53, payload: 'z' }), 10 + i);
+      // the stage counters: 8 inspections, the 4 with the pattern pass the prefilter and reach the matcher
+      expect([
+        e.stats.stageInspections,
+        e.stats.stagePortGroupOut,
+        e.stats.stagePrefilterOut,
+        e.stats.stageFullMatcherIn,
+      ]).toEqual([8, 8, 4, 4]);
       return { sids, consulted: e.stats.rulesPrefiltered, groups: e.stats.portGroups };
     };
     expect(count(true)).toEqual({ sids: [1, 3, 1, 3, 1, 3, 1, 3], consulted: 8, groups: 1 });
