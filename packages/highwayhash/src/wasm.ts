@@ -8,8 +8,12 @@
 import { readFileSync } from 'node:fs';
 import { asBytes, type HighwayKey, keyToWords, wordsToBig } from './hasher.js';
 
-/** Largest slice of input copied into WebAssembly memory at once. */
-const chunkBytesMax = 1 << 20;
+/**
+ * Largest slice of input copied into WebAssembly memory at once. Larger inputs are copied and absorbed a
+ * slice at a time, so the core reads each slice while it is still in cache: 256 KiB measured 3% faster
+ * than 1 MiB at 1 MiB and 10% faster at 16 MiB (16 KiB was slower: fixed costs per slice).
+ */
+const chunkBytesMax = 256 << 10;
 /** Keys per batch call into WebAssembly. */
 const batchKeysMax = 1 << 16;
 /** The core may read this many bytes past an input's end (and masks them off). */
