@@ -238,9 +238,9 @@ export function sortRange(at: usize, m: i32): void {
   introSort(at, at + (<usize>m << 3), 2 * (32 - clz<i32>(m)));
 }
 
-/** Sub-bucket of x among S in bucket b (the finer model output), clamped into the bucket. */
+/** Sub-bucket of x among S: the bucket's own linear spline, (min, 0) to (max, S), clamped. */
 @inline function subOf(x: f64, S: i32, scale: f64, base: f64): i32 {
-  const s = <i32>(predict(x) * scale - base);
+  const s = <i32>(x * scale - base);
   return s < 0 ? 0 : s >= S ? S - 1 : s;
 }
 
@@ -264,10 +264,11 @@ export function sortRange(at: usize, m: i32): void {
 
 /**
  * Sorts first-level bucket b, whose keys are T[from, from + m) and its spilled keys T[from2, from2 + m2)
- * (m + m2 <= BUCKET_KEYS_MAX), into OUT[0, m + m2): scatter by the finer model output into sub-buckets of
- * about `subKeys` keys, sort the oversized ones, then one insertion sort over the run. -0 is put before +0.
+ * (m + m2 <= BUCKET_KEYS_MAX), into OUT[0, m + m2): scatter by a linear model of the bucket into
+ * sub-buckets of about `subKeys` keys, sort the oversized ones, then one insertion sort over the run.
+ * -0 is put before +0.
  */
-export function sortBucket(from: i32, m: i32, from2: i32, m2: i32, b: i32, subKeys: i32, subSortMin: i32): void {
+export function sortBucket(from: i32, m: i32, from2: i32, m2: i32, subKeys: i32, subSortMin: i32): void {
   const src = T + (<usize>from << 3);
   const src2 = T + (<usize>from2 << 3);
   const total = m + m2;
@@ -277,8 +278,31 @@ export function sortBucket(from: i32, m: i32, from2: i32, m2: i32, b: i32, subKe
   } else {
     const S = (total + subKeys - 1) / subKeys;
     memory.fill(SUB, 0, (<usize>S + 1) << 2);
-    const scale = <f64>S;
-    const base = <f64>b * <f64>S;
+    // The last level's model is a linear spline through the bucket's smallest and largest key: within
+    // one first-level bucket the CDF is close to linear, and this costs a subtract and a multiply per
+    // key where the RMI costs two multiply-adds, four loads and four clamps (15-20% faster overall,
+    // 2M-10M normal, uniform, exponential and lognormal keys; see README).
+    let mn = Infinity;
+    let mx = -Infinity;
+    for (let i = 0; i < m; i++) {
+      const x = load<f64>(src + (<usize>i << 3));
+      mn = min(mn, x);
+      mx = max(mx, x);
+    }
+    for (let i = 0; i < m2; i++) {
+      const x = load<f64>(src2 + (<usize>i << 3));
+      mn = min(mn, x);
+      mx = max(mx, x);
+    }
+    if (mx == mn) {
+      // all equal (or -0 and +0 only): nothing to sort
+      memory.copy(OUT, src, <usize>m << 3);
+      memory.copy(OUT + (<usize>m << 3), src2, <usize>m2 << 3);
+      finishRun(OUT, total);
+      return;
+    }
+    const scale = <f64>S / (mx - mn);
+    const base = mn * scale;
     countSubs(src, m, IDS, S, scale, base);
     countSubs(src2, m2, IDS + (<usize>m << 1), S, scale, base);
     let sum: i32 = 0;

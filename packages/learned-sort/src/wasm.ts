@@ -47,15 +47,7 @@ interface Exports {
   scatterStage(k: number, capacity: number): number;
   compact(capacity: number): number;
   placeSpill(k: number): void;
-  sortBucket(
-    from: number,
-    m: number,
-    from2: number,
-    m2: number,
-    b: number,
-    subKeys: number,
-    subSortMin: number,
-  ): void;
+  sortBucket(from: number, m: number, from2: number, m2: number, subKeys: number, subSortMin: number): void;
 }
 
 /** WebAssembly pages are 64 KiB; a 32-bit memory has at most 65,536 of them (4 GiB). */
@@ -248,7 +240,7 @@ export function wasmLearnedSort(
     const start = pos;
     let run: Float64Array;
     if (total <= bucketKeysMax) {
-      ex.sortBucket(starts[b]!, m, spillStarts[b]!, m2, b, o.subKeys, o.subSortMin);
+      ex.sortBucket(starts[b]!, m, spillStarts[b]!, m2, o.subKeys, o.subSortMin);
       run = f64.subarray(out, out + total);
     } else {
       // far more keys than the model promised here: sort them in the input, behind the room their
