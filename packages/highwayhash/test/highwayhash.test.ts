@@ -13,6 +13,7 @@ import {
   sipHash24,
   useImplementation,
 } from '../src/index.js';
+import { mulHi } from '../src/portable.js';
 
 // Reference vectors from google/highwayhash (provenance inside the fixture).
 const v = JSON.parse(readFileSync(new URL('./fixtures/highwayhash.json', import.meta.url), 'utf8'));
@@ -239,6 +240,21 @@ describe('engines agree on the fast paths (property)', () => {
     for (let i = 0; i < n; i += 997)
       expect(out[i]).toBe(hash64(key, buf.subarray(offs[i]!, offs[i]! + lens[i]!)));
     expect(out[n - 1]).toBe(hash64(key, buf.subarray(offs[n - 1]!, offs[n - 1]! + lens[n - 1]!)));
+  });
+});
+
+describe("the TypeScript core's 32x32->64 multiply", () => {
+  it('mulHi (float product corrected by the exact low word) is exact (property)', () => {
+    const check = (a: number, b: number) => {
+      const p = BigInt(a) * BigInt(b);
+      expect(mulHi(a, b, Math.imul(a, b) >>> 0)).toBe(Number(p >> 32n));
+    };
+    const edges = [0, 1, 2, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0x80000001, 0xfffffffe, 0xffffffff];
+    for (const a of edges) for (const b of edges) check(a, b);
+    fc.assert(
+      fc.property(fc.nat({ max: 0xffffffff }), fc.nat({ max: 0xffffffff }), (a, b) => check(a, b)),
+      { numRuns: 20_000 },
+    );
   });
 });
 
