@@ -404,6 +404,8 @@ interface Compiled {
   noalert: boolean;
   /** `alert;` in a pass rule (Suricata): the pass is logged as an alert. */
   alertOnPass: boolean;
+  /** Place in the inspection order of all rules (action order, then file order): matches apply in it. */
+  order: number;
   /**
    * Suricata's IP-only rule types, whose drop and pass apply to the whole flow: `ip-only` (addresses,
    * protocol and nothing else, ports any) is inspected on the first packet of each direction of a flow;
@@ -986,8 +988,19 @@ export class Engine {
   };
   /** The verdict on the packet inspected last (see `EngineOptions.ips`). */
   readonly verdict: PacketVerdict = { drop: false, payload: undefined };
-  /** A pass rule matched on the packet being inspected: the rest of its inspection is skipped. */
-  private passed = false;
+  /**
+   * The matches of the packet being inspected (stream, HTTP and packet rules), whose actions are applied
+   * when its inspection ends, in rule order; and the order of the first pass among them (rules after it
+   * are not evaluated any more, their alerts are taken back).
+   */
+  private readonly matches: {
+    c: Compiled;
+    fd: FlowData;
+    flowScope: boolean;
+    alert: Alert | undefined;
+    out: Alert[];
+  }[] = [];
+  private passOrder = Number.POSITIVE_INFINITY;
   /** Rules in inspection order: pass, then drop/reject, then alert (Suricata's default action order). */
   private ordered: Compiled[];
   /** HTTP rules in inspection order, run on HTTP messages (not on packets or raw stream data). */
@@ -1043,6 +1056,9 @@ export class Engine {
       return i < 0 ? order.length : i;
     };
     const sorted = [...this.compiled].sort((x, y) => rank(x.rule.action) - rank(y.rule.action));
+    sorted.forEach((c, i) => {
+      c.order = i;
+    });
     this.ordered = sorted.filter((c) => c.mode !== 'http');
     this.httpOrdered = sorted.filter((c) => c.mode === 'http');
     for (const c of this.ordered) {
@@ -1379,6 +1395,7 @@ export class Engine {
       flowbits,
       noalert,
       alertOnPass,
+      order: 0,
     };
     if (ipOnly) c.ipOnly = ipOnly;
     if (flow) c.flow = flow;
@@ -1438,7 +1455,7 @@ export class Engine {
     if (!checksumOk) this.stats.badChecksums++;
     this.verdict.drop = false;
     this.verdict.payload = undefined;
-    this.passed = false;
+    this.passOrder = Number.POSITIVE_INFINITY;
     const { flow: f, toServer } = this.flows.track(d, tsUs, checksumOk);
     const out = this.pending.length > 0 ? this.pending.splice(0) : [];
     const dir = toServer ? 0 : 1;
@@ -1462,8 +1479,9 @@ export class Engine {
     fd.seen[dir] = true;
     const inStream = d.proto === 6 && checksumOk && this.streamPacket(f, fd, d, dir, out);
     const norm = this.verdict.payload;
-    if (!this.passed)
-      this.runPacket(f, norm ? { ...d, payload: norm } : d, toServer, inStream, firstInDir, out);
+    this.runPacket(f, norm ? { ...d, payload: norm } : d, toServer, inStream, firstInDir, out);
+    if (this.matches.length > 0) this.finalize();
+    this.passOrder = Number.POSITIVE_INFINITY;
     if (d.payload.length > 0) this.stats.inspected++;
     // a flow just dropped or passed needs no reassembly any more: its memory goes back now
     if (fd.action !== undefined) this.flushFlow(f);
@@ -1473,22 +1491,64 @@ export class Engine {
   }
 
   /**
-   * A matched rule's action, as Suricata's PacketAlertFinalize applies it (matches come in action order):
-   * in IPS mode a drop or reject drops the packet and, when the action's scope is the flow (IP-only rules,
-   * stream and HTTP matches), the rest of the flow; a pass ends the packet's inspection and, scoped to the
-   * flow, passes the rest of it, unless the packet was already dropped. The first flow action set stays.
-   * Returns whether the rule was a pass.
+   * A match: its alert (if it alerts) is already in `out`; its action is applied when the packet's
+   * inspection ends (`finalize`), or at once for data flushed when a flow ends (no packet to decide on).
    */
-  private act(c: Compiled, fd: FlowData, flowScope: boolean): boolean {
+  private matched(
+    c: Compiled,
+    fd: FlowData,
+    flowScope: boolean,
+    alert: Alert | undefined,
+    out: Alert[],
+  ): void {
+    if (this.flushing) {
+      this.act(c, fd, flowScope);
+      return;
+    }
+    this.matches.push({ c, fd, flowScope, alert, out });
+    if (c.rule.action === 'pass' && c.order < this.passOrder) this.passOrder = c.order;
+  }
+
+  /**
+   * The packet's matches in rule order, as Suricata's PacketAlertFinalize takes them: each action applied
+   * until a pass, which ends it; the alerts of the matches after the pass are taken back.
+   */
+  private finalize(): void {
+    const ms = this.matches.sort((x, y) => x.c.order - y.c.order);
+    let taken: Set<Alert> | undefined;
+    let cut = false;
+    for (const m of ms) {
+      if (cut) {
+        if (m.alert) (taken ??= new Set()).add(m.alert);
+        continue;
+      }
+      this.act(m.c, m.fd, m.flowScope);
+      if (m.c.rule.action === 'pass') cut = true;
+    }
+    if (taken) {
+      const outs = new Set(ms.map((m) => m.out));
+      for (const out of outs) {
+        const keep = out.filter((a) => !taken.has(a));
+        out.length = 0;
+        out.push(...keep);
+      }
+    }
+    this.matches.length = 0;
+  }
+
+  /**
+   * A matched rule's action: in IPS mode a drop or reject drops the packet and, when the action's scope is
+   * the flow (IP-only rules, stream and HTTP matches), the rest of the flow; a pass scoped to the flow
+   * passes the rest of it, unless the packet was already dropped. The first flow action set stays.
+   */
+  private act(c: Compiled, fd: FlowData, flowScope: boolean): void {
     const a = c.rule.action;
     if (a === 'pass') {
-      if (this.flushing) return true;
-      this.passed = true;
       if (flowScope && !this.verdict.drop && fd.action === undefined) {
         fd.action = 'pass';
         this.stats.flowsPassed++;
       }
-      return true;
+      return;
     }
     if (this.opts.ips && (a === 'drop' || a === 'sdrop' || a === 'reject')) {
       if (!this.flushing) this.verdict.drop = true;
@@ -1497,7 +1557,6 @@ export class Engine {
         this.stats.flowsDropped++;
       }
     }
-    return false;
   }
 
   /** Ends the input: every flow is flushed (remaining stream data inspected, holes skipped). */
@@ -1734,6 +1793,7 @@ export class Engine {
     const bufs = new HttpBuffers(m, this.httpAnomalies, this.opts.http?.decompressedBytesMax);
     const out = this.httpOut;
     for (const c of this.httpOrdered) {
+      if (c.order > this.passOrder && !this.flushing) break; // after a pass matched on this packet
       const h = c.http!;
       if ((h.side !== m.kind && h.side !== 'both') || h.needsBody !== complete) continue;
       if (!this.headerMatch(c, src, sp, dst, dp)) continue;
@@ -1764,14 +1824,16 @@ export class Engine {
       }
       if (!ok) continue;
       this.applyFlowbits(c, f);
-      const pass = this.act(c, fd, true);
+      const pass = c.rule.action === 'pass';
       const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
+      let a: Alert | undefined;
       if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
-        const a = this.alert(c, { ...e, stream: true });
+        a = this.alert(c, { ...e, stream: true });
         a.payload = m.raw;
         a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
         out.push(a);
       }
+      this.matched(c, fd, true, a, out); // an HTTP match's action applies to the flow
       if (pass) return;
     }
   }
@@ -1835,6 +1897,7 @@ export class Engine {
     let full = false;
     for (let i = 0; i < g.rules.length; i++) {
       const c = g.rules[i]!;
+      if (c.order > this.passOrder && !this.flushing) break; // after a pass matched on this packet
       if (c.mode === 'packet') continue;
       if (!grouped) {
         grouped = true;
@@ -1876,16 +1939,18 @@ export class Engine {
         if (!matchSteps(c.steps, 0, ctx, 0)) break;
         minEnd = ctx.end;
         this.applyFlowbits(c, f);
-        // a stream match's action applies to the flow; a pass ends the inspection of this data
-        const pass = this.act(c, fd, true);
+        const pass = c.rule.action === 'pass';
         const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
+        let a: Alert | undefined;
         if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
-          const a = this.alert(c, { ...e, stream: true });
+          a = this.alert(c, { ...e, stream: true });
           a.payload = copyBytes(payload, newStart); // the window is reused
           if (this.deliveryGapBytes > 0) a.gapBytes = this.deliveryGapBytes;
           a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
           out.push(a);
         }
+        // a stream match's action applies to the flow; a pass ends the inspection of this data
+        this.matched(c, fd, true, a, out);
         if (pass) return;
       }
     }
@@ -1995,6 +2060,7 @@ export class Engine {
     let full = false;
     for (let i = 0; i < g.rules.length; i++) {
       const c = g.rules[i]!;
+      if (c.order > this.passOrder) break; // after a pass matched on this packet (in its stream)
       if (c.mode === 'stream' || (c.mode === 'both' && inStream)) continue;
       if (c.proto !== 'ip' && c.proto !== d.proto) continue;
       if (c.ipOnly === 'ip-only' && !firstInDir) continue;
@@ -2038,8 +2104,9 @@ export class Engine {
       if (!matchSteps(c.steps, 0, ctx, 0)) continue;
       this.applyFlowbits(c, f);
       // Suricata's action order: a pass ends the inspection of the packet; IP-only rules act on the flow
-      const pass = this.act(c, fd, c.ipOnly !== undefined);
+      const pass = c.rule.action === 'pass';
       if (c.noalert || (pass && !c.alertOnPass)) {
+        this.matched(c, fd, c.ipOnly !== undefined, undefined, out);
         if (pass) return;
         continue;
       }
@@ -2052,12 +2119,14 @@ export class Engine {
         flowId: f.id,
         ipVersion: d.ipVersion,
       };
+      let a: Alert | undefined;
       if (this.rateAllows(c, e)) {
-        const a = this.alert(c, { ...e, stream: false });
+        a = this.alert(c, { ...e, stream: false });
         a.payload = copyBytes(d.payload); // the capture reader's memory is not ours to keep
         a.pktSrc = 'wire/pcap';
         out.push(a);
       }
+      this.matched(c, fd, c.ipOnly !== undefined, a, out);
       if (pass) return;
     }
   }

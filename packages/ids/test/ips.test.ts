@@ -98,6 +98,28 @@ describe('verdicts', () => {
     expect(dropped.stats.flowsPassed).toBe(0);
   });
 
+  it("a packet's stream and packet matches apply together in rule order: a pass takes back the alerts after it", () => {
+    const alert = 'alert tcp any any -> any any (content:"x"; sid:1;)'; // matched on the stream
+    const flow = [...handshake(), data(0, 'x')];
+    expect(run(new Engine(rules(alert), inline), flow).sids[3]).toEqual([1]);
+    // the default order puts the packet rule's pass first: the stream alert of the same packet is taken back
+    const passed = new Engine(rules(alert, 'pass tcp any any -> any any (dsize:>0; sid:2;)'), inline);
+    expect(run(passed, flow).sids[3]).toEqual([]);
+    // drop first: the packet rule's drop applies although the stream's pass matched first
+    const order = { ...inline, actionOrder: ['drop', 'pass', 'reject', 'alert'] };
+    const dropped = new Engine(
+      rules(
+        'pass tcp any any -> any any (content:"x"; sid:3;)',
+        'drop tcp any any -> any any (dsize:>0; sid:4;)',
+      ),
+      order,
+    );
+    const r = run(dropped, [...flow, data(1, 'y')]);
+    expect(r.drop.slice(3)).toEqual([true, true]); // packet scope: the flow was not passed either
+    expect(r.sids.slice(3)).toEqual([[4], [4]]);
+    expect(dropped.stats.flowsPassed).toBe(0);
+  });
+
   it('a passed flow is not inspected at its end either; its reassembly memory goes back at once', () => {
     const rs = rules('alert tcp any any -> any any (content:"x"; sid:1;)');
     const flow = [...handshake(), data(0, 'x')]; // never acknowledged: waits for the end of the flow
