@@ -93,19 +93,22 @@ export class ObjectStoreLoglet implements Loglet {
     for await (const first of this.slotsFrom(this.next)) last = first;
     if (last !== undefined && last > this.next) this.next = last;
     for (;;) {
+      // `next` is shared by concurrent walks (an append's and a checkTail's): move it from the slot this
+      // walk read, never by adding to whatever another walk left there (that skipped a slot)
+      const at = this.next;
       let obj: Uint8Array;
       try {
-        obj = await this.store.get(slotKey(this.prefix, this.next));
+        obj = await this.store.get(slotKey(this.prefix, at));
       } catch (e) {
         if ((e as Error).name === 'NotFoundError') return;
         throw e;
       }
-      const b = decodeBatch(obj, slotKey(this.prefix, this.next));
+      const b = decodeBatch(obj, slotKey(this.prefix, at));
       if (b.seal) {
-        this.sealedAt = this.next;
+        this.sealedAt = at;
         return;
       }
-      this.next += b.records.length;
+      if (at + b.records.length > this.next) this.next = at + b.records.length;
     }
   }
 
@@ -121,7 +124,7 @@ export class ObjectStoreLoglet implements Loglet {
           if ((e as Error).name === 'PreconditionFailedError') continue; // another writer took the slot
           throw e;
         }
-        this.next = first + batch.length;
+        if (first + batch.length > this.next) this.next = first + batch.length; // a walk may be past it
         return batch.map((_, i) => first + i);
       }
     });
