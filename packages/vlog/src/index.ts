@@ -30,6 +30,13 @@ export {
 } from './providers/native.js';
 export { ObjectStoreLoglet } from './providers/objstore.js';
 export {
+  decodeStripeBatch,
+  encodeStripeBatch,
+  StripedLoglet,
+  stripedBatchesCachedMax,
+  stripedPlaceTimeoutMs,
+} from './providers/striped.js';
+export {
   parseZkUrl,
   ZkClient,
   type ZkClientOptions,

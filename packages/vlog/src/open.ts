@@ -8,6 +8,7 @@ import { FileMetaStore } from './providers/file-meta.js';
 import { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
 import { NativeLoglet, nativeLogletId, parseNativeSpec, prepareNative } from './providers/native.js';
 import { ObjectStoreLoglet } from './providers/objstore.js';
+import { StripedLoglet } from './providers/striped.js';
 import { parseZkUrl, ZkClient, ZooKeeperLoglet, ZooKeeperMetaStore } from './providers/zookeeper.js';
 import { VirtualLog, type VirtualLogOptions } from './virtual.js';
 
@@ -74,7 +75,9 @@ const memMetas = new Map<string, MemoryMetaStore<Chain>>();
 
 /**
  * Opens the loglet for a segment. Specs: `mem://NAME` (in this process), `file:DIR` (a durable local
- * loglet; each segment in DIR/<index>-<start>), `objstore:STORE_URL`, `native://...`.
+ * loglet; each segment in DIR/<index>-<start>), `objstore:STORE_URL`, `zk://HOST:PORT/PATH`,
+ * `native://...`, and `striped:SPEC|SPEC|...` (the segment striped across one nested loglet per spec,
+ * stripe i named like the segment plus `.s<i>`, so stripes on one server or directory stay apart).
  */
 export async function openLoglet(
   spec: string,
@@ -83,9 +86,23 @@ export async function openLoglet(
   cwd = process.cwd(),
   /** The log's name: native loglet ids carry it, so two logs never share a loglet on one LogServer. */
   log = '',
+  /** Set for a stripe of a striped loglet: `s<i>`. */
+  stripe = '',
 ): Promise<Loglet> {
   // a segment is named by its index and start: segments sealed empty share a start with their successor
-  const seg = `${index}-${start}`;
+  const seg = stripe ? `${index}-${start}.${stripe}` : `${index}-${start}`;
+  if (spec.startsWith('striped:')) {
+    const parts = stripedParts(spec);
+    // each stripe counts its own rounds from 0; the striped loglet maps them to positions from `start`
+    const stripes: Loglet[] = [];
+    try {
+      for (const [i, p] of parts.entries()) stripes.push(await openLoglet(p, 0, index, cwd, log, `s${i}`));
+    } catch (e) {
+      await Promise.all(stripes.map((l) => l.close()));
+      throw e;
+    }
+    return new StripedLoglet(start, stripes);
+  }
   if (spec.startsWith('mem://')) {
     const key = `${spec}#${seg}`;
     let l = memLoglets.get(key);
@@ -110,11 +127,27 @@ export async function openLoglet(
   if (spec.startsWith('native://')) {
     const n = parseNativeSpec(spec);
     // one loglet per segment: the id carries the segment so a reused spec never mixes segments
-    return new NativeLoglet(nativeLogletId(spec, index, log), start, n.sequencer, n.servers);
+    return new NativeLoglet(
+      nativeLogletId(spec, index, stripe ? `${log}.${stripe}` : log),
+      start,
+      n.sequencer,
+      n.servers,
+    );
   }
   throw new SpecError(
-    `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR, objstore:STORE_URL, zk://HOST:PORT/PATH or native://SEQ?servers=...)`,
+    `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR, objstore:STORE_URL, zk://HOST:PORT/PATH, native://SEQ?servers=... or striped:SPEC|SPEC|...)`,
   );
+}
+
+/** The nested specs of `striped:SPEC|SPEC|...`; striping is one level deep. */
+function stripedParts(spec: string): string[] {
+  const parts = spec.slice('striped:'.length).split('|');
+  const bad = parts.findIndex((p) => p.trim() === '' || p.startsWith('striped:'));
+  if (bad >= 0)
+    throw new SpecError(
+      `loglet spec '${spec}': stripe ${bad + 1} is ${parts[bad] === '' ? 'empty' : 'itself striped'} (expected striped:SPEC|SPEC|..., e.g. striped:native://127.0.0.1:7001?servers=...|native://127.0.0.1:7002?servers=...)`,
+    );
+  return parts;
 }
 
 function specOr<T>(f: () => T): T {
@@ -170,6 +203,14 @@ export interface OpenLogOptions extends VirtualLogOptions {
 /** Readies the loglet a reconfiguration is about to install (native loglets only; others need nothing). */
 export async function prepareLoglet(spec: string, index: number, log = ''): Promise<void> {
   if (spec.startsWith('native://')) await prepareNative(spec, index, { timeoutMs: 2_000, scope: log });
+  if (spec.startsWith('striped:'))
+    await Promise.all(
+      stripedParts(spec).map((p, i) =>
+        p.startsWith('native://')
+          ? prepareNative(p, index, { timeoutMs: 2_000, scope: `${log}.s${i}` })
+          : undefined,
+      ),
+    );
 }
 
 /** Opens the VirtualLog `name`, creating it when asked. */
