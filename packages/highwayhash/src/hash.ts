@@ -3,7 +3,15 @@
  * can run it) and the portable TypeScript core. `STRATA_HIGHWAYHASH=ts` or `useImplementation('ts')` forces
  * the portable one. Both give bit-identical results.
  */
-import { absorbPackets, asBytes, type HighwayKey, keyToWords, PortableHasher, wordsToBig } from './hasher.js';
+import {
+  absorbPackets,
+  asBytes,
+  checkBatch,
+  type HighwayKey,
+  keyToWords,
+  PortableHasher,
+  wordsToBig,
+} from './hasher.js';
 import { finalize64, finalize128, finalize256, resetState, updateRemainder } from './portable.js';
 import { loadWasm, type WasmEngine } from './wasm.js';
 
@@ -111,17 +119,10 @@ export function hash64Batch(
   if (lengths.length !== n) throw new TypeError(`hash64Batch: ${n} offsets but ${lengths.length} lengths`);
   const need = out instanceof BigUint64Array ? n : 2 * n;
   if (out.length < need) throw new TypeError(`hash64Batch: out holds ${out.length} words, ${need} needed`);
-  for (let i = 0; i < n; i++) {
-    const o = offsets[i]!;
-    const l = lengths[i]!;
-    if (o + l > bytes.length)
-      throw new RangeError(
-        `hash64Batch: key ${i} [${o}, ${o + l}) is past the buffer's ${bytes.length} bytes`,
-      );
-  }
+  const spans = checkBatch(bytes.length, offsets, lengths);
   const w = words(key);
   if (active === 'wasm') {
-    wasm!.batch64(w, bytes, offsets, lengths, out);
+    wasm!.batch64(w, bytes, offsets, lengths, out, spans);
     return;
   }
   const r = new Uint32Array(2);

@@ -51,6 +51,35 @@ export function asBytes(data: unknown, what = 'data'): Uint8Array {
   );
 }
 
+/** Keys per chunk of a batch: bounds the WebAssembly memory one batch call needs. */
+export const batchKeysMax = 1 << 16;
+
+/**
+ * Checks, before anything is written, that every key of a batch lies inside the buffer (a RangeError names
+ * the first that does not), and returns in the same pass each chunk's byte span: chunk c (keys c *
+ * batchKeysMax onwards) covers [spans[2c], spans[2c + 1]).
+ */
+export function checkBatch(bufLen: number, offsets: Uint32Array, lengths: Uint32Array): Float64Array {
+  const n = offsets.length;
+  const spans = new Float64Array(2 * Math.ceil(n / batchKeysMax));
+  for (let c = 0, first = 0; first < n; c++, first += batchKeysMax) {
+    const last = Math.min(n, first + batchKeysMax);
+    let lo = bufLen;
+    let hi = 0;
+    for (let i = first; i < last; i++) {
+      const o = offsets[i]!;
+      const e = o + lengths[i]!;
+      if (e > bufLen)
+        throw new RangeError(`hash64Batch: key ${i} [${o}, ${e}) is past the buffer's ${bufLen} bytes`);
+      if (o < lo) lo = o;
+      if (e > hi) hi = e;
+    }
+    spans[2 * c] = lo;
+    spans[2 * c + 1] = Math.max(lo, hi);
+  }
+  return spans;
+}
+
 /** Words of a result (lo, hi pairs) as a BigUint64Array in the reference's word order. */
 export function wordsToBig(w: Uint32Array, n: number): BigUint64Array {
   const out = new BigUint64Array(n);

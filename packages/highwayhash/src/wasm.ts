@@ -6,7 +6,7 @@
  * copy of the 128-byte state and swaps it in around each call.
  */
 import { readFileSync } from 'node:fs';
-import { asBytes, type HighwayKey, keyToWords, wordsToBig } from './hasher.js';
+import { asBytes, batchKeysMax, type HighwayKey, keyToWords, wordsToBig } from './hasher.js';
 
 /**
  * Largest slice of input copied into WebAssembly memory at once. Larger inputs are copied and absorbed a
@@ -14,8 +14,6 @@ import { asBytes, type HighwayKey, keyToWords, wordsToBig } from './hasher.js';
  * than 1 MiB at 1 MiB and 10% faster at 16 MiB (16 KiB was slower: fixed costs per slice).
  */
 const chunkBytesMax = 256 << 10;
-/** Keys per batch call into WebAssembly. */
-const batchKeysMax = 1 << 16;
 /** The core may read this many bytes past an input's end (and masks them off). */
 const readPastEndBytesMax = 32;
 /** Inputs up to this length are copied word by word: cheaper than `TypedArray.prototype.set`'s fixed cost. */
@@ -43,12 +41,14 @@ export interface WasmEngine {
   hash(key: Uint32Array, data: Uint8Array, bits: 64 | 128 | 256, into: Uint32Array): Uint32Array;
   /** HighwayHash-64 as a BigInt. */
   hash64(key: Uint32Array, data: Uint8Array): bigint;
+  /** The batch form; `spans` from `checkBatch` (every key already checked to lie inside `buf`). */
   batch64(
     key: Uint32Array,
     buf: Uint8Array,
     offs: Uint32Array,
     lens: Uint32Array,
     out: BigUint64Array | Uint32Array,
+    spans: Float64Array,
   ): void;
   createHasher(key: HighwayKey): WasmHasher;
 }
@@ -202,20 +202,14 @@ class Engine implements WasmEngine {
     offs: Uint32Array,
     lens: Uint32Array,
     out: BigUint64Array | Uint32Array,
+    spans: Float64Array,
   ): void {
     this.setKey(key);
     const n = offs.length;
-    for (let first = 0; first < n; first += batchKeysMax) {
+    for (let first = 0, c = 0; first < n; first += batchKeysMax, c += 2) {
       const count = Math.min(batchKeysMax, n - first);
-      let lo = Number.MAX_SAFE_INTEGER;
-      let hi = 0;
-      for (let i = first; i < first + count; i++) {
-        const o = offs[i]!;
-        if (o < lo) lo = o;
-        const e = o + lens[i]!;
-        if (e > hi) hi = e;
-      }
-      if (hi < lo) hi = lo;
+      const lo = spans[c]!;
+      const hi = spans[c + 1]!;
       const span = hi - lo;
       // the offsets go in unchanged: the core adds them to (INPUT - lo), in wrapping u32 arithmetic
       const offsPtr = (this.input + span + readPastEndBytesMax + 7) & ~7;
