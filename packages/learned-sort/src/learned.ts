@@ -9,19 +9,23 @@
  *    keys in a lower bucket are never greater than keys in a higher one, and buckets need no merging.
  * 3. Heavy keys (a key taking more than one bucket's share of the sample) get equality buckets: keys equal
  *    to them are routed to a bucket of their own that needs no sorting.
- * 4. Cascade: a first pass scatters keys into `fanout` buckets (about 1,000, so that one cache line per
- *    bucket stays in L2) by counting, then each bucket is scattered again by the finer model output into
- *    buckets of about `leafBucketKeys` keys, placed back in the input array, and an insertion sort touches
- *    up each small bucket (they are nearly sorted already). Oversized small buckets are sorted by the
- *    radix sort (the model is poor there).
- * 5. Quality guard: after the first counting pass, if the largest buckets hold far more than the model
- *    promised, the model is poor for this input and the whole input goes to the radix sort instead.
+ * 4. Quality guard, early: the sample is run through the model; if it crowds into a few buckets, the radix
+ *    sort takes the whole input before any pass over it.
+ * 5. Cascade, in the WebAssembly core (src/wasm.ts, assembly/index.ts): one pass scatters the keys into
+ *    `fanout` fixed-capacity buckets (about 1,000, so that one cache line per bucket stays in L2); a key
+ *    whose bucket is full goes to the spill bucket, kept in the part of the input already read. Each
+ *    bucket, with its spilled keys, is then scattered by a linear model of the bucket into buckets of
+ *    about one key, placed back in the input, and an insertion sort touches up the run.
+ *    The JS core (no WebAssembly) counts first and scatters second, both levels by the RMI, into buckets
+ *    of about `leafBucketKeys` keys.
+ * 6. Quality guard, exact: after the first pass, if the largest buckets hold far more than the model
+ *    promised, the keys are put back as they were read and the radix sort takes over.
  *
- * Counting scatters replace the paper's fixed-capacity buckets and spill bucket: the same two passes over
- * the data, but no spill to merge, and the extra memory stays one array of the input's size.
+ * Extra memory: one array of the input's size (the WebAssembly core's first-level buckets, or the JS
+ * core's scatter buffer), plus bounded scratch.
  */
 import { partitionNaN, radixSortF64 } from './radix.js';
-import { wasmLearnedSort } from './wasm.js';
+import { wasmAvailable, wasmLearnedSort } from './wasm.js';
 
 /** First-level fan-out (buckets). Tuned on this machine: see README. */
 export const fanout = 1024;
@@ -38,11 +42,17 @@ export const wasmSubSortMin = 24;
 /** Leaf models of the RMI. */
 export const leafCount = 1024;
 /**
- * Below this many keys the LSD radix sort is used: on this machine it beat the learned path at every size
- * measured (1M: 28 M keys/s against 13-15 M; 10M: 11.4 M against 7.2 M), so the model only takes over
- * beyond the measured range. `learnedSortF64(..., minKeys)` forces it. See README.
+ * Below this many keys the LSD radix sort is used. With the WebAssembly core the learned path beat it
+ * from about 1M keys on every distribution measured but two-dups (0.9-1.0x) and lost below 500K (min CPU
+ * time of 9 alternating runs, 2026-12-02: 250K 0.54-1.54x, 500K 0.63-2.03x, 1M 0.99-1.75x, 2M
+ * 0.91-2.38x). `learnedSortF64(..., minKeys)` forces it. See README.
  */
-export const learnedMinKeys = 500_000;
+export const learnedMinKeys = 750_000;
+/**
+ * The same threshold when the WebAssembly core is missing: the JS core lost to the radix sort at every
+ * size measured (10M: 7.2 M keys/s against 11.4 M), so it only takes over beyond the measured range.
+ */
+export const learnedMinKeysJs = 1 << 26;
 /** Below this many keys the built-in sort beats the radix sort's fixed histogram cost. */
 export const radixMinKeys = 1 << 11;
 /** Sample fraction and bounds. */
@@ -227,14 +237,16 @@ const bucketCounts = new Int32Array(fanout + 2);
 const bucketStarts = new Int32Array(fanout + 2);
 
 /**
- * Sorts the first `n` entries of `a` (no NaNs) with the learned model; `tmp` has at least n entries.
- * Returns the path it took.
+ * Sorts `a` in place, in TypedArray sort order, by the learned model when it holds at least `minKeys`
+ * keys (else by the radix sort). `tmp`, when given, is the scratch of the radix sort and the JS core (else
+ * they allocate it; the WebAssembly core brings its own). `core` picks the WebAssembly core (the default;
+ * the JS core stands in when it is not built) or the JS core. `stats` reports the path taken.
  */
 export function learnedSortF64(
   a: Float64Array,
   tmp?: Float64Array,
   stats?: LearnedStats,
-  minKeys = learnedMinKeys,
+  minKeys = wasmAvailable() ? learnedMinKeys : learnedMinKeysJs,
   core: LearnedCore = 'wasm',
 ): Float64Array {
   // The WebAssembly core checks for NaN and infinities in its first pass, so an input without them pays

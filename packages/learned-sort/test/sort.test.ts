@@ -72,6 +72,15 @@ describe('learnedSort equals TypedArray.prototype.sort', () => {
     expect(wasmAvailable(), 'packages/learned-sort/build/learned-sort.wasm: run `npm run build`').toBe(true);
   });
 
+  it('the dispatch takes the learned path from its threshold up (1M normal keys)', () => {
+    const a = Float64Array.from(gens.normal!(1_000_000, rng(21)));
+    const want = a.slice().sort();
+    const stats = {} as LearnedStats;
+    learnedSort(a, stats);
+    expect(stats.path).toBe('learned');
+    expect(same(a, want)).toBe(true);
+  });
+
   for (const core of ['wasm', 'js'] as const) {
     it(`the learned path itself sorts exactly, on every distribution (forced below its size threshold, ${core} core)`, () => {
       const r = rng(5);
