@@ -124,8 +124,9 @@ export interface EngineOptions {
   /** Which actions' rules are inspected first (Suricata's action-order; default pass, drop, reject, alert). */
   actionOrder?: string[];
   /**
-   * When reassembled data is inspected: `ack` (default, IDS) once the receiver acknowledges it, so later
-   * overlaps are resolved first; `immediate` (inline, Pigasus' fast path) as soon as it is in order.
+   * When reassembled data is inspected: `ack` (default without `ips`) once the receiver acknowledges it, so
+   * later overlaps are resolved first; `immediate` (inline, Pigasus' fast path; the default with `ips`) as
+   * soon as it is in order.
    */
   streamRelease?: 'ack' | 'immediate';
   /**
@@ -986,6 +987,8 @@ export class Engine {
     stagePrefilterOut: 0,
     stageFullMatcherIn: 0,
   };
+  /** Stream data inspected as it arrives: `streamRelease: 'immediate'`, the default with `ips`. */
+  private readonly inline: boolean;
   /** The verdict on the packet inspected last (see `EngineOptions.ips`). */
   readonly verdict: PacketVerdict = { drop: false, payload: undefined };
   /**
@@ -1019,6 +1022,7 @@ export class Engine {
     readonly opts: EngineOptions = {},
   ) {
     this.vars = { ...defaultVars, ...opts.vars };
+    this.inline = (opts.streamRelease ?? (opts.ips ? 'immediate' : 'ack')) === 'immediate';
     this.budget = new ReassemblyBudget(opts.reassemblyMemcapBytes ?? 64 * 2 ** 20);
     if (opts.overlapPolicy && !overlapPolicies.includes(opts.overlapPolicy))
       throw new RangeError(
@@ -1592,7 +1596,7 @@ export class Engine {
         inStream = res === 'in-order' || res === 'out-of-order' || res === 'retransmit';
         // inline (Pigasus' fast path) hands data out at once; a receiver that never acknowledges (one-sided
         // capture) must not pin the buffer: past half of it, the contiguous bytes go out unacknowledged
-        if (this.opts.streamRelease === 'immediate' || st.r.pendingBytes > st.r.bufferBytesMax / 2)
+        if (this.inline || st.r.pendingBytes > st.r.bufferBytesMax / 2)
           this.deliver(f, fd, dir, st.r.release(), out);
         // inline, a retransmission is inspected again: the packet's bytes (as the stream has them) with
         // what came before, as Suricata's inline sliding window does

@@ -35,7 +35,8 @@ function run(e: Engine, ps: Decoded[]): { drop: boolean[]; sids: number[][]; ale
   return { drop, sids, alerts };
 }
 
-const inline: EngineOptions = { ips: true, streamRelease: 'immediate' };
+// ips alone: stream data is inspected as it arrives (streamRelease defaults to immediate)
+const inline: EngineOptions = { ips: true };
 /** A client data segment of the handshake's session (client ISN 1000). */
 const data = (seq: number, payload: string) => pkt({ flags: ACK | PSH, seq: 1001 + seq, ack: 5001, payload });
 
