@@ -33,6 +33,7 @@ export {
   decodeStripeBatch,
   encodeStripeBatch,
   StripedLoglet,
+  type StripedLogletOptions,
   stripedBatchesCachedMax,
   stripedPlaceTimeoutMs,
 } from './providers/striped.js';

@@ -19,6 +19,7 @@ import {
 } from './contract.js';
 import { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
 import { ObjectStoreLoglet } from './providers/objstore.js';
+import { StripedLoglet } from './providers/striped.js';
 import { VirtualLog } from './virtual.js';
 
 /** The seeded PRNG of the simulation (mulberry32, shared with objstore's latency model). */
@@ -243,21 +244,23 @@ export async function simulate(
     /**
      * The loglets behind the network: one MemoryLoglet per segment shared by all clients, or an
      * ObjectStoreLoglet per client per segment over one shared in-memory object store (racing clients
-     * then meet in its conditional puts).
+     * then meet in its conditional puts), or a StripedLoglet per client per segment over three shared
+     * MemoryLoglets, each stripe behind the network on its own (racing appenders fill each other's holes).
      */
-    loglet?: 'memory' | 'objstore';
+    loglet?: 'memory' | 'objstore' | 'striped';
   } = {},
 ): Promise<SimReport> {
   const sim = new Sim(seed, { drop: 0.02, duplicate: 0.05, delayMax: 5, ...o.faults });
   const meta = new MemoryMetaStore<Chain>();
   const loglets = new Map<string, SimLoglet>();
+  const stripes = new Map<string, MemoryLoglet>();
   const store = new MemStore();
   const acksBySeg = new Map<number, { position: number; at: number }[]>();
   const uncertain = new Set<string>();
   const sealedAt = new Map<number, number>();
   // loglets by segment index: segments sealed empty share their start with their successor
   const factoryFor = (client: string) => async (_spec: string, start: number, index: number) => {
-    const key = o.loglet === 'objstore' ? `${client}/${index}` : String(index);
+    const key = o.loglet === 'objstore' || o.loglet === 'striped' ? `${client}/${index}` : String(index);
     let l = loglets.get(key);
     if (!l) {
       let acks = acksBySeg.get(index);
@@ -265,7 +268,19 @@ export async function simulate(
       const inner: Loglet =
         o.loglet === 'objstore'
           ? new ObjectStoreLoglet(store, `seg-${index}`, start)
-          : new MemoryLoglet(start);
+          : o.loglet === 'striped'
+            ? new StripedLoglet(
+                start,
+                [0, 1, 2].map((i) => {
+                  const k = `${index}.s${i}`;
+                  let m = stripes.get(k);
+                  if (!m) stripes.set(k, (m = new MemoryLoglet(0)));
+                  // the checker's reader runs after the simulation: no network under it
+                  return client === 'reader' ? m : new SimLoglet(sim, m, [], new Set());
+                }),
+                client === 'reader' ? {} : sim.clock(),
+              )
+            : new MemoryLoglet(start);
       const seal = inner.seal.bind(inner);
       inner.seal = async () => {
         if (!sealedAt.has(index)) sealedAt.set(index, sim.now);

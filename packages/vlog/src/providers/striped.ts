@@ -91,6 +91,12 @@ export function decodeStripeBatch(bytes: Uint8Array, where: string): Batch {
   return { records, markSlot, markPos };
 }
 
+export interface StripedLogletOptions {
+  /** The clock (injected by the simulation harness); default the real one. */
+  sleep?: (ms: number) => Promise<void>;
+  nowMs?: () => number;
+}
+
 export class StripedLoglet implements Loglet {
   private readonly k: number;
   /** Committed nested tail per stripe (in rounds), as last learned. */
@@ -115,11 +121,17 @@ export class StripedLoglet implements Loglet {
   private readonly cache = new Map<number, Payload[]>();
   private queue: Promise<unknown> = Promise.resolve();
 
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly nowMs: () => number;
+
   /** `stripes` are the nested loglets, in stripe order; positions start at `start`. */
   constructor(
     readonly start: number,
     private readonly stripes: Loglet[],
+    o: StripedLogletOptions = {},
   ) {
+    this.sleep = o.sleep ?? ((ms) => new Promise<void>((r) => setTimeout(r, ms)));
+    this.nowMs = o.nowMs ?? Date.now;
     if (stripes.length === 0) throw new Error('a striped loglet needs at least one stripe');
     this.k = stripes.length;
     this.known = stripes.map(() => 0);
@@ -152,8 +164,23 @@ export class StripedLoglet implements Loglet {
     if (r + 1 > this.known[i]!) this.known[i] = r + 1;
     const g = r * this.k + i;
     // every earlier slot must exist before this one is acknowledged
-    await Promise.all(this.stripes.map((_, s) => (s === i ? undefined : this.fillTo(s, s < i ? r + 1 : r))));
-    const deadline = Date.now() + stripedPlaceTimeoutMs;
+    try {
+      await Promise.all(
+        this.stripes.map((_, s) => (s === i ? undefined : this.fillTo(s, s < i ? r + 1 : r))),
+      );
+    } catch (e) {
+      if (!(e instanceof SealedError)) throw e;
+      // A stripe was sealed before our fill, but a racing appender may have written the slot first, and
+      // then our batch is in the sealed log: finish the seal (a stripe is sealed only by a whole-loglet
+      // seal) and look. Reporting SealedError for a batch that is in the log would make it appear twice.
+      await this.seal();
+      if (this.next > g) {
+        const first = this.slotStart(g);
+        return batch.map((_, j) => first + j);
+      }
+      throw new SealedError(this.end);
+    }
+    const deadline = this.nowMs() + stripedPlaceTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       const sealed = await this.serial(() => this.advance(attempt > 0));
       if (this.next > g) {
@@ -162,9 +189,9 @@ export class StripedLoglet implements Loglet {
       }
       // sealed with a slot before ours missing: ours is past the sealed tail, never acknowledged
       if (sealed.length > 0 && sealed.every(Boolean)) throw new SealedError(this.end);
-      if (Date.now() > deadline)
+      if (this.nowMs() > deadline)
         throw new LogletUnavailableError(`striped loglet: slot ${g} did not join the committed prefix`);
-      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2 ** attempt, 50)));
+      if (attempt > 0) await this.sleep(Math.min(2 ** attempt, 50));
     }
   }
 
