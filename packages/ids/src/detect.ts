@@ -1530,6 +1530,7 @@ export class Engine {
       if (m.c.rule.action === 'pass') cut = true;
     }
     if (taken) {
+      this.stats.alerts -= taken.size;
       const outs = new Set(ms.map((m) => m.out));
       for (const out of outs) {
         const keep = out.filter((a) => !taken.has(a));

@@ -106,6 +106,7 @@ describe('verdicts', () => {
     // the default order puts the packet rule's pass first: the stream alert of the same packet is taken back
     const passed = new Engine(rules(alert, 'pass tcp any any -> any any (dsize:>0; sid:2;)'), inline);
     expect(run(passed, flow).sids[3]).toEqual([]);
+    expect(passed.stats.alerts).toBe(0);
     // drop first: the packet rule's drop applies although the stream's pass matched first
     const order = { ...inline, actionOrder: ['drop', 'pass', 'reject', 'alert'] };
     const dropped = new Engine(
