@@ -10,7 +10,7 @@ import { connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { table, writeResults } from '@strata/bench';
-import { LogServer, NativeLoglet, Sequencer } from '../src/index.js';
+import { LogServer, NativeLoglet, nativeSpec, openLoglet, Sequencer } from '../src/index.js';
 import { ZkClient, ZooKeeperLoglet, zkPersistentSequential } from '../src/providers/zookeeper.js';
 import { type Service, serviceAvailable, startService } from '../test/helpers/services.js';
 import { type Row, record, runAppends, seconds } from './common.js';
@@ -78,6 +78,7 @@ const services: Service[] = [];
 const rows: Row[] = [];
 const servers = [0, 1, 2].map((i) => new LogServer(join(dir, `ls${i}`)));
 let seq: Sequencer | undefined;
+let seq2: Sequencer | undefined;
 try {
   const zk = startService('zookeeper');
   services.push(zk);
@@ -86,6 +87,9 @@ try {
   const addrs = await Promise.all(servers.map(async (s) => `127.0.0.1:${await s.listen(0)}`));
   seq = new Sequencer(addrs);
   const seqAddr = `127.0.0.1:${await seq.listen(0)}`;
+  // a second sequencer over the same LogServers: the StripedLoglet rotates between the two
+  seq2 = new Sequencer(addrs);
+  const seq2Addr = `127.0.0.1:${await seq2.listen(0)}`;
   const zkRaw = new ZkClient(zk.address);
   await zkRaw.mkdirp('/bench/seq');
   const etcdPut = etcdPutter(etcd.address);
@@ -96,6 +100,21 @@ try {
       const native = new NativeLoglet(`a${n++}`, 0, seqAddr, addrs);
       rows.push(await run('NativeLoglet (3 LogServers, majority)', () => native.append([record]), inflight));
       await native.close();
+      const striped = await openLoglet(
+        `striped:${nativeSpec(seqAddr, addrs, `st${n}`)}|${nativeSpec(seq2Addr, addrs, `st${n}`)}`,
+        0,
+        n++,
+        dir,
+        'bench',
+      );
+      rows.push(
+        await run(
+          'StripedLoglet (2 NativeLoglets, rotating sequencers)',
+          () => striped.append([record]),
+          inflight,
+        ),
+      );
+      await striped.close();
       rows.push(await run('etcd put (gRPC)', etcdPut.put, inflight));
       rows.push(
         await run(
@@ -142,9 +161,21 @@ try {
         `NativeLoglet vs ${anchor}, in flight ${inflight}: throughput x${thr.toFixed(2)}, p99 latency x${p99.toFixed(2)}`,
       );
     }
+  for (const inflight of [1, 64]) {
+    const thr =
+      avg('StripedLoglet', inflight, 'appendsPerSec') / avg('NativeLoglet', inflight, 'appendsPerSec');
+    ratios[`StripedLoglet vs NativeLoglet, in flight ${inflight}`] = {
+      throughput: thr,
+      p99: avg('StripedLoglet', inflight, 'p99Ms') / avg('NativeLoglet', inflight, 'p99Ms'),
+    };
+    console.log(
+      `StripedLoglet (2 sequencers) vs NativeLoglet, in flight ${inflight}: throughput x${thr.toFixed(2)}`,
+    );
+  }
   writeResults('bench/results', 'anchors', { date: new Date().toISOString(), seconds, rounds, rows, ratios });
 } finally {
   await seq?.close();
+  await seq2?.close();
   for (const s of servers) await s.close();
   for (const s of services) s.stop();
   rmSync(dir, { recursive: true, force: true });

@@ -23,6 +23,9 @@ const servers: LogServer[] = [];
 const addrs: string[] = [];
 let seq: Sequencer;
 let seqAddr = '';
+/** A second sequencer over the same LogServers: the striped loglet rotates between the two. */
+let seq2: Sequencer;
+let seq2Addr = '';
 let n = 0;
 
 beforeAll(async () => {
@@ -33,15 +36,29 @@ beforeAll(async () => {
   }
   seq = new Sequencer(addrs);
   seqAddr = `127.0.0.1:${await seq.listen(0)}`;
+  seq2 = new Sequencer(addrs);
+  seq2Addr = `127.0.0.1:${await seq2.listen(0)}`;
 });
 afterAll(async () => {
   await seq.close();
+  await seq2.close();
   for (const s of servers) await s.close();
   rmSync(root, { recursive: true, force: true });
 });
 
 describe('NativeLoglet (sequencer + 3 LogServers over TCP, majority commit)', () =>
   logletConformance(async (start) => new NativeLoglet(`c${n++}`, start, seqAddr, addrs)));
+
+describe('StripedLoglet over NativeLoglets with rotating sequencers on the same 3 LogServers', () =>
+  logletConformance(async (start) =>
+    openLoglet(
+      `striped:${nativeSpec(seqAddr, addrs, 'rot')}|${nativeSpec(seq2Addr, addrs, 'rot')}`,
+      start,
+      n++,
+      root,
+      'striped',
+    ),
+  ));
 
 describe('NativeLoglet failures', () => {
   it('keeps acknowledging with one LogServer down; a dead sequencer makes the VirtualLog reconfigure', async () => {
