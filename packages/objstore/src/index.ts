@@ -36,7 +36,7 @@ export {
   TieredStore,
   type TierOptions,
 } from './layers.js';
-export { lockFile, lockStaleMs, lockWaitMsMax } from './lockfile.js';
+export { DirectoryLockedError, lockDirectory, lockFile, lockStaleMs, lockWaitMsMax } from './lockfile.js';
 export { ReplicatedStore, type ReplicationOptions, type ReplicationStats } from './replicate.js';
 export { parseStoreUrl, type StoreLocation, StoreUrlError } from './url.js';
 export { etagOf } from './util.js';

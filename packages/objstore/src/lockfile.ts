@@ -1,4 +1,5 @@
 import { type FileHandle, link, open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 /** How long `lockFile` waits for another holder. */
 export const lockWaitMsMax = 10_000;
@@ -71,6 +72,45 @@ export async function lockFile(path: string, what = path): Promise<() => Promise
           throw new Error(`timed out after ${lockWaitMsMax} ms waiting for the lock on ${what}`);
         await new Promise((r) => setTimeout(r, Math.min(50, 1 + attempt) * Math.random()));
       }
+    }
+  } finally {
+    await unlink(mine).catch(() => undefined);
+  }
+}
+
+/** Raised by {@link lockDirectory} when a live process holds the directory. */
+export class DirectoryLockedError extends Error {
+  override name = 'DirectoryLockedError';
+  constructor(
+    readonly what: string,
+    readonly pid: number,
+  ) {
+    super(`${what} is in use by process ${pid}`);
+  }
+}
+
+/**
+ * Locks directory `dir` for this process until the release is called: a `LOCK` file naming the pid,
+ * created with the pid already in it (private file, then hard link). A lock whose holder has died, or an
+ * empty one (left by an older version's clean close), is taken over; a live holder's lock (this process's
+ * too: one opener per directory) throws {@link DirectoryLockedError}.
+ */
+export async function lockDirectory(dir: string, what = dir): Promise<() => Promise<void>> {
+  const path = join(dir, 'LOCK');
+  const mine = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  await writeFile(mine, String(process.pid));
+  try {
+    for (;;) {
+      try {
+        await link(mine, path);
+        return () => unlink(path).catch(() => undefined);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (pid > 0 && (pid === process.pid || alive(pid))) throw new DirectoryLockedError(what, pid);
+      if (pid > 0) await breakDeadLock(path);
+      else await unlink(path).catch(() => undefined);
     }
   } finally {
     await unlink(mine).catch(() => undefined);

@@ -1,26 +1,4 @@
-/**
- * A write-ahead log in front of a (standard-tier) store: small writes are appended to a local WAL on the
- * express tier with group commit and acknowledged once fsync'd; a background packer writes many of them
- * as one large "pack" object to the standard store and then truncates the WAL. Reads see acknowledged
- * writes at once (from memory, then packs, then the store itself).
- *
- * WAL record:  u32 bodyLen | u32 lo32(hash64(body)) | u32 hi32(hash64(body)) | body
- * body:        u8 op (1 put, 2 delete, 3 direct: the store holds the current object) | u16 keyLen | key | data
- * Pack object: the records' data back to back, then a JSON index, then u32 indexLen (LE); index entries
- *              are [key, offset, size, etag, modifiedMs, kind] with kind 0 data, 1 deleted, 2 direct.
- *
- * A write too large for the WAL goes to the store directly; if an older version of the key is in the WAL or
- * a pack, a "direct" record says so, so that after a restart the old version does not shadow the new one.
- * Compaction: a pack whose live bytes (entries that are still the newest version of their key) fall below
- * half, and small packs when there are several, are rewritten together into one new pack, which is written
- * before the old ones are deleted (a crash in between leaves both; the newer one wins on recovery).
- *
- * Recovery: packs' indexes are loaded in sequence order, then WAL segments are replayed up to the first
- * record whose checksum fails (a torn tail from a crash), which is truncated. A single process owns a WAL
- * directory (a lock file enforces it); that is what makes conditional writes through it atomic.
- */
-import { closeSync, openSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { hash64Words } from '@strata/highwayhash';
@@ -36,6 +14,7 @@ import {
   type PutOptions,
 } from './contract.js';
 import { validateKey, validatePrefix } from './keys.js';
+import { DirectoryLockedError, lockDirectory } from './lockfile.js';
 import { checkPrecondition, collectBody, etagOf, sliceRange } from './util.js';
 
 export interface WalOptions {
@@ -175,7 +154,7 @@ export class WalStore implements ObjectStore {
   private packing?: Promise<void>;
   private packSeq = 0;
   private closed = false;
-  private lockFd = -1;
+  private unlock: (() => Promise<void>) | undefined;
 
   private constructor(
     readonly store: ObjectStore,
@@ -204,24 +183,11 @@ export class WalStore implements ObjectStore {
   private async recover(): Promise<void> {
     await mkdir(this.o.dir, { recursive: true });
     try {
-      this.lockFd = openSync(join(this.o.dir, 'LOCK'), 'wx');
-    } catch {
-      // a LOCK left by a dead process is broken when its pid is gone
-      const pid = Number((await readFile(join(this.o.dir, 'LOCK'), 'utf8').catch(() => '')).trim());
-      let alive = false;
-      if (pid > 0) {
-        try {
-          process.kill(pid, 0);
-          alive = true;
-        } catch {
-          alive = false;
-        }
-      }
-      if (alive) throw new ObjectStoreError(`WAL directory ${this.o.dir} is in use by process ${pid}`);
-      await unlink(join(this.o.dir, 'LOCK')).catch(() => undefined);
-      this.lockFd = openSync(join(this.o.dir, 'LOCK'), 'wx');
+      this.unlock = await lockDirectory(this.o.dir, `WAL directory ${this.o.dir}`);
+    } catch (e) {
+      if (e instanceof DirectoryLockedError) throw new ObjectStoreError(e.message);
+      throw e;
     }
-    await writeFile(join(this.o.dir, 'LOCK'), String(process.pid));
     // packs first (older state), then the WAL (newer)
     let after: string | undefined;
     const packs: string[] = [];
@@ -633,7 +599,6 @@ export class WalStore implements ObjectStore {
     await this.flushing;
     await this.fh?.close();
     this.fh = undefined;
-    if (this.lockFd >= 0) closeSync(this.lockFd);
-    await unlink(join(this.o.dir, 'LOCK')).catch(() => undefined);
+    await this.unlock?.();
   }
 }

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lockFile, lockWaitMsMax } from '../src/index.js';
+import { DirectoryLockedError, lockDirectory, lockFile, lockWaitMsMax } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'objstore-lock-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -54,5 +54,20 @@ describe('lockFile', () => {
       }),
     );
     expect(most).toBe(1);
+  });
+});
+
+describe('lockDirectory', () => {
+  it("one holder at a time; a dead holder's or an empty lock is taken over", async () => {
+    const dir = mkdtempSync(join(root, 'dir-'));
+    const release = await lockDirectory(dir, 'the test directory');
+    await expect(lockDirectory(dir, 'the test directory')).rejects.toBeInstanceOf(DirectoryLockedError);
+    await release();
+    (await lockDirectory(dir))();
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+    writeFileSync(join(dir, 'LOCK'), dead.stdout.toString());
+    await (await lockDirectory(dir))();
+    writeFileSync(join(dir, 'LOCK'), '');
+    await (await lockDirectory(dir))();
   });
 });

@@ -1,11 +1,6 @@
-/**
- * The storage a FileLoglet writes to: one directory of named files. `NodeDisk` is the real one (node:fs);
- * the simulation harness injects a disk that loses what was not synced and tears the last write when it
- * crashes, so the FileLoglet's recovery runs against the faults it is built for.
- */
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { DirectoryLockedError, lockDirectory } from '@strata/objstore';
 import { LogletUnavailableError } from '../contract.js';
 
 export interface Disk {
@@ -38,7 +33,7 @@ async function syncDir(dir: string): Promise<void> {
 /** A directory on the local file system, locked against a second process (a stale lock is taken over). */
 export class NodeDisk implements Disk {
   private readonly handles = new Map<string, Promise<FileHandle>>();
-  private lockFd = -1;
+  private unlock: (() => Promise<void>) | undefined;
 
   private constructor(readonly dir: string) {}
 
@@ -61,22 +56,12 @@ export class NodeDisk implements Disk {
   }
 
   private async lock(): Promise<void> {
-    const path = join(this.dir, 'LOCK');
     try {
-      this.lockFd = openSync(path, 'wx');
-    } catch {
-      const pid = Number(readFileSync(path, 'utf8') || '0');
-      let alive = false;
-      try {
-        if (pid > 0) process.kill(pid, 0);
-        alive = pid > 0;
-      } catch {
-        alive = false;
-      }
-      if (alive) throw new LogletUnavailableError(`loglet directory ${this.dir} is in use by process ${pid}`);
-      this.lockFd = openSync(path, 'w');
+      this.unlock = await lockDirectory(this.dir, `loglet directory ${this.dir}`);
+    } catch (e) {
+      if (e instanceof DirectoryLockedError) throw new LogletUnavailableError(e.message);
+      throw e;
     }
-    await writeFile(path, String(process.pid));
   }
 
   private handle(name: string): Promise<FileHandle> {
@@ -145,8 +130,7 @@ export class NodeDisk implements Disk {
   async close(): Promise<void> {
     for (const h of this.handles.values()) await (await h.catch(() => undefined))?.close();
     this.handles.clear();
-    if (this.lockFd >= 0) closeSync(this.lockFd);
-    this.lockFd = -1;
-    await writeFile(join(this.dir, 'LOCK'), '').catch(() => undefined);
+    await this.unlock?.();
+    this.unlock = undefined;
   }
 }
