@@ -32,7 +32,7 @@ Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VA
   --overlap-policy     which copy of overlapping TCP data counts: ${overlapPolicies.join(', ')}
                        (default windows, as Suricata's default host-os-policy)
   --reassembly-depth   bytes of each stream direction reassembled (default 1mb)
-  --stream-release     ack (default): inspect stream data once the receiver acknowledged it;
+  --stream-release     ack (default; immediate with --ips): inspect stream data once the receiver acknowledged it;
                        immediate: as soon as it is in order (inline)
   --workers N          inspect on N worker threads, flows hashed to workers (default 1: this thread);
                        the stats list each worker's packets, bytes, alerts and busy time
@@ -42,7 +42,7 @@ Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VA
                        (IP-only rules, stream and HTTP matches); overlapping TCP bytes keep the first
                        copy and packets are rewritten to it; stream release defaults to immediate;
                        the stats count packets passed, dropped and rewritten (one thread only)
-  --action-order      the order actions' rules are applied in (Suricata's action-order; default
+  --action-order       the order actions' rules are applied in (Suricata's action-order; default
                        pass,drop,reject,alert): a pass ends a packet's inspection, so what comes first wins
   --out FILE           with --ips: write the packets passed on (rewritten ones as rewritten) to a pcap
                        (one --pcap)
