@@ -58,14 +58,13 @@ function words(key: HighwayKey): Uint32Array {
 
 const s = new Uint32Array(32);
 const scratch = new Uint32Array(8);
-const tailBytes = new Uint8Array(32);
 const out = new Uint32Array(8);
 
 function portable(key: HighwayKey, data: Uint8Array): void {
   resetState(s, words(key));
   const used = absorbPackets(s, data, scratch);
   const rest = data.length - used;
-  if (rest > 0) updateRemainder(s, data.subarray(used), rest, tailBytes);
+  if (rest > 0) updateRemainder(s, data, used, rest);
 }
 
 /** HighwayHash-64 of `data` as (lo, hi) u32 words in `into` (no BigInt: for hot paths). */

@@ -102,6 +102,7 @@ const packetWordsPerCallMax = 4096;
  */
 export function absorbPackets(s: Uint32Array, data: Uint8Array, scratch: Uint32Array): number {
   const n = data.length & ~31;
+  if (n === 0) return 0;
   if ((data.byteOffset & 3) === 0) {
     const w = new Uint32Array(data.buffer, data.byteOffset, n >>> 2);
     for (let p = 0; p < w.length; p += packetWordsPerCallMax)
@@ -162,8 +163,7 @@ export class PortableHasher {
   }
 
   private finish(): void {
-    if (this.pending > 0)
-      updateRemainder(this.s, this.packetBytes, this.pending, new Uint8Array(this.scratch.buffer));
+    if (this.pending > 0) updateRemainder(this.s, this.packetBytes, 0, this.pending);
     this.pending = 0;
   }
 

@@ -300,32 +300,38 @@ export function mulHi(a: number, b: number, lo: number): number {
   return Math.floor((a * b - lo) * 2.3283064365386963e-10 + 0.5);
 }
 
-/** Absorbs the final 1..31 bytes `tail[0..size)` (size = total length mod 32), as the reference does. */
-export function updateRemainder(s: Uint32Array, tail: Uint8Array, size: number, scratch: Uint8Array): void {
+const remainderWords = new Uint32Array(8);
+const remainderBytes = new Uint8Array(remainderWords.buffer);
+
+/**
+ * Absorbs the final 1..31 bytes `data[from, from + size)` (size = total length mod 32), as the reference
+ * does. Allocates nothing.
+ */
+export function updateRemainder(s: Uint32Array, data: Uint8Array, from: number, size: number): void {
   // v0 += (size << 32) + size
   for (let i = 0; i < 8; i += 2) {
-    const lo = s[V0 + i]! + size;
-    s[V0 + i] = lo >>> 0;
-    s[V0 + i + 1] = (s[V0 + i + 1]! + size + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+    const lo = (s[V0 + i]! + size) >>> 0;
+    s[V0 + i + 1] = (s[V0 + i + 1]! + size + +(lo < size)) >>> 0;
+    s[V0 + i] = lo;
   }
   // rotate each 32-bit half of v1 left by size
   for (let i = 0; i < 8; i++) {
     const x = s[V1 + i]!;
     s[V1 + i] = ((x << size) | (x >>> (32 - size))) >>> 0;
   }
-  const packet = scratch.subarray(0, 32);
-  packet.fill(0);
+  const packet = remainderBytes;
+  remainderWords.fill(0);
   const mod4 = size & 3;
   const whole = size & ~3;
-  for (let i = 0; i < whole; i++) packet[i] = tail[i]!;
+  for (let i = 0; i < whole; i++) packet[i] = data[from + i]!;
   if (size & 16) {
-    for (let i = 0; i < 4; i++) packet[28 + i] = tail[whole + i + mod4 - 4]!;
+    for (let i = 0; i < 4; i++) packet[28 + i] = data[from + whole + i + mod4 - 4]!;
   } else if (mod4) {
-    packet[16] = tail[whole]!;
-    packet[17] = tail[whole + (mod4 >>> 1)]!;
-    packet[18] = tail[whole + mod4 - 1]!;
+    packet[16] = data[from + whole]!;
+    packet[17] = data[from + whole + (mod4 >>> 1)]!;
+    packet[18] = data[from + whole + mod4 - 1]!;
   }
-  updateLanes(s, new Uint32Array(packet.buffer, packet.byteOffset, 8), 0);
+  updateLanes(s, remainderWords, 0);
 }
 
 const permuted = new Uint32Array(8);
