@@ -250,7 +250,7 @@ export function learnedSortF64(
   core: LearnedCore = 'wasm',
 ): Float64Array {
   // The WebAssembly core checks for NaN and infinities in its first pass, so an input without them pays
-  // no separate scan; one with them is left untouched and takes the path below.
+  // no separate scan; one with them is left a permutation of itself and takes the path below.
   if (core === 'wasm' && a.length >= minKeys && a.length >= radixMinKeys)
     if (sortFinite(a, tmp, stats, minKeys, core, true)) return a;
   const withInf = partitionNaN(a);
@@ -272,8 +272,8 @@ export function learnedSortF64(
 }
 
 /**
- * Sorts `keys`. With `unchecked`, the keys may hold NaN or infinities: then nothing is changed and false
- * is returned, as soon as the sample or the WebAssembly core's first pass meets one.
+ * Sorts `keys`. With `unchecked`, the keys may hold NaN or infinities: as soon as the sample or the
+ * WebAssembly core's first pass meets one, false is returned and the keys are a permutation of the input.
  */
 function sortFinite(
   keys: Float64Array,

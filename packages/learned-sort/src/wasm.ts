@@ -1,8 +1,9 @@
 /**
  * Drives the WebAssembly core (assembly/index.ts, built to build/learned-sort.wasm) for the learned path
- * on doubles. The input stays in its JS array: chunks of it are copied into the core's STAGE for the
- * counting and scattering passes, the core keeps the first-level buckets in T (one double per key, the
- * only large allocation), and each sorted bucket is copied back into the input. A fresh memory is made
+ * on doubles. The input stays in its JS array: chunks of it are copied into the core's STAGE for the one
+ * first-level pass, the core keeps the fixed-capacity first-level buckets in T (at most n + fanout
+ * doubles, the only large allocation), keys spilled from full buckets wait in the part of the input
+ * already read, and each sorted bucket is copied back into the input. A fresh memory is made
  * per sort and dropped afterwards, so nothing of the size of the input outlives the call.
  */
 import { readFileSync } from 'node:fs';
@@ -94,16 +95,16 @@ export interface WasmSortOptions {
 export interface WasmSortResult {
   /**
    * 'unavailable': not built, or the input does not fit a 32-bit memory; 'poor': the guard tripped;
-   * 'special': `unchecked` and the input holds NaN or an infinity (the keys are untouched).
+   * 'special': `unchecked` and the input holds NaN or an infinity (the keys are left a permutation of it).
    */
   outcome: 'sorted' | 'poor' | 'unavailable' | 'disordered' | 'special';
   overfullShare: number;
 }
 
 /**
- * Sorts `keys` (finite, no NaN, unless `unchecked`) with the trained model `rmi` and heavy keys `hset` (ascending, each with
- * the first-level bucket it predicts into in `heavyBucket`). On 'poor', 'unavailable' and 'disordered'
- * the keys are a permutation of the input and the caller sorts them another way.
+ * Sorts `keys` (finite, no NaN, unless `unchecked`) with the trained model `rmi` and heavy keys `hset`
+ * (ascending, each with the first-level bucket it predicts into in `heavyBucket`). On any outcome but
+ * 'sorted' the keys are a permutation of the input and the caller sorts them another way.
  */
 export function wasmLearnedSort(
   keys: Float64Array,
