@@ -1,10 +1,15 @@
 /**
- * Data blocks: one chunk of a source's rows, column-major, compressed.
+ * Data blocks: one chunk of a source's rows, cut into pages of rows, column-major within a page, compressed.
  *
- *   "HLB2" | u32 headerLen | header JSON | deflate(JSON of column 0) | deflate(JSON of column 1) | ...
+ *   "HLB3" | u32 headerLen | header JSON | page 0 | page 1 | ...
+ *   page = key filter | deflate(JSON of column 0's cells in the page) | deflate(... column 1) | ...
  *
  * The header says where the rows came from (source, byte offsets [from, to)), how many there are, each
- * column's min/max (numbers only) for pruning, and a HighwayHash of the compressed body, checked on read.
+ * column's min/max (numbers only) for pruning, each page's row count and section lengths, and a
+ * HighwayHash of the compressed body, checked on read. A page's key filter is a Bloom filter of the index
+ * keys of its rows (the keys the level-0 leaf holds), so a query the index sent to this block inflates
+ * only the pages that may hold its keys, not the whole block. Version 2 blocks ("HLB2": the whole block
+ * one page, no filter) are still read.
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { hash64Words } from '@strata/highwayhash';
@@ -19,9 +24,57 @@ export interface BlockHeader {
   rawBytes: number;
   min: Cell[];
   max: Cell[];
-  /** Compressed length of each column's section, in column order. */
-  sections: number[];
+  /** Version 2 only: compressed length of each column's section, in column order. */
+  sections?: number[];
+  /** Version 3: the pages, in row order. */
+  pages?: PageInfo[];
   check: string;
+}
+
+export interface PageInfo {
+  rows: number;
+  /** Bytes of the page's key filter (0: none, the page may hold any key). */
+  filter: number;
+  /** Compressed length of each column's section in the page, in column order. */
+  sections: number[];
+}
+
+/** Rows per page: a needle query inflates and parses about this many rows of a column, not the block's. */
+export const blockPageRows = 1024;
+/** Key filter bits per distinct key (4 probes: about 1.2% false positives). */
+const filterBitsPerKey = 10;
+const filterProbes = 4;
+
+/** A Bloom filter over 53-bit keys (uniform hash bits, so two halves give the probes). */
+export function buildKeyFilter(keys: Float64Array): Uint8Array {
+  const bytes = Math.max(8, Math.ceil((keys.length * filterBitsPerKey) / 8));
+  const f = new Uint8Array(bytes);
+  const m = bytes * 8;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    let h = k >>> 0;
+    const d = (Math.floor(k / 4294967296) * 0x9e3779b1 + (h >>> 16)) | 1;
+    for (let j = 0; j < filterProbes; j++) {
+      const bit = (h >>> 0) % m;
+      f[bit >>> 3]! |= 1 << (bit & 7);
+      h = (h + d) | 0;
+    }
+  }
+  return f;
+}
+
+/** Whether a key filter may hold `key` (an empty filter holds everything). */
+export function filterMayHold(f: Uint8Array, key: number): boolean {
+  if (f.length === 0) return true;
+  const m = f.length * 8;
+  let h = key >>> 0;
+  const d = (Math.floor(key / 4294967296) * 0x9e3779b1 + (h >>> 16)) | 1;
+  for (let j = 0; j < filterProbes; j++) {
+    const bit = (h >>> 0) % m;
+    if ((f[bit >>> 3]! & (1 << (bit & 7))) === 0) return false;
+    h = (h + d) | 0;
+  }
+  return true;
 }
 
 const enc = new TextEncoder();
@@ -60,19 +113,40 @@ export function minMax(rows: Row[], ncols: number): { min: Cell[]; max: Cell[] }
   return { min, max };
 }
 
+/**
+ * Encodes a block. With `pageKeys` (the sorted distinct index keys of some rows), each page carries a key
+ * filter of its rows' keys; the union of the pages' keys is returned as `keys` (the block's leaf keys).
+ */
 export function encodeBlock(
   meta: { id: string; source: string; from: number; to: number; rawBytes: number },
   rows: Row[],
   ncols: number,
-): { bytes: Uint8Array; header: BlockHeader } {
+  opts: { pageRows?: number; pageKeys?: (rows: Row[]) => Float64Array } = {},
+): { bytes: Uint8Array; header: BlockHeader; pageKeys: Float64Array[] } {
   const parts: Uint8Array[] = [];
-  const sections: number[] = [];
-  for (let c = 0; c < ncols; c++) {
-    const col: Cell[] = new Array(rows.length);
-    for (let i = 0; i < rows.length; i++) col[i] = rows[i]![c] ?? null;
-    const z = deflateRawSync(enc.encode(JSON.stringify(col)), { level: 1 });
-    parts.push(z);
-    sections.push(z.length);
+  const pages: PageInfo[] = [];
+  const pageKeys: Float64Array[] = [];
+  const per = Math.max(1, opts.pageRows ?? blockPageRows);
+  for (let r0 = 0; r0 < rows.length || (r0 === 0 && pages.length === 0); r0 += per) {
+    const page = rows.slice(r0, r0 + per);
+    let filter = 0;
+    if (opts.pageKeys) {
+      const keys = opts.pageKeys(page);
+      pageKeys.push(keys);
+      const f = buildKeyFilter(keys);
+      parts.push(f);
+      filter = f.length;
+    }
+    const sections: number[] = [];
+    for (let c = 0; c < ncols; c++) {
+      const col: Cell[] = new Array(page.length);
+      for (let i = 0; i < page.length; i++) col[i] = page[i]![c] ?? null;
+      const z = deflateRawSync(enc.encode(JSON.stringify(col)), { level: 1 });
+      parts.push(z);
+      sections.push(z.length);
+    }
+    pages.push({ rows: page.length, filter, sections });
+    if (rows.length === 0) break;
   }
   let bodyLen = 0;
   for (const z of parts) bodyLen += z.length;
@@ -86,26 +160,29 @@ export function encodeBlock(
     ...meta,
     rows: rows.length,
     ...minMax(rows, ncols),
-    sections,
+    pages,
     check: hex64(hash64Words(idKey, body)),
   };
   const h = enc.encode(JSON.stringify(header));
   const out = new Uint8Array(8 + h.length + body.length);
-  out.set([0x48, 0x4c, 0x42, 0x32]);
+  out.set([0x48, 0x4c, 0x42, 0x33]);
   new DataView(out.buffer).setUint32(4, h.length, true);
   out.set(h, 8);
   out.set(body, 8 + h.length);
-  return { bytes: out, header };
+  return { bytes: out, header, pageKeys };
 }
 
 /**
- * Reads a block one column at a time: a query inflates and parses only the columns it tests, and can
- * look for a needle in a column's text before parsing it at all.
+ * Reads a block one page and one column at a time: a query inflates and parses only the pages its keys may
+ * be in and the columns it tests, and can look for a needle in a column's text before parsing it at all.
  */
 export class BlockReader {
   readonly header: BlockHeader;
+  readonly pages: PageInfo[];
   private readonly body: Uint8Array;
-  private readonly starts: number[] = [];
+  /** Per page: the body offset of its filter, then of each column section. */
+  private readonly offsets: number[][] = [];
+  private readonly firstRow: number[] = [];
   private readonly texts = new Map<number, string>();
   private readonly cols = new Map<number, Cell[]>();
   private bodyBytesLeft = blockBodyBytesMax;
@@ -114,7 +191,14 @@ export class BlockReader {
     bytes: Uint8Array,
     private readonly where = 'block',
   ) {
-    if (bytes.length < 8 || bytes[0] !== 0x48 || bytes[1] !== 0x4c || bytes[2] !== 0x42 || bytes[3] !== 0x32)
+    const v = bytes[3];
+    if (
+      bytes.length < 8 ||
+      bytes[0] !== 0x48 ||
+      bytes[1] !== 0x4c ||
+      bytes[2] !== 0x42 ||
+      (v !== 0x32 && v !== 0x33)
+    )
       throw new Error(`${where}: not a data block (bad magic)`);
     const hl = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
     if (8 + hl > bytes.length) throw new Error(`${where}: header length ${hl} is past the end`);
@@ -122,57 +206,97 @@ export class BlockReader {
     this.body = bytes.subarray(8 + hl);
     if (hex64(hash64Words(idKey, this.body)) !== this.header.check)
       throw new Error(`${where}: checksum mismatch (corrupt block)`);
+    const h = this.header;
+    const pages =
+      v === 0x32 && Array.isArray(h.sections)
+        ? [{ rows: h.rows, filter: 0, sections: h.sections }]
+        : Array.isArray(h.pages)
+          ? h.pages
+          : undefined;
+    if (!pages) throw new Error(`${where}: the header lists no ${v === 0x32 ? 'sections' : 'pages'}`);
+    this.pages = pages;
     let o = 0;
-    for (const n of this.header.sections) {
-      this.starts.push(o);
-      o += n;
+    let row = 0;
+    for (const [p, pg] of pages.entries()) {
+      if (!Number.isInteger(pg.rows) || pg.rows < 0 || !Array.isArray(pg.sections) || !(pg.filter >= 0))
+        throw new Error(`${where}: page ${p} is malformed in the header`);
+      if (p > 0 && pg.sections.length !== pages[0]!.sections.length)
+        throw new Error(
+          `${where}: page ${p} has ${pg.sections.length} columns, page 0 has ${pages[0]!.sections.length}`,
+        );
+      const offs = [o];
+      o += pg.filter;
+      for (const n of pg.sections) {
+        offs.push(o);
+        o += n;
+      }
+      this.offsets.push(offs);
+      this.firstRow.push(row);
+      row += pg.rows;
     }
     if (o !== this.body.length)
-      throw new Error(`${where}: sections add up to ${o} bytes, body has ${this.body.length}`);
+      throw new Error(`${where}: pages add up to ${o} bytes, body has ${this.body.length}`);
+    if (row !== h.rows) throw new Error(`${where}: pages hold ${row} rows, header says ${h.rows}`);
   }
 
   get ncols(): number {
-    return this.header.sections.length;
+    return this.pages[0]?.sections.length ?? 0;
   }
 
-  /** A column's JSON text (inflated once). */
-  text(c: number): string {
-    let t = this.texts.get(c);
+  /** Whether page p may hold `key` (by its key filter; true when it has none). */
+  pageMayHold(p: number, key: number): boolean {
+    const pg = this.pages[p]!;
+    const o = this.offsets[p]![0]!;
+    return filterMayHold(this.body.subarray(o, o + pg.filter), key);
+  }
+
+  /** The first row of page p. */
+  pageStart(p: number): number {
+    return this.firstRow[p]!;
+  }
+
+  /** A column's JSON text within page p (inflated once). */
+  pageText(p: number, c: number): string {
+    const id = p * 65536 + c;
+    let t = this.texts.get(id);
     if (t === undefined) {
-      const start = this.starts[c];
-      if (start === undefined) throw new Error(`${this.where}: no column ${c}`);
-      const z = this.body.subarray(start, start + this.header.sections[c]!);
+      const start = this.offsets[p]?.[c + 1];
+      if (start === undefined) throw new Error(`${this.where}: no column ${c} in page ${p}`);
+      const z = this.body.subarray(start, start + this.pages[p]!.sections[c]!);
       const raw = inflateRawSync(z, { maxOutputLength: this.bodyBytesLeft });
       this.bodyBytesLeft -= raw.length;
       t = dec.decode(raw);
-      this.texts.set(c, t);
+      this.texts.set(id, t);
     }
     return t;
   }
 
-  column(c: number): Cell[] {
-    let col = this.cols.get(c);
+  /** A column's cells within page p. */
+  pageColumn(p: number, c: number): Cell[] {
+    const id = p * 65536 + c;
+    let col = this.cols.get(id);
     if (!col) {
-      col = JSON.parse(this.text(c)) as Cell[];
-      if (!Array.isArray(col) || col.length !== this.header.rows)
+      col = JSON.parse(this.pageText(p, c)) as Cell[];
+      if (!Array.isArray(col) || col.length !== this.pages[p]!.rows)
         throw new Error(
-          `${this.where}: column ${c} has ${col?.length} cells, header says ${this.header.rows}`,
+          `${this.where}: column ${c} of page ${p} has ${col?.length} cells, the header says ${this.pages[p]!.rows}`,
         );
-      this.cols.set(c, col);
+      this.cols.set(id, col);
     }
     return col;
   }
 
-  /** Row i (parses every column). */
-  row(i: number): Row {
+  /** Row i of page p (parses every column of the page). */
+  pageRow(p: number, i: number): Row {
     const r: Row = new Array(this.ncols);
-    for (let c = 0; c < this.ncols; c++) r[c] = this.column(c)[i] ?? null;
+    for (let c = 0; c < this.ncols; c++) r[c] = this.pageColumn(p, c)[i] ?? null;
     return r;
   }
 
   rows(): Row[] {
-    const out: Row[] = new Array(this.header.rows);
-    for (let i = 0; i < this.header.rows; i++) out[i] = this.row(i);
+    const out: Row[] = [];
+    for (let p = 0; p < this.pages.length; p++)
+      for (let i = 0; i < this.pages[p]!.rows; i++) out.push(this.pageRow(p, i));
     return out;
   }
 }

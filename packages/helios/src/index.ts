@@ -13,7 +13,17 @@ export {
   runAgentOnce,
   runAgentStream,
 } from './agent.js';
-export { type BlockHeader, BlockReader, blockId, decodeBlock, encodeBlock } from './block.js';
+export {
+  type BlockHeader,
+  BlockReader,
+  blockId,
+  blockPageRows,
+  buildKeyFilter,
+  decodeBlock,
+  encodeBlock,
+  filterMayHold,
+  type PageInfo,
+} from './block.js';
 export { commands, demos, hdfsDdl } from './cli.js';
 export {
   type ColumnDef,

@@ -85,6 +85,19 @@ export function keyStringsOf(def: StreamDef, rows: Row[]): string[] {
   return out;
 }
 
+/** The sorted distinct keys of several key arrays (a block's leaf from its pages' keys). */
+export function unionKeys(parts: Float64Array[]): Float64Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const all = new Float64Array(n);
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
+  return sortUnique(all);
+}
+
 /** The sorted distinct 53-bit keys of a block's rows. */
 export function keysOf(def: StreamDef, rows: Row[]): Float64Array {
   return sortUnique(hashKeys(keyStringsOf(def, rows)));

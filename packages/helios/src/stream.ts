@@ -18,7 +18,7 @@ import { type ObjectStore, openStore, TieredStore } from '@strata/objstore';
 import { BlockReader, blockId, decodeBlock, encodeBlock } from './block.js';
 import { parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, type Row, RowParser, tokenize } from './formats.js';
-import { hashKey, keysOf, tokenKey, valueKey } from './keys.js';
+import { hashKey, hashKeys, keyStringsOf, keysOf, tokenKey, unionKeys, valueKey } from './keys.js';
 import {
   decodeNode,
   dropPointers,
@@ -114,9 +114,12 @@ export interface SearchStats {
   orphansVisited: number;
   candidateBlocks: number;
   prunedByMinMax: number;
-  /** Blocks skipped because a needle the query needs is absent from the column's text. */
+  /** Blocks read of which no page was tested (key filters, or a needle the query needs is absent). */
   prunedByNeedle: number;
   blocksRead: number;
+  /** Pages of the blocks read that were inflated and tested, and those skipped by key filter or needle. */
+  pagesRead: number;
+  pagesSkipped: number;
   rowsScanned: number;
   rowsMatched: number;
   levels: { level: number; nodes: number; watermark: number }[];
@@ -145,6 +148,22 @@ export interface ChunkOptions {
 }
 
 type Plan = { p: 'all' } | { p: 'none' } | { p: 'key'; key: number } | { p: 'and' | 'or'; a: Plan; b: Plan };
+
+/** Whether a page whose key filter answers `has` may hold a row the plan selects. */
+function pageMay(p: Plan, has: (key: number) => boolean): boolean {
+  switch (p.p) {
+    case 'all':
+      return true;
+    case 'none':
+      return false;
+    case 'key':
+      return has(p.key);
+    case 'and':
+      return pageMay(p.a, has) && pageMay(p.b, has);
+    case 'or':
+      return pageMay(p.a, has) || pageMay(p.b, has);
+  }
+}
 
 export interface StreamOptions {
   /** The clock (ms since the epoch) for ingestion times, retention and tier moves; default Date.now. */
@@ -390,7 +409,12 @@ export class Stream {
     if (this.ids.has(id)) return false;
     const rows = lines.map((l) => this.parser.row(l));
     const ncols = this.def.columns.length;
-    const { bytes, header } = encodeBlock({ id, source, from, to, rawBytes: content.length }, rows, ncols);
+    const { bytes, header, pageKeys } = encodeBlock(
+      { id, source, from, to, rawBytes: content.length },
+      rows,
+      ncols,
+      this.pageKeyOptions(),
+    );
     const key = `${this.def.name}/blocks/${id}`;
     await this.store.put(key, bytes);
     let leaf: string | undefined;
@@ -398,7 +422,7 @@ export class Stream {
       leaf = `${this.def.name}/leaves/${id}`;
       if (opts.leaf && opts.leafKeys) {
         if (opts.verifyLeaf) {
-          const want = keysOf(this.def, rows);
+          const want = unionKeys(pageKeys);
           const got = opts.leafKeys;
           if (want.length !== got.length || want.some((k, i) => k !== got[i]))
             throw Object.assign(
@@ -409,7 +433,7 @@ export class Stream {
             );
         }
         await this.store.put(leaf, opts.leaf);
-      } else await this.store.put(leaf, encodeNode(leafNode(0, 0, 1, 0, keysOf(this.def, rows))));
+      } else await this.store.put(leaf, encodeNode(leafNode(0, 0, 1, 0, unionKeys(pageKeys))));
     }
     const rec: ProgressRecord = {
       t: 'block',
@@ -430,6 +454,11 @@ export class Stream {
     await this.catchUp();
     // Another server may have appended the same block first: then this record is ignored.
     return this.blocks[this.ids.get(id)!]?.pos === pos;
+  }
+
+  /** Blocks of an indexed stream carry a key filter per page (the page's index keys, unsorted). */
+  private pageKeyOptions(): { pageKeys?: (rows: Row[]) => Float64Array } {
+    return this.def.index.length > 0 ? { pageKeys: (page) => hashKeys(keyStringsOf(this.def, page)) } : {};
   }
 
   /**
@@ -753,6 +782,8 @@ export class Stream {
       prunedByMinMax: 0,
       prunedByNeedle: 0,
       blocksRead: 0,
+      pagesRead: 0,
+      pagesSkipped: 0,
       rowsScanned: 0,
       rowsMatched: 0,
       levels: this.levels.map((m, level) => ({ level, nodes: m.size, watermark: this.wm[level] ?? 0 })),
@@ -798,6 +829,8 @@ export class Stream {
     const seqs: number[] = [];
     const needles = requiredNeedles(e);
     const used = columnsOf(e);
+    // page filters are part of the index: a search without it reads every page
+    const plan = opts.useIndex !== false && this.def.index.length > 0 ? this.plan(e) : null;
     for (const seq of [...candidates].sort((a, b) => a - b)) {
       if (rows.length >= limit) break;
       if (seq < this.expiredUpTo) continue;
@@ -808,33 +841,45 @@ export class Stream {
       }
       const blk = new BlockReader(await this.store.get(b.key), b.key);
       stats.blocksRead++;
-      if (needles.some((n) => !blk.text(n.col).includes(n.needle))) {
-        stats.prunedByNeedle++;
-        continue;
-      }
-      const partial: Row = new Array(blk.ncols).fill(null);
-      const cols = [...used].map((c) => [c, blk.column(c)] as const);
-      const needleCols = needles.map((n) => blk.column(n.col));
-      for (let i = 0; i < blk.header.rows; i++) {
-        stats.rowsScanned++;
-        let possible = true;
-        for (let k = 0; k < needles.length; k++) {
-          const v = needleCols[k]![i];
-          if (typeof v !== 'string' || !v.includes(needles[k]!.raw)) {
-            possible = false;
-            break;
+      let anyPage = false;
+      for (let p = 0; p < blk.pages.length && rows.length < limit; p++) {
+        // the page's key filter: skip pages that cannot hold the keys the plan needs
+        if (plan && !pageMay(plan, (key) => blk.pageMayHold(p, key))) {
+          stats.pagesSkipped++;
+          continue;
+        }
+        if (needles.some((n) => !blk.pageText(p, n.col).includes(n.needle))) {
+          stats.pagesSkipped++;
+          continue;
+        }
+        anyPage = true;
+        stats.pagesRead++;
+        const partial: Row = new Array(blk.ncols).fill(null);
+        const cols = [...used].map((c) => [c, blk.pageColumn(p, c)] as const);
+        const needleCols = needles.map((n) => blk.pageColumn(p, n.col));
+        const n = blk.pages[p]!.rows;
+        for (let i = 0; i < n; i++) {
+          stats.rowsScanned++;
+          let possible = true;
+          for (let k = 0; k < needles.length; k++) {
+            const v = needleCols[k]![i];
+            if (typeof v !== 'string' || !v.includes(needles[k]!.raw)) {
+              possible = false;
+              break;
+            }
+          }
+          if (!possible) continue;
+          for (const [c, col] of cols) partial[c] = col[i] ?? null;
+          if (evalExpr(e, partial)) {
+            stats.rowsMatched++;
+            if (rows.length < limit) {
+              rows.push(blk.pageRow(p, i));
+              seqs.push(seq);
+            }
           }
         }
-        if (!possible) continue;
-        for (const [c, col] of cols) partial[c] = col[i] ?? null;
-        if (evalExpr(e, partial)) {
-          stats.rowsMatched++;
-          if (rows.length < limit) {
-            rows.push(blk.row(i));
-            seqs.push(seq);
-          }
-        }
       }
+      if (!anyPage) stats.prunedByNeedle++;
     }
     return { rows, seqs, stats };
   }
@@ -869,10 +914,11 @@ export class Stream {
       const blk = decodeBlock(await this.store.get(b.key), b.key);
       const keep = blk.rows.filter((r) => !evalExpr(e, r));
       rowsRemoved += blk.rows.length - keep.length;
-      const { bytes, header } = encodeBlock(
+      const { bytes, header, pageKeys } = encodeBlock(
         { id: b.id, source: b.source, from: b.from, to: b.to, rawBytes: b.rawBytes },
         keep,
         ncols,
+        this.pageKeyOptions(),
       );
       const stamp = `e${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
       const key = `${this.def.name}/blocks/${b.id}.${stamp}`;
@@ -881,7 +927,7 @@ export class Stream {
       let leaf: string | undefined;
       if (this.def.index.length > 0) {
         const before = keysOf(this.def, blk.rows);
-        const after = keysOf(this.def, keep);
+        const after = unionKeys(pageKeys);
         gone = before.filter((k) => !setHas(after, k));
         leaf = `${this.def.name}/leaves/${b.id}.${stamp}`;
         await this.store.put(leaf, encodeNode(leafNode(0, 0, 1, 0, after)));

@@ -1,14 +1,18 @@
+import { deflateRawSync } from 'node:zlib';
 import {
   BlockReader,
+  buildKeyFilter,
   decodeNode,
   encodeBlock,
   encodeNode,
   fieldParser,
+  filterMayHold,
   leafNode,
   lookup,
   mergeNodes,
   sortUnique,
 } from '@strata/helios';
+import { hash64Words } from '@strata/highwayhash';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
@@ -63,6 +67,71 @@ describe('index nodes', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('pages: rows round-trip at any page size; every key is in its page filter, few others are', () => {
+    const rowArb = fc.tuple(fc.oneof(fc.integer(), fc.constant(null)), fc.string({ maxLength: 12 }));
+    fc.assert(
+      fc.property(fc.array(rowArb, { maxLength: 60 }), fc.integer({ min: 1, max: 17 }), (rows, per) => {
+        const keysOfPage = (page: unknown[][]) =>
+          Float64Array.from(page.map((r) => (r[1] as string).length * 7919));
+        const { bytes, pageKeys } = encodeBlock(
+          { id: 'x', source: 's', from: 0, to: 1, rawBytes: 1 },
+          rows,
+          2,
+          { pageRows: per, pageKeys: keysOfPage },
+        );
+        const r = new BlockReader(bytes);
+        expect(r.rows()).toEqual(rows.map((x) => [x[0], x[1]]));
+        expect(r.pages.length).toBe(Math.max(1, Math.ceil(rows.length / per)));
+        for (let p = 0; p < r.pages.length; p++) {
+          expect(r.pageStart(p)).toBe(p * per);
+          for (const k of pageKeys[p]!) expect(r.pageMayHold(p, k)).toBe(true);
+        }
+      }),
+      { numRuns: 200 },
+    );
+    // false positives at 10 bits a key: about 1%
+    const keys = Float64Array.from({ length: 2000 }, (_, i) => (i * 2654435761) % 2 ** 53);
+    const f = buildKeyFilter(keys);
+    for (const k of keys) expect(filterMayHold(f, k)).toBe(true);
+    let fp = 0;
+    for (let i = 0; i < 20000; i++) if (filterMayHold(f, 2 ** 52 + i * 40503)) fp++;
+    expect(fp / 20000).toBeLessThan(0.03);
+    expect(filterMayHold(new Uint8Array(0), 42)).toBe(true);
+  });
+
+  it('reads a version 2 block (one page, no filters) as written before pages', () => {
+    // The v2 layout: "HLB2" | u32 header length | header JSON with `sections` | deflate(JSON column)...
+    const cols = [JSON.stringify([1, 2]), JSON.stringify(['a', 'b'])].map((t) =>
+      deflateRawSync(Buffer.from(t), { level: 1 }),
+    );
+    const body = Buffer.concat(cols);
+    const w = hash64Words(new Uint8Array(32).fill(3), body);
+    const check = w[1]!.toString(16).padStart(8, '0') + w[0]!.toString(16).padStart(8, '0');
+    const header = Buffer.from(
+      JSON.stringify({
+        id: 'x',
+        source: 's',
+        from: 0,
+        to: 9,
+        rows: 2,
+        rawBytes: 9,
+        min: [1, null],
+        max: [2, null],
+        sections: cols.map((c) => c.length),
+        check,
+      }),
+    );
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(header.length);
+    const r = new BlockReader(Buffer.concat([Buffer.from('HLB2'), len, header, body]));
+    expect(r.rows()).toEqual([
+      [1, 'a'],
+      [2, 'b'],
+    ]);
+    expect(r.pages.length).toBe(1);
+    expect(r.pageMayHold(0, 123)).toBe(true);
   });
 
   it('line parsers never throw on arbitrary lines', () => {

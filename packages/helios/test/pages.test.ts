@@ -1,0 +1,50 @@
+// Page key filters: a needle the index sends to a block inflates only the pages that may hold it, and
+// finds exactly what a scan of every page finds.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { blockPageRows, createStream, Stream } from '@strata/helios';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = mkdtempSync(join(tmpdir(), 'helios-pages-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('page key filters', () => {
+  it('a needle reads one page of a block of many; without the index every page; same rows', async () => {
+    const dir = join(root, 'a');
+    createStream(
+      dir,
+      `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, user STRING, msg TEXT) INDEX (user, TOKENS(msg))`,
+    );
+    const total = blockPageRows * 6;
+    const lines = Array.from({ length: total }, (_, n) =>
+      JSON.stringify({ n, user: `u${n % 9}`, msg: `request id_${n} from u${n % 9}` }),
+    );
+    const file = join(dir, 'in.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      await s.ingestFile(file, { chunkBytes: 64 << 20 }); // one block
+      await s.indexAll();
+      expect(s.blockCount).toBe(1);
+      for (const n of [0, blockPageRows + 5, total - 1]) {
+        const q = s.parse(`msg CONTAINS 'id_${n}'`);
+        const viaIndex = await s.search(q);
+        expect(viaIndex.rows.map((r) => r[0])).toEqual([n]);
+        expect(viaIndex.stats.pagesRead).toBeLessThanOrEqual(2); // its page, and rarely a false positive
+        expect(viaIndex.stats.pagesSkipped).toBeGreaterThanOrEqual(4);
+        const scan = await s.search(q, { useIndex: false });
+        expect(scan.rows).toEqual(viaIndex.rows);
+        expect(scan.stats.pagesRead + scan.stats.pagesSkipped).toBe(6);
+      }
+      // a value and an OR over pages: every page may hold u3, none holds u99
+      const u3 = await s.search(s.parse("user = 'u3'"));
+      expect(u3.rows.length).toBe(lines.filter((_, n) => n % 9 === 3).length);
+      const none = await s.search(s.parse("user = 'u99' OR msg CONTAINS 'id_7'"));
+      expect(none.rows.map((r) => r[0])).toEqual([7]);
+      expect(none.stats.pagesRead).toBeLessThanOrEqual(2);
+    } finally {
+      await s.close();
+    }
+  });
+});
