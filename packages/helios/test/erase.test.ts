@@ -38,6 +38,33 @@ function keyOf(s: Stream, col: number, v: string): number[] {
   return [...keysOf(s.def, [row])];
 }
 
+/** A stream of `count` lines where user u3's rows hold secrets; returns its dir, lines and file. */
+function raceStream(name: string, count: number): { dir: string; lines: string[]; file: string } {
+  const dir = join(root, name);
+  createStream(dir, ddl);
+  const lines = Array.from({ length: count }, (_, i) =>
+    JSON.stringify({ n: i, user: `u${i % 7}`, msg: i % 7 === 3 ? `secret_${i}` : `common_${i % 3}` }),
+  );
+  const file = join(dir, 'ev.jsonl');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return { dir, lines, file };
+}
+
+/** No stored node or leaf holds u3's keys, and queries through the index match a scan. */
+async function expectErasedU3(s: Stream, lines: string[]): Promise<void> {
+  const victim = [
+    ...keyOf(s, 1, 'u3'),
+    ...lines.flatMap((_, i) => (i % 7 === 3 ? keyOf(s, 2, `secret_${i}`) : [])),
+  ];
+  const after = await storedKeys(s);
+  expect(victim.filter((k) => after.keys.has(k))).toEqual([]);
+  for (const q of ["user = 'u4'", "msg CONTAINS 'common_1'", "user = 'u3'"]) {
+    const a = await s.search(s.parse(q));
+    const b = await s.search(s.parse(q), { useIndex: false });
+    expect(a.rows).toEqual(b.rows);
+  }
+}
+
 let dirs = 0;
 async function run(opts: {
   users: number;
@@ -133,13 +160,7 @@ describe('erasure removes the erased values keys from the index nodes', () => {
     // The interleaving the process race below hits only rarely under load, forced: indexer A reads block
     // X's leaf (old keys), B erases rows of X, A's flush of the previous node catches up (applying the
     // rewrite) and only then starts a node from what it read. That node must lose.
-    const dir = join(root, 'forced');
-    createStream(dir, ddl);
-    const lines = Array.from({ length: 300 }, (_, i) =>
-      JSON.stringify({ n: i, user: `u${i % 7}`, msg: i % 7 === 3 ? `secret_${i}` : `common_${i % 3}` }),
-    );
-    const file = join(dir, 'ev.jsonl');
-    writeFileSync(file, `${lines.join('\n')}\n`);
+    const { dir, lines, file } = raceStream('forced', 300);
     const policy = { mergeKeysMax: 5, addKeysMax: 200, fanoutMax: 4 }; // one block per level-0 node
     const a = await Stream.open(dir, 'ev', policy);
     const b = await Stream.open(dir, 'ev', policy);
@@ -164,17 +185,7 @@ describe('erasure removes the erased values keys from the index nodes', () => {
       a.log.append = append;
       await b.indexAll();
       await b.gc({ graceMs: 0 });
-      const victim = [
-        ...keyOf(b, 1, 'u3'),
-        ...lines.flatMap((_, i) => (i % 7 === 3 ? keyOf(b, 2, `secret_${i}`) : [])),
-      ];
-      const after = await storedKeys(b);
-      expect(victim.filter((k) => after.keys.has(k))).toEqual([]);
-      for (const q of ["user = 'u4'", "msg CONTAINS 'common_1'", "user = 'u3'"]) {
-        const x = await b.search(b.parse(q));
-        const y = await b.search(b.parse(q), { useIndex: false });
-        expect(x.rows).toEqual(y.rows);
-      }
+      await expectErasedU3(b, lines);
     } finally {
       await a.close();
       await b.close();
@@ -182,13 +193,7 @@ describe('erasure removes the erased values keys from the index nodes', () => {
   });
 
   it('erasing while an indexer process races on the same log: no erased key survives, the index stays exact', async () => {
-    const dir = join(root, 'race');
-    createStream(dir, ddl);
-    const lines = Array.from({ length: 1500 }, (_, i) =>
-      JSON.stringify({ n: i, user: `u${i % 7}`, msg: i % 7 === 3 ? `secret_${i}` : `common_${i % 3}` }),
-    );
-    const file = join(dir, 'ev.jsonl');
-    writeFileSync(file, `${lines.join('\n')}\n`);
+    const { dir, lines, file } = raceStream('race', 1500);
     const s = await Stream.open(dir, 'ev', { mergeKeysMax: 40, addKeysMax: 200, fanoutMax: 4 });
     try {
       await s.ingestFile(file, { chunkBytes: 1024 });
@@ -201,17 +206,7 @@ describe('erasure removes the erased values keys from the index nodes', () => {
       await s.indexAll();
       expect(s.indexedBlocks).toBe(s.blockCount);
       await s.gc({ graceMs: 0 }); // nothing else runs now
-      const victim = [
-        ...keyOf(s, 1, 'u3'),
-        ...lines.flatMap((_, i) => (i % 7 === 3 ? keyOf(s, 2, `secret_${i}`) : [])),
-      ];
-      const after = await storedKeys(s);
-      expect(victim.filter((k) => after.keys.has(k))).toEqual([]);
-      for (const q of ["user = 'u4'", "msg CONTAINS 'common_1'", "user = 'u3'"]) {
-        const a = await s.search(s.parse(q));
-        const b = await s.search(s.parse(q), { useIndex: false });
-        expect(a.rows).toEqual(b.rows);
-      }
+      await expectErasedU3(s, lines);
       console.log(`erase vs indexer process: records ignored as lost races ${JSON.stringify(s.racesLost)}`);
     } finally {
       await s.close();

@@ -105,39 +105,21 @@ describe('deterministic simulation', () => {
     expect(reconf).toBeGreaterThan(1000);
   }, 180_000);
 
-  it('1,000 seeded fault schedules over ObjectStoreLoglets (a loglet per client, racing in conditional puts)', async () => {
-    const bad: string[] = [];
-    let acked = 0;
-    for (let seed = 1; seed <= 1000; seed++) {
-      const r = await simulate(seed, {
-        clients: 2,
-        appendsPerClient: 6,
-        reconfigurers: 2,
-        loglet: 'objstore',
-      });
-      acked += r.acknowledged;
-      if (r.violations.length) bad.push(`seed ${seed}: ${r.violations.join('; ')}`);
-    }
-    expect(bad).toEqual([]);
-    expect(acked).toBeGreaterThan(5000);
-  }, 180_000);
-
-  it('1,000 seeded fault schedules over StripedLoglets (3 stripes, each behind the network on its own)', async () => {
-    const bad: string[] = [];
-    let acked = 0;
-    for (let seed = 1; seed <= 1000; seed++) {
-      const r = await simulate(seed, {
-        clients: 2,
-        appendsPerClient: 6,
-        reconfigurers: 2,
-        loglet: 'striped',
-      });
-      acked += r.acknowledged;
-      if (r.violations.length) bad.push(`seed ${seed}: ${r.violations.join('; ')}`);
-    }
-    expect(bad).toEqual([]);
-    expect(acked).toBeGreaterThan(5000);
-  }, 180_000);
+  for (const [loglet, what] of [
+    ['objstore', 'ObjectStoreLoglets (a loglet per client, racing in conditional puts)'],
+    ['striped', 'StripedLoglets (3 stripes, each behind the network on its own)'],
+  ] as const)
+    it(`1,000 seeded fault schedules over ${what}`, async () => {
+      const bad: string[] = [];
+      let acked = 0;
+      for (let seed = 1; seed <= 1000; seed++) {
+        const r = await simulate(seed, { clients: 2, appendsPerClient: 6, reconfigurers: 2, loglet });
+        acked += r.acknowledged;
+        if (r.violations.length) bad.push(`seed ${seed}: ${r.violations.join('; ')}`);
+      }
+      expect(bad).toEqual([]);
+      expect(acked).toBeGreaterThan(5000);
+    }, 180_000);
 
   it('the checker catches a loglet whose seal does not stop appends', async () => {
     let caught = 0;
