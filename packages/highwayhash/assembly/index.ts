@@ -18,7 +18,6 @@ const MUL0: usize = 64;
 const MUL1: usize = 96;
 /** 4 u64 key words; `setKey` derives INIT from them. */
 export const KEY: usize = 128;
-const PACKET: usize = 160; // 32-byte scratch for a streaming remainder
 export const OUT: usize = 192; // up to 4 u64 result words
 /** The state right after reset for the key at KEY (V0, V1, MUL0, MUL1 layout, 128 bytes). */
 const INIT: usize = 256;
@@ -39,7 +38,7 @@ export const INPUT: usize = 1024;
   let m0b = v128.load(MUL0 + 16);
   let m1a = v128.load(MUL1);
   let m1b = v128.load(MUL1 + 16);
-  // one round; the same round appears in `update`, `hash64At` and `finish64` (locals cannot be shared)
+  // one round; the same round appears in `update` and twice in `hash64At` (locals cannot be shared)
   v1a = i64x2.add(v1a, i64x2.add(m0a, l0));
   v1b = i64x2.add(v1b, i64x2.add(m0b, l1));
   let x = i32x4.shuffle(v1a, v1b, 0, 2, 4, 6);
