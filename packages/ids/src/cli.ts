@@ -165,6 +165,9 @@ Example:
       httpResponses: 0,
       httpRulesEvaluated: 0,
       httpAnomalies: {} as Record<string, number>,
+      mailMessages: 0,
+      mailParts: 0,
+      mailRulesEvaluated: 0,
       stageInspections: 0,
       stagePortGroupOut: 0,
       stagePrefilterOut: 0,
@@ -231,6 +234,9 @@ Example:
       totals.httpRequests += r.stats.httpRequests;
       totals.httpResponses += r.stats.httpResponses;
       totals.httpRulesEvaluated += r.stats.httpRulesEvaluated;
+      totals.mailMessages += r.stats.mailMessages;
+      totals.mailParts += r.stats.mailParts;
+      totals.mailRulesEvaluated += r.stats.mailRulesEvaluated;
       totals.stageInspections += r.stats.stageInspections;
       totals.stagePortGroupOut += r.stats.stagePortGroupOut;
       totals.stagePrefilterOut += r.stats.stagePrefilterOut;
@@ -278,7 +284,7 @@ Example:
       writeFileSync(resolve(io.cwd, values.stats), `${JSON.stringify(stats, null, 2)}\n`);
     } else if (!values.quiet)
       io.stderr.write(
-        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ` : ''}${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies\n`,
+        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ` : ''}${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,
       );
     return 0;
   },

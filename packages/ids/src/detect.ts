@@ -33,6 +33,14 @@ import {
   newHttpAnomalies,
   normalizeUri,
 } from './http.js';
+import {
+  type MailAnomalies,
+  type MailMessage,
+  type MailOptions,
+  MailSession,
+  newMailAnomalies,
+} from './mail.js';
+import { type MimeAnomalies, type MimeOptions, newMimeAnomalies, parseMime } from './mime.js';
 import { MultiMatcher } from './prefilter.js';
 import { bufferKeywords, type ContentMatch, type Rule } from './rules.js';
 import {
@@ -121,6 +129,8 @@ export interface EngineOptions {
   deferRates?: boolean;
   /** HTTP body bounds (bytes kept per message, decompressed bytes). */
   http?: HttpOptions;
+  /** Mail bounds (bytes kept per message, decoded bytes kept per MIME part). */
+  mail?: MailOptions & MimeOptions;
   /** Which actions' rules are inspected first (Suricata's action-order; default pass, drop, reject, alert). */
   actionOrder?: string[];
   /**
@@ -385,8 +395,8 @@ interface Compiled {
    * What the rule inspects: single packets, the reassembled stream, or (plain `tcp` payload rules) the
    * stream where the packet's data went into one and the packet otherwise.
    */
-  mode: 'packet' | 'stream' | 'both' | 'http';
-  /** For `http` rules: HTTP buffers and when they are inspected. */
+  mode: 'packet' | 'stream' | 'both' | 'http' | 'mail';
+  /** For `http` and `mail` rules: the buffers and when they are inspected. */
   http?: HttpRule;
   /** Longest a match can reach from the start of its first content (Infinity when unbounded). */
   spanMax: number;
@@ -881,6 +891,8 @@ interface FlowData {
   ackFrom: [number | undefined, number | undefined];
   /** HTTP parsing of the two directions (created with the first stream data when HTTP rules are loaded). */
   http?: HttpSession;
+  /** SMTP/POP3/IMAP parsing (created with the first stream data when mail rules are loaded). */
+  mail?: MailSession;
   /**
    * Suricata's flow action, set by the first drop (IPS) or pass whose action applies to the flow: the
    * flow's later packets are not inspected (and, dropped, not passed on).
@@ -913,6 +925,10 @@ export interface EngineStats {
   httpRequests: number;
   httpResponses: number;
   httpRulesEvaluated: number;
+  /** Mail messages found (SMTP, POP3, IMAP), their MIME leaf parts, and mail rule evaluations. */
+  mailMessages: number;
+  mailParts: number;
+  mailRulesEvaluated: number;
   /** Rule evaluations the prefilter spared (their fast pattern was not in the bytes). */
   rulesPrefiltered: number;
   /** IPS: packets dropped, those rewritten by inline normalization, flows dropped; flows passed by a pass rule. */
@@ -974,6 +990,9 @@ export class Engine {
     httpRequests: 0,
     httpResponses: 0,
     httpRulesEvaluated: 0,
+    mailMessages: 0,
+    mailParts: 0,
+    mailRulesEvaluated: 0,
     rulesPrefiltered: 0,
     packetsDropped: 0,
     packetsRewritten: 0,
@@ -1012,6 +1031,11 @@ export class Engine {
   readonly httpAnomalies: HttpAnomalies = newHttpAnomalies();
   /** Where the alerts of the HTTP messages being parsed go. */
   private httpOut: Alert[] = [];
+  /** Mail rules (file_data on smtp, pop3, imap) in inspection order, run on each MIME part of a message. */
+  private mailOrdered: Compiled[] = [];
+  /** Malformed mail framing and MIME input by reason (all flows). */
+  readonly mailAnomalies: MailAnomalies = newMailAnomalies();
+  readonly mimeAnomalies: MimeAnomalies = newMimeAnomalies();
 
   get flowStats(): FlowTableStats {
     return this.flows.stats;
@@ -1063,8 +1087,9 @@ export class Engine {
     sorted.forEach((c, i) => {
       c.order = i;
     });
-    this.ordered = sorted.filter((c) => c.mode !== 'http');
+    this.ordered = sorted.filter((c) => c.mode !== 'http' && c.mode !== 'mail');
     this.httpOrdered = sorted.filter((c) => c.mode === 'http');
+    this.mailOrdered = sorted.filter((c) => c.mode === 'mail');
     for (const c of this.ordered) {
       // a positive content on the payload must occur for the rule to match: the fast_pattern one if the
       // rule names it, else the longest (the rarest, most likely)
@@ -1358,6 +1383,14 @@ export class Engine {
     }
     const http = r.proto === 'http' || [...bufOf.values()].some((b) => b !== 'pkt_data');
     if (http && r.proto !== 'http' && proto !== 6) throw new Error(`HTTP buffers on a ${r.proto} rule`);
+    // file_data on a mail service (and no HTTP buffer): the decoded MIME parts of SMTP/POP3/IMAP messages
+    const mail =
+      http &&
+      r.proto !== 'http' &&
+      /\b(smtp|pop3|imap)\b/.test(service) &&
+      !/\bhttp\b/.test(service) &&
+      [...bufOf.values()].some((b) => b === 'file_data') &&
+      [...bufOf.values()].every((b) => b === 'file_data' || b === 'pkt_data');
     const hasPayloadMatch = steps.some((s) => s.kind === 'content' || s.kind === 'pcre');
     const packetOnly = steps.some((s) => packetOnlySteps.has(s.kind));
     // Suricata's IP-only types (docs: rules/rule-types): nothing but addresses and protocol, ports any; a
@@ -1375,16 +1408,18 @@ export class Engine {
         : undefined;
     const mode: Compiled['mode'] = ipOnly
       ? 'packet'
-      : http
-        ? 'http'
-        : (forced ??
-          (r.proto === 'tcp-pkt'
-            ? 'packet'
-            : r.proto === 'tcp-stream'
-              ? 'stream'
-              : proto === 6 && hasPayloadMatch && !packetOnly
-                ? 'both'
-                : 'packet'));
+      : mail
+        ? 'mail'
+        : http
+          ? 'http'
+          : (forced ??
+            (r.proto === 'tcp-pkt'
+              ? 'packet'
+              : r.proto === 'tcp-stream'
+                ? 'stream'
+                : proto === 6 && hasPayloadMatch && !packetOnly
+                  ? 'both'
+                  : 'packet'));
     const c: Compiled = {
       rule: r,
       proto,
@@ -1406,7 +1441,7 @@ export class Engine {
     if (classtype) c.classtype = classtype;
     if (priority !== undefined) c.priority = priority;
     if (rate) c.rate = rate;
-    if (http) c.http = this.compileHttp(steps, bufOf, flow, service);
+    if (http) c.http = this.compileHttp(steps, bufOf, flow, mail ? 'mail' : service);
     return c;
   }
 
@@ -1419,13 +1454,14 @@ export class Engine {
   ): HttpRule {
     const bufs = new Set(bufOf.values());
     if (
+      service !== 'mail' &&
       bufs.has('file_data') &&
       ![...bufs].some((b) => b.startsWith('http_')) &&
       service &&
       !/\bhttp\b/.test(service)
     )
       throw new Error(
-        `file_data on ${service.replace(/\s+/g, '')} needs a MIME decoder (only HTTP bodies are decoded)`,
+        `file_data on ${service.replace(/\s+/g, '')} needs that protocol's parser (HTTP bodies and the MIME parts of smtp, pop3 and imap messages are decoded; FTP data channels are not followed)`,
       );
     const groups: HttpRule['groups'] = [];
     for (const st of steps) {
@@ -1439,11 +1475,13 @@ export class Engine {
       ? 'response'
       : flow?.toServer
         ? 'request'
-        : any(responseBuffers) || (bufs.has('file_data') && !any(requestBuffers))
-          ? 'response'
-          : any(requestBuffers)
-            ? 'request'
-            : 'both';
+        : service === 'mail'
+          ? 'both'
+          : any(responseBuffers) || (bufs.has('file_data') && !any(requestBuffers))
+            ? 'response'
+            : any(requestBuffers)
+              ? 'request'
+              : 'both';
     return { side, needsBody: [...bufs].some((b) => bodyBuffers.has(b)), groups };
   }
 
@@ -1698,7 +1736,7 @@ export class Engine {
     out: Alert[],
   ): void {
     if (!chunk) return;
-    if (this.httpOrdered.length > 0 && !this.releasingOther) {
+    if ((this.httpOrdered.length > 0 || this.mailOrdered.length > 0) && !this.releasingOther) {
       // what this direction's sender has acknowledged of the other stream happened before this data (a
       // response follows its request): it goes out first, or HTTP would see a response before its request
       const o = 1 - dir;
@@ -1753,6 +1791,63 @@ export class Engine {
     this.stats.streamDeliveries++;
     this.runStream(f, fd, dir, st.window.subarray(0, st.len), newStart, out);
     if (this.httpOrdered.length > 0) this.httpFeed(f, fd, dir, chunk.data, out);
+    if (this.mailOrdered.length > 0) this.mailFeed(f, fd, dir, chunk.data, out);
+  }
+
+  /** Hands stream bytes to the flow's mail session; mail rules run on each message it finds. */
+  private mailFeed(f: Flow<FlowData>, fd: FlowData, dir: number, data: Uint8Array, out: Alert[]): void {
+    const d = dir as 0 | 1;
+    const mail = (fd.mail ??= new MailSession(
+      { message: (m) => this.runMail(f, fd, m) },
+      this.mailAnomalies,
+      this.budget,
+      this.opts.mail,
+    ));
+    if (!mail.active(d)) return;
+    this.httpOut = out;
+    if (this.deliveryGapBytes > 0) mail.gap(d);
+    mail.push(d, data);
+  }
+
+  /**
+   * The mail rules over one message: each MIME leaf part is one `file_data` (as Snort's SMTP, POP and IMAP
+   * inspectors hand each decoded attachment to the file buffer); `pkt_data` is the message as transferred.
+   * Each rule at most once per part.
+   */
+  private runMail(f: Flow<FlowData>, fd: FlowData, m: MailMessage): void {
+    this.stats.mailMessages++;
+    const dir = m.dir;
+    const src = fd.addrs[dir]!;
+    const sp = fd.ports[dir]!;
+    const dst = fd.addrs[1 - dir]!;
+    const dp = fd.ports[1 - dir]!;
+    const out = this.httpOut;
+    const parts = parseMime(m.raw, this.mimeAnomalies, this.opts.mail);
+    for (const part of parts) {
+      this.stats.mailParts++;
+      for (const c of this.mailOrdered) {
+        if (c.order > this.passOrder && !this.flushing) return; // after a pass matched on this packet
+        const h = c.http!;
+        if ((h.side === 'request' && dir !== 0) || (h.side === 'response' && dir !== 1)) continue;
+        if (!this.headerMatch(c, src, sp, dst, dp)) continue;
+        if (!this.flowbitsAllow(c, f)) continue;
+        this.stats.rulesEvaluated++;
+        this.stats.mailRulesEvaluated++;
+        if (!matchGroups(h, (b) => (b === 'file_data' ? part.data : m.raw), f)) continue;
+        this.applyFlowbits(c, f);
+        const pass = c.rule.action === 'pass';
+        const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
+        let a: Alert | undefined;
+        if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
+          a = this.alert(c, { ...e, stream: true });
+          a.payload = part.data;
+          a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
+          out.push(a);
+        }
+        this.matched(c, fd, true, a, out); // a mail match's action applies to the flow
+        if (pass) return;
+      }
+    }
   }
 
   /** Hands stream bytes to the direction's HTTP parser; rules run from its events. */
@@ -1805,29 +1900,7 @@ export class Engine {
       if (!this.flowbitsAllow(c, f)) continue;
       this.stats.rulesEvaluated++;
       this.stats.httpRulesEvaluated++;
-      const vars = new Map<string, number>();
-      let ok = true;
-      for (const g of h.groups) {
-        const payload = bufs.get(g.buffer);
-        let text: string | undefined;
-        const ctx: MatchCtx = {
-          payload,
-          anchor: 0,
-          minEnd: -1,
-          firstFrom: 0,
-          d: undefined,
-          latin1: () =>
-            (text ??= Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('latin1')),
-          end: 0,
-          vars,
-          flow: f,
-        };
-        if (!matchSteps(g.steps, 0, ctx, 0)) {
-          ok = false;
-          break;
-        }
-      }
-      if (!ok) continue;
+      if (!matchGroups(h, (b) => bufs.get(b), f)) continue;
       this.applyFlowbits(c, f);
       const pass = c.rule.action === 'pass';
       const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
@@ -1859,6 +1932,15 @@ export class Engine {
       this.budget.give(st.window.length);
       st.window = new Uint8Array(0);
       st.done = true;
+    }
+    if (fd.mail) {
+      // a message cut short by the end of the connection is inspected as is (not after a drop or pass)
+      this.httpOut = this.pending;
+      this.flushing = true;
+      if (fd.action === undefined) fd.mail.end();
+      this.flushing = false;
+      fd.mail.dispose();
+      fd.mail = undefined;
     }
     if (fd.http && fd.action !== undefined) {
       fd.http.dispose();
@@ -2281,4 +2363,27 @@ export class HttpBuffers {
         return empty;
     }
   }
+}
+
+/** An HTTP or mail rule's step groups, each over its buffer from the start (a buffer switch resets the cursor). */
+function matchGroups(h: HttpRule, buffer: (id: string) => Uint8Array, f: Flow<FlowData>): boolean {
+  const vars = new Map<string, number>();
+  for (const g of h.groups) {
+    const payload = buffer(g.buffer);
+    let text: string | undefined;
+    const ctx: MatchCtx = {
+      payload,
+      anchor: 0,
+      minEnd: -1,
+      firstFrom: 0,
+      d: undefined,
+      latin1: () =>
+        (text ??= Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('latin1')),
+      end: 0,
+      vars,
+      flow: f,
+    };
+    if (!matchSteps(g.steps, 0, ctx, 0)) return false;
+  }
+  return true;
 }

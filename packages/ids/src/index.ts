@@ -1,8 +1,9 @@
 /**
  * @strata/ids: a Pigasus-style intrusion detection and prevention engine in progress: streaming pcap/pcapng
  * readers and a pcap writer, packet decoding and defragmentation, flows and TCP reassembly, HTTP/1.x
- * inspection, a Snort 3 / Snort 2.9 / Suricata rule parser, port groups and a multi-string prefilter in
- * front of the full matcher, IPS verdicts (Suricata's semantics), and worker threads sharding flows.
+ * inspection, SMTP/POP3/IMAP with MIME decoding, a Snort 3 / Snort 2.9 / Suricata rule parser, port groups
+ * and a multi-string prefilter in front of the full matcher, IPS verdicts (Suricata's semantics), and worker
+ * threads sharding flows.
  */
 
 export { commands, demos } from './cli.js';
@@ -71,6 +72,35 @@ export {
   percentDecode,
   simplifyPath,
 } from './http.js';
+export {
+  defaultMailMessageBytesMax,
+  type MailAnomalies,
+  type MailEvents,
+  type MailMessage,
+  type MailOptions,
+  type MailProtocol,
+  MailSession,
+  mailLineBytesMax,
+  newMailAnomalies,
+  pop3PendingMax,
+} from './mail.js';
+export {
+  base64Decode,
+  contentType,
+  defaultMimePartBytesMax,
+  type MimeAnomalies,
+  type MimeField,
+  type MimeOptions,
+  type MimePart,
+  mimeBoundaryBytesMax,
+  mimeDepthMax,
+  mimeFieldsMax,
+  mimeHeaderBytesMax,
+  mimePartsMax,
+  newMimeAnomalies,
+  parseMime,
+  qpDecode,
+} from './mime.js';
 export {
   batchBytesMax,
   batchesInFlightMax,

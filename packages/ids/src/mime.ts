@@ -1,0 +1,352 @@
+/**
+ * MIME decoding of one mail message (RFC 5322 header section and body, RFC 2045-2046 multipart bodies and
+ * Content-Transfer-Encoding), for the `file_data` of mail rules: every leaf part of the message, decoded,
+ * is one file. A message/rfc822 part is a message of its own, decoded in turn.
+ *
+ * Input is never trusted and nothing here throws on it: a header section is read as far as
+ * `mimeHeaderBytesMax`, parts nest at most `mimeDepthMax` deep and a message has at most `mimePartsMax`
+ * leaf parts (a nesting or part-count bomb is cut there), each part keeps at most `partBytesMax` decoded
+ * bytes. Decoding never expands (base64 and quoted-printable shrink), so the decoded output of one message
+ * is at most the message's size. Malformed input is counted by reason (`MimeAnomalies`) and decoded as far
+ * as it can be: bad base64 characters are skipped, a bad `=` escape is kept as it is, a multipart body
+ * without a boundary parameter or without any delimiter is one part, a missing close delimiter ends the
+ * last part at the end of the message.
+ */
+
+/** Bytes of one part's header section read at most (the rest of it is skipped). */
+export const mimeHeaderBytesMax = 16 * 1024;
+/** Header fields of one part read at most. */
+export const mimeFieldsMax = 128;
+/** Multipart nesting (and message/rfc822 inside a part) at most. */
+export const mimeDepthMax = 8;
+/** Leaf parts of one message at most. */
+export const mimePartsMax = 256;
+/** Bytes of a boundary parameter at most (RFC 2046 5.1.1 allows 70; a longer one is cut, anomaly). */
+export const mimeBoundaryBytesMax = 200;
+/** Decoded bytes kept per part by default. */
+export const defaultMimePartBytesMax = 256 * 1024;
+
+export interface MimeOptions {
+  /** Decoded bytes kept per part (default 256 KiB; the rest of the part is skipped, anomaly). */
+  partBytesMax?: number;
+}
+
+/** Malformed or suspicious MIME input, counted by reason. */
+export interface MimeAnomalies {
+  headerTooLong: number;
+  tooManyFields: number;
+  tooDeep: number;
+  tooManyParts: number;
+  /** multipart/* without a boundary parameter, or one too long. */
+  badBoundary: number;
+  /** A multipart body in which the boundary never occurs. */
+  noDelimiter: number;
+  /** A multipart body without its close delimiter. */
+  unterminated: number;
+  badBase64: number;
+  badQuotedPrintable: number;
+  partCapped: number;
+}
+
+export function newMimeAnomalies(): MimeAnomalies {
+  return {
+    headerTooLong: 0,
+    tooManyFields: 0,
+    tooDeep: 0,
+    tooManyParts: 0,
+    badBoundary: 0,
+    noDelimiter: 0,
+    unterminated: 0,
+    badBase64: 0,
+    badQuotedPrintable: 0,
+    partCapped: 0,
+  };
+}
+
+export interface MimeField {
+  /** Lowercased. */
+  name: string;
+  /** Unfolded, trimmed, latin1. */
+  value: string;
+}
+
+/** One leaf part: its fields, its type, and its body after Content-Transfer-Encoding. */
+export interface MimePart {
+  fields: MimeField[];
+  /** `type/subtype`, lowercased (text/plain when absent, RFC 2045 5.2). */
+  contentType: string;
+  /** Content-Disposition's or Content-Type's file name, if any. */
+  filename?: string;
+  /** The Content-Transfer-Encoding, lowercased (7bit when absent). */
+  encoding: string;
+  /** The decoded body, at most `partBytesMax` bytes. */
+  data: Uint8Array;
+  truncated: boolean;
+}
+
+const CR = 13;
+const LF = 10;
+const empty = new Uint8Array(0);
+
+/** The leaf parts of one message, in order, decoded. */
+export function parseMime(msg: Uint8Array, anomalies: MimeAnomalies, opts: MimeOptions = {}): MimePart[] {
+  const out: MimePart[] = [];
+  const partBytesMax = opts.partBytesMax ?? defaultMimePartBytesMax;
+  entity(msg, 0, out, anomalies, partBytesMax);
+  return out;
+}
+
+/** One entity (a message or a part): its header section, then its body as a leaf or as parts. */
+function entity(
+  bytes: Uint8Array,
+  depth: number,
+  out: MimePart[],
+  an: MimeAnomalies,
+  partBytesMax: number,
+): void {
+  if (out.length >= mimePartsMax) {
+    an.tooManyParts++;
+    return;
+  }
+  const { fields, bodyAt } = headerSection(bytes, an);
+  const body = bytes.subarray(bodyAt);
+  const ct = contentType(fields.find((f) => f.name === 'content-type')?.value ?? '');
+  if (ct.type.startsWith('multipart/') || ct.type === 'message/rfc822') {
+    if (depth + 1 > mimeDepthMax) {
+      an.tooDeep++;
+      return;
+    }
+    if (ct.type === 'message/rfc822') {
+      entity(body, depth + 1, out, an, partBytesMax);
+      return;
+    }
+    let boundary = ct.params.get('boundary');
+    if (boundary !== undefined && boundary.length > mimeBoundaryBytesMax) boundary = undefined;
+    if (!boundary) an.badBoundary++;
+    else {
+      const parts = splitMultipart(body, boundary, an);
+      if (parts) {
+        for (const p of parts) entity(p, depth + 1, out, an, partBytesMax);
+        return;
+      }
+    }
+    // no usable boundary: the body is inspected as one part, undecoded
+  }
+  const encoding = (fields.find((f) => f.name === 'content-transfer-encoding')?.value ?? '7bit')
+    .trim()
+    .toLowerCase();
+  const { data, truncated } = decodeBody(body, encoding, an, partBytesMax);
+  if (truncated) an.partCapped++;
+  const disposition = contentType(fields.find((f) => f.name === 'content-disposition')?.value ?? '');
+  const filename = disposition.params.get('filename') ?? ct.params.get('name');
+  const part: MimePart = { fields, contentType: ct.type || 'text/plain', encoding, data, truncated };
+  if (filename !== undefined) part.filename = filename;
+  out.push(part);
+}
+
+/** The header section's fields (unfolded, bounded) and where the body starts (after the empty line). */
+function headerSection(bytes: Uint8Array, an: MimeAnomalies): { fields: MimeField[]; bodyAt: number } {
+  // the empty line ends the header section; a body without one has no header section (RFC 2046 5.1.1:
+  // a part may start with its empty line)
+  let end = -1;
+  let bodyAt = bytes.length;
+  if (bytes[0] === LF) return { fields: [], bodyAt: 1 };
+  if (bytes[0] === CR && bytes[1] === LF) return { fields: [], bodyAt: 2 };
+  for (let i = bytes.indexOf(LF); i >= 0; i = bytes.indexOf(LF, i + 1)) {
+    if (bytes[i + 1] === LF) {
+      end = i + 1;
+      bodyAt = i + 2;
+      break;
+    }
+    if (bytes[i + 1] === CR && bytes[i + 2] === LF) {
+      end = i + 1;
+      bodyAt = i + 3;
+      break;
+    }
+  }
+  if (end < 0) end = bytes.length; // all header, no body
+  if (end > mimeHeaderBytesMax) {
+    an.headerTooLong++;
+    end = mimeHeaderBytesMax;
+  }
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, end).toString('latin1');
+  const fields: MimeField[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    if (line.length === 0) continue;
+    const last = fields[fields.length - 1];
+    if ((line[0] === ' ' || line[0] === '\t') && last) {
+      last.value = `${last.value} ${line.trim()}`;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    if (fields.length >= mimeFieldsMax) {
+      an.tooManyFields++;
+      break;
+    }
+    fields.push({ name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() });
+  }
+  return { fields, bodyAt };
+}
+
+/** `type/subtype; name=value; name="quoted value"`: the type lowercased, the parameters by lowercased name. */
+export function contentType(v: string): { type: string; params: Map<string, string> } {
+  const params = new Map<string, string>();
+  const semi = v.indexOf(';');
+  const type = (semi < 0 ? v : v.slice(0, semi)).trim().toLowerCase();
+  const re = /;\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"?|([^;]*))/g;
+  for (let m = re.exec(v); m; m = re.exec(v)) {
+    const name = m[1]!.toLowerCase();
+    if (params.has(name)) continue;
+    params.set(name, m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : (m[3] ?? '').trim());
+  }
+  return { type, params };
+}
+
+/**
+ * The body parts of a multipart body (RFC 2046 5.1.1): a delimiter is `--boundary` at the start of a line,
+ * then optional whitespace and the line's end; the CRLF before it belongs to the delimiter; `--boundary--`
+ * closes. Undefined when the boundary never occurs (anomaly).
+ */
+function splitMultipart(body: Uint8Array, boundary: string, an: MimeAnomalies): Uint8Array[] | undefined {
+  const dash = Buffer.from(`--${boundary}`, 'latin1');
+  const buf = Buffer.from(body.buffer, body.byteOffset, body.length);
+  const parts: Uint8Array[] = [];
+  let partStart = -1;
+  let closed = false;
+  for (let at = buf.indexOf(dash); at >= 0; at = buf.indexOf(dash, at + 1)) {
+    if (at > 0 && buf[at - 1] !== LF) continue; // not at a line's start
+    let i = at + dash.length;
+    const close = buf[i] === 0x2d && buf[i + 1] === 0x2d;
+    if (close) i += 2;
+    while (buf[i] === 0x20 || buf[i] === 0x09) i++;
+    if (i < buf.length && buf[i] !== CR && buf[i] !== LF) continue; // a longer boundary, not this one
+    if (partStart >= 0) {
+      let end = at;
+      if (end > partStart && buf[end - 1] === LF) end--;
+      if (end > partStart && buf[end - 1] === CR) end--;
+      parts.push(body.subarray(partStart, end));
+    }
+    if (close) {
+      closed = true;
+      break;
+    }
+    if (buf[i] === CR) i++;
+    if (buf[i] === LF) i++;
+    partStart = i;
+    if (parts.length >= mimePartsMax) break;
+  }
+  if (partStart < 0) {
+    an.noDelimiter++;
+    return undefined;
+  }
+  if (!closed) {
+    an.unterminated++;
+    if (partStart <= body.length && parts.length < mimePartsMax) parts.push(body.subarray(partStart));
+  }
+  return parts;
+}
+
+/** Undoes a Content-Transfer-Encoding (base64, quoted-printable; anything else is kept as sent). */
+function decodeBody(
+  body: Uint8Array,
+  encoding: string,
+  an: MimeAnomalies,
+  max: number,
+): { data: Uint8Array; truncated: boolean } {
+  if (encoding === 'base64') return base64Decode(body, an, max);
+  if (encoding === 'quoted-printable') return qpDecode(body, an, max);
+  return body.length > max
+    ? { data: body.slice(0, max), truncated: true }
+    : { data: body.length === 0 ? empty : body.slice(), truncated: false };
+}
+
+const b64 = new Int8Array(256).fill(-1);
+for (let i = 0; i < 64; i++)
+  b64['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
+
+/**
+ * base64 (RFC 2045 6.8): whitespace and line breaks skipped; any other character outside the alphabet is
+ * skipped and counted once per part; `=` ends the data (what follows is ignored).
+ */
+export function base64Decode(
+  src: Uint8Array,
+  an: MimeAnomalies,
+  max: number,
+): { data: Uint8Array; truncated: boolean } {
+  const out = new Uint8Array(Math.min(max, Math.ceil((src.length * 3) / 4)));
+  let n = 0;
+  let acc = 0;
+  let bits = 0;
+  let bad = false;
+  let truncated = false;
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i]!;
+    const v = b64[c]!;
+    if (v < 0) {
+      if (c === 0x3d) break; // padding: the end
+      if (c !== CR && c !== LF && c !== 0x20 && c !== 0x09) bad = true;
+      continue;
+    }
+    acc = ((acc << 6) | v) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (n >= max) {
+        truncated = true;
+        break;
+      }
+      out[n++] = (acc >> bits) & 0xff;
+    }
+  }
+  if (bad) an.badBase64++;
+  return { data: out.subarray(0, n), truncated };
+}
+
+const hexVal = (c: number) =>
+  c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 55 : c >= 0x61 && c <= 0x66 ? c - 87 : -1;
+
+/**
+ * quoted-printable (RFC 2045 6.7): `=XX` is a byte, `=` at a line's end a soft break; a bad `=` is kept as
+ * it is (counted once per part), as the RFC advises a robust decoder to do.
+ */
+export function qpDecode(
+  src: Uint8Array,
+  an: MimeAnomalies,
+  max: number,
+): { data: Uint8Array; truncated: boolean } {
+  const out = new Uint8Array(Math.min(max, src.length));
+  let n = 0;
+  let bad = false;
+  let truncated = false;
+  for (let i = 0; i < src.length; i++) {
+    if (n >= max) {
+      truncated = true;
+      break;
+    }
+    const c = src[i]!;
+    if (c !== 0x3d) {
+      out[n++] = c;
+      continue;
+    }
+    // soft line break: '=' then optional whitespace then CRLF or LF
+    let j = i + 1;
+    while (src[j] === 0x20 || src[j] === 0x09) j++;
+    if (src[j] === LF || (src[j] === CR && src[j + 1] === LF)) {
+      i = src[j] === CR ? j + 1 : j;
+      continue;
+    }
+    if (j >= src.length) break; // '=' at the very end
+    const hi = hexVal(src[i + 1] ?? 0);
+    const lo = hexVal(src[i + 2] ?? 0);
+    if (hi >= 0 && lo >= 0) {
+      out[n++] = (hi << 4) | lo;
+      i += 2;
+    } else {
+      bad = true;
+      out[n++] = c;
+    }
+  }
+  if (bad) an.badQuotedPrintable++;
+  return { data: out.subarray(0, n), truncated };
+}
