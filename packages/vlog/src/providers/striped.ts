@@ -103,6 +103,9 @@ export class StripedLoglet implements Loglet {
   private readonly known: number[];
   /** Rounds handed to this client's own appends, so concurrent appends spread over the stripes. */
   private readonly guess: number[];
+  /** Per stripe: this client's nested appends in flight, and its one fill in flight. */
+  private readonly inflight: Set<Promise<void>>[];
+  private readonly filling: (Promise<void> | undefined)[];
   /** Per stripe: the next round to fetch, and fetched batches not yet in the prefix. */
   private readonly fetched: number[];
   private readonly pending: { slot: number; batch: Batch }[][];
@@ -136,6 +139,8 @@ export class StripedLoglet implements Loglet {
     this.k = stripes.length;
     this.known = stripes.map(() => 0);
     this.guess = stripes.map(() => 0);
+    this.inflight = stripes.map(() => new Set());
+    this.filling = stripes.map(() => undefined);
     this.fetched = stripes.map(() => 0);
     this.pending = stripes.map(() => []);
     this.floor = stripes.map(() => 0);
@@ -156,12 +161,22 @@ export class StripedLoglet implements Loglet {
       if (gs < Math.max(this.guess[i]!, this.known[i]!) * this.k + i) i = s;
     }
     this.guess[i] = Math.max(this.guess[i]!, this.known[i]!) + 1;
-    const rec = this.anchored
-      ? encodeStripeBatch(batch, this.next, this.end)
-      : encodeStripeBatch(batch, -1, -1);
-    const [p] = await this.sealedAsOurs(() => this.stripes[i]!.append([rec]));
+    const mine: Batch = this.anchored
+      ? { records: batch, markSlot: this.next, markPos: this.end }
+      : { records: batch, markSlot: -1, markPos: -1 };
+    const rec = encodeStripeBatch(batch, mine.markSlot, mine.markPos);
+    const nested = this.stripes[i]!.append([rec]);
+    // fills of stripe i wait for this: it is about to take one of the rounds they would fill
+    const settled = nested.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inflight[i]!.add(settled);
+    void settled.then(() => this.inflight[i]!.delete(settled));
+    const [p] = await this.sealedAsOurs(() => nested);
     const r = this.round(i, p!);
     if (r + 1 > this.known[i]!) this.known[i] = r + 1;
+    this.learn(i, r, mine);
     const g = r * this.k + i;
     // every earlier slot must exist before this one is acknowledged
     try {
@@ -182,7 +197,7 @@ export class StripedLoglet implements Loglet {
     }
     const deadline = this.nowMs() + stripedPlaceTimeoutMs;
     for (let attempt = 0; ; attempt++) {
-      const sealed = await this.serial(() => this.advance(attempt > 0));
+      const sealed = await this.advanceShared(attempt > 0);
       if (this.next > g) {
         const first = this.slotStart(g);
         return batch.map((_, j) => first + j);
@@ -191,21 +206,84 @@ export class StripedLoglet implements Loglet {
       if (sealed.length > 0 && sealed.every(Boolean)) throw new SealedError(this.end);
       if (this.nowMs() > deadline)
         throw new LogletUnavailableError(`striped loglet: slot ${g} did not join the committed prefix`);
-      if (attempt > 0) await this.sleep(Math.min(2 ** attempt, 50));
+      // the earlier slots are usually this client's own appends, about to land: wait for the prefix to
+      // move past g, or poll the stripes after a backoff (another client's appends)
+      if (attempt > 0) await Promise.race([this.placedPast(g), this.sleep(Math.min(2 ** attempt, 50))]);
     }
   }
 
-  /** Makes stripe s hold at least `rounds` batches, writing empty fills for the missing ones. */
+  /**
+   * Makes stripe s hold at least `rounds` batches, writing empty fills for the missing ones. This
+   * client's own appends in flight to s come first (they take those rounds), and one fill at a time per
+   * stripe: with many appends in flight, fills computed from one stale tail each would overshoot by far,
+   * and every round a stripe runs ahead is a round the others must then fill.
+   */
   private async fillTo(s: number, rounds: number): Promise<void> {
-    if (this.known[s]! >= rounds) return;
+    for (;;) {
+      if (this.known[s]! >= rounds) return;
+      if (this.inflight[s]!.size > 0) {
+        await Promise.all(this.inflight[s]!);
+        continue;
+      }
+      const f = this.filling[s];
+      if (f) {
+        await f.catch(() => undefined);
+        continue;
+      }
+      const p = this.fillOnce(s, rounds);
+      this.filling[s] = p;
+      try {
+        await p;
+      } finally {
+        if (this.filling[s] === p) this.filling[s] = undefined;
+      }
+      return;
+    }
+  }
+
+  private async fillOnce(s: number, rounds: number): Promise<void> {
     const l = this.stripes[s]!;
     const t = this.round(s, (await l.checkTail()).tail);
     if (t > this.known[s]!) this.known[s] = t;
     if (t >= rounds) return;
-    const fill = this.anchored ? encodeStripeBatch([], this.next, this.end) : encodeStripeBatch([], -1, -1);
+    const empty: Batch = this.anchored
+      ? { records: [], markSlot: this.next, markPos: this.end }
+      : { records: [], markSlot: -1, markPos: -1 };
+    const fill = encodeStripeBatch([], empty.markSlot, empty.markPos);
     const ps = await this.sealedAsOurs(() => l.append(Array.from({ length: rounds - t }, () => fill)));
     const last = this.round(s, ps[ps.length - 1]!) + 1;
     if (last > this.known[s]!) this.known[s] = last;
+    for (const q of ps) this.learn(s, this.round(s, q), empty);
+  }
+
+  /**
+   * A batch this client wrote at stripe i, round r: when it is the next one to fetch from that stripe it
+   * goes straight into the pending queue, so the client does not read back what it just wrote.
+   */
+  private learn(i: number, r: number, batch: Batch): void {
+    if (!this.anchored || this.fetched[i] !== r) return;
+    this.pending[i]!.push({ slot: r * this.k + i, batch });
+    this.fetched[i] = r + 1;
+  }
+
+  /**
+   * Extends the prefix once for every caller that arrives while the previous extension runs: callers
+   * join the queued one (which has not started, so it sees their writes) instead of queueing one each.
+   */
+  private queued: { fresh: boolean; p: Promise<boolean[]> } | null = null;
+  private advanceShared(fresh: boolean): Promise<boolean[]> {
+    const q = this.queued;
+    if (q) {
+      q.fresh ||= fresh;
+      return q.p;
+    }
+    const entry: { fresh: boolean; p: Promise<boolean[]> } = { fresh, p: Promise.resolve([]) };
+    entry.p = this.serial(() => {
+      if (this.queued === entry) this.queued = null;
+      return this.advance(entry.fresh);
+    });
+    this.queued = entry;
+    return entry.p;
   }
 
   /** A nested SealedError becomes ours, carrying our tail as far as it is known. */
@@ -288,8 +366,27 @@ export class StripedLoglet implements Loglet {
     return trimmed;
   }
 
+  private waiters: { g: number; resolve: () => void }[] = [];
+
+  /** Resolves once the prefix has moved past slot g. */
+  private placedPast(g: number): Promise<void> {
+    if (this.next > g) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ g, resolve }));
+  }
+
   /** Moves fetched batches into the prefix, in slot order, up to the first slot not yet fetched. */
   private place(): void {
+    this.extend();
+    if (this.waiters.length > 0) {
+      const still: { g: number; resolve: () => void }[] = [];
+      for (const w of this.waiters)
+        if (this.next > w.g) w.resolve();
+        else still.push(w);
+      this.waiters = still;
+    }
+  }
+
+  private extend(): void {
     for (;;) {
       const i = this.next % this.k;
       const q = this.pending[i]!;
@@ -342,7 +439,7 @@ export class StripedLoglet implements Loglet {
   }
 
   async checkTail(): Promise<TailInfo> {
-    const sealed = await this.serial(() => this.advance(true));
+    const sealed = await this.advanceShared(true);
     return { tail: this.end, sealed: sealed.every(Boolean) };
   }
 
