@@ -4,11 +4,16 @@
 // HTTP rules alone (2,185; they run once per HTTP message, not per packet). Mbps counts captured bytes.
 // Wall-clock Mbps on a shared machine say how loaded it was; CPU seconds per thread (/proc/thread-self/stat)
 // say what the work cost, and the slowest thread's CPU time bounds the parallel time on dedicated cores.
+// Per row: the filter stages' pass rates (of the inspections of a packet or stream chunk: those whose port
+// group holds a rule of the kind, those where a rule passed the prefilter, those reaching the full
+// matcher). With every rule, the anchor of issue 10 in the same process: the naive matcher (naive.ts: each
+// rule's contents searched with indexOf over every reassembled payload), and the pipeline's ratio to it.
 // Usage: npm run bench -- ids throughput [-- --workers 2 --trace ndpi-mix-a --reps 1]
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Engine, ParallelRunner, parseRules, type Rule, runCapture, threadCpuMs } from '../src/index.js';
+import { naiveRun } from './naive.js';
 
 const { values } = parseArgs({
   options: {
@@ -49,6 +54,12 @@ for (const [name, rules] of ruleSets) {
     const cpuMain = (c2 - c1) / 1000;
     const cpuWorkers = par.workers.map((w) => w.cpuMs / 1000);
     const cpuBound = Math.max(cpuMain, ...cpuWorkers);
+    // the naive anchor, with every rule only (its cost does not depend on which rules are HTTP rules)
+    const c3 = threadCpuMs() ?? 0;
+    const naive = name === 'all loaded rules' ? await naiveRun(pcap, rules) : undefined;
+    const cpuNaive = ((threadCpuMs() ?? 0) - c3) / 1000;
+    const st = one.stats;
+    const share = (n: number) => Number((st.stageInspections ? n / st.stageInspections : 0).toFixed(4));
     const mbps1 = (one.bytes * 8) / 1e6 / one.seconds;
     const mbpsN = (par.bytes * 8) / 1e6 / par.seconds;
     const row = {
@@ -71,6 +82,22 @@ for (const [name, rules] of ruleSets) {
       cpuRatio: Number((cpu1 / cpuBound).toFixed(2)),
       workerPackets: par.workers.map((w) => w.packets),
       workerBusyMs: par.workers.map((w) => Math.round(w.busyMs)),
+      stageInspections: st.stageInspections,
+      stagePortGroupShare: share(st.stagePortGroupOut),
+      stagePrefilterShare: share(st.stagePrefilterOut),
+      stageFullMatcherShare: share(st.stageFullMatcherIn),
+      ...(naive && {
+        naiveSeconds: Number(naive.seconds.toFixed(2)),
+        naiveCpuSeconds: Number(cpuNaive.toFixed(2)),
+        naiveMbps: Number(((naive.bytes * 8) / 1e6 / naive.seconds).toFixed(2)),
+        naivePayloads: naive.payloads,
+        naivePayloadBytes: naive.payloadBytes,
+        naiveRulesSearched: naive.rulesSearched,
+        naiveCandidates: naive.candidates,
+        pipelineOverNaiveWall: Number((naive.seconds / one.seconds).toFixed(2)),
+        pipelineOverNaiveCpu: Number((cpuNaive / cpu1).toFixed(2)),
+      }),
+      mailMessages: st.mailMessages,
       flowsPerSecond1: Math.round(one.flows.created / one.seconds),
       httpRequests: one.stats.httpRequests,
       reassemblyPeakBytes: one.reassemblyPeakBytes,
@@ -78,7 +105,7 @@ for (const [name, rules] of ruleSets) {
     };
     rows.push(row);
     console.log(
-      `${name.padEnd(18)} CPU: 1 thread ${row.cpuSeconds1} s = ${row.mbpsPerCpuSecond1} Mbps per core | ${workers} workers: main ${row.cpuSecondsMain} s, workers ${row.cpuSecondsWorkers.join('/')} s = ${row.mbpsDedicatedCoresN} Mbps on dedicated cores | ${row.cpuRatio}x\n${' '.repeat(18)} wall: 1 thread ${row.mbps1} Mbps (${row.seconds1} s, ${row.alerts1} alerts) | ${workers} workers ${row.mbpsN} Mbps (${row.secondsN} s, ${row.alertsN} alerts) | ratio ${row.ratio}x | worker packets ${row.workerPackets.join('/')}, busy ms ${row.workerBusyMs.join('/')} | ${row.flowsPerSecond1} flows/s, reassembly peak ${(row.reassemblyPeakBytes / 2 ** 20).toFixed(1)} MiB, max RSS ${row.maxRssMiB} MiB`,
+      `${name.padEnd(18)} stages: ${row.stageInspections} inspections, port group ${row.stagePortGroupShare}, prefilter ${row.stagePrefilterShare}, full matcher ${row.stageFullMatcherShare}${naive ? ` | naive indexOf matcher: ${row.naiveCpuSeconds} s CPU (${row.naiveSeconds} s wall, ${row.naiveMbps} Mbps, ${row.naiveCandidates} candidates of ${row.naiveRulesSearched} rules x ${row.naivePayloads} payloads) = pipeline ${row.pipelineOverNaiveCpu}x by CPU, ${row.pipelineOverNaiveWall}x by wall` : ''}\n${' '.repeat(18)} CPU: 1 thread ${row.cpuSeconds1} s = ${row.mbpsPerCpuSecond1} Mbps per core | ${workers} workers: main ${row.cpuSecondsMain} s, workers ${row.cpuSecondsWorkers.join('/')} s = ${row.mbpsDedicatedCoresN} Mbps on dedicated cores | ${row.cpuRatio}x\n${' '.repeat(18)} wall: 1 thread ${row.mbps1} Mbps (${row.seconds1} s, ${row.alerts1} alerts) | ${workers} workers ${row.mbpsN} Mbps (${row.secondsN} s, ${row.alertsN} alerts) | ratio ${row.ratio}x | worker packets ${row.workerPackets.join('/')}, busy ms ${row.workerBusyMs.join('/')} | ${row.flowsPerSecond1} flows/s, reassembly peak ${(row.reassemblyPeakBytes / 2 ** 20).toFixed(1)} MiB, max RSS ${row.maxRssMiB} MiB`,
     );
   }
 }
