@@ -73,6 +73,7 @@ export {
   simplifyPath,
 } from './http.js';
 export {
+  commandsPendingMax,
   defaultMailMessageBytesMax,
   type MailAnomalies,
   type MailEvents,
@@ -82,7 +83,6 @@ export {
   MailSession,
   mailLineBytesMax,
   newMailAnomalies,
-  pop3PendingMax,
 } from './mail.js';
 export {
   base64Decode,

@@ -6,12 +6,14 @@
  *
  * Protocol detection from the first lines: a client whose first command is HELO, EHLO or LHLO speaks
  * SMTP; a server whose greeting is `+OK` POP3, `* OK` or `* PREAUTH` IMAP; anything else is left alone.
- * After STARTTLS / STLS the session is encrypted and parsing stops.
+ * After an accepted STARTTLS / STLS the session is encrypted and parsing stops. SMTP replies are paired
+ * with commands in order (RFC 5321 4.2); a DATA is taken to be accepted (a one-sided capture has no
+ * replies) and a refusal takes back the message begun on it.
  *
  * Bounds: a command or response line is read up to `mailLineBytesMax` (the rest of it is skipped,
  * anomaly); a message keeps its first `messageBytesMax` bytes (the framing is followed past them, anomaly),
  * charged to the reassembly budget (a refusal is a `memcap` anomaly and the message is not kept); at most
- * `pop3PendingMax` POP3 commands wait for their responses. A gap in a direction's stream ends that
+ * `commandsPendingMax` SMTP or POP3 commands wait for their replies. A gap in a direction's stream ends that
  * direction's parsing (where a message ends can no longer be known); what it had is handed on. Nothing
  * here throws on input.
  */
@@ -21,8 +23,8 @@ export type MailProtocol = 'smtp' | 'pop3' | 'imap';
 
 /** Bytes of one command or response line read at most. */
 export const mailLineBytesMax = 4096;
-/** POP3 commands awaiting a response at most (the oldest is forgotten beyond). */
-export const pop3PendingMax = 32;
+/** SMTP and POP3 commands awaiting their replies at most (the oldest is forgotten beyond, anomaly). */
+export const commandsPendingMax = 32;
 /** Bytes of one mail message kept for MIME decoding by default. */
 export const defaultMailMessageBytesMax = 1024 * 1024;
 
@@ -37,11 +39,13 @@ export interface MailAnomalies {
   /** Stream bytes missing in a direction: its parsing ends. */
   gap: number;
   memcap: number;
-  pop3PendingOverflow: number;
+  pendingOverflow: number;
+  /** SMTP DATA refused by the server (the bytes after it were commands, not a message: dropped). */
+  dataRefused: number;
 }
 
 export function newMailAnomalies(): MailAnomalies {
-  return { lineTooLong: 0, messageCapped: 0, gap: 0, memcap: 0, pop3PendingOverflow: 0 };
+  return { lineTooLong: 0, messageCapped: 0, gap: 0, memcap: 0, pendingOverflow: 0, dataRefused: 0 };
 }
 
 export interface MailMessage {
@@ -94,7 +98,10 @@ class Side {
 export class MailSession {
   protocol: MailProtocol | 'none' | undefined;
   private readonly sides: [Side, Side] = [new Side(), new Side()];
-  private readonly pop3Pending: string[] = [];
+  /** Commands sent and not yet answered, in order (SMTP and POP3 answer in order). */
+  private readonly pending: string[] = [];
+  /** SMTP: the server's greeting has been seen (the first reply answers no command). */
+  private greeted = false;
   private readonly messageBytesMax: number;
   /** Budget taken for the messages being collected. */
   private held = 0;
@@ -199,7 +206,8 @@ export class MailSession {
       else if (dir === 1 && s.lines === 1 && /^\* (OK|PREAUTH)\b/i.test(line)) this.protocol = 'imap';
       if (this.protocol === undefined) {
         // a POP3 client may speak before the greeting is seen; anything else decides nothing yet
-        if (dir === 0) this.pop3Command(line);
+        if (dir === 0) this.command(line);
+        else if (/^\d{3} /.test(line)) this.greeted = true;
         // both sides have spoken, or one side keeps talking alone: not mail
         if ((this.sides[0].lines >= 1 && this.sides[1].lines >= 1) || s.lines >= 4) {
           this.protocol = 'none';
@@ -210,9 +218,14 @@ export class MailSession {
       if (dir === 1 || this.protocol !== 'smtp') return; // the greeting itself
     }
     if (this.protocol === 'smtp') {
-      if (dir === 1) return; // replies carry nothing the rules inspect
+      if (dir === 1) {
+        this.smtpReply(line);
+        return;
+      }
       const cmd = /^(\S+)(?:\s+(\d+)(\s+LAST)?)?/i.exec(line);
       const verb = cmd?.[1]?.toUpperCase();
+      this.command(line);
+      // DATA is taken to be accepted (a one-sided capture has no replies); a refusal takes it back
       if (verb === 'DATA') this.begin(s, 'dot');
       else if (verb === 'BDAT' && cmd?.[2] !== undefined) {
         if (!s.msgOpen) this.open(s);
@@ -224,13 +237,13 @@ export class MailSession {
           s.mode = 'line';
           if (s.lastChunk) this.deliver(dir, false);
         }
-      } else if (verb === 'STARTTLS') this.stop();
+      }
     } else if (this.protocol === 'pop3') {
       if (dir === 0) {
-        this.pop3Command(line);
+        this.command(line);
         return;
       }
-      const cmd = this.pop3Pending.shift();
+      const cmd = this.pending.shift();
       if (cmd === undefined || !line.startsWith('+OK')) return;
       if (cmd === 'RETR' || cmd === 'TOP') this.begin(s, 'dot');
       else if (cmd === 'LIST' || cmd === 'UIDL' || cmd === 'CAPA') {
@@ -257,16 +270,40 @@ export class MailSession {
     }
   }
 
-  /** A POP3 command's verb (with `!` when it has an argument: LIST 1 answers on one line). */
-  private pop3Command(line: string): void {
+  /** Queues a command's verb for its reply (with `!` when it has an argument: POP3 LIST 1 answers on one line). */
+  private command(line: string): void {
     const m = /^(\S+)(\s+\S)?/.exec(line);
     if (!m) return;
     const verb = m[1]!.toUpperCase();
-    if (this.pop3Pending.length >= pop3PendingMax) {
-      this.pop3Pending.shift();
-      this.anomalies.pop3PendingOverflow++;
+    if (this.pending.length >= commandsPendingMax) {
+      this.pending.shift();
+      this.anomalies.pendingOverflow++;
     }
-    this.pop3Pending.push((verb === 'LIST' || verb === 'UIDL') && m[2] ? `${verb}!` : verb);
+    this.pending.push((verb === 'LIST' || verb === 'UIDL') && m[2] ? `${verb}!` : verb);
+  }
+
+  /**
+   * An SMTP reply line (RFC 5321 4.2: `ddd-` continues, `ddd ` ends a reply). The first reply is the
+   * greeting; each later one answers the oldest command: a DATA refused (not 354) drops the message begun
+   * on it, a STARTTLS accepted (2xx) ends parsing (TLS follows).
+   */
+  private smtpReply(line: string): void {
+    const m = /^((\d)\d\d)(?: |$)/.exec(line);
+    if (!m) return; // a continuation line or not a reply
+    if (!this.greeted) {
+      this.greeted = true;
+      // a capture that starts after the greeting: this reply answers the first command
+      if (m[1] === '220' || m[1] === '554' || this.pending.length === 0) return;
+    }
+    const verb = this.pending.shift();
+    const c = this.sides[0];
+    // only a 4xx or 5xx is a refusal (a 2xx to DATA does not exist: the pairing is off, DATA stands)
+    if (verb === 'DATA' && (m[2] === '4' || m[2] === '5') && c.mode === 'dot' && c.msgOpen) {
+      this.anomalies.dataRefused++;
+      this.drop(c);
+      c.mode = 'line';
+      c.dot = 0;
+    } else if (verb === 'STARTTLS' && m[1] === '220') this.stop();
   }
 
   private stop(): void {
@@ -328,6 +365,7 @@ export class MailSession {
   private dotEnd(dir: 0 | 1, s: Side, i: number): number {
     s.mode = 'line';
     s.dot = 0;
+    if (this.protocol === 'smtp') this.command('.'); // the end of the data has a reply of its own
     if (s.collecting) this.deliver(dir, false);
     return i;
   }
@@ -362,6 +400,16 @@ export class MailSession {
     }
     s.msg!.set(bytes.subarray(0, want), s.msgLen);
     s.msgLen = need;
+  }
+
+  /** Forgets the message under way (not a message after all). */
+  private drop(s: Side): void {
+    const cap = s.msg?.length ?? 0;
+    this.budget.give(cap);
+    this.held -= cap;
+    s.msg = undefined;
+    s.msgLen = 0;
+    s.msgOpen = false;
   }
 
   private deliver(dir: 0 | 1, cut: boolean): void {

@@ -73,14 +73,35 @@ describe('mail sessions', () => {
     );
   });
 
-  it('SMTP BDAT chunks (RFC 3030), two messages on one connection, STARTTLS ends parsing', () => {
+  it('SMTP BDAT chunks (RFC 3030), two messages on one connection, an accepted STARTTLS ends parsing', () => {
     const { msgs } = run([
       [1, '220 hi\r\n'],
       [0, 'EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 6\r\nHello,BDAT 7 LAST\r\n world!'],
-      [0, 'MAIL FROM:<a@b>\r\nDATA\r\nsecond\r\n.\r\nSTARTTLS\r\n'],
+      [1, '250-hi\r\n250 CHUNKING\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n'],
+      [0, 'MAIL FROM:<a@b>\r\nDATA\r\n'],
+      [1, '250 ok\r\n354 go\r\n'],
+      [0, 'second\r\n.\r\nSTARTTLS\r\n'],
+      [1, '250 queued\r\n220 go ahead\r\n'],
       [0, 'DATA\r\nencrypted, never a message\r\n.\r\n'],
     ]);
     expect(msgs.map((m) => text(m.raw))).toEqual(['Hello, world!', 'second\r\n']);
+  });
+
+  it('SMTP replies pair with commands: a refused DATA is no message, a refused STARTTLS goes on', () => {
+    const { msgs, an } = run([
+      [1, '220-mx\r\n220 ESMTP\r\n'],
+      [0, 'EHLO c\r\nMAIL FROM:<a@b>\r\nDATA\r\n'],
+      [1, '250 hi\r\n250 ok\r\n554 no valid recipients\r\n'],
+      [0, 'RSET\r\nSTARTTLS\r\n'],
+      [1, '250 ok\r\n454 TLS not available\r\n'],
+      [0, 'MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n'],
+      [1, '250 ok\r\n250 ok\r\n354 go\r\n'],
+      [0, 'real\r\n.\r\n'],
+    ]);
+    expect(msgs.map((m) => text(m.raw))).toEqual(['real\r\n']);
+    expect(an.dataRefused).toBe(1);
+    // a capture of the client's side alone: DATA is taken to be accepted
+    expect(run([[0, 'EHLO c\r\nDATA\r\nonly\r\n.\r\n']]).msgs.map((m) => text(m.raw))).toEqual(['only\r\n']);
   });
 
   it('POP3 RETR and TOP responses are messages; LIST and CAPA listings are skipped', () => {
@@ -389,8 +410,8 @@ describe.skipIf(!have)('the community mail rules on crafted SMTP, POP3 and IMAP 
     const v = await runCapture(`${shared}traces/suricata-verify-mix.pcap`, rules, {
       validateChecksums: 'auto',
     });
-    expect([v.stats.mailMessages, v.stats.mailParts]).toEqual([122, 134]);
-    expect(v.alerts.filter((x) => x.sid === 2)).toHaveLength(134);
+    expect([v.stats.mailMessages, v.stats.mailParts]).toEqual([121, 133]);
+    expect(v.alerts.filter((x) => x.sid === 2)).toHaveLength(133);
   }, 60_000);
 
   it('malformed mail through the whole engine: counted, never a crash, all memory back', () => {
