@@ -152,6 +152,9 @@ function headerSection(bytes: Uint8Array, an: MimeAnomalies): { fields: MimeFiel
   let bodyAt = bytes.length;
   if (bytes[0] === LF) return { fields: [], bodyAt: 1 };
   if (bytes[0] === CR && bytes[1] === LF) return { fields: [], bodyAt: 2 };
+  // a first line that is no header field (RFC 5322 2.2: printable name, then a colon) means the header
+  // section is missing: all of it is body (inspected, rather than skipped as a header)
+  if (!startsWithField(bytes)) return { fields: [], bodyAt: 0 };
   for (let i = bytes.indexOf(LF); i >= 0; i = bytes.indexOf(LF, i + 1)) {
     if (bytes[i + 1] === LF) {
       end = i + 1;
@@ -187,6 +190,23 @@ function headerSection(bytes: Uint8Array, an: MimeAnomalies): { fields: MimeFiel
     fields.push({ name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() });
   }
   return { fields, bodyAt };
+}
+
+/** Whether the bytes start with a field name (printable ASCII but colon, 1-76 bytes) and a colon. */
+function startsWithField(bytes: Uint8Array): boolean {
+  const n = Math.min(bytes.length, 77);
+  for (let i = 0; i < n; i++) {
+    const c = bytes[i]!;
+    if (c === 0x3a) return i > 0;
+    if (c <= 0x20 || c >= 0x7f) return i > 0 && (c === 0x20 || c === 0x09) && colonAfterSpace(bytes, i);
+  }
+  return false;
+}
+
+/** Obsolete syntax (RFC 5322 4.5.2): whitespace between a field name and its colon. */
+function colonAfterSpace(bytes: Uint8Array, i: number): boolean {
+  while (bytes[i] === 0x20 || bytes[i] === 0x09) i++;
+  return bytes[i] === 0x3a;
 }
 
 /** `type/subtype; name=value; name="quoted value"`: the type lowercased, the parameters by lowercased name. */

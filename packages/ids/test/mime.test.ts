@@ -70,6 +70,19 @@ describe('MIME', () => {
     expect(parts.map((p) => text(p.data))).toEqual(['one\r\n--abc is not it\r\ntwo']);
   });
 
+  it('a part without a header section is all body, with or without an empty line after its first line', () => {
+    const m = mail('s', [
+      'just text\r\nmore',
+      'text\r\n\r\nafter a blank line',
+      'X-Name : v\r\n\r\nobs header',
+    ]);
+    expect(parseMime(b(m), newMimeAnomalies()).map((p) => text(p.data))).toEqual([
+      'just text\r\nmore',
+      'text\r\n\r\nafter a blank line',
+      'obs header',
+    ]);
+  });
+
   it('a message without MIME is one text part: its body', () => {
     const parts = parseMime(b('Subject: hi\r\n\r\nhello\r\n'), newMimeAnomalies());
     expect(parts).toHaveLength(1);
