@@ -891,8 +891,11 @@ interface FlowData {
   ackFrom: [number | undefined, number | undefined];
   /** HTTP parsing of the two directions (created with the first stream data when HTTP rules are loaded). */
   http?: HttpSession;
-  /** SMTP/POP3/IMAP parsing (created with the first stream data when mail rules are loaded). */
-  mail?: MailSession;
+  /**
+   * SMTP/POP3/IMAP parsing (created with the first stream data when mail rules are loaded); null once the
+   * flow is known not to be mail (the session is let go).
+   */
+  mail?: MailSession | null;
   /**
    * Suricata's flow action, set by the first drop (IPS) or pass whose action applies to the flow: the
    * flow's later packets are not inspected (and, dropped, not passed on).
@@ -1797,6 +1800,7 @@ export class Engine {
   /** Hands stream bytes to the flow's mail session; mail rules run on each message it finds. */
   private mailFeed(f: Flow<FlowData>, fd: FlowData, dir: number, data: Uint8Array, out: Alert[]): void {
     const d = dir as 0 | 1;
+    if (fd.mail === null) return;
     const mail = (fd.mail ??= new MailSession(
       { message: (m) => this.runMail(f, fd, m) },
       this.mailAnomalies,
@@ -1807,6 +1811,10 @@ export class Engine {
     this.httpOut = out;
     if (this.deliveryGapBytes > 0) mail.gap(d);
     mail.push(d, data);
+    if (mail.protocol === 'none') {
+      mail.dispose();
+      fd.mail = null;
+    }
   }
 
   /**
