@@ -32,6 +32,7 @@ import {
   HttpSession,
   newHttpAnomalies,
   normalizeUri,
+  percentDecode,
 } from './http.js';
 import {
   type MailAnomalies,
@@ -1455,7 +1456,14 @@ export class Engine {
     flow: Compiled['flow'],
     service: string,
   ): HttpRule {
-    const bufs = new Set(bufOf.values());
+    const ids = [...new Set(bufOf.values())];
+    // base names (Snort 3 parameters stripped: `http_header:field=host` is an http_header)
+    const bufs = new Set(ids.map((b) => splitBuffer(b).base));
+    // buffers of this message (not of its request, `request` parameter) decide its side
+    const own = new Set(
+      ids.filter((b) => !splitBuffer(b).params.includes('request')).map((b) => splitBuffer(b).base),
+    );
+    const fromRequest = ids.some((b) => splitBuffer(b).params.includes('request'));
     if (
       service !== 'mail' &&
       bufs.has('file_data') &&
@@ -1473,19 +1481,22 @@ export class Engine {
       if (g && g.buffer === buffer) g.steps.push(st);
       else groups.push({ buffer, steps: [st] });
     }
-    const any = (set: Set<string>) => [...bufs].some((b) => set.has(b));
+    const any = (set: Set<string>) => [...own].some((b) => set.has(b));
     const side: HttpRule['side'] = flow?.toClient
       ? 'response'
       : flow?.toServer
         ? 'request'
         : service === 'mail'
           ? 'both'
-          : any(responseBuffers) || (bufs.has('file_data') && !any(requestBuffers))
+          : any(responseBuffers) || fromRequest || (bufs.has('file_data') && !any(requestBuffers))
             ? 'response'
             : any(requestBuffers)
               ? 'request'
               : 'both';
-    return { side, needsBody: [...bufs].some((b) => bodyBuffers.has(b)), groups };
+    const needsBody =
+      [...bufs].some((b) => bodyBuffers.has(b)) ||
+      ids.some((b) => splitBuffer(b).params.includes('with_body'));
+    return { side, needsBody, groups };
   }
 
   /**
@@ -2286,6 +2297,45 @@ export function eveJson(a: Alert): Record<string, unknown> {
 const empty = new Uint8Array(0);
 const ascii = (t: string) => new Uint8Array(Buffer.from(t, 'latin1'));
 
+/** A buffer id and its Snort 3 parameters (`http_header:field=host,request`, see `bufferParams`). */
+function splitBuffer(id: string): { base: string; params: string[] } {
+  const colon = id.indexOf(':');
+  return colon < 0
+    ? { base: id, params: [] }
+    : { base: id.slice(0, colon), params: id.slice(colon + 1).split(',') };
+}
+
+/** The components of a request target (RFC 3986 3: scheme://authority path?query#fragment), as text. */
+export function uriComponents(
+  raw: string,
+): Record<'scheme' | 'host' | 'port' | 'path' | 'query' | 'fragment', string> {
+  let rest = raw;
+  let scheme = '';
+  let host = '';
+  let port = '';
+  const abs = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#]*)/.exec(raw);
+  if (abs) {
+    scheme = abs[1]!;
+    const authority = abs[2]!.slice(abs[2]!.lastIndexOf('@') + 1);
+    const hp = /^(\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(authority)!;
+    host = hp[1]!;
+    port = hp[2] ?? '';
+    rest = raw.slice(abs[0].length);
+  }
+  const hash = rest.indexOf('#');
+  const fragment = hash < 0 ? '' : rest.slice(hash + 1);
+  if (hash >= 0) rest = rest.slice(0, hash);
+  const q = rest.indexOf('?');
+  return {
+    scheme,
+    host,
+    port,
+    path: q < 0 ? rest : rest.slice(0, q),
+    query: q < 0 ? '' : rest.slice(q + 1),
+    fragment,
+  };
+}
+
 /**
  * The inspection buffers of one HTTP message, built on first use. Request buffers of a response come from
  * the request it answers. `http_header` is the fields as `Name: value` CRLF lines (obs-fold undone, values
@@ -2310,6 +2360,8 @@ export class HttpBuffers {
   }
 
   private build(id: string): Uint8Array {
+    const { base, params } = splitBuffer(id);
+    if (params.length > 0) return this.buildWith(base, params);
     const m = this.msg;
     const req = m.kind === 'request' ? m : m.request;
     const resp = m.kind === 'response' ? m : undefined;
@@ -2370,6 +2422,39 @@ export class HttpBuffers {
       default:
         return empty;
     }
+  }
+
+  /**
+   * A buffer with Snort 3 parameters: `request` takes it from the request a response answers; `field NAME`
+   * is that header field's value (several: joined with ", "; `http_raw_header` gives the same, values as
+   * kept); a URI component is that part of the target (`http_uri`: the path normalized, the query
+   * percent-decoded, the host lowercased; `http_raw_uri`: as sent). `with_*` change when, not what.
+   */
+  private buildWith(base: string, params: string[]): Uint8Array {
+    const m = this.msg;
+    const req = m.kind === 'request' ? m : m.request;
+    const own = params.includes('request') ? req : m;
+    const name = params.find((p) => p.startsWith('field='))?.slice(6);
+    const part = params.find((p) => ['scheme', 'host', 'port', 'path', 'query', 'fragment'].includes(p)) as
+      | keyof ReturnType<typeof uriComponents>
+      | undefined;
+    if (!own) return empty;
+    if ((base === 'http_header' || base === 'http_raw_header') && name !== undefined) {
+      const fs = own.fields.filter((f) => f.lname === name);
+      if (fs.length === 1) return fs[0]!.value;
+      return ascii(fs.map((f) => Buffer.from(f.value).toString('latin1')).join(', '));
+    }
+    if ((base === 'http_uri' || base === 'http_raw_uri') && part !== undefined) {
+      if (!req) return empty;
+      const c = uriComponents(Buffer.from(req.uri).toString('latin1'))[part];
+      if (base === 'http_raw_uri') return ascii(c);
+      if (part === 'path') return normalizeUri(ascii(c));
+      if (part === 'query') return percentDecode(ascii(c));
+      return ascii(part === 'host' || part === 'scheme' ? c.toLowerCase() : c);
+    }
+    // `request` (or only with_*): the plain buffer, of the message the parameter names
+    const plain = new HttpBuffers(own, this.anomalies, this.decompressedBytesMax);
+    return plain.get(base);
   }
 }
 

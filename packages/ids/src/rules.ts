@@ -178,6 +178,57 @@ export const bufferKeywords = new Set([
   ...Object.keys(suricataBuffers()),
 ]);
 
+/** Snort 3 parameters of the HTTP sticky buffers (snort_user: http_inspect rule options), by buffer. */
+const bufferParamNames: Readonly<Record<string, readonly string[]>> = {
+  http_header: ['field', 'request'],
+  http_raw_header: ['field', 'request'],
+  http_cookie: ['request'],
+  http_raw_cookie: ['request'],
+  http_uri: ['scheme', 'host', 'port', 'path', 'query', 'fragment'],
+  http_raw_uri: ['scheme', 'host', 'port', 'path', 'query', 'fragment'],
+  http_method: [],
+  http_client_body: [],
+  http_stat_code: [],
+  http_stat_msg: [],
+  http_user_agent: ['request'],
+  http_host: ['request'],
+  http_raw_host: ['request'],
+  http_request_line: [],
+  http_response_line: [],
+};
+
+/**
+ * A sticky buffer's Snort 3 parameters (`http_header: field user-agent, request`) in a canonical form,
+ * sorted and comma-separated (`field=user-agent,request`): the buffer of the options after it is
+ * `http_header:field=user-agent,request`. `with_header`, `with_body` and `with_trailer` are accepted on
+ * every HTTP buffer (when the rule is evaluated). At most one URI component.
+ */
+export function bufferParams(buffer: string, value: string, fail: (msg: string) => Error): string {
+  const allowed = bufferParamNames[buffer];
+  if (!allowed) throw fail(`${buffer} takes no parameters (got '${value.slice(0, 40)}')`);
+  const out: string[] = [];
+  for (const raw of value.split(',')) {
+    const [name = '', arg, extra] = raw.trim().split(/\s+/);
+    if (name === 'field') {
+      if (!allowed.includes('field') || !arg || extra !== undefined || !/^[!-9;-~]+$/.test(arg))
+        throw fail(`${buffer}: expected 'field NAME' (a header field name), got '${raw.trim()}'`);
+      out.push(`field=${arg.toLowerCase()}`);
+    } else if (
+      arg === undefined &&
+      (allowed.includes(name) || name === 'with_header' || name === 'with_body' || name === 'with_trailer')
+    )
+      out.push(name);
+    else
+      throw fail(
+        `${buffer}: unknown parameter '${raw.trim()}' (expected ${[...allowed, 'with_header', 'with_body', 'with_trailer'].join(', ')})`,
+      );
+  }
+  const uriParts = out.filter((p) => bufferParamNames.http_uri!.includes(p));
+  if (uriParts.length > 1) throw fail(`${buffer}: at most one URI component, got ${uriParts.join(', ')}`);
+  if (out.filter((p) => p.startsWith('field=')).length > 1) throw fail(`${buffer}: at most one field`);
+  return [...new Set(out)].sort().join(',');
+}
+
 /**
  * Whether buffer keywords in this rule are sticky (Snort 3 / Suricata 5: `http_uri; content:"x";`) rather
  * than Snort 2 content modifiers (`content:"x"; http_uri;`): the two read alike when a buffer keyword sits
@@ -194,6 +245,7 @@ function stickyBuffers(opts: [string, number][]): boolean {
       if (/^!?\s*"(?:[^"\\]|\\.)*"\s*,/.test(opt.slice(colon + 1).trim())) return true;
       seenContent = true;
     } else if (!seenContent && bufferKeywords.has(k) && k !== 'pkt_data' && k !== 'file_data') return true;
+    else if (bufferKeywords.has(k) && colon >= 0) return true; // a parameter: Snort 3's form
   }
   return false;
 }
@@ -393,7 +445,10 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
             keyword !== 'file_data'
           )
             last.buffer = keyword;
-          else buffer = bufferAliases[keyword] ?? keyword;
+          else {
+            buffer = bufferAliases[keyword] ?? keyword;
+            if (value) buffer = `${buffer}:${bufferParams(buffer, value, (m) => err(col, m))}`;
+          }
         }
     }
   }

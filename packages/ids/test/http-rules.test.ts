@@ -11,6 +11,7 @@ import {
   newHttpAnomalies,
   parseRule,
   parseRules,
+  RuleSyntaxError,
 } from '../src/index.js';
 import { ACK, FIN, handshake, PSH, pkt } from './helpers.js';
 
@@ -288,5 +289,67 @@ describe('HTTP through the engine, fuzzed', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('Snort 3 HTTP buffer parameters', () => {
+  it('parse into the buffer of the options after them; unknown ones are syntax errors naming the place', () => {
+    const r = parseRule(
+      'alert http (msg:"x"; http_header: field User-Agent, request; content:"curl"; pcre:"/8/R"; sid:1;)',
+    );
+    expect(r.contents[0]!.buffer).toBe('http_header:field=user-agent,request');
+    expect(r.options.find((o) => o.keyword === 'pcre')!.buffer).toBe('http_header:field=user-agent,request');
+    expect(parseRule('alert http (msg:"x"; http_uri: path; content:"/a"; sid:1;)').contents[0]!.buffer).toBe(
+      'http_uri:path',
+    );
+    for (const bad of [
+      'http_header: field',
+      'http_header: colour red',
+      'http_uri: path, query',
+      'http_method: request',
+    ])
+      expect(() => parseRule(`alert http (msg:"x"; ${bad}; content:"a"; sid:1;)`, 'p.rules', 7)).toThrow(
+        RuleSyntaxError,
+      );
+    expect(() =>
+      parseRule('alert http (msg:"x"; http_uri: colour; content:"a"; sid:1;)', 'p.rules', 7),
+    ).toThrow(/p\.rules:7:\d+: http_uri: unknown parameter 'colour'/);
+  });
+
+  it('field, request and URI components select what they name, byte for byte', () => {
+    const [req, resp] = messages();
+    const q = new HttpBuffers(req!, newHttpAnomalies());
+    const r = new HttpBuffers(resp!, newHttpAnomalies());
+    const get = (b: HttpBuffers, id: string) => text(b.get(id));
+    expect(get(q, 'http_header:field=user-agent')).toBe('curl/8.0');
+    expect(get(q, 'http_header:field=x-folded')).toBe('one two');
+    expect(get(q, 'http_header:field=absent')).toBe('');
+    expect(get(r, 'http_header:field=set-cookie')).toBe('id=7');
+    expect(get(r, 'http_header:field=host')).toBe('');
+    expect(get(r, 'http_header:field=host,request')).toBe('EXAMPLE.com');
+    expect(get(r, 'http_header:request')).toBe(get(q, 'http_header'));
+    expect(get(r, 'http_cookie:request')).toBe('session=abc');
+    expect(get(q, 'http_uri:path')).toBe('/etc/passwd');
+    expect(get(q, 'http_uri:query')).toBe('q=a b');
+    expect(get(q, 'http_raw_uri:path')).toBe('/cgi-bin/../etc/%70asswd');
+    expect(get(q, 'http_raw_uri:query')).toBe('q=a%20b');
+    expect(get(q, 'http_uri:host')).toBe('');
+    expect(get(q, 'http_header:with_body')).toBe(get(q, 'http_header'));
+  });
+
+  it('rules with parameters through the engine: the side they inspect and when', () => {
+    const rules = [
+      'alert http (msg:"ua"; http_header: field user-agent; content:"curl/",depth 5; sid:1;)',
+      'alert http (msg:"ua not in host"; http_header: field host; content:"curl"; sid:2;)',
+      'alert http (msg:"request cookie on the response"; http_cookie: request; content:"session="; http_stat_code; content:"404"; sid:3;)',
+      'alert http (msg:"request header, no direction: responses"; http_header: request, field cookie; content:"abc"; sid:4;)',
+      'alert http (msg:"path"; http_uri: path; content:"/etc/passwd",depth 11; bufferlen:11; sid:5;)',
+      'alert http (msg:"raw query"; http_raw_uri: query; content:"%20"; sid:6;)',
+      'alert http (msg:"header with body"; http_header: with_body; content:"Set-Cookie"; sid:7;)',
+    ];
+    const alerts = converse(rules, [request], [response]);
+    expect(sids(alerts)).toEqual([1, 3, 4, 5, 6, 7]);
+    // 4 inspects responses (its buffer is the request's): one alert, on the response
+    expect(alerts.filter((a) => a.sid === 4)).toHaveLength(1);
   });
 });
