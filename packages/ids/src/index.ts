@@ -37,6 +37,7 @@ export {
   type PacketVerdict,
   portGroupsMax,
   portTest,
+  uriComponents,
 } from './detect.js';
 export {
   cuckooKicksMax,
@@ -115,6 +116,7 @@ export { blockBytesMax, CaptureError, type Packet, PcapWriter, readCapture } fro
 export {
   bufferAliases,
   bufferKeywords,
+  bufferParams,
   type ContentMatch,
   knownKeywords,
   parseContent,
