@@ -209,18 +209,55 @@ function colonAfterSpace(bytes: Uint8Array, i: number): boolean {
   return bytes[i] === 0x3a;
 }
 
-/** `type/subtype; name=value; name="quoted value"`: the type lowercased, the parameters by lowercased name. */
+/** Sections of one RFC 2231 parameter joined at most (a continuation bomb is cut there). */
+export const mimeParamSectionsMax = 64;
+
+/**
+ * `type/subtype; name=value; name="quoted value"`: the type lowercased, the parameters by lowercased name.
+ * RFC 2231 forms are joined: continuations (`boundary*0="ab"; boundary*1="cd"`, in section order) and
+ * extended values (`name*=utf-8''%41b`, percent-decoded, the charset and language dropped); a plain value
+ * wins over them, the first of duplicates wins.
+ */
 export function contentType(v: string): { type: string; params: Map<string, string> } {
   const params = new Map<string, string>();
+  const sections = new Map<string, { n: number; value: string }[]>();
   const semi = v.indexOf(';');
   const type = (semi < 0 ? v : v.slice(0, semi)).trim().toLowerCase();
   const re = /;\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"?|([^;]*))/g;
   for (let m = re.exec(v); m; m = re.exec(v)) {
-    const name = m[1]!.toLowerCase();
-    if (params.has(name)) continue;
-    params.set(name, m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : (m[3] ?? '').trim());
+    const raw = m[1]!.toLowerCase();
+    const value = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : (m[3] ?? '').trim();
+    const ext = /^([^*]+)\*(?:(\d{1,3})\*?)?$/.exec(raw);
+    if (!ext) {
+      if (!params.has(raw)) params.set(raw, value);
+      continue;
+    }
+    // RFC 2231 3 and 4: name*N (a section), name*N* and name* (percent-encoded, the first with charset'lang')
+    const [, name, n] = ext as unknown as [string, string, string | undefined];
+    const encoded = raw.endsWith('*');
+    const list = sections.get(name) ?? [];
+    if (list.length >= mimeParamSectionsMax) continue;
+    let text = value;
+    if (encoded && (n === undefined || n === '0')) text = text.replace(/^[^']*'[^']*'/, '');
+    if (encoded) text = percentText(text);
+    list.push({ n: n === undefined ? 0 : Number(n), value: text });
+    sections.set(name, list);
   }
+  for (const [name, list] of sections)
+    if (!params.has(name))
+      params.set(
+        name,
+        list
+          .sort((a, b) => a.n - b.n)
+          .map((x) => x.value)
+          .join(''),
+      );
   return { type, params };
+}
+
+/** `%XX` escapes undone (latin1; a bad escape kept as sent). */
+function percentText(t: string): string {
+  return t.replace(/%([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16)));
 }
 
 /**

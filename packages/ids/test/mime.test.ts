@@ -83,6 +83,23 @@ describe('MIME', () => {
     ]);
   });
 
+  it('RFC 2231 parameters: a boundary in continuations, an encoded file name', () => {
+    const m = [
+      'Content-Type: multipart/mixed; boundary*0="=_spl"; boundary*1=it',
+      '',
+      '--=_split',
+      "Content-Type: application/zip; name*=utf-8''%E2%82%ACvil.zip",
+      'Content-Transfer-Encoding: base64',
+      '',
+      b64('PK\x03\x04'),
+      '--=_split--',
+    ].join('\r\n');
+    const parts = parseMime(b(m), newMimeAnomalies());
+    expect(parts).toHaveLength(1);
+    expect(text(parts[0]!.data)).toBe('PK\x03\x04');
+    expect(parts[0]!.filename).toBe('\xe2\x82\xacvil.zip');
+  });
+
   it('a message without MIME is one text part: its body', () => {
     const parts = parseMime(b('Subject: hi\r\n\r\nhello\r\n'), newMimeAnomalies());
     expect(parts).toHaveLength(1);
