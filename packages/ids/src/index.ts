@@ -101,6 +101,7 @@ export {
   newMimeAnomalies,
   parseMime,
   qpDecode,
+  uuDecode,
 } from './mime.js';
 export {
   batchBytesMax,

@@ -6,8 +6,9 @@
  * Input is never trusted and nothing here throws on it: a header section is read as far as
  * `mimeHeaderBytesMax`, parts nest at most `mimeDepthMax` deep and a message has at most `mimePartsMax`
  * leaf parts (a nesting or part-count bomb is cut there), each part keeps at most `partBytesMax` decoded
- * bytes. Decoding never expands (base64 and quoted-printable shrink), so the decoded output of one message
- * is at most the message's size. Malformed input is counted by reason (`MimeAnomalies`) and decoded as far
+ * bytes. Decoding never expands (base64, quoted-printable and uuencode shrink), so the decoded output of one
+ * message is at most twice its size (a uuencoded block in a text body is inspected as text and again
+ * decoded; everything else at most once). Malformed input is counted by reason (`MimeAnomalies`) and decoded as far
  * as it can be: bad base64 characters are skipped, a bad `=` escape is kept as it is, a multipart body
  * without a boundary parameter or without any delimiter is one part, a missing close delimiter ends the
  * last part at the end of the message.
@@ -45,6 +46,8 @@ export interface MimeAnomalies {
   unterminated: number;
   badBase64: number;
   badQuotedPrintable: number;
+  /** uuencoded lines with characters outside the alphabet or a wrong length. */
+  badUuencode: number;
   partCapped: number;
 }
 
@@ -59,6 +62,7 @@ export function newMimeAnomalies(): MimeAnomalies {
     unterminated: 0,
     badBase64: 0,
     badQuotedPrintable: 0,
+    badUuencode: 0,
     partCapped: 0,
   };
 }
@@ -142,6 +146,98 @@ function entity(
   const part: MimePart = { fields, contentType: ct.type || 'text/plain', encoding, data, truncated };
   if (filename !== undefined) part.filename = filename;
   out.push(part);
+  // a uuencoded file inside a text body (as mail clients attached files before MIME, and some still do) is
+  // a part of its own after the text
+  if (!uuEncodings.has(encoding) && (ct.type === '' || ct.type.startsWith('text/'))) {
+    const begin = uuBegin(data);
+    if (begin && out.length < mimePartsMax) {
+      const uu = uuDecode(data.subarray(begin.at), an, partBytesMax);
+      if (uu.truncated) an.partCapped++;
+      out.push({
+        fields: [],
+        contentType: 'application/octet-stream',
+        filename: begin.name,
+        encoding: 'x-uuencode',
+        data: uu.data,
+        truncated: uu.truncated,
+      });
+    } else if (begin) an.tooManyParts++;
+  }
+}
+
+/** Content-Transfer-Encoding names of uuencode (not in RFC 2045, but sent). */
+const uuEncodings = new Set(['x-uuencode', 'uuencode', 'x-uue', 'uue']);
+
+/** A `begin MODE NAME` line at a line's start: where it starts and the file name. */
+function uuBegin(data: Uint8Array): { at: number; name: string } | undefined {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
+  for (let at = buf.indexOf('begin '); at >= 0; at = buf.indexOf('begin ', at + 1)) {
+    if (at > 0 && buf[at - 1] !== LF) continue;
+    const eol = buf.indexOf(LF, at);
+    const line = buf.toString('latin1', at, eol < 0 ? buf.length : eol).trimEnd();
+    const m = /^begin [0-7]{3,4} (.+)$/.exec(line);
+    if (m) return { at, name: m[1]! };
+  }
+  return undefined;
+}
+
+/**
+ * uuencode (POSIX uuencode(1)): after an optional `begin MODE NAME` line, each line is its length
+ * character (32 + n, '`' for 0) and groups of 4 characters of 6 bits (32 + v, '`' for 0), up to an empty
+ * line or `end`. A line with characters outside the alphabet or too short is counted and skipped.
+ */
+export function uuDecode(
+  src: Uint8Array,
+  an: MimeAnomalies,
+  max: number,
+): { data: Uint8Array; truncated: boolean } {
+  const buf = Buffer.from(src.buffer, src.byteOffset, src.length);
+  const out = new Uint8Array(Math.min(max, src.length));
+  let n = 0;
+  let bad = false;
+  let truncated = false;
+  let at = 0;
+  if (buf.toString('latin1', 0, 6) === 'begin ') {
+    const eol = buf.indexOf(LF);
+    at = eol < 0 ? buf.length : eol + 1;
+  }
+  const six = (c: number) => (c === 0x60 ? 0 : c - 32);
+  while (at < buf.length && !truncated) {
+    const eol = buf.indexOf(LF, at);
+    let end = eol < 0 ? buf.length : eol;
+    const next = eol < 0 ? buf.length : eol + 1;
+    if (end > at && buf[end - 1] === CR) end--;
+    if (end === at || (end - at === 3 && buf.toString('latin1', at, end) === 'end')) break;
+    const len = six(buf[at]!);
+    const chars = end - at - 1;
+    let ok = len >= 0 && len <= 63 && chars >= Math.ceil(len / 3) * 4;
+    for (let i = at + 1; ok && i < at + 1 + Math.ceil(len / 3) * 4; i++) {
+      const v = six(buf[i]!);
+      if (v < 0 || v > 63) ok = false;
+    }
+    if (!ok) {
+      bad = true;
+      at = next;
+      continue;
+    }
+    for (let g = 0, i = at + 1; g < len; g += 3, i += 4) {
+      const a = six(buf[i]!);
+      const b = six(buf[i + 1]!);
+      const c = six(buf[i + 2]!);
+      const d = six(buf[i + 3]!);
+      const bytes = [(a << 2) | (b >> 4), ((b & 15) << 4) | (c >> 2), ((c & 3) << 6) | d];
+      for (let k = 0; k < 3 && g + k < len; k++) {
+        if (n >= max) {
+          truncated = true;
+          break;
+        }
+        out[n++] = bytes[k]! & 0xff;
+      }
+    }
+    at = next;
+  }
+  if (bad) an.badUuencode++;
+  return { data: out.subarray(0, n), truncated };
 }
 
 /** The header section's fields (unfolded, bounded) and where the body starts (after the empty line). */
@@ -313,6 +409,7 @@ function decodeBody(
 ): { data: Uint8Array; truncated: boolean } {
   if (encoding === 'base64') return base64Decode(body, an, max);
   if (encoding === 'quoted-printable') return qpDecode(body, an, max);
+  if (uuEncodings.has(encoding)) return uuDecode(body, an, max);
   return body.length > max
     ? { data: body.slice(0, max), truncated: true }
     : { data: body.length === 0 ? empty : body.slice(), truncated: false };

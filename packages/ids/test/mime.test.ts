@@ -8,6 +8,7 @@ import {
   newMimeAnomalies,
   parseMime,
   qpDecode,
+  uuDecode,
 } from '../src/mime.js';
 
 const b = (s: string) => new Uint8Array(Buffer.from(s, 'latin1'));
@@ -98,6 +99,36 @@ describe('MIME', () => {
     expect(parts).toHaveLength(1);
     expect(text(parts[0]!.data)).toBe('PK\x03\x04');
     expect(parts[0]!.filename).toBe('\xe2\x82\xacvil.zip');
+  });
+
+  it('uuencode: as a Content-Transfer-Encoding, and a begin block inside a text body as a part of its own', () => {
+    // 'PK\x03\x04hello' uuencoded (POSIX uuencode(1))
+    const uu = (s: string) => {
+      const u = Buffer.from(s, 'latin1');
+      let line = String.fromCharCode(32 + u.length);
+      for (let i = 0; i < u.length; i += 3) {
+        const [a = 0, c = 0, d = 0] = [u[i], u[i + 1], u[i + 2]];
+        for (const v of [a >> 2, ((a & 3) << 4) | (c >> 4), ((c & 15) << 2) | (d >> 6), d & 63])
+          line += v === 0 ? '`' : String.fromCharCode(32 + v);
+      }
+      return line;
+    };
+    const an = newMimeAnomalies();
+    const enc = `begin 644 a.zip\r\n${uu('PK\x03\x04hello')}\r\n\`\r\nend\r\n`;
+    expect(text(uuDecode(b(enc), an, 100).data)).toBe('PK\x03\x04hello');
+    const m = mail('u', [
+      `Content-Type: application/zip\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n${enc}`,
+      `Content-Type: text/plain\r\n\r\nsee the attached file\r\n\r\n${enc}`,
+    ]);
+    const parts = parseMime(b(m), an);
+    expect(parts.map((p) => [p.contentType, p.filename ?? '', text(p.data).slice(0, 20)])).toEqual([
+      ['application/zip', '', 'PK\x03\x04hello'],
+      ['text/plain', '', `see the attached file\r\n\r\n${enc}`.slice(0, 20)],
+      ['application/octet-stream', 'a.zip', 'PK\x03\x04hello'],
+    ]);
+    expect(an.badUuencode).toBe(0);
+    expect(text(uuDecode(b(`M!!!\r\n${uu('ok')}\r\n`), an, 100).data)).toBe('ok');
+    expect(an.badUuencode).toBe(1);
   });
 
   it('a message without MIME is one text part: its body', () => {
@@ -194,6 +225,11 @@ describe('MIME', () => {
       'message/rfc822',
       '\r\n\r\n',
       'boundary="',
+      'begin 644 f\r\n',
+      'M86)C',
+      'Content-Transfer-Encoding: x-uuencode',
+      'boundary*0=',
+      "name*=utf-8''%",
     ];
     const input = fc.oneof(
       fc.uint8Array({ maxLength: 4000 }),
@@ -221,8 +257,9 @@ describe('MIME', () => {
           expect(p.data.length).toBeLessThanOrEqual(partBytesMax);
           total += p.data.length;
         }
-        // decoding never expands: the leaves are disjoint pieces of the message
-        expect(total).toBeLessThanOrEqual(msg.length);
+        // decoding never expands and the leaves are disjoint pieces of the message; a uuencoded block in a
+        // text body is a second part beside its text
+        expect(total).toBeLessThanOrEqual(2 * msg.length);
       }),
       { numRuns: 1500 },
     );
