@@ -2,26 +2,10 @@
 // checked against Float64Array.prototype.sort. Implementations alternate within each repetition, so every
 // ratio compares runs that saw the same load on a shared machine; the median of the repetitions is printed.
 // Usage: npm run bench -- learned-sort large [-- --reps=5] [--50m] [--dist=uniform] [--sizes=1000000,3000000]
-import { createRequire } from 'node:module';
 import { peakRssBytes } from '@strata/bench';
 import { learnedSort, learnedSortF64, radixSortF64 } from '../src/index.js';
+import { dists, npmRadix, rng } from './common.js';
 
-const require = createRequire(import.meta.url);
-const { radixsort } = require('radixsort') as {
-  radixsort: () => (a: Float64Array, aux?: Float64Array) => ArrayBuffer;
-};
-const npmRadix = radixsort();
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
-}
-const normal = (r: () => number) => Math.sqrt(-2 * Math.log(r())) * Math.cos(2 * Math.PI * r());
-const dists: Record<string, (r: () => number) => number> = {
-  normal: (r) => normal(r),
-  uniform: (r) => r(),
-  lognormal: (r) => Math.exp(normal(r)),
-};
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const reps = Number(arg('reps') ?? 5);
 const dist = arg('dist') ?? 'normal';
@@ -49,14 +33,14 @@ function same(a: Float64Array, b: Float64Array): boolean {
 // warm-up: every implementation once on a small input, so that no timed run pays for compilation
 {
   const r = rng(1);
-  const w = Float64Array.from({ length: 1 << 18 }, () => gen(r));
+  const w = Float64Array.from({ length: 1 << 18 }, (_, i) => gen(r, i, 1 << 18));
   for (const [, f] of impls) f(w.slice());
 }
 
 for (const n of sizes) {
   const r = rng(dist.length * 31 + n);
   const input = new Float64Array(n);
-  for (let i = 0; i < n; i++) input[i] = gen(r);
+  for (let i = 0; i < n; i++) input[i] = gen(r, i, n);
   const want = input.slice().sort();
   const work = new Float64Array(n);
   const runs = n > 10_000_000 ? 1 : reps;

@@ -3,37 +3,10 @@
 // Each op copies the input into a work array first (the same cost for every implementation), and every
 // implementation allocates its own scratch array per call.
 // Usage: npm run bench -- learned-sort [sort] [-- --large]   (1M keys; --large adds 10M)
-import { createRequire } from 'node:module';
 import { type Impl, runBench } from '@strata/bench';
 import { learnedSort, radixSortF64 } from '../src/index.js';
+import { dists, npmRadix, rng } from './common.js';
 
-const require = createRequire(import.meta.url);
-const { radixsort } = require('radixsort') as {
-  radixsort: () => (a: Float64Array, aux?: Float64Array) => ArrayBuffer;
-};
-const npmRadix = radixsort();
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
-}
-const normal = (r: () => number) => Math.sqrt(-2 * Math.log(r())) * Math.cos(2 * Math.PI * r());
-const dists: Record<string, (r: () => number, i: number, n: number) => number> = {
-  uniform: (r) => r(),
-  normal: (r) => normal(r),
-  lognormal: (r) => Math.exp(normal(r)),
-  'mix-gauss': (r) => normal(r) + [0, 5, 12, 30, 31][Math.floor(r() * 5)]!,
-  exponential: (r) => -Math.log(r()),
-  'chi-squared': (r) => normal(r) ** 2 + normal(r) ** 2 + normal(r) ** 2 + normal(r) ** 2,
-  zipf: (r) => Math.floor(1 / r() ** 0.9),
-  'root-dups': (_r, i, n) => i % Math.floor(Math.sqrt(n)),
-  'two-dups': (_r, i, n) => (i * i + n / 2) % n,
-  sorted: (_r, i) => i,
-  reverse: (_r, i, n) => n - i,
-  'outliers(1e12)': (r) => (r() < 0.001 ? (r() < 0.5 ? -1e12 : 1e12) : normal(r)),
-  'lognormal(s=4)': (r) => Math.exp(4 * normal(r)),
-  'two-clusters': (r) => (r() < 0.5 ? 1e-9 * r() : 1e9 + 1e-6 * r()),
-};
 const large = process.argv.includes('--large');
 const sizes = large ? [1_000_000, 10_000_000] : [1_000_000];
 const only = process.argv.find((a) => a.startsWith('--dist='))?.slice(7);
