@@ -505,7 +505,7 @@ describe.skipIf(!have)('the community mail rules on crafted SMTP, POP3 and IMAP 
     // as in test/parallel.test.ts: an alert flushed from a flow that timed out carries the packet during
     // which its engine's sweep found the flow, which differs between one engine and several
     const key = (a: Alert) =>
-      `${a.pktSrc === 'stream (flow timeout)' ? 'flush' : a.pcapCnt} ${a.sid} ${a.src}:${a.sp} ${a.dst}:${a.dp} ${Buffer.from(
+      `${a.pktSrc === 'stream (flow timeout)' ? 'flush' : a.pcapCnt} ${a.sid} ${a.src}:${a.srcPort} ${a.dst}:${a.dstPort} ${Buffer.from(
         a.payload ?? [],
       )
         .toString('hex')
