@@ -1550,6 +1550,32 @@ export class Engine {
    * A match: its alert (if it alerts) is already in `out`; its action is applied when the packet's
    * inspection ends (`finalize`), or at once for data flushed when a flow ends (no packet to decide on).
    */
+  /**
+   * An app-layer (HTTP or mail) rule matched on a flow: its flowbits, the alert carrying `payload`, and its
+   * action, which applies to the flow. Returns whether the rule was a pass (the caller stops there).
+   */
+  private streamMatched(
+    c: Compiled,
+    f: Flow<FlowData>,
+    fd: FlowData,
+    addr: { src: string; sp: number; dst: string; dp: number },
+    payload: Uint8Array,
+    out: Alert[],
+  ): boolean {
+    this.applyFlowbits(c, f);
+    const pass = c.rule.action === 'pass';
+    const e = { ...addr, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
+    let a: Alert | undefined;
+    if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
+      a = this.alert(c, { ...e, stream: true });
+      a.payload = payload;
+      a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
+      out.push(a);
+    }
+    this.matched(c, fd, true, a, out);
+    return pass;
+  }
+
   private matched(
     c: Compiled,
     fd: FlowData,
@@ -1853,18 +1879,7 @@ export class Engine {
         this.stats.rulesEvaluated++;
         this.stats.mailRulesEvaluated++;
         if (!matchGroups(h, (b) => (b === 'file_data' ? part.data : m.raw), f)) continue;
-        this.applyFlowbits(c, f);
-        const pass = c.rule.action === 'pass';
-        const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
-        let a: Alert | undefined;
-        if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
-          a = this.alert(c, { ...e, stream: true });
-          a.payload = part.data;
-          a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
-          out.push(a);
-        }
-        this.matched(c, fd, true, a, out); // a mail match's action applies to the flow
-        if (pass) return;
+        if (this.streamMatched(c, f, fd, { src, sp, dst, dp }, part.data, out)) return;
       }
     }
   }
@@ -1920,18 +1935,7 @@ export class Engine {
       this.stats.rulesEvaluated++;
       this.stats.httpRulesEvaluated++;
       if (!matchGroups(h, (b) => bufs.get(b), f)) continue;
-      this.applyFlowbits(c, f);
-      const pass = c.rule.action === 'pass';
-      const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
-      let a: Alert | undefined;
-      if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
-        a = this.alert(c, { ...e, stream: true });
-        a.payload = m.raw;
-        a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
-        out.push(a);
-      }
-      this.matched(c, fd, true, a, out); // an HTTP match's action applies to the flow
-      if (pass) return;
+      if (this.streamMatched(c, f, fd, { src, sp, dst, dp }, m.raw, out)) return;
     }
   }
 

@@ -244,9 +244,8 @@ export class StreamReassembler {
     return true;
   }
 
-  private insertSlow(off: number, data: Uint8Array, segStart: number, segEnd: number): InsertResult {
-    const end = off + data.length;
-    // first piece that ends after `off`
+  /** The index of the first piece that ends after stream offset `off` (pieces are sorted and disjoint). */
+  private firstEndingAfter(off: number): number {
     let lo = 0;
     let hi = this.pieces.length;
     while (lo < hi) {
@@ -255,6 +254,12 @@ export class StreamReassembler {
       if (p.off + p.data.length <= off) lo = mid + 1;
       else hi = mid;
     }
+    return lo;
+  }
+
+  private insertSlow(off: number, data: Uint8Array, segStart: number, segEnd: number): InsertResult {
+    const end = off + data.length;
+    const lo = this.firstEndingAfter(off);
     const fresh: Piece[] = [];
     let cursor = off;
     let differs = false;
@@ -377,14 +382,7 @@ export class StreamReassembler {
    */
   readHeld(off: number, into: Uint8Array): number {
     const end = off + into.length;
-    let lo = 0;
-    let hi = this.pieces.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      const p = this.pieces[mid]!;
-      if (p.off + p.data.length <= off) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = this.firstEndingAfter(off);
     let changed = 0;
     for (let i = lo; i < this.pieces.length; i++) {
       const p = this.pieces[i]!;
