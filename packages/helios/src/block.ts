@@ -127,8 +127,9 @@ export function encodeBlock(
   const pages: PageInfo[] = [];
   const pageKeys: Float64Array[] = [];
   const per = Math.max(1, opts.pageRows ?? blockPageRows);
-  for (let r0 = 0; r0 < rows.length || (r0 === 0 && pages.length === 0); r0 += per) {
-    const page = rows.slice(r0, r0 + per);
+  const pageCount = Math.max(1, Math.ceil(rows.length / per)); // an empty block is one empty page
+  for (let p = 0; p < pageCount; p++) {
+    const page = rows.slice(p * per, (p + 1) * per);
     let filter = 0;
     if (opts.pageKeys) {
       const keys = opts.pageKeys(page);
@@ -146,7 +147,6 @@ export function encodeBlock(
       sections.push(z.length);
     }
     pages.push({ rows: page.length, filter, sections });
-    if (rows.length === 0) break;
   }
   let bodyLen = 0;
   for (const z of parts) bodyLen += z.length;

@@ -790,8 +790,9 @@ export class Stream {
     };
     const candidates = new Set<number>();
     let covered = 0;
-    if (opts.useIndex !== false && this.def.index.length > 0) {
-      const plan = this.plan(e);
+    // the plan steers the descent and the pages' key filters; a search without the index uses neither
+    const plan = opts.useIndex !== false && this.def.index.length > 0 ? this.plan(e) : null;
+    if (plan) {
       const descend = async (key: string) => {
         const node = await this.node(key);
         stats.nodesRead++;
@@ -829,8 +830,6 @@ export class Stream {
     const seqs: number[] = [];
     const needles = requiredNeedles(e);
     const used = columnsOf(e);
-    // page filters are part of the index: a search without it reads every page
-    const plan = opts.useIndex !== false && this.def.index.length > 0 ? this.plan(e) : null;
     for (const seq of [...candidates].sort((a, b) => a - b)) {
       if (rows.length >= limit) break;
       if (seq < this.expiredUpTo) continue;
