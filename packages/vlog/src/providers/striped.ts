@@ -203,9 +203,14 @@ export class StripedLoglet implements Loglet {
         return batch.map((_, j) => first + j);
       }
       // sealed with a slot before ours missing: ours is past the sealed tail, never acknowledged
-      if (sealed.length > 0 && sealed.every(Boolean)) throw new SealedError(this.end);
-      if (this.nowMs() > deadline)
+      if (sealed.length > 0 && sealed.every(Boolean)) {
+        this.stopWaiting(g);
+        throw new SealedError(this.end);
+      }
+      if (this.nowMs() > deadline) {
+        this.stopWaiting(g);
         throw new LogletUnavailableError(`striped loglet: slot ${g} did not join the committed prefix`);
+      }
       // the earlier slots are usually this client's own appends, about to land: wait for the prefix to
       // move past g, or poll the stripes after a backoff (another client's appends)
       if (attempt > 0) await Promise.race([this.placedPast(g), this.sleep(Math.min(2 ** attempt, 50))]);
@@ -367,6 +372,11 @@ export class StripedLoglet implements Loglet {
   }
 
   private waiters: { g: number; resolve: () => void }[] = [];
+
+  /** Drops the waiter of an append that gave up on slot g (its slot may never join the prefix). */
+  private stopWaiting(g: number): void {
+    if (this.waiters.length > 0) this.waiters = this.waiters.filter((w) => w.g !== g);
+  }
 
   /** Resolves once the prefix has moved past slot g. */
   private placedPast(g: number): Promise<void> {
