@@ -154,18 +154,11 @@ export class StripedLoglet implements Loglet {
 
   async append(batch: Payload[]): Promise<number[]> {
     if (batch.length === 0) return [];
-    // the stripe whose next slot comes first: a lone appender goes round-robin and never needs a fill
-    let i = 0;
-    for (let s = 1; s < this.k; s++) {
-      const gs = Math.max(this.guess[s]!, this.known[s]!) * this.k + s;
-      if (gs < Math.max(this.guess[i]!, this.known[i]!) * this.k + i) i = s;
-    }
+    // a lone appender goes round-robin and never needs a fill
+    const i = this.firstStripe();
     this.guess[i] = Math.max(this.guess[i]!, this.known[i]!) + 1;
-    const mine: Batch = this.anchored
-      ? { records: batch, markSlot: this.next, markPos: this.end }
-      : { records: batch, markSlot: -1, markPos: -1 };
-    const rec = encodeStripeBatch(batch, mine.markSlot, mine.markPos);
-    const nested = this.stripes[i]!.append([rec]);
+    const mine = this.marked(batch);
+    const nested = this.stripes[i]!.append([encodeStripeBatch(batch, mine.markSlot, mine.markPos)]);
     // fills of stripe i wait for this: it is about to take one of the rounds they would fill
     const settled = nested.then(
       () => undefined,
@@ -173,9 +166,9 @@ export class StripedLoglet implements Loglet {
     );
     this.inflight[i]!.add(settled);
     void settled.then(() => this.inflight[i]!.delete(settled));
-    const [p] = await this.sealedAsOurs(() => nested);
+    const [p] = await this.sealedAsOurs(nested);
     const r = this.round(i, p!);
-    if (r + 1 > this.known[i]!) this.known[i] = r + 1;
+    this.raiseKnown(i, r + 1);
     this.learn(i, r, mine);
     const g = r * this.k + i;
     // every earlier slot must exist before this one is acknowledged
@@ -189,19 +182,13 @@ export class StripedLoglet implements Loglet {
       // then our batch is in the sealed log: finish the seal (a stripe is sealed only by a whole-loglet
       // seal) and look. Reporting SealedError for a batch that is in the log would make it appear twice.
       await this.seal();
-      if (this.next > g) {
-        const first = this.slotStart(g);
-        return batch.map((_, j) => first + j);
-      }
+      if (this.next > g) return this.positionsOf(g, batch.length);
       throw new SealedError(this.end);
     }
     const deadline = this.nowMs() + stripedPlaceTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       const sealed = await this.advanceShared(attempt > 0);
-      if (this.next > g) {
-        const first = this.slotStart(g);
-        return batch.map((_, j) => first + j);
-      }
+      if (this.next > g) return this.positionsOf(g, batch.length);
       // sealed with a slot before ours missing: ours is past the sealed tail, never acknowledged
       if (sealed.length > 0 && sealed.every(Boolean)) {
         this.stopWaiting(g);
@@ -249,16 +236,38 @@ export class StripedLoglet implements Loglet {
   private async fillOnce(s: number, rounds: number): Promise<void> {
     const l = this.stripes[s]!;
     const t = this.round(s, (await l.checkTail()).tail);
-    if (t > this.known[s]!) this.known[s] = t;
+    this.raiseKnown(s, t);
     if (t >= rounds) return;
-    const empty: Batch = this.anchored
-      ? { records: [], markSlot: this.next, markPos: this.end }
-      : { records: [], markSlot: -1, markPos: -1 };
+    const empty = this.marked([]);
     const fill = encodeStripeBatch([], empty.markSlot, empty.markPos);
-    const ps = await this.sealedAsOurs(() => l.append(Array.from({ length: rounds - t }, () => fill)));
-    const last = this.round(s, ps[ps.length - 1]!) + 1;
-    if (last > this.known[s]!) this.known[s] = last;
+    const ps = await this.sealedAsOurs(l.append(Array.from({ length: rounds - t }, () => fill)));
+    this.raiseKnown(s, this.round(s, ps[ps.length - 1]!) + 1);
     for (const q of ps) this.learn(s, this.round(s, q), empty);
+  }
+
+  /** The stripe whose next slot (as far as this client knows) comes first in the log's order. */
+  private firstStripe(): number {
+    const nextSlot = (s: number) => Math.max(this.guess[s]!, this.known[s]!) * this.k + s;
+    let i = 0;
+    for (let s = 1; s < this.k; s++) if (nextSlot(s) < nextSlot(i)) i = s;
+    return i;
+  }
+
+  /** A batch carrying this client's landmark (where the prefix it knows ends), if it knows one. */
+  private marked(records: Payload[]): Batch {
+    return this.anchored
+      ? { records, markSlot: this.next, markPos: this.end }
+      : { records, markSlot: -1, markPos: -1 };
+  }
+
+  private raiseKnown(i: number, rounds: number): void {
+    if (rounds > this.known[i]!) this.known[i] = rounds;
+  }
+
+  /** The positions of the n records of the batch in slot g (placed). */
+  private positionsOf(g: number, n: number): number[] {
+    const first = this.slotStart(g);
+    return Array.from({ length: n }, (_, j) => first + j);
   }
 
   /**
@@ -292,17 +301,18 @@ export class StripedLoglet implements Loglet {
   }
 
   /** A nested SealedError becomes ours, carrying our tail as far as it is known. */
-  private async sealedAsOurs<T>(f: () => Promise<T>): Promise<T> {
+  private async sealedAsOurs<T>(p: Promise<T>): Promise<T> {
     try {
-      return await f();
+      return await p;
     } catch (e) {
       if (e instanceof SealedError) throw new SealedError(this.end);
       throw e;
     }
   }
 
+  /** Where slot g starts (the prefix's end for the first slot not in it). */
   private slotStart(g: number): number {
-    return this.starts[g - this.base]!;
+    return g < this.next ? this.starts[g - this.base]! : this.end;
   }
 
   /** Runs f after every earlier queued call: the prefix is extended by one caller at a time. */
@@ -323,8 +333,7 @@ export class StripedLoglet implements Loglet {
         if (fresh) {
           const t = await l.checkTail();
           sealed[i] = t.sealed;
-          const r = this.round(i, t.tail);
-          if (r > this.known[i]!) this.known[i] = r;
+          this.raiseKnown(i, this.round(i, t.tail));
         }
         return this.fetch(i);
       }),
@@ -480,8 +489,7 @@ export class StripedLoglet implements Loglet {
         records = await this.batchAt(g);
       } catch (e) {
         // trimmed by another client: positions up to this slot's end are gone
-        if (e instanceof TrimmedError)
-          throw new TrimmedError(from, g + 1 < this.next ? this.slotStart(g + 1) : this.end);
+        if (e instanceof TrimmedError) throw new TrimmedError(from, this.slotStart(g + 1));
         throw e;
       }
       for (let j = 0; j < records.length; j++) {
@@ -511,17 +519,14 @@ export class StripedLoglet implements Loglet {
       this.trimPos = pos;
       // the first slot that keeps a record at or above pos
       let g = this.base;
-      while (g < this.next && (g + 1 < this.next ? this.slotStart(g + 1) : this.end) <= pos) g++;
+      while (g < this.next && this.slotStart(g + 1) <= pos) g++;
       if (!sealed.every(Boolean)) {
         // a landmark naming the first kept slot, written before anything is deleted
-        const i = this.stripes.reduce(
-          (m, _, s) => (this.known[s]! * this.k + s < this.known[m]! * this.k + m ? s : m),
-          0,
-        );
-        const fill = encodeStripeBatch([], g, g < this.next ? this.slotStart(g) : this.end);
+        const i = this.firstStripe();
+        const fill = encodeStripeBatch([], g, this.slotStart(g));
         try {
           const [p] = await this.stripes[i]!.append([fill]);
-          if (this.round(i, p!) + 1 > this.known[i]!) this.known[i] = this.round(i, p!) + 1;
+          this.raiseKnown(i, this.round(i, p!) + 1);
         } catch (e) {
           if (!(e instanceof SealedError)) throw e;
           return; // sealed meanwhile: keep the stored slots (trimming is a hint)
