@@ -76,8 +76,8 @@ const memMetas = new Map<string, MemoryMetaStore<Chain>>();
 /**
  * Opens the loglet for a segment. Specs: `mem://NAME` (in this process), `file:DIR` (a durable local
  * loglet; each segment in DIR/<index>-<start>), `objstore:STORE_URL`, `zk://HOST:PORT/PATH`,
- * `native://...`, and `striped:SPEC|SPEC|...` (the segment striped across one nested loglet per spec,
- * stripe i named like the segment plus `.s<i>`, so stripes on one server or directory stay apart).
+ * `native://...`, and `striped:SPEC|SPEC|...` (the segment striped across one nested loglet per spec;
+ * stripe i is named `<index>-0.s<i>`, so stripes on one server or directory stay apart).
  */
 export async function openLoglet(
   spec: string,
@@ -86,7 +86,7 @@ export async function openLoglet(
   cwd = process.cwd(),
   /** The log's name: native loglet ids carry it, so two logs never share a loglet on one LogServer. */
   log = '',
-  /** Set for a stripe of a striped loglet: `s<i>`. */
+  /** Set for stripe i of a striped loglet: `s<i>`. */
   stripe = '',
 ): Promise<Loglet> {
   // a segment is named by its index and start: segments sealed empty share a start with their successor
@@ -128,7 +128,7 @@ export async function openLoglet(
     const n = parseNativeSpec(spec);
     // one loglet per segment: the id carries the segment so a reused spec never mixes segments
     return new NativeLoglet(
-      nativeLogletId(spec, index, stripe ? `${log}.${stripe}` : log),
+      nativeLogletId(spec, index, nativeScope(log, stripe)),
       start,
       n.sequencer,
       n.servers,
@@ -137,6 +137,11 @@ export async function openLoglet(
   throw new SpecError(
     `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR, objstore:STORE_URL, zk://HOST:PORT/PATH, native://SEQ?servers=... or striped:SPEC|SPEC|...)`,
   );
+}
+
+/** The scope of a native loglet's id: the log, and for a stripe the stripe too (stripes stay apart). */
+function nativeScope(log: string, stripe: string): string {
+  return stripe ? `${log}.${stripe}` : log;
 }
 
 /** The nested specs of `striped:SPEC|SPEC|...`; striping is one level deep. */
@@ -200,14 +205,14 @@ export interface OpenLogOptions extends VirtualLogOptions {
   cwd?: string;
 }
 
-/** Readies the loglet a reconfiguration is about to install (native loglets only; others need nothing). */
+/** Readies the loglet a reconfiguration is about to install (native loglets, also as stripes; others need nothing). */
 export async function prepareLoglet(spec: string, index: number, log = ''): Promise<void> {
   if (spec.startsWith('native://')) await prepareNative(spec, index, { timeoutMs: 2_000, scope: log });
   if (spec.startsWith('striped:'))
     await Promise.all(
       stripedParts(spec).map((p, i) =>
         p.startsWith('native://')
-          ? prepareNative(p, index, { timeoutMs: 2_000, scope: `${log}.s${i}` })
+          ? prepareNative(p, index, { timeoutMs: 2_000, scope: nativeScope(log, `s${i}`) })
           : undefined,
       ),
     );
