@@ -45,36 +45,33 @@ export const blockPageRows = 1024;
 const filterBitsPerKey = 10;
 const filterProbes = 4;
 
-/** A Bloom filter over 53-bit keys (uniform hash bits, so two halves give the probes). */
-export function buildKeyFilter(keys: Float64Array): Uint8Array {
-  const bytes = Math.max(8, Math.ceil((keys.length * filterBitsPerKey) / 8));
-  const f = new Uint8Array(bytes);
-  const m = bytes * 8;
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i]!;
-    let h = k >>> 0;
-    const d = (Math.floor(k / 4294967296) * 0x9e3779b1 + (h >>> 16)) | 1;
-    for (let j = 0; j < filterProbes; j++) {
-      const bit = (h >>> 0) % m;
-      f[bit >>> 3]! |= 1 << (bit & 7);
-      h = (h + d) | 0;
-    }
-  }
-  return f;
-}
-
-/** Whether a key filter may hold `key` (an empty filter holds everything). */
-export function filterMayHold(f: Uint8Array, key: number): boolean {
-  if (f.length === 0) return true;
+/**
+ * The filter's probes for `key` (uniform hash bits, so two halves give them): sets them when `set`, else
+ * answers whether all are set.
+ */
+function probe(f: Uint8Array, key: number, set: boolean): boolean {
   const m = f.length * 8;
   let h = key >>> 0;
   const d = (Math.floor(key / 4294967296) * 0x9e3779b1 + (h >>> 16)) | 1;
   for (let j = 0; j < filterProbes; j++) {
     const bit = (h >>> 0) % m;
-    if ((f[bit >>> 3]! & (1 << (bit & 7))) === 0) return false;
+    if (set) f[bit >>> 3]! |= 1 << (bit & 7);
+    else if ((f[bit >>> 3]! & (1 << (bit & 7))) === 0) return false;
     h = (h + d) | 0;
   }
   return true;
+}
+
+/** A Bloom filter over 53-bit keys. */
+export function buildKeyFilter(keys: Float64Array): Uint8Array {
+  const f = new Uint8Array(Math.max(8, Math.ceil((keys.length * filterBitsPerKey) / 8)));
+  for (let i = 0; i < keys.length; i++) probe(f, keys[i]!, true);
+  return f;
+}
+
+/** Whether a key filter may hold `key` (an empty filter holds everything). */
+export function filterMayHold(f: Uint8Array, key: number): boolean {
+  return f.length === 0 || probe(f, key, false);
 }
 
 const enc = new TextEncoder();
