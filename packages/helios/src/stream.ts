@@ -149,6 +149,41 @@ export interface ChunkOptions {
 
 type Plan = { p: 'all' } | { p: 'none' } | { p: 'key'; key: number } | { p: 'and' | 'or'; a: Plan; b: Plan };
 
+/**
+ * The rows of page p that match `e` (row indexes within the page): a row whose needle columns lack a
+ * needle is rejected before the other columns are looked at. Counts rows scanned and matched.
+ */
+function matchingRows(
+  e: Expr,
+  blk: BlockReader,
+  p: number,
+  needles: { col: number; raw: string }[],
+  used: Set<number>,
+  stats: SearchStats,
+): number[] {
+  const out: number[] = [];
+  const partial: Row = new Array(blk.ncols).fill(null);
+  const cols = [...used].map((c) => [c, blk.pageColumn(p, c)] as const);
+  const needleCols = needles.map((n) => blk.pageColumn(p, n.col));
+  const n = blk.pages[p]!.rows;
+  for (let i = 0; i < n; i++) {
+    stats.rowsScanned++;
+    if (
+      !needles.every((nd, k) => {
+        const v = needleCols[k]![i];
+        return typeof v === 'string' && v.includes(nd.raw);
+      })
+    )
+      continue;
+    for (const [c, col] of cols) partial[c] = col[i] ?? null;
+    if (evalExpr(e, partial)) {
+      stats.rowsMatched++;
+      out.push(i);
+    }
+  }
+  return out;
+}
+
 /** Whether a page whose key filter answers `has` may hold a row the plan selects. */
 function pageMay(p: Plan, has: (key: number) => boolean): boolean {
   switch (p.p) {
@@ -853,29 +888,10 @@ export class Stream {
         }
         anyPage = true;
         stats.pagesRead++;
-        const partial: Row = new Array(blk.ncols).fill(null);
-        const cols = [...used].map((c) => [c, blk.pageColumn(p, c)] as const);
-        const needleCols = needles.map((n) => blk.pageColumn(p, n.col));
-        const n = blk.pages[p]!.rows;
-        for (let i = 0; i < n; i++) {
-          stats.rowsScanned++;
-          let possible = true;
-          for (let k = 0; k < needles.length; k++) {
-            const v = needleCols[k]![i];
-            if (typeof v !== 'string' || !v.includes(needles[k]!.raw)) {
-              possible = false;
-              break;
-            }
-          }
-          if (!possible) continue;
-          for (const [c, col] of cols) partial[c] = col[i] ?? null;
-          if (evalExpr(e, partial)) {
-            stats.rowsMatched++;
-            if (rows.length < limit) {
-              rows.push(blk.pageRow(p, i));
-              seqs.push(seq);
-            }
-          }
+        for (const i of matchingRows(e, blk, p, needles, used, stats)) {
+          if (rows.length >= limit) break;
+          rows.push(blk.pageRow(p, i));
+          seqs.push(seq);
         }
       }
       if (!anyPage) stats.prunedByNeedle++;
