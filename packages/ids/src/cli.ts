@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { CliError, type Command, type DemoStep, parseBytes, parseFlags, UsageError } from '@strata/cli';
 import { alertFast, eveJson } from './detect.js';
 import { ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
+import { encodePcap } from './pcap.js';
 import type { Rule } from './rules.js';
 import { loadRules, type PipelineOptions, runCapture } from './run.js';
 import { type OverlapPolicy, overlapPolicies } from './stream.js';
@@ -340,21 +341,7 @@ function demoCapture(): Buffer {
     frame(c, s, 40000, 80, 0x18, 2, 101, 'GET /cgi-bin/id HTTP/1.0\r\n\r\n'),
     frame(s, c, 80, 40000, 0x18, 101, 30, 'HTTP/1.0 200 OK\r\n\r\nuid=0(root) gid=0(root)\n'),
   ];
-  const h = Buffer.alloc(24);
-  h.writeUInt32LE(0xa1b2c3d4, 0);
-  h.writeUInt16LE(2, 4);
-  h.writeUInt16LE(4, 6);
-  h.writeUInt32LE(65535, 16);
-  h.writeUInt32LE(1, 20);
-  const parts = [h];
-  frames.forEach((f, i) => {
-    const r = Buffer.alloc(16);
-    r.writeUInt32LE(1_700_000_000 + i, 0);
-    r.writeUInt32LE(f.length, 8);
-    r.writeUInt32LE(f.length, 12);
-    parts.push(r, f);
-  });
-  return Buffer.concat(parts);
+  return encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data })));
 }
 
 export const demos: DemoStep[] = [

@@ -113,7 +113,7 @@ export {
   type WorkerLoad,
   workersMax,
 } from './parallel.js';
-export { blockBytesMax, CaptureError, type Packet, PcapWriter, readCapture } from './pcap.js';
+export { blockBytesMax, CaptureError, encodePcap, type Packet, PcapWriter, readCapture } from './pcap.js';
 export {
   bufferAliases,
   bufferKeywords,

@@ -175,6 +175,39 @@ async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet>
   }
 }
 
+/** A classic pcap file header (little-endian, version 2.4, microsecond timestamps). */
+function pcapFileHeader(linkType: number, snapLen: number): Buffer {
+  const h = Buffer.alloc(24);
+  h.writeUInt32LE(0xa1b2c3d4, 0);
+  h.writeUInt16LE(2, 4);
+  h.writeUInt16LE(4, 6);
+  h.writeUInt32LE(snapLen, 16);
+  h.writeUInt32LE(linkType, 20);
+  return h;
+}
+
+/** A classic pcap record header. */
+function pcapRecordHeader(tsUs: number, capLen: number, origLen: number): Buffer {
+  const r = Buffer.alloc(16);
+  r.writeUInt32LE(Math.floor(tsUs / 1e6), 0);
+  r.writeUInt32LE(Math.floor(tsUs % 1e6), 4);
+  r.writeUInt32LE(capLen, 8);
+  r.writeUInt32LE(Math.max(origLen, capLen), 12);
+  return r;
+}
+
+/** A whole classic pcap file in memory (demos and tests build captures with it). */
+export function encodePcap(
+  packets: { tsUs: number; data: Uint8Array }[],
+  linkType = 1,
+  snapLen = 65_535,
+): Buffer {
+  const parts = [pcapFileHeader(linkType, snapLen)];
+  for (const p of packets)
+    parts.push(pcapRecordHeader(p.tsUs, p.data.length, p.data.length), Buffer.from(p.data));
+  return Buffer.concat(parts);
+}
+
 /**
  * Writes a classic pcap file (little-endian, microsecond timestamps) of one link type, streamed: `write`
  * waits when the file falls behind, so memory stays bounded by the stream's buffer.
@@ -198,15 +231,9 @@ export class PcapWriter {
   /** Writes the file header for `linkType` (so a file with no packets is still a valid pcap). */
   async start(linkType: number): Promise<void> {
     if (this.header) return;
-    const h = Buffer.alloc(24);
-    h.writeUInt32LE(0xa1b2c3d4, 0);
-    h.writeUInt16LE(2, 4);
-    h.writeUInt16LE(4, 6);
-    h.writeUInt32LE(this.snapLen, 16);
-    h.writeUInt32LE(linkType, 20);
     this.linkType = linkType;
     this.header = true;
-    await this.put(h);
+    await this.put(pcapFileHeader(linkType, this.snapLen));
   }
 
   /** Appends one packet; a link type other than the file's is an error (one pcap, one link type). */
@@ -216,12 +243,7 @@ export class PcapWriter {
       throw new Error(
         `pcap output: link type ${p.linkType} after ${this.linkType} (one pcap file holds one link type)`,
       );
-    const r = Buffer.alloc(16);
-    r.writeUInt32LE(Math.floor(p.tsUs / 1e6), 0);
-    r.writeUInt32LE(Math.floor(p.tsUs % 1e6), 4);
-    r.writeUInt32LE(p.data.length, 8);
-    r.writeUInt32LE(Math.max(p.origLength ?? p.data.length, p.data.length), 12);
-    await this.put(r);
+    await this.put(pcapRecordHeader(p.tsUs, p.data.length, p.origLength ?? p.data.length));
     await this.put(Buffer.from(p.data));
     this.packets++;
   }

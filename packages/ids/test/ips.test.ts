@@ -11,6 +11,7 @@ import {
   decode,
   Engine,
   type EngineOptions,
+  encodePcap,
   eveJson,
   newDecodeStats,
   parseRule,
@@ -196,23 +197,11 @@ const dir = mkdtempSync(join(tmpdir(), 'ids-ips-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function pcapFile(frames: Uint8Array[]): string {
-  const h = Buffer.alloc(24);
-  h.writeUInt32LE(0xa1b2c3d4, 0);
-  h.writeUInt16LE(2, 4);
-  h.writeUInt16LE(4, 6);
-  h.writeUInt32LE(65535, 16);
-  h.writeUInt32LE(1, 20);
-  const parts: Buffer[] = [h];
-  frames.forEach((f, i) => {
-    const r = Buffer.alloc(16);
-    r.writeUInt32LE(1_700_000_000 + i, 0);
-    r.writeUInt32LE(i * 10, 4);
-    r.writeUInt32LE(f.length, 8);
-    r.writeUInt32LE(f.length, 12);
-    parts.push(r, Buffer.from(f));
-  });
   const path = join(dir, `in-${Math.random().toString(36).slice(2)}.pcap`);
-  writeFileSync(path, Buffer.concat(parts));
+  writeFileSync(
+    path,
+    encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6 + i * 10, data }))),
+  );
   return path;
 }
 
