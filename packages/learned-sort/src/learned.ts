@@ -24,6 +24,7 @@
  * Extra memory: one array of the input's size (the WebAssembly core's first-level buckets, or the JS
  * core's scatter buffer), plus bounded scratch.
  */
+import { mergeRunInto } from './merge.js';
 import { partitionNaN, radixSortF64 } from './radix.js';
 import { wasmAvailable, wasmLearnedSort } from './wasm.js';
 
@@ -527,14 +528,5 @@ function mergeEqualityRuns(
   k1: number,
 ): void {
   for (let i = from; i < to; i++) tmp[i] = keys[i]!;
-  let out = from;
-  let i = from;
-  for (let k = k0; k < k1; k++) {
-    const h = hset[k]!;
-    while (i < to && tmp[i]! <= h) keys[out++] = tmp[i++]!;
-    const c = heavyCounts[k]!;
-    keys.fill(h, out, out + c);
-    out += c;
-  }
-  while (i < to) keys[out++] = tmp[i++]!;
+  mergeRunInto(tmp.subarray(from, to), keys, from, hset, heavyCounts, k0, k1);
 }

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Rmi } from './learned.js';
+import { mergeRunInto } from './merge.js';
 
 // The few WebAssembly JS API types used here (Node has the API; its types ship only in lib.dom). Declared
 // locally rather than as globals, so they cannot clash with another package's declarations.
@@ -255,17 +256,7 @@ export function wasmLearnedSort(
     if (k === k0) {
       if (run.buffer !== keys.buffer || run.byteOffset !== keys.byteOffset + 8 * pos) keys.set(run, pos);
       pos += total;
-    } else {
-      let i = 0;
-      for (let h = k0; h < k; h++) {
-        const x = hset[h]!;
-        while (i < total && run[i]! <= x) keys[pos++] = run[i++]!;
-        const c = heavyCounts[h]!;
-        keys.fill(x, pos, pos + c);
-        pos += c;
-      }
-      while (i < total) keys[pos++] = run[i++]!;
-    }
+    } else pos = mergeRunInto(run, keys, pos, hset, heavyCounts, k0, k);
     // the model is monotone by construction; check it where it is cheap (two reads per bucket)
     if (pos > start) {
       if (keys[start]! < prevLast) disordered = true;
