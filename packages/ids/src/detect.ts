@@ -99,11 +99,8 @@ export interface EngineOptions {
    * it, with a prefilter over their patterns alone. Off: every rule, one prefilter (for comparison).
    */
   portGroups?: boolean;
-  /**
-   * Bytes of port-group prefilter automata at most (default 128 MiB); a flow whose group would need more
-   * consults every rule (the engine's one prefilter) instead.
-   */
-  portGroupBytesMax?: number;
+  /** Port groups built at most (default `portGroupsMax`); past it a new flow direction consults every rule. */
+  portGroupsMax?: number;
   /** Pick up TCP sessions without a handshake (Suricata stream.midstream). */
   midstream?: boolean;
   /** Accept TCP sessions seen in one direction only (Suricata stream.async-oneside). */
@@ -267,10 +264,19 @@ interface HttpRule {
 type AddrTest = (ip: string) => boolean;
 type PortTest = (p: number) => boolean;
 
+/** Parsed addresses by their text (-1: not IPv4): rules test the same few flow addresses over and over. */
+const v4Parsed = new Map<string, number>();
+const v4ParsedMax = 65_536;
+
 function ipv4ToInt(ip: string): number | undefined {
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
-  if (!m) return undefined;
-  return ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+  let v = v4Parsed.get(ip);
+  if (v === undefined) {
+    const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
+    v = m ? ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0 : -1;
+    if (v4Parsed.size >= v4ParsedMax) v4Parsed.clear();
+    v4Parsed.set(ip, v);
+  }
+  return v < 0 ? undefined : v;
 }
 
 function splitList(s: string): string[] {
@@ -403,6 +409,8 @@ interface Compiled {
   spanMax: number;
   /** The fast pattern: a content that must occur for the rule to match (undefined: always evaluated). */
   fast?: Uint8Array;
+  /** For `http` rules: the buffer of their fast pattern and its id in that buffer's prefilter. */
+  httpFast?: { buffer: string; id: number };
   hasPayloadMatch: boolean;
   src: AddrTest;
   dst: AddrTest;
@@ -447,11 +455,8 @@ interface PortClass {
   rules: number[];
 }
 
-/** Port groups (distinct rule groups) built at most; past it a flow consults every rule. */
+/** Port groups (distinct rule groups) built at most by default; past it a flow consults every rule. */
 export const portGroupsMax = 1024;
-
-/** Default bound on the bytes of all port groups' prefilter automata. */
-export const defaultPortGroupBytesMax = 128 * 2 ** 20;
 
 /** Whether an address spec negates anything (a `!`, also inside the variables it names). */
 function negates(spec: string, vars: Record<string, string>, depth = 0): boolean {
@@ -929,6 +934,8 @@ export interface EngineStats {
   httpRequests: number;
   httpResponses: number;
   httpRulesEvaluated: number;
+  /** HTTP rule evaluations the per-buffer prefilter spared (also counted in `rulesPrefiltered`). */
+  httpRulesPrefiltered: number;
   /** Mail messages found (SMTP, POP3, IMAP), their MIME leaf parts, and mail rule evaluations. */
   mailMessages: number;
   mailParts: number;
@@ -940,10 +947,9 @@ export interface EngineStats {
   packetsRewritten: number;
   flowsDropped: number;
   flowsPassed: number;
-  /** Port groups built (distinct sets of rules that flows consult), and the bytes of their automata. */
+  /** Port groups built (distinct sets of rules that flows consult). */
   portGroups: number;
-  portGroupBytes: number;
-  /** Flow directions that consulted every rule because a new group would pass `portGroupsMax` or the bytes bound. */
+  /** Flow directions that consulted every rule because a new group would pass `portGroupsMax`. */
   portGroupsRefused: number;
   /**
    * The filter stages, per inspection (a packet's own payload, or a stream chunk): inspections, those whose
@@ -994,6 +1000,7 @@ export class Engine {
     httpRequests: 0,
     httpResponses: 0,
     httpRulesEvaluated: 0,
+    httpRulesPrefiltered: 0,
     mailMessages: 0,
     mailParts: 0,
     mailRulesEvaluated: 0,
@@ -1003,7 +1010,6 @@ export class Engine {
     flowsDropped: 0,
     flowsPassed: 0,
     portGroups: 0,
-    portGroupBytes: 0,
     portGroupsRefused: 0,
     stageInspections: 0,
     stagePortGroupOut: 0,
@@ -1031,6 +1037,9 @@ export class Engine {
   private ordered: Compiled[];
   /** HTTP rules in inspection order, run on HTTP messages (not on packets or raw stream data). */
   private httpOrdered: Compiled[] = [];
+  /** Per HTTP buffer: the automaton over the fast patterns of the HTTP rules whose fast pattern is in it. */
+  private readonly httpPrefilter = new Map<string, MultiMatcher>();
+  private readonly httpHits: number[] = [];
   /** Malformed HTTP input by reason (all flows). */
   readonly httpAnomalies: HttpAnomalies = newHttpAnomalies();
   /** Where the alerts of the HTTP messages being parsed go. */
@@ -1094,18 +1103,8 @@ export class Engine {
     this.ordered = sorted.filter((c) => c.mode !== 'http' && c.mode !== 'mail');
     this.httpOrdered = sorted.filter((c) => c.mode === 'http');
     this.mailOrdered = sorted.filter((c) => c.mode === 'mail');
-    for (const c of this.ordered) {
-      // a positive content on the payload must occur for the rule to match: the fast_pattern one if the
-      // rule names it, else the longest (the rarest, most likely)
-      let forced = false;
-      for (const st of c.steps) {
-        if (st.kind !== 'content' || st.c.negated || st.c.bytes.length === 0) continue;
-        if (st.c.fastPattern && !forced) {
-          c.fast = st.c.bytes;
-          forced = true;
-        } else if (!forced && (!c.fast || st.c.bytes.length > c.fast.length)) c.fast = st.c.bytes;
-      }
-    }
+    for (const c of this.ordered) c.fast = fastContent([{ buffer: '', steps: c.steps }])?.bytes;
+    if (opts.prefilter !== false) this.buildHttpPrefilter();
     this.allRules = this.buildGroup(this.ordered);
     // rules by protocol, port fields and direction: a port group is the union of the classes that admit a
     // packet's ports, found with one test per class instead of one per rule
@@ -1127,13 +1126,39 @@ export class Engine {
   private portClasses: PortClass[] = [];
   /** Port groups built so far, by the classes they unite (at most `portGroupsMax`). */
   private readonly portGroups = new Map<string, RuleGroup>();
-  /** A group was refused for its bytes: new groups are not built any more. */
-  private portGroupsFull = false;
   /** The hit array scanned last and the ids set in it, to clear them before the next scan. */
   private lastHit: Uint8Array = new Uint8Array(0);
   private readonly hits: number[] = [];
 
-  /** A group of rules (in inspection order) and the multi-string prefilter over their fast patterns. */
+  /**
+   * The HTTP rules' prefilter: each rule's fast pattern lies in one buffer (its `fast_pattern` content, else
+   * its longest positive one, over all its buffers), and one automaton per buffer holds that buffer's
+   * patterns. A message's buffer is scanned once, when the first rule keyed on it gets that far.
+   */
+  private buildHttpPrefilter(): void {
+    const patterns = new Map<string, { ids: Map<string, number>; list: Uint8Array[] }>();
+    for (const c of this.httpOrdered) {
+      const f = fastContent(c.http!.groups);
+      if (!f) continue;
+      let p = patterns.get(f.buffer);
+      if (!p) patterns.set(f.buffer, (p = { ids: new Map(), list: [] }));
+      const key = Buffer.from(f.bytes).toString('latin1').toLowerCase();
+      let id = p.ids.get(key);
+      if (id === undefined) {
+        id = p.list.length;
+        p.ids.set(key, id);
+        p.list.push(f.bytes);
+      }
+      c.httpFast = { buffer: f.buffer, id };
+    }
+    for (const [buffer, p] of patterns) this.httpPrefilter.set(buffer, new MultiMatcher(p.list));
+  }
+
+  /**
+   * Every packet and stream rule (in inspection order) and the multi-string prefilter over their fast
+   * patterns. Port groups share its automaton: a scan marks every pattern present and a group consults only
+   * its own rules' marks (one automaton, like Pigasus' one string matcher before its port filter).
+   */
   private buildGroup(rules: Compiled[]): RuleGroup {
     const ids = new Map<string, number>();
     const patterns: Uint8Array[] = [];
@@ -1159,9 +1184,9 @@ export class Engine {
   }
 
   /**
-   * The rules a flow direction consults (Snort's port groups, the first of Pigasus' filter stages): those
-   * whose protocol and port fields admit its protocol and ports, each group with its own prefilter;
-   * cached on the flow. With `portGroups: false`, or past `portGroupsMax` groups, every rule.
+   * The rules a flow direction consults (Snort's port groups, one of Pigasus' filter stages): those whose
+   * protocol and port fields admit its protocol and ports, each checked against the prefilter's mark of its
+   * own pattern; cached on the flow. With `portGroups: false`, or past `portGroupsMax` groups, every rule.
    */
   private groupOf(fd: FlowData, dir: number, proto: number): RuleGroup {
     const have = fd.groups?.[dir];
@@ -1178,20 +1203,17 @@ export class Engine {
       const key = hit.join(',');
       const found = this.portGroups.get(key);
       if (found) g = found;
-      else if (this.portGroups.size < portGroupsMax && !this.portGroupsFull) {
+      else if (this.portGroups.size < (this.opts.portGroupsMax ?? portGroupsMax)) {
+        // the group's rules, each keyed on its pattern in the one automaton of every fast pattern
         const members = hit.flatMap((i) => this.portClasses[i]!.rules).sort((a, b) => a - b);
-        const built = this.buildGroup(members.map((i) => this.ordered[i]!));
-        const bytes = built.matcher?.bytes ?? 0;
-        if (this.stats.portGroupBytes + bytes <= (this.opts.portGroupBytesMax ?? defaultPortGroupBytesMax)) {
-          g = built;
-          this.portGroups.set(key, g);
-          this.stats.portGroups++;
-          this.stats.portGroupBytes += bytes;
-        } else {
-          // no group is built any more (building one only to throw it away would cost every new flow)
-          this.portGroupsFull = true;
-          this.stats.portGroupsRefused++;
-        }
+        g = {
+          rules: members.map((i) => this.ordered[i]!),
+          fp: Int32Array.from(members, (i) => this.allRules.fp[i]!),
+          matcher: this.allRules.matcher,
+          hit: this.allRules.hit,
+        };
+        this.portGroups.set(key, g);
+        this.stats.portGroups++;
       } else this.stats.portGroupsRefused++;
     }
     fd.groups ??= [undefined, undefined];
@@ -1926,12 +1948,30 @@ export class Engine {
     const dp = fd.ports[1 - dir]!;
     const bufs = new HttpBuffers(m, this.httpAnomalies, this.opts.http?.decompressedBytesMax);
     const out = this.httpOut;
+    // per buffer, which of its automaton's patterns occur in this message (scanned on first need)
+    const found = new Map<string, Uint8Array>();
     for (const c of this.httpOrdered) {
       if (c.order > this.passOrder && !this.flushing) break; // after a pass matched on this packet
       const h = c.http!;
       if ((h.side !== m.kind && h.side !== 'both') || h.needsBody !== complete) continue;
       if (!this.headerMatch(c, src, sp, dst, dp)) continue;
       if (!this.flowbitsAllow(c, f)) continue;
+      const fast = c.httpFast;
+      if (fast) {
+        let hit = found.get(fast.buffer);
+        if (!hit) {
+          const matcher = this.httpPrefilter.get(fast.buffer)!;
+          hit = new Uint8Array(matcher.patterns);
+          this.httpHits.length = 0;
+          matcher.scan(bufs.get(fast.buffer), hit, this.httpHits);
+          found.set(fast.buffer, hit);
+        }
+        if (hit[fast.id] !== 1) {
+          this.stats.rulesPrefiltered++;
+          this.stats.httpRulesPrefiltered++;
+          continue;
+        }
+      }
       this.stats.rulesEvaluated++;
       this.stats.httpRulesEvaluated++;
       if (!matchGroups(h, (b) => bufs.get(b), f)) continue;
@@ -2460,6 +2500,24 @@ export class HttpBuffers {
     const plain = new HttpBuffers(own, this.anomalies, this.decompressedBytesMax);
     return plain.get(base);
   }
+}
+
+/**
+ * The content a prefilter keys a rule on, with the buffer it is in: a positive content must occur in its
+ * buffer for the rule to match; the `fast_pattern` one if the rule names it, else the longest (the rarest,
+ * most likely). Undefined when the rule has no positive content.
+ */
+function fastContent(
+  groups: { buffer: string; steps: Step[] }[],
+): { buffer: string; bytes: Uint8Array } | undefined {
+  let best: { buffer: string; bytes: Uint8Array } | undefined;
+  for (const g of groups)
+    for (const st of g.steps) {
+      if (st.kind !== 'content' || st.c.negated || st.c.bytes.length === 0) continue;
+      if (st.c.fastPattern) return { buffer: g.buffer, bytes: st.c.bytes };
+      if (!best || st.c.bytes.length > best.bytes.length) best = { buffer: g.buffer, bytes: st.c.bytes };
+    }
+  return best;
 }
 
 /** An HTTP or mail rule's step groups, each over its buffer from the start (a buffer switch resets the cursor). */

@@ -28,7 +28,6 @@ export {
   addrTest,
   alertFast,
   compilePcre,
-  defaultPortGroupBytesMax,
   defaultVars,
   Engine,
   type EngineOptions,

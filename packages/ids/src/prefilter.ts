@@ -22,56 +22,62 @@ export class MultiMatcher {
 
   constructor(patterns: Uint8Array[]) {
     this.patterns = patterns.length;
-    // trie
-    const goto: Map<number, number>[] = [new Map()];
-    const ends: number[][] = [[]];
+    // the trie's edges (key: state * 256 + byte), then the dense table of the states it has (0: no edge,
+    // as no edge leads back to the root)
+    const edges = new Map<number, number>();
+    let cap = 1;
+    for (const p of patterns) cap += p.length;
+    const ends = new Int32Array(cap).fill(-1);
+    this.extra = new Map();
+    let n = 1;
     for (const [id, p] of patterns.entries()) {
       let s = 0;
       for (const raw of p) {
-        const b = fold[raw]!;
-        let t = goto[s]!.get(b);
+        const k = s * 256 + fold[raw]!;
+        let t = edges.get(k);
         if (t === undefined) {
-          t = goto.length;
-          goto.push(new Map());
-          ends.push([]);
-          goto[s]!.set(b, t);
+          t = n++;
+          edges.set(k, t);
         }
         s = t;
       }
-      ends[s]!.push(id);
+      if (ends[s]! < 0) ends[s] = id;
+      else {
+        const more = this.extra.get(s);
+        if (more) more.push(id);
+        else this.extra.set(s, [id]);
+      }
     }
-    const n = goto.length;
-    const fail = new Int32Array(n);
-    this.delta = new Int32Array(n * 256);
-    this.out = new Int32Array(n).fill(-1);
+    const delta = new Int32Array(n * 256);
+    for (const [k, t] of edges) delta[k] = t;
+    this.out = ends.slice(0, n);
+    this.delta = delta;
     this.outNext = new Int32Array(n).fill(-1);
-    this.extra = new Map();
-    // breadth-first: fail links, dense transitions, output links (the nearest state on the fail chain
-    // that ends a pattern)
-    const queue: number[] = [];
+    const out = this.out;
+    const outNext = this.outNext;
+    const fail = new Int32Array(n);
+    // breadth-first: fail links, the missing transitions (those of the fail state, already complete as it
+    // is shallower), output links (the nearest state on the fail chain that ends a pattern)
+    const queue = new Int32Array(n);
+    let qn = 0;
     for (let b = 0; b < 256; b++) {
-      const t = goto[0]!.get(b);
-      this.delta[b] = t ?? 0;
-      if (t !== undefined) queue.push(t);
+      const t = delta[b]!;
+      if (t > 0) queue[qn++] = t;
     }
-    for (let qi = 0; qi < queue.length; qi++) {
+    for (let qi = 0; qi < qn; qi++) {
       const s = queue[qi]!;
       const f = fail[s]!;
+      const sb = s * 256;
+      const fb = f * 256;
       for (let b = 0; b < 256; b++) {
-        const t = goto[s]!.get(b);
-        if (t === undefined) this.delta[s * 256 + b] = this.delta[f * 256 + b]!;
+        const t = delta[sb + b]!;
+        if (t === 0) delta[sb + b] = delta[fb + b]!;
         else {
-          this.delta[s * 256 + b] = t;
-          fail[t] = this.delta[f * 256 + b]!;
-          queue.push(t);
+          fail[t] = delta[fb + b]!;
+          queue[qn++] = t;
         }
       }
-      const e = ends[s]!;
-      if (e.length > 0) {
-        this.out[s] = e[0]!;
-        if (e.length > 1) this.extra.set(s, e.slice(1));
-      }
-      this.outNext[s] = this.out[f]! >= 0 ? f : this.outNext[f]!;
+      outNext[s] = out[f]! >= 0 ? f : outNext[f]!;
     }
   }
 

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Engine, parseRules } from '../src/index.js';
 import { MultiMatcher } from '../src/prefilter.js';
-import { pkt } from './helpers.js';
+import { ACK, FIN, handshake, PSH, pkt } from './helpers.js';
 
 const lower = (b: Uint8Array) => Buffer.from(b).toString('latin1').toLowerCase();
 
@@ -152,8 +152,8 @@ describe('Engine port groups', () => {
     };
     expect(count(true)).toEqual({ sids: [1, 3, 1, 3, 1, 3, 1, 3], consulted: 8, groups: 1 });
     expect(count(false)).toEqual({ sids: [1, 3, 1, 3, 1, 3, 1, 3], consulted: 12, groups: 0 });
-    // past the automata's byte bound, flows consult every rule (and the alerts stay the same)
-    const e = new Engine(rules, { portGroupBytesMax: 0 });
+    // past the bound on groups, flows consult every rule (and the alerts stay the same)
+    const e = new Engine(rules, { portGroupsMax: 0 });
     const sids = e.inspect(pkt({ proto: 17, sp: 4000, dp: 53, payload: 'q' }), 0).map((a) => a.sid);
     e.inspect(pkt({ proto: 17, sp: 4001, dp: 123, payload: 'q' }), 1);
     expect({ sids, groups: e.stats.portGroups, refused: e.stats.portGroupsRefused }).toEqual({
@@ -161,5 +161,79 @@ describe('Engine port groups', () => {
       groups: 0,
       refused: 2,
     });
+  });
+});
+
+describe('Engine HTTP prefilter', () => {
+  it('gives the same HTTP alerts with and without it (property over rules, buffers and requests)', () => {
+    const alphabet = 'abAB';
+    const word = (min: number) =>
+      fc.string({ unit: fc.constantFrom(...alphabet.split('')), minLength: min, maxLength: 4 });
+    const buffers = [
+      'http_uri',
+      'http_raw_uri',
+      'http_header',
+      'http_cookie',
+      'http_client_body',
+      'file_data',
+    ];
+    // a rule: one or two contents, each in a buffer, maybe nocase, negated or the fast pattern
+    const content = fc.record({
+      buffer: fc.constantFrom(...buffers),
+      text: word(1),
+      nocase: fc.boolean(),
+      negated: fc.boolean(),
+      fast: fc.boolean(),
+    });
+    const request = fc.record({ path: word(0), cookie: word(0), agent: word(0), body: word(0) });
+    let alerts = 0;
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(content, { minLength: 1, maxLength: 2 }), { minLength: 1, maxLength: 10 }),
+        fc.array(request, { minLength: 1, maxLength: 3 }),
+        (specs, requests) => {
+          const text = specs
+            .map((cs, i) => {
+              let fastUsed = false;
+              const opts = cs.map((c) => {
+                const fast = c.fast && !c.negated && !fastUsed;
+                fastUsed ||= fast;
+                return `${c.buffer}; content:${c.negated ? '!' : ''}"${c.text}";${c.nocase ? ' nocase;' : ''}${fast ? ' fast_pattern;' : ''}`;
+              });
+              return `alert tcp any any -> any 80 (msg:"h${i}"; flow:to_server,established; ${opts.join(' ')} sid:${2000 + i};)`;
+            })
+            .join('\n');
+          const { rules } = parseRules(text, 'gen');
+          const run = (prefilter: boolean) => {
+            const e = new Engine(rules, { prefilter });
+            expect(e.skipped).toEqual([]);
+            const out: string[] = [];
+            requests.forEach((r, i) => {
+              const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000 + i, dp: 80 };
+              const req =
+                `POST /${r.path} HTTP/1.1\r\nHost: h\r\nUser-Agent: ${r.agent}\r\nCookie: ${r.cookie}\r\n` +
+                `Content-Length: ${r.body.length}\r\n\r\n${r.body}`;
+              const ts = i * 100;
+              for (const p of handshake(C.src, C.dst, C.sp, 80)) e.inspect(p, ts);
+              const alertsOf = e.inspect(
+                pkt({ ...C, flags: ACK | PSH, seq: 1001, ack: 5001, payload: req }),
+                ts + 1,
+              );
+              alertsOf.push(
+                ...e.inspect(pkt({ ...C, flags: ACK | FIN, seq: 1001 + req.length, ack: 5001 }), ts + 2),
+              );
+              out.push(...alertsOf.map((a) => `${i}:${a.sid}`));
+            });
+            out.push(...e.finish().map((a) => `end:${a.sid}`));
+            return out;
+          };
+          const on = run(true);
+          alerts += on.length;
+          expect(on).toEqual(run(false));
+        },
+      ),
+      { numRuns: 150 },
+    );
+    expect(alerts).toBeGreaterThan(50); // the comparison is not vacuous
   });
 });
