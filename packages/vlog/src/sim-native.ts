@@ -311,6 +311,17 @@ class SimFs {
         const f = file(name);
         f.data = Buffer.concat([f.data, ...bufs]);
       },
+      writeAt: async (name, pos, bufs) => {
+        check();
+        const f = file(name);
+        const b = Buffer.concat(bufs);
+        const data = Buffer.alloc(Math.max(f.data.length, pos + b.length));
+        f.data.copy(data);
+        b.copy(data, pos);
+        f.data = data;
+        // bytes from pos on are not durable until the next sync (a crash keeps a random prefix of them)
+        f.durable = Math.min(f.durable, pos);
+      },
       sync: async (name) => {
         check();
         const f = file(name);

@@ -1,8 +1,13 @@
 // FileLoglet details that the conformance suite does not reach: a second seal must not return before the
 // first one's sealed bit is durable (found by the NativeLoglet simulation: a LogServer answered a repeated
-// seal, then crashed and came back unsealed).
-import { describe, expect, it } from 'vitest';
-import { type Disk, FileLoglet } from '../src/index.js';
+// seal, then crashed and came back unsealed); an append is acknowledged only after a sync that covers its
+// bytes; records are never written where zeros are still being written ahead of them; recovery keeps a
+// zero-filled tail and cuts anything else after the last whole record.
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type Disk, FileLoglet, scanRecords } from '../src/index.js';
 
 /** An in-memory disk whose `replace` waits until released. */
 function slowDisk() {
@@ -13,6 +18,14 @@ function slowDisk() {
     read: async (n) => files.get(n),
     readAt: async (n, pos, len) => files.get(n)!.subarray(pos, pos + len),
     append: async (n, bufs) => void files.set(n, Buffer.concat([files.get(n) ?? Buffer.alloc(0), ...bufs])),
+    writeAt: async (n, pos, bufs) => {
+      const b = Buffer.concat(bufs);
+      const old = files.get(n) ?? Buffer.alloc(0);
+      const data = Buffer.alloc(Math.max(old.length, pos + b.length));
+      old.copy(data);
+      b.copy(data, pos);
+      files.set(n, data);
+    },
     sync: async () => undefined,
     truncate: async (n, len) => void files.set(n, files.get(n)!.subarray(0, len)),
     replace: (n, data) =>
@@ -35,7 +48,176 @@ function slowDisk() {
   };
 }
 
+/**
+ * An in-memory disk that records what was durable when: `sync` and `zeroFill` wait until released (while
+ * held), and each sync makes the bytes written before it durable.
+ */
+function gatedDisk(o: { zeroFill?: boolean } = {}) {
+  const files = new Map<string, Buffer>();
+  const durable = new Map<string, number>();
+  const held: { sync: (() => void)[]; zero: (() => void)[] } = { sync: [], zero: [] };
+  const hold = { sync: false, zero: false };
+  const log: string[] = [];
+  const put = (n: string, pos: number, b: Buffer) => {
+    const old = files.get(n) ?? Buffer.alloc(0);
+    const data = Buffer.alloc(Math.max(old.length, pos + b.length));
+    old.copy(data);
+    b.copy(data, pos);
+    files.set(n, data);
+  };
+  const gate = (k: 'sync' | 'zero', f: () => void) =>
+    hold[k]
+      ? new Promise<void>((r) =>
+          held[k].push(() => {
+            f();
+            r();
+          }),
+        )
+      : Promise.resolve(f());
+  const disk: Disk = {
+    label: 'gated',
+    read: async (n) => files.get(n),
+    readAt: async (n, pos, len) => files.get(n)!.subarray(pos, pos + len),
+    append: async (n, bufs) => put(n, files.get(n)?.length ?? 0, Buffer.concat(bufs)),
+    writeAt: async (n, pos, bufs) => {
+      const b = Buffer.concat(bufs);
+      log.push(`write ${pos}-${pos + b.length}`);
+      put(n, pos, b);
+    },
+    sync: (n) => {
+      const upTo = files.get(n)?.length ?? 0; // what was written before the sync started
+      return gate('sync', () => durable.set(n, Math.max(durable.get(n) ?? 0, upTo)));
+    },
+    truncate: async (n, len) => {
+      files.set(n, files.get(n)!.subarray(0, len));
+      durable.set(n, len);
+    },
+    replace: async (n, data) => void files.set(n, Buffer.from(data)),
+    close: async () => undefined,
+  };
+  if (o.zeroFill)
+    disk.zeroFill = (n, from, to) => {
+      log.push(`zero ${from}-${to}`);
+      return gate('zero', () => {
+        put(n, from, Buffer.alloc(to - from));
+        durable.set(n, Math.max(durable.get(n) ?? 0, to));
+      });
+    };
+  return {
+    disk,
+    files,
+    durable,
+    hold,
+    log,
+    /** Lets the held calls of kind `k` finish, once at least one is waiting. */
+    release: async (k: 'sync' | 'zero') => {
+      while (held[k].length === 0) await new Promise((r) => setTimeout(r, 1));
+      for (const f of held[k].splice(0)) f();
+    },
+  };
+}
+
+const rec = (i: number) => new Uint8Array(100).fill(i);
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
 describe('FileLoglet', () => {
+  it('acknowledges an append only once a sync has covered its bytes', async () => {
+    const d = gatedDisk({ zeroFill: true });
+    const l = await FileLoglet.openOn(d.disk, 0);
+    d.hold.sync = true;
+    const acked: number[] = [];
+    const appends = [0, 1, 2].map((i) =>
+      l.append([rec(i), rec(i)]).then((ps) => {
+        // every byte of this append is durable when it is acknowledged
+        expect(d.durable.get('records.log') ?? 0).toBeGreaterThanOrEqual(112 * (ps[1]! + 1));
+        acked.push(i);
+        return ps;
+      }),
+    );
+    await tick();
+    expect(acked).toEqual([]); // written, but its sync has not returned
+    await d.release('sync');
+    await tick();
+    expect(acked.length).toBeGreaterThan(0);
+    d.hold.sync = false;
+    await d.release('sync').catch(() => undefined);
+    expect(await Promise.all(appends)).toEqual([
+      [0, 1],
+      [2, 3],
+      [4, 5],
+    ]);
+    await l.close();
+  });
+
+  it('never writes records where zeros are still being written, and recovers over the zeros', async () => {
+    const d = gatedDisk({ zeroFill: true });
+    const l = await FileLoglet.openOn(d.disk, 0);
+    d.hold.zero = true;
+    // 64 KiB of zeros are wanted ahead of the first record: its group starts the fill and goes on syncing
+    expect(await l.append([rec(1)])).toEqual([0]);
+    // the next record would land in the range being zero-filled: it waits for the fill
+    const second = l.append([rec(2)]);
+    await tick();
+    expect(d.log).toEqual(['write 0-112', `zero 112-${112 + 64 * 1024}`]);
+    await d.release('zero');
+    expect(await second).toEqual([1]);
+    expect(d.log).toEqual(['write 0-112', `zero 112-${112 + 64 * 1024}`, 'write 112-224']);
+    await l.close();
+    // the file is longer than its records, and all zeros past them: reopened, nothing is cut
+    const file = d.files.get('records.log')!;
+    expect(file.length).toBe(112 + 64 * 1024);
+    const again = await FileLoglet.openOn(d.disk, 0);
+    expect((await again.checkTail()).tail).toBe(2);
+    expect(d.files.get('records.log')!.length).toBe(file.length);
+    expect(await again.append([rec(3)])).toEqual([2]);
+    expect((await again.read(0, 3)).map((r) => r.payload[0])).toEqual([1, 2, 3]);
+    await again.close();
+  });
+
+  describe('on a real directory', () => {
+    const root = mkdtempSync(join(tmpdir(), 'vlog-file-'));
+    afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+    it('zero-fills ahead of the records and reopens at the right tail', async () => {
+      const dir = join(root, 'zf');
+      const l = await FileLoglet.open(dir, 0);
+      for (let i = 0; i < 50; i++) await l.append([rec(i), rec(i + 1)]);
+      await l.close();
+      const path = join(dir, 'records.log');
+      const { validBytes } = scanRecords(readFileSync(path));
+      expect(validBytes).toBe(100 * 112);
+      expect(statSync(path).size).toBeGreaterThan(validBytes); // zeros ahead
+      const again = await FileLoglet.open(dir, 0);
+      expect((await again.checkTail()).tail).toBe(100);
+      expect(await again.append([rec(7)])).toEqual([100]);
+      const recs = await again.read(98, 101);
+      expect(recs.map((r) => r.payload[0])).toEqual([49, 50, 7]);
+      await again.close();
+    });
+
+    it('cuts a torn tail, so that stale records after it never come back', async () => {
+      const dir = join(root, 'torn');
+      const l = await FileLoglet.open(dir, 0);
+      await l.append([rec(1), rec(2), rec(3), rec(4)]);
+      await l.close();
+      // a crash: the third record torn (its payload half written), the fourth intact after it
+      const path = join(dir, 'records.log');
+      const file = readFileSync(path);
+      file.fill(0xee, 2 * 112 + 12 + 50, 3 * 112);
+      writeFileSync(path, file);
+      const again = await FileLoglet.open(dir, 0);
+      expect((await again.checkTail()).tail).toBe(2);
+      expect(statSync(path).size).toBe(2 * 112); // cut at the torn record
+      // were the torn bytes kept, the stale fourth record would line up after this one
+      expect(await again.append([new Uint8Array(100).fill(9)])).toEqual([2]);
+      await again.close();
+      const third = await FileLoglet.open(dir, 0);
+      expect((await third.checkTail()).tail).toBe(3);
+      expect((await third.read(0, 3)).map((r) => r.payload[0])).toEqual([1, 2, 9]);
+      await third.close();
+    });
+  });
+
   it('a repeated seal waits until the sealed bit is durable', async () => {
     const d = slowDisk();
     const opening = FileLoglet.openOn(d.disk, 0);

@@ -8,8 +8,12 @@
  * TRIM:        the trim point.
  *
  * Appends are group-committed: records waiting while an fsync runs go out together in the next one, and
- * each append resolves after the fsync that covers it. Recovery scans the file and truncates a torn or
- * corrupt tail (a crash mid-write), so only whole, checksummed records count.
+ * each append resolves after the fsync that covers it. Where the disk can (`Disk.zeroFill`), records.log
+ * is zero-filled ahead of the records, so that a group commit writes over allocated zeros and its fdatasync
+ * need not change the file's size. Recovery scans the file and cuts a torn or corrupt tail (a crash
+ * mid-write), so only whole, checksummed records count: the scan stops at the first record that does not
+ * check out (zeros do not: a zero header fails the checksum), and everything after it must then be zeros,
+ * or the file is truncated there, so that no stale bytes can pass for records after later appends.
  */
 import { hash64Words } from '@strata/highwayhash';
 import {
@@ -27,8 +31,12 @@ const HEADER = 12;
 const checksumKey = new Uint8Array(32).map((_, i) => 0x3c ^ (i * 11));
 /** Largest record payload. */
 export const recordBytesMax = 64 * 2 ** 20;
-/** Records per group commit at most (bounds one writev). */
+/** Records per group commit at most (bounds one write). */
 const groupRecordsMax = 4096;
+/** Zero-filled space kept ahead of the records: at least this... */
+const zeroAheadBytesMin = 64 * 1024;
+/** ...and at most this, growing with the file (a small loglet stays small). */
+const zeroAheadBytesMax = 2 ** 20;
 
 function checksum(p: Uint8Array, out: Uint32Array): Uint32Array {
   return hash64Words(checksumKey, p, out);
@@ -50,23 +58,44 @@ export function scanRecords(buf: Buffer): { offsets: number[]; validBytes: numbe
   return { offsets, validBytes: p };
 }
 
-export function encodeRecord(payload: Uint8Array): Buffer {
-  const rec = Buffer.allocUnsafe(HEADER + payload.length);
-  rec.writeUInt32LE(payload.length, 0);
-  const w = checksum(payload, new Uint32Array(2));
-  rec.writeUInt32LE(w[0]!, 4);
-  rec.writeUInt32LE(w[1]!, 8);
-  rec.set(payload, HEADER);
-  return rec;
+/** Encodes a batch back to back in one buffer. */
+function encodeRecords(batch: Payload[]): Buffer {
+  let n = 0;
+  for (const p of batch) n += HEADER + p.length;
+  const out = Buffer.allocUnsafe(n);
+  const w = new Uint32Array(2);
+  let o = 0;
+  for (const p of batch) {
+    out.writeUInt32LE(p.length, o);
+    checksum(p, w);
+    out.writeUInt32LE(w[0]!, o + 4);
+    out.writeUInt32LE(w[1]!, o + 8);
+    out.set(p, o + HEADER);
+    o += HEADER + p.length;
+  }
+  return out;
+}
+
+function allZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
 }
 
 export class FileLoglet implements Loglet {
   private offsets: number[] = [];
+  /** Bytes of committed records (the next group is written here). */
   private size = 0;
+  /** records.log's length: past `size` it holds zeros only. */
+  private fileBytes = 0;
+  /** The zero-fill running ahead of the records, if any (nothing is written in its range meanwhile). */
+  private zeroing?: Promise<void>;
   private sealed = false;
   private trim = 0;
   private queue: {
-    recs: Buffer[];
+    /** The batch's records, encoded back to back. */
+    bytes: Buffer;
+    /** Each record's encoded length. */
+    sizes: number[];
     /** A repair write (copying committed records to a lagging replica): allowed after the seal. */
     repair: boolean;
     resolve: (p: number[]) => void;
@@ -113,7 +142,13 @@ export class FileLoglet implements Loglet {
     const { offsets, validBytes } = scanRecords(buf);
     this.offsets = offsets;
     this.size = validBytes;
-    if (validBytes < buf.length) await this.disk.truncate('records.log', validBytes);
+    this.fileBytes = buf.length;
+    // zeros past the records are zero-fill; anything else is a torn write, cut so that it can never
+    // line up with later records
+    if (!allZero(buf.subarray(validBytes))) {
+      await this.disk.truncate('records.log', validBytes);
+      this.fileBytes = validBytes;
+    }
     this.sealed = (await this.disk.read('SEALED')) !== undefined;
     if (this.sealed) this.sealing = Promise.resolve();
     const t = await this.disk.read('TRIM');
@@ -148,8 +183,10 @@ export class FileLoglet implements Loglet {
     for (const p of batch)
       if (p.length > recordBytesMax)
         return Promise.reject(new RangeError(`record of ${p.length} bytes exceeds ${recordBytesMax}`));
+    const bytes = encodeRecords(batch);
+    const sizes = batch.map((p) => HEADER + p.length);
     return new Promise((resolve, reject) => {
-      this.queue.push({ recs: batch.map(encodeRecord), repair, resolve, reject });
+      this.queue.push({ bytes, sizes, repair, resolve, reject });
       if (!this.flushing) this.flushed = this.flush();
     });
   }
@@ -167,12 +204,17 @@ export class FileLoglet implements Loglet {
           continue;
         }
         group.push(a);
-        n += a.recs.length;
+        n += a.sizes.length;
       }
       if (group.length === 0) continue;
-      const bufs = group.flatMap((a) => a.recs);
+      const bufs = group.length === 1 ? [group[0]!.bytes] : [Buffer.concat(group.map((a) => a.bytes))];
+      const end = this.size + bufs[0]!.length;
       try {
-        await this.disk.append('records.log', bufs);
+        // never write where zeros are still being written
+        if (this.zeroing && end > this.fileBytes) await this.zeroing;
+        await this.disk.writeAt('records.log', this.size, bufs);
+        this.fileBytes = Math.max(this.fileBytes, end);
+        this.zeroAhead(end);
         await this.disk.sync('records.log');
       } catch (e) {
         // what was written is not known to be durable: fail this group and every later append
@@ -183,15 +225,35 @@ export class FileLoglet implements Loglet {
       }
       for (const a of group) {
         const positions: number[] = [];
-        for (const r of a.recs) {
+        for (const n of a.sizes) {
           positions.push(this.start + this.offsets.length);
           this.offsets.push(this.size);
-          this.size += r.length;
+          this.size += n;
         }
         a.resolve(positions);
       }
     }
     this.flushing = false;
+  }
+
+  /** Starts zero-filling ahead of byte `end` when less than half the wanted space is left. */
+  private zeroAhead(end: number): void {
+    const disk = this.disk;
+    if (this.zeroing || !disk.zeroFill) return;
+    const ahead = Math.min(zeroAheadBytesMax, Math.max(zeroAheadBytesMin, end));
+    if (this.fileBytes - end >= ahead / 2) return;
+    const from = this.fileBytes;
+    const to = end + ahead;
+    this.zeroing = disk.zeroFill('records.log', from, to).then(
+      () => {
+        this.fileBytes = Math.max(this.fileBytes, to);
+        this.zeroing = undefined;
+      },
+      () => {
+        // only a cost: records written past the zeros extend the file as they would without them
+        this.zeroing = undefined;
+      },
+    );
   }
 
   async checkTail(): Promise<TailInfo> {
@@ -249,6 +311,7 @@ export class FileLoglet implements Loglet {
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing) await this.flushed;
+    await this.zeroing;
     await this.disk.close();
   }
 }
