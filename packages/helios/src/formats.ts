@@ -112,8 +112,31 @@ export function fieldParser(format: FormatSpec): FieldParser {
   }
 }
 
+/** `yyMMdd HHmmss` (loghub HDFS) read digit by digit, the common case; undefined when s is not that. */
+function hdfsTimestamp(s: string): number | null | undefined {
+  if (s.charCodeAt(6) !== 32) return undefined;
+  const d = (i: number) => {
+    const a = s.charCodeAt(i) - 48;
+    const b = s.charCodeAt(i + 1) - 48;
+    return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+  };
+  const yy = d(0);
+  const mo = d(2);
+  const dd = d(4);
+  const hh = d(7);
+  const mi = d(9);
+  const ss = d(11);
+  if (yy < 0 || mo < 0 || dd < 0 || hh < 0 || mi < 0 || ss < 0) return undefined;
+  const v = Date.UTC(2000 + yy, mo - 1, dd, hh, mi, ss);
+  return Number.isFinite(v) ? v : null;
+}
+
 /** Epoch ms for the timestamp layouts seen in logs, or null. */
 export function parseTimestamp(s: string): number | null {
+  if (s.length === 13) {
+    const v = hdfsTimestamp(s);
+    if (v !== undefined) return v;
+  }
   const t = s.trim();
   if (t === '') return null;
   if (/^\d{6} \d{6}$/.test(t)) {
@@ -183,17 +206,24 @@ export class RowParser {
   private readonly rawCol: number;
 
   constructor(readonly def: StreamDef) {
-    this.parse = fieldParser(def.format);
+    const f = def.format;
+    if (f.kind === 'regex' || f.kind === 'loghub') {
+      // The match's own groups object, not a copy (a group that did not take part is undefined in it).
+      const re = f.kind === 'regex' ? new RegExp(f.pattern) : loghubRegex(f.template);
+      this.parse = (line) => re.exec(line)?.groups as Record<string, string> | undefined;
+    } else this.parse = fieldParser(f);
     this.rawCol = def.columns.findIndex((c) => c.type === 'TEXT');
     this.lookup = def.columns.map((c) => {
       const lname = c.name.toLowerCase();
       return (f: Record<string, string>) => {
         if (f[c.name] !== undefined) return f[c.name];
-        for (const k in f) if (k.toLowerCase() === lname) return f[k];
+        // (a regex's groups object holds the groups that did not take part too, as undefined)
+        for (const k in f) if (k.toLowerCase() === lname && f[k] !== undefined) return f[k];
         if (c.type === 'TIMESTAMP') {
           let date: string | undefined;
           let time: string | undefined;
           for (const k in f) {
+            if (f[k] === undefined) continue;
             const lk = k.toLowerCase();
             if (lk === 'date') date = f[k];
             else if (lk === 'time') time = f[k];
@@ -216,7 +246,7 @@ export class RowParser {
   private resolveFast(f: Record<string, string>): void {
     const kind = this.def.format.kind;
     if (kind !== 'regex' && kind !== 'loghub') return;
-    const keys = Object.keys(f);
+    const keys = Object.keys(f).filter((k) => f[k] !== undefined);
     // Only from a match where every named group took part (an optional group may be absent in this one).
     const src =
       kind === 'regex'

@@ -6,7 +6,7 @@
 import { hash64Batch } from '@strata/highwayhash';
 import { learnedSort } from '@strata/learned-sort';
 import type { StreamDef } from './ddl.js';
-import { type Row, tokenize } from './formats.js';
+import { type Row, tokenCharsMax, tokensPerValueMax } from './formats.js';
 
 /** The fixed HighwayHash key for index keys (the digits of pi); changing it invalidates every index. */
 export const indexHashKey = new Uint32Array([
@@ -62,29 +62,6 @@ export function sortUnique(keys: Float64Array): Float64Array {
   return keys.subarray(0, w);
 }
 
-/** The distinct key strings of a block's rows under the stream's INDEX clause. */
-export function keyStringsOf(def: StreamDef, rows: Row[]): string[] {
-  const out: string[] = [];
-  const toks: string[] = [];
-  for (const d of def.index) {
-    const col = def.columns.findIndex((c) => c.name === d.column);
-    // Deduplicate the raw values first: the key strings are built once per distinct value.
-    const set = new Set<string | number>();
-    for (const row of rows) {
-      const v = row[col];
-      if (v === null || v === undefined) continue;
-      if (d.tokens) {
-        if (typeof v !== 'string') continue;
-        toks.length = 0;
-        tokenize(v, toks);
-        for (let i = 0; i < toks.length; i++) set.add(toks[i]!);
-      } else set.add(v);
-    }
-    for (const v of set) out.push(d.tokens ? tokenKey(col, v as string) : valueKey(col, v));
-  }
-  return out;
-}
-
 /** The sorted distinct keys of several key arrays (a block's leaf from its pages' keys). */
 export function unionKeys(parts: Float64Array[]): Float64Array {
   let n = 0;
@@ -100,5 +77,198 @@ export function unionKeys(parts: Float64Array[]): Float64Array {
 
 /** The sorted distinct 53-bit keys of a block's rows. */
 export function keysOf(def: StreamDef, rows: Row[]): Float64Array {
-  return sortUnique(hashKeys(keyStringsOf(def, rows)));
+  return sortUnique(rowKeys(def, rows));
+}
+
+/** Whether UTF-16 unit c belongs to a token (the same set as `tokenize`'s). */
+function isTokenChar(c: number): boolean {
+  return (
+    (c >= 48 && c <= 57) ||
+    (c >= 65 && c <= 90) ||
+    (c >= 97 && c <= 122) ||
+    c === 95 ||
+    c === 45 ||
+    c === 46 ||
+    c > 127
+  );
+}
+
+/**
+ * The UTF-8 bytes of distinct key strings, written one after another and deduplicated by their bytes as
+ * they are written (an open-addressing table on a cheap 32-bit hash), so that a token that repeats costs
+ * neither a string nor a HighwayHash: one batch hashes the distinct keys at the end. Reused across calls.
+ */
+class KeyBytes {
+  buf = new Uint8Array(1 << 16);
+  offs = new Uint32Array(1024);
+  lens = new Uint32Array(1024);
+  n = 0;
+  /** Bytes used by the committed keys; a key being written starts here. */
+  end = 0;
+  private table = new Int32Array(2048);
+  private hashes = new Int32Array(1024);
+
+  reset(): void {
+    this.n = 0;
+    this.end = 0;
+    this.table.fill(0);
+  }
+
+  /** Room for `bytes` more bytes after `end` plus the key being written. */
+  reserve(bytes: number): void {
+    if (this.end + bytes <= this.buf.length) return;
+    const b = new Uint8Array(Math.max(this.buf.length * 2, this.end + bytes));
+    b.set(this.buf.subarray(0, this.buf.length));
+    this.buf = b;
+  }
+
+  /** Commits the key written at [end, end + len) unless an equal key is in already. */
+  commit(len: number): void {
+    const buf = this.buf;
+    const start = this.end;
+    let h = 0x811c9dc5;
+    for (let i = start; i < start + len; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    const mask = this.table.length - 1;
+    for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+      const e = this.table[slot]!;
+      if (e === 0) {
+        this.add(slot, h, len);
+        return;
+      }
+      const k = e - 1;
+      if (this.hashes[k] !== h || this.lens[k] !== len) continue;
+      const o = this.offs[k]!;
+      let same = true;
+      for (let i = 0; i < len; i++)
+        if (buf[o + i] !== buf[start + i]) {
+          same = false;
+          break;
+        }
+      if (same) return; // a repeat: the bytes after `end` are overwritten by the next key
+    }
+  }
+
+  private add(slot: number, h: number, len: number): void {
+    const k = this.n++;
+    if (k === this.offs.length) {
+      const grow = (a: Uint32Array) => {
+        const b = new Uint32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.offs = grow(this.offs);
+      this.lens = grow(this.lens);
+      const hs = new Int32Array(this.hashes.length * 2);
+      hs.set(this.hashes);
+      this.hashes = hs;
+    }
+    this.offs[k] = this.end;
+    this.lens[k] = len;
+    this.hashes[k] = h;
+    this.table[slot] = k + 1;
+    this.end += len;
+    if (this.n * 2 > this.table.length) this.rehash();
+  }
+
+  private rehash(): void {
+    const t = new Int32Array(this.table.length * 2);
+    const mask = t.length - 1;
+    for (let k = 0; k < this.n; k++) {
+      let slot = this.hashes[k]! & mask;
+      while (t[slot] !== 0) slot = (slot + 1) & mask;
+      t[slot] = k + 1;
+    }
+    this.table = t;
+  }
+
+  /** The committed keys' 53-bit HighwayHash keys, in commit order. */
+  hash(): Float64Array {
+    const n = this.n;
+    const out = new Float64Array(n);
+    if (n === 0) return out;
+    const words = new Uint32Array(2 * n);
+    hash64Batch(
+      keyBytes,
+      this.buf.subarray(0, this.end),
+      this.offs.subarray(0, n),
+      this.lens.subarray(0, n),
+      words,
+    );
+    for (let i = 0; i < n; i++) out[i] = (words[2 * i + 1]! & 0x1fffff) * 4294967296 + words[2 * i]!;
+    return out;
+  }
+}
+
+const scratch = new KeyBytes();
+
+/** Writes the key string `s` (any text) at `end` and commits it. */
+function commitString(kb: KeyBytes, s: string): void {
+  kb.reserve(s.length * 3);
+  kb.commit(enc.encodeInto(s, kb.buf.subarray(kb.end)).written);
+}
+
+/**
+ * The tokens of `v` as keys of TOKENS column `col` (`tokenKey(col, token)`), written as bytes: the same
+ * tokens as `tokenize`, without a string per token (a token with non-ASCII text goes through a string).
+ */
+function commitTokens(kb: KeyBytes, col: number, v: string): void {
+  const prefix = tokenKey(col, '');
+  const pl = prefix.length; // ASCII digits and \u0001
+  const n = v.length;
+  let count = 0;
+  let i = 0;
+  while (i < n && count < tokensPerValueMax) {
+    while (i < n && !isTokenChar(v.charCodeAt(i))) i++;
+    let s = i;
+    while (i < n && isTokenChar(v.charCodeAt(i))) i++;
+    let e = i;
+    while (s < e && (v.charCodeAt(s) === 46 || v.charCodeAt(s) === 45)) s++;
+    while (e > s && (v.charCodeAt(e - 1) === 46 || v.charCodeAt(e - 1) === 45)) e--;
+    if (e <= s) continue;
+    count++;
+    if (e > s + tokenCharsMax) e = s + tokenCharsMax;
+    kb.reserve(pl + 3 * (e - s));
+    const buf = kb.buf;
+    let o = kb.end;
+    for (let j = 0; j < pl; j++) buf[o++] = prefix.charCodeAt(j);
+    let ascii = true;
+    for (let j = s; j < e; j++) {
+      const c = v.charCodeAt(j);
+      if (c > 127) {
+        ascii = false;
+        break;
+      }
+      buf[o++] = c;
+    }
+    if (ascii) kb.commit(o - kb.end);
+    else commitString(kb, prefix + v.slice(s, e));
+  }
+}
+
+/**
+ * The distinct 53-bit keys of some rows under the stream's INDEX clause, unsorted: the keys of
+ * `hashKeys(keyStringsOf(def, rows))`, built from bytes (a repeated token costs a table probe, not a
+ * string and a hash).
+ */
+export function rowKeys(def: StreamDef, rows: Row[]): Float64Array {
+  const kb = scratch;
+  kb.reset();
+  for (const d of def.index) {
+    const col = def.columns.findIndex((c) => c.name === d.column);
+    if (d.tokens) {
+      for (const row of rows) {
+        const v = row[col];
+        if (typeof v === 'string') commitTokens(kb, col, v);
+      }
+      continue;
+    }
+    // Few distinct values: a Set of the cells (their strings' hashes are cached) before any bytes.
+    const set = new Set<string | number>();
+    for (const row of rows) {
+      const v = row[col];
+      if (v !== null && v !== undefined) set.add(v);
+    }
+    for (const v of set) commitString(kb, valueKey(col, v));
+  }
+  return kb.hash();
 }

@@ -15,10 +15,17 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type ObjectStore, openStore, TieredStore } from '@strata/objstore';
-import { BlockReader, blockId, decodeBlock, encodeBlock } from './block.js';
+import {
+  BlockReader,
+  blockId,
+  decodeBlock,
+  type EncodedBlock,
+  encodeBlock,
+  encodeBlockAsync,
+} from './block.js';
 import { parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, type Row, RowParser, tokenize } from './formats.js';
-import { hashKey, hashKeys, keyStringsOf, keysOf, tokenKey, unionKeys, valueKey } from './keys.js';
+import { hashKey, keysOf, rowKeys, tokenKey, unionKeys, valueKey } from './keys.js';
 import {
   decodeNode,
   dropPointers,
@@ -442,14 +449,33 @@ export class Stream {
     const id = blockId(source, from, to, content);
     await this.catchUp();
     if (this.ids.has(id)) return false;
+    return this.storeChunk(id, this.buildChunk(id, source, from, to, lines, content), opts);
+  }
+
+  /**
+   * The CPU part of a chunk's ingestion, done before this returns: rows, page keys, JSON sections. The
+   * promise is the block, resolved when its sections are deflated (in libuv's thread pool).
+   */
+  private buildChunk(
+    id: string,
+    source: string,
+    from: number,
+    to: number,
+    lines: string[],
+    content: Uint8Array,
+  ): Promise<EncodedBlock> {
     const rows = lines.map((l) => this.parser.row(l));
-    const ncols = this.def.columns.length;
-    const { bytes, header, pageKeys } = encodeBlock(
+    return encodeBlockAsync(
       { id, source, from, to, rawBytes: content.length },
       rows,
-      ncols,
+      this.def.columns.length,
       this.pageKeyOptions(),
     );
+  }
+
+  /** The I/O part: block, leaf, progress-log record; resolves (whether the block was new) when durable. */
+  private async storeChunk(id: string, built: Promise<EncodedBlock>, opts: ChunkOptions): Promise<boolean> {
+    const { bytes, header, pageKeys } = await built;
     const key = `${this.def.name}/blocks/${id}`;
     await this.store.put(key, bytes);
     let leaf: string | undefined;
@@ -474,11 +500,11 @@ export class Stream {
       t: 'block',
       id,
       key,
-      source,
-      from,
-      to,
-      rows: rows.length,
-      rawBytes: content.length,
+      source: header.source,
+      from: header.from,
+      to: header.to,
+      rows: header.rows,
+      rawBytes: header.rawBytes,
       bytes: bytes.length,
       min: header.min,
       max: header.max,
@@ -493,7 +519,7 @@ export class Stream {
 
   /** Blocks of an indexed stream carry a key filter per page (the page's index keys, unsorted). */
   private pageKeyOptions(): { pageKeys?: (rows: Row[]) => Float64Array } {
-    return this.def.index.length > 0 ? { pageKeys: (page) => hashKeys(keyStringsOf(this.def, page)) } : {};
+    return this.def.index.length > 0 ? { pageKeys: (page) => rowKeys(this.def, page) } : {};
   }
 
   /**
@@ -515,6 +541,7 @@ export class Stream {
     if (off > st.size)
       throw new Error(`${abs}: shorter (${st.size} bytes) than its checkpoint ${off}: truncated in place`);
     const fd = openSync(abs, 'r');
+    let inflight: Promise<void> | undefined;
     try {
       let pending = Buffer.alloc(0);
       let pendingFrom = off;
@@ -544,15 +571,26 @@ export class Stream {
           const text = content.toString('utf8');
           const lines = text.split('\n');
           if (lines[lines.length - 1] === '') lines.pop();
-          const isNew = await this.ingestChunk(
-            source,
-            pendingFrom,
-            pendingFrom + content.length,
-            lines,
-            content,
-          );
-          if (isNew) stats.blocksWritten++;
-          else stats.blocksDeduped++;
+          const from = pendingFrom;
+          const to = from + content.length;
+          const id = blockId(source, from, to, content);
+          // The view is caught up only while no chunk is in flight (the one in flight catches up itself).
+          if (!inflight) await this.catchUp();
+          if (this.ids.has(id)) stats.blocksDeduped++;
+          else {
+            // Chunk k is parsed, keyed and laid out here while chunk k-1 is deflated, written and
+            // appended; k's record is appended only after k-1's (the checkpoint is the largest
+            // acknowledged offset, so the order is what keeps a failure from skipping lines).
+            const built = this.buildChunk(id, source, from, to, lines, content);
+            built.catch(() => undefined); // awaited below, after the chunk before it
+            const prev = inflight;
+            inflight = (async () => {
+              await prev;
+              if (await this.storeChunk(id, built, {})) stats.blocksWritten++;
+              else stats.blocksDeduped++;
+            })();
+            if (prev) await prev;
+          }
           stats.lines += lines.length;
           stats.bytes += content.length;
           pendingFrom += content.length;
@@ -562,7 +600,10 @@ export class Stream {
         if (eof) break;
       }
       off = pendingFrom;
+      await inflight;
     } finally {
+      // On an error, the chunk in flight still completes (or fails) before this returns.
+      await inflight?.catch(() => undefined);
       closeSync(fd);
     }
     return stats;

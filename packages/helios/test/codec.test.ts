@@ -7,10 +7,14 @@ import {
   encodeNode,
   fieldParser,
   filterMayHold,
+  hashKeys,
+  keysOf,
   leafNode,
   lookup,
   mergeNodes,
+  parseDdl,
   sortUnique,
+  tokenize,
 } from '@strata/helios';
 import { hash64Words } from '@strata/highwayhash';
 import fc from 'fast-check';
@@ -145,6 +149,36 @@ describe('index nodes', () => {
         for (const p of parsers) p(line);
       }),
       { numRuns: 1000 },
+    );
+  });
+});
+
+describe('index keys from bytes', () => {
+  it('keysOf gives the keys of the key strings built from tokenize and the values', () => {
+    const def = parseDdl(`CREATE STREAM k SOURCES ('file:x') FORMAT json
+      COLUMNS (n INT, level STRING, msg TEXT) INDEX (n, level, TOKENS(msg))`);
+    const text = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.stringMatching(/^[a-z0-9_.\- /:é€😀]{0,300}$/u),
+      fc.constant(`${'x'.repeat(200)} ${'-.a'.repeat(3)} .-.`),
+      fc.constant(Array.from({ length: 5000 }, (_, i) => `t${i % 4500}`).join(' ')),
+    );
+    const rowArb = fc.tuple(
+      fc.oneof(fc.integer({ min: -5, max: 5 }), fc.constant(null)),
+      fc.oneof(fc.constantFrom('INFO', 'WARN', 'é'), fc.constant(null)),
+      fc.oneof(text, fc.constant(null)),
+    );
+    fc.assert(
+      fc.property(fc.array(rowArb, { maxLength: 30 }), (rows) => {
+        const want = new Set<string>();
+        for (const r of rows) {
+          if (r[0] !== null) want.add(`0\u0000${r[0]}`);
+          if (r[1] !== null) want.add(`1\u0000${r[1]}`);
+          if (r[2] !== null) for (const t of tokenize(r[2])) want.add(`2\u0001${t}`);
+        }
+        expect([...keysOf(def, rows)]).toEqual([...sortUnique(hashKeys([...want]))]);
+      }),
+      { numRuns: 300 },
     );
   });
 });
