@@ -1452,8 +1452,8 @@ export class Engine {
       mode,
       spanMax: firstContentSpan(steps),
       hasPayloadMatch,
-      src: addrTest(r.src, this.vars),
-      dst: addrTest(r.dst, this.vars),
+      src: this.addrTestOf(r.src),
+      dst: this.addrTestOf(r.dst),
       sp: portTest(r.srcPorts, this.vars),
       dp: portTest(r.dstPorts, this.vars),
       steps,
@@ -2122,6 +2122,32 @@ export class Engine {
       return true;
     }
     return this.rates.allow(c.rate, ev);
+  }
+
+  /** Address tests by spec, shared by the rules with that spec. */
+  private readonly addrTests = new Map<string, AddrTest>();
+
+  /**
+   * A rule's address test, shared by every rule with the same spec and remembering its last answer: the
+   * rules consulted for one packet mostly name the same few specs ($HOME_NET, $EXTERNAL_NET, any) and
+   * test the same two addresses, so each spec is evaluated about once per packet instead of once per rule.
+   */
+  private addrTestOf(spec: string): AddrTest {
+    let t = this.addrTests.get(spec);
+    if (!t) {
+      const test = addrTest(spec, this.vars);
+      let lastIp: string | undefined;
+      let last = false;
+      t = (ip) => {
+        if (ip !== lastIp) {
+          last = test(ip);
+          lastIp = ip;
+        }
+        return last;
+      };
+      this.addrTests.set(spec, t);
+    }
+    return t;
   }
 
   private headerMatch(c: Compiled, src: string, sp: number, dst: string, dp: number): boolean {
