@@ -70,7 +70,7 @@ function portable(key: HighwayKey, data: Uint8Array): void {
 /** HighwayHash-64 of `data` as (lo, hi) u32 words in `into` (no BigInt: for hot paths). */
 export function hash64Words(key: HighwayKey, data: Uint8Array, into: Uint32Array = out): Uint32Array {
   const bytes = asBytes(data);
-  if (active === 'wasm') return wasm!.hash(words(key), bytes, 64, into);
+  if (active === 'wasm') return wasm!.hashWords(words(key), bytes, 64, into);
   portable(key, bytes);
   finalize64(s, into);
   return into;
@@ -86,7 +86,7 @@ export function hash64(key: HighwayKey, data: Uint8Array): bigint {
 /** HighwayHash-128: two u64 words in the reference implementation's order. */
 export function hash128(key: HighwayKey, data: Uint8Array): BigUint64Array {
   const bytes = asBytes(data);
-  if (active === 'wasm') return wordsToBig(wasm!.hash(words(key), bytes, 128, out), 2);
+  if (active === 'wasm') return wasm!.hashBig(words(key), bytes, 128);
   portable(key, bytes);
   finalize128(s, out);
   return wordsToBig(out, 2);
@@ -95,7 +95,7 @@ export function hash128(key: HighwayKey, data: Uint8Array): BigUint64Array {
 /** HighwayHash-256: four u64 words in the reference implementation's order. */
 export function hash256(key: HighwayKey, data: Uint8Array): BigUint64Array {
   const bytes = asBytes(data);
-  if (active === 'wasm') return wordsToBig(wasm!.hash(words(key), bytes, 256, out), 4);
+  if (active === 'wasm') return wasm!.hashBig(words(key), bytes, 256);
   portable(key, bytes);
   finalize256(s, out);
   return wordsToBig(out, 4);

@@ -120,6 +120,7 @@ export function absorbPackets(s: Uint32Array, data: Uint8Array, scratch: Uint32A
 /** A reusable streaming hasher on the portable core: `update` with any chunking equals one-shot. */
 export class PortableHasher {
   private readonly s = new Uint32Array(32);
+  private readonly final = new Uint32Array(32);
   private readonly key = new Uint32Array(8);
   private readonly packet = new Uint32Array(8);
   private readonly packetBytes = new Uint8Array(this.packet.buffer);
@@ -162,15 +163,17 @@ export class PortableHasher {
     return this;
   }
 
-  private finish(): void {
-    if (this.pending > 0) updateRemainder(this.s, this.packetBytes, 0, this.pending);
-    this.pending = 0;
+  /** A copy of the state with the pending bytes absorbed: a digest leaves the stream as it was. */
+  private finish(): Uint32Array {
+    const f = this.final;
+    f.set(this.s);
+    if (this.pending > 0) updateRemainder(f, this.packetBytes, 0, this.pending);
+    return f;
   }
 
-  /** Finishes and returns the 64-bit hash as (lo, hi) u32 words in `out` (no BigInt). */
+  /** The 64-bit hash as (lo, hi) u32 words in `out` (no BigInt). */
   digest64Words(out = this.out): Uint32Array {
-    this.finish();
-    finalize64(this.s, out);
+    finalize64(this.finish(), out);
     return out;
   }
 
@@ -180,14 +183,12 @@ export class PortableHasher {
   }
 
   digest128(): BigUint64Array {
-    this.finish();
-    finalize128(this.s, this.out);
+    finalize128(this.finish(), this.out);
     return wordsToBig(this.out, 2);
   }
 
   digest256(): BigUint64Array {
-    this.finish();
-    finalize256(this.s, this.out);
+    finalize256(this.finish(), this.out);
     return wordsToBig(this.out, 4);
   }
 }

@@ -1,17 +1,18 @@
 /// <reference path="./webassembly.d.ts" />
 /**
  * Loads the WebAssembly SIMD core (assembly/index.ts, built to build/highwayhash.wasm) and drives it:
- * inputs are copied into its linear memory in chunks of at most `chunkBytesMax`, so any input size works
- * with bounded memory. The core keeps one state at fixed addresses; each streaming hasher keeps its own
- * copy of the 128-byte state and swaps it in around each call.
+ * inputs are copied into its linear memory in slices of at most `chunkBytesMax`, so any input size works
+ * with bounded memory. The core has one streaming state at fixed addresses; the streaming hasher that last
+ * used it keeps it there, and a hasher's own copy is written only when another user needs the place.
  */
 import { readFileSync } from 'node:fs';
-import { asBytes, batchKeysMax, type HighwayKey, keyToWords, wordsToBig } from './hasher.js';
+import { asBytes, batchKeysMax, type HighwayKey, keyToWords } from './hasher.js';
 
 /**
  * Largest slice of input copied into WebAssembly memory at once. Larger inputs are copied and absorbed a
- * slice at a time, so the core reads each slice while it is still in cache: 256 KiB measured 3% faster
- * than 1 MiB at 1 MiB and 10% faster at 16 MiB (16 KiB was slower: fixed costs per slice).
+ * slice at a time, so the core reads each slice from cache: 256 KiB measured 3% faster than 1 MiB at 1 MiB
+ * and 10% faster at 16 MiB; slices of 8 KiB to 128 KiB measured within 2% of 256 KiB (the copy runs from
+ * L2 at any of these sizes), so the size only bounds memory.
  */
 const chunkBytesMax = 256 << 10;
 /** The core may read this many bytes past an input's end (and masks them off). */
@@ -28,19 +29,21 @@ interface Exports {
   setKey(): void;
   reset(): void;
   update(ptr: number, len: number): void;
-  remainder(ptr: number, size: number): void;
-  finalize64(): void;
-  finalize128(): void;
-  finalize256(): void;
-  hash(ptr: number, len: number, bits: number): void;
   hash64Out(ptr: number, len: number): void;
+  hashOut(ptr: number, len: number, bits: number): void;
+  digest(ptr: number, size: number, bits: number): void;
   batch64(buf: number, offs: number, lens: number, n: number, out: number): void;
 }
 
+export type Bits = 64 | 128 | 256;
+
 export interface WasmEngine {
-  hash(key: Uint32Array, data: Uint8Array, bits: 64 | 128 | 256, into: Uint32Array): Uint32Array;
+  /** The hash's (lo, hi) u32 words, `bits / 32` of them, into `into`. */
+  hashWords(key: Uint32Array, data: Uint8Array, bits: Bits, into: Uint32Array): Uint32Array;
   /** HighwayHash-64 as a BigInt. */
   hash64(key: Uint32Array, data: Uint8Array): bigint;
+  /** HighwayHash-128 or -256 as u64 words in the reference's order. */
+  hashBig(key: Uint32Array, data: Uint8Array, bits: 128 | 256): BigUint64Array;
   /** The batch form; `spans` from `checkBatch` (every key already checked to lie inside `buf`). */
   batch64(
     key: Uint32Array,
@@ -73,6 +76,10 @@ class Engine implements WasmEngine {
   mem!: Uint8Array;
   mem32!: Uint32Array;
   out64!: BigUint64Array;
+  /** The streaming state's 128 bytes (at address 0). */
+  stateView!: Uint8Array;
+  /** The hasher whose state is the one at address 0, if any. */
+  owner: WasmHasher | undefined;
   /**
    * The key words in WebAssembly memory (and its derived initial state). The key stays resident: a call
    * compares the 8 words and rewrites them only when they differ, so a key mutated in place is noticed.
@@ -96,6 +103,7 @@ class Engine implements WasmEngine {
       this.mem = new Uint8Array(this.ex.memory.buffer);
       this.mem32 = new Uint32Array(this.ex.memory.buffer);
       this.out64 = new BigUint64Array(this.ex.memory.buffer, this.outPtr, 4);
+      this.stateView = this.mem.subarray(0, STATE_BYTES);
     }
   }
 
@@ -119,81 +127,96 @@ class Engine implements WasmEngine {
     this.keyValid = true;
   }
 
-  hash64(key: Uint32Array, data: Uint8Array): bigint {
+  /** Saves the resident hasher's state with it before the streaming state is used for something else. */
+  evict(): void {
+    const o = this.owner;
+    if (o === undefined) return;
+    o.save(this.stateView);
+    this.owner = undefined;
+  }
+
+  /** Hashes `data` under `key`; the result lands at OUT. */
+  run(key: Uint32Array, data: Uint8Array, bits: Bits): void {
     this.setKey(key);
     const n = data.length;
     if (n <= chunkBytesMax) {
-      this.copyIn(data);
-      this.ex.hash64Out(this.input, n);
-    } else {
-      this.ex.reset();
-      this.absorb(data);
-      this.ex.finalize64();
-    }
-    // one BigInt, read unsigned (an i64 return would arrive signed and need a second BigInt operation)
-    return this.out64[0]!;
-  }
-
-  /** Copies an input of at most `chunkBytesMax` bytes to INPUT. */
-  copyIn(data: Uint8Array): void {
-    const n = data.length;
-    if (n > loopCopyBytesMax) {
-      this.mem.set(data, this.input);
+      this.copyIn(data, 0, n, this.input);
+      if (bits === 64) this.ex.hash64Out(this.input, n);
+      else this.ex.hashOut(this.input, n, bits);
       return;
     }
-    // whole u32 words: one store per 4 bytes; the core ignores the bytes of the last word past n
-    const m32 = this.mem32;
-    const w = this.input >>> 2;
-    let i = 0;
-    for (let j = w; i + 4 <= n; i += 4, j++)
-      m32[j] = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
-    if (i < n) {
-      let x = 0;
-      for (let sh = 0; i < n; i++, sh += 8) x |= data[i]! << sh;
-      m32[w + (i >>> 2)] = x;
-    }
-  }
-
-  hash(key: Uint32Array, data: Uint8Array, bits: 64 | 128 | 256, into: Uint32Array): Uint32Array {
-    const ex = this.ex;
-    this.setKey(key);
-    const n = data.length;
-    if (n <= chunkBytesMax) {
-      this.copyIn(data);
-      if (bits === 64) ex.hash64Out(this.input, n);
-      else ex.hash(this.input, n, bits);
-    } else {
-      ex.reset();
-      this.absorb(data);
-      this.finish(bits);
-    }
-    const o = this.outPtr >>> 2;
-    const m32 = this.mem32;
-    into[0] = m32[o]!;
-    into[1] = m32[o + 1]!;
-    for (let i = 2; i < bits >>> 5; i++) into[i] = m32[o + i]!;
-    return into;
-  }
-
-  /** Absorbs data into the current state, chunk by chunk; the tail (length mod 32) is absorbed too. */
-  absorb(data: Uint8Array): void {
-    const whole = data.length & ~31;
+    this.evict();
+    this.ex.reset();
+    const whole = n & ~31;
     for (let off = 0; off < whole; off += chunkBytesMax) {
       const end = Math.min(whole, off + chunkBytesMax);
       this.mem.set(data.subarray(off, end), this.input);
       this.ex.update(this.input, end - off);
     }
-    const rest = data.length - whole;
-    if (rest) {
-      this.mem.set(data.subarray(whole), this.input);
-      this.ex.remainder(this.input, rest);
-    }
+    this.copyIn(data, whole, n, this.input);
+    this.ex.digest(this.input, n - whole, bits);
   }
 
-  finish(bits: number): void {
-    if (bits === 64) this.ex.finalize64();
-    else if (bits === 128) this.ex.finalize128();
-    else this.ex.finalize256();
+  hash64(key: Uint32Array, data: Uint8Array): bigint {
+    const n = data.length;
+    if (n <= loopCopyBytesMax) {
+      this.setKey(key);
+      this.copyWords(data, 0, n, this.input);
+      this.ex.hash64Out(this.input, n);
+    } else this.run(key, data, 64);
+    // one BigInt, read unsigned (an i64 return would arrive signed and need a second BigInt operation)
+    return this.out64[0]!;
+  }
+
+  hashBig(key: Uint32Array, data: Uint8Array, bits: 128 | 256): BigUint64Array {
+    this.run(key, data, bits);
+    return this.readBig(bits >>> 6);
+  }
+
+  /** The first n result words as a new BigUint64Array (element copies measured faster than `slice`). */
+  readBig(n: number): BigUint64Array {
+    const r = new BigUint64Array(n);
+    const o = this.out64;
+    for (let i = 0; i < n; i++) r[i] = o[i]!;
+    return r;
+  }
+
+  hashWords(key: Uint32Array, data: Uint8Array, bits: Bits, into: Uint32Array): Uint32Array {
+    this.run(key, data, bits);
+    this.readWords(bits, into);
+    return into;
+  }
+
+  readWords(bits: Bits, into: Uint32Array): void {
+    const o = this.outPtr >>> 2;
+    const m32 = this.mem32;
+    into[0] = m32[o]!;
+    into[1] = m32[o + 1]!;
+    for (let i = 2; i < bits >>> 5; i++) into[i] = m32[o + i]!;
+  }
+
+  /** Copies data[from, to) (at most `chunkBytesMax` bytes) to address `at`. */
+  copyIn(data: Uint8Array, from: number, to: number, at: number): void {
+    if (to - from > loopCopyBytesMax)
+      this.mem.set(from === 0 && to === data.length ? data : data.subarray(from, to), at);
+    else this.copyWords(data, from, to, at);
+  }
+
+  /**
+   * Copies data[from, to) to `at` (a multiple of 4) in whole u32 words: one store per 4 bytes; the core
+   * ignores the bytes of the last word past the end.
+   */
+  copyWords(data: Uint8Array, from: number, to: number, at: number): void {
+    const m32 = this.mem32;
+    let j = at >>> 2;
+    let i = from;
+    for (; i + 4 <= to; i += 4, j++)
+      m32[j] = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+    if (i < to) {
+      let x = 0;
+      for (let sh = 0; i < to; i++, sh += 8) x |= data[i]! << sh;
+      m32[j] = x;
+    }
   }
 
   batch64(
@@ -231,83 +254,111 @@ class Engine implements WasmEngine {
   }
 }
 
-/** A streaming hasher on the WebAssembly core; keeps its own state and a 32-byte pending buffer. */
+/**
+ * A streaming hasher on the WebAssembly core. Its state lives in the core while it is the last hasher used
+ * (`Engine.owner`), and in `state` after another user took the place; up to 31 bytes wait in `pending`.
+ */
 export class WasmHasher {
   private readonly key = new Uint32Array(8);
-  private readonly state = new Uint8Array(STATE_BYTES);
   private readonly pending = new Uint8Array(32);
   private pendingLen = 0;
-  private readonly out = new Uint32Array(8);
+  /** True until a packet is absorbed: the state is the key's initial one and needs no copy. */
+  private fresh = true;
+  /** The state while it is not resident in the core; made at the first eviction, then reused. */
+  private state: Uint8Array | undefined;
 
   constructor(
     private readonly e: Engine,
     key: HighwayKey,
   ) {
-    this.reset(key);
+    keyToWords(key, this.key);
   }
 
   reset(key?: HighwayKey): this {
     if (key !== undefined) keyToWords(key, this.key);
-    this.e.setKey(this.key);
-    this.e.ex.reset();
-    this.state.set(this.e.mem.subarray(0, STATE_BYTES));
+    if (this.e.owner === this) this.e.owner = undefined;
+    this.fresh = true;
     this.pendingLen = 0;
     return this;
   }
 
+  /** Called by the engine when another user needs the streaming state's place. */
+  save(resident: Uint8Array): void {
+    (this.state ??= new Uint8Array(STATE_BYTES)).set(resident);
+  }
+
+  /** Makes this hasher's state the resident one. */
+  private claim(): void {
+    const e = this.e;
+    if (e.owner === this) return;
+    e.evict();
+    if (this.fresh) {
+      e.setKey(this.key);
+      e.ex.reset();
+      this.fresh = false;
+    } else e.mem.set(this.state!, 0);
+    e.owner = this;
+  }
+
   update(data: Uint8Array): this {
     data = asBytes(data);
-    const e = this.e;
-    let off = 0;
-    if (this.pendingLen + data.length < 32) {
-      this.pending.set(data, this.pendingLen);
-      this.pendingLen += data.length;
+    const n = data.length;
+    const pending = this.pending;
+    let pl = this.pendingLen;
+    if (pl + n < 32) {
+      for (let i = 0; i < n; i++) pending[pl + i] = data[i]!;
+      this.pendingLen = pl + n;
       return this;
     }
-    e.mem.set(this.state, 0);
-    if (this.pendingLen > 0) {
-      off = 32 - this.pendingLen;
-      this.pending.set(data.subarray(0, off), this.pendingLen);
-      e.mem.set(this.pending, e.input);
-      e.ex.update(e.input, 32);
-      this.pendingLen = 0;
+    this.claim();
+    const e = this.e;
+    const mem = e.mem;
+    const at = e.input;
+    // each turn: the pending bytes, then up to a slice of data, all whole packets absorbed, the rest pending
+    for (let off = 0; off < n; ) {
+      const take = Math.min(n - off, chunkBytesMax - 32);
+      for (let i = 0; i < pl; i++) mem[at + i] = pending[i]!;
+      if (take > loopCopyBytesMax) mem.set(take === n ? data : data.subarray(off, off + take), at + pl);
+      else for (let i = 0; i < take; i++) mem[at + pl + i] = data[off + i]!;
+      const total = pl + take;
+      const whole = total & ~31;
+      if (whole > 0) e.ex.update(at, whole);
+      pl = total - whole;
+      for (let i = 0; i < pl; i++) pending[i] = mem[at + whole + i]!;
+      off += take;
     }
-    const rest = data.subarray(off);
-    const whole = rest.length & ~31;
-    for (let p = 0; p < whole; p += chunkBytesMax) {
-      const end = Math.min(whole, p + chunkBytesMax);
-      e.mem.set(rest.subarray(p, end), e.input);
-      e.ex.update(e.input, end - p);
-    }
-    this.pending.set(rest.subarray(whole), 0);
-    this.pendingLen = rest.length - whole;
-    this.state.set(e.mem.subarray(0, STATE_BYTES));
+    this.pendingLen = pl;
     return this;
   }
 
-  private final(bits: 64 | 128 | 256): Uint32Array {
+  /** The digest at OUT; the hasher's state is not changed. */
+  private final(bits: Bits): void {
     const e = this.e;
-    e.mem.set(this.state, 0);
-    if (this.pendingLen > 0) {
-      e.mem.set(this.pending.subarray(0, this.pendingLen), e.input);
-      e.ex.remainder(e.input, this.pendingLen);
+    const pl = this.pendingLen;
+    if (this.fresh) {
+      // nothing absorbed yet: a one-shot hash of the pending bytes
+      e.setKey(this.key);
+      e.copyWords(this.pending, 0, pl, e.input);
+      e.ex.hashOut(e.input, pl, bits);
+      return;
     }
-    e.finish(bits);
-    const o = e.outPtr >>> 2;
-    for (let i = 0; i < bits >>> 5; i++) this.out[i] = e.mem32[o + i]!;
-    return this.out;
+    this.claim();
+    e.copyWords(this.pending, 0, pl, e.input);
+    e.ex.digest(e.input, pl, bits);
   }
 
   digest64(): bigint {
-    const w = this.final(64);
-    return (BigInt(w[1]!) << 32n) | BigInt(w[0]!);
+    this.final(64);
+    return this.e.out64[0]!;
   }
 
   digest128(): BigUint64Array {
-    return wordsToBig(this.final(128), 2);
+    this.final(128);
+    return this.e.readBig(2);
   }
 
   digest256(): BigUint64Array {
-    return wordsToBig(this.final(256), 4);
+    this.final(256);
+    return this.e.readBig(4);
   }
 }

@@ -173,6 +173,51 @@ describe('engines agree on the fast paths (property)', () => {
     );
   });
 
+  it('interleaved hashers, one-shot calls between their updates and resets with a new key (property)', () => {
+    // the WebAssembly engine keeps one hasher's state in the core and saves it when another user needs it
+    const large = new Uint8Array((300 << 10) + 7).map((_, i) => (i * 131) >>> 5);
+    const largeWant = both(() => [...hash256(key, large)]);
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 2000, maxLength: 2000 }),
+        fc.array(fc.tuple(fc.nat(2), fc.nat(120), fc.nat(9)), { maxLength: 40 }),
+        (k, data, ops) => {
+          const [a, b] = both(() => {
+            const hs = [createHasher(k), createHasher(key), createHasher(k)];
+            const keys = [k, key, k];
+            const ends = [0, 0, 0];
+            const seen: bigint[] = [];
+            for (const [h, len, extra] of ops) {
+              const end = Math.min(data.length, ends[h]! + len);
+              hs[h]!.update(data.subarray(ends[h]!, end));
+              ends[h] = end;
+              if (extra === 0) expect([...hash256(key, large)]).toEqual(largeWant[0]);
+              if (extra === 1)
+                seen.push(hash64(k, data.subarray(0, len)), ...hash128(key, data.subarray(len)));
+              if (extra === 2) seen.push(hs[h]!.digest64());
+              if (extra === 3) {
+                hs[h]!.reset(key);
+                keys[h] = key;
+                ends[h] = 0;
+              }
+            }
+            for (let h = 0; h < 3; h++) {
+              const d = data.subarray(0, ends[h]);
+              expect(hs[h]!.digest64()).toBe(hash64(keys[h]!, d));
+              expect([...hs[h]!.digest256()]).toEqual([...hash256(keys[h]!, d)]);
+              seen.push(hs[h]!.digest64(), ...hs[h]!.digest128());
+            }
+            return seen;
+          });
+          expect(b).toEqual(a);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    expect(largeWant[1]).toEqual(largeWant[0]);
+  });
+
   it('a key mutated in place between calls is noticed, for every key form', () => {
     fc.assert(
       fc.property(
