@@ -1,5 +1,6 @@
 // Hot swap: while writers append continuously, the log is reconfigured from one kind of loglet to another
-// and back (native -> file -> object store -> native). No acknowledged append is lost, none appears twice,
+// and back (native -> file -> object store -> native; ZooKeeper -> native -> ZooKeeper -> striped native
+// -> ZooKeeper). No acknowledged append is lost, none appears twice,
 // positions stay dense; the writers' longest stall is reported (the bench measures it; no timing asserts).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +25,7 @@ function writers(v: VirtualLog, count: number) {
   const acked = new Map<number, string>();
   let stop = false;
   let stallMax = 0;
+  let stallAll = 0;
   const done = Promise.all(
     Array.from({ length: count }, async (_, w) => {
       for (let i = 0; !stop; i++) {
@@ -31,6 +33,7 @@ function writers(v: VirtualLog, count: number) {
         const t = performance.now();
         const [p] = await v.append([Buffer.from(payload)]);
         stallMax = Math.max(stallMax, performance.now() - t);
+        stallAll = Math.max(stallAll, stallMax);
         expect(acked.has(p!)).toBe(false);
         acked.set(p!, payload);
       }
@@ -38,7 +41,13 @@ function writers(v: VirtualLog, count: number) {
   );
   return {
     acked,
-    stallMax: () => stallMax,
+    stallMax: () => stallAll,
+    /** The longest stall since the last call (one swap's, when called after each). */
+    stallSince: () => {
+      const s = stallMax;
+      stallMax = 0;
+      return s;
+    },
     /** Resolves once `n` more appends have been acknowledged (so every segment gets records). */
     grown: async (n: number) => {
       const target = acked.size + n;
@@ -113,36 +122,44 @@ describe('hot swap between loglet kinds under load', () => {
   }, 60_000);
 
   describe.runIf(serviceAvailable('zookeeper') && serviceAvailable('etcd'))('with ZooKeeper and etcd', () => {
-    it('ZooKeeperLoglet -> NativeLoglet -> ZooKeeperLoglet, the chain in etcd, 4 writers appending', async () => {
+    it('ZooKeeperLoglet -> NativeLoglet -> ZooKeeperLoglet -> StripedLoglet -> ZooKeeperLoglet, the chain in etcd, 4 writers appending', async () => {
       const zk = startService('zookeeper');
       const etcd = startService('etcd');
       const servers = [0, 1, 2].map((i) => new LogServer(join(root, `zls${i}`)));
       const addrs = await Promise.all(servers.map(async (s) => `127.0.0.1:${await s.listen(0)}`));
       const seq = new Sequencer();
       const seqAddr = `127.0.0.1:${await seq.listen(0)}`;
+      // the striped segment: two NativeLoglets with their own sequencers over the same three LogServers
+      const seq2 = new Sequencer();
+      const seq2Addr = `127.0.0.1:${await seq2.listen(0)}`;
       try {
         const factory = (spec: string, start: number, i: number) => openLoglet(spec, start, i, root);
         const meta = () => openMeta(`etcd://${etcd.address}/strata-hotswap`, 'events');
         const zkSpec = `zk://${zk.address}/strata-hotswap/events`;
         const v = await VirtualLog.create(meta(), factory, zkSpec);
         const w = writers(v, 4);
-        for (const spec of [nativeSpec(seqAddr, addrs, 'zs'), zkSpec]) {
+        const stripedSpec = `striped:${nativeSpec(seqAddr, addrs, 'zst')}|${nativeSpec(seq2Addr, addrs, 'zst')}`;
+        const stalls: string[] = [];
+        for (const spec of [nativeSpec(seqAddr, addrs, 'zs'), zkSpec, stripedSpec, zkSpec]) {
           await w.grown(20);
+          w.stallSince();
           await v.reconfigure(spec);
+          await w.grown(20);
+          stalls.push(`${spec.split(':')[0]} ${w.stallSince().toFixed(1)} ms`);
         }
-        await w.grown(20);
         await w.stop();
-        expect(v.segments.map((s) => s.spec.split(':')[0])).toEqual(['zk', 'native', 'zk']);
+        expect(v.segments.map((s) => s.spec.split(':')[0])).toEqual(['zk', 'native', 'zk', 'striped', 'zk']);
         for (const s of v.segments.slice(0, -1)) expect(s.end!).toBeGreaterThan(s.start);
         const r = await VirtualLog.connect(meta(), factory);
         await checkLog(r, w.acked);
         console.log(
-          `hot swap zk -> native -> zk: ${w.acked.size} appends, longest writer stall ${w.stallMax().toFixed(1)} ms`,
+          `hot swap zk -> native -> zk -> striped -> zk: ${w.acked.size} appends, longest writer stall ${w.stallMax().toFixed(1)} ms (around each swap, to: ${stalls.join(', ')})`,
         );
         await r.close();
         await v.close();
       } finally {
         await seq.close();
+        await seq2.close();
         for (const s of servers) await s.close();
         zk.stop();
         etcd.stop();
