@@ -183,9 +183,10 @@ export class FileLoglet implements Loglet {
     for (const p of batch)
       if (p.length > recordBytesMax)
         return Promise.reject(new RangeError(`record of ${p.length} bytes exceeds ${recordBytesMax}`));
-    const bytes = encodeRecords(batch);
-    const sizes = batch.map((p) => HEADER + p.length);
     return new Promise((resolve, reject) => {
+      // encoded inside the executor: a failure rejects the append rather than throwing at its caller
+      const bytes = encodeRecords(batch);
+      const sizes = batch.map((p) => HEADER + p.length);
       this.queue.push({ bytes, sizes, repair, resolve, reject });
       if (!this.flushing) this.flushed = this.flush();
     });

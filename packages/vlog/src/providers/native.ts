@@ -384,10 +384,19 @@ export class LogServer {
     let chain = Promise.resolve();
     return (h, body, wire) => {
       chain = chain.then(async () => {
-        const { reply } = await this.handle(h, body);
-        void reply.then((r) => {
-          if (!this.closed) wire.send(r);
-        });
+        // a request that fails unexpectedly gets an error reply: the connection goes on serving the rest
+        const failed = (e: unknown) => ({ id: h.id, error: `LogServer: ${(e as Error).message}` });
+        const { reply } = await this.handle(h, body).catch((e: unknown) => ({
+          reply: Promise.resolve(failed(e)),
+        }));
+        void reply.then(
+          (r) => {
+            if (!this.closed) wire.send(r);
+          },
+          (e: unknown) => {
+            if (!this.closed) wire.send(failed(e));
+          },
+        );
       });
     };
   }
