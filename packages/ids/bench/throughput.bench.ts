@@ -85,6 +85,7 @@ for (const [name, rules] of ruleSets) {
       stageInspections: st.stageInspections,
       stagePortGroupShare: share(st.stagePortGroupOut),
       stagePrefilterShare: share(st.stagePrefilterOut),
+      stageAllStringsShare: share(st.stageAllStringsOut),
       stageFullMatcherShare: share(st.stageFullMatcherIn),
       ...(naive && {
         naiveSeconds: Number(naive.seconds.toFixed(2)),
@@ -105,7 +106,7 @@ for (const [name, rules] of ruleSets) {
     };
     rows.push(row);
     console.log(
-      `${name.padEnd(18)} stages: ${row.stageInspections} inspections, port group ${row.stagePortGroupShare}, prefilter ${row.stagePrefilterShare}, full matcher ${row.stageFullMatcherShare}${naive ? ` | naive indexOf matcher: ${row.naiveCpuSeconds} s CPU (${row.naiveSeconds} s wall, ${row.naiveMbps} Mbps, ${row.naiveCandidates} candidates of ${row.naiveRulesSearched} rules x ${row.naivePayloads} payloads) = pipeline ${row.pipelineOverNaiveCpu}x by CPU, ${row.pipelineOverNaiveWall}x by wall` : ''}\n${' '.repeat(18)} CPU: 1 thread ${row.cpuSeconds1} s = ${row.mbpsPerCpuSecond1} Mbps per core | ${workers} workers: main ${row.cpuSecondsMain} s, workers ${row.cpuSecondsWorkers.join('/')} s = ${row.mbpsDedicatedCoresN} Mbps on dedicated cores | ${row.cpuRatio}x\n${' '.repeat(18)} wall: 1 thread ${row.mbps1} Mbps (${row.seconds1} s, ${row.alerts1} alerts) | ${workers} workers ${row.mbpsN} Mbps (${row.secondsN} s, ${row.alertsN} alerts) | ratio ${row.ratio}x | worker packets ${row.workerPackets.join('/')}, busy ms ${row.workerBusyMs.join('/')} | ${row.flowsPerSecond1} flows/s, reassembly peak ${(row.reassemblyPeakBytes / 2 ** 20).toFixed(1)} MiB, max RSS ${row.maxRssMiB} MiB`,
+      `${name.padEnd(18)} stages: ${row.stageInspections} inspections, port group ${row.stagePortGroupShare}, prefilter ${row.stagePrefilterShare}, all strings ${row.stageAllStringsShare}, full matcher ${row.stageFullMatcherShare}${naive ? ` | naive indexOf matcher: ${row.naiveCpuSeconds} s CPU (${row.naiveSeconds} s wall, ${row.naiveMbps} Mbps, ${row.naiveCandidates} candidates of ${row.naiveRulesSearched} rules x ${row.naivePayloads} payloads) = pipeline ${row.pipelineOverNaiveCpu}x by CPU, ${row.pipelineOverNaiveWall}x by wall` : ''}\n${' '.repeat(18)} CPU: 1 thread ${row.cpuSeconds1} s = ${row.mbpsPerCpuSecond1} Mbps per core | ${workers} workers: main ${row.cpuSecondsMain} s, workers ${row.cpuSecondsWorkers.join('/')} s = ${row.mbpsDedicatedCoresN} Mbps on dedicated cores | ${row.cpuRatio}x\n${' '.repeat(18)} wall: 1 thread ${row.mbps1} Mbps (${row.seconds1} s, ${row.alerts1} alerts) | ${workers} workers ${row.mbpsN} Mbps (${row.secondsN} s, ${row.alertsN} alerts) | ratio ${row.ratio}x | worker packets ${row.workerPackets.join('/')}, busy ms ${row.workerBusyMs.join('/')} | ${row.flowsPerSecond1} flows/s, reassembly peak ${(row.reassemblyPeakBytes / 2 ** 20).toFixed(1)} MiB, max RSS ${row.maxRssMiB} MiB`,
     );
   }
 }

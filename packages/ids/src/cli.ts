@@ -172,6 +172,7 @@ Example:
       stageInspections: 0,
       stagePortGroupOut: 0,
       stagePrefilterOut: 0,
+      stageAllStringsOut: 0,
       stageFullMatcherIn: 0,
     };
     const verdicts = ips
@@ -241,6 +242,7 @@ Example:
       totals.stageInspections += r.stats.stageInspections;
       totals.stagePortGroupOut += r.stats.stagePortGroupOut;
       totals.stagePrefilterOut += r.stats.stagePrefilterOut;
+      totals.stageAllStringsOut += r.stats.stageAllStringsOut;
       totals.stageFullMatcherIn += r.stats.stageFullMatcherIn;
       for (const [k, n] of Object.entries(r.httpAnomalies))
         if (n > 0) totals.httpAnomalies[k] = (totals.httpAnomalies[k] ?? 0) + n;

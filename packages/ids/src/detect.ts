@@ -95,6 +95,13 @@ export interface EngineOptions {
    */
   prefilter?: boolean;
   /**
+   * The all-strings check (stage 3, default off): a rule whose fast pattern occurs goes on only if each of
+   * its other positive contents occurs too, all found by the prefilter's one scan. Off by default: on the
+   * community rules it puts every content in the automaton, and the bigger scan cost more CPU on the
+   * shared traces than the full-matcher work it spared (see the README).
+   */
+  allStrings?: boolean;
+  /**
    * Port groups (default on): a flow direction consults only the rules whose protocol and ports admit
    * it, with a prefilter over their patterns alone. Off: every rule, one prefilter (for comparison).
    */
@@ -409,6 +416,8 @@ interface Compiled {
   spanMax: number;
   /** The fast pattern: a content that must occur for the rule to match (undefined: always evaluated). */
   fast?: Uint8Array;
+  /** The rule's other positive contents, as pattern ids of the prefilter (stage 3: all must be present). */
+  rest?: Int32Array;
   /** For `http` rules: the buffer of their fast pattern and its id in that buffer's prefilter. */
   httpFast?: { buffer: string; id: number };
   hasPayloadMatch: boolean;
@@ -954,13 +963,16 @@ export interface EngineStats {
   /**
    * The filter stages, per inspection (a packet's own payload, or a stream chunk): inspections, those whose
    * port group holds a rule of the kind inspected (stage 1 out), those where a rule passed the prefilter
-   * (stage 2 out), and those where a rule reached the full matcher (after header, flow and flowbits: stage 4
-   * in). The all-strings stage (3) is not written.
+   * (stage 2 out), those where a rule had every one of its contents present (stage 3 out), and those where
+   * a rule reached the full matcher (after header, flow and flowbits: stage 4 in).
    */
   stageInspections: number;
   stagePortGroupOut: number;
   stagePrefilterOut: number;
+  stageAllStringsOut: number;
   stageFullMatcherIn: number;
+  /** Rule evaluations the all-strings check spared (a content other than the fast pattern was absent). */
+  rulesAllStringsFiltered: number;
 }
 
 export class Engine {
@@ -1014,7 +1026,9 @@ export class Engine {
     stageInspections: 0,
     stagePortGroupOut: 0,
     stagePrefilterOut: 0,
+    stageAllStringsOut: 0,
     stageFullMatcherIn: 0,
+    rulesAllStringsFiltered: 0,
   };
   /** Stream data inspected as it arrives: `streamRelease: 'immediate'`, the default with `ips`. */
   private readonly inline: boolean;
@@ -1155,25 +1169,38 @@ export class Engine {
   }
 
   /**
-   * Every packet and stream rule (in inspection order) and the multi-string prefilter over their fast
-   * patterns. Port groups share its automaton: a scan marks every pattern present and a group consults only
-   * its own rules' marks (one automaton, like Pigasus' one string matcher before its port filter).
+   * Every packet and stream rule (in inspection order) and the multi-string prefilter over their contents.
+   * Port groups share its automaton: a scan marks every pattern present and a group consults only its own
+   * rules' marks (one automaton, like Pigasus' one string matcher before its port filter). A rule goes on
+   * if its fast pattern is marked (stage 2) and then only if each of its other positive contents is too
+   * (stage 3, Pigasus' check that all of a rule's strings are present; `allStrings`): one scan serves both.
    */
   private buildGroup(rules: Compiled[]): RuleGroup {
     const ids = new Map<string, number>();
     const patterns: Uint8Array[] = [];
+    const idOf = (bytes: Uint8Array) => {
+      const key = Buffer.from(bytes).toString('latin1').toLowerCase();
+      let id = ids.get(key);
+      if (id === undefined) {
+        id = patterns.length;
+        ids.set(key, id);
+        patterns.push(bytes);
+      }
+      return id;
+    };
     const fp = new Int32Array(rules.length).fill(-1);
     if (this.opts.prefilter !== false)
       rules.forEach((c, i) => {
         if (!c.fast) return;
-        const key = Buffer.from(c.fast).toString('latin1').toLowerCase();
-        let id = ids.get(key);
-        if (id === undefined) {
-          id = patterns.length;
-          ids.set(key, id);
-          patterns.push(c.fast);
-        }
-        fp[i] = id;
+        fp[i] = idOf(c.fast);
+        if (!this.opts.allStrings) return;
+        // stage 3: the rule's other positive contents, marked by the same scan
+        const rest = new Set<number>();
+        for (const st of c.steps)
+          if (st.kind === 'content' && !st.c.negated && st.c.bytes.length > 0 && st.c.bytes !== c.fast)
+            rest.add(idOf(st.c.bytes));
+        rest.delete(fp[i]!);
+        if (rest.size > 0) c.rest = Int32Array.from(rest);
       });
     return {
       rules,
@@ -2044,6 +2071,7 @@ export class Engine {
     this.stats.stageInspections++;
     let grouped = false;
     let prefiltered = false;
+    let allStrings = false;
     let full = false;
     for (let i = 0; i < g.rules.length; i++) {
       const c = g.rules[i]!;
@@ -2061,6 +2089,14 @@ export class Engine {
       if (!prefiltered) {
         prefiltered = true;
         this.stats.stagePrefilterOut++;
+      }
+      if (c.rest && !allPresent(c.rest, g.hit)) {
+        this.stats.rulesAllStringsFiltered++;
+        continue;
+      }
+      if (!allStrings) {
+        allStrings = true;
+        this.stats.stageAllStringsOut++;
       }
       if (!this.headerMatch(c, src, sp, dst, dp)) continue;
       if (c.flow && !c.flow.stateless) {
@@ -2233,6 +2269,7 @@ export class Engine {
     this.stats.stageInspections++;
     let grouped = false;
     let prefiltered = false;
+    let allStrings = false;
     let full = false;
     for (let i = 0; i < g.rules.length; i++) {
       const c = g.rules[i]!;
@@ -2252,6 +2289,14 @@ export class Engine {
       if (!prefiltered) {
         prefiltered = true;
         this.stats.stagePrefilterOut++;
+      }
+      if (c.rest && !allPresent(c.rest, g.hit)) {
+        this.stats.rulesAllStringsFiltered++;
+        continue;
+      }
+      if (!allStrings) {
+        allStrings = true;
+        this.stats.stageAllStringsOut++;
       }
       if (!this.headerMatch(c, d.src, d.srcPort, d.dst, d.dstPort)) continue;
       if (c.flow && !c.flow.stateless) {
@@ -2526,6 +2571,12 @@ export class HttpBuffers {
     const plain = new HttpBuffers(own, this.anomalies, this.decompressedBytesMax);
     return plain.get(base);
   }
+}
+
+/** Stage 3, Pigasus' all-strings check: whether the scan marked each of a rule's other contents. */
+function allPresent(rest: Int32Array, hit: Uint8Array): boolean {
+  for (let i = 0; i < rest.length; i++) if (hit[rest[i]!] === 0) return false;
+  return true;
 }
 
 /**

@@ -37,7 +37,7 @@ describe('MultiMatcher', () => {
 });
 
 describe('Engine prefilter', () => {
-  it('gives the same alerts with and without it (property over rules and payloads)', () => {
+  it('gives the same alerts with and without it, and with the all-strings stage (property over rules and payloads)', () => {
     const alphabet = 'abAB|:';
     const word = fc.string({ unit: fc.constantFrom(...alphabet.split('')), minLength: 1, maxLength: 4 });
     const rule = fc.tuple(word, fc.boolean(), fc.option(word), fc.boolean());
@@ -57,8 +57,8 @@ describe('Engine prefilter', () => {
             })
             .join('\n');
           const { rules } = parseRules(text, 'gen');
-          const run = (prefilter: boolean) => {
-            const e = new Engine(rules, { prefilter });
+          const run = (prefilter: boolean, allStrings = false) => {
+            const e = new Engine(rules, { prefilter, allStrings });
             return payloads.flatMap((p, i) =>
               e
                 .inspect(pkt({ proto: 17, sp: 1000 + i, dp: 53, payload: p }), i * 1000, i + 1)
@@ -68,6 +68,7 @@ describe('Engine prefilter', () => {
           const on = run(true);
           alerts += on.length;
           expect(on).toEqual(run(false));
+          expect(run(true, true)).toEqual(on);
         },
       ),
       { numRuns: 200 },
@@ -146,8 +147,9 @@ describe('Engine port groups', () => {
         e.stats.stageInspections,
         e.stats.stagePortGroupOut,
         e.stats.stagePrefilterOut,
+        e.stats.stageAllStringsOut,
         e.stats.stageFullMatcherIn,
-      ]).toEqual([8, 8, 4, 4]);
+      ]).toEqual([8, 8, 4, 4, 4]);
       return { sids, consulted: e.stats.rulesPrefiltered, groups: e.stats.portGroups };
     };
     expect(count(true)).toEqual({ sids: [1, 3, 1, 3, 1, 3, 1, 3], consulted: 8, groups: 1 });
@@ -161,6 +163,34 @@ describe('Engine port groups', () => {
       groups: 0,
       refused: 2,
     });
+  });
+});
+
+describe('Engine all-strings stage', () => {
+  it('sends a rule on only when every one of its contents is present', () => {
+    const { rules } = parseRules(
+      [
+        'alert udp any any -> any any (content:"needle"; fast_pattern; content:"hay"; content:"stack"; sid:1;)',
+        'alert udp any any -> any any (content:"needle"; content:!"absent"; sid:2;)',
+      ].join('\n'),
+      'gen',
+    );
+    const e = new Engine(rules, { allStrings: true });
+    const sids = (payload: string, i: number) =>
+      e.inspect(pkt({ proto: 17, sp: 4000 + i, dp: 53, payload }), i).map((a) => a.sid);
+    // the fast pattern without "hay": rule 1 stops at stage 3, rule 2 (a negated content only) goes on
+    expect(sids('a needle and a stack', 0)).toEqual([2]);
+    expect([e.stats.stagePrefilterOut, e.stats.stageAllStringsOut, e.stats.rulesAllStringsFiltered]).toEqual([
+      1, 1, 1,
+    ]);
+    // every content present, in any order: rule 1 goes on; in another case it passes stage 3 too (the
+    // automaton folds case) and the full matcher, which does not, decides
+    expect(sids('stack hay needle', 1)).toEqual([1, 2]);
+    expect(sids('Hay stack needle', 2)).toEqual([2]);
+    expect(e.stats.rulesAllStringsFiltered).toBe(1);
+    // nothing but the other strings: stage 2 stops both
+    expect(sids('hay stack', 3)).toEqual([]);
+    expect(e.stats.stagePrefilterOut).toBe(3);
   });
 });
 
