@@ -11,9 +11,9 @@
  * only the pages that may hold its keys, not the whole block. Version 2 blocks ("HLB2": the whole block
  * one page, no filter) are still read.
  */
-import { promisify } from 'node:util';
-import { deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { hash64Words } from '@strata/highwayhash';
+import { deflateSections } from './deflater.js';
 import type { Cell, Row } from './formats.js';
 
 export interface BlockHeader {
@@ -96,9 +96,12 @@ export function blockId(source: string, from: number, to: number, content: Uint8
 }
 
 /** Per-column min/max over numeric cells. */
-export function minMax(rows: Row[], ncols: number): { min: Cell[]; max: Cell[] } {
-  const min: Cell[] = new Array(ncols).fill(null);
-  const max: Cell[] = new Array(ncols).fill(null);
+export function minMax(
+  rows: Row[],
+  ncols: number,
+  into: { min: Cell[]; max: Cell[] } = { min: new Array(ncols).fill(null), max: new Array(ncols).fill(null) },
+): { min: Cell[]; max: Cell[] } {
+  const { min, max } = into;
   for (const r of rows)
     for (let c = 0; c < ncols; c++) {
       const v = r[c];
@@ -121,8 +124,11 @@ export interface BlockMeta {
 
 export interface EncodeOptions {
   pageRows?: number;
-  /** The distinct index keys of some rows (unsorted): each page gets a key filter of its rows' keys. */
-  pageKeys?: (rows: Row[]) => Float64Array;
+  /**
+   * The distinct index keys of some rows (unsorted): each page gets a key filter of its rows' keys.
+   * `columnsJson` is each column's cells in the page as JSON text (UTF-8), the text its section deflates.
+   */
+  pageKeys?: (rows: Row[], columnsJson: Uint8Array[]) => Float64Array;
 }
 
 export interface EncodedBlock {
@@ -135,7 +141,9 @@ export interface EncodedBlock {
 /** A block before compression: per page its filter, then each column's JSON text (to be deflated). */
 interface BlockPlan {
   meta: BlockMeta;
-  rows: Row[];
+  rows: number;
+  min: Cell[];
+  max: Cell[];
   ncols: number;
   filters: Uint8Array[];
   texts: Uint8Array[];
@@ -143,23 +151,46 @@ interface BlockPlan {
   pageKeys: Float64Array[];
 }
 
-function planBlock(meta: BlockMeta, rows: Row[], ncols: number, opts: EncodeOptions): BlockPlan {
+/**
+ * A block's rows: an array, or rows made a page at a time (`slice`), so that a page's rows are garbage
+ * before the next page's are made (they die young instead of surviving a whole chunk).
+ */
+export interface RowSource {
+  length: number;
+  slice(start: number, end: number): Row[];
+}
+
+function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: EncodeOptions): BlockPlan {
   const per = Math.max(1, opts.pageRows ?? blockPageRows);
   const pageCount = Math.max(1, Math.ceil(rows.length / per)); // an empty block is one empty page
-  const plan: BlockPlan = { meta, rows, ncols, filters: [], texts: [], pageRows: [], pageKeys: [] };
+  // No reference to the rows stays in the plan: they can be collected while the sections are deflated.
+  const plan: BlockPlan = {
+    meta,
+    rows: rows.length,
+    min: new Array(ncols).fill(null),
+    max: new Array(ncols).fill(null),
+    ncols,
+    filters: [],
+    texts: [],
+    pageRows: [],
+    pageKeys: [],
+  };
   for (let p = 0; p < pageCount; p++) {
     const page = rows.slice(p * per, (p + 1) * per);
     plan.pageRows.push(page.length);
-    if (opts.pageKeys) {
-      const keys = opts.pageKeys(page);
-      plan.pageKeys.push(keys);
-      plan.filters.push(buildKeyFilter(keys));
-    } else plan.filters.push(new Uint8Array(0));
+    minMax(page, ncols, plan);
+    const texts: Uint8Array[] = [];
     for (let c = 0; c < ncols; c++) {
       const col: Cell[] = new Array(page.length);
       for (let i = 0; i < page.length; i++) col[i] = page[i]![c] ?? null;
-      plan.texts.push(enc.encode(JSON.stringify(col)));
+      texts.push(enc.encode(JSON.stringify(col)));
     }
+    plan.texts.push(...texts);
+    if (opts.pageKeys) {
+      const keys = opts.pageKeys(page, texts);
+      plan.pageKeys.push(keys);
+      plan.filters.push(buildKeyFilter(keys));
+    } else plan.filters.push(new Uint8Array(0));
   }
   return plan;
 }
@@ -188,8 +219,9 @@ function packBlock(plan: BlockPlan, sections: Uint8Array[]): EncodedBlock {
   }
   const header: BlockHeader = {
     ...plan.meta,
-    rows: plan.rows.length,
-    ...minMax(plan.rows, ncols),
+    rows: plan.rows,
+    min: plan.min,
+    max: plan.max,
     pages,
     check: hex64(hash64Words(idKey, body)),
   };
@@ -204,7 +236,6 @@ function packBlock(plan: BlockPlan, sections: Uint8Array[]): EncodedBlock {
 
 /** deflate level 1: a 4 MiB chunk's sections compress 4-5x at a fraction of the default level's CPU. */
 const deflateOptions = { level: 1 };
-const deflateAsync = promisify(deflateRaw);
 
 /**
  * Encodes a block. With `pageKeys` (the distinct index keys of some rows), each page carries a key filter
@@ -224,18 +255,18 @@ export function encodeBlock(
 }
 
 /**
- * `encodeBlock` with the deflate of every section in libuv's thread pool: rows, keys and JSON are done
+ * `encodeBlock` with the deflate of every section on a worker thread: rows, keys and JSON are done
  * before this returns its promise; the compression then runs beside the caller's next work (another core).
  * The bytes are the same as `encodeBlock`'s.
  */
 export function encodeBlockAsync(
   meta: BlockMeta,
-  rows: Row[],
+  rows: RowSource,
   ncols: number,
   opts: EncodeOptions = {},
 ): Promise<EncodedBlock> {
   const plan = planBlock(meta, rows, ncols, opts);
-  return Promise.all(plan.texts.map((t) => deflateAsync(t, deflateOptions))).then((z) => packBlock(plan, z));
+  return deflateSections(plan.texts, deflateOptions.level).then((z) => packBlock(plan, z));
 }
 
 /**

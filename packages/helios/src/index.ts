@@ -44,7 +44,7 @@ export {
   RowParser,
   tokenize,
 } from './formats.js';
-export { hashKeys, keysOf, sortUnique } from './keys.js';
+export { hashKeys, keysOf, rowKeys, sortUnique } from './keys.js';
 export {
   decodeNode,
   dropPointers,

@@ -6,7 +6,7 @@
 import { hash64Batch } from '@strata/highwayhash';
 import { learnedSort } from '@strata/learned-sort';
 import type { StreamDef } from './ddl.js';
-import { type Row, tokenCharsMax, tokensPerValueMax } from './formats.js';
+import { type Cell, type Row, tokenCharsMax, tokensPerValueMax } from './formats.js';
 
 /** The fixed HighwayHash key for index keys (the digits of pi); changing it invalidates every index. */
 export const indexHashKey = new Uint32Array([
@@ -93,6 +93,13 @@ function isTokenChar(c: number): boolean {
   );
 }
 
+const fnvBasis = 0x811c9dc5;
+/** FNV-1a over b[s, e) from state h: the dedupe table's hash (HighwayHash is for the distinct keys only). */
+function fnv(b: Uint8Array, s: number, e: number, h: number): number {
+  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  return h;
+}
+
 /**
  * The UTF-8 bytes of distinct key strings, written one after another and deduplicated by their bytes as
  * they are written (an open-addressing table on a cheap 32-bit hash), so that a token that repeats costs
@@ -122,29 +129,41 @@ class KeyBytes {
     this.buf = b;
   }
 
-  /** Commits the key written at [end, end + len) unless an equal key is in already. */
-  commit(len: number): void {
-    const buf = this.buf;
-    const start = this.end;
-    let h = 0x811c9dc5;
-    for (let i = start; i < start + len; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  /**
+   * Commits the key `prefix` + src[s, s + len) unless an equal key is in already. src may be `buf` with
+   * the key already written at `end` (then nothing is copied).
+   */
+  commit(prefix: Uint8Array, src: Uint8Array, s: number, len: number): void {
+    this.commitHashed(prefix, src, s, len, fnv(src, s, s + len, fnv(prefix, 0, prefix.length, fnvBasis)));
+  }
+
+  /** `commit` with the key's `fnv` hash computed by the caller. */
+  commitHashed(prefix: Uint8Array, src: Uint8Array, s: number, len: number, h: number): void {
+    const pl = prefix.length;
+    const total = pl + len;
     const mask = this.table.length - 1;
     for (let slot = h & mask; ; slot = (slot + 1) & mask) {
       const e = this.table[slot]!;
       if (e === 0) {
-        this.add(slot, h, len);
+        if (src !== this.buf || s !== this.end) {
+          this.reserve(total);
+          this.buf.set(prefix, this.end);
+          this.buf.set(src.subarray(s, s + len), this.end + pl);
+        }
+        this.add(slot, h, total);
         return;
       }
       const k = e - 1;
-      if (this.hashes[k] !== h || this.lens[k] !== len) continue;
+      if (this.hashes[k] !== h || this.lens[k] !== total) continue;
+      const buf = this.buf;
       const o = this.offs[k]!;
-      let same = true;
-      for (let i = 0; i < len; i++)
-        if (buf[o + i] !== buf[start + i]) {
-          same = false;
-          break;
-        }
-      if (same) return; // a repeat: the bytes after `end` are overwritten by the next key
+      let i = 0;
+      while (i < pl && buf[o + i] === prefix[i]) i++;
+      if (i < pl) continue;
+      const d = o + pl - s;
+      let j = s;
+      while (j < s + len && buf[d + j] === src[j]) j++;
+      if (j === s + len) return; // a repeat (bytes written after `end` are overwritten by the next key)
     }
   }
 
@@ -200,11 +219,12 @@ class KeyBytes {
 }
 
 const scratch = new KeyBytes();
+const noPrefix = new Uint8Array(0);
 
 /** Writes the key string `s` (any text) at `end` and commits it. */
 function commitString(kb: KeyBytes, s: string): void {
   kb.reserve(s.length * 3);
-  kb.commit(enc.encodeInto(s, kb.buf.subarray(kb.end)).written);
+  kb.commit(noPrefix, kb.buf, kb.end, enc.encodeInto(s, kb.buf.subarray(kb.end)).written);
 }
 
 /**
@@ -240,22 +260,88 @@ function commitTokens(kb: KeyBytes, col: number, v: string): void {
       }
       buf[o++] = c;
     }
-    if (ascii) kb.commit(o - kb.end);
+    if (ascii) kb.commit(noPrefix, buf, kb.end, o - kb.end);
     else commitString(kb, prefix + v.slice(s, e));
   }
 }
 
+/** Per byte: 1 when it belongs to a token (every byte of a multi-byte UTF-8 character does). */
+const tokenByte = Uint8Array.from({ length: 256 }, (_, b) => (isTokenChar(b) ? 1 : 0));
+const utf8 = new TextDecoder();
+
 /**
- * The distinct 53-bit keys of some rows under the stream's INDEX clause, unsorted: the keys of
- * `hashKeys(keyStringsOf(def, rows))`, built from bytes (a repeated token costs a table probe, not a
- * string and a hash).
+ * The tokens of a TOKENS column's cells read from their JSON text (the page's section before deflate:
+ * `JSON.stringify` of the cells, UTF-8), as keys of column `col`: the same keys as `commitTokens` on
+ * each string cell, and a repeated token is only scanned, hashed cheaply and compared, never copied.
+ * Escapes are separators (every character JSON escapes is one), except a lone surrogate (`\udXXX`), a
+ * token character: when there is one this takes nothing and returns false (the caller takes the strings).
  */
-export function rowKeys(def: StreamDef, rows: Row[]): Float64Array {
+function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean {
+  // A lone surrogate anywhere: the strings instead (checked first, so no key is taken twice over).
+  for (let k = json.indexOf(0x5c); k >= 0; k = json.indexOf(0x5c, k + 2))
+    if (json[k + 1] === 0x75 && (json[k + 2] === 0x64 || json[k + 2] === 0x44)) return false;
+  const prefix = enc.encode(tokenKey(col, ''));
+  const prefixHash = fnv(prefix, 0, prefix.length, fnvBasis);
+  const n = json.length;
+  let i = 0;
+  while (i < n) {
+    if (json[i] !== 0x22) {
+      i++; // between cells: brackets, commas, null
+      continue;
+    }
+    i++;
+    let count = 0;
+    for (;;) {
+      // to the next token or the end of the string
+      let b = json[i]!;
+      while (tokenByte[b] === 0 && b !== 0x22 && b !== 0x5c) b = json[++i]!;
+      if (i >= n) throw new Error('commitTokensJson: an unterminated string in a column section');
+      if (b === 0x22) break;
+      if (b === 0x5c) {
+        i += json[i + 1] === 0x75 ? 6 : 2; // an escaped character: a separator
+        continue;
+      }
+      const s0 = i;
+      let ascii = true;
+      // hashed while scanned: most tokens are taken whole, and most are repeats
+      let h = prefixHash;
+      for (let c = json[i]!; tokenByte[c] === 1; c = json[++i]!) {
+        if (c > 127) ascii = false;
+        h = Math.imul(h ^ c, 0x01000193);
+      }
+      let s = s0;
+      let e = i;
+      while (s < e && (json[s] === 46 || json[s] === 45)) s++;
+      while (e > s && (json[e - 1] === 46 || json[e - 1] === 45)) e--;
+      if (e <= s || count >= tokensPerValueMax) continue;
+      count++;
+      if (ascii) {
+        if (s === s0 && e === i && e - s <= tokenCharsMax) kb.commitHashed(prefix, json, s, e - s, h);
+        else kb.commit(prefix, json, s, Math.min(e - s, tokenCharsMax));
+      } else {
+        const t = utf8.decode(json.subarray(s, e));
+        commitString(kb, tokenKey(col, t.length > tokenCharsMax ? t.slice(0, tokenCharsMax) : t));
+      }
+    }
+    i++;
+  }
+  return true;
+}
+
+/**
+ * The distinct 53-bit keys of some rows under the stream's INDEX clause, unsorted: the HighwayHash keys
+ * of `valueKey(col, value)` and `tokenKey(col, token)` for each distinct value and token (`tokenize`),
+ * built from bytes (a repeated token costs a table probe, not a string and a hash). `columnsJson`, when
+ * given, is each column's cells as JSON text (UTF-8): TOKENS columns are then read from it.
+ */
+export function rowKeys(def: StreamDef, rows: Row[], columnsJson?: Uint8Array[]): Float64Array {
   const kb = scratch;
   kb.reset();
   for (const d of def.index) {
     const col = def.columns.findIndex((c) => c.name === d.column);
     if (d.tokens) {
+      const json = columnsJson?.[col];
+      if (json && commitTokensJson(kb, col, json)) continue;
       for (const row of rows) {
         const v = row[col];
         if (typeof v === 'string') commitTokens(kb, col, v);
@@ -264,8 +350,11 @@ export function rowKeys(def: StreamDef, rows: Row[]): Float64Array {
     }
     // Few distinct values: a Set of the cells (their strings' hashes are cached) before any bytes.
     const set = new Set<string | number>();
+    let last: Cell | undefined;
     for (const row of rows) {
       const v = row[col];
+      if (v === last) continue; // runs of one value are common (a level, a component)
+      last = v;
       if (v !== null && v !== undefined) set.add(v);
     }
     for (const v of set) commitString(kb, valueKey(col, v));

@@ -20,6 +20,7 @@ import {
   blockId,
   decodeBlock,
   type EncodedBlock,
+  type EncodeOptions,
   encodeBlock,
   encodeBlockAsync,
 } from './block.js';
@@ -76,6 +77,63 @@ function setHas(sorted: Float64Array, k: number): boolean {
 
 /** Bound on decoded index nodes kept in memory per open stream, in nodes. */
 export const nodeCacheMax = 256;
+/** Bound on a file's chunks ingested at once (parsed, written or appended, not yet acknowledged). */
+export const ingestChunksInFlightMax = 3;
+
+/**
+ * Appends records in the order they were added, each once it is ready and every record before it is
+ * appended, and all that are ready together in one batch (one log append for several chunks while the
+ * log is busy). After a failure (of a record or an append) nothing more is appended: every later record
+ * fails too, so no chunk is acknowledged after one that was not.
+ */
+class OrderedAppends {
+  private ready: Promise<unknown> = Promise.resolve();
+  private batch: { rec: ProgressRecord; done: (pos: number) => void; fail: (e: unknown) => void }[] = [];
+  private appending = false;
+  private error: unknown;
+
+  constructor(private readonly append: (recs: ProgressRecord[]) => Promise<number[]>) {}
+
+  /** Resolves with the record's log position once it is appended. */
+  add(rec: Promise<ProgressRecord>): Promise<number> {
+    return new Promise<number>((done, fail) => {
+      this.ready = this.ready
+        .then(() => rec)
+        .then(
+          (r) => {
+            if (this.error !== undefined) fail(this.error);
+            else {
+              this.batch.push({ rec: r, done, fail });
+              void this.drain();
+            }
+          },
+          (e) => {
+            this.error ??= e;
+            fail(e);
+          },
+        );
+    });
+  }
+
+  private async drain(): Promise<void> {
+    if (this.appending) return;
+    this.appending = true;
+    while (this.batch.length > 0) {
+      const b = this.batch;
+      this.batch = [];
+      try {
+        if (this.error !== undefined) throw this.error;
+        const pos = await this.append(b.map((x) => x.rec));
+        for (let i = 0; i < b.length; i++) b[i]!.done(pos[i]!);
+      } catch (e) {
+        this.error ??= e;
+        for (const x of b) x.fail(e);
+      }
+    }
+    this.appending = false;
+  }
+}
+
 /** Bound on bytes read from a file per read call while ingesting. */
 export const readChunkBytes = 1 << 20;
 
@@ -464,7 +522,10 @@ export class Stream {
     lines: string[],
     content: Uint8Array,
   ): Promise<EncodedBlock> {
-    const rows = lines.map((l) => this.parser.row(l));
+    const rows = {
+      length: lines.length,
+      slice: (a: number, b: number) => lines.slice(a, b).map((l) => this.parser.row(l)),
+    };
     return encodeBlockAsync(
       { id, source, from, to, rawBytes: content.length },
       rows,
@@ -475,9 +536,23 @@ export class Stream {
 
   /** The I/O part: block, leaf, progress-log record; resolves (whether the block was new) when durable. */
   private async storeChunk(id: string, built: Promise<EncodedBlock>, opts: ChunkOptions): Promise<boolean> {
-    const { bytes, header, pageKeys } = await built;
+    const rec = await this.writeChunk(id, await built, opts);
+    const [pos] = await this.log.append([rec]);
+    await this.catchUp();
+    return this.acknowledged(id, pos!);
+  }
+
+  /** Whether the record at `pos` is the one that counts for block `id` (caught up past it). */
+  private acknowledged(id: string, pos: number): boolean {
+    // Another server may have appended the same block first: then this record is ignored.
+    return this.blocks[this.ids.get(id)!]?.pos === pos;
+  }
+
+  /** Writes a chunk's block and leaf (at once); resolves with its progress-log record, not yet appended. */
+  private async writeChunk(id: string, block: EncodedBlock, opts: ChunkOptions): Promise<ProgressRecord> {
+    const { bytes, header, pageKeys } = block;
     const key = `${this.def.name}/blocks/${id}`;
-    await this.store.put(key, bytes);
+    const writes = [this.store.put(key, bytes)];
     let leaf: string | undefined;
     if (this.def.index.length > 0) {
       leaf = `${this.def.name}/leaves/${id}`;
@@ -485,18 +560,21 @@ export class Stream {
         if (opts.verifyLeaf) {
           const want = unionKeys(pageKeys);
           const got = opts.leafKeys;
-          if (want.length !== got.length || want.some((k, i) => k !== got[i]))
+          if (want.length !== got.length || want.some((k, i) => k !== got[i])) {
+            await Promise.allSettled(writes);
             throw Object.assign(
               new Error(
                 `shipped leaf of block ${id}: ${got.length} keys, the rows give ${want.length} others`,
               ),
               { status: 400 },
             );
+          }
         }
-        await this.store.put(leaf, opts.leaf);
-      } else await this.store.put(leaf, encodeNode(leafNode(0, 0, 1, 0, unionKeys(pageKeys))));
+        writes.push(this.store.put(leaf, opts.leaf));
+      } else writes.push(this.store.put(leaf, encodeNode(leafNode(0, 0, 1, 0, unionKeys(pageKeys)))));
     }
-    const rec: ProgressRecord = {
+    await Promise.all(writes);
+    return {
       t: 'block',
       id,
       key,
@@ -511,15 +589,13 @@ export class Stream {
       ...(leaf ? { leaf } : {}),
       at: this.nowMs(),
     };
-    const [pos] = await this.log.append([rec]);
-    await this.catchUp();
-    // Another server may have appended the same block first: then this record is ignored.
-    return this.blocks[this.ids.get(id)!]?.pos === pos;
   }
 
   /** Blocks of an indexed stream carry a key filter per page (the page's index keys, unsorted). */
-  private pageKeyOptions(): { pageKeys?: (rows: Row[]) => Float64Array } {
-    return this.def.index.length > 0 ? { pageKeys: (page) => rowKeys(this.def, page) } : {};
+  private pageKeyOptions(): EncodeOptions {
+    return this.def.index.length > 0
+      ? { pageKeys: (page, columnsJson) => rowKeys(this.def, page, columnsJson) }
+      : {};
   }
 
   /**
@@ -541,7 +617,12 @@ export class Stream {
     if (off > st.size)
       throw new Error(`${abs}: shorter (${st.size} bytes) than its checkpoint ${off}: truncated in place`);
     const fd = openSync(abs, 'r');
-    let inflight: Promise<void> | undefined;
+    const inflight: Promise<void>[] = [];
+    const appends = new OrderedAppends(async (recs) => {
+      const pos = await this.log.append(recs);
+      await this.catchUp();
+      return pos;
+    });
     try {
       let pending = Buffer.alloc(0);
       let pendingFrom = off;
@@ -574,22 +655,24 @@ export class Stream {
           const from = pendingFrom;
           const to = from + content.length;
           const id = blockId(source, from, to, content);
-          // The view is caught up only while no chunk is in flight (the one in flight catches up itself).
-          if (!inflight) await this.catchUp();
+          // The view is caught up here only while no chunk is in flight (the appends catch up themselves).
+          if (inflight.length === 0) await this.catchUp();
           if (this.ids.has(id)) stats.blocksDeduped++;
           else {
-            // Chunk k is parsed, keyed and laid out here while chunk k-1 is deflated, written and
-            // appended; k's record is appended only after k-1's (the checkpoint is the largest
-            // acknowledged offset, so the order is what keeps a failure from skipping lines).
-            const built = this.buildChunk(id, source, from, to, lines, content);
-            built.catch(() => undefined); // awaited below, after the chunk before it
-            const prev = inflight;
-            inflight = (async () => {
-              await prev;
-              if (await this.storeChunk(id, built, {})) stats.blocksWritten++;
+            // Chunk k is parsed, keyed and laid out here while the chunks before it are deflated, written
+            // and appended. Records are appended in file order (the checkpoint is the largest acknowledged
+            // offset, so the order is what keeps a failure from skipping lines), several in one batch when
+            // they are ready together.
+            const rec = this.buildChunk(id, source, from, to, lines, content).then((b) =>
+              this.writeChunk(id, b, {}),
+            );
+            const acked = appends.add(rec).then((pos) => {
+              if (this.acknowledged(id, pos)) stats.blocksWritten++;
               else stats.blocksDeduped++;
-            })();
-            if (prev) await prev;
+            });
+            acked.catch(() => undefined); // awaited below, in order
+            inflight.push(acked);
+            while (inflight.length >= ingestChunksInFlightMax) await inflight.shift();
           }
           stats.lines += lines.length;
           stats.bytes += content.length;
@@ -600,10 +683,10 @@ export class Stream {
         if (eof) break;
       }
       off = pendingFrom;
-      await inflight;
+      for (const p of inflight) await p;
     } finally {
-      // On an error, the chunk in flight still completes (or fails) before this returns.
-      await inflight?.catch(() => undefined);
+      // On an error, the chunks in flight still complete (or fail) before this returns.
+      await Promise.allSettled(inflight);
       closeSync(fd);
     }
     return stats;

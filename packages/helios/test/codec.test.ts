@@ -13,6 +13,7 @@ import {
   lookup,
   mergeNodes,
   parseDdl,
+  rowKeys,
   sortUnique,
   tokenize,
 } from '@strata/helios';
@@ -159,6 +160,9 @@ describe('index keys from bytes', () => {
       COLUMNS (n INT, level STRING, msg TEXT) INDEX (n, level, TOKENS(msg))`);
     const text = fc.oneof(
       fc.string({ maxLength: 40 }),
+      fc.string({ unit: 'binary', maxLength: 40 }),
+      fc.stringMatching(/^[a-z.\-"\\\n\t\u0001\u007f\ud800\udc00 ]{0,40}$/u),
+      fc.constant(`é${'y'.repeat(140)} \ud83d.${'z'.repeat(130)}é "q\\x"`),
       fc.stringMatching(/^[a-z0-9_.\- /:é€😀]{0,300}$/u),
       fc.constant(`${'x'.repeat(200)} ${'-.a'.repeat(3)} .-.`),
       fc.constant(Array.from({ length: 5000 }, (_, i) => `t${i % 4500}`).join(' ')),
@@ -176,7 +180,11 @@ describe('index keys from bytes', () => {
           if (r[1] !== null) want.add(`1\u0000${r[1]}`);
           if (r[2] !== null) for (const t of tokenize(r[2])) want.add(`2\u0001${t}`);
         }
-        expect([...keysOf(def, rows)]).toEqual([...sortUnique(hashKeys([...want]))]);
+        const keys = [...sortUnique(hashKeys([...want]))];
+        expect([...keysOf(def, rows)]).toEqual(keys);
+        // from the columns' JSON text, as a block page has it (escapes, lone surrogates, long tokens)
+        const json = [0, 1, 2].map((c) => new TextEncoder().encode(JSON.stringify(rows.map((r) => r[c]))));
+        expect([...sortUnique(rowKeys(def, rows, json))]).toEqual(keys);
       }),
       { numRuns: 300 },
     );
