@@ -12,7 +12,9 @@
  *   `length` bytes. They may be views of the device's own memory: the caller must not modify them, and a
  *   later write to the range may show through (the NBD server sends them at once, and NBD leaves a read
  *   concurrent with an overlapping write undefined).
- * - `writev(offset, parts)`, when present, is `writeAt` of the parts' concatenation without making it.
+ * - `writev(offset, parts)`, when present, is `writeAt` of the parts' concatenation without making it. The
+ *   parts are the caller's again once the promise settles: a device copies what it keeps (the NBD server
+ *   hands it views of its receive pages and reuses them after that).
  */
 export interface Extent {
   length: number;

@@ -7,7 +7,7 @@
  * with EPERM. Malformed requests get the protocol's error; a broken framing (bad magic, oversized length)
  * closes that connection only.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
 import { type BlockDevice, takeBytes, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
@@ -103,6 +103,10 @@ export interface Export {
 
 export interface NbdStats {
   connections: number;
+  /** Connections whose socket reads into the reader's recycled pages (see `adoptWithPages`). */
+  pagedConnections: number;
+  /** Times a connection stopped reading because its buffered input reached `inputBytesMax`. */
+  readStalls: number;
   requests: number;
   errors: number;
   protocolErrors: number;
@@ -110,20 +114,55 @@ export interface NbdStats {
 
 class ProtocolError extends Error {}
 
-/** Buffers a socket's bytes and hands out exact-length reads. */
+/** Bytes of one receive page (see `Reader`): the socket reads into pages, the reader hands out views. */
+const pageBytes = 256 * 1024;
+/** A page with less room than this left is retired and the next read goes into a fresh page. */
+const pageReadBytesMin = 16 * 1024;
+/** Released pages kept for reuse per connection (the rest are left to the garbage collector). */
+const pagesFreeMax = Math.ceil((inputBytesMax + inflightMax * pageBytes) / pageBytes);
+
+interface Page {
+  buf: Buffer;
+  /** Bytes received into the page and not yet released. */
+  held: number;
+}
+
+/**
+ * Buffers a socket's bytes and hands out exact-length reads.
+ *
+ * With paged reads (see `adoptWithPages`), the socket reads straight into recycled receive pages instead of
+ * a new buffer per read: the reader hands out views of the pages, and `release` gives the bytes of views
+ * the caller is done with back, so a page is reused once all its bytes are released. Bytes never
+ * released are only a missed reuse (the page is left to the garbage collector), never a hazard.
+ */
 class Reader {
   private chunks: Buffer[] = [];
   private have = 0;
   private waiting?: { n: number; resolve: () => void; reject: (e: Error) => void };
   private ended?: Error;
+  private stalled = false;
+  private readonly pageOf = new WeakMap<ArrayBuffer, Page>();
+  private free: Page[] = [];
+  private cur?: Page;
+  private fill = 0;
+  private socket?: Socket;
+  /** Restarts reading after `received` stopped it (paged reads); else the socket is resumed. */
+  resumeReads?: () => void;
+  /** Called each time reading stops because the buffered input reached `inputBytesMax`. */
+  onStall?: () => void;
 
-  constructor(private readonly socket: Socket) {
-    socket.on('data', (c: Buffer) => {
-      this.chunks.push(c);
-      this.have += c.length;
-      if (this.have > inputBytesMax) socket.pause();
-      this.pump();
-    });
+  /** Takes the socket's bytes: its 'data' events, or (`paged`) what its `onread` hands to `received`. */
+  attach(socket: Socket, paged = false): this {
+    this.socket = socket;
+    if (!paged)
+      socket.on('data', (c: Buffer) => {
+        this.push(c);
+        if (this.have > inputBytesMax && !this.stalled) {
+          this.stalled = true;
+          this.onStall?.();
+          socket.pause();
+        }
+      });
     const end = () => {
       this.ended = new ProtocolError('connection closed');
       this.pump();
@@ -131,6 +170,58 @@ class Reader {
     socket.on('end', end);
     socket.on('close', end);
     socket.on('error', end);
+    return this;
+  }
+
+  /** Where the socket's next read goes (paged reads): the rest of the current page, or a fresh one. */
+  nextTarget(): Uint8Array {
+    let p = this.cur;
+    if (!p || pageBytes - this.fill < pageReadBytesMin) {
+      if (p) this.retire(p);
+      p = this.free.pop();
+      if (!p) {
+        p = { buf: Buffer.allocUnsafeSlow(pageBytes), held: 0 };
+        this.pageOf.set(p.buf.buffer as ArrayBuffer, p);
+      }
+      this.cur = p;
+      this.fill = 0;
+    }
+    return p.buf.subarray(this.fill);
+  }
+
+  private retire(p: Page): void {
+    if (this.cur === p) this.cur = undefined;
+    if (p.held === 0 && this.free.length < pagesFreeMax) this.free.push(p);
+  }
+
+  /** `n` bytes were read into `buf` (the last `nextTarget`); false asks the socket to stop reading. */
+  received(n: number, buf: Uint8Array): boolean {
+    const p = this.cur!;
+    this.fill += n;
+    p.held += n;
+    this.push(Buffer.from(buf.buffer, buf.byteOffset, n));
+    if (this.have > inputBytesMax && !this.stalled) {
+      this.stalled = true;
+      this.onStall?.();
+    }
+    return !this.stalled;
+  }
+
+  /** Gives back the bytes of views handed out by this reader (other buffers are ignored). */
+  release(parts: Uint8Array[]): void {
+    for (const v of parts) {
+      const p = this.pageOf.get(v.buffer as ArrayBuffer);
+      if (!p) continue;
+      p.held -= v.length;
+      if (p.held < 0) throw new Error('NBD reader: more bytes released than received (a bug)');
+      if (p.held === 0 && p !== this.cur && this.free.length < pagesFreeMax) this.free.push(p);
+    }
+  }
+
+  private push(c: Buffer): void {
+    this.chunks.push(c);
+    this.have += c.length;
+    this.pump();
   }
 
   private pump(): void {
@@ -147,17 +238,27 @@ class Reader {
 
   private afterTake(n: number): void {
     this.have -= n;
-    if (this.have <= inputBytesMax && this.socket.isPaused()) this.socket.resume();
+    if (this.stalled && this.have <= inputBytesMax) {
+      this.stalled = false;
+      if (this.resumeReads) this.resumeReads();
+      else this.socket?.resume();
+    }
   }
 
-  /** The next n bytes as one buffer (a view when they lie in one socket chunk, else a copy). */
+  /** The next n bytes as one buffer (a view when they lie in one chunk, else a copy: release it either way). */
   private take(n: number): Buffer {
-    const out = takeBytes(this.chunks, n);
-    this.afterTake(n);
+    if (this.chunks[0]!.length >= n) {
+      const out = takeBytes(this.chunks, n);
+      this.afterTake(n);
+      return out;
+    }
+    const parts = this.takeParts(n);
+    const out = Buffer.concat(parts, n);
+    this.release(parts);
     return out;
   }
 
-  /** The next n bytes as views of the socket's chunks: no copy. */
+  /** The next n bytes as views of the received chunks: no copy. */
   private takeParts(n: number): Buffer[] {
     const out = takeChunks(this.chunks, n);
     this.afterTake(n);
@@ -182,11 +283,67 @@ class Reader {
   }
 }
 
+/** What `adoptWithPages` needs of an accepted socket: Node's internal libuv handle (see there). */
+interface StreamHandle {
+  useUserBuffer(buf: Uint8Array): void;
+  readStart(): number;
+  reading: boolean;
+}
+
+/**
+ * Re-wraps an accepted, paused socket so that it reads into the reader's pages (`onread`): Node offers
+ * `onread` only to sockets it creates, and otherwise allocates a new 64 KiB buffer per read, whose
+ * garbage collection is most of the cost of receiving WRITE payloads. This uses Node internals (the
+ * accepted socket's `_handle`, and the `handle` option of the Socket constructor, as Node's own
+ * `net.Server` does), so it is guarded: when the handle is missing or does not look as expected, or
+ * `STRATA_NBD_PAGED_READS=0`, the caller keeps the plain socket.
+ */
+function adoptWithPages(s: Socket): { socket: Socket; reader: Reader } | undefined {
+  if (process.env.STRATA_NBD_PAGED_READS === '0') return undefined;
+  const h = (s as unknown as { _handle?: Partial<StreamHandle> | null })._handle;
+  if (!h || typeof h.useUserBuffer !== 'function' || typeof h.readStart !== 'function' || h.reading)
+    return undefined;
+  const handle = h as StreamHandle;
+  const reader = new Reader();
+  reader.resumeReads = () => {
+    if (handle.reading) return;
+    handle.reading = true;
+    handle.readStart();
+  };
+  const onread = {
+    buffer: () => reader.nextTarget(),
+    callback: (n: number, buf: Uint8Array) => reader.received(n, buf),
+  };
+  let socket: Socket;
+  try {
+    socket = new Socket({
+      handle,
+      onread,
+      readable: true,
+      writable: true,
+    } as unknown as ConstructorParameters<typeof Socket>[0]);
+  } catch {
+    return undefined;
+  }
+  if ((socket as unknown as { _handle?: unknown })._handle !== handle) return undefined;
+  reader.attach(socket, true);
+  // the accepted socket counts as the server's connection: end it with ours (its handle is already closed)
+  socket.once('close', () => s.destroy());
+  return { socket, reader };
+}
+
 export class NbdServer {
   private readonly exports = new Map<string, Export>();
   private server?: Server;
   private readonly sockets = new Set<Socket>();
-  readonly stats: NbdStats = { connections: 0, requests: 0, errors: 0, protocolErrors: 0 };
+  readonly stats: NbdStats = {
+    connections: 0,
+    pagedConnections: 0,
+    readStalls: 0,
+    requests: 0,
+    errors: 0,
+    protocolErrors: 0,
+  };
 
   constructor(exports: Export[]) {
     for (const e of exports) this.exports.set(e.name, e);
@@ -194,7 +351,17 @@ export class NbdServer {
 
   /** Listens on host:port (port 0 picks one); resolves with the port. */
   listen(port: number, host = '127.0.0.1'): Promise<number> {
-    this.server = createServer((s) => void this.handle(s));
+    // paused, so that a connection can be re-wrapped to read into pages before anything is read
+    this.server = createServer({ pauseOnConnect: true }, (s) => {
+      const paged = adoptWithPages(s);
+      if (paged) {
+        this.stats.pagedConnections++;
+        void this.handle(paged.socket, paged.reader);
+      } else {
+        s.resume();
+        void this.handle(s);
+      }
+    });
     return new Promise((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve((this.server!.address() as { port: number }).port));
@@ -207,11 +374,11 @@ export class NbdServer {
   }
 
   /** Serves one connection; never throws (a protocol violation closes this connection only). */
-  async handle(socket: Socket): Promise<void> {
+  async handle(socket: Socket, reader = new Reader().attach(socket)): Promise<void> {
     this.sockets.add(socket);
     this.stats.connections++;
     socket.setNoDelay(true);
-    const reader = new Reader(socket);
+    reader.onStall = () => this.stats.readStalls++;
     try {
       const ex = await this.handshake(socket, reader);
       if (ex) await this.transmission(socket, reader, ex.export, ex.structured);
@@ -432,13 +599,15 @@ export class NbdServer {
       const handle = Buffer.from(h.subarray(8, 16));
       const offsetBig = h.readBigUInt64BE(16);
       const length = h.readUInt32BE(24);
+      r.release([h]);
       this.stats.requests++;
       let payload: Buffer[] | undefined;
       if (cmd === Cmd.WRITE) {
         // the payload must be consumed even when the request is refused, or framing is lost
         if (length > requestBytesMax)
           throw new ProtocolError(`WRITE of ${length} bytes exceeds ${requestBytesMax}`);
-        // views of the socket's chunks: a device with writev takes them as they are
+        // views of the received chunks: a device with writev takes them as they are, and is done with them
+        // when it resolves (so they go back to the reader then); writeAt may keep its buffer
         payload = dev.writev ? await r.readParts(length) : [await r.read(length)];
       }
       if (cmd === Cmd.DISC) {
@@ -528,9 +697,13 @@ export class NbdServer {
             return fail(handle, cmd, Err.EINVAL, `unknown command ${cmd}`);
         }
       };
+      const release = payload && dev.writev ? payload : undefined;
       void run()
         .catch((err: unknown) => fail(handle, cmd, Err.EIO, (err as Error)?.message ?? 'I/O error'))
-        .finally(done);
+        .finally(() => {
+          if (release) r.release(release);
+          done();
+        });
     }
   }
 }
