@@ -66,21 +66,7 @@ export function loadWasm(): WasmEngine | undefined {
   } catch {
     return undefined;
   }
-  // A plain object with the same members: reading a function from the instance's (frozen) exports object
-  // on every call measured 10% of a 16-byte hash64.
-  return new Engine({
-    memory: ex.memory,
-    KEY: ex.KEY,
-    OUT: ex.OUT,
-    INPUT: ex.INPUT,
-    setKey: ex.setKey,
-    reset: ex.reset,
-    update: ex.update,
-    hash64Out: ex.hash64Out,
-    hashOut: ex.hashOut,
-    digest: ex.digest,
-    batch64: ex.batch64,
-  });
+  return new Engine(ex);
 }
 
 class Engine implements WasmEngine {
@@ -173,9 +159,10 @@ class Engine implements WasmEngine {
 
   hash64(key: Uint32Array, data: Uint8Array): bigint {
     const n = data.length;
-    if (n <= loopCopyBytesMax) {
+    if (n <= chunkBytesMax) {
       this.setKey(key);
-      this.copyWords(data, 0, n, this.input);
+      if (n <= loopCopyBytesMax) this.copyWords(data, 0, n, this.input);
+      else this.mem.set(data, this.input);
       this.ex.hash64Out(this.input, n);
     } else this.run(key, data, 64);
     // one BigInt, read unsigned (an i64 return would arrive signed and need a second BigInt operation)
