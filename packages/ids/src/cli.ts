@@ -41,8 +41,10 @@ Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VA
   --ips                prevention, as Suricata's IPS mode (--simulate-ips): a drop or reject rule drops
                        the packet, and the rest of its flow when the rule's action applies to the flow
                        (IP-only rules, stream and HTTP matches); overlapping TCP bytes keep the first
-                       copy and packets are rewritten to it; stream release defaults to immediate;
-                       the stats count packets passed, dropped and rewritten (one thread only)
+                       copy and packets are rewritten to it; a reject rule also sends back a TCP reset
+                       or an ICMP unreachable (written to --out after the packet); stream release
+                       defaults to immediate; the stats count packets passed, dropped and rewritten
+                       and reject responses (one thread only)
   --action-order       the order actions' rules are applied in (Suricata's action-order; default
                        pass,drop,reject,alert): a pass ends a packet's inspection, so what comes first wins
   --out FILE           with --ips: write the packets passed on (rewritten ones as rewritten) to a pcap
@@ -176,7 +178,7 @@ Example:
       stageFullMatcherIn: 0,
     };
     const verdicts = ips
-      ? { packetsPassed: 0, packetsDropped: 0, packetsRewritten: 0, flowsDropped: 0 }
+      ? { packetsPassed: 0, packetsDropped: 0, packetsRewritten: 0, flowsDropped: 0, rejectResponses: 0 }
       : undefined;
     for (const p of pcaps) {
       let r: Awaited<ReturnType<typeof runCapture>>;
@@ -249,6 +251,7 @@ Example:
       if (verdicts && r.verdicts) {
         verdicts.packetsPassed += r.verdicts.passed;
         verdicts.packetsDropped += r.verdicts.dropped;
+        verdicts.rejectResponses += r.verdicts.responses;
         verdicts.packetsRewritten += r.stats.packetsRewritten;
         verdicts.flowsDropped += r.stats.flowsDropped;
       }
@@ -287,7 +290,7 @@ Example:
       writeFileSync(resolve(io.cwd, values.stats), `${JSON.stringify(stats, null, 2)}\n`);
     } else if (!values.quiet)
       io.stderr.write(
-        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ` : ''}${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,
+        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ${verdicts.rejectResponses} reject responses, ` : ''}${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,
       );
     return 0;
   },

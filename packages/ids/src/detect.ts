@@ -159,6 +159,8 @@ export interface PacketVerdict {
   drop: boolean;
   /** Inline normalization: the payload as passed on, when it differs from the captured one. */
   payload: Uint8Array | undefined;
+  /** A reject rule matched (IPS): besides the drop, a reset or ICMP unreachable goes back (`rejectFrames`). */
+  reject: boolean;
 }
 
 /** Bytes of acknowledged stream data inspected at once at least (Suricata's toserver/toclient-chunk-size). */
@@ -1033,7 +1035,7 @@ export class Engine {
   /** Stream data inspected as it arrives: `streamRelease: 'immediate'`, the default with `ips`. */
   private readonly inline: boolean;
   /** The verdict on the packet inspected last (see `EngineOptions.ips`). */
-  readonly verdict: PacketVerdict = { drop: false, payload: undefined };
+  readonly verdict: PacketVerdict = { drop: false, payload: undefined, reject: false };
   /**
    * The matches of the packet being inspected (stream, HTTP and packet rules), whose actions are applied
    * when its inspection ends, in rule order; and the order of the first pass among them (rules after it
@@ -1560,6 +1562,7 @@ export class Engine {
     if (!checksumOk) this.stats.badChecksums++;
     this.verdict.drop = false;
     this.verdict.payload = undefined;
+    this.verdict.reject = false;
     this.passOrder = Number.POSITIVE_INFINITY;
     const { flow: f, toServer } = this.flows.track(d, tsUs, checksumOk);
     const out = this.pending.length > 0 ? this.pending.splice(0) : [];
@@ -1683,7 +1686,10 @@ export class Engine {
       return;
     }
     if (this.opts.ips && (a === 'drop' || a === 'sdrop' || a === 'reject')) {
-      if (!this.flushing) this.verdict.drop = true;
+      if (!this.flushing) {
+        this.verdict.drop = true;
+        if (a === 'reject') this.verdict.reject = true;
+      }
       if (flowScope && fd.action === undefined) {
         fd.action = 'drop';
         this.stats.flowsDropped++;

@@ -113,6 +113,7 @@ export {
   workersMax,
 } from './parallel.js';
 export { blockBytesMax, CaptureError, encodePcap, type Packet, PcapWriter, readCapture } from './pcap.js';
+export { rejectFrames } from './reject.js';
 export {
   bufferAliases,
   bufferKeywords,

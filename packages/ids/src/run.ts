@@ -6,6 +6,7 @@ import { type Alert, Engine, type EngineOptions, type EngineStats } from './dete
 import type { FlowTableStats } from './flow.js';
 import type { HttpAnomalies } from './http.js';
 import { type Packet, PcapWriter, readCapture } from './pcap.js';
+import { rejectFrames } from './reject.js';
 import { parseRule, type Rule, RuleSyntaxError } from './rules.js';
 import { copyBytes } from './stream.js';
 
@@ -25,8 +26,11 @@ export interface RunResult {
   reassemblyPeakBytes: number;
   /** Malformed HTTP input by reason. */
   httpAnomalies: HttpAnomalies;
-  /** IPS (`ips`): packets passed on (written to `out` when given) and dropped. */
-  verdicts?: { passed: number; dropped: number };
+  /**
+   * IPS (`ips`): packets passed on (written to `out` when given) and dropped, and the resets and ICMP
+   * unreachables sent back for reject rules (written to `out` after the packet they answer).
+   */
+  verdicts?: { passed: number; dropped: number; responses: number };
 }
 
 /** What becomes of the last packet pushed into a `Pipeline`. */
@@ -35,6 +39,8 @@ export interface Verdict {
   drop: boolean;
   /** The frame passed on: the captured one, or a copy rewritten by inline normalization. */
   frame: Uint8Array;
+  /** Frames sent back for a reject rule (a TCP reset or an ICMP unreachable to the sender), if any. */
+  responses: Uint8Array[];
 }
 
 /** Parses rule text line by line; every syntax error is collected with file:line:column. */
@@ -155,7 +161,7 @@ export class Pipeline {
    * The verdict on the last packet pushed. A fragment is passed on as it comes: the verdict on its datagram
    * falls on the fragment that completed it (without which the receiver cannot rebuild the datagram).
    */
-  readonly verdict: Verdict = { drop: false, frame: new Uint8Array(0) };
+  readonly verdict: Verdict = { drop: false, frame: new Uint8Array(0), responses: [] };
 
   constructor(
     rules: Rule[],
@@ -176,10 +182,14 @@ export class Pipeline {
   push(p: Packet): Alert[] {
     this.verdict.drop = false;
     this.verdict.frame = p.data;
+    this.verdict.responses = [];
     const x = this.prepare(p);
     if (!x) return [];
+    const decodedFrom = x.frame;
     const alerts = inspectPrepared(this.engine, x);
     this.verdict.drop = this.engine.verdict.drop;
+    if (this.engine.verdict.reject)
+      this.verdict.responses = rejectFrames(decodedFrom, x.linkType, x.d, x.whole);
     if (this.engine.verdict.payload && x.frame !== p.data && !x.whole) this.verdict.frame = x.frame;
     return alerts;
   }
@@ -241,7 +251,7 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
   const closed = file && new Promise<void>((res, rej) => file.on('close', res).on('error', rej));
   closed?.catch(() => undefined);
   const writer = file && new PcapWriter(file);
-  const verdicts = { passed: 0, dropped: 0 };
+  const verdicts = { passed: 0, dropped: 0, responses: 0 };
   try {
     for await (const p of readCapture(createReadStream(pcapPath))) {
       if (writer && !writer.started) await writer.start(p.linkType);
@@ -255,6 +265,10 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
           data: pipe.verdict.frame,
           origLength: p.origLength,
         });
+      }
+      for (const data of pipe.verdict.responses) {
+        verdicts.responses++;
+        await writer?.write({ tsUs: p.tsUs, linkType: p.linkType, data, origLength: data.length });
       }
     }
     if (writer && !writer.started) await writer.start(1); // no packets: an empty Ethernet capture

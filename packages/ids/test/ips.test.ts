@@ -65,10 +65,13 @@ describe('verdicts', () => {
     expect(e.stats.flowsDropped).toBe(0);
   });
 
-  it('reject drops as drop does (no RST is sent: the output is a file)', () => {
+  it('reject drops as drop does and asks for a response (test/reject.test.ts has what is sent)', () => {
     const e = new Engine(rules('reject udp any any -> any any (content:"bad"; sid:3;)'), inline);
     const r = run(e, [pkt({ proto: 17, payload: 'bad' })]);
     expect(r.drop).toEqual([true]);
+    expect(e.verdict.reject).toBe(true);
+    run(e, [pkt({ proto: 17, payload: 'good' })]);
+    expect(e.verdict.reject).toBe(false);
     expect(eveJson(r.alerts[0]!)).toMatchObject({ alert: { action: 'blocked', signature_id: 3 } });
   });
 
@@ -250,7 +253,7 @@ describe('pcap output', () => {
       },
     );
     expect(r.alerts.map((a) => [a.sid, a.pcapCnt])).toEqual([[1, 9]]);
-    expect(r.verdicts).toEqual({ passed: 10, dropped: 3 });
+    expect(r.verdicts).toEqual({ passed: 10, dropped: 3, responses: 0 });
     const back = await readBack(out);
     const dropped = new Set([8, 9, 11]); // 0-based 9, 10, 12
     const want = frames.filter((_, i) => !dropped.has(i));
