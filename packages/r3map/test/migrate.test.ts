@@ -91,8 +91,10 @@ describe('live migration', () => {
     const w = writer(front, model, 9);
     const m = migrate(source, dest, front);
     await new Promise((r) => setTimeout(r, 5));
+    // the migration may fail before close() resolves: watch for it first
+    const failed = expect(m).rejects.toBeDefined();
     await server.close(); // the link to the source goes away mid pre-copy
-    await expect(m).rejects.toBeDefined();
+    await failed;
     await new Promise((r) => setTimeout(r, 10));
     await w.stop();
     expect(source.sealed).toBe(false);
