@@ -1,10 +1,13 @@
-// Durable append throughput and latency, side by side in one run, of the NativeLoglet (3 LogServers and
-// a sequencer in this process, majority fsync) against its anchors on the same machine with default
-// durability: etcd `put` (gRPC, one HTTP/2 connection), ZooKeeper sequential `create`, and the
-// ZooKeeperLoglet (the shim loglet Delos swapped for its NativeLoglet). Records of 100 B; 1 client
-// appending sequentially and 64 appends in flight. ZooKeeper and etcd are started here (scripts/services)
-// on 127.0.0.1 and stopped afterwards.
-// Usage: npm run bench -- vlog anchors [-- --seconds S]
+// Durable append throughput and latency, side by side in one run, of the NativeLoglet against its anchors
+// on the same machine with default durability: etcd `put` (gRPC, one HTTP/2 connection), ZooKeeper
+// sequential `create`, and the ZooKeeperLoglet (the shim loglet Delos swapped for its NativeLoglet).
+// The NativeLoglet runs twice: as deployed, a sequencer and 3 LogServers each in its own process started
+// with `strata log sequencer` / `strata log server` on 127.0.0.1 (the client in this process, as
+// ZooKeeper's and etcd's clients are), and all in this one process. Records of 100 B; 1 client appending
+// sequentially and 64 appends in flight; each round runs every system once, in reverse order every other
+// round. ZooKeeper and etcd are started here (scripts/services) on 127.0.0.1; everything started here is
+// stopped at the end, on failure and on SIGINT/SIGTERM.
+// Usage: npm run bench -- vlog anchors [-- --seconds S] [--rounds R]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:http2';
 import { tmpdir } from 'node:os';
@@ -12,11 +15,27 @@ import { join } from 'node:path';
 import { table, writeResults } from '@strata/bench';
 import { LogServer, NativeLoglet, nativeSpec, openLoglet, Sequencer } from '../src/index.js';
 import { ZkClient, ZooKeeperLoglet, zkPersistentSequential } from '../src/providers/zookeeper.js';
+import { type LogProcess, startLogProcess } from '../test/helpers/cli-procs.js';
 import { type Service, serviceAvailable, startService } from '../test/helpers/services.js';
 import { type Row, record, runAppends, seconds } from './common.js';
 
-const rounds = 2;
+const roundsArg = process.argv.indexOf('--rounds');
+/** Rounds per in-flight level (`-- --rounds R`); the order of the systems is reversed every other round. */
+const rounds = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 2;
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) {
+  console.error(
+    `anchors bench: --rounds: expected an integer from 1 to 100, got '${process.argv[roundsArg + 1]}'`,
+  );
+  process.exit(2);
+}
 const run = runAppends;
+
+/** The NativeLoglet as deployed: its sequencer and LogServers in their own processes. */
+const nativeProcs = 'NativeLoglet, own processes (strata log sequencer + 3 servers)';
+/** The NativeLoglet with the client, the sequencer and the LogServers in this one process. */
+const nativeOne = 'NativeLoglet, one process (client, sequencer, 3 LogServers)';
+const striped = 'StripedLoglet, one process (2 NativeLoglets, rotating sequencers)';
+const anchors = ['etcd put (gRPC)', 'ZooKeeper sequential create', 'ZooKeeperLoglet'];
 
 /** etcd's KV.Put over raw gRPC (HTTP/2, length-prefixed protobuf): what an etcd client sends. */
 function etcdPutter(address: string) {
@@ -75,10 +94,19 @@ if (!serviceAvailable('zookeeper') || !serviceAvailable('etcd')) {
 }
 const dir = mkdtempSync(join(tmpdir(), 'vlog-anchors-'));
 const services: Service[] = [];
+const procs: LogProcess[] = [];
 const rows: Row[] = [];
 const servers = [0, 1, 2].map((i) => new LogServer(join(dir, `ls${i}`)));
 let seq: Sequencer | undefined;
 let seq2: Sequencer | undefined;
+// a signal skips the finally below: stop the servers and the services, then go
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    for (const p of procs) p.proc.kill('SIGKILL');
+    for (const s of services) s.stop();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(130);
+  });
 try {
   const zk = startService('zookeeper');
   services.push(zk);
@@ -90,52 +118,84 @@ try {
   // a second sequencer over the same LogServers: the StripedLoglet rotates between the two
   seq2 = new Sequencer(addrs);
   const seq2Addr = `127.0.0.1:${await seq2.listen(0)}`;
+  // the deployed configuration: 3 LogServer processes and a sequencer process
+  const procServers = await Promise.all(
+    [0, 1, 2].map((i) => startLogProcess(['server', '--dir', join(dir, `proc-ls${i}`)])),
+  );
+  procs.push(...procServers);
+  const procSeq = await startLogProcess(['sequencer']);
+  procs.push(procSeq);
+  const procAddrs = procServers.map((p) => p.address);
   const zkRaw = new ZkClient(zk.address);
   await zkRaw.mkdirp('/bench/seq');
   const etcdPut = etcdPutter(etcd.address);
   let n = 0;
+  const systems: { name: string; run(inflight: number): Promise<Row> }[] = [
+    {
+      name: nativeProcs,
+      async run(inflight) {
+        const native = new NativeLoglet(`p${n++}`, 0, procSeq.address, procAddrs);
+        const row = await run(nativeProcs, () => native.append([record]), inflight);
+        await native.close();
+        return row;
+      },
+    },
+    {
+      name: nativeOne,
+      async run(inflight) {
+        const native = new NativeLoglet(`a${n++}`, 0, seqAddr, addrs);
+        const row = await run(nativeOne, () => native.append([record]), inflight);
+        await native.close();
+        return row;
+      },
+    },
+    {
+      name: striped,
+      async run(inflight) {
+        const st = await openLoglet(
+          `striped:${nativeSpec(seqAddr, addrs, `st${n}`)}|${nativeSpec(seq2Addr, addrs, `st${n}`)}`,
+          0,
+          n++,
+          dir,
+          'bench',
+        );
+        const row = await run(striped, () => st.append([record]), inflight);
+        await st.close();
+        return row;
+      },
+    },
+    { name: anchors[0]!, run: (inflight) => run(anchors[0]!, etcdPut.put, inflight) },
+    {
+      name: anchors[1]!,
+      run: (inflight) =>
+        run(anchors[1]!, () => zkRaw.create('/bench/seq/r-', record, zkPersistentSequential), inflight),
+    },
+    {
+      name: anchors[2]!,
+      async run(inflight) {
+        const zl = await ZooKeeperLoglet.open(zk.address, { path: `/bench/loglet${n++}` });
+        const row = await run(anchors[2]!, () => zl.append([record]), inflight);
+        await zl.close();
+        return row;
+      },
+    },
+  ];
   for (const inflight of [1, 64]) {
-    // alternate the subject and its anchors, so drift on the shared machine hits all of them
+    // alternate the subjects and their anchors, so drift on the shared machine hits all of them, and
+    // reverse the order every other round, so no system always runs first or right after another
     for (let round = 0; round < rounds; round++) {
-      const native = new NativeLoglet(`a${n++}`, 0, seqAddr, addrs);
-      rows.push(await run('NativeLoglet (3 LogServers, majority)', () => native.append([record]), inflight));
-      await native.close();
-      const striped = await openLoglet(
-        `striped:${nativeSpec(seqAddr, addrs, `st${n}`)}|${nativeSpec(seq2Addr, addrs, `st${n}`)}`,
-        0,
-        n++,
-        dir,
-        'bench',
-      );
-      rows.push(
-        await run(
-          'StripedLoglet (2 NativeLoglets, rotating sequencers)',
-          () => striped.append([record]),
-          inflight,
-        ),
-      );
-      await striped.close();
-      rows.push(await run('etcd put (gRPC)', etcdPut.put, inflight));
-      rows.push(
-        await run(
-          'ZooKeeper sequential create',
-          () => zkRaw.create('/bench/seq/r-', record, zkPersistentSequential),
-          inflight,
-        ),
-      );
-      const zl = await ZooKeeperLoglet.open(zk.address, { path: `/bench/loglet${n++}` });
-      rows.push(await run('ZooKeeperLoglet', () => zl.append([record]), inflight));
-      await zl.close();
+      const order = round % 2 === 0 ? systems : [...systems].reverse();
+      for (const s of order) rows.push(await s.run(inflight));
     }
   }
   etcdPut.close();
   await zkRaw.close();
 
   const avg = (name: string, inflight: number, k: 'appendsPerSec' | 'p50Ms' | 'p99Ms') => {
-    const xs = rows.filter((r) => r.name.startsWith(name) && r.inflight === inflight);
+    const xs = rows.filter((r) => r.name === name && r.inflight === inflight);
     return xs.reduce((s, r) => s + r[k], 0) / xs.length;
   };
-  const names = [...new Set(rows.map((r) => r.name))];
+  const names = systems.map((s) => s.name);
   console.log(
     table(
       ['implementation', 'in flight', 'appends/s', 'p50', 'p99'],
@@ -152,28 +212,23 @@ try {
   );
   console.log(`(each row: the mean of ${rounds} runs of ${seconds} s, alternated)`);
   const ratios: Record<string, { throughput: number; p99: number }> = {};
-  for (const anchor of ['etcd put', 'ZooKeeperLoglet', 'ZooKeeper sequential create'])
-    for (const inflight of [1, 64]) {
-      const thr = avg('NativeLoglet', inflight, 'appendsPerSec') / avg(anchor, inflight, 'appendsPerSec');
-      const p99 = avg('NativeLoglet', inflight, 'p99Ms') / avg(anchor, inflight, 'p99Ms');
-      ratios[`${anchor}, in flight ${inflight}`] = { throughput: thr, p99 };
-      console.log(
-        `NativeLoglet vs ${anchor}, in flight ${inflight}: throughput x${thr.toFixed(2)}, p99 latency x${p99.toFixed(2)}`,
-      );
-    }
-  for (const inflight of [1, 64]) {
-    const thr =
-      avg('StripedLoglet', inflight, 'appendsPerSec') / avg('NativeLoglet', inflight, 'appendsPerSec');
-    ratios[`StripedLoglet vs NativeLoglet, in flight ${inflight}`] = {
-      throughput: thr,
-      p99: avg('StripedLoglet', inflight, 'p99Ms') / avg('NativeLoglet', inflight, 'p99Ms'),
+  const ratio = (subject: string, anchor: string, inflight: number) => {
+    const r = {
+      throughput: avg(subject, inflight, 'appendsPerSec') / avg(anchor, inflight, 'appendsPerSec'),
+      p99: avg(subject, inflight, 'p99Ms') / avg(anchor, inflight, 'p99Ms'),
     };
+    ratios[`${subject} vs ${anchor}, in flight ${inflight}`] = r;
     console.log(
-      `StripedLoglet (2 sequencers) vs NativeLoglet, in flight ${inflight}: throughput x${thr.toFixed(2)}`,
+      `${subject} vs ${anchor}, in flight ${inflight}: throughput x${r.throughput.toFixed(2)}, p99 latency x${r.p99.toFixed(2)}`,
     );
-  }
+  };
+  for (const subject of [nativeProcs, nativeOne])
+    for (const anchor of anchors) for (const inflight of [1, 64]) ratio(subject, anchor, inflight);
+  for (const inflight of [1, 64]) ratio(nativeProcs, nativeOne, inflight);
+  for (const inflight of [1, 64]) ratio(striped, nativeOne, inflight);
   writeResults('bench/results', 'anchors', { date: new Date().toISOString(), seconds, rounds, rows, ratios });
 } finally {
+  for (const p of procs) await p.stop();
   await seq?.close();
   await seq2?.close();
   for (const s of servers) await s.close();
