@@ -203,6 +203,39 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
     }
   });
 
+  it('a chunk that fails to be written stops the ones after it from being acknowledged: a re-run loses nothing', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const file = join(dir, 'ev.jsonl');
+    const mk = (i: number) => JSON.stringify({ ts: t0 + i, level: 'WARN', n: i, msg: `m_${i}` });
+    writeFileSync(file, `${Array.from({ length: 300 }, (_, i) => mk(i)).join('\n')}\n`);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      // The 4th block's write fails late, after the chunks behind it in the pipeline were written.
+      const store = s.store as { put: typeof s.store.put };
+      const put = store.put.bind(s.store);
+      let blocks = 0;
+      store.put = async (key, body, o) => {
+        if (key.includes('/blocks/') && ++blocks === 4) {
+          await new Promise((r) => setTimeout(r, 100));
+          throw new Error('disk gone');
+        }
+        return put(key, body, o);
+      };
+      await expect(s.ingestFile(file, { chunkBytes: 1024 })).rejects.toThrow('disk gone');
+      const acked = (await s.search(s.parse(''))).rows.map((r) => r[3]);
+      expect(acked).toEqual(Array.from({ length: acked.length }, (_, i) => i)); // a prefix of the file
+      expect(acked.length).toBeLessThan(300);
+      store.put = put;
+      await s.ingestFile(file, { chunkBytes: 1024 });
+      expect((await s.search(s.parse(''))).rows.map((r) => r[3])).toEqual(
+        Array.from({ length: 300 }, (_, i) => i),
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a rotated file (new inode at the same path) starts at offset 0', async () => {
     const dir = scratch();
     createStream(dir, ddl);
