@@ -24,6 +24,8 @@ function packet(i: number, flows: number): Decoded {
     dstAddr: fromClient ? s : c,
     proto: 6,
     ttl: 64,
+    ipId: 0,
+    ipFlags: 0,
     srcPort: fromClient ? 40000 + (f % 1000) : 443,
     dstPort: fromClient ? 443 : 40000 + (f % 1000),
     tcpFlags: 0x10,

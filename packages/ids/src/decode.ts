@@ -16,6 +16,9 @@ export interface Decoded {
   dstAddr: Uint8Array;
   proto: number;
   ttl: number;
+  /** IPv4 identification and flags (4 reserved, 2 don't fragment, 1 more fragments); 0 for IPv6. */
+  ipId: number;
+  ipFlags: number;
   srcPort: number;
   dstPort: number;
   tcpFlags: number;
@@ -207,6 +210,8 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       dstAddr: b.subarray(o + 16, o + 20),
       proto: b[o + 9]!,
       ttl: b[o + 8]!,
+      ipId: (b[o + 4]! << 8) | b[o + 5]!,
+      ipFlags: b[o + 6]! >> 5,
       srcPort: 0,
       dstPort: 0,
       tcpFlags: 0,
@@ -287,6 +292,8 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       dstAddr: b.subarray(o + 24, o + 40),
       proto: next,
       ttl: b[o + 7]!,
+      ipId: 0,
+      ipFlags: 0,
       srcPort: 0,
       dstPort: 0,
       tcpFlags: 0,

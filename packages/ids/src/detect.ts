@@ -223,6 +223,11 @@ export const detectionKeywords = new Set([
   'stream_size',
   'ipopts',
   'ttl',
+  'id',
+  'seq',
+  'ack',
+  'fragbits',
+  'ip_proto',
   'pkt_data',
   'rawbytes',
   'startswith',
@@ -423,6 +428,8 @@ interface Compiled {
   /** For `http` rules: the buffer of their fast pattern and its id in that buffer's prefilter. */
   httpFast?: { buffer: string; id: number };
   hasPayloadMatch: boolean;
+  /** A packet rule's leading header-field tests (flags, ttl, id, dsize...): checked before the full matcher. */
+  header?: Step[];
   src: AddrTest;
   dst: AddrTest;
   sp: PortTest;
@@ -502,6 +509,7 @@ type Step =
   | { kind: 'itype'; test: (n: number) => boolean }
   | { kind: 'icode'; test: (n: number) => boolean }
   | { kind: 'ttl'; test: (n: number) => boolean }
+  | { kind: 'id' | 'seq' | 'ack' | 'fragbits' | 'ip_proto'; test: (n: number) => boolean }
   | ByteTest
   | ByteJump
   | ByteExtract
@@ -519,6 +527,48 @@ function lengthTest(v: string): (n: number) => boolean {
     return (n) => n >= lo && n <= hi;
   }
   return numTest(v.split(',')[0] ?? '');
+}
+
+/** Protocol names ip_proto takes (IANA protocol numbers). */
+const ipProtoNames: Record<string, number> = {
+  icmp: 1,
+  igmp: 2,
+  ipip: 4,
+  tcp: 6,
+  egp: 8,
+  igp: 9,
+  udp: 17,
+  rdp: 27,
+  ipv6: 41,
+  rsvp: 46,
+  gre: 47,
+  esp: 50,
+  ah: 51,
+  icmpv6: 58,
+  ospf: 89,
+  pim: 103,
+  sctp: 132,
+};
+
+/**
+ * fragbits: `[+*!]` then bits among M (more fragments), D (don't fragment), R (reserved), as Snort: no
+ * modifier, exactly those bits; `+` those and maybe others; `*` any of them; `!` none of them.
+ */
+function fragbitsTest(v: string): (flags: number) => boolean {
+  const m = /^\s*([+*!]?)\s*([MDR]+)\s*([+*!]?)\s*$/i.exec(v);
+  if (!m || (m[1] && m[3])) throw new Error(`bad fragbits '${v}' (expected [+*!] and letters among M, D, R)`);
+  let bits = 0;
+  for (const c of m[2]!.toUpperCase()) bits |= c === 'M' ? 1 : c === 'D' ? 2 : 4;
+  switch (m[1] || m[3]) {
+    case '+':
+      return (f) => (f & bits) === bits;
+    case '*':
+      return (f) => (f & bits) !== 0;
+    case '!':
+      return (f) => (f & bits) === 0;
+    default:
+      return (f) => (f & 7) === bits;
+  }
 }
 
 function numTest(v: string): (n: number) => boolean {
@@ -836,11 +886,37 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       );
     case 'ttl':
       return d !== undefined && s.test(d.ttl) && matchSteps(steps, i + 1, ctx, prevEnd);
+    case 'id':
+    case 'fragbits':
+      // IPv4 header fields (an IPv6 packet has neither)
+      return (
+        d !== undefined &&
+        d.ipVersion === 4 &&
+        s.test(s.kind === 'id' ? d.ipId : d.ipFlags) &&
+        matchSteps(steps, i + 1, ctx, prevEnd)
+      );
+    case 'ip_proto':
+      return d !== undefined && s.test(d.proto) && matchSteps(steps, i + 1, ctx, prevEnd);
+    case 'seq':
+    case 'ack':
+      return (
+        d !== undefined &&
+        d.proto === 6 &&
+        s.test(s.kind === 'seq' ? d.seq : d.ack) &&
+        matchSteps(steps, i + 1, ctx, prevEnd)
+      );
     case 'icmp_id':
     case 'icmp_seq':
       if (!d || !(d.proto === 1 || d.proto === 58)) return false;
       return s.test(s.kind === 'icmp_id' ? d.icmpId : d.icmpSeq) && matchSteps(steps, i + 1, ctx, prevEnd);
   }
+}
+
+/** The leading steps of a packet rule that test header fields only (stage 1's header filter), if any. */
+function headerSteps(steps: Step[]): { header: Step[] } | undefined {
+  let n = 0;
+  while (n < steps.length && packetOnlySteps.has(steps[n]!.kind)) n++;
+  return n > 0 ? { header: steps.slice(0, n) } : undefined;
 }
 
 /**
@@ -870,7 +946,21 @@ function firstContentSpan(steps: Step[]): number {
 }
 
 /** Step kinds that describe one packet (Suricata: such rules never inspect the reassembled stream). */
-const packetOnlySteps = new Set(['dsize', 'flags', 'itype', 'icode', 'ttl', 'icmp_id', 'icmp_seq', 'ipopts']);
+const packetOnlySteps = new Set([
+  'dsize',
+  'flags',
+  'itype',
+  'icode',
+  'ttl',
+  'id',
+  'seq',
+  'ack',
+  'fragbits',
+  'ip_proto',
+  'icmp_id',
+  'icmp_seq',
+  'ipopts',
+]);
 
 /**
  * Bytes of already inspected stream kept before new data, so matches can straddle segments: a match that
@@ -966,7 +1056,7 @@ export interface EngineStats {
    * The filter stages, per inspection (a packet's own payload, or a stream chunk): inspections, those whose
    * port group holds a rule of the kind inspected (stage 1 out), those where a rule passed the prefilter
    * (stage 2 out), those where a rule had every one of its contents present (stage 3 out), and those where
-   * a rule reached the full matcher (after header, flow and flowbits: stage 4 in).
+   * a rule reached the full matcher (after addresses, header fields, flow and flowbits: stage 4 in).
    */
   stageInspections: number;
   stagePortGroupOut: number;
@@ -1394,6 +1484,23 @@ export class Engine {
         case 'ttl':
           steps.unshift({ kind: 'ttl', test: numTest(v) });
           break;
+        case 'id':
+        case 'seq':
+        case 'ack':
+          steps.unshift({ kind: o.keyword, test: numTest(v) });
+          break;
+        case 'fragbits':
+          steps.unshift({ kind: 'fragbits', test: fragbitsTest(v) });
+          break;
+        case 'ip_proto': {
+          // a number or a protocol name, with Snort's `!`, `<` and `>`
+          const m = /^\s*([!<>]?)\s*([A-Za-z0-9-]+)\s*$/.exec(v);
+          const n = m ? (/^\d+$/.test(m[2]!) ? Number(m[2]) : ipProtoNames[m[2]!.toLowerCase()]) : undefined;
+          if (!m || n === undefined || n > 255)
+            throw new Error(`bad ip_proto '${v}' (a number up to 255 or a protocol name)`);
+          steps.unshift({ kind: 'ip_proto', test: numTest(`${m[1]}${n}`) });
+          break;
+        }
         case 'icmp_id':
         case 'icmp_seq':
           steps.unshift({ kind: o.keyword, test: numTest(v) });
@@ -1481,6 +1588,7 @@ export class Engine {
       mode,
       spanMax: firstContentSpan(steps),
       hasPayloadMatch,
+      ...(mode === 'packet' && headerSteps(steps)),
       src: this.addrTestOf(r.src),
       dst: this.addrTestOf(r.dst),
       sp: portTest(r.srcPorts, this.vars),
@@ -2312,11 +2420,6 @@ export class Engine {
       }
       if (!this.flowbitsAllow(c, f)) continue;
       if (c.hasPayloadMatch && d.payload.length === 0) continue;
-      this.stats.rulesEvaluated++;
-      if (!full) {
-        full = true;
-        this.stats.stageFullMatcherIn++;
-      }
       const ctx: MatchCtx = {
         payload: d.payload,
         anchor: 0,
@@ -2328,6 +2431,13 @@ export class Engine {
         vars: new Map(),
         flow: f,
       };
+      // the header-field tests (stage 1's header filter) before the full matcher, which repeats them
+      if (c.header && !matchSteps(c.header, 0, ctx, 0)) continue;
+      this.stats.rulesEvaluated++;
+      if (!full) {
+        full = true;
+        this.stats.stageFullMatcherIn++;
+      }
       if (!matchSteps(c.steps, 0, ctx, 0)) continue;
       this.applyFlowbits(c, f);
       // Suricata's action order: a pass ends the inspection of the packet; IP-only rules act on the flow

@@ -91,6 +91,47 @@ describe('more header options', () => {
     expect(fire('alert ip any any -> any any (ipopts:any; sid:1;)', d)).toEqual([1]);
   });
 
+  it('id, fragbits, seq, ack and ip_proto: IPv4 and TCP header fields', () => {
+    const f = Buffer.from(ipTcp('x'));
+    f.writeUInt16BE(13170, 4); // identification
+    f[6] = 0x40 | 0x80; // don't fragment and the reserved bit
+    f.writeUInt32BE(1958810375, 24); // sequence number
+    f.writeUInt32BE(0, 28);
+    const d = decode(101, f, newDecodeStats());
+    if (typeof d === 'string') throw new Error(d);
+    expect([d.ipId, d.ipFlags, d.seq, d.ack]).toEqual([13170, 6, 1958810375, 0]);
+    const rule = (opts: string) => `alert tcp any any -> any any (${opts} sid:1;)`;
+    const fires = (opts: string) => fire(rule(opts), d).length === 1;
+    expect([fires('id:13170;'), fires('id:13171;'), fires('id:>13000;')]).toEqual([true, false, true]);
+    expect([fires('seq:1958810375;'), fires('seq:1;'), fires('ack:0;'), fires('ack:1;')]).toEqual([
+      true,
+      false,
+      true,
+      false,
+    ]);
+    // fragbits: D and R set, M clear
+    expect(
+      ['DR', 'D', 'D+', 'M+', 'M*', 'MD*', '!M', '!D', '+DR', 'dr'].map((v) => fires(`fragbits:${v};`)),
+    ).toEqual([true, false, true, false, false, true, true, false, true, true]);
+    expect(new Engine([parseRule(rule('fragbits:X;'))]).skipped[0]?.reason).toMatch(/bad fragbits 'X'/);
+    // ip_proto: a number or a name, negated or compared
+    expect(['6', 'tcp', '!17', '>5', '<6', 'udp'].map((v) => fires(`ip_proto:${v};`))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
+    expect(new Engine([parseRule(rule('ip_proto:nosuch;'))]).skipped[0]?.reason).toMatch(
+      /bad ip_proto 'nosuch'/,
+    );
+    // IPv6 has neither field; a UDP packet has no sequence number
+    const v6 = { ...d, ipVersion: 6 as const };
+    expect(fire(rule('id:13170;'), v6)).toEqual([]);
+    expect(fire('alert udp any any -> any any (ack:0; sid:1;)', { ...d, proto: 17 })).toEqual([]);
+  });
+
   it('NSH carrying IPv4 is decoded (RFC 8300)', () => {
     const ip = ipTcp('x');
     const f = new Uint8Array(14 + 8 + ip.length);

@@ -37,6 +37,8 @@ export function pkt(s: PktSpec = {}): Decoded {
     dstAddr: addrBytes(dst),
     proto: s.proto ?? 6,
     ttl: 64,
+    ipId: 0,
+    ipFlags: 0,
     srcPort: s.sp ?? 40000,
     dstPort: s.dp ?? 80,
     tcpFlags: s.flags ?? ACK,
