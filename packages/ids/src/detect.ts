@@ -241,7 +241,7 @@ export const detectionKeywords = new Set([
   'bsize',
   'urilen',
   'uricontent',
-  ...[...bufferKeywords].filter((k) => k !== 'raw_data'),
+  ...bufferKeywords,
 ]);
 
 /** Buffers that only a response has (a rule using one inspects responses). */
@@ -1541,7 +1541,9 @@ export class Engine {
           priority = Number(v);
           break;
       }
-      for (const st of steps) if (!bufOf.has(st)) bufOf.set(st, buf);
+      // raw_data (Snort 3: the payload before an inspector normalized it) is pkt_data here: no inspector
+      // rewrites a payload (telnet's option negotiation stays in it)
+      for (const st of steps) if (!bufOf.has(st)) bufOf.set(st, buf === 'raw_data' ? 'pkt_data' : buf);
     }
     const http = r.proto === 'http' || [...bufOf.values()].some((b) => b !== 'pkt_data');
     if (http && r.proto !== 'http' && proto !== 6) throw new Error(`HTTP buffers on a ${r.proto} rule`);

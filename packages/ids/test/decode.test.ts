@@ -132,6 +132,19 @@ describe('more header options', () => {
     expect(fire('alert udp any any -> any any (ack:0; sid:1;)', { ...d, proto: 17 })).toEqual([]);
   });
 
+  it('raw_data is the payload: telnet option bytes stay in it (no inspector removes them here)', () => {
+    const e = new Engine([
+      parseRule(
+        'alert tcp any any -> any 23 (flow:to_server,established; raw_data; content:"|FF F3 FF F3|"; sid:1;)',
+      ),
+    ]);
+    expect(e.skipped).toEqual([]);
+    for (const p of handshake('10.0.0.1', '10.0.0.2', 40000, 23)) e.inspect(p, 0);
+    const payload = Uint8Array.of(0x41, 0xff, 0xf3, 0xff, 0xf3);
+    const a = e.inspect(pkt({ dp: 23, flags: ACK | 0x08, seq: 1001, ack: 5001, payload }), 1);
+    expect([...a, ...e.finish()].map((x) => x.sid)).toEqual([1]);
+  });
+
   it('NSH carrying IPv4 is decoded (RFC 8300)', () => {
     const ip = ipTcp('x');
     const f = new Uint8Array(14 + 8 + ip.length);

@@ -156,8 +156,10 @@ describe('HTTP rules', () => {
     'alert tcp any 80 -> any any (msg:"txn"; flow:to_client,established; http_uri; content:"passwd"; http_stat_code; content:"404"; sid:19;)',
     // Snort 3 service rule
     'alert http (msg:"svc"; http_header; content:"Set-Cookie: id=7"; sid:20;)',
+    // raw_data is pkt_data here (no inspector rewrites the payload): the raw message, after a buffer switch too
+    'alert tcp any any -> any 80 (msg:"raw_data"; flow:to_server,established; http_method; content:"POST"; raw_data; content:"HTTP/1.1|0d 0a|Host"; sid:21;)',
   ];
-  const all = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20];
+  const all = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 21];
 
   it('each buffer fires on its bytes and only there (inline release)', () => {
     const a = converse(rules, [request], [response], { streamRelease: 'immediate' });
