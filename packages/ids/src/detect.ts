@@ -986,6 +986,12 @@ interface DirStream {
   done: boolean;
   /** Stream offset where the last segment with PSH ended. */
   pushEnd: number;
+  /**
+   * The prefilter across deliveries: the automaton's state at stream offset `end` (where the last scan
+   * stopped), and per earlier scan the patterns that ended in its bytes and the offset those bytes ended
+   * at, so a delivery scans only its new bytes and still knows what the rest of the window holds.
+   */
+  scan?: { state: number; end: number; found: { ids: number[]; end: number }[] };
 }
 
 interface FlowData {
@@ -1341,6 +1347,42 @@ export class Engine {
   }
 
   /** Runs a group's prefilter over `bytes`: afterwards `g.hit[g.fp[i]]` says whether rule i's pattern occurs. */
+  /**
+   * `prefilterScan` of a stream window (`st.window[0, st.len)`) whose bytes before `newStart` an earlier
+   * delivery scanned: only the new bytes are scanned, resumed where that scan stopped, and the patterns
+   * earlier scans found in bytes still in the window are marked too (a superset: a pattern may have begun
+   * before the window, which only costs an evaluation). Without that continuity, the whole window.
+   */
+  private prefilterWindow(g: RuleGroup, st: DirStream, newStart: number): void {
+    for (const id of this.hits) this.lastHit[id] = 0;
+    this.hits.length = 0;
+    this.lastHit = g.hit;
+    if (!g.matcher || st.len === 0) return;
+    let from = newStart;
+    let sc = st.scan;
+    if (!sc || sc.end !== st.base + newStart) {
+      sc = st.scan = { state: 0, end: st.base, found: [] };
+      from = 0;
+    }
+    // first the new bytes, on a clean slate, so their list is complete
+    sc.state = g.matcher.scanFrom(sc.state, st.window.subarray(from, st.len), g.hit, this.hits);
+    sc.end = st.base + st.len;
+    const fresh = this.hits.slice();
+    // then what earlier scans found in bytes still in the window
+    let keep = 0;
+    for (const e of sc.found) {
+      if (e.end <= st.base) continue;
+      sc.found[keep++] = e;
+      for (const id of e.ids)
+        if (g.hit[id] === 0) {
+          g.hit[id] = 1;
+          this.hits.push(id);
+        }
+    }
+    sc.found.length = keep;
+    if (fresh.length > 0) sc.found.push({ ids: fresh, end: sc.end });
+  }
+
   private prefilterScan(g: RuleGroup, bytes: Uint8Array): void {
     for (const id of this.hits) this.lastHit[id] = 0;
     this.hits.length = 0;
@@ -1970,6 +2012,7 @@ export class Engine {
       this.deliveryGapBytes = chunk.off - (st.base + st.len);
       st.base = chunk.off;
       st.len = 0;
+      st.scan = undefined;
     }
     if (st.len > streamWindowBytes) {
       const drop = st.len - streamWindowBytes;
@@ -1994,7 +2037,7 @@ export class Engine {
     st.len = need;
     this.stats.streamBytes += chunk.data.length;
     this.stats.streamDeliveries++;
-    this.runStream(f, fd, dir, st.window.subarray(0, st.len), newStart, out);
+    this.runStream(f, fd, dir, st.window.subarray(0, st.len), newStart, out, st);
     if (this.httpOrdered.length > 0) this.httpFeed(f, fd, dir, chunk.data, out);
     if (this.mailOrdered.length > 0) this.mailFeed(f, fd, dir, chunk.data, out);
   }
@@ -2172,6 +2215,7 @@ export class Engine {
     payload: Uint8Array,
     newStart: number,
     out: Alert[],
+    window?: DirStream,
   ): void {
     const toServer = dir === 0;
     const src = fd.addrs[dir]!;
@@ -2182,7 +2226,8 @@ export class Engine {
     const latin1 = () =>
       (text ??= Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('latin1'));
     const g = this.groupOf(fd, dir, 6);
-    this.prefilterScan(g, payload);
+    if (window) this.prefilterWindow(g, window, newStart);
+    else this.prefilterScan(g, payload);
     // the filter stages this inspection passed (each counted once: EngineStats.stage*)
     this.stats.stageInspections++;
     let grouped = false;

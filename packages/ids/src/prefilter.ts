@@ -88,10 +88,19 @@ export class MultiMatcher {
 
   /** Marks `hit[id] = 1` for every pattern occurring in `data`, listing newly marked ids in `hits`. */
   scan(data: Uint8Array, hit: Uint8Array, hits: number[]): void {
+    this.scanFrom(0, data, hit, hits);
+  }
+
+  /**
+   * `scan` resumed in `state` (where an earlier scan of the bytes before `data` ended; 0 at the start):
+   * marks every pattern that ends in `data`, also those that began before it. Returns the state to resume
+   * the next bytes in.
+   */
+  scanFrom(state: number, data: Uint8Array, hit: Uint8Array, hits: number[]): number {
     const delta = this.delta;
     const out = this.out;
     const outNext = this.outNext;
-    let s = 0;
+    let s = state;
     for (let i = 0; i < data.length; i++) {
       s = delta[s * 256 + fold[data[i]!]!]!;
       // walk the output chain only from states that end a pattern; a pattern marked before was marked
@@ -110,5 +119,6 @@ export class MultiMatcher {
           }
       }
     }
+    return s;
   }
 }

@@ -2,7 +2,7 @@
 // and an engine with the prefilter raises exactly the alerts of one without it.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Engine, parseRules } from '../src/index.js';
+import { type Alert, Engine, parseRules } from '../src/index.js';
 import { MultiMatcher } from '../src/prefilter.js';
 import { ACK, FIN, handshake, PSH, pkt } from './helpers.js';
 
@@ -163,6 +163,90 @@ describe('Engine port groups', () => {
       groups: 0,
       refused: 2,
     });
+  });
+});
+
+describe('Engine stream prefilter', () => {
+  it('resumed across deliveries, gives the alerts of no prefilter (property over rules, streams and cuts)', () => {
+    const alphabet = 'abAB';
+    const word = fc.string({ unit: fc.constantFrom(...alphabet.split('')), minLength: 1, maxLength: 3 });
+    let alerts = 0;
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(word, fc.option(word), fc.boolean()), { minLength: 1, maxLength: 8 }),
+        // words far apart in filler, so a rule's contents often lie in different deliveries
+        fc
+          .array(
+            fc.oneof(
+              word,
+              fc.integer({ min: 1, max: 3000 }).map((n) => 'z'.repeat(n)),
+            ),
+            {
+              minLength: 1,
+              maxLength: 14,
+            },
+          )
+          .map((parts) => parts.join('')),
+        // cuts: many small ones (words split between deliveries) and some large ones (the window slides)
+        fc.array(fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 3000 })), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        fc.constantFrom<'ack' | 'immediate'>('ack', 'immediate'),
+        (specs, text, cuts, streamRelease) => {
+          // stream rules: a content, maybe a second one after it (relative), maybe nocase
+          const ruleText = specs
+            .map(([a, b, nocase], i) => {
+              const n = nocase ? ' nocase;' : '';
+              const second = b === null ? '' : ` content:"${b}"; distance:0;${n}`;
+              return `alert tcp any any -> any 80 (flow:to_server,established; content:"${a}";${n}${second} sid:${3000 + i};)`;
+            })
+            .join('\n');
+          const { rules } = parseRules(ruleText, 'gen');
+          const segments: string[] = [];
+          let at = 0;
+          for (const c of cuts) {
+            if (at >= text.length) break;
+            segments.push(text.slice(at, at + c));
+            at += c;
+          }
+          if (at < text.length) segments.push(text.slice(at));
+          const run = (prefilter: boolean) => {
+            const e = new Engine(rules, { prefilter, streamRelease });
+            const out: string[] = [];
+            const push = (a: Alert[]) => out.push(...a.map((x) => `${x.pcapCnt}:${x.sid}`));
+            handshake().forEach((p, i) => void push(e.inspect(p, i, i + 1)));
+            let seq = 1001;
+            segments.forEach((p, i) => {
+              push(e.inspect(pkt({ flags: ACK | PSH, seq, ack: 5001, payload: p }), 10 + i, 10 + 2 * i));
+              seq += p.length;
+              push(
+                e.inspect(
+                  pkt({
+                    src: '10.0.0.2',
+                    dst: '10.0.0.1',
+                    sp: 80,
+                    dp: 40000,
+                    flags: ACK,
+                    seq: 5001,
+                    ack: seq,
+                  }),
+                  10 + i,
+                  11 + 2 * i,
+                ),
+              );
+            });
+            push(e.finish());
+            return out;
+          };
+          const on = run(true);
+          alerts += on.length;
+          expect(on).toEqual(run(false));
+        },
+      ),
+      { numRuns: 120 },
+    );
+    expect(alerts).toBeGreaterThan(100);
   });
 });
 
