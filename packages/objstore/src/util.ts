@@ -48,10 +48,20 @@ export function normalizeEtag(etag: string): string {
 /** The inclusive byte range [start, end] of `data`, clamped; a start past the end is an error. */
 export function sliceRange(data: Uint8Array, range?: { start: number; end: number }): Uint8Array {
   if (!range) return data;
+  const [start, end] = rangeBounds(data.length, range);
+  return data.subarray(start, end);
+}
+
+/**
+ * The bytes [start, end) an inclusive `range` selects of an object of `size` bytes (the end is clipped to
+ * the object, as HTTP ranges are); a range that is not integers with 0 <= start <= end, or starts past a
+ * non-empty object, is a RangeError.
+ */
+export function rangeBounds(size: number, range: { start: number; end: number }): [number, number] {
   const { start, end } = range;
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start)
     throw new RangeError(`invalid range ${start}-${end}: expected integers 0 <= start <= end`);
-  if (start >= data.length && data.length > 0)
-    throw new RangeError(`range start ${start} is past the object's ${data.length} bytes`);
-  return data.subarray(start, Math.min(end + 1, data.length));
+  if (start >= size && size > 0)
+    throw new RangeError(`range start ${start} is past the object's ${size} bytes`);
+  return [Math.min(start, size), Math.min(end + 1, size)];
 }

@@ -58,6 +58,22 @@ export function objectStoreConformance(
       const chunks: Buffer[] = [];
       for await (const c of await s.getStream('r', { range: { start: 0, end: 0 } })) chunks.push(c as Buffer);
       expect(Buffer.concat(chunks).toString()).toBe('0');
+      // malformed ranges and a start past the end are RangeErrors, a missing key with a range NotFoundError
+      for (const range of [
+        { start: 5, end: 4 },
+        { start: -1, end: 3 },
+        { start: 1.5, end: 3 },
+        { start: 10, end: 12 },
+      ]) {
+        await expect(s.get('r', { range })).rejects.toThrow(RangeError);
+        if (range.start !== 10) await expect(s.getStream('r', { range })).rejects.toThrow(RangeError);
+      }
+      await expect(s.get('nope', { range: { start: 0, end: 1 } })).rejects.toThrow(NotFoundError);
+      // a far range of a large object: just those bytes
+      const big = new Uint8Array(3 << 20).map((_, i) => i % 251);
+      await s.put('far', big);
+      const far = await s.get('far', { range: { start: (3 << 20) - 7, end: 3 << 21 } });
+      expect([...far]).toEqual([...big.subarray((3 << 20) - 7)]);
     }),
   );
 

@@ -15,7 +15,7 @@ import {
 } from '../contract.js';
 import { validateKey, validatePrefix } from '../keys.js';
 import { lockFile } from '../lockfile.js';
-import { checkPrecondition, collectBody, etagOf, sliceRange } from '../util.js';
+import { checkPrecondition, collectBody, etagOf, rangeBounds } from '../util.js';
 import { compareKeys } from './mem.js';
 
 /**
@@ -126,6 +126,7 @@ export class FileStore implements ObjectStore {
   async get(key: string, opts: GetOptions = {}): Promise<Uint8Array> {
     validateKey(key);
     await this.ready;
+    if (opts.range) return this.getRange(key, opts.range);
     let buf: Buffer;
     try {
       buf = await readFile(this.path(key));
@@ -136,7 +137,34 @@ export class FileStore implements ObjectStore {
     const h = parseHeader(buf);
     if (!h || h.key !== key)
       throw new ObjectStoreError(`object '${key}' in ${this.root} is corrupt: bad header`);
-    return sliceRange(buf.subarray(h.headerBytes), opts.range);
+    return buf.subarray(h.headerBytes);
+  }
+
+  /** A range read: the header, then just the range's bytes, from one open file (one version of the object). */
+  private async getRange(key: string, range: { start: number; end: number }): Promise<Uint8Array> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.path(key), 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(key);
+      throw e;
+    }
+    try {
+      const h = await this.readHeader(fh, `'${key}'`);
+      if (h.key !== key) throw new ObjectStoreError(`object '${key}' in ${this.root} is corrupt: bad header`);
+      const [start, end] = rangeBounds(h.size, range);
+      const out = Buffer.allocUnsafe(end - start);
+      let got = 0;
+      while (got < out.length) {
+        const { bytesRead } = await fh.read(out, got, out.length - got, h.headerBytes + start + got);
+        if (bytesRead === 0)
+          throw new ObjectStoreError(`object '${key}' in ${this.root} is shorter than its size`);
+        got += bytesRead;
+      }
+      return out;
+    } finally {
+      await fh.close();
+    }
   }
 
   async getStream(key: string, opts: GetOptions = {}): Promise<Readable> {
@@ -144,11 +172,13 @@ export class FileStore implements ObjectStore {
     await this.ready;
     const info = await this.headWithOffset(key);
     if (!info) throw new NotFoundError(key);
-    if (opts.range) sliceRange(new Uint8Array(info.size), opts.range);
-    const start = info.headerBytes + (opts.range?.start ?? 0);
-    const end = info.headerBytes + Math.min(info.size - 1, opts.range?.end ?? info.size - 1);
-    if (end < start) return createReadStream('/dev/null');
-    return createReadStream(this.path(key), { start, end, highWaterMark: 1 << 20 });
+    const [from, to] = opts.range ? rangeBounds(info.size, opts.range) : [0, info.size];
+    if (to <= from) return createReadStream('/dev/null');
+    return createReadStream(this.path(key), {
+      start: info.headerBytes + from,
+      end: info.headerBytes + to - 1,
+      highWaterMark: 1 << 20,
+    });
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {

@@ -25,7 +25,7 @@ import {
   type PutOptions,
 } from '../contract.js';
 import { validateKey, validatePrefix } from '../keys.js';
-import { collectBody, normalizeEtag, sliceRange } from '../util.js';
+import { collectBody, normalizeEtag, rangeBounds } from '../util.js';
 
 /** Bodies at least this large go up as multipart uploads. */
 export const multipartBytesMin = 16 * 2 ** 20;
@@ -191,7 +191,7 @@ export class S3Store implements ObjectStore {
 
   async getStream(key: string, opts: GetOptions = {}): Promise<Readable> {
     validateKey(key);
-    if (opts.range) sliceRange(new Uint8Array(opts.range.start + 1), opts.range);
+    if (opts.range) rangeBounds(opts.range.start + 1, opts.range); // a malformed range fails before any request
     try {
       const r = await this.send(
         new GetObjectCommand({
