@@ -57,13 +57,19 @@ export async function digestFile(
   };
   let bufs = [Buffer.allocUnsafe(block), Buffer.allocUnsafe(block)];
   let next = size > 0 ? read(0, bufs[0]!) : undefined;
-  for (let off = 0; off < size; off += block) {
-    const len = await next!;
-    const cur = bufs[0]!;
-    bufs = [bufs[1]!, cur];
-    next = off + block < size ? read(off + block, bufs[0]!) : undefined;
-    digestPieces(cur, len, chunkBytes, out, off / chunkBytes);
-    onChunk?.(len);
+  try {
+    for (let off = 0; off < size; off += block) {
+      const len = await next!;
+      const cur = bufs[0]!;
+      bufs = [bufs[1]!, cur];
+      next = off + block < size ? read(off + block, bufs[0]!) : undefined;
+      digestPieces(cur, len, chunkBytes, out, off / chunkBytes);
+      onChunk?.(len);
+    }
+  } catch (e) {
+    // the read in flight settles before the caller may close the file
+    await next?.catch(() => undefined);
+    throw e;
   }
   return out;
 }
@@ -122,11 +128,12 @@ export async function syncFiles(
   const d = exists || !opts.dryRun ? await open(dst, opts.dryRun ? 'r' : 'r+') : undefined;
   try {
     const dsize = d ? (await d.stat()).size : 0;
-    // both sides digest at once: the reads overlap, the hashing takes turns
-    const [theirs, ours] = await Promise.all([
+    // both sides digest at once: the reads overlap, the hashing takes turns; both settle before the
+    // files are closed (a side still reading a closed descriptor could read another file that reused it)
+    const [theirs, ours] = await settleBoth(
       d ? digestFile(d, dsize, chunkBytes) : Promise.resolve(Buffer.alloc(0)),
       digestFile(s, size, chunkBytes, opts.onProgress),
-    ]);
+    );
     return await pushChunks(s, size, chunkBytes, ours, theirs, dsize, opts, {
       pieces: (chunks) => pieceDigests(d!, dsize, chunkBytes, chunks),
       write: async (off, data) => {
@@ -141,6 +148,14 @@ export async function syncFiles(
     await s.close();
     await d?.close();
   }
+}
+
+/** Both results once both promises have settled; the first failure otherwise. */
+async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [x, y] = await Promise.allSettled([a, b]);
+  if (x.status === 'rejected') throw x.reason;
+  if (y.status === 'rejected') throw y.reason;
+  return [x.value, y.value];
 }
 
 /** What the sending side needs from the destination. */
@@ -360,11 +375,12 @@ export async function syncToRemote(
   const s = await open(src, 'r');
   const sock = connect({ host, port });
   await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
+  let oursP: Promise<Buffer> | undefined;
   try {
     const it = frames(sock);
     sock.write(frame(T_HELLO, Buffer.from(JSON.stringify({ path, chunkBytes, size }))));
     // our digests while the server computes its own
-    const oursP = digestFile(s, size, chunkBytes, opts.onProgress);
+    oursP = digestFile(s, size, chunkBytes, opts.onProgress);
     oursP.catch(() => undefined);
     const first = await it.next();
     if (first.done) throw new Error('sync server closed the connection');
@@ -404,6 +420,8 @@ export async function syncToRemote(
     });
   } finally {
     sock.destroy();
+    // our digests stop reading before the file is closed
+    await oursP?.catch(() => undefined);
     await s.close();
   }
 }
