@@ -1,9 +1,10 @@
 // NBD throughput with nbdcopy as the client: Strata's server (`strata nbd serve --mem`, its own process,
 // run from the sources) against nbdkit's memory plugin, side by side in one run, interleaved; and delta
-// sync against rsync --no-whole-file. Usage: npm run bench -- r3map [nbd] [-- --mib N --reps R --sync-only]
-//   (default 256 MiB, 7 reps; the issue's 1 GiB with --mib 1024)
+// sync against rsync --no-whole-file. Usage:
+//   npm run bench -- r3map [nbd] [-- --mib N --reps R --sync-only --sync-reps S]
+//   (default 256 MiB, 7 reps, 3 sync runs; the issue's 1 GiB with --mib 1024)
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,16 @@ const buf = Buffer.alloc(bytes);
 for (let i = 0; i < bytes; i += 8) buf.writeDoubleLE(Math.random(), i);
 writeFileSync(img, buf);
 
+/** User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function time(f: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await f();
@@ -30,6 +41,8 @@ async function time(f: () => Promise<unknown>): Promise<number> {
 const repsArg = process.argv.indexOf('--reps');
 // --sync-only: just the delta sync against rsync (e.g. at the issue's 1 GiB)
 const reps = process.argv.includes('--sync-only') ? 0 : repsArg > 0 ? Number(process.argv[repsArg + 1]) : 7;
+const syncRepsArg = process.argv.indexOf('--sync-reps');
+const syncReps = syncRepsArg > 0 ? Number(process.argv[syncRepsArg + 1]) : 3;
 // our server as a process of its own, like nbdkit: neither competes with this script's event loop
 const cli = new URL('../test/helpers/cli.ts', import.meta.url).pathname;
 const strata = spawn(
@@ -64,20 +77,25 @@ const results: Record<string, number[]> = {};
 const add = (k: string, v: number) => (results[k] ??= []).push(v);
 try {
   for (let rep = 0; rep < reps; rep++) {
-    for (const [name, p] of [
-      ['strata', port],
-      ['nbdkit memory', kitPort],
+    for (const [name, p, pid] of [
+      ['strata', port, strata.pid],
+      ['nbdkit memory', kitPort, kit.pid],
     ] as const) {
+      // the server's CPU seconds per GiB copied: less sensitive to a shared machine than the wall time
+      let c = cpuSeconds(pid);
       add(
         `${name} write`,
         bytes / 2 ** 30 / ((await time(() => exec('nbdcopy', [img, `nbd://127.0.0.1:${p}`]))) / 1000),
       );
+      add(`${name} write server CPU s/GiB`, (cpuSeconds(pid) - c) / (bytes / 2 ** 30));
+      c = cpuSeconds(pid);
       add(
         `${name} read`,
         bytes /
           2 ** 30 /
           ((await time(() => exec('nbdcopy', [`nbd://127.0.0.1:${p}`, join(dir, 'out.img')]))) / 1000),
       );
+      add(`${name} read server CPU s/GiB`, (cpuSeconds(pid) - c) / (bytes / 2 ** 30));
       const lat: number[] = [];
       for (let i = 0; i < 50; i++)
         lat.push(await time(() => exec('nbdinfo', ['--size', `nbd://127.0.0.1:${p}`])));
@@ -102,28 +120,39 @@ try {
       add(`${name} 4 KiB read latency p50 us`, percentile(lat, 50));
       add(`${name} 4 KiB read latency p99 us`, percentile(lat, 99));
     }
-  // delta sync: 1% of 64 KiB chunks changed, against rsync --no-whole-file --inplace
-  const dst = join(dir, 'dst.img');
-  writeFileSync(dst, buf);
+  // delta sync: 1% of 64 KiB chunks changed, against rsync --no-whole-file --inplace. Each run starts from
+  // a fresh copy of the old file with the page cache written back (`sync`), so neither side pays for the
+  // setup's dirty pages (our sync ends with a datasync of what it wrote; rsync does not sync).
+  const old = join(dir, 'old.img');
+  writeFileSync(old, buf);
   const chunks = bytes / 65536;
   for (let i = 0; i < chunks / 100; i++) buf.writeUInt32LE(i, Math.floor(Math.random() * chunks) * 65536);
   writeFileSync(img, buf);
-  const rsyncDst = join(dir, 'rsync.img');
-  writeFileSync(rsyncDst, Buffer.concat([]));
-  await exec('cp', [dst, rsyncDst]);
+  const dst = join(dir, 'dst.img');
+  const syncRuns: { strata: number; rsync: number }[] = [];
   let sent = 0;
-  const tSync = await time(async () => (sent = (await syncFiles(img, dst)).bytesSent));
-  let rsyncOut = '';
-  const tRsync = await time(
-    async () =>
-      (rsyncOut = (
-        await exec('rsync', ['--no-whole-file', '--inplace', '--ignore-times', '--stats', img, rsyncDst])
-      ).stdout),
-  );
-  const rsyncSent = Number(/Total bytes sent: ([\d,]+)/.exec(rsyncOut)?.[1]?.replace(/,/g, '') ?? 'NaN');
+  let rsyncSent = Number.NaN;
+  for (let run = 0; run < syncReps; run++) {
+    const fresh = async () => {
+      await exec('cp', [old, dst]);
+      await exec('sync');
+    };
+    await fresh();
+    const strata = await time(async () => (sent = (await syncFiles(img, dst)).bytesSent));
+    await fresh();
+    let rsyncOut = '';
+    const rsync = await time(
+      async () =>
+        (rsyncOut = (
+          await exec('rsync', ['--no-whole-file', '--inplace', '--ignore-times', '--stats', img, dst])
+        ).stdout),
+    );
+    rsyncSent = Number(/Total bytes sent: ([\d,]+)/.exec(rsyncOut)?.[1]?.replace(/,/g, '') ?? 'NaN');
+    syncRuns.push({ strata, rsync });
+  }
   const rows = Object.entries(results).map(([k, v]) => [
     k,
-    k.endsWith('ms') || k.endsWith('us')
+    k.endsWith('ms') || k.endsWith('us') || k.endsWith('s/GiB')
       ? percentile(v, 50).toFixed(2)
       : `${percentile(v, 50).toFixed(2)} GiB/s`,
   ]);
@@ -138,15 +167,28 @@ try {
       `${op}: strata / nbdkit`,
       `${(med(`strata ${op}`) / med(`nbdkit memory ${op}`)).toFixed(2)}x`,
     ]);
-  rows.push(['strata sync: time / bytes sent', `${tSync.toFixed(0)} ms / ${sent}`]);
-  rows.push(['rsync --no-whole-file --inplace: time / bytes sent', `${tRsync.toFixed(0)} ms / ${rsyncSent}`]);
-  console.log(`${mib} MiB\n${table(['measure', `median of ${reps}`], rows)}`);
+  if (syncReps > 0) {
+    const ms = (k: 'strata' | 'rsync') =>
+      percentile(
+        syncRuns.map((r) => r[k]),
+        50,
+      );
+    rows.push(['strata sync: time / bytes sent', `${ms('strata').toFixed(0)} ms / ${sent}`]);
+    rows.push([
+      'rsync --no-whole-file --inplace: time / bytes sent',
+      `${ms('rsync').toFixed(0)} ms / ${rsyncSent}`,
+    ]);
+    rows.push(['sync time: strata / rsync', `${(ms('strata') / ms('rsync')).toFixed(2)}x`]);
+  }
+  console.log(`${mib} MiB\n${table(['measure', `median of ${reps} (sync: of ${syncReps})`], rows)}`);
+  for (const r of syncRuns)
+    console.log(`sync run: strata ${r.strata.toFixed(0)} ms, rsync ${r.rsync.toFixed(0)} ms`);
   writeResults('bench/results', 'nbd', {
     date: new Date().toISOString(),
     mib,
     results,
-    sync: { ms: tSync, sent },
-    rsync: { ms: tRsync, sent: rsyncSent },
+    sync: { runs: syncRuns, sent },
+    rsync: { sent: rsyncSent },
   });
 } finally {
   kit.kill();
