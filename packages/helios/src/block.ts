@@ -1,20 +1,35 @@
 /**
  * Data blocks: one chunk of a source's rows, cut into pages of rows, column-major within a page, compressed.
+ * Version 4 ("HLB4", written now) puts everything a search needs to choose pages in a directory at the
+ * front, so one range get reads it, and makes each page a range of its own with its own checksum:
  *
- *   "HLB3" | u32 headerLen | header JSON | page 0 | page 1 | ...
- *   page = key filter | deflate(JSON of column 0's cells in the page) | deflate(... column 1) | ...
+ *   0       4        8          12          20            20+headLen        dirEnd = 20+headLen+filtersLen
+ *   | HLB4  | u32    | u32      | u32 x 2   | header JSON  | page 0 filter,  | page 0 | page 1 | ...
+ *   |       | headLen| filtersLen| dir check|              | page 1 filter...|        |        |
+ *   page = deflate(JSON of column 0's cells in the page) | deflate(... column 1) | ...
  *
  * The header says where the rows came from (source, byte offsets [from, to)), how many there are, each
- * column's min/max (numbers only) for pruning, each page's row count and section lengths, and a
- * HighwayHash of the compressed body, checked on read. A page's key filter is a Bloom filter of the index
- * keys of its rows (the keys the level-0 leaf holds), so a query the index sent to this block inflates
- * only the pages that may hold its keys, not the whole block. Version 2 blocks ("HLB2": the whole block
- * one page, no filter) are still read.
+ * column's min/max (numbers only) for pruning, and per page its row count, filter and section lengths
+ * and a HighwayHash-64 of the page's bytes (`check`). "dir check" is a HighwayHash-64 of the header and
+ * filters. Pages follow the directory in order, so page p starts at dirEnd plus the lengths of the pages
+ * before it. A page's key filter is a Bloom filter of the index keys of its rows (the keys the level-0
+ * leaf holds): a search the index sent to this block reads the directory, then only the pages that may
+ * hold its keys (`BlockReader.open`, then `load`), and checks only those pages' checksums.
+ *
+ * Still read: version 3 ("HLB3": u32 header length | header JSON | per page its filter and sections, one
+ * checksum over all of them in the header) and version 2 ("HLB2": the whole block one page, no filter);
+ * both are read whole.
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { hash64Words } from '@strata/highwayhash';
 import { deflateSections } from './deflater.js';
 import type { Cell, Row } from './formats.js';
+
+/** What a block reader needs of an object store (an @strata/objstore `ObjectStore` has it). */
+export interface BlockSource {
+  /** The object's bytes, or only the inclusive byte range [start, end] (an end past the object's end is clamped). */
+  get(key: string, opts?: { range?: { start: number; end: number } }): Promise<Uint8Array>;
+}
 
 export interface BlockHeader {
   id: string;
@@ -27,9 +42,10 @@ export interface BlockHeader {
   max: Cell[];
   /** Version 2 only: compressed length of each column's section, in column order. */
   sections?: number[];
-  /** Version 3: the pages, in row order. */
+  /** Versions 3 and 4: the pages, in row order. */
   pages?: PageInfo[];
-  check: string;
+  /** Versions 2 and 3: HighwayHash-64 (hex) of the whole body (version 4 checks each page). */
+  check?: string;
 }
 
 export interface PageInfo {
@@ -38,6 +54,8 @@ export interface PageInfo {
   filter: number;
   /** Compressed length of each column's section in the page, in column order. */
   sections: number[];
+  /** Version 4: HighwayHash-64 (hex) of the page's bytes (its sections, in order). */
+  check?: string;
 }
 
 /** Rows per page: a needle query inflates and parses about this many rows of a column, not the block's. */
@@ -81,6 +99,15 @@ const idKey = new Uint8Array(32).fill(3);
 
 /** Bound on a block's decompressed body, so a hostile block cannot exhaust memory. */
 export const blockBodyBytesMax = 256 << 20;
+/**
+ * Bytes a reader asks for first. A 4 MiB chunk makes about 30 pages whose filters take about 1 KiB each,
+ * so the directory of such a block fits, usually with the first pages; a longer one takes a second get.
+ */
+export const blockPrefixBytes = 64 << 10;
+/** Bound on a version 4 directory (header + filters), so a corrupt length cannot ask for a huge range. */
+export const blockDirectoryBytesMax = 16 << 20;
+/** Bytes before a version 4 header: magic, header length, filters length, directory checksum. */
+const v4FixedBytes = 20;
 
 function hex64(w: Uint32Array): string {
   return w[1]!.toString(16).padStart(8, '0') + w[0]!.toString(16).padStart(8, '0');
@@ -195,42 +222,48 @@ function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: Encode
   return plan;
 }
 
-/** The block's bytes from its plan and its sections deflated (in plan order). */
+/** The block's bytes (version 4) from its plan and its sections deflated (in plan order). */
 function packBlock(plan: BlockPlan, sections: Uint8Array[]): EncodedBlock {
   const { ncols } = plan;
+  const pageCount = plan.pageRows.length;
+  let pagesLen = 0;
+  let filtersLen = 0;
+  for (let p = 0; p < pageCount; p++) filtersLen += plan.filters[p]!.length;
+  for (const z of sections) pagesLen += z.length;
+  // the pages first, so each page's checksum can go into the header
+  const body = new Uint8Array(pagesLen);
   const pages: PageInfo[] = [];
-  let bodyLen = 0;
-  for (let p = 0; p < plan.pageRows.length; p++) {
-    const lens = sections.slice(p * ncols, (p + 1) * ncols).map((z) => z.length);
-    pages.push({ rows: plan.pageRows[p]!, filter: plan.filters[p]!.length, sections: lens });
-    bodyLen += plan.filters[p]!.length;
-    for (const n of lens) bodyLen += n;
-  }
-  const body = new Uint8Array(bodyLen);
   let o = 0;
-  for (let p = 0; p < pages.length; p++) {
-    body.set(plan.filters[p]!, o);
-    o += plan.filters[p]!.length;
+  for (let p = 0; p < pageCount; p++) {
+    const start = o;
+    const lens: number[] = [];
     for (let c = 0; c < ncols; c++) {
       const z = sections[p * ncols + c]!;
       body.set(z, o);
       o += z.length;
+      lens.push(z.length);
     }
+    const check = hex64(hash64Words(idKey, body.subarray(start, o)));
+    pages.push({ rows: plan.pageRows[p]!, filter: plan.filters[p]!.length, sections: lens, check });
   }
-  const header: BlockHeader = {
-    ...plan.meta,
-    rows: plan.rows,
-    min: plan.min,
-    max: plan.max,
-    pages,
-    check: hex64(hash64Words(idKey, body)),
-  };
+  const header: BlockHeader = { ...plan.meta, rows: plan.rows, min: plan.min, max: plan.max, pages };
   const h = enc.encode(JSON.stringify(header));
-  const out = new Uint8Array(8 + h.length + body.length);
-  out.set([0x48, 0x4c, 0x42, 0x33]);
-  new DataView(out.buffer).setUint32(4, h.length, true);
-  out.set(h, 8);
-  out.set(body, 8 + h.length);
+  const dirEnd = v4FixedBytes + h.length + filtersLen;
+  const out = new Uint8Array(dirEnd + pagesLen);
+  out.set([0x48, 0x4c, 0x42, 0x34]);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(4, h.length, true);
+  dv.setUint32(8, filtersLen, true);
+  out.set(h, v4FixedBytes);
+  o = v4FixedBytes + h.length;
+  for (const f of plan.filters) {
+    out.set(f, o);
+    o += f.length;
+  }
+  const dirCheck = hash64Words(idKey, out.subarray(v4FixedBytes, dirEnd));
+  dv.setUint32(12, dirCheck[0]!, true);
+  dv.setUint32(16, dirCheck[1]!, true);
+  out.set(body, dirEnd);
   return { bytes: out, header, pageKeys: plan.pageKeys };
 }
 
@@ -272,21 +305,43 @@ export function encodeBlockAsync(
 /**
  * Reads a block one page and one column at a time: a query inflates and parses only the pages its keys may
  * be in and the columns it tests, and can look for a needle in a column's text before parsing it at all.
+ *
+ * Two ways in: `new BlockReader(bytes, key)` with the whole object (scans, erasure, the indexer), or
+ * `await BlockReader.open(store, key)`, which reads a version 4 block's directory with one range get and
+ * fetches pages only when `load` asks for them, adjacent pages in one range get (older versions are read
+ * whole). A version 4 page's checksum is checked when the page is first used, so a corrupt page fails with
+ * an error naming the block and the page, while the block's other pages still read.
  */
 export class BlockReader {
   readonly header: BlockHeader;
   readonly pages: PageInfo[];
-  private readonly body: Uint8Array;
-  /** Per page: the body offset of its filter, then of each column section. */
-  private readonly offsets: number[][] = [];
+  readonly version: 2 | 3 | 4;
+  /** Bytes of the object fetched (the whole object when it was given whole) and the gets that fetched them. */
+  bytesFetched: number;
+  getsMade = 1;
+  /** Per page: its key filter (empty: none). */
+  private readonly filters: Uint8Array[] = [];
+  /** Per page: its offset (in the object for version 4, in the body for 2 and 3) and length. */
+  private readonly pageOffset: number[] = [];
+  private readonly pageLength: number[] = [];
+  /** Per page: its bytes once there (`undefined` until loaded), and whether they passed the checksum. */
+  private readonly data: (Uint8Array | undefined)[] = [];
+  private readonly checked: boolean[] = [];
+  /** Per page: the offset of each column section within the page. */
+  private readonly sectionOffset: number[][] = [];
   private readonly firstRow: number[] = [];
   private readonly texts = new Map<number, string>();
   private readonly cols = new Map<number, Cell[]>();
   private bodyBytesLeft = blockBodyBytesMax;
 
+  /**
+   * `bytes` is the whole block. With `store`, `bytes` may instead be a prefix of the version 4 object at
+   * key `where` in `store` that holds at least its directory: pages past it are fetched by `load`.
+   */
   constructor(
     bytes: Uint8Array,
     private readonly where = 'block',
+    private readonly store?: BlockSource,
   ) {
     const v = bytes[3];
     if (
@@ -294,46 +349,149 @@ export class BlockReader {
       bytes[0] !== 0x48 ||
       bytes[1] !== 0x4c ||
       bytes[2] !== 0x42 ||
-      (v !== 0x32 && v !== 0x33)
+      (v !== 0x32 && v !== 0x33 && v !== 0x34)
     )
       throw new Error(`${where}: not a data block (bad magic)`);
-    const hl = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
-    if (8 + hl > bytes.length) throw new Error(`${where}: header length ${hl} is past the end`);
-    this.header = JSON.parse(dec.decode(bytes.subarray(8, 8 + hl))) as BlockHeader;
-    this.body = bytes.subarray(8 + hl);
-    if (hex64(hash64Words(idKey, this.body)) !== this.header.check)
-      throw new Error(`${where}: checksum mismatch (corrupt block)`);
+    this.version = v === 0x32 ? 2 : v === 0x33 ? 3 : 4;
+    this.bytesFetched = bytes.length;
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let pagesAt: number; // where page 0 starts (object offset for v4, body offset for v2/v3)
+    let filtersAt = 0;
+    let filtersLen = 0;
+    let body: Uint8Array | undefined;
+    if (this.version === 4) {
+      if (bytes.length < v4FixedBytes)
+        throw new Error(`${where}: ${bytes.length} bytes, shorter than a version 4 directory's fixed part`);
+      const hl = dv.getUint32(4, true);
+      const fl = dv.getUint32(8, true);
+      const dirEnd = v4FixedBytes + hl + fl;
+      if (dirEnd > blockDirectoryBytesMax)
+        throw new Error(
+          `${where}: directory of ${dirEnd} bytes is over ${blockDirectoryBytesMax} (corrupt block)`,
+        );
+      if (dirEnd > bytes.length)
+        throw new Error(
+          `${where}: the directory ends at byte ${dirEnd}, past the ${bytes.length} bytes read`,
+        );
+      const w = hash64Words(idKey, bytes.subarray(v4FixedBytes, dirEnd));
+      if (w[0] !== dv.getUint32(12, true) || w[1] !== dv.getUint32(16, true))
+        throw new Error(`${where}: directory checksum mismatch (corrupt block header or filters)`);
+      this.header = parseHeader(bytes.subarray(v4FixedBytes, v4FixedBytes + hl), where);
+      filtersAt = v4FixedBytes + hl;
+      filtersLen = fl;
+      pagesAt = dirEnd;
+    } else {
+      const hl = dv.getUint32(4, true);
+      if (8 + hl > bytes.length) throw new Error(`${where}: header length ${hl} is past the end`);
+      this.header = parseHeader(bytes.subarray(8, 8 + hl), where);
+      body = bytes.subarray(8 + hl);
+      if (hex64(hash64Words(idKey, body)) !== this.header.check)
+        throw new Error(`${where}: checksum mismatch (corrupt block)`);
+      pagesAt = 0;
+    }
     const h = this.header;
     const pages =
-      v === 0x32 && Array.isArray(h.sections)
+      this.version === 2 && Array.isArray(h.sections)
         ? [{ rows: h.rows, filter: 0, sections: h.sections }]
-        : Array.isArray(h.pages)
+        : this.version > 2 && Array.isArray(h.pages)
           ? h.pages
           : undefined;
-    if (!pages) throw new Error(`${where}: the header lists no ${v === 0x32 ? 'sections' : 'pages'}`);
+    if (!pages) throw new Error(`${where}: the header lists no ${this.version === 2 ? 'sections' : 'pages'}`);
     this.pages = pages;
-    let o = 0;
+    let o = pagesAt;
     let row = 0;
     for (const [p, pg] of pages.entries()) {
-      if (!Number.isInteger(pg.rows) || pg.rows < 0 || !Array.isArray(pg.sections) || !(pg.filter >= 0))
+      if (
+        pg === null ||
+        typeof pg !== 'object' ||
+        !Number.isInteger(pg.rows) ||
+        pg.rows < 0 ||
+        !Number.isInteger(pg.filter) ||
+        pg.filter < 0 ||
+        !Array.isArray(pg.sections) ||
+        !pg.sections.every((n) => Number.isInteger(n) && n >= 0) ||
+        (this.version === 4 && !(typeof pg.check === 'string' && /^[0-9a-f]{16}$/.test(pg.check)))
+      )
         throw new Error(`${where}: page ${p} is malformed in the header`);
       if (p > 0 && pg.sections.length !== pages[0]!.sections.length)
         throw new Error(
           `${where}: page ${p} has ${pg.sections.length} columns, page 0 has ${pages[0]!.sections.length}`,
         );
-      const offs = [o];
-      o += pg.filter;
-      for (const n of pg.sections) {
-        offs.push(o);
-        o += n;
+      if (this.version === 4) {
+        this.filters.push(bytes.subarray(filtersAt, filtersAt + pg.filter));
+        filtersAt += pg.filter;
+      } else {
+        this.filters.push(body!.subarray(o, o + pg.filter));
+        o += pg.filter;
       }
-      this.offsets.push(offs);
+      const secs: number[] = [];
+      let len = 0;
+      for (const n of pg.sections) {
+        secs.push(len);
+        len += n;
+      }
+      this.sectionOffset.push(secs);
+      this.pageOffset.push(o);
+      this.pageLength.push(len);
       this.firstRow.push(row);
+      o += len;
       row += pg.rows;
     }
-    if (o !== this.body.length)
-      throw new Error(`${where}: pages add up to ${o} bytes, body has ${this.body.length}`);
+    if (this.version === 4) {
+      if (filtersAt !== pagesAt)
+        throw new Error(
+          `${where}: page filters add up to ${filtersLen - (pagesAt - filtersAt)} bytes, the directory holds ${filtersLen}`,
+        );
+      if (!store && o !== bytes.length)
+        throw new Error(`${where}: pages end at byte ${o}, the block has ${bytes.length}`);
+      for (let p = 0; p < pages.length; p++) {
+        const end = this.pageOffset[p]! + this.pageLength[p]!;
+        this.data.push(end <= bytes.length ? bytes.subarray(this.pageOffset[p]!, end) : undefined);
+        this.checked.push(false);
+      }
+    } else {
+      if (o !== body!.length)
+        throw new Error(`${where}: pages add up to ${o} bytes, body has ${body!.length}`);
+      for (let p = 0; p < pages.length; p++) {
+        this.data.push(body!.subarray(this.pageOffset[p]!, this.pageOffset[p]! + this.pageLength[p]!));
+        this.checked.push(true); // the whole body's checksum was checked above
+      }
+    }
     if (row !== h.rows) throw new Error(`${where}: pages hold ${row} rows, header says ${h.rows}`);
+  }
+
+  /**
+   * Opens the block at `key`: one range get of its first `blockPrefixBytes` (a second one when a version 4
+   * directory is longer), or the whole object for versions 2 and 3. Pages are then fetched by `load`.
+   */
+  static async open(store: BlockSource, key: string, prefixBytes = blockPrefixBytes): Promise<BlockReader> {
+    let bytes = await store.get(key, { range: { start: 0, end: prefixBytes - 1 } });
+    let fetched = bytes.length;
+    let gets = 1;
+    if (bytes.length === prefixBytes) {
+      // there may be more: a version 4 directory longer than the prefix, or an older block (read whole)
+      if (bytes[3] === 0x34 && bytes.length >= v4FixedBytes) {
+        const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        const dirEnd = v4FixedBytes + dv.getUint32(4, true) + dv.getUint32(8, true);
+        if (dirEnd > bytes.length && dirEnd <= blockDirectoryBytesMax) {
+          const rest = await store.get(key, { range: { start: bytes.length, end: dirEnd - 1 } });
+          const all = new Uint8Array(bytes.length + rest.length);
+          all.set(bytes);
+          all.set(rest, bytes.length);
+          bytes = all;
+          fetched += rest.length;
+          gets++;
+        }
+      } else {
+        bytes = await store.get(key);
+        fetched += bytes.length;
+        gets++;
+      }
+    }
+    const r = new BlockReader(bytes, key, store);
+    r.bytesFetched = fetched;
+    r.getsMade = gets;
+    return r;
   }
 
   get ncols(): number {
@@ -342,9 +500,7 @@ export class BlockReader {
 
   /** Whether page p may hold `key` (by its key filter; true when it has none). */
   pageMayHold(p: number, key: number): boolean {
-    const pg = this.pages[p]!;
-    const o = this.offsets[p]![0]!;
-    return filterMayHold(this.body.subarray(o, o + pg.filter), key);
+    return filterMayHold(this.filters[p]!, key);
   }
 
   /** The first row of page p. */
@@ -352,14 +508,85 @@ export class BlockReader {
     return this.firstRow[p]!;
   }
 
+  /** Whether page p's bytes are here (given with the block or loaded). */
+  pageLoaded(p: number): boolean {
+    return this.data[p] !== undefined;
+  }
+
+  /**
+   * Fetches the pages `ps` that are not here yet, a run of adjacent pages with one range get (the runs at
+   * once). Their checksums are checked when they are first used.
+   */
+  async load(ps: Iterable<number>): Promise<void> {
+    const need = [...new Set(ps)].filter((p) => this.data[p] === undefined).sort((a, b) => a - b);
+    if (need.length === 0) return;
+    const { store } = this;
+    for (const p of need)
+      if (!Number.isInteger(p) || p < 0 || p >= this.pages.length)
+        throw new Error(`${this.where}: no page ${p} (the block has ${this.pages.length})`);
+    if (!store)
+      throw new Error(`${this.where}: page ${need[0]} is not in the bytes given and no store was given`);
+    const runs: [number, number][] = [];
+    for (const p of need) {
+      const last = runs[runs.length - 1];
+      if (last && last[1] === p - 1) last[1] = p;
+      else runs.push([p, p]);
+    }
+    await Promise.all(
+      runs.map(async ([a, b]) => {
+        const start = this.pageOffset[a]!;
+        const end = this.pageOffset[b]! + this.pageLength[b]!;
+        const got =
+          end > start ? await store.get(this.where, { range: { start, end: end - 1 } }) : new Uint8Array(0);
+        if (got.length !== end - start)
+          throw new Error(
+            `${this.where}: pages ${a}-${b} are bytes [${start}, ${end}), the store returned ${got.length} of them (truncated block)`,
+          );
+        this.bytesFetched += got.length;
+        this.getsMade++;
+        for (let p = a; p <= b; p++)
+          this.data[p] = got.subarray(
+            this.pageOffset[p]! - start,
+            this.pageOffset[p]! - start + this.pageLength[p]!,
+          );
+      }),
+    );
+  }
+
+  /** Fetches every page not here yet (a whole-block read through `open`). */
+  loadAll(): Promise<void> {
+    return this.load(this.pages.keys());
+  }
+
+  /** Page p's bytes, checked against its checksum on first use. */
+  private pageBytes(p: number): Uint8Array {
+    const d = this.data[p];
+    if (d === undefined)
+      throw new Error(
+        p >= 0 && p < this.pages.length
+          ? `${this.where}: page ${p} was not loaded (BlockReader.load)`
+          : `${this.where}: no page ${p} (the block has ${this.pages.length})`,
+      );
+    if (!this.checked[p]) {
+      if (hex64(hash64Words(idKey, d)) !== this.pages[p]!.check) {
+        const first = this.firstRow[p]!;
+        throw new Error(
+          `${this.where}: page ${p} of ${this.pages.length} (rows ${first}-${first + this.pages[p]!.rows - 1}) fails its checksum: the page is corrupt`,
+        );
+      }
+      this.checked[p] = true;
+    }
+    return d;
+  }
+
   /** A column's JSON text within page p (inflated once). */
   pageText(p: number, c: number): string {
     const id = p * 65536 + c;
     let t = this.texts.get(id);
     if (t === undefined) {
-      const start = this.offsets[p]?.[c + 1];
-      if (start === undefined) throw new Error(`${this.where}: no column ${c} in page ${p}`);
-      const z = this.body.subarray(start, start + this.pages[p]!.sections[c]!);
+      const at = this.sectionOffset[p]?.[c];
+      if (at === undefined) throw new Error(`${this.where}: no column ${c} in page ${p}`);
+      const z = this.pageBytes(p).subarray(at, at + this.pages[p]!.sections[c]!);
       const raw = inflateRawSync(z, { maxOutputLength: this.bodyBytesLeft });
       this.bodyBytesLeft -= raw.length;
       t = dec.decode(raw);
@@ -390,12 +617,25 @@ export class BlockReader {
     return r;
   }
 
+  /** Every row (every page must be here: given whole, or `loadAll` first). */
   rows(): Row[] {
     const out: Row[] = [];
     for (let p = 0; p < this.pages.length; p++)
       for (let i = 0; i < this.pages[p]!.rows; i++) out.push(this.pageRow(p, i));
     return out;
   }
+}
+
+function parseHeader(bytes: Uint8Array, where: string): BlockHeader {
+  let h: unknown;
+  try {
+    h = JSON.parse(dec.decode(bytes));
+  } catch (e) {
+    throw new Error(`${where}: the block header is not JSON (${(e as Error).message})`);
+  }
+  if (h === null || typeof h !== 'object' || !Number.isInteger((h as BlockHeader).rows))
+    throw new Error(`${where}: the block header is malformed`);
+  return h as BlockHeader;
 }
 
 export function decodeBlock(bytes: Uint8Array, where = 'block'): { header: BlockHeader; rows: Row[] } {

@@ -75,6 +75,7 @@ function explainText(res: SearchResult): string {
     `index levels: ${lv || 'none'}`,
     `nodes read: ${st.nodesRead} (orphans visited: ${st.orphansVisited})`,
     `candidate blocks from index: ${st.candidateBlocks}; pruned by min/max: ${st.prunedByMinMax}; skipped by needle check: ${st.prunedByNeedle}; blocks read: ${st.blocksRead} of ${st.blocksTotal}`,
+    `pages read: ${st.pagesRead}; pages skipped: ${st.pagesSkipped}; block bytes fetched: ${st.blockBytesFetched} in ${st.blockGets} gets`,
     `rows scanned: ${st.rowsScanned}; rows matched: ${st.rowsMatched}`,
   ].join('\n');
 }

@@ -16,8 +16,11 @@ export {
 export {
   type BlockHeader,
   BlockReader,
+  type BlockSource,
+  blockDirectoryBytesMax,
   blockId,
   blockPageRows,
+  blockPrefixBytes,
   buildKeyFilter,
   decodeBlock,
   encodeBlock,

@@ -185,6 +185,9 @@ export interface SearchStats {
   /** Pages of the blocks read that were inflated and tested, and those skipped by key filter or needle. */
   pagesRead: number;
   pagesSkipped: number;
+  /** Bytes of block objects fetched, and the (range) gets that fetched them. */
+  blockBytesFetched: number;
+  blockGets: number;
   rowsScanned: number;
   rowsMatched: number;
   levels: { level: number; nodes: number; watermark: number }[];
@@ -943,6 +946,8 @@ export class Stream {
       blocksRead: 0,
       pagesRead: 0,
       pagesSkipped: 0,
+      blockBytesFetched: 0,
+      blockGets: 0,
       rowsScanned: 0,
       rowsMatched: 0,
       levels: this.levels.map((m, level) => ({ level, nodes: m.size, watermark: this.wm[level] ?? 0 })),
@@ -997,15 +1002,20 @@ export class Stream {
         stats.prunedByMinMax++;
         continue;
       }
-      const blk = new BlockReader(await this.store.get(b.key), b.key);
+      // the directory (one range get), then only the pages whose key filters may hold the plan's keys
+      const blk = await BlockReader.open(this.store, b.key);
       stats.blocksRead++;
+      const pages: number[] = [];
+      for (let p = 0; p < blk.pages.length; p++) {
+        if (plan && !pageMay(plan, (key) => blk.pageMayHold(p, key))) stats.pagesSkipped++;
+        else pages.push(p);
+      }
+      await blk.load(pages);
+      stats.blockBytesFetched += blk.bytesFetched;
+      stats.blockGets += blk.getsMade;
       let anyPage = false;
-      for (let p = 0; p < blk.pages.length && rows.length < limit; p++) {
-        // the page's key filter: skip pages that cannot hold the keys the plan needs
-        if (plan && !pageMay(plan, (key) => blk.pageMayHold(p, key))) {
-          stats.pagesSkipped++;
-          continue;
-        }
+      for (const p of pages) {
+        if (rows.length >= limit) break;
         if (needles.some((n) => !blk.pageText(p, n.col).includes(n.needle))) {
           stats.pagesSkipped++;
           continue;

@@ -1,0 +1,264 @@
+// Version 4 blocks: the directory in one range get, then only the pages asked for (adjacent ones in one
+// get), each page checked on its own; versions 2 and 3 still read; a corrupt page fails naming block and
+// page while the others read.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
+import {
+  type BlockHeader,
+  BlockReader,
+  blockPageRows,
+  blockPrefixBytes,
+  buildKeyFilter,
+  createStream,
+  encodeBlock,
+  Stream,
+} from '@strata/helios';
+import { hash64Words } from '@strata/highwayhash';
+import { MemStore } from '@strata/objstore';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = mkdtempSync(join(tmpdir(), 'helios-v4-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const meta = { id: 'x', source: 's', from: 0, to: 1, rawBytes: 1 };
+/** Rows whose text barely compresses, so pages are a few KiB each. */
+function rowsOf(n: number): [number, string][] {
+  let x = 12345;
+  return Array.from({ length: n }, (_, i) => {
+    let t = '';
+    for (let k = 0; k < 6; k++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      t += `${x.toString(36)} `;
+    }
+    return [i, `row${i} ${t}`];
+  });
+}
+
+/** A MemStore that counts gets and the bytes they return. */
+class CountingStore extends MemStore {
+  gets = 0;
+  ranged = 0;
+  bytes = 0;
+  override async get(
+    key: string,
+    opts: { range?: { start: number; end: number } } = {},
+  ): Promise<Uint8Array> {
+    const b = await super.get(key, opts);
+    this.gets++;
+    if (opts.range) this.ranged++;
+    this.bytes += b.length;
+    return b;
+  }
+}
+
+/** Page p's bytes [start, end) in a version 4 block (the layout the format comment in block.ts draws). */
+function pageSpan(bytes: Uint8Array, header: BlockHeader, p: number): [number, number] {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let o = 20 + dv.getUint32(4, true) + dv.getUint32(8, true);
+  for (let q = 0; q < p; q++) for (const n of header.pages![q]!.sections) o += n;
+  let len = 0;
+  for (const n of header.pages![p]!.sections) len += n;
+  return [o, o + len];
+}
+
+const hex64 = (w: Uint32Array) => w[1]!.toString(16).padStart(8, '0') + w[0]!.toString(16).padStart(8, '0');
+
+/** A version 3 block as it was written before version 4 (filters and sections in one checked body). */
+function encodeV3(rows: [number, string][], per: number): Uint8Array {
+  const parts: Buffer[] = [];
+  const pages: { rows: number; filter: number; sections: number[] }[] = [];
+  for (let s = 0; s < Math.max(1, rows.length); s += per) {
+    const page = rows.slice(s, s + per);
+    const filter = buildKeyFilter(Float64Array.from(page.map((r) => r[0] * 7919)));
+    const secs = [0, 1].map((c) => deflateRawSync(Buffer.from(JSON.stringify(page.map((r) => r[c])))));
+    parts.push(Buffer.from(filter), ...secs);
+    pages.push({ rows: page.length, filter: filter.length, sections: secs.map((z) => z.length) });
+  }
+  const body = Buffer.concat(parts);
+  const check = hex64(hash64Words(new Uint8Array(32).fill(3), body));
+  const header = Buffer.from(
+    JSON.stringify({
+      ...meta,
+      rows: rows.length,
+      min: [0, null],
+      max: [rows.length - 1, null],
+      pages,
+      check,
+    }),
+  );
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(header.length);
+  return Buffer.concat([Buffer.from('HLB3'), len, header, body]);
+}
+
+describe('version 4 blocks', () => {
+  it('open reads the directory, load fetches only the pages asked for, adjacent pages in one get', async () => {
+    const rows = rowsOf(64 * 120);
+    const { bytes, header } = encodeBlock(meta, rows, 2, {
+      pageRows: 64,
+      pageKeys: (p) => Float64Array.from(p.map((r) => (r[0] as number) * 7919)),
+    });
+    expect(bytes.length).toBeGreaterThan(blockPrefixBytes);
+    const store = new CountingStore();
+    await store.put('b/1', bytes);
+    for (const prefix of [blockPrefixBytes, 256]) {
+      store.gets = store.ranged = store.bytes = 0;
+      const r = await BlockReader.open(store, 'b/1', prefix);
+      expect(r.version).toBe(4);
+      // a directory longer than the prefix takes a second get
+      expect(store.gets).toBe(prefix === 256 ? 2 : 1);
+      expect(r.pages.length).toBe(120);
+      for (let p = 0; p < 120; p++) expect(r.pageMayHold(p, p * 64 * 7919)).toBe(true);
+      const far = 100;
+      expect(r.pageLoaded(far)).toBe(false);
+      const before = store.gets;
+      await r.load([far]);
+      expect(store.gets).toBe(before + 1);
+      expect(r.pageRow(far, 3)).toEqual(rows[far * 64 + 3]);
+      // 103, 104, 105 are one run, 108 another
+      await r.load([105, 103, 108, 104, far]);
+      expect(store.gets).toBe(before + 3);
+      for (const p of [103, 104, 105, 108]) expect(r.pageRow(p, 0)).toEqual(rows[p * 64]);
+      expect(() => r.pageRow(90, 0)).toThrow(/b\/1: page 90 was not loaded/);
+      expect(store.bytes).toBe(r.bytesFetched);
+      expect(r.bytesFetched).toBeLessThan(bytes.length / 3);
+      expect(store.ranged).toBe(store.gets);
+      await r.loadAll();
+      expect(r.rows()).toEqual(rows);
+    }
+    // a block smaller than the prefix is one get
+    const small = encodeBlock(meta, rows.slice(0, 10), 2).bytes;
+    await store.put('b/2', small);
+    store.gets = 0;
+    const r2 = await BlockReader.open(store, 'b/2');
+    expect(store.gets).toBe(1);
+    expect(r2.rows()).toEqual(rows.slice(0, 10));
+    expect(header.pages!.every((p) => /^[0-9a-f]{16}$/.test(p.check!))).toBe(true);
+  });
+
+  it('a corrupt page fails naming the block and the page; the other pages still read', async () => {
+    const rows = rowsOf(64 * 8);
+    const { bytes, header } = encodeBlock(meta, rows, 2, { pageRows: 64 });
+    const [a, b] = pageSpan(bytes, header, 5);
+    const bad = bytes.slice();
+    bad[(a + b) >> 1]! ^= 0x10;
+    const store = new MemStore();
+    await store.put('s/blocks/abc', bad);
+    const whole = new BlockReader(bad, 's/blocks/abc');
+    const ranged = await BlockReader.open(store, 's/blocks/abc', 512);
+    await ranged.load([4, 5, 6]);
+    for (const r of [whole, ranged]) {
+      for (const p of [0, 4, 6, 7]) {
+        await r.load([p]);
+        expect(r.pageRow(p, 1)).toEqual(rows[p * 64 + 1]);
+      }
+      expect(() => r.pageText(5, 1)).toThrow(
+        /s\/blocks\/abc: page 5 of 8 \(rows 320-383\) fails its checksum/,
+      );
+      await r.loadAll();
+      expect(() => r.rows()).toThrow(/page 5 of 8/);
+    }
+    // the directory has its own checksum
+    const badDir = bytes.slice();
+    badDir[25]! ^= 1;
+    expect(() => new BlockReader(badDir, 'b9')).toThrow(/b9: directory checksum mismatch/);
+    await store.put('d', badDir);
+    await expect(BlockReader.open(store, 'd')).rejects.toThrow(/d: directory checksum mismatch/);
+    // truncated objects: the pages past the end are refused, with the block's name
+    expect(() => new BlockReader(bytes.subarray(0, a), 'cut')).toThrow(/cut: pages end at byte/);
+    await store.put('cut', bytes.subarray(0, b - 1));
+    const cut = await BlockReader.open(store, 'cut', 512);
+    await expect(cut.load([5])).rejects.toThrow(/cut: pages 5-5 are bytes .*\(truncated block\)/);
+  });
+
+  it('reads version 3 (pages, one checksum) and version 2 blocks, whole and through open', async () => {
+    const rows = rowsOf(300);
+    const v3 = encodeV3(rows, 64);
+    const store = new CountingStore();
+    await store.put('v3', v3);
+    for (const r of [new BlockReader(v3, 'v3'), await BlockReader.open(store, 'v3', 1024)]) {
+      expect(r.version).toBe(3);
+      expect(r.pages.length).toBe(5);
+      expect(r.pageMayHold(2, 130 * 7919)).toBe(true);
+      expect(r.pageStart(4)).toBe(256);
+      await r.load([0, 1, 2, 3, 4]); // here already: no get
+      expect(r.rows()).toEqual(rows);
+    }
+    expect(store.gets).toBe(2); // the prefix, then the whole object (older versions are read whole)
+    const bad = Buffer.from(v3);
+    bad[bad.length - 3]! ^= 1;
+    expect(() => new BlockReader(bad, 'v3b')).toThrow(/v3b: checksum mismatch/);
+
+    const cols = [JSON.stringify([1, 2]), JSON.stringify(['a', 'b'])].map((t) =>
+      deflateRawSync(Buffer.from(t)),
+    );
+    const body = Buffer.concat(cols);
+    const check = hex64(hash64Words(new Uint8Array(32).fill(3), body));
+    const h = Buffer.from(
+      JSON.stringify({
+        ...meta,
+        rows: 2,
+        min: [1, null],
+        max: [2, null],
+        sections: cols.map((c) => c.length),
+        check,
+      }),
+    );
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(h.length);
+    await store.put('v2', Buffer.concat([Buffer.from('HLB2'), len, h, body]));
+    const r2 = await BlockReader.open(store, 'v2');
+    expect(r2.version).toBe(2);
+    expect(r2.rows()).toEqual([
+      [1, 'a'],
+      [2, 'b'],
+    ]);
+  });
+
+  it('a stream: a needle fetches the directory and its page; a corrupt page fails that needle and the scan only', async () => {
+    const dir = join(root, 'stream');
+    createStream(
+      dir,
+      `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, msg TEXT) INDEX (TOKENS(msg))`,
+    );
+    const total = blockPageRows * 8;
+    const rows = rowsOf(total);
+    const file = join(dir, 'in.jsonl');
+    writeFileSync(file, `${rows.map(([n, msg]) => JSON.stringify({ n, msg })).join('\n')}\n`);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      await s.ingestFile(file, { chunkBytes: 64 << 20 }); // one block
+      await s.indexAll();
+      const { objects } = await s.store.list('ev/blocks/');
+      expect(objects.length).toBe(1);
+      const key = objects[0]!.key;
+      const bytes = await s.store.get(key);
+      const blk = new BlockReader(bytes, key);
+      expect(blk.version).toBe(4);
+      expect(blk.pages.length).toBe(8);
+      const needle = (p: number) => s.parse(`msg CONTAINS 'row${p * blockPageRows + 7}'`);
+      const hit = await s.search(needle(6));
+      expect(hit.rows.map((r) => r[0])).toEqual([6 * blockPageRows + 7]);
+      expect(hit.stats.blockBytesFetched).toBeLessThan(bytes.length / 2);
+      expect(hit.stats.blockGets).toBeLessThanOrEqual(3); // directory, its page (and rarely a false positive)
+      // flip a byte in page 3 of the stored block
+      const [a, b] = pageSpan(bytes, blk.header, 3);
+      const bad = bytes.slice();
+      bad[(a + b) >> 1]! ^= 0x40;
+      await s.store.put(key, bad);
+      for (const p of [0, 6, 7]) expect((await s.search(needle(p))).rows.length).toBe(1);
+      const page3 = new RegExp(`${key}: page 3 of 8 \\(rows 3072-4095\\) fails its checksum`);
+      await expect(s.search(needle(3))).rejects.toThrow(page3);
+      await expect(s.search(needle(6), { useIndex: false })).rejects.toThrow(page3);
+      await expect(
+        (async () => {
+          for await (const _ of s.scan());
+        })(),
+      ).rejects.toThrow(page3);
+    } finally {
+      await s.close();
+    }
+  });
+});
