@@ -316,6 +316,8 @@ export class BlockReader {
   readonly header: BlockHeader;
   readonly pages: PageInfo[];
   readonly version: 2 | 3 | 4;
+  /** Version 4: bytes from the object's start to its first page (what `open` must read first); else 0. */
+  readonly directoryBytes: number = 0;
   /** Bytes of the object fetched (the whole object when it was given whole) and the gets that fetched them. */
   bytesFetched: number;
   getsMade = 1;
@@ -380,6 +382,7 @@ export class BlockReader {
       filtersAt = v4FixedBytes + hl;
       filtersLen = fl;
       pagesAt = dirEnd;
+      this.directoryBytes = dirEnd;
     } else {
       const hl = dv.getUint32(4, true);
       if (8 + hl > bytes.length) throw new Error(`${where}: header length ${hl} is past the end`);

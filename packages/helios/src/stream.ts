@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { type ObjectStore, openStore, TieredStore } from '@strata/objstore';
 import {
   BlockReader,
+  blockDirectoryBytesMax,
   blockId,
   decodeBlock,
   type EncodedBlock,
@@ -348,6 +349,11 @@ export class Stream {
   /** Block rewrites (erasures) applied so far: level-0 node records name the count they were built at. */
   private rewrites = 0;
   private cache = new Map<string, IndexNode>();
+  /**
+   * What a search's first get of a block asks for: the largest directory seen so far, rounded up to 4 KiB
+   * (a 4 MiB chunk's is about 35 KiB), so a needle reads the directory and then its pages, little else.
+   */
+  private blockPrefixBytes = 4096;
   readonly parser: RowParser;
   private tsCol: number;
 
@@ -1003,7 +1009,13 @@ export class Stream {
         continue;
       }
       // the directory (one range get), then only the pages whose key filters may hold the plan's keys
-      const blk = await BlockReader.open(this.store, b.key);
+      const blk = await BlockReader.open(this.store, b.key, this.blockPrefixBytes);
+      // the next block's first get asks for about this block's directory (blocks of a stream are alike)
+      if (blk.directoryBytes > 0)
+        this.blockPrefixBytes = Math.min(
+          blockDirectoryBytesMax,
+          Math.max(this.blockPrefixBytes, Math.ceil(blk.directoryBytes / 4096) * 4096),
+        );
       stats.blocksRead++;
       const pages: number[] = [];
       for (let p = 0; p < blk.pages.length; p++) {
