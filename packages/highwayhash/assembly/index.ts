@@ -136,8 +136,8 @@ export function update(ptr: usize, len: usize): void {
  * the whole state in locals from the first packet to the result: the whole packets, then the remainder
  * packet (when len % 32 > 0) and the permuted rounds (4, 6 or 10 for bits = 64, 128 or 256) in a second
  * loop. The result goes to `dst` (bits / 8 bytes); the state at `src` is left as it was (a stream can go
- * on after a digest).
- * Reads up to 32 bytes past the input's end.
+ * on after a digest). Reads up to 32 bytes past the input's end. The host sends one-shot inputs of 4 KiB
+ * and more through `update` and `digest` instead: V8 compiles `update`'s loop 3-5% faster than this one.
  */
 @inline function hashFrom(src: usize, ptr: usize, len: usize, bits: u32, dst: usize): void {
   const zip = v128.load(ZIP);
