@@ -335,6 +335,7 @@ export class BlockReader {
   private readonly texts = new Map<number, string>();
   private readonly cols = new Map<number, Cell[]>();
   private bodyBytesLeft = blockBodyBytesMax;
+  private dir: Uint8Array | undefined;
 
   /**
    * `bytes` is the whole block. With `store`, `bytes` may instead be a prefix of the version 4 object at
@@ -383,6 +384,7 @@ export class BlockReader {
       filtersLen = fl;
       pagesAt = dirEnd;
       this.directoryBytes = dirEnd;
+      this.dir = bytes.subarray(0, dirEnd);
     } else {
       const hl = dv.getUint32(4, true);
       if (8 + hl > bytes.length) throw new Error(`${where}: header length ${hl} is past the end`);
@@ -495,6 +497,14 @@ export class BlockReader {
     r.bytesFetched = fetched;
     r.getsMade = gets;
     return r;
+  }
+
+  /**
+   * A copy of a version 4 block's directory (undefined for older versions): `new BlockReader(dir, key,
+   * store)` reads the block again without fetching it (a block's key names immutable bytes).
+   */
+  directory(): Uint8Array | undefined {
+    return this.dir?.slice();
   }
 
   get ncols(): number {

@@ -78,6 +78,11 @@ function setHas(sorted: Float64Array, k: number): boolean {
 
 /** Bound on decoded index nodes kept in memory per open stream, in nodes. */
 export const nodeCacheMax = 256;
+/**
+ * Bytes of block directories a Stream keeps for searches (a 4 MiB chunk's is about 35 KiB: 900 blocks),
+ * so a search that comes back to a block fetches only its pages.
+ */
+export const directoryCacheBytesMax = 32 << 20;
 /** Bound on a file's chunks ingested at once (parsed, written or appended, not yet acknowledged). */
 export const ingestChunksInFlightMax = 3;
 
@@ -354,6 +359,9 @@ export class Stream {
    * (a 4 MiB chunk's is about 35 KiB), so a needle reads the directory and then its pages, little else.
    */
   private blockPrefixBytes = 4096;
+  /** Directories of HLB4 blocks searches read, by block key (LRU, `directoryCacheBytesMax` in all). */
+  private directories = new Map<string, Uint8Array>();
+  private directoriesBytes = 0;
   readonly parser: RowParser;
   private tsCol: number;
 
@@ -1009,13 +1017,7 @@ export class Stream {
         continue;
       }
       // the directory (one range get), then only the pages whose key filters may hold the plan's keys
-      const blk = await BlockReader.open(this.store, b.key, this.blockPrefixBytes);
-      // the next block's first get asks for about this block's directory (blocks of a stream are alike)
-      if (blk.directoryBytes > 0)
-        this.blockPrefixBytes = Math.min(
-          blockDirectoryBytesMax,
-          Math.max(this.blockPrefixBytes, Math.ceil(blk.directoryBytes / 4096) * 4096),
-        );
+      const blk = await this.openBlock(b.key);
       stats.blocksRead++;
       const pages: number[] = [];
       for (let p = 0; p < blk.pages.length; p++) {
@@ -1043,6 +1045,39 @@ export class Stream {
       if (!anyPage) stats.prunedByNeedle++;
     }
     return { rows, seqs, stats };
+  }
+
+  /**
+   * A block for a search: its directory from the cache (a block's key names bytes that never change: a
+   * rewrite writes a new key), else from one range get (two when it is longer than any seen before).
+   */
+  private async openBlock(key: string): Promise<BlockReader> {
+    const dir = this.directories.get(key);
+    if (dir) {
+      this.directories.delete(key); // most recently used last
+      this.directories.set(key, dir);
+      const blk = new BlockReader(dir, key, this.store);
+      blk.bytesFetched = 0;
+      blk.getsMade = 0;
+      return blk;
+    }
+    const blk = await BlockReader.open(this.store, key, this.blockPrefixBytes);
+    const d = blk.directory();
+    if (d) {
+      // the next block's first get asks for about this block's directory (blocks of a stream are alike)
+      this.blockPrefixBytes = Math.min(
+        blockDirectoryBytesMax,
+        Math.max(this.blockPrefixBytes, Math.ceil(d.length / 4096) * 4096),
+      );
+      this.directories.set(key, d);
+      this.directoriesBytes += d.length;
+      for (const [k, v] of this.directories) {
+        if (this.directoriesBytes <= directoryCacheBytesMax) break;
+        this.directories.delete(k);
+        this.directoriesBytes -= v.length;
+      }
+    }
+    return blk;
   }
 
   /** Every acknowledged row, block by block (the brute-force view). */

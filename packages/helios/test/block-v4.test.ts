@@ -243,6 +243,13 @@ describe('version 4 blocks', () => {
       expect(hit.rows.map((r) => r[0])).toEqual([6 * blockPageRows + 7]);
       expect(hit.stats.blockBytesFetched).toBeLessThan(bytes.length / 2);
       expect(hit.stats.blockGets).toBeLessThanOrEqual(3); // directory, its page (and rarely a false positive)
+      // the directory is cached: again, only the page
+      const again = await s.search(needle(6));
+      expect(again.rows).toEqual(hit.rows);
+      expect(again.stats.blockGets).toBeLessThan(hit.stats.blockGets);
+      expect(again.stats.blockBytesFetched).toBeLessThan(
+        hit.stats.blockBytesFetched - blk.directoryBytes + 1,
+      );
       // flip a byte in page 3 of the stored block
       const [a, b] = pageSpan(bytes, blk.header, 3);
       const bad = bytes.slice();
