@@ -71,6 +71,7 @@ export {
   type ChunkOptions,
   createStream,
   defaultPolicy,
+  directoryCacheBytesMax,
   eraseRetriesMax,
   gcGraceMsDefault,
   type IndexPolicy,
