@@ -359,6 +359,8 @@ export class Stream {
    * (a 4 MiB chunk's is about 35 KiB), so a needle reads the directory and then its pages, little else.
    */
   private blockPrefixBytes = 4096;
+  /** Whether the last block a search opened was an older version (read whole: no range get first). */
+  private lastBlockWhole = false;
   /** Directories of HLB4 blocks searches read, by block key (LRU, `directoryCacheBytesMax` in all). */
   private directories = new Map<string, Uint8Array>();
   private directoriesBytes = 0;
@@ -1061,7 +1063,13 @@ export class Stream {
       blk.getsMade = 0;
       return blk;
     }
-    const blk = await BlockReader.open(this.store, key, this.blockPrefixBytes);
+    let blk: BlockReader;
+    if (this.lastBlockWhole) {
+      // the last block was HLB2/HLB3 (read whole): so is the next one most likely (a stream's old blocks)
+      const bytes = await this.store.get(key);
+      blk = new BlockReader(bytes, key, this.store);
+    } else blk = await BlockReader.open(this.store, key, this.blockPrefixBytes);
+    this.lastBlockWhole = blk.version < 4;
     const d = blk.directory();
     if (d) {
       // the next block's first get asks for about this block's directory (blocks of a stream are alike)

@@ -268,4 +268,35 @@ describe('version 4 blocks', () => {
       await s.close();
     }
   });
+
+  it('a stream whose blocks are HLB3: read whole, after the first with one get', async () => {
+    const dir = join(root, 'old');
+    createStream(
+      dir,
+      `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, msg TEXT) INDEX (TOKENS(msg))`,
+    );
+    const rows = rowsOf(blockPageRows * 3);
+    const file = join(dir, 'in.jsonl');
+    writeFileSync(file, `${rows.map(([n, msg]) => JSON.stringify({ n, msg })).join('\n')}\n`);
+    let s = await Stream.open(dir, 'ev');
+    await s.ingestFile(file, { chunkBytes: 64 << 20 });
+    const key = (await s.store.list('ev/blocks/')).objects[0]!.key;
+    await s.close();
+    // the block as an HLB3 writer wrote it (its filters are not the index's keys: searched without the index)
+    const v3 = encodeV3(rows, blockPageRows);
+    s = await Stream.open(dir, 'ev');
+    try {
+      await s.store.put(key, v3);
+      const q = s.parse(`msg CONTAINS 'row${2 * blockPageRows + 5}'`);
+      const first = await s.search(q, { useIndex: false });
+      expect(first.rows.map((r) => r[0])).toEqual([2 * blockPageRows + 5]);
+      expect(first.stats.blockGets).toBe(2); // the first get asked for a directory, found HLB3
+      const second = await s.search(q, { useIndex: false });
+      expect(second.rows).toEqual(first.rows);
+      expect(second.stats.blockGets).toBe(1);
+      expect(second.stats.blockBytesFetched).toBe(v3.length);
+    } finally {
+      await s.close();
+    }
+  });
 });
