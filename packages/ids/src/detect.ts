@@ -506,18 +506,13 @@ type Step =
   | { kind: 'isdataat'; n: number; relative: boolean; negated: boolean }
   | { kind: 'dsize'; test: (n: number) => boolean }
   | { kind: 'flags'; test: (f: number) => boolean }
-  | { kind: 'itype'; test: (n: number) => boolean }
-  | { kind: 'icode'; test: (n: number) => boolean }
-  | { kind: 'ttl'; test: (n: number) => boolean }
-  | { kind: 'id' | 'seq' | 'ack' | 'fragbits' | 'ip_proto'; test: (n: number) => boolean }
+  | { kind: HeaderFieldKind; test: (n: number) => boolean }
   | ByteTest
   | ByteJump
   | ByteExtract
   | { kind: 'ipopts'; type: number }
   | { kind: 'stream_size'; which: 'server' | 'client' | 'both' | 'either'; test: (n: number) => boolean }
-  | { kind: 'bufferlen'; test: (n: number) => boolean }
-  | { kind: 'icmp_id'; test: (n: number) => boolean }
-  | { kind: 'icmp_seq'; test: (n: number) => boolean };
+  | { kind: 'bufferlen'; test: (n: number) => boolean };
 
 /** bufferlen / bsize / urilen: `n`, `<n`, `>n`, `<=n`, `>=n`, `a<>b` (exclusive), `a<=>b` (inclusive). */
 function lengthTest(v: string): (n: number) => boolean {
@@ -871,44 +866,58 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
     case 'flags':
       return d !== undefined && d.proto === 6 && s.test(d.tcpFlags) && matchSteps(steps, i + 1, ctx, prevEnd);
     case 'itype':
-      return (
-        d !== undefined &&
-        (d.proto === 1 || d.proto === 58) &&
-        s.test(d.icmpType) &&
-        matchSteps(steps, i + 1, ctx, prevEnd)
-      );
     case 'icode':
-      return (
-        d !== undefined &&
-        (d.proto === 1 || d.proto === 58) &&
-        s.test(d.icmpCode) &&
-        matchSteps(steps, i + 1, ctx, prevEnd)
-      );
-    case 'ttl':
-      return d !== undefined && s.test(d.ttl) && matchSteps(steps, i + 1, ctx, prevEnd);
-    case 'id':
-    case 'fragbits':
-      // IPv4 header fields (an IPv6 packet has neither)
-      return (
-        d !== undefined &&
-        d.ipVersion === 4 &&
-        s.test(s.kind === 'id' ? d.ipId : d.ipFlags) &&
-        matchSteps(steps, i + 1, ctx, prevEnd)
-      );
-    case 'ip_proto':
-      return d !== undefined && s.test(d.proto) && matchSteps(steps, i + 1, ctx, prevEnd);
-    case 'seq':
-    case 'ack':
-      return (
-        d !== undefined &&
-        d.proto === 6 &&
-        s.test(s.kind === 'seq' ? d.seq : d.ack) &&
-        matchSteps(steps, i + 1, ctx, prevEnd)
-      );
     case 'icmp_id':
     case 'icmp_seq':
-      if (!d || !(d.proto === 1 || d.proto === 58)) return false;
-      return s.test(s.kind === 'icmp_id' ? d.icmpId : d.icmpSeq) && matchSteps(steps, i + 1, ctx, prevEnd);
+    case 'ttl':
+    case 'id':
+    case 'fragbits':
+    case 'ip_proto':
+    case 'seq':
+    case 'ack': {
+      const v = d && headerField(s.kind, d);
+      return v !== undefined && s.test(v) && matchSteps(steps, i + 1, ctx, prevEnd);
+    }
+  }
+}
+
+/** Steps that test one numeric header field of the packet. */
+type HeaderFieldKind =
+  | 'itype'
+  | 'icode'
+  | 'icmp_id'
+  | 'icmp_seq'
+  | 'ttl'
+  | 'id'
+  | 'fragbits'
+  | 'ip_proto'
+  | 'seq'
+  | 'ack';
+
+/** The header field a step tests, or undefined when the packet has none (ICMP fields, IPv4's id, TCP's seq). */
+function headerField(kind: HeaderFieldKind, d: Decoded): number | undefined {
+  const icmp = d.proto === 1 || d.proto === 58;
+  switch (kind) {
+    case 'itype':
+      return icmp ? d.icmpType : undefined;
+    case 'icode':
+      return icmp ? d.icmpCode : undefined;
+    case 'icmp_id':
+      return icmp ? d.icmpId : undefined;
+    case 'icmp_seq':
+      return icmp ? d.icmpSeq : undefined;
+    case 'ttl':
+      return d.ttl;
+    case 'id':
+      return d.ipVersion === 4 ? d.ipId : undefined;
+    case 'fragbits':
+      return d.ipVersion === 4 ? d.ipFlags : undefined;
+    case 'ip_proto':
+      return d.proto;
+    case 'seq':
+      return d.proto === 6 ? d.seq : undefined;
+    case 'ack':
+      return d.proto === 6 ? d.ack : undefined;
   }
 }
 
@@ -1518,17 +1527,13 @@ export class Engine {
           steps.unshift({ kind: 'flags', test: flagsTest(v) });
           break;
         case 'itype':
-          steps.unshift({ kind: 'itype', test: numTest(v) });
-          break;
         case 'icode':
-          steps.unshift({ kind: 'icode', test: numTest(v) });
-          break;
         case 'ttl':
-          steps.unshift({ kind: 'ttl', test: numTest(v) });
-          break;
         case 'id':
         case 'seq':
         case 'ack':
+        case 'icmp_id':
+        case 'icmp_seq':
           steps.unshift({ kind: o.keyword, test: numTest(v) });
           break;
         case 'fragbits':
@@ -1543,10 +1548,6 @@ export class Engine {
           steps.unshift({ kind: 'ip_proto', test: numTest(`${m[1]}${n}`) });
           break;
         }
-        case 'icmp_id':
-        case 'icmp_seq':
-          steps.unshift({ kind: o.keyword, test: numTest(v) });
-          break;
         case 'flow': {
           const parts = v.split(',').map((x) => x.trim());
           flow = {
