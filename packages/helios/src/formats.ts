@@ -318,7 +318,8 @@ export const tokensPerValueMax = 4096;
 /** Bound on one token's length in characters; longer runs are cut. */
 export const tokenCharsMax = 128;
 
-function isTokenChar(c: number): boolean {
+/** Whether UTF-16 unit (or byte) c belongs to a token: letters, digits, `_`, `-`, `.` and everything above ASCII. */
+export function isTokenChar(c: number): boolean {
   return (
     (c >= 48 && c <= 57) ||
     (c >= 65 && c <= 90) ||

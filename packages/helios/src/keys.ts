@@ -6,7 +6,7 @@
 import { hash64Batch } from '@strata/highwayhash';
 import { learnedSort } from '@strata/learned-sort';
 import type { StreamDef } from './ddl.js';
-import { type Cell, type Row, tokenCharsMax, tokensPerValueMax } from './formats.js';
+import { type Cell, isTokenChar, type Row, tokenCharsMax, tokensPerValueMax } from './formats.js';
 
 /** The fixed HighwayHash key for index keys (the digits of pi); changing it invalidates every index. */
 export const indexHashKey = new Uint32Array([
@@ -78,19 +78,6 @@ export function unionKeys(parts: Float64Array[]): Float64Array {
 /** The sorted distinct 53-bit keys of a block's rows. */
 export function keysOf(def: StreamDef, rows: Row[]): Float64Array {
   return sortUnique(rowKeys(def, rows));
-}
-
-/** Whether UTF-16 unit c belongs to a token (the same set as `tokenize`'s). */
-function isTokenChar(c: number): boolean {
-  return (
-    (c >= 48 && c <= 57) ||
-    (c >= 65 && c <= 90) ||
-    (c >= 97 && c <= 122) ||
-    c === 95 ||
-    c === 45 ||
-    c === 46 ||
-    c > 127
-  );
 }
 
 const fnvBasis = 0x811c9dc5;

@@ -1392,6 +1392,32 @@ export class Engine {
     if (fresh.length > 0) sc.found.push({ ids: fresh, end: sc.end });
   }
 
+  /**
+   * Stages 2 and 3 for rule `i` of group `g` on the bytes scanned last: its fast pattern, then (with
+   * `allStrings`) its other contents; counts each stage the inspection passed once (`seen`).
+   */
+  private stringsPass(g: RuleGroup, i: number, seen: { prefiltered: boolean; allStrings: boolean }): boolean {
+    const fp = g.fp[i]!;
+    if (fp >= 0 && g.hit[fp] === 0) {
+      this.stats.rulesPrefiltered++;
+      return false;
+    }
+    if (!seen.prefiltered) {
+      seen.prefiltered = true;
+      this.stats.stagePrefilterOut++;
+    }
+    const rest = g.rules[i]!.rest;
+    if (rest && !allPresent(rest, g.hit)) {
+      this.stats.rulesAllStringsFiltered++;
+      return false;
+    }
+    if (!seen.allStrings) {
+      seen.allStrings = true;
+      this.stats.stageAllStringsOut++;
+    }
+    return true;
+  }
+
   private prefilterScan(g: RuleGroup, bytes: Uint8Array): void {
     for (const id of this.hits) this.lastHit[id] = 0;
     this.hits.length = 0;
@@ -2232,8 +2258,7 @@ export class Engine {
     // the filter stages this inspection passed (each counted once: EngineStats.stage*)
     this.stats.stageInspections++;
     let grouped = false;
-    let prefiltered = false;
-    let allStrings = false;
+    const seen = { prefiltered: false, allStrings: false };
     let full = false;
     for (let i = 0; i < g.rules.length; i++) {
       const c = g.rules[i]!;
@@ -2243,23 +2268,7 @@ export class Engine {
         grouped = true;
         this.stats.stagePortGroupOut++;
       }
-      const fp = g.fp[i]!;
-      if (fp >= 0 && g.hit[fp] === 0) {
-        this.stats.rulesPrefiltered++;
-        continue;
-      }
-      if (!prefiltered) {
-        prefiltered = true;
-        this.stats.stagePrefilterOut++;
-      }
-      if (c.rest && !allPresent(c.rest, g.hit)) {
-        this.stats.rulesAllStringsFiltered++;
-        continue;
-      }
-      if (!allStrings) {
-        allStrings = true;
-        this.stats.stageAllStringsOut++;
-      }
+      if (!this.stringsPass(g, i, seen)) continue;
       if (!this.headerMatch(c, src, sp, dst, dp)) continue;
       if (c.flow && !c.flow.stateless) {
         if (c.flow.toServer && !toServer) continue;
@@ -2430,8 +2439,7 @@ export class Engine {
     // the filter stages this inspection passed (each counted once: EngineStats.stage*)
     this.stats.stageInspections++;
     let grouped = false;
-    let prefiltered = false;
-    let allStrings = false;
+    const seen = { prefiltered: false, allStrings: false };
     let full = false;
     for (let i = 0; i < g.rules.length; i++) {
       const c = g.rules[i]!;
@@ -2443,23 +2451,7 @@ export class Engine {
         grouped = true;
         this.stats.stagePortGroupOut++;
       }
-      const fp = g.fp[i]!;
-      if (fp >= 0 && g.hit[fp] === 0) {
-        this.stats.rulesPrefiltered++;
-        continue;
-      }
-      if (!prefiltered) {
-        prefiltered = true;
-        this.stats.stagePrefilterOut++;
-      }
-      if (c.rest && !allPresent(c.rest, g.hit)) {
-        this.stats.rulesAllStringsFiltered++;
-        continue;
-      }
-      if (!allStrings) {
-        allStrings = true;
-        this.stats.stageAllStringsOut++;
-      }
+      if (!this.stringsPass(g, i, seen)) continue;
       if (!this.headerMatch(c, d.src, d.srcPort, d.dst, d.dstPort)) continue;
       if (c.flow && !c.flow.stateless) {
         if (c.flow.established && !f.establishedForPacket) continue;
