@@ -41,6 +41,15 @@ const checksumKey = new Uint8Array(32).map((_, i) => 0xa5 ^ (i * 7));
 /** Bound on bytes waiting for the next group commit; writers beyond it wait (backpressure). */
 const pendingBytesMax = 64 * 2 ** 20;
 
+/**
+ * Lets the event loop run timers and I/O between the packer's steps: packing a second of small writes is
+ * tens of milliseconds of work on the main thread (index, concatenation, checksums), and a group commit
+ * whose interval ends meanwhile would otherwise wait for all of it.
+ */
+function yieldToCommits(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 interface MemEntry {
   data: Uint8Array | null; // null: deleted (or, with `direct`, in the store itself)
   etag: string;
@@ -494,6 +503,7 @@ export class WalStore implements ObjectStore {
     const parts: Uint8Array[] = [];
     const index: IndexEntry[] = [];
     let off = 0;
+    await yieldToCommits();
     for (const [k, m] of frozen) {
       if (m.data) {
         parts.push(m.data);
@@ -502,6 +512,7 @@ export class WalStore implements ObjectStore {
       } else index.push([k, 0, 0, '', m.modifiedMs, m.direct ? 2 : 1]);
     }
     const packKey = await this.writePack(parts, index);
+    await yieldToCommits();
     for (const [k, off, size, etag, mtime, kind] of index) {
       this.packed.set(k, packRef(packKey, off, size, etag, mtime, kind));
       // forget the in-memory copy unless it was rewritten after the freeze
@@ -513,6 +524,7 @@ export class WalStore implements ObjectStore {
         await rm(join(this.o.dir, name), { force: true });
     }
     this.walBytes = 0;
+    await yieldToCommits();
     await this.compact();
   }
 
@@ -522,7 +534,9 @@ export class WalStore implements ObjectStore {
     const tail = Buffer.alloc(4);
     tail.writeUInt32LE(idx.length, 0);
     const packKey = `${this.o.packPrefix}${String(this.packSeq++).padStart(12, '0')}.pack`;
+    await yieldToCommits();
     const body = Buffer.concat([...parts, idx, tail]);
+    await yieldToCommits();
     await this.store.put(packKey, body);
     this.packSizes.set(packKey, { size: body.length, data: index.reduce((n, e) => n + e[2], 0) });
     this.stats.packsWritten++;
