@@ -214,7 +214,7 @@ export class WalStore implements ObjectStore {
       ) as [string, number, number, string, number, number][];
       this.packSizes.set(key, { size: buf.length, data: index.reduce((n, e) => n + e[2], 0) });
       for (const [k, off, size, etag, mtime, kind] of index)
-        this.packed.set(k, packRef(key, off, size, etag, mtime, kind));
+        this.setPacked(k, packRef(key, off, size, etag, mtime, kind));
       this.packSeq = Math.max(
         this.packSeq,
         Number(key.slice(this.o.packPrefix.length, this.o.packPrefix.length + 12)) + 1,
@@ -514,7 +514,7 @@ export class WalStore implements ObjectStore {
     const packKey = await this.writePack(parts, index);
     await yieldToCommits();
     for (const [k, off, size, etag, mtime, kind] of index) {
-      this.packed.set(k, packRef(packKey, off, size, etag, mtime, kind));
+      this.setPacked(k, packRef(packKey, off, size, etag, mtime, kind));
       // forget the in-memory copy unless it was rewritten after the freeze
       const cur = this.mem.get(k);
       if (cur === frozen.get(k)) this.mem.delete(k);
@@ -546,6 +546,15 @@ export class WalStore implements ObjectStore {
 
   /** Packs' sizes in the store and the data bytes they were written with, by key. */
   private readonly packSizes = new Map<string, { size: number; data: number }>();
+  /** Per pack, the bytes of it that keys still point to (kept as keys move, so compaction need not count). */
+  private readonly packLive = new Map<string, number>();
+
+  private setPacked(k: string, ref: PackRef): void {
+    const prev = this.packed.get(k);
+    if (prev) this.packLive.set(prev.pack, (this.packLive.get(prev.pack) ?? 0) - prev.size);
+    this.packed.set(k, ref);
+    this.packLive.set(ref.pack, (this.packLive.get(ref.pack) ?? 0) + ref.size);
+  }
 
   /**
    * Rewrites sparse packs (live bytes below `compactLiveRatio` of their size) and, when there are at least
@@ -555,19 +564,16 @@ export class WalStore implements ObjectStore {
   private async compact(): Promise<void> {
     const ratio = this.o.compactLiveRatio;
     if (ratio <= 0 || this.packSizes.size === 0) return;
-    const live = new Map<string, { bytes: number; keys: string[] }>();
-    for (const p of this.packSizes.keys()) live.set(p, { bytes: 0, keys: [] });
-    for (const [k, r] of this.packed) {
-      const l = live.get(r.pack);
-      if (!l) continue;
-      l.bytes += r.size;
-      l.keys.push(k);
-    }
     // sparse: most of its data superseded (a pack of tombstones only has no data and is never sparse)
-    const sparse = [...live].filter(([p, l]) => l.bytes < ratio * this.packSizes.get(p)!.data);
-    const small = [...live].filter(([, l]) => l.bytes < this.o.packBytes / 8);
-    const chosen = new Map(small.length >= 4 ? [...sparse, ...small] : sparse);
-    if (chosen.size === 0) return;
+    const packs = [...this.packSizes.keys()];
+    const liveOf = (p: string) => this.packLive.get(p) ?? 0;
+    const sparse = packs.filter((p) => liveOf(p) < ratio * this.packSizes.get(p)!.data);
+    const small = packs.filter((p) => liveOf(p) < this.o.packBytes / 8);
+    const chosenPacks = new Set(small.length >= 4 ? [...sparse, ...small] : sparse);
+    if (chosenPacks.size === 0) return;
+    // the keys of the chosen packs: one pass over the keys, only when there is something to compact
+    const chosen = new Map<string, { keys: string[] }>([...chosenPacks].map((p) => [p, { keys: [] }]));
+    for (const [k, r] of this.packed) chosen.get(r.pack)?.keys.push(k);
     const parts: Uint8Array[] = [];
     const index: IndexEntry[] = [];
     let off = 0;
@@ -592,11 +598,12 @@ export class WalStore implements ObjectStore {
       const packKey = await this.writePack(parts, index);
       reclaimed -= this.packSizes.get(packKey)!.size;
       for (const [k, o, size, etag, mtime, kind] of index)
-        this.packed.set(k, packRef(packKey, o, size, etag, mtime, kind));
+        this.setPacked(k, packRef(packKey, o, size, etag, mtime, kind));
     }
     for (const p of chosen.keys()) {
       await this.store.delete(p);
       this.packSizes.delete(p);
+      this.packLive.delete(p);
       this.stats.packsCompacted++;
     }
     this.stats.bytesReclaimed += Math.max(0, reclaimed);
