@@ -42,6 +42,9 @@ function hexPart(name: string): string {
   return i < 0 ? name : name.slice(0, i);
 }
 
+/** Bytes of a large object written (and made durable) at a time. */
+const writeStepBytes = 1 << 20;
+
 export class FileStore implements ObjectStore {
   private readonly objDir: string;
   private readonly tmpDir: string;
@@ -80,7 +83,17 @@ export class FileStore implements ObjectStore {
     keyBytes.copy(header, HEADER_FIXED);
     const fh = await open(tmp, 'w');
     try {
-      await fh.writev([header, data]);
+      if (data.length <= writeStepBytes) await fh.writev([header, data]);
+      else {
+        // a large body goes to disk in steps, each made durable before the next: on a journaling file
+        // system a small fsync elsewhere (a WAL's group commit) may have to wait for the data being written
+        // back, and a step bounds that wait
+        await fh.write(header);
+        for (let at = 0; at < data.length; at += writeStepBytes) {
+          await fh.write(data, at, Math.min(writeStepBytes, data.length - at));
+          await fh.datasync();
+        }
+      }
       await fh.sync();
     } finally {
       await fh.close();
