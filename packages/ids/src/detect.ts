@@ -1257,20 +1257,13 @@ export class Engine {
    * patterns. A message's buffer is scanned once, when the first rule keyed on it gets that far.
    */
   private buildHttpPrefilter(): void {
-    const patterns = new Map<string, { ids: Map<string, number>; list: Uint8Array[] }>();
+    const patterns = new Map<string, PatternSet>();
     for (const c of this.httpOrdered) {
       const f = fastContent(c.http!.groups);
       if (!f) continue;
       let p = patterns.get(f.buffer);
-      if (!p) patterns.set(f.buffer, (p = { ids: new Map(), list: [] }));
-      const key = Buffer.from(f.bytes).toString('latin1').toLowerCase();
-      let id = p.ids.get(key);
-      if (id === undefined) {
-        id = p.list.length;
-        p.ids.set(key, id);
-        p.list.push(f.bytes);
-      }
-      c.httpFast = { buffer: f.buffer, id };
+      if (!p) patterns.set(f.buffer, (p = new PatternSet()));
+      c.httpFast = { buffer: f.buffer, id: p.id(f.bytes) };
     }
     for (const [buffer, p] of patterns) this.httpPrefilter.set(buffer, new MultiMatcher(p.list));
   }
@@ -1283,37 +1276,26 @@ export class Engine {
    * (stage 3, Pigasus' check that all of a rule's strings are present; `allStrings`): one scan serves both.
    */
   private buildGroup(rules: Compiled[]): RuleGroup {
-    const ids = new Map<string, number>();
-    const patterns: Uint8Array[] = [];
-    const idOf = (bytes: Uint8Array) => {
-      const key = Buffer.from(bytes).toString('latin1').toLowerCase();
-      let id = ids.get(key);
-      if (id === undefined) {
-        id = patterns.length;
-        ids.set(key, id);
-        patterns.push(bytes);
-      }
-      return id;
-    };
+    const patterns = new PatternSet();
     const fp = new Int32Array(rules.length).fill(-1);
     if (this.opts.prefilter !== false)
       rules.forEach((c, i) => {
         if (!c.fast) return;
-        fp[i] = idOf(c.fast);
+        fp[i] = patterns.id(c.fast);
         if (!this.opts.allStrings) return;
         // stage 3: the rule's other positive contents, marked by the same scan
         const rest = new Set<number>();
         for (const st of c.steps)
           if (st.kind === 'content' && !st.c.negated && st.c.bytes.length > 0 && st.c.bytes !== c.fast)
-            rest.add(idOf(st.c.bytes));
+            rest.add(patterns.id(st.c.bytes));
         rest.delete(fp[i]!);
         if (rest.size > 0) c.rest = Int32Array.from(rest);
       });
     return {
       rules,
       fp,
-      matcher: patterns.length > 0 ? new MultiMatcher(patterns) : undefined,
-      hit: new Uint8Array(patterns.length),
+      matcher: patterns.list.length > 0 ? new MultiMatcher(patterns.list) : undefined,
+      hit: new Uint8Array(patterns.list.length),
     };
   }
 
@@ -1355,7 +1337,6 @@ export class Engine {
     return g;
   }
 
-  /** Runs a group's prefilter over `bytes`: afterwards `g.hit[g.fp[i]]` says whether rule i's pattern occurs. */
   /**
    * `prefilterScan` of a stream window (`st.window[0, st.len)`) whose bytes before `newStart` an earlier
    * delivery scanned: only the new bytes are scanned, resumed where that scan stopped, and the patterns
@@ -1363,9 +1344,7 @@ export class Engine {
    * before the window, which only costs an evaluation). Without that continuity, the whole window.
    */
   private prefilterWindow(g: RuleGroup, st: DirStream, newStart: number): void {
-    for (const id of this.hits) this.lastHit[id] = 0;
-    this.hits.length = 0;
-    this.lastHit = g.hit;
+    this.clearHits(g);
     if (!g.matcher || st.len === 0) return;
     let from = newStart;
     let sc = st.scan;
@@ -1390,6 +1369,13 @@ export class Engine {
     }
     sc.found.length = keep;
     if (fresh.length > 0) sc.found.push({ ids: fresh, end: sc.end });
+  }
+
+  /** Clears the marks the last scan set, before a scan into `g.hit`. */
+  private clearHits(g: RuleGroup): void {
+    for (const id of this.hits) this.lastHit[id] = 0;
+    this.hits.length = 0;
+    this.lastHit = g.hit;
   }
 
   /**
@@ -1418,10 +1404,9 @@ export class Engine {
     return true;
   }
 
+  /** Runs a group's prefilter over `bytes`: afterwards `g.hit[g.fp[i]]` says whether rule i's pattern occurs. */
   private prefilterScan(g: RuleGroup, bytes: Uint8Array): void {
-    for (const id of this.hits) this.lastHit[id] = 0;
-    this.hits.length = 0;
-    this.lastHit = g.hit;
+    this.clearHits(g);
     if (g.matcher && bytes.length > 0) g.matcher.scan(bytes, g.hit, this.hits);
   }
 
@@ -2471,14 +2456,14 @@ export class Engine {
         vars: new Map(),
         flow: f,
       };
-      // the header-field tests (stage 1's header filter) before the full matcher, which repeats them
+      // the header-field tests (stage 1's header filter) first; the full matcher goes on after them
       if (c.header && !matchSteps(c.header, 0, ctx, 0)) continue;
       this.stats.rulesEvaluated++;
       if (!full) {
         full = true;
         this.stats.stageFullMatcherIn++;
       }
-      if (!matchSteps(c.steps, 0, ctx, 0)) continue;
+      if (!matchSteps(c.steps, c.header?.length ?? 0, ctx, 0)) continue;
       this.applyFlowbits(c, f);
       // Suricata's action order: a pass ends the inspection of the packet; IP-only rules act on the flow
       const pass = c.rule.action === 'pass';
@@ -2726,6 +2711,23 @@ export class HttpBuffers {
     // `request` (or only with_*): the plain buffer, of the message the parameter names
     const plain = new HttpBuffers(own, this.anomalies, this.decompressedBytesMax);
     return plain.get(base);
+  }
+}
+
+/** Prefilter patterns with ids, one per pattern as the automaton sees it (case-folded). */
+class PatternSet {
+  private readonly ids = new Map<string, number>();
+  readonly list: Uint8Array[] = [];
+
+  id(bytes: Uint8Array): number {
+    const key = Buffer.from(bytes).toString('latin1').toLowerCase();
+    let id = this.ids.get(key);
+    if (id === undefined) {
+      id = this.list.length;
+      this.ids.set(key, id);
+      this.list.push(bytes);
+    }
+    return id;
   }
 }
 

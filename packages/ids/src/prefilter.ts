@@ -81,11 +81,6 @@ export class MultiMatcher {
     }
   }
 
-  /** Bytes of the automaton's tables (the dense transitions dominate: 1 KiB per state). */
-  get bytes(): number {
-    return this.delta.byteLength + this.out.byteLength + this.outNext.byteLength;
-  }
-
   /** Marks `hit[id] = 1` for every pattern occurring in `data`, listing newly marked ids in `hits`. */
   scan(data: Uint8Array, hit: Uint8Array, hits: number[]): void {
     this.scanFrom(0, data, hit, hits);
