@@ -70,7 +70,7 @@ function portable(key: HighwayKey, data: Uint8Array): void {
 /** HighwayHash-64 of `data` as (lo, hi) u32 words in `into` (no BigInt: for hot paths). */
 export function hash64Words(key: HighwayKey, data: Uint8Array, into: Uint32Array = out): Uint32Array {
   const bytes = asBytes(data);
-  if (active === 'wasm') return wasm!.hashWords(words(key), bytes, 64, into);
+  if (active === 'wasm') return wasm!.hash64Words(words(key), bytes, into);
   portable(key, bytes);
   finalize64(s, into);
   return into;

@@ -41,11 +41,11 @@ interface Exports {
   batch64(buf: number, offs: number, lens: number, n: number, out: number): void;
 }
 
-export type Bits = 64 | 128 | 256;
+type Bits = 64 | 128 | 256;
 
 export interface WasmEngine {
-  /** The hash's (lo, hi) u32 words, `bits / 32` of them, into `into`. */
-  hashWords(key: Uint32Array, data: Uint8Array, bits: Bits, into: Uint32Array): Uint32Array;
+  /** HighwayHash-64 as (lo, hi) u32 words in `into`. */
+  hash64Words(key: Uint32Array, data: Uint8Array, into: Uint32Array): Uint32Array;
   /** HighwayHash-64 as a BigInt. */
   hash64(key: Uint32Array, data: Uint8Array): bigint;
   /** HighwayHash-128 or -256 as u64 words in the reference's order. */
@@ -188,18 +188,12 @@ class Engine implements WasmEngine {
     return r;
   }
 
-  hashWords(key: Uint32Array, data: Uint8Array, bits: Bits, into: Uint32Array): Uint32Array {
-    this.run(key, data, bits);
-    this.readWords(bits, into);
-    return into;
-  }
-
-  readWords(bits: Bits, into: Uint32Array): void {
+  hash64Words(key: Uint32Array, data: Uint8Array, into: Uint32Array): Uint32Array {
+    this.run(key, data, 64);
     const o = this.outPtr >>> 2;
-    const m32 = this.mem32;
-    into[0] = m32[o]!;
-    into[1] = m32[o + 1]!;
-    for (let i = 2; i < bits >>> 5; i++) into[i] = m32[o + i]!;
+    into[0] = this.mem32[o]!;
+    into[1] = this.mem32[o + 1]!;
+    return into;
   }
 
   /** Copies data[from, to) (at most `chunkBytesMax` bytes) to address `at`. */
