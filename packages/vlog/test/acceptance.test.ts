@@ -2,38 +2,34 @@
 // with confirmations; kill -9 one LogServer mid-stream; kill -9 the sequencer; the client's failover policy
 // reconfigures to a new NativeLoglet on the two survivors plus a fresh LogServer under a spare sequencer;
 // finish; two fresh clients read everything.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nativeFailover, openLog, parseNativeSpec } from '../src/index.js';
+import { type LogProcess, startLogProcess } from './helpers/cli-procs.js';
 
 const root = mkdtempSync(join(tmpdir(), 'vlog-accept-'));
-const procs: ChildProcess[] = [];
-afterAll(() => {
-  for (const p of procs) p.kill('SIGKILL');
+const procs: LogProcess[] = [];
+afterAll(async () => {
+  for (const p of procs) await p.stop();
   rmSync(root, { recursive: true, force: true });
 });
-const helper = new URL('./helpers/proc.ts', import.meta.url).pathname;
 
-function start(kind: 'server' | 'sequencer', arg: string): Promise<{ proc: ChildProcess; addr: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', helper, kind, arg], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  procs.push(proc);
-  return new Promise((resolve, reject) => {
-    proc.stdout!.once('data', (c: Buffer) => resolve({ proc, addr: `127.0.0.1:${c.toString().trim()}` }));
-    proc.once('exit', (code) => reject(new Error(`${kind} exited with ${code}`)));
-  });
+/** `strata log server|sequencer` as its own process (test/helpers/cli-procs.ts). */
+async function start(args: string[]): Promise<{ proc: ChildProcess; addr: string }> {
+  const p = await startLogProcess(args);
+  procs.push(p);
+  return { proc: p.proc, addr: p.address };
 }
 
 const kill9 = (p: ChildProcess) => new Promise<void>((r) => p.once('exit', () => r()).kill('SIGKILL'));
 
 describe('acceptance: NativeLoglet failover with real processes', () => {
   it('every acknowledged record is read exactly once, at the same position, by two fresh clients', async () => {
-    const ls = await Promise.all([1, 2, 3, 4].map((i) => start('server', join(root, `ls${i}`))));
-    const [seqA, seqB] = await Promise.all(['a', 'b'].map(() => start('sequencer', '')));
+    const ls = await Promise.all([1, 2, 3, 4].map((i) => start(['server', '--dir', join(root, `ls${i}`)])));
+    const [seqA, seqB] = await Promise.all(['a', 'b'].map(() => start(['sequencer'])));
     const spec = (seq: string, servers: string[]) => `native://${seq}?servers=${servers.join(',')}&id=events`;
     const meta = `file:${join(root, 'meta')}`;
     const log = await openLog('events', {
