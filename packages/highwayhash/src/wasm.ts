@@ -156,7 +156,7 @@ class Engine implements WasmEngine {
     const whole = n & ~31;
     for (let off = 0; off < whole; off += chunkBytesMax) {
       const end = Math.min(whole, off + chunkBytesMax);
-      this.mem.set(off === 0 && end === n ? data : data.subarray(off, end), this.input);
+      this.copyIn(data, off, end, this.input);
       this.ex.update(this.input, end - off);
     }
     this.copyIn(data, whole, n, this.input);
