@@ -8,7 +8,7 @@
  * closes that connection only.
  */
 import { createServer, type Server, Socket } from 'node:net';
-import { type BlockDevice, takeBytes, takeChunks } from './device.js';
+import { type BlockDevice, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
 const IHAVEOPT = 0x49484156454f5054n;
@@ -160,11 +160,7 @@ class Reader {
     if (!paged)
       socket.on('data', (c: Buffer) => {
         this.push(c);
-        if (this.have > inputBytesMax && !this.stalled) {
-          this.stalled = true;
-          this.onStall?.();
-          socket.pause();
-        }
+        if (this.stalled) socket.pause();
       });
     const end = () => {
       this.ended = new ProtocolError('connection closed');
@@ -180,7 +176,10 @@ class Reader {
   nextTarget(): Uint8Array {
     let p = this.cur;
     if (!p || pageBytes - this.fill < pageReadBytesMin) {
-      if (p) this.retire(p);
+      if (p) {
+        this.cur = undefined;
+        this.recycle(p);
+      }
       p = this.free.pop();
       if (!p) {
         p = { buf: Buffer.allocUnsafeSlow(pageBytes), held: 0 };
@@ -192,9 +191,9 @@ class Reader {
     return p.buf.subarray(this.fill);
   }
 
-  private retire(p: Page): void {
-    if (this.cur === p) this.cur = undefined;
-    if (p.held === 0 && this.free.length < pagesFreeMax) this.free.push(p);
+  /** Keeps a page for reuse once all its bytes are released and the socket no longer reads into it. */
+  private recycle(p: Page): void {
+    if (p.held === 0 && p !== this.cur && this.free.length < pagesFreeMax) this.free.push(p);
   }
 
   /** `n` bytes were read into `buf` (the last `nextTarget`); false asks the socket to stop reading. */
@@ -203,10 +202,6 @@ class Reader {
     this.fill += n;
     p.held += n;
     this.push(Buffer.from(buf.buffer, buf.byteOffset, n));
-    if (this.have > inputBytesMax && !this.stalled) {
-      this.stalled = true;
-      this.onStall?.();
-    }
     return !this.stalled;
   }
 
@@ -217,13 +212,18 @@ class Reader {
       if (!p) continue;
       p.held -= v.length;
       if (p.held < 0) throw new Error('NBD reader: more bytes released than received (a bug)');
-      if (p.held === 0 && p !== this.cur && this.free.length < pagesFreeMax) this.free.push(p);
+      this.recycle(p);
     }
   }
 
+  /** Queues received bytes; past `inputBytesMax` it marks the reader stalled (the caller stops reading). */
   private push(c: Buffer): void {
     this.chunks.push(c);
     this.have += c.length;
+    if (this.have > inputBytesMax && !this.stalled) {
+      this.stalled = true;
+      this.onStall?.();
+    }
     this.pump();
   }
 
@@ -250,12 +250,8 @@ class Reader {
 
   /** The next n bytes as one buffer (a view when they lie in one chunk, else a copy: release it either way). */
   private take(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) {
-      const out = takeBytes(this.chunks, n);
-      this.afterTake(n);
-      return out;
-    }
     const parts = this.takeParts(n);
+    if (parts.length === 1) return parts[0]!;
     const out = Buffer.concat(parts, n);
     this.release(parts);
     return out;
