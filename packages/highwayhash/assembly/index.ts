@@ -11,7 +11,7 @@
 // - The zipper merge is `i8x16.swizzle` with its mask loaded once into a local: V8 rebuilds the constant
 //   of an `i8x16.shuffle` from two 64-bit immediates on every use (4 extra instructions per zipper).
 // - A round adds the packet to v1 first and mul0 last: mul0 comes out of the multiply, the end of the
-//   longest dependency chain, and one add after it instead of two made 1 MiB 3-7% faster.
+//   longest dependency chain, and one add after it instead of two made 1 MiB 3-8% faster.
 // - The remainder packet is built in registers (masked loads and a lane insert), not through
 //   `memory.fill` / `memory.copy`, which V8 compiles to calls into C.
 
