@@ -143,17 +143,10 @@ export function parseTimestamp(s: string): number | null {
   }
   const t = s.trim();
   if (t === '') return null;
-  if (/^\d{6} \d{6}$/.test(t)) {
-    // loghub HDFS: yyMMdd HHmmss
-    const v = Date.UTC(
-      2000 + Number(t.slice(0, 2)),
-      Number(t.slice(2, 4)) - 1,
-      Number(t.slice(4, 6)),
-      Number(t.slice(7, 9)),
-      Number(t.slice(9, 11)),
-      Number(t.slice(11, 13)),
-    );
-    return Number.isFinite(v) ? v : null;
+  if (t.length === 13) {
+    // the same layout with blanks around it
+    const v = hdfsTimestamp(t);
+    if (v !== undefined) return v;
   }
   if (/^\d+(\.\d+)?$/.test(t)) {
     const n = Number(t);

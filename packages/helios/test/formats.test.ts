@@ -84,6 +84,10 @@ describe('formats', () => {
     expect(parseTimestamp('2015-07-29 17:41:44,747')).toBe(Date.UTC(2015, 6, 29, 17, 41, 44, 747));
     expect(parseTimestamp('1117838570')).toBe(1117838570000);
     expect(parseTimestamp('nope')).toBeNull();
+    // loghub HDFS yyMMdd HHmmss, bare and with blanks around it; 13 characters of another shape
+    expect(parseTimestamp('081109 203615')).toBe(Date.UTC(2008, 10, 9, 20, 36, 15));
+    expect(parseTimestamp(' 081109 203615\t')).toBe(Date.UTC(2008, 10, 9, 20, 36, 15));
+    expect(parseTimestamp('081109x203615')).toBeNull();
   });
 
   it('tokenize', () => {
