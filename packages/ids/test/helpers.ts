@@ -1,5 +1,6 @@
 /** Test helpers: decoded packets and raw frames built by hand. */
-import type { Decoded } from '../src/index.js';
+import { createReadStream } from 'node:fs';
+import { type Decoded, readCapture } from '../src/index.js';
 
 export const SYN = 0x02;
 export const ACK = 0x10;
@@ -105,4 +106,21 @@ export function tcpFrame(s: PktSpec = {}): Uint8Array {
   const tc = ~sum16(f, t, f.length, pseudo) & 0xffff;
   dv.setUint16(t + 16, tc);
   return f;
+}
+
+/** The frames of `handshake`'s session (client port `cp`): SYN, SYN/ACK, ACK, each with valid checksums. */
+export function handshakeFrames(cp = 40000): Uint8Array[] {
+  return [
+    tcpFrame({ sp: cp, flags: SYN, seq: 1000 }),
+    tcpFrame({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: cp, flags: SYN | ACK, seq: 5000, ack: 1001 }),
+    tcpFrame({ sp: cp, flags: ACK, seq: 1001, ack: 5001 }),
+  ];
+}
+
+/** The packets of a pcap file, as copies, with their timestamps. */
+export async function readPcapFrames(path: string): Promise<{ data: Uint8Array; tsUs: number }[]> {
+  const out: { data: Uint8Array; tsUs: number }[] = [];
+  for await (const p of readCapture(createReadStream(path)))
+    out.push({ data: new Uint8Array(p.data), tsUs: p.tsUs });
+  return out;
 }

@@ -1,5 +1,5 @@
 /** Prevention (`ips`): verdicts, flow drop and pass, IP-only rule types, inline normalization, pcap output. */
-import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
@@ -15,10 +15,9 @@ import {
   eveJson,
   newDecodeStats,
   parseRule,
-  readCapture,
   runCapture,
 } from '../src/index.js';
-import { ACK, handshake, PSH, pkt, SYN, tcpFrame } from './helpers.js';
+import { ACK, handshake, handshakeFrames, PSH, pkt, readPcapFrames, tcpFrame } from './helpers.js';
 
 const rules = (...t: string[]) => t.map((x) => parseRule(x));
 
@@ -208,27 +207,15 @@ function pcapFile(frames: Uint8Array[]): string {
   return path;
 }
 
-async function readBack(path: string): Promise<{ data: Uint8Array; tsUs: number }[]> {
-  const out: { data: Uint8Array; tsUs: number }[] = [];
-  for await (const p of readCapture(createReadStream(path)))
-    out.push({ data: new Uint8Array(p.data), tsUs: p.tsUs });
-  return out;
-}
-
 /** Two TCP sessions: A (port 40000) sends EVIL in its second data segment, B (port 40001) stays clean. */
 function twoSessions(): Uint8Array[] {
   const s = (cp: number, flags: number, seq: number, ack: number, payload = '', toServer = true) =>
     toServer
       ? tcpFrame({ sp: cp, dp: 80, flags, seq, ack, payload })
       : tcpFrame({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: cp, flags, seq, ack, payload });
-  const hs = (cp: number) => [
-    s(cp, SYN, 1000, 0),
-    s(cp, SYN | ACK, 5000, 1001, '', false),
-    s(cp, ACK, 1001, 5001),
-  ];
   return [
-    ...hs(40000),
-    ...hs(40001),
+    ...handshakeFrames(40000),
+    ...handshakeFrames(40001),
     s(40000, ACK | PSH, 1001, 5001, 'hello '),
     s(40001, ACK | PSH, 1001, 5001, 'hello '),
     s(40000, ACK | PSH, 1007, 5001, 'EVIL'), // 9: dropped, and its flow from here on
@@ -254,7 +241,7 @@ describe('pcap output', () => {
     );
     expect(r.alerts.map((a) => [a.sid, a.pcapCnt])).toEqual([[1, 9]]);
     expect(r.verdicts).toEqual({ passed: 10, dropped: 3, responses: 0 });
-    const back = await readBack(out);
+    const back = await readPcapFrames(out);
     const dropped = new Set([8, 9, 11]); // 0-based 9, 10, 12
     const want = frames.filter((_, i) => !dropped.has(i));
     expect(back.map((p) => Buffer.from(p.data).toString('hex'))).toEqual(
@@ -265,25 +252,15 @@ describe('pcap output', () => {
   });
 
   it('a rewritten packet goes out rewritten, with a valid TCP checksum; nothing passed is still a pcap', async () => {
-    const hs = [
-      tcpFrame({ flags: SYN, seq: 1000 }),
-      tcpFrame({
-        src: '10.0.0.2',
-        dst: '10.0.0.1',
-        sp: 80,
-        dp: 40000,
-        flags: SYN | ACK,
-        seq: 5000,
-        ack: 1001,
-      }),
-      tcpFrame({ flags: ACK, seq: 1001, ack: 5001 }),
+    const frames = [
+      ...handshakeFrames(),
+      tcpFrame({ flags: ACK | PSH, seq: 1001, ack: 5001, payload: 'GOOD' }),
     ];
-    const frames = [...hs, tcpFrame({ flags: ACK | PSH, seq: 1001, ack: 5001, payload: 'GOOD' })];
     frames.push(tcpFrame({ flags: ACK | PSH, seq: 1001, ack: 5001, payload: 'EVIL' }));
     const out = join(dir, 'rewritten.pcap');
     const r = await runCapture(pcapFile(frames), [], { ips: true, streamRelease: 'immediate', out });
     expect(r.stats.packetsRewritten).toBe(1);
-    const back = await readBack(out);
+    const back = await readPcapFrames(out);
     expect(back).toHaveLength(5);
     expect(Buffer.from(back[4]!.data).toString('hex')).toBe(Buffer.from(frames[3]!).toString('hex'));
     const d = decode(1, back[4]!.data, newDecodeStats());
@@ -294,7 +271,7 @@ describe('pcap output', () => {
       out: none,
     });
     expect(readFileSync(none)).toHaveLength(24);
-    expect(await readBack(none)).toEqual([]);
+    expect(await readPcapFrames(none)).toEqual([]);
   });
 
   it('bad input gets clear errors', async () => {
@@ -335,7 +312,7 @@ describe('strata ids --ips', () => {
       flowsDropped: 1,
       packetsRewritten: 0,
     });
-    expect(await readBack(out)).toHaveLength(10);
+    expect(await readPcapFrames(out)).toHaveLength(10);
     const code = async (extra: string[]) => {
       const io = captureIo();
       const rc = await runCommand(commands[0]!, [...args, ...extra], io.io);

@@ -1,5 +1,5 @@
 /** Reject responses (IPS): a TCP reset or an ICMP unreachable back to the sender, well formed, never in reply to what must not get one. */
-import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,11 +10,10 @@ import {
   encodePcap,
   newDecodeStats,
   parseRule,
-  readCapture,
   rejectFrames,
   runCapture,
 } from '../src/index.js';
-import { ACK, FIN, PSH, RST, SYN, tcpFrame } from './helpers.js';
+import { ACK, FIN, handshakeFrames, PSH, RST, readPcapFrames, SYN, tcpFrame } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ids-reject-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -180,29 +179,14 @@ describe('rejectFrames', () => {
 
 describe('reject in runCapture', () => {
   it('the reset follows the dropped packet in the output pcap; drop rules send none', async () => {
-    const frames = [
-      tcp(SYN, 1000, 0),
-      tcpFrame({
-        src: '10.0.0.2',
-        dst: '10.0.0.1',
-        sp: 80,
-        dp: 40000,
-        flags: SYN | ACK,
-        seq: 5000,
-        ack: 1001,
-      }),
-      tcp(ACK, 1001, 5001),
-      tcp(ACK | PSH, 1001, 5001, 'EVIL'),
-    ];
+    const frames = [...handshakeFrames(), tcp(ACK | PSH, 1001, 5001, 'EVIL')];
     const input = join(dir, 'in.pcap');
     writeFileSync(input, encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data }))));
     for (const action of ['reject', 'drop']) {
       const out = join(dir, `${action}.pcap`);
       const rule = parseRule(`${action} tcp any any -> any 80 (content:"EVIL"; sid:1;)`);
       const r = await runCapture(input, [rule], { ips: true, out });
-      const back: { data: Uint8Array; tsUs: number }[] = [];
-      for await (const p of readCapture(createReadStream(out)))
-        back.push({ data: new Uint8Array(p.data), tsUs: p.tsUs });
+      const back = await readPcapFrames(out);
       if (action === 'drop') {
         expect(r.verdicts).toEqual({ passed: 3, dropped: 1, responses: 0 });
         expect(back).toHaveLength(3);
