@@ -13,7 +13,7 @@ import { connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { table, writeResults } from '@strata/bench';
-import { LogServer, NativeLoglet, nativeSpec, openLoglet, Sequencer } from '../src/index.js';
+import { type Loglet, LogServer, NativeLoglet, nativeSpec, openLoglet, Sequencer } from '../src/index.js';
 import { ZkClient, ZooKeeperLoglet, zkPersistentSequential } from '../src/providers/zookeeper.js';
 import { type LogProcess, startLogProcess } from '../test/helpers/cli-procs.js';
 import { type Service, serviceAvailable, startService } from '../test/helpers/services.js';
@@ -130,55 +130,35 @@ try {
   await zkRaw.mkdirp('/bench/seq');
   const etcdPut = etcdPutter(etcd.address);
   let n = 0;
+  /** A loglet opened for each run, appended to, and closed. */
+  const loglet = (name: string, open: () => Loglet | Promise<Loglet>) => ({
+    name,
+    async run(inflight: number): Promise<Row> {
+      const l = await open();
+      const row = await run(name, () => l.append([record]), inflight);
+      await l.close();
+      return row;
+    },
+  });
   const systems: { name: string; run(inflight: number): Promise<Row> }[] = [
-    {
-      name: nativeProcs,
-      async run(inflight) {
-        const native = new NativeLoglet(`p${n++}`, 0, procSeq.address, procAddrs);
-        const row = await run(nativeProcs, () => native.append([record]), inflight);
-        await native.close();
-        return row;
-      },
-    },
-    {
-      name: nativeOne,
-      async run(inflight) {
-        const native = new NativeLoglet(`a${n++}`, 0, seqAddr, addrs);
-        const row = await run(nativeOne, () => native.append([record]), inflight);
-        await native.close();
-        return row;
-      },
-    },
-    {
-      name: striped,
-      async run(inflight) {
-        const st = await openLoglet(
-          `striped:${nativeSpec(seqAddr, addrs, `st${n}`)}|${nativeSpec(seq2Addr, addrs, `st${n}`)}`,
-          0,
-          n++,
-          dir,
-          'bench',
-        );
-        const row = await run(striped, () => st.append([record]), inflight);
-        await st.close();
-        return row;
-      },
-    },
+    loglet(nativeProcs, () => new NativeLoglet(`p${n++}`, 0, procSeq.address, procAddrs)),
+    loglet(nativeOne, () => new NativeLoglet(`a${n++}`, 0, seqAddr, addrs)),
+    loglet(striped, () =>
+      openLoglet(
+        `striped:${nativeSpec(seqAddr, addrs, `st${n}`)}|${nativeSpec(seq2Addr, addrs, `st${n}`)}`,
+        0,
+        n++,
+        dir,
+        'bench',
+      ),
+    ),
     { name: anchors[0]!, run: (inflight) => run(anchors[0]!, etcdPut.put, inflight) },
     {
       name: anchors[1]!,
       run: (inflight) =>
         run(anchors[1]!, () => zkRaw.create('/bench/seq/r-', record, zkPersistentSequential), inflight),
     },
-    {
-      name: anchors[2]!,
-      async run(inflight) {
-        const zl = await ZooKeeperLoglet.open(zk.address, { path: `/bench/loglet${n++}` });
-        const row = await run(anchors[2]!, () => zl.append([record]), inflight);
-        await zl.close();
-        return row;
-      },
-    },
+    loglet(anchors[2]!, () => ZooKeeperLoglet.open(zk.address, { path: `/bench/loglet${n++}` })),
   ];
   for (const inflight of [1, 64]) {
     // alternate the subjects and their anchors, so drift on the shared machine hits all of them, and
