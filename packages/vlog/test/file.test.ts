@@ -9,6 +9,15 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Disk, FileLoglet, scanRecords } from '../src/index.js';
 
+/** Writes `b` at `pos` of an in-memory file, extending it with zeros as needed. */
+function writeInto(files: Map<string, Buffer>, n: string, pos: number, b: Buffer): void {
+  const old = files.get(n) ?? Buffer.alloc(0);
+  const data = Buffer.alloc(Math.max(old.length, pos + b.length));
+  old.copy(data);
+  b.copy(data, pos);
+  files.set(n, data);
+}
+
 /** An in-memory disk whose `replace` waits until released. */
 function slowDisk() {
   const files = new Map<string, Buffer>();
@@ -18,14 +27,7 @@ function slowDisk() {
     read: async (n) => files.get(n),
     readAt: async (n, pos, len) => files.get(n)!.subarray(pos, pos + len),
     append: async (n, bufs) => void files.set(n, Buffer.concat([files.get(n) ?? Buffer.alloc(0), ...bufs])),
-    writeAt: async (n, pos, bufs) => {
-      const b = Buffer.concat(bufs);
-      const old = files.get(n) ?? Buffer.alloc(0);
-      const data = Buffer.alloc(Math.max(old.length, pos + b.length));
-      old.copy(data);
-      b.copy(data, pos);
-      files.set(n, data);
-    },
+    writeAt: async (n, pos, bufs) => writeInto(files, n, pos, Buffer.concat(bufs)),
     sync: async () => undefined,
     truncate: async (n, len) => void files.set(n, files.get(n)!.subarray(0, len)),
     replace: (n, data) =>
@@ -58,13 +60,7 @@ function gatedDisk(o: { zeroFill?: boolean } = {}) {
   const held: { sync: (() => void)[]; zero: (() => void)[] } = { sync: [], zero: [] };
   const hold = { sync: false, zero: false };
   const log: string[] = [];
-  const put = (n: string, pos: number, b: Buffer) => {
-    const old = files.get(n) ?? Buffer.alloc(0);
-    const data = Buffer.alloc(Math.max(old.length, pos + b.length));
-    old.copy(data);
-    b.copy(data, pos);
-    files.set(n, data);
-  };
+  const put = (n: string, pos: number, b: Buffer) => writeInto(files, n, pos, b);
   const gate = (k: 'sync' | 'zero', f: () => void) =>
     hold[k]
       ? new Promise<void>((r) =>
