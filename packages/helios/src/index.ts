@@ -15,6 +15,7 @@ export {
 } from './agent.js';
 export {
   type BlockHeader,
+  type BlockMeta,
   BlockReader,
   type BlockSource,
   blockDirectoryBytesMax,
@@ -23,6 +24,8 @@ export {
   blockPrefixBytes,
   buildKeyFilter,
   decodeBlock,
+  type EncodedBlock,
+  type EncodeOptions,
   encodeBlock,
   filterMayHold,
   type PageInfo,
