@@ -1077,8 +1077,9 @@ export class Stream {
         blockDirectoryBytesMax,
         Math.max(this.blockPrefixBytes, Math.ceil(d.length / 4096) * 4096),
       );
+      // a concurrent search may have cached this block's directory meanwhile: count it once
+      this.directoriesBytes += d.length - (this.directories.get(key)?.length ?? 0);
       this.directories.set(key, d);
-      this.directoriesBytes += d.length;
       for (const [k, v] of this.directories) {
         if (this.directoriesBytes <= directoryCacheBytesMax) break;
         this.directories.delete(k);

@@ -269,6 +269,34 @@ describe('version 4 blocks', () => {
     }
   });
 
+  it('concurrent searches that miss the same directory count it once in the cache', async () => {
+    const dir = join(root, 'concurrent');
+    createStream(
+      dir,
+      `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, msg TEXT) INDEX (TOKENS(msg))`,
+    );
+    const rows = rowsOf(blockPageRows * 2);
+    const file = join(dir, 'in.jsonl');
+    writeFileSync(file, `${rows.map(([n, msg]) => JSON.stringify({ n, msg })).join('\n')}\n`);
+    let s = await Stream.open(dir, 'ev');
+    await s.ingestFile(file, { chunkBytes: 64 << 20 });
+    await s.indexAll();
+    await s.close();
+    s = await Stream.open(dir, 'ev'); // no directory cached yet
+    try {
+      const q = s.parse(`msg CONTAINS 'row${blockPageRows + 3}'`);
+      const res = await Promise.all([s.search(q), s.search(q), s.search(q)]);
+      for (const r of res) expect(r.rows.map((x) => x[0])).toEqual([blockPageRows + 3]);
+      const cache = s as unknown as { directories: Map<string, Uint8Array>; directoriesBytes: number };
+      let held = 0;
+      for (const d of cache.directories.values()) held += d.length;
+      expect(cache.directories.size).toBe(1);
+      expect(cache.directoriesBytes).toBe(held);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a stream whose blocks are HLB3: read whole, after the first with one get', async () => {
     const dir = join(root, 'old');
     createStream(
