@@ -50,6 +50,30 @@ function yieldToCommits(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** Zero-filled space kept ahead of a segment's records: at least this... */
+const zeroAheadBytesMin = 64 * 1024;
+/** ...and at most this, growing with the segment (a quiet store's segments stay small). */
+const zeroAheadBytesMax = 4 * 2 ** 20;
+const zeroAhead = (bytes: number) => Math.min(zeroAheadBytesMax, Math.max(zeroAheadBytesMin, bytes));
+const zeros = Buffer.alloc(2 ** 20);
+
+/** Writes zeros over [from, to) of a file and makes them durable. */
+async function zeroFill(fh: FileHandle, from: number, to: number): Promise<void> {
+  for (let p = from; p < to; ) {
+    const { bytesWritten } = await fh.write(zeros, 0, Math.min(zeros.length, to - p), p);
+    if (bytesWritten === 0) throw new ObjectStoreError(`no space to zero-fill a WAL segment at ${p}`);
+    p += bytesWritten;
+  }
+  await fh.datasync();
+}
+
+interface Segment {
+  n: number;
+  fh: FileHandle;
+  /** Bytes zero-filled from the start. */
+  alloc: number;
+}
+
 interface MemEntry {
   data: Uint8Array | null; // null: deleted (or, with `direct`, in the store itself)
   etag: string;
@@ -154,6 +178,17 @@ export class WalStore implements ObjectStore {
   private readonly packed = new Map<string, PackRef>();
   private segment = 0;
   private fh?: FileHandle;
+  /** Where the next group commit writes in the current segment. */
+  private segPos = 0;
+  /** The current segment's length: past `segPos` it holds zeros only. */
+  private segAlloc = 0;
+  /** The zero-fill running ahead of `segPos`, if any (no commit writes in its range meanwhile). */
+  private zeroing?: Promise<void>;
+  /**
+   * The segment after the current one, created, zero-filled and its directory entry made durable ahead of
+   * the rotation that switches to it, so a rotation inside the flush chain does no I/O of its own.
+   */
+  private next?: Promise<Segment>;
   private walBytes = 0;
   private pending: { rec: Buffer; resolve: () => void; reject: (e: unknown) => void; t0: number }[] = [];
   private pendingBytes = 0;
@@ -244,11 +279,75 @@ export class WalStore implements ObjectStore {
   }
 
   private async openSegment(n: number): Promise<void> {
-    this.segment = n;
-    this.fh = await open(this.segName(n), 'a');
-    const d = await open(this.o.dir, 'r');
-    await d.sync();
-    await d.close();
+    this.useSegment(await this.createSegment(n, zeroAheadBytesMin));
+    this.prepareNext(0);
+  }
+
+  private useSegment(seg: Segment): void {
+    this.segment = seg.n;
+    this.fh = seg.fh;
+    this.segPos = 0;
+    this.segAlloc = seg.alloc;
+    this.zeroing = undefined;
+  }
+
+  /** Creates segment `n`, zero-fills its first `fill` bytes and makes its directory entry durable. */
+  private async createSegment(n: number, fill: number): Promise<Segment> {
+    const fh = await open(this.segName(n), 'wx');
+    try {
+      await zeroFill(fh, 0, fill);
+      const d = await open(this.o.dir, 'r');
+      await d.sync();
+      await d.close();
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+    return { n, fh, alloc: fill };
+  }
+
+  /** Prepares the next segment, sized for as many bytes as the last one took. */
+  private prepareNext(lastBytes: number): void {
+    const next = this.createSegment(this.segment + 1, zeroAhead(lastBytes));
+    next.catch(() => undefined); // a failed one is created again by the rotation that needs it
+    this.next = next;
+  }
+
+  /** The prepared next segment, or (if preparing it failed) a new one created now. */
+  private async takeNext(): Promise<Segment> {
+    const n = this.segment + 1;
+    const next = this.next;
+    this.next = undefined;
+    try {
+      if (next) {
+        const r = await next;
+        if (r.n === n) return r;
+        await r.fh.close();
+      }
+    } catch {
+      // fall through: try once more, in the chain
+    }
+    return this.createSegment(n, zeroAhead(this.segPos));
+  }
+
+  /** Starts zero-filling ahead of the records when less than half the wanted space is left. */
+  private fillAhead(): void {
+    const ahead = zeroAhead(this.segPos);
+    if (this.zeroing || this.segAlloc - this.segPos >= ahead / 2) return;
+    const fh = this.fh!;
+    const from = Math.max(this.segAlloc, this.segPos);
+    const to = this.segPos + ahead;
+    const z: Promise<void> = zeroFill(fh, from, to).then(
+      () => {
+        if (this.fh === fh) this.segAlloc = Math.max(this.segAlloc, to);
+        if (this.zeroing === z) this.zeroing = undefined;
+      },
+      () => {
+        // only a cost: commits past the zeros extend the file as they would without them
+        if (this.zeroing === z) this.zeroing = undefined;
+      },
+    );
+    this.zeroing = z;
   }
 
   private applyToMem(op: number, key: string, data: Uint8Array): void {
@@ -294,8 +393,21 @@ export class WalStore implements ObjectStore {
     this.pending = [];
     this.pendingBytes = 0;
     try {
-      await this.fh!.writev(batch.map((b) => b.rec));
-      await this.fh!.sync();
+      const recs = batch.map((b) => b.rec);
+      let len = 0;
+      for (const r of recs) len += r.length;
+      const at = this.segPos;
+      // never write where zeros are still being written
+      if (this.zeroing && at + len > this.segAlloc) await this.zeroing;
+      const { bytesWritten } = await this.fh!.writev(recs, at);
+      if (bytesWritten !== len)
+        throw new ObjectStoreError(
+          `WAL segment ${this.segment}: short write (${bytesWritten} of ${len} bytes)`,
+        );
+      this.segPos = at + len;
+      this.fillAhead();
+      // over zero-filled space the file's size does not change, so the data sync needs no journal commit
+      await this.fh!.datasync();
       this.stats.groupCommits++;
       const now = performance.now();
       for (const b of batch) {
@@ -489,17 +601,29 @@ export class WalStore implements ObjectStore {
     if (this.closed && !this.fh) return;
     if (this.mem.size === 0) return;
     // freeze: rotate the segment so the pack covers exactly the closed segments; the rotation runs in the
-    // flush chain, so no group commit writes to a segment while it is being closed
+    // flush chain, so no group commit writes to a segment while it is being switched, and switches to a
+    // segment created ahead of time, so the commits queued behind it wait for no file system call
     let upTo = 0;
     let frozen = new Map<string, MemEntry>();
-    this.flushing = this.flushing.then(async () => {
+    let closing: FileHandle | undefined;
+    let closingBytes = 0;
+    let closingZeroing: Promise<void> | undefined;
+    const rotate = this.flushing.then(async () => {
       await this.flush();
+      const next = await this.takeNext(); // prepared in the background: normally no I/O here
       upTo = this.segment;
       frozen = new Map(this.mem);
-      await this.fh!.close();
-      await this.openSegment(upTo + 1);
+      closing = this.fh;
+      closingBytes = this.segPos;
+      closingZeroing = this.zeroing;
+      this.useSegment(next);
+      this.walBytes = 0;
     });
-    await this.flushing;
+    this.flushing = rotate.catch(() => undefined); // a failed rotation leaves the segment as it was
+    await rotate;
+    await closingZeroing;
+    await closing?.close();
+    this.prepareNext(closingBytes);
     const parts: Uint8Array[] = [];
     const index: IndexEntry[] = [];
     let off = 0;
@@ -523,7 +647,6 @@ export class WalStore implements ObjectStore {
       if (/^\d{12}\.wal$/.test(name) && Number(name.slice(0, 12)) <= upTo)
         await rm(join(this.o.dir, name), { force: true });
     }
-    this.walBytes = 0;
     await yieldToCommits();
     await this.compact();
   }
@@ -618,8 +741,18 @@ export class WalStore implements ObjectStore {
     await this.packing;
     this.flushing = this.flushing.then(() => this.flush());
     await this.flushing;
+    await this.zeroing;
     await this.fh?.close();
     this.fh = undefined;
+    // the prepared segment holds nothing: remove it
+    const next = this.next;
+    this.next = undefined;
+    await next
+      ?.then(async (r) => {
+        await r.fh.close();
+        await rm(this.segName(r.n), { force: true });
+      })
+      .catch(() => undefined);
     await this.unlock?.();
   }
 }
