@@ -10,6 +10,8 @@
  * with options it cannot evaluate are skipped and listed.
  */
 
+import { type Asn1Option, asn1Match, parseAsn1 } from './asn1.js';
+import { type Base64Decode, base64DecodeAt, parseBase64Decode } from './base64.js';
 import {
   type ByteExtract,
   type ByteJump,
@@ -43,7 +45,16 @@ import {
 } from './mail.js';
 import { type MimeAnomalies, type MimeOptions, newMimeAnomalies, parseMime } from './mime.js';
 import { MultiMatcher } from './prefilter.js';
+import { type RejectTarget, rejectTargetOf } from './reject.js';
 import { bufferKeywords, type ContentMatch, type Rule } from './rules.js';
+import {
+  parseSip,
+  parseSipMethod,
+  parseSipStatCode,
+  type SipMethodTest,
+  sipMethodMatch,
+  sipStatMatch,
+} from './sip.js';
 import {
   type Chunk,
   copyBytes,
@@ -53,6 +64,7 @@ import {
   StreamReassembler,
 } from './stream.js';
 import { parseRate, type RateEvent, RateLimiter, type RateSpec } from './threshold.js';
+import { parseTlsTest, TlsSession, type TlsTest, tlsTest } from './tls.js';
 
 export interface Alert {
   tsUs: number;
@@ -159,8 +171,10 @@ export interface PacketVerdict {
   drop: boolean;
   /** Inline normalization: the payload as passed on, when it differs from the captured one. */
   payload: Uint8Array | undefined;
-  /** A reject rule matched (IPS): besides the drop, a reset or ICMP unreachable goes back (`rejectFrames`). */
+  /** A reject rule matched (IPS): besides the drop, a reset or ICMP unreachable goes out (`rejectFrames`). */
   reject: boolean;
+  /** With `reject`: to whom (`reject`/`rejectsrc` the sender, `rejectdst` the destination; both when both matched). */
+  rejectTo: RejectTarget;
 }
 
 /** Bytes of acknowledged stream data inspected at once at least (Suricata's toserver/toclient-chunk-size). */
@@ -185,6 +199,8 @@ export const defaultVars: Record<string, string> = {
   FTP_PORTS: '21',
   FILE_DATA_PORTS: '[$HTTP_PORTS,110,143]',
   SIP_PORTS: '[5060,5061,5600]',
+  // Snort 3's snort_defaults.lua (Suricata's yaml has no SIP servers): the SIP rules need it
+  SIP_SERVERS: '$HOME_NET',
 };
 
 /** Option keywords evaluated here or without effect on matching. */
@@ -241,6 +257,15 @@ export const detectionKeywords = new Set([
   'bsize',
   'urilen',
   'uricontent',
+  'asn1',
+  'base64_decode',
+  'base64_data',
+  'ssl_state',
+  'ssl_version',
+  'sip_method',
+  'sip_stat_code',
+  'sip_header',
+  'sip_body',
   ...bufferKeywords,
 ]);
 
@@ -503,7 +528,12 @@ type Step =
       relative: boolean;
       negated: boolean;
     }
-  | { kind: 'isdataat'; n: number; relative: boolean; negated: boolean }
+  | { kind: 'isdataat'; n: number; nVar?: string; relative: boolean; negated: boolean }
+  | { kind: 'asn1'; o: Asn1Option }
+  | TlsTest
+  | { kind: 'sip_method'; test: SipMethodTest }
+  | { kind: 'sip_stat_code'; codes: number[] }
+  | SubBuffer
   | { kind: 'dsize'; test: (n: number) => boolean }
   | { kind: 'flags'; test: (f: number) => boolean }
   | { kind: HeaderFieldKind; test: (n: number) => boolean }
@@ -513,6 +543,19 @@ type Step =
   | { kind: 'ipopts'; type: number }
   | { kind: 'stream_size'; which: 'server' | 'client' | 'both' | 'either'; test: (n: number) => boolean }
   | { kind: 'bufferlen'; test: (n: number) => boolean };
+
+/**
+ * A buffer derived from the one inspected, whose steps (`inner`: every option after the keyword that
+ * selects it, up to a buffer switch) run on it from its start: base64_decode + base64_data (the decoded
+ * bytes), sip_header and sip_body (the parts of the SIP message where the inspected data starts). Its
+ * contents are never fast patterns of the rule (the prefilter sees the buffer it derives from).
+ */
+interface SubBuffer {
+  kind: 'subbuffer';
+  source: 'base64' | 'sip_header' | 'sip_body';
+  b64?: Base64Decode;
+  inner: Step[];
+}
 
 /** bufferlen / bsize / urilen: `n`, `<n`, `>n`, `<=n`, `>=n`, `a<>b` (exclusive), `a<=>b` (inclusive). */
 function lengthTest(v: string): (n: number) => boolean {
@@ -638,6 +681,7 @@ export function compilePcre(
   let src = m[1]!;
   let flags = '';
   let relative = false;
+  let anchored = false;
   let buffer: string | undefined;
   for (const f of m[2]!) {
     if (f === 'i' || f === 's' || f === 'm') flags += f;
@@ -647,15 +691,48 @@ export function compilePcre(
         .replace(/\s+|#.*$/gm, '')
         .replace(/\u0000/g, '\\#');
     else if (f === 'R') relative = true;
+    else if (f === 'A') anchored = true;
     else if (f === 'B' || f === 'O' || f === 'G') continue;
     else if (pcreBuffers[f]) buffer = pcreBuffers[f];
     else return undefined;
   }
+  // PCRE's (?-i) part-way: JavaScript (before V8 12.5) has no inline modifiers, so the case-insensitive
+  // part before it is spelt out ([aA]) and the i flag dropped
+  const off = src.indexOf('(?-i)');
+  if (off >= 0) {
+    const before = caseless(src.slice(0, off));
+    const after = src.slice(off + 5);
+    if (!flags.includes('i') || before === undefined || /\(\?-?[a-z]/.test(after)) return undefined;
+    src = before + after;
+    flags = flags.replace('i', '');
+  } else if (src.includes('(?i)') || src.includes('(?-')) return undefined;
+  // PCRE_ANCHORED (Snort's A): only at the start of the subject (the cursor with R); not after a newline
+  if (anchored) src = `(?<![\\s\\S])(?:${src})`;
   try {
     return { re: new RegExp(src, flags), relative, negated, ...(buffer && { buffer }) };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A regular expression's source with each ASCII letter outside escapes matching either case (`a` ->
+ * `[aA]`); undefined when it has a character class or group syntax, which this does not rewrite.
+ */
+function caseless(src: string): string | undefined {
+  let out = '';
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i]!;
+    if (c === '\\') {
+      // an escape: \xHH, \uHHHH, \cX or one character, as written
+      const n = src[i + 1] === 'x' ? 3 : src[i + 1] === 'u' ? 5 : src[i + 1] === 'c' ? 2 : 1;
+      out += src.slice(i, i + 1 + n);
+      i += n;
+    } else if (c === '[' || (c === '(' && src[i + 1] === '?')) return undefined;
+    else if (/[a-zA-Z]/.test(c)) out += `[${c.toLowerCase()}${c.toUpperCase()}]`;
+    else out += c;
+  }
+  return out;
 }
 
 /** Snort 2 / Suricata pcre flags that select an HTTP buffer. */
@@ -810,9 +887,67 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       return false;
     }
     case 'isdataat': {
-      // absolute: byte n exists; relative: n more bytes exist after the cursor (Suricata's reading)
-      const ok = s.relative ? prevEnd + s.n <= payload.length : s.n + ctx.anchor < payload.length;
+      // absolute: byte n exists; relative: n more bytes exist after the cursor (Suricata's reading); n may
+      // be a byte_extract variable (unset: the option fails)
+      const n = s.nVar === undefined ? s.n : ctx.vars.get(s.nVar);
+      if (n === undefined) return false;
+      const ok = s.relative ? prevEnd + n <= payload.length : n + ctx.anchor < payload.length;
       return ok !== s.negated && matchSteps(steps, i + 1, ctx, prevEnd);
+    }
+    case 'asn1': {
+      // decoding starts at the absolute offset (from the anchor), the cursor plus the relative offset, or
+      // the buffer's start; it does not move the cursor
+      const from =
+        s.o.absoluteOffset !== undefined
+          ? ctx.anchor + s.o.absoluteOffset
+          : s.o.relativeOffset !== undefined
+            ? prevEnd + s.o.relativeOffset
+            : ctx.anchor;
+      return asn1Match(payload, from, s.o) && matchSteps(steps, i + 1, ctx, prevEnd);
+    }
+    case 'ssl_state':
+    case 'ssl_version': {
+      // the SSL/TLS state of the stream delivery under way (stream rules only: no packet has it)
+      const fd = ctx.flow?.data as FlowData | undefined;
+      if (d !== undefined || !fd?.tls) return false;
+      const have = s.kind === 'ssl_state' ? fd.tlsNow : fd.tls.versions;
+      return tlsTest(s, have) && matchSteps(steps, i + 1, ctx, prevEnd);
+    }
+    case 'sip_method':
+      return sipMethodMatch(s.test, parseSip(payload, ctx.anchor)) && matchSteps(steps, i + 1, ctx, prevEnd);
+    case 'sip_stat_code':
+      return sipStatMatch(s.codes, parseSip(payload, ctx.anchor)) && matchSteps(steps, i + 1, ctx, prevEnd);
+    case 'subbuffer': {
+      let sub: Uint8Array;
+      let end = prevEnd;
+      if (s.source === 'base64') {
+        const b = s.b64!;
+        const r = base64DecodeAt(payload, (b.relative ? prevEnd : ctx.anchor) + b.offset, b.bytes);
+        if (!r || r.data.length === 0) return false;
+        sub = r.data;
+        end = r.end; // a stream match must end in the new bytes: where the encoded data ended counts
+      } else {
+        const m = parseSip(payload, ctx.anchor);
+        if (!m) return false;
+        sub =
+          s.source === 'sip_header'
+            ? payload.subarray(m.headerStart, m.headerEnd)
+            : payload.subarray(m.bodyStart, payload.length);
+        end = Math.max(prevEnd, m.headerStart);
+      }
+      let text: string | undefined;
+      const inner: MatchCtx = {
+        payload: sub,
+        anchor: 0,
+        minEnd: -1,
+        firstFrom: 0,
+        d,
+        latin1: () => (text ??= Buffer.from(sub.buffer, sub.byteOffset, sub.length).toString('latin1')),
+        end: 0,
+        vars: ctx.vars,
+        flow: ctx.flow,
+      };
+      return matchSteps(s.inner, 0, inner, 0) && matchSteps(steps, i + 1, ctx, end);
     }
     case 'byte_test': {
       const want = resolve(s.value, ctx.vars);
@@ -945,7 +1080,12 @@ function firstContentSpan(steps: Step[]): number {
   first.first = true;
   let span = first.c.bytes.length;
   for (const s of steps.slice(i + 1)) {
-    if ((s.kind === 'pcre' && !s.negated) || s.kind === 'byte_jump' || s.kind === 'byte_extract')
+    if (
+      (s.kind === 'pcre' && !s.negated) ||
+      s.kind === 'byte_jump' ||
+      s.kind === 'byte_extract' ||
+      s.kind === 'subbuffer'
+    )
       return Number.POSITIVE_INFINITY;
     if (s.kind !== 'content' || s.c.negated) continue;
     if (s.c.within === undefined || s.c.vars) return Number.POSITIVE_INFINITY;
@@ -1025,6 +1165,10 @@ interface FlowData {
   action?: 'drop' | 'pass';
   /** Whether each direction has had its first packet (IP-only rules run on it only). */
   seen: [boolean, boolean];
+  /** SSL/TLS record tracking (when ssl_state / ssl_version rules are loaded), from the first stream data. */
+  tls?: TlsSession;
+  /** The handshake states of the stream delivery under way (`ssl_state`). */
+  tlsNow: number;
   /** Each direction's port group, found on first use. */
   groups?: [RuleGroup | undefined, RuleGroup | undefined];
 }
@@ -1140,7 +1284,7 @@ export class Engine {
   /** Stream data inspected as it arrives: `streamRelease: 'immediate'`, the default with `ips`. */
   private readonly inline: boolean;
   /** The verdict on the packet inspected last (see `EngineOptions.ips`). */
-  readonly verdict: PacketVerdict = { drop: false, payload: undefined, reject: false };
+  readonly verdict: PacketVerdict = { drop: false, payload: undefined, reject: false, rejectTo: 'src' };
   /**
    * The matches of the packet being inspected (stream, HTTP and packet rules), whose actions are applied
    * when its inspection ends, in rule order; and the order of the first pass among them (rules after it
@@ -1158,6 +1302,8 @@ export class Engine {
   private ordered: Compiled[];
   /** HTTP rules in inspection order, run on HTTP messages (not on packets or raw stream data). */
   private httpOrdered: Compiled[] = [];
+  /** Whether a loaded rule tests the SSL/TLS state (then every TCP stream's records are followed). */
+  private tlsRules = false;
   /** Per HTTP buffer: the automaton over the fast patterns of the HTTP rules whose fast pattern is in it. */
   private readonly httpPrefilter = new Map<string, MultiMatcher>();
   private readonly httpHits: number[] = [];
@@ -1214,7 +1360,7 @@ export class Engine {
     }
     const order = opts.actionOrder ?? defaultActionOrder;
     const rank = (a: string) => {
-      const i = order.indexOf(a === 'sdrop' ? 'drop' : a);
+      const i = order.indexOf(a === 'sdrop' ? 'drop' : rejectTargetOf(a) ? 'reject' : a);
       return i < 0 ? order.length : i;
     };
     const sorted = [...this.compiled].sort((x, y) => rank(x.rule.action) - rank(y.rule.action));
@@ -1438,17 +1584,65 @@ export class Engine {
     /** The buffer each step inspects. */
     const bufOf = new Map<Step, string>();
     const service = r.options.find((o) => o.keyword === 'service')?.value ?? '';
+    /** Where payload steps go: the rule's, or a derived buffer's (base64_data, sip_header, sip_body). */
+    let target = steps;
+    let nestedIn: string | undefined;
+    let b64: { decode: Base64Decode; step: SubBuffer | undefined; at: number } | undefined;
     for (const o of r.options) {
       const v = o.value ?? '';
       if (!detectionKeywords.has(o.keyword)) throw new Error(`keyword '${o.keyword}' is not evaluated yet`);
       let buf = o.buffer ?? 'pkt_data';
+      // a buffer switch ends a derived buffer
+      if (nestedIn !== undefined && (bufferKeywords.has(o.keyword) || buf !== nestedIn)) {
+        target = steps;
+        nestedIn = undefined;
+      }
       switch (o.keyword) {
+        case 'asn1':
+          target.push({ kind: 'asn1', o: parseAsn1(v) });
+          break;
+        case 'ssl_state':
+        case 'ssl_version':
+          target.push(parseTlsTest(o.keyword, v));
+          this.tlsRules = true;
+          forced = 'stream'; // the SSL/TLS state is the reassembled stream's (Snort's SSL inspector)
+          break;
+        case 'sip_method':
+          target.push({ kind: 'sip_method', test: parseSipMethod(v) });
+          break;
+        case 'sip_stat_code':
+          target.push({ kind: 'sip_stat_code', codes: parseSipStatCode(v) });
+          break;
+        case 'base64_decode':
+          if (b64) throw new Error('base64_decode: one per rule');
+          b64 = { decode: parseBase64Decode(o.value), step: undefined, at: target.length };
+          break;
+        case 'base64_data':
+        case 'sip_header':
+        case 'sip_body': {
+          if (o.value !== undefined) throw new Error(`${o.keyword} takes no value`);
+          let sub: SubBuffer;
+          if (o.keyword === 'base64_data') {
+            if (!b64) throw new Error('base64_data needs a base64_decode before it');
+            if (b64.step) throw new Error('base64_data: one per rule');
+            if (target.length !== b64.at)
+              throw new Error(
+                'base64_data must follow its base64_decode with no detection option between them',
+              );
+            sub = { kind: 'subbuffer', source: 'base64', b64: b64.decode, inner: [] };
+            b64.step = sub;
+          } else sub = { kind: 'subbuffer', source: o.keyword, inner: [] };
+          target.push(sub);
+          target = sub.inner;
+          nestedIn = buf;
+          break;
+        }
         case 'content':
         case 'uricontent': {
           const c = r.contents[ci++]!;
           buf = c.buffer;
           last = { ...c };
-          steps.push({ kind: 'content', c: last, first: false });
+          target.push({ kind: 'content', c: last, first: false });
           break;
         }
         case 'startswith':
@@ -1459,41 +1653,43 @@ export class Engine {
           break;
         case 'bufferlen':
         case 'bsize':
-          steps.push({ kind: 'bufferlen', test: lengthTest(v) });
+          target.push({ kind: 'bufferlen', test: lengthTest(v) });
           break;
         case 'urilen': {
           // Snort 2 / Suricata: the length of the normalized (default) or raw URI
           const [spec = '', which = 'norm'] = v.split(',').map((x) => x.trim());
           buf = which === 'raw' ? 'http_raw_uri' : 'http_uri';
-          steps.push({ kind: 'bufferlen', test: lengthTest(spec) });
+          target.push({ kind: 'bufferlen', test: lengthTest(spec) });
           break;
         }
         case 'pcre': {
           const p = compilePcre(v);
           if (!p) throw new Error(`pcre '${v.slice(0, 40)}' is not expressible here`);
           if (p.buffer) buf = p.buffer;
-          steps.push({ kind: 'pcre', ...p, reG: new RegExp(p.re.source, `${p.re.flags}g`) });
+          target.push({ kind: 'pcre', ...p, reG: new RegExp(p.re.source, `${p.re.flags}g`) });
           break;
         }
         case 'isdataat': {
-          const m = /^(!?)\s*(\d+)\s*(?:,\s*relative)?$/.exec(v);
-          if (!m) throw new Error(`isdataat '${v}'`);
-          steps.push({
+          // a number or a byte_extract variable
+          const m = /^(!?)\s*(?:(\d+)|([A-Za-z_]\w*))\s*(?:,\s*(relative|rawbytes)\s*)*$/.exec(v);
+          if (!m) throw new Error(`isdataat: expected [!]N or [!]VARIABLE, then relative, got '${v}'`);
+          target.push({
             kind: 'isdataat',
-            n: Number(m[2]),
-            relative: v.includes('relative'),
+            n: Number(m[2] ?? 0),
+            ...(m[3] !== undefined && { nVar: m[3] }),
+            relative: /,\s*relative/.test(v),
             negated: m[1] === '!',
           });
           break;
         }
         case 'byte_test':
-          steps.push(parseByteTest(v));
+          target.push(parseByteTest(v));
           break;
         case 'byte_jump':
-          steps.push(parseByteJump(v));
+          target.push(parseByteJump(v));
           break;
         case 'byte_extract':
-          steps.push(parseByteExtract(v));
+          target.push(parseByteExtract(v));
           break;
         case 'threshold':
         case 'detection_filter':
@@ -1609,7 +1805,11 @@ export class Engine {
       !/\bhttp\b/.test(service) &&
       [...bufOf.values()].some((b) => b === 'file_data') &&
       [...bufOf.values()].every((b) => b === 'file_data' || b === 'pkt_data');
-    const hasPayloadMatch = steps.some((s) => s.kind === 'content' || s.kind === 'pcre');
+    if (b64 && !b64.step)
+      throw new Error('base64_decode needs a base64_data after it (without one the rule cannot alert)');
+    const hasPayloadMatch = steps.some(
+      (s) => s.kind === 'content' || s.kind === 'pcre' || s.kind === 'subbuffer',
+    );
     const packetOnly = steps.some((s) => packetOnlySteps.has(s.kind));
     // Suricata's IP-only types (docs: rules/rule-types): nothing but addresses and protocol, ports any; a
     // flow keyword or a flowbits condition makes a packet rule (flowbits set/unset/toggle do not)
@@ -1738,6 +1938,7 @@ export class Engine {
       streams: [undefined, undefined],
       ackFrom: [undefined, undefined],
       seen: [false, false],
+      tlsNow: 0,
     });
     // a dropped or passed flow is not inspected any more (Suricata: FLOW_ACTION_DROP / no packet inspection)
     if (fd.action !== undefined) {
@@ -1849,10 +2050,15 @@ export class Engine {
       }
       return;
     }
-    if (this.opts.ips && (a === 'drop' || a === 'sdrop' || a === 'reject')) {
+    const to = rejectTargetOf(a);
+    if (this.opts.ips && (a === 'drop' || a === 'sdrop' || to)) {
       if (!this.flushing) {
         this.verdict.drop = true;
-        if (a === 'reject') this.verdict.reject = true;
+        if (to) {
+          const v = this.verdict;
+          v.rejectTo = !v.reject ? to : v.rejectTo === to ? to : 'both';
+          v.reject = true;
+        }
       }
       if (flowScope && fd.action === undefined) {
         fd.action = 'drop';
@@ -2049,6 +2255,11 @@ export class Engine {
     st.len = need;
     this.stats.streamBytes += chunk.data.length;
     this.stats.streamDeliveries++;
+    if (this.tlsRules) {
+      fd.tls ??= new TlsSession();
+      fd.tls.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
+      fd.tlsNow = fd.tls.dirs[dir]!.current;
+    }
     this.runStream(f, fd, dir, st.window.subarray(0, st.len), newStart, out, st);
     if (this.httpOrdered.length > 0) this.httpFeed(f, fd, dir, chunk.data, out);
     if (this.mailOrdered.length > 0) this.mailFeed(f, fd, dir, chunk.data, out);
@@ -2265,8 +2476,9 @@ export class Engine {
         full = true;
         this.stats.stageFullMatcherIn++;
       }
-      let minEnd = newStart;
-      for (let k = 0; k < streamAlertsPerDeliveryMax; k++) {
+      // a rule that does not move the cursor (ssl_state, sip_stat_code...) matches once per delivery
+      let minEnd = c.hasPayloadMatch ? newStart : -1;
+      for (let k = 0; k < (c.hasPayloadMatch ? streamAlertsPerDeliveryMax : 1); k++) {
         const ctx: MatchCtx = {
           payload,
           anchor: newStart,
@@ -2539,7 +2751,7 @@ export function eveJson(a: Alert): Record<string, unknown> {
       packet_info: { linktype: a.linkType },
     }),
     alert: {
-      action: a.action === 'drop' || a.action === 'reject' ? 'blocked' : 'allowed',
+      action: a.action === 'drop' || rejectTargetOf(a.action) ? 'blocked' : 'allowed',
       gid: a.gid,
       signature_id: a.sid,
       rev: a.rev,

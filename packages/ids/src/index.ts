@@ -113,7 +113,7 @@ export {
   workersMax,
 } from './parallel.js';
 export { blockBytesMax, CaptureError, encodePcap, type Packet, PcapWriter, readCapture } from './pcap.js';
-export { rejectFrames } from './reject.js';
+export { type RejectTarget, rejectFrames, rejectTargetOf } from './reject.js';
 export {
   bufferAliases,
   bufferKeywords,

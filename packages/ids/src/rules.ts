@@ -127,6 +127,15 @@ export const knownKeywords = new Set([
   'http_raw_cookie',
   'http_request_line',
   'http_response_line',
+  'asn1',
+  'base64_decode',
+  'base64_data',
+  'ssl_state',
+  'ssl_version',
+  'sip_method',
+  'sip_stat_code',
+  'sip_header',
+  'sip_body',
   ...Object.keys(suricataBuffers()),
 ]);
 
@@ -329,7 +338,8 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
     string,
     string,
   ];
-  if (!['alert', 'log', 'pass', 'drop', 'reject', 'sdrop', 'block', 'rewrite'].includes(action))
+  const actions = ['alert', 'log', 'pass', 'drop', 'sdrop', 'block', 'rewrite'];
+  if (![...actions, 'reject', 'rejectsrc', 'rejectdst', 'rejectboth'].includes(action))
     throw err(1, `unknown action '${action}'`);
   if (direction !== '->' && direction !== '<>')
     throw err(text.indexOf(direction) + 1, `expected '->' or '<>', got '${direction}'`);

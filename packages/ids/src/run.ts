@@ -189,7 +189,13 @@ export class Pipeline {
     const alerts = inspectPrepared(this.engine, x);
     this.verdict.drop = this.engine.verdict.drop;
     if (this.engine.verdict.reject)
-      this.verdict.responses = rejectFrames(decodedFrom, x.linkType, x.d, x.whole);
+      this.verdict.responses = rejectFrames(
+        decodedFrom,
+        x.linkType,
+        x.d,
+        x.whole,
+        this.engine.verdict.rejectTo,
+      );
     if (this.engine.verdict.payload && x.frame !== p.data && !x.whole) this.verdict.frame = x.frame;
     return alerts;
   }

@@ -50,11 +50,13 @@ describe.skipIf(!have)('the community ruleset on HTTP traffic', () => {
   const { all, http, engine } = community();
 
   it('loads at least 95% of the 4,029 rules; every HTTP buffer keyword of the set is among the loaded', () => {
-    expect(all.length + 44).toBe(4029);
+    expect(all.length + 15).toBe(4029); // the 15 dce_iface rules: DCE/RPC is not parsed
     expect(engine.compiled.length).toBeGreaterThanOrEqual(Math.ceil(0.95 * 4029));
     expect(http.length).toBeGreaterThan(2100);
     // what does not load is reported with a reason, none for lack of HTTP inspection
     for (const s of engine.skipped) expect(s.reason).not.toMatch(/needs HTTP inspection/);
+    // what is left: tag (no packet log to tag into) and file_data on an FTP data channel
+    expect(engine.skipped.map((s) => s.sid).sort((a, b) => a - b)).toEqual([2252, 38950]);
   });
 
   it('crafted requests and responses raise the rules written for them (all loaded rules running)', () => {

@@ -177,6 +177,102 @@ describe('rejectFrames', () => {
   });
 });
 
+describe('rejectFrames to the destination (rejectdst) and to both (rejectboth)', () => {
+  it('a TCP segment: a reset in its own direction with its sequence number (RST+ACK with its ACK)', () => {
+    const f = tcp(ACK | PSH, 1001, 5001, 'EVIL');
+    const [r, ...more] = rejectFrames(f, 1, dec(f), undefined, 'dst');
+    expect(more).toEqual([]);
+    // the link layer as the packet had it: to B, from A
+    expect([...r!.subarray(0, 6)]).toEqual(macB);
+    expect([...r!.subarray(6, 12)]).toEqual(macA);
+    const d = dec(r!);
+    expect(d).toMatchObject({ src: '10.0.0.1', dst: '10.0.0.2', srcPort: 40000, dstPort: 80, proto: 6 });
+    expect({ flags: d.tcpFlags, seq: d.seq, ack: d.ack, len: d.payload.length }).toEqual({
+      flags: RST | ACK,
+      seq: 1001,
+      ack: 5001,
+      len: 0,
+    });
+    expect([d.ipChecksumOk, d.l4ChecksumOk]).toEqual([true, true]);
+    // without ACK (a SYN): a bare reset with its sequence number; none for a reset
+    const syn = tcp(SYN, 77, 0);
+    const s = dec(rejectFrames(syn, 1, dec(syn), undefined, 'dst')[0]!);
+    expect({ flags: s.tcpFlags, seq: s.seq, ack: s.ack, ok: s.l4ChecksumOk }).toEqual({
+      flags: RST,
+      seq: 77,
+      ack: 0,
+      ok: true,
+    });
+    const rst = tcp(RST | ACK, 1, 1);
+    expect(rejectFrames(rst, 1, dec(rst), undefined, 'dst')).toEqual([]);
+  });
+
+  it('UDP over IPv4 and IPv6: an ICMP unreachable to the destination quoting the packet, checksums valid', () => {
+    const f = udp4('a DNS query, long enough');
+    const r = rejectFrames(f, 1, dec(f), undefined, 'dst')[0]!;
+    const d = dec(r);
+    expect(d).toMatchObject({ src: '10.0.0.1', dst: '10.0.0.2', proto: 1, icmpType: 3, icmpCode: 3 });
+    expect(d.ipChecksumOk).toBe(true);
+    const icmp = r.subarray(14 + 20);
+    expect(checksum16(icmp, 0, icmp.length)).toBe(0);
+    expect(Buffer.from(icmp.subarray(8)).toString('hex')).toBe(
+      Buffer.from(f.subarray(14, 42)).toString('hex'),
+    );
+    const f6 = udp6(new Uint8Array(20).fill(7));
+    const ip = rejectFrames(f6, 1, dec(f6), undefined, 'dst')[0]!.subarray(14);
+    expect(dec(ip, 101)).toMatchObject({ src: '2001:db8::1', dst: '2001:db8::2', proto: 58, icmpType: 1 });
+    expect(l4Checksum6(ip.subarray(8, 24), ip.subarray(24, 40), 58, ip.subarray(40))).toBe(0);
+  });
+
+  it("both: the sender's response, then the destination's", () => {
+    const f = tcp(ACK | PSH, 1001, 5001, 'EVIL');
+    const [a, b, ...more] = rejectFrames(f, 1, dec(f), undefined, 'both');
+    expect(more).toEqual([]);
+    expect(dec(a!)).toMatchObject({
+      src: '10.0.0.2',
+      dst: '10.0.0.1',
+      tcpFlags: RST,
+      seq: 5001,
+      l4ChecksumOk: true,
+    });
+    expect(dec(b!)).toMatchObject({
+      src: '10.0.0.1',
+      dst: '10.0.0.2',
+      tcpFlags: RST | ACK,
+      seq: 1001,
+      l4ChecksumOk: true,
+    });
+  });
+
+  it('the actions in runCapture: rejectsrc, rejectdst, rejectboth, and two rejects of either side on one packet', async () => {
+    const frames = [...handshakeFrames(), tcp(ACK | PSH, 1001, 5001, 'EVIL')];
+    const input = join(dir, 'in-variants.pcap');
+    writeFileSync(input, encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data }))));
+    const cases: [string[], string[]][] = [
+      [['rejectsrc'], ['10.0.0.2']],
+      [['rejectdst'], ['10.0.0.1']],
+      [['rejectboth'], ['10.0.0.2', '10.0.0.1']],
+      [
+        ['reject', 'rejectdst'],
+        ['10.0.0.2', '10.0.0.1'],
+      ],
+    ];
+    for (const [actions, sources] of cases) {
+      const out = join(dir, `${actions.join('-')}.pcap`);
+      const rules = actions.map((a, i) =>
+        parseRule(`${a} tcp any any -> any 80 (content:"EVIL"; sid:${i + 1};)`),
+      );
+      const r = await runCapture(input, rules, { ips: true, out });
+      expect(r.verdicts).toEqual({ passed: 3, dropped: 1, responses: sources.length });
+      const back = (await readPcapFrames(out)).slice(3).map((p) => dec(p.data));
+      expect(back.map((d) => d.src)).toEqual(sources);
+      for (const d of back)
+        expect([d.tcpFlags & RST, d.ipChecksumOk, d.l4ChecksumOk]).toEqual([RST, true, true]);
+    }
+    expect(() => parseRule('rejectany tcp any any -> any 80 (sid:1;)')).toThrow(/unknown action 'rejectany'/);
+  });
+});
+
 describe('reject in runCapture', () => {
   it('the reset follows the dropped packet in the output pcap; drop rules send none', async () => {
     const frames = [...handshakeFrames(), tcp(ACK | PSH, 1001, 5001, 'EVIL')];

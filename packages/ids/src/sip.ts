@@ -1,0 +1,104 @@
+/**
+ * SIP messages (RFC 3261 7) for the `sip_method`, `sip_stat_code`, `sip_header` and `sip_body` rule
+ * options, as Snort's SIP inspector offers them. A message is parsed where the inspected data starts (a UDP
+ * datagram; on TCP, the start of the newly delivered stream bytes): a request line `METHOD SP Request-URI SP
+ * SIP/2.0` or a status line `SIP/2.0 SP 3DIGIT SP Reason`, then header field lines up to an empty line (CRLF
+ * or bare LF), then the body. Anything else is not SIP: the options fail on it.
+ */
+
+export interface SipMessage {
+  /** The request's method, upper-cased (undefined on a response). */
+  method?: string;
+  /** The response's status code (undefined on a request). */
+  status?: number;
+  /** Where the header fields start and end (after the start line; before the empty line) and the body starts. */
+  headerStart: number;
+  headerEnd: number;
+  bodyStart: number;
+}
+
+/** The start line is looked for in this many bytes at most. */
+export const sipStartLineBytesMax = 1024;
+
+const token = /^[A-Za-z0-9.!%*_+`'~-]+$/;
+
+/** Parses the SIP message at `buf[from..]`, or undefined when there is none. */
+export function parseSip(buf: Uint8Array, from: number): SipMessage | undefined {
+  if (from < 0 || from >= buf.length) return undefined;
+  const lineEnd = indexOfLf(buf, from, Math.min(buf.length, from + sipStartLineBytesMax));
+  if (lineEnd < 0) return undefined;
+  const line = Buffer.from(buf.buffer, buf.byteOffset + from, lineEnd - from)
+    .toString('latin1')
+    .replace(/\r$/, '');
+  const parts = line.split(' ');
+  const m: SipMessage = { headerStart: lineEnd + 1, headerEnd: buf.length, bodyStart: buf.length };
+  if (parts[0] === 'SIP/2.0') {
+    if (parts.length < 2 || !/^[1-9]\d\d$/.test(parts[1]!)) return undefined;
+    m.status = Number(parts[1]);
+  } else {
+    if (parts.length !== 3 || !token.test(parts[0]!) || parts[2] !== 'SIP/2.0' || parts[1]!.length === 0)
+      return undefined;
+    m.method = parts[0]!.toUpperCase();
+  }
+  // the header section ends at the first empty line
+  for (let i = m.headerStart; i < buf.length; ) {
+    const e = indexOfLf(buf, i, buf.length);
+    if (e < 0) break;
+    if (e === i || (e === i + 1 && buf[i] === 13)) {
+      m.headerEnd = i;
+      m.bodyStart = e + 1;
+      break;
+    }
+    i = e + 1;
+  }
+  return m;
+}
+
+function indexOfLf(buf: Uint8Array, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (buf[i] === 10) return i;
+  return -1;
+}
+
+/** `sip_method:invite,!cancel` as Snort 2/3 give it: a list of methods, each may be negated. */
+export interface SipMethodTest {
+  methods: string[];
+  negated: string[];
+}
+
+export function parseSipMethod(value: string): SipMethodTest {
+  const t: SipMethodTest = { methods: [], negated: [] };
+  for (const raw of value.split(',')) {
+    const item = raw.trim();
+    const neg = item.startsWith('!');
+    const name = (neg ? item.slice(1) : item).trim();
+    if (!token.test(name)) throw new Error(`sip_method: expected a method name, got '${item}'`);
+    (neg ? t.negated : t.methods).push(name.toUpperCase());
+  }
+  if (t.methods.length + t.negated.length === 0) throw new Error('sip_method needs at least one method');
+  return t;
+}
+
+/** A request whose method is listed (or, for negated names, is not that method). */
+export function sipMethodMatch(t: SipMethodTest, m: SipMessage | undefined): boolean {
+  if (m?.method === undefined) return false;
+  return t.methods.includes(m.method) || t.negated.some((n) => n !== m.method);
+}
+
+/**
+ * `sip_stat_code:200,4`: a response whose code is one listed, a single digit standing for its class (4 is
+ * any 4xx), as Snort defines it.
+ */
+export function parseSipStatCode(value: string): number[] {
+  const codes = value.split(',').map((x) => x.trim());
+  for (const c of codes)
+    if (!/^[1-9]$/.test(c) && !/^[1-9]\d\d$/.test(c))
+      throw new Error(`sip_stat_code: expected a status code (100-999) or a class digit (1-9), got '${c}'`);
+  if (codes.length === 0) throw new Error('sip_stat_code needs at least one code');
+  return codes.map(Number);
+}
+
+export function sipStatMatch(codes: number[], m: SipMessage | undefined): boolean {
+  if (m?.status === undefined) return false;
+  const status = m.status;
+  return codes.some((c) => (c < 10 ? Math.floor(status / 100) === c : c === status));
+}

@@ -1,0 +1,368 @@
+import { describe, expect, it } from 'vitest';
+import { type Alert, Engine, type EngineOptions, parseRule } from '../src/index.js';
+import { ACK, FIN, handshake, PSH, pkt } from './helpers.js';
+
+const bin = (...b: number[]) => Uint8Array.from(b);
+const cat = (...parts: (Uint8Array | string)[]) =>
+  new Uint8Array(
+    Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p)))),
+  );
+const b64 = (s: string) => Buffer.from(s, 'latin1').toString('base64');
+
+function engineOf(rules: string[], opts: EngineOptions = {}): Engine {
+  const e = new Engine(
+    rules.map((r, i) => parseRule(r, 't.rules', i + 1)),
+    opts,
+  );
+  expect(e.skipped).toEqual([]);
+  return e;
+}
+
+/** Sids that fire on one UDP packet carrying `payload`. */
+function fires(rules: string[], payload: string | Uint8Array): number[] {
+  return engineOf(rules)
+    .inspect(pkt({ proto: 17, payload }), 0)
+    .map((a) => a.sid);
+}
+
+/** Why a rule does not load (the engine's reason), or undefined when it does. */
+function refused(rule: string): string | undefined {
+  const e = new Engine([parseRule(rule, 't.rules', 1)]);
+  return e.skipped[0]?.reason;
+}
+
+/**
+ * Alerts of a TCP session (client 10.0.0.1:40000, server 10.0.0.2 on `port`) whose segments go in order,
+ * each acknowledged, with stream data inspected as it arrives.
+ */
+function session(rules: string[], segments: [0 | 1, Uint8Array][], port = 443): Alert[] {
+  const e = engineOf(rules, { streamRelease: 'immediate' });
+  const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: port };
+  const S = { src: '10.0.0.2', dst: '10.0.0.1', sp: port, dp: 40000 };
+  const out: Alert[] = [];
+  let ts = 0;
+  for (const p of handshake('10.0.0.1', '10.0.0.2', 40000, port)) out.push(...e.inspect(p, ts++));
+  const seq = [1001, 5001];
+  for (const [dir, data] of segments) {
+    const [from, to] = dir === 0 ? [C, S] : [S, C];
+    out.push(
+      ...e.inspect(pkt({ ...from, flags: ACK | PSH, seq: seq[dir], ack: seq[1 - dir], payload: data }), ts++),
+    );
+    seq[dir]! += data.length;
+    out.push(...e.inspect(pkt({ ...to, flags: ACK, seq: seq[1 - dir], ack: seq[dir] }), ts++));
+  }
+  out.push(...e.inspect(pkt({ ...C, flags: ACK | FIN, seq: seq[0], ack: seq[1] }), ts++));
+  out.push(...e.inspect(pkt({ ...S, flags: ACK | FIN, seq: seq[1], ack: seq[0]! + 1 }), ts++));
+  out.push(...e.finish());
+  return out;
+}
+
+const sidsOf = (a: Alert[]) => a.map((x) => x.sid).sort((x, y) => x - y);
+
+describe('asn1', () => {
+  const rule = (opts: string, sid: number, pre = '') =>
+    `alert udp any any -> any any (${pre}asn1:${opts}; sid:${sid};)`;
+
+  it('oversize_length: an element longer than N, nested ones too, and a length the packet does not carry', () => {
+    // SEQUENCE (length 12) { OCTET STRING (length 10) }
+    const seq = bin(0x30, 0x0c, 0x04, 0x0a, ...new Array(10).fill(0x41));
+    expect(
+      fires(
+        [rule('oversize_length 11', 1), rule('oversize_length 12', 2), rule('oversize_length 9', 3)],
+        seq,
+      ),
+    ).toEqual([1, 3]);
+    // an OCTET STRING claiming 65,536 bytes (long form, 3 octets) in a 7-byte datagram
+    const claim = bin(0x04, 0x83, 0x01, 0x00, 0x00, 0x41, 0x41);
+    expect(fires([rule('oversize_length 1024', 1), rule('oversize_length 65536', 2)], claim)).toEqual([1]);
+  });
+
+  it('bitstring_overflow: a primitive BIT STRING whose unused-bit count exceeds its bits; nested; not constructed', () => {
+    const bad = bin(0x30, 0x05, 0x03, 0x03, 0xff, 0x00, 0x00); // 255 unused of 16 bits, inside a SEQUENCE
+    const edge = bin(0x03, 0x03, 0x10, 0x00, 0x00); // 16 unused of 16: not more
+    const over = bin(0x03, 0x03, 0x11, 0x00, 0x00); // 17 unused of 16
+    const constructed = bin(0x23, 0x03, 0xff, 0x00, 0x00); // constructed: its contents are elements
+    const r = [rule('bitstring_overflow', 1)];
+    expect(fires(r, bad)).toEqual([1]);
+    expect(fires(r, edge)).toEqual([]);
+    expect(fires(r, over)).toEqual([1]);
+    expect(fires(r, constructed)).toEqual([]);
+  });
+
+  it('double_overflow: a decimal-form REAL longer than 256 bytes', () => {
+    const real = (len: number, first: number) =>
+      cat(bin(0x09, 0x82, len >> 8, len & 0xff, first), new Uint8Array(len - 1).fill(0x31));
+    const r = [rule('double_overflow', 1)];
+    expect(fires(r, real(257, 0x03))).toEqual([1]);
+    expect(fires(r, real(256, 0x03))).toEqual([]);
+    expect(fires(r, real(300, 0x80))).toEqual([]); // binary form
+    // the tests are ORed
+    expect(fires([rule('bitstring_overflow, double_overflow', 2)], real(257, 0x03))).toEqual([2]);
+  });
+
+  it('absolute_offset and relative_offset choose where decoding starts; malformed data ends it', () => {
+    // a 5-octet length is malformed: decoding from 0 stops there and never reaches the bad BIT STRING
+    const p = cat(bin(0x04, 0x85, 0x00), bin(0x03, 0x01, 0xff));
+    expect(
+      fires(
+        [
+          rule('bitstring_overflow', 1),
+          rule('bitstring_overflow, absolute_offset 0', 2),
+          rule('bitstring_overflow, absolute_offset 3', 3),
+          rule('bitstring_overflow, relative_offset 0', 4, 'content:"|04 85 00|"; '),
+          rule('bitstring_overflow, relative_offset -1', 5, 'content:"|04 85 00 03|"; '),
+          rule('bitstring_overflow, relative_offset 1', 6, 'content:"|04 85 00|"; '),
+          rule('bitstring_overflow, absolute_offset 6', 7),
+        ],
+        p,
+      ),
+    ).toEqual([3, 4, 5]);
+  });
+
+  it('deep nesting and long runs of elements are bounded, never a throw', () => {
+    const deep = new Uint8Array(20_000);
+    for (let i = 0; i < deep.length; i += 2) deep.set([0x30, 0x80], i);
+    expect(fires([rule('oversize_length 100000', 1)], deep)).toEqual([]);
+    const many = new Uint8Array(8_000).fill(0x05).map((v, i) => (i % 2 ? 0 : v)); // NULLs
+    expect(fires([rule('bitstring_overflow', 1)], cat(many, bin(0x03, 0x01, 0xff)))).toEqual([]);
+  });
+
+  it('bad arguments are refused with the reason', () => {
+    expect(refused(rule('foo', 1))).toMatch(/asn1: unknown argument 'foo'/);
+    expect(refused(rule('absolute_offset 0', 1))).toMatch(/needs at least one of/);
+    expect(refused(rule('oversize_length', 1))).toMatch(/oversize_length needs an integer/);
+    expect(refused(rule('double_overflow, absolute_offset 0, relative_offset 1', 1))).toMatch(
+      /exclude each other/,
+    );
+  });
+});
+
+describe('base64_decode and base64_data', () => {
+  it('decodes from the cursor and matches in the decoded bytes only', () => {
+    const rules = [
+      'alert udp any any -> any any (content:"GET http://",depth 11; base64_decode:relative; base64_data; content:"clk="; content:"&bid=",distance 0; sid:1;)',
+      'alert udp any any -> any any (content:"GET http://",depth 11; base64_decode:relative; base64_data; content:"nope"; sid:2;)',
+      // the decoded buffer is its own: offset/depth count from its start
+      'alert udp any any -> any any (content:"GET http://"; base64_decode:relative; base64_data; content:"clk=",depth 4; sid:3;)',
+      'alert udp any any -> any any (base64_decode; base64_data; content:"clk="; sid:4;)',
+    ];
+    const p = `GET http://${b64('clk=6&bid=42&aid=7')} HTTP/1.1\r\n`;
+    expect(fires(rules, p)).toEqual([1, 3]);
+    // the plain text is not the decoded buffer
+    expect(fires(rules, 'GET http://clk=6&bid=42 HTTP/1.1\r\n')).toEqual([]);
+  });
+
+  it('bytes, offset, folded lines and the end of the encoded data', () => {
+    const r = (opts: string, want: string, sid: number) =>
+      `alert udp any any -> any any (base64_decode${opts}; base64_data; content:"${want}"; sid:${sid};)`;
+    const hello = b64('hello'); // aGVsbG8=
+    expect(fires([r(':bytes 4', 'hel', 1), r(':bytes 4', 'hell', 2)], hello)).toEqual([1]);
+    expect(fires([r(':offset 2', 'hello', 1), r('', 'hello', 2)], `xx${hello}`)).toEqual([1]);
+    expect(fires([r('', 'hello', 1)], 'aGVs\r\n bG8=')).toEqual([1]); // folded
+    expect(fires([r('', 'hello', 1), r('', 'hel', 2)], 'aGVs\r\nbG8=')).toEqual([2]); // not folded: ends
+    expect(fires([r('', 'hello', 1)], 'aGVs!bG8=')).toEqual([]); // outside the alphabet: ends
+  });
+
+  it('on an HTTP buffer: an Authorization header decoded', () => {
+    const rules = [
+      'alert tcp any any -> any 80 (flow:to_server,established; http_header; content:"Authorization: Basic "; base64_decode:relative; base64_data; content:"${jndi:"; sid:1;)',
+      'alert tcp any any -> any 80 (flow:to_server,established; http_header; content:"Authorization: Basic "; base64_decode:relative; base64_data; content:"${lower:"; sid:2;)',
+    ];
+    const req = `GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ${b64(['$', '{jndi:ldap://e/a}'].join(''))}\r\n\r\n`;
+    expect(sidsOf(session(rules, [[0, cat(req)]], 80))).toEqual([1]);
+  });
+
+  it('needs both keywords, in order, with nothing between them', () => {
+    expect(refused('alert udp any any -> any any (base64_data; content:"a"; sid:1;)')).toMatch(
+      /base64_data needs a base64_decode before it/,
+    );
+    expect(refused('alert udp any any -> any any (base64_decode; content:"a"; sid:1;)')).toMatch(
+      /base64_decode needs a base64_data after it/,
+    );
+    expect(refused('alert udp any any -> any any (base64_decode; content:"a"; base64_data; sid:1;)')).toMatch(
+      /must follow its base64_decode/,
+    );
+    expect(refused('alert udp any any -> any any (base64_decode:bytes 0; base64_data; sid:1;)')).toMatch(
+      /bytes must be positive/,
+    );
+    expect(refused('alert udp any any -> any any (base64_decode:depth 3; base64_data; sid:1;)')).toMatch(
+      /unknown argument 'depth 3'/,
+    );
+  });
+});
+
+describe('isdataat with a byte_extract variable', () => {
+  it('tests the extracted length; an unset variable fails', () => {
+    const r = ['alert udp any any -> any any (byte_extract:1,0,len; isdataat:!len,relative; sid:1;)'];
+    expect(fires(r, bin(5, 1, 2, 3))).toEqual([1]); // 5 more bytes are not there
+    expect(fires(r, bin(3, 1, 2, 3))).toEqual([]); // 3 are
+    // absolute: byte n exists (counting from 0)
+    const abs = ['alert udp any any -> any any (byte_extract:1,0,n; isdataat:n; sid:1;)'];
+    expect(fires(abs, bin(2, 1, 2))).toEqual([1]);
+    expect(fires(abs, bin(3, 1, 2))).toEqual([]);
+  });
+});
+
+describe('SIP', () => {
+  const invite =
+    'INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\nUser-Agent: () { :; }; x\r\nContent-Length: 9\r\n\r\nbody-text';
+  const notFound = 'SIP/2.0 404 Not Found\r\nVia: SIP/2.0/UDP 10.0.0.1\r\n\r\n';
+  const r = (opts: string, sid: number) => `alert udp any any -> any any (${opts}; sid:${sid};)`;
+
+  it('sip_method: listed methods (any case), negation, requests only', () => {
+    const rules = [
+      r('sip_method:invite', 1),
+      r('sip_method:options', 2),
+      r('sip_method:!invite', 3),
+      r('sip_method:bye,INVITE', 4),
+      r('sip_method:!bye', 5),
+    ];
+    expect(fires(rules, invite)).toEqual([1, 4, 5]);
+    expect(fires(rules, notFound)).toEqual([]);
+    expect(fires(rules, 'INVITE / HTTP/1.1\r\n\r\n')).toEqual([]); // not SIP
+  });
+
+  it('sip_stat_code: exact codes and class digits, responses only', () => {
+    const rules = [r('sip_stat_code:4', 1), r('sip_stat_code:404', 2), r('sip_stat_code:180,5', 3)];
+    expect(fires(rules, notFound)).toEqual([1, 2]);
+    expect(fires(rules, 'SIP/2.0 180 Ringing\r\n\r\n')).toEqual([3]);
+    expect(fires(rules, invite)).toEqual([]);
+  });
+
+  it('sip_header and sip_body are the message parts, not the whole payload', () => {
+    const rules = [
+      r('sip_header; content:"() {"', 1),
+      r('sip_header; content:"body-text"', 2),
+      r('sip_body; content:"body-text"', 3),
+      r('sip_body; content:"() {"', 4),
+      r('sip_header; content:"INVITE"', 5), // the start line is not a header field
+      r('sip_header; content:"Via:",depth 4', 6), // the buffer starts at the first field
+    ];
+    expect(fires(rules, invite)).toEqual([1, 3, 6]);
+  });
+
+  it('over TCP: the message at the start of the delivered stream bytes', () => {
+    const rules = [
+      'alert tcp any any -> any 5060 (flow:to_server,established,only_stream; sip_method:options; content:"SIP/2.0",nocase; sid:1;)',
+      'alert tcp any 5060 -> any any (flow:to_client,established,only_stream; sip_stat_code:180; sid:2;)',
+    ];
+    const a = session(
+      rules,
+      [
+        [0, cat('OPTIONS sip:x SIP/2.0\r\nVia: y\r\n\r\n')],
+        [1, cat('SIP/2.0 180 Ringing\r\n\r\n')],
+      ],
+      5060,
+    );
+    expect(sidsOf(a)).toEqual([1, 2]);
+  });
+
+  it('bad values are refused with the reason', () => {
+    expect(refused(r('sip_stat_code:42', 1))).toMatch(/sip_stat_code: expected a status code/);
+    expect(refused(r('sip_method:in vite', 1))).toMatch(/sip_method: expected a method name/);
+    expect(refused(r('sip_header:x', 1))).toMatch(/sip_header takes no value/);
+  });
+});
+
+/** A TLS record. */
+const record = (type: number, version: number, body: Uint8Array) =>
+  cat(bin(type, version >> 8, version & 0xff, body.length >> 8, body.length & 0xff), body);
+/** A handshake message. */
+const hs = (type: number, body: Uint8Array) =>
+  cat(bin(type, body.length >> 16, (body.length >> 8) & 0xff, body.length & 0xff), body);
+
+describe('ssl_state and ssl_version', () => {
+  const clientHello = record(22, 0x0301, hs(1, cat(bin(0x03, 0x03), new Uint8Array(40))));
+  // ServerHello and a Certificate naming MyCompany Ltd in one record, then a ServerKeyExchange
+  const serverFlight = record(
+    22,
+    0x0303,
+    cat(hs(2, cat(bin(0x03, 0x03), new Uint8Array(38))), hs(11, cat('..|0E|', 'MyCompany Ltd', '..'))),
+  );
+  const ske = record(22, 0x0303, hs(12, new Uint8Array(64)));
+  const ckx = cat(record(22, 0x0303, hs(16, new Uint8Array(70))), record(20, 0x0303, bin(1)));
+  const appData = (s: string) => record(23, 0x0303, cat(s));
+
+  const rules = [
+    'alert tcp any any -> any 443 (flow:to_server,established; ssl_state:client_hello; sid:1;)',
+    'alert tcp any 443 -> any any (flow:to_client,established; ssl_state:server_hello; content:"MyCompany Ltd"; sid:2;)',
+    'alert tcp any 443 -> any any (flow:to_client,established; ssl_state:server_keyx; sid:3;)',
+    'alert tcp any any -> any 443 (flow:to_server,established; ssl_state:client_keyx; sid:4;)',
+    'alert tcp any any -> any 443 (flow:to_server,established; ssl_state:!client_hello; content:"secret"; sid:5;)',
+    'alert tcp any 443 -> any any (flow:to_client,established; ssl_version:tls1.2; content:"MyCompany"; sid:6;)',
+    'alert tcp any 443 -> any any (flow:to_client,established; ssl_version:sslv3,sslv2; content:"MyCompany"; sid:7;)',
+    'alert tcp any any -> any 443 (flow:to_server,established; ssl_state:unknown; sid:8;)',
+  ];
+
+  it('handshake messages by delivery, however records and messages are split; versions of the session', () => {
+    const a = session(rules, [
+      [0, clientHello],
+      [1, serverFlight],
+      // a ServerKeyExchange whose record and message headers are split across two segments
+      [1, ske.subarray(0, 3)],
+      [1, ske.subarray(3, 7)],
+      [1, ske.subarray(7)],
+      [0, ckx],
+      // the certificate's name again, later, in application data: no server_hello in that delivery
+      [1, appData('MyCompany Ltd')],
+      [0, appData('secret')],
+    ]);
+    // sid 6 fires twice (the certificate and the application data: tls1.2 holds for the session)
+    expect(sidsOf(a)).toEqual([1, 2, 3, 4, 5, 6, 6]);
+    // the server_keyx alert is raised on the segment that completed the message header
+    expect(a.filter((x) => x.sid === 3)).toHaveLength(1);
+  });
+
+  it('an SSLv2 ClientHello (the community rules 2656/2657 shape); a stream that is not TLS is unknown', () => {
+    // 2-byte header (0x80 | length), CLIENT-HELLO 1, version 0x0002, cipher-spec length 0x0015 ...
+    const v2 = cat(bin(0x80, 0x2e, 0x01, 0x00, 0x02, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10), new Uint8Array(37));
+    const r2 = [
+      'alert tcp any any -> any 443 (flow:to_server,established; ssl_version:sslv2; ssl_state:client_hello; content:"|01 00 02|",depth 3,offset 2; byte_test:2,>,20,5; sid:1;)',
+      'alert tcp any any -> any 443 (flow:to_server,established; ssl_version:tls1.0; ssl_state:client_hello; sid:2;)',
+      rules[7]!,
+    ];
+    expect(sidsOf(session(r2, [[0, v2]]))).toEqual([1]);
+    expect(sidsOf(session(r2, [[0, cat('GET / HTTP/1.1\r\n\r\n')]]))).toEqual([8]);
+    // packets alone (no stream) carry no SSL state
+    expect(
+      engineOf([r2[0]!])
+        .inspect(pkt({ dp: 443, payload: v2 }), 0)
+        .map((x) => x.sid),
+    ).toEqual([]);
+  });
+
+  it('bad values are refused with the reason', () => {
+    expect(refused('alert tcp any any -> any any (ssl_state:client_helo; sid:1;)')).toMatch(
+      /ssl_state: unknown state 'client_helo'/,
+    );
+    expect(refused('alert tcp any any -> any any (ssl_version:tls1.4; sid:1;)')).toMatch(
+      /ssl_version: unknown version 'tls1.4'/,
+    );
+  });
+});
+
+describe('pcre: PCRE features JavaScript lacks, rewritten', () => {
+  const r = (pcre: string, sid: number, pre = '') =>
+    `alert udp any any -> any any (${pre}pcre:"${pcre}"; sid:${sid};)`;
+
+  it('(?-i) part-way: case-insensitive before it, exact after it', () => {
+    const rules = [r('/^Authorization\\x3a\\s*Basic\\s+(?-i)YWRt[=\\s]/smi', 1)];
+    expect(fires(rules, 'AUTHORIZATION:  basic YWRt=')).toEqual([1]);
+    expect(fires(rules, 'Authorization: Basic ywrt=')).toEqual([]);
+    expect(fires(rules, 'Authorization: Basic YWRT=')).toEqual([]);
+  });
+
+  it('A anchors at the start of the buffer, or at the cursor with R; not after a newline', () => {
+    const rules = [r('/abc/A', 1), r('/abc/AR', 2, 'content:"x"; '), r('/abc/Am', 3), r('/abc/', 4)];
+    expect(fires(rules, 'abc')).toEqual([1, 3, 4]);
+    expect(fires(rules, 'xabc')).toEqual([2, 4]);
+    expect(fires(rules, 'xzabc')).toEqual([4]);
+    expect(fires(rules, 'z\nabc')).toEqual([4]);
+  });
+
+  it('what is still not expressible is refused with the reason', () => {
+    expect(refused(r('/a(?i)b/', 1))).toMatch(/is not expressible here/);
+    expect(refused(r('/[a-z]x(?-i)b/i', 1))).toMatch(/is not expressible here/); // a class before (?-i)
+    expect(refused(r('/ab(?-i)c/', 1))).toMatch(/is not expressible here/); // no i to turn off
+  });
+});
