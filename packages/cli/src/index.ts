@@ -296,10 +296,22 @@ export interface DemoStep {
   run(io: Io, dir: string): Promise<void>;
 }
 
-/** Resolves on SIGINT or SIGTERM: how long-running servers (`strata log server`, `strata nbd serve`) wait. */
-export function untilStopped(): Promise<void> {
+/**
+ * Resolves on SIGINT or SIGTERM: how long-running servers (`strata log server`, `strata nbd serve`) wait.
+ * With `withParent`, also once the process that started this one is gone (see `exitWithParentFlag`).
+ */
+export function untilStopped(o: { withParent?: boolean } = {}): Promise<void> {
   return new Promise((resolve) => {
+    // the parent's death re-parents this process, which changes its parent id
+    const parent = process.ppid;
+    const watch = o.withParent
+      ? setInterval(() => {
+          if (process.ppid !== parent) stop();
+        }, parentPollMs)
+      : undefined;
+    watch?.unref();
     const stop = () => {
+      clearInterval(watch);
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       resolve();
@@ -308,6 +320,16 @@ export function untilStopped(): Promise<void> {
     process.once('SIGTERM', stop);
   });
 }
+
+/** How often `untilStopped({ withParent: true })` looks for its parent. */
+const parentPollMs = 250;
+
+/**
+ * The `--exit-with-parent` flag of long-running commands: stop as on SIGTERM once the process that started
+ * this one is gone, even if it died by SIGKILL (as nbdkit's flag of the same name does), so that a
+ * crashed benchmark or supervisor leaves no server behind.
+ */
+export const exitWithParentFlag = { 'exit-with-parent': { type: 'boolean' } } as const;
 
 /** Parses `HOST:PORT` for a flag, with a usage error that names the flag. */
 export function parseHostPort(value: string | undefined, flag: string): { host: string; port: number } {

@@ -47,7 +47,19 @@ const syncReps = syncRepsArg > 0 ? Number(process.argv[syncRepsArg + 1]) : 3;
 const cli = new URL('../test/helpers/cli.ts', import.meta.url).pathname;
 const strata = spawn(
   process.execPath,
-  ['--import', 'tsx', cli, 'nbd', 'serve', '--mem', String(bytes), '--listen', '127.0.0.1:0', '--json'],
+  [
+    '--import',
+    'tsx',
+    cli,
+    'nbd',
+    'serve',
+    '--mem',
+    String(bytes),
+    '--listen',
+    '127.0.0.1:0',
+    '--json',
+    '--exit-with-parent',
+  ],
   { stdio: ['ignore', 'pipe', 'inherit'] },
 );
 const port = await new Promise<number>((resolve, reject) => {

@@ -3,6 +3,7 @@ import {
   CliError,
   type Command,
   type DemoStep,
+  exitWithParentFlag,
   formatBytes,
   group,
   type Io,
@@ -36,12 +37,15 @@ const serve: Command = {
   summary: 'serve a file, a memory device or an object-store device over NBD',
   help: `Serves a block device over the NBD protocol (fixed newstyle; structured replies; base:allocation).
 
-Usage: strata nbd serve (--file F | --mem SIZE | --store URL [--size SIZE]) --listen 127.0.0.1:PORT [--name EXPORT] [--read-only]
+Usage: strata nbd serve (--file F | --mem SIZE | --store URL [--size SIZE]) --listen 127.0.0.1:PORT [--name EXPORT] [--read-only] [--exit-with-parent]
+
+--exit-with-parent: stop once the process that started this one is gone (as nbdkit's flag does).
 
 Example:
   strata nbd serve --mem 1G --listen 127.0.0.1:10809 --name disk   # then: nbdinfo nbd://127.0.0.1:10809/disk`,
   async run(argv, io) {
     const { values } = parseFlags(argv, {
+      ...exitWithParentFlag,
       file: { type: 'string' },
       mem: { type: 'string' },
       store: { type: 'string' },
@@ -74,7 +78,7 @@ Example:
     ]);
     const p = await server.listen(port, host);
     // listen for the signal before saying we are up: a supervisor may stop us the moment it reads that
-    const stopped = untilStopped();
+    const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });
     output(
       io,
       values.json,
@@ -96,12 +100,13 @@ const syncCmd: Command = {
 after an interruption sends only what still differs.
 
 Usage: strata sync SRC DST [--chunk 64K] [--dry-run]       DST: a path, or tcp://HOST:PORT/PATH
-       strata sync serve --listen 127.0.0.1:PORT --root DIR
+       strata sync serve --listen 127.0.0.1:PORT --root DIR [--exit-with-parent]
 
 Example:
   strata sync disk.img backup.img --dry-run`,
   async run(argv, io) {
     const { values, positionals } = parseFlags(argv, {
+      ...exitWithParentFlag,
       chunk: { type: 'string' },
       'dry-run': { type: 'boolean' },
       listen: { type: 'string' },
@@ -112,7 +117,7 @@ Example:
       if (!values.root) throw new UsageError('expected --root DIR');
       const s = serveSync(resolve(io.cwd, values.root));
       await new Promise<void>((r) => s.listen(port, host, r));
-      const stopped = untilStopped();
+      const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });
       output(
         io,
         values.json,
@@ -161,13 +166,14 @@ not yet local fetch them on demand, a background puller fetches the rest (hot ch
 the cache file and go back to the remote on flush (or at once with --write-through). The mounted device is
 served over NBD on --listen.
 
-Usage: strata nbd mount --remote HOST:PORT[/EXPORT] --cache FILE --listen 127.0.0.1:PORT [--chunk 1M]
+Usage: strata nbd mount --remote HOST:PORT[/EXPORT] --cache FILE --listen 127.0.0.1:PORT [--chunk 1M] [--exit-with-parent]
                         [--pull-concurrency 4] [--write-through] [--name EXPORT]
 
 Example:
   strata nbd mount --remote 127.0.0.1:10809/disk --cache ./disk.cache --listen 127.0.0.1:10810`,
   async run(argv, io) {
     const { values } = parseFlags(argv, {
+      ...exitWithParentFlag,
       remote: { type: 'string' },
       cache: { type: 'string' },
       listen: { type: 'string' },
@@ -194,7 +200,7 @@ Example:
     });
     const server = new NbdServer([{ name: values.name ?? '', device: dev }]);
     const p = await server.listen(port, host);
-    const stopped = untilStopped();
+    const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });
     output(
       io,
       values.json,
@@ -245,12 +251,13 @@ before the handover, the source stays authoritative and waits for another one. A
 destination's release, the device file is closed; with --serve the source keeps forwarding its workload
 until stopped, without it exits.
 
-Usage: strata migrate source --file F --listen 127.0.0.1:PORT [--serve 127.0.0.1:PORT] [--chunk 64K] [--json]
+Usage: strata migrate source --file F --listen 127.0.0.1:PORT [--serve 127.0.0.1:PORT] [--chunk 64K] [--json] [--exit-with-parent]
 
 Example:
   strata migrate source --file disk.img --listen 127.0.0.1:7100 --serve 127.0.0.1:10809`,
   async run(argv, io) {
     const { values } = parseFlags(argv, {
+      ...exitWithParentFlag,
       file: { type: 'string' },
       listen: { type: 'string' },
       serve: { type: 'string' },
@@ -296,7 +303,7 @@ Example:
       workload = new NbdServer([{ name: '', device: src.front }]);
       servePort = await workload.listen(serveAt.port, serveAt.host);
     }
-    const stopped = untilStopped().then(() => undefined);
+    const stopped = untilStopped({ withParent: values['exit-with-parent'] === true }).then(() => undefined);
     note(
       io,
       { ...values, quiet: false },
@@ -342,13 +349,14 @@ last dirty chunks are fetched on demand), serves the device over NBD on --serve 
 what is still missing, and releases the source. Prints a summary and serves until stopped. If the source
 goes away before the handover, gives up with exit code 1 and never serves (the source stays authoritative).
 
-Usage: strata migrate dest --from HOST:PORT --file OUT --serve 127.0.0.1:PORT [--dirty-max 8] [--rounds 8]
+Usage: strata migrate dest --from HOST:PORT --file OUT --serve 127.0.0.1:PORT [--dirty-max 8] [--rounds 8] [--exit-with-parent]
                            [--pull-concurrency 4] [--max-rate BYTES_PER_S] [--json]
 
 Example:
   strata migrate dest --from 127.0.0.1:7100 --file disk.img --serve 127.0.0.1:10810`,
   async run(argv, io) {
     const { values } = parseFlags(argv, {
+      ...exitWithParentFlag,
       from: { type: 'string' },
       file: { type: 'string' },
       serve: { type: 'string' },
@@ -366,7 +374,9 @@ Example:
     let m: Awaited<ReturnType<typeof migrateFrom>>;
     // a stop during the migration abandons it (before the handover the source stays authoritative)
     const stop = new AbortController();
-    const stopped = untilStopped().then(() => stop.abort());
+    const stopped = untilStopped({ withParent: values['exit-with-parent'] === true }).then(() =>
+      stop.abort(),
+    );
     try {
       m = await migrateFrom(from.host, from.port, {
         signal: stop.signal,
