@@ -306,10 +306,9 @@ class SimFs {
         if (pos + len > f.data.length) throw new Error(`${dir}/${name}: short read at ${pos}`);
         return Buffer.from(f.data.subarray(pos, pos + len));
       },
-      append: async (name, bufs) => {
+      create: async (name) => {
         check();
-        const f = file(name);
-        f.data = Buffer.concat([f.data, ...bufs]);
+        file(name);
       },
       writeAt: async (name, pos, bufs) => {
         check();

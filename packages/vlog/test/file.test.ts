@@ -26,7 +26,7 @@ function slowDisk() {
     label: 'slow',
     read: async (n) => files.get(n),
     readAt: async (n, pos, len) => files.get(n)!.subarray(pos, pos + len),
-    append: async (n, bufs) => void files.set(n, Buffer.concat([files.get(n) ?? Buffer.alloc(0), ...bufs])),
+    create: async (n) => void files.set(n, files.get(n) ?? Buffer.alloc(0)),
     writeAt: async (n, pos, bufs) => writeInto(files, n, pos, Buffer.concat(bufs)),
     sync: async () => undefined,
     truncate: async (n, len) => void files.set(n, files.get(n)!.subarray(0, len)),
@@ -74,7 +74,7 @@ function gatedDisk(o: { zeroFill?: boolean } = {}) {
     label: 'gated',
     read: async (n) => files.get(n),
     readAt: async (n, pos, len) => files.get(n)!.subarray(pos, pos + len),
-    append: async (n, bufs) => put(n, files.get(n)?.length ?? 0, Buffer.concat(bufs)),
+    create: async (n) => void files.set(n, files.get(n) ?? Buffer.alloc(0)),
     writeAt: async (n, pos, bufs) => {
       const b = Buffer.concat(bufs);
       log.push(`write ${pos}-${pos + b.length}`);

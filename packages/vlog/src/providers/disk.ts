@@ -11,8 +11,8 @@ export interface Disk {
   read(name: string): Promise<Buffer | undefined>;
   /** `len` bytes of a file from `pos`. */
   readAt(name: string, pos: number, len: number): Promise<Buffer>;
-  /** Appends to a file (creating it); not durable until `sync`. */
-  append(name: string, bufs: Buffer[]): Promise<void>;
+  /** Creates a file if it does not exist, with its directory entry durable. */
+  create(name: string): Promise<void>;
   /** Writes at byte `pos` of a file (creating or extending it as needed); not durable until `sync`. */
   writeAt(name: string, pos: number, bufs: Buffer[]): Promise<void>;
   /**
@@ -22,7 +22,7 @@ export interface Disk {
    * instead of 4 ms).
    */
   zeroFill?(name: string, from: number, to: number): Promise<void>;
-  /** Makes everything appended to the file so far durable. */
+  /** Makes everything written to the file so far durable. */
   sync(name: string): Promise<void>;
   /** Cuts a file to `len` bytes, durably. */
   truncate(name: string, len: number): Promise<void>;
@@ -114,9 +114,8 @@ export class NodeDisk implements Disk {
     return buf;
   }
 
-  async append(name: string, bufs: Buffer[]): Promise<void> {
-    const h = await this.handle(name);
-    if (bufs.length > 0) await h.writev(bufs, (await h.stat()).size);
+  async create(name: string): Promise<void> {
+    await this.handle(name);
   }
 
   async writeAt(name: string, pos: number, bufs: Buffer[]): Promise<void> {

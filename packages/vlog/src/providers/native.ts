@@ -347,7 +347,7 @@ export class LogServer {
         const owner = (await disk.read('OWNER'))?.toString('utf8') || undefined;
         // the records file exists (its directory entry durable) from the first request on, so that a
         // claim made ahead of a reconfiguration leaves nothing but the data fsync to the first append
-        await disk.append('records.log', []);
+        await disk.create('records.log');
         return { disk, owner };
       })();
       this.entries.set(id, e);
