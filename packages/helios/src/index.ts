@@ -52,12 +52,14 @@ export {
 } from './formats.js';
 export { hashKeys, keysOf, rowKeys, sortUnique } from './keys.js';
 export {
+  type ChildRun,
   decodeNode,
   dropPointers,
   encodeNode,
   type IndexNode,
   leafNode,
   lookup,
+  mergeChildren,
   mergeNodes,
   type NodeHeader,
 } from './node.js';
@@ -72,6 +74,8 @@ export {
 } from './server.js';
 export {
   type ChunkOptions,
+  type CompactStats,
+  compactSweepsMax,
   createStream,
   defaultPolicy,
   directoryCacheBytesMax,

@@ -148,6 +148,65 @@ export function mergeNodes(a: IndexNode, b: IndexNode): IndexNode {
   );
 }
 
+/** A run of a node's children that compaction replaced by one merged child. */
+export interface ChildRun {
+  /** Index of the run's first child in the node's children. */
+  start: number;
+  /** Children in the run (at least 2). */
+  count: number;
+  /** The merged child's object key, and the block range it covers. */
+  child: string;
+  range: [number, number];
+}
+
+/**
+ * Compaction, seen from the parent: each run of children is replaced by the one node they were merged
+ * into. Keys stay; each pointer list is remapped, and a key that pointed to several children of a run
+ * points to the merged child once (a pointer list stays ascending and distinct).
+ */
+export function mergeChildren(node: IndexNode, runs: ChildRun[]): IndexNode {
+  const h = node.header;
+  if (h.level === 0 || !h.ranges)
+    throw new Error('mergeChildren: a level-0 node has blocks, not child nodes');
+  const nc = h.children.length;
+  const map = new Uint32Array(nc);
+  const children: (number | string)[] = [];
+  const ranges: [number, number][] = [];
+  let r = 0;
+  for (let i = 0; i < nc; ) {
+    const run = runs[r];
+    if (run && run.start === i) {
+      if (run.count < 2 || i + run.count > nc)
+        throw new Error(`mergeChildren: run [${i}, ${i + run.count}) of ${nc} children is not a run`);
+      for (let j = 0; j < run.count; j++) map[i + j] = children.length;
+      children.push(run.child);
+      ranges.push(run.range);
+      i += run.count;
+      r++;
+    } else {
+      map[i] = children.length;
+      children.push(h.children[i]!);
+      ranges.push(h.ranges[i]!);
+      i++;
+    }
+  }
+  if (r !== runs.length) throw new Error('mergeChildren: runs out of order or past the children');
+  const n = node.keys.length;
+  const postOff = new Uint32Array(n + 1);
+  const post = new Uint32Array(node.post.length);
+  let m = 0;
+  for (let k = 0; k < n; k++) {
+    postOff[k] = m;
+    const m0 = m;
+    for (let p = node.postOff[k]!; p < node.postOff[k + 1]!; p++) {
+      const c = map[node.post[p]!]!;
+      if (m === m0 || post[m - 1] !== c) post[m++] = c; // the map is monotone: equal children are adjacent
+    }
+  }
+  postOff[n] = m;
+  return finish(h.level, h.from, h.to, children, ranges, node.keys.slice(), postOff, post.slice(0, m));
+}
+
 /**
  * Erasure: removes child `child` from the postings of `keys` (sorted), drops keys left without a child,
  * and optionally renames the child (its rewritten node's object key). Returns the new node and the keys

@@ -51,6 +51,39 @@ export type ProgressRecord =
       child?: string;
       /** Level 0: the number of block rewrites (erasures) in the view it was built from; stale: ignored. */
       epoch?: number;
+      /** How many children the node has (absent in old logs: read from the node when compaction needs it). */
+      children?: number;
+    }
+  | {
+      /**
+       * Compaction at `level`: each run of adjacent live nodes (`old`, in order) is replaced by one node
+       * covering the same blocks (`from`, `to`, `key`), and the nodes above them are rewritten
+       * copy-on-write to name the new ones (`path`, from level + 1 up: the parent's pointer lists are
+       * remapped, each ancestor above it renames its child). Applied all or none, only if every `old` and
+       * every `path[i].old` is still the live node at its (level, from), and the top rewritten node (the
+       * last of `path`, or the runs when it is empty) is still not under a parent; otherwise it lost a
+       * race and every reader ignores it.
+       */
+      t: 'compact';
+      level: number;
+      runs: {
+        old: { from: number; key: string }[];
+        from: number;
+        to: number;
+        key: string;
+        keys: number;
+        bytes: number;
+        children: number;
+      }[];
+      path: {
+        level: number;
+        from: number;
+        old: string;
+        key: string;
+        keys: number;
+        bytes: number;
+        children: number;
+      }[];
     }
   | {
       /**

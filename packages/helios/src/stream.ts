@@ -29,12 +29,14 @@ import { parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, type Row, RowParser, tokenize } from './formats.js';
 import { hashKey, keysOf, rowKeys, tokenKey, unionKeys, valueKey } from './keys.js';
 import {
+  type ChildRun,
   decodeNode,
   dropPointers,
   encodeNode,
   type IndexNode,
   leafNode,
   lookup,
+  mergeChildren,
   mergeNodes,
 } from './node.js';
 import { ProgressLog, type ProgressRecord } from './progress.js';
@@ -49,6 +51,16 @@ export interface IndexPolicy {
   fanoutMax: number;
   /** Bound on index levels. */
   levelsMax: number;
+  /**
+   * Compaction: after this many blocks indexed (by this Stream), the indexer runs `compact()`, which
+   * merges runs of adjacent small nodes under one parent (or among the orphans) into fewer nodes. 0: never.
+   */
+  compactEveryBlocks: number;
+  /**
+   * Bound on children of a node compaction builds (at least fanoutMax). Nodes the merge operator closed
+   * because they reached fanoutMax while still small (few keys per block) are merged up to this.
+   */
+  compactFanoutMax: number;
 }
 
 export const defaultPolicy: IndexPolicy = {
@@ -56,10 +68,28 @@ export const defaultPolicy: IndexPolicy = {
   addKeysMax: 2_000_000,
   fanoutMax: 64,
   levelsMax: 8,
+  compactEveryBlocks: 64,
+  compactFanoutMax: 1024,
 };
+
+/** What a compaction pass did. */
+export interface CompactStats {
+  /** Runs of adjacent small nodes merged, and how many nodes they were (each run became one node). */
+  runs: number;
+  nodesMerged: number;
+  /** Nodes rewritten above the runs: each parent's pointer lists remapped, each ancestor's child renamed. */
+  pathNodes: number;
+  /** `compact` records appended, and those that lost a race (the pass stops there; the next one retries). */
+  records: number;
+  racesLost: number;
+}
 
 /** Index objects younger than this are never garbage-collected (an indexer may be about to record them), in ms. */
 export const gcGraceMsDefault = 10 * 60_000;
+/** Bound on add records of one level that lose races in one indexer pass before it leaves the rest to the next. */
+export const addRetriesMax = 16;
+/** Bound on bottom-up sweeps of one compaction pass (each sweep that does anything removes nodes). */
+export const compactSweepsMax = 16;
 /** Bound on retries of a search whose view named an object another process has since deleted. */
 export const searchRetriesMax = 3;
 /** Bound on attempts to rewrite one block's index path while racing indexers change it. */
@@ -167,6 +197,8 @@ interface NodeInfo {
   key: string;
   keys: number;
   bytes: number;
+  /** Children of the node (level 0: blocks); unknown for nodes recorded before records carried it. */
+  children?: number;
 }
 
 export interface SearchOptions {
@@ -350,7 +382,18 @@ export class Stream {
    * Records every reader ignores because they lost a race (replayed from the log, so the same in every
    * process): a second block record of an id, a node or renode record whose conditions failed.
    */
-  readonly racesLost = { blocks: 0, nodes: 0, renodes: 0 };
+  readonly racesLost = { blocks: 0, nodes: 0, renodes: 0, compacts: 0 };
+  /** Blocks this Stream indexed since its last compaction pass (`compactEveryBlocks`). */
+  private indexedSinceCompact = 0;
+  /** What the compaction passes of this Stream did, summed. */
+  readonly compactions: CompactStats & { passes: number } = {
+    passes: 0,
+    runs: 0,
+    nodesMerged: 0,
+    pathNodes: 0,
+    records: 0,
+    racesLost: 0,
+  };
   /** Block rewrites (erasures) applied so far: level-0 node records name the count they were built at. */
   private rewrites = 0;
   private cache = new Map<string, IndexNode>();
@@ -411,10 +454,15 @@ export class Stream {
   /** Applies progress-log records not yet applied to the in-memory view. */
   private async catchUp(): Promise<void> {
     const { tail } = await this.log.checkTail();
-    if (tail > this.applied) {
-      const recs = await this.log.read(this.applied, tail);
-      for (let i = 0; i < recs.length; i++) this.apply(recs[i]!, this.applied + i);
-      this.applied += recs.length;
+    const from = this.applied;
+    if (tail > from) {
+      const recs = await this.log.read(from, tail);
+      // A concurrent catch-up of this Stream (a search beside the indexer or a scheduled maintain) may
+      // have applied some of them meanwhile: apply each record once, in order.
+      for (let p = this.applied; p < tail; p++) {
+        this.apply(recs[p - from]!, p);
+        this.applied = p + 1;
+      }
     }
   }
 
@@ -445,6 +493,28 @@ export class Stream {
     return true;
   }
 
+  /**
+   * Whether a compaction record's conditions hold in the current view (see ProgressRecord): each run's
+   * old nodes are live and adjacent and span the run, each path node is live, and the top rewritten node
+   * is still not under a parent (else that parent would name an object the record supersedes).
+   */
+  private compactHolds(r: Extract<ProgressRecord, { t: 'compact' }>): boolean {
+    const lv = this.levels[r.level];
+    if (!lv || r.runs.length === 0) return false;
+    for (const run of r.runs) {
+      let at = run.from;
+      for (const o of run.old) {
+        const cur = lv.get(o.from);
+        if (o.from !== at || cur?.key !== o.key) return false;
+        at = cur.to;
+      }
+      if (at !== run.to || run.old.length < 2) return false;
+    }
+    for (const n of r.path) if (this.levels[n.level]?.get(n.from)?.key !== n.old) return false;
+    const top = r.path[r.path.length - 1];
+    return this.coverage((top?.level ?? r.level) + 1) <= (top?.from ?? r.runs[0]!.from);
+  }
+
   private apply(r: ProgressRecord, pos: number): void {
     switch (r.t) {
       case 'block': {
@@ -465,7 +535,15 @@ export class Stream {
         }
         const lv = (this.levels[r.level] ??= new Map());
         for (const from of [...lv.keys()]) if (from > r.from && from < r.to) lv.delete(from);
-        lv.set(r.from, { level: r.level, from: r.from, to: r.to, key: r.key, keys: r.keys, bytes: r.bytes });
+        lv.set(r.from, {
+          level: r.level,
+          from: r.from,
+          to: r.to,
+          key: r.key,
+          keys: r.keys,
+          bytes: r.bytes,
+          ...(r.children !== undefined ? { children: r.children } : {}),
+        });
         // A parent covers its children: the watermark below it is at least its end, even if the `wm`
         // record that went with it were missing.
         if (r.level > 0 && r.to > (this.wm[r.level - 1] ?? 0)) this.wm[r.level - 1] = r.to;
@@ -489,6 +567,26 @@ export class Stream {
         else
           for (const n of r.nodes)
             Object.assign(this.levels[n.level]!.get(n.from)!, { key: n.key, keys: n.keys, bytes: n.bytes });
+        break;
+      }
+      case 'compact': {
+        if (!this.compactHolds(r)) {
+          this.racesLost.compacts++;
+          break;
+        }
+        const lv = this.levels[r.level]!;
+        for (const run of r.runs) {
+          for (const o of run.old) lv.delete(o.from);
+          const { from, to, key, keys, bytes, children } = run;
+          lv.set(from, { level: r.level, from, to, key, keys, bytes, children });
+        }
+        for (const n of r.path)
+          Object.assign(this.levels[n.level]!.get(n.from)!, {
+            key: n.key,
+            keys: n.keys,
+            bytes: n.bytes,
+            children: n.children,
+          });
         break;
       }
       case 'erase':
@@ -731,7 +829,15 @@ export class Stream {
     await this.store.put(key, bytes);
     this.cache.set(key, node);
     if (this.cache.size > nodeCacheMax) this.cache.delete(this.cache.keys().next().value!);
-    return { level, from: h.from, to: h.to, key, keys: node.keys.length, bytes: bytes.length };
+    return {
+      level,
+      from: h.from,
+      to: h.to,
+      key,
+      keys: node.keys.length,
+      bytes: bytes.length,
+      children: h.children.length,
+    };
   }
 
   private sorted(level: number): NodeInfo[] {
@@ -798,7 +904,209 @@ export class Stream {
     }
     await flush();
     await this.addStep();
+    this.indexedSinceCompact += done;
+    if (pol.compactEveryBlocks > 0 && this.indexedSinceCompact >= pol.compactEveryBlocks) {
+      this.indexedSinceCompact = 0;
+      await this.compact();
+    }
     return done;
+  }
+
+  /** A node's number of children (level 0: blocks), read from the node for nodes of old records. */
+  private async childCount(n: NodeInfo): Promise<number> {
+    if (n.level === 0) return n.to - n.from;
+    n.children ??= (await this.node(n.key)).header.children.length;
+    return n.children;
+  }
+
+  private compactFanoutMax(): number {
+    return Math.max(this.policy.fanoutMax, this.policy.compactFanoutMax);
+  }
+
+  /** The key bound below which a node of `level` is small: the merge policy's at 0, the add policy's above. */
+  private smallKeysMax(level: number): number {
+    return level === 0 ? this.policy.mergeKeysMax : this.policy.addKeysMax;
+  }
+
+  /**
+   * The first group of nodes at `level` that compaction can shrink: the children of one parent, or the
+   * orphans (the nodes past the level above's coverage), holding two adjacent nodes that the merge rule
+   * would merge (both below the level's key bound) if its fanout bound were compactFanoutMax.
+   */
+  private async compactionGroup(
+    level: number,
+  ): Promise<{ nodes: NodeInfo[]; parent?: NodeInfo } | undefined> {
+    const nodes = this.sorted(level);
+    const parents = this.sorted(level + 1);
+    const small = this.smallKeysMax(level);
+    let p = 0;
+    for (let i = 0; i < nodes.length; ) {
+      const first = nodes[i]!;
+      while (p < parents.length && parents[p]!.to <= first.from) p++;
+      const parent = parents[p] && parents[p]!.from <= first.from ? parents[p] : undefined;
+      const end = parent ? parent.to : (parents[p]?.from ?? Number.POSITIVE_INFINITY);
+      let j = i;
+      while (j < nodes.length && nodes[j]!.from < end) j++;
+      // nodes in a gap before a parent would be neither children nor orphans: never seen, never touched
+      if (parent || p >= parents.length)
+        for (let k = i; k + 1 < j; k++) {
+          const a = nodes[k]!;
+          const b = nodes[k + 1]!;
+          if (
+            a.from >= this.expiredUpTo &&
+            a.keys < small &&
+            b.keys < small &&
+            (await this.childCount(a)) + (await this.childCount(b)) <= this.compactFanoutMax()
+          )
+            return { nodes: nodes.slice(i, j), ...(parent ? { parent } : {}) };
+        }
+      i = j;
+    }
+    return undefined;
+  }
+
+  /**
+   * Compacts one group (see compactionGroup): walks it left to right merging each node into the run
+   * before it while the merge rule allows (the merge operator, applied after the fact), writes each run's
+   * node, the parent with its pointer lists remapped and every ancestor renaming its child, then one
+   * `compact` record. Returns what it did, or undefined when the record lost a race. Nothing is deleted:
+   * superseded and orphaned objects are gc's (a reader of an older view may still be reading them).
+   */
+  private async compactGroup(
+    level: number,
+    group: NodeInfo[],
+    parent: NodeInfo | undefined,
+  ): Promise<{ runs: number; merged: number; path: number } | undefined> {
+    const small = this.smallKeysMax(level);
+    const runs: { olds: NodeInfo[]; node: IndexNode }[] = [];
+    let acc: { olds: NodeInfo[]; node?: IndexNode; keys: number; children: number } | undefined;
+    const close = () => {
+      if (acc?.node) runs.push({ olds: acc.olds, node: acc.node });
+    };
+    for (const n of group) {
+      const c = await this.childCount(n);
+      if (acc && acc.keys < small && n.keys < small && acc.children + c <= this.compactFanoutMax()) {
+        acc.node = mergeNodes(acc.node ?? (await this.node(acc.olds[0]!.key)), await this.node(n.key));
+        acc.olds.push(n);
+        acc.keys = acc.node.keys.length;
+        acc.children += c;
+      } else {
+        close();
+        acc = n.from >= this.expiredUpTo ? { olds: [n], keys: n.keys, children: c } : undefined;
+      }
+    }
+    close();
+    if (runs.length === 0) return { runs: 0, merged: 0, path: 0 };
+    const infos = await Promise.all(runs.map((r) => this.putNode(level, r.node)));
+    const path: Extract<ProgressRecord, { t: 'compact' }>['path'] = [];
+    if (parent) {
+      const pn = await this.node(parent.key);
+      const ch = pn.header.children;
+      const childRuns: ChildRun[] = runs.map((r, i) => {
+        const start = ch.indexOf(r.olds[0]!.key);
+        if (start < 0 || r.olds.some((o, j) => ch[start + j] !== o.key))
+          throw new Error(
+            `compact: level ${level + 1} node [${parent.from},${parent.to}) does not hold level ${level} nodes [${r.olds[0]!.from},${r.node.header.to}) in order (inconsistent index view)`,
+          );
+        const info = infos[i]!;
+        return { start, count: r.olds.length, child: info.key, range: [info.from, info.to] };
+      });
+      let up = await this.putNode(level + 1, mergeChildren(pn, childRuns));
+      path.push({ ...up, level: level + 1, old: parent.key, children: up.children! });
+      let childOld = parent.key;
+      for (let L = level + 2; L < this.levels.length; L++) {
+        const info = this.sorted(L).find((n) => n.from <= parent.from && parent.from < n.to);
+        if (!info) break; // the node below is an orphan: the path ends there
+        const node = await this.node(info.key);
+        const i = node.header.children.indexOf(childOld);
+        if (i < 0)
+          throw new Error(
+            `compact: level ${L} node [${info.from},${info.to}) covers ${childOld} but does not hold it (inconsistent index view)`,
+          );
+        const renamed = dropPointers(node, i, new Float64Array(0), up.key).node;
+        up = await this.putNode(L, renamed);
+        path.push({ ...up, level: L, old: info.key, children: up.children! });
+        childOld = info.key;
+      }
+    }
+    const rec: Extract<ProgressRecord, { t: 'compact' }> = {
+      t: 'compact',
+      level,
+      runs: runs.map((r, i) => {
+        const { from, to, key, keys, bytes, children } = infos[i]!;
+        return {
+          old: r.olds.map((o) => ({ from: o.from, key: o.key })),
+          from,
+          to,
+          key,
+          keys,
+          bytes,
+          children: children!,
+        };
+      }),
+      path: path.map(({ level: l, from, old, key, keys, bytes, children }) => ({
+        level: l,
+        from,
+        old,
+        key,
+        keys,
+        bytes,
+        children,
+      })),
+    };
+    await this.log.append([rec]);
+    await this.catchUp();
+    if (!rec.runs.every((r) => this.levels[level]?.get(r.from)?.key === r.key)) return undefined;
+    return { runs: runs.length, merged: runs.reduce((n, r) => n + r.olds.length, 0), path: path.length };
+  }
+
+  /**
+   * A compaction pass: at each level from 0 up, group by group (the children of one parent, or the
+   * orphans), rewrites runs of adjacent small nodes into fewer nodes covering the same blocks (a node is
+   * small below the merge policy's key bound at level 0 and the add policy's above; a run grows while
+   * both sides are small and their children fit in compactFanoutMax). Such runs are what the policies
+   * leave behind: nodes closed at fanoutMax children with few keys (a stream whose indexed columns have
+   * few distinct values closes a level-0 node every fanoutMax blocks), nodes shrunk by erasure, nodes
+   * built under a smaller key bound before the stream was reopened with a larger one.
+   * Each group is one `compact` record (the new nodes and the rewritten path above them, all or none), so
+   * a reader sees the old nodes or the new ones, never a mix, and a crash before the record leaves the old
+   * view. The indexer runs it every `compactEveryBlocks` blocks; superseded objects are left to gc.
+   */
+  async compact(): Promise<CompactStats> {
+    await this.catchUp();
+    const st: CompactStats = { runs: 0, nodesMerged: 0, pathNodes: 0, records: 0, racesLost: 0 };
+    this.compactions.passes++;
+    const add = () => {
+      for (const k of ['runs', 'nodesMerged', 'pathNodes', 'records', 'racesLost'] as const)
+        this.compactions[k] += st[k];
+    };
+    if (this.def.index.length === 0) return st;
+    // Bottom-up sweeps until one changes nothing: merging parents gathers their children under one
+    // parent, where the next sweep can merge them too.
+    for (let sweep = 0; sweep < compactSweepsMax; sweep++) {
+      const records = st.records;
+      for (let L = 0; L < this.levels.length; L++) {
+        // each record merges at least one pair, so a level takes fewer records than it has nodes
+        for (let left = this.levels[L]?.size ?? 0; left > 0; left--) {
+          const g = await this.compactionGroup(L);
+          if (!g) break;
+          const r = await this.compactGroup(L, g.nodes, g.parent);
+          if (r && r.runs === 0) break;
+          st.records++;
+          if (!r) {
+            st.racesLost++;
+            add();
+            return st;
+          }
+          st.runs += r.runs;
+          st.nodesMerged += r.merged;
+          st.pathNodes += r.path;
+        }
+      }
+      if (st.records === records) break;
+    }
+    add();
+    return st;
   }
 
   private closed(n: NodeInfo, isLast: boolean): boolean {
@@ -810,8 +1118,9 @@ export class Stream {
   private async addStep(): Promise<void> {
     const pol = this.policy;
     for (let L = 0; L + 1 < pol.levelsMax; L++) {
-      const nodes = this.sorted(L);
+      let nodes = this.sorted(L);
       if (nodes.length < 2 && (this.levels[L + 1]?.size ?? 0) === 0) break;
+      let lost = 0;
       for (let i = 0; i < nodes.length; i++) {
         const c = nodes[i]!;
         const w = this.wm[L] ?? 0;
@@ -837,6 +1146,12 @@ export class Stream {
         // The parent moves the watermark of level L to its end (apply), so one record says both.
         await this.log.append([{ t: 'node', ...info, base, child: c.key }]);
         await this.catchUp();
+        if (this.levels[L + 1]?.get(info.from)?.key !== info.key && ++lost <= addRetriesMax) {
+          // Lost a race (another indexer added it, or a compaction rewrote this level or the parent):
+          // start the level again from the new view, where the nodes after this one may have changed.
+          nodes = this.sorted(L);
+          i = -1;
+        }
       }
     }
   }

@@ -1,6 +1,6 @@
 // Child process for procs.test.ts: one role per process, so a test can kill -9 it.
 //   server DIR PORT INDEX(0|1)   an ingestion server; prints "port N"
-//   indexer DIR                  indexes until everything is indexed, a few blocks at a time
+//   indexer DIR [POLICY]         indexes until everything is indexed, a few blocks at a time
 //   agent URL STREAM FILE CHUNK  ships a file from its checkpoint
 import { runAgentOnce, Stream, startIngestServer } from '../src/index.js';
 
@@ -9,7 +9,11 @@ if (role === 'server') {
   const srv = await startIngestServer(a[0]!, { port: Number(a[1]), index: a[2] === '1' });
   process.stdout.write(`port ${srv.port}\n`);
 } else if (role === 'indexer') {
-  const s = await Stream.open(a[0]!, 'ev', { mergeKeysMax: 40, addKeysMax: 200, fanoutMax: 4 });
+  // a[1]: the index policy as JSON (default: small nodes, no compaction)
+  const policy = a[1]
+    ? JSON.parse(a[1])
+    : { mergeKeysMax: 40, addKeysMax: 200, fanoutMax: 4, compactEveryBlocks: 0 };
+  const s = await Stream.open(a[0]!, 'ev', policy);
   process.stdout.write('ready\n');
   while ((await s.indexStep(2)) > 0) {}
   await s.close();

@@ -14,6 +14,7 @@ import {
 } from '@strata/helios';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import { checkIndex } from './index-check.js';
 
 const ddl = `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
   COLUMNS (ts TIMESTAMP, level STRING, user STRING, n INT, msg TEXT)
@@ -101,7 +102,8 @@ afterEach(() => {
 });
 
 describe('stream: search equals the brute-force scan', () => {
-  it('random streams, chunking, policies, half-done indexing, random queries', async () => {
+  it('random streams, chunking, policies, half-done indexing, compaction, random queries', async () => {
+    const compacted = { passes: 0, runs: 0 };
     await fc.assert(
       fc.asyncProperty(
         fc.array(lineArb, { minLength: 1, maxLength: 400 }),
@@ -111,6 +113,8 @@ describe('stream: search equals the brute-force scan', () => {
           addKeysMax: fc.integer({ min: 1, max: 600 }),
           fanoutMax: fc.integer({ min: 2, max: 6 }),
           levelsMax: fc.integer({ min: 2, max: 6 }),
+          compactEveryBlocks: fc.integer({ min: 0, max: 6 }),
+          compactFanoutMax: fc.integer({ min: 2, max: 16 }),
         }),
         fc.double({ min: 0, max: 1, noNaN: true }),
         fc.array(exprArb, { minLength: 1, maxLength: 6 }),
@@ -123,15 +127,33 @@ describe('stream: search equals the brute-force scan', () => {
           try {
             const st = await s.ingestFile(file, { chunkBytes });
             expect(st.lines).toBe(lines.length);
+            // the indexer compacts every compactEveryBlocks blocks (0: never) while it goes
             await s.indexStep(Math.floor(s.blockCount * indexedFrac));
-            for (const q of queries) {
-              const e = parseQuery(q, def);
-              const want = bruteForce(lines, e);
-              const got = await s.search(e);
-              expect(got.rows, q).toEqual(want);
-              const noIdx = await s.search(e, { useIndex: false });
-              expect(noIdx.rows, q).toEqual(want);
+            const exact = async (x: Stream) => {
+              for (const q of queries) {
+                const e = parseQuery(q, def);
+                const want = bruteForce(lines, e);
+                const got = await x.search(e);
+                expect(got.rows, q).toEqual(want);
+                const noIdx = await x.search(e, { useIndex: false });
+                expect(noIdx.rows, q).toEqual(want);
+              }
+            };
+            await exact(s);
+            await checkIndex(s);
+            // a compaction pass with searches running beside it, in this Stream and in another reader
+            const reader = await Stream.open(dir, 'ev');
+            try {
+              const [st] = await Promise.all([s.compact(), exact(s), exact(reader)]);
+              expect(st.racesLost).toBe(0);
+              await exact(s);
+              await exact(reader);
+              await checkIndex(reader);
+            } finally {
+              await reader.close();
             }
+            compacted.passes += s.compactions.passes;
+            compacted.runs += s.compactions.runs;
           } finally {
             await s.close();
             rmSync(dir, { recursive: true, force: true });
@@ -139,6 +161,11 @@ describe('stream: search equals the brute-force scan', () => {
         },
       ),
       { numRuns: 100 },
+    );
+    // Streams here are mostly a few blocks: compact.test.ts has a property test whose streams give
+    // compaction work every run.
+    console.log(
+      `property test: ${compacted.passes} compaction passes merged ${compacted.runs} runs of nodes`,
     );
   });
 

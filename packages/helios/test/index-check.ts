@@ -1,0 +1,72 @@
+// The index's pointers, checked against the rows: every (key, block) pair of the indexed blocks is in
+// exactly one level-0 node, and every key of a node under a parent is pointed to exactly once by it.
+import { keysOf, type Stream } from '@strata/helios';
+import { expect } from 'vitest';
+
+interface Entry {
+  level: number;
+  node_from: number;
+  node_to: number;
+  node_key: string;
+  key: number;
+  child: string;
+}
+
+/** Fails naming the first pointer that is missing, extra or duplicated; returns live nodes per level. */
+export async function checkIndex(s: Stream): Promise<number[]> {
+  const want = new Map<number, Set<number>>();
+  for await (const { seq, rows } of s.scan()) want.set(seq, new Set(keysOf(s.def, rows)));
+  const indexed = s.indexedBlocks; // after the scan caught the view up
+  for (const seq of want.keys()) if (seq >= indexed) want.delete(seq);
+  const nodes = new Map<string, { level: number; from: number; to: number; keys: Set<number> }>();
+  const pointers = new Map<string, number>(); // "level child key" -> how many pointers
+  for await (const line of s.indexEntries()) {
+    const e = JSON.parse(line) as Entry;
+    let n = nodes.get(e.node_key);
+    if (!n)
+      nodes.set(e.node_key, (n = { level: e.level, from: e.node_from, to: e.node_to, keys: new Set() }));
+    n.keys.add(e.key);
+    const id = `${e.level} ${e.child} ${e.key}`;
+    pointers.set(id, (pointers.get(id) ?? 0) + 1);
+  }
+  const dup = [...pointers].filter(([, c]) => c > 1).map(([id]) => id);
+  expect(dup.slice(0, 3), 'duplicated pointers (level child key)').toEqual([]);
+  // level 0: exactly the keys of each indexed block's rows
+  const got = new Map<number, Set<number>>();
+  for (const id of pointers.keys()) {
+    const [level, child, key] = id.split(' ');
+    if (level !== '0') continue;
+    const seq = Number(child);
+    let g = got.get(seq);
+    if (!g) got.set(seq, (g = new Set()));
+    g.add(Number(key));
+  }
+  for (const [seq, keys] of want) {
+    const g = got.get(seq) ?? new Set<number>();
+    const missing = [...keys].filter((k) => !g.has(k)).length;
+    const extra = [...g].filter((k) => !keys.has(k)).length;
+    expect({ seq, missing, extra }).toEqual({ seq, missing: 0, extra: 0 });
+  }
+  expect([...got.keys()].filter((seq) => !want.has(seq))).toEqual([]);
+  // above: a parent points to a child for exactly the child's keys, and no node under a parent is skipped
+  const byLevel: { level: number; from: number; to: number; key: string; keys: Set<number> }[][] = [];
+  for (const [key, n] of nodes) (byLevel[n.level] ??= []).push({ ...n, key });
+  for (let L = 1; L < byLevel.length; L++) {
+    for (const p of byLevel[L] ?? [])
+      for (const k of p.keys) expect(p.from, `level ${L} node has key ${k}`).toBeLessThan(p.to);
+    for (const c of byLevel[L - 1] ?? []) {
+      const under = (byLevel[L] ?? []).some((p) => p.from <= c.from && c.from < p.to);
+      for (const k of c.keys) {
+        const n = pointers.get(`${L} ${c.key} ${k}`) ?? 0;
+        if (under) expect(n, `pointers to level ${L - 1} node ${c.key} for key ${k}`).toBe(1);
+        else expect(n, `an orphan has no parent pointing to it`).toBe(0);
+      }
+    }
+    for (const id of pointers.keys()) {
+      const [level, child, key] = id.split(' ');
+      if (Number(level) !== L) continue;
+      expect(nodes.get(child!)?.keys.has(Number(key)), `level ${L} points to ${child} for ${key}`).toBe(true);
+    }
+  }
+  return byLevel.map((l) => l?.length ?? 0);
+}
