@@ -20,6 +20,8 @@ interface ReadSpec {
   offset: NumOrVar;
   relative: boolean;
   little: boolean;
+  /** `dce`: the byte order of the DCE/RPC request whose stub is inspected (elsewhere `little` holds). */
+  dce?: boolean;
   /** 0: binary; 8, 10, 16: an ASCII number in that base. */
   base: 0 | 8 | 10 | 16;
   bitmask?: number;
@@ -72,6 +74,7 @@ function modifiers(rest: string[], what: string, allowed: Set<string>) {
   const m = {
     relative: false,
     little: false,
+    dce: false,
     base: 0 as ReadSpec['base'],
     bitmask: undefined as number | undefined,
     multiplier: 1,
@@ -92,6 +95,9 @@ function modifiers(rest: string[], what: string, allowed: Set<string>) {
         break;
       case 'big':
         m.little = false;
+        break;
+      case 'dce':
+        m.dce = true;
         break;
       case 'string':
         if (m.base === 0) m.base = 10;
@@ -128,7 +134,7 @@ function modifiers(rest: string[], what: string, allowed: Set<string>) {
   return m;
 }
 
-const common = ['relative', 'little', 'big', 'string', 'hex', 'dec', 'oct', 'bitmask'];
+const common = ['relative', 'little', 'big', 'string', 'hex', 'dec', 'oct', 'bitmask', 'dce'];
 
 export function parseByteTest(v: string): ByteTest {
   const p = v.split(',');
@@ -151,6 +157,7 @@ export function parseByteTest(v: string): ByteTest {
     offset: numOrVar(p[3], 'byte_test offset'),
     relative: m.relative,
     little: m.little,
+    ...(m.dce && { dce: true }),
     base: m.base,
     ...(m.bitmask !== undefined && { bitmask: m.bitmask }),
   };
@@ -170,6 +177,7 @@ export function parseByteJump(v: string): ByteJump {
     offset: numOrVar(p[1], 'byte_jump offset'),
     relative: m.relative,
     little: m.little,
+    ...(m.dce && { dce: true }),
     base: m.base,
     ...(m.bitmask !== undefined && { bitmask: m.bitmask }),
     multiplier: m.multiplier,
@@ -193,6 +201,7 @@ export function parseByteExtract(v: string): ByteExtract {
     name,
     relative: m.relative,
     little: m.little,
+    ...(m.dce && { dce: true }),
     base: m.base,
     ...(m.bitmask !== undefined && { bitmask: m.bitmask }),
     multiplier: m.multiplier,
@@ -209,14 +218,20 @@ export function resolve(x: NumOrVar, vars: Map<string, number>): number | undefi
  * Reads the value at `at` in `buf`; undefined when the bytes are not all there or (string forms) are not a
  * number. A bitmask is applied and the result shifted right past the mask's trailing zero bits.
  */
-export function readValue(buf: Uint8Array, at: number, spec: ReadSpec, bytes: number): number | undefined {
+export function readValue(
+  buf: Uint8Array,
+  at: number,
+  spec: ReadSpec,
+  bytes: number,
+  little = spec.little,
+): number | undefined {
   if (at < 0 || at + bytes > buf.length) return undefined;
   let v: number;
   if (spec.base === 0) {
     if (bytes > binaryBytesMax) return undefined;
     v = 0;
     for (let i = 0; i < bytes; i++) {
-      const b = buf[spec.little ? at + bytes - 1 - i : at + i]!;
+      const b = buf[little ? at + bytes - 1 - i : at + i]!;
       v = v * 256 + b;
     }
   } else {

@@ -23,6 +23,15 @@ import {
   readValue,
   resolve,
 } from './bytes.js';
+import {
+  type DceIface,
+  type DceRequest,
+  DceSession,
+  dceIfaceMatch,
+  parseDceDatagram,
+  parseDceIface,
+  parseDceOpnum,
+} from './dcerpc.js';
 import type { Decoded } from './decode.js';
 import { type Flow, FlowTable, type FlowTableStats, type FlowTimeouts, TcpState } from './flow.js';
 import {
@@ -266,6 +275,9 @@ export const detectionKeywords = new Set([
   'sip_stat_code',
   'sip_header',
   'sip_body',
+  'dce_iface',
+  'dce_opnum',
+  'dce_stub_data',
   ...bufferKeywords,
 ]);
 
@@ -533,6 +545,7 @@ type Step =
   | TlsTest
   | { kind: 'sip_method'; test: SipMethodTest }
   | { kind: 'sip_stat_code'; codes: number[] }
+  | DceStep
   | SubBuffer
   | { kind: 'dsize'; test: (n: number) => boolean }
   | { kind: 'flags'; test: (f: number) => boolean }
@@ -555,6 +568,18 @@ interface SubBuffer {
   source: 'base64' | 'sip_header' | 'sip_body';
   b64?: Base64Decode;
   inner: Step[];
+}
+
+/**
+ * dce_iface, dce_opnum and dce_stub_data together: a DCE/RPC request in the inspected data whose interface
+ * and opnum match; with dce_stub_data, the options after it (`inner`) run on that request's stub, in its
+ * byte order for `dce` byte_* options. Each request found is tried.
+ */
+interface DceStep {
+  kind: 'dce';
+  iface?: DceIface;
+  opnums?: [number, number][];
+  inner?: Step[];
 }
 
 /** bufferlen / bsize / urilen: `n`, `<n`, `>n`, `<=n`, `>=n`, `a<>b` (exclusive), `a<=>b` (inclusive). */
@@ -792,6 +817,8 @@ interface MatchCtx {
   vars: Map<string, number>;
   /** The flow (stream_size). */
   flow: Flow | undefined;
+  /** In a DCE/RPC stub: the request's byte order (byte_* with `dce`). */
+  dceLittle?: boolean;
 }
 
 /** Matches of one pcre tried per step at most (bounds backtracking on a stream window). */
@@ -811,7 +838,7 @@ function byteRead(
   const off = resolve(s.offset, ctx.vars);
   if (n === undefined || off === undefined) return undefined;
   const at = s.relative ? prevEnd + off : off + ctx.anchor;
-  const v = readValue(payload, at, s, n);
+  const v = readValue(payload, at, s, n, s.dce && ctx.dceLittle !== undefined ? ctx.dceLittle : s.little);
   return v === undefined ? undefined : { at, n, v };
 }
 
@@ -917,6 +944,42 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       return sipMethodMatch(s.test, parseSip(payload, ctx.anchor)) && matchSteps(steps, i + 1, ctx, prevEnd);
     case 'sip_stat_code':
       return sipStatMatch(s.codes, parseSip(payload, ctx.anchor)) && matchSteps(steps, i + 1, ctx, prevEnd);
+    case 'dce': {
+      // the requests in this datagram, or those that started in this stream delivery
+      const fd = ctx.flow?.data as FlowData | undefined;
+      let reqs: DceRequest[];
+      if (d !== undefined) {
+        const r = d.proto === 17 ? parseDceDatagram(payload) : undefined;
+        reqs = r ? [r] : [];
+      } else reqs = fd?.dceNow ?? [];
+      for (const r of reqs) {
+        if (s.iface && !dceIfaceMatch(s.iface, r)) continue;
+        if (s.opnums && !s.opnums.some(([lo, hi]) => r.opnum >= lo && r.opnum <= hi)) continue;
+        // a stream match must end in the new bytes: where the request's stub starts counts
+        const off = d !== undefined ? 0 : ctx.anchor;
+        const end = Math.max(prevEnd, off + r.stubStart);
+        if (!s.inner) {
+          if (matchSteps(steps, i + 1, ctx, end)) return true;
+          continue;
+        }
+        const sub = payload.subarray(off + r.stubStart, off + r.stubEnd);
+        let text: string | undefined;
+        const inner: MatchCtx = {
+          payload: sub,
+          anchor: 0,
+          minEnd: -1,
+          firstFrom: 0,
+          d,
+          latin1: () => (text ??= Buffer.from(sub.buffer, sub.byteOffset, sub.length).toString('latin1')),
+          end: 0,
+          vars: ctx.vars,
+          flow: ctx.flow,
+          dceLittle: r.little,
+        };
+        if (matchSteps(s.inner, 0, inner, 0) && matchSteps(steps, i + 1, ctx, end)) return true;
+      }
+      return false;
+    }
     case 'subbuffer': {
       let sub: Uint8Array;
       let end = prevEnd;
@@ -946,6 +1009,7 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
         end: 0,
         vars: ctx.vars,
         flow: ctx.flow,
+        ...(ctx.dceLittle !== undefined && { dceLittle: ctx.dceLittle }),
       };
       return matchSteps(s.inner, 0, inner, 0) && matchSteps(steps, i + 1, ctx, end);
     }
@@ -1084,7 +1148,8 @@ function firstContentSpan(steps: Step[]): number {
       (s.kind === 'pcre' && !s.negated) ||
       s.kind === 'byte_jump' ||
       s.kind === 'byte_extract' ||
-      s.kind === 'subbuffer'
+      s.kind === 'subbuffer' ||
+      s.kind === 'dce'
     )
       return Number.POSITIVE_INFINITY;
     if (s.kind !== 'content' || s.c.negated) continue;
@@ -1169,6 +1234,10 @@ interface FlowData {
   tls?: TlsSession;
   /** The handshake states of the stream delivery under way (`ssl_state`). */
   tlsNow: number;
+  /** DCE/RPC over TCP (when dce_* rules are loaded), from the first stream data. */
+  dce?: DceSession;
+  /** The DCE/RPC requests that start in the stream delivery under way. */
+  dceNow?: DceRequest[];
   /** Each direction's port group, found on first use. */
   groups?: [RuleGroup | undefined, RuleGroup | undefined];
 }
@@ -1304,6 +1373,8 @@ export class Engine {
   private httpOrdered: Compiled[] = [];
   /** Whether a loaded rule tests the SSL/TLS state (then every TCP stream's records are followed). */
   private tlsRules = false;
+  /** Whether a loaded rule tests DCE/RPC (then every TCP stream's PDUs are followed). */
+  private dceRules = false;
   /** Per HTTP buffer: the automaton over the fast patterns of the HTTP rules whose fast pattern is in it. */
   private readonly httpPrefilter = new Map<string, MultiMatcher>();
   private readonly httpHits: number[] = [];
@@ -1588,6 +1659,7 @@ export class Engine {
     let target = steps;
     let nestedIn: string | undefined;
     let b64: { decode: Base64Decode; step: SubBuffer | undefined; at: number } | undefined;
+    let dce: DceStep | undefined;
     for (const o of r.options) {
       const v = o.value ?? '';
       if (!detectionKeywords.has(o.keyword)) throw new Error(`keyword '${o.keyword}' is not evaluated yet`);
@@ -1610,6 +1682,33 @@ export class Engine {
         case 'sip_method':
           target.push({ kind: 'sip_method', test: parseSipMethod(v) });
           break;
+        case 'dce_iface':
+        case 'dce_opnum':
+        case 'dce_stub_data': {
+          // one step for the three; on TCP the requests are the reassembled stream's
+          if (!dce) {
+            dce = { kind: 'dce' };
+            target.push(dce);
+            if (r.proto === 'tcp') forced = 'stream';
+            this.dceRules = true;
+          } else if (target[target.length - 1] !== dce)
+            throw new Error(
+              `${o.keyword} must come with the other dce_* options, with no option between them`,
+            );
+          if (o.keyword === 'dce_iface') {
+            if (dce.iface) throw new Error('dce_iface: one per rule');
+            dce.iface = parseDceIface(v);
+          } else if (o.keyword === 'dce_opnum') {
+            if (dce.opnums) throw new Error('dce_opnum: one per rule');
+            dce.opnums = parseDceOpnum(v);
+          } else {
+            if (o.value !== undefined) throw new Error('dce_stub_data takes no value');
+            dce.inner = [];
+            target = dce.inner;
+            nestedIn = buf;
+          }
+          break;
+        }
         case 'sip_stat_code':
           target.push({ kind: 'sip_stat_code', codes: parseSipStatCode(v) });
           break;
@@ -1808,7 +1907,7 @@ export class Engine {
     if (b64 && !b64.step)
       throw new Error('base64_decode needs a base64_data after it (without one the rule cannot alert)');
     const hasPayloadMatch = steps.some(
-      (s) => s.kind === 'content' || s.kind === 'pcre' || s.kind === 'subbuffer',
+      (s) => s.kind === 'content' || s.kind === 'pcre' || s.kind === 'subbuffer' || s.kind === 'dce',
     );
     const packetOnly = steps.some((s) => packetOnlySteps.has(s.kind));
     // Suricata's IP-only types (docs: rules/rule-types): nothing but addresses and protocol, ports any; a
@@ -2259,6 +2358,10 @@ export class Engine {
       fd.tls ??= new TlsSession();
       fd.tls.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
       fd.tlsNow = fd.tls.dirs[dir]!.current;
+    }
+    if (this.dceRules) {
+      fd.dce ??= new DceSession();
+      fd.dceNow = fd.dce.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
     }
     this.runStream(f, fd, dir, st.window.subarray(0, st.len), newStart, out, st);
     if (this.httpOrdered.length > 0) this.httpFeed(f, fd, dir, chunk.data, out);

@@ -136,6 +136,9 @@ export const knownKeywords = new Set([
   'sip_stat_code',
   'sip_header',
   'sip_body',
+  'dce_iface',
+  'dce_opnum',
+  'dce_stub_data',
   ...Object.keys(suricataBuffers()),
 ]);
 

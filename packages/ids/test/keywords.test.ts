@@ -366,3 +366,146 @@ describe('pcre: PCRE features JavaScript lacks, rewritten', () => {
     expect(refused(r('/ab(?-i)c/', 1))).toMatch(/is not expressible here/); // no i to turn off
   });
 });
+
+/** UUID text as DCE/RPC puts it on the wire in little-endian data representation. */
+function uuidLe(u: string): number[] {
+  const h = u.replace(/-/g, '');
+  const b = [...Buffer.from(h, 'hex')];
+  return [...b.slice(0, 4).reverse(), ...b.slice(4, 6).reverse(), ...b.slice(6, 8).reverse(), ...b.slice(8)];
+}
+const le16 = (n: number) => [n & 0xff, n >> 8];
+const le32 = (n: number) => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24];
+
+/** A connection-oriented PDU (little-endian data representation). */
+function coPdu(ptype: number, body: number[], flags = 0x03): Uint8Array {
+  const len = 16 + body.length;
+  return Uint8Array.from([5, 0, ptype, flags, 0x10, 0, 0, 0, ...le16(len), 0, 0, ...le32(1), ...body]);
+}
+const ndr = uuidLe('8a885d04-1ceb-11c9-9fe8-08002b104860');
+function bind(ctxs: [number, string, number][]): Uint8Array {
+  const body = [...le16(4280), ...le16(4280), 0, 0, 0, 0, ctxs.length, 0, 0, 0];
+  for (const [id, u, major] of ctxs)
+    body.push(...le16(id), 1, 0, ...uuidLe(u), ...le16(major), 0, 0, ...ndr, 2, 0, 0, 0);
+  return coPdu(11, body);
+}
+function bindAck(results: number[]): Uint8Array {
+  const body = [
+    ...le16(4280),
+    ...le16(4280),
+    0,
+    0,
+    0,
+    0,
+    ...le16(4),
+    0x31,
+    0x33,
+    0x35,
+    0,
+    0,
+    0,
+    results.length,
+    0,
+    0,
+    0,
+  ];
+  for (const r of results) body.push(...le16(r), 0, 0, ...ndr, 2, 0, 0, 0);
+  return coPdu(12, body);
+}
+const request = (ctx: number, opnum: number, stub: number[], flags = 0x03) =>
+  coPdu(0, [...le32(stub.length), ...le16(ctx), ...le16(opnum), ...stub], flags);
+
+describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
+  const lsass = '3919286a-b10c-11d0-9ba8-00c04fd92ef5';
+  const winreg = '338cd001-2244-31f1-aaaa-900038001003';
+
+  /** A connectionless request (80-byte header) in a datagram. */
+  function clRequest(iface: string, opnum: number, stub: number[], o: { big?: boolean; frag?: number } = {}) {
+    const h = new Uint8Array(80);
+    h[0] = 4;
+    h[4] = o.big ? 0x00 : 0x10;
+    const u = uuidLe(iface);
+    h.set(o.big ? [...Buffer.from(iface.replace(/-/g, ''), 'hex')] : u, 24);
+    const put16 = (at: number, v: number) => h.set(o.big ? [v >> 8, v & 0xff] : le16(v), at);
+    h.set(o.big ? [0, 0, 0, 1] : le32(1), 60); // interface version 1
+    put16(68, opnum);
+    put16(74, stub.length);
+    put16(76, o.frag ?? 0);
+    return cat(h, Uint8Array.from(stub));
+  }
+
+  it('connectionless (UDP): interface, opnum, first fragment, stub byte order for byte_test dce', () => {
+    const r = (opts: string, sid: number) => `alert udp any any -> any 135 (${opts}; sid:${sid};)`;
+    const rules = [
+      r(`dce_iface:uuid ${lsass}; dce_opnum:"9"; dce_stub_data; byte_test:4,>,256,0,dce`, 1),
+      r(`dce_iface:uuid ${lsass}; dce_opnum:"8,10-12"`, 2),
+      r(`dce_iface:uuid ${winreg}`, 3),
+      r(`dce_iface:uuid ${lsass}, any_frag; dce_opnum:"9"`, 4),
+      r(`dce_iface:uuid ${lsass}, version >1`, 5),
+      r(`dce_iface:uuid ${lsass}, version =1; dce_stub_data; content:"|2c 01|",depth 2`, 6),
+    ];
+    const on = (p: Uint8Array) =>
+      engineOf(rules)
+        .inspect(pkt({ proto: 17, dp: 135, payload: p }), 0)
+        .map((a) => a.sid);
+    expect(on(clRequest(lsass, 9, le32(300)))).toEqual([1, 4, 6]);
+    expect(on(clRequest(lsass, 9, le32(200)))).toEqual([4]);
+    expect(on(clRequest(lsass, 11, le32(300)))).toEqual([2, 6]);
+    // big-endian data representation: the stub's number is read big-endian
+    expect(on(clRequest(lsass, 9, [0, 0, 1, 44], { big: true }))).toEqual([1, 4]);
+    // a later fragment: only any_frag
+    expect(on(clRequest(lsass, 9, le32(300), { frag: 1 }))).toEqual([4]);
+    expect(on(cat('not dce/rpc at all, but long enough to hold a header of eighty bytes ........'))).toEqual(
+      [],
+    );
+  });
+
+  it('connection-oriented (TCP): contexts from the bind that the bind_ack accepted; a header split across segments', () => {
+    const rules = [
+      `alert tcp any any -> any 135 (flow:to_server,established; dce_iface:uuid ${winreg}; dce_opnum:"15"; dce_stub_data; byte_test:2,>,1024,20,dce; sid:1;)`,
+      `alert tcp any any -> any 135 (flow:to_server,established; dce_iface:uuid ${lsass}; sid:2;)`,
+      `alert tcp any any -> any 135 (flow:to_server,established; dce_iface:uuid ${winreg}; dce_opnum:"24"; sid:3;)`,
+      `alert tcp any any -> any 135 (flow:to_server,established; dce_iface:uuid ${winreg}; dce_stub_data; content:"EVIL"; sid:4;)`,
+    ];
+    const stub = [...new Array(20).fill(0), ...le16(2000), ...Buffer.from('EVIL')];
+    const req = request(0, 15, stub);
+    const a = session(
+      rules,
+      [
+        [
+          0,
+          bind([
+            [0, winreg, 1],
+            [1, lsass, 0],
+          ]),
+        ],
+        [1, bindAck([0, 2])], // winreg accepted, lsass refused
+        [0, request(1, 9, le32(5000))], // on the refused context: no interface
+        [0, req.subarray(0, 10)],
+        [0, req.subarray(10)],
+        [0, request(0, 24, [])],
+      ],
+      135,
+    );
+    expect(sidsOf(a)).toEqual([1, 3, 4]);
+    // the same requests with no bind_ack (a one-sided capture): no context is accepted
+    const oneSided = session(
+      rules,
+      [
+        [0, bind([[0, winreg, 1]])],
+        [0, req],
+      ],
+      135,
+    );
+    expect(oneSided).toEqual([]);
+  });
+
+  it('bad values are refused with the reason', () => {
+    const r = (opts: string) => `alert udp any any -> any any (${opts}; sid:1;)`;
+    expect(refused(r('dce_iface:uuid 1234'))).toMatch(/dce_iface: expected an interface UUID/);
+    expect(refused(r(`dce_iface:uuid ${lsass}, versoin 2`))).toMatch(/dce_iface: expected 'version <op><n>'/);
+    expect(refused(r('dce_opnum:"x"'))).toMatch(/dce_opnum: expected an opnum/);
+    expect(refused(r(`dce_iface:uuid ${lsass}; content:"a"; dce_opnum:"1"`))).toMatch(
+      /must come with the other dce_/,
+    );
+  });
+});

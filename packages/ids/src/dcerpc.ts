@@ -1,0 +1,277 @@
+/**
+ * DCE/RPC (C706, "DCE 1.1: Remote Procedure Call", chapter 12) for the `dce_iface`, `dce_opnum` and
+ * `dce_stub_data` rule options and the `dce` argument of byte_test / byte_jump / byte_extract, as Snort's
+ * DCE/RPC inspector offers them, over two transports:
+ *
+ * - connection-oriented over TCP (ncacn_ip_tcp): each direction of the reassembled stream is followed PDU by
+ *   PDU (16-byte common header, frag_length in the sender's byte order). A bind or alter_context names
+ *   presentation contexts (context id -> interface UUID and version); the server's bind_ack or
+ *   alter_context_resp accepts them one by one (result 0), and only accepted contexts count. A request
+ *   carries its context id, opnum and stub data (after 24 bytes of header, 40 with an object UUID; before
+ *   the authentication trailer).
+ * - connectionless over UDP (ncadg_ip_udp): each datagram is one PDU with an 80-byte header that names the
+ *   interface, its version and the opnum; the stub follows.
+ *
+ * What a rule sees is the requests that start in the inspected data (a stream delivery, a datagram); a
+ * request fragment other than the first matches `dce_iface` only with `any_frag`, and its stub is that
+ * fragment's (fragments are not reassembled). Not followed: DCE/RPC inside SMB named pipes (ports 139/445)
+ * and over HTTP (ncacn_http).
+ */
+
+/** One request PDU found in the inspected data. */
+export interface DceRequest {
+  /** The interface of its presentation context (undefined: not bound and accepted). */
+  uuid?: string;
+  versionMajor?: number;
+  opnum: number;
+  /** First fragment of the call (or the whole call). */
+  first: boolean;
+  /** The sender's integer byte order (data representation). */
+  little: boolean;
+  /** The stub data: offsets from the start of the inspected data (`end` cut at its end). */
+  stubStart: number;
+  stubEnd: number;
+}
+
+/** Contexts remembered per session, requests reported per delivery, bytes carried over at most. */
+export const dceContextsMax = 256;
+export const dceRequestsPerDeliveryMax = 64;
+
+const coHeaderBytes = 16;
+const clHeaderBytes = 80;
+
+/** The UUID at `b[at..at+16)` in canonical text; the first three fields in the given byte order. */
+export function uuidAt(b: Uint8Array, at: number, little: boolean): string {
+  const hex = (i: number) => b[at + i]!.toString(16).padStart(2, '0');
+  const field = (from: number, n: number) => {
+    let s = '';
+    for (let k = 0; k < n; k++) s += hex(little ? from + n - 1 - k : from + k);
+    return s;
+  };
+  let tail = '';
+  for (let k = 10; k < 16; k++) tail += hex(k);
+  return `${field(0, 4)}-${field(4, 2)}-${field(6, 2)}-${hex(8)}${hex(9)}-${tail}`;
+}
+
+function u16(b: Uint8Array, at: number, little: boolean): number {
+  return little ? b[at]! | (b[at + 1]! << 8) : (b[at]! << 8) | b[at + 1]!;
+}
+
+function u32(b: Uint8Array, at: number, little: boolean): number {
+  return little
+    ? (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0
+    : ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
+
+/** The connectionless request in a UDP datagram, or undefined when it holds none. */
+export function parseDceDatagram(b: Uint8Array): DceRequest | undefined {
+  if (b.length < clHeaderBytes || b[0] !== 4 || b[1] !== 0) return undefined;
+  const little = (b[4]! & 0xf0) === 0x10;
+  const len = u16(b, 74, little);
+  const vers = u32(b, 60, little);
+  return {
+    uuid: uuidAt(b, 24, little),
+    versionMajor: vers & 0xffff,
+    opnum: u16(b, 68, little),
+    first: u16(b, 76, little) === 0,
+    little,
+    stubStart: clHeaderBytes,
+    stubEnd: Math.min(b.length, clHeaderBytes + len),
+  };
+}
+
+interface Context {
+  uuid: string;
+  major: number;
+}
+
+/** A connection-oriented session: both directions' PDUs, the contexts offered and accepted. */
+export class DceSession {
+  /** Contexts by id, accepted by the server. */
+  private readonly bound = new Map<number, Context>();
+  /** Offered by the client, in order, waiting for the server's answer. */
+  private offered: (Context & { id: number })[] = [];
+  private readonly dirs = [new CoDirection(), new CoDirection()];
+
+  /** Requests that start in `data`, the next bytes of direction `dir` (0: client to server). */
+  feed(dir: 0 | 1, data: Uint8Array, gap: boolean): DceRequest[] {
+    const d = this.dirs[dir]!;
+    if (gap) d.stopped = true;
+    const out: DceRequest[] = [];
+    d.feed(data, (b, at, avail, little, base) => this.pdu(b, at, avail, little, out, base));
+    return out;
+  }
+
+  /**
+   * One PDU whose first `avail` bytes are at `b[at..]` (its header whole); offsets reported count from
+   * `b[base]` (the delivery's first byte, after a header carried over from the one before).
+   */
+  private pdu(
+    b: Uint8Array,
+    at: number,
+    avail: number,
+    little: boolean,
+    out: DceRequest[],
+    base: number,
+  ): void {
+    const ptype = b[at + 2]!;
+    const flags = b[at + 3]!;
+    const fragLen = u16(b, at + 8, little);
+    const authLen = u16(b, at + 10, little);
+    if (ptype === 11 || ptype === 14) {
+      // bind / alter_context: max_xmit, max_recv, assoc_group, then the presentation context list
+      let p = at + 24;
+      if (p + 4 > at + avail) return;
+      const n = b[p]!;
+      p += 4;
+      this.offered = [];
+      for (let k = 0; k < n && p + 24 <= at + avail; k++) {
+        const id = u16(b, p, little);
+        const transfers = b[p + 2]!;
+        this.offered.push({ id, uuid: uuidAt(b, p + 4, little), major: u16(b, p + 20, little) });
+        p += 24 + 20 * transfers;
+      }
+    } else if (ptype === 12 || ptype === 15) {
+      // bind_ack / alter_context_resp: the secondary address (bind_ack only), padding to 4, the results
+      let p = at + 24;
+      if (ptype === 12) {
+        if (p + 2 > at + avail) return;
+        p += 2 + u16(b, p, little);
+        p = at + Math.ceil((p - at) / 4) * 4;
+      }
+      if (p + 4 > at + avail) return;
+      const n = b[p]!;
+      p += 4;
+      for (let k = 0; k < n && p + 24 <= at + avail; k++) {
+        const c = this.offered[k];
+        if (c && u16(b, p, little) === 0 && (this.bound.has(c.id) || this.bound.size < dceContextsMax))
+          this.bound.set(c.id, { uuid: c.uuid, major: c.major });
+        p += 24;
+      }
+      this.offered = [];
+    } else if (ptype === 0 && out.length < dceRequestsPerDeliveryMax) {
+      if (avail < 24) return;
+      const c = this.bound.get(u16(b, at + 20, little));
+      const start = at + (flags & 0x80 ? 40 : 24);
+      const end = at + fragLen - (authLen > 0 ? authLen + 8 : 0);
+      out.push({
+        ...(c && { uuid: c.uuid, versionMajor: c.major }),
+        opnum: u16(b, at + 22, little),
+        first: (flags & 0x01) !== 0,
+        little,
+        stubStart: Math.min(start, at + avail) - base,
+        stubEnd: Math.max(Math.min(start, at + avail), Math.min(end, at + avail)) - base,
+      });
+    }
+  }
+}
+
+/** One direction's PDU boundaries. */
+class CoDirection {
+  stopped = false;
+  /** Bytes of the current PDU still to come. */
+  private skip = 0;
+  /** A header split across deliveries (fewer than 16 bytes), carried to the next. */
+  private carry: Uint8Array | undefined;
+
+  feed(
+    chunk: Uint8Array,
+    onPdu: (b: Uint8Array, at: number, avail: number, little: boolean, base: number) => void,
+  ): void {
+    if (this.stopped) return;
+    let b = chunk;
+    // a header carried over sits before the chunk: `base` bytes
+    let base = 0;
+    if (this.carry) {
+      b = new Uint8Array(this.carry.length + chunk.length);
+      b.set(this.carry);
+      b.set(chunk, this.carry.length);
+      base = this.carry.length;
+      this.carry = undefined;
+    }
+    let i = 0;
+    while (i < b.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, b.length - i);
+        this.skip -= n;
+        i += n;
+        continue;
+      }
+      if (b.length - i < coHeaderBytes) {
+        this.carry = b.slice(i);
+        return;
+      }
+      // version 5.0 or 5.1, a known PDU type, a frag_length that holds the header
+      const little = (b[i + 4]! & 0xf0) === 0x10;
+      const fragLen = u16(b, i + 8, little);
+      if (b[i] !== 5 || b[i + 1]! > 1 || b[i + 2]! > 19 || fragLen < coHeaderBytes) {
+        this.stopped = true;
+        return;
+      }
+      const avail = Math.min(fragLen, b.length - i);
+      onPdu(b, i, avail, little, base);
+      this.skip = fragLen - avail;
+      i += avail;
+    }
+  }
+}
+
+/** `dce_iface`: the interface UUID, a test of its major version, and whether any fragment may match. */
+export interface DceIface {
+  uuid: string;
+  op?: '<' | '>' | '=' | '!';
+  version?: number;
+  anyFrag: boolean;
+}
+
+/**
+ * Parses `uuid 4b324fc8-1670-01d3-1278-5a47bf6ee188[, version >2][, any_frag]` (Snort 3) or
+ * `4b324fc8-...[, <2][, any_frag]` (Snort 2).
+ */
+export function parseDceIface(value: string): DceIface {
+  const parts = value.split(',').map((x) => x.trim());
+  const first = (parts.shift() ?? '').replace(/^uuid\s+/, '').trim();
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(first))
+    throw new Error(`dce_iface: expected an interface UUID (8-4-4-4-12 hex digits), got '${first}'`);
+  const t: DceIface = { uuid: first.toLowerCase(), anyFrag: false };
+  for (const p of parts) {
+    const m = /^(?:version\s*)?([<>=!])\s*(\d+)$/.exec(p);
+    if (p === 'any_frag') t.anyFrag = true;
+    else if (m && Number(m[2]) <= 65535) {
+      t.op = m[1] as DceIface['op'];
+      t.version = Number(m[2]);
+    } else throw new Error(`dce_iface: expected 'version <op><n>' or any_frag, got '${p}'`);
+  }
+  return t;
+}
+
+export function dceIfaceMatch(t: DceIface, r: DceRequest): boolean {
+  if (r.uuid !== t.uuid || (!t.anyFrag && !r.first)) return false;
+  if (t.version === undefined) return true;
+  const v = r.versionMajor ?? 0;
+  return t.op === '<'
+    ? v < t.version
+    : t.op === '>'
+      ? v > t.version
+      : t.op === '!'
+        ? v !== t.version
+        : v === t.version;
+}
+
+/** `dce_opnum:"15"`, `"1 2"`, `"0-5,7"`: opnums and ranges, separated by commas or spaces. */
+export function parseDceOpnum(value: string): [number, number][] {
+  const list = value
+    .trim()
+    .replace(/^"|"$/g, '')
+    .split(/[\s,]+/)
+    .filter(Boolean);
+  if (list.length === 0) throw new Error('dce_opnum needs at least one opnum');
+  return list.map((item) => {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(item);
+    const lo = Number(m?.[1]);
+    const hi = m?.[2] === undefined ? lo : Number(m[2]);
+    if (!m || hi > 65535 || lo > hi)
+      throw new Error(`dce_opnum: expected an opnum or a range (0-65535), got '${item}'`);
+    return [lo, hi];
+  });
+}
