@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { hash128 } from '@strata/highwayhash';
+import { createHasher, hash128 } from '@strata/highwayhash';
 import { PreconditionFailedError, type PutOptions } from './contract.js';
 
 /** Fixed key for content etags; etags are content digests (like S3's MD5 etags), not secrets. */
@@ -7,7 +7,19 @@ const etagKey = new Uint8Array(32).map((_, i) => 0x5a ^ i);
 
 /** The etag of a body: HighwayHash-128 of its bytes as 32 hex digits. */
 export function etagOf(data: Uint8Array): string {
-  const [a, b] = hash128(etagKey, data);
+  return etagHex(hash128(etagKey, data));
+}
+
+/** The etag of a body that arrives in parts: `update` with each, then `etag()` (equal to `etagOf`). */
+export function etagHasher(): { update(part: Uint8Array): void; etag(): string } {
+  const h = createHasher(etagKey);
+  return {
+    update: (part) => void h.update(part),
+    etag: () => etagHex(h.digest128()),
+  };
+}
+
+function etagHex([a, b]: BigUint64Array): string {
   return a!.toString(16).padStart(16, '0') + b!.toString(16).padStart(16, '0');
 }
 

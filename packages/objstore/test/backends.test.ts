@@ -1,8 +1,17 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe } from 'vitest';
-import { CachedStore, FileStore, LatencyStore, MemStore, TieredStore, WalStore } from '../src/index.js';
+import { Readable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  CachedStore,
+  etagOf,
+  FileStore,
+  LatencyStore,
+  MemStore,
+  TieredStore,
+  WalStore,
+} from '../src/index.js';
 import { objectStoreConformance } from './conformance.js';
 
 const root = mkdtempSync(join(tmpdir(), 'objstore-conf-'));
@@ -43,3 +52,49 @@ describe('injected latency', () =>
       }),
     { largeBytes: 2 << 20 },
   ));
+
+describe('file: streamed puts', () => {
+  it('write the body as it arrives (a step at a time, not the whole object in memory), with the same etag', async () => {
+    const root = fresh();
+    const s = new FileStore(root);
+    const step = Buffer.alloc(1 << 20);
+    for (let i = 0; i < step.length; i++) step[i] = (i * 13) & 0xff;
+    const tmpBytes = () =>
+      readdirSync(join(root, 'tmp'))
+        .filter((f) => f.endsWith('.tmp'))
+        .reduce((n, f) => n + statSync(join(root, 'tmp', f)).size, 0);
+    let onDiskMidway = 0;
+    const etag = await s.put(
+      'streamed',
+      Readable.from(
+        (async function* () {
+          for (let i = 0; i < 40; i++) {
+            if (i === 32) onDiskMidway = tmpBytes();
+            yield Buffer.from(step);
+          }
+        })(),
+      ),
+    );
+    // with 32 MiB produced, most of it was already in the temp file (the stream reads ahead a little)
+    expect(onDiskMidway).toBeGreaterThan(8 << 20);
+    const whole = Buffer.concat(Array.from({ length: 40 }, () => step));
+    expect(etag).toBe(etagOf(whole));
+    expect((await s.head('streamed'))?.etag).toBe(etag);
+    expect(Buffer.from(await s.get('streamed')).equals(whole)).toBe(true);
+  });
+
+  it('a body stream that fails midway leaves the old object and no temp file', async () => {
+    const root = fresh();
+    const s = new FileStore(root);
+    await s.put('k', Buffer.from('old'));
+    const failing = Readable.from(
+      (async function* () {
+        yield Buffer.alloc(3 << 20, 1);
+        throw new Error('the source went away');
+      })(),
+    );
+    await expect(s.put('k', failing)).rejects.toThrow('the source went away');
+    expect(Buffer.from(await s.get('k')).toString()).toBe('old');
+    expect(readdirSync(join(root, 'tmp')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+});

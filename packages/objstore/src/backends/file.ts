@@ -15,7 +15,7 @@ import {
 } from '../contract.js';
 import { validateKey, validatePrefix } from '../keys.js';
 import { lockFile } from '../lockfile.js';
-import { checkPrecondition, collectBody, etagOf, rangeBounds } from '../util.js';
+import { bodyBytesMax, checkPrecondition, etagHasher, etagOf, rangeBounds } from '../util.js';
 import { compareKeys } from './mem.js';
 
 /**
@@ -45,6 +45,50 @@ function hexPart(name: string): string {
 /** Bytes of a large object written (and made durable) at a time. */
 const writeStepBytes = 1 << 20;
 
+/**
+ * Writes one step of a large body at `at` and makes it durable before the next: on a journaling file system
+ * a small fsync elsewhere (a WAL's group commit) may have to wait for the data being written back, and a
+ * step bounds that wait.
+ */
+async function writeStep(fh: FileHandle, parts: Uint8Array[], at: number): Promise<void> {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const { bytesWritten } = await fh.writev(parts, at);
+  if (bytesWritten !== n) throw new ObjectStoreError(`short write at ${at} (${bytesWritten} of ${n} bytes)`);
+  await fh.datasync();
+}
+
+/**
+ * Writes a streamed body after `header` in steps as it arrives (memory holds at most a step, not the
+ * object), hashing it on the way; then writes the header with the etag. Returns the etag.
+ */
+async function writeStream(fh: FileHandle, header: Buffer, body: Readable): Promise<string> {
+  const h = etagHasher();
+  let at = header.length;
+  let parts: Uint8Array[] = [];
+  let pending = 0;
+  let total = 0;
+  for await (const c of body) {
+    const b: Uint8Array = typeof c === 'string' ? Buffer.from(c) : (c as Uint8Array);
+    total += b.length;
+    if (total > bodyBytesMax) throw new RangeError(`object body is larger than ${bodyBytesMax} bytes`);
+    h.update(b);
+    parts.push(b);
+    pending += b.length;
+    if (pending >= writeStepBytes) {
+      await writeStep(fh, parts, at);
+      at += pending;
+      parts = [];
+      pending = 0;
+    }
+  }
+  if (pending > 0) await fh.writev(parts, at); // made durable by the caller's fsync
+  const etag = h.etag();
+  header.write(etag, MAGIC.length, 'latin1');
+  await fh.write(header, 0, header.length, 0);
+  return etag;
+}
+
 export class FileStore implements ObjectStore {
   private readonly objDir: string;
   private readonly tmpDir: string;
@@ -71,33 +115,33 @@ export class FileStore implements ObjectStore {
   async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
     validateKey(key);
     await this.ready;
-    const data = await collectBody(body);
-    const etag = etagOf(data);
     const tmp = join(this.tmpDir, `${randomBytes(8).toString('hex')}.tmp`);
     const keyBytes = Buffer.from(key, 'utf8');
     const header = Buffer.alloc(HEADER_FIXED + keyBytes.length);
     header.write(MAGIC, 0, 'latin1');
-    header.write(etag, MAGIC.length, 'latin1');
     header.writeUInt16LE(keyBytes.length, MAGIC.length + 32);
     header[HEADER_FIXED - 1] = 0x0a;
     keyBytes.copy(header, HEADER_FIXED);
     const fh = await open(tmp, 'w');
+    let etag: string;
     try {
-      if (data.length <= writeStepBytes) await fh.writev([header, data]);
-      else {
-        // a large body goes to disk in steps, each made durable before the next: on a journaling file
-        // system a small fsync elsewhere (a WAL's group commit) may have to wait for the data being written
-        // back, and a step bounds that wait
-        await fh.write(header);
-        for (let at = 0; at < data.length; at += writeStepBytes) {
-          await fh.write(data, at, Math.min(writeStepBytes, data.length - at));
-          await fh.datasync();
+      if (body instanceof Uint8Array) {
+        etag = etagOf(body);
+        header.write(etag, MAGIC.length, 'latin1');
+        if (body.length <= writeStepBytes) await fh.writev([header, body]);
+        else {
+          await fh.write(header);
+          for (let at = 0; at < body.length; at += writeStepBytes)
+            await writeStep(fh, [body.subarray(at, at + writeStepBytes)], header.length + at);
         }
-      }
+      } else etag = await writeStream(fh, header, body);
       await fh.sync();
-    } finally {
+    } catch (e) {
       await fh.close();
+      await unlink(tmp).catch(() => undefined);
+      throw e;
     }
+    await fh.close();
     const conditional = opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined;
     const unlock = conditional ? await this.lock(key) : undefined;
     try {
