@@ -278,6 +278,7 @@ export const detectionKeywords = new Set([
   'dce_iface',
   'dce_opnum',
   'dce_stub_data',
+  'tag',
   ...bufferKeywords,
 ]);
 
@@ -580,6 +581,29 @@ interface DceStep {
   iface?: DceIface;
   opnums?: [number, number][];
   inner?: Step[];
+}
+
+/**
+ * `tag` in Snort 3 form (`session|host_src|host_dst, packets N|seconds N|bytes N`) or Snort 2 form
+ * (`session|host, N, packets|seconds|bytes[, src|dst][, exclusive]`); throws on anything else.
+ */
+function parseTag(v: string): void {
+  const p = v.split(',').map((x) => x.trim());
+  const metric = /^(packets|seconds|bytes)$/;
+  const count = /^\d+$/;
+  const snort3 =
+    /^(session|host_src|host_dst)$/.test(p[0] ?? '') &&
+    p.length >= 2 &&
+    p.slice(1).every((x) => /^(packets|seconds|bytes)\s+\d+$/.test(x));
+  const snort2 =
+    /^(session|host)$/.test(p[0] ?? '') &&
+    count.test(p[1] ?? '') &&
+    metric.test(p[2] ?? '') &&
+    p.slice(3).every((x) => /^(src|dst|exclusive)$/.test(x));
+  if (!snort3 && !snort2)
+    throw new Error(
+      `tag: expected 'session|host_src|host_dst, packets|seconds|bytes N' or 'session|host, N, packets|seconds|bytes[, src|dst]', got '${v}'`,
+    );
 }
 
 /** bufferlen / bsize / urilen: `n`, `<n`, `>n`, `<=n`, `>=n`, `a<>b` (exclusive), `a<=>b` (inclusive). */
@@ -1885,6 +1909,11 @@ export class Engine {
           break;
         case 'classtype':
           classtype = v;
+          break;
+        case 'tag':
+          // checked, then without effect: tagging logs the packets after an alert to a packet log, which
+          // this engine does not write (its alerts are the same with or without it)
+          parseTag(v);
           break;
         case 'priority':
           priority = Number(v);

@@ -509,3 +509,18 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
     );
   });
 });
+
+describe('tag', () => {
+  it('is checked (Snort 3 and Snort 2 forms) and changes no alert', () => {
+    const r = (tag: string) => `alert udp any any -> any any (content:"x"; tag:${tag}; sid:1;)`;
+    for (const t of [
+      'session,packets 5',
+      'host_src, seconds 60, bytes 100',
+      'session,10,packets',
+      'host,5,seconds,src',
+    ])
+      expect(fires([r(t)], 'x')).toEqual([1]);
+    expect(refused(r('session,lots'))).toMatch(/tag: expected/);
+    expect(refused(r('flow,packets 5'))).toMatch(/tag: expected/);
+  });
+});
