@@ -22,22 +22,50 @@ import { exportParquet } from './export.js';
 import { parseTimestamp, type Row } from './formats.js';
 import { ProgressLog } from './progress.js';
 import { type Expr, QueryError } from './query.js';
+import { parseDurationMs, runEvery, serialQueue } from './schedule.js';
 import { startIngestServer } from './server.js';
-import { createStream, type SearchResult, Stream, streamDir } from './stream.js';
+import {
+  createStream,
+  defaultPolicy,
+  type IndexPolicy,
+  type SearchResult,
+  Stream,
+  streamDir,
+} from './stream.js';
 
 const dataFlag = { data: { type: 'string' } } as const;
 const dataDir = (io: Io, v: string | undefined) => resolve(io.cwd, v ?? './.strata');
+const compactFlag = { 'compact-every': { type: 'string' } } as const;
+const maintainFlag = { 'maintain-every': { type: 'string' } } as const;
+
+/** `--compact-every N` (blocks; 0: never) as an index policy. */
+function compactPolicy(v: string | undefined): Partial<IndexPolicy> {
+  return v === undefined
+    ? {}
+    : { compactEveryBlocks: intFlag('compact-every', v, defaultPolicy.compactEveryBlocks, 0) };
+}
+
+/** `--maintain-every DURATION` in ms, or undefined (off). */
+function maintainEvery(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseDurationMs(v, '--maintain-every');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
 
 async function withStream<T>(
   io: Io,
   data: string | undefined,
   name: string | undefined,
   f: (s: Stream) => Promise<T>,
+  policy: Partial<IndexPolicy> = {},
 ): Promise<T> {
   if (!name) throw new UsageError('expected a stream name');
   let s: Stream;
   try {
-    s = await Stream.open(dataDir(io, data), name);
+    s = await Stream.open(dataDir(io, data), name, policy);
   } catch (e) {
     throw new CliError((e as Error).message);
   }
@@ -122,46 +150,60 @@ const ingest: Command = {
   summary: 'ingest files into a stream (agent, ingestion and indexer in one process)',
   help: `Ingest files into a stream from each file's checkpoint, then index.
 
-Usage: strata stream ingest STREAM FILE... [--data DIR] [--no-index] [--chunk BYTES]
+Usage: strata stream ingest STREAM FILE... [--data DIR] [--no-index] [--chunk BYTES] [--compact-every N]
 
 Re-running is safe: each file resumes at its checkpointed offset and a repeated block is not written twice.
+The indexer compacts the index every N blocks it indexes (default ${defaultPolicy.compactEveryBlocks}; 0: never).
 
 Example: strata stream ingest hdfs /var/log/hdfs/HDFS_2k.log --data ./.strata`,
   async run(argv, io) {
-    const f = parseFlags(argv, { ...dataFlag, 'no-index': { type: 'boolean' }, chunk: { type: 'string' } });
+    const f = parseFlags(argv, {
+      ...dataFlag,
+      ...compactFlag,
+      'no-index': { type: 'boolean' },
+      chunk: { type: 'string' },
+    });
     const [name, ...files] = f.positionals;
     if (files.length === 0) throw new UsageError('expected STREAM FILE...');
-    return withStream(io, f.values.data, name, async (s) => {
-      const t0 = performance.now();
-      const tot = { lines: 0, blocksWritten: 0, blocksDeduped: 0, bytes: 0 };
-      for (const file of files)
-        if (!existsSync(resolve(io.cwd, file))) throw new CliError(`${resolve(io.cwd, file)}: no such file`);
-      const total = files.reduce((n, file) => n + statSync(resolve(io.cwd, file)).size, 0);
-      const progress = new Progress(io.stderr, { total, label: 'ingest', quiet: f.values.quiet === true });
-      for (const file of files) {
-        const p = resolve(io.cwd, file);
-        const st = await s.ingestFile(p, {
-          ...(f.values.chunk ? { chunkBytes: intFlag('chunk', f.values.chunk, 0, 1024) } : {}),
-          onRead: (n) => progress.tick(n),
-        });
-        tot.lines += st.lines;
-        tot.blocksWritten += st.blocksWritten;
-        tot.blocksDeduped += st.blocksDeduped;
-        tot.bytes += st.bytes;
-      }
-      progress.finish();
-      const t1 = performance.now();
-      if (!f.values['no-index']) await s.indexAll();
-      const t2 = performance.now();
-      const sz = s.sizes();
-      output(io, f.values.json, { ...tot, ingestMs: t1 - t0, indexMs: t2 - t1, ...sz }, () =>
-        [
-          `ingested ${tot.lines} lines (${formatBytes(tot.bytes)}) in ${tot.blocksWritten} blocks (${tot.blocksDeduped} already present) in ${(t1 - t0).toFixed(0)} ms; indexed in ${(t2 - t1).toFixed(0)} ms`,
-          `stream ${name}: ${sz.rows} rows in ${sz.blocks} blocks, data ${formatBytes(sz.blockBytes)} (raw ${formatBytes(sz.rawBytes)}), index ${formatBytes(sz.indexBytes)} in ${sz.nodes} nodes`,
-        ].join('\n'),
-      );
-      return 0;
-    });
+    const policy = compactPolicy(f.values['compact-every']);
+    return withStream(
+      io,
+      f.values.data,
+      name,
+      async (s) => {
+        const t0 = performance.now();
+        const tot = { lines: 0, blocksWritten: 0, blocksDeduped: 0, bytes: 0 };
+        for (const file of files)
+          if (!existsSync(resolve(io.cwd, file)))
+            throw new CliError(`${resolve(io.cwd, file)}: no such file`);
+        const total = files.reduce((n, file) => n + statSync(resolve(io.cwd, file)).size, 0);
+        const progress = new Progress(io.stderr, { total, label: 'ingest', quiet: f.values.quiet === true });
+        for (const file of files) {
+          const p = resolve(io.cwd, file);
+          const st = await s.ingestFile(p, {
+            ...(f.values.chunk ? { chunkBytes: intFlag('chunk', f.values.chunk, 0, 1024) } : {}),
+            onRead: (n) => progress.tick(n),
+          });
+          tot.lines += st.lines;
+          tot.blocksWritten += st.blocksWritten;
+          tot.blocksDeduped += st.blocksDeduped;
+          tot.bytes += st.bytes;
+        }
+        progress.finish();
+        const t1 = performance.now();
+        if (!f.values['no-index']) await s.indexAll();
+        const t2 = performance.now();
+        const sz = s.sizes();
+        output(io, f.values.json, { ...tot, ingestMs: t1 - t0, indexMs: t2 - t1, ...sz }, () =>
+          [
+            `ingested ${tot.lines} lines (${formatBytes(tot.bytes)}) in ${tot.blocksWritten} blocks (${tot.blocksDeduped} already present) in ${(t1 - t0).toFixed(0)} ms; indexed in ${(t2 - t1).toFixed(0)} ms`,
+            `stream ${name}: ${sz.rows} rows in ${sz.blocks} blocks, data ${formatBytes(sz.blockBytes)} (raw ${formatBytes(sz.rawBytes)}), index ${formatBytes(sz.indexBytes)} in ${sz.nodes} nodes`,
+          ].join('\n'),
+        );
+        return 0;
+      },
+      policy,
+    );
   },
 };
 
@@ -226,14 +268,29 @@ const serve: Command = {
   help: `Run the ingestion server: POST /streams/NAME/chunks?source=S&from=A&to=B with Idempotency-Key = block id.
 Acknowledges after the progress-log append commits; a repeated block id is acknowledged without a write.
 
-Usage: strata stream serve [--port N] [--no-index] [--data DIR]
+Usage: strata stream serve [--port N] [--no-index] [--compact-every N] [--maintain-every DURATION] [--data DIR]
 
-Example: strata stream serve --port 7070 --data ./.strata`,
+The indexer compacts a stream's index every N blocks it indexes (default ${defaultPolicy.compactEveryBlocks}; 0: never).
+--maintain-every runs \`strata stream maintain\` (tiers, RETAIN, gc) on each stream the server has opened, every
+DURATION (500ms, 30s, 10m, 1h, 1d), queued behind its chunks; off by default. A failed run is logged to
+stderr and retried the next period.
+
+Example: strata stream serve --port 7070 --data ./.strata --maintain-every 10m`,
   async run(argv, io) {
-    const f = parseFlags(argv, { ...dataFlag, port: { type: 'string' }, 'no-index': { type: 'boolean' } });
+    const f = parseFlags(argv, {
+      ...dataFlag,
+      ...compactFlag,
+      ...maintainFlag,
+      port: { type: 'string' },
+      'no-index': { type: 'boolean' },
+    });
+    const every = maintainEvery(f.values['maintain-every']);
     const srv = await startIngestServer(dataDir(io, f.values.data), {
       port: intFlag('port', f.values.port, 7070, 0, 65535),
       index: !f.values['no-index'],
+      policy: compactPolicy(f.values['compact-every']),
+      ...(every !== undefined ? { maintainEveryMs: every } : {}),
+      log: (line) => io.stderr.write(`strata stream serve: ${line}\n`),
     });
     const stopped = untilStopped(); // before "ready": a supervisor may signal as soon as it reads it
     io.stderr.write(`strata stream serve: listening on http://127.0.0.1:${srv.port}\n`);
@@ -329,38 +386,118 @@ const indexCmd: Command = {
 the progress log every MS milliseconds until SIGINT. Safe beside ingestion servers and other indexers on
 the same data directory: a node record that lost a race is ignored by every reader.
 
-Usage: strata stream index STREAM [--follow MS] [--data DIR] [--json]
+Usage: strata stream index STREAM [--follow MS] [--compact-every N] [--maintain-every DURATION] [--data DIR] [--json]
 
-Example: strata stream index hdfs --follow 1000 --data ./.strata`,
+The indexer compacts the index every N blocks it indexes (default ${defaultPolicy.compactEveryBlocks}; 0: never).
+--maintain-every runs \`strata stream maintain\` (tiers, RETAIN, gc) every DURATION (500ms, 30s, 10m, 1h, 1d)
+while the indexer runs, never beside an indexer step; off by default. A failed run is logged to stderr and
+retried the next period.
+
+Example: strata stream index hdfs --follow 1000 --maintain-every 10m --data ./.strata`,
   async run(argv, io) {
-    const f = parseFlags(argv, { ...dataFlag, follow: { type: 'string' } });
+    const f = parseFlags(argv, { ...dataFlag, ...compactFlag, ...maintainFlag, follow: { type: 'string' } });
     const follow = f.values.follow ? intFlag('follow', f.values.follow, 1000, 10) : 0;
-    return withStream(io, f.values.data, f.positionals[0], async (s) => {
-      let stopped = !follow;
-      if (follow) void untilStopped().then(() => (stopped = true));
-      const t0 = performance.now();
-      let blocks = 0;
-      for (;;) {
-        const n = await s.indexStep(64);
-        blocks += n;
-        if (n > 0) continue;
-        if (stopped) break;
-        await new Promise((r) => setTimeout(r, follow));
-      }
-      const r = {
-        blocks,
-        indexedBlocks: s.indexedBlocks,
-        blockCount: s.blockCount,
-        ms: performance.now() - t0,
-      };
-      output(
-        io,
-        f.values.json,
-        r,
-        () => `indexed ${blocks} blocks (${r.indexedBlocks}/${r.blockCount}) in ${r.ms.toFixed(0)} ms`,
-      );
-      return 0;
-    });
+    const every = maintainEvery(f.values['maintain-every']);
+    return withStream(
+      io,
+      f.values.data,
+      f.positionals[0],
+      async (s) => {
+        let stopped = !follow;
+        if (follow) void untilStopped().then(() => (stopped = true));
+        const t0 = performance.now();
+        let blocks = 0;
+        // indexer steps and maintenance runs take turns on the stream
+        const turn = serialQueue();
+        const maintenance =
+          every === undefined
+            ? undefined
+            : runEvery(every, () => turn(() => s.maintain()), {
+                onRun: (m) =>
+                  io.stderr.write(
+                    `strata stream index: maintain: moved ${m.moved} objects to standard, expired ${m.expired} blocks, deleted ${m.deleted} objects\n`,
+                  ),
+                onError: (e) =>
+                  io.stderr.write(
+                    `strata stream index: maintain failed (retried next period): ${(e as Error).message}\n`,
+                  ),
+              });
+        try {
+          for (;;) {
+            const n = await turn(() => s.indexStep(64));
+            blocks += n;
+            if (n > 0) continue;
+            if (stopped) break;
+            await new Promise((r) => setTimeout(r, follow));
+          }
+        } finally {
+          await maintenance?.stop();
+        }
+        const r = {
+          blocks,
+          indexedBlocks: s.indexedBlocks,
+          blockCount: s.blockCount,
+          ms: performance.now() - t0,
+          compactions: s.compactions,
+          maintainRuns: maintenance?.runs ?? 0,
+          maintainFailures: maintenance?.failures ?? 0,
+        };
+        output(
+          io,
+          f.values.json,
+          r,
+          () =>
+            `indexed ${blocks} blocks (${r.indexedBlocks}/${r.blockCount}) in ${r.ms.toFixed(0)} ms; compaction merged ${r.compactions.nodesMerged} nodes into ${r.compactions.runs}`,
+        );
+        return 0;
+      },
+      compactPolicy(f.values['compact-every']),
+    );
+  },
+};
+
+const compact: Command = {
+  name: 'compact',
+  summary: 'merge runs of small index nodes into fewer (what the indexer does every --compact-every blocks)',
+  help: `Compact a stream's index once: at each level, runs of adjacent small nodes under one parent (or among
+the orphans) are merged into nodes of up to --fanout children (default ${defaultPolicy.compactFanoutMax}), and the
+nodes above rewritten to name them, one all-or-none progress-log record per parent. Safe beside servers,
+indexers and searches. The superseded node objects are left to \`strata stream maintain\`.
+
+Usage: strata stream compact STREAM [--fanout N] [--data DIR] [--json]
+
+Example: strata stream compact hdfs --data ./.strata`,
+  async run(argv, io) {
+    const f = parseFlags(argv, { ...dataFlag, fanout: { type: 'string' } });
+    const policy = f.values.fanout
+      ? { compactFanoutMax: intFlag('fanout', f.values.fanout, defaultPolicy.compactFanoutMax, 1) }
+      : {};
+    return withStream(
+      io,
+      f.values.data,
+      f.positionals[0],
+      async (s) => {
+        const before = s.sizes();
+        const st = await s.compact();
+        const after = s.sizes();
+        const r = {
+          ...st,
+          nodesBefore: before.nodes,
+          nodesAfter: after.nodes,
+          indexBytesBefore: before.indexBytes,
+          indexBytesAfter: after.indexBytes,
+        };
+        output(
+          io,
+          f.values.json,
+          r,
+          () =>
+            `merged ${st.nodesMerged} nodes into ${st.runs} (${st.pathNodes} rewritten above them, ${st.records} records, ${st.racesLost} lost a race): ${before.nodes} -> ${after.nodes} nodes, index ${formatBytes(before.indexBytes)} -> ${formatBytes(after.indexBytes)}`,
+        );
+        return 0;
+      },
+      policy,
+    );
   },
 };
 
@@ -373,6 +510,8 @@ objects nothing live refers to (superseded index nodes, expired or erased blocks
 (default 600000: an indexer or server may be between writing an object and recording it).
 
 Usage: strata stream maintain STREAM [--grace-ms N] [--data DIR] [--json]
+
+Long-running servers and indexers can run it themselves: --maintain-every DURATION on serve and index.
 
 Example: strata stream maintain hdfs --data ./.strata   # e.g. hourly from cron`,
   async run(argv, io) {
@@ -511,8 +650,8 @@ Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" -
 export const commands: Command[] = [
   group(
     'stream',
-    'Helios streams: create from DDL, ingest, erase, info, export, serve, agent, index, maintain, share-log',
-    [create, ingest, erase, info, exportCmd, serve, agent, indexCmd, maintain, shareLog],
+    'Helios streams: create from DDL, ingest, erase, info, export, serve, agent, index, compact, maintain, share-log',
+    [create, ingest, erase, info, exportCmd, serve, agent, indexCmd, compact, maintain, shareLog],
   ),
   search,
 ];

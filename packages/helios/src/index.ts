@@ -66,6 +66,15 @@ export {
 export { ProgressLog, type ProgressRecord } from './progress.js';
 export { type CmpOp, type Expr, evalExpr, mayMatchRange, parseQuery, QueryError } from './query.js';
 export {
+  type Periodic,
+  type PeriodicOptions,
+  parseDurationMs,
+  periodMsMax,
+  runEvery,
+  serialQueue,
+  type Timers,
+} from './schedule.js';
+export {
   checkLeaf,
   type IngestServer,
   type IngestServerOptions,

@@ -17,7 +17,8 @@ import { inflateSync } from 'node:zlib';
 import { chunkBytesMax } from './agent.js';
 import { blockId } from './block.js';
 import { decodeNode } from './node.js';
-import { Stream } from './stream.js';
+import { type Periodic, runEvery, serialQueue } from './schedule.js';
+import { type IndexPolicy, Stream } from './stream.js';
 
 export interface IngestServer {
   server: Server;
@@ -46,6 +47,16 @@ export interface IngestServerOptions {
   index?: boolean;
   /** Recompute each shipped leaf from the rows and refuse one that differs (tests; costs what the leaf saves). */
   verifyLeaves?: boolean;
+  /** The index policy of the streams it opens (compaction among it); default `defaultPolicy`. */
+  policy?: Partial<IndexPolicy>;
+  /**
+   * Run `Stream.maintain()` on each stream this server has opened (a stream opens on its first request)
+   * every this many ms, queued behind the stream's chunks so it never overlaps them or itself. Off when
+   * absent. A failed run is logged and retried the next period.
+   */
+  maintainEveryMs?: number;
+  /** Where maintenance reports go (one line each); default stderr. */
+  log?: (line: string) => void;
 }
 
 /** Checks a leaf an agent shipped: a sound level-0 node (checksum), one child, sorted distinct keys. */
@@ -66,26 +77,40 @@ export async function startIngestServer(
   opts: IngestServerOptions = {},
 ): Promise<IngestServer> {
   const streams = new Map<string, Promise<Stream>>();
-  const queues = new Map<string, Promise<unknown>>();
+  const queues = new Map<string, <T>(f: () => Promise<T>) => Promise<T>>();
+  const schedules: Periodic[] = [];
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  let closing = false;
+  const serial = <T>(name: string, f: () => Promise<T>): Promise<T> => {
+    let q = queues.get(name);
+    if (!q) queues.set(name, (q = serialQueue()));
+    return q(f);
+  };
   const open = (name: string) => {
     let s = streams.get(name);
     if (!s) {
-      s = Stream.open(dataDir, name).catch((e: Error) => {
-        streams.delete(name);
-        throw Object.assign(e, { status: /^no stream/.test(e.message) ? 404 : 500 });
-      });
+      s = Stream.open(dataDir, name, opts.policy ?? {}).then(
+        (st) => {
+          if (opts.maintainEveryMs !== undefined && !closing)
+            schedules.push(
+              runEvery(opts.maintainEveryMs, () => serial(name, () => st.maintain()), {
+                onRun: (r) =>
+                  log(
+                    `maintain ${name}: moved ${r.moved} objects to standard, expired ${r.expired} blocks, deleted ${r.deleted} objects`,
+                  ),
+                onError: (e) => log(`maintain ${name} failed (retried next period): ${(e as Error).message}`),
+              }),
+            );
+          return st;
+        },
+        (e: Error) => {
+          streams.delete(name);
+          throw Object.assign(e, { status: /^no stream/.test(e.message) ? 404 : 500 });
+        },
+      );
       streams.set(name, s);
     }
     return s;
-  };
-  const serial = <T>(name: string, f: () => Promise<T>): Promise<T> => {
-    const prev = queues.get(name) ?? Promise.resolve();
-    const next = prev.then(f, f);
-    queues.set(
-      name,
-      next.catch(() => {}),
-    );
-    return next;
   };
   const server = createServer((req, res) => {
     const reply = (status: number, value: unknown) => {
@@ -158,8 +183,11 @@ export async function startIngestServer(
     server,
     port,
     async close() {
+      closing = true;
       await new Promise<void>((r) => server.close(() => r()));
-      for (const s of streams.values()) await (await s).close();
+      // a maintenance run in progress finishes first; none starts after this
+      for (const p of schedules) await p.stop();
+      for (const s of streams.values()) await (await s.catch(() => undefined))?.close();
     },
   };
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
-import { commands, demos, hdfsDdl } from '@strata/helios';
+import { commands, demos, hdfsDdl, Stream } from '@strata/helios';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const dir = mkdtempSync(join(tmpdir(), 'helios-cli-'));
@@ -56,6 +56,64 @@ describe('embedded mode CLI', () => {
     );
     expect((await run('search', 'hdfs', '--count', '--data', 'd')).out).toBe('2\n');
     expect((await run('stream', 'info', 'hdfs', '--data', 'd')).out).toMatch(/2 rows in 1 blocks/);
+  });
+
+  it('compact, --compact-every and --maintain-every', async () => {
+    writeFileSync(join(dir, 'hdfs.sql'), hdfsDdl);
+    const lines = Array.from(
+      { length: 400 },
+      (_, i) =>
+        `081109 2036${String(i % 60).padStart(2, '0')} ${100 + (i % 3)} ${i % 2 ? 'INFO' : 'WARN'} dfs.DataNode: served block_${i % 4}`,
+    );
+    writeFileSync(join(dir, 'c.log'), `${lines.join('\n')}\n`);
+    expect((await run('stream', 'create', '--ddl', 'hdfs.sql', '--data', 'c')).code).toBe(0);
+    const ing = await run(
+      'stream',
+      'ingest',
+      'hdfs',
+      'c.log',
+      '--chunk',
+      '1024',
+      '--no-index',
+      '--compact-every',
+      '0',
+      '--data',
+      'c',
+    );
+    expect(ing.code).toBe(0);
+    // an index whose level-0 nodes closed at 4 blocks (fanoutMax) with few keys: work for compaction
+    const s = await Stream.open(join(dir, 'c'), 'hdfs', { fanoutMax: 4, compactEveryBlocks: 0 });
+    await s.indexAll();
+    await s.close();
+    const cj = JSON.parse((await run('stream', 'compact', 'hdfs', '--json', '--data', 'c')).out);
+    expect(cj.nodesAfter).toBeLessThan(cj.nodesBefore);
+    expect(cj.runs).toBeGreaterThan(0);
+    expect((await run('stream', 'compact', 'hdfs', '--data', 'c')).out).toMatch(
+      /^merged 0 nodes into 0 .*: (\d+) -> \1 nodes/,
+    );
+    expect((await run('search', 'hdfs', '--where', "level = 'WARN'", '--count', '--data', 'c')).out).toBe(
+      '200\n',
+    );
+    const ix = await run(
+      'stream',
+      'index',
+      'hdfs',
+      '--maintain-every',
+      '10m',
+      '--compact-every',
+      '8',
+      '--json',
+      '--data',
+      'c',
+    );
+    expect(JSON.parse(ix.out)).toMatchObject({ maintainRuns: 0, maintainFailures: 0 });
+    for (const bad of ['10', '0s', 'soon']) {
+      const r = await run('stream', 'index', 'hdfs', '--maintain-every', bad, '--data', 'c');
+      expect(r.code).not.toBe(0);
+      expect(r.err).toMatch(/--maintain-every: '.*' is/);
+    }
+    const neg = await run('stream', 'ingest', 'hdfs', 'c.log', '--compact-every=-1', '--data', 'c');
+    expect(neg.err).toMatch(/--compact-every: -1 is out of range/);
   });
 
   it('errors: usage errors exit 2, bad DDL and missing streams exit 1 with where', async () => {

@@ -74,4 +74,44 @@ describe('ingestion server and agent over HTTP', () => {
       await s.close();
     }
   });
+
+  it('maintainEveryMs: each stream it opened is maintained every period, queued behind its chunks, until close', async () => {
+    const d = join(dir, 'maintained');
+    createStream(d, ddl);
+    const file = join(d, 'app.log');
+    writeFileSync(
+      file,
+      `${Array.from({ length: 600 }, (_, i) => `n=${i} user=u${i % 5} msg="id_${i}"`).join('\n')}\n`,
+    );
+    const log: string[] = [];
+    const srv = await startIngestServer(d, {
+      index: true,
+      maintainEveryMs: 15,
+      log: (l) => log.push(l),
+      policy: { compactEveryBlocks: 2 },
+    });
+    const maintained = () =>
+      log.filter((l) =>
+        /^maintain ev: moved \d+ objects to standard, expired 0 blocks, deleted \d+ objects$/.test(l),
+      ).length;
+    try {
+      expect(maintained()).toBe(0); // a stream is maintained once the server has opened it
+      await runAgentOnce({ url: `http://127.0.0.1:${srv.port}`, stream: 'ev', file, chunkBytes: 1024 });
+      for (let i = 0; i < 400 && maintained() < 3; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(maintained()).toBeGreaterThanOrEqual(3);
+    } finally {
+      await srv.close();
+    }
+    expect(log.filter((l) => !l.startsWith('maintain ev: moved'))).toEqual([]); // no failures
+    const n = log.length;
+    await new Promise((r) => setTimeout(r, 60));
+    expect(log.length).toBe(n); // nothing runs after close
+    const s = await Stream.open(d, 'ev');
+    try {
+      expect((await s.search(s.parse("user = 'u3'"))).rows.length).toBe(120);
+      expect((await s.search(s.parse("msg CONTAINS 'id_599'"))).rows.length).toBe(1);
+    } finally {
+      await s.close();
+    }
+  });
 });
