@@ -1,6 +1,6 @@
 import { type FileHandle, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { hash64Words } from '@strata/highwayhash';
 import { compareKeys } from './backends/mem.js';
 import {
@@ -49,6 +49,10 @@ const pendingBytesMax = 64 * 2 ** 20;
 function yieldToCommits(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
+
+/** Bytes of a pack sent to the store at a time, and how long before a due group commit no step starts. */
+const packStepBytes = 2 ** 20;
+const packStepQuietMs = 3;
 
 /** Zero-filled space kept ahead of a segment's records: at least this... */
 const zeroAheadBytesMin = 64 * 1024;
@@ -380,14 +384,45 @@ export class WalStore implements ObjectStore {
       return;
     }
     if (this.flushTimer) return;
+    this.flushDueAt = performance.now() + ms;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
       this.flushing = this.flushing.then(() => this.flush());
     }, ms);
   }
 
+  /** When the scheduled group commit's timer fires (performance.now() time), 0 when none is scheduled. */
+  private flushDueAt = 0;
+  /** A group commit is writing or syncing. */
+  private inFlush = false;
+  /** Pack steps waiting for the group commit in progress or due to finish. */
+  private commitWaiters: (() => void)[] = [];
+
+  /**
+   * Resolves when a step of a pack may go to the store without delaying a group commit: at once, unless a
+   * commit is running or due within `packStepQuietMs`; then as soon as it has finished. With the store on
+   * the WAL's disk, a commit's data sync would otherwise wait for the step's write-back.
+   */
+  private quietForPackStep(): Promise<void> {
+    const due = this.flushDueAt > 0 && this.flushDueAt - performance.now() < packStepQuietMs;
+    if (!this.inFlush && !due) return Promise.resolve();
+    return new Promise((resolve) => this.commitWaiters.push(resolve));
+  }
+
   /** One group commit: write every waiting record, fsync once, acknowledge them all. */
   private async flush(): Promise<void> {
+    this.flushDueAt = 0;
+    this.inFlush = true;
+    try {
+      await this.commit();
+    } finally {
+      this.inFlush = false;
+      for (const w of this.commitWaiters.splice(0)) w();
+    }
+    if (this.walBytes >= this.o.packBytes) void this.packNow().catch(() => undefined);
+  }
+
+  private async commit(): Promise<void> {
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
@@ -418,7 +453,6 @@ export class WalStore implements ObjectStore {
     } catch (e) {
       for (const b of batch) b.reject(e);
     }
-    if (this.walBytes >= this.o.packBytes) void this.packNow().catch(() => undefined);
   }
 
   /** Serialises conditional puts per key: the check and the write happen with no other writer between. */
@@ -512,7 +546,6 @@ export class WalStore implements ObjectStore {
       (this.mem.has(key) && !this.mem.get(key)!.direct) ||
       (this.packed.has(key) && !this.packed.get(key)!.direct)
     ) {
-      const { Readable } = await import('node:stream');
       return Readable.from([await this.get(key, opts)]);
     }
     return this.store.getStream(key, opts);
@@ -657,11 +690,34 @@ export class WalStore implements ObjectStore {
     const tail = Buffer.alloc(4);
     tail.writeUInt32LE(idx.length, 0);
     const packKey = `${this.o.packPrefix}${String(this.packSeq++).padStart(12, '0')}.pack`;
-    await yieldToCommits();
-    const body = Buffer.concat([...parts, idx, tail]);
-    await yieldToCommits();
-    await this.store.put(packKey, body);
-    this.packSizes.set(packKey, { size: body.length, data: index.reduce((n, e) => n + e[2], 0) });
+    let size = 0;
+    for (const p of parts) size += p.length;
+    const data = size;
+    size += idx.length + tail.length;
+    // streamed in steps, each sent between group commits: no copy of the whole pack, no long hash of it
+    // on the event loop, and no step's write-back in front of a commit's data sync
+    const wal = this;
+    async function* steps() {
+      let group: Uint8Array[] = [];
+      let n = 0;
+      for (const p of [parts, [idx, tail]].flat()) {
+        group.push(p);
+        n += p.length;
+        if (n >= packStepBytes) {
+          await wal.quietForPackStep();
+          yield Buffer.concat(group, n);
+          group = [];
+          n = 0;
+        }
+      }
+      if (n > 0) {
+        await wal.quietForPackStep();
+        yield Buffer.concat(group, n);
+      }
+    }
+    // one step read ahead at most: the pacing holds
+    await this.store.put(packKey, Readable.from(steps(), { highWaterMark: 1 }));
+    this.packSizes.set(packKey, { size, data });
     this.stats.packsWritten++;
     this.stats.storePuts++;
     return packKey;
@@ -738,6 +794,9 @@ export class WalStore implements ObjectStore {
     this.closed = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.packTimer) clearInterval(this.packTimer);
+    // the cancelled commit will not come: pack steps waiting for it go on
+    this.flushDueAt = 0;
+    for (const w of this.commitWaiters.splice(0)) w();
     await this.packing;
     this.flushing = this.flushing.then(() => this.flush());
     await this.flushing;
