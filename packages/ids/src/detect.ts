@@ -457,6 +457,11 @@ interface Compiled {
   mode: 'packet' | 'stream' | 'both' | 'http' | 'mail';
   /** For `http` and `mail` rules: the buffers and when they are inspected. */
   http?: HttpRule;
+  /**
+   * A DCE/RPC rule (dce_*): it needs a request in the inspected data, tested with the header filter
+   * (stage 1) as such rules mostly have no content for the prefilter and ports as wide as 1024:.
+   */
+  dce?: true;
   /** Longest a match can reach from the start of its first content (Infinity when unbounded). */
   spanMax: number;
   /** The fast pattern: a content that must occur for the rule to match (undefined: always evaluated). */
@@ -1984,6 +1989,7 @@ export class Engine {
       order: 0,
     };
     if (ipOnly) c.ipOnly = ipOnly;
+    if (dce) c.dce = true;
     if (flow) c.flow = flow;
     if (classtype) c.classtype = classtype;
     if (priority !== undefined) c.priority = priority;
@@ -2236,6 +2242,7 @@ export class Engine {
           const end = off + d.payload.length;
           if (end > st.base && end <= st.base + st.len) {
             this.deliveryGapBytes = 0;
+            fd.dceNow = undefined; // the requests found are the last delivery's, at its offsets
             this.runStream(
               f,
               fd,
@@ -2596,6 +2603,8 @@ export class Engine {
         grouped = true;
         this.stats.stagePortGroupOut++;
       }
+      // stage 1: a DCE/RPC rule needs a request in this delivery (most have no content to prefilter on)
+      if (c.dce && !fd.dceNow?.length) continue;
       if (!this.stringsPass(g, i, seen)) continue;
       if (!this.headerMatch(c, src, sp, dst, dp)) continue;
       if (c.flow && !c.flow.stateless) {
@@ -2780,6 +2789,8 @@ export class Engine {
         grouped = true;
         this.stats.stagePortGroupOut++;
       }
+      // stage 1: a DCE/RPC rule needs a connectionless request (version 4, type request)
+      if (c.dce && !(d.proto === 17 && d.payload[0] === 4 && d.payload[1] === 0)) continue;
       if (!this.stringsPass(g, i, seen)) continue;
       if (!this.headerMatch(c, d.src, d.srcPort, d.dst, d.dstPort)) continue;
       if (c.flow && !c.flow.stateless) {

@@ -524,3 +524,39 @@ describe('tag', () => {
     expect(refused(r('flow,packets 5'))).toMatch(/tag: expected/);
   });
 });
+
+describe('DCE/RPC rules and the filter stages', () => {
+  it('a dce rule without content reaches the full matcher only where a request is (stage 1), and still matches there', () => {
+    const iface = '338cd001-2244-31f1-aaaa-900038001003';
+    const e = engineOf(
+      [`alert tcp any any -> any 1024: (flow:to_server,established; dce_iface:uuid ${iface}; sid:1;)`],
+      {
+        streamRelease: 'immediate',
+      },
+    );
+    const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: 1025 };
+    let ts = 0;
+    for (const p of handshake('10.0.0.1', '10.0.0.2', 40000, 1025)) e.inspect(p, ts++);
+    const plain = cat('plain text, not DCE/RPC');
+    expect(e.inspect(pkt({ ...C, flags: ACK | PSH, seq: 1001, ack: 5001, payload: plain }), ts++)).toEqual(
+      [],
+    );
+    expect(e.stats.stageFullMatcherIn).toBe(0);
+    expect(e.stats.stagePrefilterOut).toBe(0);
+    // a new connection: bind, accepted, then a request
+    const S = { src: '10.0.0.2', dst: '10.0.0.1', sp: 1025, dp: 40001 };
+    const C2 = { ...C, sp: 40001 };
+    for (const p of handshake('10.0.0.1', '10.0.0.2', 40001, 1025)) e.inspect(p, ts++);
+    const b = bind([[0, iface, 1]]);
+    const ack = bindAck([0]);
+    const req = request(0, 24, []);
+    e.inspect(pkt({ ...C2, flags: ACK | PSH, seq: 1001, ack: 5001, payload: b }), ts++);
+    e.inspect(pkt({ ...S, flags: ACK | PSH, seq: 5001, ack: 1001 + b.length, payload: ack }), ts++);
+    const a = e.inspect(
+      pkt({ ...C2, flags: ACK | PSH, seq: 1001 + b.length, ack: 5001 + ack.length, payload: req }),
+      ts++,
+    );
+    expect(a.map((x) => x.sid)).toEqual([1]);
+    expect(e.stats.stageFullMatcherIn).toBe(1);
+  });
+});
