@@ -92,6 +92,12 @@ export type ProgressRecord =
        */
       t: 'renode';
       nodes: { level: number; from: number; old: string; key: string; keys: number; bytes: number }[];
+      /**
+       * The last of `nodes` was under no parent when the record was built: applied only if it still is
+       * not (a parent added since names the object this record supersedes, and keeps the erased keys).
+       * Absent in old logs: not checked.
+       */
+      free?: boolean;
     }
   | { t: 'wm'; level: number; to: number }
   | {

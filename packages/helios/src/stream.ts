@@ -562,7 +562,10 @@ export class Stream {
         break;
       }
       case 'renode': {
-        const ok = r.nodes.every((n) => this.levels[n.level]?.get(n.from)?.key === n.old);
+        const top = r.nodes[r.nodes.length - 1];
+        const ok =
+          r.nodes.every((n) => this.levels[n.level]?.get(n.from)?.key === n.old) &&
+          (!r.free || (top !== undefined && this.coverage(top.level + 1) <= top.from));
         if (!ok) this.racesLost.renodes++;
         else
           for (const n of r.nodes)
@@ -1497,11 +1500,14 @@ export class Stream {
       let childOld: number | string = seq;
       let childNew: number | string | undefined;
       let drop = gone;
+      // whether the path ends below a level with no node over it (its top is an orphan)
+      let free = true;
       // Up every level that holds the child: even with no key left to drop, a parent must name the
       // child's new object, because the old one (which holds the erased keys) is deleted.
       for (let L = 0; L < this.levels.length; L++) {
         const info = this.sorted(L).find((n) => n.from <= seq && seq < n.to);
         if (!info) break;
+        free = false;
         const node = await this.node(info.key);
         const i = node.header.children.indexOf(childOld);
         if (i < 0) break; // an orphan range above that does not hold this child
@@ -1518,9 +1524,11 @@ export class Stream {
         childOld = info.key;
         childNew = put.key;
         drop = r.gone; // a parent keeps a key while another of its children holds it
+        free = true;
       }
       if (recs.length === 0) return 0;
-      await this.log.append([{ t: 'renode', nodes: recs }]);
+      // free: an indexer that puts the top node under a parent before this lands makes it lose (retried)
+      await this.log.append([{ t: 'renode', nodes: recs, ...(free ? { free } : {}) }]);
       await this.catchUp();
       if (recs.every((n) => this.levels[n.level]?.get(n.from)?.key === n.key)) {
         for (const n of recs) await this.store.delete(n.old).catch(() => undefined);
