@@ -36,6 +36,8 @@ export interface DceRequest {
 /** Contexts remembered per session, requests reported per delivery, bytes carried over at most. */
 export const dceContextsMax = 256;
 export const dceRequestsPerDeliveryMax = 64;
+/** Bytes of a PDU's start carried from one delivery to the next at most (a bind's context list). */
+export const dceCarryBytesMax = 1024;
 
 const coHeaderBytes = 16;
 const clHeaderBytes = 80;
@@ -171,7 +173,7 @@ class CoDirection {
   stopped = false;
   /** Bytes of the current PDU still to come. */
   private skip = 0;
-  /** A header split across deliveries (fewer than 16 bytes), carried to the next. */
+  /** The start of a PDU split across deliveries (at most `dceCarryBytesMax`), carried to the next. */
   private carry: Uint8Array | undefined;
 
   feed(
@@ -206,6 +208,17 @@ class CoDirection {
       const fragLen = u16(b, i + 8, little);
       if (b[i] !== 5 || b[i + 1]! > 1 || b[i + 2]! > 19 || fragLen < coHeaderBytes) {
         this.stopped = true;
+        return;
+      }
+      // what must be in hand before the PDU is read: a request's 24-byte header, a bind's or bind_ack's
+      // context list (up to dceCarryBytesMax), the common header for the rest
+      const ptype = b[i + 2]!;
+      const want = Math.min(
+        fragLen,
+        ptype === 0 ? 24 : ptype >= 11 && ptype <= 15 ? dceCarryBytesMax : coHeaderBytes,
+      );
+      if (b.length - i < want) {
+        this.carry = b.slice(i);
         return;
       }
       const avail = Math.min(fragLen, b.length - i);

@@ -1,0 +1,149 @@
+/** The protocol keyword parsers on random and mutated input: no throw, results within the input, and (TLS,
+ * DCE/RPC) what a stream holds found the same whatever its segmentation. */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { asn1Match, parseAsn1 } from '../src/asn1.js';
+import { base64DecodeAt, base64DecodedBytesMax } from '../src/base64.js';
+import { DceSession, parseDceDatagram } from '../src/dcerpc.js';
+import { parseSip } from '../src/sip.js';
+import { TlsSession } from '../src/tls.js';
+
+const bytes = fc.uint8Array({ minLength: 0, maxLength: 600 });
+
+/** Cuts `b` at the given sizes (cycled). */
+function cut(b: Uint8Array, sizes: number[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0, k = 0; at < b.length; k++) {
+    const n = sizes[k % sizes.length]!;
+    out.push(b.subarray(at, at + n));
+    at += n;
+  }
+  return out;
+}
+
+/** Flips bytes of `b` at the given places. */
+function mutate(b: Uint8Array, flips: [number, number][]): Uint8Array {
+  const m = Uint8Array.from(b);
+  for (const [at, v] of flips) if (m.length > 0) m[at % m.length] = v;
+  return m;
+}
+const flips = fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 });
+
+const le16 = (n: number) => [n & 0xff, n >> 8];
+/** A TLS session's client bytes: ClientHello, ClientKeyExchange, ChangeCipherSpec, application data. */
+const tlsClient = Uint8Array.from([
+  ...[22, 3, 1, 0, 8, 1, 0, 0, 4, 3, 3, 0, 0],
+  ...[22, 3, 3, 0, 6, 16, 0, 0, 2, 9, 9],
+  ...[20, 3, 3, 0, 1, 1],
+  ...[23, 3, 3, 0, 3, 1, 2, 3],
+]);
+/** A DCE/RPC client's bytes: three requests (opnums 1, 2, 3) with stubs of 0, 5 and 40 bytes. */
+const dceClient = Uint8Array.from(
+  [1, 2, 3].flatMap((op, k) => {
+    const stub = new Array([0, 5, 40][k]!).fill(op);
+    return [
+      5,
+      0,
+      0,
+      3,
+      0x10,
+      0,
+      0,
+      0,
+      ...le16(24 + stub.length),
+      0,
+      0,
+      1,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      ...le16(op),
+      ...stub,
+    ];
+  }),
+);
+
+describe('protocol keyword parsers under random and mutated input', () => {
+  it('asn1, base64, SIP and connectionless DCE/RPC: no throw, results inside the input', () => {
+    const o = parseAsn1('bitstring_overflow, double_overflow, oversize_length 100');
+    fc.assert(
+      fc.property(
+        bytes,
+        fc.integer({ min: -5, max: 700 }),
+        fc.option(fc.integer({ min: 1, max: 700 })),
+        (b, from, n) => {
+          expect(typeof asn1Match(b, from, o)).toBe('boolean');
+          const r = base64DecodeAt(b, from, n ?? undefined);
+          if (r) {
+            expect(r.data.length).toBeLessThanOrEqual(base64DecodedBytesMax);
+            expect(r.end).toBeGreaterThanOrEqual(from);
+            expect(r.end).toBeLessThanOrEqual(b.length);
+          }
+          const m = parseSip(b, from);
+          if (m)
+            expect(
+              m.headerStart <= m.headerEnd && m.headerEnd <= m.bodyStart && m.bodyStart <= b.length,
+            ).toBe(true);
+          const d = parseDceDatagram(b);
+          if (d) expect(d.stubStart <= d.stubEnd && d.stubEnd <= b.length).toBe(true);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('TLS: the handshake messages found do not depend on the segmentation; mutated streams do not throw', () => {
+    const statesOf = (chunks: Uint8Array[]) => {
+      const t = new TlsSession();
+      let all = 0;
+      for (const c of chunks) {
+        t.feed(0, c, false);
+        all |= t.dirs[0].current;
+      }
+      return { all, versions: t.versions };
+    };
+    const whole = statesOf([tlsClient]);
+    expect(whole.all).toBe(1 | 4); // client_hello, client_keyx
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 10 }),
+        flips,
+        (sizes, f) => {
+          expect(statesOf(cut(tlsClient, sizes))).toEqual(whole);
+          statesOf(cut(mutate(tlsClient, f), sizes));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('DCE/RPC over TCP: each request found once, its stub inside its delivery, whatever the segmentation', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 30 }), { minLength: 1, maxLength: 10 }),
+        flips,
+        (sizes, f) => {
+          const s = new DceSession();
+          const opnums: number[] = [];
+          for (const c of cut(dceClient, sizes))
+            for (const r of s.feed(0, c, false)) {
+              opnums.push(r.opnum);
+              expect(0 <= r.stubStart && r.stubStart <= r.stubEnd && r.stubEnd <= c.length).toBe(true);
+            }
+          expect(opnums).toEqual([1, 2, 3]);
+          const m = new DceSession();
+          for (const c of cut(mutate(dceClient, f), sizes))
+            for (const r of m.feed(0, c, false))
+              expect(0 <= r.stubStart && r.stubStart <= r.stubEnd && r.stubEnd <= c.length).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
