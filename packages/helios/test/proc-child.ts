@@ -2,7 +2,9 @@
 //   server DIR PORT INDEX(0|1)   an ingestion server; prints "port N"
 //   indexer DIR [POLICY]         indexes until everything is indexed, a few blocks at a time
 //   agent URL STREAM FILE CHUNK  ships a file from its checkpoint
-import { runAgentOnce, Stream, startIngestServer } from '../src/index.js';
+//   index-cli ARG...             \`strata stream index ARG...\` (its stderr on stdout), until SIGINT
+import { processIo, runCommand } from '@strata/cli';
+import { commands, runAgentOnce, Stream, startIngestServer } from '../src/index.js';
 
 const [role, ...a] = process.argv.slice(2);
 if (role === 'server') {
@@ -22,4 +24,8 @@ if (role === 'server') {
   process.stdout.write('ready\n');
   const st = await runAgentOnce({ url: a[0]!, stream: a[1]!, file: a[2]!, chunkBytes: Number(a[3]) });
   process.stdout.write(`done ${st.lines}\n`);
+} else if (role === 'index-cli') {
+  const stream = commands.find((c) => c.name === 'stream')!;
+  const code = await runCommand(stream, ['index', ...a], { ...processIo(), stderr: process.stdout });
+  process.exit(code);
 } else throw new Error(`proc-child: unknown role ${role}`);

@@ -157,4 +157,36 @@ describe('a stream from before the shared log', () => {
     await s.close();
     expect(existsSync(`${prog}.new`)).toBe(false);
   });
+
+  it('strata stream index --follow --maintain-every: maintains on its period and stops cleanly on SIGINT', async () => {
+    const dir = join(root, 'scheduled');
+    createStream(dir, ddl);
+    const f = join(dir, 'a.jsonl');
+    writeLines(f, 0, 300);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      await s.ingestFile(f, { chunkBytes: 1024 });
+    } finally {
+      await s.close();
+    }
+    const c = child(
+      'index-cli',
+      'ev',
+      '--follow',
+      '50',
+      '--maintain-every',
+      '100ms',
+      '--json',
+      '--data',
+      dir,
+    );
+    await c.line(/^strata stream index: maintain: moved \d+ objects/);
+    await new Promise((r) => setTimeout(r, 350));
+    c.proc.kill('SIGINT');
+    expect(await c.exit).toBe('done'); // exit code 0
+    const r = JSON.parse(await c.line(/^\{"blocks"/));
+    expect(r.indexedBlocks).toBe(r.blockCount);
+    expect(r.maintainRuns).toBeGreaterThanOrEqual(2);
+    expect(r.maintainFailures).toBe(0);
+  });
 });
