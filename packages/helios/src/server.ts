@@ -17,7 +17,7 @@ import { inflateSync } from 'node:zlib';
 import { chunkBytesMax } from './agent.js';
 import { blockId } from './block.js';
 import { decodeNode } from './node.js';
-import { type Periodic, runEvery, serialQueue } from './schedule.js';
+import { type Periodic, periodMsMax, runEvery, serialQueue } from './schedule.js';
 import { type IndexPolicy, Stream } from './stream.js';
 
 export interface IngestServer {
@@ -76,6 +76,9 @@ export async function startIngestServer(
   dataDir: string,
   opts: IngestServerOptions = {},
 ): Promise<IngestServer> {
+  const every = opts.maintainEveryMs;
+  if (every !== undefined && !(Number.isInteger(every) && every >= 1 && every <= periodMsMax))
+    throw new Error(`startIngestServer: maintainEveryMs ${every} is not an integer in [1, ${periodMsMax}]`);
   const streams = new Map<string, Promise<Stream>>();
   const queues = new Map<string, <T>(f: () => Promise<T>) => Promise<T>>();
   const schedules: Periodic[] = [];
@@ -91,9 +94,9 @@ export async function startIngestServer(
     if (!s) {
       s = Stream.open(dataDir, name, opts.policy ?? {}).then(
         (st) => {
-          if (opts.maintainEveryMs !== undefined && !closing)
+          if (every !== undefined && !closing)
             schedules.push(
-              runEvery(opts.maintainEveryMs, () => serial(name, () => st.maintain()), {
+              runEvery(every, () => serial(name, () => st.maintain()), {
                 onRun: (r) =>
                   log(
                     `maintain ${name}: moved ${r.moved} objects to standard, expired ${r.expired} blocks, deleted ${r.deleted} objects`,

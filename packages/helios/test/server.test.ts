@@ -83,6 +83,7 @@ describe('ingestion server and agent over HTTP', () => {
       file,
       `${Array.from({ length: 600 }, (_, i) => `n=${i} user=u${i % 5} msg="id_${i}"`).join('\n')}\n`,
     );
+    await expect(startIngestServer(d, { maintainEveryMs: 0 })).rejects.toThrow(/maintainEveryMs 0 is not/);
     const log: string[] = [];
     const srv = await startIngestServer(d, {
       index: true,
