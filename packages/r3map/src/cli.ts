@@ -37,8 +37,11 @@ const serve: Command = {
   summary: 'serve a file, a memory device or an object-store device over NBD',
   help: `Serves a block device over the NBD protocol (fixed newstyle; structured replies; base:allocation).
 
-Usage: strata nbd serve (--file F | --mem SIZE | --store URL [--size SIZE]) --listen 127.0.0.1:PORT [--name EXPORT] [--read-only] [--exit-with-parent]
+Usage: strata nbd serve (--file F | --mem SIZE | --store URL [--size SIZE]) --listen 127.0.0.1:PORT [--name EXPORT] [--read-only] [--poll-us N] [--exit-with-parent]
 
+--poll-us N: after each request and reply keep polling for the next one for N microseconds instead of
+  sleeping (default 0): lower latency for a sequential client on a VM whose idle vCPU wakes slowly, paid
+  with a busy core while requests keep coming.
 --exit-with-parent: stop once the process that started this one is gone (as nbdkit's flag does).
 
 Example:
@@ -53,7 +56,9 @@ Example:
       listen: { type: 'string' },
       name: { type: 'string' },
       'read-only': { type: 'boolean' },
+      'poll-us': { type: 'string' },
     });
+    const pollUs = intFlag('poll-us', values['poll-us'], 0, 0, 1_000_000);
     const given = [values.file, values.mem, values.store].filter((x) => x !== undefined).length;
     if (given !== 1) throw new UsageError('give exactly one of --file, --mem, --store');
     const { host, port } = parseHostPort(values.listen ?? '127.0.0.1:10809', '--listen');
@@ -73,9 +78,10 @@ Example:
         throw new CliError(e.message);
       });
     }
-    const server = new NbdServer([
-      { name: values.name ?? '', device, readOnly: values['read-only'] === true },
-    ]);
+    const server = new NbdServer(
+      [{ name: values.name ?? '', device, readOnly: values['read-only'] === true }],
+      { pollUs },
+    );
     const p = await server.listen(port, host);
     // listen for the signal before saying we are up: a supervisor may stop us the moment it reads that
     const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });

@@ -43,7 +43,16 @@ export {
   type SourceReport,
 } from './migrate-remote.js';
 export { MountDevice, type MountOptions, type MountStats } from './mount.js';
-export { Cmd, Err, type Export, NbdServer, type NbdStats, Opt, requestBytesMax } from './nbd.js';
+export {
+  Cmd,
+  Err,
+  type Export,
+  NbdServer,
+  type NbdServerOptions,
+  type NbdStats,
+  Opt,
+  requestBytesMax,
+} from './nbd.js';
 export {
   defaultChunkBytes,
   digestFile,

@@ -264,4 +264,26 @@ describe('receive path', () => {
       await srv.close();
     }
   });
+
+  it('with pollUs keeps polling between requests, serves the same bytes, and stops polling once idle', async () => {
+    expect(() => new NbdServer([], { pollUs: -1 })).toThrow(RangeError);
+    const dev = new MemoryDevice(1 << 20);
+    const srv = new NbdServer([{ name: '', device: dev }], { pollUs: 5_000 });
+    const p = await srv.listen(0);
+    const client = await NbdClientDevice.connect('127.0.0.1', p, '');
+    try {
+      const data = randomBytes(64 << 10);
+      for (let i = 0; i < 16; i++) await client.writeAt(i * 4096, data.subarray(i * 4096, (i + 1) * 4096));
+      expect(Buffer.from(await client.readAt(0, data.length)).equals(data)).toBe(true);
+      expect(srv.stats.pollTurns).toBeGreaterThan(0);
+      // idle for well over 5 ms: the polling has stopped and stays stopped
+      await new Promise((r) => setTimeout(r, 100));
+      const turns = srv.stats.pollTurns;
+      await new Promise((r) => setTimeout(r, 100));
+      expect(srv.stats.pollTurns).toBe(turns);
+    } finally {
+      await client.close();
+      await srv.close();
+    }
+  });
 });
