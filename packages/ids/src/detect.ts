@@ -34,6 +34,7 @@ import {
 } from './dcerpc.js';
 import type { Decoded } from './decode.js';
 import { type Flow, FlowTable, type FlowTableStats, type FlowTimeouts, TcpState } from './flow.js';
+import { FtpControl } from './ftp.js';
 import {
   decodeContent,
   defaultHttpDecompressedBytesMax,
@@ -462,6 +463,8 @@ interface Compiled {
    * (stage 1) as such rules mostly have no content for the prefilter and ports as wide as 1024:.
    */
   dce?: true;
+  /** A rule on the files of FTP data connections (file_data, service ftp): those flows only. */
+  ftpData?: true;
   /** Longest a match can reach from the start of its first content (Infinity when unbounded). */
   spanMax: number;
   /** The fast pattern: a content that must occur for the rule to match (undefined: always evaluated). */
@@ -1215,6 +1218,19 @@ export const streamWindowBytes = 4 * 1024;
 /** Stream bytes inspected at once at most (a larger release is inspected piece by piece). */
 export const streamPieceBytesMax = 16 * 1024;
 
+/** FTP data connections expected at once at most, and for how long after their announcement. */
+export const ftpExpectedMax = 1024;
+const ftpExpectedUs = 300_000_000;
+
+/** The FTP control port test: `$FTP_PORTS` (21 when it is not a valid port spec). */
+function ftpPortTest(vars: Record<string, string>): PortTest {
+  try {
+    return portTest('$FTP_PORTS', vars);
+  } catch {
+    return (p) => p === 21;
+  }
+}
+
 /** Alerts one rule may raise on one stream delivery at most. */
 const streamAlertsPerDeliveryMax = 64;
 
@@ -1267,6 +1283,10 @@ interface FlowData {
   dce?: DceSession;
   /** The DCE/RPC requests that start in the stream delivery under way. */
   dceNow?: DceRequest[];
+  /** An FTP control connection (when ftp file_data rules are loaded and the server port is an FTP port). */
+  ftp?: FtpControl;
+  /** A data connection an FTP control connection announced: its stream is a file. */
+  ftpData?: boolean;
   /** Each direction's port group, found on first use. */
   groups?: [RuleGroup | undefined, RuleGroup | undefined];
 }
@@ -1404,6 +1424,11 @@ export class Engine {
   private tlsRules = false;
   /** Whether a loaded rule tests DCE/RPC (then every TCP stream's PDUs are followed). */
   private dceRules = false;
+  /** Whether a loaded rule inspects FTP files (then FTP control connections are followed). */
+  private ftpRules = false;
+  private ftpPorts: PortTest | undefined;
+  /** Data connections announced and not yet seen: responder `addr:port` -> until when (capture time). */
+  private readonly ftpExpected = new Map<string, number>();
   /** Per HTTP buffer: the automaton over the fast patterns of the HTTP rules whose fast pattern is in it. */
   private readonly httpPrefilter = new Map<string, MultiMatcher>();
   private readonly httpHits: number[] = [];
@@ -1928,6 +1953,19 @@ export class Engine {
       // rewrites a payload (telnet's option negotiation stays in it)
       for (const st of steps) if (!bufOf.has(st)) bufOf.set(st, buf === 'raw_data' ? 'pkt_data' : buf);
     }
+    // file_data on the ftp service (and no HTTP buffer): the files of FTP data connections, which are
+    // inspected as their reassembled stream, as a stream rule is
+    const ftpData =
+      proto === 6 &&
+      /\bftp(-data)?\b/.test(service) &&
+      !/\b(http|smtp|pop3|imap)\b/.test(service) &&
+      [...bufOf.values()].some((b) => b === 'file_data') &&
+      [...bufOf.values()].every((b) => b === 'file_data' || b === 'pkt_data');
+    if (ftpData) {
+      for (const [st, b] of bufOf) if (b === 'file_data') bufOf.set(st, 'pkt_data');
+      forced = 'stream';
+      this.ftpRules = true;
+    }
     const http = r.proto === 'http' || [...bufOf.values()].some((b) => b !== 'pkt_data');
     if (http && r.proto !== 'http' && proto !== 6) throw new Error(`HTTP buffers on a ${r.proto} rule`);
     // file_data on a mail service (and no HTTP buffer): the decoded MIME parts of SMTP/POP3/IMAP messages
@@ -1990,6 +2028,7 @@ export class Engine {
     };
     if (ipOnly) c.ipOnly = ipOnly;
     if (dce) c.dce = true;
+    if (ftpData) c.ftpData = true;
     if (flow) c.flow = flow;
     if (classtype) c.classtype = classtype;
     if (priority !== undefined) c.priority = priority;
@@ -2021,7 +2060,7 @@ export class Engine {
       !/\bhttp\b/.test(service)
     )
       throw new Error(
-        `file_data on ${service.replace(/\s+/g, '')} needs that protocol's parser (HTTP bodies and the MIME parts of smtp, pop3 and imap messages are decoded; FTP data channels are not followed)`,
+        `file_data on ${service.replace(/\s+/g, '')} needs that protocol's parser (files are taken from HTTP bodies, the MIME parts of smtp, pop3 and imap messages, and FTP data connections)`,
       );
     const groups: HttpRule['groups'] = [];
     for (const st of steps) {
@@ -2065,6 +2104,7 @@ export class Engine {
     const { flow: f, toServer } = this.flows.track(d, tsUs, checksumOk);
     const out = this.pending.length > 0 ? this.pending.splice(0) : [];
     const dir = toServer ? 0 : 1;
+    const isNew = f.data === undefined;
     const fd = (f.data ??= {
       ipVersion: d.ipVersion,
       addrs: toServer ? [d.src, d.dst] : [d.dst, d.src],
@@ -2074,6 +2114,15 @@ export class Engine {
       seen: [false, false],
       tlsNow: 0,
     });
+    if (isNew && this.ftpExpected.size > 0 && d.proto === 6) {
+      // a new flow: the data connection an FTP control connection announced?
+      const key = `${fd.addrs[1]}:${fd.ports[1]}`;
+      const until = this.ftpExpected.get(key);
+      if (until !== undefined) {
+        this.ftpExpected.delete(key);
+        if (until >= tsUs) fd.ftpData = true;
+      }
+    }
     // a dropped or passed flow is not inspected any more (Suricata: FLOW_ACTION_DROP / no packet inspection)
     if (fd.action !== undefined) {
       if (fd.action === 'drop') {
@@ -2395,6 +2444,7 @@ export class Engine {
       fd.tls.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
       fd.tlsNow = fd.tls.dirs[dir]!.current;
     }
+    if (this.ftpRules) this.ftpFeed(fd, dir, chunk.data);
     if (this.dceRules) {
       fd.dce ??= new DceSession();
       fd.dceNow = fd.dce.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
@@ -2402,6 +2452,21 @@ export class Engine {
     this.runStream(f, fd, dir, st.window.subarray(0, st.len), newStart, out, st);
     if (this.httpOrdered.length > 0) this.httpFeed(f, fd, dir, chunk.data, out);
     if (this.mailOrdered.length > 0) this.mailFeed(f, fd, dir, chunk.data, out);
+  }
+
+  /** Follows an FTP control connection's bytes; the data connections it announces are expected. */
+  private ftpFeed(fd: FlowData, dir: number, data: Uint8Array): void {
+    if (fd.ftp === undefined) {
+      if (fd.ftpData) return;
+      this.ftpPorts ??= ftpPortTest(this.vars);
+      if (!this.ftpPorts(fd.ports[1])) return;
+      fd.ftp = new FtpControl();
+    }
+    for (const e of fd.ftp.feed(dir as 0 | 1, data, fd.addrs[1]!)) {
+      if (this.ftpExpected.size >= ftpExpectedMax)
+        this.ftpExpected.delete(this.ftpExpected.keys().next().value!);
+      this.ftpExpected.set(`${e.addr}:${e.port}`, this.nowUs + ftpExpectedUs);
+    }
   }
 
   /** Hands stream bytes to the flow's mail session; mail rules run on each message it finds. */
@@ -2603,8 +2668,10 @@ export class Engine {
         grouped = true;
         this.stats.stagePortGroupOut++;
       }
-      // stage 1: a DCE/RPC rule needs a request in this delivery (most have no content to prefilter on)
+      // stage 1: a DCE/RPC rule needs a request in this delivery (most have no content to prefilter on); an
+      // FTP file rule, an FTP data connection
       if (c.dce && !fd.dceNow?.length) continue;
+      if (c.ftpData && !fd.ftpData) continue;
       if (!this.stringsPass(g, i, seen)) continue;
       if (!this.headerMatch(c, src, sp, dst, dp)) continue;
       if (c.flow && !c.flow.stateless) {

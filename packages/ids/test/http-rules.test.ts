@@ -228,15 +228,19 @@ describe('rule syntax for HTTP buffers', () => {
     expect(s3.options.find((o) => o.keyword === 'pcre')!.buffer).toBe('file_data');
   });
 
-  it('file_data on smtp, pop3 or imap loads as a mail rule (test/mail.test.ts); on ftp it is reported', () => {
+  it('file_data on smtp, pop3 or imap loads as a mail rule (test/mail.test.ts), on ftp as an FTP data rule; on smb it is reported', () => {
     const set = parseRules(
       'alert tcp any any -> any 25 (msg:"x"; flow:to_server,established; file_data; content:"a"; service:smtp; sid:1;)\n' +
-        'alert tcp any any -> any any (msg:"y"; flow:to_server; file_data; content:"a"; service:ftp; sid:2;)\n',
+        'alert tcp any any -> any any (msg:"y"; flow:to_server; file_data; content:"a"; service:ftp; sid:2;)\n' +
+        'alert tcp any any -> any 445 (msg:"z"; flow:to_server; file_data; content:"a"; service:netbios-ssn; sid:3;)\n',
     );
     const e = new Engine(set.rules);
-    expect(e.compiled.map((c) => [c.rule.sid, c.mode])).toEqual([[1, 'mail']]);
+    expect(e.compiled.map((c) => [c.rule.sid, c.mode])).toEqual([
+      [1, 'mail'],
+      [2, 'stream'],
+    ]);
     expect(e.skipped).toEqual([
-      { sid: 2, reason: expect.stringMatching(/file_data on ftp needs that protocol's parser/) },
+      { sid: 3, reason: expect.stringMatching(/file_data on netbios-ssn needs that protocol's parser/) },
     ]);
   });
 });

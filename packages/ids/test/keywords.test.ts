@@ -560,3 +560,104 @@ describe('DCE/RPC rules and the filter stages', () => {
     expect(e.stats.stageFullMatcherIn).toBe(1);
   });
 });
+
+describe('file_data on FTP data connections', () => {
+  // sid 38950 of the community set, as written there
+  const passStealer =
+    'alert tcp $HOME_NET any -> $EXTERNAL_NET any ( msg:"MALWARE-CNC Win.Trojan.PassStealer passwords exfiltration attempt"; flow:to_server; file_data; content:"Passwords Recorded On ",fast_pattern; content:"Time of Recording:",within 20,distance 22; content:"IP Address",within 12,distance 15; metadata:impact_flag red,ruleset community; service:ftp; classtype:trojan-activity; sid:38950; rev:4; )';
+  const anyFile = 'alert tcp any any -> any any (file_data; content:"SECRET"; service:ftp-data; sid:2;)';
+  const file = cat(
+    'Passwords Recorded On ',
+    '0123456789012345678901',
+    'Time of Recording:',
+    '0123456789012345',
+    'IP Address',
+    ' SECRET',
+  );
+
+  /** One TCP connection through `e` (handshake, segments in order each acknowledged, FIN both ways). */
+  function conn(
+    e: Engine,
+    c: string,
+    cp: number,
+    s: string,
+    sp: number,
+    segments: [0 | 1, Uint8Array][],
+    ts0: number,
+  ) {
+    const out: Alert[] = [];
+    let ts = ts0;
+    for (const p of handshake(c, s, cp, sp)) out.push(...e.inspect(p, ts++));
+    const C = { src: c, dst: s, sp: cp, dp: sp };
+    const S = { src: s, dst: c, sp, dp: cp };
+    const seq = [1001, 5001];
+    for (const [dir, data] of segments) {
+      const [from, to] = dir === 0 ? [C, S] : [S, C];
+      out.push(
+        ...e.inspect(
+          pkt({ ...from, flags: ACK | PSH, seq: seq[dir], ack: seq[1 - dir], payload: data }),
+          ts++,
+        ),
+      );
+      seq[dir]! += data.length;
+      out.push(...e.inspect(pkt({ ...to, flags: ACK, seq: seq[1 - dir], ack: seq[dir] }), ts++));
+    }
+    out.push(...e.inspect(pkt({ ...C, flags: ACK | FIN, seq: seq[0], ack: seq[1] }), ts++));
+    out.push(...e.inspect(pkt({ ...S, flags: ACK | FIN, seq: seq[1], ack: seq[0]! + 1 }), ts++));
+    return out;
+  }
+  const line = (s: string) => cat(`${s}\r\n`);
+
+  it('passive (PASV, EPSV): the announced connection is a file; others, and the control connection, are not', () => {
+    const e = engineOf([passStealer, anyFile], { streamRelease: 'immediate' });
+    const control = conn(
+      e,
+      '192.168.1.5',
+      40000,
+      '8.8.8.8',
+      21,
+      [
+        [1, line('220 ftp ready')],
+        [0, line('USER a')],
+        [1, line('331 password')],
+        [0, line('PASV')],
+        [1, line('227 Entering Passive Mode (8,8,8,8,195,80).')],
+        [0, line('STOR SECRET.txt')],
+        [0, line('EPSV')],
+        [1, line('229 Entering Extended Passive Mode (|||50001|)')],
+      ],
+      0,
+    );
+    expect(control).toEqual([]); // SECRET in the control connection: not a file
+    // the data connection to 8.8.8.8:50000 (195 * 256 + 80) carries the file
+    expect(sidsOf(conn(e, '192.168.1.5', 40001, '8.8.8.8', 50000, [[0, file]], 100))).toEqual([2, 38950]);
+    // EPSV's port on the control connection's server
+    expect(sidsOf(conn(e, '192.168.1.5', 40002, '8.8.8.8', 50001, [[0, file]], 200))).toEqual([2, 38950]);
+    // an announcement is used once; an unannounced port is not a data connection
+    expect(conn(e, '192.168.1.5', 40003, '8.8.8.8', 50000, [[0, file]], 300)).toEqual([]);
+    expect(conn(e, '192.168.1.5', 40004, '8.8.8.8', 50002, [[0, file]], 400)).toEqual([]);
+  });
+
+  it('active (PORT accepted by a 2xx; a refused one announces nothing)', () => {
+    const e = engineOf([anyFile], { streamRelease: 'immediate' });
+    conn(
+      e,
+      '192.168.1.5',
+      40000,
+      '8.8.8.8',
+      21,
+      [
+        [1, line('220 ftp ready')],
+        [0, line('PORT 192,168,1,5,156,65')], // 40001
+        [1, line('200 PORT command successful')],
+        [0, line('RETR a')],
+        [0, line('PORT 192,168,1,5,156,66')], // 40002
+        [1, line('500 no')],
+      ],
+      0,
+    );
+    // the server connects from port 20 to the announced address and port
+    expect(sidsOf(conn(e, '8.8.8.8', 20, '192.168.1.5', 40001, [[0, file]], 100))).toEqual([2]);
+    expect(conn(e, '8.8.8.8', 20, '192.168.1.5', 40002, [[0, file]], 200)).toEqual([]);
+  });
+});
