@@ -80,3 +80,67 @@ function hostPort(n: number[]): FtpExpectation | undefined {
   const port = n[4]! * 256 + n[5]!;
   return port > 0 ? { addr: n.slice(0, 4).join('.'), port } : undefined;
 }
+
+/** Data connections waiting and routed at most, per `FtpRouter`. */
+export const ftpRoutesMax = 4096;
+
+/**
+ * Keeps an FTP data connection on the worker that follows its control connection (worker threads shard
+ * flows by hash; only that worker's engine expects the data connection). The main thread reads the control
+ * connections' packets as they come (no reassembly: a command or reply split across packets, or out of
+ * order, is missed and its data connection goes where its hash sends it) and sends each announced data
+ * connection's packets to the control connection's worker.
+ */
+export class FtpRouter {
+  private readonly controls = new Map<string, FtpControl>();
+  /** Announced responder `addr:port` -> worker. */
+  private readonly expected = new Map<string, number>();
+  /** Data connection (canonical endpoints) -> worker. */
+  private readonly routed = new Map<string, number>();
+
+  constructor(private readonly isControlPort: (port: number) => boolean) {}
+
+  /**
+   * The worker for a TCP packet (`hashed`: where its hash sends it). `syn`: the packet opens a connection
+   * (SYN without ACK), from `src` to `dst`.
+   */
+  route(
+    p: { src: string; sp: number; dst: string; dp: number; syn: boolean; payload: Uint8Array },
+    hashed: number,
+  ): number {
+    const flow =
+      p.src < p.dst || (p.src === p.dst && p.sp <= p.dp)
+        ? `${p.src}:${p.sp}-${p.dst}:${p.dp}`
+        : `${p.dst}:${p.dp}-${p.src}:${p.sp}`;
+    if (this.routed.size > 0) {
+      const w = this.routed.get(flow);
+      if (w !== undefined) return w;
+    }
+    if (p.syn && this.expected.size > 0) {
+      const k = `${p.dst}:${p.dp}`;
+      const w = this.expected.get(k);
+      if (w !== undefined) {
+        this.expected.delete(k);
+        bounded(this.routed, flow, w);
+        return w;
+      }
+    }
+    const toServer = this.isControlPort(p.dp);
+    if (p.payload.length > 0 && (toServer || this.isControlPort(p.sp))) {
+      let c = this.controls.get(flow);
+      if (!c) {
+        c = new FtpControl();
+        bounded(this.controls, flow, c);
+      }
+      for (const e of c.feed(toServer ? 0 : 1, p.payload, toServer ? p.dst : p.src))
+        bounded(this.expected, `${e.addr}:${e.port}`, hashed);
+    }
+    return hashed;
+  }
+}
+
+/** Sets `k` in a map of at most `ftpRoutesMax` entries (the oldest dropped). */
+function bounded<V>(m: Map<string, V>, k: string, v: V): void {
+  if (!m.has(k) && m.size >= ftpRoutesMax) m.delete(m.keys().next().value!);
+  m.set(k, v);
+}

@@ -17,14 +17,24 @@ import { webcrypto } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { hash64Words } from '@strata/highwayhash';
-import type { Alert, EngineStats } from './detect.js';
+import { type Alert, defaultVars, type EngineStats, portTest } from './detect.js';
 import type { FlowTableStats } from './flow.js';
+import { FtpRouter } from './ftp.js';
 import { type HttpAnomalies, newHttpAnomalies } from './http.js';
 import { readCapture } from './pcap.js';
 import type { Rule } from './rules.js';
 import { Pipeline, type PipelineOptions, type PreparedPacket, type RunResult } from './run.js';
 import { RateLimiter } from './threshold.js';
 import { type FromWorker, metaFields, type ToWorker } from './worker.js';
+
+/** The FTP control port test for routing: `$FTP_PORTS` (21 when it is not a valid port spec). */
+function ftpPortsOf(vars: Record<string, string> | undefined): (p: number) => boolean {
+  try {
+    return portTest('$FTP_PORTS', { ...defaultVars, ...vars });
+  } catch {
+    return (p) => p === 21;
+  }
+}
 
 /** Packets per batch sent to a worker at most. */
 export const batchPacketsMax = 512;
@@ -161,6 +171,14 @@ export class ParallelRunner {
       ...(defrag !== undefined && { defrag }),
       ...(opts.overlapPolicy && { overlapPolicy: opts.overlapPolicy }),
     });
+    // rules on FTP files: a data connection goes to the worker of its control connection
+    const ftp = rules.some(
+      (r) =>
+        r.options.some((o) => o.keyword === 'file_data') &&
+        r.options.some((o) => o.keyword === 'service' && /\bftp(-data)?\b/.test(o.value ?? '')),
+    )
+      ? new FtpRouter(ftpPortsOf(opts.vars))
+      : undefined;
     const collected: { alerts: Alert[]; order: number }[] = [];
     const pending: Promise<void>[] = [];
     let order = 0;
@@ -199,7 +217,24 @@ export class ParallelRunner {
       const x = pipe.prepare(p);
       last = { pcapCnt: pipe.packets, tsUs: p.tsUs };
       if (!x) continue;
-      const s = this.slots[this.workerOf(x)]!;
+      const hashed = this.workerOf(x);
+      const d = x.d;
+      const s =
+        this.slots[
+          ftp && d.proto === 6
+            ? ftp.route(
+                {
+                  src: d.src,
+                  sp: d.srcPort,
+                  dst: d.dst,
+                  dp: d.dstPort,
+                  syn: (d.tcpFlags & 0x12) === 0x02,
+                  payload: d.payload,
+                },
+                hashed,
+              )
+            : hashed
+        ]!;
       const b = s.batch;
       const wholeLen = x.whole?.length ?? 0;
       b.meta.push(x.n, x.tsUs, x.linkType, x.checksumOk ? 1 : 0, b.bytes, x.frame.length, wholeLen);

@@ -1,6 +1,17 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Alert, Engine, type EngineOptions, parseRule } from '../src/index.js';
-import { ACK, FIN, handshake, PSH, pkt } from './helpers.js';
+import {
+  type Alert,
+  Engine,
+  type EngineOptions,
+  encodePcap,
+  ParallelRunner,
+  parseRule,
+  runCapture,
+} from '../src/index.js';
+import { ACK, FIN, handshake, PSH, pkt, SYN, tcpFrame } from './helpers.js';
 
 const bin = (...b: number[]) => Uint8Array.from(b);
 const cat = (...parts: (Uint8Array | string)[]) =>
@@ -660,4 +671,57 @@ describe('file_data on FTP data connections', () => {
     expect(sidsOf(conn(e, '8.8.8.8', 20, '192.168.1.5', 40001, [[0, file]], 100))).toEqual([2]);
     expect(conn(e, '8.8.8.8', 20, '192.168.1.5', 40002, [[0, file]], 200)).toEqual([]);
   });
+});
+
+describe('FTP data connections on worker threads', () => {
+  it('a data connection goes to the worker of its control connection: 1 and 4 workers give the same alerts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ids-ftp-'));
+    const pool = new ParallelRunner(4);
+    try {
+      const frames: Uint8Array[] = [];
+      /** The frames of one connection (handshake, segments each acknowledged, FIN both ways). */
+      const conn = (c: string, cp: number, s: string, sp: number, segments: [0 | 1, string][]) => {
+        const C = { src: c, dst: s, sp: cp, dp: sp };
+        const S = { src: s, dst: c, sp, dp: cp };
+        frames.push(
+          tcpFrame({ ...C, flags: SYN, seq: 1000 }),
+          tcpFrame({ ...S, flags: SYN | ACK, seq: 5000, ack: 1001 }),
+        );
+        frames.push(tcpFrame({ ...C, flags: ACK, seq: 1001, ack: 5001 }));
+        const seq = [1001, 5001];
+        for (const [d, text] of segments) {
+          const [from, to] = d === 0 ? [C, S] : [S, C];
+          frames.push(tcpFrame({ ...from, flags: ACK | PSH, seq: seq[d], ack: seq[1 - d], payload: text }));
+          seq[d]! += text.length;
+          frames.push(tcpFrame({ ...to, flags: ACK, seq: seq[1 - d], ack: seq[d] }));
+        }
+        frames.push(tcpFrame({ ...C, flags: ACK | FIN, seq: seq[0], ack: seq[1] }));
+        frames.push(tcpFrame({ ...S, flags: ACK | FIN, seq: seq[1], ack: seq[0]! + 1 }));
+      };
+      // eight uploads, each announced by a PASV on the one control connection, each on its own data port
+      const ports = [50000, 50001, 50002, 50003, 50004, 50005, 50006, 50007];
+      const control: [0 | 1, string][] = [[1, '220 ready\r\n']];
+      for (const p of ports)
+        control.push([0, 'PASV\r\n'], [1, `227 Entering Passive Mode (8,8,8,8,${p >> 8},${p & 0xff}).\r\n`]);
+      // the control connection's announcements come first, then the data connections
+      conn('192.168.1.5', 40000, '8.8.8.8', 21, control);
+      ports.forEach((p, i) => conn('192.168.1.5', 41000 + i, '8.8.8.8', p, [[0, `file ${i}: SECRET`]]));
+      const input = join(dir, 'ftp.pcap');
+      writeFileSync(input, encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data }))));
+      const rules = [
+        parseRule('alert tcp any any -> any any (file_data; content:"SECRET"; service:ftp; sid:2;)'),
+      ];
+      const one = await runCapture(input, rules, { streamRelease: 'immediate' });
+      expect(one.alerts.map((a) => a.sid)).toEqual(new Array(8).fill(2));
+      const four = await pool.run(input, rules, { streamRelease: 'immediate' });
+      expect(four.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`)).toEqual(
+        one.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`),
+      );
+      // the data connections did not all land on one worker by chance: the control connection's took them
+      expect(four.workers.filter((w) => w.alerts > 0)).toHaveLength(1);
+    } finally {
+      await pool.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
