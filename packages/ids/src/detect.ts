@@ -62,6 +62,7 @@ import {
   parseSipMethod,
   parseSipStatCode,
   type SipMethodTest,
+  SipStream,
   sipMethodMatch,
   sipStatMatch,
 } from './sip.js';
@@ -851,6 +852,19 @@ interface MatchCtx {
   flow: Flow | undefined;
   /** In a DCE/RPC stub: the request's byte order (byte_* with `dce`). */
   dceLittle?: boolean;
+  /** The SIP message an earlier sip_* option of the rule chose (its start in `payload`). */
+  sipAt?: number;
+}
+
+/**
+ * Where the SIP messages of the inspected data start: the one an earlier sip_* option chose; a packet's
+ * payload start; on a stream, those whose header section completed in this delivery (`SipStream`).
+ */
+function sipStarts(ctx: MatchCtx): number[] {
+  if (ctx.sipAt !== undefined) return [ctx.sipAt];
+  if (ctx.d !== undefined) return [ctx.anchor];
+  const now = (ctx.flow?.data as FlowData | undefined)?.sipNow;
+  return now ? now.map((o) => ctx.anchor + o).filter((at) => at >= 0) : [];
 }
 
 /** Matches of one pcre tried per step at most (bounds backtracking on a stream window). */
@@ -973,9 +987,17 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       return tlsTest(s, have) && matchSteps(steps, i + 1, ctx, prevEnd);
     }
     case 'sip_method':
-      return sipMethodMatch(s.test, parseSip(payload, ctx.anchor)) && matchSteps(steps, i + 1, ctx, prevEnd);
     case 'sip_stat_code':
-      return sipStatMatch(s.codes, parseSip(payload, ctx.anchor)) && matchSteps(steps, i + 1, ctx, prevEnd);
+      // each SIP message of the inspected data; the other sip_* options of the rule then see the same one
+      for (const at of sipStarts(ctx)) {
+        const m = parseSip(payload, at);
+        if (!(s.kind === 'sip_method' ? sipMethodMatch(s.test, m) : sipStatMatch(s.codes, m))) continue;
+        const saved = ctx.sipAt;
+        ctx.sipAt = at;
+        if (matchSteps(steps, i + 1, ctx, prevEnd)) return true;
+        ctx.sipAt = saved;
+      }
+      return false;
     case 'dce': {
       // the requests in this datagram, or those that started in this stream delivery
       const fd = ctx.flow?.data as FlowData | undefined;
@@ -1013,37 +1035,45 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       return false;
     }
     case 'subbuffer': {
-      let sub: Uint8Array;
-      let end = prevEnd;
+      // the derived buffers to try: the decoded base64, or each SIP message's header or body
+      const subs: { sub: Uint8Array; end: number; sipAt?: number }[] = [];
       if (s.source === 'base64') {
         const b = s.b64!;
         const r = base64DecodeAt(payload, (b.relative ? prevEnd : ctx.anchor) + b.offset, b.bytes);
-        if (!r || r.data.length === 0) return false;
-        sub = r.data;
-        end = r.end; // a stream match must end in the new bytes: where the encoded data ended counts
-      } else {
-        const m = parseSip(payload, ctx.anchor);
-        if (!m) return false;
-        sub =
-          s.source === 'sip_header'
-            ? payload.subarray(m.headerStart, m.headerEnd)
-            : payload.subarray(m.bodyStart, payload.length);
-        end = Math.max(prevEnd, m.headerStart);
+        // a stream match must end in the new bytes: where the encoded data ended counts
+        if (r && r.data.length > 0) subs.push({ sub: r.data, end: r.end });
+      } else
+        for (const at of sipStarts(ctx)) {
+          const m = parseSip(payload, at);
+          if (!m) continue;
+          const sub =
+            s.source === 'sip_header'
+              ? payload.subarray(m.headerStart, m.headerEnd)
+              : payload.subarray(m.bodyStart, m.bodyEnd);
+          // a stream match must end in the new bytes: the header section completed in them
+          subs.push({ sub, end: Math.max(prevEnd, m.bodyStart), sipAt: at });
+        }
+      for (const { sub, end, sipAt } of subs) {
+        let text: string | undefined;
+        const inner: MatchCtx = {
+          payload: sub,
+          anchor: 0,
+          minEnd: -1,
+          firstFrom: 0,
+          d,
+          latin1: () => (text ??= Buffer.from(sub.buffer, sub.byteOffset, sub.length).toString('latin1')),
+          end: 0,
+          vars: ctx.vars,
+          flow: ctx.flow,
+          ...(ctx.dceLittle !== undefined && { dceLittle: ctx.dceLittle }),
+        };
+        if (!matchSteps(s.inner, 0, inner, 0)) continue;
+        const saved = ctx.sipAt;
+        if (sipAt !== undefined) ctx.sipAt = sipAt;
+        if (matchSteps(steps, i + 1, ctx, end)) return true;
+        ctx.sipAt = saved;
       }
-      let text: string | undefined;
-      const inner: MatchCtx = {
-        payload: sub,
-        anchor: 0,
-        minEnd: -1,
-        firstFrom: 0,
-        d,
-        latin1: () => (text ??= Buffer.from(sub.buffer, sub.byteOffset, sub.length).toString('latin1')),
-        end: 0,
-        vars: ctx.vars,
-        flow: ctx.flow,
-        ...(ctx.dceLittle !== undefined && { dceLittle: ctx.dceLittle }),
-      };
-      return matchSteps(s.inner, 0, inner, 0) && matchSteps(steps, i + 1, ctx, end);
+      return false;
     }
     case 'byte_test': {
       const want = resolve(s.value, ctx.vars);
@@ -1283,6 +1313,10 @@ interface FlowData {
   dce?: DceSession;
   /** The DCE/RPC requests that start in the stream delivery under way. */
   dceNow?: DceRequest[];
+  /** SIP over TCP, each direction (when TCP sip_* rules are loaded). */
+  sip?: [SipStream, SipStream];
+  /** Where the SIP messages completed in the stream delivery under way start (from its first new byte). */
+  sipNow?: number[];
   /** An FTP control connection (when ftp file_data rules are loaded and the server port is an FTP port). */
   ftp?: FtpControl;
   /** A data connection an FTP control connection announced: its stream is a file. */
@@ -1424,6 +1458,8 @@ export class Engine {
   private tlsRules = false;
   /** Whether a loaded rule tests DCE/RPC (then every TCP stream's PDUs are followed). */
   private dceRules = false;
+  /** Whether a loaded TCP rule tests SIP (then every TCP stream is cut into SIP messages while it parses). */
+  private sipRules = false;
   /** Whether a loaded rule inspects FTP files (then FTP control connections are followed). */
   private ftpRules = false;
   private ftpPorts: PortTest | undefined;
@@ -1735,6 +1771,11 @@ export class Engine {
           break;
         case 'sip_method':
           target.push({ kind: 'sip_method', test: parseSipMethod(v) });
+          if (r.proto === 'tcp') {
+            // SIP over TCP: the messages of the reassembled stream (SipStream)
+            this.sipRules = true;
+            forced = 'stream';
+          }
           break;
         case 'dce_iface':
         case 'dce_opnum':
@@ -1765,6 +1806,11 @@ export class Engine {
         }
         case 'sip_stat_code':
           target.push({ kind: 'sip_stat_code', codes: parseSipStatCode(v) });
+          if (r.proto === 'tcp') {
+            // SIP over TCP: the messages of the reassembled stream (SipStream)
+            this.sipRules = true;
+            forced = 'stream';
+          }
           break;
         case 'base64_decode':
           if (b64) throw new Error('base64_decode: one per rule');
@@ -1784,7 +1830,14 @@ export class Engine {
               );
             sub = { kind: 'subbuffer', source: 'base64', b64: b64.decode, inner: [] };
             b64.step = sub;
-          } else sub = { kind: 'subbuffer', source: o.keyword, inner: [] };
+          } else {
+            sub = { kind: 'subbuffer', source: o.keyword, inner: [] };
+            if (r.proto === 'tcp') {
+              // SIP over TCP: the messages of the reassembled stream (SipStream)
+              this.sipRules = true;
+              forced = 'stream';
+            }
+          }
           target.push(sub);
           target = sub.inner;
           nestedIn = buf;
@@ -2292,6 +2345,7 @@ export class Engine {
           if (end > st.base && end <= st.base + st.len) {
             this.deliveryGapBytes = 0;
             fd.dceNow = undefined; // the requests found are the last delivery's, at its offsets
+            fd.sipNow = undefined;
             this.runStream(
               f,
               fd,
@@ -2445,6 +2499,10 @@ export class Engine {
       fd.tlsNow = fd.tls.dirs[dir]!.current;
     }
     if (this.ftpRules) this.ftpFeed(fd, dir, chunk.data);
+    if (this.sipRules) {
+      fd.sip ??= [new SipStream(), new SipStream()];
+      fd.sipNow = fd.sip[dir as 0 | 1].feed(chunk.data, this.deliveryGapBytes > 0);
+    }
     if (this.dceRules) {
       fd.dce ??= new DceSession();
       fd.dceNow = fd.dce.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);

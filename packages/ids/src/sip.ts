@@ -15,6 +15,8 @@ export interface SipMessage {
   headerStart: number;
   headerEnd: number;
   bodyStart: number;
+  /** The body's end: `Content-Length` bytes on (within the buffer), else the buffer's end. */
+  bodyEnd: number;
 }
 
 /** The start line is looked for in this many bytes at most. */
@@ -31,7 +33,12 @@ export function parseSip(buf: Uint8Array, from: number): SipMessage | undefined 
     .toString('latin1')
     .replace(/\r$/, '');
   const parts = line.split(' ');
-  const m: SipMessage = { headerStart: lineEnd + 1, headerEnd: buf.length, bodyStart: buf.length };
+  const m: SipMessage = {
+    headerStart: lineEnd + 1,
+    headerEnd: buf.length,
+    bodyStart: buf.length,
+    bodyEnd: buf.length,
+  };
   if (parts[0] === 'SIP/2.0') {
     if (parts.length < 2 || !/^[1-9]\d\d$/.test(parts[1]!)) return undefined;
     m.status = Number(parts[1]);
@@ -47,6 +54,8 @@ export function parseSip(buf: Uint8Array, from: number): SipMessage | undefined 
     if (e === i || (e === i + 1 && buf[i] === 13)) {
       m.headerEnd = i;
       m.bodyStart = e + 1;
+      const n = contentLengthOf(buf, m.headerStart, m.headerEnd);
+      m.bodyEnd = n === undefined ? buf.length : Math.min(buf.length, m.bodyStart + n);
       break;
     }
     i = e + 1;
@@ -101,4 +110,83 @@ export function sipStatMatch(codes: number[], m: SipMessage | undefined): boolea
   if (m?.status === undefined) return false;
   const status = m.status;
   return codes.some((c) => (c < 10 ? Math.floor(status / 100) === c : c === status));
+}
+
+/** Bytes of a SIP header section carried across deliveries at most (past it the direction is left). */
+export const sipHeaderBytesMax = 8192;
+
+/**
+ * SIP over TCP (RFC 3261 18.3): one direction of a stream cut into messages, each a start line and header
+ * fields up to an empty line, then `Content-Length` (or its compact form `l`) bytes of body. `feed` returns
+ * where the messages whose header section completed in the new bytes start, as offsets from the new bytes'
+ * start (negative when a message started in earlier bytes). A gap, a header section past
+ * `sipHeaderBytesMax` or a message without a valid start line leaves the direction.
+ */
+export class SipStream {
+  private stopped = false;
+  /** Body bytes still to skip. */
+  private skip = 0;
+  /** The header section read so far (from a message's start), when it spans deliveries. */
+  private carry: Uint8Array | undefined;
+
+  feed(chunk: Uint8Array, gap: boolean): number[] {
+    if (gap) this.stopped = true;
+    if (this.stopped) return [];
+    const out: number[] = [];
+    let b = chunk;
+    let base = 0;
+    if (this.carry) {
+      b = new Uint8Array(this.carry.length + chunk.length);
+      b.set(this.carry);
+      b.set(chunk, this.carry.length);
+      base = this.carry.length;
+      this.carry = undefined;
+    }
+    let i = 0;
+    while (i < b.length && !this.stopped) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, b.length - i);
+        this.skip -= n;
+        i += n;
+        continue;
+      }
+      // blank lines between messages (keep-alive CRLFs, RFC 5626 4.4.1) are skipped
+      if (b[i] === 13 || b[i] === 10) {
+        i++;
+        continue;
+      }
+      const m = parseSip(b, i);
+      const end = headerEnd(b, i);
+      if (end < 0) {
+        if (b.length - i > sipHeaderBytesMax) this.stopped = true;
+        else this.carry = b.slice(i);
+        break;
+      }
+      if (!m) {
+        this.stopped = true;
+        break;
+      }
+      out.push(i - base);
+      this.skip = contentLengthOf(b, m.headerStart, m.headerEnd) ?? 0;
+      i = m.bodyStart;
+    }
+    return out;
+  }
+}
+
+/** Where the header section that starts at `from` ends (after its empty line), or -1 when it has not. */
+function headerEnd(b: Uint8Array, from: number): number {
+  for (let i = from; i < b.length; i++) {
+    if (b[i] !== 10) continue;
+    if (b[i + 1] === 10) return i + 2;
+    if (b[i + 1] === 13 && b[i + 2] === 10) return i + 3;
+  }
+  return -1;
+}
+
+/** The `Content-Length` (or compact `l`) of a header section, if it has a valid one. */
+function contentLengthOf(b: Uint8Array, from: number, to: number): number | undefined {
+  const text = Buffer.from(b.buffer, b.byteOffset + from, to - from).toString('latin1');
+  const m = /^(?:content-length|l)[ \t]*:[ \t]*(\d{1,9})[ \t]*\r?$/im.exec(text);
+  return m ? Number(m[1]) : undefined;
 }

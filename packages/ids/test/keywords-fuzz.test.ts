@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { asn1Match, parseAsn1 } from '../src/asn1.js';
 import { base64DecodeAt, base64DecodedBytesMax } from '../src/base64.js';
 import { DceSession, parseDceDatagram } from '../src/dcerpc.js';
-import { parseSip } from '../src/sip.js';
+import { parseSip, SipStream } from '../src/sip.js';
 import { TlsSession } from '../src/tls.js';
 
 const bytes = fc.uint8Array({ minLength: 0, maxLength: 600 });
@@ -141,6 +141,36 @@ describe('protocol keyword parsers under random and mutated input', () => {
           for (const c of cut(mutate(dceClient, f), sizes))
             for (const r of m.feed(0, c, false))
               expect(0 <= r.stubStart && r.stubStart <= r.stubEnd && r.stubEnd <= c.length).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('SIP over TCP: the messages found do not depend on the segmentation; mutated streams do not throw', () => {
+    const msgs = Buffer.from(
+      'INVITE sip:b SIP/2.0\r\nContent-Length: 9\r\n\r\nBYE x\r\n\r\n\r\nSIP/2.0 180 Ringing\r\nl: 2\r\n\r\nabBYE sip:b SIP/2.0\r\n\r\n',
+      'latin1',
+    );
+    const startsOf = (chunks: Uint8Array[]) => {
+      const st = new SipStream();
+      const out: number[] = [];
+      let at = 0;
+      for (const c of chunks) {
+        for (const o of st.feed(c, false)) out.push(at + o);
+        at += c.length;
+      }
+      return out;
+    };
+    const whole = startsOf([msgs]);
+    expect(whole).toHaveLength(3);
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 10 }),
+        flips,
+        (sizes, f) => {
+          expect(startsOf(cut(msgs, sizes))).toEqual(whole);
+          for (const o of startsOf(cut(mutate(msgs, f), sizes))) expect(o).toBeGreaterThanOrEqual(0);
         },
       ),
       { numRuns: 500 },

@@ -268,6 +268,29 @@ describe('SIP', () => {
     expect(sidsOf(a)).toEqual([1, 2]);
   });
 
+  it('over TCP: every message of a delivery, a header in pieces, bodies by Content-Length', () => {
+    const rules = [
+      'alert tcp any any -> any 5060 (flow:to_server,established; sip_method:bye; sid:1;)',
+      'alert tcp any any -> any 5060 (flow:to_server,established; sip_method:invite; sip_body; content:"v=0"; sid:2;)',
+      'alert tcp any any -> any 5060 (flow:to_server,established; sip_method:cancel; sip_header; content:"X-Evil"; sid:3;)',
+      'alert tcp any any -> any 5060 (flow:to_server,established; sip_method:register; sid:4;)',
+    ];
+    // a body that looks like a message, two messages in one segment, then a header cut in two
+    const invite =
+      'INVITE sip:b SIP/2.0\r\nContent-Length: 33\r\n\r\nv=0\r\nREGISTER sip:x SIP/2.0\r\n\r\n..';
+    const a = session(
+      rules,
+      [
+        [0, cat(invite, 'BYE sip:b SIP/2.0\r\nl: 0\r\n\r\n')],
+        [0, cat('CANCEL sip:b SIP/2.0\r\nX-Ev')],
+        [0, cat('il: 1\r\n\r\n')],
+      ],
+      5060,
+    );
+    // the REGISTER line is body: no sid 4; sip_header of the CANCEL is whole although it came in two pieces
+    expect(sidsOf(a)).toEqual([1, 2, 3]);
+  });
+
   it('bad values are refused with the reason', () => {
     expect(refused(r('sip_stat_code:42', 1))).toMatch(/sip_stat_code: expected a status code/);
     expect(refused(r('sip_method:in vite', 1))).toMatch(/sip_method: expected a method name/);
