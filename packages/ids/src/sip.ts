@@ -155,15 +155,17 @@ export class SipStream {
         i++;
         continue;
       }
+      // the start line first: a stream that is not SIP is left at its first line, without more scanning
       const m = parseSip(b, i);
-      const end = headerEnd(b, i);
-      if (end < 0) {
-        if (b.length - i > sipHeaderBytesMax) this.stopped = true;
+      if (!m) {
+        const lineDone = b.length - i >= sipStartLineBytesMax || b.indexOf(10, i) >= 0;
+        if (lineDone) this.stopped = true;
         else this.carry = b.slice(i);
         break;
       }
-      if (!m) {
-        this.stopped = true;
+      if (headerEnd(b, i) < 0) {
+        if (b.length - i > sipHeaderBytesMax) this.stopped = true;
+        else this.carry = b.slice(i);
         break;
       }
       out.push(i - base);
