@@ -98,3 +98,35 @@ describe('file: streamed puts', () => {
     expect(readdirSync(join(root, 'tmp')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });
+
+describe('file: listings', () => {
+  it('see every put and delete of another instance on the same directory at once, reused or not', async () => {
+    const root = fresh();
+    const a = new FileStore(root);
+    const b = new FileStore(root);
+    const keys = async (s: FileStore, prefix = 'k/') => (await s.list(prefix)).objects.map((o) => o.key);
+    const model = new Set<string>();
+    for (let i = 0; i < 120; i++) {
+      const [writer, reader] = i % 3 === 0 ? [a, b] : [b, a];
+      const key = `k/${String(i % 17).padStart(2, '0')}`;
+      if (model.has(key) && i % 4 === 0) {
+        await writer.delete(key);
+        model.delete(key);
+      } else {
+        await writer.put(key, Buffer.from(String(i)));
+        model.add(key);
+      }
+      // now and then a pause longer than the reuse slack, so the next list may reuse the last listing
+      if (i % 20 === 0) await new Promise((r) => setTimeout(r, 80));
+      expect(await keys(reader)).toEqual([...model].sort());
+      expect(await keys(reader)).toEqual([...model].sort()); // a second list: the reused listing
+      const page = await reader.list('k/', { startAfter: 'k/08', limit: 3 });
+      expect(page.objects.map((o) => o.key)).toEqual(
+        [...model]
+          .sort()
+          .filter((k) => k > 'k/08')
+          .slice(0, 3),
+      );
+    }
+  });
+});

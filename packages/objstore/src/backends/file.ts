@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -41,6 +41,9 @@ function hexPart(name: string): string {
   const i = name.indexOf('~');
   return i < 0 ? name : name.slice(0, i);
 }
+
+/** How long before a directory listing its modification time must be for the listing to be reused. */
+const dirTimeSlackMs = 50;
 
 /** Bytes of a large object written (and made durable) at a time. */
 const writeStepBytes = 1 << 20;
@@ -277,9 +280,22 @@ export class FileStore implements ObjectStore {
       opts.startAfter === undefined
         ? undefined
         : Buffer.from(opts.startAfter, 'utf8').toString('hex').slice(0, nameHexMax);
-    const names = (await readdir(this.objDir))
-      .filter((n) => hexPart(n).startsWith(hexPrefix) && (afterHex === undefined || hexPart(n) >= afterHex))
-      .sort();
+    const sorted = await this.sortedNames();
+    // the names with the prefix are a contiguous run of the sorted names, from the first one at or after
+    // max(prefix, startAfter) (a name is at least its hex part, so none before it can qualify)
+    const from = afterHex !== undefined && afterHex > hexPrefix ? afterHex : hexPrefix;
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid]! < from) lo = mid + 1;
+      else hi = mid;
+    }
+    const names: string[] = [];
+    for (let i = lo; i < sorted.length && sorted[i]!.startsWith(hexPrefix); i++) {
+      const n = sorted[i]!;
+      if (afterHex === undefined || hexPart(n) >= afterHex) names.push(n);
+    }
     const limit = opts.limit ?? 1000;
     const found: ObjectInfo[] = [];
     for (const name of names) {
@@ -298,6 +314,25 @@ export class FileStore implements ObjectStore {
     const objects = found.slice(0, limit);
     return found.length > limit ? { objects, nextStartAfter: objects[objects.length - 1]!.key } : { objects };
   }
+
+  /**
+   * The object files' names, sorted. A listing is reused while the directory's modification time has not
+   * changed and that time was more than `dirTimeSlackMs` before the listing was taken (file system
+   * timestamps are coarse: a change in the same tick as an earlier one could keep the same time), so a
+   * list costs a stat instead of reading a directory that holds every object of the store.
+   */
+  private async sortedNames(): Promise<string[]> {
+    const st = await stat(this.objDir, { bigint: true });
+    const c = this.listing;
+    if (c && c.mtimeNs === st.mtimeNs && c.takenMs - Number(st.mtimeNs / 1_000_000n) > dirTimeSlackMs)
+      return c.names;
+    const takenMs = Date.now();
+    const names = (await readdir(this.objDir)).sort();
+    this.listing = { takenMs, mtimeNs: st.mtimeNs, names };
+    return names;
+  }
+
+  private listing: { takenMs: number; mtimeNs: bigint; names: string[] } | undefined;
 
   async delete(key: string): Promise<void> {
     validateKey(key);
