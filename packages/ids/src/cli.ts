@@ -41,8 +41,9 @@ Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VA
   --ips                prevention, as Suricata's IPS mode (--simulate-ips): a drop or reject rule drops
                        the packet, and the rest of its flow when the rule's action applies to the flow
                        (IP-only rules, stream and HTTP matches); overlapping TCP bytes keep the first
-                       copy and packets are rewritten to it; a reject rule also sends back a TCP reset
-                       or an ICMP unreachable (written to --out after the packet); stream release
+                       copy and packets are rewritten to it; a reject (rejectsrc) rule also sends back
+                       a TCP reset or an ICMP unreachable, rejectdst sends one on to the destination,
+                       rejectboth both (written to --out after the packet); stream release
                        defaults to immediate; the stats count packets passed, dropped and rewritten
                        and reject responses (one thread only)
   --action-order       the order actions' rules are applied in (Suricata's action-order; default
