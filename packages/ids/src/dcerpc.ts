@@ -95,6 +95,16 @@ export class DceSession {
   private offered: (Context & { id: number })[] = [];
   private readonly dirs = [new CoDirection(), new CoDirection()];
 
+  /** Bytes held between deliveries, both directions (the caller charges them to its memory budget). */
+  get heldBytes(): number {
+    return this.dirs[0]!.heldBytes + this.dirs[1]!.heldBytes;
+  }
+
+  /** Lets the held bytes go and follows the session no further (no memory for it). */
+  drop(): void {
+    for (const d of this.dirs) d.drop();
+  }
+
   /** Requests that start in `data`, the next bytes of direction `dir` (0: client to server). */
   feed(dir: 0 | 1, data: Uint8Array, gap: boolean): DceRequest[] {
     const d = this.dirs[dir]!;
@@ -175,6 +185,15 @@ class CoDirection {
   private skip = 0;
   /** The start of a PDU split across deliveries (at most `dceCarryBytesMax`), carried to the next. */
   private carry: Uint8Array | undefined;
+
+  get heldBytes(): number {
+    return this.carry?.length ?? 0;
+  }
+
+  drop(): void {
+    this.carry = undefined;
+    this.stopped = true;
+  }
 
   feed(
     chunk: Uint8Array,

@@ -1317,6 +1317,8 @@ interface FlowData {
   sip?: [SipStream, SipStream];
   /** Where the SIP messages completed in the stream delivery under way start (from its first new byte). */
   sipNow?: number[];
+  /** Bytes the SIP and DCE/RPC trackers hold between deliveries, charged to the reassembly budget. */
+  trackerBytes?: number;
   /** An FTP control connection (when ftp file_data rules are loaded and the server port is an FTP port). */
   ftp?: FtpControl;
   /** A data connection an FTP control connection announced: its stream is a file. */
@@ -2507,6 +2509,7 @@ export class Engine {
       fd.dce ??= new DceSession();
       fd.dceNow = fd.dce.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
     }
+    if (fd.sip || fd.dce) this.chargeTrackers(fd);
     this.runStream(f, fd, dir, st.window.subarray(0, st.len), newStart, out, st);
     if (this.httpOrdered.length > 0) this.httpFeed(f, fd, dir, chunk.data, out);
     if (this.mailOrdered.length > 0) this.mailFeed(f, fd, dir, chunk.data, out);
@@ -2650,6 +2653,25 @@ export class Engine {
     }
   }
 
+  /**
+   * Charges what the SIP and DCE/RPC trackers hold between deliveries (a header section or PDU start in
+   * pieces) to the reassembly budget; refused, they let it go and follow the flow no further.
+   */
+  private chargeTrackers(fd: FlowData): void {
+    const held = (fd.sip ? fd.sip[0].heldBytes + fd.sip[1].heldBytes : 0) + (fd.dce?.heldBytes ?? 0);
+    const was = fd.trackerBytes ?? 0;
+    if (held > was && !this.budget.take(held - was)) {
+      fd.sip?.[0].drop();
+      fd.sip?.[1].drop();
+      fd.dce?.drop();
+      this.budget.give(was);
+      fd.trackerBytes = 0;
+      return;
+    }
+    if (held < was) this.budget.give(was - held);
+    fd.trackerBytes = held;
+  }
+
   /** Flushes a flow leaving the table: its buffered stream data is inspected, its memory given back. */
   private flushFlow(f: Flow<FlowData>): void {
     const fd = f.data;
@@ -2666,6 +2688,13 @@ export class Engine {
       this.budget.give(st.window.length);
       st.window = new Uint8Array(0);
       st.done = true;
+    }
+    if (fd.trackerBytes) {
+      this.budget.give(fd.trackerBytes);
+      fd.trackerBytes = 0;
+      fd.sip?.[0].drop();
+      fd.sip?.[1].drop();
+      fd.dce?.drop();
     }
     if (fd.mail) {
       // a message cut short by the end of the connection is inspected as is (not after a drop or pass)

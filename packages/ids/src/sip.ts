@@ -129,6 +129,17 @@ export class SipStream {
   /** The header section read so far (from a message's start), when it spans deliveries. */
   private carry: Uint8Array | undefined;
 
+  /** Bytes held between deliveries (the caller charges them to its memory budget). */
+  get heldBytes(): number {
+    return this.carry?.length ?? 0;
+  }
+
+  /** Lets the held bytes go and follows the direction no further (no memory for it). */
+  drop(): void {
+    this.carry = undefined;
+    this.stopped = true;
+  }
+
   feed(chunk: Uint8Array, gap: boolean): number[] {
     if (gap) this.stopped = true;
     if (this.stopped) return [];

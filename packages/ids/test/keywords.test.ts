@@ -291,6 +291,24 @@ describe('SIP', () => {
     expect(sidsOf(a)).toEqual([1, 2, 3]);
   });
 
+  it('a header section in pieces is charged to the reassembly budget until it completes, all given back', () => {
+    const held = (rules: string[]) => {
+      const e = engineOf(rules, { streamRelease: 'immediate' });
+      const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: 5060 };
+      let ts = 0;
+      for (const p of handshake('10.0.0.1', '10.0.0.2', 40000, 5060)) e.inspect(p, ts++);
+      const part = cat('INVITE sip:b SIP/2.0\r\nVia: x\r\n');
+      e.inspect(pkt({ ...C, flags: ACK | PSH, seq: 1001, ack: 5001, payload: part }), ts++);
+      const during = e.budget.bytes;
+      e.finish();
+      return { during, after: e.budget.bytes, part: part.length };
+    };
+    const sip = held(['alert tcp any any -> any 5060 (sip_method:invite; sid:1;)']);
+    const plain = held(['alert tcp any any -> any 5060 (content:"INVITE"; sid:1;)']);
+    expect(sip.during - plain.during).toBe(sip.part);
+    expect([sip.after, plain.after]).toEqual([0, 0]);
+  });
+
   it('bad values are refused with the reason', () => {
     expect(refused(r('sip_stat_code:42', 1))).toMatch(/sip_stat_code: expected a status code/);
     expect(refused(r('sip_method:in vite', 1))).toMatch(/sip_method: expected a method name/);
