@@ -50,6 +50,8 @@ function yieldToCommits(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** Keys the packer handles between yields to the event loop. */
+const packYieldKeys = 2000;
 /** Bytes of a pack sent to the store at a time, and how long before a due group commit no step starts. */
 const packStepBytes = 2 ** 20;
 const packStepQuietMs = 3;
@@ -178,7 +180,10 @@ export class WalStore implements ObjectStore {
     bytesReclaimed: 0,
   };
   private readonly o: Required<WalOptions>;
-  private readonly mem = new Map<string, MemEntry>();
+  /** Acknowledged writes not yet packed: the newest layer. */
+  private mem = new Map<string, MemEntry>();
+  /** The writes a pack in progress is storing: read below `mem`, above the packs; never written to. */
+  private frozenMem: Map<string, MemEntry> | undefined;
   private readonly packed = new Map<string, PackRef>();
   private segment = 0;
   private fh?: FileHandle;
@@ -485,7 +490,7 @@ export class WalStore implements ObjectStore {
       await this.flushing;
       const etag = await this.store.put(key, data);
       this.stats.storePuts++;
-      if (this.mem.has(key) || this.packed.has(key)) {
+      if (this.memGet(key) || this.packed.has(key)) {
         const prev = this.mem.get(key);
         const marker: MemEntry = { data: null, etag: '', modifiedMs: Date.now(), direct: true };
         this.mem.set(key, marker);
@@ -517,9 +522,14 @@ export class WalStore implements ObjectStore {
     return etag;
   }
 
+  /** The newest in-memory entry of a key: the current layer, then the frozen one being packed. */
+  private memGet(key: string): MemEntry | undefined {
+    return this.mem.get(key) ?? this.frozenMem?.get(key);
+  }
+
   async get(key: string, opts: GetOptions = {}): Promise<Uint8Array> {
     validateKey(key);
-    const m = this.mem.get(key);
+    const m = this.memGet(key);
     if (m && !m.direct) {
       if (!m.data) throw new NotFoundError(key);
       return Uint8Array.from(sliceRange(m.data, opts.range));
@@ -542,10 +552,8 @@ export class WalStore implements ObjectStore {
   }
 
   async getStream(key: string, opts: GetOptions = {}): Promise<Readable> {
-    if (
-      (this.mem.has(key) && !this.mem.get(key)!.direct) ||
-      (this.packed.has(key) && !this.packed.get(key)!.direct)
-    ) {
+    const m = this.memGet(key);
+    if ((m && !m.direct) || (this.packed.has(key) && !this.packed.get(key)!.direct)) {
       return Readable.from([await this.get(key, opts)]);
     }
     return this.store.getStream(key, opts);
@@ -553,7 +561,7 @@ export class WalStore implements ObjectStore {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     validateKey(key);
-    const m = this.mem.get(key);
+    const m = this.memGet(key);
     if (m && !m.direct)
       return m.data ? { key, size: m.data.length, etag: m.etag, modifiedMs: m.modifiedMs } : undefined;
     const p = m ? undefined : this.packed.get(key);
@@ -586,16 +594,17 @@ export class WalStore implements ObjectStore {
               ? null
               : { key: k, size: p.size, etag: p.etag, modifiedMs: p.modifiedMs },
         );
-    for (const [k, m] of this.mem)
-      if (consider(k))
-        out.set(
-          k,
-          m.direct
-            ? (fromStore.get(k) ?? null)
-            : m.data
-              ? { key: k, size: m.data.length, etag: m.etag, modifiedMs: m.modifiedMs }
-              : null,
-        );
+    for (const layer of [this.frozenMem, this.mem])
+      for (const [k, m] of layer ?? [])
+        if (consider(k))
+          out.set(
+            k,
+            m.direct
+              ? (fromStore.get(k) ?? null)
+              : m.data
+                ? { key: k, size: m.data.length, etag: m.etag, modifiedMs: m.modifiedMs }
+                : null,
+          );
     const all = [...out.values()]
       .filter((o): o is ObjectInfo => o !== null)
       .sort((a, b) => compareKeys(a.key, b.key));
@@ -645,7 +654,10 @@ export class WalStore implements ObjectStore {
       await this.flush();
       const next = await this.takeNext(); // prepared in the background: normally no I/O here
       upTo = this.segment;
-      frozen = new Map(this.mem);
+      // the writes so far become the frozen layer (read below the new one) in O(1), not a copy
+      frozen = this.mem;
+      this.frozenMem = frozen;
+      this.mem = new Map();
       closing = this.fh;
       closingBytes = this.segPos;
       closingZeroing = this.zeroing;
@@ -657,24 +669,33 @@ export class WalStore implements ObjectStore {
     await closingZeroing;
     await closing?.close();
     this.prepareNext(closingBytes);
-    const parts: Uint8Array[] = [];
-    const index: IndexEntry[] = [];
-    let off = 0;
-    await yieldToCommits();
-    for (const [k, m] of frozen) {
-      if (m.data) {
-        parts.push(m.data);
-        index.push([k, off, m.data.length, m.etag, m.modifiedMs, 0]);
-        off += m.data.length;
-      } else index.push([k, 0, 0, '', m.modifiedMs, m.direct ? 2 : 1]);
-    }
-    const packKey = await this.writePack(parts, index);
-    await yieldToCommits();
-    for (const [k, off, size, etag, mtime, kind] of index) {
-      this.setPacked(k, packRef(packKey, off, size, etag, mtime, kind));
-      // forget the in-memory copy unless it was rewritten after the freeze
-      const cur = this.mem.get(k);
-      if (cur === frozen.get(k)) this.mem.delete(k);
+    try {
+      // the loops over every frozen key yield to the event loop every few thousand keys, so that group
+      // commits due meanwhile are not held up (frozen is not written to, so that is safe)
+      const parts: Uint8Array[] = [];
+      const index: IndexEntry[] = [];
+      let off = 0;
+      let n = 0;
+      for (const [k, m] of frozen) {
+        if (n++ % packYieldKeys === 0) await yieldToCommits();
+        if (m.data) {
+          parts.push(m.data);
+          index.push([k, off, m.data.length, m.etag, m.modifiedMs, 0]);
+          off += m.data.length;
+        } else index.push([k, 0, 0, '', m.modifiedMs, m.direct ? 2 : 1]);
+      }
+      const packKey = await this.writePack(parts, index);
+      n = 0;
+      for (const [k, off, size, etag, mtime, kind] of index) {
+        if (n++ % packYieldKeys === 0) await yieldToCommits();
+        this.setPacked(k, packRef(packKey, off, size, etag, mtime, kind));
+      }
+    } catch (e) {
+      // the frozen writes stay readable, below anything written since, and go in the next pack
+      for (const [k, m] of frozen) if (!this.mem.has(k)) this.mem.set(k, m);
+      throw e;
+    } finally {
+      this.frozenMem = undefined;
     }
     for (const name of await readdir(this.o.dir)) {
       if (/^\d{12}\.wal$/.test(name) && Number(name.slice(0, 12)) <= upTo)
@@ -686,7 +707,13 @@ export class WalStore implements ObjectStore {
 
   /** Writes a pack object; returns its key. */
   private async writePack(parts: Uint8Array[], index: IndexEntry[]): Promise<string> {
-    const idx = Buffer.from(JSON.stringify(index), 'utf8');
+    // the index as one JSON array, serialised a slice at a time between turns of the event loop
+    const pieces: string[] = [];
+    for (let i = 0; i < index.length; i += packYieldKeys) {
+      await yieldToCommits();
+      pieces.push(JSON.stringify(index.slice(i, i + packYieldKeys)).slice(1, -1));
+    }
+    const idx = Buffer.from(`[${pieces.join(',')}]`, 'utf8');
     const tail = Buffer.alloc(4);
     tail.writeUInt32LE(idx.length, 0);
     const packKey = `${this.o.packPrefix}${String(this.packSeq++).padStart(12, '0')}.pack`;

@@ -3,8 +3,9 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeRecords, MemStore, WalStore } from '../src/index.js';
+import { decodeRecords, MemStore, type PutOptions, WalStore } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'objstore-walseg-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -96,4 +97,63 @@ describe('WAL segments', () => {
       await r.close();
     }
   }, 30_000);
+
+  it('keeps the writes a pack is storing readable, under newer ones, and packs them later if the pack fails', async () => {
+    /** A memory store whose pack puts wait at a gate and can be made to fail. */
+    class GatedStore extends MemStore {
+      gate: Promise<void> | undefined;
+      fail = false;
+      override async put(key: string, body: Uint8Array | Readable, opts?: PutOptions): Promise<string> {
+        if (key.startsWith('.wal-packs/')) {
+          await this.gate;
+          if (this.fail) throw new Error('the standard tier is down');
+        }
+        return super.put(key, body, opts);
+      }
+    }
+    const store = new GatedStore();
+    const dir = fresh();
+    const w = await WalStore.open(store, opts(dir));
+    const big = Buffer.alloc(300 << 10, 7); // over walObjectBytesMax: written to the store directly
+    for (let i = 0; i < 6; i++) await w.put(`f/${i}`, Buffer.from(`v${i}`));
+    const expectState = async (s: WalStore, model: Map<string, Buffer>) => {
+      expect((await s.list('f/')).objects.map((o) => o.key)).toEqual([...model.keys()].sort());
+      for (const [k, v] of model) {
+        expect(Buffer.from(await s.get(k)).equals(v)).toBe(true);
+        expect((await s.head(k))?.size).toBe(v.length);
+      }
+    };
+    const model = new Map([0, 1, 2, 3, 4, 5].map((i) => [`f/${i}`, Buffer.from(`v${i}`)]));
+    for (const round of ['fails', 'succeeds']) {
+      let open!: () => void;
+      store.gate = new Promise<void>((r) => (open = r));
+      store.fail = round === 'fails';
+      const packing = w.packNow();
+      await new Promise((r) => setTimeout(r, 20)); // the pack is waiting at the gate with its keys frozen
+      await expectState(w, model);
+      // writes while the pack is in progress: a new version, a delete, a direct write, a new key
+      const k = round === 'fails' ? 0 : 3;
+      await w.put(`f/${k}`, Buffer.from(`new ${round}`));
+      model.set(`f/${k}`, Buffer.from(`new ${round}`));
+      await w.delete(`f/${k + 1}`);
+      model.delete(`f/${k + 1}`);
+      await w.put(`f/${k + 2}`, big);
+      model.set(`f/${k + 2}`, big);
+      await w.put(`f/n${round}`, Buffer.from(round));
+      model.set(`f/n${round}`, Buffer.from(round));
+      await expectState(w, model);
+      open();
+      if (round === 'fails') await expect(packing).rejects.toThrow('the standard tier is down');
+      else await packing;
+      await expectState(w, model);
+    }
+    store.gate = undefined;
+    store.fail = false;
+    await w.packNow();
+    await expectState(w, model);
+    await w.close();
+    const r = await WalStore.open(store, opts(dir));
+    await expectState(r, model);
+    await r.close();
+  });
 });
