@@ -207,6 +207,8 @@ export class WalStore implements ObjectStore {
   private packing?: Promise<void>;
   private packSeq = 0;
   private closed = false;
+  /** Set by a failed group commit: the WAL takes no more writes. */
+  private failure: Error | undefined;
   private unlock: (() => Promise<void>) | undefined;
 
   private constructor(
@@ -372,6 +374,12 @@ export class WalStore implements ObjectStore {
 
   private append(rec: Buffer): Promise<void> {
     if (this.closed) return Promise.reject(new ObjectStoreError('the WAL store is closed'));
+    if (this.failure)
+      return Promise.reject(
+        new ObjectStoreError(
+          `the WAL in ${this.o.dir} stopped taking writes after a failed write or sync (${this.failure.message}); reopen it to recover what was acknowledged`,
+        ),
+      );
     return new Promise((resolve, reject) => {
       this.pending.push({ rec, resolve, reject, t0: performance.now() });
       this.pendingBytes += rec.length;
@@ -456,7 +464,12 @@ export class WalStore implements ObjectStore {
         b.resolve();
       }
     } catch (e) {
+      // what was written is not known to be durable, and a later sync could report success for bytes
+      // after lost ones (an error is reported once), which recovery would then cut: take no more writes
+      this.failure = e instanceof Error ? e : new Error(String(e));
       for (const b of batch) b.reject(e);
+      for (const b of this.pending.splice(0)) b.reject(e);
+      this.pendingBytes = 0;
     }
   }
 

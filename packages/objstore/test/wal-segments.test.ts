@@ -156,4 +156,25 @@ describe('WAL segments', () => {
     await expectState(r, model);
     await r.close();
   });
+
+  it('takes no more writes after a failed sync, keeps what was acknowledged, and recovers on reopen', async () => {
+    const store = new MemStore();
+    const dir = fresh();
+    const w = await WalStore.open(store, opts(dir));
+    await w.put('a/0', Buffer.from('kept'));
+    // the next group commit's data sync fails (an I/O error): a later one must not be trusted either
+    const fh = (w as unknown as { fh: { datasync: () => Promise<void> } }).fh;
+    fh.datasync = () => Promise.reject(new Error('EIO: i/o error, fdatasync'));
+    await expect(w.put('a/1', Buffer.from('lost?'))).rejects.toThrow('EIO');
+    await expect(w.put('a/2', Buffer.from('refused'))).rejects.toThrow(/stopped taking writes.*EIO/);
+    expect(Buffer.from(await w.get('a/0')).toString()).toBe('kept');
+    await expect(w.get('a/2')).rejects.toThrow();
+    await w.close();
+    const r = await WalStore.open(store, opts(dir));
+    expect(Buffer.from(await r.get('a/0')).toString()).toBe('kept');
+    await expect(r.get('a/2')).rejects.toThrow();
+    await r.put('a/3', Buffer.from('after'));
+    expect(Buffer.from(await r.get('a/3')).toString()).toBe('after');
+    await r.close();
+  });
 });
