@@ -55,6 +55,8 @@ const packYieldKeys = 2000;
 /** Bytes of a pack sent to the store at a time, and how long before a due group commit no step starts. */
 const packStepBytes = 2 ** 20;
 const packStepQuietMs = 3;
+/** For this long after a commit cut by size, pack steps do not wait for commits (see quietForPackStep). */
+const saturatedMs = 100;
 
 /** Zero-filled space kept ahead of a segment's records: at least this... */
 const zeroAheadBytesMin = 64 * 1024;
@@ -384,8 +386,10 @@ export class WalStore implements ObjectStore {
       this.pending.push({ rec, resolve, reject, t0: performance.now() });
       this.pendingBytes += rec.length;
       this.stats.walAppends++;
-      if (this.pendingBytes >= this.o.flushBytes) this.scheduleFlush(0);
-      else this.scheduleFlush(this.o.flushIntervalMs);
+      if (this.pendingBytes >= this.o.flushBytes) {
+        this.sizeFlushAt = performance.now();
+        this.scheduleFlush(0);
+      } else this.scheduleFlush(this.o.flushIntervalMs);
     });
   }
 
@@ -406,6 +410,8 @@ export class WalStore implements ObjectStore {
 
   /** When the scheduled group commit's timer fires (performance.now() time), 0 when none is scheduled. */
   private flushDueAt = 0;
+  /** When a group commit was last cut by size (`flushBytes`) rather than by its interval. */
+  private sizeFlushAt = Number.NEGATIVE_INFINITY;
   /** A group commit is writing or syncing. */
   private inFlush = false;
   /** Pack steps waiting for the group commit in progress or due to finish. */
@@ -417,6 +423,9 @@ export class WalStore implements ObjectStore {
    * the WAL's disk, a commit's data sync would otherwise wait for the step's write-back.
    */
   private quietForPackStep(): Promise<void> {
+    // saturated (commits cut by size, back to back): there is no quiet time to wait for, and waiting for
+    // each commit only drags the pack out
+    if (performance.now() - this.sizeFlushAt < saturatedMs) return Promise.resolve();
     const due = this.flushDueAt > 0 && this.flushDueAt - performance.now() < packStepQuietMs;
     if (!this.inFlush && !due) return Promise.resolve();
     return new Promise((resolve) => this.commitWaiters.push(resolve));
