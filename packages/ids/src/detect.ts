@@ -56,7 +56,7 @@ import {
 import { type MimeAnomalies, type MimeOptions, newMimeAnomalies, parseMime } from './mime.js';
 import { MultiMatcher } from './prefilter.js';
 import { type RejectTarget, rejectTargetOf } from './reject.js';
-import { bufferKeywords, type ContentMatch, type Rule } from './rules.js';
+import { bufferKeywords, type ContentMatch, protocolKeywords, type Rule } from './rules.js';
 import {
   parseSip,
   parseSipMethod,
@@ -268,18 +268,7 @@ export const detectionKeywords = new Set([
   'bsize',
   'urilen',
   'uricontent',
-  'asn1',
-  'base64_decode',
-  'base64_data',
-  'ssl_state',
-  'ssl_version',
-  'sip_method',
-  'sip_stat_code',
-  'sip_header',
-  'sip_body',
-  'dce_iface',
-  'dce_opnum',
-  'dce_stub_data',
+  ...protocolKeywords,
   'tag',
   ...bufferKeywords,
 ]);
@@ -856,6 +845,23 @@ interface MatchCtx {
   sipAt?: number;
 }
 
+/** A context for matching a rule's inner steps on a buffer derived from the inspected data. */
+function subCtx(sub: Uint8Array, ctx: MatchCtx, dceLittle: boolean | undefined): MatchCtx {
+  let text: string | undefined;
+  return {
+    payload: sub,
+    anchor: 0,
+    minEnd: -1,
+    firstFrom: 0,
+    d: ctx.d,
+    latin1: () => (text ??= Buffer.from(sub.buffer, sub.byteOffset, sub.length).toString('latin1')),
+    end: 0,
+    vars: ctx.vars,
+    flow: ctx.flow,
+    ...(dceLittle !== undefined && { dceLittle }),
+  };
+}
+
 /**
  * Where the SIP messages of the inspected data start: the one an earlier sip_* option chose; a packet's
  * payload start; on a stream, those whose header section completed in this delivery (`SipStream`).
@@ -1016,20 +1022,7 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
           if (matchSteps(steps, i + 1, ctx, end)) return true;
           continue;
         }
-        const sub = payload.subarray(off + r.stubStart, off + r.stubEnd);
-        let text: string | undefined;
-        const inner: MatchCtx = {
-          payload: sub,
-          anchor: 0,
-          minEnd: -1,
-          firstFrom: 0,
-          d,
-          latin1: () => (text ??= Buffer.from(sub.buffer, sub.byteOffset, sub.length).toString('latin1')),
-          end: 0,
-          vars: ctx.vars,
-          flow: ctx.flow,
-          dceLittle: r.little,
-        };
+        const inner = subCtx(payload.subarray(off + r.stubStart, off + r.stubEnd), ctx, r.little);
         if (matchSteps(s.inner, 0, inner, 0) && matchSteps(steps, i + 1, ctx, end)) return true;
       }
       return false;
@@ -1054,19 +1047,7 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
           subs.push({ sub, end: Math.max(prevEnd, m.bodyStart), sipAt: at });
         }
       for (const { sub, end, sipAt } of subs) {
-        let text: string | undefined;
-        const inner: MatchCtx = {
-          payload: sub,
-          anchor: 0,
-          minEnd: -1,
-          firstFrom: 0,
-          d,
-          latin1: () => (text ??= Buffer.from(sub.buffer, sub.byteOffset, sub.length).toString('latin1')),
-          end: 0,
-          vars: ctx.vars,
-          flow: ctx.flow,
-          ...(ctx.dceLittle !== undefined && { dceLittle: ctx.dceLittle }),
-        };
+        const inner = subCtx(sub, ctx, ctx.dceLittle);
         if (!matchSteps(s.inner, 0, inner, 0)) continue;
         const saved = ctx.sipAt;
         if (sipAt !== undefined) ctx.sipAt = sipAt;

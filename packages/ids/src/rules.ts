@@ -62,8 +62,24 @@ export interface Rule {
   line: number;
 }
 
+/** The keywords of the protocol inspectors (ASN.1, base64, TLS, SIP, DCE/RPC): parsed and evaluated. */
+export const protocolKeywords = [
+  'asn1',
+  'base64_decode',
+  'base64_data',
+  'ssl_state',
+  'ssl_version',
+  'sip_method',
+  'sip_stat_code',
+  'sip_header',
+  'sip_body',
+  'dce_iface',
+  'dce_opnum',
+  'dce_stub_data',
+] as const;
+
 /** Keywords whose meaning the parser knows (parsing, not necessarily detection). */
-export const knownKeywords = new Set([
+export const knownKeywords = new Set<string>([
   'msg',
   'alert',
   'sid',
@@ -127,18 +143,7 @@ export const knownKeywords = new Set([
   'http_raw_cookie',
   'http_request_line',
   'http_response_line',
-  'asn1',
-  'base64_decode',
-  'base64_data',
-  'ssl_state',
-  'ssl_version',
-  'sip_method',
-  'sip_stat_code',
-  'sip_header',
-  'sip_body',
-  'dce_iface',
-  'dce_opnum',
-  'dce_stub_data',
+  ...protocolKeywords,
   ...Object.keys(suricataBuffers()),
 ]);
 
