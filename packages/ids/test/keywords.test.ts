@@ -746,7 +746,9 @@ describe('FTP data connections on worker threads', () => {
         control.push([0, 'PASV\r\n'], [1, `227 Entering Passive Mode (8,8,8,8,${p >> 8},${p & 0xff}).\r\n`]);
       // the control connection's announcements come first, then the data connections
       conn('192.168.1.5', 40000, '8.8.8.8', 21, control);
-      ports.forEach((p, i) => conn('192.168.1.5', 41000 + i, '8.8.8.8', p, [[0, `file ${i}: SECRET`]]));
+      ports.forEach((p, i) => {
+        conn('192.168.1.5', 41000 + i, '8.8.8.8', p, [[0, `file ${i}: SECRET`]]);
+      });
       const input = join(dir, 'ftp.pcap');
       writeFileSync(input, encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data }))));
       const rules = [
