@@ -114,6 +114,12 @@ try {
         }
       r.needleMsP50 = percentile(lat, 50);
       r.needleMsP99 = percentile(lat, 99);
+      // where the tail comes from: the slowest queries, with their place in the run (0-19: first round)
+      const slowest = lat
+        .map((ms, i) => ({ ms, i }))
+        .sort((a, b) => b.ms - a.ms)
+        .slice(0, 5);
+      console.log(`needle: slowest ${slowest.map((x) => `${x.ms.toFixed(2)} ms (#${x.i})`).join(', ')}`);
       r.needleRows = count;
       const t = performance.now();
       const noIdx = await s.search(s.parse(`content CONTAINS '${needles[0]}'`), { useIndex: false });
