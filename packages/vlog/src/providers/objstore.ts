@@ -91,7 +91,10 @@ export class ObjectStoreLoglet implements Loglet {
   private async advance(): Promise<void> {
     let last: number | undefined;
     for await (const first of this.slotsFrom(this.next)) last = first;
-    if (last !== undefined && last > this.next) this.next = last;
+    // no slot at or after `next` when listed: nothing to walk (and no get that is bound to miss); a
+    // slot written after the listing began belongs to an append not yet acknowledged when this started
+    if (last === undefined) return;
+    if (last > this.next) this.next = last;
     for (;;) {
       // `next` is shared by concurrent walks (an append's and a checkTail's): move it from the slot this
       // walk read, never by adding to whatever another walk left there (that skipped a slot)
