@@ -313,7 +313,9 @@ export class WalStore implements ObjectStore {
       await d.sync();
       await d.close();
     } catch (e) {
+      // removed, so that creating it again (the rotation's retry, or after a full disk frees) can work
       await fh.close();
+      await rm(this.segName(n), { force: true });
       throw e;
     }
     return { n, fh, alloc: fill };
@@ -431,7 +433,7 @@ export class WalStore implements ObjectStore {
     return new Promise((resolve) => this.commitWaiters.push(resolve));
   }
 
-  /** One group commit: write every waiting record, fsync once, acknowledge them all. */
+  /** A group commit (see `commit`), then a pack if the WAL has grown past `packBytes`. */
   private async flush(): Promise<void> {
     this.flushDueAt = 0;
     this.inFlush = true;
@@ -444,6 +446,7 @@ export class WalStore implements ObjectStore {
     if (this.walBytes >= this.o.packBytes) void this.packNow().catch(() => undefined);
   }
 
+  /** One group commit: write every waiting record, sync once, acknowledge them all. */
   private async commit(): Promise<void> {
     const batch = this.pending;
     if (batch.length === 0) return;

@@ -177,4 +177,39 @@ describe('WAL segments', () => {
     expect(Buffer.from(await r.get('a/3')).toString()).toBe('after');
     await r.close();
   });
+
+  it('creates a segment again after preparing it failed (a failed zero-fill leaves no file behind)', async () => {
+    const store = new MemStore();
+    const dir = fresh();
+    const w = await WalStore.open(store, opts(dir));
+    await w.put('s/0', Buffer.from('zero'));
+    // the next data sync anywhere fails once: with nothing waiting to commit, that is the zero-fill of the
+    // segment prepared after this rotation
+    const fh = (w as unknown as { fh: object }).fh;
+    const proto = Object.getPrototypeOf(fh) as { datasync: () => Promise<void> };
+    const datasync = proto.datasync;
+    proto.datasync = function (this: unknown) {
+      proto.datasync = datasync;
+      return Promise.reject(new Error('ENOSPC: no space left on device, fdatasync'));
+    };
+    try {
+      await w.packNow();
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      proto.datasync = datasync;
+    }
+    // the next rotation creates that segment itself
+    await w.put('s/1', Buffer.from('one'));
+    await w.packNow();
+    await w.put('s/2', Buffer.from('two'));
+    await w.close();
+    const r = await WalStore.open(store, opts(dir));
+    for (const [k, v] of [
+      ['s/0', 'zero'],
+      ['s/1', 'one'],
+      ['s/2', 'two'],
+    ])
+      expect(Buffer.from(await r.get(k!)).toString()).toBe(v);
+    await r.close();
+  });
 });
