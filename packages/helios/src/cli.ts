@@ -28,6 +28,7 @@ import {
   createStream,
   defaultPolicy,
   type IndexPolicy,
+  maintainSummary,
   type SearchResult,
   Stream,
   streamDir,
@@ -413,10 +414,7 @@ Example: strata stream index hdfs --follow 1000 --maintain-every 10m --data ./.s
           every === undefined
             ? undefined
             : runEvery(every, () => turn(() => s.maintain()), {
-                onRun: (m) =>
-                  io.stderr.write(
-                    `strata stream index: maintain: moved ${m.moved} objects to standard, expired ${m.expired} blocks, deleted ${m.deleted} objects\n`,
-                  ),
+                onRun: (m) => io.stderr.write(`strata stream index: maintain: ${maintainSummary(m)}\n`),
                 onError: (e) =>
                   io.stderr.write(
                     `strata stream index: maintain failed (retried next period): ${(e as Error).message}\n`,
@@ -520,13 +518,7 @@ Example: strata stream maintain hdfs --data ./.strata   # e.g. hourly from cron`
       const r = await s.maintain(
         f.values['grace-ms'] ? { graceMs: intFlag('grace-ms', f.values['grace-ms'], 600_000, 0) } : {},
       );
-      output(
-        io,
-        f.values.json,
-        r,
-        () =>
-          `moved ${r.moved} objects to standard, expired ${r.expired} blocks, deleted ${r.deleted} objects`,
-      );
+      output(io, f.values.json, r, () => maintainSummary(r));
       return 0;
     });
   },

@@ -18,7 +18,7 @@ import { chunkBytesMax } from './agent.js';
 import { blockId } from './block.js';
 import { decodeNode } from './node.js';
 import { type Periodic, periodMsMax, runEvery, serialQueue } from './schedule.js';
-import { type IndexPolicy, Stream } from './stream.js';
+import { type IndexPolicy, maintainSummary, Stream } from './stream.js';
 
 export interface IngestServer {
   server: Server;
@@ -97,10 +97,7 @@ export async function startIngestServer(
           if (every !== undefined && !closing)
             schedules.push(
               runEvery(every, () => serial(name, () => st.maintain()), {
-                onRun: (r) =>
-                  log(
-                    `maintain ${name}: moved ${r.moved} objects to standard, expired ${r.expired} blocks, deleted ${r.deleted} objects`,
-                  ),
+                onRun: (r) => log(`maintain ${name}: ${maintainSummary(r)}`),
                 onError: (e) => log(`maintain ${name} failed (retried next period): ${(e as Error).message}`),
               }),
             );

@@ -72,6 +72,19 @@ export const defaultPolicy: IndexPolicy = {
   compactFanoutMax: 1024,
 };
 
+/** What a maintain pass did (`Stream.maintain`). */
+export interface MaintainStats {
+  /** Objects moved from the express tier to standard, blocks expired under RETAIN, objects gc deleted. */
+  moved: number;
+  expired: number;
+  deleted: number;
+}
+
+/** A maintain pass as one line (the CLI's and the server's reports). */
+export function maintainSummary(r: MaintainStats): string {
+  return `moved ${r.moved} objects to standard, expired ${r.expired} blocks, deleted ${r.deleted} objects`;
+}
+
 /** What a compaction pass did. */
 export interface CompactStats {
   /** Runs of adjacent small nodes merged, and how many nodes they were (each run became one node). */
@@ -1545,9 +1558,7 @@ export class Stream {
    * more than RETAIN ago (one `expire` record; queries and the indexer skip them from then on), then
    * collects what nothing live refers to (gc), which deletes the expired blocks, leaves and nodes.
    */
-  async maintain(
-    opts: { graceMs?: number } = {},
-  ): Promise<{ moved: number; expired: number; deleted: number }> {
+  async maintain(opts: { graceMs?: number } = {}): Promise<MaintainStats> {
     await this.catchUp();
     const now = this.nowMs();
     const moved = this.store instanceof TieredStore ? await this.store.moveIdle(now) : 0;
