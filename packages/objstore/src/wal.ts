@@ -131,19 +131,22 @@ function packRef(
   };
 }
 
+const recordHash = new Uint32Array(2);
+
+/** A WAL record: u32 body length | u32 lo, hi of the body's HighwayHash-64 | body (op, u16 key length, key, data). */
 function encodeRecord(op: 1 | 2 | 3, key: string, data: Uint8Array): Buffer {
-  const k = Buffer.from(key, 'utf8');
-  const body = Buffer.allocUnsafe(3 + k.length + data.length);
-  body[0] = op;
-  body.writeUInt16LE(k.length, 1);
-  k.copy(body, 3);
-  body.set(data, 3 + k.length);
-  const h = hash64Words(checksumKey, body, new Uint32Array(2));
-  const rec = Buffer.allocUnsafe(HEADER + body.length);
-  rec.writeUInt32LE(body.length, 0);
+  const kl = Buffer.byteLength(key, 'utf8');
+  const len = 3 + kl + data.length;
+  // one buffer, the body written in place and hashed there
+  const rec = Buffer.allocUnsafe(HEADER + len);
+  rec.writeUInt32LE(len, 0);
+  rec[HEADER] = op;
+  rec.writeUInt16LE(kl, HEADER + 1);
+  rec.write(key, HEADER + 3, 'utf8');
+  rec.set(data, HEADER + 3 + kl);
+  const h = hash64Words(checksumKey, rec.subarray(HEADER), recordHash);
   rec.writeUInt32LE(h[0]!, 4);
   rec.writeUInt32LE(h[1]!, 8);
-  body.copy(rec, HEADER);
   return rec;
 }
 
