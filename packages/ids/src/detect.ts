@@ -1234,7 +1234,7 @@ export const ftpExpectedMax = 1024;
 const ftpExpectedUs = 300_000_000;
 
 /** The FTP control port test: `$FTP_PORTS` (21 when it is not a valid port spec). */
-function ftpPortTest(vars: Record<string, string>): PortTest {
+export function ftpPortTest(vars: Record<string, string>): PortTest {
   try {
     return portTest('$FTP_PORTS', vars);
   } catch {

@@ -17,7 +17,7 @@ import { webcrypto } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { hash64Words } from '@strata/highwayhash';
-import { type Alert, defaultVars, type EngineStats, portTest } from './detect.js';
+import { type Alert, defaultVars, type EngineStats, ftpPortTest } from './detect.js';
 import type { FlowTableStats } from './flow.js';
 import { FtpRouter } from './ftp.js';
 import { type HttpAnomalies, newHttpAnomalies } from './http.js';
@@ -26,15 +26,6 @@ import type { Rule } from './rules.js';
 import { Pipeline, type PipelineOptions, type PreparedPacket, type RunResult } from './run.js';
 import { RateLimiter } from './threshold.js';
 import { type FromWorker, metaFields, type ToWorker } from './worker.js';
-
-/** The FTP control port test for routing: `$FTP_PORTS` (21 when it is not a valid port spec). */
-function ftpPortsOf(vars: Record<string, string> | undefined): (p: number) => boolean {
-  try {
-    return portTest('$FTP_PORTS', { ...defaultVars, ...vars });
-  } catch {
-    return (p) => p === 21;
-  }
-}
 
 /** Packets per batch sent to a worker at most. */
 export const batchPacketsMax = 512;
@@ -177,7 +168,7 @@ export class ParallelRunner {
         r.options.some((o) => o.keyword === 'file_data') &&
         r.options.some((o) => o.keyword === 'service' && /\bftp(-data)?\b/.test(o.value ?? '')),
     )
-      ? new FtpRouter(ftpPortsOf(opts.vars))
+      ? new FtpRouter(ftpPortTest({ ...defaultVars, ...opts.vars }))
       : undefined;
     const collected: { alerts: Alert[]; order: number }[] = [];
     const pending: Promise<void>[] = [];
