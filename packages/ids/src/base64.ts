@@ -40,9 +40,10 @@ export function parseBase64Decode(value: string | undefined): Base64Decode {
   return o;
 }
 
-const alphabet = new Int8Array(256).fill(-1);
+/** Each byte's value in the base64 alphabet (RFC 4648 4), -1 outside it; the MIME decoder's too. */
+export const base64Values = new Int8Array(256).fill(-1);
 for (let i = 0; i < 64; i++)
-  alphabet['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
+  base64Values['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
 
 /**
  * Decodes from `buf[from]` on; returns the decoded bytes and where the encoded data ended (the byte after
@@ -72,7 +73,7 @@ export function base64DecodeAt(
       }
       break;
     }
-    const v = alphabet[c]!;
+    const v = base64Values[c]!;
     if (v < 0) {
       // folding whitespace after a folded line end
       if ((c === 32 || c === 9) && i > from && (buf[i - 1] === 32 || buf[i - 1] === 9 || buf[i - 1] === 10)) {

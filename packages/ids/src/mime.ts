@@ -14,6 +14,8 @@
  * last part at the end of the message.
  */
 
+import { base64Values } from './base64.js';
+
 /** Bytes of one part's header section read at most (the rest of it is skipped). */
 export const mimeHeaderBytesMax = 16 * 1024;
 /** Header fields of one part read at most. */
@@ -415,10 +417,6 @@ function decodeBody(
     : { data: body.length === 0 ? empty : body.slice(), truncated: false };
 }
 
-const b64 = new Int8Array(256).fill(-1);
-for (let i = 0; i < 64; i++)
-  b64['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
-
 /**
  * base64 (RFC 2045 6.8): whitespace and line breaks skipped; any other character outside the alphabet is
  * skipped and counted once per part; `=` ends the data (what follows is ignored).
@@ -436,7 +434,7 @@ export function base64Decode(
   let truncated = false;
   for (let i = 0; i < src.length; i++) {
     const c = src[i]!;
-    const v = b64[c]!;
+    const v = base64Values[c]!;
     if (v < 0) {
       if (c === 0x3d) break; // padding: the end
       if (c !== CR && c !== LF && c !== 0x20 && c !== 0x09) bad = true;
