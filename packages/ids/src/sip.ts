@@ -17,6 +17,10 @@ export interface SipMessage {
   bodyStart: number;
   /** The body's end: `Content-Length` bytes on (within the buffer), else the buffer's end. */
   bodyEnd: number;
+  /** Whether the header section ended (its empty line) within the buffer. */
+  complete: boolean;
+  /** The valid `Content-Length` (or compact `l`) of a complete header section. */
+  contentLength?: number;
 }
 
 /** The start line is looked for in this many bytes at most. */
@@ -38,6 +42,7 @@ export function parseSip(buf: Uint8Array, from: number): SipMessage | undefined 
     headerEnd: buf.length,
     bodyStart: buf.length,
     bodyEnd: buf.length,
+    complete: false,
   };
   if (parts[0] === 'SIP/2.0') {
     if (parts.length < 2 || !/^[1-9]\d\d$/.test(parts[1]!)) return undefined;
@@ -54,7 +59,9 @@ export function parseSip(buf: Uint8Array, from: number): SipMessage | undefined 
     if (e === i || (e === i + 1 && buf[i] === 13)) {
       m.headerEnd = i;
       m.bodyStart = e + 1;
+      m.complete = true;
       const n = contentLengthOf(buf, m.headerStart, m.headerEnd);
+      if (n !== undefined) m.contentLength = n;
       m.bodyEnd = n === undefined ? buf.length : Math.min(buf.length, m.bodyStart + n);
       break;
     }
@@ -174,27 +181,17 @@ export class SipStream {
         else this.carry = b.slice(i);
         break;
       }
-      if (headerEnd(b, i) < 0) {
+      if (!m.complete) {
         if (b.length - i > sipHeaderBytesMax) this.stopped = true;
         else this.carry = b.slice(i);
         break;
       }
       out.push(i - base);
-      this.skip = contentLengthOf(b, m.headerStart, m.headerEnd) ?? 0;
+      this.skip = m.contentLength ?? 0;
       i = m.bodyStart;
     }
     return out;
   }
-}
-
-/** Where the header section that starts at `from` ends (after its empty line), or -1 when it has not. */
-function headerEnd(b: Uint8Array, from: number): number {
-  for (let i = from; i < b.length; i++) {
-    if (b[i] !== 10) continue;
-    if (b[i + 1] === 10) return i + 2;
-    if (b[i + 1] === 13 && b[i + 2] === 10) return i + 3;
-  }
-  return -1;
 }
 
 /** The `Content-Length` (or compact `l`) of a header section, if it has a valid one. */
