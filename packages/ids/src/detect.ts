@@ -1754,11 +1754,6 @@ export class Engine {
           break;
         case 'sip_method':
           target.push({ kind: 'sip_method', test: parseSipMethod(v) });
-          if (r.proto === 'tcp') {
-            // SIP over TCP: the messages of the reassembled stream (SipStream)
-            this.sipRules = true;
-            forced = 'stream';
-          }
           break;
         case 'dce_iface':
         case 'dce_opnum':
@@ -1789,11 +1784,6 @@ export class Engine {
         }
         case 'sip_stat_code':
           target.push({ kind: 'sip_stat_code', codes: parseSipStatCode(v) });
-          if (r.proto === 'tcp') {
-            // SIP over TCP: the messages of the reassembled stream (SipStream)
-            this.sipRules = true;
-            forced = 'stream';
-          }
           break;
         case 'base64_decode':
           if (b64) throw new Error('base64_decode: one per rule');
@@ -1815,11 +1805,6 @@ export class Engine {
             b64.step = sub;
           } else {
             sub = { kind: 'subbuffer', source: o.keyword, inner: [] };
-            if (r.proto === 'tcp') {
-              // SIP over TCP: the messages of the reassembled stream (SipStream)
-              this.sipRules = true;
-              forced = 'stream';
-            }
           }
           target.push(sub);
           target = sub.inner;
@@ -1988,6 +1973,11 @@ export class Engine {
       // raw_data (Snort 3: the payload before an inspector normalized it) is pkt_data here: no inspector
       // rewrites a payload (telnet's option negotiation stays in it)
       for (const st of steps) if (!bufOf.has(st)) bufOf.set(st, buf === 'raw_data' ? 'pkt_data' : buf);
+      if (o.keyword.startsWith('sip_') && r.proto === 'tcp') {
+        // SIP over TCP: the messages of the reassembled stream (SipStream)
+        this.sipRules = true;
+        forced = 'stream';
+      }
     }
     // file_data on the ftp service (and no HTTP buffer): the files of FTP data connections, which are
     // inspected as their reassembled stream, as a stream rule is
