@@ -1439,7 +1439,7 @@ export class Engine {
   private httpOrdered: Compiled[] = [];
   /** Whether a loaded rule tests the SSL/TLS state (then every TCP stream's records are followed). */
   private tlsRules = false;
-  /** Whether a loaded rule tests DCE/RPC (then every TCP stream's PDUs are followed). */
+  /** Whether a loaded stream rule tests DCE/RPC (then every TCP stream's PDUs are followed). */
   private dceRules = false;
   /** Whether a loaded TCP rule tests SIP (then every TCP stream is cut into SIP messages while it parses). */
   private sipRules = false;
@@ -1763,7 +1763,6 @@ export class Engine {
             dce = { kind: 'dce' };
             target.push(dce);
             if (r.proto === 'tcp') forced = 'stream';
-            this.dceRules = true;
           } else if (target[target.length - 1] !== dce)
             throw new Error(
               `${o.keyword} must come with the other dce_* options, with no option between them`,
@@ -2053,7 +2052,11 @@ export class Engine {
       order: 0,
     };
     if (ipOnly) c.ipOnly = ipOnly;
-    if (dce) c.dce = true;
+    if (dce) {
+      c.dce = true;
+      // only stream rules read the requests of TCP streams (a UDP rule parses its datagram)
+      if (mode === 'stream') this.dceRules = true;
+    }
     if (ftpData) c.ftpData = true;
     if (flow) c.flow = flow;
     if (classtype) c.classtype = classtype;
