@@ -1978,14 +1978,17 @@ export class Engine {
         forced = 'stream';
       }
     }
-    // file_data on the ftp service (and no HTTP buffer): the files of FTP data connections, which are
-    // inspected as their reassembled stream, as a stream rule is
-    const ftpData =
-      proto === 6 &&
-      /\bftp(-data)?\b/.test(service) &&
-      !/\b(http|smtp|pop3|imap)\b/.test(service) &&
+    /** file_data and no HTTP buffer: the files of a protocol parser other than HTTP's (FTP, mail). */
+    const fileDataOnly =
       [...bufOf.values()].some((b) => b === 'file_data') &&
       [...bufOf.values()].every((b) => b === 'file_data' || b === 'pkt_data');
+    // file_data on the ftp service: the files of FTP data connections, which are inspected as their
+    // reassembled stream, as a stream rule is
+    const ftpData =
+      fileDataOnly &&
+      proto === 6 &&
+      /\bftp(-data)?\b/.test(service) &&
+      !/\b(http|smtp|pop3|imap)\b/.test(service);
     if (ftpData) {
       for (const [st, b] of bufOf) if (b === 'file_data') bufOf.set(st, 'pkt_data');
       forced = 'stream';
@@ -1993,14 +1996,13 @@ export class Engine {
     }
     const http = r.proto === 'http' || [...bufOf.values()].some((b) => b !== 'pkt_data');
     if (http && r.proto !== 'http' && proto !== 6) throw new Error(`HTTP buffers on a ${r.proto} rule`);
-    // file_data on a mail service (and no HTTP buffer): the decoded MIME parts of SMTP/POP3/IMAP messages
+    // file_data on a mail service: the decoded MIME parts of SMTP/POP3/IMAP messages
     const mail =
+      fileDataOnly &&
       http &&
       r.proto !== 'http' &&
       /\b(smtp|pop3|imap)\b/.test(service) &&
-      !/\bhttp\b/.test(service) &&
-      [...bufOf.values()].some((b) => b === 'file_data') &&
-      [...bufOf.values()].every((b) => b === 'file_data' || b === 'pkt_data');
+      !/\bhttp\b/.test(service);
     if (b64 && !b64.step)
       throw new Error('base64_decode needs a base64_data after it (without one the rule cannot alert)');
     const hasPayloadMatch = steps.some(
