@@ -525,7 +525,7 @@ export class Stream {
     }
     for (const n of r.path) if (this.levels[n.level]?.get(n.from)?.key !== n.old) return false;
     const top = r.path[r.path.length - 1];
-    return this.coverage((top?.level ?? r.level) + 1) <= (top?.from ?? r.runs[0]!.from);
+    return this.orphan(top?.level ?? r.level, top?.from ?? r.runs[0]!.from);
   }
 
   private apply(r: ProgressRecord, pos: number): void {
@@ -578,7 +578,7 @@ export class Stream {
         const top = r.nodes[r.nodes.length - 1];
         const ok =
           r.nodes.every((n) => this.levels[n.level]?.get(n.from)?.key === n.old) &&
-          (!r.free || (top !== undefined && this.coverage(top.level + 1) <= top.from));
+          (!r.free || (top !== undefined && this.orphan(top.level, top.from)));
         if (!ok) this.racesLost.renodes++;
         else
           for (const n of r.nodes)
@@ -860,6 +860,48 @@ export class Stream {
     return [...(this.levels[level]?.values() ?? [])].sort((a, b) => a.from - b.from);
   }
 
+  /** The live node of `level` whose range holds position `at` (a block or, above 0, a child's start). */
+  private covering(level: number, at: number): NodeInfo | undefined {
+    for (const n of this.levels[level]?.values() ?? []) if (n.from <= at && at < n.to) return n;
+    return undefined;
+  }
+
+  /** Whether a node of `level` starting at `from` is under no parent (the level above covers less). */
+  private orphan(level: number, from: number): boolean {
+    return this.coverage(level + 1) <= from;
+  }
+
+  /**
+   * Rewrites, copy-on-write, each live node from `level` up that holds the path to position `at`: it loses
+   * the child's pointers for `drop` keys (a parent keeps a key while another of its children holds it)
+   * and names the child's new object (`childNew`; level 0 keeps its block). `childOld` is the child the
+   * first node holds. Stops below the first level with no node over `at` (`free`: the top written node is
+   * an orphan) or whose node does not hold the child (not free). Writes the objects, records nothing.
+   */
+  private async rewritePath(
+    level: number,
+    at: number,
+    childOld: number | string,
+    childNew: string | undefined,
+    drop: Float64Array,
+  ): Promise<{ path: (NodeInfo & { old: string })[]; free: boolean }> {
+    const path: (NodeInfo & { old: string })[] = [];
+    for (let L = level; L < this.levels.length; L++) {
+      const info = this.covering(L, at);
+      if (!info) break;
+      const node = await this.node(info.key);
+      const i = node.header.children.indexOf(childOld);
+      if (i < 0) return { path, free: false };
+      const r = dropPointers(node, i, drop, childNew);
+      const put = await this.putNode(L, r.node);
+      path.push({ ...put, old: info.key });
+      childOld = info.key;
+      childNew = put.key;
+      drop = r.gone;
+    }
+    return { path, free: true };
+  }
+
   /** How far level 0 covers (blocks [0, this) are indexed). */
   get indexedBlocks(): number {
     return this.coverage(0);
@@ -1027,23 +1069,23 @@ export class Stream {
         const info = infos[i]!;
         return { start, count: r.olds.length, child: info.key, range: [info.from, info.to] };
       });
-      let up = await this.putNode(level + 1, mergeChildren(pn, childRuns));
-      path.push({ ...up, level: level + 1, old: parent.key, children: up.children! });
-      let childOld = parent.key;
-      for (let L = level + 2; L < this.levels.length; L++) {
-        const info = this.sorted(L).find((n) => n.from <= parent.from && parent.from < n.to);
-        if (!info) break; // the node below is an orphan: the path ends there
-        const node = await this.node(info.key);
-        const i = node.header.children.indexOf(childOld);
-        if (i < 0)
-          throw new Error(
-            `compact: level ${L} node [${info.from},${info.to}) covers ${childOld} but does not hold it (inconsistent index view)`,
-          );
-        const renamed = dropPointers(node, i, new Float64Array(0), up.key).node;
-        up = await this.putNode(L, renamed);
-        path.push({ ...up, level: L, old: info.key, children: up.children! });
-        childOld = info.key;
-      }
+      const up = await this.putNode(level + 1, mergeChildren(pn, childRuns));
+      // each ancestor renames its child; the path ends below a level with no node over it
+      const above = await this.rewritePath(level + 2, parent.from, parent.key, up.key, new Float64Array(0));
+      if (!above.free)
+        throw new Error(
+          `compact: a node above level ${level + 1} node [${parent.from},${parent.to}) covers it but does not hold it (inconsistent index view)`,
+        );
+      for (const n of [{ ...up, old: parent.key }, ...above.path])
+        path.push({
+          level: n.level,
+          from: n.from,
+          old: n.old,
+          key: n.key,
+          keys: n.keys,
+          bytes: n.bytes,
+          children: n.children!,
+        });
     }
     const rec: Extract<ProgressRecord, { t: 'compact' }> = {
       t: 'compact',
@@ -1060,15 +1102,7 @@ export class Stream {
           children: children!,
         };
       }),
-      path: path.map(({ level: l, from, old, key, keys, bytes, children }) => ({
-        level: l,
-        from,
-        old,
-        key,
-        keys,
-        bytes,
-        children,
-      })),
+      path,
     };
     await this.log.append([rec]);
     await this.catchUp();
@@ -1509,37 +1543,19 @@ export class Stream {
   private async dropFromIndex(seq: number, gone: Float64Array): Promise<number> {
     for (let attempt = 0; attempt < eraseRetriesMax; attempt++) {
       await this.catchUp();
-      const recs: Extract<ProgressRecord, { t: 'renode' }>['nodes'] = [];
-      let childOld: number | string = seq;
-      let childNew: number | string | undefined;
-      let drop = gone;
-      // whether the path ends below a level with no node over it (its top is an orphan)
-      let free = true;
       // Up every level that holds the child: even with no key left to drop, a parent must name the
-      // child's new object, because the old one (which holds the erased keys) is deleted.
-      for (let L = 0; L < this.levels.length; L++) {
-        const info = this.sorted(L).find((n) => n.from <= seq && seq < n.to);
-        if (!info) break;
-        free = false;
-        const node = await this.node(info.key);
-        const i = node.header.children.indexOf(childOld);
-        if (i < 0) break; // an orphan range above that does not hold this child
-        const r = dropPointers(node, i, drop, childNew);
-        const put = await this.putNode(L, r.node);
-        recs.push({
-          level: L,
-          from: info.from,
-          old: info.key,
-          key: put.key,
-          keys: put.keys,
-          bytes: put.bytes,
-        });
-        childOld = info.key;
-        childNew = put.key;
-        drop = r.gone; // a parent keeps a key while another of its children holds it
-        free = true;
-      }
-      if (recs.length === 0) return 0;
+      // child's new object, because the old one (which holds the erased keys) is deleted. The path stops
+      // early at an orphan range above that does not hold this child.
+      const { path, free } = await this.rewritePath(0, seq, seq, undefined, gone);
+      if (path.length === 0) return 0;
+      const recs = path.map(({ level, from, old, key, keys, bytes }) => ({
+        level,
+        from,
+        old,
+        key,
+        keys,
+        bytes,
+      }));
       // free: an indexer that puts the top node under a parent before this lands makes it lose (retried)
       await this.log.append([{ t: 'renode', nodes: recs, ...(free ? { free } : {}) }]);
       await this.catchUp();
