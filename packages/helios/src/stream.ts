@@ -1161,7 +1161,7 @@ export class Stream {
 
   private closed(n: NodeInfo, isLast: boolean): boolean {
     if (!isLast) return true;
-    return n.keys >= (n.level === 0 ? this.policy.mergeKeysMax : this.policy.addKeysMax);
+    return n.keys >= this.smallKeysMax(n.level);
   }
 
   /** The add operator: closed orphans at level L are added to the open parent at L+1, or start a new one. */
