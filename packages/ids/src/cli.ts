@@ -45,7 +45,8 @@ Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VA
                        a TCP reset or an ICMP unreachable, rejectdst sends one on to the destination,
                        rejectboth both (written to --out after the packet); stream release
                        defaults to immediate; the stats count packets passed, dropped and rewritten
-                       and reject responses (one thread only)
+                       and reject responses; with --workers each worker decides its flows' packets
+                       and they are passed on in capture order
   --action-order       the order actions' rules are applied in (Suricata's action-order; default
                        pass,drop,reject,alert): a pass ends a packet's inspection, so what comes first wins
   --out FILE           with --ips: write the packets passed on (rewritten ones as rewritten) to a pcap
@@ -83,7 +84,6 @@ Example:
     const pcaps = (values.pcap as string[] | undefined) ?? [];
     if (rulesFiles.length === 0 || pcaps.length === 0)
       throw new UsageError('expected --rules FILE and --pcap FILE');
-    if (ips && workers > 1) throw new UsageError('--ips runs on one thread: drop --workers');
     if (values.out !== undefined && pcaps.length > 1)
       throw new UsageError(`--out writes one pcap: give one --pcap (got ${pcaps.length})`);
     const format = values.format ?? 'fast';

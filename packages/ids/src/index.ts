@@ -106,6 +106,7 @@ export {
   batchBytesMax,
   batchesInFlightMax,
   batchPacketsMax,
+  heldPacketsMax,
   type ParallelResult,
   ParallelRunner,
   runCaptureParallel,

@@ -23,9 +23,9 @@ import { FtpRouter } from './ftp.js';
 import { type HttpAnomalies, newHttpAnomalies } from './http.js';
 import { readCapture } from './pcap.js';
 import type { Rule } from './rules.js';
-import { Pipeline, type PipelineOptions, type PreparedPacket, type RunResult } from './run.js';
+import { Pipeline, type PreparedPacket, type RunOptions, type RunResult, VerdictSink } from './run.js';
 import { RateLimiter } from './threshold.js';
-import { type FromWorker, metaFields, type ToWorker } from './worker.js';
+import { type FromWorker, metaFields, type ToWorker, type WorkerVerdict } from './worker.js';
 
 /** Packets per batch sent to a worker at most. */
 export const batchPacketsMax = 512;
@@ -35,6 +35,11 @@ export const batchBytesMax = 512 * 1024;
 export const batchesInFlightMax = 4;
 /** Workers at most. */
 export const workersMax = 64;
+/**
+ * IPS: captured packets held for their verdicts at most (the reader then sends every partial batch and
+ * waits): packets are passed on in capture order, so one flow's slow worker holds the others' back.
+ */
+export const heldPacketsMax = 16_384;
 
 export interface WorkerLoad {
   packets: number;
@@ -55,7 +60,8 @@ interface Slot {
   /** Resolved when a batch comes back (the reader waits on it when too many are in flight). */
   wake: (() => void) | undefined;
   replies: ((m: FromWorker) => void)[];
-  batch: { meta: number[]; frames: Uint8Array[]; bytes: number };
+  /** The batch being filled: its packets' fields, frames and numbers. */
+  batch: { meta: number[]; frames: Uint8Array[]; bytes: number; ns: number[] };
   nextId: number;
 }
 
@@ -93,7 +99,7 @@ export class ParallelRunner {
         inFlight: 0,
         wake: undefined,
         replies: [],
-        batch: { meta: [], frames: [], bytes: 0 },
+        batch: { meta: [], frames: [], bytes: 0, ns: [] },
         nextId: 0,
       };
       worker.on('message', (m: FromWorker) => {
@@ -144,12 +150,15 @@ export class ParallelRunner {
     return (w[0]! >>> 0) % this.workers;
   }
 
-  /** Runs one capture through the pool; the alerts come back in capture order. */
-  async run(pcapPath: string, rules: Rule[], opts: PipelineOptions = {}): Promise<ParallelResult> {
+  /**
+   * Runs one capture through the pool; the alerts come back in capture order. With `ips`, each worker
+   * decides the verdicts of its flows' packets (a verdict depends on the flow only: thresholds, decided
+   * here, gate alerts, not actions), and the packets are passed on (to `out`) in capture order.
+   */
+  async run(pcapPath: string, rules: Rule[], opts: RunOptions = {}): Promise<ParallelResult> {
     const t0 = performance.now();
-    // verdicts are per packet in capture order, decided on one engine: not across workers (yet)
-    if (opts.ips) throw new Error('ips: prevention runs on one thread (runCapture), not on workers');
-    const { validateChecksums, defrag, ...engineOpts } = opts;
+    if (opts.out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');
+    const { validateChecksums, defrag, out, ...engineOpts } = opts;
     const ready = await Promise.all(
       this.slots.map((s, index) =>
         this.request(s, { type: 'init', rules, opts: engineOpts, index, workers: this.workers }),
@@ -173,6 +182,30 @@ export class ParallelRunner {
     const collected: { alerts: Alert[]; order: number }[] = [];
     const pending: Promise<void>[] = [];
     let order = 0;
+    // IPS: every packet read waits here for its verdict, and leaves in capture order
+    const sink = opts.ips ? new VerdictSink(out) : undefined;
+    const held = new Map<
+      number,
+      {
+        tsUs: number;
+        linkType: number;
+        origLength: number;
+        data: Uint8Array;
+        ready: boolean;
+        v?: WorkerVerdict;
+      }
+    >();
+    let nextOut = 1;
+    let draining: Promise<void> = Promise.resolve();
+    const drain = (): Promise<void> => {
+      draining = draining.then(async () => {
+        for (let h = held.get(nextOut); h?.ready; h = held.get(nextOut)) {
+          held.delete(nextOut++);
+          await sink!.packet(h, h.v?.drop ?? false, h.v?.frame ?? h.data, h.v?.responses ?? []);
+        }
+      });
+      return draining;
+    };
     const flush = (s: Slot) => {
       const b = s.batch;
       if (b.meta.length === 0) return;
@@ -183,7 +216,8 @@ export class ParallelRunner {
         at += f.length;
       }
       const meta = Float64Array.from(b.meta);
-      s.batch = { meta: [], frames: [], bytes: 0 };
+      const ns = b.ns;
+      s.batch = { meta: [], frames: [], bytes: 0, ns: [] };
       s.inFlight++;
       const mine = order++;
       pending.push(
@@ -195,6 +229,11 @@ export class ParallelRunner {
               s.load.busyMs += r.busyMs;
               s.load.cpuMs += r.cpuMs;
               s.load.alerts += r.alerts.length;
+              if (sink) {
+                for (const v of r.verdicts) held.get(v.n)!.v = v;
+                for (const n of ns) held.get(n)!.ready = true;
+                void drain().catch(() => undefined); // a write error surfaces when the run awaits it
+              }
             }
             const w = s.wake;
             s.wake = undefined;
@@ -204,44 +243,67 @@ export class ParallelRunner {
       );
     };
     let last = { pcapCnt: 0, tsUs: 0 };
-    for await (const p of readCapture(createReadStream(pcapPath))) {
-      const x = pipe.prepare(p);
-      last = { pcapCnt: pipe.packets, tsUs: p.tsUs };
-      if (!x) continue;
-      const hashed = this.workerOf(x);
-      const d = x.d;
-      const s =
-        this.slots[
-          ftp && d.proto === 6
-            ? ftp.route(
-                {
-                  src: d.src,
-                  sp: d.srcPort,
-                  dst: d.dst,
-                  dp: d.dstPort,
-                  syn: (d.tcpFlags & 0x12) === 0x02,
-                  payload: d.payload,
-                },
-                hashed,
-              )
-            : hashed
-        ]!;
-      const b = s.batch;
-      const wholeLen = x.whole?.length ?? 0;
-      b.meta.push(x.n, x.tsUs, x.linkType, x.checksumOk ? 1 : 0, b.bytes, x.frame.length, wholeLen);
-      // copies: the capture reader's memory is not ours to keep until the batch leaves
-      b.frames.push(new Uint8Array(x.frame));
-      if (x.whole) b.frames.push(new Uint8Array(x.whole));
-      b.bytes += x.frame.length + wholeLen;
-      s.load.packets++;
-      s.load.bytes += x.frame.length;
-      if (b.meta.length >= batchPacketsMax * metaFields || b.bytes >= batchBytesMax) {
-        flush(s);
-        while (s.inFlight >= batchesInFlightMax) await new Promise<void>((r) => (s.wake = r));
+    try {
+      for await (const p of readCapture(createReadStream(pcapPath))) {
+        const x = pipe.prepare(p);
+        last = { pcapCnt: pipe.packets, tsUs: p.tsUs };
+        if (sink) {
+          sink.first(p);
+          // a copy: the capture reader's memory is not ours to keep; not inspected: passed at its turn
+          held.set(pipe.packets, {
+            tsUs: p.tsUs,
+            linkType: p.linkType,
+            origLength: p.origLength,
+            data: new Uint8Array(p.data),
+            ready: !x,
+          });
+          if (!x && held.get(nextOut)?.ready) void drain().catch(() => undefined);
+          if (held.size > heldPacketsMax) {
+            for (const s of this.slots) flush(s);
+            await Promise.all(pending);
+            await drain();
+          }
+        }
+        if (!x) continue;
+        const hashed = this.workerOf(x);
+        const d = x.d;
+        const s =
+          this.slots[
+            ftp && d.proto === 6
+              ? ftp.route(
+                  {
+                    src: d.src,
+                    sp: d.srcPort,
+                    dst: d.dst,
+                    dp: d.dstPort,
+                    syn: (d.tcpFlags & 0x12) === 0x02,
+                    payload: d.payload,
+                  },
+                  hashed,
+                )
+              : hashed
+          ]!;
+        const b = s.batch;
+        const wholeLen = x.whole?.length ?? 0;
+        b.meta.push(x.n, x.tsUs, x.linkType, x.checksumOk ? 1 : 0, b.bytes, x.frame.length, wholeLen);
+        b.ns.push(x.n);
+        // copies: the capture reader's memory is not ours to keep until the batch leaves
+        b.frames.push(new Uint8Array(x.frame));
+        if (x.whole) b.frames.push(new Uint8Array(x.whole));
+        b.bytes += x.frame.length + wholeLen;
+        s.load.packets++;
+        s.load.bytes += x.frame.length;
+        if (b.meta.length >= batchPacketsMax * metaFields || b.bytes >= batchBytesMax) {
+          flush(s);
+          while (s.inFlight >= batchesInFlightMax) await new Promise<void>((r) => (s.wake = r));
+        }
       }
+      for (const s of this.slots) flush(s);
+      await Promise.all(pending);
+      if (sink) await drain();
+    } finally {
+      await sink?.close();
     }
-    for (const s of this.slots) flush(s);
-    await Promise.all(pending);
     const done = await Promise.all(this.slots.map((s) => this.request(s, { type: 'finish', ...last })));
     // merge: by the packet an alert was raised on; within a packet one worker raised them all, in order
     const tagged: { a: Alert; k: number }[] = [];
@@ -276,6 +338,7 @@ export class ParallelRunner {
       reassemblyPeakBytes: done.reduce((n, r) => n + (r.type === 'done' ? r.peakBytes : 0), 0),
       httpAnomalies: sumAnomalies(done.flatMap((r) => (r.type === 'done' ? [r.httpAnomalies] : []))),
       workers: this.slots.map((s) => ({ ...s.load })),
+      ...(sink && { verdicts: sink.counts }),
     };
   }
 }
@@ -307,7 +370,7 @@ function sumAnomalies(xs: HttpAnomalies[]): HttpAnomalies {
 export async function runCaptureParallel(
   pcapPath: string,
   rules: Rule[],
-  opts: PipelineOptions & { workers: number },
+  opts: RunOptions & { workers: number },
 ): Promise<ParallelResult> {
   const { workers, ...rest } = opts;
   const pool = new ParallelRunner(workers);

@@ -1,5 +1,5 @@
 /** Running a capture through the engine: decode every packet, inspect it, collect alerts and stats. */
-import { createReadStream, createWriteStream, openSync } from 'node:fs';
+import { createReadStream, createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { type Decoded, decode, newDecodeStats } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
 import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
@@ -244,6 +244,67 @@ export class Pipeline {
 }
 
 /**
+ * IPS output, in capture order: counts the verdicts and, with a path, writes the packets passed on to a
+ * pcap, each followed by the reject responses it drew (one link type: the first packet's).
+ */
+export class VerdictSink {
+  readonly counts = { passed: 0, dropped: 0, responses: 0 };
+  private readonly file: WriteStream | undefined;
+  private readonly writer: PcapWriter | undefined;
+  private readonly closed: Promise<void> | undefined;
+  private linkType: number | undefined;
+
+  constructor(out: string | undefined) {
+    // opened here, so a path that cannot be written is an error before any packet is read
+    const file = out !== undefined ? createWriteStream('', { fd: openSync(out, 'w') }) : undefined;
+    this.file = file;
+    this.closed = file && new Promise<void>((res, rej) => file.on('close', res).on('error', rej));
+    this.closed?.catch(() => undefined);
+    this.writer = file && new PcapWriter(file);
+  }
+
+  /** Notes the capture's first link type (the file's, even when its first packets are dropped). */
+  first(p: { linkType: number }): void {
+    this.linkType ??= p.linkType;
+  }
+
+  /** The verdict on one captured packet: passed on as `frame`, or dropped; then its reject responses. */
+  async packet(
+    p: { tsUs: number; linkType: number; origLength?: number },
+    drop: boolean,
+    frame: Uint8Array,
+    responses: Uint8Array[],
+  ): Promise<void> {
+    const w = this.writer;
+    if (w && !w.started) await w.start(this.linkType ?? p.linkType);
+    if (drop) this.counts.dropped++;
+    else {
+      this.counts.passed++;
+      await w?.write({
+        tsUs: p.tsUs,
+        linkType: p.linkType,
+        data: frame,
+        ...(p.origLength !== undefined && { origLength: p.origLength }),
+      });
+    }
+    for (const data of responses) {
+      this.counts.responses++;
+      await w?.write({ tsUs: p.tsUs, linkType: p.linkType, data, origLength: data.length });
+    }
+  }
+
+  /** Ends the file (no packets: an empty capture of the first link type, or Ethernet) and waits for it. */
+  async close(): Promise<void> {
+    try {
+      if (this.writer && !this.writer.started) await this.writer.start(this.linkType ?? 1);
+    } finally {
+      this.file?.end();
+    }
+    await this.closed;
+  }
+}
+
+/**
  * Runs a capture through a `Pipeline`. With `ips`, every packet gets a verdict; with `out` as well, the
  * packets passed on are written to that pcap (created or truncated; one link type).
  */
@@ -252,36 +313,18 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
   const pipe = new Pipeline(rules, opts);
   const alerts: Alert[] = [];
   const t0 = performance.now();
-  // opened here, so a path that cannot be written is an error before any packet is read
-  const file = opts.out !== undefined ? createWriteStream('', { fd: openSync(opts.out, 'w') }) : undefined;
-  const closed = file && new Promise<void>((res, rej) => file.on('close', res).on('error', rej));
-  closed?.catch(() => undefined);
-  const writer = file && new PcapWriter(file);
-  const verdicts = { passed: 0, dropped: 0, responses: 0 };
+  const sink = new VerdictSink(opts.out);
   try {
     for await (const p of readCapture(createReadStream(pcapPath))) {
-      if (writer && !writer.started) await writer.start(p.linkType);
+      sink.first(p);
       for (const a of pipe.push(p)) alerts.push(a);
-      if (pipe.verdict.drop) verdicts.dropped++;
-      else {
-        verdicts.passed++;
-        await writer?.write({
-          tsUs: p.tsUs,
-          linkType: p.linkType,
-          data: pipe.verdict.frame,
-          origLength: p.origLength,
-        });
-      }
-      for (const data of pipe.verdict.responses) {
-        verdicts.responses++;
-        await writer?.write({ tsUs: p.tsUs, linkType: p.linkType, data, origLength: data.length });
-      }
+      const v = pipe.verdict;
+      await sink.packet(p, v.drop, v.frame, v.responses);
     }
-    if (writer && !writer.started) await writer.start(1); // no packets: an empty Ethernet capture
   } finally {
-    file?.end();
+    await sink.close();
   }
-  await closed;
+  const verdicts = sink.counts;
   for (const a of pipe.finish()) alerts.push(a);
   const engine = pipe.engine;
   return {

@@ -7,8 +7,9 @@ import { parentPort } from 'node:worker_threads';
 import { threadCpuMs } from './cpu.js';
 import { decode, newDecodeStats } from './decode.js';
 import { type Alert, Engine, type EngineOptions } from './detect.js';
+import { rejectFrames } from './reject.js';
 import type { Rule } from './rules.js';
-import { inspectPrepared } from './run.js';
+import { inspectPrepared, type PreparedPacket } from './run.js';
 
 /** Per packet in a batch's `meta`: n, tsUs, link type, checksumOk, frame offset, frame length, whole length. */
 export const metaFields = 7;
@@ -20,7 +21,15 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready'; loaded: number; skipped: { sid: number; reason: string }[] }
-  | { type: 'alerts'; id: number; alerts: Alert[]; busyMs: number; cpuMs: number }
+  | {
+      type: 'alerts';
+      id: number;
+      alerts: Alert[];
+      /** IPS: the verdicts of the batch's packets that are not "passed as captured". */
+      verdicts: WorkerVerdict[];
+      busyMs: number;
+      cpuMs: number;
+    }
   | {
       type: 'done';
       alerts: Alert[];
@@ -29,6 +38,16 @@ export type FromWorker =
       peakBytes: number;
       httpAnomalies: Engine['httpAnomalies'];
     };
+
+/** IPS: what becomes of packet `n` when it is not passed on as captured. */
+export interface WorkerVerdict {
+  n: number;
+  drop: boolean;
+  /** The frame rewritten by inline normalization, passed on instead of the captured one. */
+  frame?: Uint8Array;
+  /** Reject responses, sent after the packet. */
+  responses?: Uint8Array[];
+}
 
 let engine: Engine | undefined;
 let index = 0;
@@ -54,6 +73,8 @@ function onMessage(m: ToWorker): void {
     const t0 = performance.now();
     const c0 = threadCpuMs() ?? 0;
     const out: Alert[] = [];
+    const verdicts: WorkerVerdict[] = [];
+    const ips = engine.opts.ips === true;
     for (let k = 0; k < m.meta.length; k += metaFields) {
       const [n, tsUs, linkType, ok, off, len, wholeLen] = m.meta.subarray(
         k,
@@ -63,7 +84,7 @@ function onMessage(m: ToWorker): void {
       const whole = wholeLen ? m.data.subarray(off! + len!, off! + len! + wholeLen) : undefined;
       const d = whole ? decode(101, whole, decodeStats) : decode(linkType!, frame, decodeStats);
       if (typeof d === 'string') continue; // decoded once already on the main thread: cannot happen
-      for (const a of inspectPrepared(engine, {
+      const x: PreparedPacket = {
         d,
         n: n!,
         tsUs: tsUs!,
@@ -71,13 +92,27 @@ function onMessage(m: ToWorker): void {
         linkType: linkType!,
         whole,
         checksumOk: ok === 1,
-      }))
-        out.push(a);
+      };
+      for (const a of inspectPrepared(engine, x)) out.push(a);
+      if (ips) {
+        // as Pipeline.push decides it on one thread
+        const v = engine.verdict;
+        const responses = v.reject ? rejectFrames(frame, x.linkType, d, whole, v.rejectTo) : [];
+        const rewritten = v.payload && x.frame !== frame && !whole ? x.frame : undefined;
+        if (v.drop || responses.length > 0 || rewritten)
+          verdicts.push({
+            n: x.n,
+            drop: v.drop,
+            ...(rewritten && { frame: rewritten }),
+            ...(responses.length > 0 && { responses }),
+          });
+      }
     }
     const reply: FromWorker = {
       type: 'alerts',
       id: m.id,
       alerts: relabel(out),
+      verdicts,
       busyMs: performance.now() - t0,
       cpuMs: (threadCpuMs() ?? 0) - c0,
     };

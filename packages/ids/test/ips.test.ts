@@ -322,10 +322,24 @@ describe('strata ids --ips', () => {
       rc: 2,
       err: expect.stringMatching(/--out FILE needs --ips/),
     });
-    expect(await code(['--ips', '--workers', '2'])).toMatchObject({
-      rc: 2,
-      err: expect.stringMatching(/one thread/),
-    });
+    // on two worker threads: the same packets passed on and the same counts
+    const out2 = join(dir, 'cli-2.pcap');
+    const stats2 = join(dir, 'stats-2.json');
+    expect(
+      await runCommand(
+        commands[0]!,
+        [...args, '--ips', '--workers', '2', '--out', out2, '--stats', stats2, '--format', 'json'],
+        captureIo().io,
+      ),
+    ).toBe(0);
+    expect(readFileSync(out2).equals(readFileSync(out))).toBe(true);
+    const verdictsOf = (f: string) => {
+      const { packetsPassed, packetsDropped, flowsDropped, packetsRewritten } = JSON.parse(
+        readFileSync(f, 'utf8'),
+      );
+      return { packetsPassed, packetsDropped, flowsDropped, packetsRewritten };
+    };
+    expect(verdictsOf(stats2)).toEqual(verdictsOf(stats));
     expect(await code(['--ips', '--out', out, '--pcap', p])).toMatchObject({
       rc: 2,
       err: expect.stringMatching(/one --pcap/),

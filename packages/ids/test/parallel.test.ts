@@ -1,10 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Alert,
   commands,
   Engine,
+  heldPacketsMax,
   loadRules,
   ParallelRunner,
   type PipelineOptions,
@@ -66,6 +69,7 @@ function caseOptions(c: ManifestCase): PipelineOptions {
     hostOsPolicy,
     ...(actionOrder && { actionOrder }),
     streamRelease: c.ips ? 'immediate' : 'ack',
+    ips: c.ips,
     validateChecksums: c.checksum_validation !== 'none' && !c.args.includes('none'),
   };
 }
@@ -79,27 +83,45 @@ describe.runIf(have)('parallel workers: the same alerts as one engine', () => {
     await Promise.all(pools.map((p) => p.close()));
   });
 
-  it('every suricata-verify case with 1, 2 and 4 workers, alerts in capture order', async () => {
+  it('every suricata-verify case with 1, 2 and 4 workers, alerts in capture order; IPS cases pass on the same packets', async () => {
     const m = JSON.parse(readFileSync(`${base}manifest.json`, 'utf8')) as { cases: ManifestCase[] };
+    const dir = mkdtempSync(join(tmpdir(), 'ids-parallel-ips-'));
     let alerts = 0;
-    for (const c of m.cases) {
-      const { rules } = loadRules(readFileSync(base + c.rules, 'utf8'), c.rules);
-      const opts = caseOptions(c);
-      const one = await runCapture(base + c.pcap, rules, opts);
-      const want = one.alerts.map(line).sort();
-      alerts += want.length;
-      for (const pool of pools) {
-        const r = await pool.run(base + c.pcap, rules, opts);
-        expect(r.alerts.map(line).sort(), `${c.name} with ${pool.workers} workers`).toEqual(want);
-        // capture order: packet numbers never go back (flushes at the end come last)
-        const cnt = r.alerts.map((a) => a.pcapCnt ?? 0);
-        for (let i = 1; i < cnt.length; i++) expect(cnt[i]!).toBeGreaterThanOrEqual(cnt[i - 1]!);
-        expect(r.packets).toBe(one.packets);
-        expect(r.workers.reduce((n, w) => n + w.packets, 0)).toBeLessThanOrEqual(one.packets);
+    let dropped = 0;
+    try {
+      for (const c of m.cases) {
+        const { rules } = loadRules(readFileSync(base + c.rules, 'utf8'), c.rules);
+        const opts = caseOptions(c);
+        const file = (k: number) => join(dir, `${c.name.replace(/[^\w-]/g, '_')}-${k}.pcap`);
+        const out = (k: number) => (c.ips ? { out: file(k) } : {});
+        const one = await runCapture(base + c.pcap, rules, { ...opts, ...out(1) });
+        const want = one.alerts.map(line).sort();
+        alerts += want.length;
+        dropped += one.verdicts?.dropped ?? 0;
+        for (const pool of pools) {
+          const r = await pool.run(base + c.pcap, rules, { ...opts, ...out(pool.workers) });
+          expect(r.alerts.map(line).sort(), `${c.name} with ${pool.workers} workers`).toEqual(want);
+          if (c.ips) {
+            // the same verdicts, and the same packets passed on, byte for byte and in capture order
+            expect(r.verdicts, `${c.name} verdicts with ${pool.workers} workers`).toEqual(one.verdicts);
+            expect(
+              readFileSync(file(pool.workers)).equals(readFileSync(file(1))),
+              `${c.name} pcap with ${pool.workers} workers`,
+            ).toBe(true);
+          }
+          // capture order: packet numbers never go back (flushes at the end come last)
+          const cnt = r.alerts.map((a) => a.pcapCnt ?? 0);
+          for (let i = 1; i < cnt.length; i++) expect(cnt[i]!).toBeGreaterThanOrEqual(cnt[i - 1]!);
+          expect(r.packets).toBe(one.packets);
+          expect(r.workers.reduce((n, w) => n + w.packets, 0)).toBeLessThanOrEqual(one.packets);
+        }
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
     expect(alerts).toBeGreaterThan(100);
-  }, 55_000);
+    expect(dropped).toBeGreaterThan(10); // the IPS cases drop packets: the comparison above means something
+  }, 90_000);
 
   it('the community HTTP rules on ndpi-mix-a.pcap: the same alerts on 2 workers, load spread', async () => {
     const set = parseRules(readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'), 'community');
@@ -121,6 +143,31 @@ describe.runIf(have)('parallel workers: the same alerts as one engine', () => {
     expect(two.stats.httpRequests).toBe(one.stats.httpRequests);
     for (const w of two.workers) expect(w.packets).toBeGreaterThan(one.packets / 5);
   }, 55_000);
+
+  it('IPS on ndpi-mix-a.pcap (more packets than are held for verdicts at once): the same pcap out on 2 workers', async () => {
+    const pcap = `${shared}traces/ndpi-mix-a.pcap`;
+    const { rules } = loadRules(
+      [
+        'drop tcp any any -> any any (msg:"GET"; flow:to_server; content:"GET "; depth:4; sid:9000002;)',
+        'reject udp any any -> any 53 (msg:"dns"; content:"|01 00 00 01|"; offset:2; depth:4; sid:9000003;)',
+      ].join('\n'),
+      'ips.rules',
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'ids-parallel-ndpi-'));
+    try {
+      const opts = { ips: true, streamRelease: 'immediate' as const, validateChecksums: 'auto' as const };
+      const one = await runCapture(pcap, rules, { ...opts, out: join(dir, '1.pcap') });
+      const two = await pools[0]!.run(pcap, rules, { ...opts, out: join(dir, '2.pcap') });
+      expect(one.packets).toBeGreaterThan(heldPacketsMax);
+      expect(one.verdicts!.dropped).toBeGreaterThan(100);
+      expect(one.verdicts!.responses).toBeGreaterThan(10);
+      expect(two.verdicts).toEqual(one.verdicts);
+      expect(readFileSync(join(dir, '2.pcap')).equals(readFileSync(join(dir, '1.pcap')))).toBe(true);
+      expect(two.alerts.map(line).sort()).toEqual(one.alerts.map(line).sort());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('strata ids --workers 2: the same alert lines, per-worker load in the stats', async () => {
     const { mkdtempSync, rmSync } = await import('node:fs');
