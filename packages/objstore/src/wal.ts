@@ -58,28 +58,9 @@ const packStepQuietMs = 3;
 /** For this long after a commit cut by size, pack steps do not wait for commits (see quietForPackStep). */
 const saturatedMs = 100;
 
-/** Zero-filled space kept ahead of a segment's records: at least this... */
-const zeroAheadBytesMin = 64 * 1024;
-/** ...and at most this, growing with the segment (a quiet store's segments stay small). */
-const zeroAheadBytesMax = 4 * 2 ** 20;
-const zeroAhead = (bytes: number) => Math.min(zeroAheadBytesMax, Math.max(zeroAheadBytesMin, bytes));
-const zeros = Buffer.alloc(2 ** 20);
-
-/** Writes zeros over [from, to) of a file and makes them durable. */
-async function zeroFill(fh: FileHandle, from: number, to: number): Promise<void> {
-  for (let p = from; p < to; ) {
-    const { bytesWritten } = await fh.write(zeros, 0, Math.min(zeros.length, to - p), p);
-    if (bytesWritten === 0) throw new ObjectStoreError(`no space to zero-fill a WAL segment at ${p}`);
-    p += bytesWritten;
-  }
-  await fh.datasync();
-}
-
 interface Segment {
   n: number;
   fh: FileHandle;
-  /** Bytes zero-filled from the start. */
-  alloc: number;
 }
 
 interface MemEntry {
@@ -194,12 +175,8 @@ export class WalStore implements ObjectStore {
   private fh?: FileHandle;
   /** Where the next group commit writes in the current segment. */
   private segPos = 0;
-  /** The current segment's length: past `segPos` it holds zeros only. */
-  private segAlloc = 0;
-  /** The zero-fill running ahead of `segPos`, if any (no commit writes in its range meanwhile). */
-  private zeroing?: Promise<void>;
   /**
-   * The segment after the current one, created, zero-filled and its directory entry made durable ahead of
+   * The segment after the current one, created and its directory entry made durable ahead of
    * the rotation that switches to it, so a rotation inside the flush chain does no I/O of its own.
    */
   private next?: Promise<Segment>;
@@ -295,38 +272,35 @@ export class WalStore implements ObjectStore {
   }
 
   private async openSegment(n: number): Promise<void> {
-    this.useSegment(await this.createSegment(n, zeroAheadBytesMin));
-    this.prepareNext(0);
+    this.useSegment(await this.createSegment(n));
+    this.prepareNext();
   }
 
   private useSegment(seg: Segment): void {
     this.segment = seg.n;
     this.fh = seg.fh;
     this.segPos = 0;
-    this.segAlloc = seg.alloc;
-    this.zeroing = undefined;
   }
 
-  /** Creates segment `n`, zero-fills its first `fill` bytes and makes its directory entry durable. */
-  private async createSegment(n: number, fill: number): Promise<Segment> {
+  /** Creates segment `n` and makes its directory entry durable. */
+  private async createSegment(n: number): Promise<Segment> {
     const fh = await open(this.segName(n), 'wx');
     try {
-      await zeroFill(fh, 0, fill);
       const d = await open(this.o.dir, 'r');
       await d.sync();
       await d.close();
     } catch (e) {
-      // removed, so that creating it again (the rotation's retry, or after a full disk frees) can work
+      // removed, so that creating it again (the rotation's retry) can work
       await fh.close();
       await rm(this.segName(n), { force: true });
       throw e;
     }
-    return { n, fh, alloc: fill };
+    return { n, fh };
   }
 
-  /** Prepares the next segment, sized for as many bytes as the last one took. */
-  private prepareNext(lastBytes: number): void {
-    const next = this.createSegment(this.segment + 1, zeroAhead(lastBytes));
+  /** Prepares the next segment. */
+  private prepareNext(): void {
+    const next = this.createSegment(this.segment + 1);
     next.catch(() => undefined); // a failed one is created again by the rotation that needs it
     this.next = next;
   }
@@ -345,27 +319,7 @@ export class WalStore implements ObjectStore {
     } catch {
       // fall through: try once more, in the chain
     }
-    return this.createSegment(n, zeroAhead(this.segPos));
-  }
-
-  /** Starts zero-filling ahead of the records when less than half the wanted space is left. */
-  private fillAhead(): void {
-    const ahead = zeroAhead(this.segPos);
-    if (this.zeroing || this.segAlloc - this.segPos >= ahead / 2) return;
-    const fh = this.fh!;
-    const from = Math.max(this.segAlloc, this.segPos);
-    const to = this.segPos + ahead;
-    const z: Promise<void> = zeroFill(fh, from, to).then(
-      () => {
-        if (this.fh === fh) this.segAlloc = Math.max(this.segAlloc, to);
-        if (this.zeroing === z) this.zeroing = undefined;
-      },
-      () => {
-        // only a cost: commits past the zeros extend the file as they would without them
-        if (this.zeroing === z) this.zeroing = undefined;
-      },
-    );
-    this.zeroing = z;
+    return this.createSegment(n);
   }
 
   private applyToMem(op: number, key: string, data: Uint8Array): void {
@@ -460,16 +414,12 @@ export class WalStore implements ObjectStore {
       let len = 0;
       for (const r of recs) len += r.length;
       const at = this.segPos;
-      // never write where zeros are still being written
-      if (this.zeroing && at + len > this.segAlloc) await this.zeroing;
       const { bytesWritten } = await this.fh!.writev(recs, at);
       if (bytesWritten !== len)
         throw new ObjectStoreError(
           `WAL segment ${this.segment}: short write (${bytesWritten} of ${len} bytes)`,
         );
       this.segPos = at + len;
-      this.fillAhead();
-      // over zero-filled space the file's size does not change, so the data sync needs no journal commit
       await this.fh!.datasync();
       this.stats.groupCommits++;
       const now = performance.now();
@@ -676,8 +626,6 @@ export class WalStore implements ObjectStore {
     let upTo = 0;
     let frozen = new Map<string, MemEntry>();
     let closing: FileHandle | undefined;
-    let closingBytes = 0;
-    let closingZeroing: Promise<void> | undefined;
     const rotate = this.flushing.then(async () => {
       await this.flush();
       const next = await this.takeNext(); // prepared in the background: normally no I/O here
@@ -687,16 +635,13 @@ export class WalStore implements ObjectStore {
       this.frozenMem = frozen;
       this.mem = new Map();
       closing = this.fh;
-      closingBytes = this.segPos;
-      closingZeroing = this.zeroing;
       this.useSegment(next);
       this.walBytes = 0;
     });
     this.flushing = rotate.catch(() => undefined); // a failed rotation leaves the segment as it was
     await rotate;
-    await closingZeroing;
     await closing?.close();
-    this.prepareNext(closingBytes);
+    this.prepareNext();
     try {
       // the loops over every frozen key yield to the event loop every few thousand keys, so that group
       // commits due meanwhile are not held up (frozen is not written to, so that is safe)
@@ -855,7 +800,6 @@ export class WalStore implements ObjectStore {
     await this.packing;
     this.flushing = this.flushing.then(() => this.flush());
     await this.flushing;
-    await this.zeroing;
     await this.fh?.close();
     this.fh = undefined;
     // the prepared segment holds nothing: remove it

@@ -1,5 +1,5 @@
-// The WAL's segment files: zero-filled ahead of the records (so a group commit's data sync does not change
-// the file's size), records past the first fill, and recovery of a torn record in front of the zeros.
+// The WAL's segment files: records of many group commits, recovery of a torn record, packing while writes go
+// on, a failed pack, a failed sync and a segment whose creation failed.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,12 +21,12 @@ function segments(dir: string): { name: string; buf: Buffer }[] {
 }
 
 describe('WAL segments', () => {
-  it('are zero-filled ahead of the records, and records written past the first fill survive a restart', async () => {
+  it('hold the records of many group commits back to back, and they survive a restart', async () => {
     const store = new MemStore();
     const dir = fresh();
     const w = await WalStore.open(store, opts(dir));
     const value = (i: number) => Buffer.alloc(200 << 10, i); // under walObjectBytesMax: goes to the WAL
-    // 40 x 200 KiB = 8 MB, twice the first fill: commits wait for and extend the zero-fill
+    // 40 x 200 KiB = 8 MB in ten group commits, written at their offsets
     for (let i = 0; i < 40; i += 4)
       await Promise.all([0, 1, 2, 3].map((j) => w.put(`k/${i + j}`, value(i + j))));
     await w.close();
@@ -35,15 +35,14 @@ describe('WAL segments', () => {
     expect(written).toHaveLength(1);
     const { records, validBytes } = decodeRecords(written[0]!.buf);
     expect(records).toHaveLength(40);
-    // the rest of the file is zero-fill, none of it torn bytes
-    expect(written[0]!.buf.length).toBeGreaterThan(validBytes);
-    expect(written[0]!.buf.subarray(validBytes).every((b) => b === 0)).toBe(true);
+    // whole records only, nothing after them
+    expect(validBytes).toBe(written[0]!.buf.length);
     const r = await WalStore.open(store, opts(dir));
     for (let i = 0; i < 40; i++) expect(Buffer.from(await r.get(`k/${i}`)).equals(value(i))).toBe(true);
     await r.close();
   });
 
-  it('cuts a torn record in front of the zeros at restart and keeps every acknowledged one', async () => {
+  it('cuts a torn record at restart and keeps every acknowledged one', async () => {
     const store = new MemStore();
     const dir = fresh();
     let w = await WalStore.open(store, opts(dir));
@@ -52,9 +51,9 @@ describe('WAL segments', () => {
     // a crash in the middle of the next group commit: a header that promises more bytes than arrived
     const seg = segments(dir).find((s) => decodeRecords(s.buf).records.length > 0)!;
     const { validBytes } = decodeRecords(seg.buf);
-    const torn = Buffer.from(seg.buf);
-    torn.writeUInt32LE(500, validBytes);
-    torn.fill(0x5a, validBytes + 4, validBytes + 200);
+    const partial = Buffer.alloc(200, 0x5a);
+    partial.writeUInt32LE(500, 0);
+    const torn = Buffer.concat([seg.buf.subarray(0, validBytes), partial]);
     writeFileSync(join(dir, seg.name), torn);
     w = await WalStore.open(store, opts(dir));
     expect((await w.list('a/')).objects.map((o) => o.key)).toEqual(['a/0', 'a/1', 'a/2']);
@@ -178,25 +177,25 @@ describe('WAL segments', () => {
     await r.close();
   });
 
-  it('creates a segment again after preparing it failed (a failed zero-fill leaves no file behind)', async () => {
+  it('creates a segment again after preparing it failed (a failed creation leaves no file behind)', async () => {
     const store = new MemStore();
     const dir = fresh();
     const w = await WalStore.open(store, opts(dir));
     await w.put('s/0', Buffer.from('zero'));
-    // the next data sync anywhere fails once: with nothing waiting to commit, that is the zero-fill of the
+    // the next fsync anywhere fails once: commits use fdatasync, so that is the directory sync of the
     // segment prepared after this rotation
     const fh = (w as unknown as { fh: object }).fh;
-    const proto = Object.getPrototypeOf(fh) as { datasync: () => Promise<void> };
-    const datasync = proto.datasync;
-    proto.datasync = function (this: unknown) {
-      proto.datasync = datasync;
-      return Promise.reject(new Error('ENOSPC: no space left on device, fdatasync'));
+    const proto = Object.getPrototypeOf(fh) as { sync: () => Promise<void> };
+    const sync = proto.sync;
+    proto.sync = function (this: unknown) {
+      proto.sync = sync;
+      return Promise.reject(new Error('EIO: i/o error, fsync'));
     };
     try {
       await w.packNow();
       await new Promise((r) => setTimeout(r, 50));
     } finally {
-      proto.datasync = datasync;
+      proto.sync = sync;
     }
     // the next rotation creates that segment itself
     await w.put('s/1', Buffer.from('one'));
