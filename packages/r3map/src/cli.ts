@@ -173,7 +173,7 @@ the cache file and go back to the remote on flush (or at once with --write-throu
 served over NBD on --listen.
 
 Usage: strata nbd mount --remote HOST:PORT[/EXPORT] --cache FILE --listen 127.0.0.1:PORT [--chunk 1M] [--exit-with-parent]
-                        [--pull-concurrency 4] [--write-through] [--name EXPORT]
+                        [--pull-concurrency 4] [--write-through] [--name EXPORT] [--poll-us N]
 
 Example:
   strata nbd mount --remote 127.0.0.1:10809/disk --cache ./disk.cache --listen 127.0.0.1:10810`,
@@ -185,9 +185,11 @@ Example:
       listen: { type: 'string' },
       chunk: { type: 'string' },
       'pull-concurrency': { type: 'string' },
+      'poll-us': { type: 'string' },
       'write-through': { type: 'boolean' },
       name: { type: 'string' },
     });
+    const pollUs = intFlag('poll-us', values['poll-us'], 0, 0, 1_000_000);
     const m = /^([^:/]+):(\d+)(?:\/(.*))?$/.exec(values.remote ?? '');
     if (!m) throw new UsageError(`--remote: expected HOST:PORT[/EXPORT], got '${values.remote ?? ''}'`);
     if (!values.cache) throw new UsageError('expected --cache FILE');
@@ -204,7 +206,7 @@ Example:
       ...(values['pull-concurrency'] ? { pullConcurrency: Number(values['pull-concurrency']) } : {}),
       writeThrough: values['write-through'] === true,
     });
-    const server = new NbdServer([{ name: values.name ?? '', device: dev }]);
+    const server = new NbdServer([{ name: values.name ?? '', device: dev }], { pollUs });
     const p = await server.listen(port, host);
     const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });
     output(

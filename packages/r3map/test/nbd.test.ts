@@ -5,9 +5,10 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { captureIo, runCommand } from '@strata/cli';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryDevice, NbdClientDevice, NbdServer } from '../src/index.js';
+import { commands, MemoryDevice, NbdClientDevice, NbdServer } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'r3map-nbd-'));
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -284,6 +285,19 @@ describe('receive path', () => {
     } finally {
       await client.close();
       await srv.close();
+    }
+  });
+
+  it('strata nbd serve and mount take --poll-us as microseconds from 0 to 1,000,000 (else exit 2)', async () => {
+    const nbd = commands.find((c) => c.name === 'nbd')!;
+    for (const argv of [
+      ['serve', '--mem', '1M', '--listen', '127.0.0.1:0', '--poll-us', '-5'],
+      ['serve', '--mem', '1M', '--listen', '127.0.0.1:0', '--poll-us', 'fast'],
+      ['mount', '--remote', '127.0.0.1:1', '--cache', 'x', '--listen', '127.0.0.1:0', '--poll-us', '2000000'],
+    ]) {
+      const io = captureIo();
+      expect(await runCommand(nbd, argv, io.io), argv.join(' ')).toBe(2);
+      expect(io.stderr()).toMatch(/--poll-us/);
     }
   });
 });
