@@ -498,6 +498,20 @@ interface RuleGroup {
   matcher: MultiMatcher | undefined;
   /** Per pattern id: whether it occurs in the bytes scanned last. */
   hit: Uint8Array;
+  /** The rules without a fast pattern (indices into `rules`, ascending): candidates of every inspection. */
+  always: Int32Array;
+  /**
+   * Per pattern id: the rules keyed on it, `byFp[byFpStart[id], byFpStart[id + 1])` (ascending), so an
+   * inspection visits the rules whose pattern the scan marked and those without one, not every rule.
+   */
+  byFpStart: Int32Array;
+  byFp: Int32Array;
+  /**
+   * Per kind of inspection (`consultKey`), made on first use: for each prefix `rules[0, i)`, how many rules
+   * stage 1 admits (`[2i]`) and how many of those have a fast pattern and pass the DCE/FTP tests (`[2i+1]`),
+   * so the stage counters (`rulesPrefiltered`, `stagePortGroupOut`) come out as if every rule were visited.
+   */
+  consulted: Map<number, Int32Array>;
 }
 
 /** Rules with the same protocol, port fields and direction (indices into the inspection order). */
@@ -1540,6 +1554,8 @@ export class Engine {
   /** The hit array scanned last and the ids set in it, to clear them before the next scan. */
   private lastHit: Uint8Array = new Uint8Array(0);
   private readonly hits: number[] = [];
+  /** The candidates of the inspection under way (`candidates`). */
+  private cand = new Int32Array(0);
 
   /**
    * The HTTP rules' prefilter: each rule's fast pattern lies in one buffer (its `fast_pattern` content, else
@@ -1581,12 +1597,12 @@ export class Engine {
         rest.delete(fp[i]!);
         if (rest.size > 0) c.rest = Int32Array.from(rest);
       });
-    return {
+    return ruleGroup(
       rules,
       fp,
-      matcher: patterns.list.length > 0 ? new MultiMatcher(patterns.list) : undefined,
-      hit: new Uint8Array(patterns.list.length),
-    };
+      patterns.list.length > 0 ? new MultiMatcher(patterns.list) : undefined,
+      new Uint8Array(patterns.list.length),
+    );
   }
 
   /**
@@ -1612,12 +1628,12 @@ export class Engine {
       else if (this.portGroups.size < (this.opts.portGroupsMax ?? portGroupsMax)) {
         // the group's rules, each keyed on its pattern in the one automaton of every fast pattern
         const members = hit.flatMap((i) => this.portClasses[i]!.rules).sort((a, b) => a - b);
-        g = {
-          rules: members.map((i) => this.ordered[i]!),
-          fp: Int32Array.from(members, (i) => this.allRules.fp[i]!),
-          matcher: this.allRules.matcher,
-          hit: this.allRules.hit,
-        };
+        g = ruleGroup(
+          members.map((i) => this.ordered[i]!),
+          Int32Array.from(members, (i) => this.allRules.fp[i]!),
+          this.allRules.matcher,
+          this.allRules.hit,
+        );
         this.portGroups.set(key, g);
         this.stats.portGroups++;
       } else this.stats.portGroupsRefused++;
@@ -1692,6 +1708,57 @@ export class Engine {
       this.stats.stageAllStringsOut++;
     }
     return true;
+  }
+
+  /**
+   * The rules of `g` an inspection visits after the scan (`this.hits`): those whose fast pattern it marked
+   * and those without one, as ascending indices into `g.rules` (`this.cand[0, n)`; returns n). Every other
+   * rule fails stage 2.
+   */
+  private candidates(g: RuleGroup): number {
+    if (this.cand.length < g.rules.length) this.cand = new Int32Array(g.rules.length);
+    const cand = this.cand;
+    cand.set(g.always);
+    let n = g.always.length;
+    let lists = n > 0 ? 1 : 0;
+    const start = g.byFpStart;
+    for (const id of this.hits) {
+      const a = start[id]!;
+      const b = start[id + 1]!;
+      if (a === b) continue;
+      lists++;
+      for (let j = a; j < b; j++) cand[n++] = g.byFp[j]!;
+    }
+    if (lists > 1) cand.subarray(0, n).sort();
+    return n;
+  }
+
+  /** The rules of `g` an inspection consults (stage 1 by `admit`) per prefix; see `RuleGroup.consulted`. */
+  private consultedPrefix(g: RuleGroup, key: number, admit: (c: Compiled) => 0 | 1 | 2): Int32Array {
+    let p = g.consulted.get(key);
+    if (!p) {
+      p = new Int32Array(2 * (g.rules.length + 1));
+      for (let i = 0; i < g.rules.length; i++) {
+        const a = admit(g.rules[i]!);
+        p[2 * i + 2] = p[2 * i]! + (a > 0 ? 1 : 0);
+        p[2 * i + 3] = p[2 * i + 1]! + (a === 2 && g.fp[i]! >= 0 ? 1 : 0);
+      }
+      g.consulted.set(key, p);
+    }
+    return p;
+  }
+
+  /** The first rule of `g` after the pass that matched on this packet (all of them when none did). */
+  private passEnd(g: RuleGroup): number {
+    if (this.passOrder === Number.POSITIVE_INFINITY || this.flushing) return g.rules.length;
+    let lo = 0;
+    let hi = g.rules.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (g.rules[mid]!.order > this.passOrder) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
   }
 
   /** Runs a group's prefilter over `bytes`: afterwards `g.hit[g.fp[i]]` says whether rule i's pattern occurs. */
@@ -2720,21 +2787,25 @@ export class Engine {
     else this.prefilterScan(g, payload);
     // the filter stages this inspection passed (each counted once: EngineStats.stage*)
     this.stats.stageInspections++;
-    let grouped = false;
     const seen = { prefiltered: false, allStrings: false };
     let full = false;
-    for (let i = 0; i < g.rules.length; i++) {
+    // stage 1: the stream rules; a DCE/RPC rule needs a request in this delivery (most have no content to
+    // prefilter on); an FTP file rule, an FTP data connection. Visited: the candidates (stage 2 passed); the
+    // rules stage 1 admits and stage 2 spares are counted
+    const dceOk = (fd.dceNow?.length ?? 0) > 0;
+    const ftpOk = fd.ftpData === true;
+    const n = this.candidates(g);
+    const cand = this.cand;
+    let end = this.passEnd(g); // after a pass matched on this packet
+    let passed = 0;
+    for (let kc = 0; kc < n; kc++) {
+      const i = cand[kc]!;
+      if (i >= end) break;
       const c = g.rules[i]!;
-      if (c.order > this.passOrder && !this.flushing) break; // after a pass matched on this packet
       if (c.mode === 'packet') continue;
-      if (!grouped) {
-        grouped = true;
-        this.stats.stagePortGroupOut++;
-      }
-      // stage 1: a DCE/RPC rule needs a request in this delivery (most have no content to prefilter on); an
-      // FTP file rule, an FTP data connection
-      if (c.dce && !fd.dceNow?.length) continue;
-      if (c.ftpData && !fd.ftpData) continue;
+      if (c.dce && !dceOk) continue;
+      if (c.ftpData && !ftpOk) continue;
+      if (g.fp[i]! >= 0) passed++;
       if (!this.stringsPass(g, i, seen)) continue;
       if (!this.headerMatch(c, src, sp, dst, dp)) continue;
       if (c.flow && !c.flow.stateless) {
@@ -2776,9 +2847,21 @@ export class Engine {
         }
         // a stream match's action applies to the flow; a pass ends the inspection of this data
         this.matched(c, fd, true, a, out);
-        if (pass) return;
+        if (pass) {
+          end = i + 1;
+          break;
+        }
       }
+      if (end === i + 1) break;
     }
+    const key = -1 - ((dceOk ? 1 : 0) * 2 + (ftpOk ? 1 : 0));
+    let pre = g.consulted.get(key);
+    if (!pre)
+      pre = this.consultedPrefix(g, key, (c) =>
+        c.mode === 'packet' ? 0 : (c.dce && !dceOk) || (c.ftpData && !ftpOk) ? 1 : 2,
+      );
+    if (pre[2 * end]! > 0) this.stats.stagePortGroupOut++;
+    this.stats.rulesPrefiltered += pre[2 * end + 1]! - passed;
   }
 
   /**
@@ -2906,21 +2989,23 @@ export class Engine {
     this.prefilterScan(g, d.payload);
     // the filter stages this inspection passed (each counted once: EngineStats.stage*)
     this.stats.stageInspections++;
-    let grouped = false;
     const seen = { prefiltered: false, allStrings: false };
     let full = false;
-    for (let i = 0; i < g.rules.length; i++) {
+    // stage 1: the rule kinds a packet inspection consults; a DCE/RPC rule needs a connectionless request
+    // (version 4, type request)
+    const dceOk = d.proto === 17 && d.payload[0] === 4 && d.payload[1] === 0;
+    // visited: the candidates (stage 2 passed); the rules stage 1 admits and stage 2 spares are counted
+    const n = this.candidates(g);
+    const cand = this.cand;
+    let end = this.passEnd(g); // after a pass matched on this packet (in its stream)
+    let passed = 0;
+    for (let k = 0; k < n; k++) {
+      const i = cand[k]!;
+      if (i >= end) break;
       const c = g.rules[i]!;
-      if (c.order > this.passOrder) break; // after a pass matched on this packet (in its stream)
-      if (c.mode === 'stream' || (c.mode === 'both' && inStream)) continue;
-      if (c.proto !== 'ip' && c.proto !== d.proto) continue;
-      if (c.ipOnly === 'ip-only' && !firstInDir) continue;
-      if (!grouped) {
-        grouped = true;
-        this.stats.stagePortGroupOut++;
-      }
-      // stage 1: a DCE/RPC rule needs a connectionless request (version 4, type request)
-      if (c.dce && !(d.proto === 17 && d.payload[0] === 4 && d.payload[1] === 0)) continue;
+      if (!packetAdmits(c, d.proto, inStream, firstInDir)) continue;
+      if (c.dce && !dceOk) continue;
+      if (g.fp[i]! >= 0) passed++;
       if (!this.stringsPass(g, i, seen)) continue;
       if (!this.headerMatch(c, d.src, d.srcPort, d.dst, d.dstPort)) continue;
       if (c.flow && !c.flow.stateless) {
@@ -2954,7 +3039,10 @@ export class Engine {
       const pass = c.rule.action === 'pass';
       if (c.noalert || (pass && !c.alertOnPass)) {
         this.matched(c, fd, c.ipOnly !== undefined, undefined, out);
-        if (pass) return;
+        if (pass) {
+          end = i + 1;
+          break;
+        }
         continue;
       }
       const e = {
@@ -2974,8 +3062,20 @@ export class Engine {
         out.push(a);
       }
       this.matched(c, fd, c.ipOnly !== undefined, a, out);
-      if (pass) return;
+      if (pass) {
+        end = i + 1;
+        break;
+      }
     }
+    const key =
+      (((d.proto & 0xff) * 2 + (inStream ? 1 : 0)) * 2 + (firstInDir ? 1 : 0)) * 2 + (dceOk ? 1 : 0);
+    let pre = g.consulted.get(key);
+    if (!pre)
+      pre = this.consultedPrefix(g, key, (c) =>
+        !packetAdmits(c, d.proto, inStream, firstInDir) ? 0 : c.dce && !dceOk ? 1 : 2,
+      );
+    if (pre[2 * end]! > 0) this.stats.stagePortGroupOut++;
+    this.stats.rulesPrefiltered += pre[2 * end + 1]! - passed;
   }
 }
 
@@ -3197,6 +3297,38 @@ export class HttpBuffers {
     const plain = new HttpBuffers(own, this.anomalies, this.decompressedBytesMax);
     return plain.get(base);
   }
+}
+
+/** Stage 1 of a packet inspection: whether it consults rule `c` (its kind, protocol, IP-only state). */
+function packetAdmits(c: Compiled, proto: number, inStream: boolean, firstInDir: boolean): boolean {
+  if (c.mode === 'stream' || (c.mode === 'both' && inStream)) return false;
+  if (c.proto !== 'ip' && c.proto !== proto) return false;
+  return !(c.ipOnly === 'ip-only' && !firstInDir);
+}
+
+/** A rule group with its candidate index: the rules without a fast pattern, and the rules per pattern. */
+function ruleGroup(
+  rules: Compiled[],
+  fp: Int32Array,
+  matcher: MultiMatcher | undefined,
+  hit: Uint8Array,
+): RuleGroup {
+  const byFpStart = new Int32Array(hit.length + 1);
+  let always = 0;
+  for (let i = 0; i < fp.length; i++) {
+    if (fp[i]! < 0) always++;
+    else byFpStart[fp[i]! + 1]!++;
+  }
+  for (let id = 0; id < hit.length; id++) byFpStart[id + 1]! += byFpStart[id]!;
+  const byFp = new Int32Array(fp.length - always);
+  const fill = byFpStart.slice(0, hit.length);
+  const alwaysIdx = new Int32Array(always);
+  always = 0;
+  for (let i = 0; i < fp.length; i++) {
+    if (fp[i]! < 0) alwaysIdx[always++] = i;
+    else byFp[fill[fp[i]!]!++] = i;
+  }
+  return { rules, fp, matcher, hit, always: alwaysIdx, byFpStart, byFp, consulted: new Map() };
 }
 
 /** Prefilter patterns with ids, one per pattern as the automaton sees it (case-folded). */
