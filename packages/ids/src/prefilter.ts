@@ -11,33 +11,44 @@
 const fold = new Uint8Array(256).map((_, b) => (b >= 0x41 && b <= 0x5a ? b + 32 : b));
 
 export class MultiMatcher {
-  /** Dense transitions: next state = delta[state * 256 + byte]. */
-  private readonly delta: Int32Array;
+  /**
+   * Dense transitions: next state = delta[state * 256 + byte], every byte value (an upper-case letter's
+   * column is its lower-case one's), 16 bits while the states fit.
+   */
+  private readonly delta: Uint16Array | Int32Array;
   /** Per state: the first pattern id that ends here (-1 when none), and the next state along the output links. */
   private readonly out: Int32Array;
   private readonly outNext: Int32Array;
+  /** Per state: the first state of its output chain (itself when it ends a pattern; -1 when the chain is empty). */
+  private readonly outFirst: Int32Array;
   /** Per state: pattern ids ending exactly here beyond the first. */
   private readonly extra: Map<number, number[]>;
   readonly patterns: number;
 
   constructor(patterns: Uint8Array[]) {
     this.patterns = patterns.length;
-    // the trie's edges (key: state * 256 + byte), then the dense table of the states it has (0: no edge,
-    // as no edge leads back to the root)
+    // the trie: its edges (key: state * 256 + folded byte) and each state's children as a list
     const edges = new Map<number, number>();
     let cap = 1;
     for (const p of patterns) cap += p.length;
     const ends = new Int32Array(cap).fill(-1);
+    const firstChild = new Int32Array(cap).fill(-1);
+    const nextSibling = new Int32Array(cap);
+    const edgeByte = new Uint8Array(cap);
     this.extra = new Map();
     let n = 1;
     for (const [id, p] of patterns.entries()) {
       let s = 0;
       for (const raw of p) {
-        const k = s * 256 + fold[raw]!;
+        const b = fold[raw]!;
+        const k = s * 256 + b;
         let t = edges.get(k);
         if (t === undefined) {
           t = n++;
           edges.set(k, t);
+          edgeByte[t] = b;
+          nextSibling[t] = firstChild[s]!;
+          firstChild[s] = t;
         }
         s = t;
       }
@@ -48,36 +59,37 @@ export class MultiMatcher {
         else this.extra.set(s, [id]);
       }
     }
-    const delta = new Int32Array(n * 256);
-    for (const [k, t] of edges) delta[k] = t;
+    const delta = n <= 0x10000 ? new Uint16Array(n * 256) : new Int32Array(n * 256);
     this.out = ends.slice(0, n);
     this.delta = delta;
     this.outNext = new Int32Array(n).fill(-1);
+    this.outFirst = new Int32Array(n).fill(-1);
     const out = this.out;
     const outNext = this.outNext;
+    const outFirst = this.outFirst;
     const fail = new Int32Array(n);
-    // breadth-first: fail links, the missing transitions (those of the fail state, already complete as it
-    // is shallower), output links (the nearest state on the fail chain that ends a pattern)
+    // breadth-first: a state's row is its fail state's (complete, as that is shallower) with its own edges
+    // on top; fail links of its children; output links (the nearest state on the fail chain that ends a
+    // pattern)
     const queue = new Int32Array(n);
     let qn = 0;
-    for (let b = 0; b < 256; b++) {
-      const t = delta[b]!;
-      if (t > 0) queue[qn++] = t;
+    for (let t = firstChild[0]!; t >= 0; t = nextSibling[t]!) {
+      setEdge(delta, 0, edgeByte[t]!, t);
+      queue[qn++] = t;
     }
     for (let qi = 0; qi < qn; qi++) {
       const s = queue[qi]!;
       const f = fail[s]!;
       const sb = s * 256;
       const fb = f * 256;
-      for (let b = 0; b < 256; b++) {
-        const t = delta[sb + b]!;
-        if (t === 0) delta[sb + b] = delta[fb + b]!;
-        else {
-          fail[t] = delta[fb + b]!;
-          queue[qn++] = t;
-        }
+      delta.copyWithin(sb, fb, fb + 256);
+      for (let t = firstChild[s]!; t >= 0; t = nextSibling[t]!) {
+        fail[t] = delta[fb + edgeByte[t]!]!;
+        queue[qn++] = t;
       }
+      for (let t = firstChild[s]!; t >= 0; t = nextSibling[t]!) setEdge(delta, sb, edgeByte[t]!, t);
       outNext[s] = out[f]! >= 0 ? f : outNext[f]!;
+      outFirst[s] = out[s]! >= 0 ? s : outNext[s]!;
     }
   }
 
@@ -93,27 +105,38 @@ export class MultiMatcher {
    */
   scanFrom(state: number, data: Uint8Array, hit: Uint8Array, hits: number[]): number {
     const delta = this.delta;
-    const out = this.out;
-    const outNext = this.outNext;
+    const outFirst = this.outFirst;
     let s = state;
     for (let i = 0; i < data.length; i++) {
-      s = delta[s * 256 + fold[data[i]!]!]!;
+      s = delta[s * 256 + data[i]!]!;
       // walk the output chain only from states that end a pattern; a pattern marked before was marked
       // with every pattern below it on its chain, so the walk stops there
-      for (let t = out[s]! >= 0 ? s : outNext[s]!; t >= 0; t = outNext[t]!) {
-        const id = out[t]!;
-        if (hit[id] === 1) break;
-        hit[id] = 1;
-        hits.push(id);
-        const more = this.extra.get(t);
-        if (more)
-          for (const x of more) {
-            if (hit[x] === 1) continue;
-            hit[x] = 1;
-            hits.push(x);
-          }
-      }
+      if (outFirst[s]! >= 0) this.mark(s, hit, hits);
     }
     return s;
   }
+
+  private mark(s: number, hit: Uint8Array, hits: number[]): void {
+    const out = this.out;
+    const outNext = this.outNext;
+    for (let t = this.outFirst[s]!; t >= 0; t = outNext[t]!) {
+      const id = out[t]!;
+      if (hit[id] === 1) break;
+      hit[id] = 1;
+      hits.push(id);
+      const more = this.extra.get(t);
+      if (more)
+        for (const x of more) {
+          if (hit[x] === 1) continue;
+          hit[x] = 1;
+          hits.push(x);
+        }
+    }
+  }
+}
+
+/** Sets the transition on folded byte `b` of the row at `row`, and on its upper-case form for a letter. */
+function setEdge(delta: Uint16Array | Int32Array, row: number, b: number, t: number): void {
+  delta[row + b] = t;
+  if (b >= 0x61 && b <= 0x7a) delta[row + b - 32] = t;
 }
