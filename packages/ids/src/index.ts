@@ -113,7 +113,15 @@ export {
   type WorkerLoad,
   workersMax,
 } from './parallel.js';
-export { blockBytesMax, CaptureError, encodePcap, type Packet, PcapWriter, readCapture } from './pcap.js';
+export {
+  blockBytesMax,
+  CaptureError,
+  encodePcap,
+  type Packet,
+  PcapWriter,
+  readCapture,
+  readCaptureBatches,
+} from './pcap.js';
 export { type RejectTarget, rejectFrames, rejectTargetOf } from './reject.js';
 export {
   bufferAliases,

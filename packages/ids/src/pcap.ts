@@ -30,7 +30,9 @@ export const blockBytesMax = 16 * 2 ** 20;
 
 /** Pulls exact byte counts out of a stream. */
 class ByteReader {
+  /** Unread input: `chunks[0]` from `pos` on, then the rest of `chunks`. */
   private chunks: Buffer[] = [];
+  private pos = 0;
   private have = 0;
   offset = 0;
   private readonly it: AsyncIterator<Buffer | string>;
@@ -40,13 +42,30 @@ class ByteReader {
     this.it = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
 
+  /** Exactly n bytes when the first buffered chunk holds them (no waiting), else undefined. */
+  take(n: number): Buffer | undefined {
+    const c = this.chunks[0];
+    if (!c || c.length - this.pos < n) return undefined;
+    const out = c.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    if (this.pos === c.length) {
+      this.chunks.shift();
+      this.pos = 0;
+    }
+    this.have -= n;
+    this.offset += n;
+    return out;
+  }
+
   /** Exactly n bytes, or undefined at a clean end of input (before any of them); a partial read is an error. */
   async read(n: number): Promise<Buffer | undefined> {
+    if (n === 0) return this.have === 0 && this.done ? undefined : Buffer.alloc(0);
     while (this.have < n && !this.done) {
       const r = await this.it.next();
       if (r.done) this.done = true;
       else {
         const b = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+        if (b.length === 0) continue;
         this.chunks.push(b);
         this.have += b.length;
       }
@@ -54,49 +73,76 @@ class ByteReader {
     if (this.have === 0 && this.done) return undefined;
     if (this.have < n)
       throw new CaptureError(this.offset + this.have, `truncated: ${n} bytes needed, ${this.have} left`);
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.have -= n;
-    this.offset += n;
-    return out;
+    const fast = this.take(n);
+    if (fast) return fast;
+    // across chunks: joined into one
+    const first = this.chunks[0]!.subarray(this.pos);
+    const all = Buffer.concat([first, ...this.chunks.slice(1)]);
+    this.chunks = [all];
+    this.pos = 0;
+    return this.take(n)!;
   }
 }
 
-/** Reads packets from a pcap or pcapng stream. */
-export async function* readCapture(stream: Readable | AsyncIterable<Buffer>): AsyncGenerator<Packet> {
+/**
+ * Reads packets from a pcap or pcapng stream in batches: the packets that the input read so far holds
+ * (a classic pcap's records in one read chunk; a pcapng's one block), each batch handed out before more
+ * input is awaited, so a consumer pays for one asynchronous step per batch instead of per packet.
+ */
+export async function* readCaptureBatches(
+  stream: Readable | AsyncIterable<Buffer>,
+): AsyncGenerator<Packet[]> {
   const r = new ByteReader(stream);
   const magic = await r.read(4);
   if (!magic) return;
   const m = magic.readUInt32LE(0);
-  if (m === 0x0a0d0d0a) yield* readPcapng(r, magic);
+  if (m === 0x0a0d0d0a) for await (const p of readPcapng(r, magic)) yield [p];
   else if (m === 0xa1b2c3d4 || m === 0xd4c3b2a1 || m === 0xa1b23c4d || m === 0x4d3cb2a1)
     yield* readPcap(r, magic);
   else throw new CaptureError(0, `not a pcap or pcapng file (magic 0x${magic.toString('hex')})`);
 }
 
-async function* readPcap(r: ByteReader, magic: Buffer): AsyncGenerator<Packet> {
+/** Reads packets from a pcap or pcapng stream. */
+export async function* readCapture(stream: Readable | AsyncIterable<Buffer>): AsyncGenerator<Packet> {
+  for await (const batch of readCaptureBatches(stream)) yield* batch;
+}
+
+async function* readPcap(r: ByteReader, magic: Buffer): AsyncGenerator<Packet[]> {
   const m = magic.readUInt32LE(0);
   const le = m === 0xa1b2c3d4 || m === 0xa1b23c4d;
   const nano = m === 0xa1b23c4d || m === 0x4d3cb2a1;
   const h = (await r.read(20))!;
   const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
   const linkType = u32(h, 16) & 0x0fffffff;
+  let batch: Packet[] = [];
   for (;;) {
     const at = r.offset;
-    const ph = await r.read(16);
-    if (!ph) return;
+    // what is buffered is parsed without waiting; the batch goes out before the reader waits for input
+    let ph = r.take(16);
+    if (!ph) {
+      if (batch.length > 0) yield batch;
+      batch = [];
+      ph = await r.read(16);
+      if (!ph) return;
+    }
     const caplen = u32(ph, 8);
-    if (caplen > blockBytesMax) throw new CaptureError(at, `packet record claims ${caplen} bytes`);
-    const data = (await r.read(caplen)) ?? Buffer.alloc(0);
+    if (caplen > blockBytesMax) {
+      if (batch.length > 0) yield batch;
+      throw new CaptureError(at, `packet record claims ${caplen} bytes`);
+    }
+    let data = r.take(caplen);
+    if (!data) {
+      if (batch.length > 0) yield batch;
+      batch = [];
+      data = (await r.read(caplen)) ?? Buffer.alloc(0);
+    }
     const frac = u32(ph, 4);
-    yield {
+    batch.push({
       tsUs: u32(ph, 0) * 1e6 + (nano ? Math.floor(frac / 1000) : frac),
       linkType,
       data,
       origLength: u32(ph, 12),
-    };
+    });
   }
 }
 

@@ -5,7 +5,7 @@ import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js'
 import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
 import type { FlowTableStats } from './flow.js';
 import type { HttpAnomalies } from './http.js';
-import { type Packet, PcapWriter, readCapture } from './pcap.js';
+import { type Packet, PcapWriter, readCaptureBatches } from './pcap.js';
 import { rejectFrames } from './reject.js';
 import { parseRule, type Rule, RuleSyntaxError } from './rules.js';
 import { copyBytes } from './stream.js';
@@ -268,6 +268,18 @@ export class VerdictSink {
     this.linkType ??= p.linkType;
   }
 
+  /** Whether packets are written (`packet` must be awaited); else `count` takes the verdicts. */
+  get writing(): boolean {
+    return this.writer !== undefined;
+  }
+
+  /** The verdict on one captured packet when nothing is written: the counts alone. */
+  count(drop: boolean, responses: number): void {
+    if (drop) this.counts.dropped++;
+    else this.counts.passed++;
+    this.counts.responses += responses;
+  }
+
   /** The verdict on one captured packet: passed on as `frame`, or dropped; then its reject responses. */
   async packet(
     p: { tsUs: number; linkType: number; origLength?: number },
@@ -315,12 +327,14 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
   const t0 = performance.now();
   const sink = new VerdictSink(opts.out);
   try {
-    for await (const p of readCapture(createReadStream(pcapPath))) {
-      sink.first(p);
-      for (const a of pipe.push(p)) alerts.push(a);
-      const v = pipe.verdict;
-      await sink.packet(p, v.drop, v.frame, v.responses);
-    }
+    for await (const batch of readCaptureBatches(createReadStream(pcapPath)))
+      for (const p of batch) {
+        sink.first(p);
+        for (const a of pipe.push(p)) alerts.push(a);
+        const v = pipe.verdict;
+        if (sink.writing) await sink.packet(p, v.drop, v.frame, v.responses);
+        else sink.count(v.drop, v.responses.length);
+      }
   } finally {
     await sink.close();
   }

@@ -10,6 +10,7 @@ import {
   parseRules,
   RuleSyntaxError,
   readCapture,
+  readCaptureBatches,
 } from '../src/index.js';
 
 const shared = new URL('../../../../shared/ids/', import.meta.url).pathname;
@@ -162,6 +163,39 @@ describe('captures and decoding', () => {
     }
     expect(out[1]).toBe('truncated-link');
     expect(st).toMatchObject({ packets: 2, decoded: 1 });
+  });
+
+  it('reads the same packets however the input is cut into chunks (batches, and one at a time)', async () => {
+    const frames = [
+      tcpFrame('GET / HTTP/1.1\r\n'),
+      new Uint8Array(0),
+      tcpFrame('x'.repeat(300)),
+      tcpFrame('y'),
+    ];
+    const file = pcap(frames);
+    fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: file.length }), { maxLength: 12 }),
+        async (cuts) => {
+          const at = [...new Set(cuts)].sort((a, b) => a - b);
+          const chunks = [0, ...at]
+            .map((a, i) => file.subarray(a, at[i] ?? file.length))
+            .filter((c) => c.length);
+          const got: string[] = [];
+          for await (const batch of readCaptureBatches(Readable.from(chunks))) {
+            expect(batch.length).toBeGreaterThan(0);
+            for (const p of batch) got.push(Buffer.from(p.data).toString('hex'));
+          }
+          const one: string[] = [];
+          for await (const p of readCapture(Readable.from(chunks)))
+            one.push(Buffer.from(p.data).toString('hex'));
+          const want = frames.map((f) => Buffer.from(f).toString('hex'));
+          expect(got).toEqual(want);
+          expect(one).toEqual(want);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('reports a truncated capture with its byte offset', async () => {
