@@ -859,6 +859,48 @@ interface MatchCtx {
   sipAt?: number;
 }
 
+/**
+ * A context for one rule evaluation: `ctx` reset (no byte_extract variables, no DCE/RPC or SIP choice) when
+ * given, else a new one; nothing keeps a context past its evaluation, so an inspection reuses one.
+ */
+function matchCtx(
+  ctx: MatchCtx | undefined,
+  payload: Uint8Array,
+  anchor: number,
+  minEnd: number,
+  firstFrom: number,
+  d: Decoded | undefined,
+  latin1: () => string,
+  flow: Flow | undefined,
+): MatchCtx {
+  if (!ctx)
+    return {
+      payload,
+      anchor,
+      minEnd,
+      firstFrom,
+      d,
+      latin1,
+      end: 0,
+      vars: new Map(),
+      flow,
+      dceLittle: undefined,
+      sipAt: undefined,
+    };
+  ctx.payload = payload;
+  ctx.anchor = anchor;
+  ctx.minEnd = minEnd;
+  ctx.firstFrom = firstFrom;
+  ctx.d = d;
+  ctx.latin1 = latin1;
+  ctx.end = 0;
+  if (ctx.vars.size > 0) ctx.vars.clear();
+  ctx.flow = flow;
+  ctx.dceLittle = undefined;
+  ctx.sipAt = undefined;
+  return ctx;
+}
+
 /** A context for matching a rule's inner steps on a buffer derived from the inspected data. */
 function subCtx(sub: Uint8Array, ctx: MatchCtx, dceLittle: boolean | undefined): MatchCtx {
   let text: string | undefined;
@@ -2792,6 +2834,7 @@ export class Engine {
     // stage 1: the stream rules; a DCE/RPC rule needs a request in this delivery (most have no content to
     // prefilter on); an FTP file rule, an FTP data connection. Visited: the candidates (stage 2 passed); the
     // rules stage 1 admits and stage 2 spares are counted
+    let ctx: MatchCtx | undefined; // one for every evaluation here (matchCtx resets it)
     const dceOk = (fd.dceNow?.length ?? 0) > 0;
     const ftpOk = fd.ftpData === true;
     const n = this.candidates(g);
@@ -2821,17 +2864,16 @@ export class Engine {
       // a rule that does not move the cursor (ssl_state, sip_stat_code...) matches once per delivery
       let minEnd = c.hasPayloadMatch ? newStart : -1;
       for (let k = 0; k < (c.hasPayloadMatch ? streamAlertsPerDeliveryMax : 1); k++) {
-        const ctx: MatchCtx = {
+        ctx = matchCtx(
+          ctx,
           payload,
-          anchor: newStart,
+          newStart,
           minEnd,
-          firstFrom: Number.isFinite(c.spanMax) ? minEnd - c.spanMax + 1 : 0,
-          d: undefined,
+          Number.isFinite(c.spanMax) ? minEnd - c.spanMax + 1 : 0,
+          undefined,
           latin1,
-          end: 0,
-          vars: new Map(),
-          flow: f,
-        };
+          f,
+        );
         if (!matchSteps(c.steps, 0, ctx, 0)) break;
         minEnd = ctx.end;
         this.applyFlowbits(c, f);
@@ -2994,6 +3036,7 @@ export class Engine {
     // stage 1: the rule kinds a packet inspection consults; a DCE/RPC rule needs a connectionless request
     // (version 4, type request)
     const dceOk = d.proto === 17 && d.payload[0] === 4 && d.payload[1] === 0;
+    let ctx: MatchCtx | undefined; // one for every evaluation here (matchCtx resets it)
     // visited: the candidates (stage 2 passed); the rules stage 1 admits and stage 2 spares are counted
     const n = this.candidates(g);
     const cand = this.cand;
@@ -3015,17 +3058,7 @@ export class Engine {
       }
       if (!this.flowbitsAllow(c, f)) continue;
       if (c.hasPayloadMatch && d.payload.length === 0) continue;
-      const ctx: MatchCtx = {
-        payload: d.payload,
-        anchor: 0,
-        minEnd: -1,
-        firstFrom: 0,
-        d,
-        latin1,
-        end: 0,
-        vars: new Map(),
-        flow: f,
-      };
+      ctx = matchCtx(ctx, d.payload, 0, -1, 0, d, latin1, f);
       // the header-field tests (stage 1's header filter) first; the full matcher goes on after them
       if (c.header && !matchSteps(c.header, 0, ctx, 0)) continue;
       this.stats.rulesEvaluated++;
