@@ -334,6 +334,8 @@ export class BlockReader {
   private readonly firstRow: number[] = [];
   private readonly texts = new Map<number, string>();
   private readonly cols = new Map<number, Cell[]>();
+  /** Per (page, column): where its cells lie in its JSON text (`cellOffsets`), or null when not plain. */
+  private readonly offsets = new Map<number, Int32Array | null>();
   private bodyBytesLeft = blockBodyBytesMax;
   private dir: Uint8Array | undefined;
 
@@ -623,20 +625,133 @@ export class BlockReader {
     return col;
   }
 
-  /** Row i of page p (parses every column of the page). */
+  /**
+   * Where the cells of column c in page p lie in its JSON text: cell i is `text.slice(off[i], off[i + 1] - 1)`.
+   * Found by one pass over the text (string cells skipped with indexOf), so a search that needs a few rows
+   * of a page parses those cells only, not the page's columns; null when the text is not the compact
+   * JSON array of scalars this module writes (then the column is parsed whole, and checked there).
+   */
+  private cellOffsets(p: number, c: number): Int32Array | null {
+    const id = p * 65536 + c;
+    let off = this.offsets.get(id);
+    if (off === undefined) {
+      off = scanCells(this.pageText(p, c), this.pages[p]!.rows);
+      this.offsets.set(id, off);
+    }
+    return off;
+  }
+
+  /** Cell i of column c in page p (that cell parsed alone, unless the column already is). */
+  pageCell(p: number, i: number, c: number): Cell {
+    const col = this.cols.get(p * 65536 + c);
+    if (col) return col[i] ?? null;
+    const off = this.cellOffsets(p, c);
+    if (!off) return this.pageColumn(p, c)[i] ?? null;
+    if (!(i >= 0 && i < off.length - 1)) throw new Error(`${this.where}: no row ${i} in page ${p}`);
+    return JSON.parse(this.pageText(p, c).slice(off[i]!, off[i + 1]! - 1)) as Cell;
+  }
+
+  /**
+   * The rows of page p whose cell in column c, as JSON text, contains `needle` (ascending). A row whose cell
+   * holds a string containing an ASCII text without quotes or backslashes is among them; a few others may
+   * be (a needle found across an escape), so callers verify the rows they get.
+   */
+  pageRowsWith(p: number, c: number, needle: string): number[] {
+    const t = this.pageText(p, c);
+    const off = this.cellOffsets(p, c);
+    const out: number[] = [];
+    if (!off) {
+      const col = this.pageColumn(p, c);
+      for (let i = 0; i < col.length; i++) if (JSON.stringify(col[i] ?? null).includes(needle)) out.push(i);
+      return out;
+    }
+    let at = t.indexOf(needle);
+    let row = 0;
+    const n = off.length - 1;
+    while (at >= 0) {
+      while (row < n && off[row + 1]! <= at) row++; // the row whose text holds position `at`
+      if (row >= n) break;
+      out.push(row);
+      row++;
+      if (row >= n) break;
+      at = t.indexOf(needle, off[row]!);
+    }
+    return out;
+  }
+
+  /** Whether the JSON text of cell i of column c in page p contains `needle`. */
+  pageCellHas(p: number, i: number, c: number, needle: string): boolean {
+    const off = this.cellOffsets(p, c);
+    if (!off) return JSON.stringify(this.pageColumn(p, c)[i] ?? null).includes(needle);
+    const at = this.pageText(p, c).indexOf(needle, off[i]!);
+    return at >= 0 && at + needle.length <= off[i + 1]! - 1;
+  }
+
+  /** Row i of page p (its cells only, unless the page's columns are parsed already). */
   pageRow(p: number, i: number): Row {
     const r: Row = new Array(this.ncols);
-    for (let c = 0; c < this.ncols; c++) r[c] = this.pageColumn(p, c)[i] ?? null;
+    for (let c = 0; c < this.ncols; c++) r[c] = this.pageCell(p, i, c);
     return r;
   }
 
   /** Every row (every page must be here: given whole, or `loadAll` first). */
   rows(): Row[] {
     const out: Row[] = [];
-    for (let p = 0; p < this.pages.length; p++)
-      for (let i = 0; i < this.pages[p]!.rows; i++) out.push(this.pageRow(p, i));
+    for (let p = 0; p < this.pages.length; p++) {
+      const cols: Cell[][] = [];
+      for (let c = 0; c < this.ncols; c++) cols.push(this.pageColumn(p, c));
+      for (let i = 0; i < this.pages[p]!.rows; i++) {
+        const r: Row = new Array(this.ncols);
+        for (let c = 0; c < this.ncols; c++) r[c] = cols[c]![i] ?? null;
+        out.push(r);
+      }
+    }
     return out;
   }
+}
+
+/**
+ * Where each of `n` cells starts in the compact JSON array text `t` of scalars (strings, numbers, null, as
+ * JSON.stringify writes them), plus one past the array's end: cell i is `t.slice(off[i], off[i + 1] - 1)`.
+ * Null when `t` is not that (whitespace, nesting, another count of cells).
+ */
+export function scanCells(t: string, n: number): Int32Array | null {
+  const off = new Int32Array(n + 1);
+  if (t.charCodeAt(0) !== 0x5b) return null; // [
+  if (n === 0) {
+    off[0] = 1;
+    return t.length === 2 && t.charCodeAt(1) === 0x5d ? off : null;
+  }
+  let pos = 1;
+  for (let i = 0; i < n; i++) {
+    off[i] = pos;
+    const ch = t.charCodeAt(pos);
+    if (ch === 0x22) {
+      // a string: its end is the first quote after it not escaped (preceded by an even run of backslashes)
+      let q = pos;
+      for (;;) {
+        q = t.indexOf('"', q + 1);
+        if (q < 0) return null;
+        let bs = 0;
+        while (t.charCodeAt(q - 1 - bs) === 0x5c) bs++;
+        if ((bs & 1) === 0) break;
+      }
+      pos = q + 1;
+    } else {
+      if (pos >= t.length || ch === 0x5b || ch === 0x7b || ch === 0x2c || ch === 0x5d) return null; // [ { , ]
+      while (pos < t.length) {
+        const d = t.charCodeAt(pos);
+        if (d === 0x2c || d === 0x5d) break;
+        if (d === 0x22 || d === 0x20 || d === 0x5b || d === 0x7b) return null;
+        pos++;
+      }
+    }
+    const sep = t.charCodeAt(pos);
+    if (i < n - 1 ? sep !== 0x2c : sep !== 0x5d) return null;
+    pos++;
+  }
+  off[n] = pos;
+  return pos === t.length ? off : null;
 }
 
 function parseHeader(bytes: Uint8Array, where: string): BlockHeader {

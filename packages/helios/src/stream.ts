@@ -276,41 +276,38 @@ function matchingRows(
   e: Expr,
   blk: BlockReader,
   p: number,
-  needles: { col: number; raw: string }[],
+  needles: { col: number; needle: string }[],
   used: Set<number>,
   stats: SearchStats,
 ): number[] {
-  // The page's columns are fetched here and the loops over its rows are functions of their own: the first
-  // searches of a process optimize whatever holds the hot row loop, and one function that also reached
-  // pageColumn (inflate, TextDecoder, JSON.parse) took TurboFan 8-26 ms a compile, twice.
   const n = blk.pages[p]!.rows;
   stats.rowsScanned += n;
-  const needleCols: Cell[][] = [];
-  const raws: string[] = [];
-  for (const nd of needles) {
-    needleCols.push(blk.pageColumn(p, nd.col));
-    raws.push(nd.raw);
-  }
-  const rows = rowsWithNeedles(needleCols, raws, n);
+  let rows: number[];
+  if (needles.length > 0) {
+    // the rows whose cell text holds the needles, found in the page's column text: no column is parsed
+    const first = needles[0]!;
+    rows = blk.pageRowsWith(p, first.col, first.needle);
+    for (let k = 1; k < needles.length && rows.length > 0; k++) {
+      const nd = needles[k]!;
+      rows = rows.filter((i) => blk.pageCellHas(p, i, nd.col, nd.needle));
+    }
+  } else rows = Array.from({ length: n }, (_, i) => i);
   if (rows.length === 0) return rows;
   const usedCols: number[] = [...used];
-  const cols: Cell[][] = [];
-  for (const c of usedCols) cols.push(blk.pageColumn(p, c));
-  const out = verifyRows(e, rows, usedCols, cols, blk.ncols);
+  // The row loop is a function of its own: the first searches of a process optimize whatever holds a hot
+  // loop, and one that also reached pageColumn (inflate, TextDecoder, JSON.parse) through inlining took
+  // TurboFan 8-26 ms a compile, twice.
+  const out =
+    rows.length * 8 > n
+      ? verifyRows(
+          e,
+          rows,
+          usedCols,
+          usedCols.map((c) => blk.pageColumn(p, c)),
+          blk.ncols,
+        )
+      : verifyCells(e, rows, usedCols, blk, p);
   stats.rowsMatched += out.length;
-  return out;
-}
-
-/** The rows of [0, n) whose cell in each needleCols[k] is a string that contains raws[k]. */
-function rowsWithNeedles(needleCols: Cell[][], raws: string[], n: number): number[] {
-  const out: number[] = [];
-  next: for (let i = 0; i < n; i++) {
-    for (let k = 0; k < raws.length; k++) {
-      const v = needleCols[k]![i];
-      if (typeof v !== 'string' || !v.includes(raws[k]!)) continue next;
-    }
-    out.push(i);
-  }
   return out;
 }
 
@@ -320,6 +317,17 @@ function verifyRows(e: Expr, rows: number[], usedCols: number[], cols: Cell[][],
   const partial: Row = new Array(ncols).fill(null);
   for (const i of rows) {
     for (let j = 0; j < cols.length; j++) partial[usedCols[j]!] = cols[j]![i] ?? null;
+    if (evalExpr(e, partial)) out.push(i);
+  }
+  return out;
+}
+
+/** verifyRows for a few rows of page p: their cells are parsed alone. */
+function verifyCells(e: Expr, rows: number[], usedCols: number[], blk: BlockReader, p: number): number[] {
+  const out: number[] = [];
+  const partial: Row = new Array(blk.ncols).fill(null);
+  for (const i of rows) {
+    for (const c of usedCols) partial[c] = blk.pageCell(p, i, c);
     if (evalExpr(e, partial)) out.push(i);
   }
   return out;

@@ -108,6 +108,86 @@ describe('index nodes', () => {
     expect(filterMayHold(new Uint8Array(0), 42)).toBe(true);
   });
 
+  it('cells read alone (pageCell, pageRow) and rows found by a needle in the column text equal the parsed columns', () => {
+    // strings with quotes, backslashes, control characters, non-ASCII and lone surrogates; numbers; nulls
+    const cellArb = fc.oneof(
+      fc.string({ maxLength: 16, unit: 'binary' }),
+      fc.string({ maxLength: 16, unit: fc.constantFrom('a', 'b', '"', '\\', ',', ']', '[', '\n', 'é') }),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.integer(),
+      fc.constant(null),
+    );
+    const needleArb = fc.stringMatching(/^[ab0-9.\-e]{1,3}$/);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(cellArb, cellArb), { maxLength: 40 }),
+        fc.integer({ min: 1, max: 9 }),
+        needleArb,
+        (rows, per, needle) => {
+          const { bytes } = encodeBlock({ id: 'x', source: 's', from: 0, to: 1, rawBytes: 1 }, rows, 2, {
+            pageRows: per,
+          });
+          const json = rows.map((r) => JSON.parse(JSON.stringify(r)) as unknown[]);
+          const r = new BlockReader(bytes);
+          for (let p = 0; p < r.pages.length; p++) {
+            const n = r.pages[p]!.rows;
+            for (let c = 0; c < 2; c++) {
+              const want = json
+                .slice(p * per, p * per + n)
+                .map((row, i) => [i, JSON.stringify(row[c])] as const)
+                .filter(([, text]) => text.includes(needle))
+                .map(([i]) => i);
+              expect(r.pageRowsWith(p, c, needle)).toEqual(want);
+              for (let i = 0; i < n; i++)
+                expect(r.pageCellHas(p, i, c, needle)).toBe(
+                  JSON.stringify(json[p * per + i]![c]).includes(needle),
+                );
+            }
+            for (let i = 0; i < n; i++) expect(r.pageRow(p, i)).toEqual(json[p * per + i]);
+          }
+          expect(new BlockReader(bytes).rows()).toEqual(json);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a column text that is not compact JSON (spaces) is parsed whole: cells and needles still answer', () => {
+    const cols = ['[1, 2.5 ,null]', '[ "a b" ,"x\\"y", "c"]'].map((t) =>
+      deflateRawSync(Buffer.from(t), { level: 1 }),
+    );
+    const body = Buffer.concat(cols);
+    const w = hash64Words(new Uint8Array(32).fill(3), body);
+    const check = w[1]!.toString(16).padStart(8, '0') + w[0]!.toString(16).padStart(8, '0');
+    const header = Buffer.from(
+      JSON.stringify({
+        id: 'x',
+        source: 's',
+        from: 0,
+        to: 9,
+        rows: 3,
+        rawBytes: 9,
+        min: [],
+        max: [],
+        sections: cols.map((c) => c.length),
+        check,
+      }),
+    );
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(header.length);
+    const r = new BlockReader(Buffer.concat([Buffer.from('HLB2'), len, header, body]));
+    expect(r.pageCell(0, 1, 0)).toBe(2.5);
+    expect(r.pageRow(0, 1)).toEqual([2.5, 'x"y']);
+    expect(r.pageRowsWith(0, 1, 'c')).toEqual([2]);
+    expect(r.pageRowsWith(0, 0, '2')).toEqual([1]);
+    expect(r.pageCellHas(0, 0, 1, 'b')).toBe(true);
+    expect(r.rows()).toEqual([
+      [1, 'a b'],
+      [2.5, 'x"y'],
+      [null, 'c'],
+    ]);
+  });
+
   it('reads a version 2 block (one page, no filters) as written before pages', () => {
     // The v2 layout: "HLB2" | u32 header length | header JSON with `sections` | deflate(JSON column)...
     const cols = [JSON.stringify([1, 2]), JSON.stringify(['a', 'b'])].map((t) =>
