@@ -41,15 +41,29 @@ if (process.env.STRATA_HIGHWAYHASH !== 'ts') {
 
 // A key's words are read through a Uint32Array view of the key itself, made once per key object (a
 // BigUint64Array key would otherwise cost BigInt work on every call): the view sees a key mutated in place,
-// and the engines compare its 8 words with the key they hold. Keys that cannot be viewed (bytes at an
-// offset that is not a multiple of 4, or a big-endian host) are converted on every call.
+// and the engines compare its 8 words with the key they hold. The views of the last two keys are kept, so
+// a caller alternating two keys (an etag and a record checksum per write) makes no view per call. Keys
+// that cannot be viewed (bytes at an offset that is not a multiple of 4, or a big-endian host) are
+// converted on every call.
 const littleEndian = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 let lastKey: HighwayKey | undefined;
 let lastView: Uint32Array | undefined;
+let otherKey: HighwayKey | undefined;
+let otherView: Uint32Array | undefined;
 const keyScratch = new Uint32Array(8);
 function words(key: HighwayKey): Uint32Array {
   if (key === lastKey && lastView !== undefined && lastView.length === 8) return lastView;
+  if (key === otherKey && otherView !== undefined && otherView.length === 8) {
+    otherKey = lastKey;
+    lastKey = key;
+    const v = otherView;
+    otherView = lastView;
+    lastView = v;
+    return v;
+  }
   keyToWords(key, keyScratch);
+  otherKey = lastKey;
+  otherView = lastView;
   lastKey = key;
   lastView =
     littleEndian && (key.byteOffset & 3) === 0 ? new Uint32Array(key.buffer, key.byteOffset, 8) : undefined;

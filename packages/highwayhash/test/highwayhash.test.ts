@@ -133,6 +133,26 @@ describe('WebAssembly and TypeScript agree', () => {
     const w = hash64Words(key, input(40), new Uint32Array(2));
     expect((BigInt(w[1]!) << 32n) | BigInt(w[0]!)).toBe(hash64(key, input(40)));
   });
+
+  it('keeps two keys resident: alternating keys, and a key changed in place, give the right hashes', () => {
+    const other = new Uint8Array(32).map((_, i) => 255 - i);
+    for (const impl of ['wasm', 'ts'] as const) {
+      useImplementation(impl);
+      for (const len of [0, 5, 33, 1024])
+        for (const k of [key, other, key, other]) {
+          // a fresh copy of the key is never a cached one
+          expect(hash64(k, input(len))).toBe(hash64(k.slice(), input(len)));
+          expect([...hash128(k, input(len))]).toEqual([...hash128(k.slice(), input(len))]);
+        }
+      const mutable = other.slice();
+      const before = hash64(mutable, input(40));
+      hash64(key, input(40)); // mutable is now the second resident key
+      mutable[0]! ^= 1;
+      expect(hash64(mutable, input(40))).not.toBe(before);
+      expect(hash64(mutable, input(40))).toBe(hash64(mutable.slice(), input(40)));
+    }
+    useImplementation('wasm');
+  });
 });
 
 describe('engines agree on the fast paths (property)', () => {
