@@ -1573,6 +1573,12 @@ export class Engine {
     for (const c of this.ordered) c.fast = fastContent([{ buffer: '', steps: c.steps }])?.bytes;
     if (opts.prefilter !== false) this.buildHttpPrefilter();
     this.allRules = this.buildGroup(this.ordered);
+    // smaller automata for the packets whose payload few of those patterns concern: TCP packets whose data
+    // went into a stream (only packet-only rules read them) and UDP
+    this.tcpInStreamMatcher = this.subMatcher(
+      (c) => (c.proto === 6 || c.proto === 'ip') && c.mode === 'packet',
+    );
+    this.udpMatcher = this.subMatcher((c) => c.proto === 17 || c.proto === 'ip');
     // rules by protocol, port fields and direction: a port group is the union of the classes that admit a
     // packet's ports, found with one test per class instead of one per rule
     const classes = new Map<string, PortClass>();
@@ -1590,12 +1596,17 @@ export class Engine {
 
   /** Every packet and stream rule, in inspection order, with the prefilter over all their fast patterns. */
   private readonly allRules: RuleGroup;
+  /** The patterns (ids of `allRules.matcher`) of the rules a TCP packet in a stream, or a UDP packet, consults. */
+  private readonly tcpInStreamMatcher: MultiMatcher | undefined;
+  private readonly udpMatcher: MultiMatcher | undefined;
   private portClasses: PortClass[] = [];
   /** Port groups built so far, by the classes they unite (at most `portGroupsMax`). */
   private readonly portGroups = new Map<string, RuleGroup>();
   /** The hit array scanned last and the ids set in it, to clear them before the next scan. */
   private lastHit: Uint8Array = new Uint8Array(0);
   private readonly hits: number[] = [];
+  /** The patterns of `allRules.matcher` by id. */
+  private patternList: Uint8Array[] = [];
   /** The candidates of the inspection under way (`candidates`). */
   private cand = new Int32Array(0);
 
@@ -1639,11 +1650,32 @@ export class Engine {
         rest.delete(fp[i]!);
         if (rest.size > 0) c.rest = Int32Array.from(rest);
       });
+    this.patternList = patterns.list;
     return ruleGroup(
       rules,
       fp,
       patterns.list.length > 0 ? new MultiMatcher(patterns.list) : undefined,
       new Uint8Array(patterns.list.length),
+    );
+  }
+
+  /**
+   * An automaton over the patterns of the rules `admit` takes (their fast patterns, and with `allStrings`
+   * their other contents), reporting them by their ids in `allRules.matcher`; undefined without a prefilter.
+   */
+  private subMatcher(admit: (c: Compiled) => boolean): MultiMatcher | undefined {
+    const all = this.allRules;
+    if (!all.matcher) return undefined;
+    const ids = new Set<number>();
+    all.rules.forEach((c, i) => {
+      if (!admit(c) || all.fp[i]! < 0) return;
+      ids.add(all.fp[i]!);
+      for (const id of c.rest ?? []) ids.add(id);
+    });
+    const list = [...ids].sort((a, b) => a - b);
+    return new MultiMatcher(
+      list.map((id) => this.patternList[id]!),
+      list,
     );
   }
 
@@ -1804,9 +1836,9 @@ export class Engine {
   }
 
   /** Runs a group's prefilter over `bytes`: afterwards `g.hit[g.fp[i]]` says whether rule i's pattern occurs. */
-  private prefilterScan(g: RuleGroup, bytes: Uint8Array): void {
+  private prefilterScan(g: RuleGroup, bytes: Uint8Array, matcher = g.matcher): void {
     this.clearHits(g);
-    if (g.matcher && bytes.length > 0) g.matcher.scan(bytes, g.hit, this.hits);
+    if (g.matcher && matcher && bytes.length > 0) matcher.scan(bytes, g.hit, this.hits);
   }
 
   private compile(r: Rule): Compiled | undefined {
@@ -3028,7 +3060,13 @@ export class Engine {
     const latin1 = () =>
       (text ??= Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.length).toString('latin1'));
     const g = this.groupOf(fd, toServer ? 0 : 1, d.proto);
-    this.prefilterScan(g, d.payload);
+    // a TCP packet whose data went into a stream, or a UDP packet: only the patterns of the rules it
+    // consults (the same marks for them as the whole automaton's)
+    this.prefilterScan(
+      g,
+      d.payload,
+      d.proto === 6 && inStream ? this.tcpInStreamMatcher : d.proto === 17 ? this.udpMatcher : g.matcher,
+    );
     // the filter stages this inspection passed (each counted once: EngineStats.stage*)
     this.stats.stageInspections++;
     const seen = { prefiltered: false, allStrings: false };

@@ -25,7 +25,8 @@ export class MultiMatcher {
   private readonly extra: Map<number, number[]>;
   readonly patterns: number;
 
-  constructor(patterns: Uint8Array[]) {
+  /** `ids`: the id each pattern is reported as (default: its index), for an automaton over part of a set. */
+  constructor(patterns: Uint8Array[], ids?: ArrayLike<number>) {
     this.patterns = patterns.length;
     // the trie: its edges (key: state * 256 + folded byte) and each state's children as a list
     const edges = new Map<number, number>();
@@ -37,7 +38,8 @@ export class MultiMatcher {
     const edgeByte = new Uint8Array(cap);
     this.extra = new Map();
     let n = 1;
-    for (const [id, p] of patterns.entries()) {
+    for (const [i, p] of patterns.entries()) {
+      const id = ids ? ids[i]! : i;
       let s = 0;
       for (const raw of p) {
         const b = fold[raw]!;
