@@ -265,7 +265,9 @@ const utf8 = new TextDecoder();
  */
 function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean {
   // A lone surrogate anywhere: the strings instead (checked first, so no key is taken twice over).
-  for (let k = json.indexOf(0x5c); k >= 0; k = json.indexOf(0x5c, k + 2))
+  // (a Buffer's indexOf is a memchr; a Uint8Array's compares byte by byte in a loop: 10% of this function)
+  const jb = Buffer.from(json.buffer, json.byteOffset, json.byteLength);
+  for (let k = jb.indexOf(0x5c); k >= 0; k = jb.indexOf(0x5c, k + 2))
     if (json[k + 1] === 0x75 && (json[k + 2] === 0x64 || json[k + 2] === 0x44)) return false;
   const prefix = enc.encode(tokenKey(col, ''));
   const prefixHash = fnv(prefix, 0, prefix.length, fnvBasis);
