@@ -1493,6 +1493,8 @@ export class Engine {
   private ordered: Compiled[];
   /** HTTP rules in inspection order, run on HTTP messages (not on packets or raw stream data). */
   private httpOrdered: Compiled[] = [];
+  /** `httpOrdered` by message kind and whether the message is complete (`runHttp`), made on first use. */
+  private readonly httpBySide = new Map<string, Compiled[]>();
   /** Whether a loaded rule tests the SSL/TLS state (then every TCP stream's records are followed). */
   private tlsRules = false;
   /** Whether a loaded stream rule tests DCE/RPC (then every TCP stream's PDUs are followed). */
@@ -2741,10 +2743,18 @@ export class Engine {
     const out = this.httpOut;
     // per buffer, which of its automaton's patterns occur in this message (scanned on first need)
     const found = new Map<string, Uint8Array>();
-    for (const c of this.httpOrdered) {
+    const key = `${m.kind} ${complete}`;
+    let rules = this.httpBySide.get(key);
+    if (!rules) {
+      // the HTTP rules for this side of a message at this point (end of headers, or of the message)
+      rules = this.httpOrdered.filter(
+        (c) => (c.http!.side === m.kind || c.http!.side === 'both') && c.http!.needsBody === complete,
+      );
+      this.httpBySide.set(key, rules);
+    }
+    for (const c of rules) {
       if (c.order > this.passOrder && !this.flushing) break; // after a pass matched on this packet
       const h = c.http!;
-      if ((h.side !== m.kind && h.side !== 'both') || h.needsBody !== complete) continue;
       if (!this.headerMatch(c, src, sp, dst, dp)) continue;
       if (!this.flowbitsAllow(c, f)) continue;
       const fast = c.httpFast;
