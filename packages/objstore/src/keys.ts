@@ -12,10 +12,12 @@ export function validateKey(key: unknown): asserts key is string {
   const bytes = Buffer.byteLength(key, 'utf8');
   if (bytes > keyBytesMax)
     throw new InvalidKeyError(key, `the key is ${bytes} bytes, at most ${keyBytesMax} allowed`);
-  for (const seg of key.split('/')) {
-    if (seg === '..' || seg === '.') throw new InvalidKeyError(key, `the key has a '${seg}' segment`);
-  }
+  const dots = dotSegment.exec(key);
+  if (dots) throw new InvalidKeyError(key, `the key has a '${dots[1]}' segment`);
 }
+
+/** A '.' or '..' path segment. */
+const dotSegment = /(?:^|\/)(\.\.?)(?:\/|$)/;
 
 /** Validates a list prefix (may be empty). */
 export function validatePrefix(prefix: string): void {
