@@ -34,6 +34,11 @@ export interface WalOptions {
   packPrefix?: string;
   /** Compact a pack when its live bytes fall below this fraction of its size (0 turns compaction off). */
   compactLiveRatio?: number;
+  /**
+   * Bound on acknowledged bytes held in memory until packed: past it, writers wait for a pack (and get an
+   * error if it fails), so a writer that outruns the store slows to the pack's rate instead of filling RAM.
+   */
+  memBytesMax?: number;
 }
 
 const HEADER = 12;
@@ -168,6 +173,9 @@ export class WalStore implements ObjectStore {
   private readonly o: Required<WalOptions>;
   /** Acknowledged writes not yet packed: the newest layer. */
   private mem = new Map<string, MemEntry>();
+  /** Data bytes in `mem` and in `frozenMem` (see `memBytesMax`). */
+  private memBytes = 0;
+  private frozenBytes = 0;
   /** The writes a pack in progress is storing: read below `mem`, above the packs; never written to. */
   private frozenMem: Map<string, MemEntry> | undefined;
   private readonly packed = new Map<string, PackRef>();
@@ -205,6 +213,7 @@ export class WalStore implements ObjectStore {
       walObjectBytesMax: 256 << 10,
       packPrefix: '.wal-packs/',
       compactLiveRatio: 0.5,
+      memBytesMax: 256 << 20,
       ...opts,
     };
     this.url = `wal(${opts.dir}) -> ${store.url}`;
@@ -287,8 +296,11 @@ export class WalStore implements ObjectStore {
     const fh = await open(this.segName(n), 'wx');
     try {
       const d = await open(this.o.dir, 'r');
-      await d.sync();
-      await d.close();
+      try {
+        await d.sync();
+      } finally {
+        await d.close();
+      }
     } catch (e) {
       // removed, so that creating it again (the rotation's retry) can work
       await fh.close();
@@ -323,9 +335,29 @@ export class WalStore implements ObjectStore {
   }
 
   private applyToMem(op: number, key: string, data: Uint8Array): void {
-    if (op === 1) this.mem.set(key, { data, etag: etagOf(data), modifiedMs: Date.now() });
-    else if (op === 3) this.mem.set(key, { data: null, etag: '', modifiedMs: Date.now(), direct: true });
-    else this.mem.set(key, { data: null, etag: '', modifiedMs: Date.now() });
+    if (op === 1) this.memSet(key, { data, etag: etagOf(data), modifiedMs: Date.now() });
+    else if (op === 3) this.memSet(key, { data: null, etag: '', modifiedMs: Date.now(), direct: true });
+    else this.memSet(key, { data: null, etag: '', modifiedMs: Date.now() });
+  }
+
+  /** Sets (or, given undefined, removes) a key's entry in the newest memory layer, counting its bytes. */
+  private memSet(key: string, e: MemEntry | undefined): void {
+    this.memBytes += (e?.data?.length ?? 0) - (this.mem.get(key)?.data?.length ?? 0);
+    if (e) this.mem.set(key, e);
+    else this.mem.delete(key);
+  }
+
+  /** Waits while more than `memBytesMax` acknowledged bytes wait to be packed: for packs, until they fit. */
+  private async roomInMemory(): Promise<void> {
+    while (this.memBytes + this.frozenBytes > this.o.memBytesMax) {
+      try {
+        await this.packNow();
+      } catch (e) {
+        throw new ObjectStoreError(
+          `the WAL in ${this.o.dir} holds ${this.memBytes + this.frozenBytes} bytes not yet packed (memBytesMax ${this.o.memBytesMax}) and packing them to ${this.store.url} failed: ${e instanceof Error ? e.message : String(e)}`,
+        );
+      }
+    }
   }
 
   /** The current etag of `key` as this store sees it (memory, packs, then the store). */
@@ -352,20 +384,30 @@ export class WalStore implements ObjectStore {
     });
   }
 
+  /**
+   * Queues a group commit: in `ms`, or (0) next in the flush chain. At most one is queued (it takes what is
+   * waiting when it starts), so a pack's rotation, queued behind it, waits for at most two commits.
+   */
   private scheduleFlush(ms: number): void {
     if (ms === 0) {
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = undefined;
-      this.flushing = this.flushing.then(() => this.flush());
+      if (this.flushQueued) return;
+      this.flushQueued = true;
+      const run = () => this.flush();
+      this.flushing = this.flushing.then(run, run);
       return;
     }
-    if (this.flushTimer) return;
+    if (this.flushTimer || this.flushQueued) return;
     this.flushDueAt = performance.now() + ms;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
-      this.flushing = this.flushing.then(() => this.flush());
+      this.scheduleFlush(0);
     }, ms);
   }
+
+  /** A group commit is queued in the flush chain and has not taken its records yet. */
+  private flushQueued = false;
 
   /** When the scheduled group commit's timer fires (performance.now() time), 0 when none is scheduled. */
   private flushDueAt = 0;
@@ -392,6 +434,7 @@ export class WalStore implements ObjectStore {
 
   /** A group commit (see `commit`), then a pack if the WAL has grown past `packBytes`. */
   private async flush(): Promise<void> {
+    this.flushQueued = false;
     this.flushDueAt = 0;
     this.inFlush = true;
     try {
@@ -400,7 +443,8 @@ export class WalStore implements ObjectStore {
       this.inFlush = false;
       for (const w of this.commitWaiters.splice(0)) w();
     }
-    if (this.walBytes >= this.o.packBytes) void this.packNow().catch(() => undefined);
+    // not from the close's commit: the pack would rotate to (and leave open) a segment after the close
+    if (!this.closed && this.walBytes >= this.o.packBytes) void this.packNow().catch(() => undefined);
   }
 
   /** One group commit: write every waiting record, sync once, acknowledge them all. */
@@ -445,7 +489,8 @@ export class WalStore implements ObjectStore {
     validateKey(key);
     if (key.startsWith(this.o.packPrefix))
       throw new ObjectStoreError(`key '${key}' is in the WAL's reserved prefix ${this.o.packPrefix}`);
-    const data = await collectBody(body);
+    const data = body instanceof Uint8Array ? body : await collectBody(body);
+    if (this.memBytes + this.frozenBytes > this.o.memBytesMax) await this.roomInMemory();
     while (this.pendingBytes > pendingBytesMax) await this.flushing;
     if (opts.ifMatch === undefined && opts.ifNoneMatch === undefined) return this.write(key, data);
     const prev = this.keyLocks.get(key) ?? Promise.resolve();
@@ -471,30 +516,26 @@ export class WalStore implements ObjectStore {
       if (this.memGet(key) || this.packed.has(key)) {
         const prev = this.mem.get(key);
         const marker: MemEntry = { data: null, etag: '', modifiedMs: Date.now(), direct: true };
-        this.mem.set(key, marker);
+        this.memSet(key, marker);
         try {
           await this.append(encodeRecord(3, key, new Uint8Array(0)));
         } catch (e) {
-          if (this.mem.get(key) === marker) {
-            if (prev) this.mem.set(key, prev);
-            else this.mem.delete(key);
-          }
+          if (this.mem.get(key) === marker) this.memSet(key, prev);
           throw e;
         }
       }
       return etag;
     }
     const etag = etagOf(data);
-    // visible to readers once acknowledged; applied before the await so later conditional puts see it
+    const rec = encodeRecord(1, key, data);
+    // visible to readers once acknowledged; applied before the await so later conditional puts see it. The
+    // memory layer holds the record's copy of the body: the caller may reuse its array once put returns
     const prev = this.mem.get(key);
-    this.mem.set(key, { data, etag, modifiedMs: Date.now() });
+    this.memSet(key, { data: rec.subarray(rec.length - data.length), etag, modifiedMs: Date.now() });
     try {
-      await this.append(encodeRecord(1, key, data));
+      await this.append(rec);
     } catch (e) {
-      if (this.mem.get(key)?.etag === etag) {
-        if (prev) this.mem.set(key, prev);
-        else this.mem.delete(key);
-      }
+      if (this.mem.get(key)?.etag === etag) this.memSet(key, prev);
       throw e;
     }
     return etag;
@@ -596,12 +637,11 @@ export class WalStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     validateKey(key);
     const prev = this.mem.get(key);
-    this.mem.set(key, { data: null, etag: '', modifiedMs: Date.now() });
+    this.memSet(key, { data: null, etag: '', modifiedMs: Date.now() });
     try {
       await this.append(encodeRecord(2, key, new Uint8Array(0)));
     } catch (e) {
-      if (prev) this.mem.set(key, prev);
-      else this.mem.delete(key);
+      this.memSet(key, prev);
       throw e;
     }
   }
@@ -634,6 +674,8 @@ export class WalStore implements ObjectStore {
       frozen = this.mem;
       this.frozenMem = frozen;
       this.mem = new Map();
+      this.frozenBytes = this.memBytes;
+      this.memBytes = 0;
       closing = this.fh;
       this.useSegment(next);
       this.walBytes = 0;
@@ -665,10 +707,11 @@ export class WalStore implements ObjectStore {
       }
     } catch (e) {
       // the frozen writes stay readable, below anything written since, and go in the next pack
-      for (const [k, m] of frozen) if (!this.mem.has(k)) this.mem.set(k, m);
+      for (const [k, m] of frozen) if (!this.mem.has(k)) this.memSet(k, m);
       throw e;
     } finally {
       this.frozenMem = undefined;
+      this.frozenBytes = 0;
     }
     for (const name of await readdir(this.o.dir)) {
       if (/^\d{12}\.wal$/.test(name) && Number(name.slice(0, 12)) <= upTo)
@@ -788,7 +831,10 @@ export class WalStore implements ObjectStore {
     this.stats.bytesReclaimed += Math.max(0, reclaimed);
   }
 
-  /** Flushes, packs what is in the WAL, and releases the directory. */
+  /**
+   * Waits for a pack in progress, commits what waits, and releases the directory. What is in the WAL and
+   * not packed stays in its segments and is replayed at the next open.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -20,6 +20,19 @@ function segments(dir: string): { name: string; buf: Buffer }[] {
     .map((name) => ({ name, buf: readFileSync(join(dir, name)) }));
 }
 
+/** A memory store whose pack puts wait at a gate and can be made to fail. */
+class GatedStore extends MemStore {
+  gate: Promise<void> | undefined;
+  fail = false;
+  override async put(key: string, body: Uint8Array | Readable, opts?: PutOptions): Promise<string> {
+    if (key.startsWith('.wal-packs/')) {
+      await this.gate;
+      if (this.fail) throw new Error('the standard tier is down');
+    }
+    return super.put(key, body, opts);
+  }
+}
+
 describe('WAL segments', () => {
   it('hold the records of many group commits back to back, and they survive a restart', async () => {
     const store = new MemStore();
@@ -98,18 +111,6 @@ describe('WAL segments', () => {
   }, 30_000);
 
   it('keeps the writes a pack is storing readable, under newer ones, and packs them later if the pack fails', async () => {
-    /** A memory store whose pack puts wait at a gate and can be made to fail. */
-    class GatedStore extends MemStore {
-      gate: Promise<void> | undefined;
-      fail = false;
-      override async put(key: string, body: Uint8Array | Readable, opts?: PutOptions): Promise<string> {
-        if (key.startsWith('.wal-packs/')) {
-          await this.gate;
-          if (this.fail) throw new Error('the standard tier is down');
-        }
-        return super.put(key, body, opts);
-      }
-    }
     const store = new GatedStore();
     const dir = fresh();
     const w = await WalStore.open(store, opts(dir));
@@ -209,6 +210,79 @@ describe('WAL segments', () => {
       ['s/2', 'two'],
     ])
       expect(Buffer.from(await r.get(k!)).toString()).toBe(v);
+    await r.close();
+  });
+
+  it('queues one group commit for a burst of writes past flushBytes, not one per write', async () => {
+    const dir = fresh();
+    const w = await WalStore.open(new MemStore(), { ...opts(dir), flushBytes: 1024 });
+    const internals = w as unknown as { flush: () => Promise<void> };
+    const flush = internals.flush.bind(w);
+    let flushes = 0;
+    internals.flush = () => {
+      flushes++;
+      return flush();
+    };
+    // each of these crosses flushBytes: one queued flush each would be 2,000 in a chain, and a pack's
+    // rotation, queued behind them, would wait for all of them
+    const value = Buffer.alloc(2048, 1);
+    await Promise.all(Array.from({ length: 2000 }, (_, i) => w.put(`b/${i}`, value)));
+    expect(w.stats.walAppends).toBe(2000);
+    await w.close(); // its flush runs after every one queued before it
+    expect(flushes).toBeLessThanOrEqual(4);
+    const r = await WalStore.open(new MemStore(), opts(dir));
+    expect((await r.list('b/', { limit: 5000 })).objects).toHaveLength(2000);
+    await r.close();
+  });
+
+  it('makes writers wait for a pack past memBytesMax, and fails them with the cause if the pack fails', async () => {
+    const store = new GatedStore();
+    const dir = fresh();
+    const w = await WalStore.open(store, { ...opts(dir), memBytesMax: 64 << 10 });
+    const value = Buffer.alloc(1024, 2);
+    for (let i = 0; i < 64; i++) await w.put(`m/${i}`, value); // 64 KiB: at the bound, not past it
+    let open!: () => void;
+    store.gate = new Promise<void>((r) => (open = r));
+    await w.put('m/64', value); // past it now: the next writer waits for a pack
+    let done = false;
+    const waiting = w.put('m/65', value).then(() => void (done = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(done).toBe(false);
+    expect(w.stats.walAppends).toBe(65);
+    open();
+    await waiting;
+    expect(w.stats.packsWritten).toBe(1);
+    // a pack that fails: the waiting writer gets an error that says why, nothing acknowledged is lost
+    store.fail = true;
+    store.gate = undefined;
+    for (let i = 66; i < 130; i++) await w.put(`m/${i}`, value); // 65 KiB since the pack
+    await expect(w.put('m/130', value)).rejects.toThrow(
+      /holds \d+ bytes not yet packed \(memBytesMax 65536\) and packing them to .* failed: the standard tier is down/,
+    );
+    store.fail = false;
+    await w.put('m/130', value); // the store is back: the pack goes through and the write with it
+    await w.close();
+    const r = await WalStore.open(store, opts(dir));
+    expect((await r.list('m/', { limit: 500 })).objects).toHaveLength(131);
+    await r.close();
+  });
+
+  it('starts no pack from the commit of its close (it would open a segment after the close)', async () => {
+    const store = new MemStore();
+    const dir = fresh();
+    const w = await WalStore.open(store, { ...opts(dir), packBytes: 4096, flushIntervalMs: 60_000 });
+    // waiting for a group commit (due in a minute): the close commits them, past packBytes
+    const puts = Array.from({ length: 8 }, (_, i) => w.put(`c/${i}`, Buffer.alloc(1024, i)));
+    await new Promise((r) => setImmediate(r)); // appended, waiting
+    await w.close();
+    await Promise.all(puts);
+    await new Promise((r) => setTimeout(r, 100)); // a pack started by that commit would have run by now
+    expect(w.stats.packsWritten).toBe(0);
+    // one segment with the eight records, no empty one prepared after the close
+    const segs = segments(dir);
+    expect(segs.map((s) => decodeRecords(s.buf).records.length)).toEqual([8]);
+    const r = await WalStore.open(store, opts(dir));
+    expect((await r.list('c/')).objects).toHaveLength(8);
     await r.close();
   });
 });

@@ -36,7 +36,8 @@ export class MemStore implements ObjectStore {
 
   async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
     validateKey(key);
-    const data = await collectBody(body);
+    // a copy of its own: the caller may reuse its array once put returns (a streamed body is ours already)
+    const data = body instanceof Uint8Array ? Uint8Array.from(body) : await collectBody(body);
     // No await between the check and the write: atomic in one event loop.
     checkPrecondition(key, this.objects.get(key)?.info.etag, opts);
     const etag = etagOf(data);
