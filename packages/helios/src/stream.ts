@@ -787,20 +787,27 @@ export class Stream {
       return pos;
     });
     try {
-      let pending = Buffer.alloc(0);
+      // Reads go straight after the bytes not yet cut, in one buffer reused for every chunk (a chunk's
+      // bytes are made a string before the next read): concatenating 1 MiB reads copied each 4 MiB chunk
+      // about 2.5 times over. It grows only for a line longer than a chunk.
+      let store = Buffer.alloc(Math.min(chunkBytes, st.size - off) + readChunkBytes);
+      let held = 0; // bytes at the start of `store` not yet cut into a chunk
       let pendingFrom = off;
       let readPos = off;
-      const buf = Buffer.alloc(readChunkBytes);
       for (;;) {
-        const n = readSync(fd, buf, 0, buf.length, readPos);
+        if (store.length - held < readChunkBytes) {
+          const grown = Buffer.alloc(store.length * 2);
+          store.copy(grown, 0, 0, held);
+          store = grown;
+        }
+        const n = readSync(fd, store, held, readChunkBytes, readPos);
         const eof = n === 0;
         if (!eof) {
           readPos += n;
+          held += n;
           opts.onRead?.(n);
-          pending = pending.length
-            ? Buffer.concat([pending, buf.subarray(0, n)])
-            : Buffer.from(buf.subarray(0, n));
         }
+        let pending = store.subarray(0, held);
         for (;;) {
           let cut = -1;
           if (pending.length >= chunkBytes) {
@@ -843,6 +850,8 @@ export class Stream {
           pending = pending.subarray(cut + 1);
           if (pending.length === 0 || (!eof && pending.length < chunkBytes)) break;
         }
+        store.copyWithin(0, held - pending.length, held);
+        held = pending.length;
         if (eof) break;
       }
       off = pendingFrom;

@@ -201,6 +201,43 @@ describe('stream: search equals the brute-force scan', () => {
 });
 
 describe('stream: checkpoints, dedupe, rotation, erasure', () => {
+  it('a line longer than a read (1 MiB) and a chunk among short ones: every line is one row (the long one cut at lineBytesMax), the needles found', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const file = join(dir, 'ev.jsonl');
+    const mk = (i: number, msg: string) => JSON.stringify({ ts: t0 + i, level: 'INFO', n: i, msg });
+    const long = `${'w '.repeat(700_000)}long_one`; // 1.4 MB: two reads, grows the read buffer
+    const lines = [
+      mk(0, 'first_a'),
+      mk(1, long),
+      mk(2, 'after_b'),
+      ...Array.from({ length: 50 }, (_, i) => mk(3 + i, `t_${i}`)),
+    ];
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      const st = await s.ingestFile(file, { chunkBytes: 512 });
+      expect(st.lines).toBe(lines.length);
+      expect(st.bytes).toBe(Buffer.byteLength(lines.join('\n')) + 1);
+      const all = await s.search(s.parse(''));
+      // the long line is kept as its text cut at lineBytesMax (64 KiB; no longer JSON, so no fields)
+      expect(all.rows.map((r) => r[3])).toEqual(
+        Array.from({ length: lines.length }, (_, i) => (i === 1 ? null : i)),
+      );
+      expect(all.rows[1]![4]).toBe(lines[1]!.slice(0, 64 * 1024));
+      for (const [needle, n] of [
+        ['first_a', 0],
+        ['after_b', 2],
+        ['t_49', 52],
+      ] as const) {
+        const r = await s.search(s.parse(`msg CONTAINS '${needle}'`));
+        expect(r.rows.map((x) => x[3])).toEqual([n]);
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
   it('re-ingesting resumes at the checkpoint: no loss, no duplicates; a repeated block is acknowledged once', async () => {
     const dir = scratch();
     createStream(dir, ddl);
