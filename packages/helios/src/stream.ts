@@ -52,8 +52,10 @@ export interface IndexPolicy {
   /** Bound on index levels. */
   levelsMax: number;
   /**
-   * Compaction: after this many blocks indexed (by this Stream), the indexer runs `compact()`, which
-   * merges runs of adjacent small nodes under one parent (or among the orphans) into fewer nodes. 0: never.
+   * Compaction: once this many blocks were indexed since the last compaction, the indexer runs
+   * `compact()`, which merges runs of adjacent small nodes under one parent (or among the orphans) into
+   * fewer nodes. Counted from the progress log (the level-0 coverage at its last `compact` record), so a
+   * restarted indexer, or another process, goes on counting where the log says. 0: never.
    */
   compactEveryBlocks: number;
   /**
@@ -426,8 +428,12 @@ export class Stream {
    * process): a second block record of an id, a node or renode record whose conditions failed.
    */
   readonly racesLost = { blocks: 0, nodes: 0, renodes: 0, compacts: 0 };
-  /** Blocks this Stream indexed since its last compaction pass (`compactEveryBlocks`). */
-  private indexedSinceCompact = 0;
+  /**
+   * Blocks indexed (level-0 coverage) when the index was last compacted: at the last `compact` record
+   * applied (replayed from the log, so the same in every process and after a restart), or when this
+   * Stream's last pass ended, which records nothing when it had nothing to merge (`compactEveryBlocks`).
+   */
+  private indexedAtCompact = 0;
   /** What the compaction passes of this Stream did, summed. */
   readonly compactions: CompactStats & { passes: number } = {
     passes: 0,
@@ -620,6 +626,7 @@ export class Stream {
           this.racesLost.compacts++;
           break;
         }
+        this.indexedAtCompact = Math.max(this.indexedAtCompact, this.coverage(0));
         const lv = this.levels[r.level]!;
         for (const run of r.runs) {
           for (const o of run.old) lv.delete(o.from);
@@ -1001,10 +1008,10 @@ export class Stream {
     }
     await flush();
     await this.addStep();
-    this.indexedSinceCompact += done;
-    if (pol.compactEveryBlocks > 0 && this.indexedSinceCompact >= pol.compactEveryBlocks) {
-      this.indexedSinceCompact = 0;
+    const indexed = this.indexedBlocks;
+    if (pol.compactEveryBlocks > 0 && indexed - this.indexedAtCompact >= pol.compactEveryBlocks) {
       await this.compact();
+      this.indexedAtCompact = Math.max(this.indexedAtCompact, indexed);
     }
     return done;
   }

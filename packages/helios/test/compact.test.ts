@@ -106,6 +106,38 @@ describe('compaction', () => {
     }
   });
 
+  it('counts compactEveryBlocks from the progress log: indexers restarted every 3 blocks still compact every 8', async () => {
+    const opts = { compactEveryBlocks: 8, compactFanoutMax: 12 };
+    const { dir, s: first, rows } = await setup(1200, opts);
+    await first.close();
+    let passes = 0;
+    let steps = 0;
+    for (;;) {
+      // a new process each time (the count of blocks indexed since the last compaction must come from the log)
+      const s = await Stream.open(dir, 'ev', { ...policy, ...opts });
+      try {
+        const done = await s.indexStep(3);
+        passes += s.compactions.passes;
+        if (done === 0) {
+          await checkIndex(s);
+          await expectExact(s, rows);
+          const blocks = s.blockCount;
+          expect(blocks).toBeGreaterThan(40);
+          // one pass per 8 blocks indexed (at 9, 18, ...: steps of 3), not one per restart, nor none
+          expect(passes).toBeGreaterThanOrEqual(Math.floor(blocks / 9));
+          expect(passes).toBeLessThanOrEqual(Math.ceil(blocks / 8) + 1);
+          const levels = (await s.search(s.parse(''), { limit: 0 })).stats.levels;
+          expect(levels[0]!.nodes).toBeLessThan(blocks / 4);
+          break;
+        }
+        steps++;
+      } finally {
+        await s.close();
+      }
+    }
+    expect(steps).toBeGreaterThan(10);
+  });
+
   it('a crash between writing the compacted nodes and recording them leaves the old view valid', async () => {
     const { dir, s, rows } = await setup(800);
     try {
