@@ -818,13 +818,29 @@ function lower(b: number): number {
   return b >= 65 && b <= 90 ? b + 32 : b;
 }
 
+/** Where `needle` first occurs in `hay` at or after `from`, ending by `to` (-1: nowhere). */
 function find(hay: Uint8Array, needle: Uint8Array, from: number, to: number, nocase: boolean): number {
   const n = needle.length;
-  outer: for (let i = Math.max(0, from); i + n <= to; i++) {
-    for (let j = 0; j < n; j++) {
-      const a = hay[i + j]!;
-      const b = needle[j]!;
-      if (a !== b && !(nocase && lower(a) === lower(b))) continue outer;
+  const start = Math.max(0, from);
+  const end = Math.min(to, hay.length);
+  if (n === 0) return start <= to ? start : -1;
+  const last = end - n;
+  if (last < start) return -1;
+  if (!nocase && last - start >= 32) {
+    // a longer search: the runtime's (its first occurrence is the first within the bounds, or none is)
+    const at = Buffer.prototype.indexOf.call(hay, needle, start);
+    return at >= 0 && at <= last ? at : -1;
+  }
+  // the first byte tested in its one or two forms before the rest
+  const f = nocase ? lower(needle[0]!) : needle[0]!;
+  const fu = nocase && f >= 0x61 && f <= 0x7a ? f - 32 : f;
+  outer: for (let i = start; i <= last; i++) {
+    const a = hay[i]!;
+    if (a !== f && a !== fu) continue;
+    for (let j = 1; j < n; j++) {
+      const x = hay[i + j]!;
+      const y = needle[j]!;
+      if (x !== y && !(nocase && lower(x) === lower(y))) continue outer;
     }
     return i;
   }
