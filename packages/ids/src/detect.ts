@@ -1524,6 +1524,8 @@ export class Engine {
   private readonly ftpExpected = new Map<string, number>();
   /** Per HTTP buffer: the automaton over the fast patterns of the HTTP rules whose fast pattern is in it. */
   private readonly httpPrefilter = new Map<string, MultiMatcher>();
+  /** Per HTTP buffer: its patterns, until the first scan of the buffer builds its automaton. */
+  private readonly httpPatterns = new Map<string, Uint8Array[]>();
   private readonly httpHits: number[] = [];
   /** Malformed HTTP input by reason (all flows). */
   readonly httpAnomalies: HttpAnomalies = newHttpAnomalies();
@@ -1642,7 +1644,17 @@ export class Engine {
       if (!p) patterns.set(f.buffer, (p = new PatternSet()));
       c.httpFast = { buffer: f.buffer, id: p.id(f.bytes) };
     }
-    for (const [buffer, p] of patterns) this.httpPrefilter.set(buffer, new MultiMatcher(p.list));
+    for (const [buffer, p] of patterns) this.httpPatterns.set(buffer, p.list);
+  }
+
+  /** The automaton of an HTTP buffer's patterns, built when the buffer is first scanned. */
+  private httpMatcher(buffer: string): MultiMatcher {
+    let m = this.httpPrefilter.get(buffer);
+    if (!m) {
+      m = new MultiMatcher(this.httpPatterns.get(buffer)!);
+      this.httpPrefilter.set(buffer, m);
+    }
+    return m;
   }
 
   /**
@@ -2777,7 +2789,7 @@ export class Engine {
       if (fast) {
         let hit = found.get(fast.buffer);
         if (!hit) {
-          const matcher = this.httpPrefilter.get(fast.buffer)!;
+          const matcher = this.httpMatcher(fast.buffer);
           hit = new Uint8Array(matcher.patterns);
           this.httpHits.length = 0;
           matcher.scan(bufs.get(fast.buffer), hit, this.httpHits);
