@@ -123,6 +123,9 @@ export function rewritePayload(frame: Uint8Array, d: Decoded, payload: Uint8Arra
   return out;
 }
 
+/** Bytes of a capture read at a time (fewer, larger reads than the stream default of 64 KiB). */
+export const captureReadBytes = 1024 * 1024;
+
 /** Packets `validateChecksums: 'auto'` looks at before it decides. */
 export const checksumSamplePackets = 1000;
 
@@ -327,7 +330,9 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
   const t0 = performance.now();
   const sink = new VerdictSink(opts.out);
   try {
-    for await (const batch of readCaptureBatches(createReadStream(pcapPath)))
+    for await (const batch of readCaptureBatches(
+      createReadStream(pcapPath, { highWaterMark: captureReadBytes }),
+    ))
       for (const p of batch) {
         sink.first(p);
         for (const a of pipe.push(p)) alerts.push(a);
