@@ -350,6 +350,8 @@ export class WalStore implements ObjectStore {
   /** Waits while more than `memBytesMax` acknowledged bytes wait to be packed: for packs, until they fit. */
   private async roomInMemory(): Promise<void> {
     while (this.memBytes + this.frozenBytes > this.o.memBytesMax) {
+      // closed or stopped: no pack will make room; the write fails with the reason where it appends
+      if (this.closed || this.failure) return;
       try {
         await this.packNow();
       } catch (e) {

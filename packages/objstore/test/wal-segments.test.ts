@@ -261,9 +261,12 @@ describe('WAL segments', () => {
     );
     store.fail = false;
     await w.put('m/130', value); // the store is back: the pack goes through and the write with it
+    for (let i = 131; i < 195; i++) await w.put(`m/${i}`, value); // 65 KiB: past the bound again
     await w.close();
+    // a write after the close is refused, not left waiting for a pack that will not come
+    await expect(w.put('m/195', value)).rejects.toThrow('the WAL store is closed');
     const r = await WalStore.open(store, opts(dir));
-    expect((await r.list('m/', { limit: 500 })).objects).toHaveLength(131);
+    expect((await r.list('m/', { limit: 500 })).objects).toHaveLength(195);
     await r.close();
   });
 
