@@ -139,10 +139,15 @@ export function decode(linkType: number, b: Uint8Array, stats: DecodeStats): Dec
   return r;
 }
 
+/** The payload until the transport layer is decoded; no IPv4 options; no VLAN tags (shared, never changed). */
+const noBytes = new Uint8Array(0);
+const noOptions: number[] = [];
+const noVlans: number[] = [];
+
 function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
   let o = 0;
   let etherType = 0;
-  const vlans: number[] = [];
+  let vlans = noVlans;
   if (linkType === 1) {
     if (b.length < 14) return 'truncated-link';
     etherType = (b[12]! << 8) | b[13]!;
@@ -173,6 +178,7 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
   for (let guard = 0; guard < 8; guard++) {
     if (etherType === 0x8100 || etherType === 0x88a8 || etherType === 0x9100) {
       if (b.length < o + 4) return 'truncated-link';
+      if (vlans === noVlans) vlans = [];
       vlans.push(((b[o]! << 8) | b[o + 1]!) & 0x0fff);
       etherType = (b[o + 2]! << 8) | b[o + 3]!;
       o += 4;
@@ -221,10 +227,10 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       icmpCode: 0,
       icmpId: 0,
       icmpSeq: 0,
-      payload: new Uint8Array(0),
+      payload: noBytes,
       fragment,
       ipChecksumOk: checksum16(b, o, ihl) === 0,
-      ipOptions: ihl > 20 ? ipv4Options(b, o + 20, o + ihl) : [],
+      ipOptions: ihl > 20 ? ipv4Options(b, o + 20, o + ihl) : noOptions,
       l4ChecksumOk: true,
       vlans,
     };
@@ -303,10 +309,10 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       icmpCode: 0,
       icmpId: 0,
       icmpSeq: 0,
-      payload: new Uint8Array(0),
+      payload: noBytes,
       fragment,
       ipChecksumOk: true,
-      ipOptions: [],
+      ipOptions: noOptions,
       l4ChecksumOk: true,
       vlans,
     };
@@ -348,8 +354,10 @@ function l4ChecksumOk(d: Decoded, b: Uint8Array, o: number, end: number): boolea
   if (d.proto === Proto.UDP && d.ipVersion === 4 && b[o + 6] === 0 && b[o + 7] === 0) return true;
   const len = end - o;
   let sum = 0;
-  for (const a of [d.srcAddr, d.dstAddr])
-    for (let i = 0; i < a.length; i += 2) sum += (a[i]! << 8) | a[i + 1]!;
+  const sa = d.srcAddr;
+  const da = d.dstAddr;
+  for (let i = 0; i < sa.length; i += 2) sum += (sa[i]! << 8) | sa[i + 1]!;
+  for (let i = 0; i < da.length; i += 2) sum += (da[i]! << 8) | da[i + 1]!;
   sum += d.proto + (len >>> 16) + (len & 0xffff);
   for (let i = o; i + 1 < end; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
   if (len & 1) sum += b[end - 1]! << 8;
