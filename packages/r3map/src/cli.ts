@@ -29,7 +29,7 @@ import {
   migrateTrackBytes,
 } from './migrate-remote.js';
 import { MountDevice } from './mount.js';
-import { NbdServer } from './nbd.js';
+import { defaultPollUs, NbdServer } from './nbd.js';
 import { serveSync, syncFiles, syncToRemote } from './sync.js';
 
 const serve: Command = {
@@ -39,9 +39,10 @@ const serve: Command = {
 
 Usage: strata nbd serve (--file F | --mem SIZE | --store URL [--size SIZE]) --listen 127.0.0.1:PORT [--name EXPORT] [--read-only] [--poll-us N] [--exit-with-parent]
 
---poll-us N: after each request and reply keep polling for the next one for N microseconds instead of
-  sleeping (default 0): lower latency for a sequential client on a VM whose idle vCPU wakes slowly, paid
-  with a busy core while requests keep coming.
+--poll-us N: poll for the next request for at most N microseconds after each request and reply instead of
+  sleeping (default ${defaultPollUs}; 0: never): lower latency for a sequential client on a VM whose idle vCPU
+  wakes slowly. Adaptive: the window covers the gaps a client leaves between a reply and its next
+  request, and is 0 while gaps exceed N, so sparse traffic costs no polling.
 --exit-with-parent: stop once the process that started this one is gone (as nbdkit's flag does).
 
 Example:
@@ -58,7 +59,7 @@ Example:
       'read-only': { type: 'boolean' },
       'poll-us': { type: 'string' },
     });
-    const pollUs = intFlag('poll-us', values['poll-us'], 0, 0, 1_000_000);
+    const pollUs = intFlag('poll-us', values['poll-us'], defaultPollUs, 0, 1_000_000);
     const given = [values.file, values.mem, values.store].filter((x) => x !== undefined).length;
     if (given !== 1) throw new UsageError('give exactly one of --file, --mem, --store');
     const { host, port } = parseHostPort(values.listen ?? '127.0.0.1:10809', '--listen');
@@ -175,6 +176,8 @@ served over NBD on --listen.
 Usage: strata nbd mount --remote HOST:PORT[/EXPORT] --cache FILE --listen 127.0.0.1:PORT [--chunk 1M] [--exit-with-parent]
                         [--pull-concurrency 4] [--write-through] [--name EXPORT] [--poll-us N]
 
+--poll-us N: as for strata nbd serve (default ${defaultPollUs}; 0: never poll).
+
 Example:
   strata nbd mount --remote 127.0.0.1:10809/disk --cache ./disk.cache --listen 127.0.0.1:10810`,
   async run(argv, io) {
@@ -189,7 +192,7 @@ Example:
       'write-through': { type: 'boolean' },
       name: { type: 'string' },
     });
-    const pollUs = intFlag('poll-us', values['poll-us'], 0, 0, 1_000_000);
+    const pollUs = intFlag('poll-us', values['poll-us'], defaultPollUs, 0, 1_000_000);
     const m = /^([^:/]+):(\d+)(?:\/(.*))?$/.exec(values.remote ?? '');
     if (!m) throw new UsageError(`--remote: expected HOST:PORT[/EXPORT], got '${values.remote ?? ''}'`);
     if (!values.cache) throw new UsageError('expected --cache FILE');

@@ -116,13 +116,18 @@ export interface NbdStats {
 
 export interface NbdServerOptions {
   /**
-   * After each request and reply, keep polling the sockets for this many microseconds instead of sleeping (0, the
-   * default: sleep at once). On a VM whose idle vCPU takes tens of microseconds to wake, this cuts a
-   * sequential client's per-request latency at the cost of a busy core while requests keep coming (like
-   * Linux's busy_poll socket option); nothing is spent once the server is idle for that long.
+   * The most microseconds the server keeps polling its sockets for the next request after a request or a
+   * reply, instead of sleeping (default 200; 0: never poll). On a VM whose idle vCPU takes tens of
+   * microseconds to wake, this cuts a sequential client's per-request latency. The window adapts to the
+   * traffic, after QEMU's adaptive polling of its event loops (poll-max-ns): it grows to twice the gaps
+   * seen between a reply and the next request, up to this bound, and drops to 0 after a gap beyond it, so
+   * a client that answers at once finds the server awake while sparse traffic costs no polling at all.
    */
   pollUs?: number;
 }
+
+/** Default `pollUs`. */
+export const defaultPollUs = 200;
 
 class ProtocolError extends Error {}
 
@@ -356,26 +361,57 @@ export class NbdServer {
     protocolErrors: 0,
     pollTurns: 0,
   };
-  private readonly pollMs: number;
-  private lastRequest = 0;
+  /** `pollUs` in ms: the most the window may grow to. */
+  private readonly pollMaxMs: number;
+  /** The current polling window (adaptive, see `pollUs`). */
+  private pollWindowMs = 0;
+  /** When the last request or reply started the polling window. */
+  private lastActivity = 0;
+  /** When the last reply left (0: none since the last request). */
+  private lastReply = 0;
   private polling = false;
   private closed = false;
 
   constructor(exports: Export[], o: NbdServerOptions = {}) {
     for (const e of exports) this.exports.set(e.name, e);
-    const us = o.pollUs ?? 0;
+    const us = o.pollUs ?? defaultPollUs;
     if (!Number.isFinite(us) || us < 0 || us > 1_000_000)
       throw new RangeError(`pollUs: expected 0 to 1,000,000 microseconds, got ${us}`);
-    this.pollMs = us / 1000;
+    this.pollMaxMs = us / 1000;
   }
 
-  /** Keeps the event loop polling (setImmediate turns poll without sleeping) until `pollUs` pass idle. */
-  private keepPolling(): void {
-    this.lastRequest = performance.now();
-    if (this.polling) return;
+  /** A request arrived: adapt the polling window to the gap since the last reply, then poll through it. */
+  private requestArrived(): void {
+    if (this.pollMaxMs === 0) return;
+    const now = performance.now();
+    if (this.lastReply > 0) {
+      const gap = now - this.lastReply;
+      this.lastReply = 0;
+      // beyond reach: stop polling; within reach: cover it (twice the gap) next time
+      if (gap > this.pollMaxMs) this.pollWindowMs = 0;
+      else if (2 * gap > this.pollWindowMs) this.pollWindowMs = Math.min(this.pollMaxMs, 2 * gap);
+    }
+    this.keepPolling(now);
+  }
+
+  /** A reply left: poll for the next request (it comes a round trip after this). */
+  private replied(): void {
+    if (this.pollMaxMs === 0) return;
+    const now = performance.now();
+    this.lastReply = now;
+    this.keepPolling(now);
+  }
+
+  /**
+   * Keeps the event loop polling (setImmediate turns poll without sleeping) until the polling window has
+   * passed since the last request or reply.
+   */
+  private keepPolling(now: number): void {
+    this.lastActivity = now;
+    if (this.polling || this.pollWindowMs === 0) return;
     this.polling = true;
     const turn = () => {
-      if (!this.closed && performance.now() - this.lastRequest < this.pollMs) {
+      if (!this.closed && performance.now() - this.lastActivity < this.pollWindowMs) {
         this.stats.pollTurns++;
         setImmediate(turn);
       } else this.polling = false;
@@ -590,8 +626,7 @@ export class NbdServer {
       socket.uncork();
     };
     const cork = () => {
-      // the next request comes a round trip after this reply: poll for it from here
-      if (this.pollMs > 0) this.keepPolling();
+      this.replied();
       if (corked) return;
       corked = true;
       socket.cork();
@@ -638,7 +673,7 @@ export class NbdServer {
       const length = h.readUInt32BE(24);
       r.release([h]);
       this.stats.requests++;
-      if (this.pollMs > 0) this.keepPolling();
+      this.requestArrived();
       let payload: Buffer[] | undefined;
       if (cmd === Cmd.WRITE) {
         // the payload must be consumed even when the request is refused, or framing is lost

@@ -288,6 +288,38 @@ describe('receive path', () => {
     }
   });
 
+  it('polls by default for a client that answers at once, and not at all for sparse requests', async () => {
+    const dev = new MemoryDevice(1 << 20);
+    const busy = new NbdServer([{ name: '', device: dev }]); // the default: adaptive, up to 200 us
+    const sparse = new NbdServer([{ name: '', device: dev }], { pollUs: 200 });
+    const off = new NbdServer([{ name: '', device: dev }], { pollUs: 0 });
+    const clients: NbdClientDevice[] = [];
+    const connect = async (s: NbdServer) => {
+      const c = await NbdClientDevice.connect('127.0.0.1', await s.listen(0), '');
+      clients.push(c);
+      return c;
+    };
+    try {
+      // back to back: each request follows its reply within a few event-loop turns
+      const b = await connect(busy);
+      for (let i = 0; i < 200; i++) await b.readAt((i % 64) * 4096, 4096);
+      expect(busy.stats.pollTurns).toBeGreaterThan(0);
+      // a request every 20 ms: every gap is beyond 200 us, so the window stays 0
+      const s = await connect(sparse);
+      for (let i = 0; i < 8; i++) {
+        await s.readAt(i * 4096, 4096);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(sparse.stats.pollTurns).toBe(0);
+      const o = await connect(off);
+      for (let i = 0; i < 200; i++) await o.readAt((i % 64) * 4096, 4096);
+      expect(off.stats.pollTurns).toBe(0);
+    } finally {
+      for (const c of clients) await c.close();
+      for (const s of [busy, sparse, off]) await s.close();
+    }
+  });
+
   it('strata nbd serve and mount take --poll-us as microseconds from 0 to 1,000,000 (else exit 2)', async () => {
     const nbd = commands.find((c) => c.name === 'nbd')!;
     for (const argv of [
