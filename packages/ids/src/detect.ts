@@ -480,6 +480,8 @@ interface Compiled {
   alertOnPass: boolean;
   /** Place in the inspection order of all rules (action order, then file order): matches apply in it. */
   order: number;
+  /** Rules with the same addresses, ports and direction share this number (their header test's result). */
+  headerClass: number;
   /**
    * Suricata's IP-only rule types, whose drop and pass apply to the whole flow: `ip-only` (addresses,
    * protocol and nothing else, ports any) is inspected on the first packet of each direction of a flow;
@@ -1625,6 +1627,10 @@ export class Engine {
   /** The hit array scanned last and the ids set in it, to clear them before the next scan. */
   private lastHit: Uint8Array = new Uint8Array(0);
   private readonly hits: number[] = [];
+  /** Rule headers (addresses, ports, direction) by text, numbered (`Compiled.headerClass`). */
+  private readonly headerClasses = new Map<string, number>();
+  /** Per header class, its test's result on the HTTP message being inspected (0: not tested, 1 pass, 2 fail). */
+  private headerSeen = new Uint8Array(0);
   /** The patterns of `allRules.matcher` by id. */
   private patternList: Uint8Array[] = [];
   /** The candidates of the inspection under way (`candidates`). */
@@ -2218,6 +2224,7 @@ export class Engine {
       dst: this.addrTestOf(r.dst),
       sp: portTest(r.srcPorts, this.vars),
       dp: portTest(r.dstPorts, this.vars),
+      headerClass: this.headerClassOf(r),
       steps,
       flowbits,
       noalert,
@@ -2780,10 +2787,17 @@ export class Engine {
       );
       this.httpBySide.set(key, rules);
     }
+    // each header tested once per message (the rules mostly share a few)
+    if (this.headerSeen.length < this.headerClasses.size)
+      this.headerSeen = new Uint8Array(this.headerClasses.size);
+    const seen = this.headerSeen;
+    seen.fill(0);
     for (const c of rules) {
       if (c.order > this.passOrder && !this.flushing) break; // after a pass matched on this packet
       const h = c.http!;
-      if (!this.headerMatch(c, src, sp, dst, dp)) continue;
+      let hs = seen[c.headerClass]!;
+      if (hs === 0) hs = seen[c.headerClass] = this.headerMatch(c, src, sp, dst, dp) ? 1 : 2;
+      if (hs === 2) continue;
       if (!this.flowbitsAllow(c, f)) continue;
       const fast = c.httpFast;
       if (fast) {
@@ -3018,6 +3032,17 @@ export class Engine {
       this.addrTests.set(spec, t);
     }
     return t;
+  }
+
+  /** The number of a rule's header (addresses, ports, direction) among the rules loaded. */
+  private headerClassOf(r: Rule): number {
+    const key = `${r.src} ${r.srcPorts} ${r.direction} ${r.dst} ${r.dstPorts}`;
+    let n = this.headerClasses.get(key);
+    if (n === undefined) {
+      n = this.headerClasses.size;
+      this.headerClasses.set(key, n);
+    }
+    return n;
   }
 
   private headerMatch(c: Compiled, src: string, sp: number, dst: string, dp: number): boolean {
