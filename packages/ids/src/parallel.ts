@@ -21,9 +21,16 @@ import { type Alert, defaultVars, type EngineStats, ftpPortTest } from './detect
 import type { FlowTableStats } from './flow.js';
 import { FtpRouter } from './ftp.js';
 import { type HttpAnomalies, newHttpAnomalies } from './http.js';
-import { readCapture } from './pcap.js';
+import { readCaptureBatches } from './pcap.js';
 import type { Rule } from './rules.js';
-import { Pipeline, type PreparedPacket, type RunOptions, type RunResult, VerdictSink } from './run.js';
+import {
+  captureReadBytes,
+  Pipeline,
+  type PreparedPacket,
+  type RunOptions,
+  type RunResult,
+  VerdictSink,
+} from './run.js';
 import { RateLimiter } from './threshold.js';
 import { type FromWorker, metaFields, type ToWorker, type WorkerVerdict } from './worker.js';
 
@@ -244,60 +251,63 @@ export class ParallelRunner {
     };
     let last = { pcapCnt: 0, tsUs: 0 };
     try {
-      for await (const p of readCapture(createReadStream(pcapPath))) {
-        const x = pipe.prepare(p);
-        last = { pcapCnt: pipe.packets, tsUs: p.tsUs };
-        if (sink) {
-          sink.first(p);
-          // a copy: the capture reader's memory is not ours to keep; not inspected: passed at its turn
-          held.set(pipe.packets, {
-            tsUs: p.tsUs,
-            linkType: p.linkType,
-            origLength: p.origLength,
-            data: new Uint8Array(p.data),
-            ready: !x,
-          });
-          if (!x && held.get(nextOut)?.ready) void drain().catch(() => undefined);
-          if (held.size > heldPacketsMax) {
-            for (const s of this.slots) flush(s);
-            await Promise.all(pending);
-            await drain();
+      for await (const batch of readCaptureBatches(
+        createReadStream(pcapPath, { highWaterMark: captureReadBytes }),
+      ))
+        for (const p of batch) {
+          const x = pipe.prepare(p);
+          last = { pcapCnt: pipe.packets, tsUs: p.tsUs };
+          if (sink) {
+            sink.first(p);
+            // a copy: the capture reader's memory is not ours to keep; not inspected: passed at its turn
+            held.set(pipe.packets, {
+              tsUs: p.tsUs,
+              linkType: p.linkType,
+              origLength: p.origLength,
+              data: new Uint8Array(p.data),
+              ready: !x,
+            });
+            if (!x && held.get(nextOut)?.ready) void drain().catch(() => undefined);
+            if (held.size > heldPacketsMax) {
+              for (const s of this.slots) flush(s);
+              await Promise.all(pending);
+              await drain();
+            }
+          }
+          if (!x) continue;
+          const hashed = this.workerOf(x);
+          const d = x.d;
+          const s =
+            this.slots[
+              ftp && d.proto === 6
+                ? ftp.route(
+                    {
+                      src: d.src,
+                      sp: d.srcPort,
+                      dst: d.dst,
+                      dp: d.dstPort,
+                      syn: (d.tcpFlags & 0x12) === 0x02,
+                      payload: d.payload,
+                    },
+                    hashed,
+                  )
+                : hashed
+            ]!;
+          const b = s.batch;
+          const wholeLen = x.whole?.length ?? 0;
+          b.meta.push(x.n, x.tsUs, x.linkType, x.checksumOk ? 1 : 0, b.bytes, x.frame.length, wholeLen);
+          b.ns.push(x.n);
+          // copies: the capture reader's memory is not ours to keep until the batch leaves
+          b.frames.push(new Uint8Array(x.frame));
+          if (x.whole) b.frames.push(new Uint8Array(x.whole));
+          b.bytes += x.frame.length + wholeLen;
+          s.load.packets++;
+          s.load.bytes += x.frame.length;
+          if (b.meta.length >= batchPacketsMax * metaFields || b.bytes >= batchBytesMax) {
+            flush(s);
+            while (s.inFlight >= batchesInFlightMax) await new Promise<void>((r) => (s.wake = r));
           }
         }
-        if (!x) continue;
-        const hashed = this.workerOf(x);
-        const d = x.d;
-        const s =
-          this.slots[
-            ftp && d.proto === 6
-              ? ftp.route(
-                  {
-                    src: d.src,
-                    sp: d.srcPort,
-                    dst: d.dst,
-                    dp: d.dstPort,
-                    syn: (d.tcpFlags & 0x12) === 0x02,
-                    payload: d.payload,
-                  },
-                  hashed,
-                )
-              : hashed
-          ]!;
-        const b = s.batch;
-        const wholeLen = x.whole?.length ?? 0;
-        b.meta.push(x.n, x.tsUs, x.linkType, x.checksumOk ? 1 : 0, b.bytes, x.frame.length, wholeLen);
-        b.ns.push(x.n);
-        // copies: the capture reader's memory is not ours to keep until the batch leaves
-        b.frames.push(new Uint8Array(x.frame));
-        if (x.whole) b.frames.push(new Uint8Array(x.whole));
-        b.bytes += x.frame.length + wholeLen;
-        s.load.packets++;
-        s.load.bytes += x.frame.length;
-        if (b.meta.length >= batchPacketsMax * metaFields || b.bytes >= batchBytesMax) {
-          flush(s);
-          while (s.inFlight >= batchesInFlightMax) await new Promise<void>((r) => (s.wake = r));
-        }
-      }
       for (const s of this.slots) flush(s);
       await Promise.all(pending);
       if (sink) await drain();
