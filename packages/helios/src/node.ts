@@ -262,6 +262,7 @@ export function dropPointers(
 
 /** The child indices that hold `key` (empty when absent). */
 export function lookup(node: IndexNode, key: number): Uint32Array {
+  if (node instanceof StoredNode && !node.whole) return node.find(key);
   if (!bloomHas(node.bloom, key)) return new Uint32Array(0);
   const keys = node.keys;
   let lo = 0;
@@ -273,6 +274,125 @@ export function lookup(node: IndexNode, key: number): Uint32Array {
   }
   if (lo >= keys.length || keys[lo] !== key) return new Uint32Array(0);
   return node.post.subarray(node.postOff[lo]!, node.postOff[lo + 1]!);
+}
+
+/**
+ * A node read from its bytes (`decodeNode`): checked whole when read, but its arrays are made only when
+ * something asks for them, and `lookup` reads the bytes where they are. The bytes an object store returns
+ * sit after its own header, at any alignment, and a Float64Array needs 8: copying a 4 MB node to aligned
+ * memory cost more than checking it (1.8 against 0.8 ms), and a search needs a few words of it (the
+ * filter's probes, a binary search, one pointer list).
+ */
+class StoredNode implements IndexNode {
+  private dv: DataView;
+  private readonly postOffAt: number;
+  private readonly postAt: number;
+  private readonly bloomAt: number;
+  private keysArr: Float64Array | undefined;
+  private postOffArr: Uint32Array | undefined;
+  private postArr: Uint32Array | undefined;
+  private bloomArr: Uint32Array | undefined;
+
+  /** `body` is the node's bytes after its header, already checked. */
+  constructor(
+    readonly header: NodeHeader,
+    private body: Uint8Array,
+  ) {
+    this.dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    this.postOffAt = header.n * 8;
+    this.postAt = this.postOffAt + (header.n + 1) * 4;
+    this.bloomAt = this.postAt + header.m * 4;
+  }
+
+  /** Bytes [at, at + len) of the body as their own aligned buffer (a view when they are aligned already). */
+  private section(at: number, len: number): { buffer: ArrayBufferLike; offset: number } {
+    const o = this.body.byteOffset + at;
+    if (o % 8 === 0) return { buffer: this.body.buffer, offset: o };
+    // a copy by hand: `body` may be a Buffer, whose slice() is a view of its (pooled) memory, not a copy
+    const copy = new Uint8Array(len);
+    copy.set(this.body.subarray(at, at + len));
+    return { buffer: copy.buffer, offset: 0 };
+  }
+
+  get keys(): Float64Array {
+    if (!this.keysArr) {
+      const { buffer, offset } = this.section(0, this.header.n * 8);
+      this.keysArr = new Float64Array(buffer, offset, this.header.n);
+      this.release();
+    }
+    return this.keysArr;
+  }
+
+  get postOff(): Uint32Array {
+    if (!this.postOffArr) {
+      const { buffer, offset } = this.section(this.postOffAt, (this.header.n + 1) * 4);
+      this.postOffArr = new Uint32Array(buffer, offset, this.header.n + 1);
+      this.release();
+    }
+    return this.postOffArr;
+  }
+
+  get post(): Uint32Array {
+    if (!this.postArr) {
+      const { buffer, offset } = this.section(this.postAt, this.header.m * 4);
+      this.postArr = new Uint32Array(buffer, offset, this.header.m);
+      this.release();
+    }
+    return this.postArr;
+  }
+
+  get bloom(): Uint32Array {
+    if (!this.bloomArr) {
+      const { buffer, offset } = this.section(this.bloomAt, this.header.w * 4);
+      this.bloomArr = new Uint32Array(buffer, offset, this.header.w);
+      this.release();
+    }
+    return this.bloomArr;
+  }
+
+  /**
+   * Whether all four arrays are made (merges, compaction and the indexer read them): the bytes are then
+   * let go, so a cached node is not held twice, and `lookup` uses the arrays.
+   */
+  get whole(): boolean {
+    return !!(this.keysArr && this.postOffArr && this.postArr && this.bloomArr);
+  }
+
+  private release(): void {
+    if (this.whole) {
+      this.body = new Uint8Array(0);
+      this.dv = new DataView(this.body.buffer);
+    }
+  }
+
+  /** `lookup` on the bytes: the filter's probes, a binary search of the keys, one pointer list copied. */
+  find(key: number): Uint32Array {
+    const dv = this.dv;
+    const mask = this.header.w * 32 - 1;
+    const h1 = (key % 4294967296) >>> 0;
+    const h2 = (Math.floor(key / 4294967296) * 2654435761 + 1) >>> 0;
+    for (let i = 0; i < bloomHashes; i++) {
+      const b = (h1 + Math.imul(i, h2)) & mask;
+      if ((dv.getUint32(this.bloomAt + (b >>> 5) * 4, true) & (1 << (b & 31))) === 0)
+        return new Uint32Array(0);
+    }
+    const n = this.header.n;
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (dv.getFloat64(mid * 8, true) < key) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo >= n || dv.getFloat64(lo * 8, true) !== key) return new Uint32Array(0);
+    const a = dv.getUint32(this.postOffAt + lo * 4, true);
+    const b = dv.getUint32(this.postOffAt + (lo + 1) * 4, true);
+    if (!(a <= b && b <= this.header.m))
+      throw new Error(`index node: pointers [${a}, ${b}) of key ${lo} are outside its ${this.header.m}`);
+    const out = new Uint32Array(b - a);
+    for (let i = 0; i < out.length; i++) out[i] = dv.getUint32(this.postAt + (a + i) * 4, true);
+    return out;
+  }
 }
 
 const enc = new TextEncoder();
@@ -315,17 +435,7 @@ export function decodeNode(bytes: Uint8Array, where = 'index node'): IndexNode {
   const start = (8 + hl + 7) & ~7;
   const need = start + header.n * 8 + (header.n + 1) * 4 + header.m * 4 + header.w * 4;
   if (need !== bytes.length) throw new Error(`${where}: size ${bytes.length}, header says ${need}`);
-  // A fresh copy: typed-array views below need an 8-aligned buffer of their own (a Buffer slice is a view).
-  const body = new Uint8Array(bytes.subarray(start));
+  const body = bytes.subarray(start);
   if (bodyCheck(body) !== header.check) throw new Error(`${where}: checksum mismatch (corrupt node)`);
-  const buf = body.buffer;
-  let o = 0;
-  const keys = new Float64Array(buf, o, header.n);
-  o += header.n * 8;
-  const postOff = new Uint32Array(buf, o, header.n + 1);
-  o += (header.n + 1) * 4;
-  const post = new Uint32Array(buf, o, header.m);
-  o += header.m * 4;
-  const bloom = new Uint32Array(buf, o, header.w);
-  return { header, keys, postOff, post, bloom };
+  return new StoredNode(header, body);
 }
