@@ -1238,6 +1238,43 @@ function headerField(kind: HeaderFieldKind, d: Decoded): number | undefined {
 }
 
 /** The leading steps of a packet rule that test header fields only (stage 1's header filter), if any. */
+/**
+ * A packet rule's header-field tests (`Compiled.header`) on `d`, without a match context: what
+ * `matchSteps(header, 0, ctx, 0)` says on the packet's payload; undefined for a step that is no header test.
+ */
+function headerPass(steps: Step[], d: Decoded): boolean | undefined {
+  for (const s of steps) {
+    switch (s.kind) {
+      case 'dsize':
+        if (!s.test(d.payload.length)) return false;
+        break;
+      case 'flags':
+        if (d.proto !== 6 || !s.test(d.tcpFlags)) return false;
+        break;
+      case 'ipopts':
+        if (!(s.type < 0 ? d.ipOptions.length > 0 : d.ipOptions.includes(s.type))) return false;
+        break;
+      case 'itype':
+      case 'icode':
+      case 'icmp_id':
+      case 'icmp_seq':
+      case 'ttl':
+      case 'id':
+      case 'fragbits':
+      case 'ip_proto':
+      case 'seq':
+      case 'ack': {
+        const v = headerField(s.kind, d);
+        if (v === undefined || !s.test(v)) return false;
+        break;
+      }
+      default:
+        return undefined;
+    }
+  }
+  return true;
+}
+
 function headerSteps(steps: Step[]): { header: Step[] } | undefined {
   let n = 0;
   while (n < steps.length && packetOnlySteps.has(steps[n]!.kind)) n++;
@@ -3159,9 +3196,12 @@ export class Engine {
       }
       if (!this.flowbitsAllow(c, f)) continue;
       if (c.hasPayloadMatch && d.payload.length === 0) continue;
+      // the header-field tests (stage 1's header filter) first, on the packet alone; the full matcher goes
+      // on after them
+      const hp = c.header && headerPass(c.header, d);
+      if (hp === false) continue;
       ctx = matchCtx(ctx, d.payload, 0, -1, 0, d, latin1, f);
-      // the header-field tests (stage 1's header filter) first; the full matcher goes on after them
-      if (c.header && !matchSteps(c.header, 0, ctx, 0)) continue;
+      if (hp === undefined && c.header && !matchSteps(c.header, 0, ctx, 0)) continue;
       this.stats.rulesEvaluated++;
       if (!full) {
         full = true;
