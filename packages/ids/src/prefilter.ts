@@ -23,6 +23,15 @@ export class MultiMatcher {
   private readonly outFirst: Int32Array;
   /** Per state: pattern ids ending exactly here beyond the first. */
   private readonly extra: Map<number, number[]>;
+  /**
+   * Per state: the id of the first pattern on its output chain, or `noOutput` (one past the highest id).
+   * A scan tests `seen[headId[state]]` for every byte: one branch that is almost always not taken, where a
+   * test of "has an output" is taken at a fifth of the bytes of real traffic, unpredictably.
+   */
+  private readonly headId: Int32Array;
+  /** Ids the scan under way has walked from (its chain below them walked too); `seen[noOutput]` stays 1. */
+  private readonly seen: Uint8Array;
+  private readonly seenList: number[] = [];
   readonly patterns: number;
 
   /** `ids`: the id each pattern is reported as (default: its index), for an automaton over part of a set. */
@@ -93,6 +102,12 @@ export class MultiMatcher {
       outNext[s] = out[f]! >= 0 ? f : outNext[f]!;
       outFirst[s] = out[s]! >= 0 ? s : outNext[s]!;
     }
+    let noOutput = 0;
+    for (let i = 0; i < patterns.length; i++) noOutput = Math.max(noOutput, (ids ? ids[i]! : i) + 1);
+    this.headId = new Int32Array(n).fill(noOutput);
+    for (let s = 1; s < n; s++) if (outFirst[s]! >= 0) this.headId[s] = out[outFirst[s]!]!;
+    this.seen = new Uint8Array(noOutput + 1);
+    this.seen[noOutput] = 1;
   }
 
   /** Marks `hit[id] = 1` for every pattern occurring in `data`, listing newly marked ids in `hits`. */
@@ -107,25 +122,33 @@ export class MultiMatcher {
    */
   scanFrom(state: number, data: Uint8Array, hit: Uint8Array, hits: number[]): number {
     const delta = this.delta;
-    const outFirst = this.outFirst;
+    const headId = this.headId;
+    const seen = this.seen;
     let s = state;
     for (let i = 0; i < data.length; i++) {
       s = delta[s * 256 + data[i]!]!;
-      // walk the output chain only from states that end a pattern; a pattern marked before was marked
-      // with every pattern below it on its chain, so the walk stops there
-      if (outFirst[s]! >= 0) this.mark(s, hit, hits);
+      // walk the output chain only from states that end a pattern, and only the first time this scan
+      // meets its head (everything below it on the chain was walked then)
+      if (seen[headId[s]!] === 0) this.mark(s, hit, hits);
     }
+    for (const id of this.seenList) seen[id] = 0;
+    this.seenList.length = 0;
     return s;
   }
 
   private mark(s: number, hit: Uint8Array, hits: number[]): void {
     const out = this.out;
     const outNext = this.outNext;
+    const seen = this.seen;
     for (let t = this.outFirst[s]!; t >= 0; t = outNext[t]!) {
       const id = out[t]!;
-      if (hit[id] === 1) break;
-      hit[id] = 1;
-      hits.push(id);
+      if (seen[id] === 1) break;
+      seen[id] = 1;
+      this.seenList.push(id);
+      if (hit[id] === 0) {
+        hit[id] = 1;
+        hits.push(id);
+      }
       const more = this.extra.get(t);
       if (more)
         for (const x of more) {
