@@ -252,9 +252,24 @@ function commitTokens(kb: KeyBytes, col: number, v: string): void {
   }
 }
 
-/** Per byte: 1 when it belongs to a token (every byte of a multi-byte UTF-8 character does). */
-const tokenByte = Uint8Array.from({ length: 256 }, (_, b) => (isTokenChar(b) ? 1 : 0));
 const utf8 = new TextDecoder();
+/** Byte classes for the JSON scan: a separator (0), a token's ASCII byte, a token's non-ASCII byte, `"`, `\`. */
+const classAscii = 1;
+const classNonAscii = 2;
+const classToken = classAscii | classNonAscii;
+const classQuote = 4;
+const classEscape = 8;
+const byteClass = Uint8Array.from({ length: 256 }, (_, b) =>
+  b === 0x22
+    ? classQuote
+    : b === 0x5c
+      ? classEscape
+      : b > 127
+        ? classNonAscii
+        : isTokenChar(b)
+          ? classAscii
+          : 0,
+);
 
 /**
  * The tokens of a TOKENS column's cells read from their JSON text (the page's section before deflate:
@@ -281,30 +296,33 @@ function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean 
     i++;
     let count = 0;
     for (;;) {
-      // to the next token or the end of the string
-      let b = json[i]!;
-      while (tokenByte[b] === 0 && b !== 0x22 && b !== 0x5c) b = json[++i]!;
+      // to the next token or the end of the string (one class lookup a byte)
+      let k = byteClass[json[i]!]!;
+      while (k === 0) k = byteClass[json[++i]!]!;
       if (i >= n) throw new Error('commitTokensJson: an unterminated string in a column section');
-      if (b === 0x22) break;
-      if (b === 0x5c) {
+      if (k === classQuote) break;
+      if (k === classEscape) {
         i += json[i + 1] === 0x75 ? 6 : 2; // an escaped character: a separator
         continue;
       }
       const s0 = i;
-      let ascii = true;
+      let kinds = 0;
       // hashed while scanned: most tokens are taken whole, and most are repeats
       let h = prefixHash;
-      for (let c = json[i]!; tokenByte[c] === 1; c = json[++i]!) {
-        if (c > 127) ascii = false;
+      let c = json[i]!;
+      do {
+        kinds |= k;
         h = Math.imul(h ^ c, 0x01000193);
-      }
+        c = json[++i]!;
+        k = byteClass[c]!;
+      } while ((k & classToken) !== 0);
       let s = s0;
       let e = i;
       while (s < e && (json[s] === 46 || json[s] === 45)) s++;
       while (e > s && (json[e - 1] === 46 || json[e - 1] === 45)) e--;
       if (e <= s || count >= tokensPerValueMax) continue;
       count++;
-      if (ascii) {
+      if ((kinds & classNonAscii) === 0) {
         if (s === s0 && e === i && e - s <= tokenCharsMax) kb.commitHashed(prefix, json, s, e - s, h);
         else kb.commit(prefix, json, s, Math.min(e - s, tokenCharsMax));
       } else {
