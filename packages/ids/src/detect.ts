@@ -2250,35 +2250,39 @@ export class Engine {
                 : proto === 6 && hasPayloadMatch && !packetOnly
                   ? 'both'
                   : 'packet'));
+    // every field set here, in one order (undefined when absent), so all compiled rules share one shape
+    // and the rule loops' property reads stay monomorphic
     const c: Compiled = {
       rule: r,
       proto,
       mode,
+      http: undefined,
+      dce: dce ? true : undefined,
+      ftpData: ftpData ? true : undefined,
       spanMax: firstContentSpan(steps),
+      fast: undefined,
+      rest: undefined,
+      httpFast: undefined,
       hasPayloadMatch,
-      ...(mode === 'packet' && headerSteps(steps)),
+      header: mode === 'packet' ? headerSteps(steps)?.header : undefined,
       src: this.addrTestOf(r.src),
       dst: this.addrTestOf(r.dst),
       sp: portTest(r.srcPorts, this.vars),
       dp: portTest(r.dstPorts, this.vars),
       headerClass: this.headerClassOf(r),
       steps,
+      flow: flow ?? undefined,
       flowbits,
+      rate: rate ?? undefined,
       noalert,
       alertOnPass,
       order: 0,
+      ipOnly: ipOnly || undefined,
+      classtype: classtype || undefined,
+      priority,
     };
-    if (ipOnly) c.ipOnly = ipOnly;
-    if (dce) {
-      c.dce = true;
-      // only stream rules read the requests of TCP streams (a UDP rule parses its datagram)
-      if (mode === 'stream') this.dceRules = true;
-    }
-    if (ftpData) c.ftpData = true;
-    if (flow) c.flow = flow;
-    if (classtype) c.classtype = classtype;
-    if (priority !== undefined) c.priority = priority;
-    if (rate) c.rate = rate;
+    // only stream rules read the requests of TCP streams (a UDP rule parses its datagram)
+    if (dce && mode === 'stream') this.dceRules = true;
     if (http) c.http = this.compileHttp(steps, bufOf, flow, mail ? 'mail' : service);
     return c;
   }
