@@ -163,6 +163,8 @@ export interface EncodedBlock {
   header: BlockHeader;
   /** Per page, the keys its filter holds (their union is the block's leaf). */
   pageKeys: Float64Array[];
+  /** Bytes from the block's start to its first page: what `BlockReader.open` must read first. */
+  directoryBytes: number;
 }
 
 /** A block before compression: per page its filter, then each column's JSON text (to be deflated). */
@@ -264,7 +266,7 @@ function packBlock(plan: BlockPlan, sections: Uint8Array[]): EncodedBlock {
   dv.setUint32(12, dirCheck[0]!, true);
   dv.setUint32(16, dirCheck[1]!, true);
   out.set(body, dirEnd);
-  return { bytes: out, header, pageKeys: plan.pageKeys };
+  return { bytes: out, header, pageKeys: plan.pageKeys, directoryBytes: dirEnd };
 }
 
 /** deflate level 1: a 4 MiB chunk's sections compress 4-5x at a fraction of the default level's CPU. */

@@ -30,6 +30,11 @@ export type ProgressRecord =
       min: (string | number | null)[];
       max: (string | number | null)[];
       leaf?: string;
+      /**
+       * Bytes of the block's directory (version 4, written since 2026-12-03): a search's first get of the
+       * block asks for exactly these, so a cold needle reads a block in two gets (directory, page).
+       */
+      dir?: number;
       /** When it was acknowledged (ms since the epoch, the ingesting process's clock): retention's age. */
       at?: number;
     }
@@ -110,6 +115,8 @@ export type ProgressRecord =
       max: (string | number | null)[];
       /** The block's new level-0 leaf (without the erased rows' keys). */
       leaf?: string;
+      /** Bytes of the new block's directory (see the block record). */
+      dir?: number;
     }
   | {
       /** Retention: blocks [0, upTo) are past RETAIN and deleted (queries and the indexer skip them). */

@@ -203,6 +203,7 @@ interface BlockInfo {
   min: Cell[];
   max: Cell[];
   leaf?: string;
+  dir?: number;
   at?: number;
 }
 interface NodeInfo {
@@ -606,6 +607,9 @@ export class Stream {
         if (b) {
           Object.assign(b, { key: r.key, rows: r.rows, bytes: r.bytes, min: r.min, max: r.max });
           if (r.leaf) b.leaf = r.leaf;
+          // the new object's directory (a rewrite by an older version records none: not the old one's)
+          if (r.dir !== undefined) b.dir = r.dir;
+          else delete b.dir;
         }
         this.rewrites++;
         break;
@@ -720,7 +724,7 @@ export class Stream {
 
   /** Writes a chunk's block and leaf (at once); resolves with its progress-log record, not yet appended. */
   private async writeChunk(id: string, block: EncodedBlock, opts: ChunkOptions): Promise<ProgressRecord> {
-    const { bytes, header, pageKeys } = block;
+    const { bytes, header, pageKeys, directoryBytes } = block;
     const key = `${this.def.name}/blocks/${id}`;
     const writes = [this.store.put(key, bytes)];
     let leaf: string | undefined;
@@ -757,6 +761,7 @@ export class Stream {
       min: header.min,
       max: header.max,
       ...(leaf ? { leaf } : {}),
+      dir: directoryBytes,
       at: this.nowMs(),
     };
   }
@@ -1430,7 +1435,7 @@ export class Stream {
         continue;
       }
       // the directory (one range get), then only the pages whose key filters may hold the plan's keys
-      const blk = await this.openBlock(b.key);
+      const blk = await this.openBlock(b.key, b.dir);
       stats.blocksRead++;
       const pages: number[] = [];
       for (let p = 0; p < blk.pages.length; p++) {
@@ -1464,7 +1469,7 @@ export class Stream {
    * A block for a search: its directory from the cache (a block's key names bytes that never change: a
    * rewrite writes a new key), else from one range get (two when it is longer than any seen before).
    */
-  private async openBlock(key: string): Promise<BlockReader> {
+  private async openBlock(key: string, dirBytes?: number): Promise<BlockReader> {
     const dir = this.directories.get(key);
     if (dir) {
       this.directories.delete(key); // most recently used last
@@ -1479,7 +1484,16 @@ export class Stream {
       // the last block was HLB2/HLB3 (read whole): so is the next one most likely (a stream's old blocks)
       const bytes = await this.store.get(key);
       blk = new BlockReader(bytes, key, this.store);
-    } else blk = await BlockReader.open(this.store, key, this.blockPrefixBytes);
+    } else {
+      // the record's directory size when it has one (blocks written since it was recorded): one get of
+      // exactly the directory, also for the first block a process searches
+      const known =
+        dirBytes !== undefined &&
+        Number.isInteger(dirBytes) &&
+        dirBytes >= 20 &&
+        dirBytes <= blockDirectoryBytesMax;
+      blk = await BlockReader.open(this.store, key, known ? dirBytes : this.blockPrefixBytes);
+    }
     this.lastBlockWhole = blk.version < 4;
     const d = blk.directory();
     if (d) {
@@ -1530,7 +1544,7 @@ export class Stream {
       const blk = decodeBlock(await this.store.get(b.key), b.key);
       const keep = blk.rows.filter((r) => !evalExpr(e, r));
       rowsRemoved += blk.rows.length - keep.length;
-      const { bytes, header, pageKeys } = encodeBlock(
+      const { bytes, header, pageKeys, directoryBytes } = encodeBlock(
         { id: b.id, source: b.source, from: b.from, to: b.to, rawBytes: b.rawBytes },
         keep,
         ncols,
@@ -1560,6 +1574,7 @@ export class Stream {
           min: header.min,
           max: header.max,
           ...(leaf ? { leaf } : {}),
+          dir: directoryBytes,
         },
       ]);
       await this.catchUp();

@@ -269,6 +269,55 @@ describe('version 4 blocks', () => {
     }
   });
 
+  it('a block record carries its directory size: a fresh reader gets exactly the directory, then the page; so after an erasure', async () => {
+    const dir = join(root, 'dirsize');
+    createStream(
+      dir,
+      `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, msg TEXT) INDEX (TOKENS(msg))`,
+    );
+    const rows = rowsOf(blockPageRows * 8);
+    const file = join(dir, 'in.jsonl');
+    writeFileSync(file, `${rows.map(([n, msg]) => JSON.stringify({ n, msg })).join('\n')}\n`);
+    let s = await Stream.open(dir, 'ev');
+    await s.ingestFile(file, { chunkBytes: 64 << 20 }); // one block
+    await s.indexAll();
+    await s.close();
+    const needle = `msg CONTAINS 'row${6 * blockPageRows + 7}'`;
+    /** A fresh reader's needle: the ranges its gets of the block asked for, and the block's directory size. */
+    const firstNeedle = async () => {
+      const r = await Stream.open(dir, 'ev');
+      try {
+        const { objects } = await r.store.list('ev/blocks/');
+        const key = objects[0]!.key;
+        const directoryBytes = new BlockReader(await r.store.get(key), key).directoryBytes;
+        const asked: { start: number; end: number }[] = [];
+        const get = r.store.get.bind(r.store);
+        r.store.get = (k: string, opts?: { range?: { start: number; end: number } }) => {
+          if (k === key && opts?.range) asked.push(opts.range);
+          return get(k, opts);
+        };
+        expect((await r.search(r.parse(needle))).rows.map((x) => x[0])).toEqual([6 * blockPageRows + 7]);
+        return { asked, directoryBytes };
+      } finally {
+        await r.close();
+      }
+    };
+    const check = ({ asked, directoryBytes }: Awaited<ReturnType<typeof firstNeedle>>) => {
+      // one get of exactly the directory (not a 4 KiB guess and then the rest), then pages past it
+      expect(asked[0]).toEqual({ start: 0, end: directoryBytes - 1 });
+      for (const g of asked.slice(1)) expect(g.start).toBeGreaterThanOrEqual(directoryBytes);
+    };
+    check(await firstNeedle());
+    // an erasure writes a new block with another directory: its rewrite record carries the new size
+    s = await Stream.open(dir, 'ev');
+    try {
+      await s.erase(`n < ${blockPageRows * 3}`);
+    } finally {
+      await s.close();
+    }
+    check(await firstNeedle());
+  });
+
   it('concurrent searches that miss the same directory count it once in the cache', async () => {
     const dir = join(root, 'concurrent');
     createStream(
