@@ -820,8 +820,11 @@ function lower(b: number): number {
   return b >= 65 && b <= 90 ? b + 32 : b;
 }
 
-/** Where `needle` first occurs in `hay` at or after `from`, ending by `to` (-1: nowhere). */
-function find(hay: Uint8Array, needle: Uint8Array, from: number, to: number, nocase: boolean): number {
+/**
+ * Where `needle` first occurs in `hay` at or after `from`, ending by `to` (-1: nowhere). Exported for its
+ * property test against a plain loop (`test/find.test.ts`).
+ */
+export function find(hay: Uint8Array, needle: Uint8Array, from: number, to: number, nocase: boolean): number {
   const n = needle.length;
   const start = Math.max(0, from);
   const end = Math.min(to, hay.length);
