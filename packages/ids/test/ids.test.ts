@@ -173,7 +173,7 @@ describe('captures and decoding', () => {
       tcpFrame('y'),
     ];
     const file = pcap(frames);
-    fc.assert(
+    await fc.assert(
       fc.asyncProperty(
         fc.array(fc.integer({ min: 1, max: file.length }), { maxLength: 12 }),
         async (cuts) => {
