@@ -1240,7 +1240,6 @@ function headerField(kind: HeaderFieldKind, d: Decoded): number | undefined {
   }
 }
 
-/** The leading steps of a packet rule that test header fields only (stage 1's header filter), if any. */
 /**
  * A packet rule's header-field tests (`Compiled.header`) on `d`, without a match context: what
  * `matchSteps(header, 0, ctx, 0)` says on the packet's payload; undefined for a step that is no header test.
@@ -1278,6 +1277,7 @@ function headerPass(steps: Step[], d: Decoded): boolean | undefined {
   return true;
 }
 
+/** The leading steps of a packet rule that test header fields only (stage 1's header filter), if any. */
 function headerSteps(steps: Step[]): { header: Step[] } | undefined {
   let n = 0;
   while (n < steps.length && packetOnlySteps.has(steps[n]!.kind)) n++;
