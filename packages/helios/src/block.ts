@@ -508,7 +508,9 @@ export class BlockReader {
    * store)` reads the block again without fetching it (a block's key names immutable bytes).
    */
   directory(): Uint8Array | undefined {
-    return this.dir?.slice();
+    // Uint8Array's slice: a copy, also when the bytes are a Buffer (whose slice is a view that would keep
+    // the whole fetched range alive in the directory cache)
+    return this.dir && Uint8Array.prototype.slice.call(this.dir);
   }
 
   get ncols(): number {

@@ -128,6 +128,14 @@ describe('version 4 blocks', () => {
       await r.loadAll();
       expect(r.rows()).toEqual(rows);
     }
+    // the directory is a copy of its own (the cache keeps it, not the whole fetched range), and reads the
+    // block again without a fetch
+    const whole = new BlockReader(Buffer.from(bytes), 'b/1');
+    const dir = whole.directory()!;
+    expect(dir.buffer.byteLength).toBe(dir.length);
+    store.gets = 0;
+    expect(new BlockReader(dir, 'b/1', store).pages.length).toBe(120);
+    expect(store.gets).toBe(0);
     // a block smaller than the prefix is one get
     const small = encodeBlock(meta, rows.slice(0, 10), 2).bytes;
     await store.put('b/2', small);
