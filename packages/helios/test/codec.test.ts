@@ -25,6 +25,34 @@ const keysArb = fc
   .array(fc.integer({ min: 0, max: 2 ** 53 - 1 }), { maxLength: 300 })
   .map((xs) => sortUnique(Float64Array.from(xs)));
 
+/**
+ * A version 2 block (one page, no filters), as written before pages: "HLB2" | u32 header length | header
+ * JSON with `sections` | deflate(JSON column)... The column texts are given as written.
+ */
+function v2Block(columns: string[], rows: number, min: unknown[], max: unknown[]): Buffer {
+  const cols = columns.map((t) => deflateRawSync(Buffer.from(t), { level: 1 }));
+  const body = Buffer.concat(cols);
+  const w = hash64Words(new Uint8Array(32).fill(3), body);
+  const check = w[1]!.toString(16).padStart(8, '0') + w[0]!.toString(16).padStart(8, '0');
+  const header = Buffer.from(
+    JSON.stringify({
+      id: 'x',
+      source: 's',
+      from: 0,
+      to: 9,
+      rows,
+      rawBytes: 9,
+      min,
+      max,
+      sections: cols.map((c) => c.length),
+      check,
+    }),
+  );
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(header.length);
+  return Buffer.concat([Buffer.from('HLB2'), len, header, body]);
+}
+
 describe('index nodes', () => {
   it('a decoded node answers lookups from its bytes at any alignment, then from its arrays, the same as the node', () => {
     fc.assert(
@@ -182,29 +210,7 @@ describe('index nodes', () => {
   });
 
   it('a column text that is not compact JSON (spaces) is parsed whole: cells and needles still answer', () => {
-    const cols = ['[1, 2.5 ,null]', '[ "a b" ,"x\\"y", "c"]'].map((t) =>
-      deflateRawSync(Buffer.from(t), { level: 1 }),
-    );
-    const body = Buffer.concat(cols);
-    const w = hash64Words(new Uint8Array(32).fill(3), body);
-    const check = w[1]!.toString(16).padStart(8, '0') + w[0]!.toString(16).padStart(8, '0');
-    const header = Buffer.from(
-      JSON.stringify({
-        id: 'x',
-        source: 's',
-        from: 0,
-        to: 9,
-        rows: 3,
-        rawBytes: 9,
-        min: [],
-        max: [],
-        sections: cols.map((c) => c.length),
-        check,
-      }),
-    );
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(header.length);
-    const r = new BlockReader(Buffer.concat([Buffer.from('HLB2'), len, header, body]));
+    const r = new BlockReader(v2Block(['[1, 2.5 ,null]', '[ "a b" ,"x\\"y", "c"]'], 3, [], []));
     expect(r.pageCell(0, 1, 0)).toBe(2.5);
     expect(r.pageRow(0, 1)).toEqual([2.5, 'x"y']);
     expect(r.pageRowsWith(0, 1, 'c')).toEqual([2]);
@@ -218,30 +224,9 @@ describe('index nodes', () => {
   });
 
   it('reads a version 2 block (one page, no filters) as written before pages', () => {
-    // The v2 layout: "HLB2" | u32 header length | header JSON with `sections` | deflate(JSON column)...
-    const cols = [JSON.stringify([1, 2]), JSON.stringify(['a', 'b'])].map((t) =>
-      deflateRawSync(Buffer.from(t), { level: 1 }),
+    const r = new BlockReader(
+      v2Block([JSON.stringify([1, 2]), JSON.stringify(['a', 'b'])], 2, [1, null], [2, null]),
     );
-    const body = Buffer.concat(cols);
-    const w = hash64Words(new Uint8Array(32).fill(3), body);
-    const check = w[1]!.toString(16).padStart(8, '0') + w[0]!.toString(16).padStart(8, '0');
-    const header = Buffer.from(
-      JSON.stringify({
-        id: 'x',
-        source: 's',
-        from: 0,
-        to: 9,
-        rows: 2,
-        rawBytes: 9,
-        min: [1, null],
-        max: [2, null],
-        sections: cols.map((c) => c.length),
-        check,
-      }),
-    );
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(header.length);
-    const r = new BlockReader(Buffer.concat([Buffer.from('HLB2'), len, header, body]));
     expect(r.rows()).toEqual([
       [1, 'a'],
       [2, 'b'],
