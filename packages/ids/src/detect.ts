@@ -1162,12 +1162,6 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       ctx.vars.set(s.name, v);
       return matchSteps(steps, i + 1, ctx, r.at + r.n);
     }
-    case 'ipopts':
-      return (
-        d !== undefined &&
-        (s.type < 0 ? d.ipOptions.length > 0 : d.ipOptions.includes(s.type)) &&
-        matchSteps(steps, i + 1, ctx, prevEnd)
-      );
     case 'stream_size': {
       // bytes each side has sent, as sequence numbers count them (the SYN's one included once seen)
       const f = ctx.flow;
@@ -1182,21 +1176,9 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
     case 'dsize':
     case 'bufferlen':
       return s.test(payload.length) && matchSteps(steps, i + 1, ctx, prevEnd);
-    case 'flags':
-      return d !== undefined && d.proto === 6 && s.test(d.tcpFlags) && matchSteps(steps, i + 1, ctx, prevEnd);
-    case 'itype':
-    case 'icode':
-    case 'icmp_id':
-    case 'icmp_seq':
-    case 'ttl':
-    case 'id':
-    case 'fragbits':
-    case 'ip_proto':
-    case 'seq':
-    case 'ack': {
-      const v = d && headerField(s.kind, d);
-      return v !== undefined && s.test(v) && matchSteps(steps, i + 1, ctx, prevEnd);
-    }
+    default:
+      // the other header tests (flags, ipopts, the header fields)
+      return headerStepPasses(s, d, payload.length) && matchSteps(steps, i + 1, ctx, prevEnd);
   }
 }
 
@@ -1240,39 +1222,33 @@ function headerField(kind: HeaderFieldKind, d: Decoded): number | undefined {
   }
 }
 
+/** A step that tests the packet's header or size (`packetOnlySteps`). */
+type HeaderStep = Extract<Step, { kind: 'dsize' | 'flags' | 'ipopts' | HeaderFieldKind }>;
+
+/** Whether header step `s` passes on packet `d` whose payload is `payloadBytes` long. */
+function headerStepPasses(s: HeaderStep, d: Decoded | undefined, payloadBytes: number): boolean {
+  switch (s.kind) {
+    case 'dsize':
+      return s.test(payloadBytes);
+    case 'flags':
+      return d !== undefined && d.proto === 6 && s.test(d.tcpFlags);
+    case 'ipopts':
+      return d !== undefined && (s.type < 0 ? d.ipOptions.length > 0 : d.ipOptions.includes(s.type));
+    default: {
+      const v = d && headerField(s.kind, d);
+      return v !== undefined && s.test(v);
+    }
+  }
+}
+
 /**
  * A packet rule's header-field tests (`Compiled.header`) on `d`, without a match context: what
  * `matchSteps(header, 0, ctx, 0)` says on the packet's payload; undefined for a step that is no header test.
  */
 function headerPass(steps: Step[], d: Decoded): boolean | undefined {
   for (const s of steps) {
-    switch (s.kind) {
-      case 'dsize':
-        if (!s.test(d.payload.length)) return false;
-        break;
-      case 'flags':
-        if (d.proto !== 6 || !s.test(d.tcpFlags)) return false;
-        break;
-      case 'ipopts':
-        if (!(s.type < 0 ? d.ipOptions.length > 0 : d.ipOptions.includes(s.type))) return false;
-        break;
-      case 'itype':
-      case 'icode':
-      case 'icmp_id':
-      case 'icmp_seq':
-      case 'ttl':
-      case 'id':
-      case 'fragbits':
-      case 'ip_proto':
-      case 'seq':
-      case 'ack': {
-        const v = headerField(s.kind, d);
-        if (v === undefined || !s.test(v)) return false;
-        break;
-      }
-      default:
-        return undefined;
-    }
+    if (!packetOnlySteps.has(s.kind)) return undefined;
+    if (!headerStepPasses(s as HeaderStep, d, d.payload.length)) return false;
   }
   return true;
 }
