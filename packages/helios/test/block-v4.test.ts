@@ -53,6 +53,19 @@ class CountingStore extends MemStore {
   }
 }
 
+/** A stream `ev` (TOKENS(msg)) in `root/name`, and a JSON lines file of `n` rows (rowsOf) to ingest. */
+function streamWithRows(name: string, n: number): { dir: string; rows: [number, string][]; file: string } {
+  const dir = join(root, name);
+  createStream(
+    dir,
+    `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, msg TEXT) INDEX (TOKENS(msg))`,
+  );
+  const rows = rowsOf(n);
+  const file = join(dir, 'in.jsonl');
+  writeFileSync(file, `${rows.map(([n, msg]) => JSON.stringify({ n, msg })).join('\n')}\n`);
+  return { dir, rows, file };
+}
+
 /** Page p's bytes [start, end) in a version 4 block (the layout the format comment in block.ts draws). */
 function pageSpan(bytes: Uint8Array, header: BlockHeader, p: number): [number, number] {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -226,15 +239,8 @@ describe('version 4 blocks', () => {
   });
 
   it('a stream: a needle fetches the directory and its page; a corrupt page fails that needle and the scan only', async () => {
-    const dir = join(root, 'stream');
-    createStream(
-      dir,
-      `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, msg TEXT) INDEX (TOKENS(msg))`,
-    );
     const total = blockPageRows * 8;
-    const rows = rowsOf(total);
-    const file = join(dir, 'in.jsonl');
-    writeFileSync(file, `${rows.map(([n, msg]) => JSON.stringify({ n, msg })).join('\n')}\n`);
+    const { dir, rows, file } = streamWithRows('stream', total);
     const s = await Stream.open(dir, 'ev');
     try {
       await s.ingestFile(file, { chunkBytes: 64 << 20 }); // one block
@@ -278,14 +284,7 @@ describe('version 4 blocks', () => {
   });
 
   it('a block record carries its directory size: a fresh reader gets exactly the directory, then the page; so after an erasure', async () => {
-    const dir = join(root, 'dirsize');
-    createStream(
-      dir,
-      `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, msg TEXT) INDEX (TOKENS(msg))`,
-    );
-    const rows = rowsOf(blockPageRows * 8);
-    const file = join(dir, 'in.jsonl');
-    writeFileSync(file, `${rows.map(([n, msg]) => JSON.stringify({ n, msg })).join('\n')}\n`);
+    const { dir, rows, file } = streamWithRows('dirsize', blockPageRows * 8);
     let s = await Stream.open(dir, 'ev');
     await s.ingestFile(file, { chunkBytes: 64 << 20 }); // one block
     await s.indexAll();
@@ -327,14 +326,7 @@ describe('version 4 blocks', () => {
   });
 
   it('concurrent searches that miss the same directory count it once in the cache', async () => {
-    const dir = join(root, 'concurrent');
-    createStream(
-      dir,
-      `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, msg TEXT) INDEX (TOKENS(msg))`,
-    );
-    const rows = rowsOf(blockPageRows * 2);
-    const file = join(dir, 'in.jsonl');
-    writeFileSync(file, `${rows.map(([n, msg]) => JSON.stringify({ n, msg })).join('\n')}\n`);
+    const { dir, rows, file } = streamWithRows('concurrent', blockPageRows * 2);
     let s = await Stream.open(dir, 'ev');
     await s.ingestFile(file, { chunkBytes: 64 << 20 });
     await s.indexAll();
@@ -355,14 +347,7 @@ describe('version 4 blocks', () => {
   });
 
   it('a stream whose blocks are HLB3: read whole, after the first with one get', async () => {
-    const dir = join(root, 'old');
-    createStream(
-      dir,
-      `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, msg TEXT) INDEX (TOKENS(msg))`,
-    );
-    const rows = rowsOf(blockPageRows * 3);
-    const file = join(dir, 'in.jsonl');
-    writeFileSync(file, `${rows.map(([n, msg]) => JSON.stringify({ n, msg })).join('\n')}\n`);
+    const { dir, rows, file } = streamWithRows('old', blockPageRows * 3);
     let s = await Stream.open(dir, 'ev');
     await s.ingestFile(file, { chunkBytes: 64 << 20 });
     const key = (await s.store.list('ev/blocks/')).objects[0]!.key;
