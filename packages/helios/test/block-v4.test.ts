@@ -240,7 +240,7 @@ describe('version 4 blocks', () => {
 
   it('a stream: a needle fetches the directory and its page; a corrupt page fails that needle and the scan only', async () => {
     const total = blockPageRows * 8;
-    const { dir, rows, file } = streamWithRows('stream', total);
+    const { dir, file } = streamWithRows('stream', total);
     const s = await Stream.open(dir, 'ev');
     try {
       await s.ingestFile(file, { chunkBytes: 64 << 20 }); // one block
@@ -284,7 +284,7 @@ describe('version 4 blocks', () => {
   });
 
   it('a block record carries its directory size: a fresh reader gets exactly the directory, then the page; so after an erasure', async () => {
-    const { dir, rows, file } = streamWithRows('dirsize', blockPageRows * 8);
+    const { dir, file } = streamWithRows('dirsize', blockPageRows * 8);
     let s = await Stream.open(dir, 'ev');
     await s.ingestFile(file, { chunkBytes: 64 << 20 }); // one block
     await s.indexAll();
@@ -326,7 +326,7 @@ describe('version 4 blocks', () => {
   });
 
   it('concurrent searches that miss the same directory count it once in the cache', async () => {
-    const { dir, rows, file } = streamWithRows('concurrent', blockPageRows * 2);
+    const { dir, file } = streamWithRows('concurrent', blockPageRows * 2);
     let s = await Stream.open(dir, 'ev');
     await s.ingestFile(file, { chunkBytes: 64 << 20 });
     await s.indexAll();
