@@ -45,10 +45,15 @@ function bloomWords(n: number): number {
   return w;
 }
 
+// A key's filter bits: (h1 + i * h2) mod the filter's bits, for i < bloomHashes (bloomAdd, bloomHas and a
+// stored node's lookup on its bytes)
+const bloomH1 = (key: number) => (key % 4294967296) >>> 0;
+const bloomH2 = (key: number) => (Math.floor(key / 4294967296) * 2654435761 + 1) >>> 0;
+
 function bloomAdd(bloom: Uint32Array, key: number): void {
   const mask = bloom.length * 32 - 1;
-  const h1 = (key % 4294967296) >>> 0;
-  const h2 = (Math.floor(key / 4294967296) * 2654435761 + 1) >>> 0;
+  const h1 = bloomH1(key);
+  const h2 = bloomH2(key);
   for (let i = 0; i < bloomHashes; i++) {
     const b = (h1 + Math.imul(i, h2)) & mask;
     bloom[b >>> 5]! |= 1 << (b & 31);
@@ -57,8 +62,8 @@ function bloomAdd(bloom: Uint32Array, key: number): void {
 
 function bloomHas(bloom: Uint32Array, key: number): boolean {
   const mask = bloom.length * 32 - 1;
-  const h1 = (key % 4294967296) >>> 0;
-  const h2 = (Math.floor(key / 4294967296) * 2654435761 + 1) >>> 0;
+  const h1 = bloomH1(key);
+  const h2 = bloomH2(key);
   for (let i = 0; i < bloomHashes; i++) {
     const b = (h1 + Math.imul(i, h2)) & mask;
     if ((bloom[b >>> 5]! & (1 << (b & 31))) === 0) return false;
@@ -369,8 +374,8 @@ class StoredNode implements IndexNode {
   find(key: number): Uint32Array {
     const dv = this.dv;
     const mask = this.header.w * 32 - 1;
-    const h1 = (key % 4294967296) >>> 0;
-    const h2 = (Math.floor(key / 4294967296) * 2654435761 + 1) >>> 0;
+    const h1 = bloomH1(key);
+    const h2 = bloomH2(key);
     for (let i = 0; i < bloomHashes; i++) {
       const b = (h1 + Math.imul(i, h2)) & mask;
       if ((dv.getUint32(this.bloomAt + (b >>> 5) * 4, true) & (1 << (b & 31))) === 0)
