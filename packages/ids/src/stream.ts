@@ -83,19 +83,86 @@ export function newDataWins(policy: OverlapPolicy, ns: number, ne: number, os: n
   }
 }
 
-/** Memory shared by every stream of an engine (bytes held in out-of-order and pending buffers). */
+/** A block that in-order pieces are copied into one after another; `live`: its pieces still held. */
+interface Slab {
+  bytes: Uint8Array;
+  used: number;
+  live: number;
+}
+const slabSize = 32 * 1024;
+
+/**
+ * Memory shared by every stream of an engine: `bytes`, the bytes held in out-of-order and pending buffers
+ * (at most `bytesMax`), and `slabBytes`, the slabs in-order pieces are copied into (at most `slabBytesMax`,
+ * a quarter of `bytesMax` unless given; so reassembly holds at most 1.25 x `bytesMax`).
+ *
+ * Why slabs: a typed array over 64 bytes gets a zero-filled backing store of its own, about 550 ns here
+ * whatever its size up to a few KiB, so most of an in-order 1,460-byte segment's time went to its copy's
+ * allocation. A fast-path piece is instead a view of a 32 KiB slab, filled front to back and never reused:
+ * a slab is charged from its creation until it is no longer the one being filled and none of its pieces is
+ * held, so a piece held long (a receiver that never acknowledges) keeps its slab charged, and once the
+ * slabs reach their bound pieces are copied as before. A released chunk may be such a view: whoever keeps
+ * it keeps the slab's memory alive (the engine copies what it keeps into its stream windows).
+ */
 export class ReassemblyBudget {
   bytes = 0;
+  slabBytes = 0;
+  /** The highest `bytes + slabBytes` seen. */
   peakBytes = 0;
-  constructor(readonly bytesMax = 64 * 2 ** 20) {}
+  private slab: Slab | undefined;
+  readonly slabBytesMax: number;
+  constructor(
+    readonly bytesMax = 64 * 2 ** 20,
+    slabBytesMax?: number,
+  ) {
+    this.slabBytesMax = slabBytesMax ?? Math.floor(bytesMax / 4);
+  }
   take(n: number): boolean {
     if (this.bytes + n > this.bytesMax) return false;
     this.bytes += n;
-    if (this.bytes > this.peakBytes) this.peakBytes = this.bytes;
+    if (this.bytes + this.slabBytes > this.peakBytes) this.peakBytes = this.bytes + this.slabBytes;
     return true;
   }
   give(n: number): void {
     this.bytes -= n;
+  }
+
+  /** A copy of `src` for `piece` to hold: a view of the current slab where it fits, else an array of its own. */
+  hold(piece: Piece, src: Uint8Array): void {
+    const n = src.length;
+    if (n > 64 && n <= slabSize / 4) {
+      let s = this.slab;
+      if (!s || s.used + n > slabSize) s = this.nextSlab();
+      if (s) {
+        const d = s.bytes.subarray(s.used, s.used + n);
+        d.set(src);
+        s.used += n;
+        s.live++;
+        piece.data = d;
+        piece.slab = s;
+        return;
+      }
+    }
+    piece.data = new Uint8Array(src);
+  }
+
+  /** `piece` is no longer held: its slab is uncharged once it is retired and holds nothing. */
+  drop(piece: Piece): void {
+    const s = piece.slab;
+    if (s === undefined) return;
+    piece.slab = undefined;
+    if (--s.live === 0 && s !== this.slab) this.slabBytes -= slabSize;
+  }
+
+  private nextSlab(): Slab | undefined {
+    const old = this.slab;
+    this.slab = undefined;
+    if (old && old.live === 0) this.slabBytes -= slabSize;
+    if (this.slabBytes + slabSize > this.slabBytesMax) return undefined;
+    this.slabBytes += slabSize;
+    if (this.bytes + this.slabBytes > this.peakBytes) this.peakBytes = this.bytes + this.slabBytes;
+    this.slab = { bytes: new Uint8Array(slabSize), used: 0, live: 0 };
+    return this.slab;
   }
 }
 
@@ -122,12 +189,16 @@ export interface StreamStats {
   beyondDepth: number;
 }
 
-/** A buffered piece: bytes at stream offset `off`, and the extent of the segment they came from. */
+/**
+ * A buffered piece: bytes at stream offset `off`, and the extent of the segment they came from; `slab`: the
+ * budget's slab its bytes are in, if they are.
+ */
 interface Piece {
   off: number;
   data: Uint8Array;
   os: number;
   oe: number;
+  slab?: Slab | undefined;
 }
 
 /** A run of bytes handed out, at stream offset `off`; `gap` is true when bytes before it were missing. */
@@ -223,7 +294,9 @@ export class StreamReassembler {
     if (off === this.contig && lastEnd === this.contig) {
       // fast path: the next bytes in order and nothing buffered beyond them: constant work
       if (!this.reserve(data.length, 1)) return 'overflow';
-      this.pieces.push({ off, data: copyBytes(data), os: segStart, oe: segEnd });
+      const piece: Piece = { off, data, os: segStart, oe: segEnd, slab: undefined };
+      this.budget.hold(piece, data);
+      this.pieces.push(piece);
       this.contig += data.length;
       this.stats.inOrder++;
       return 'in-order';
@@ -266,7 +339,13 @@ export class StreamReassembler {
     for (let i = lo; cursor < end; i++) {
       const p = this.pieces[i];
       if (!p || p.off >= end) {
-        fresh.push({ off: cursor, data: copyBytes(data, cursor - off, end - off), os: segStart, oe: segEnd });
+        fresh.push({
+          off: cursor,
+          data: copyBytes(data, cursor - off, end - off),
+          os: segStart,
+          oe: segEnd,
+          slab: undefined,
+        });
         break;
       }
       if (p.off > cursor) {
@@ -275,6 +354,7 @@ export class StreamReassembler {
           data: copyBytes(data, cursor - off, p.off - off),
           os: segStart,
           oe: segEnd,
+          slab: undefined,
         });
         cursor = p.off;
       }
@@ -321,6 +401,7 @@ export class StreamReassembler {
     if (head.off === this.released && head.off + head.data.length === end) {
       // the common in-order case: exactly one held piece goes out, handed over without a copy
       this.pieces.shift();
+      this.budget.drop(head);
       const n = head.data.length;
       this.releasedSeq = (this.releasedSeq + n) >>> 0;
       this.released = end;
@@ -339,6 +420,7 @@ export class StreamReassembler {
       n = Math.max(n, p.off - this.released + take);
       if (take === p.data.length) {
         this.pieces.shift();
+        this.budget.drop(p);
         freed += take;
       } else {
         p.data = p.data.subarray(take);
@@ -408,6 +490,7 @@ export class StreamReassembler {
   dispose(): void {
     this.budget.give(this.bufferedBytes);
     this.bufferedBytes = 0;
+    for (const p of this.pieces) this.budget.drop(p);
     this.pieces = [];
     this.contig = this.released;
   }
