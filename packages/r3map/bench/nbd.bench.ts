@@ -1,6 +1,7 @@
 // NBD throughput with nbdcopy as the client: Strata's server (`strata nbd serve --mem`, its own process,
-// run from the sources) against nbdkit's memory plugin, side by side in one run, interleaved; and delta
-// sync against rsync --no-whole-file. Usage:
+// run from the sources) against nbdkit's memory plugin, side by side in one run, interleaved; the same
+// for a file, where `strata nbd serve --file`, nbdkit's file plugin and nbd-server serve one file in turn;
+// and delta sync against rsync --no-whole-file. Usage:
 //   npm run bench -- r3map [nbd] [-- --mib N --reps R --sync-only --sync-reps S]
 //   (default 256 MiB, 7 reps, 3 sync runs; the issue's 1 GiB with --mib 1024)
 import { execFile, spawn } from 'node:child_process';
@@ -45,8 +46,9 @@ const syncRepsArg = process.argv.indexOf('--sync-reps');
 const syncReps = syncRepsArg > 0 ? Number(process.argv[syncRepsArg + 1]) : 3;
 // our server as a process of its own, like nbdkit: neither competes with this script's event loop
 const cli = new URL('../test/helpers/cli.ts', import.meta.url).pathname;
-/** `strata nbd serve` of a memory device in its own process; resolves with the process and its port. */
-async function startStrata(extra: string[] = []) {
+/** `strata nbd serve` in its own process (a memory device unless `device` says otherwise); resolves with
+ * the process and its port. */
+async function startStrata(extra: string[] = [], device = ['--mem', String(bytes)]) {
   const proc = spawn(
     process.execPath,
     [
@@ -55,8 +57,7 @@ async function startStrata(extra: string[] = []) {
       cli,
       'nbd',
       'serve',
-      '--mem',
-      String(bytes),
+      ...device,
       '--listen',
       '127.0.0.1:0',
       '--json',
@@ -75,25 +76,66 @@ const { proc: strata, port } = await startStrata();
 // the same server with its adaptive polling off (--poll-us 0; on by default, up to 200 us): for the
 // single-request latency, where an idle vCPU's wake-up is most of the difference
 const noPolling = await startStrata(['--poll-us', '0']);
-// a free port for nbdkit, then wait until it answers
-const probe = createServer();
-await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-const kitPort = (probe.address() as { port: number }).port;
-await new Promise((r) => probe.close(r));
-const kit = spawn(
-  'nbdkit',
-  ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(kitPort), 'memory', String(bytes)],
-  { stdio: 'ignore' },
-);
-for (let i = 0; ; i++) {
-  try {
-    await exec('nbdinfo', ['--size', `nbd://127.0.0.1:${kitPort}`]);
-    break;
-  } catch (e) {
-    if (i === 50) throw e;
-    await new Promise((r) => setTimeout(r, 100));
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const p = (probe.address() as { port: number }).port;
+  await new Promise((r) => probe.close(r));
+  return p;
+}
+/** Waits until an NBD server answers at `uri`. */
+async function answering(uri: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await exec('nbdinfo', ['--size', uri]);
+      return;
+    } catch (e) {
+      if (i === 50) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }
+/** nbdkit with `plugin` on a free port of 127.0.0.1, once it answers. */
+async function startNbdkit(...plugin: string[]) {
+  const p = await freePort();
+  const proc = spawn(
+    'nbdkit',
+    ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(p), ...plugin],
+    {
+      stdio: 'ignore',
+    },
+  );
+  await answering(`nbd://127.0.0.1:${p}`);
+  return { proc, port: p };
+}
+const kitMem = await startNbdkit('memory', String(bytes));
+const kit = kitMem.proc;
+const kitPort = kitMem.port;
+
+// The file servers: each serves the same file, one at a time (they are idle when not measured).
+const served = join(dir, 'served.img');
+writeFileSync(served, buf);
+const strataFile = await startStrata([], ['--file', served]);
+const kitFile = await startNbdkit('file', served);
+// nbd-server (Debian's nbd-server 3.24) forks a daemon per the config below (its `-d` serves one client
+// and exits), so its pid comes from a pid file and it is stopped in `finally` and on exit
+const nbdServerPort = await freePort();
+const nbdServerConf = join(dir, 'nbd-server.conf');
+const nbdServerPid = join(dir, 'nbd-server.pid');
+writeFileSync(
+  nbdServerConf,
+  `[generic]\n  listenaddr = 127.0.0.1\n  port = ${nbdServerPort}\n[bench]\n  exportname = ${served}\n`,
+);
+await exec('nbd-server', ['-C', nbdServerConf, '-p', nbdServerPid]);
+const stopNbdServer = () => {
+  try {
+    process.kill(Number(readFileSync(nbdServerPid, 'utf8')));
+  } catch {
+    // not started or already gone
+  }
+};
+process.once('exit', stopNbdServer);
+await answering(`nbd://127.0.0.1:${nbdServerPort}/bench`);
 const results: Record<string, number[]> = {};
 const add = (k: string, v: number) => (results[k] ??= []).push(v);
 try {
@@ -121,6 +163,20 @@ try {
       for (let i = 0; i < 50; i++)
         lat.push(await time(() => exec('nbdinfo', ['--size', `nbd://127.0.0.1:${p}`])));
       add(`${name} nbdinfo round trip ms`, percentile(lat, 50));
+    }
+    // one file served by each in turn, the order reversed every other rep; a write ends with nbdcopy's
+    // flush, so it includes writing the file back to the disk
+    const fileServers = [
+      ['strata --file', `nbd://127.0.0.1:${strataFile.port}`],
+      ['nbdkit file', `nbd://127.0.0.1:${kitFile.port}`],
+      ['nbd-server', `nbd://127.0.0.1:${nbdServerPort}/bench`],
+    ] as const;
+    for (const [name, uri] of rep % 2 === 0 ? fileServers : [...fileServers].reverse()) {
+      add(`${name} write`, bytes / 2 ** 30 / ((await time(() => exec('nbdcopy', [img, uri]))) / 1000));
+      add(
+        `${name} read`,
+        bytes / 2 ** 30 / ((await time(() => exec('nbdcopy', [uri, join(dir, 'out.img')]))) / 1000),
+      );
     }
   }
   // single-request latency: one 4 KiB READ at a time over one open connection (our client, both servers)
@@ -194,6 +250,12 @@ try {
       `${op}: strata / nbdkit`,
       `${(med(`strata ${op}`) / med(`nbdkit memory ${op}`)).toFixed(2)}x`,
     ]);
+  for (const op of reps > 0 ? ['write', 'read'] : [])
+    for (const anchor of ['nbdkit file', 'nbd-server'])
+      rows.push([
+        `file ${op}: strata / ${anchor}`,
+        `${(med(`strata --file ${op}`) / med(`${anchor} ${op}`)).toFixed(2)}x`,
+      ]);
   if (syncReps > 0) {
     const ms = (k: 'strata' | 'rsync') =>
       percentile(
@@ -221,5 +283,8 @@ try {
   kit.kill();
   strata.kill();
   noPolling.proc.kill();
+  strataFile.proc.kill();
+  kitFile.proc.kill();
+  stopNbdServer();
   rmSync(dir, { recursive: true, force: true });
 }
