@@ -1,6 +1,6 @@
 // Durable append throughput and latency of the file loglet alone and of a VirtualLog over it (the
 // virtualisation overhead), and reconfiguration time, side by side in one run.
-// Usage: npm run bench -- vlog [append] [-- --seconds S]
+// Usage: npm run bench -- vlog [append] [-- --seconds S --paired-rounds R]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import {
   Sequencer,
   VirtualLog,
 } from '../src/index.js';
-import { measureReconfigurations, type Row, record, runAppends, seconds } from './common.js';
+import { measureReconfigurations, type Row, record, runAppends, runPaired, seconds } from './common.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vlog-bench-'));
 let n = 0;
@@ -45,6 +45,57 @@ try {
       rows.push(await run('VirtualLog over NativeLoglet', v, inflight));
       await v.close();
     }
+  }
+  // the overhead again, measured at the same moments on the same loglet: a VirtualLog over a NativeLoglet
+  // and that NativeLoglet itself (the very object the VirtualLog appends through), appended to together
+  // (see runPaired), so both sides share every batch, sync and stall and differ only by the virtual layer;
+  // in rounds of fresh loglets, percentiles over all rounds' latencies
+  const pairedRounds = Number(process.argv[process.argv.indexOf('--paired-rounds') + 1]) || 10;
+  const paired: {
+    inflight: number;
+    rounds: number;
+    nativeP50Ms: number;
+    nativeP99Ms: number;
+    virtualP50Ms: number;
+    virtualP99Ms: number;
+    roundP99OverheadUs: number[];
+    throughputRatio: number;
+  }[] = [];
+  for (const inflight of [1, 64]) {
+    const lat: [number[], number[]] = [[], []];
+    const perRound: number[] = [];
+    let rate = [0, 0];
+    for (let round = 0; round < pairedRounds; round++) {
+      let native: Loglet | undefined;
+      const v = await VirtualLog.create(
+        new FileMetaStore(join(dir, `pv${n++}`, 'meta.json')),
+        async (sp, s, i) => (native = await openLoglet(sp, s, i)),
+        `native://${seqAddr}?servers=${addrs.join(',')}&id=pv${n}`,
+      );
+      await v.append([record]); // opens the segment's loglet
+      if (!(native instanceof NativeLoglet)) throw new Error('the VirtualLog opened no NativeLoglet');
+      const under = native;
+      const [a, b] = await runPaired(
+        () => under.append([record]),
+        () => v.append([record]),
+        inflight,
+      );
+      lat[0].push(...a!.lat);
+      lat[1].push(...b!.lat);
+      perRound.push((percentile(b!.lat, 99) - percentile(a!.lat, 99)) * 1000);
+      rate = [rate[0]! + a!.appendsPerSec, rate[1]! + b!.appendsPerSec];
+      await v.close(); // closes the loglet too
+    }
+    paired.push({
+      inflight,
+      rounds: pairedRounds,
+      nativeP50Ms: percentile(lat[0], 50),
+      nativeP99Ms: percentile(lat[0], 99),
+      virtualP50Ms: percentile(lat[1], 50),
+      virtualP99Ms: percentile(lat[1], 99),
+      roundP99OverheadUs: perRound,
+      throughputRatio: rate[1]! / rate[0]!,
+    });
   }
   for (const inflight of [1, 64]) {
     // alternate subject and baseline twice, so drift on the shared machine hits both
@@ -138,10 +189,15 @@ try {
         `${base}, in flight ${inflight}: virtualisation overhead at p99 ${((avg(q, 'p99Ms') - avg(p, 'p99Ms')) * 1000).toFixed(0)} us; throughput ratio ${(avg(q, 'appendsPerSec') / avg(p, 'appendsPerSec')).toFixed(2)}`,
       );
     }
+  for (const p of paired)
+    console.log(
+      `NativeLoglet, in flight ${p.inflight}, paired (both at the same moments, ${p.rounds} rounds): p50 ${p.nativeP50Ms.toFixed(3)} -> ${p.virtualP50Ms.toFixed(3)} ms, p99 ${p.nativeP99Ms.toFixed(3)} -> ${p.virtualP99Ms.toFixed(3)} ms: virtualisation overhead at p99 ${((p.virtualP99Ms - p.nativeP99Ms) * 1000).toFixed(0)} us (per round ${p.roundP99OverheadUs.map((x) => x.toFixed(0)).join(', ')}); throughput ratio ${p.throughputRatio.toFixed(2)}`,
+    );
   writeResults('bench/results', 'append', {
     date: new Date().toISOString(),
     seconds,
     rows,
+    paired,
     reconfiguration: rc,
     reconfigurationNative: rcn,
     failover: fo,

@@ -29,6 +29,33 @@ export async function runAppends(name: string, append: () => Promise<unknown>, i
 export type Row = Awaited<ReturnType<typeof runAppends>>;
 
 /**
+ * Appends through `a` and `b` at the same moments for `seconds`: with one in flight a single caller
+ * alternates between them, otherwise half of the callers use each. Both so see the same machine (the
+ * same disk syncs, the same other load), which sequential runs on a shared machine do not; returns each
+ * side's latencies (ms) and appends per second.
+ */
+export async function runPaired(a: () => Promise<unknown>, b: () => Promise<unknown>, inflight: number) {
+  const sides = [
+    { append: a, lat: [] as number[] },
+    { append: b, lat: [] as number[] },
+  ];
+  const t0 = performance.now();
+  const until = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: Math.max(1, inflight) }, async (_, i) => {
+      for (let k = i; performance.now() < until; k += inflight > 1 ? 0 : 1) {
+        const side = sides[k % 2]!;
+        const t = performance.now();
+        await side.append();
+        side.lat.push(performance.now() - t);
+      }
+    }),
+  );
+  const s = (performance.now() - t0) / 1000;
+  return sides.map((x) => ({ lat: x.lat, appendsPerSec: x.lat.length / s }));
+}
+
+/**
  * Reconfigures `v` to `specFor(1..count)` while a writer appends continuously; per reconfiguration, the
  * time from the seal to the first append acknowledged on the new loglet, and the writer's longest stall.
  */
