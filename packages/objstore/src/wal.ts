@@ -119,21 +119,38 @@ function packRef(
 
 const recordHash = new Uint32Array(2);
 
+/**
+ * Records are encoded one after another into slabs of this many bytes: one allocation per slab instead of
+ * one per record (allocating a small Buffer was a tenth of the CPU per write), and a group commit writes a
+ * few contiguous ranges. A slab stays in memory while the memory table holds any record in it (until the
+ * pack that stores them), as a small Buffer's 8 KiB pool did before; this size keeps that slack small.
+ */
+const slabBytes = 64 << 10;
+
 /** A WAL record: u32 body length | u32 lo, hi of the body's HighwayHash-64 | body (op, u16 key length, key, data). */
-function encodeRecord(op: 1 | 2 | 3, key: string, data: Uint8Array): Buffer {
-  const kl = Buffer.byteLength(key, 'utf8');
-  const len = 3 + kl + data.length;
-  // one buffer, the body written in place and hashed there
-  const rec = Buffer.allocUnsafe(HEADER + len);
-  rec.writeUInt32LE(len, 0);
-  rec[HEADER] = op;
-  rec.writeUInt16LE(kl, HEADER + 1);
-  rec.write(key, HEADER + 3, 'utf8');
-  rec.set(data, HEADER + 3 + kl);
-  const h = hash64Words(checksumKey, rec.subarray(HEADER), recordHash);
-  rec.writeUInt32LE(h[0]!, 4);
-  rec.writeUInt32LE(h[1]!, 8);
-  return rec;
+function recordBytes(key: string, data: Uint8Array): number {
+  return HEADER + 3 + Buffer.byteLength(key, 'utf8') + data.length;
+}
+
+/** Encodes a record of `size` bytes (see `recordBytes`) at `at` in `buf`; returns its copy of `data`. */
+function encodeRecord(
+  buf: Buffer,
+  at: number,
+  size: number,
+  op: 1 | 2 | 3,
+  key: string,
+  data: Uint8Array,
+): Buffer {
+  const body = at + HEADER;
+  buf.writeUInt32LE(size - HEADER, at);
+  buf[body] = op;
+  const kl = buf.write(key, body + 3, 'utf8');
+  buf.writeUInt16LE(kl, body + 1);
+  buf.set(data, body + 3 + kl);
+  const h = hash64Words(checksumKey, buf.subarray(body, at + size), recordHash);
+  buf.writeUInt32LE(h[0]!, at + 4);
+  buf.writeUInt32LE(h[1]!, at + 8);
+  return buf.subarray(at + size - data.length, at + size);
 }
 
 /** Parses records from a segment; stops at the first torn or corrupt one and reports where. */
@@ -189,8 +206,15 @@ export class WalStore implements ObjectStore {
    */
   private next?: Promise<Segment>;
   private walBytes = 0;
-  private pending: { rec: Buffer; resolve: () => void; reject: (e: unknown) => void; t0: number }[] = [];
+  /** Writers waiting for the next group commit, and the bytes of their records. */
+  private pending: { resolve: () => void; reject: (e: unknown) => void; t0: number }[] = [];
   private pendingBytes = 0;
+  /** The slab records are encoded into (see `slabBytes`), and where the next one goes. */
+  private slab = Buffer.allocUnsafe(0);
+  private slabPos = 0;
+  /** The waiting records: these ranges of earlier slabs, then the current slab from `batchStart`. */
+  private batchParts: Buffer[] = [];
+  private batchStart = 0;
   private flushTimer?: NodeJS.Timeout;
   private packTimer?: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
@@ -367,17 +391,34 @@ export class WalStore implements ObjectStore {
     return (await this.head(key))?.etag;
   }
 
-  private append(rec: Buffer): Promise<void> {
-    if (this.closed) return Promise.reject(new ObjectStoreError('the WAL store is closed'));
+  /**
+   * Adds a record to the next group commit and returns its copy of `data` (for the memory table); the caller
+   * then waits for `durable()`, with no await between. Throws, adding nothing, when the WAL takes no writes.
+   */
+  private addRecord(op: 1 | 2 | 3, key: string, data: Uint8Array): Buffer {
+    if (this.closed) throw new ObjectStoreError('the WAL store is closed');
     if (this.failure)
-      return Promise.reject(
-        new ObjectStoreError(
-          `the WAL in ${this.o.dir} stopped taking writes after a failed write or sync (${this.failure.message}); reopen it to recover what was acknowledged`,
-        ),
+      throw new ObjectStoreError(
+        `the WAL in ${this.o.dir} stopped taking writes after a failed write or sync (${this.failure.message}); reopen it to recover what was acknowledged`,
       );
+    const size = recordBytes(key, data);
+    if (this.slabPos + size > this.slab.length) {
+      if (this.slabPos > this.batchStart)
+        this.batchParts.push(this.slab.subarray(this.batchStart, this.slabPos));
+      this.slab = Buffer.allocUnsafe(Math.max(slabBytes, size));
+      this.slabPos = 0;
+      this.batchStart = 0;
+    }
+    const copy = encodeRecord(this.slab, this.slabPos, size, op, key, data);
+    this.slabPos += size;
+    this.pendingBytes += size;
+    return copy;
+  }
+
+  /** Resolves once the records added so far are durable: after the next group commit. */
+  private durable(): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ rec, resolve, reject, t0: performance.now() });
-      this.pendingBytes += rec.length;
+      this.pending.push({ resolve, reject, t0: performance.now() });
       this.stats.walAppends++;
       if (this.pendingBytes >= this.o.flushBytes) {
         this.sizeFlushAt = performance.now();
@@ -453,14 +494,16 @@ export class WalStore implements ObjectStore {
   private async commit(): Promise<void> {
     const batch = this.pending;
     if (batch.length === 0) return;
+    const parts = this.batchParts;
+    parts.push(this.slab.subarray(this.batchStart, this.slabPos));
+    const len = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
+    this.batchParts = [];
+    this.batchStart = this.slabPos;
     try {
-      const recs = batch.map((b) => b.rec);
-      let len = 0;
-      for (const r of recs) len += r.length;
       const at = this.segPos;
-      const { bytesWritten } = await this.fh!.writev(recs, at);
+      const { bytesWritten } = await this.fh!.writev(parts, at);
       if (bytesWritten !== len)
         throw new ObjectStoreError(
           `WAL segment ${this.segment}: short write (${bytesWritten} of ${len} bytes)`,
@@ -468,9 +511,9 @@ export class WalStore implements ObjectStore {
       this.segPos = at + len;
       await this.fh!.datasync();
       this.stats.groupCommits++;
+      this.walBytes += len;
       const now = performance.now();
       for (const b of batch) {
-        this.walBytes += b.rec.length;
         if (this.stats.commitLatencyMs.length < 1_000_000) this.stats.commitLatencyMs.push(now - b.t0);
         b.resolve();
       }
@@ -481,6 +524,8 @@ export class WalStore implements ObjectStore {
       for (const b of batch) b.reject(e);
       for (const b of this.pending.splice(0)) b.reject(e);
       this.pendingBytes = 0;
+      this.batchParts = [];
+      this.batchStart = this.slabPos;
     }
   }
 
@@ -518,9 +563,10 @@ export class WalStore implements ObjectStore {
       if (this.memGet(key) || this.packed.has(key)) {
         const prev = this.mem.get(key);
         const marker: MemEntry = { data: null, etag: '', modifiedMs: Date.now(), direct: true };
+        this.addRecord(3, key, new Uint8Array(0));
         this.memSet(key, marker);
         try {
-          await this.append(encodeRecord(3, key, new Uint8Array(0)));
+          await this.durable();
         } catch (e) {
           if (this.mem.get(key) === marker) this.memSet(key, prev);
           throw e;
@@ -529,13 +575,13 @@ export class WalStore implements ObjectStore {
       return etag;
     }
     const etag = etagOf(data);
-    const rec = encodeRecord(1, key, data);
+    const copy = this.addRecord(1, key, data);
     // visible to readers once acknowledged; applied before the await so later conditional puts see it. The
     // memory layer holds the record's copy of the body: the caller may reuse its array once put returns
     const prev = this.mem.get(key);
-    this.memSet(key, { data: rec.subarray(rec.length - data.length), etag, modifiedMs: Date.now() });
+    this.memSet(key, { data: copy, etag, modifiedMs: Date.now() });
     try {
-      await this.append(rec);
+      await this.durable();
     } catch (e) {
       if (this.mem.get(key)?.etag === etag) this.memSet(key, prev);
       throw e;
@@ -638,10 +684,11 @@ export class WalStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     validateKey(key);
+    this.addRecord(2, key, new Uint8Array(0));
     const prev = this.mem.get(key);
     this.memSet(key, { data: null, etag: '', modifiedMs: Date.now() });
     try {
-      await this.append(encodeRecord(2, key, new Uint8Array(0)));
+      await this.durable();
     } catch (e) {
       this.memSet(key, prev);
       throw e;
