@@ -1,5 +1,6 @@
 /** Running a capture through the engine: decode every packet, inspect it, collect alerts and stats. */
 import { createReadStream, createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { threadCpuMs } from './cpu.js';
 import { type Decoded, decode, newDecodeStats } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
 import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
@@ -15,6 +16,11 @@ export interface RunResult {
   packets: number;
   bytes: number;
   seconds: number;
+  /**
+   * CPU seconds of this thread in the packet loop (from the first packet read to the end, without building
+   * the engine: what Snort's packet-loop timer counts); undefined where thread CPU time is not available.
+   */
+  loopCpuSeconds?: number;
   decodeFailures: number;
   rulesLoaded: number;
   rulesSkipped: { sid: number; reason: string }[];
@@ -328,6 +334,7 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
   const pipe = new Pipeline(rules, opts);
   const alerts: Alert[] = [];
   const t0 = performance.now();
+  const cpu0 = threadCpuMs();
   const sink = new VerdictSink(opts.out);
   try {
     for await (const batch of readCaptureBatches(
@@ -346,11 +353,13 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
   const verdicts = sink.counts;
   for (const a of pipe.finish()) alerts.push(a);
   const engine = pipe.engine;
+  const cpu1 = threadCpuMs();
   return {
     alerts,
     packets: pipe.packets,
     bytes: pipe.bytes,
     seconds: (performance.now() - t0) / 1000,
+    ...(cpu0 !== undefined && cpu1 !== undefined && { loopCpuSeconds: (cpu1 - cpu0) / 1000 }),
     decodeFailures: pipe.decodeFailures,
     defrag: pipe.defrag?.stats,
     rulesLoaded: engine.compiled.length,
