@@ -128,9 +128,18 @@ function hdfsTimestamp(s: string): number | null | undefined {
   const mi = twoDigits(s, 9);
   const ss = twoDigits(s, 11);
   if (yy < 0 || mo < 0 || dd < 0 || hh < 0 || mi < 0 || ss < 0) return undefined;
-  const v = Date.UTC(2000 + yy, mo - 1, dd, hh, mi, ss);
-  return Number.isFinite(v) ? v : null;
+  // Date.UTC is linear in hours, minutes and seconds (out-of-range ones carry over), so the day's
+  // midnight is computed once for a run of lines of one day and the time added to it
+  const day = (yy * 100 + mo) * 100 + dd;
+  if (day !== lastDay) {
+    lastDay = day;
+    lastDayMs = Date.UTC(2000 + yy, mo - 1, dd);
+  }
+  return lastDayMs + ((hh * 60 + mi) * 60 + ss) * 1000;
 }
+/** The last day `hdfsTimestamp` met (yyMMdd as a number) and its midnight in epoch ms. */
+let lastDay = -1;
+let lastDayMs = 0;
 
 /** A named group's opening in a regex source, with the name as group 1. */
 const groupName = /\(\?<([A-Za-z_][A-Za-z0-9_]*)>/g;

@@ -90,6 +90,22 @@ describe('formats', () => {
     expect(parseTimestamp('081109x203615')).toBeNull();
   });
 
+  it('yyMMdd HHmmss equals Date.UTC, out-of-range fields carried over, whatever day came before', () => {
+    // the day's midnight is cached across calls: runs of one day, day changes and invalid days mixed
+    const two = fc.integer({ min: 0, max: 99 });
+    const p2 = (n: number) => String(n).padStart(2, '0');
+    fc.assert(
+      fc.property(fc.array(fc.tuple(two, two, two, two, two, two), { minLength: 1, maxLength: 20 }), (ts) => {
+        for (const [yy, mo, dd, hh, mi, ss] of ts) {
+          const want = Date.UTC(2000 + yy, mo - 1, dd, hh, mi, ss);
+          const s = `${p2(yy)}${p2(mo)}${p2(dd)} ${p2(hh)}${p2(mi)}${p2(ss)}`;
+          expect(parseTimestamp(s)).toBe(want);
+          expect(parseTimestamp(`${p2(yy)}${p2(mo)}${p2(dd)} 000000`)).toBe(Date.UTC(2000 + yy, mo - 1, dd));
+        }
+      }),
+    );
+  });
+
   it('tokenize', () => {
     expect(tokenize('served blk_-6952295868487656571 to /10.251.39.209:50010.')).toEqual([
       'served',
