@@ -3,7 +3,8 @@
  * stream) while the main thread parses and keys the next chunk. One message each way per block: the
  * sections go in as a list, come back as one buffer and their lengths. (zlib's async functions use the
  * thread pool too, but each call costs the main thread a stream, callbacks and a handle to close, which
- * profiled as more main-thread time than a synchronous deflate.)
+ * profiled as more main-thread time than a synchronous deflate.) The sections go in as one buffer whose
+ * memory is transferred, not copied.
  */
 import { Worker } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
@@ -12,9 +13,10 @@ import { deflateRawSync } from 'node:zlib';
 const workerSource = `
 const { parentPort } = require('node:worker_threads');
 const { deflateRawSync } = require('node:zlib');
-parentPort.on('message', ({ id, texts, level }) => {
+parentPort.on('message', ({ id, text, offs, level }) => {
   try {
-    const zs = texts.map((t) => deflateRawSync(t, { level }));
+    const zs = [];
+    for (let i = 0; i + 1 < offs.length; i++) zs.push(deflateRawSync(text.subarray(offs[i], offs[i + 1]), { level }));
     let n = 0;
     for (const z of zs) n += z.length;
     const out = new Uint8Array(n);
@@ -70,14 +72,21 @@ function start(): Worker {
   return w;
 }
 
-/** Each text raw-deflated at `level`, in order: the bytes `deflateRawSync` gives, computed on a worker. */
-export function deflateSections(texts: Uint8Array[], level: number): Promise<Uint8Array[]> {
+/**
+ * Each section text[offs[i], offs[i + 1]) raw-deflated at `level`, in order: the bytes `deflateRawSync`
+ * gives, computed on a worker. `text` must own its whole ArrayBuffer, which is transferred: the caller
+ * must not use it (nor views of it) afterwards.
+ */
+export function deflateSections(text: Uint8Array, offs: Uint32Array, level: number): Promise<Uint8Array[]> {
   if (!worker) {
     try {
       worker = start();
     } catch {
       // no worker threads here: deflate on this thread
-      return Promise.resolve(texts.map((t) => deflateRawSync(t, { level })));
+      const zs: Uint8Array[] = [];
+      for (let i = 0; i + 1 < offs.length; i++)
+        zs.push(deflateRawSync(text.subarray(offs[i]!, offs[i + 1]!), { level }));
+      return Promise.resolve(zs);
     }
   }
   const w = worker;
@@ -85,6 +94,6 @@ export function deflateSections(texts: Uint8Array[], level: number): Promise<Uin
   return new Promise<Uint8Array[]>((resolve, reject) => {
     waiting.set(id, { resolve, reject });
     w.ref();
-    w.postMessage({ id, texts, level });
+    w.postMessage({ id, text, offs, level }, [text.buffer as ArrayBuffer]);
   });
 }
