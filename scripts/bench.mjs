@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench -- [<package> [<bench>]] [-- flags for the bench]`: runs packages/<package>/bench/<bench>.bench.ts
 // (every bench of every package when no package is named), one process per bench, one after another.
+// Each package is built first (`tsc -p packages/<package>`) and its bench runs against that build (see
+// bench-dist.mjs); STRATA_BENCH_SOURCES=1 runs it on the sources through tsx instead.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +14,7 @@ const names = dash < 0 ? args : args.slice(0, dash);
 const extra = dash < 0 ? [] : args.slice(dash + 1);
 const [pkgName, benchName] = names;
 const pkgs = pkgName ? [pkgName] : readdirSync(join(root, 'packages'));
+const sources = process.env.STRATA_BENCH_SOURCES === '1';
 let status = 0;
 for (const p of pkgs) {
   const dir = join(root, 'packages', p, 'bench');
@@ -27,12 +30,28 @@ for (const p of pkgs) {
     console.error(`bench: no bench named ${benchName} in packages/${p}/bench`);
     process.exit(2);
   }
-  for (const f of files.sort()) {
-    console.error(`\n== ${p}/${f}`);
-    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(dir, f), ...extra], {
-      cwd: join(root, 'packages', p),
+  if (files.length > 0 && !sources) {
+    const b = spawnSync(join(root, 'node_modules/.bin/tsc'), ['-p', join(root, 'packages', p)], {
       stdio: 'inherit',
     });
+    if (b.status !== 0) {
+      console.error(
+        `bench: packages/${p} does not build (tsc -p packages/${p}); STRATA_BENCH_SOURCES=1 runs its sources`,
+      );
+      process.exit(1);
+    }
+  }
+  for (const f of files.sort()) {
+    console.error(`\n== ${p}/${f}`);
+    const hooks = sources ? [] : ['--import', join(root, 'scripts/bench-dist.mjs')];
+    const r = spawnSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', ...hooks, join(dir, f), ...extra],
+      {
+        cwd: join(root, 'packages', p),
+        stdio: 'inherit',
+      },
+    );
     if (r.status !== 0) status = 1;
   }
 }
