@@ -40,7 +40,7 @@ export { DirectoryLockedError, lockDirectory, lockFile, lockStaleMs, lockWaitMsM
 export { ReplicatedStore, type ReplicationOptions, type ReplicationStats } from './replicate.js';
 export { parseStoreUrl, type StoreLocation, StoreUrlError } from './url.js';
 export { etagOf } from './util.js';
-export { decodeRecords, type WalOptions, type WalStats, WalStore } from './wal.js';
+export { decodeRecords, type WalOptions, type WalRecord, type WalStats, WalStore } from './wal.js';
 
 export interface OpenStoreOptions {
   /** Resolve relative file: paths against this directory. */

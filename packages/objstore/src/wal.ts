@@ -137,50 +137,80 @@ const recordHash = new Uint32Array(2);
  */
 const slabBytes = 64 << 10;
 
-/** A WAL record: u32 body length | u32 lo, hi of the body's HighwayHash-64 | body (op, u16 key length, key, data). */
-function recordBytes(key: string, data: Uint8Array): number {
-  return HEADER + 3 + Buffer.byteLength(key, 'utf8') + data.length;
+/**
+ * A WAL record: u32 body length | u32 lo, hi of a HighwayHash-64 checksum | body: op (u8), u16 key length,
+ * key, then
+ * - op 4, a put: the data's etag (16 bytes, see `etagOf`) and the data. The checksum covers the body up to
+ *   the etag, and the etag covers the data: the data is hashed once when written (for its etag, which a put
+ *   computes anyway) and checked against the etag when read back.
+ * - op 2, a delete, and op 3, a write made to the store directly: nothing more; the checksum covers the body.
+ * - op 1, a put as written before op 4 (read, no longer written): the data; the checksum covers the body.
+ */
+function recordBytes(op: 2 | 3 | 4, key: string, data: Uint8Array): number {
+  return HEADER + 3 + Buffer.byteLength(key, 'utf8') + (op === 4 ? etagBytes : 0) + data.length;
 }
 
-/** Encodes a record of `size` bytes (see `recordBytes`) at `at` in `buf`; returns its copy of `data`. */
+/** Bytes of an etag in a record. */
+const etagBytes = 16;
+
+/**
+ * Encodes a record of `size` bytes (see `recordBytes`) at `at` in `buf`; returns its copy of `data`. `etag`
+ * is the data's, for op 4.
+ */
 function encodeRecord(
   buf: Buffer,
   at: number,
   size: number,
-  op: 1 | 2 | 3,
+  op: 2 | 3 | 4,
   key: string,
   data: Uint8Array,
+  etag: string,
 ): Buffer {
   const body = at + HEADER;
   buf.writeUInt32LE(size - HEADER, at);
   buf[body] = op;
   const kl = buf.write(key, body + 3, 'utf8');
   buf.writeUInt16LE(kl, body + 1);
-  buf.set(data, body + 3 + kl);
-  const h = hash64Words(checksumKey, buf.subarray(body, at + size), recordHash);
+  let end = body + 3 + kl;
+  if (op === 4) end += buf.write(etag, end, etagBytes, 'hex');
+  buf.set(data, end);
+  const h = hash64Words(checksumKey, buf.subarray(body, op === 4 ? end : at + size), recordHash);
   buf.writeUInt32LE(h[0]!, at + 4);
   buf.writeUInt32LE(h[1]!, at + 8);
   return buf.subarray(at + size - data.length, at + size);
 }
 
+/** A record read back from a segment; `etag` is the data's (for a put). */
+export interface WalRecord {
+  op: number;
+  key: string;
+  data: Uint8Array;
+  etag?: string;
+}
+
 /** Parses records from a segment; stops at the first torn or corrupt one and reports where. */
-export function decodeRecords(buf: Uint8Array): {
-  records: { op: number; key: string; data: Uint8Array }[];
-  validBytes: number;
-} {
+export function decodeRecords(buf: Uint8Array): { records: WalRecord[]; validBytes: number } {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  const records: { op: number; key: string; data: Uint8Array }[] = [];
+  const records: WalRecord[] = [];
   const w = new Uint32Array(2);
   let p = 0;
   while (p + HEADER <= b.length) {
     const len = b.readUInt32LE(p);
     if (len < 3 || p + HEADER + len > b.length) break;
     const body = b.subarray(p + HEADER, p + HEADER + len);
-    hash64Words(checksumKey, body, w);
-    if (w[0] !== b.readUInt32LE(p + 4) || w[1] !== b.readUInt32LE(p + 8)) break;
+    const op = body[0]!;
     const kl = body.readUInt16LE(1);
-    if (3 + kl > len) break;
-    records.push({ op: body[0]!, key: body.toString('utf8', 3, 3 + kl), data: body.subarray(3 + kl) });
+    const dataAt = 3 + kl + (op === 4 ? etagBytes : 0);
+    if (dataAt > len) break;
+    hash64Words(checksumKey, op === 4 ? body.subarray(0, dataAt) : body, w);
+    if (w[0] !== b.readUInt32LE(p + 4) || w[1] !== b.readUInt32LE(p + 8)) break;
+    const key = body.toString('utf8', 3, 3 + kl);
+    const data = body.subarray(dataAt);
+    if (op === 4) {
+      const etag = body.toString('hex', 3 + kl, dataAt);
+      if (etagOf(data) !== etag) break;
+      records.push({ op, key, data, etag });
+    } else records.push({ op, key, data });
     p += HEADER + len;
   }
   return { records, validBytes: p };
@@ -295,7 +325,7 @@ export class WalStore implements ObjectStore {
     for (const name of segs) {
       const buf = await readFile(join(this.o.dir, name));
       const { records, validBytes } = decodeRecords(buf);
-      for (const r of records) this.applyToMem(r.op, r.key, Uint8Array.from(r.data));
+      for (const r of records) this.applyToMem(r, Uint8Array.from(r.data));
       if (validBytes < buf.length) {
         const fh = await open(join(this.o.dir, name), 'r+');
         await fh.truncate(validBytes);
@@ -368,8 +398,9 @@ export class WalStore implements ObjectStore {
     return this.createSegment(n);
   }
 
-  private applyToMem(op: number, key: string, data: Uint8Array): void {
-    if (op === 1) this.memSet(key, { data, etag: etagOf(data), modifiedMs: Date.now() });
+  private applyToMem({ op, key, etag }: WalRecord, data: Uint8Array): void {
+    if (op === 4) this.memSet(key, { data, etag: etag!, modifiedMs: Date.now() });
+    else if (op === 1) this.memSet(key, { data, etag: etagOf(data), modifiedMs: Date.now() });
     else if (op === 3) this.memSet(key, { data: null, etag: '', modifiedMs: Date.now(), direct: true });
     else this.memSet(key, { data: null, etag: '', modifiedMs: Date.now() });
   }
@@ -410,13 +441,13 @@ export class WalStore implements ObjectStore {
    * Adds a record to the next group commit and returns its copy of `data` (for the memory table); the caller
    * then calls `durable`, with no await between. Throws, adding nothing, when the WAL takes no writes.
    */
-  private addRecord(op: 1 | 2 | 3, key: string, data: Uint8Array): Buffer {
+  private addRecord(op: 2 | 3 | 4, key: string, data: Uint8Array, etag = ''): Buffer {
     if (this.closed) throw new ObjectStoreError('the WAL store is closed');
     if (this.failure)
       throw new ObjectStoreError(
         `the WAL in ${this.o.dir} stopped taking writes after a failed write or sync (${this.failure.message}); reopen it to recover what was acknowledged`,
       );
-    const size = recordBytes(key, data);
+    const size = recordBytes(op, key, data);
     if (this.slabPos + size > this.slab.length) {
       if (this.slabPos > this.batchStart)
         this.batchParts.push(this.slab.subarray(this.batchStart, this.slabPos));
@@ -424,7 +455,7 @@ export class WalStore implements ObjectStore {
       this.slabPos = 0;
       this.batchStart = 0;
     }
-    const copy = encodeRecord(this.slab, this.slabPos, size, op, key, data);
+    const copy = encodeRecord(this.slab, this.slabPos, size, op, key, data, etag);
     this.slabPos += size;
     this.pendingBytes += size;
     return copy;
@@ -604,7 +635,7 @@ export class WalStore implements ObjectStore {
     if (data.length > this.o.walObjectBytesMax) return this.writeDirect(key, data);
     const etag = etagOf(data);
     // the memory layer holds the record's copy of the body: the caller may reuse its array once put returns
-    const copy = this.addRecord(1, key, data);
+    const copy = this.addRecord(4, key, data, etag);
     return this.durable(key, { data: copy, etag, modifiedMs: Date.now() });
   }
 

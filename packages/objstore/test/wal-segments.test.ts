@@ -4,8 +4,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { hash64Words } from '@strata/highwayhash';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeRecords, MemStore, type PutOptions, WalStore } from '../src/index.js';
+import { decodeRecords, etagOf, MemStore, type PutOptions, WalStore } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'objstore-walseg-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -74,6 +75,51 @@ describe('WAL segments', () => {
     await w.close();
     w = await WalStore.open(store, opts(dir));
     for (let i = 0; i < 4; i++) expect(Buffer.from(await w.get(`a/${i}`)).toString()).toBe(`value ${i}`);
+    await w.close();
+  });
+
+  it('replays puts written in the older record format, and stops at a put whose data does not match its etag', async () => {
+    const store = new MemStore();
+    const dir = fresh();
+    let w = await WalStore.open(store, opts(dir));
+    await w.put('f/new', Buffer.from('checked by its etag'));
+    await w.close();
+    const seg = segments(dir).find((s) => decodeRecords(s.buf).records.length > 0)!;
+    expect(decodeRecords(seg.buf).records[0]).toMatchObject({
+      op: 4,
+      key: 'f/new',
+      etag: etagOf(Buffer.from('checked by its etag')),
+    });
+    // a record as the WAL wrote puts before: op 1, the checksum over the whole body (key and data)
+    const old = (key: string, data: Buffer) => {
+      const body = Buffer.concat([Buffer.from([1, key.length, 0]), Buffer.from(key), data]);
+      const head = Buffer.alloc(12);
+      head.writeUInt32LE(body.length, 0);
+      const h = hash64Words(
+        new Uint8Array(32).map((_, i) => 0xa5 ^ (i * 7)),
+        body,
+        new Uint32Array(2),
+      );
+      head.writeUInt32LE(h[0]!, 4);
+      head.writeUInt32LE(h[1]!, 8);
+      return Buffer.concat([head, body]);
+    };
+    writeFileSync(join(dir, seg.name), Buffer.concat([seg.buf, old('f/old', Buffer.from('older format'))]));
+    w = await WalStore.open(store, opts(dir));
+    expect(Buffer.from(await w.get('f/old')).toString()).toBe('older format');
+    expect(Buffer.from(await w.get('f/new')).toString()).toBe('checked by its etag');
+    await w.close();
+    // a flipped data byte (the checksum covers the key and the etag, the etag the data): that record and
+    // everything after it are cut at the next open
+    const [first, ...rest] = segments(dir).filter((s) => decodeRecords(s.buf).records.length > 0);
+    expect(rest).toEqual([]);
+    const flipped = Buffer.from(first!.buf);
+    flipped[flipped.indexOf('checked by its etag') + 3]! ^= 1;
+    expect(decodeRecords(flipped).records).toEqual([]);
+    writeFileSync(join(dir, first!.name), flipped);
+    w = await WalStore.open(store, opts(dir));
+    await expect(w.get('f/new')).rejects.toThrow();
+    expect(await w.head('f/old')).toBeUndefined();
     await w.close();
   });
 
