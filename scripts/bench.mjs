@@ -50,6 +50,8 @@ for (const p of pkgs) {
       {
         cwd: join(root, 'packages', p),
         stdio: 'inherit',
+        // the hooks for processes a bench starts through a test helper (vlog's LogServers and sequencer)
+        env: sources ? process.env : { ...process.env, STRATA_BENCH_HOOKS: hooks[1] },
       },
     );
     if (r.status !== 0) status = 1;

@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 
 const entry = new URL('./strata-log.ts', import.meta.url).pathname;
+const benchHooks = process.env.STRATA_BENCH_HOOKS ? ['--import', process.env.STRATA_BENCH_HOOKS] : [];
 const readyTimeoutMs = 30_000;
 const stopTimeoutMs = 5_000;
 const stderrBytesMax = 4096;
@@ -33,7 +34,8 @@ function exited(p: ChildProcess): Promise<number | null> {
 export function startLogProcess(args: string[]): Promise<LogProcess> {
   const proc = spawn(
     process.execPath,
-    ['--import', 'tsx', entry, ...args, '--listen', '127.0.0.1:0', '--json'],
+    // under `npm run bench` (see scripts/bench.mjs) the package's build rather than its sources
+    ['--import', 'tsx', ...benchHooks, entry, ...args, '--listen', '127.0.0.1:0', '--json'],
     {
       stdio: ['pipe', 'pipe', 'pipe'],
     },
