@@ -120,13 +120,17 @@ function twoDigits(s: string, i: number): number {
 }
 
 function hdfsTimestamp(s: string): number | null | undefined {
-  if (s.charCodeAt(6) !== 32) return undefined;
-  const yy = twoDigits(s, 0);
-  const mo = twoDigits(s, 2);
-  const dd = twoDigits(s, 4);
-  const hh = twoDigits(s, 7);
-  const mi = twoDigits(s, 9);
-  const ss = twoDigits(s, 11);
+  return s.charCodeAt(6) === 32 ? hdfsDateTime(s, 0, s, 7) : undefined;
+}
+
+/** `yyMMdd` at d[di] and `HHmmss` at t[ti] (one string or two); undefined when they are not digits. */
+function hdfsDateTime(d: string, di: number, t: string, ti: number): number | undefined {
+  const yy = twoDigits(d, di);
+  const mo = twoDigits(d, di + 2);
+  const dd = twoDigits(d, di + 4);
+  const hh = twoDigits(t, ti);
+  const mi = twoDigits(t, ti + 2);
+  const ss = twoDigits(t, ti + 4);
   if (yy < 0 || mo < 0 || dd < 0 || hh < 0 || mi < 0 || ss < 0) return undefined;
   // Date.UTC is linear in hours, minutes and seconds (out-of-range ones carry over), so the day's
   // midnight is computed once for a run of lines of one day and the time added to it
@@ -185,6 +189,28 @@ export function parseTimestamp(s: string): number | null {
   return Number.isFinite(v) ? v : null;
 }
 
+/** A loghub `Date` and `Time` field as one TIMESTAMP cell: `toCell` of `${date} ${time}`, without the string. */
+function dateTimeCell(date: string, time: string): Cell {
+  if (date.length === 6 && time.length === 6) {
+    const v = hdfsDateTime(date, 0, time, 0);
+    if (v !== undefined) return v;
+  }
+  return parseTimestamp(`${date} ${time}`);
+}
+
+/** A string of 1-15 ASCII digits as its number (exact), else -1: the common INT cell, without trims. */
+function digitsValue(s: string): number {
+  const n = s.length;
+  if (n === 0 || n > 15) return -1;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
 /** Converts a raw field to a column's type; null when absent or malformed. */
 export function toCell(col: ColumnDef, raw: string | undefined): Cell {
   if (raw === undefined) return null;
@@ -193,6 +219,8 @@ export function toCell(col: ColumnDef, raw: string | undefined): Cell {
     case 'TEXT':
       return raw;
     case 'INT': {
+      const d = digitsValue(raw);
+      if (d >= 0) return d;
       const n = Number(raw.trim());
       return raw.trim() !== '' && Number.isInteger(n) ? n : null;
     }
@@ -253,9 +281,9 @@ export class RowParser {
 
   /**
    * For regex and loghub formats every match has the same fields, so each column's lookup is resolved
-   * once, on the first match, into a direct field access.
+   * once, on the first match, into a direct field access and its conversion to a cell.
    */
-  private fast: ((f: Record<string, string>) => string | undefined)[] | undefined;
+  private fast: ((f: Record<string, string>) => Cell)[] | undefined;
 
   private resolveFast(f: Record<string, string>): void {
     if (this.def.format.kind !== 'regex') return;
@@ -265,20 +293,20 @@ export class RowParser {
     this.fast = this.picks(keys, (n) => n);
   }
 
-  /** Per column, its field's access among the fields `names` (a field is read as `x[at(name)]`). */
+  /** Per column, its cell from the fields `names` (a field is read as `x[at(name)]`). */
   private picks(
     names: string[],
     at: (name: string) => string | number,
-  ): ((f: Record<string, string>) => string | undefined)[] {
+  ): ((f: Record<string, string>) => Cell)[] {
     const find = (n: string) => names.find((k) => k.toLowerCase() === n);
-    const get = (name: string) => {
-      const k = at(name);
-      return (x: Record<string, string>) => x[k];
-    };
     return this.def.columns.map((c) => {
+      const get = (name: string) => {
+        const k = at(name);
+        return (x: Record<string, string>) => toCell(c, x[k]);
+      };
       const direct = names.includes(c.name) ? c.name : find(c.name.toLowerCase());
       if (direct !== undefined) return get(direct);
-      if (c.type !== 'TIMESTAMP') return () => undefined;
+      if (c.type !== 'TIMESTAMP') return () => null;
       const ts = find('timestamp') ?? find('ts');
       if (ts !== undefined) return get(ts);
       const date = find('date');
@@ -289,11 +317,11 @@ export class RowParser {
         return (x: Record<string, string>) => {
           const a = x[da];
           const b = x[ti];
-          return a !== undefined && b !== undefined ? `${a} ${b}` : (a ?? b);
+          return a !== undefined && b !== undefined ? dateTimeCell(a, b) : toCell(c, a ?? b);
         };
       }
       const one = date ?? time;
-      return one === undefined ? () => undefined : get(one);
+      return one === undefined ? () => null : get(one);
     });
   }
 
@@ -303,14 +331,16 @@ export class RowParser {
     if (l.charCodeAt(l.length - 1) === 13) l = l.slice(0, -1); // CRLF files (the loghub samples are)
     const f = this.parse(l);
     const cols = this.def.columns;
-    const out: Row = new Array(cols.length).fill(null);
     if (!f) {
+      const out: Row = new Array(cols.length).fill(null);
       if (this.rawCol >= 0) out[this.rawCol] = l;
       return out;
     }
     if (!this.fast) this.resolveFast(f);
-    const look = this.fast ?? this.lookup;
-    for (let i = 0; i < cols.length; i++) out[i] = toCell(cols[i]!, look[i]!(f));
+    const out: Row = [];
+    const fast = this.fast;
+    if (fast) for (let i = 0; i < cols.length; i++) out.push(fast[i]!(f));
+    else for (let i = 0; i < cols.length; i++) out.push(toCell(cols[i]!, this.lookup[i]!(f)));
     return out;
   }
 }

@@ -106,6 +106,28 @@ describe('formats', () => {
     );
   });
 
+  it('loghub rows: Date and Time as one TIMESTAMP, INT cells, as the strings of the fields would give', () => {
+    const def =
+      parseDdl(`CREATE STREAM h SOURCES ('file:x') FORMAT loghub('<Date> <Time> <Pid> <Level>: <Content>')
+      COLUMNS (ts TIMESTAMP, pid INT, level STRING, content TEXT)`);
+    const p = new RowParser(def);
+    // fields of digits mostly, some of other characters and lengths (the slow paths)
+    const field = fc.string({
+      unit: fc.constantFrom(...'0123456789012345678901234567890123456789-+.e:x'),
+      minLength: 1,
+      maxLength: 17,
+    });
+    fc.assert(
+      fc.property(field, field, field, (date, time, pid) => {
+        const n = Number(pid);
+        const want = [parseTimestamp(`${date} ${time}`), Number.isInteger(n) ? n : null, 'INFO', 'c'];
+        expect(p.row(`${date} ${time} ${pid} INFO: c`)).toEqual(want);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(p.row('081109 203615 007 INFO: c')).toEqual([Date.UTC(2008, 10, 9, 20, 36, 15), 7, 'INFO', 'c']);
+  });
+
   it('tokenize', () => {
     expect(tokenize('served blk_-6952295868487656571 to /10.251.39.209:50010.')).toEqual([
       'served',

@@ -267,6 +267,27 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
     }
   });
 
+  it('a file is cut into the lines split gives: empty lines are rows, a last line without a newline is one', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const file = join(dir, 'ev.jsonl');
+    const mk = (i: number) => JSON.stringify({ ts: t0 + i, level: 'INFO', n: i, msg: `line_${i}` });
+    const lines = Array.from({ length: 60 }, (_, i) => (i % 7 === 3 ? '' : mk(i)));
+    const text = `\n${lines.join('\n')}\n\n${mk(60)}`;
+    writeFileSync(file, text);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      expect((await s.ingestFile(file, { chunkBytes: 256 })).lines).toBe(text.split('\n').length);
+      const all = await s.search(s.parse(''));
+      // a line the format does not match is a row of nulls with the line in the TEXT column
+      expect(all.rows.map((r) => r[3] ?? r[4])).toEqual(
+        text.split('\n').map((l) => (l === '' ? '' : JSON.parse(l).n)),
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a chunk that fails to be written stops the ones after it from being acknowledged: a re-run loses nothing', async () => {
     const dir = scratch();
     createStream(dir, ddl);
