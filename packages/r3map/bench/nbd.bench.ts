@@ -1,7 +1,7 @@
 // NBD throughput with nbdcopy as the client: Strata's server (`strata nbd serve --mem`, its own process,
-// run from the sources) against nbdkit's memory plugin, side by side in one run, interleaved; the same
-// for a file, where `strata nbd serve --file`, nbdkit's file plugin and nbd-server serve one file in turn;
-// and delta sync against rsync --no-whole-file. Usage:
+// run from the package's build under `npm run bench`) against nbdkit's memory plugin, side by side in one
+// run, interleaved; the same for a file, where `strata nbd serve --file`, nbdkit's file plugin and
+// nbd-server serve one file in turn; and delta sync against rsync --no-whole-file. Usage:
 //   npm run bench -- r3map [nbd] [-- --mib N --reps R --sync-only --sync-reps S]
 //   (default 256 MiB, 7 reps, 3 sync runs; the issue's 1 GiB with --mib 1024)
 import { execFile, spawn } from 'node:child_process';
@@ -54,6 +54,8 @@ async function startStrata(extra: string[] = [], device = ['--mem', String(bytes
     [
       '--import',
       'tsx',
+      // the package's build, as the bench itself runs it (scripts/bench.mjs)
+      ...(process.env.STRATA_BENCH_HOOKS ? ['--import', process.env.STRATA_BENCH_HOOKS] : []),
       cli,
       'nbd',
       'serve',

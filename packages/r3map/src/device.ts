@@ -12,6 +12,8 @@
  *   `length` bytes. They may be views of the device's own memory: the caller must not modify them, and a
  *   later write to the range may show through (the NBD server sends them at once, and NBD leaves a read
  *   concurrent with an overlapping write undefined).
+ * - `readInto(offset, into)`, when present, is `readAt` into the caller's buffer: it fills all of `into`
+ *   (the NBD server reuses its buffers once the socket has sent them).
  * - `writev(offset, parts)`, when present, is `writeAt` of the parts' concatenation without making it. The
  *   parts are the caller's again once the promise settles: a device copies what it keeps (the NBD server
  *   hands it views of its receive pages and reuses them after that).
@@ -30,6 +32,7 @@ export interface BlockDevice {
   trim(offset: number, length: number): Promise<void>;
   extents?(offset: number, length: number): Promise<Extent[]>;
   readv?(offset: number, length: number): Promise<Uint8Array[]>;
+  readInto?(offset: number, into: Uint8Array): Promise<void>;
   writev?(offset: number, parts: Uint8Array[], opts?: { fua?: boolean }): Promise<void>;
   close(): Promise<void>;
 }

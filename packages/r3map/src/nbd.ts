@@ -92,6 +92,8 @@ export const requestBytesMax = 32 * 1024 * 1024;
 const inputBytesMax = requestBytesMax + 64 * 1024;
 /** Requests of one connection in flight at once (the rest wait in the socket: backpressure). */
 const inflightMax = 64;
+/** READ buffers kept for reuse per connection (see `transmission`), in bytes. */
+const spareBytesMax = 16 * 2 ** 20;
 const BASE_ALLOCATION_ID = 1;
 
 export interface Export {
@@ -632,16 +634,21 @@ export class NbdServer {
       socket.cork();
       setImmediate(uncork);
     };
-    const simple = (handle: Buffer, error: number, data?: Uint8Array[]) => {
+    // `sent`: called once the socket is done with the reply's last part (an error if it never sent it)
+    type Sent = (err?: Error | null) => void;
+    const writeParts = (parts: Uint8Array[], sent?: Sent) => {
+      for (let i = 0; i < parts.length; i++)
+        socket.write(parts[i]!, i === parts.length - 1 ? sent : undefined);
+    };
+    const simple = (handle: Buffer, error: number, data?: Uint8Array[], sent?: Sent) => {
       const b = Buffer.allocUnsafe(16);
       b.writeUInt32BE(SIMPLE_REPLY_MAGIC, 0);
       b.writeUInt32BE(error, 4);
       handle.copy(b, 8);
       cork();
-      socket.write(b);
-      if (data) for (const d of data) socket.write(d);
+      writeParts(data && data.length > 0 ? [b, ...data] : [b], sent);
     };
-    const chunk = (handle: Buffer, flags: number, type: number, payload: Uint8Array[]) => {
+    const chunk = (handle: Buffer, flags: number, type: number, payload: Uint8Array[], sent?: Sent) => {
       const len = payload.reduce((s, p) => s + p.length, 0);
       const b = Buffer.alloc(20);
       b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0);
@@ -650,8 +657,24 @@ export class NbdServer {
       handle.copy(b, 8);
       b.writeUInt32BE(len, 16);
       cork();
-      socket.write(b);
-      for (const p of payload) socket.write(p);
+      writeParts([b, ...payload], sent);
+    };
+    // READ buffers of a device with readInto, reused once the socket has sent them: a new buffer per READ
+    // (256 KiB from nbdcopy) is garbage the collector chases at thousands of requests a second
+    const spare: Buffer[] = [];
+    let spareBytes = 0;
+    const takeBuffer = (n: number): Buffer => {
+      for (let i = spare.length - 1; i >= 0; i--)
+        if (spare[i]!.length === n) {
+          spareBytes -= n;
+          return spare.splice(i, 1)[0]!;
+        }
+      return Buffer.allocUnsafeSlow(n);
+    };
+    const giveBuffer = (b: Buffer) => {
+      if (spareBytes + b.length > spareBytesMax) return;
+      spare.push(b);
+      spareBytes += b.length;
     };
     const fail = (handle: Buffer, cmd: number, error: number, msg: string) => {
       this.stats.errors++;
@@ -712,13 +735,25 @@ export class NbdServer {
                 Err.EINVAL,
                 `READ [${offset}, +${length}) is past the end (${dev.size})`,
               );
-            const data = dev.readv ? await dev.readv(offset, length) : [await dev.readAt(offset, length)];
+            let data: Uint8Array[];
+            let sent: ((err?: Error | null) => void) | undefined;
+            if (!dev.readv && dev.readInto && length > 0) {
+              const buf = takeBuffer(length);
+              await dev.readInto(offset, buf).catch((err: unknown) => {
+                giveBuffer(buf);
+                throw err;
+              });
+              data = [buf];
+              sent = (err) => {
+                if (!err) giveBuffer(buf);
+              };
+            } else data = dev.readv ? await dev.readv(offset, length) : [await dev.readAt(offset, length)];
             if (structured) {
               const off = Buffer.allocUnsafe(8);
               off.writeBigUInt64BE(offsetBig, 0);
               if (length === 0) chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_NONE, []);
-              else chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_OFFSET_DATA, [off, ...data]);
-            } else simple(handle, 0, data);
+              else chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_OFFSET_DATA, [off, ...data], sent);
+            } else simple(handle, 0, data, sent);
             return;
           }
           case Cmd.WRITE:

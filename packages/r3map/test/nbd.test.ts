@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { captureIo, runCommand } from '@strata/cli';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commands, MemoryDevice, NbdClientDevice, NbdServer } from '../src/index.js';
+import { type BlockDevice, commands, MemoryDevice, NbdClientDevice, NbdServer } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'r3map-nbd-'));
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -201,6 +201,64 @@ describe('protocol robustness', () => {
     const r = await exchange(valid);
     expect(r.length).toBeGreaterThan(18 + 512);
     expect(server.stats.connections).toBeGreaterThan(50);
+  }, 60_000);
+});
+
+describe('send path', () => {
+  /** A device that reads through `readInto` (no `readv`), after a random delay, and remembers the buffers. */
+  class IntoDevice implements BlockDevice {
+    readonly inner: MemoryDevice;
+    buffers = new Set<Uint8Array>();
+    calls = 0;
+    failAt = -1;
+    constructor(readonly size: number) {
+      this.inner = new MemoryDevice(size);
+    }
+    readAt = (offset: number, length: number) => this.inner.readAt(offset, length);
+    writeAt = (offset: number, bytes: Uint8Array) => this.inner.writeAt(offset, bytes);
+    flush = () => this.inner.flush();
+    trim = (offset: number, length: number) => this.inner.trim(offset, length);
+    close = () => this.inner.close();
+    async readInto(offset: number, into: Uint8Array): Promise<void> {
+      this.calls++;
+      this.buffers.add(into);
+      await new Promise((r) => setTimeout(r, Math.random() * 2));
+      if (offset === this.failAt) throw new Error('injected read failure');
+      into.set(await this.inner.readAt(offset, into.length));
+    }
+  }
+
+  it('reuses READ buffers of a readInto device only once they are sent; every read gets its own bytes', async () => {
+    const size = 8 << 20;
+    const dev = new IntoDevice(size);
+    const model = randomBytes(size);
+    await dev.writeAt(0, model);
+    const srv = new NbdServer([{ name: '', device: dev }]);
+    const p = await srv.listen(0);
+    const client = await NbdClientDevice.connect('127.0.0.1', p, '');
+    try {
+      const len = 64 << 10;
+      const reads: Promise<void>[] = [];
+      for (let i = 0; i < 1500; i++) {
+        const off = ((i * 7919) % (size / 4096 - 16)) * 4096;
+        reads.push(
+          client.readAt(off, len).then((got) => {
+            expect(Buffer.from(got).equals(model.subarray(off, off + len))).toBe(true);
+          }),
+        );
+        if (reads.length === 48) await Promise.all(reads.splice(0));
+      }
+      await Promise.all(reads);
+      expect(dev.calls).toBe(1500);
+      expect(dev.buffers.size).toBeLessThan(1500); // buffers came back and were used again
+      // a failed read is answered with an error and the connection goes on
+      dev.failAt = 4096;
+      await expect(client.readAt(4096, len)).rejects.toThrow();
+      expect(Buffer.from(await client.readAt(8192, len)).equals(model.subarray(8192, 8192 + len))).toBe(true);
+    } finally {
+      await client.close();
+      await srv.close();
+    }
   }, 60_000);
 });
 

@@ -25,18 +25,23 @@ export class FileDevice implements BlockDevice {
   }
 
   async readAt(offset: number, length: number): Promise<Uint8Array> {
-    checkRange(this.size, offset, length, 'read');
     const out = Buffer.allocUnsafe(length);
+    await this.readInto(offset, out);
+    return out;
+  }
+
+  async readInto(offset: number, into: Uint8Array): Promise<void> {
+    const length = into.length;
+    checkRange(this.size, offset, length, 'read');
     let done = 0;
     while (done < length) {
-      const { bytesRead } = await this.fh.read(out, done, length - done, offset + done);
+      const { bytesRead } = await this.fh.read(into, done, length - done, offset + done);
       if (bytesRead === 0) {
-        out.fill(0, done);
+        into.fill(0, done);
         break;
       }
       done += bytesRead;
     }
-    return out;
   }
 
   async writeAt(offset: number, bytes: Uint8Array, opts: { fua?: boolean } = {}): Promise<void> {
