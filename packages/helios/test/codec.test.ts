@@ -1,6 +1,7 @@
 import { deflateRawSync } from 'node:zlib';
 import {
   BlockReader,
+  blockId,
   buildKeyFilter,
   decodeNode,
   encodeBlock,
@@ -246,6 +247,25 @@ describe('index nodes', () => {
         for (const p of parsers) p(line);
       }),
       { numRuns: 1000 },
+    );
+  });
+});
+
+describe('block ids', () => {
+  it('are the ids stored blocks carry: HighwayHash of source, offsets and content, joined', () => {
+    // pinned values: a re-sent chunk must get the id its first sending got, whatever version computed it
+    const big = new Uint8Array(100_000).map((_, i) => (i * 7919) & 255);
+    expect(blockId('file:/a#1#x', 0, 4, new TextEncoder().encode('abc\n'))).toBe('4fde410a6b9c481a');
+    expect(blockId('s', 10, 100_010, big)).toBe('a6773bfd1b3dbdc6');
+    expect(blockId('', 0, 0, new Uint8Array(0))).toBe('c97f4b6b00c2b0d6');
+    const key = new Uint8Array(32).fill(3);
+    const head = new TextEncoder().encode('s\u000010\u0000100010\u0000');
+    const all = new Uint8Array(head.length + big.length);
+    all.set(head);
+    all.set(big, head.length);
+    const w = hash64Words(key, all);
+    expect(blockId('s', 10, 100_010, big)).toBe(
+      w[1]!.toString(16).padStart(8, '0') + w[0]!.toString(16).padStart(8, '0'),
     );
   });
 });
