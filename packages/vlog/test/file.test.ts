@@ -54,7 +54,7 @@ function slowDisk() {
  * An in-memory disk that records what was durable when: `sync` and `zeroFill` wait until released (while
  * held), and each sync makes the bytes written before it durable.
  */
-function gatedDisk(o: { zeroFill?: boolean } = {}) {
+function gatedDisk(o: { zeroFill?: boolean; writeDurable?: boolean } = {}) {
   const files = new Map<string, Buffer>();
   const durable = new Map<string, number>();
   const held: { sync: (() => void)[]; zero: (() => void)[] } = { sync: [], zero: [] };
@@ -98,6 +98,13 @@ function gatedDisk(o: { zeroFill?: boolean } = {}) {
         put(n, from, Buffer.alloc(to - from));
         durable.set(n, Math.max(durable.get(n) ?? 0, to));
       });
+    };
+  if (o.writeDurable)
+    disk.writeDurable = (n, pos, bufs) => {
+      const b = Buffer.concat(bufs);
+      log.push(`durable write ${pos}-${pos + b.length}`);
+      put(n, pos, b);
+      return gate('sync', () => durable.set(n, Math.max(durable.get(n) ?? 0, pos + b.length)));
     };
   return {
     disk,
@@ -167,6 +174,30 @@ describe('FileLoglet', () => {
     expect(d.files.get('records.log')!.length).toBe(file.length);
     expect(await again.append([rec(3)])).toEqual([2]);
     expect((await again.read(0, 3)).map((r) => r.payload[0])).toEqual([1, 2, 3]);
+    await again.close();
+  });
+
+  it('writes a group over zero-filled space durably in one step (writeDurable), else writes and syncs', async () => {
+    const d = gatedDisk({ zeroFill: true, writeDurable: true });
+    const l = await FileLoglet.openOn(d.disk, 0);
+    expect(await l.append([rec(1)])).toEqual([0]); // no zeros yet: write, then sync; the fill starts
+    await tick();
+    d.hold.sync = true;
+    let acked = false;
+    const second = l.append([rec(2)]).then((ps) => {
+      expect(d.durable.get('records.log') ?? 0).toBeGreaterThanOrEqual(224);
+      acked = true;
+      return ps;
+    });
+    await tick();
+    expect(acked).toBe(false); // its durable write has not returned
+    await d.release('sync');
+    expect(await second).toEqual([1]);
+    expect(d.log).toEqual(['write 0-112', `zero 112-${112 + 64 * 1024}`, 'durable write 112-224']);
+    d.hold.sync = false;
+    await l.close();
+    const again = await FileLoglet.openOn(d.disk, 0);
+    expect((await again.read(0, 2)).map((r) => r.payload[0])).toEqual([1, 2]);
     await again.close();
   });
 

@@ -22,6 +22,12 @@ export interface Disk {
    * instead of 4 ms).
    */
   zeroFill?(name: string, from: number, to: number): Promise<void>;
+  /**
+   * Optional: `writeAt` and `sync` in one step, for writes over bytes the file already holds durably (such
+   * as zero-fill): durable when it resolves. Through a descriptor opened with O_DSYNC, one thread-pool
+   * round trip instead of two.
+   */
+  writeDurable?(name: string, pos: number, bufs: Buffer[]): Promise<void>;
   /** Makes everything written to the file so far durable. */
   sync(name: string): Promise<void>;
   /** Cuts a file to `len` bytes, durably. */
@@ -119,7 +125,21 @@ export class NodeDisk implements Disk {
   }
 
   async writeAt(name: string, pos: number, bufs: Buffer[]): Promise<void> {
-    const { bytesWritten } = await (await this.handle(name)).writev(bufs, pos);
+    await this.writeAll(await this.handle(name), name, pos, bufs);
+  }
+
+  async writeDurable(name: string, pos: number, bufs: Buffer[]): Promise<void> {
+    let h = this.handles.get(`${name}\0dsync`);
+    if (!h) {
+      h = this.handle(name).then(() => open(join(this.dir, name), constants.O_RDWR | constants.O_DSYNC));
+      this.handles.set(`${name}\0dsync`, h);
+      h.catch(() => this.handles.delete(`${name}\0dsync`));
+    }
+    await this.writeAll(await h, name, pos, bufs);
+  }
+
+  private async writeAll(h: FileHandle, name: string, pos: number, bufs: Buffer[]): Promise<void> {
+    const { bytesWritten } = await h.writev(bufs, pos);
     let n = 0;
     for (const b of bufs) n += b.length;
     if (bytesWritten !== n)

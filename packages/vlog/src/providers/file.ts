@@ -213,10 +213,16 @@ export class FileLoglet implements Loglet {
       try {
         // never write where zeros are still being written
         if (this.zeroing && end > this.fileBytes) await this.zeroing;
-        await this.disk.writeAt('records.log', this.size, bufs);
-        this.fileBytes = Math.max(this.fileBytes, end);
-        this.zeroAhead(end);
-        await this.disk.sync('records.log');
+        if (this.disk.writeDurable && end <= this.fileBytes) {
+          // over durable zeros: the write is the sync (no size to change)
+          await this.disk.writeDurable('records.log', this.size, bufs);
+          this.zeroAhead(end);
+        } else {
+          await this.disk.writeAt('records.log', this.size, bufs);
+          this.fileBytes = Math.max(this.fileBytes, end);
+          this.zeroAhead(end);
+          await this.disk.sync('records.log');
+        }
       } catch (e) {
         // what was written is not known to be durable: fail this group and every later append
         this.closed = true;
