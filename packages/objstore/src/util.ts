@@ -19,8 +19,17 @@ export function etagHasher(): { update(part: Uint8Array): void; etag(): string }
   };
 }
 
-function etagHex([a, b]: BigUint64Array): string {
-  return a!.toString(16).padStart(16, '0') + b!.toString(16).padStart(16, '0');
+const etagBytes = Buffer.alloc(16);
+const etagView = new DataView(etagBytes.buffer, etagBytes.byteOffset, 16);
+
+/**
+ * The two words as 32 hex digits in one flat string (the WAL's memory table keeps one per write until it is
+ * packed: a concatenation of two would be three objects for the garbage collector to move).
+ */
+function etagHex(h: BigUint64Array): string {
+  etagView.setBigUint64(0, h[0]!);
+  etagView.setBigUint64(8, h[1]!);
+  return etagBytes.toString('hex');
 }
 
 /** Largest body collected into memory from a stream by backends that need it whole. */
