@@ -141,7 +141,8 @@ describe('WAL segments', () => {
           acked.push(i);
         }
       });
-      await new Promise((r) => setTimeout(r, 60));
+      // enough acknowledged writes for a pack of many steps, however slow the machine
+      for (let t = 0; acked.length <= 20 && t < 2000; t++) await new Promise((r) => setTimeout(r, 5));
       const packing = w.packNow(); // its steps wait for the commits the writers keep due
       await new Promise((r) => setTimeout(r, 5));
       // closed while writes are waiting for a commit that close cancels: a pack step waiting for that
