@@ -111,6 +111,12 @@ function writer(dev: NbdClientDevice, model: Uint8Array, seed: number) {
   };
 }
 
+/** Waits until the writer has `more` acknowledged writes beyond now (or 10 s), however loaded the machine. */
+async function progress(w: { count: () => number }, more: number): Promise<void> {
+  const target = w.count() + more;
+  for (let k = 0; w.count() < target && k < 2000; k++) await new Promise((r) => setTimeout(r, 5));
+}
+
 const digest = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 function image(seed: number): Uint8Array {
@@ -152,7 +158,7 @@ describe('strata migrate source|dest, two real processes', () => {
     const done = await dst.waitFor('done');
     const srcDone = await src.waitFor('done');
     const before = w.count();
-    await new Promise((r) => setTimeout(r, 100)); // the workload keeps writing, forwarded to the destination
+    await progress(w, 5); // the workload keeps writing, forwarded to the destination
     await w.stop();
     expect(w.failed()).toBeUndefined();
     expect(w.count()).toBeGreaterThan(before);
@@ -224,7 +230,7 @@ describe('strata migrate source|dest, two real processes', () => {
     const aborted = await src.waitFor('aborted');
     expect(aborted.reason).toMatch(/closed|reset|ECONNRESET/);
     const atAbort = w.count();
-    await new Promise((r) => setTimeout(r, 200));
+    await progress(w, 5);
     expect(w.failed()).toBeUndefined();
     expect(w.count()).toBeGreaterThan(atAbort); // the source keeps accepting writes
     await w.stop();

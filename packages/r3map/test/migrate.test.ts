@@ -62,6 +62,12 @@ function writer(front: MigratingDevice, model: Uint8Array, seed: number) {
   };
 }
 
+/** Waits until the writer has `more` acknowledged writes beyond now (or 10 s), however loaded the machine. */
+async function progress(w: { count: () => number }, more: number): Promise<void> {
+  const target = w.count() + more;
+  for (let i = 0; w.count() < target && i < 2000; i++) await new Promise((r) => setTimeout(r, 5));
+}
+
 describe('live migration', () => {
   // seed 3 tracks 4 KiB units under 64 KiB chunks: rounds re-read just the dirty units in place
   for (const [seed, track] of [
@@ -73,11 +79,12 @@ describe('live migration', () => {
       const { image, source, dest, front } = await setup(seed, track);
       const model = Uint8Array.from(image);
       const w = writer(front, model, seed);
-      await new Promise((r) => setTimeout(r, 20));
+      await progress(w, 10);
       const report = await migrate(source, dest, front, { dirtyChunksMax: 8 });
-      await new Promise((r) => setTimeout(r, 20)); // the workload keeps writing, now to the destination
+      const after = w.count();
+      await progress(w, 10); // the workload keeps writing, now to the destination
       await w.stop();
-      expect(w.count()).toBeGreaterThan(20);
+      expect(w.count()).toBeGreaterThanOrEqual(after + 10);
       const got = await dest.readAt(0, size);
       expect(Buffer.compare(Buffer.from(got), Buffer.from(model))).toBe(0);
       expect(report.downtimeMs).toBeLessThan(1000);
@@ -113,7 +120,7 @@ describe('live migration: the destination dies', () => {
     remote.destroy(); // the destination's link goes away mid pre-copy (its process died)
     await expect(m).rejects.toBeDefined();
     const atFailure = w.count();
-    await new Promise((r) => setTimeout(r, 20));
+    await progress(w, 5);
     await w.stop();
     expect(w.count()).toBeGreaterThan(atFailure); // the workload never noticed
     expect(source.sealed).toBe(false);
