@@ -8,7 +8,14 @@ import { promisify } from 'node:util';
 import { captureIo, runCommand } from '@strata/cli';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BlockDevice, commands, MemoryDevice, NbdClientDevice, NbdServer } from '../src/index.js';
+import {
+  type BlockDevice,
+  commands,
+  FileDevice,
+  MemoryDevice,
+  NbdClientDevice,
+  NbdServer,
+} from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'r3map-nbd-'));
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -76,6 +83,26 @@ describe.runIf(clients)('interop with real NBD clients', () => {
     expect(await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', img, uri('disk')])).toMatch(
       /identical/,
     );
+  });
+
+  it("nbdcopy in and out of a file device (its reads go through the connection's reused buffers)", async () => {
+    const img = join(root, 'rand-file.img');
+    writeFileSync(img, randomBytes(24 << 20));
+    const backing = join(root, 'backing.img');
+    writeFileSync(backing, Buffer.alloc(24 << 20));
+    const dev = await FileDevice.open(backing);
+    const srv = new NbdServer([{ name: '', device: dev }]);
+    const p = await srv.listen(0);
+    try {
+      await run('nbdcopy', [img, `nbd://127.0.0.1:${p}`]);
+      const back = join(root, 'back-file.img');
+      await run('nbdcopy', [`nbd://127.0.0.1:${p}`, back]);
+      expect(Buffer.compare(readFileSync(img), readFileSync(back))).toBe(0);
+      expect(Buffer.compare(readFileSync(img), readFileSync(backing))).toBe(0);
+    } finally {
+      await srv.close();
+      await dev.close();
+    }
   });
 
   it('qemu-io random writes, zeroes, discards and reads; nbdinfo --map shows the holes', async () => {
