@@ -94,6 +94,8 @@ function fnv(b: Uint8Array, s: number, e: number, h: number): number {
  */
 class KeyBytes {
   buf = new Uint8Array(1 << 16);
+  /** A view of `buf`, for comparing keys four bytes at a time. */
+  view = new DataView(this.buf.buffer);
   offs = new Uint32Array(1024);
   lens = new Uint32Array(1024);
   n = 0;
@@ -101,6 +103,8 @@ class KeyBytes {
   end = 0;
   private table = new Int32Array(2048);
   private hashes = new Int32Array(1024);
+  /** The prefix array each key was committed with: a repeat with the same one skips comparing the prefix. */
+  private prefixes: Uint8Array[] = [];
 
   reset(): void {
     this.n = 0;
@@ -114,18 +118,27 @@ class KeyBytes {
     const b = new Uint8Array(Math.max(this.buf.length * 2, this.end + bytes));
     b.set(this.buf.subarray(0, this.buf.length));
     this.buf = b;
+    this.view = new DataView(b.buffer);
   }
 
   /**
    * Commits the key `prefix` + src[s, s + len) unless an equal key is in already. src may be `buf` with
-   * the key already written at `end` (then nothing is copied).
+   * the key already written at `end` (then nothing is copied). `srcView` is a DataView of src's bytes.
    */
-  commit(prefix: Uint8Array, src: Uint8Array, s: number, len: number): void {
-    this.commitHashed(prefix, src, s, len, fnv(src, s, s + len, fnv(prefix, 0, prefix.length, fnvBasis)));
+  commit(prefix: Uint8Array, src: Uint8Array, srcView: DataView, s: number, len: number): void {
+    const h = fnv(src, s, s + len, fnv(prefix, 0, prefix.length, fnvBasis));
+    this.commitHashed(prefix, src, srcView, s, len, h);
   }
 
   /** `commit` with the key's `fnv` hash computed by the caller. */
-  commitHashed(prefix: Uint8Array, src: Uint8Array, s: number, len: number, h: number): void {
+  commitHashed(
+    prefix: Uint8Array,
+    src: Uint8Array,
+    srcView: DataView,
+    s: number,
+    len: number,
+    h: number,
+  ): void {
     const pl = prefix.length;
     const total = pl + len;
     const mask = this.table.length - 1;
@@ -137,25 +150,33 @@ class KeyBytes {
           this.buf.set(prefix, this.end);
           this.buf.set(src.subarray(s, s + len), this.end + pl);
         }
-        this.add(slot, h, total);
+        this.add(slot, h, total, prefix);
         return;
       }
       const k = e - 1;
       if (this.hashes[k] !== h || this.lens[k] !== total) continue;
+      // Most keys met are repeats of a key committed with the same prefix array, compared whole: the
+      // prefix only when the arrays differ, the rest four bytes at a time.
       const buf = this.buf;
       const o = this.offs[k]!;
-      let i = 0;
-      while (i < pl && buf[o + i] === prefix[i]) i++;
-      if (i < pl) continue;
-      const d = o + pl - s;
-      let j = s;
-      while (j < s + len && buf[d + j] === src[j]) j++;
-      if (j === s + len) return; // a repeat (bytes written after `end` are overwritten by the next key)
+      if (this.prefixes[k] !== prefix) {
+        let i = 0;
+        while (i < pl && buf[o + i] === prefix[i]) i++;
+        if (i < pl) continue;
+      }
+      const view = this.view;
+      const d = o + pl;
+      let j = 0;
+      while (j + 4 <= len && view.getUint32(d + j, true) === srcView.getUint32(s + j, true)) j += 4;
+      if (j + 4 <= len) continue;
+      while (j < len && buf[d + j] === src[s + j]) j++;
+      if (j === len) return; // a repeat (bytes written after `end` are overwritten by the next key)
     }
   }
 
-  private add(slot: number, h: number, len: number): void {
+  private add(slot: number, h: number, len: number, prefix: Uint8Array): void {
     const k = this.n++;
+    this.prefixes[k] = prefix;
     if (k === this.offs.length) {
       const grow = (a: Uint32Array) => {
         const b = new Uint32Array(a.length * 2);
@@ -211,7 +232,7 @@ const noPrefix = new Uint8Array(0);
 /** Writes the key string `s` (any text) at `end` and commits it. */
 function commitString(kb: KeyBytes, s: string): void {
   kb.reserve(s.length * 3);
-  kb.commit(noPrefix, kb.buf, kb.end, enc.encodeInto(s, kb.buf.subarray(kb.end)).written);
+  kb.commit(noPrefix, kb.buf, kb.view, kb.end, enc.encodeInto(s, kb.buf.subarray(kb.end)).written);
 }
 
 /**
@@ -247,7 +268,7 @@ function commitTokens(kb: KeyBytes, col: number, v: string): void {
       }
       buf[o++] = c;
     }
-    if (ascii) kb.commit(noPrefix, buf, kb.end, o - kb.end);
+    if (ascii) kb.commit(noPrefix, buf, kb.view, kb.end, o - kb.end);
     else commitString(kb, prefix + v.slice(s, e));
   }
 }
@@ -286,6 +307,7 @@ function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean 
     if (json[k + 1] === 0x75 && (json[k + 2] === 0x64 || json[k + 2] === 0x44)) return false;
   const prefix = enc.encode(tokenKey(col, ''));
   const prefixHash = fnv(prefix, 0, prefix.length, fnvBasis);
+  const jv = new DataView(json.buffer, json.byteOffset, json.byteLength);
   const n = json.length;
   let i = 0;
   while (i < n) {
@@ -323,8 +345,8 @@ function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean 
       if (e <= s || count >= tokensPerValueMax) continue;
       count++;
       if ((kinds & classNonAscii) === 0) {
-        if (s === s0 && e === i && e - s <= tokenCharsMax) kb.commitHashed(prefix, json, s, e - s, h);
-        else kb.commit(prefix, json, s, Math.min(e - s, tokenCharsMax));
+        if (s === s0 && e === i && e - s <= tokenCharsMax) kb.commitHashed(prefix, json, jv, s, e - s, h);
+        else kb.commit(prefix, json, jv, s, Math.min(e - s, tokenCharsMax));
       } else {
         const t = utf8.decode(json.subarray(s, e));
         commitString(kb, tokenKey(col, t.length > tokenCharsMax ? t.slice(0, tokenCharsMax) : t));

@@ -305,4 +305,22 @@ describe('index keys from bytes', () => {
       { numRuns: 300 },
     );
   });
+
+  it('keys whose dedupe hashes collide stay apart (tokens with a common start; a value and a token)', () => {
+    // pairs of equal length and equal 32-bit FNV-1a (the dedupe table's hash) of their key strings,
+    // found by a birthday search: only the byte compare tells them apart
+    const def = parseDdl(`CREATE STREAM k SOURCES ('file:x') FORMAT json
+      COLUMNS (n INT, level STRING, msg TEXT) INDEX (n, level, TOKENS(msg))`);
+    const rows = [
+      [1, 'Vy84vww4', 'abcdj8man abcdwgcim Trcpj4lb'],
+      [2, 'INFO', 'abcd8a53a abcdeoys7 abcdj8man Trcpj4lb'],
+    ];
+    const want = new Set(['0\u00001', '0\u00002', '1\u0000Vy84vww4', '1\u0000INFO']);
+    for (const t of ['abcdj8man', 'abcdwgcim', 'Trcpj4lb', 'abcd8a53a', 'abcdeoys7']) want.add(`2\u0001${t}`);
+    const keys = [...sortUnique(hashKeys([...want]))];
+    expect(keys.length).toBe(9);
+    expect([...keysOf(def, rows)]).toEqual(keys);
+    const json = [0, 1, 2].map((c) => new TextEncoder().encode(JSON.stringify(rows.map((r) => r[c]))));
+    expect([...sortUnique(rowKeys(def, rows, json))]).toEqual(keys);
+  });
 });
