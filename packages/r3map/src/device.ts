@@ -13,7 +13,8 @@
  *   later write to the range may show through (the NBD server sends them at once, and NBD leaves a read
  *   concurrent with an overlapping write undefined).
  * - `readInto(offset, into)`, when present, is `readAt` into the caller's buffer: it fills all of `into`
- *   (the NBD server reuses its buffers once the socket has sent them).
+ *   (the NBD server reuses its buffers once the socket has sent them; not after a failed read, which may
+ *   leave reads into it running).
  * - `writev(offset, parts)`, when present, is `writeAt` of the parts' concatenation without making it. The
  *   parts are the caller's again once the promise settles: a device copies what it keeps (the NBD server
  *   hands it views of its receive pages and reuses them after that).

@@ -634,7 +634,8 @@ export class NbdServer {
       socket.cork();
       setImmediate(uncork);
     };
-    // `sent`: called once the socket is done with the reply's last part (an error if it never sent it)
+    // `sent`: called once the socket is done with the reply's last part (an error if it never sent it; no
+    // error either when the connection was destroyed mid-write, Node's way, but libuv is done with it then)
     type Sent = (err?: Error | null) => void;
     const writeParts = (parts: Uint8Array[], sent?: Sent) => {
       for (let i = 0; i < parts.length; i++)
@@ -736,13 +737,11 @@ export class NbdServer {
                 `READ [${offset}, +${length}) is past the end (${dev.size})`,
               );
             let data: Uint8Array[];
-            let sent: ((err?: Error | null) => void) | undefined;
+            let sent: Sent | undefined;
             if (!dev.readv && dev.readInto && length > 0) {
+              // a failed read's buffer is not reused: a part of it may still be being read into
               const buf = takeBuffer(length);
-              await dev.readInto(offset, buf).catch((err: unknown) => {
-                giveBuffer(buf);
-                throw err;
-              });
+              await dev.readInto(offset, buf);
               data = [buf];
               sent = (err) => {
                 if (!err) giveBuffer(buf);

@@ -287,6 +287,43 @@ describe('send path', () => {
       await srv.close();
     }
   }, 60_000);
+
+  it('does not reuse the buffer of a failed readInto (a part of it may still be being read into)', async () => {
+    const size = 1 << 20;
+    const len = 64 << 10;
+    const model = randomBytes(size);
+    let nextRead!: () => void;
+    const nextReadStarted = new Promise<void>((r) => (nextRead = r));
+    let late: Promise<void> | undefined;
+    /**
+     * At offset 0 reads its first half on its own and fails at once, the first half landing only once the
+     * next read has filled its buffer (and before that read returns).
+     */
+    class SplitDevice extends IntoDevice {
+      override async readInto(offset: number, into: Uint8Array): Promise<void> {
+        if (offset === 0) {
+          late = nextReadStarted.then(() => into.set(model.subarray(0, into.length / 2)));
+          throw new Error('injected read failure');
+        }
+        into.set(model.subarray(offset, offset + into.length));
+        nextRead();
+        await late;
+      }
+    }
+    const dev = new SplitDevice(size);
+    const srv = new NbdServer([{ name: '', device: dev }]);
+    const p = await srv.listen(0);
+    const client = await NbdClientDevice.connect('127.0.0.1', p, '');
+    try {
+      await expect(client.readAt(0, len)).rejects.toThrow();
+      // a read of the same length: the failed read's first half lands while this one is being read
+      const got = await client.readAt(len, len);
+      expect(Buffer.from(got).equals(model.subarray(len, 2 * len))).toBe(true);
+    } finally {
+      await client.close();
+      await srv.close();
+    }
+  }, 30_000);
 });
 
 describe('receive path', () => {
