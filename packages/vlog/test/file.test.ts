@@ -3,7 +3,16 @@
 // seal, then crashed and came back unsealed); an append is acknowledged only after a sync that covers its
 // bytes; records are never written where zeros are still being written ahead of them; recovery keeps a
 // zero-filled tail and cuts anything else after the last whole record.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -152,30 +161,34 @@ describe('FileLoglet', () => {
     await l.close();
   });
 
-  it('never writes records where zeros are still being written, and recovers over the zeros', async () => {
-    const d = gatedDisk({ zeroFill: true });
-    const l = await FileLoglet.openOn(d.disk, 0);
-    d.hold.zero = true;
-    // 64 KiB of zeros are wanted ahead of the first record: its group starts the fill and goes on syncing
-    expect(await l.append([rec(1)])).toEqual([0]);
-    // the next record would land in the range being zero-filled: it waits for the fill
-    const second = l.append([rec(2)]);
-    await tick();
-    expect(d.log).toEqual(['write 0-112', `zero 112-${112 + 64 * 1024}`]);
-    await d.release('zero');
-    expect(await second).toEqual([1]);
-    expect(d.log).toEqual(['write 0-112', `zero 112-${112 + 64 * 1024}`, 'write 112-224']);
-    await l.close();
-    // the file is longer than its records, and all zeros past them: reopened, nothing is cut
-    const file = d.files.get('records.log')!;
-    expect(file.length).toBe(112 + 64 * 1024);
-    const again = await FileLoglet.openOn(d.disk, 0);
-    expect((await again.checkTail()).tail).toBe(2);
-    expect(d.files.get('records.log')!.length).toBe(file.length);
-    expect(await again.append([rec(3)])).toEqual([2]);
-    expect((await again.read(0, 3)).map((r) => r.payload[0])).toEqual([1, 2, 3]);
-    await again.close();
-  });
+  it.each([false, true])(
+    'never writes records where zeros are still being written, and recovers over the zeros (writeDurable: %s)',
+    async (writeDurable) => {
+      const d = gatedDisk({ zeroFill: true, writeDurable });
+      const l = await FileLoglet.openOn(d.disk, 0);
+      d.hold.zero = true;
+      // 64 KiB of zeros are wanted ahead of the first record: its group starts the fill and goes on syncing
+      expect(await l.append([rec(1)])).toEqual([0]);
+      // the next record would land in the range being zero-filled: it waits for the fill
+      const second = l.append([rec(2)]);
+      await tick();
+      expect(d.log).toEqual(['write 0-112', `zero 112-${112 + 64 * 1024}`]);
+      await d.release('zero');
+      expect(await second).toEqual([1]);
+      const w = writeDurable ? 'durable write' : 'write';
+      expect(d.log).toEqual(['write 0-112', `zero 112-${112 + 64 * 1024}`, `${w} 112-224`]);
+      await l.close();
+      // the file is longer than its records, and all zeros past them: reopened, nothing is cut
+      const file = d.files.get('records.log')!;
+      expect(file.length).toBe(112 + 64 * 1024);
+      const again = await FileLoglet.openOn(d.disk, 0);
+      expect((await again.checkTail()).tail).toBe(2);
+      expect(d.files.get('records.log')!.length).toBe(file.length);
+      expect(await again.append([rec(3)])).toEqual([2]);
+      expect((await again.read(0, 3)).map((r) => r.payload[0])).toEqual([1, 2, 3]);
+      await again.close();
+    },
+  );
 
   it('writes a group over zero-filled space durably in one step (writeDurable), else writes and syncs', async () => {
     const d = gatedDisk({ zeroFill: true, writeDurable: true });
@@ -201,6 +214,22 @@ describe('FileLoglet', () => {
     await again.close();
   });
 
+  it('a failed durable write fails its group and every append after it', async () => {
+    const d = gatedDisk({ zeroFill: true, writeDurable: true });
+    const l = await FileLoglet.openOn(d.disk, 0);
+    expect(await l.append([rec(1)])).toEqual([0]);
+    await tick(); // the zero fill has run: the next groups land on zeros
+    d.disk.writeDurable = async () => {
+      throw new Error('injected EIO');
+    };
+    const second = l.append([rec(2)]);
+    const third = l.append([rec(3)]); // queued behind the failing group
+    await expect(second).rejects.toThrow('injected EIO');
+    await expect(third).rejects.toThrow('injected EIO');
+    await expect(l.append([rec(4)])).rejects.toThrow(/closed/);
+    await l.close();
+  });
+
   describe('on a real directory', () => {
     const root = mkdtempSync(join(tmpdir(), 'vlog-file-'));
     afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -221,6 +250,27 @@ describe('FileLoglet', () => {
       expect(recs.map((r) => r.payload[0])).toEqual([49, 50, 7]);
       await again.close();
     });
+
+    it.runIf(existsSync('/proc/self/fd'))(
+      'closes both descriptors of the records file (plain and O_DSYNC)',
+      async () => {
+        const dir = join(root, 'fds');
+        const path = join(dir, 'records.log');
+        const open = () =>
+          readdirSync('/proc/self/fd').filter((fd) => {
+            try {
+              return readlinkSync(`/proc/self/fd/${fd}`) === path;
+            } catch {
+              return false; // the directory's own descriptor, gone by now
+            }
+          }).length;
+        const l = await FileLoglet.open(dir, 0);
+        for (let i = 0; i < 20; i++) await l.append([rec(i)]);
+        expect(open()).toBe(2); // the later groups went out through the O_DSYNC descriptor
+        await l.close();
+        expect(open()).toBe(0);
+      },
+    );
 
     it('cuts a torn tail, so that stale records after it never come back', async () => {
       const dir = join(root, 'torn');
