@@ -30,7 +30,7 @@ export type Row = Awaited<ReturnType<typeof runAppends>>;
 
 /**
  * Appends through `a` and `b` at the same moments for `seconds`: with one in flight a single caller
- * alternates between them, otherwise half of the callers use each. Both so see the same machine (the
+ * alternates between them, otherwise half of the callers use each. So both see the same machine (the
  * same disk syncs, the same other load), which sequential runs on a shared machine do not; returns each
  * side's latencies (ms) and appends per second.
  */
