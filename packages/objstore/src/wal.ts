@@ -142,8 +142,9 @@ const recordHash = new Uint32Array(2);
 /**
  * Records are encoded one after another into slabs of this many bytes: one allocation per slab instead of
  * one per record (allocating a small Buffer was a tenth of the CPU per write), and a group commit writes a
- * few contiguous ranges. A slab stays in memory while the memory table holds any record in it (until the
- * pack that stores them), as a small Buffer's 8 KiB pool did before; this size keeps that slack small.
+ * few contiguous ranges. A slab is not reused while the memory table may hold a record in it (until the
+ * pack that stores them; see `sealedSlabs`), as a small Buffer's 8 KiB pool was not freed; this size keeps
+ * that slack small.
  */
 const slabBytes = 64 << 10;
 
@@ -466,8 +467,9 @@ export class WalStore implements ObjectStore {
   }
 
   /**
-   * Adds a record to the next group commit and returns its copy of `data` (for the memory table); the caller
-   * then calls `durable`, with no await between. Throws, adding nothing, when the WAL takes no writes.
+   * Adds a record to the next group commit and returns where its copy of `data` starts in `this.slab` (for
+   * the memory table); the caller then calls `durable`, with no await between. Throws, adding nothing, when
+   * the WAL takes no writes.
    */
   private addRecord(op: 2 | 3 | 4, key: string, data: Uint8Array, etag = ''): number {
     if (this.closed) throw new ObjectStoreError('the WAL store is closed');
