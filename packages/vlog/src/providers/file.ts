@@ -10,7 +10,8 @@
  * Appends are group-committed: records waiting while an fsync runs go out together in the next one, and
  * each append resolves after the fsync that covers it. Where the disk can (`Disk.zeroFill`), records.log
  * is zero-filled ahead of the records, so that a group commit writes over allocated zeros and its fdatasync
- * need not change the file's size. Recovery scans the file and cuts a torn or corrupt tail (a crash
+ * need not change the file's size; where the disk can also (`Disk.writeDurable`), such a group is one
+ * O_DSYNC write, which is its fsync. Recovery scans the file and cuts a torn or corrupt tail (a crash
  * mid-write), so only whole, checksummed records count: the scan stops at the first record that does not
  * check out (zeros do not: a zero header fails the checksum), and everything after it must then be zeros,
  * or the file is truncated there, so that no stale bytes can pass for records after later appends.
