@@ -95,6 +95,8 @@ export function filterMayHold(f: Uint8Array, key: number): boolean {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+/** zlib's smallest output chunk, in bytes (a smaller `chunkSize` is refused). */
+const inflateChunkBytesMin = 64;
 const idKey = new Uint8Array(32).fill(3);
 
 /** Bound on a block's decompressed body, so a hostile block cannot exhaust memory. */
@@ -357,9 +359,16 @@ export class BlockReader {
   private readonly texts = new Map<number, string>();
   private readonly cols = new Map<number, Cell[]>();
   /** Per (page, column): where its cells lie in its JSON text (`cellOffsets`), or null when not plain. */
-  private readonly offsets = new Map<number, Int32Array | null>();
+  private readonly offsets = new Map<number, number[] | null>();
   private bodyBytesLeft = blockBodyBytesMax;
   private dir: Uint8Array | undefined;
+  /**
+   * Per column: the largest inflated section seen (a Stream gives each of its readers the same array), so
+   * an inflate writes one output buffer of about the right size instead of 16 KiB chunks joined by a copy:
+   * every buffer is external memory, which drives V8's full collections while a search allocates little
+   * else.
+   */
+  inflatedBytesHint: number[] = [];
 
   /**
    * `bytes` is the whole block. With `store`, `bytes` may instead be a prefix of the version 4 object at
@@ -626,7 +635,18 @@ export class BlockReader {
       const at = this.sectionOffset[p]?.[c];
       if (at === undefined) throw new Error(`${this.where}: no column ${c} in page ${p}`);
       const z = this.pageBytes(p).subarray(at, at + this.pages[p]!.sections[c]!);
-      const raw = inflateRawSync(z, { maxOutputLength: this.bodyBytesLeft });
+      const hint = this.inflatedBytesHint[c] ?? 0;
+      // one byte over the hint: an output that fills its buffer exactly would make zlib allocate another
+      const raw = inflateRawSync(
+        z,
+        hint > 0
+          ? {
+              maxOutputLength: this.bodyBytesLeft,
+              chunkSize: Math.max(inflateChunkBytesMin, Math.min(hint, this.bodyBytesLeft) + 1),
+            }
+          : { maxOutputLength: this.bodyBytesLeft },
+      );
+      if (raw.length > hint) this.inflatedBytesHint[c] = raw.length;
       this.bodyBytesLeft -= raw.length;
       t = dec.decode(raw);
       this.texts.set(id, t);
@@ -655,7 +675,7 @@ export class BlockReader {
    * of a page parses those cells only, not the page's columns; null when the text is not the compact
    * JSON array of scalars this module writes (then the column is parsed whole, and checked there).
    */
-  private cellOffsets(p: number, c: number): Int32Array | null {
+  private cellOffsets(p: number, c: number): number[] | null {
     const id = p * 65536 + c;
     let off = this.offsets.get(id);
     if (off === undefined) {
@@ -739,8 +759,10 @@ export class BlockReader {
  * JSON.stringify writes them), plus one past the array's end: cell i is `t.slice(off[i], off[i + 1] - 1)`.
  * Null when `t` is not that (whitespace, nesting, another count of cells).
  */
-export function scanCells(t: string, n: number): Int32Array | null {
-  const off = new Int32Array(n + 1);
+export function scanCells(t: string, n: number): number[] | null {
+  // a plain array of small integers lives in V8's heap; an Int32Array's 4 KiB of a page would be external
+  // memory, which is what drives the full collections during searches (see BlockReader.inflatedBytesHint)
+  const off: number[] = new Array<number>(n + 1).fill(0);
   if (t.charCodeAt(0) !== 0x5b) return null; // [
   if (n === 0) {
     off[0] = 1;

@@ -454,6 +454,8 @@ export class Stream {
   private blockPrefixBytes = 4096;
   /** Whether the last block a search opened was an older version (read whole: no range get first). */
   private lastBlockWhole = false;
+  /** Per column: the largest page section a search inflated (BlockReader.inflatedBytesHint). */
+  private readonly inflatedBytesHint: number[] = [];
   /** Directories of HLB4 blocks searches read, by block key (LRU, `directoryCacheBytesMax` in all). */
   private directories = new Map<string, Uint8Array>();
   private directoriesBytes = 0;
@@ -1490,6 +1492,7 @@ export class Stream {
       this.directories.delete(key); // most recently used last
       this.directories.set(key, dir);
       const blk = new BlockReader(dir, key, this.store);
+      blk.inflatedBytesHint = this.inflatedBytesHint;
       blk.bytesFetched = 0;
       blk.getsMade = 0;
       return blk;
@@ -1509,6 +1512,7 @@ export class Stream {
         dirBytes <= blockDirectoryBytesMax;
       blk = await BlockReader.open(this.store, key, known ? dirBytes : this.blockPrefixBytes);
     }
+    blk.inflatedBytesHint = this.inflatedBytesHint;
     this.lastBlockWhole = blk.version < 4;
     const d = blk.directory();
     if (d) {
