@@ -124,6 +124,11 @@ function setHas(sorted: Float64Array, k: number): boolean {
 /** Bound on decoded index nodes kept in memory per open stream, in nodes. */
 export const nodeCacheMax = 256;
 /**
+ * And in the bytes of their encodings (a node of the upper levels can hold many MB of keys: 256 of them
+ * alone could hold most of a large stream's index).
+ */
+export const nodeCacheBytesMax = 64 * 2 ** 20;
+/**
  * Bytes of block directories a Stream keeps for searches (a 4 MiB chunk's is about 35 KiB: 900 blocks),
  * so a search that comes back to a block fetches only its pages.
  */
@@ -355,6 +360,8 @@ function pageMay(p: Plan, has: (key: number) => boolean): boolean {
 export interface StreamOptions {
   /** The clock (ms since the epoch) for ingestion times, retention and tier moves; default Date.now. */
   nowMs?: () => number;
+  /** Bytes of encoded index nodes kept decoded in memory at most (default `nodeCacheBytesMax`). */
+  nodeCacheBytes?: number;
 }
 
 /**
@@ -446,7 +453,10 @@ export class Stream {
   };
   /** Block rewrites (erasures) applied so far: level-0 node records name the count they were built at. */
   private rewrites = 0;
-  private cache = new Map<string, IndexNode>();
+  /** Decoded index nodes by key, least recently used first, with their encoded sizes (see `cacheNode`). */
+  private cache = new Map<string, { node: IndexNode; bytes: number }>();
+  private cacheBytes = 0;
+  private cacheBytesMax = nodeCacheBytesMax;
   /**
    * What a search's first get of a block asks for: the largest directory seen so far, rounded up to 4 KiB
    * (a 4 MiB chunk's is about 35 KiB), so a needle reads the directory and then its pages, little else.
@@ -482,7 +492,7 @@ export class Stream {
     name: string,
     opts: Partial<IndexPolicy> & StreamOptions = {},
   ): Promise<Stream> {
-    const { nowMs, ...policy } = opts;
+    const { nowMs, nodeCacheBytes, ...policy } = opts;
     const dir = streamDir(dataDir, name);
     const ddlPath = join(dir, 'stream.ddl');
     if (!existsSync(ddlPath))
@@ -494,6 +504,7 @@ export class Stream {
     const store = await openStreamStore(dataDir, def, ddlPath);
     const log = await ProgressLog.open(join(dir, 'progress'), 'progress');
     const s = new Stream(ddl, def, store, log, { ...defaultPolicy, ...policy }, nowMs ?? Date.now);
+    if (nodeCacheBytes !== undefined) s.cacheBytesMax = nodeCacheBytes;
     await s.catchUp();
     return s;
   }
@@ -898,12 +909,36 @@ export class Stream {
     if (hit) {
       this.cache.delete(key);
       this.cache.set(key, hit);
-      return hit;
+      return hit.node;
     }
-    const n = decodeNode(await this.store.get(key), key);
-    this.cache.set(key, n);
-    if (this.cache.size > nodeCacheMax) this.cache.delete(this.cache.keys().next().value!);
+    const bytes = await this.store.get(key);
+    const n = decodeNode(bytes, key);
+    this.cacheNode(key, n, bytes.length);
     return n;
+  }
+
+  /**
+   * Keeps a node, then drops the least recently used ones past `nodeCacheMax` nodes or the byte bound
+   * (`StreamOptions.nodeCacheBytes`; one node stays whatever its size).
+   */
+  private cacheNode(key: string, node: IndexNode, bytes: number): void {
+    this.uncacheNode(key);
+    this.cache.set(key, { node, bytes });
+    this.cacheBytes += bytes;
+    while (this.cache.size > nodeCacheMax || (this.cacheBytes > this.cacheBytesMax && this.cache.size > 1))
+      this.uncacheNode(this.cache.keys().next().value!);
+  }
+
+  private uncacheNode(key: string): void {
+    const had = this.cache.get(key);
+    if (!had) return;
+    this.cache.delete(key);
+    this.cacheBytes -= had.bytes;
+  }
+
+  /** The decoded index nodes kept, and their encoded bytes (tests). */
+  get nodeCacheStats(): { nodes: number; bytes: number } {
+    return { nodes: this.cache.size, bytes: this.cacheBytes };
   }
 
   private async putNode(level: number, node: IndexNode): Promise<NodeInfo> {
@@ -911,8 +946,7 @@ export class Stream {
     const key = `${this.def.name}/nodes/L${level}/${h.from}-${h.to}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
     const bytes = encodeNode(node);
     await this.store.put(key, bytes);
-    this.cache.set(key, node);
-    if (this.cache.size > nodeCacheMax) this.cache.delete(this.cache.keys().next().value!);
+    this.cacheNode(key, node, bytes.length);
     return {
       level,
       from: h.from,
@@ -1699,7 +1733,7 @@ export class Stream {
         for (const o of page.objects) {
           if (live.has(o.key) || now - o.modifiedMs < graceMs) continue;
           await this.store.delete(o.key).catch(() => undefined);
-          this.cache.delete(o.key);
+          this.uncacheNode(o.key);
           deleted++;
         }
         if (page.nextStartAfter === undefined) break;

@@ -200,6 +200,46 @@ describe('stream: search equals the brute-force scan', () => {
   });
 });
 
+describe('stream: the index node cache', () => {
+  it('keeps decoded nodes within its byte bound (the least recently used go), and searches find the same rows', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const lines: string[] = [];
+    for (let i = 0; i < 3000; i++)
+      lines.push(
+        JSON.stringify({ ts: t0 + i * 1000, level: 'INFO', user: `u${i % 7}`, n: i, msg: `op id_${i}` }),
+      );
+    const file = join(dir, 'ev.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const policy = { mergeKeysMax: 500, addKeysMax: 4000, fanoutMax: 4 };
+    const big = await Stream.open(dir, 'ev', policy);
+    const needles = [7, 1234, 2999].map((i) => `msg CONTAINS 'id_${i}'`);
+    let want: unknown[];
+    try {
+      await big.ingestFile(file, { chunkBytes: 4096 });
+      await big.indexAll();
+      want = await Promise.all(needles.map(async (q) => (await big.search(big.parse(q))).rows));
+      expect(big.nodeCacheStats.nodes).toBeGreaterThan(3);
+    } finally {
+      await big.close();
+    }
+    const bound = 4096;
+    const small = await Stream.open(dir, 'ev', { ...policy, nodeCacheBytes: bound });
+    try {
+      for (let round = 0; round < 2; round++)
+        for (const [i, q] of needles.entries()) {
+          expect((await small.search(small.parse(q))).rows).toEqual(want[i]);
+          const st = small.nodeCacheStats;
+          // within the bound, or one node alone that is larger than it
+          expect(st.bytes <= bound || st.nodes === 1).toBe(true);
+          expect(st.nodes).toBeGreaterThan(0);
+        }
+    } finally {
+      await small.close();
+    }
+  });
+});
+
 describe('stream: checkpoints, dedupe, rotation, erasure', () => {
   it('a line longer than a read (1 MiB) and a chunk among short ones: every line is one row (the long one cut at lineBytesMax), the needles found', async () => {
     const dir = scratch();
