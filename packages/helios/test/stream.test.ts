@@ -170,15 +170,7 @@ describe('stream: search equals the brute-force scan', () => {
   });
 
   it('a needle query reads only the blocks that hold the needle once indexed', async () => {
-    const dir = scratch();
-    createStream(dir, ddl);
-    const lines: string[] = [];
-    for (let i = 0; i < 3000; i++)
-      lines.push(
-        JSON.stringify({ ts: t0 + i * 1000, level: 'INFO', user: `u${i % 7}`, n: i % 5, msg: `op id_${i}` }),
-      );
-    const file = join(dir, 'ev.jsonl');
-    writeFileSync(file, `${lines.join('\n')}\n`);
+    const { dir, file } = needleStream((i) => i % 5);
     const s = await Stream.open(dir, 'ev', { mergeKeysMax: 500, addKeysMax: 4000, fanoutMax: 4 });
     try {
       await s.ingestFile(file, { chunkBytes: 4096 });
@@ -200,17 +192,23 @@ describe('stream: search equals the brute-force scan', () => {
   });
 });
 
+/** A new stream and a file of 3,000 lines, each with its own token `id_<i>` and the field n = `n(i)`. */
+function needleStream(n: (i: number) => number): { dir: string; file: string } {
+  const dir = scratch();
+  createStream(dir, ddl);
+  const lines: string[] = [];
+  for (let i = 0; i < 3000; i++)
+    lines.push(
+      JSON.stringify({ ts: t0 + i * 1000, level: 'INFO', user: `u${i % 7}`, n: n(i), msg: `op id_${i}` }),
+    );
+  const file = join(dir, 'ev.jsonl');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return { dir, file };
+}
+
 describe('stream: the index node cache', () => {
   it('keeps decoded nodes within its byte bound (the least recently used go), and searches find the same rows', async () => {
-    const dir = scratch();
-    createStream(dir, ddl);
-    const lines: string[] = [];
-    for (let i = 0; i < 3000; i++)
-      lines.push(
-        JSON.stringify({ ts: t0 + i * 1000, level: 'INFO', user: `u${i % 7}`, n: i, msg: `op id_${i}` }),
-      );
-    const file = join(dir, 'ev.jsonl');
-    writeFileSync(file, `${lines.join('\n')}\n`);
+    const { dir, file } = needleStream((i) => i);
     const policy = { mergeKeysMax: 500, addKeysMax: 4000, fanoutMax: 4 };
     const big = await Stream.open(dir, 'ev', policy);
     const needles = [7, 1234, 2999].map((i) => `msg CONTAINS 'id_${i}'`);
