@@ -20,9 +20,9 @@
  * checksum over all of them in the header) and version 2 ("HLB2": the whole block one page, no filter);
  * both are read whole.
  */
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { inflateRawSync } from 'node:zlib';
 import { createHasher, hash64Words } from '@strata/highwayhash';
-import { deflateSections } from './deflater.js';
+import { deflateEach, deflateSections } from './deflater.js';
 import type { Cell, Row } from './formats.js';
 
 /** What a block reader needs of an object store (an @strata/objstore `ObjectStore` has it). */
@@ -303,12 +303,7 @@ export function encodeBlock(
   opts: EncodeOptions = {},
 ): EncodedBlock {
   const plan = planBlock(meta, rows, ncols, opts);
-  const sections: Uint8Array[] = [];
-  for (let i = 0; i + 1 < plan.textOffs.length; i++)
-    sections.push(
-      deflateRawSync(plan.text.subarray(plan.textOffs[i]!, plan.textOffs[i + 1]!), deflateOptions),
-    );
-  return packBlock(plan, sections);
+  return packBlock(plan, deflateEach(plan.text, plan.textOffs, deflateOptions.level));
 }
 
 /**

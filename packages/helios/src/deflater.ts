@@ -72,9 +72,16 @@ function start(): Worker {
   return w;
 }
 
+/** Each section text[offs[i], offs[i + 1]) raw-deflated at `level`, in order, on this thread. */
+export function deflateEach(text: Uint8Array, offs: Uint32Array, level: number): Uint8Array[] {
+  const zs: Uint8Array[] = [];
+  for (let i = 0; i + 1 < offs.length; i++)
+    zs.push(deflateRawSync(text.subarray(offs[i]!, offs[i + 1]!), { level }));
+  return zs;
+}
+
 /**
- * Each section text[offs[i], offs[i + 1]) raw-deflated at `level`, in order: the bytes `deflateRawSync`
- * gives, computed on a worker. `text` must own its whole ArrayBuffer, which is transferred: the caller
+ * `deflateEach` computed on a worker. `text` must own its whole ArrayBuffer, which is transferred: the caller
  * must not use it (nor views of it) afterwards.
  */
 export function deflateSections(text: Uint8Array, offs: Uint32Array, level: number): Promise<Uint8Array[]> {
@@ -83,10 +90,7 @@ export function deflateSections(text: Uint8Array, offs: Uint32Array, level: numb
       worker = start();
     } catch {
       // no worker threads here: deflate on this thread
-      const zs: Uint8Array[] = [];
-      for (let i = 0; i + 1 < offs.length; i++)
-        zs.push(deflateRawSync(text.subarray(offs[i]!, offs[i + 1]!), { level }));
-      return Promise.resolve(zs);
+      return Promise.resolve(deflateEach(text, offs, level));
     }
   }
   const w = worker;
