@@ -51,6 +51,7 @@ for (const [name, rules] of ruleSets) {
     // workers: the main thread (read, decode, dispatch, merge) and each worker, which on dedicated cores
     // run side by side, so the slowest of them bounds the time
     const cpu1 = (c1 - c0) / 1000;
+    const loopCpu = one.loopCpuSeconds ?? Number.NaN;
     const cpuMain = (c2 - c1) / 1000;
     const cpuWorkers = par.workers.map((w) => w.cpuMs / 1000);
     const cpuBound = Math.max(cpuMain, ...cpuWorkers);
@@ -79,8 +80,8 @@ for (const [name, rules] of ruleSets) {
       cpuSecondsWorkers: cpuWorkers.map((x) => Number(x.toFixed(2))),
       mbpsPerCpuSecond1: Number(((one.bytes * 8) / 1e6 / cpu1).toFixed(2)),
       // without building the engine (as Snort's packet-loop timer counts; the Snort figures are that)
-      loopCpuSeconds1: Number((one.loopCpuSeconds ?? Number.NaN).toFixed(2)),
-      loopMbpsPerCpuSecond1: Number(((one.bytes * 8) / 1e6 / (one.loopCpuSeconds ?? Number.NaN)).toFixed(2)),
+      loopCpuSeconds1: Number(loopCpu.toFixed(2)),
+      loopMbpsPerCpuSecond1: Number(((one.bytes * 8) / 1e6 / loopCpu).toFixed(2)),
       mbpsDedicatedCoresN: Number(((par.bytes * 8) / 1e6 / cpuBound).toFixed(2)),
       cpuRatio: Number((cpu1 / cpuBound).toFixed(2)),
       workerPackets: par.workers.map((w) => w.packets),

@@ -120,11 +120,15 @@ export class ReassemblyBudget {
   take(n: number): boolean {
     if (this.bytes + n > this.bytesMax) return false;
     this.bytes += n;
-    if (this.bytes + this.slabBytes > this.peakBytes) this.peakBytes = this.bytes + this.slabBytes;
+    this.notePeak();
     return true;
   }
   give(n: number): void {
     this.bytes -= n;
+  }
+
+  private notePeak(): void {
+    if (this.bytes + this.slabBytes > this.peakBytes) this.peakBytes = this.bytes + this.slabBytes;
   }
 
   /** A copy of `src` for `piece` to hold: a view of the current slab where it fits, else an array of its own. */
@@ -160,7 +164,7 @@ export class ReassemblyBudget {
     if (old && old.live === 0) this.slabBytes -= slabSize;
     if (this.slabBytes + slabSize > this.slabBytesMax) return undefined;
     this.slabBytes += slabSize;
-    if (this.bytes + this.slabBytes > this.peakBytes) this.peakBytes = this.bytes + this.slabBytes;
+    this.notePeak();
     this.slab = { bytes: new Uint8Array(slabSize), used: 0, live: 0 };
     return this.slab;
   }
