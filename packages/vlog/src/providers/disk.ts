@@ -129,11 +129,13 @@ export class NodeDisk implements Disk {
   }
 
   async writeDurable(name: string, pos: number, bufs: Buffer[]): Promise<void> {
-    let h = this.handles.get(`${name}\0dsync`);
+    // a second descriptor of the file, kept beside the plain one (closed with it)
+    const dsync = `${name}\0dsync`;
+    let h = this.handles.get(dsync);
     if (!h) {
       h = this.handle(name).then(() => open(join(this.dir, name), constants.O_RDWR | constants.O_DSYNC));
-      this.handles.set(`${name}\0dsync`, h);
-      h.catch(() => this.handles.delete(`${name}\0dsync`));
+      this.handles.set(dsync, h);
+      h.catch(() => this.handles.delete(dsync));
     }
     await this.writeAll(await h, name, pos, bufs);
   }
