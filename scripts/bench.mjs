@@ -15,6 +15,7 @@ const extra = dash < 0 ? [] : args.slice(dash + 1);
 const [pkgName, benchName] = names;
 const pkgs = pkgName ? [pkgName] : readdirSync(join(root, 'packages'));
 const sources = process.env.STRATA_BENCH_SOURCES === '1';
+const distHook = join(root, 'scripts/bench-dist.mjs');
 let status = 0;
 for (const p of pkgs) {
   const dir = join(root, 'packages', p, 'bench');
@@ -43,7 +44,7 @@ for (const p of pkgs) {
   }
   for (const f of files.sort()) {
     console.error(`\n== ${p}/${f}`);
-    const hooks = sources ? [] : ['--import', join(root, 'scripts/bench-dist.mjs')];
+    const hooks = sources ? [] : ['--import', distHook];
     const r = spawnSync(
       process.execPath,
       ['--expose-gc', '--import', 'tsx', ...hooks, join(dir, f), ...extra],
@@ -51,7 +52,7 @@ for (const p of pkgs) {
         cwd: join(root, 'packages', p),
         stdio: 'inherit',
         // the hooks for processes a bench starts through a test helper (vlog's LogServers and sequencer)
-        env: sources ? process.env : { ...process.env, STRATA_BENCH_HOOKS: hooks[1] },
+        env: sources ? process.env : { ...process.env, STRATA_BENCH_HOOKS: distHook },
       },
     );
     if (r.status !== 0) status = 1;
