@@ -54,7 +54,7 @@ import {
   newMailAnomalies,
 } from './mail.js';
 import { type MimeAnomalies, type MimeOptions, newMimeAnomalies, parseMime } from './mime.js';
-import { MultiMatcher } from './prefilter.js';
+import { IdList, MultiMatcher } from './prefilter.js';
 import { type RejectTarget, rejectTargetOf } from './reject.js';
 import { bufferKeywords, type ContentMatch, protocolKeywords, type Rule } from './rules.js';
 import {
@@ -922,6 +922,12 @@ function matchCtx(
   return ctx;
 }
 
+/** The bytes as latin1 text, made on the first call (for pcre). */
+function latin1Of(bytes: Uint8Array): () => string {
+  let text: string | undefined;
+  return () => (text ??= Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1'));
+}
+
 /** A context for matching a rule's inner steps on a buffer derived from the inspected data. */
 function subCtx(sub: Uint8Array, ctx: MatchCtx, dceLittle: boolean | undefined): MatchCtx {
   let text: string | undefined;
@@ -1351,7 +1357,7 @@ interface DirStream {
    * stopped), and per earlier scan the patterns that ended in its bytes and the offset those bytes ended
    * at, so a delivery scans only its new bytes and still knows what the rest of the window holds.
    */
-  scan?: { state: number; end: number; found: { ids: number[]; end: number }[] };
+  scan?: { state: number; end: number; found: { ids: Int32Array; end: number }[] };
 }
 
 interface FlowData {
@@ -1544,7 +1550,7 @@ export class Engine {
   private readonly httpPrefilter = new Map<string, MultiMatcher>();
   /** Per HTTP buffer: its patterns, until the first scan of the buffer builds its automaton. */
   private readonly httpPatterns = new Map<string, Uint8Array[]>();
-  private readonly httpHits: number[] = [];
+  private readonly httpHits = new IdList(0);
   /** Malformed HTTP input by reason (all flows). */
   readonly httpAnomalies: HttpAnomalies = newHttpAnomalies();
   /** Where the alerts of the HTTP messages being parsed go. */
@@ -1642,7 +1648,10 @@ export class Engine {
   private readonly portGroups = new Map<string, RuleGroup>();
   /** The hit array scanned last and the ids set in it, to clear them before the next scan. */
   private lastHit: Uint8Array = new Uint8Array(0);
-  private readonly hits: number[] = [];
+  private readonly hits = new IdList(0);
+  /** Stages an inspection passed, each counted once (`stringsPass`); reset per inspection. */
+  private stagePrefilterSeen = false;
+  private stageAllStringsSeen = false;
   /** Rule headers (addresses, ports, direction) by text, numbered (`Compiled.headerClass`). */
   private readonly headerClasses = new Map<string, number>();
   /** Per header class, its test's result on the HTTP message being inspected (0: not tested, 1 pass, 2 fail). */
@@ -1787,7 +1796,8 @@ export class Engine {
     // first the new bytes, on a clean slate, so their list is complete
     sc.state = g.matcher.scanFrom(sc.state, st.window.subarray(from, st.len), g.hit, this.hits);
     sc.end = st.base + st.len;
-    const fresh = this.hits.slice();
+    const hits = this.hits;
+    const fresh = hits.n > 0 ? hits.ids.slice(0, hits.n) : undefined;
     // then what earlier scans found in bytes still in the window
     let keep = 0;
     for (const e of sc.found) {
@@ -1796,17 +1806,19 @@ export class Engine {
       for (const id of e.ids)
         if (g.hit[id] === 0) {
           g.hit[id] = 1;
-          this.hits.push(id);
+          hits.push(id);
         }
     }
     sc.found.length = keep;
-    if (fresh.length > 0) sc.found.push({ ids: fresh, end: sc.end });
+    if (fresh) sc.found.push({ ids: fresh, end: sc.end });
   }
 
   /** Clears the marks the last scan set, before a scan into `g.hit`. */
   private clearHits(g: RuleGroup): void {
-    for (const id of this.hits) this.lastHit[id] = 0;
-    this.hits.length = 0;
+    const hits = this.hits;
+    const last = this.lastHit;
+    for (let k = 0; k < hits.n; k++) last[hits.ids[k]!] = 0;
+    hits.clear();
     this.lastHit = g.hit;
   }
 
@@ -1814,14 +1826,14 @@ export class Engine {
    * Stages 2 and 3 for rule `i` of group `g` on the bytes scanned last: its fast pattern, then (with
    * `allStrings`) its other contents; counts each stage the inspection passed once (`seen`).
    */
-  private stringsPass(g: RuleGroup, i: number, seen: { prefiltered: boolean; allStrings: boolean }): boolean {
+  private stringsPass(g: RuleGroup, i: number): boolean {
     const fp = g.fp[i]!;
     if (fp >= 0 && g.hit[fp] === 0) {
       this.stats.rulesPrefiltered++;
       return false;
     }
-    if (!seen.prefiltered) {
-      seen.prefiltered = true;
+    if (!this.stagePrefilterSeen) {
+      this.stagePrefilterSeen = true;
       this.stats.stagePrefilterOut++;
     }
     const rest = g.rules[i]!.rest;
@@ -1829,8 +1841,8 @@ export class Engine {
       this.stats.rulesAllStringsFiltered++;
       return false;
     }
-    if (!seen.allStrings) {
-      seen.allStrings = true;
+    if (!this.stageAllStringsSeen) {
+      this.stageAllStringsSeen = true;
       this.stats.stageAllStringsOut++;
     }
     return true;
@@ -1848,7 +1860,9 @@ export class Engine {
     let n = g.always.length;
     let lists = n > 0 ? 1 : 0;
     const start = g.byFpStart;
-    for (const id of this.hits) {
+    const hits = this.hits;
+    for (let k = 0; k < hits.n; k++) {
+      const id = hits.ids[k]!;
       const a = start[id]!;
       const b = start[id + 1]!;
       if (a === b) continue;
@@ -2825,7 +2839,7 @@ export class Engine {
         if (!hit) {
           const matcher = this.httpMatcher(fast.buffer);
           hit = new Uint8Array(matcher.patterns);
-          this.httpHits.length = 0;
+          this.httpHits.clear();
           matcher.scan(bufs.get(fast.buffer), hit, this.httpHits);
           found.set(fast.buffer, hit);
         }
@@ -2925,15 +2939,14 @@ export class Engine {
     const sp = fd.ports[dir]!;
     const dst = fd.addrs[1 - dir]!;
     const dp = fd.ports[1 - dir]!;
-    let text: string | undefined;
-    const latin1 = () =>
-      (text ??= Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('latin1'));
+    let latin1: (() => string) | undefined; // made for the first rule the full matcher evaluates
     const g = this.groupOf(fd, dir, 6);
     if (window) this.prefilterWindow(g, window, newStart);
     else this.prefilterScan(g, payload);
     // the filter stages this inspection passed (each counted once: EngineStats.stage*)
     this.stats.stageInspections++;
-    const seen = { prefiltered: false, allStrings: false };
+    this.stagePrefilterSeen = false;
+    this.stageAllStringsSeen = false;
     let full = false;
     // stage 1: the stream rules; a DCE/RPC rule needs a request in this delivery (most have no content to
     // prefilter on); an FTP file rule, an FTP data connection. Visited: the candidates (stage 2 passed); the
@@ -2953,7 +2966,7 @@ export class Engine {
       if (c.dce && !dceOk) continue;
       if (c.ftpData && !ftpOk) continue;
       if (g.fp[i]! >= 0) passed++;
-      if (!this.stringsPass(g, i, seen)) continue;
+      if (!this.stringsPass(g, i)) continue;
       if (!this.headerMatch(c, src, sp, dst, dp)) continue;
       if (c.flow && !c.flow.stateless) {
         if (c.flow.toServer && !toServer) continue;
@@ -2975,7 +2988,7 @@ export class Engine {
           minEnd,
           Number.isFinite(c.spanMax) ? minEnd - c.spanMax + 1 : 0,
           undefined,
-          latin1,
+          (latin1 ??= latin1Of(payload)),
           f,
         );
         if (!matchSteps(c.steps, 0, ctx, 0)) break;
@@ -3139,9 +3152,7 @@ export class Engine {
     out: Alert[],
   ): void {
     const fd = f.data!;
-    let text: string | undefined;
-    const latin1 = () =>
-      (text ??= Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.length).toString('latin1'));
+    let latin1: (() => string) | undefined; // made for the first rule that reaches the header steps
     const g = this.groupOf(fd, toServer ? 0 : 1, d.proto);
     // a TCP packet whose data went into a stream, or a UDP packet: only the patterns of the rules it
     // consults (the same marks for them as the whole automaton's)
@@ -3152,7 +3163,8 @@ export class Engine {
     );
     // the filter stages this inspection passed (each counted once: EngineStats.stage*)
     this.stats.stageInspections++;
-    const seen = { prefiltered: false, allStrings: false };
+    this.stagePrefilterSeen = false;
+    this.stageAllStringsSeen = false;
     let full = false;
     // stage 1: the rule kinds a packet inspection consults; a DCE/RPC rule needs a connectionless request
     // (version 4, type request)
@@ -3170,7 +3182,7 @@ export class Engine {
       if (!packetAdmits(c, d.proto, inStream, firstInDir)) continue;
       if (c.dce && !dceOk) continue;
       if (g.fp[i]! >= 0) passed++;
-      if (!this.stringsPass(g, i, seen)) continue;
+      if (!this.stringsPass(g, i)) continue;
       if (!this.headerMatch(c, d.src, d.srcPort, d.dst, d.dstPort)) continue;
       if (c.flow && !c.flow.stateless) {
         if (c.flow.established && !f.establishedForPacket) continue;
@@ -3183,7 +3195,7 @@ export class Engine {
       // on after them
       const hp = c.header && headerPass(c.header, d);
       if (hp === false) continue;
-      ctx = matchCtx(ctx, d.payload, 0, -1, 0, d, latin1, f);
+      ctx = matchCtx(ctx, d.payload, 0, -1, 0, d, (latin1 ??= latin1Of(d.payload)), f);
       if (hp === undefined && c.header && !matchSteps(c.header, 0, ctx, 0)) continue;
       this.stats.rulesEvaluated++;
       if (!full) {

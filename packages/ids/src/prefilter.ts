@@ -10,6 +10,39 @@
 
 const fold = new Uint8Array(256).map((_, b) => (b >= 0x41 && b <= 0x5a ? b + 32 : b));
 
+/**
+ * Pattern ids in the order a scan marked them: a list emptied by `clear` without giving up its storage (a
+ * `number[]` cut to length 0 drops its backing store, and the next pushes allocate it again, per packet).
+ * Each id is in it at most once while its mark stands, so the pattern count bounds it; it grows past its
+ * initial capacity only if a caller lists more.
+ */
+export class IdList {
+  ids: Int32Array;
+  n = 0;
+
+  constructor(capacity: number) {
+    this.ids = new Int32Array(Math.max(8, capacity));
+  }
+
+  push(id: number): void {
+    if (this.n === this.ids.length) {
+      const more = new Int32Array(this.ids.length * 2);
+      more.set(this.ids);
+      this.ids = more;
+    }
+    this.ids[this.n++] = id;
+  }
+
+  clear(): void {
+    this.n = 0;
+  }
+
+  /** A copy of the ids listed. */
+  toArray(): number[] {
+    return Array.from(this.ids.subarray(0, this.n));
+  }
+}
+
 export class MultiMatcher {
   /**
    * Dense transitions: next state = delta[state * 256 + byte], every byte value (an upper-case letter's
@@ -31,7 +64,7 @@ export class MultiMatcher {
   private readonly headId: Int32Array;
   /** Ids the scan under way has walked from (its chain below them walked too); `seen[noOutput]` stays 1. */
   private readonly seen: Uint8Array;
-  private readonly seenList: number[] = [];
+  private readonly seenList: IdList;
   readonly patterns: number;
 
   /** `ids`: the id each pattern is reported as (default: its index), for an automaton over part of a set. */
@@ -108,10 +141,11 @@ export class MultiMatcher {
     for (let s = 1; s < n; s++) if (outFirst[s]! >= 0) this.headId[s] = out[outFirst[s]!]!;
     this.seen = new Uint8Array(noOutput + 1);
     this.seen[noOutput] = 1;
+    this.seenList = new IdList(noOutput);
   }
 
   /** Marks `hit[id] = 1` for every pattern occurring in `data`, listing newly marked ids in `hits`. */
-  scan(data: Uint8Array, hit: Uint8Array, hits: number[]): void {
+  scan(data: Uint8Array, hit: Uint8Array, hits: IdList): void {
     this.scanFrom(0, data, hit, hits);
   }
 
@@ -120,7 +154,7 @@ export class MultiMatcher {
    * marks every pattern that ends in `data`, also those that began before it. Returns the state to resume
    * the next bytes in.
    */
-  scanFrom(state: number, data: Uint8Array, hit: Uint8Array, hits: number[]): number {
+  scanFrom(state: number, data: Uint8Array, hit: Uint8Array, hits: IdList): number {
     const delta = this.delta;
     const headId = this.headId;
     const seen = this.seen;
@@ -131,12 +165,13 @@ export class MultiMatcher {
       // meets its head (everything below it on the chain was walked then)
       if (seen[headId[s]!] === 0) this.mark(s, hit, hits);
     }
-    for (const id of this.seenList) seen[id] = 0;
-    this.seenList.length = 0;
+    const list = this.seenList;
+    for (let k = 0; k < list.n; k++) seen[list.ids[k]!] = 0;
+    list.clear();
     return s;
   }
 
-  private mark(s: number, hit: Uint8Array, hits: number[]): void {
+  private mark(s: number, hit: Uint8Array, hits: IdList): void {
     const out = this.out;
     const outNext = this.outNext;
     const seen = this.seen;

@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Alert, Engine, parseRules } from '../src/index.js';
-import { MultiMatcher } from '../src/prefilter.js';
+import { IdList, MultiMatcher } from '../src/prefilter.js';
 import { ACK, FIN, handshake, PSH, pkt } from './helpers.js';
 
 const lower = (b: Uint8Array) => Buffer.from(b).toString('latin1').toLowerCase();
@@ -24,11 +24,38 @@ describe('MultiMatcher', () => {
         (patterns, text) => {
           const m = new MultiMatcher(patterns);
           const hit = new Uint8Array(patterns.length);
-          const hits: number[] = [];
+          const hits = new IdList(0);
           m.scan(text, hit, hits);
           const t = lower(text);
           for (const [i, p] of patterns.entries()) expect(hit[i] === 1).toBe(t.includes(lower(p)));
-          expect(new Set(hits).size).toBe(hits.length);
+          expect(new Set(hits.toArray()).size).toBe(hits.n);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('one matcher and one id list reused across scans: each scan marks and lists exactly its own patterns', () => {
+    const bytes = fc
+      .uint8Array({ minLength: 1, maxLength: 4 })
+      .map((b) => b.map((x) => [0x41, 0x61, 0x42, 0x00][x % 4]!));
+    const text = fc.uint8Array({ maxLength: 60 }).map((b) => b.map((x) => [0x41, 0x61, 0x42, 0x00][x % 4]!));
+    fc.assert(
+      fc.property(
+        fc.array(bytes, { minLength: 1, maxLength: 12 }),
+        fc.array(text, { maxLength: 8 }),
+        (patterns, texts) => {
+          const m = new MultiMatcher(patterns);
+          // capacity 1: the list grows past it
+          const hits = new IdList(1);
+          for (const t of texts) {
+            const hit = new Uint8Array(patterns.length);
+            hits.clear();
+            m.scan(t, hit, hits);
+            const want = patterns.flatMap((p, i) => (lower(t).includes(lower(p)) ? [i] : []));
+            expect([...hits.toArray()].sort((a, b) => a - b)).toEqual(want);
+            for (const [i] of patterns.entries()) expect(hit[i] === 1).toBe(want.includes(i));
+          }
         },
       ),
       { numRuns: 300 },
