@@ -9,9 +9,13 @@
 
 export interface Decoded {
   ipVersion: 4 | 6;
-  src: string;
-  dst: string;
-  /** Raw source and destination addresses (4 or 16 bytes, views into the frame). */
+  /** Source and destination addresses as text (IPv6 compressed, RFC 5952). */
+  readonly src: string;
+  readonly dst: string;
+  /**
+   * Raw source and destination addresses (4 or 16 bytes). In a {@link PacketRecord} they are the record's
+   * own, overwritten by its next packet: whatever keeps them copies them.
+   */
   srcAddr: Uint8Array;
   dstAddr: Uint8Array;
   proto: number;
@@ -41,7 +45,99 @@ export interface Decoded {
   l4ChecksumOk: boolean;
   /** Offset of the TCP header in the decoded bytes (to fix its checksum when a payload is rewritten). */
   l4Offset?: number;
+  /** Offset of the IP header in the decoded bytes (`decode` sets it; reject responses quote from it). */
+  ipOffset?: number;
   vlans: number[];
+}
+
+/**
+ * A decoded packet that one decoder reuses for every packet (`decodeInto`): nothing of it outlives the
+ * next packet, so the packet path allocates no object, address view or address text per packet. Its
+ * addresses are copied into its own buffers (`srcAddr`, `dstAddr`); their text (`src`, `dst`) is made on
+ * first read (alerts, FTP, defragmentation keys), once per packet. `payload` and a fragment's views point
+ * into the decoded bytes. Whatever keeps any of it past the packet must copy it.
+ */
+export class PacketRecord implements Decoded {
+  ipVersion: 4 | 6 = 4;
+  srcAddr: Uint8Array;
+  dstAddr: Uint8Array;
+  proto = 0;
+  ttl = 0;
+  ipId = 0;
+  ipFlags = 0;
+  srcPort = 0;
+  dstPort = 0;
+  tcpFlags = 0;
+  seq = 0;
+  ack = 0;
+  icmpType = 0;
+  icmpCode = 0;
+  icmpId = 0;
+  icmpSeq = 0;
+  payload: Uint8Array = noBytes;
+  fragment = false;
+  frag: FragmentInfo | undefined = undefined;
+  ipChecksumOk = true;
+  ipOptions: number[] = noOptions;
+  l4ChecksumOk = true;
+  l4Offset: number | undefined = undefined;
+  ipOffset: number | undefined = undefined;
+  vlans: number[] = noVlans;
+  private readonly src4 = new Uint8Array(4);
+  private readonly dst4 = new Uint8Array(4);
+  private readonly src6 = new Uint8Array(16);
+  private readonly dst6 = new Uint8Array(16);
+  private srcText: string | undefined = undefined;
+  private dstText: string | undefined = undefined;
+
+  constructor() {
+    this.srcAddr = this.src4;
+    this.dstAddr = this.dst4;
+  }
+
+  get src(): string {
+    return (this.srcText ??= addrText(this.srcAddr));
+  }
+
+  get dst(): string {
+    return (this.dstText ??= addrText(this.dstAddr));
+  }
+
+  /** Starts a packet: every field back to its default, the addresses copied from `b` at `sa` and `da`. */
+  reset(ipVersion: 4 | 6, b: Uint8Array, sa: number, da: number): void {
+    this.ipVersion = ipVersion;
+    const n = ipVersion === 4 ? 4 : 16;
+    const s = ipVersion === 4 ? this.src4 : this.src6;
+    const d = ipVersion === 4 ? this.dst4 : this.dst6;
+    for (let i = 0; i < n; i++) {
+      s[i] = b[sa + i]!;
+      d[i] = b[da + i]!;
+    }
+    this.srcAddr = s;
+    this.dstAddr = d;
+    this.srcText = undefined;
+    this.dstText = undefined;
+    this.srcPort = 0;
+    this.dstPort = 0;
+    this.tcpFlags = 0;
+    this.seq = 0;
+    this.ack = 0;
+    this.icmpType = 0;
+    this.icmpCode = 0;
+    this.icmpId = 0;
+    this.icmpSeq = 0;
+    this.payload = noBytes;
+    this.frag = undefined;
+    this.ipChecksumOk = true;
+    this.ipOptions = noOptions;
+    this.l4ChecksumOk = true;
+    this.l4Offset = undefined;
+  }
+}
+
+/** An address's text: dotted IPv4, or IPv6 with the longest run of zero groups compressed. */
+export function addrText(a: Uint8Array): string {
+  return a.length === 4 ? ipv4(a, 0) : ipv6(a, 0);
 }
 
 export interface FragmentInfo {
@@ -127,15 +223,29 @@ export function checksum16(b: Uint8Array, o: number, len: number): number {
   return ~sum & 0xffff;
 }
 
-/** Decodes one captured frame; returns the reason on failure (and counts it). */
+/** Decodes one captured frame into a new record; returns the reason on failure (and counts it). */
 export function decode(linkType: number, b: Uint8Array, stats: DecodeStats): Decoded | DecodeFailure {
+  return decodeInto(new PacketRecord(), linkType, b, stats);
+}
+
+/**
+ * Decodes one captured frame into `r` (its fields from the last packet all overwritten); returns `r`, or
+ * the reason on failure (counted; `r` then holds nothing to use).
+ */
+export function decodeInto(
+  r: PacketRecord,
+  linkType: number,
+  b: Uint8Array,
+  stats: DecodeStats,
+): PacketRecord | DecodeFailure {
   stats.packets++;
-  const r = decodeInner(linkType, b);
-  if (typeof r === 'string') stats.failures[r]++;
-  else {
-    stats.decoded++;
-    if (r.fragment) stats.fragments++;
+  const why = decodeInner(r, linkType, b);
+  if (why !== undefined) {
+    stats.failures[why]++;
+    return why;
   }
+  stats.decoded++;
+  if (r.fragment) stats.fragments++;
   return r;
 }
 
@@ -144,7 +254,12 @@ const noBytes = new Uint8Array(0);
 const noOptions: number[] = [];
 const noVlans: number[] = [];
 
-function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
+/** A view of `b` from `start` to `end`: a plain Uint8Array (a Buffer's own subarray costs more). */
+function view(b: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset + start, end - start);
+}
+
+function decodeInner(d: PacketRecord, linkType: number, b: Uint8Array): DecodeFailure | undefined {
   let o = 0;
   let etherType = 0;
   let vlans = noVlans;
@@ -208,47 +323,31 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
     const end = Math.min(b.length, o + total);
     const fragField = (b[o + 6]! << 8) | b[o + 7]!;
     const fragment = (fragField & 0x1fff) !== 0 || (fragField & 0x2000) !== 0;
-    const d: Decoded = {
-      ipVersion: 4,
-      src: ipv4(b, o + 12),
-      dst: ipv4(b, o + 16),
-      srcAddr: b.subarray(o + 12, o + 16),
-      dstAddr: b.subarray(o + 16, o + 20),
-      proto: b[o + 9]!,
-      ttl: b[o + 8]!,
-      ipId: (b[o + 4]! << 8) | b[o + 5]!,
-      ipFlags: b[o + 6]! >> 5,
-      srcPort: 0,
-      dstPort: 0,
-      tcpFlags: 0,
-      seq: 0,
-      ack: 0,
-      icmpType: 0,
-      icmpCode: 0,
-      icmpId: 0,
-      icmpSeq: 0,
-      payload: noBytes,
-      fragment,
-      ipChecksumOk: checksum16(b, o, ihl) === 0,
-      ipOptions: ihl > 20 ? ipv4Options(b, o + 20, o + ihl) : noOptions,
-      l4ChecksumOk: true,
-      vlans,
-    };
+    d.reset(4, b, o + 12, o + 16);
+    d.proto = b[o + 9]!;
+    d.ttl = b[o + 8]!;
+    d.ipId = (b[o + 4]! << 8) | b[o + 5]!;
+    d.ipFlags = b[o + 6]! >> 5;
+    d.fragment = fragment;
+    d.ipChecksumOk = checksum16(b, o, ihl) === 0;
+    if (ihl > 20) d.ipOptions = ipv4Options(b, o + 20, o + ihl);
+    d.ipOffset = o;
+    d.vlans = vlans;
     if (fragment) {
-      d.payload = b.subarray(o + ihl, end);
+      d.payload = view(b, o + ihl, end);
       d.frag = {
         id: (b[o + 4]! << 8) | b[o + 5]!,
         offset: (fragField & 0x1fff) * 8,
         more: (fragField & 0x2000) !== 0,
-        header: b.subarray(o, o + ihl),
-        link: b.subarray(0, o),
+        header: view(b, o, o + ihl),
+        link: view(b, 0, o),
       };
-      return d;
+      return undefined;
     }
-    const r = transport(d, b, o + ihl, end);
+    const why = transport(d, b, o + ihl, end);
     // the capture holds the whole datagram: the transport checksum can be checked
-    if (typeof r !== 'string' && b.length >= o + total) r.l4ChecksumOk = l4ChecksumOk(r, b, o + ihl, end);
-    return r;
+    if (why === undefined && b.length >= o + total) d.l4ChecksumOk = l4ChecksumOk(d, b, o + ihl, end);
+    return why;
   }
   if (etherType === 0x86dd) {
     if (b.length < o + 40) return 'truncated-ip';
@@ -258,7 +357,9 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
     let next = b[o + 6]!;
     let p = o + 40;
     let fragment = false;
-    let frag: FragmentInfo | undefined;
+    let fragId = 0;
+    let fragOffset = 0;
+    let fragMore = false;
     // extension headers: hop-by-hop 0, routing 43, fragment 44, destination options 60, AH 51
     for (
       let guard = 0;
@@ -274,13 +375,9 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
         // an atomic fragment (offset 0, no more: RFC 6946) is a whole datagram
         if ((offField & 0xfff8) !== 0 || (offField & 1) !== 0) {
           fragment = true;
-          frag = {
-            id: ((b[p + 4]! << 24) | (b[p + 5]! << 16) | (b[p + 6]! << 8) | b[p + 7]!) >>> 0,
-            offset: offField & 0xfff8,
-            more: (offField & 1) !== 0,
-            header: b.subarray(o, o + 40),
-            link: b.subarray(0, o),
-          };
+          fragId = ((b[p + 4]! << 24) | (b[p + 5]! << 16) | (b[p + 6]! << 8) | b[p + 7]!) >>> 0;
+          fragOffset = offField & 0xfff8;
+          fragMore = (offField & 1) !== 0;
           next = nh;
           p += len;
           break;
@@ -290,41 +387,29 @@ function decodeInner(linkType: number, b: Uint8Array): Decoded | DecodeFailure {
       next = nh;
       p += len;
     }
-    const d: Decoded = {
-      ipVersion: 6,
-      src: ipv6(b, o + 8),
-      dst: ipv6(b, o + 24),
-      srcAddr: b.subarray(o + 8, o + 24),
-      dstAddr: b.subarray(o + 24, o + 40),
-      proto: next,
-      ttl: b[o + 7]!,
-      ipId: 0,
-      ipFlags: 0,
-      srcPort: 0,
-      dstPort: 0,
-      tcpFlags: 0,
-      seq: 0,
-      ack: 0,
-      icmpType: 0,
-      icmpCode: 0,
-      icmpId: 0,
-      icmpSeq: 0,
-      payload: noBytes,
-      fragment,
-      ipChecksumOk: true,
-      ipOptions: noOptions,
-      l4ChecksumOk: true,
-      vlans,
-    };
     if (p > end) return 'truncated-ip';
-    if (frag) {
-      d.frag = frag;
-      d.payload = b.subarray(p, end);
-      return d;
+    d.reset(6, b, o + 8, o + 24);
+    d.proto = next;
+    d.ttl = b[o + 7]!;
+    d.ipId = 0;
+    d.ipFlags = 0;
+    d.fragment = fragment;
+    d.ipOffset = o;
+    d.vlans = vlans;
+    if (fragment) {
+      d.frag = {
+        id: fragId,
+        offset: fragOffset,
+        more: fragMore,
+        header: view(b, o, o + 40),
+        link: view(b, 0, o),
+      };
+      d.payload = view(b, p, end);
+      return undefined;
     }
-    const r = transport(d, b, p, end);
-    if (typeof r !== 'string' && b.length >= o + 40 + plen) r.l4ChecksumOk = l4ChecksumOk(r, b, p, end);
-    return r;
+    const why = transport(d, b, p, end);
+    if (why === undefined && b.length >= o + 40 + plen) d.l4ChecksumOk = l4ChecksumOk(d, b, p, end);
+    return why;
   }
   return 'not-ip';
 }
@@ -365,7 +450,7 @@ function l4ChecksumOk(d: Decoded, b: Uint8Array, o: number, end: number): boolea
   return sum === 0xffff;
 }
 
-function transport(d: Decoded, b: Uint8Array, o: number, end: number): Decoded | DecodeFailure {
+function transport(d: PacketRecord, b: Uint8Array, o: number, end: number): DecodeFailure | undefined {
   if (d.proto === Proto.TCP) {
     if (end < o + 20) return 'truncated-transport';
     const off = (b[o + 12]! >> 4) * 4;
@@ -376,12 +461,12 @@ function transport(d: Decoded, b: Uint8Array, o: number, end: number): Decoded |
     d.ack = ((b[o + 8]! << 24) | (b[o + 9]! << 16) | (b[o + 10]! << 8) | b[o + 11]!) >>> 0;
     d.tcpFlags = b[o + 13]!;
     d.l4Offset = o;
-    d.payload = b.subarray(o + off, end);
+    d.payload = view(b, o + off, end);
   } else if (d.proto === Proto.UDP) {
     if (end < o + 8) return 'truncated-transport';
     d.srcPort = (b[o]! << 8) | b[o + 1]!;
     d.dstPort = (b[o + 2]! << 8) | b[o + 3]!;
-    d.payload = b.subarray(o + 8, end);
+    d.payload = view(b, o + 8, end);
   } else if (d.proto === Proto.ICMP || d.proto === Proto.ICMPV6) {
     if (end < o + 4) return 'truncated-transport';
     d.icmpType = b[o]!;
@@ -391,8 +476,8 @@ function transport(d: Decoded, b: Uint8Array, o: number, end: number): Decoded |
     if (end >= o + 8) {
       d.icmpId = (b[o + 4]! << 8) | b[o + 5]!;
       d.icmpSeq = (b[o + 6]! << 8) | b[o + 7]!;
-      d.payload = b.subarray(o + 8, end);
-    } else d.payload = b.subarray(end, end);
-  } else d.payload = b.subarray(o, end);
-  return d;
+      d.payload = view(b, o + 8, end);
+    } else d.payload = view(b, end, end);
+  } else d.payload = view(b, o, end);
+  return undefined;
 }

@@ -304,7 +304,11 @@ interface HttpRule {
   groups: { buffer: string; steps: Step[] }[];
 }
 
-type AddrTest = (ip: string) => boolean;
+/**
+ * An address test on an address's bytes (4 for IPv4, 16 for IPv6, as decoded): no text is made or parsed
+ * per packet. Any other length passes only `any` and what a negation lets through.
+ */
+type AddrTest = (a: Uint8Array) => boolean;
 type PortTest = (p: number) => boolean;
 
 /** Parsed addresses by their text (-1: not IPv4): rules test the same few flow addresses over and over. */
@@ -338,61 +342,92 @@ function splitList(s: string): string[] {
   return out.map((x) => x.trim()).filter(Boolean);
 }
 
-export function addrTest(spec: string, vars: Record<string, string>, depth = 0): AddrTest {
+/** An IPv4 address's bytes as an unsigned 32-bit number. */
+function v4Of(a: Uint8Array): number {
+  return ((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0;
+}
+
+const noAddr = new Uint8Array(0);
+
+/** An address's bytes from its text (4 for IPv4, 16 for IPv6); undefined when it is neither. */
+function addrBytesOf(ip: string): Uint8Array | undefined {
+  const v4 = ipv4ToInt(ip);
+  if (v4 !== undefined) return Uint8Array.of(v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff);
+  const g = expand6(ip);
+  if (!g || g.some((x) => !(x >= 0 && x <= 0xffff))) return undefined;
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    out[2 * i] = g[i]! >> 8;
+    out[2 * i + 1] = g[i]! & 0xff;
+  }
+  return out;
+}
+
+/** -1, 0, 1: two addresses of one length compared byte by byte. */
+function compareAddr(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+  return 0;
+}
+
+/** An address spec's test on an address's text (`any`, `!`, `$VAR`, `[...]`, CIDR, a-b ranges, IPv6). */
+export function addrTest(spec: string, vars: Record<string, string>): (ip: string) => boolean {
+  const t = addrBytesTest(spec, vars);
+  return (ip) => t(addrBytesOf(ip) ?? noAddr);
+}
+
+/** An address spec's test on an address's bytes (see {@link AddrTest}). */
+function addrBytesTest(spec: string, vars: Record<string, string>, depth = 0): AddrTest {
   if (depth > 10) throw new Error(`address variables nest too deeply at '${spec}'`);
   const s = spec.trim();
   if (s === 'any') return () => true;
   if (s.startsWith('!')) {
-    const t = addrTest(s.slice(1), vars, depth + 1);
-    return (ip) => !t(ip);
+    const t = addrBytesTest(s.slice(1), vars, depth + 1);
+    return (a) => !t(a);
   }
   if (s.startsWith('$')) {
     const v = vars[s.slice(1)];
     if (v === undefined) throw new Error(`undefined variable ${s}`);
-    return addrTest(v, vars, depth + 1);
+    return addrBytesTest(v, vars, depth + 1);
   }
   if (s.startsWith('[')) {
-    const parts = splitList(s.slice(1, -1)).map((p) => addrTest(p, vars, depth + 1));
-    return (ip) => parts.some((t) => t(ip));
+    const parts = splitList(s.slice(1, -1)).map((p) => addrBytesTest(p, vars, depth + 1));
+    return (a) => {
+      for (let i = 0; i < parts.length; i++) if (parts[i]!(a)) return true;
+      return false;
+    };
   }
   const range = /^([0-9a-fA-F:.]+)-([0-9a-fA-F:.]+)$/.exec(s);
   if (range) {
     // an address range (Suricata): lo-hi inclusive, IPv4 or IPv6
     const [lo4, hi4] = [ipv4ToInt(range[1]!), ipv4ToInt(range[2]!)];
     if (lo4 !== undefined && hi4 !== undefined)
-      return (ip) => {
-        const x = ipv4ToInt(ip);
-        return x !== undefined && x >= lo4 && x <= hi4;
+      return (a) => {
+        if (a.length !== 4) return false;
+        const x = v4Of(a);
+        return x >= lo4 && x <= hi4;
       };
-    const [lo6, hi6] = [expand6(range[1]!), expand6(range[2]!)];
-    if (!lo6 || !hi6) throw new Error(`bad address range '${s}'`);
-    const cmp = (a: number[], b: number[]) => {
-      for (let i = 0; i < 8; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
-      return 0;
-    };
-    return (ip) => {
-      const x = expand6(ip);
-      return x !== undefined && cmp(x, lo6) >= 0 && cmp(x, hi6) <= 0;
-    };
+    const [lo6, hi6] = [addrBytesOf(range[1]!), addrBytesOf(range[2]!)];
+    if (lo6?.length !== 16 || hi6?.length !== 16) throw new Error(`bad address range '${s}'`);
+    return (a) => a.length === 16 && compareAddr(a, lo6) >= 0 && compareAddr(a, hi6) <= 0;
   }
   const [base, bits] = s.split('/') as [string, string | undefined];
   const b4 = ipv4ToInt(base);
   if (b4 !== undefined) {
     const n = bits === undefined ? 32 : Number(bits);
     const mask = n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0;
-    return (ip) => {
-      const x = ipv4ToInt(ip);
-      return x !== undefined && (x & mask) >>> 0 === (b4 & mask) >>> 0;
-    };
+    const want = (b4 & mask) >>> 0;
+    return (a) => a.length === 4 && (v4Of(a) & mask) >>> 0 === want;
   }
-  // IPv6: exact or prefix match on the textual form is not reliable; compare expanded groups
-  const want = expand6(base);
+  // IPv6: the first n bits of the expanded address
+  const want = addrBytesOf(base);
   const n = bits === undefined ? 128 : Number(bits);
-  return (ip) => {
-    const got = expand6(ip);
-    if (!want || !got) return false;
-    for (let i = 0; i < n; i++) if (bit6(want, i) !== bit6(got, i)) return false;
-    return true;
+  if (want?.length !== 16) return () => false;
+  const whole = Math.min(16, n >> 3);
+  const partMask = n < 128 ? (0xff00 >> (n & 7)) & 0xff : 0;
+  return (a) => {
+    if (a.length !== 16) return false;
+    for (let i = 0; i < whole; i++) if (a[i] !== want[i]) return false;
+    return whole === 16 || ((a[whole]! ^ want[whole]!) & partMask) === 0;
   };
 }
 
@@ -404,10 +439,6 @@ function expand6(ip: string): number[] | undefined {
   const fill = b === undefined ? [] : Array(8 - head.length - tail.length).fill('0');
   const g = [...head, ...fill, ...tail].map((x) => Number.parseInt(x || '0', 16));
   return g.length === 8 ? g : undefined;
-}
-
-function bit6(g: number[], i: number): number {
-  return (g[i >> 4]! >> (15 - (i & 15))) & 1;
 }
 
 export function portTest(spec: string, vars: Record<string, string>, depth = 0): PortTest {
@@ -425,7 +456,10 @@ export function portTest(spec: string, vars: Record<string, string>, depth = 0):
   }
   if (s.startsWith('[')) {
     const parts = splitList(s.slice(1, -1)).map((p) => portTest(p, vars, depth + 1));
-    return (p) => parts.some((t) => t(p));
+    return (p) => {
+      for (let i = 0; i < parts.length; i++) if (parts[i]!(p)) return true;
+      return false;
+    };
   }
   const m = /^(\d*):(\d*)$/.exec(s);
   if (m) {
@@ -1362,8 +1396,10 @@ interface DirStream {
 
 interface FlowData {
   ipVersion: 4 | 6;
-  /** Endpoints as text: [client, server]. */
+  /** Endpoints as text: [client, server] (for alerts). */
   addrs: [string, string];
+  /** Endpoints' addresses as bytes (copies): [client, server] (for address tests). */
+  addrBytes: [Uint8Array, Uint8Array];
   ports: [number, number];
   streams: [DirStream | undefined, DirStream | undefined];
   /** The last acknowledgment number each side sent (what it has of the other side's stream). */
@@ -1582,7 +1618,11 @@ export class Engine {
       for (const spec of specs ?? []) {
         const m = /\/(\d+)$/.exec(spec);
         const bits = m ? Number(m[1]) : spec.includes(':') ? 128 : 32;
-        this.hostPolicies.push({ test: addrTest(spec, this.vars), bits, policy: policy as OverlapPolicy });
+        this.hostPolicies.push({
+          test: addrBytesTest(spec, this.vars),
+          bits,
+          policy: policy as OverlapPolicy,
+        });
       }
     }
     this.hostPolicies.sort((a, b) => b.bits - a.bits);
@@ -2351,6 +2391,9 @@ export class Engine {
     const fd = (f.data ??= {
       ipVersion: d.ipVersion,
       addrs: toServer ? [d.src, d.dst] : [d.dst, d.src],
+      addrBytes: toServer
+        ? [Uint8Array.from(d.srcAddr), Uint8Array.from(d.dstAddr)]
+        : [Uint8Array.from(d.dstAddr), Uint8Array.from(d.srcAddr)],
       ports: toServer ? [d.srcPort, d.dstPort] : [d.dstPort, d.srcPort],
       streams: [undefined, undefined],
       ackFrom: [undefined, undefined],
@@ -2378,7 +2421,16 @@ export class Engine {
     fd.seen[dir] = true;
     const inStream = d.proto === 6 && checksumOk && this.streamPacket(f, fd, d, dir, out);
     const norm = this.verdict.payload;
-    this.runPacket(f, norm ? { ...d, payload: norm } : d, toServer, inStream, firstInDir, out);
+    if (norm) {
+      // the packet rules see the normalized payload (the caller's packet gets its own back)
+      const own = d.payload;
+      d.payload = norm;
+      try {
+        this.runPacket(f, d, toServer, inStream, firstInDir, out);
+      } finally {
+        d.payload = own;
+      }
+    } else this.runPacket(f, d, toServer, inStream, firstInDir, out);
     if (this.matches.length > 0) this.finalize();
     this.passOrder = Number.POSITIVE_INFINITY;
     if (d.payload.length > 0) this.stats.inspected++;
@@ -2596,7 +2648,7 @@ export class Engine {
     const have = fd.streams[dir];
     if (have) return have;
     const half = f.tcp[dir]!;
-    const receiver = fd.addrs[1 - dir]!;
+    const receiver = fd.addrBytes[1 - dir]!;
     // inline (IPS), the first copy of overlapping bytes is kept whatever the receiver (Suricata's IPS docs)
     const policy = this.opts.ips
       ? 'first'
@@ -2758,7 +2810,7 @@ export class Engine {
         if (c.order > this.passOrder && !this.flushing) return; // after a pass matched on this packet
         const h = c.http!;
         if ((h.side === 'request' && dir !== 0) || (h.side === 'response' && dir !== 1)) continue;
-        if (!this.headerMatch(c, src, sp, dst, dp)) continue;
+        if (!this.headerMatch(c, fd.addrBytes[dir]!, sp, fd.addrBytes[1 - dir]!, dp)) continue;
         if (!this.flowbitsAllow(c, f)) continue;
         this.stats.rulesEvaluated++;
         this.stats.mailRulesEvaluated++;
@@ -2830,7 +2882,10 @@ export class Engine {
       if (c.order > this.passOrder && !this.flushing) break; // after a pass matched on this packet
       const h = c.http!;
       let hs = seen[c.headerClass]!;
-      if (hs === 0) hs = seen[c.headerClass] = this.headerMatch(c, src, sp, dst, dp) ? 1 : 2;
+      if (hs === 0)
+        hs = seen[c.headerClass] = this.headerMatch(c, fd.addrBytes[dir]!, sp, fd.addrBytes[1 - dir]!, dp)
+          ? 1
+          : 2;
       if (hs === 2) continue;
       if (!this.flowbitsAllow(c, f)) continue;
       const fast = c.httpFast;
@@ -2939,6 +2994,8 @@ export class Engine {
     const sp = fd.ports[dir]!;
     const dst = fd.addrs[1 - dir]!;
     const dp = fd.ports[1 - dir]!;
+    const srcAddr = fd.addrBytes[dir]!;
+    const dstAddr = fd.addrBytes[1 - dir]!;
     let latin1: (() => string) | undefined; // made for the first rule the full matcher evaluates
     const g = this.groupOf(fd, dir, 6);
     if (window) this.prefilterWindow(g, window, newStart);
@@ -2967,7 +3024,7 @@ export class Engine {
       if (c.ftpData && !ftpOk) continue;
       if (g.fp[i]! >= 0) passed++;
       if (!this.stringsPass(g, i)) continue;
-      if (!this.headerMatch(c, src, sp, dst, dp)) continue;
+      if (!this.headerMatch(c, srcAddr, sp, dstAddr, dp)) continue;
       if (c.flow && !c.flow.stateless) {
         if (c.flow.toServer && !toServer) continue;
         if (c.flow.toClient && toServer) continue;
@@ -3052,13 +3109,15 @@ export class Engine {
   private addrTestOf(spec: string): AddrTest {
     let t = this.addrTests.get(spec);
     if (!t) {
-      const test = addrTest(spec, this.vars);
-      let lastIp: string | undefined;
+      const test = addrBytesTest(spec, this.vars);
+      let lastV4 = -1;
       let last = false;
-      t = (ip) => {
-        if (ip !== lastIp) {
-          last = test(ip);
-          lastIp = ip;
+      t = (a) => {
+        if (a.length !== 4) return test(a);
+        const x = v4Of(a);
+        if (x !== lastV4) {
+          last = test(a);
+          lastV4 = x;
         }
         return last;
       };
@@ -3078,7 +3137,7 @@ export class Engine {
     return n;
   }
 
-  private headerMatch(c: Compiled, src: string, sp: number, dst: string, dp: number): boolean {
+  private headerMatch(c: Compiled, src: Uint8Array, sp: number, dst: Uint8Array, dp: number): boolean {
     if (c.src(src) && c.sp(sp) && c.dst(dst) && c.dp(dp)) return true;
     return c.rule.direction === '<>' && c.src(dst) && c.sp(dp) && c.dst(src) && c.dp(sp);
   }
@@ -3183,7 +3242,7 @@ export class Engine {
       if (c.dce && !dceOk) continue;
       if (g.fp[i]! >= 0) passed++;
       if (!this.stringsPass(g, i)) continue;
-      if (!this.headerMatch(c, d.src, d.srcPort, d.dst, d.dstPort)) continue;
+      if (!this.headerMatch(c, d.srcAddr, d.srcPort, d.dstAddr, d.dstPort)) continue;
       if (c.flow && !c.flow.stateless) {
         if (c.flow.established && !f.establishedForPacket) continue;
         if (c.flow.toServer && !toServer) continue;

@@ -9,12 +9,15 @@
 export { commands, demos } from './cli.js';
 export { threadCpuMs } from './cpu.js';
 export {
+  addrText,
   type Decoded,
   type DecodeFailure,
   type DecodeStats,
   decode,
+  decodeInto,
   type FragmentInfo,
   newDecodeStats,
+  PacketRecord,
   Proto,
 } from './decode.js';
 export {

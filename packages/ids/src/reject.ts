@@ -54,9 +54,10 @@ export function rejectFrames(
   if (d.fragment || multicast(d)) return [];
   const back = to === 'src';
   const dgram = whole ?? frame;
-  if (d.srcAddr.buffer !== dgram.buffer) return [];
-  const ipStart = d.srcAddr.byteOffset - dgram.byteOffset - (d.ipVersion === 4 ? 12 : 8);
-  if (ipStart < 0) return [];
+  // the IP header to quote: where decoding found it in `dgram` (a packet made otherwise has none)
+  if (d.ipOffset === undefined || d.payload.buffer !== dgram.buffer) return [];
+  const ipStart = d.ipOffset;
+  if (ipStart < 0 || d.payload.byteOffset - dgram.byteOffset < ipStart) return [];
   const link = Uint8Array.from(
     whole ? frame.subarray(0, frame.length - whole.length) : frame.subarray(0, ipStart),
   );

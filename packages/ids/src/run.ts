@@ -1,7 +1,7 @@
 /** Running a capture through the engine: decode every packet, inspect it, collect alerts and stats. */
 import { createReadStream, createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { threadCpuMs } from './cpu.js';
-import { type Decoded, decode, newDecodeStats } from './decode.js';
+import { type Decoded, decodeInto, newDecodeStats, PacketRecord } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
 import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
 import type { FlowTableStats } from './flow.js';
@@ -129,6 +129,9 @@ export function rewritePayload(frame: Uint8Array, d: Decoded, payload: Uint8Arra
   return out;
 }
 
+/** The responses of a packet that drew none (shared, never changed). */
+const noResponses = Object.freeze([]) as unknown as Uint8Array[];
+
 /** Bytes of a capture read at a time (fewer, larger reads than the stream default of 64 KiB). */
 export const captureReadBytes = 1024 * 1024;
 
@@ -170,7 +173,18 @@ export class Pipeline {
    * The verdict on the last packet pushed. A fragment is passed on as it comes: the verdict on its datagram
    * falls on the fragment that completed it (without which the receiver cannot rebuild the datagram).
    */
-  readonly verdict: Verdict = { drop: false, frame: new Uint8Array(0), responses: [] };
+  readonly verdict: Verdict = { drop: false, frame: new Uint8Array(0), responses: noResponses };
+  /** The one decoded-packet record and prepared packet `prepare` fills for every packet (see PacketRecord). */
+  private readonly record = new PacketRecord();
+  private readonly prepared: PreparedPacket = {
+    d: this.record,
+    n: 0,
+    tsUs: 0,
+    frame: new Uint8Array(0),
+    linkType: 0,
+    whole: undefined,
+    checksumOk: true,
+  };
 
   constructor(
     rules: Rule[],
@@ -191,7 +205,7 @@ export class Pipeline {
   push(p: Packet): Alert[] {
     this.verdict.drop = false;
     this.verdict.frame = p.data;
-    this.verdict.responses = [];
+    this.verdict.responses = noResponses;
     const x = this.prepare(p);
     if (!x) return [];
     const decodedFrom = x.frame;
@@ -212,20 +226,20 @@ export class Pipeline {
   /**
    * The part of `push` before the engine: decoding, defragmentation and the checksum decision (which
    * `auto` takes over the first packets of the whole capture); undefined when there is nothing to inspect.
+   * The packet returned (and its `d`) is this pipeline's one record, overwritten by the next call.
    */
   prepare(p: Packet): PreparedPacket | undefined {
     const n = ++this.packets;
     this.bytes += p.data.length;
-    let d = decode(p.linkType, p.data, this.decodeStats);
-    if (typeof d === 'string') return undefined;
+    const d = this.record;
+    if (typeof decodeInto(d, p.linkType, p.data, this.decodeStats) === 'string') return undefined;
     let frame = p.data;
     let whole: Uint8Array | undefined;
     if (d.frag && this.defrag) {
+      // the defragmenter copies what it keeps; the record then holds the datagram rebuilt
       whole = this.defrag.add(d, p.tsUs);
       if (!whole) return undefined;
-      const r = decode(101, whole, this.redecodeStats);
-      if (typeof r === 'string') return undefined;
-      d = r;
+      if (typeof decodeInto(d, 101, whole, this.redecodeStats) === 'string') return undefined;
       frame = this.defrag.lastFrame ?? whole;
     }
     // Suricata's checksum validation: a packet with a bad checksum is still inspected on its own, but it
@@ -237,7 +251,14 @@ export class Pipeline {
       if (this.sampled === checksumSamplePackets && this.sampledBad * 10 > this.sampled)
         this.validating = false;
     }
-    return { d, n, tsUs: p.tsUs, frame, linkType: p.linkType, whole, checksumOk: !this.validating || valid };
+    const x = this.prepared;
+    x.n = n;
+    x.tsUs = p.tsUs;
+    x.frame = frame;
+    x.linkType = p.linkType;
+    x.whole = whole;
+    x.checksumOk = !this.validating || valid;
+    return x;
   }
 
   /** End of input: what the flows still hold is inspected. */

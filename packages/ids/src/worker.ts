@@ -5,7 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { threadCpuMs } from './cpu.js';
-import { decode, newDecodeStats } from './decode.js';
+import { decodeInto, newDecodeStats, PacketRecord } from './decode.js';
 import { type Alert, Engine, type EngineOptions } from './detect.js';
 import { rejectFrames } from './reject.js';
 import type { Rule } from './rules.js';
@@ -53,6 +53,8 @@ let engine: Engine | undefined;
 let index = 0;
 let workers = 1;
 const decodeStats = newDecodeStats();
+/** The decoded-packet record every packet of this worker is decoded into (nothing keeps it past the packet). */
+const record = new PacketRecord();
 
 /** Flow ids stay unique across workers: worker w numbers its flows w+1, w+1+N, ... */
 function relabel(alerts: Alert[]): Alert[] {
@@ -82,8 +84,11 @@ function onMessage(m: ToWorker): void {
       ) as unknown as number[];
       const frame = m.data.subarray(off!, off! + len!);
       const whole = wholeLen ? m.data.subarray(off! + len!, off! + len! + wholeLen) : undefined;
-      const d = whole ? decode(101, whole, decodeStats) : decode(linkType!, frame, decodeStats);
-      if (typeof d === 'string') continue; // decoded once already on the main thread: cannot happen
+      const r = whole
+        ? decodeInto(record, 101, whole, decodeStats)
+        : decodeInto(record, linkType!, frame, decodeStats);
+      if (typeof r === 'string') continue; // decoded once already on the main thread: cannot happen
+      const d = record;
       const x: PreparedPacket = {
         d,
         n: n!,

@@ -1,5 +1,14 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decode, Engine, newDecodeStats, parseRule } from '../src/index.js';
+import {
+  type Decoded,
+  decode,
+  decodeInto,
+  Engine,
+  newDecodeStats,
+  PacketRecord,
+  parseRule,
+} from '../src/index.js';
 import { ACK, handshake, pkt } from './helpers.js';
 
 /** Raw IPv4 + TCP (ports 1 -> 2) carrying `payload`, with a correct TCP checksum unless `breakSum`. */
@@ -203,5 +212,139 @@ describe('variables from a file', () => {
     });
     expect(parseVarsFile('A=1\nB = "x y"')).toEqual({ A: '1', B: 'x y' });
     expect(() => parseVarsFile('ok=1\nwhat is this', 'v.conf')).toThrow(/^v\.conf:2: expected/);
+  });
+});
+
+describe('a reused packet record (decodeInto)', () => {
+  /** Raw IPv4 (link type 101): `opts` option bytes, `fragField` flags and offset, then the transport bytes. */
+  function v4(proto: number, l4: number[], src: number[], opts: number[] = [], fragField = 0): Uint8Array {
+    const ihl = 20 + opts.length;
+    const f = new Uint8Array(ihl + l4.length);
+    f[0] = 0x40 | (ihl / 4);
+    f[2] = f.length >> 8;
+    f[3] = f.length & 0xff;
+    f[4] = 0x12;
+    f[5] = src[3]!;
+    f[6] = fragField >> 8;
+    f[7] = fragField & 0xff;
+    f[8] = 30 + src[3]!;
+    f[9] = proto;
+    f.set(src, 12);
+    f.set([192, 168, 7, src[3]! + 1], 16);
+    f.set(opts, 20);
+    f.set(l4, ihl);
+    return f;
+  }
+  /** Raw IPv6 with `next` (44: a fragment header first, then UDP) and the transport bytes. */
+  function v6(next: number, l4: number[], last: number): Uint8Array {
+    const f = new Uint8Array(40 + l4.length);
+    f[0] = 0x60;
+    f[4] = l4.length >> 8;
+    f[5] = l4.length & 0xff;
+    f[6] = next;
+    f[7] = 9;
+    f.set([0x20, 0x01, 0x0d, 0xb8], 8);
+    f[23] = last;
+    f.set([0xfe, 0x80], 24);
+    f[39] = last + 1;
+    f.set(l4, 40);
+    return f;
+  }
+  const tcp = (seq: number, flags: number, data: number[]) => [
+    0x9c,
+    0x40,
+    0,
+    80,
+    seq >> 24,
+    (seq >> 16) & 0xff,
+    (seq >> 8) & 0xff,
+    seq & 0xff,
+    0,
+    0,
+    0,
+    7,
+    0x50,
+    flags,
+    1,
+    0,
+    0,
+    0,
+    0,
+    0,
+    ...data,
+  ];
+  const udp = (sp: number, data: number[]) => [sp >> 8, sp & 0xff, 0, 53, 0, 8 + data.length, 0, 0, ...data];
+  const frames: [number, Uint8Array][] = [
+    [101, v4(6, tcp(0x01020304, 0x18, [0x61, 0x62]), [10, 0, 0, 1], [1, 1, 7, 0])],
+    [101, v4(17, udp(5353, [1, 2, 3]), [172, 16, 0, 9])],
+    [101, v4(1, [8, 0, 0, 0, 0x12, 0x34, 0, 5, 0x41], [10, 9, 8, 7])],
+    [101, v4(1, [3, 1, 0, 0], [10, 9, 8, 6])], // ICMP shorter than its 8-byte header
+    [101, v4(17, [0, 1, 2, 3, 4, 5, 6, 7], [10, 1, 1, 1], [], 0x2000)], // a first fragment
+    [101, v6(17, udp(1234, [9, 9]), 0x11)],
+    [101, v6(44, [17, 0, 0, 8, 0, 0, 0, 42, ...udp(99, [])], 0x21)], // an IPv6 fragment
+    [101, v6(6, tcp(7, 0x02, []), 0x31)],
+    [101, new Uint8Array([0x45, 0, 0, 10])], // truncated: counted, the record not used
+  ];
+  // with a VLAN tag over Ethernet, so `vlans` is set on one packet and must not stay
+  const eth = new Uint8Array(18 + frames[0]![1].length);
+  eth.set([0x81, 0x00, 0x00, 0x2a, 0x08, 0x00], 12);
+  eth.set(frames[0]![1], 18);
+  frames.push([1, eth]);
+
+  const fields = (d: Decoded) => ({
+    ipVersion: d.ipVersion,
+    src: d.src,
+    dst: d.dst,
+    srcAddr: [...d.srcAddr],
+    dstAddr: [...d.dstAddr],
+    nums: [d.proto, d.ttl, d.ipId, d.ipFlags, d.srcPort, d.dstPort, d.tcpFlags, d.seq, d.ack],
+    icmp: [d.icmpType, d.icmpCode, d.icmpId, d.icmpSeq],
+    payload: [...d.payload],
+    fragment: d.fragment,
+    frag: d.frag && { ...d.frag, header: [...d.frag.header], link: [...d.frag.link] },
+    checks: [d.ipChecksumOk, d.l4ChecksumOk],
+    ipOptions: [...d.ipOptions],
+    offsets: [d.l4Offset, d.ipOffset],
+    vlans: [...d.vlans],
+  });
+
+  it('gives every packet, in any order, exactly what a fresh decode gives (property)', () => {
+    const fresh = frames.map(([lt, b]) => {
+      const d = decode(lt, b, newDecodeStats());
+      return typeof d === 'string' ? d : fields(d);
+    });
+    expect(fresh.filter((x) => typeof x !== 'string').length).toBe(frames.length - 1);
+    fc.assert(
+      fc.property(fc.array(fc.nat(frames.length - 1), { minLength: 2, maxLength: 30 }), (order) => {
+        const r = new PacketRecord();
+        const stats = newDecodeStats();
+        for (const i of order) {
+          const [lt, b] = frames[i]!;
+          const got = decodeInto(r, lt, b, stats);
+          if (typeof got === 'string') expect(got).toBe(fresh[i]);
+          else {
+            expect(got).toBe(r);
+            expect(fields(got)).toEqual(fresh[i]);
+          }
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('its addresses are its own: a flow and an alert keep copies, not the next packet', () => {
+    const e = new Engine([parseRule('alert udp any any -> any 53 (content:"|01 02|"; sid:7;)')]);
+    const r = new PacketRecord();
+    const stats = newDecodeStats();
+    decodeInto(r, 101, frames[1]![1], stats);
+    const a = e.inspect(r, 1, 1);
+    decodeInto(r, 101, frames[5]![1], stats);
+    e.inspect(r, 2, 2);
+    expect(a.map((x) => [x.sid, x.src, x.dst])).toEqual([[7, '172.16.0.9', '192.168.7.10']]);
+    // in slot order, which the table's random hash key decides
+    expect([...e.flows.flows()].map((f) => [...f.clientAddr].join('.')).sort()).toEqual([
+      '172.16.0.9',
+      '32.1.13.184.0.0.0.0.0.0.0.0.0.0.0.17',
+    ]);
   });
 });

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { captureIo, runCommand } from '@strata/cli';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { addrTest, commands, defaultVars, eveJson, loadRules, portTest, runCapture } from '../src/index.js';
 
@@ -28,6 +29,43 @@ describe('addresses and ports', () => {
     expect(portTest('!80', {})(80)).toBe(false);
     expect(portTest(':1023', {})(22)).toBe(true);
     expect(() => portTest('$NOPE', {})).toThrow(/undefined variable/);
+  });
+
+  it('prefixes of every length and ranges, IPv4 and IPv6, against a reference on big integers (property)', () => {
+    const v4 = fc.array(fc.nat(255), { minLength: 4, maxLength: 4 });
+    const v6 = fc.array(fc.nat(0xffff), { minLength: 8, maxLength: 8 });
+    const big = (g: number[], w: number) => g.reduce((x, y) => (x << BigInt(w)) | BigInt(y), 0n);
+    const text6 = (g: number[]) => g.map((x) => x.toString(16)).join(':');
+    const inPrefix = (a: bigint, b: bigint, n: number, width: number) =>
+      n === 0 || a >> BigInt(width - n) === b >> BigInt(width - n);
+    fc.assert(
+      fc.property(v4, v4, fc.nat(32), (a, b, n) => {
+        // a near b: the same leading bytes, so prefixes both hold and fail
+        const near = [...b.slice(0, n >> 3), ...a.slice(n >> 3)];
+        for (const x of [a, near]) {
+          const want = inPrefix(big(x, 8), big(b, 8), n, 32);
+          expect(addrTest(`${b.join('.')}/${n}`, {})(x.join('.'))).toBe(want);
+          expect(addrTest(`!${b.join('.')}/${n}`, {})(x.join('.'))).toBe(!want);
+          expect(addrTest(`${b.join('.')}/${n}`, {})(text6([0, 0, 0, 0, 0, 0, 0, 1]))).toBe(false);
+        }
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(v6, v6, fc.nat(128), (a, b, n) => {
+        const near = [...b.slice(0, n >> 4), ...a.slice(n >> 4)];
+        for (const x of [a, near]) {
+          const want = inPrefix(big(x, 16), big(b, 16), n, 128);
+          expect(addrTest(`${text6(b)}/${n}`, {})(text6(x))).toBe(want);
+          expect(addrTest(`${text6(b)}/${n}`, {})('10.0.0.1')).toBe(false);
+          const [lo, hi] = big(a, 16) <= big(b, 16) ? [a, b] : [b, a];
+          expect(addrTest(`${text6(lo)}-${text6(hi)}`, {})(text6(near))).toBe(
+            big(near, 16) >= big(lo, 16) && big(near, 16) <= big(hi, 16),
+          );
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 
