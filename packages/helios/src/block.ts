@@ -1,12 +1,13 @@
 /**
  * Data blocks: one chunk of a source's rows, cut into pages of rows, column-major within a page, compressed.
- * Version 4 ("HLB4", written now) puts everything a search needs to choose pages in a directory at the
- * front, so one range get reads it, and makes each page a range of its own with its own checksum:
+ * Version 5 ("HLB5", written now) and version 4 ("HLB4") put everything a search needs to choose pages in a
+ * directory at the front, so one range get reads it, and make each page a range of its own with its own
+ * checksum; they differ only in how a section is compressed (5: brotli, quality 1; 4: raw deflate):
  *
  *   0       4        8          12          20            20+headLen        dirEnd = 20+headLen+filtersLen
- *   | HLB4  | u32    | u32      | u32 x 2   | header JSON  | page 0 filter,  | page 0 | page 1 | ...
+ *   | HLB5  | u32    | u32      | u32 x 2   | header JSON  | page 0 filter,  | page 0 | page 1 | ...
  *   |       | headLen| filtersLen| dir check|              | page 1 filter...|        |        |
- *   page = deflate(JSON of column 0's cells in the page) | deflate(... column 1) | ...
+ *   page = brotli(JSON of column 0's cells in the page) | brotli(... column 1) | ...
  *
  * The header says where the rows came from (source, byte offsets [from, to)), how many there are, each
  * column's min/max (numbers only) for pruning, and per page its row count, filter and section lengths
@@ -16,14 +17,15 @@
  * leaf holds): a search the index sent to this block reads the directory, then only the pages that may
  * hold its keys (`BlockReader.open`, then `load`), and checks only those pages' checksums.
  *
- * Still read: version 3 ("HLB3": u32 header length | header JSON | per page its filter and sections, one
- * checksum over all of them in the header) and version 2 ("HLB2": the whole block one page, no filter);
- * both are read whole.
+ * Still read: version 4 (written until 2026-12-03: sections raw deflate, level 1, read as version 5 is),
+ * version 3 ("HLB3": u32 header length | header JSON | per page its filter and sections, one checksum over
+ * all of them in the header) and version 2 ("HLB2": the whole block one page, no filter); 2 and 3 are read
+ * whole.
  */
-import { inflateRawSync } from 'node:zlib';
+import { brotliDecompressSync, inflateRawSync } from 'node:zlib';
 import { createHasher, hash64Words } from '@strata/highwayhash';
-import { deflateEach, deflateSections } from './deflater.js';
 import type { Cell, Row } from './formats.js';
+import { compressEach, compressSections, type SectionCodec } from './sections.js';
 
 /** What a block reader needs of an object store (an @strata/objstore `ObjectStore` has it). */
 export interface BlockSource {
@@ -44,7 +46,7 @@ export interface BlockHeader {
   sections?: number[];
   /** Versions 3 and 4: the pages, in row order. */
   pages?: PageInfo[];
-  /** Versions 2 and 3: HighwayHash-64 (hex) of the whole body (version 4 checks each page). */
+  /** Versions 2 and 3: HighwayHash-64 (hex) of the whole body (versions 4 and 5 check each page). */
   check?: string;
 }
 
@@ -54,7 +56,7 @@ export interface PageInfo {
   filter: number;
   /** Compressed length of each column's section in the page, in column order. */
   sections: number[];
-  /** Version 4: HighwayHash-64 (hex) of the page's bytes (its sections, in order). */
+  /** Versions 4 and 5: HighwayHash-64 (hex) of the page's bytes (its sections, in order). */
   check?: string;
 }
 
@@ -106,9 +108,9 @@ export const blockBodyBytesMax = 256 << 20;
  * so the directory of such a block fits, usually with the first pages; a longer one takes a second get.
  */
 export const blockPrefixBytes = 64 << 10;
-/** Bound on a version 4 directory (header + filters), so a corrupt length cannot ask for a huge range. */
+/** Bound on a version 4/5 directory (header + filters), so a corrupt length cannot ask for a huge range. */
 export const blockDirectoryBytesMax = 16 << 20;
-/** Bytes before a version 4 header: magic, header length, filters length, directory checksum. */
+/** Bytes before a version 4/5 header: magic, header length, filters length, directory checksum. */
 const v4FixedBytes = 20;
 
 function hex64(w: Uint32Array): string {
@@ -159,6 +161,8 @@ export interface EncodeOptions {
    * `columnsJson` is each column's cells in the page as JSON text (UTF-8), the text its section deflates.
    */
   pageKeys?: (rows: Row[], columnsJson: Uint8Array[]) => Float64Array;
+  /** The version to write: 5 (the default, brotli sections) or 4 (raw deflate sections, as written before). */
+  version?: 4 | 5;
 }
 
 export interface EncodedBlock {
@@ -170,7 +174,7 @@ export interface EncodedBlock {
   directoryBytes: number;
 }
 
-/** A block before compression: per page its filter, then each column's JSON text (to be deflated). */
+/** A block before compression: per page its filter, then each column's JSON text (to be compressed). */
 interface BlockPlan {
   meta: BlockMeta;
   rows: number;
@@ -178,7 +182,7 @@ interface BlockPlan {
   max: Cell[];
   ncols: number;
   filters: Uint8Array[];
-  /** Every section's JSON text, one after another in one buffer (sent to the deflate worker whole). */
+  /** Every section's JSON text, one after another in one buffer (sent to the compression worker whole). */
   text: Uint8Array;
   /** Section i is text[textOffs[i], textOffs[i + 1]). */
   textOffs: Uint32Array;
@@ -198,7 +202,7 @@ export interface RowSource {
 function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: EncodeOptions): BlockPlan {
   const per = Math.max(1, opts.pageRows ?? blockPageRows);
   const pageCount = Math.max(1, Math.ceil(rows.length / per)); // an empty block is one empty page
-  // No reference to the rows stays in the plan: they can be collected while the sections are deflated.
+  // No reference to the rows stays in the plan: they can be collected while the sections are compressed.
   const plan: BlockPlan = {
     meta,
     rows: rows.length,
@@ -212,7 +216,7 @@ function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: Encode
     pageKeys: [],
   };
   // The sections are written into one buffer (grown when a guess from the raw bytes falls short): one
-  // allocation a block instead of one a section, and one transfer to the deflate worker instead of a copy.
+  // allocation a block instead of one a section, and one transfer to the compression worker instead of a copy.
   let text = new Uint8Array(Math.ceil(meta.rawBytes * 1.25) + (64 << 10));
   let used = 0;
   for (let p = 0; p < pageCount; p++) {
@@ -244,8 +248,8 @@ function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: Encode
   return plan;
 }
 
-/** The block's bytes (version 4) from its plan and its sections deflated (in plan order). */
-function packBlock(plan: BlockPlan, sections: Uint8Array[]): EncodedBlock {
+/** The block's bytes (version 4 or 5) from its plan and its sections compressed (in plan order). */
+function packBlock(plan: BlockPlan, sections: Uint8Array[], version: 4 | 5): EncodedBlock {
   const { ncols } = plan;
   const pageCount = plan.pageRows.length;
   let pagesLen = 0;
@@ -272,7 +276,7 @@ function packBlock(plan: BlockPlan, sections: Uint8Array[]): EncodedBlock {
   const h = enc.encode(JSON.stringify(header));
   const dirEnd = v4FixedBytes + h.length + filtersLen;
   const out = new Uint8Array(dirEnd + pagesLen);
-  out.set([0x48, 0x4c, 0x42, 0x34]);
+  out.set([0x48, 0x4c, 0x42, version === 5 ? 0x35 : 0x34]);
   const dv = new DataView(out.buffer);
   dv.setUint32(4, h.length, true);
   dv.setUint32(8, filtersLen, true);
@@ -289,8 +293,10 @@ function packBlock(plan: BlockPlan, sections: Uint8Array[]): EncodedBlock {
   return { bytes: out, header, pageKeys: plan.pageKeys, directoryBytes: dirEnd };
 }
 
-/** deflate level 1: a 4 MiB chunk's sections compress 4-5x at a fraction of the default level's CPU. */
-const deflateOptions = { level: 1 };
+/** How a version's sections are compressed. */
+function codecOf(version: 4 | 5): SectionCodec {
+  return version === 5 ? 'brotli' : 'deflate';
+}
 
 /**
  * Encodes a block. With `pageKeys` (the distinct index keys of some rows), each page carries a key filter
@@ -303,11 +309,12 @@ export function encodeBlock(
   opts: EncodeOptions = {},
 ): EncodedBlock {
   const plan = planBlock(meta, rows, ncols, opts);
-  return packBlock(plan, deflateEach(plan.text, plan.textOffs, deflateOptions.level));
+  const version = opts.version ?? 5;
+  return packBlock(plan, compressEach(plan.text, plan.textOffs, codecOf(version)), version);
 }
 
 /**
- * `encodeBlock` with the deflate of every section on a worker thread: rows, keys and JSON are done
+ * `encodeBlock` with the compression of every section on a worker thread: rows, keys and JSON are done
  * before this returns its promise; the compression then runs beside the caller's next work (another core).
  * The bytes are the same as `encodeBlock`'s.
  */
@@ -318,7 +325,10 @@ export function encodeBlockAsync(
   opts: EncodeOptions = {},
 ): Promise<EncodedBlock> {
   const plan = planBlock(meta, rows, ncols, opts);
-  return deflateSections(plan.text, plan.textOffs, deflateOptions.level).then((z) => packBlock(plan, z));
+  const version = opts.version ?? 5;
+  return compressSections(plan.text, plan.textOffs, codecOf(version)).then((z) =>
+    packBlock(plan, z, version),
+  );
 }
 
 /**
@@ -326,23 +336,23 @@ export function encodeBlockAsync(
  * be in and the columns it tests, and can look for a needle in a column's text before parsing it at all.
  *
  * Two ways in: `new BlockReader(bytes, key)` with the whole object (scans, erasure, the indexer), or
- * `await BlockReader.open(store, key)`, which reads a version 4 block's directory with one range get and
+ * `await BlockReader.open(store, key)`, which reads a version 4/5 block's directory with one range get and
  * fetches pages only when `load` asks for them, adjacent pages in one range get (older versions are read
- * whole). A version 4 page's checksum is checked when the page is first used, so a corrupt page fails with
+ * whole). A version 4/5 page's checksum is checked when the page is first used, so a corrupt page fails with
  * an error naming the block and the page, while the block's other pages still read.
  */
 export class BlockReader {
   readonly header: BlockHeader;
   readonly pages: PageInfo[];
-  readonly version: 2 | 3 | 4;
-  /** Version 4: bytes from the object's start to its first page (what `open` must read first); else 0. */
+  readonly version: 2 | 3 | 4 | 5;
+  /** Versions 4 and 5: bytes from the object's start to its first page (what `open` must read first); else 0. */
   readonly directoryBytes: number = 0;
   /** Bytes of the object fetched (the whole object when it was given whole) and the gets that fetched them. */
   bytesFetched: number;
   getsMade = 1;
   /** Per page: its key filter (empty: none). */
   private readonly filters: Uint8Array[] = [];
-  /** Per page: its offset (in the object for version 4, in the body for 2 and 3) and length. */
+  /** Per page: its offset (in the object for versions 4 and 5, in the body for 2 and 3) and length. */
   private readonly pageOffset: number[] = [];
   private readonly pageLength: number[] = [];
   /** Per page: its bytes once there (`undefined` until loaded), and whether they passed the checksum. */
@@ -366,7 +376,7 @@ export class BlockReader {
   inflatedBytesHint: number[] = [];
 
   /**
-   * `bytes` is the whole block. With `store`, `bytes` may instead be a prefix of the version 4 object at
+   * `bytes` is the whole block. With `store`, `bytes` may instead be a prefix of the version 4/5 object at
    * key `where` in `store` that holds at least its directory: pages past it are fetched by `load`.
    */
   constructor(
@@ -380,19 +390,21 @@ export class BlockReader {
       bytes[0] !== 0x48 ||
       bytes[1] !== 0x4c ||
       bytes[2] !== 0x42 ||
-      (v !== 0x32 && v !== 0x33 && v !== 0x34)
+      (v !== 0x32 && v !== 0x33 && v !== 0x34 && v !== 0x35)
     )
       throw new Error(`${where}: not a data block (bad magic)`);
-    this.version = v === 0x32 ? 2 : v === 0x33 ? 3 : 4;
+    this.version = v === 0x32 ? 2 : v === 0x33 ? 3 : v === 0x34 ? 4 : 5;
     this.bytesFetched = bytes.length;
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let pagesAt: number; // where page 0 starts (object offset for v4, body offset for v2/v3)
+    let pagesAt: number; // where page 0 starts (object offset for v4/v5, body offset for v2/v3)
     let filtersAt = 0;
     let filtersLen = 0;
     let body: Uint8Array | undefined;
-    if (this.version === 4) {
+    if (this.version >= 4) {
       if (bytes.length < v4FixedBytes)
-        throw new Error(`${where}: ${bytes.length} bytes, shorter than a version 4 directory's fixed part`);
+        throw new Error(
+          `${where}: ${bytes.length} bytes, shorter than a version ${this.version} directory's fixed part`,
+        );
       const hl = dv.getUint32(4, true);
       const fl = dv.getUint32(8, true);
       const dirEnd = v4FixedBytes + hl + fl;
@@ -443,14 +455,14 @@ export class BlockReader {
         pg.filter < 0 ||
         !Array.isArray(pg.sections) ||
         !pg.sections.every((n) => Number.isInteger(n) && n >= 0) ||
-        (this.version === 4 && !(typeof pg.check === 'string' && /^[0-9a-f]{16}$/.test(pg.check)))
+        (this.version >= 4 && !(typeof pg.check === 'string' && /^[0-9a-f]{16}$/.test(pg.check)))
       )
         throw new Error(`${where}: page ${p} is malformed in the header`);
       if (p > 0 && pg.sections.length !== pages[0]!.sections.length)
         throw new Error(
           `${where}: page ${p} has ${pg.sections.length} columns, page 0 has ${pages[0]!.sections.length}`,
         );
-      if (this.version === 4) {
+      if (this.version >= 4) {
         this.filters.push(bytes.subarray(filtersAt, filtersAt + pg.filter));
         filtersAt += pg.filter;
       } else {
@@ -470,7 +482,7 @@ export class BlockReader {
       o += len;
       row += pg.rows;
     }
-    if (this.version === 4) {
+    if (this.version >= 4) {
       if (filtersAt !== pagesAt)
         throw new Error(
           `${where}: page filters add up to ${filtersLen - (pagesAt - filtersAt)} bytes, the directory holds ${filtersLen}`,
@@ -494,7 +506,7 @@ export class BlockReader {
   }
 
   /**
-   * Opens the block at `key`: one range get of its first `blockPrefixBytes` (a second one when a version 4
+   * Opens the block at `key`: one range get of its first `blockPrefixBytes` (a second one when a version 4/5
    * directory is longer), or the whole object for versions 2 and 3. Pages are then fetched by `load`.
    */
   static async open(store: BlockSource, key: string, prefixBytes = blockPrefixBytes): Promise<BlockReader> {
@@ -502,8 +514,8 @@ export class BlockReader {
     let fetched = bytes.length;
     let gets = 1;
     if (bytes.length === prefixBytes) {
-      // there may be more: a version 4 directory longer than the prefix, or an older block (read whole)
-      if (bytes[3] === 0x34 && bytes.length >= v4FixedBytes) {
+      // there may be more: a version 4/5 directory longer than the prefix, or an older block (read whole)
+      if ((bytes[3] === 0x34 || bytes[3] === 0x35) && bytes.length >= v4FixedBytes) {
         const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         const dirEnd = v4FixedBytes + dv.getUint32(4, true) + dv.getUint32(8, true);
         if (dirEnd > bytes.length && dirEnd <= blockDirectoryBytesMax) {
@@ -528,7 +540,7 @@ export class BlockReader {
   }
 
   /**
-   * A copy of a version 4 block's directory (undefined for older versions): `new BlockReader(dir, key,
+   * A copy of a version 4/5 block's directory (undefined for older versions): `new BlockReader(dir, key,
    * store)` reads the block again without fetching it (a block's key names immutable bytes).
    */
   directory(): Uint8Array | undefined {
@@ -622,7 +634,7 @@ export class BlockReader {
     return d;
   }
 
-  /** A column's JSON text within page p (inflated once). */
+  /** A column's JSON text within page p (decompressed once). */
   pageText(p: number, c: number): string {
     const id = p * 65536 + c;
     let t = this.texts.get(id);
@@ -632,15 +644,14 @@ export class BlockReader {
       const z = this.pageBytes(p).subarray(at, at + this.pages[p]!.sections[c]!);
       const hint = this.inflatedBytesHint[c] ?? 0;
       // one byte over the hint: an output that fills its buffer exactly would make zlib allocate another
-      const raw = inflateRawSync(
-        z,
+      const opts =
         hint > 0
           ? {
               maxOutputLength: this.bodyBytesLeft,
               chunkSize: Math.max(inflateChunkBytesMin, Math.min(hint, this.bodyBytesLeft) + 1),
             }
-          : { maxOutputLength: this.bodyBytesLeft },
-      );
+          : { maxOutputLength: this.bodyBytesLeft };
+      const raw = this.version === 5 ? brotliDecompressSync(z, opts) : inflateRawSync(z, opts);
       if (raw.length > hint) this.inflatedBytesHint[c] = raw.length;
       this.bodyBytesLeft -= raw.length;
       t = dec.decode(raw);

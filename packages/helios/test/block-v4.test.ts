@@ -1,10 +1,10 @@
-// Version 4 blocks: the directory in one range get, then only the pages asked for (adjacent ones in one
-// get), each page checked on its own; versions 2 and 3 still read; a corrupt page fails naming block and
-// page while the others read.
+// Version 4 and 5 blocks: the directory in one range get, then only the pages asked for (adjacent ones in
+// one get), each page checked on its own; versions 2 and 3 still read; a corrupt page fails naming block
+// and page while the others read; version 5's sections are brotli, version 4's raw deflate.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deflateRawSync } from 'node:zlib';
+import { brotliDecompressSync, deflateRawSync, inflateRawSync } from 'node:zlib';
 import {
   type BlockHeader,
   BlockReader,
@@ -66,7 +66,7 @@ function streamWithRows(name: string, n: number): { dir: string; rows: [number, 
   return { dir, rows, file };
 }
 
-/** Page p's bytes [start, end) in a version 4 block (the layout the format comment in block.ts draws). */
+/** Page p's bytes [start, end) in a version 4/5 block (the layout the format comment in block.ts draws). */
 function pageSpan(bytes: Uint8Array, header: BlockHeader, p: number): [number, number] {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let o = 20 + dv.getUint32(4, true) + dv.getUint32(8, true);
@@ -106,92 +106,127 @@ function encodeV3(rows: [number, string][], per: number): Uint8Array {
   return Buffer.concat([Buffer.from('HLB3'), len, header, body]);
 }
 
-describe('version 4 blocks', () => {
-  it('open reads the directory, load fetches only the pages asked for, adjacent pages in one get', async () => {
-    const rows = rowsOf(64 * 120);
-    const { bytes, header } = encodeBlock(meta, rows, 2, {
-      pageRows: 64,
-      pageKeys: (p) => Float64Array.from(p.map((r) => (r[0] as number) * 7919)),
-    });
-    expect(bytes.length).toBeGreaterThan(blockPrefixBytes);
-    const store = new CountingStore();
-    await store.put('b/1', bytes);
-    for (const prefix of [blockPrefixBytes, 256]) {
-      store.gets = store.ranged = store.bytes = 0;
-      const r = await BlockReader.open(store, 'b/1', prefix);
-      expect(r.version).toBe(4);
-      // a directory longer than the prefix takes a second get
-      expect(store.gets).toBe(prefix === 256 ? 2 : 1);
-      expect(r.pages.length).toBe(120);
-      for (let p = 0; p < 120; p++) expect(r.pageMayHold(p, p * 64 * 7919)).toBe(true);
-      const far = 100;
-      expect(r.pageLoaded(far)).toBe(false);
-      const before = store.gets;
-      await r.load([far]);
-      expect(store.gets).toBe(before + 1);
-      expect(r.pageRow(far, 3)).toEqual(rows[far * 64 + 3]);
-      // 103, 104, 105 are one run, 108 another
-      await r.load([105, 103, 108, 104, far]);
-      expect(store.gets).toBe(before + 3);
-      for (const p of [103, 104, 105, 108]) expect(r.pageRow(p, 0)).toEqual(rows[p * 64]);
-      expect(() => r.pageRow(90, 0)).toThrow(/b\/1: page 90 was not loaded/);
-      expect(store.bytes).toBe(r.bytesFetched);
-      expect(r.bytesFetched).toBeLessThan(bytes.length / 3);
-      expect(store.ranged).toBe(store.gets);
-      await r.loadAll();
-      expect(r.rows()).toEqual(rows);
-    }
-    // the directory is a copy of its own (the cache keeps it, not the whole fetched range), and reads the
-    // block again without a fetch
-    const whole = new BlockReader(Buffer.from(bytes), 'b/1');
-    const dir = whole.directory()!;
-    expect(dir.buffer.byteLength).toBe(dir.length);
-    store.gets = 0;
-    expect(new BlockReader(dir, 'b/1', store).pages.length).toBe(120);
-    expect(store.gets).toBe(0);
-    // a block smaller than the prefix is one get
-    const small = encodeBlock(meta, rows.slice(0, 10), 2).bytes;
-    await store.put('b/2', small);
-    store.gets = 0;
-    const r2 = await BlockReader.open(store, 'b/2');
-    expect(store.gets).toBe(1);
-    expect(r2.rows()).toEqual(rows.slice(0, 10));
-    expect(header.pages!.every((p) => /^[0-9a-f]{16}$/.test(p.check!))).toBe(true);
-  });
-
-  it('a corrupt page fails naming the block and the page; the other pages still read', async () => {
-    const rows = rowsOf(64 * 8);
-    const { bytes, header } = encodeBlock(meta, rows, 2, { pageRows: 64 });
-    const [a, b] = pageSpan(bytes, header, 5);
-    const bad = bytes.slice();
-    bad[(a + b) >> 1]! ^= 0x10;
-    const store = new MemStore();
-    await store.put('s/blocks/abc', bad);
-    const whole = new BlockReader(bad, 's/blocks/abc');
-    const ranged = await BlockReader.open(store, 's/blocks/abc', 512);
-    await ranged.load([4, 5, 6]);
-    for (const r of [whole, ranged]) {
-      for (const p of [0, 4, 6, 7]) {
-        await r.load([p]);
-        expect(r.pageRow(p, 1)).toEqual(rows[p * 64 + 1]);
+describe('version 4 and 5 blocks', () => {
+  it.each([4, 5] as const)(
+    'version %i: open reads the directory, load fetches only the pages asked for, adjacent pages in one get',
+    async (version) => {
+      const rows = rowsOf(64 * 120);
+      const { bytes, header } = encodeBlock(meta, rows, 2, {
+        pageRows: 64,
+        pageKeys: (p) => Float64Array.from(p.map((r) => (r[0] as number) * 7919)),
+        version,
+      });
+      expect(String.fromCharCode(...bytes.subarray(0, 4))).toBe(`HLB${version}`);
+      expect(bytes.length).toBeGreaterThan(blockPrefixBytes);
+      const store = new CountingStore();
+      await store.put('b/1', bytes);
+      for (const prefix of [blockPrefixBytes, 256]) {
+        store.gets = store.ranged = store.bytes = 0;
+        const r = await BlockReader.open(store, 'b/1', prefix);
+        expect(r.version).toBe(version);
+        // a directory longer than the prefix takes a second get
+        expect(store.gets).toBe(prefix === 256 ? 2 : 1);
+        expect(r.pages.length).toBe(120);
+        for (let p = 0; p < 120; p++) expect(r.pageMayHold(p, p * 64 * 7919)).toBe(true);
+        const far = 100;
+        expect(r.pageLoaded(far)).toBe(false);
+        const before = store.gets;
+        await r.load([far]);
+        expect(store.gets).toBe(before + 1);
+        expect(r.pageRow(far, 3)).toEqual(rows[far * 64 + 3]);
+        // 103, 104, 105 are one run, 108 another
+        await r.load([105, 103, 108, 104, far]);
+        expect(store.gets).toBe(before + 3);
+        for (const p of [103, 104, 105, 108]) expect(r.pageRow(p, 0)).toEqual(rows[p * 64]);
+        expect(() => r.pageRow(90, 0)).toThrow(/b\/1: page 90 was not loaded/);
+        expect(store.bytes).toBe(r.bytesFetched);
+        expect(r.bytesFetched).toBeLessThan(bytes.length / 3);
+        expect(store.ranged).toBe(store.gets);
+        await r.loadAll();
+        expect(r.rows()).toEqual(rows);
       }
-      expect(() => r.pageText(5, 1)).toThrow(
-        /s\/blocks\/abc: page 5 of 8 \(rows 320-383\) fails its checksum/,
+      // the directory is a copy of its own (the cache keeps it, not the whole fetched range), and reads the
+      // block again without a fetch
+      const whole = new BlockReader(Buffer.from(bytes), 'b/1');
+      const dir = whole.directory()!;
+      expect(dir.buffer.byteLength).toBe(dir.length);
+      store.gets = 0;
+      expect(new BlockReader(dir, 'b/1', store).pages.length).toBe(120);
+      expect(store.gets).toBe(0);
+      // a block smaller than the prefix is one get
+      const small = encodeBlock(meta, rows.slice(0, 10), 2, { version }).bytes;
+      await store.put('b/2', small);
+      store.gets = 0;
+      const r2 = await BlockReader.open(store, 'b/2');
+      expect(store.gets).toBe(1);
+      expect(r2.rows()).toEqual(rows.slice(0, 10));
+      expect(header.pages!.every((p) => /^[0-9a-f]{16}$/.test(p.check!))).toBe(true);
+    },
+  );
+
+  it.each([4, 5] as const)(
+    'version %i: a corrupt page fails naming the block and the page; the other pages still read',
+    async (version) => {
+      const rows = rowsOf(64 * 8);
+      const { bytes, header } = encodeBlock(meta, rows, 2, { pageRows: 64, version });
+      const [a, b] = pageSpan(bytes, header, 5);
+      const bad = bytes.slice();
+      bad[(a + b) >> 1]! ^= 0x10;
+      const store = new MemStore();
+      await store.put('s/blocks/abc', bad);
+      const whole = new BlockReader(bad, 's/blocks/abc');
+      const ranged = await BlockReader.open(store, 's/blocks/abc', 512);
+      await ranged.load([4, 5, 6]);
+      for (const r of [whole, ranged]) {
+        for (const p of [0, 4, 6, 7]) {
+          await r.load([p]);
+          expect(r.pageRow(p, 1)).toEqual(rows[p * 64 + 1]);
+        }
+        expect(() => r.pageText(5, 1)).toThrow(
+          /s\/blocks\/abc: page 5 of 8 \(rows 320-383\) fails its checksum/,
+        );
+        await r.loadAll();
+        expect(() => r.rows()).toThrow(/page 5 of 8/);
+      }
+      // the directory has its own checksum
+      const badDir = bytes.slice();
+      badDir[25]! ^= 1;
+      expect(() => new BlockReader(badDir, 'b9')).toThrow(/b9: directory checksum mismatch/);
+      await store.put('d', badDir);
+      await expect(BlockReader.open(store, 'd')).rejects.toThrow(/d: directory checksum mismatch/);
+      // truncated objects: the pages past the end are refused, with the block's name
+      expect(() => new BlockReader(bytes.subarray(0, a), 'cut')).toThrow(/cut: pages end at byte/);
+      await store.put('cut', bytes.subarray(0, b - 1));
+      const cut = await BlockReader.open(store, 'cut', 512);
+      await expect(cut.load([5])).rejects.toThrow(/cut: pages 5-5 are bytes .*\(truncated block\)/);
+    },
+  );
+
+  it('sections are brotli in version 5 (the default) and raw deflate in version 4, of the same JSON text', () => {
+    const rows: [number, string][] = [...rowsOf(100), [7, 'q"\\\u0001é😀']];
+    const sectionsOf = (version: 4 | 5) => {
+      const { bytes, header } = encodeBlock(meta, rows, 2, { pageRows: 64, version });
+      const out: Buffer[] = [];
+      let o = pageSpan(bytes, header, 0)[0];
+      for (const pg of header.pages!)
+        for (const n of pg.sections) {
+          const z = bytes.subarray(o, o + n);
+          out.push(version === 5 ? brotliDecompressSync(z) : inflateRawSync(z));
+          o += n;
+        }
+      return out.map((b) => b.toString());
+    };
+    const want = [rows.slice(0, 64), rows.slice(64)].flatMap((page) =>
+      [0, 1].map((c) => JSON.stringify(page.map((r) => r[c]))),
+    );
+    expect(sectionsOf(5)).toEqual(want);
+    expect(sectionsOf(4)).toEqual(want);
+    expect(encodeBlock(meta, rows, 2).bytes[3]).toBe(0x35);
+    // and each reads back to the same rows
+    for (const version of [4, 5] as const)
+      expect(new BlockReader(encodeBlock(meta, rows, 2, { pageRows: 64, version }).bytes).rows()).toEqual(
+        rows,
       );
-      await r.loadAll();
-      expect(() => r.rows()).toThrow(/page 5 of 8/);
-    }
-    // the directory has its own checksum
-    const badDir = bytes.slice();
-    badDir[25]! ^= 1;
-    expect(() => new BlockReader(badDir, 'b9')).toThrow(/b9: directory checksum mismatch/);
-    await store.put('d', badDir);
-    await expect(BlockReader.open(store, 'd')).rejects.toThrow(/d: directory checksum mismatch/);
-    // truncated objects: the pages past the end are refused, with the block's name
-    expect(() => new BlockReader(bytes.subarray(0, a), 'cut')).toThrow(/cut: pages end at byte/);
-    await store.put('cut', bytes.subarray(0, b - 1));
-    const cut = await BlockReader.open(store, 'cut', 512);
-    await expect(cut.load([5])).rejects.toThrow(/cut: pages 5-5 are bytes .*\(truncated block\)/);
   });
 
   it('reads version 3 (pages, one checksum) and version 2 blocks, whole and through open', async () => {
@@ -250,7 +285,7 @@ describe('version 4 blocks', () => {
       const key = objects[0]!.key;
       const bytes = await s.store.get(key);
       const blk = new BlockReader(bytes, key);
-      expect(blk.version).toBe(4);
+      expect(blk.version).toBe(5);
       expect(blk.pages.length).toBe(8);
       const needle = (p: number) => s.parse(`msg CONTAINS 'row${p * blockPageRows + 7}'`);
       const hit = await s.search(needle(6));
