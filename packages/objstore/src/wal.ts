@@ -15,6 +15,7 @@ import {
 } from './contract.js';
 import { validateKey, validatePrefix } from './keys.js';
 import { DirectoryLockedError, lockDirectory } from './lockfile.js';
+import { PackIndexWriter, PackKind, packTailBytes, placeIndex, readIndex } from './packindex.js';
 import { checkPrecondition, collectBody, etagOf, sliceRange } from './util.js';
 
 export interface WalOptions {
@@ -59,6 +60,8 @@ function yieldToCommits(): Promise<void> {
 const packYieldKeys = 2000;
 /** Bytes of a pack sent to the store at a time, and how long before a due group commit no step starts. */
 const packStepBytes = 2 ** 20;
+/** A step of more pieces than this goes to the store as one buffer (compaction's pieces are one object each). */
+const stepPiecesMax = 64;
 const packStepQuietMs = 3;
 /** For this long after a commit cut by size, pack steps do not wait for commits (see quietForPackStep). */
 const saturatedMs = 100;
@@ -102,8 +105,8 @@ interface PackRef {
   size: number;
   etag: string;
   modifiedMs: number;
-  deleted?: boolean;
-  direct?: boolean;
+  deleted: boolean;
+  direct: boolean;
 }
 
 export interface WalStats {
@@ -117,15 +120,14 @@ export interface WalStats {
   bytesReclaimed: number;
 }
 
-type IndexEntry = [string, number, number, string, number, number];
-
+/** A pack's reference for an index entry (every one of the same shape: no spread, no optional fields). */
 function packRef(
   pack: string,
   offset: number,
   size: number,
   etag: string,
   modifiedMs: number,
-  kind: number,
+  kind: PackKind,
 ): PackRef {
   return {
     pack,
@@ -133,8 +135,14 @@ function packRef(
     size,
     etag,
     modifiedMs,
-    ...(kind === 1 ? { deleted: true } : kind === 2 ? { direct: true } : {}),
+    deleted: kind === PackKind.Deleted,
+    direct: kind === PackKind.Direct,
   };
+}
+
+/** The index kind of a memory entry. */
+function kindOf(m: MemEntry): PackKind {
+  return m.buf ? PackKind.Data : m.direct ? PackKind.Direct : PackKind.Deleted;
 }
 
 const recordHash = new Uint32Array(2);
@@ -234,6 +242,65 @@ export function decodeRecords(buf: Uint8Array): { records: WalRecord[]; validByt
   return { records, validBytes: p };
 }
 
+/**
+ * The data region of a pack of `frozen`, and each entry's offset in it (in the map's order; 0 without data).
+ * Normally the used range of each buffer the entries point into (a slab of records, or an entry's own array)
+ * as it is: no copy per key; record headers and superseded versions in those ranges come along as dead
+ * bytes. When more than `deadShareMax` of that would be dead (keys written over and over), each entry's
+ * data alone: a pack that compaction would rewrite at once is not worth the copy it saves.
+ */
+async function packData(
+  frozen: Map<string, MemEntry>,
+): Promise<{ parts: Uint8Array[]; offsets: Float64Array }> {
+  const ranges = new Map<Uint8Array, { start: number; end: number; base: number }>();
+  let buf: Uint8Array | null = null;
+  let r = { start: 0, end: 0, base: 0 };
+  let live = 0;
+  let n = 0;
+  for (const m of frozen.values()) {
+    if (n++ % packYieldKeys === 0) await yieldToCommits();
+    if (!m.buf) continue;
+    live += m.size;
+    if (m.buf !== buf) {
+      buf = m.buf;
+      const seen = ranges.get(buf);
+      if (seen) r = seen;
+      else ranges.set(buf, (r = { start: m.at, end: m.at + m.size, base: 0 }));
+    }
+    if (m.at < r.start) r.start = m.at;
+    if (m.at + m.size > r.end) r.end = m.at + m.size;
+  }
+  const parts: Uint8Array[] = [];
+  const offsets = new Float64Array(frozen.size);
+  let off = 0;
+  for (const [b, range] of ranges) {
+    parts.push(b.subarray(range.start, range.end));
+    range.base = off - range.start;
+    off += range.end - range.start;
+  }
+  const whole = off <= live / (1 - deadShareMax);
+  if (!whole) parts.length = 0;
+  off = 0;
+  n = 0;
+  buf = null;
+  for (const m of frozen.values()) {
+    if (n % packYieldKeys === 0) await yieldToCommits();
+    if (m.buf && whole) {
+      if (m.buf !== buf) r = ranges.get((buf = m.buf))!;
+      offsets[n] = r.base + m.at;
+    } else if (m.buf) {
+      parts.push(m.buf.subarray(m.at, m.at + m.size));
+      offsets[n] = off;
+      off += m.size;
+    }
+    n++;
+  }
+  return { parts, offsets };
+}
+
+/** Share of a pack's data region that may be dead bytes when it is written from whole slab ranges. */
+const deadShareMax = 0.25;
+
 export class WalStore implements ObjectStore {
   readonly url: string;
   readonly stats: WalStats = {
@@ -313,7 +380,13 @@ export class WalStore implements ObjectStore {
   /** Opens (and recovers) a WAL directory in front of `store`. */
   static async open(store: ObjectStore, opts: WalOptions): Promise<WalStore> {
     const w = new WalStore(store, opts);
-    await w.recover();
+    try {
+      await w.recover();
+    } catch (e) {
+      // a WAL that cannot be recovered (a damaged pack, a failing store) leaves the directory unlocked
+      await w.unlock?.();
+      throw e;
+    }
     return w;
   }
 
@@ -327,22 +400,28 @@ export class WalStore implements ObjectStore {
     }
     // packs first (older state), then the WAL (newer)
     let after: string | undefined;
-    const packs: string[] = [];
+    const packs: ObjectInfo[] = [];
     for (;;) {
       const page = await this.store.list(this.o.packPrefix, after === undefined ? {} : { startAfter: after });
-      packs.push(...page.objects.map((o) => o.key));
+      packs.push(...page.objects);
       if (page.nextStartAfter === undefined) break;
       after = page.nextStartAfter;
     }
-    for (const key of packs) {
-      const buf = await this.store.get(key);
-      const n = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).readUInt32LE(buf.length - 4);
-      const index = JSON.parse(
-        Buffer.from(buf.subarray(buf.length - 4 - n, buf.length - 4)).toString('utf8'),
-      ) as [string, number, number, string, number, number][];
-      this.packSizes.set(key, { size: buf.length, data: index.reduce((n, e) => n + e[2], 0) });
-      for (const [k, off, size, etag, mtime, kind] of index)
-        this.setPacked(k, packRef(key, off, size, etag, mtime, kind));
+    for (const { key, size } of packs) {
+      // the index only: its place from the pack's last bytes, then its bytes (not the pack's data)
+      const tail =
+        size > 0
+          ? await this.store.get(key, { range: { start: Math.max(0, size - packTailBytes), end: size - 1 } })
+          : new Uint8Array(0);
+      const place = placeIndex(key, size, tail);
+      const bytes = await this.store.get(key, { range: { start: place.start, end: size - 1 } });
+      this.packSizes.set(key, { size, data: place.start });
+      let live = 0;
+      readIndex(key, place, bytes, (k, kind, mtime, off, n, etag) => {
+        this.repoint(k, packRef(key, off, n, etag, mtime, kind));
+        live += n;
+      });
+      this.addLive(key, live);
       this.packSeq = Math.max(
         this.packSeq,
         Number(key.slice(this.o.packPrefix.length, this.o.packPrefix.length + 12)) + 1,
@@ -834,24 +913,24 @@ export class WalStore implements ObjectStore {
     try {
       // the loops over every frozen key yield to the event loop every few thousand keys, so that group
       // commits due meanwhile are not held up (frozen is not written to, so that is safe)
-      const parts: Uint8Array[] = [];
-      const index: IndexEntry[] = [];
-      let off = 0;
+      const { parts, offsets } = await packData(frozen);
+      const index = new PackIndexWriter();
       let n = 0;
       for (const [k, m] of frozen) {
-        if (n++ % packYieldKeys === 0) await yieldToCommits();
-        if (m.buf) {
-          parts.push(m.buf.subarray(m.at, m.at + m.size));
-          index.push([k, off, m.size, m.etag, m.modifiedMs, 0]);
-          off += m.size;
-        } else index.push([k, 0, 0, '', m.modifiedMs, m.direct ? 2 : 1]);
+        if (n % packYieldKeys === 0) await yieldToCommits();
+        index.add(k, kindOf(m), m.modifiedMs, offsets[n], m.size, m.etag);
+        n++;
       }
       const packKey = await this.writePack(parts, index);
       n = 0;
-      for (const [k, off, size, etag, mtime, kind] of index) {
-        if (n++ % packYieldKeys === 0) await yieldToCommits();
-        this.setPacked(k, packRef(packKey, off, size, etag, mtime, kind));
+      let live = 0;
+      for (const [k, m] of frozen) {
+        if (n % packYieldKeys === 0) await yieldToCommits();
+        this.repoint(k, packRef(packKey, offsets[n]!, m.size, m.etag, m.modifiedMs, kindOf(m)));
+        live += m.size;
+        n++;
       }
+      this.addLive(packKey, live);
       this.retiredSlabs = frozenSlabs;
     } catch (e) {
       // the frozen writes stay readable, below anything written since, and go in the next pack
@@ -870,42 +949,36 @@ export class WalStore implements ObjectStore {
     await this.compact();
   }
 
-  /** Writes a pack object; returns its key. */
-  private async writePack(parts: Uint8Array[], index: IndexEntry[]): Promise<string> {
-    // the index as one JSON array, serialised a slice at a time between turns of the event loop
-    const pieces: string[] = [];
-    for (let i = 0; i < index.length; i += packYieldKeys) {
-      await yieldToCommits();
-      pieces.push(JSON.stringify(index.slice(i, i + packYieldKeys)).slice(1, -1));
-    }
-    const idx = Buffer.from(`[${pieces.join(',')}]`, 'utf8');
-    const tail = Buffer.alloc(4);
-    tail.writeUInt32LE(idx.length, 0);
+  /** Writes a pack object (`parts`, the data region, then the index); returns its key. */
+  private async writePack(parts: Uint8Array[], index: PackIndexWriter): Promise<string> {
+    const idx = index.finish();
     const packKey = `${this.o.packPrefix}${String(this.packSeq++).padStart(12, '0')}.pack`;
     let size = 0;
     for (const p of parts) size += p.length;
     const data = size;
-    size += idx.length + tail.length;
+    size += idx.length;
     // streamed in steps, each sent between group commits: no copy of the whole pack, no long hash of it
     // on the event loop, and no step's write-back in front of a commit's data sync
     const wal = this;
     async function* steps() {
       let group: Uint8Array[] = [];
       let n = 0;
-      for (const p of [parts, [idx, tail]].flat()) {
+      const send = async function* () {
+        await wal.quietForPackStep();
+        // a slab's range as it is; many small pieces (compaction's) in one buffer
+        if (group.length <= stepPiecesMax) yield* group;
+        else yield Buffer.concat(group, n);
+        group = [];
+        n = 0;
+      };
+      for (const p of parts) {
         group.push(p);
         n += p.length;
-        if (n >= packStepBytes) {
-          await wal.quietForPackStep();
-          yield Buffer.concat(group, n);
-          group = [];
-          n = 0;
-        }
+        if (n >= packStepBytes) yield* send();
       }
-      if (n > 0) {
-        await wal.quietForPackStep();
-        yield Buffer.concat(group, n);
-      }
+      group.push(idx);
+      n += idx.length;
+      yield* send();
     }
     // one step read ahead at most: the pacing holds
     await this.store.put(packKey, Readable.from(steps(), { highWaterMark: 1 }));
@@ -920,11 +993,18 @@ export class WalStore implements ObjectStore {
   /** Per pack, the bytes of it that keys still point to (kept as keys move, so compaction need not count). */
   private readonly packLive = new Map<string, number>();
 
-  private setPacked(k: string, ref: PackRef): void {
+  /**
+   * Points `k` at `ref`, taking its bytes off the live count of the pack it was in; the caller adds the
+   * bytes of `ref`'s pack once for all its keys (`addLive`).
+   */
+  private repoint(k: string, ref: PackRef): void {
     const prev = this.packed.get(k);
     if (prev) this.packLive.set(prev.pack, (this.packLive.get(prev.pack) ?? 0) - prev.size);
     this.packed.set(k, ref);
-    this.packLive.set(ref.pack, (this.packLive.get(ref.pack) ?? 0) + ref.size);
+  }
+
+  private addLive(pack: string, bytes: number): void {
+    this.packLive.set(pack, (this.packLive.get(pack) ?? 0) + bytes);
   }
 
   /**
@@ -946,7 +1026,9 @@ export class WalStore implements ObjectStore {
     const chosen = new Map<string, { keys: string[] }>([...chosenPacks].map((p) => [p, { keys: [] }]));
     for (const [k, r] of this.packed) chosen.get(r.pack)?.keys.push(k);
     const parts: Uint8Array[] = [];
-    const index: IndexEntry[] = [];
+    const index = new PackIndexWriter();
+    // each moved key with its offset in the new pack
+    const moved: [string, number, PackRef][] = [];
     let off = 0;
     for (const [pack, l] of chosen) {
       if (l.keys.length === 0) continue;
@@ -955,21 +1037,28 @@ export class WalStore implements ObjectStore {
       const whole = dataRefs.length ? await this.store.get(pack) : new Uint8Array(0);
       for (const [k, r] of refs) {
         if (r.deleted || r.direct) {
-          index.push([k, 0, 0, '', r.modifiedMs, r.direct ? 2 : 1]);
+          index.add(k, r.direct ? PackKind.Direct : PackKind.Deleted, r.modifiedMs);
+          moved.push([k, 0, r]);
           continue;
         }
         parts.push(whole.subarray(r.offset, r.offset + r.size));
-        index.push([k, off, r.size, r.etag, r.modifiedMs, 0]);
+        index.add(k, PackKind.Data, r.modifiedMs, off, r.size, r.etag);
+        moved.push([k, off, r]);
         off += r.size;
       }
     }
     let reclaimed = 0;
     for (const p of chosen.keys()) reclaimed += this.packSizes.get(p)!.size;
-    if (index.length > 0) {
+    if (index.count > 0) {
       const packKey = await this.writePack(parts, index);
       reclaimed -= this.packSizes.get(packKey)!.size;
-      for (const [k, o, size, etag, mtime, kind] of index)
-        this.setPacked(k, packRef(packKey, o, size, etag, mtime, kind));
+      let live = 0;
+      for (const [k, o, r] of moved) {
+        const kind = r.deleted ? PackKind.Deleted : r.direct ? PackKind.Direct : PackKind.Data;
+        this.repoint(k, packRef(packKey, o, r.size, r.etag, r.modifiedMs, kind));
+        live += r.size;
+      }
+      this.addLive(packKey, live);
     }
     for (const p of chosen.keys()) {
       await this.store.delete(p);
