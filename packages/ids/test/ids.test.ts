@@ -198,6 +198,50 @@ describe('captures and decoding', () => {
     );
   });
 
+  it('reads both byte orders and nanosecond times the same, however cut (times, lengths, bytes)', async () => {
+    const frames = [tcpFrame('a'), new Uint8Array(0), tcpFrame('z'.repeat(200))];
+    /** A pcap of `frames` in one byte order; packet i at 1,700,000,000 + i s and 123,456 + i us. */
+    const file = (be: boolean, nano: boolean) => {
+      const w = (b: Buffer, v: number, o: number) => (be ? b.writeUInt32BE(v, o) : b.writeUInt32LE(v, o));
+      const h = Buffer.alloc(24);
+      w(h, nano ? 0xa1b23c4d : 0xa1b2c3d4, 0);
+      w(h, 1, 20);
+      const parts = [h];
+      frames.forEach((f, i) => {
+        const ph = Buffer.alloc(16);
+        w(ph, 1_700_000_000 + i, 0);
+        w(ph, (123_456 + i) * (nano ? 1000 : 1) + (nano ? 999 : 0), 4);
+        w(ph, f.length, 8);
+        w(ph, f.length + 7, 12);
+        parts.push(ph, Buffer.from(f));
+      });
+      return Buffer.concat(parts);
+    };
+    const want = frames.map((f, i) => ({
+      tsUs: (1_700_000_000 + i) * 1e6 + 123_456 + i,
+      linkType: 1,
+      data: Buffer.from(f).toString('hex'),
+      origLength: f.length + 7,
+    }));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.boolean(),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 1, max: 400 }), { maxLength: 8 }),
+        async (be, nano, cuts) => {
+          const b = file(be, nano);
+          const at = [...new Set(cuts.filter((c) => c < b.length))].sort((x, y) => x - y);
+          const chunks = [0, ...at].map((x, i) => b.subarray(x, at[i] ?? b.length));
+          const got = [];
+          for await (const p of readCapture(Readable.from(chunks)))
+            got.push({ ...p, data: Buffer.from(p.data).toString('hex') });
+          expect(got).toEqual(want);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('reports a truncated capture with its byte offset', async () => {
     const bad = pcap([tcpFrame('x')]).subarray(0, 50);
     await expect(async () => {
