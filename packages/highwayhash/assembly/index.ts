@@ -19,11 +19,15 @@ const V0: usize = 0; // v0 lanes 0..3 (32 bytes)
 const V1: usize = 32;
 const MUL0: usize = 64;
 const MUL1: usize = 96;
-/** 4 u64 key words; `setKey` derives INIT from them. */
+/** 4 u64 key words; `setKey` derives an initial state from them. */
 export const KEY: usize = 128;
 export const OUT: usize = 192; // up to 4 u64 result words
-/** The state right after reset for the key at KEY (V0, V1, MUL0, MUL1 layout, 128 bytes). */
-const INIT: usize = 256;
+/**
+ * Two slots for the state right after reset for a key (V0, V1, MUL0, MUL1 layout, 128 bytes each), so that
+ * two keys used in turn (an etag and a record checksum) each stay derived: every hash takes the slot's address.
+ */
+export const INIT_A: usize = 256;
+export const INIT_B: usize = 512;
 const ZIP: usize = 384; // the zipper merge's byte order, as a swizzle mask
 /** 32 bytes of 0xff then 32 bytes of 0: loading 16 bytes at LOW + 32 - n keeps the first n bytes. */
 const LOW: usize = 400;
@@ -31,33 +35,34 @@ const LOW: usize = 400;
 export const INPUT: usize = 1024;
 
 /**
- * Derives INIT (the state after reset) from the key at KEY; call after writing a new key, and before any
- * hashing (it also writes the constant tables: memory starts empty and is grown by the host).
+ * Derives the initial state (after reset) at `init` (INIT_A or INIT_B) from the key at KEY; call after
+ * writing a new key, and before any hashing (it also writes the constant tables: memory starts empty and is
+ * grown by the host).
  */
-export function setKey(): void {
+export function setKey(init: usize): void {
   // the zipper: output byte i is input byte ZIP[i]
   v128.store(ZIP, i8x16(3, 12, 2, 5, 14, 1, 15, 0, 11, 4, 10, 13, 9, 6, 8, 7));
   memory.fill(LOW, 0xff, 32);
   memory.fill(LOW + 32, 0, 32);
-  store<u64>(INIT + MUL0, 0xdbe6d5d5fe4cce2f);
-  store<u64>(INIT + MUL0 + 8, 0xa4093822299f31d0);
-  store<u64>(INIT + MUL0 + 16, 0x13198a2e03707344);
-  store<u64>(INIT + MUL0 + 24, 0x243f6a8885a308d3);
-  store<u64>(INIT + MUL1, 0x3bd39e10cb0ef593);
-  store<u64>(INIT + MUL1 + 8, 0xc0acf169b5f18a8c);
-  store<u64>(INIT + MUL1 + 16, 0xbe5466cf34e90c6c);
-  store<u64>(INIT + MUL1 + 24, 0x452821e638d01377);
+  store<u64>(init + MUL0, 0xdbe6d5d5fe4cce2f);
+  store<u64>(init + MUL0 + 8, 0xa4093822299f31d0);
+  store<u64>(init + MUL0 + 16, 0x13198a2e03707344);
+  store<u64>(init + MUL0 + 24, 0x243f6a8885a308d3);
+  store<u64>(init + MUL1, 0x3bd39e10cb0ef593);
+  store<u64>(init + MUL1 + 8, 0xc0acf169b5f18a8c);
+  store<u64>(init + MUL1 + 16, 0xbe5466cf34e90c6c);
+  store<u64>(init + MUL1 + 24, 0x452821e638d01377);
   for (let i: usize = 0; i < 32; i += 8) {
     const k = load<u64>(KEY + i);
-    store<u64>(INIT + V0 + i, load<u64>(INIT + MUL0 + i) ^ k);
-    store<u64>(INIT + V1 + i, load<u64>(INIT + MUL1 + i) ^ ((k >> 32) | (k << 32)));
+    store<u64>(init + V0 + i, load<u64>(init + MUL0 + i) ^ k);
+    store<u64>(init + V1 + i, load<u64>(init + MUL1 + i) ^ ((k >> 32) | (k << 32)));
   }
 }
 
-/** Resets the streaming state to INIT (the key's initial state; see `setKey`). */
-export function reset(): void {
+/** Resets the streaming state to the key's initial state at `init` (see `setKey`). */
+export function reset(init: usize): void {
   // eight v128 moves: `memory.copy` compiles to a call into C
-  for (let i: usize = 0; i < 128; i += 16) v128.store(V0 + i, v128.load(INIT + i));
+  for (let i: usize = 0; i < 128; i += 16) v128.store(V0 + i, v128.load(init + i));
 }
 
 /** Absorbs whole 32-byte packets from [ptr, ptr + len) into the streaming state; len is a multiple of 32. */
@@ -132,8 +137,8 @@ export function update(ptr: usize, len: usize): void {
 }
 
 /**
- * HighwayHash of [ptr, ptr + len) from the state at `src` (INIT for a one-shot hash, V0 for a stream), with
- * the whole state in locals from the first packet to the result: the whole packets, then the remainder
+ * HighwayHash of [ptr, ptr + len) from the state at `src` (a key's initial state for a one-shot hash, V0
+ * for a stream), with the whole state in locals from the first packet to the result: the whole packets, then the remainder
  * packet (when len % 32 > 0) and the permuted rounds (4, 6 or 10 for bits = 64, 128 or 256) in a second
  * loop. The result goes to `dst` (bits / 8 bytes); the state at `src` is left as it was (a stream can go
  * on after a digest). Reads up to 32 bytes past the input's end. The host sends one-shot inputs of 4 KiB
@@ -236,17 +241,17 @@ export function update(ptr: usize, len: usize): void {
 }
 
 /**
- * One-shot HighwayHash-64 of [ptr, ptr + len) under the key set by `setKey`, stored at OUT. (Returning it
+ * One-shot HighwayHash-64 of [ptr, ptr + len) from the initial state at `init`, stored at OUT. (Returning it
  * as an i64 measured no faster: JS receives a signed BigInt, and making it unsigned costs a second BigInt
  * operation, where reading OUT through a BigUint64Array makes one unsigned BigInt.)
  */
-export function hash64Out(ptr: usize, len: usize): void {
-  hashFrom(INIT, ptr, len, 64, OUT);
+export function hash64Out(init: usize, ptr: usize, len: usize): void {
+  hashFrom(init, ptr, len, 64, OUT);
 }
 
-/** One-shot HighwayHash-`bits` (64, 128 or 256) of [ptr, ptr + len) under the key set by `setKey`, at OUT. */
-export function hashOut(ptr: usize, len: usize, bits: u32): void {
-  hashFrom(INIT, ptr, len, bits, OUT);
+/** One-shot HighwayHash-`bits` (64, 128 or 256) of [ptr, ptr + len) from the initial state at `init`, at OUT. */
+export function hashOut(init: usize, ptr: usize, len: usize, bits: u32): void {
+  hashFrom(init, ptr, len, bits, OUT);
 }
 
 /**
@@ -258,12 +263,12 @@ export function digest(ptr: usize, size: usize, bits: u32): void {
 }
 
 /**
- * The batch form: key i is [buf + offs[i], buf + offs[i] + lens[i]) (offs, lens: u32 arrays), its hash goes
- * to out + 8 i. Reads up to 32 bytes past each key.
+ * The batch form: key i is [buf + offs[i], buf + offs[i] + lens[i]) (offs, lens: u32 arrays), its hash from
+ * the initial state at `init` goes to out + 8 i. Reads up to 32 bytes past each key.
  */
-export function batch64(buf: usize, offs: usize, lens: usize, n: u32, out: usize): void {
+export function batch64(init: usize, buf: usize, offs: usize, lens: usize, n: u32, out: usize): void {
   for (let i: usize = 0; i < <usize>n; i++) {
     const p = buf + <usize>load<u32>(offs + (i << 2));
-    hashFrom(INIT, p, <usize>load<u32>(lens + (i << 2)), 64, out + (i << 3));
+    hashFrom(init, p, <usize>load<u32>(lens + (i << 2)), 64, out + (i << 3));
   }
 }

@@ -32,13 +32,15 @@ interface Exports {
   KEY: WebAssembly.Global;
   OUT: WebAssembly.Global;
   INPUT: WebAssembly.Global;
-  setKey(): void;
-  reset(): void;
+  INIT_A: WebAssembly.Global;
+  INIT_B: WebAssembly.Global;
+  setKey(init: number): void;
+  reset(init: number): void;
   update(ptr: number, len: number): void;
-  hash64Out(ptr: number, len: number): void;
-  hashOut(ptr: number, len: number, bits: number): void;
+  hash64Out(init: number, ptr: number, len: number): void;
+  hashOut(init: number, ptr: number, len: number, bits: number): void;
   digest(ptr: number, size: number, bits: number): void;
-  batch64(buf: number, offs: number, lens: number, n: number, out: number): void;
+  batch64(init: number, buf: number, offs: number, lens: number, n: number, out: number): void;
 }
 
 type Bits = 64 | 128 | 256;
@@ -87,16 +89,21 @@ class Engine implements WasmEngine {
   /** The hasher whose state is the one at address 0, if any. */
   owner: WasmHasher | undefined;
   /**
-   * The key words in WebAssembly memory (and its derived initial state). The key stays resident: a call
-   * compares the 8 words and rewrites them only when they differ, so a key mutated in place is noticed.
+   * The last two keys' words, each with its derived initial state in the core (`inits`): a call compares
+   * the 8 words with the slot used last, then the other, and derives a state only when neither matches,
+   * into the slot used less recently, so two keys used in turn both stay; a key mutated in place is noticed.
    */
-  private readonly keyLoaded = new Uint32Array(8);
-  private keyValid = false;
+  private readonly keysLoaded = [new Uint32Array(8), new Uint32Array(8)] as const;
+  private readonly keysValid = [false, false];
+  private readonly inits: readonly [number, number];
+  /** The slot used last (0 or 1). */
+  private recent = 0;
 
   constructor(readonly ex: Exports) {
     this.input = ex.INPUT.value as number;
     this.outPtr = ex.OUT.value as number;
     this.keyPtr = ex.KEY.value as number;
+    this.inits = [ex.INIT_A.value as number, ex.INIT_B.value as number];
     this.ensure(chunkBytesMax);
   }
 
@@ -113,10 +120,25 @@ class Engine implements WasmEngine {
     }
   }
 
-  setKey(key: Uint32Array): void {
-    const k = this.keyLoaded;
-    if (
-      this.keyValid &&
+  /** Makes `key`'s initial state available in the core; returns its address (see `keysLoaded`). */
+  setKey(key: Uint32Array): number {
+    const r = this.recent;
+    if (this.holds(r, key)) return this.inits[r]!;
+    const o = r ^ 1;
+    if (!this.holds(o, key)) {
+      this.keysLoaded[o]!.set(key);
+      this.mem32.set(key, this.keyPtr >>> 2);
+      this.ex.setKey(this.inits[o]!);
+      this.keysValid[o] = true;
+    }
+    this.recent = o;
+    return this.inits[o]!;
+  }
+
+  private holds(slot: number, key: Uint32Array): boolean {
+    const k = this.keysLoaded[slot]!;
+    return (
+      this.keysValid[slot]! &&
       k[0] === key[0] &&
       k[1] === key[1] &&
       k[2] === key[2] &&
@@ -125,12 +147,7 @@ class Engine implements WasmEngine {
       k[5] === key[5] &&
       k[6] === key[6] &&
       k[7] === key[7]
-    )
-      return;
-    k.set(key);
-    this.mem32.set(k, this.keyPtr >>> 2);
-    this.ex.setKey();
-    this.keyValid = true;
+    );
   }
 
   /** Saves the resident hasher's state with it before the streaming state is used for something else. */
@@ -143,16 +160,16 @@ class Engine implements WasmEngine {
 
   /** Hashes `data` under `key`; the result lands at OUT. */
   run(key: Uint32Array, data: Uint8Array, bits: Bits): void {
-    this.setKey(key);
+    const init = this.setKey(key);
     const n = data.length;
     if (n < streamBytesMin) {
       this.copyIn(data, 0, n, this.input);
-      if (bits === 64) this.ex.hash64Out(this.input, n);
-      else this.ex.hashOut(this.input, n, bits);
+      if (bits === 64) this.ex.hash64Out(init, this.input, n);
+      else this.ex.hashOut(init, this.input, n, bits);
       return;
     }
     this.evict();
-    this.ex.reset();
+    this.ex.reset(init);
     const whole = n & ~31;
     for (let off = 0; off < whole; off += chunkBytesMax) {
       const end = Math.min(whole, off + chunkBytesMax);
@@ -167,10 +184,10 @@ class Engine implements WasmEngine {
     const n = data.length;
     // run's short path written out: through run, a 64-byte hash64 measured 3% slower (7fa0414)
     if (n < streamBytesMin) {
-      this.setKey(key);
+      const init = this.setKey(key);
       if (n <= loopCopyBytesMax) this.copyWords(data, 0, n, this.input);
       else this.mem.set(data, this.input);
-      this.ex.hash64Out(this.input, n);
+      this.ex.hash64Out(init, this.input, n);
     } else this.run(key, data, 64);
     // one BigInt, read unsigned (an i64 return would arrive signed and need a second BigInt operation)
     return this.out64[0]!;
@@ -229,7 +246,7 @@ class Engine implements WasmEngine {
     out: BigUint64Array | Uint32Array,
     spans: Float64Array,
   ): void {
-    this.setKey(key);
+    const init = this.setKey(key);
     const n = offs.length;
     for (let first = 0, c = 0; first < n; first += batchKeysMax, c += 2) {
       const count = Math.min(batchKeysMax, n - first);
@@ -244,7 +261,7 @@ class Engine implements WasmEngine {
       this.mem.set(buf.subarray(lo, hi), this.input);
       this.mem32.set(offs.subarray(first, first + count), offsPtr >>> 2);
       this.mem32.set(lens.subarray(first, first + count), lensPtr >>> 2);
-      this.ex.batch64((this.input - lo) >>> 0, offsPtr, lensPtr, count, outPtr);
+      this.ex.batch64(init, (this.input - lo) >>> 0, offsPtr, lensPtr, count, outPtr);
       if (out instanceof BigUint64Array)
         out.set(new BigUint64Array(this.ex.memory.buffer, outPtr, count), first);
       else out.set(this.mem32.subarray(outPtr >>> 2, (outPtr >>> 2) + 2 * count), 2 * first);
@@ -295,8 +312,7 @@ export class WasmHasher {
     if (e.owner === this) return;
     e.evict();
     if (this.fresh) {
-      e.setKey(this.key);
-      e.ex.reset();
+      e.ex.reset(e.setKey(this.key));
       this.fresh = false;
     } else e.mem.set(this.state!, 0);
     e.owner = this;
@@ -339,9 +355,9 @@ export class WasmHasher {
     const pl = this.pendingLen;
     if (this.fresh) {
       // nothing absorbed yet: a one-shot hash of the pending bytes
-      e.setKey(this.key);
+      const init = e.setKey(this.key);
       e.copyWords(this.pending, 0, pl, e.input);
-      e.ex.hashOut(e.input, pl, bits);
+      e.ex.hashOut(init, e.input, pl, bits);
       return;
     }
     this.claim();

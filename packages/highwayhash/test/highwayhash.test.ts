@@ -153,6 +153,57 @@ describe('WebAssembly and TypeScript agree', () => {
     }
     useImplementation('wasm');
   });
+
+  it('the WebAssembly engine agrees with TypeScript over any sequence of three keys (two resident slots)', () => {
+    const keys = [key, new Uint8Array(32).map((_, i) => 255 - i), new Uint8Array(32).map((_, i) => i * 37)];
+    const ts = (f: () => unknown) => {
+      useImplementation('ts');
+      const r = f();
+      useImplementation('wasm');
+      return r;
+    };
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(2), fc.nat(5), fc.integer({ min: 0, max: 5000 })), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        (steps) => {
+          useImplementation('wasm');
+          const streams = keys.map((k) => createHasher(k));
+          const streamed = keys.map(() => [] as Uint8Array[]);
+          for (const [ki, op, len] of steps) {
+            const k = keys[ki]!;
+            const data = input(len);
+            if (op === 0) expect(hash64(k, data)).toBe(ts(() => hash64(k, data)));
+            else if (op === 1) expect([...hash128(k, data)]).toEqual(ts(() => [...hash128(k, data)]));
+            else if (op === 2) {
+              const w = hash64Words(k, data, new Uint32Array(2));
+              const want = ts(() => [...hash64Words(k, data, new Uint32Array(2))]);
+              expect([...w]).toEqual(want);
+            } else if (op === 3) {
+              const out = new BigUint64Array(2);
+              const lens = new Uint32Array([len >>> 1, len - (len >>> 1)]);
+              const offs = new Uint32Array([0, len >>> 1]);
+              hash64Batch(k, data, offs, lens, out);
+              expect([...out]).toEqual([
+                hash64(k, data.subarray(0, len >>> 1)),
+                hash64(k, data.subarray(len >>> 1)),
+              ]);
+              expect(out[0]).toBe(ts(() => hash64(k, data.subarray(0, len >>> 1))));
+            } else {
+              // a stream of this key goes on between the one-shot hashes of the others
+              streams[ki]!.update(data);
+              streamed[ki]!.push(data);
+              const all = Buffer.concat(streamed[ki]!);
+              expect(streams[ki]!.digest64()).toBe(ts(() => hash64(k, all)));
+            }
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
 });
 
 describe('engines agree on the fast paths (property)', () => {
