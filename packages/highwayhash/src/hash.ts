@@ -90,6 +90,21 @@ export function hash64Words(key: HighwayKey, data: Uint8Array, into: Uint32Array
   return into;
 }
 
+/**
+ * HighwayHash-128 of `data` as (lo, hi) u32 words of its two u64 words, in the reference's order, in
+ * `into` (4 words; no BigInt: for hot paths).
+ */
+export function hash128Words(key: HighwayKey, data: Uint8Array, into: Uint32Array = out): Uint32Array {
+  if (!(into instanceof Uint32Array) || into.length < 4)
+    throw new TypeError('hash128Words: into must be a Uint32Array of at least 4 words');
+  const bytes = asBytes(data);
+  if (active === 'wasm') return wasm!.hash128Words(words(key), bytes, into);
+  portable(key, bytes);
+  finalize128(s, out);
+  if (into !== out) into.set(out.subarray(0, 4));
+  return into;
+}
+
 /** HighwayHash-64 of `data` under a 256-bit key. */
 export function hash64(key: HighwayKey, data: Uint8Array): bigint {
   if (active === 'wasm') return wasm!.hash64(words(key), asBytes(data));

@@ -11,6 +11,7 @@ export {
   hash64Batch,
   hash64Words,
   hash128,
+  hash128Words,
   hash256,
   type Implementation,
   implementation,

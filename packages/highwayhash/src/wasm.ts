@@ -48,6 +48,8 @@ type Bits = 64 | 128 | 256;
 export interface WasmEngine {
   /** HighwayHash-64 as (lo, hi) u32 words in `into`. */
   hash64Words(key: Uint32Array, data: Uint8Array, into: Uint32Array): Uint32Array;
+  /** HighwayHash-128 as (lo, hi) u32 words of its two u64 words in `into`. */
+  hash128Words(key: Uint32Array, data: Uint8Array, into: Uint32Array): Uint32Array;
   /** HighwayHash-64 as a BigInt. */
   hash64(key: Uint32Array, data: Uint8Array): bigint;
   /** HighwayHash-128 or -256 as u64 words in the reference's order. */
@@ -211,6 +213,17 @@ class Engine implements WasmEngine {
     const o = this.outPtr >>> 2;
     into[0] = this.mem32[o]!;
     into[1] = this.mem32[o + 1]!;
+    return into;
+  }
+
+  hash128Words(key: Uint32Array, data: Uint8Array, into: Uint32Array): Uint32Array {
+    this.run(key, data, 128);
+    const o = this.outPtr >>> 2;
+    const m = this.mem32;
+    into[0] = m[o]!;
+    into[1] = m[o + 1]!;
+    into[2] = m[o + 2]!;
+    into[3] = m[o + 3]!;
     return into;
   }
 

@@ -7,6 +7,7 @@ import {
   hash64Batch,
   hash64Words,
   hash128,
+  hash128Words,
   hash256,
   implementation,
   sipHash13,
@@ -129,9 +130,19 @@ describe('WebAssembly and TypeScript agree', () => {
     expect([...hash256(key, big)]).toEqual([...a]);
   });
 
-  it('hash64Words gives the same words without BigInt', () => {
-    const w = hash64Words(key, input(40), new Uint32Array(2));
-    expect((BigInt(w[1]!) << 32n) | BigInt(w[0]!)).toBe(hash64(key, input(40)));
+  it('hash64Words and hash128Words give the same words without BigInt', () => {
+    for (const impl of ['wasm', 'ts'] as const) {
+      useImplementation(impl);
+      for (const len of [0, 16, 40, 1024, 5000]) {
+        const w = hash64Words(key, input(len), new Uint32Array(2));
+        expect((BigInt(w[1]!) << 32n) | BigInt(w[0]!)).toBe(hash64(key, input(len)));
+        const w4 = hash128Words(key, input(len), new Uint32Array(4));
+        const big = hash128(key, input(len));
+        expect([0, 1].map((i) => (BigInt(w4[2 * i + 1]!) << 32n) | BigInt(w4[2 * i]!))).toEqual([...big]);
+      }
+      expect(() => hash128Words(key, input(1), new Uint32Array(2))).toThrow(TypeError);
+    }
+    useImplementation('wasm');
   });
 
   it('keeps two keys resident: alternating keys, and a key changed in place, give the right hashes', () => {
@@ -176,8 +187,11 @@ describe('WebAssembly and TypeScript agree', () => {
             const k = keys[ki]!;
             const data = input(len);
             if (op === 0) expect(hash64(k, data)).toBe(ts(() => hash64(k, data)));
-            else if (op === 1) expect([...hash128(k, data)]).toEqual(ts(() => [...hash128(k, data)]));
-            else if (op === 2) {
+            else if (op === 1) {
+              expect([...hash128(k, data)]).toEqual(ts(() => [...hash128(k, data)]));
+              const w4 = [...hash128Words(k, data, new Uint32Array(4))];
+              expect(w4).toEqual(ts(() => [...hash128Words(k, data, new Uint32Array(4))]));
+            } else if (op === 2) {
               const w = hash64Words(k, data, new Uint32Array(2));
               const want = ts(() => [...hash64Words(k, data, new Uint32Array(2))]);
               expect([...w]).toEqual(want);
