@@ -199,6 +199,80 @@ export interface RowSource {
   slice(start: number, end: number): Row[];
 }
 
+/** Bytes of one integer cell's JSON and its comma at most: a sign and 15 digits (larger ones are not taken). */
+const intJsonBytesMax = 17;
+/** The ASCII digits of 0-9999, four to a word (zero-padded, first digit in the low byte). */
+const digits4 = Uint32Array.from({ length: 10000 }, (_, i) => {
+  const s = String(i).padStart(4, '0');
+  return s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
+});
+/** The last high part (digits above the low 8) written and its digits: timestamps share it for a day. */
+let highPart = -1;
+let highDigits = '';
+
+/** Writes 0 <= v < 10000 as its digits (no leading zeros) at b[o]; returns the offset after them. */
+function smallDigits(b: Uint8Array, o: number, v: number): number {
+  const q = digits4[v]!;
+  const skip = v < 10 ? 3 : v < 100 ? 2 : v < 1000 ? 1 : 0;
+  for (let k = skip; k < 4; k++) b[o++] = (q >>> (8 * k)) & 0xff;
+  return o;
+}
+
+/** Writes 8 digits of 0 <= v < 1e8, zero-padded, at b[o]. */
+function eightDigits(b: Uint8Array, o: number, v: number): void {
+  const hi = Math.floor(v / 10000);
+  const q1 = digits4[hi]!;
+  const q2 = digits4[v - hi * 10000]!;
+  for (let k = 0; k < 4; k++) b[o + k] = (q1 >>> (8 * k)) & 0xff;
+  for (let k = 0; k < 4; k++) b[o + 4 + k] = (q2 >>> (8 * k)) & 0xff;
+}
+
+/**
+ * Column c of `page` as JSON.stringify writes it (UTF-8), at b[o], when every cell is an integer of at most
+ * 15 digits or null: returns the offset after it, else -1 (b past o is then garbage). `b` must have
+ * room for page.length * intJsonBytesMax + 2 bytes. JSON.stringify makes a string per number (a
+ * timestamp's 13 digits through the double-to-string path) and then it is encoded again: this took 20 ms
+ * per 1M timestamps against 95.
+ */
+function intsJson(page: Row[], c: number, b: Uint8Array, o: number): number {
+  b[o++] = 0x5b; // [
+  for (let i = 0; i < page.length; i++) {
+    if (i > 0) b[o++] = 0x2c; // ,
+    let v = page[i]![c];
+    if (v === null || v === undefined) {
+      b[o] = 0x6e; // null
+      b[o + 1] = 0x75;
+      b[o + 2] = 0x6c;
+      b[o + 3] = 0x6c;
+      o += 4;
+      continue;
+    }
+    if (typeof v !== 'number' || !Number.isInteger(v) || v >= 1e15 || v <= -1e15) return -1;
+    if (v < 0) {
+      b[o++] = 0x2d; // - (and -0 is written as 0, as JSON.stringify does)
+      v = -v;
+    }
+    if (v < 10000) o = smallDigits(b, o, v);
+    else if (v < 1e8) {
+      const hi = Math.floor(v / 10000);
+      o = smallDigits(b, o, hi);
+      const q = digits4[v - hi * 10000]!;
+      for (let k = 0; k < 4; k++) b[o++] = (q >>> (8 * k)) & 0xff;
+    } else {
+      const hi = Math.floor(v / 1e8);
+      if (hi !== highPart) {
+        highPart = hi;
+        highDigits = String(hi);
+      }
+      for (let k = 0; k < highDigits.length; k++) b[o++] = highDigits.charCodeAt(k);
+      eightDigits(b, o, v - hi * 1e8);
+      o += 8;
+    }
+  }
+  b[o++] = 0x5d; // ]
+  return o;
+}
+
 function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: EncodeOptions): BlockPlan {
   const per = Math.max(1, opts.pageRows ?? blockPageRows);
   const pageCount = Math.max(1, Math.ceil(rows.length / per)); // an empty block is one empty page
@@ -219,22 +293,35 @@ function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: Encode
   // allocation a block instead of one a section, and one transfer to the compression worker instead of a copy.
   let text = new Uint8Array(Math.ceil(meta.rawBytes * 1.25) + (64 << 10));
   let used = 0;
+  const room = (bytes: number) => {
+    if (used + bytes <= text.length) return;
+    const grown = new Uint8Array(Math.max(text.length * 2, used + bytes));
+    grown.set(text.subarray(0, used));
+    text = grown;
+  };
+  // Per column: whether a page of it was not all integers (and nulls): its next pages go to JSON.stringify.
+  const notInts: boolean[] = new Array(ncols).fill(false);
   for (let p = 0; p < pageCount; p++) {
     const page = rows.slice(p * per, (p + 1) * per);
     plan.pageRows.push(page.length);
     minMax(page, ncols, plan);
     const texts: Uint8Array[] = [];
     for (let c = 0; c < ncols; c++) {
-      const col: Cell[] = new Array(page.length);
-      for (let i = 0; i < page.length; i++) col[i] = page[i]![c] ?? null;
-      const json = JSON.stringify(col);
-      if (used + json.length * 3 > text.length) {
-        const grown = new Uint8Array(Math.max(text.length * 2, used + json.length * 3));
-        grown.set(text.subarray(0, used));
-        text = grown;
-      }
       const start = used;
-      used += enc.encodeInto(json, text.subarray(used)).written;
+      let end = -1;
+      if (!notInts[c] && typeof page[0]?.[c] === 'number') {
+        room(page.length * intJsonBytesMax + 2);
+        end = intsJson(page, c, text, used);
+        if (end < 0) notInts[c] = true;
+      }
+      if (end >= 0) used = end;
+      else {
+        const col: Cell[] = new Array(page.length);
+        for (let i = 0; i < page.length; i++) col[i] = page[i]![c] ?? null;
+        const json = JSON.stringify(col);
+        room(json.length * 3);
+        used += enc.encodeInto(json, text.subarray(used)).written;
+      }
       plan.textOffs[p * ncols + c + 1] = used;
       texts.push(text.subarray(start, used));
     }

@@ -17,6 +17,7 @@ import {
 } from '@strata/helios';
 import { hash64Words } from '@strata/highwayhash';
 import { MemStore } from '@strata/objstore';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-v4-'));
@@ -227,6 +228,34 @@ describe('version 4 and 5 blocks', () => {
       expect(new BlockReader(encodeBlock(meta, rows, 2, { pageRows: 64, version }).bytes).rows()).toEqual(
         rows,
       );
+  });
+
+  it('a section is JSON.stringify of its cells (integer columns are written by hand: every size and sign)', () => {
+    const int = fc.oneof(
+      fc.integer(),
+      fc.integer({ min: -1e15 + 1, max: 1e15 - 1 }),
+      fc.maxSafeInteger(),
+      fc.constantFrom(0, -0, 9, 10, 99, 100, 9999, 10000, 99_999_999, 1e8, 1e8 + 1, 1e15 - 1, 1e15, -1e15),
+      fc.constantFrom(-1e15 + 1, 2 ** 53, 1226188800000, 1226188800010, 1e21, -(2 ** 53)),
+    );
+    const cell = fc.oneof(
+      { weight: 6, arbitrary: int },
+      { weight: 1, arbitrary: fc.constant(null) },
+      { weight: 1, arbitrary: fc.double() },
+      { weight: 1, arbitrary: fc.string({ maxLength: 5 }) },
+    );
+    const rowArb = fc.tuple(fc.oneof(int, fc.constant(null)), cell, int);
+    fc.assert(
+      fc.property(fc.array(rowArb, { maxLength: 40 }), fc.integer({ min: 1, max: 9 }), (rows, per) => {
+        const r = new BlockReader(encodeBlock(meta, rows, 3, { pageRows: per }).bytes);
+        for (let p = 0; p < r.pages.length; p++)
+          for (let c = 0; c < 3; c++)
+            expect(r.pageText(p, c)).toBe(
+              JSON.stringify(rows.slice(p * per, (p + 1) * per).map((row) => row[c])),
+            );
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('reads version 3 (pages, one checksum) and version 2 blocks, whole and through open', async () => {
