@@ -16,7 +16,7 @@ import {
 import { validateKey, validatePrefix } from './keys.js';
 import { DirectoryLockedError, lockDirectory } from './lockfile.js';
 import { PackIndexWriter, PackKind, packTailBytes, placeIndex, readIndex } from './packindex.js';
-import { checkPrecondition, collectBody, etagOf, sliceRange } from './util.js';
+import { checkPrecondition, collectBody, etagInto, etagOf, sliceRange } from './util.js';
 
 export interface WalOptions {
   /** Directory of the WAL segments (the express tier: a local disk). */
@@ -181,8 +181,8 @@ function recordBytes(op: 2 | 3 | 4, key: string, data: Uint8Array): number {
 const etagBytes = 16;
 
 /**
- * Encodes a record of `size` bytes (see `recordBytes`) at `at` in `buf`; its copy of `data` ends the record.
- * `etag` is the data's, for op 4.
+ * Encodes a record of `size` bytes (see `recordBytes`) at `at` in `buf`; its copy of `data` ends the record,
+ * right after (op 4) the data's etag.
  */
 function encodeRecord(
   buf: Buffer,
@@ -191,7 +191,6 @@ function encodeRecord(
   op: 2 | 3 | 4,
   key: string,
   data: Uint8Array,
-  etag: string,
 ): void {
   const body = at + HEADER;
   buf.writeUInt32LE(size - HEADER, at);
@@ -199,7 +198,10 @@ function encodeRecord(
   const kl = buf.write(key, body + 3, 'utf8');
   buf.writeUInt16LE(kl, body + 1);
   let end = body + 3 + kl;
-  if (op === 4) end += buf.write(etag, end, etagBytes, 'hex');
+  if (op === 4) {
+    etagInto(data, buf, end);
+    end += etagBytes;
+  }
   buf.set(data, end);
   const h = hash64Words(checksumKey, buf.subarray(body, op === 4 ? end : at + size), recordHash);
   buf.writeUInt32LE(h[0]!, at + 4);
@@ -550,7 +552,7 @@ export class WalStore implements ObjectStore {
    * the memory table); the caller then calls `durable`, with no await between. Throws, adding nothing, when
    * the WAL takes no writes.
    */
-  private addRecord(op: 2 | 3 | 4, key: string, data: Uint8Array, etag = ''): number {
+  private addRecord(op: 2 | 3 | 4, key: string, data: Uint8Array): number {
     if (this.closed) throw new ObjectStoreError('the WAL store is closed');
     if (this.failure)
       throw new ObjectStoreError(
@@ -566,7 +568,7 @@ export class WalStore implements ObjectStore {
       this.slabPos = 0;
       this.batchStart = 0;
     }
-    encodeRecord(this.slab, this.slabPos, size, op, key, data, etag);
+    encodeRecord(this.slab, this.slabPos, size, op, key, data);
     this.slabPos += size;
     this.pendingBytes += size;
     return this.slabPos - data.length;
@@ -744,9 +746,9 @@ export class WalStore implements ObjectStore {
   /** Writes through the WAL, or a large body to the store (see `writeDirect`); resolves with the etag. */
   private write(key: string, data: Uint8Array): Promise<string> {
     if (data.length > this.o.walObjectBytesMax) return this.writeDirect(key, data);
-    const etag = etagOf(data);
     // the memory layer holds the record's copy of the body: the caller may reuse its array once put returns
-    const at = this.addRecord(4, key, data, etag);
+    const at = this.addRecord(4, key, data);
+    const etag = this.slab.toString('hex', at - etagBytes, at); // the record's etag, just before the data
     return this.durable(key, { buf: this.slab, at, size: data.length, etag, modifiedMs: Date.now() });
   }
 

@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { hash128 } from '@strata/highwayhash';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   CachedStore,
@@ -18,6 +19,17 @@ const root = mkdtempSync(join(tmpdir(), 'objstore-conf-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const fresh = () => join(root, String(n++));
+
+describe('etags', () => {
+  it('are HighwayHash-128 (key 0x5a ^ i) of the body as 32 hex digits, word 0 first, each big-endian', () => {
+    // stored etags (file: headers, WAL records, pack indexes) depend on this: it must not drift
+    const key = new Uint8Array(32).map((_, i) => 0x5a ^ i);
+    for (const body of [Buffer.alloc(0), Buffer.from('strata'), Buffer.alloc(5000, 7)]) {
+      const [a, b] = hash128(key, body);
+      expect(etagOf(body)).toBe(a!.toString(16).padStart(16, '0') + b!.toString(16).padStart(16, '0'));
+    }
+  });
+});
 
 describe('mem: backend', () => objectStoreConformance(async () => new MemStore()));
 describe('file: backend', () => objectStoreConformance(async () => new FileStore(fresh())));
