@@ -1684,8 +1684,15 @@ export class Engine {
   private readonly tcpInStreamMatcher: MultiMatcher | undefined;
   private readonly udpMatcher: MultiMatcher | undefined;
   private portClasses: PortClass[] = [];
-  /** Port groups built so far, by the classes they unite (at most `portGroupsMax`). */
-  private readonly portGroups = new Map<string, RuleGroup>();
+  /**
+   * Port groups built so far (at most `portGroupsMax`), by a 32-bit hash of the classes they unite; each
+   * entry keeps its class list, compared on lookup (so a hash collision only costs a comparison).
+   */
+  private readonly portGroups = new Map<number, { classes: Int32Array; g: RuleGroup }[]>();
+  /** The classes admitting the flow direction under way (`groupOf`; its first `n` entries). */
+  private portHit = new Int32Array(0);
+  /** The bits of the class-list hash that key `portGroups` (all of them; a test narrows it to collide). */
+  private readonly portGroupHashMask: number = 0xffffffff;
   /** The hit array scanned last and the ids set in it, to clear them before the next scan. */
   private lastHit: Uint8Array = new Uint8Array(0);
   private readonly hits = new IdList(0);
@@ -1792,24 +1799,44 @@ export class Engine {
     if (this.opts.portGroups !== false) {
       const sp = fd.ports[dir]!;
       const dp = fd.ports[1 - dir]!;
-      const hit: number[] = [];
-      this.portClasses.forEach((k, i) => {
-        if (k.proto !== 'ip' && k.proto !== proto) return;
-        if ((k.sp(sp) && k.dp(dp)) || (k.both && k.sp(dp) && k.dp(sp))) hit.push(i);
-      });
-      const key = hit.join(',');
-      const found = this.portGroups.get(key);
+      // the classes that admit the flow direction, into a scratch list, and their hash (FNV-1a over the
+      // indices): no list or text key per flow
+      const classes = this.portClasses;
+      if (this.portHit.length < classes.length) this.portHit = new Int32Array(classes.length);
+      const hit = this.portHit;
+      let n = 0;
+      let h = 0x811c9dc5;
+      for (let i = 0; i < classes.length; i++) {
+        const k = classes[i]!;
+        if (k.proto !== 'ip' && k.proto !== proto) continue;
+        if ((k.sp(sp) && k.dp(dp)) || (k.both && k.sp(dp) && k.dp(sp))) {
+          hit[n++] = i;
+          h = Math.imul(h ^ i, 0x01000193);
+        }
+      }
+      const key = (Math.imul(h ^ n, 0x01000193) & this.portGroupHashMask) >>> 0;
+      const same = this.portGroups.get(key);
+      let found: RuleGroup | undefined;
+      if (same)
+        for (const e of same)
+          if (sameInts(e.classes, hit, n)) {
+            found = e.g;
+            break;
+          }
       if (found) g = found;
-      else if (this.portGroups.size < (this.opts.portGroupsMax ?? portGroupsMax)) {
+      else if (this.stats.portGroups < (this.opts.portGroupsMax ?? portGroupsMax)) {
         // the group's rules, each keyed on its pattern in the one automaton of every fast pattern
-        const members = hit.flatMap((i) => this.portClasses[i]!.rules).sort((a, b) => a - b);
+        const union = Array.from(hit.subarray(0, n));
+        const members = union.flatMap((i) => classes[i]!.rules).sort((a, b) => a - b);
         g = ruleGroup(
           members.map((i) => this.ordered[i]!),
           Int32Array.from(members, (i) => this.allRules.fp[i]!),
           this.allRules.matcher,
           this.allRules.hit,
         );
-        this.portGroups.set(key, g);
+        const entry = { classes: Int32Array.from(union), g };
+        if (same) same.push(entry);
+        else this.portGroups.set(key, [entry]);
         this.stats.portGroups++;
       } else this.stats.portGroupsRefused++;
     }
@@ -1909,7 +1936,7 @@ export class Engine {
       lists++;
       for (let j = a; j < b; j++) cand[n++] = g.byFp[j]!;
     }
-    if (lists > 1) cand.subarray(0, n).sort();
+    if (lists > 1) sortPrefix(cand, n);
     return n;
   }
 
@@ -3532,6 +3559,33 @@ function packetAdmits(c: Compiled, proto: number, inStream: boolean, firstInDir:
   if (c.mode === 'stream' || (c.mode === 'both' && inStream)) return false;
   if (c.proto !== 'ip' && c.proto !== proto) return false;
   return !(c.ipOnly === 'ip-only' && !firstInDir);
+}
+
+/** Whether `a` holds exactly `b[0, n)`. */
+function sameInts(a: Int32Array, b: Int32Array, n: number): boolean {
+  if (a.length !== n) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Candidate lists at most this long are sorted in place by insertion (almost all: a few sorted runs). */
+const insertionSortMax = 64;
+
+/** Sorts `a[0, n)` ascending; short prefixes in place (a typed array's sort copies, per inspection). */
+function sortPrefix(a: Int32Array, n: number): void {
+  if (n > insertionSortMax) {
+    a.subarray(0, n).sort();
+    return;
+  }
+  for (let i = 1; i < n; i++) {
+    const x = a[i]!;
+    let j = i - 1;
+    while (j >= 0 && a[j]! > x) {
+      a[j + 1] = a[j]!;
+      j--;
+    }
+    a[j + 1] = x;
+  }
 }
 
 /** A rule group with its candidate index: the rules without a fast pattern, and the rules per pattern. */
