@@ -54,12 +54,67 @@ export function hashKey(key: string): number {
 }
 
 /** Sorted, distinct 53-bit keys of a float64 array (sorted in place with learned sort, then deduplicated). */
-export function sortUnique(keys: Float64Array): Float64Array {
+function sortUniqueLearned(keys: Float64Array): Float64Array {
   // Hash keys are uniform, the case a learned CDF model fits best.
   learnedSort(keys);
   let w = 0;
   for (let i = 0; i < keys.length; i++) if (i === 0 || keys[i] !== keys[w - 1]) keys[w++] = keys[i]!;
   return keys.subarray(0, w);
+}
+
+/** Below this many keys, `sortUnique` sorts in place with learned sort (the buckets would cost more). */
+const bucketSortKeysMin = 256;
+/** A bucket with more keys than this (keys that are not uniform) is sorted with the typed array's sort. */
+const bucketInsertionKeysMax = 32;
+/** Bucket starts, reused (grown to the largest array sorted). */
+let bucketStarts = new Uint32Array(0);
+
+/**
+ * Sorted, distinct 53-bit keys of a float64 array (sorted in place, or a new array: use the result). Keys
+ * are hashes, uniform over [0, 2^53): a bucket sort by their top bits (about one key a bucket, two passes
+ * and an insertion sort of each bucket) took 22-27 ms for a 1M-line TOKENS ingest's block keys against
+ * learned sort's 49-65. Keys outside [0, 2^53) go to learned sort.
+ */
+export function sortUnique(keys: Float64Array): Float64Array {
+  const n = keys.length;
+  if (n < bucketSortKeysMin) return sortUniqueLearned(keys);
+  let buckets = 1;
+  while (buckets * 2 <= n) buckets *= 2;
+  if (bucketStarts.length < buckets + 1) bucketStarts = new Uint32Array(buckets + 1);
+  const at = bucketStarts;
+  at.fill(0, 0, buckets + 1);
+  const perKey = buckets / 2 ** 53;
+  for (let i = 0; i < n; i++) {
+    const b = Math.floor(keys[i]! * perKey);
+    if (!(b >= 0 && b < buckets)) return sortUniqueLearned(keys); // not a 53-bit key (or NaN)
+    at[b + 1]!++;
+  }
+  for (let b = 0; b < buckets; b++) at[b + 1]! += at[b]!;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = keys[i]!;
+    out[at[Math.floor(k * perKey)]!++] = k;
+  }
+  // bucket b is now out[at[b - 1], at[b]) (at[-1] = 0): sort each, and keep each key once
+  let s = 0;
+  let w = 0;
+  for (let b = 0; b < buckets; b++) {
+    const e = at[b]!;
+    if (e - s > bucketInsertionKeysMax) out.subarray(s, e).sort();
+    else
+      for (let i = s + 1; i < e; i++) {
+        const k = out[i]!;
+        let j = i - 1;
+        while (j >= s && out[j]! > k) {
+          out[j + 1] = out[j]!;
+          j--;
+        }
+        out[j + 1] = k;
+      }
+    for (let i = s; i < e; i++) if (w === 0 || out[i] !== out[w - 1]) out[w++] = out[i]!;
+    s = e;
+  }
+  return out.subarray(0, w);
 }
 
 /** The sorted distinct keys of several key arrays (a block's leaf from its pages' keys). */

@@ -270,6 +270,39 @@ describe('block ids', () => {
   });
 });
 
+describe('sortUnique', () => {
+  it('gives the sorted distinct keys: uniform, clustered into one bucket, repeated, and not 53-bit keys', () => {
+    const key53 = fc.integer({ min: 0, max: 2 ** 53 - 1 });
+    const keys = fc.oneof(
+      fc.array(key53, { maxLength: 300 }),
+      fc.array(key53, { minLength: 256, maxLength: 3000 }),
+      // a few keys a bucket, from a part of the range
+      fc.array(fc.integer({ min: 0, max: 2 ** 44 }), { minLength: 256, maxLength: 3000 }),
+      // many repeats of few keys (a block's pages share most of their keys)
+      fc
+        .array(key53, { minLength: 1, maxLength: 20 })
+        .chain((few) => fc.array(fc.constantFrom(...few), { minLength: 300, maxLength: 3000 })),
+      // all in one bucket (not uniform): the bucket is sorted by the typed array's sort
+      fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 300, maxLength: 3000 }),
+      fc.array(
+        fc.oneof(key53, fc.constantFrom(2 ** 53, -1, 0.5, 2 ** 60, Number.NaN, Number.POSITIVE_INFINITY)),
+        { minLength: 256, maxLength: 600 },
+      ),
+    );
+    fc.assert(
+      fc.property(keys, (xs) => {
+        const want = [...new Set(xs.map((x) => (Object.is(x, -0) ? 0 : x)))].sort((a, b) =>
+          Number.isNaN(a) ? 1 : Number.isNaN(b) ? -1 : a - b,
+        );
+        const got = [...sortUnique(Float64Array.from(xs))];
+        // learned sort keeps one NaN per NaN; every other key once, in order
+        expect(got.filter((x) => !Number.isNaN(x))).toEqual(want.filter((x) => !Number.isNaN(x)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
 describe('index keys from bytes', () => {
   it('keysOf gives the keys of the key strings built from tokenize and the values', () => {
     const def = parseDdl(`CREATE STREAM k SOURCES ('file:x') FORMAT json
