@@ -81,11 +81,23 @@ function portable(key: HighwayKey, data: Uint8Array): void {
   if (rest > 0) updateRemainder(s, data, used, rest);
 }
 
-/** HighwayHash-64 of `data` as (lo, hi) u32 words in `into` (no BigInt: for hot paths). */
-export function hash64Words(key: HighwayKey, data: Uint8Array, into: Uint32Array = out): Uint32Array {
+/**
+ * HighwayHash-64 of `data[start, end)` (all of it by default) as (lo, hi) u32 words in `into` (no BigInt,
+ * and no subarray needed for a part of a buffer: for hot paths).
+ */
+export function hash64Words(
+  key: HighwayKey,
+  data: Uint8Array,
+  into: Uint32Array = out,
+  start = 0,
+  end?: number,
+): Uint32Array {
   const bytes = asBytes(data);
-  if (active === 'wasm') return wasm!.hash64Words(words(key), bytes, into);
-  portable(key, bytes);
+  end ??= bytes.length;
+  if (!(start >= 0 && start <= end && end <= bytes.length) || start % 1 !== 0 || end % 1 !== 0)
+    throw new RangeError(`hash64Words: [${start}, ${end}) is not a range of the ${bytes.length} bytes given`);
+  if (active === 'wasm') return wasm!.hash64Words(words(key), bytes, into, start, end);
+  portable(key, start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
   finalize64(s, into);
   return into;
 }

@@ -25,6 +25,8 @@ const streamBytesMin = 4096;
 const readPastEndBytesMax = 32;
 /** Inputs up to this length are copied word by word: cheaper than `TypedArray.prototype.set`'s fixed cost. */
 const loopCopyBytesMax = 32;
+/** Parts of a longer array up to this length are copied word by word too (a subarray costs an object). */
+const partLoopCopyBytesMax = 256;
 const STATE_BYTES = 128;
 
 interface Exports {
@@ -47,7 +49,7 @@ type Bits = 64 | 128 | 256;
 
 export interface WasmEngine {
   /** HighwayHash-64 as (lo, hi) u32 words in `into`. */
-  hash64Words(key: Uint32Array, data: Uint8Array, into: Uint32Array): Uint32Array;
+  hash64Words(key: Uint32Array, data: Uint8Array, into: Uint32Array, from: number, to: number): Uint32Array;
   /** HighwayHash-128 as (lo, hi) u32 words of its two u64 words in `into`. */
   hash128Words(key: Uint32Array, data: Uint8Array, into: Uint32Array): Uint32Array;
   /** HighwayHash-64 as a BigInt. */
@@ -160,26 +162,26 @@ class Engine implements WasmEngine {
     this.owner = undefined;
   }
 
-  /** Hashes `data` under `key`; the result lands at OUT. */
-  run(key: Uint32Array, data: Uint8Array, bits: Bits): void {
+  /** Hashes `data[from, to)` under `key`; the result lands at OUT. */
+  run(key: Uint32Array, data: Uint8Array, bits: Bits, from = 0, to = data.length): void {
     const init = this.setKey(key);
-    const n = data.length;
+    const n = to - from;
     if (n < streamBytesMin) {
-      this.copyIn(data, 0, n, this.input);
+      this.copyIn(data, from, to, this.input);
       if (bits === 64) this.ex.hash64Out(init, this.input, n);
       else this.ex.hashOut(init, this.input, n, bits);
       return;
     }
     this.evict();
     this.ex.reset(init);
-    const whole = n & ~31;
-    for (let off = 0; off < whole; off += chunkBytesMax) {
+    const whole = from + (n & ~31);
+    for (let off = from; off < whole; off += chunkBytesMax) {
       const end = Math.min(whole, off + chunkBytesMax);
       this.copyIn(data, off, end, this.input);
       this.ex.update(this.input, end - off);
     }
-    this.copyIn(data, whole, n, this.input);
-    this.ex.digest(this.input, n - whole, bits);
+    this.copyIn(data, whole, to, this.input);
+    this.ex.digest(this.input, to - whole, bits);
   }
 
   hash64(key: Uint32Array, data: Uint8Array): bigint {
@@ -208,8 +210,8 @@ class Engine implements WasmEngine {
     return r;
   }
 
-  hash64Words(key: Uint32Array, data: Uint8Array, into: Uint32Array): Uint32Array {
-    this.run(key, data, 64);
+  hash64Words(key: Uint32Array, data: Uint8Array, into: Uint32Array, from: number, to: number): Uint32Array {
+    this.run(key, data, 64, from, to);
     const o = this.outPtr >>> 2;
     into[0] = this.mem32[o]!;
     into[1] = this.mem32[o + 1]!;
@@ -229,8 +231,10 @@ class Engine implements WasmEngine {
 
   /** Copies data[from, to) (at most `chunkBytesMax` bytes) to address `at`. */
   copyIn(data: Uint8Array, from: number, to: number, at: number): void {
-    if (to - from > loopCopyBytesMax)
-      this.mem.set(from === 0 && to === data.length ? data : data.subarray(from, to), at);
+    const n = to - from;
+    if (n > loopCopyBytesMax && from === 0 && to === data.length) this.mem.set(data, at);
+    // a short part of a longer array: word by word, not through a subarray (an object per call)
+    else if (n > partLoopCopyBytesMax) this.mem.set(data.subarray(from, to), at);
     else this.copyWords(data, from, to, at);
   }
 

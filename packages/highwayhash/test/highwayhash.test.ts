@@ -130,7 +130,7 @@ describe('WebAssembly and TypeScript agree', () => {
     expect([...hash256(key, big)]).toEqual([...a]);
   });
 
-  it('hash64Words and hash128Words give the same words without BigInt', () => {
+  it('hash64Words (whole or part of a buffer) and hash128Words give the same words without BigInt', () => {
     for (const impl of ['wasm', 'ts'] as const) {
       useImplementation(impl);
       for (const len of [0, 16, 40, 1024, 5000]) {
@@ -141,6 +141,27 @@ describe('WebAssembly and TypeScript agree', () => {
         expect([0, 1].map((i) => (BigInt(w4[2 * i + 1]!) << 32n) | BigInt(w4[2 * i]!))).toEqual([...big]);
       }
       expect(() => hash128Words(key, input(1), new Uint32Array(2))).toThrow(TypeError);
+      // a part of a buffer, without a subarray: equal to hashing the subarray, at every size class
+      const buf = input(6000);
+      for (const [a, b] of [
+        [0, 0],
+        [3, 3],
+        [1, 40],
+        [7, 300],
+        [100, 5000],
+        [0, 6000],
+        [5999, 6000],
+      ] as const) {
+        const part = [...hash64Words(key, buf, new Uint32Array(2), a, b)];
+        expect(part).toEqual([...hash64Words(key, buf.subarray(a, b), new Uint32Array(2))]);
+      }
+      for (const [a, b] of [
+        [-1, 3],
+        [4, 3],
+        [0, 6001],
+        [0.5, 2],
+      ] as const)
+        expect(() => hash64Words(key, buf, new Uint32Array(2), a, b)).toThrow(RangeError);
     }
     useImplementation('wasm');
   });
