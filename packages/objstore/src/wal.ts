@@ -203,7 +203,7 @@ function encodeRecord(
     end += etagBytes;
   }
   buf.set(data, end);
-  const h = hash64Words(checksumKey, buf.subarray(body, op === 4 ? end : at + size), recordHash);
+  const h = hash64Words(checksumKey, buf, recordHash, body, op === 4 ? end : at + size);
   buf.writeUInt32LE(h[0]!, at + 4);
   buf.writeUInt32LE(h[1]!, at + 8);
 }
@@ -245,22 +245,20 @@ export function decodeRecords(buf: Uint8Array): { records: WalRecord[]; validByt
 }
 
 /**
- * The data region of a pack of `frozen`, and each entry's offset in it (in the map's order; 0 without data).
+ * The data region of a pack of `entries`, and each entry's offset in it (0 without data).
  * Normally the used range of each buffer the entries point into (a slab of records, or an entry's own array)
  * as it is: no copy per key; record headers and superseded versions in those ranges come along as dead
  * bytes. When more than `deadShareMax` of that would be dead (keys written over and over), each entry's
  * data alone: a pack that compaction would rewrite at once is not worth the copy it saves.
  */
-async function packData(
-  frozen: Map<string, MemEntry>,
-): Promise<{ parts: Uint8Array[]; offsets: Float64Array }> {
+async function packData(entries: MemEntry[]): Promise<{ parts: Uint8Array[]; offsets: Float64Array }> {
   const ranges = new Map<Uint8Array, { start: number; end: number; base: number }>();
   let buf: Uint8Array | null = null;
   let r = { start: 0, end: 0, base: 0 };
   let live = 0;
-  let n = 0;
-  for (const m of frozen.values()) {
-    if (n++ % packYieldKeys === 0) await yieldToCommits();
+  for (let i = 0; i < entries.length; i++) {
+    if (i % packYieldKeys === 0) await yieldToCommits();
+    const m = entries[i]!;
     if (!m.buf) continue;
     live += m.size;
     if (m.buf !== buf) {
@@ -273,7 +271,7 @@ async function packData(
     if (m.at + m.size > r.end) r.end = m.at + m.size;
   }
   const parts: Uint8Array[] = [];
-  const offsets = new Float64Array(frozen.size);
+  const offsets = new Float64Array(entries.length);
   let off = 0;
   for (const [b, range] of ranges) {
     parts.push(b.subarray(range.start, range.end));
@@ -283,19 +281,18 @@ async function packData(
   const whole = off <= live / (1 - deadShareMax);
   if (!whole) parts.length = 0;
   off = 0;
-  n = 0;
   buf = null;
-  for (const m of frozen.values()) {
-    if (n % packYieldKeys === 0) await yieldToCommits();
+  for (let i = 0; i < entries.length; i++) {
+    if (i % packYieldKeys === 0) await yieldToCommits();
+    const m = entries[i]!;
     if (m.buf && whole) {
       if (m.buf !== buf) r = ranges.get((buf = m.buf))!;
-      offsets[n] = r.base + m.at;
+      offsets[i] = r.base + m.at;
     } else if (m.buf) {
       parts.push(m.buf.subarray(m.at, m.at + m.size));
-      offsets[n] = off;
+      offsets[i] = off;
       off += m.size;
     }
-    n++;
   }
   return { parts, offsets };
 }
@@ -914,23 +911,24 @@ export class WalStore implements ObjectStore {
     this.prepareNext();
     try {
       // the loops over every frozen key yield to the event loop every few thousand keys, so that group
-      // commits due meanwhile are not held up (frozen is not written to, so that is safe)
-      const { parts, offsets } = await packData(frozen);
+      // commits due meanwhile are not held up (frozen is not written to, so that is safe); they run over
+      // arrays of its keys and entries: a Map iteration with an await in the loop allocates per key
+      const keys = [...frozen.keys()];
+      const entries = [...frozen.values()];
+      const { parts, offsets } = await packData(entries);
       const index = new PackIndexWriter();
-      let n = 0;
-      for (const [k, m] of frozen) {
-        if (n % packYieldKeys === 0) await yieldToCommits();
-        index.add(k, kindOf(m), m.modifiedMs, offsets[n], m.size, m.etag);
-        n++;
+      for (let i = 0; i < keys.length; i++) {
+        if (i % packYieldKeys === 0) await yieldToCommits();
+        const m = entries[i]!;
+        index.add(keys[i]!, kindOf(m), m.modifiedMs, offsets[i], m.size, m.etag);
       }
       const packKey = await this.writePack(parts, index);
-      n = 0;
       let live = 0;
-      for (const [k, m] of frozen) {
-        if (n % packYieldKeys === 0) await yieldToCommits();
-        this.repoint(k, packRef(packKey, offsets[n]!, m.size, m.etag, m.modifiedMs, kindOf(m)));
+      for (let i = 0; i < keys.length; i++) {
+        if (i % packYieldKeys === 0) await yieldToCommits();
+        const m = entries[i]!;
+        this.repoint(keys[i]!, packRef(packKey, offsets[i]!, m.size, m.etag, m.modifiedMs, kindOf(m)));
         live += m.size;
-        n++;
       }
       this.addLive(packKey, live);
       this.retiredSlabs = frozenSlabs;
