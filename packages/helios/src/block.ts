@@ -127,23 +127,22 @@ export function blockId(source: string, from: number, to: number, content: Uint8
   return idHasher.digest64().toString(16).padStart(16, '0');
 }
 
-/** Per-column min/max over numeric cells. */
-export function minMax(
-  rows: Row[],
-  ncols: number,
-  into: { min: Cell[]; max: Cell[] } = { min: new Array(ncols).fill(null), max: new Array(ncols).fill(null) },
-): { min: Cell[]; max: Cell[] } {
+/** Per-column min/max over numeric cells, of a page's columns (`columns[c][i]`), into `into`. */
+function minMax(columns: Cell[][], into: { min: Cell[]; max: Cell[] }): void {
   const { min, max } = into;
-  for (const r of rows)
-    for (let c = 0; c < ncols; c++) {
-      const v = r[c];
+  for (let c = 0; c < columns.length; c++) {
+    const col = columns[c]!;
+    let lo = min[c] ?? null;
+    let hi = max[c] ?? null;
+    for (let i = 0; i < col.length; i++) {
+      const v = col[i];
       if (typeof v !== 'number') continue;
-      const lo = min[c];
-      const hi = max[c];
-      if (lo === null || lo === undefined || v < (lo as number)) min[c] = v;
-      if (hi === null || hi === undefined || v > (hi as number)) max[c] = v;
+      if (lo === null || v < (lo as number)) lo = v;
+      if (hi === null || v > (hi as number)) hi = v;
     }
-  return { min, max };
+    min[c] = lo;
+    max[c] = hi;
+  }
 }
 
 export interface BlockMeta {
@@ -157,10 +156,11 @@ export interface BlockMeta {
 export interface EncodeOptions {
   pageRows?: number;
   /**
-   * The distinct index keys of some rows (unsorted): each page gets a key filter of its rows' keys.
-   * `columnsJson` is each column's cells in the page as JSON text (UTF-8), the text its section deflates.
+   * The distinct index keys of a page's rows (unsorted): each page gets a key filter of its rows' keys.
+   * `columns[c][i]` is row i's cell of column c; `columnsJson` is each column's cells as JSON text (UTF-8),
+   * the text its section compresses.
    */
-  pageKeys?: (rows: Row[], columnsJson: Uint8Array[]) => Float64Array;
+  pageKeys?: (columns: Cell[][], columnsJson: Uint8Array[]) => Float64Array;
   /** The version to write: 5 (the default, brotli sections) or 4 (raw deflate sections, as written before). */
   version?: 4 | 5;
 }
@@ -191,12 +191,30 @@ interface BlockPlan {
 }
 
 /**
- * A block's rows: an array, or rows made a page at a time (`slice`), so that a page's rows are garbage
- * before the next page's are made (they die young instead of surviving a whole chunk).
+ * A block's rows made a page at a time, as columns: `columns(start, end)[c][i]` is row start + i's cell
+ * of column c (null when absent). A page's cells are garbage before the next page's are made (they die
+ * young instead of surviving a whole chunk), and no array is made per row.
  */
 export interface RowSource {
   length: number;
-  slice(start: number, end: number): Row[];
+  columns(start: number, end: number): Cell[][];
+}
+
+/** An array of rows as a RowSource (each page's rows turned into columns). */
+function rowsSource(rows: Row[], ncols: number): RowSource {
+  return {
+    length: rows.length,
+    columns: (start, end) => {
+      const n = Math.max(0, Math.min(end, rows.length) - start);
+      const cols: Cell[][] = [];
+      for (let c = 0; c < ncols; c++) {
+        const col: Cell[] = new Array(n);
+        for (let i = 0; i < n; i++) col[i] = rows[start + i]![c] ?? null;
+        cols.push(col);
+      }
+      return cols;
+    },
+  };
 }
 
 /** Bytes of one integer cell's JSON and its comma at most: a sign and 15 digits (larger ones are not taken). */
@@ -228,17 +246,17 @@ function eightDigits(b: Uint8Array, o: number, v: number): void {
 }
 
 /**
- * Column c of `page` as JSON.stringify writes it (UTF-8), at b[o], when every cell is an integer of at most
- * 15 digits or null: returns the offset after it, else -1 (b past o is then garbage). `b` must have
- * room for page.length * intJsonBytesMax + 2 bytes. JSON.stringify makes a string per number (a
+ * A column's cells as JSON.stringify writes them (UTF-8), at b[o], when every cell is an integer of at
+ * most 15 digits or null: returns the offset after it, else -1 (b past o is then garbage). `b` must have
+ * room for col.length * intJsonBytesMax + 2 bytes. JSON.stringify makes a string per number (a
  * timestamp's 13 digits through the double-to-string path) and then it is encoded again: this took 20 ms
  * per 1M timestamps against 95.
  */
-function intsJson(page: Row[], c: number, b: Uint8Array, o: number): number {
+function intsJson(col: Cell[], b: Uint8Array, o: number): number {
   b[o++] = 0x5b; // [
-  for (let i = 0; i < page.length; i++) {
+  for (let i = 0; i < col.length; i++) {
     if (i > 0) b[o++] = 0x2c; // ,
-    let v = page[i]![c];
+    let v = col[i];
     if (v === null || v === undefined) {
       b[o] = 0x6e; // null
       b[o + 1] = 0x75;
@@ -302,22 +320,21 @@ function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: Encode
   // Per column: whether a page of it was not all integers (and nulls): its next pages go to JSON.stringify.
   const notInts: boolean[] = new Array(ncols).fill(false);
   for (let p = 0; p < pageCount; p++) {
-    const page = rows.slice(p * per, (p + 1) * per);
-    plan.pageRows.push(page.length);
-    minMax(page, ncols, plan);
+    const page = rows.columns(p * per, Math.min(rows.length, (p + 1) * per));
+    plan.pageRows.push(Math.max(0, Math.min(rows.length, (p + 1) * per) - p * per));
+    minMax(page, plan);
     const texts: Uint8Array[] = [];
     for (let c = 0; c < ncols; c++) {
+      const col = page[c]!;
       const start = used;
       let end = -1;
-      if (!notInts[c] && typeof page[0]?.[c] === 'number') {
-        room(page.length * intJsonBytesMax + 2);
-        end = intsJson(page, c, text, used);
+      if (!notInts[c] && typeof col[0] === 'number') {
+        room(col.length * intJsonBytesMax + 2);
+        end = intsJson(col, text, used);
         if (end < 0) notInts[c] = true;
       }
       if (end >= 0) used = end;
       else {
-        const col: Cell[] = new Array(page.length);
-        for (let i = 0; i < page.length; i++) col[i] = page[i]![c] ?? null;
         const json = JSON.stringify(col);
         room(json.length * 3);
         used += enc.encodeInto(json, text.subarray(used)).written;
@@ -395,7 +412,7 @@ export function encodeBlock(
   ncols: number,
   opts: EncodeOptions = {},
 ): EncodedBlock {
-  const plan = planBlock(meta, rows, ncols, opts);
+  const plan = planBlock(meta, rowsSource(rows, ncols), ncols, opts);
   const version = opts.version ?? 5;
   return packBlock(plan, compressEach(plan.text, plan.textOffs, codecOf(version)), version);
 }

@@ -327,23 +327,40 @@ export class RowParser {
 
   /** The row for one line (without its newline). */
   row(line: string): Row {
+    const out: Row = new Array(this.def.columns.length);
+    this.cells(line, out, 0, 0);
+    return out;
+  }
+
+  /**
+   * Writes the cells of one line (without its newline) into `columns`: `columns[c][i]` is its cell of
+   * column c (a block page's shape, no array per row).
+   */
+  rowInto(line: string, columns: Cell[][], i: number): void {
+    this.cells(line, columns, i, 1);
+  }
+
+  /** One line's cells into `out[c]` (shape 0: a row) or `out[c][i]` (shape 1: columns). */
+  private cells(line: string, out: Row | Cell[][], i: number, shape: 0 | 1): void {
     let l = line.length > lineBytesMax ? line.slice(0, lineBytesMax) : line;
     if (l.charCodeAt(l.length - 1) === 13) l = l.slice(0, -1); // CRLF files (the loghub samples are)
     const f = this.parse(l);
     const cols = this.def.columns;
+    const n = cols.length;
     if (!f) {
-      const out: Row = new Array(cols.length).fill(null);
-      if (this.rawCol >= 0) out[this.rawCol] = l;
-      return out;
+      for (let c = 0; c < n; c++) put(out, shape, c, i, c === this.rawCol ? l : null);
+      return;
     }
     if (!this.fast) this.resolveFast(f);
-    // sized up front: an empty array's first push allocates room for 17 cells
-    const out: Row = new Array(cols.length);
     const fast = this.fast;
-    if (fast) for (let i = 0; i < cols.length; i++) out[i] = fast[i]!(f);
-    else for (let i = 0; i < cols.length; i++) out[i] = toCell(cols[i]!, this.lookup[i]!(f));
-    return out;
+    if (fast) for (let c = 0; c < n; c++) put(out, shape, c, i, fast[c]!(f));
+    else for (let c = 0; c < n; c++) put(out, shape, c, i, toCell(cols[c]!, this.lookup[c]!(f)));
   }
+}
+
+function put(out: Row | Cell[][], shape: 0 | 1, c: number, i: number, v: Cell): void {
+  if (shape === 0) (out as Row)[c] = v;
+  else (out as Cell[][])[c]![i] = v;
 }
 
 /** Bound on the tokens taken from one value. */

@@ -419,24 +419,28 @@ function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean 
  * given, is each column's cells as JSON text (UTF-8): TOKENS columns are then read from it.
  */
 export function rowKeys(def: StreamDef, rows: Row[], columnsJson?: Uint8Array[]): Float64Array {
+  const columns = def.columns.map((_, c) => rows.map((r) => r[c] ?? null));
+  return columnKeys(def, columns, columnsJson);
+}
+
+/** `rowKeys` of rows given as columns: `columns[c][i]` is row i's cell of column c (a block page's shape). */
+export function columnKeys(def: StreamDef, columns: Cell[][], columnsJson?: Uint8Array[]): Float64Array {
   const kb = scratch;
   kb.reset();
   for (const d of def.index) {
     const col = def.columns.findIndex((c) => c.name === d.column);
+    const cells = columns[col] ?? [];
     if (d.tokens) {
       const json = columnsJson?.[col];
       if (json && commitTokensJson(kb, col, json)) continue;
-      for (const row of rows) {
-        const v = row[col];
-        if (typeof v === 'string') commitTokens(kb, col, v);
-      }
+      for (const v of cells) if (typeof v === 'string') commitTokens(kb, col, v);
       continue;
     }
     // Few distinct values: a Set of the cells (their strings' hashes are cached) before any bytes.
     const set = new Set<string | number>();
     let last: Cell | undefined;
-    for (const row of rows) {
-      const v = row[col];
+    for (let i = 0; i < cells.length; i++) {
+      const v = cells[i];
       if (v === last) continue; // runs of one value are common (a level, a component)
       last = v;
       if (v !== null && v !== undefined) set.add(v);

@@ -27,7 +27,7 @@ import {
 } from './block.js';
 import { parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, type Row, RowParser, tokenize } from './formats.js';
-import { hashKey, keysOf, rowKeys, tokenKey, unionKeys, valueKey } from './keys.js';
+import { columnKeys, hashKey, keysOf, tokenKey, unionKeys, valueKey } from './keys.js';
 import {
   type ChildRun,
   decodeNode,
@@ -711,11 +711,14 @@ export class Stream {
     line: (i: number) => string,
     content: Uint8Array,
   ): Promise<EncodedBlock> {
+    const ncols = this.def.columns.length;
     const rows = {
       length: lineCount,
-      slice: (a: number, b: number) => {
-        const page: Row[] = [];
-        for (let i = a; i < b && i < lineCount; i++) page.push(this.parser.row(line(i)));
+      columns: (a: number, b: number) => {
+        const n = Math.max(0, Math.min(b, lineCount) - a);
+        const page: Cell[][] = [];
+        for (let c = 0; c < ncols; c++) page.push(new Array<Cell>(n));
+        for (let i = 0; i < n; i++) this.parser.rowInto(line(a + i), page, i);
         return page;
       },
     };
@@ -788,7 +791,7 @@ export class Stream {
   /** Blocks of an indexed stream carry a key filter per page (the page's index keys, unsorted). */
   private pageKeyOptions(): EncodeOptions {
     return this.def.index.length > 0
-      ? { pageKeys: (page, columnsJson) => rowKeys(this.def, page, columnsJson) }
+      ? { pageKeys: (page, columnsJson) => columnKeys(this.def, page, columnsJson) }
       : {};
   }
 

@@ -114,7 +114,7 @@ describe('version 4 and 5 blocks', () => {
       const rows = rowsOf(64 * 120);
       const { bytes, header } = encodeBlock(meta, rows, 2, {
         pageRows: 64,
-        pageKeys: (p) => Float64Array.from(p.map((r) => (r[0] as number) * 7919)),
+        pageKeys: (cols) => Float64Array.from(cols[0]!.map((v) => (v as number) * 7919)),
         version,
       });
       expect(String.fromCharCode(...bytes.subarray(0, 4))).toBe(`HLB${version}`);

@@ -138,8 +138,8 @@ describe('index nodes', () => {
     const rowArb = fc.tuple(fc.oneof(fc.integer(), fc.constant(null)), fc.string({ maxLength: 12 }));
     fc.assert(
       fc.property(fc.array(rowArb, { maxLength: 60 }), fc.integer({ min: 1, max: 17 }), (rows, per) => {
-        const keysOfPage = (page: unknown[][]) =>
-          Float64Array.from(page.map((r) => (r[1] as string).length * 7919));
+        const keysOfPage = (cols: unknown[][]) =>
+          Float64Array.from(cols[1]!.map((v) => (v as string).length * 7919));
         const { bytes, pageKeys } = encodeBlock(
           { id: 'x', source: 's', from: 0, to: 1, rawBytes: 1 },
           rows,

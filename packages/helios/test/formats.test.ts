@@ -128,6 +128,39 @@ describe('formats', () => {
     expect(p.row('081109 203615 007 INFO: c')).toEqual([Date.UTC(2008, 10, 9, 20, 36, 15), 7, 'INFO', 'c']);
   });
 
+  it('rowInto writes the cells row gives into columns (the ingest path), for every format and unmatched lines', () => {
+    const defs = [
+      "FORMAT loghub('<Date> <Time> <Pid> <Level>: <Content>') COLUMNS (ts TIMESTAMP, pid INT, level STRING, content TEXT)",
+      "FORMAT regex('^(?<lvl>[A-Z]+)(?: pid=(?<pid>\\d+))? (?<msg>.*)$') COLUMNS (lvl STRING, pid INT, msg TEXT)",
+      'FORMAT json COLUMNS (lvl STRING, pid INT, msg TEXT)',
+      'FORMAT logfmt COLUMNS (lvl STRING, pid INT, msg TEXT)',
+    ].map((f) => new RowParser(parseDdl(`CREATE STREAM h SOURCES ('x') ${f}`)));
+    const line = fc.oneof(
+      fc.string({ unit: fc.constantFrom(...'081109 2036:15INFOWARN pid=4{}"lvlmsg,:=\r'), maxLength: 40 }),
+      fc
+        .tuple(
+          fc.constantFrom('081109 203615 ', 'INFO ', 'lvl=WARN '),
+          fc.nat(999),
+          fc.string({ maxLength: 8 }),
+        )
+        .map(([a, n, m]) => `${a}${n} INFO: ${m}`),
+      fc
+        .record({ lvl: fc.constantFrom('INFO', 'WARN'), pid: fc.nat(), msg: fc.string({ maxLength: 8 }) })
+        .map((o) => JSON.stringify(o)),
+    );
+    fc.assert(
+      fc.property(fc.array(line, { minLength: 1, maxLength: 8 }), (lines) => {
+        for (const p of defs) {
+          const n = p.def.columns.length;
+          const cols = Array.from({ length: n }, () => new Array(lines.length));
+          for (const [i, l] of lines.entries()) p.rowInto(l, cols, i);
+          for (const [i, l] of lines.entries()) expect(cols.map((c) => c[i])).toEqual(p.row(l));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('tokenize', () => {
     expect(tokenize('served blk_-6952295868487656571 to /10.251.39.209:50010.')).toEqual([
       'served',
