@@ -3137,16 +3137,17 @@ export class Engine {
     let t = this.addrTests.get(spec);
     if (!t) {
       const test = addrBytesTest(spec, this.vars);
-      let lastV4 = -1;
-      let last = false;
+      // the last IPv4 address (as a signed 32-bit number) and its answer (0: none yet, 1 fails, 2 passes),
+      // in a typed array: a closure variable holding a number past 2^30 is a new heap number per store
+      const memo = new Int32Array(2);
       t = (a) => {
         if (a.length !== 4) return test(a);
-        const x = v4Of(a);
-        if (x !== lastV4) {
-          last = test(a);
-          lastV4 = x;
+        const x = v4Of(a) | 0;
+        if (memo[1] === 0 || memo[0] !== x) {
+          memo[0] = x;
+          memo[1] = test(a) ? 2 : 1;
         }
-        return last;
+        return memo[1] === 2;
       };
       this.addrTests.set(spec, t);
     }
@@ -3170,11 +3171,17 @@ export class Engine {
   }
 
   private flowbitsAllow(c: Compiled, f: Flow<FlowData>): boolean {
-    for (const fb of c.flowbits) {
+    // index loops and a count, no closure or iterator: this runs for most candidate rules of a packet
+    const fbs = c.flowbits;
+    for (let i = 0; i < fbs.length; i++) {
+      const fb = fbs[i]!;
+      if (fb.op !== 'isset' && fb.op !== 'isnotset') continue;
+      let set = 0;
+      for (let j = 0; j < fb.names.length; j++) if (f.bits.has(fb.names[j]!)) set++;
+      const all = set === fb.names.length;
       // a|b (Suricata): isset when any is set, isnotset when any is not set; a&b: all of them
-      const has = (n: string) => f.bits.has(n);
-      if (fb.op === 'isset' && !(fb.any ? fb.names.some(has) : fb.names.every(has))) return false;
-      if (fb.op === 'isnotset' && (fb.any ? fb.names.every(has) : fb.names.some(has))) return false;
+      if (fb.op === 'isset' && !(fb.any ? set > 0 : all)) return false;
+      if (fb.op === 'isnotset' && (fb.any ? all : set > 0)) return false;
     }
     return true;
   }

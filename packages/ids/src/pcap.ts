@@ -42,11 +42,18 @@ class ByteReader {
     this.it = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
 
-  /** Exactly n bytes when the first buffered chunk holds them (no waiting), else undefined. */
-  take(n: number): Buffer | undefined {
+  /** The chunk the offsets `takeAt` returns point into. */
+  current: Buffer = Buffer.alloc(0);
+
+  /**
+   * Consumes n bytes when the first buffered chunk holds them (no waiting) and returns where they start in
+   * `current`, else -1: no view is made (the pcap reader's per-packet path reads headers in place).
+   */
+  takeAt(n: number): number {
     const c = this.chunks[0];
-    if (!c || c.length - this.pos < n) return undefined;
-    const out = c.subarray(this.pos, this.pos + n);
+    if (!c || c.length - this.pos < n) return -1;
+    const at = this.pos;
+    this.current = c;
     this.pos += n;
     if (this.pos === c.length) {
       this.chunks.shift();
@@ -54,7 +61,13 @@ class ByteReader {
     }
     this.have -= n;
     this.offset += n;
-    return out;
+    return at;
+  }
+
+  /** Exactly n bytes when the first buffered chunk holds them (no waiting), else undefined. */
+  take(n: number): Buffer | undefined {
+    const at = this.takeAt(n);
+    return at < 0 ? undefined : this.current.subarray(at, at + n);
   }
 
   /** Exactly n bytes, or undefined at a clean end of input (before any of them); a partial read is an error. */
@@ -112,38 +125,49 @@ async function* readPcap(r: ByteReader, magic: Buffer): AsyncGenerator<Packet[]>
   const le = m === 0xa1b2c3d4 || m === 0xa1b23c4d;
   const nano = m === 0xa1b23c4d || m === 0x4d3cb2a1;
   const h = (await r.read(20))!;
-  const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const u32 = le ? u32le : u32be;
   const linkType = u32(h, 16) & 0x0fffffff;
   let batch: Packet[] = [];
   for (;;) {
     const at = r.offset;
-    // what is buffered is parsed without waiting; the batch goes out before the reader waits for input
-    let ph = r.take(16);
-    if (!ph) {
+    // what is buffered is parsed in place without waiting; the batch goes out before the reader waits
+    let ph: Uint8Array = r.current;
+    let po = r.takeAt(16);
+    if (po < 0) {
       if (batch.length > 0) yield batch;
       batch = [];
-      ph = await r.read(16);
-      if (!ph) return;
+      const read = await r.read(16);
+      if (!read) return;
+      ph = read;
+      po = 0;
     }
-    const caplen = u32(ph, 8);
+    const caplen = u32(ph, po + 8);
+    const frac = u32(ph, po + 4);
+    const tsUs = u32(ph, po) * 1e6 + (nano ? Math.floor(frac / 1000) : frac);
+    const origLength = u32(ph, po + 12);
     if (caplen > blockBytesMax) {
       if (batch.length > 0) yield batch;
       throw new CaptureError(at, `packet record claims ${caplen} bytes`);
     }
-    let data = r.take(caplen);
-    if (!data) {
+    // the packet: a plain view of the chunk (a Buffer's subarray costs more to make)
+    let data: Uint8Array;
+    const dat = r.takeAt(caplen);
+    if (dat >= 0) data = new Uint8Array(r.current.buffer, r.current.byteOffset + dat, caplen);
+    else {
       if (batch.length > 0) yield batch;
       batch = [];
       data = (await r.read(caplen)) ?? Buffer.alloc(0);
     }
-    const frac = u32(ph, 4);
-    batch.push({
-      tsUs: u32(ph, 0) * 1e6 + (nano ? Math.floor(frac / 1000) : frac),
-      linkType,
-      data,
-      origLength: u32(ph, 12),
-    });
+    batch.push({ tsUs, linkType, data, origLength });
   }
+}
+
+function u32le(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+}
+
+function u32be(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 
 async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet> {

@@ -138,3 +138,35 @@ describe('threshold and detection_filter', () => {
     expect(e.rates.suppressed).toBe(2);
   });
 });
+
+describe('flowbits with several names', () => {
+  it('isset and isnotset with a|b (any) and a&b (all), for every combination of bits set', () => {
+    const rules = [
+      'alert udp any any -> any any (content:"A"; flowbits:set,a; flowbits:noalert; sid:1;)',
+      'alert udp any any -> any any (content:"B"; flowbits:set,b; flowbits:noalert; sid:2;)',
+      'alert udp any any -> any any (content:"Z"; flowbits:isset,a|b; sid:10;)',
+      'alert udp any any -> any any (content:"Z"; flowbits:isset,a&b; sid:11;)',
+      'alert udp any any -> any any (content:"Z"; flowbits:isnotset,a|b; sid:12;)',
+      'alert udp any any -> any any (content:"Z"; flowbits:isnotset,a&b; sid:13;)',
+      'alert udp any any -> any any (content:"Z"; flowbits:isset,a; flowbits:isnotset,b; sid:14;)',
+    ];
+    for (const [a, b] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ]) {
+      const e = new Engine(rules.map((r, i) => parseRule(r, 't.rules', i + 1)));
+      const sent = [...(a ? ['A'] : []), ...(b ? ['B'] : []), 'Z'];
+      const got = sent.flatMap((p, i) => e.inspect(pkt({ proto: 17, payload: p }), i).map((x) => x.sid));
+      const want = [
+        ...(a || b ? [10] : []),
+        ...(a && b ? [11] : []),
+        ...(!(a && b) ? [12] : []),
+        ...(!a && !b ? [13] : []),
+        ...(a && !b ? [14] : []),
+      ];
+      expect({ a, b, got }).toEqual({ a, b, got: want });
+    }
+  });
+});
