@@ -227,8 +227,18 @@ export class Defragmenter {
     if (this.bytes + n > this.bytesMax) return false;
     this.bytes += n;
     g.bytes += n;
-    g.pieces.push(...fresh);
-    g.pieces.sort((a, b) => a.off - b.off);
+    // each new piece into its place among the pieces (kept in offset order): shifted in place, where a sort
+    // with a comparator copied the whole list once per fragment
+    const pieces = g.pieces;
+    for (const p of fresh) {
+      let i = pieces.length;
+      pieces.push(p);
+      while (i > 0 && pieces[i - 1]!.off > p.off) {
+        pieces[i] = pieces[i - 1]!;
+        i--;
+      }
+      pieces[i] = p;
+    }
     return true;
   }
 }
