@@ -93,21 +93,25 @@ class Engine implements WasmEngine {
   /** The hasher whose state is the one at address 0, if any. */
   owner: WasmHasher | undefined;
   /**
-   * The last two keys' words, each with its derived initial state in the core (`inits`): a call compares
-   * the 8 words with the slot used last, then the other, and derives a state only when neither matches,
-   * into the slot used less recently, so two keys used in turn both stay; a key mutated in place is noticed.
+   * The last two keys' words, each with its derived initial state in a slot of the core (`INIT_A`,
+   * `INIT_B`): a call compares the 8 words with the key used last ("current"), then the other, and derives
+   * a state only when neither matches, into the other slot, which becomes current; so two keys used in
+   * turn both stay, and a key mutated in place is noticed. Fields, not arrays of two: the current key's
+   * check is the whole cost of a call with the key of the call before (a 16-byte hash is ~55 ns).
    */
-  private readonly keysLoaded = [new Uint32Array(8), new Uint32Array(8)] as const;
-  private readonly keysValid = [false, false];
-  private readonly inits: readonly [number, number];
-  /** The slot used last (0 or 1). */
-  private recent = 0;
+  private curKey = new Uint32Array(8);
+  private curInit: number;
+  private curValid = false;
+  private otherKey = new Uint32Array(8);
+  private otherInit: number;
+  private otherValid = false;
 
   constructor(readonly ex: Exports) {
     this.input = ex.INPUT.value as number;
     this.outPtr = ex.OUT.value as number;
     this.keyPtr = ex.KEY.value as number;
-    this.inits = [ex.INIT_A.value as number, ex.INIT_B.value as number];
+    this.curInit = ex.INIT_A.value as number;
+    this.otherInit = ex.INIT_B.value as number;
     this.ensure(chunkBytesMax);
   }
 
@@ -124,25 +128,11 @@ class Engine implements WasmEngine {
     }
   }
 
-  /** Makes `key`'s initial state available in the core; returns its address (see `keysLoaded`). */
+  /** Makes `key`'s initial state available in the core; returns its address (see `curKey`). */
   setKey(key: Uint32Array): number {
-    const r = this.recent;
-    if (this.holds(r, key)) return this.inits[r]!;
-    const o = r ^ 1;
-    if (!this.holds(o, key)) {
-      this.keysLoaded[o]!.set(key);
-      this.mem32.set(key, this.keyPtr >>> 2);
-      this.ex.setKey(this.inits[o]!);
-      this.keysValid[o] = true;
-    }
-    this.recent = o;
-    return this.inits[o]!;
-  }
-
-  private holds(slot: number, key: Uint32Array): boolean {
-    const k = this.keysLoaded[slot]!;
-    return (
-      this.keysValid[slot]! &&
+    const k = this.curKey;
+    if (
+      this.curValid &&
       k[0] === key[0] &&
       k[1] === key[1] &&
       k[2] === key[2] &&
@@ -151,7 +141,37 @@ class Engine implements WasmEngine {
       k[5] === key[5] &&
       k[6] === key[6] &&
       k[7] === key[7]
-    );
+    )
+      return this.curInit;
+    return this.switchKey(key);
+  }
+
+  /** The other slot becomes current, holding `key` (derived again unless it already did). */
+  private switchKey(key: Uint32Array): number {
+    const k = this.otherKey;
+    const init = this.otherInit;
+    const held =
+      this.otherValid &&
+      k[0] === key[0] &&
+      k[1] === key[1] &&
+      k[2] === key[2] &&
+      k[3] === key[3] &&
+      k[4] === key[4] &&
+      k[5] === key[5] &&
+      k[6] === key[6] &&
+      k[7] === key[7];
+    this.otherKey = this.curKey;
+    this.otherInit = this.curInit;
+    this.otherValid = this.curValid;
+    this.curKey = k;
+    this.curInit = init;
+    this.curValid = true;
+    if (!held) {
+      k.set(key);
+      this.mem32.set(key, this.keyPtr >>> 2);
+      this.ex.setKey(init);
+    }
+    return init;
   }
 
   /** Saves the resident hasher's state with it before the streaming state is used for something else. */
