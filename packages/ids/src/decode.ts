@@ -55,7 +55,8 @@ export interface Decoded {
  * next packet, so the packet path allocates no object, address view or address text per packet. Its
  * addresses are copied into its own buffers (`srcAddr`, `dstAddr`); their text (`src`, `dst`) is made on
  * first read (alerts, FTP, defragmentation keys), once per packet. `payload` and a fragment's views point
- * into the decoded bytes. Whatever keeps any of it past the packet must copy it.
+ * into the decoded bytes. Whatever keeps any of it past the packet must copy it. `src` and `dst` are
+ * getters: a spread copy (`{ ...d }`) has neither.
  */
 export class PacketRecord implements Decoded {
   ipVersion: 4 | 6 = 4;
