@@ -332,6 +332,32 @@ describe('a reused packet record (decodeInto)', () => {
     );
   });
 
+  it('never throws on mutated or cut frames, and a failure leaves nothing behind (fuzz)', () => {
+    fc.assert(
+      fc.property(
+        fc.nat(frames.length - 1),
+        fc.array(fc.tuple(fc.nat(200), fc.nat(255)), { maxLength: 6 }),
+        fc.nat(200),
+        fc.nat(frames.length - 1),
+        (i, flips, cut, next) => {
+          const [lt, orig] = frames[i]!;
+          const b = orig.slice(0, Math.min(orig.length, cut + 1));
+          for (const [at, v] of flips) if (at < b.length) b[at] = v;
+          const r = new PacketRecord();
+          const stats = newDecodeStats();
+          decodeInto(r, lt, b, stats);
+          // whatever the mangled frame left in the record, the next packet decodes as on a fresh one
+          const [nlt, nb] = frames[next]!;
+          const got = decodeInto(r, nlt, nb, stats);
+          const want = decode(nlt, nb, newDecodeStats());
+          if (typeof want === 'string') expect(got).toBe(want);
+          else expect(typeof got !== 'string' && fields(got)).toEqual(fields(want));
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
   it('its addresses are its own: a flow and an alert keep copies, not the next packet', () => {
     const e = new Engine([parseRule('alert udp any any -> any 53 (content:"|01 02|"; sid:7;)')]);
     const r = new PacketRecord();
