@@ -157,11 +157,14 @@ const recordHash = new Uint32Array(2);
 const slabBytes = 64 << 10;
 
 /**
- * Free slabs kept at most: a pack normally covers about `packBytes` of records (more when writes outrun
- * packing), and this takes the next ones' worth without allocating.
+ * Slabs kept at most, in use and free: as many as `memBytesMax` of records fill (writers wait for a pack
+ * beyond it), at least four packs' worth. Retired slabs are kept for reuse up to it and dropped beyond, so
+ * a WAL that once needed N slabs reuses them instead of faulting in fresh memory (with packs of 4 x
+ * `packBytes` kept, layers that outgrew packBytes while a pack ran got fresh slabs, and their page faults
+ * were most of a record's encoding time).
  */
-function slabsFreeMax(packBytes: number): number {
-  return Math.ceil((4 * packBytes) / slabBytes);
+function slabsMax(o: Required<WalOptions>): number {
+  return Math.ceil(Math.max(o.memBytesMax, 4 * o.packBytes) / slabBytes);
 }
 
 /**
@@ -344,6 +347,8 @@ export class WalStore implements ObjectStore {
    */
   private sealedSlabs: Buffer[] = [];
   private retiredSlabs: Buffer[] = [];
+  /** Slabs of `slabBytes` allocated and not dropped (see `slabsMax`). */
+  private slabCount = 0;
   private freeSlabs: Buffer[] = [];
   /** The waiting records: these ranges of earlier slabs, then the current slab from `batchStart`. */
   private batchParts: Buffer[] = [];
@@ -560,8 +565,7 @@ export class WalStore implements ObjectStore {
       if (this.slabPos > this.batchStart)
         this.batchParts.push(this.slab.subarray(this.batchStart, this.slabPos));
       if (this.slab.length === slabBytes) this.sealedSlabs.push(this.slab);
-      this.slab =
-        (size <= slabBytes && this.freeSlabs.pop()) || Buffer.allocUnsafe(Math.max(slabBytes, size));
+      this.slab = (size <= slabBytes && this.freeSlabs.pop()) || this.newSlab(size);
       this.slabPos = 0;
       this.batchStart = 0;
     }
@@ -569,6 +573,13 @@ export class WalStore implements ObjectStore {
     this.slabPos += size;
     this.pendingBytes += size;
     return this.slabPos - data.length;
+  }
+
+  /** A fresh slab, or an array of its own for a record larger than a slab. */
+  private newSlab(size: number): Buffer {
+    if (size > slabBytes) return Buffer.allocUnsafe(size);
+    this.slabCount++;
+    return Buffer.allocUnsafe(slabBytes);
   }
 
   /**
@@ -886,9 +897,10 @@ export class WalStore implements ObjectStore {
     let closing: FileHandle | undefined;
     const rotate = this.flushing.then(async () => {
       await this.flush();
-      if (!this.failure) {
-        const room = Math.max(0, slabsFreeMax(this.o.packBytes) - this.freeSlabs.length);
-        this.freeSlabs.push(...this.retiredSlabs.slice(0, room));
+      const max = slabsMax(this.o);
+      for (const slab of this.retiredSlabs) {
+        if (this.failure || this.slabCount > max) this.slabCount--;
+        else this.freeSlabs.push(slab);
       }
       this.retiredSlabs = [];
       const next = await this.takeNext(); // prepared in the background: normally no I/O here

@@ -235,6 +235,41 @@ describe('WAL segments', () => {
     await r.close();
   });
 
+  it('keeps retired slabs for reuse up to memBytesMax, and drops those beyond', async () => {
+    type Slabs = { newSlab: (n: number) => Buffer; slabCount: number; freeSlabs: Buffer[] };
+    const run = async (memBytesMax: number) => {
+      const w = await WalStore.open(new MemStore(), { ...opts(fresh()), packBytes: 128 << 10, memBytesMax });
+      const inside = w as unknown as Slabs;
+      const allocations: number[] = [];
+      const newSlab = inside.newSlab.bind(w);
+      inside.newSlab = (n) => {
+        allocations[allocations.length - 1]!++;
+        return newSlab(n);
+      };
+      // rounds of ~1.5 MB (24 slabs), each packed: a round's slabs are free two rounds later
+      for (let round = 0; round < 6; round++) {
+        allocations.push(0);
+        await Promise.all(
+          Array.from({ length: 1500 }, (_, i) => w.put(`r/${round}/${i}`, Buffer.alloc(1000, i))),
+        );
+        await w.packNow();
+      }
+      await w.put('last', Buffer.from('x'));
+      await w.packNow();
+      const counts = { allocations, slabCount: inside.slabCount, free: inside.freeSlabs.length };
+      await w.close();
+      return counts;
+    };
+    // the default bound (256 MiB): from the third round on, every slab is a reused one
+    const roomy = await run(256 << 20);
+    expect(roomy.allocations.slice(3)).toEqual([0, 0, 0]);
+    // a bound of 1 MiB (16 slabs; writers wait for packs beyond it): slabs beyond it are dropped
+    const tight = await run(1 << 20);
+    expect(tight.free).toBeLessThanOrEqual(16);
+    expect(tight.slabCount).toBeLessThanOrEqual(17);
+    expect(tight.allocations.slice(3).reduce((a, b) => a + b)).toBeGreaterThan(0);
+  });
+
   it('takes no more writes after a failed sync, keeps what was acknowledged, and recovers on reopen', async () => {
     const store = new MemStore();
     const dir = fresh();
