@@ -95,10 +95,14 @@ function finish(
   keys: Float64Array,
   postOff: Uint32Array,
   post: Uint32Array,
+  bloomOf?: Uint32Array,
 ): IndexNode {
   const w = bloomWords(keys.length);
-  const bloom = new Uint32Array(w);
-  for (let i = 0; i < keys.length; i++) bloomAdd(bloom, keys[i]!);
+  let bloom = bloomOf;
+  if (!bloom || bloom.length !== w) {
+    bloom = new Uint32Array(w);
+    for (let i = 0; i < keys.length; i++) bloomAdd(bloom, keys[i]!);
+  }
   const header: NodeHeader = { level, from, to, children, n: keys.length, m: post.length, w, check: '' };
   if (ranges) header.ranges = ranges;
   return { header, keys, postOff, post, bloom };
@@ -113,34 +117,63 @@ export function mergeNodes(a: IndexNode, b: IndexNode): IndexNode {
       `mergeNodes: nodes [${ha.from},${ha.to}) L${ha.level} and [${hb.from},${hb.to}) L${hb.level} are not adjacent`,
     );
   const shift = ha.children.length;
-  const na = a.keys.length;
-  const nb = b.keys.length;
+  // (a stored node's arrays are getters: read once)
+  const aKeys = a.keys;
+  const aOff = a.postOff;
+  const aPost = a.post;
+  const bKeys = b.keys;
+  const bOff = b.postOff;
+  const bPost = b.post;
+  const na = aKeys.length;
+  const nb = bKeys.length;
   const keys = new Float64Array(na + nb);
   const postOff = new Uint32Array(na + nb + 1);
-  const post = new Uint32Array(a.post.length + b.post.length);
+  const post = new Uint32Array(aPost.length + bPost.length);
   let i = 0;
   let j = 0;
   let k = 0;
   let m = 0;
-  while (i < na || j < nb) {
-    const ka = i < na ? a.keys[i]! : Number.POSITIVE_INFINITY;
-    const kb = j < nb ? b.keys[j]! : Number.POSITIVE_INFINITY;
-    const key = Math.min(ka, kb);
-    keys[k] = key;
+  while (i < na && j < nb) {
+    const ka = aKeys[i]!;
+    const kb = bKeys[j]!;
     postOff[k] = m;
-    if (ka === key) {
-      for (let p = a.postOff[i]!; p < a.postOff[i + 1]!; p++) post[m++] = a.post[p]!;
+    if (ka <= kb) {
+      keys[k] = ka;
+      for (let p = aOff[i]!, e = aOff[i + 1]!; p < e; p++) post[m++] = aPost[p]!;
       i++;
-    }
-    if (kb === key) {
-      for (let p = b.postOff[j]!; p < b.postOff[j + 1]!; p++) post[m++] = b.post[p]! + shift;
+    } else keys[k] = kb;
+    if (kb <= ka) {
+      for (let p = bOff[j]!, e = bOff[j + 1]!; p < e; p++) post[m++] = bPost[p]! + shift;
       j++;
     }
     k++;
   }
+  // the rest of either side, its pointer lists as they are (shifted for b)
+  for (; i < na; i++, k++) {
+    keys[k] = aKeys[i]!;
+    postOff[k] = m;
+    for (let p = aOff[i]!, e = aOff[i + 1]!; p < e; p++) post[m++] = aPost[p]!;
+  }
+  for (; j < nb; j++, k++) {
+    keys[k] = bKeys[j]!;
+    postOff[k] = m;
+    for (let p = bOff[j]!, e = bOff[j + 1]!; p < e; p++) post[m++] = bPost[p]! + shift;
+  }
   postOff[k] = m;
   if (k > nodeKeysMax) throw new Error(`mergeNodes: ${k} keys is over nodeKeysMax ${nodeKeysMax}`);
   const ranges = ha.ranges && hb.ranges ? [...ha.ranges, ...hb.ranges] : undefined;
+  // The filter of the union is the union of the filters when they have its size (its bits depend only on
+  // the key and the size): the larger node's filter copied and the other's keys added, instead of every
+  // key again. The add operator merges each child into a parent of up to millions of keys.
+  const w = bloomWords(k);
+  let bloom: Uint32Array | undefined;
+  if (a.bloom.length === w) {
+    bloom = a.bloom.slice();
+    for (let x = 0; x < nb; x++) bloomAdd(bloom, bKeys[x]!);
+  } else if (b.bloom.length === w) {
+    bloom = b.bloom.slice();
+    for (let x = 0; x < na; x++) bloomAdd(bloom, aKeys[x]!);
+  }
   return finish(
     ha.level,
     ha.from,
@@ -150,6 +183,7 @@ export function mergeNodes(a: IndexNode, b: IndexNode): IndexNode {
     keys.slice(0, k),
     postOff.slice(0, k + 1),
     post.slice(0, m),
+    bloom,
   );
 }
 

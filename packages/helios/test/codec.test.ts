@@ -84,6 +84,32 @@ describe('index nodes', () => {
     );
   });
 
+  it('a chain of merges (a parent taking children one by one, stored and read back): keys, pointers and filter as built from scratch', () => {
+    fc.assert(
+      fc.property(fc.array(keysArb, { minLength: 1, maxLength: 6 }), fc.boolean(), (parts, stored) => {
+        let node = leafNode(1, 0, 1, 'c0', parts[0]!, [0, 1]);
+        for (let c = 1; c < parts.length; c++) {
+          const child = leafNode(1, c, c + 1, `c${c}`, parts[c]!, [c, c + 1]);
+          node = mergeNodes(stored ? decodeNode(encodeNode(node)) : node, child);
+        }
+        // the reference: every key with the children holding it, in order
+        const want = new Map<number, number[]>();
+        parts.forEach((ks, c) => {
+          for (const k of ks) want.set(k, [...(want.get(k) ?? []), c]);
+        });
+        const keys = [...want.keys()].sort((x, y) => x - y);
+        expect([...node.keys]).toEqual(keys);
+        keys.forEach((k, i) => {
+          expect([...node.post.subarray(node.postOff[i]!, node.postOff[i + 1]!)]).toEqual(want.get(k));
+        });
+        // the filter: the one a node of these keys gets when built at once (bits depend on key and size)
+        expect([...node.bloom]).toEqual([...leafNode(0, 0, 1, 0, node.keys).bloom]);
+        expect(node.header.children).toEqual(parts.map((_, c) => `c${c}`));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('merge is the union of keys and pointers; encode/decode round-trips; lookups agree', () => {
     fc.assert(
       fc.property(keysArb, keysArb, fc.integer({ min: 0, max: 2 ** 53 - 1 }), (ka, kb, probe) => {
