@@ -31,6 +31,8 @@ import { collectBody, normalizeEtag, rangeBounds } from '../util.js';
 export const multipartBytesMin = 16 * 2 ** 20;
 /** Part size of multipart uploads. */
 export const partBytes = 8 * 2 ** 20;
+/** Parts of one multipart upload sent at once. */
+const partsInFlight = 4;
 /** Client-side timeout of one request (a full disk makes RGW hang, so every request has one). */
 export const requestTimeoutMs = 30_000;
 /** Attempts per request (the SDK's standard strategy: jittered exponential backoff on throttling, 5xx, timeouts). */
@@ -115,10 +117,11 @@ export class S3Store implements ObjectStore {
   async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
     validateKey(key);
     const data = await collectBody(body);
-    const md5 = createHash('md5').update(data).digest('hex');
     const conditional = opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined;
+    // a multipart upload needs no MD5 of the whole body (hashing a 100 MB pack held the event loop ~0.2 s)
+    if (data.length >= multipartBytesMin && !conditional) return this.putMultipart(key, data);
+    const md5 = createHash('md5').update(data).digest('hex');
     try {
-      if (data.length >= multipartBytesMin && !conditional) return await this.putMultipart(key, data);
       const r: { ETag?: string } = await this.send(
         new PutObjectCommand({
           Bucket: this.loc.bucket,
@@ -154,19 +157,36 @@ export class S3Store implements ObjectStore {
     );
     if (!UploadId) throw new ObjectStoreError(`multipart upload of '${key}': no upload id`);
     try {
-      const parts: { ETag: string; PartNumber: number }[] = [];
-      for (let off = 0, n = 1; off < data.length; off += partBytes, n++) {
-        const r = await this.send(
-          new UploadPartCommand({
-            Bucket: this.loc.bucket,
-            Key: this.k(key),
-            UploadId,
-            PartNumber: n,
-            Body: data.subarray(off, off + partBytes),
+      // parts go up `partsInFlight` at a time (one at a time, a pack's upload was a round trip per 8 MiB)
+      const count = Math.ceil(data.length / partBytes);
+      const parts: { ETag: string; PartNumber: number }[] = new Array(count);
+      let next = 0;
+      let failed = false;
+      const upload = async () => {
+        for (let i = next++; i < count && !failed; i = next++) {
+          const off = i * partBytes;
+          const r = await this.send(
+            new UploadPartCommand({
+              Bucket: this.loc.bucket,
+              Key: this.k(key),
+              UploadId,
+              PartNumber: i + 1,
+              Body: data.subarray(off, off + partBytes),
+            }),
+          );
+          parts[i] = { ETag: r.ETag ?? '', PartNumber: i + 1 };
+        }
+      };
+      // every worker has stopped before the upload is completed or aborted; the first failure is thrown
+      const settled = await Promise.allSettled(
+        Array.from({ length: Math.min(partsInFlight, count) }, () =>
+          upload().catch((e: unknown) => {
+            failed = true;
+            throw e;
           }),
-        );
-        parts.push({ ETag: r.ETag ?? '', PartNumber: n });
-      }
+        ),
+      );
+      for (const r of settled) if (r.status === 'rejected') throw r.reason;
       const r = await this.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.loc.bucket,
