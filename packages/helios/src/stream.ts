@@ -922,14 +922,29 @@ export class Stream {
 
   /**
    * Keeps a node, then drops the least recently used ones past `nodeCacheMax` nodes or the byte bound
-   * (`StreamOptions.nodeCacheBytes`; one node stays whatever its size).
+   * (`StreamOptions.nodeCacheBytes`), except the index's current nodes above level 0: every search goes
+   * through them, and at 10M lines two of them (a 36 MB root over a 36 MB child) outgrew the 64 MiB bound,
+   * so each needle evicted and fetched them both again (100 ms a query instead of 1). So the bounds hold
+   * superseded nodes and level-0 ones; the upper levels stay, as a B-tree keeps its inner nodes.
    */
   private cacheNode(key: string, node: IndexNode, bytes: number): void {
     this.uncacheNode(key);
     this.cache.set(key, { node, bytes });
     this.cacheBytes += bytes;
-    while (this.cache.size > nodeCacheMax || (this.cacheBytes > this.cacheBytesMax && this.cache.size > 1))
-      this.uncacheNode(this.cache.keys().next().value!);
+    if (this.cache.size <= nodeCacheMax && this.cacheBytes <= this.cacheBytesMax) return;
+    const pinned = this.upperNodeKeys();
+    for (const k of [...this.cache.keys()]) {
+      if (this.cache.size <= nodeCacheMax && this.cacheBytes <= this.cacheBytesMax) break;
+      if (k !== key && !pinned.has(k)) this.uncacheNode(k);
+    }
+  }
+
+  /** Keys of the index's current nodes above level 0 (kept by the node cache whatever its bounds). */
+  private upperNodeKeys(): Set<string> {
+    const keys = new Set<string>();
+    for (let level = 1; level < this.levels.length; level++)
+      for (const n of this.levels[level]?.values() ?? []) keys.add(n.key);
+    return keys;
   }
 
   private uncacheNode(key: string): void {
@@ -939,9 +954,17 @@ export class Stream {
     this.cacheBytes -= had.bytes;
   }
 
-  /** The decoded index nodes kept, and their encoded bytes (tests). */
-  get nodeCacheStats(): { nodes: number; bytes: number } {
-    return { nodes: this.cache.size, bytes: this.cacheBytes };
+  /** The decoded index nodes kept, their encoded bytes, and those of them kept whatever the bounds (tests). */
+  get nodeCacheStats(): { nodes: number; bytes: number; upperNodes: number; upperBytes: number } {
+    const upper = this.upperNodeKeys();
+    let upperNodes = 0;
+    let upperBytes = 0;
+    for (const [k, c] of this.cache)
+      if (upper.has(k)) {
+        upperNodes++;
+        upperBytes += c.bytes;
+      }
+    return { nodes: this.cache.size, bytes: this.cacheBytes, upperNodes, upperBytes };
   }
 
   private async putNode(level: number, node: IndexNode): Promise<NodeInfo> {

@@ -223,15 +223,35 @@ describe('stream: the index node cache', () => {
     }
     const bound = 4096;
     const small = await Stream.open(dir, 'ev', { ...policy, nodeCacheBytes: bound });
+    // the objects each round of searches fetched
+    const inside = small as unknown as {
+      levels: Map<number, { key: string }>[];
+      store: { get: (k: string, o?: unknown) => Promise<Uint8Array> };
+    };
+    const fetched: string[][] = [[], [], []];
+    let round = 0;
+    const get = inside.store.get.bind(inside.store);
+    inside.store.get = (k, o) => {
+      fetched[round]!.push(k);
+      return get(k, o);
+    };
     try {
-      for (let round = 0; round < 2; round++)
+      for (round = 0; round < 2; round++)
         for (const [i, q] of needles.entries()) {
           expect((await small.search(small.parse(q))).rows).toEqual(want[i]);
           const st = small.nodeCacheStats;
-          // within the bound, or one node alone that is larger than it
-          expect(st.bytes <= bound || st.nodes === 1).toBe(true);
+          // within the bound but for the current upper-level nodes (kept whatever their size), or one node
+          // alone (the one just read) that is larger than it
+          expect(st.bytes - st.upperBytes <= bound || st.nodes - st.upperNodes === 1).toBe(true);
           expect(st.nodes).toBeGreaterThan(0);
+          if (round === 1) expect(st.upperBytes).toBeGreaterThan(bound);
         }
+      // the upper levels outgrew the bound and stay: the second round fetched none of them again
+      const upper = new Set<string>();
+      for (const level of inside.levels.slice(1)) for (const n of level?.values() ?? []) upper.add(n.key);
+      expect(upper.size).toBeGreaterThan(0);
+      expect(fetched[1]!.filter((k) => upper.has(k))).toEqual([]);
+      expect(fetched[0]!.filter((k) => upper.has(k)).length).toBeGreaterThan(0);
     } finally {
       await small.close();
     }
