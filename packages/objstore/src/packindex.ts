@@ -142,7 +142,20 @@ export function readIndex(
     }
     if (!Array.isArray(entries)) throw corrupt(pack, place.start, 'its JSON index is not an array');
     for (const e of entries) {
-      if (!Array.isArray(e) || e.length !== 6 || typeof e[0] !== 'string' || typeof e[3] !== 'string')
+      // what a version 1 writer made: [key, offset, size, etag, mtime, kind], the bytes in the data region
+      if (
+        !Array.isArray(e) ||
+        e.length !== 6 ||
+        typeof e[0] !== 'string' ||
+        !Number.isSafeInteger(e[1]) ||
+        !Number.isSafeInteger(e[2]) ||
+        e[1] < 0 ||
+        e[2] < 0 ||
+        e[1] + e[2] > place.start ||
+        typeof e[3] !== 'string' ||
+        typeof e[4] !== 'number' ||
+        (e[5] !== PackKind.Data && e[5] !== PackKind.Deleted && e[5] !== PackKind.Direct)
+      )
         throw corrupt(
           pack,
           place.start,

@@ -100,6 +100,24 @@ describe('pack index', () => {
     );
     expect(tryRead(new Uint8Array(3))).toBe('error');
   });
+
+  it('a JSON index (version 1) whose entries are not what a writer made is an error naming the pack and the byte', () => {
+    const v1 = (data: number, entries: unknown) => {
+      const idx = Buffer.from(JSON.stringify(entries), 'utf8');
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(idx.length, 0);
+      return Buffer.concat([Buffer.alloc(data), idx, len]);
+    };
+    expect(entriesOf('p1', v1(10, [['k', 0, 10, etagA, 5, 0]]))).toEqual([['k', 0, 5, 0, 10, etagA]]);
+    for (const bad of [
+      [['k', 'x', 10, etagA, 5, 0]], // an offset that is not a number
+      [['k', 0, -1, etagA, 5, 0]], // a negative size
+      [['k', 4, 10, etagA, 5, 0]], // past the data region
+      [['k', 0, 1, etagA, 5, 7]], // an unknown kind
+      [['k', 0, 1, etagA, null, 0]], // a modification time that is not a number
+    ])
+      expect(() => entriesOf('p1', v1(10, bad))).toThrow(/^WAL pack p1 is damaged at byte 10: /);
+  });
 });
 
 describe('WAL packs', () => {
