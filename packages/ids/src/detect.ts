@@ -311,19 +311,12 @@ interface HttpRule {
 type AddrTest = (a: Uint8Array) => boolean;
 type PortTest = (p: number) => boolean;
 
-/** Parsed addresses by their text (-1: not IPv4): rules test the same few flow addresses over and over. */
-const v4Parsed = new Map<string, number>();
-const v4ParsedMax = 65_536;
-
+/** A dotted IPv4 address's text as an unsigned 32-bit number (rule loading: packets are tested on bytes). */
 function ipv4ToInt(ip: string): number | undefined {
-  let v = v4Parsed.get(ip);
-  if (v === undefined) {
-    const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
-    v = m ? ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0 : -1;
-    if (v4Parsed.size >= v4ParsedMax) v4Parsed.clear();
-    v4Parsed.set(ip, v);
-  }
-  return v < 0 ? undefined : v;
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
+  return m
+    ? ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0
+    : undefined;
 }
 
 function splitList(s: string): string[] {
