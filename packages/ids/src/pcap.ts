@@ -131,8 +131,8 @@ async function* readPcap(r: ByteReader, magic: Buffer): AsyncGenerator<Packet[]>
   for (;;) {
     const at = r.offset;
     // what is buffered is parsed in place without waiting; the batch goes out before the reader waits
-    let ph: Uint8Array = r.current;
     let po = r.takeAt(16);
+    let ph: Uint8Array = r.current;
     if (po < 0) {
       if (batch.length > 0) yield batch;
       batch = [];
