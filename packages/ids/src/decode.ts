@@ -137,7 +137,7 @@ export class PacketRecord implements Decoded {
 }
 
 /** An address's text: dotted IPv4, or IPv6 with the longest run of zero groups compressed. */
-export function addrText(a: Uint8Array): string {
+function addrText(a: Uint8Array): string {
   return a.length === 4 ? ipv4(a, 0) : ipv6(a, 0);
 }
 

@@ -9,7 +9,6 @@
 export { commands, demos } from './cli.js';
 export { threadCpuMs } from './cpu.js';
 export {
-  addrText,
   type Decoded,
   type DecodeFailure,
   type DecodeStats,
