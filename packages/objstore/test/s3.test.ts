@@ -92,3 +92,50 @@ describe.runIf(rgwAvailable())('s3: backend against a real Ceph RGW on 127.0.0.1
     await new Promise((r) => proxy.close(r));
   }, 120_000);
 });
+
+describe('s3: multipart upload failure (no server: requests answered in the test)', () => {
+  it('a failed part stops the workers taking parts, and the upload is aborted only after every part settled', async () => {
+    const s = new S3Store({ ...creds, bucket: 'b', prefix: 'p', endpoint: 'http://127.0.0.1:9' });
+    const events: string[] = [];
+    let inFlight = 0;
+    const failure = new Error('part 2 failed');
+    const named = (c: object) => c.constructor.name.replace(/Command$/, '');
+    (s as unknown as { send: (c: { input: { PartNumber?: number } }) => Promise<unknown> }).send = async (
+      c,
+    ) => {
+      const name = named(c);
+      if (name === 'CreateMultipartUpload') return { UploadId: 'u' };
+      if (name !== 'UploadPart') {
+        events.push(name);
+        return {};
+      }
+      const part = c.input.PartNumber!;
+      events.push(`start ${part}`);
+      inFlight++;
+      await new Promise((r) => setTimeout(r, part === 2 ? 5 : 40));
+      inFlight--;
+      events.push(`end ${part}`);
+      if (part === 2) throw failure;
+      return { ETag: `e${part}` };
+    };
+    let inFlightAtAbort = -1;
+    s.client.send = (async (c: object) => {
+      events.push(named(c));
+      inFlightAtAbort = inFlight;
+      return {};
+    }) as typeof s.client.send;
+    // 6 parts, 4 in flight: part 2 fails while 1, 3 and 4 are still out
+    await expect(s.put('big', Buffer.alloc(41 << 20))).rejects.toBe(failure);
+    expect(inFlightAtAbort).toBe(0);
+    expect(events.at(-1)).toBe('AbortMultipartUpload');
+    expect(events).not.toContain('CompleteMultipartUpload');
+    // no part started after the failure
+    expect(events.filter((e) => e.startsWith('start')).sort()).toEqual([
+      'start 1',
+      'start 2',
+      'start 3',
+      'start 4',
+    ]);
+    s.client.destroy();
+  });
+});
