@@ -178,6 +178,45 @@ describe('WAL packs', () => {
       await w.close();
     });
 
+  it('points right into arrays of their own (records larger than a slab, entries recovered from segments), and a pack holds only bytes the WAL wrote', async () => {
+    const store = new MemStore();
+    const dir = fresh();
+    const body = (i: number, n: number) => Buffer.alloc(n, `${i}:`);
+    const want = new Map<string, Buffer>();
+    const put = async (s: WalStore, k: string, b: Buffer) => {
+      await s.put(k, b);
+      want.set(k, b);
+    };
+    let w = await WalStore.open(store, opts(dir));
+    // slabs and fresh arrays hold 0xee before use here: a pack range past what the WAL wrote would show it
+    const inside = w as unknown as { newSlab: (n: number) => Buffer };
+    const newSlab = inside.newSlab.bind(w);
+    inside.newSlab = (n) => newSlab(n).fill(0xee);
+    for (let i = 0; i < 6; i++) await put(w, `small${i}`, body(i, 300));
+    await put(w, 'huge0', body(7, 200 << 10)); // larger than a 64 KiB slab, under walObjectBytesMax
+    await w.close();
+    // reopened: these come back from the segments, each in an array of its own
+    w = await WalStore.open(store, opts(dir));
+    (w as unknown as typeof inside).newSlab = (n) => newSlab.call(w, n).fill(0xee);
+    await put(w, 'small2', body(22, 500));
+    await put(w, 'huge1', body(8, 100 << 10));
+    for (let i = 10; i < 14; i++) await put(w, `small${i}`, body(i, 40));
+    await put(w, 'huge0', body(9, 150 << 10));
+    await w.packNow();
+    const check = async (s: WalStore) => {
+      for (const [k, b] of want) expect(Buffer.from(await s.get(k)).equals(b), k).toBe(true);
+    };
+    await check(w);
+    const [pack] = (await store.list('.wal-packs/')).objects;
+    const bytes = Buffer.from(await store.get(pack!.key));
+    const { start } = placeIndex(pack!.key, pack!.size, bytes.subarray(-packTailBytes));
+    expect(bytes.subarray(0, start).includes(Buffer.alloc(8, 0xee))).toBe(false);
+    await w.close();
+    w = await WalStore.open(store, opts(dir));
+    await check(w);
+    await w.close();
+  });
+
   it('reads packs written with the JSON index (version 1)', async () => {
     const store = new MemStore();
     const data = Buffer.from('hello, world!');
