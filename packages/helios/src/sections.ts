@@ -15,8 +15,8 @@ import { brotliCompressSync, constants, deflateRawSync } from 'node:zlib';
 
 export type SectionCodec = 'brotli' | 'deflate';
 
-/** Brotli's window for sections, log2 bytes: larger than a page's section, and what a reader's decoder holds. */
-export const sectionBrotliWindowBits = 18;
+/** Brotli's window for sections, log2 bytes: larger than a page's section (a reader's decoder holds one). */
+const sectionBrotliWindowBits = 18;
 const brotliParams = {
   [constants.BROTLI_PARAM_QUALITY]: 1,
   [constants.BROTLI_PARAM_LGWIN]: sectionBrotliWindowBits,
@@ -90,7 +90,7 @@ function start(): Worker {
 }
 
 /** One section compressed with `codec`. */
-export function compressSection(t: Uint8Array, codec: SectionCodec): Uint8Array {
+function compressSection(t: Uint8Array, codec: SectionCodec): Uint8Array {
   return codec === 'brotli'
     ? brotliCompressSync(t, { params: brotliParams })
     : deflateRawSync(t, { level: deflateLevel });
