@@ -121,11 +121,14 @@ function setHas(sorted: Float64Array, k: number): boolean {
   return lo < sorted.length && sorted[lo] === k;
 }
 
-/** Bound on decoded index nodes kept in memory per open stream, in nodes. */
+/**
+ * Bound on decoded index nodes kept in memory per open stream, in nodes, but for the index's current
+ * nodes above level 0, which stay whatever the bounds (`Stream.cacheNode`).
+ */
 export const nodeCacheMax = 256;
 /**
  * And in the bytes of their encodings (a node of the upper levels can hold many MB of keys: 256 of them
- * alone could hold most of a large stream's index).
+ * alone could hold most of a large stream's index), with the same exception.
  */
 export const nodeCacheBytesMax = 64 * 2 ** 20;
 /**
@@ -360,7 +363,11 @@ function pageMay(p: Plan, has: (key: number) => boolean): boolean {
 export interface StreamOptions {
   /** The clock (ms since the epoch) for ingestion times, retention and tier moves; default Date.now. */
   nowMs?: () => number;
-  /** Bytes of encoded index nodes kept decoded in memory at most (default `nodeCacheBytesMax`). */
+  /**
+   * Bytes of encoded index nodes kept decoded in memory at most (default `nodeCacheBytesMax`), except the
+   * index's current nodes above level 0: those stay whatever their size (they grow with the index, with no
+   * bound) and count towards it, so other nodes are evicted first.
+   */
   nodeCacheBytes?: number;
 }
 
@@ -924,8 +931,10 @@ export class Stream {
    * Keeps a node, then drops the least recently used ones past `nodeCacheMax` nodes or the byte bound
    * (`StreamOptions.nodeCacheBytes`), except the index's current nodes above level 0: every search goes
    * through them, and at 10M lines two of them (a 36 MB root over a 36 MB child) outgrew the 64 MiB bound,
-   * so each needle evicted and fetched them both again (100 ms a query instead of 1). So the bounds hold
-   * superseded nodes and level-0 ones; the upper levels stay, as a B-tree keeps its inner nodes.
+   * so each needle evicted and fetched them both again (100 ms a query instead of 1). So only superseded
+   * nodes and level-0 ones are evicted; the upper levels stay, as a B-tree keeps its inner nodes. Their
+   * bytes still count against the bound: once they alone exceed it, no other node stays beside the one
+   * just kept.
    */
   private cacheNode(key: string, node: IndexNode, bytes: number): void {
     this.uncacheNode(key);
