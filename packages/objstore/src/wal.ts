@@ -145,6 +145,11 @@ function kindOf(m: MemEntry): PackKind {
   return m.buf ? PackKind.Data : m.direct ? PackKind.Direct : PackKind.Deleted;
 }
 
+/** The index kind of a pack's reference. */
+function refKind(r: PackRef): PackKind {
+  return r.deleted ? PackKind.Deleted : r.direct ? PackKind.Direct : PackKind.Data;
+}
+
 const recordHash = new Uint32Array(2);
 
 /**
@@ -1049,7 +1054,7 @@ export class WalStore implements ObjectStore {
       const whole = dataRefs.length ? await this.store.get(pack) : new Uint8Array(0);
       for (const [k, r] of refs) {
         if (r.deleted || r.direct) {
-          index.add(k, r.direct ? PackKind.Direct : PackKind.Deleted, r.modifiedMs);
+          index.add(k, refKind(r), r.modifiedMs);
           moved.push([k, 0, r]);
           continue;
         }
@@ -1066,8 +1071,7 @@ export class WalStore implements ObjectStore {
       reclaimed -= this.packSizes.get(packKey)!.size;
       let live = 0;
       for (const [k, o, r] of moved) {
-        const kind = r.deleted ? PackKind.Deleted : r.direct ? PackKind.Direct : PackKind.Data;
-        this.repoint(k, packRef(packKey, o, r.size, r.etag, r.modifiedMs, kind));
+        this.repoint(k, packRef(packKey, o, r.size, r.etag, r.modifiedMs, refKind(r)));
         live += r.size;
       }
       this.addLive(packKey, live);
