@@ -221,8 +221,8 @@ try {
   const decl = results.helios_decl as Record<string, number>;
   results.ratios = {
     heliosTokensIngestVsFts5: tok.linesPerSecWithIndex! / fts.linesPerSec,
-    // per CPU-second of all the process's threads (helios deflates on a worker thread): the ratio a
-    // shared machine's load disturbs least
+    // per CPU-second of all the process's threads (helios compresses its sections on a worker thread):
+    // the ratio a shared machine's load disturbs least
     heliosTokensIngestVsFts5PerCpu: tok.linesPerCpuSec! / fts.linesPerCpuSec,
     needleP99VsDuckdbP50: (results.duckdb as { containsMsP50: number }).containsMsP50 / tok.needleMsP99!,
     needleP50VsGrep: (results.grepMsP50 as number) / tok.needleMsP50!,
