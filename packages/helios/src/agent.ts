@@ -29,8 +29,8 @@ import { resolve } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { blockId } from './block.js';
 import { parseDdl, type StreamDef } from './ddl.js';
-import { RowParser } from './formats.js';
-import { keysOf } from './keys.js';
+import { type Cell, RowParser } from './formats.js';
+import { columnKeys, sortUnique } from './keys.js';
 import { encodeNode, leafNode } from './node.js';
 
 /** Bound on one request body (a chunk and its leaf), in bytes. */
@@ -228,18 +228,10 @@ class Shipper {
       const text = chunk.toString('utf8');
       const ls = text.split('\n');
       if (ls[ls.length - 1] === '') ls.pop();
-      leaf = encodeNode(
-        leafNode(
-          0,
-          0,
-          1,
-          0,
-          keysOf(
-            this.def,
-            ls.map((l) => this.parser!.row(l)),
-          ),
-        ),
-      );
+      // parsed straight into columns, the shape the keys are taken from (no array per row)
+      const cols: Cell[][] = this.def.columns.map(() => new Array<Cell>(ls.length));
+      for (let i = 0; i < ls.length; i++) this.parser.rowInto(ls[i]!, cols, i);
+      leaf = encodeNode(leafNode(0, 0, 1, 0, sortUnique(columnKeys(this.def, cols))));
     }
     const raw = leaf ? Buffer.concat([chunk, leaf]) : chunk;
     const compress = this.opts.compress !== false;
