@@ -24,6 +24,8 @@ const magic = 0x32495053;
 const indexKey = new Uint8Array(32).map((_, i) => 0x3c ^ (i * 5));
 const etagBytes = 16;
 const words = new Uint32Array(2);
+/** A data entry's etag: 16 bytes as hex (what a version 2 index holds, so a rewrite of the pack can index it). */
+const etagHex = /^[0-9a-fA-F]{32}$/;
 
 /** Builds a version 2 index (see above), growing its buffer as needed. */
 export class PackIndexWriter {
@@ -153,6 +155,7 @@ export function readIndex(
         e[2] < 0 ||
         e[1] + e[2] > place.start ||
         typeof e[3] !== 'string' ||
+        (e[5] === PackKind.Data && !etagHex.test(e[3])) ||
         typeof e[4] !== 'number' ||
         (e[5] !== PackKind.Data && e[5] !== PackKind.Deleted && e[5] !== PackKind.Direct)
       )

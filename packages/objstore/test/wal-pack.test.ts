@@ -115,6 +115,7 @@ describe('pack index', () => {
       [['k', 4, 10, etagA, 5, 0]], // past the data region
       [['k', 0, 1, etagA, 5, 7]], // an unknown kind
       [['k', 0, 1, etagA, null, 0]], // a modification time that is not a number
+      [['k', 0, 1, 'zz', 5, 0]], // an etag that is not 16 bytes of hex (a rewrite of the pack could not index it)
     ])
       expect(() => entriesOf('p1', v1(10, bad))).toThrow(/^WAL pack p1 is damaged at byte 10: /);
   });
