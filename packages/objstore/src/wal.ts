@@ -1052,6 +1052,12 @@ export class WalStore implements ObjectStore {
       const refs = l.keys.map((k) => [k, this.packed.get(k)!] as const);
       const dataRefs = refs.filter(([, r]) => !r.deleted && !r.direct && r.size > 0);
       const whole = dataRefs.length ? await this.store.get(pack) : new Uint8Array(0);
+      // the refs' offsets hold only in the pack as written: a shorter one would shift every later key's bytes
+      const size = this.packSizes.get(pack)!.size;
+      if (dataRefs.length && whole.length !== size)
+        throw new ObjectStoreError(
+          `WAL pack ${pack} came back from ${this.store.url} as ${whole.length} bytes, not the ${size} it has: not compacted`,
+        );
       for (const [k, r] of refs) {
         if (r.deleted || r.direct) {
           index.add(k, refKind(r), r.modifiedMs);
