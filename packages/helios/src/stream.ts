@@ -364,9 +364,9 @@ export interface StreamOptions {
   /** The clock (ms since the epoch) for ingestion times, retention and tier moves; default Date.now. */
   nowMs?: () => number;
   /**
-   * Bytes of encoded index nodes kept decoded in memory at most (default `nodeCacheBytesMax`), except the
+   * Bytes of encoded index nodes kept decoded in memory at most (default `nodeCacheBytesMax`), besides the
    * index's current nodes above level 0: those stay whatever their size (they grow with the index, with no
-   * bound) and count towards it, so other nodes are evicted first.
+   * bound) and are not counted in it.
    */
   nodeCacheBytes?: number;
 }
@@ -932,9 +932,9 @@ export class Stream {
    * (`StreamOptions.nodeCacheBytes`), except the index's current nodes above level 0: every search goes
    * through them, and at 10M lines two of them (a 36 MB root over a 36 MB child) outgrew the 64 MiB bound,
    * so each needle evicted and fetched them both again (100 ms a query instead of 1). So only superseded
-   * nodes and level-0 ones are evicted; the upper levels stay, as a B-tree keeps its inner nodes. Their
-   * bytes still count against the bound: once they alone exceed it, no other node stays beside the one
-   * just kept.
+   * nodes and level-0 ones are evicted, and the bounds are on them alone; the upper levels stay on top, as
+   * a B-tree keeps its inner nodes (counted in the bound, they left no room for the level-0 nodes once they
+   * outgrew it).
    */
   private cacheNode(key: string, node: IndexNode, bytes: number): void {
     this.uncacheNode(key);
@@ -942,9 +942,19 @@ export class Stream {
     this.cacheBytes += bytes;
     if (this.cache.size <= nodeCacheMax && this.cacheBytes <= this.cacheBytesMax) return;
     const pinned = this.upperNodeKeys();
+    let nodes = this.cache.size;
+    let held = this.cacheBytes;
+    for (const [k, c] of this.cache)
+      if (pinned.has(k)) {
+        nodes--;
+        held -= c.bytes;
+      }
     for (const k of [...this.cache.keys()]) {
-      if (this.cache.size <= nodeCacheMax && this.cacheBytes <= this.cacheBytesMax) break;
-      if (k !== key && !pinned.has(k)) this.uncacheNode(k);
+      if (nodes <= nodeCacheMax && held <= this.cacheBytesMax) break;
+      if (k === key || pinned.has(k)) continue;
+      held -= this.cache.get(k)!.bytes;
+      nodes--;
+      this.uncacheNode(k);
     }
   }
 

@@ -255,6 +255,23 @@ describe('stream: the index node cache', () => {
     } finally {
       await small.close();
     }
+    // a bound with room for a few level-0 nodes (~8 KB each here) but not for the upper levels (~160 KB):
+    // the upper levels are not counted in it, so level-0 nodes still stay beside them
+    const roomy = 20_000;
+    const mid = await Stream.open(dir, 'ev', { ...policy, nodeCacheBytes: roomy });
+    try {
+      let most = 0;
+      for (const [i, q] of needles.entries()) {
+        expect((await mid.search(mid.parse(q))).rows).toEqual(want[i]);
+        const st = mid.nodeCacheStats;
+        expect(st.bytes - st.upperBytes <= roomy || st.nodes - st.upperNodes === 1).toBe(true);
+        expect(st.upperBytes).toBeGreaterThan(roomy);
+        most = Math.max(most, st.nodes - st.upperNodes);
+      }
+      expect(most).toBeGreaterThanOrEqual(2);
+    } finally {
+      await mid.close();
+    }
   });
 });
 
