@@ -417,6 +417,13 @@ export class WalStore implements ObjectStore {
       after = page.nextStartAfter;
     }
     for (const { key, size } of packs) {
+      const name = key.slice(this.o.packPrefix.length);
+      // the next pack's number comes from these names: another one would make it NaN, and every later pack
+      // would be written over the one before
+      if (!/^\d{12}\.pack$/.test(name))
+        throw new ObjectStoreError(
+          `'${key}' in the WAL's pack prefix on ${this.store.url} is not named as the WAL's packs are (12 digits, then .pack): move it out of ${this.o.packPrefix}`,
+        );
       // the index only: its place from the pack's last bytes, then its bytes (not the pack's data)
       const tail =
         size > 0
@@ -431,10 +438,7 @@ export class WalStore implements ObjectStore {
         live += n;
       });
       this.addLive(key, live);
-      this.packSeq = Math.max(
-        this.packSeq,
-        Number(key.slice(this.o.packPrefix.length, this.o.packPrefix.length + 12)) + 1,
-      );
+      this.packSeq = Math.max(this.packSeq, Number(name.slice(0, 12)) + 1);
     }
     const segs = (await readdir(this.o.dir)).filter((n) => /^\d{12}\.wal$/.test(n)).sort();
     for (const name of segs) {

@@ -277,6 +277,25 @@ describe('WAL packs', () => {
     await w.close();
   });
 
+  it('a WAL does not open over an object in its pack prefix that is not named as its packs are', async () => {
+    // a copy of a pack under another name: its number would be NaN, and so would every later pack's
+    const store = new MemStore();
+    const dir = fresh();
+    const w = await WalStore.open(store, opts(dir));
+    await w.put('k', Buffer.from('v'));
+    await w.packNow();
+    await w.close();
+    const key = (await store.list('.wal-packs/')).objects[0]!.key;
+    await store.put('.wal-packs/copy.pack', await store.get(key));
+    await expect(WalStore.open(store, opts(dir))).rejects.toThrow(
+      /'\.wal-packs\/copy\.pack' .*not named as the WAL's packs are/,
+    );
+    await store.delete('.wal-packs/copy.pack');
+    const r = await WalStore.open(store, opts(dir));
+    expect(Buffer.from(await r.get('k')).toString()).toBe('v');
+    await r.close();
+  });
+
   it('a WAL whose pack index is damaged does not open, and says which pack', async () => {
     const store = new MemStore();
     const dir = fresh();
