@@ -804,6 +804,10 @@ export class WalStore implements ObjectStore {
       const whole = { start: p.offset, end: p.offset + p.size - 1 };
       try {
         const bytes = await this.store.get(p.pack, { range: whole });
+        if (bytes.length !== p.size)
+          throw new ObjectStoreError(
+            `'${key}' in WAL pack ${p.pack}: ${this.store.url} returned ${bytes.length} bytes, not ${p.size}`,
+          );
         return Uint8Array.from(sliceRange(bytes, opts.range));
       } catch (e) {
         // compaction may have replaced the pack between reading the ref and fetching it: look again
