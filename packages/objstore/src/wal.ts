@@ -447,9 +447,12 @@ export class WalStore implements ObjectStore {
       for (const r of records) this.applyToMem(r);
       if (validBytes < buf.length) {
         const fh = await open(join(this.o.dir, name), 'r+');
-        await fh.truncate(validBytes);
-        await fh.sync();
-        await fh.close();
+        try {
+          await fh.truncate(validBytes);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
       }
       this.segment = Math.max(this.segment, Number(name.slice(0, 12)));
       this.walBytes += validBytes;
