@@ -47,6 +47,20 @@ interface Exports {
 
 type Bits = 64 | 128 | 256;
 
+/** The 8 words of two keys are equal. */
+function sameWords(a: Uint32Array, b: Uint32Array): boolean {
+  return (
+    a[0] === b[0] &&
+    a[1] === b[1] &&
+    a[2] === b[2] &&
+    a[3] === b[3] &&
+    a[4] === b[4] &&
+    a[5] === b[5] &&
+    a[6] === b[6] &&
+    a[7] === b[7]
+  );
+}
+
 export interface WasmEngine {
   /** HighwayHash-64 as (lo, hi) u32 words in `into`. */
   hash64Words(key: Uint32Array, data: Uint8Array, into: Uint32Array, from: number, to: number): Uint32Array;
@@ -130,19 +144,7 @@ class Engine implements WasmEngine {
 
   /** Makes `key`'s initial state available in the core; returns its address (see `curKey`). */
   setKey(key: Uint32Array): number {
-    const k = this.curKey;
-    if (
-      this.curValid &&
-      k[0] === key[0] &&
-      k[1] === key[1] &&
-      k[2] === key[2] &&
-      k[3] === key[3] &&
-      k[4] === key[4] &&
-      k[5] === key[5] &&
-      k[6] === key[6] &&
-      k[7] === key[7]
-    )
-      return this.curInit;
+    if (this.curValid && sameWords(this.curKey, key)) return this.curInit;
     return this.switchKey(key);
   }
 
@@ -150,16 +152,7 @@ class Engine implements WasmEngine {
   private switchKey(key: Uint32Array): number {
     const k = this.otherKey;
     const init = this.otherInit;
-    const held =
-      this.otherValid &&
-      k[0] === key[0] &&
-      k[1] === key[1] &&
-      k[2] === key[2] &&
-      k[3] === key[3] &&
-      k[4] === key[4] &&
-      k[5] === key[5] &&
-      k[6] === key[6] &&
-      k[7] === key[7];
+    const held = this.otherValid && sameWords(k, key);
     this.otherKey = this.curKey;
     this.otherInit = this.curInit;
     this.otherValid = this.curValid;
