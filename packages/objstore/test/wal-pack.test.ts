@@ -41,6 +41,17 @@ class CountingStore extends MemStore {
   }
 }
 
+/** A closed WAL whose store holds one pack (of key 'k', value 'v'), and that pack's key. */
+async function onePack(): Promise<{ store: MemStore; dir: string; key: string }> {
+  const store = new MemStore();
+  const dir = fresh();
+  const w = await WalStore.open(store, opts(dir));
+  await w.put('k', Buffer.from('v'));
+  await w.packNow();
+  await w.close();
+  return { store, dir, key: (await store.list('.wal-packs/')).objects[0]!.key };
+}
+
 /** Answers gets of packs with what `cut` makes of their bytes while it is set (a store that loses data). */
 class CuttingStore extends MemStore {
   cut: ((bytes: Uint8Array, opts?: GetOptions) => Uint8Array) | undefined;
@@ -293,13 +304,7 @@ describe('WAL packs', () => {
 
   it('a WAL does not open over an object in its pack prefix that is not named as its packs are', async () => {
     // a copy of a pack under another name: its number would be NaN, and so would every later pack's
-    const store = new MemStore();
-    const dir = fresh();
-    const w = await WalStore.open(store, opts(dir));
-    await w.put('k', Buffer.from('v'));
-    await w.packNow();
-    await w.close();
-    const key = (await store.list('.wal-packs/')).objects[0]!.key;
+    const { store, dir, key } = await onePack();
     await store.put('.wal-packs/copy.pack', await store.get(key));
     await expect(WalStore.open(store, opts(dir))).rejects.toThrow(
       /'\.wal-packs\/copy\.pack' .*not named as the WAL's packs are/,
@@ -311,13 +316,7 @@ describe('WAL packs', () => {
   });
 
   it('a WAL whose pack index is damaged does not open, and says which pack', async () => {
-    const store = new MemStore();
-    const dir = fresh();
-    const w = await WalStore.open(store, opts(dir));
-    await w.put('k', Buffer.from('v'));
-    await w.packNow();
-    await w.close();
-    const key = (await store.list('.wal-packs/')).objects[0]!.key;
+    const { store, dir, key } = await onePack();
     const bytes = Buffer.from(await store.get(key));
     bytes[bytes.length - packTailBytes - 3]! ^= 1;
     await store.put(key, bytes);
