@@ -17,7 +17,7 @@ import { ObjectStoreError } from './contract.js';
 export const PackKind = { Data: 0, Deleted: 1, Direct: 2 } as const;
 export type PackKind = (typeof PackKind)[keyof typeof PackKind];
 
-/** Bytes of the version 2 trailer. */
+/** Bytes of the version 2 trailer: also what `placeIndex` needs of a pack's end. */
 export const packTrailerBytes = 16;
 /** The trailer's magic ("SPI2"): an index length this large could not precede a version 1 pack's end. */
 const magic = 0x32495053;
@@ -82,16 +82,13 @@ export function sealIndex(index: Uint8Array): Buffer {
   return out;
 }
 
-/** Where a pack's index is, read from the pack's last bytes (at least `packTailBytes` of them, fewer if the pack is smaller). */
+/** Where a pack's index is, read from the pack's last bytes (at least `packTrailerBytes` of them, fewer if the pack is smaller). */
 export interface PackIndexPlace {
   version: 1 | 2;
   /** Offset of the index in the pack; also the size of the data region. */
   start: number;
   length: number;
 }
-
-/** Bytes at the end of a pack that `placeIndex` needs. */
-export const packTailBytes = packTrailerBytes;
 
 /** Finds the index of a pack of `size` bytes from its last bytes `tail`. */
 export function placeIndex(pack: string, size: number, tail: Uint8Array): PackIndexPlace {

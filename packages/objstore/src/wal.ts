@@ -15,7 +15,7 @@ import {
 } from './contract.js';
 import { validateKey, validatePrefix } from './keys.js';
 import { DirectoryLockedError, lockDirectory } from './lockfile.js';
-import { PackIndexWriter, PackKind, packTailBytes, placeIndex, readIndex } from './packindex.js';
+import { PackIndexWriter, PackKind, packTrailerBytes, placeIndex, readIndex } from './packindex.js';
 import { checkPrecondition, collectBody, etagInto, etagOf, sliceRange } from './util.js';
 
 export interface WalOptions {
@@ -427,7 +427,9 @@ export class WalStore implements ObjectStore {
       // the index only: its place from the pack's last bytes, then its bytes (not the pack's data)
       const tail =
         size > 0
-          ? await this.store.get(key, { range: { start: Math.max(0, size - packTailBytes), end: size - 1 } })
+          ? await this.store.get(key, {
+              range: { start: Math.max(0, size - packTrailerBytes), end: size - 1 },
+            })
           : new Uint8Array(0);
       const place = placeIndex(key, size, tail);
       const bytes = await this.store.get(key, { range: { start: place.start, end: size - 1 } });

@@ -10,7 +10,7 @@ import { type GetOptions, MemStore, ObjectStoreError, WalStore } from '../src/in
 import {
   PackIndexWriter,
   PackKind,
-  packTailBytes,
+  packTrailerBytes,
   placeIndex,
   readIndex,
   sealIndex,
@@ -25,7 +25,7 @@ const etagA = '00112233445566778899aabbccddeeff';
 
 type Entry = [string, PackKind, number, number, number, string];
 function entriesOf(pack: string, bytes: Uint8Array): Entry[] {
-  const place = placeIndex(pack, bytes.length, bytes.subarray(Math.max(0, bytes.length - packTailBytes)));
+  const place = placeIndex(pack, bytes.length, bytes.subarray(Math.max(0, bytes.length - packTrailerBytes)));
   const out: Entry[] = [];
   readIndex(pack, place, bytes.subarray(place.start), (...e) => out.push(e));
   return out;
@@ -73,7 +73,7 @@ describe('pack index', () => {
     for (const [k, kind, mtime, off, size, etag] of want) w.add(k, kind, mtime, off, size, etag);
     const idx = w.finish();
     const pack = Buffer.concat([Buffer.alloc(0), idx]);
-    const place = placeIndex('p', pack.length + 2 ** 34, pack.subarray(-packTailBytes));
+    const place = placeIndex('p', pack.length + 2 ** 34, pack.subarray(-packTrailerBytes));
     expect(place.version).toBe(2);
     const got: Entry[] = [];
     readIndex('p', place, pack, (...e) => got.push(e));
@@ -89,7 +89,7 @@ describe('pack index', () => {
     for (let i = 0; i < 20; i++)
       w.add(`key-${i}`, i % 3 === 0 ? PackKind.Deleted : PackKind.Data, i, i * 10, 10, etagA);
     const good = Buffer.concat([Buffer.alloc(200), w.finish()]);
-    const index = good.subarray(200, good.length - packTailBytes);
+    const index = good.subarray(200, good.length - packTrailerBytes);
     const tryRead = (pack: Uint8Array) => {
       try {
         entriesOf('p7', pack);
@@ -177,7 +177,7 @@ describe('WAL packs', () => {
       const [pack] = (await store.list('.wal-packs/')).objects;
       const bytes = await store.get(pack!.key);
       expect(entriesOf(pack!.key, bytes).length).toBe(20);
-      const { start } = placeIndex(pack!.key, pack!.size, bytes.subarray(-packTailBytes));
+      const { start } = placeIndex(pack!.key, pack!.size, bytes.subarray(-packTrailerBytes));
       if (rewrites === 1) {
         // one rewrite of 3 keys: the slab range as it is, records and the superseded versions included
         expect(start).toBeGreaterThan(20 * 500 + 19 * 20);
@@ -230,7 +230,7 @@ describe('WAL packs', () => {
     await check(w);
     const [pack] = (await store.list('.wal-packs/')).objects;
     const bytes = Buffer.from(await store.get(pack!.key));
-    const { start } = placeIndex(pack!.key, pack!.size, bytes.subarray(-packTailBytes));
+    const { start } = placeIndex(pack!.key, pack!.size, bytes.subarray(-packTrailerBytes));
     expect(bytes.subarray(0, start).includes(Buffer.alloc(8, 0xee))).toBe(false);
     await w.close();
     w = await WalStore.open(store, opts(dir));
@@ -298,7 +298,7 @@ describe('WAL packs', () => {
     const keys = (await store.list('.wal-packs/')).objects.map((o) => o.key);
     expect(keys).toEqual(['.wal-packs/000000000000.pack', '.wal-packs/000000000001.pack']);
     const second = await store.get(keys[1]!);
-    expect(placeIndex('', second.length, second.subarray(-packTailBytes)).version).toBe(2);
+    expect(placeIndex('', second.length, second.subarray(-packTrailerBytes)).version).toBe(2);
     await w.close();
   });
 
@@ -318,7 +318,7 @@ describe('WAL packs', () => {
   it('a WAL whose pack index is damaged does not open, and says which pack', async () => {
     const { store, dir, key } = await onePack();
     const bytes = Buffer.from(await store.get(key));
-    bytes[bytes.length - packTailBytes - 3]! ^= 1;
+    bytes[bytes.length - packTrailerBytes - 3]! ^= 1;
     await store.put(key, bytes);
     await expect(WalStore.open(store, opts(dir))).rejects.toThrow(`WAL pack ${key} is damaged`);
     // and the failed open let go of the directory: the same error again, not a lock held by ourselves
