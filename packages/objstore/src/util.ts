@@ -37,10 +37,7 @@ export function etagHasher(): { update(part: Uint8Array): void; etag(): string }
 const etagBytes = Buffer.alloc(16);
 const etagView = new DataView(etagBytes.buffer, etagBytes.byteOffset, 16);
 
-/**
- * The two words as 32 hex digits in one flat string (the WAL's memory table keeps one per write until it is
- * packed: a concatenation of two would be three objects for the garbage collector to move).
- */
+/** A streamed body's etag: the two words as 32 hex digits in one flat string, as `etagOf` makes it. */
 function etagHex(h: BigUint64Array): string {
   etagView.setBigUint64(0, h[0]!);
   etagView.setBigUint64(8, h[1]!);
