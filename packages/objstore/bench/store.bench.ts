@@ -109,9 +109,20 @@ async function offeredLoad(store: ObjectStore, intervalMs: number, rate: number,
   console.log(rows[rows.length - 1]!.join('  '));
 }
 
+/** `latency` of `op` at each concurrency in turn; the round of the highest throughput. */
+async function fastest(
+  name: string,
+  op: (c: number, i: number) => Promise<unknown>,
+  n: number,
+  concurrencies: number[],
+) {
+  const rounds = [];
+  for (const c of concurrencies) rounds.push(await latency(name, (i) => op(c, i), n, c));
+  return rounds.reduce((a, b) => (b.opsPerSec > a.opsPerSec ? b : a));
+}
+
 /** Small writes on `s`: direct PUTs against the same through a WAL, acknowledged durable. */
 async function smallWrites(name: string, s: ObjectStore): Promise<void> {
-  // small writes: direct versus through the WAL, acknowledged durable
   const smallN = count * 5;
   const walN = smallN * 200;
   const one = new Uint8Array(1024).fill(1);
@@ -120,18 +131,13 @@ async function smallWrites(name: string, s: ObjectStore): Promise<void> {
   // batch fills while one syncs); the better of each counts
   // each side timed warm: a first round untimed (JIT, the first files and segments), then the timed one
   for (let i = 0; i < 200; i++) await s.put(`small-warm/${i}`, one);
-  const directs = [];
-  for (const c of [32, 128])
-    directs.push(
-      await latency(
-        `${name} direct 1 KiB PUT`,
-        (i) => s.put(`small/${c}/${i}`, one),
-        // 2,000 writes: 500 (before) were a few rounds at 128 writers, a burst more than a rate
-        smallN * 2,
-        c,
-      ),
-    );
-  const direct = directs.reduce((a, b) => (b.opsPerSec > a.opsPerSec ? b : a));
+  // 2,000 writes: 500 (before) were a few rounds at 128 writers, a burst more than a rate
+  const direct = await fastest(
+    `${name} direct 1 KiB PUT`,
+    (c, i) => s.put(`small/${c}/${i}`, one),
+    smallN * 2,
+    [32, 128],
+  );
   const w = await WalStore.open(s, {
     dir: join(dir, `wal-${name.replace(/\W/g, '')}`),
     flushIntervalMs: 5,
@@ -142,17 +148,12 @@ async function smallWrites(name: string, s: ObjectStore): Promise<void> {
   // timed round, so the slabs records go into have been allocated (and their pages faulted in) before, as
   // in a WAL that has run a while
   await latency(`${name} via WAL, warm-up`, (i) => w.put(`small-wal-warm/${i}`, one), walN, 1024);
-  const viaWals = [];
-  for (const c of [1024, 2048])
-    viaWals.push(
-      await latency(
-        `${name} via WAL 1 KiB PUT (5 ms group commit)`,
-        (i) => w.put(`small-wal/${c}/${i}`, one),
-        walN,
-        c,
-      ),
-    );
-  const viaWal = viaWals.reduce((a, b) => (b.opsPerSec > a.opsPerSec ? b : a));
+  const viaWal = await fastest(
+    `${name} via WAL 1 KiB PUT (5 ms group commit)`,
+    (c, i) => w.put(`small-wal/${c}/${i}`, one),
+    walN,
+    [1024, 2048],
+  );
   await w.packNow();
   const ratio = viaWal.opsPerSec / direct.opsPerSec;
   console.log(
