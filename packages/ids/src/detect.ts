@@ -957,14 +957,13 @@ function latin1Of(bytes: Uint8Array): () => string {
 
 /** A context for matching a rule's inner steps on a buffer derived from the inspected data. */
 function subCtx(sub: Uint8Array, ctx: MatchCtx, dceLittle: boolean | undefined): MatchCtx {
-  let text: string | undefined;
   return {
     payload: sub,
     anchor: 0,
     minEnd: -1,
     firstFrom: 0,
     d: ctx.d,
-    latin1: () => (text ??= Buffer.from(sub.buffer, sub.byteOffset, sub.length).toString('latin1')),
+    latin1: latin1Of(sub),
     end: 0,
     vars: ctx.vars,
     flow: ctx.flow,
@@ -3659,15 +3658,13 @@ function matchGroups(h: HttpRule, buffer: (id: string) => Uint8Array, f: Flow<Fl
   const vars = new Map<string, number>();
   for (const g of h.groups) {
     const payload = buffer(g.buffer);
-    let text: string | undefined;
     const ctx: MatchCtx = {
       payload,
       anchor: 0,
       minEnd: -1,
       firstFrom: 0,
       d: undefined,
-      latin1: () =>
-        (text ??= Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('latin1')),
+      latin1: latin1Of(payload),
       end: 0,
       vars,
       flow: f,
