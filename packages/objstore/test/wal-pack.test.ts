@@ -41,6 +41,20 @@ class CountingStore extends MemStore {
   }
 }
 
+/** Runs `check` on the open WAL `w`, closes it, opens its directory again and runs `check` there too. */
+async function checkAcrossReopen(
+  w: WalStore,
+  store: MemStore,
+  dir: string,
+  check: (s: WalStore) => Promise<void>,
+): Promise<void> {
+  await check(w);
+  await w.close();
+  const again = await WalStore.open(store, opts(dir));
+  await check(again);
+  await again.close();
+}
+
 /** A closed WAL whose store holds one pack (of key 'k', value 'v'), and that pack's key. */
 async function onePack(): Promise<{ store: MemStore; dir: string; key: string }> {
   const store = new MemStore();
@@ -166,7 +180,7 @@ describe('WAL packs', () => {
     it(`a pack holds its slabs as they are unless most of them is dead (${rewrites} rewrite${rewrites > 1 ? 's' : ''})`, async () => {
       const store = new MemStore();
       const dir = fresh();
-      let w = await WalStore.open(store, opts(dir));
+      const w = await WalStore.open(store, opts(dir));
       // k0 is written once, first, so the slab's range from it to the newest versions holds the old ones
       for (let v = 0; v <= rewrites; v++)
         for (let i = v === 0 ? 0 : 1; i < (v === 0 ? 20 : 1 + rewritten); i++)
@@ -192,11 +206,7 @@ describe('WAL packs', () => {
           else expect(Buffer.from(await s.get(`k${i}`)).equals(newest)).toBe(true);
         }
       };
-      await check(w);
-      await w.close();
-      w = await WalStore.open(store, opts(dir));
-      await check(w);
-      await w.close();
+      await checkAcrossReopen(w, store, dir, check);
     });
 
   it('points right into arrays of their own (records larger than a slab, entries recovered from segments), and a pack holds only bytes the WAL wrote', async () => {
@@ -227,22 +237,18 @@ describe('WAL packs', () => {
     const check = async (s: WalStore) => {
       for (const [k, b] of want) expect(Buffer.from(await s.get(k)).equals(b), k).toBe(true);
     };
-    await check(w);
     const [pack] = (await store.list('.wal-packs/')).objects;
     const bytes = Buffer.from(await store.get(pack!.key));
     const { start } = placeIndex(pack!.key, pack!.size, bytes.subarray(-packTrailerBytes));
     expect(bytes.subarray(0, start).includes(Buffer.alloc(8, 0xee))).toBe(false);
-    await w.close();
-    w = await WalStore.open(store, opts(dir));
-    await check(w);
-    await w.close();
+    await checkAcrossReopen(w, store, dir, check);
   });
 
   it('compaction refuses a pack that comes back shorter than it was written, and keeps its keys', async () => {
     // a store that, once told to, returns whole packs cut in half
     const store = new CuttingStore();
     const dir = fresh();
-    let w = await WalStore.open(store, opts(dir));
+    const w = await WalStore.open(store, opts(dir));
     const value = (v: number, i: number) => Buffer.from(`v${v}-${i}`.padEnd(500, '.'));
     for (let i = 0; i < 10; i++) await w.put(`k${i}`, value(0, i));
     await w.packNow();
@@ -255,11 +261,7 @@ describe('WAL packs', () => {
       for (let i = 0; i < 10; i++)
         expect(Buffer.from(await s.get(`k${i}`)).equals(value(i < 9 ? 1 : 0, i)), `k${i}`).toBe(true);
     };
-    await check(w);
-    await w.close();
-    w = await WalStore.open(store, opts(dir));
-    await check(w);
-    await w.close();
+    await checkAcrossReopen(w, store, dir, check);
   });
 
   it('a read from a pack that the store answers with fewer bytes than the key has is an error, not a short body', async () => {
