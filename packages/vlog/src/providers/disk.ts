@@ -83,25 +83,30 @@ export class NodeDisk implements Disk {
     }
   }
 
-  private handle(name: string): Promise<FileHandle> {
-    let h = this.handles.get(name);
+  /** The descriptor kept under `key` (all closed by `close`), opened by `make` the first time. */
+  private kept(key: string, make: () => Promise<FileHandle>): Promise<FileHandle> {
+    let h = this.handles.get(key);
     if (!h) {
-      h = (async () => {
-        const path = join(this.dir, name);
-        const existed = await stat(path).then(
-          () => true,
-          () => false,
-        );
-        // not O_APPEND: records are written at their offsets, over space zero-filled ahead of them
-        const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
-        // a new file: its directory entry must be durable before anything synced in it counts
-        if (!existed) await syncDir(this.dir);
-        return fh;
-      })();
-      this.handles.set(name, h);
-      h.catch(() => this.handles.delete(name));
+      h = make();
+      this.handles.set(key, h);
+      h.catch(() => this.handles.delete(key));
     }
     return h;
+  }
+
+  private handle(name: string): Promise<FileHandle> {
+    return this.kept(name, async () => {
+      const path = join(this.dir, name);
+      const existed = await stat(path).then(
+        () => true,
+        () => false,
+      );
+      // not O_APPEND: records are written at their offsets, over space zero-filled ahead of them
+      const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+      // a new file: its directory entry must be durable before anything synced in it counts
+      if (!existed) await syncDir(this.dir);
+      return fh;
+    });
   }
 
   async read(name: string): Promise<Buffer | undefined> {
@@ -129,15 +134,12 @@ export class NodeDisk implements Disk {
   }
 
   async writeDurable(name: string, pos: number, bufs: Buffer[]): Promise<void> {
-    // a second descriptor of the file, kept beside the plain one (closed with it)
-    const dsync = `${name}\0dsync`;
-    let h = this.handles.get(dsync);
-    if (!h) {
-      h = this.handle(name).then(() => open(join(this.dir, name), constants.O_RDWR | constants.O_DSYNC));
-      this.handles.set(dsync, h);
-      h.catch(() => this.handles.delete(dsync));
-    }
-    await this.writeAll(await h, name, pos, bufs);
+    // a second descriptor of the file, kept beside the plain one (which creates the file)
+    const h = await this.kept(`${name}\0dsync`, async () => {
+      await this.handle(name);
+      return open(join(this.dir, name), constants.O_RDWR | constants.O_DSYNC);
+    });
+    await this.writeAll(h, name, pos, bufs);
   }
 
   private async writeAll(h: FileHandle, name: string, pos: number, bufs: Buffer[]): Promise<void> {
