@@ -44,7 +44,7 @@ export interface BlockHeader {
   max: Cell[];
   /** Version 2 only: compressed length of each column's section, in column order. */
   sections?: number[];
-  /** Versions 3 and 4: the pages, in row order. */
+  /** Versions 3, 4 and 5: the pages, in row order. */
   pages?: PageInfo[];
   /** Versions 2 and 3: HighwayHash-64 (hex) of the whole body (versions 4 and 5 check each page). */
   check?: string;

@@ -348,7 +348,7 @@ const byteClass = Uint8Array.from({ length: 256 }, (_, b) =>
 );
 
 /**
- * The tokens of a TOKENS column's cells read from their JSON text (the page's section before deflate:
+ * The tokens of a TOKENS column's cells read from their JSON text (the page's section before compression:
  * `JSON.stringify` of the cells, UTF-8), as keys of column `col`: the same keys as `commitTokens` on
  * each string cell, and a repeated token is only scanned, hashed cheaply and compared, never copied.
  * Escapes are separators (every character JSON escapes is one), except a lone surrogate (`\udXXX`), a

@@ -707,7 +707,7 @@ export class Stream {
 
   /**
    * The CPU part of a chunk's ingestion, done before this returns: rows, page keys, JSON sections. The
-   * promise is the block, resolved when its sections are deflated (in libuv's thread pool).
+   * promise is the block, resolved when its sections are compressed (on the sections worker thread).
    */
   private buildChunk(
     id: string,
@@ -879,7 +879,7 @@ export class Stream {
           if (inflight.length === 0) await this.catchUp();
           if (this.ids.has(id)) stats.blocksDeduped++;
           else {
-            // Chunk k is parsed, keyed and laid out here while the chunks before it are deflated, written
+            // Chunk k is parsed, keyed and laid out here while the chunks before it are compressed, written
             // and appended. Records are appended in file order (the checkpoint is the largest acknowledged
             // offset, so the order is what keeps a failure from skipping lines), several in one batch when
             // they are ready together.
