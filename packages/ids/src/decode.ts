@@ -104,7 +104,11 @@ export class PacketRecord implements Decoded {
     return (this.dstText ??= addrText(this.dstAddr));
   }
 
-  /** Starts a packet: every field back to its default, the addresses copied from `b` at `sa` and `da`. */
+  /**
+   * Starts a packet: the addresses copied from `b` at `sa` and `da`, and the fields a packet may leave unset
+   * back to their defaults. The IP header's fields (`proto`, `ttl`, `ipId`, `ipFlags`, `fragment`,
+   * `ipOffset`, `vlans`) are not reset: the decoder sets every one of them right after.
+   */
   reset(ipVersion: 4 | 6, b: Uint8Array, sa: number, da: number): void {
     this.ipVersion = ipVersion;
     const n = ipVersion === 4 ? 4 : 16;
