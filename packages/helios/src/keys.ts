@@ -73,7 +73,10 @@ let bucketStarts = new Uint32Array(0);
  * Sorted, distinct 53-bit keys of a float64 array (sorted in place, or a new array: use the result). Keys
  * are hashes, uniform over [0, 2^53): a bucket sort by their top bits (about one key a bucket, two passes
  * and an insertion sort of each bucket) took 22-27 ms for a 1M-line TOKENS ingest's block keys against
- * learned sort's 49-65. Keys outside [0, 2^53) go to learned sort.
+ * learned sort's 49-65. No @strata/learned-sort export does this as fast: at a block's key counts
+ * `learnedSort` is its radix sort, and `radixSortF64` and `learnedSortF64` with its model forced took
+ * 1.5-3x this sort's time in a probe (10K-300K keys, half repeats: 3.7 ms against 6.2 and 8.2 at 100K),
+ * since neither knows the keys are uniform. Keys outside [0, 2^53) go to learned sort.
  */
 export function sortUnique(keys: Float64Array): Float64Array {
   const n = keys.length;
