@@ -738,7 +738,8 @@ export class NbdServer {
               );
             let data: Uint8Array[];
             let sent: Sent | undefined;
-            if (!dev.readv && dev.readInto && length > 0) {
+            if (dev.readv) data = await dev.readv(offset, length);
+            else if (dev.readInto && length > 0) {
               // a failed read's buffer is not reused: a part of it may still be being read into
               const buf = takeBuffer(length);
               await dev.readInto(offset, buf);
@@ -746,7 +747,7 @@ export class NbdServer {
               sent = (err) => {
                 if (!err) giveBuffer(buf);
               };
-            } else data = dev.readv ? await dev.readv(offset, length) : [await dev.readAt(offset, length)];
+            } else data = [await dev.readAt(offset, length)];
             if (structured) {
               const off = Buffer.allocUnsafe(8);
               off.writeBigUInt64BE(offsetBig, 0);
