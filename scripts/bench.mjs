@@ -16,6 +16,10 @@ const [pkgName, benchName] = names;
 const pkgs = pkgName ? [pkgName] : readdirSync(join(root, 'packages'));
 const sources = process.env.STRATA_BENCH_SOURCES === '1';
 const distHook = join(root, 'scripts/bench-dist.mjs');
+const hooks = sources ? [] : ['--import', distHook];
+// STRATA_BENCH_HOOKS: the same hooks for the Node processes a bench starts itself (vlog's LogServers and
+// sequencer through its test helper, r3map's `strata nbd serve`)
+const env = sources ? process.env : { ...process.env, STRATA_BENCH_HOOKS: distHook };
 let status = 0;
 for (const p of pkgs) {
   const dir = join(root, 'packages', p, 'bench');
@@ -44,15 +48,13 @@ for (const p of pkgs) {
   }
   for (const f of files.sort()) {
     console.error(`\n== ${p}/${f}`);
-    const hooks = sources ? [] : ['--import', distHook];
     const r = spawnSync(
       process.execPath,
       ['--expose-gc', '--import', 'tsx', ...hooks, join(dir, f), ...extra],
       {
         cwd: join(root, 'packages', p),
         stdio: 'inherit',
-        // the hooks for processes a bench starts through a test helper (vlog's LogServers and sequencer)
-        env: sources ? process.env : { ...process.env, STRATA_BENCH_HOOKS: distHook },
+        env,
       },
     );
     if (r.status !== 0) status = 1;
