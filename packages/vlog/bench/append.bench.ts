@@ -19,6 +19,16 @@ import {
 } from '../src/index.js';
 import { measureReconfigurations, type Row, record, runAppends, runPaired, seconds } from './common.js';
 
+const pairedArg = process.argv.indexOf('--paired-rounds');
+/** Rounds of fresh loglets for the paired overhead (`-- --paired-rounds R`). */
+const pairedRounds = pairedArg > 0 ? Number(process.argv[pairedArg + 1]) : 10;
+if (!Number.isInteger(pairedRounds) || pairedRounds < 1 || pairedRounds > 1000) {
+  console.error(
+    `append bench: --paired-rounds: expected an integer from 1 to 1000, got '${process.argv[pairedArg + 1]}'`,
+  );
+  process.exit(2);
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'vlog-bench-'));
 let n = 0;
 const run = (name: string, l: Loglet, inflight: number) =>
@@ -50,7 +60,6 @@ try {
   // and that NativeLoglet itself (the very object the VirtualLog appends through), appended to together
   // (see runPaired), so both sides share every batch, sync and stall and differ only by the virtual layer;
   // in rounds of fresh loglets, percentiles over all rounds' latencies
-  const pairedRounds = Number(process.argv[process.argv.indexOf('--paired-rounds') + 1]) || 10;
   const paired: {
     inflight: number;
     rounds: number;
