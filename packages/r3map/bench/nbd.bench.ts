@@ -110,34 +110,51 @@ async function startNbdkit(...plugin: string[]) {
   await answering(`nbd://127.0.0.1:${p}`);
   return { proc, port: p };
 }
-const kitMem = await startNbdkit('memory', String(bytes));
-const kit = kitMem.proc;
-const kitPort = kitMem.port;
+const { proc: kit, port: kitPort } = await startNbdkit('memory', String(bytes));
 
-// The file servers: each serves the same file, one at a time (they are idle when not measured).
-const served = join(dir, 'served.img');
-writeFileSync(served, buf);
-const strataFile = await startStrata([], ['--file', served]);
-const kitFile = await startNbdkit('file', served);
-// nbd-server (Debian's nbd-server 3.24) forks a daemon per the config below (its `-d` serves one client
-// and exits), so its pid comes from a pid file and it is stopped in `finally` and on exit
-const nbdServerPort = await freePort();
-const nbdServerConf = join(dir, 'nbd-server.conf');
-const nbdServerPid = join(dir, 'nbd-server.pid');
-writeFileSync(
-  nbdServerConf,
-  `[generic]\n  listenaddr = 127.0.0.1\n  port = ${nbdServerPort}\n[bench]\n  exportname = ${served}\n`,
-);
-await exec('nbd-server', ['-C', nbdServerConf, '-p', nbdServerPid]);
-const stopNbdServer = () => {
-  try {
-    process.kill(Number(readFileSync(nbdServerPid, 'utf8')));
-  } catch {
-    // not started or already gone
-  }
-};
-process.once('exit', stopNbdServer);
-await answering(`nbd://127.0.0.1:${nbdServerPort}/bench`);
+/**
+ * The file servers, each serving the same file, one at a time (they are idle when not measured): their
+ * URIs and a stop for all three.
+ */
+async function startFileServers() {
+  const served = join(dir, 'served.img');
+  writeFileSync(served, buf);
+  const strataFile = await startStrata([], ['--file', served]);
+  const kitFile = await startNbdkit('file', served);
+  // nbd-server (Debian's nbd-server 3.24) forks a daemon per the config below (its `-d` serves one client
+  // and exits), so its pid comes from a pid file and it is stopped in `finally` and on exit
+  const nbdServerPort = await freePort();
+  const nbdServerConf = join(dir, 'nbd-server.conf');
+  const nbdServerPid = join(dir, 'nbd-server.pid');
+  writeFileSync(
+    nbdServerConf,
+    `[generic]\n  listenaddr = 127.0.0.1\n  port = ${nbdServerPort}\n[bench]\n  exportname = ${served}\n`,
+  );
+  await exec('nbd-server', ['-C', nbdServerConf, '-p', nbdServerPid]);
+  const stopNbdServer = () => {
+    try {
+      process.kill(Number(readFileSync(nbdServerPid, 'utf8')));
+    } catch {
+      // not started or already gone
+    }
+  };
+  process.once('exit', stopNbdServer);
+  await answering(`nbd://127.0.0.1:${nbdServerPort}/bench`);
+  return {
+    uris: [
+      ['strata --file', `nbd://127.0.0.1:${strataFile.port}`],
+      ['nbdkit file', `nbd://127.0.0.1:${kitFile.port}`],
+      ['nbd-server', `nbd://127.0.0.1:${nbdServerPort}/bench`],
+    ] as const,
+    stop() {
+      strataFile.proc.kill();
+      kitFile.proc.kill();
+      stopNbdServer();
+    },
+  };
+}
+// not for the delta sync alone (--sync-only)
+const fileServers = reps > 0 ? await startFileServers() : undefined;
 const results: Record<string, number[]> = {};
 const add = (k: string, v: number) => (results[k] ??= []).push(v);
 try {
@@ -168,12 +185,8 @@ try {
     }
     // one file served by each in turn, the order reversed every other rep; a write ends with nbdcopy's
     // flush, so it includes writing the file back to the disk
-    const fileServers = [
-      ['strata --file', `nbd://127.0.0.1:${strataFile.port}`],
-      ['nbdkit file', `nbd://127.0.0.1:${kitFile.port}`],
-      ['nbd-server', `nbd://127.0.0.1:${nbdServerPort}/bench`],
-    ] as const;
-    for (const [name, uri] of rep % 2 === 0 ? fileServers : [...fileServers].reverse()) {
+    const uris = fileServers!.uris;
+    for (const [name, uri] of rep % 2 === 0 ? uris : [...uris].reverse()) {
       add(`${name} write`, bytes / 2 ** 30 / ((await time(() => exec('nbdcopy', [img, uri]))) / 1000));
       add(
         `${name} read`,
@@ -285,8 +298,6 @@ try {
   kit.kill();
   strata.kill();
   noPolling.proc.kill();
-  strataFile.proc.kill();
-  kitFile.proc.kill();
-  stopNbdServer();
+  fileServers?.stop();
   rmSync(dir, { recursive: true, force: true });
 }
