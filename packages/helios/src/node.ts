@@ -45,6 +45,9 @@ function bloomWords(n: number): number {
   return w;
 }
 
+/** The filter of a node that only feeds another merge (`mergeNodes` with `filter: false`): none. */
+const noFilter = new Uint32Array(0);
+
 // A key's filter bits: (h1 + i * h2) mod the filter's bits, for i < bloomHashes (bloomAdd, bloomHas and a
 // stored node's lookup on its bytes)
 const bloomH1 = (key: number) => (key % 4294967296) >>> 0;
@@ -97,9 +100,10 @@ function finish(
   post: Uint32Array,
   bloomOf?: Uint32Array,
 ): IndexNode {
-  const w = bloomWords(keys.length);
+  let w = bloomWords(keys.length);
   let bloom = bloomOf;
-  if (!bloom || bloom.length !== w) {
+  if (bloom === noFilter) w = 0;
+  else if (!bloom || bloom.length !== w) {
     bloom = new Uint32Array(w);
     for (let i = 0; i < keys.length; i++) bloomAdd(bloom, keys[i]!);
   }
@@ -108,8 +112,12 @@ function finish(
   return { header, keys, postOff, post, bloom };
 }
 
-/** The merge operator: union of keys and of pointers; b's children follow a's. Ranges must be adjacent. */
-export function mergeNodes(a: IndexNode, b: IndexNode): IndexNode {
+/**
+ * The merge operator: union of keys and of pointers; b's children follow a's. Ranges must be adjacent.
+ * `filter: false` leaves the result without its filter (an empty one): for the inner merges of
+ * `mergeAll`, whose results only feed the next merge.
+ */
+export function mergeNodes(a: IndexNode, b: IndexNode, opts: { filter?: boolean } = {}): IndexNode {
   const ha = a.header;
   const hb = b.header;
   if (ha.level !== hb.level || ha.to !== hb.from)
@@ -167,7 +175,8 @@ export function mergeNodes(a: IndexNode, b: IndexNode): IndexNode {
   // key again. The add operator merges each child into a parent of up to millions of keys.
   const w = bloomWords(k);
   let bloom: Uint32Array | undefined;
-  if (a.bloom.length === w) {
+  if (opts.filter === false) bloom = noFilter;
+  else if (a.bloom.length === w) {
     bloom = a.bloom.slice();
     for (let x = 0; x < nb; x++) bloomAdd(bloom, bKeys[x]!);
   } else if (b.bloom.length === w) {
@@ -185,6 +194,26 @@ export function mergeNodes(a: IndexNode, b: IndexNode): IndexNode {
     post.slice(0, m),
     bloom,
   );
+}
+
+/**
+ * The merge operator over adjacent nodes, in order (the add operator's batch: a parent and the children
+ * it takes at once). Merged pairwise in a balanced tree, so a key is copied about log2(nodes) times, not
+ * once for every node merged after it (a parent taking 64 children one by one copied its keys 64 times),
+ * and only the last merge builds a filter.
+ */
+export function mergeAll(nodes: IndexNode[]): IndexNode {
+  if (nodes.length === 0) throw new Error('mergeAll: no nodes to merge');
+  let row = nodes;
+  while (row.length > 1) {
+    const last = row.length === 2;
+    const next: IndexNode[] = [];
+    for (let i = 0; i + 1 < row.length; i += 2)
+      next.push(mergeNodes(row[i]!, row[i + 1]!, last ? {} : { filter: false }));
+    if (row.length % 2 === 1) next.push(row[row.length - 1]!);
+    row = next;
+  }
+  return row[0]!;
 }
 
 /** A run of a node's children that compaction replaced by one merged child. */

@@ -49,11 +49,15 @@ export type ProgressRecord =
       /**
        * Conditions that make racing indexers safe (absent in old logs: applied as they come): `base` is
        * the key of the node at (level, from) this one replaces, or null for a new node at the level's end;
-       * `child` (levels above 0) the key of the level-below node it adds. A record whose conditions do not
-       * hold when it is replayed lost a race and is ignored by every reader.
+       * `child` (levels above 0) the key of the level-below node it adds, or `added` the keys of the
+       * level-below nodes it adds at once, in order (several children: written since 2026-12-03; a
+       * reader from before ignores such a record as a lost race, so to it those nodes stay orphans). A
+       * record whose `key` is its child's is a promotion: the level names its single child's object. A
+       * record whose conditions do not hold when it is replayed lost a race and is ignored by every reader.
        */
       base?: string | null;
       child?: string;
+      added?: string[];
       /** Level 0: the number of block rewrites (erasures) in the view it was built from; stale: ignored. */
       epoch?: number;
       /** How many children the node has (absent in old logs: read from the node when compaction needs it). */

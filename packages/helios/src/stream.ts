@@ -36,6 +36,7 @@ import {
   type IndexNode,
   leafNode,
   lookup,
+  mergeAll,
   mergeChildren,
   mergeNodes,
 } from './node.js';
@@ -557,8 +558,15 @@ export class Stream {
     const cur = this.levels[r.level]?.get(r.from);
     if (r.base === null ? r.from !== cov : cur?.key !== r.base || cur.to !== cov) return false;
     if (r.level > 0) {
-      const c = this.levels[r.level - 1]?.get(cov);
-      if (!c || c.key !== r.child || c.to !== r.to) return false;
+      // the children it adds, in order from the level's coverage: `added` (several), else `child`
+      const added = r.added ?? (r.child !== undefined ? [r.child] : []);
+      let at = cov;
+      for (const key of added) {
+        const c = this.levels[r.level - 1]?.get(at);
+        if (!c || c.key !== key) return false;
+        at = c.to;
+      }
+      if (added.length === 0 || at !== r.to) return false;
     }
     return true;
   }
@@ -1031,17 +1039,26 @@ export class Stream {
     childOld: number | string,
     childNew: string | undefined,
     drop: Float64Array,
+    /** The child's new node (when the child is a node): a promotion of the child follows it. */
+    childInfo?: NodeInfo,
   ): Promise<{ path: (NodeInfo & { old: string })[]; free: boolean }> {
     const path: (NodeInfo & { old: string })[] = [];
+    let child = childInfo;
     for (let L = level; L < this.levels.length; L++) {
       const info = this.covering(L, at);
       if (!info) break;
+      if (info.key === childOld && child) {
+        // a promotion of the child: it names the child's new object too (the pointers above are to it)
+        path.push({ ...child, level: L, from: info.from, to: info.to, old: info.key });
+        continue;
+      }
       const node = await this.node(info.key);
       const i = node.header.children.indexOf(childOld);
       if (i < 0) return { path, free: false };
       const r = dropPointers(node, i, drop, childNew);
       const put = await this.putNode(L, r.node);
       path.push({ ...put, old: info.key });
+      child = put;
       childOld = info.key;
       childNew = put.key;
       drop = r.gone;
@@ -1065,20 +1082,39 @@ export class Stream {
     const pol = this.policy;
     let done = 0;
     // The open level-0 node is built in memory and written once, when it closes or the pass ends: one
-    // node object and one record per node, not per block.
-    let work: { node: IndexNode; base: string | null; epoch: number } | undefined;
+    // node object and one record per node, not per block. Its parts (the stored tail node it extends, then
+    // the blocks' leaves) are merged only when the merge rule needs the union's size (their key counts
+    // summed can pass mergeKeysMax only if it can) or the node closes: one balanced merge (mergeAll)
+    // instead of copying the growing node once per block, and the same nodes as merging block by block.
+    let work:
+      | { parts: IndexNode[]; keysUpper: number; blocks: number; base: string | null; epoch: number }
+      | undefined;
+    const union = (w: NonNullable<typeof work>) => {
+      if (w.parts.length > 1) w.parts = [mergeAll(w.parts)];
+      w.keysUpper = w.parts[0]!.keys.length;
+      return w.parts[0]!;
+    };
     const flush = async () => {
       if (!work) return;
-      const info = await this.putNode(0, work.node);
+      const info = await this.putNode(0, union(work));
       await this.log.append([{ t: 'node', ...info, base: work.base, epoch: work.epoch }]);
       await this.catchUp();
       work = undefined;
     };
-    const mergeable = (n: IndexNode, keys: number) =>
-      n.keys.length < pol.mergeKeysMax && keys < pol.mergeKeysMax && n.header.children.length < pol.fanoutMax;
+    const mergeable = (w: NonNullable<typeof work>, keys: number) =>
+      keys < pol.mergeKeysMax &&
+      w.blocks < pol.fanoutMax &&
+      (w.keysUpper < pol.mergeKeysMax || union(w).keys.length < pol.mergeKeysMax);
+    const start = (n: IndexNode, base: string | null, epoch: number) => ({
+      parts: [n],
+      keysUpper: n.keys.length,
+      blocks: n.header.children.length,
+      base,
+      epoch,
+    });
     for (; done < blocksMax; done++) {
       // Re-read after each write: a racing indexer may have moved level 0 on.
-      const seq = work ? work.node.header.to : this.indexedBlocks;
+      const seq = work ? work.parts[work.parts.length - 1]!.header.to : this.indexedBlocks;
       if (seq >= this.blocks.length) break;
       const b = this.blocks[seq]!;
       // The erasure epoch of the view the keys are read from: taken before the read, because the flush
@@ -1094,17 +1130,19 @@ export class Stream {
         const lv0 = this.sorted(0);
         const tail = lv0[lv0.length - 1];
         if (tail && tail.to === seq && tail.from >= (this.wm[0] ?? 0) && tail.to > this.expiredUpTo) {
-          const tn = await this.node(tail.key);
-          if (mergeable(tn, keys.length)) work = { node: tn, base: tail.key, epoch };
+          const tw = start(await this.node(tail.key), tail.key, epoch);
+          if (mergeable(tw, keys.length)) work = tw;
         }
       }
-      if (work && mergeable(work.node, keys.length)) {
-        work.node = mergeNodes(work.node, leaf);
+      if (work && mergeable(work, keys.length)) {
+        work.parts.push(leaf);
+        work.keysUpper += keys.length;
+        work.blocks++;
         work.epoch = Math.min(work.epoch, epoch);
       } else {
         await flush();
         if (this.indexedBlocks !== seq) continue; // a racing indexer got there first
-        work = { node: leaf, base: null, epoch };
+        work = start(leaf, null, epoch);
       }
     }
     await flush();
@@ -1161,6 +1199,8 @@ export class Stream {
             a.from >= this.expiredUpTo &&
             a.keys < small &&
             b.keys < small &&
+            !this.isAlias(a) &&
+            !this.isAlias(b) &&
             (await this.childCount(a)) + (await this.childCount(b)) <= this.compactFanoutMax()
           )
             return { nodes: nodes.slice(i, j), ...(parent ? { parent } : {}) };
@@ -1190,14 +1230,23 @@ export class Stream {
     };
     for (const n of group) {
       const c = await this.childCount(n);
-      if (acc && acc.keys < small && n.keys < small && acc.children + c <= this.compactFanoutMax()) {
+      if (
+        acc &&
+        acc.keys < small &&
+        n.keys < small &&
+        !this.isAlias(n) &&
+        acc.children + c <= this.compactFanoutMax()
+      ) {
         acc.node = mergeNodes(acc.node ?? (await this.node(acc.olds[0]!.key)), await this.node(n.key));
         acc.olds.push(n);
         acc.keys = acc.node.keys.length;
         acc.children += c;
       } else {
         close();
-        acc = n.from >= this.expiredUpTo ? { olds: [n], keys: n.keys, children: c } : undefined;
+        acc =
+          n.from >= this.expiredUpTo && !this.isAlias(n)
+            ? { olds: [n], keys: n.keys, children: c }
+            : undefined;
       }
     }
     close();
@@ -1218,7 +1267,14 @@ export class Stream {
       });
       const up = await this.putNode(level + 1, mergeChildren(pn, childRuns));
       // each ancestor renames its child; the path ends below a level with no node over it
-      const above = await this.rewritePath(level + 2, parent.from, parent.key, up.key, new Float64Array(0));
+      const above = await this.rewritePath(
+        level + 2,
+        parent.from,
+        parent.key,
+        up.key,
+        new Float64Array(0),
+        up,
+      );
       if (!above.free)
         throw new Error(
           `compact: a node above level ${level + 1} node [${parent.from},${parent.to}) covers it but does not hold it (inconsistent index view)`,
@@ -1311,44 +1367,105 @@ export class Stream {
     return n.keys >= this.smallKeysMax(n.level);
   }
 
-  /** The add operator: closed orphans at level L are added to the open parent at L+1, or start a new one. */
+  /**
+   * Whether `n` is a promoted node: a level's entry that names its single child's object (the add
+   * operator's promotion) instead of an object of its own.
+   */
+  private isAlias(n: NodeInfo): boolean {
+    return n.level > 0 && this.levels[n.level - 1]?.get(n.from)?.key === n.key;
+  }
+
+  /**
+   * What the add operator does next at level L: the closed orphans at L (every node past the watermark
+   * but an open last one) that the open parent at L+1 takes (its end at the watermark, below addKeysMax
+   * keys, fanoutMax children and not a promotion), or that start a new parent. Children are taken in
+   * order while the parent's keys plus theirs are below addKeysMax (so, as one by one, a parent may pass
+   * the bound by one child) and its children below fanoutMax. A new parent takes at least two: a parent of
+   * one child would be a copy of it. A closed node that fills a parent alone (addKeysMax keys or more),
+   * followed by another closed one, is promoted: the level above names the node's own object, nothing
+   * is written. Otherwise the closed orphans wait for the next (they stay orphans: searches visit them).
+   */
+  private async addBatch(
+    L: number,
+  ): Promise<{ parent: NodeInfo | undefined; children: NodeInfo[]; promote: boolean } | undefined> {
+    const pol = this.policy;
+    const w = this.wm[L] ?? 0;
+    const nodes = this.sorted(L).filter((n) => n.from >= w);
+    const pending: NodeInfo[] = [];
+    for (let i = 0; i < nodes.length && this.closed(nodes[i]!, i === nodes.length - 1); i++)
+      pending.push(nodes[i]!);
+    const first = pending[0];
+    if (!first) return undefined;
+    if (first.from !== w)
+      throw new Error(
+        `indexer: level ${L} node [${first.from},${first.to}) does not start at watermark ${w}`,
+      );
+    const parents = this.sorted(L + 1);
+    const last = parents[parents.length - 1];
+    const open =
+      last &&
+      last.to === w &&
+      last.keys < pol.addKeysMax &&
+      last.to > this.expiredUpTo &&
+      !this.isAlias(last) &&
+      (await this.childCount(last)) < pol.fanoutMax
+        ? last
+        : undefined;
+    const room = pol.fanoutMax - (open ? await this.childCount(open) : 0);
+    let keys = open ? open.keys : 0;
+    const children: NodeInfo[] = [];
+    for (const c of pending) {
+      if (children.length >= room || keys >= pol.addKeysMax) break;
+      children.push(c);
+      keys += c.keys;
+    }
+    if (open) return { parent: open, children, promote: false };
+    if (children.length >= 2) return { parent: undefined, children, promote: false };
+    if (pending.length >= 2) return { parent: undefined, children: [first], promote: true };
+    return undefined;
+  }
+
+  /**
+   * The add operator, level by level from 0: the closed orphans of a level go under a parent one level
+   * up in batches (addBatch): one node write and one record for all the children a parent takes at once
+   * (the record names them: `child` for one, `added` for several), their keys merged in a balanced tree
+   * (mergeAll), so a parent's keys are copied a few times as it fills, not once per child.
+   */
   private async addStep(): Promise<void> {
     const pol = this.policy;
     for (let L = 0; L + 1 < pol.levelsMax; L++) {
-      let nodes = this.sorted(L);
-      if (nodes.length < 2 && (this.levels[L + 1]?.size ?? 0) === 0) break;
-      let lost = 0;
-      for (let i = 0; i < nodes.length; i++) {
-        const c = nodes[i]!;
-        const w = this.wm[L] ?? 0;
-        if (c.from < w || !this.closed(c, i === nodes.length - 1)) continue;
-        if (c.from !== w) {
-          if (this.levels[L]?.get(c.from)?.key !== c.key) continue; // replaced by a racing indexer
-          throw new Error(`indexer: level ${L} node [${c.from},${c.to}) does not start at watermark ${w}`);
-        }
-        const childKeys = c.to <= this.expiredUpTo ? new Float64Array(0) : (await this.node(c.key)).keys;
-        const one = leafNode(L + 1, c.from, c.to, c.key, childKeys, [c.from, c.to]);
-        const parents = this.sorted(L + 1);
-        const last = parents[parents.length - 1];
-        let node = one;
-        let base: string | null = null;
-        if (last && last.to === w && last.keys < pol.addKeysMax && last.to > this.expiredUpTo) {
-          const pn = await this.node(last.key);
-          if (pn.header.children.length < pol.fanoutMax) {
-            node = mergeNodes(pn, one);
-            base = last.key;
+      if ((this.levels[L]?.size ?? 0) < 2 && (this.levels[L + 1]?.size ?? 0) === 0) break;
+      for (let lost = 0; lost <= addRetriesMax; ) {
+        const batch = await this.addBatch(L);
+        if (!batch) break;
+        const { parent, children } = batch;
+        const w = children[0]!.from;
+        let info: NodeInfo;
+        if (batch.promote) {
+          const c = children[0]!;
+          info = { ...c, level: L + 1, children: await this.childCount(c) };
+        } else {
+          const parts: IndexNode[] = parent ? [await this.node(parent.key)] : [];
+          for (const c of children) {
+            const keys = c.to <= this.expiredUpTo ? new Float64Array(0) : (await this.node(c.key)).keys;
+            parts.push(leafNode(L + 1, c.from, c.to, c.key, keys, [c.from, c.to]));
           }
+          info = await this.putNode(L + 1, mergeAll(parts));
         }
-        const info = await this.putNode(L + 1, node);
         // The parent moves the watermark of level L to its end (apply), so one record says both.
-        await this.log.append([{ t: 'node', ...info, base, child: c.key }]);
+        const added = children.map((c) => c.key);
+        await this.log.append([
+          {
+            t: 'node',
+            ...info,
+            base: parent ? parent.key : null,
+            ...(added.length === 1 ? { child: added[0]! } : { added }),
+          },
+        ]);
         await this.catchUp();
-        if (this.levels[L + 1]?.get(info.from)?.key !== info.key && ++lost <= addRetriesMax) {
-          // Lost a race (another indexer added it, or a compaction rewrote this level or the parent):
-          // start the level again from the new view, where the nodes after this one may have changed.
-          nodes = this.sorted(L);
-          i = -1;
-        }
+        // Lost a race (another indexer added them, or a compaction rewrote this level or the parent):
+        // the next batch is planned on the new view.
+        if (this.levels[L + 1]?.get(info.from)?.key !== info.key || (this.wm[L] ?? 0) <= w) lost++;
       }
     }
   }
@@ -1793,6 +1910,7 @@ export class Stream {
     await this.catchUp();
     for (let L = 0; L < this.levels.length; L++)
       for (const n of this.sorted(L)) {
+        if (this.isAlias(n)) continue; // a promotion: its object is the level below's node
         const node = await this.node(n.key);
         const ch = node.header.children;
         for (let i = 0; i < node.keys.length; i++)
@@ -1825,7 +1943,7 @@ export class Stream {
     let nodes = 0;
     for (const m of this.levels)
       for (const n of m.values())
-        if (n.to > dead) {
+        if (n.to > dead && !this.isAlias(n)) {
           indexBytes += n.bytes;
           nodes++;
         }
