@@ -104,6 +104,11 @@ export interface CompactStats {
 export const gcGraceMsDefault = 10 * 60_000;
 /** Bound on add records of one level that lose races in one indexer pass before it leaves the rest to the next. */
 export const addRetriesMax = 16;
+/**
+ * The closed nodes waiting at a level join the open parent above once their keys (summed) reach this
+ * fraction of the parent's, or they fill it (addBatch); until then they are orphans, visited by searches.
+ */
+export const addWaitFraction = 0.5;
 /** Bound on bottom-up sweeps of one compaction pass (each sweep that does anything removes nodes). */
 export const compactSweepsMax = 16;
 /** Bound on retries of a search whose view named an object another process has since deleted. */
@@ -1383,7 +1388,8 @@ export class Stream {
    * the bound by one child) and its children below fanoutMax. A new parent takes at least two: a parent of
    * one child would be a copy of it. A closed node that fills a parent alone (addKeysMax keys or more),
    * followed by another closed one, is promoted: the level above names the node's own object, nothing
-   * is written. Otherwise the closed orphans wait for the next (they stay orphans: searches visit them).
+   * is written. Otherwise the closed orphans wait for the next (they stay orphans: searches visit them),
+   * and so do the ones an open parent would take while they hold under addWaitFraction of its keys.
    */
   private async addBatch(
     L: number,
@@ -1419,7 +1425,14 @@ export class Stream {
       children.push(c);
       keys += c.keys;
     }
-    if (open) return { parent: open, children, promote: false };
+    if (open) {
+      // An indexer that follows the log closes a node every few blocks: adding each alone would write
+      // the parent whole once per child. So they wait until they fill it or hold a fraction of its keys:
+      // a parent's writes then grow geometrically, and each of its keys is copied a few times in all.
+      const fills = children.length >= room || keys >= pol.addKeysMax;
+      if (!fills && keys - open.keys < open.keys * addWaitFraction) return undefined;
+      return { parent: open, children, promote: false };
+    }
     if (children.length >= 2) return { parent: undefined, children, promote: false };
     if (pending.length >= 2) return { parent: undefined, children: [first], promote: true };
     return undefined;

@@ -114,6 +114,28 @@ describe('the add operator in batches', () => {
     }
   });
 
+  it('an indexer that follows block by block writes a parent a few times as it fills, not once per child; searches exact at every step', async () => {
+    const { s, rows } = await setup(2400, {
+      mergeKeysMax: 60,
+      addKeysMax: 100_000,
+      fanoutMax: 16,
+      levelsMax: 3,
+    });
+    try {
+      for (let step = 0; (await s.indexStep(1)) > 0; step++) if (step % 7 === 3) await expectExact(s, rows);
+      await checkIndex(s);
+      await expectExact(s, rows);
+      const l1 = nodeRecs(await records(s), 1);
+      const first = l1.filter((r) => r.from === 0);
+      // the first parent filled (16 children); one by one that took 15 records, geometrically about 6
+      expect(first[first.length - 1]!.children).toBe(16);
+      expect(first.length).toBeLessThanOrEqual(8);
+      expect(l1.some((r) => (r.added?.length ?? 0) > 1)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a record whose children are not the level-below nodes at its start, in order, up to its end, is ignored by every reader', async () => {
     const { dir, s, rows } = await setup(800, { mergeKeysMax: 60, levelsMax: 1 });
     try {
