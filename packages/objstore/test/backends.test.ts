@@ -95,6 +95,28 @@ describe('file: streamed puts', () => {
     expect(Buffer.from(await s.get('streamed')).equals(whole)).toBe(true);
   });
 
+  it('put chunks of any sizes at their offsets while steps are written two at a time', async () => {
+    const root = fresh();
+    const s = new FileStore(root);
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed;
+    };
+    const chunks: Buffer[] = [];
+    for (let total = 0; total < 9 << 20; ) {
+      const n = next() % 3 === 0 ? 1 + (next() % 64) : 1 + (next() % (700 << 10));
+      const c = Buffer.alloc(n);
+      for (let i = 0; i < n; i += 97) c[i] = next() & 0xff;
+      chunks.push(c);
+      total += n;
+    }
+    const whole = Buffer.concat(chunks);
+    const etag = await s.put('odd', Readable.from(chunks));
+    expect(etag).toBe(etagOf(whole));
+    expect(Buffer.from(await s.get('odd')).equals(whole)).toBe(true);
+  });
+
   it('a body stream that fails midway leaves the old object and no temp file', async () => {
     const root = fresh();
     const s = new FileStore(root);

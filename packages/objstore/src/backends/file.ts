@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -49,41 +49,65 @@ const dirTimeSlackMs = 50;
 const writeStepBytes = 1 << 20;
 
 /**
- * Writes one step of a large body at `at` and makes it durable before the next: on a journaling file system
- * a small fsync elsewhere (a WAL's group commit) may have to wait for the data being written back, and a
- * step bounds that wait.
+ * Writes one step of a large body at `at`, durable when it returns: on a journaling file system a small
+ * fsync elsewhere (a WAL's group commit) may have to wait for the data being written back, and a step bounds
+ * that wait. `durable` is a handle opened with O_DSYNC, so the write is its own data sync: one trip through
+ * the thread pool per step, not two (a busy event loop runs each trip's callback only on its next turn).
  */
-async function writeStep(fh: FileHandle, parts: Uint8Array[], at: number): Promise<void> {
+async function writeStep(durable: FileHandle, parts: Uint8Array[], at: number): Promise<void> {
   let n = 0;
   for (const p of parts) n += p.length;
-  const { bytesWritten } = await fh.writev(parts, at);
+  const { bytesWritten } = await durable.writev(parts, at);
   if (bytesWritten !== n) throw new ObjectStoreError(`short write at ${at} (${bytesWritten} of ${n} bytes)`);
-  await fh.datasync();
+}
+
+/**
+ * Steps of a streamed body written at once. Each step's callback waits for a turn of the event loop, which a
+ * process busy elsewhere (a saturated WAL packing into this store) gives every few milliseconds: with one
+ * step at a time that bounded a pack to a step per turn. Each step is still durable before its write
+ * returns, so a commit elsewhere waits behind at most this many steps.
+ */
+const stepsInFlight = 2;
+
+/** A second handle on `path` whose writes are durable when they return (see `writeStep`). */
+function openDurable(path: string): Promise<FileHandle> {
+  return open(path, constants.O_WRONLY | constants.O_DSYNC);
 }
 
 /**
  * Writes a streamed body after `header` in steps as it arrives (memory holds at most a step, not the
  * object), hashing it on the way; then writes the header with the etag. Returns the etag.
  */
-async function writeStream(fh: FileHandle, header: Buffer, body: Readable): Promise<string> {
+async function writeStream(fh: FileHandle, path: string, header: Buffer, body: Readable): Promise<string> {
   const h = etagHasher();
   let at = header.length;
   let parts: Uint8Array[] = [];
   let pending = 0;
   let total = 0;
-  for await (const c of body) {
-    const b: Uint8Array = typeof c === 'string' ? Buffer.from(c) : (c as Uint8Array);
-    total += b.length;
-    if (total > bodyBytesMax) throw new RangeError(`object body is larger than ${bodyBytesMax} bytes`);
-    h.update(b);
-    parts.push(b);
-    pending += b.length;
-    if (pending >= writeStepBytes) {
-      await writeStep(fh, parts, at);
-      at += pending;
-      parts = [];
-      pending = 0;
+  let durable: FileHandle | undefined;
+  const inFlight: Promise<void>[] = [];
+  try {
+    for await (const c of body) {
+      const b: Uint8Array = typeof c === 'string' ? Buffer.from(c) : (c as Uint8Array);
+      total += b.length;
+      if (total > bodyBytesMax) throw new RangeError(`object body is larger than ${bodyBytesMax} bytes`);
+      h.update(b);
+      parts.push(b);
+      pending += b.length;
+      if (pending >= writeStepBytes) {
+        durable ??= await openDurable(path);
+        if (inFlight.length >= stepsInFlight) await inFlight.shift();
+        inFlight.push(writeStep(durable, parts, at));
+        at += pending;
+        parts = [];
+        pending = 0;
+      }
     }
+    for (const w of inFlight.splice(0)) await w;
+  } finally {
+    // a step still writing when another failed must end before the handle closes
+    await Promise.allSettled(inFlight);
+    await durable?.close();
   }
   if (pending > 0) await fh.writev(parts, at); // made durable by the caller's fsync
   const etag = h.etag();
@@ -134,10 +158,15 @@ export class FileStore implements ObjectStore {
         if (body.length <= writeStepBytes) await fh.writev([header, body]);
         else {
           await fh.write(header);
-          for (let at = 0; at < body.length; at += writeStepBytes)
-            await writeStep(fh, [body.subarray(at, at + writeStepBytes)], header.length + at);
+          const durable = await openDurable(tmp);
+          try {
+            for (let at = 0; at < body.length; at += writeStepBytes)
+              await writeStep(durable, [body.subarray(at, at + writeStepBytes)], header.length + at);
+          } finally {
+            await durable.close();
+          }
         }
-      } else etag = await writeStream(fh, header, body);
+      } else etag = await writeStream(fh, tmp, header, body);
       await fh.sync();
     } catch (e) {
       await fh.close();
