@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -53,11 +54,26 @@ const pendingBytesMax = 64 * 2 ** 20;
  * whose interval ends meanwhile would otherwise wait for all of it.
  */
 function yieldToCommits(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) =>
+    setImmediate(() => {
+      sliceStart = performance.now();
+      resolve();
+    }),
+  );
 }
 
-/** Keys the packer handles between yields to the event loop. */
-const packYieldKeys = 2000;
+/**
+ * How long the packer's loops over keys run between yields to the event loop (the clock is read every 256
+ * keys). A slice, not a count of keys: while writers keep the event loop busy, each yield waits a whole turn
+ * of it (milliseconds of their work), and a yield every 2,000 keys made those waits most of a pack's time.
+ */
+const packSliceMs = 2;
+let sliceStart = 0;
+
+/** Whether a packer loop at its `i`th key has run its slice and should yield (`yieldToCommits`). */
+function sliceDone(i: number): boolean {
+  return (i & 255) === 0 && performance.now() - sliceStart >= packSliceMs;
+}
 /** Bytes of a pack sent to the store at a time, and how long before a due group commit no step starts. */
 const packStepBytes = 2 ** 20;
 /** A step of more pieces than this goes to the store as one buffer (compaction's pieces are one object each). */
@@ -265,7 +281,7 @@ async function packData(entries: MemEntry[]): Promise<{ parts: Uint8Array[]; off
   let r = { start: 0, end: 0, base: 0 };
   let live = 0;
   for (let i = 0; i < entries.length; i++) {
-    if (i % packYieldKeys === 0) await yieldToCommits();
+    if (sliceDone(i)) await yieldToCommits();
     const m = entries[i]!;
     if (!m.buf) continue;
     live += m.size;
@@ -291,7 +307,7 @@ async function packData(entries: MemEntry[]): Promise<{ parts: Uint8Array[]; off
   off = 0;
   buf = null;
   for (let i = 0; i < entries.length; i++) {
-    if (i % packYieldKeys === 0) await yieldToCommits();
+    if (sliceDone(i)) await yieldToCommits();
     const m = entries[i]!;
     if (m.buf && whole) {
       if (m.buf !== buf) r = ranges.get((buf = m.buf))!;
@@ -479,9 +495,14 @@ export class WalStore implements ObjectStore {
     this.segPos = 0;
   }
 
-  /** Creates segment `n` and makes its directory entry durable. */
+  /**
+   * Creates segment `n` and makes its directory entry durable. Its handle is opened with O_DSYNC: a group
+   * commit's write is its own data sync, one trip through the thread pool instead of a write and then a
+   * sync (while writers keep the event loop busy, each trip's callback waits for the next turn of it).
+   */
   private async createSegment(n: number): Promise<Segment> {
-    const fh = await open(this.segName(n), 'wx');
+    const { O_WRONLY, O_CREAT, O_EXCL, O_DSYNC } = constants;
+    const fh = await open(this.segName(n), O_WRONLY | O_CREAT | O_EXCL | O_DSYNC);
     try {
       const d = await open(this.o.dir, 'r');
       try {
@@ -694,8 +715,7 @@ export class WalStore implements ObjectStore {
         throw new ObjectStoreError(
           `WAL segment ${this.segment}: short write (${bytesWritten} of ${len} bytes)`,
         );
-      this.segPos = at + len;
-      await this.fh!.datasync();
+      this.segPos = at + len; // durable: the segment is written with O_DSYNC
       this.stats.groupCommits++;
       this.walBytes += len;
       const now = performance.now();
@@ -948,14 +968,14 @@ export class WalStore implements ObjectStore {
       const { parts, offsets } = await packData(entries);
       const index = new PackIndexWriter();
       for (let i = 0; i < keys.length; i++) {
-        if (i % packYieldKeys === 0) await yieldToCommits();
+        if (sliceDone(i)) await yieldToCommits();
         const m = entries[i]!;
         index.add(keys[i]!, kindOf(m), m.modifiedMs, offsets[i], m.size, m.etag);
       }
       const packKey = await this.writePack(parts, index);
       let live = 0;
       for (let i = 0; i < keys.length; i++) {
-        if (i % packYieldKeys === 0) await yieldToCommits();
+        if (sliceDone(i)) await yieldToCommits();
         const m = entries[i]!;
         this.repoint(keys[i]!, packRef(packKey, offsets[i]!, m.size, m.etag, m.modifiedMs, kindOf(m)));
         live += m.size;

@@ -1,6 +1,14 @@
 // The WAL's segment files: records of many group commits, recovery of a torn record, packing while writes go
 // on, a failed pack, a failed sync and a segment whose creation failed.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  constants,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -270,14 +278,31 @@ describe('WAL segments', () => {
     expect(tight.allocations.slice(3).reduce((a, b) => a + b)).toBeGreaterThan(0);
   });
 
-  it('takes no more writes after a failed sync, keeps what was acknowledged, and recovers on reopen', async () => {
+  it.skipIf(!existsSync('/proc/self/fdinfo'))(
+    'writes segments through O_DSYNC handles, the current one and the one prepared next (a commit has no other sync)',
+    async () => {
+      const w = await WalStore.open(new MemStore(), opts(fresh()));
+      await w.put('d/0', Buffer.from('x'));
+      const flagsOf = (fd: number) => {
+        const line = readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1').match(/^flags:\s+([0-7]+)$/m);
+        return Number.parseInt(line![1]!, 8);
+      };
+      const wal = w as unknown as { fh: { fd: number }; next: Promise<{ fh: { fd: number } }> };
+      expect(flagsOf(wal.fh.fd) & constants.O_DSYNC).toBe(constants.O_DSYNC);
+      expect(flagsOf((await wal.next).fh.fd) & constants.O_DSYNC).toBe(constants.O_DSYNC);
+      await w.close();
+    },
+  );
+
+  it('takes no more writes after a failed durable write, keeps what was acknowledged, and recovers on reopen', async () => {
     const store = new MemStore();
     const dir = fresh();
     const w = await WalStore.open(store, opts(dir));
     await w.put('a/0', Buffer.from('kept'));
-    // the next group commit's data sync fails (an I/O error): a later one must not be trusted either
-    const fh = (w as unknown as { fh: { datasync: () => Promise<void> } }).fh;
-    fh.datasync = () => Promise.reject(new Error('EIO: i/o error, fdatasync'));
+    // the next group commit's write (O_DSYNC: the write is the data sync) fails with an I/O error: a later
+    // one must not be trusted either
+    const fh = (w as unknown as { fh: { writev: () => Promise<void> } }).fh;
+    fh.writev = () => Promise.reject(new Error('EIO: i/o error, write'));
     await expect(w.put('a/1', Buffer.from('lost?'))).rejects.toThrow('EIO');
     await expect(w.put('a/2', Buffer.from('refused'))).rejects.toThrow(/stopped taking writes.*EIO/);
     expect(Buffer.from(await w.get('a/0')).toString()).toBe('kept');
@@ -296,8 +321,8 @@ describe('WAL segments', () => {
     const dir = fresh();
     const w = await WalStore.open(store, opts(dir));
     await w.put('s/0', Buffer.from('zero'));
-    // the next fsync anywhere fails once: commits use fdatasync, so that is the directory sync of the
-    // segment prepared after this rotation
+    // the next fsync anywhere fails once: commits sync by writing through O_DSYNC, so that is the directory
+    // sync of the segment prepared after this rotation
     const fh = (w as unknown as { fh: object }).fh;
     const proto = Object.getPrototypeOf(fh) as { sync: () => Promise<void> };
     const sync = proto.sync;
