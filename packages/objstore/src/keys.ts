@@ -9,10 +9,13 @@ export function validateKey(key: unknown): asserts key is string {
   if (key.length === 0) throw new InvalidKeyError(key, 'the key is empty');
   if (key.includes('\0')) throw new InvalidKeyError(key, 'the key contains a NUL byte');
   if (key.startsWith('/')) throw new InvalidKeyError(key, "the key starts with '/'");
-  const bytes = Buffer.byteLength(key, 'utf8');
-  if (bytes > keyBytesMax)
-    throw new InvalidKeyError(key, `the key is ${bytes} bytes, at most ${keyBytesMax} allowed`);
-  const dots = dotSegment.exec(key);
+  // a UTF-16 code unit is at most 3 UTF-8 bytes: short keys need no count (this runs on every write)
+  if (key.length * 3 > keyBytesMax) {
+    const bytes = Buffer.byteLength(key, 'utf8');
+    if (bytes > keyBytesMax)
+      throw new InvalidKeyError(key, `the key is ${bytes} bytes, at most ${keyBytesMax} allowed`);
+  }
+  const dots = key.includes('.') ? dotSegment.exec(key) : null;
   if (dots) throw new InvalidKeyError(key, `the key has a '${dots[1]}' segment`);
 }
 

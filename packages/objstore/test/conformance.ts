@@ -186,11 +186,23 @@ export function objectStoreConformance(
   it(
     'rejects bad keys with a clear error before any I/O',
     withStore(async (s) => {
-      for (const k of ['', '../x', 'a/../b', 'a\0b', '/abs', 'x'.repeat(1025), 'a/./b']) {
+      // '€' is 3 UTF-8 bytes: 342 of them are 1,026 bytes in 342 UTF-16 units
+      for (const k of [
+        '',
+        '../x',
+        'a/../b',
+        'a\0b',
+        '/abs',
+        'x'.repeat(1025),
+        '€'.repeat(342),
+        'a/./b',
+        'a/..',
+      ]) {
         await expect(s.put(k, bytes('x'))).rejects.toBeInstanceOf(InvalidKeyError);
         await expect(s.get(k)).rejects.toBeInstanceOf(InvalidKeyError);
       }
       await expect(s.put('ok', bytes('x'))).resolves.toBeTypeOf('string');
+      await expect(s.put('v1.2/.x/..y/x.json', bytes('dots, no dot segment'))).resolves.toBeTypeOf('string');
       await s.put('é/ü/'.repeat(60).slice(0, 300), bytes('long unicode key'));
       expect(text(await s.get('é/ü/'.repeat(60).slice(0, 300)))).toBe('long unicode key');
     }),
