@@ -82,11 +82,24 @@ export function leafNode(
   child: number | string,
   keys: Float64Array,
   range?: [number, number],
+  /** false: no filter (a part that `mergeAll` merges; it builds the filter of what it returns). */
+  filter = true,
 ): IndexNode {
   const n = keys.length;
   const postOff = new Uint32Array(n + 1);
   for (let i = 0; i <= n; i++) postOff[i] = i;
-  return finish(level, from, to, [child], range ? [range] : undefined, keys, postOff, new Uint32Array(n));
+  const bloom = filter ? undefined : noFilter;
+  return finish(
+    level,
+    from,
+    to,
+    [child],
+    range ? [range] : undefined,
+    keys,
+    postOff,
+    new Uint32Array(n),
+    bloom,
+  );
 }
 
 function finish(
@@ -183,15 +196,17 @@ export function mergeNodes(a: IndexNode, b: IndexNode, opts: { filter?: boolean 
     bloom = b.bloom.slice();
     for (let x = 0; x < na; x++) bloomAdd(bloom, aKeys[x]!);
   }
+  // an inner merge's result only feeds the next merge: views, not copies, of what it filled
+  const inner = opts.filter === false;
   return finish(
     ha.level,
     ha.from,
     hb.to,
     [...ha.children, ...hb.children],
     ranges,
-    keys.slice(0, k),
-    postOff.slice(0, k + 1),
-    post.slice(0, m),
+    inner ? keys.subarray(0, k) : keys.slice(0, k),
+    inner ? postOff.subarray(0, k + 1) : postOff.slice(0, k + 1),
+    inner ? post.subarray(0, m) : post.slice(0, m),
     bloom,
   );
 }
@@ -200,10 +215,15 @@ export function mergeNodes(a: IndexNode, b: IndexNode, opts: { filter?: boolean 
  * The merge operator over adjacent nodes, in order (the add operator's batch: a parent and the children
  * it takes at once). Merged pairwise in a balanced tree, so a key is copied about log2(nodes) times, not
  * once for every node merged after it (a parent taking 64 children one by one copied its keys 64 times),
- * and only the last merge builds a filter.
+ * and only the last merge builds a filter (parts made without one, `leafNode(..., false)`, get it here).
  */
 export function mergeAll(nodes: IndexNode[]): IndexNode {
   if (nodes.length === 0) throw new Error('mergeAll: no nodes to merge');
+  const one = nodes[0]!;
+  if (nodes.length === 1 && one.bloom === noFilter) {
+    const h = one.header;
+    return finish(h.level, h.from, h.to, h.children, h.ranges, one.keys, one.postOff, one.post);
+  }
   let row = nodes;
   while (row.length > 1) {
     const last = row.length === 2;
@@ -474,6 +494,8 @@ function bodyCheck(body: Uint8Array): string {
 /** Serializes a node. */
 export function encodeNode(node: IndexNode): Uint8Array {
   const { keys, postOff, post, bloom } = node;
+  if (bloom.length === 0)
+    throw new Error('encodeNode: the node has no filter (a part of a merge, not a node to store)');
   const bodyLen = keys.byteLength + postOff.byteLength + post.byteLength + bloom.byteLength;
   const body = new Uint8Array(bodyLen);
   let o = 0;

@@ -1095,7 +1095,7 @@ export class Stream {
       | { parts: IndexNode[]; keysUpper: number; blocks: number; base: string | null; epoch: number }
       | undefined;
     const union = (w: NonNullable<typeof work>) => {
-      if (w.parts.length > 1) w.parts = [mergeAll(w.parts)];
+      w.parts = [mergeAll(w.parts)]; // (one part: a leaf gets its filter)
       w.keysUpper = w.parts[0]!.keys.length;
       return w.parts[0]!;
     };
@@ -1130,7 +1130,7 @@ export class Stream {
         keys = new Float64Array(0); // past retention: deleted, nothing to find
       else if (b.leaf) keys = (await this.node(b.leaf)).keys;
       else keys = keysOf(this.def, decodeBlock(await this.store.get(b.key), b.key).rows);
-      const leaf = leafNode(0, seq, seq + 1, seq, keys);
+      const leaf = leafNode(0, seq, seq + 1, seq, keys, undefined, false);
       if (!work) {
         const lv0 = this.sorted(0);
         const tail = lv0[lv0.length - 1];
@@ -1461,7 +1461,7 @@ export class Stream {
           const parts: IndexNode[] = parent ? [await this.node(parent.key)] : [];
           for (const c of children) {
             const keys = c.to <= this.expiredUpTo ? new Float64Array(0) : (await this.node(c.key)).keys;
-            parts.push(leafNode(L + 1, c.from, c.to, c.key, keys, [c.from, c.to]));
+            parts.push(leafNode(L + 1, c.from, c.to, c.key, keys, [c.from, c.to], false));
           }
           info = await this.putNode(L + 1, mergeAll(parts));
         }
