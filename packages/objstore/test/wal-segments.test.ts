@@ -294,6 +294,34 @@ describe('WAL segments', () => {
     },
   );
 
+  it('a failed commit undoes the writes of its batch and of the one waiting behind it, newest first', async () => {
+    const w = await WalStore.open(new MemStore(), opts(fresh()));
+    await w.put('a', Buffer.from('kept'));
+    let entered!: () => void;
+    const inWrite = new Promise<void>((r) => {
+      entered = r;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const fh = (w as unknown as { fh: { writev: () => Promise<void> } }).fh;
+    fh.writev = async () => {
+      entered();
+      await gate;
+      throw new Error('EIO: i/o error, write');
+    };
+    const first = w.put('a', Buffer.from('x1'));
+    await inWrite; // the first batch is being written; these two wait in the next one
+    const second = [w.put('a', Buffer.from('x2')), w.put('b', Buffer.from('y'))];
+    expect(Buffer.from(await w.get('a')).toString()).toBe('x2');
+    release();
+    for (const p of [first, ...second]) await expect(p).rejects.toThrow('EIO');
+    expect(Buffer.from(await w.get('a')).toString()).toBe('kept');
+    await expect(w.get('b')).rejects.toThrow();
+    await w.close();
+  });
+
   it('takes no more writes after a failed durable write, keeps what was acknowledged, and recovers on reopen', async () => {
     const store = new MemStore();
     const dir = fresh();
