@@ -55,7 +55,7 @@ export class MultiMatcher {
   /** Per state: the first state of its output chain (itself when it ends a pattern; -1 when the chain is empty). */
   private readonly outFirst: Int32Array;
   /** Per state: pattern ids ending exactly here beyond the first. */
-  private readonly extra: Map<number, number[]>;
+  private extra: Map<number, number[]>;
   /**
    * Per state: the id of the first pattern on its output chain, or `noOutput` (one past the highest id).
    * A scan tests `seen[headId[state]]` for every byte: one branch that is almost always not taken, where a
@@ -103,8 +103,12 @@ export class MultiMatcher {
         else this.extra.set(s, [id]);
       }
     }
+    // states numbered breadth-first: the shallow ones, which a scan is in most of the time, are the first
+    // rows of the table (fewer pages and cache lines than rows spread over it in the patterns' order)
+    const trie = breadthFirst(n, ends, firstChild, nextSibling, edgeByte, this.extra);
+    this.extra = trie.extra;
     const delta = n <= 0x10000 ? new Uint16Array(n * 256) : new Int32Array(n * 256);
-    this.out = ends.slice(0, n);
+    this.out = trie.ends;
     this.delta = delta;
     this.outNext = new Int32Array(n).fill(-1);
     this.outFirst = new Int32Array(n).fill(-1);
@@ -117,8 +121,8 @@ export class MultiMatcher {
     // pattern)
     const queue = new Int32Array(n);
     let qn = 0;
-    for (let t = firstChild[0]!; t >= 0; t = nextSibling[t]!) {
-      setEdge(delta, 0, edgeByte[t]!, t);
+    for (let t = trie.firstChild[0]!; t >= 0; t = trie.nextSibling[t]!) {
+      setEdge(delta, 0, trie.edgeByte[t]!, t);
       queue[qn++] = t;
     }
     for (let qi = 0; qi < qn; qi++) {
@@ -127,11 +131,12 @@ export class MultiMatcher {
       const sb = s * 256;
       const fb = f * 256;
       delta.copyWithin(sb, fb, fb + 256);
-      for (let t = firstChild[s]!; t >= 0; t = nextSibling[t]!) {
-        fail[t] = delta[fb + edgeByte[t]!]!;
+      for (let t = trie.firstChild[s]!; t >= 0; t = trie.nextSibling[t]!) {
+        fail[t] = delta[fb + trie.edgeByte[t]!]!;
         queue[qn++] = t;
       }
-      for (let t = firstChild[s]!; t >= 0; t = nextSibling[t]!) setEdge(delta, sb, edgeByte[t]!, t);
+      for (let t = trie.firstChild[s]!; t >= 0; t = trie.nextSibling[t]!)
+        setEdge(delta, sb, trie.edgeByte[t]!, t);
       outNext[s] = out[f]! >= 0 ? f : outNext[f]!;
       outFirst[s] = out[s]! >= 0 ? s : outNext[s]!;
     }
@@ -199,4 +204,39 @@ export class MultiMatcher {
 function setEdge(delta: Uint16Array | Int32Array, row: number, b: number, t: number): void {
   delta[row + b] = t;
   if (b >= 0x61 && b <= 0x7a) delta[row + b - 32] = t;
+}
+
+/** A trie's arrays (as `MultiMatcher`'s constructor builds them) with its `n` states renumbered breadth-first. */
+function breadthFirst(
+  n: number,
+  ends: Int32Array,
+  firstChild: Int32Array,
+  nextSibling: Int32Array,
+  edgeByte: Uint8Array,
+  extra: Map<number, number[]>,
+) {
+  const order = new Int32Array(n);
+  const renum = new Int32Array(n);
+  let on = 1;
+  for (let k = 0; k < on; k++)
+    for (let t = firstChild[order[k]!]!; t >= 0; t = nextSibling[t]!) {
+      renum[t] = on;
+      order[on++] = t;
+    }
+  const next = {
+    ends: new Int32Array(n),
+    firstChild: new Int32Array(n),
+    nextSibling: new Int32Array(n),
+    edgeByte: new Uint8Array(n),
+    extra: new Map<number, number[]>(),
+  };
+  for (let k = 0; k < n; k++) {
+    const s = order[k]!;
+    next.ends[k] = ends[s]!;
+    next.edgeByte[k] = edgeByte[s]!;
+    next.firstChild[k] = firstChild[s]! >= 0 ? renum[firstChild[s]!]! : -1;
+    next.nextSibling[k] = k > 0 && nextSibling[s]! >= 0 ? renum[nextSibling[s]!]! : -1;
+  }
+  for (const [s, more] of extra) next.extra.set(renum[s]!, more);
+  return next;
 }

@@ -63,6 +63,48 @@ describe('MultiMatcher', () => {
   });
 });
 
+describe('MultiMatcher resumed', () => {
+  it('marks, for each piece of a text cut anywhere, exactly the patterns ending in it (property, against indexOf)', () => {
+    const alphabet = [0x41, 0x61, 0x42, 0x62, 0x00, 0xff];
+    const bytes = (min: number, max: number) =>
+      fc
+        .uint8Array({ minLength: min, maxLength: max })
+        .map((b) => b.map((x) => alphabet[x % alphabet.length]!));
+    fc.assert(
+      fc.property(
+        fc.array(bytes(1, 7), { minLength: 1, maxLength: 16 }),
+        fc.array(fc.tuple(bytes(0, 120), fc.array(fc.nat(120), { maxLength: 6 })), { maxLength: 5 }),
+        (patterns, texts) => {
+          // one matcher for every text, as a stream's scans share their group's
+          const m = new MultiMatcher(patterns);
+          for (const [t, cuts] of texts) {
+            const whole = lower(t);
+            const at = [...new Set(cuts.map((c) => c % (t.length + 1)))].sort((a, b) => a - b);
+            let state = 0;
+            let from = 0;
+            for (const to of [...at, t.length]) {
+              const hit = new Uint8Array(patterns.length);
+              const hits = new IdList(0);
+              state = m.scanFrom(state, t.subarray(from, to), hit, hits);
+              const want = patterns.flatMap((p, i) => {
+                const q = lower(p);
+                for (let k = whole.indexOf(q); k >= 0; k = whole.indexOf(q, k + 1)) {
+                  const end = k + q.length;
+                  if (end > from && end <= to) return [i];
+                }
+                return [];
+              });
+              expect(hits.toArray().sort((a, b) => a - b)).toEqual(want);
+              from = to;
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe('Engine prefilter', () => {
   it('gives the same alerts with and without it, and with the all-strings stage (property over rules and payloads)', () => {
     const alphabet = 'abAB|:';
