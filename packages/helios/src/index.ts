@@ -59,6 +59,7 @@ export {
   type IndexNode,
   leafNode,
   lookup,
+  mergeAll,
   mergeChildren,
   mergeNodes,
   type NodeHeader,

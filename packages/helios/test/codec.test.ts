@@ -12,6 +12,7 @@ import {
   keysOf,
   leafNode,
   lookup,
+  mergeAll,
   mergeNodes,
   parseDdl,
   rowKeys,
@@ -107,6 +108,36 @@ describe('index nodes', () => {
         expect(node.header.children).toEqual(parts.map((_, c) => `c${c}`));
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('mergeAll (a batch: parts without filters, some stored) is the chain of merges, filter included', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(keysArb, fc.boolean(), fc.boolean()), { minLength: 1, maxLength: 9 }),
+        (parts) => {
+          const nodes = parts.map(([ks, filter, stored], c) => {
+            const n = leafNode(1, c, c + 1, `c${c}`, ks, [c, c + 1], filter || stored);
+            return stored ? decodeNode(encodeNode(n)) : n;
+          });
+          const all = mergeAll(nodes);
+          let chain = leafNode(1, 0, 1, 'c0', parts[0]![0], [0, 1]);
+          for (let c = 1; c < parts.length; c++)
+            chain = mergeNodes(chain, leafNode(1, c, c + 1, `c${c}`, parts[c]![0], [c, c + 1]));
+          expect([...all.keys]).toEqual([...chain.keys]);
+          expect([...all.postOff]).toEqual([...chain.postOff]);
+          expect([...all.post]).toEqual([...chain.post]);
+          expect([...all.bloom]).toEqual([...chain.bloom]);
+          expect(all.header.children).toEqual(chain.header.children);
+          expect(all.header.ranges).toEqual(chain.header.ranges);
+          expect(decodeNode(encodeNode(all)).keys).toEqual(all.keys);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    // a part without its filter is not a node to store
+    expect(() => encodeNode(leafNode(0, 0, 1, 0, new Float64Array([1, 2]), undefined, false))).toThrow(
+      /no filter/,
     );
   });
 
