@@ -8,6 +8,8 @@
  * case-sensitive matches, which the full matcher then decides.
  */
 
+import { WasmScan, wasmScanAvailable } from './scan-wasm.js';
+
 const fold = new Uint8Array(256).map((_, b) => (b >= 0x41 && b <= 0x5a ? b + 32 : b));
 
 /**
@@ -43,12 +45,21 @@ export class IdList {
   }
 }
 
+/** Options of a `MultiMatcher`. */
+export interface MatcherOptions {
+  /**
+   * Scan with the WebAssembly module (assembly/scan.ts) where it loads and the states fit 16 bits, else in
+   * JavaScript; both mark the same patterns. Default true.
+   */
+  wasm?: boolean;
+}
+
 export class MultiMatcher {
   /**
    * Dense transitions: next state = delta[state * 256 + byte], every byte value (an upper-case letter's
    * column is its lower-case one's), 16 bits while the states fit.
    */
-  private readonly delta: Uint16Array | Int32Array;
+  private delta: Uint16Array | Int32Array;
   /** Per state: the first pattern id that ends here (-1 when none), and the next state along the output links. */
   private readonly out: Int32Array;
   private readonly outNext: Int32Array;
@@ -66,9 +77,14 @@ export class MultiMatcher {
   private readonly seen: Uint8Array;
   private readonly seenList: IdList;
   readonly patterns: number;
+  /**
+   * The WebAssembly scan, which holds its own copy of `delta` (the JavaScript one is then dropped), or
+   * undefined: the scan in JavaScript.
+   */
+  private readonly wasm: WasmScan | undefined;
 
   /** `ids`: the id each pattern is reported as (default: its index), for an automaton over part of a set. */
-  constructor(patterns: Uint8Array[], ids?: ArrayLike<number>) {
+  constructor(patterns: Uint8Array[], ids?: ArrayLike<number>, opts: MatcherOptions = {}) {
     this.patterns = patterns.length;
     // the trie: its edges (key: state * 256 + folded byte) and each state's children as a list
     const edges = new Map<number, number>();
@@ -147,6 +163,21 @@ export class MultiMatcher {
     this.seen = new Uint8Array(noOutput + 1);
     this.seen[noOutput] = 1;
     this.seenList = new IdList(noOutput);
+    this.wasm =
+      opts.wasm !== false && delta instanceof Uint16Array && wasmScanAvailable()
+        ? new WasmScan(
+            delta,
+            this.headId,
+            noOutput,
+            patterns.reduce((m, p) => Math.max(m, p.length), 0),
+          )
+        : undefined;
+    if (this.wasm) this.delta = new Uint16Array(0);
+  }
+
+  /** Whether scans run in WebAssembly (`MatcherOptions.wasm`). */
+  get inWasm(): boolean {
+    return this.wasm !== undefined;
   }
 
   /** Marks `hit[id] = 1` for every pattern occurring in `data`, listing newly marked ids in `hits`. */
@@ -160,6 +191,7 @@ export class MultiMatcher {
    * the next bytes in.
    */
   scanFrom(state: number, data: Uint8Array, hit: Uint8Array, hits: IdList): number {
+    if (this.wasm) return this.scanWasm(state, data, hit, hits);
     const delta = this.delta;
     const headId = this.headId;
     const seen = this.seen;
@@ -174,6 +206,27 @@ export class MultiMatcher {
     for (let k = 0; k < list.n; k++) seen[list.ids[k]!] = 0;
     list.clear();
     return s;
+  }
+
+  /**
+   * `scanFrom` in WebAssembly: the module reports the states whose output-chain heads are new to the scan
+   * (each once), and their chains are marked here as the JavaScript scan marks them.
+   */
+  private scanWasm(state: number, data: Uint8Array, hit: Uint8Array, hits: IdList): number {
+    const w = this.wasm!;
+    const n = w.scan(data, state);
+    const reported = w.reported;
+    const headId = this.headId;
+    const seen = this.seen;
+    for (let k = 0; k < n; k++) {
+      const s = reported[k]!;
+      w.unsee(headId[s]!);
+      if (seen[headId[s]!] === 0) this.mark(s, hit, hits);
+    }
+    const list = this.seenList;
+    for (let k = 0; k < list.n; k++) seen[list.ids[k]!] = 0;
+    list.clear();
+    return w.lastState();
   }
 
   private mark(s: number, hit: Uint8Array, hits: IdList): void {

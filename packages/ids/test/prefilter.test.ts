@@ -105,6 +105,101 @@ describe('MultiMatcher resumed', () => {
   });
 });
 
+describe('MultiMatcher in WebAssembly', () => {
+  const alphabet = [0x41, 0x61, 0x42, 0x62, 0x00, 0xff, 0x5a, 0x7a];
+  const bytes = (min: number, max: number) =>
+    fc
+      .uint8Array({ minLength: min, maxLength: max })
+      .map((b) => b.map((x) => alphabet[x % alphabet.length]!));
+  const sorted = (l: IdList) => l.toArray().sort((a, b) => a - b);
+
+  it('marks and resumes as the scan in JavaScript, one lane and two (property over sets, texts and cuts)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(bytes(1, 9), { minLength: 1, maxLength: 20 }),
+        // up to 900 bytes: inputs of 256 and more are scanned as two halves at once
+        fc.array(fc.tuple(bytes(0, 900), fc.array(fc.nat(900), { maxLength: 4 })), { maxLength: 4 }),
+        (patterns, texts) => {
+          const w = new MultiMatcher(patterns);
+          const js = new MultiMatcher(patterns, undefined, { wasm: false });
+          expect(w.inWasm, 'build/scan.wasm is built by `npm run build`').toBe(true);
+          expect(js.inWasm).toBe(false);
+          // one matcher for every text: a scan's marks must not leak into the next
+          for (const [t, cuts] of texts) {
+            const at = [...new Set(cuts.map((c) => c % (t.length + 1)))].sort((a, b) => a - b);
+            let sw = 0;
+            let sj = 0;
+            let from = 0;
+            for (const to of [...at, t.length]) {
+              const piece = t.subarray(from, to);
+              const hw = new Uint8Array(patterns.length);
+              const hj = new Uint8Array(patterns.length);
+              const lw = new IdList(0);
+              const lj = new IdList(0);
+              sw = w.scanFrom(sw, piece, hw, lw);
+              sj = js.scanFrom(sj, piece, hj, lj);
+              expect(sorted(lw)).toEqual(sorted(lj));
+              expect([...hw]).toEqual([...hj]);
+              expect(sw).toBe(sj);
+              from = to;
+            }
+            const hit = new Uint8Array(patterns.length);
+            w.scan(t, hit, new IdList(0));
+            for (const [i, p] of patterns.entries()) expect(hit[i] === 1).toBe(lower(t).includes(lower(p)));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('two lanes: a match ending anywhere around the middle, and one begun in the previous piece', () => {
+    const patterns = ['abcdefghi', 'xyz', 'k'].map((w) => new Uint8Array(Buffer.from(w, 'latin1')));
+    const m = new MultiMatcher(patterns);
+    for (const size of [256, 257, 300, 301]) {
+      const mid = size >> 1;
+      for (const [id, p] of patterns.entries())
+        for (let end = mid - 12; end <= mid + 12; end++) {
+          const t = new Uint8Array(size).fill(0x2e);
+          t.set(p, end - p.length + 1);
+          const hits = new IdList(0);
+          m.scan(t, new Uint8Array(patterns.length), hits);
+          expect(sorted(hits), `size ${size}, pattern ${id} ending at ${end}`).toEqual([id]);
+        }
+      // a pattern begun in the piece before a long one
+      const t = new Uint8Array(size).fill(0x2e);
+      t.set(patterns[0]!, 0);
+      const s = m.scanFrom(0, t.subarray(0, 4), new Uint8Array(patterns.length), new IdList(0));
+      const rest = new IdList(0);
+      m.scanFrom(s, t.subarray(4), new Uint8Array(patterns.length), rest);
+      expect(sorted(rest)).toEqual([0]);
+    }
+  });
+
+  it('finds patterns past the memory it starts with, at both ends and across the middle of a long input', () => {
+    const patterns = ['needle', 'Zz', 'q', 'tail end', 'middle'].map(
+      (w) => new Uint8Array(Buffer.from(w, 'latin1')),
+    );
+    const m = new MultiMatcher(patterns);
+    expect(m.inWasm).toBe(true);
+    for (const size of [100, 70_000, 300_000, 1_000]) {
+      const t = new Uint8Array(size).fill(0x2e);
+      t.set(Buffer.from('NEEDLE'), 0);
+      t.set(Buffer.from('tail END'), size - 8);
+      t.set(Buffer.from('miDDle'), (size >> 1) - 3); // across the halves
+      t[size >> 2] = 0x51; // Q
+      const hits = new IdList(0);
+      m.scan(t, new Uint8Array(patterns.length), hits);
+      expect(sorted(hits)).toEqual([0, 2, 3, 4]);
+      // resumed: a pattern cut by the end of the previous piece
+      const s = m.scanFrom(0, t.subarray(0, size - 4), new Uint8Array(patterns.length), new IdList(0));
+      const rest = new IdList(0);
+      m.scanFrom(s, t.subarray(size - 4), new Uint8Array(patterns.length), rest);
+      expect(sorted(rest)).toEqual([3]);
+    }
+  });
+});
+
 describe('Engine prefilter', () => {
   it('gives the same alerts with and without it, and with the all-strings stage (property over rules and payloads)', () => {
     const alphabet = 'abAB|:';

@@ -1,0 +1,93 @@
+// The prefilter's automaton scan in AssemblyScript (src/prefilter.ts drives it, src/scan-wasm.ts loads it).
+// A scan is a chain of dependent table loads, one per byte: each next state's address needs the state
+// before it, so one chain runs at the latency of a load. An input long enough is scanned as two halves at
+// once, two independent chains: the first half from the state the scan resumes in, the second from the
+// root `overlap` bytes before the middle (a match ending past the middle is at most `overlap` + 1 bytes
+// long, so it began there or later).
+//
+// Memory (imported, laid out by the loader; addresses in globals set by `setup`):
+//   delta   u16[states * 256]  next state = delta[state * 256 + byte]
+//   headId  i32[states]        the id of the first pattern on a state's output chain, or the no-output id
+//   seen    u8[ids + 1]        heads reported by the scan under way (the no-output id's stays 1)
+//   out     i32[ids + 1]       the states reported, each with a head not reported before in this scan
+//   input   the bytes to scan (the rest of the memory)
+
+let delta: usize = 0;
+let headId: usize = 0;
+let seen: usize = 0;
+let out: usize = 0;
+let overlap: i32 = 0;
+let reported: i32 = 0;
+/** The state after the last scan's input. */
+let state: u32 = 0;
+
+/** Inputs shorter than this are scanned as one chain. */
+const twoLanesBytesMin: i32 = 256;
+
+export function setup(deltaAt: usize, headIdAt: usize, seenAt: usize, outAt: usize, longest: i32): void {
+  delta = deltaAt;
+  headId = headIdAt;
+  seen = seenAt;
+  out = outAt;
+  overlap = longest > 0 ? longest - 1 : 0;
+}
+
+/** Reports state `s` if its output chain's head is new to the scan. */
+@inline
+function report(s: u32): void {
+  const id = <usize>load<i32>(headId + (<usize>s << 2));
+  if (load<u8>(seen + id) == 0) {
+    store<u8>(seen + id, 1);
+    store<i32>(out + (<usize>reported << 2), <i32>s);
+    reported++;
+  }
+}
+
+@inline
+function step(s: u32, input: usize, i: i32): u32 {
+  return <u32>load<u16>(delta + (<usize>((s << 8) | <u32>load<u8>(input + <usize>i)) << 1));
+}
+
+/**
+ * Scans input[0, len) resumed in state `from` (0 at the start of a text): reports into `out` (returning
+ * how many) the states whose output chains hold every pattern ending in the input, each head once. `seen`
+ * must be clear but for the no-output id, and is left set for the heads reported; `lastState` gives the
+ * state to resume the next bytes in.
+ */
+export function scan(input: usize, len: i32, from: u32): i32 {
+  reported = 0;
+  let s = from;
+  if (len >= twoLanesBytesMin && len >= 4 * overlap) {
+    const mid = len >> 1;
+    let j = mid - overlap;
+    let s2: u32 = 0;
+    for (let i = 0; i < mid; i++, j++) {
+      s = step(s, input, i);
+      s2 = step(s2, input, j);
+      const h = <usize>load<i32>(headId + (<usize>s << 2));
+      const h2 = <usize>load<i32>(headId + (<usize>s2 << 2));
+      // one branch for both, almost never taken
+      if ((<u32>load<u8>(seen + h) & <u32>load<u8>(seen + h2)) == 0) {
+        report(s);
+        report(s2);
+      }
+    }
+    for (; j < len; j++) {
+      s2 = step(s2, input, j);
+      report(s2);
+    }
+    // the match in progress at the end began in the second lane's bytes (more than `overlap` of them)
+    s = s2;
+  } else
+    for (let i = 0; i < len; i++) {
+      s = step(s, input, i);
+      report(s);
+    }
+  state = s;
+  return reported;
+}
+
+/** The state after the last scan's input. */
+export function lastState(): u32 {
+  return state;
+}

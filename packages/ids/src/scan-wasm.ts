@@ -1,0 +1,120 @@
+/**
+ * Loads the prefilter's scan (assembly/scan.ts, built to build/scan.wasm by `npm run build`) and gives each
+ * automaton an instance and memory of its own, freed with it. The loader lays the memory out (see
+ * assembly/scan.ts), copies the tables in once, and each scan's input into the space after them, which
+ * grows to the longest input scanned.
+ */
+import { readFileSync } from 'node:fs';
+
+/** The parts of the WebAssembly JS API used here (Node has them; their types ship only in lib.dom). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (
+    module: object,
+    imports: Record<string, Record<string, unknown>>,
+  ) => { exports: Record<string, unknown> };
+  Memory: new (size: { initial: number }) => WasmMemory;
+}
+interface ScanExports {
+  setup(deltaAt: number, headIdAt: number, seenAt: number, outAt: number, longest: number): void;
+  scan(input: number, len: number, from: number): number;
+  lastState(): number;
+}
+
+const wasmPageBytes = 0x10000;
+/** Input space a memory starts with; it grows (whole pages) to the longest input. */
+const inputBytesInitial = 0x10000;
+
+let compiled: object | null | undefined;
+
+/** The compiled module, or undefined when build/scan.wasm is missing or this runtime cannot load it. */
+function scanModule(): object | undefined {
+  if (compiled === undefined) {
+    try {
+      const api = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+      compiled = new api.Module(readFileSync(new URL('../build/scan.wasm', import.meta.url)));
+    } catch {
+      compiled = null;
+    }
+  }
+  return compiled ?? undefined;
+}
+
+/** Whether the WebAssembly scan can be used in this runtime. */
+export function wasmScanAvailable(): boolean {
+  return scanModule() !== undefined;
+}
+
+export class WasmScan {
+  private readonly memory: WasmMemory;
+  private readonly exports: ScanExports;
+  private readonly seenAt: number;
+  private readonly outAt: number;
+  private readonly outLength: number;
+  private readonly inputAt: number;
+  private mem8: Uint8Array;
+  /** The states the last scan reported (its first `scan()` entries). */
+  reported: Int32Array;
+
+  /**
+   * `delta` and `headId` as `MultiMatcher` builds them (16-bit states), `noOutput` one past the highest
+   * pattern id, `longest` the longest pattern's length. Throws when the module is not available.
+   */
+  constructor(delta: Uint16Array, headId: Int32Array, noOutput: number, longest: number) {
+    const module = scanModule();
+    if (!module) throw new Error('ids: build/scan.wasm is missing or cannot load (run `npm run build`)');
+    const api = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+    let at = 0;
+    const place = (bytes: number) => {
+      const p = at;
+      at = (at + bytes + 7) & ~7;
+      return p;
+    };
+    const deltaAt = place(delta.byteLength);
+    const headIdAt = place(headId.byteLength);
+    this.seenAt = place(noOutput + 1);
+    this.outLength = noOutput + 1;
+    this.outAt = place(this.outLength * 4);
+    this.inputAt = place(0);
+    this.memory = new api.Memory({ initial: Math.ceil((at + inputBytesInitial) / wasmPageBytes) });
+    this.exports = new api.Instance(module, { env: { memory: this.memory } })
+      .exports as unknown as ScanExports;
+    const mem8 = (this.mem8 = new Uint8Array(this.memory.buffer));
+    mem8.set(new Uint8Array(delta.buffer, delta.byteOffset, delta.byteLength), deltaAt);
+    mem8.set(new Uint8Array(headId.buffer, headId.byteOffset, headId.byteLength), headIdAt);
+    mem8[this.seenAt + noOutput] = 1;
+    this.reported = new Int32Array(this.memory.buffer, this.outAt, this.outLength);
+    this.exports.setup(deltaAt, headIdAt, this.seenAt, this.outAt, longest);
+  }
+
+  /**
+   * Scans `data` resumed in state `from`: reports the states whose output chains hold every pattern ending
+   * in `data` (`reported`, returning how many; each chain head once). `unsee` must be called with each
+   * reported state's head before the next scan; `lastState` gives the state to resume in.
+   */
+  scan(data: Uint8Array, from: number): number {
+    const need = this.inputAt + data.length;
+    if (need > this.mem8.length) {
+      this.memory.grow(Math.ceil((need - this.mem8.length) / wasmPageBytes));
+      // growing detached the old views (their length now reads 0)
+      this.mem8 = new Uint8Array(this.memory.buffer);
+      this.reported = new Int32Array(this.memory.buffer, this.outAt, this.outLength);
+    }
+    this.mem8.set(data, this.inputAt);
+    return this.exports.scan(this.inputAt, data.length, from);
+  }
+
+  /** Clears the last scan's mark of chain head `id`. */
+  unsee(id: number): void {
+    this.mem8[this.seenAt + id] = 0;
+  }
+
+  /** The state after the last scan's input. */
+  lastState(): number {
+    return this.exports.lastState();
+  }
+}
