@@ -661,8 +661,7 @@ export class WalStore implements ObjectStore {
       this.flushTimer = undefined;
       if (this.flushQueued) return;
       this.flushQueued = true;
-      const run = () => this.flush();
-      this.flushing = this.flushing.then(run, run);
+      this.flushing = this.chain((release) => this.flush(release));
       return;
     }
     if (this.flushTimer || this.flushQueued) return;
@@ -699,25 +698,86 @@ export class WalStore implements ObjectStore {
     return new Promise((resolve) => this.commitWaiters.push(resolve));
   }
 
-  /** A group commit (see `commit`), then a pack if the WAL has grown past `packBytes`. */
-  private async flush(): Promise<void> {
-    this.flushQueued = false;
-    this.flushDueAt = 0;
-    this.inFlush = true;
-    try {
-      await this.commit();
-    } finally {
-      this.inFlush = false;
-      for (const w of this.commitWaiters.splice(0)) w();
-    }
+  /** The flush chain's op in progress and the ops waiting for it (see `chain`). */
+  private chainBusy = false;
+  private readonly chainWaiting: (() => void)[] = [];
+
+  /**
+   * Runs `op` in the flush chain, where group commits and rotations run one at a time, in order. An op calls
+   * `release` when it is done with the segment (at the latest, it is released when it settles), and the next
+   * op starts then, synchronously. A group commit releases once its write is durable and before it
+   * acknowledges its writers: the next commit is already writing while they run and add the records of the
+   * one after. (Chained on a promise, the next commit started only after every writer's continuation, with
+   * all of their records: commits and the writers' work then took turns, the main thread idle during each
+   * commit's write.)
+   */
+  private chain(op: (release: () => void) => Promise<void>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const start = () => {
+        this.chainBusy = true;
+        let released = false;
+        const release = () => {
+          if (released) return;
+          released = true;
+          const next = this.chainWaiting.shift();
+          if (next) next();
+          else this.chainBusy = false;
+        };
+        let run: Promise<void>;
+        try {
+          run = op(release);
+        } catch (e) {
+          run = Promise.reject(e);
+        }
+        run.then(
+          () => {
+            release();
+            resolve();
+          },
+          (e) => {
+            release();
+            reject(e);
+          },
+        );
+      };
+      if (this.chainBusy) this.chainWaiting.push(start);
+      else start();
+    });
+  }
+
+  /**
+   * A group commit as an op of the flush chain (see `commit`): the next op may start once it is durable;
+   * then its writers are acknowledged, and a pack starts if the WAL has grown past `packBytes`.
+   */
+  private async flush(release: () => void): Promise<void> {
+    const batch = await this.commitNow();
+    release();
+    batch?.resolve();
     // not from the close's commit: the pack would rotate to (and leave open) a segment after the close
     if (!this.closed && this.walBytes >= this.o.packBytes) void this.packNow().catch(() => undefined);
   }
 
-  /** One group commit: write every waiting record, sync once, acknowledge them all. */
-  private async commit(): Promise<void> {
+  /** A group commit, marked as running for the pack's steps (see `quietForPackStep`). */
+  private async commitNow(): Promise<Batch | undefined> {
+    this.flushQueued = false;
+    this.flushDueAt = 0;
+    this.inFlush = true;
+    try {
+      return await this.commit();
+    } finally {
+      this.inFlush = false;
+      for (const w of this.commitWaiters.splice(0)) w();
+    }
+  }
+
+  /**
+   * One group commit: write every waiting record, synced by the write itself. Returns the batch, durable,
+   * for the caller to acknowledge; on failure rejects its writers (and those waiting behind it) and returns
+   * nothing.
+   */
+  private async commit(): Promise<Batch | undefined> {
     const batch = this.pending;
-    if (!batch) return;
+    if (!batch) return undefined;
     const parts = this.batchParts;
     parts.push(this.slab.subarray(this.batchStart, this.slabPos));
     const len = this.pendingBytes;
@@ -738,7 +798,7 @@ export class WalStore implements ObjectStore {
       const now = performance.now();
       const lat = this.stats.commitLatencyMs;
       for (let i = 0; i < batch.t0.length && lat.length < 1_000_000; i++) lat.push(now - batch.t0[i]!);
-      batch.resolve();
+      return batch;
     } catch (e) {
       // what was written is not known to be durable, and a later sync could report success for bytes
       // after lost ones (an error is reported once), which recovery would then cut: take no more writes
@@ -755,6 +815,7 @@ export class WalStore implements ObjectStore {
       this.pendingBytes = 0;
       this.batchParts = [];
       this.batchStart = this.slabPos;
+      return undefined;
     }
   }
 
@@ -951,8 +1012,8 @@ export class WalStore implements ObjectStore {
     let frozen = new Map<string, MemEntry>();
     let frozenSlabs: Buffer[] = [];
     let closing: FileHandle | undefined;
-    const rotate = this.flushing.then(async () => {
-      await this.flush();
+    const rotate = this.chain(async () => {
+      (await this.commitNow())?.resolve();
       const max = slabsMax(this.o);
       for (const slab of this.retiredSlabs) {
         if (this.failure || this.slabCount > max) this.slabCount--;
@@ -1155,7 +1216,7 @@ export class WalStore implements ObjectStore {
     this.flushDueAt = 0;
     for (const w of this.commitWaiters.splice(0)) w();
     await this.packing;
-    this.flushing = this.flushing.then(() => this.flush());
+    this.flushing = this.chain((release) => this.flush(release));
     await this.flushing;
     await this.fh?.close();
     this.fh = undefined;

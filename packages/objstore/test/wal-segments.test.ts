@@ -379,15 +379,45 @@ describe('WAL segments', () => {
     await r.close();
   });
 
+  it('starts the next group commit before acknowledging the writers of the one that finished', async () => {
+    const w = await WalStore.open(new MemStore(), { ...opts(fresh()), flushBytes: 1 });
+    const fh = (w as unknown as { fh: { writev: (...a: unknown[]) => Promise<unknown> } }).fh;
+    const writev = fh.writev.bind(fh);
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let writes = 0;
+    fh.writev = async (...a: unknown[]) => {
+      writes++;
+      if (writes === 1) await gate;
+      return writev(...a);
+    };
+    const first = w.put('o/a', Buffer.from('a')); // past flushBytes: its commit starts now and waits
+    const behind = [w.put('o/b', Buffer.from('b')), w.put('o/c', Buffer.from('c'))]; // the next batch
+    let writesWhenAcknowledged = 0;
+    const acknowledged = first.then(() => {
+      writesWhenAcknowledged = writes;
+    });
+    open();
+    await acknowledged;
+    await Promise.all(behind);
+    // the second commit was writing when the first one's writer went on (chained on a promise, it started
+    // after every acknowledged writer's continuation, which then could not overlap a commit's write)
+    expect(writesWhenAcknowledged).toBe(2);
+    expect(w.stats.groupCommits).toBe(2);
+    await w.close();
+  });
+
   it('queues one group commit for a burst of writes past flushBytes, not one per write', async () => {
     const dir = fresh();
     const w = await WalStore.open(new MemStore(), { ...opts(dir), flushBytes: 1024 });
-    const internals = w as unknown as { flush: () => Promise<void> };
+    const internals = w as unknown as { flush: (release: () => void) => Promise<void> };
     const flush = internals.flush.bind(w);
     let flushes = 0;
-    internals.flush = () => {
+    internals.flush = (release) => {
       flushes++;
-      return flush();
+      return flush(release);
     };
     // each of these crosses flushBytes: one queued flush each would be 2,000 in a chain, and a pack's
     // rotation, queued behind them, would wait for all of them
