@@ -1,9 +1,10 @@
 // The prefilter's automaton scan in AssemblyScript (src/prefilter.ts drives it, src/scan-wasm.ts loads it).
 // A scan is a chain of dependent table loads, one per byte: each next state's address needs the state
-// before it, so one chain runs at the latency of a load. An input long enough is scanned as two halves at
-// once, two independent chains: the first half from the state the scan resumes in, the second from the
-// root `overlap` bytes before the middle (a match ending past the middle is at most `overlap` + 1 bytes
-// long, so it began there or later).
+// before it, so one chain runs at the latency of a load. A long input is scanned in parts at once,
+// independent chains: two halves from 256 bytes, four quarters from 1,024. The first part runs from the
+// state the scan resumes in; each other part from the root `overlap` bytes before its start (a match
+// ending in a part is at most `overlap` + 1 bytes long, so it began there or later), which needs parts of
+// at least `overlap` bytes.
 //
 // Memory (imported, laid out by the loader; addresses in globals set by `setup`):
 //   delta   u16[states * 256]  next state = delta[state * 256 + byte]
@@ -23,6 +24,8 @@ let state: u32 = 0;
 
 /** Inputs shorter than this are scanned as one chain. */
 const twoLanesBytesMin: i32 = 256;
+/** Inputs this long and more are scanned as four quarters at once. */
+const fourLanesBytesMin: i32 = 1024;
 
 export function setup(deltaAt: usize, headIdAt: usize, seenAt: usize, outAt: usize, longest: i32): void {
   delta = deltaAt;
@@ -43,6 +46,25 @@ function report(s: u32): void {
   }
 }
 
+/** 1 if the output-chain heads of all three states were reported, else 0. */
+@inline
+function seen3(s1: u32, s2: u32, s3: u32): u32 {
+  return (
+    <u32>load<u8>(seen + <usize>load<i32>(headId + (<usize>s1 << 2))) &
+    <u32>load<u8>(seen + <usize>load<i32>(headId + (<usize>s2 << 2))) &
+    <u32>load<u8>(seen + <usize>load<i32>(headId + (<usize>s3 << 2)))
+  );
+}
+
+@inline
+function report3(s1: u32, s2: u32, s3: u32): void {
+  if (seen3(s1, s2, s3) == 0) {
+    report(s1);
+    report(s2);
+    report(s3);
+  }
+}
+
 @inline
 function step(s: u32, input: usize, i: i32): u32 {
   return <u32>load<u16>(delta + (<usize>((s << 8) | <u32>load<u8>(input + <usize>i)) << 1));
@@ -57,7 +79,40 @@ function step(s: u32, input: usize, i: i32): u32 {
 export function scan(input: usize, len: i32, from: u32): i32 {
   reported = 0;
   let s = from;
-  if (len >= twoLanesBytesMin && len >= 4 * overlap) {
+  if (len >= fourLanesBytesMin && len >= 8 * overlap) {
+    // four quarters: lanes 1-3 first run the `overlap` bytes before their quarters, then all four at once
+    const q = len >> 2;
+    let s1: u32 = 0;
+    let s2: u32 = 0;
+    let s3: u32 = 0;
+    let j1 = q - overlap;
+    let j2 = 2 * q - overlap;
+    let j3 = 3 * q - overlap;
+    for (; j1 < q; j1++, j2++, j3++) {
+      s1 = step(s1, input, j1);
+      s2 = step(s2, input, j2);
+      s3 = step(s3, input, j3);
+      report3(s1, s2, s3);
+    }
+    for (let i = 0; i < q; i++, j1++, j2++, j3++) {
+      s = step(s, input, i);
+      s1 = step(s1, input, j1);
+      s2 = step(s2, input, j2);
+      s3 = step(s3, input, j3);
+      const h = <usize>load<i32>(headId + (<usize>s << 2));
+      if ((<u32>load<u8>(seen + h) & seen3(s1, s2, s3)) == 0) {
+        report(s);
+        report(s1);
+        report(s2);
+        report(s3);
+      }
+    }
+    for (; j3 < len; j3++) {
+      s3 = step(s3, input, j3);
+      report(s3);
+    }
+    s = s3;
+  } else if (len >= twoLanesBytesMin && len >= 4 * overlap) {
     const mid = len >> 1;
     let j = mid - overlap;
     let s2: u32 = 0;

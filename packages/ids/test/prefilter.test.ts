@@ -113,12 +113,12 @@ describe('MultiMatcher in WebAssembly', () => {
       .map((b) => b.map((x) => alphabet[x % alphabet.length]!));
   const sorted = (l: IdList) => l.toArray().sort((a, b) => a - b);
 
-  it('marks and resumes as the scan in JavaScript, one lane and two (property over sets, texts and cuts)', () => {
+  it('marks and resumes as the scan in JavaScript, in one lane, two and four (property over sets, texts and cuts)', () => {
     fc.assert(
       fc.property(
         fc.array(bytes(1, 9), { minLength: 1, maxLength: 20 }),
-        // up to 900 bytes: inputs of 256 and more are scanned as two halves at once
-        fc.array(fc.tuple(bytes(0, 900), fc.array(fc.nat(900), { maxLength: 4 })), { maxLength: 4 }),
+        // up to 2,500 bytes: inputs of 256 and more are scanned as two halves at once, of 1,024 as quarters
+        fc.array(fc.tuple(bytes(0, 2500), fc.array(fc.nat(2500), { maxLength: 4 })), { maxLength: 4 }),
         (patterns, texts) => {
           const w = new MultiMatcher(patterns);
           const js = new MultiMatcher(patterns, undefined, { wasm: false });
@@ -153,25 +153,31 @@ describe('MultiMatcher in WebAssembly', () => {
     );
   });
 
-  it('two lanes: a match ending anywhere around the middle, and one begun in the previous piece', () => {
+  it('lanes: a match ending anywhere around a lane boundary, and one begun in the previous piece', () => {
     const patterns = ['abcdefghi', 'xyz', 'k'].map((w) => new Uint8Array(Buffer.from(w, 'latin1')));
     const m = new MultiMatcher(patterns);
-    for (const size of [256, 257, 300, 301]) {
-      const mid = size >> 1;
-      for (const [id, p] of patterns.entries())
-        for (let end = mid - 12; end <= mid + 12; end++) {
-          const t = new Uint8Array(size).fill(0x2e);
-          t.set(p, end - p.length + 1);
-          const hits = new IdList(0);
-          m.scan(t, new Uint8Array(patterns.length), hits);
-          expect(sorted(hits), `size ${size}, pattern ${id} ending at ${end}`).toEqual([id]);
-        }
-      // a pattern begun in the piece before a long one
-      const t = new Uint8Array(size).fill(0x2e);
+    // one lane below 256 bytes, two halves below 1,024, four quarters from there
+    for (const size of [255, 256, 257, 300, 301, 1023, 1024, 1025, 1030, 1031]) {
+      const q = size >> 2;
+      for (const edge of [q, size >> 1, 2 * q, 3 * q])
+        for (const [id, p] of patterns.entries())
+          for (let end = edge - 12; end <= edge + 12; end++) {
+            const t = new Uint8Array(size).fill(0x2e);
+            t.set(p, end - p.length + 1);
+            const hits = new IdList(0);
+            m.scan(t, new Uint8Array(patterns.length), hits);
+            expect(sorted(hits), `size ${size}, pattern ${id} ending at ${end}`).toEqual([id]);
+          }
+      // a pattern begun in the piece before a long one, and one cut by the end of the long one
+      const t = new Uint8Array(size + 9).fill(0x2e);
       t.set(patterns[0]!, 0);
+      t.set(patterns[0]!, size);
       const s = m.scanFrom(0, t.subarray(0, 4), new Uint8Array(patterns.length), new IdList(0));
+      const long = new IdList(0);
+      const s2 = m.scanFrom(s, t.subarray(4, size + 4), new Uint8Array(patterns.length), long);
+      expect(sorted(long)).toEqual([0]);
       const rest = new IdList(0);
-      m.scanFrom(s, t.subarray(4), new Uint8Array(patterns.length), rest);
+      m.scanFrom(s2, t.subarray(size + 4), new Uint8Array(patterns.length), rest);
       expect(sorted(rest)).toEqual([0]);
     }
   });
