@@ -78,8 +78,7 @@ export class MultiMatcher {
   private readonly seenList: IdList;
   readonly patterns: number;
   /**
-   * The WebAssembly scan, which holds its own copy of `delta` (the JavaScript one is then dropped), or
-   * undefined: the scan in JavaScript.
+   * The WebAssembly scan, whose memory holds `delta` (built there), or undefined: the scan in JavaScript.
    */
   private readonly wasm: WasmScan | undefined;
 
@@ -123,7 +122,12 @@ export class MultiMatcher {
     // rows of the table (fewer pages and cache lines than rows spread over it in the patterns' order)
     const trie = breadthFirst(n, ends, firstChild, nextSibling, edgeByte, this.extra);
     this.extra = trie.extra;
-    const delta = n <= 0x10000 ? new Uint16Array(n * 256) : new Int32Array(n * 256);
+    let noOutput = 0;
+    for (let i = 0; i < patterns.length; i++) noOutput = Math.max(noOutput, (ids ? ids[i]! : i) + 1);
+    // the table is built where the WebAssembly scan reads it, in its module's memory, when it is used
+    const wasm =
+      opts.wasm !== false && n <= 0x10000 && wasmScanAvailable() ? new WasmScan(n, noOutput) : undefined;
+    const delta = wasm ? wasm.delta : n <= 0x10000 ? new Uint16Array(n * 256) : new Int32Array(n * 256);
     this.out = trie.ends;
     this.delta = delta;
     this.outNext = new Int32Array(n).fill(-1);
@@ -156,23 +160,20 @@ export class MultiMatcher {
       outNext[s] = out[f]! >= 0 ? f : outNext[f]!;
       outFirst[s] = out[s]! >= 0 ? s : outNext[s]!;
     }
-    let noOutput = 0;
-    for (let i = 0; i < patterns.length; i++) noOutput = Math.max(noOutput, (ids ? ids[i]! : i) + 1);
     this.headId = new Int32Array(n).fill(noOutput);
     for (let s = 1; s < n; s++) if (outFirst[s]! >= 0) this.headId[s] = out[outFirst[s]!]!;
     this.seen = new Uint8Array(noOutput + 1);
     this.seen[noOutput] = 1;
     this.seenList = new IdList(noOutput);
-    this.wasm =
-      opts.wasm !== false && delta instanceof Uint16Array && wasmScanAvailable()
-        ? new WasmScan(
-            delta,
-            this.headId,
-            noOutput,
-            patterns.reduce((m, p) => Math.max(m, p.length), 0),
-          )
-        : undefined;
-    if (this.wasm) this.delta = new Uint16Array(0);
+    this.wasm = wasm;
+    if (wasm) {
+      wasm.ready(
+        this.headId,
+        patterns.reduce((m, p) => Math.max(m, p.length), 0),
+      );
+      // the module's memory holds the table; this view would be detached when the memory grows
+      this.delta = new Uint16Array(0);
+    }
   }
 
   /** Whether scans run in WebAssembly (`MatcherOptions.wasm`). */

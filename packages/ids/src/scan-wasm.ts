@@ -1,8 +1,8 @@
 /**
  * Loads the prefilter's scan (assembly/scan.ts, built to build/scan.wasm by `npm run build`) and gives each
  * automaton an instance and memory of its own, freed with it. The loader lays the memory out (see
- * assembly/scan.ts), copies the tables in once, and each scan's input into the space after them, which
- * grows to the longest input scanned.
+ * assembly/scan.ts); the automaton's table is built in place, and each scan's input is copied into the
+ * space after the tables, which grows to the longest input scanned.
  */
 import { readFileSync } from 'node:fs';
 
@@ -60,13 +60,21 @@ export class WasmScan {
   /** The states the last scan reported (its first `scan()` entries). */
   reported: Int32Array;
 
+  /** The transition table (`states` rows of 256), in the module's memory: `MultiMatcher` fills it. */
+  readonly delta: Uint16Array;
+  private readonly headIdAt: number;
+  private readonly deltaAt: number;
+  private readonly noOutput: number;
+
   /**
-   * `delta` and `headId` as `MultiMatcher` builds them (16-bit states), `noOutput` one past the highest
-   * pattern id, `longest` the longest pattern's length. Throws when the module is not available.
+   * Memory for an automaton of `states` states (at most 65,536) whose pattern ids are below `noOutput`;
+   * fill `delta`, then call `ready`. Throws when the module is not available (`wasmScanAvailable`).
    */
-  constructor(delta: Uint16Array, headId: Int32Array, noOutput: number, longest: number) {
+  constructor(states: number, noOutput: number) {
     const module = scanModule();
     if (!module) throw new Error('ids: build/scan.wasm is missing or cannot load (run `npm run build`)');
+    if (states > 0x10000)
+      throw new Error(`ids: the WebAssembly scan takes at most 65,536 states, not ${states}`);
     const api = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
     let at = 0;
     const place = (bytes: number) => {
@@ -74,8 +82,9 @@ export class WasmScan {
       at = (at + bytes + 7) & ~7;
       return p;
     };
-    const deltaAt = place(delta.byteLength);
-    const headIdAt = place(headId.byteLength);
+    this.deltaAt = place(states * 256 * 2);
+    this.headIdAt = place(states * 4);
+    this.noOutput = noOutput;
     this.seenAt = place(noOutput + 1);
     this.outLength = noOutput + 1;
     this.outAt = place(this.outLength * 4);
@@ -83,12 +92,16 @@ export class WasmScan {
     this.memory = new api.Memory({ initial: Math.ceil((at + inputBytesInitial) / wasmPageBytes) });
     this.exports = new api.Instance(module, { env: { memory: this.memory } })
       .exports as unknown as ScanExports;
-    const mem8 = (this.mem8 = new Uint8Array(this.memory.buffer));
-    mem8.set(new Uint8Array(delta.buffer, delta.byteOffset, delta.byteLength), deltaAt);
-    mem8.set(new Uint8Array(headId.buffer, headId.byteOffset, headId.byteLength), headIdAt);
-    mem8[this.seenAt + noOutput] = 1;
+    this.mem8 = new Uint8Array(this.memory.buffer);
+    this.delta = new Uint16Array(this.memory.buffer, this.deltaAt, states * 256);
     this.reported = new Int32Array(this.memory.buffer, this.outAt, this.outLength);
-    this.exports.setup(deltaAt, headIdAt, this.seenAt, this.outAt, longest);
+  }
+
+  /** With `delta` filled: each state's output-chain head (`headId`, one per state) and the longest pattern's length. */
+  ready(headId: Int32Array, longest: number): void {
+    this.mem8.set(new Uint8Array(headId.buffer, headId.byteOffset, headId.byteLength), this.headIdAt);
+    this.mem8[this.seenAt + this.noOutput] = 1;
+    this.exports.setup(this.deltaAt, this.headIdAt, this.seenAt, this.outAt, longest);
   }
 
   /**
