@@ -13,6 +13,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Engine, ParallelRunner, parseRules, type Rule, runCapture, threadCpuMs } from '../src/index.js';
+import { MultiMatcher } from '../src/prefilter.js';
 import { naiveRun } from './naive.js';
 
 const { values } = parseArgs({
@@ -35,8 +36,10 @@ const ruleSets: [string, Rule[]][] = [
   ['HTTP rules only', set.rules.filter((r) => httpSids.has(r.sid))],
 ];
 const bytes = statSync(pcap).size;
+// the prefilter's scan falls back to JavaScript when build/scan.wasm is missing: say which one ran
+const scanIn = new MultiMatcher([new Uint8Array([0x61])]).inWasm ? 'WebAssembly' : 'JavaScript';
 console.log(
-  `trace ${values.trace} (${(bytes / 1e6).toFixed(1)} MB), ${workers} workers vs 1 thread, ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}`,
+  `trace ${values.trace} (${(bytes / 1e6).toFixed(1)} MB), ${workers} workers vs 1 thread, ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}, prefilter scan in ${scanIn}`,
 );
 const pool = new ParallelRunner(workers);
 const rows: Record<string, unknown>[] = [];
@@ -119,5 +122,5 @@ const dir = new URL('./results/', import.meta.url).pathname;
 mkdirSync(dir, { recursive: true });
 writeFileSync(
   `${dir}throughput-${values.trace}.json`,
-  `${JSON.stringify({ trace: values.trace, workers, loadavg: loadavg()[0], rows }, null, 2)}\n`,
+  `${JSON.stringify({ trace: values.trace, workers, loadavg: loadavg()[0], prefilterScan: scanIn, rows }, null, 2)}\n`,
 );
