@@ -5,7 +5,8 @@
  * Corasick, "Efficient string matching", CACM 1975) over the payload finds which patterns occur. A rule
  * whose pattern does not occur cannot match and is not evaluated; rules without such a content always are.
  * The automaton matches case-insensitively (patterns and input folded to lower case): a superset of the
- * case-sensitive matches, which the full matcher then decides.
+ * case-sensitive matches, which the full matcher then decides. The scan runs in WebAssembly where the
+ * module loads (assembly/scan.ts: a long input in two or four parts at once), else in JavaScript.
  */
 
 import { WasmScan, wasmScanAvailable } from './scan-wasm.js';
@@ -57,7 +58,8 @@ export interface MatcherOptions {
 export class MultiMatcher {
   /**
    * Dense transitions: next state = delta[state * 256 + byte], every byte value (an upper-case letter's
-   * column is its lower-case one's), 16 bits while the states fit.
+   * column is its lower-case one's), 16 bits while the states fit; empty when the WebAssembly module's
+   * memory holds them (`wasm`).
    */
   private delta: Uint16Array | Int32Array;
   /** Per state: the first pattern id that ends here (-1 when none), and the next state along the output links. */
