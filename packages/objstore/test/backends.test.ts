@@ -1,4 +1,5 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -115,6 +116,43 @@ describe('file: streamed puts', () => {
     const etag = await s.put('odd', Readable.from(chunks));
     expect(etag).toBe(etagOf(whole));
     expect(Buffer.from(await s.get('odd')).equals(whole)).toBe(true);
+  });
+
+  it('a step that fails while the body is still arriving rejects the put, not the process', async () => {
+    const root = fresh();
+    const s = new FileStore(root);
+    await s.put('k', Buffer.from('old'));
+    // every step write fails (an I/O error); the body's next chunk comes only later, so the failed step waits
+    // in flight, not awaited yet, across turns of the event loop
+    const probe = await open(join(root, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as {
+      writev: (parts: unknown, at?: number) => Promise<unknown>;
+    };
+    await probe.close();
+    const writev = proto.writev;
+    proto.writev = function (this: unknown, parts: unknown, at?: number) {
+      if (typeof at === 'number' && at > 0) return Promise.reject(new Error('EIO: i/o error, write'));
+      return writev.call(this, parts, at);
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const body = Readable.from(
+        (async function* () {
+          yield Buffer.alloc(1 << 20, 1);
+          await new Promise((r) => setTimeout(r, 50));
+          yield Buffer.alloc(1 << 20, 2);
+        })(),
+      );
+      await expect(s.put('k', body)).rejects.toThrow('EIO');
+    } finally {
+      proto.writev = writev;
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+    expect(Buffer.from(await s.get('k')).toString()).toBe('old');
+    expect(readdirSync(join(root, 'tmp')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('a body stream that fails midway leaves the old object and no temp file', async () => {

@@ -97,7 +97,11 @@ async function writeStream(fh: FileHandle, path: string, header: Buffer, body: R
       if (pending >= writeStepBytes) {
         durable ??= await openDurable(path);
         if (inFlight.length >= stepsInFlight) await inFlight.shift();
-        inFlight.push(writeStep(durable, parts, at));
+        const step = writeStep(durable, parts, at);
+        // awaited only when the next step needs its place or the body has ended: a failure meanwhile must not
+        // count as an unhandled rejection (which ends the process); the await below still throws it
+        step.catch(() => undefined);
+        inFlight.push(step);
         at += pending;
         parts = [];
         pending = 0;
