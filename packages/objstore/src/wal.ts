@@ -1039,9 +1039,9 @@ export class WalStore implements ObjectStore {
     await closing?.close();
     this.prepareNext();
     try {
-      // the loops over every frozen key yield to the event loop every few thousand keys, so that group
-      // commits due meanwhile are not held up (frozen is not written to, so that is safe); they run over
-      // arrays of its keys and entries: a Map iteration with an await in the loop allocates per key
+      // the loops over every frozen key yield to the event loop after each time slice (`packSliceMs`), so
+      // that group commits due meanwhile are not held up (frozen is not written to, so that is safe); they
+      // run over arrays of its keys and entries: a Map iteration with an await in the loop allocates per key
       const keys = [...frozen.keys()];
       const entries = [...frozen.values()];
       const { parts, offsets } = await packData(entries);
