@@ -211,6 +211,93 @@ describe('the add operator in batches', () => {
     }
   });
 
+  it('a compaction under a promoted parent renames the promotion too; gc, a reopened reader and an erasure agree', async () => {
+    // level-0 nodes close at 2 blocks and stay small (mergeKeysMax 200); two of them fill a level-1
+    // parent (addKeysMax 100), which level 2 then promotes; compaction merges the parent's small children
+    const policy = { mergeKeysMax: 200, addKeysMax: 100, fanoutMax: 2, compactFanoutMax: 8, levelsMax: 4 };
+    const { dir, s, rows } = await setup(1200, policy);
+    try {
+      await s.indexAll();
+      const promoted = nodeRecs(await records(s), 2).filter((r) => r.key === r.child);
+      expect(promoted.length).toBeGreaterThan(2);
+      const st = await s.compact();
+      expect(st.runs).toBeGreaterThan(0);
+      const compacts = (await records(s)).filter(
+        (r): r is Extract<ProgressRecord, { t: 'compact' }> => r.t === 'compact',
+      );
+      // the path goes on through the promotion: the level above the parent names the parent's new object
+      const through = compacts.filter((r) => r.path.some((p, i) => i > 0 && p.key === r.path[i - 1]!.key));
+      expect(through.length).toBeGreaterThan(0);
+      expect(s.racesLost.compacts).toBe(0);
+      await checkIndex(s);
+      await expectExact(s, rows);
+      expect(await s.gc({ graceMs: 0 })).toBeGreaterThan(0); // the superseded parents and children
+      await checkIndex(s);
+      await expectExact(s, rows);
+      const again = await Stream.open(dir, 'ev', { compactEveryBlocks: 0, ...policy });
+      try {
+        await expectExact(again, rows);
+        const token = 't100';
+        expect((await again.erase(`msg CONTAINS '${token}'`, { gcGraceMs: 0 })).rows).toBe(1);
+        const left = rows.filter((r) => r[1] !== 100);
+        await checkIndex(again);
+        await expectExact(again, left);
+        expect((await again.search(again.parse(`msg CONTAINS '${token}'`))).rows).toEqual([]);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a crash between writing a parent and appending its record leaves the old view; a restart adds the children again and gc takes the unrecorded object', async () => {
+    const policy = { mergeKeysMax: 60, fanoutMax: 4, levelsMax: 3 };
+    const { dir, s, rows } = await setup(800, policy);
+    const l1Objects = async (x: Stream) => (await x.store.list('ev/nodes/L1/')).objects.map((o) => o.key);
+    let unrecorded: string[] = [];
+    try {
+      const log = s.log as { append: typeof s.log.append };
+      const append = log.append.bind(s.log);
+      let attempts = 0;
+      log.append = async (recs: ProgressRecord[]) => {
+        if (recs.some((r) => r.t === 'node' && r.level > 0)) {
+          attempts++;
+          throw new Error('progress log unreachable');
+        }
+        return append(recs);
+      };
+      await expect(s.indexAll()).rejects.toThrow('progress log unreachable');
+      expect(attempts).toBe(1);
+      unrecorded = await l1Objects(s);
+      expect(unrecorded.length).toBe(1); // the parent, written and never recorded
+      const levels = (await s.search(s.parse(''), { limit: 0 })).stats.levels;
+      expect(levels.length).toBe(1); // no level-1 node in the view: level 0's nodes are orphans
+      await checkIndex(s);
+      await expectExact(s, rows);
+      log.append = append;
+    } finally {
+      await s.close();
+    }
+    const again = await Stream.open(dir, 'ev', { compactEveryBlocks: 0, ...policy });
+    try {
+      await expectExact(again, rows);
+      await again.indexAll();
+      expect(again.racesLost.nodes).toBe(0);
+      expect(nodeRecs(await records(again), 1).length).toBeGreaterThan(0);
+      await checkIndex(again);
+      await expectExact(again, rows);
+      expect(await l1Objects(again)).toEqual(expect.arrayContaining(unrecorded));
+      expect(await again.gc({ graceMs: 0 })).toBeGreaterThanOrEqual(unrecorded.length);
+      const left = await l1Objects(again);
+      expect(unrecorded.filter((k) => left.includes(k))).toEqual([]);
+      await checkIndex(again);
+      await expectExact(again, rows);
+    } finally {
+      await again.close();
+    }
+  });
+
   it('an index the add operator of before wrote (a parent rewritten for each child, one `child` record each) is read and extended', async () => {
     const { dir, s, rows } = await setup(1200, { mergeKeysMax: 60, levelsMax: 1 });
     let parentKey: string | null = null;
