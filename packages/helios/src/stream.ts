@@ -518,7 +518,12 @@ export class Stream {
     const log = await ProgressLog.open(join(dir, 'progress'), 'progress');
     const s = new Stream(ddl, def, store, log, { ...defaultPolicy, ...policy }, nowMs ?? Date.now);
     if (nodeCacheBytes !== undefined) s.cacheBytesMax = nodeCacheBytes;
-    await s.catchUp();
+    try {
+      await s.catchUp();
+    } catch (e) {
+      await s.close(); // a log this version cannot read: the caller gets the error, not a half-open stream
+      throw e;
+    }
     return s;
   }
 
@@ -684,6 +689,12 @@ export class Stream {
       case 'expire':
         if (r.upTo > this.expiredUpTo) this.expiredUpTo = Math.min(r.upTo, this.blocks.length);
         break;
+      default:
+        // a record of a later version: skipping it would give this reader a view the writer's does not
+        // match (a dropped node, a block it never saw), so it stops here, at every catch-up
+        throw new Error(
+          `progress log: record ${pos} has a type this version does not know (${JSON.stringify((r as { t: unknown }).t)}): written by a later helios?`,
+        );
     }
   }
 

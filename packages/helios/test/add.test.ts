@@ -182,6 +182,21 @@ describe('the add operator in batches', () => {
     }
   });
 
+  it('a record of a type this version does not know stops every reader with an error that names it, not skipped', async () => {
+    const { dir, s } = await setup(200, { mergeKeysMax: 60 });
+    try {
+      await s.indexAll();
+      await s.log.append([{ t: 'graft', level: 1 } as unknown as ProgressRecord]);
+      await expect(s.search(s.parse("user = 'u3'"))).rejects.toThrow(
+        /type this version does not know \("graft"\)/,
+      );
+      await expect(s.indexStep()).rejects.toThrow(/"graft"/); // again at the next catch-up
+      await expect(Stream.open(dir, 'ev')).rejects.toThrow(/"graft"/);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a node that fills a parent alone is promoted (the level names its object), and erasure rewrites through it', async () => {
     // a parent fills at two level-0 nodes: every level-1 node is full, and level 2 promotes them
     const { s, rows } = await setup(1500, { mergeKeysMax: 60, addKeysMax: 100, fanoutMax: 8, levelsMax: 4 });
