@@ -1025,11 +1025,12 @@ export class WalStore implements ObjectStore {
       // the writes so far become the frozen layer (read below the new one) in O(1), not a copy
       frozen = this.mem;
       this.frozenMem = frozen;
-      frozenSlabs = this.sealedSlabs;
-      this.sealedSlabs = [];
       this.mem = new Map();
       this.frozenBytes = this.memBytes;
       this.memBytes = 0;
+      const keep = this.unfreezePending(frozen);
+      frozenSlabs = keep.size ? this.sealedSlabs.filter((s) => !keep.has(s)) : this.sealedSlabs;
+      this.sealedSlabs = keep.size ? this.sealedSlabs.filter((s) => keep.has(s)) : [];
       closing = this.fh;
       this.useSegment(next);
       this.walBytes = 0;
@@ -1076,6 +1077,34 @@ export class WalStore implements ObjectStore {
     }
     await yieldToCommits();
     await this.compact();
+  }
+
+  /**
+   * Moves the entries of the writes waiting for a group commit (added while the rotation waited, in
+   * writers' continuations or elsewhere) from `frozen`, just frozen, to the new memory layer: their records
+   * go to the new segment, so the pack must not store them, and a failed commit must find them to undo them.
+   * `frozen` keeps what each had before. Returns the slabs their data is in, which stay sealed.
+   */
+  private unfreezePending(frozen: Map<string, MemEntry>): Set<Uint8Array> {
+    const keep = new Set<Uint8Array>();
+    const b = this.pending;
+    if (!b) return keep;
+    // newest first: a key written twice keeps its newest entry above and the one before both below
+    for (let i = b.keys.length - 1; i >= 0; i--) {
+      const k = b.keys[i]!;
+      const e = b.entries[i]!;
+      if (frozen.get(k) !== e) continue;
+      if (!this.mem.has(k)) {
+        this.mem.set(k, e);
+        this.memBytes += e.size;
+      }
+      const prev = b.prevs[i];
+      if (prev) frozen.set(k, prev);
+      else frozen.delete(k);
+      this.frozenBytes += (prev?.size ?? 0) - e.size;
+      if (e.buf) keep.add(e.buf);
+    }
+    return keep;
   }
 
   /** Writes a pack object (`parts`, the data region, then the index); returns its key. */

@@ -322,6 +322,71 @@ describe('WAL segments', () => {
     await w.close();
   });
 
+  it('a write waiting for its commit when a rotation freezes the memory layer is undone if that commit fails, and not packed', async () => {
+    const store = new MemStore();
+    const w = await WalStore.open(store, opts(fresh()));
+    await w.put('a', Buffer.from('kept'));
+    // the rotation waits for the prepared segment; a write arrives meanwhile, for the commit after it
+    type Seg = { fh: { writev: (...a: unknown[]) => Promise<unknown> } };
+    const wal = w as unknown as { next: Promise<Seg> };
+    const prepared = await wal.next;
+    let ready!: () => void;
+    wal.next = new Promise<Seg>((r) => {
+      ready = () => r(prepared);
+    });
+    prepared.fh.writev = () => Promise.reject(new Error('EIO: i/o error, write'));
+    const packed = w.packNow();
+    await new Promise((r) => setTimeout(r, 10)); // the rotation is waiting for the segment
+    const lost = w.put('a', Buffer.from('x'));
+    const lostToo = w.put('b', Buffer.from('y'));
+    ready();
+    await expect(lost).rejects.toThrow('EIO');
+    await expect(lostToo).rejects.toThrow('EIO');
+    await packed;
+    expect(Buffer.from(await w.get('a')).toString()).toBe('kept');
+    await expect(w.get('b')).rejects.toThrow();
+    await w.close();
+    // nor in the pack: a reopened WAL has 'kept'
+    const r = await WalStore.open(store, opts(fresh()));
+    expect(Buffer.from(await r.get('a')).toString()).toBe('kept');
+    await expect(r.get('b')).rejects.toThrow();
+    await r.close();
+  });
+
+  it('a write waiting for its commit when a rotation freezes the memory layer is read at once, kept after the pack and on reopen', async () => {
+    const store = new MemStore();
+    const dir = fresh();
+    const w = await WalStore.open(store, opts(dir));
+    await w.put('a', Buffer.from('old'));
+    const wal = w as unknown as { next: Promise<unknown> };
+    const prepared = await wal.next;
+    let ready!: () => void;
+    wal.next = new Promise((r) => {
+      ready = () => r(prepared);
+    });
+    const packed = w.packNow();
+    await new Promise((r) => setTimeout(r, 10)); // the rotation is waiting for the segment
+    const writes = [
+      w.put('a', Buffer.from('x1')),
+      w.put('a', Buffer.from('x2')),
+      w.put('c', Buffer.from('z')),
+    ];
+    expect(Buffer.from(await w.get('a')).toString()).toBe('x2');
+    ready();
+    await Promise.all(writes);
+    await packed;
+    expect(Buffer.from(await w.get('a')).toString()).toBe('x2');
+    expect(Buffer.from(await w.get('c')).toString()).toBe('z');
+    await w.packNow(); // the moved writes go in the next pack, their slabs still intact
+    expect(Buffer.from(await w.get('a')).toString()).toBe('x2');
+    expect(Buffer.from(await w.get('c')).toString()).toBe('z');
+    await w.close();
+    const r = await WalStore.open(store, opts(dir));
+    expect(Buffer.from(await r.get('a')).toString()).toBe('x2');
+    expect(Buffer.from(await r.get('c')).toString()).toBe('z');
+    await r.close();
+  });
+
   it('takes no more writes after a failed durable write, keeps what was acknowledged, and recovers on reopen', async () => {
     const store = new MemStore();
     const dir = fresh();
