@@ -35,7 +35,8 @@ function start(args: string[]): {
       for (const w of waiters.filter((w) => w.s === l)) w.r();
     }
   });
-  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  // 'close', not 'exit': at 'exit' the last lines of its output may not have been read yet
+  const exited = new Promise<void>((r) => proc.on('close', () => r()));
   return {
     proc,
     lines,
