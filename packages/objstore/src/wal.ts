@@ -1003,7 +1003,9 @@ export class WalStore implements ObjectStore {
   }
 
   private async pack(): Promise<void> {
-    if (this.closed && !this.fh) return;
+    // not once the WAL closes: the close waits only for a pack already in progress, and this one would go on
+    // writing to the store and removing segments after the directory is released
+    if (this.closed) return;
     if (this.mem.size === 0) return;
     // freeze: rotate the segment so the pack covers exactly the closed segments; the rotation runs in the
     // flush chain, so no group commit writes to a segment while it is being switched, and switches to a

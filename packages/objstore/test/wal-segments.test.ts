@@ -387,6 +387,30 @@ describe('WAL segments', () => {
     await r.close();
   });
 
+  it('a pack asked for while the WAL closes does nothing once the close has returned (the directory is released)', async () => {
+    const store = new MemStore();
+    const dir = fresh();
+    const w = await WalStore.open(store, opts(dir));
+    await w.put('a', Buffer.from('kept'));
+    // a slow store: a pack would still be writing when the close returns
+    const put = store.put.bind(store);
+    store.put = async (...a: Parameters<typeof put>) => {
+      await new Promise((r) => setTimeout(r, 50));
+      return put(...a);
+    };
+    const closing = w.close();
+    const packing = w.packNow();
+    await closing;
+    const files = readdirSync(dir).sort();
+    const objects = (await store.list('')).objects.map((o) => o.key);
+    await packing;
+    expect(readdirSync(dir).sort()).toEqual(files);
+    expect((await store.list('')).objects.map((o) => o.key)).toEqual(objects);
+    const r = await WalStore.open(store, opts(dir));
+    expect(Buffer.from(await r.get('a')).toString()).toBe('kept');
+    await r.close();
+  });
+
   it('takes no more writes after a failed durable write, keeps what was acknowledged, and recovers on reopen', async () => {
     const store = new MemStore();
     const dir = fresh();
