@@ -51,8 +51,9 @@ export type ProgressRecord =
        * the key of the node at (level, from) this one replaces, or null for a new node at the level's end;
        * `child` (levels above 0) the key of the level-below node it adds, or `added` the keys of the
        * level-below nodes it adds at once, in order (several children: written since 2026-12-03; a
-       * reader from before ignores such a record as a lost race, so to it those nodes stay orphans). A
-       * record whose `key` is its child's is a promotion: the level names its single child's object. A
+       * reader from before ignores such a record as a lost race, so its view, indexer and gc differ from
+       * this version's: README, Compatibility). A record whose `key` is its child's is a promotion: the
+       * level names its single child's object (an erasure from before would delete that object). A
        * record whose conditions do not hold when it is replayed lost a race and is ignored by every reader.
        */
       base?: string | null;
