@@ -1246,7 +1246,9 @@ export class WalStore implements ObjectStore {
     // the cancelled commit will not come: pack steps waiting for it go on
     this.flushDueAt = 0;
     for (const w of this.commitWaiters.splice(0)) w();
-    await this.packing;
+    // a failed pack (its caller has the error) leaves its writes in the segments: the close goes on, or the
+    // writes waiting for a commit would wait for ever and the directory stay locked
+    await this.packing?.catch(() => undefined);
     this.flushing = this.chain((release) => this.flush(release));
     await this.flushing;
     await this.fh?.close();

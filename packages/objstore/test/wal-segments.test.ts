@@ -411,6 +411,32 @@ describe('WAL segments', () => {
     await r.close();
   });
 
+  it('a close while a pack fails still commits the waiting writes and releases the directory', async () => {
+    const store = new MemStore();
+    const dir = fresh();
+    const w = await WalStore.open(store, opts(dir));
+    await w.put('a', Buffer.from('kept'));
+    const put = store.put.bind(store);
+    let fail = true;
+    store.put = async (...a: Parameters<typeof put>) => {
+      await new Promise((r) => setTimeout(r, 20));
+      if (fail) throw new Error('the store is down');
+      return put(...a);
+    };
+    const packing = w.packNow();
+    packing.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 5)); // the pack is writing; this write waits for its commit's timer
+    const waiting = w.put('b', Buffer.from('waits'));
+    await w.close();
+    await expect(packing).rejects.toThrow('the store is down');
+    await expect(waiting).resolves.toBeTypeOf('string');
+    fail = false;
+    const r = await WalStore.open(store, opts(dir)); // the directory is not left locked
+    expect(Buffer.from(await r.get('a')).toString()).toBe('kept');
+    expect(Buffer.from(await r.get('b')).toString()).toBe('waits');
+    await r.close();
+  });
+
   it('takes no more writes after a failed durable write, keeps what was acknowledged, and recovers on reopen', async () => {
     const store = new MemStore();
     const dir = fresh();
