@@ -16,6 +16,7 @@ import {
 } from './contract.js';
 import { validateKey, validatePrefix } from './keys.js';
 import { DirectoryLockedError, lockDirectory } from './lockfile.js';
+import { PackedRefs, type PackRef, refKind } from './packedrefs.js';
 import { PackIndexWriter, PackKind, packTrailerBytes, placeIndex, readIndex } from './packindex.js';
 import { checkPrecondition, collectBody, etagInto, etagOf, sliceRange } from './util.js';
 
@@ -127,16 +128,6 @@ class Batch {
   }
 }
 
-interface PackRef {
-  pack: string;
-  offset: number;
-  size: number;
-  etag: string;
-  modifiedMs: number;
-  deleted: boolean;
-  direct: boolean;
-}
-
 export interface WalStats {
   walAppends: number;
   groupCommits: number;
@@ -148,34 +139,9 @@ export interface WalStats {
   bytesReclaimed: number;
 }
 
-/** A pack's reference for an index entry (every one of the same shape: no spread, no optional fields). */
-function packRef(
-  pack: string,
-  offset: number,
-  size: number,
-  etag: string,
-  modifiedMs: number,
-  kind: PackKind,
-): PackRef {
-  return {
-    pack,
-    offset,
-    size,
-    etag,
-    modifiedMs,
-    deleted: kind === PackKind.Deleted,
-    direct: kind === PackKind.Direct,
-  };
-}
-
 /** The index kind of a memory entry. */
 function kindOf(m: MemEntry): PackKind {
   return m.buf ? PackKind.Data : m.direct ? PackKind.Direct : PackKind.Deleted;
-}
-
-/** The index kind of a pack's reference. */
-function refKind(r: PackRef): PackKind {
-  return r.deleted ? PackKind.Deleted : r.direct ? PackKind.Direct : PackKind.Data;
 }
 
 const recordHash = new Uint32Array(2);
@@ -355,7 +321,8 @@ export class WalStore implements ObjectStore {
   private frozenBytes = 0;
   /** The writes a pack in progress is storing: read below `mem`, above the packs; never written to. */
   private frozenMem: Map<string, MemEntry> | undefined;
-  private readonly packed = new Map<string, PackRef>();
+  /** Every packed key's reference, and each pack's live bytes. */
+  private readonly packed = new PackedRefs();
   private segment = 0;
   private fh?: FileHandle;
   /** Where the next group commit writes in the current segment. */
@@ -464,10 +431,10 @@ export class WalStore implements ObjectStore {
       this.packSizes.set(key, { size, data: place.start });
       let live = 0;
       readIndex(key, place, bytes, (k, kind, mtime, off, n, etag) => {
-        this.repoint(k, packRef(key, off, n, etag, mtime, kind));
+        this.packed.point(k, key, off, n, etag, mtime, kind);
         live += n;
       });
-      this.addLive(key, live);
+      this.packed.addLive(key, live);
       this.packSeq = Math.max(this.packSeq, Number(name.slice(0, 12)) + 1);
     }
     const segs = (await readdir(this.o.dir)).filter((n) => /^\d{12}\.wal$/.test(n)).sort();
@@ -915,7 +882,9 @@ export class WalStore implements ObjectStore {
         return Uint8Array.from(sliceRange(bytes, opts.range));
       } catch (e) {
         // compaction may have replaced the pack between reading the ref and fetching it: look again
-        if (!(e instanceof NotFoundError) || attempt > 0 || this.packed.get(key) === p) throw e;
+        const now = this.packed.get(key);
+        if (!(e instanceof NotFoundError) || attempt > 0 || (now?.pack === p.pack && now.offset === p.offset))
+          throw e;
       }
     }
     return this.store.get(key, opts);
@@ -954,7 +923,7 @@ export class WalStore implements ObjectStore {
       (bound === undefined || compareKeys(k, bound) <= 0);
     // newer layers override older ones; a "direct" entry defers to the store's own listing
     const fromStore = new Map(out);
-    for (const [k, p] of this.packed)
+    for (const [k, p] of this.packed.entries())
       if (consider(k))
         out.set(
           k,
@@ -1059,10 +1028,10 @@ export class WalStore implements ObjectStore {
       for (let i = 0; i < keys.length; i++) {
         if (sliceDone(i)) await yieldToCommits();
         const m = entries[i]!;
-        this.repoint(keys[i]!, packRef(packKey, offsets[i]!, m.size, m.etag, m.modifiedMs, kindOf(m)));
+        this.packed.point(keys[i]!, packKey, offsets[i]!, m.size, m.etag, m.modifiedMs, kindOf(m));
         live += m.size;
       }
-      this.addLive(packKey, live);
+      this.packed.addLive(packKey, live);
       this.retiredSlabs = frozenSlabs;
     } catch (e) {
       // the frozen writes stay readable, below anything written since, and go in the next pack
@@ -1150,23 +1119,6 @@ export class WalStore implements ObjectStore {
 
   /** Packs' sizes in the store and the data bytes they were written with, by key. */
   private readonly packSizes = new Map<string, { size: number; data: number }>();
-  /** Per pack, the bytes of it that keys still point to (kept as keys move, so compaction need not count). */
-  private readonly packLive = new Map<string, number>();
-
-  /**
-   * Points `k` at `ref`, taking its bytes off the live count of the pack it was in; the caller adds the
-   * bytes of `ref`'s pack once for all its keys (`addLive`).
-   */
-  private repoint(k: string, ref: PackRef): void {
-    const prev = this.packed.get(k);
-    if (prev) this.packLive.set(prev.pack, (this.packLive.get(prev.pack) ?? 0) - prev.size);
-    this.packed.set(k, ref);
-  }
-
-  private addLive(pack: string, bytes: number): void {
-    this.packLive.set(pack, (this.packLive.get(pack) ?? 0) + bytes);
-  }
-
   /**
    * Rewrites sparse packs (live bytes below `compactLiveRatio` of their size) and, when there are at least
    * four, small ones (live bytes under an eighth of `packBytes`) into one new pack, then deletes them. Runs
@@ -1177,22 +1129,21 @@ export class WalStore implements ObjectStore {
     if (ratio <= 0 || this.packSizes.size === 0) return;
     // sparse: most of its data superseded (a pack of tombstones only has no data and is never sparse)
     const packs = [...this.packSizes.keys()];
-    const liveOf = (p: string) => this.packLive.get(p) ?? 0;
+    const liveOf = (p: string) => this.packed.liveOf(p);
     const sparse = packs.filter((p) => liveOf(p) < ratio * this.packSizes.get(p)!.data);
     const small = packs.filter((p) => liveOf(p) < this.o.packBytes / 8);
     const chosenPacks = new Set(small.length >= 4 ? [...sparse, ...small] : sparse);
     if (chosenPacks.size === 0) return;
     // the keys of the chosen packs: one pass over the keys, only when there is something to compact
-    const chosen = new Map<string, { keys: string[] }>([...chosenPacks].map((p) => [p, { keys: [] }]));
-    for (const [k, r] of this.packed) chosen.get(r.pack)?.keys.push(k);
+    const chosen = this.packed.keysIn(chosenPacks);
     const parts: Uint8Array[] = [];
     const index = new PackIndexWriter();
     // each moved key with its offset in the new pack
     const moved: [string, number, PackRef][] = [];
     let off = 0;
-    for (const [pack, l] of chosen) {
-      if (l.keys.length === 0) continue;
-      const refs = l.keys.map((k) => [k, this.packed.get(k)!] as const);
+    for (const [pack, keys] of chosen) {
+      if (keys.length === 0) continue;
+      const refs = keys.map((k) => [k, this.packed.get(k)!] as const);
       const dataRefs = refs.filter(([, r]) => !r.deleted && !r.direct && r.size > 0);
       const whole = dataRefs.length ? await this.store.get(pack) : new Uint8Array(0);
       // the refs' offsets hold only in the pack as written: a shorter one would shift every later key's bytes
@@ -1220,15 +1171,15 @@ export class WalStore implements ObjectStore {
       reclaimed -= this.packSizes.get(packKey)!.size;
       let live = 0;
       for (const [k, o, r] of moved) {
-        this.repoint(k, packRef(packKey, o, r.size, r.etag, r.modifiedMs, refKind(r)));
+        this.packed.point(k, packKey, o, r.size, r.etag, r.modifiedMs, refKind(r));
         live += r.size;
       }
-      this.addLive(packKey, live);
+      this.packed.addLive(packKey, live);
     }
     for (const p of chosen.keys()) {
       await this.store.delete(p);
       this.packSizes.delete(p);
-      this.packLive.delete(p);
+      this.packed.forgetPack(p);
       this.stats.packsCompacted++;
     }
     this.stats.bytesReclaimed += Math.max(0, reclaimed);

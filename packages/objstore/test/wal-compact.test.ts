@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileStore, MemStore, NotFoundError, type ObjectStore, WalStore } from '../src/index.js';
+import type { PackedRefs } from '../src/packedrefs.js';
 
 const root = mkdtempSync(join(tmpdir(), 'objstore-walc-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -138,14 +139,10 @@ describe('WAL pack compaction', () => {
         const listed = (await w.list('')).objects.map((o) => o.key);
         expect(listed).toEqual([...model.keys()].sort());
         // the live bytes per pack kept as keys move equal a recount (compaction decides on them)
-        const inner = w as unknown as {
-          packed: Map<string, { pack: string; size: number }>;
-          packSizes: Map<string, unknown>;
-          packLive: Map<string, number>;
-        };
+        const inner = w as unknown as { packed: PackedRefs; packSizes: Map<string, unknown> };
         const recount = new Map<string, number>();
-        for (const r of inner.packed.values()) recount.set(r.pack, (recount.get(r.pack) ?? 0) + r.size);
-        for (const p of inner.packSizes.keys()) expect(inner.packLive.get(p) ?? 0).toBe(recount.get(p) ?? 0);
+        for (const [, r] of inner.packed.entries()) recount.set(r.pack, (recount.get(r.pack) ?? 0) + r.size);
+        for (const p of inner.packSizes.keys()) expect(inner.packed.liveOf(p)).toBe(recount.get(p) ?? 0);
         await w.close();
       }),
       { numRuns: 40 },

@@ -1,0 +1,153 @@
+import { PackKind } from './packindex.js';
+
+/** Where a packed key's current version lives (as `PackedRefs.get` returns it). */
+export interface PackRef {
+  pack: string;
+  offset: number;
+  size: number;
+  etag: string;
+  modifiedMs: number;
+  deleted: boolean;
+  direct: boolean;
+}
+
+/** The index kind of a pack's reference. */
+export function refKind(r: PackRef): PackKind {
+  return r.deleted ? PackKind.Deleted : r.direct ? PackKind.Direct : PackKind.Data;
+}
+
+const slotsAtFirst = 1024;
+
+/**
+ * Every packed key's reference, and per pack the bytes keys still point to. A WAL holds one per key it ever
+ * packed, so they are kept as slots of typed arrays found through a map from key to slot, not as an object
+ * per key: a pack of 100,000 keys made 100,000 objects that the garbage collector copied twice (young, then
+ * old) and then traced at every full collection for as long as the keys lived. The etag strings stay, in an
+ * array by slot. `get` builds a `PackRef` for the reader; a slot whose key is written again is reused.
+ */
+export class PackedRefs {
+  private readonly slotOf = new Map<string, number>();
+  private packOf = new Uint32Array(slotsAtFirst);
+  private offsetOf = new Float64Array(slotsAtFirst);
+  private sizeOf = new Float64Array(slotsAtFirst);
+  private mtimeOf = new Float64Array(slotsAtFirst);
+  private kindOf = new Uint8Array(slotsAtFirst);
+  private readonly etagOf: string[] = [];
+  private slots = 0;
+  /** Pack names by number (a slot holds the number), and the numbers by name. */
+  private readonly packNames: string[] = [];
+  private readonly packNumbers = new Map<string, number>();
+  /** Per pack, the data bytes of it that keys still point to. */
+  private readonly live = new Map<string, number>();
+
+  get size(): number {
+    return this.slotOf.size;
+  }
+
+  has(key: string): boolean {
+    return this.slotOf.has(key);
+  }
+
+  get(key: string): PackRef | undefined {
+    const s = this.slotOf.get(key);
+    return s === undefined ? undefined : this.refAt(s);
+  }
+
+  /**
+   * Points `key` at `size` bytes at `offset` of `pack`, taking its bytes off the live count of the pack it
+   * was in; the caller adds `pack`'s live bytes once for all its keys (`addLive`).
+   */
+  point(
+    key: string,
+    pack: string,
+    offset: number,
+    size: number,
+    etag: string,
+    modifiedMs: number,
+    kind: PackKind,
+  ): void {
+    let s = this.slotOf.get(key);
+    if (s === undefined) {
+      s = this.slots++;
+      if (s === this.packOf.length) this.grow();
+      this.slotOf.set(key, s);
+    } else {
+      const was = this.packNames[this.packOf[s]!]!;
+      this.live.set(was, (this.live.get(was) ?? 0) - this.sizeOf[s]!);
+    }
+    this.packOf[s] = this.numberOf(pack);
+    this.offsetOf[s] = offset;
+    this.sizeOf[s] = size;
+    this.mtimeOf[s] = modifiedMs;
+    this.kindOf[s] = kind;
+    this.etagOf[s] = etag;
+  }
+
+  addLive(pack: string, bytes: number): void {
+    this.live.set(pack, (this.live.get(pack) ?? 0) + bytes);
+  }
+
+  liveOf(pack: string): number {
+    return this.live.get(pack) ?? 0;
+  }
+
+  /** Forgets a pack's live count (once it is deleted: no key points to it any more). */
+  forgetPack(pack: string): void {
+    this.live.delete(pack);
+  }
+
+  /** Every key with its reference, in the order keys were first packed. */
+  *entries(): IterableIterator<[string, PackRef]> {
+    for (const [k, s] of this.slotOf) yield [k, this.refAt(s)];
+  }
+
+  /** The keys that point into each of `packs` (no reference built per key). */
+  keysIn(packs: Iterable<string>): Map<string, string[]> {
+    const byNumber = new Map<number, string[]>();
+    const out = new Map<string, string[]>();
+    for (const p of packs) {
+      const keys: string[] = [];
+      out.set(p, keys);
+      const n = this.packNumbers.get(p);
+      if (n !== undefined) byNumber.set(n, keys);
+    }
+    if (byNumber.size > 0) for (const [k, s] of this.slotOf) byNumber.get(this.packOf[s]!)?.push(k);
+    return out;
+  }
+
+  private refAt(s: number): PackRef {
+    const kind = this.kindOf[s]!;
+    return {
+      pack: this.packNames[this.packOf[s]!]!,
+      offset: this.offsetOf[s]!,
+      size: this.sizeOf[s]!,
+      etag: this.etagOf[s]!,
+      modifiedMs: this.mtimeOf[s]!,
+      deleted: kind === PackKind.Deleted,
+      direct: kind === PackKind.Direct,
+    };
+  }
+
+  private numberOf(pack: string): number {
+    let n = this.packNumbers.get(pack);
+    if (n === undefined) {
+      n = this.packNames.length;
+      this.packNames.push(pack);
+      this.packNumbers.set(pack, n);
+    }
+    return n;
+  }
+
+  private grow(): void {
+    const n = this.packOf.length * 2;
+    const more = <T extends Uint32Array | Float64Array | Uint8Array>(a: T, b: T): T => {
+      b.set(a);
+      return b;
+    };
+    this.packOf = more(this.packOf, new Uint32Array(n));
+    this.offsetOf = more(this.offsetOf, new Float64Array(n));
+    this.sizeOf = more(this.sizeOf, new Float64Array(n));
+    this.mtimeOf = more(this.mtimeOf, new Float64Array(n));
+    this.kindOf = more(this.kindOf, new Uint8Array(n));
+  }
+}
