@@ -1,7 +1,7 @@
 // The WAL's index of packed keys (typed-array slots behind a key map) against a plain Map of objects.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PackedRefs, type PackRef } from '../src/packedrefs.js';
+import { hashKey, PackedRefs, type PackRef } from '../src/packedrefs.js';
 import { PackKind } from '../src/packindex.js';
 
 const kinds = [PackKind.Data, PackKind.Deleted, PackKind.Direct] as const;
@@ -83,6 +83,26 @@ describe('PackedRefs', () => {
         deleted: kinds[i % 3] === PackKind.Deleted,
         direct: kinds[i % 3] === PackKind.Direct,
       });
+  });
+
+  it('tells apart keys of the same hash', () => {
+    // two keys whose 32-bit hashes are equal (a birthday search: about 2^16 keys)
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; !pair; i++) {
+      const k = `c/${i}`;
+      const other = seen.get(hashKey(k));
+      if (other !== undefined) pair = [other, k];
+      else seen.set(hashKey(k), k);
+    }
+    const refs = new PackedRefs();
+    const [a, b] = pair;
+    refs.point(a, 'p0', 1, 10, 'a'.repeat(32), 1.7e12, PackKind.Data);
+    expect(refs.has(b)).toBe(false);
+    refs.point(b, 'p1', 2, 20, 'b'.repeat(32), 1.7e12, PackKind.Data);
+    expect(refs.get(a)?.size).toBe(10);
+    expect(refs.get(b)?.size).toBe(20);
+    expect(refs.size).toBe(2);
   });
 
   it('forgets a deleted pack', () => {
