@@ -1,7 +1,7 @@
 // The multi-string prefilter: the automaton finds exactly the patterns that occur (case-insensitively),
 // and an engine with the prefilter raises exactly the alerts of one without it.
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type Alert, Engine, parseRules } from '../src/index.js';
 import { IdList, MultiMatcher } from '../src/prefilter.js';
 import { ACK, FIN, handshake, PSH, pkt } from './helpers.js';
@@ -107,9 +107,10 @@ describe('MultiMatcher resumed', () => {
 
 describe('MultiMatcher in WebAssembly', () => {
   const alphabet = [0x41, 0x61, 0x42, 0x62, 0x00, 0xff, 0x5a, 0x7a];
+  // size 'max': fast-check's default size generates at most 10 bytes, whatever `maxLength` says
   const bytes = (min: number, max: number) =>
     fc
-      .uint8Array({ minLength: min, maxLength: max })
+      .uint8Array({ minLength: min, maxLength: max, size: 'max' })
       .map((b) => b.map((x) => alphabet[x % alphabet.length]!));
   const sorted = (l: IdList) => l.toArray().sort((a, b) => a - b);
 
@@ -117,15 +118,29 @@ describe('MultiMatcher in WebAssembly', () => {
     fc.assert(
       fc.property(
         fc.array(bytes(1, 9), { minLength: 1, maxLength: 20 }),
-        // up to 2,500 bytes: inputs of 256 and more are scanned as two halves at once, of 1,024 as quarters
-        fc.array(fc.tuple(bytes(0, 2500), fc.array(fc.nat(2500), { maxLength: 4 })), { maxLength: 4 }),
+        // up to 2,500 bytes: inputs of 256 and more are scanned as two halves at once, of 1,024 as quarters;
+        // plants: patterns written to end a few bytes around a quarter or the middle of the whole text
+        fc.array(
+          fc.tuple(
+            bytes(0, 2500),
+            fc.array(fc.nat(2500), { maxLength: 4 }),
+            fc.array(fc.tuple(fc.nat(), fc.nat(2), fc.integer({ min: -3, max: 3 })), { maxLength: 4 }),
+          ),
+          { maxLength: 4 },
+        ),
         (patterns, texts) => {
           const w = new MultiMatcher(patterns);
           const js = new MultiMatcher(patterns, undefined, { wasm: false });
           expect(w.inWasm, 'build/scan.wasm is built by `npm run build`').toBe(true);
           expect(js.inWasm).toBe(false);
           // one matcher for every text: a scan's marks must not leak into the next
-          for (const [t, cuts] of texts) {
+          for (const [text, cuts, plants] of texts) {
+            const t = Uint8Array.from(text);
+            for (const [i, edge, off] of plants) {
+              const p = patterns[i % patterns.length]!;
+              const end = [t.length >> 2, t.length >> 1, 3 * (t.length >> 2)][edge]! + off;
+              if (end - p.length + 1 >= 0 && end < t.length) t.set(p, end - p.length + 1);
+            }
             const at = [...new Set(cuts.map((c) => c % (t.length + 1)))].sort((a, b) => a - b);
             let sw = 0;
             let sj = 0;
@@ -149,7 +164,8 @@ describe('MultiMatcher in WebAssembly', () => {
           }
         },
       ),
-      { numRuns: 300 },
+      // no shrinking: shrinking texts of thousands of bytes takes minutes
+      { numRuns: 300, endOnFailure: true },
     );
   });
 
@@ -202,6 +218,46 @@ describe('MultiMatcher in WebAssembly', () => {
       const rest = new IdList(0);
       m.scanFrom(s, t.subarray(size - 4), new Uint8Array(patterns.length), rest);
       expect(sorted(rest)).toEqual([3]);
+    }
+  });
+
+  it('falls back to the scan in JavaScript when build/scan.wasm cannot be read, marking the same', async () => {
+    vi.resetModules();
+    vi.doMock('node:fs', async (importOriginal) => {
+      const fs = await importOriginal<typeof import('node:fs')>();
+      const readFileSync = ((path: Parameters<typeof fs.readFileSync>[0], ...rest: unknown[]) => {
+        if (String(path).endsWith('/build/scan.wasm')) throw new Error('ENOENT: build/scan.wasm (test)');
+        return (fs.readFileSync as (...a: unknown[]) => unknown)(path, ...rest);
+      }) as typeof fs.readFileSync;
+      return { ...fs, default: { ...fs, readFileSync }, readFileSync };
+    });
+    try {
+      const fresh = await import('../src/prefilter.js');
+      const { WasmScan, wasmScanAvailable } = await import('../src/scan-wasm.js');
+      expect(wasmScanAvailable()).toBe(false);
+      expect(() => new WasmScan(1, 1)).toThrow(/build\/scan\.wasm is missing/);
+      const patterns = ['abcdefghi', 'xyz', 'k', 'Zz'].map((w) => new Uint8Array(Buffer.from(w, 'latin1')));
+      const fallback = new fresh.MultiMatcher(patterns);
+      expect(fallback.inWasm).toBe(false);
+      const m = new MultiMatcher(patterns);
+      expect(m.inWasm).toBe(true);
+      for (const size of [10, 300, 1030, 5000]) {
+        const t = new Uint8Array(size).fill(0x2e);
+        t.set(Buffer.from('ABCDEFGHI'), (size >> 1) - 4);
+        t.set(Buffer.from('zz'), size - 2);
+        const want = new IdList(0);
+        const sw = m.scanFrom(0, t.subarray(0, size - 1), new Uint8Array(patterns.length), want);
+        const got = new fresh.IdList(0);
+        const sf = fallback.scanFrom(0, t.subarray(0, size - 1), new Uint8Array(patterns.length), got);
+        expect(sorted(got)).toEqual(sorted(want));
+        expect(sf).toBe(sw);
+        const rest = new fresh.IdList(0);
+        fallback.scanFrom(sf, t.subarray(size - 1), new Uint8Array(patterns.length), rest);
+        expect(sorted(rest)).toEqual([3]);
+      }
+    } finally {
+      vi.doUnmock('node:fs');
+      vi.resetModules();
     }
   });
 });
