@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Engine, ParallelRunner, parseRules, type Rule, runCapture, threadCpuMs } from '../src/index.js';
-import { MultiMatcher } from '../src/prefilter.js';
+import { wasmScanAvailable } from '../src/scan-wasm.js';
 import { naiveRun } from './naive.js';
 
 const { values } = parseArgs({
@@ -37,7 +37,7 @@ const ruleSets: [string, Rule[]][] = [
 ];
 const bytes = statSync(pcap).size;
 // the prefilter's scan falls back to JavaScript when build/scan.wasm is missing: say which one ran
-const scanIn = new MultiMatcher([new Uint8Array([0x61])]).inWasm ? 'WebAssembly' : 'JavaScript';
+const scanIn = wasmScanAvailable() ? 'WebAssembly' : 'JavaScript';
 console.log(
   `trace ${values.trace} (${(bytes / 1e6).toFixed(1)} MB), ${workers} workers vs 1 thread, ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}, prefilter scan in ${scanIn}`,
 );
