@@ -9,7 +9,8 @@
 // Memory (imported, laid out by the loader; addresses in globals set by `setup`):
 //   delta   u16[states * 256]  next state = delta[state * 256 + byte]
 //   headId  i32[states]        the id of the first pattern on a state's output chain, or the no-output id
-//   seen    u8[ids + 1]        heads reported by the scan under way (the no-output id's stays 1)
+//   seen    u8[ids + 1]        heads reported by the scan under way (the no-output id's stays 1; the
+//                              others are cleared again before `scan` returns)
 //   out     i32[ids + 1]       the states reported, each with a head not reported before in this scan
 //   input   the bytes to scan (the rest of the memory)
 
@@ -72,9 +73,9 @@ function step(s: u32, input: usize, i: i32): u32 {
 
 /**
  * Scans input[0, len) resumed in state `from` (0 at the start of a text): reports into `out` (returning
- * how many) the states whose output chains hold every pattern ending in the input, each head once. `seen`
- * must be clear but for the no-output id, and is left set for the heads reported; `lastState` gives the
- * state to resume the next bytes in.
+ * how many) the states whose output chains hold every pattern ending in the input, each head once (`seen`
+ * marks them during the scan and is clear again after it); `lastState` gives the state to resume the next
+ * bytes in.
  */
 export function scan(input: usize, len: i32, from: u32): i32 {
   reported = 0;
@@ -139,6 +140,8 @@ export function scan(input: usize, len: i32, from: u32): i32 {
       report(s);
     }
   state = s;
+  for (let k = 0; k < reported; k++)
+    store<u8>(seen + <usize>load<i32>(headId + (<usize>load<i32>(out + (<usize>k << 2)) << 2)), 0);
   return reported;
 }
 

@@ -223,7 +223,6 @@ export class MultiMatcher {
     const seen = this.seen;
     for (let k = 0; k < n; k++) {
       const s = reported[k]!;
-      w.unsee(headId[s]!);
       if (seen[headId[s]!] === 0) this.mark(s, hit, hits);
     }
     const list = this.seenList;

@@ -106,8 +106,8 @@ export class WasmScan {
 
   /**
    * Scans `data` resumed in state `from`: reports the states whose output chains hold every pattern ending
-   * in `data` (`reported`, returning how many; each chain head once). `unsee` must be called with each
-   * reported state's head before the next scan; `lastState` gives the state to resume in.
+   * in `data` (`reported`, returning how many; each chain head once); `lastState` gives the state to
+   * resume in.
    */
   scan(data: Uint8Array, from: number): number {
     const need = this.inputAt + data.length;
@@ -119,11 +119,6 @@ export class WasmScan {
     }
     this.mem8.set(data, this.inputAt);
     return this.exports.scan(this.inputAt, data.length, from);
-  }
-
-  /** Clears the last scan's mark of chain head `id`. */
-  unsee(id: number): void {
-    this.mem8[this.seenAt + id] = 0;
   }
 
   /** The state after the last scan's input. */
