@@ -1,10 +1,10 @@
 // The prefilter's automaton scan in AssemblyScript (src/prefilter.ts drives it, src/scan-wasm.ts loads it).
 // A scan is a chain of dependent table loads, one per byte: each next state's address needs the state
 // before it, so one chain runs at the latency of a load. A long input is scanned in parts at once,
-// independent chains: two halves from 256 bytes, four quarters from 1,024. The first part runs from the
-// state the scan resumes in; each other part from the root `overlap` bytes before its start (a match
-// ending in a part is at most `overlap` + 1 bytes long, so it began there or later), which needs parts of
-// at least `overlap` bytes.
+// independent chains: two halves from 256 bytes, four quarters from 1,024, and parts at least twice
+// `overlap` long. The first part runs from the state the scan resumes in; each other part from the root
+// `overlap` bytes before its start (a match ending in a part is at most `overlap` + 1 bytes long, so it
+// began there or later).
 //
 // Memory (imported, laid out by the loader; addresses in globals set by `setup`):
 //   delta   u16[states * 256]  next state = delta[state * 256 + byte]
