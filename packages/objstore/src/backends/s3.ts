@@ -120,7 +120,9 @@ export class S3Store implements ObjectStore {
     const conditional = opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined;
     // a multipart upload needs no MD5 of the whole body (hashing a 100 MB pack held the event loop ~0.2 s)
     if (data.length >= multipartBytesMin && !conditional) return this.putMultipart(key, data);
-    const md5 = createHash('md5').update(data).digest('hex');
+    // the body's MD5 (S3's etag of a single PUT) only where the answer does not give the etag: about 2 ms
+    // for 1 MiB here, which put the backend 10% above the bare SDK client's median at that size
+    const md5 = () => createHash('md5').update(data).digest('hex');
     try {
       const r: { ETag?: string } = await this.send(
         new PutObjectCommand({
@@ -133,7 +135,7 @@ export class S3Store implements ObjectStore {
           ...(opts.ifMatch !== undefined ? { IfMatch: normalizeEtag(opts.ifMatch) } : {}),
         }),
       );
-      return normalizeEtag(r.ETag ?? md5);
+      return normalizeEtag(r.ETag ?? md5());
     } catch (e) {
       const code = status(e);
       if (!conditional) throw e;
@@ -144,7 +146,8 @@ export class S3Store implements ObjectStore {
       // 5xx after retries (RGW sometimes answers a losing racer with 500): outcome unknown, resolve by reading.
       if (code !== undefined && code >= 500) {
         const now = await this.head(key);
-        if (now && now.etag === md5) return md5;
+        const ours = md5();
+        if (now && now.etag === ours) return ours;
         throw new PreconditionFailedError(key, `the store answered ${code} and the object is not ours`);
       }
       throw e;
