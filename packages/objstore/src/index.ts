@@ -6,6 +6,7 @@
 import type { ObjectStore } from './contract.js';
 import {
   CachedStore,
+  type DiskCacheOptions,
   type LatencyProfile,
   LatencyStore,
   latencyProfiles,
@@ -26,6 +27,7 @@ export { keyBytesMax, validateKey } from './keys.js';
 export {
   CachedStore,
   type CacheStats,
+  type DiskCacheOptions,
   type LatencyDist,
   type LatencyProfile,
   LatencyStore,
@@ -59,6 +61,8 @@ export interface OpenStoreOptions {
   wal?: WalOptions;
   /** A read cache in front, bounded in bytes. */
   cacheBytes?: number;
+  /** A second cache tier on a local disk under the memory one (with `cacheBytes`). */
+  cacheDisk?: DiskCacheOptions;
   /** Asynchronous replication of some (or all) key prefixes to a second store. */
   replicate?: ReplicationOptions & { url: string };
 }
@@ -86,6 +90,8 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
     const { url: to, ...ro } = opts.replicate;
     store = await ReplicatedStore.open(store, await openBackend(to, opts), ro);
   }
-  if (opts.cacheBytes !== undefined) store = new CachedStore(store, opts.cacheBytes);
+  if (opts.cacheBytes !== undefined)
+    store = new CachedStore(store, opts.cacheBytes, undefined, opts.cacheDisk);
+  else if (opts.cacheDisk) throw new TypeError('cacheDisk needs cacheBytes (the memory tier above it)');
   return store;
 }

@@ -2,7 +2,11 @@
  * Layers that wrap any ObjectStore with the same contract: a bounded read cache, injected latency (to
  * model S3 Standard and S3 Express on one machine), and tiers (express / standard / auto).
  */
+import { mkdirSync, rmSync } from 'node:fs';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { hash64Words, hash128Words } from '@strata/highwayhash';
 import { compareKeys } from './backends/mem.js';
 import type { GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './contract.js';
 import { NotFoundError } from './contract.js';
@@ -38,10 +42,67 @@ export abstract class StoreWrapper implements ObjectStore {
 }
 
 export interface CacheStats {
+  /** Gets served from memory, and from the disk tier (which then moves the object back to memory). */
   hits: number;
+  diskHits: number;
   misses: number;
   bytes: number;
   entries: number;
+  diskBytes: number;
+  diskEntries: number;
+}
+
+/** A second cache tier on a local disk, under the memory one: what memory evicts goes there. */
+export interface DiskCacheOptions {
+  /** A directory of the cache's own: emptied when the cache is made and when it is closed. */
+  dir: string;
+  /** Bound on the bytes of cached objects on the disk. */
+  bytesMax: number;
+}
+
+const diskMagic = 0x31444353; // "SCD1", little-endian
+const diskKey = new Uint8Array(32).map((_, i) => 0x3c ^ (i * 11));
+const diskWords = new Uint32Array(4);
+
+/** A disk tier file: magic, key length, key, etag length, etag, the data's HighwayHash-64, then the data. */
+function encodeDiskEntry(key: string, etag: string, data: Uint8Array): Buffer {
+  const k = Buffer.from(key, 'utf8');
+  const e = Buffer.from(etag, 'utf8');
+  const head = Buffer.alloc(4 + 2 + k.length + 2 + e.length + 8);
+  let p = head.writeUInt32LE(diskMagic, 0);
+  p = head.writeUInt16LE(k.length, p);
+  p += k.copy(head, p);
+  p = head.writeUInt16LE(e.length, p);
+  p += e.copy(head, p);
+  const h = hash64Words(diskKey, data, diskWords);
+  head.writeUInt32LE(h[0]!, p);
+  head.writeUInt32LE(h[1]!, p + 4);
+  return Buffer.concat([head, data]);
+}
+
+/** The data of a disk tier file if it is whole and holds `key` at `etag`; otherwise undefined. */
+function decodeDiskEntry(b: Buffer, key: string, etag: string): Uint8Array | undefined {
+  if (b.length < 16 || b.readUInt32LE(0) !== diskMagic) return undefined;
+  let p = 4;
+  const kl = b.readUInt16LE(p);
+  p += 2;
+  if (p + kl + 2 > b.length || b.toString('utf8', p, p + kl) !== key) return undefined;
+  p += kl;
+  const el = b.readUInt16LE(p);
+  p += 2;
+  if (p + el + 8 > b.length || b.toString('utf8', p, p + el) !== etag) return undefined;
+  p += el;
+  const want0 = b.readUInt32LE(p);
+  const want1 = b.readUInt32LE(p + 4);
+  const data = new Uint8Array(b.buffer, b.byteOffset + p + 8, b.length - p - 8);
+  const h = hash64Words(diskKey, data, diskWords);
+  return h[0] === want0 && h[1] === want1 ? data : undefined;
+}
+
+/** A disk tier file's name: the key's HighwayHash-128 (keys can be longer than a file name). */
+function diskName(key: string): string {
+  const w = hash128Words(diskKey, Buffer.from(key, 'utf8'), new Uint32Array(4));
+  return `${[...w].map((x) => x.toString(16).padStart(8, '0')).join('')}.obj`;
 }
 
 /**
@@ -52,16 +113,44 @@ export interface CacheStats {
 export class CachedStore extends StoreWrapper {
   private readonly entries = new Map<string, { data: Uint8Array; etag: string }>();
   private bytes = 0;
-  readonly stats: CacheStats = { hits: 0, misses: 0, bytes: 0, entries: 0 };
+  /** Disk tier entries (LRU order), each with its file's write in progress or done. */
+  private readonly onDisk = new Map<
+    string,
+    { size: number; etag: string; file: string; written: Promise<void> }
+  >();
+  private diskBytes = 0;
+  /**
+   * The gets fetching each key from the store: a write or delete through this store marks them stale, and a
+   * stale one does not cache what it fetched (it may be the version the write replaced).
+   */
+  private readonly fetching = new Map<string, { stale: boolean }[]>();
+  readonly stats: CacheStats = {
+    hits: 0,
+    diskHits: 0,
+    misses: 0,
+    bytes: 0,
+    entries: 0,
+    diskBytes: 0,
+    diskEntries: 0,
+  };
 
   constructor(
     inner: ObjectStore,
-    /** Bound on cached bytes. */
+    /** Bound on cached bytes in memory. */
     readonly cacheBytesMax = 256 * 2 ** 20,
     /** Objects larger than this are never cached. */
     readonly objectBytesMax = Math.max(1, Math.floor(cacheBytesMax / 8)),
+    /** An optional second tier on a local disk (see `DiskCacheOptions`). */
+    readonly disk?: DiskCacheOptions,
   ) {
     super(inner);
+    if (disk) {
+      if (!(disk.bytesMax > 0))
+        throw new RangeError(`disk cache bytesMax must be positive, got ${disk.bytesMax}`);
+      // a cache starts empty: files left by an earlier process may hold versions written since
+      rmSync(disk.dir, { recursive: true, force: true });
+      mkdirSync(disk.dir, { recursive: true });
+    }
   }
 
   private drop(key: string): void {
@@ -70,20 +159,108 @@ export class CachedStore extends StoreWrapper {
       this.bytes -= e.data.length;
       this.entries.delete(key);
     }
+    this.dropFromDisk(key);
+    this.count();
+  }
+
+  /** Marks `key` changed by this store: nothing fetched before it is cached. */
+  private invalidate(key: string): void {
+    for (const f of this.fetching.get(key) ?? []) f.stale = true;
+    this.drop(key);
+  }
+
+  private dropFromDisk(key: string): void {
+    const d = this.onDisk.get(key);
+    if (!d) return;
+    this.onDisk.delete(key);
+    this.diskBytes -= d.size;
+    void d.written.then(() => unlink(d.file)).catch(() => undefined);
+  }
+
+  private count(): void {
     this.stats.bytes = this.bytes;
     this.stats.entries = this.entries.size;
+    this.stats.diskBytes = this.diskBytes;
+    this.stats.diskEntries = this.onDisk.size;
+  }
+
+  /** Evicts from memory down to the bound; evicted objects go to the disk tier when there is one. */
+  private evict(): void {
+    while (this.bytes > this.cacheBytesMax) {
+      const oldest = this.entries.keys().next().value as string;
+      const e = this.entries.get(oldest)!;
+      this.bytes -= e.data.length;
+      this.entries.delete(oldest);
+      if (this.disk && e.data.length <= this.disk.bytesMax) this.toDisk(oldest, e.etag, e.data);
+    }
+    this.count();
+  }
+
+  private toDisk(key: string, etag: string, data: Uint8Array): void {
+    const disk = this.disk!;
+    this.dropFromDisk(key);
+    while (this.diskBytes + data.length > disk.bytesMax) {
+      const oldest = this.onDisk.keys().next().value as string;
+      this.dropFromDisk(oldest);
+    }
+    const file = join(disk.dir, diskName(key));
+    // a write that fails leaves no entry: the next get fetches from the store
+    const written = writeFile(file, encodeDiskEntry(key, etag, data)).catch(() => {
+      if (this.onDisk.get(key)?.written === written) {
+        this.onDisk.delete(key);
+        this.diskBytes -= data.length;
+        this.count();
+      }
+    });
+    this.onDisk.set(key, { size: data.length, etag, file, written });
+    this.diskBytes += data.length;
+  }
+
+  /** The object from the disk tier, moved back to memory; undefined when it is not there (or is damaged). */
+  private async fromDisk(key: string): Promise<Uint8Array | undefined> {
+    const d = this.onDisk.get(key);
+    if (!d) return undefined;
+    await d.written;
+    let data: Uint8Array | undefined;
+    try {
+      data = decodeDiskEntry(await readFile(d.file), key, d.etag);
+    } catch {
+      data = undefined;
+    }
+    if (this.onDisk.get(key) !== d) return undefined; // invalidated or replaced meanwhile
+    this.dropFromDisk(key);
+    if (!data) {
+      this.count();
+      return undefined;
+    }
+    this.entries.set(key, { data, etag: d.etag });
+    this.bytes += data.length;
+    this.evict();
+    return data;
+  }
+
+  override async close(): Promise<void> {
+    await Promise.all([...this.onDisk.values()].map((d) => d.written));
+    if (this.disk) rmSync(this.disk.dir, { recursive: true, force: true });
+    await super.close();
   }
 
   override async put(key: string, body: Uint8Array | Readable, opts?: PutOptions): Promise<string> {
-    this.drop(key);
-    const etag = await this.inner.put(key, body, opts);
-    this.drop(key);
-    return etag;
+    this.invalidate(key);
+    try {
+      return await this.inner.put(key, body, opts);
+    } finally {
+      this.invalidate(key);
+    }
   }
 
   override async delete(key: string): Promise<void> {
-    this.drop(key);
-    await this.inner.delete(key);
+    this.invalidate(key);
+    try {
+      await this.inner.delete(key);
+    } finally {
+      this.invalidate(key);
+    }
   }
 
   override async get(key: string, opts: GetOptions = {}): Promise<Uint8Array> {
@@ -94,19 +271,34 @@ export class CachedStore extends StoreWrapper {
       this.entries.set(key, e);
       return Uint8Array.from(sliceRange(e.data, opts.range));
     }
-    this.stats.misses++;
-    const info = await this.inner.head(key);
-    if (!info) throw new NotFoundError(key);
-    if (info.size > this.objectBytesMax) return this.inner.get(key, opts);
-    const data = await this.inner.get(key);
-    this.entries.set(key, { data, etag: info.etag });
-    this.bytes += data.length;
-    while (this.bytes > this.cacheBytesMax) {
-      const oldest = this.entries.keys().next().value as string;
-      this.drop(oldest);
+    const fromDisk = await this.fromDisk(key);
+    if (fromDisk) {
+      this.stats.diskHits++;
+      return Uint8Array.from(sliceRange(fromDisk, opts.range));
     }
-    this.stats.bytes = this.bytes;
-    this.stats.entries = this.entries.size;
+    this.stats.misses++;
+    const fetch = { stale: false };
+    const fetches = this.fetching.get(key) ?? [];
+    fetches.push(fetch);
+    this.fetching.set(key, fetches);
+    let info: ObjectInfo | undefined;
+    let data: Uint8Array;
+    try {
+      info = await this.inner.head(key);
+      if (!info) throw new NotFoundError(key);
+      if (info.size > this.objectBytesMax) return await this.inner.get(key, opts);
+      data = await this.inner.get(key);
+    } finally {
+      fetches.splice(fetches.indexOf(fetch), 1);
+      if (fetches.length === 0 && this.fetching.get(key) === fetches) this.fetching.delete(key);
+    }
+    // a write or delete through this store since the fetch began: what came back may be the old version
+    if (!fetch.stale && !this.entries.has(key)) {
+      this.dropFromDisk(key);
+      this.entries.set(key, { data, etag: info.etag });
+      this.bytes += data.length;
+      this.evict();
+    }
     return Uint8Array.from(sliceRange(data, opts.range));
   }
 }

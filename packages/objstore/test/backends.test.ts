@@ -11,6 +11,8 @@ import {
   FileStore,
   LatencyStore,
   MemStore,
+  NotFoundError,
+  openStore,
   TieredStore,
   WalStore,
 } from '../src/index.js';
@@ -45,6 +47,102 @@ describe('WAL in front of file:', () =>
   ));
 describe('cache in front of file:', () =>
   objectStoreConformance(async () => new CachedStore(new FileStore(fresh()), 1 << 20)));
+
+describe('cache with a disk tier in front of file: (64 KiB in memory: most objects go through the disk)', () =>
+  objectStoreConformance(
+    async () =>
+      new CachedStore(new FileStore(fresh()), 64 << 10, 32 << 10, { dir: fresh(), bytesMax: 256 << 10 }),
+  ));
+
+describe('cache tiers', () => {
+  const body = (i: number, v = 0) => Buffer.alloc(4096, (i * 7 + v) & 0xff);
+
+  it('moves what memory evicts to the disk, serves it from there, and stays within both bounds', async () => {
+    const dir = fresh();
+    const c = new CachedStore(new FileStore(fresh()), 16 << 10, 8 << 10, { dir, bytesMax: 40 << 10 });
+    for (let i = 0; i < 20; i++) await c.put(`k${i}`, body(i));
+    for (let i = 0; i < 20; i++) expect(Buffer.from(await c.get(`k${i}`)).equals(body(i))).toBe(true);
+    expect(c.stats.bytes).toBeLessThanOrEqual(16 << 10);
+    expect(c.stats.diskBytes).toBeLessThanOrEqual(40 << 10);
+    expect(c.stats.diskEntries).toBeGreaterThan(0);
+    // the most recent 4 are in memory, the 10 before them on the disk, the rest only in the store
+    const before = { ...c.stats };
+    for (let i = 19; i >= 6; i--) expect(Buffer.from(await c.get(`k${i}`)).equals(body(i))).toBe(true);
+    expect(c.stats.hits - before.hits).toBe(4);
+    expect(c.stats.diskHits - before.diskHits).toBe(10);
+    expect(c.stats.misses - before.misses).toBe(0);
+    await c.close();
+    expect(() => readdirSync(dir)).toThrow(); // removed with the cache
+  });
+
+  it('never serves a disk copy of a version that was written over, or one whose file is damaged', async () => {
+    const dir = fresh();
+    const c = new CachedStore(new FileStore(fresh()), 8 << 10, 8 << 10, { dir, bytesMax: 64 << 10 });
+    for (let i = 0; i < 6; i++) await c.put(`k${i}`, body(i));
+    for (let i = 0; i < 6; i++) await c.get(`k${i}`); // k0-k3 end on the disk
+    await c.put('k0', body(0, 1));
+    expect(Buffer.from(await c.get('k0')).equals(body(0, 1))).toBe(true);
+    await c.delete('k1');
+    await expect(c.get('k1')).rejects.toBeInstanceOf(NotFoundError);
+    // flip a byte in every file on the disk: each is then a miss, served right from the store
+    const files = readdirSync(dir);
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) {
+      const fh = await open(join(dir, f), 'r+');
+      const b = Buffer.alloc(1);
+      const { size } = await fh.stat();
+      await fh.read(b, 0, 1, size - 1);
+      b[0]! ^= 0xff;
+      await fh.write(b, 0, 1, size - 1);
+      await fh.close();
+    }
+    const misses = c.stats.misses;
+    for (const i of [2, 3]) expect(Buffer.from(await c.get(`k${i}`)).equals(body(i))).toBe(true);
+    expect(c.stats.misses - misses).toBe(2);
+    await c.close();
+  });
+
+  it('open with openStore: cacheDisk under cacheBytes, and not without it', async () => {
+    const dir = fresh();
+    const s = await openStore(`file:${fresh()}`, {
+      cacheBytes: 32 << 10,
+      cacheDisk: { dir, bytesMax: 1 << 20 },
+    });
+    for (let i = 0; i < 16; i++) await s.put(`o${i}`, body(i));
+    for (let i = 0; i < 16; i++) await s.get(`o${i}`);
+    expect((s as CachedStore).stats.diskEntries).toBeGreaterThan(0);
+    for (let i = 0; i < 16; i++) expect(Buffer.from(await s.get(`o${i}`)).equals(body(i))).toBe(true);
+    await s.close();
+    await expect(openStore(`file:${fresh()}`, { cacheDisk: { dir, bytesMax: 1 << 20 } })).rejects.toThrow(
+      /cacheDisk needs cacheBytes/,
+    );
+  });
+
+  it('does not cache what a get fetched while a put through it replaced the object', async () => {
+    const inner = new FileStore(fresh());
+    let gate: Promise<void> | undefined;
+    const get = inner.get.bind(inner);
+    inner.get = async (...a: Parameters<typeof get>) => {
+      const data = await get(...a);
+      await gate;
+      return data;
+    };
+    const c = new CachedStore(inner, 1 << 20);
+    await c.put('k', body(1));
+    let open!: () => void;
+    gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const reading = c.get('k'); // fetches the first version, then waits at the gate
+    await new Promise((r) => setTimeout(r, 20));
+    await c.put('k', body(1, 1));
+    open();
+    await reading;
+    gate = undefined;
+    expect(Buffer.from(await c.get('k')).equals(body(1, 1))).toBe(true);
+    await c.close();
+  });
+});
 describe('tiers (auto: express + standard)', () =>
   objectStoreConformance(
     async () =>
