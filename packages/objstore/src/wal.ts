@@ -335,6 +335,8 @@ export class WalStore implements ObjectStore {
   private walBytes = 0;
   /** Writers waiting for the next group commit, and the bytes of their records. */
   private pending: Batch | undefined;
+  /** The batch of the group commit being written, until it is durable or has failed. */
+  private writing: Batch | undefined;
   private pendingBytes = 0;
   /** The slab records are encoded into (see `slabBytes`), and where the next one goes. */
   private slab: Buffer = Buffer.allocUnsafe(0);
@@ -745,6 +747,7 @@ export class WalStore implements ObjectStore {
   private async commit(): Promise<Batch | undefined> {
     const batch = this.pending;
     if (!batch) return undefined;
+    this.writing = batch;
     const parts = this.batchParts;
     parts.push(this.slab.subarray(this.batchStart, this.slabPos));
     const len = this.pendingBytes;
@@ -783,6 +786,8 @@ export class WalStore implements ObjectStore {
       this.batchParts = [];
       this.batchStart = this.slabPos;
       return undefined;
+    } finally {
+      this.writing = undefined;
     }
   }
 
@@ -1035,7 +1040,16 @@ export class WalStore implements ObjectStore {
       this.retiredSlabs = frozenSlabs;
     } catch (e) {
       // the frozen writes stay readable, below anything written since, and go in the next pack
-      for (const [k, m] of frozen) if (!this.mem.has(k)) this.memSet(k, m);
+      const shadowed = new Map<string, MemEntry>();
+      for (const [k, m] of frozen) {
+        if (!this.mem.has(k)) this.memSet(k, m);
+        else shadowed.set(k, m);
+      }
+      // a write since the rotation that is not durable yet and had nothing below it in memory: if its commit
+      // fails, it is undone to the frozen version (acknowledged), not to nothing
+      for (const b of [this.writing, this.pending])
+        for (let i = 0; b && i < b.keys.length; i++)
+          if (b.prevs[i] === undefined && shadowed.has(b.keys[i]!)) b.prevs[i] = shadowed.get(b.keys[i]!);
       this.sealedSlabs.push(...frozenSlabs);
       throw e;
     } finally {

@@ -294,6 +294,37 @@ describe('WAL segments', () => {
     },
   );
 
+  it('a failed pack and then a failed commit leave the acknowledged version readable', async () => {
+    const store = new GatedStore();
+    const w = await WalStore.open(store, opts(fresh()));
+    await w.put('k', Buffer.from('v1')); // acknowledged
+    let openPack!: () => void;
+    store.gate = new Promise<void>((r) => {
+      openPack = r;
+    });
+    store.fail = true;
+    const packing = w.packNow(); // the rotation freezes v1; the pack then waits at the gate
+    const inner = w as unknown as { frozenMem?: unknown; fh: { writev: () => Promise<unknown> } };
+    while (inner.frozenMem === undefined) await new Promise((r) => setTimeout(r, 1));
+    let openWrite!: () => void;
+    const writeGate = new Promise<void>((r) => {
+      openWrite = r;
+    });
+    inner.fh.writev = async () => {
+      await writeGate;
+      throw new Error('EIO: i/o error, write');
+    };
+    const second = w.put('k', Buffer.from('v2')); // the first write of k since the rotation
+    expect(Buffer.from(await w.get('k')).toString()).toBe('v2');
+    openPack();
+    await expect(packing).rejects.toThrow('the standard tier is down');
+    openWrite();
+    await expect(second).rejects.toThrow('EIO');
+    // v2 was never durable: undone to v1, which was (it stays in the WAL for the next pack)
+    expect(Buffer.from(await w.get('k')).toString()).toBe('v1');
+    await w.close();
+  });
+
   it('a failed commit undoes the writes of its batch and of the one waiting behind it, newest first', async () => {
     const w = await WalStore.open(new MemStore(), opts(fresh()));
     await w.put('a', Buffer.from('kept'));
