@@ -897,7 +897,8 @@ export class WalStore implements ObjectStore {
 
   async getStream(key: string, opts: GetOptions = {}): Promise<Readable> {
     const m = this.memGet(key);
-    if ((m && !m.direct) || (this.packed.has(key) && !this.packed.get(key)!.direct)) {
+    const p = m ? undefined : this.packed.get(key);
+    if ((m && !m.direct) || (p && !p.direct)) {
       return Readable.from([await this.get(key, opts)]);
     }
     return this.store.getStream(key, opts);
@@ -1047,9 +1048,11 @@ export class WalStore implements ObjectStore {
       }
       // a write since the rotation that is not durable yet and had nothing below it in memory: if its commit
       // fails, it is undone to the frozen version (acknowledged), not to nothing
-      for (const b of [this.writing, this.pending])
-        for (let i = 0; b && i < b.keys.length; i++)
+      for (const b of [this.writing, this.pending]) {
+        if (!b) continue;
+        for (let i = 0; i < b.keys.length; i++)
           if (b.prevs[i] === undefined && shadowed.has(b.keys[i]!)) b.prevs[i] = shadowed.get(b.keys[i]!);
+      }
       this.sealedSlabs.push(...frozenSlabs);
       throw e;
     } finally {
@@ -1143,9 +1146,8 @@ export class WalStore implements ObjectStore {
     if (ratio <= 0 || this.packSizes.size === 0) return;
     // sparse: most of its data superseded (a pack of tombstones only has no data and is never sparse)
     const packs = [...this.packSizes.keys()];
-    const liveOf = (p: string) => this.packed.liveOf(p);
-    const sparse = packs.filter((p) => liveOf(p) < ratio * this.packSizes.get(p)!.data);
-    const small = packs.filter((p) => liveOf(p) < this.o.packBytes / 8);
+    const sparse = packs.filter((p) => this.packed.liveOf(p) < ratio * this.packSizes.get(p)!.data);
+    const small = packs.filter((p) => this.packed.liveOf(p) < this.o.packBytes / 8);
     const chosenPacks = new Set(small.length >= 4 ? [...sparse, ...small] : sparse);
     if (chosenPacks.size === 0) return;
     // the keys of the chosen packs: one pass over the keys, only when there is something to compact
