@@ -6,7 +6,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { hash64Words, hash128Words } from '@strata/highwayhash';
+import { hash64Words } from '@strata/highwayhash';
 import { compareKeys } from './backends/mem.js';
 import type { GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './contract.js';
 import { NotFoundError } from './contract.js';
@@ -99,12 +99,6 @@ function decodeDiskEntry(b: Buffer, key: string, etag: string): Uint8Array | und
   return h[0] === want0 && h[1] === want1 ? data : undefined;
 }
 
-/** A disk tier file's name: the key's HighwayHash-128 (keys can be longer than a file name). */
-function diskName(key: string): string {
-  const w = hash128Words(diskKey, Buffer.from(key, 'utf8'), new Uint32Array(4));
-  return `${[...w].map((x) => x.toString(16).padStart(8, '0')).join('')}.obj`;
-}
-
 /**
  * A read cache bounded in bytes (LRU). Whole objects are cached on get; range gets are served from a
  * cached whole object. Writes and deletes through this store invalidate; writes by other clients are
@@ -119,6 +113,11 @@ export class CachedStore extends StoreWrapper {
     { size: number; etag: string; file: string; written: Promise<void> }
   >();
   private diskBytes = 0;
+  /**
+   * Disk tier files are numbered, a new name for each write: a file being unlinked or written for a dropped
+   * entry never has the name of a live one (the file holds its key and etag, checked on read).
+   */
+  private diskFiles = 0;
   /**
    * The gets fetching each key from the store: a write or delete through this store marks them stale, and a
    * stale one does not cache what it fetched (it may be the version the write replaced).
@@ -203,7 +202,7 @@ export class CachedStore extends StoreWrapper {
       const oldest = this.onDisk.keys().next().value as string;
       this.dropFromDisk(oldest);
     }
-    const file = join(disk.dir, diskName(key));
+    const file = join(disk.dir, `${this.diskFiles++}.obj`);
     // a write that fails leaves no entry: the next get fetches from the store
     const written = writeFile(file, encodeDiskEntry(key, etag, data)).catch(() => {
       if (this.onDisk.get(key)?.written === written) {
@@ -233,10 +232,15 @@ export class CachedStore extends StoreWrapper {
       this.count();
       return undefined;
     }
-    this.entries.set(key, { data, etag: d.etag });
+    this.keep(key, data, d.etag);
+    return data;
+  }
+
+  /** Caches `data` in memory as the most recent entry (evicting down to the bound). */
+  private keep(key: string, data: Uint8Array, etag: string): void {
+    this.entries.set(key, { data, etag });
     this.bytes += data.length;
     this.evict();
-    return data;
   }
 
   override async close(): Promise<void> {
@@ -295,9 +299,7 @@ export class CachedStore extends StoreWrapper {
     // a write or delete through this store since the fetch began: what came back may be the old version
     if (!fetch.stale && !this.entries.has(key)) {
       this.dropFromDisk(key);
-      this.entries.set(key, { data, etag: info.etag });
-      this.bytes += data.length;
-      this.evict();
+      this.keep(key, data, info.etag);
     }
     return Uint8Array.from(sliceRange(data, opts.range));
   }
