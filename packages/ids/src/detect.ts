@@ -465,6 +465,39 @@ export function portTest(spec: string, vars: Record<string, string>, depth = 0):
   return (p) => p === n;
 }
 
+/**
+ * Adds to `out` the ports where `portTest(spec)`'s answer may change: between two consecutive points of
+ * `out` (and from the last to 65535) every such test answers the same. Mirrors `portTest`'s grammar; a
+ * spec `portTest` refuses is not reached (the rule did not load).
+ */
+function portEdges(spec: string, vars: Record<string, string>, out: Set<number>, depth = 0): void {
+  const s = spec.trim();
+  if (depth > 10 || s === 'any') return;
+  if (s.startsWith('!')) {
+    portEdges(s.slice(1), vars, out, depth + 1);
+    return;
+  }
+  if (s.startsWith('$')) {
+    const v = vars[s.slice(1)];
+    if (v !== undefined) portEdges(v, vars, out, depth + 1);
+    return;
+  }
+  if (s.startsWith('[')) {
+    for (const p of splitList(s.slice(1, -1))) portEdges(p, vars, out, depth + 1);
+    return;
+  }
+  const m = /^(\d*):(\d*)$/.exec(s);
+  if (m) {
+    if (m[1]) out.add(Number(m[1]));
+    if (m[2]) out.add(Number(m[2]) + 1);
+    return;
+  }
+  if (/^\d+$/.test(s)) {
+    out.add(Number(s));
+    out.add(Number(s) + 1);
+  }
+}
+
 interface Compiled {
   rule: Rule;
   proto: number | 'ip';
@@ -554,6 +587,9 @@ interface PortClass {
 
 /** Port groups (distinct rule groups) built at most by default; past it a flow consults every rule. */
 export const portGroupsMax = 1024;
+
+/** Remembered (protocol, port region, port region) -> port group answers at most (`Engine.groupOf`). */
+const portGroupMemoMax = 65_536;
 
 /** Whether an address spec negates anything (a `!`, also inside the variables it names). */
 function negates(spec: string, vars: Record<string, string>, depth = 0): boolean {
@@ -1668,6 +1704,29 @@ export class Engine {
       k.rules.push(i);
     });
     this.portClasses = [...classes.values()];
+    // ports numbered by region: two ports in one region get the same answer from every class's port tests,
+    // so a flow direction's port group is a function of its protocol and its two ports' regions
+    const tests = new Map<string, PortTest>();
+    for (const c of this.ordered) {
+      tests.set(c.rule.srcPorts, c.sp);
+      tests.set(c.rule.dstPorts, c.dp);
+    }
+    const edges = new Set<number>([0]);
+    for (const spec of tests.keys()) portEdges(spec, this.vars, edges);
+    const starts = [...edges].filter((e) => e >= 0 && e <= 0xffff).sort((a, b) => a - b);
+    const regionOf = new Map<string, number>();
+    const all = [...tests.values()];
+    for (let k = 0; k < starts.length; k++) {
+      let answers = '';
+      for (const t of all) answers += t(starts[k]!) ? '1' : '0';
+      let r = regionOf.get(answers);
+      if (r === undefined) {
+        r = regionOf.size;
+        regionOf.set(answers, r);
+      }
+      this.portRegion.fill(r, starts[k]!, starts[k + 1] ?? 0x10000);
+    }
+    this.portRegions = Math.max(1, regionOf.size);
   }
 
   /** Every packet and stream rule, in inspection order, with the prefilter over all their fast patterns. */
@@ -1683,6 +1742,14 @@ export class Engine {
   private readonly portGroups = new Map<number, { classes: Int32Array; g: RuleGroup }[]>();
   /** The classes admitting the flow direction under way (`groupOf`; its first `n` entries). */
   private portHit = new Int32Array(0);
+  /** Per port, its region (`portRegions` of them): ports no rule's port test tells apart share one. */
+  private readonly portRegion = new Uint16Array(0x10000);
+  private portRegions = 1;
+  /**
+   * Port groups by protocol and the regions of the flow direction's source and destination ports (at most
+   * `portGroupMemoMax`): a new flow finds its group without testing every class (a refusal is not kept).
+   */
+  private readonly portGroupMemo = new Map<number, RuleGroup>();
   /** The bits of the class-list hash that key `portGroups` (all of them; a test narrows it to collide). */
   private readonly portGroupHashMask: number = 0xffffffff;
   /** The hit array scanned last and the ids set in it, to clear them before the next scan. */
@@ -1791,6 +1858,15 @@ export class Engine {
     if (this.opts.portGroups !== false) {
       const sp = fd.ports[dir]!;
       const dp = fd.ports[1 - dir]!;
+      const regions = this.portRegions;
+      const memoKey =
+        (proto * regions + this.portRegion[sp & 0xffff]!) * regions + this.portRegion[dp & 0xffff]!;
+      const memo = this.portGroupMemo.get(memoKey);
+      if (memo) {
+        fd.groups ??= [undefined, undefined];
+        fd.groups[dir] = memo;
+        return memo;
+      }
       // the classes that admit the flow direction, into a scratch list, and their hash (FNV-1a over the
       // indices): no list or text key per flow
       const classes = this.portClasses;
@@ -1831,6 +1907,8 @@ export class Engine {
         else this.portGroups.set(key, [entry]);
         this.stats.portGroups++;
       } else this.stats.portGroupsRefused++;
+      if (g !== this.allRules && this.portGroupMemo.size < portGroupMemoMax)
+        this.portGroupMemo.set(memoKey, g);
     }
     fd.groups ??= [undefined, undefined];
     fd.groups[dir] = g;
