@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { wordSum } from '../src/decode.js';
 import {
   type Decoded,
   decode,
@@ -48,6 +49,42 @@ describe('decoding details', () => {
     // a truncated capture cannot be checked: it is not held against the packet
     const cut = decode(101, ipTcp('abcdef', true).subarray(0, 42), newDecodeStats());
     expect(typeof cut !== 'string' && cut.l4ChecksumOk).toBe(true);
+  });
+
+  it('sums 16-bit words as a byte loop does, at any alignment and length (property)', () => {
+    // the folded one's-complement sum (RFC 1071), by the plain definition
+    const fold = (x: number) => {
+      while (x > 0xffff) x = (x & 0xffff) + (x >>> 16);
+      return x;
+    };
+    const plain = (b: Uint8Array, from: number, to: number) => {
+      let s = 0;
+      for (let i = from; i < to; i += 2) s += (b[i]! << 8) | (i + 1 < to ? b[i + 1]! : 0);
+      return fold(s);
+    };
+    let wide = 0;
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 400, size: 'max' }),
+        fc.nat(7),
+        fc.nat(400),
+        fc.nat(400),
+        fc.boolean(),
+        (bytes, lead, x, y, ones) => {
+          if (ones) bytes.fill(0xff); // the largest words: the sum's carries
+          // the bytes at `lead` into a buffer of their own, so both the view's offset and the range's vary
+          const buf = new Uint8Array(lead + bytes.length);
+          buf.set(bytes, lead);
+          const b = buf.subarray(lead);
+          const from = Math.min(x, y, b.length);
+          const to = Math.min(Math.max(x, y), b.length);
+          if (to - from >= 32) wide++;
+          expect(fold(wordSum(b, from, to))).toBe(plain(b, from, to));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    expect(wide).toBeGreaterThan(500); // the aligned-word path was taken
   });
 
   it('ICMP payload starts after the 8-byte header; id and sequence come from it', () => {
