@@ -56,7 +56,7 @@ export interface Header {
 
 /** One side of a connection: sends frames to the peer. */
 export interface Wire {
-  send(h: Record<string, unknown>, body?: Payload[]): void;
+  send(h: Record<string, unknown>, body?: Body): void;
 }
 
 /** A client's connection to a server. */
@@ -78,40 +78,73 @@ export interface Net {
   setTimer(fn: () => void, ms: number): { cancel(): void };
 }
 
-/** Encodes a batch as a frame body: each payload as u32 length | bytes. */
-export function encodeBody(body: Payload[]): Buffer {
+/** A frame's body: a batch of payloads, or a batch already encoded by `encodeBody` (sent as it is). */
+export type Body = Payload[] | Buffer;
+
+/** Encodes a batch as a frame body: each payload as u32 length | bytes. An encoded body is returned as is. */
+export function encodeBody(body: Body): Buffer {
+  if (!Array.isArray(body)) return body;
+  const out = Buffer.allocUnsafe(bodyBytes(body));
+  writeBody(body, out, 0);
+  return out;
+}
+
+function bodyBytes(body: Body): number {
+  if (!Array.isArray(body)) return body.length;
   let n = 0;
   for (const p of body) n += 4 + p.length;
-  const out = Buffer.allocUnsafe(n);
-  let o = 0;
+  return n;
+}
+
+function writeBody(body: Body, out: Buffer, at: number): void {
+  if (!Array.isArray(body)) {
+    out.set(body, at);
+    return;
+  }
+  let o = at;
   for (const p of body) {
     out.writeUInt32BE(p.length, o);
     out.set(p, o + 4);
     o += 4 + p.length;
   }
+}
+
+export function encodeFrame(h: Record<string, unknown>, body: Body = []): Buffer {
+  const json = JSON.stringify(h);
+  const jl = Buffer.byteLength(json, 'utf8');
+  const bl = bodyBytes(body);
+  const out = Buffer.allocUnsafe(8 + jl + bl);
+  out.writeUInt32BE(4 + jl + bl, 0);
+  out.writeUInt32BE(jl, 4);
+  out.write(json, 8, 'utf8');
+  writeBody(body, out, 8 + jl);
   return out;
 }
 
-export function encodeFrame(h: Record<string, unknown>, body: Payload[] = []): Buffer {
-  const json = Buffer.from(JSON.stringify(h), 'utf8');
-  const b = encodeBody(body);
-  const head = Buffer.allocUnsafe(8);
-  head.writeUInt32BE(4 + json.length + b.length, 0);
-  head.writeUInt32BE(json.length, 4);
-  return Buffer.concat([head, json, b]);
-}
-
-export function decodeBody(b: Buffer): Payload[] {
-  const out: Payload[] = [];
+/** Calls `record(offset, length)` for each record of an encoded batch; throws on a malformed batch. */
+function eachRecord(b: Buffer, record: (at: number, length: number) => void): void {
   for (let p = 0; p < b.length; ) {
     if (p + 4 > b.length) throw new Error(`malformed record batch: ${b.length - p} stray bytes at ${p}`);
     const l = b.readUInt32BE(p);
     if (p + 4 + l > b.length)
       throw new Error(`malformed record batch: record at ${p} of ${l} bytes overruns ${b.length}`);
-    out.push(b.subarray(p + 4, p + 4 + l)); // a view: a frame is never reused or written to
+    record(p + 4, l);
     p += 4 + l;
   }
+}
+
+export function decodeBody(b: Buffer): Payload[] {
+  const out: Payload[] = [];
+  // views: a frame is never reused or written to
+  eachRecord(b, (at, l) => out.push(b.subarray(at, at + l)));
   return out;
+}
+
+/** The number of records in an encoded batch (checked as `decodeBody` checks it, without a view per record). */
+export function countBody(b: Buffer): number {
+  let n = 0;
+  eachRecord(b, () => n++);
+  return n;
 }
 
 /** Calls `onFrame` for each complete frame on the socket; a malformed frame closes the connection. */
@@ -245,7 +278,7 @@ export class Conn {
 
   async call(
     h: Record<string, unknown>,
-    body: Payload[] = [],
+    body: Body = [],
     timeoutMs = this.timeoutMs,
   ): Promise<[Header, Buffer]> {
     if (this.dead) throw new LogletUnavailableError(`${this.addr}: connection lost`);
@@ -531,7 +564,7 @@ interface SequencedLoglet {
   /** Recent appends by request id, so that a request delivered twice is appended once. */
   recent: Map<string, Promise<number[]>>;
   /** Appends waiting for the next forward: everything that arrives in one event-loop turn goes as one. */
-  outbox: { batch: Payload[]; resolve: (ps: number[]) => void; reject: (e: unknown) => void }[];
+  outbox: { body: Buffer; count: number; resolve: (ps: number[]) => void; reject: (e: unknown) => void }[];
   outboxRecords: number;
   flushScheduled: boolean;
 }
@@ -597,14 +630,9 @@ export class Sequencer {
         return;
       }
       if (h.op !== 'append') return err(new Error(`unknown op '${String(h.op)}'`));
-      let batch: Payload[];
-      try {
-        batch = decodeBody(body);
-      } catch (e) {
-        return err(e as Error);
-      }
       const rid = typeof h.rid === 'string' ? h.rid : undefined;
-      this.append(loglet, start, batch, servers, rid).then(
+      // the batch is forwarded as it came, encoded
+      this.append(loglet, start, body, servers, rid).then(
         (ps) => wire.send({ id: h.id, positions: ps }),
         err,
       );
@@ -694,17 +722,22 @@ export class Sequencer {
     return st.committed;
   }
 
-  /** Assigns positions and replicates; resolves once a majority has the batch durable. */
+  /**
+   * Assigns positions and replicates; resolves once a majority has the batch durable. The batch may come
+   * encoded (`encodeBody`), as a request's body does: it is then checked and counted, not decoded.
+   */
   append(
     loglet: string,
     start: number,
-    batch: Payload[],
+    batch: Body,
     servers = this.servers,
     requestId?: string,
   ): Promise<number[]> {
     let st: SequencedLoglet;
+    let count: number;
     try {
       st = this.loglet(loglet, start, servers);
+      count = Array.isArray(batch) ? batch.length : countBody(batch);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -721,8 +754,8 @@ export class Sequencer {
     // batched: the appends that arrive in one event-loop turn are forwarded as one message per LogServer
     const s = st;
     return new Promise<number[]>((resolve, reject) => {
-      s.outbox.push({ batch, resolve, reject });
-      s.outboxRecords += batch.length;
+      s.outbox.push({ body: encodeBody(batch), count, resolve, reject });
+      s.outboxRecords += count;
       if (s.outboxRecords >= forwardRecordsMax) this.forward(loglet, s);
       else if (!s.flushScheduled) {
         s.flushScheduled = true;
@@ -737,14 +770,16 @@ export class Sequencer {
   /** Assigns positions to everything in the outbox and replicates it as one batch. */
   private forward(loglet: string, s: SequencedLoglet): void {
     const items = s.outbox.splice(0);
+    const count = s.outboxRecords;
     s.outboxRecords = 0;
     if (items.length === 0) return;
-    const batch = items.length === 1 ? items[0]!.batch : items.flatMap((i) => i.batch);
+    // encoded once, the same bytes to every LogServer
+    const batch = items.length === 1 ? items[0]!.body : Buffer.concat(items.map((i) => i.body));
     const start = s.start;
     const assigned = s.chain.then(async () => {
       await this.claim(loglet, s);
       const first = s.next;
-      s.next += batch.length;
+      s.next += count;
       // sent on every connection, in position order, before the next batch is assigned
       const sends = s.servers.map((a) =>
         this.pool
@@ -771,11 +806,13 @@ export class Sequencer {
           () => {
             if (++ok !== majority) return;
             // a replica accepts a position only after every one below it: all of them are committed
-            s.committed = Math.max(s.committed, first + batch.length);
+            s.committed = Math.max(s.committed, first + count);
             let pos = first;
             for (const i of items) {
-              i.resolve(i.batch.map((_, k) => pos + k));
-              pos += i.batch.length;
+              const ps = new Array<number>(i.count);
+              for (let k = 0; k < i.count; k++) ps[k] = pos + k;
+              i.resolve(ps);
+              pos += i.count;
             }
           },
           (e: unknown) => {

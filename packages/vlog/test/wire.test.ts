@@ -1,0 +1,155 @@
+// The NativeLoglet's wire format: frames and record batches, and what a sequencer and a LogServer do with
+// malformed ones (an error reply naming the fault, or the connection closed; never a crash or a hang).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LogServer, NativeLoglet, Sequencer } from '../src/index.js';
+import { countBody, decodeBody, encodeBody, encodeFrame } from '../src/providers/native.js';
+
+const batch = fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 40 });
+
+describe('frames and record batches', () => {
+  it('a batch decodes to what was encoded, and a pre-encoded body makes the same frame (property)', () => {
+    fc.assert(
+      fc.property(batch, fc.dictionary(fc.string(), fc.integer()), (b, h) => {
+        const body = encodeBody(b);
+        expect(decodeBody(body).map((p) => Buffer.from(p))).toEqual(b.map((p) => Buffer.from(p)));
+        expect(countBody(body)).toBe(b.length);
+        expect(encodeBody(body)).toBe(body);
+        const frame = encodeFrame({ ...h, id: 1 }, b);
+        expect(encodeFrame({ ...h, id: 1 }, body)).toEqual(frame);
+        // u32 frame length | u32 header length | header | body
+        expect(frame.readUInt32BE(0)).toBe(frame.length - 4);
+        const jl = frame.readUInt32BE(4);
+        expect(JSON.parse(frame.toString('utf8', 8, 8 + jl))).toEqual({ ...h, id: 1 });
+        expect(frame.subarray(8 + jl)).toEqual(body);
+      }),
+    );
+  });
+
+  it('a truncated or overrunning batch is an error naming where, for decode and count alike', () => {
+    const body = encodeBody([Buffer.from('abc'), Buffer.from('defgh')]);
+    expect(() => countBody(body.subarray(0, 2))).toThrow('malformed record batch: 2 stray bytes at 0');
+    expect(() => decodeBody(body.subarray(0, body.length - 1))).toThrow(
+      'malformed record batch: record at 7 of 5 bytes overruns 15',
+    );
+    expect(() => countBody(body.subarray(0, body.length - 1))).toThrow('record at 7 of 5 bytes overruns 15');
+  });
+
+  it('random bytes as a batch either count as they decode or fail with the malformed-batch error (fuzz)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        const b = Buffer.from(bytes);
+        let n: number | Error;
+        try {
+          n = countBody(b);
+        } catch (e) {
+          n = e as Error;
+        }
+        if (n instanceof Error) {
+          expect(n.message).toMatch(/^malformed record batch: /);
+          expect(() => decodeBody(b)).toThrow(n.message);
+        } else expect(decodeBody(b).length).toBe(n);
+      }),
+    );
+  });
+});
+
+describe('malformed requests to a sequencer and a LogServer', () => {
+  const root = mkdtempSync(join(tmpdir(), 'vlog-wire-'));
+  const servers: LogServer[] = [];
+  const addrs: string[] = [];
+  let seq: Sequencer;
+  let seqAddr = '';
+
+  beforeAll(async () => {
+    for (let i = 0; i < 3; i++) {
+      const s = new LogServer(join(root, `ls${i}`));
+      addrs.push(`127.0.0.1:${await s.listen(0)}`);
+      servers.push(s);
+    }
+    seq = new Sequencer(addrs);
+    seqAddr = `127.0.0.1:${await seq.listen(0)}`;
+  });
+  afterAll(async () => {
+    await seq.close();
+    for (const s of servers) await s.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  /** A raw connection: sends frames as given, collects reply headers, and says when it is closed. */
+  async function raw(addr: string) {
+    const i = addr.lastIndexOf(':');
+    const sock: Socket = connect({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)) });
+    await new Promise((r) => sock.once('connect', r));
+    const replies: Record<string, unknown>[] = [];
+    let buf = Buffer.alloc(0);
+    sock.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= 8 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const len = buf.readUInt32BE(0);
+        const jl = buf.readUInt32BE(4);
+        replies.push(JSON.parse(buf.toString('utf8', 8, 8 + jl)));
+        buf = buf.subarray(4 + len);
+      }
+    });
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    const reply = async (id: number) => {
+      for (let t = 0; t < 400; t++) {
+        const r = replies.find((x) => x.id === id);
+        if (r) return r;
+        await new Promise((res) => setTimeout(res, 5));
+      }
+      throw new Error(`no reply to request ${id}`);
+    };
+    return { sock, reply, closed };
+  }
+
+  /** A frame with a body of raw bytes (not necessarily a valid batch). */
+  const frameWith = (h: Record<string, unknown>, body: Buffer) => encodeFrame(h, body);
+  const truncated = encodeBody([Buffer.from('record')]).subarray(0, 7);
+
+  it('a sequencer answers a malformed batch with an error naming it and goes on serving', async () => {
+    const c = await raw(seqAddr);
+    const where = { loglet: 'wire-s', start: 0, servers: addrs };
+    c.sock.write(frameWith({ id: 1, op: 'append', ...where }, truncated));
+    expect((await c.reply(1)).error).toBe('malformed record batch: record at 0 of 6 bytes overruns 7');
+    c.sock.write(encodeFrame({ id: 2, op: 'append', ...where }, [Buffer.from('ok')]));
+    expect((await c.reply(2)).positions).toEqual([0]);
+    c.sock.destroy();
+    // nothing of the malformed batch reached the log
+    const l = new NativeLoglet('wire-s', 0, seqAddr, addrs);
+    expect((await l.read(0, 10)).map((r) => Buffer.from(r.payload).toString())).toEqual(['ok']);
+    await l.close();
+  });
+
+  it('a LogServer answers a malformed batch with an error naming it and goes on serving', async () => {
+    const c = await raw(addrs[0]!);
+    const where = { loglet: 'wire-l', start: 0, owner: 'o1' };
+    c.sock.write(frameWith({ id: 1, op: 'append', position: 0, ...where }, truncated));
+    expect((await c.reply(1)).error).toBe('malformed record batch: record at 0 of 6 bytes overruns 7');
+    c.sock.write(encodeFrame({ id: 2, op: 'append', position: 0, ...where }, [Buffer.from('ok')]));
+    expect(await c.reply(2)).toEqual({ id: 2, tail: 1 });
+    c.sock.destroy();
+  });
+
+  it('a frame whose header is not JSON, or too long, closes that connection only', async () => {
+    for (const bad of [
+      Buffer.concat([Buffer.from([0, 0, 0, 8, 0, 0, 0, 4]), Buffer.from('{{{{')]),
+      Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]),
+      Buffer.concat([Buffer.from([0, 0, 0, 6, 0, 0, 0, 2]), Buffer.from('[]')]),
+    ])
+      for (const addr of [seqAddr, addrs[1]!]) {
+        const c = await raw(addr);
+        c.sock.write(bad);
+        await c.closed;
+        const ok = await raw(addr);
+        ok.sock.write(encodeFrame({ id: 7, op: 'ping' }));
+        expect(await ok.reply(7)).toEqual({ id: 7 });
+        ok.sock.destroy();
+      }
+  });
+});
