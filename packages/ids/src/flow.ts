@@ -139,6 +139,24 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** Whether the canonical key `k` (see `FlowTable.keyOf`) is the flow of `d`: its 5-tuple in either order. */
+function keyHolds(k: Uint8Array, d: Decoded): boolean {
+  const sa = d.srcAddr;
+  const da = d.dstAddr;
+  if (k[0] !== d.proto || k[1] !== sa.length) return false;
+  return (
+    (endpointAt(k, 2, sa, d.srcPort) && endpointAt(k, 20, da, d.dstPort)) ||
+    (endpointAt(k, 2, da, d.dstPort) && endpointAt(k, 20, sa, d.srcPort))
+  );
+}
+
+/** Whether the key's endpoint at `o` (address[16], port[2]) is address `a` and port `p`. */
+function endpointAt(k: Uint8Array, o: number, a: Uint8Array, p: number): boolean {
+  if (k[o + 16] !== p >> 8 || k[o + 17] !== (p & 0xff)) return false;
+  for (let i = 0; i < a.length; i++) if (k[o + i] !== a[i]) return false;
+  return true;
+}
+
 /** -1, 0, 1: (address, port) ordering for the canonical key. */
 function compareEndpoint(a: Uint8Array, ap: number, b: Uint8Array, bp: number): number {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
@@ -175,6 +193,13 @@ export class FlowTable<T = unknown> {
   private readonly scratchKey = new Uint8Array(flowKeyBytes);
   private readonly hashOut = new Uint32Array(2);
   private sweepAt = 0;
+  /**
+   * The flows of the last two packets (most recent first; undefined when none or evicted since): a packet
+   * mostly belongs to one of them (a transfer, a request and its answer: 75% of ndpi-mix-a's), and is then
+   * found without hashing its key. A flow leaving the table leaves this list (`gone`).
+   */
+  private recent0: Flow<T> | undefined;
+  private recent1: Flow<T> | undefined;
   private nextId = 1;
   private rng = 0x9e3779b9;
   readonly stats: FlowTableStats = {
@@ -253,6 +278,13 @@ export class FlowTable<T = unknown> {
     this.slotTag[i] = 0;
     this.stats.flows--;
     this.stats.evicted[reason]++;
+    this.gone(f, reason);
+  }
+
+  /** `f` has left the table (every eviction ends here): no longer a recent flow; the owner is told. */
+  private gone(f: Flow<T>, reason: EvictReason): void {
+    if (this.recent0 === f) this.recent0 = undefined;
+    if (this.recent1 === f) this.recent1 = undefined;
     this.opts.onEvict?.(f, reason);
   }
 
@@ -288,16 +320,35 @@ export class FlowTable<T = unknown> {
    */
   track(d: Decoded, nowUs: number, updateState = true): { flow: Flow<T>; toServer: boolean } {
     this.sweep(nowUs);
-    this.keyOf(d);
-    const w = hash64Words(this.hashKey, this.scratchKey, this.hashOut);
-    const lo = w[0]!;
-    const hi = w[1]!;
-    let f = this.findKey(lo, hi);
+    // a recent flow (still in the table) is the one the lookup below would find
+    let f =
+      this.recent0 !== undefined && keyHolds(this.recent0.key, d)
+        ? this.recent0
+        : this.recent1 !== undefined && keyHolds(this.recent1.key, d)
+          ? this.recent1
+          : undefined;
+    let hashed = false;
+    let lo = 0;
+    let hi = 0;
+    if (!f) {
+      this.keyOf(d);
+      const w = hash64Words(this.hashKey, this.scratchKey, this.hashOut);
+      lo = w[0]!;
+      hi = w[1]!;
+      hashed = true;
+      f = this.findKey(lo, hi);
+    }
     if (f && this.expired(f, nowUs)) {
       this.remove(f, 'timeout');
       f = undefined;
     }
     if (!f) {
+      if (!hashed) {
+        this.keyOf(d);
+        const w = hash64Words(this.hashKey, this.scratchKey, this.hashOut);
+        lo = w[0]!;
+        hi = w[1]!;
+      }
       // the client: the sender, unless the first packet is a SYN/ACK (then the receiver is the client)
       const synAck = d.proto === Proto.TCP && (d.tcpFlags & 0x12) === 0x12;
       const [ca, cp] = synAck ? [d.dstAddr, d.dstPort] : [d.srcAddr, d.srcPort];
@@ -313,6 +364,10 @@ export class FlowTable<T = unknown> {
       );
       this.insert(f, nowUs);
       this.stats.created++;
+    }
+    if (f !== this.recent0) {
+      this.recent1 = this.recent0;
+      this.recent0 = f;
     }
     const toServer = f.fromClient(d);
     const dir = toServer ? 0 : 1;
@@ -374,7 +429,7 @@ export class FlowTable<T = unknown> {
     // the walk found no free slot: the flow left homeless (a resident displaced above) is evicted; the
     // count is unchanged (the new flow took a slot, the homeless one lost its)
     this.stats.evicted.capacity++;
-    this.opts.onEvict?.(cur, 'capacity');
+    this.gone(cur, 'capacity');
   }
 
   /** Evicts the least recently seen flow of a small window of slots (a bounded fallback at capacity). */

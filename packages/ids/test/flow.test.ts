@@ -30,35 +30,52 @@ describe('flow table', () => {
       rev: fc.boolean(),
     });
     fc.assert(
-      fc.property(fc.array(tuple, { maxLength: 300 }), fc.integer({ min: 1, max: 64 }), (ts, flowsMax) => {
-        const evicted = new Set<Flow>();
-        const t = new FlowTable({
-          hashKey: key,
-          flowsMax,
-          onEvict: (f) => {
-            expect(evicted.has(f)).toBe(false);
-            evicted.add(f);
-          },
-        });
-        const byTuple = new Map<string, Flow>();
-        ts.forEach((x, i) => {
-          const ends = [`10.0.0.${x.a}`, `10.0.1.${x.b}`] as const;
-          const [src, dst, sp, dp] = x.rev ? [ends[1], ends[0], x.dp, x.sp] : [ends[0], ends[1], x.sp, x.dp];
-          const { flow } = t.track(pkt({ src, dst, sp, dp, proto: x.udp ? 17 : 6 }), i);
-          const canon = `${x.udp}|${x.a}|${x.b}|${x.sp}|${x.dp}`;
-          const prev = byTuple.get(canon);
-          // the same conversation finds the same flow unless that flow was evicted meanwhile
-          if (prev && !evicted.has(prev)) expect(flow).toBe(prev);
-          byTuple.set(canon, flow);
-          expect(t.size).toBeLessThanOrEqual(flowsMax);
-        });
-        const live = [...t.flows()];
-        expect(live.length).toBe(t.size);
-        expect(new Set(live.map((f) => f.id)).size).toBe(live.length);
-        expect(t.stats.created).toBe(t.size + evicted.size);
-        for (const f of live) expect(evicted.has(f)).toBe(false);
-      }),
-      { numRuns: 200 },
+      fc.property(
+        fc.array(tuple, { maxLength: 300, size: 'max' }),
+        fc.integer({ min: 1, max: 64 }),
+        fc.integer({ min: 1, max: 400 }),
+        (ts, flowsMax, idleUs) => {
+          const evicted = new Set<Flow>();
+          const t = new FlowTable({
+            hashKey: key,
+            flowsMax,
+            // idle flows time out within the run too (the packets are 1 us apart)
+            timeouts: {
+              tcpNewUs: idleUs,
+              tcpEstablishedUs: idleUs,
+              tcpClosedUs: idleUs,
+              newUs: idleUs,
+              establishedUs: idleUs,
+            },
+            onEvict: (f) => {
+              expect(evicted.has(f)).toBe(false);
+              evicted.add(f);
+            },
+          });
+          const byTuple = new Map<string, Flow>();
+          ts.forEach((x, i) => {
+            const ends = [`10.0.0.${x.a}`, `10.0.1.${x.b}`] as const;
+            const [src, dst, sp, dp] = x.rev
+              ? [ends[1], ends[0], x.dp, x.sp]
+              : [ends[0], ends[1], x.sp, x.dp];
+            const { flow } = t.track(pkt({ src, dst, sp, dp, proto: x.udp ? 17 : 6 }), i);
+            const canon = `${x.udp}|${x.a}|${x.b}|${x.sp}|${x.dp}`;
+            const prev = byTuple.get(canon);
+            // the same conversation finds the same flow unless that flow was evicted meanwhile; a flow
+            // returned is in the table (never one evicted, also when it was one of the last packets')
+            if (prev && !evicted.has(prev)) expect(flow).toBe(prev);
+            expect(evicted.has(flow)).toBe(false);
+            byTuple.set(canon, flow);
+            expect(t.size).toBeLessThanOrEqual(flowsMax);
+          });
+          const live = [...t.flows()];
+          expect(live.length).toBe(t.size);
+          expect(new Set(live.map((f) => f.id)).size).toBe(live.length);
+          expect(t.stats.created).toBe(t.size + evicted.size);
+          for (const f of live) expect(evicted.has(f)).toBe(false);
+        },
+      ),
+      { numRuns: 200, endOnFailure: true },
     );
   });
 
