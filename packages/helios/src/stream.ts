@@ -958,14 +958,20 @@ export class Stream {
    * so each needle evicted and fetched them both again (100 ms a query instead of 1). So only superseded
    * nodes and level-0 ones are evicted, and the bounds are on them alone; the upper levels stay on top, as
    * a B-tree keeps its inner nodes (counted in the bound, they left no room for the level-0 nodes once they
-   * outgrew it).
+   * outgrew it). What is not in the current view goes first, least recently used first (superseded nodes,
+   * which only a search of an older view reads, and blocks' leaves, which the indexer reads once), then
+   * current level-0 nodes; and an upper node just written (`upper`: its record follows) counts as current
+   * already. Before, an indexer's superseded parents (each version of a growing 36 MB level-1 node) and the
+   * new version not yet recorded pushed the current level-0 nodes of the stream's first blocks out, and the
+   * first needles there fetched and checked them again (1-3 ms each).
    */
-  private cacheNode(key: string, node: IndexNode, bytes: number): void {
+  private cacheNode(key: string, node: IndexNode, bytes: number, upper = false): void {
     this.uncacheNode(key);
     this.cache.set(key, { node, bytes });
     this.cacheBytes += bytes;
     if (this.cache.size <= nodeCacheMax && this.cacheBytes <= this.cacheBytesMax) return;
     const pinned = this.upperNodeKeys();
+    if (upper) pinned.add(key);
     let nodes = this.cache.size;
     let held = this.cacheBytes;
     for (const [k, c] of this.cache)
@@ -973,13 +979,16 @@ export class Stream {
         nodes--;
         held -= c.bytes;
       }
-    for (const k of [...this.cache.keys()]) {
-      if (nodes <= nodeCacheMax && held <= this.cacheBytesMax) break;
-      if (k === key || pinned.has(k)) continue;
-      held -= this.cache.get(k)!.bytes;
-      nodes--;
-      this.uncacheNode(k);
-    }
+    const live = new Set<string>();
+    for (const n of this.levels[0]?.values() ?? []) live.add(n.key);
+    for (const current of [false, true])
+      for (const k of [...this.cache.keys()]) {
+        if (nodes <= nodeCacheMax && held <= this.cacheBytesMax) return;
+        if (k === key || pinned.has(k) || live.has(k) !== current) continue;
+        held -= this.cache.get(k)!.bytes;
+        nodes--;
+        this.uncacheNode(k);
+      }
   }
 
   /** Keys of the index's current nodes above level 0 (kept by the node cache whatever its bounds). */
@@ -1015,7 +1024,7 @@ export class Stream {
     const key = `${this.def.name}/nodes/L${level}/${h.from}-${h.to}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
     const bytes = encodeNode(node);
     await this.store.put(key, bytes);
-    this.cacheNode(key, node, bytes.length);
+    this.cacheNode(key, node, bytes.length, level > 0);
     return {
       level,
       from: h.from,

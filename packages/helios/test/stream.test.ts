@@ -275,6 +275,50 @@ describe('stream: the index node cache', () => {
   });
 });
 
+describe('stream: the index node cache after indexing', () => {
+  it('keeps the current level-0 nodes before superseded nodes and leaves: needles fetch no node', async () => {
+    const policy = { mergeKeysMax: 500, addKeysMax: 4000, fanoutMax: 4, compactEveryBlocks: 0 };
+    type Inside = {
+      levels: Map<number, { key: string; bytes: number }>[];
+      cache: Map<string, unknown>;
+      store: { get: (k: string, o?: unknown) => Promise<Uint8Array> };
+    };
+    // the current level-0 nodes' bytes, from a first build with the default bound
+    const first = needleStream((i) => i);
+    const probe = await Stream.open(first.dir, 'ev', policy);
+    let level0 = 0;
+    try {
+      await probe.ingestFile(first.file, { chunkBytes: 4096 });
+      await probe.indexAll();
+      for (const n of (probe as unknown as Inside).levels[0]!.values()) level0 += n.bytes;
+    } finally {
+      await probe.close();
+    }
+    // a bound with room for them and a little more, not for the superseded parents and the leaves too
+    const { dir, file } = needleStream((i) => i);
+    const s = await Stream.open(dir, 'ev', { ...policy, nodeCacheBytes: Math.ceil(level0 * 1.1) });
+    const inside = s as unknown as Inside;
+    try {
+      await s.ingestFile(file, { chunkBytes: 4096 });
+      await s.indexAll();
+      const l0 = [...inside.levels[0]!.values()].map((n) => n.key);
+      expect(l0.length).toBeGreaterThan(4);
+      expect(l0.filter((k) => !inside.cache.has(k))).toEqual([]);
+      const fetched: string[] = [];
+      const get = inside.store.get.bind(inside.store);
+      inside.store.get = (k, o) => {
+        fetched.push(k);
+        return get(k, o);
+      };
+      for (const i of [5, 700, 1500, 2300, 2999])
+        expect((await s.search(s.parse(`msg CONTAINS 'id_${i}'`))).rows.length).toBe(1);
+      expect(fetched.filter((k) => k.includes('/nodes/'))).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('stream: checkpoints, dedupe, rotation, erasure', () => {
   it('a line longer than a read (1 MiB) and a chunk among short ones: every line is one row (the long one cut at lineBytesMax), the needles found', async () => {
     const dir = scratch();
