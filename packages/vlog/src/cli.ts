@@ -321,13 +321,19 @@ const reconfigure = sub(
 const server = sub(
   'server',
   'run a LogServer (durable storage for native loglets)',
-  'server --dir DIR --listen 127.0.0.1:PORT',
+  'server --dir DIR --listen 127.0.0.1:PORT [--pool-writes]',
   'strata log server --dir ./ls1 --listen 127.0.0.1:7001',
   async (argv, io) => {
-    const { values } = parseFlags(argv, { dir: { type: 'string' }, listen: { type: 'string' } });
+    const { values } = parseFlags(argv, {
+      dir: { type: 'string' },
+      listen: { type: 'string' },
+      'pool-writes': { type: 'boolean' },
+    });
     if (!values.dir) throw new UsageError('expected --dir DIR');
     const { host, port } = parseHostPort(values.listen, '--listen');
-    const s = new LogServer(resolve(io.cwd, values.dir));
+    // a process of its own: group commits are written on the event loop, unless --pool-writes (for a
+    // server of many busy loglets, whose writes then overlap in the thread pool)
+    const s = new LogServer(resolve(io.cwd, values.dir), { writesOnLoop: values['pool-writes'] !== true });
     const p = await s.listen(port, host);
     const stopped = untilStopped(); // before "ready": a supervisor may signal as soon as it reads it
     output(io, values.json, { host, port: p }, () => `LogServer on ${host}:${p}, data in ${values.dir}`);

@@ -8,6 +8,7 @@ import {
   FileMetaStore,
   MemoryLoglet,
   MemoryMetaStore,
+  NodeDisk,
   ObjectStoreLoglet,
   SealedError,
   VirtualLog,
@@ -21,6 +22,10 @@ const fresh = () => join(root, String(n++));
 
 describe('MemoryLoglet', () => logletConformance(async (start) => new MemoryLoglet(start)));
 describe('FileLoglet', () => logletConformance(async (start) => FileLoglet.open(fresh(), start)));
+describe('FileLoglet, durable writes on the event loop', () =>
+  logletConformance(async (start) =>
+    FileLoglet.openOn(await NodeDisk.open(fresh(), { writesOnLoop: true }), start),
+  ));
 describe('ObjectStoreLoglet (mem: store)', () =>
   logletConformance(async (start) => new ObjectStoreLoglet(new MemStore(), 'log', start)));
 describe('ObjectStoreLoglet (file: store)', () =>

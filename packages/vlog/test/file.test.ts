@@ -16,7 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type Disk, FileLoglet, scanRecords } from '../src/index.js';
+import { type Disk, FileLoglet, NodeDisk, scanRecords } from '../src/index.js';
 
 /** Writes `b` at `pos` of an in-memory file, extending it with zeros as needed. */
 function writeInto(files: Map<string, Buffer>, n: string, pos: number, b: Buffer): void {
@@ -234,22 +234,36 @@ describe('FileLoglet', () => {
     const root = mkdtempSync(join(tmpdir(), 'vlog-file-'));
     afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-    it('zero-fills ahead of the records and reopens at the right tail', async () => {
-      const dir = join(root, 'zf');
-      const l = await FileLoglet.open(dir, 0);
-      for (let i = 0; i < 50; i++) await l.append([rec(i), rec(i + 1)]);
-      await l.close();
-      const path = join(dir, 'records.log');
-      const { validBytes } = scanRecords(readFileSync(path));
-      expect(validBytes).toBe(100 * 112);
-      expect(statSync(path).size).toBeGreaterThan(validBytes); // zeros ahead
-      const again = await FileLoglet.open(dir, 0);
-      expect((await again.checkTail()).tail).toBe(100);
-      expect(await again.append([rec(7)])).toEqual([100]);
-      const recs = await again.read(98, 101);
-      expect(recs.map((r) => r.payload[0])).toEqual([49, 50, 7]);
-      await again.close();
-    });
+    it.each([
+      ['in the thread pool', false],
+      ['on the event loop', true],
+    ])(
+      'zero-fills ahead of the records and reopens at the right tail (durable writes %s)',
+      async (_, onLoop) => {
+        const dir = join(root, `zf-${onLoop}`);
+        const disk = await NodeDisk.open(dir, { writesOnLoop: onLoop });
+        let durable = 0;
+        const write = disk.writeDurable.bind(disk);
+        disk.writeDurable = (n, pos, bufs) => {
+          durable++;
+          return write(n, pos, bufs);
+        };
+        const l = await FileLoglet.openOn(disk, 0);
+        for (let i = 0; i < 50; i++) await l.append([rec(i), rec(i + 1)]);
+        await l.close();
+        expect(durable).toBeGreaterThan(40); // all but the first groups, written over the zeros
+        const path = join(dir, 'records.log');
+        const { validBytes } = scanRecords(readFileSync(path));
+        expect(validBytes).toBe(100 * 112);
+        expect(statSync(path).size).toBeGreaterThan(validBytes); // zeros ahead
+        const again = await FileLoglet.open(dir, 0);
+        expect((await again.checkTail()).tail).toBe(100);
+        expect(await again.append([rec(7)])).toEqual([100]);
+        const recs = await again.read(98, 101);
+        expect(recs.map((r) => r.payload[0])).toEqual([49, 50, 7]);
+        await again.close();
+      },
+    );
 
     it.runIf(existsSync('/proc/self/fd'))(
       'closes both descriptors of the records file (plain and O_DSYNC)',

@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, writevSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DirectoryLockedError, lockDirectory } from '@strata/objstore';
@@ -49,18 +49,33 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+export interface NodeDiskOptions {
+  /**
+   * `writeDurable` writes on the calling thread (one O_DSYNC `writev` system call) instead of handing the
+   * write to libuv's thread pool: no wake-up of a pool thread and none of the event loop when it is done,
+   * but the event loop waits for the disk meanwhile, and writes to several files no longer overlap. For a
+   * process whose work is a few busy loglets, such as a LogServer of its own (`strata log server`): there,
+   * with 3 LogServer processes and a sequencer, appends/s rose 1.36x at 64 in flight and 1.60x at 1 (see
+   * the package README). Several LogServers in one process should not: their writes would queue.
+   */
+  writesOnLoop?: boolean;
+}
+
 /** A directory on the local file system, locked against a second process (a stale lock is taken over). */
 export class NodeDisk implements Disk {
   private readonly handles = new Map<string, Promise<FileHandle>>();
   private unlock: (() => Promise<void>) | undefined;
 
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    private readonly o: NodeDiskOptions,
+  ) {}
 
   get label(): string {
     return this.dir;
   }
 
-  static async open(dir: string): Promise<NodeDisk> {
+  static async open(dir: string, o: NodeDiskOptions = {}): Promise<NodeDisk> {
     const first = await mkdir(dir, { recursive: true });
     if (first !== undefined) {
       // new directories: make their entries durable, from the deepest up to the parent of the first
@@ -69,7 +84,7 @@ export class NodeDisk implements Disk {
         if (p === first || dirname(p) === p) break;
       }
     }
-    const d = new NodeDisk(dir);
+    const d = new NodeDisk(dir, o);
     await d.lock();
     return d;
   }
@@ -139,11 +154,16 @@ export class NodeDisk implements Disk {
       await this.handle(name);
       return open(join(this.dir, name), constants.O_RDWR | constants.O_DSYNC);
     });
-    await this.writeAll(h, name, pos, bufs);
+    if (this.o.writesOnLoop) this.checkWritten(name, pos, bufs, writevSync(h.fd, bufs, pos));
+    else await this.writeAll(h, name, pos, bufs);
   }
 
   private async writeAll(h: FileHandle, name: string, pos: number, bufs: Buffer[]): Promise<void> {
     const { bytesWritten } = await h.writev(bufs, pos);
+    this.checkWritten(name, pos, bufs, bytesWritten);
+  }
+
+  private checkWritten(name: string, pos: number, bufs: Buffer[], bytesWritten: number): void {
     let n = 0;
     for (const b of bufs) n += b.length;
     if (bytesWritten !== n)

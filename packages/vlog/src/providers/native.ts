@@ -354,6 +354,11 @@ interface Replica {
 export interface LogServerOptions {
   /** Where a loglet's files live (default: a directory per loglet under `dir`). */
   disk?: (id: string) => Promise<Disk>;
+  /**
+   * Group commits written on the event loop (`NodeDiskOptions.writesOnLoop`) on the default disks: for a
+   * LogServer in a process of its own, as `strata log server` runs it.
+   */
+  writesOnLoop?: boolean;
 }
 
 /**
@@ -376,7 +381,10 @@ export class LogServer {
     let e = this.entries.get(id);
     if (!e) {
       e = (async () => {
-        const disk = await (this.o.disk ?? ((x: string) => NodeDisk.open(join(this.dir, x))))(id);
+        const disk = await (
+          this.o.disk ??
+          ((x: string) => NodeDisk.open(join(this.dir, x), { writesOnLoop: this.o.writesOnLoop === true }))
+        )(id);
         const owner = (await disk.read('OWNER'))?.toString('utf8') || undefined;
         // the records file exists (its directory entry durable) from the first request on, so that a
         // claim made ahead of a reconfiguration leaves nothing but the data fsync to the first append
