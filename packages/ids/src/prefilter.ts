@@ -11,6 +11,9 @@
 
 import { WasmScan, wasmScanAvailable } from './scan-wasm.js';
 
+/** States with more children than this get a row of 256 for the walks before the dense table (`next`). */
+const wideChildrenMin = 8;
+
 const fold = new Uint8Array(256).map((_, b) => (b >= 0x41 && b <= 0x5a ? b + 32 : b));
 
 /**
@@ -53,6 +56,15 @@ export interface MatcherOptions {
    * JavaScript; both mark the same patterns. Default true.
    */
   wasm?: boolean;
+  /**
+   * Build the dense transition table only once scans have read this many bytes per state of the automaton;
+   * until then scans walk the trie's edges and fail links (the same marks; about 10 ns a byte where the
+   * table's scan takes 1). Default 0: at once. A table costs 512 bytes and about 240 ns per state to
+   * build, the price of some 24 bytes of such a walk, so an automaton whose inputs are few (an HTTP buffer
+   * such as the URI: 14,019 states for 6.5 KB of URIs on ndpi-mix-a) is better off without one until its
+   * inputs have paid for it (then at most about twice the work of knowing in advance).
+   */
+  denseAfterBytesPerState?: number;
 }
 
 export class MultiMatcher {
@@ -82,15 +94,41 @@ export class MultiMatcher {
   /**
    * The WebAssembly scan, whose memory holds `delta` (built there), or undefined: the scan in JavaScript.
    */
-  private readonly wasm: WasmScan | undefined;
+  private wasm: WasmScan | undefined;
+  /** Whether `delta` (or the module's table) is built; until then scans walk the trie (`scanSparse`). */
+  private dense = false;
+  /** Bytes scanned without the table, and how many may be before it is built (`denseAfterBytesPerState`). */
+  private sparseBytes = 0;
+  private readonly denseAfterBytes: number;
+  private readonly useWasm: boolean;
+  /** The trie, states numbered breadth-first: each state's children as a list, the byte into each. */
+  private readonly firstChild: Int32Array;
+  private readonly nextSibling: Int32Array;
+  private readonly edgeByte: Uint8Array;
+  /** Per state: its fail state (the longest proper suffix of its path that is a state). */
+  private readonly fail: Int32Array;
+  /**
+   * Rows of 256 (by folded byte; -1: no edge) for the root and each state with more than
+   * `wideChildrenMin` children (URI patterns mostly begin with `/`: that state has hundreds), at
+   * `wide[wideAt[s]]` (-1: none), so no walk along a long list of children.
+   */
+  private readonly wideAt: Int32Array;
+  private readonly wide: Int32Array;
+  private readonly noOutput: number;
+  private readonly longest: number;
 
   /** `ids`: the id each pattern is reported as (default: its index), for an automaton over part of a set. */
   constructor(patterns: Uint8Array[], ids?: ArrayLike<number>, opts: MatcherOptions = {}) {
     this.patterns = patterns.length;
-    // the trie: its edges (key: state * 256 + folded byte) and each state's children as a list
-    const edges = new Map<number, number>();
+    // the trie: its edges (key: state * 256 + folded byte, in an open-addressed table of twice the states
+    // at most, as key + 1 and child) and each state's children as a list
     let cap = 1;
     for (const p of patterns) cap += p.length;
+    let slotBits = 4;
+    while (1 << slotBits < 2 * cap) slotBits++;
+    const edgeKey = new Int32Array(1 << slotBits);
+    const edgeTo = new Int32Array(1 << slotBits);
+    const slotMask = (1 << slotBits) - 1;
     const ends = new Int32Array(cap).fill(-1);
     const firstChild = new Int32Array(cap).fill(-1);
     const nextSibling = new Int32Array(cap);
@@ -102,11 +140,14 @@ export class MultiMatcher {
       let s = 0;
       for (const raw of p) {
         const b = fold[raw]!;
-        const k = s * 256 + b;
-        let t = edges.get(k);
-        if (t === undefined) {
+        const k = s * 256 + b + 1;
+        let slot = Math.imul(k, 0x9e3779b1) >>> (32 - slotBits);
+        while (edgeKey[slot] !== 0 && edgeKey[slot] !== k) slot = (slot + 1) & slotMask;
+        let t = edgeTo[slot]!;
+        if (edgeKey[slot] === 0) {
           t = n++;
-          edges.set(k, t);
+          edgeKey[slot] = k;
+          edgeTo[slot] = t;
           edgeByte[t] = b;
           nextSibling[t] = firstChild[s]!;
           firstChild[s] = t;
@@ -124,41 +165,41 @@ export class MultiMatcher {
     // rows of the table (fewer pages and cache lines than rows spread over it in the patterns' order)
     const trie = breadthFirst(n, ends, firstChild, nextSibling, edgeByte, this.extra);
     this.extra = trie.extra;
+    this.firstChild = trie.firstChild;
+    this.nextSibling = trie.nextSibling;
+    this.edgeByte = trie.edgeByte;
     let noOutput = 0;
     for (let i = 0; i < patterns.length; i++) noOutput = Math.max(noOutput, (ids ? ids[i]! : i) + 1);
-    // the table is built where the WebAssembly scan reads it, in its module's memory, when it is used
-    const wasm =
-      opts.wasm !== false && n <= 0x10000 && wasmScanAvailable() ? new WasmScan(n, noOutput) : undefined;
-    const delta = wasm ? wasm.delta : n <= 0x10000 ? new Uint16Array(n * 256) : new Int32Array(n * 256);
+    this.noOutput = noOutput;
+    this.longest = patterns.reduce((m, p) => Math.max(m, p.length), 0);
     this.out = trie.ends;
-    this.delta = delta;
     this.outNext = new Int32Array(n).fill(-1);
     this.outFirst = new Int32Array(n).fill(-1);
     const out = this.out;
     const outNext = this.outNext;
     const outFirst = this.outFirst;
     const fail = new Int32Array(n);
-    // breadth-first: a state's row is its fail state's (complete, as that is shallower) with its own edges
-    // on top; fail links of its children; output links (the nearest state on the fail chain that ends a
-    // pattern)
-    const queue = new Int32Array(n);
-    let qn = 0;
-    for (let t = trie.firstChild[0]!; t >= 0; t = trie.nextSibling[t]!) {
-      setEdge(delta, 0, trie.edgeByte[t]!, t);
-      queue[qn++] = t;
+    this.fail = fail;
+    this.wideAt = new Int32Array(n).fill(-1);
+    let wideRows = 0;
+    for (let s = 0; s < n; s++) {
+      let children = 0;
+      for (let t = trie.firstChild[s]!; t >= 0; t = trie.nextSibling[t]!) children++;
+      if (s === 0 || children > wideChildrenMin) this.wideAt[s] = 256 * wideRows++;
     }
-    for (let qi = 0; qi < qn; qi++) {
-      const s = queue[qi]!;
-      const f = fail[s]!;
-      const sb = s * 256;
-      const fb = f * 256;
-      delta.copyWithin(sb, fb, fb + 256);
-      for (let t = trie.firstChild[s]!; t >= 0; t = trie.nextSibling[t]!) {
-        fail[t] = delta[fb + trie.edgeByte[t]!]!;
-        queue[qn++] = t;
-      }
+    this.wide = new Int32Array(256 * wideRows).fill(-1);
+    for (let s = 0; s < n; s++)
+      if (this.wideAt[s]! >= 0)
+        for (let t = trie.firstChild[s]!; t >= 0; t = trie.nextSibling[t]!)
+          this.wide[this.wideAt[s]! + trie.edgeByte[t]!] = t;
+    // breadth-first (the states' order): fail links of each state's children (the fail chain's first state
+    // with an edge on the child's byte, else the root), and output links (the nearest state on the fail
+    // chain that ends a pattern)
+    for (let s = 0; s < n; s++) {
       for (let t = trie.firstChild[s]!; t >= 0; t = trie.nextSibling[t]!)
-        setEdge(delta, sb, trie.edgeByte[t]!, t);
+        fail[t] = s === 0 ? 0 : this.next(fail[s]!, trie.edgeByte[t]!);
+      if (s === 0) continue;
+      const f = fail[s]!;
       outNext[s] = out[f]! >= 0 ? f : outNext[f]!;
       outFirst[s] = out[s]! >= 0 ? s : outNext[s]!;
     }
@@ -167,12 +208,54 @@ export class MultiMatcher {
     this.seen = new Uint8Array(noOutput + 1);
     this.seen[noOutput] = 1;
     this.seenList = new IdList(noOutput);
+    this.useWasm = opts.wasm !== false && n <= 0x10000 && wasmScanAvailable();
+    this.delta = new Uint16Array(0);
+    this.denseAfterBytes = (opts.denseAfterBytesPerState ?? 0) * n;
+    if (this.denseAfterBytes <= 0) this.densify();
+  }
+
+  /** The state after `s` on folded byte `b`, by the trie's edges and fail links. */
+  private next(s: number, b: number): number {
+    const firstChild = this.firstChild;
+    const nextSibling = this.nextSibling;
+    const edgeByte = this.edgeByte;
+    for (;;) {
+      const w = this.wideAt[s]!;
+      if (w >= 0) {
+        const t = this.wide[w + b]!;
+        if (t >= 0) return t;
+      } else for (let t = firstChild[s]!; t >= 0; t = nextSibling[t]!) if (edgeByte[t] === b) return t;
+      if (s === 0) return 0;
+      s = this.fail[s]!;
+    }
+  }
+
+  /**
+   * Builds the dense table: each state's row is its fail state's (complete, as that is shallower: the
+   * states are numbered breadth-first) with its own edges on top; in the WebAssembly module's memory, where
+   * the scan reads it, when the module is used.
+   */
+  private densify(): void {
+    const n = this.out.length;
+    const wasm = this.useWasm ? new WasmScan(n, this.noOutput) : undefined;
+    const delta = wasm ? wasm.delta : n <= 0x10000 ? new Uint16Array(n * 256) : new Int32Array(n * 256);
+    const firstChild = this.firstChild;
+    const nextSibling = this.nextSibling;
+    const edgeByte = this.edgeByte;
+    const fail = this.fail;
+    for (let s = 0; s < n; s++) {
+      const sb = s * 256;
+      if (s > 0) {
+        const fb = fail[s]! * 256;
+        delta.copyWithin(sb, fb, fb + 256);
+      }
+      for (let t = firstChild[s]!; t >= 0; t = nextSibling[t]!) setEdge(delta, sb, edgeByte[t]!, t);
+    }
+    this.dense = true;
+    this.delta = delta;
     this.wasm = wasm;
     if (wasm) {
-      wasm.ready(
-        this.headId,
-        patterns.reduce((m, p) => Math.max(m, p.length), 0),
-      );
+      wasm.ready(this.headId, this.longest);
       // the module's memory holds the table; this view would be detached when the memory grows
       this.delta = new Uint16Array(0);
     }
@@ -194,6 +277,11 @@ export class MultiMatcher {
    * the next bytes in.
    */
   scanFrom(state: number, data: Uint8Array, hit: Uint8Array, hits: IdList): number {
+    if (!this.dense) {
+      this.sparseBytes += data.length;
+      if (this.sparseBytes <= this.denseAfterBytes) return this.scanSparse(state, data, hit, hits);
+      this.densify();
+    }
     if (this.wasm) return this.scanWasm(state, data, hit, hits);
     const delta = this.delta;
     const headId = this.headId;
@@ -203,6 +291,21 @@ export class MultiMatcher {
       s = delta[s * 256 + data[i]!]!;
       // walk the output chain only from states that end a pattern, and only the first time this scan
       // meets its head (everything below it on the chain was walked then)
+      if (seen[headId[s]!] === 0) this.mark(s, hit, hits);
+    }
+    const list = this.seenList;
+    for (let k = 0; k < list.n; k++) seen[list.ids[k]!] = 0;
+    list.clear();
+    return s;
+  }
+
+  /** `scanFrom` before the dense table is built: the trie's edges and fail links, the same marks. */
+  private scanSparse(state: number, data: Uint8Array, hit: Uint8Array, hits: IdList): number {
+    const headId = this.headId;
+    const seen = this.seen;
+    let s = state;
+    for (let i = 0; i < data.length; i++) {
+      s = this.next(s, fold[data[i]!]!);
       if (seen[headId[s]!] === 0) this.mark(s, hit, hits);
     }
     const list = this.seenList;

@@ -68,15 +68,17 @@ describe('MultiMatcher resumed', () => {
     const alphabet = [0x41, 0x61, 0x42, 0x62, 0x00, 0xff];
     const bytes = (min: number, max: number) =>
       fc
-        .uint8Array({ minLength: min, maxLength: max })
+        .uint8Array({ minLength: min, maxLength: max, size: 'max' })
         .map((b) => b.map((x) => alphabet[x % alphabet.length]!));
     fc.assert(
       fc.property(
         fc.array(bytes(1, 7), { minLength: 1, maxLength: 16 }),
         fc.array(fc.tuple(bytes(0, 120), fc.array(fc.nat(120), { maxLength: 6 })), { maxLength: 5 }),
-        (patterns, texts) => {
-          // one matcher for every text, as a stream's scans share their group's
-          const m = new MultiMatcher(patterns);
+        fc.constantFrom(0, 0.5, 1e9),
+        (patterns, texts, denseAfterBytesPerState) => {
+          // one matcher for every text, as a stream's scans share their group's; its dense table built at
+          // once, after about half a byte per state (between two pieces, resumed in the same state), or never
+          const m = new MultiMatcher(patterns, undefined, { denseAfterBytesPerState });
           for (const [t, cuts] of texts) {
             const whole = lower(t);
             const at = [...new Set(cuts.map((c) => c % (t.length + 1)))].sort((a, b) => a - b);
@@ -102,6 +104,51 @@ describe('MultiMatcher resumed', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('MultiMatcher before its dense table', () => {
+  it('marks what the dense table marks, also through states with many children (property)', () => {
+    // patterns mostly after a '/' followed by one of 20 bytes: that state has more children than a list is
+    // walked for (a row of its own), as the URI automaton's '/'
+    const alphabet = [0x2f, 0x41, 0x61, 0x42, 0x00, ...Array.from({ length: 16 }, (_, i) => 0x30 + i)];
+    const bytes = (min: number, max: number) =>
+      fc
+        .uint8Array({ minLength: min, maxLength: max, size: 'max' })
+        .map((b) => b.map((x) => alphabet[x % alphabet.length]!));
+    const pattern = fc.oneof(
+      bytes(1, 6),
+      bytes(0, 4).map((b) => Uint8Array.from([0x2f, ...b])),
+    );
+    let wide = 0;
+    fc.assert(
+      fc.property(
+        fc.array(pattern, { minLength: 1, maxLength: 40, size: 'max' }),
+        bytes(0, 400),
+        (patterns, text) => {
+          const dense = new MultiMatcher(patterns);
+          const sparse = new MultiMatcher(patterns, undefined, { denseAfterBytesPerState: 1e9 });
+          const jsSparse = new MultiMatcher(patterns, undefined, {
+            denseAfterBytesPerState: 1e9,
+            wasm: false,
+          });
+          if ((sparse as unknown as { wide: Int32Array }).wide.length > 256) wide++;
+          const marks = (m: MultiMatcher) => {
+            const hit = new Uint8Array(patterns.length);
+            const hits = new IdList(0);
+            const end = m.scanFrom(0, text, hit, hits);
+            return { ids: hits.toArray().sort((a, b) => a - b), end };
+          };
+          const want = marks(dense);
+          expect(marks(sparse)).toEqual(want);
+          expect(marks(jsSparse)).toEqual(want);
+          const t = lower(text);
+          expect(want.ids).toEqual(patterns.flatMap((p, i) => (t.includes(lower(p)) ? [i] : [])));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(wide).toBeGreaterThan(30); // states with rows of their own were walked
   });
 });
 
@@ -305,7 +352,18 @@ describe('Engine prefilter', () => {
 
 describe('Engine port groups', () => {
   it('give the same alerts, in the same order, as one group of every rule (property over ports and actions)', () => {
-    const ports = ['any', '53', '80', '[53,80]', '!53', '1024:', ':100', '$HTTP_PORTS', '2000:2001', '[49:51,!50]'];
+    const ports = [
+      'any',
+      '53',
+      '80',
+      '[53,80]',
+      '!53',
+      '1024:',
+      ':100',
+      '$HTTP_PORTS',
+      '2000:2001',
+      '[49:51,!50]',
+    ];
     const rule = fc.tuple(
       fc.constantFrom('alert', 'alert', 'pass', 'drop'),
       fc.constantFrom('udp', 'tcp', 'ip'),
