@@ -1721,19 +1721,24 @@ export class Engine {
     const edges = new Set<number>([0]);
     for (const spec of tests.keys()) portEdges(spec, this.vars, edges);
     const starts = [...edges].filter((e) => e >= 0 && e <= 0xffff).sort((a, b) => a - b);
-    const regionOf = new Map<string, number>();
-    const all = [...tests.values()];
-    for (let k = 0; k < starts.length; k++) {
-      let answers = '';
-      for (const t of all) answers += t(starts[k]!) ? '1' : '0';
-      let r = regionOf.get(answers);
-      if (r === undefined) {
-        r = regionOf.size;
-        regionOf.set(answers, r);
+    // the intervals between edges, partitioned by every test's answers: each test splits the regions so
+    // far in two (numbered as they first occur), one pass over the intervals per test
+    const region = new Int32Array(starts.length);
+    let regions = 1;
+    const renumber = new Int32Array(2 * starts.length);
+    for (const t of tests.values()) {
+      renumber.fill(-1, 0, 2 * regions);
+      let next = 0;
+      for (let k = 0; k < starts.length; k++) {
+        const key = 2 * region[k]! + (t(starts[k]!) ? 1 : 0);
+        if (renumber[key]! < 0) renumber[key] = next++;
+        region[k] = renumber[key]!;
       }
-      this.portRegion.fill(r, starts[k]!, starts[k + 1] ?? 0x10000);
+      regions = next;
     }
-    this.portRegions = Math.max(1, regionOf.size);
+    for (let k = 0; k < starts.length; k++)
+      this.portRegion.fill(region[k]!, starts[k]!, starts[k + 1] ?? 0x10000);
+    this.portRegions = regions;
   }
 
   /** Every packet and stream rule, in inspection order, with the prefilter over all their fast patterns. */
