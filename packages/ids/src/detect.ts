@@ -576,6 +576,21 @@ interface RuleGroup {
   consulted: Map<number, Int32Array>;
 }
 
+/**
+ * The HTTP rules of one side of a message at one point (`Engine.runHttp`), in inspection order, with what
+ * the rule loop tests before it evaluates a rule in typed arrays: its place in the inspection order, its
+ * header class, whether it tests flowbits (isset/isnotset), its fast pattern's buffer (by number, -1: none)
+ * and id there.
+ */
+interface HttpSideRules {
+  rules: Compiled[];
+  order: Int32Array;
+  headerClass: Int32Array;
+  flowbitsTest: Uint8Array;
+  fastBuffer: Int32Array;
+  fastId: Int32Array;
+}
+
 /** Rules with the same protocol, port fields and direction (indices into the inspection order). */
 interface PortClass {
   proto: number | 'ip';
@@ -1605,7 +1620,9 @@ export class Engine {
   /** HTTP rules in inspection order, run on HTTP messages (not on packets or raw stream data). */
   private httpOrdered: Compiled[] = [];
   /** `httpOrdered` by message kind and whether the message is complete (`runHttp`), made on first use. */
-  private readonly httpBySide = new Map<string, Compiled[]>();
+  private readonly httpBySide = new Map<string, HttpSideRules>();
+  /** The HTTP buffers holding fast patterns, numbered (`HttpSideRules.fastBuffer`). */
+  private readonly httpFastBuffers: string[] = [];
   /** Whether a loaded rule tests the SSL/TLS state (then every TCP stream's records are followed). */
   private tlsRules = false;
   /** Whether a loaded stream rule tests DCE/RPC (then every TCP stream's PDUs are followed). */
@@ -1797,6 +1814,29 @@ export class Engine {
   }
 
   /** The automaton of an HTTP buffer's patterns, built when the buffer is first scanned. */
+  /** `HttpSideRules` for `rules` (HTTP rules, in inspection order). */
+  private httpSide(rules: Compiled[]): HttpSideRules {
+    const fastBuffer = new Int32Array(rules.length).fill(-1);
+    const fastId = new Int32Array(rules.length);
+    rules.forEach((c, k) => {
+      if (!c.httpFast) return;
+      let b = this.httpFastBuffers.indexOf(c.httpFast.buffer);
+      if (b < 0) b = this.httpFastBuffers.push(c.httpFast.buffer) - 1;
+      fastBuffer[k] = b;
+      fastId[k] = c.httpFast.id;
+    });
+    return {
+      rules,
+      order: Int32Array.from(rules, (c) => c.order),
+      headerClass: Int32Array.from(rules, (c) => c.headerClass),
+      flowbitsTest: Uint8Array.from(rules, (c) =>
+        c.flowbits.some((fb) => fb.op === 'isset' || fb.op === 'isnotset') ? 1 : 0,
+      ),
+      fastBuffer,
+      fastId,
+    };
+  }
+
   private httpMatcher(buffer: string): MultiMatcher {
     let m = this.httpPrefilter.get(buffer);
     if (!m) {
@@ -2973,48 +3013,60 @@ export class Engine {
     const dp = fd.ports[1 - dir]!;
     const bufs = new HttpBuffers(m, this.httpAnomalies, this.opts.http?.decompressedBytesMax);
     const out = this.httpOut;
-    // per buffer, which of its automaton's patterns occur in this message (scanned on first need)
-    const found = new Map<string, Uint8Array>();
+    // per buffer (by number), which of its automaton's patterns occur in this message (scanned on first need)
+    const found: (Uint8Array | undefined)[] = [];
     const key = `${m.kind} ${complete}`;
-    let rules = this.httpBySide.get(key);
-    if (!rules) {
+    let side = this.httpBySide.get(key);
+    if (!side) {
       // the HTTP rules for this side of a message at this point (end of headers, or of the message)
-      rules = this.httpOrdered.filter(
-        (c) => (c.http!.side === m.kind || c.http!.side === 'both') && c.http!.needsBody === complete,
+      side = this.httpSide(
+        this.httpOrdered.filter(
+          (c) => (c.http!.side === m.kind || c.http!.side === 'both') && c.http!.needsBody === complete,
+        ),
       );
-      this.httpBySide.set(key, rules);
+      this.httpBySide.set(key, side);
     }
     // each header tested once per message (the rules mostly share a few)
     if (this.headerSeen.length < this.headerClasses.size)
       this.headerSeen = new Uint8Array(this.headerClasses.size);
     const seen = this.headerSeen;
     seen.fill(0);
-    for (const c of rules) {
-      if (c.order > this.passOrder && !this.flushing) break; // after a pass matched on this packet
-      const h = c.http!;
-      let hs = seen[c.headerClass]!;
+    // the loop reads the rules' typed arrays, and a rule's object only when it gets past them
+    const { rules, order, headerClass, flowbitsTest, fastBuffer, fastId } = side;
+    for (let k = 0; k < rules.length; k++) {
+      if (order[k]! > this.passOrder && !this.flushing) break; // after a pass matched on this packet
+      let hs = seen[headerClass[k]!]!;
       if (hs === 0)
-        hs = seen[c.headerClass] = this.headerMatch(c, fd.addrBytes[dir]!, sp, fd.addrBytes[1 - dir]!, dp)
+        hs = seen[headerClass[k]!] = this.headerMatch(
+          rules[k]!,
+          fd.addrBytes[dir]!,
+          sp,
+          fd.addrBytes[1 - dir]!,
+          dp,
+        )
           ? 1
           : 2;
       if (hs === 2) continue;
-      if (!this.flowbitsAllow(c, f)) continue;
-      const fast = c.httpFast;
-      if (fast) {
-        let hit = found.get(fast.buffer);
+      if (flowbitsTest[k] === 1 && !this.flowbitsAllow(rules[k]!, f)) continue;
+      const b = fastBuffer[k]!;
+      if (b >= 0) {
+        let hit = found[b];
         if (!hit) {
-          const matcher = this.httpMatcher(fast.buffer);
+          const buffer = this.httpFastBuffers[b]!;
+          const matcher = this.httpMatcher(buffer);
           hit = new Uint8Array(matcher.patterns);
           this.httpHits.clear();
-          matcher.scan(bufs.get(fast.buffer), hit, this.httpHits);
-          found.set(fast.buffer, hit);
+          matcher.scan(bufs.get(buffer), hit, this.httpHits);
+          found[b] = hit;
         }
-        if (hit[fast.id] !== 1) {
+        if (hit[fastId[k]!] !== 1) {
           this.stats.rulesPrefiltered++;
           this.stats.httpRulesPrefiltered++;
           continue;
         }
       }
+      const c = rules[k]!;
+      const h = c.http!;
       this.stats.rulesEvaluated++;
       this.stats.httpRulesEvaluated++;
       if (!matchGroups(h, (b) => bufs.get(b), f)) continue;
