@@ -276,20 +276,22 @@ describe('stream: the index node cache', () => {
 });
 
 describe('stream: the index node cache after indexing', () => {
-  it('keeps the current level-0 nodes before superseded nodes and leaves: needles fetch no node', async () => {
-    const policy = { mergeKeysMax: 500, addKeysMax: 4000, fanoutMax: 4, compactEveryBlocks: 0 };
-    type Inside = {
-      levels: Map<number, { key: string; bytes: number }>[];
-      cache: Map<string, unknown>;
-      store: { get: (k: string, o?: unknown) => Promise<Uint8Array> };
-    };
+  const policy = { mergeKeysMax: 500, addKeysMax: 4000, fanoutMax: 4, compactEveryBlocks: 0 };
+  type Inside = {
+    levels: Map<number, { key: string; bytes: number }>[];
+    cache: Map<string, unknown>;
+    store: { get: (k: string, o?: unknown) => Promise<Uint8Array> };
+  };
+  /** Indexes a needle stream with `index` under a bound just above its current level-0 nodes, then asserts
+   * that they are all cached and that needles fetch no node. */
+  async function needlesFetchNoNode(index: (s: Stream) => Promise<void>): Promise<void> {
     // the current level-0 nodes' bytes, from a first build with the default bound
     const first = needleStream((i) => i);
     const probe = await Stream.open(first.dir, 'ev', policy);
     let level0 = 0;
     try {
       await probe.ingestFile(first.file, { chunkBytes: 4096 });
-      await probe.indexAll();
+      await index(probe);
       for (const n of (probe as unknown as Inside).levels[0]!.values()) level0 += n.bytes;
     } finally {
       await probe.close();
@@ -300,7 +302,7 @@ describe('stream: the index node cache after indexing', () => {
     const inside = s as unknown as Inside;
     try {
       await s.ingestFile(file, { chunkBytes: 4096 });
-      await s.indexAll();
+      await index(s);
       const l0 = [...inside.levels[0]!.values()].map((n) => n.key);
       expect(l0.length).toBeGreaterThan(4);
       expect(l0.filter((k) => !inside.cache.has(k))).toEqual([]);
@@ -313,6 +315,54 @@ describe('stream: the index node cache after indexing', () => {
       for (const i of [5, 700, 1500, 2300, 2999])
         expect((await s.search(s.parse(`msg CONTAINS 'id_${i}'`))).rows.length).toBe(1);
       expect(fetched.filter((k) => k.includes('/nodes/'))).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  }
+
+  it('an upper node just written does not push the current level-0 nodes out: needles fetch no node', async () => {
+    // one pass (the parent written once): fails when the node just written counts against the bound
+    await needlesFetchNoNode((s) => s.indexAll());
+  });
+
+  it('superseded nodes and leaves go before the current level-0 nodes, indexed one block a step: needles fetch no node', async () => {
+    // each step rewrites the growing parents: fails when superseded nodes and leaves do not go first
+    await needlesFetchNoNode(async (s) => {
+      while ((await s.indexStep(1)) > 0) {}
+    });
+  });
+
+  it('an upper node whose record never lands (a failed append) counts against the bound from the next node cached', async () => {
+    const { dir, file } = needleStream((i) => i);
+    const bound = 20_000; // room for two level-0 nodes (~8 KB each here), not for a level-1 node (~100 KB)
+    const s = await Stream.open(dir, 'ev', { ...policy, nodeCacheBytes: bound });
+    const inside = s as unknown as Inside & {
+      log: { append: (recs: { t: string; level?: number; key?: string }[]) => Promise<unknown> };
+    };
+    try {
+      await s.ingestFile(file, { chunkBytes: 4096 });
+      let lost: string | undefined;
+      const append = inside.log.append.bind(inside.log);
+      inside.log.append = (recs) => {
+        const r = recs[0]!;
+        if (r.t === 'node' && r.level! > 0) {
+          lost = r.key;
+          return Promise.reject(new Error('append failed (test)'));
+        }
+        return append(recs);
+      };
+      await expect(s.indexAll()).rejects.toThrow('append failed (test)');
+      expect(lost).toBeDefined();
+      expect(inside.levels[1]?.size ?? 0).toBe(0);
+      // kept past the bound by the write that cached it, and no longer
+      expect(inside.cache.has(lost!)).toBe(true);
+      expect(s.nodeCacheStats.bytes).toBeGreaterThan(bound);
+      for (const i of [5, 700, 1500, 2300, 2999])
+        expect((await s.search(s.parse(`msg CONTAINS 'id_${i}'`))).rows.length).toBe(1);
+      expect(inside.cache.has(lost!)).toBe(false);
+      const st = s.nodeCacheStats;
+      expect(st.upperNodes).toBe(0);
+      expect(st.bytes <= bound || st.nodes === 1).toBe(true);
     } finally {
       await s.close();
     }
