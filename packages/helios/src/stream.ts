@@ -960,8 +960,10 @@ export class Stream {
    * a B-tree keeps its inner nodes (counted in the bound, they left no room for the level-0 nodes once they
    * outgrew it). What is not in the current view goes first, least recently used first (superseded nodes,
    * which only a search of an older view reads, and blocks' leaves, which the indexer reads once), then
-   * current level-0 nodes; and an upper node just written (`upper`: its record follows) counts as current
-   * already. Before, an indexer's superseded parents (each version of a growing 36 MB level-1 node) and the
+   * current level-0 nodes. An upper node just written (`upper`: its record follows) is not counted in the
+   * call that caches it, so nothing is evicted to make room for it; from the next node cached on it counts
+   * as not current until its record lands (one that never lands, after a failed append or a lost race,
+   * goes first), so it holds the cache past its bounds by that one node at most. Before, an indexer's superseded parents (each version of a growing 36 MB level-1 node) and the
    * new version not yet recorded pushed the current level-0 nodes of the stream's first blocks out, and the
    * first needles there fetched and checked them again (1-3 ms each).
    */
