@@ -963,9 +963,10 @@ export class Stream {
    * current level-0 nodes. An upper node just written (`upper`: its record follows) is not counted in the
    * call that caches it, so nothing is evicted to make room for it; from the next node cached on it counts
    * as not current until its record lands (one that never lands, after a failed append or a lost race,
-   * goes first), so it holds the cache past its bounds by that one node at most. Before, an indexer's superseded parents (each version of a growing 36 MB level-1 node) and the
-   * new version not yet recorded pushed the current level-0 nodes of the stream's first blocks out, and the
-   * first needles there fetched and checked them again (1-3 ms each).
+   * goes first), so it holds the cache past its bounds by that one node at most. Before, an indexer's
+   * superseded parents (each version of a growing 36 MB level-1 node) and the new version not yet recorded
+   * pushed the current level-0 nodes of the stream's first blocks out, and the first needles there fetched
+   * and checked them again (1-3 ms each).
    */
   private cacheNode(key: string, node: IndexNode, bytes: number, upper = false): void {
     this.uncacheNode(key);
