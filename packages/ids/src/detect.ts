@@ -1393,17 +1393,17 @@ const packetOnlySteps = new Set([
 ]);
 
 /**
- * Bytes of already inspected stream kept before new data, so matches can straddle segments: a match that
- * needs more earlier bytes than this is not found (absolute offset/depth still count from the stream start).
- * 4 KiB costs ~15% over per-packet matching on ndpi-mix-a with the community rules; 32 KiB cost 6x.
- */
-/**
  * An HTTP buffer's automaton builds its dense table once its scans have read this many bytes per state
  * (`MatcherOptions.denseAfterBytesPerState`): the URI's 14,019 states would cost 7 MB and 3-5 ms of a
  * pass for the 6.5 KB of URIs in ndpi-mix-a.
  */
 const httpDenseAfterBytesPerState = 24;
 
+/**
+ * Bytes of already inspected stream kept before new data, so matches can straddle segments: a match that
+ * needs more earlier bytes than this is not found (absolute offset/depth still count from the stream start).
+ * 4 KiB costs ~15% over per-packet matching on ndpi-mix-a with the community rules; 32 KiB cost 6x.
+ */
 export const streamWindowBytes = 4 * 1024;
 
 /** Stream bytes inspected at once at most (a larger release is inspected piece by piece). */
@@ -1813,7 +1813,6 @@ export class Engine {
     for (const [buffer, p] of patterns) this.httpPatterns.set(buffer, p.list);
   }
 
-  /** The automaton of an HTTP buffer's patterns, built when the buffer is first scanned. */
   /** `HttpSideRules` for `rules` (HTTP rules, in inspection order). */
   private httpSide(rules: Compiled[]): HttpSideRules {
     const fastBuffer = new Int32Array(rules.length).fill(-1);
@@ -1837,6 +1836,7 @@ export class Engine {
     };
   }
 
+  /** The automaton of an HTTP buffer's patterns, built when the buffer is first scanned. */
   private httpMatcher(buffer: string): MultiMatcher {
     let m = this.httpPrefilter.get(buffer);
     if (!m) {
