@@ -435,20 +435,33 @@ function expand6(ip: string): number[] | undefined {
 }
 
 export function portTest(spec: string, vars: Record<string, string>, depth = 0): PortTest {
+  return portSpec(spec, vars, undefined, depth);
+}
+
+/**
+ * `portTest`, also adding to `edges` (when given) the ports where the test's answer may change: between two
+ * consecutive edges (and from the last to 65535) it answers the same (`Engine`'s port regions).
+ */
+function portSpec(
+  spec: string,
+  vars: Record<string, string>,
+  edges: Set<number> | undefined,
+  depth: number,
+): PortTest {
   const s = spec.trim();
   if (depth > 10) throw new Error(`port variables nest too deeply at '${spec}'`);
   if (s === 'any') return () => true;
   if (s.startsWith('!')) {
-    const t = portTest(s.slice(1), vars, depth + 1);
+    const t = portSpec(s.slice(1), vars, edges, depth + 1);
     return (p) => !t(p);
   }
   if (s.startsWith('$')) {
     const v = vars[s.slice(1)];
     if (v === undefined) throw new Error(`undefined variable ${s}`);
-    return portTest(v, vars, depth + 1);
+    return portSpec(v, vars, edges, depth + 1);
   }
   if (s.startsWith('[')) {
-    const parts = splitList(s.slice(1, -1)).map((p) => portTest(p, vars, depth + 1));
+    const parts = splitList(s.slice(1, -1)).map((p) => portSpec(p, vars, edges, depth + 1));
     return (p) => {
       for (let i = 0; i < parts.length; i++) if (parts[i]!(p)) return true;
       return false;
@@ -458,44 +471,13 @@ export function portTest(spec: string, vars: Record<string, string>, depth = 0):
   if (m) {
     const lo = m[1] ? Number(m[1]) : 0;
     const hi = m[2] ? Number(m[2]) : 65535;
+    edges?.add(lo).add(hi + 1);
     return (p) => p >= lo && p <= hi;
   }
   if (!/^\d+$/.test(s)) throw new Error(`bad port '${s}'`);
   const n = Number(s);
+  edges?.add(n).add(n + 1);
   return (p) => p === n;
-}
-
-/**
- * Adds to `out` the ports where `portTest(spec)`'s answer may change: between two consecutive points of
- * `out` (and from the last to 65535) every such test answers the same. Mirrors `portTest`'s grammar; a
- * spec `portTest` refuses is not reached (the rule did not load).
- */
-function portEdges(spec: string, vars: Record<string, string>, out: Set<number>, depth = 0): void {
-  const s = spec.trim();
-  if (depth > 10 || s === 'any') return;
-  if (s.startsWith('!')) {
-    portEdges(s.slice(1), vars, out, depth + 1);
-    return;
-  }
-  if (s.startsWith('$')) {
-    const v = vars[s.slice(1)];
-    if (v !== undefined) portEdges(v, vars, out, depth + 1);
-    return;
-  }
-  if (s.startsWith('[')) {
-    for (const p of splitList(s.slice(1, -1))) portEdges(p, vars, out, depth + 1);
-    return;
-  }
-  const m = /^(\d*):(\d*)$/.exec(s);
-  if (m) {
-    if (m[1]) out.add(Number(m[1]));
-    if (m[2]) out.add(Number(m[2]) + 1);
-    return;
-  }
-  if (/^\d+$/.test(s)) {
-    out.add(Number(s));
-    out.add(Number(s) + 1);
-  }
 }
 
 interface Compiled {
@@ -1736,7 +1718,7 @@ export class Engine {
       tests.set(c.rule.dstPorts, c.dp);
     }
     const edges = new Set<number>([0]);
-    for (const spec of tests.keys()) portEdges(spec, this.vars, edges);
+    for (const spec of tests.keys()) portSpec(spec, this.vars, edges, 0);
     const starts = [...edges].filter((e) => e >= 0 && e <= 0xffff).sort((a, b) => a - b);
     // the intervals between edges, partitioned by every test's answers: each test splits the regions so
     // far in two (numbered as they first occur), one pass over the intervals per test
