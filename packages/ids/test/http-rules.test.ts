@@ -209,6 +209,35 @@ describe('HTTP rules', () => {
     ];
     expect(sids(converse(r, [request], [response], { streamRelease: 'immediate' }))).toEqual([2]);
   });
+
+  it('flowbits are tested for each rule that tests them, among rules that do not, on the same messages', () => {
+    // the rule loop skips the flowbits test of rules without isset/isnotset (Engine.httpSide): rules with and
+    // without such tests interleaved, sharing a header and fast pattern buffers, so a flag read for the
+    // wrong rule or a test skipped shows as an alert too many or missing
+    const uri = 'flow:to_server,established; http_uri; content:"passwd";';
+    const stat = 'flow:to_client,established; http_stat_code; content:"404";';
+    const r = [
+      `alert tcp any any -> any 80 (msg:"plain"; ${uri} sid:1;)`,
+      `alert tcp any any -> any 80 (msg:"isset never"; ${uri} flowbits:isset,never; sid:2;)`,
+      `alert tcp any any -> any 80 (msg:"set s"; ${uri} flowbits:set,s; sid:3;)`,
+      `alert tcp any any -> any 80 (msg:"isnotset never"; ${uri} flowbits:isnotset,never; sid:4;)`,
+      `alert tcp any any -> any 80 (msg:"toggle, isset never"; ${uri} flowbits:toggle,t; flowbits:isset,never; sid:5;)`,
+      `alert tcp any any -> any 80 (msg:"isset never|s"; ${uri} flowbits:isset,never|s; sid:6;)`,
+      `alert tcp any any -> any 80 (msg:"isnotset s"; ${uri} flowbits:isnotset,s; sid:7;)`,
+      'alert tcp any any -> any 80 (msg:"method, isset never"; flow:to_server,established; http_method; content:"POST"; flowbits:isset,never; sid:8;)',
+      'alert tcp any any -> any 80 (msg:"method"; flow:to_server,established; http_method; content:"POST"; sid:9;)',
+      `alert tcp any 80 -> any any (msg:"resp isnotset s"; ${stat} flowbits:isnotset,s; sid:10;)`,
+      `alert tcp any 80 -> any any (msg:"resp plain"; ${stat} sid:11;)`,
+      `alert tcp any 80 -> any any (msg:"resp isset s"; ${stat} flowbits:isset,s; sid:12;)`,
+      `alert tcp any 80 -> any any (msg:"resp isset t"; ${stat} flowbits:isset,t; sid:13;)`,
+      `alert tcp any 80 -> any any (msg:"resp unset s"; ${stat} flowbits:unset,s; sid:14;)`,
+      `alert tcp any 80 -> any any (msg:"resp isset s after unset"; ${stat} flowbits:isset,s; sid:15;)`,
+    ];
+    // the alerts of the loop before it skipped any flowbits test (82ac390), in order: a bit set by a rule is
+    // seen by the later rules of the same message
+    const a = converse(r, [request], [response], { streamRelease: 'immediate' });
+    expect(a.map((x) => x.sid)).toEqual([1, 3, 4, 6, 9, 11, 12, 14]);
+  });
 });
 
 describe('rule syntax for HTTP buffers', () => {
