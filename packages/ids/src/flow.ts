@@ -426,8 +426,18 @@ export class FlowTable<T = unknown> {
       cur = victim;
       if (kick === 0) this.stats.kicked++;
     }
-    // the walk found no free slot: the flow left homeless (a resident displaced above) is evicted; the
-    // count is unchanged (the new flow took a slot, the homeless one lost its)
+    // the walk found no free slot: the flow left homeless is evicted; the count is unchanged (the new flow
+    // took a slot, the homeless one lost its). The walk may have displaced the new flow itself: then the
+    // least recently seen flow of its buckets (both full) gives up its slot to it instead
+    if (cur === f) {
+      let s = -1;
+      for (const b of [b1, b2])
+        for (let t = b * slotsPerBucket; t < (b + 1) * slotsPerBucket; t++)
+          if (s < 0 || this.slots[t]!.lastUs < this.slots[s]!.lastUs) s = t;
+      cur = this.slots[s]!;
+      this.slots[s] = f;
+      this.slotTag[s] = tagOf(f.h1);
+    }
     this.stats.evicted.capacity++;
     this.gone(cur, 'capacity');
   }

@@ -1,6 +1,7 @@
+import { hash64Words } from '@strata/highwayhash';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Flow, FlowTable, TcpState } from '../src/index.js';
+import { type Decoded, type Flow, FlowTable, TcpState } from '../src/index.js';
 import { ACK, FIN, handshake, pkt, RST, SYN } from './helpers.js';
 
 const key = new Uint8Array(32).fill(7);
@@ -58,13 +59,15 @@ describe('flow table', () => {
             const [src, dst, sp, dp] = x.rev
               ? [ends[1], ends[0], x.dp, x.sp]
               : [ends[0], ends[1], x.sp, x.dp];
-            const { flow } = t.track(pkt({ src, dst, sp, dp, proto: x.udp ? 17 : 6 }), i);
+            const d = pkt({ src, dst, sp, dp, proto: x.udp ? 17 : 6 });
+            const { flow } = t.track(d, i);
             const canon = `${x.udp}|${x.a}|${x.b}|${x.sp}|${x.dp}`;
             const prev = byTuple.get(canon);
             // the same conversation finds the same flow unless that flow was evicted meanwhile; a flow
             // returned is in the table (never one evicted, also when it was one of the last packets')
             if (prev && !evicted.has(prev)) expect(flow).toBe(prev);
             expect(evicted.has(flow)).toBe(false);
+            expect(t.find(d)).toBe(flow); // what the hash lookup finds, also when the flow was a recent one
             byTuple.set(canon, flow);
             expect(t.size).toBeLessThanOrEqual(flowsMax);
           });
@@ -77,6 +80,37 @@ describe('flow table', () => {
       ),
       { numRuns: 200, endOnFailure: true },
     );
+  });
+
+  it('a flow returned is in the table, also when the cuckoo walk finds no room and displaces the new flow', () => {
+    // a table of 4 buckets (flowsMax 11) and flows whose two buckets are the same two: 8 slots for all of
+    // them, so each past the 8th walks without finding room and one flow loses its slot; the walk's random
+    // kicks also end on the new flow itself
+    const evicted = new Set<Flow>();
+    const t = new FlowTable({ hashKey: key, flowsMax: 11, onEvict: (f) => evicted.add(f) });
+    const inside = t as unknown as {
+      keyOf(d: Decoded): boolean;
+      bucketsOf(lo: number, hi: number): [number, number];
+      scratchKey: Uint8Array;
+    };
+    const out = new Uint32Array(2);
+    const packets: Decoded[] = [];
+    for (let sp = 1; packets.length < 200; sp++) {
+      const d = pkt({ proto: 17, sp, dp: 53 });
+      inside.keyOf(d);
+      const w = hash64Words(key, inside.scratchKey, out);
+      const [b1, b2] = inside.bucketsOf(w[0]!, w[1]!);
+      if (Math.max(b1, b2) === 1) packets.push(d);
+    }
+    packets.forEach((d, i) => {
+      const { flow } = t.track(d, i);
+      expect(evicted.has(flow)).toBe(false);
+      expect(t.find(d)).toBe(flow);
+      // the flow of the last packet, tried before hashing: the same one, in the table
+      expect(t.track(d, i).flow).toBe(flow);
+    });
+    expect(t.size).toBe(8);
+    expect(t.stats.evicted.capacity).toBe(192);
   });
 
   it('times idle flows out (swept a few slots per packet, or found expired) and drains at the end', () => {
