@@ -221,9 +221,7 @@ function ipv6(b: Uint8Array, o: number): string {
 
 /** The Internet checksum (RFC 1071) of `len` bytes of `b` from `o`. */
 export function checksum16(b: Uint8Array, o: number, len: number): number {
-  let sum = 0;
-  for (let i = 0; i + 1 < len; i += 2) sum += (b[o + i]! << 8) | b[o + i + 1]!;
-  if (len & 1) sum += b[o + len - 1]! << 8;
+  let sum = wordSum(b, o, o + len);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return ~sum & 0xffff;
 }
