@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LogServer, NativeLoglet, Sequencer } from '../src/index.js';
+import { FileLoglet, LogServer, NativeLoglet, Sequencer } from '../src/index.js';
 import { countBody, decodeBody, encodeBody, encodeFrame } from '../src/providers/native.js';
 
 const batch = fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 40 });
@@ -55,6 +55,59 @@ describe('frames and record batches', () => {
         } else expect(decodeBody(b).length).toBe(n);
       }),
     );
+  });
+});
+
+describe('bounded reads', () => {
+  const root = mkdtempSync(join(tmpdir(), 'vlog-read-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('a FileLoglet read with maxBytes returns the longest prefix within it, never nothing (property)', async () => {
+    const l = await FileLoglet.open(join(root, 'f'), 10);
+    const sizes = Array.from({ length: 60 }, (_, i) => (i * 37) % 90);
+    await l.append(sizes.map((n, i) => new Uint8Array(n).fill(i)));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 10, max: 70 }),
+        fc.integer({ min: 0, max: 70 }),
+        fc.integer({ min: 0, max: 4000 }),
+        async (from, len, max) => {
+          const recs = await l.read(from, from + len, max);
+          const all = await l.read(from, from + len);
+          expect(recs).toEqual(all.slice(0, recs.length));
+          if (all.length === 0) return;
+          const bytes = (k: number) => all.slice(0, k).reduce((n, r) => n + 12 + r.payload.length, 0);
+          expect(recs.length).toBeGreaterThanOrEqual(1);
+          if (recs.length > 1) expect(bytes(recs.length)).toBeLessThanOrEqual(max);
+          if (recs.length < all.length) expect(bytes(recs.length + 1)).toBeGreaterThan(max);
+        },
+      ),
+    );
+    await l.close();
+  });
+
+  it('a NativeLoglet reads a range longer than a LogServer replies with, in parts, from the LogServers in turn', async () => {
+    const servers = [0, 1, 2].map((i) => new LogServer(join(root, `ls${i}`), { readReplyBytesMax: 500 }));
+    const addrs = await Promise.all(servers.map(async (s) => `127.0.0.1:${await s.listen(0)}`));
+    const seq = new Sequencer(addrs);
+    const seqAddr = `127.0.0.1:${await seq.listen(0)}`;
+    const l = new NativeLoglet('parts', 0, seqAddr, addrs);
+    const payloads = Array.from({ length: 200 }, (_, i) => Buffer.from(`record ${i} `.repeat(1 + (i % 7))));
+    for (let i = 0; i < payloads.length; i += 25) await l.append(payloads.slice(i, i + 25));
+    const read = async () =>
+      (await l.read(3, 190)).map((r) => [r.position, Buffer.from(r.payload).toString()]);
+    const want = payloads.slice(3, 190).map((p, i) => [i + 3, p.toString()]);
+    expect(await read()).toEqual(want);
+    // with the first LogServer gone the next ones serve the whole range
+    await servers[0]!.close();
+    const again = new NativeLoglet('parts', 0, seqAddr, addrs);
+    expect((await again.read(3, 190)).map((r) => [r.position, Buffer.from(r.payload).toString()])).toEqual(
+      want,
+    );
+    await l.close();
+    await again.close();
+    await seq.close();
+    for (const s of servers.slice(1)) await s.close();
   });
 });
 
@@ -134,6 +187,20 @@ describe('malformed requests to a sequencer and a LogServer', () => {
     c.sock.write(encodeFrame({ id: 2, op: 'append', position: 0, ...where }, [Buffer.from('ok')]));
     expect(await c.reply(2)).toEqual({ id: 2, tail: 1 });
     c.sock.destroy();
+  });
+
+  it('a read without a byte bound (a client from before binary reads) gets the range as base64', async () => {
+    const l = new NativeLoglet('wire-r', 0, seqAddr, addrs);
+    await l.append([Buffer.from('one'), Buffer.from('two')]);
+    const c = await raw(addrs[2]!);
+    c.sock.write(encodeFrame({ id: 3, op: 'read', loglet: 'wire-r', start: 0, from: 0, to: 2 }));
+    expect(await c.reply(3)).toEqual({
+      id: 3,
+      positions: [0, 1],
+      payloads: [Buffer.from('one').toString('base64'), Buffer.from('two').toString('base64')],
+    });
+    c.sock.destroy();
+    await l.close();
   });
 
   it('a frame whose header is not JSON, or too long, closes that connection only', async () => {

@@ -268,12 +268,27 @@ export class FileLoglet implements Loglet {
     return { tail: this.tail, sealed: this.sealed };
   }
 
-  async read(from: number, to: number): Promise<LogRecord[]> {
+  /**
+   * The records of [from, to) below the tail; with `maxBytes`, only a prefix of them whose encoded records
+   * take at most that many bytes (but at least one record), so a reply built from it stays bounded.
+   */
+  async read(from: number, to: number, maxBytes = Number.POSITIVE_INFINITY): Promise<LogRecord[]> {
     if (from < this.trim) throw new TrimmedError(from, this.trim);
     const lo = Math.max(from, this.start);
-    const hi = Math.min(to, this.tail);
+    let hi = Math.min(to, this.tail);
     if (hi <= lo) return [];
     const a = this.offsets[lo - this.start]!;
+    if (hi === this.tail ? this.size - a > maxBytes : this.offsets[hi - this.start]! - a > maxBytes) {
+      // the last record that ends within maxBytes of the first one's start (records end where the next begins)
+      let l = lo + 1;
+      let h = hi - 1; // [lo, hi) as a whole is too long
+      while (l < h) {
+        const m = (l + h + 1) >>> 1;
+        if (this.offsets[m - this.start]! - a <= maxBytes) l = m;
+        else h = m - 1;
+      }
+      hi = l;
+    }
     const b = hi === this.tail ? this.size : this.offsets[hi - this.start]!;
     const buf = await this.disk.readAt('records.log', a, b - a);
     const out: LogRecord[] = [];

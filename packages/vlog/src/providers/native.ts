@@ -351,9 +351,16 @@ interface Replica {
   expected: number;
 }
 
+/** Bytes of records a LogServer puts in one read reply at most (a client reads a longer range in parts). */
+export const readReplyBytesMax = 8 * 2 ** 20;
+/** A reply's records, sent as the frame's body rather than in its header. */
+const replyBody = Symbol('body');
+
 export interface LogServerOptions {
   /** Where a loglet's files live (default: a directory per loglet under `dir`). */
   disk?: (id: string) => Promise<Disk>;
+  /** Bytes of records per read reply at most (default `readReplyBytesMax`). */
+  readReplyBytesMax?: number;
   /**
    * Group commits written on the event loop (`NodeDiskOptions.writesOnLoop`) on the default disks: for a
    * LogServer in a process of its own, as `strata log server` runs it.
@@ -432,7 +439,9 @@ export class LogServer {
         }));
         void reply.then(
           (r) => {
-            if (!this.closed) wire.send(r);
+            if (this.closed) return;
+            // a symbol's property: not in the header's JSON
+            wire.send(r, (r as Record<symbol, unknown>)[replyBody] as Payload[] | undefined);
           },
           (e: unknown) => {
             if (!this.closed) wire.send(failed(e));
@@ -443,7 +452,10 @@ export class LogServer {
   }
 
   /** Handles one request; resolves once it is queued, with the reply as a promise of its own. */
-  private async handle(h: Header, body: Buffer): Promise<{ reply: Promise<Record<string, unknown>> }> {
+  private async handle(
+    h: Header,
+    body: Buffer,
+  ): Promise<{ reply: Promise<Record<string | symbol, unknown>> }> {
     const fail = (e: unknown) =>
       e instanceof TrimmedError
         ? { id: h.id, error: e.message, trimmed: true, position: e.position, trimPoint: e.trimPoint }
@@ -473,6 +485,26 @@ export class LogServer {
       case 'tail':
         return { reply: Promise.resolve({ id: h.id, tail: l.tail, sealed: l.isSealed }) };
       case 'read':
+        // a client that asks for a binary reply (`max`) gets the payloads as the frame's body, at most
+        // `max` bytes of records (and at most readReplyBytesMax) from `from` on: it asks again for the rest;
+        // without it, the whole range as base64 in the header, as LogServers answered before
+        if (typeof h.max === 'number')
+          return {
+            reply: l
+              .read(
+                Number(h.from),
+                Number(h.to),
+                Math.min(h.max, this.o.readReplyBytesMax ?? readReplyBytesMax),
+              )
+              .then(
+                (recs) => ({
+                  id: h.id,
+                  first: recs[0]?.position ?? Number(h.from),
+                  [replyBody]: recs.map((x) => x.payload),
+                }),
+                fail,
+              ),
+          };
         return {
           reply: l.read(Number(h.from), Number(h.to)).then(
             (recs) => ({
@@ -976,28 +1008,40 @@ export class NativeLoglet implements Loglet {
   }
 
   /** Records [from, to) from the replicas that have them (any replica's copy of a position is the same). */
+  /**
+   * Records [from, to) from the LogServers in `order`: from each, in parts of at most `readReplyBytesMax`
+   * bytes, as long as it has the next position; then from the next one.
+   */
   private async fetch(from: number, to: number, order: string[]): Promise<LogRecord[]> {
     const out: LogRecord[] = [];
     let pos = from;
     for (const a of order) {
-      if (pos >= to) break;
       try {
-        const [h] = await this.pool
-          .get(a)
-          .call({ op: 'read', loglet: this.id, start: this.start, from: pos, to });
-        const err = replyError(h);
-        if (err instanceof TrimmedError) throw err;
-        if (err) continue;
-        const ps = h.positions as number[];
-        const pl = h.payloads as string[];
-        for (let i = 0; i < ps.length; i++)
-          if (ps[i] === pos) {
-            out.push({ position: pos, payload: Uint8Array.from(Buffer.from(pl[i]!, 'base64')) });
-            pos++;
+        while (pos < to) {
+          const [h, body] = await this.pool
+            .get(a)
+            .call({ op: 'read', loglet: this.id, start: this.start, from: pos, to, max: readReplyBytesMax });
+          const err = replyError(h);
+          if (err instanceof TrimmedError) throw err;
+          if (err) break;
+          if (Array.isArray(h.payloads)) {
+            // a LogServer from before binary reads: the whole range, base64 in the header
+            const ps = h.positions as number[];
+            const pl = h.payloads as string[];
+            for (let i = 0; i < ps.length; i++)
+              if (ps[i] === pos) out.push({ position: pos++, payload: Buffer.from(pl[i]!, 'base64') });
+            break;
           }
+          if (h.first !== pos) break;
+          const recs = decodeBody(body);
+          if (recs.length === 0) break;
+          // views of the reply's frame, which nothing else holds or writes
+          for (const payload of recs.slice(0, to - pos)) out.push({ position: pos++, payload });
+        }
       } catch (e) {
         if (e instanceof TrimmedError) throw e;
       }
+      if (pos >= to) break;
     }
     return out;
   }
