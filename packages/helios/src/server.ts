@@ -61,7 +61,14 @@ export interface IngestServerOptions {
 
 /** Checks a leaf an agent shipped: a sound level-0 node (checksum), one child, sorted distinct keys. */
 export function checkLeaf(bytes: Uint8Array): Float64Array {
-  const n = decodeNode(bytes, 'shipped leaf');
+  let n: ReturnType<typeof decodeNode>;
+  try {
+    n = decodeNode(bytes, 'shipped leaf');
+  } catch (e) {
+    // the agent's bytes, not the server, are at fault: a 4xx, which an agent does not retry
+    const m = (e as Error).message;
+    throw Object.assign(new Error(m.startsWith('shipped leaf') ? m : `shipped leaf: ${m}`), { status: 400 });
+  }
   const h = n.header;
   if (h.level !== 0 || h.children.length !== 1 || n.keys.length > leafKeysMax)
     throw Object.assign(new Error('shipped leaf: not a level-0 leaf of one block'), { status: 400 });
