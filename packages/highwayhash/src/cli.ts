@@ -80,22 +80,32 @@ Example:
       } catch (e) {
         throw new CliError(`--check: cannot read ${values.check}: ${(e as Error).message}`);
       }
-      let bad = 0;
-      const lines = text.split('\n').filter((l) => l.trim() !== '');
-      for (const [i, line] of lines.entries()) {
-        const m = /^([0-9a-f]+) {2}(.+)$/.exec(line);
+      // the whole listing is checked before any file is read: a malformed line names its line number
+      // (blank lines counted), and nothing is reported OK from a listing that is refused
+      const entries: { hex: string; name: string }[] = [];
+      for (const [i, raw] of text.split('\n').entries()) {
+        const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+        if (line.trim() === '') continue;
+        // sha256sum's form: HEX, a space, ' ' or '*' (text or binary mode: the same here), NAME
+        const m = /^([0-9a-fA-F]+) [ *](.+)$/.exec(line);
         if (!m || m[1]!.length !== bits / 4)
-          throw new CliError(`${values.check}:${i + 1}: expected "HEX  NAME" with ${bits / 4} hex digits`);
+          throw new CliError(
+            `${values.check}:${i + 1}: expected "HEX  NAME" with ${bits / 4} hex digits, got '${line.slice(0, 60)}'`,
+          );
+        entries.push({ hex: m[1]!.toLowerCase(), name: m[2]! });
+      }
+      let bad = 0;
+      for (const { hex, name } of entries) {
         let ok = false;
         try {
-          ok = (await digestStream(key, bits, m[2]!, io, true)) === m[1];
+          ok = (await digestStream(key, bits, name, io, true)) === hex;
         } catch (e) {
-          io.stderr.write(`strata hash: ${m[2]}: ${(e as Error).message}\n`);
+          io.stderr.write(`strata hash: ${name}: ${(e as Error).message}\n`);
         }
         if (!ok) bad++;
-        if (!ok || !quiet) io.stdout.write(`${m[2]}: ${ok ? 'OK' : 'FAILED'}\n`);
+        if (!ok || !quiet) io.stdout.write(`${name}: ${ok ? 'OK' : 'FAILED'}\n`);
       }
-      if (bad) io.stderr.write(`strata hash: ${bad} of ${lines.length} computed checksums did NOT match\n`);
+      if (bad) io.stderr.write(`strata hash: ${bad} of ${entries.length} computed checksums did NOT match\n`);
       return bad ? 1 : 0;
     }
     const files = positionals.length ? positionals : ['-'];

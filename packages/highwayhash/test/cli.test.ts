@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { commands, hash64, hash128 } from '../src/index.js';
 
@@ -43,5 +44,53 @@ describe('strata hash', () => {
     const m = captureIo('', {}, dir);
     expect(await runCommand(cmd, ['missing.bin'], m.io)).toBe(1);
     expect(m.stderr()).toMatch(/missing\.bin/);
+  });
+
+  it('--check reads sha256sum listings: CRLF, upper-case hex, the binary-mode star, blank lines', async () => {
+    writeFileSync(join(dir, 'b.bin'), 'bee');
+    const hex = hash64(key, Buffer.from('bee')).toString(16).padStart(16, '0');
+    writeFileSync(join(dir, 'crlf'), `\r\n${hex.toUpperCase()}  b.bin\r\n\n${hex} *b.bin\r\n`);
+    const c = captureIo('', {}, dir);
+    expect(await runCommand(cmd, ['--check', 'crlf'], c.io)).toBe(0);
+    expect(c.stdout()).toBe('b.bin: OK\nb.bin: OK\n');
+  });
+
+  it('--check refuses a malformed listing before reading any file, naming the line (blank lines counted)', async () => {
+    const hex = hash64(key, Buffer.from('bee')).toString(16).padStart(16, '0');
+    writeFileSync(join(dir, 'broken'), `${hex}  b.bin\n\n\n${hex.slice(1)}  b.bin\n`);
+    const c = captureIo('', {}, dir);
+    expect(await runCommand(cmd, ['--check', 'broken'], c.io)).toBe(1);
+    expect(c.stdout()).toBe(''); // the good first line is not reported OK from a refused listing
+    expect(c.stderr()).toContain(
+      `broken:4: expected "HEX  NAME" with 16 hex digits, got '${hex.slice(1)}  b.bin'`,
+    );
+  });
+
+  it('--check on any text: exit 0 or 1, a malformed line named by its number, never a crash (fuzz)', async () => {
+    const hex = hash64(key, Buffer.from('bee')).toString(16).padStart(16, '0');
+    const line = fc.oneof(
+      fc.constant(`${hex}  b.bin`),
+      fc.constant(`${hex}  missing.bin`),
+      fc.constant(''),
+      fc.string({ maxLength: 30 }),
+      fc.stringMatching(/^[0-9a-f]{10,20} [ *][a-z.]{1,8}$/),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(line, { maxLength: 6 }), fc.boolean(), async (lines, crlf) => {
+        writeFileSync(join(dir, 'fuzz'), lines.join(crlf ? '\r\n' : '\n'));
+        const c = captureIo('', {}, dir);
+        const code = await runCommand(cmd, ['--check', 'fuzz'], c.io);
+        expect([0, 1]).toContain(code);
+        const badAt = lines.findIndex((l) => l.trim() !== '' && !/^[0-9a-fA-F]{16} [ *].+$/.test(l));
+        if (badAt >= 0) {
+          expect(c.stderr()).toContain(`fuzz:${badAt + 1}: expected`);
+          expect(c.stdout()).toBe('');
+        } else
+          expect(code).toBe(
+            lines.some((l) => l.endsWith('missing.bin') || (l.trim() !== '' && !l.startsWith(hex))) ? 1 : 0,
+          );
+      }),
+      { numRuns: 200 },
+    );
   });
 });
