@@ -197,7 +197,11 @@ interface BlockPlan {
  */
 export interface RowSource {
   length: number;
-  columns(start: number, end: number): Cell[][];
+  /**
+   * A source may write a column's JSON text itself into `json[c]` (exactly the UTF-8 of `JSON.stringify`
+   * of its cells; read before the next call): its cells are then an empty array.
+   */
+  columns(start: number, end: number, json?: (Uint8Array | undefined)[]): Cell[][];
 }
 
 /** An array of rows as a RowSource (each page's rows turned into columns). */
@@ -319,8 +323,11 @@ function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: Encode
   };
   // Per column: whether a page of it was not all integers (and nulls): its next pages go to JSON.stringify.
   const notInts: boolean[] = new Array(ncols).fill(false);
+  // Per column: its JSON text when the source wrote it (see RowSource).
+  const given: (Uint8Array | undefined)[] = new Array(ncols).fill(undefined);
   for (let p = 0; p < pageCount; p++) {
-    const page = rows.columns(p * per, Math.min(rows.length, (p + 1) * per));
+    given.fill(undefined);
+    const page = rows.columns(p * per, Math.min(rows.length, (p + 1) * per), given);
     plan.pageRows.push(Math.max(0, Math.min(rows.length, (p + 1) * per) - p * per));
     minMax(page, plan);
     const texts: Uint8Array[] = [];
@@ -328,7 +335,12 @@ function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: Encode
       const col = page[c]!;
       const start = used;
       let end = -1;
-      if (!notInts[c] && typeof col[0] === 'number') {
+      const json = given[c];
+      if (json !== undefined) {
+        room(json.length);
+        text.set(json, used);
+        end = used + json.length;
+      } else if (!notInts[c] && typeof col[0] === 'number') {
         room(col.length * intJsonBytesMax + 2);
         end = intsJson(col, text, used);
         if (end < 0) notInts[c] = true;

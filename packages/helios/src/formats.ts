@@ -141,6 +141,32 @@ function hdfsDateTime(d: string, di: number, t: string, ti: number): number | un
   }
   return lastDayMs + ((hh * 60 + mi) * 60 + ss) * 1000;
 }
+/** Two ASCII digits at b[i] as their value, else -1. */
+function twoDigitsAt(b: Uint8Array, i: number): number {
+  const x = b[i]! - 48;
+  const y = b[i + 1]! - 48;
+  return x >= 0 && x <= 9 && y >= 0 && y <= 9 ? x * 10 + y : -1;
+}
+
+/**
+ * `hdfsDateTime` of bytes: `yyMMdd` at b[di] and `HHmmss` at b[ti] (ASCII); undefined when they are not
+ * digits. The same value as the strings give, and the same day cache.
+ */
+export function hdfsDateTimeBytes(b: Uint8Array, di: number, ti: number): number | undefined {
+  const yy = twoDigitsAt(b, di);
+  const mo = twoDigitsAt(b, di + 2);
+  const dd = twoDigitsAt(b, di + 4);
+  const hh = twoDigitsAt(b, ti);
+  const mi = twoDigitsAt(b, ti + 2);
+  const ss = twoDigitsAt(b, ti + 4);
+  if (yy < 0 || mo < 0 || dd < 0 || hh < 0 || mi < 0 || ss < 0) return undefined;
+  const day = (yy * 100 + mo) * 100 + dd;
+  if (day !== lastDay) {
+    lastDay = day;
+    lastDayMs = Date.UTC(2000 + yy, mo - 1, dd);
+  }
+  return lastDayMs + ((hh * 60 + mi) * 60 + ss) * 1000;
+}
 /** The last day `hdfsTimestamp` met (yyMMdd as a number) and its midnight in epoch ms. */
 let lastDay = -1;
 let lastDayMs = 0;
@@ -190,7 +216,7 @@ export function parseTimestamp(s: string): number | null {
 }
 
 /** A loghub `Date` and `Time` field as one TIMESTAMP cell: `toCell` of `${date} ${time}`, without the string. */
-function dateTimeCell(date: string, time: string): Cell {
+export function dateTimeCell(date: string, time: string): Cell {
   if (date.length === 6 && time.length === 6) {
     const v = hdfsDateTime(date, 0, time, 0);
     if (v !== undefined) return v;
@@ -231,6 +257,29 @@ export function toCell(col: ColumnDef, raw: string | undefined): Cell {
     case 'TIMESTAMP':
       return parseTimestamp(raw);
   }
+}
+
+/**
+ * Where a column's cell comes from when every line has the fields `names`: a field (converted by
+ * `toCell`), a `Date` and a `Time` field as one TIMESTAMP (`dateTimeCell`), or nothing (null).
+ */
+export type ColumnSource = { field: string } | { date: string; time: string } | null;
+
+/** Each column's source among the fields `names` (a column's own name first, any case; then for a TIMESTAMP `timestamp`, `ts`, `date` + `time`). */
+export function columnSources(columns: ColumnDef[], names: string[]): ColumnSource[] {
+  const find = (n: string) => names.find((k) => k.toLowerCase() === n);
+  return columns.map((c): ColumnSource => {
+    const direct = names.includes(c.name) ? c.name : find(c.name.toLowerCase());
+    if (direct !== undefined) return { field: direct };
+    if (c.type !== 'TIMESTAMP') return null;
+    const ts = find('timestamp') ?? find('ts');
+    if (ts !== undefined) return { field: ts };
+    const date = find('date');
+    const time = find('time');
+    if (date !== undefined && time !== undefined) return { date, time };
+    const one = date ?? time;
+    return one === undefined ? null : { field: one };
+  });
 }
 
 /** Turns lines into rows of the stream's columns. Lines the format does not match become rows of nulls with the raw line in the first TEXT column. */
@@ -298,30 +347,20 @@ export class RowParser {
     names: string[],
     at: (name: string) => string | number,
   ): ((f: Record<string, string>) => Cell)[] {
-    const find = (n: string) => names.find((k) => k.toLowerCase() === n);
-    return this.def.columns.map((c) => {
-      const get = (name: string) => {
-        const k = at(name);
+    return columnSources(this.def.columns, names).map((src, i) => {
+      const c = this.def.columns[i]!;
+      if (src === null) return () => null;
+      if ('field' in src) {
+        const k = at(src.field);
         return (x: Record<string, string>) => toCell(c, x[k]);
-      };
-      const direct = names.includes(c.name) ? c.name : find(c.name.toLowerCase());
-      if (direct !== undefined) return get(direct);
-      if (c.type !== 'TIMESTAMP') return () => null;
-      const ts = find('timestamp') ?? find('ts');
-      if (ts !== undefined) return get(ts);
-      const date = find('date');
-      const time = find('time');
-      if (date !== undefined && time !== undefined) {
-        const da = at(date);
-        const ti = at(time);
-        return (x: Record<string, string>) => {
-          const a = x[da];
-          const b = x[ti];
-          return a !== undefined && b !== undefined ? dateTimeCell(a, b) : toCell(c, a ?? b);
-        };
       }
-      const one = date ?? time;
-      return one === undefined ? () => null : get(one);
+      const da = at(src.date);
+      const ti = at(src.time);
+      return (x: Record<string, string>) => {
+        const a = x[da];
+        const b = x[ti];
+        return a !== undefined && b !== undefined ? dateTimeCell(a, b) : toCell(c, a ?? b);
+      };
     });
   }
 

@@ -416,6 +416,44 @@ function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean 
 }
 
 /**
+ * The values of a declared column read from its JSON text (`JSON.stringify` of its cells, UTF-8) as keys of
+ * column `col` (`valueKey(col, value)`): a string without escapes and a number are their bytes between
+ * the separators, a string with escapes goes through `JSON.parse`; nulls are skipped.
+ */
+function commitValuesJson(kb: KeyBytes, col: number, json: Uint8Array): void {
+  const prefix = enc.encode(valueKey(col, ''));
+  const jv = new DataView(json.buffer, json.byteOffset, json.byteLength);
+  const n = json.length - 1; // the closing bracket
+  let i = 1;
+  while (i < n) {
+    const c = json[i]!;
+    if (c === 0x2c) {
+      i++;
+      continue;
+    }
+    if (c === 0x22) {
+      const s = ++i;
+      let escaped = false;
+      while (json[i] !== 0x22) {
+        if (json[i] === 0x5c) {
+          escaped = true;
+          i++;
+        }
+        i++;
+        if (i >= n) throw new Error('commitValuesJson: an unterminated string in a column section');
+      }
+      if (!escaped) kb.commit(prefix, json, jv, s, i - s);
+      else commitString(kb, valueKey(col, JSON.parse(utf8.decode(json.subarray(s - 1, i + 1))) as string));
+      i++;
+      continue;
+    }
+    const s = i;
+    while (i < n && json[i] !== 0x2c) i++;
+    if (json[s] !== 0x6e) kb.commit(prefix, json, jv, s, i - s); // a number (not null)
+  }
+}
+
+/**
  * The distinct 53-bit keys of some rows under the stream's INDEX clause, unsorted: the HighwayHash keys
  * of `valueKey(col, value)` and `tokenKey(col, token)` for each distinct value and token (`tokenize`),
  * built from bytes (a repeated token costs a table probe, not a string and a hash). `columnsJson`, when
@@ -432,11 +470,18 @@ export function columnKeys(def: StreamDef, columns: Cell[][], columnsJson?: Uint
   kb.reset();
   for (const d of def.index) {
     const col = def.columns.findIndex((c) => c.name === d.column);
-    const cells = columns[col] ?? [];
+    let cells = columns[col] ?? [];
+    const json = columnsJson?.[col];
+    // a column given as JSON text alone (the byte parser's string columns): its cells are in the text
+    const textOnly = json !== undefined && cells.length === 0;
     if (d.tokens) {
-      const json = columnsJson?.[col];
       if (json && commitTokensJson(kb, col, json)) continue;
+      if (textOnly) cells = JSON.parse(utf8.decode(json)) as Cell[];
       for (const v of cells) if (typeof v === 'string') commitTokens(kb, col, v);
+      continue;
+    }
+    if (textOnly) {
+      commitValuesJson(kb, col, json);
       continue;
     }
     // Few distinct values: a Set of the cells (their strings' hashes are cached) before any bytes.

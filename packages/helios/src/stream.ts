@@ -3,6 +3,8 @@
  * bottom-up indexer (level-0 merge, add operator, watermarks, orphans), the hybrid query and erasure.
  * Blocks and index nodes live in an ObjectStore; progress lives in the stream's progress log.
  */
+
+import { isAscii } from 'node:buffer';
 import {
   closeSync,
   existsSync,
@@ -42,6 +44,7 @@ import {
 } from './node.js';
 import { ProgressLog, type ProgressRecord } from './progress.js';
 import { columnsOf, type Expr, evalExpr, mayMatchRange, parseQuery, requiredNeedles } from './query.js';
+import { ByteRowParser } from './rowbytes.js';
 
 export interface IndexPolicy {
   /** Merge operator: two level-0 nodes merge while both have fewer keys than this. */
@@ -483,6 +486,8 @@ export class Stream {
   private directories = new Map<string, Uint8Array>();
   private directoriesBytes = 0;
   readonly parser: RowParser;
+  /** The parser of ASCII chunks' bytes, for the loghub templates it takes (else undefined). */
+  private readonly byteParser: ByteRowParser | undefined;
   private tsCol: number;
 
   private constructor(
@@ -496,6 +501,7 @@ export class Stream {
     readonly nowMs: () => number,
   ) {
     this.parser = new RowParser(def);
+    this.byteParser = ByteRowParser.for(def, this.parser);
     this.tsCol = def.columns.findIndex((c) => c.type === 'TIMESTAMP');
   }
 
@@ -725,7 +731,7 @@ export class Stream {
     const id = blockId(source, from, to, content);
     await this.catchUp();
     if (this.ids.has(id)) return false;
-    const built = this.buildChunk(id, source, from, to, lines.length, (i) => lines[i]!, content);
+    const built = this.buildChunk(id, source, from, to, (i) => lines[i]!, content, lines.length);
     return this.storeChunk(id, built, opts);
   }
 
@@ -738,15 +744,22 @@ export class Stream {
     source: string,
     from: number,
     to: number,
-    lineCount: number,
     line: (i: number) => string,
     content: Uint8Array,
+    lineCount: number,
+    /** Where each line ends, when `content` is all ASCII and is to be parsed as bytes (`byteParser`). */
+    asciiEnds?: number[],
   ): Promise<EncodedBlock> {
     const ncols = this.def.columns.length;
+    const bytes = this.byteParser;
     const rows = {
       length: lineCount,
-      columns: (a: number, b: number) => {
+      columns: (a: number, b: number, json?: (Uint8Array | undefined)[]) => {
         const n = Math.max(0, Math.min(b, lineCount) - a);
+        if (bytes && asciiEnds && json) {
+          const buf = Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+          return bytes.page(buf, asciiEnds, a, n, json, line);
+        }
         const page: Cell[][] = [];
         for (let c = 0; c < ncols; c++) page.push(new Array<Cell>(n));
         for (let i = 0; i < n; i++) this.parser.rowInto(line(a + i), page, i);
@@ -884,18 +897,34 @@ export class Stream {
           }
           if (cut < 0) break;
           const content = pending.subarray(0, cut + 1);
-          const text = content.toString('utf8');
-          // Where each line ends (a last line without a newline ends at the text's end): the lines are
-          // made a page at a time, so they die young instead of surviving the chunk (fewer scavenge copies).
+          // An ASCII chunk of a template the byte parser takes is parsed from its bytes (no string made of
+          // it); else the chunk is made a string. Where each line ends (a last line without a newline ends
+          // at the chunk's end): the lines are made a page at a time, so they die young instead of
+          // surviving the chunk (fewer scavenge copies). In ASCII a character is a byte.
+          const ascii = this.byteParser !== undefined && isAscii(content);
+          const text = ascii ? '' : content.toString('utf8');
           const ends: number[] = [];
-          for (let e = text.indexOf('\n'); ; e = text.indexOf('\n', e + 1)) {
-            if (e < 0) {
-              if ((ends.length === 0 ? 0 : ends[ends.length - 1]! + 1) < text.length) ends.push(text.length);
-              break;
+          if (ascii) {
+            for (let e = content.indexOf(10); ; e = content.indexOf(10, e + 1)) {
+              if (e < 0) {
+                if ((ends.length === 0 ? 0 : ends[ends.length - 1]! + 1) < content.length)
+                  ends.push(content.length);
+                break;
+              }
+              ends.push(e);
             }
-            ends.push(e);
-          }
-          const line = (i: number) => text.slice(i === 0 ? 0 : ends[i - 1]! + 1, ends[i]);
+          } else
+            for (let e = text.indexOf('\n'); ; e = text.indexOf('\n', e + 1)) {
+              if (e < 0) {
+                if ((ends.length === 0 ? 0 : ends[ends.length - 1]! + 1) < text.length)
+                  ends.push(text.length);
+                break;
+              }
+              ends.push(e);
+            }
+          const line = ascii
+            ? (i: number) => content.toString('latin1', i === 0 ? 0 : ends[i - 1]! + 1, ends[i])
+            : (i: number) => text.slice(i === 0 ? 0 : ends[i - 1]! + 1, ends[i]);
           const from = pendingFrom;
           const to = from + content.length;
           const id = blockId(source, from, to, content);
@@ -907,9 +936,16 @@ export class Stream {
             // and appended. Records are appended in file order (the checkpoint is the largest acknowledged
             // offset, so the order is what keeps a failure from skipping lines), several in one batch when
             // they are ready together.
-            const rec = this.buildChunk(id, source, from, to, ends.length, line, content).then((b) =>
-              this.writeChunk(id, b, {}),
-            );
+            const rec = this.buildChunk(
+              id,
+              source,
+              from,
+              to,
+              line,
+              content,
+              ends.length,
+              ascii ? ends : undefined,
+            ).then((b) => this.writeChunk(id, b, {}));
             const acked = appends.add(rec).then((pos) => {
               if (this.acknowledged(id, pos)) stats.blocksWritten++;
               else stats.blocksDeduped++;

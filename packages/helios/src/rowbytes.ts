@@ -1,0 +1,362 @@
+/**
+ * Loghub lines parsed from a chunk's bytes, for chunks that are all ASCII: the template matched byte by
+ * byte, the string columns written straight as their sections' JSON text, integer and `Date` + `Time`
+ * cells read from their digits. No string is made for a line or a field (a 1M-line HDFS ingest made the
+ * chunk a string, ran the template's regex, made its match array and cells and `JSON.stringify`'d the
+ * string columns: about 1 CPU s of its 1.6). The result is exactly what `RowParser` and `JSON.stringify`
+ * give: a line the byte matcher does not take for certain goes through `RowParser` as a string.
+ *
+ * Why the greedy walk gives the regex's own match: `loghubRegex` compiles a template to a sequence of
+ * literal characters, `\s+` (a run of spaces in the template), fields `\S*` or `[^c]*` (each followed by
+ * a literal) and a last field `.*`, anchored at both ends. A backtracking regex tries each quantifier's
+ * longest run first and returns the first path that succeeds, so when the path of longest runs succeeds,
+ * it is the match. The walk takes exactly that path and gives up (the line goes to the regex) at the first
+ * step that fails, where the regex would backtrack. Templates with a field right after another field (a
+ * lazy `\S*?`) or non-ASCII text are left to the regex.
+ */
+import type { StreamDef } from './ddl.js';
+import {
+  type Cell,
+  columnSources,
+  dateTimeCell,
+  hdfsDateTimeBytes,
+  lineBytesMax,
+  type RowParser,
+  toCell,
+} from './formats.js';
+
+const opLiteral = 0;
+const opSpaces = 1;
+const opNonSpace = 2;
+const opNotChar = 3;
+const opRest = 4;
+
+/** `\s` in ASCII: tab, line feed, vertical tab, form feed, carriage return, space. */
+const classSpace = 1;
+/** A byte `JSON.stringify` escapes in a string: controls, `"` and `\`. */
+const classEscape = 2;
+/** A line terminator, which `.` does not match: line feed and carriage return. */
+const classTerminator = 4;
+const byteClass = Uint8Array.from({ length: 256 }, (_, b) => {
+  let k = 0;
+  if ((b >= 9 && b <= 13) || b === 32) k |= classSpace;
+  if (b < 0x20 || b === 0x22 || b === 0x5c) k |= classEscape;
+  if (b === 10 || b === 13) k |= classTerminator;
+  return k;
+});
+
+/** The template as steps (op, argument): a literal's byte, a field's number (and `[^c]*`'s c above bit 16). */
+function compileTemplate(template: string): { ops: Int32Array; names: string[] } | undefined {
+  const parts = template.split(/(<[A-Za-z_][A-Za-z0-9_]*>)/).filter((x) => x !== '');
+  const ops: number[] = [];
+  const names: string[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    const m = /^<([A-Za-z_][A-Za-z0-9_]*)>$/.exec(part);
+    if (!m) {
+      for (let j = 0; j < part.length; ) {
+        const ch = part.charCodeAt(j);
+        if (ch > 127) return undefined;
+        if (ch === 32) {
+          while (part.charCodeAt(j) === 32) j++;
+          ops.push(opSpaces, 0);
+        } else {
+          ops.push(opLiteral, ch);
+          j++;
+        }
+      }
+      continue;
+    }
+    const f = names.length;
+    names.push(m[1]!);
+    const next = parts[i + 1];
+    if (next === undefined) ops.push(opRest, f);
+    else if (/^<.*>$/.test(next))
+      return undefined; // a lazy field: left to the regex
+    else {
+      const c = next.trim()[0];
+      if (c === undefined) ops.push(opNonSpace, f);
+      else if (c.charCodeAt(0) > 127) return undefined;
+      else ops.push(opNotChar, f | (c.charCodeAt(0) << 16));
+    }
+  }
+  return { ops: Int32Array.from(ops), names };
+}
+
+/** How a column's cells are made: 0 JSON from a field's bytes, 1 INT of a field, 2 Date + Time, 3 any other (strings). */
+const kindJson = 0;
+const kindInt = 1;
+const kindDateTime = 2;
+const kindOther = 3;
+
+/** A page's JSON text of one column, grown as needed and reused for every page. */
+class JsonColumn {
+  buf = Buffer.allocUnsafe(1 << 16);
+  o = 0;
+
+  room(bytes: number): void {
+    if (this.o + bytes <= this.buf.length) return;
+    const b = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.o + bytes));
+    this.buf.copy(b, 0, 0, this.o);
+    this.buf = b;
+  }
+
+  /** Appends `JSON.stringify(v)` (v a string or null). */
+  cell(v: Cell): void {
+    if (v === null) {
+      this.room(4);
+      this.o += this.buf.write('null', this.o, 'latin1');
+      return;
+    }
+    const j = JSON.stringify(v);
+    this.room(j.length * 3);
+    this.o += this.buf.write(j, this.o, 'utf8');
+  }
+}
+
+/** Parses the lines of ASCII chunks of a loghub stream into pages (see the file's comment). */
+export class ByteRowParser {
+  private readonly ops: Int32Array;
+  private readonly fieldCount: number;
+  private readonly fieldStart: Int32Array;
+  private readonly fieldEnd: Int32Array;
+  private readonly fieldClasses: Int32Array;
+  /** Per column: how its cells are made, and from which field(s). */
+  private readonly kinds: number[];
+  private readonly fieldA: number[];
+  private readonly fieldB: number[];
+  private readonly json: (JsonColumn | undefined)[];
+  /** One row's cells from `RowParser`, for the lines the matcher leaves to it. */
+  private readonly scratch: Cell[][];
+
+  private constructor(
+    private readonly def: StreamDef,
+    private readonly parser: RowParser,
+    t: { ops: Int32Array; names: string[] },
+  ) {
+    this.ops = t.ops;
+    this.fieldCount = t.names.length;
+    this.fieldStart = new Int32Array(this.fieldCount);
+    this.fieldEnd = new Int32Array(this.fieldCount);
+    this.fieldClasses = new Int32Array(this.fieldCount);
+    const sources = columnSources(def.columns, t.names);
+    this.kinds = [];
+    this.fieldA = [];
+    this.fieldB = [];
+    this.json = [];
+    def.columns.forEach((c, i) => {
+      const src = sources[i]!;
+      let kind = kindOther;
+      let a = -1;
+      let b = -1;
+      if (src !== null && 'field' in src) {
+        a = t.names.indexOf(src.field);
+        if (c.type === 'STRING' || c.type === 'TEXT') kind = kindJson;
+        else if (c.type === 'INT') kind = kindInt;
+      } else if (src !== null) {
+        kind = kindDateTime;
+        a = t.names.indexOf(src.date);
+        b = t.names.indexOf(src.time);
+      }
+      this.kinds.push(kind);
+      this.fieldA.push(a);
+      this.fieldB.push(b);
+      this.json.push(kind === kindJson ? new JsonColumn() : undefined);
+    });
+    this.scratch = def.columns.map(() => [null]);
+  }
+
+  /** The byte parser of a stream's format, or undefined (not a loghub template the matcher takes). */
+  static for(def: StreamDef, parser: RowParser): ByteRowParser | undefined {
+    if (def.format.kind !== 'loghub') return undefined;
+    const t = compileTemplate(def.format.template);
+    return t ? new ByteRowParser(def, parser, t) : undefined;
+  }
+
+  /**
+   * Matches b[s, e) (one line, cut and without its CR) against the template along the path of longest
+   * runs; fills the fields' ranges and byte classes. False where that path fails (the regex decides).
+   */
+  private match(b: Uint8Array, s: number, e: number): boolean {
+    const ops = this.ops;
+    const fs = this.fieldStart;
+    const fe = this.fieldEnd;
+    const fc = this.fieldClasses;
+    let p = s;
+    for (let k = 0; k < ops.length; k += 2) {
+      const arg = ops[k + 1]!;
+      switch (ops[k]) {
+        case opLiteral:
+          if (p < e && b[p] === arg) p++;
+          else return false;
+          break;
+        case opSpaces:
+          if (p >= e || (byteClass[b[p]!]! & classSpace) === 0) return false;
+          p++;
+          while (p < e && (byteClass[b[p]!]! & classSpace) !== 0) p++;
+          break;
+        case opNonSpace: {
+          const p0 = p;
+          let cls = 0;
+          while (p < e) {
+            const k2 = byteClass[b[p]!]!;
+            if ((k2 & classSpace) !== 0) break;
+            cls |= k2;
+            p++;
+          }
+          fs[arg] = p0;
+          fe[arg] = p;
+          fc[arg] = cls;
+          break;
+        }
+        case opNotChar: {
+          const f = arg & 0xffff;
+          const ch = arg >>> 16;
+          const p0 = p;
+          let cls = 0;
+          while (p < e) {
+            const x = b[p]!;
+            if (x === ch) break;
+            cls |= byteClass[x]!;
+            p++;
+          }
+          fs[f] = p0;
+          fe[f] = p;
+          fc[f] = cls;
+          break;
+        }
+        default: {
+          // opRest: `.*` then the end, so no line terminator in it
+          const p0 = p;
+          let cls = 0;
+          while (p < e) cls |= byteClass[b[p++]!]!;
+          if ((cls & classTerminator) !== 0) return false;
+          fs[arg] = p0;
+          fe[arg] = p;
+          fc[arg] = cls;
+        }
+      }
+    }
+    return p === e;
+  }
+
+  /**
+   * The page of lines [a, a + n) of an ASCII chunk `b` whose line i ends at ends[i] (its newline, or the
+   * chunk's end): the cells of columns made from numbers or by `RowParser`, and for each column whose cells
+   * are strings of a field (or null) its JSON text in `json[c]` (exactly `JSON.stringify` of its cells) with
+   * an empty array for its cells. `line(i)` is line i as a string (for the lines left to `RowParser`).
+   */
+  page(
+    b: Buffer,
+    ends: number[],
+    a: number,
+    n: number,
+    json: (Uint8Array | undefined)[],
+    line: (i: number) => string,
+  ): Cell[][] {
+    const ncols = this.kinds.length;
+    const kinds = this.kinds;
+    const page: Cell[][] = [];
+    for (let c = 0; c < ncols; c++) {
+      page.push(kinds[c] === kindJson ? [] : new Array<Cell>(n));
+      const j = this.json[c];
+      if (j) {
+        j.o = 0;
+        j.room(2);
+        j.buf[j.o++] = 0x5b; // [
+      }
+    }
+    const fs = this.fieldStart;
+    const fe = this.fieldEnd;
+    const fc = this.fieldClasses;
+    for (let r = 0; r < n; r++) {
+      const i = a + r;
+      const s = i === 0 ? 0 : ends[i - 1]! + 1;
+      let e = Math.min(ends[i]!, s + lineBytesMax);
+      if (e > s && b[e - 1] === 13) e--;
+      if (!this.match(b, s, e)) {
+        this.parser.rowInto(line(i), this.scratch, 0);
+        for (let c = 0; c < ncols; c++) {
+          const v = this.scratch[c]![0]!;
+          const j = this.json[c];
+          if (j) {
+            if (r > 0) {
+              j.room(1);
+              j.buf[j.o++] = 0x2c; // ,
+            }
+            j.cell(v);
+          } else page[c]![r] = v;
+        }
+        continue;
+      }
+      for (let c = 0; c < ncols; c++) {
+        const f = this.fieldA[c]!;
+        switch (kinds[c]) {
+          case kindJson: {
+            const j = this.json[c]!;
+            const fs0 = fs[f]!;
+            const len = fe[f]! - fs0;
+            if ((fc[f]! & classEscape) !== 0) {
+              if (r > 0) {
+                j.room(1);
+                j.buf[j.o++] = 0x2c;
+              }
+              j.cell(b.toString('latin1', fs0, fs0 + len));
+              break;
+            }
+            j.room(len + 3);
+            const out = j.buf;
+            let o = j.o;
+            if (r > 0) out[o++] = 0x2c; // ,
+            out[o++] = 0x22; // "
+            if (len > 32) b.copy(out, o, fs0, fs0 + len);
+            else for (let k = 0; k < len; k++) out[o + k] = b[fs0 + k]!;
+            o += len;
+            out[o++] = 0x22;
+            j.o = o;
+            break;
+          }
+          case kindInt: {
+            const s0 = fs[f]!;
+            const len = fe[f]! - s0;
+            let v = -1;
+            if (len > 0 && len <= 15) {
+              v = 0;
+              for (let k = s0; k < s0 + len; k++) {
+                const d = b[k]! - 48;
+                if (d < 0 || d > 9) {
+                  v = -1;
+                  break;
+                }
+                v = v * 10 + d;
+              }
+            }
+            page[c]![r] = v >= 0 ? v : toCell(this.def.columns[c]!, b.toString('latin1', s0, s0 + len));
+            break;
+          }
+          case kindDateTime: {
+            const g = this.fieldB[c]!;
+            const ds = fs[f]!;
+            const ts = fs[g]!;
+            const v = fe[f]! - ds === 6 && fe[g]! - ts === 6 ? hdfsDateTimeBytes(b, ds, ts) : undefined;
+            page[c]![r] =
+              v !== undefined
+                ? v
+                : dateTimeCell(b.toString('latin1', ds, fe[f]), b.toString('latin1', ts, fe[g]));
+            break;
+          }
+          default:
+            page[c]![r] = f < 0 ? null : toCell(this.def.columns[c]!, b.toString('latin1', fs[f], fe[f]));
+        }
+      }
+    }
+    for (let c = 0; c < ncols; c++) {
+      const j = this.json[c];
+      if (!j) continue;
+      j.room(1);
+      j.buf[j.o++] = 0x5d; // ]
+      json[c] = j.buf.subarray(0, j.o);
+    }
+    return page;
+  }
+}
