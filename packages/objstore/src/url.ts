@@ -49,7 +49,13 @@ export function parseStoreUrl(url: string, cwd = process.cwd()): StoreLocation {
     const bucket = u.hostname;
     if (!/^[a-z0-9][a-z0-9.-]{1,62}$/.test(bucket))
       throw new StoreUrlError(`storage URL '${url}': '${bucket}' is not a valid bucket name`);
-    const prefix = decodeURIComponent(u.pathname.replace(/^\//, ''));
+    const path = u.pathname.replace(/^\//, '');
+    let prefix: string;
+    try {
+      prefix = decodeURIComponent(path);
+    } catch {
+      throw new StoreUrlError(`storage URL '${url}': the prefix '${path}' has a malformed %-escape`);
+    }
     const endpoint = u.searchParams.get('endpoint') ?? undefined;
     if (endpoint && !/^https?:\/\//.test(endpoint))
       throw new StoreUrlError(`storage URL '${url}': endpoint must start with http:// or https://`);

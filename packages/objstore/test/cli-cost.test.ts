@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { commands, costReport, FileStore, parseStoreUrl, StoreUrlError, WalStore } from '../src/index.js';
 
@@ -31,6 +32,32 @@ describe('storage URLs', () => {
     expect(() => parseStoreUrl('s3://B_ad/x')).toThrow(/bucket name/);
     expect(() => parseStoreUrl('s3://bkt/x?endpoint=127.0.0.1')).toThrow(/endpoint/);
     expect(() => parseStoreUrl('')).toThrow(/empty/);
+    expect(() => parseStoreUrl('s3://bkt/a%zz')).toThrow(
+      "storage URL 's3://bkt/a%zz': the prefix 'a%zz' has a malformed %-escape",
+    );
+  });
+
+  it('any string parses to a location or fails with a StoreUrlError that quotes it (fuzz)', () => {
+    const url = fc.oneof(
+      fc.string(),
+      fc
+        .tuple(fc.constantFrom('s3://', 'file:', 'mem:', 'S3://', 's3:/', 'x:'), fc.string())
+        .map(([a, b]) => a + b),
+      fc
+        .tuple(fc.stringMatching(/^[a-z0-9.-]{0,70}$/), fc.string(), fc.string())
+        .map(([b, p, q]) => `s3://${b}/${p}?endpoint=${q}`),
+    );
+    fc.assert(
+      fc.property(url, (u) => {
+        try {
+          expect(['file', 'mem', 's3']).toContain(parseStoreUrl(u, '/w').kind);
+        } catch (e) {
+          expect(e).toBeInstanceOf(StoreUrlError);
+          if (u.trim() !== '') expect((e as Error).message).toContain(u);
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 
