@@ -125,7 +125,7 @@ export async function openLoglet(
     return ZooKeeperLoglet.open(hosts, { path: `${path}/${seg}`, start });
   }
   if (spec.startsWith('native://')) {
-    const n = parseNativeSpec(spec);
+    const n = specOr(() => parseNativeSpec(spec));
     // one loglet per segment: the id carries the segment so a reused spec never mixes segments
     return new NativeLoglet(
       nativeLogletId(spec, index, nativeScope(log, stripe)),

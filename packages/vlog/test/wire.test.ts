@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileLoglet, LogServer, NativeLoglet, Sequencer } from '../src/index.js';
+import { FileLoglet, LogServer, NativeLoglet, openLoglet, Sequencer, SpecError } from '../src/index.js';
 import { countBody, decodeBody, encodeBody, encodeFrame } from '../src/providers/native.js';
 
 const batch = fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 40 });
@@ -223,5 +223,46 @@ describe('malformed requests to a sequencer and a LogServer', () => {
         expect(await ok.reply(7)).toEqual({ id: 7 });
         ok.sock.destroy();
       }
+  });
+});
+
+describe('native loglet specs', () => {
+  it('a spec opens a NativeLoglet over HOST:PORT addresses or fails with a SpecError quoting it (fuzz)', async () => {
+    const addr = fc.oneof(
+      fc
+        .tuple(fc.constantFrom('127.0.0.1', 'localhost', 'ls-1.example'), fc.integer({ min: -1, max: 70000 }))
+        .map(([h, p]) => `${h}:${p}`),
+      fc.string({ maxLength: 12 }),
+    );
+    const spec = fc.oneof(
+      fc
+        .tuple(
+          addr,
+          fc.array(addr, { maxLength: 4 }),
+          fc.oneof(fc.constant('events'), fc.string({ maxLength: 6 })),
+        )
+        .map(([sq, servers, id]) => `native://${sq}?servers=${servers.join(',')}&id=${id}`),
+      fc.string({ maxLength: 40 }).map((x) => `native://${x}`),
+    );
+    await fc.assert(
+      fc.asyncProperty(spec, async (sp) => {
+        let l: Awaited<ReturnType<typeof openLoglet>> | undefined;
+        try {
+          l = await openLoglet(sp, 0, 0);
+        } catch (e) {
+          expect(e).toBeInstanceOf(SpecError);
+          expect((e as Error).message).toContain(sp);
+          return;
+        }
+        expect(l).toBeInstanceOf(NativeLoglet);
+        const n = l as NativeLoglet;
+        for (const a of [n.sequencer, ...n.servers]) {
+          const port = Number(a.slice(a.lastIndexOf(':') + 1));
+          expect(port >= 1 && port <= 65535, a).toBe(true);
+        }
+        await l.close();
+      }),
+      { numRuns: 500 },
+    );
   });
 });
