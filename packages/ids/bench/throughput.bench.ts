@@ -8,6 +8,13 @@
 // group holds a rule of the kind, those where a rule passed the prefilter, those reaching the full
 // matcher). With every rule, the anchor of issue 10 in the same process: the naive matcher (naive.ts: each
 // rule's contents searched with indexOf over every reassembled payload), and the pipeline's ratio to it.
+// The N-worker side is run twice per rep, as a user meets it: cold, a pool created for the run and closed
+// after it (what `strata ids --workers N` does for one capture; its time counts starting the workers,
+// sending them the rules, each building its engine, and compiling the engine's code in each worker's own
+// V8 isolate), and warm, one pool kept across the reps with spare engines (each worker builds the next
+// run's engine after a run; the bench waits for that before timing, and warms the pool up with one untimed
+// run per rule set). The warm figure is what a long-lived pool pays per capture; the cold one is the CLI's.
+// Process CPU (every thread: the JS threads and V8's compiler and GC threads) is reported per side too.
 // Usage: npm run bench -- ids throughput [-- --workers 2 --trace ndpi-mix-a --reps 1]
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -41,21 +48,43 @@ const scanIn = wasmScanAvailable() ? 'WebAssembly' : 'JavaScript';
 console.log(
   `trace ${values.trace} (${(bytes / 1e6).toFixed(1)} MB), ${workers} workers vs 1 thread, ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}, prefilter scan in ${scanIn}`,
 );
-const pool = new ParallelRunner(workers);
+const pool = new ParallelRunner(workers, { spareEngines: true });
 const rows: Record<string, unknown>[] = [];
+/** CPU seconds of the whole process (every thread) since `from`. */
+const processCpu = (from: NodeJS.CpuUsage) => {
+  const u = process.cpuUsage(from);
+  return (u.user + u.system) / 1e6;
+};
 for (const [name, rules] of ruleSets) {
+  // warm-up of the kept pool for this rule set (untimed): the rules sent, the JIT warmed, spares built
+  await pool.run(pcap, rules, { validateChecksums: 'auto' });
   for (let rep = 0; rep < reps; rep++) {
+    const p0 = process.cpuUsage();
     const c0 = threadCpuMs() ?? 0;
     const one = await runCapture(pcap, rules, { validateChecksums: 'auto' });
     const c1 = threadCpuMs() ?? 0;
+    const procCpu1 = processCpu(p0);
+    // cold: a pool made for the run and closed after it, as the CLI does
+    const pc = process.cpuUsage();
+    const tc = performance.now();
+    const coldPool = new ParallelRunner(workers);
+    const cold = await coldPool.run(pcap, rules, { validateChecksums: 'auto' });
+    await coldPool.close();
+    const coldSeconds = (performance.now() - tc) / 1000;
+    const procCpuCold = processCpu(pc);
+    // warm: the kept pool, once its workers are idle (their spare engines built)
+    await pool.idle();
+    const pw = process.cpuUsage();
+    const c1w = threadCpuMs() ?? 0;
     const par = await pool.run(pcap, rules, { validateChecksums: 'auto' });
     const c2 = threadCpuMs() ?? 0;
+    const procCpuWarm = processCpu(pw);
     // CPU seconds: what the work cost, whatever else the machine was doing. One thread: all of it; N
     // workers: the main thread (read, decode, dispatch, merge) and each worker, which on dedicated cores
     // run side by side, so the slowest of them bounds the time
     const cpu1 = (c1 - c0) / 1000;
     const loopCpu = one.loopCpuSeconds ?? Number.NaN;
-    const cpuMain = (c2 - c1) / 1000;
+    const cpuMain = (c2 - c1w) / 1000;
     const cpuWorkers = par.workers.map((w) => w.cpuMs / 1000);
     const cpuBound = Math.max(cpuMain, ...cpuWorkers);
     // the naive anchor, with every rule only (its cost does not depend on which rules are HTTP rules)
@@ -66,18 +95,31 @@ for (const [name, rules] of ruleSets) {
     const share = (n: number) => Number((st.stageInspections ? n / st.stageInspections : 0).toFixed(4));
     const mbps1 = (one.bytes * 8) / 1e6 / one.seconds;
     const mbpsN = (par.bytes * 8) / 1e6 / par.seconds;
+    const mbpsCold = (cold.bytes * 8) / 1e6 / coldSeconds;
     const row = {
       rules: name,
       ruleCount: rules.length,
       packets: one.packets,
       alerts1: one.alerts.length,
       alertsN: par.alerts.length,
+      alertsCold: cold.alerts.length,
       seconds1: Number(one.seconds.toFixed(2)),
+      // N workers, warm (the kept pool, spare engines) and cold (pool made, run, closed)
       secondsN: Number(par.seconds.toFixed(2)),
+      secondsCold: Number(coldSeconds.toFixed(2)),
       mbps1: Number(mbps1.toFixed(2)),
       mbpsN: Number(mbpsN.toFixed(2)),
+      mbpsCold: Number(mbpsCold.toFixed(2)),
       kppsN: Number((par.packets / par.seconds / 1e3).toFixed(1)),
       ratio: Number((mbpsN / mbps1).toFixed(2)),
+      ratioCold: Number((mbpsCold / mbps1).toFixed(2)),
+      phasesWarmMs: phaseMs(par.phases),
+      phasesColdMs: phaseMs(cold.phases),
+      spareEnginesWarm: par.phases.spareEngines,
+      spareCpuMsWarm: par.phases.workerSpareCpuMs.map((x) => Math.round(x)),
+      processCpuSeconds1: Number(procCpu1.toFixed(2)),
+      processCpuSecondsCold: Number(procCpuCold.toFixed(2)),
+      processCpuSecondsN: Number(procCpuWarm.toFixed(2)),
       cpuSeconds1: Number(cpu1.toFixed(2)),
       cpuSecondsMain: Number(cpuMain.toFixed(2)),
       cpuSecondsWorkers: cpuWorkers.map((x) => Number(x.toFixed(2))),
@@ -113,11 +155,14 @@ for (const [name, rules] of ruleSets) {
     };
     rows.push(row);
     console.log(
-      `${name.padEnd(18)} stages: ${row.stageInspections} inspections, port group ${row.stagePortGroupShare}, prefilter ${row.stagePrefilterShare}, all strings ${row.stageAllStringsShare}, full matcher ${row.stageFullMatcherShare}${naive ? ` | naive indexOf matcher: ${row.naiveCpuSeconds} s CPU (${row.naiveSeconds} s wall, ${row.naiveMbps} Mbps, ${row.naiveCandidates} candidates of ${row.naiveRulesSearched} rules x ${row.naivePayloads} payloads) = pipeline ${row.pipelineOverNaiveCpu}x by CPU, ${row.pipelineOverNaiveWall}x by wall` : ''}\n${' '.repeat(18)} CPU: 1 thread ${row.cpuSeconds1} s = ${row.mbpsPerCpuSecond1} Mbps per core (packet loop ${row.loopCpuSeconds1} s = ${row.loopMbpsPerCpuSecond1} Mbps) | ${workers} workers: main ${row.cpuSecondsMain} s, workers ${row.cpuSecondsWorkers.join('/')} s = ${row.mbpsDedicatedCoresN} Mbps on dedicated cores | ${row.cpuRatio}x\n${' '.repeat(18)} wall: 1 thread ${row.mbps1} Mbps (${row.seconds1} s, ${row.alerts1} alerts) | ${workers} workers ${row.mbpsN} Mbps (${row.secondsN} s, ${row.alertsN} alerts) | ratio ${row.ratio}x | worker packets ${row.workerPackets.join('/')}, busy ms ${row.workerBusyMs.join('/')} | ${row.flowsPerSecond1} flows/s, reassembly peak ${(row.reassemblyPeakBytes / 2 ** 20).toFixed(1)} MiB, max RSS ${row.maxRssMiB} MiB`,
+      `${name.padEnd(18)} stages: ${row.stageInspections} inspections, port group ${row.stagePortGroupShare}, prefilter ${row.stagePrefilterShare}, all strings ${row.stageAllStringsShare}, full matcher ${row.stageFullMatcherShare}${naive ? ` | naive indexOf matcher: ${row.naiveCpuSeconds} s CPU (${row.naiveSeconds} s wall, ${row.naiveMbps} Mbps, ${row.naiveCandidates} candidates of ${row.naiveRulesSearched} rules x ${row.naivePayloads} payloads) = pipeline ${row.pipelineOverNaiveCpu}x by CPU, ${row.pipelineOverNaiveWall}x by wall` : ''}\n${' '.repeat(18)} CPU: 1 thread ${row.cpuSeconds1} s = ${row.mbpsPerCpuSecond1} Mbps per core (packet loop ${row.loopCpuSeconds1} s = ${row.loopMbpsPerCpuSecond1} Mbps) | ${workers} workers: main ${row.cpuSecondsMain} s, workers ${row.cpuSecondsWorkers.join('/')} s = ${row.mbpsDedicatedCoresN} Mbps on dedicated cores | ${row.cpuRatio}x\n${' '.repeat(18)} wall: 1 thread ${row.mbps1} Mbps (${row.seconds1} s, ${row.alerts1} alerts) | ${workers} workers cold ${row.mbpsCold} Mbps (${row.secondsCold} s, ${row.alertsCold} alerts; init/batches/finish ${row.phasesColdMs.join('/')} ms) = ${row.ratioCold}x | warm ${row.mbpsN} Mbps (${row.secondsN} s, ${row.alertsN} alerts; ${row.phasesWarmMs.join('/')} ms${row.spareEnginesWarm ? `, spare engines built between runs: ${row.spareCpuMsWarm.join('/')} ms CPU` : ''}) = ${row.ratio}x\n${' '.repeat(18)} process CPU (all threads): 1 thread ${row.processCpuSeconds1} s, cold ${row.processCpuSecondsCold} s, warm ${row.processCpuSecondsN} s | worker packets ${row.workerPackets.join('/')}, busy ms ${row.workerBusyMs.join('/')} | ${row.flowsPerSecond1} flows/s, reassembly peak ${(row.reassemblyPeakBytes / 2 ** 20).toFixed(1)} MiB, max RSS ${row.maxRssMiB} MiB`,
     );
   }
 }
 await pool.close();
+function phaseMs(p: { initMs: number; batchesMs: number; finishMs: number }): number[] {
+  return [p.initMs, p.batchesMs, p.finishMs].map((x) => Math.round(x));
+}
 const dir = new URL('./results/', import.meta.url).pathname;
 mkdirSync(dir, { recursive: true });
 writeFileSync(

@@ -58,7 +58,23 @@ export interface WorkerLoad {
   cpuMs: number;
 }
 
-export type ParallelResult = RunResult & { workers: WorkerLoad[] };
+/**
+ * Where a parallel run's wall time went, ms: from the start until every worker was set up (the main thread
+ * reads and prepares meanwhile), from then until the last batch came back, and the flush at the end.
+ */
+export interface ParallelPhases {
+  initMs: number;
+  batchesMs: number;
+  finishMs: number;
+  /** Each worker's engine set up for the run (built, or a spare taken): wall and thread CPU ms. */
+  workerInitMs: number[];
+  workerInitCpuMs: number[];
+  /** Every worker ran on a spare engine built after the run before (`spareEngines`), taking this CPU. */
+  spareEngines: boolean;
+  workerSpareCpuMs: number[];
+}
+
+export type ParallelResult = RunResult & { workers: WorkerLoad[]; phases: ParallelPhases };
 
 interface Slot {
   worker: Worker;
@@ -85,24 +101,42 @@ function spawn(): Worker {
   return new Worker(new URL('./worker.js', here));
 }
 
+export interface ParallelRunnerOptions {
+  /**
+   * After each run, every worker builds the next run's engine from the same rules and options (a new
+   * Engine, not a reset one), so that the next `run` with those rules and options does not wait for it.
+   * Off by default: a pool used for one capture would build engines it never uses.
+   */
+  spareEngines?: boolean;
+}
+
 /**
- * A pool of detection workers, reused across captures (`run` sets each worker's engine up again).
- * `close` ends the threads.
+ * A pool of detection workers, reused across captures (`run` sets each worker's engine up again). A
+ * rule set is sent to the workers once: a later `run` with the same rules (the same array, or one holding
+ * the same Rule objects in the same order, not changed since) reuses the workers' copies. `close` ends
+ * the threads.
  */
 export class ParallelRunner {
   private readonly slots: Slot[];
+  private readonly spareEngines: boolean;
+  /** The rules the workers hold (a copy of the array sent), and the options their spares were built with. */
+  private sent: Rule[] | undefined;
   private readonly hashKey = webcrypto.getRandomValues(new Uint8Array(32));
   private readonly key = new Uint8Array(38);
   private readonly hashOut = new Uint32Array(2);
 
-  constructor(readonly workers: number) {
+  constructor(
+    readonly workers: number,
+    opts: ParallelRunnerOptions = {},
+  ) {
     if (!Number.isInteger(workers) || workers < 1 || workers > workersMax)
       throw new RangeError(`workers must be an integer from 1 to ${workersMax}, got ${workers}`);
+    this.spareEngines = opts.spareEngines === true;
     this.slots = Array.from({ length: workers }, () => {
       const worker = spawn();
       const slot: Slot = {
         worker,
-        load: { packets: 0, bytes: 0, alerts: 0, busyMs: 0, cpuMs: 0 },
+        load: newLoad(),
         inFlight: 0,
         wake: undefined,
         replies: [],
@@ -115,6 +149,11 @@ export class ParallelRunner {
       });
       return slot;
     });
+  }
+
+  /** Resolves once every worker is idle (with `spareEngines`: the next run's engines are built). */
+  async idle(): Promise<void> {
+    await Promise.all(this.slots.map((s) => this.request(s, { type: 'ping' })));
   }
 
   /** Ends the worker threads. */
@@ -166,12 +205,41 @@ export class ParallelRunner {
     const t0 = performance.now();
     if (opts.out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');
     const { validateChecksums, defrag, out, ...engineOpts } = opts;
-    const ready = await Promise.all(
+    const sent = this.sent;
+    const same = sent !== undefined && sent.length === rules.length && sent.every((r, i) => r === rules[i]);
+    this.sent = [...rules];
+    const optsKey = JSON.stringify(engineOpts);
+    // not awaited before reading: the main thread reads and prepares while the workers set up (the
+    // batches queue behind init; at most batchesInFlightMax each)
+    let tReady = t0;
+    const ready = Promise.all(
       this.slots.map((s, index) =>
-        this.request(s, { type: 'init', rules, opts: engineOpts, index, workers: this.workers }),
+        this.request(s, {
+          type: 'init',
+          ...(!same && { rules }),
+          opts: engineOpts,
+          optsKey,
+          index,
+          workers: this.workers,
+        }),
       ),
-    );
-    for (const s of this.slots) s.load = { packets: 0, bytes: 0, alerts: 0, busyMs: 0, cpuMs: 0 };
+    ).then((r) => {
+      tReady = performance.now();
+      return r;
+    });
+    // a worker that fails (setting up or on a batch): the run fails with its error, and the reader
+    // waiting for room in a worker's queue is woken, not left waiting for batches that never come back
+    let failed: { e: unknown } | undefined;
+    const fail = (e: unknown) => {
+      failed ??= { e };
+      for (const s of this.slots) {
+        const w = s.wake;
+        s.wake = undefined;
+        w?.();
+      }
+    };
+    ready.catch(fail);
+    for (const s of this.slots) s.load = newLoad();
     // the main thread's pipeline only prepares packets (it holds no rules)
     const pipe = new Pipeline([], {
       ...(validateChecksums !== undefined && { validateChecksums }),
@@ -246,6 +314,7 @@ export class ParallelRunner {
             s.wake = undefined;
             w?.();
           },
+          fail,
         ),
       );
     };
@@ -271,6 +340,7 @@ export class ParallelRunner {
             if (held.size > heldPacketsMax) {
               for (const s of this.slots) flush(s);
               await Promise.all(pending);
+              if (failed) throw failed.e;
               await drain();
             }
           }
@@ -305,16 +375,24 @@ export class ParallelRunner {
           s.load.bytes += x.frame.length;
           if (b.meta.length >= batchPacketsMax * metaFields || b.bytes >= batchBytesMax) {
             flush(s);
-            while (s.inFlight >= batchesInFlightMax) await new Promise<void>((r) => (s.wake = r));
+            while (s.inFlight >= batchesInFlightMax && !failed) await new Promise<void>((r) => (s.wake = r));
+            if (failed) throw failed.e;
           }
         }
       for (const s of this.slots) flush(s);
       await Promise.all(pending);
+      if (failed) throw failed.e;
       if (sink) await drain();
     } finally {
       await sink?.close();
     }
-    const done = await Promise.all(this.slots.map((s) => this.request(s, { type: 'finish', ...last })));
+    const readies = await ready;
+    const tBatches = performance.now();
+    const spare = this.spareEngines;
+    const done = await Promise.all(
+      this.slots.map((s) => this.request(s, { type: 'finish', ...last, spare })),
+    );
+    const tDone = performance.now();
     // merge: by the packet an alert was raised on; within a packet one worker raised them all, in order
     const tagged: { a: Alert; k: number }[] = [];
     let k = 0;
@@ -332,7 +410,7 @@ export class ParallelRunner {
     });
     const stats = sumStats(done.flatMap((r) => (r.type === 'done' ? [r.stats] : [])));
     stats.alerts = alerts.length;
-    const first = ready[0];
+    const first = readies[0];
     return {
       alerts,
       packets: pipe.packets,
@@ -348,9 +426,22 @@ export class ParallelRunner {
       reassemblyPeakBytes: done.reduce((n, r) => n + (r.type === 'done' ? r.peakBytes : 0), 0),
       httpAnomalies: sumAnomalies(done.flatMap((r) => (r.type === 'done' ? [r.httpAnomalies] : []))),
       workers: this.slots.map((s) => ({ ...s.load })),
+      phases: {
+        initMs: tReady - t0,
+        batchesMs: tBatches - tReady,
+        finishMs: tDone - tBatches,
+        workerInitMs: readies.map((r) => (r.type === 'ready' ? r.initMs : 0)),
+        workerInitCpuMs: readies.map((r) => (r.type === 'ready' ? r.initCpuMs : 0)),
+        spareEngines: readies.every((r) => r.type === 'ready' && r.spare),
+        workerSpareCpuMs: readies.map((r) => (r.type === 'ready' ? r.spareCpuMs : 0)),
+      },
       ...(sink && { verdicts: sink.counts }),
     };
   }
+}
+
+function newLoad(): WorkerLoad {
+  return { packets: 0, bytes: 0, alerts: 0, busyMs: 0, cpuMs: 0 };
 }
 
 function sumNumbers<T extends object>(xs: T[], init: T): T {

@@ -1,7 +1,11 @@
 /**
  * A detection worker (worker_threads): one Engine over the flows the main thread hashes to it. Protocol
- * (see `parallel.ts`): `init` builds the engine, each `batch` is a run of prepared packets in capture
- * order, `finish` flushes the flows; every reply carries the alerts raised, each with its emission index.
+ * (see `parallel.ts`): `init` sets the run's engine up, each `batch` is a run of prepared packets in
+ * capture order, `finish` flushes the flows; every reply carries the alerts raised, each with its emission
+ * index. The worker keeps the rules and options of the last `init` (an `init` without rules means "the same
+ * rules as before"), and with `spare` on `finish` it builds the next run's engine from them right after
+ * replying, so that a pool reused with the same rules and options starts its next run on an engine built
+ * between runs. A spare is a new Engine, never a used one reset: it has no state of the run before.
  */
 import { parentPort } from 'node:worker_threads';
 import { threadCpuMs } from './cpu.js';
@@ -15,12 +19,35 @@ import { inspectPrepared, type PreparedPacket } from './run.js';
 export const metaFields = 7;
 
 export type ToWorker =
-  | { type: 'init'; rules: Rule[]; opts: EngineOptions; index: number; workers: number }
+  | {
+      type: 'init';
+      /** Absent: the rules of the last init (the pool sends a rule set once). */
+      rules?: Rule[];
+      opts: EngineOptions;
+      /** The options as JSON: a spare engine is used only when they are the ones it was built with. */
+      optsKey: string;
+      index: number;
+      workers: number;
+    }
   | { type: 'batch'; id: number; meta: Float64Array; data: Uint8Array }
-  | { type: 'finish'; pcapCnt: number; tsUs: number };
+  | { type: 'finish'; pcapCnt: number; tsUs: number; spare: boolean }
+  /** Answered once the worker has done everything sent before it (a spare engine built included). */
+  | { type: 'ping' };
 
 export type FromWorker =
-  | { type: 'ready'; loaded: number; skipped: { sid: number; reason: string }[] }
+  | { type: 'pong' }
+  | {
+      type: 'ready';
+      loaded: number;
+      skipped: { sid: number; reason: string }[];
+      /** Setting the engine up (building it, or taking the spare): wall and thread CPU ms. */
+      initMs: number;
+      initCpuMs: number;
+      /** The engine is a spare built after the last run; then what building it took, wall and CPU ms. */
+      spare: boolean;
+      spareMs: number;
+      spareCpuMs: number;
+    }
   | {
       type: 'alerts';
       id: number;
@@ -50,6 +77,11 @@ export interface WorkerVerdict {
 }
 
 let engine: Engine | undefined;
+/** The rules and options of the last init, and the engine built from them after the last run. */
+let rules: Rule[] | undefined;
+let engineOpts: EngineOptions = {};
+let optsKey = '';
+let spare: { engine: Engine; ms: number; cpuMs: number } | undefined;
 let index = 0;
 let workers = 1;
 const decodeStats = newDecodeStats();
@@ -62,66 +94,88 @@ function relabel(alerts: Alert[]): Alert[] {
   return alerts;
 }
 
+/** One batch through the engine (a function of its own: the message handler stays small for the JIT). */
+function runBatch(engine: Engine, id: number, meta: Float64Array, data: Uint8Array): void {
+  const t0 = performance.now();
+  const c0 = threadCpuMs() ?? 0;
+  const out: Alert[] = [];
+  const verdicts: WorkerVerdict[] = [];
+  const ips = engine.opts.ips === true;
+  for (let k = 0; k < meta.length; k += metaFields) {
+    const n = meta[k]!;
+    const tsUs = meta[k + 1]!;
+    const linkType = meta[k + 2]!;
+    const off = meta[k + 4]!;
+    const len = meta[k + 5]!;
+    const wholeLen = meta[k + 6]!;
+    const frame = data.subarray(off, off + len);
+    const whole = wholeLen ? data.subarray(off + len, off + len + wholeLen) : undefined;
+    const r = whole
+      ? decodeInto(record, 101, whole, decodeStats)
+      : decodeInto(record, linkType, frame, decodeStats);
+    if (typeof r === 'string') continue; // decoded once already on the main thread: cannot happen
+    const d = record;
+    const x: PreparedPacket = { d, n, tsUs, frame, linkType, whole, checksumOk: meta[k + 3] === 1 };
+    for (const a of inspectPrepared(engine, x)) out.push(a);
+    if (ips) {
+      // as Pipeline.push decides it on one thread
+      const v = engine.verdict;
+      const responses = v.reject ? rejectFrames(frame, x.linkType, d, whole, v.rejectTo) : [];
+      const rewritten = v.payload && x.frame !== frame && !whole ? x.frame : undefined;
+      if (v.drop || responses.length > 0 || rewritten)
+        verdicts.push({
+          n: x.n,
+          drop: v.drop,
+          ...(rewritten && { frame: rewritten }),
+          ...(responses.length > 0 && { responses }),
+        });
+    }
+  }
+  const reply: FromWorker = {
+    type: 'alerts',
+    id,
+    alerts: relabel(out),
+    verdicts,
+    busyMs: performance.now() - t0,
+    cpuMs: (threadCpuMs() ?? 0) - c0,
+  };
+  parentPort!.postMessage(reply);
+}
+
 function onMessage(m: ToWorker): void {
   if (m.type === 'init') {
-    engine = new Engine(m.rules, { ...m.opts, deferRates: true });
+    const t0 = performance.now();
+    const c0 = threadCpuMs() ?? 0;
+    if (m.rules) rules = m.rules;
+    if (!rules) throw new Error('ids worker: init without rules');
+    const same = m.rules === undefined && m.optsKey === optsKey;
+    engineOpts = m.opts;
+    optsKey = m.optsKey;
+    const s = same ? spare : undefined;
+    spare = undefined;
+    engine = s?.engine ?? new Engine(rules, { ...engineOpts, deferRates: true });
     index = m.index;
     workers = m.workers;
-    parentPort!.postMessage({ type: 'ready', loaded: engine.compiled.length, skipped: engine.skipped });
+    const reply: FromWorker = {
+      type: 'ready',
+      loaded: engine.compiled.length,
+      skipped: engine.skipped,
+      initMs: performance.now() - t0,
+      initCpuMs: (threadCpuMs() ?? 0) - c0,
+      spare: s !== undefined,
+      spareMs: s?.ms ?? 0,
+      spareCpuMs: s?.cpuMs ?? 0,
+    };
+    parentPort!.postMessage(reply);
+    return;
+  }
+  if (m.type === 'ping') {
+    parentPort!.postMessage({ type: 'pong' } satisfies FromWorker);
     return;
   }
   if (!engine) throw new Error('ids worker: a batch before init');
   if (m.type === 'batch') {
-    const t0 = performance.now();
-    const c0 = threadCpuMs() ?? 0;
-    const out: Alert[] = [];
-    const verdicts: WorkerVerdict[] = [];
-    const ips = engine.opts.ips === true;
-    for (let k = 0; k < m.meta.length; k += metaFields) {
-      const [n, tsUs, linkType, ok, off, len, wholeLen] = m.meta.subarray(
-        k,
-        k + metaFields,
-      ) as unknown as number[];
-      const frame = m.data.subarray(off!, off! + len!);
-      const whole = wholeLen ? m.data.subarray(off! + len!, off! + len! + wholeLen) : undefined;
-      const r = whole
-        ? decodeInto(record, 101, whole, decodeStats)
-        : decodeInto(record, linkType!, frame, decodeStats);
-      if (typeof r === 'string') continue; // decoded once already on the main thread: cannot happen
-      const d = record;
-      const x: PreparedPacket = {
-        d,
-        n: n!,
-        tsUs: tsUs!,
-        frame,
-        linkType: linkType!,
-        whole,
-        checksumOk: ok === 1,
-      };
-      for (const a of inspectPrepared(engine, x)) out.push(a);
-      if (ips) {
-        // as Pipeline.push decides it on one thread
-        const v = engine.verdict;
-        const responses = v.reject ? rejectFrames(frame, x.linkType, d, whole, v.rejectTo) : [];
-        const rewritten = v.payload && x.frame !== frame && !whole ? x.frame : undefined;
-        if (v.drop || responses.length > 0 || rewritten)
-          verdicts.push({
-            n: x.n,
-            drop: v.drop,
-            ...(rewritten && { frame: rewritten }),
-            ...(responses.length > 0 && { responses }),
-          });
-      }
-    }
-    const reply: FromWorker = {
-      type: 'alerts',
-      id: m.id,
-      alerts: relabel(out),
-      verdicts,
-      busyMs: performance.now() - t0,
-      cpuMs: (threadCpuMs() ?? 0) - c0,
-    };
-    parentPort!.postMessage(reply);
+    runBatch(engine, m.id, m.meta, m.data);
     return;
   }
   const alerts = relabel(engine.finish({ pcapCnt: m.pcapCnt, tsUs: m.tsUs }));
@@ -135,6 +189,13 @@ function onMessage(m: ToWorker): void {
   };
   parentPort!.postMessage(reply);
   engine = undefined;
+  if (m.spare && rules) {
+    // the next run's engine, built while the main thread merges and until its next init (which waits)
+    const t0 = performance.now();
+    const c0 = threadCpuMs() ?? 0;
+    const e = new Engine(rules, { ...engineOpts, deferRates: true });
+    spare = { engine: e, ms: performance.now() - t0, cpuMs: (threadCpuMs() ?? 0) - c0 };
+  }
 }
 
 parentPort?.on('message', onMessage);

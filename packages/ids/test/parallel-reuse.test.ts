@@ -1,0 +1,128 @@
+// A pool reused across runs: the rules sent once, and (spareEngines) each run after the first on an engine
+// built after the run before. Every run must give exactly the alerts of a fresh engine on one thread.
+import { existsSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Alert,
+  Engine,
+  loadRules,
+  ParallelRunner,
+  parseRules,
+  type Rule,
+  runCapture,
+} from '../src/index.js';
+
+const shared = new URL('../../../../shared/ids/', import.meta.url).pathname;
+const base = `${shared}suricata-verify/`;
+const have = existsSync(`${base}manifest.json`);
+if (!have && process.env.CI) throw new Error('CI: ../shared/ids is missing');
+
+/** An alert as a comparable line (flow ids are numbered per worker; timeout flushes per worker's sweep). */
+function line(a: Alert): string {
+  const when = a.pktSrc === 'stream (flow timeout)' ? 'timeout' : `${a.pcapCnt}@${a.tsUs}`;
+  const bytes = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString('base64') : '-');
+  return [when, a.sid, a.action, `${a.src}:${a.srcPort}`, `${a.dst}:${a.dstPort}`, a.proto, a.pktSrc]
+    .concat([bytes(a.payload), bytes(a.packet)])
+    .join(' ');
+}
+
+const lines = (as: Alert[]) => as.map(line).sort();
+
+describe.runIf(have)('a parallel pool reused across runs', () => {
+  let pool: ParallelRunner;
+  beforeAll(() => {
+    pool = new ParallelRunner(2, { spareEngines: true });
+  });
+  afterAll(async () => {
+    await pool.close();
+  });
+
+  it('every rule on ndpi-mix-a.pcap: runs on spare engines give the alerts of a fresh engine; new options or rules build anew', async () => {
+    const set = parseRules(readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'), 'community');
+    const loaded = new Set(new Engine(set.rules).compiled.map((c) => c.rule.sid));
+    // a threshold whose state spans flows, and a rule that alerts on every SYN: state a reused engine would carry
+    const extra = loadRules(
+      'alert tcp any any -> any any (msg:"syn"; flags:S; threshold:type limit, track by_dst, count 3, seconds 60; sid:9000001;)\nalert tcp any any -> any any (msg:"syn2"; flags:S; flowbits:set,seen; sid:9000002;)',
+      'extra.rules',
+    ).rules;
+    const rules: Rule[] = [...set.rules.filter((r) => loaded.has(r.sid)), ...extra];
+    const pcap = `${shared}traces/ndpi-mix-a.pcap`;
+    const opts = { validateChecksums: 'auto' as const };
+    const want = lines((await runCapture(pcap, rules, opts)).alerts);
+    expect(want.length).toBeGreaterThan(100);
+    const runs = [];
+    for (let i = 0; i < 3; i++) {
+      await pool.idle();
+      const r = await pool.run(pcap, rules, opts);
+      expect(lines(r.alerts), `run ${i + 1}`).toEqual(want);
+      runs.push(r);
+    }
+    expect(runs.map((r) => r.phases.spareEngines)).toEqual([false, true, true]);
+    // the same stats as a fresh pool gives: a spare starts from nothing
+    const fresh = new ParallelRunner(2);
+    try {
+      const f = await fresh.run(pcap, rules, opts);
+      expect(f.phases.spareEngines).toBe(false);
+      expect(runs[2]!.stats.httpRequests).toBe(f.stats.httpRequests);
+      expect(runs[2]!.stats.alerts).toBe(f.stats.alerts);
+      expect(runs[2]!.flows.created).toBe(f.flows.created);
+    } finally {
+      await fresh.close();
+    }
+    // other options: the spare (built with the options before) is not used
+    const noPrefilter = { ...opts, prefilter: false };
+    const r4 = await pool.run(pcap, rules.slice(-200), noPrefilter);
+    expect(r4.phases.spareEngines).toBe(false);
+    expect(lines(r4.alerts)).toEqual(lines((await runCapture(pcap, rules.slice(-200), noPrefilter)).alerts));
+    // the same array with a rule replaced in place: sent again, the new rule in force
+    const mine = rules.slice(-200);
+    const r5 = await pool.run(pcap, mine, noPrefilter);
+    expect(r5.phases.spareEngines).toBe(true);
+    mine[mine.length - 1] = loadRules(
+      'alert tcp any any -> any any (msg:"fin"; flags:F+; sid:9000003;)',
+      'extra.rules',
+    ).rules[0]!;
+    const r6 = await pool.run(pcap, mine, noPrefilter);
+    expect(r6.phases.spareEngines).toBe(false);
+    const want6 = lines((await runCapture(pcap, mine, noPrefilter)).alerts);
+    expect(want6.some((l) => l.includes(' 9000003 '))).toBe(true);
+    expect(lines(r6.alerts)).toEqual(want6);
+  }, 120_000);
+
+  it('every suricata-verify case twice on one pool (the second run on a spare engine): the alerts of one thread', async () => {
+    const m = JSON.parse(readFileSync(`${base}manifest.json`, 'utf8')) as {
+      cases: { name: string; pcap: string; rules: string }[];
+    };
+    let alerts = 0;
+    let spares = 0;
+    for (const c of m.cases) {
+      const { rules } = loadRules(readFileSync(base + c.rules, 'utf8'), c.rules);
+      const want = lines((await runCapture(base + c.pcap, rules)).alerts);
+      alerts += want.length;
+      for (let i = 0; i < 2; i++) {
+        const r = await pool.run(base + c.pcap, rules);
+        expect(lines(r.alerts), `${c.name}, run ${i + 1}`).toEqual(want);
+        if (r.phases.spareEngines) spares++;
+      }
+    }
+    expect(alerts).toBeGreaterThan(100);
+    expect(spares).toBe(m.cases.length);
+  }, 120_000);
+
+  it('a pool without spare engines builds one per run, and reports the phases', async () => {
+    const p = new ParallelRunner(2);
+    try {
+      const { rules } = loadRules('alert tcp any any -> any any (msg:"syn"; flags:S; sid:1;)', 'x.rules');
+      const pcap = `${shared}traces/ndpi-mix-a.pcap`;
+      for (let i = 0; i < 2; i++) {
+        const r = await p.run(pcap, rules);
+        expect(r.phases.spareEngines).toBe(false);
+        expect(r.phases.workerInitMs).toHaveLength(2);
+        expect(r.phases.batchesMs).toBeGreaterThan(0);
+        expect(r.alerts.length).toBeGreaterThan(10);
+      }
+    } finally {
+      await p.close();
+    }
+  }, 60_000);
+});
