@@ -424,6 +424,9 @@ function commitValuesJson(kb: KeyBytes, col: number, json: Uint8Array): void {
   const prefix = enc.encode(valueKey(col, ''));
   const jv = new DataView(json.buffer, json.byteOffset, json.byteLength);
   const n = json.length - 1; // the closing bracket
+  // the string last committed, [lastAt, lastAt + lastLen): runs of one value are common (a level)
+  let lastAt = -1;
+  let lastLen = -1;
   let i = 1;
   while (i < n) {
     const c = json[i]!;
@@ -442,8 +445,20 @@ function commitValuesJson(kb: KeyBytes, col: number, json: Uint8Array): void {
         i++;
         if (i >= n) throw new Error('commitValuesJson: an unterminated string in a column section');
       }
-      if (!escaped) kb.commit(prefix, json, jv, s, i - s);
-      else commitString(kb, valueKey(col, JSON.parse(utf8.decode(json.subarray(s - 1, i + 1))) as string));
+      const len = i - s;
+      if (!escaped && len === lastLen) {
+        let k = 0;
+        while (k < len && json[s + k] === json[lastAt + k]) k++;
+        if (k === len) {
+          i++;
+          continue;
+        }
+      }
+      if (!escaped) {
+        kb.commit(prefix, json, jv, s, len);
+        lastAt = s;
+        lastLen = len;
+      } else commitString(kb, valueKey(col, JSON.parse(utf8.decode(json.subarray(s - 1, i + 1))) as string));
       i++;
       continue;
     }
