@@ -6,7 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileLoglet, LogServer, NativeLoglet, openLoglet, Sequencer, SpecError } from '../src/index.js';
+import {
+  FileLoglet,
+  LogServer,
+  NativeLoglet,
+  openLoglet,
+  parseEtcdUrl,
+  parseZkUrl,
+  Sequencer,
+  SpecError,
+} from '../src/index.js';
 import { countBody, decodeBody, encodeBody, encodeFrame } from '../src/providers/native.js';
 
 const batch = fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 40 });
@@ -263,6 +272,35 @@ describe('native loglet specs', () => {
         await l.close();
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('zk:// and etcd:// URLs parse to HOST:PORT addresses or fail quoting the URL (fuzz, parsing only)', () => {
+    const hosts = fc.array(
+      fc.oneof(
+        fc
+          .tuple(fc.constantFrom('127.0.0.1', 'zk1'), fc.integer({ min: -1, max: 70000 }))
+          .map(([h, p]) => `${h}:${p}`),
+        fc.string({ maxLength: 8 }),
+      ),
+      { minLength: 1, maxLength: 3 },
+    );
+    const path = fc.oneof(fc.constant('/strata/log'), fc.string({ maxLength: 10 }));
+    const valid = (a: string) => {
+      const port = Number(a.slice(a.lastIndexOf(':') + 1));
+      return /^[A-Za-z0-9._-]+:\d+$/.test(a) && port >= 1 && port <= 65535;
+    };
+    fc.assert(
+      fc.property(hosts, path, fc.boolean(), (hs, p, zk) => {
+        const url = zk ? `zk://${hs.join(',')}${p}` : `etcd://${hs[0]}${p}`;
+        try {
+          if (zk) expect(parseZkUrl(url).hosts.split(',').every(valid)).toBe(true);
+          else expect(valid(parseEtcdUrl(url).endpoint.slice('http://'.length))).toBe(true);
+        } catch (e) {
+          expect((e as Error).message).toContain(url);
+        }
+      }),
+      { numRuns: 1000 },
     );
   });
 });

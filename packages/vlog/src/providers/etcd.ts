@@ -16,6 +16,7 @@
  * version to 0, so do not.
  */
 import { type MetaStore, VersionConflictError, type Versioned } from '../contract.js';
+import { isHostPort } from './addr.js';
 
 /** An etcd request with no answer for this long fails. */
 export const etcdRequestTimeoutMs = 10_000;
@@ -29,7 +30,7 @@ interface KeyValue {
 /** Splits `etcd://HOST:PORT/key` into the gateway's base URL and the key. */
 export function parseEtcdUrl(url: string): { endpoint: string; key: string } {
   const m = /^etcd:\/\/([^/]+)(\/.+)$/.exec(url);
-  if (!m)
+  if (!m || !isHostPort(m[1]!))
     throw new Error(
       `etcd URL '${url}': expected etcd://HOST:PORT/key, e.g. etcd://127.0.0.1:2379/strata/log`,
     );

@@ -38,6 +38,7 @@ import {
   type TailInfo,
   TrimmedError,
 } from '../contract.js';
+import { isHostPort } from './addr.js';
 import { type Disk, NodeDisk } from './disk.js';
 import { FileLoglet } from './file.js';
 
@@ -1142,11 +1143,9 @@ export function parseNativeSpec(spec: string): { sequencer: string; servers: str
   const q = new URLSearchParams(m[2]!);
   const servers = (q.get('servers') ?? '').split(',').filter(Boolean);
   if (servers.length < 1) throw new Error(`native loglet spec '${spec}': no servers`);
-  for (const a of [m[1]!, ...servers]) {
-    const hp = /^([A-Za-z0-9._-]+):(\d{1,5})$/.exec(a);
-    if (!hp || Number(hp[2]) < 1 || Number(hp[2]) > 65535)
+  for (const a of [m[1]!, ...servers])
+    if (!isHostPort(a))
       throw new Error(`native loglet spec '${spec}': '${a}' is not HOST:PORT (a port from 1 to 65535)`);
-  }
   const id = q.get('id') ?? 'default';
   if (!/^[A-Za-z0-9._-]{1,80}$/.test(id))
     throw new Error(`native loglet spec '${spec}': id '${id}' must be 1-80 of A-Z a-z 0-9 . _ -`);

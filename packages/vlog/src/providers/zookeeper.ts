@@ -24,6 +24,7 @@ import {
   VersionConflictError,
   type Versioned,
 } from '../contract.js';
+import { isHostPort } from './addr.js';
 
 // ---------------------------------------------------------------------------------------------------
 // The wire protocol
@@ -568,9 +569,9 @@ export class ZkClient {
 export function parseZkUrl(url: string): { hosts: string; path: string } {
   const m = /^zk:\/\/([^/]+)(\/.*)?$/.exec(url);
   const path = (m?.[2] ?? '').replace(/\/+$/, '');
-  if (!m || !path || !/^(\/[A-Za-z0-9._:@-]+)+$/.test(path))
+  if (!m || !path || !/^(\/[A-Za-z0-9._:@-]+)+$/.test(path) || !m[1]!.split(',').every(isHostPort))
     throw new Error(
-      `ZooKeeper URL '${url}': expected zk://HOST:PORT[,HOST:PORT...]/path (a path of A-Z a-z 0-9 . _ : @ -), e.g. zk://127.0.0.1:2181/strata`,
+      `ZooKeeper URL '${url}': expected zk://HOST:PORT[,HOST:PORT...]/path (ports 1-65535, a path of A-Z a-z 0-9 . _ : @ -), e.g. zk://127.0.0.1:2181/strata`,
     );
   return { hosts: m[1]!, path };
 }
