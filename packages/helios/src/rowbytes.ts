@@ -92,6 +92,7 @@ const kindOther = 3;
 /** A page's JSON text of one column, grown as needed and reused for every page. */
 class JsonColumn {
   buf = Buffer.allocUnsafe(1 << 16);
+  view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   o = 0;
 
   room(bytes: number): void {
@@ -99,6 +100,7 @@ class JsonColumn {
     const b = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.o + bytes));
     this.buf.copy(b, 0, 0, this.o);
     this.buf = b;
+    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   }
 
   /** Appends `JSON.stringify(v)` (v a string or null). */
@@ -322,8 +324,11 @@ export class ByteRowParser {
             let o = j.o;
             if (r > 0) out[o++] = 0x2c; // ,
             out[o++] = 0x22; // "
-            if (len > 16) out.set(u8.subarray(fs0, fs0 + len), o);
-            else for (let k = 0; k < len; k++) out[o + k] = u8[fs0 + k]!;
+            // four bytes at a time (a subarray and set a cell cost more: 10% of this function)
+            const ov = j.view;
+            let k = 0;
+            for (; k + 4 <= len; k += 4) ov.setUint32(o + k, dv.getUint32(fs0 + k, true), true);
+            for (; k < len; k++) out[o + k] = u8[fs0 + k]!;
             o += len;
             out[o++] = 0x22;
             j.o = o;
