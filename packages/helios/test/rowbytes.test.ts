@@ -1,6 +1,7 @@
-import { type Cell, parseDdl, RowParser } from '@strata/helios';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseDdl } from '../src/ddl.js';
+import { type Cell, RowParser } from '../src/formats.js';
 import { columnKeys } from '../src/keys.js';
 import { ByteRowParser } from '../src/rowbytes.js';
 
