@@ -109,6 +109,19 @@ describe.runIf(have)('a parallel pool reused across runs', () => {
     expect(spares).toBe(m.cases.length);
   }, 120_000);
 
+  it('a worker that cannot set up fails the run with its error while the main thread reads (no hang)', async () => {
+    const p = new ParallelRunner(2);
+    try {
+      const { rules } = loadRules('alert tcp any any -> any any (msg:"syn"; flags:S; sid:1;)', 'x.rules');
+      const pcap = `${shared}traces/ndpi-mix-a.pcap`;
+      // the engine refuses the option; batches were already queued behind the set-up
+      await expect(runCapture(pcap, rules, { flowsMax: -1 })).rejects.toThrow(/flowsMax/);
+      await expect(p.run(pcap, rules, { flowsMax: -1 })).rejects.toThrow(/flowsMax/);
+    } finally {
+      await p.close();
+    }
+  }, 30_000);
+
   it('a pool without spare engines builds one per run, and reports the phases', async () => {
     const p = new ParallelRunner(2);
     try {
