@@ -83,8 +83,8 @@ interface Slot {
   /** Resolved when a batch comes back (the reader waits on it when too many are in flight). */
   wake: (() => void) | undefined;
   replies: ((m: FromWorker) => void)[];
-  /** The batch being filled: its packets' fields, frames and numbers. */
-  batch: { meta: number[]; frames: Uint8Array[]; bytes: number; ns: number[] };
+  /** The batch being filled: its packets' fields (`count` of them), their frames' bytes, their numbers. */
+  batch: Batch;
   nextId: number;
 }
 
@@ -140,7 +140,7 @@ export class ParallelRunner {
         inFlight: 0,
         wake: undefined,
         replies: [],
-        batch: { meta: [], frames: [], bytes: 0, ns: [] },
+        batch: newBatch(),
         nextId: 0,
       };
       worker.on('message', (m: FromWorker) => {
@@ -182,7 +182,10 @@ export class ParallelRunner {
     let low = 0;
     for (let i = 0; i < sa.length && low === 0; i++) if (sa[i] !== da[i]) low = sa[i]! < da[i]! ? -1 : 1;
     if (low === 0) low = d.srcPort <= d.dstPort ? -1 : 1;
-    const [a, ap, b, bp] = low < 0 ? [sa, d.srcPort, da, d.dstPort] : [da, d.dstPort, sa, d.srcPort];
+    const a = low < 0 ? sa : da;
+    const b = low < 0 ? da : sa;
+    const ap = low < 0 ? d.srcPort : d.dstPort;
+    const bp = low < 0 ? d.dstPort : d.srcPort;
     k.fill(0);
     k[0] = d.proto;
     k[1] = sa.length;
@@ -247,13 +250,18 @@ export class ParallelRunner {
       ...(opts.overlapPolicy && { overlapPolicy: opts.overlapPolicy }),
     });
     // rules on FTP files: a data connection goes to the worker of its control connection
+    const ftpControl = ftpPortTest({ ...defaultVars, ...opts.vars });
     const ftp = rules.some(
       (r) =>
         r.options.some((o) => o.keyword === 'file_data') &&
         r.options.some((o) => o.keyword === 'service' && /\bftp(-data)?\b/.test(o.value ?? '')),
     )
-      ? new FtpRouter(ftpPortTest({ ...defaultVars, ...opts.vars }))
+      ? new FtpRouter(ftpControl)
       : undefined;
+    // the router learns of data connections only from control-connection packets with data: until the
+    // first, it sends every other packet where its hash does, and is not asked (it would make the
+    // addresses' text and a key per TCP packet)
+    let ftpLive = false;
     const collected: { alerts: Alert[]; order: number }[] = [];
     const pending: Promise<void>[] = [];
     let order = 0;
@@ -283,39 +291,35 @@ export class ParallelRunner {
     };
     const flush = (s: Slot) => {
       const b = s.batch;
-      if (b.meta.length === 0) return;
-      const data = new Uint8Array(b.bytes);
-      let at = 0;
-      for (const f of b.frames) {
-        data.set(f, at);
-        at += f.length;
-      }
-      const meta = Float64Array.from(b.meta);
+      if (b.count === 0) return;
+      // views of the batch's length over its buffers, which go to the worker (transferred, not copied)
+      const data = b.data.subarray(0, b.bytes);
+      const meta = b.meta.subarray(0, b.count * metaFields);
       const ns = b.ns;
-      s.batch = { meta: [], frames: [], bytes: 0, ns: [] };
+      s.batch = newBatch();
       s.inFlight++;
       const mine = order++;
       pending.push(
-        this.request(s, { type: 'batch', id: s.nextId++, meta, data }, [meta.buffer, data.buffer]).then(
-          (r) => {
-            s.inFlight--;
-            if (r.type === 'alerts') {
-              collected.push({ alerts: r.alerts, order: mine });
-              s.load.busyMs += r.busyMs;
-              s.load.cpuMs += r.cpuMs;
-              s.load.alerts += r.alerts.length;
-              if (sink) {
-                for (const v of r.verdicts) held.get(v.n)!.v = v;
-                for (const n of ns) held.get(n)!.ready = true;
-                void drain().catch(() => undefined); // a write error surfaces when the run awaits it
-              }
+        this.request(s, { type: 'batch', id: s.nextId++, meta, data }, [
+          meta.buffer as ArrayBuffer,
+          data.buffer as ArrayBuffer,
+        ]).then((r) => {
+          s.inFlight--;
+          if (r.type === 'alerts') {
+            collected.push({ alerts: r.alerts, order: mine });
+            s.load.busyMs += r.busyMs;
+            s.load.cpuMs += r.cpuMs;
+            s.load.alerts += r.alerts.length;
+            if (sink) {
+              for (const v of r.verdicts) held.get(v.n)!.v = v;
+              for (const n of ns) held.get(n)!.ready = true;
+              void drain().catch(() => undefined); // a write error surfaces when the run awaits it
             }
-            const w = s.wake;
-            s.wake = undefined;
-            w?.();
-          },
-          fail,
-        ),
+          }
+          const w = s.wake;
+          s.wake = undefined;
+          w?.();
+        }, fail),
       );
     };
     let last = { pcapCnt: 0, tsUs: 0 };
@@ -347,10 +351,18 @@ export class ParallelRunner {
           if (!x) continue;
           const hashed = this.workerOf(x);
           const d = x.d;
+          if (
+            ftp &&
+            !ftpLive &&
+            d.proto === 6 &&
+            d.payload.length > 0 &&
+            (ftpControl(d.srcPort) || ftpControl(d.dstPort))
+          )
+            ftpLive = true;
           const s =
             this.slots[
-              ftp && d.proto === 6
-                ? ftp.route(
+              ftpLive && d.proto === 6
+                ? ftp!.route(
                     {
                       src: d.src,
                       sp: d.srcPort,
@@ -364,16 +376,30 @@ export class ParallelRunner {
                 : hashed
             ]!;
           const b = s.batch;
+          const frameLen = x.frame.length;
           const wholeLen = x.whole?.length ?? 0;
-          b.meta.push(x.n, x.tsUs, x.linkType, x.checksumOk ? 1 : 0, b.bytes, x.frame.length, wholeLen);
+          const m = b.count * metaFields;
+          b.meta[m] = x.n;
+          b.meta[m + 1] = x.tsUs;
+          b.meta[m + 2] = x.linkType;
+          b.meta[m + 3] = x.checksumOk ? 1 : 0;
+          b.meta[m + 4] = b.bytes;
+          b.meta[m + 5] = frameLen;
+          b.meta[m + 6] = wholeLen;
+          b.count++;
           b.ns.push(x.n);
-          // copies: the capture reader's memory is not ours to keep until the batch leaves
-          b.frames.push(new Uint8Array(x.frame));
-          if (x.whole) b.frames.push(new Uint8Array(x.whole));
-          b.bytes += x.frame.length + wholeLen;
+          // copied into the batch: the capture reader's memory is not ours to keep until the batch leaves
+          if (b.bytes + frameLen + wholeLen > b.data.length) {
+            const grown = new Uint8Array(Math.max(2 * b.data.length, b.bytes + frameLen + wholeLen));
+            grown.set(b.data.subarray(0, b.bytes));
+            b.data = grown;
+          }
+          b.data.set(x.frame, b.bytes);
+          if (x.whole) b.data.set(x.whole, b.bytes + frameLen);
+          b.bytes += frameLen + wholeLen;
           s.load.packets++;
-          s.load.bytes += x.frame.length;
-          if (b.meta.length >= batchPacketsMax * metaFields || b.bytes >= batchBytesMax) {
+          s.load.bytes += frameLen;
+          if (b.count >= batchPacketsMax || b.bytes >= batchBytesMax) {
             flush(s);
             while (s.inFlight >= batchesInFlightMax && !failed) await new Promise<void>((r) => (s.wake = r));
             if (failed) throw failed.e;
@@ -438,6 +464,25 @@ export class ParallelRunner {
       ...(sink && { verdicts: sink.counts }),
     };
   }
+}
+
+interface Batch {
+  meta: Float64Array;
+  count: number;
+  data: Uint8Array;
+  bytes: number;
+  ns: number[];
+}
+
+/** Room for a full batch: its fields, and its frames with one more of up to 64 KiB past the byte bound. */
+function newBatch(): Batch {
+  return {
+    meta: new Float64Array(batchPacketsMax * metaFields),
+    count: 0,
+    data: new Uint8Array(batchBytesMax + 65_536),
+    bytes: 0,
+    ns: [],
+  };
 }
 
 function newLoad(): WorkerLoad {

@@ -1,6 +1,8 @@
 // A pool reused across runs: the rules sent once, and (spareEngines) each run after the first on an engine
 // built after the run before. Every run must give exactly the alerts of a fresh engine on one thread.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Alert,
@@ -11,6 +13,7 @@ import {
   type Rule,
   runCapture,
 } from '../src/index.js';
+import { tcpFrame } from './helpers.js';
 
 const shared = new URL('../../../../shared/ids/', import.meta.url).pathname;
 const base = `${shared}suricata-verify/`;
@@ -138,4 +141,55 @@ describe.runIf(have)('a parallel pool reused across runs', () => {
       await p.close();
     }
   }, 60_000);
+});
+
+describe('parallel batches', () => {
+  it('frames of 100 KB among small ones (a batch outgrowing its buffer): every byte reaches the workers', async () => {
+    // TCP packets of 60,000 payload bytes in frames of 100,000 (a trailer past the IP length, as a capture
+    // of offloaded frames has), a marker at a different place in each, between small packets of other flows
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i < 40; i++) {
+      const payload = new Uint8Array(60_000).fill(0x61 + (i % 20));
+      payload.set(Buffer.from(`MARK${String(i).padStart(3, '0')}`), 1_000 + i * 1_400);
+      const f = tcpFrame({ sp: 30_000 + i, dp: 8080, seq: 1, payload });
+      const big = new Uint8Array(100_000).fill(0xee);
+      big.set(f);
+      frames.push(big);
+      for (let j = 0; j < 3; j++)
+        frames.push(tcpFrame({ sp: 20_000 + i * 3 + j, dp: 9090, seq: 1, payload: 'x' }));
+    }
+    const parts: Buffer[] = [];
+    const h = Buffer.alloc(24);
+    h.writeUInt32LE(0xa1b2c3d4, 0);
+    h.writeUInt16LE(2, 4);
+    h.writeUInt16LE(4, 6);
+    h.writeUInt32LE(262_144, 16);
+    h.writeUInt32LE(1, 20);
+    parts.push(h);
+    frames.forEach((f, k) => {
+      const r = Buffer.alloc(16);
+      r.writeUInt32LE(1_700_000_000 + k, 0);
+      r.writeUInt32LE(f.length, 8);
+      r.writeUInt32LE(f.length, 12);
+      parts.push(r, Buffer.from(f));
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'ids-parallel-big-'));
+    const pool = new ParallelRunner(2);
+    try {
+      const pcap = join(dir, 'big.pcap');
+      writeFileSync(pcap, Buffer.concat(parts));
+      const { rules } = loadRules(
+        'alert tcp any any -> any 8080 (msg:"mark"; content:"MARK0"; sid:1;)',
+        'x.rules',
+      );
+      const one = await runCapture(pcap, rules, { midstream: true });
+      const two = await pool.run(pcap, rules, { midstream: true });
+      expect(one.alerts.length).toBeGreaterThanOrEqual(40);
+      expect(lines(two.alerts)).toEqual(lines(one.alerts));
+      expect(two.workers.reduce((n, w) => n + w.bytes, 0)).toBe(frames.reduce((n, f) => n + f.length, 0));
+    } finally {
+      await pool.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
