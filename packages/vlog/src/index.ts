@@ -21,6 +21,7 @@ export { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
 export {
   type LogletHealth,
   LogServer,
+  type LogServerOptions,
   NativeLoglet,
   type Net,
   nativeSpec,

@@ -17,6 +17,7 @@ import {
   VirtualLog,
 } from '../src/index.js';
 import { logletConformance } from './conformance.js';
+import { startLogServers, startSequencer } from './helpers/native-cluster.js';
 
 const root = mkdtempSync(join(tmpdir(), 'vlog-native-'));
 const servers: LogServer[] = [];
@@ -29,15 +30,11 @@ let seq2Addr = '';
 let n = 0;
 
 beforeAll(async () => {
-  for (let i = 0; i < 3; i++) {
-    const s = new LogServer(join(root, `ls${i}`));
-    addrs.push(`127.0.0.1:${await s.listen(0)}`);
-    servers.push(s);
-  }
-  seq = new Sequencer(addrs);
-  seqAddr = `127.0.0.1:${await seq.listen(0)}`;
-  seq2 = new Sequencer(addrs);
-  seq2Addr = `127.0.0.1:${await seq2.listen(0)}`;
+  const started = await startLogServers(root);
+  servers.push(...started.servers);
+  addrs.push(...started.addrs);
+  ({ seq, addr: seqAddr } = await startSequencer(addrs));
+  ({ seq: seq2, addr: seq2Addr } = await startSequencer(addrs));
 });
 afterAll(async () => {
   await seq.close();

@@ -8,15 +8,16 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   FileLoglet,
-  LogServer,
+  type LogServer,
   NativeLoglet,
   openLoglet,
   parseEtcdUrl,
   parseZkUrl,
-  Sequencer,
+  type Sequencer,
   SpecError,
 } from '../src/index.js';
 import { countBody, decodeBody, encodeBody, encodeFrame } from '../src/providers/native.js';
+import { startLogServers, startSequencer } from './helpers/native-cluster.js';
 
 const batch = fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 40 });
 
@@ -96,10 +97,8 @@ describe('bounded reads', () => {
   });
 
   it('a NativeLoglet reads a range longer than a LogServer replies with, in parts, from the LogServers in turn', async () => {
-    const servers = [0, 1, 2].map((i) => new LogServer(join(root, `ls${i}`), { readReplyBytesMax: 500 }));
-    const addrs = await Promise.all(servers.map(async (s) => `127.0.0.1:${await s.listen(0)}`));
-    const seq = new Sequencer(addrs);
-    const seqAddr = `127.0.0.1:${await seq.listen(0)}`;
+    const { servers, addrs } = await startLogServers(root, 3, { readReplyBytesMax: 500 });
+    const { seq, addr: seqAddr } = await startSequencer(addrs);
     const l = new NativeLoglet('parts', 0, seqAddr, addrs);
     const payloads = Array.from({ length: 200 }, (_, i) => Buffer.from(`record ${i} `.repeat(1 + (i % 7))));
     for (let i = 0; i < payloads.length; i += 25) await l.append(payloads.slice(i, i + 25));
@@ -128,13 +127,10 @@ describe('malformed requests to a sequencer and a LogServer', () => {
   let seqAddr = '';
 
   beforeAll(async () => {
-    for (let i = 0; i < 3; i++) {
-      const s = new LogServer(join(root, `ls${i}`));
-      addrs.push(`127.0.0.1:${await s.listen(0)}`);
-      servers.push(s);
-    }
-    seq = new Sequencer(addrs);
-    seqAddr = `127.0.0.1:${await seq.listen(0)}`;
+    const started = await startLogServers(root);
+    servers.push(...started.servers);
+    addrs.push(...started.addrs);
+    ({ seq, addr: seqAddr } = await startSequencer(addrs));
   });
   afterAll(async () => {
     await seq.close();
