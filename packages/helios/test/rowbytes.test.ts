@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseDdl } from '../src/ddl.js';
-import { type Cell, RowParser } from '../src/formats.js';
+import { parseDdl, type StreamDef } from '../src/ddl.js';
+import { type Cell, lineBytesMax, RowParser } from '../src/formats.js';
 import { columnKeys } from '../src/keys.js';
 import { ByteRowParser } from '../src/rowbytes.js';
 
@@ -13,10 +13,12 @@ const templates = [
   '<Time> [<Component>] <Content> end',
 ];
 
-function def(template: string) {
-  return parseDdl(`CREATE STREAM s SOURCES ('file:x') FORMAT loghub('${template}')
-    COLUMNS (ts TIMESTAMP, pid INT, level STRING, component STRING, content TEXT)
+function def(template: string): StreamDef {
+  const d = parseDdl(`CREATE STREAM s SOURCES ('file:x') FORMAT loghub('<Content>')
+    COLUMNS (ts TIMESTAMP, pid INT, level STRING, component STRING, content TEXT, extra FLOAT)
     INDEX (level, component, pid, TOKENS(content))`);
+  // (the template set after the DDL: a quote or backslash in it needs no escaping)
+  return { ...d, format: { kind: 'loghub', template } };
 }
 
 // Lines made of pieces the templates' steps turn on: spaces and other blanks, the literals, digits,
@@ -51,31 +53,173 @@ const piece = fc.constantFrom(
 const lineArb = fc.array(piece, { maxLength: 14 }).map((ps) => ps.join(''));
 
 /** The page of `lines` through the byte parser, against RowParser and JSON.stringify. */
-function check(template: string, lines: string[]): void {
-  const d = def(template);
+function check(template: string, lines: string[], opts: CheckOptions = {}): void {
+  const d = opts.def ?? def(template);
   const parser = new RowParser(d);
   const bytes = ByteRowParser.for(d, parser);
   expect(bytes).toBeDefined();
-  const chunk = Buffer.from(`${lines.join('\n')}\n`, 'latin1');
+  const want: Cell[][] = d.columns.map(() => new Array<Cell>(lines.length));
+  const wantParser = new RowParser(d);
+  for (let i = 0; i < lines.length; i++) wantParser.rowInto(lines[i]!, want, i);
+  // the lines the byte matcher leaves to RowParser
+  const rowInto = parser.rowInto.bind(parser);
+  parser.rowInto = (l, cols, i) => {
+    if (opts.stats) opts.stats.strings++;
+    rowInto(l, cols, i);
+  };
+  if (opts.stats) opts.stats.lines += lines.length;
+  // the chunk at an offset in a larger buffer (DataViews over it), with or without its last newline
+  const text = `${lines.join('\n')}${opts.noFinalNewline ? '' : '\n'}`;
+  const at = opts.offset ?? 0;
+  const whole = Buffer.alloc(at + text.length + 3, 0x41);
+  whole.write(text, at, 'latin1');
+  const chunk = whole.subarray(at, at + text.length);
   const ends: number[] = [];
   for (let e = chunk.indexOf(10); e >= 0; e = chunk.indexOf(10, e + 1)) ends.push(e);
+  if (ends.length < lines.length) ends.push(chunk.length);
   const line = (i: number) => chunk.toString('latin1', i === 0 ? 0 : ends[i - 1]! + 1, ends[i]);
-  const json: (Uint8Array | undefined)[] = d.columns.map(() => undefined);
-  const page = bytes!.page(chunk, ends, 0, lines.length, json, line);
-  const want: Cell[][] = d.columns.map(() => new Array<Cell>(lines.length));
-  for (let i = 0; i < lines.length; i++) parser.rowInto(lines[i]!, want, i);
-  const wantJson = want.map((col) => new TextEncoder().encode(JSON.stringify(col)));
-  for (let c = 0; c < d.columns.length; c++) {
-    if (json[c] !== undefined) {
-      expect(Buffer.from(json[c]!).toString('latin1')).toBe(JSON.stringify(want[c]));
-      expect(page[c]).toEqual([]);
-    } else expect(page[c]).toEqual(want[c]);
+  // page by page, as planBlock asks (the parser's JSON buffers reused from page to page)
+  const per = Math.max(1, opts.pageRows ?? lines.length);
+  for (let a = 0; a < lines.length; a += per) {
+    const n = Math.min(per, lines.length - a);
+    const json: (Uint8Array | undefined)[] = d.columns.map(() => undefined);
+    const page = bytes!.page(chunk, ends, a, n, json, line);
+    const wantPage = want.map((col) => col.slice(a, a + n));
+    const wantJson = wantPage.map((col) => new TextEncoder().encode(JSON.stringify(col)));
+    for (let c = 0; c < d.columns.length; c++) {
+      if (json[c] !== undefined) {
+        expect(Buffer.from(json[c]!).toString('latin1')).toBe(JSON.stringify(wantPage[c]));
+        expect(page[c]).toEqual([]);
+      } else expect(page[c]).toEqual(wantPage[c]);
+    }
+    // the page's keys from the byte parser's page equal the strings' keys
+    const texts = d.columns.map((_, c) => json[c] ?? wantJson[c]!);
+    const got = [...columnKeys(d, page, texts)].sort();
+    expect(got).toEqual([...columnKeys(d, wantPage, wantJson)].sort());
   }
-  // the page's keys from the byte parser's page equal the strings' keys
-  const texts = d.columns.map((_, c) => json[c] ?? wantJson[c]!);
-  const got = [...columnKeys(d, page, texts)].sort();
-  expect(got).toEqual([...columnKeys(d, want, wantJson)].sort());
 }
+
+interface CheckOptions {
+  /** The stream (else `def(template)`). */
+  def?: StreamDef;
+  pageRows?: number;
+  noFinalNewline?: boolean;
+  /** Where the chunk starts in its buffer. */
+  offset?: number;
+  /** Counts of lines checked and of lines left to RowParser. */
+  stats?: { lines: number; strings: number };
+}
+
+// Templates made of the pieces loghub's have (blanks, brackets, separators) and some a regex treats
+// specially, each field followed by a literal (a field right after a field is not taken).
+const fieldNames = ['Date', 'Time', 'Pid', 'Level', 'Component', 'Content', 'Extra'];
+const literalArb = fc.constantFrom(
+  ' ',
+  '  ',
+  ': ',
+  ':',
+  ' - ',
+  '[',
+  '] ',
+  ']',
+  ', ',
+  '=',
+  '"',
+  '\\',
+  '\t',
+  '\t: ',
+  '(',
+  ') ',
+  '^',
+  '-',
+  ' end',
+  ' x ',
+  '.',
+  '$',
+);
+const templateArb = fc
+  .tuple(
+    fc.boolean(),
+    fc.shuffledSubarray(fieldNames, { minLength: 1 }),
+    fc.array(literalArb, { minLength: 7, maxLength: 7 }),
+    fc.boolean(),
+  )
+  .map(([lead, names, lits, tail]) => {
+    let t = lead ? lits[6]! : '';
+    names.forEach((n, i) => {
+      t += `<${n}>`;
+      if (i < names.length - 1) t += lits[i]!;
+    });
+    return tail ? t + lits[5]! : t;
+  });
+
+// A field's text: the pieces above and ones that look like the template's literals and blanks.
+const valueArb = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.constantFrom(
+      '081109',
+      '203615',
+      '148',
+      'INFO',
+      'dfs.DataNode$PacketResponder',
+      'blk_-12',
+      '',
+    ),
+  },
+  { weight: 4, arbitrary: piece },
+  { weight: 2, arbitrary: literalArb },
+  { weight: 1, arbitrary: fc.constantFrom('\r', '\u000b', '\u000c', '\u001f', '\u007f', '"q"', 'a\\b') },
+);
+// A template's literal as a line has it: mostly as is, its blanks sometimes other blanks or more of them.
+function literalInLine(lit: string, how: number): string {
+  if (how < 6) return lit;
+  if (how === 6) return lit.replace(/ /g, '\t');
+  if (how === 7) return lit.replace(/ /g, ' \u000b ');
+  if (how === 8) return lit.replace(/ /g, '\r');
+  return lit.slice(1);
+}
+/** A line of `template`: its literals (mostly as they are) and random fields, and what ends it. */
+function lineOf(template: string, values: string[], hows: number[], end: string): string {
+  const parts = template.split(/(<[A-Za-z_][A-Za-z0-9_]*>)/).filter((x) => x !== '');
+  let out = '';
+  parts.forEach((p, i) => {
+    out += p.startsWith('<') ? values[i % values.length]! : literalInLine(p, hows[i % hows.length]!);
+  });
+  return out + end;
+}
+/** Pieces of `template`'s own literals (and their first characters), which a field's text may hold. */
+function literalsOf(template: string): string[] {
+  const lits = template.split(/<[A-Za-z_][A-Za-z0-9_]*>/).filter((x) => x !== '');
+  const firsts = lits.map((l) => l.trim()[0] ?? ' ');
+  return [' ', ...lits, ...firsts, ...firsts.map((c) => c + c), ...firsts.map((c) => `${c} `)];
+}
+const templateLinesArb = templateArb.chain((t) =>
+  fc.tuple(
+    fc.constant(t),
+    fc.array(
+      fc.oneof(
+        {
+          weight: 8,
+          arbitrary: fc
+            .tuple(
+              fc.array(
+                fc
+                  .array(fc.oneof(valueArb, fc.constantFrom(...literalsOf(t))), { maxLength: 3 })
+                  .map((v) => v.join('')),
+                { minLength: 8, maxLength: 8 },
+              ),
+              fc.array(fc.nat(9), { minLength: 8, maxLength: 8 }),
+              fc.constantFrom('', '', '', '\r', '\r\r', ' ', '\t'),
+            )
+            .map(([v, h, e]) => lineOf(t, v, h, e)),
+        },
+        { weight: 1, arbitrary: lineArb },
+      ),
+      { minLength: 1, maxLength: 12 },
+    ),
+  ),
+);
 
 describe('ByteRowParser', () => {
   it('takes loghub templates of literals, blanks and fields, not a field right after a field', () => {
@@ -108,5 +252,36 @@ describe('ByteRowParser', () => {
       ),
       { numRuns: 400 },
     );
+  });
+
+  it('random templates and lines made of their literals and fields, a page at a time (fast-check)', () => {
+    const stats = { lines: 0, strings: 0 };
+    fc.assert(
+      fc.property(
+        templateLinesArb,
+        fc.integer({ min: 1, max: 5 }),
+        fc.boolean(),
+        fc.nat(7),
+        ([t, ls], pageRows, noFinalNewline, offset) => {
+          check(t, ls, { pageRows, noFinalNewline, offset, stats });
+        },
+      ),
+      { numRuns: 600 },
+    );
+    // many lines were the byte matcher's own, so the equality above tested it (not RowParser twice)
+    expect(stats.lines - stats.strings).toBeGreaterThan(stats.lines / 4);
+  });
+
+  it('lines at and over lineBytesMax: cut there, then a CR at the cut dropped', () => {
+    const t = templates[0]!;
+    const head = '081109 203615 148 INFO dfs.DataNode: ';
+    const fill = (n: number, tail: string) => head + 'w'.repeat(n - head.length - tail.length) + tail;
+    const lines: string[] = [];
+    for (const n of [lineBytesMax - 1, lineBytesMax, lineBytesMax + 1, lineBytesMax + 2])
+      for (const tail of ['', '\r', '"', '\r\r', 'x\r', '\\"']) lines.push(fill(n, tail));
+    lines.push(`${fill(lineBytesMax - 1, '\r')}\r`);
+    lines.push(`${fill(lineBytesMax, '')}\r`);
+    check(t, lines, { pageRows: 3 });
+    check(t, lines, { noFinalNewline: true, offset: 1 });
   });
 });
