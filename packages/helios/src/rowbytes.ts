@@ -12,8 +12,10 @@
  * a literal) and a last field `.*`, anchored at both ends. A backtracking regex tries each quantifier's
  * longest run first and returns the first path that succeeds, so when the path of longest runs succeeds,
  * it is the match. The walk takes exactly that path and gives up (the line goes to the regex) at the first
- * step that fails, where the regex would backtrack. Templates with a field right after another field (a
- * lazy `\S*?`) or non-ASCII text are left to the regex.
+ * step that fails, where the regex would backtrack. One backtrack is taken as the regex takes it: a field
+ * `[^c]*` followed by blanks and then c (`<Level> - `) always fails its longest run (the run stops at c,
+ * leaving `\s+` no blank), and its first field that passes is that run less its last byte, a blank.
+ * Templates with a field right after another field (a lazy `\S*?`) or non-ASCII text are left to the regex.
  */
 import type { StreamDef } from './ddl.js';
 import {
@@ -35,6 +37,8 @@ const opRest = 4;
 const opNonSpaceSpaces = 5;
 /** `[^c]*` and the literal c after it, in one step. */
 const opNotCharChar = 6;
+/** `[^c]*`, then `\s+` and the literal c (a template's `<Level> - `), in one step. */
+const opNotCharBlanksChar = 7;
 
 /** `\s` in ASCII: tab, line feed, vertical tab, form feed, carriage return, space. */
 const classSpace = 1;
@@ -95,6 +99,14 @@ function compileTemplate(template: string): { ops: Int32Array; names: string[] }
     } else if (op === opNotChar && next === opLiteral && nextArg === arg >>> 16) {
       fused.push(opNotCharChar, arg);
       k += 2;
+    } else if (
+      op === opNotChar &&
+      next === opSpaces &&
+      ops[k + 4] === opLiteral &&
+      ops[k + 5] === arg >>> 16
+    ) {
+      fused.push(opNotCharBlanksChar, arg);
+      k += 4;
     } else fused.push(op, arg);
   }
   return { ops: Int32Array.from(fused), names };
@@ -236,7 +248,8 @@ export class ByteRowParser {
           break;
         }
         case opNotChar:
-        case opNotCharChar: {
+        case opNotCharChar:
+        case opNotCharBlanksChar: {
           const f = arg & 0xffff;
           const ch = arg >>> 16;
           const p0 = p;
@@ -253,6 +266,14 @@ export class ByteRowParser {
           if (ops[k] === opNotCharChar) {
             // the run stopped at c or the end: c
             if (p >= e) return false;
+            p++;
+          } else if (ops[k] === opNotCharBlanksChar) {
+            // The run stopped at c (c is not a blank) or the end. The regex's longest field leaves \s+ no
+            // blank before c, so it backtracks: the first field it then tries that passes is the run less
+            // its last byte, when that byte is a blank (\s+ takes it alone; the field keeps any blanks
+            // before it); a shorter field leaves \s+ at the same c, so nothing after it differs.
+            if (p >= e || p === p0 || (byteClass[b[p - 1]!]! & classSpace) === 0) return false;
+            fe[f] = p - 1;
             p++;
           }
           break;
