@@ -407,6 +407,14 @@ async function openStreamStore(dataDir: string, def: StreamDef, where: string): 
   });
 }
 
+/** Where each line ends: its newline (`newlineAt(from)`, -1 when none), or the end for a last line without one. */
+function lineEnds(length: number, newlineAt: (from: number) => number): number[] {
+  const ends: number[] = [];
+  for (let e = newlineAt(0); e >= 0; e = newlineAt(e + 1)) ends.push(e);
+  if ((ends.length === 0 ? 0 : ends[ends.length - 1]! + 1) < length) ends.push(length);
+  return ends;
+}
+
 /** The data directory layout: DIR/objects (file: store, the standard tier), DIR/express (the express tier), DIR/streams/NAME/{stream.ddl,progress/} (progress: a vlog VirtualLog). */
 export function streamDir(dataDir: string, name: string): string {
   return join(dataDir, 'streams', name);
@@ -866,7 +874,8 @@ export class Stream {
     });
     try {
       // Reads go straight after the bytes not yet cut, in one buffer reused for every chunk (a chunk's
-      // bytes are made a string before the next read): concatenating 1 MiB reads copied each 4 MiB chunk
+      // bytes are made a string, or parsed from the buffer by buildChunk, which lays out the whole block
+      // before it returns, before the next read): concatenating 1 MiB reads copied each 4 MiB chunk
       // about 2.5 times over. It grows only for a line longer than a chunk.
       let store = Buffer.alloc(Math.min(chunkBytes, st.size - off) + readChunkBytes);
       let held = 0; // bytes at the start of `store` not yet cut into a chunk
@@ -903,25 +912,9 @@ export class Stream {
           // surviving the chunk (fewer scavenge copies). In ASCII a character is a byte.
           const ascii = this.byteParser !== undefined && isAscii(content);
           const text = ascii ? '' : content.toString('utf8');
-          const ends: number[] = [];
-          if (ascii) {
-            for (let e = content.indexOf(10); ; e = content.indexOf(10, e + 1)) {
-              if (e < 0) {
-                if ((ends.length === 0 ? 0 : ends[ends.length - 1]! + 1) < content.length)
-                  ends.push(content.length);
-                break;
-              }
-              ends.push(e);
-            }
-          } else
-            for (let e = text.indexOf('\n'); ; e = text.indexOf('\n', e + 1)) {
-              if (e < 0) {
-                if ((ends.length === 0 ? 0 : ends[ends.length - 1]! + 1) < text.length)
-                  ends.push(text.length);
-                break;
-              }
-              ends.push(e);
-            }
+          const ends = ascii
+            ? lineEnds(content.length, (from) => content.indexOf(10, from))
+            : lineEnds(text.length, (from) => text.indexOf('\n', from));
           const line = ascii
             ? (i: number) => content.toString('latin1', i === 0 ? 0 : ends[i - 1]! + 1, ends[i])
             : (i: number) => text.slice(i === 0 ? 0 : ends[i - 1]! + 1, ends[i]);
