@@ -82,7 +82,10 @@ interface Slot {
   inFlight: number;
   /** Resolved when a batch comes back (the reader waits on it when too many are in flight). */
   wake: (() => void) | undefined;
-  replies: ((m: FromWorker) => void)[];
+  /** The requests waiting for their reply, in the order sent (a worker replies to each, in order). */
+  replies: { resolve: (m: FromWorker) => void; reject: (e: unknown) => void }[];
+  /** Why the worker's thread ended (an uncaught error, or it exited): every request fails with it. */
+  down: Error | undefined;
   /** The batch being filled: its packets' fields (`count` of them), their frames' bytes, their numbers. */
   batch: Batch;
   nextId: number;
@@ -140,13 +143,21 @@ export class ParallelRunner {
         inFlight: 0,
         wake: undefined,
         replies: [],
+        down: undefined,
         batch: newBatch(),
         nextId: 0,
       };
       worker.on('message', (m: FromWorker) => {
         const r = slot.replies.shift();
-        if (r) r(m);
+        if (m.type === 'failed') r?.reject(m.error);
+        else r?.resolve(m);
       });
+      const down = (e: Error) => {
+        slot.down ??= e;
+        for (const r of slot.replies.splice(0)) r.reject(e);
+      };
+      worker.on('error', down);
+      worker.on('exit', (code) => down(new Error(`ids worker: the thread ended (exit code ${code})`)));
       return slot;
     });
   }
@@ -163,12 +174,8 @@ export class ParallelRunner {
 
   private request(s: Slot, m: ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
     return new Promise((resolve, reject) => {
-      const onError = (e: Error) => reject(e);
-      s.worker.once('error', onError);
-      s.replies.push((r) => {
-        s.worker.off('error', onError);
-        resolve(r);
-      });
+      if (s.down) return reject(s.down);
+      s.replies.push({ resolve, reject });
       s.worker.postMessage(m, transfer);
     });
   }
@@ -303,23 +310,29 @@ export class ParallelRunner {
         this.request(s, { type: 'batch', id: s.nextId++, meta, data }, [
           meta.buffer as ArrayBuffer,
           data.buffer as ArrayBuffer,
-        ]).then((r) => {
-          s.inFlight--;
-          if (r.type === 'alerts') {
-            collected.push({ alerts: r.alerts, order: mine });
-            s.load.busyMs += r.busyMs;
-            s.load.cpuMs += r.cpuMs;
-            s.load.alerts += r.alerts.length;
-            if (sink) {
-              for (const v of r.verdicts) held.get(v.n)!.v = v;
-              for (const n of ns) held.get(n)!.ready = true;
-              void drain().catch(() => undefined); // a write error surfaces when the run awaits it
+        ]).then(
+          (r) => {
+            s.inFlight--;
+            if (r.type === 'alerts') {
+              collected.push({ alerts: r.alerts, order: mine });
+              s.load.busyMs += r.busyMs;
+              s.load.cpuMs += r.cpuMs;
+              s.load.alerts += r.alerts.length;
+              if (sink) {
+                for (const v of r.verdicts) held.get(v.n)!.v = v;
+                for (const n of ns) held.get(n)!.ready = true;
+                void drain().catch(() => undefined); // a write error surfaces when the run awaits it
+              }
             }
-          }
-          const w = s.wake;
-          s.wake = undefined;
-          w?.();
-        }, fail),
+            const w = s.wake;
+            s.wake = undefined;
+            w?.();
+          },
+          (e) => {
+            s.inFlight--;
+            fail(e);
+          },
+        ),
       );
     };
     let last = { pcapCnt: 0, tsUs: 0 };

@@ -36,6 +36,8 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'pong' }
+  /** The message before failed (the worker stays up: the next init sets a new engine up). */
+  | { type: 'failed'; error: Error }
   | {
       type: 'ready';
       loaded: number;
@@ -142,7 +144,7 @@ function runBatch(engine: Engine, id: number, meta: Float64Array, data: Uint8Arr
   parentPort!.postMessage(reply);
 }
 
-function onMessage(m: ToWorker): void {
+function handle(m: ToWorker): void {
   if (m.type === 'init') {
     const t0 = performance.now();
     const c0 = threadCpuMs() ?? 0;
@@ -153,6 +155,7 @@ function onMessage(m: ToWorker): void {
     optsKey = m.optsKey;
     const s = same ? spare : undefined;
     spare = undefined;
+    engine = undefined; // an init that fails leaves no engine: the batches behind it fail too
     engine = s?.engine ?? new Engine(rules, { ...engineOpts, deferRates: true });
     index = m.index;
     workers = m.workers;
@@ -191,10 +194,27 @@ function onMessage(m: ToWorker): void {
   engine = undefined;
   if (m.spare && rules) {
     // the next run's engine, built while the main thread merges and until its next init (which waits)
+    // (done is sent: a failure here is not replied; the next init builds the engine and reports it)
     const t0 = performance.now();
     const c0 = threadCpuMs() ?? 0;
-    const e = new Engine(rules, { ...engineOpts, deferRates: true });
-    spare = { engine: e, ms: performance.now() - t0, cpuMs: (threadCpuMs() ?? 0) - c0 };
+    try {
+      const e = new Engine(rules, { ...engineOpts, deferRates: true });
+      spare = { engine: e, ms: performance.now() - t0, cpuMs: (threadCpuMs() ?? 0) - c0 };
+    } catch {
+      spare = undefined;
+    }
+  }
+}
+
+/** Every message gets one reply: an error is sent back, not thrown (the thread would end, its pool hang). */
+function onMessage(m: ToWorker): void {
+  try {
+    handle(m);
+  } catch (e) {
+    parentPort!.postMessage({
+      type: 'failed',
+      error: e instanceof Error ? e : new Error(String(e)),
+    } satisfies FromWorker);
   }
 }
 

@@ -120,9 +120,15 @@ describe.runIf(have)('a parallel pool reused across runs', () => {
       // the engine refuses the option; batches were already queued behind the set-up
       await expect(runCapture(pcap, rules, { flowsMax: -1 })).rejects.toThrow(/flowsMax/);
       await expect(p.run(pcap, rules, { flowsMax: -1 })).rejects.toThrow(/flowsMax/);
+      // the pool stays usable: the workers replied with the error instead of ending (the next run got the
+      // first run's error, the ones after it hung on a dead thread and on the failed batches still counted)
+      const want = lines((await runCapture(pcap, rules)).alerts);
+      for (let i = 0; i < 2; i++) expect(lines((await p.run(pcap, rules)).alerts)).toEqual(want);
     } finally {
       await p.close();
     }
+    // a closed pool (its threads ended) fails a run instead of waiting for them
+    await expect(p.run(`${shared}traces/ndpi-mix-a.pcap`, [])).rejects.toThrow(/thread ended/);
   }, 30_000);
 
   it('a pool without spare engines builds one per run, and reports the phases', async () => {
