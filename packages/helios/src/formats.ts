@@ -128,9 +128,11 @@ function hdfsDateTime(d: string, di: number, t: string, ti: number): number | un
   const yy = twoDigits(d, di);
   const mo = twoDigits(d, di + 2);
   const dd = twoDigits(d, di + 4);
-  const hh = twoDigits(t, ti);
-  const mi = twoDigits(t, ti + 2);
-  const ss = twoDigits(t, ti + 4);
+  return hdfsMs(yy, mo, dd, twoDigits(t, ti), twoDigits(t, ti + 2), twoDigits(t, ti + 4));
+}
+
+/** Epoch ms of HDFS's two-digit parts (-1 for one that was not two digits: undefined). */
+function hdfsMs(yy: number, mo: number, dd: number, hh: number, mi: number, ss: number): number | undefined {
   if (yy < 0 || mo < 0 || dd < 0 || hh < 0 || mi < 0 || ss < 0) return undefined;
   // Date.UTC is linear in hours, minutes and seconds (out-of-range ones carry over), so the day's
   // midnight is computed once for a run of lines of one day and the time added to it
@@ -153,19 +155,8 @@ function twoDigitsAt(b: Uint8Array, i: number): number {
  * digits. The same value as the strings give, and the same day cache.
  */
 export function hdfsDateTimeBytes(b: Uint8Array, di: number, ti: number): number | undefined {
-  const yy = twoDigitsAt(b, di);
-  const mo = twoDigitsAt(b, di + 2);
-  const dd = twoDigitsAt(b, di + 4);
-  const hh = twoDigitsAt(b, ti);
-  const mi = twoDigitsAt(b, ti + 2);
-  const ss = twoDigitsAt(b, ti + 4);
-  if (yy < 0 || mo < 0 || dd < 0 || hh < 0 || mi < 0 || ss < 0) return undefined;
-  const day = (yy * 100 + mo) * 100 + dd;
-  if (day !== lastDay) {
-    lastDay = day;
-    lastDayMs = Date.UTC(2000 + yy, mo - 1, dd);
-  }
-  return lastDayMs + ((hh * 60 + mi) * 60 + ss) * 1000;
+  const d = twoDigitsAt;
+  return hdfsMs(d(b, di), d(b, di + 2), d(b, di + 4), d(b, ti), d(b, ti + 2), d(b, ti + 4));
 }
 /** The last day `hdfsTimestamp` met (yyMMdd as a number) and its midnight in epoch ms. */
 let lastDay = -1;
