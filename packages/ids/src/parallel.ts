@@ -249,7 +249,13 @@ export class ParallelRunner {
       }
     };
     ready.catch(fail);
-    for (const s of this.slots) s.load = newLoad();
+    for (const s of this.slots) {
+      s.load = newLoad();
+      // a run that threw (a bad capture) may have left a batch unsent: its packets are not this run's
+      s.batch.count = 0;
+      s.batch.bytes = 0;
+      s.batch.ns = [];
+    }
     // the main thread's pipeline only prepares packets (it holds no rules)
     const pipe = new Pipeline([], {
       ...(validateChecksums !== undefined && { validateChecksums }),

@@ -131,6 +131,29 @@ describe.runIf(have)('a parallel pool reused across runs', () => {
     await expect(p.run(`${shared}traces/ndpi-mix-a.pcap`, [])).rejects.toThrow(/thread ended/);
   }, 30_000);
 
+  it('a capture that fails mid-way leaves no packets behind: the next runs (IDS and IPS) are whole', async () => {
+    const p = new ParallelRunner(2);
+    const dir = mkdtempSync(join(tmpdir(), 'ids-parallel-bad-'));
+    try {
+      const { rules } = loadRules('alert ip any any -> any any (msg:"any"; sid:1;)', 'x.rules');
+      const pcap = `${shared}traces/ndpi-mix-a.pcap`;
+      const buf = readFileSync(pcap);
+      const bad = join(dir, 'bad.pcap');
+      // cut in the middle of a record: the reader fails after the workers were sent batches
+      writeFileSync(bad, Buffer.concat([buf.subarray(0, buf.length >> 1), Buffer.alloc(64, 0xff)]));
+      const want = lines((await runCapture(pcap, rules)).alerts);
+      const wantIps = lines((await runCapture(pcap, rules, { ips: true })).alerts);
+      await expect(p.run(bad, rules)).rejects.toThrow(/truncated/);
+      expect(lines((await p.run(pcap, rules)).alerts)).toEqual(want);
+      // IPS: a packet of the failed run's last batch, unknown to this run, crashed the process
+      await expect(p.run(bad, rules, { ips: true })).rejects.toThrow(/truncated/);
+      expect(lines((await p.run(pcap, rules, { ips: true })).alerts)).toEqual(wantIps);
+    } finally {
+      await p.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('a pool without spare engines builds one per run, and reports the phases', async () => {
     const p = new ParallelRunner(2);
     try {
