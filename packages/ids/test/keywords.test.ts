@@ -715,30 +715,36 @@ describe('file_data on FTP data connections', () => {
 });
 
 describe('FTP data connections on worker threads', () => {
+  /** A capture's frames, one TCP connection at a time (handshake, segments each acknowledged, FIN both ways). */
+  function connections() {
+    const frames: Uint8Array[] = [];
+    const conn = (c: string, cp: number, s: string, sp: number, segments: [0 | 1, string][]) => {
+      const C = { src: c, dst: s, sp: cp, dp: sp };
+      const S = { src: s, dst: c, sp, dp: cp };
+      frames.push(
+        tcpFrame({ ...C, flags: SYN, seq: 1000 }),
+        tcpFrame({ ...S, flags: SYN | ACK, seq: 5000, ack: 1001 }),
+      );
+      frames.push(tcpFrame({ ...C, flags: ACK, seq: 1001, ack: 5001 }));
+      const seq = [1001, 5001];
+      for (const [d, text] of segments) {
+        const [from, to] = d === 0 ? [C, S] : [S, C];
+        frames.push(tcpFrame({ ...from, flags: ACK | PSH, seq: seq[d], ack: seq[1 - d], payload: text }));
+        seq[d]! += text.length;
+        frames.push(tcpFrame({ ...to, flags: ACK, seq: seq[1 - d], ack: seq[d] }));
+      }
+      frames.push(tcpFrame({ ...C, flags: ACK | FIN, seq: seq[0], ack: seq[1] }));
+      frames.push(tcpFrame({ ...S, flags: ACK | FIN, seq: seq[1], ack: seq[0]! + 1 }));
+    };
+    const pcap = () => encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data })));
+    return { conn, pcap };
+  }
+
   it('a data connection goes to the worker of its control connection: 1 and 4 workers give the same alerts', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ids-ftp-'));
     const pool = new ParallelRunner(4);
     try {
-      const frames: Uint8Array[] = [];
-      /** The frames of one connection (handshake, segments each acknowledged, FIN both ways). */
-      const conn = (c: string, cp: number, s: string, sp: number, segments: [0 | 1, string][]) => {
-        const C = { src: c, dst: s, sp: cp, dp: sp };
-        const S = { src: s, dst: c, sp, dp: cp };
-        frames.push(
-          tcpFrame({ ...C, flags: SYN, seq: 1000 }),
-          tcpFrame({ ...S, flags: SYN | ACK, seq: 5000, ack: 1001 }),
-        );
-        frames.push(tcpFrame({ ...C, flags: ACK, seq: 1001, ack: 5001 }));
-        const seq = [1001, 5001];
-        for (const [d, text] of segments) {
-          const [from, to] = d === 0 ? [C, S] : [S, C];
-          frames.push(tcpFrame({ ...from, flags: ACK | PSH, seq: seq[d], ack: seq[1 - d], payload: text }));
-          seq[d]! += text.length;
-          frames.push(tcpFrame({ ...to, flags: ACK, seq: seq[1 - d], ack: seq[d] }));
-        }
-        frames.push(tcpFrame({ ...C, flags: ACK | FIN, seq: seq[0], ack: seq[1] }));
-        frames.push(tcpFrame({ ...S, flags: ACK | FIN, seq: seq[1], ack: seq[0]! + 1 }));
-      };
+      const { conn, pcap } = connections();
       // eight uploads, each announced by a PASV on the one control connection, each on its own data port
       const ports = [50000, 50001, 50002, 50003, 50004, 50005, 50006, 50007];
       const control: [0 | 1, string][] = [[1, '220 ready\r\n']];
@@ -750,7 +756,7 @@ describe('FTP data connections on worker threads', () => {
         conn('192.168.1.5', 41000 + i, '8.8.8.8', p, [[0, `file ${i}: SECRET`]]);
       });
       const input = join(dir, 'ftp.pcap');
-      writeFileSync(input, encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data }))));
+      writeFileSync(input, pcap());
       const rules = [
         parseRule('alert tcp any any -> any any (file_data; content:"SECRET"; service:ftp; sid:2;)'),
       ];
@@ -761,6 +767,45 @@ describe('FTP data connections on worker threads', () => {
         one.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`),
       );
       // the data connections did not all land on one worker by chance: the control connection's took them
+      expect(four.workers.filter((w) => w.alerts > 0)).toHaveLength(1);
+    } finally {
+      await pool.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it('active mode on a control port of FTP_PORTS, after other connections with data: the data connections follow their control connection', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ids-ftp-'));
+    const pool = new ParallelRunner(4);
+    try {
+      const { conn, pcap } = connections();
+      // connections with data before any FTP control bytes (the router is first asked after them)
+      for (let i = 0; i < 6; i++)
+        conn('10.0.0.9', 30000 + i, '10.0.0.1', 80, [[0, 'GET / HTTP/1.0\r\n\r\n']]);
+      // the control connection on port 2121; each PORT accepted (200), the server connects from port 20
+      const ports = [45000, 45001, 45002, 45003, 45004, 45005, 45006, 45007];
+      const control: [0 | 1, string][] = [[1, '220 ready\r\n']];
+      for (const p of ports)
+        control.push(
+          [0, `PORT 192,168,1,5,${p >> 8},${p & 0xff}\r\n`],
+          [1, '200 PORT command successful\r\n'],
+        );
+      conn('192.168.1.5', 40000, '8.8.8.8', 2121, control);
+      ports.forEach((p, i) => {
+        conn('8.8.8.8', 20, '192.168.1.5', p, [[0, `file ${i}: SECRET`]]);
+      });
+      const input = join(dir, 'ftp.pcap');
+      writeFileSync(input, pcap());
+      const rules = [
+        parseRule('alert tcp any any -> any any (file_data; content:"SECRET"; service:ftp; sid:2;)'),
+      ];
+      const opts = { streamRelease: 'immediate' as const, vars: { FTP_PORTS: '2121' } };
+      const one = await runCapture(input, rules, opts);
+      expect(one.alerts.map((a) => a.sid)).toEqual(new Array(8).fill(2));
+      const four = await pool.run(input, rules, opts);
+      expect(four.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`)).toEqual(
+        one.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`),
+      );
       expect(four.workers.filter((w) => w.alerts > 0)).toHaveLength(1);
     } finally {
       await pool.close();
