@@ -1,9 +1,14 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createStream, RowParser as PackageRowParser, Stream } from '@strata/helios';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { parseDdl, type StreamDef } from '../src/ddl.js';
 import { type Cell, lineBytesMax, RowParser } from '../src/formats.js';
 import { columnKeys } from '../src/keys.js';
 import { ByteRowParser } from '../src/rowbytes.js';
+import { checkIndex } from './index-check.js';
 
 const templates = [
   '<Date> <Time> <Pid> <Level> <Component>: <Content>',
@@ -283,5 +288,47 @@ describe('ByteRowParser', () => {
     lines.push(`${fill(lineBytesMax, '')}\r`);
     check(t, lines, { pageRows: 3 });
     check(t, lines, { noFinalNewline: true, offset: 1 });
+  });
+
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('ingestFile: chunks ASCII and not, CRLF, long and empty lines, no last newline: the rows and index keys of the strings', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'helios-rowbytes-'));
+    dirs.push(dir);
+    createStream(
+      dir,
+      `CREATE STREAM h SOURCES ('file:h.log') FORMAT loghub('${templates[0]}')
+      COLUMNS (ts TIMESTAMP, pid INT, level STRING, component STRING, content TEXT)
+      INDEX (level, component, pid, TOKENS(content))`,
+    );
+    const lines: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      const lvl = ['INFO', 'WARN', 'x"y', 'a\\b'][i % 4];
+      let l = `0811${10 + (i % 3)} 2036${String(i % 60).padStart(2, '0')} ${i % 7 === 0 ? '-1' : 140 + (i % 9)} ${lvl} dfs.C${i % 5}: block blk_${i} "q" \\ end`;
+      if (i % 11 === 0) l += '\r'; // CRLF
+      if (i % 13 === 0) l = ''; // empty
+      if (i % 37 === 0) l = `081109 203615 148 INFO big: ${'w'.repeat(3000)}`; // longer than a chunk
+      if (i % 50 === 7) l = `081109 203615 148 INFO caf\u00e9: non-ASCII ${i}`; // its chunk takes the strings
+      if (i % 17 === 0) l = `081109 203615 148 INFO c: a CR\rmid-line ${i}`;
+      lines.push(l);
+    }
+    const file = join(dir, 'h.log');
+    writeFileSync(file, lines.join('\n')); // no last newline
+    const s = await Stream.open(dir, 'h', { compactEveryBlocks: 0 });
+    try {
+      const stats = await s.ingestFile(file, { chunkBytes: 700 });
+      expect(stats.lines).toBe(lines.length);
+      const parser = new PackageRowParser(s.def);
+      const got = [];
+      for await (const { rows } of s.scan()) got.push(...rows);
+      expect(got).toEqual(lines.map((l) => parser.row(l)));
+      await s.indexAll();
+      await checkIndex(s);
+    } finally {
+      await s.close();
+    }
   });
 });
