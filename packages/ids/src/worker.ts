@@ -45,9 +45,8 @@ export type FromWorker =
       /** Setting the engine up (building it, or taking the spare): wall and thread CPU ms. */
       initMs: number;
       initCpuMs: number;
-      /** The engine is a spare built after the last run; then what building it took, wall and CPU ms. */
+      /** The engine is a spare built after the last run; then the thread CPU ms building it took. */
       spare: boolean;
-      spareMs: number;
       spareCpuMs: number;
     }
   | {
@@ -83,7 +82,7 @@ let engine: Engine | undefined;
 let rules: Rule[] | undefined;
 let engineOpts: EngineOptions = {};
 let optsKey = '';
-let spare: { engine: Engine; ms: number; cpuMs: number } | undefined;
+let spare: { engine: Engine; cpuMs: number } | undefined;
 let index = 0;
 let workers = 1;
 const decodeStats = newDecodeStats();
@@ -166,7 +165,6 @@ function handle(m: ToWorker): void {
       initMs: performance.now() - t0,
       initCpuMs: (threadCpuMs() ?? 0) - c0,
       spare: s !== undefined,
-      spareMs: s?.ms ?? 0,
       spareCpuMs: s?.cpuMs ?? 0,
     };
     parentPort!.postMessage(reply);
@@ -195,11 +193,10 @@ function handle(m: ToWorker): void {
   if (m.spare && rules) {
     // the next run's engine, built while the main thread merges and until its next init (which waits)
     // (done is sent: a failure here is not replied; the next init builds the engine and reports it)
-    const t0 = performance.now();
     const c0 = threadCpuMs() ?? 0;
     try {
       const e = new Engine(rules, { ...engineOpts, deferRates: true });
-      spare = { engine: e, ms: performance.now() - t0, cpuMs: (threadCpuMs() ?? 0) - c0 };
+      spare = { engine: e, cpuMs: (threadCpuMs() ?? 0) - c0 };
     } catch {
       spare = undefined;
     }
