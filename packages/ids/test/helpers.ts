@@ -1,6 +1,6 @@
 /** Test helpers: decoded packets and raw frames built by hand. */
 import { createReadStream } from 'node:fs';
-import { type Decoded, readCapture } from '../src/index.js';
+import { type Alert, type Decoded, readCapture } from '../src/index.js';
 
 export const SYN = 0x02;
 export const ACK = 0x10;
@@ -123,4 +123,26 @@ export async function readPcapFrames(path: string): Promise<{ data: Uint8Array; 
   for await (const p of readCapture(createReadStream(path)))
     out.push({ data: new Uint8Array(p.data), tsUs: p.tsUs });
   return out;
+}
+
+/**
+ * An alert as a comparable line. Flow ids are numbered per worker, and alerts flushed from a flow that
+ * timed out are raised whenever the table's sweep reaches it (per worker, after fewer packets), so
+ * those keep everything but the packet they were raised during.
+ */
+export function alertLine(a: Alert): string {
+  const when = a.pktSrc === 'stream (flow timeout)' ? 'timeout' : `${a.pcapCnt}@${a.tsUs}`;
+  const bytes = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString('base64') : '-');
+  return [
+    when,
+    a.sid,
+    a.action,
+    `${a.src}:${a.srcPort}`,
+    `${a.dst}:${a.dstPort}`,
+    a.proto,
+    a.stream,
+    a.pktSrc,
+    bytes(a.payload),
+    bytes(a.packet),
+  ].join(' ');
 }

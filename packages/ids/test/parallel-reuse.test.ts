@@ -13,23 +13,14 @@ import {
   type Rule,
   runCapture,
 } from '../src/index.js';
-import { tcpFrame } from './helpers.js';
+import { alertLine, tcpFrame } from './helpers.js';
 
 const shared = new URL('../../../../shared/ids/', import.meta.url).pathname;
 const base = `${shared}suricata-verify/`;
 const have = existsSync(`${base}manifest.json`);
 if (!have && process.env.CI) throw new Error('CI: ../shared/ids is missing');
 
-/** An alert as a comparable line (flow ids are numbered per worker; timeout flushes per worker's sweep). */
-function line(a: Alert): string {
-  const when = a.pktSrc === 'stream (flow timeout)' ? 'timeout' : `${a.pcapCnt}@${a.tsUs}`;
-  const bytes = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString('base64') : '-');
-  return [when, a.sid, a.action, `${a.src}:${a.srcPort}`, `${a.dst}:${a.dstPort}`, a.proto, a.pktSrc]
-    .concat([bytes(a.payload), bytes(a.packet)])
-    .join(' ');
-}
-
-const lines = (as: Alert[]) => as.map(line).sort();
+const lines = (as: Alert[]) => as.map(alertLine).sort();
 
 describe.runIf(have)('a parallel pool reused across runs', () => {
   let pool: ParallelRunner;

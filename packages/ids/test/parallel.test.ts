@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type Alert,
   commands,
   Engine,
   heldPacketsMax,
@@ -15,33 +14,12 @@ import {
   type Rule,
   runCapture,
 } from '../src/index.js';
+import { alertLine } from './helpers.js';
 
 const shared = new URL('../../../../shared/ids/', import.meta.url).pathname;
 const base = `${shared}suricata-verify/`;
 const have = existsSync(`${base}manifest.json`);
 if (!have && process.env.CI) throw new Error('CI: ../shared/ids is missing');
-
-/**
- * An alert as a comparable line. Flow ids are numbered per worker, and alerts flushed from a flow that
- * timed out are raised whenever the table's sweep reaches it (per worker, after fewer packets), so
- * those keep everything but the packet they were raised during.
- */
-function line(a: Alert): string {
-  const when = a.pktSrc === 'stream (flow timeout)' ? 'timeout' : `${a.pcapCnt}@${a.tsUs}`;
-  const bytes = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString('base64') : '-');
-  return [
-    when,
-    a.sid,
-    a.action,
-    `${a.src}:${a.srcPort}`,
-    `${a.dst}:${a.dstPort}`,
-    a.proto,
-    a.stream,
-    a.pktSrc,
-    bytes(a.payload),
-    bytes(a.packet),
-  ].join(' ');
-}
 
 interface ManifestCase {
   name: string;
@@ -95,12 +73,12 @@ describe.runIf(have)('parallel workers: the same alerts as one engine', () => {
         const file = (k: number) => join(dir, `${c.name.replace(/[^\w-]/g, '_')}-${k}.pcap`);
         const out = (k: number) => (c.ips ? { out: file(k) } : {});
         const one = await runCapture(base + c.pcap, rules, { ...opts, ...out(1) });
-        const want = one.alerts.map(line).sort();
+        const want = one.alerts.map(alertLine).sort();
         alerts += want.length;
         dropped += one.verdicts?.dropped ?? 0;
         for (const pool of pools) {
           const r = await pool.run(base + c.pcap, rules, { ...opts, ...out(pool.workers) });
-          expect(r.alerts.map(line).sort(), `${c.name} with ${pool.workers} workers`).toEqual(want);
+          expect(r.alerts.map(alertLine).sort(), `${c.name} with ${pool.workers} workers`).toEqual(want);
           if (c.ips) {
             // the same verdicts, and the same packets passed on, byte for byte and in capture order
             expect(r.verdicts, `${c.name} verdicts with ${pool.workers} workers`).toEqual(one.verdicts);
@@ -138,7 +116,7 @@ describe.runIf(have)('parallel workers: the same alerts as one engine', () => {
     const pcap = `${shared}traces/ndpi-mix-a.pcap`;
     const one = await runCapture(pcap, rules, { validateChecksums: 'auto' });
     const two = await pools[0]!.run(pcap, rules, { validateChecksums: 'auto' });
-    expect(two.alerts.map(line).sort()).toEqual(one.alerts.map(line).sort());
+    expect(two.alerts.map(alertLine).sort()).toEqual(one.alerts.map(alertLine).sort());
     expect(one.alerts.filter((a) => a.sid === 9000001).length).toBeGreaterThan(10);
     expect(two.stats.httpRequests).toBe(one.stats.httpRequests);
     for (const w of two.workers) expect(w.packets).toBeGreaterThan(one.packets / 5);
@@ -163,7 +141,7 @@ describe.runIf(have)('parallel workers: the same alerts as one engine', () => {
       expect(one.verdicts!.responses).toBeGreaterThan(10);
       expect(two.verdicts).toEqual(one.verdicts);
       expect(readFileSync(join(dir, '2.pcap')).equals(readFileSync(join(dir, '1.pcap')))).toBe(true);
-      expect(two.alerts.map(line).sort()).toEqual(one.alerts.map(line).sort());
+      expect(two.alerts.map(alertLine).sort()).toEqual(one.alerts.map(alertLine).sort());
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
