@@ -293,10 +293,16 @@ export class MultiMatcher {
       // meets its head (everything below it on the chain was walked then)
       if (seen[headId[s]!] === 0) this.mark(s, hit, hits);
     }
+    this.clearSeen();
+    return s;
+  }
+
+  /** Forgets the output-chain heads this scan met (so the next scan walks them again). */
+  private clearSeen(): void {
+    const seen = this.seen;
     const list = this.seenList;
     for (let k = 0; k < list.n; k++) seen[list.ids[k]!] = 0;
     list.clear();
-    return s;
   }
 
   /** `scanFrom` before the dense table is built: the trie's edges and fail links, the same marks. */
@@ -308,9 +314,7 @@ export class MultiMatcher {
       s = this.next(s, fold[data[i]!]!);
       if (seen[headId[s]!] === 0) this.mark(s, hit, hits);
     }
-    const list = this.seenList;
-    for (let k = 0; k < list.n; k++) seen[list.ids[k]!] = 0;
-    list.clear();
+    this.clearSeen();
     return s;
   }
 
@@ -328,9 +332,7 @@ export class MultiMatcher {
       const s = reported[k]!;
       if (seen[headId[s]!] === 0) this.mark(s, hit, hits);
     }
-    const list = this.seenList;
-    for (let k = 0; k < list.n; k++) seen[list.ids[k]!] = 0;
-    list.clear();
+    this.clearSeen();
     return w.lastState();
   }
 
