@@ -9,6 +9,7 @@ import {
   encodePcap,
   ParallelRunner,
   parseRule,
+  type RunOptions,
   runCapture,
 } from '../src/index.js';
 import { ACK, FIN, handshake, PSH, pkt, SYN, tcpFrame } from './helpers.js';
@@ -740,9 +741,35 @@ describe('FTP data connections on worker threads', () => {
     return { conn, pcap };
   }
 
-  it('a data connection goes to the worker of its control connection: 1 and 4 workers give the same alerts', async () => {
+  let pool: ParallelRunner;
+
+  /**
+   * The upload rule on one thread raises its 8 alerts; on a pool of 4 workers the same alerts, all from one
+   * worker: the data connections did not land on one worker by chance, the control connection's took them.
+   */
+  async function sameOnFourWorkers(capture: Uint8Array, o: RunOptions): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'ids-ftp-'));
-    const pool = new ParallelRunner(4);
+    try {
+      const input = join(dir, 'ftp.pcap');
+      writeFileSync(input, capture);
+      const rules = [
+        parseRule('alert tcp any any -> any any (file_data; content:"SECRET"; service:ftp; sid:2;)'),
+      ];
+      const opts = { streamRelease: 'immediate' as const, ...o };
+      const one = await runCapture(input, rules, opts);
+      expect(one.alerts.map((a) => a.sid)).toEqual(new Array(8).fill(2));
+      const four = await pool.run(input, rules, opts);
+      expect(four.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`)).toEqual(
+        one.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`),
+      );
+      expect(four.workers.filter((w) => w.alerts > 0)).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('a data connection goes to the worker of its control connection: 1 and 4 workers give the same alerts', async () => {
+    pool = new ParallelRunner(4);
     try {
       const { conn, pcap } = connections();
       // eight uploads, each announced by a PASV on the one control connection, each on its own data port
@@ -755,28 +782,14 @@ describe('FTP data connections on worker threads', () => {
       ports.forEach((p, i) => {
         conn('192.168.1.5', 41000 + i, '8.8.8.8', p, [[0, `file ${i}: SECRET`]]);
       });
-      const input = join(dir, 'ftp.pcap');
-      writeFileSync(input, pcap());
-      const rules = [
-        parseRule('alert tcp any any -> any any (file_data; content:"SECRET"; service:ftp; sid:2;)'),
-      ];
-      const one = await runCapture(input, rules, { streamRelease: 'immediate' });
-      expect(one.alerts.map((a) => a.sid)).toEqual(new Array(8).fill(2));
-      const four = await pool.run(input, rules, { streamRelease: 'immediate' });
-      expect(four.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`)).toEqual(
-        one.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`),
-      );
-      // the data connections did not all land on one worker by chance: the control connection's took them
-      expect(four.workers.filter((w) => w.alerts > 0)).toHaveLength(1);
+      await sameOnFourWorkers(pcap(), {});
     } finally {
       await pool.close();
-      rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
 
   it('active mode on a control port of FTP_PORTS, after other connections with data: the data connections follow their control connection', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ids-ftp-'));
-    const pool = new ParallelRunner(4);
+    pool = new ParallelRunner(4);
     try {
       const { conn, pcap } = connections();
       // connections with data before any FTP control bytes (the router is first asked after them)
@@ -794,22 +807,9 @@ describe('FTP data connections on worker threads', () => {
       ports.forEach((p, i) => {
         conn('8.8.8.8', 20, '192.168.1.5', p, [[0, `file ${i}: SECRET`]]);
       });
-      const input = join(dir, 'ftp.pcap');
-      writeFileSync(input, pcap());
-      const rules = [
-        parseRule('alert tcp any any -> any any (file_data; content:"SECRET"; service:ftp; sid:2;)'),
-      ];
-      const opts = { streamRelease: 'immediate' as const, vars: { FTP_PORTS: '2121' } };
-      const one = await runCapture(input, rules, opts);
-      expect(one.alerts.map((a) => a.sid)).toEqual(new Array(8).fill(2));
-      const four = await pool.run(input, rules, opts);
-      expect(four.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`)).toEqual(
-        one.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`),
-      );
-      expect(four.workers.filter((w) => w.alerts > 0)).toHaveLength(1);
+      await sameOnFourWorkers(pcap(), { vars: { FTP_PORTS: '2121' } });
     } finally {
       await pool.close();
-      rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
 });
