@@ -485,37 +485,32 @@ export class LogServer {
         return { reply: l.seal().then((t) => ({ id: h.id, ...t }), fail) };
       case 'tail':
         return { reply: Promise.resolve({ id: h.id, tail: l.tail, sealed: l.isSealed }) };
-      case 'read':
+      case 'read': {
         // a client that asks for a binary reply (`max`) gets the payloads as the frame's body, at most
         // `max` bytes of records (and at most readReplyBytesMax) from `from` on: it asks again for the rest;
         // without it, the whole range as base64 in the header, as LogServers answered before
-        if (typeof h.max === 'number')
-          return {
-            reply: l
-              .read(
-                Number(h.from),
-                Number(h.to),
-                Math.min(h.max, this.o.readReplyBytesMax ?? readReplyBytesMax),
-              )
-              .then(
-                (recs) => ({
-                  id: h.id,
-                  first: recs[0]?.position ?? Number(h.from),
-                  [replyBody]: recs.map((x) => x.payload),
-                }),
-                fail,
-              ),
-          };
+        const binary = typeof h.max === 'number';
+        const max = binary
+          ? Math.min(h.max as number, this.o.readReplyBytesMax ?? readReplyBytesMax)
+          : undefined;
         return {
-          reply: l.read(Number(h.from), Number(h.to)).then(
-            (recs) => ({
-              id: h.id,
-              positions: recs.map((x) => x.position),
-              payloads: recs.map((x) => Buffer.from(x.payload).toString('base64')),
-            }),
+          reply: l.read(Number(h.from), Number(h.to), max).then(
+            (recs) =>
+              binary
+                ? {
+                    id: h.id,
+                    first: recs[0]?.position ?? Number(h.from),
+                    [replyBody]: recs.map((x) => x.payload),
+                  }
+                : {
+                    id: h.id,
+                    positions: recs.map((x) => x.position),
+                    payloads: recs.map((x) => Buffer.from(x.payload).toString('base64')),
+                  },
             fail,
           ),
         };
+      }
       case 'trim':
         return { reply: l.prefixTrim(Number(h.position)).then(() => ({ id: h.id }), fail) };
       case 'append':
@@ -1008,10 +1003,10 @@ export class NativeLoglet implements Loglet {
     return { tail: Number(h.tail), sealed: false };
   }
 
-  /** Records [from, to) from the replicas that have them (any replica's copy of a position is the same). */
   /**
-   * Records [from, to) from the LogServers in `order`: from each, in parts of at most `readReplyBytesMax`
-   * bytes, as long as it has the next position; then from the next one.
+   * Records [from, to) from the LogServers in `order` (any replica's copy of a position is the same): from
+   * each, in parts of at most `readReplyBytesMax` bytes, as long as it has the next position; then from the
+   * next one.
    */
   private async fetch(from: number, to: number, order: string[]): Promise<LogRecord[]> {
     const out: LogRecord[] = [];
@@ -1037,7 +1032,7 @@ export class NativeLoglet implements Loglet {
           const recs = decodeBody(body);
           if (recs.length === 0) break;
           // views of the reply's frame, which nothing else holds or writes
-          for (const payload of recs.slice(0, to - pos)) out.push({ position: pos++, payload });
+          for (let i = 0; i < recs.length && pos < to; i++) out.push({ position: pos++, payload: recs[i]! });
         }
       } catch (e) {
         if (e instanceof TrimmedError) throw e;
