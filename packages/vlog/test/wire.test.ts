@@ -166,14 +166,12 @@ describe('malformed requests to a sequencer and a LogServer', () => {
     return { sock, reply, closed };
   }
 
-  /** A frame with a body of raw bytes (not necessarily a valid batch). */
-  const frameWith = (h: Record<string, unknown>, body: Buffer) => encodeFrame(h, body);
   const truncated = encodeBody([Buffer.from('record')]).subarray(0, 7);
 
   it('a sequencer answers a malformed batch with an error naming it and goes on serving', async () => {
     const c = await raw(seqAddr);
     const where = { loglet: 'wire-s', start: 0, servers: addrs };
-    c.sock.write(frameWith({ id: 1, op: 'append', ...where }, truncated));
+    c.sock.write(encodeFrame({ id: 1, op: 'append', ...where }, truncated));
     expect((await c.reply(1)).error).toBe('malformed record batch: record at 0 of 6 bytes overruns 7');
     c.sock.write(encodeFrame({ id: 2, op: 'append', ...where }, [Buffer.from('ok')]));
     expect((await c.reply(2)).positions).toEqual([0]);
@@ -187,7 +185,7 @@ describe('malformed requests to a sequencer and a LogServer', () => {
   it('a LogServer answers a malformed batch with an error naming it and goes on serving', async () => {
     const c = await raw(addrs[0]!);
     const where = { loglet: 'wire-l', start: 0, owner: 'o1' };
-    c.sock.write(frameWith({ id: 1, op: 'append', position: 0, ...where }, truncated));
+    c.sock.write(encodeFrame({ id: 1, op: 'append', position: 0, ...where }, truncated));
     expect((await c.reply(1)).error).toBe('malformed record batch: record at 0 of 6 bytes overruns 7');
     c.sock.write(encodeFrame({ id: 2, op: 'append', position: 0, ...where }, [Buffer.from('ok')]));
     expect(await c.reply(2)).toEqual({ id: 2, tail: 1 });
