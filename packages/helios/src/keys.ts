@@ -418,10 +418,14 @@ function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean 
 /**
  * The values of a declared column read from its JSON text (`JSON.stringify` of its cells, UTF-8) as keys of
  * column `col` (`valueKey(col, value)`): a string without escapes and a number are their bytes between
- * the separators, a string with escapes goes through `JSON.parse`; nulls are skipped.
+ * the separators, a string with escapes goes through `JSON.parse`; nulls are skipped. A string is scanned
+ * four bytes at a time for its closing quote or a backslash and hashed a word at a time as it is scanned
+ * (`wordHash`: every key this takes from bytes is hashed so, and an escaped string's value, hashed by
+ * `commitString`, never equals an unescaped one's, so equal keys always meet with equal hashes).
  */
 function commitValuesJson(kb: KeyBytes, col: number, json: Uint8Array): void {
   const prefix = enc.encode(valueKey(col, ''));
+  const prefixHash = fnv(prefix, 0, prefix.length, fnvBasis);
   const jv = new DataView(json.buffer, json.byteOffset, json.byteLength);
   const n = json.length - 1; // the closing bracket
   // the string last committed, [lastAt, lastAt + lastLen): runs of one value are common (a level)
@@ -436,36 +440,60 @@ function commitValuesJson(kb: KeyBytes, col: number, json: Uint8Array): void {
     }
     if (c === 0x22) {
       const s = ++i;
+      let h = prefixHash;
+      // whole words while none holds a quote or a backslash (exact for any bytes: a byte of w equal to
+      // 0x22 is a zero byte of w ^ 0x22222222, and z - 0x01010101 & ~z & 0x80808080 is non-zero exactly
+      // when z has a zero byte), then bytes
+      while (i + 4 <= n) {
+        const w = jv.getUint32(i, true);
+        const q = w ^ 0x22222222;
+        const x = w ^ 0x5c5c5c5c;
+        if ((((q - 0x01010101) & ~q) | ((x - 0x01010101) & ~x)) & 0x80808080) break;
+        h = Math.imul(h ^ w, 0x01000193);
+        i += 4;
+      }
       let escaped = false;
-      while (json[i] !== 0x22) {
-        if (json[i] === 0x5c) {
+      for (;;) {
+        if (i >= n) throw new Error('commitValuesJson: an unterminated string in a column section');
+        const b = json[i]!;
+        if (b === 0x22) break;
+        if (b === 0x5c) {
           escaped = true;
           i++;
         }
+        h = Math.imul(h ^ b, 0x01000193);
         i++;
-        if (i >= n) throw new Error('commitValuesJson: an unterminated string in a column section');
       }
       const len = i - s;
-      if (!escaped && len === lastLen) {
-        let k = 0;
-        while (k < len && json[s + k] === json[lastAt + k]) k++;
-        if (k === len) {
-          i++;
-          continue;
-        }
-      }
-      if (!escaped) {
-        kb.commit(prefix, json, jv, s, len);
-        lastAt = s;
-        lastLen = len;
-      } else commitString(kb, valueKey(col, JSON.parse(utf8.decode(json.subarray(s - 1, i + 1))) as string));
       i++;
+      if (escaped) {
+        commitString(kb, valueKey(col, JSON.parse(utf8.decode(json.subarray(s - 1, i))) as string));
+        continue;
+      }
+      if (len === lastLen) {
+        let k = 0;
+        while (k + 4 <= len && jv.getUint32(s + k, true) === jv.getUint32(lastAt + k, true)) k += 4;
+        if (k + 4 > len) while (k < len && json[s + k] === json[lastAt + k]) k++;
+        if (k === len) continue;
+      }
+      kb.commitHashed(prefix, json, jv, s, len, h);
+      lastAt = s;
+      lastLen = len;
       continue;
     }
     const s = i;
     while (i < n && json[i] !== 0x2c) i++;
-    if (json[s] !== 0x6e) kb.commit(prefix, json, jv, s, i - s); // a number (not null)
+    // a number (not null)
+    if (json[s] !== 0x6e) kb.commitHashed(prefix, json, jv, s, i - s, wordHash(json, jv, s, i, prefixHash));
   }
+}
+
+/** The hash `commitValuesJson` gives b[s, e) from state h: its whole words, then its last bytes. */
+function wordHash(b: Uint8Array, bv: DataView, s: number, e: number, h: number): number {
+  let i = s;
+  for (; i + 4 <= e; i += 4) h = Math.imul(h ^ bv.getUint32(i, true), 0x01000193);
+  for (; i < e; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  return h;
 }
 
 /**

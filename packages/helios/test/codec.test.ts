@@ -22,6 +22,7 @@ import {
 import { hash64Words } from '@strata/highwayhash';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { columnKeys } from '../src/keys.js';
 
 const keysArb = fc
   .array(fc.integer({ min: 0, max: 2 ** 53 - 1 }), { maxLength: 300 })
@@ -391,6 +392,35 @@ describe('index keys from bytes', () => {
         // from the columns' JSON text, as a block page has it (escapes, lone surrogates, long tokens)
         const json = [0, 1, 2].map((c) => new TextEncoder().encode(JSON.stringify(rows.map((r) => r[c]))));
         expect([...sortUnique(rowKeys(def, rows, json))]).toEqual(keys);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a declared string column given as its JSON text alone (the byte parser) gives its values\' keys, each once', () => {
+    const def = parseDdl(`CREATE STREAM k SOURCES ('file:x') FORMAT json
+      COLUMNS (n INT, level STRING, comp STRING) INDEX (level, comp)`);
+    const value = fc.oneof(
+      fc.constant(null),
+      // runs of one value, values of one length, and two of equal length whose dedupe hashes collide
+      // (the word-at-a-time hash of column 1's keys, found by a birthday search)
+      fc.constantFrom('INFO', 'WARN', 'INFO ', 'dfs.DataNode$PacketResponder', 'dfs.FSNamesystem'),
+      fc.constantFrom('t4RAJc389', 'Jg5K1Grev', '4RCN8vU9o', '6hevGF4z4'),
+      fc.string({ maxLength: 20 }),
+      fc.string({ unit: 'binary', maxLength: 20 }),
+      fc.stringMatching(/^[a-z"\\\n\u0001\u007f\ud800é ]{0,12}$/u),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.tuple(value, value), { maxLength: 40 }), (rows) => {
+        const want = new Set<string>();
+        for (const r of rows) {
+          if (r[0] !== null) want.add(`1\u0000${r[0]}`);
+          if (r[1] !== null) want.add(`2\u0000${r[1]}`);
+        }
+        const json = [0, 1].map((c) => new TextEncoder().encode(JSON.stringify(rows.map((r) => r[c]))));
+        const got = columnKeys(def, [rows.map(() => 1), [], []], [new Uint8Array(0), ...json]);
+        expect(got.length).toBe(want.size);
+        expect([...sortUnique(got)]).toEqual([...sortUnique(hashKeys([...want]))]);
       }),
       { numRuns: 300 },
     );
