@@ -397,7 +397,7 @@ describe('index keys from bytes', () => {
     );
   });
 
-  it('a declared string column given as its JSON text alone (the byte parser) gives its values\' keys, each once', () => {
+  it('a declared string column given as its JSON text alone (the byte parser) gives the keys of its values, each once', () => {
     const def = parseDdl(`CREATE STREAM k SOURCES ('file:x') FORMAT json
       COLUMNS (n INT, level STRING, comp STRING) INDEX (level, comp)`);
     const value = fc.oneof(
