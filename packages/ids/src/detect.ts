@@ -1420,10 +1420,20 @@ interface DirStream {
   pushEnd: number;
   /**
    * The prefilter across deliveries: the automaton's state at stream offset `end` (where the last scan
-   * stopped), and per earlier scan the patterns that ended in its bytes and the offset those bytes ended
-   * at, so a delivery scans only its new bytes and still knows what the rest of the window holds.
+   * stopped), and each pattern earlier scans found with the end of the latest scanned bytes it was found
+   * in (`ids[k]`, `ends[k]` for k < n; each id once), so a delivery scans only its new bytes and still
+   * knows what the rest of the window holds.
    */
-  scan?: { state: number; end: number; found: { ids: Int32Array; end: number }[] };
+  scan?: WindowScan;
+}
+
+/** `DirStream.scan`: the arrays grow (doubling) to the patterns found, at most one entry per pattern. */
+interface WindowScan {
+  state: number;
+  end: number;
+  ids: Int32Array;
+  ends: Float64Array;
+  n: number;
 }
 
 interface FlowData {
@@ -1930,15 +1940,25 @@ export class Engine {
       if (found) g = found;
       else if (this.stats.portGroups < (this.opts.portGroupsMax ?? portGroupsMax)) {
         // the group's rules, each keyed on its pattern in the one automaton of every fast pattern
-        const union = Array.from(hit.subarray(0, n));
-        const members = union.flatMap((i) => classes[i]!.rules).sort((a, b) => a - b);
-        g = ruleGroup(
-          members.map((i) => this.ordered[i]!),
-          Int32Array.from(members, (i) => this.allRules.fp[i]!),
-          this.allRules.matcher,
-          this.allRules.hit,
-        );
-        const entry = { classes: Int32Array.from(union), g };
+        // the classes' rules in inspection order: marked, then read out in one pass (no sort)
+        const mark = new Uint8Array(this.ordered.length);
+        let count = 0;
+        for (let k = 0; k < n; k++)
+          for (const i of classes[hit[k]!]!.rules) {
+            mark[i] = 1;
+            count++;
+          }
+        const rules: Compiled[] = new Array(count);
+        const fp = new Int32Array(count);
+        const allFp = this.allRules.fp;
+        let m = 0;
+        for (let i = 0; i < mark.length; i++)
+          if (mark[i] === 1) {
+            rules[m] = this.ordered[i]!;
+            fp[m++] = allFp[i]!;
+          }
+        g = ruleGroup(rules, fp, this.allRules.matcher, this.allRules.hit);
+        const entry = { classes: hit.slice(0, n), g };
         if (same) same.push(entry);
         else this.portGroups.set(key, [entry]);
         this.stats.portGroups++;
@@ -1963,27 +1983,43 @@ export class Engine {
     let from = newStart;
     let sc = st.scan;
     if (!sc || sc.end !== st.base + newStart) {
-      sc = st.scan = { state: 0, end: st.base, found: [] };
+      sc = st.scan ??= { state: 0, end: 0, ids: new Int32Array(16), ends: new Float64Array(16), n: 0 };
+      sc.state = 0;
+      sc.n = 0;
       from = 0;
     }
     // first the new bytes, on a clean slate, so their list is complete
     sc.state = g.matcher.scanFrom(sc.state, st.window.subarray(from, st.len), g.hit, this.hits);
     sc.end = st.base + st.len;
     const hits = this.hits;
-    const fresh = hits.n > 0 ? hits.ids.slice(0, hits.n) : undefined;
-    // then what earlier scans found in bytes still in the window
+    const fresh = hits.n;
+    // then what earlier scans found in bytes still in the window; a pattern the new bytes hold (marked
+    // already) leaves its entry for the one made below with the later end
+    const hit = g.hit;
+    const ids = sc.ids;
+    const ends = sc.ends;
     let keep = 0;
-    for (const e of sc.found) {
-      if (e.end <= st.base) continue;
-      sc.found[keep++] = e;
-      for (const id of e.ids)
-        if (g.hit[id] === 0) {
-          g.hit[id] = 1;
-          hits.push(id);
-        }
+    for (let k = 0; k < sc.n; k++) {
+      const id = ids[k]!;
+      const e = ends[k]!;
+      if (e <= st.base || hit[id] !== 0) continue;
+      hit[id] = 1;
+      hits.push(id);
+      ids[keep] = id;
+      ends[keep] = e;
+      keep++;
     }
-    sc.found.length = keep;
-    if (fresh) sc.found.push({ ids: fresh, end: sc.end });
+    if (keep + fresh > ids.length) {
+      let cap = ids.length * 2;
+      while (cap < keep + fresh) cap *= 2;
+      sc.ids = new Int32Array(cap);
+      sc.ids.set(ids.subarray(0, keep));
+      sc.ends = new Float64Array(cap);
+      sc.ends.set(ends.subarray(0, keep));
+    }
+    sc.ids.set(hits.ids.subarray(0, fresh), keep);
+    sc.ends.fill(sc.end, keep, keep + fresh);
+    sc.n = keep + fresh;
   }
 
   /** Clears the marks the last scan set, before a scan into `g.hit`. */

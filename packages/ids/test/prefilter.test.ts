@@ -452,6 +452,33 @@ describe('Engine port groups', () => {
   });
 });
 
+/** The alerts (`pcapCnt:sid`) of `segments` sent to port 80 after a handshake, each acknowledged. */
+function streamAlerts(
+  rules: ReturnType<typeof parseRules>['rules'],
+  segments: string[],
+  prefilter: boolean,
+  streamRelease: 'ack' | 'immediate',
+): string[] {
+  const e = new Engine(rules, { prefilter, streamRelease });
+  const out: string[] = [];
+  const push = (a: Alert[]) => out.push(...a.map((x) => `${x.pcapCnt}:${x.sid}`));
+  handshake().forEach((p, i) => void push(e.inspect(p, i, i + 1)));
+  let seq = 1001;
+  segments.forEach((p, i) => {
+    push(e.inspect(pkt({ flags: ACK | PSH, seq, ack: 5001, payload: p }), 10 + i, 10 + 2 * i));
+    seq += p.length;
+    push(
+      e.inspect(
+        pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000, flags: ACK, seq: 5001, ack: seq }),
+        10 + i,
+        11 + 2 * i,
+      ),
+    );
+  });
+  push(e.finish());
+  return out;
+}
+
 describe('Engine stream prefilter', () => {
   it('resumed across deliveries, gives the alerts of no prefilter (property over rules, streams and cuts)', () => {
     const alphabet = 'abAB';
@@ -497,42 +524,63 @@ describe('Engine stream prefilter', () => {
             at += c;
           }
           if (at < text.length) segments.push(text.slice(at));
-          const run = (prefilter: boolean) => {
-            const e = new Engine(rules, { prefilter, streamRelease });
-            const out: string[] = [];
-            const push = (a: Alert[]) => out.push(...a.map((x) => `${x.pcapCnt}:${x.sid}`));
-            handshake().forEach((p, i) => void push(e.inspect(p, i, i + 1)));
-            let seq = 1001;
-            segments.forEach((p, i) => {
-              push(e.inspect(pkt({ flags: ACK | PSH, seq, ack: 5001, payload: p }), 10 + i, 10 + 2 * i));
-              seq += p.length;
-              push(
-                e.inspect(
-                  pkt({
-                    src: '10.0.0.2',
-                    dst: '10.0.0.1',
-                    sp: 80,
-                    dp: 40000,
-                    flags: ACK,
-                    seq: 5001,
-                    ack: seq,
-                  }),
-                  10 + i,
-                  11 + 2 * i,
-                ),
-              );
-            });
-            push(e.finish());
-            return out;
-          };
-          const on = run(true);
+          const on = streamAlerts(rules, segments, true, streamRelease);
           alerts += on.length;
-          expect(on).toEqual(run(false));
+          expect(on).toEqual(streamAlerts(rules, segments, false, streamRelease));
         },
       ),
       { numRuns: 120 },
     );
     expect(alerts).toBeGreaterThan(100);
+  });
+
+  it('remembers many patterns across deliveries, each found again or slid out of the window (property)', () => {
+    // 40 rules of two contents each, the second only after the first (distance): a delivery may hold the
+    // second while the first is earlier in the window, so the patterns earlier scans found must be marked
+    // again; more patterns than the list of found patterns starts with (16), some found again and again
+    const words = Array.from({ length: 40 }, (_, i) => `w${String.fromCharCode(97 + (i % 26))}${i}q`);
+    const ruleText = words
+      .map(
+        (w, i) =>
+          `alert tcp any any -> any 80 (flow:to_server,established; content:"${w}"; content:"!${i}!"; distance:0; sid:${5000 + i};)`,
+      )
+      .join('\n');
+    const { rules } = parseRules(ruleText, 'gen');
+    let alerts = 0;
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            // a rule's two contents, up to a window apart
+            fc
+              .tuple(fc.integer({ min: 0, max: 39 }), fc.integer({ min: 0, max: 4000 }))
+              .map(([i, n]) => `${words[i]}${'z'.repeat(n)}!${i}!`),
+            fc.integer({ min: 0, max: 39 }).map((i) => words[i]!),
+            fc.integer({ min: 0, max: 39 }).map((i) => `!${i}!`),
+            fc.integer({ min: 1, max: 2500 }).map((n) => 'z'.repeat(n)),
+          ),
+          { minLength: 1, maxLength: 80 },
+        ),
+        fc.array(fc.integer({ min: 1, max: 1500 }), { minLength: 1, maxLength: 40 }),
+        fc.constantFrom<'ack' | 'immediate'>('ack', 'immediate'),
+        (parts, cuts, streamRelease) => {
+          const text = parts.join('');
+          const segments: string[] = [];
+          let at = 0;
+          for (const c of cuts) {
+            if (at >= text.length) break;
+            segments.push(text.slice(at, at + c));
+            at += c;
+          }
+          if (at < text.length) segments.push(text.slice(at));
+          const on = streamAlerts(rules, segments, true, streamRelease);
+          alerts += on.length;
+          expect(on).toEqual(streamAlerts(rules, segments, false, streamRelease));
+        },
+      ),
+      { numRuns: 80 },
+    );
+    expect(alerts).toBeGreaterThan(30);
   });
 });
 
