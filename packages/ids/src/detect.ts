@@ -556,6 +556,11 @@ interface RuleGroup {
    * so the stage counters (`rulesPrefiltered`, `stagePortGroupOut`) come out as if every rule were visited.
    */
   consulted: Map<number, Int32Array>;
+  /**
+   * Per kind of packet inspection (`consultKey`), made on first use: the rules of `always` it visits
+   * (`packetAlways`).
+   */
+  packetAlways: Map<number, Int32Array>;
 }
 
 /**
@@ -1310,12 +1315,39 @@ function headerStepPasses(s: HeaderStep, d: Decoded | undefined, payloadBytes: n
  * A packet rule's header-field tests (`Compiled.header`) on `d`, without a match context: what
  * `matchSteps(header, 0, ctx, 0)` says on the packet's payload; undefined for a step that is no header test.
  */
-function headerPass(steps: Step[], d: Decoded): boolean | undefined {
+export function headerPass(steps: Step[], d: Decoded): boolean | undefined {
   for (const s of steps) {
     if (!packetOnlySteps.has(s.kind)) return undefined;
     if (!headerStepPasses(s as HeaderStep, d, d.payload.length)) return false;
   }
   return true;
+}
+
+/**
+ * Whether header-field tests `steps` (`Compiled.header`) fail on every packet of IP protocol `proto`, as
+ * `headerPass` decides them: a failing `ip_proto`, an ICMP field off ICMP, TCP flags, seq or ack off TCP.
+ */
+export function neverPasses(steps: Step[], proto: number): boolean {
+  const icmp = proto === 1 || proto === 58;
+  for (const s of steps) {
+    switch (s.kind) {
+      case 'ip_proto':
+        if (!s.test(proto)) return true;
+        break;
+      case 'itype':
+      case 'icode':
+      case 'icmp_id':
+      case 'icmp_seq':
+        if (!icmp) return true;
+        break;
+      case 'flags':
+      case 'seq':
+      case 'ack':
+        if (proto !== 6) return true;
+        break;
+    }
+  }
+  return false;
 }
 
 /** The leading steps of a packet rule that test header fields only (stage 1's header filter), if any. */
@@ -2062,11 +2094,11 @@ export class Engine {
    * and those without one, as ascending indices into `g.rules` (`this.cand[0, n)`; returns n). Every other
    * rule fails stage 2.
    */
-  private candidates(g: RuleGroup): number {
+  private candidates(g: RuleGroup, always: Int32Array): number {
     if (this.cand.length < g.rules.length) this.cand = new Int32Array(g.rules.length);
     const cand = this.cand;
-    cand.set(g.always);
-    let n = g.always.length;
+    cand.set(always);
+    let n = always.length;
     let lists = n > 0 ? 1 : 0;
     const start = g.byFpStart;
     const hits = this.hits;
@@ -2098,6 +2130,35 @@ export class Engine {
   }
 
   /** The first rule of `g` after the pass that matched on this packet (all of them when none did). */
+  /**
+   * The rules of `g.always` a packet inspection of kind `key` visits: those stage 1 admits, less those whose
+   * header-field tests fail on every packet of the protocol (an `ip_proto` of another protocol, an ICMP
+   * field on TCP or UDP, TCP flags or numbers on another protocol; 97,137 such visits per pass of
+   * ndpi-mix-a), which the rule loop would drop at `headerPass` with no other effect. The first rule admitted
+   * stays whatever its tests: the loop marks on it the stages the inspection passed (`stringsPass`), and
+   * a rule without a fast pattern has no other contents to check.
+   */
+  private packetAlways(
+    g: RuleGroup,
+    key: number,
+    proto: number,
+    inStream: boolean,
+    firstInDir: boolean,
+    dceOk: boolean,
+  ): Int32Array {
+    const keep: number[] = [];
+    for (let k = 0; k < g.always.length; k++) {
+      const i = g.always[k]!;
+      const c = g.rules[i]!;
+      if (!packetAdmits(c, proto, inStream, firstInDir) || (c.dce && !dceOk)) continue;
+      if (keep.length > 0 && c.header && neverPasses(c.header, proto)) continue;
+      keep.push(i);
+    }
+    const list = Int32Array.from(keep);
+    g.packetAlways.set(key, list);
+    return list;
+  }
+
   private passEnd(g: RuleGroup): number {
     if (this.passOrder === Number.POSITIVE_INFINITY || this.flushing) return g.rules.length;
     let lo = 0;
@@ -3192,7 +3253,7 @@ export class Engine {
     let ctx: MatchCtx | undefined; // one for every evaluation here (matchCtx resets it)
     const dceOk = (fd.dceNow?.length ?? 0) > 0;
     const ftpOk = fd.ftpData === true;
-    const n = this.candidates(g);
+    const n = this.candidates(g, g.always);
     const cand = this.cand;
     let end = this.passEnd(g); // after a pass matched on this packet
     let passed = 0;
@@ -3416,9 +3477,14 @@ export class Engine {
     // stage 1: the rule kinds a packet inspection consults; a DCE/RPC rule needs a connectionless request
     // (version 4, type request)
     const dceOk = d.proto === 17 && d.payload[0] === 4 && d.payload[1] === 0;
+    const key =
+      (((d.proto & 0xff) * 2 + (inStream ? 1 : 0)) * 2 + (firstInDir ? 1 : 0)) * 2 + (dceOk ? 1 : 0);
     let ctx: MatchCtx | undefined; // one for every evaluation here (matchCtx resets it)
     // visited: the candidates (stage 2 passed); the rules stage 1 admits and stage 2 spares are counted
-    const n = this.candidates(g);
+    const n = this.candidates(
+      g,
+      g.packetAlways.get(key) ?? this.packetAlways(g, key, d.proto, inStream, firstInDir, dceOk),
+    );
     const cand = this.cand;
     let end = this.passEnd(g); // after a pass matched on this packet (in its stream)
     let passed = 0;
@@ -3483,8 +3549,6 @@ export class Engine {
         break;
       }
     }
-    const key =
-      (((d.proto & 0xff) * 2 + (inStream ? 1 : 0)) * 2 + (firstInDir ? 1 : 0)) * 2 + (dceOk ? 1 : 0);
     let pre = g.consulted.get(key);
     if (!pre)
       pre = this.consultedPrefix(g, key, (c) =>
@@ -3771,7 +3835,17 @@ function ruleGroup(
     if (fp[i]! < 0) alwaysIdx[always++] = i;
     else byFp[fill[fp[i]!]!++] = i;
   }
-  return { rules, fp, matcher, hit, always: alwaysIdx, byFpStart, byFp, consulted: new Map() };
+  return {
+    rules,
+    fp,
+    matcher,
+    hit,
+    always: alwaysIdx,
+    byFpStart,
+    byFp,
+    consulted: new Map(),
+    packetAlways: new Map(),
+  };
 }
 
 /** Prefilter patterns with ids, one per pattern as the automaton sees it (case-folded). */

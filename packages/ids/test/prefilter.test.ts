@@ -2,6 +2,7 @@
 // and an engine with the prefilter raises exactly the alerts of one without it.
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
+import { headerPass, neverPasses } from '../src/detect.js';
 import { type Alert, Engine, parseRules } from '../src/index.js';
 import { IdList, MultiMatcher } from '../src/prefilter.js';
 import { ACK, FIN, handshake, PSH, pkt } from './helpers.js';
@@ -683,5 +684,60 @@ describe('Engine HTTP prefilter', () => {
       { numRuns: 150 },
     );
     expect(alerts).toBeGreaterThan(50); // the comparison is not vacuous
+  });
+});
+
+describe('Engine packet rules without a fast pattern', () => {
+  const protos = [1, 6, 17, 47, 58];
+  const option = fc.oneof(
+    fc
+      .tuple(fc.constantFrom('', '!', '<', '>'), fc.constantFrom(...protos))
+      .map(([op, p]) => `ip_proto:${op}${p};`),
+    fc.constantFrom('itype:8;', 'icode:0;', 'icmp_id:0;', 'icmp_seq:0;', 'flags:S;', 'flags:A+;'),
+    fc.constantFrom('seq:0;', 'ack:0;', 'ttl:<65;', 'dsize:>2;', 'id:0;', 'fragbits:!D;'),
+  );
+  it('header tests that never pass on a protocol fail on each of its packets (property, against headerPass)', () => {
+    let never = 0;
+    let maybe = 0;
+    fc.assert(
+      fc.property(
+        fc.array(option, { minLength: 1, maxLength: 4 }),
+        fc.constantFrom(...protos),
+        fc.integer({ min: 0, max: 255 }),
+        fc.integer({ min: 0, max: 8 }),
+        (opts, proto, flags, size) => {
+          const { rules } = parseRules(`alert ip any any -> any any (${opts.join(' ')} sid:1;)`, 'gen');
+          const header = new Engine(rules).compiled[0]!.header!;
+          const d = pkt({ proto, flags, payload: 'x'.repeat(size) });
+          if (proto === 1 || proto === 58) Object.assign(d, { icmpType: 8 });
+          if (neverPasses(header, proto)) {
+            never++;
+            expect(headerPass(header, d)).toBe(false);
+          } else maybe++;
+        },
+      ),
+      { numRuns: 400 },
+    );
+    expect(never).toBeGreaterThan(50);
+    expect(maybe).toBeGreaterThan(50);
+  });
+
+  it('a packet whose rules all fail on its protocol still counts as past the prefilter stages', () => {
+    const { rules } = parseRules(
+      [
+        'alert ip any any -> any any (ip_proto:17; sid:1;)',
+        'alert ip any any -> any any (ip_proto:!6; dsize:>0; sid:2;)',
+      ].join('\n'),
+      'gen',
+    );
+    const e = new Engine(rules);
+    const alerts = [pkt({ payload: 'ab' }), pkt({ proto: 17, payload: 'ab' })].map((p, i) =>
+      e.inspect(p, i, i + 1).map((a) => a.sid),
+    );
+    expect(alerts).toEqual([[], [1, 2]]);
+    // each inspection visited a rule without a fast pattern (the first admitted, whatever its tests)
+    expect(e.stats.stageInspections).toBe(2);
+    expect(e.stats.stagePrefilterOut).toBe(2);
+    expect(e.stats.stageAllStringsOut).toBe(2);
   });
 });
