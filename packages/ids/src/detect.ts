@@ -578,6 +578,12 @@ interface HttpSideRules {
   fastId: Int32Array;
 }
 
+/** One HTTP buffer's scan: per pattern id whether it occurs (`hit`), and the ids marked (to clear them). */
+interface HttpMarks {
+  hit: Uint8Array;
+  ids: IdList;
+}
+
 /** Rules with the same protocol, port fields and direction (indices into the inspection order). */
 interface PortClass {
   proto: number | 'ip';
@@ -1662,7 +1668,8 @@ export class Engine {
   private readonly httpPrefilter = new Map<string, MultiMatcher>();
   /** Per HTTP buffer: its patterns, until the first scan of the buffer builds its automaton. */
   private readonly httpPatterns = new Map<string, Uint8Array[]>();
-  private readonly httpHits = new IdList(0);
+  /** Per HTTP fast-pattern buffer (by number): the marks of its scan of the message being inspected. */
+  private readonly httpMarks: (HttpMarks | undefined)[] = [];
   /** Malformed HTTP input by reason (all flows). */
   readonly httpAnomalies: HttpAnomalies = newHttpAnomalies();
   /** Where the alerts of the HTTP messages being parsed go. */
@@ -2622,8 +2629,8 @@ export class Engine {
       ipVersion: d.ipVersion,
       addrs: toServer ? [d.src, d.dst] : [d.dst, d.src],
       addrBytes: toServer
-        ? [Uint8Array.from(d.srcAddr), Uint8Array.from(d.dstAddr)]
-        : [Uint8Array.from(d.dstAddr), Uint8Array.from(d.srcAddr)],
+        ? [new Uint8Array(d.srcAddr), new Uint8Array(d.dstAddr)]
+        : [new Uint8Array(d.dstAddr), new Uint8Array(d.srcAddr)],
       ports: toServer ? [d.srcPort, d.dstPort] : [d.dstPort, d.srcPort],
       streams: [undefined, undefined],
       ackFrom: [undefined, undefined],
@@ -3084,16 +3091,10 @@ export class Engine {
    * body, at its end (`complete` true) those that do; each rule at most once per message.
    */
   private runHttp(f: Flow<FlowData>, fd: FlowData, m: HttpMessage, complete: boolean): void {
-    const toServer = m.kind === 'request';
-    const dir = toServer ? 0 : 1;
-    const src = fd.addrs[dir]!;
-    const sp = fd.ports[dir]!;
-    const dst = fd.addrs[1 - dir]!;
-    const dp = fd.ports[1 - dir]!;
     const bufs = new HttpBuffers(m, this.httpAnomalies, this.opts.http?.decompressedBytesMax);
-    const out = this.httpOut;
-    // per buffer (by number), which of its automaton's patterns occur in this message (scanned on first need)
-    const found: (Uint8Array | undefined)[] = [];
+    // per buffer (by number), which of its automaton's patterns occur in this message (scanned on first need,
+    // into marks kept per buffer and cleared when the message's rules are done)
+    const found: (HttpMarks | undefined)[] = [];
     const key = `${m.kind} ${complete}`;
     let side = this.httpBySide.get(key);
     if (!side) {
@@ -3108,10 +3109,37 @@ export class Engine {
     // each header tested once per message (the rules mostly share a few)
     if (this.headerSeen.length < this.headerClasses.size)
       this.headerSeen = new Uint8Array(this.headerClasses.size);
-    const seen = this.headerSeen;
-    seen.fill(0);
+    this.headerSeen.fill(0);
+    try {
+      this.httpRules(f, fd, m, bufs, side, found);
+    } finally {
+      for (const marks of found) {
+        if (!marks) continue;
+        const ids = marks.ids;
+        for (let k = 0; k < ids.n; k++) marks.hit[ids.ids[k]!] = 0;
+        ids.clear();
+      }
+    }
+  }
+
+  /** `runHttp`'s rule loop; `found` lists the buffers it scanned, with their marks. */
+  private httpRules(
+    f: Flow<FlowData>,
+    fd: FlowData,
+    m: HttpMessage,
+    bufs: HttpBuffers,
+    side: HttpSideRules,
+    found: (HttpMarks | undefined)[],
+  ): void {
     // the loop reads the rules' typed arrays, and a rule's object only when it gets past them
     const { rules, order, headerClass, flowbitsTest, fastBuffer, fastId } = side;
+    const dir = m.kind === 'request' ? 0 : 1;
+    const src = fd.addrs[dir]!;
+    const sp = fd.ports[dir]!;
+    const dst = fd.addrs[1 - dir]!;
+    const dp = fd.ports[1 - dir]!;
+    const seen = this.headerSeen;
+    const out = this.httpOut;
     for (let k = 0; k < rules.length; k++) {
       if (order[k]! > this.passOrder && !this.flushing) break; // after a pass matched on this packet
       let hs = seen[headerClass[k]!]!;
@@ -3129,16 +3157,18 @@ export class Engine {
       if (flowbitsTest[k] === 1 && !this.flowbitsAllow(rules[k]!, f)) continue;
       const b = fastBuffer[k]!;
       if (b >= 0) {
-        let hit = found[b];
-        if (!hit) {
+        let marks = found[b];
+        if (!marks) {
           const buffer = this.httpFastBuffers[b]!;
           const matcher = this.httpMatcher(buffer);
-          hit = new Uint8Array(matcher.patterns);
-          this.httpHits.clear();
-          matcher.scan(bufs.get(buffer), hit, this.httpHits);
-          found[b] = hit;
+          marks = this.httpMarks[b] ??= {
+            hit: new Uint8Array(matcher.patterns),
+            ids: new IdList(64),
+          };
+          found[b] = marks;
+          matcher.scan(bufs.get(buffer), marks.hit, marks.ids);
         }
-        if (hit[fastId[k]!] !== 1) {
+        if (marks.hit[fastId[k]!] !== 1) {
           this.stats.rulesPrefiltered++;
           this.stats.httpRulesPrefiltered++;
           continue;

@@ -352,16 +352,7 @@ export class FlowTable<T = unknown> {
       // the client: the sender, unless the first packet is a SYN/ACK (then the receiver is the client)
       const synAck = d.proto === Proto.TCP && (d.tcpFlags & 0x12) === 0x12;
       const [ca, cp] = synAck ? [d.dstAddr, d.dstPort] : [d.srcAddr, d.srcPort];
-      f = new Flow<T>(
-        this.nextId++,
-        d.proto,
-        this.scratchKey.slice(),
-        lo,
-        hi,
-        Uint8Array.from(ca),
-        cp,
-        nowUs,
-      );
+      f = new Flow<T>(this.nextId++, d.proto, this.scratchKey.slice(), lo, hi, new Uint8Array(ca), cp, nowUs);
       this.insert(f, nowUs);
       this.stats.created++;
     }

@@ -240,6 +240,33 @@ describe('HTTP rules', () => {
   });
 });
 
+describe('HTTP prefilter marks across messages', () => {
+  it('each message is prefiltered on its own buffers only (marks of the one before cleared)', () => {
+    const e = new Engine([
+      parseRule('alert http any any -> any any (http_uri; content:"/aaa"; sid:1;)', 'h.rules', 1),
+      parseRule('alert http any any -> any any (http_uri; content:"/bbb"; sid:2;)', 'h.rules', 2),
+      parseRule('alert http any any -> any any (http_header; content:"X-Aaa"; sid:3;)', 'h.rules', 3),
+    ]);
+    const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: 80 };
+    const S = { src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000 };
+    const alerts: number[][] = [];
+    let ts = 0;
+    for (const p of handshake()) e.inspect(p, ts++);
+    let cseq = 1001;
+    for (const uri of ['/aaa', '/bbb', '/ccc', '/aaa']) {
+      const req = `GET ${uri} HTTP/1.1\r\nHost: h\r\n${uri === '/aaa' ? 'X-Aaa: 1\r\n' : ''}\r\n`;
+      const got = e.inspect(pkt({ ...C, flags: ACK | PSH, seq: cseq, ack: 5001, payload: req }), ts++);
+      cseq += req.length;
+      got.push(...e.inspect(pkt({ ...S, flags: ACK, seq: 5001, ack: cseq }), ts++));
+      alerts.push(sids(got));
+    }
+    expect(alerts).toEqual([[1, 3], [2], [], [1, 3]]);
+    // only the rules whose pattern the message itself holds are evaluated: 2 + 1 + 0 + 2 of 12
+    expect(e.stats.httpRulesEvaluated).toBe(5);
+    expect(e.stats.httpRulesPrefiltered).toBe(7);
+  });
+});
+
 describe('rule syntax for HTTP buffers', () => {
   it('Snort 3 sticky buffers after a content are not read as Snort 2 modifiers', () => {
     const r = parseRule(
