@@ -228,25 +228,15 @@ const digits4 = Uint32Array.from({ length: 10000 }, (_, i) => {
   const s = String(i).padStart(4, '0');
   return s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
 });
-/** The last high part (digits above the low 8) written and its digits: timestamps share it for a day. */
-let highPart = -1;
-let highDigits = '';
-
-/** Writes 0 <= v < 10000 as its digits (no leading zeros) at b[o]; returns the offset after them. */
-function smallDigits(b: Uint8Array, o: number, v: number): number {
-  const q = digits4[v]!;
+/**
+ * Writes 0 <= v < 10000 as its digits (no leading zeros) at b[o] with one word store (the word's bytes past
+ * the digits are garbage the next write covers, within `intsJson`'s room); returns the offset after the
+ * digits.
+ */
+function leadDigits(bv: DataView, o: number, v: number): number {
   const skip = v < 10 ? 3 : v < 100 ? 2 : v < 1000 ? 1 : 0;
-  for (let k = skip; k < 4; k++) b[o++] = (q >>> (8 * k)) & 0xff;
-  return o;
-}
-
-/** Writes 8 digits of 0 <= v < 1e8, zero-padded, at b[o]. */
-function eightDigits(b: Uint8Array, o: number, v: number): void {
-  const hi = Math.floor(v / 10000);
-  const q1 = digits4[hi]!;
-  const q2 = digits4[v - hi * 10000]!;
-  for (let k = 0; k < 4; k++) b[o + k] = (q1 >>> (8 * k)) & 0xff;
-  for (let k = 0; k < 4; k++) b[o + 4 + k] = (q2 >>> (8 * k)) & 0xff;
+  bv.setUint32(o, digits4[v]! >>> (8 * skip), true);
+  return o + 4 - skip;
 }
 
 /**
@@ -254,9 +244,11 @@ function eightDigits(b: Uint8Array, o: number, v: number): void {
  * most 15 digits or null: returns the offset after it, else -1 (b past o is then garbage). `b` must have
  * room for col.length * intJsonBytesMax + 2 bytes. JSON.stringify makes a string per number (a
  * timestamp's 13 digits through the double-to-string path) and then it is encoded again: this took 20 ms
- * per 1M timestamps against 95.
+ * per 1M timestamps against 95. Digits go four to a word store: 12.0-12.9 ns a value against 18.7-19.2
+ * byte by byte (timestamps and pids of the bench, alternated, 2026-12-03 14:36).
  */
 function intsJson(col: Cell[], b: Uint8Array, o: number): number {
+  const bv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   b[o++] = 0x5b; // [
   for (let i = 0; i < col.length; i++) {
     if (i > 0) b[o++] = 0x2c; // ,
@@ -274,20 +266,27 @@ function intsJson(col: Cell[], b: Uint8Array, o: number): number {
       b[o++] = 0x2d; // - (and -0 is written as 0, as JSON.stringify does)
       v = -v;
     }
-    if (v < 10000) o = smallDigits(b, o, v);
+    // four digits a word store, the groups from the last (v < 1e15: v / 1e8 is at least 1e-8 away from
+    // the next integer above it, more than its rounding error, so its floor is exact)
+    if (v < 10000) o = leadDigits(bv, o, v);
     else if (v < 1e8) {
       const hi = Math.floor(v / 10000);
-      o = smallDigits(b, o, hi);
-      const q = digits4[v - hi * 10000]!;
-      for (let k = 0; k < 4; k++) b[o++] = (q >>> (8 * k)) & 0xff;
+      o = leadDigits(bv, o, hi);
+      bv.setUint32(o, digits4[v - hi * 10000]!, true);
+      o += 4;
     } else {
       const hi = Math.floor(v / 1e8);
-      if (hi !== highPart) {
-        highPart = hi;
-        highDigits = String(hi);
+      const lo = v - hi * 1e8;
+      if (hi < 10000) o = leadDigits(bv, o, hi);
+      else {
+        const top = Math.floor(hi / 10000);
+        o = leadDigits(bv, o, top);
+        bv.setUint32(o, digits4[hi - top * 10000]!, true);
+        o += 4;
       }
-      for (let k = 0; k < highDigits.length; k++) b[o++] = highDigits.charCodeAt(k);
-      eightDigits(b, o, v - hi * 1e8);
+      const mid = Math.floor(lo / 10000);
+      bv.setUint32(o, digits4[mid]!, true);
+      bv.setUint32(o + 4, digits4[lo - mid * 10000]!, true);
       o += 8;
     }
   }
