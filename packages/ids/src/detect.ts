@@ -1415,9 +1415,13 @@ const packetOnlySteps = new Set([
 /**
  * An HTTP buffer's automaton builds its dense table once its scans have read this many bytes per state
  * (`MatcherOptions.denseAfterBytesPerState`): the URI's 14,019 states would cost 7 MB and 3-5 ms of a
- * pass for the 6.5 KB of URIs in ndpi-mix-a.
+ * pass for the 6.5 KB of URIs in ndpi-mix-a. Low, as the walk before the table is JavaScript that a
+ * process's first capture runs mostly unoptimized (few, long calls): 120-230 ns a byte there (13-28 in
+ * later passes, 70 for the URI's), against 250-290 ns a state to build the table; on ndpi-mix-a the
+ * header, pkt_data and file_data automata (4,677, 2,866, 3,086 states, 53-63 KB scanned each) build
+ * theirs after 3-19 KB instead of all or most of it walked (29 ms of the first pass's loop, 4 of a later).
  */
-const httpDenseAfterBytesPerState = 24;
+const httpDenseAfterBytesPerState = 4;
 
 /**
  * Bytes of already inspected stream kept before new data, so matches can straddle segments: a match that
