@@ -1986,11 +1986,11 @@ export class Engine {
         // the classes' rules in inspection order: marked, then read out in one pass (no sort)
         const mark = new Uint8Array(this.ordered.length);
         let count = 0;
-        for (let k = 0; k < n; k++)
-          for (const i of classes[hit[k]!]!.rules) {
-            mark[i] = 1;
-            count++;
-          }
+        for (let k = 0; k < n; k++) {
+          const members = classes[hit[k]!]!.rules;
+          for (let j = 0; j < members.length; j++) mark[members[j]!] = 1;
+          count += members.length;
+        }
         const rules: Compiled[] = new Array(count);
         const fp = new Int32Array(count);
         const allFp = this.allRules.fp;

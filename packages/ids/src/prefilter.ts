@@ -120,10 +120,12 @@ export class MultiMatcher {
   /** `ids`: the id each pattern is reported as (default: its index), for an automaton over part of a set. */
   constructor(patterns: Uint8Array[], ids?: ArrayLike<number>, opts: MatcherOptions = {}) {
     this.patterns = patterns.length;
-    // the trie: its edges (key: state * 256 + folded byte, in an open-addressed table of twice the states
+    // index loops, no iterators: an automaton is built a few times per engine, so this code mostly runs
+    // unoptimized, where each step of an iterator is a call and an object.
+    // The trie: its edges (key: state * 256 + folded byte, in an open-addressed table of twice the states
     // at most, as key + 1 and child) and each state's children as a list
     let cap = 1;
-    for (const p of patterns) cap += p.length;
+    for (let i = 0; i < patterns.length; i++) cap += patterns[i]!.length;
     let slotBits = 4;
     while (1 << slotBits < 2 * cap) slotBits++;
     const edgeKey = new Int32Array(1 << slotBits);
@@ -135,11 +137,12 @@ export class MultiMatcher {
     const edgeByte = new Uint8Array(cap);
     this.extra = new Map();
     let n = 1;
-    for (const [i, p] of patterns.entries()) {
+    for (let i = 0; i < patterns.length; i++) {
+      const p = patterns[i]!;
       const id = ids ? ids[i]! : i;
       let s = 0;
-      for (const raw of p) {
-        const b = fold[raw]!;
+      for (let j = 0; j < p.length; j++) {
+        const b = fold[p[j]!]!;
         const k = s * 256 + b + 1;
         let slot = Math.imul(k, 0x9e3779b1) >>> (32 - slotBits);
         while (edgeKey[slot] !== 0 && edgeKey[slot] !== k) slot = (slot + 1) & slotMask;
@@ -171,7 +174,9 @@ export class MultiMatcher {
     let noOutput = 0;
     for (let i = 0; i < patterns.length; i++) noOutput = Math.max(noOutput, (ids ? ids[i]! : i) + 1);
     this.noOutput = noOutput;
-    this.longest = patterns.reduce((m, p) => Math.max(m, p.length), 0);
+    let longest = 0;
+    for (let i = 0; i < patterns.length; i++) longest = Math.max(longest, patterns[i]!.length);
+    this.longest = longest;
     this.out = trie.ends;
     this.outNext = new Int32Array(n).fill(-1);
     this.outFirst = new Int32Array(n).fill(-1);
