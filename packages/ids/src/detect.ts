@@ -2140,7 +2140,6 @@ export class Engine {
     return p;
   }
 
-  /** The first rule of `g` after the pass that matched on this packet (all of them when none did). */
   /**
    * The rules of `g.always` a packet inspection of kind `key` visits: those stage 1 admits, less those whose
    * header-field tests fail on every packet of the protocol (an `ip_proto` of another protocol, an ICMP
@@ -2170,6 +2169,7 @@ export class Engine {
     return list;
   }
 
+  /** The first rule of `g` after the pass that matched on this packet (all of them when none did). */
   private passEnd(g: RuleGroup): number {
     if (this.passOrder === Number.POSITIVE_INFINITY || this.flushing) return g.rules.length;
     let lo = 0;
