@@ -277,6 +277,19 @@ describe('ByteRowParser', () => {
     expect(stats.lines - stats.strings).toBeGreaterThan(stats.lines / 4);
   });
 
+  it('a byte the word scans stop at, at every offset of a `[^c]*` field and of the last field', () => {
+    // the fields are scanned eight or four bytes at a time: each stop byte in each byte of each word (and
+    // a quote after the `[^c]*` field: a c the words skip would be taken for the field's end there)
+    const lines: string[] = [];
+    for (let n = 1; n <= 20; n++)
+      for (let p = 0; p < n; p++)
+        for (const x of ['"', '\\', '\u0001', '\u001f', '\r', ':', '\u007f', ' ']) {
+          const at = (fill: string) => fill.repeat(p) + x + fill.repeat(n - p - 1);
+          lines.push(`WARN ${at('a')}: ${at('b')}`, `WARN ${at('a')}": ${at('b')}`);
+        }
+    check('<Level> <Component>: <Content>', lines, { offset: 1 });
+  });
+
   it('lines at and over lineBytesMax: cut there, then a CR at the cut dropped', () => {
     const t = templates[0]!;
     const head = '081109 203615 148 INFO dfs.DataNode: ';
