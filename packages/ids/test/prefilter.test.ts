@@ -480,6 +480,29 @@ function streamAlerts(
   return out;
 }
 
+/**
+ * `text` cut into segments of the lengths `cuts` (the rest as one more): checks that `streamAlerts` gives
+ * the same alerts with the prefilter as without it; returns how many.
+ */
+function sameStreamAlerts(
+  rules: ReturnType<typeof parseRules>['rules'],
+  text: string,
+  cuts: number[],
+  streamRelease: 'ack' | 'immediate',
+): number {
+  const segments: string[] = [];
+  let at = 0;
+  for (const c of cuts) {
+    if (at >= text.length) break;
+    segments.push(text.slice(at, at + c));
+    at += c;
+  }
+  if (at < text.length) segments.push(text.slice(at));
+  const on = streamAlerts(rules, segments, true, streamRelease);
+  expect(on).toEqual(streamAlerts(rules, segments, false, streamRelease));
+  return on.length;
+}
+
 describe('Engine stream prefilter', () => {
   it('resumed across deliveries, gives the alerts of no prefilter (property over rules, streams and cuts)', () => {
     const alphabet = 'abAB';
@@ -517,17 +540,7 @@ describe('Engine stream prefilter', () => {
             })
             .join('\n');
           const { rules } = parseRules(ruleText, 'gen');
-          const segments: string[] = [];
-          let at = 0;
-          for (const c of cuts) {
-            if (at >= text.length) break;
-            segments.push(text.slice(at, at + c));
-            at += c;
-          }
-          if (at < text.length) segments.push(text.slice(at));
-          const on = streamAlerts(rules, segments, true, streamRelease);
-          alerts += on.length;
-          expect(on).toEqual(streamAlerts(rules, segments, false, streamRelease));
+          alerts += sameStreamAlerts(rules, text, cuts, streamRelease);
         },
       ),
       { numRuns: 120 },
@@ -565,18 +578,7 @@ describe('Engine stream prefilter', () => {
         fc.array(fc.integer({ min: 1, max: 1500 }), { minLength: 1, maxLength: 40 }),
         fc.constantFrom<'ack' | 'immediate'>('ack', 'immediate'),
         (parts, cuts, streamRelease) => {
-          const text = parts.join('');
-          const segments: string[] = [];
-          let at = 0;
-          for (const c of cuts) {
-            if (at >= text.length) break;
-            segments.push(text.slice(at, at + c));
-            at += c;
-          }
-          if (at < text.length) segments.push(text.slice(at));
-          const on = streamAlerts(rules, segments, true, streamRelease);
-          alerts += on.length;
-          expect(on).toEqual(streamAlerts(rules, segments, false, streamRelease));
+          alerts += sameStreamAlerts(rules, parts.join(''), cuts, streamRelease);
         },
       ),
       { numRuns: 80 },
