@@ -426,6 +426,33 @@ describe('index keys from bytes', () => {
     );
   });
 
+  it('a TOKENS column text with more distinct tokens than its table of tokens met holds, and keys of every length to 130', () => {
+    // 9,000 distinct tokens in one column's text: the table takes 4,095 and has 8,192 slots (without its
+    // bound the probe for the 8,193rd would never end); a new key's bytes are copied by a loop up to 64
+    const def = parseDdl(`CREATE STREAM k SOURCES ('file:x') FORMAT json
+      COLUMNS (n INT, level STRING, msg TEXT) INDEX (level, TOKENS(msg))`);
+    const chars = 'abcdefghijklmnopqrstuvwxyz0123456789_';
+    const long = Array.from({ length: 130 }, (_, n) => chars.repeat(4).slice(n % 37, (n % 37) + n + 1));
+    const rows = [0, 1, 2].map((r) => [
+      r,
+      long[60 + r]!,
+      Array.from({ length: 3000 }, (_, i) => `t${r * 3000 + i}`).join(' '),
+    ]);
+    rows.push([3, long[63]!, long.join(' ')]);
+    const want = new Set<string>();
+    for (const r of rows) {
+      want.add(`1\u0000${r[1]}`);
+      for (const t of tokenize(r[2] as string)) want.add(`2\u0001${t}`);
+    }
+    const keys = [...sortUnique(hashKeys([...want]))];
+    expect(keys.length).toBe(9000 + 130 + 4);
+    expect([...keysOf(def, rows)]).toEqual(keys);
+    const json = [0, 1, 2].map((c) => new TextEncoder().encode(JSON.stringify(rows.map((r) => r[c]))));
+    const got = rowKeys(def, rows, json);
+    expect(got.length).toBe(keys.length);
+    expect([...sortUnique(got)]).toEqual(keys);
+  });
+
   it('keys whose dedupe hashes collide stay apart (tokens with a common start; a value and a token)', () => {
     // pairs of equal length and equal 32-bit FNV-1a (the dedupe table's hash) of their key strings,
     // found by a birthday search: only the byte compare tells them apart
