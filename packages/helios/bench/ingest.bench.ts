@@ -18,7 +18,7 @@ import { hdfsSampleLines } from './sample.js';
 const argLines = process.argv.indexOf('--lines');
 const lines = argLines > 0 ? Number(process.argv[argLines + 1]) : 1_000_000;
 /**
- * Distinct needles, each searched in 3 rounds: 300 queries, so the p99 is the third slowest (with 20
+ * Distinct needles, each searched in 3 rounds: 300 queries, so the p99 is the fourth slowest (with 20
  * needles it was the slowest of 60, a maximum); the first round's 100 are each needle's first search.
  */
 const needlesN = 100;
