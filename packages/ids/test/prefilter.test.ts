@@ -560,6 +560,18 @@ describe('Engine stream prefilter', () => {
       )
       .join('\n');
     const { rules } = parseRules(ruleText, 'gen');
+    // the list grows (16 -> 32) while it holds earlier finds: ten words, ten more, then the first ten's
+    // second contents, whose rules the kept finds alone send on
+    const first = words.slice(0, 10).join(' ');
+    const more = words.slice(10, 20).join(' ');
+    const seconds = words
+      .slice(0, 10)
+      .map((_, i) => `!${i}!`)
+      .join(' ');
+    for (const release of ['ack', 'immediate'] as const)
+      expect(
+        sameStreamAlerts(rules, `${first} ${more} ${seconds}`, [first.length + 1, more.length + 1], release),
+      ).toBe(10);
     let alerts = 0;
     fc.assert(
       fc.property(
