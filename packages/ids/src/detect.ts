@@ -1418,8 +1418,9 @@ const packetOnlySteps = new Set([
  * pass for the 6.5 KB of URIs in ndpi-mix-a. Low, as the walk before the table is JavaScript that a
  * process's first capture runs mostly unoptimized (few, long calls): 120-230 ns a byte there (13-28 in
  * later passes, 70 for the URI's), against 250-290 ns a state to build the table; on ndpi-mix-a the
- * header, pkt_data and file_data automata (4,677, 2,866, 3,086 states, 53-63 KB scanned each) build
- * theirs after 3-19 KB instead of all or most of it walked (29 ms of the first pass's loop, 4 of a later).
+ * header, pkt_data and file_data automata (4,677, 2,866, 3,086 states; 63, 637, 675 KB scanned a pass)
+ * build theirs after 19, 5 and 3 KB walked, where at 24 bytes per state they walked 63, 56 and 54 KB (29 ms
+ * of the first pass's loop, 4 of a later).
  */
 const httpDenseAfterBytesPerState = 4;
 

@@ -60,9 +60,10 @@ export interface MatcherOptions {
    * Build the dense transition table only once scans have read this many bytes per state of the automaton;
    * until then scans walk the trie's edges and fail links (the same marks; 13-70 ns a byte with the code
    * optimized, 120-230 before, where the table's scan takes 1-4). Default 0: at once. A table costs 512
-   * bytes and about 250 ns per state to build, the price of 4-20 bytes of such a walk, so an automaton whose inputs are few (an HTTP buffer
-   * such as the URI: 14,019 states for 6.5 KB of URIs on ndpi-mix-a) is better off without one until its
-   * inputs have paid for it (then at most about twice the work of knowing in advance).
+   * bytes and about 250 ns per state to build, the price of 4-20 bytes of such a walk, so an automaton
+   * whose inputs are few (an HTTP buffer such as the URI: 14,019 states for 6.5 KB of URIs on ndpi-mix-a)
+   * is better off without one until its inputs have paid for it (then at most about twice the work of
+   * knowing in advance).
    */
   denseAfterBytesPerState?: number;
 }
