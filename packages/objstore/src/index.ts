@@ -17,7 +17,7 @@ import { ReplicatedStore, type ReplicationOptions } from './replicate.js';
 import { openBackend } from './url.js';
 import { type WalOptions, WalStore } from './wal.js';
 
-export { FileStore } from './backends/file.js';
+export { FileStore, type FileStoreOptions } from './backends/file.js';
 export { compareKeys, MemStore } from './backends/mem.js';
 export { type S3Location, S3Store } from './backends/s3.js';
 export { commands, demos } from './cli.js';
@@ -47,6 +47,11 @@ export { decodeRecords, type WalOptions, type WalRecord, type WalStats, WalStore
 export interface OpenStoreOptions {
   /** Resolve relative file: paths against this directory. */
   cwd?: string;
+  /**
+   * `file:` stores read gets of at most this many bytes with synchronous calls on the calling thread
+   * (`FileStoreOptions.syncReadBytesMax`; default 0, every get through the thread pool).
+   */
+  fileSyncReadBytesMax?: number;
   /** Inject latency: a published-figure profile or your own. */
   latency?: 'standard' | 'express' | LatencyProfile;
   /** Tiers: `url` is the standard tier; this is the express tier and the class per key prefix. */

@@ -79,6 +79,8 @@ export function parseStoreUrl(url: string, cwd = process.cwd()): StoreLocation {
 
 export interface OpenStoreOptions {
   cwd?: string;
+  /** `FileStoreOptions.syncReadBytesMax` of `file:` stores. */
+  fileSyncReadBytesMax?: number;
 }
 
 /** Opens the `ObjectStore` for a storage URL (see {@link parseStoreUrl}). */
@@ -86,7 +88,9 @@ export async function openBackend(url: string, opts: OpenStoreOptions = {}): Pro
   const loc = parseStoreUrl(url, opts.cwd);
   switch (loc.kind) {
     case 'file':
-      return new FileStore(loc.path, `file:${loc.path}`);
+      return new FileStore(loc.path, `file:${loc.path}`, {
+        syncReadBytesMax: opts.fileSyncReadBytesMax ?? 0,
+      });
     case 'mem':
       return new MemStore(url, loc.name);
     case 's3': {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { hash128 } from '@strata/highwayhash';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   CachedStore,
@@ -36,6 +37,70 @@ describe('etags', () => {
 
 describe('mem: backend', () => objectStoreConformance(async () => new MemStore()));
 describe('file: backend', () => objectStoreConformance(async () => new FileStore(fresh())));
+describe('file: backend, gets of up to 1 MiB read synchronously', () =>
+  objectStoreConformance(async () => new FileStore(fresh(), undefined, { syncReadBytesMax: 1 << 20 })));
+describe('file: backend, gets of up to 100 bytes read synchronously (others through the pool)', () =>
+  objectStoreConformance(async () => new FileStore(fresh(), undefined, { syncReadBytesMax: 100 })));
+
+describe('file: synchronous gets', () => {
+  it('read what the thread pool reads: whole objects and every kind of range (property)', async () => {
+    const dir = fresh();
+    const pooled = new FileStore(dir);
+    const sync = new FileStore(dir, undefined, { syncReadBytesMax: 4096 });
+    await fc.assert(
+      fc.asyncProperty(
+        // keys of several lengths (the header's length follows the key's), bodies around the header read's
+        // 1,070 bytes and the bound, ranges anywhere in them
+        fc.string({ minLength: 1, maxLength: 300, unit: 'grapheme-ascii' }).filter((k) => !k.includes('/')),
+        fc.integer({ min: 0, max: 9000 }),
+        fc.nat(),
+        fc.nat(),
+        async (key, size, a, b) => {
+          const body = new Uint8Array(size);
+          for (let i = 0; i < size; i++) body[i] = (i * 31 + key.length) & 0xff;
+          await pooled.put(`k/${key}`, body);
+          expect(Buffer.from(await sync.get(`k/${key}`))).toEqual(Buffer.from(body));
+          if (size === 0) return;
+          const start = a % size;
+          const end = start + (b % (size - start));
+          const range = { start, end };
+          expect(Buffer.from(await sync.get(`k/${key}`, { range }))).toEqual(
+            Buffer.from(await pooled.get(`k/${key}`, { range })),
+          );
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('fail as the pooled gets do: missing, corrupt header, a range past the end, a bad bound', async () => {
+    const dir = fresh();
+    const sync = new FileStore(dir, undefined, { syncReadBytesMax: 1 << 20 });
+    await expect(sync.get('nope')).rejects.toBeInstanceOf(NotFoundError);
+    await expect(sync.get('nope', { range: { start: 0, end: 3 } })).rejects.toBeInstanceOf(NotFoundError);
+    await sync.put('a', new Uint8Array(10).fill(1));
+    await expect(sync.get('a', { range: { start: 10, end: 12 } })).rejects.toThrow(
+      /past the object's 10 bytes/,
+    );
+    // the header's magic broken in place
+    const [name] = readdirSync(join(dir, 'objects'));
+    const fh = await open(join(dir, 'objects', name!), 'r+');
+    await fh.write(Buffer.from('X'), 0, 1, 0);
+    await fh.close();
+    await expect(sync.get('a')).rejects.toThrow(/corrupt: bad header/);
+    await expect(sync.get('a', { range: { start: 0, end: 1 } })).rejects.toThrow(/corrupt: bad header/);
+    expect(() => new FileStore(dir, undefined, { syncReadBytesMax: -1 })).toThrow(RangeError);
+  });
+
+  it('openStore passes fileSyncReadBytesMax to file: stores', async () => {
+    const dir = fresh();
+    const s = await openStore(`file:${dir}`, { fileSyncReadBytesMax: 1024 });
+    await s.put('x', new Uint8Array([1, 2, 3]));
+    expect([...(await s.get('x', { range: { start: 1, end: 2 } }))]).toEqual([2, 3]);
+    expect((s as unknown as { syncReadBytesMax: number }).syncReadBytesMax).toBe(1024);
+  });
+});
+
 describe('WAL in front of file:', () =>
   objectStoreConformance(async () =>
     WalStore.open(new FileStore(fresh()), {
