@@ -381,6 +381,14 @@ export interface StreamOptions {
 }
 
 /**
+ * Gets of at most this many bytes (a block's pages, a level-0 index node) are read from the stream's
+ * `file:` store with synchronous calls (objstore's `fileSyncReadBytesMax`): such objects are usually in
+ * the page cache, and through the thread pool a needle's page read waited 10-17 ms whenever V8 compiled
+ * a large function on a background thread (the 54th and 125th search of a process, every run).
+ */
+const syncReadBytesMax = 2 * 2 ** 20;
+
+/**
  * The stream's object store under the DDL's STORAGE clause. `express FOR d THEN standard`: a TieredStore
  * whose express tier is DIR/express and standard tier DIR/objects, with the stream's prefix in class
  * `auto` (written to express, moved to standard by `maintain` once idle for d). One class throughout:
@@ -396,9 +404,10 @@ async function openStreamStore(dataDir: string, def: StreamDef, where: string): 
   if (hot === 'standard' && cold === 'express')
     throw new Error(`${where}: STORAGE standard ... THEN express: data only moves from express to standard`);
   mkdirSync(std, { recursive: true });
-  if (hot === 'standard') return openStore(`file:${std}`);
+  if (hot === 'standard') return openStore(`file:${std}`, { fileSyncReadBytesMax: syncReadBytesMax });
   mkdirSync(exp, { recursive: true });
   return openStore(`file:${std}`, {
+    fileSyncReadBytesMax: syncReadBytesMax,
     tiers: {
       expressUrl: `file:${exp}`,
       classes: { [`${def.name}/`]: cold === 'express' ? 'express' : 'auto' },
