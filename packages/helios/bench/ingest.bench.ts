@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { peakRssBytes, percentile, table, writeResults } from '@strata/bench';
 import { createStream, Stream } from '@strata/helios';
+import { runChild, searchNeedles } from './needles.js';
 import { hdfsSampleLines } from './sample.js';
 
 const argLines = process.argv.indexOf('--lines');
@@ -129,16 +130,7 @@ try {
     };
     if (tokens) {
       // the same queries in this process, right after the ingest (its garbage still being collected)
-      const lat: number[] = [];
-      let count = 0;
-      for (let rep = 0; rep < needleRounds; rep++)
-        for (const n of needles) {
-          const q = s.parse(`content CONTAINS '${n}'`);
-          const t = performance.now();
-          const res = await s.search(q);
-          lat.push(performance.now() - t);
-          count = res.stats.rowsMatched;
-        }
+      const { latMs: lat, rows: count } = await searchNeedles(s, needles, needleRounds);
       Object.assign(r, needleStats('in the ingest process', lat, 'needleInIngestMs'));
       r.needleRows = count;
       const t = performance.now();
@@ -159,21 +151,12 @@ try {
     if (tokens) {
       // the needles in a fresh process over the stored stream, as DuckDB's queries run (the figure the
       // issue's target is measured on)
-      const child = spawnSync(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          join(import.meta.dirname, 'needle-child.ts'),
-          data,
-          name,
-          String(needleRounds),
-          ...needles,
-        ],
-        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 },
-      );
-      if (child.status !== 0) throw new Error(`bench: the needle child failed (status ${child.status})`);
-      const { latMs, rows: n } = JSON.parse(child.stdout) as { latMs: number[]; rows: number };
+      const { latMs, rows: n } = runChild<{ latMs: number[]; rows: number }>('needle-child.ts', [
+        data,
+        name,
+        String(needleRounds),
+        ...needles,
+      ]);
       if (n !== r.needleRows)
         throw new Error(`bench: the needle child matched ${n} rows, this process ${r.needleRows}`);
       Object.assign(r, needleStats('in a fresh process', latMs, 'needleMs'));
@@ -242,19 +225,10 @@ try {
 
   // DuckDB contains() over the same lines, loaded into a table, in a process of its own: in this one,
   // after a 10M-line ingest, its queries took about twice as long as alone
-  const duckRun = spawnSync(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(import.meta.dirname, 'duckdb-child.ts'),
-      file,
-      ...Array.from({ length: reps }, (_, rep) => needles[rep % needlesN]!),
-    ],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 },
-  );
-  if (duckRun.status !== 0) throw new Error(`bench: the DuckDB child failed (status ${duckRun.status})`);
-  const { latMs: duckLat, rows: duckRows } = JSON.parse(duckRun.stdout) as { latMs: number[]; rows: number };
+  const { latMs: duckLat, rows: duckRows } = runChild<{ latMs: number[]; rows: number }>('duckdb-child.ts', [
+    file,
+    ...Array.from({ length: reps }, (_, rep) => needles[rep % needlesN]!),
+  ]);
   results.duckdb = { containsMsP50: percentile(duckLat, 50), rows: duckRows };
   rows.push(['DuckDB contains()', '-', '-', `${ms(percentile(duckLat, 50))} (p50)`]);
   rows.push(['grep -F', '-', '-', `${ms(results.grepMsP50 as number)} (p50)`]);

@@ -5,21 +5,13 @@
 // Usage: needle-child.ts DIR STREAM ROUNDS NEEDLE... Prints one JSON line: each query's latency in order
 // (round by round) and the rows the last one matched.
 import { Stream } from '@strata/helios';
+import { searchNeedles } from './needles.js';
 
 const [dir, name, roundsArg, ...needles] = process.argv.slice(2);
 const rounds = Number(roundsArg);
 if (!dir || !name || !Number.isInteger(rounds) || rounds < 1 || needles.length === 0)
   throw new Error('needle-child: usage: needle-child.ts DIR STREAM ROUNDS NEEDLE...');
 const s = await Stream.open(dir, name);
-const latMs: number[] = [];
-let rows = 0;
-for (let rep = 0; rep < rounds; rep++)
-  for (const n of needles) {
-    const q = s.parse(`content CONTAINS '${n}'`);
-    const t = performance.now();
-    const res = await s.search(q);
-    latMs.push(performance.now() - t);
-    rows = res.stats.rowsMatched;
-  }
+const { latMs, rows } = await searchNeedles(s, needles, rounds);
 await s.close();
 process.stdout.write(`${JSON.stringify({ latMs, rows })}\n`);
