@@ -96,6 +96,48 @@ function offsetView(v: VirtualLog, start: number) {
   });
 }
 
+describe('ObjectStoreLoglet at the tail', () => {
+  it("a reader that has walked the loglet checks the tail with one get and no listing, and sees every other client's batch", async () => {
+    class Counting extends MemStore {
+      lists = 0;
+      gets = 0;
+      override list(...a: Parameters<MemStore['list']>) {
+        this.lists++;
+        return super.list(...a);
+      }
+      override get(...a: Parameters<MemStore['get']>) {
+        this.gets++;
+        return super.get(...a);
+      }
+    }
+    const store = new Counting();
+    const w = new ObjectStoreLoglet(store, 'tail', 5);
+    const r = new ObjectStoreLoglet(store, 'tail', 5);
+    expect(await r.checkTail()).toEqual({ tail: 5, sealed: false }); // an empty loglet: a listing
+    let tail = 5;
+    for (let i = 0; i < 40; i++) {
+      // 0-3 batches of 1-3 records by the writer, then the reader's check
+      for (let k = 0; k < i % 4; k++) {
+        const ps = await w.append(Array.from({ length: 1 + ((i + k) % 3) }, () => new Uint8Array([i])));
+        tail = ps.at(-1)! + 1;
+      }
+      store.lists = 0;
+      store.gets = 0;
+      expect(await r.checkTail()).toEqual({ tail, sealed: false });
+      if (i % 4 === 0 && i > 0) {
+        // nothing new since the last check: one get of the free slot, no listing
+        expect(store.lists).toBe(0);
+        expect(store.gets).toBe(1);
+      }
+    }
+    expect((await r.read(5, tail)).map((x) => x.position)).toEqual(
+      Array.from({ length: tail - 5 }, (_, i) => 5 + i),
+    );
+    await w.seal();
+    expect(await r.checkTail()).toEqual({ tail, sealed: true });
+    await expect(r.append([new Uint8Array(1)])).rejects.toBeInstanceOf(SealedError);
+  });
+});
 describe('ObjectStoreLoglet with several clients on one store', () => {
   it('racing appenders get distinct slots; after a seal by another client nothing is acknowledged', async () => {
     const store = new MemStore();

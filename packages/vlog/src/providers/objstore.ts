@@ -84,35 +84,50 @@ export class ObjectStoreLoglet implements Loglet {
   }
 
   /**
-   * Walks the slots from `this.next` to the first free one; learns a seal on the way. A long way (a fresh
-   * client of a long log) is jumped by listing: the last slot listed is read, and the walk goes on from
-   * there (a slot taken meanwhile is found by the walk).
+   * Reads the slot at `at` and learns from it (a seal, or where the batch ends): what the slot holds.
+   * `next` is shared by concurrent walks (an append's and a checkTail's): it is moved from the slot read,
+   * never by adding to whatever another walk left there (that skipped a slot).
+   */
+  private async learnSlot(at: number): Promise<'free' | 'seal' | 'batch'> {
+    let obj: Uint8Array;
+    try {
+      obj = await this.store.get(slotKey(this.prefix, at));
+    } catch (e) {
+      if ((e as Error).name === 'NotFoundError') return 'free';
+      throw e;
+    }
+    const b = decodeBatch(obj, slotKey(this.prefix, at));
+    if (b.seal) {
+      this.sealedAt = at;
+      return 'seal';
+    }
+    if (at + b.records.length > this.next) this.next = at + b.records.length;
+    return 'batch';
+  }
+
+  /**
+   * Walks the slots from `this.next` to the first free one; learns a seal on the way. A client that has
+   * walked this loglet before (`next` past its start) first reads the slot at `next`: when it is free the
+   * client is at the tail, as slots are taken in order (a writer takes one only after reading or listing
+   * every slot before it, and none is removed), so one get that misses replaces a listing of the
+   * loglet's objects, the common case of a reader checking the tail. Otherwise a long way (a fresh client
+   * of a long log) is jumped by listing: the last slot listed is read, and the walk goes on from there (a
+   * slot taken meanwhile is found by the walk).
    */
   private async advance(): Promise<void> {
+    if (
+      this.next > this.start &&
+      this.sealedAt === undefined &&
+      (await this.learnSlot(this.next)) !== 'batch'
+    )
+      return;
     let last: number | undefined;
     for await (const first of this.slotsFrom(this.next)) last = first;
     // no slot at or after `next` when listed: nothing to walk (and no get that is bound to miss); a
     // slot written after the listing began belongs to an append not yet acknowledged when this started
     if (last === undefined) return;
     if (last > this.next) this.next = last;
-    for (;;) {
-      // `next` is shared by concurrent walks (an append's and a checkTail's): move it from the slot this
-      // walk read, never by adding to whatever another walk left there (that skipped a slot)
-      const at = this.next;
-      let obj: Uint8Array;
-      try {
-        obj = await this.store.get(slotKey(this.prefix, at));
-      } catch (e) {
-        if ((e as Error).name === 'NotFoundError') return;
-        throw e;
-      }
-      const b = decodeBatch(obj, slotKey(this.prefix, at));
-      if (b.seal) {
-        this.sealedAt = at;
-        return;
-      }
-      if (at + b.records.length > this.next) this.next = at + b.records.length;
-    }
+    while ((await this.learnSlot(this.next)) === 'batch') {}
   }
 
   append(batch: Payload[]): Promise<number[]> {
