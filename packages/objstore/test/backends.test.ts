@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,6 +92,15 @@ describe('file: synchronous gets', () => {
     await expect(sync.get('a')).rejects.toThrow(/corrupt: bad header/);
     await expect(sync.get('a', { range: { start: 0, end: 1 } })).rejects.toThrow(/corrupt: bad header/);
     expect(() => new FileStore(dir, undefined, { syncReadBytesMax: -1 })).toThrow(RangeError);
+  });
+
+  it('a store whose directory cannot be made fails its operations, with no unhandled rejection', async () => {
+    // a file where the store's directory should go: mkdir fails; the error reaches the operations only
+    const file = join(fresh());
+    writeFileSync(file, 'not a directory');
+    const s = new FileStore(join(file, 'store'));
+    await new Promise((r) => setTimeout(r, 20)); // an unhandled rejection would be reported by now
+    await expect(s.get('x')).rejects.toThrow(/ENOTDIR/);
   });
 
   it('openStore passes fileSyncReadBytesMax to file: stores', async () => {

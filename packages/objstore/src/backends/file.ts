@@ -156,6 +156,9 @@ export class FileStore implements ObjectStore {
       await mkdir(objDir, { recursive: true });
       await mkdir(tmpDir, { recursive: true });
     })();
+    // awaited by every operation, which gets the error; a store dropped before its first operation (its
+    // directory removed meanwhile) must not end the process with an unhandled rejection
+    this.ready.catch(() => undefined);
   }
 
   private path(key: string): string {
