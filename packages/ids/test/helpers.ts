@@ -1,5 +1,5 @@
-/** Test helpers: decoded packets and raw frames built by hand. */
-import { createReadStream } from 'node:fs';
+/** Test helpers: decoded packets and raw frames built by hand, and where the shared IDS material is. */
+import { createReadStream, existsSync } from 'node:fs';
 import { type Alert, type Decoded, readCapture } from '../src/index.js';
 
 export const SYN = 0x02;
@@ -145,4 +145,15 @@ export function alertLine(a: Alert): string {
     bytes(a.payload),
     bytes(a.packet),
   ].join(' ');
+}
+
+/**
+ * ../shared/ids beside the repo (rules, traces, the suricata-verify cases) and whether `probe`, a path
+ * under it, exists: tests that need it run only when it does, and in CI its absence is an error.
+ */
+export function sharedIds(probe: string): { shared: string; have: boolean } {
+  const shared = new URL('../../../../shared/ids/', import.meta.url).pathname;
+  const have = existsSync(`${shared}${probe}`);
+  if (!have && process.env.CI) throw new Error('CI: ../shared/ids is missing');
+  return { shared, have };
 }
