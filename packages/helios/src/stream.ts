@@ -538,7 +538,13 @@ export class Stream {
     const ddl = readFileSync(ddlPath, 'utf8');
     const def = parseDdl(ddl, ddlPath);
     const store = await openStreamStore(dataDir, def, ddlPath);
-    const log = await ProgressLog.open(join(dir, 'progress'), 'progress');
+    let log: ProgressLog;
+    try {
+      log = await ProgressLog.open(join(dir, 'progress'), 'progress');
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
     const s = new Stream(ddl, def, store, log, { ...defaultPolicy, ...policy }, nowMs ?? Date.now);
     if (nodeCacheBytes !== undefined) s.cacheBytesMax = nodeCacheBytes;
     try {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +101,16 @@ describe('file: synchronous gets', () => {
     const s = new FileStore(join(file, 'store'));
     await new Promise((r) => setTimeout(r, 20)); // an unhandled rejection would be reported by now
     await expect(s.get('x')).rejects.toThrow(/ENOTDIR/);
+  });
+
+  it('close waits for the directory set-up: a store never used leaves nothing in flight to race a removal', async () => {
+    // helios' stream test removed a data directory right after closing a tiered store whose standard tier
+    // was never read: its mkdir, still running, failed with ENOENT
+    const root = join(fresh(), 'store');
+    const s = new FileStore(root);
+    await s.close();
+    expect(existsSync(join(root, 'objects'))).toBe(true);
+    expect(existsSync(join(root, 'tmp'))).toBe(true);
   });
 
   it('openStore passes fileSyncReadBytesMax to file: stores', async () => {

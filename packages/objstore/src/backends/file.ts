@@ -437,7 +437,10 @@ export class FileStore implements ObjectStore {
     await this.syncDir(this.objDir);
   }
 
-  async close(): Promise<void> {}
+  /** Waits for the directory set-up begun by the constructor: after close nothing of the store is in flight. */
+  async close(): Promise<void> {
+    await this.ready.catch(() => undefined);
+  }
 }
 
 function parseHeader(h: Buffer): { key: string; etag: string; headerBytes: number } | undefined {
