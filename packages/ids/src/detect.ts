@@ -54,7 +54,7 @@ import {
   newMailAnomalies,
 } from './mail.js';
 import { type MimeAnomalies, type MimeOptions, newMimeAnomalies, parseMime } from './mime.js';
-import { IdList, MultiMatcher } from './prefilter.js';
+import { defaultMatcherOptions, IdList, MultiMatcher } from './prefilter.js';
 import { type RejectTarget, rejectTargetOf } from './reject.js';
 import { bufferKeywords, type ContentMatch, protocolKeywords, type Rule } from './rules.js';
 import {
@@ -1877,6 +1877,7 @@ export class Engine {
     let m = this.httpPrefilter.get(buffer);
     if (!m) {
       m = new MultiMatcher(this.httpPatterns.get(buffer)!, undefined, {
+        wasm: defaultMatcherOptions.wasm,
         denseAfterBytesPerState: httpDenseAfterBytesPerState,
       });
       this.httpPrefilter.set(buffer, m);

@@ -125,8 +125,16 @@ export class Flow<T = unknown> {
 }
 
 function newHalf(): TcpHalf {
-  return { isn: 0, isnSet: false, fin: false, lastAck: 0, ackSet: false };
+  return { isn: seqZero, isnSet: false, fin: false, lastAck: seqZero, ackSet: false };
 }
+
+/**
+ * A sequence-number field's first value: 0 as a double (-0, which compares, adds and prints as 0), so the
+ * field holds doubles from the first half on. Sequence numbers are 32-bit, and from 2^30 on not small
+ * integers: a field that began with a small one changed representation at the first such value, which
+ * deprecated the halves' shape and deoptimized the flow code built on it, in the first capture of a process.
+ */
+const seqZero = -0;
 
 /** A slot tag: the hash's low word, never 0 (0 marks an empty slot). */
 function tagOf(h1: number): number {

@@ -68,6 +68,16 @@ export interface MatcherOptions {
   denseAfterBytesPerState?: number;
 }
 
+/**
+ * The options a matcher is built with by default. The engine's own builds pass objects of this shape (both
+ * fields, in this order): the constructor runs optimized after its first builds, and options of another
+ * shape deoptimized it at every HTTP buffer's automaton (8 a capture of ndpi-mix-a).
+ */
+export const defaultMatcherOptions: Readonly<Required<MatcherOptions>> = {
+  wasm: true,
+  denseAfterBytesPerState: 0,
+};
+
 export class MultiMatcher {
   /**
    * Dense transitions: next state = delta[state * 256 + byte], every byte value (an upper-case letter's
@@ -119,8 +129,11 @@ export class MultiMatcher {
   private readonly longest: number;
 
   /** `ids`: the id each pattern is reported as (default: its index), for an automaton over part of a set. */
-  constructor(patterns: Uint8Array[], ids?: ArrayLike<number>, opts: MatcherOptions = {}) {
+  constructor(patterns: Uint8Array[], ids?: ArrayLike<number>, opts: MatcherOptions = defaultMatcherOptions) {
     this.patterns = patterns.length;
+    // the engine passes options of one shape (defaultMatcherOptions'), read before the loops
+    const wasmOpt = opts.wasm !== false;
+    const denseAfterBytesPerState = opts.denseAfterBytesPerState ?? 0;
     // index loops, no iterators: an automaton is built a few times per engine, so this code mostly runs
     // unoptimized, where each step of an iterator is a call and an object.
     // The trie: its edges (key: state * 256 + folded byte, in an open-addressed table of twice the states
@@ -214,9 +227,9 @@ export class MultiMatcher {
     this.seen = new Uint8Array(noOutput + 1);
     this.seen[noOutput] = 1;
     this.seenList = new IdList(noOutput);
-    this.useWasm = opts.wasm !== false && n <= 0x10000 && wasmScanAvailable();
+    this.useWasm = wasmOpt && n <= 0x10000 && wasmScanAvailable();
     this.delta = new Uint16Array(0);
-    this.denseAfterBytes = (opts.denseAfterBytesPerState ?? 0) * n;
+    this.denseAfterBytes = denseAfterBytesPerState * n;
     if (this.denseAfterBytes <= 0) this.densify();
   }
 
