@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -74,8 +74,9 @@ describe('crashes', () => {
       await sleep(200 + round * 131);
       c.proc.kill('SIGKILL');
       await c.exited;
-      const acked = c.lines.filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)));
-      const tried = new Set(c.lines.filter((l) => l.startsWith('try ')).map((l) => Number(l.slice(4))));
+      const log = readFileSync(join(dir, 'log'), 'utf8').split('\n');
+      const acked = log.filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)));
+      const tried = new Set(log.filter((l) => l.startsWith('try ')).map((l) => Number(l.slice(4))));
       expect(acked.length).toBeGreaterThan(10);
       const w = await WalStore.open(new FileStore(join(dir, 'standard')), { dir: join(dir, 'wal') });
       for (const j of acked)

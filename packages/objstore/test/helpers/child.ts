@@ -1,4 +1,5 @@
 // Child process for the crash and multi-process tests. argv: mode dir [args...]
+import { mkdirSync, openSync, writeSync } from 'node:fs';
 import { FileStore, WalStore } from '../../src/index.js';
 
 const [mode, dir, arg] = process.argv.slice(2);
@@ -19,15 +20,21 @@ if (mode === 'file-overwrite') {
     packBytes: 64 << 10,
     packIntervalMs: 50,
   });
+  // tries and acks go to a file with synchronous writes, so each is recorded before the step after it: a
+  // pipe to the parent is written asynchronously, and lines queued in this process when it is killed are lost
+  // (under load a 'try' line could be lost while its put had reached the WAL)
+  mkdirSync(dir!, { recursive: true });
+  const log = openSync(`${dir}/log`, 'a');
+  const note = (s: string) => writeSync(log, `${s}\n`);
   say('ready');
   let i = 0;
   for (;;) {
     const batch = Array.from({ length: 8 }, () => i++);
-    for (const j of batch) say(`try ${j}`);
+    for (const j of batch) note(`try ${j}`);
     await Promise.all(
       batch.map(async (j) => {
         await w.put(`k/${String(j).padStart(8, '0')}`, Buffer.from(`value ${j}`.repeat(20)));
-        say(`ack ${j}`);
+        note(`ack ${j}`);
       }),
     );
   }
