@@ -17,7 +17,7 @@
  * leaf holds): a search the index sent to this block reads the directory, then only the pages that may
  * hold its keys (`BlockReader.open`, then `load`), and checks only those pages' checksums.
  *
- * Still read: version 5 (written until 2026-12-03 17:00: brotli quality 1, read as version 6 is: a brotli
+ * Still read: version 5 (written until 2026-12-03 16:45: brotli quality 1, read as version 6 is: a brotli
  * decoder takes any quality), version 4 (written until 2026-12-03 08:00: sections raw deflate, level 1),
  * version 3 ("HLB3": u32 header length | header JSON | per page its filter and sections, one checksum over
  * all of them in the header) and version 2 ("HLB2": the whole block one page, no filter); 2 and 3 are read

@@ -159,6 +159,13 @@ export class ByteRowParser {
   private readonly json: (JsonColumn | undefined)[];
   /** One row's cells from `RowParser`, for the lines the matcher leaves to it. */
   private readonly scratch: Cell[][];
+  /**
+   * The column that alone takes the template's last field `.*` when it is a string column (else -1), and
+   * that field: the matcher then leaves the field's bytes unread and the page loop checks them as it copies
+   * them (one pass over a line's longest field instead of two).
+   */
+  private readonly restColumn: number;
+  private readonly restField: number;
 
   private constructor(
     private readonly def: StreamDef,
@@ -195,6 +202,14 @@ export class ByteRowParser {
       this.json.push(kind === kindJson ? new JsonColumn() : undefined);
     });
     this.scratch = def.columns.map(() => [null]);
+    let rest = -1;
+    for (let k = 0; k < t.ops.length; k += 2) if (t.ops[k] === opRest) rest = t.ops[k + 1]!;
+    const takers = this.kinds
+      .map((_, c) => c)
+      .filter((c) => rest >= 0 && (this.fieldA[c] === rest || this.fieldB[c] === rest));
+    const only = takers.length === 1 && this.kinds[takers[0]!] === kindJson;
+    this.restColumn = only ? takers[0]! : -1;
+    this.restField = only ? rest : -1;
   }
 
   /** The byte parser of a stream's format, or undefined (not a loghub template the matcher takes). */
@@ -292,6 +307,14 @@ export class ByteRowParser {
           break;
         }
         default: {
+          if (arg === this.restField) {
+            // checked by `copyRest` as the page loop copies it
+            fs[arg] = p;
+            fe[arg] = e;
+            fc[arg] = 0;
+            p = e;
+            break;
+          }
           // opRest: `.*` then the end, so no line terminator in it. Eight, then four bytes at a time while
           // none is a control, `"` or `\` (every byte is below 0x80: a byte below n sets its top bit in
           // w - n * 0x01010101 when no byte below it did, so the test is exact for "any"), then byte by byte
@@ -332,6 +355,61 @@ export class ByteRowParser {
   }
 
   /**
+   * Appends the last field of the line just matched (`restField`) to its column's JSON text as
+   * `JSON.stringify` writes it, checking its bytes as they are copied, eight at a time while none is a
+   * control, `"` or `\` (as `match` checks a field `.*` it reads itself: every byte is below 0x80). False
+   * when the field holds a line terminator (the regex's `.*` does not match it: the line goes to
+   * `RowParser`), with nothing appended. Row r > 0 is preceded by a comma.
+   */
+  private copyRest(b: Buffer, u8: Uint8Array, dv: DataView, r: number): boolean {
+    const f = this.restField;
+    const j = this.json[this.restColumn]!;
+    const s0 = this.fieldStart[f]!;
+    const len = this.fieldEnd[f]! - s0;
+    j.room(len + 3);
+    const out = j.buf;
+    const ov = j.view;
+    let o = j.o;
+    if (r > 0) out[o++] = 0x2c; // ,
+    out[o++] = 0x22; // "
+    let k = 0;
+    for (; k + 8 <= len; k += 8) {
+      const w = dv.getUint32(s0 + k, true);
+      const v = dv.getUint32(s0 + k + 4, true);
+      const q = w ^ 0x22222222;
+      const x = w ^ 0x5c5c5c5c;
+      const qv = v ^ 0x22222222;
+      const xv = v ^ 0x5c5c5c5c;
+      if (
+        ((((w - 0x20202020) | (q - 0x01010101) | (x - 0x01010101)) & ~w) |
+          (((v - 0x20202020) | (qv - 0x01010101) | (xv - 0x01010101)) & ~v)) &
+        0x80808080
+      )
+        break;
+      ov.setUint32(o + k, w, true);
+      ov.setUint32(o + k + 4, v, true);
+    }
+    for (; k < len; k++) {
+      const x = u8[s0 + k]!;
+      if ((byteClass[x]! & classEscape) !== 0) break;
+      out[o + k] = x;
+    }
+    if (k === len) {
+      o += len;
+      out[o++] = 0x22;
+      j.o = o;
+      return true;
+    }
+    // a control, `"` or `\` at k: a line terminator from there fails the line, else the cell has escapes
+    let cls = 0;
+    for (let q = s0 + k; q < s0 + len; q++) cls |= byteClass[u8[q]!]!;
+    if ((cls & classTerminator) !== 0) return false;
+    if (r > 0) out[j.o++] = 0x2c;
+    j.cell(b.toString('latin1', s0, s0 + len));
+    return true;
+  }
+
+  /**
    * The page of lines [a, a + n) of an ASCII chunk `b` whose line i ends at ends[i] (its newline, or the
    * chunk's end): the cells of columns made from numbers or by `RowParser`, and for each column whose cells
    * are strings of a field (or null) its JSON text in `json[c]` (exactly `JSON.stringify` of its cells) with
@@ -368,7 +446,7 @@ export class ByteRowParser {
       const s = i === 0 ? 0 : ends[i - 1]! + 1;
       let e = Math.min(ends[i]!, s + lineBytesMax);
       if (e > s && b[e - 1] === 13) e--;
-      if (!this.match(u8, dv, s, e)) {
+      if (!this.match(u8, dv, s, e) || (this.restColumn >= 0 && !this.copyRest(b, u8, dv, r))) {
         this.parser.rowInto(line(i), this.scratch, 0);
         for (let c = 0; c < ncols; c++) {
           const v = this.scratch[c]![0]!;
@@ -384,6 +462,7 @@ export class ByteRowParser {
         continue;
       }
       for (let c = 0; c < ncols; c++) {
+        if (c === this.restColumn) continue; // written by copyRest
         const f = this.fieldA[c]!;
         switch (kinds[c]) {
           case kindJson: {
