@@ -1847,6 +1847,10 @@ export class Engine {
       c.httpFast = { buffer: f.buffer, id: p.id(f.bytes) };
     }
     for (const [buffer, p] of patterns) this.httpPatterns.set(buffer, p.list);
+    // each buffer's automaton built now, once per engine, not at the buffer's first scan in the packet loop
+    // (where a process's first capture built them with the construction code still unoptimized); their
+    // dense tables still wait for their scans (httpDenseAfterBytesPerState)
+    for (const buffer of this.httpPatterns.keys()) this.httpMatcher(buffer);
   }
 
   /** `HttpSideRules` for `rules` (HTTP rules, in inspection order). */
@@ -1872,7 +1876,7 @@ export class Engine {
     };
   }
 
-  /** The automaton of an HTTP buffer's patterns, built when the buffer is first scanned. */
+  /** The automaton of an HTTP buffer's patterns (built with the engine: `buildHttpPrefilter`). */
   private httpMatcher(buffer: string): MultiMatcher {
     let m = this.httpPrefilter.get(buffer);
     if (!m) {
