@@ -417,7 +417,7 @@ export class ByteRowParser {
    */
   page(
     b: Buffer,
-    ends: number[],
+    ends: Uint32Array,
     a: number,
     n: number,
     json: (Uint8Array | undefined)[],

@@ -416,12 +416,34 @@ async function openStreamStore(dataDir: string, def: StreamDef, where: string): 
   });
 }
 
-/** Where each line ends: its newline (`newlineAt(from)`, -1 when none), or the end for a last line without one. */
-function lineEnds(length: number, newlineAt: (from: number) => number): number[] {
-  const ends: number[] = [];
-  for (let e = newlineAt(0); e >= 0; e = newlineAt(e + 1)) ends.push(e);
-  if ((ends.length === 0 ? 0 : ends[ends.length - 1]! + 1) < length) ends.push(length);
-  return ends;
+/**
+ * Where each line of a chunk ends: `at[i]` for i < `count` is line i's newline, or the chunk's end for a
+ * last line without one. One typed array reused for every chunk of an ingest (grown when short): an array
+ * grown by push to 30,000 lines a chunk was copied at each growth, its last copies in the large-object
+ * space (fresh pages every chunk).
+ */
+class LineEnds {
+  at = new Uint32Array(1 << 15);
+  count = 0;
+
+  /** Finds the lines of a chunk of `length` characters, `newlineAt(from)` its next newline (-1: none). */
+  find(length: number, newlineAt: (from: number) => number): this {
+    let n = 0;
+    let at = this.at;
+    const push = (e: number) => {
+      if (n === at.length) {
+        const grown = new Uint32Array(at.length * 2);
+        grown.set(at);
+        at = grown;
+        this.at = grown;
+      }
+      at[n++] = e;
+    };
+    for (let e = newlineAt(0); e >= 0; e = newlineAt(e + 1)) push(e);
+    if ((n === 0 ? 0 : at[n - 1]! + 1) < length) push(length);
+    this.count = n;
+    return this;
+  }
 }
 
 /** The data directory layout: DIR/objects (file: store, the standard tier), DIR/express (the express tier), DIR/streams/NAME/{stream.ddl,progress/} (progress: a vlog VirtualLog). */
@@ -771,7 +793,7 @@ export class Stream {
     content: Uint8Array,
     lineCount: number,
     /** Where each line ends, when `content` is all ASCII and is to be parsed as bytes (`byteParser`). */
-    asciiEnds?: number[],
+    asciiEnds?: Uint32Array,
   ): Promise<EncodedBlock> {
     const ncols = this.def.columns.length;
     const bytes = this.byteParser;
@@ -893,6 +915,7 @@ export class Stream {
       // before it returns, before the next read): concatenating 1 MiB reads copied each 4 MiB chunk
       // about 2.5 times over. It grows only for a line longer than a chunk.
       let store = Buffer.alloc(Math.min(chunkBytes, st.size - off) + readChunkBytes);
+      const lines = new LineEnds();
       let held = 0; // bytes at the start of `store` not yet cut into a chunk
       let pendingFrom = off;
       let readPos = off;
@@ -927,9 +950,11 @@ export class Stream {
           // surviving the chunk (fewer scavenge copies). In ASCII a character is a byte.
           const ascii = this.byteParser !== undefined && isAscii(content);
           const text = ascii ? '' : content.toString('utf8');
-          const ends = ascii
-            ? lineEnds(content.length, (from) => content.indexOf(10, from))
-            : lineEnds(text.length, (from) => text.indexOf('\n', from));
+          if (ascii) lines.find(content.length, (from) => content.indexOf(10, from));
+          else lines.find(text.length, (from) => text.indexOf('\n', from));
+          // valid until the next chunk's find: buildChunk lays out the block before it returns
+          const ends = lines.at;
+          const lineCount = lines.count;
           const line = ascii
             ? (i: number) => content.toString('latin1', i === 0 ? 0 : ends[i - 1]! + 1, ends[i])
             : (i: number) => text.slice(i === 0 ? 0 : ends[i - 1]! + 1, ends[i]);
@@ -951,7 +976,7 @@ export class Stream {
               to,
               line,
               content,
-              ends.length,
+              lineCount,
               ascii ? ends : undefined,
             ).then((b) => this.writeChunk(id, b, {}));
             const acked = appends.add(rec).then((pos) => {
@@ -962,7 +987,7 @@ export class Stream {
             inflight.push(acked);
             while (inflight.length >= ingestChunksInFlightMax) await inflight.shift();
           }
-          stats.lines += ends.length;
+          stats.lines += lineCount;
           stats.bytes += content.length;
           pendingFrom += content.length;
           pending = pending.subarray(cut + 1);

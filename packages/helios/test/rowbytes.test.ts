@@ -88,7 +88,7 @@ function check(template: string, lines: string[], opts: CheckOptions = {}): void
   for (let a = 0; a < lines.length; a += per) {
     const n = Math.min(per, lines.length - a);
     const json: (Uint8Array | undefined)[] = d.columns.map(() => undefined);
-    const page = bytes!.page(chunk, ends, a, n, json, line);
+    const page = bytes!.page(chunk, Uint32Array.from(ends), a, n, json, line);
     const wantPage = want.map((col) => col.slice(a, a + n));
     const wantJson = wantPage.map((col) => new TextEncoder().encode(JSON.stringify(col)));
     for (let c = 0; c < d.columns.length; c++) {
