@@ -389,6 +389,15 @@ export class ByteRowParser {
       ov.setUint32(o + k, w, true);
       ov.setUint32(o + k + 4, v, true);
     }
+    if (k + 4 <= len) {
+      const w = dv.getUint32(s0 + k, true);
+      const q = w ^ 0x22222222;
+      const x = w ^ 0x5c5c5c5c;
+      if ((((w - 0x20202020) | (q - 0x01010101) | (x - 0x01010101)) & ~w & 0x80808080) === 0) {
+        ov.setUint32(o + k, w, true);
+        k += 4;
+      }
+    }
     for (; k < len; k++) {
       const x = u8[s0 + k]!;
       if ((byteClass[x]! & classEscape) !== 0) break;
