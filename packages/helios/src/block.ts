@@ -26,7 +26,7 @@
 import { brotliDecompressSync, inflateRawSync } from 'node:zlib';
 import { createHasher, hash64Words } from '@strata/highwayhash';
 import type { Cell, Row } from './formats.js';
-import { compressEach, compressSections, type SectionCodec } from './sections.js';
+import { compressEach, compressSections, type SectionCodec, sectionBuffer } from './sections.js';
 
 /** What a block reader needs of an object store (an @strata/objstore `ObjectStore` has it). */
 export interface BlockSource {
@@ -333,7 +333,7 @@ function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: Encode
   };
   // The sections are written into one buffer (grown when a guess from the raw bytes falls short): one
   // allocation a block instead of one a section, and one transfer to the compression worker instead of a copy.
-  let text = new Uint8Array(Math.ceil(meta.rawBytes * 1.25) + (64 << 10));
+  let text = sectionBuffer(Math.ceil(meta.rawBytes * 1.25) + (64 << 10));
   let used = 0;
   const room = (bytes: number) => {
     if (used + bytes <= text.length) return;

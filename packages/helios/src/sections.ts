@@ -50,7 +50,8 @@ parentPort.on('message', ({ id, text, offs, codec, brotliParams, deflateLevel })
     const lens = new Uint32Array(zs.length);
     let o = 0;
     zs.forEach((z, i) => { out.set(z, o); o += z.length; lens[i] = z.length; });
-    parentPort.postMessage({ id, out, lens }, [out.buffer, lens.buffer]);
+    const back = text.buffer;
+    parentPort.postMessage({ id, out, lens, back }, [out.buffer, lens.buffer, back]);
   } catch (e) {
     parentPort.postMessage({ id, error: String(e && e.message || e) });
   }
@@ -66,6 +67,23 @@ let worker: Worker | undefined;
 let nextId = 0;
 const waiting = new Map<number, Waiter>();
 
+/** Section buffers the worker gave back, at most `sectionBuffersMax`, for `sectionBuffer` to reuse. */
+const sectionBuffers: ArrayBuffer[] = [];
+const sectionBuffersMax = 2;
+const sectionBufferBytesStep = 1 << 20;
+
+/**
+ * A buffer of at least `bytes` for a block's sections (its contents are garbage): one the worker gave back
+ * when one is large enough, else a new one. A new 5 MiB buffer a block was zeroed and then faulted in
+ * page by page as the sections were written (about 1,300 page faults a block).
+ */
+export function sectionBuffer(bytes: number): Uint8Array {
+  for (let i = 0; i < sectionBuffers.length; i++)
+    if (sectionBuffers[i]!.byteLength >= bytes) return new Uint8Array(sectionBuffers.splice(i, 1)[0]!);
+  // rounded up, so that the next block's buffer (a chunk a few bytes longer) fits in this one
+  return new Uint8Array(Math.ceil(bytes / sectionBufferBytesStep) * sectionBufferBytesStep);
+}
+
 function failAll(e: Error): void {
   worker = undefined;
   for (const w of waiting.values()) w.reject(e);
@@ -75,23 +93,27 @@ function failAll(e: Error): void {
 function start(): Worker {
   const w = new Worker(workerSource, { eval: true });
   w.unref(); // referenced only while a request waits, so an idle worker never holds the process open
-  w.on('message', (m: { id: number; out?: Uint8Array; lens?: Uint32Array; error?: string }) => {
-    const waiter = waiting.get(m.id);
-    if (!waiter) return;
-    waiting.delete(m.id);
-    if (waiting.size === 0) w.unref();
-    if (m.error !== undefined || !m.out || !m.lens) {
-      waiter.reject(new Error(`section compression worker: ${m.error ?? 'no output'}`));
-      return;
-    }
-    const parts: Uint8Array[] = [];
-    let o = 0;
-    for (const n of m.lens) {
-      parts.push(m.out.subarray(o, o + n));
-      o += n;
-    }
-    waiter.resolve(parts);
-  });
+  w.on(
+    'message',
+    (m: { id: number; out?: Uint8Array; lens?: Uint32Array; back?: ArrayBuffer; error?: string }) => {
+      if (m.back && sectionBuffers.length < sectionBuffersMax) sectionBuffers.push(m.back);
+      const waiter = waiting.get(m.id);
+      if (!waiter) return;
+      waiting.delete(m.id);
+      if (waiting.size === 0) w.unref();
+      if (m.error !== undefined || !m.out || !m.lens) {
+        waiter.reject(new Error(`section compression worker: ${m.error ?? 'no output'}`));
+        return;
+      }
+      const parts: Uint8Array[] = [];
+      let o = 0;
+      for (const n of m.lens) {
+        parts.push(m.out.subarray(o, o + n));
+        o += n;
+      }
+      waiter.resolve(parts);
+    },
+  );
   w.on('error', (e) => failAll(new Error(`section compression worker failed: ${e.message}`)));
   w.on('exit', (code) => {
     if (worker === w) failAll(new Error(`section compression worker exited (code ${code})`));

@@ -24,6 +24,7 @@ import { hash64Words } from '@strata/highwayhash';
 import { MemStore } from '@strata/objstore';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { encodeBlockAsync, type RowSource } from '../src/block.js';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-v4-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -224,6 +225,25 @@ describe('version 4 to 6 blocks', () => {
         .digest('hex');
     expect(sha(4)).toBe('bdacea9cb50f6cd5c91f6f72e91df47e28c82832a4a61760081c51d2baf2f73c');
     expect(sha(5)).toBe('6caeb2e9c2d4317cab45448efe9eeed2a6e41d03d6be7a0bcfa8ef8931248b29');
+  });
+
+  it('blocks laid out in section buffers the worker gave back (garbage in them) have the same bytes', async () => {
+    const source = (rows: [number, string][]): RowSource => ({
+      length: rows.length,
+      columns: (a, b) => [0, 1].map((c) => rows.slice(a, b).map((r) => r[c]!)),
+    });
+    const big = rowsOf(3000).map(([n, t]): [number, string] => [n * 1e9, t.repeat(3)]);
+    const small = rowsOf(700);
+    const m = (rows: [number, string][]) => ({ ...meta, rawBytes: rows.length * 40 });
+    // the big blocks leave their buffers behind; the small ones are then laid out in them
+    for (let round = 0; round < 3; round++) {
+      const a = await Promise.all(
+        [big, big].map((r) => encodeBlockAsync(m(r), source(r), 2, { pageRows: 64 })),
+      );
+      for (const blk of a) expect(blk.bytes).toEqual(encodeBlock(m(big), big, 2, { pageRows: 64 }).bytes);
+      const b = await encodeBlockAsync(m(small), source(small), 2, { pageRows: 64 });
+      expect(b.bytes).toEqual(encodeBlock(m(small), small, 2, { pageRows: 64 }).bytes);
+    }
   });
 
   it('sections are brotli in versions 6 (the default) and 5, raw deflate in version 4, of the same JSON text', () => {
