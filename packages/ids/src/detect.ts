@@ -1669,10 +1669,11 @@ export class Engine {
   private ftpPorts: PortTest | undefined;
   /** Data connections announced and not yet seen: responder `addr:port` -> until when (capture time). */
   private readonly ftpExpected = new Map<string, number>();
-  /** Per HTTP buffer: the automaton over the fast patterns of the HTTP rules whose fast pattern is in it. */
+  /**
+   * Per HTTP buffer: the automaton over the fast patterns of the HTTP rules whose fast pattern is in it
+   * (built with the engine: `buildHttpPrefilter`).
+   */
   private readonly httpPrefilter = new Map<string, MultiMatcher>();
-  /** Per HTTP buffer: its patterns, until the first scan of the buffer builds its automaton. */
-  private readonly httpPatterns = new Map<string, Uint8Array[]>();
   /** Per HTTP fast-pattern buffer (by number): the marks of its scan of the message being inspected. */
   private readonly httpMarks: (HttpMarks | undefined)[] = [];
   /** Malformed HTTP input by reason (all flows). */
@@ -1846,11 +1847,17 @@ export class Engine {
       if (!p) patterns.set(f.buffer, (p = new PatternSet()));
       c.httpFast = { buffer: f.buffer, id: p.id(f.bytes) };
     }
-    for (const [buffer, p] of patterns) this.httpPatterns.set(buffer, p.list);
     // each buffer's automaton built now, once per engine, not at the buffer's first scan in the packet loop
     // (where a process's first capture built them with the construction code still unoptimized); their
     // dense tables still wait for their scans (httpDenseAfterBytesPerState)
-    for (const buffer of this.httpPatterns.keys()) this.httpMatcher(buffer);
+    for (const [buffer, p] of patterns)
+      this.httpPrefilter.set(
+        buffer,
+        new MultiMatcher(p.list, undefined, {
+          wasm: defaultMatcherOptions.wasm,
+          denseAfterBytesPerState: httpDenseAfterBytesPerState,
+        }),
+      );
   }
 
   /** `HttpSideRules` for `rules` (HTTP rules, in inspection order). */
@@ -1874,19 +1881,6 @@ export class Engine {
       fastBuffer,
       fastId,
     };
-  }
-
-  /** The automaton of an HTTP buffer's patterns (built with the engine: `buildHttpPrefilter`). */
-  private httpMatcher(buffer: string): MultiMatcher {
-    let m = this.httpPrefilter.get(buffer);
-    if (!m) {
-      m = new MultiMatcher(this.httpPatterns.get(buffer)!, undefined, {
-        wasm: defaultMatcherOptions.wasm,
-        denseAfterBytesPerState: httpDenseAfterBytesPerState,
-      });
-      this.httpPrefilter.set(buffer, m);
-    }
-    return m;
   }
 
   /**
@@ -3170,7 +3164,7 @@ export class Engine {
         let marks = found[b];
         if (!marks) {
           const buffer = this.httpFastBuffers[b]!;
-          const matcher = this.httpMatcher(buffer);
+          const matcher = this.httpPrefilter.get(buffer)!;
           marks = this.httpMarks[b] ??= {
             hit: new Uint8Array(matcher.patterns),
             ids: new IdList(64),
