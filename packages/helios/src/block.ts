@@ -1,11 +1,12 @@
 /**
  * Data blocks: one chunk of a source's rows, cut into pages of rows, column-major within a page, compressed.
- * Version 6 ("HLB6", written now), 5 and 4 put everything a search needs to choose pages in a directory at
- * the front, so one range get reads it, and make each page a range of its own with its own checksum; they
- * differ only in how a section is compressed (6: brotli, quality 0; 5: brotli, quality 1; 4: raw deflate):
+ * Version 5 ("HLB5", written now) and version 4 ("HLB4") put everything a search needs to choose pages in a
+ * directory at the front, so one range get reads it, and make each page a range of its own with its own
+ * checksum; they differ only in how a section is compressed (5: brotli; 4: raw deflate). The brotli quality
+ * is the writer's choice (a decoder takes any): 0 since 2026-12-03 17:10, 1 before (see sections.ts).
  *
  *   0       4        8          12          20            20+headLen        dirEnd = 20+headLen+filtersLen
- *   | HLB6  | u32    | u32      | u32 x 2   | header JSON  | page 0 filter,  | page 0 | page 1 | ...
+ *   | HLB5  | u32    | u32      | u32 x 2   | header JSON  | page 0 filter,  | page 0 | page 1 | ...
  *   |       | headLen| filtersLen| dir check|              | page 1 filter...|        |        |
  *   page = brotli(JSON of column 0's cells in the page) | brotli(... column 1) | ...
  *
@@ -17,8 +18,7 @@
  * leaf holds): a search the index sent to this block reads the directory, then only the pages that may
  * hold its keys (`BlockReader.open`, then `load`), and checks only those pages' checksums.
  *
- * Still read: version 5 (written until 2026-12-03 16:45: brotli quality 1, read as version 6 is: a brotli
- * decoder takes any quality), version 4 (written until 2026-12-03 08:00: sections raw deflate, level 1),
+ * Still read: version 4 (written until 2026-12-03 08:00: sections raw deflate, level 1, read as version 5 is),
  * version 3 ("HLB3": u32 header length | header JSON | per page its filter and sections, one checksum over
  * all of them in the header) and version 2 ("HLB2": the whole block one page, no filter); 2 and 3 are read
  * whole.
@@ -45,9 +45,9 @@ export interface BlockHeader {
   max: Cell[];
   /** Version 2 only: compressed length of each column's section, in column order. */
   sections?: number[];
-  /** Versions 3 to 6: the pages, in row order. */
+  /** Versions 3, 4 and 5: the pages, in row order. */
   pages?: PageInfo[];
-  /** Versions 2 and 3: HighwayHash-64 (hex) of the whole body (versions 4 to 6 check each page). */
+  /** Versions 2 and 3: HighwayHash-64 (hex) of the whole body (versions 4 and 5 check each page). */
   check?: string;
 }
 
@@ -57,7 +57,7 @@ export interface PageInfo {
   filter: number;
   /** Compressed length of each column's section in the page, in column order. */
   sections: number[];
-  /** Versions 4 to 6: HighwayHash-64 (hex) of the page's bytes (its sections, in order). */
+  /** Versions 4 and 5: HighwayHash-64 (hex) of the page's bytes (its sections, in order). */
   check?: string;
 }
 
@@ -109,9 +109,9 @@ export const blockBodyBytesMax = 256 << 20;
  * so the directory of such a block fits, usually with the first pages; a longer one takes a second get.
  */
 export const blockPrefixBytes = 64 << 10;
-/** Bound on a version 4-6 directory (header + filters), so a corrupt length cannot ask for a huge range. */
+/** Bound on a version 4/5 directory (header + filters), so a corrupt length cannot ask for a huge range. */
 export const blockDirectoryBytesMax = 16 << 20;
-/** Bytes before a version 4-6 header: magic, header length, filters length, directory checksum. */
+/** Bytes before a version 4/5 header: magic, header length, filters length, directory checksum. */
 const v4FixedBytes = 20;
 
 function hex64(w: Uint32Array): string {
@@ -162,15 +162,12 @@ export interface EncodeOptions {
    * the text its section compresses.
    */
   pageKeys?: (columns: Cell[][], columnsJson: Uint8Array[]) => Float64Array;
-  /**
-   * The version to write: 6 (the default, brotli quality 0 sections), or as written before: 5 (brotli
-   * quality 1) or 4 (raw deflate).
-   */
+  /** The version to write: 5 (the default, brotli sections) or 4 (raw deflate sections, as written before). */
   version?: BlockVersion;
 }
 
 /** The versions `encodeBlock` writes (and the reader reads them, and 2 and 3). */
-export type BlockVersion = 4 | 5 | 6;
+export type BlockVersion = 4 | 5;
 
 export interface EncodedBlock {
   bytes: Uint8Array;
@@ -384,7 +381,7 @@ function planBlock(meta: BlockMeta, rows: RowSource, ncols: number, opts: Encode
   return plan;
 }
 
-/** The block's bytes (version 4, 5 or 6) from its plan and its sections compressed (in plan order). */
+/** The block's bytes (version 4 or 5) from its plan and its sections compressed (in plan order). */
 function packBlock(plan: BlockPlan, sections: Uint8Array[], version: BlockVersion): EncodedBlock {
   const { ncols } = plan;
   const pageCount = plan.pageRows.length;
@@ -431,7 +428,7 @@ function packBlock(plan: BlockPlan, sections: Uint8Array[], version: BlockVersio
 
 /** How a version's sections are compressed. */
 function codecOf(version: BlockVersion): SectionCodec {
-  return version === 6 ? 'brotli0' : version === 5 ? 'brotli' : 'deflate';
+  return version === 5 ? 'brotli' : 'deflate';
 }
 
 /**
@@ -445,7 +442,7 @@ export function encodeBlock(
   opts: EncodeOptions = {},
 ): EncodedBlock {
   const plan = planBlock(meta, rowsSource(rows, ncols), ncols, opts);
-  const version = opts.version ?? 6;
+  const version = opts.version ?? 5;
   return packBlock(plan, compressEach(plan.text, plan.textOffs, codecOf(version)), version);
 }
 
@@ -461,7 +458,7 @@ export function encodeBlockAsync(
   opts: EncodeOptions = {},
 ): Promise<EncodedBlock> {
   const plan = planBlock(meta, rows, ncols, opts);
-  const version = opts.version ?? 6;
+  const version = opts.version ?? 5;
   return compressSections(plan.text, plan.textOffs, codecOf(version)).then((z) =>
     packBlock(plan, z, version),
   );
@@ -472,23 +469,23 @@ export function encodeBlockAsync(
  * be in and the columns it tests, and can look for a needle in a column's text before parsing it at all.
  *
  * Two ways in: `new BlockReader(bytes, key)` with the whole object (scans, erasure, the indexer), or
- * `await BlockReader.open(store, key)`, which reads a version 4-6 block's directory with one range get and
+ * `await BlockReader.open(store, key)`, which reads a version 4/5 block's directory with one range get and
  * fetches pages only when `load` asks for them, adjacent pages in one range get (older versions are read
- * whole). A version 4-6 page's checksum is checked when the page is first used, so a corrupt page fails with
+ * whole). A version 4/5 page's checksum is checked when the page is first used, so a corrupt page fails with
  * an error naming the block and the page, while the block's other pages still read.
  */
 export class BlockReader {
   readonly header: BlockHeader;
   readonly pages: PageInfo[];
   readonly version: 2 | 3 | BlockVersion;
-  /** Versions 4 to 6: bytes from the object's start to its first page (what `open` must read first); else 0. */
+  /** Versions 4 and 5: bytes from the object's start to its first page (what `open` must read first); else 0. */
   readonly directoryBytes: number = 0;
   /** Bytes of the object fetched (the whole object when it was given whole) and the gets that fetched them. */
   bytesFetched: number;
   getsMade = 1;
   /** Per page: its key filter (empty: none). */
   private readonly filters: Uint8Array[] = [];
-  /** Per page: its offset (in the object for versions 4 to 6, in the body for 2 and 3) and length. */
+  /** Per page: its offset (in the object for versions 4 and 5, in the body for 2 and 3) and length. */
   private readonly pageOffset: number[] = [];
   private readonly pageLength: number[] = [];
   /** Per page: its bytes once there (`undefined` until loaded), and whether they passed the checksum. */
@@ -512,7 +509,7 @@ export class BlockReader {
   inflatedBytesHint: number[] = [];
 
   /**
-   * `bytes` is the whole block. With `store`, `bytes` may instead be a prefix of the version 4-6 object at
+   * `bytes` is the whole block. With `store`, `bytes` may instead be a prefix of the version 4/5 object at
    * key `where` in `store` that holds at least its directory: pages past it are fetched by `load`.
    */
   constructor(
@@ -528,7 +525,7 @@ export class BlockReader {
       bytes[2] !== 0x42 ||
       v === undefined ||
       v < 0x32 ||
-      v > 0x36
+      v > 0x35
     )
       throw new Error(`${where}: not a data block (bad magic)`);
     this.version = (v - 0x30) as 2 | 3 | BlockVersion;
@@ -644,7 +641,7 @@ export class BlockReader {
   }
 
   /**
-   * Opens the block at `key`: one range get of its first `blockPrefixBytes` (a second one when a version 4-6
+   * Opens the block at `key`: one range get of its first `blockPrefixBytes` (a second one when a version 4/5
    * directory is longer), or the whole object for versions 2 and 3. Pages are then fetched by `load`.
    */
   static async open(store: BlockSource, key: string, prefixBytes = blockPrefixBytes): Promise<BlockReader> {
@@ -652,7 +649,7 @@ export class BlockReader {
     let fetched = bytes.length;
     let gets = 1;
     if (bytes.length === prefixBytes) {
-      // there may be more: a version 4-6 directory longer than the prefix, or an older block (read whole)
+      // there may be more: a version 4/5 directory longer than the prefix, or an older block (read whole)
       if (bytes[3]! >= 0x34 && bytes.length >= v4FixedBytes) {
         const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         const dirEnd = v4FixedBytes + dv.getUint32(4, true) + dv.getUint32(8, true);
@@ -678,7 +675,7 @@ export class BlockReader {
   }
 
   /**
-   * A copy of a version 4-6 block's directory (undefined for older versions): `new BlockReader(dir, key,
+   * A copy of a version 4/5 block's directory (undefined for older versions): `new BlockReader(dir, key,
    * store)` reads the block again without fetching it (a block's key names immutable bytes).
    */
   directory(): Uint8Array | undefined {

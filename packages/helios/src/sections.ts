@@ -6,30 +6,25 @@
  * the main thread a stream, callbacks and a handle to close, which profiled as more main-thread time than
  * a synchronous call.)
  *
- * Three codecs: `brotli0` (quality 0, a 256 KiB window: what version 6 blocks hold), `brotli` (quality 1:
- * version 5) and `deflate` (raw, level 1: version 4 and older). On a 1M-line HDFS ingest's JSON sections
- * brotli quality 1 took 243 ms against deflate level 1's 404 and came out 5% smaller; it inflates about
- * as fast. Quality 0 (one pass, no second pass that recodes the commands) took 23% less CPU than quality
- * 1 on the bench's 4 MiB blocks (6.95 against 9.00 ms a block, the medians of 9 rounds over 6 blocks'
- * 150 sections each, 2026-12-03 16:30) and came out 13% larger (503.5 against 444.5 KB a block).
+ * Two codecs: `brotli` (quality 0, a 256 KiB window: what version 5 blocks hold) and `deflate` (raw,
+ * level 1: version 4 and older). On a 1M-line HDFS ingest's JSON sections brotli quality 1 took 243 ms
+ * against deflate level 1's 404 and came out 5% smaller; it inflates about as fast. Quality 0 (one pass,
+ * no second pass that recodes the commands) took 23% less CPU than quality 1 on the bench's 4 MiB blocks
+ * (6.95 against 9.00 ms a block, the medians of 9 rounds over 6 blocks' 150 sections each, 2026-12-03
+ * 16:30) and came out 13% larger (503.5 against 444.5 KB a block); version 5 blocks were written with
+ * quality 1 until 2026-12-03 17:10. A brotli decoder reads any quality, so the change needs no new block
+ * version, and a reader of either age reads the blocks of the other.
  */
 import { Worker } from 'node:worker_threads';
 import { brotliCompressSync, constants, deflateRawSync } from 'node:zlib';
 
-export type SectionCodec = 'brotli0' | 'brotli' | 'deflate';
+export type SectionCodec = 'brotli' | 'deflate';
 
 /** Brotli's window for sections, log2 bytes: larger than a page's section (a reader's decoder holds one). */
 const sectionBrotliWindowBits = 18;
-/** Brotli's parameters by codec: quality 0 or 1, the window above. */
 const brotliParams = {
-  brotli0: {
-    [constants.BROTLI_PARAM_QUALITY]: 0,
-    [constants.BROTLI_PARAM_LGWIN]: sectionBrotliWindowBits,
-  },
-  brotli: {
-    [constants.BROTLI_PARAM_QUALITY]: 1,
-    [constants.BROTLI_PARAM_LGWIN]: sectionBrotliWindowBits,
-  },
+  [constants.BROTLI_PARAM_QUALITY]: 0,
+  [constants.BROTLI_PARAM_LGWIN]: sectionBrotliWindowBits,
 };
 const deflateLevel = 1;
 
@@ -42,7 +37,7 @@ parentPort.on('message', ({ id, text, offs, codec, brotliParams, deflateLevel })
     const zs = [];
     for (let i = 0; i + 1 < offs.length; i++) {
       const t = text.subarray(offs[i], offs[i + 1]);
-      zs.push(codec === 'deflate' ? deflateRawSync(t, { level: deflateLevel }) : brotliCompressSync(t, { params: brotliParams[codec] }));
+      zs.push(codec === 'deflate' ? deflateRawSync(t, { level: deflateLevel }) : brotliCompressSync(t, { params: brotliParams }));
     }
     let n = 0;
     for (const z of zs) n += z.length;
@@ -125,7 +120,7 @@ function start(): Worker {
 function compressSection(t: Uint8Array, codec: SectionCodec): Uint8Array {
   return codec === 'deflate'
     ? deflateRawSync(t, { level: deflateLevel })
-    : brotliCompressSync(t, { params: brotliParams[codec] });
+    : brotliCompressSync(t, { params: brotliParams });
 }
 
 /** Each section text[offs[i], offs[i + 1]) compressed with `codec`, in order, on this thread. */

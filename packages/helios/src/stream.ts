@@ -521,7 +521,7 @@ export class Stream {
   private lastBlockWhole = false;
   /** Per column: the largest page section a search inflated (BlockReader.inflatedBytesHint). */
   private readonly inflatedBytesHint: number[] = [];
-  /** Directories of HLB4-HLB6 blocks searches read, by block key (LRU, `directoryCacheBytesMax` in all). */
+  /** Directories of HLB4/HLB5 blocks searches read, by block key (LRU, `directoryCacheBytesMax` in all). */
   private directories = new Map<string, Uint8Array>();
   private directoriesBytes = 0;
   readonly parser: RowParser;

@@ -1,8 +1,6 @@
-// Version 4 to 6 blocks: the directory in one range get, then only the pages asked for (adjacent ones in
+// Version 4 and 5 blocks: the directory in one range get, then only the pages asked for (adjacent ones in
 // one get), each page checked on its own; versions 2 and 3 still read; a corrupt page fails naming block
-// and page while the others read; version 6's sections are brotli quality 0, 5's brotli quality 1, 4's raw
-// deflate, and 4 and 5 are written byte for byte as before 6 came.
-import { createHash } from 'node:crypto';
+// and page while the others read; version 5's sections are brotli, version 4's raw deflate.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,8 +111,8 @@ function encodeV3(rows: [number, string][], per: number): Uint8Array {
   return Buffer.concat([Buffer.from('HLB3'), len, header, body]);
 }
 
-describe('version 4 to 6 blocks', () => {
-  it.each([4, 5, 6] as const)(
+describe('version 4 and 5 blocks', () => {
+  it.each([4, 5] as const)(
     'version %i: open reads the directory, load fetches only the pages asked for, adjacent pages in one get',
     async (version) => {
       const rows = rowsOf(64 * 120);
@@ -171,7 +169,7 @@ describe('version 4 to 6 blocks', () => {
     },
   );
 
-  it.each([4, 5, 6] as const)(
+  it.each([4, 5] as const)(
     'version %i: a corrupt page fails naming the block and the page; the other pages still read',
     async (version) => {
       const rows = rowsOf(64 * 8);
@@ -209,24 +207,6 @@ describe('version 4 to 6 blocks', () => {
     },
   );
 
-  it('versions 4 and 5 are written byte for byte as before version 6 (their SHA-256 then)', () => {
-    // sha256 of the bytes the sources at af2d534 (version 5 the default then) wrote for these rows
-    const rows: [number | null, string | null][] = [
-      ...rowsOf(300),
-      [7, 'q"\\\u0001é😀'],
-      [null, null],
-      [-5, ''],
-    ];
-    const keys = (cols: Cell[][]) =>
-      Float64Array.from(cols[0]!.map((v) => (typeof v === 'number' ? v * 7919 : 1)));
-    const sha = (version: 4 | 5) =>
-      createHash('sha256')
-        .update(encodeBlock(meta, rows, 2, { pageRows: 64, version, pageKeys: keys }).bytes)
-        .digest('hex');
-    expect(sha(4)).toBe('bdacea9cb50f6cd5c91f6f72e91df47e28c82832a4a61760081c51d2baf2f73c');
-    expect(sha(5)).toBe('6caeb2e9c2d4317cab45448efe9eeed2a6e41d03d6be7a0bcfa8ef8931248b29');
-  });
-
   it('blocks laid out in section buffers the worker gave back (garbage in them) have the same bytes', async () => {
     const source = (rows: [number, string][]): RowSource => ({
       length: rows.length,
@@ -246,16 +226,16 @@ describe('version 4 to 6 blocks', () => {
     }
   });
 
-  it('sections are brotli in versions 6 (the default) and 5, raw deflate in version 4, of the same JSON text', () => {
+  it('sections are brotli in version 5 (the default) and raw deflate in version 4, of the same JSON text', () => {
     const rows: [number, string][] = [...rowsOf(100), [7, 'q"\\\u0001é😀']];
-    const sectionsOf = (version: 4 | 5 | 6) => {
+    const sectionsOf = (version: 4 | 5) => {
       const { bytes, header } = encodeBlock(meta, rows, 2, { pageRows: 64, version });
       const out: Buffer[] = [];
       let o = pageSpan(bytes, header, 0)[0];
       for (const pg of header.pages!)
         for (const n of pg.sections) {
           const z = bytes.subarray(o, o + n);
-          out.push(version >= 5 ? brotliDecompressSync(z) : inflateRawSync(z));
+          out.push(version === 5 ? brotliDecompressSync(z) : inflateRawSync(z));
           o += n;
         }
       return out.map((b) => b.toString());
@@ -263,12 +243,11 @@ describe('version 4 to 6 blocks', () => {
     const want = [rows.slice(0, 64), rows.slice(64)].flatMap((page) =>
       [0, 1].map((c) => JSON.stringify(page.map((r) => r[c]))),
     );
-    expect(sectionsOf(6)).toEqual(want);
     expect(sectionsOf(5)).toEqual(want);
     expect(sectionsOf(4)).toEqual(want);
-    expect(encodeBlock(meta, rows, 2).bytes[3]).toBe(0x36);
+    expect(encodeBlock(meta, rows, 2).bytes[3]).toBe(0x35);
     // and each reads back to the same rows
-    for (const version of [4, 5, 6] as const)
+    for (const version of [4, 5] as const)
       expect(new BlockReader(encodeBlock(meta, rows, 2, { pageRows: 64, version }).bytes).rows()).toEqual(
         rows,
       );
@@ -362,7 +341,7 @@ describe('version 4 to 6 blocks', () => {
       const key = objects[0]!.key;
       const bytes = await s.store.get(key);
       const blk = new BlockReader(bytes, key);
-      expect(blk.version).toBe(6);
+      expect(blk.version).toBe(5);
       expect(blk.pages.length).toBe(8);
       const needle = (p: number) => s.parse(`msg CONTAINS 'row${p * blockPageRows + 7}'`);
       const hit = await s.search(needle(6));
@@ -482,8 +461,8 @@ describe('version 4 to 6 blocks', () => {
     }
   });
 
-  it.each([4, 5] as const)(
-    'a stream whose block is HLB%i (as written before HLB6): needles through the index and scans give the same rows',
+  it.each([4] as const)(
+    'a stream whose block is HLB%i (as written before HLB5): needles through the index and scans give the same rows',
     async (old) => {
       const total = blockPageRows * 4;
       const { dir, file } = streamWithRows(`v${old}`, total);
@@ -500,7 +479,7 @@ describe('version 4 to 6 blocks', () => {
       }
       const scanned: unknown[] = [];
       for await (const r of s.scan()) scanned.push(r);
-      // the same rows and page filters written as the old version (re-encoded as 6, they are the stored bytes)
+      // the same rows and page filters written as the old version (re-encoded as 5, they are the stored bytes)
       const { header, rows } = decodeBlock(stored, key);
       const { id, source, from, to, rawBytes } = header;
       const pageKeys = (cols: Cell[][], json: Uint8Array[]) =>
@@ -509,9 +488,9 @@ describe('version 4 to 6 blocks', () => {
           cols[0]!.map((_, i) => cols.map((c) => c[i]!)),
           json,
         );
-      const encode = (version: 4 | 5 | 6) =>
+      const encode = (version: 4 | 5) =>
         encodeBlock({ id, source, from, to, rawBytes }, rows, 2, { pageKeys, version }).bytes;
-      expect(Buffer.from(encode(6)).equals(Buffer.from(stored))).toBe(true);
+      expect(Buffer.from(encode(5)).equals(Buffer.from(stored))).toBe(true);
       const older = encode(old);
       await s.close();
       s = await Stream.open(dir, 'ev');
