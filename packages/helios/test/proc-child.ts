@@ -1,6 +1,6 @@
 // Child process for procs.test.ts: one role per process, so a test can kill -9 it.
 //   server DIR PORT INDEX(0|1)   an ingestion server; prints "port N"
-//   indexer DIR [POLICY]         indexes until everything is indexed, a few blocks at a time
+//   indexer DIR [POLICY]         indexes until everything is indexed, 2 blocks a step (prints "step N")
 //   agent URL STREAM FILE CHUNK  ships a file from its checkpoint
 //   index-cli ARG...             \`strata stream index ARG...\` (its stderr on stdout), until SIGINT
 import { processIo, runCommand } from '@strata/cli';
@@ -17,7 +17,7 @@ if (role === 'server') {
     : { mergeKeysMax: 40, addKeysMax: 200, fanoutMax: 4, compactEveryBlocks: 0 };
   const s = await Stream.open(a[0]!, 'ev', policy);
   process.stdout.write('ready\n');
-  while ((await s.indexStep(2)) > 0) {}
+  for (let step = 1; (await s.indexStep(2)) > 0; step++) process.stdout.write(`step ${step}\n`);
   await s.close();
   process.stdout.write('done\n');
 } else if (role === 'agent') {
