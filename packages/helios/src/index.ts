@@ -18,6 +18,7 @@ export {
   type BlockMeta,
   BlockReader,
   type BlockSource,
+  type BlockVersion,
   blockDirectoryBytesMax,
   blockId,
   blockPageRows,
