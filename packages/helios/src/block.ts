@@ -650,7 +650,7 @@ export class BlockReader {
     let gets = 1;
     if (bytes.length === prefixBytes) {
       // there may be more: a version 4/5 directory longer than the prefix, or an older block (read whole)
-      if (bytes[3]! >= 0x34 && bytes.length >= v4FixedBytes) {
+      if ((bytes[3] === 0x34 || bytes[3] === 0x35) && bytes.length >= v4FixedBytes) {
         const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         const dirEnd = v4FixedBytes + dv.getUint32(4, true) + dv.getUint32(8, true);
         if (dirEnd > bytes.length && dirEnd <= blockDirectoryBytesMax) {

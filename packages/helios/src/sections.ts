@@ -62,9 +62,15 @@ let worker: Worker | undefined;
 let nextId = 0;
 const waiting = new Map<number, Waiter>();
 
-/** Section buffers the worker gave back, at most `sectionBuffersMax`, for `sectionBuffer` to reuse. */
+/**
+ * Section buffers the worker gave back, for `sectionBuffer` to reuse: at most `sectionBuffersMax`, each at
+ * most `sectionBufferPooledBytesMax` (the pool is the process's and outlives an ingest: chunks of the
+ * default 4 MB keep about 10 MiB; the buffers of larger chunks are not kept, their page faults being a
+ * smaller part of their work).
+ */
 const sectionBuffers: ArrayBuffer[] = [];
 const sectionBuffersMax = 2;
+const sectionBufferPooledBytesMax = 16 << 20;
 const sectionBufferBytesStep = 1 << 20;
 
 /**
@@ -91,7 +97,12 @@ function start(): Worker {
   w.on(
     'message',
     (m: { id: number; out?: Uint8Array; lens?: Uint32Array; back?: ArrayBuffer; error?: string }) => {
-      if (m.back && sectionBuffers.length < sectionBuffersMax) sectionBuffers.push(m.back);
+      if (
+        m.back &&
+        sectionBuffers.length < sectionBuffersMax &&
+        m.back.byteLength <= sectionBufferPooledBytesMax
+      )
+        sectionBuffers.push(m.back);
       const waiter = waiting.get(m.id);
       if (!waiter) return;
       waiting.delete(m.id);
