@@ -13,6 +13,8 @@ import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { peakRssBytes, percentile, table, writeResults } from '@strata/bench';
 import { createStream, Stream } from '@strata/helios';
 import { runChild, searchNeedles } from './needles.js';
@@ -46,6 +48,16 @@ function needleStats(where: string, lat: number[], prefix: string): Record<strin
   return r;
 }
 const reps = 5;
+
+// A full, synchronous garbage collection before each measured phase: the CPU a phase is charged with
+// (process.cpuUsage: every thread, GC helpers included) should not include collecting what the phase
+// before it left (10M generated lines, then helios' blocks and nodes before FTS5's run).
+setFlagsFromString('--expose-gc');
+const collect = runInNewContext('gc') as () => void;
+const settleHeap = () => {
+  collect();
+  collect();
+};
 
 const base = hdfsSampleLines();
 
@@ -108,6 +120,7 @@ try {
     const name = tokens ? 'tok' : 'decl';
     createStream(data, ddl(name, tokens));
     const s = await Stream.open(data, name);
+    settleHeap();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const st = await s.ingestFile(file);
@@ -178,6 +191,7 @@ try {
   });
   let ftsLines = 0;
   let pending: string[] = [];
+  settleHeap();
   const ftsCpu0 = process.cpuUsage();
   const f0 = performance.now();
   for await (const l of createInterface({
