@@ -30,11 +30,15 @@ Usage: strata demo [--keep] [--dir DIR] [--only NAME]
 Example:
   npx strata demo`,
   async run(argv, io) {
-    const { values } = parseFlags(argv, {
-      keep: { type: 'boolean' },
-      dir: { type: 'string' },
-      only: { type: 'string' },
-    });
+    const { values } = parseFlags(
+      argv,
+      {
+        keep: { type: 'boolean' },
+        dir: { type: 'string' },
+        only: { type: 'string' },
+      },
+      0,
+    );
     const steps = values.only ? demoSteps.filter((d) => d.name === values.only) : demoSteps;
     if (values.only && steps.length === 0)
       throw new UsageError(`--only: no demo step named '${values.only}'`);

@@ -18,6 +18,24 @@ describe('strata CLI', () => {
     expect(d.stderr()).toMatch(/^strata demo: .*bogus/);
   });
 
+  it('exits 2 on an argument a command does not take, before doing anything', async () => {
+    const cases = [
+      ['demo', 'extra'],
+      ['sort', 'a.bin', 'b.bin'],
+      ['store', 'get', 'k1', 'k2', '--store', 'mem:'],
+      ['store', 'cost', 'workload.json'],
+      ['log', 'read', 'events', 'more', '--meta', 'mem://cli-extra'],
+      ['log', 'server', 'dir', '--listen', '127.0.0.1:0'],
+      ['nbd', 'serve', 'disk.img', '--listen', '127.0.0.1:0'],
+      ['sync', 'a', 'b', 'c'],
+    ];
+    for (const argv of cases) {
+      const c = captureIo();
+      expect(await main(argv, c.io), argv.join(' ')).toBe(2);
+      expect(c.stderr()).toMatch(/^strata [a-z ]+: unexpected argument '[a-z.0-9]+'/);
+    }
+  });
+
   it('every command has help with an example', () => {
     for (const cmd of commands) expect(cmd.help, cmd.name).toMatch(/Example/);
   });

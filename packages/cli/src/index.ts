@@ -69,19 +69,36 @@ export const commonFlags = {
   quiet: { type: 'boolean', short: 'q' },
 } as const satisfies FlagSpec;
 
-/** Strict flag parsing: an unknown flag or a missing value is a {@link UsageError} naming the flag. */
-export function parseFlags<T extends FlagSpec>(argv: string[], spec: T): ParsedFlags<T & typeof commonFlags> {
+/**
+ * Strict flag parsing: an unknown flag or a missing value is a {@link UsageError} naming the flag, and so
+ * is an argument beyond the `maxPositionals` the command takes (a command that takes no file must not
+ * quietly read stdin when given one).
+ */
+export function parseFlags<T extends FlagSpec>(
+  argv: string[],
+  spec: T,
+  maxPositionals = Number.POSITIVE_INFINITY,
+): ParsedFlags<T & typeof commonFlags> {
+  let r: ParsedFlags<T & typeof commonFlags>;
   try {
-    const r = parseArgs({
+    r = parseArgs({
       args: argv,
       options: { ...commonFlags, ...spec } as ParseArgsConfig['options'],
       allowPositionals: true,
       strict: true,
-    });
-    return r as unknown as ParsedFlags<T & typeof commonFlags>;
+    }) as unknown as ParsedFlags<T & typeof commonFlags>;
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/\. To specify a positional.*$/s, ''));
   }
+  if (r.positionals.length > maxPositionals) {
+    const extra = r.positionals[maxPositionals]!;
+    throw new UsageError(
+      maxPositionals === 0
+        ? `unexpected argument '${extra}': this command takes flags only`
+        : `unexpected argument '${extra}': this command takes at most ${maxPositionals}`,
+    );
+  }
+  return r;
 }
 
 /** Parses an integer flag value, with a usage error that names the flag. */

@@ -54,6 +54,17 @@ describe('command conventions', () => {
     expect(u.stderr()).toContain("unknown subcommand 'nope'");
   });
 
+  it('refuses arguments beyond what a command takes, naming the first extra one', () => {
+    expect(parseFlags(['a', 'b'], {}, 2).positionals).toEqual(['a', 'b']);
+    expect(() => parseFlags(['a', 'b', 'c'], {}, 2)).toThrow(
+      new UsageError("unexpected argument 'c': this command takes at most 2"),
+    );
+    expect(() => parseFlags(['--json', 'in.bin'], {}, 0)).toThrow(
+      new UsageError("unexpected argument 'in.bin': this command takes flags only"),
+    );
+    expect(parseFlags(['x', 'y', 'z'], {}).positionals).toHaveLength(3);
+  });
+
   it('parses byte sizes', () => {
     expect(parseBytes('4096')).toBe(4096);
     expect(parseBytes('64K')).toBe(65536);

@@ -57,13 +57,24 @@ async function readText(input: Readable, t: TypeName): Promise<SortableArray> {
     if (s === '') continue;
     if (big) {
       if (!/^-?\d+$/.test(s)) throw new CliError(`line ${line}: '${s.slice(0, 40)}' is not an integer`);
-      (out as BigInt64Array)[k++] = BigInt(s);
+      const x = BigInt(s);
+      const [lo, hi] = t === 'i64' ? [-(2n ** 63n), 2n ** 63n - 1n] : [0n, 2n ** 64n - 1n];
+      if (x < lo || x > hi) throw new CliError(`line ${line}: ${s.slice(0, 40)} is out of range for ${t}`);
+      (out as BigInt64Array)[k++] = x;
     } else {
       const x = Number(s);
       if (Number.isNaN(x) && s !== 'NaN')
         throw new CliError(`line ${line}: '${s.slice(0, 40)}' is not a number`);
       if ((t === 'i32' || t === 'u32') && !Number.isInteger(x))
-        throw new CliError(`line ${line}: '${s}' is not an integer`);
+        throw new CliError(`line ${line}: '${s.slice(0, 40)}' is not an integer`);
+      // a typed array would wrap an integer or round a float to infinity without a word
+      const bad =
+        t === 'i32'
+          ? x < -(2 ** 31) || x >= 2 ** 31
+          : t === 'u32'
+            ? x < 0 || x >= 2 ** 32
+            : t === 'f32' && Number.isFinite(x) && !Number.isFinite(Math.fround(x));
+      if (bad) throw new CliError(`line ${line}: ${s.slice(0, 40)} is out of range for ${t}`);
       (out as Float64Array)[k++] = x;
     }
   }
@@ -94,27 +105,34 @@ const sortCmd: Command = {
   help: `Sorts a file of little-endian binary numbers (or newline-separated numbers with --text) with
 Learned Sort, and reports keys/s on stderr.
 
-Usage: strata sort --type f64|f32|i32|u32|i64|u64 [--in FILE] [--out FILE] [--text]
+Usage: strata sort --type f64|f32|i32|u32|i64|u64 [--in FILE | FILE] [--out FILE] [--text]
 
   --type T     element type (default f64)
-  --in FILE    input (default stdin)
+  --in FILE    input (default stdin; the file may also be given without --in)
   --out FILE   output (default stdout)
   --text       numbers as text, one per line
 
 Example:
   printf '3\\n1\\n2\\n' | strata sort --type i32 --text`,
   async run(argv, io) {
-    const { values } = parseFlags(argv, {
-      type: { type: 'string' },
-      in: { type: 'string' },
-      out: { type: 'string' },
-      text: { type: 'boolean' },
-    });
+    const { values, positionals } = parseFlags(
+      argv,
+      {
+        type: { type: 'string' },
+        in: { type: 'string' },
+        out: { type: 'string' },
+        text: { type: 'boolean' },
+      },
+      1,
+    );
     const t = (values.type ?? 'f64') as TypeName;
     if (!(t in types))
       throw new UsageError(`--type: expected one of ${Object.keys(types).join(', ')}, got '${values.type}'`);
-    const input = values.in ? createReadStream(resolve(io.cwd, values.in)) : io.stdin;
-    const total = values.in ? statSync(resolve(io.cwd, values.in)).size : 0;
+    if (values.in !== undefined && positionals.length > 0)
+      throw new UsageError(`expected the input once: --in ${values.in} and ${positionals[0]}`);
+    const file = values.in ?? positionals[0];
+    const input = file !== undefined ? createReadStream(resolve(io.cwd, file)) : io.stdin;
+    const total = file !== undefined ? statSync(resolve(io.cwd, file)).size : 0;
     const progress = new Progress(io.stderr, { total, label: 'read', quiet: values.quiet === true });
     const a = values.text ? await readText(input, t) : await readBinary(input, t, progress);
     progress.finish();

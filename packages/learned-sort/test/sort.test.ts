@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -263,5 +266,49 @@ describe('strata sort', () => {
     expect(await runCommand(cmd, ['--text', '--type', 'i32'], t.io)).toBe(1);
     expect(t.stderr()).toMatch(/line 2/);
     expect(await runCommand(cmd, ['--type', 'f16'], captureIo().io)).toBe(2);
+  });
+
+  it('refuses numbers its type cannot hold instead of wrapping them', async () => {
+    const cases: [string, string][] = [
+      ['i32', '2147483648'],
+      ['i32', '-2147483649'],
+      ['u32', '-1'],
+      ['u32', '4294967296'],
+      ['i64', '9223372036854775808'],
+      ['u64', '-1'],
+      ['u64', '18446744073709551616'],
+      ['f32', '1e39'],
+    ];
+    for (const [type, v] of cases) {
+      const c = captureIo(`0\n${v}\n`);
+      expect(await runCommand(cmd, ['--type', type, '--text'], c.io), `${type} ${v}`).toBe(1);
+      expect(c.stderr()).toBe(`strata sort: line 2: ${v} is out of range for ${type}\n`);
+    }
+    const edges = captureIo('2147483647\n-2147483648\n');
+    expect(await runCommand(cmd, ['--type', 'i32', '--text', '--quiet'], edges.io)).toBe(0);
+    expect(edges.stdout()).toBe('-2147483648\n2147483647\n');
+    const u64 = captureIo('18446744073709551615\n0\n');
+    expect(await runCommand(cmd, ['--type', 'u64', '--text', '--quiet'], u64.io)).toBe(0);
+    expect(u64.stdout()).toBe('0\n18446744073709551615\n');
+  });
+
+  it('takes the input file as --in FILE or as its one argument, and refuses both or more', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sort-cli-'));
+    try {
+      writeFileSync(join(dir, 'in.txt'), '3\n1\n2\n');
+      for (const args of [['in.txt'], ['--in', 'in.txt']]) {
+        const c = captureIo('', {}, dir);
+        expect(await runCommand(cmd, ['--type', 'i32', '--text', '--quiet', ...args], c.io)).toBe(0);
+        expect(c.stdout()).toBe('1\n2\n3\n');
+      }
+      const both = captureIo('', {}, dir);
+      expect(await runCommand(cmd, ['--text', '--in', 'in.txt', 'in.txt'], both.io)).toBe(2);
+      expect(both.stderr()).toMatch(/expected the input once/);
+      const two = captureIo('', {}, dir);
+      expect(await runCommand(cmd, ['--text', 'in.txt', 'in.txt'], two.io)).toBe(2);
+      expect(two.stderr()).toMatch(/unexpected argument 'in.txt'/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

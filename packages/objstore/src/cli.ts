@@ -51,11 +51,15 @@ const put = sub(
   'put KEY [FILE|-] [--store URL] [--if-none-match *] [--if-match ETAG]',
   "strata store put logs/a.txt README.md --store file:./data --if-none-match '*'",
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, {
-      ...storeFlag,
-      'if-none-match': { type: 'string' },
-      'if-match': { type: 'string' },
-    });
+    const { values, positionals } = parseFlags(
+      argv,
+      {
+        ...storeFlag,
+        'if-none-match': { type: 'string' },
+        'if-match': { type: 'string' },
+      },
+      2,
+    );
     const [key, file = '-'] = positionals;
     if (!key) throw new UsageError('expected KEY');
     if (values['if-none-match'] !== undefined && values['if-none-match'] !== '*')
@@ -83,7 +87,7 @@ const get = sub(
   'get KEY [--range A-B] [--store URL]',
   'strata store get logs/a.txt --range 0-99 --store file:./data',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, { ...storeFlag, range: { type: 'string' } });
+    const { values, positionals } = parseFlags(argv, { ...storeFlag, range: { type: 'string' } }, 1);
     const [key] = positionals;
     if (!key) throw new UsageError('expected KEY');
     return withStore(values.store, io, async (s) => {
@@ -100,7 +104,7 @@ const head = sub(
   'head KEY [--store URL] [--json]',
   'strata store head logs/a.txt --store file:./data',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, storeFlag);
+    const { values, positionals } = parseFlags(argv, storeFlag, 1);
     const [key] = positionals;
     if (!key) throw new UsageError('expected KEY');
     return withStore(values.store, io, async (s) => {
@@ -123,11 +127,15 @@ const ls = sub(
   'ls [PREFIX] [--limit N] [--start-after KEY] [--store URL] [--json]',
   'strata store ls logs/ --store file:./data',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, {
-      ...storeFlag,
-      limit: { type: 'string' },
-      'start-after': { type: 'string' },
-    });
+    const { values, positionals } = parseFlags(
+      argv,
+      {
+        ...storeFlag,
+        limit: { type: 'string' },
+        'start-after': { type: 'string' },
+      },
+      1,
+    );
     const limit = intFlag('limit', values.limit, Number.MAX_SAFE_INTEGER, 1);
     return withStore(values.store, io, async (s) => {
       let after = values['start-after'];
@@ -168,7 +176,7 @@ const cp = sub(
   'cp PREFIX --from URL --to URL',
   'strata store cp logs/ --from file:./data --to mem:',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, { from: { type: 'string' }, to: { type: 'string' } });
+    const { values, positionals } = parseFlags(argv, { from: { type: 'string' }, to: { type: 'string' } }, 1);
     if (!values.from || !values.to) throw new UsageError('expected --from URL and --to URL');
     const src = await openStore(values.from, { cwd: io.cwd });
     const dst = await openStore(values.to, { cwd: io.cwd });
@@ -204,7 +212,7 @@ const cost = sub(
   'cost --workload FILE [--json]   (FILE: {"writesPerSecond":1000,"writeBytes":1024,"retainDays":30})',
   'strata store cost --workload workload.json',
   async (argv, io) => {
-    const { values } = parseFlags(argv, { workload: { type: 'string' } });
+    const { values } = parseFlags(argv, { workload: { type: 'string' } }, 0);
     if (!values.workload) throw new UsageError('expected --workload FILE');
     let w: Workload;
     try {
@@ -254,7 +262,7 @@ const bench = sub(
   'bench [--store URL] [--count N]',
   'strata store bench --store file:./data --count 200',
   async (argv, io) => {
-    const { values } = parseFlags(argv, { ...storeFlag, count: { type: 'string' } });
+    const { values } = parseFlags(argv, { ...storeFlag, count: { type: 'string' } }, 0);
     const count = intFlag('count', values.count, 100, 1, 1_000_000);
     return withStore(values.store, io, async (s) => {
       const rows: string[][] = [];

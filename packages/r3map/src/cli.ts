@@ -48,17 +48,21 @@ Usage: strata nbd serve (--file F | --mem SIZE | --store URL [--size SIZE]) --li
 Example:
   strata nbd serve --mem 1G --listen 127.0.0.1:10809 --name disk   # then: nbdinfo nbd://127.0.0.1:10809/disk`,
   async run(argv, io) {
-    const { values } = parseFlags(argv, {
-      ...exitWithParentFlag,
-      file: { type: 'string' },
-      mem: { type: 'string' },
-      store: { type: 'string' },
-      size: { type: 'string' },
-      listen: { type: 'string' },
-      name: { type: 'string' },
-      'read-only': { type: 'boolean' },
-      'poll-us': { type: 'string' },
-    });
+    const { values } = parseFlags(
+      argv,
+      {
+        ...exitWithParentFlag,
+        file: { type: 'string' },
+        mem: { type: 'string' },
+        store: { type: 'string' },
+        size: { type: 'string' },
+        listen: { type: 'string' },
+        name: { type: 'string' },
+        'read-only': { type: 'boolean' },
+        'poll-us': { type: 'string' },
+      },
+      0,
+    );
     const pollUs = intFlag('poll-us', values['poll-us'], defaultPollUs, 0, 1_000_000);
     const given = [values.file, values.mem, values.store].filter((x) => x !== undefined).length;
     if (given !== 1) throw new UsageError('give exactly one of --file, --mem, --store');
@@ -112,13 +116,17 @@ Usage: strata sync SRC DST [--chunk 64K] [--dry-run]       DST: a path, or tcp:/
 Example:
   strata sync disk.img backup.img --dry-run`,
   async run(argv, io) {
-    const { values, positionals } = parseFlags(argv, {
-      ...exitWithParentFlag,
-      chunk: { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      listen: { type: 'string' },
-      root: { type: 'string' },
-    });
+    const { values, positionals } = parseFlags(
+      argv,
+      {
+        ...exitWithParentFlag,
+        chunk: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        listen: { type: 'string' },
+        root: { type: 'string' },
+      },
+      2,
+    );
     if (positionals[0] === 'serve') {
       const { host, port } = parseHostPort(values.listen, '--listen');
       if (!values.root) throw new UsageError('expected --root DIR');
@@ -181,17 +189,21 @@ Usage: strata nbd mount --remote HOST:PORT[/EXPORT] --cache FILE --listen 127.0.
 Example:
   strata nbd mount --remote 127.0.0.1:10809/disk --cache ./disk.cache --listen 127.0.0.1:10810`,
   async run(argv, io) {
-    const { values } = parseFlags(argv, {
-      ...exitWithParentFlag,
-      remote: { type: 'string' },
-      cache: { type: 'string' },
-      listen: { type: 'string' },
-      chunk: { type: 'string' },
-      'pull-concurrency': { type: 'string' },
-      'poll-us': { type: 'string' },
-      'write-through': { type: 'boolean' },
-      name: { type: 'string' },
-    });
+    const { values } = parseFlags(
+      argv,
+      {
+        ...exitWithParentFlag,
+        remote: { type: 'string' },
+        cache: { type: 'string' },
+        listen: { type: 'string' },
+        chunk: { type: 'string' },
+        'pull-concurrency': { type: 'string' },
+        'poll-us': { type: 'string' },
+        'write-through': { type: 'boolean' },
+        name: { type: 'string' },
+      },
+      0,
+    );
     const pollUs = intFlag('poll-us', values['poll-us'], defaultPollUs, 0, 1_000_000);
     const m = /^([^:/]+):(\d+)(?:\/(.*))?$/.exec(values.remote ?? '');
     if (!m) throw new UsageError(`--remote: expected HOST:PORT[/EXPORT], got '${values.remote ?? ''}'`);
@@ -267,13 +279,17 @@ Usage: strata migrate source --file F --listen 127.0.0.1:PORT [--serve 127.0.0.1
 Example:
   strata migrate source --file disk.img --listen 127.0.0.1:7100 --serve 127.0.0.1:10809`,
   async run(argv, io) {
-    const { values } = parseFlags(argv, {
-      ...exitWithParentFlag,
-      file: { type: 'string' },
-      listen: { type: 'string' },
-      serve: { type: 'string' },
-      chunk: { type: 'string' },
-    });
+    const { values } = parseFlags(
+      argv,
+      {
+        ...exitWithParentFlag,
+        file: { type: 'string' },
+        listen: { type: 'string' },
+        serve: { type: 'string' },
+        chunk: { type: 'string' },
+      },
+      0,
+    );
     if (!values.file) throw new UsageError('expected --file F');
     const { host, port } = parseHostPort(values.listen, '--listen');
     const serveAt = values.serve ? parseHostPort(values.serve, '--serve') : undefined;
@@ -366,16 +382,20 @@ Usage: strata migrate dest --from HOST:PORT --file OUT --serve 127.0.0.1:PORT [-
 Example:
   strata migrate dest --from 127.0.0.1:7100 --file disk.img --serve 127.0.0.1:10810`,
   async run(argv, io) {
-    const { values } = parseFlags(argv, {
-      ...exitWithParentFlag,
-      from: { type: 'string' },
-      file: { type: 'string' },
-      serve: { type: 'string' },
-      'dirty-max': { type: 'string' },
-      rounds: { type: 'string' },
-      'pull-concurrency': { type: 'string' },
-      'max-rate': { type: 'string' },
-    });
+    const { values } = parseFlags(
+      argv,
+      {
+        ...exitWithParentFlag,
+        from: { type: 'string' },
+        file: { type: 'string' },
+        serve: { type: 'string' },
+        'dirty-max': { type: 'string' },
+        rounds: { type: 'string' },
+        'pull-concurrency': { type: 'string' },
+        'max-rate': { type: 'string' },
+      },
+      0,
+    );
     const from = parseHostPort(values.from, '--from');
     if (!values.file) throw new UsageError('expected --file OUT');
     const serveAt = parseHostPort(values.serve, '--serve');

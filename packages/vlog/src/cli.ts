@@ -84,7 +84,7 @@ const create = sub(
   'create NAME [--meta URL] [--loglet SPEC]',
   'strata log create events --meta file:./meta --loglet file:./seg',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, { ...common, loglet: { type: 'string' } });
+    const { values, positionals } = parseFlags(argv, { ...common, loglet: { type: 'string' } }, 1);
     return withLog(
       positionals[0],
       values.meta,
@@ -110,7 +110,11 @@ const append = sub(
   'append NAME [--meta URL] [--batch N] [--sequencers H:P,... --servers H:P,...]',
   'printf "a\\nb\\n" | strata log append events --meta file:./meta',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, { ...common, ...poolFlags, batch: { type: 'string' } });
+    const { values, positionals } = parseFlags(
+      argv,
+      { ...common, ...poolFlags, batch: { type: 'string' } },
+      1,
+    );
     const batchMax = intFlag('batch', values.batch, 256, 1, 65536);
     // with a pool of spare sequencers and LogServers, a native loglet that fails is replaced from it
     const failover = poolFailover(values);
@@ -158,11 +162,15 @@ const monitor = sub(
   'monitor NAME --sequencers H:P,... --servers H:P,... [--interval MS] [--meta URL]',
   'strata log monitor events --sequencers 127.0.0.1:7000,127.0.0.1:7100 --servers 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003,127.0.0.1:7004',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, {
-      ...common,
-      ...poolFlags,
-      interval: { type: 'string' },
-    });
+    const { values, positionals } = parseFlags(
+      argv,
+      {
+        ...common,
+        ...poolFlags,
+        interval: { type: 'string' },
+      },
+      1,
+    );
     const failover = poolFailover(values);
     if (!failover) throw new UsageError('expected --sequencers and --servers: the pool to fail over to');
     const intervalMs = intFlag('interval', values.interval, 500, 10, 3_600_000);
@@ -202,12 +210,16 @@ const read = sub(
   'read NAME [--from N] [--to N] [--follow] [--json] [--meta URL]',
   'strata log read events --from 0 --json --meta file:./meta',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, {
-      ...common,
-      from: { type: 'string' },
-      to: { type: 'string' },
-      follow: { type: 'boolean' },
-    });
+    const { values, positionals } = parseFlags(
+      argv,
+      {
+        ...common,
+        from: { type: 'string' },
+        to: { type: 'string' },
+        follow: { type: 'boolean' },
+      },
+      1,
+    );
     let from = intFlag('from', values.from, 0);
     const to = intFlag('to', values.to, Number.MAX_SAFE_INTEGER);
     return withLog(positionals[0], values.meta, io, async (l) => {
@@ -240,7 +252,7 @@ const tail = sub(
   'tail NAME [--meta URL] [--json]',
   'strata log tail events --meta file:./meta',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, common);
+    const { values, positionals } = parseFlags(argv, common, 1);
     return withLog(positionals[0], values.meta, io, async (l) => {
       const t = await l.checkTail();
       output(io, values.json, t, () => `${t.tail}${t.sealed ? ' (sealed)' : ''}`);
@@ -255,7 +267,7 @@ const seal = sub(
   'seal NAME [--meta URL]',
   'strata log seal events --meta file:./meta',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, common);
+    const { values, positionals } = parseFlags(argv, common, 1);
     return withLog(positionals[0], values.meta, io, async (l) => {
       const t = await l.seal();
       output(io, values.json, t, () => `sealed at ${t.tail}`);
@@ -270,7 +282,7 @@ const trim = sub(
   'trim NAME --to N [--meta URL]',
   'strata log trim events --to 1000 --meta file:./meta',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, { ...common, to: { type: 'string' } });
+    const { values, positionals } = parseFlags(argv, { ...common, to: { type: 'string' } }, 1);
     if (values.to === undefined) throw new UsageError('expected --to N');
     const to = intFlag('to', values.to, 0);
     return withLog(positionals[0], values.meta, io, async (l) => {
@@ -286,7 +298,7 @@ const chain = sub(
   'chain NAME [--meta URL] [--json]',
   'strata log chain events --meta file:./meta',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, common);
+    const { values, positionals } = parseFlags(argv, common, 1);
     return withLog(positionals[0], values.meta, io, async (l) => {
       output(io, values.json, l.segments, () =>
         l.segments.map((s) => `[${s.start}, ${s.end ?? ''})\t${s.spec}`).join('\n'),
@@ -302,7 +314,7 @@ const reconfigure = sub(
   'reconfigure NAME --loglet SPEC [--meta URL]',
   'strata log reconfigure events --loglet file:./seg2 --meta file:./meta',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, { ...common, loglet: { type: 'string' } });
+    const { values, positionals } = parseFlags(argv, { ...common, loglet: { type: 'string' } }, 1);
     if (!values.loglet) throw new UsageError('expected --loglet SPEC');
     return withLog(positionals[0], values.meta, io, async (l) => {
       const t0 = performance.now();
@@ -324,11 +336,15 @@ const server = sub(
   'server --dir DIR --listen 127.0.0.1:PORT [--pool-writes]',
   'strata log server --dir ./ls1 --listen 127.0.0.1:7001',
   async (argv, io) => {
-    const { values } = parseFlags(argv, {
-      dir: { type: 'string' },
-      listen: { type: 'string' },
-      'pool-writes': { type: 'boolean' },
-    });
+    const { values } = parseFlags(
+      argv,
+      {
+        dir: { type: 'string' },
+        listen: { type: 'string' },
+        'pool-writes': { type: 'boolean' },
+      },
+      0,
+    );
     if (!values.dir) throw new UsageError('expected --dir DIR');
     const { host, port } = parseHostPort(values.listen, '--listen');
     // a process of its own: group commits are written on the event loop, unless --pool-writes (for a
@@ -349,7 +365,7 @@ const sequencer = sub(
   'sequencer --listen 127.0.0.1:PORT [--servers H1:P1,H2:P2,H3:P3]',
   'strata log sequencer --listen 127.0.0.1:7000 --servers 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003',
   async (argv, io) => {
-    const { values } = parseFlags(argv, { listen: { type: 'string' }, servers: { type: 'string' } });
+    const { values } = parseFlags(argv, { listen: { type: 'string' }, servers: { type: 'string' } }, 0);
     // the LogServers come with each loglet's spec; --servers is the default for requests without them
     const servers = (values.servers ?? '').split(',').filter(Boolean);
     const { host, port } = parseHostPort(values.listen, '--listen');
