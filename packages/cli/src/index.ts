@@ -9,6 +9,8 @@ import type { Readable, Writable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 
+export { makeDirs, makeDirsSync } from './fs.js';
+
 /** The streams and environment a command runs with; tests pass their own. */
 export interface Io {
   stdin: Readable;

@@ -2,10 +2,11 @@
  * Layers that wrap any ObjectStore with the same contract: a bounded read cache, injected latency (to
  * model S3 Standard and S3 Express on one machine), and tiers (express / standard / auto).
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { makeDirsSync } from '@strata/cli';
 import { hash64Words } from '@strata/highwayhash';
 import { compareKeys } from './backends/mem.js';
 import type { GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './contract.js';
@@ -148,7 +149,7 @@ export class CachedStore extends StoreWrapper {
         throw new RangeError(`disk cache bytesMax must be positive, got ${disk.bytesMax}`);
       // a cache starts empty: files left by an earlier process may hold versions written since
       rmSync(disk.dir, { recursive: true, force: true });
-      mkdirSync(disk.dir, { recursive: true });
+      makeDirsSync(disk.dir);
     }
   }
 

@@ -13,9 +13,10 @@
  * Journal (`replication.journal`): one JSON object per line, `{"i":SEQ,"k":KEY}` (intent) or `{"d":SEQ}`
  * (done); a torn last line is ignored. It is rewritten with only the pending intents once it grows.
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { makeDirs } from '@strata/cli';
 import { NotFoundError, type ObjectStore, type PutOptions } from './contract.js';
 import { StoreWrapper } from './layers.js';
 import { collectBody } from './util.js';
@@ -94,7 +95,7 @@ export class ReplicatedStore extends StoreWrapper {
   }
 
   private async recover(dir: string): Promise<void> {
-    await mkdir(dir, { recursive: true });
+    await makeDirs(dir);
     const path = join(dir, journalName);
     const text = await readFile(path, 'utf8').catch(() => '');
     const intents = new Map<number, string>();

@@ -1,7 +1,8 @@
 import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { makeDirs } from '@strata/cli';
 import { hash64Words } from '@strata/highwayhash';
 import { compareKeys } from './backends/mem.js';
 import {
@@ -397,7 +398,7 @@ export class WalStore implements ObjectStore {
   }
 
   private async recover(): Promise<void> {
-    await mkdir(this.o.dir, { recursive: true });
+    await makeDirs(this.o.dir);
     try {
       this.unlock = await lockDirectory(this.o.dir, `WAL directory ${this.o.dir}`);
     } catch (e) {

@@ -8,6 +8,7 @@ import {
   group,
   type Io,
   intFlag,
+  makeDirs,
   output,
   Progress,
   parseBytes,
@@ -474,8 +475,8 @@ export const demos: DemoStep[] = [
   {
     name: 'r3map',
     async run(io, dir) {
-      const { mkdir, writeFile, readFile } = await import('node:fs/promises');
-      await mkdir(dir, { recursive: true });
+      const { writeFile, readFile } = await import('node:fs/promises');
+      await makeDirs(dir);
       const a = Buffer.alloc(8 << 20);
       for (let i = 0; i < a.length; i += 4096) a.writeUInt32LE(i, i);
       await writeFile(join(dir, 'disk.img'), a);

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { makeDirs } from '@strata/cli';
 import {
   type GetOptions,
   type ListOptions,
@@ -153,8 +154,8 @@ export class FileStore implements ObjectStore {
     const objDir = this.objDir;
     const tmpDir = this.tmpDir;
     this.ready = (async () => {
-      await mkdir(objDir, { recursive: true });
-      await mkdir(tmpDir, { recursive: true });
+      await makeDirs(objDir);
+      await makeDirs(tmpDir);
     })();
     // awaited by every operation, which gets the error; a store dropped before its first operation (its
     // directory removed meanwhile) must not end the process with an unhandled rejection

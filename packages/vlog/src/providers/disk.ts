@@ -1,6 +1,7 @@
 import { constants, writevSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { type FileHandle, open, readFile, rename, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { makeDirs } from '@strata/cli';
 import { DirectoryLockedError, lockDirectory } from '@strata/objstore';
 import { LogletUnavailableError } from '../contract.js';
 
@@ -76,7 +77,7 @@ export class NodeDisk implements Disk {
   }
 
   static async open(dir: string, o: NodeDiskOptions = {}): Promise<NodeDisk> {
-    const first = await mkdir(dir, { recursive: true });
+    const first = await makeDirs(dir);
     if (first !== undefined) {
       // new directories: make their entries durable, from the deepest up to the parent of the first
       for (let p = dir; ; p = dirname(p)) {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { open, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { makeDirs } from '@strata/cli';
 import { lockFile } from '@strata/objstore';
 import { type MetaStore, VersionConflictError, type Versioned } from '../contract.js';
 
@@ -30,7 +31,7 @@ export class FileMetaStore<T = unknown> implements MetaStore<T> {
   }
 
   async put(value: T, expectedVersion: number): Promise<number> {
-    await mkdir(dirname(this.path), { recursive: true });
+    await makeDirs(dirname(this.path));
     const unlock = await this.lock();
     try {
       const cur = await this.get();

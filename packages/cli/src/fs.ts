@@ -1,0 +1,65 @@
+import { mkdirSync, statSync } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+
+// Node 20's recursive mkdir never settles when a parent exists but cannot hold the child: every mkdir
+// under /proc answers ENOENT, so Node "creates" the missing parent, finds that it exists and tries the
+// child again, forever (the sync form spins the event loop, the promise stays pending). `strata store put
+// --store file:/proc/x` hung that way. These walk up once to the first directory that exists and create
+// the rest in order, so a child that still cannot be made is an error.
+
+function notDirectory(path: string): Error {
+  return Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), { code: 'ENOTDIR', path });
+}
+
+const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
+
+/**
+ * `mkdir -p` that always settles: creates `dir` and its missing parents and returns the first directory it
+ * created (undefined if `dir` existed), as `mkdir(dir, { recursive: true })` does.
+ */
+export async function makeDirs(dir: string): Promise<string | undefined> {
+  const missing: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const st = await stat(d).catch((e) => {
+      if (code(e) === 'ENOENT') return undefined;
+      throw e;
+    });
+    if (st && !st.isDirectory()) throw notDirectory(d);
+    if (st || dirname(d) === d) break;
+    missing.push(d);
+  }
+  let first: string | undefined;
+  for (const d of missing.reverse()) {
+    try {
+      await mkdir(d);
+      first ??= d;
+    } catch (e) {
+      if (code(e) !== 'EEXIST') throw e;
+      if (!(await stat(d)).isDirectory()) throw notDirectory(d);
+    }
+  }
+  return first;
+}
+
+/** {@link makeDirs} with synchronous calls. */
+export function makeDirsSync(dir: string): string | undefined {
+  const missing: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const st = statSync(d, { throwIfNoEntry: false });
+    if (st && !st.isDirectory()) throw notDirectory(d);
+    if (st || dirname(d) === d) break;
+    missing.push(d);
+  }
+  let first: string | undefined;
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d);
+      first ??= d;
+    } catch (e) {
+      if (code(e) !== 'EEXIST') throw e;
+      if (!statSync(d).isDirectory()) throw notDirectory(d);
+    }
+  }
+  return first;
+}
