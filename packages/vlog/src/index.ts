@@ -12,7 +12,15 @@ export {
   nativeFailover,
   successorId,
 } from './failover.js';
-export { type OpenLogOptions, openLog, openLoglet, openMeta, prepareLoglet, SpecError } from './open.js';
+export {
+  checkLogletSpec,
+  type OpenLogOptions,
+  openLog,
+  openLoglet,
+  openMeta,
+  prepareLoglet,
+  SpecError,
+} from './open.js';
 export { type Disk, NodeDisk } from './providers/disk.js';
 export { EtcdMetaStore, etcdRequestTimeoutMs, parseEtcdUrl } from './providers/etcd.js';
 export { FileLoglet, scanRecords } from './providers/file.js';

@@ -1,7 +1,7 @@
 /** Spec URLs for loglets and MetaStores, and `openLog` for applications. */
 import { join, resolve } from 'node:path';
-import { openStore } from '@strata/objstore';
-import type { Chain, Loglet, MetaStore, Payload } from './contract.js';
+import { openStore, parseStoreUrl } from '@strata/objstore';
+import { type Chain, type Loglet, type MetaStore, type Payload, VersionConflictError } from './contract.js';
 import { EtcdMetaStore, parseEtcdUrl } from './providers/etcd.js';
 import { FileLoglet } from './providers/file.js';
 import { FileMetaStore } from './providers/file-meta.js';
@@ -109,11 +109,7 @@ export async function openLoglet(
     if (!l) memLoglets.set(key, (l = new MemoryLoglet(start)));
     return l;
   }
-  if (spec.startsWith('file:')) {
-    const dir = spec.slice(5);
-    if (!dir) throw new SpecError(`loglet spec '${spec}': file: needs a directory, e.g. file:./log`);
-    return openFileLoglet(join(resolve(cwd, dir), seg), start);
-  }
+  if (spec.startsWith('file:')) return openFileLoglet(join(resolve(cwd, fileSpecDir(spec)), seg), start);
   if (spec.startsWith('objstore:')) {
     // objstore:STORE_URL -- each segment under its own prefix. A loglet's objects are small batches, read
     // from a local file: store with synchronous calls (a thread-pool trip waits behind the process's busy
@@ -136,9 +132,32 @@ export async function openLoglet(
       n.servers,
     );
   }
-  throw new SpecError(
+  throw unknownKind(spec);
+}
+
+function unknownKind(spec: string): SpecError {
+  return new SpecError(
     `loglet spec '${spec}': unknown kind (expected mem://NAME, file:DIR, objstore:STORE_URL, zk://HOST:PORT/PATH, native://SEQ?servers=... or striped:SPEC|SPEC|...)`,
   );
+}
+
+function fileSpecDir(spec: string): string {
+  const dir = spec.slice('file:'.length);
+  if (!dir) throw new SpecError(`loglet spec '${spec}': file: needs a directory, e.g. file:./log`);
+  return dir;
+}
+
+/**
+ * Throws the {@link SpecError} {@link openLoglet} would for `spec` (an unknown kind, a malformed URL), without
+ * opening or connecting to anything: what a chain is checked with before it takes a spec.
+ */
+export function checkLogletSpec(spec: string): void {
+  if (spec.startsWith('striped:')) for (const p of stripedParts(spec)) checkLogletSpec(p);
+  else if (spec.startsWith('file:')) fileSpecDir(spec);
+  else if (spec.startsWith('objstore:')) specOr(() => parseStoreUrl(spec.slice('objstore:'.length)));
+  else if (spec.startsWith('zk://')) specOr(() => parseZkUrl(spec));
+  else if (spec.startsWith('native://')) specOr(() => parseNativeSpec(spec));
+  else if (!spec.startsWith('mem://')) throw unknownKind(spec);
 }
 
 /** The scope of a native loglet's id: the log, and for a stripe the stripe too (stripes stay apart). */
@@ -225,7 +244,7 @@ export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualL
   const cwd = o.cwd ?? process.cwd();
   const meta = openMeta(o.meta, name, cwd);
   const factory = (spec: string, start: number, index: number) => openLoglet(spec, start, index, cwd, name);
-  o = { prepare: (spec, index) => prepareLoglet(spec, index, name), ...o };
+  o = { prepare: (spec, index) => prepareLoglet(spec, index, name), checkSpec: checkLogletSpec, ...o };
   const { value } = await meta.get();
   if (!value) {
     if (!o.create) throw new SpecError(`no log named '${name}' in ${o.meta} (create it first)`);
@@ -238,8 +257,9 @@ export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualL
           : `mem://${name}`);
     try {
       return await VirtualLog.create(meta, factory, spec, o);
-    } catch {
+    } catch (e) {
       // created concurrently by someone else: connect to theirs
+      if (!(e instanceof VersionConflictError)) throw e;
     }
   }
   return VirtualLog.connect(meta, factory, o);

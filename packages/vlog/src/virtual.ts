@@ -58,6 +58,12 @@ export interface VirtualLogOptions {
    * seal-to-first-append path. Errors are ignored.
    */
   prepare?: (spec: string, index: number) => Promise<void>;
+  /**
+   * Throws if `spec` names no loglet the factory could open (`checkLogletSpec` in open.ts). Called before a
+   * chain takes a spec (`create`, `reconfigure`): a segment whose loglet cannot be opened could be neither
+   * appended to, read nor sealed, so a typo would end the log.
+   */
+  checkSpec?: (spec: string) => void;
   /** The clock's sleep (injected by the simulation harness). */
   sleep?: (ms: number) => Promise<void>;
   /** The clock (injected by the simulation harness). */
@@ -89,6 +95,7 @@ export class VirtualLog implements Loglet {
     spec: string,
     opts?: VirtualLogOptions,
   ): Promise<VirtualLog> {
+    opts?.checkSpec?.(spec);
     await meta.put({ segments: [{ start: 0, spec }] }, 0);
     const v = new VirtualLog(meta, open, opts);
     await v.refresh();
@@ -323,6 +330,7 @@ export class VirtualLog implements Loglet {
    * `ifActive`, only segment `ifActive` is replaced: if the chain has moved past it, nothing is done.
    */
   async reconfigure(spec: string, o: { ifActive?: number } = {}): Promise<number> {
+    this.opts.checkSpec?.(spec);
     for (;;) {
       await this.refresh();
       const i = this.active();

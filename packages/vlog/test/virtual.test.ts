@@ -207,4 +207,22 @@ describe('strata log', () => {
     expect(missing.code).toBe(1);
     expect(missing.out).toBe('');
   });
+
+  it('refuses a loglet spec it could not open before a chain takes it: a typo cannot end the log', async () => {
+    const meta = ['--meta', 'file:./specmeta'];
+    for (const bad of ['bogus:x', 'file:', 'striped:file:./a|', 'native://127.0.0.1:1', 'zk://127.0.0.1']) {
+      const c = await run(['create', 'sp', ...meta, '--loglet', bad]);
+      expect(c.code, bad).toBe(1);
+      expect(c.err).toContain(bad);
+    }
+    expect((await run(['create', 'sp', ...meta, '--loglet', 'file:./specseg'])).code).toBe(0);
+    expect((await run(['append', 'sp', ...meta], 'a\n')).out).toBe('0\n');
+    const r = await run(['reconfigure', 'sp', ...meta, '--loglet', 'bogus:x']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/loglet spec 'bogus:x': unknown kind/);
+    // the active segment was not sealed: the log goes on where it was
+    expect((await run(['chain', 'sp', ...meta])).out).toMatch(/^\[0, \)\tfile:.*specseg\n$/);
+    expect((await run(['append', 'sp', ...meta], 'b\n')).out).toBe('1\n');
+    expect((await run(['read', 'sp', ...meta])).out).toBe('0\ta\n1\tb\n');
+  });
 });
