@@ -2,6 +2,10 @@
 import { processIo } from '@strata/cli';
 import { main } from './index.js';
 
+// The AWS SDK (s3:// stores) prints eight lines on every run under Node < 22 about its releases after
+// January 2027; the lockfile pins the release this CLI was tested with. A user's own setting wins.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 main(process.argv.slice(2), processIo()).then(
   (code) => {
     process.exitCode = code;

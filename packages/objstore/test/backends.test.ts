@@ -252,14 +252,17 @@ describe('injected latency', () =>
 
 describe('file: a directory that cannot be made', () => {
   // Node's mkdir({ recursive: true }) never settled here: every mkdir under /proc answers ENOENT
-  it.skipIf(!existsSync('/proc/self'))('fails every operation with the mkdir error, and close returns', async () => {
-    const s = await openStore('file:/proc/strata-no-such/store');
-    await expect(s.put('k', new Uint8Array([1]))).rejects.toThrow(/ENOENT.*mkdir '\/proc\/strata-no-such'/);
-    await expect(s.get('k')).rejects.toThrow(/ENOENT/);
-    await expect(s.list('')).rejects.toThrow(/ENOENT/);
-    await s.close();
-    await expect(openStore('mem:', { wal: { dir: '/proc/strata-no-such/wal' } })).rejects.toThrow(/ENOENT/);
-  });
+  it.skipIf(!existsSync('/proc/self'))(
+    'fails every operation with the mkdir error, and close returns',
+    async () => {
+      const s = await openStore('file:/proc/strata-no-such/store');
+      await expect(s.put('k', new Uint8Array([1]))).rejects.toThrow(/ENOENT.*mkdir '\/proc\/strata-no-such'/);
+      await expect(s.get('k')).rejects.toThrow(/ENOENT/);
+      await expect(s.list('')).rejects.toThrow(/ENOENT/);
+      await s.close();
+      await expect(openStore('mem:', { wal: { dir: '/proc/strata-no-such/wal' } })).rejects.toThrow(/ENOENT/);
+    },
+  );
 });
 
 describe('file: streamed puts', () => {

@@ -139,3 +139,35 @@ describe('s3: multipart upload failure (no server: requests answered in the test
     s.client.destroy();
   });
 });
+
+describe('s3: errors the store never answered', () => {
+  it('name the store, and say where credentials come from', async () => {
+    const saved = { ...process.env };
+    // no credentials anywhere, and no instance-metadata lookup (it is not on loopback)
+    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_PROFILE', 'AWS_SESSION_TOKEN'])
+      delete process.env[k];
+    process.env.AWS_EC2_METADATA_DISABLED = 'true';
+    process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/strata-credentials';
+    process.env.AWS_CONFIG_FILE = '/nonexistent/strata-config';
+    try {
+      const anon = new S3Store(
+        { region: 'us-east-1', bucket: 'b', prefix: 'p', endpoint: 'http://127.0.0.1:1' },
+        { attemptsMax: 1 },
+      );
+      await expect(anon.get('k')).rejects.toThrow(
+        /^s3:\/\/b\/p\?endpoint=http:\/\/127\.0\.0\.1:1: no credentials: give accessKeyId and secretAccessKey/,
+      );
+      await anon.close();
+      const refused = new S3Store(
+        { ...creds, bucket: 'b', prefix: 'p', endpoint: 'http://127.0.0.1:1' },
+        { attemptsMax: 1 },
+      );
+      await expect(refused.put('k', Buffer.from('x'))).rejects.toThrow(
+        /^s3:\/\/b\/p\?endpoint=.*ECONNREFUSED/,
+      );
+      await refused.close();
+    } finally {
+      process.env = saved;
+    }
+  });
+});

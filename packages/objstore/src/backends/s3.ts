@@ -103,11 +103,24 @@ export class S3Store implements ObjectStore {
                 `${name} ${(e as Error)?.message}`,
               )
             : code === 429 || code >= 500;
-        if (!retriable || attempt === this.attempts - 1) throw e;
+        if (!retriable || attempt === this.attempts - 1) throw this.located(e);
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(2000, 50 * 2 ** attempt)));
       }
     }
-    throw last;
+    throw this.located(last);
+  }
+
+  /**
+   * An error the store never answered (no credentials, no connection) says which store it was about and,
+   * for credentials, where they come from; the store's own answers keep their status for the callers.
+   */
+  private located(e: unknown): unknown {
+    if (status(e) !== undefined || !(e instanceof Error)) return e;
+    const why =
+      e.name === 'CredentialsProviderError'
+        ? 'no credentials: give accessKeyId and secretAccessKey in the URL or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY'
+        : e.message;
+    return new ObjectStoreError(`${this.url}: ${why}`, { cause: e });
   }
 
   private k(key: string): string {
@@ -140,7 +153,6 @@ export class S3Store implements ObjectStore {
       const code = status(e);
       if (!conditional) throw e;
       // 412: lost the race -- unless an earlier attempt of ours landed and only its response was lost.
-      // 5xx after retries (RGW sometimes answers a losing racer with 500): outcome unknown, resolve by reading.
       if (code === 412 || code === 409)
         throw new PreconditionFailedError(key, `the store rejected the condition (${code})`);
       // 5xx after retries (RGW sometimes answers a losing racer with 500): outcome unknown, resolve by reading.
