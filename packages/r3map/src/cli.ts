@@ -146,10 +146,10 @@ Example:
     }
     const [src, dst] = positionals;
     if (!src || !dst) throw new UsageError('expected SRC and DST');
-    const chunkBytes = values.chunk ? parseBytes(values.chunk, '--chunk') : undefined;
+    const chunkBytes = values.chunk !== undefined ? parseBytes(values.chunk, '--chunk') : undefined;
     const progress = new Progress(io.stderr, { total: 0, label: 'sync', quiet: values.quiet === true });
     const opts = {
-      ...(chunkBytes ? { chunkBytes } : {}),
+      ...(chunkBytes !== undefined ? { chunkBytes } : {}),
       dryRun: values['dry-run'] === true,
       onProgress: (n: number) => progress.tick(n),
     };
@@ -219,7 +219,7 @@ Example:
     const cache = await FileDevice.open(resolve(io.cwd, values.cache), { create: true, size: remote.size });
     const dev = new MountDevice(cache, remote, {
       ...(values.chunk ? { chunkBytes: parseBytes(values.chunk, '--chunk') } : {}),
-      ...(values['pull-concurrency'] ? { pullConcurrency: Number(values['pull-concurrency']) } : {}),
+      pullConcurrency: intFlag('pull-concurrency', values['pull-concurrency'], 4, 1, 64),
       writeThrough: values['write-through'] === true,
     });
     const server = new NbdServer([{ name: values.name ?? '', device: dev }], { pollUs });

@@ -53,6 +53,10 @@ export class MountDevice implements BlockDevice {
     this.chunkBytes = opts.chunkBytes ?? 1 << 20;
     if (this.chunkBytes < 64 << 10 || this.chunkBytes > 4 << 20)
       throw new RangeError(`chunk size must be 64 KiB to 4 MiB, got ${this.chunkBytes}`);
+    // no puller at all would leave every read of an absent chunk waiting forever
+    const pullers = opts.pullConcurrency ?? 4;
+    if (!Number.isInteger(pullers) || pullers < 1)
+      throw new RangeError(`pullConcurrency must be a positive integer, got ${pullers}`);
     const n = Math.ceil(this.size / this.chunkBytes);
     this.present = new Uint8Array(n);
     this.stats = {

@@ -10,6 +10,15 @@ import {
 } from '../src/index.js';
 
 const chunk = 64 << 10;
+
+describe('MountDevice options', () => {
+  it('refuses a pull concurrency under 1 (no puller: a read of an absent chunk would wait forever)', () => {
+    const make = (pullConcurrency: number) =>
+      new MountDevice(new MemoryDevice(1 << 20), new MemoryDevice(1 << 20), { pullConcurrency });
+    for (const n of [0, -1, 1.5, Number.NaN]) expect(() => make(n), String(n)).toThrow(/pullConcurrency/);
+    expect(make(1).size).toBe(1 << 20);
+  });
+});
 const size = 16 << 20;
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {

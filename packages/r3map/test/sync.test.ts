@@ -79,5 +79,11 @@ describe('delta sync', () => {
     expect(await runCommand(cmd, ['c1', 'c2', '--dry-run'], c.io)).toBe(0);
     expect(c.stdout()).toMatch(/would send 200000 bytes: 4 of 4 chunks differ/);
     expect(await runCommand(cmd, ['c1'], captureIo('', {}, root).io)).toBe(2);
+    // --chunk 0 was taken as "the default"; every size the sync cannot use is refused alike
+    for (const size of ['0', '1K', '1T']) {
+      const z = captureIo('', {}, root);
+      expect(await runCommand(cmd, ['c1', 'c2', '--chunk', size], z.io), size).toBe(1);
+      expect(z.stderr()).toMatch(/chunk size must be an integer in \[4096, /);
+    }
   });
 });
