@@ -286,6 +286,9 @@ const trim = sub(
     if (values.to === undefined) throw new UsageError('expected --to N');
     const to = intFlag('to', values.to, 0);
     return withLog(positionals[0], values.meta, io, async (l) => {
+      const { tail } = await l.checkTail();
+      if (to > tail)
+        throw new CliError(`--to ${to} is past the tail (${tail}): there is nothing there to trim yet`);
       await l.prefixTrim(to);
       return 0;
     });

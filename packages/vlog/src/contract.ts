@@ -36,7 +36,9 @@ export interface LogRecord {
  *   is committed and readable (unless trimmed).
  * - `read(from, to)` returns the committed records in [from, min(to, tail)), in order, with no gaps;
  *   reading below the trim point throws {@link TrimmedError}.
- * - `prefixTrim(pos)` discards records below `pos` (a hint: storage may be reclaimed later).
+ * - `prefixTrim(pos)` discards records below `pos` (a hint: storage may be reclaimed later). A
+ *   `VirtualLog` trims no further than its tail; a loglet need not clamp (a LogServer's replica may be
+ *   asked to trim ahead of records still in flight to it).
  * - `seal()` is idempotent; once it has returned, no append can be acknowledged, and the tail is fixed.
  */
 export interface Loglet {

@@ -304,6 +304,9 @@ export class VirtualLog implements Loglet {
   }
 
   async prefixTrim(pos: number): Promise<void> {
+    // never past the tail: the positions there are not written yet, and a trim point past them would
+    // discard the next records as they are acknowledged ('strata log trim --to 99' at tail 2 did)
+    pos = Math.min(pos, (await this.checkTail()).tail);
     for (;;) {
       await this.refresh();
       if (pos <= this.trimPoint) return;

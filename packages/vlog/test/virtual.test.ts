@@ -11,6 +11,7 @@ import {
   openLog,
   SealedError,
   Sequencer,
+  TrimmedError,
   VirtualLog,
 } from '../src/index.js';
 import { simulate } from '../src/sim.js';
@@ -69,6 +70,20 @@ describe('VirtualLog', () => {
     expect(a.segments).toHaveLength(2);
     expect(['mem://A', 'mem://C']).toContain(a.segments[1]!.spec);
     expect(await c.append([b('z')])).toEqual([2]);
+  });
+
+  it('trims no further than the tail: records appended after a trim past it stay readable', async () => {
+    const v = await VirtualLog.create(
+      new MemoryMetaStore(),
+      async (_s, start) => new MemoryLoglet(start),
+      'm',
+    );
+    await v.append([b('a'), b('b')]);
+    await v.prefixTrim(99);
+    expect(await v.append([b('c')])).toEqual([2]);
+    expect((await v.read(2, 3)).map((r) => Buffer.from(r.payload).toString())).toEqual(['c']);
+    await expect(v.read(1, 2)).rejects.toBeInstanceOf(TrimmedError);
+    await v.close();
   });
 
   it('a sealed log (no successor) rejects appends after its timeout', async () => {
@@ -201,6 +216,9 @@ describe('strata log', () => {
     expect((await run(['chain', 'ev', ...meta])).out).toMatch(
       /\[0, 3\)\tfile:.*cliseg\n\[3, \)\tfile:.*cliseg2/,
     );
+    const past = await run(['trim', 'ev', ...meta, '--to', '99']);
+    expect(past.code).toBe(1);
+    expect(past.err).toMatch(/--to 99 is past the tail \(4\)/);
     expect((await run(['trim', 'ev', ...meta, '--to', '2'])).code).toBe(0);
     expect((await run(['read', 'ev', ...meta, '--from', '2'])).out).toBe('2\tthree\n3\tfour\n');
     const missing = await run(['tail', 'nope', ...meta]);
