@@ -233,16 +233,19 @@ export function decode(linkType: number, b: Uint8Array, stats: DecodeStats): Dec
 
 /**
  * Decodes one captured frame into `r` (its fields from the last packet all overwritten); returns `r`, or
- * the reason on failure (counted; `r` then holds nothing to use).
+ * the reason on failure (counted; `r` then holds nothing to use). With `l4Checksum` false the TCP/UDP
+ * checksum is not computed (`l4ChecksumOk` stays true): the sum over every payload byte is most of what
+ * decoding costs, and is not needed where checksums are not validated or are checked elsewhere.
  */
 export function decodeInto(
   r: PacketRecord,
   linkType: number,
   b: Uint8Array,
   stats: DecodeStats,
+  l4Checksum = true,
 ): PacketRecord | DecodeFailure {
   stats.packets++;
-  const why = decodeInner(r, linkType, b);
+  const why = decodeInner(r, linkType, b, l4Checksum);
   if (why !== undefined) {
     stats.failures[why]++;
     return why;
@@ -262,7 +265,12 @@ function view(b: Uint8Array, start: number, end: number): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset + start, end - start);
 }
 
-function decodeInner(d: PacketRecord, linkType: number, b: Uint8Array): DecodeFailure | undefined {
+function decodeInner(
+  d: PacketRecord,
+  linkType: number,
+  b: Uint8Array,
+  l4Checksum: boolean,
+): DecodeFailure | undefined {
   let o = 0;
   let etherType = 0;
   let vlans = noVlans;
@@ -349,7 +357,8 @@ function decodeInner(d: PacketRecord, linkType: number, b: Uint8Array): DecodeFa
     }
     const why = transport(d, b, o + ihl, end);
     // the capture holds the whole datagram: the transport checksum can be checked
-    if (why === undefined && b.length >= o + total) d.l4ChecksumOk = l4ChecksumOk(d, b, o + ihl, end);
+    if (l4Checksum && why === undefined && b.length >= o + total)
+      d.l4ChecksumOk = l4ChecksumOk(d, b, o + ihl, end);
     return why;
   }
   if (etherType === 0x86dd) {
@@ -411,7 +420,8 @@ function decodeInner(d: PacketRecord, linkType: number, b: Uint8Array): DecodeFa
       return undefined;
     }
     const why = transport(d, b, p, end);
-    if (why === undefined && b.length >= o + 40 + plen) d.l4ChecksumOk = l4ChecksumOk(d, b, p, end);
+    if (l4Checksum && why === undefined && b.length >= o + 40 + plen)
+      d.l4ChecksumOk = l4ChecksumOk(d, b, p, end);
     return why;
   }
   return 'not-ip';

@@ -262,6 +262,8 @@ export class ParallelRunner {
       ...(defrag !== undefined && { defrag }),
       ...(opts.overlapPolicy && { overlapPolicy: opts.overlapPolicy }),
     });
+    // the workers decode every packet again: they sum the payloads for the transport checksums, in parallel
+    pipe.checksumsLater = true;
     // rules on FTP files: a data connection goes to the worker of its control connection
     const ftpControl = ftpPortTest({ ...defaultVars, ...opts.vars });
     const ftp = rules.some(
@@ -401,7 +403,8 @@ export class ParallelRunner {
           b.meta[m] = x.n;
           b.meta[m + 1] = x.tsUs;
           b.meta[m + 2] = x.linkType;
-          b.meta[m + 3] = x.checksumOk ? 1 : 0;
+          // 2: the worker checks the transport checksum (`checksumsLater`), the IP header's being right
+          b.meta[m + 3] = !x.checksumOk ? 0 : x.checksumLater ? 2 : 1;
           b.meta[m + 4] = b.bytes;
           b.meta[m + 5] = frameLen;
           b.meta[m + 6] = wholeLen;

@@ -78,6 +78,11 @@ export interface PreparedPacket {
   /** A datagram rebuilt from fragments (raw IP), when it was. */
   whole: Uint8Array | undefined;
   checksumOk: boolean;
+  /**
+   * The transport checksum is still to be checked (`Pipeline.checksumsLater`): `checksumOk` says only
+   * whether the IP header's is right, and whoever inspects the packet decodes it again with the checksum.
+   */
+  checksumLater?: boolean;
 }
 
 /**
@@ -170,6 +175,12 @@ export class Pipeline {
   private sampled = 0;
   private sampledBad = 0;
   /**
+   * Leave the transport checksum of the packets prepared after the `auto` sample to whoever inspects them
+   * (`PreparedPacket.checksumLater`): the workers of a parallel run, which decode every packet again,
+   * so that the main thread, which all of them wait on, does not sum every payload byte.
+   */
+  checksumsLater = false;
+  /**
    * The verdict on the last packet pushed. A fragment is passed on as it comes: the verdict on its datagram
    * falls on the fragment that completed it (without which the receiver cannot rebuild the datagram).
    */
@@ -184,6 +195,7 @@ export class Pipeline {
     linkType: 0,
     whole: undefined,
     checksumOk: true,
+    checksumLater: false,
   };
 
   constructor(
@@ -232,20 +244,24 @@ export class Pipeline {
     const n = ++this.packets;
     this.bytes += p.data.length;
     const d = this.record;
-    if (typeof decodeInto(d, p.linkType, p.data, this.decodeStats) === 'string') return undefined;
+    // the transport checksum only where it is validated here: during the `auto` sample, or when
+    // validating and not left to the workers
+    const sampling = this.opts.validateChecksums === 'auto' && this.sampled < checksumSamplePackets;
+    const l4Checksum = sampling || (this.validating && !this.checksumsLater);
+    if (typeof decodeInto(d, p.linkType, p.data, this.decodeStats, l4Checksum) === 'string') return undefined;
     let frame = p.data;
     let whole: Uint8Array | undefined;
     if (d.frag && this.defrag) {
       // the defragmenter copies what it keeps; the record then holds the datagram rebuilt
       whole = this.defrag.add(d, p.tsUs);
       if (!whole) return undefined;
-      if (typeof decodeInto(d, 101, whole, this.redecodeStats) === 'string') return undefined;
+      if (typeof decodeInto(d, 101, whole, this.redecodeStats, l4Checksum) === 'string') return undefined;
       frame = this.defrag.lastFrame ?? whole;
     }
     // Suricata's checksum validation: a packet with a bad checksum is still inspected on its own, but it
     // does not move TCP state or go into a stream
     const valid = d.ipChecksumOk && d.l4ChecksumOk;
-    if (this.opts.validateChecksums === 'auto' && this.sampled < checksumSamplePackets) {
+    if (sampling) {
       this.sampled++;
       if (!valid) this.sampledBad++;
       if (this.sampled === checksumSamplePackets && this.sampledBad * 10 > this.sampled)
@@ -258,6 +274,7 @@ export class Pipeline {
     x.linkType = p.linkType;
     x.whole = whole;
     x.checksumOk = !this.validating || valid;
+    x.checksumLater = this.validating && !l4Checksum;
     return x;
   }
 

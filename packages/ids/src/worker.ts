@@ -15,7 +15,10 @@ import { rejectFrames } from './reject.js';
 import type { Rule } from './rules.js';
 import { inspectPrepared, type PreparedPacket } from './run.js';
 
-/** Per packet in a batch's `meta`: n, tsUs, link type, checksumOk, frame offset, frame length, whole length. */
+/**
+ * Per packet in a batch's `meta`: n, tsUs, link type, checksums (0 bad, 1 good or not validated, 2 the IP
+ * header's good and the transport checksum to be checked here), frame offset, frame length, whole length.
+ */
 export const metaFields = 7;
 
 export type ToWorker =
@@ -111,12 +114,15 @@ function runBatch(engine: Engine, id: number, meta: Float64Array, data: Uint8Arr
     const wholeLen = meta[k + 6]!;
     const frame = data.subarray(off, off + len);
     const whole = wholeLen ? data.subarray(off + len, off + len + wholeLen) : undefined;
+    // the transport checksum only where the main thread left it to this worker
+    const l4Checksum = meta[k + 3] === 2;
     const r = whole
-      ? decodeInto(record, 101, whole, decodeStats)
-      : decodeInto(record, linkType, frame, decodeStats);
+      ? decodeInto(record, 101, whole, decodeStats, l4Checksum)
+      : decodeInto(record, linkType, frame, decodeStats, l4Checksum);
     if (typeof r === 'string') continue; // decoded once already on the main thread: cannot happen
     const d = record;
-    const x: PreparedPacket = { d, n, tsUs, frame, linkType, whole, checksumOk: meta[k + 3] === 1 };
+    const checksumOk = l4Checksum ? d.l4ChecksumOk : meta[k + 3] === 1;
+    const x: PreparedPacket = { d, n, tsUs, frame, linkType, whole, checksumOk };
     for (const a of inspectPrepared(engine, x)) out.push(a);
     if (ips) {
       // as Pipeline.push decides it on one thread

@@ -139,6 +139,30 @@ describe('the whole pipeline', () => {
     expect(on.engine.stats.badChecksums).toBe(50);
   });
 
+  it('the transport checksum is summed only where validated: left to the inspector after the sample (checksumsLater), never when off', () => {
+    const bad = Uint8Array.from(tcpFrame({ payload: 'x' }));
+    bad[50] = (bad[50]! + 1) & 0xff; // the TCP checksum
+    const good = tcpFrame({ payload: 'x' });
+    const later = new Pipeline([], { validateChecksums: 'auto' });
+    later.checksumsLater = true;
+    const here = new Pipeline([], { validateChecksums: 'auto' });
+    const off = new Pipeline([], { validateChecksums: false });
+    for (let i = 0; i < 1200; i++) {
+      const data = i % 20 === 0 ? bad : good;
+      const p = { tsUs: i, linkType: 1, data, origLength: 0 };
+      const x = later.prepare(p)!;
+      const y = here.prepare(p)!;
+      // during the sample the main pipeline checks every packet itself
+      expect(x.checksumLater).toBe(i >= 1000);
+      expect(x.checksumOk).toBe(i >= 1000 || data === good);
+      expect(x.d.l4ChecksumOk).toBe(i >= 1000 || data === good);
+      expect([y.checksumLater, y.checksumOk]).toEqual([false, data === good]);
+      const z = off.prepare(p)!;
+      expect([z.checksumLater, z.checksumOk, z.d.l4ChecksumOk]).toEqual([false, true, true]);
+    }
+    expect(later.validating).toBe(true);
+  });
+
   it('decodes the helper frames with valid checksums', () => {
     const d = decode(1, tcpFrame({ payload: 'abc' }), newDecodeStats());
     expect(typeof d !== 'string' && d.ipChecksumOk && d.l4ChecksumOk).toBe(true);
