@@ -56,7 +56,8 @@ Usage: strata hash [--bits 64|128|256] [--key HEX64] [FILE|-]...
 
   --bits N        64 (default), 128 or 256
   --key HEX       the 256-bit key as 64 hex digits (default: 000102...1f)
-  --check FILE    verify a listing made by this command; exit 1 on any mismatch
+  --check FILE    verify a listing made by this command (each line's width gives its --bits unless
+                  --bits is given); exit 1 on any mismatch
   --json          one JSON object per file
   --quiet         no progress bar; with --check, print only failures
 
@@ -82,15 +83,19 @@ Example:
       }
       // the whole listing is checked before any file is read: a malformed line names its line number
       // (blank lines counted), and nothing is reported OK from a listing that is refused
+      if (positionals.length > 0)
+        throw new UsageError(`--check reads the files its listing names, got '${positionals[0]}' too`);
+      // without --bits, each line's width says its size (16, 32 or 64 hex digits), as b2sum reads them
+      const widths = values.bits === undefined ? [16, 32, 64] : [bits / 4];
       const entries: { hex: string; name: string }[] = [];
       for (const [i, raw] of text.split('\n').entries()) {
         const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
         if (line.trim() === '') continue;
         // sha256sum's form: HEX, a space, ' ' or '*' (text or binary mode: the same here), NAME
         const m = /^([0-9a-fA-F]+) [ *](.+)$/.exec(line);
-        if (!m || m[1]!.length !== bits / 4)
+        if (!m || !widths.includes(m[1]!.length))
           throw new CliError(
-            `${values.check}:${i + 1}: expected "HEX  NAME" with ${bits / 4} hex digits, got '${line.slice(0, 60)}'`,
+            `${values.check}:${i + 1}: expected "HEX  NAME" with ${widths.join(', ').replace(/, (\d+)$/, ' or $1')} hex digits, got '${line.slice(0, 60)}'`,
           );
         entries.push({ hex: m[1]!.toLowerCase(), name: m[2]! });
       }
@@ -98,7 +103,7 @@ Example:
       for (const { hex, name } of entries) {
         let ok = false;
         try {
-          ok = (await digestStream(key, bits, name, io, true)) === hex;
+          ok = (await digestStream(key, hex.length * 4, name, io, true)) === hex;
         } catch (e) {
           io.stderr.write(`strata hash: ${name}: ${(e as Error).message}\n`);
         }

@@ -55,6 +55,28 @@ describe('strata hash', () => {
     expect(c.stdout()).toBe('b.bin: OK\nb.bin: OK\n');
   });
 
+  it("--check without --bits takes each line's size from its width; with --bits it holds every line to it", async () => {
+    writeFileSync(join(dir, 'c.bin'), 'sea');
+    const words = (ws: Iterable<bigint>) => [...ws].map((w) => w.toString(16).padStart(16, '0')).join('');
+    const lines = [];
+    for (const bits of ['64', '128', '256']) {
+      const c = captureIo('', {}, dir);
+      expect(await runCommand(cmd, ['--bits', bits, 'c.bin'], c.io)).toBe(0);
+      lines.push(c.stdout());
+    }
+    expect(lines[1]).toBe(`${words(hash128(key, Buffer.from('sea')))}  c.bin\n`);
+    writeFileSync(join(dir, 'mixed'), lines.join(''));
+    const c = captureIo('', {}, dir);
+    expect(await runCommand(cmd, ['--check', 'mixed'], c.io)).toBe(0);
+    expect(c.stdout()).toBe('c.bin: OK\n'.repeat(3));
+    const held = captureIo('', {}, dir);
+    expect(await runCommand(cmd, ['--bits', '64', '--check', 'mixed'], held.io)).toBe(1);
+    expect(held.stderr()).toContain('mixed:2: expected "HEX  NAME" with 16 hex digits');
+    const extra = captureIo('', {}, dir);
+    expect(await runCommand(cmd, ['--check', 'mixed', 'c.bin'], extra.io)).toBe(2);
+    expect(extra.stderr()).toMatch(/got 'c\.bin' too/);
+  });
+
   it('--check refuses a malformed listing before reading any file, naming the line (blank lines counted)', async () => {
     const hex = hash64(key, Buffer.from('bee')).toString(16).padStart(16, '0');
     writeFileSync(join(dir, 'broken'), `${hex}  b.bin\n\n\n${hex.slice(1)}  b.bin\n`);
@@ -62,7 +84,7 @@ describe('strata hash', () => {
     expect(await runCommand(cmd, ['--check', 'broken'], c.io)).toBe(1);
     expect(c.stdout()).toBe(''); // the good first line is not reported OK from a refused listing
     expect(c.stderr()).toContain(
-      `broken:4: expected "HEX  NAME" with 16 hex digits, got '${hex.slice(1)}  b.bin'`,
+      `broken:4: expected "HEX  NAME" with 16, 32 or 64 hex digits, got '${hex.slice(1)}  b.bin'`,
     );
   });
 
@@ -81,7 +103,9 @@ describe('strata hash', () => {
         const c = captureIo('', {}, dir);
         const code = await runCommand(cmd, ['--check', 'fuzz'], c.io);
         expect([0, 1]).toContain(code);
-        const badAt = lines.findIndex((l) => l.trim() !== '' && !/^[0-9a-fA-F]{16} [ *].+$/.test(l));
+        const badAt = lines.findIndex(
+          (l) => l.trim() !== '' && !/^([0-9a-fA-F]{16}|[0-9a-fA-F]{32}|[0-9a-fA-F]{64}) [ *].+$/.test(l),
+        );
         if (badAt >= 0) {
           expect(c.stderr()).toContain(`fuzz:${badAt + 1}: expected`);
           expect(c.stdout()).toBe('');
