@@ -65,6 +65,17 @@ function specialBytes(w: number): number {
   );
 }
 
+/**
+ * The bytes of w (four ASCII bytes of a chunk, little-endian) that end a field `\S*` or add to its class:
+ * blanks and controls (below 0x21), `"` and `\`, as their top bits; 0 when none (exact for "any", as in
+ * `specialBytes`).
+ */
+function fieldStopBytes(w: number): number {
+  return (
+    ((w - 0x21212121) | ((w ^ 0x22222222) - 0x01010101) | ((w ^ 0x5c5c5c5c) - 0x01010101)) & ~w & 0x80808080
+  );
+}
+
 /** The template as steps (op, argument): a literal's byte, a field's number (and `[^c]*`'s c above bit 16). */
 function compileTemplate(template: string): { ops: Int32Array; names: string[] } | undefined {
   const parts = template.split(/(<[A-Za-z_][A-Za-z0-9_]*>)/).filter((x) => x !== '');
@@ -134,12 +145,15 @@ class JsonColumn {
   buf = Buffer.allocUnsafe(1 << 16);
   view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   o = 0;
+  /** `buf.length`, kept as a number: a Buffer's length read on every cell was 8% of the page loop. */
+  cap = this.buf.length;
 
   room(bytes: number): void {
-    if (this.o + bytes <= this.buf.length) return;
-    const b = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.o + bytes));
+    if (this.o + bytes <= this.cap) return;
+    const b = Buffer.allocUnsafe(Math.max(this.cap * 2, this.o + bytes));
     this.buf.copy(b, 0, 0, this.o);
     this.buf = b;
+    this.cap = b.length;
     this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   }
 
@@ -256,6 +270,10 @@ export class ByteRowParser {
         case opNonSpaceSpaces: {
           const p0 = p;
           let cls = 0;
+          // Four bytes at a time while none is a blank, a control, `"` or `\` (bytes that add nothing to
+          // the field's class), then byte by byte: the byte loop was a quarter of this function (dates,
+          // times, pids and levels are runs of 3-6 such bytes).
+          while (p + 4 <= e && fieldStopBytes(dv.getUint32(p, true)) === 0) p += 4;
           while (p < e) {
             const k2 = byteClass[b[p]!]!;
             if ((k2 & classSpace) !== 0) break;
