@@ -904,11 +904,12 @@ export class Stream {
       throw new Error(`${abs}: shorter (${st.size} bytes) than its checkpoint ${off}: truncated in place`);
     const fd = openSync(abs, 'r');
     const inflight: Promise<void>[] = [];
-    const appends = new OrderedAppends(async (recs) => {
-      const pos = await this.log.append(recs);
-      await this.catchUp();
-      return pos;
-    });
+    // The view catches up once, after the last append, not after each: a catch-up reads the log's tail
+    // back (gets, and a listing of the segment's objects that grows with it), which took about as many
+    // system calls as the append itself. Whether each record is the one that counts for its block (another
+    // server may have appended the same chunk first) is decided then.
+    const appended: { id: string; pos: number }[] = [];
+    const appends = new OrderedAppends((recs) => this.log.append(recs));
     try {
       // Reads go straight after the bytes not yet cut, in one buffer reused for every chunk (a chunk's
       // bytes are made a string, or parsed from the buffer by buildChunk, which lays out the whole block
@@ -980,8 +981,7 @@ export class Stream {
               ascii ? ends : undefined,
             ).then((b) => this.writeChunk(id, b, {}));
             const acked = appends.add(rec).then((pos) => {
-              if (this.acknowledged(id, pos)) stats.blocksWritten++;
-              else stats.blocksDeduped++;
+              appended.push({ id, pos });
             });
             acked.catch(() => undefined); // awaited below, in order
             inflight.push(acked);
@@ -999,6 +999,10 @@ export class Stream {
       }
       off = pendingFrom;
       for (const p of inflight) await p;
+      await this.catchUp();
+      for (const { id, pos } of appended)
+        if (this.acknowledged(id, pos)) stats.blocksWritten++;
+        else stats.blocksDeduped++;
     } finally {
       // On an error, the chunks in flight still complete (or fail) before this returns.
       await Promise.allSettled(inflight);

@@ -436,6 +436,34 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
     }
   });
 
+  it('two Streams ingesting one file at once: each block is written once, its counts say which won', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const file = join(dir, 'ev.jsonl');
+    const mk = (i: number) => JSON.stringify({ ts: t0 + i, level: 'INFO', n: i, msg: `line_${i}` });
+    writeFileSync(file, `${Array.from({ length: 300 }, (_, i) => mk(i)).join('\n')}\n`);
+    const [a, b] = [await Stream.open(dir, 'ev'), await Stream.open(dir, 'ev')];
+    try {
+      const [sa, sb] = await Promise.all([
+        a.ingestFile(file, { chunkBytes: 1024 }),
+        b.ingestFile(file, { chunkBytes: 1024 }),
+      ]);
+      // the view is caught up when ingestFile returns: every block is in it, once
+      const blocks = a.blockCount;
+      expect(blocks).toBeGreaterThan(10);
+      expect(b.blockCount).toBe(blocks);
+      expect(sa.blocksWritten + sa.blocksDeduped).toBe(blocks);
+      expect(sb.blocksWritten + sb.blocksDeduped).toBe(blocks);
+      expect(sa.blocksWritten + sb.blocksWritten).toBe(blocks);
+      expect((await a.search(a.parse(''))).rows.map((r) => r[3])).toEqual(
+        Array.from({ length: 300 }, (_, i) => i),
+      );
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('a file is cut into the lines split gives: empty lines are rows, a last line without a newline is one', async () => {
     const dir = scratch();
     createStream(dir, ddl);
