@@ -100,4 +100,5 @@ export {
   Stream,
   type StreamOptions,
   streamDir,
+  valuePageRows,
 } from './stream.js';

@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { blockPageRows, createStream, Stream } from '@strata/helios';
+import { blockPageRows, createStream, Stream, valuePageRows } from '@strata/helios';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-pages-'));
@@ -43,6 +43,32 @@ describe('page key filters', () => {
       const none = await s.search(s.parse("user = 'u99' OR msg CONTAINS 'id_7'"));
       expect(none.rows.map((r) => r[0])).toEqual([7]);
       expect(none.stats.pagesRead).toBeLessThanOrEqual(2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a stream indexing declared values only has pages of valuePageRows; a rare value reads its page', async () => {
+    const dir = join(root, 'b');
+    createStream(dir, `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, user STRING) INDEX (user)`);
+    const total = valuePageRows * 3;
+    const lines = Array.from({ length: total }, (_, n) =>
+      JSON.stringify({ n, user: n === total - 1 ? 'rare' : `u${n % 9}` }),
+    );
+    const file = join(dir, 'in.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      await s.ingestFile(file, { chunkBytes: 64 << 20 }); // one block
+      await s.indexAll();
+      expect(s.blockCount).toBe(1);
+      const scan = await s.search(s.parse("user = 'u4'"), { useIndex: false });
+      expect(scan.stats.pagesRead + scan.stats.pagesSkipped).toBe(3);
+      expect(scan.rows.length).toBe(lines.filter((_, n) => n % 9 === 4 && n !== total - 1).length);
+      const rare = await s.search(s.parse("user = 'rare'"));
+      expect(rare.rows.map((r) => r[0])).toEqual([total - 1]);
+      expect(rare.stats.pagesRead).toBeLessThanOrEqual(2);
+      expect(rare.stats.pagesSkipped).toBeGreaterThanOrEqual(1);
     } finally {
       await s.close();
     }
