@@ -1,6 +1,14 @@
 import { createWriteStream, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { CliError, type Command, type DemoStep, parseBytes, parseFlags, UsageError } from '@strata/cli';
+import {
+  CliError,
+  type Command,
+  type DemoStep,
+  makeDirs,
+  parseBytes,
+  parseFlags,
+  UsageError,
+} from '@strata/cli';
 import { alertFast, eveJson } from './detect.js';
 import { ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
@@ -20,7 +28,7 @@ single packets only, tcp-stream: the stream only). HTTP/1.x is parsed on the rea
 the HTTP buffers (http_uri, http_header, file_data, ...) are filled; rules it cannot evaluate are
 listed on stderr with the reason.
 
-Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VALUE]...
+Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--var NAME=VALUE]...
                   [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none|auto]
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
@@ -55,7 +63,7 @@ Usage: strata ids --rules FILE... --pcap FILE... [--vars FILE]... [--var NAME=VA
 Example:
   strata ids --rules ../shared/ids/rules/snort3-community.rules --pcap ../shared/ids/traces/ndpi-mix-a.pcap --format json`,
   async run(argv, io) {
-    const { values } = parseFlags(argv, {
+    const { values, positionals } = parseFlags(argv, {
       rules: { type: 'string', multiple: true },
       pcap: { type: 'string', multiple: true },
       var: { type: 'string', multiple: true },
@@ -81,9 +89,10 @@ Example:
     if (!Number.isInteger(workers) || workers < 1 || workers > workersMax)
       throw new UsageError(`--workers: expected an integer from 1 to ${workersMax}, got '${values.workers}'`);
     const rulesFiles = (values.rules as string[] | undefined) ?? [];
-    const pcaps = (values.pcap as string[] | undefined) ?? [];
+    // captures also as plain arguments, as `snort -r` users type them
+    const pcaps = [...((values.pcap as string[] | undefined) ?? []), ...positionals];
     if (rulesFiles.length === 0 || pcaps.length === 0)
-      throw new UsageError('expected --rules FILE and --pcap FILE');
+      throw new UsageError('expected --rules FILE and a capture (--pcap FILE or FILE)');
     if (values.out !== undefined && pcaps.length > 1)
       throw new UsageError(`--out writes one pcap: give one --pcap (got ${pcaps.length})`);
     const format = values.format ?? 'fast';
@@ -133,6 +142,7 @@ Example:
       vars[m[1]!] = m[2]!;
     }
     const rules: Rule[] = [];
+    let malformed = 0;
     for (const f of rulesFiles) {
       let text: string;
       try {
@@ -142,6 +152,7 @@ Example:
       }
       const r = loadRules(text, f);
       for (const e of r.errors) io.stderr.write(`strata ids: ${e}\n`);
+      malformed += r.errors.length;
       rules.push(...r.rules);
     }
     const pool = workers > 1 ? new ParallelRunner(workers) : undefined;
@@ -213,7 +224,9 @@ Example:
         const reasons = new Map<string, number>();
         for (const s of r.rulesSkipped) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);
         io.stderr.write(
-          `strata ids: ${r.rulesLoaded} rules loaded, ${r.rulesSkipped.length} skipped${[...reasons]
+          `strata ids: ${r.rulesLoaded} rules loaded, ${malformed ? `${malformed} malformed (above), ` : ''}${r.rulesSkipped.length} skipped${[
+            ...reasons,
+          ]
             .slice(0, 8)
             .map(([k, n]) => `; ${n} x ${k}`)
             .join('')}\n`,
@@ -354,9 +367,9 @@ export const demos: DemoStep[] = [
   {
     name: 'ids',
     async run(io, dir) {
-      const { mkdirSync, writeFileSync } = await import('node:fs');
+      const { writeFileSync } = await import('node:fs');
       const { join } = await import('node:path');
-      mkdirSync(dir, { recursive: true });
+      await makeDirs(dir);
       const pcap = join(dir, 'demo.pcap');
       writeFileSync(pcap, demoCapture());
       const rules = loadRules(

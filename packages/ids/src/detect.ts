@@ -799,10 +799,16 @@ function flagsTest(v: string): (f: number) => boolean {
   };
 }
 
+type Pcre = { re: RegExp; relative: boolean; negated: boolean; buffer?: string };
+
 /** Converts a PCRE `/re/flags` to a JavaScript RegExp over latin1 text; undefined when it cannot. */
-export function compilePcre(
-  v: string,
-): { re: RegExp; relative: boolean; negated: boolean; buffer?: string } | undefined {
+export function compilePcre(v: string): Pcre | undefined {
+  const r = translatePcre(v);
+  return typeof r === 'string' ? undefined : r;
+}
+
+/** {@link compilePcre}, or why it cannot: what a skipped rule's report says. */
+function translatePcre(v: string): Pcre | string {
   let s = v.trim();
   let negated = false;
   if (s.startsWith('!')) {
@@ -811,7 +817,7 @@ export function compilePcre(
   }
   if (s.startsWith('"') && s.endsWith('"')) s = s.slice(1, -1);
   const m = /^\/(.*)\/([a-zA-Z]*)$/s.exec(s);
-  if (!m) return undefined;
+  if (!m) return 'expected /regex/flags';
   let src = m[1]!;
   let flags = '';
   let relative = false;
@@ -828,7 +834,7 @@ export function compilePcre(
     else if (f === 'A') anchored = true;
     else if (f === 'B' || f === 'O' || f === 'G') continue;
     else if (pcreBuffers[f]) buffer = pcreBuffers[f];
-    else return undefined;
+    else return `flag '${f}' is not supported`;
   }
   // PCRE's (?-i) part-way: JavaScript (before V8 12.5) has no inline modifiers, so the case-insensitive
   // part before it is spelt out ([aA]) and the i flag dropped
@@ -836,16 +842,19 @@ export function compilePcre(
   if (off >= 0) {
     const before = caseless(src.slice(0, off));
     const after = src.slice(off + 5);
-    if (!flags.includes('i') || before === undefined || /\(\?-?[a-z]/.test(after)) return undefined;
+    if (!flags.includes('i') || before === undefined || /\(\?-?[a-z]/.test(after))
+      return 'inline modifiers ((?-i) here) are supported only as one (?-i) after a plain caseless part';
     src = before + after;
     flags = flags.replace('i', '');
-  } else if (src.includes('(?i)') || src.includes('(?-')) return undefined;
+  } else if (src.includes('(?i)') || src.includes('(?-'))
+    return 'inline modifiers ((?i), (?-x)) are not supported';
   // PCRE_ANCHORED (Snort's A): only at the start of the subject (the cursor with R); not after a newline
   if (anchored) src = `(?<![\\s\\S])(?:${src})`;
   try {
     return { re: new RegExp(src, flags), relative, negated, ...(buffer && { buffer }) };
-  } catch {
-    return undefined;
+  } catch (e) {
+    // malformed, or PCRE syntax JavaScript lacks (possessive quantifiers, atomic groups, \Z ...)
+    return (e as Error).message.replace(/^Invalid regular expression: /, 'does not compile: ');
   }
 }
 
@@ -2324,8 +2333,8 @@ export class Engine {
           break;
         }
         case 'pcre': {
-          const p = compilePcre(v);
-          if (!p) throw new Error(`pcre '${v.slice(0, 40)}' is not expressible here`);
+          const p = translatePcre(v);
+          if (typeof p === 'string') throw new Error(`pcre '${v.slice(0, 40)}': ${p}`);
           if (p.buffer) buf = p.buffer;
           target.push({ kind: 'pcre', ...p, reG: new RegExp(p.re.source, `${p.re.flags}g`) });
           break;

@@ -170,6 +170,16 @@ describe.runIf(have)('parallel workers: the same alerts as one engine', () => {
         ),
       ).toBe(0);
       expect(two.stdout()).toBe(one.stdout());
+      // the capture as a plain argument, as `snort -r` users type it: the same alerts
+      const bare = captureIo();
+      expect(
+        await runCommand(
+          commands[0]!,
+          ['--rules', args[1]!, `${base}cases/alert-testmyids/input.pcap`, '--quiet'],
+          bare.io,
+        ),
+      ).toBe(0);
+      expect(bare.stdout()).toBe(one.stdout());
       const stats = JSON.parse(readFileSync(`${dir}/s.json`, 'utf8'));
       expect(stats.workers).toHaveLength(2);
       expect(stats.workers[0].packets + stats.workers[1].packets).toBe(10);
