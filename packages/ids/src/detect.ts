@@ -853,8 +853,10 @@ function translatePcre(v: string): Pcre | string {
   try {
     return { re: new RegExp(src, flags), relative, negated, ...(buffer && { buffer }) };
   } catch (e) {
-    // malformed, or PCRE syntax JavaScript lacks (possessive quantifiers, atomic groups, \Z ...)
-    return (e as Error).message.replace(/^Invalid regular expression: /, 'does not compile: ');
+    // malformed, or PCRE syntax JavaScript lacks (possessive quantifiers, atomic groups, (?s) ...). V8 quotes
+    // the source it was given, which is the rewrite (the A wrapper, [aA] classes), not the rule's: its
+    // reason alone (the rule's pcre heads the report)
+    return `does not compile: ${(e as Error).message.replace(/^Invalid regular expression: \/[\s\S]*\/[a-z]*: /, '')}`;
   }
 }
 

@@ -423,6 +423,9 @@ describe('pcre: PCRE features JavaScript lacks, rewritten', () => {
     // malformed, and PCRE that JavaScript lacks: the RegExp's own complaint
     expect(refused(r('/(a/', 1))).toMatch(/pcre '"\/\(a\/"': does not compile: .*Unterminated group/);
     expect(refused(r('/a++/', 1))).toMatch(/does not compile: .*Nothing to repeat/);
+    // the reason, not the source V8 compiled (A's wrapper, the [aA] classes before (?-i))
+    expect(refused(r('/(a/A', 1))).toBe(`pcre '"/(a/A"': does not compile: Unterminated group`);
+    expect(refused(r('/ab(?-i)(c/i', 1))).toBe(`pcre '"/ab(?-i)(c/i"': does not compile: Unterminated group`);
   });
 });
 
