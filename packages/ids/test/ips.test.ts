@@ -353,4 +353,25 @@ describe('strata ids --ips', () => {
       err: expect.stringMatching(/ENOENT/),
     });
   });
+
+  it("the summary counts a rule file's malformed rules; a capture may be a plain argument", async () => {
+    const p = pcapFile(twoSessions());
+    const rf = join(dir, 'some-bad.rules');
+    writeFileSync(
+      rf,
+      [
+        'alert tcp any any -> any any (msg:"evil"; content:"EVIL"; sid:1;)',
+        'alert tcp any any => any any (sid:2;)',
+        'alert tcp any any -> any any (msg:"re"; pcre:"/(a/"; sid:3;)',
+        'alert tcp any any -> any any (msg:"x" sid:4)',
+        '',
+      ].join('\n'),
+    );
+    const c = captureIo();
+    expect(await runCommand(commands[0]!, ['--rules', rf, p], c.io)).toBe(0);
+    expect(c.stderr()).toMatch(
+      /^strata ids: 1 rules loaded, 2 malformed \(above\), 1 skipped; 1 x pcre '"\/\(a\/"': does not compile: Unterminated group$/m,
+    );
+    expect(c.stdout()).toMatch(/\[1:1:0\] evil/);
+  });
 });
