@@ -165,6 +165,9 @@ class OrderedAppends {
 
   /** Resolves with the record's log position once it is appended. */
   add(rec: Promise<ProgressRecord>): Promise<number> {
+    // Handled below once the records before it are appended; until then a record that fails early (a put
+    // refused at once) would be an unhandled rejection, which ends a Node process.
+    rec.catch(() => undefined);
     return new Promise<number>((done, fail) => {
       this.ready = this.ready
         .then(() => rec)

@@ -518,6 +518,31 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
     }
   });
 
+  it('a block write that fails at once fails the ingest (no unhandled rejection); those before it are kept', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const file = join(dir, 'ev.jsonl');
+    const mk = (i: number) => JSON.stringify({ ts: t0 + i, level: 'WARN', n: i, msg: `m_${i}` });
+    writeFileSync(file, `${Array.from({ length: 300 }, (_, i) => mk(i)).join('\n')}\n`);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      const store = s.store as { put: typeof s.store.put };
+      const put = store.put.bind(s.store);
+      let blocks = 0;
+      store.put = async (key, body, o) => {
+        if (key.includes('/blocks/') && ++blocks === 6) throw new Error('disk gone');
+        return put(key, body, o);
+      };
+      await expect(s.ingestFile(file, { chunkBytes: 1024 })).rejects.toThrow('disk gone');
+      store.put = put;
+      const acked = (await s.search(s.parse(''))).rows.map((r) => r[3]);
+      expect(acked).toEqual(Array.from({ length: acked.length }, (_, i) => i)); // a prefix of the file
+      expect(acked.length).toBeGreaterThan(0);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a rotated file (new inode at the same path) starts at offset 0', async () => {
     const dir = scratch();
     createStream(dir, ddl);
