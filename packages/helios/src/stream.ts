@@ -916,6 +916,11 @@ export class Stream {
     const st = statSync(abs);
     const source = `file:${abs}#${st.ino}#${fingerprint(abs)}`;
     const chunkBytes = opts.chunkBytes ?? this.def.chunkBytesMax;
+    // The checkpoint is read from a caught-up view: a failed ingest returns before its final catch-up, so
+    // the blocks it appended (and another writer's) may not be in the view yet. Started before them, a
+    // re-run whose chunks are cut elsewhere (another chunk size, a file grown past a last short chunk)
+    // makes other block ids for their lines and ingests them again.
+    await this.catchUp();
     let off = this.checkpoint(source);
     const stats: IngestStats = { lines: 0, blocksWritten: 0, blocksDeduped: 0, bytes: 0 };
     if (off > st.size)
