@@ -175,9 +175,10 @@ export class Pipeline {
   private sampled = 0;
   private sampledBad = 0;
   /**
-   * Leave the transport checksum of the packets prepared after the `auto` sample to whoever inspects them
-   * (`PreparedPacket.checksumLater`): the workers of a parallel run, which decode every packet again,
-   * so that the main thread, which all of them wait on, does not sum every payload byte.
+   * Leave the transport checksum of every packet validated outside the `auto` sample (with validation
+   * `true`, the CLI's default `all`: every packet) to whoever inspects them (`PreparedPacket.checksumLater`):
+   * the workers of a parallel run, which decode every packet again, so that the main thread, which all of
+   * them wait on, does not sum every payload byte.
    */
   checksumsLater = false;
   /**
