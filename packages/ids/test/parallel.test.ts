@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   commands,
   Engine,
+  encodePcap,
   heldPacketsMax,
   loadRules,
   ParallelRunner,
@@ -14,7 +15,7 @@ import {
   type Rule,
   runCapture,
 } from '../src/index.js';
-import { alertLine, sharedIds } from './helpers.js';
+import { alertLine, sharedIds, tcpFrame } from './helpers.js';
 
 const { shared, have } = sharedIds('suricata-verify/manifest.json');
 const base = `${shared}suricata-verify/`;
@@ -185,6 +186,122 @@ describe.runIf(have)('parallel workers: the same alerts as one engine', () => {
       expect(stats.workers[0].packets + stats.workers[1].packets).toBe(10);
       expect(await runCommand(commands[0]!, [...args, '--workers', '0'], captureIo().io)).toBe(2);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+/** An IPv4 frame's header checksum set again (after a change to the header). */
+function ipChecksum(f: Uint8Array): void {
+  f[24] = 0;
+  f[25] = 0;
+  let s = 0;
+  for (let i = 14; i < 34; i += 2) s += (f[i]! << 8) | f[i + 1]!;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  f[24] = (~s >> 8) & 0xff;
+  f[25] = ~s & 0xff;
+}
+
+/** An Ethernet + IPv4 frame cut in two fragments after 24 bytes of its IP payload. */
+function fragments(f: Uint8Array, id: number): Uint8Array[] {
+  const cut = 24;
+  const a = new Uint8Array(34 + cut);
+  a.set(f.subarray(0, 34 + cut));
+  const b = new Uint8Array(f.length - cut);
+  b.set(f.subarray(0, 34));
+  b.set(f.subarray(34 + cut), 34);
+  for (const [x, field] of [
+    [a, 0x2000],
+    [b, cut / 8],
+  ] as const) {
+    const total = x.length - 14;
+    x[16] = total >> 8;
+    x[17] = total & 0xff;
+    x[18] = id >> 8;
+    x[19] = id & 0xff;
+    x[20] = field >> 8;
+    x[21] = field & 0xff;
+    ipChecksum(x);
+  }
+  return [a, b];
+}
+
+/**
+ * 30 TCP sessions, then 1,200 more packets (one in three sent as two fragments): one in `badEvery` with
+ * a bad checksum, TCP or (unfragmented) the IP header's.
+ */
+function checksumCapture(badEvery: number): Buffer {
+  const frames: Uint8Array[] = [];
+  const seq: number[] = [];
+  for (let c = 0; c < 30; c++) {
+    const cp = 40000 + c;
+    frames.push(tcpFrame({ sp: cp, flags: 0x02, seq: 999 }));
+    frames.push(
+      tcpFrame({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: cp, flags: 0x12, seq: 4999, ack: 1000 }),
+    );
+    frames.push(tcpFrame({ sp: cp, flags: 0x10, seq: 1000, ack: 5000 }));
+    seq.push(1000);
+  }
+  for (let k = 1, bad = 0; k <= 1200; k++) {
+    const c = (k * 7) % 30;
+    const payload = `GET /${k} HTTP/1.1\r\nHost: evil${k % 5}\r\n\r\n${'A'.repeat(k % 50)}`;
+    const f = tcpFrame({ sp: 40000 + c, flags: 0x18, seq: seq[c]!, ack: 5000, payload });
+    const kind = k % badEvery === 0 ? bad++ % 3 : -1;
+    const fragmented = k % 3 === 1;
+    if (kind === -1) seq[c]! += payload.length;
+    // a fragment's IP header checksum is not its datagram's: a fragmented one gets a bad TCP checksum
+    if (kind === 0 || kind === 1 || (kind === 2 && fragmented)) f[50]! ^= 1;
+    else if (kind === 2) f[24]! ^= 1;
+    if (fragmented) frames.push(...fragments(f, k));
+    else frames.push(f);
+  }
+  return encodePcap(frames.map((data, i) => ({ tsUs: i * 1000, data })));
+}
+
+describe('parallel workers: bad checksums as on one thread', () => {
+  it('counted and inspected alike, fragments included, with all, auto (either way) and none; the same IPS verdicts and pcap', async () => {
+    const pool = new ParallelRunner(2);
+    const dir = mkdtempSync(join(tmpdir(), 'ids-parallel-checksums-'));
+    const { rules } = loadRules(
+      [
+        'alert tcp any any -> any 80 (msg:"evil3"; content:"evil3"; sid:1;)',
+        'drop tcp any any -> any 80 (msg:"evil4"; flow:established; content:"evil4"; sid:2;)',
+        'alert http any any -> any any (msg:"host evil1"; http.host; content:"evil1"; sid:3;)',
+      ].join('\n'),
+      'c.rules',
+    );
+    try {
+      for (const [badEvery, validating] of [
+        [20, true], // 5% bad: auto keeps validating
+        [5, false], // 20% bad: auto stops after its sample
+      ] as const) {
+        const pcap = join(dir, `c${badEvery}.pcap`);
+        writeFileSync(pcap, checksumCapture(badEvery));
+        for (const v of [true, 'auto', false] as const) {
+          const opts = (out: string) => ({
+            validateChecksums: v,
+            ips: true,
+            streamRelease: 'immediate' as const,
+            out: join(dir, out),
+          });
+          const one = await runCapture(pcap, rules, opts('one.pcap'));
+          const two = await pool.run(pcap, rules, opts('two.pcap'));
+          const what = `1 in ${badEvery} bad, validation ${v}`;
+          const bad = 1200 / badEvery;
+          // auto off after its sample: only the sample's bad packets are counted
+          if (v === 'auto' && !validating) expect(one.stats.badChecksums, what).toBeLessThan(bad);
+          else expect(one.stats.badChecksums, what).toBe(v === false ? 0 : bad);
+          expect(two.stats.badChecksums, what).toBe(one.stats.badChecksums);
+          expect(two.alerts.map(alertLine).sort(), what).toEqual(one.alerts.map(alertLine).sort());
+          expect(two.verdicts, what).toEqual(one.verdicts);
+          expect(readFileSync(join(dir, 'two.pcap')).equals(readFileSync(join(dir, 'one.pcap'))), what).toBe(
+            true,
+          );
+          expect(one.verdicts!.dropped, what).toBeGreaterThan(0);
+        }
+      }
+    } finally {
+      await pool.close();
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
