@@ -73,4 +73,45 @@ describe('page key filters', () => {
       await s.close();
     }
   });
+
+  it('a value stream with blocks of 1,024-row pages (written before) and of valuePageRows: search and erase read both', async () => {
+    const dir = join(root, 'c');
+    createStream(dir, `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, user STRING) INDEX (user)`);
+    const total = valuePageRows * 2;
+    const mk = (from: number) =>
+      Array.from({ length: total }, (_, i) => JSON.stringify({ n: from + i, user: `u${(from + i) % 7}` }));
+    const [a, b] = [join(dir, 'a.jsonl'), join(dir, 'b.jsonl')];
+    writeFileSync(a, `${mk(0).join('\n')}\n`);
+    writeFileSync(b, `${mk(total).join('\n')}\n`);
+    const s = await Stream.open(dir, 'ev');
+    const inside = s as unknown as { pageKeyOptions: () => { pageRows?: number } };
+    try {
+      // the first file as a build before valuePageRows wrote it: pages of blockPageRows
+      const own = inside.pageKeyOptions.bind(s);
+      inside.pageKeyOptions = () => ({ ...own(), pageRows: blockPageRows });
+      await s.ingestFile(a, { chunkBytes: 64 << 20 });
+      inside.pageKeyOptions = own;
+      await s.ingestFile(b, { chunkBytes: 64 << 20 });
+      await s.indexAll();
+      expect(s.blockCount).toBe(2);
+      const all = await s.search(s.parse(''), { useIndex: false });
+      expect(all.rows.map((r) => r[0])).toEqual(Array.from({ length: 2 * total }, (_, n) => n));
+      expect(all.stats.pagesRead).toBe(total / blockPageRows + total / valuePageRows);
+      const want = (v: number, gone: (n: number) => boolean = () => false) =>
+        Array.from({ length: 2 * total }, (_, n) => n).filter((n) => n % 7 === v && !gone(n));
+      for (const useIndex of [true, false])
+        expect((await s.search(s.parse("user = 'u3'"), { useIndex })).rows.map((r) => r[0])).toEqual(want(3));
+      // erase rewrites both blocks (pages of valuePageRows from then on); both still read
+      const erased = await s.erase("user = 'u3' AND n >= 5", { gcGraceMs: 0 });
+      expect(erased.blocks).toBe(2);
+      for (const useIndex of [true, false]) {
+        expect((await s.search(s.parse("user = 'u3'"), { useIndex })).rows.map((r) => r[0])).toEqual([3]);
+        expect((await s.search(s.parse("user = 'u5'"), { useIndex })).rows.map((r) => r[0])).toEqual(want(5));
+      }
+      const left = await s.search(s.parse(''), { useIndex: false });
+      expect(left.rows.length).toBe(2 * total - (want(3).length - 1));
+    } finally {
+      await s.close();
+    }
+  });
 });
