@@ -985,8 +985,8 @@ export class Stream {
           const from = pendingFrom;
           const to = from + content.length;
           const id = blockId(source, from, to, content);
-          // The view is caught up here only while no chunk is in flight (the appends catch up themselves).
-          if (inflight.length === 0) await this.catchUp();
+          // Against the view as of the catch-up before the checkpoint: a block another writer appends
+          // meanwhile is written again here and counted as its (acknowledged) after the last append.
           if (this.ids.has(id)) stats.blocksDeduped++;
           else {
             // Chunk k is parsed, keyed and laid out here while the chunks before it are compressed, written
