@@ -28,6 +28,9 @@ describe('strata CLI', () => {
       ['log', 'server', 'dir', '--listen', '127.0.0.1:0'],
       ['nbd', 'serve', 'disk.img', '--listen', '127.0.0.1:0'],
       ['sync', 'a', 'b', 'c'],
+      ['search', 'hdfs', 'level', '=', 'INFO'],
+      ['stream', 'info', 'hdfs', 'extra'],
+      ['stream', 'serve', 'extra'],
     ];
     for (const argv of cases) {
       const c = captureIo();

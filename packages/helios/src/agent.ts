@@ -121,6 +121,8 @@ class Shipper {
     private readonly onAck: (source: string, to: number) => void,
     private readonly fetchFn: Fetch = fetch,
   ) {
+    if (!/^https?:\/\/[^/]/.test(opts.url))
+      throw new Error(`url '${opts.url}': expected the ingestion server as http://HOST:PORT`);
     this.chunkBytes = opts.chunkBytes ?? 4 << 20;
     this.everyMs = opts.chunkEveryMs ?? Number.POSITIVE_INFINITY;
     this.stats = this.bound();
@@ -167,7 +169,8 @@ class Shipper {
     if (o.localIndex === false && o.chunkBytes !== undefined && o.chunkEveryMs !== undefined) return;
     let ddl = o.ddl;
     if (ddl === undefined) {
-      const r = await this.retry(() => this.fetchFn(`${o.url}/streams/${o.stream}`));
+      const u = `${o.url}/streams/${o.stream}`;
+      const r = await this.retry(`GET ${u}`, () => this.fetchFn(u));
       ddl = ((await r.json()) as { ddl: string }).ddl;
     }
     this.def = parseDdl(ddl, `stream ${o.stream}`);
@@ -192,7 +195,8 @@ class Shipper {
       );
   }
 
-  private async retry(req: () => Promise<Response>): Promise<Response> {
+  /** `req` until it succeeds, at most retriesMax times more; the error names the request (`what`). */
+  private async retry(what: string, req: () => Promise<Response>): Promise<Response> {
     for (let attempt = 0; ; attempt++) {
       try {
         const r = await req();
@@ -202,7 +206,14 @@ class Shipper {
           throw Object.assign(new Error(`server refused: ${r.status} ${msg}`), { fatal: true });
         throw new Error(`server error ${r.status}: ${msg}`);
       } catch (e) {
-        if ((e as { fatal?: boolean }).fatal || attempt >= (this.opts.retriesMax ?? agentRetriesMax)) throw e;
+        const fatal = (e as { fatal?: boolean }).fatal === true;
+        if (fatal || attempt >= (this.opts.retriesMax ?? agentRetriesMax)) {
+          // fetch's own error is 'fetch failed', its cause the connection's (ECONNREFUSED 127.0.0.1:7070)
+          const err = e as Error & { cause?: { message?: string } };
+          const why = err.message === 'fetch failed' && err.cause?.message ? err.cause.message : err.message;
+          const tries = attempt > 0 ? ` (${attempt + 1} attempts)` : '';
+          throw Object.assign(new Error(`${what}: ${why}${tries}`, { cause: e }), { fatal });
+        }
         this.stats.retries++;
         const ms = Math.min(agentBackoffMs * 2 ** attempt, agentBackoffMsMax);
         await new Promise((r) => setTimeout(r, ms));
@@ -241,7 +252,7 @@ class Shipper {
     this.inflightBytes = Math.max(raw.length, body.length); // both exist while compressing
     this.account();
     this.inflight = (async () => {
-      const r = await this.retry(() =>
+      const r = await this.retry(`POST ${u}`, () =>
         this.fetchFn(u, {
           method: 'POST',
           body,

@@ -125,7 +125,7 @@ Usage: strata stream create --ddl FILE [--data DIR]
 
 Example: strata stream create --ddl hdfs.sql --data ./.strata`,
   async run(argv, io) {
-    const f = parseFlags(argv, { ...dataFlag, ddl: { type: 'string' } });
+    const f = parseFlags(argv, { ...dataFlag, ddl: { type: 'string' } }, 0);
     if (!f.values.ddl) throw new UsageError('--ddl FILE is required');
     const path = resolve(io.cwd, f.values.ddl);
     if (!existsSync(path)) throw new CliError(`${path}: no such file`);
@@ -217,7 +217,7 @@ Usage: strata stream erase STREAM --where EXPR [--data DIR]
 
 Example: strata stream erase hdfs --where "content CONTAINS 'blk_38865049064139660'"`,
   async run(argv, io) {
-    const f = parseFlags(argv, { ...dataFlag, where: { type: 'string' } });
+    const f = parseFlags(argv, { ...dataFlag, where: { type: 'string' } }, 1);
     if (!f.values.where) throw new UsageError('--where EXPR is required');
     return withStream(io, f.values.data, f.positionals[0], async (s) => {
       const where = f.values.where!;
@@ -248,7 +248,7 @@ Usage: strata stream export STREAM --parquet DIR [--data DIR]
 
 Example: strata stream export hdfs --parquet ./hdfs-parquet && duckdb -c "SELECT level, count(*) FROM './hdfs-parquet/rows.parquet' GROUP BY 1"`,
   async run(argv, io) {
-    const f = parseFlags(argv, { ...dataFlag, parquet: { type: 'string' } });
+    const f = parseFlags(argv, { ...dataFlag, parquet: { type: 'string' } }, 1);
     if (!f.values.parquet) throw new UsageError('--parquet DIR is required');
     return withStream(io, f.values.data, f.positionals[0], async (s) => {
       const r = await exportParquet(s, resolve(io.cwd, f.values.parquet!));
@@ -278,13 +278,17 @@ stderr and retried the next period.
 
 Example: strata stream serve --port 7070 --data ./.strata --maintain-every 10m`,
   async run(argv, io) {
-    const f = parseFlags(argv, {
-      ...dataFlag,
-      ...compactFlag,
-      ...maintainFlag,
-      port: { type: 'string' },
-      'no-index': { type: 'boolean' },
-    });
+    const f = parseFlags(
+      argv,
+      {
+        ...dataFlag,
+        ...compactFlag,
+        ...maintainFlag,
+        port: { type: 'string' },
+        'no-index': { type: 'boolean' },
+      },
+      0,
+    );
     const every = maintainEvery(f.values['maintain-every']);
     const srv = await startIngestServer(dataDir(io, f.values.data), {
       port: intFlag('port', f.values.port, 7070, 0, 65535),
@@ -322,17 +326,21 @@ one core, RSS and heap.
 Example: strata stream agent hdfs /var/log/hdfs.log --url http://127.0.0.1:7070 --follow 1000
          tail -F app.log | strata stream agent app - --url http://127.0.0.1:7070 --every 5`,
   async run(argv, io) {
-    const f = parseFlags(argv, {
-      url: { type: 'string' },
-      chunk: { type: 'string' },
-      every: { type: 'string' },
-      follow: { type: 'string' },
-      memory: { type: 'string' },
-      source: { type: 'string' },
-      'no-local-index': { type: 'boolean' },
-      'no-compress': { type: 'boolean' },
-      retries: { type: 'string' },
-    });
+    const f = parseFlags(
+      argv,
+      {
+        url: { type: 'string' },
+        chunk: { type: 'string' },
+        every: { type: 'string' },
+        follow: { type: 'string' },
+        memory: { type: 'string' },
+        source: { type: 'string' },
+        'no-local-index': { type: 'boolean' },
+        'no-compress': { type: 'boolean' },
+        retries: { type: 'string' },
+      },
+      2,
+    );
     const [stream, file] = f.positionals;
     if (!stream || !file || !f.values.url) throw new UsageError('expected STREAM FILE|- --url URL');
     const follow = f.values.follow ? intFlag('follow', f.values.follow, 1000, 10) : 0;
@@ -396,7 +404,11 @@ retried the next period.
 
 Example: strata stream index hdfs --follow 1000 --maintain-every 10m --data ./.strata`,
   async run(argv, io) {
-    const f = parseFlags(argv, { ...dataFlag, ...compactFlag, ...maintainFlag, follow: { type: 'string' } });
+    const f = parseFlags(
+      argv,
+      { ...dataFlag, ...compactFlag, ...maintainFlag, follow: { type: 'string' } },
+      1,
+    );
     const follow = f.values.follow ? intFlag('follow', f.values.follow, 1000, 10) : 0;
     const every = maintainEvery(f.values['maintain-every']);
     return withStream(
@@ -466,7 +478,7 @@ Usage: strata stream compact STREAM [--fanout N] [--data DIR] [--json]
 
 Example: strata stream compact hdfs --data ./.strata`,
   async run(argv, io) {
-    const f = parseFlags(argv, { ...dataFlag, fanout: { type: 'string' } });
+    const f = parseFlags(argv, { ...dataFlag, fanout: { type: 'string' } }, 1);
     const policy = f.values.fanout
       ? { compactFanoutMax: intFlag('fanout', f.values.fanout, defaultPolicy.compactFanoutMax, 1) }
       : {};
@@ -513,7 +525,7 @@ Long-running servers and indexers can run it themselves: --maintain-every DURATI
 
 Example: strata stream maintain hdfs --data ./.strata   # e.g. hourly from cron`,
   async run(argv, io) {
-    const f = parseFlags(argv, { ...dataFlag, 'grace-ms': { type: 'string' } });
+    const f = parseFlags(argv, { ...dataFlag, 'grace-ms': { type: 'string' } }, 1);
     return withStream(io, f.values.data, f.positionals[0], async (s) => {
       const r = await s.maintain(
         f.values['grace-ms'] ? { graceMs: intFlag('grace-ms', f.values['grace-ms'], 600_000, 0) } : {},
@@ -535,7 +547,7 @@ Usage: strata stream share-log STREAM [--data DIR] [--json]
 
 Example: strata stream share-log hdfs --data ./.strata`,
   async run(argv, io) {
-    const f = parseFlags(argv, { ...dataFlag });
+    const f = parseFlags(argv, { ...dataFlag }, 1);
     const name = f.positionals[0];
     if (!name) throw new UsageError('expected STREAM');
     const dir = join(streamDir(dataDir(io, f.values.data), name), 'progress');
@@ -562,7 +574,7 @@ Usage: strata stream info STREAM [--data DIR] [--json]
 
 Example: strata stream info hdfs`,
   async run(argv, io) {
-    const f = parseFlags(argv, { ...dataFlag });
+    const f = parseFlags(argv, { ...dataFlag }, 1);
     return withStream(io, f.values.data, f.positionals[0], async (s) => {
       const sz = s.sizes();
       const res = await s.search({ k: 'true' }, { limit: 0 });
@@ -592,16 +604,20 @@ EXPR: col = 'v', col != 'v', col IN ('a','b'), col < 10, ts >= '2008-11-09 20:00
 
 Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" --count`,
   async run(argv, io) {
-    const f = parseFlags(argv, {
-      ...dataFlag,
-      where: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      limit: { type: 'string' },
-      count: { type: 'boolean' },
-      explain: { type: 'boolean' },
-      'no-index': { type: 'boolean' },
-    });
+    const f = parseFlags(
+      argv,
+      {
+        ...dataFlag,
+        where: { type: 'string' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        limit: { type: 'string' },
+        count: { type: 'boolean' },
+        explain: { type: 'boolean' },
+        'no-index': { type: 'boolean' },
+      },
+      1,
+    );
     return withStream(io, f.values.data, f.positionals[0], async (s) => {
       let expr: Expr;
       try {

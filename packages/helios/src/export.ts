@@ -5,8 +5,9 @@
  *   DIR/rows.parquet   one row per stream row: the stream's columns (TIMESTAMP as TIMESTAMP), _block, _row
  *   DIR/index.parquet  one row per (node, key, child): level, node_from, node_to, node_key, key, child
  */
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { makeDirsSync } from '@strata/cli';
 import type { Stream } from './stream.js';
 
 /** Bound on buffered NDJSON text before it is flushed to the staging file, in bytes. */
@@ -41,9 +42,9 @@ export interface ExportResult {
 /** Writes rows.parquet and index.parquet under `dir`. */
 export async function exportParquet(stream: Stream, dir: string): Promise<ExportResult> {
   const out = resolve(dir);
-  mkdirSync(out, { recursive: true });
+  makeDirsSync(out);
   const stage = join(out, '.staging');
-  mkdirSync(stage, { recursive: true });
+  makeDirsSync(stage);
   const def = stream.def;
   try {
     const rowsPath = join(stage, 'rows.ndjson');

@@ -12,8 +12,9 @@
  * killed process is finished by the next appender (VirtualLog's failover option). Logs created before
  * this (a file loglet) keep their loglet and are safe for one process only.
  */
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeDirsSync } from '@strata/cli';
 import { openLog, type VirtualLog } from '@strata/vlog';
 
 export type ProgressRecord =
@@ -216,7 +217,7 @@ export class ProgressLog {
     }
     const tmp = `${dir}.new`;
     rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
+    makeDirsSync(tmp);
     const nw = await ProgressLog.open(tmp, name);
     try {
       for (let i = 0; i < recs.length; i += migrateBatchMax) {

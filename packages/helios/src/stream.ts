@@ -5,17 +5,9 @@
  */
 
 import { isAscii } from 'node:buffer';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { makeDirsSync } from '@strata/cli';
 import { type ObjectStore, openStore, TieredStore } from '@strata/objstore';
 import {
   BlockReader,
@@ -416,9 +408,9 @@ async function openStreamStore(dataDir: string, def: StreamDef, where: string): 
       throw new Error(`${where}: STORAGE class '${c}' is not one of express, standard`);
   if (hot === 'standard' && cold === 'express')
     throw new Error(`${where}: STORAGE standard ... THEN express: data only moves from express to standard`);
-  mkdirSync(std, { recursive: true });
+  makeDirsSync(std);
   if (hot === 'standard') return openStore(`file:${std}`, { fileSyncReadBytesMax: syncReadBytesMax });
-  mkdirSync(exp, { recursive: true });
+  makeDirsSync(exp);
   return openStore(`file:${std}`, {
     fileSyncReadBytesMax: syncReadBytesMax,
     tiers: {
@@ -470,7 +462,7 @@ export function createStream(dataDir: string, ddl: string, file = 'DDL'): Stream
   const dir = streamDir(dataDir, def.name);
   if (existsSync(join(dir, 'stream.ddl')))
     throw new Error(`stream '${def.name}' already exists in ${dataDir}`);
-  mkdirSync(dir, { recursive: true });
+  makeDirsSync(dir);
   writeFileSync(join(dir, 'stream.ddl'), ddl);
   return def;
 }
@@ -986,7 +978,7 @@ export class Stream {
           const to = from + content.length;
           const id = blockId(source, from, to, content);
           // Against the view as of the catch-up before the checkpoint: a block another writer appends
-          // meanwhile is written again here and counted as its (acknowledged) after the last append.
+          // meanwhile is written again here, and counted deduped (its record first) after the last append.
           if (this.ids.has(id)) stats.blocksDeduped++;
           else {
             // Chunk k is parsed, keyed and laid out here while the chunks before it are compressed, written

@@ -180,6 +180,31 @@ describe('agent', () => {
     expect(await allN('cl')).toHaveLength(50);
   });
 
+  it('CLI: a server it cannot reach, or a URL that is none, is named in the error', async () => {
+    createStream(dir, ddl('unreach'));
+    writeFileSync(join(dir, 'unreach.log'), `${line(1)}\n`);
+    const cmd = commands.find((x) => x.name === 'stream')!;
+    // a port nothing listens on (the listener is closed first): 'fetch failed' said neither where nor why
+    const { createServer } = await import('node:net');
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const c = captureIo('', {}, dir);
+    const args = ['agent', 'unreach', 'unreach.log', '--retries', '1', '--json'];
+    expect(await runCommand(cmd, [...args, '--url', `http://127.0.0.1:${port}`], c.io)).toBe(1);
+    expect(c.stderr()).toMatch(
+      new RegExp(
+        `GET http://127\\.0\\.0\\.1:${port}/streams/unreach: connect ECONNREFUSED .*\\(2 attempts\\)`,
+      ),
+    );
+    const u = captureIo('', {}, dir);
+    expect(await runCommand(cmd, [...args, '--url', '127.0.0.1:7070'], u.io)).toBe(1);
+    expect(u.stderr()).toMatch(
+      /url '127\.0\.0\.1:7070': expected the ingestion server as http:\/\/HOST:PORT/,
+    );
+  });
+
   it('the server refuses a leaf that does not match the rows (verifyLeaves)', async () => {
     createStream(dir, ddl('bad'));
     const other = `CREATE STREAM bad SOURCES ('x') FORMAT logfmt COLUMNS (n INT, user STRING, msg TEXT) INDEX (msg)`;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -9,6 +9,20 @@ const dir = mkdtempSync(join(tmpdir(), 'helios-export-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('Parquet export', () => {
+  // Node's mkdir({ recursive: true }) never returned here: every mkdir under /proc answers ENOENT
+  it.skipIf(!existsSync('/proc/self'))(
+    'into a directory that cannot be made fails, and does not hang',
+    async () => {
+      createStream(dir, `CREATE STREAM px SOURCES ('x') FORMAT json COLUMNS (n INT) INDEX (n)`);
+      const s = await Stream.open(dir, 'px');
+      try {
+        await expect(exportParquet(s, '/proc/strata-no-such/pq')).rejects.toThrow(/ENOENT.*mkdir/);
+      } finally {
+        await s.close();
+      }
+    },
+  );
+
   it('DuckDB reads the rows and the index back with the right counts', async () => {
     createStream(
       dir,
