@@ -518,23 +518,35 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
     }
   });
 
-  it('a block write that fails at once fails the ingest (no unhandled rejection); those before it are kept', async () => {
+  /** A stream over a file of 300 lines whose ingest failed at its 6th block's put (puts work again after). */
+  async function afterFailedIngest(): Promise<{ s: Stream; file: string }> {
     const dir = scratch();
     createStream(dir, ddl);
     const file = join(dir, 'ev.jsonl');
     const mk = (i: number) => JSON.stringify({ ts: t0 + i, level: 'WARN', n: i, msg: `m_${i}` });
     writeFileSync(file, `${Array.from({ length: 300 }, (_, i) => mk(i)).join('\n')}\n`);
     const s = await Stream.open(dir, 'ev');
+    const store = s.store as { put: typeof s.store.put };
+    const put = store.put.bind(s.store);
+    let blocks = 0;
+    store.put = async (key, body, o) => {
+      if (key.includes('/blocks/') && ++blocks === 6) throw new Error('disk gone');
+      return put(key, body, o);
+    };
     try {
-      const store = s.store as { put: typeof s.store.put };
-      const put = store.put.bind(s.store);
-      let blocks = 0;
-      store.put = async (key, body, o) => {
-        if (key.includes('/blocks/') && ++blocks === 6) throw new Error('disk gone');
-        return put(key, body, o);
-      };
       await expect(s.ingestFile(file, { chunkBytes: 1024 })).rejects.toThrow('disk gone');
+    } catch (e) {
+      await s.close();
+      throw e;
+    } finally {
       store.put = put;
+    }
+    return { s, file };
+  }
+
+  it('a block write that fails at once fails the ingest (no unhandled rejection); those before it are kept', async () => {
+    const { s } = await afterFailedIngest();
+    try {
       const acked = (await s.search(s.parse(''))).rows.map((r) => r[3]);
       expect(acked).toEqual(Array.from({ length: acked.length }, (_, i) => i)); // a prefix of the file
       expect(acked.length).toBeGreaterThan(0);
@@ -544,22 +556,8 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
   });
 
   it('a re-run on the same Stream after a failed ingest starts past the blocks appended before the failure', async () => {
-    const dir = scratch();
-    createStream(dir, ddl);
-    const file = join(dir, 'ev.jsonl');
-    const mk = (i: number) => JSON.stringify({ ts: t0 + i, level: 'WARN', n: i, msg: `m_${i}` });
-    writeFileSync(file, `${Array.from({ length: 300 }, (_, i) => mk(i)).join('\n')}\n`);
-    const s = await Stream.open(dir, 'ev');
+    const { s, file } = await afterFailedIngest();
     try {
-      const store = s.store as { put: typeof s.store.put };
-      const put = store.put.bind(s.store);
-      let blocks = 0;
-      store.put = async (key, body, o) => {
-        if (key.includes('/blocks/') && ++blocks === 6) throw new Error('disk gone');
-        return put(key, body, o);
-      };
-      await expect(s.ingestFile(file, { chunkBytes: 1024 })).rejects.toThrow('disk gone');
-      store.put = put;
       // nothing else catches the view up in between; other chunk sizes cut other blocks (other ids), so
       // only the checkpoint keeps the blocks appended before the failure from being ingested again
       const st = await s.ingestFile(file, { chunkBytes: 4096 });
