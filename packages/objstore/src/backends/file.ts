@@ -403,7 +403,7 @@ export class FileStore implements ObjectStore {
         if (found.length > limit) break;
       }
       const h = await this.headFile(join(this.objDir, name), name);
-      if (!h || !h.key.startsWith(prefix)) continue; // deleted meanwhile
+      if (!h?.key.startsWith(prefix)) continue; // deleted meanwhile
       if (opts.startAfter !== undefined && compareKeys(h.key, opts.startAfter) <= 0) continue;
       found.push({ key: h.key, size: h.size, etag: h.etag, modifiedMs: h.modifiedMs });
     }
