@@ -97,6 +97,17 @@ function scratch(): string {
   dirs.push(d);
   return d;
 }
+
+/** A fresh data directory with stream ev and its file ev.jsonl of 300 lines, n = 0..299, at `level`. */
+function streamOf300Lines(level: string, msg: string): { dir: string; file: string } {
+  const dir = scratch();
+  createStream(dir, ddl);
+  const file = join(dir, 'ev.jsonl');
+  const mk = (i: number) => JSON.stringify({ ts: t0 + i, level, n: i, msg: `${msg}${i}` });
+  writeFileSync(file, `${Array.from({ length: 300 }, (_, i) => mk(i)).join('\n')}\n`);
+  return { dir, file };
+}
+
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -437,11 +448,7 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
   });
 
   it('two Streams ingesting one file at once: each block is written once, its counts say which won', async () => {
-    const dir = scratch();
-    createStream(dir, ddl);
-    const file = join(dir, 'ev.jsonl');
-    const mk = (i: number) => JSON.stringify({ ts: t0 + i, level: 'INFO', n: i, msg: `line_${i}` });
-    writeFileSync(file, `${Array.from({ length: 300 }, (_, i) => mk(i)).join('\n')}\n`);
+    const { dir, file } = streamOf300Lines('INFO', 'line_');
     const [a, b] = [await Stream.open(dir, 'ev'), await Stream.open(dir, 'ev')];
     try {
       const [sa, sb] = await Promise.all([
@@ -486,11 +493,7 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
   });
 
   it('a chunk that fails to be written stops the ones after it from being acknowledged: a re-run loses nothing', async () => {
-    const dir = scratch();
-    createStream(dir, ddl);
-    const file = join(dir, 'ev.jsonl');
-    const mk = (i: number) => JSON.stringify({ ts: t0 + i, level: 'WARN', n: i, msg: `m_${i}` });
-    writeFileSync(file, `${Array.from({ length: 300 }, (_, i) => mk(i)).join('\n')}\n`);
+    const { dir, file } = streamOf300Lines('WARN', 'm_');
     const s = await Stream.open(dir, 'ev');
     try {
       // The 4th block's write fails late, after the chunks behind it in the pipeline were written.
@@ -520,11 +523,7 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
 
   /** A stream over a file of 300 lines whose ingest failed at its 6th block's put (puts work again after). */
   async function afterFailedIngest(): Promise<{ s: Stream; file: string }> {
-    const dir = scratch();
-    createStream(dir, ddl);
-    const file = join(dir, 'ev.jsonl');
-    const mk = (i: number) => JSON.stringify({ ts: t0 + i, level: 'WARN', n: i, msg: `m_${i}` });
-    writeFileSync(file, `${Array.from({ length: 300 }, (_, i) => mk(i)).join('\n')}\n`);
+    const { dir, file } = streamOf300Lines('WARN', 'm_');
     const s = await Stream.open(dir, 'ev');
     const store = s.store as { put: typeof s.store.put };
     const put = store.put.bind(s.store);
