@@ -143,6 +143,7 @@ Example:
     }
     const rules: Rule[] = [];
     let malformed = 0;
+    let truncated = 0;
     for (const f of rulesFiles) {
       let text: string;
       try {
@@ -220,6 +221,13 @@ Example:
       }
       for (const a of r.alerts)
         out.write(format === 'json' ? `${JSON.stringify(eveJson(a))}\n` : `${alertFast(a)}\n`);
+      if (r.truncated) {
+        // the packets before the cut were inspected and their alerts are out; the exit status says the rest
+        io.stderr.write(
+          `strata ids: ${p}: ${r.truncated}: the capture ends inside a record, read up to it\n`,
+        );
+        truncated++;
+      }
       if (p === pcaps[0] && !values.quiet) {
         const reasons = new Map<string, number>();
         for (const s of r.rulesSkipped) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);
@@ -306,7 +314,7 @@ Example:
       io.stderr.write(
         `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ${verdicts.rejectResponses} reject responses, ` : ''}${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps, ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,
       );
-    return 0;
+    return truncated > 0 ? 1 : 0;
   },
 };
 

@@ -123,6 +123,8 @@ export {
   PcapWriter,
   readCapture,
   readCaptureBatches,
+  readCaptureBatchesToCut,
+  TruncatedCaptureError,
 } from './pcap.js';
 export { type RejectTarget, rejectFrames, rejectTargetOf } from './reject.js';
 export {

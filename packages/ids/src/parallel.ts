@@ -21,7 +21,7 @@ import { type Alert, defaultVars, type EngineStats, ftpPortTest } from './detect
 import type { FlowTableStats } from './flow.js';
 import { FtpRouter } from './ftp.js';
 import { type HttpAnomalies, newHttpAnomalies } from './http.js';
-import { readCaptureBatches } from './pcap.js';
+import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import type { Rule } from './rules.js';
 import {
   captureReadBytes,
@@ -344,9 +344,11 @@ export class ParallelRunner {
       );
     };
     let last = { pcapCnt: 0, tsUs: 0 };
+    const cut: { error?: TruncatedCaptureError } = {};
     try {
-      for await (const batch of readCaptureBatches(
+      for await (const batch of readCaptureBatchesToCut(
         createReadStream(pcapPath, { highWaterMark: captureReadBytes }),
+        cut,
       ))
         for (const p of batch) {
           const x = pipe.prepare(p);
@@ -464,6 +466,7 @@ export class ParallelRunner {
       packets: pipe.packets,
       bytes: pipe.bytes,
       seconds: (performance.now() - t0) / 1000,
+      ...(cut.error && { truncated: cut.error.message }),
       decodeFailures: pipe.decodeFailures,
       defrag: pipe.defrag?.stats,
       rulesLoaded: first?.type === 'ready' ? first.loaded : 0,

@@ -16,6 +16,11 @@ export class CaptureError extends Error {
   }
 }
 
+/** The input ends inside a record or block: what a capture whose writer was stopped mid-record looks like. */
+export class TruncatedCaptureError extends CaptureError {
+  override name = 'TruncatedCaptureError';
+}
+
 export interface Packet {
   /** Capture time in microseconds since the epoch. */
   tsUs: number;
@@ -101,7 +106,10 @@ class ByteReader {
     }
     if (this.have === 0 && this.done) return undefined;
     if (this.have < n)
-      throw new CaptureError(this.offset + this.have, `truncated: ${n} bytes needed, ${this.have} left`);
+      throw new TruncatedCaptureError(
+        this.offset + this.have,
+        `truncated: ${n} bytes needed, ${this.have} left`,
+      );
     const fast = this.take(n);
     if (fast) return fast;
     // across chunks: joined into one
@@ -129,6 +137,23 @@ export async function* readCaptureBatches(
   else if (m === 0xa1b2c3d4 || m === 0xd4c3b2a1 || m === 0xa1b23c4d || m === 0x4d3cb2a1)
     yield* readPcap(r, magic);
   else throw new CaptureError(0, `not a pcap or pcapng file (magic 0x${magic.toString('hex')})`);
+}
+
+/**
+ * {@link readCaptureBatches}, ending where the input ends inside a record instead of throwing (a capture
+ * whose writer was stopped mid-record, as a killed tcpdump leaves it): the packets before it come out and
+ * `cut.error` says where it ended. Every other fault still throws.
+ */
+export async function* readCaptureBatchesToCut(
+  stream: Readable | AsyncIterable<Buffer>,
+  cut: { error?: TruncatedCaptureError },
+): AsyncGenerator<Packet[]> {
+  try {
+    yield* readCaptureBatches(stream);
+  } catch (e) {
+    if (!(e instanceof TruncatedCaptureError)) throw e;
+    cut.error = e;
+  }
 }
 
 /** Reads packets from a pcap or pcapng stream. */
@@ -206,12 +231,12 @@ async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet>
     pending = undefined;
     if (!typeBuf) return;
     const lenBuf = await r.read(4);
-    if (!lenBuf) throw new CaptureError(at, 'truncated block header');
+    if (!lenBuf) throw new TruncatedCaptureError(at, 'truncated block header');
     let type = typeBuf.readUInt32LE(0);
     if (type === 0x0a0d0d0a) {
       // section header: the byte-order magic decides the endianness of everything in the section
       const bom = await r.read(4);
-      if (!bom) throw new CaptureError(at, 'truncated section header');
+      if (!bom) throw new TruncatedCaptureError(at, 'truncated section header');
       le = bom.readUInt32LE(0) === 0x1a2b3c4d;
       if (!le && bom.readUInt32BE(0) !== 0x1a2b3c4d) throw new CaptureError(at + 8, 'bad byte-order magic');
       const len = le ? lenBuf.readUInt32LE(0) : lenBuf.readUInt32BE(0);
@@ -225,7 +250,7 @@ async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet>
     const len = le ? lenBuf.readUInt32LE(0) : lenBuf.readUInt32BE(0);
     if (len < 12 || len > blockBytesMax || len % 4) throw new CaptureError(at, `bad block length ${len}`);
     const body = await r.read(len - 8);
-    if (!body) throw new CaptureError(at, 'truncated block');
+    if (!body) throw new TruncatedCaptureError(at, 'truncated block');
     const u16 = (o: number) => (le ? body.readUInt16LE(o) : body.readUInt16BE(o));
     const u32 = (o: number) => (le ? body.readUInt32LE(o) : body.readUInt32BE(o));
     if (type === 1) {

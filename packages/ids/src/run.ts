@@ -6,7 +6,7 @@ import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js'
 import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
 import type { FlowTableStats } from './flow.js';
 import type { HttpAnomalies } from './http.js';
-import { type Packet, PcapWriter, readCaptureBatches } from './pcap.js';
+import { type Packet, PcapWriter, readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import { rejectFrames } from './reject.js';
 import { parseRule, type Rule, RuleSyntaxError } from './rules.js';
 import { copyBytes } from './stream.js';
@@ -16,6 +16,11 @@ export interface RunResult {
   packets: number;
   bytes: number;
   seconds: number;
+  /**
+   * Where the capture ended inside a record (its writer stopped mid-record): the packets before it were
+   * inspected and their alerts are here.
+   */
+  truncated?: string;
   /**
    * CPU seconds of this thread in the packet loop (from the first packet read to the end, without building
    * the engine: what Snort's packet-loop timer counts); undefined where thread CPU time is not available.
@@ -375,9 +380,11 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
   const t0 = performance.now();
   const cpu0 = threadCpuMs();
   const sink = new VerdictSink(opts.out);
+  const cut: { error?: TruncatedCaptureError } = {};
   try {
-    for await (const batch of readCaptureBatches(
+    for await (const batch of readCaptureBatchesToCut(
       createReadStream(pcapPath, { highWaterMark: captureReadBytes }),
+      cut,
     ))
       for (const p of batch) {
         sink.first(p);
@@ -398,6 +405,7 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
     packets: pipe.packets,
     bytes: pipe.bytes,
     seconds: (performance.now() - t0) / 1000,
+    ...(cut.error && { truncated: cut.error.message }),
     ...(cpu0 !== undefined && cpu1 !== undefined && { loopCpuSeconds: (cpu1 - cpu0) / 1000 }),
     decodeFailures: pipe.decodeFailures,
     defrag: pipe.defrag?.stats,

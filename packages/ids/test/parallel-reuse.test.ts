@@ -3,10 +3,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { captureIo, runCommand } from '@strata/cli';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Alert,
+  commands,
   Engine,
+  encodePcap,
   loadRules,
   ParallelRunner,
   parseRules,
@@ -128,14 +131,17 @@ describe.runIf(have)('a parallel pool reused across runs', () => {
       const pcap = `${shared}traces/ndpi-mix-a.pcap`;
       const buf = readFileSync(pcap);
       const bad = join(dir, 'bad.pcap');
-      // cut in the middle of a record: the reader fails after the workers were sent batches
-      writeFileSync(bad, Buffer.concat([buf.subarray(0, buf.length >> 1), Buffer.alloc(64, 0xff)]));
+      // a record claiming 4 GiB after the whole capture: the reader fails after the workers were sent
+      // batches (a capture cut inside a record is read up to the cut, above)
+      const claim = Buffer.alloc(16);
+      claim.writeUInt32LE(0xffffffff, 8);
+      writeFileSync(bad, Buffer.concat([buf, claim, Buffer.alloc(64, 0xff)]));
       const want = lines((await runCapture(pcap, rules)).alerts);
       const wantIps = lines((await runCapture(pcap, rules, { ips: true })).alerts);
-      await expect(p.run(bad, rules)).rejects.toThrow(/truncated/);
+      await expect(p.run(bad, rules)).rejects.toThrow(/claims/);
       expect(lines((await p.run(pcap, rules)).alerts)).toEqual(want);
       // IPS: a packet of the failed run's last batch, unknown to this run, crashed the process
-      await expect(p.run(bad, rules, { ips: true })).rejects.toThrow(/truncated/);
+      await expect(p.run(bad, rules, { ips: true })).rejects.toThrow(/claims/);
       expect(lines((await p.run(pcap, rules, { ips: true })).alerts)).toEqual(wantIps);
     } finally {
       await p.close();
@@ -159,6 +165,57 @@ describe.runIf(have)('a parallel pool reused across runs', () => {
       await p.close();
     }
   }, 60_000);
+});
+
+describe('a capture that ends inside a record', () => {
+  it('its packets before the cut are inspected on 1 thread and on 2 workers alike, and the result says where it ended', async () => {
+    const frames = Array.from({ length: 40 }, (_, i) =>
+      tcpFrame({ sp: 30_000 + i, dp: 8080, seq: 1, payload: `MARK${String(i).padStart(3, '0')}` }),
+    );
+    const full = encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data })));
+    const dir = mkdtempSync(join(tmpdir(), 'ids-cut-'));
+    const pool = new ParallelRunner(2);
+    try {
+      const cut = join(dir, 'cut.pcap');
+      writeFileSync(cut, full.subarray(0, full.length - 7)); // the last record loses its last 7 bytes
+      const { rules } = loadRules(
+        'alert tcp any any -> any 8080 (msg:"mark"; content:"MARK"; sid:1;)',
+        'x.rules',
+      );
+      for (const ips of [false, true]) {
+        const one = await runCapture(cut, rules, { ips });
+        expect(one.packets).toBe(39);
+        expect(one.alerts).toHaveLength(39);
+        expect(one.truncated).toMatch(/^capture byte \d+: truncated: \d+ bytes needed, \d+ left$/);
+        const two = await pool.run(cut, rules, { ips });
+        expect(lines(two.alerts)).toEqual(lines(one.alerts));
+        expect(two.truncated).toBe(one.truncated);
+      }
+      // the CLI prints the alerts before the cut, says where it ended, and exits 1
+      writeFileSync(
+        join(dir, 'mark.rules'),
+        'alert tcp any any -> any 8080 (msg:"mark"; content:"MARK"; sid:1;)\n',
+      );
+      const c = captureIo('', {}, dir);
+      expect(await runCommand(commands[0]!, ['--rules', 'mark.rules', 'cut.pcap', '--quiet'], c.io)).toBe(1);
+      expect(c.stdout().trim().split('\n')).toHaveLength(39);
+      expect(c.stderr()).toMatch(/^strata ids: cut\.pcap: capture byte \d+: truncated: .*read up to it\n$/);
+      const whole = join(dir, 'whole.pcap');
+      writeFileSync(whole, full);
+      const w = await runCapture(whole, rules);
+      expect(w.alerts).toHaveLength(40);
+      expect(w.truncated).toBeUndefined();
+      // anything else wrong is still a failure: a record that claims more than any capture holds
+      const bad = join(dir, 'bad.pcap');
+      const claim = Buffer.alloc(16);
+      claim.writeUInt32LE(0xffffffff, 8);
+      writeFileSync(bad, Buffer.concat([full, claim, Buffer.alloc(64)]));
+      await expect(runCapture(bad, rules)).rejects.toThrow(/packet record claims 4294967295 bytes/);
+    } finally {
+      await pool.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
 
 describe('parallel batches', () => {
