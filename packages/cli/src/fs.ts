@@ -1,5 +1,4 @@
 import { mkdirSync, statSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 // Node 20's recursive mkdir never settles when a parent exists but cannot hold the child: every mkdir
@@ -16,33 +15,14 @@ const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
 /**
  * `mkdir -p` that always settles: creates `dir` and its missing parents and returns the first directory it
- * created (undefined if `dir` existed), as `mkdir(dir, { recursive: true })` does.
+ * created (undefined if `dir` existed), as `mkdir(dir, { recursive: true })` does. The walk is a few stat
+ * and mkdir calls when a store or log opens, made synchronously ({@link makeDirsSync}): one walk, not two.
  */
 export async function makeDirs(dir: string): Promise<string | undefined> {
-  const missing: string[] = [];
-  for (let d = resolve(dir); ; d = dirname(d)) {
-    const st = await stat(d).catch((e) => {
-      if (code(e) === 'ENOENT') return undefined;
-      throw e;
-    });
-    if (st && !st.isDirectory()) throw notDirectory(d);
-    if (st || dirname(d) === d) break;
-    missing.push(d);
-  }
-  let first: string | undefined;
-  for (const d of missing.reverse()) {
-    try {
-      await mkdir(d);
-      first ??= d;
-    } catch (e) {
-      if (code(e) !== 'EEXIST') throw e;
-      if (!(await stat(d)).isDirectory()) throw notDirectory(d);
-    }
-  }
-  return first;
+  return makeDirsSync(dir);
 }
 
-/** {@link makeDirs} with synchronous calls. */
+/** {@link makeDirs}: the walk itself. */
 export function makeDirsSync(dir: string): string | undefined {
   const missing: string[] = [];
   for (let d = resolve(dir); ; d = dirname(d)) {
