@@ -8,6 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-pages-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
+/** A stream whose index holds declared values only: pages of valuePageRows. */
+const valueDdl = `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, user STRING) INDEX (user)`;
 
 describe('page key filters', () => {
   it('a needle reads one page of a block of many; without the index every page; same rows', async () => {
@@ -50,7 +52,7 @@ describe('page key filters', () => {
 
   it('a stream indexing declared values only has pages of valuePageRows; a rare value reads its page', async () => {
     const dir = join(root, 'b');
-    createStream(dir, `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, user STRING) INDEX (user)`);
+    createStream(dir, valueDdl);
     const total = valuePageRows * 3;
     const lines = Array.from({ length: total }, (_, n) =>
       JSON.stringify({ n, user: n === total - 1 ? 'rare' : `u${n % 9}` }),
@@ -76,7 +78,7 @@ describe('page key filters', () => {
 
   it('a value stream with blocks of 1,024-row pages (written before) and of valuePageRows: search and erase read both', async () => {
     const dir = join(root, 'c');
-    createStream(dir, `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, user STRING) INDEX (user)`);
+    createStream(dir, valueDdl);
     const total = valuePageRows * 2;
     const mk = (from: number) =>
       Array.from({ length: total }, (_, i) => JSON.stringify({ n: from + i, user: `u${(from + i) % 7}` }));

@@ -87,6 +87,7 @@ Example:
         throw new UsageError(`--check reads the files its listing names, got '${positionals[0]}' too`);
       // without --bits, each line's width says its size (16, 32 or 64 hex digits), as b2sum reads them
       const widths = values.bits === undefined ? [16, 32, 64] : [bits / 4];
+      const widthsText = values.bits === undefined ? '16, 32 or 64' : String(bits / 4);
       const entries: { hex: string; name: string }[] = [];
       for (const [i, raw] of text.split('\n').entries()) {
         const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
@@ -95,7 +96,7 @@ Example:
         const m = /^([0-9a-fA-F]+) [ *](.+)$/.exec(line);
         if (!m || !widths.includes(m[1]!.length))
           throw new CliError(
-            `${values.check}:${i + 1}: expected "HEX  NAME" with ${widths.join(', ').replace(/, (\d+)$/, ' or $1')} hex digits, got '${line.slice(0, 60)}'`,
+            `${values.check}:${i + 1}: expected "HEX  NAME" with ${widthsText} hex digits, got '${line.slice(0, 60)}'`,
           );
         entries.push({ hex: m[1]!.toLowerCase(), name: m[2]! });
       }
