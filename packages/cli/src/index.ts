@@ -62,7 +62,15 @@ export interface ParsedFlags<T extends FlagSpec> {
         : string;
   };
   positionals: string[];
+  /** Every option and positional in argv order (node:util's parseArgs tokens). */
+  tokens: ArgToken[];
 }
+
+/** One parsed argument: an option (its name and value) or a positional, with its index in argv. */
+export type ArgToken =
+  | { kind: 'option'; name: string; value: string | undefined; index: number }
+  | { kind: 'positional'; value: string; index: number }
+  | { kind: 'option-terminator'; index: number };
 
 /** The flags every command accepts. */
 export const commonFlags = {
@@ -88,6 +96,7 @@ export function parseFlags<T extends FlagSpec>(
       options: { ...commonFlags, ...spec } as ParseArgsConfig['options'],
       allowPositionals: true,
       strict: true,
+      tokens: true,
     }) as unknown as ParsedFlags<T & typeof commonFlags>;
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/\. To specify a positional.*$/s, ''));

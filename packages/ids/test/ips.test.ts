@@ -342,7 +342,7 @@ describe('strata ids --ips', () => {
     expect(verdictsOf(stats2)).toEqual(verdictsOf(stats));
     expect(await code(['--ips', '--out', out, '--pcap', p])).toMatchObject({
       rc: 2,
-      err: expect.stringMatching(/one --pcap/),
+      err: expect.stringMatching(/give one capture/),
     });
     expect(await code(['--action-order', 'drop,pass'])).toMatchObject({
       rc: 2,

@@ -1,0 +1,67 @@
+// `strata ids` as a user drives it: captures given as plain arguments and with --pcap, and the stats.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { captureIo, runCommand } from '@strata/cli';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commands, encodePcap } from '../src/index.js';
+import { tcpFrame } from './helpers.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ids-cli-'));
+  writeFileSync(
+    join(dir, 'mark.rules'),
+    'alert tcp any any -> any 8080 (msg:"mark"; content:"MARK"; sid:1;)\n',
+  );
+  // capture NAME holds one packet whose payload names it, so each alert says which capture raised it
+  for (const name of ['a', 'b', 'c']) {
+    const frame = tcpFrame({ sp: 30_000, dp: 8080, seq: 1, payload: `MARK-${name}` });
+    writeFileSync(join(dir, `${name}.pcap`), encodePcap([{ tsUs: 1_700_000_000e6, data: frame }]));
+  }
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function ids(args: string[]) {
+  const c = captureIo('', {}, dir);
+  const rc = await runCommand(commands[0]!, ['--rules', 'mark.rules', ...args], c.io);
+  return { rc, out: c.stdout(), err: c.stderr() };
+}
+
+/** Which capture each alert came from, in output order. */
+const sources = (jsonLines: string) =>
+  jsonLines
+    .trim()
+    .split('\n')
+    .map((l) => Buffer.from(JSON.parse(l).payload, 'base64').toString('latin1'));
+
+describe('strata ids', () => {
+  it('runs the captures in the order given, plain arguments and --pcap mixed', async () => {
+    const r = await ids(['c.pcap', '--pcap', 'a.pcap', 'b.pcap', '--format', 'json', '--quiet']);
+    expect(r.rc).toBe(0);
+    expect(sources(r.out)).toEqual(['MARK-c', 'MARK-a', 'MARK-b']);
+    const s = await ids(['--pcap', 'b.pcap', 'a.pcap', '--format', 'json', '--quiet']);
+    expect(sources(s.out)).toEqual(['MARK-b', 'MARK-a']);
+  });
+
+  it('--out with two captures is refused in words that fit plain arguments; a failing capture is named', async () => {
+    const r = await ids(['--ips', '--out', 'o.pcap', 'a.pcap', 'b.pcap']);
+    expect(r.rc).toBe(2);
+    expect(r.err).toMatch(/--out writes one pcap: give one capture \(got 2\)/);
+    const m = await ids(['a.pcap', 'missing.pcap', '--quiet']);
+    expect(m.rc).not.toBe(0);
+    expect(m.err).toMatch(/missing\.pcap: .*ENOENT/);
+    expect(m.err).not.toMatch(/--pcap missing/);
+  });
+
+  it('the stats give the rate per CPU-second of the process beside the wall-time rate', async () => {
+    const r = await ids(['a.pcap', 'b.pcap', '--stats', 'stats.json', '--quiet']);
+    expect(r.rc).toBe(0);
+    const s = JSON.parse(readFileSync(join(dir, 'stats.json'), 'utf8'));
+    expect(s.packets).toBe(2);
+    expect(s.cpuSeconds).toBeGreaterThan(0);
+    expect(s.mbpsPerCpuSecond).toBeCloseTo((s.bytes * 8) / 1e6 / s.cpuSeconds, 6);
+    const t = await ids(['a.pcap']);
+    expect(t.err).toMatch(/ Mbps \([\d.]+ per CPU-second\), /);
+  });
+});
