@@ -5,6 +5,7 @@
  */
 
 import { isAscii } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { makeDirsSync } from '@strata/cli';
@@ -838,14 +839,23 @@ export class Stream {
     return this.blocks[this.ids.get(id)!]?.pos === pos;
   }
 
-  /** Writes a chunk's block and leaf (at once); resolves with its progress-log record, not yet appended. */
+  /**
+   * Writes a chunk's block and leaf (at once); resolves with its progress-log record, not yet appended.
+   * Each write has object keys of its own (the block id and a random stamp), so two writers of one chunk
+   * at once (two servers, or two ingests of one file) never replace an object the other appended: the
+   * first record of the id wins, and the loser's objects are garbage for `gc`. With one key per id, the
+   * loser rewrote the winner's block after its record landed, and a writer of another page size (1,024
+   * rows with TOKENS, 2,048 without, or an older version's) left a reader that had cached the
+   * directory reading the wrong byte ranges (caught only by the pages' checksums).
+   */
   private async writeChunk(id: string, block: EncodedBlock, opts: ChunkOptions): Promise<ProgressRecord> {
     const { bytes, header, pageKeys, directoryBytes } = block;
-    const key = `${this.def.name}/blocks/${id}`;
+    const stamp = `w${randomBytes(6).toString('hex')}`;
+    const key = `${this.def.name}/blocks/${id}.${stamp}`;
     const writes = [this.store.put(key, bytes)];
     let leaf: string | undefined;
     if (this.def.index.length > 0) {
-      leaf = `${this.def.name}/leaves/${id}`;
+      leaf = `${this.def.name}/leaves/${id}.${stamp}`;
       if (opts.leaf && opts.leafKeys) {
         if (opts.verifyLeaf) {
           const want = unionKeys(pageKeys);
@@ -978,7 +988,8 @@ export class Stream {
           const to = from + content.length;
           const id = blockId(source, from, to, content);
           // Against the view as of the catch-up before the checkpoint: a block another writer appends
-          // meanwhile is written again here, and counted deduped (its record first) after the last append.
+          // meanwhile is written again here (under keys of its own: `writeChunk`, so nothing the other
+          // appended is replaced), and counted deduped (its record first) after the last append.
           if (this.ids.has(id)) stats.blocksDeduped++;
           else {
             // Chunk k is parsed, keyed and laid out here while the chunks before it are compressed, written

@@ -447,14 +447,26 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
     }
   });
 
-  it('two Streams ingesting one file at once: each block is written once, its counts say which won', async () => {
+  it('two Streams ingesting one file at once: no object is put twice, each block is in the view once, its counts say which won', async () => {
     const { dir, file } = streamOf300Lines('INFO', 'line_');
     const [a, b] = [await Stream.open(dir, 'ev'), await Stream.open(dir, 'ev')];
+    // every put of either writer, by key
+    const puts = new Map<string, number>();
+    for (const s of [a, b]) {
+      const store = s.store as { put: typeof s.store.put };
+      const put = store.put.bind(s.store);
+      store.put = (key, body, o) => {
+        puts.set(key, (puts.get(key) ?? 0) + 1);
+        return put(key, body, o);
+      };
+    }
     try {
       const [sa, sb] = await Promise.all([
         a.ingestFile(file, { chunkBytes: 1024 }),
         b.ingestFile(file, { chunkBytes: 1024 }),
       ]);
+      // neither replaced an object of the other (before, both wrote blocks/ID and leaves/ID)
+      expect([...puts].filter(([, n]) => n > 1)).toEqual([]);
       // the view is caught up when ingestFile returns: every block is in it, once
       const blocks = a.blockCount;
       expect(blocks).toBeGreaterThan(10);
@@ -462,9 +474,18 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
       expect(sa.blocksWritten + sa.blocksDeduped).toBe(blocks);
       expect(sb.blocksWritten + sb.blocksDeduped).toBe(blocks);
       expect(sa.blocksWritten + sb.blocksWritten).toBe(blocks);
-      expect((await a.search(a.parse(''))).rows.map((r) => r[3])).toEqual(
-        Array.from({ length: 300 }, (_, i) => i),
-      );
+      const all = Array.from({ length: 300 }, (_, i) => i);
+      expect((await a.search(a.parse(''))).rows.map((r) => r[3])).toEqual(all);
+      // the losers' objects are garbage: gc takes them (a block and its leaf for each)
+      const lost = [...puts.keys()].filter((k) => k.includes('/blocks/')).length - blocks;
+      expect(lost).toBeGreaterThan(0); // both wrote some chunks (the race this is about)
+      expect(await a.gc({ graceMs: 0 })).toBe(2 * lost);
+      for (const s of [a, b]) {
+        expect((await s.search(s.parse(''))).rows.map((r) => r[3])).toEqual(all);
+        expect((await s.search(s.parse("msg CONTAINS 'line_77'"))).rows.map((r) => r[3])).toEqual([77]);
+      }
+      await a.indexAll();
+      expect((await b.search(b.parse("msg CONTAINS 'line_123'"))).rows.map((r) => r[3])).toEqual([123]);
     } finally {
       await a.close();
       await b.close();
