@@ -54,6 +54,7 @@ import {
   newMailAnomalies,
 } from './mail.js';
 import { type MimeAnomalies, type MimeOptions, newMimeAnomalies, parseMime } from './mime.js';
+import { translatePcre } from './pcre.js';
 import { defaultMatcherOptions, IdList, MultiMatcher } from './prefilter.js';
 import { type RejectTarget, rejectTargetOf } from './reject.js';
 import { bufferKeywords, type ContentMatch, protocolKeywords, type Rule } from './rules.js';
@@ -798,105 +799,6 @@ function flagsTest(v: string): (f: number) => boolean {
     return g === want;
   };
 }
-
-type Pcre = { re: RegExp; relative: boolean; negated: boolean; buffer?: string };
-
-/** Converts a PCRE `/re/flags` to a JavaScript RegExp over latin1 text; undefined when it cannot. */
-export function compilePcre(v: string): Pcre | undefined {
-  const r = translatePcre(v);
-  return typeof r === 'string' ? undefined : r;
-}
-
-/** {@link compilePcre}, or why it cannot: what a skipped rule's report says. */
-function translatePcre(v: string): Pcre | string {
-  let s = v.trim();
-  let negated = false;
-  if (s.startsWith('!')) {
-    negated = true;
-    s = s.slice(1).trim();
-  }
-  if (s.startsWith('"') && s.endsWith('"')) s = s.slice(1, -1);
-  const m = /^\/(.*)\/([a-zA-Z]*)$/s.exec(s);
-  if (!m) return 'expected /regex/flags';
-  let src = m[1]!;
-  let flags = '';
-  let relative = false;
-  let anchored = false;
-  let buffer: string | undefined;
-  for (const f of m[2]!) {
-    if (f === 'i' || f === 's' || f === 'm') flags += f;
-    else if (f === 'x')
-      src = src
-        .replace(/\\#/g, '\u0000')
-        .replace(/\s+|#.*$/gm, '')
-        .replace(/\u0000/g, '\\#');
-    else if (f === 'R') relative = true;
-    else if (f === 'A') anchored = true;
-    else if (f === 'B' || f === 'O' || f === 'G') continue;
-    else if (pcreBuffers[f]) buffer = pcreBuffers[f];
-    else return `flag '${f}' is not supported`;
-  }
-  // PCRE's (?-i) part-way: JavaScript (before V8 12.5) has no inline modifiers, so the case-insensitive
-  // part before it is spelt out ([aA]) and the i flag dropped
-  const off = src.indexOf('(?-i)');
-  if (off >= 0) {
-    const before = caseless(src.slice(0, off));
-    const after = src.slice(off + 5);
-    if (!flags.includes('i') || before === undefined || /\(\?-?[a-z]/.test(after))
-      return 'inline modifiers ((?-i) here) are supported only as one (?-i) after a plain caseless part';
-    src = before + after;
-    flags = flags.replace('i', '');
-  } else if (src.includes('(?i)') || src.includes('(?-'))
-    return 'inline modifiers ((?i), (?-x)) are not supported';
-  // PCRE_ANCHORED (Snort's A): only at the start of the subject (the cursor with R); not after a newline
-  if (anchored) src = `(?<![\\s\\S])(?:${src})`;
-  try {
-    return { re: new RegExp(src, flags), relative, negated, ...(buffer && { buffer }) };
-  } catch (e) {
-    // malformed, or PCRE syntax JavaScript lacks (possessive quantifiers, atomic groups, (?s) ...). V8 quotes
-    // the source it was given, which is the rewrite (the A wrapper, [aA] classes), not the rule's: its
-    // reason alone (the rule's pcre heads the report)
-    return `does not compile: ${(e as Error).message.replace(/^Invalid regular expression: \/[\s\S]*\/[a-z]*: /, '')}`;
-  }
-}
-
-/**
- * A regular expression's source with each ASCII letter outside escapes matching either case (`a` ->
- * `[aA]`); undefined when it has a character class or group syntax, which this does not rewrite.
- */
-function caseless(src: string): string | undefined {
-  let out = '';
-  for (let i = 0; i < src.length; i++) {
-    const c = src[i]!;
-    if (c === '\\') {
-      // an escape: \xHH, \uHHHH, \cX or one character, as written
-      const n = src[i + 1] === 'x' ? 3 : src[i + 1] === 'u' ? 5 : src[i + 1] === 'c' ? 2 : 1;
-      out += src.slice(i, i + 1 + n);
-      i += n;
-    } else if (c === '[' || (c === '(' && src[i + 1] === '?')) return undefined;
-    else if (/[a-zA-Z]/.test(c)) out += `[${c.toLowerCase()}${c.toUpperCase()}]`;
-    else out += c;
-  }
-  return out;
-}
-
-/** Snort 2 / Suricata pcre flags that select an HTTP buffer. */
-const pcreBuffers: Record<string, string> = {
-  U: 'http_uri',
-  I: 'http_raw_uri',
-  P: 'http_client_body',
-  Q: 'file_data',
-  H: 'http_header',
-  D: 'http_raw_header',
-  M: 'http_method',
-  C: 'http_cookie',
-  K: 'http_raw_cookie',
-  S: 'http_stat_code',
-  Y: 'http_stat_msg',
-  V: 'http_user_agent',
-  W: 'http_host',
-  Z: 'http_raw_host',
-};
 
 function lower(b: number): number {
   return b >= 65 && b <= 90 ? b + 32 : b;

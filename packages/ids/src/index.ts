@@ -29,7 +29,6 @@ export {
   type Alert,
   addrTest,
   alertFast,
-  compilePcre,
   defaultVars,
   Engine,
   type EngineOptions,
@@ -126,6 +125,7 @@ export {
   readCaptureBatchesToCut,
   TruncatedCaptureError,
 } from './pcap.js';
+export { compilePcre, type PcreOptions, pcreToJs, translatePcre } from './pcre.js';
 export { type RejectTarget, rejectFrames, rejectTargetOf } from './reject.js';
 export {
   bufferAliases,

@@ -370,7 +370,7 @@ describe('strata ids --ips', () => {
     const c = captureIo();
     expect(await runCommand(commands[0]!, ['--rules', rf, p], c.io)).toBe(0);
     expect(c.stderr()).toMatch(
-      /^strata ids: 1 rules loaded, 2 malformed \(above\), 1 skipped; 1 x pcre '"\/\(a\/"': does not compile: Unterminated group$/m,
+      /^strata ids: 1 rules loaded, 2 malformed \(above\), 1 skipped; 1 x pcre '"\/\(a\/"': missing \) for the \( at offset 0$/m,
     );
     expect(c.stdout()).toMatch(/\[1:1:0\] evil/);
   });

@@ -413,19 +413,23 @@ describe('pcre: PCRE features JavaScript lacks, rewritten', () => {
     expect(fires(rules, 'z\nabc')).toEqual([4]);
   });
 
-  it('what is still not expressible is refused with the reason', () => {
-    expect(refused(r('/a(?i)b/', 1))).toMatch(/inline modifiers \(\(\?i\), \(\?-x\)\) are not supported/);
-    // a class before (?-i); no i to turn off
-    expect(refused(r('/[a-z]x(?-i)b/i', 1))).toMatch(/only as one \(\?-i\) after a plain caseless part/);
-    expect(refused(r('/ab(?-i)c/', 1))).toMatch(/only as one \(\?-i\) after a plain caseless part/);
+  it('inline option changes anywhere; what is still not expressible is refused with the reason', () => {
+    // (?i) part-way and (?-i) after a class: both cases of each letter where caseless
+    expect(fires([r('/a(?i)b/', 1)], 'aB')).toEqual([1]);
+    expect(fires([r('/a(?i)b/', 1)], 'AB')).toEqual([]);
+    expect(fires([r('/[a-z]x(?-i)b/i', 1)], 'QXb')).toEqual([1]);
+    expect(fires([r('/[a-z]x(?-i)b/i', 1)], 'QXB')).toEqual([]);
     expect(refused(r('/a/iJ', 1))).toMatch(/flag 'J' is not supported/);
     expect(refused(r('abc', 1))).toMatch(/expected \/regex\/flags/);
-    // malformed, and PCRE that JavaScript lacks: the RegExp's own complaint
-    expect(refused(r('/(a/', 1))).toMatch(/pcre '"\/\(a\/"': does not compile: .*Unterminated group/);
-    expect(refused(r('/a++/', 1))).toMatch(/does not compile: .*Nothing to repeat/);
-    // the reason, not the source V8 compiled (A's wrapper, the [aA] classes before (?-i))
-    expect(refused(r('/(a/A', 1))).toBe(`pcre '"/(a/A"': does not compile: Unterminated group`);
-    expect(refused(r('/ab(?-i)(c/i', 1))).toBe(`pcre '"/ab(?-i)(c/i"': does not compile: Unterminated group`);
+    // malformed, and PCRE that JavaScript lacks: the reason and where
+    expect(refused(r('/(a/', 1))).toBe(`pcre '"/(a/"': missing ) for the ( at offset 0`);
+    expect(refused(r('/a++/', 1))).toMatch(/possessive quantifiers \(atomic matching\) are not supported/);
+    expect(refused(r('/(a/A', 1))).toBe(`pcre '"/(a/A"': missing ) for the ( at offset 0`);
+    expect(refused(r('/ab(?-i)(c/i', 1))).toBe(`pcre '"/ab(?-i)(c/i"': missing ) for the ( at offset 7`);
+    // what V8 alone refuses: its reason, not the rewritten source it quotes
+    expect(refused(r('/(?<n>a)(?<n>b)/', 1))).toBe(
+      `pcre '"/(?<n>a)(?<n>b)/"': does not compile: Duplicate capture group name`,
+    );
   });
 });
 

@@ -1,0 +1,737 @@
+/**
+ * PCRE, as Snort 3 and Suricata run a rule's `pcre`, rewritten as a JavaScript RegExp over latin1 text.
+ *
+ * The engines run PCRE in its defaults: 8-bit characters (no UTF, no Unicode properties), newline = LF,
+ * ASCII character tables. JavaScript (without the u flag) reads much of the same syntax with other
+ * meanings, silently: `\A`, `\z`, `\Z`, `\h`, `\e` are plain letters; `$` without m matches only at the very
+ * end (PCRE also before a final newline); with m, `^`, `$` and `.` treat CR as a line end (PCRE only LF);
+ * `\s` matches NBSP (0xA0); `[]a]` is an empty class followed by text; `[[:alpha:]]` is a class of
+ * punctuation and letters; the i flag folds latin1 letters (0xE9 matches 0xC9). So the pattern is read
+ * token by token and written out with the PCRE meaning spelt in JavaScript: anchors and line ends as
+ * lookarounds, classes explicit, `\Q...\E`, `\x{..}`, `\o{..}`, POSIX classes, named groups in PCRE's
+ * spellings, inline option changes (`(?i)`, `(?-i)`, `(?s:...)`, `(?m)`, `(?x)`), Snort's E (dollar at the
+ * end only) and G (ungreedy) flags. What JavaScript cannot express (atomic groups, possessive quantifiers,
+ * recursion, conditionals, `\K`, `\G`, Unicode properties, a backreference in a caseless part written out
+ * letter by letter) is refused with the reason.
+ *
+ * Not rewritten (JavaScript's matching itself differs): a quantified group whose body can match the empty
+ * string, as `(?:a*?)?` or `(x|)+`: past the group's minimum count, JavaScript refuses an iteration that
+ * matched empty and backtracks into the body for a longer one, where PCRE takes the empty iteration and
+ * stops (`(?:a*?)?` over "a": PCRE matches "", JavaScript "a"); and `{,n}`, text here as in PCRE before
+ * 10.43 (Perl 5.34 and PCRE2 10.43 read it as {0,n}).
+ *
+ * Case: when the whole pattern is caseless (or none of it is) and it names no latin1 letter, the RegExp gets
+ * JavaScript's i flag (PCRE and JavaScript fold ASCII alike); otherwise each ASCII letter of a caseless part
+ * is written as both cases (`a` -> `[aA]`) and the RegExp has no i flag.
+ *
+ * Semantics: PCRE2's documentation (pcre2pattern, pcre2api: PCRE2_DOLLAR_ENDONLY, PCRE2_UNGREEDY,
+ * PCRE2_ANCHORED, newline and \R defaults), Snort 3's pcre flags (snort_manual: pcre), checked against Perl,
+ * whose regular expressions PCRE follows, in test/pcre.test.ts.
+ */
+
+export type Pcre = { re: RegExp; relative: boolean; negated: boolean; buffer?: string };
+
+/** Converts a PCRE `/re/flags` to a JavaScript RegExp over latin1 text; undefined when it cannot. */
+export function compilePcre(v: string): Pcre | undefined {
+  const r = translatePcre(v);
+  return typeof r === 'string' ? undefined : r;
+}
+
+/** Snort 2 / Suricata pcre flags that select an HTTP buffer. */
+const pcreBuffers: Record<string, string> = {
+  U: 'http_uri',
+  I: 'http_raw_uri',
+  P: 'http_client_body',
+  Q: 'file_data',
+  H: 'http_header',
+  D: 'http_raw_header',
+  M: 'http_method',
+  C: 'http_cookie',
+  K: 'http_raw_cookie',
+  S: 'http_stat_code',
+  Y: 'http_stat_msg',
+  V: 'http_user_agent',
+  W: 'http_host',
+  Z: 'http_raw_host',
+};
+
+/** A rule's pcre option value as a RegExp, or why it cannot be one: what a skipped rule's report says. */
+export function translatePcre(v: string): Pcre | string {
+  let s = v.trim();
+  let negated = false;
+  if (s.startsWith('!')) {
+    negated = true;
+    s = s.slice(1).trim();
+  }
+  if (s.startsWith('"') && s.endsWith('"')) s = s.slice(1, -1);
+  const m = /^\/(.*)\/([a-zA-Z]*)$/s.exec(s);
+  if (!m) return 'expected /regex/flags';
+  const o: PcreOptions = {};
+  let relative = false;
+  let buffer: string | undefined;
+  for (const f of m[2]!) {
+    if (f === 'i') o.caseless = true;
+    else if (f === 's') o.dotAll = true;
+    else if (f === 'm') o.multiline = true;
+    else if (f === 'x') o.extended = true;
+    else if (f === 'A') o.anchored = true;
+    else if (f === 'E') o.dollarEndOnly = true;
+    else if (f === 'G') o.ungreedy = true;
+    else if (f === 'R') relative = true;
+    // B: the raw buffer (which buffer a rule reads is decided elsewhere); O: match limits off
+    else if (f === 'B' || f === 'O') continue;
+    else if (pcreBuffers[f]) buffer = pcreBuffers[f];
+    else return `flag '${f}' is not supported`;
+  }
+  const t = pcreToJs(m[1]!, o);
+  if (typeof t === 'string') return t;
+  try {
+    return { re: new RegExp(t.source, t.flags), relative, negated, ...(buffer && { buffer }) };
+  } catch (e) {
+    // malformed: V8 quotes the source it was given, which is the rewrite, not the rule's: its reason alone
+    // (the rule's pcre heads the report)
+    return `does not compile: ${(e as Error).message.replace(/^Invalid regular expression: \/[\s\S]*\/[a-z]*: /, '')}`;
+  }
+}
+
+export interface PcreOptions {
+  caseless?: boolean;
+  dotAll?: boolean;
+  multiline?: boolean;
+  extended?: boolean;
+  /** Only at the start of the subject (PCRE2_ANCHORED, Snort's A). */
+  anchored?: boolean;
+  /** `$` only at the very end, not before a final newline (PCRE2_DOLLAR_ENDONLY, Snort's E). */
+  dollarEndOnly?: boolean;
+  /** Quantifiers lazy unless followed by `?` (PCRE2_UNGREEDY, Snort's G). */
+  ungreedy?: boolean;
+}
+
+/** A PCRE pattern as JavaScript RegExp source and flags ('' or 'i'), or why it cannot be one. */
+export function pcreToJs(pattern: string, o: PcreOptions = {}): { source: string; flags: string } | string {
+  try {
+    let r: string;
+    try {
+      r = new Translator(pattern, o, true).run();
+      return { source: r, flags: o.caseless ? 'i' : '' };
+    } catch (e) {
+      if (e !== mixedCase) throw e;
+    }
+    return { source: new Translator(pattern, o, false).run(), flags: '' };
+  } catch (e) {
+    if (e instanceof PcreError) return e.message;
+    throw e;
+  }
+}
+
+class PcreError extends Error {}
+/** Thrown when the pattern cannot take JavaScript's i flag: it is then written out letter by letter. */
+const mixedCase = Symbol('mixed case');
+
+interface Mode {
+  i: boolean;
+  s: boolean;
+  m: boolean;
+  x: boolean;
+}
+
+/** Subject characters PCRE's \s matches (no NBSP: ASCII tables), as class content. */
+const spaceItems = '\\t-\\r ';
+/** \h, \v (PCRE in 8-bit mode: NBSP and NEL count), as class content. */
+const hSpaceItems = '\\t \\xA0';
+const vSpaceItems = '\\n-\\r\\x85';
+/** Their complements over the 256 characters a latin1 subject holds, as class content. */
+const notHSpaceItems = '\\x00-\\x08\\n-\\x1F!-\\x9F\\xA1-\\xFF';
+const notVSpaceItems = '\\x00-\\t\\x0E-\\x84\\x86-\\xFF';
+
+/** POSIX class names (ASCII tables) and their members as [lo, hi] ranges. */
+const posix: Record<string, [number, number][]> = {
+  alpha: [
+    [0x41, 0x5a],
+    [0x61, 0x7a],
+  ],
+  digit: [[0x30, 0x39]],
+  alnum: [
+    [0x30, 0x39],
+    [0x41, 0x5a],
+    [0x61, 0x7a],
+  ],
+  upper: [[0x41, 0x5a]],
+  lower: [[0x61, 0x7a]],
+  space: [
+    [0x09, 0x0d],
+    [0x20, 0x20],
+  ],
+  blank: [
+    [0x09, 0x09],
+    [0x20, 0x20],
+  ],
+  cntrl: [
+    [0x00, 0x1f],
+    [0x7f, 0x7f],
+  ],
+  graph: [[0x21, 0x7e]],
+  print: [[0x20, 0x7e]],
+  punct: [
+    [0x21, 0x2f],
+    [0x3a, 0x40],
+    [0x5b, 0x60],
+    [0x7b, 0x7e],
+  ],
+  xdigit: [
+    [0x30, 0x39],
+    [0x41, 0x46],
+    [0x61, 0x66],
+  ],
+  word: [
+    [0x30, 0x39],
+    [0x41, 0x5a],
+    [0x5f, 0x5f],
+    [0x61, 0x7a],
+  ],
+  ascii: [[0x00, 0x7f]],
+};
+
+const hex2 = (c: number) => `\\x${c.toString(16).toUpperCase().padStart(2, '0')}`;
+const isAsciiLetter = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+/** A latin1 character JavaScript's i flag folds and PCRE's ASCII tables do not (0xE9 <-> 0xC9, ...). */
+const foldsInJs = (c: number) => {
+  if (c < 0x80) return false;
+  const ch = String.fromCharCode(c);
+  return ch.toUpperCase() !== ch || ch.toLowerCase() !== ch;
+};
+
+/** A character as RegExp source that means that character alone, in or out of a class. */
+function litSource(c: number): string {
+  if ((c >= 0x30 && c <= 0x39) || isAsciiLetter(c) || c === 0x5f) return String.fromCharCode(c);
+  // above 0xFF (a rule's text read as UTF-8): no byte of a latin1 subject is that character
+  return c > 0xff ? `\\u${c.toString(16).padStart(4, '0')}` : hex2(c);
+}
+
+class Translator {
+  private pos = 0;
+  private out = '';
+  private mode: Mode;
+  private readonly groups: { saved: Mode; at: number }[] = [];
+  /** Capturing groups opened so far (PCRE's rule for \N: a backreference when N < 10 or N <= this). */
+  private captures = 0;
+  /** The largest group number a backreference names. */
+  private maxRef = 0;
+
+  constructor(
+    private readonly p: string,
+    private readonly o: PcreOptions,
+    /** true: the RegExp gets the i flag (if the pattern is caseless) and no part may differ. */
+    private readonly flagI: boolean,
+  ) {
+    this.mode = { i: !!o.caseless, s: !!o.dotAll, m: !!o.multiline, x: !!o.extended };
+  }
+
+  private fail(what: string, at = this.pos): never {
+    throw new PcreError(`${what} (at offset ${at})`);
+  }
+
+  run(): string {
+    const p = this.p;
+    while (this.pos < p.length) this.atom();
+    const open = this.groups.at(-1);
+    if (open) throw new PcreError(`missing ) for the ( at offset ${open.at}`);
+    if (this.maxRef > this.captures)
+      this.fail(`a backreference to group ${this.maxRef}, which does not exist`);
+    return this.o.anchored ? `^(?:${this.out})` : this.out;
+  }
+
+  /** A caseless literal must be written out (no i flag), or must not be (i flag on the whole RegExp). */
+  private caseCheck(c: number): void {
+    if (!this.flagI || !(isAsciiLetter(c) || foldsInJs(c))) return;
+    if (this.mode.i !== !!this.o.caseless) throw mixedCase;
+    if (this.mode.i && foldsInJs(c)) throw mixedCase;
+  }
+
+  private literal(c: number): string {
+    this.caseCheck(c);
+    if (!this.flagI && this.mode.i && isAsciiLetter(c))
+      return `[${String.fromCharCode(c | 0x20)}${String.fromCharCode(c & ~0x20)}]`;
+    return litSource(c);
+  }
+
+  private atom(): void {
+    const p = this.p;
+    const c = p[this.pos]!;
+    if (this.mode.x && /[\s]/.test(c) && c.charCodeAt(0) < 0x80) {
+      this.pos++;
+      return;
+    }
+    if (this.mode.x && c === '#') {
+      while (this.pos < p.length && p[this.pos] !== '\n') this.pos++;
+      return;
+    }
+    const start = this.pos;
+    let quantifiable = true;
+    switch (c) {
+      case '\\':
+        quantifiable = this.escape();
+        break;
+      case '[':
+        this.out += this.charClass();
+        break;
+      case '(':
+        // nothing to repeat right after an opening, an option change or a comment; a (?P=name) can be
+        quantifiable = this.open();
+        break;
+      case ')':
+        if (this.groups.length === 0) this.fail('unmatched )');
+        this.mode = this.groups.pop()!.saved;
+        this.out += ')';
+        this.pos++;
+        break;
+      case '|':
+        this.out += '|';
+        this.pos++;
+        return;
+      case '.':
+        this.out += this.mode.s ? '[\\s\\S]' : '[^\\n]';
+        this.pos++;
+        break;
+      case '^':
+        // JavaScript's ^ without its m flag (never set here) is the start of the subject
+        this.out += this.mode.m ? '(?:^|(?<=\\n)(?!$))' : '^';
+        this.pos++;
+        quantifiable = false;
+        break;
+      case '$':
+        this.out += this.mode.m ? '(?=\\n|$)' : this.o.dollarEndOnly ? '$' : '(?=\\n?$)';
+        this.pos++;
+        quantifiable = false;
+        break;
+      case '*':
+      case '+':
+      case '?':
+        this.fail('quantifier does not follow a repeatable item');
+        break;
+      case '{':
+        if (quantifierAt(p, this.pos) > 0) this.fail('quantifier does not follow a repeatable item');
+        this.out += '\\{';
+        this.pos++;
+        break;
+      default:
+        this.out += this.literal(c.charCodeAt(0));
+        this.pos++;
+    }
+    if (this.pos > start) this.quantifier(quantifiable);
+  }
+
+  /** A quantifier after an item, if one follows (in extended mode, after blanks and comments). */
+  private quantifier(quantifiable: boolean): void {
+    const p = this.p;
+    if (this.mode.x) this.skipExtended();
+    const c = p[this.pos];
+    let len = 0;
+    if (c === '*' || c === '+' || c === '?') len = 1;
+    else if (c === '{') len = quantifierAt(p, this.pos);
+    if (len === 0) return;
+    if (!quantifiable) this.fail('quantifier does not follow a repeatable item');
+    // PCRE reads {n,m} with blanks inside only as text; quantifierAt takes the strict form
+    this.out += p.slice(this.pos, this.pos + len);
+    this.pos += len;
+    const next = p[this.pos];
+    if (next === '+') this.fail('possessive quantifiers (atomic matching) are not supported');
+    const lazy = next === '?';
+    if (lazy) this.pos++;
+    if (lazy !== !!this.o.ungreedy) this.out += '?';
+  }
+
+  private skipExtended(): void {
+    const p = this.p;
+    for (;;) {
+      const c = p[this.pos];
+      if (c === undefined) return;
+      if (c === '#') {
+        while (this.pos < p.length && p[this.pos] !== '\n') this.pos++;
+      } else if (/\s/.test(c) && c.charCodeAt(0) < 0x80) this.pos++;
+      else return;
+    }
+  }
+
+  /** `(`: a group, an option change or a comment; false when what it leaves cannot take a quantifier. */
+  private open(): boolean {
+    const p = this.p;
+    const at = this.pos;
+    if (p[at + 1] !== '?' && p[at + 1] !== '*') {
+      this.captures++;
+      this.push('(', at);
+      this.pos++;
+      return false;
+    }
+    if (p[at + 1] === '*') this.fail('verbs such as (*UTF) and (*FAIL) are not supported');
+    const rest = p.slice(at + 2);
+    if (rest.startsWith('#')) {
+      const end = p.indexOf(')', at);
+      if (end < 0) this.fail('missing ) after a comment');
+      this.pos = end + 1;
+      return false;
+    }
+    for (const [sign, js] of [
+      [':', '(?:'],
+      ['=', '(?='],
+      ['!', '(?!'],
+      ['<=', '(?<='],
+      ['<!', '(?<!'],
+    ] as const)
+      if (rest.startsWith(sign)) {
+        this.push(js, at);
+        this.pos = at + 2 + sign.length;
+        return false;
+      }
+    const named = /^(?:P?<([A-Za-z_]\w*)>|'([A-Za-z_]\w*)')/.exec(rest);
+    if (named) {
+      this.captures++;
+      this.push(`(?<${named[1] ?? named[2]}>`, at);
+      this.pos = at + 2 + named[0].length;
+      return false;
+    }
+    const ref = /^P=([A-Za-z_]\w*)\)/.exec(rest);
+    if (ref) {
+      this.backref(`\\k<${ref[1]}>`);
+      this.pos = at + 2 + ref[0].length;
+      return true;
+    }
+    if (rest.startsWith('>')) this.fail('atomic groups (?>...) are not supported');
+    if (rest.startsWith('|')) this.fail('branch reset groups (?|...) are not supported');
+    if (rest.startsWith('(')) this.fail('conditional groups (?(...)...) are not supported');
+    if (/^(?:R|[+-]?\d|&|P>)/.test(rest)) this.fail('recursion and subroutine calls are not supported');
+    // option letters: (?imsx-imsx) for the rest of the group, (?imsx-imsx:...) for a group of its own
+    const opts = /^([a-zA-Z]*)(?:-([a-zA-Z]*))?([:)])/.exec(rest);
+    if (!opts) this.fail(`unknown group syntax '(?${rest.slice(0, 3)}'`);
+    const mode = { ...this.mode };
+    for (const [letters, on] of [
+      [opts[1]!, true],
+      [opts[2] ?? '', false],
+    ] as const)
+      for (const f of letters) {
+        if (f === 'i' || f === 's' || f === 'm' || f === 'x') mode[f] = on;
+        else this.fail(`inline option '${f}' is not supported`, at);
+      }
+    this.pos = at + 2 + opts[0].length;
+    if (opts[3] === ':') {
+      this.push('(?:', at);
+      this.mode = mode;
+      return false;
+    }
+    this.mode = mode;
+    return false;
+  }
+
+  private push(js: string, at: number): void {
+    this.groups.push({ saved: { ...this.mode }, at });
+    this.out += js;
+  }
+
+  private backref(js: string): void {
+    // a caseless backreference matches its group's text in any case: JavaScript does that only with i
+    if (this.mode.i && !this.flagI)
+      this.fail('a backreference in a caseless part written out letter by letter');
+    if (this.flagI && this.mode.i !== !!this.o.caseless) throw mixedCase;
+    this.out += `(?:${js})`;
+  }
+
+  /** An escape outside a class; false when it is an assertion (no quantifier). */
+  private escape(): boolean {
+    const p = this.p;
+    const at = this.pos;
+    const e = p[at + 1];
+    if (e === undefined) this.fail('\\ at the end of the pattern', at);
+    this.pos = at + 2;
+    switch (e) {
+      case 'A':
+        this.out += '^';
+        return false;
+      case 'z':
+        this.out += '$';
+        return false;
+      case 'Z':
+        this.out += '(?=\\n?$)';
+        return false;
+      case 'b':
+      case 'B':
+        this.out += `\\${e}`;
+        return false;
+      case 'd':
+      case 'D':
+      case 'w':
+      case 'W':
+        this.out += `\\${e}`;
+        return true;
+      case 's':
+        this.out += `[${spaceItems}]`;
+        return true;
+      case 'S':
+        this.out += `[^${spaceItems}]`;
+        return true;
+      case 'h':
+        this.out += `[${hSpaceItems}]`;
+        return true;
+      case 'H':
+        this.out += `[^${hSpaceItems}]`;
+        return true;
+      case 'v':
+        this.out += `[${vSpaceItems}]`;
+        return true;
+      case 'V':
+        this.out += `[^${vSpaceItems}]`;
+        return true;
+      case 'R':
+        this.out += `(?:\\r\\n|[${vSpaceItems}])`;
+        return true;
+      case 'N':
+        this.out += '[^\\n]';
+        return true;
+      case 'Q': {
+        let end = p.indexOf('\\E', this.pos);
+        if (end < 0) end = p.length;
+        const text = p.slice(this.pos, end);
+        this.pos = Math.min(end + 2, p.length);
+        if (text.length === 0) return false;
+        // a quantifier after \Q...\E repeats its last character, as after that character written alone
+        for (let k = 0; k < text.length - 1; k++) this.out += this.literal(text.charCodeAt(k));
+        this.out += this.literal(text.charCodeAt(text.length - 1));
+        return true;
+      }
+      case 'E':
+        return false;
+      case 'g':
+      case 'k':
+        this.namedOrNumberedRef(e, at);
+        return true;
+      case 'G':
+        this.fail('\\G is not supported', at);
+        break;
+      case 'K':
+        this.fail('\\K is not supported', at);
+        break;
+      case 'p':
+      case 'P':
+      case 'X':
+        this.fail(`\\${e} (Unicode properties) is not supported`, at);
+        break;
+      case 'C':
+        this.fail('\\C is not supported', at);
+        break;
+    }
+    if (e >= '1' && e <= '9') {
+      const digits = /^\d+/.exec(p.slice(at + 1))![0];
+      const n = Number(digits);
+      // PCRE: a backreference when under 10, starting with 8 or 9, or naming a group already opened;
+      // else octal
+      if (n < 10 || e >= '8' || n <= this.captures) {
+        this.pos = at + 1 + digits.length;
+        this.maxRef = Math.max(this.maxRef, n);
+        this.backref(`\\${n}`);
+        return true;
+      }
+    }
+    const c = this.escapedChar(at, false);
+    this.out += this.literal(c);
+    return true;
+  }
+
+  /** \g{N}, \gN, \g{-N}, \g{name}, \k<name>, \k'name', \k{name}. */
+  private namedOrNumberedRef(e: string, at: number): void {
+    const rest = this.p.slice(at + 2);
+    const m =
+      e === 'g'
+        ? /^(?:\{(-?\d+)\}|(-?\d+)|\{([A-Za-z_]\w*)\})/.exec(rest)
+        : /^(?:<([A-Za-z_]\w*)>|'([A-Za-z_]\w*)'|\{([A-Za-z_]\w*)\})/.exec(rest);
+    if (!m) this.fail(`\\${e} must be followed by a group number or name`, at);
+    this.pos = at + 2 + m[0].length;
+    const name = e === 'k' ? (m[1] ?? m[2] ?? m[3]) : m[3];
+    if (name !== undefined) {
+      this.backref(`\\k<${name}>`);
+      return;
+    }
+    let n = Number(m[1] ?? m[2]);
+    if (n < 0) n = this.captures + 1 + n;
+    if (n <= 0) this.fail(`\\g refers to a group that does not exist`, at);
+    this.maxRef = Math.max(this.maxRef, n);
+    this.backref(`\\${n}`);
+  }
+
+  /**
+   * The character an escape at `at` stands for (its letters consumed): control escapes, octal, hex, \c, or
+   * a punctuation character itself. `inClass`: in a class, \1-\7 start octal and \b is a backspace.
+   */
+  private escapedChar(at: number, inClass: boolean): number {
+    const p = this.p;
+    const e = p[at + 1]!;
+    this.pos = at + 2;
+    const simple: Record<string, number> = { a: 7, e: 0x1b, f: 0x0c, n: 0x0a, r: 0x0d, t: 0x09 };
+    if (simple[e] !== undefined) return simple[e]!;
+    if (inClass && e === 'b') return 8;
+    if (e === 'x') {
+      const braced = /^\{([0-9a-fA-F]+)\}/.exec(p.slice(at + 2));
+      const h = braced ?? /^[0-9a-fA-F]{0,2}/.exec(p.slice(at + 2))!;
+      this.pos = at + 2 + h[0].length;
+      const c = h[0].length === 0 ? 0 : parseInt(braced ? braced[1]! : h[0], 16);
+      if (c > 0xff) this.fail(`\\x{${braced![1]}} is above 0xFF, which no byte of the subject is`, at);
+      return c;
+    }
+    if (e === 'o') {
+      const m = /^\{([0-7]+)\}/.exec(p.slice(at + 2));
+      if (!m) this.fail('\\o must be followed by {octal digits}', at);
+      this.pos = at + 2 + m[0].length;
+      const c = parseInt(m[1]!, 8);
+      if (c > 0xff) this.fail(`\\o{${m[1]}} is above 0xFF, which no byte of the subject is`, at);
+      return c;
+    }
+    if (e === 'c') {
+      const x = p[at + 2];
+      if (x === undefined || x.charCodeAt(0) < 0x20 || x.charCodeAt(0) > 0x7e)
+        this.fail('\\c must be followed by a printable ASCII character', at);
+      this.pos = at + 3;
+      return x.toUpperCase().charCodeAt(0) ^ 0x40;
+    }
+    if (e >= '0' && e <= '7') {
+      // octal: up to three digits (outside a class, \1-\7 get here only past the groups opened)
+      const m = /^[0-7]{1,3}/.exec(p.slice(at + 1))!;
+      this.pos = at + 1 + m[0].length;
+      const c = parseInt(m[0], 8);
+      if (c > 0xff) this.fail(`\\${m[0]} is above 0xFF, which no byte of the subject is`, at);
+      return c;
+    }
+    // in a class, \8 and \9 are the digits
+    if (e === '8' || e === '9') return e.charCodeAt(0);
+    if (/[A-Za-z0-9]/.test(e)) this.fail(`unrecognized escape \\${e}`, at);
+    return e.charCodeAt(0);
+  }
+
+  /** A character class from `[` to its `]`, as JavaScript class source. */
+  private charClass(): string {
+    const p = this.p;
+    const at = this.pos;
+    this.pos++;
+    let negated = false;
+    if (p[this.pos] === '^') {
+      negated = true;
+      this.pos++;
+    }
+    let items = '';
+    const ranges: [number, number][] = [];
+    let first = true;
+    for (;;) {
+      if (this.pos >= p.length) this.fail('missing ] of a character class', at);
+      const c = p[this.pos]!;
+      if (c === ']' && !first) {
+        this.pos++;
+        break;
+      }
+      first = false;
+      if (c === '[') {
+        const px = /^\[:(\^?)([a-z]+):\]/.exec(p.slice(this.pos));
+        if (px) {
+          const set = posix[px[2]!];
+          if (!set) this.fail(`unknown POSIX class [:${px[2]}:]`);
+          for (const [lo, hi] of px[1] ? complement(set) : set) ranges.push([lo, hi]);
+          this.pos += px[0].length;
+          continue;
+        }
+      }
+      let single: number | undefined;
+      if (c === '\\') {
+        const e = p[this.pos + 1];
+        const start = this.pos;
+        this.pos += 2;
+        if (e === 'd' || e === 'D' || e === 'w' || e === 'W') items += `\\${e}`;
+        else if (e === 's') items += spaceItems;
+        // JavaScript's \S leaves out NBSP, which PCRE's \S takes
+        else if (e === 'S') items += '\\S\\xA0';
+        else if (e === 'h') items += hSpaceItems;
+        else if (e === 'H') items += notHSpaceItems;
+        else if (e === 'v') items += vSpaceItems;
+        else if (e === 'V') items += notVSpaceItems;
+        else if (e === 'Q') {
+          let end = p.indexOf('\\E', this.pos);
+          if (end < 0) end = p.length;
+          for (let k = this.pos; k < end; k++) {
+            single = p.charCodeAt(k);
+            ranges.push([single, single]);
+          }
+          this.pos = Math.min(end + 2, p.length);
+          continue;
+        } else if (e === 'E') {
+          continue;
+        } else if (e !== undefined && 'ABGKNRXCZzpPgk'.includes(e))
+          this.fail(`\\${e} is not allowed in a character class`, start);
+        else single = this.escapedChar(start, true);
+        if (single === undefined) {
+          continue;
+        }
+      } else {
+        single = c.charCodeAt(0);
+        this.pos++;
+      }
+      // a range: x-y, where y is a character (not a class escape or the closing ])
+      if (p[this.pos] === '-' && p[this.pos + 1] !== undefined && p[this.pos + 1] !== ']') {
+        const hiAt = this.pos + 1;
+        let hi: number;
+        if (p[hiAt] === '\\') {
+          const e = p[hiAt + 1];
+          if (e !== undefined && 'dDwWsShHvVQE'.includes(e))
+            this.fail('a range ends in a class escape', hiAt);
+          hi = this.escapedChar(hiAt, true);
+        } else if (p[hiAt] === '[' && /^\[:\^?[a-z]+:\]/.test(p.slice(hiAt))) {
+          this.fail('a range ends in a POSIX class', hiAt);
+        } else {
+          hi = p.charCodeAt(hiAt);
+          this.pos = hiAt + 1;
+        }
+        if (hi < single) this.fail('range out of order in a character class', hiAt);
+        ranges.push([single, hi]);
+        continue;
+      }
+      ranges.push([single, single]);
+    }
+    // case: written out (both cases of each ASCII letter in the ranges) or left to the i flag
+    for (const [lo, hi] of ranges) for (let c = lo; c <= hi && c <= 0xff; c++) this.caseCheck(c);
+    if (!this.flagI && this.mode.i) for (const r of [...ranges]) ranges.push(...otherCase(r));
+    for (const [lo, hi] of ranges) items += lo === hi ? litSource(lo) : `${litSource(lo)}-${litSource(hi)}`;
+    if (items === '') return negated ? '[\\s\\S]' : '[]';
+    return `[${negated ? '^' : ''}${items}]`;
+  }
+}
+
+/** The ASCII letters of a range in the other case, as ranges. */
+function otherCase([lo, hi]: [number, number]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [a, z, d] of [
+    [0x41, 0x5a, 0x20],
+    [0x61, 0x7a, -0x20],
+  ] as const) {
+    const l = Math.max(lo, a);
+    const h = Math.min(hi, z);
+    if (l <= h) out.push([l + d, h + d]);
+  }
+  return out;
+}
+
+/** The complement of sorted, disjoint ranges over 0-255. */
+function complement(set: [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  let next = 0;
+  for (const [lo, hi] of set) {
+    if (lo > next) out.push([next, lo - 1]);
+    next = hi + 1;
+  }
+  if (next <= 0xff) out.push([next, 0xff]);
+  return out;
+}
+
+/** Length of a {n}, {n,} or {n,m} quantifier at `at`, 0 if the brace is a literal (as PCRE reads it). */
+function quantifierAt(p: string, at: number): number {
+  const m = /^\{(\d+)(,(\d*))?\}/.exec(p.slice(at, at + 24));
+  if (!m) return 0;
+  if (m[3] && Number(m[3]) < Number(m[1]))
+    throw new PcreError(`numbers out of order in the quantifier ${m[0]} (at offset ${at})`);
+  if (Number(m[1]) > 65535 || Number(m[3] || 0) > 65535)
+    throw new PcreError(`a number in the quantifier ${m[0]} is above 65535 (at offset ${at})`);
+  return m[0].length;
+}
