@@ -318,8 +318,12 @@ export class VirtualLog implements Loglet {
         if (!(e instanceof VersionConflictError)) throw e;
       }
     }
-    for (let i = 0; i < this.chain.segments.length; i++)
-      if (this.chain.segments[i]!.start < pos) await (await this.loglet(i)).prefixTrim(pos);
+    for (let i = 0; i < this.chain.segments.length; i++) {
+      const seg = this.chain.segments[i]!;
+      // an empty sealed segment holds nothing to trim (and its loglet may be one nobody can open)
+      if (seg.start < pos && (seg.end === undefined || seg.end > seg.start))
+        await (await this.loglet(i)).prefixTrim(pos);
+    }
   }
 
   /** Seals the whole log: the active segment, without installing a successor. */
@@ -342,7 +346,11 @@ export class VirtualLog implements Loglet {
       // ready the successor while the seal and the CAS run
       void this.opts.prepare?.(spec, i + 1).catch(() => undefined);
       const sealedVersion = this.version;
-      const { tail } = await (await this.loglet(i)).seal();
+      // a segment whose spec no factory could open (chained before specs were checked, 2026-12-03) never
+      // took a record: it ends where it starts, unsealed, and the log goes on past it
+      const { tail } = this.unopenable(i)
+        ? { tail: this.chain.segments[i]!.start }
+        : await (await this.loglet(i)).seal();
       const segs = this.chain.segments.map((s) => ({ ...s }));
       segs[i]!.end = tail;
       segs.push({ start: tail, spec });
@@ -357,6 +365,18 @@ export class VirtualLog implements Loglet {
         if (this.chain.segments.length > segs.length - 1)
           return this.chain.segments[this.chain.segments.length - 1]!.start;
       }
+    }
+  }
+
+  /** Whether segment `i`'s spec is one `checkSpec` refuses: no loglet was ever opened from it. */
+  private unopenable(i: number): boolean {
+    const check = this.opts.checkSpec;
+    if (!check) return false;
+    try {
+      check(this.chain.segments[i]!.spec);
+      return false;
+    } catch {
+      return true;
     }
   }
 

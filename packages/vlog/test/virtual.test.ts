@@ -9,6 +9,7 @@ import {
   MemoryLoglet,
   MemoryMetaStore,
   openLog,
+  openMeta,
   SealedError,
   Sequencer,
   TrimmedError,
@@ -242,5 +243,37 @@ describe('strata log', () => {
     expect((await run(['chain', 'sp', ...meta])).out).toMatch(/^\[0, \)\tfile:.*specseg\n$/);
     expect((await run(['append', 'sp', ...meta], 'b\n')).out).toBe('1\n');
     expect((await run(['read', 'sp', ...meta])).out).toBe('0\ta\n1\tb\n');
+  });
+
+  it('a chain whose active segment no loglet can open (chained before specs were checked) is repaired by reconfigure', async () => {
+    const meta = ['--meta', 'file:./stuckmeta'];
+    expect((await run(['create', 'st', ...meta, '--loglet', 'file:./stuckseg'])).code).toBe(0);
+    expect((await run(['append', 'st', ...meta], 'a\nb\n')).out).toBe('0\n1\n');
+    // what the code before the spec check wrote for 'reconfigure --loglet bogus:x': segment 0 sealed at
+    // its tail, then a segment nobody can open
+    const store = openMeta('file:./stuckmeta', 'st', root);
+    const { version, value } = await store.get();
+    const good = value!.segments[0]!.spec;
+    await store.put(
+      {
+        segments: [
+          { start: 0, end: 2, spec: good },
+          { start: 2, spec: 'bogus:x' },
+        ],
+      },
+      version,
+    );
+    await store.close();
+    expect((await run(['append', 'st', ...meta], 'c\n')).code).toBe(1);
+    const r = await run(['reconfigure', 'st', ...meta, '--loglet', 'file:./stuckseg2']);
+    expect(r.code, r.err).toBe(0);
+    expect((await run(['chain', 'st', ...meta])).out).toMatch(
+      /^\[0, 2\)\tfile:.*stuckseg\n\[2, 2\)\tbogus:x\n\[2, \)\tfile:.*stuckseg2\n$/,
+    );
+    expect((await run(['append', 'st', ...meta], 'c\n')).out).toBe('2\n');
+    expect((await run(['read', 'st', ...meta])).out).toBe('0\ta\n1\tb\n2\tc\n');
+    expect((await run(['trim', 'st', ...meta, '--to', '3'])).code).toBe(0);
+    expect((await run(['append', 'st', ...meta], 'd\n')).out).toBe('3\n');
+    expect((await run(['read', 'st', ...meta, '--from', '3'])).out).toBe('3\td\n');
   });
 });
