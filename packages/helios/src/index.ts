@@ -63,7 +63,10 @@ export {
   mergeAll,
   mergeChildren,
   mergeNodes,
+  NodeDirectory,
   type NodeHeader,
+  NodePage,
+  nodeVersion,
 } from './node.js';
 export { ProgressLog, type ProgressRecord } from './progress.js';
 export { type CmpOp, type Expr, evalExpr, mayMatchRange, parseQuery, QueryError } from './query.js';

@@ -8,6 +8,18 @@
  * keys are sorted and distinct; post[postOff[i], postOff[i+1]) are the child indices of key i, ascending.
  * The bloom filter (k = 3, about 10 bits per key) answers most absent keys without a binary search. The
  * header carries a HighwayHash of the body, checked on every read.
+ *
+ * "HLN2" (written by the indexer since 2026-12-03; `encodeNode(node, 2)`) cuts the same arrays into pages of
+ * `pageKeys` keys, each with its own checksum, behind a small directory, so a lookup reads the header and
+ * directory once and then one page (a range get each), not the whole node:
+ *
+ *   "HLN2" | u32 headerLen | u32 directoryLen | u32 0 | u64 check of (header JSON | directory) | header JSON |
+ *   directory: per page f64 firstKey, u32 end (bytes from the first page), u64 check of the page |
+ *   page 0 | page 1 | ... | u32 bloom[w]
+ *
+ * A page of c keys: f64 keys[c] | u32 postOff[c + 1] (from 0: the page's own pointers) | u32 post[...]. The
+ * header's `check` is the bloom filter's (read whole only: merges take the union's filter from it; a
+ * lookup answers from the page, whose keys are exact). Any alignment: read through DataViews or copied.
  */
 import { hash64Words } from '@strata/highwayhash';
 
@@ -23,6 +35,9 @@ export interface NodeHeader {
   m: number;
   w: number;
   check: string;
+  /** HLN2: keys a page (the last one may hold fewer) and pages. */
+  pageKeys?: number;
+  pages?: number;
 }
 
 export interface IndexNode {
@@ -491,11 +506,32 @@ function bodyCheck(body: Uint8Array): string {
   return w[1]!.toString(16).padStart(8, '0') + w[0]!.toString(16).padStart(8, '0');
 }
 
-/** Serializes a node. */
-export function encodeNode(node: IndexNode): Uint8Array {
+/**
+ * Keys in a page of an HLN2 node: `nodePageKeys`, or more when that would make more than `nodePagesMax`
+ * pages (a directory entry is 20 bytes: at most 80 KiB of directory).
+ */
+export const nodePageKeys = 512;
+export const nodePagesMax = 4096;
+
+function pageKeysFor(n: number): number {
+  return Math.max(nodePageKeys, Math.ceil(n / nodePagesMax));
+}
+
+/** "HLN2" | u32 headerLen | u32 directoryLen | u32 0 | u64 check. */
+const prefix2 = 24;
+const dirEntry = 20;
+
+/** Serializes a node: as HLN1 (leaves: what servers and agents of before read) or HLN2 (paged). */
+export function encodeNode(
+  node: IndexNode,
+  version: 1 | 2 = 1,
+  /** HLN2: keys a page (tests; default `pageKeysFor` the node's keys). */
+  pageKeys?: number,
+): Uint8Array {
   const { keys, postOff, post, bloom } = node;
   if (bloom.length === 0)
     throw new Error('encodeNode: the node has no filter (a part of a merge, not a node to store)');
+  if (version === 2) return encodeNode2(node, pageKeys);
   const bodyLen = keys.byteLength + postOff.byteLength + post.byteLength + bloom.byteLength;
   const body = new Uint8Array(bodyLen);
   let o = 0;
@@ -514,10 +550,260 @@ export function encodeNode(node: IndexNode): Uint8Array {
   return out;
 }
 
-/** Parses a node; throws saying what is wrong when the bytes are not a sound node. */
+function checkWords(bytes: Uint8Array): [number, number] {
+  const w = hash64Words(checkKey, bytes);
+  return [w[0]!, w[1]!];
+}
+
+function encodeNode2(node: IndexNode, pageKeys?: number): Uint8Array {
+  const { keys, postOff, post, bloom } = node;
+  const n = keys.length;
+  const K = pageKeys ?? pageKeysFor(n);
+  if (!Number.isInteger(K) || K < 1) throw new Error(`encodeNode: ${K} keys a page`);
+  const P = Math.ceil(n / K);
+  const pagesLen = n * 8 + (n + P) * 4 + post.length * 4;
+  const header: NodeHeader = { ...node.header, n, m: post.length, w: bloom.length, pageKeys: K, pages: P };
+  const bloomBytes = new Uint8Array(bloom.buffer, bloom.byteOffset, bloom.byteLength);
+  header.check = bodyCheck(bloomBytes);
+  node.header.check = header.check;
+  const hdr = enc.encode(JSON.stringify(header));
+  const dl = P * dirEntry;
+  const pagesAt = prefix2 + hdr.length + dl;
+  const out = new Uint8Array(pagesAt + pagesLen + bloom.byteLength);
+  const dv = new DataView(out.buffer);
+  out.set([0x48, 0x4c, 0x4e, 0x32]);
+  dv.setUint32(4, hdr.length, true);
+  dv.setUint32(8, dl, true);
+  out.set(hdr, prefix2);
+  let o = pagesAt;
+  for (let p = 0; p < P; p++) {
+    const a = p * K;
+    const c = Math.min(K, n - a);
+    const start = o;
+    out.set(new Uint8Array(keys.buffer, keys.byteOffset + a * 8, c * 8), o);
+    o += c * 8;
+    const base = postOff[a]!;
+    for (let j = 0; j <= c; j++, o += 4) dv.setUint32(o, postOff[a + j]! - base, true);
+    const end = postOff[a + c]!;
+    out.set(new Uint8Array(post.buffer, post.byteOffset + base * 4, (end - base) * 4), o);
+    o += (end - base) * 4;
+    const e = prefix2 + hdr.length + p * dirEntry;
+    dv.setFloat64(e, keys[a]!, true);
+    dv.setUint32(e + 8, o - pagesAt, true);
+    const [lo, hi] = checkWords(out.subarray(start, o));
+    dv.setUint32(e + 12, lo, true);
+    dv.setUint32(e + 16, hi, true);
+  }
+  out.set(bloomBytes, o);
+  const [lo, hi] = checkWords(out.subarray(prefix2, pagesAt));
+  dv.setUint32(16, lo, true);
+  dv.setUint32(20, hi, true);
+  return out;
+}
+
+/** The format of a node's bytes: 1 (HLN1), 2 (HLN2), or 0 (not a node). Needs the first 4 bytes. */
+export function nodeVersion(bytes: Uint8Array): 0 | 1 | 2 {
+  if (bytes.length < 4 || bytes[0] !== 0x48 || bytes[1] !== 0x4c || bytes[2] !== 0x4e) return 0;
+  return bytes[3] === 0x31 ? 1 : bytes[3] === 0x32 ? 2 : 0;
+}
+
+/**
+ * An HLN2 node's header and directory, read from the node's first bytes (`NodeDirectory.bytesNeeded` of
+ * them): which page may hold a key, where each page lies in the object, and each page's check.
+ */
+export class NodeDirectory {
+  /** Bytes of the header and directory (what a cache holds for it). */
+  readonly bytes: number;
+  /** Where page 0 starts in the object. */
+  readonly pagesAt: number;
+  private readonly firstKeys: Float64Array;
+  /** Page p is bytes [ends[p], ends[p + 1]) from pagesAt. */
+  private readonly ends: Uint32Array;
+  private readonly checks: Uint32Array;
+
+  private constructor(
+    readonly header: NodeHeader,
+    readonly where: string,
+    dir: DataView,
+    pagesAt: number,
+  ) {
+    const P = header.pages ?? 0;
+    this.pagesAt = pagesAt;
+    this.bytes = pagesAt;
+    this.firstKeys = new Float64Array(P);
+    this.ends = new Uint32Array(P + 1);
+    this.checks = new Uint32Array(2 * P);
+    for (let p = 0; p < P; p++) {
+      this.firstKeys[p] = dir.getFloat64(p * dirEntry, true);
+      this.ends[p + 1] = dir.getUint32(p * dirEntry + 8, true);
+      this.checks[2 * p] = dir.getUint32(p * dirEntry + 12, true);
+      this.checks[2 * p + 1] = dir.getUint32(p * dirEntry + 16, true);
+      if (this.ends[p + 1]! < this.ends[p]!) throw new Error(`${where}: page ${p} ends before it starts`);
+    }
+  }
+
+  /** How many of the node's first bytes hold its header and directory (`first`: at least 24 of them). */
+  static bytesNeeded(first: Uint8Array, where: string): number {
+    if (nodeVersion(first) !== 2 || first.length < prefix2)
+      throw new Error(`${where}: not an HLN2 index node (bad magic or too short)`);
+    const dv = new DataView(first.buffer, first.byteOffset, first.byteLength);
+    return prefix2 + dv.getUint32(4, true) + dv.getUint32(8, true);
+  }
+
+  /** Parses and checks the header and directory from the node's first `bytesNeeded` bytes (or more). */
+  static parse(bytes: Uint8Array, where: string, objectBytes?: number): NodeDirectory {
+    const need = NodeDirectory.bytesNeeded(bytes, where);
+    if (bytes.length < need) throw new Error(`${where}: directory needs ${need} bytes, got ${bytes.length}`);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const hl = dv.getUint32(4, true);
+    const dl = dv.getUint32(8, true);
+    const [lo, hi] = checkWords(bytes.subarray(prefix2, need));
+    if (lo !== dv.getUint32(16, true) || hi !== dv.getUint32(20, true))
+      throw new Error(`${where}: directory checksum mismatch (corrupt node)`);
+    const header = JSON.parse(dec.decode(bytes.subarray(prefix2, prefix2 + hl))) as NodeHeader;
+    const P = header.pages ?? -1;
+    const K = header.pageKeys ?? 0;
+    if (P < 0 || dl !== P * dirEntry || K < 1 || P !== Math.ceil(header.n / K))
+      throw new Error(
+        `${where}: directory of ${dl} bytes does not fit ${P} pages of ${K} of ${header.n} keys`,
+      );
+    const d = new NodeDirectory(
+      header,
+      where,
+      new DataView(bytes.buffer, bytes.byteOffset + prefix2 + hl, dl),
+      need,
+    );
+    const pagesLen = header.n * 8 + (header.n + P) * 4 + header.m * 4;
+    if (d.ends[P] !== pagesLen)
+      throw new Error(`${where}: pages end at ${d.ends[P]}, the header says ${pagesLen}`);
+    if (objectBytes !== undefined && objectBytes !== need + pagesLen + header.w * 4)
+      throw new Error(`${where}: size ${objectBytes}, header says ${need + pagesLen + header.w * 4}`);
+    return d;
+  }
+
+  get pages(): number {
+    return this.firstKeys.length;
+  }
+
+  /** Where the last page ends in the object (the filter follows). */
+  get pagesEnd(): number {
+    return this.pagesAt + this.ends[this.pages]!;
+  }
+
+  /** The page that holds `key` if the node has it (-1: below its first key, or no keys). */
+  pageOf(key: number): number {
+    const f = this.firstKeys;
+    let lo = 0;
+    let hi = f.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (f[mid]! <= key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1;
+  }
+
+  /** Page p's byte range in the object: [start, end). */
+  range(p: number): [number, number] {
+    return [this.pagesAt + this.ends[p]!, this.pagesAt + this.ends[p + 1]!];
+  }
+
+  /** Checks page p's bytes (exactly its range) and returns it, or fails naming node and page. */
+  page(p: number, bytes: Uint8Array): NodePage {
+    const K = this.header.pageKeys!;
+    const a = p * K;
+    const c = Math.min(K, this.header.n - a);
+    const what = `${this.where}: page ${p} of ${this.pages} (keys ${a}-${a + c - 1})`;
+    const [lo, hi] = checkWords(bytes);
+    if (
+      bytes.length !== this.ends[p + 1]! - this.ends[p]! ||
+      lo !== this.checks[2 * p] ||
+      hi !== this.checks[2 * p + 1]
+    )
+      throw new Error(`${what} fails its checksum: the node is corrupt`);
+    return new NodePage(bytes, c, what);
+  }
+}
+
+/** One checked page of an HLN2 node: a binary search of its keys, one pointer list. */
+export class NodePage {
+  private readonly dv: DataView;
+  private readonly postAt: number;
+  private readonly m: number;
+
+  constructor(
+    readonly bytes: Uint8Array,
+    private readonly c: number,
+    private readonly what: string,
+  ) {
+    this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.postAt = c * 12 + 4;
+    this.m = (bytes.length - this.postAt) / 4;
+    if (this.m !== this.dv.getUint32(c * 8 + c * 4, true))
+      throw new Error(`${what}: its pointers do not fill it`);
+  }
+
+  /** The child indices that hold `key` (empty when absent). */
+  find(key: number): Uint32Array {
+    const dv = this.dv;
+    let lo = 0;
+    let hi = this.c;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (dv.getFloat64(mid * 8, true) < key) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo >= this.c || dv.getFloat64(lo * 8, true) !== key) return new Uint32Array(0);
+    const offAt = this.c * 8;
+    const a = dv.getUint32(offAt + lo * 4, true);
+    const b = dv.getUint32(offAt + (lo + 1) * 4, true);
+    if (!(a <= b && b <= this.m))
+      throw new Error(`${this.what}: pointers [${a}, ${b}) of a key are outside its ${this.m}`);
+    const out = new Uint32Array(b - a);
+    for (let i = 0; i < out.length; i++) out[i] = dv.getUint32(this.postAt + (a + i) * 4, true);
+    return out;
+  }
+}
+
+/** An HLN2 node read whole: every page checked and copied into the node's arrays. */
+function decodeNode2(bytes: Uint8Array, where: string): IndexNode {
+  const d = NodeDirectory.parse(bytes, where, bytes.length);
+  const h = d.header;
+  const keys = new Float64Array(h.n);
+  const keyBytes = new Uint8Array(keys.buffer);
+  const postOff = new Uint32Array(h.n + 1);
+  const post = new Uint32Array(h.m);
+  const postBytes = new Uint8Array(post.buffer);
+  const K = h.pageKeys!;
+  let m = 0;
+  for (let p = 0; p < d.pages; p++) {
+    const [s, e] = d.range(p);
+    const pg = d.page(p, bytes.subarray(s, e));
+    const a = p * K;
+    const c = Math.min(K, h.n - a);
+    keyBytes.set(bytes.subarray(s, s + c * 8), a * 8);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset + s + c * 8, (c + 1) * 4);
+    for (let j = 0; j < c; j++) postOff[a + j] = m + dv.getUint32(j * 4, true);
+    const pm = (pg.bytes.length - c * 12 - 4) / 4;
+    if (m + pm > h.m) throw new Error(`${where}: page ${p}'s pointers are past the header's ${h.m}`);
+    postBytes.set(bytes.subarray(s + c * 12 + 4, e), m * 4);
+    m += pm;
+  }
+  postOff[h.n] = m;
+  if (m !== h.m) throw new Error(`${where}: ${m} pointers, the header says ${h.m}`);
+  const bloomSrc = bytes.subarray(d.pagesEnd);
+  if (bodyCheck(bloomSrc) !== h.check) throw new Error(`${where}: filter checksum mismatch (corrupt node)`);
+  const bloom = new Uint32Array(h.w);
+  new Uint8Array(bloom.buffer).set(bloomSrc);
+  // the header keeps pageKeys and pages: what it was read from (a merge's result gets a header of its own)
+  return { header: h, keys, postOff, post, bloom };
+}
+
+/** Parses a node (HLN1 or HLN2); throws saying what is wrong when the bytes are not a sound node. */
 export function decodeNode(bytes: Uint8Array, where = 'index node'): IndexNode {
-  if (bytes.length < 8 || bytes[0] !== 0x48 || bytes[1] !== 0x4c || bytes[2] !== 0x4e || bytes[3] !== 0x31)
-    throw new Error(`${where}: not an index node (bad magic)`);
+  const v = nodeVersion(bytes);
+  if (v === 2) return decodeNode2(bytes, where);
+  if (bytes.length < 8 || v !== 1) throw new Error(`${where}: not an index node (bad magic)`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const hl = dv.getUint32(4, true);
   if (8 + hl > bytes.length) throw new Error(`${where}: header length ${hl} is past the end`);

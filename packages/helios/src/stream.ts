@@ -35,6 +35,10 @@ import {
   mergeAll,
   mergeChildren,
   mergeNodes,
+  NodeDirectory,
+  type NodeHeader,
+  type NodePage,
+  nodeVersion,
 } from './node.js';
 import { ProgressLog, type ProgressRecord } from './progress.js';
 import { columnsOf, type Expr, evalExpr, mayMatchRange, parseQuery, requiredNeedles } from './query.js';
@@ -134,6 +138,13 @@ export const nodeCacheMax = 256;
  * alone could hold most of a large stream's index), with the same exception.
  */
 export const nodeCacheBytesMax = 64 * 2 ** 20;
+/**
+ * What a search keeps of the HLN2 nodes it reads in parts (their headers and directories, and the pages it
+ * looked keys up in): LRU, at most this many bytes, every level alike.
+ */
+export const nodePageCacheBytesMax = 32 * 2 ** 20;
+/** Bound on what a search's first get of an HLN2 node asks for (its header and directory). */
+const nodePrefixBytesMax = 1 << 20;
 /**
  * Bytes of block directories a Stream keeps for searches (a 4 MiB chunk's is about 35 KiB: 900 blocks),
  * so a search that comes back to a block fetches only its pages.
@@ -265,6 +276,9 @@ export interface SearchStats {
   /** Bytes of block objects fetched, and the (range) gets that fetched them. */
   blockBytesFetched: number;
   blockGets: number;
+  /** Bytes of index node objects fetched (whole or in parts), and the gets that fetched them. */
+  nodeBytesFetched: number;
+  nodeGets: number;
   rowsScanned: number;
   rowsMatched: number;
   levels: { level: number; nodes: number; watermark: number }[];
@@ -293,6 +307,12 @@ export interface ChunkOptions {
 }
 
 type Plan = { p: 'all' } | { p: 'none' } | { p: 'key'; key: number } | { p: 'and' | 'or'; a: Plan; b: Plan };
+
+/** What a search needs of an index node: its header, and the children that hold a key. */
+interface NodeView {
+  header: NodeHeader;
+  find(key: number): Promise<Uint32Array> | Uint32Array;
+}
 
 /**
  * The rows of page p that match `e` (row indexes within the page): a row whose needle columns lack a
@@ -384,6 +404,11 @@ export interface StreamOptions {
    * bound) and are not counted in it.
    */
   nodeCacheBytes?: number;
+  /**
+   * Bytes of HLN2 nodes' directories and pages that searches read in parts, kept at most (LRU, default
+   * `nodePageCacheBytesMax`).
+   */
+  nodePageCacheBytes?: number;
 }
 
 /**
@@ -519,6 +544,20 @@ export class Stream {
   private cacheBytes = 0;
   private cacheBytesMax = nodeCacheBytesMax;
   /**
+   * HLN2 nodes as searches read them, in parts: `KEY` is the node's directory, `KEY#P` its page P (LRU,
+   * at most `pagedBytesMax` bytes). Node objects never change (a new version is a new key).
+   */
+  private paged = new Map<string, { v: NodeDirectory | NodePage; bytes: number }>();
+  private pagedBytes = 0;
+  private pagedBytesMax = nodePageCacheBytesMax;
+  /**
+   * What the first get of an HLN2 node asks for, by level: the largest header and directory seen at that
+   * level, in 4 KiB (a level-1 node of 2M keys has an 80 KB directory, a level-0 node of 60K keys 2.4 KB).
+   */
+  private nodePrefixBytes: number[] = [];
+  /** Whether the last node a search opened was HLN1 (read whole: no prefix get first). */
+  private lastNodeWhole = false;
+  /**
    * What a search's first get of a block asks for: the largest directory seen so far, rounded up to 4 KiB
    * (a 4 MiB chunk's is about 35 KiB), so a needle reads the directory and then its pages, little else.
    */
@@ -556,7 +595,7 @@ export class Stream {
     name: string,
     opts: Partial<IndexPolicy> & StreamOptions = {},
   ): Promise<Stream> {
-    const { nowMs, nodeCacheBytes, ...policy } = opts;
+    const { nowMs, nodeCacheBytes, nodePageCacheBytes, ...policy } = opts;
     const dir = streamDir(dataDir, name);
     const ddlPath = join(dir, 'stream.ddl');
     if (!existsSync(ddlPath))
@@ -575,6 +614,7 @@ export class Stream {
     }
     const s = new Stream(ddl, def, store, log, { ...defaultPolicy, ...policy }, nowMs ?? Date.now);
     if (nodeCacheBytes !== undefined) s.cacheBytesMax = nodeCacheBytes;
+    if (nodePageCacheBytes !== undefined) s.pagedBytesMax = nodePageCacheBytes;
     try {
       await s.catchUp();
     } catch (e) {
@@ -1124,7 +1164,7 @@ export class Stream {
   private async putNode(level: number, node: IndexNode): Promise<NodeInfo> {
     const h = node.header;
     const key = `${this.def.name}/nodes/L${level}/${h.from}-${h.to}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-    const bytes = encodeNode(node);
+    const bytes = encodeNode(node, 2);
     await this.store.put(key, bytes);
     this.cacheNode(key, node, bytes.length, level > 0);
     return {
@@ -1647,26 +1687,26 @@ export class Stream {
   }
 
   /** The children of a node that may hold a match; null means all of them. */
-  private evalPlan(p: Plan, node: IndexNode): Set<number> | null {
+  private async evalPlan(p: Plan, node: NodeView): Promise<Set<number> | null> {
     switch (p.p) {
       case 'all':
         return null;
       case 'none':
         return new Set();
       case 'key':
-        return new Set(lookup(node, p.key));
+        return new Set(await node.find(p.key));
       case 'and': {
-        const a = this.evalPlan(p.a, node);
+        const a = await this.evalPlan(p.a, node);
         if (a && a.size === 0) return a;
-        const b = this.evalPlan(p.b, node);
+        const b = await this.evalPlan(p.b, node);
         if (!a) return b;
         if (!b) return a;
         return new Set([...a].filter((x) => b.has(x)));
       }
       case 'or': {
-        const a = this.evalPlan(p.a, node);
+        const a = await this.evalPlan(p.a, node);
         if (!a) return null;
-        const b = this.evalPlan(p.b, node);
+        const b = await this.evalPlan(p.b, node);
         if (!b) return null;
         for (const x of b) a.add(x);
         return a;
@@ -1728,6 +1768,8 @@ export class Stream {
       pagesSkipped: 0,
       blockBytesFetched: 0,
       blockGets: 0,
+      nodeBytesFetched: 0,
+      nodeGets: 0,
       rowsScanned: 0,
       rowsMatched: 0,
       levels: this.levels.map((m, level) => ({ level, nodes: m.size, watermark: this.wm[level] ?? 0 })),
@@ -1738,9 +1780,9 @@ export class Stream {
     const plan = opts.useIndex !== false && this.def.index.length > 0 ? this.plan(e) : null;
     if (plan) {
       const descend = async (key: string) => {
-        const node = await this.node(key);
+        const node = await this.searchNode(key, stats);
         stats.nodesRead++;
-        const sel = this.evalPlan(plan, node);
+        const sel = await this.evalPlan(plan, node);
         const idx = sel ? [...sel] : node.header.children.map((_, i) => i);
         const dead = this.expiredUpTo;
         for (const i of idx) {
@@ -1811,6 +1853,123 @@ export class Stream {
       if (!anyPage) stats.prunedByNeedle++;
     }
     return { rows, seqs, stats };
+  }
+
+  /**
+   * An index node for a search. A node this Stream holds decoded (one its indexer wrote or read, or an HLN1
+   * node) answers from memory. Else an HLN2 node is read in parts: its header and directory (one get of
+   * about the largest directory seen, a second when this one is longer), then for each key looked up the
+   * one page that may hold it (one range get), all kept in the page cache (LRU, bounded). An HLN1 node is
+   * read whole, as before (after a search met one, the next node is fetched whole in one get).
+   */
+  private async searchNode(key: string, stats: SearchStats): Promise<NodeView> {
+    const whole = this.cache.get(key);
+    if (whole) {
+      this.cache.delete(key);
+      this.cache.set(key, whole);
+      return { header: whole.node.header, find: (k) => lookup(whole.node, k) };
+    }
+    let dir = this.pagedGet(key) as NodeDirectory | undefined;
+    // what the first get fetched past the directory (pages there are not fetched again)
+    let head: Uint8Array | undefined;
+    if (!dir) {
+      if (this.lastNodeWhole) return this.wholeNode(key, stats);
+      const level = Number(/\/nodes\/L(\d+)\//.exec(key)?.[1] ?? 0);
+      const ask = this.nodePrefixBytes[level] ?? 4096;
+      let bytes = await this.store.get(key, { range: { start: 0, end: ask - 1 } });
+      stats.nodeGets++;
+      stats.nodeBytesFetched += bytes.length;
+      if (nodeVersion(bytes) === 1) {
+        this.lastNodeWhole = true;
+        // the whole object when it is shorter than what was asked for
+        if (bytes.length < ask) return this.wholeNode(key, stats, bytes);
+        return this.wholeNode(key, stats);
+      }
+      this.lastNodeWhole = false;
+      const need = NodeDirectory.bytesNeeded(bytes, key);
+      if (bytes.length < need) {
+        const rest = await this.store.get(key, { range: { start: bytes.length, end: need - 1 } });
+        stats.nodeGets++;
+        stats.nodeBytesFetched += rest.length;
+        const all = new Uint8Array(bytes.length + rest.length);
+        all.set(bytes);
+        all.set(rest, bytes.length);
+        bytes = all;
+      }
+      dir = NodeDirectory.parse(bytes.subarray(0, need), key);
+      this.nodePrefixBytes[level] = Math.min(
+        nodePrefixBytesMax,
+        Math.max(ask, Math.ceil(need / 4096) * 4096),
+      );
+      this.pagedPut(key, dir, dir.bytes);
+      head = bytes;
+    }
+    const d = dir;
+    return {
+      header: d.header,
+      find: async (k) => {
+        const p = d.pageOf(k);
+        if (p < 0) return new Uint32Array(0);
+        const pk = `${key}#${p}`;
+        let page = this.pagedGet(pk) as NodePage | undefined;
+        if (!page) {
+          const [start, end] = d.range(p);
+          let bytes: Uint8Array;
+          if (head && end <= head.length) bytes = head.slice(start, end);
+          else {
+            bytes = await this.store.get(key, { range: { start, end: end - 1 } });
+            stats.nodeGets++;
+            stats.nodeBytesFetched += bytes.length;
+          }
+          page = d.page(p, bytes);
+          this.pagedPut(pk, page, bytes.length);
+        }
+        return page.find(k);
+      },
+    };
+  }
+
+  /** A node read whole for a search (HLN1, or any node after an HLN1 one), kept in the node cache. */
+  private async wholeNode(key: string, stats: SearchStats, bytes?: Uint8Array): Promise<NodeView> {
+    let node: IndexNode;
+    if (bytes) {
+      node = decodeNode(bytes, key);
+      this.cacheNode(key, node, bytes.length);
+    } else {
+      const before = this.cache.has(key);
+      node = await this.node(key);
+      if (!before) {
+        stats.nodeGets++;
+        stats.nodeBytesFetched += this.cache.get(key)?.bytes ?? 0;
+      }
+    }
+    this.lastNodeWhole = node.header.pageKeys === undefined; // HLN1 (an HLN2 header says its pages)
+    return { header: node.header, find: (k) => lookup(node, k) };
+  }
+
+  private pagedGet(k: string): NodeDirectory | NodePage | undefined {
+    const e = this.paged.get(k);
+    if (!e) return undefined;
+    this.paged.delete(k); // most recently used last
+    this.paged.set(k, e);
+    return e.v;
+  }
+
+  private pagedPut(k: string, v: NodeDirectory | NodePage, bytes: number): void {
+    // a concurrent search may have read it meanwhile: count it once
+    this.pagedBytes += bytes - (this.paged.get(k)?.bytes ?? 0);
+    this.paged.delete(k);
+    this.paged.set(k, { v, bytes });
+    for (const [key, e] of this.paged) {
+      if (this.pagedBytes <= this.pagedBytesMax || key === k) break;
+      this.paged.delete(key);
+      this.pagedBytes -= e.bytes;
+    }
+  }
+
+  /** Bytes and entries of the HLN2 directories and pages searches keep (tests). */
+  get nodePageCacheStats(): { entries: number; bytes: number } {
+    return { entries: this.paged.size, bytes: this.pagedBytes };
   }
 
   /**

@@ -14,6 +14,8 @@ import {
   lookup,
   mergeAll,
   mergeNodes,
+  NodeDirectory,
+  nodeVersion,
   parseDdl,
   rowKeys,
   sortUnique,
@@ -469,5 +471,144 @@ describe('index keys from bytes', () => {
     expect([...keysOf(def, rows)]).toEqual(keys);
     const json = [0, 1, 2].map((c) => new TextEncoder().encode(JSON.stringify(rows.map((r) => r[c]))));
     expect([...sortUnique(rowKeys(def, rows, json))]).toEqual(keys);
+  });
+});
+
+describe('HLN2 index nodes (paged)', () => {
+  /** A node of random keys, each pointing to 1-3 of `children` children (ascending, distinct). */
+  const nodeArb = fc
+    .record({
+      keys: fc.array(fc.integer({ min: 0, max: 2 ** 53 - 1 }), { maxLength: 400 }),
+      children: fc.integer({ min: 1, max: 20 }),
+      seed: fc.integer({ min: 0, max: 1 << 30 }),
+      level: fc.integer({ min: 0, max: 3 }),
+    })
+    .map(({ keys, children, seed, level }) => {
+      const parts = Array.from({ length: children }, (_, c) => {
+        const mine = sortUnique(Float64Array.from(keys.filter((k, i) => (k + i + seed + c) % (c + 2) === 0)));
+        return level === 0
+          ? leafNode(0, c, c + 1, c, mine, undefined, false)
+          : leafNode(level, c, c + 1, `n/L${level - 1}/${c}`, mine, [c, c + 1], false);
+      });
+      return mergeAll(parts);
+    });
+
+  /** The node's header and directory through NodeDirectory, and a lookup that reads one page (as a search does). */
+  function paged(bytes: Uint8Array, where = 'n') {
+    const need = NodeDirectory.bytesNeeded(bytes.subarray(0, 24), where);
+    const dir = NodeDirectory.parse(bytes.slice(0, need), where);
+    const pagesRead: number[] = [];
+    return {
+      dir,
+      pagesRead,
+      find(key: number): number[] {
+        const p = dir.pageOf(key);
+        if (p < 0) return [];
+        pagesRead.push(p);
+        const [s, e] = dir.range(p);
+        return [...dir.page(p, bytes.slice(s, e)).find(key)];
+      },
+    };
+  }
+
+  it('round trip: the arrays, header and filter of HLN1; a lookup through the directory and one page equals the whole node', () => {
+    fc.assert(
+      fc.property(
+        nodeArb,
+        fc.integer({ min: 1, max: 70 }),
+        fc.array(fc.integer({ min: 0, max: 2 ** 53 - 1 }), { maxLength: 30 }),
+        (node, pageKeys, probes) => {
+          const bytes = encodeNode(node, 2, pageKeys);
+          expect(nodeVersion(bytes)).toBe(2);
+          const back = decodeNode(bytes, 'n');
+          const v1 = decodeNode(encodeNode(node), 'n');
+          expect([...back.keys]).toEqual([...v1.keys]);
+          expect([...back.postOff]).toEqual([...v1.postOff]);
+          expect([...back.post]).toEqual([...v1.post]);
+          expect([...back.bloom]).toEqual([...v1.bloom]);
+          expect(back.header.children).toEqual(node.header.children);
+          expect(back.header.ranges).toEqual(node.header.ranges);
+          expect(back.header.pages).toBe(Math.ceil(node.keys.length / pageKeys));
+          const pg = paged(bytes);
+          // present keys (every one when few), absent ones, one below the first key and one past the last
+          const ks = [...node.keys];
+          const present = ks.length <= 60 ? ks : ks.filter((_, i) => i % 7 === 0);
+          for (const k of [...present, ...probes, 0, 2 ** 53 - 1, ...ks.map((k) => k + 1).slice(0, 10)]) {
+            const want = [...lookup(node, k)];
+            expect(pg.find(k)).toEqual(want);
+            expect([...lookup(back, k)]).toEqual(want);
+          }
+          // one page a lookup, and only the page whose range holds the key
+          for (const k of present.slice(0, 5)) {
+            const i = ks.indexOf(k);
+            pg.pagesRead.length = 0;
+            pg.find(k);
+            expect(pg.pagesRead).toEqual([Math.floor(i / pageKeys)]);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('the default page size keeps the directory small: 512 keys a page, at most 4,096 pages', () => {
+    const keys = sortUnique(Float64Array.from({ length: 5000 }, (_, i) => i * 7919 + 3));
+    const bytes = encodeNode(leafNode(1, 0, 1, 'c', keys, [0, 1]), 2);
+    const { dir } = paged(bytes);
+    expect(dir.header.pageKeys).toBe(512);
+    expect(dir.pages).toBe(10);
+    expect(dir.bytes).toBeLessThan(600);
+    // 4,096 pages at most: 3M keys take 733 a page (the arrays only: the header is what is asked)
+    expect(Math.max(512, Math.ceil(3_000_000 / 4096))).toBe(733);
+  });
+
+  it('a corrupt page fails naming node and page, read in parts and whole; the other pages still answer; a corrupt directory fails', () => {
+    const keys = sortUnique(Float64Array.from({ length: 100 }, (_, i) => i * 1000 + 1));
+    const node = leafNode(0, 0, 1, 0, keys);
+    const bytes = encodeNode(node, 2, 16);
+    const good = paged(bytes, 'ev/nodes/L0/0-1-x');
+    const [s3, e3] = good.dir.range(3);
+    const bad = bytes.slice();
+    bad[s3 + ((e3 - s3) >> 1)]! ^= 4;
+    const pg = paged(bad, 'ev/nodes/L0/0-1-x');
+    expect(() => pg.find(keys[3 * 16 + 2]!)).toThrow(
+      'ev/nodes/L0/0-1-x: page 3 of 7 (keys 48-63) fails its checksum: the node is corrupt',
+    );
+    expect(pg.find(keys[5]!)).toEqual([0]);
+    expect(pg.find(keys[99]!)).toEqual([0]);
+    expect(() => decodeNode(bad, 'ev/nodes/L0/0-1-x')).toThrow(
+      'ev/nodes/L0/0-1-x: page 3 of 7 (keys 48-63) fails its checksum',
+    );
+    // a page cut short is refused too
+    expect(() => good.dir.page(3, bytes.slice(s3, e3 - 4))).toThrow(/page 3 of 7 .* fails its checksum/);
+    // the directory (a first key) and the header (a child) are under the directory's check
+    for (const at of [good.dir.pagesAt - 20, 30]) {
+      const d = bytes.slice();
+      d[at]! ^= 1;
+      expect(() => paged(d, 'nk')).toThrow('nk: directory checksum mismatch (corrupt node)');
+    }
+    // the filter, read only whole
+    const f = bytes.slice();
+    f[f.length - 1]! ^= 1;
+    expect(() => decodeNode(f, 'nk')).toThrow('nk: filter checksum mismatch (corrupt node)');
+    expect(paged(f).find(keys[7]!)).toEqual([0]);
+    // a node of no keys: no pages, every lookup empty
+    const empty = encodeNode(leafNode(0, 0, 1, 0, new Float64Array(0)), 2);
+    expect(paged(empty).find(5)).toEqual([]);
+    expect(decodeNode(empty).keys.length).toBe(0);
+    // junk never reads as a node without an error
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(), (junk, at) => {
+        const mixed = bytes.slice();
+        const o = at % mixed.length;
+        mixed.set(junk.subarray(0, mixed.length - o), o);
+        try {
+          decodeNode(mixed);
+        } catch (e) {
+          expect(e).toBeInstanceOf(Error);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
