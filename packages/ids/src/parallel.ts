@@ -1,38 +1,40 @@
 /**
- * Detection on several cores (worker_threads). The main thread reads the capture, decodes, defragments
- * and takes the checksum decision (`Pipeline.prepare`), then hashes each packet's flow (its 5-tuple in
- * canonical order, so both directions agree, through a keyed HighwayHash-64) to a worker: every packet of
- * a flow goes to the same worker, in capture order, so each worker's Engine sees whole flows. Packets travel
- * in batches (one transferred buffer per batch). Alerts come back tagged with the packet they were raised
- * on and are merged in capture order; threshold and detection_filter, whose state spans flows, are decided
- * on the main thread in that order (the workers run with `deferRates`), so the alerts are the ones one
- * Engine raises. What still differs: flow ids (unique, numbered per worker), and the order of the alerts
- * flushed at the end of input (each worker drains its own flows).
+ * Detection on several cores (worker_threads). Each packet's flow (its 5-tuple in canonical order, so both
+ * directions agree, through a keyed HighwayHash-64; `FlowSharder`) goes to one worker: every packet of a
+ * flow goes to the same worker, in capture order, so each worker's Engine sees whole flows. Two ways to get
+ * the packets there:
  *
- *   capture -> prepare (decode, defrag, checksums) -> hash(flow) % N -> batch -> worker i: Engine
- *                                                                  alerts (pcapCnt, index) <-+
- *   merge by (pcapCnt, emission) -> thresholds -> alerts
+ * - IDS on a regular file (`capture`): each worker reads the file itself (up to its size when the run
+ *   started), prepares every packet (decode, defragment, checksum decision, as one thread does), routes it
+ *   as every other worker does and inspects its own. The main thread reads nothing: it waits, merges the
+ *   alerts and decides the thresholds. The reading and preparing is done N times, in parallel.
+ * - IPS, or a capture that cannot be read twice (a pipe): the main thread reads, prepares and routes each
+ *   packet and sends it in a batch (one transferred buffer per batch) to its worker, which decodes it again
+ *   and inspects it; the packets are passed on in capture order with their workers' verdicts.
+ *
+ * Alerts come back tagged with the packet they were raised on and are merged in capture order (one worker
+ * inspects each packet); threshold and detection_filter, whose state spans flows, are decided on the main
+ * thread in that order (the workers run with `deferRates`), so the alerts are the ones one Engine raises.
+ * What still differs: flow ids (unique, numbered per worker), and the order of the alerts flushed at the
+ * end of input (each worker drains its own flows).
+ *
+ *   IDS:  worker i: capture -> prepare -> route -> (its own) Engine -> alerts (pcapCnt, index) -+
+ *   IPS:  capture -> prepare -> route -> batch -> worker i: Engine -> alerts, verdicts ----------+
+ *   merge by (pcapCnt, emission) -> thresholds -> alerts                        <----------------+
  */
 import { webcrypto } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { hash64Words } from '@strata/highwayhash';
-import { type Alert, defaultVars, type EngineStats, ftpPortTest } from './detect.js';
+import type { DefragStats } from './defrag.js';
+import type { Alert, EngineStats } from './detect.js';
 import type { FlowTableStats } from './flow.js';
-import { FtpRouter } from './ftp.js';
 import { type HttpAnomalies, newHttpAnomalies } from './http.js';
 import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import type { Rule } from './rules.js';
-import {
-  captureReadBytes,
-  Pipeline,
-  type PreparedPacket,
-  type RunOptions,
-  type RunResult,
-  VerdictSink,
-} from './run.js';
+import { captureReadBytes, Pipeline, type RunOptions, type RunResult, VerdictSink } from './run.js';
+import { FlowSharder, routesFtp } from './shard.js';
 import { RateLimiter } from './threshold.js';
-import { type FromWorker, metaFields, type ToWorker, type WorkerVerdict } from './worker.js';
+import { type Flushed, type FromWorker, metaFields, type ToWorker, type WorkerVerdict } from './worker.js';
 
 /** Packets per batch sent to a worker at most. */
 export const batchPacketsMax = 512;
@@ -72,6 +74,8 @@ export interface ParallelPhases {
   /** Every worker ran on a spare engine built after the run before (`spareEngines`), taking this CPU. */
   spareEngines: boolean;
   workerSpareCpuMs: number[];
+  /** Who read the capture: each worker (IDS on a regular file), or the main thread (IPS, a pipe). */
+  reader: 'workers' | 'main';
 }
 
 export type ParallelResult = RunResult & { workers: WorkerLoad[]; phases: ParallelPhases };
@@ -125,8 +129,6 @@ export class ParallelRunner {
   /** The rules the workers hold (a copy of the array sent), and the options their spares were built with. */
   private sent: Rule[] | undefined;
   private readonly hashKey = webcrypto.getRandomValues(new Uint8Array(32));
-  private readonly key = new Uint8Array(38);
-  private readonly hashOut = new Uint32Array(2);
 
   constructor(
     readonly workers: number,
@@ -180,47 +182,34 @@ export class ParallelRunner {
     });
   }
 
-  /** Which worker a packet's flow belongs to. */
-  private workerOf(x: PreparedPacket): number {
-    const d = x.d;
-    const k = this.key;
-    const sa = d.srcAddr;
-    const da = d.dstAddr;
-    let low = 0;
-    for (let i = 0; i < sa.length && low === 0; i++) if (sa[i] !== da[i]) low = sa[i]! < da[i]! ? -1 : 1;
-    if (low === 0) low = d.srcPort <= d.dstPort ? -1 : 1;
-    const a = low < 0 ? sa : da;
-    const b = low < 0 ? da : sa;
-    const ap = low < 0 ? d.srcPort : d.dstPort;
-    const bp = low < 0 ? d.dstPort : d.srcPort;
-    k.fill(0);
-    k[0] = d.proto;
-    k[1] = sa.length;
-    k.set(a, 2);
-    k.set(b, 20);
-    k[18] = ap >> 8;
-    k[19] = ap & 0xff;
-    k[36] = bp >> 8;
-    k[37] = bp & 0xff;
-    const w = hash64Words(this.hashKey, k, this.hashOut);
-    return (w[0]! >>> 0) % this.workers;
-  }
-
   /**
    * Runs one capture through the pool; the alerts come back in capture order. With `ips`, each worker
    * decides the verdicts of its flows' packets (a verdict depends on the flow only: thresholds, decided
    * here, gate alerts, not actions), and the packets are passed on (to `out`) in capture order.
+   * Without `ips`, on a regular file, each worker reads the capture itself (`reader: 'workers'`); `reader:
+   * 'main'` makes the main thread read and send the packets in batches, as IPS does.
    */
-  async run(pcapPath: string, rules: Rule[], opts: RunOptions = {}): Promise<ParallelResult> {
+  async run(
+    pcapPath: string,
+    rules: Rule[],
+    opts: RunOptions & { reader?: 'workers' | 'main' } = {},
+  ): Promise<ParallelResult> {
     const t0 = performance.now();
     if (opts.out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');
-    const { validateChecksums, defrag, out, ...engineOpts } = opts;
+    const { validateChecksums, defrag, out, reader, ...engineOpts } = opts;
     const sent = this.sent;
     const same = sent !== undefined && sent.length === rules.length && sent.every((r, i) => r === rules[i]);
     this.sent = [...rules];
     const optsKey = JSON.stringify(engineOpts);
-    // not awaited before reading: the main thread reads and prepares while the workers set up (the
-    // batches queue behind init; at most batchesInFlightMax each)
+    // each worker reads the file itself only when it holds the same bytes for each of them: a regular file,
+    // read up to its size now (a pipe cannot be read N times; a file still growing is read as it is now)
+    let size: number | undefined;
+    if (!opts.ips && reader !== 'main') {
+      const st = statSync(pcapPath);
+      if (st.isFile()) size = st.size;
+    }
+    // not awaited before reading: the main thread (or each worker, behind its init) reads while the
+    // workers set up (the batches queue behind init; at most batchesInFlightMax each)
     let tReady = t0;
     const ready = Promise.all(
       this.slots.map((s, index) =>
@@ -237,6 +226,116 @@ export class ParallelRunner {
       tReady = performance.now();
       return r;
     });
+    for (const s of this.slots) {
+      s.load = newLoad();
+      // a run that threw (a bad capture) may have left a batch unsent: its packets are not this run's
+      s.batch.count = 0;
+      s.batch.bytes = 0;
+      s.batch.ns = [];
+    }
+    const ftp = routesFtp(rules);
+    const spare = this.spareEngines;
+    let shards: Sharded;
+    if (size !== undefined) {
+      const bytes = size;
+      const captured = this.slots.map((s) =>
+        this.request(s, {
+          type: 'capture',
+          path: pcapPath,
+          bytes,
+          validateChecksums,
+          defrag,
+          hashKey: this.hashKey,
+          ftp,
+          spare,
+        }),
+      );
+      // the first failure (a worker's set-up, its capture, its thread) fails the run at once; the other
+      // workers' replies still come (their queues stay in step for the next run) and are dropped
+      for (const c of captured) c.catch(() => undefined);
+      const replies = await Promise.all([ready, ...captured]);
+      const done = replies.slice(1) as Extract<FromWorker, { type: 'captured' }>[];
+      this.slots.forEach((s, i) => {
+        const r = done[i]!;
+        s.load.packets = r.ownPackets;
+        s.load.bytes = r.ownBytes;
+        s.load.alerts = r.raised.length;
+        s.load.busyMs = r.busyMs;
+        s.load.cpuMs = r.cpuMs;
+      });
+      const first = done[0]!;
+      shards = {
+        raised: done.map((r) => r.raised),
+        done,
+        tBatches: performance.now(),
+        packets: first.packets,
+        bytes: first.bytes,
+        decodeFailures: first.decodeFailures,
+        defrag: first.defrag,
+        truncated: first.truncated,
+      };
+    } else shards = await this.runBatches(pcapPath, opts, ready, ftp);
+    const readies = await ready;
+    const tBatches = shards.tBatches;
+    const tDone = performance.now();
+    // merge: by the packet an alert was raised on; within a packet one worker raised them all, in order
+    const tagged: { a: Alert; k: number }[] = [];
+    let k = 0;
+    for (const alerts of shards.raised) for (const a of alerts) tagged.push({ a, k: k++ });
+    tagged.sort((x, y) => (x.a.pcapCnt ?? 0) - (y.a.pcapCnt ?? 0) || x.k - y.k);
+    const merged = tagged.map((t) => t.a);
+    for (const r of shards.done) merged.push(...r.alerts);
+    const rates = new RateLimiter();
+    const alerts = merged.filter((a) => {
+      const r = a.rate;
+      if (!r) return true;
+      delete a.rate;
+      return rates.allow(r.spec, r.event);
+    });
+    const stats = sumStats(shards.done.map((r) => r.stats));
+    stats.alerts = alerts.length;
+    const first = readies[0];
+    return {
+      alerts,
+      packets: shards.packets,
+      bytes: shards.bytes,
+      seconds: (performance.now() - t0) / 1000,
+      ...(shards.truncated !== undefined && { truncated: shards.truncated }),
+      decodeFailures: shards.decodeFailures,
+      defrag: shards.defrag,
+      rulesLoaded: first?.type === 'ready' ? first.loaded : 0,
+      rulesSkipped: first?.type === 'ready' ? first.skipped : [],
+      errors: [],
+      stats,
+      flows: sumFlows(shards.done.map((r) => r.flows)),
+      reassemblyPeakBytes: shards.done.reduce((n, r) => n + r.peakBytes, 0),
+      httpAnomalies: sumAnomalies(shards.done.map((r) => r.httpAnomalies)),
+      workers: this.slots.map((s) => ({ ...s.load })),
+      phases: {
+        initMs: tReady - t0,
+        batchesMs: tBatches - tReady,
+        finishMs: tDone - tBatches,
+        workerInitMs: readies.map((r) => (r.type === 'ready' ? r.initMs : 0)),
+        workerInitCpuMs: readies.map((r) => (r.type === 'ready' ? r.initCpuMs : 0)),
+        spareEngines: readies.every((r) => r.type === 'ready' && r.spare),
+        workerSpareCpuMs: readies.map((r) => (r.type === 'ready' ? r.spareCpuMs : 0)),
+        reader: size !== undefined ? 'workers' : 'main',
+      },
+      ...(shards.verdicts && { verdicts: shards.verdicts }),
+    };
+  }
+
+  /**
+   * The main thread reads, prepares and routes every packet and sends it in a batch to its worker (IPS:
+   * the packets are passed on in capture order with their verdicts); then each worker flushes its flows.
+   */
+  private async runBatches(
+    pcapPath: string,
+    opts: RunOptions,
+    ready: Promise<unknown>,
+    ftp: boolean,
+  ): Promise<Sharded> {
+    const { validateChecksums, defrag, out } = opts;
     // a worker that fails (setting up or on a batch): the run fails with its error, and the reader
     // waiting for room in a worker's queue is woken, not left waiting for batches that never come back
     let failed: { e: unknown } | undefined;
@@ -249,13 +348,6 @@ export class ParallelRunner {
       }
     };
     ready.catch(fail);
-    for (const s of this.slots) {
-      s.load = newLoad();
-      // a run that threw (a bad capture) may have left a batch unsent: its packets are not this run's
-      s.batch.count = 0;
-      s.batch.bytes = 0;
-      s.batch.ns = [];
-    }
     // the main thread's pipeline only prepares packets (it holds no rules)
     const pipe = new Pipeline([], {
       ...(validateChecksums !== undefined && { validateChecksums }),
@@ -265,18 +357,7 @@ export class ParallelRunner {
     // the workers decode every packet again: they sum the payloads for the transport checksums, in parallel
     pipe.checksumsLater = true;
     // rules on FTP files: a data connection goes to the worker of its control connection
-    const ftpControl = ftpPortTest({ ...defaultVars, ...opts.vars });
-    const ftp = rules.some(
-      (r) =>
-        r.options.some((o) => o.keyword === 'file_data') &&
-        r.options.some((o) => o.keyword === 'service' && /\bftp(-data)?\b/.test(o.value ?? '')),
-    )
-      ? new FtpRouter(ftpControl)
-      : undefined;
-    // the router learns of data connections only from control-connection packets with data: until the
-    // first, it sends every other packet where its hash does, and is not asked (it would make the
-    // addresses' text and a key per TCP packet)
-    let ftpLive = false;
+    const shard = new FlowSharder(this.workers, this.hashKey, ftp ? { vars: opts.vars } : undefined);
     const collected: { alerts: Alert[]; order: number }[] = [];
     const pending: Promise<void>[] = [];
     let order = 0;
@@ -372,32 +453,7 @@ export class ParallelRunner {
             }
           }
           if (!x) continue;
-          const hashed = this.workerOf(x);
-          const d = x.d;
-          if (
-            ftp &&
-            !ftpLive &&
-            d.proto === 6 &&
-            d.payload.length > 0 &&
-            (ftpControl(d.srcPort) || ftpControl(d.dstPort))
-          )
-            ftpLive = true;
-          const s =
-            this.slots[
-              ftpLive && d.proto === 6
-                ? ftp!.route(
-                    {
-                      src: d.src,
-                      sp: d.srcPort,
-                      dst: d.dst,
-                      dp: d.dstPort,
-                      syn: (d.tcpFlags & 0x12) === 0x02,
-                      payload: d.payload,
-                    },
-                    hashed,
-                  )
-                : hashed
-            ]!;
+          const s = this.slots[shard.of(x.d)]!;
           const b = s.batch;
           const frameLen = x.frame.length;
           const wholeLen = x.whole?.length ?? 0;
@@ -436,59 +492,40 @@ export class ParallelRunner {
     } finally {
       await sink?.close();
     }
-    const readies = await ready;
+    await ready;
     const tBatches = performance.now();
     const spare = this.spareEngines;
     const done = await Promise.all(
       this.slots.map((s) => this.request(s, { type: 'finish', ...last, spare })),
     );
-    const tDone = performance.now();
-    // merge: by the packet an alert was raised on; within a packet one worker raised them all, in order
-    const tagged: { a: Alert; k: number }[] = [];
-    let k = 0;
-    for (const c of collected.sort((x, y) => x.order - y.order))
-      for (const a of c.alerts) tagged.push({ a, k: k++ });
-    tagged.sort((x, y) => (x.a.pcapCnt ?? 0) - (y.a.pcapCnt ?? 0) || x.k - y.k);
-    const merged = tagged.map((t) => t.a);
-    for (const r of done) if (r.type === 'done') merged.push(...r.alerts);
-    const rates = new RateLimiter();
-    const alerts = merged.filter((a) => {
-      const r = a.rate;
-      if (!r) return true;
-      delete a.rate;
-      return rates.allow(r.spec, r.event);
-    });
-    const stats = sumStats(done.flatMap((r) => (r.type === 'done' ? [r.stats] : [])));
-    stats.alerts = alerts.length;
-    const first = readies[0];
     return {
-      alerts,
+      raised: collected.sort((x, y) => x.order - y.order).map((c) => c.alerts),
+      done: done.map((r) => r as Extract<FromWorker, { type: 'done' }>),
+      tBatches,
       packets: pipe.packets,
       bytes: pipe.bytes,
-      seconds: (performance.now() - t0) / 1000,
-      ...(cut.error && { truncated: cut.error.message }),
       decodeFailures: pipe.decodeFailures,
       defrag: pipe.defrag?.stats,
-      rulesLoaded: first?.type === 'ready' ? first.loaded : 0,
-      rulesSkipped: first?.type === 'ready' ? first.skipped : [],
-      errors: [],
-      stats,
-      flows: sumFlows(done.flatMap((r) => (r.type === 'done' ? [r.flows] : []))),
-      reassemblyPeakBytes: done.reduce((n, r) => n + (r.type === 'done' ? r.peakBytes : 0), 0),
-      httpAnomalies: sumAnomalies(done.flatMap((r) => (r.type === 'done' ? [r.httpAnomalies] : []))),
-      workers: this.slots.map((s) => ({ ...s.load })),
-      phases: {
-        initMs: tReady - t0,
-        batchesMs: tBatches - tReady,
-        finishMs: tDone - tBatches,
-        workerInitMs: readies.map((r) => (r.type === 'ready' ? r.initMs : 0)),
-        workerInitCpuMs: readies.map((r) => (r.type === 'ready' ? r.initCpuMs : 0)),
-        spareEngines: readies.every((r) => r.type === 'ready' && r.spare),
-        workerSpareCpuMs: readies.map((r) => (r.type === 'ready' ? r.spareCpuMs : 0)),
-      },
+      truncated: cut.error?.message,
       ...(sink && { verdicts: sink.counts }),
     };
   }
+}
+
+/** What the workers did with one capture, before the merge. */
+interface Sharded {
+  /** Alerts raised on packets: runs in an order that keeps each packet's alerts in the order raised. */
+  raised: Alert[][];
+  /** Each worker's final flush. */
+  done: Flushed[];
+  /** When the last packet was inspected (the final flushes after it). */
+  tBatches: number;
+  packets: number;
+  bytes: number;
+  decodeFailures: number;
+  defrag: DefragStats | undefined;
+  truncated: string | undefined;
+  verdicts?: RunResult['verdicts'];
 }
 
 interface Batch {

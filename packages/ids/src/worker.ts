@@ -1,19 +1,26 @@
 /**
- * A detection worker (worker_threads): one Engine over the flows the main thread hashes to it. Protocol
- * (see `parallel.ts`): `init` sets the run's engine up, each `batch` is a run of prepared packets in
- * capture order, `finish` flushes the flows; every reply carries the alerts raised, each with its emission
- * index. The worker keeps the rules and options of the last `init` (an `init` without rules means "the same
+ * A detection worker (worker_threads): one Engine over the flows hashed to it. Protocol (see
+ * `parallel.ts`): `init` sets the run's engine up; then either `capture`, on which the worker reads the
+ * capture file itself, prepares every packet (decode, defragment, checksum decision), routes it as every
+ * other worker does (`FlowSharder`) and inspects its own, then flushes its flows; or (IPS, or a capture
+ * that is not a regular file) each `batch` is a run of packets the main thread prepared, in capture order,
+ * and `finish` flushes the flows. Every reply carries the alerts raised, in the order raised. Messages are
+ * handled one at a time, in order (a `capture` reads asynchronously: the ones behind it wait). The worker keeps the rules and options of the last `init` (an `init` without rules means "the same
  * rules as before"), and with `spare` on `finish` it builds the next run's engine from them right after
  * replying, so that a pool reused with the same rules and options starts its next run on an engine built
  * between runs. A spare is a new Engine, never a used one reset: it has no state of the run before.
  */
+import { createReadStream } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { threadCpuMs } from './cpu.js';
 import { decodeInto, newDecodeStats, PacketRecord } from './decode.js';
+import type { DefragOptions, DefragStats } from './defrag.js';
 import { type Alert, Engine, type EngineOptions } from './detect.js';
+import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import { rejectFrames } from './reject.js';
 import type { Rule } from './rules.js';
-import { inspectPrepared, type PreparedPacket } from './run.js';
+import { captureReadBytes, inspectPrepared, Pipeline, type PreparedPacket } from './run.js';
+import { FlowSharder } from './shard.js';
 
 /**
  * Per packet in a batch's `meta`: n, tsUs, link type, checksums (0 bad, 1 good or not validated, 2 the IP
@@ -34,6 +41,18 @@ export type ToWorker =
     }
   | { type: 'batch'; id: number; meta: Float64Array; data: Uint8Array }
   | { type: 'finish'; pcapCnt: number; tsUs: number; spare: boolean }
+  | {
+      type: 'capture';
+      path: string;
+      /** Bytes of the file read at most (its size when the run started: every worker reads the same). */
+      bytes: number;
+      validateChecksums: boolean | 'auto' | undefined;
+      defrag: boolean | DefragOptions | undefined;
+      /** The pool's flow hash key, and whether FTP data connections follow their control connection. */
+      hashKey: Uint8Array;
+      ftp: boolean;
+      spare: boolean;
+    }
   /** Answered once the worker has done everything sent before it (a spare engine built included). */
   | { type: 'ping' };
 
@@ -61,14 +80,32 @@ export type FromWorker =
       busyMs: number;
       cpuMs: number;
     }
-  | {
-      type: 'done';
-      alerts: Alert[];
-      stats: Engine['stats'];
-      flows: Engine['flowStats'];
-      peakBytes: number;
-      httpAnomalies: Engine['httpAnomalies'];
-    };
+  | ({ type: 'done' } & Flushed)
+  | ({
+      type: 'captured';
+      /** The alerts raised on this worker's packets, in the order raised (those of the final flush apart). */
+      raised: Alert[];
+      /** The capture as read and prepared (every worker reads all of it and counts the same). */
+      packets: number;
+      bytes: number;
+      decodeFailures: number;
+      defrag: DefragStats | undefined;
+      truncated: string | undefined;
+      /** This worker's packets and their frames' bytes; the capture loop's wall and thread CPU ms. */
+      ownPackets: number;
+      ownBytes: number;
+      busyMs: number;
+      cpuMs: number;
+    } & Flushed);
+
+/** A worker's engine at the end of input: the alerts of its flows' final flush, and its counts. */
+export interface Flushed {
+  alerts: Alert[];
+  stats: Engine['stats'];
+  flows: Engine['flowStats'];
+  peakBytes: number;
+  httpAnomalies: Engine['httpAnomalies'];
+}
 
 /** IPS: what becomes of packet `n` when it is not passed on as captured. */
 export interface WorkerVerdict {
@@ -149,7 +186,104 @@ function runBatch(engine: Engine, id: number, meta: Float64Array, data: Uint8Arr
   parentPort!.postMessage(reply);
 }
 
-function handle(m: ToWorker): void {
+/**
+ * A `capture`: every packet read and prepared, routed, this worker's inspected. The transport checksums
+ * are summed for this worker's packets only (decoded again with them, as a batch's are).
+ */
+async function runShard(engine: Engine, m: Extract<ToWorker, { type: 'capture' }>): Promise<FromWorker> {
+  const t0 = performance.now();
+  const c0 = threadCpuMs() ?? 0;
+  const pipe = new Pipeline([], {
+    ...(m.validateChecksums !== undefined && { validateChecksums: m.validateChecksums }),
+    ...(m.defrag !== undefined && { defrag: m.defrag }),
+    ...(engineOpts.overlapPolicy && { overlapPolicy: engineOpts.overlapPolicy }),
+  });
+  pipe.checksumsLater = true;
+  const shard = new FlowSharder(workers, m.hashKey, m.ftp ? { vars: engineOpts.vars } : undefined);
+  const raised: Alert[] = [];
+  let ownPackets = 0;
+  let ownBytes = 0;
+  let tsUs = 0;
+  const cut: { error?: TruncatedCaptureError } = {};
+  const input = createReadStream(m.path, {
+    highWaterMark: captureReadBytes,
+    ...(m.bytes > 0 && { end: m.bytes - 1 }),
+  });
+  try {
+    for await (const batch of readCaptureBatchesToCut(m.bytes > 0 ? input : emptyInput(), cut))
+      for (const p of batch) {
+        tsUs = p.tsUs;
+        let x = pipe.prepare(p);
+        if (!x || shard.of(x.d) !== index) continue;
+        ownPackets++;
+        ownBytes += x.frame.length;
+        // the IP header's checksum is right: the transport checksum decides (a wrong IP one, already)
+        if (x.checksumLater && x.checksumOk) {
+          const whole = x.whole;
+          const r = whole
+            ? decodeInto(record, 101, whole, decodeStats, true)
+            : decodeInto(record, x.linkType, x.frame, decodeStats, true);
+          if (typeof r === 'string') continue; // decoded once already: cannot happen
+          x = {
+            d: record,
+            n: x.n,
+            tsUs: x.tsUs,
+            frame: x.frame,
+            linkType: x.linkType,
+            whole,
+            checksumOk: record.l4ChecksumOk,
+          };
+        }
+        for (const a of inspectPrepared(engine, x)) raised.push(a);
+      }
+  } finally {
+    input.destroy();
+  }
+  const busyMs = performance.now() - t0;
+  const cpuMs = (threadCpuMs() ?? 0) - c0;
+  return {
+    type: 'captured',
+    raised: relabel(raised),
+    packets: pipe.packets,
+    bytes: pipe.bytes,
+    decodeFailures: pipe.decodeFailures,
+    defrag: pipe.defrag?.stats,
+    truncated: cut.error?.message,
+    ownPackets,
+    ownBytes,
+    busyMs,
+    cpuMs,
+    ...flushed(engine, { pcapCnt: pipe.packets, tsUs }),
+  };
+}
+
+async function* emptyInput(): AsyncGenerator<Buffer> {}
+
+/** The engine's final flush and counts; the engine is done with. */
+function flushed(e: Engine, last: { pcapCnt: number; tsUs: number }): Flushed {
+  engine = undefined;
+  return {
+    alerts: relabel(e.finish(last)),
+    stats: e.stats,
+    flows: e.flowStats,
+    peakBytes: e.budget.peakBytes,
+    httpAnomalies: e.httpAnomalies,
+  };
+}
+
+/** With `spare`: the next run's engine, built after the reply (a failure is left to the next init). */
+function buildSpare(): void {
+  const c0 = threadCpuMs() ?? 0;
+  try {
+    if (!rules) return;
+    const e = new Engine(rules, { ...engineOpts, deferRates: true });
+    spare = { engine: e, cpuMs: (threadCpuMs() ?? 0) - c0 };
+  } catch {
+    spare = undefined;
+  }
+}
+
+async function handle(m: ToWorker): Promise<void> {
   if (m.type === 'init') {
     const t0 = performance.now();
     const c0 = threadCpuMs() ?? 0;
@@ -185,34 +319,22 @@ function handle(m: ToWorker): void {
     runBatch(engine, m.id, m.meta, m.data);
     return;
   }
-  const alerts = relabel(engine.finish({ pcapCnt: m.pcapCnt, tsUs: m.tsUs }));
-  const reply: FromWorker = {
-    type: 'done',
-    alerts,
-    stats: engine.stats,
-    flows: engine.flowStats,
-    peakBytes: engine.budget.peakBytes,
-    httpAnomalies: engine.httpAnomalies,
-  };
+  let reply: FromWorker;
+  if (m.type === 'capture') {
+    // a capture that fails leaves no engine: the next init sets one up
+    const e = engine;
+    engine = undefined;
+    reply = await runShard(e, m);
+  } else reply = { type: 'done', ...flushed(engine, m) };
   parentPort!.postMessage(reply);
-  engine = undefined;
-  if (m.spare && rules) {
-    // the next run's engine, built while the main thread merges and until its next init (which waits)
-    // (done is sent: a failure here is not replied; the next init builds the engine and reports it)
-    const c0 = threadCpuMs() ?? 0;
-    try {
-      const e = new Engine(rules, { ...engineOpts, deferRates: true });
-      spare = { engine: e, cpuMs: (threadCpuMs() ?? 0) - c0 };
-    } catch {
-      spare = undefined;
-    }
-  }
+  // the next run's engine, built while the main thread merges and until its next init (which waits)
+  if (m.spare) buildSpare();
 }
 
 /** Every message gets one reply: an error is sent back, not thrown (the thread would end, its pool hang). */
-function onMessage(m: ToWorker): void {
+async function onMessage(m: ToWorker): Promise<void> {
   try {
-    handle(m);
+    await handle(m);
   } catch (e) {
     parentPort!.postMessage({
       type: 'failed',
@@ -221,4 +343,8 @@ function onMessage(m: ToWorker): void {
   }
 }
 
-parentPort?.on('message', onMessage);
+/** The messages, handled one after the other (a `capture` awaits its reads). */
+let queue: Promise<void> = Promise.resolve();
+parentPort?.on('message', (m: ToWorker) => {
+  queue = queue.then(() => onMessage(m));
+});

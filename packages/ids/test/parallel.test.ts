@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
@@ -259,7 +260,7 @@ function checksumCapture(badEvery: number): Buffer {
 }
 
 describe('parallel workers: bad checksums as on one thread', () => {
-  it('counted and inspected alike, fragments included, with all, auto (either way) and none; the same IPS verdicts and pcap', async () => {
+  it('counted and inspected alike, fragments included, with all, auto (either way) and none; the same IPS verdicts and pcap; IDS with either reader', async () => {
     const pool = new ParallelRunner(2);
     const dir = mkdtempSync(join(tmpdir(), 'ids-parallel-checksums-'));
     const { rules } = loadRules(
@@ -298,8 +299,58 @@ describe('parallel workers: bad checksums as on one thread', () => {
             true,
           );
           expect(one.verdicts!.dropped, what).toBeGreaterThan(0);
+          // IDS: each worker reads the capture itself; or the main thread reads it and sends batches
+          const ids = await runCapture(pcap, rules, { validateChecksums: v });
+          for (const reader of ['workers', 'main'] as const) {
+            const r = await pool.run(pcap, rules, { validateChecksums: v, reader });
+            expect(r.phases.reader).toBe(reader);
+            expect(r.stats.badChecksums, `${what}, IDS, ${reader} reading`).toBe(one.stats.badChecksums);
+            expect(r.alerts.map(alertLine).sort(), `${what}, IDS, ${reader} reading`).toEqual(
+              ids.alerts.map(alertLine).sort(),
+            );
+            expect(r.defrag).toEqual(ids.defrag);
+            expect(r.defrag!.reassembled).toBe(400);
+          }
         }
       }
+    } finally {
+      await pool.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe('parallel workers: who reads the capture', () => {
+  it('a regular file is read by each worker; a pipe once, by the main thread: the same alerts', async () => {
+    const pool = new ParallelRunner(2);
+    const dir = mkdtempSync(join(tmpdir(), 'ids-parallel-fifo-'));
+    try {
+      const { rules } = loadRules(
+        [
+          'alert tcp any any -> any 80 (msg:"evil3"; content:"evil3"; sid:1;)',
+          'alert http any any -> any any (msg:"host evil1"; http.host; content:"evil1"; sid:3;)',
+        ].join('\n'),
+        'c.rules',
+      );
+      const bytes = checksumCapture(20);
+      const file = join(dir, 'c.pcap');
+      writeFileSync(file, bytes);
+      const want = (await runCapture(file, rules)).alerts.map(alertLine).sort();
+      expect(want.length).toBeGreaterThan(100);
+      const r = await pool.run(file, rules);
+      expect(r.phases.reader).toBe('workers');
+      expect(r.alerts.map(alertLine).sort()).toEqual(want);
+      // a pipe cannot be read by two readers: the main thread reads it and sends the packets
+      const fifo = join(dir, 'c.fifo');
+      execFileSync('mkfifo', [fifo]);
+      const w = createWriteStream(fifo);
+      const written = new Promise<void>((res, rej) => w.on('close', () => res()).on('error', rej));
+      w.end(bytes);
+      const p = await pool.run(fifo, rules);
+      await written;
+      expect(p.phases.reader).toBe('main');
+      expect(p.alerts.map(alertLine).sort()).toEqual(want);
+      expect(p.packets).toBe(r.packets);
     } finally {
       await pool.close();
       rmSync(dir, { recursive: true, force: true });
