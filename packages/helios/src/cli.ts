@@ -102,7 +102,7 @@ function explainText(res: SearchResult): string {
   return [
     `plan: hybrid index scan over ${st.blocksIndexed} indexed blocks, then scan of ${st.tailBlocks} not-yet-indexed blocks`,
     `index levels: ${lv || 'none'}`,
-    `nodes read: ${st.nodesRead} (orphans visited: ${st.orphansVisited})`,
+    `nodes read: ${st.nodesRead} (orphans visited: ${st.orphansVisited}); node bytes fetched: ${st.nodeBytesFetched} in ${st.nodeGets} gets`,
     `candidate blocks from index: ${st.candidateBlocks}; pruned by min/max: ${st.prunedByMinMax}; skipped by needle check: ${st.prunedByNeedle}; blocks read: ${st.blocksRead} of ${st.blocksTotal}`,
     `pages read: ${st.pagesRead}; pages skipped: ${st.pagesSkipped}; block bytes fetched: ${st.blockBytesFetched} in ${st.blockGets} gets`,
     `rows scanned: ${st.rowsScanned}; rows matched: ${st.rowsMatched}`,

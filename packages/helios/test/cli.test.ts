@@ -48,6 +48,9 @@ describe('embedded mode CLI', () => {
     expect(JSON.parse(j.out).component).toBe('dfs.FSNamesystem');
     const ex = await run('search', 'hdfs', '--where', 'pid = 35', '--count', '--explain', '--data', 'd');
     expect(ex.out).toMatch(/^1\nplan: hybrid index scan/);
+    expect(ex.out).toMatch(
+      /\nnodes read: \d+ \(orphans visited: \d+\); node bytes fetched: \d+ in \d+ gets\n/,
+    );
     const ts = await run('search', 'hdfs', '--since', '2008-11-09T20:38:00Z', '--count', '--data', 'd');
     expect(ts.out).toBe('2\n');
     expect((await run('stream', 'ingest', 'hdfs', 'a.log', '--data', 'd')).out).toMatch(/ingested 0 lines/);

@@ -551,6 +551,38 @@ describe('HLN2 index nodes (paged)', () => {
     );
   });
 
+  it('pages written with pointer offsets from 0 (as HLN2 was written at first, 2026-12-03 21:15-21:40) read the same', () => {
+    const check = (b: Uint8Array) => hash64Words(new Uint8Array(32).fill(7), b);
+    fc.assert(
+      fc.property(nodeArb, fc.integer({ min: 1, max: 40 }), (node, pageKeys) => {
+        const bytes = encodeNode(node, 2, pageKeys);
+        const { dir } = paged(bytes);
+        const old = bytes.slice();
+        const dv = new DataView(old.buffer);
+        const dirAt = dir.pagesAt - dir.pages * 20;
+        for (let p = 0; p < dir.pages; p++) {
+          const [s, e] = dir.range(p);
+          const c = Math.min(pageKeys, node.keys.length - p * pageKeys);
+          const base = dv.getUint32(s + c * 8, true);
+          for (let j = 0; j <= c; j++)
+            dv.setUint32(s + c * 8 + j * 4, dv.getUint32(s + c * 8 + j * 4, true) - base, true);
+          const w = check(old.subarray(s, e));
+          dv.setUint32(dirAt + p * 20 + 12, w[0]!, true);
+          dv.setUint32(dirAt + p * 20 + 16, w[1]!, true);
+        }
+        const w = check(old.subarray(24, dir.pagesAt));
+        dv.setUint32(16, w[0]!, true);
+        dv.setUint32(20, w[1]!, true);
+        const back = decodeNode(old, 'n');
+        expect([...back.postOff]).toEqual([...node.postOff]);
+        expect([...back.post]).toEqual([...node.post]);
+        const pg = paged(old);
+        for (const k of [...node.keys].slice(0, 50)) expect(pg.find(k)).toEqual([...lookup(node, k)]);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('the default page size keeps the directory small: 512 keys a page, at most 4,096 pages', () => {
     const keys = sortUnique(Float64Array.from({ length: 5000 }, (_, i) => i * 7919 + 3));
     const bytes = encodeNode(leafNode(1, 0, 1, 'c', keys, [0, 1]), 2);
