@@ -624,6 +624,8 @@ type Step =
       re: RegExp;
       /** The same expression with the g flag: exec from lastIndex (one instance per step, reused). */
       reG: RegExp;
+      /** reNoFinalNewline's with the g flag: for a text that does not end with LF. */
+      reGNoFinalNewline: RegExp | undefined;
       relative: boolean;
       negated: boolean;
     }
@@ -1020,7 +1022,10 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       // ^ and \A anchor at the cursor; V8 slices strings without copying
       const from = s.relative ? Math.max(0, Math.min(prevEnd, payload.length)) : 0;
       const text = from > 0 ? ctx.latin1().slice(from) : ctx.latin1();
-      const re = s.reG;
+      const re =
+        s.reGNoFinalNewline !== undefined && text.charCodeAt(text.length - 1) !== 10
+          ? s.reGNoFinalNewline
+          : s.reG;
       re.lastIndex = 0;
       if (s.negated) return !re.exec(text) && matchSteps(steps, i + 1, ctx, prevEnd);
       for (let n = 0; n < pcreTriesMax; n++) {
@@ -2240,7 +2245,13 @@ export class Engine {
           const p = translatePcre(v);
           if (typeof p === 'string') throw new Error(`pcre '${v.slice(0, 40)}': ${p}`);
           if (p.buffer) buf = p.buffer;
-          target.push({ kind: 'pcre', ...p, reG: new RegExp(p.re.source, `${p.re.flags}g`) });
+          const nf = p.reNoFinalNewline;
+          target.push({
+            kind: 'pcre',
+            ...p,
+            reG: new RegExp(p.re.source, `${p.re.flags}g`),
+            reGNoFinalNewline: nf && new RegExp(nf.source, `${nf.flags}g`),
+          });
           break;
         }
         case 'isdataat': {

@@ -29,7 +29,18 @@
  * whose regular expressions PCRE follows, in test/pcre.test.ts.
  */
 
-export type Pcre = { re: RegExp; relative: boolean; negated: boolean; buffer?: string };
+export type Pcre = {
+  re: RegExp;
+  /**
+   * When the pattern has a `$` (without m) or `\Z`: the same with JavaScript's plain end anchor, exact on
+   * a subject that does not end with LF and much faster (V8 tries an end-anchored expression only near the
+   * end; the lookahead PCRE's "or before a final LF" needs makes it try every position: 14-38x slower).
+   */
+  reNoFinalNewline?: RegExp;
+  relative: boolean;
+  negated: boolean;
+  buffer?: string;
+};
 
 /** Converts a PCRE `/re/flags` to a JavaScript RegExp over latin1 text; undefined when it cannot. */
 export function compilePcre(v: string): Pcre | undefined {
@@ -86,7 +97,15 @@ export function translatePcre(v: string): Pcre | string {
   const t = pcreToJs(m[1]!, o);
   if (typeof t === 'string') return t;
   try {
-    return { re: new RegExp(t.source, t.flags), relative, negated, ...(buffer && { buffer }) };
+    return {
+      re: new RegExp(t.source, t.flags),
+      ...(t.sourceNoFinalNewline !== undefined && {
+        reNoFinalNewline: new RegExp(t.sourceNoFinalNewline, t.flags),
+      }),
+      relative,
+      negated,
+      ...(buffer && { buffer }),
+    };
   } catch (e) {
     // malformed: V8 quotes the source it was given, which is the rewrite, not the rule's: its reason alone
     // (the rule's pcre heads the report)
@@ -107,17 +126,32 @@ export interface PcreOptions {
   ungreedy?: boolean;
 }
 
-/** A PCRE pattern as JavaScript RegExp source and flags ('' or 'i'), or why it cannot be one. */
-export function pcreToJs(pattern: string, o: PcreOptions = {}): { source: string; flags: string } | string {
+/**
+ * A PCRE pattern as JavaScript RegExp source and flags (i, m or both), or why it cannot be one; with
+ * `sourceNoFinalNewline` (see {@link Pcre}) when the pattern has an end-or-final-LF anchor.
+ */
+export function pcreToJs(
+  pattern: string,
+  o: PcreOptions = {},
+): { source: string; flags: string; sourceNoFinalNewline?: string } | string {
+  const m = o.multiline ? 'm' : '';
   try {
-    let r: string;
+    let flagI = true;
+    let t: Translator;
     try {
-      r = new Translator(pattern, o, true).run();
-      return { source: r, flags: o.caseless ? 'i' : '' };
+      t = new Translator(pattern, o, true, false);
+      t.run();
     } catch (e) {
       if (e !== mixedCase) throw e;
+      flagI = false;
+      t = new Translator(pattern, o, false, false);
+      t.run();
     }
-    return { source: new Translator(pattern, o, false).run(), flags: '' };
+    const flags = (flagI && o.caseless ? 'i' : '') + m;
+    if (!t.usesFinalNewline) return { source: t.source, flags };
+    const plain = new Translator(pattern, o, flagI, true);
+    plain.run();
+    return { source: t.source, flags, sourceNoFinalNewline: plain.source };
   } catch (e) {
     if (e instanceof PcreError) return e.message;
     throw e;
@@ -218,18 +252,43 @@ class Translator {
   /** The largest group number a backreference names. */
   private maxRef = 0;
 
+  // Anchors. The RegExp gets JavaScript's m flag when the pattern is multiline (V8 finds line starts fast
+  // for a ^ under m, and a lookbehind in its place made /(^|&)id=/im about 20x slower); its ^ and $ then
+  // take CR as a line end as well, which the lookarounds after them rule out. Without the m flag, ^ and $
+  // are the subject's start and end, and a (?m) part spells line starts with a lookbehind.
+  private readonly start: string;
+  private readonly end: string;
+  private readonly endOrFinalNewline: string;
+  private readonly lineStart: string;
+  private readonly lineEnd: string;
+
   constructor(
     private readonly p: string,
     private readonly o: PcreOptions,
     /** true: the RegExp gets the i flag (if the pattern is caseless) and no part may differ. */
     private readonly flagI: boolean,
+    /** true: "the end, or before a final LF" is written as the end alone (for subjects without one). */
+    plainEnd: boolean,
   ) {
     this.mode = { i: !!o.caseless, s: !!o.dotAll, m: !!o.multiline, x: !!o.extended };
+    const jsM = !!o.multiline;
+    this.start = jsM ? '(?<![\\s\\S])' : '^';
+    this.end = jsM ? '(?![\\s\\S])' : '$';
+    this.endOrFinalNewline = plainEnd ? this.end : jsM ? '(?=\\n?(?![\\s\\S]))' : '(?=\\n?$)';
+    // PCRE: after an LF (not a CR), but not after one that ends the subject
+    this.lineStart = jsM ? '^(?<!\\r)(?!(?<=\\n)(?![\\s\\S]))' : '(?:^|(?<=\\n)(?!$))';
+    // PCRE: before an LF (not a CR), or at the end
+    this.lineEnd = jsM ? '$(?!\\r)' : '(?=\\n|$)';
   }
 
   private fail(what: string, at = this.pos): never {
     throw new PcreError(`${what} (at offset ${at})`);
   }
+
+  /** The RegExp source, once {@link run} has returned. */
+  source = '';
+  /** Whether an anchor was written as "the end, or before an LF that ends the subject". */
+  usesFinalNewline = false;
 
   run(): string {
     const p = this.p;
@@ -238,7 +297,13 @@ class Translator {
     if (open) throw new PcreError(`missing ) for the ( at offset ${open.at}`);
     if (this.maxRef > this.captures)
       this.fail(`a backreference to group ${this.maxRef}, which does not exist`);
-    return this.o.anchored ? `^(?:${this.out})` : this.out;
+    this.source = this.o.anchored ? `${this.start}(?:${this.out})` : this.out;
+    return this.source;
+  }
+
+  private finalNewline(): string {
+    this.usesFinalNewline = true;
+    return this.endOrFinalNewline;
   }
 
   /** A caseless literal must be written out (no i flag), or must not be (i flag on the whole RegExp). */
@@ -294,13 +359,12 @@ class Translator {
         this.pos++;
         break;
       case '^':
-        // JavaScript's ^ without its m flag (never set here) is the start of the subject
-        this.out += this.mode.m ? '(?:^|(?<=\\n)(?!$))' : '^';
+        this.out += this.mode.m ? this.lineStart : this.start;
         this.pos++;
         quantifiable = false;
         break;
       case '$':
-        this.out += this.mode.m ? '(?=\\n|$)' : this.o.dollarEndOnly ? '$' : '(?=\\n?$)';
+        this.out += this.mode.m ? this.lineEnd : this.o.dollarEndOnly ? this.end : this.finalNewline();
         this.pos++;
         quantifiable = false;
         break;
@@ -444,13 +508,13 @@ class Translator {
     this.pos = at + 2;
     switch (e) {
       case 'A':
-        this.out += '^';
+        this.out += this.start;
         return false;
       case 'z':
-        this.out += '$';
+        this.out += this.end;
         return false;
       case 'Z':
-        this.out += '(?=\\n?$)';
+        this.out += this.finalNewline();
         return false;
       case 'b':
       case 'B':

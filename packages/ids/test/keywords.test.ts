@@ -413,6 +413,15 @@ describe('pcre: PCRE features JavaScript lacks, rewritten', () => {
     expect(fires(rules, 'z\nabc')).toEqual([4]);
   });
 
+  it('$ matches at the end and before a final LF, whichever expression the engine picks', () => {
+    const rules = [r('/abc$/', 1), r('/abc\\Z/', 2), r('/abc$/E', 3), r('/^abc$/m', 4)];
+    expect(fires(rules, 'abc')).toEqual([1, 2, 3, 4]);
+    expect(fires(rules, 'xabc\n')).toEqual([1, 2]);
+    expect(fires(rules, 'abc\r\n')).toEqual([]);
+    expect(fires(rules, 'abc\nabc\n')).toEqual([1, 2, 4]);
+    expect(fires(rules, 'abc\n\n')).toEqual([4]);
+  });
+
   it('inline option changes anywhere; what is still not expressible is refused with the reason', () => {
     // (?i) part-way and (?-i) after a class: both cases of each letter where caseless
     expect(fires([r('/a(?i)b/', 1)], 'aB')).toEqual([1]);

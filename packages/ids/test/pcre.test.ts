@@ -42,13 +42,22 @@ function ours(c: Case): string {
   });
   if (typeof t === 'string') return 'E';
   let re: RegExp;
+  let fast: RegExp | undefined;
   try {
     re = new RegExp(t.source, t.flags);
+    if (t.sourceNoFinalNewline !== undefined) fast = new RegExp(t.sourceNoFinalNewline, t.flags);
   } catch {
     return 'E';
   }
   const m = re.exec(c.subject);
-  return m ? `${m.index} ${m.index + m[0].length}` : 'N';
+  const got = m ? `${m.index} ${m.index + m[0].length}` : 'N';
+  // the engine's choice: the plain-end expression when the subject does not end with LF; it must agree
+  if (fast && !c.subject.endsWith('\n')) {
+    const f = fast.exec(c.subject);
+    const fastGot = f ? `${f.index} ${f.index + f[0].length}` : 'N';
+    if (fastGot !== got) return `${got} but ${fastGot} without the final-LF lookahead`;
+  }
+  return got;
 }
 
 // subjects: the characters where PCRE and JavaScript disagree (CR, NBSP, NEL, latin1 letters) and plain ones
@@ -209,6 +218,15 @@ describe.skipIf(!hasPerl)('pcre translation against Perl', () => {
 
 describe('pcre rule values', () => {
   const fires = (v: string, s: string) => compilePcre(v)!.re.test(s);
+
+  it('a $ or \\Z comes with a plain-end expression, only then', () => {
+    expect(compilePcre('/exe$/i')!.reNoFinalNewline!.source).toBe('exe$');
+    expect(compilePcre('/exe$/i')!.re.source).toBe('exe(?=\\n?$)');
+    expect(compilePcre('/a\\Zb/m')!.reNoFinalNewline!.source).toBe('a(?![\\s\\S])b');
+    expect(compilePcre('/a$/m')!.reNoFinalNewline).toBeUndefined();
+    expect(compilePcre('/a$/E')!.reNoFinalNewline).toBeUndefined();
+    expect(compilePcre('/a/')!.reNoFinalNewline).toBeUndefined();
+  });
 
   it('Snort flags: E (dollar at the end only), G (ungreedy), A (anchored), and the HTTP buffer letters', () => {
     expect(fires('/a$/', 'a\n')).toBe(true);
