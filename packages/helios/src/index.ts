@@ -66,6 +66,8 @@ export {
   NodeDirectory,
   type NodeHeader,
   NodePage,
+  nodePageKeys,
+  nodePagesMax,
   nodeVersion,
 } from './node.js';
 export { ProgressLog, type ProgressRecord } from './progress.js';
@@ -97,6 +99,8 @@ export {
   gcGraceMsDefault,
   type IndexPolicy,
   type IngestStats,
+  nodeCacheBytesMax,
+  nodePageCacheBytesMax,
   type SearchOptions,
   type SearchResult,
   type SearchStats,
