@@ -628,16 +628,35 @@ describe('HLN2 index nodes (paged)', () => {
     const empty = encodeNode(leafNode(0, 0, 1, 0, new Float64Array(0)), 2);
     expect(paged(empty).find(5)).toEqual([]);
     expect(decodeNode(empty).keys.length).toBe(0);
-    // junk never reads as a node without an error
+    // junk over a node: an error, whole and in parts, or the node's own answers (bytes 12-15, the u32 0,
+    // are under no check: junk there changes nothing), never other children
+    const probes = [...keys, ...keys.map((k) => k + 1), 0];
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(), (junk, at) => {
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), fc.nat(), (junk, at) => {
         const mixed = bytes.slice();
         const o = at % mixed.length;
         mixed.set(junk.subarray(0, mixed.length - o), o);
+        let whole: ReturnType<typeof decodeNode> | undefined;
         try {
-          decodeNode(mixed);
+          whole = decodeNode(mixed);
         } catch (e) {
           expect(e).toBeInstanceOf(Error);
+        }
+        if (whole) for (const k of probes) expect([...lookup(whole, k)]).toEqual([...lookup(node, k)]);
+        let parts: ReturnType<typeof paged> | undefined;
+        try {
+          parts = paged(mixed);
+        } catch (e) {
+          expect(e).toBeInstanceOf(Error);
+        }
+        for (const k of parts ? probes : []) {
+          let got: number[] | undefined;
+          try {
+            got = parts!.find(k);
+          } catch (e) {
+            expect(e).toBeInstanceOf(Error);
+          }
+          if (got) expect(got).toEqual([...lookup(node, k)]);
         }
       }),
       { numRuns: 300 },
