@@ -409,6 +409,8 @@ export interface StreamOptions {
    * `nodePageCacheBytesMax`).
    */
   nodePageCacheBytes?: number;
+  /** Keys a page of the HLN2 nodes this Stream writes (tests; default `nodePageKeys`, or more). */
+  nodePageKeys?: number;
 }
 
 /**
@@ -550,6 +552,7 @@ export class Stream {
   private paged = new Map<string, { v: NodeDirectory | NodePage; bytes: number }>();
   private pagedBytes = 0;
   private pagedBytesMax = nodePageCacheBytesMax;
+  private nodePageKeys: number | undefined;
   /**
    * What the first get of an HLN2 node asks for, by level: the largest header and directory seen at that
    * level, in 4 KiB (a level-1 node of 2M keys has an 80 KB directory, a level-0 node of 60K keys 2.4 KB).
@@ -595,7 +598,7 @@ export class Stream {
     name: string,
     opts: Partial<IndexPolicy> & StreamOptions = {},
   ): Promise<Stream> {
-    const { nowMs, nodeCacheBytes, nodePageCacheBytes, ...policy } = opts;
+    const { nowMs, nodeCacheBytes, nodePageCacheBytes, nodePageKeys, ...policy } = opts;
     const dir = streamDir(dataDir, name);
     const ddlPath = join(dir, 'stream.ddl');
     if (!existsSync(ddlPath))
@@ -615,6 +618,7 @@ export class Stream {
     const s = new Stream(ddl, def, store, log, { ...defaultPolicy, ...policy }, nowMs ?? Date.now);
     if (nodeCacheBytes !== undefined) s.cacheBytesMax = nodeCacheBytes;
     if (nodePageCacheBytes !== undefined) s.pagedBytesMax = nodePageCacheBytes;
+    s.nodePageKeys = nodePageKeys;
     try {
       await s.catchUp();
     } catch (e) {
@@ -1164,7 +1168,7 @@ export class Stream {
   private async putNode(level: number, node: IndexNode): Promise<NodeInfo> {
     const h = node.header;
     const key = `${this.def.name}/nodes/L${level}/${h.from}-${h.to}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-    const bytes = encodeNode(node, 2);
+    const bytes = encodeNode(node, 2, this.nodePageKeys);
     await this.store.put(key, bytes);
     this.cacheNode(key, node, bytes.length, level > 0);
     return {

@@ -129,6 +129,8 @@ describe('stream: search equals the brute-force scan', () => {
           levelsMax: fc.integer({ min: 2, max: 6 }),
           compactEveryBlocks: fc.integer({ min: 0, max: 6 }),
           compactFanoutMax: fc.integer({ min: 2, max: 16 }),
+          // HLN2 nodes of many pages (the second reader reads them in parts)
+          nodePageKeys: fc.integer({ min: 1, max: 40 }),
         }),
         fc.double({ min: 0, max: 1, noNaN: true }),
         fc.array(exprArb, { minLength: 1, maxLength: 6 }),
@@ -181,6 +183,55 @@ describe('stream: search equals the brute-force scan', () => {
     console.log(
       `property test: ${compacted.passes} compaction passes merged ${compacted.runs} runs of nodes`,
     );
+  });
+
+  it('HLN2 nodes of many pages read in parts by a fresh reader under a small page cache: searches equal the brute-force scan', async () => {
+    // (the test above reaches the index in few runs: its streams are mostly one or two blocks)
+    let nodeGets = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(lineArb, { minLength: 100, maxLength: 300 }),
+        fc.integer({ min: 300, max: 1500 }),
+        fc.record({
+          mergeKeysMax: fc.integer({ min: 1, max: 80 }),
+          addKeysMax: fc.integer({ min: 1, max: 200 }),
+          fanoutMax: fc.integer({ min: 2, max: 6 }),
+          nodePageKeys: fc.integer({ min: 1, max: 8 }),
+        }),
+        fc.integer({ min: 0, max: 4000 }),
+        fc.array(exprArb, { minLength: 4, maxLength: 10 }),
+        async (lines, chunkBytes, policy, pageCache, queries) => {
+          const dir = scratch();
+          createStream(dir, ddl);
+          const file = join(dir, 'ev.jsonl');
+          writeFileSync(file, `${lines.join('\n')}\n`);
+          const s = await Stream.open(dir, 'ev', policy);
+          try {
+            await s.ingestFile(file, { chunkBytes });
+            await s.indexAll();
+          } finally {
+            await s.close();
+          }
+          const r = await Stream.open(dir, 'ev', { nodePageCacheBytes: pageCache });
+          try {
+            for (const q of queries) {
+              const e = parseQuery(q, def);
+              const got = await r.search(e);
+              expect(got.rows, q).toEqual(bruteForce(lines, e));
+              nodeGets += got.stats.nodeGets;
+              const st = r.nodePageCacheStats;
+              expect(st.bytes <= pageCache || st.entries <= 1).toBe(true);
+            }
+            expect(r.nodeCacheStats.nodes).toBe(0);
+          } finally {
+            await r.close();
+            rmSync(dir, { recursive: true, force: true });
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
+    expect(nodeGets).toBeGreaterThan(100);
   });
 
   it('a needle query reads only the blocks that hold the needle once indexed', async () => {
