@@ -38,6 +38,8 @@ import {
   NodeDirectory,
   type NodeHeader,
   type NodePage,
+  nodePageKeys,
+  nodePagesMax,
   nodeVersion,
 } from './node.js';
 import { ProgressLog, type ProgressRecord } from './progress.js';
@@ -409,7 +411,10 @@ export interface StreamOptions {
    * `nodePageCacheBytesMax`).
    */
   nodePageCacheBytes?: number;
-  /** Keys a page of the HLN2 nodes this Stream writes (tests; default `nodePageKeys`, or more). */
+  /**
+   * Keys a page of the HLN2 nodes this Stream writes, and expects in those it reads when it sizes a first
+   * get (tests; default `nodePageKeys`, or more).
+   */
   nodePageKeys?: number;
 }
 
@@ -1783,8 +1788,8 @@ export class Stream {
     // the plan steers the descent and the pages' key filters; a search without the index uses neither
     const plan = opts.useIndex !== false && this.def.index.length > 0 ? this.plan(e) : null;
     if (plan) {
-      const descend = async (key: string) => {
-        const node = await this.searchNode(key, stats);
+      const descend = async (key: string, info?: NodeInfo) => {
+        const node = await this.searchNode(key, stats, info);
         stats.nodesRead++;
         const sel = await this.evalPlan(plan, node);
         const idx = sel ? [...sel] : node.header.children.map((_, i) => i);
@@ -1793,8 +1798,12 @@ export class Stream {
           const c = node.header.children[i]!;
           if (node.header.level === 0) {
             if ((c as number) >= dead) candidates.add(c as number);
-          } else if ((node.header.ranges?.[i]?.[1] ?? Number.POSITIVE_INFINITY) > dead)
-            await descend(c as string);
+          } else if ((node.header.ranges?.[i]?.[1] ?? Number.POSITIVE_INFINITY) > dead) {
+            // the child as the view knows it (its keys and children: how long its directory is)
+            const r = node.header.ranges?.[i];
+            const below = r ? this.levels[node.header.level - 1]?.get(r[0]) : undefined;
+            await descend(c as string, below?.key === c ? below : undefined);
+          }
         }
       };
       for (let L = this.levels.length - 1; L >= 0; L--) {
@@ -1805,7 +1814,7 @@ export class Stream {
             continue;
           }
           if (L < this.levels.length - 1) stats.orphansVisited++;
-          await descend(n.key);
+          await descend(n.key, n);
           covered = Math.max(covered, n.to);
         }
       }
@@ -1866,7 +1875,7 @@ export class Stream {
    * one page that may hold it (one range get), all kept in the page cache (LRU, bounded). An HLN1 node is
    * read whole, as before (after a search met one, the next node is fetched whole in one get).
    */
-  private async searchNode(key: string, stats: SearchStats): Promise<NodeView> {
+  private async searchNode(key: string, stats: SearchStats, info?: NodeInfo): Promise<NodeView> {
     const whole = this.cache.get(key);
     if (whole) {
       this.cache.delete(key);
@@ -1879,7 +1888,16 @@ export class Stream {
     if (!dir) {
       if (this.lastNodeWhole) return this.wholeNode(key, stats);
       const level = Number(/\/nodes\/L(\d+)\//.exec(key)?.[1] ?? 0);
-      const ask = this.nodePrefixBytes[level] ?? 4096;
+      // about the largest directory seen at the level, or what this node's record says it holds: its
+      // keys (the directory's pages, at the default page size) and children (the header's names)
+      let ask = this.nodePrefixBytes[level] ?? 4096;
+      if (info) {
+        const K = this.nodePageKeys ?? Math.max(nodePageKeys, Math.ceil(info.keys / nodePagesMax));
+        const pages = Math.ceil(info.keys / K);
+        const header = 512 + (info.children ?? 64) * (level > 0 ? 96 : 12);
+        const guess = Math.ceil((24 + pages * 20 + header) / 4096) * 4096;
+        ask = Math.min(nodePrefixBytesMax, Math.max(ask, guess));
+      }
       let bytes = await this.store.get(key, { range: { start: 0, end: ask - 1 } });
       stats.nodeGets++;
       stats.nodeBytesFetched += bytes.length;

@@ -360,6 +360,43 @@ describe('stream: the index node cache', () => {
     }
   });
 
+  it("a fresh reader's first read of a node gets its directory in one get, sized from the node's record, then a page", async () => {
+    const { dir, file } = needleStream((i) => i);
+    const w = await Stream.open(dir, 'ev', { ...policy, nodePageKeys: 4 });
+    try {
+      await w.ingestFile(file, { chunkBytes: 4096 });
+      await w.indexAll();
+    } finally {
+      await w.close();
+    }
+    const s = await Stream.open(dir, 'ev', { nodePageKeys: 4 });
+    const inside = s as unknown as {
+      levels: Map<number, { key: string; keys: number }>[];
+      store: { get: (k: string, o?: unknown) => Promise<Uint8Array> };
+    };
+    // a level-1 node of thousands of keys in pages of 4: a directory of about 20 KB, past a first 4 KiB
+    const big = [...(inside.levels[1]?.values() ?? [])].filter((n) => n.keys > 1000);
+    expect(big.length).toBeGreaterThan(0);
+    const gets = new Map<string, number>();
+    const get = inside.store.get.bind(inside.store);
+    inside.store.get = (k, o) => {
+      gets.set(k, (gets.get(k) ?? 0) + 1);
+      return get(k, o);
+    };
+    try {
+      for (const i of [7, 1234, 2999]) {
+        gets.clear();
+        expect((await s.search(s.parse(`msg CONTAINS 'id_${i}'`))).rows.length).toBe(1);
+        const nodes = [...gets].filter(([k]) => k.includes('/nodes/'));
+        expect(nodes.length).toBeGreaterThan(0);
+        // a directory and a page each (a page inside the first get's bytes is not fetched again)
+        expect(nodes.filter(([, n]) => n > 2)).toEqual([]);
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a stream of HLN1 and HLN2 nodes (indexed before and after HLN2): every node read as its version, the rows the same', async () => {
     for (const odd of [0, 1]) {
       const { dir, want } = await indexedNeedles((i) => i % 2 === odd);
