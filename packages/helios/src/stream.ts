@@ -1909,8 +1909,12 @@ export class Stream {
       }
       this.lastNodeWhole = false;
       const need = NodeDirectory.bytesNeeded(bytes, key);
-      if (bytes.length < need) {
-        const rest = await this.store.get(key, { range: { start: bytes.length, end: need - 1 } });
+      // fewer bytes than asked for: the object ends there (a store clips a range at the end), so it is
+      // not asked for more, and its size is checked against the header (a truncated node fails here,
+      // naming it, not in the store's range check)
+      const objectBytes = bytes.length < ask ? bytes.length : undefined;
+      if (bytes.length < need && objectBytes === undefined) {
+        const rest = await this.nodeRange(key, bytes.length, need, key);
         stats.nodeGets++;
         stats.nodeBytesFetched += rest.length;
         const all = new Uint8Array(bytes.length + rest.length);
@@ -1918,7 +1922,7 @@ export class Stream {
         all.set(rest, bytes.length);
         bytes = all;
       }
-      dir = NodeDirectory.parse(bytes.subarray(0, need), key);
+      dir = NodeDirectory.parse(bytes.subarray(0, need), key, objectBytes);
       this.nodePrefixBytes[level] = Math.min(
         nodePrefixBytesMax,
         Math.max(ask, Math.ceil(need / 4096) * 4096),
@@ -1936,12 +1940,16 @@ export class Stream {
         let page = this.pagedGet(pk) as NodePage | undefined;
         if (!page) {
           const [start, end] = d.range(p);
+          // the page's bytes in an array of their own: what the first get or the store returned may be a
+          // view of a larger buffer (a Buffer's slice() is one; a FileStore read under 4 KiB comes from
+          // Node's 8 KiB pool), which the cache would keep alive while counting the page's bytes only
           let bytes: Uint8Array;
-          if (head && end <= head.length) bytes = head.slice(start, end);
+          if (head && end <= head.length) bytes = new Uint8Array(head.subarray(start, end));
           else {
-            bytes = await this.store.get(key, { range: { start, end: end - 1 } });
+            bytes = await this.nodeRange(key, start, end, `${key}: page ${p} of ${d.pages}`);
             stats.nodeGets++;
             stats.nodeBytesFetched += bytes.length;
+            if (bytes.byteLength !== bytes.buffer.byteLength) bytes = new Uint8Array(bytes);
           }
           page = d.page(p, bytes);
           this.pagedPut(pk, page, bytes.length);
@@ -1949,6 +1957,21 @@ export class Stream {
         return page.find(k);
       },
     };
+  }
+
+  /**
+   * Bytes [start, end) of a node object; a range past its end (a node shorter than its header or
+   * directory says) fails naming `what`, not only the store's offsets.
+   */
+  private async nodeRange(key: string, start: number, end: number, what: string): Promise<Uint8Array> {
+    try {
+      return await this.store.get(key, { range: { start, end: end - 1 } });
+    } catch (e) {
+      if ((e as Error).name !== 'RangeError') throw e;
+      throw new Error(`${what}: bytes ${start}-${end - 1} are past the object's end (a truncated node)`, {
+        cause: e,
+      });
+    }
   }
 
   /** A node read whole for a search (HLN1, or any node after an HLN1 one), kept in the node cache. */
