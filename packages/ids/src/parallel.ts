@@ -4,13 +4,15 @@
  * flow goes to the same worker, in capture order, so each worker's Engine sees whole flows. Two ways to get
  * the packets there:
  *
- * - IDS on a regular file (`capture`): each worker reads the file itself (up to its size when the run
- *   started), prepares every packet (decode, defragment, checksum decision, as one thread does), routes it
- *   as every other worker does and inspects its own. The main thread reads nothing: it waits, merges the
- *   alerts and decides the thresholds. The reading and preparing is done N times, in parallel.
- * - IPS, or a capture that cannot be read twice (a pipe): the main thread reads, prepares and routes each
- *   packet and sends it in a batch (one transferred buffer per batch) to its worker, which decodes it again
- *   and inspects it; the packets are passed on in capture order with their workers' verdicts.
+ * - By default (and always for IPS, or a capture that cannot be read twice, a pipe): the main thread reads,
+ *   prepares and routes each packet and sends it in a batch (one transferred buffer per batch) to its
+ *   worker, which decodes it again and inspects it; with IPS the packets are passed on in capture order
+ *   with their workers' verdicts.
+ * - `reader: 'workers'`, IDS on a regular file (`capture`): each worker reads the file itself (up to its
+ *   size when the run started), prepares every packet (decode, defragment, checksum decision, as one thread
+ *   does), routes it as every other worker does and inspects its own. The main thread reads nothing: it
+ *   waits, merges the alerts and decides the thresholds. The reading and preparing is done N times, in
+ *   parallel: more CPU in all, and each worker's share of it grows by what the main thread spent.
  *
  * Alerts come back tagged with the packet they were raised on and are merged in capture order (one worker
  * inspects each packet); threshold and detection_filter, whose state spans flows, are decided on the main
@@ -18,8 +20,8 @@
  * What still differs: flow ids (unique, numbered per worker), and the order of the alerts flushed at the
  * end of input (each worker drains its own flows).
  *
- *   IDS:  worker i: capture -> prepare -> route -> (its own) Engine -> alerts (pcapCnt, index) -+
- *   IPS:  capture -> prepare -> route -> batch -> worker i: Engine -> alerts, verdicts ----------+
+ *   main reads:     capture -> prepare -> route -> batch -> worker i: Engine -> alerts, verdicts -+
+ *   workers read:   worker i: capture -> prepare -> route -> (its own) Engine -> alerts ----------+
  *   merge by (pcapCnt, emission) -> thresholds -> alerts                        <----------------+
  */
 import { webcrypto } from 'node:crypto';
@@ -74,7 +76,7 @@ export interface ParallelPhases {
   /** Every worker ran on a spare engine built after the run before (`spareEngines`), taking this CPU. */
   spareEngines: boolean;
   workerSpareCpuMs: number[];
-  /** Who read the capture: each worker (IDS on a regular file), or the main thread (IPS, a pipe). */
+  /** Who read the capture: each worker (`reader: 'workers'`, IDS on a regular file), or the main thread. */
   reader: 'workers' | 'main';
 }
 
@@ -186,8 +188,9 @@ export class ParallelRunner {
    * Runs one capture through the pool; the alerts come back in capture order. With `ips`, each worker
    * decides the verdicts of its flows' packets (a verdict depends on the flow only: thresholds, decided
    * here, gate alerts, not actions), and the packets are passed on (to `out`) in capture order.
-   * Without `ips`, on a regular file, each worker reads the capture itself (`reader: 'workers'`); `reader:
-   * 'main'` makes the main thread read and send the packets in batches, as IPS does.
+   * `reader: 'workers'` (IDS on a regular file only; else the main thread reads) makes each worker read the
+   * capture itself; by default the main thread reads and sends the packets in batches (measured faster at 2
+   * and 4 workers: see the README).
    */
   async run(
     pcapPath: string,
@@ -204,7 +207,7 @@ export class ParallelRunner {
     // each worker reads the file itself only when it holds the same bytes for each of them: a regular file,
     // read up to its size now (a pipe cannot be read N times; a file still growing is read as it is now)
     let size: number | undefined;
-    if (!opts.ips && reader !== 'main') {
+    if (!opts.ips && reader === 'workers') {
       const st = statSync(pcapPath);
       if (st.isFile()) size = st.size;
     }

@@ -1,10 +1,10 @@
 /**
  * A detection worker (worker_threads): one Engine over the flows hashed to it. Protocol (see
- * `parallel.ts`): `init` sets the run's engine up; then either `capture`, on which the worker reads the
- * capture file itself, prepares every packet (decode, defragment, checksum decision), routes it as every
- * other worker does (`FlowSharder`) and inspects its own, then flushes its flows; or (IPS, or a capture
- * that is not a regular file) each `batch` is a run of packets the main thread prepared, in capture order,
- * and `finish` flushes the flows. Every reply carries the alerts raised, in the order raised. Messages are
+ * `parallel.ts`): `init` sets the run's engine up; then either each `batch` is a run of packets the main
+ * thread prepared, in capture order, and `finish` flushes the flows; or (`reader: 'workers'`) `capture`, on
+ * which the worker reads the capture file itself, prepares every packet (decode, defragment, checksum
+ * decision), routes it as every other worker does (`FlowSharder`) and inspects its own, then flushes its
+ * flows. Every reply carries the alerts raised, in the order raised. Messages are
  * handled one at a time, in order (a `capture` reads asynchronously: the ones behind it wait). The worker keeps the rules and options of the last `init` (an `init` without rules means "the same
  * rules as before"), and with `spare` on `finish` it builds the next run's engine from them right after
  * replying, so that a pool reused with the same rules and options starts its next run on an engine built

@@ -780,11 +780,14 @@ describe('FTP data connections on worker threads', () => {
       const opts = { streamRelease: 'immediate' as const, ...o };
       const one = await runCapture(input, rules, opts);
       expect(one.alerts.map((a) => a.sid)).toEqual(new Array(8).fill(2));
-      const four = await pool.run(input, rules, opts);
-      expect(four.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`)).toEqual(
-        one.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`),
-      );
-      expect(four.workers.filter((w) => w.alerts > 0)).toHaveLength(1);
+      // the main thread routing, or each worker reading and routing every packet itself
+      for (const reader of ['main', 'workers'] as const) {
+        const four = await pool.run(input, rules, { ...opts, reader });
+        expect(four.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`)).toEqual(
+          one.alerts.map((a) => `${a.pcapCnt} ${a.dstPort}`),
+        );
+        expect(four.workers.filter((w) => w.alerts > 0)).toHaveLength(1);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -112,6 +112,7 @@ describe.runIf(have)('a parallel pool reused across runs', () => {
       // the engine refuses the option; batches were already queued behind the set-up
       await expect(runCapture(pcap, rules, { flowsMax: -1 })).rejects.toThrow(/flowsMax/);
       await expect(p.run(pcap, rules, { flowsMax: -1 })).rejects.toThrow(/flowsMax/);
+      await expect(p.run(pcap, rules, { flowsMax: -1, reader: 'workers' })).rejects.toThrow(/flowsMax/);
       // the pool stays usable: the workers replied with the error instead of ending (the next run got the
       // first run's error, the ones after it hung on a dead thread and on the failed batches still counted)
       const want = lines((await runCapture(pcap, rules)).alerts);
@@ -139,6 +140,10 @@ describe.runIf(have)('a parallel pool reused across runs', () => {
       const want = lines((await runCapture(pcap, rules)).alerts);
       const wantIps = lines((await runCapture(pcap, rules, { ips: true })).alerts);
       await expect(p.run(bad, rules)).rejects.toThrow(/claims/);
+      expect(lines((await p.run(pcap, rules)).alerts)).toEqual(want);
+      // each worker reading: the first worker's failure fails the run; the pool's next runs are whole
+      await expect(p.run(bad, rules, { reader: 'workers' })).rejects.toThrow(/claims/);
+      expect(lines((await p.run(pcap, rules, { reader: 'workers' })).alerts)).toEqual(want);
       expect(lines((await p.run(pcap, rules)).alerts)).toEqual(want);
       // IPS: a packet of the failed run's last batch, unknown to this run, crashed the process
       await expect(p.run(bad, rules, { ips: true })).rejects.toThrow(/claims/);
@@ -187,9 +192,11 @@ describe('a capture that ends inside a record', () => {
         expect(one.packets).toBe(39);
         expect(one.alerts).toHaveLength(39);
         expect(one.truncated).toMatch(/^capture byte \d+: truncated: \d+ bytes needed, \d+ left$/);
-        const two = await pool.run(cut, rules, { ips });
-        expect(lines(two.alerts)).toEqual(lines(one.alerts));
-        expect(two.truncated).toBe(one.truncated);
+        for (const reader of ['main', 'workers'] as const) {
+          const two = await pool.run(cut, rules, { ips, reader });
+          expect(lines(two.alerts)).toEqual(lines(one.alerts));
+          expect(two.truncated).toBe(one.truncated);
+        }
       }
       // the CLI prints the alerts before the cut, says where it ended, and exits 1
       writeFileSync(

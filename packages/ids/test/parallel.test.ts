@@ -321,7 +321,7 @@ describe('parallel workers: bad checksums as on one thread', () => {
 });
 
 describe('parallel workers: who reads the capture', () => {
-  it('a regular file is read by each worker; a pipe once, by the main thread: the same alerts', async () => {
+  it("a regular file is read by each worker with reader 'workers', by the main thread by default; a pipe always by the main thread: the same alerts", async () => {
     const pool = new ParallelRunner(2);
     const dir = mkdtempSync(join(tmpdir(), 'ids-parallel-fifo-'));
     try {
@@ -337,16 +337,19 @@ describe('parallel workers: who reads the capture', () => {
       writeFileSync(file, bytes);
       const want = (await runCapture(file, rules)).alerts.map(alertLine).sort();
       expect(want.length).toBeGreaterThan(100);
-      const r = await pool.run(file, rules);
+      const r = await pool.run(file, rules, { reader: 'workers' });
       expect(r.phases.reader).toBe('workers');
       expect(r.alerts.map(alertLine).sort()).toEqual(want);
+      const d = await pool.run(file, rules);
+      expect(d.phases.reader).toBe('main');
+      expect(d.alerts.map(alertLine).sort()).toEqual(want);
       // a pipe cannot be read by two readers: the main thread reads it and sends the packets
       const fifo = join(dir, 'c.fifo');
       execFileSync('mkfifo', [fifo]);
       const w = createWriteStream(fifo);
       const written = new Promise<void>((res, rej) => w.on('close', () => res()).on('error', rej));
       w.end(bytes);
-      const p = await pool.run(fifo, rules);
+      const p = await pool.run(fifo, rules, { reader: 'workers' });
       await written;
       expect(p.phases.reader).toBe('main');
       expect(p.alerts.map(alertLine).sort()).toEqual(want);
