@@ -45,6 +45,11 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        immediate: as soon as it is in order (inline)
   --workers N          inspect on N worker threads, flows hashed to workers (default 1: this thread);
                        the stats list each worker's packets, bytes, alerts and busy time
+  --reader main|workers
+                       with --workers, who reads the capture: this thread, which decodes and sends the
+                       packets to the workers (default), or each worker, which reads and decodes the
+                       whole capture and inspects its own flows (IDS on a regular file only; with
+                       --ips or a pipe this thread reads)
   --ordered            alerts in capture order (always so: workers' alerts are merged by packet)
   --ips                prevention, as Suricata's IPS mode (--simulate-ips): a drop or reject rule drops
                        the packet, and the rest of its flow when the rule's action applies to the flow
@@ -78,6 +83,7 @@ Example:
       'reassembly-depth': { type: 'string' },
       'stream-release': { type: 'string' },
       workers: { type: 'string' },
+      reader: { type: 'string' },
       ordered: { type: 'boolean' },
       ips: { type: 'boolean' },
       'action-order': { type: 'string' },
@@ -88,6 +94,11 @@ Example:
     const workers = values.workers === undefined ? 1 : Number(values.workers);
     if (!Number.isInteger(workers) || workers < 1 || workers > workersMax)
       throw new UsageError(`--workers: expected an integer from 1 to ${workersMax}, got '${values.workers}'`);
+    const reader = values.reader ?? 'main';
+    if (reader !== 'main' && reader !== 'workers')
+      throw new UsageError(`--reader: expected main or workers, got '${values.reader}'`);
+    if (values.reader !== undefined && workers === 1)
+      throw new UsageError('--reader chooses who reads for the workers: give --workers N (N > 1)');
     const rulesFiles = (values.rules as string[] | undefined) ?? [];
     // captures also as plain arguments, as `snort -r` users type them; run in the order given
     const pcaps: string[] = [];
@@ -160,6 +171,8 @@ Example:
     }
     const pool = workers > 1 ? new ParallelRunner(workers) : undefined;
     const workerLoads: WorkerLoad[][] = [];
+    // who read each capture (--reader workers falls back to this thread for --ips and pipes)
+    const readBy = new Set<string>();
     const out = values.alerts ? createWriteStream(resolve(io.cwd, values.alerts)) : io.stdout;
     const totals = {
       packets: 0,
@@ -201,7 +214,8 @@ Example:
       try {
         const run = pool
           ? async (path: string, rs: Rule[], o: PipelineOptions) => {
-              const x = await pool.run(path, rs, o);
+              const x = await pool.run(path, rs, { ...o, reader });
+              readBy.add(x.phases.reader);
               workerLoads.push(x.workers);
               return x;
             }
@@ -299,6 +313,7 @@ Example:
       // inspections (packets and stream chunks) where some rule reached the full matcher
       fullMatcherShare: totals.stageInspections ? totals.stageFullMatcherIn / totals.stageInspections : 0,
       ...(pool && {
+        reader: [...readBy].join(','),
         workers: Array.from({ length: workers }, (_, i) =>
           workerLoads.reduce(
             (w, run) => {

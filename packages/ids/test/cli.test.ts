@@ -65,3 +65,48 @@ describe('strata ids', () => {
     expect(t.err).toMatch(/ Mbps \([\d.]+ per CPU-second\), /);
   });
 });
+
+describe('strata ids --reader', () => {
+  it('with --workers, the workers read the capture themselves and give the same alerts; bad values are usage errors', async () => {
+    const main = await ids([
+      'a.pcap',
+      'b.pcap',
+      '--workers',
+      '2',
+      '--format',
+      'json',
+      '--stats',
+      'm.json',
+      '--quiet',
+    ]);
+    const self = await ids([
+      'a.pcap',
+      'b.pcap',
+      '--workers',
+      '2',
+      '--reader',
+      'workers',
+      '--format',
+      'json',
+      '--stats',
+      'w.json',
+      '--quiet',
+    ]);
+    expect(self.rc).toBe(0);
+    expect(sources(self.out)).toEqual(sources(main.out));
+    expect(sources(self.out)).toEqual(['MARK-a', 'MARK-b']);
+    expect(JSON.parse(readFileSync(join(dir, 'm.json'), 'utf8')).reader).toBe('main');
+    expect(JSON.parse(readFileSync(join(dir, 'w.json'), 'utf8')).reader).toBe('workers');
+    // IPS: this thread reads whatever --reader says, and the stats say so
+    await ids(['a.pcap', '--workers', '2', '--reader', 'workers', '--ips', '--stats', 'i.json', '--quiet']);
+    expect(JSON.parse(readFileSync(join(dir, 'i.json'), 'utf8')).reader).toBe('main');
+    expect(await ids(['a.pcap', '--workers', '2', '--reader', 'all'])).toMatchObject({
+      rc: 2,
+      err: expect.stringMatching(/--reader: expected main or workers, got 'all'/),
+    });
+    expect(await ids(['a.pcap', '--reader', 'workers'])).toMatchObject({
+      rc: 2,
+      err: expect.stringMatching(/give --workers N/),
+    });
+  }, 60_000);
+});
