@@ -226,6 +226,8 @@ const posix: Record<string, [number, number][]> = {
   ascii: [[0x00, 0x7f]],
 };
 
+/** What the x option skips: ASCII white space and NEL (PCRE2 and Perl: Unicode's Pattern_White_Space). */
+const isExtendedBlank = (c: string) => /^[\t-\r \x85]$/.test(c);
 const hex2 = (c: number) => `\\x${c.toString(16).toUpperCase().padStart(2, '0')}`;
 const isAsciiLetter = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 /** A latin1 character JavaScript's i flag folds and PCRE's ASCII tables do not (0xE9 <-> 0xC9, ...). */
@@ -323,7 +325,7 @@ class Translator {
   private atom(): void {
     const p = this.p;
     const c = p[this.pos]!;
-    if (this.mode.x && /[\s]/.test(c) && c.charCodeAt(0) < 0x80) {
+    if (this.mode.x && isExtendedBlank(c)) {
       this.pos++;
       return;
     }
@@ -412,7 +414,7 @@ class Translator {
       if (c === undefined) return;
       if (c === '#') {
         while (this.pos < p.length && p[this.pos] !== '\n') this.pos++;
-      } else if (/\s/.test(c) && c.charCodeAt(0) < 0x80) this.pos++;
+      } else if (isExtendedBlank(c)) this.pos++;
       else return;
     }
   }
@@ -548,6 +550,9 @@ class Translator {
         this.out += `(?:\\r\\n|[${vSpaceItems}])`;
         return true;
       case 'N':
+        // \N{U+hh} names a character only in UTF mode, which PCRE2 refuses here; \N{2} is a quantifier
+        if (p[this.pos] === '{' && quantifierAt(p, this.pos) === 0)
+          this.fail('\\N{...} (a character by name or code point) is not supported', at);
         this.out += '[^\\n]';
         return true;
       case 'Q': {
@@ -633,6 +638,7 @@ class Translator {
     if (inClass && e === 'b') return 8;
     if (e === 'x') {
       const braced = /^\{([0-9a-fA-F]+)\}/.exec(p.slice(at + 2));
+      if (!braced && p[at + 2] === '{') this.fail('\\x{ must be followed by hex digits and }', at);
       const h = braced ?? /^[0-9a-fA-F]{0,2}/.exec(p.slice(at + 2))!;
       this.pos = at + 2 + h[0].length;
       const c = h[0].length === 0 ? 0 : parseInt(braced ? braced[1]! : h[0], 16);
@@ -688,11 +694,14 @@ class Translator {
         this.pos++;
         break;
       }
+      const wasFirst: boolean = first;
       first = false;
       if (c === '[') {
+        if (/^\[([.=])[^\]]*\1\]/.test(p.slice(this.pos)))
+          this.fail('POSIX collating elements ([.x.], [=x=]) are not supported');
         const px = /^\[:(\^?)([a-z]+):\]/.exec(p.slice(this.pos));
         if (px) {
-          const set = posix[px[2]!];
+          const set = Object.hasOwn(posix, px[2]!) ? posix[px[2]!] : undefined;
           if (!set) this.fail(`unknown POSIX class [:${px[2]}:]`);
           for (const [lo, hi] of px[1] ? complement(set) : set) ranges.push([lo, hi]);
           this.pos += px[0].length;
@@ -715,13 +724,14 @@ class Translator {
         else if (e === 'Q') {
           let end = p.indexOf('\\E', this.pos);
           if (end < 0) end = p.length;
-          for (let k = this.pos; k < end; k++) {
-            single = p.charCodeAt(k);
-            ranges.push([single, single]);
-          }
+          for (let k = this.pos; k < end - 1; k++) ranges.push([p.charCodeAt(k), p.charCodeAt(k)]);
+          // the last quoted character may start a range, as PCRE2 reads [\Qa\E-c]
+          if (end > this.pos) single = p.charCodeAt(end - 1);
+          // an empty \Q\E (as \E) is nothing: a ] after it at the start is still a member
+          else first = wasFirst;
           this.pos = Math.min(end + 2, p.length);
-          continue;
         } else if (e === 'E') {
+          first = wasFirst;
           continue;
         } else if (e !== undefined && 'ABGKNRXCZzpPgk'.includes(e))
           this.fail(`\\${e} is not allowed in a character class`, start);
@@ -732,6 +742,12 @@ class Translator {
       } else {
         single = c.charCodeAt(0);
         this.pos++;
+      }
+      // an empty \Q\E or a lone \E between a character and a - is nothing ([a\Q\E-c] is a range)
+      for (;;) {
+        if (p.startsWith('\\E', this.pos)) this.pos += 2;
+        else if (p.startsWith('\\Q\\E', this.pos)) this.pos += 4;
+        else break;
       }
       // a range: x-y, where y is a character (not a class escape or the closing ])
       if (p[this.pos] === '-' && p[this.pos + 1] !== undefined && p[this.pos + 1] !== ']') {

@@ -191,6 +191,9 @@ describe.skipIf(!hasPerl)('pcre translation against Perl', () => {
       { pattern: 'a # comment\n b', flags: 'x', subject: 'ab' },
       { pattern: 'a\\ b', flags: 'x', subject: 'a b' },
       { pattern: '[ ]b', flags: 'x', subject: ' b' },
+      // NEL is blank under x (Pattern_White_Space, in PCRE2 as in Perl)
+      { pattern: 'a\x85b', flags: 'x', subject: 'ab' },
+      { pattern: 'a \x85 + b', flags: 'x', subject: 'aab' },
       { pattern: '\\x41\\x{42}\\o{103}\\104\\e', flags: '', subject: 'ABCD\x1b' },
       { pattern: '(a)\\1', flags: 'i', subject: 'aA' },
       { pattern: '(?<n>a)\\k<n>\\g{1}\\g{-1}', flags: '', subject: 'aaaa' },
@@ -266,7 +269,29 @@ describe('pcre rule values', () => {
     expect(why('/[z-a]/')).toMatch(/range out of order/);
     expect(why('/(?z)a/')).toMatch(/inline option 'z'/);
     expect(why('/a/J')).toBe("flag 'J' is not supported");
+    // PCRE2 10.42 refuses these; they were read as something else (\x00 then text, a class of [ . a)
+    expect(why('/\\x{}/')).toMatch(/^\\x\{ must be followed by hex digits/);
+    expect(why('/\\x{41/')).toMatch(/^\\x\{ must be followed by hex digits/);
+    expect(why('/\\N{U+41}/')).toMatch(/^\\N\{\.\.\.\} \(a character by name/);
+    expect(why('/[[.a.]]/')).toMatch(/^POSIX collating elements/);
+    expect(why('/[[=a=]]/')).toMatch(/^POSIX collating elements/);
+    // a name Object.prototype has threw a TypeError
+    expect(why('/[[:constructor:]]/')).toBe('unknown POSIX class [:constructor:] (at offset 1)');
     expect(why('abc')).toBe('expected /regex/flags');
+  });
+
+  it('\\Q...\\E and \\E in a class as PCRE2 reads them (Perl has no \\Q in its regex engine)', () => {
+    // results of PCRE2 10.42 (pcre2_match over the same subject)
+    const m = (v: string, s: string) => compilePcre(v)!.re.exec(s)?.[0];
+    expect(m('/[\\Qa-c\\E]+/', 'a-c')).toBe('a-c');
+    // the last quoted character starts a range; an empty \Q\E or \E before the - is nothing
+    expect(m('/[\\Qxa\\E-c]+/', 'xabc')).toBe('xabc');
+    expect(m('/[a\\Q\\E-c]+/', 'abc')).toBe('abc');
+    expect(m('/[a\\E-c]+/', 'abc')).toBe('abc');
+    // a ] right after a leading \E is still the class's first character
+    expect(m('/[\\E]]a/', ']a')).toBe(']a');
+    expect(m('/[^\\Q\\E]]a/', 'xa')).toBe('xa');
+    expect(m('/[^\\Q\\E]]a/', ']a')).toBeUndefined();
   });
 
   it('never throws on any pattern text: a RegExp or a reason (fuzz)', () => {
