@@ -398,6 +398,8 @@ export class ParallelRunner {
       s.batch = newBatch();
       s.inFlight++;
       const mine = order++;
+      // this run's load: a run that failed leaves batches in flight, whose replies come during the next run
+      const load = s.load;
       pending.push(
         this.request(s, { type: 'batch', id: s.nextId++, meta, data }, [
           meta.buffer as ArrayBuffer,
@@ -407,9 +409,9 @@ export class ParallelRunner {
             s.inFlight--;
             if (r.type === 'alerts') {
               collected.push({ alerts: r.alerts, order: mine });
-              s.load.busyMs += r.busyMs;
-              s.load.cpuMs += r.cpuMs;
-              s.load.alerts += r.alerts.length;
+              load.busyMs += r.busyMs;
+              load.cpuMs += r.cpuMs;
+              load.alerts += r.alerts.length;
               if (sink) {
                 for (const v of r.verdicts) held.get(v.n)!.v = v;
                 for (const n of ns) held.get(n)!.ready = true;
