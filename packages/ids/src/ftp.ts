@@ -86,10 +86,11 @@ export const ftpRoutesMax = 4096;
 
 /**
  * Keeps an FTP data connection on the worker that follows its control connection (worker threads shard
- * flows by hash; only that worker's engine expects the data connection). The main thread reads the control
- * connections' packets as they come (no reassembly: a command or reply split across packets, or out of
- * order, is missed and its data connection goes where its hash sends it) and sends each announced data
- * connection's packets to the control connection's worker.
+ * flows by hash; only that worker's engine expects the data connection). Whoever routes the packets
+ * (`FlowSharder`: the main thread, or with `reader: 'workers'` every worker, each over every packet, so
+ * that all of them agree) reads the control connections' packets as they come (no reassembly: a command or
+ * reply split across packets, or out of order, is missed and its data connection goes where its hash sends
+ * it) and sends each announced data connection's packets to the control connection's worker.
  */
 export class FtpRouter {
   private readonly controls = new Map<string, FtpControl>();
