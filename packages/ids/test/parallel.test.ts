@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type Alert,
   commands,
   Engine,
   encodePcap,
@@ -354,6 +355,54 @@ describe('parallel workers: who reads the capture', () => {
       expect(p.phases.reader).toBe('main');
       expect(p.alerts.map(alertLine).sort()).toEqual(want);
       expect(p.packets).toBe(r.packets);
+    } finally {
+      await pool.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it("reader 'workers' on a file that grows during the run: every worker reads up to its size at the start, the alerts those of the main thread, in the same order", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ids-parallel-grow-'));
+    const { rules } = loadRules(
+      [
+        'alert tcp any any -> any 80 (msg:"evil3"; content:"evil3"; sid:1;)',
+        'alert http any any -> any any (msg:"host evil1"; http.host; content:"evil1"; sid:3;)',
+        'alert tcp any any -> any 80 (msg:"late"; content:"late"; sid:4;)',
+      ].join('\n'),
+      'c.rules',
+    );
+    // a fresh pool: its workers are still starting when the file grows, so none has read it yet
+    const pool = new ParallelRunner(3);
+    try {
+      const bytes = checksumCapture(20);
+      const file = join(dir, 'c.pcap');
+      writeFileSync(file, bytes);
+      // more records, the last one cut: read past the size at the start, they would add packets, alerts
+      // and a cut; read up to it by some workers only, they would be routed unlike on the others
+      const more = encodePcap(
+        Array.from({ length: 40 }, (_, i) => ({
+          tsUs: 5_000_000 + i,
+          data: tcpFrame({ sp: 41000 + i, flags: 0x18, payload: `late ${i}` }),
+        })),
+      ).subarray(24);
+      const copy = join(dir, 'c0.pcap');
+      writeFileSync(copy, bytes);
+      const running = pool.run(file, rules, { reader: 'workers' });
+      appendFileSync(file, more.subarray(0, more.length - 10));
+      const r = await running;
+      expect(r.phases.reader).toBe('workers');
+      const grown = await runCapture(file, rules);
+      expect(grown.truncated).toBeDefined();
+      expect(grown.packets).toBe(r.packets + 39);
+      // the capture as it was: the same packets, no cut, and the main thread's alerts in the same order
+      const main = await pool.run(copy, rules);
+      expect(main.phases.reader).toBe('main');
+      const at = (x: { alerts: Alert[] }) => x.alerts.map((a) => `${a.pcapCnt} ${alertLine(a)}`);
+      expect(r.packets).toBe(main.packets);
+      expect(r.truncated).toBeUndefined();
+      expect(at(r)).toEqual(at(main));
+      expect(at(r).length).toBeGreaterThan(100);
+      expect(r.workers.map((w) => w.packets)).toEqual(main.workers.map((w) => w.packets));
     } finally {
       await pool.close();
       rmSync(dir, { recursive: true, force: true });
