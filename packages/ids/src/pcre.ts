@@ -14,6 +14,13 @@
  * recursion, conditionals, `\K`, `\G`, Unicode properties, a backreference in a caseless part written out
  * letter by letter) is refused with the reason.
  *
+ * Backreferences: JavaScript matches one to an unset group as the empty string (PCRE fails it), clears a
+ * repeated group's captures at each iteration (PCRE keeps the last) and matches a lookbehind right to
+ * left; so a backreference is taken where its group is surely set, written as never matching where its
+ * group is in an earlier alternative (`(a)|b\1`, nothing repeated around both), and refused elsewhere.
+ * Under JavaScript's i flag a backreference compares latin1 letters folded, so one to a group that can
+ * hold such a letter (`(.)\1` with i) is refused.
+ *
  * Not rewritten (JavaScript's matching itself differs): a quantified group whose body can match the empty
  * string, as `(?:a*?)?` or `(x|)+`: past the group's minimum count, JavaScript refuses an iteration that
  * matched empty and backtracks into the body for a longer one, where PCRE takes the empty iteration and
@@ -244,15 +251,69 @@ function litSource(c: number): string {
   return c > 0xff ? `\\u${c.toString(16).padStart(4, '0')}` : hex2(c);
 }
 
+/**
+ * A group being read (or the whole pattern). For backreferences: JavaScript matches a backreference to a
+ * group that is unset as the empty string, where PCRE fails; and it clears a quantified group's captures
+ * at each iteration, where PCRE keeps the last. So a backreference is taken only where its group is
+ * surely set, by what came before it in the alternatives under way (see {@link Translator.surelySet}).
+ */
+interface Frame {
+  saved: Mode;
+  at: number;
+  /** Its number when it captures. */
+  capture?: number;
+  /** A lookbehind: JavaScript matches its body right to left. */
+  behind: boolean;
+  /** A negative lookaround: no group in it is set after it. */
+  negative: boolean;
+  /** Groups surely set by the alternative under way, up to here. */
+  set: Set<number>;
+  /** Groups surely set by every alternative before it (none before the first |). */
+  setByEarlier?: Set<number>;
+  /** Capturing groups opened in the alternative under way (at any depth), and in the ones before it. */
+  openedInAlt: Set<number>;
+  openedInEarlierAlts: Set<number>;
+  /** Closed with a quantifier that can repeat it (an iteration may see groups an earlier one set). */
+  repeated?: boolean;
+}
+
+/** Latin1 characters JavaScript's i flag folds, as one string (for testing a class against them). */
+const foldingLatin1 = Array.from({ length: 0x80 }, (_, k) => k + 0x80)
+  .filter(foldsInJs)
+  .map((c) => String.fromCharCode(c))
+  .join('');
+
 class Translator {
   private pos = 0;
   private out = '';
   private mode: Mode;
-  private readonly groups: { saved: Mode; at: number }[] = [];
+  private readonly root: Frame = {
+    saved: { i: false, s: false, m: false, x: false },
+    at: 0,
+    behind: false,
+    negative: false,
+    set: new Set(),
+    openedInAlt: new Set(),
+    openedInEarlierAlts: new Set(),
+  };
+  private readonly groups: Frame[] = [];
   /** Capturing groups opened so far (PCRE's rule for \N: a backreference when N < 10 or N <= this). */
   private captures = 0;
   /** The largest group number a backreference names. */
   private maxRef = 0;
+  /** Group names and their numbers. */
+  private readonly names = new Map<string, number>();
+  /** The first backreference to a name no group had before it (reported at the end: none, or later). */
+  private refToName?: { name: string; at: number };
+  /** The first backreference whose group may be unset where it stands. */
+  private refUnset?: { n: number; at: number };
+  /**
+   * Backreferences to a group in an earlier alternative (`(a)|b\1`): unset there, so they never match
+   * (written `(?!)`), unless one of these groups repeats.
+   */
+  private readonly refsNever: { at: number; frames: Frame[] }[] = [];
+  /** Capturing groups that can hold a latin1 letter JavaScript's i flag folds. */
+  private readonly foldable = new Set<number>();
 
   // Anchors. The RegExp gets JavaScript's m flag when the pattern is multiline (V8 finds line starts fast
   // for a ^ under m, and a lookbehind in its place made /(^|&)id=/im about 20x slower); its ^ and $ then
@@ -299,6 +360,16 @@ class Translator {
     if (open) throw new PcreError(`missing ) for the ( at offset ${open.at}`);
     if (this.maxRef > this.captures)
       this.fail(`a backreference to group ${this.maxRef}, which does not exist`);
+    const named = this.refToName;
+    if (named && !this.names.has(named.name))
+      this.fail(`a backreference to a group named '${named.name}', which does not exist`, named.at);
+    const unset = named ?? this.refUnset ?? this.refsNever.find((r) => r.frames.some((f) => f.repeated));
+    if (unset)
+      this.fail(
+        'a backreference where its group may be unset (before the group, in it, after an alternative or a ' +
+          'quantifier that can skip it, or in a lookbehind): JavaScript matches it as empty, PCRE fails',
+        unset.at,
+      );
     this.source = this.o.anchored ? `${this.start}(?:${this.out})` : this.out;
     return this.source;
   }
@@ -317,6 +388,7 @@ class Translator {
 
   private literal(c: number): string {
     this.caseCheck(c);
+    if (foldsInJs(c)) this.markFoldable();
     if (!this.flagI && this.mode.i && isAsciiLetter(c))
       return `[${String.fromCharCode(c | 0x20)}${String.fromCharCode(c & ~0x20)}]`;
     return litSource(c);
@@ -335,6 +407,9 @@ class Translator {
     }
     const start = this.pos;
     let quantifiable = true;
+    /** The groups a closing ) surely set, unless a quantifier lets them be skipped. */
+    let closed: Set<number> | undefined;
+    let closedFrame: Frame | undefined;
     switch (c) {
       case '\\':
         quantifiable = this.escape();
@@ -348,15 +423,28 @@ class Translator {
         break;
       case ')':
         if (this.groups.length === 0) this.fail('unmatched )');
-        this.mode = this.groups.pop()!.saved;
+        {
+          const f = this.groups.pop()!;
+          closedFrame = f;
+          this.mode = f.saved;
+          closed = f.negative ? new Set() : surelyAfter(f);
+          if (f.capture !== undefined) closed.add(f.capture);
+        }
         this.out += ')';
         this.pos++;
         break;
-      case '|':
+      case '|': {
+        const f = this.frame();
+        f.setByEarlier = surelyAfter(f);
+        f.set = new Set();
+        for (const n of f.openedInAlt) f.openedInEarlierAlts.add(n);
+        f.openedInAlt = new Set();
         this.out += '|';
         this.pos++;
         return;
+      }
       case '.':
+        this.markFoldable();
         this.out += this.mode.s ? '[\\s\\S]' : '[^\\n]';
         this.pos++;
         break;
@@ -384,18 +472,57 @@ class Translator {
         this.out += this.literal(c.charCodeAt(0));
         this.pos++;
     }
-    if (this.pos > start) this.quantifier(quantifiable);
+    const q = this.pos > start ? this.quantifier(quantifiable) : undefined;
+    if (closed && q?.min !== 0) for (const n of closed) this.frame().set.add(n);
+    if (closedFrame && q && q.max > 1) closedFrame.repeated = true;
   }
 
-  /** A quantifier after an item, if one follows (in extended mode, after blanks and comments). */
-  private quantifier(quantifiable: boolean): void {
+  private frame(): Frame {
+    return this.groups.at(-1) ?? this.root;
+  }
+
+  /**
+   * Whether group n is surely set where the pattern has got to: set by what came before in the
+   * alternatives under way, outside any lookbehind being read (JavaScript reads a lookbehind's body right
+   * to left, so a group in it before a backreference is matched after it).
+   */
+  private surelySet(n: number): boolean {
+    for (const f of [this.root, ...this.groups]) {
+      if (f.behind) return false;
+      if (f.set.has(n)) return true;
+    }
+    return false;
+  }
+
+  /** The capturing groups being read can hold a latin1 letter that JavaScript's i flag folds. */
+  private markFoldable(): void {
+    for (const f of this.groups) if (f.capture !== undefined) this.foldable.add(f.capture);
+  }
+
+  /**
+   * A quantifier after an item, if one follows (in extended mode, after blanks and comments): its counts,
+   * undefined when there is none.
+   */
+  private quantifier(quantifiable: boolean): { min: number; max: number } | undefined {
     const p = this.p;
     if (this.mode.x) this.skipExtended();
     const c = p[this.pos];
     let len = 0;
     if (c === '*' || c === '+' || c === '?') len = 1;
     else if (c === '{') len = quantifierAt(p, this.pos);
-    if (len === 0) return;
+    if (len === 0) return undefined;
+    const counts = /^\{(\d+)(,(\d*))?\}/.exec(p.slice(this.pos));
+    const min = c === '+' ? 1 : counts ? Number(counts[1]) : 0;
+    const max =
+      c === '?'
+        ? 1
+        : !counts
+          ? Number.POSITIVE_INFINITY
+          : !counts[2]
+            ? min
+            : counts[3]
+              ? Number(counts[3])
+              : Number.POSITIVE_INFINITY;
     if (!quantifiable) this.fail('quantifier does not follow a repeatable item');
     // PCRE reads {n,m} with blanks inside only as text; quantifierAt takes the strict form
     this.out += p.slice(this.pos, this.pos + len);
@@ -405,6 +532,7 @@ class Translator {
     const lazy = next === '?';
     if (lazy) this.pos++;
     if (lazy !== !!this.o.ungreedy) this.out += '?';
+    return { min, max };
   }
 
   private skipExtended(): void {
@@ -424,8 +552,8 @@ class Translator {
     const p = this.p;
     const at = this.pos;
     if (p[at + 1] !== '?' && p[at + 1] !== '*') {
-      this.captures++;
-      this.push('(', at);
+      this.opened(++this.captures);
+      this.push('(', at, {}, this.captures);
       this.pos++;
       return false;
     }
@@ -437,28 +565,29 @@ class Translator {
       this.pos = end + 1;
       return false;
     }
-    for (const [sign, js] of [
-      [':', '(?:'],
-      ['=', '(?='],
-      ['!', '(?!'],
-      ['<=', '(?<='],
-      ['<!', '(?<!'],
+    for (const [sign, js, kind] of [
+      [':', '(?:', {}],
+      ['=', '(?=', {}],
+      ['!', '(?!', { negative: true }],
+      ['<=', '(?<=', { behind: true }],
+      ['<!', '(?<!', { behind: true, negative: true }],
     ] as const)
       if (rest.startsWith(sign)) {
-        this.push(js, at);
+        this.push(js, at, kind);
         this.pos = at + 2 + sign.length;
         return false;
       }
     const named = /^(?:P?<([A-Za-z_]\w*)>|'([A-Za-z_]\w*)')/.exec(rest);
     if (named) {
-      this.captures++;
-      this.push(`(?<${named[1] ?? named[2]}>`, at);
+      this.opened(++this.captures);
+      this.names.set(named[1] ?? named[2]!, this.captures);
+      this.push(`(?<${named[1] ?? named[2]}>`, at, {}, this.captures);
       this.pos = at + 2 + named[0].length;
       return false;
     }
     const ref = /^P=([A-Za-z_]\w*)\)/.exec(rest);
     if (ref) {
-      this.backref(`\\k<${ref[1]}>`);
+      this.backref(ref[1]!, at);
       this.pos = at + 2 + ref[0].length;
       return true;
     }
@@ -480,7 +609,7 @@ class Translator {
       }
     this.pos = at + 2 + opts[0].length;
     if (opts[3] === ':') {
-      this.push('(?:', at);
+      this.push('(?:', at, {});
       this.mode = mode;
       return false;
     }
@@ -488,17 +617,55 @@ class Translator {
     return false;
   }
 
-  private push(js: string, at: number): void {
-    this.groups.push({ saved: { ...this.mode }, at });
+  private opened(n: number): void {
+    for (const f of [this.root, ...this.groups]) f.openedInAlt.add(n);
+  }
+
+  private push(
+    js: string,
+    at: number,
+    kind: { behind?: boolean; negative?: boolean },
+    capture?: number,
+  ): void {
+    this.groups.push({
+      saved: { ...this.mode },
+      at,
+      behind: !!kind.behind,
+      negative: !!kind.negative,
+      set: new Set(),
+      openedInAlt: new Set(),
+      openedInEarlierAlts: new Set(),
+      ...(capture !== undefined && { capture }),
+    });
     this.out += js;
   }
 
-  private backref(js: string): void {
+  /** A backreference at `at` to group `ref` (a number or a name). */
+  private backref(ref: number | string, at: number): void {
     // a caseless backreference matches its group's text in any case: JavaScript does that only with i
     if (this.mode.i && !this.flagI)
       this.fail('a backreference in a caseless part written out letter by letter');
     if (this.flagI && this.mode.i !== !!this.o.caseless) throw mixedCase;
-    this.out += `(?:${js})`;
+    const n = typeof ref === 'number' ? ref : this.names.get(ref);
+    if (n === undefined) this.refToName ??= { name: ref as string, at };
+    else if (!this.surelySet(n)) {
+      // in an earlier alternative of a group being read: PCRE's match fails there (so JavaScript's must)
+      const stack = [this.root, ...this.groups];
+      const k = stack.findLastIndex((f) => f.openedInEarlierAlts.has(n));
+      if (k < 0) this.refUnset ??= { n, at };
+      else this.refsNever.push({ at, frames: stack.slice(0, k + 1) });
+      this.out += '(?:(?!))';
+      return;
+    } else {
+      // JavaScript's i flag compares the group's text with latin1 letters folded (0xE9 with 0xC9)
+      if (this.flagI && this.mode.i && this.foldable.has(n))
+        this.fail(
+          'a caseless backreference to a group that can hold a latin1 letter (JavaScript would fold it)',
+          at,
+        );
+      if (this.foldable.has(n)) this.markFoldable();
+    }
+    this.out += typeof ref === 'number' ? `(?:\\${ref})` : `(?:\\k<${ref}>)`;
   }
 
   /** An escape outside a class; false when it is an assertion (no quantifier). */
@@ -523,27 +690,33 @@ class Translator {
         this.out += `\\${e}`;
         return false;
       case 'd':
-      case 'D':
       case 'w':
+        this.out += `\\${e}`;
+        return true;
+      case 'D':
       case 'W':
+        this.markFoldable();
         this.out += `\\${e}`;
         return true;
       case 's':
         this.out += `[${spaceItems}]`;
         return true;
       case 'S':
+        this.markFoldable();
         this.out += `[^${spaceItems}]`;
         return true;
       case 'h':
         this.out += `[${hSpaceItems}]`;
         return true;
       case 'H':
+        this.markFoldable();
         this.out += `[^${hSpaceItems}]`;
         return true;
       case 'v':
         this.out += `[${vSpaceItems}]`;
         return true;
       case 'V':
+        this.markFoldable();
         this.out += `[^${vSpaceItems}]`;
         return true;
       case 'R':
@@ -553,6 +726,7 @@ class Translator {
         // \N{U+hh} names a character only in UTF mode, which PCRE2 refuses here; \N{2} is a quantifier
         if (p[this.pos] === '{' && quantifierAt(p, this.pos) === 0)
           this.fail('\\N{...} (a character by name or code point) is not supported', at);
+        this.markFoldable();
         this.out += '[^\\n]';
         return true;
       case 'Q': {
@@ -595,7 +769,7 @@ class Translator {
       if (n < 10 || e >= '8' || n <= this.captures) {
         this.pos = at + 1 + digits.length;
         this.maxRef = Math.max(this.maxRef, n);
-        this.backref(`\\${n}`);
+        this.backref(n, at);
         return true;
       }
     }
@@ -615,14 +789,14 @@ class Translator {
     this.pos = at + 2 + m[0].length;
     const name = e === 'k' ? (m[1] ?? m[2] ?? m[3]) : m[3];
     if (name !== undefined) {
-      this.backref(`\\k<${name}>`);
+      this.backref(name, at);
       return;
     }
     let n = Number(m[1] ?? m[2]);
     if (n < 0) n = this.captures + 1 + n;
     if (n <= 0) this.fail(`\\g refers to a group that does not exist`, at);
     this.maxRef = Math.max(this.maxRef, n);
-    this.backref(`\\${n}`);
+    this.backref(n, at);
   }
 
   /**
@@ -774,9 +948,17 @@ class Translator {
     for (const [lo, hi] of ranges) for (let c = lo; c <= hi && c <= 0xff; c++) this.caseCheck(c);
     if (!this.flagI && this.mode.i) for (const r of [...ranges]) ranges.push(...otherCase(r));
     for (const [lo, hi] of ranges) items += lo === hi ? litSource(lo) : `${litSource(lo)}-${litSource(hi)}`;
-    if (items === '') return negated ? '[\\s\\S]' : '[]';
-    return `[${negated ? '^' : ''}${items}]`;
+    const js = items === '' ? (negated ? '[\\s\\S]' : '[]') : `[${negated ? '^' : ''}${items}]`;
+    if (this.groups.some((f) => f.capture !== undefined) && new RegExp(js).test(foldingLatin1))
+      this.markFoldable();
+    return js;
   }
+}
+
+/** The groups a group's alternatives all surely set (only those of its one alternative if it has no |). */
+function surelyAfter(f: Frame): Set<number> {
+  if (!f.setByEarlier) return new Set(f.set);
+  return new Set([...f.set].filter((n) => f.setByEarlier!.has(n)));
 }
 
 /** The ASCII letters of a range in the other case, as ranges. */
