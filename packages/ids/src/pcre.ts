@@ -720,7 +720,8 @@ class Translator {
         this.out += `[^${vSpaceItems}]`;
         return true;
       case 'R':
-        this.out += `(?:\\r\\n|[${vSpaceItems}])`;
+        // atomic in PCRE: a CR before an LF is never taken alone (\R\n does not match CR LF)
+        this.out += '(?:\\r\\n|\\r(?!\\n)|[\\n-\\f\\x85])';
         return true;
       case 'N':
         // \N{U+hh} names a character only in UTF mode, which PCRE2 refuses here; \N{2} is a quantifier

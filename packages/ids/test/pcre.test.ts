@@ -245,6 +245,10 @@ describe.skipIf(!hasPerl)('pcre translation against Perl', () => {
       { pattern: '(?<n>a)\\k<n>\\g{1}\\g{-1}', flags: '', subject: 'aaaa' },
       { pattern: '(?P<n>a)(?P=n)', flags: '', subject: 'aa' },
       { pattern: '\\R', flags: '', subject: 'x\r\ny' },
+      // \R is atomic: it does not give back the LF of a CR LF
+      { pattern: '\\R\\n', flags: '', subject: '\r\n' },
+      { pattern: '\\R\\v', flags: '', subject: '\r\n' },
+      { pattern: 'a\\R{2}', flags: '', subject: 'a\r\n\n' },
       { pattern: 'a\\h+b', flags: '', subject: 'a \xa0\tb' },
       { pattern: 'a{2}', flags: '', subject: 'aaa' },
       { pattern: 'x{', flags: '', subject: 'x{' },
@@ -348,6 +352,10 @@ describe('pcre rule values', () => {
     // a name Object.prototype has threw a TypeError
     expect(why('/[[:constructor:]]/')).toBe('unknown POSIX class [:constructor:] (at offset 1)');
     expect(why('abc')).toBe('expected /regex/flags');
+  });
+
+  it('a repeated \\R gives back whole iterations, as PCRE2 10.42 (Perl 5.36 matches 0-4 here)', () => {
+    expect(compilePcre('/\\R+\\v/')!.re.exec('\r\n\r\n')![0]).toBe('\r\n\r');
   });
 
   it('\\Q...\\E and \\E in a class as PCRE2 reads them (Perl has no \\Q in its regex engine)', () => {
