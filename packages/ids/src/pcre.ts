@@ -876,7 +876,9 @@ class Translator {
           this.fail('POSIX collating elements ([.x.], [=x=]) are not supported');
         const px = /^\[:(\^?)([a-z]+):\]/.exec(p.slice(this.pos));
         if (px) {
-          const set = Object.hasOwn(posix, px[2]!) ? posix[px[2]!] : undefined;
+          // caseless, PCRE reads [:lower:] and [:upper:] as [:alpha:] (so [:^lower:] takes no letter)
+          const name = this.mode.i && (px[2] === 'lower' || px[2] === 'upper') ? 'alpha' : px[2]!;
+          const set = Object.hasOwn(posix, name) ? posix[name] : undefined;
           if (!set) this.fail(`unknown POSIX class [:${px[2]}:]`);
           for (const [lo, hi] of px[1] ? complement(set) : set) ranges.push([lo, hi]);
           this.pos += px[0].length;
