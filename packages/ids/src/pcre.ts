@@ -262,6 +262,8 @@ interface Frame {
   at: number;
   /** Its number when it captures. */
   capture?: number;
+  /** Where its source starts in the output. */
+  outAt: number;
   /** A lookbehind: JavaScript matches its body right to left. */
   behind: boolean;
   /** A negative lookaround: no group in it is set after it. */
@@ -290,6 +292,7 @@ class Translator {
   private readonly root: Frame = {
     saved: { i: false, s: false, m: false, x: false },
     at: 0,
+    outAt: 0,
     behind: false,
     negative: false,
     set: new Set(),
@@ -429,6 +432,9 @@ class Translator {
           this.mode = f.saved;
           closed = f.negative ? new Set() : surelyAfter(f);
           if (f.capture !== undefined) closed.add(f.capture);
+          // JavaScript refuses a quantifier on a lookbehind, not on a group around it, where it means what
+          // PCRE's does on an assertion: taken once, or skipped when the minimum is 0
+          if (f.behind) this.out = `${this.out.slice(0, f.outAt)}(?:${this.out.slice(f.outAt)})`;
         }
         this.out += ')';
         this.pos++;
@@ -630,6 +636,7 @@ class Translator {
     this.groups.push({
       saved: { ...this.mode },
       at,
+      outAt: this.out.length,
       behind: !!kind.behind,
       negative: !!kind.negative,
       set: new Set(),
