@@ -533,6 +533,8 @@ class Translator {
     // PCRE reads {n,m} with blanks inside only as text; quantifierAt takes the strict form
     this.out += p.slice(this.pos, this.pos + len);
     this.pos += len;
+    // in extended mode, blanks and comments may stand between a quantifier and its ? or + (PCRE2, Perl)
+    if (this.mode.x) this.skipExtended();
     const next = p[this.pos];
     if (next === '+') this.fail('possessive quantifiers (atomic matching) are not supported');
     const lazy = next === '?';

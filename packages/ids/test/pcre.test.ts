@@ -234,6 +234,9 @@ describe.skipIf(!hasPerl)('pcre translation against Perl', () => {
       // NEL is blank under x (Pattern_White_Space, in PCRE2 as in Perl)
       { pattern: 'a\x85b', flags: 'x', subject: 'ab' },
       { pattern: 'a \x85 + b', flags: 'x', subject: 'aab' },
+      // blanks and comments between a quantifier and its ? (lazy)
+      { pattern: 'a+ ?', flags: 'x', subject: 'aaa' },
+      { pattern: 'a{1,2} #c\n ?b', flags: 'x', subject: 'aab' },
       { pattern: '\\x41\\x{42}\\o{103}\\104\\e', flags: '', subject: 'ABCD\x1b' },
       { pattern: '(a)\\1', flags: 'i', subject: 'aA' },
       // a backreference to a group of an earlier alternative is unset: PCRE fails it (JavaScript took
