@@ -511,7 +511,16 @@ class Translator {
    */
   private quantifier(quantifiable: boolean): { min: number; max: number } | undefined {
     const p = this.p;
-    if (this.mode.x) this.skipExtended();
+    // what PCRE reads as nothing may stand between an item and its quantifier: a (?#...) comment, \E, an
+    // empty \Q\E (a(?#c)+ and a\E+ repeat the a)
+    for (;;) {
+      if (this.mode.x) this.skipExtended();
+      const end = p.startsWith('(?#', this.pos) ? p.indexOf(')', this.pos) : -1;
+      if (end >= 0) this.pos = end + 1;
+      else if (p.startsWith('\\E', this.pos)) this.pos += 2;
+      else if (p.startsWith('\\Q\\E', this.pos)) this.pos += 4;
+      else break;
+    }
     const c = p[this.pos];
     let len = 0;
     if (c === '*' || c === '+' || c === '?') len = 1;

@@ -262,6 +262,9 @@ describe.skipIf(!hasPerl)('pcre translation against Perl', () => {
       { pattern: 'a{2}', flags: '', subject: 'aaa' },
       { pattern: 'x{', flags: '', subject: 'x{' },
       { pattern: 'a(?#note)b', flags: '', subject: 'ab' },
+      // a comment between an item and its quantifier is nothing
+      { pattern: 'a(?#c)+', flags: '', subject: 'aa' },
+      { pattern: 'a (?#c) *', flags: 'x', subject: 'aaa' },
       { pattern: '\\cA\\c[', flags: '', subject: '\x01\x1b' },
       { pattern: 'a(?=\\r?$)', flags: 'm', subject: 'xa\r\n' },
       { pattern: '(?<=^|\\n)b', flags: '', subject: 'a\nb' },
@@ -371,10 +374,13 @@ describe('pcre rule values', () => {
     expect(compilePcre('/\\R+\\v/')!.re.exec('\r\n\r\n')![0]).toBe('\r\n\r');
   });
 
-  it('\\Q...\\E and \\E in a class as PCRE2 reads them (Perl has no \\Q in its regex engine)', () => {
+  it('\\Q...\\E and \\E (in a class, before a quantifier) as PCRE2 reads them (Perl has no \\Q in its regex engine)', () => {
     // results of PCRE2 10.42 (pcre2_match over the same subject)
     const m = (v: string, s: string) => compilePcre(v)!.re.exec(s)?.[0];
     expect(m('/[\\Qa-c\\E]+/', 'a-c')).toBe('a-c');
+    // and between an item and its quantifier
+    expect(m('/a\\E*/', 'aaa')).toBe('aaa');
+    expect(m('/a\\Q\\E{2}/', 'aaa')).toBe('aa');
     // the last quoted character starts a range; an empty \Q\E or \E before the - is nothing
     expect(m('/[\\Qxa\\E-c]+/', 'xabc')).toBe('xabc');
     expect(m('/[a\\Q\\E-c]+/', 'abc')).toBe('abc');
