@@ -311,6 +311,14 @@ describe('pcre rule values', () => {
     expect(fires('/b/A', 'ab')).toBe(false);
     expect(fires('/a|b/A', 'xb')).toBe(false);
     expect(fires('/a|b/A', 'bx')).toBe(true);
+    // anchored and multiline: no JavaScript m flag, so that the start is its ^ (V8 tries it at the start
+    // only; under m it was a lookbehind tried at every position), and line ends the same
+    expect(compilePcre('/^a$/Am')!.re).toMatchObject({
+      flags: '',
+      source: '^(?:(?:^|(?<=\\n)(?!$))a(?=\\n|$))',
+    });
+    expect(fires('/a$\\n^b/Am', 'a\nb')).toBe(true);
+    expect(fires('/b/Am', 'a\nb')).toBe(false);
     expect(translatePcre('"/x/U"')).toMatchObject({ buffer: 'http_uri', negated: false });
     expect(translatePcre('!"/x/R"')).toMatchObject({ relative: true, negated: true });
   });
