@@ -1,7 +1,7 @@
 // The pcre translation checked against Perl, whose regular expressions PCRE follows: random patterns over
 // the constructs whose meaning differs between PCRE and JavaScript (anchors, line ends, dot, \s \h \v \R,
-// classes, POSIX classes, case, inline options), random latin1 subjects, the same match (start and end)
-// or none. Perl is part of every Debian system (perl-base, in .ci/apt/ids.txt); in CI a missing perl fails
+// classes, POSIX classes, case, inline options, backreferences, x), random latin1 subjects, the same match
+// (start and end) or none, or a refusal on purpose. Perl is part of every Debian system (perl-base, in .ci/apt/ids.txt); in CI a missing perl fails
 // the run, elsewhere the oracle tests are skipped.
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
