@@ -25,7 +25,7 @@
  *   merge by (pcapCnt, emission) -> thresholds -> alerts                        <----------------+
  */
 import { webcrypto } from 'node:crypto';
-import { createReadStream, statSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { DefragStats } from './defrag.js';
 import type { Alert, EngineStats } from './detect.js';
@@ -205,11 +205,19 @@ export class ParallelRunner {
     this.sent = [...rules];
     const optsKey = JSON.stringify(engineOpts);
     // each worker reads the file itself only when it holds the same bytes for each of them: a regular file,
-    // read up to its size now (a pipe cannot be read N times; a file still growing is read as it is now)
+    // read up to its size now (a pipe cannot be read N times; a file still growing is read as it is now),
+    // opened here once, so that the workers read this file even when its path is renamed over during the
+    // run (a path that is not a regular file is not opened here: opening a FIFO waits for its writer)
     let size: number | undefined;
-    if (!opts.ips && reader === 'workers') {
-      const st = statSync(pcapPath);
+    let fd: number | undefined;
+    if (!opts.ips && reader === 'workers' && statSync(pcapPath).isFile()) {
+      fd = openSync(pcapPath, 'r');
+      const st = fstatSync(fd);
       if (st.isFile()) size = st.size;
+      else {
+        closeSync(fd);
+        fd = undefined;
+      }
     }
     // not awaited before reading: the main thread (or each worker, behind its init) reads while the
     // workers set up (the batches queue behind init; at most batchesInFlightMax each)
@@ -239,12 +247,12 @@ export class ParallelRunner {
     const ftp = routesFtp(rules);
     const spare = this.spareEngines;
     let shards: Sharded;
-    if (size !== undefined) {
+    if (size !== undefined && fd !== undefined) {
       const bytes = size;
       const captured = this.slots.map((s) =>
         this.request(s, {
           type: 'capture',
-          path: pcapPath,
+          fd,
           bytes,
           validateChecksums,
           defrag,
@@ -256,6 +264,11 @@ export class ParallelRunner {
       // the first failure (a worker's set-up, its capture, its thread) fails the run at once; the other
       // workers' replies still come (their queues stay in step for the next run) and are dropped
       for (const c of captured) c.catch(() => undefined);
+      // closed once every worker is done with it (a failed run returns before the others are)
+      const open = fd;
+      void Promise.allSettled(captured)
+        .then(() => closeSync(open))
+        .catch(() => undefined);
       const replies = await Promise.all([ready, ...captured]);
       const done = replies.slice(1) as Extract<FromWorker, { type: 'captured' }>[];
       this.slots.forEach((s, i) => {

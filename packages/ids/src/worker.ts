@@ -10,7 +10,8 @@
  * replying, so that a pool reused with the same rules and options starts its next run on an engine built
  * between runs. A spare is a new Engine, never a used one reset: it has no state of the run before.
  */
-import { createReadStream } from 'node:fs';
+import { read } from 'node:fs';
+import { promisify } from 'node:util';
 import { parentPort } from 'node:worker_threads';
 import { threadCpuMs } from './cpu.js';
 import { decodeInto, newDecodeStats, PacketRecord } from './decode.js';
@@ -43,7 +44,12 @@ export type ToWorker =
   | { type: 'finish'; pcapCnt: number; tsUs: number; spare: boolean }
   | {
       type: 'capture';
-      path: string;
+      /**
+       * The capture, opened once by the main thread (a descriptor of the process, shared by its threads), so
+       * that every worker reads the same file even when its path is renamed over during the run; read by
+       * position, never closed here.
+       */
+      fd: number;
       /** Bytes of the file read at most (its size when the run started: every worker reads the same). */
       bytes: number;
       validateChecksums: boolean | 'auto' | undefined;
@@ -205,40 +211,32 @@ async function runShard(engine: Engine, m: Extract<ToWorker, { type: 'capture' }
   let ownBytes = 0;
   let tsUs = 0;
   const cut: { error?: TruncatedCaptureError } = {};
-  const input = createReadStream(m.path, {
-    highWaterMark: captureReadBytes,
-    ...(m.bytes > 0 && { end: m.bytes - 1 }),
-  });
-  try {
-    for await (const batch of readCaptureBatchesToCut(m.bytes > 0 ? input : emptyInput(), cut))
-      for (const p of batch) {
-        tsUs = p.tsUs;
-        let x = pipe.prepare(p);
-        if (!x || shard.of(x.d) !== index) continue;
-        ownPackets++;
-        ownBytes += x.frame.length;
-        // the IP header's checksum is right: the transport checksum decides (a wrong IP one, already)
-        if (x.checksumLater && x.checksumOk) {
-          const whole = x.whole;
-          const r = whole
-            ? decodeInto(record, 101, whole, decodeStats, true)
-            : decodeInto(record, x.linkType, x.frame, decodeStats, true);
-          if (typeof r === 'string') continue; // decoded once already: cannot happen
-          x = {
-            d: record,
-            n: x.n,
-            tsUs: x.tsUs,
-            frame: x.frame,
-            linkType: x.linkType,
-            whole,
-            checksumOk: record.l4ChecksumOk,
-          };
-        }
-        for (const a of inspectPrepared(engine, x)) raised.push(a);
+  for await (const batch of readCaptureBatchesToCut(readRange(m.fd, m.bytes), cut))
+    for (const p of batch) {
+      tsUs = p.tsUs;
+      let x = pipe.prepare(p);
+      if (!x || shard.of(x.d) !== index) continue;
+      ownPackets++;
+      ownBytes += x.frame.length;
+      // the IP header's checksum is right: the transport checksum decides (a wrong IP one, already)
+      if (x.checksumLater && x.checksumOk) {
+        const whole = x.whole;
+        const r = whole
+          ? decodeInto(record, 101, whole, decodeStats, true)
+          : decodeInto(record, x.linkType, x.frame, decodeStats, true);
+        if (typeof r === 'string') continue; // decoded once already: cannot happen
+        x = {
+          d: record,
+          n: x.n,
+          tsUs: x.tsUs,
+          frame: x.frame,
+          linkType: x.linkType,
+          whole,
+          checksumOk: record.l4ChecksumOk,
+        };
       }
-  } finally {
-    input.destroy();
-  }
+      for (const a of inspectPrepared(engine, x)) raised.push(a);
+    }
   const busyMs = performance.now() - t0;
   const cpuMs = (threadCpuMs() ?? 0) - c0;
   return {
@@ -257,7 +255,23 @@ async function runShard(engine: Engine, m: Extract<ToWorker, { type: 'capture' }
   };
 }
 
-async function* emptyInput(): AsyncGenerator<Buffer> {}
+const readAt = promisify(read);
+
+/**
+ * Bytes [0, bytes) of a file descriptor, by position (the descriptor's offset is not used, so the workers
+ * sharing it do not disturb each other), in reads of `captureReadBytes`; each chunk a buffer of its own
+ * (the packets read are views of it). Ends early where the file does (one cut shorter while read).
+ */
+async function* readRange(fd: number, bytes: number): AsyncGenerator<Buffer> {
+  for (let pos = 0; pos < bytes; ) {
+    const want = Math.min(captureReadBytes, bytes - pos);
+    const buf = Buffer.allocUnsafeSlow(want);
+    const { bytesRead } = await readAt(fd, buf, 0, want, pos);
+    if (bytesRead === 0) return;
+    yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+    pos += bytesRead;
+  }
+}
 
 /** The engine's final flush and counts; the engine is done with. */
 function flushed(e: Engine, last: { pcapCnt: number; tsUs: number }): Flushed {

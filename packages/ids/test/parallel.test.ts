@@ -1,5 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  createWriteStream,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
@@ -355,6 +363,50 @@ describe('parallel workers: who reads the capture', () => {
       expect(p.phases.reader).toBe('main');
       expect(p.alerts.map(alertLine).sort()).toEqual(want);
       expect(p.packets).toBe(r.packets);
+    } finally {
+      await pool.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it("reader 'workers' on a file renamed over during the run: every worker reads the file that was there when it started", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ids-parallel-renamed-'));
+    const { rules } = loadRules(
+      [
+        'alert tcp any any -> any 80 (msg:"evil3"; content:"evil3"; sid:1;)',
+        'alert tcp any any -> any 80 (msg:"late"; content:"late"; sid:4;)',
+      ].join('\n'),
+      'c.rules',
+    );
+    // a fresh pool: its workers are still starting when the path changes, so none has opened it yet
+    const pool = new ParallelRunner(2);
+    try {
+      const bytes = checksumCapture(20);
+      const file = join(dir, 'c.pcap');
+      const copy = join(dir, 'c0.pcap');
+      const other = join(dir, 'other.pcap');
+      writeFileSync(file, bytes);
+      writeFileSync(copy, bytes);
+      // another capture, larger, under the same path once the run has started (a rotated capture file)
+      writeFileSync(
+        other,
+        encodePcap(
+          Array.from({ length: 3000 }, (_, i) => ({
+            tsUs: i,
+            data: tcpFrame({ sp: 41000 + (i % 500), flags: 0x18, payload: `late ${i}` }),
+          })),
+        ),
+      );
+      const running = pool.run(file, rules, { reader: 'workers' });
+      renameSync(other, file);
+      const r = await running;
+      expect(r.phases.reader).toBe('workers');
+      const main = await pool.run(copy, rules);
+      const at = (x: { alerts: Alert[] }) => x.alerts.map((a) => `${a.pcapCnt} ${alertLine(a)}`);
+      expect(r.packets).toBe(main.packets);
+      expect(r.truncated).toBeUndefined();
+      expect(at(r)).toEqual(at(main));
+      expect(at(r).length).toBeGreaterThan(100);
     } finally {
       await pool.close();
       rmSync(dir, { recursive: true, force: true });
