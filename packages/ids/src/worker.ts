@@ -4,9 +4,10 @@
  * thread prepared, in capture order, and `finish` flushes the flows; or (`reader: 'workers'`) `capture`, on
  * which the worker reads the capture file itself, prepares every packet (decode, defragment, checksum
  * decision), routes it as every other worker does (`FlowSharder`) and inspects its own, then flushes its
- * flows. Every reply carries the alerts raised, in the order raised. Messages are
- * handled one at a time, in order (a `capture` reads asynchronously: the ones behind it wait). The worker keeps the rules and options of the last `init` (an `init` without rules means "the same
- * rules as before"), and with `spare` on `finish` it builds the next run's engine from them right after
+ * flows. Every reply carries the alerts raised, in the order raised. Messages are handled one at a time, in
+ * order (a `capture` reads asynchronously: the ones behind it wait). The worker keeps the rules and options
+ * of the last `init` (an `init` without rules means "the same rules as before"), and with `spare` on
+ * `finish` (or `capture`) it builds the next run's engine from them right after
  * replying, so that a pool reused with the same rules and options starts its next run on an engine built
  * between runs. A spare is a new Engine, never a used one reset: it has no state of the run before.
  */
