@@ -2013,8 +2013,10 @@ export class Stream {
   }
 
   /** Bytes and entries of the HLN2 directories and pages searches keep (tests). */
-  get nodePageCacheStats(): { entries: number; bytes: number } {
-    return { entries: this.paged.size, bytes: this.pagedBytes };
+  get nodePageCacheStats(): { entries: number; bytes: number; nodeKeys: string[] } {
+    const nodeKeys = new Set<string>();
+    for (const k of this.paged.keys()) nodeKeys.add(k.split('#')[0]!);
+    return { entries: this.paged.size, bytes: this.pagedBytes, nodeKeys: [...nodeKeys] };
   }
 
   /**
@@ -2227,6 +2229,7 @@ export class Stream {
     const now = Date.now();
     let deleted = 0;
     const prefixes = ['nodes/', 'leaves/', 'blocks/'].map((p) => `${this.def.name}/${p}`);
+    const gone = new Set<string>();
     for (const prefix of prefixes) {
       let after: string | undefined;
       for (;;) {
@@ -2235,12 +2238,23 @@ export class Stream {
           if (live.has(o.key) || now - o.modifiedMs < graceMs) continue;
           await this.store.delete(o.key).catch(() => undefined);
           this.uncacheNode(o.key);
+          gone.add(o.key);
           deleted++;
         }
         if (page.nextStartAfter === undefined) break;
         after = page.nextStartAfter;
       }
     }
+    // and the directories and pages of HLN2 nodes searches kept (unreachable through the view, but
+    // holding the page cache's room until LRU pushed them out)
+    if (gone.size > 0)
+      for (const [k, e] of this.paged) {
+        const hash = k.indexOf('#');
+        if (gone.has(hash < 0 ? k : k.slice(0, hash))) {
+          this.paged.delete(k);
+          this.pagedBytes -= e.bytes;
+        }
+      }
     return deleted;
   }
 

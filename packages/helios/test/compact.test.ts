@@ -54,6 +54,9 @@ describe('compaction', () => {
       // 4 blocks a level-0 node, 4 children a parent
       expect(before[0]).toBe(Math.ceil(blocks / 4));
       const common = await s.search(s.parse("level = 'WARN'"));
+      // a reader that keeps the pages of the nodes compaction is about to supersede
+      const reader = await Stream.open(dir, 'ev');
+      await reader.search(reader.parse("level = 'WARN'"));
       const st = await s.compact();
       expect(st.racesLost).toBe(0);
       const after = await checkIndex(s);
@@ -82,7 +85,19 @@ describe('compaction', () => {
         await r2.close();
       }
       // superseded objects are gc's
-      expect(await s.gc({ graceMs: 0 })).toBeGreaterThan(0);
+      const cachedBefore = reader.nodePageCacheStats.nodeKeys;
+      expect(await reader.gc({ graceMs: 0 })).toBeGreaterThan(0);
+      // and the pages the gc'ing process kept of them go with them
+      const existing = new Set<string>();
+      for (let after: string | undefined; ; ) {
+        const page = await s.store.list('ev/nodes/', after === undefined ? {} : { startAfter: after });
+        for (const o of page.objects) existing.add(o.key);
+        if (page.nextStartAfter === undefined) break;
+        after = page.nextStartAfter;
+      }
+      expect(cachedBefore.filter((k) => !existing.has(k)).length).toBeGreaterThan(0);
+      expect(reader.nodePageCacheStats.nodeKeys.filter((k) => !existing.has(k))).toEqual([]);
+      await reader.close();
       await expectExact(s, rows);
       expect(await checkIndex(s)).toEqual(after);
     } finally {
