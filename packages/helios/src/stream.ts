@@ -516,6 +516,12 @@ function fingerprint(path: string): string {
   }
 }
 
+/** The node an entry of the HLN2 page cache belongs to: its directory is keyed by the node, page p by `NODE#p`. */
+function pagedNode(k: string): string {
+  const hash = k.indexOf('#');
+  return hash < 0 ? k : k.slice(0, hash);
+}
+
 export class Stream {
   private blocks: BlockInfo[] = [];
   private ids = new Map<string, number>();
@@ -2015,7 +2021,7 @@ export class Stream {
   /** Bytes and entries of the HLN2 directories and pages searches keep (tests). */
   get nodePageCacheStats(): { entries: number; bytes: number; nodeKeys: string[] } {
     const nodeKeys = new Set<string>();
-    for (const k of this.paged.keys()) nodeKeys.add(k.split('#')[0]!);
+    for (const k of this.paged.keys()) nodeKeys.add(pagedNode(k));
     return { entries: this.paged.size, bytes: this.pagedBytes, nodeKeys: [...nodeKeys] };
   }
 
@@ -2249,8 +2255,7 @@ export class Stream {
     // holding the page cache's room until LRU pushed them out)
     if (gone.size > 0)
       for (const [k, e] of this.paged) {
-        const hash = k.indexOf('#');
-        if (gone.has(hash < 0 ? k : k.slice(0, hash))) {
+        if (gone.has(pagedNode(k))) {
           this.paged.delete(k);
           this.pagedBytes -= e.bytes;
         }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createStream, evalExpr, type ProgressRecord, type Row, RowParser, Stream } from '@strata/helios';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkIndex } from './index-check.js';
+import { checkIndex, listKeys } from './index-check.js';
 
 // Few distinct values: a level-0 node closes at fanoutMax blocks long before it reaches mergeKeysMax.
 const ddl = `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
@@ -88,13 +88,7 @@ describe('compaction', () => {
       const cachedBefore = reader.nodePageCacheStats.nodeKeys;
       expect(await reader.gc({ graceMs: 0 })).toBeGreaterThan(0);
       // and the pages the gc'ing process kept of them go with them
-      const existing = new Set<string>();
-      for (let after: string | undefined; ; ) {
-        const page = await s.store.list('ev/nodes/', after === undefined ? {} : { startAfter: after });
-        for (const o of page.objects) existing.add(o.key);
-        if (page.nextStartAfter === undefined) break;
-        after = page.nextStartAfter;
-      }
+      const existing = new Set(await listKeys(s.store, 'ev/nodes/'));
       expect(cachedBefore.filter((k) => !existing.has(k)).length).toBeGreaterThan(0);
       expect(reader.nodePageCacheStats.nodeKeys.filter((k) => !existing.has(k))).toEqual([]);
       await reader.close();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createStream, decodeNode, keysOf, type Row, Stream } from '@strata/helios';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkIndex } from './index-check.js';
+import { checkIndex, listKeys } from './index-check.js';
 import { child } from './procs-lib.js';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-erase-'));
@@ -18,15 +18,9 @@ async function storedKeys(s: Stream): Promise<{ objects: number; keys: Set<numbe
   const keys = new Set<number>();
   let objects = 0;
   for (const prefix of ['ev/nodes/', 'ev/leaves/']) {
-    let after: string | undefined;
-    for (;;) {
-      const page = await s.store.list(prefix, after === undefined ? {} : { startAfter: after });
-      for (const o of page.objects) {
-        objects++;
-        for (const k of decodeNode(await s.store.get(o.key), o.key).keys) keys.add(k);
-      }
-      if (page.nextStartAfter === undefined) break;
-      after = page.nextStartAfter;
+    for (const key of await listKeys(s.store, prefix)) {
+      objects++;
+      for (const k of decodeNode(await s.store.get(key), key).keys) keys.add(k);
     }
   }
   return { objects, keys };

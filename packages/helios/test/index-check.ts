@@ -1,6 +1,7 @@
 // The index's pointers, checked against the rows: every (key, block) pair of the indexed blocks is in
 // exactly one level-0 node, and every key of a node under a parent is pointed to exactly once by it.
 import { keysOf, type Stream } from '@strata/helios';
+import type { ObjectStore } from '@strata/objstore';
 import { expect } from 'vitest';
 
 interface Entry {
@@ -13,6 +14,17 @@ interface Entry {
 }
 
 /** Fails naming the first pointer that is missing, extra or duplicated; returns live nodes per level. */
+/** Every key under `prefix` in `store`, page by page. */
+export async function listKeys(store: ObjectStore, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let after: string | undefined; ; ) {
+    const page = await store.list(prefix, after === undefined ? {} : { startAfter: after });
+    out.push(...page.objects.map((o) => o.key));
+    if (page.nextStartAfter === undefined) return out;
+    after = page.nextStartAfter;
+  }
+}
+
 export async function checkIndex(s: Stream): Promise<number[]> {
   const want = new Map<number, Set<number>>();
   for await (const { seq, rows } of s.scan()) want.set(seq, new Set(keysOf(s.def, rows)));

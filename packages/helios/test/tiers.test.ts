@@ -5,6 +5,7 @@ import { captureIo, runCommand } from '@strata/cli';
 import { commands, createStream, Stream } from '@strata/helios';
 import { openStore } from '@strata/objstore';
 import { afterAll, describe, expect, it } from 'vitest';
+import { listKeys } from './index-check.js';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-tiers-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -16,14 +17,7 @@ const ddl = `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, user STR
 async function keys(dir: string, tier: 'express' | 'objects', prefix: string): Promise<string[]> {
   const st = await openStore(`file:${join(dir, tier)}`);
   try {
-    const out: string[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await st.list(prefix, after === undefined ? {} : { startAfter: after });
-      out.push(...page.objects.map((o) => o.key));
-      if (page.nextStartAfter === undefined) return out;
-      after = page.nextStartAfter;
-    }
+    return await listKeys(st, prefix);
   } finally {
     await st.close();
   }
