@@ -363,7 +363,7 @@ class Translator {
   /** Whether an anchor was written as "the end, or before an LF that ends the subject". */
   usesFinalNewline = false;
 
-  run(): string {
+  run(): void {
     const p = this.p;
     while (this.pos < p.length) this.atom();
     const open = this.groups.at(-1);
@@ -381,7 +381,6 @@ class Translator {
         unset.at,
       );
     this.source = this.o.anchored ? `${this.start}(?:${this.out})` : this.out;
-    return this.source;
   }
 
   private finalNewline(): string {
