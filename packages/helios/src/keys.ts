@@ -7,6 +7,7 @@ import { hash64Batch } from '@strata/highwayhash';
 import { learnedSort } from '@strata/learned-sort';
 import type { StreamDef } from './ddl.js';
 import { type Cell, isTokenChar, type Row, tokenCharsMax, tokensPerValueMax } from './formats.js';
+import { tokenKeysOfJson } from './tokenscan.js';
 
 /** The fixed HighwayHash key for index keys (the digits of pi); changing it invalidates every index. */
 export const indexHashKey = new Uint32Array([
@@ -570,6 +571,10 @@ export function rowKeys(def: StreamDef, rows: Row[], columnsJson?: Uint8Array[])
 export function columnKeys(def: StreamDef, columns: Cell[][], columnsJson?: Uint8Array[]): Float64Array {
   const kb = scratch;
   kb.reset();
+  // TOKENS columns' keys from the WebAssembly scan: distinct within a column, and no other column's
+  // (each key starts with its column's number and the kind's byte)
+  let scanned: Float64Array[] | undefined;
+  let scannedCols: number[] | undefined;
   for (const d of def.index) {
     const col = def.columns.findIndex((c) => c.name === d.column);
     let cells = columns[col] ?? [];
@@ -577,6 +582,13 @@ export function columnKeys(def: StreamDef, columns: Cell[][], columnsJson?: Uint
     // a column given as JSON text alone (the byte parser's string columns): its cells are in the text
     const textOnly = json !== undefined && cells.length === 0;
     if (d.tokens) {
+      if (scannedCols?.includes(col)) continue; // named twice in the INDEX clause
+      const keys = json && tokenKeysOfJson(enc.encode(tokenKey(col, '')), json, keyBytes);
+      if (keys) {
+        (scanned ??= []).push(keys);
+        (scannedCols ??= []).push(col);
+        continue;
+      }
       if (json && commitTokensJson(kb, col, json)) continue;
       if (textOnly) cells = JSON.parse(utf8.decode(json)) as Cell[];
       for (const v of cells) if (typeof v === 'string') commitTokens(kb, col, v);
@@ -597,5 +609,16 @@ export function columnKeys(def: StreamDef, columns: Cell[][], columnsJson?: Uint
     }
     for (const v of set) commitString(kb, valueKey(col, v));
   }
-  return kb.hash();
+  const keys = kb.hash();
+  if (!scanned) return keys;
+  let n = keys.length;
+  for (const k of scanned) n += k.length;
+  const all = new Float64Array(n);
+  all.set(keys);
+  let o = keys.length;
+  for (const k of scanned) {
+    all.set(k, o);
+    o += k.length;
+  }
+  return all;
 }

@@ -1,0 +1,103 @@
+// The WebAssembly scan of a TOKENS column's JSON text (src/tokenscan.ts, assembly/tokens.ts) against the
+// JavaScript one (keys.ts's commitTokensJson, with the module switched off) and the strings' keys.
+import { hashKeys, parseDdl, rowKeys, sortUnique, tokenize } from '@strata/helios';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { tokenKeysOfJson, tokenScanEngine, useWasmTokenScan } from '../src/tokenscan.js';
+
+const enc = new TextEncoder();
+const hashKey = new Uint8Array(
+  new Uint32Array([
+    0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0x082efa98, 0xec4e6c89,
+  ]).buffer,
+);
+const def = parseDdl(`CREATE STREAM k SOURCES ('file:x') FORMAT json
+  COLUMNS (n INT, level STRING, msg TEXT) INDEX (level, TOKENS(msg))`);
+
+/** The keys of column 2's cells: from the strings (`tokenize`), and from their JSON text with each scan. */
+function keysEachWay(cells: (string | null)[]): { want: number[]; wasm: Float64Array; js: Float64Array } {
+  const want = new Set<string>();
+  for (const c of cells) if (c !== null) for (const t of tokenize(c)) want.add(`2\u0001${t}`);
+  const rows = cells.map((c, i) => [i, null, c]);
+  const json = [0, 1, 2].map((c) => enc.encode(JSON.stringify(rows.map((r) => r[c]))));
+  useWasmTokenScan(true);
+  const wasm = rowKeys(def, rows, json);
+  useWasmTokenScan(false);
+  const js = rowKeys(def, rows, json);
+  useWasmTokenScan(true);
+  return { want: [...sortUnique(hashKeys([...want]))], wasm, js };
+}
+
+describe('TOKENS keys in WebAssembly', () => {
+  afterEach(() => useWasmTokenScan(true));
+
+  it('the module is built and used', () => {
+    expect(tokenScanEngine()).toBe('wasm');
+  });
+
+  it('gives the keys of the JavaScript scan, each once, over random texts (escapes, trims, long tokens, non-ASCII, lone surrogates)', () => {
+    const word = fc.stringMatching(/^[a-zA-Z0-9_.-]{1,12}$/);
+    const text = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.string({ unit: 'binary', maxLength: 40 }),
+      fc.stringMatching(/^[a-z.\-"\\\n\t\u0001\u007f\ud800\udc00 ]{0,40}$/u),
+      fc.stringMatching(/^[a-z0-9_.\- /:é€😀]{0,300}$/u),
+      fc.array(word, { maxLength: 30 }).map((ws) => ws.join(' ')),
+      fc
+        .array(fc.constantFrom('blk_-70', 'PacketResponder', '10.251.39.209:50010', 'a', '-.-', 'x.'), {
+          maxLength: 40,
+        })
+        .map((ws) => ws.join(' ')),
+      fc
+        .integer({ min: 1, max: 300 })
+        .map((n) => `${'y'.repeat(n)} .${'z'.repeat(n % 140)}- ${'q'.repeat(n)}`),
+      fc.constant(Array.from({ length: 5000 }, (_, i) => `t${i % 4500}`).join(' ')),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.oneof(text, fc.constant(null)), { maxLength: 30 }), (cells) => {
+        const { want, wasm, js } = keysEachWay(cells);
+        expect(wasm.length).toBe(want.length);
+        expect([...sortUnique(wasm)]).toEqual(want);
+        expect([...sortUnique(js)]).toEqual(want);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('takes ASCII texts itself and leaves non-ASCII tokens and lone surrogates to the JavaScript scan', () => {
+    const prefix = enc.encode('2\u0001');
+    const of = (cells: unknown[]) => tokenKeysOfJson(prefix, enc.encode(JSON.stringify(cells)), hashKey);
+    expect(of(['PacketResponder 1 for block blk_-7 terminating', null, 'a..b -x- ..'])?.length).toBe(8);
+    expect(of([])?.length).toBe(0);
+    expect(of(['abc', 'déf'])).toBeUndefined();
+    expect(of(['abc', 'd\ud800f'])).toBeUndefined();
+    // a tab's escape is a separator, and a non-ASCII byte past a cell's 4,096 tokens is not taken
+    expect(of(['a\tb', `${'t '.repeat(4096)}é`])?.length).toBe(3);
+    expect(() => tokenKeysOfJson(prefix, enc.encode('["abc'), hashKey)).toThrow(/unterminated/);
+    // an escape JSON.stringify does not write (upper case) is still a lone surrogate
+    expect(tokenKeysOfJson(prefix, enc.encode('["ab\\uD800c"]'), hashKey)).toBeUndefined();
+  });
+
+  it('tokens whose dedupe hashes collide stay apart (equal length, a common start)', () => {
+    // pairs of equal length and equal 32-bit hash in the module's table (assembly/tokens.ts's
+    // `hashBytes`), found by a birthday search: only the byte compare tells them apart, in the tail
+    // word (the first two) or in the only, partial one (the last)
+    const cells = ['abcdefghk166 abcdefghx_oc', 'abcdefghijklmnop_b3 abcdefghijklmnop23c', '0ed5ory sdq5hdy'];
+    const { want, wasm } = keysEachWay(cells);
+    expect(want.length).toBe(6);
+    expect(wasm.length).toBe(6);
+    expect([...sortUnique(wasm)]).toEqual(want);
+  });
+
+  it('a text of 9,000 distinct tokens (its table grows twice) and tokens of every length to 300', () => {
+    const chars = 'abcdefghijklmnopqrstuvwxyz0123456789_';
+    const long = Array.from({ length: 300 }, (_, n) => chars.repeat(9).slice(n % 37, (n % 37) + n + 1));
+    const cells = [0, 1, 2].map((r) => Array.from({ length: 3000 }, (_, i) => `t${r * 3000 + i}`).join(' '));
+    cells.push(long.join(' '), long.join(' '));
+    const { want, wasm, js } = keysEachWay(cells);
+    expect(want.length).toBeGreaterThan(9000 + 128);
+    expect(wasm.length).toBe(want.length);
+    expect([...sortUnique(wasm)]).toEqual(want);
+    expect([...sortUnique(js)]).toEqual(want);
+  });
+});
