@@ -24,6 +24,7 @@ import {
 import { hash64Words } from '@strata/highwayhash';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { CellScan, scanCells } from '../src/block.js';
 import { columnKeys } from '../src/keys.js';
 
 const keysArb = fc
@@ -268,6 +269,41 @@ describe('index nodes', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('a cell scan goes only as far as asked, in any order, and finds what the whole scan finds', () => {
+    const cellArb = fc.oneof(
+      fc.string({ maxLength: 12, unit: fc.constantFrom('a', '"', '\\', ',', ']', 'é') }),
+      fc.integer(),
+      fc.constant(null),
+    );
+    fc.assert(
+      fc.property(fc.array(cellArb, { maxLength: 30 }), fc.array(fc.nat(40)), (cells, asks) => {
+        const t = JSON.stringify(cells);
+        const whole = scanCells(t, cells.length);
+        expect(whole).not.toBeNull();
+        const sc = new CellScan(t, cells.length);
+        for (const i of asks) {
+          expect(sc.reach(i)).toBe(i < cells.length);
+          for (let k = 0; k <= Math.min(i, cells.length - 1); k++)
+            expect(JSON.parse(t.slice(sc.off[k]!, sc.off[k + 1]! - 1))).toEqual(cells[k]);
+        }
+        expect(sc.reach(cells.length - 1)).toBe(true);
+        expect(sc.off).toEqual(whole);
+      }),
+      { numRuns: 300 },
+    );
+    // past cell 1 the text is not the compact array: cells 0 and 1 are found without reading it
+    const sc = new CellScan('[1,"b",{"no":"pe"},4]', 4);
+    expect(sc.reach(1)).toBe(true);
+    expect(sc.off.slice(0, 3)).toEqual([1, 3, 7]);
+    expect(sc.reach(2)).toBe(false);
+    expect(sc.reach(0)).toBe(false); // from then on the reader parses the column whole
+    expect(scanCells('[1,"b",{"no":"pe"},4]', 4)).toBeNull();
+    // a count of cells other than the text's fails at the last cell
+    expect(new CellScan('[1,2,3]', 2).reach(0)).toBe(true);
+    expect(new CellScan('[1,2,3]', 2).reach(1)).toBe(false);
+    expect(new CellScan('[1,2]', 3).reach(2)).toBe(false);
   });
 
   it('a column text that is not compact JSON (spaces) is parsed whole: cells and needles still answer', () => {
