@@ -197,3 +197,96 @@ export function tokenKeys(
   }
   return <i32>d;
 }
+
+/**
+ * The distinct keys of a declared column's values in its JSON text (`JSON.stringify` of its cells: strings,
+ * numbers, nulls), as keys.ts's `commitValuesJson` takes them: a string's bytes between its quotes, a
+ * number's text, nulls skipped; each key `prefix` + those bytes, written and counted as `tokenKeys` does
+ * (same regions). Returns how many keys, or -1 when a string has an escape (the strings take the
+ * text), or -2 when a string is not terminated.
+ */
+export function valueKeys(
+  text: usize,
+  n: usize,
+  prefix: usize,
+  pl: usize,
+  out: usize,
+  offs: usize,
+  lens: usize,
+  hashes: usize,
+  table: usize,
+  slotsMax: u32,
+): i32 {
+  mask = slotsFirst - 1;
+  if (mask >= slotsMax) mask = slotsMax - 1;
+  memory.fill(table, 0, (<usize>mask + 1) << 3);
+  let d: u32 = 0;
+  let o: usize = 0;
+  const end = n - 1; // the closing bracket
+  // the string last taken, [lastAt, lastAt + lastLen): runs of one value are common (a level)
+  let lastAt: usize = 0;
+  let lastLen: usize = usize.MAX_VALUE;
+  let i: usize = 1;
+  while (i < end) {
+    const c = load<u8>(text + i);
+    if (c == 0x2c) {
+      i++;
+      continue;
+    }
+    let s = i;
+    let len: usize;
+    if (c == 0x22) {
+      s = ++i;
+      for (;;) {
+        if (i >= end) return -2;
+        const b = load<u8>(text + i);
+        if (b == 0x22) break;
+        if (b == 0x5c) return -1;
+        i++;
+      }
+      len = i - s;
+      i++;
+      if (len == lastLen && sameBytes(text + lastAt, text + s, len)) continue;
+      lastAt = s;
+      lastLen = len;
+    } else {
+      while (i < end && load<u8>(text + i) != 0x2c) i++;
+      if (c == 0x6e) continue; // null
+      len = i - s;
+    }
+    const h = hashBytes(text + s, len);
+    const total = <u32>(pl + len);
+    let slot = h & mask;
+    for (;;) {
+      const x = load<u64>(table + (<usize>slot << 3));
+      if (x == 0) {
+        const at = out + o;
+        if (pl <= 8) store<u64>(at, load<u64>(prefix));
+        else memory.copy(at, prefix, pl);
+        if (len <= 32) for (let j: usize = 0; j < len; j += 8) store<u64>(at + pl + j, load<u64>(text + s + j));
+        else memory.copy(at + pl, text + s, len);
+        store<u32>(offs + (<usize>d << 2), <u32>o);
+        store<u32>(lens + (<usize>d << 2), total);
+        store<u32>(hashes + (<usize>d << 2), h);
+        store<u64>(table + (<usize>slot << 3), slotOf(h, d));
+        d++;
+        o += total;
+        if (d * 2 > mask + 1 && mask + 1 < slotsMax) {
+          mask = (mask << 1) | 1;
+          memory.fill(table, 0, (<usize>mask + 1) << 3);
+          for (let q: u32 = 0; q < d; q++) place(table, hashes, q);
+        }
+        break;
+      }
+      const q = <u32>x - 1;
+      if (
+        <u32>(x >> 32) == h &&
+        load<u32>(lens + (<usize>q << 2)) == total &&
+        sameBytes(out + <usize>load<u32>(offs + (<usize>q << 2)) + pl, text + s, len)
+      )
+        break; // a repeat
+      slot = (slot + 1) & mask;
+    }
+  }
+  return <i32>d;
+}

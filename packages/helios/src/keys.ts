@@ -7,7 +7,7 @@ import { hash64Batch } from '@strata/highwayhash';
 import { learnedSort } from '@strata/learned-sort';
 import type { StreamDef } from './ddl.js';
 import { type Cell, isTokenChar, type Row, tokenCharsMax, tokensPerValueMax } from './formats.js';
-import { tokenKeysOfJson } from './tokenscan.js';
+import { tokenKeysOfJson, valueKeysOfJson } from './tokenscan.js';
 
 /** The fixed HighwayHash key for index keys (the digits of pi); changing it invalidates every index. */
 export const indexHashKey = new Uint32Array([
@@ -571,10 +571,13 @@ export function rowKeys(def: StreamDef, rows: Row[], columnsJson?: Uint8Array[])
 export function columnKeys(def: StreamDef, columns: Cell[][], columnsJson?: Uint8Array[]): Float64Array {
   const kb = scratch;
   kb.reset();
-  // TOKENS columns' keys from the WebAssembly scan: distinct within a column, and no other column's
-  // (each key starts with its column's number and the kind's byte)
+  // keys from the WebAssembly scans (TOKENS columns, and declared ones given as JSON text alone):
+  // distinct within a column, and no other column's (each key starts with its column's number and the
+  // kind's byte)
   let scanned: Float64Array[] | undefined;
-  let scannedCols: number[] | undefined;
+  // the columns taken by them, as TOKENS and as values (a column may be named twice in the INDEX clause)
+  let tokenCols: number[] | undefined;
+  let valueCols: number[] | undefined;
   for (const d of def.index) {
     const col = def.columns.findIndex((c) => c.name === d.column);
     let cells = columns[col] ?? [];
@@ -582,11 +585,11 @@ export function columnKeys(def: StreamDef, columns: Cell[][], columnsJson?: Uint
     // a column given as JSON text alone (the byte parser's string columns): its cells are in the text
     const textOnly = json !== undefined && cells.length === 0;
     if (d.tokens) {
-      if (scannedCols?.includes(col)) continue; // named twice in the INDEX clause
+      if (tokenCols?.includes(col)) continue;
       const keys = json && tokenKeysOfJson(enc.encode(tokenKey(col, '')), json, keyBytes);
       if (keys) {
         (scanned ??= []).push(keys);
-        (scannedCols ??= []).push(col);
+        (tokenCols ??= []).push(col);
         continue;
       }
       if (json && commitTokensJson(kb, col, json)) continue;
@@ -595,7 +598,12 @@ export function columnKeys(def: StreamDef, columns: Cell[][], columnsJson?: Uint
       continue;
     }
     if (textOnly) {
-      commitValuesJson(kb, col, json);
+      if (valueCols?.includes(col)) continue;
+      const keys = valueKeysOfJson(enc.encode(valueKey(col, '')), json, keyBytes);
+      if (keys) {
+        (scanned ??= []).push(keys);
+        (valueCols ??= []).push(col);
+      } else commitValuesJson(kb, col, json);
       continue;
     }
     // Few distinct values: a Set of the cells (their strings' hashes are cached) before any bytes.

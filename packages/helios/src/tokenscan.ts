@@ -15,19 +15,23 @@ interface Exports {
   memory: WebAssembly.Memory;
   regionsFrom(): number;
   setup(): void;
-  tokenKeys(
-    text: number,
-    n: number,
-    prefix: number,
-    pl: number,
-    out: number,
-    offs: number,
-    lens: number,
-    hashes: number,
-    table: number,
-    slotsMax: number,
-  ): number;
+  tokenKeys: Scan;
+  valueKeys: Scan;
 }
+
+/** The module's scans: text, its length, prefix, its length, then the regions (see assembly/tokens.ts). */
+type Scan = (
+  text: number,
+  n: number,
+  prefix: number,
+  pl: number,
+  out: number,
+  offs: number,
+  lens: number,
+  hashes: number,
+  table: number,
+  slotsMax: number,
+) => number;
 
 /** Prefix bytes the module's region holds (a column number's digits and one byte; it reads 8). */
 const prefixBytesMax = 56;
@@ -52,13 +56,13 @@ function load(): Exports | undefined {
 const wasm = load();
 let enabled = wasm !== undefined;
 
-/** Which scan `tokenKeysOfJson` uses: 'wasm', or 'js' (no module here, or switched off). */
-export function tokenScanEngine(): 'wasm' | 'js' {
+/** Which scans `tokenKeysOfJson` and `valueKeysOfJson` use: 'wasm', or 'js' (no module, or switched off). */
+export function wasmScanEngine(): 'wasm' | 'js' {
   return enabled ? 'wasm' : 'js';
 }
 
-/** Switches the WebAssembly scan off or back on (when the module loaded); for tests. */
-export function useWasmTokenScan(on: boolean): void {
+/** Switches the WebAssembly scans off or back on (when the module loaded); for tests. */
+export function useWasmScans(on: boolean): void {
   enabled = on && wasm !== undefined;
 }
 
@@ -71,6 +75,29 @@ const align = (n: number) => (n + 7) & ~7;
  * `tokenKey(col, '')`.
  */
 export function tokenKeysOfJson(
+  prefix: Uint8Array,
+  json: Uint8Array,
+  hashKey: Uint8Array,
+): Float64Array | undefined {
+  return wasm && keysOfJson(wasm.tokenKeys, prefix, json, hashKey);
+}
+
+/**
+ * The distinct 53-bit keys (`valueKey(col, value)`) of a declared column's values in its JSON text, as
+ * keys.ts's `commitValuesJson` takes them (a string's bytes, a number's text, nulls skipped), or
+ * undefined when the text must take that JavaScript scan (a string with an escape, no module). `prefix`
+ * is the UTF-8 of `valueKey(col, '')`. A page of the bench's lines: 1,024 levels or components in runs.
+ */
+export function valueKeysOfJson(
+  prefix: Uint8Array,
+  json: Uint8Array,
+  hashKey: Uint8Array,
+): Float64Array | undefined {
+  return json.length < 2 ? undefined : wasm && keysOfJson(wasm.valueKeys, prefix, json, hashKey);
+}
+
+function keysOfJson(
+  scan: Scan,
   prefix: Uint8Array,
   json: Uint8Array,
   hashKey: Uint8Array,
@@ -94,18 +121,7 @@ export function tokenKeysOfJson(
   u8.set(prefix, prefixAt);
   u8.set(json, textAt);
   u8[textAt + n] = 0x22; // the sentinel the module's scans stop at
-  const d = wasm.tokenKeys(
-    textAt,
-    n,
-    prefixAt,
-    prefix.length,
-    outAt,
-    offsAt,
-    lensAt,
-    hashesAt,
-    tableAt,
-    slots,
-  );
+  const d = scan(textAt, n, prefixAt, prefix.length, outAt, offsAt, lensAt, hashesAt, tableAt, slots);
   if (d === -1) return undefined;
   if (d < 0) throw new Error('commitTokensJson: an unterminated string in a column section');
   const out = new Float64Array(d);

@@ -3,7 +3,8 @@
 import { hashKeys, parseDdl, rowKeys, sortUnique, tokenize } from '@strata/helios';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { tokenKeysOfJson, tokenScanEngine, useWasmTokenScan } from '../src/tokenscan.js';
+import { columnKeys } from '../src/keys.js';
+import { tokenKeysOfJson, useWasmScans, valueKeysOfJson, wasmScanEngine } from '../src/tokenscan.js';
 
 const enc = new TextEncoder();
 const hashKey = new Uint8Array(
@@ -20,19 +21,19 @@ function keysEachWay(cells: (string | null)[]): { want: number[]; wasm: Float64A
   for (const c of cells) if (c !== null) for (const t of tokenize(c)) want.add(`2\u0001${t}`);
   const rows = cells.map((c, i) => [i, null, c]);
   const json = [0, 1, 2].map((c) => enc.encode(JSON.stringify(rows.map((r) => r[c]))));
-  useWasmTokenScan(true);
+  useWasmScans(true);
   const wasm = rowKeys(def, rows, json);
-  useWasmTokenScan(false);
+  useWasmScans(false);
   const js = rowKeys(def, rows, json);
-  useWasmTokenScan(true);
+  useWasmScans(true);
   return { want: [...sortUnique(hashKeys([...want]))], wasm, js };
 }
 
 describe('TOKENS keys in WebAssembly', () => {
-  afterEach(() => useWasmTokenScan(true));
+  afterEach(() => useWasmScans(true));
 
   it('the module is built and used', () => {
-    expect(tokenScanEngine()).toBe('wasm');
+    expect(wasmScanEngine()).toBe('wasm');
   });
 
   it('gives the keys of the JavaScript scan, each once, over random texts (escapes, trims, long tokens, non-ASCII, lone surrogates)', () => {
@@ -71,6 +72,9 @@ describe('TOKENS keys in WebAssembly', () => {
     expect(of([])?.length).toBe(0);
     expect(of(['abc', 'déf'])).toBeUndefined();
     expect(of(['abc', 'd\ud800f'])).toBeUndefined();
+    // a token over the module's 64-byte windows with a non-ASCII byte in its first window or its last
+    expect(of([`x é${'y'.repeat(140)}`])).toBeUndefined();
+    expect(of([`x ${'y'.repeat(140)}é`])).toBeUndefined();
     // a tab's escape is a separator, and a non-ASCII byte past a cell's 4,096 tokens is not taken
     expect(of(['a\tb', `${'t '.repeat(4096)}é`])?.length).toBe(3);
     expect(() => tokenKeysOfJson(prefix, enc.encode('["abc'), hashKey)).toThrow(/unterminated/);
@@ -99,5 +103,57 @@ describe('TOKENS keys in WebAssembly', () => {
     expect(wasm.length).toBe(want.length);
     expect([...sortUnique(wasm)]).toEqual(want);
     expect([...sortUnique(js)]).toEqual(want);
+  });
+
+  it("a declared column's values from its JSON text alone (the byte parser's): the JavaScript scan's keys, each once", () => {
+    const vdef = parseDdl(`CREATE STREAM k SOURCES ('file:x') FORMAT json
+      COLUMNS (n INT, level STRING, comp STRING) INDEX (level, comp, n)`);
+    const value = fc.oneof(
+      fc.constant(null),
+      // runs, values of one length, and two whose hashes in the module's table collide
+      fc.constantFrom(
+        'INFO',
+        'WARN',
+        'INFO ',
+        '',
+        'dfs.DataNode$PacketResponder',
+        'abcdefghk166',
+        'abcdefghx_oc',
+      ),
+      fc.string({ maxLength: 20 }),
+      fc.string({ unit: 'binary', maxLength: 40 }),
+      fc.stringMatching(/^[a-z"\\\n\u0001é ]{0,12}$/u),
+      fc.integer({ min: -3, max: 3 }).map(String),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.tuple(value, value), { maxLength: 40 }), (rows) => {
+        const want = new Set<string>();
+        for (const r of rows) {
+          if (r[0] !== null) want.add(`1\u0000${r[0]}`);
+          if (r[1] !== null) want.add(`2\u0000${r[1]}`);
+        }
+        const json = [0, 1].map((c) => enc.encode(JSON.stringify(rows.map((r) => r[c]))));
+        const cols = [rows.map(() => 1), [], []];
+        const texts = [new Uint8Array(0), ...json];
+        const wasm = columnKeys(vdef, cols, texts);
+        useWasmScans(false);
+        const js = columnKeys(vdef, cols, texts);
+        useWasmScans(true);
+        if (rows.length > 0) want.add('0\u00001');
+        const keys = [...sortUnique(hashKeys([...want]))];
+        expect(wasm.length).toBe(keys.length);
+        expect([...sortUnique(wasm)]).toEqual(keys);
+        expect([...sortUnique(js)]).toEqual(keys);
+      }),
+      { numRuns: 300 },
+    );
+    const prefix = enc.encode('1\u0000');
+    const of = (text: string) => valueKeysOfJson(prefix, enc.encode(text), hashKey)?.length;
+    // numbers are their text (a string of the same text is the same key), nulls skipped, runs once
+    expect(of('["INFO","INFO",null,12,"12","WARN","INFO",-0.5]')).toBe(4);
+    expect(of('["abcdefghk166","abcdefghx_oc"]')).toBe(2);
+    expect(of('[]')).toBe(0);
+    expect(of('["a\\"b"]')).toBeUndefined(); // an escape: the JavaScript scan
+    expect(() => valueKeysOfJson(prefix, enc.encode('["abc]'), hashKey)).toThrow(/unterminated/);
   });
 });
