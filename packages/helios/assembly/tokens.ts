@@ -73,6 +73,9 @@ function sameBytes(a: usize, b: usize, len: usize): bool {
 }
 
 let mask: u32 = 0;
+/** Keys written by the current call, and the bytes they take at `out`. */
+let d: u32 = 0;
+let o: usize = 0;
 
 /** A table slot: the key's hash in the high word, its number + 1 in the low one (0: empty). */
 @inline
@@ -87,6 +90,58 @@ function place(table: usize, hashes: usize, k: u32): void {
   let slot = h & mask;
   while (load<u64>(table + (<usize>slot << 3)) != 0) slot = (slot + 1) & mask;
   store<u64>(table + (<usize>slot << 3), slotOf(h, k));
+}
+
+/**
+ * Adds key `prefix` + bytes [src, src + len) unless the table has it: written at `out + o` (a word at a
+ * time up to 32 bytes; 8 bytes past `out + o + pl + len` are inside `out`'s room), its offset, length and
+ * dedupe hash recorded as key `d`; the table doubles while over half full, up to `slotsMax` slots.
+ */
+@inline
+function addKey(
+  src: usize,
+  len: usize,
+  prefix: usize,
+  pl: usize,
+  out: usize,
+  offs: usize,
+  lens: usize,
+  hashes: usize,
+  table: usize,
+  slotsMax: u32,
+): void {
+  const h = hashBytes(src, len);
+  const total = <u32>(pl + len);
+  let slot = h & mask;
+  for (;;) {
+    const x = load<u64>(table + (<usize>slot << 3));
+    if (x == 0) break;
+    const q = <u32>x - 1;
+    if (
+      <u32>(x >> 32) == h &&
+      load<u32>(lens + (<usize>q << 2)) == total &&
+      sameBytes(out + <usize>load<u32>(offs + (<usize>q << 2)) + pl, src, len)
+    )
+      return; // a repeat
+    slot = (slot + 1) & mask;
+  }
+  // a new key: prefix, then the bytes (short ones, most, word by word: memory.copy is a call into C)
+  const at = out + o;
+  if (pl <= 8) store<u64>(at, load<u64>(prefix));
+  else memory.copy(at, prefix, pl);
+  if (len <= 32) for (let j: usize = 0; j < len; j += 8) store<u64>(at + pl + j, load<u64>(src + j));
+  else memory.copy(at + pl, src, len);
+  store<u32>(offs + (<usize>d << 2), <u32>o);
+  store<u32>(lens + (<usize>d << 2), total);
+  store<u32>(hashes + (<usize>d << 2), h);
+  store<u64>(table + (<usize>slot << 3), slotOf(h, d));
+  d++;
+  o += total;
+  if (d * 2 > mask + 1 && mask + 1 < slotsMax) {
+    mask = (mask << 1) | 1;
+    memory.fill(table, 0, (<usize>mask + 1) << 3);
+    for (let q: u32 = 0; q < d; q++) place(table, hashes, q);
+  }
 }
 
 /**
@@ -114,8 +169,8 @@ export function tokenKeys(
   mask = slotsFirst - 1;
   if (mask >= slotsMax) mask = slotsMax - 1;
   memory.fill(table, 0, (<usize>mask + 1) << 3);
-  let d: u32 = 0; // keys written
-  let o: usize = 0; // bytes written at out
+  d = 0;
+  o = 0;
   let i: usize = 0;
   while (i < n) {
     if (load<u8>(text + i) != 0x22) {
@@ -155,43 +210,7 @@ export function tokenKeys(
       if ((kinds & classNonAscii) != 0) return -1;
       let len = e - s;
       if (len > tokenCharsMax) len = tokenCharsMax;
-      const h = hashBytes(text + s, len);
-      const total = <u32>(pl + len);
-      let slot = h & mask;
-      for (;;) {
-        const x = load<u64>(table + (<usize>slot << 3));
-        if (x == 0) {
-          // a new key: prefix, then the token
-          const at = out + o;
-          if (pl <= 8) store<u64>(at, load<u64>(prefix));
-          else memory.copy(at, prefix, pl);
-          if (len <= 32) {
-            // short tokens (most) word by word: memory.copy is a call into C (8 bytes past `at + total`
-            // are inside `out`'s room)
-            for (let j: usize = 0; j < len; j += 8) store<u64>(at + pl + j, load<u64>(text + s + j));
-          } else memory.copy(at + pl, text + s, len);
-          store<u32>(offs + (<usize>d << 2), <u32>o);
-          store<u32>(lens + (<usize>d << 2), total);
-          store<u32>(hashes + (<usize>d << 2), h);
-          store<u64>(table + (<usize>slot << 3), slotOf(h, d));
-          d++;
-          o += total;
-          if (d * 2 > mask + 1 && mask + 1 < slotsMax) {
-            mask = (mask << 1) | 1;
-            memory.fill(table, 0, (<usize>mask + 1) << 3);
-            for (let q: u32 = 0; q < d; q++) place(table, hashes, q);
-          }
-          break;
-        }
-        const q = <u32>x - 1;
-        if (
-          <u32>(x >> 32) == h &&
-          load<u32>(lens + (<usize>q << 2)) == total &&
-          sameBytes(out + <usize>load<u32>(offs + (<usize>q << 2)) + pl, text + s, len)
-        )
-          break; // a repeat
-        slot = (slot + 1) & mask;
-      }
+      addKey(text + s, len, prefix, pl, out, offs, lens, hashes, table, slotsMax);
     }
     i++;
   }
@@ -220,8 +239,8 @@ export function valueKeys(
   mask = slotsFirst - 1;
   if (mask >= slotsMax) mask = slotsMax - 1;
   memory.fill(table, 0, (<usize>mask + 1) << 3);
-  let d: u32 = 0;
-  let o: usize = 0;
+  d = 0;
+  o = 0;
   const end = n - 1; // the closing bracket
   // the string last taken, [lastAt, lastAt + lastLen): runs of one value are common (a level)
   let lastAt: usize = 0;
@@ -254,39 +273,7 @@ export function valueKeys(
       if (c == 0x6e) continue; // null
       len = i - s;
     }
-    const h = hashBytes(text + s, len);
-    const total = <u32>(pl + len);
-    let slot = h & mask;
-    for (;;) {
-      const x = load<u64>(table + (<usize>slot << 3));
-      if (x == 0) {
-        const at = out + o;
-        if (pl <= 8) store<u64>(at, load<u64>(prefix));
-        else memory.copy(at, prefix, pl);
-        if (len <= 32) for (let j: usize = 0; j < len; j += 8) store<u64>(at + pl + j, load<u64>(text + s + j));
-        else memory.copy(at + pl, text + s, len);
-        store<u32>(offs + (<usize>d << 2), <u32>o);
-        store<u32>(lens + (<usize>d << 2), total);
-        store<u32>(hashes + (<usize>d << 2), h);
-        store<u64>(table + (<usize>slot << 3), slotOf(h, d));
-        d++;
-        o += total;
-        if (d * 2 > mask + 1 && mask + 1 < slotsMax) {
-          mask = (mask << 1) | 1;
-          memory.fill(table, 0, (<usize>mask + 1) << 3);
-          for (let q: u32 = 0; q < d; q++) place(table, hashes, q);
-        }
-        break;
-      }
-      const q = <u32>x - 1;
-      if (
-        <u32>(x >> 32) == h &&
-        load<u32>(lens + (<usize>q << 2)) == total &&
-        sameBytes(out + <usize>load<u32>(offs + (<usize>q << 2)) + pl, text + s, len)
-      )
-        break; // a repeat
-      slot = (slot + 1) & mask;
-    }
+    addKey(text + s, len, prefix, pl, out, offs, lens, hashes, table, slotsMax);
   }
   return <i32>d;
 }
