@@ -39,31 +39,42 @@ const wasmPageBytes = 65536;
 /** Texts longer than this take the JavaScript scan (each call's regions are about 15 times its text). */
 export const wasmTextBytesMax = 64 << 20;
 
-function load(): Exports | undefined {
-  try {
-    const bytes = readFileSync(new URL('../build/tokens.wasm', import.meta.url));
-    const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { abort: () => undefined },
-    }).exports as unknown as Exports;
-    ex.memory.grow(2);
-    ex.setup();
-    return ex;
-  } catch {
-    return undefined;
+let loaded: Exports | null | undefined; // null: no module (not built, or no WebAssembly)
+
+/** The module, loaded on first use (not at import: every `strata` command imports helios). */
+function tokensModule(): Exports | undefined {
+  if (loaded === undefined) {
+    try {
+      const bytes = readFileSync(new URL('../build/tokens.wasm', import.meta.url));
+      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+        env: { abort: () => undefined },
+      }).exports as unknown as Exports;
+      ex.memory.grow(2);
+      ex.setup();
+      loaded = ex;
+    } catch {
+      loaded = null;
+    }
   }
+  return loaded ?? undefined;
 }
 
-const wasm = load();
-let enabled = wasm !== undefined;
+/** Whether the scans may use the module (tests switch it off). */
+let wanted = true;
+
+/** The module when the scans use it. */
+function active(): Exports | undefined {
+  return wanted ? tokensModule() : undefined;
+}
 
 /** Which scans `tokenKeysOfJson` and `valueKeysOfJson` use: 'wasm', or 'js' (no module, or switched off). */
 export function wasmScanEngine(): 'wasm' | 'js' {
-  return enabled ? 'wasm' : 'js';
+  return active() ? 'wasm' : 'js';
 }
 
-/** Switches the WebAssembly scans off or back on (when the module loaded); for tests. */
+/** Switches the WebAssembly scans off or back on (when the module loads); for tests. */
 export function useWasmScans(on: boolean): void {
-  enabled = on && wasm !== undefined;
+  wanted = on;
 }
 
 const align = (n: number) => (n + 7) & ~7;
@@ -79,7 +90,8 @@ export function tokenKeysOfJson(
   json: Uint8Array,
   hashKey: Uint8Array,
 ): Float64Array | undefined {
-  return wasm && keysOfJson(wasm.tokenKeys, prefix, json, hashKey);
+  const wasm = active();
+  return wasm && keysOfJson(wasm, wasm.tokenKeys, prefix, json, hashKey);
 }
 
 /**
@@ -93,16 +105,18 @@ export function valueKeysOfJson(
   json: Uint8Array,
   hashKey: Uint8Array,
 ): Float64Array | undefined {
-  return json.length < 2 ? undefined : wasm && keysOfJson(wasm.valueKeys, prefix, json, hashKey);
+  const wasm = json.length < 2 ? undefined : active();
+  return wasm && keysOfJson(wasm, wasm.valueKeys, prefix, json, hashKey);
 }
 
 function keysOfJson(
+  wasm: Exports,
   scan: Scan,
   prefix: Uint8Array,
   json: Uint8Array,
   hashKey: Uint8Array,
 ): Float64Array | undefined {
-  if (!enabled || !wasm || prefix.length > prefixBytesMax || json.length > wasmTextBytesMax) return undefined;
+  if (prefix.length > prefixBytesMax || json.length > wasmTextBytesMax) return undefined;
   const n = json.length;
   const keysMax = (n >> 1) + 2;
   let slots = 1;
