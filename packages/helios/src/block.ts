@@ -983,16 +983,6 @@ export class CellScan {
   }
 }
 
-/**
- * Where each of `n` cells starts in the compact JSON array text `t` of scalars (strings, numbers, null, as
- * JSON.stringify writes them), plus one past the array's end: cell i is `t.slice(off[i], off[i + 1] - 1)`.
- * Null when `t` is not that (whitespace, nesting, another count of cells).
- */
-export function scanCells(t: string, n: number): number[] | null {
-  const sc = new CellScan(t, n);
-  return sc.reach(n - 1) ? sc.off : null;
-}
-
 function parseHeader(bytes: Uint8Array, where: string): BlockHeader {
   let h: unknown;
   try {
