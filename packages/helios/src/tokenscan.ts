@@ -1,4 +1,4 @@
-/// <reference path="./webassembly.d.ts" />
+/// <reference path="../../../types/webassembly.d.ts" />
 /**
  * A TOKENS column's distinct keys from its JSON text in WebAssembly (assembly/tokens.ts, built to
  * build/tokens.wasm by the package's `build:wasm` script, which the repo's `npm run build` runs): the

@@ -1,4 +1,4 @@
-/// <reference path="./webassembly.d.ts" />
+/// <reference path="../../../types/webassembly.d.ts" />
 /**
  * Loads the WebAssembly SIMD core (assembly/index.ts, built to build/highwayhash.wasm) and drives it:
  * inputs are copied into its linear memory in slices of at most `chunkBytesMax`, so any input size works

@@ -1,4 +1,4 @@
-// The few WebAssembly JS API types this package uses (Node has the API; its types ship only in lib.dom).
+// The few WebAssembly JS API types the packages use (highwayhash, helios) (Node has the API; its types ship only in lib.dom).
 declare namespace WebAssembly {
   class Module {
     constructor(bytes: Uint8Array);
