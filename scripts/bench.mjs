@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // `npm run bench -- [<package> [<bench>]] [-- flags for the bench]`: runs packages/<package>/bench/<bench>.bench.ts
 // (every bench of every package when no package is named), one process per bench, one after another.
-// Each package is built first (`tsc -p packages/<package>`) and its bench runs against that build (see
+// Each package is built first (its `build:wasm` script if it has one, then `tsc -p packages/<package>`) and its bench runs against that build (see
 // bench-dist.mjs); STRATA_BENCH_SOURCES=1 runs it on the sources through tsx instead.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -36,6 +36,19 @@ for (const p of pkgs) {
     process.exit(2);
   }
   if (files.length > 0 && !sources) {
+    // its WebAssembly first, as the repo's build does: a bench over a stale or missing module would
+    // measure the JavaScript fallback without saying so
+    const scripts = JSON.parse(readFileSync(join(root, 'packages', p, 'package.json'), 'utf8')).scripts;
+    if (scripts?.['build:wasm']) {
+      const w = spawnSync('npm', ['run', '--silent', 'build:wasm'], {
+        cwd: join(root, 'packages', p),
+        stdio: 'inherit',
+      });
+      if (w.status !== 0) {
+        console.error(`bench: packages/${p}'s WebAssembly does not build (npm run build:wasm)`);
+        process.exit(1);
+      }
+    }
     const b = spawnSync(join(root, 'node_modules/.bin/tsc'), ['-p', join(root, 'packages', p)], {
       stdio: 'inherit',
     });
