@@ -91,7 +91,7 @@ export function tokenKeysOfJson(
   hashKey: Uint8Array,
 ): Float64Array | undefined {
   const wasm = active();
-  return wasm && keysOfJson(wasm, wasm.tokenKeys, prefix, json, hashKey);
+  return wasm && keysOfJson(wasm, wasm.tokenKeys, 'commitTokensJson', prefix, json, hashKey);
 }
 
 /**
@@ -106,12 +106,14 @@ export function valueKeysOfJson(
   hashKey: Uint8Array,
 ): Float64Array | undefined {
   const wasm = json.length < 2 ? undefined : active();
-  return wasm && keysOfJson(wasm, wasm.valueKeys, prefix, json, hashKey);
+  return wasm && keysOfJson(wasm, wasm.valueKeys, 'commitValuesJson', prefix, json, hashKey);
 }
 
 function keysOfJson(
   wasm: Exports,
   scan: Scan,
+  /** The JavaScript scan this one stands for, named in its errors. */
+  scanName: string,
   prefix: Uint8Array,
   json: Uint8Array,
   hashKey: Uint8Array,
@@ -137,7 +139,7 @@ function keysOfJson(
   u8[textAt + n] = 0x22; // the sentinel the module's scans stop at
   const d = scan(textAt, n, prefixAt, prefix.length, outAt, offsAt, lensAt, hashesAt, tableAt, slots);
   if (d === -1) return undefined;
-  if (d < 0) throw new Error('commitTokensJson: an unterminated string in a column section');
+  if (d < 0) throw new Error(`${scanName}: an unterminated string in a column section`);
   const out = new Float64Array(d);
   if (d === 0) return out;
   const offs = new Uint32Array(mem.buffer, offsAt, d);
