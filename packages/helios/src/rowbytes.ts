@@ -1,3 +1,4 @@
+/// <reference path="../../../types/webassembly.d.ts" />
 /**
  * Loghub lines parsed from a chunk's bytes, for chunks that are all ASCII: the template matched byte by
  * byte, the string columns written straight as their sections' JSON text, integer and `Date` + `Time`
@@ -5,7 +6,9 @@
  * the template's regex, its match array and cells, `JSON.stringify` of the string columns and the GC
  * they caused took about 2.0 of the main thread's 3.0 CPU s in a profile of a 2M-line HDFS ingest). The
  * result is exactly what `RowParser` and `JSON.stringify` give: a line the byte matcher does not take for
- * certain goes through `RowParser` as a string.
+ * certain goes through `RowParser` as a string. Since 2026-12-04 a page's loop runs in WebAssembly when the
+ * module is built (`pageWasm`, assembly/rowbytes.ts: the same walk, the same texts and cells); the
+ * JavaScript loop (`pageJs`) stays the reference and the fallback.
  *
  * Why the greedy walk gives the regex's own match: `loghubRegex` compiles a template to a sequence of
  * literal characters, `\s+` (a run of spaces in the template), fields `\S*` or `[^c]*` (each followed by
@@ -17,6 +20,7 @@
  * leaving `\s+` no blank), and its first field that passes is that run less its last byte, a blank.
  * Templates with a field right after another field (a lazy `\S*?`) or non-ASCII text are left to the regex.
  */
+import { readFileSync } from 'node:fs';
 import type { StreamDef } from './ddl.js';
 import {
   type Cell,
@@ -140,6 +144,91 @@ const kindInt = 1;
 const kindDateTime = 2;
 const kindOther = 3;
 
+/**
+ * The page loop in WebAssembly (assembly/rowbytes.ts, built to build/rowbytes.wasm by the package's
+ * `build:wasm` script): the matcher, the string columns' JSON text, the integer columns' digits and the
+ * HDFS date-time columns' values, a
+ * page's lines in one call (the lines it does not take are handed back one at a time, as below). The
+ * JavaScript loop below stays the reference and the fallback (no module, or a page too large for it).
+ */
+interface PageExports {
+  memory: WebAssembly.Memory;
+  regionsFrom(): number;
+  setup(): void;
+  pageLines(frame: number, r0: number): number;
+}
+
+/** The module's frame (u32 words, see assembly/rowbytes.ts). */
+const fOps = 0;
+const fOpCount = 1;
+const fText = 2;
+const fEnds = 3;
+const fBias = 4;
+const fLines = 5;
+const fFields = 6;
+const fFieldCount = 7;
+const fJson = 8;
+const fJsonCount = 9;
+const fInts = 10;
+const fIntCount = 11;
+const fLineBytesMax = 12;
+const fClasses = 13;
+const fStop = 14;
+const fDates = 15;
+const fDateCount = 16;
+const frameBytes = 128;
+/** Why `pageLines` stopped short of the page's end: a line to `RowParser`, or a text out of room. */
+const stopNoMatch = 1;
+const wasmPageBytes = 65536;
+/** Pages of more bytes take the JavaScript loop (the module holds a page and a text a string column). */
+export const wasmPageBytesMax = 16 << 20;
+/**
+ * Pages of at most this many bytes have room for every string cell escaped (the module's memory then
+ * holds up to 6 times a page a string column); a larger page whose escapes outgrow its room takes the
+ * JavaScript loop.
+ */
+const wasmEscapedPageBytesMax = 1 << 20;
+
+let loadedPages: PageExports | null | undefined; // null: no module (not built, or no WebAssembly)
+
+/** The module, loaded on first use (not at import: every `strata` command imports helios). */
+function pagesModule(): PageExports | undefined {
+  if (loadedPages === undefined) {
+    try {
+      const bytes = readFileSync(new URL('../build/rowbytes.wasm', import.meta.url));
+      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+        env: { abort: () => undefined },
+      }).exports as unknown as PageExports;
+      ex.memory.grow(2);
+      ex.setup();
+      loadedPages = ex;
+    } catch {
+      loadedPages = null;
+    }
+  }
+  return loadedPages ?? undefined;
+}
+
+/** Whether pages may use the module (tests switch it off). */
+let pagesWanted = true;
+
+function pagesActive(): PageExports | undefined {
+  return pagesWanted ? pagesModule() : undefined;
+}
+
+/** Which loop `ByteRowParser.page` uses: 'wasm', or 'js' (no module, or switched off). */
+export function wasmPageEngine(): 'wasm' | 'js' {
+  return pagesActive() ? 'wasm' : 'js';
+}
+
+/** Switches the WebAssembly page loop off or back on (when the module loads); for tests. */
+export function useWasmPages(on: boolean): void {
+  pagesWanted = on;
+}
+
+const align8 = (n: number) => (n + 7) & ~7;
+const enc = new TextEncoder();
+
 /** A page's JSON text of one column, grown as needed and reused for every page. */
 class JsonColumn {
   buf = Buffer.allocUnsafe(1 << 16);
@@ -191,6 +280,12 @@ export class ByteRowParser {
    */
   private readonly restColumn: number;
   private readonly restField: number;
+  /** The columns the module writes: JSON texts of a field's strings, and INT values of a field's digits. */
+  private readonly jsonCols: number[];
+  private readonly intCols: number[];
+  private readonly dateCols: number[];
+  /** Per line of the page: whether it went to `RowParser` (the module's loop). */
+  private strings = new Uint8Array(0);
 
   private constructor(
     private readonly def: StreamDef,
@@ -235,6 +330,9 @@ export class ByteRowParser {
     const only = takers.length === 1 && this.kinds[takers[0]!] === kindJson;
     this.restColumn = only ? takers[0]! : -1;
     this.restField = only ? rest : -1;
+    this.jsonCols = this.kinds.flatMap((k, c) => (k === kindJson ? [c] : []));
+    this.intCols = this.kinds.flatMap((k, c) => (k === kindInt ? [c] : []));
+    this.dateCols = this.kinds.flatMap((k, c) => (k === kindDateTime ? [c] : []));
   }
 
   /** The byte parser of a stream's format, or undefined (not a loghub template the matcher takes). */
@@ -426,6 +524,176 @@ export class ByteRowParser {
    * an empty array for its cells. `line(i)` is line i as a string (for the lines left to `RowParser`).
    */
   page(
+    b: Buffer,
+    ends: Uint32Array,
+    a: number,
+    n: number,
+    json: (Uint8Array | undefined)[],
+    line: (i: number) => string,
+  ): Cell[][] {
+    const wasm = n > 0 ? pagesActive() : undefined;
+    return (wasm && this.pageWasm(wasm, b, ends, a, n, json, line)) ?? this.pageJs(b, ends, a, n, json, line);
+  }
+
+  /**
+   * `page` through the module (its JSON texts are views of the module's memory, valid until the next
+   * page), or undefined when the page must take the JavaScript loop (too large, or a text out of room).
+   */
+  private pageWasm(
+    wasm: PageExports,
+    b: Buffer,
+    ends: Uint32Array,
+    a: number,
+    n: number,
+    json: (Uint8Array | undefined)[],
+    line: (i: number) => string,
+  ): Cell[][] | undefined {
+    const from = a === 0 ? 0 : ends[a - 1]! + 1;
+    const to = ends[a + n - 1]!;
+    const bytes = to - from;
+    if (bytes > wasmPageBytesMax) return undefined;
+    const ncols = this.kinds.length;
+    const kinds = this.kinds;
+    const fieldCount = this.fieldCount;
+    const jsonCols = this.jsonCols;
+    const intCols = this.intCols;
+    const dateCols = this.dateCols;
+    // the regions: frame, steps, text (16 bytes past it read), ends, fields, classes, the columns' words,
+    // the INT columns' values, the JSON texts: each with room for every line's field with its comma and
+    // quotes, escaped (6 bytes a byte at most) when the page is at most `wasmEscapedPageBytesMax`, and the
+    // 8 bytes a word copy writes past it (a cell checks its room: see `stopRoom`)
+    const frameAt = wasm.regionsFrom();
+    const opsAt = frameAt + frameBytes;
+    const textAt = align8(opsAt + 4 * this.ops.length);
+    const endsAt = align8(textAt + bytes + 16);
+    const fieldsAt = endsAt + 4 * n;
+    const classesAt = fieldsAt + 8 * fieldCount * n;
+    const jsonWordsAt = classesAt + 4 * fieldCount;
+    const intWordsAt = jsonWordsAt + 16 * jsonCols.length;
+    const dateWordsAt = intWordsAt + 8 * intCols.length;
+    const intsAt = align8(dateWordsAt + 12 * dateCols.length);
+    const datesAt = intsAt + 8 * n * intCols.length;
+    const textsAt = datesAt + 8 * n * dateCols.length;
+    const room = align8((bytes <= wasmEscapedPageBytesMax ? 6 : 1) * bytes + 3 * n + 2 + 16);
+    const end = textsAt + room * jsonCols.length;
+    const mem = wasm.memory;
+    if (end > mem.buffer.byteLength) mem.grow(Math.ceil((end - mem.buffer.byteLength) / wasmPageBytes));
+    const u8 = new Uint8Array(mem.buffer);
+    const u32 = new Uint32Array(mem.buffer);
+    const i32 = new Int32Array(mem.buffer);
+    const f64 = new Float64Array(mem.buffer);
+    const fw = frameAt >> 2;
+    u32[fw + fOps] = opsAt;
+    u32[fw + fOpCount] = this.ops.length >> 1;
+    u32[fw + fText] = textAt;
+    u32[fw + fEnds] = endsAt;
+    u32[fw + fBias] = from;
+    u32[fw + fLines] = n;
+    u32[fw + fFields] = fieldsAt;
+    u32[fw + fFieldCount] = fieldCount;
+    u32[fw + fJson] = jsonWordsAt;
+    u32[fw + fJsonCount] = jsonCols.length;
+    u32[fw + fInts] = intWordsAt;
+    u32[fw + fIntCount] = intCols.length;
+    u32[fw + fLineBytesMax] = lineBytesMax;
+    u32[fw + fClasses] = classesAt;
+    u32[fw + fDates] = dateWordsAt;
+    u32[fw + fDateCount] = dateCols.length;
+    i32.set(this.ops, opsAt >> 2);
+    u8.set(b.subarray(from, to), textAt);
+    u32.set(ends.subarray(a, a + n), endsAt >> 2);
+    for (let j = 0; j < jsonCols.length; j++) {
+      const w = (jsonWordsAt >> 2) + 4 * j;
+      const out = textsAt + room * j;
+      u32[w] = this.fieldA[jsonCols[j]!]!;
+      u32[w + 1] = out;
+      u32[w + 2] = 1;
+      u32[w + 3] = room;
+      u8[out] = 0x5b; // [
+    }
+    for (let j = 0; j < intCols.length; j++) {
+      u32[(intWordsAt >> 2) + 2 * j] = this.fieldA[intCols[j]!]!;
+      u32[(intWordsAt >> 2) + 2 * j + 1] = intsAt + 8 * n * j;
+    }
+    for (let j = 0; j < dateCols.length; j++) {
+      const w = (dateWordsAt >> 2) + 3 * j;
+      u32[w] = this.fieldA[dateCols[j]!]!;
+      u32[w + 1] = this.fieldB[dateCols[j]!]!;
+      u32[w + 2] = datesAt + 8 * n * j;
+    }
+    const page: Cell[][] = [];
+    for (let c = 0; c < ncols; c++) page.push(kinds[c] === kindJson ? [] : new Array<Cell>(n));
+    // the lines the module hands back, to RowParser
+    const strings = this.strings.length >= n ? this.strings : (this.strings = new Uint8Array(n));
+    strings.fill(0, 0, n);
+    for (let r = 0; ; r++) {
+      r = wasm.pageLines(frameAt, r);
+      if (r >= n) break;
+      if (u32[fw + fStop] !== stopNoMatch) return undefined;
+      strings[r] = 1;
+      this.parser.rowInto(line(a + r), this.scratch, 0);
+      for (let c = 0, j = 0; c < ncols; c++) {
+        const v = this.scratch[c]![0]!;
+        if (kinds[c] !== kindJson) {
+          page[c]![r] = v;
+          continue;
+        }
+        const w = (jsonWordsAt >> 2) + 4 * j++;
+        const cell = `${r > 0 ? ',' : ''}${v === null ? 'null' : JSON.stringify(v)}`;
+        const at = u32[w + 1]! + u32[w + 2]!;
+        const { read, written } = enc.encodeInto(cell, u8.subarray(at, u32[w + 1]! + room - 16));
+        if (read !== cell.length) return undefined;
+        u32[w + 2] = u32[w + 2]! + written;
+      }
+    }
+    for (let j = 0; j < jsonCols.length; j++) {
+      const w = (jsonWordsAt >> 2) + 4 * j;
+      const out = u32[w + 1]!;
+      const used = u32[w + 2]!;
+      u8[out + used] = 0x5d; // ]
+      json[jsonCols[j]!] = u8.subarray(out, out + used + 1);
+    }
+    // the other columns from the module's values, or from the fields' ranges (chunk offsets)
+    for (let c = 0, ji = 0, jd = 0; c < ncols; c++) {
+      const kind = kinds[c]!;
+      if (kind === kindJson) continue;
+      const col = page[c]!;
+      const f = this.fieldA[c]!;
+      const g = this.fieldB[c]!;
+      const def = this.def.columns[c]!;
+      const rowOf = (r: number) => (fieldsAt >> 2) + 2 * fieldCount * r;
+      if (kind === kindInt) {
+        const vals = (intsAt >> 3) + n * ji++;
+        for (let r = 0; r < n; r++) {
+          if (strings[r] !== 0) continue;
+          const v = f64[vals + r]!;
+          if (v >= 0) col[r] = v;
+          else col[r] = toCell(def, b.toString('latin1', i32[rowOf(r) + 2 * f], i32[rowOf(r) + 2 * f + 1]));
+        }
+      } else if (kind === kindDateTime) {
+        const vals = (datesAt >> 3) + n * jd++;
+        for (let r = 0; r < n; r++) {
+          if (strings[r] !== 0) continue;
+          const v = f64[vals + r]!;
+          if (!Number.isNaN(v)) col[r] = v;
+          else {
+            const row = rowOf(r);
+            const ds = b.toString('latin1', i32[row + 2 * f], i32[row + 2 * f + 1]);
+            col[r] = dateTimeCell(ds, b.toString('latin1', i32[row + 2 * g], i32[row + 2 * g + 1]));
+          }
+        }
+      } else
+        for (let r = 0; r < n; r++) {
+          if (strings[r] !== 0) continue;
+          const row = rowOf(r);
+          col[r] = f < 0 ? null : toCell(def, b.toString('latin1', i32[row + 2 * f], i32[row + 2 * f + 1]));
+        }
+    }
+    return page;
+  }
+
+  /** `page` in JavaScript: the reference (and the loop without the module). */
+  private pageJs(
     b: Buffer,
     ends: Uint32Array,
     a: number,

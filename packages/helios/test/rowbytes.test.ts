@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createStream, RowParser as PackageRowParser, Stream } from '@strata/helios';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseDdl, type StreamDef } from '../src/ddl.js';
 import { type Cell, lineBytesMax, RowParser } from '../src/formats.js';
 import { columnKeys } from '../src/keys.js';
-import { ByteRowParser } from '../src/rowbytes.js';
+import { ByteRowParser, useWasmPages, wasmPageEngine } from '../src/rowbytes.js';
 import { checkIndex } from './index-check.js';
 
 const templates = [
@@ -226,7 +226,11 @@ const templateLinesArb = templateArb.chain((t) =>
   ),
 );
 
-describe('ByteRowParser', () => {
+// Each test below runs with the page loop in WebAssembly (assembly/rowbytes.ts) and in JavaScript.
+describe.each(['wasm', 'js'] as const)('ByteRowParser, the %s page loop', (engine) => {
+  beforeEach(() => useWasmPages(engine === 'wasm'));
+  afterEach(() => useWasmPages(true));
+
   it('takes loghub templates of literals, blanks and fields, not a field right after a field', () => {
     for (const t of templates) expect(ByteRowParser.for(def(t), new RowParser(def(t)))).toBeDefined();
     const lazy = def('<Date><Time> <Content>');
@@ -343,5 +347,140 @@ describe('ByteRowParser', () => {
     } finally {
       await s.close();
     }
+  });
+});
+
+/** One page of `chunk` through the byte parser with the page loop given: its texts, cells and the lines it left to RowParser. */
+function pageWith(
+  wasm: boolean,
+  d: StreamDef,
+  chunk: Buffer,
+  ends: Uint32Array,
+  a: number,
+  n: number,
+): { json: (string | undefined)[]; page: Cell[][]; strings: number[] } {
+  useWasmPages(wasm);
+  try {
+    const bytes = ByteRowParser.for(d, new RowParser(d))!;
+    const strings: number[] = [];
+    const line = (i: number) => {
+      strings.push(i);
+      return chunk.toString('latin1', i === 0 ? 0 : ends[i - 1]! + 1, ends[i]);
+    };
+    const out: (Uint8Array | undefined)[] = d.columns.map(() => undefined);
+    const page = bytes.page(chunk, ends, a, n, out, line);
+    // read before the next page (the module's texts are views of its memory)
+    const json = out.map((j) => (j === undefined ? undefined : Buffer.from(j).toString('latin1')));
+    return { json, page, strings };
+  } finally {
+    useWasmPages(true);
+  }
+}
+
+/** Every page of `text` (lines cut at its newlines) through both loops: the same texts, cells and lines left to RowParser. */
+function sameBothWays(d: StreamDef, text: string, pageRows: number, offset = 0): void {
+  const whole = Buffer.alloc(offset + text.length + 3, 0x41);
+  whole.write(text, offset, 'latin1');
+  const chunk = whole.subarray(offset, offset + text.length);
+  const ends: number[] = [];
+  for (let e = chunk.indexOf(10); e >= 0; e = chunk.indexOf(10, e + 1)) ends.push(e);
+  if (ends.length === 0 || ends.at(-1)! < chunk.length - 1) ends.push(chunk.length);
+  const e32 = Uint32Array.from(ends);
+  for (let a = 0; a < ends.length; a += pageRows) {
+    const n = Math.min(pageRows, ends.length - a);
+    const w = pageWith(true, d, chunk, e32, a, n);
+    const j = pageWith(false, d, chunk, e32, a, n);
+    expect(w.json).toEqual(j.json);
+    expect(w.page).toEqual(j.page);
+    expect(w.strings).toEqual(j.strings);
+  }
+}
+
+describe('the WebAssembly page loop against the JavaScript one', () => {
+  it('the module is built and used', () => {
+    expect(wasmPageEngine()).toBe('wasm');
+  });
+
+  it('random templates and lines, fuzzed ASCII among them: the same texts, cells and lines left to RowParser (fast-check)', () => {
+    // lines of the template, random ASCII (newlines included: they cut lines where they fall), and long
+    // runs that the module scans eight bytes at a time with a stop byte anywhere in them
+    const fuzz = fc.string({ unit: 'binary-ascii', maxLength: 80 });
+    const long = fc
+      .tuple(
+        fc.nat(40),
+        fc.constantFrom('"', '\\', '\u0001', '\r', ' ', '\t', ':', ']', '-', '\u007f'),
+        fc.nat(40),
+      )
+      .map(
+        ([x, c, y]) =>
+          `081109 203615 148 INFO ${'a'.repeat(x)}${c}${'b'.repeat(y)}: ${'c'.repeat(y)}${c}${'d'.repeat(x)}`,
+      );
+    fc.assert(
+      fc.property(
+        templateLinesArb,
+        fc.array(fc.oneof(fuzz, long), { maxLength: 6 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.nat(7),
+        fc.boolean(),
+        ([t, ls], more, pageRows, offset, lastNewline) => {
+          const all = [...ls, ...more];
+          sameBothWays(def(t), `${all.join('\n')}${lastNewline ? '\n' : ''}`, pageRows, offset);
+          sameBothWays(def(templates[0]!), `${all.join('\n')}\n`, pageRows, offset);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('controls, quotes and backslashes in every JSON column, escaped as JSON.stringify escapes them', () => {
+    const lines: string[] = [];
+    for (let x = 0; x < 128; x++) {
+      if (x === 10) continue;
+      const ch = String.fromCharCode(x);
+      lines.push(`081109 203615 148 I${ch}NFO dfs.${ch}C: a ${ch} b${ch}`);
+      lines.push(`081109 203615 148 INFO c: ${ch.repeat(1 + (x % 17))}`);
+    }
+    sameBothWays(def(templates[0]!), lines.join('\n'), 37);
+    check(templates[0]!, lines, { pageRows: 37 });
+  });
+
+  it('HDFS dates and times of any two digits (months and days past their range carried as Date.UTC carries them)', () => {
+    const two = fc.integer({ min: 0, max: 99 }).map((v) => String(v).padStart(2, '0'));
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(two, two, two, two, two, two, fc.constantFrom('', '0', 'x')), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        (parts) => {
+          const lines = parts.map(
+            ([y, m, d, h, mi, s, junk]) => `${y}${m}${d}${junk} ${h}${mi}${s} 7 INFO c: x`,
+          );
+          sameBothWays(def(templates[0]!), lines.join('\n'), 16);
+          check(templates[0]!, lines);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("a page over 1 MiB whose escaped cells outgrow the module's room: the JavaScript loop, the same texts", () => {
+    // 600 lines of 2,000 quotes: their JSON text is twice the page, past the room a page that large has
+    const lines: string[] = [];
+    for (let i = 0; i < 600; i++)
+      lines.push(
+        i % 50 === 3 ? 'not a line of the template' : `081109 203615 ${i} INFO c: ${'"'.repeat(2000)}`,
+      );
+    const d = def(templates[0]!);
+    const text = `${lines.join('\n')}\n`;
+    const chunk = Buffer.from(text, 'latin1');
+    const ends: number[] = [];
+    for (let e = chunk.indexOf(10); e >= 0; e = chunk.indexOf(10, e + 1)) ends.push(e);
+    const e32 = Uint32Array.from(ends);
+    const w = pageWith(true, d, chunk, e32, 0, lines.length);
+    const j = pageWith(false, d, chunk, e32, 0, lines.length);
+    expect(w.json).toEqual(j.json);
+    expect(w.page).toEqual(j.page);
+    check(templates[0]!, lines);
   });
 });
