@@ -536,8 +536,9 @@ export class ByteRowParser {
   }
 
   /**
-   * `page` through the module (its JSON texts are views of the module's memory, valid until the next
-   * page), or undefined when the page must take the JavaScript loop (too large, or a text out of room).
+   * `page` through the module, or undefined when the page must take the JavaScript loop (too large, or a
+   * text out of room). Its JSON texts are views of the module's memory, which every parser shares: valid
+   * until any parser's next page (`planBlock` copies a page's texts before it asks for the next).
    */
   private pageWasm(
     wasm: PageExports,
