@@ -1259,6 +1259,19 @@ export class Stream {
    * followed by its progress-log record (and the watermark it moves) in one append.
    */
   async indexStep(blocksMax = Number.MAX_SAFE_INTEGER): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.indexStepOnce(blocksMax);
+      } catch (e) {
+        // Another process's erasure (which deletes the objects it rewrites at once) or gc removed an object
+        // this view still named: catch up and go on from the log. What the failed pass wrote stands (each
+        // node is appended with its record), or is garbage for gc (a node whose record was not appended).
+        if ((e as Error).name !== 'NotFoundError' || attempt >= searchRetriesMax) throw e;
+      }
+    }
+  }
+
+  private async indexStepOnce(blocksMax: number): Promise<number> {
     await this.catchUp();
     if (this.def.index.length === 0) return 0;
     const pol = this.policy;
