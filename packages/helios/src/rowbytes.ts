@@ -1,4 +1,3 @@
-/// <reference path="../../../types/webassembly.d.ts" />
 /**
  * Loghub lines parsed from a chunk's bytes, for chunks that are all ASCII: the template matched byte by
  * byte, the string columns written straight as their sections' JSON text, integer and `Date` + `Time`
@@ -20,7 +19,6 @@
  * leaving `\s+` no blank), and its first field that passes is that run less its last byte, a blank.
  * Templates with a field right after another field (a lazy `\S*?`) or non-ASCII text are left to the regex.
  */
-import { readFileSync } from 'node:fs';
 import type { StreamDef } from './ddl.js';
 import {
   type Cell,
@@ -31,6 +29,7 @@ import {
   type RowParser,
   toCell,
 } from './formats.js';
+import { LazyModule, type ModuleExports } from './wasm.js';
 
 const opLiteral = 0;
 const opSpaces = 1;
@@ -151,10 +150,8 @@ const kindOther = 3;
  * page's lines in one call (the lines it does not take are handed back one at a time, as below). The
  * JavaScript loop below stays the reference and the fallback (no module, or a page too large for it).
  */
-interface PageExports {
-  memory: WebAssembly.Memory;
+interface PageExports extends ModuleExports {
   regionsFrom(): number;
-  setup(): void;
   pageLines(frame: number, r0: number): number;
 }
 
@@ -189,41 +186,16 @@ export const wasmPageBytesMax = 16 << 20;
  */
 const wasmEscapedPageBytesMax = 1 << 20;
 
-let loadedPages: PageExports | null | undefined; // null: no module (not built, or no WebAssembly)
-
-/** The module, loaded on first use (not at import: every `strata` command imports helios). */
-function pagesModule(): PageExports | undefined {
-  if (loadedPages === undefined) {
-    try {
-      const bytes = readFileSync(new URL('../build/rowbytes.wasm', import.meta.url));
-      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-        env: { abort: () => undefined },
-      }).exports as unknown as PageExports;
-      ex.memory.grow(2);
-      ex.setup();
-      loadedPages = ex;
-    } catch {
-      loadedPages = null;
-    }
-  }
-  return loadedPages ?? undefined;
-}
-
-/** Whether pages may use the module (tests switch it off). */
-let pagesWanted = true;
-
-function pagesActive(): PageExports | undefined {
-  return pagesWanted ? pagesModule() : undefined;
-}
+const pages = new LazyModule<PageExports>('rowbytes.wasm');
 
 /** Which loop `ByteRowParser.page` uses: 'wasm', or 'js' (no module, or switched off). */
 export function wasmPageEngine(): 'wasm' | 'js' {
-  return pagesActive() ? 'wasm' : 'js';
+  return pages.get() ? 'wasm' : 'js';
 }
 
 /** Switches the WebAssembly page loop off or back on (when the module loads); for tests. */
 export function useWasmPages(on: boolean): void {
-  pagesWanted = on;
+  pages.use(on);
 }
 
 const align8 = (n: number) => (n + 7) & ~7;
@@ -531,7 +503,7 @@ export class ByteRowParser {
     json: (Uint8Array | undefined)[],
     line: (i: number) => string,
   ): Cell[][] {
-    const wasm = n > 0 ? pagesActive() : undefined;
+    const wasm = n > 0 ? pages.get() : undefined;
     return (wasm && this.pageWasm(wasm, b, ends, a, n, json, line)) ?? this.pageJs(b, ends, a, n, json, line);
   }
 

@@ -1,4 +1,3 @@
-/// <reference path="../../../types/webassembly.d.ts" />
 /**
  * A TOKENS column's distinct keys from its JSON text in WebAssembly (assembly/tokens.ts, built to
  * build/tokens.wasm by the package's `build:wasm` script, which the repo's `npm run build` runs): the
@@ -8,13 +7,11 @@
  * 2M-line TOKENS ingest of the bench's lines the JavaScript scan was the main thread's largest item
  * (about 10 ns a byte of the column's text; see the README's Figures).
  */
-import { readFileSync } from 'node:fs';
 import { hash64Batch } from '@strata/highwayhash';
+import { LazyModule, type ModuleExports } from './wasm.js';
 
-interface Exports {
-  memory: WebAssembly.Memory;
+interface Exports extends ModuleExports {
   regionsFrom(): number;
-  setup(): void;
   tokenKeys: Scan;
   valueKeys: Scan;
 }
@@ -39,32 +36,11 @@ const wasmPageBytes = 65536;
 /** Texts longer than this take the JavaScript scan (each call's regions are about 15 times its text). */
 export const wasmTextBytesMax = 64 << 20;
 
-let loaded: Exports | null | undefined; // null: no module (not built, or no WebAssembly)
-
-/** The module, loaded on first use (not at import: every `strata` command imports helios). */
-function tokensModule(): Exports | undefined {
-  if (loaded === undefined) {
-    try {
-      const bytes = readFileSync(new URL('../build/tokens.wasm', import.meta.url));
-      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-        env: { abort: () => undefined },
-      }).exports as unknown as Exports;
-      ex.memory.grow(2);
-      ex.setup();
-      loaded = ex;
-    } catch {
-      loaded = null;
-    }
-  }
-  return loaded ?? undefined;
-}
-
-/** Whether the scans may use the module (tests switch it off). */
-let wanted = true;
+const tokens = new LazyModule<Exports>('tokens.wasm');
 
 /** The module when the scans use it. */
 function active(): Exports | undefined {
-  return wanted ? tokensModule() : undefined;
+  return tokens.get();
 }
 
 /** Which scans `tokenKeysOfJson` and `valueKeysOfJson` use: 'wasm', or 'js' (no module, or switched off). */
@@ -74,7 +50,7 @@ export function wasmScanEngine(): 'wasm' | 'js' {
 
 /** Switches the WebAssembly scans off or back on (when the module loads); for tests. */
 export function useWasmScans(on: boolean): void {
-  wanted = on;
+  tokens.use(on);
 }
 
 const align = (n: number) => (n + 7) & ~7;
