@@ -661,6 +661,10 @@ export class NodeDirectory {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const hl = dv.getUint32(4, true);
     const dl = dv.getUint32(8, true);
+    // written as 0 (and outside the checksum): anything else is a format this reader does not know
+    const flags = dv.getUint32(12, true);
+    if (flags !== 0)
+      throw new Error(`${where}: HLN2 prefix word 3 is ${flags}, expected 0 (a newer format?)`);
     const [lo, hi] = checkWords(bytes.subarray(prefix2, need));
     if (lo !== dv.getUint32(16, true) || hi !== dv.getUint32(20, true))
       throw new Error(`${where}: directory checksum mismatch (corrupt node)`);

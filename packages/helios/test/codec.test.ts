@@ -670,8 +670,16 @@ describe('HLN2 index nodes (paged)', () => {
     const empty = encodeNode(leafNode(0, 0, 1, 0, new Float64Array(0)), 2);
     expect(paged(empty).find(5)).toEqual([]);
     expect(decodeNode(empty).keys.length).toBe(0);
-    // junk over a node: an error, whole and in parts, or the node's own answers (bytes 12-15, the u32 0,
-    // are under no check: junk there changes nothing), never other children
+    // bytes 12-15, a u32 written as 0 and under no checksum: any other value is refused, whole and in parts
+    for (const at of [12, 15]) {
+      const w = bytes.slice();
+      w[at]! ^= 1;
+      const word = at === 12 ? 1 : 2 ** 24;
+      const msg = `nw: HLN2 prefix word 3 is ${word}, expected 0 (a newer format?)`;
+      expect(() => paged(w, 'nw')).toThrow(msg);
+      expect(() => decodeNode(w, 'nw')).toThrow(msg);
+    }
+    // junk over a node: an error, whole and in parts, or the node's own answers, never other children
     const probes = [...keys, ...keys.map((k) => k + 1), 0];
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), fc.nat(), (junk, at) => {
