@@ -1178,7 +1178,8 @@ export class Stream {
 
   private async putNode(level: number, node: IndexNode): Promise<NodeInfo> {
     const h = node.header;
-    const key = `${this.def.name}/nodes/L${level}/${h.from}-${h.to}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    // 48 random bits, as a block write's stamp: two writers of one range in one millisecond never share a key
+    const key = `${this.def.name}/nodes/L${level}/${h.from}-${h.to}-${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
     const bytes = encodeNode(node, 2, this.nodePageKeys);
     await this.store.put(key, bytes);
     this.cacheNode(key, node, bytes.length, level > 0);
@@ -2125,7 +2126,7 @@ export class Stream {
         ncols,
         this.pageKeyOptions(),
       );
-      const stamp = `e${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+      const stamp = `e${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
       const key = `${this.def.name}/blocks/${b.id}.${stamp}`;
       await this.store.put(key, bytes);
       let gone = new Float64Array(0);
