@@ -550,7 +550,15 @@ export class ByteRowParser {
     const room = align8((bytes <= wasmEscapedPageBytesMax ? 6 : 1) * bytes + 3 * n + 2 + 16);
     const end = textsAt + room * jsonCols.length;
     const mem = wasm.memory;
-    if (end > mem.buffer.byteLength) mem.grow(Math.ceil((end - mem.buffer.byteLength) / wasmPageBytes));
+    if (end > mem.buffer.byteLength) {
+      // past the module's 4 GiB (a large page of many string columns: a room each) or no memory to grow
+      // into: the JavaScript loop, whose texts take only what the cells need
+      try {
+        mem.grow(Math.ceil((end - mem.buffer.byteLength) / wasmPageBytes));
+      } catch {
+        return undefined;
+      }
+    }
     const u8 = new Uint8Array(mem.buffer);
     const u32 = new Uint32Array(mem.buffer);
     const i32 = new Int32Array(mem.buffer);
