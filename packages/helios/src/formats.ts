@@ -18,8 +18,10 @@ function escapeRegex(s: string): string {
 /** The regex a loghub template (`<Date> <Time> <Level>: <Content>`) stands for: the last field takes the rest. */
 export function loghubRegex(template: string): RegExp {
   // A field other than the last cannot contain the first non-space character of the literal after it
-  // (nor any space when that literal is only spaces), so the regex never backtracks across fields (a
-  // lazy `.*?` per field, as loghub's own parsers use, is exponential on lines that miss).
+  // (nor any space when that literal is only spaces), so a field never reaches past the literal after it
+  // (a lazy `.*?` per field, as loghub's own parsers use, is exponential on lines that miss). The regex
+  // still backtracks over a long run of blanks (empty fields between `\s+`): lines are matched by
+  // `loghubMatcher`, which finds this regex's match in linear time.
   const parts = template.split(/(<[A-Za-z_][A-Za-z0-9_]*>)/).filter((x) => x !== '');
   let re = '^';
   for (let i = 0; i < parts.length; i++) {
@@ -39,6 +41,198 @@ export function loghubRegex(template: string): RegExp {
     }
   }
   return new RegExp(`${re}$`);
+}
+
+/** `\s` as JavaScript's regexes read it (WhiteSpace and LineTerminator), for one UTF-16 code unit. */
+function isSpace(c: number): boolean {
+  return (
+    (c >= 9 && c <= 13) ||
+    c === 32 ||
+    (c >= 0xa0 &&
+      (c === 0xa0 ||
+        c === 0x1680 ||
+        (c >= 0x2000 && c <= 0x200a) ||
+        c === 0x2028 ||
+        c === 0x2029 ||
+        c === 0x202f ||
+        c === 0x205f ||
+        c === 0x3000 ||
+        c === 0xfeff))
+  );
+}
+
+/** A line terminator, which `.` does not match. */
+function isTerminator(c: number): boolean {
+  return c === 10 || c === 13 || c === 0x2028 || c === 0x2029;
+}
+
+/** The steps of `loghubRegex`'s pattern: a literal code unit, `\s+`, then the fields' quantifiers. */
+const mLiteral = 0;
+const mSpaces = 1;
+/** `\S*`, greedy. */
+const mNonSpace = 2;
+/** `\S*?`, lazy (a field right before another field). */
+const mNonSpaceLazy = 3;
+/** `[^c]*`, greedy. */
+const mNotChar = 4;
+/** `.*`, greedy (the last field). */
+const mRest = 5;
+
+/** Whether code unit c is in the class of step op (arg: `[^c]`'s c). */
+function inClass(op: number, arg: number, c: number): boolean {
+  if (op === mSpaces) return isSpace(c);
+  if (op === mNotChar) return c !== arg;
+  if (op === mRest) return !isTerminator(c);
+  return !isSpace(c);
+}
+
+/**
+ * A loghub template's matcher: the match `loghubRegex(template)` finds (its first in backtracking order),
+ * as `[line, field 1, field 2, ...]` in template order, or undefined when it finds none; in time linear
+ * in the line times the template's steps. The regex itself is not: on a run of blanks an empty field
+ * lets `\s+ \S* \s+` split the run in ways that grow as a power of its length (a line of 200 blanks
+ * took 7 s over the HDFS template, a longer one minutes). The pattern is a chain of single-class
+ * quantifiers and literals anchored at both ends, so its first match is the path that takes, at each
+ * quantifier in turn, the run length the regex tries first (greedy: longest; lazy: shortest) among those
+ * from which the rest of the pattern can still match. Tried first: every quantifier's first choice, the
+ * regex's own first path (nearly every line); when that fails, the table of which steps can finish the
+ * line from which offset is computed backwards, and the path taken again with it.
+ */
+export function loghubMatcher(template: string): (line: string) => string[] | undefined {
+  const ops: number[] = [];
+  const args: number[] = [];
+  const parts = template.split(/(<[A-Za-z_][A-Za-z0-9_]*>)/).filter((x) => x !== '');
+  let fields = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    if (!/^<[A-Za-z_][A-Za-z0-9_]*>$/.test(part)) {
+      // as loghubRegex: each run of spaces is \s+, every other character itself
+      for (let j = 0; j < part.length; ) {
+        if (part.charCodeAt(j) === 32) {
+          while (part.charCodeAt(j) === 32) j++;
+          ops.push(mSpaces);
+          args.push(0);
+        } else {
+          ops.push(mLiteral);
+          args.push(part.charCodeAt(j++));
+        }
+      }
+      continue;
+    }
+    fields++;
+    const next = parts[i + 1];
+    if (next === undefined) ops.push(mRest);
+    else if (/^<.*>$/.test(next)) ops.push(mNonSpaceLazy);
+    else {
+      const c = next.trim()[0];
+      ops.push(c === undefined ? mNonSpace : mNotChar);
+      args.push(c === undefined ? 0 : c.charCodeAt(0));
+      continue;
+    }
+    args.push(0);
+  }
+  const S = ops.length;
+  let table = new Uint8Array(0);
+  let kinds = new Uint8Array(0);
+
+  /** The path through the line: with `can` (row s, offset p: steps s.. can finish the line from p), exact. */
+  const walk = (line: string, can: Uint8Array | undefined): string[] | undefined => {
+    const n = line.length;
+    const out: string[] = new Array(fields + 1);
+    out[0] = line;
+    let p = 0;
+    let f = 1;
+    for (let s = 0; s < S; s++) {
+      const op = ops[s]!;
+      if (op === mLiteral) {
+        if (p >= n || line.charCodeAt(p) !== args[s]) return undefined;
+        p++;
+        continue;
+      }
+      let run = 0;
+      while (p + run < n && inClass(op, args[s]!, line.charCodeAt(p + run))) run++;
+      const min = op === mSpaces ? 1 : 0;
+      if (run < min) return undefined;
+      let len: number;
+      const row = (s + 1) * (n + 1) + p;
+      if (op === mNonSpaceLazy) {
+        len = min;
+        if (can) while (len <= run && can[row + len] === 0) len++;
+      } else {
+        len = run;
+        if (can) while (len >= min && can[row + len] === 0) len--;
+        else if (
+          ops[s + 1] === mSpaces &&
+          len > 0 &&
+          (p + len >= n || !isSpace(line.charCodeAt(p + len))) &&
+          isSpace(line.charCodeAt(p + len - 1))
+        )
+          // a `[^c]*` run ending in blanks before the `\s+` after it (`<Level> - `): the longest run fails at
+          // once (no blank left), and the regex's next try, the run less its last byte, passes that step
+          len--;
+      }
+      if (len < min || len > run) return undefined;
+      if (op !== mSpaces) out[f++] = line.slice(p, p + len);
+      p += len;
+    }
+    return p === n ? out : undefined;
+  };
+
+  // Where no `\s+` can split a run of blanks (no two blanks in a row) and no field lies right before
+  // another (no lazy `\S*?`), each step has at most one choice the step after it can pass, so the regex
+  // cannot backtrack far, and V8's regex is the quicker way to its own match
+  const quick = ops.includes(mNonSpaceLazy)
+    ? undefined
+    : new RegExp(loghubRegex(template).source.replace(groupName, '('));
+  const twoBlanks = /\s\s/;
+  return (line) => {
+    if (quick && !twoBlanks.test(line)) return quick.exec(line) ?? undefined;
+    const first = walk(line, undefined);
+    if (first) return first;
+    // the table, from the last step back: can[s][p] for p in 0..n
+    const n = line.length;
+    const w = n + 1;
+    if (table.length < (S + 1) * w) table = new Uint8Array((S + 1) * w);
+    const can = table;
+    can.fill(0, S * w, (S + 1) * w);
+    can[S * w + n] = 1;
+    // each code unit's class once: 1 a blank (`\s`), 2 a line terminator (also a blank)
+    if (kinds.length < n) kinds = new Uint8Array(Math.max(n, 2 * kinds.length));
+    for (let p = 0; p < n; p++) {
+      const c = line.charCodeAt(p);
+      kinds[p] = isSpace(c) ? (isTerminator(c) ? 3 : 1) : 0;
+    }
+    for (let s = S - 1; s >= 0; s--) {
+      const op = ops[s]!;
+      const arg = args[s]!;
+      const at = s * w;
+      const nx = (s + 1) * w;
+      if (op === mLiteral) {
+        for (let p = 0; p < n; p++) can[at + p] = line.charCodeAt(p) === arg ? can[nx + p + 1]! : 0;
+        can[at + n] = 0;
+        continue;
+      }
+      const min = op === mSpaces ? 1 : 0;
+      // a class member: a blank, not a blank, not the literal's first character, not a line terminator
+      const mask = op === mSpaces ? 1 : op === mRest ? 2 : op === mNotChar ? 0 : 1;
+      const want = op === mSpaces ? 1 : 0;
+      // from the end back: run (the class's run from p) and the first offsets >= p, > p the next step
+      // can finish from
+      let run = 0;
+      let firstFrom = n + 1;
+      for (let p = n; p >= 0; p--) {
+        const firstAfter = firstFrom;
+        if (can[nx + p] === 1) firstFrom = p;
+        if (p < n) {
+          const member = op === mNotChar ? line.charCodeAt(p) !== arg : (kinds[p]! & mask) === want * mask;
+          run = member ? run + 1 : 0;
+        }
+        const first = min === 0 ? firstFrom : firstAfter;
+        can[at + p] = run >= min && first <= p + run ? 1 : 0;
+      }
+    }
+    return can[0] === 1 ? walk(line, can) : undefined;
+  };
 }
 
 function parseLogfmt(line: string): Record<string, string> | undefined {
@@ -98,9 +292,21 @@ export function fieldParser(format: FormatSpec): FieldParser {
       };
     case 'logfmt':
       return parseLogfmt;
-    case 'regex':
     case 'loghub': {
-      const re = format.kind === 'regex' ? new RegExp(format.pattern) : loghubRegex(format.template);
+      const names = [...loghubRegex(format.template).source.matchAll(groupName)].map((m) => m[1]!);
+      const match = loghubMatcher(format.template);
+      return (line) => {
+        const m = match(line);
+        if (!m) return undefined;
+        const out: Record<string, string> = {};
+        names.forEach((k, i) => {
+          out[k] = m[i + 1]!;
+        });
+        return out;
+      };
+    }
+    case 'regex': {
+      const re = new RegExp(format.pattern);
       return (line) => {
         const m = re.exec(line);
         if (!m?.groups) return undefined;
@@ -284,10 +490,9 @@ export class RowParser {
     if (f.kind === 'loghub') {
       // Every field of a template is a group that takes part in every match, in template order: the
       // match array itself is read by index (a regex without names runs about 2x faster, no groups object).
-      const named = loghubRegex(f.template);
-      const names = [...named.source.matchAll(groupName)].map((m) => m[1]!);
-      const re = new RegExp(named.source.replace(groupName, '('));
-      this.parse = (line) => (re.exec(line) ?? undefined) as Record<string, string> | undefined;
+      const names = [...loghubRegex(f.template).source.matchAll(groupName)].map((m) => m[1]!);
+      const match = loghubMatcher(f.template);
+      this.parse = match as unknown as FieldParser;
       this.fast = this.picks(names, (n) => names.indexOf(n) + 1);
     } else if (f.kind === 'regex') {
       // The match's own groups object, not a copy (a group that did not take part is undefined in it).

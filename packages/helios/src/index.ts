@@ -45,6 +45,7 @@ export { type ExportResult, exportParquet } from './export.js';
 export {
   type Cell,
   fieldParser,
+  loghubMatcher,
   loghubRegex,
   parseTimestamp,
   type Row,

@@ -1,4 +1,12 @@
-import { fieldParser, loghubRegex, parseDdl, parseTimestamp, RowParser, tokenize } from '@strata/helios';
+import {
+  fieldParser,
+  loghubMatcher,
+  loghubRegex,
+  parseDdl,
+  parseTimestamp,
+  RowParser,
+  tokenize,
+} from '@strata/helios';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
@@ -51,6 +59,60 @@ describe('formats', () => {
     const t0 = Date.now();
     expect(re.exec(line)).toBeNull();
     expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it("loghubMatcher finds the regex's own match (first in backtracking order) on random templates and lines", () => {
+    const literal = fc.constantFrom(' ', '  ', ': ', ' - ', '[', '] ', ',', ' |\t', '=');
+    const template = fc
+      .array(fc.tuple(fc.boolean(), literal), { minLength: 1, maxLength: 6 })
+      .map((ps) => ps.map(([adjacent, lit], i) => `<F${i}>${adjacent && i % 2 ? '' : lit}`).join(''));
+    const line = fc
+      .array(
+        fc.constantFrom(' ', ' ', '\t', 'a', 'b', ':', '-', '[', ']', ',', '|', '=', '\u00a0', '\r', '\n'),
+        {
+          maxLength: 24,
+        },
+      )
+      .map((cs) => cs.join(''));
+    fc.assert(
+      fc.property(template, fc.array(line, { minLength: 1, maxLength: 20 }), (t, lines) => {
+        const re = loghubRegex(t);
+        const match = loghubMatcher(t);
+        for (const l of lines) {
+          const m = re.exec(l);
+          const got = match(l);
+          expect(got ? [...got] : undefined).toEqual(m ? [...m] : undefined);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('loghubMatcher: runs of blanks the regex backtracks over for seconds are matched in one pass', () => {
+    const t = '<Date> <Time> <Pid> <Level> <Component>: <Content>';
+    const re = loghubRegex(t);
+    const match = loghubMatcher(t);
+    // short enough for the regex (tens of ms), long enough that its first path fails
+    for (const l of [
+      ' '.repeat(40),
+      `081109 ${' '.repeat(40)}203615 x`,
+      `081109 203615 ${' '.repeat(30)}: y`,
+    ]) {
+      const m = re.exec(l);
+      const got = match(l);
+      expect(got ? [...got] : undefined).toEqual(m ? [...m] : undefined);
+    }
+    // 200 blanks took the regex 7 s, 64 KiB would take it hours: a row, promptly (vitest's timeout)
+    const p = new RowParser(
+      parseDdl(`CREATE STREAM h SOURCES ('x') FORMAT loghub('${t}') COLUMNS (level STRING, content TEXT)`),
+    );
+    expect(p.row(' '.repeat(60_000))).toEqual([null, ' '.repeat(60_000)]);
+    expect(p.row(`081109 203615 ${' '.repeat(60_000)}INFO x: hi`)).toEqual(['INFO', 'hi']);
+    expect(fieldParser({ kind: 'loghub', template: '<A> <B> <C>' })('a  b')).toEqual({
+      A: 'a',
+      B: '',
+      C: 'b',
+    });
   });
 
   it('rows: types, timestamps from Date + Time, CRLF, unmatched lines keep the raw text', () => {
