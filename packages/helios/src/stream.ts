@@ -1260,13 +1260,19 @@ export class Stream {
    * followed by its progress-log record (and the watermark it moves) in one append.
    */
   async indexStep(blocksMax = Number.MAX_SAFE_INTEGER): Promise<number> {
+    return this.onFreshView(() => this.indexStepOnce(blocksMax));
+  }
+
+  /**
+   * Runs `op` again (it starts by catching up) when another process's erasure, which deletes the objects
+   * it rewrites at once, or gc removed an object this view still named. What a failed try wrote stands
+   * (each node is appended with its record) or is garbage for gc (a node whose record was not appended).
+   */
+  private async onFreshView<T>(op: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.indexStepOnce(blocksMax);
+        return await op();
       } catch (e) {
-        // Another process's erasure (which deletes the objects it rewrites at once) or gc removed an object
-        // this view still named: catch up and go on from the log. What the failed pass wrote stands (each
-        // node is appended with its record), or is garbage for gc (a node whose record was not appended).
         if ((e as Error).name !== 'NotFoundError' || attempt >= searchRetriesMax) throw e;
       }
     }
@@ -1345,7 +1351,7 @@ export class Stream {
     await this.addStep();
     const indexed = this.indexedBlocks;
     if (pol.compactEveryBlocks > 0 && indexed - this.indexedAtCompact >= pol.compactEveryBlocks) {
-      await this.compact();
+      await this.compactOnce();
       this.indexedAtCompact = Math.max(this.indexedAtCompact, indexed);
     }
     return done;
@@ -1522,6 +1528,10 @@ export class Stream {
    * view. The indexer runs it every `compactEveryBlocks` blocks; superseded objects are left to gc.
    */
   async compact(): Promise<CompactStats> {
+    return this.onFreshView(() => this.compactOnce());
+  }
+
+  private async compactOnce(): Promise<CompactStats> {
     await this.catchUp();
     const st: CompactStats = { runs: 0, nodesMerged: 0, pathNodes: 0, records: 0, racesLost: 0 };
     this.compactions.passes++;
@@ -1769,14 +1779,7 @@ export class Stream {
    * exactly what a scan of every acknowledged block returns.
    */
   async search(expr: Expr, opts: SearchOptions = {}): Promise<SearchResult> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.searchOnce(expr, opts);
-      } catch (e) {
-        // Another process erased or collected an object this view still named: catch up and retry.
-        if ((e as Error).name !== 'NotFoundError' || attempt >= searchRetriesMax) throw e;
-      }
-    }
+    return this.onFreshView(() => this.searchOnce(expr, opts));
   }
 
   private async searchOnce(expr: Expr, opts: SearchOptions): Promise<SearchResult> {

@@ -44,6 +44,40 @@ async function expectExact(s: Stream, rows: Row[]): Promise<void> {
 }
 
 describe('compaction', () => {
+  it("a compaction whose view names nodes another process's erasure has just deleted catches up and goes on", async () => {
+    const { dir, s, rows } = await setup(1500);
+    await s.indexAll();
+    await s.close();
+    const a = await Stream.open(dir, 'ev', policy);
+    const b = await Stream.open(dir, 'ev', policy);
+    try {
+      // A's view is read, then B's erasure rewrites every node above a block of u3's rows and deletes the
+      // old ones at once, before A's first node read
+      await a.search(a.parse("level = 'WARN'"));
+      const reader = a as unknown as { node(key: string): Promise<unknown> };
+      const node = reader.node.bind(a);
+      let erased = false;
+      reader.node = async (key) => {
+        if (!erased) {
+          erased = true;
+          await b.erase("user = 'u3'", { gcGraceMs: 60_000 });
+        }
+        return node(key);
+      };
+      const st = await a.compact();
+      expect(erased).toBe(true);
+      expect(st.runs).toBeGreaterThan(0);
+      await checkIndex(a);
+      await expectExact(
+        a,
+        rows.filter((r) => r[1] !== 'u3'),
+      );
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('merges the level-0 nodes a parent closed at fanoutMax into one, and parents likewise: fewer nodes, same pointers', async () => {
     const { dir, s, rows } = await setup(1500);
     try {
