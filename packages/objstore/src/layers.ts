@@ -517,7 +517,14 @@ export class TieredStore implements ObjectStore {
       const page = await this.express.list('', after === undefined ? {} : { startAfter: after });
       for (const o of page.objects) {
         if (this.classOf(o.key) !== 'auto' || nowMs - o.modifiedMs < idle) continue;
-        const data = await this.express.get(o.key);
+        let data: Uint8Array;
+        try {
+          data = await this.express.get(o.key);
+        } catch (e) {
+          // deleted since the listing (another process's gc, say): nothing to move
+          if ((e as Error).name === 'NotFoundError') continue;
+          throw e;
+        }
         await this.standard.put(o.key, data);
         // delete from express only if it was not rewritten meanwhile
         const now = await this.express.head(o.key);

@@ -237,6 +237,26 @@ describe('tiers (auto: express + standard)', () =>
         classes: { 'p/': 'standard', 'd/': 'express' },
       }),
   ));
+describe('tiers: moveIdle', () => {
+  it('moves idle auto objects to standard, and passes by one deleted between its listing and its read', async () => {
+    // another process (a stream's gc or erasure) deletes b after the listing named it
+    class Racing extends MemStore {
+      override async get(key: string, opts?: Parameters<MemStore['get']>[1]) {
+        if (key === 'x/b') await this.delete(key);
+        return super.get(key, opts);
+      }
+    }
+    const express = new Racing();
+    const standard = new MemStore();
+    const t = new TieredStore(express, standard, { defaultClass: 'auto', idleMsBeforeStandard: 1000 });
+    for (const k of ['x/a', 'x/b', 'x/c']) await t.put(k, new Uint8Array([k.charCodeAt(2)]));
+    expect(await t.moveIdle(Date.now() + 5000)).toBe(2);
+    expect((await standard.list('')).objects.map((o) => o.key)).toEqual(['x/a', 'x/c']);
+    expect((await express.list('')).objects).toEqual([]);
+    expect([...(await t.get('x/c'))]).toEqual([99]);
+    await expect(t.get('x/b')).rejects.toThrow(/x\/b/);
+  });
+});
 describe('injected latency', () =>
   objectStoreConformance(
     async () =>
