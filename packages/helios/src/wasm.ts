@@ -12,8 +12,17 @@ export interface ModuleExports {
   setup(): void;
 }
 
+/**
+ * A module's memory only grows; one that has grown past this (a page of long lines, say: about the page's
+ * bytes times its string columns) is made again from the compiled module on its next use, so a long-running
+ * process does not keep the largest page's memory for good. Every call of the modules starts afresh
+ * (`setup` fills their constant tables), and callers copy out what they need before their next call.
+ */
+export const wasmMemoryKeepBytes = 64 << 20;
+
 export class LazyModule<T extends ModuleExports> {
-  private loaded: T | null | undefined; // null: no module (not built, or no WebAssembly)
+  private compiled: WebAssembly.Module | null | undefined; // null: not built, or no WebAssembly
+  private loaded: T | undefined;
   private wanted = true;
 
   /** `file`: the module's name in build/. */
@@ -22,20 +31,28 @@ export class LazyModule<T extends ModuleExports> {
   /** The module, or undefined when it is not built, the runtime has no WebAssembly, or it is switched off. */
   get(): T | undefined {
     if (!this.wanted) return undefined;
-    if (this.loaded === undefined) {
+    if (this.compiled === undefined) {
       try {
-        const bytes = readFileSync(new URL(`../build/${this.file}`, import.meta.url));
-        const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-          env: { abort: () => undefined },
-        }).exports as unknown as T;
+        this.compiled = new WebAssembly.Module(
+          readFileSync(new URL(`../build/${this.file}`, import.meta.url)),
+        );
+      } catch {
+        this.compiled = null;
+      }
+    }
+    if (this.compiled === null) return undefined;
+    if (this.loaded === undefined || this.loaded.memory.buffer.byteLength > wasmMemoryKeepBytes) {
+      try {
+        const ex = new WebAssembly.Instance(this.compiled, { env: { abort: () => undefined } })
+          .exports as unknown as T;
         ex.memory.grow(2);
         ex.setup();
         this.loaded = ex;
       } catch {
-        this.loaded = null;
+        return undefined; // no memory for an instance now: the JavaScript path
       }
     }
-    return this.loaded ?? undefined;
+    return this.loaded;
   }
 
   /** Switches the module off (the JavaScript path runs) or back on; for tests. */

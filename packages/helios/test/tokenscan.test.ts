@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { columnKeys } from '../src/keys.js';
 import { tokenKeysOfJson, useWasmScans, valueKeysOfJson, wasmScanEngine } from '../src/tokenscan.js';
+import { LazyModule, type ModuleExports, wasmMemoryKeepBytes } from '../src/wasm.js';
 
 const enc = new TextEncoder();
 const hashKey = new Uint8Array(
@@ -159,5 +160,18 @@ describe('TOKENS keys in WebAssembly', () => {
     expect(() => valueKeysOfJson(prefix, enc.encode('["abc]'), hashKey)).toThrow(
       /^commitValuesJson: an unterminated string/,
     );
+  });
+});
+
+describe("the modules' memory", () => {
+  it('a module whose memory grew past wasmMemoryKeepBytes is made again on its next use, then kept', () => {
+    const m = new LazyModule<ModuleExports>('tokens.wasm');
+    const a = m.get()!;
+    expect(m.get()).toBe(a);
+    a.memory.grow(Math.ceil(wasmMemoryKeepBytes / 65536));
+    const b = m.get()!;
+    expect(b).not.toBe(a);
+    expect(b.memory.buffer.byteLength).toBeLessThan(wasmMemoryKeepBytes / 8);
+    expect(m.get()).toBe(b);
   });
 });
