@@ -549,6 +549,7 @@ export class ByteRowParser {
     const textsAt = datesAt + 8 * n * dateCols.length;
     const room = align8((bytes <= wasmEscapedPageBytesMax ? 6 : 1) * bytes + 3 * n + 2 + 16);
     const end = textsAt + room * jsonCols.length;
+    pages.used(end);
     const mem = wasm.memory;
     if (end > mem.buffer.byteLength) {
       // past the module's 4 GiB (a large page of many string columns: a room each) or no memory to grow

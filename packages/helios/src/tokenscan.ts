@@ -107,6 +107,7 @@ function keysOfJson(
   const tableAt = align(hashesAt + 4 * keysMax);
   const outAt = tableAt + 8 * slots;
   const end = outAt + keysMax * prefix.length + n + 16;
+  tokens.used(end);
   const mem = wasm.memory;
   if (end > mem.buffer.byteLength) mem.grow(Math.ceil((end - mem.buffer.byteLength) / wasmPageBytes));
   const u8 = new Uint8Array(mem.buffer);

@@ -13,10 +13,12 @@ export interface ModuleExports {
 }
 
 /**
- * A module's memory only grows; one that has grown past this (a page of long lines, say: about the page's
- * bytes times its string columns) is made again from the compiled module on its next use, so a long-running
- * process does not keep the largest page's memory for good. Every call of the modules starts afresh
- * (`setup` fills their constant tables), and callers copy out what they need before their next call.
+ * A module's memory only grows. One that has grown past this (a page of long lines, say: about the page's
+ * bytes times its string columns) while its last call used under a quarter of it is made again from the
+ * compiled module on its next use, so a long-running process does not keep its largest page's memory for
+ * good, and a stream whose every page is that large does not make a new one each page. Every call of the
+ * modules starts afresh (`setup` fills their constant tables) and callers copy out what they need before
+ * their next call.
  */
 export const wasmMemoryKeepBytes = 64 << 20;
 
@@ -24,6 +26,8 @@ export class LazyModule<T extends ModuleExports> {
   private compiled: WebAssembly.Module | null | undefined; // null: not built, or no WebAssembly
   private loaded: T | undefined;
   private wanted = true;
+  /** The bytes of memory the last call used (`used`). */
+  private lastUsed = 0;
 
   /** `file`: the module's name in build/. */
   constructor(private readonly file: string) {}
@@ -41,7 +45,8 @@ export class LazyModule<T extends ModuleExports> {
       }
     }
     if (this.compiled === null) return undefined;
-    if (this.loaded === undefined || this.loaded.memory.buffer.byteLength > wasmMemoryKeepBytes) {
+    const bytes = this.loaded?.memory.buffer.byteLength ?? 0;
+    if (this.loaded === undefined || (bytes > wasmMemoryKeepBytes && this.lastUsed * 4 < bytes)) {
       try {
         const ex = new WebAssembly.Instance(this.compiled, { env: { abort: () => undefined } })
           .exports as unknown as T;
@@ -53,6 +58,11 @@ export class LazyModule<T extends ModuleExports> {
       }
     }
     return this.loaded;
+  }
+
+  /** Records how many bytes of the module's memory a call uses (its regions' end), before it grows it. */
+  used(bytes: number): void {
+    this.lastUsed = bytes;
   }
 
   /** Switches the module off (the JavaScript path runs) or back on; for tests. */

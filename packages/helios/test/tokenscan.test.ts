@@ -164,11 +164,15 @@ describe('TOKENS keys in WebAssembly', () => {
 });
 
 describe("the modules' memory", () => {
-  it('a module whose memory grew past wasmMemoryKeepBytes is made again on its next use, then kept', () => {
+  it('a module whose memory grew past wasmMemoryKeepBytes while its last call used under a quarter is made again, then kept', () => {
     const m = new LazyModule<ModuleExports>('tokens.wasm');
     const a = m.get()!;
     expect(m.get()).toBe(a);
     a.memory.grow(Math.ceil(wasmMemoryKeepBytes / 65536));
+    // while the calls use more than a quarter of it, it is kept (no new instance a page)
+    m.used(a.memory.buffer.byteLength / 3);
+    expect(m.get()).toBe(a);
+    m.used(1 << 20);
     const b = m.get()!;
     expect(b).not.toBe(a);
     expect(b.memory.buffer.byteLength).toBeLessThan(wasmMemoryKeepBytes / 8);
