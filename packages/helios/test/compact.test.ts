@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createStream, evalExpr, type ProgressRecord, type Row, RowParser, Stream } from '@strata/helios';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkIndex, listKeys } from './index-check.js';
+import { beforeFirstNodeRead, checkIndex, listKeys } from './index-check.js';
 
 // Few distinct values: a level-0 node closes at fanoutMax blocks long before it reaches mergeKeysMax.
 const ddl = `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
@@ -54,18 +54,9 @@ describe('compaction', () => {
       // A's view is read, then B's erasure rewrites every node above a block of u3's rows and deletes the
       // old ones at once, before A's first node read
       await a.search(a.parse("level = 'WARN'"));
-      const reader = a as unknown as { node(key: string): Promise<unknown> };
-      const node = reader.node.bind(a);
-      let erased = false;
-      reader.node = async (key) => {
-        if (!erased) {
-          erased = true;
-          await b.erase("user = 'u3'", { gcGraceMs: 60_000 });
-        }
-        return node(key);
-      };
+      const erased = beforeFirstNodeRead(a, () => b.erase("user = 'u3'", { gcGraceMs: 60_000 }));
       const st = await a.compact();
-      expect(erased).toBe(true);
+      expect(erased()).toBe(true);
       expect(st.runs).toBeGreaterThan(0);
       await checkIndex(a);
       await expectExact(

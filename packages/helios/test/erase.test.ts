@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createStream, decodeNode, keysOf, type Row, Stream } from '@strata/helios';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkIndex, listKeys } from './index-check.js';
+import { beforeFirstNodeRead, checkIndex, listKeys } from './index-check.js';
 import { child } from './procs-lib.js';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-erase-'));
@@ -202,19 +202,12 @@ describe('erasure removes the erased values keys from the index nodes', () => {
     const a = await Stream.open(dir, 'ev', policy);
     const b = await Stream.open(dir, 'ev', policy);
     try {
-      const reader = a as unknown as { node(key: string): Promise<unknown> };
-      const node = reader.node.bind(a);
-      let erased = false;
-      reader.node = async (key) => {
-        if (!erased) {
-          erased = true;
-          await a.search(a.parse("user = 'u4'")); // A's view is the stream as it is now
-          await b.erase("user = 'u3'", { gcGraceMs: 60_000 });
-        }
-        return node(key);
-      };
+      const erased = beforeFirstNodeRead(a, async () => {
+        await a.search(a.parse("user = 'u4'")); // A's view is the stream as it is now
+        await b.erase("user = 'u3'", { gcGraceMs: 60_000 });
+      });
       await a.indexAll();
-      expect(erased).toBe(true);
+      expect(erased()).toBe(true);
       expect(a.indexedBlocks).toBe(a.blockCount);
       await b.gc({ graceMs: 0 });
       await expectErasedU3(b, lines);

@@ -82,3 +82,21 @@ export async function checkIndex(s: Stream): Promise<number[]> {
   }
   return byLevel.map((l) => l?.length ?? 0);
 }
+
+/**
+ * Runs `before` (another Stream's erasure, say) when stream `a` is about to read its first index node or
+ * leaf, so that `a`'s view then names objects `before` deleted. Returns whether it has run.
+ */
+export function beforeFirstNodeRead(a: Stream, before: () => Promise<unknown>): () => boolean {
+  const reader = a as unknown as { node(key: string): Promise<unknown> };
+  const node = reader.node.bind(a);
+  let ran = false;
+  reader.node = async (key) => {
+    if (!ran) {
+      ran = true;
+      await before();
+    }
+    return node(key);
+  };
+  return () => ran;
+}
