@@ -15,32 +15,99 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** The regex a loghub template (`<Date> <Time> <Level>: <Content>`) stands for: the last field takes the rest. */
-export function loghubRegex(template: string): RegExp {
-  // A field other than the last cannot contain the first non-space character of the literal after it
-  // (nor any space when that literal is only spaces), so a field never reaches past the literal after it
-  // (a lazy `.*?` per field, as loghub's own parsers use, is exponential on lines that miss). The regex
-  // still backtracks over a long run of blanks (empty fields between `\s+`): lines are matched by
-  // `loghubMatcher`, which finds this regex's match in linear time.
+/** The steps of a loghub template's pattern: a literal code unit, `\s+`, then the fields' quantifiers. */
+const mLiteral = 0;
+const mSpaces = 1;
+/** `\S*`, greedy. */
+const mNonSpace = 2;
+/** `\S*?`, lazy (a field right before another field). */
+const mNonSpaceLazy = 3;
+/** `[^c]*`, greedy. */
+const mNotChar = 4;
+/** `.*`, greedy (the last field). */
+const mRest = 5;
+
+/**
+ * A loghub template (`<Date> <Time> <Level>: <Content>`) as steps: each run of spaces is `\s+`, every
+ * other literal character itself; a field is `\S*?` right before another field, `\S*` before a literal of
+ * spaces only, `[^c]*` before a literal whose first non-space character is c, and `.*` when it is last.
+ * A field other than the last cannot contain the first non-space character of the literal after it (nor
+ * any space when that literal is only spaces), so a field never reaches past the literal after it (a lazy
+ * `.*?` per field, as loghub's own parsers use, is exponential on lines that miss).
+ */
+function loghubSteps(template: string): { ops: number[]; args: number[]; names: string[] } {
+  const ops: number[] = [];
+  const args: number[] = [];
+  const names: string[] = [];
   const parts = template.split(/(<[A-Za-z_][A-Za-z0-9_]*>)/).filter((x) => x !== '');
-  let re = '^';
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!;
     const m = /^<([A-Za-z_][A-Za-z0-9_]*)>$/.exec(part);
     if (!m) {
-      re += escapeRegex(part).replace(/ +/g, '\\s+');
+      for (let j = 0; j < part.length; ) {
+        if (part.charCodeAt(j) === 32) {
+          while (part.charCodeAt(j) === 32) j++;
+          ops.push(mSpaces);
+          args.push(0);
+        } else {
+          ops.push(mLiteral);
+          args.push(part.charCodeAt(j++));
+        }
+      }
       continue;
     }
+    names.push(m[1]!);
     const next = parts[i + 1];
-    if (next === undefined) re += `(?<${m[1]}>.*)`;
-    else if (/^<.*>$/.test(next)) re += `(?<${m[1]}>\\S*?)`;
-    else {
-      const c = next.trim()[0];
-      if (c === undefined) re += `(?<${m[1]}>\\S*)`;
-      else re += `(?<${m[1]}>[^${c.replace(/[\\\]^-]/g, '\\$&')}]*)`;
-    }
+    const c = next?.trim()[0];
+    ops.push(
+      next === undefined
+        ? mRest
+        : /^<.*>$/.test(next)
+          ? mNonSpaceLazy
+          : c === undefined
+            ? mNonSpace
+            : mNotChar,
+    );
+    args.push(c === undefined ? 0 : c.charCodeAt(0));
   }
-  return new RegExp(`${re}$`);
+  return { ops, args, names };
+}
+
+/** The source of the steps' regex, its fields as named groups or (`named` false) as plain groups. */
+function loghubSource(steps: ReturnType<typeof loghubSteps>, named: boolean): string {
+  let re = '^';
+  let f = 0;
+  steps.ops.forEach((op, s) => {
+    const c = String.fromCharCode(steps.args[s]!);
+    if (op === mLiteral) re += escapeRegex(c);
+    else if (op === mSpaces) re += '\\s+';
+    else {
+      const body =
+        op === mRest
+          ? '.*'
+          : op === mNonSpaceLazy
+            ? '\\S*?'
+            : op === mNonSpace
+              ? '\\S*'
+              : `[^${c.replace(/[\\\]^-]/g, '\\$&')}]*`;
+      re += named ? `(?<${steps.names[f++]}>${body})` : `(${body})`;
+    }
+  });
+  return `${re}$`;
+}
+
+/**
+ * The regex a loghub template stands for (`loghubSteps`): the last field takes the rest. It backtracks
+ * over a long run of blanks (empty fields between `\s+`): lines are matched by `loghubMatcher`, which
+ * finds this regex's match in linear time.
+ */
+export function loghubRegex(template: string): RegExp {
+  return new RegExp(loghubSource(loghubSteps(template), true));
+}
+
+/** A loghub template's field names, in order: `loghubMatcher`'s fields 1, 2, ... */
+export function loghubFields(template: string): string[] {
+  return loghubSteps(template).names;
 }
 
 /** `\s` as JavaScript's regexes read it (WhiteSpace and LineTerminator), for one UTF-16 code unit. */
@@ -66,18 +133,6 @@ function isTerminator(c: number): boolean {
   return c === 10 || c === 13 || c === 0x2028 || c === 0x2029;
 }
 
-/** The steps of `loghubRegex`'s pattern: a literal code unit, `\s+`, then the fields' quantifiers. */
-const mLiteral = 0;
-const mSpaces = 1;
-/** `\S*`, greedy. */
-const mNonSpace = 2;
-/** `\S*?`, lazy (a field right before another field). */
-const mNonSpaceLazy = 3;
-/** `[^c]*`, greedy. */
-const mNotChar = 4;
-/** `.*`, greedy (the last field). */
-const mRest = 5;
-
 /** Whether code unit c is in the class of step op (arg: `[^c]`'s c). */
 function inClass(op: number, arg: number, c: number): boolean {
   if (op === mSpaces) return isSpace(c);
@@ -99,38 +154,9 @@ function inClass(op: number, arg: number, c: number): boolean {
  * line from which offset is computed backwards, and the path taken again with it.
  */
 export function loghubMatcher(template: string): (line: string) => string[] | undefined {
-  const ops: number[] = [];
-  const args: number[] = [];
-  const parts = template.split(/(<[A-Za-z_][A-Za-z0-9_]*>)/).filter((x) => x !== '');
-  let fields = 0;
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i]!;
-    if (!/^<[A-Za-z_][A-Za-z0-9_]*>$/.test(part)) {
-      // as loghubRegex: each run of spaces is \s+, every other character itself
-      for (let j = 0; j < part.length; ) {
-        if (part.charCodeAt(j) === 32) {
-          while (part.charCodeAt(j) === 32) j++;
-          ops.push(mSpaces);
-          args.push(0);
-        } else {
-          ops.push(mLiteral);
-          args.push(part.charCodeAt(j++));
-        }
-      }
-      continue;
-    }
-    fields++;
-    const next = parts[i + 1];
-    if (next === undefined) ops.push(mRest);
-    else if (/^<.*>$/.test(next)) ops.push(mNonSpaceLazy);
-    else {
-      const c = next.trim()[0];
-      ops.push(c === undefined ? mNonSpace : mNotChar);
-      args.push(c === undefined ? 0 : c.charCodeAt(0));
-      continue;
-    }
-    args.push(0);
-  }
+  const steps = loghubSteps(template);
+  const { ops, args } = steps;
+  const fields = steps.names.length;
   const S = ops.length;
   let table = new Uint8Array(0);
   let kinds = new Uint8Array(0);
@@ -181,9 +207,9 @@ export function loghubMatcher(template: string): (line: string) => string[] | un
   // Where no `\s+` can split a run of blanks (no two blanks in a row) and no field lies right before
   // another (no lazy `\S*?`), each step has at most one choice the step after it can pass, so the regex
   // cannot backtrack far, and V8's regex is the quicker way to its own match
-  const quick = ops.includes(mNonSpaceLazy)
-    ? undefined
-    : new RegExp(loghubRegex(template).source.replace(groupName, '('));
+  // a template the regex refuses (a field named twice) is refused here, as the regex refused it before
+  new RegExp(loghubSource(steps, true));
+  const quick = ops.includes(mNonSpaceLazy) ? undefined : new RegExp(loghubSource(steps, false));
   const twoBlanks = /\s\s/;
   return (line) => {
     if (quick && !twoBlanks.test(line)) return quick.exec(line) ?? undefined;
@@ -293,7 +319,7 @@ export function fieldParser(format: FormatSpec): FieldParser {
     case 'logfmt':
       return parseLogfmt;
     case 'loghub': {
-      const names = [...loghubRegex(format.template).source.matchAll(groupName)].map((m) => m[1]!);
+      const names = loghubFields(format.template);
       const match = loghubMatcher(format.template);
       return (line) => {
         const m = match(line);
@@ -490,7 +516,7 @@ export class RowParser {
     if (f.kind === 'loghub') {
       // Every field of a template is a group that takes part in every match, in template order: the
       // match array itself is read by index (a regex without names runs about 2x faster, no groups object).
-      const names = [...loghubRegex(f.template).source.matchAll(groupName)].map((m) => m[1]!);
+      const names = loghubFields(f.template);
       const match = loghubMatcher(f.template);
       this.parse = match as unknown as FieldParser;
       this.fast = this.picks(names, (n) => names.indexOf(n) + 1);
