@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { percentile, table, writeResults } from '@strata/bench';
-import { CachedStore, costReport, FileStore, type ObjectStore, S3Store, WalStore } from '../src/index.js';
+import { S3Store } from '../src/backends/s3.js';
+import { CachedStore, costReport, FileStore, type ObjectStore, WalStore } from '../src/index.js';
 import { type Rgw, rgwAvailable, startRgw } from '../test/helpers/rgw.js';
 
 const countArg = process.argv.indexOf('--count');
