@@ -10,6 +10,7 @@ import { PassThrough } from 'node:stream';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 export { makeDirs, makeDirsSync } from './fs.js';
+export { boundedRegExp, regExpBacktrackLimitWorks } from './regexp.js';
 
 /** The streams and environment a command runs with; tests pass their own. */
 export interface Io {

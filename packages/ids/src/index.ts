@@ -35,6 +35,7 @@ export {
   eveJson,
   HttpBuffers,
   type PacketVerdict,
+  pcreBacktracksMaxDefault,
   portGroupsMax,
   portTest,
   uriComponents,

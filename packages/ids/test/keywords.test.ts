@@ -442,6 +442,41 @@ describe('pcre: PCRE features JavaScript lacks, rewritten', () => {
   });
 });
 
+describe('pcre: a match limit, as PCRE has', () => {
+  // community rule sid 2417 (PROTOCOL-FTP format string attempt), its pcre over UDP here
+  const rule = 'alert udp any any -> any any (content:"%"; pcre:"/\\s+.*?%.*?%/smi"; sid:2417;)';
+  const sids = (payload: string, opts: EngineOptions = {}) =>
+    engineOf([rule], opts)
+      .inspect(pkt({ proto: 17, payload }), 0)
+      .map((a) => a.sid);
+
+  it('a payload built against a rule ends its pcre after the bound: no alert, no hang', () => {
+    // blanks and one % over a 4 KiB buffer (the stream window): every start, every first % and every place
+    // after it are tried, more than 3 s here without a bound (growing with the cube of the length)
+    const evil = `SITE ${' '.repeat(4_090)}%`;
+    // a hang detector, not a speed target: about 15 ms with the default bound, 14 s without one
+    const t0 = performance.now();
+    expect(sids(evil)).toEqual([]);
+    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect(sids(evil, { pcreBacktracksMax: 1_000 })).toEqual([]);
+  });
+
+  it('matches as without a bound while the bound is not reached, and 0 turns it off', () => {
+    expect(sids('SITE EXEC %p%p')).toEqual([2417]);
+    expect(sids('SITE EXEC %p%p', { pcreBacktracksMax: 0 })).toEqual([2417]);
+    // a match found after about 2^12 backtracks (the first alternative fails, the second matches): within
+    // the default bound, past a tiny one
+    const alt = 'alert udp any any -> any any (content:"b"; pcre:"/^(?:a|a)*c|^a*b/"; sid:7;)';
+    const late = (opts: EngineOptions = {}) =>
+      engineOf([alt], opts)
+        .inspect(pkt({ proto: 17, payload: `${'a'.repeat(12)}b` }), 0)
+        .map((a) => a.sid);
+    expect(late()).toEqual([7]);
+    expect(late({ pcreBacktracksMax: 0 })).toEqual([7]);
+    expect(late({ pcreBacktracksMax: 10 })).toEqual([]);
+  });
+});
+
 /** UUID text as DCE/RPC puts it on the wire in little-endian data representation. */
 function uuidLe(u: string): number[] {
   const h = u.replace(/-/g, '');
