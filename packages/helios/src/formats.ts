@@ -1,4 +1,5 @@
 /** Line formats (json lines, logfmt, regex with named groups, loghub templates) and the row model. */
+import { boundedRegExp } from '@strata/cli';
 import type { ColumnDef, FormatSpec, StreamDef } from './ddl.js';
 
 /** A cell: strings for STRING/TEXT, numbers for INT/FLOAT/TIMESTAMP (epoch ms), null when absent. */
@@ -7,6 +8,20 @@ export type Row = Cell[];
 
 /** Bound on one input line; longer lines are cut here (and counted as truncated). */
 export const lineBytesMax = 64 * 1024;
+
+/**
+ * A `regex` format's backtracks per line at most: a line that needs more does not match (a row of nulls
+ * with the raw line, as any line the format does not match), where an unbounded RegExp could hold an
+ * ingest or an agent for hours on one line built against it (`(?<w>(\w+\s?)*)$` over 60 letters and a
+ * bang). V8 counts backtracks, not the steps of a loop over a character class: see @strata/cli's
+ * `boundedRegExp`. (The loghub templates have their own linear matcher, `loghubMatcher`.)
+ */
+export const regexBacktracksMax = 10_000;
+
+/** A DDL's `regex` pattern as lines are matched with it. */
+export function userRegExp(pattern: string): RegExp {
+  return boundedRegExp(pattern, '', regexBacktracksMax);
+}
 
 /** Splits a line into named raw fields; undefined when the line does not match the format. */
 export type FieldParser = (line: string) => Record<string, string> | undefined;
@@ -332,7 +347,7 @@ export function fieldParser(format: FormatSpec): FieldParser {
       };
     }
     case 'regex': {
-      const re = new RegExp(format.pattern);
+      const re = userRegExp(format.pattern);
       return (line) => {
         const m = re.exec(line);
         if (!m?.groups) return undefined;
@@ -522,7 +537,7 @@ export class RowParser {
       this.fast = this.picks(names, (n) => names.indexOf(n) + 1);
     } else if (f.kind === 'regex') {
       // The match's own groups object, not a copy (a group that did not take part is undefined in it).
-      const re = new RegExp(f.pattern);
+      const re = userRegExp(f.pattern);
       this.parse = (line) => re.exec(line)?.groups as Record<string, string> | undefined;
     } else this.parse = fieldParser(f);
     this.rawCol = def.columns.findIndex((c) => c.type === 'TEXT');

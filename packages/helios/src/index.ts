@@ -50,7 +50,9 @@ export {
   parseTimestamp,
   type Row,
   RowParser,
+  regexBacktracksMax,
   tokenize,
+  userRegExp,
 } from './formats.js';
 export { hashKeys, keysOf, rowKeys, sortUnique } from './keys.js';
 export {

@@ -5,6 +5,7 @@ import {
   parseDdl,
   parseTimestamp,
   RowParser,
+  regexBacktracksMax,
   tokenize,
 } from '@strata/helios';
 import fc from 'fast-check';
@@ -138,6 +139,22 @@ describe('formats', () => {
     expect(p.row('INFO hello')).toEqual(['INFO', null, 'hello']);
     expect(p.row('WARN pid=42 disk')).toEqual(['WARN', 42, 'disk']);
     expect(p.row('INFO again')).toEqual(['INFO', null, 'again']);
+  });
+
+  it("regex: a line built against the user's pattern does not hold the parser (a row of nulls with the raw line)", () => {
+    // (\w+\s?)* then a bang: 2^n ways to split n letters, each tried before the line fails (without a
+    // bound 2.2 s for n = 28 here, doubling with each letter; a hang detector, not a speed target)
+    const def = parseDdl(
+      "CREATE STREAM r SOURCES ('x') FORMAT regex('^(?<w>(\\w+\\s?)*)!$') COLUMNS (w STRING, raw TEXT)",
+    );
+    const p = new RowParser(def);
+    expect(p.row('some words here!')).toEqual(['some words here', null]);
+    const evil = `${'a'.repeat(32)}?`;
+    const t0 = performance.now();
+    expect(p.row(evil)).toEqual([null, evil]);
+    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect(p.row(`${'a'.repeat(32)}!`)).toEqual(['a'.repeat(32), null]);
+    expect(regexBacktracksMax).toBeGreaterThan(0);
   });
 
   it('timestamps', () => {
