@@ -23,7 +23,7 @@ type Make = (source: string, flags: string, backtracksMax: number) => RegExp;
 
 let make: Make | null | undefined;
 
-function compileMake(): Make | null {
+function compileOnce(): Make | null {
   let f: Make;
   try {
     setFlagsFromString('--allow-natives-syntax');
@@ -42,6 +42,16 @@ function compileMake(): Make | null {
   } catch {
     return null;
   }
+}
+
+function compileMake(): Make | null {
+  // V8's flags are the process's: a worker thread clearing the flag between this thread's setting it and
+  // compiling makes the compile fail, so a failure is tried again before the runtime is taken to lack it
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const f = compileOnce();
+    if (f) return f;
+  }
+  return null;
 }
 
 /**
