@@ -286,6 +286,9 @@ interface Frame {
   repeated?: boolean;
 }
 
+/** How deep groups may nest: PCRE2's default parentheses nesting limit (pcre2api: PARENS_NEST_LIMIT). */
+export const pcreNestMax = 250;
+
 /** Latin1 characters JavaScript's i flag folds, as one string (for testing a class against them). */
 const foldingLatin1 = Array.from({ length: 0x80 }, (_, k) => k + 0x80)
   .filter(foldsInJs)
@@ -650,6 +653,10 @@ class Translator {
     kind: { behind?: boolean; negative?: boolean },
     capture?: number,
   ): void {
+    // PCRE2 refuses deeper nesting by default too; here each open group tracks the groups opened inside
+    // it, so 16,000 nested groups took minutes and 4 GB before this bound
+    if (this.groups.length >= pcreNestMax)
+      this.fail(`parentheses nested more than ${pcreNestMax} deep (PCRE2's default limit)`, at);
     this.groups.push({
       saved: { ...this.mode },
       at,

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compilePcre, pcreToJs, translatePcre } from '../src/index.js';
+import { compilePcre, pcreNestMax, pcreToJs, translatePcre } from '../src/index.js';
 
 const hasPerl = spawnSync('perl', ['-e', '1']).status === 0;
 if (!hasPerl && process.env.CI)
@@ -376,6 +376,20 @@ describe('pcre rule values', () => {
     // a name Object.prototype has threw a TypeError
     expect(why('/[[:constructor:]]/')).toBe('unknown POSIX class [:constructor:] (at offset 1)');
     expect(why('abc')).toBe('expected /regex/flags');
+  });
+
+  it('groups nested deeper than PCRE2 allows are refused, at once (they took minutes and 4 GB before)', () => {
+    const nested = (n: number, open = '(') => `/${open.repeat(n)}a${')'.repeat(n)}/`;
+    expect(typeof translatePcre(nested(pcreNestMax))).toBe('object');
+    expect(translatePcre(nested(pcreNestMax + 1))).toBe(
+      `parentheses nested more than ${pcreNestMax} deep (PCRE2's default limit) (at offset ${pcreNestMax})`,
+    );
+    for (const open of ['(', '(?:', '(?=', '(?<n>', '(?i:']) {
+      const t0 = performance.now();
+      expect(translatePcre(nested(100_000, open))).toMatch(/^parentheses nested more than 250 deep/);
+      // a hang detector, not a speed target: about 10 ms
+      expect(performance.now() - t0).toBeLessThan(2_000);
+    }
   });
 
   it('a repeated \\R gives back whole iterations, as PCRE2 10.42 (Perl 5.36 matches 0-4 here)', () => {
