@@ -55,7 +55,7 @@ import {
   newMailAnomalies,
 } from './mail.js';
 import { type MimeAnomalies, type MimeOptions, newMimeAnomalies, parseMime } from './mime.js';
-import { translatePcre } from './pcre.js';
+import { leadingLoopGuarded, translatePcre } from './pcre.js';
 import { defaultMatcherOptions, IdList, MultiMatcher } from './prefilter.js';
 import { type RejectTarget, rejectTargetOf } from './reject.js';
 import { bufferKeywords, type ContentMatch, protocolKeywords, type Rule } from './rules.js';
@@ -642,6 +642,9 @@ type Step =
       reG: RegExp;
       /** reNoFinalNewline's with the g flag: for a text that does not end with LF. */
       reGNoFinalNewline: RegExp | undefined;
+      /** For the first exec from the start of a text: reG and reGNoFinalNewline guarded (`leadingLoopGuarded`). */
+      reGFirst: RegExp | undefined;
+      reGFirstNoFinalNewline: RegExp | undefined;
       relative: boolean;
       negated: boolean;
     }
@@ -1038,14 +1041,15 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       // ^ and \A anchor at the cursor; V8 slices strings without copying
       const from = s.relative ? Math.max(0, Math.min(prevEnd, payload.length)) : 0;
       const text = from > 0 ? ctx.latin1().slice(from) : ctx.latin1();
-      const re =
-        s.reGNoFinalNewline !== undefined && text.charCodeAt(text.length - 1) !== 10
-          ? s.reGNoFinalNewline
-          : s.reG;
-      re.lastIndex = 0;
-      if (s.negated) return !re.exec(text) && matchSteps(steps, i + 1, ctx, prevEnd);
+      const plainEnd = s.reGNoFinalNewline !== undefined && text.charCodeAt(text.length - 1) !== 10;
+      const re = plainEnd ? s.reGNoFinalNewline! : s.reG;
+      // the first exec from the start may skip the starts a leading loop makes pointless
+      const first = (plainEnd ? s.reGFirstNoFinalNewline : s.reGFirst) ?? re;
+      first.lastIndex = 0;
+      if (s.negated) return !first.exec(text) && matchSteps(steps, i + 1, ctx, prevEnd);
       for (let n = 0; n < pcreTriesMax; n++) {
-        const m = re.exec(text);
+        const m = (n === 0 ? first : re).exec(text);
+        if (n === 0) re.lastIndex = first.lastIndex;
         if (!m) return false;
         if (matchSteps(steps, i + 1, ctx, from + m.index + m[0].length)) return true;
         if (m[0].length === 0) re.lastIndex++;
@@ -2268,11 +2272,17 @@ export class Engine {
           if (typeof p === 'string') throw new Error(`pcre '${v.slice(0, 40)}': ${p}`);
           if (p.buffer) buf = p.buffer;
           const nf = p.reNoFinalNewline;
+          const guarded = (r: RegExp) => {
+            const g = leadingLoopGuarded(r.source);
+            return g === undefined ? undefined : this.pcreRegExp(g, `${r.flags}g`);
+          };
           target.push({
             kind: 'pcre',
             ...p,
             reG: this.pcreRegExp(p.re.source, `${p.re.flags}g`),
             reGNoFinalNewline: nf && this.pcreRegExp(nf.source, `${nf.flags}g`),
+            reGFirst: guarded(p.re),
+            reGFirstNoFinalNewline: nf && guarded(nf),
           });
           break;
         }

@@ -126,7 +126,14 @@ export {
   readCaptureBatchesToCut,
   TruncatedCaptureError,
 } from './pcap.js';
-export { compilePcre, type PcreOptions, pcreNestMax, pcreToJs, translatePcre } from './pcre.js';
+export {
+  compilePcre,
+  leadingLoopGuarded,
+  type PcreOptions,
+  pcreNestMax,
+  pcreToJs,
+  translatePcre,
+} from './pcre.js';
 export { type RejectTarget, rejectFrames, rejectTargetOf } from './reject.js';
 export {
   bufferAliases,

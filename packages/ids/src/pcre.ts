@@ -286,6 +286,37 @@ interface Frame {
   repeated?: boolean;
 }
 
+/**
+ * The JavaScript source of a translated pcre with `(?<!X)` in front when it starts with an unbounded loop
+ * over one character or class X (`X+`, `X*`, `X{n,}`, greedy or lazy) and has no alternative at its top
+ * level; undefined otherwise. Its first match from the start of a subject is the plain expression's: a
+ * match starting at p after a character in X means one starting at p - 1 (the loop takes that character
+ * too, and the rest matches as before), so the leftmost match never starts after one. V8 tries every
+ * start, and each such try runs the loop to the end of the run of X: `[^&]+&...` over 8 KiB without a
+ * match took 70-125 ms (quadratic; the backtrack bound does not count a loop's steps), guarded under
+ * 1 ms. Later matches of a g expression (from lastIndex) must use the plain source: there the character
+ * before lastIndex belongs to the previous match.
+ */
+export function leadingLoopGuarded(source: string): string | undefined {
+  const m = /^(\[(?:[^\]\\]|\\.)*\]|\\[dDwWsS]|\\x[0-9A-Fa-f]{2}|[A-Za-z0-9_ ])(?:[+*]|\{\d+,\})/.exec(
+    source,
+  );
+  if (!m) return undefined;
+  // no | outside groups and classes: the loop starts every match
+  let depth = 0;
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) return undefined;
+  }
+  return `(?<!${m[1]})${source}`;
+}
+
 /** How deep groups may nest: PCRE2's default parentheses nesting limit (pcre2api: PARENS_NEST_LIMIT). */
 export const pcreNestMax = 250;
 

@@ -461,6 +461,23 @@ describe('pcre: a match limit, as PCRE has', () => {
     expect(sids(evil, { pcreBacktracksMax: 1_000 })).toEqual([]);
   });
 
+  it('a pcre that starts with a loop is not tried at every start of a run the loop would take', () => {
+    // sid 26951's shape: V8 tries each start and runs [^&]+ to the end of the run from each (no bound
+    // counts that): quadratic, about 4.6 s over 64 KB here; guarded by a lookbehind, one start per run
+    const loop = 'alert udp any any -> any any (content:"&"; pcre:"/[^&]+&[a-z]=[a-f0-9]{16}$/"; sid:9;)';
+    const fire = (payload: string) =>
+      engineOf([loop], { pcreBacktracksMax: 0 })
+        .inspect(pkt({ proto: 17, payload }), 0)
+        .map((a) => a.sid);
+    const t0 = performance.now();
+    expect(fire(`${'a'.repeat(65_000)}&`)).toEqual([]);
+    // a hang detector, not a speed target: a few ms guarded
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(fire(`${'a'.repeat(1_000)}&b=${'0'.repeat(16)}`)).toEqual([9]);
+    expect(fire(`x&y&b=${'0'.repeat(16)}`)).toEqual([9]);
+    expect(fire(`x&y&b=${'0'.repeat(15)}`)).toEqual([]);
+  });
+
   it('matches as without a bound while the bound is not reached, and 0 turns it off', () => {
     expect(sids('SITE EXEC %p%p')).toEqual([2417]);
     expect(sids('SITE EXEC %p%p', { pcreBacktracksMax: 0 })).toEqual([2417]);

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compilePcre, pcreNestMax, pcreToJs, translatePcre } from '../src/index.js';
+import { compilePcre, leadingLoopGuarded, pcreNestMax, pcreToJs, translatePcre } from '../src/index.js';
 
 const hasPerl = spawnSync('perl', ['-e', '1']).status === 0;
 if (!hasPerl && process.env.CI)
@@ -390,6 +390,58 @@ describe('pcre rule values', () => {
       // a hang detector, not a speed target: about 10 ms
       expect(performance.now() - t0).toBeLessThan(2_000);
     }
+  });
+
+  it('a leading loop guarded by a lookbehind finds the same first match (property)', () => {
+    const atom = fc.constantFrom('a', 'b', '[ab]', '[^a]', '\\w', '\\s', '\\x61', ' ');
+    const loop = fc.constantFrom('+', '*', '{2,}', '+?', '*?', '{1,}?');
+    const rest = fc
+      .array(
+        fc.constantFrom(
+          'a',
+          'b',
+          'c',
+          '(a|b)',
+          '(?:ab)*',
+          '\\1',
+          '(?<=a)',
+          '(?=b)',
+          '$',
+          '^',
+          '[^c]+?',
+          'x?',
+          '\\b',
+          '|c',
+        ),
+        { maxLength: 5 },
+      )
+      .map((r) => r.join(''));
+    const subject = fc.string({ unit: fc.constantFrom('a', 'b', 'c', ' ', '\n'), maxLength: 30 });
+    fc.assert(
+      fc.property(atom, loop, rest, fc.constantFrom('', 'i', 'm', 's'), subject, (x, q, r, flags, text) => {
+        const source = `${x}${q}${r}`;
+        let plain: RegExp;
+        try {
+          plain = new RegExp(source, `${flags}g`);
+        } catch {
+          return; // \1 before any group: not a pattern
+        }
+        const guarded = leadingLoopGuarded(source);
+        expect(guarded === undefined).toBe(source.includes('|c'));
+        if (guarded === undefined) return;
+        const g = new RegExp(guarded, `${flags}g`);
+        const a = plain.exec(text);
+        const b = g.exec(text);
+        expect(b === null ? null : [b.index, ...b]).toEqual(a === null ? null : [a.index, ...a]);
+        expect(g.lastIndex).toBe(plain.lastIndex);
+      }),
+      { numRuns: 2000 },
+    );
+    // not guarded: an alternative at the top, a loop with a bound, a group first
+    expect(leadingLoopGuarded('a+b|c')).toBeUndefined();
+    expect(leadingLoopGuarded('a{2,5}b')).toBeUndefined();
+    expect(leadingLoopGuarded('(a+)b')).toBeUndefined();
+    expect(leadingLoopGuarded('[|]+(b|c)')).toBe('(?<![|])[|]+(b|c)');
   });
 
   it('a repeated \\R gives back whole iterations, as PCRE2 10.42 (Perl 5.36 matches 0-4 here)', () => {
