@@ -10,7 +10,11 @@
  * {@link cuckooKicksMax} flows; when a new flow finds no room (the table holds `flowsMax` flows, or the
  * cuckoo walk ends without a free slot) the least recently seen flow among its candidate slots is evicted.
  * Idle flows time out (per protocol and TCP state, Suricata's default flow-timeouts) and are swept a few
- * slots per packet, so expiry costs constant work per packet. Every eviction goes through `onEvict`, so the
+ * per packet, so expiry costs constant work per packet. The sweep follows time, not the table: one list
+ * per timeout class in the order flows were last seen, expired from its head, so when a flow times out
+ * (and its remaining stream data is inspected) depends on the packets alone, not on the random hash key.
+ * (A sweep over slots had made alerts move between runs of one capture: ndpi-mix-a's sid 39729 came at
+ * its packet 21,007, 24,785 or 34,311 depending on the process's key.) Every eviction goes through `onEvict`, so the
  * owner can flush what the flow still holds (stream data) before it is gone.
  *
  *        packet 5-tuple --canonical order--> key (38 bytes) --HighwayHash-64--> (lo, hi)
@@ -28,8 +32,10 @@ import { type Decoded, Proto } from './decode.js';
 export const slotsPerBucket = 4;
 /** Flows displaced by one insertion at most. */
 export const cuckooKicksMax = 32;
-/** Slots examined for expiry per packet (the incremental sweep). */
-export const sweepSlotsPerPacket = 2;
+/** Idle flows expired per packet at most (the incremental sweep; an insertion with no room sweeps all). */
+export const sweepFlowsPerPacket = 4;
+/** Timeout classes (`FlowTable.classOf`): TCP new, established, closed; other protocols new, established. */
+const expiryClasses = 5;
 /** Bytes in a canonical flow key: proto, address length, two (address[16], port[2]) endpoints. */
 export const flowKeyBytes = 38;
 
@@ -101,6 +107,10 @@ export class Flow<T = unknown> {
   readonly bits = new Set<string>();
   /** What the owner keeps per flow (the engine: stream reassembly state). */
   data: T | undefined;
+  /** The table's expiry list it is on (its timeout class; -1: none) and its neighbours there. */
+  expiryClass = -1;
+  expiryPrev: Flow<T> | undefined = undefined;
+  expiryNext: Flow<T> | undefined = undefined;
 
   constructor(
     readonly id: number,
@@ -200,7 +210,11 @@ export class FlowTable<T = unknown> {
   private readonly timeouts: FlowTimeouts;
   private readonly scratchKey = new Uint8Array(flowKeyBytes);
   private readonly hashOut = new Uint32Array(2);
+  /** `evictAny`'s cursor. */
   private sweepAt = 0;
+  /** Per timeout class, its flows in the order they were last seen (head: the least recently). */
+  private readonly expiryHead: (Flow<T> | undefined)[] = new Array(expiryClasses).fill(undefined);
+  private readonly expiryTail: (Flow<T> | undefined)[] = new Array(expiryClasses).fill(undefined);
   /**
    * The flows of the last two packets (most recent first; undefined when none or evicted since): a packet
    * mostly belongs to one of them (a transfer, a request and its answer: 75% of ndpi-mix-a's), and is then
@@ -280,6 +294,39 @@ export class FlowTable<T = unknown> {
     return nowUs - f.lastUs > this.timeoutOf(f);
   }
 
+  /** Which timeout `timeoutOf` gives `f`, as a number (its expiry list). */
+  private classOf(f: Flow<T>): number {
+    if (f.proto === Proto.TCP) return f.state === TcpState.closed ? 2 : f.established ? 1 : 0;
+    return f.seen[0] && f.seen[1] ? 4 : 3;
+  }
+
+  private unlinkExpiry(f: Flow<T>): void {
+    const c = f.expiryClass;
+    if (c < 0) return;
+    const p = f.expiryPrev;
+    const n = f.expiryNext;
+    if (p) p.expiryNext = n;
+    else this.expiryHead[c] = n;
+    if (n) n.expiryPrev = p;
+    else this.expiryTail[c] = p;
+    f.expiryPrev = undefined;
+    f.expiryNext = undefined;
+    f.expiryClass = -1;
+  }
+
+  /** `f` was just seen: to the end of its class's list (moving lists when its state changed its class). */
+  private touchExpiry(f: Flow<T>): void {
+    const c = this.classOf(f);
+    if (f.expiryClass === c && this.expiryTail[c] === f) return;
+    this.unlinkExpiry(f);
+    const t = this.expiryTail[c];
+    f.expiryClass = c;
+    f.expiryPrev = t;
+    if (t) t.expiryNext = f;
+    else this.expiryHead[c] = f;
+    this.expiryTail[c] = f;
+  }
+
   private evictSlot(i: number, reason: EvictReason): void {
     const f = this.slots[i]!;
     this.slots[i] = undefined;
@@ -291,6 +338,7 @@ export class FlowTable<T = unknown> {
 
   /** `f` has left the table (every eviction ends here): no longer a recent flow; the owner is told. */
   private gone(f: Flow<T>, reason: EvictReason): void {
+    this.unlinkExpiry(f);
     if (this.recent0 === f) this.recent0 = undefined;
     if (this.recent1 === f) this.recent1 = undefined;
     this.opts.onEvict?.(f, reason);
@@ -385,19 +433,23 @@ export class FlowTable<T = unknown> {
       f.established = true; // UDP, ICMP, others: a flow counts as established once seen (as before)
       f.establishedForPacket = true;
     }
+    this.touchExpiry(f);
     return { flow: f, toServer };
   }
 
   private insert(f: Flow<T>, nowUs: number): void {
     const [b1, b2] = this.bucketsOf(f.h1, f.h2);
-    // make room: an expired candidate goes first; at capacity, the least recently seen candidate
+    // make room: every expired flow goes first (in time order, whatever buckets they are in), when the
+    // table is full or the flow's buckets are; then, at capacity, the least recently seen candidate
+    let free = false;
+    for (const b of [b1, b2])
+      for (let s = b * slotsPerBucket; s < (b + 1) * slotsPerBucket; s++) if (!this.slots[s]) free = true;
+    if (!free || this.stats.flows >= this.flowsMax) this.sweep(nowUs, Number.POSITIVE_INFINITY);
     let oldest = -1;
     for (const b of [b1, b2])
       for (let s = b * slotsPerBucket; s < (b + 1) * slotsPerBucket; s++) {
         const g = this.slots[s];
-        if (!g) continue;
-        if (this.expired(g, nowUs)) this.evictSlot(s, 'timeout');
-        else if (oldest < 0 || g.lastUs < this.slots[oldest]!.lastUs) oldest = s;
+        if (g && (oldest < 0 || g.lastUs < this.slots[oldest]!.lastUs)) oldest = s;
       }
     if (this.stats.flows >= this.flowsMax) {
       if (oldest >= 0) this.evictSlot(oldest, 'capacity');
@@ -460,16 +512,20 @@ export class FlowTable<T = unknown> {
           this.evictSlot(s, reason);
           return;
         }
+    this.unlinkExpiry(f); // not in the table (cannot happen): at least off its list, so a sweep moves on
   }
 
-  /** Expires idle flows in the next few slots (constant work per call). */
-  sweep(nowUs: number, slotsMax = sweepSlotsPerPacket): void {
-    const len = this.slots.length;
-    for (let n = 0; n < slotsMax; n++) {
-      this.sweepAt = this.sweepAt + 1 === len ? 0 : this.sweepAt + 1;
-      const f = this.slots[this.sweepAt];
-      if (f && this.expired(f, nowUs)) this.evictSlot(this.sweepAt, 'timeout');
-    }
+  /**
+   * Expires at most `flowsMax` idle flows: each class's least recently seen ones, while they are expired
+   * (constant work per call; which flows, and in what order, depends on the packets alone).
+   */
+  sweep(nowUs: number, flowsMax = sweepFlowsPerPacket): void {
+    let n = 0;
+    for (let c = 0; c < expiryClasses; c++)
+      for (let f = this.expiryHead[c]; f && n < flowsMax && this.expired(f, nowUs); f = this.expiryHead[c]) {
+        this.remove(f, 'timeout');
+        n++;
+      }
   }
 
   /** Evicts every flow (end of input), oldest first, so their remaining data is flushed in order. */

@@ -127,8 +127,8 @@ export async function readPcapFrames(path: string): Promise<{ data: Uint8Array; 
 
 /**
  * An alert as a comparable line. Flow ids are numbered per worker, and alerts flushed from a flow that
- * timed out are raised whenever the table's sweep reaches it (per worker, after fewer packets), so
- * those keep everything but the packet they were raised during.
+ * timed out are raised at the first packet its table sees after the timeout (a worker sees fewer of
+ * them), so those keep everything but the packet they were raised during.
  */
 export function alertLine(a: Alert): string {
   const when = a.pktSrc === 'stream (flow timeout)' ? 'timeout' : `${a.pcapCnt}@${a.tsUs}`;
