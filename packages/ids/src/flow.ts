@@ -210,8 +210,6 @@ export class FlowTable<T = unknown> {
   private readonly timeouts: FlowTimeouts;
   private readonly scratchKey = new Uint8Array(flowKeyBytes);
   private readonly hashOut = new Uint32Array(2);
-  /** `evictAny`'s cursor. */
-  private sweepAt = 0;
   /** Per timeout class, its flows in the order they were last seen (head: the least recently). */
   private readonly expiryHead: (Flow<T> | undefined)[] = new Array(expiryClasses).fill(undefined);
   private readonly expiryTail: (Flow<T> | undefined)[] = new Array(expiryClasses).fill(undefined);
@@ -493,15 +491,17 @@ export class FlowTable<T = unknown> {
     this.gone(cur, 'capacity');
   }
 
-  /** Evicts the least recently seen flow of a small window of slots (a bounded fallback at capacity). */
+  /**
+   * At capacity with both of a new flow's buckets empty: evicts the least recently seen flow of the table
+   * (the earliest of the expiry lists' heads; a window of slots from a cursor had been scanned).
+   */
   private evictAny(): void {
-    let best = -1;
-    for (let n = 0, i = this.sweepAt; n < this.slots.length && (best < 0 || n < 64); n++) {
-      i = (i + 1) % this.slots.length;
-      const g = this.slots[i];
-      if (g && (best < 0 || g.lastUs < this.slots[best]!.lastUs)) best = i;
+    let best: Flow<T> | undefined;
+    for (let c = 0; c < expiryClasses; c++) {
+      const f = this.expiryHead[c];
+      if (f && (!best || f.lastUs < best.lastUs)) best = f;
     }
-    if (best >= 0) this.evictSlot(best, 'capacity');
+    if (best) this.remove(best, 'capacity');
   }
 
   private remove(f: Flow<T>, reason: EvictReason): void {
