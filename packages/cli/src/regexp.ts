@@ -21,6 +21,11 @@ import { setFlagsFromString } from 'node:v8';
 
 type Make = (source: string, flags: string, backtracksMax: number) => RegExp;
 
+/** The process was started with natives syntax on: it stays on. */
+const nativesSyntaxGiven = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes(
+  '--allow-natives-syntax',
+);
+
 let make: Make | null | undefined;
 
 function compileOnce(): Make | null {
@@ -30,7 +35,7 @@ function compileOnce(): Make | null {
     try {
       f = new Function('s', 'f', 'n', 'return %NewRegExpWithBacktrackLimit(s, f, n);') as Make;
     } finally {
-      setFlagsFromString('--no-allow-natives-syntax');
+      if (!nativesSyntaxGiven) setFlagsFromString('--no-allow-natives-syntax');
     }
     // It must bound: the first alternative fails after about 2^16 backtracks, the second then matches.
     const probe = '^(?:a|a)*c|^a*b';

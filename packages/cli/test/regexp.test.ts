@@ -3,8 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { boundedRegExp, regExpBacktrackLimitWorks } from '../src/regexp.js';
 
 describe('boundedRegExp', () => {
-  it('has its bound on this runtime', () => {
+  it('has its bound on this runtime, and leaves natives syntax off', () => {
     expect(regExpBacktrackLimitWorks()).toBe(true);
+    boundedRegExp('a', '', 10);
+    // biome-ignore lint/security/noGlobalEval: checking that V8's natives syntax was switched off again
+    expect(() => eval('%IsSmi(1)')).toThrow(SyntaxError);
   });
 
   it('gives up after the bound, where a plain RegExp backtracks on to a match', () => {
