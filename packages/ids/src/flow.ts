@@ -7,8 +7,9 @@
  * section 4: a cuckoo table in FPGA memory, after FlowBlaze) and of the hardware flow tables it cites.
  *
  * Bounds: at most `flowsMax` flows. A lookup touches at most 2 buckets; an insertion moves at most
- * {@link cuckooKicksMax} flows; when a new flow finds no room (the table holds `flowsMax` flows, or the
- * cuckoo walk ends without a free slot) the least recently seen flow among its candidate slots is evicted.
+ * {@link cuckooKicksMax} flows; when a new flow finds no room the least recently seen flow of the table is
+ * evicted (the table holds `flowsMax` flows), or one the cuckoo walk displaced (it ended without a free
+ * slot: rare below the 70% load `flowsMax` keeps).
  * Idle flows time out (per protocol and TCP state, Suricata's default flow-timeouts) and are swept a few
  * per packet, so expiry costs constant work per packet. The sweep follows time, not the table: one list
  * per timeout class in the order flows were last seen, expired from its head, so when a flow times out
@@ -438,21 +439,12 @@ export class FlowTable<T = unknown> {
   private insert(f: Flow<T>, nowUs: number): void {
     const [b1, b2] = this.bucketsOf(f.h1, f.h2);
     // make room: every expired flow goes first (in time order, whatever buckets they are in), when the
-    // table is full or the flow's buckets are; then, at capacity, the least recently seen candidate
+    // table is full or the flow's buckets are; then, at capacity, the least recently seen flow
     let free = false;
     for (const b of [b1, b2])
       for (let s = b * slotsPerBucket; s < (b + 1) * slotsPerBucket; s++) if (!this.slots[s]) free = true;
     if (!free || this.stats.flows >= this.flowsMax) this.sweep(nowUs, Number.POSITIVE_INFINITY);
-    let oldest = -1;
-    for (const b of [b1, b2])
-      for (let s = b * slotsPerBucket; s < (b + 1) * slotsPerBucket; s++) {
-        const g = this.slots[s];
-        if (g && (oldest < 0 || g.lastUs < this.slots[oldest]!.lastUs)) oldest = s;
-      }
-    if (this.stats.flows >= this.flowsMax) {
-      if (oldest >= 0) this.evictSlot(oldest, 'capacity');
-      else this.evictAny();
-    }
+    if (this.stats.flows >= this.flowsMax) this.evictOldest();
     let cur = f;
     for (let kick = 0; kick <= cuckooKicksMax; kick++) {
       const [c1, c2] = this.bucketsOf(cur.h1, cur.h2);
@@ -492,10 +484,10 @@ export class FlowTable<T = unknown> {
   }
 
   /**
-   * At capacity with both of a new flow's buckets empty: evicts the least recently seen flow of the table
-   * (the earliest of the expiry lists' heads; a window of slots from a cursor had been scanned).
+   * At capacity: evicts the least recently seen flow of the table, the earliest of the expiry lists' heads
+   * (until 2026-12-04 the least recently seen of the new flow's candidate slots, which the hash key chose).
    */
-  private evictAny(): void {
+  private evictOldest(): void {
     let best: Flow<T> | undefined;
     for (let c = 0; c < expiryClasses; c++) {
       const f = this.expiryHead[c];

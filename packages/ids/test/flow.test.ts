@@ -134,9 +134,10 @@ describe('flow table', () => {
     expect(t.size).toBe(0);
   });
 
-  it('expires idle flows in time order: which flow goes when depends on the packets, not the hash key (property)', () => {
+  it('expires idle flows in time order and evicts the least recently seen at capacity: which flow goes when depends on the packets, not the hash key (property)', () => {
     // many flows, UDP and TCP, with gaps in time: two tables with different keys evict the same flows, for
-    // the same reasons, at the same packets (a sweep over slots had followed the key)
+    // the same reasons, at the same packets (a sweep over slots, and a choice among the newcomer's
+    // buckets at capacity, had followed the key)
     const packet = fc.record({
       sp: fc.integer({ min: 1, max: 400 }),
       tcp: fc.boolean(),
@@ -146,7 +147,7 @@ describe('flow table', () => {
     fc.assert(
       fc.property(
         fc.array(packet, { minLength: 1, maxLength: 300 }),
-        fc.integer({ min: 8, max: 4096 }),
+        fc.oneof(fc.integer({ min: 4, max: 32 }), fc.integer({ min: 33, max: 4096 })),
         (ps, flowsMax) => {
           const run = (seed: number) => {
             const log: string[] = [];
@@ -174,8 +175,8 @@ describe('flow table', () => {
             return log;
           };
           const a = run(1);
-          // at capacity the flow given up is the least recently seen of the newcomer's buckets: the key's
-          if (!a.some((e) => e.endsWith('capacity'))) expect(run(2)).toEqual(a);
+          // at capacity too: the flow given up is the table's least recently seen
+          expect(run(2)).toEqual(a);
         },
       ),
       { numRuns: 200 },
