@@ -95,6 +95,21 @@ describe('agent', () => {
     }
   });
 
+  it('a chunk of several pages: its leaf, built a page at a time, is the one its rows give (verifyLeaves)', async () => {
+    createStream(dir, ddl('pg', 'CHUNK EVERY 60 SECONDS OR 4 MB'));
+    const input = new PassThrough();
+    const run = runAgentStream(input, { url, stream: 'pg' });
+    // 2.5 pages of 1,024 rows in one chunk; non-ASCII in a few, which the token scan gives back to JavaScript
+    const rows = Array.from({ length: 2_600 }, (_, i) =>
+      i % 900 === 5 ? `n=${i} user=u${i % 7} msg="café id_${i}"` : line(i),
+    );
+    input.end(`${rows.join('\n')}\n`);
+    const st = await run;
+    expect(st.chunks).toBe(1);
+    expect(st.leafBytes).toBeGreaterThan(0);
+    expect(await allN('pg')).toEqual(Array.from({ length: 2_600 }, (_, i) => i));
+  });
+
   it('bounded memory: a slow server holds the writer back; buffers stay under the bound', async () => {
     createStream(dir, ddl('bp'));
     const chunkBytes = 16 << 10;
