@@ -30,7 +30,7 @@ import { deflateSync } from 'node:zlib';
 import { blockId, blockPageRows } from './block.js';
 import { parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, RowParser } from './formats.js';
-import { columnKeys, sortUnique } from './keys.js';
+import { columnKeys, concatKeys, sortUnique } from './keys.js';
 import { encodeNode, leafNode } from './node.js';
 
 /** Bound on one request body (a chunk and its leaf), in bytes. */
@@ -240,22 +240,13 @@ class Shipper {
     for (const d of def.index)
       if (d.tokens) tokenCols.add(def.columns.findIndex((col) => col.name === d.column));
     const parts: Float64Array[] = [];
-    let n = 0;
     for (let from = 0; from < rows; from += blockPageRows) {
       const page = cols.map((c) => c.slice(from, Math.min(rows, from + blockPageRows)));
       const json: Uint8Array[] = [];
       for (const c of tokenCols) json[c] = Buffer.from(JSON.stringify(page[c]));
-      const keys = columnKeys(def, page, json);
-      parts.push(keys);
-      n += keys.length;
+      parts.push(columnKeys(def, page, json));
     }
-    const all = new Float64Array(n);
-    let o = 0;
-    for (const k of parts) {
-      all.set(k, o);
-      o += k.length;
-    }
-    return all;
+    return parts.length === 0 ? new Float64Array(0) : concatKeys(parts);
   }
 
   /** Sends a chunk once the one in flight is acknowledged; resolves once this one is in flight. */

@@ -618,13 +618,17 @@ export function columnKeys(def: StreamDef, columns: Cell[][], columnsJson?: Uint
     for (const v of set) commitString(kb, valueKey(col, v));
   }
   const keys = kb.hash();
-  if (!scanned) return keys;
-  let n = keys.length;
-  for (const k of scanned) n += k.length;
+  return scanned ? concatKeys([keys, ...scanned]) : keys;
+}
+
+/** Arrays of keys one after another, in one array (the one array itself when there is one). */
+export function concatKeys(parts: Float64Array[]): Float64Array {
+  if (parts.length === 1) return parts[0]!;
+  let n = 0;
+  for (const k of parts) n += k.length;
   const all = new Float64Array(n);
-  all.set(keys);
-  let o = keys.length;
-  for (const k of scanned) {
+  let o = 0;
+  for (const k of parts) {
     all.set(k, o);
     o += k.length;
   }
