@@ -208,7 +208,8 @@ export class FlowTable<T = unknown> {
   private readonly slotTag: Uint32Array;
   private readonly bucketMask: number;
   private readonly hashKey: HighwayKey;
-  private readonly timeouts: FlowTimeouts;
+  /** Idle timeouts by class (`classOf`): TCP new, established, closed; other protocols new, established. */
+  private readonly classTimeouts: number[];
   private readonly scratchKey = new Uint8Array(flowKeyBytes);
   private readonly hashOut = new Uint32Array(2);
   /** Per timeout class, its flows in the order they were last seen (head: the least recently). */
@@ -241,7 +242,8 @@ export class FlowTable<T = unknown> {
     this.slots = new Array(buckets * slotsPerBucket).fill(undefined);
     this.slotTag = new Uint32Array(buckets * slotsPerBucket);
     this.hashKey = opts.hashKey ?? webcrypto.getRandomValues(new Uint8Array(32));
-    this.timeouts = { ...defaultFlowTimeouts, ...opts.timeouts };
+    const t = { ...defaultFlowTimeouts, ...opts.timeouts };
+    this.classTimeouts = [t.tcpNewUs, t.tcpEstablishedUs, t.tcpClosedUs, t.newUs, t.establishedUs];
   }
 
   get size(): number {
@@ -281,19 +283,14 @@ export class FlowTable<T = unknown> {
   }
 
   private timeoutOf(f: Flow<T>): number {
-    const t = this.timeouts;
-    if (f.proto === Proto.TCP) {
-      if (f.state === TcpState.closed) return t.tcpClosedUs;
-      return f.established ? t.tcpEstablishedUs : t.tcpNewUs;
-    }
-    return f.seen[0] && f.seen[1] ? t.establishedUs : t.newUs;
+    return this.classTimeouts[this.classOf(f)]!;
   }
 
   private expired(f: Flow<T>, nowUs: number): boolean {
     return nowUs - f.lastUs > this.timeoutOf(f);
   }
 
-  /** Which timeout `timeoutOf` gives `f`, as a number (its expiry list). */
+  /** `f`'s timeout class (its expiry list): `classTimeouts`' index. */
   private classOf(f: Flow<T>): number {
     if (f.proto === Proto.TCP) return f.state === TcpState.closed ? 2 : f.established ? 1 : 0;
     return f.seen[0] && f.seen[1] ? 4 : 3;
