@@ -158,13 +158,21 @@ const ls = sub(
 const rm = sub(
   'rm',
   'delete objects',
-  'rm KEY... [--store URL]',
+  'rm KEY... [--store URL] [--if-match ETAG]',
   'strata store rm logs/a.txt --store file:./data',
   async (argv, io) => {
-    const { values, positionals } = parseFlags(argv, storeFlag);
+    const { values, positionals } = parseFlags(argv, { ...storeFlag, 'if-match': { type: 'string' } });
     if (positionals.length === 0) throw new UsageError('expected at least one KEY');
+    const ifMatch = values['if-match'];
+    if (ifMatch !== undefined && positionals.length > 1)
+      throw new UsageError('--if-match: one KEY only (the etag is of one object)');
     return withStore(values.store, io, async (s) => {
-      for (const k of positionals) await s.delete(k);
+      try {
+        for (const k of positionals) await s.delete(k, ifMatch === undefined ? {} : { ifMatch });
+      } catch (e) {
+        if (e instanceof PreconditionFailedError) throw new CliError('precondition failed');
+        throw e;
+      }
       return 0;
     });
   },

@@ -9,6 +9,9 @@
  * - Conditional puts are atomic: `ifNoneMatch: '*'` creates only if absent; `ifMatch: etag` replaces only
  *   that version. Of racing conditional writers exactly one wins; the others get
  *   {@link PreconditionFailedError}.
+ * - A conditional delete (`ifMatch: etag`) removes only that version, atomically against conditional
+ *   puts, and leaves a version written meanwhile by any put; an absent key or another etag gets
+ *   {@link PreconditionFailedError}.
  * - `list` returns keys in ascending byte order, starting after `startAfter`, at most `limit` per page,
  *   with `nextStartAfter` set when more remain.
  */
@@ -26,6 +29,11 @@ export interface PutOptions {
   /** `'*'`: create only if no object has this key. */
   ifNoneMatch?: '*';
   /** Replace only if the current object's etag is this. */
+  ifMatch?: string;
+}
+
+export interface DeleteOptions {
+  /** Delete only if the current object's etag is this. */
   ifMatch?: string;
 }
 
@@ -56,8 +64,8 @@ export interface ObjectStore {
   /** Metadata, or undefined when absent. */
   head(key: string): Promise<ObjectInfo | undefined>;
   list(prefix: string, opts?: ListOptions): Promise<ListPage>;
-  /** Deletes; deleting an absent key is not an error. */
-  delete(key: string): Promise<void>;
+  /** Deletes; deleting an absent key is not an error (but is one under `ifMatch`). */
+  delete(key: string, opts?: DeleteOptions): Promise<void>;
   /** Releases resources (timers, sockets, background flushers). */
   close(): Promise<void>;
 }

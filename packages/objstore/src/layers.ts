@@ -9,8 +9,16 @@ import type { Readable } from 'node:stream';
 import { makeDirsSync } from '@strata/cli';
 import { hash64Words } from '@strata/highwayhash';
 import { compareKeys } from './backends/mem.js';
-import type { GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './contract.js';
-import { NotFoundError } from './contract.js';
+import type {
+  DeleteOptions,
+  GetOptions,
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  ObjectStore,
+  PutOptions,
+} from './contract.js';
+import { NotFoundError, PreconditionFailedError } from './contract.js';
 import { sliceRange } from './util.js';
 
 /** Base for wrappers: forwards everything to `inner`. */
@@ -34,8 +42,8 @@ export abstract class StoreWrapper implements ObjectStore {
   list(prefix: string, opts?: ListOptions): Promise<ListPage> {
     return this.inner.list(prefix, opts);
   }
-  delete(key: string): Promise<void> {
-    return this.inner.delete(key);
+  delete(key: string, opts?: DeleteOptions): Promise<void> {
+    return this.inner.delete(key, opts);
   }
   close(): Promise<void> {
     return this.inner.close();
@@ -259,10 +267,10 @@ export class CachedStore extends StoreWrapper {
     }
   }
 
-  override async delete(key: string): Promise<void> {
+  override async delete(key: string, opts?: DeleteOptions): Promise<void> {
     this.invalidate(key);
     try {
-      await this.inner.delete(key);
+      await this.inner.delete(key, opts);
     } finally {
       this.invalidate(key);
     }
@@ -393,9 +401,9 @@ export class LatencyStore extends StoreWrapper {
     await this.wait('list');
     return this.inner.list(prefix, opts);
   }
-  override async delete(key: string): Promise<void> {
+  override async delete(key: string, opts?: DeleteOptions): Promise<void> {
     await this.wait('delete');
-    return this.inner.delete(key);
+    return this.inner.delete(key, opts);
   }
 }
 
@@ -504,8 +512,23 @@ export class TieredStore implements ObjectStore {
       : { objects };
   }
 
-  async delete(key: string): Promise<void> {
-    await Promise.all([this.express.delete(key), this.standard.delete(key)]);
+  async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
+    if (opts.ifMatch === undefined) {
+      await Promise.all([this.express.delete(key), this.standard.delete(key)]);
+      return;
+    }
+    // the version asked for is where a get finds it: express first, standard when express has none
+    try {
+      await this.express.delete(key, opts);
+    } catch (e) {
+      if (!(e instanceof PreconditionFailedError) || (await this.express.head(key))) throw e;
+      await this.standard.delete(key, opts);
+      return;
+    }
+    // a standard copy of that same version: gone with it
+    await this.standard.delete(key, opts).catch((e: unknown) => {
+      if (!(e instanceof PreconditionFailedError)) throw e;
+    });
   }
 
   /** Moves `auto` objects idle longer than the configured age from express to standard; returns how many moved. */

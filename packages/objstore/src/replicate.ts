@@ -17,7 +17,7 @@ import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { makeDirs } from '@strata/cli';
-import { NotFoundError, type ObjectStore, type PutOptions } from './contract.js';
+import { type DeleteOptions, NotFoundError, type ObjectStore, type PutOptions } from './contract.js';
 import { StoreWrapper } from './layers.js';
 import { collectBody } from './util.js';
 
@@ -196,8 +196,8 @@ export class ReplicatedStore extends StoreWrapper {
     return this.replicatedWrite(key, () => this.inner.put(key, data, opts));
   }
 
-  override delete(key: string): Promise<void> {
-    return this.replicatedWrite(key, () => this.inner.delete(key));
+  override delete(key: string, opts?: DeleteOptions): Promise<void> {
+    return this.replicatedWrite(key, () => this.inner.delete(key, opts));
   }
 
   private pump(): void {

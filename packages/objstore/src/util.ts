@@ -60,6 +60,21 @@ export async function collectBody(body: Uint8Array | Readable): Promise<Uint8Arr
   return Buffer.concat(chunks);
 }
 
+/** Runs functions one at a time per key, in the order they came (a mutex per key, dropped when idle). */
+export class KeyLocks {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, f: () => Promise<T>): Promise<T> {
+    const run = (this.tails.get(key) ?? Promise.resolve()).then(f);
+    const tail = run.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return run;
+  }
+}
+
 /** Throws {@link PreconditionFailedError} unless a put with `opts` may replace an object whose etag is `current`. */
 export function checkPrecondition(key: string, current: string | undefined, opts: PutOptions): void {
   if (opts.ifNoneMatch === '*' && current !== undefined)

@@ -6,6 +6,7 @@ import { makeDirs } from '@strata/cli';
 import { hash64Words } from '@strata/highwayhash';
 import { compareKeys } from './backends/mem.js';
 import {
+  type DeleteOptions,
   type GetOptions,
   type ListOptions,
   type ListPage,
@@ -19,7 +20,7 @@ import { validateKey, validatePrefix } from './keys.js';
 import { DirectoryLockedError, lockDirectory } from './lockfile.js';
 import { PackedRefs, type PackRef, refKind } from './packedrefs.js';
 import { PackIndexWriter, PackKind, packTrailerBytes, placeIndex, readIndex } from './packindex.js';
-import { checkPrecondition, collectBody, etagInto, etagOf, sliceRange } from './util.js';
+import { checkPrecondition, collectBody, etagInto, etagOf, KeyLocks, sliceRange } from './util.js';
 
 export interface WalOptions {
   /** Directory of the WAL segments (the express tier: a local disk). */
@@ -793,7 +794,7 @@ export class WalStore implements ObjectStore {
   }
 
   /** Serialises conditional puts per key: the check and the write happen with no other writer between. */
-  private readonly keyLocks = new Map<string, Promise<unknown>>();
+  private readonly keyLocks = new KeyLocks();
 
   put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
     // the common case (a body in memory, no precondition, nothing to wait for) with the write's promise
@@ -824,17 +825,18 @@ export class WalStore implements ObjectStore {
     if (this.memBytes + this.frozenBytes > this.o.memBytesMax) await this.roomInMemory();
     while (this.pendingBytes > pendingBytesMax) await this.flushing;
     if (opts.ifMatch === undefined && opts.ifNoneMatch === undefined) return this.write(key, data);
-    const prev = this.keyLocks.get(key) ?? Promise.resolve();
-    const run = prev.then(async () => {
+    return this.conditionally(key, opts, () => this.write(key, data));
+  }
+
+  /**
+   * Runs `write` once the key's earlier conditional operations are done and `opts` holds: the check and
+   * the record it adds are in one turn of the event loop, so no other write comes between.
+   */
+  private conditionally<T>(key: string, opts: PutOptions, write: () => Promise<T>): Promise<T> {
+    return this.keyLocks.run(key, async () => {
       checkPrecondition(key, await this.currentEtag(key), opts);
-      return this.write(key, data);
+      return write();
     });
-    const tail = run.catch(() => undefined);
-    this.keyLocks.set(key, tail);
-    void tail.then(() => {
-      if (this.keyLocks.get(key) === tail) this.keyLocks.delete(key);
-    });
-    return run;
   }
 
   /** Writes through the WAL, or a large body to the store (see `writeDirect`); resolves with the etag. */
@@ -961,10 +963,13 @@ export class WalStore implements ObjectStore {
       : { objects };
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
     validateKey(key);
-    this.addRecord(2, key, new Uint8Array(0));
-    await this.durable(key, { ...noData, etag: '', modifiedMs: Date.now() });
+    const write = () => {
+      this.addRecord(2, key, new Uint8Array(0));
+      return this.durable(key, { ...noData, etag: '', modifiedMs: Date.now() });
+    };
+    await (opts.ifMatch === undefined ? write() : this.conditionally(key, opts, write));
   }
 
   /**

@@ -285,6 +285,33 @@ describe('file: a directory that cannot be made', () => {
   );
 });
 
+describe('file: conditional deletes', () => {
+  it('a put that lands between the check and the delete stays, and the delete fails', async () => {
+    // unconditional puts take no lock: one replaces the object right after the delete's check
+    let landing: (() => Promise<unknown>) | undefined;
+    class Raced extends FileStore {
+      override async head(key: string) {
+        const h = await super.head(key);
+        const put = landing;
+        landing = undefined;
+        await put?.();
+        return h;
+      }
+    }
+    const root = fresh();
+    const s = new Raced(root);
+    const e1 = await s.put('k', Buffer.from('v1'));
+    landing = () => s.put('k', Buffer.from('v2'));
+    await expect(s.delete('k', { ifMatch: e1 })).rejects.toThrow(/etag is [0-9a-f]{32}, not/);
+    expect(Buffer.from(await s.get('k')).toString()).toBe('v2');
+    expect(readdirSync(join(root, 'tmp')).filter((f) => f.endsWith('.deleted'))).toEqual([]);
+    // and with no put between, the version goes
+    await s.delete('k', { ifMatch: etagOf(Buffer.from('v2')) });
+    expect(await s.head('k')).toBeUndefined();
+    expect(readdirSync(join(root, 'tmp')).filter((f) => !f.endsWith('.lock'))).toEqual([]);
+  });
+});
+
 describe('file: streamed puts', () => {
   it('write the body as it arrives (a step at a time, not the whole object in memory), with the same etag', async () => {
     const root = fresh();

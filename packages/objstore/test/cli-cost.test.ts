@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { commands, costReport, FileStore, parseStoreUrl, StoreUrlError, WalStore } from '../src/index.js';
+import {
+  commands,
+  costReport,
+  etagOf,
+  FileStore,
+  parseStoreUrl,
+  StoreUrlError,
+  WalStore,
+} from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'objstore-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -76,6 +84,13 @@ describe('strata store', () => {
     expect((await run(['get', 'a/x', '--store', s, '--range', '1-3'])).out).toBe('ell');
     expect((await run(['head', 'a/x', '--store', s, '--json'])).out).toMatch(/"size":6/);
     expect((await run(['ls', 'a/', '--store', s])).out).toMatch(/\ta\/x\n$/);
+    expect((await run(['rm', 'a/x', '--store', s, '--if-match', etag])).err).toBe(
+      'strata store rm: precondition failed\n',
+    );
+    expect((await run(['rm', 'a/x', 'a/y', '--store', s, '--if-match', etag])).code).toBe(2);
+    expect((await run(['rm', 'a/x', '--store', s, '--if-match', etagOf(Buffer.from('hello2'))])).code).toBe(
+      0,
+    );
     expect((await run(['rm', 'a/x', '--store', s])).code).toBe(0);
     expect((await run(['head', 'a/x', '--store', s])).code).toBe(1);
     expect((await run(['get', 'a/x', '--store', s, '--range', 'x'])).code).toBe(2);

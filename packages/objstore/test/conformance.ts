@@ -12,6 +12,8 @@ export interface ConformanceOptions {
   racers?: number;
   /** Skip the large streaming test where a backend is slow. */
   largeBytes?: number;
+  /** False where conditional deletes are emulated (a server that ignores If-Match on DELETE): no race test. */
+  atomicDeletes?: boolean;
 }
 
 export function objectStoreConformance(
@@ -156,6 +158,48 @@ export function objectStoreConformance(
         Array.from({ length: n }, (_, i) => s.put('race', bytes(`next ${i}`), { ifMatch: etag })),
       );
       expect(r2.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    }),
+  );
+
+  it(
+    'conditional deletes: If-Match',
+    withStore(async (s) => {
+      const e1 = await s.put('d', bytes('v1'));
+      await expect(s.delete('d', { ifMatch: 'deadbeefdeadbeefdeadbeefdeadbeef' })).rejects.toBeInstanceOf(
+        PreconditionFailedError,
+      );
+      expect(text(await s.get('d'))).toBe('v1');
+      const e2 = await s.put('d', bytes('v2'));
+      await expect(s.delete('d', { ifMatch: e1 })).rejects.toBeInstanceOf(PreconditionFailedError);
+      expect(text(await s.get('d'))).toBe('v2');
+      await s.delete('d', { ifMatch: `"${e2}"` }); // quoted etags compare unquoted
+      expect(await s.head('d')).toBeUndefined();
+      await expect(s.delete('d', { ifMatch: e2 })).rejects.toBeInstanceOf(PreconditionFailedError);
+      await expect(s.delete('never', { ifMatch: e2 })).rejects.toBeInstanceOf(PreconditionFailedError);
+      await s.delete('d'); // unconditional: absent is still no error
+      expect((await s.list('')).objects.map((o) => o.key)).toEqual([]);
+    }),
+  );
+
+  it.runIf(opts.atomicDeletes ?? true)(
+    'a conditional delete racing conditional puts of the same version: exactly one wins',
+    withStore(async (s) => {
+      const n = Math.max(2, Math.floor((opts.racers ?? 16) / 2));
+      for (let round = 0; round < 4; round++) {
+        const etag = await s.put('rd', bytes(`base ${round}`));
+        const del = s.delete('rd', { ifMatch: etag }).then(() => -1);
+        const puts = Array.from({ length: n }, (_, i) =>
+          s.put('rd', bytes(`next ${i}`), { ifMatch: etag }).then(() => i),
+        );
+        // the delete goes first on odd rounds, last on even ones
+        const results = await Promise.allSettled(round % 2 ? [del, ...puts] : [...puts, del]);
+        const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+        expect(won).toHaveLength(1);
+        for (const r of results)
+          if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(PreconditionFailedError);
+        if (won[0] === -1) expect(await s.head('rd')).toBeUndefined();
+        else expect(text(await s.get('rd'))).toBe(`next ${won[0]}`);
+      }
     }),
   );
 

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
-import { type FileHandle, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, link, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { makeDirs } from '@strata/cli';
 import {
+  type DeleteOptions,
   type GetOptions,
   type ListOptions,
   type ListPage,
@@ -431,11 +432,52 @@ export class FileStore implements ObjectStore {
 
   private listing: { takenMs: number; mtimeNs: bigint; names: string[] } | undefined;
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
     validateKey(key);
     await this.ready;
+    if (opts.ifMatch !== undefined) return this.deleteIfMatch(key, opts);
     await rm(this.path(key), { force: true });
     await this.syncDir(this.objDir);
+  }
+
+  /**
+   * A conditional delete, under the key's lock (so no conditional put comes between). An unconditional put
+   * takes no lock, so the file that matched is first renamed aside and its header read again: when a put
+   * replaced it between the check and the rename, the newer file goes back into place (by a hard link,
+   * which leaves an even newer one alone) and the delete fails as if it had come after that put.
+   */
+  private async deleteIfMatch(key: string, opts: DeleteOptions): Promise<void> {
+    const unlock = await this.lock(key);
+    try {
+      checkPrecondition(key, (await this.head(key))?.etag, opts);
+      const path = this.path(key);
+      const aside = join(this.tmpDir, `${randomBytes(8).toString('hex')}.deleted`);
+      try {
+        await rename(path, aside);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        checkPrecondition(key, undefined, opts); // an unconditional delete came between: throws
+      }
+      try {
+        checkPrecondition(key, (await this.headFile(aside, `'${key}'`))?.etag, opts);
+      } catch (e) {
+        // not the version asked for: back into place, unless an even newer put is there by now
+        try {
+          await link(aside, path);
+        } catch (l) {
+          if ((l as NodeJS.ErrnoException).code !== 'EEXIST') {
+            await rename(aside, path);
+            throw e;
+          }
+        }
+        await unlink(aside);
+        throw e;
+      }
+      await unlink(aside);
+      await this.syncDir(this.objDir);
+    } finally {
+      await unlock();
+    }
   }
 
   /** Waits for the directory set-up begun by the constructor: after close nothing of the store is in flight. */

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import {
+  type DeleteOptions,
   type GetOptions,
   type ListOptions,
   type ListPage,
@@ -74,8 +75,9 @@ export class MemStore implements ObjectStore {
     return keys.length > limit ? { objects, nextStartAfter: page[page.length - 1]! } : { objects };
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
     validateKey(key);
+    if (opts.ifMatch !== undefined) checkPrecondition(key, this.objects.get(key)?.info.etag, opts);
     this.objects.delete(key);
   }
 
