@@ -19,7 +19,7 @@ import type {
   PutOptions,
 } from './contract.js';
 import { NotFoundError, PreconditionFailedError } from './contract.js';
-import { sliceRange } from './util.js';
+import { collectBody, KeyLocks, sliceRange } from './util.js';
 
 /** Base for wrappers: forwards everything to `inner`. */
 export abstract class StoreWrapper implements ObjectStore {
@@ -415,7 +415,15 @@ export interface TierOptions {
   defaultClass?: StorageClass;
   /** With `auto`: objects not written for this long move from express to standard. */
   idleMsBeforeStandard?: number;
+  /**
+   * A standard copy of an `auto` object still in express that is older than this (by the clock) is taken to
+   * be left by a mover that stopped between its two steps, and replaced by the next move; a younger one
+   * is another mover's in flight, and the object waits for the next round. Default 10 minutes.
+   */
+  moveStaleMs?: number;
 }
+
+const tierLocks = new WeakMap<ObjectStore, KeyLocks>();
 
 /**
  * Two stores behind one contract: `express` (low latency) and `standard` (low cost). The class of a
@@ -424,12 +432,17 @@ export interface TierOptions {
  */
 export class TieredStore implements ObjectStore {
   readonly url: string;
+  /** Per key: moves and deletes, of every TieredStore on this express store object. */
+  private readonly locks: KeyLocks;
   constructor(
     readonly express: ObjectStore,
     readonly standard: ObjectStore,
     readonly opts: TierOptions = {},
   ) {
     this.url = `tiered(${express.url}, ${standard.url})`;
+    let locks = tierLocks.get(express);
+    if (!locks) tierLocks.set(express, (locks = new KeyLocks()));
+    this.locks = locks;
   }
 
   classOf(key: string): StorageClass {
@@ -452,19 +465,33 @@ export class TieredStore implements ObjectStore {
     return this.home(key) === this.express ? this.standard : this.express;
   }
 
+  /**
+   * A pinned class's put removes a copy in the other tier (from before the class changed). An `auto` put
+   * goes to express and leaves a standard copy of an older version (a move's) where it is: reads take
+   * express first, a delete removes both, and the next move replaces it; removing it here could remove
+   * the copy of a move in flight of this very version (`moveIdle`).
+   */
   async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
-    if (this.classOf(key) === 'auto' && (opts.ifMatch || opts.ifNoneMatch)) {
-      // the condition must see the object wherever it lives: check the standard copy first
-      const inStd = await this.standard.head(key);
-      if (inStd && !(await this.express.head(key))) {
-        const etag = await this.standard.put(key, body, opts);
-        return etag;
+    if (this.classOf(key) !== 'auto') {
+      const etag = await this.home(key).put(key, body, opts);
+      await this.other(key).delete(key);
+      return etag;
+    }
+    if (opts.ifMatch === undefined && opts.ifNoneMatch === undefined)
+      return this.express.put(key, body, opts);
+    // the condition must see the object where a get finds it: express, else standard
+    const data = await collectBody(body);
+    for (let attempt = 1; ; attempt++) {
+      const inExpress = (await this.express.head(key)) !== undefined;
+      const tier = !inExpress && (await this.standard.head(key)) ? this.standard : this.express;
+      try {
+        return await tier.put(key, data, opts);
+      } catch (e) {
+        // a move took it from express between the head and the put: look again
+        const moved = tier === this.express && inExpress && !(await this.express.head(key));
+        if (!(e instanceof PreconditionFailedError) || !moved || attempt === 3) throw e;
       }
     }
-    const etag = await this.home(key).put(key, body, opts);
-    if (this.classOf(key) !== 'auto') await this.other(key).delete(key);
-    else await this.standard.delete(key);
-    return etag;
   }
 
   async get(key: string, opts?: GetOptions): Promise<Uint8Array> {
@@ -512,9 +539,19 @@ export class TieredStore implements ObjectStore {
       : { objects };
   }
 
-  async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
+  /**
+   * Express first, then standard: a move that copied the object to standard before the first step removed
+   * it from express then and has its copy removed by the second; one that comes later finds it gone from
+   * express and removes its own copy (`moveIdle`).
+   */
+  delete(key: string, opts: DeleteOptions = {}): Promise<void> {
+    return this.locks.run(key, () => this.deleteBoth(key, opts));
+  }
+
+  private async deleteBoth(key: string, opts: DeleteOptions): Promise<void> {
     if (opts.ifMatch === undefined) {
-      await Promise.all([this.express.delete(key), this.standard.delete(key)]);
+      await this.express.delete(key);
+      await this.standard.delete(key);
       return;
     }
     // the version asked for is where a get finds it: express first, standard when express has none
@@ -525,38 +562,79 @@ export class TieredStore implements ObjectStore {
       await this.standard.delete(key, opts);
       return;
     }
-    // a standard copy of that same version: gone with it
+    // a standard copy of that same version (a move's that stopped halfway): gone with it
     await this.standard.delete(key, opts).catch((e: unknown) => {
       if (!(e instanceof PreconditionFailedError)) throw e;
     });
   }
 
-  /** Moves `auto` objects idle longer than the configured age from express to standard; returns how many moved. */
+  /**
+   * Moves `auto` objects idle longer than the configured age from express to standard; returns how many
+   * moved. Movers in several processes may run at once, and writers and deleters meanwhile:
+   *
+   * 1. the object's bytes are read from express (gone: nothing to move);
+   * 2. they are put to standard only if standard has no copy (`ifNoneMatch`): the mover whose put creates
+   *    the copy owns it, and a mover that finds one leaves the object to it (unless the copy is older than
+   *    `moveStaleMs`, left by a mover that stopped: then replaced, under `ifMatch`, by this one);
+   * 3. the express copy is deleted only if it is still the version read (`ifMatch`);
+   * 4. when it is not (rewritten, or deleted by a user, whose delete removes express before standard),
+   *    the owner removes its standard copy again, under `ifMatch` of its own etag: no deleted object comes
+   *    back and no newer version is lost.
+   *
+   * A mover that took longer than half of `moveStaleMs` between steps 2 and 4 leaves its copy: another
+   * mover may have taken it over.
+   */
   async moveIdle(nowMs = Date.now()): Promise<number> {
     const idle = this.opts.idleMsBeforeStandard ?? 24 * 3600_000;
     let moved = 0;
     let after: string | undefined;
     for (;;) {
       const page = await this.express.list('', after === undefined ? {} : { startAfter: after });
-      for (const o of page.objects) {
-        if (this.classOf(o.key) !== 'auto' || nowMs - o.modifiedMs < idle) continue;
-        let data: Uint8Array;
-        try {
-          data = await this.express.get(o.key);
-        } catch (e) {
-          // deleted since the listing (another process's gc, say): nothing to move
-          if ((e as Error).name === 'NotFoundError') continue;
-          throw e;
-        }
-        await this.standard.put(o.key, data);
-        // delete from express only if it was not rewritten meanwhile
-        const now = await this.express.head(o.key);
-        if (now && now.etag === o.etag) await this.express.delete(o.key);
-        moved++;
-      }
+      for (const o of page.objects)
+        if (this.classOf(o.key) === 'auto' && nowMs - o.modifiedMs >= idle)
+          if (await this.locks.run(o.key, () => this.moveOne(o))) moved++;
       if (page.nextStartAfter === undefined) return moved;
       after = page.nextStartAfter;
     }
+  }
+
+  /** One object's move (see `moveIdle`): true when it moved. */
+  private async moveOne(o: ObjectInfo): Promise<boolean> {
+    let data: Uint8Array;
+    try {
+      data = await this.express.get(o.key);
+    } catch (e) {
+      if (e instanceof NotFoundError) return false; // deleted since the listing
+      throw e;
+    }
+    const staleMs = this.opts.moveStaleMs ?? 10 * 60_000;
+    const claimedAt = Date.now();
+    let ours: string;
+    try {
+      ours = await this.standard.put(o.key, data, { ifNoneMatch: '*' });
+    } catch (e) {
+      if (!(e instanceof PreconditionFailedError)) throw e;
+      const copy = await this.standard.head(o.key);
+      if (!copy || claimedAt - copy.modifiedMs < staleMs) return false; // another mover's, in flight
+      try {
+        ours = await this.standard.put(o.key, data, { ifMatch: copy.etag });
+      } catch (e2) {
+        if (e2 instanceof PreconditionFailedError) return false;
+        throw e2;
+      }
+    }
+    try {
+      await this.express.delete(o.key, { ifMatch: o.etag });
+      return true;
+    } catch (e) {
+      if (!(e instanceof PreconditionFailedError)) throw e;
+    }
+    // rewritten or deleted meanwhile: the copy must not shadow the one or bring back the other
+    if (Date.now() - claimedAt < staleMs / 2)
+      await this.standard.delete(o.key, { ifMatch: ours }).catch((e: unknown) => {
+        if (!(e instanceof PreconditionFailedError)) throw e;
+      });
+    return false;
   }
 
   async close(): Promise<void> {

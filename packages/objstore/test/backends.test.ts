@@ -257,6 +257,158 @@ describe('tiers: moveIdle', () => {
     await expect(t.get('x/b')).rejects.toThrow(/x\/b/);
   });
 });
+describe('tiers: moves racing writers, deleters and other movers', () => {
+  const idle = { defaultClass: 'auto' as const, idleMsBeforeStandard: 1000 };
+  const later = () => Date.now() + 5000;
+  const text = (b: Uint8Array) => Buffer.from(b).toString();
+
+  it('a version written between the read and the express delete stays (it was lost after a head)', async () => {
+    // another process's writer, with handles of its own on the same objects
+    const standard = new MemStore('mem:', 'tiers-rewritten-standard');
+    const writer = new TieredStore(new MemStore('mem:', 'tiers-rewritten'), standard, idle);
+    class Rewritten extends MemStore {
+      override async delete(key: string, opts?: Parameters<MemStore['delete']>[1]) {
+        if (opts?.ifMatch !== undefined) await writer.put(key, Buffer.from('v2')); // lands just before the delete
+        return super.delete(key, opts);
+      }
+    }
+    const t = new TieredStore(new Rewritten('mem:', 'tiers-rewritten'), standard, idle);
+    await t.put('k', Buffer.from('v1'));
+    expect(await t.moveIdle(later())).toBe(0);
+    expect(text(await t.get('k'))).toBe('v2');
+    expect(await standard.head('k')).toBeUndefined(); // the move's copy of v1 taken back
+  });
+
+  it('an object deleted between the read and the standard put does not come back', async () => {
+    const standard = new MemStore('mem:', 'tiers-deleted-standard');
+    const deleter = new TieredStore(new MemStore('mem:', 'tiers-deleted'), standard, idle);
+    class Deleted extends MemStore {
+      override async get(key: string, opts?: Parameters<MemStore['get']>[1]) {
+        const data = await super.get(key, opts);
+        await deleter.delete(key); // another process's delete, done before the move's put
+        return data;
+      }
+    }
+    const t = new TieredStore(new Deleted('mem:', 'tiers-deleted'), standard, idle);
+    await t.put('k', Buffer.from('v1'));
+    expect(await t.moveIdle(later())).toBe(0);
+    await expect(t.get('k')).rejects.toBeInstanceOf(NotFoundError);
+    expect((await standard.list('')).objects).toEqual([]);
+  });
+
+  it('a copy left by a mover that stopped halfway is taken over once stale, and the object moves', async () => {
+    const express = new MemStore();
+    const standard = new MemStore();
+    const t = new TieredStore(express, standard, { ...idle, moveStaleMs: 60_000 });
+    await t.put('k', Buffer.from('v1'));
+    await standard.put('k', Buffer.from('v1')); // step 2 done, step 3 never came
+    expect(await t.moveIdle(later())).toBe(0); // young: another mover's, maybe in flight
+    expect(await express.head('k')).toBeDefined();
+    const old = new TieredStore(express, standard, { ...idle, moveStaleMs: 1 });
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await old.moveIdle(later())).toBe(1);
+    expect(await express.head('k')).toBeUndefined();
+    expect(text(await t.get('k'))).toBe('v1');
+  });
+
+  /**
+   * Two movers and a writer per key, every call of either tier a point where the scheduler may switch.
+   * `process`: the three share the express store object (one process: a lock per key orders them), and the
+   * writer's conditional puts on its own last version must succeed. `processes`: each has its own handles
+   * on the same objects (separate processes: the protocol alone), the writer's puts are unconditional.
+   */
+  for (const mode of ['process', 'processes'] as const)
+    it(`property (${mode}): movers racing a writer's puts and deletes, every key ends as its writer left it and no deleted one comes back`, async () => {
+      let ns = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.scheduler(),
+          fc.array(fc.array(fc.constantFrom('del', 'put', 'cput'), { maxLength: 5 }), {
+            minLength: 1,
+            maxLength: 3,
+          }),
+          fc.integer({ min: 1, max: 3 }),
+          async (sched, plans, rounds) => {
+            class Scheduled extends MemStore {
+              override async put(...a: Parameters<MemStore['put']>) {
+                await sched.schedule(Promise.resolve(), `put ${a[0]}`);
+                return super.put(...a);
+              }
+              override async get(...a: Parameters<MemStore['get']>) {
+                await sched.schedule(Promise.resolve(), `get ${a[0]}`);
+                return super.get(...a);
+              }
+              override async head(...a: Parameters<MemStore['head']>) {
+                await sched.schedule(Promise.resolve(), `head ${a[0]}`);
+                return super.head(...a);
+              }
+              override async delete(...a: Parameters<MemStore['delete']>) {
+                await sched.schedule(Promise.resolve(), `delete ${a[0]}`);
+                return super.delete(...a);
+              }
+            }
+            const run = ns++;
+            const shared = new Scheduled('mem:', `tiers-express-${mode}-${run}`);
+            const standard = new MemStore('mem:', `tiers-standard-${mode}-${run}`);
+            const tiers = () =>
+              new TieredStore(
+                mode === 'process' ? shared : new Scheduled('mem:', `tiers-express-${mode}-${run}`),
+                new Scheduled('mem:', `tiers-standard-${mode}-${run}`),
+                idle,
+              );
+            const writer = tiers();
+            const movers = [tiers(), tiers()];
+            const expected = new Map<string, string | undefined>();
+            for (let k = 0; k < plans.length; k++) await standard.put(`k${k}`, Buffer.from('old')); // moved before
+            for (let k = 0; k < plans.length; k++)
+              await MemStore.prototype.put.call(shared, `k${k}`, Buffer.from('v0'));
+            const writes = plans.map(async (plan, k) => {
+              const key = `k${k}`;
+              let value: string | undefined = 'v0';
+              for (const [i, op] of plan.entries()) {
+                if (op === 'del') {
+                  await writer.delete(key);
+                  value = undefined;
+                  continue;
+                }
+                const next = `v${i + 1}`;
+                const cond =
+                  op === 'put' || mode === 'processes'
+                    ? {}
+                    : value === undefined
+                      ? { ifNoneMatch: '*' as const }
+                      : { ifMatch: etagOf(Buffer.from(value)) };
+                await writer.put(key, Buffer.from(next), cond);
+                value = next;
+              }
+              expected.set(key, value);
+            });
+            const moves = movers.map(async (m) => {
+              for (let r = 0; r < rounds; r++) await m.moveIdle(later());
+            });
+            await sched.waitFor(Promise.all([...writes, ...moves]));
+            const trace = () =>
+              sched
+                .report()
+                .map((r) => r.label)
+                .join(', ');
+            for (let k = 0; k < plans.length; k++) {
+              const key = `k${k}`;
+              const got = await sched.waitFor(
+                writer
+                  .get(key)
+                  .then(text, (e: unknown) => (e instanceof NotFoundError ? undefined : Promise.reject(e))),
+              );
+              expect(got, `${key}: ${trace()}`).toBe(expected.get(key));
+              if (got === undefined)
+                expect(await standard.head(key), `${key} came back: ${trace()}`).toBeUndefined();
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+});
 describe('injected latency', () =>
   objectStoreConformance(
     async () =>
