@@ -181,27 +181,29 @@ export function objectStoreConformance(
     }),
   );
 
-  it.runIf(opts.atomicDeletes ?? true)(
-    'a conditional delete racing conditional puts of the same version: exactly one wins',
-    withStore(async (s) => {
-      const n = Math.max(2, Math.floor((opts.racers ?? 16) / 2));
-      for (let round = 0; round < 4; round++) {
-        const etag = await s.put('rd', bytes(`base ${round}`));
-        const del = s.delete('rd', { ifMatch: etag }).then(() => -1);
-        const puts = Array.from({ length: n }, (_, i) =>
-          s.put('rd', bytes(`next ${i}`), { ifMatch: etag }).then(() => i),
-        );
-        // the delete goes first on odd rounds, last on even ones
-        const results = await Promise.allSettled(round % 2 ? [del, ...puts] : [...puts, del]);
-        const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-        expect(won).toHaveLength(1);
-        for (const r of results)
-          if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(PreconditionFailedError);
-        if (won[0] === -1) expect(await s.head('rd')).toBeUndefined();
-        else expect(text(await s.get('rd'))).toBe(`next ${won[0]}`);
-      }
-    }),
-  );
+  // not registered where deletes are emulated (RGW 16): there it fails, as it should
+  if (opts.atomicDeletes ?? true)
+    it(
+      'a conditional delete racing conditional puts of the same version: exactly one wins',
+      withStore(async (s) => {
+        const n = Math.max(2, Math.floor((opts.racers ?? 16) / 2));
+        for (let round = 0; round < 4; round++) {
+          const etag = await s.put('rd', bytes(`base ${round}`));
+          const del = s.delete('rd', { ifMatch: etag }).then(() => -1);
+          const puts = Array.from({ length: n }, (_, i) =>
+            s.put('rd', bytes(`next ${i}`), { ifMatch: etag }).then(() => i),
+          );
+          // the delete goes first on odd rounds, last on even ones
+          const results = await Promise.allSettled(round % 2 ? [del, ...puts] : [...puts, del]);
+          const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+          expect(won).toHaveLength(1);
+          for (const r of results)
+            if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(PreconditionFailedError);
+          if (won[0] === -1) expect(await s.head('rd')).toBeUndefined();
+          else expect(text(await s.get('rd'))).toBe(`next ${won[0]}`);
+        }
+      }),
+    );
 
   it(
     'streaming bodies for large objects',
