@@ -74,7 +74,16 @@ export {
   nodeVersion,
 } from './node.js';
 export { ProgressLog, type ProgressRecord } from './progress.js';
-export { type CmpOp, type Expr, evalExpr, mayMatchRange, parseQuery, QueryError } from './query.js';
+export {
+  type CmpOp,
+  type Expr,
+  evalExpr,
+  mayMatchRange,
+  parseQuery,
+  QueryError,
+  queryCharsMax,
+  queryDepthMax,
+} from './query.js';
 export {
   type Periodic,
   type PeriodicOptions,

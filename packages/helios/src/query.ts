@@ -101,6 +101,17 @@ function lexQuery(src: string): QTok[] {
   return out;
 }
 
+/**
+ * `items` (at least one) joined pairwise into a balanced tree, in their order: for associative joins (AND,
+ * OR), whose chains would otherwise make trees as deep as they are long. A left-deep chain of 8,000 ANDs
+ * (within the length bound) overflowed the stack of every walk over it, the search's among them.
+ */
+export function balanced<T>(items: readonly T[], join: (a: T, b: T) => T, from = 0, to = items.length): T {
+  if (to - from <= 1) return items[from]!;
+  const mid = (from + to) >>> 1;
+  return join(balanced(items, join, from, mid), balanced(items, join, mid, to));
+}
+
 /** Parses a --where expression against the stream's columns. An empty expression matches every row. */
 export function parseQuery(src: string, def: StreamDef): Expr {
   if (src.trim() === '') return { k: 'true' };
@@ -139,21 +150,21 @@ export function parseQuery(src: string, def: StreamDef): Expr {
   };
   const orE = (): Expr => {
     if (++depth > queryDepthMax) fail(`nesting deeper than ${queryDepthMax}`);
-    let a = andE();
+    const terms = [andE()];
     while (isKw('OR')) {
       p++;
-      a = { k: 'or', a, b: andE() };
+      terms.push(andE());
     }
     depth--;
-    return a;
+    return balanced(terms, (a, b) => ({ k: 'or', a, b }));
   };
   const andE = (): Expr => {
-    let a = unary();
+    const terms = [unary()];
     while (isKw('AND')) {
       p++;
-      a = { k: 'and', a, b: unary() };
+      terms.push(unary());
     }
-    return a;
+    return balanced(terms, (a, b) => ({ k: 'and', a, b }));
   };
   const unary = (): Expr => {
     if (isKw('NOT')) {

@@ -43,7 +43,15 @@ import {
   nodeVersion,
 } from './node.js';
 import { ProgressLog, type ProgressRecord } from './progress.js';
-import { columnsOf, type Expr, evalExpr, mayMatchRange, parseQuery, requiredNeedles } from './query.js';
+import {
+  balanced,
+  columnsOf,
+  type Expr,
+  evalExpr,
+  mayMatchRange,
+  parseQuery,
+  requiredNeedles,
+} from './query.js';
 import { ByteRowParser } from './rowbytes.js';
 
 export interface IndexPolicy {
@@ -1694,9 +1702,10 @@ export class Stream {
     const byValue = (col: number) => def.index.some((d) => !d.tokens && d.column === def.columns[col]!.name);
     const byToken = (col: number) => def.index.some((d) => d.tokens && d.column === def.columns[col]!.name);
     const allTokens = (col: number, toks: string[]): Plan =>
-      toks
-        .map((t): Plan => ({ p: 'key', key: hashKey(tokenKey(col, t)) }))
-        .reduce((a, b) => ({ p: 'and', a, b }));
+      balanced(
+        toks.map((t): Plan => ({ p: 'key', key: hashKey(tokenKey(col, t)) })),
+        (a, b) => ({ p: 'and', a, b }),
+      );
     switch (e.k) {
       case 'and':
         return { p: 'and', a: this.plan(e.a), b: this.plan(e.b) };
@@ -1714,9 +1723,10 @@ export class Stream {
         if (!byValue(e.col)) return { p: 'all' };
         const vs = e.vs.filter((v): v is string | number => v !== null);
         if (vs.length === 0) return { p: 'none' };
-        return vs
-          .map((v): Plan => ({ p: 'key', key: hashKey(valueKey(e.col, v)) }))
-          .reduce((a, b) => ({ p: 'or', a, b }));
+        return balanced(
+          vs.map((v): Plan => ({ p: 'key', key: hashKey(valueKey(e.col, v)) })),
+          (a, b) => ({ p: 'or', a, b }),
+        );
       }
       case 'contains':
         return byToken(e.col) ? allTokens(e.col, e.tokens) : { p: 'all' };

@@ -11,6 +11,8 @@ import {
   nodeVersion,
   parseDdl,
   parseQuery,
+  type QueryError,
+  queryCharsMax,
   type Row,
   RowParser,
   Stream,
@@ -898,6 +900,60 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
     } finally {
       await s.close();
     }
+  });
+
+  it('queries as long as the length bound allows (chains of 8,000 terms, lists of 10,000 values, 9,000 tokens) search like brute force', async () => {
+    // left-deep trees of such chains overflowed the stack of the search's plan (a RangeError, not an answer)
+    const dir = scratch();
+    createStream(dir, ddl);
+    const lines = fc.sample(lineArb, { numRuns: 300, seed: 7 });
+    const file = join(dir, 'ev.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      await s.ingestFile(file, { chunkBytes: 4096 });
+      await s.indexAll();
+      const queries = [
+        Array.from({ length: 8000 }, () => 'n=3').join(' AND '),
+        Array.from({ length: 6000 }, (_, i) => `n = ${i % 40}`).join(' OR '),
+        `n IN (${Array.from({ length: 10_000 }, (_, i) => i - 50).join(',')})`,
+        `user NOT IN (${Array.from({ length: 6000 }, (_, i) => `'u${i}'`).join(',')})`,
+        `msg CONTAINS '${Array.from({ length: 9000 }, (_, i) => words[i % words.length]).join(' ')}'`,
+        `${'(NOT '.repeat(120)}level = 'WARN'${')'.repeat(120)} AND ${'('.repeat(130)}n = 1 OR n = 2${')'.repeat(130)}`,
+      ];
+      for (const q of queries) {
+        expect(q.length).toBeLessThanOrEqual(queryCharsMax);
+        const e = parseQuery(q, def);
+        const what = `${q.slice(0, 40)}... (${q.length} characters)`;
+        expect((await s.search(e)).rows, what).toEqual(bruteForce(lines, e));
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("query parser, fuzzed with the language's own words: an expression or a QueryError at a column inside it", () => {
+    const word = fc.oneof(
+      fc.constantFrom('ts', 'level', 'user', 'n', 'msg', 'nope', 'AND', 'OR', 'NOT', 'IN', 'CONTAINS', 'and'),
+      fc.constantFrom('=', '!=', '<>', '<', '<=', '>', '>=', '(', ')', ',', "'", '"', '-', '.', '!'),
+      fc.constantFrom("'WARN'", "'u3'", "'open the'", "''", "'2024-01-01 00:00:00'", "'x''y'", '"q"'),
+      fc.integer({ min: -5, max: 30 }).map(String),
+      fc.constantFrom('1e3', '-0.5', '1e999', '0x10', '--1'),
+      fc.string({ maxLength: 3 }),
+    );
+    fc.assert(
+      fc.property(fc.array(word, { maxLength: 60 }), fc.constantFrom(' ', '', '\t'), (ws, sep) => {
+        const q = ws.join(sep);
+        try {
+          parseQuery(q, def);
+        } catch (e) {
+          expect((e as Error).name, `${q}: ${(e as Error).message}`).toBe('QueryError');
+          const at = (e as QueryError).column;
+          expect(at >= 1 && at <= q.length + 1, `${q}: column ${at}`).toBe(true);
+        }
+      }),
+      { numRuns: 5000 },
+    );
   });
 
   it('query errors name the column', () => {
