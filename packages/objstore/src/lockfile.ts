@@ -1,5 +1,6 @@
-import { type FileHandle, link, open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { unlinkSync } from 'node:fs';
+import { type FileHandle, link, open, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 /** How long `lockFile` waits for another holder. */
 export const lockWaitMsMax = 10_000;
@@ -46,35 +47,83 @@ async function breakDeadLock(path: string): Promise<void> {
   }
 }
 
+/** This process's lock source in each directory where it took a lock (see `lockSource`). */
+const sources = new Map<string, Promise<string>>();
+const sourceName = /^\.lock-src\.(\d+)$/;
+let exitHook = false;
+
 /**
- * Takes an exclusive lock on `path` by creating it with O_EXCL (works across processes on one machine);
+ * This process's lock file in `dir`: its pid, written once, then hard-linked into place for every lock the
+ * process takes there (and unlinked to release it). A lock file written and removed per lock cost an inode
+ * each, 0.4-0.5 ms to create on a journal-less ext4 (such as this project's test host), which also skips,
+ * one by one, every inode freed in the last few minutes when it looks for a free one: helios' progress log
+ * takes a lock per conditional put. Sources of processes that are gone are removed when a process makes
+ * its own; its own is removed when it exits.
+ */
+function lockSource(dir: string): Promise<string> {
+  let p = sources.get(dir);
+  if (!p) {
+    if (!exitHook) {
+      exitHook = true;
+      process.once('exit', removeSources);
+    }
+    p = (async () => {
+      const path = join(dir, `.lock-src.${process.pid}`);
+      await writeFile(path, String(process.pid));
+      for (const name of await readdir(dir).catch(() => [])) {
+        const pid = Number(sourceName.exec(name)?.[1] ?? 0);
+        if (pid > 0 && pid !== process.pid && !alive(pid))
+          await unlink(join(dir, name)).catch(() => undefined);
+      }
+      return path;
+    })();
+    sources.set(dir, p);
+    p.catch(() => sources.delete(dir));
+  }
+  return p;
+}
+
+function removeSources(): void {
+  for (const dir of sources.keys())
+    try {
+      unlinkSync(join(dir, `.lock-src.${process.pid}`));
+    } catch {}
+}
+
+/**
+ * Takes an exclusive lock on `path` by hard-linking this process's lock source to it, which fails when the
+ * lock exists (works across processes on one machine);
  * resolves with the release function. The lock file holds the holder's pid: a lock whose holder has died
  * (kill -9 mid-operation) is broken at once. Otherwise waits with jittered backoff up to `lockWaitMsMax`,
  * breaking locks older than `lockStaleMs` (a holder on another machine sharing the directory, say).
  */
 export async function lockFile(path: string, what = path): Promise<() => Promise<void>> {
   const t0 = Date.now();
-  // the lock appears with its holder's pid already in it: written to a private file, then hard-linked into
+  // the lock appears with its holder's pid already in it: this process's source file, hard-linked into
   // place (link fails with EEXIST if the lock exists), so a kill at any point never leaves an empty lock
-  const mine = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
-  await writeFile(mine, String(process.pid));
-  try {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await link(mine, path);
-        return () => unlink(path).catch(() => undefined);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const st = await stat(path).catch(() => undefined);
-        if (st && Date.now() - st.mtimeMs > lockStaleMs) await unlink(path).catch(() => undefined);
-        else if (st && (await holderDead(path))) await breakDeadLock(path);
-        if (Date.now() - t0 > lockWaitMsMax)
-          throw new Error(`timed out after ${lockWaitMsMax} ms waiting for the lock on ${what}`);
-        await new Promise((r) => setTimeout(r, Math.min(50, 1 + attempt) * Math.random()));
+  const dir = dirname(path);
+  for (let attempt = 0; ; attempt++) {
+    const mine = await lockSource(dir);
+    try {
+      await link(mine, path);
+      return () => unlink(path).catch(() => undefined);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && sources.get(dir) !== undefined) {
+        // the source is gone (the directory was emptied, or another thread of the process removed it at
+        // its exit): made again
+        sources.delete(dir);
+        if (attempt < 3) continue;
       }
+      if (code !== 'EEXIST') throw e;
+      // the lock's age is its inode's change time: a link or an unlink of the holder's source sets it
+      const st = await stat(path).catch(() => undefined);
+      if (st && Date.now() - st.ctimeMs > lockStaleMs) await unlink(path).catch(() => undefined);
+      else if (st && (await holderDead(path))) await breakDeadLock(path);
+      if (Date.now() - t0 > lockWaitMsMax)
+        throw new Error(`timed out after ${lockWaitMsMax} ms waiting for the lock on ${what}`);
+      await new Promise((r) => setTimeout(r, Math.min(50, 1 + attempt) * Math.random()));
     }
-  } finally {
-    await unlink(mine).catch(() => undefined);
   }
 }
 

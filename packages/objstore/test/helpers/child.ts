@@ -1,11 +1,21 @@
 // Child process for the crash and multi-process tests. argv: mode dir [args...]
 import { mkdirSync, openSync, writeSync } from 'node:fs';
-import { FileStore, WalStore } from '../../src/index.js';
+import { FileStore, lockFile, WalStore } from '../../src/index.js';
 
 const [mode, dir, arg] = process.argv.slice(2);
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
-if (mode === 'file-overwrite') {
+if (mode === 'lock-hold') {
+  // takes a lock and keeps it until killed
+  await lockFile(`${dir}/k.lock`);
+  say('locked');
+  setInterval(() => undefined, 1000);
+} else if (mode === 'lock-exit') {
+  // takes and releases a lock, then exits normally
+  const release = await lockFile(`${dir}/e.lock`);
+  await release();
+  say('done');
+} else if (mode === 'file-overwrite') {
   // alternately write 1 MiB of 'a' and of 'b' to one key, forever
   const s = new FileStore(dir!);
   const a = new Uint8Array(1 << 20).fill(0x61);
