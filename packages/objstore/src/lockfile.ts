@@ -102,6 +102,7 @@ export async function lockFile(path: string, what = path): Promise<() => Promise
   // the lock appears with its holder's pid already in it: this process's source file, hard-linked into
   // place (link fails with EEXIST if the lock exists), so a kill at any point never leaves an empty lock
   const dir = dirname(path);
+  let remade = 0;
   for (let attempt = 0; ; attempt++) {
     const mine = await lockSource(dir);
     try {
@@ -113,7 +114,7 @@ export async function lockFile(path: string, what = path): Promise<() => Promise
         // the source is gone (the directory was emptied, or another thread of the process removed it at
         // its exit): made again
         sources.delete(dir);
-        if (attempt < 3) continue;
+        if (remade++ < 3) continue;
       }
       if (code !== 'EEXIST') throw e;
       // the lock's age is its inode's change time: a link or an unlink of the holder's source sets it
