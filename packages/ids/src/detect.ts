@@ -452,49 +452,86 @@ function expand6(ip: string): number[] | undefined {
 }
 
 export function portTest(spec: string, vars: Record<string, string>, depth = 0): PortTest {
-  return portSpec(spec, vars, undefined, depth);
+  return intervalTest(portIntervals(spec, vars, depth));
 }
 
 /**
- * `portTest`, also adding to `edges` (when given) the ports where the test's answer may change: between two
- * consecutive edges (and from the last to 65535) it answers the same (`Engine`'s port regions).
+ * The ports `spec` admits, as sorted, disjoint, non-adjacent inclusive intervals, flat: [lo0, hi0, lo1,
+ * hi1, ...]. A list is the union of its parts, `!` the complement. The test of a list of N ports was N
+ * closures tried in turn, and the engine's port regions ask every test at every edge: a list of 30,000
+ * ports took 1.6 s to load and 60,000 took 6.4 s; as intervals, a binary search.
  */
-function portSpec(
-  spec: string,
-  vars: Record<string, string>,
-  edges: Set<number> | undefined,
-  depth: number,
-): PortTest {
+function portIntervals(spec: string, vars: Record<string, string>, depth: number): number[] {
   const s = spec.trim();
   if (depth > 10) throw new Error(`port variables nest too deeply at '${spec}'`);
-  if (s === 'any') return () => true;
-  if (s.startsWith('!')) {
-    const t = portSpec(s.slice(1), vars, edges, depth + 1);
-    return (p) => !t(p);
-  }
+  if (s === 'any') return [0, 0xffff];
+  if (s.startsWith('!')) return complement(portIntervals(s.slice(1), vars, depth + 1));
   if (s.startsWith('$')) {
     const v = vars[s.slice(1)];
     if (v === undefined) throw new Error(`undefined variable ${s}`);
-    return portSpec(v, vars, edges, depth + 1);
+    return portIntervals(v, vars, depth + 1);
   }
   if (s.startsWith('[')) {
-    const parts = splitList(s.slice(1, -1)).map((p) => portSpec(p, vars, edges, depth + 1));
-    return (p) => {
-      for (let i = 0; i < parts.length; i++) if (parts[i]!(p)) return true;
-      return false;
-    };
+    const all: number[] = [];
+    for (const part of splitList(s.slice(1, -1))) all.push(...portIntervals(part, vars, depth + 1));
+    return union(all);
   }
   const m = /^(\d*):(\d*)$/.exec(s);
   if (m) {
     const lo = m[1] ? Number(m[1]) : 0;
-    const hi = m[2] ? Number(m[2]) : 65535;
-    edges?.add(lo).add(hi + 1);
-    return (p) => p >= lo && p <= hi;
+    const hi = Math.min(m[2] ? Number(m[2]) : 0xffff, 0xffff);
+    return lo <= hi ? [lo, hi] : [];
   }
   if (!/^\d+$/.test(s)) throw new Error(`bad port '${s}'`);
   const n = Number(s);
-  edges?.add(n).add(n + 1);
-  return (p) => p === n;
+  return n <= 0xffff ? [n, n] : [];
+}
+
+/** Flat intervals (any order, overlapping) as sorted, disjoint, non-adjacent ones. */
+function union(flat: number[]): number[] {
+  const pairs: [number, number][] = [];
+  for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1]!]);
+  pairs.sort((a, b) => a[0] - b[0]);
+  const out: number[] = [];
+  for (const [lo, hi] of pairs) {
+    if (out.length > 0 && lo <= out[out.length - 1]! + 1)
+      out[out.length - 1] = Math.max(out[out.length - 1]!, hi);
+    else out.push(lo, hi);
+  }
+  return out;
+}
+
+/** The ports 0-65535 not in sorted, disjoint intervals. */
+function complement(iv: number[]): number[] {
+  const out: number[] = [];
+  let next = 0;
+  for (let i = 0; i < iv.length; i += 2) {
+    if (iv[i]! > next) out.push(next, iv[i]! - 1);
+    next = iv[i + 1]! + 1;
+  }
+  if (next <= 0xffff) out.push(next, 0xffff);
+  return out;
+}
+
+/** Membership in sorted, disjoint intervals: a scan for a few, a binary search for more. */
+function intervalTest(iv: number[]): PortTest {
+  if (iv.length === 0) return () => false;
+  if (iv.length === 2) {
+    const [lo, hi] = iv as [number, number];
+    return lo === 0 && hi === 0xffff ? () => true : (p) => p >= lo && p <= hi;
+  }
+  const at = Int32Array.from(iv);
+  return (p) => {
+    let a = 0;
+    let b = at.length / 2 - 1;
+    while (a <= b) {
+      const k = (a + b) >>> 1;
+      if (p < at[2 * k]!) b = k - 1;
+      else if (p > at[2 * k + 1]!) a = k + 1;
+      else return true;
+    }
+    return false;
+  };
 }
 
 interface Compiled {
@@ -1738,8 +1775,12 @@ export class Engine {
       tests.set(c.rule.srcPorts, c.sp);
       tests.set(c.rule.dstPorts, c.dp);
     }
+    // where a test's answer may change: each interval's start and the port after its end
     const edges = new Set<number>([0]);
-    for (const spec of tests.keys()) portSpec(spec, this.vars, edges, 0);
+    for (const spec of tests.keys()) {
+      const iv = portIntervals(spec, this.vars, 0);
+      for (let i = 0; i < iv.length; i += 2) edges.add(iv[i]!).add(iv[i + 1]! + 1);
+    }
     const starts = [...edges].filter((e) => e >= 0 && e <= 0xffff).sort((a, b) => a - b);
     // the intervals between edges, partitioned by every test's answers: each test splits the regions so
     // far in two (numbered as they first occur), one pass over the intervals per test
