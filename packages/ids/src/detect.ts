@@ -184,7 +184,21 @@ export interface EngineOptions {
    * buffer (see the README's "A bound on pcre backtracking").
    */
   pcreBacktracksMax?: number;
+  /**
+   * Step evaluations one rule may make over one inspected buffer (its content, pcre and other steps tried
+   * from each match of the steps before them); past it the rule does not match. Suricata's
+   * `detect.inspection-recursion-limit`, whose default this is; 0 for no bound.
+   */
+  inspectionRecursionMax?: number;
 }
+
+/**
+ * Step evaluations a rule makes at most over an inspected buffer, by default (Suricata's default
+ * `inspection-recursion-limit`, 3,000). A rule of relative contents tries each later match of a content
+ * after each match of the one before it: five unanchored ones over a payload of a thousand matches of the
+ * first four and none of the fifth is of the order of 10^12 tries.
+ */
+export const inspectionRecursionMaxDefault = 3000;
 
 /**
  * The default bound on one pcre exec's backtracks. Sid 2417's `/\s+.*?%.*?%/smi` over 4 KiB of blanks and
@@ -711,6 +725,19 @@ type Step =
  * bytes), sip_header and sip_body (the parts of the SIP message where the inspected data starts). Its
  * contents are never fast patterns of the rule (the prefilter sees the buffer it derives from).
  */
+/**
+ * Most detection steps a rule may have (derived buffers' included): a match goes one call deeper per step
+ * (each step tries the next from each of its matches), and a rule of 2,000 contents overflowed the stack
+ * on a packet. The community rules have at most 23 payload options.
+ */
+export const ruleStepsMax = 512;
+
+function stepCount(steps: Step[]): number {
+  let n = steps.length;
+  for (const s of steps) if ((s.kind === 'subbuffer' || s.kind === 'dce') && s.inner) n += stepCount(s.inner);
+  return n;
+}
+
 interface SubBuffer {
   kind: 'subbuffer';
   source: 'base64' | 'sip_header' | 'sip_body';
@@ -923,6 +950,8 @@ interface MatchCtx {
   dceLittle?: boolean;
   /** The SIP message an earlier sip_* option of the rule chose (its start in `payload`). */
   sipAt?: number;
+  /** Step evaluations left for this rule evaluation, shared with its derived buffers' contexts. */
+  budget: { left: number };
 }
 
 /**
@@ -938,6 +967,7 @@ function matchCtx(
   d: Decoded | undefined,
   latin1: () => string,
   flow: Flow | undefined,
+  budget: number,
 ): MatchCtx {
   if (!ctx)
     return {
@@ -952,6 +982,7 @@ function matchCtx(
       flow,
       dceLittle: undefined,
       sipAt: undefined,
+      budget: { left: budget },
     };
   ctx.payload = payload;
   ctx.anchor = anchor;
@@ -964,6 +995,7 @@ function matchCtx(
   ctx.flow = flow;
   ctx.dceLittle = undefined;
   ctx.sipAt = undefined;
+  ctx.budget.left = budget;
   return ctx;
 }
 
@@ -994,6 +1026,7 @@ function subCtx(sub: Uint8Array, ctx: MatchCtx, dceLittle: boolean | undefined):
     vars: ctx.vars,
     flow: ctx.flow,
     ...(dceLittle !== undefined && { dceLittle }),
+    budget: ctx.budget,
   };
 }
 
@@ -1034,6 +1067,7 @@ function byteRead(
  * a later relative content may need an earlier content to match at a later position).
  */
 function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): boolean {
+  if (--ctx.budget.left < 0) return false;
   if (i === steps.length) {
     ctx.end = prevEnd;
     return prevEnd > ctx.minEnd;
@@ -2195,6 +2229,12 @@ export class Engine {
     if (g.matcher && matcher && bytes.length > 0) matcher.scan(bytes, g.hit, this.hits);
   }
 
+  /** `inspectionRecursionMax` as a number of step evaluations (no bound: infinity). */
+  private get stepBudget(): number {
+    const max = this.opts.inspectionRecursionMax ?? inspectionRecursionMaxDefault;
+    return max === 0 ? Number.POSITIVE_INFINITY : max;
+  }
+
   /** Numbers of the pcres' first-exec expressions (source and flags), for `firstMatches`. */
   private readonly pcreIds = new Map<string, number>();
 
@@ -2500,7 +2540,11 @@ export class Engine {
       }
       // raw_data (Snort 3: the payload before an inspector normalized it) is pkt_data here: no inspector
       // rewrites a payload (telnet's option negotiation stays in it)
-      for (const st of steps) if (!bufOf.has(st)) bufOf.set(st, buf === 'raw_data' ? 'pkt_data' : buf);
+      // (steps enter only at the ends, by push or unshift: the new ones are found from both ends, where a
+      // pass over every step per option was quadratic in a rule's options)
+      const b = buf === 'raw_data' ? 'pkt_data' : buf;
+      for (let k = 0; k < steps.length && !bufOf.has(steps[k]!); k++) bufOf.set(steps[k]!, b);
+      for (let k = steps.length - 1; k >= 0 && !bufOf.has(steps[k]!); k--) bufOf.set(steps[k]!, b);
       if (o.keyword.startsWith('sip_') && r.proto === 'tcp') {
         // SIP over TCP: the messages of the reassembled stream (SipStream)
         this.sipRules = true;
@@ -2565,6 +2609,9 @@ export class Engine {
                 : proto === 6 && hasPayloadMatch && !packetOnly
                   ? 'both'
                   : 'packet'));
+    const n = stepCount(steps);
+    if (n > ruleStepsMax)
+      throw new Error(`${n} detection steps; at most ${ruleStepsMax} are evaluated (one call deep each)`);
     // every field set here, in one order (undefined when absent), so all compiled rules share one shape
     // and the rule loops' property reads stay monomorphic
     const c: Compiled = {
@@ -3097,7 +3144,8 @@ export class Engine {
         if (!this.flowbitsAllow(c, f)) continue;
         this.stats.rulesEvaluated++;
         this.stats.mailRulesEvaluated++;
-        if (!matchGroups(h, (b) => (b === 'file_data' ? part.data : m.raw), f, texts)) continue;
+        if (!matchGroups(h, (b) => (b === 'file_data' ? part.data : m.raw), f, texts, this.stepBudget))
+          continue;
         if (this.streamMatched(c, f, fd, { src, sp, dst, dp }, part.data, out)) return;
       }
     }
@@ -3225,7 +3273,7 @@ export class Engine {
       const h = c.http!;
       this.stats.rulesEvaluated++;
       this.stats.httpRulesEvaluated++;
-      if (!matchGroups(h, (b) => bufs.get(b), f, (texts ??= new Map()))) continue;
+      if (!matchGroups(h, (b) => bufs.get(b), f, (texts ??= new Map()), this.stepBudget)) continue;
       if (this.streamMatched(c, f, fd, { src, sp, dst, dp }, m.raw, out)) return;
     }
   }
@@ -3366,6 +3414,7 @@ export class Engine {
           undefined,
           (latin1 ??= latin1Of(payload)),
           f,
+          this.stepBudget,
         );
         if (!matchSteps(c.steps, 0, ctx, 0)) break;
         minEnd = ctx.end;
@@ -3585,7 +3634,7 @@ export class Engine {
       // on after them
       const hp = c.header && headerPass(c.header, d);
       if (hp === false) continue;
-      ctx = matchCtx(ctx, d.payload, 0, -1, 0, d, (latin1 ??= latin1Of(d.payload)), f);
+      ctx = matchCtx(ctx, d.payload, 0, -1, 0, d, (latin1 ??= latin1Of(d.payload)), f, this.stepBudget);
       if (hp === undefined && c.header && !matchSteps(c.header, 0, ctx, 0)) continue;
       this.stats.rulesEvaluated++;
       if (!full) {
@@ -3976,8 +4025,10 @@ function matchGroups(
   buffer: (id: string) => Uint8Array,
   f: Flow<FlowData>,
   texts: Map<Uint8Array, () => string>,
+  budget: number,
 ): boolean {
   const vars = new Map<string, number>();
+  const shared = { left: budget };
   for (const g of h.groups) {
     const payload = buffer(g.buffer);
     let latin1 = texts.get(payload);
@@ -3992,6 +4043,7 @@ function matchGroups(
       end: 0,
       vars,
       flow: f,
+      budget: shared,
     };
     if (!matchSteps(g.steps, 0, ctx, 0)) return false;
   }

@@ -34,10 +34,12 @@ export {
   type EngineOptions,
   eveJson,
   HttpBuffers,
+  inspectionRecursionMaxDefault,
   type PacketVerdict,
   pcreBacktracksMaxDefault,
   portGroupsMax,
   portTest,
+  ruleStepsMax,
   uriComponents,
 } from './detect.js';
 export {
