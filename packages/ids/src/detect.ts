@@ -1620,6 +1620,8 @@ export class Engine {
   readonly skipped: { sid: number; reason: string }[] = [];
   readonly flows: FlowTable<FlowData>;
   readonly budget: ReassemblyBudget;
+  /** `inspectionRecursionMax` as step evaluations per rule and buffer (no bound: infinity). */
+  private readonly stepBudget: number;
   private readonly vars: Record<string, string>;
   /** host-os-policy entries, most specific (longest prefix) first, as Suricata's radix lookup picks. */
   private readonly hostPolicies: { test: AddrTest; bits: number; policy: OverlapPolicy }[] = [];
@@ -1732,6 +1734,10 @@ export class Engine {
     readonly opts: EngineOptions = {},
   ) {
     this.vars = { ...defaultVars, ...opts.vars };
+    const steps = opts.inspectionRecursionMax ?? inspectionRecursionMaxDefault;
+    if (!Number.isSafeInteger(steps) || steps < 0)
+      throw new RangeError(`inspectionRecursionMax must be a non-negative integer, got ${steps}`);
+    this.stepBudget = steps === 0 ? Number.POSITIVE_INFINITY : steps;
     this.inline = (opts.streamRelease ?? (opts.ips ? 'immediate' : 'ack')) === 'immediate';
     this.budget = new ReassemblyBudget(opts.reassemblyMemcapBytes ?? 64 * 2 ** 20);
     if (opts.overlapPolicy && !overlapPolicies.includes(opts.overlapPolicy))
@@ -2227,12 +2233,6 @@ export class Engine {
   private prefilterScan(g: RuleGroup, bytes: Uint8Array, matcher = g.matcher): void {
     this.clearHits(g);
     if (g.matcher && matcher && bytes.length > 0) matcher.scan(bytes, g.hit, this.hits);
-  }
-
-  /** `inspectionRecursionMax` as a number of step evaluations (no bound: infinity). */
-  private get stepBudget(): number {
-    const max = this.opts.inspectionRecursionMax ?? inspectionRecursionMaxDefault;
-    return max === 0 ? Number.POSITIVE_INFINITY : max;
   }
 
   /** Numbers of the pcres' first-exec expressions (source and flags), for `firstMatches`. */

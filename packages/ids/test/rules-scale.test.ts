@@ -43,6 +43,9 @@ describe('rules at scale', () => {
     expect(udp(new Engine(parseRules(near).rules, { inspectionRecursionMax: 10 }), payload)).toEqual([]);
     expect(udp(new Engine(parseRules(near).rules, { inspectionRecursionMax: 0 }), payload)).toEqual([6]);
     expect(inspectionRecursionMaxDefault).toBe(3000);
+    expect(() => new Engine([], { inspectionRecursionMax: -1 })).toThrow(
+      /inspectionRecursionMax must be a non-negative integer, got -1/,
+    );
   });
 
   it('header tests placed before the contents keep their buffers: a packet rule with both', () => {
