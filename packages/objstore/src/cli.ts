@@ -45,6 +45,12 @@ async function withStore<T>(
   }
 }
 
+/** A failed precondition as the CLI reports it (exit 1, `precondition failed`); other errors as they are. */
+function preconditionAsCliError(e: unknown): never {
+  if (e instanceof PreconditionFailedError) throw new CliError('precondition failed');
+  throw e;
+}
+
 const put = sub(
   'put',
   'store an object from a file or stdin; prints the new etag',
@@ -66,17 +72,14 @@ const put = sub(
       throw new UsageError("--if-none-match: only '*' is supported");
     const body = file === '-' ? io.stdin : createReadStream(resolve(io.cwd, file));
     return withStore(values.store, io, async (s) => {
-      try {
-        const etag = await s.put(key, body, {
+      const etag = await s
+        .put(key, body, {
           ...(values['if-none-match'] ? { ifNoneMatch: '*' as const } : {}),
           ...(values['if-match'] ? { ifMatch: values['if-match'] } : {}),
-        });
-        output(io, values.json, { key, etag }, () => etag);
-        return 0;
-      } catch (e) {
-        if (e instanceof PreconditionFailedError) throw new CliError('precondition failed');
-        throw e;
-      }
+        })
+        .catch(preconditionAsCliError);
+      output(io, values.json, { key, etag }, () => etag);
+      return 0;
     });
   },
 );
@@ -167,12 +170,8 @@ const rm = sub(
     if (ifMatch !== undefined && positionals.length > 1)
       throw new UsageError('--if-match: one KEY only (the etag is of one object)');
     return withStore(values.store, io, async (s) => {
-      try {
-        for (const k of positionals) await s.delete(k, ifMatch === undefined ? {} : { ifMatch });
-      } catch (e) {
-        if (e instanceof PreconditionFailedError) throw new CliError('precondition failed');
-        throw e;
-      }
+      for (const k of positionals)
+        await s.delete(k, ifMatch === undefined ? {} : { ifMatch }).catch(preconditionAsCliError);
       return 0;
     });
   },

@@ -425,6 +425,11 @@ export interface TierOptions {
 
 const tierLocks = new WeakMap<ObjectStore, KeyLocks>();
 
+/** For a conditional delete whose version may be gone already: a failed precondition is no error. */
+function unlessPreconditionFailed(e: unknown): void {
+  if (!(e instanceof PreconditionFailedError)) throw e;
+}
+
 /**
  * Two stores behind one contract: `express` (low latency) and `standard` (low cost). The class of a
  * namespace is configuration: `express` and `standard` pin it; `auto` writes to express and moves objects
@@ -563,9 +568,7 @@ export class TieredStore implements ObjectStore {
       return;
     }
     // a standard copy of that same version (a move's that stopped halfway): gone with it
-    await this.standard.delete(key, opts).catch((e: unknown) => {
-      if (!(e instanceof PreconditionFailedError)) throw e;
-    });
+    await this.standard.delete(key, opts).catch(unlessPreconditionFailed);
   }
 
   /**
@@ -631,9 +634,7 @@ export class TieredStore implements ObjectStore {
     }
     // rewritten or deleted meanwhile: the copy must not shadow the one or bring back the other
     if (Date.now() - claimedAt < staleMs / 2)
-      await this.standard.delete(o.key, { ifMatch: ours }).catch((e: unknown) => {
-        if (!(e instanceof PreconditionFailedError)) throw e;
-      });
+      await this.standard.delete(o.key, { ifMatch: ours }).catch(unlessPreconditionFailed);
     return false;
   }
 

@@ -793,7 +793,7 @@ export class WalStore implements ObjectStore {
     }
   }
 
-  /** Serialises conditional puts per key: the check and the write happen with no other writer between. */
+  /** Serialises conditional puts and deletes per key: the check and the write happen with no other writer between. */
   private readonly keyLocks = new KeyLocks();
 
   put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
