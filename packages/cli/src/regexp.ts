@@ -9,9 +9,15 @@ import { setFlagsFromString } from 'node:v8';
 // backtrack limit returns no match once an exec has backtracked that many times), reachable from
 // JavaScript only through its runtime function `%NewRegExpWithBacktrackLimit`, which needs
 // `--allow-natives-syntax` while the calling function is compiled. So the flag is set, one function is
-// compiled, and the flag is cleared again; the RegExp it returns is an ordinary RegExp in every other way
-// (flags, lastIndex, exec, test, named groups). Where the runtime lacks the function the RegExp is made
-// without a limit, and `regExpBacktrackLimitWorks()` says so.
+// compiled and called, and the flag is cleared again; the RegExp it returns is an ordinary RegExp in every
+// other way (flags, lastIndex, exec, test, named groups). Where the runtime lacks the function the RegExp
+// is made without a limit, and `regExpBacktrackLimitWorks()` says so.
+//
+// The flag is on for every call, not only the first compile: V8 drops the bytecode of a function left
+// unused through a few major collections and compiles it again at its next call, with the flags of that
+// moment. A process that made its bounded RegExps, worked a while and then made more (an IDS worker
+// loading a new rule set) got "SyntaxError: Unexpected token '%'" for each of them: every pcre rule of
+// that rule set refused.
 //
 // What V8 counts is backtracks, not steps: a greedy or lazy loop over a character class gives back or
 // takes characters without counting them, so the bound ends the exponential cases at once, and cuts the
@@ -28,31 +34,43 @@ const nativesSyntaxGiven = [...process.execArgv, ...(process.env.NODE_OPTIONS ??
 
 let make: Make | null | undefined;
 
-function compileOnce(): Make | null {
-  let f: Make;
+/**
+ * `run` with natives syntax on, and off again after (unless the process was started with it). V8's flags
+ * are the process's: a worker thread clearing the flag between this thread's setting it and `run`'s compile
+ * makes that compile fail, so callers try a failure again.
+ */
+function withNatives<T>(run: () => T): T {
+  setFlagsFromString('--allow-natives-syntax');
   try {
-    setFlagsFromString('--allow-natives-syntax');
-    try {
-      f = new Function('s', 'f', 'n', 'return %NewRegExpWithBacktrackLimit(s, f, n);') as Make;
-    } finally {
-      if (!nativesSyntaxGiven) setFlagsFromString('--no-allow-natives-syntax');
-    }
-    // It must bound: the first alternative fails after about 2^12 backtracks, the second then matches.
-    const probe = '^(?:a|a)*c|^a*b';
-    const subject = `${'a'.repeat(12)}b`;
-    const bounded = f(probe, '', 1000);
-    if (!(bounded instanceof RegExp) || bounded.source !== probe) return null;
-    if (bounded.exec(subject) !== null || f(probe, '', 1 << 24).exec(subject) === null) return null;
-    return f;
+    return run();
+  } finally {
+    if (!nativesSyntaxGiven) setFlagsFromString('--no-allow-natives-syntax');
+  }
+}
+
+/** Tries of a compile (or a call that compiles again) before giving up. */
+const triesMax = 20;
+
+function compileOnce(): Make | null {
+  // It must bound: the first alternative fails after about 2^12 backtracks, the second then matches.
+  const probe = '^(?:a|a)*c|^a*b';
+  const subject = `${'a'.repeat(12)}b`;
+  try {
+    return withNatives(() => {
+      const f = new Function('s', 'f', 'n', 'return %NewRegExpWithBacktrackLimit(s, f, n);') as Make;
+      const bounded = f(probe, '', 1000);
+      if (!(bounded instanceof RegExp) || bounded.source !== probe) return null;
+      if (bounded.exec(subject) !== null || f(probe, '', 1 << 24).exec(subject) === null) return null;
+      return f;
+    });
   } catch {
     return null;
   }
 }
 
 function compileMake(): Make | null {
-  // V8's flags are the process's: a worker thread clearing the flag between this thread's setting it and
-  // compiling makes the compile fail, so a failure is tried again before the runtime is taken to lack it
-  for (let attempt = 0; attempt < 20; attempt++) {
+  // a failure is tried again before the runtime is taken to lack the function
+  for (let attempt = 0; attempt < triesMax; attempt++) {
     const f = compileOnce();
     if (f) return f;
   }
@@ -71,7 +89,19 @@ export function boundedRegExp(source: string, flags: string, backtracksMax: numb
   // the pattern's own errors, worded as everywhere else
   const plain = new RegExp(source, flags);
   make ??= compileMake();
-  return make === null ? plain : make(source, flags, backtracksMax);
+  const f = make;
+  if (f === null) return plain;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return withNatives(() => f(source, flags, backtracksMax));
+    } catch (e) {
+      // the pattern compiled above: what failed is the call's own compile (the flag cleared meanwhile)
+      if (attempt === triesMax)
+        throw new Error(
+          `boundedRegExp: V8 refused its natives syntax ${triesMax} times: ${(e as Error).message}`,
+        );
+    }
+  }
 }
 
 /** Whether this runtime gives `boundedRegExp` its bound (else it returns a plain RegExp). */

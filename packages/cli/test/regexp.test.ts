@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { boundedRegExp, regExpBacktrackLimitWorks } from '../src/regexp.js';
@@ -8,6 +9,39 @@ describe('boundedRegExp', () => {
     boundedRegExp('a', '', 10);
     // biome-ignore lint/security/noGlobalEval: checking that V8's natives syntax was switched off again
     expect(() => eval('%IsSmi(1)')).toThrow(SyntaxError);
+  });
+
+  it('still bounds after V8 has dropped its compiled code (a process that made RegExps, worked, made more)', () => {
+    // --stress-flush-code: every collection drops the bytecode of functions not running, as V8 does by
+    // default to a function left unused through a few major collections (an IDS worker loading its next
+    // rule set: every pcre refused with "Unexpected token '%'"); the call compiles it again
+    const url = new URL('../src/regexp.ts', import.meta.url).href;
+    const code = `
+      import(${JSON.stringify(url)}).then((m) => {
+        const subject = 'a'.repeat(20) + 'b';
+        const out = [];
+        for (let round = 0; round < 3; round++) {
+          out.push(m.boundedRegExp('^(?:a|a)*c|^a*b', '', 1000).exec(subject) === null);
+          for (let k = 0; k < 4; k++) globalThis.gc();
+        }
+        console.log(JSON.stringify(out));
+      }, (e) => { console.log(String(e)); });`;
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--expose-gc',
+        '--flush-bytecode',
+        '--stress-flush-code',
+        '--input-type=module',
+        '-e',
+        code,
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('[true,true,true]');
   });
 
   it('gives up after the bound, where a plain RegExp backtracks on to a match', () => {

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -492,6 +493,39 @@ describe('pcre: a match limit, as PCRE has', () => {
     expect(late({ pcreBacktracksMax: 0 })).toEqual([7]);
     expect(late({ pcreBacktracksMax: 10 })).toEqual([]);
   });
+
+  it("an engine made after V8 dropped the bound maker's code loads its pcre rules (they were all refused)", () => {
+    // a worker's first engine, work, the next rule set: V8 drops the bytecode of a function unused through
+    // a few major collections (--stress-flush-code: at every one), then compiles it again at its call; in
+    // a full test run a worker lost every pcre rule so, and with it an alert the one-engine run raised
+    const url = new URL('../src/index.ts', import.meta.url).href;
+    const code = `
+      import(${JSON.stringify(url)}).then(({ Engine, parseRule }) => {
+        const rule = parseRule(${JSON.stringify(rule)});
+        const out = [];
+        for (let round = 0; round < 3; round++) {
+          const e = new Engine([rule]);
+          out.push(e.compiled.length + '/' + e.skipped.map((s) => s.reason).join());
+          for (let k = 0; k < 4; k++) globalThis.gc();
+        }
+        console.log(out.join(' '));
+      }, (e) => console.log(String(e)));`;
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--expose-gc',
+        '--flush-bytecode',
+        '--stress-flush-code',
+        '--input-type=module',
+        '-e',
+        code,
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(r.stdout.trim()).toBe('1/ 1/ 1/');
+  }, 60_000);
 });
 
 /** UUID text as DCE/RPC puts it on the wire in little-endian data representation. */
