@@ -1,6 +1,7 @@
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { CliError, type Command, type DemoStep, Progress, parseFlags, UsageError } from '@strata/cli';
 import { learnedSort, type SortableArray } from './sort.js';
 
@@ -38,27 +39,28 @@ async function readBinary(input: Readable, t: TypeName, progress?: Progress): Pr
   return out;
 }
 
-async function readText(input: Readable, t: TypeName): Promise<SortableArray> {
-  const values: string[] = [];
-  let rest = '';
-  let line = 0;
-  for await (const c of input) {
-    const parts = (rest + (c as Buffer).toString('utf8')).split('\n');
-    rest = parts.pop()!;
-    values.push(...parts);
-  }
-  if (rest !== '') values.push(rest);
-  const out = new types[t](values.length);
-  const big = t === 'i64' || t === 'u64';
+/** Longest line `--text` reads: a number's text, with room for long decimal fractions. */
+const textLineMax = 4096;
+
+/** Newline-separated numbers, parsed as they arrive (a number's 4-8 bytes are kept, not its text). */
+async function readText(input: Readable, t: TypeName, progress?: Progress): Promise<SortableArray> {
+  let out = new types[t](1024);
   let k = 0;
-  for (const v of values) {
+  const big = t === 'i64' || t === 'u64';
+  const [lo, hi] = t === 'i64' ? [-(2n ** 63n), 2n ** 63n - 1n] : [0n, 2n ** 64n - 1n];
+  let line = 0;
+  const take = (v: string) => {
     line++;
     const s = v.trim();
-    if (s === '') continue;
+    if (s === '') return;
+    if (k === out.length) {
+      const grown = new types[t](2 * out.length);
+      grown.set(out as never);
+      out = grown;
+    }
     if (big) {
       if (!/^-?\d+$/.test(s)) throw new CliError(`line ${line}: '${s.slice(0, 40)}' is not an integer`);
       const x = BigInt(s);
-      const [lo, hi] = t === 'i64' ? [-(2n ** 63n), 2n ** 63n - 1n] : [0n, 2n ** 64n - 1n];
       if (x < lo || x > hi) throw new CliError(`line ${line}: ${s.slice(0, 40)} is out of range for ${t}`);
       (out as BigInt64Array)[k++] = x;
     } else {
@@ -77,7 +79,26 @@ async function readText(input: Readable, t: TypeName): Promise<SortableArray> {
       if (bad) throw new CliError(`line ${line}: ${s.slice(0, 40)} is out of range for ${t}`);
       (out as Float64Array)[k++] = x;
     }
+  };
+  // a character split across two chunks is decoded whole
+  const utf8 = new StringDecoder('utf8');
+  let rest = '';
+  let n = 0;
+  for await (const c of input) {
+    const b = c as Buffer;
+    n += b.length;
+    if (n > inputBytesMax) throw new CliError(`input is larger than ${inputBytesMax} bytes`);
+    progress?.tick(b.length);
+    const parts = (rest + utf8.write(b)).split('\n');
+    rest = parts.pop()!;
+    for (const p of parts) take(p);
+    if (rest.length > textLineMax)
+      throw new CliError(
+        `line ${line + 1}: longer than ${textLineMax} characters ('${rest.slice(0, 40)}...')`,
+      );
   }
+  rest += utf8.end();
+  if (rest !== '') take(rest);
   return out.subarray(0, k) as SortableArray;
 }
 
@@ -131,10 +152,23 @@ Example:
     if (values.in !== undefined && positionals.length > 0)
       throw new UsageError(`expected the input once: --in ${values.in} and ${positionals[0]}`);
     const file = values.in ?? positionals[0];
+    let total = 0;
+    if (file !== undefined) {
+      // before the stream opens it: a stream that fails to open and is never read is an unhandled error
+      let st: ReturnType<typeof statSync>;
+      try {
+        st = statSync(resolve(io.cwd, file));
+      } catch (e) {
+        throw new CliError(
+          `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        );
+      }
+      if (st.isDirectory()) throw new CliError(`cannot read ${file}: it is a directory`);
+      total = st.size;
+    }
     const input = file !== undefined ? createReadStream(resolve(io.cwd, file)) : io.stdin;
-    const total = file !== undefined ? statSync(resolve(io.cwd, file)).size : 0;
     const progress = new Progress(io.stderr, { total, label: 'read', quiet: values.quiet === true });
-    const a = values.text ? await readText(input, t) : await readBinary(input, t, progress);
+    const a = values.text ? await readText(input, t, progress) : await readBinary(input, t, progress);
     progress.finish();
     const t0 = performance.now();
     learnedSort(a);

@@ -292,6 +292,30 @@ describe('strata sort', () => {
     expect(u64.stdout()).toBe('0\n18446744073709551615\n');
   });
 
+  it('a missing file, a directory, an endless line: one clear error, exit 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sort-cli-'));
+    try {
+      // the stream was opened before the stat that failed: its open error was unhandled (a crash)
+      const missing = captureIo('', {}, dir);
+      expect(await runCommand(cmd, ['--type', 'i32', 'missing.bin'], missing.io)).toBe(1);
+      expect(missing.stderr()).toBe('strata sort: cannot read missing.bin: ENOENT\n');
+      const d = captureIo('', {}, dir);
+      expect(await runCommand(cmd, ['--text', '.'], d.io)).toBe(1);
+      expect(d.stderr()).toBe('strata sort: cannot read .: it is a directory\n');
+      // a line is parsed as it arrives: one without an end is refused at the bound, not held whole
+      const long = captureIo(`1\n2\n${'9'.repeat(100_000)}`);
+      expect(await runCommand(cmd, ['--text'], long.io)).toBe(1);
+      expect(long.stderr()).toMatch(/^strata sort: line 3: longer than 4096 characters \('9{40}\.\.\.'\)\n$/);
+      // a character split across two reads of the file (64 KiB each) is named whole
+      writeFileSync(join(dir, 'split.txt'), `${'1\n'.repeat(32_767)}x\u00e9\n`);
+      const split = captureIo('', {}, dir);
+      expect(await runCommand(cmd, ['--text', '--quiet', 'split.txt'], split.io)).toBe(1);
+      expect(split.stderr()).toBe("strata sort: line 32768: 'x\u00e9' is not a number\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('takes the input file as --in FILE or as its one argument, and refuses both or more', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sort-cli-'));
     try {
