@@ -1,5 +1,6 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { createWriteStream, mkdirSync, openSync, statSync, type WriteStream } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { finished } from 'node:stream/promises';
 
 // Node 20's recursive mkdir never settles when a parent exists but cannot hold the child: every mkdir
 // under /proc answers ENOENT, so Node "creates" the missing parent, finds that it exists and tries the
@@ -42,4 +43,44 @@ export function makeDirsSync(dir: string): string | undefined {
     }
   }
   return first;
+}
+
+/** A file a command writes, from {@link openOutput}. */
+export interface Output {
+  /** Where to write; its errors are held for `close`, never an unhandled 'error' event. */
+  stream: WriteStream;
+  /** Ends the file and waits until it is written; rejects with the first error, naming the flag. */
+  close(): Promise<void>;
+}
+
+/**
+ * A command's output file (`--out FILE`, `--alerts FILE`), opened now, before the command's work: a path
+ * that cannot be written is an error naming `flag` at once, not after the work (or, from a stream opened
+ * lazily with no 'error' listener, a crash).
+ */
+export function openOutput(flag: string, path: string): Output {
+  const named = (e: unknown) => new Error(`${flag} ${path}: ${(e as Error).message}`);
+  let fd: number;
+  try {
+    fd = openSync(path, 'w');
+  } catch (e) {
+    throw named(e);
+  }
+  const stream = createWriteStream('', { fd });
+  let failed: unknown;
+  stream.on('error', (e) => {
+    failed ??= e;
+  });
+  return {
+    stream,
+    async close() {
+      if (failed === undefined) {
+        stream.end();
+        await finished(stream).catch((e: unknown) => {
+          failed ??= e;
+        });
+      }
+      if (failed !== undefined) throw named(failed);
+    },
+  };
 }

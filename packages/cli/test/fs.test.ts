@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeDirs, makeDirsSync } from '../src/index.js';
+import { makeDirs, makeDirsSync, openOutput } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'strata-cli-fs-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -36,4 +36,23 @@ describe.each([
       await expect(async () => make('/proc/strata-no-such/dir')).rejects.toMatchObject({ code: 'ENOENT' });
     },
   );
+});
+
+describe('openOutput', () => {
+  it('writes the file; a path that cannot be opened fails at once naming the flag', async () => {
+    const ok = openOutput('--out', join(root, 'out.txt'));
+    ok.stream.write('a\n');
+    ok.stream.write('b\n');
+    await ok.close();
+    expect(readFileSync(join(root, 'out.txt'), 'utf8')).toBe('a\nb\n');
+    const missing = join(root, 'no-dir', 'out.txt');
+    expect(() => openOutput('--out', missing)).toThrow(`--out ${missing}: ENOENT: no such file or directory`);
+    expect(() => openOutput('--alerts', root)).toThrow(`--alerts ${root}: EISDIR`);
+  });
+
+  it('a write that fails is the rejection of close, not an unhandled error event', async () => {
+    const full = openOutput('--alerts', '/dev/full');
+    for (let i = 0; i < 100; i++) full.stream.write('x'.repeat(1000));
+    await expect(full.close()).rejects.toThrow(/^--alerts \/dev\/full: ENOSPC/);
+  });
 });

@@ -7,6 +7,7 @@
  */
 import { createWriteStream, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { makeDirsSync } from '@strata/cli';
 import type { Stream } from './stream.js';
 
@@ -14,20 +15,22 @@ import type { Stream } from './stream.js';
 export const exportBufferBytesMax = 4 << 20;
 
 async function writeLines(path: string, gen: AsyncGenerator<string> | Generator<string>): Promise<number> {
-  const out = createWriteStream(path);
-  let buf = '';
   let n = 0;
-  const flush = async () => {
-    if (!out.write(buf)) await new Promise<void>((r) => out.once('drain', () => r()));
-    buf = '';
-  };
-  for await (const l of gen) {
-    buf += `${l}\n`;
-    n++;
-    if (buf.length >= exportBufferBytesMax) await flush();
+  async function* batches() {
+    let buf = '';
+    for await (const l of gen) {
+      buf += `${l}\n`;
+      n++;
+      if (buf.length >= exportBufferBytesMax) {
+        yield buf;
+        buf = '';
+      }
+    }
+    if (buf !== '') yield buf;
   }
-  await flush();
-  await new Promise<void>((r) => out.end(() => r()));
+  // a pipeline waits for room and rejects with the file's error (a full disk), where a bare stream's
+  // 'error' with no listener ended the process
+  await pipeline(batches(), createWriteStream(path));
   return n;
 }
 

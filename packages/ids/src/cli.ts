@@ -1,10 +1,11 @@
-import { createWriteStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   CliError,
   type Command,
   type DemoStep,
   makeDirs,
+  openOutput,
   parseBytes,
   parseFlags,
   UsageError,
@@ -169,11 +170,14 @@ Example:
       malformed += r.errors.length;
       rules.push(...r.rules);
     }
+    // the output files are opened before any work: a path that cannot be written fails at once
+    const alertsFile = values.alerts ? openOutput('--alerts', resolve(io.cwd, values.alerts)) : undefined;
+    const statsFile = values.stats ? openOutput('--stats', resolve(io.cwd, values.stats)) : undefined;
+    const out = alertsFile?.stream ?? io.stdout;
     const pool = workers > 1 ? new ParallelRunner(workers) : undefined;
     const workerLoads: WorkerLoad[][] = [];
     // who read each capture (--reader workers falls back to this thread for --ips and pipes)
     const readBy = new Set<string>();
-    const out = values.alerts ? createWriteStream(resolve(io.cwd, values.alerts)) : io.stdout;
     const totals = {
       packets: 0,
       bytes: 0,
@@ -301,8 +305,7 @@ Example:
       }
     }
     await pool?.close();
-    if (out !== io.stdout)
-      await new Promise<void>((res) => (out as ReturnType<typeof createWriteStream>).end(res));
+    await alertsFile?.close();
     const segments = totals.segmentsInOrder + totals.segmentsOutOfOrder;
     const stats = {
       ...totals,
@@ -331,9 +334,9 @@ Example:
         ),
       }),
     };
-    if (values.stats) {
-      const { writeFileSync } = await import('node:fs');
-      writeFileSync(resolve(io.cwd, values.stats), `${JSON.stringify(stats, null, 2)}\n`);
+    if (statsFile) {
+      statsFile.stream.write(`${JSON.stringify(stats, null, 2)}\n`);
+      await statsFile.close();
     } else if (!values.quiet)
       io.stderr.write(
         `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ${verdicts.rejectResponses} reject responses, ` : ''}${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps (${stats.mbpsPerCpuSecond.toFixed(1)} per CPU-second), ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,

@@ -54,6 +54,22 @@ describe('strata ids', () => {
     expect(m.err).not.toMatch(/--pcap missing/);
   });
 
+  it('--alerts and --stats files that cannot be written: one line naming the flag, exit 1 (they crashed)', async () => {
+    // the alerts stream was opened with no 'error' listener: an unwritable path killed the process
+    for (const flag of ['--alerts', '--stats']) {
+      const r = await ids(['a.pcap', flag, 'no-such-dir/out', '--quiet']);
+      expect(r.rc).toBe(1);
+      expect(r.err).toBe(
+        `strata ids: ${flag} ${join(dir, 'no-such-dir/out')}: ENOENT: no such file or directory, open '${join(dir, 'no-such-dir/out')}'\n`,
+      );
+      expect(r.out).toBe('');
+    }
+    // a write that fails later (a full disk) is an error too, not a crash
+    const full = await ids(['a.pcap', '--alerts', '/dev/full', '--quiet']);
+    expect(full.rc).toBe(1);
+    expect(full.err).toMatch(/^strata ids: --alerts \/dev\/full: ENOSPC/);
+  });
+
   it('the stats give the rate per CPU-second of the process beside the wall-time rate', async () => {
     const r = await ids(['a.pcap', 'b.pcap', '--stats', 'stats.json', '--quiet']);
     expect(r.rc).toBe(0);

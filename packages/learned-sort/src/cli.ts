@@ -1,8 +1,16 @@
-import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { CliError, type Command, type DemoStep, Progress, parseFlags, UsageError } from '@strata/cli';
+import {
+  CliError,
+  type Command,
+  type DemoStep,
+  openOutput,
+  Progress,
+  parseFlags,
+  UsageError,
+} from '@strata/cli';
 import { learnedSort, type SortableArray } from './sort.js';
 
 const types = {
@@ -102,22 +110,18 @@ async function readText(input: Readable, t: TypeName, progress?: Progress): Prom
   return out.subarray(0, k) as SortableArray;
 }
 
-function writeOut(out: Writable, a: SortableArray, text: boolean): Promise<void> {
-  return new Promise((res, rej) => {
-    out.on('error', rej);
-    if (!text) {
-      out.write(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
-    } else {
-      const step = 65536;
-      for (let i = 0; i < a.length; i += step) {
-        const parts: string[] = [];
-        for (let j = i; j < Math.min(a.length, i + step); j++) parts.push(String(a[j]));
-        out.write(`${parts.join('\n')}\n`);
-      }
-    }
-    if (out === process.stdout) res();
-    else out.end(res);
-  });
+/** The sorted keys, little-endian binary or one per line. */
+function writeOut(out: Writable, a: SortableArray, text: boolean): void {
+  if (!text) {
+    out.write(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+    return;
+  }
+  const step = 65536;
+  for (let i = 0; i < a.length; i += step) {
+    const parts: string[] = [];
+    for (let j = i; j < Math.min(a.length, i + step); j++) parts.push(String(a[j]));
+    out.write(`${parts.join('\n')}\n`);
+  }
 }
 
 const sortCmd: Command = {
@@ -166,6 +170,8 @@ Example:
       if (st.isDirectory()) throw new CliError(`cannot read ${file}: it is a directory`);
       total = st.size;
     }
+    // before the input is read and sorted: an --out that cannot be written fails at once
+    const outFile = values.out !== undefined ? openOutput('--out', resolve(io.cwd, values.out)) : undefined;
     const input = file !== undefined ? createReadStream(resolve(io.cwd, file)) : io.stdin;
     const progress = new Progress(io.stderr, { total, label: 'read', quiet: values.quiet === true });
     const a = values.text ? await readText(input, t, progress) : await readBinary(input, t, progress);
@@ -173,11 +179,8 @@ Example:
     const t0 = performance.now();
     learnedSort(a);
     const ms = performance.now() - t0;
-    await writeOut(
-      values.out ? createWriteStream(resolve(io.cwd, values.out)) : io.stdout,
-      a,
-      values.text === true,
-    );
+    writeOut(outFile?.stream ?? io.stdout, a, values.text === true);
+    await outFile?.close();
     if (!values.quiet)
       io.stderr.write(
         `sorted ${a.length} ${t} keys in ${ms.toFixed(1)} ms (${(((a.length / Math.max(ms, 0.001)) * 1000) / 1e6).toFixed(1)} M keys/s)\n`,

@@ -292,7 +292,7 @@ describe('strata sort', () => {
     expect(u64.stdout()).toBe('0\n18446744073709551615\n');
   });
 
-  it('a missing file, a directory, an endless line: one clear error, exit 1', async () => {
+  it('a missing file, a directory, an endless line, an unwritable --out: one clear error, exit 1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sort-cli-'));
     try {
       // the stream was opened before the stat that failed: its open error was unhandled (a crash)
@@ -311,6 +311,13 @@ describe('strata sort', () => {
       const split = captureIo('', {}, dir);
       expect(await runCommand(cmd, ['--text', '--quiet', 'split.txt'], split.io)).toBe(1);
       expect(split.stderr()).toBe("strata sort: line 32768: 'x\u00e9' is not a number\n");
+      // an --out that cannot be opened fails before the input is read; one whose writes fail, at the end
+      const noDir = captureIo('1\n', {}, dir);
+      expect(await runCommand(cmd, ['--text', '--out', 'no-dir/o.txt'], noDir.io)).toBe(1);
+      expect(noDir.stderr()).toMatch(/^strata sort: --out .*no-dir\/o\.txt: ENOENT/);
+      const full = captureIo('2\n1\n', {}, dir);
+      expect(await runCommand(cmd, ['--text', '--quiet', '--out', '/dev/full'], full.io)).toBe(1);
+      expect(full.stderr()).toMatch(/^strata sort: --out \/dev\/full: ENOSPC/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
