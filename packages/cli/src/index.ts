@@ -286,8 +286,21 @@ export async function readAll(stream: Readable, maxBytes = 1 << 30): Promise<Buf
   return Buffer.concat(chunks);
 }
 
-/** The process's own streams, for the real CLI. */
+let quietOnClosedStdout = false;
+
+/**
+ * The process's own streams, for the real CLI. A reader that closes stdout early (`strata search ... |
+ * head -1`) ends the process quietly with status 0, as a Unix tool stopped by SIGPIPE would stop (Node
+ * ignores the signal, and the EPIPE write error, with no listener, crashed every command with a trace).
+ */
 export function processIo(): Io {
+  if (!quietOnClosedStdout) {
+    quietOnClosedStdout = true;
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+  }
   return {
     stdin: process.stdin,
     stdout: process.stdout,

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import {
   CliError,
@@ -71,4 +73,29 @@ describe('command conventions', () => {
     expect(parseBytes('4MiB')).toBe(4 << 20);
     expect(() => parseBytes('lots')).toThrow(UsageError);
   });
+
+  it('a reader closing stdout early ends the process quietly, status 0 (EPIPE crashed every command)', async () => {
+    const url = new URL('../src/index.ts', import.meta.url).href;
+    const code = `
+      import(${JSON.stringify(url)}).then(async ({ processIo }) => {
+        const io = processIo();
+        const line = 'x'.repeat(1023) + '\\n';
+        for (let i = 0; i < 100000; i++)
+          if (!io.stdout.write(line)) await new Promise((r) => io.stdout.once('drain', r));
+        process.exitCode = 3; // all written: the reader was not closed in time
+      });`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const exited = once(child, 'exit');
+    await once(child.stdout, 'data');
+    child.stdout.destroy();
+    const [status] = await exited;
+    expect(err).toBe('');
+    expect(status).toBe(0);
+  }, 30_000);
 });
