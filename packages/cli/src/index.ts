@@ -10,6 +10,7 @@ import { PassThrough } from 'node:stream';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 export { makeDirs, makeDirsSync, type Output, openOutput } from './fs.js';
+export { listenOn } from './net.js';
 export { boundedRegExp, regExpBacktrackLimitWorks } from './regexp.js';
 
 /** The streams and environment a command runs with; tests pass their own. */

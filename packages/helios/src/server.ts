@@ -14,6 +14,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { inflateSync } from 'node:zlib';
+import { listenOn } from '@strata/cli';
 import { chunkBytesMax } from './agent.js';
 import { blockId } from './block.js';
 import { decodeNode } from './node.js';
@@ -183,9 +184,7 @@ export async function startIngestServer(
       if (!res.headersSent) reply(e.status ?? 500, { error: e.message });
     });
   });
-  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', () => r()));
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const port = await listenOn(server, opts.port ?? 0, '127.0.0.1');
   return {
     server,
     port,

@@ -220,6 +220,19 @@ describe('agent', () => {
     );
   });
 
+  it('CLI: strata stream serve on a port in use says so, exit 1 (an unhandled error event ended it)', async () => {
+    const c = captureIo('', {}, dir);
+    const rc = await runCommand(
+      commands.find((x) => x.name === 'stream')!,
+      ['serve', '--port', String(srv.port), '--data', dir],
+      c.io,
+    );
+    expect(rc).toBe(1);
+    expect(c.stderr()).toBe(
+      `strata stream serve: listen EADDRINUSE: address already in use 127.0.0.1:${srv.port}\n`,
+    );
+  });
+
   it('the server refuses a leaf that does not match the rows (verifyLeaves)', async () => {
     createStream(dir, ddl('bad'));
     const other = `CREATE STREAM bad SOURCES ('x') FORMAT logfmt COLUMNS (n INT, user STRING, msg TEXT) INDEX (msg)`;

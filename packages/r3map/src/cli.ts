@@ -8,6 +8,7 @@ import {
   group,
   type Io,
   intFlag,
+  listenOn,
   makeDirs,
   output,
   Progress,
@@ -132,7 +133,7 @@ Example:
       const { host, port } = parseHostPort(values.listen, '--listen');
       if (!values.root) throw new UsageError('expected --root DIR');
       const s = serveSync(resolve(io.cwd, values.root));
-      await new Promise<void>((r) => s.listen(port, host, r));
+      await listenOn(s, port, host);
       const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });
       output(
         io,

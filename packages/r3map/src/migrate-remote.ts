@@ -17,6 +17,7 @@
  * fetched (the known price of post-copy) and reads of them fail.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { listenOn } from '@strata/cli';
 import { NbdClientDevice } from './client.js';
 import {
   ControlChannel,
@@ -146,10 +147,7 @@ export class MigrationSource {
   async listen(port: number, host = '127.0.0.1'): Promise<{ controlPort: number; nbdPort: number }> {
     this.nbdPort = await this.exportServer.listen(0, host);
     this.control = createServer((s) => void this.session(s));
-    const controlPort = await new Promise<number>((resolve, reject) => {
-      this.control!.once('error', reject);
-      this.control!.listen(port, host, () => resolve((this.control!.address() as { port: number }).port));
-    });
+    const controlPort = await listenOn(this.control, port, host);
     return { controlPort, nbdPort: this.nbdPort };
   }
 

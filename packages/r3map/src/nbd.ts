@@ -8,6 +8,7 @@
  * closes that connection only.
  */
 import { createServer, type Server, Socket } from 'node:net';
+import { listenOn } from '@strata/cli';
 import { type BlockDevice, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
@@ -434,10 +435,7 @@ export class NbdServer {
         void this.handle(s);
       }
     });
-    return new Promise((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(port, host, () => resolve((this.server!.address() as { port: number }).port));
-    });
+    return listenOn(this.server, port, host);
   }
 
   async close(): Promise<void> {

@@ -86,4 +86,19 @@ describe('delta sync', () => {
       expect(z.stderr()).toMatch(/chunk size must be an integer in \[4096, /);
     }
   });
+
+  it('strata sync serve on a port in use says so, exit 1 (an unhandled error event ended it)', async () => {
+    const busy = serveSync(p('remote'));
+    await new Promise<void>((res) => busy.listen(0, '127.0.0.1', res));
+    const port = (busy.address() as { port: number }).port;
+    try {
+      const cmd = commands.find((c) => c.name === 'sync')!;
+      const c = captureIo('', {}, root);
+      const args = ['serve', '--listen', `127.0.0.1:${port}`, '--root', 'remote'];
+      expect(await runCommand(cmd, args, c.io)).toBe(1);
+      expect(c.stderr()).toBe(`strata sync: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`);
+    } finally {
+      await new Promise((res) => busy.close(res));
+    }
+  });
 });

@@ -29,6 +29,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { listenOn } from '@strata/cli';
 import {
   type Loglet,
   LogletUnavailableError,
@@ -231,12 +232,9 @@ export async function serveTcp(
     const wire: Wire = { send: (h, body) => void (sock.writable && sock.write(encodeFrame(h, body))) };
     frames(sock, (h, body) => handle(h, body, wire));
   });
-  await new Promise<void>((r, rej) => {
-    server.once('error', rej);
-    server.listen(port, host, r);
-  });
+  const bound = await listenOn(server, port, host);
   return {
-    port: (server.address() as { port: number }).port,
+    port: bound,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
