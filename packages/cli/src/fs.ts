@@ -1,4 +1,14 @@
-import { createWriteStream, mkdirSync, openSync, statSync, type WriteStream } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  type ReadStream,
+  statSync,
+  type WriteStream,
+} from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 
@@ -83,4 +93,29 @@ export function openOutput(flag: string, path: string): Output {
       if (failed !== undefined) throw named(failed);
     },
   };
+}
+
+/**
+ * A command's input file, opened now: one that cannot be opened (missing, unreadable) or is a directory is
+ * an error naming it (`cannot read NAME: ...`) before the command's work. A stream opened lazily by path
+ * reports a missing file as an 'error' event, which ended the process when the command failed before
+ * reading it (`strata store put` with a store that would not open). Read errors reach the reader.
+ */
+export function openInput(
+  path: string,
+  name = path,
+  highWaterMark = 1 << 16,
+): { stream: ReadStream; size: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new Error(`cannot read ${name}: ${(e as Error).message}`);
+  }
+  const st = fstatSync(fd);
+  if (st.isDirectory()) {
+    closeSync(fd);
+    throw new Error(`cannot read ${name}: it is a directory`);
+  }
+  return { stream: createReadStream('', { fd, highWaterMark }), size: st.size };
 }

@@ -9,7 +9,7 @@ import type { Readable, Writable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 
-export { makeDirs, makeDirsSync, type Output, openOutput } from './fs.js';
+export { makeDirs, makeDirsSync, type Output, openInput, openOutput } from './fs.js';
 export { listenOn } from './net.js';
 export { boundedRegExp, regExpBacktrackLimitWorks } from './regexp.js';
 

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeDirs, makeDirsSync, openOutput } from '../src/index.js';
+import { makeDirs, makeDirsSync, openInput, openOutput } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'strata-cli-fs-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -54,5 +54,20 @@ describe('openOutput', () => {
     const full = openOutput('--alerts', '/dev/full');
     for (let i = 0; i < 100; i++) full.stream.write('x'.repeat(1000));
     await expect(full.close()).rejects.toThrow(/^--alerts \/dev\/full: ENOSPC/);
+  });
+});
+
+describe('openInput', () => {
+  it('reads the file; one it cannot open, or a directory, is an error naming it at once', async () => {
+    writeFileSync(join(root, 'in.txt'), 'abc');
+    const { stream, size } = openInput(join(root, 'in.txt'), 'in.txt');
+    expect(size).toBe(3);
+    const chunks: Buffer[] = [];
+    for await (const c of stream) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('abc');
+    expect(() => openInput(join(root, 'none.txt'), 'none.txt')).toThrow(
+      'cannot read none.txt: ENOENT: no such file or directory',
+    );
+    expect(() => openInput(root, 'ROOT')).toThrow('cannot read ROOT: it is a directory');
   });
 });

@@ -1,4 +1,3 @@
-import { createReadStream, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
@@ -6,6 +5,7 @@ import {
   CliError,
   type Command,
   type DemoStep,
+  openInput,
   openOutput,
   Progress,
   parseFlags,
@@ -156,23 +156,11 @@ Example:
     if (values.in !== undefined && positionals.length > 0)
       throw new UsageError(`expected the input once: --in ${values.in} and ${positionals[0]}`);
     const file = values.in ?? positionals[0];
-    let total = 0;
-    if (file !== undefined) {
-      // before the stream opens it: a stream that fails to open and is never read is an unhandled error
-      let st: ReturnType<typeof statSync>;
-      try {
-        st = statSync(resolve(io.cwd, file));
-      } catch (e) {
-        throw new CliError(
-          `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-        );
-      }
-      if (st.isDirectory()) throw new CliError(`cannot read ${file}: it is a directory`);
-      total = st.size;
-    }
+    const opened = file !== undefined ? openInput(resolve(io.cwd, file), file) : undefined;
     // before the input is read and sorted: an --out that cannot be written fails at once
     const outFile = values.out !== undefined ? openOutput('--out', resolve(io.cwd, values.out)) : undefined;
-    const input = file !== undefined ? createReadStream(resolve(io.cwd, file)) : io.stdin;
+    const input = opened?.stream ?? io.stdin;
+    const total = opened?.size ?? 0;
     const progress = new Progress(io.stderr, { total, label: 'read', quiet: values.quiet === true });
     const a = values.text ? await readText(input, t, progress) : await readBinary(input, t, progress);
     progress.finish();

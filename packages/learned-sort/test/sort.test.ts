@@ -298,7 +298,9 @@ describe('strata sort', () => {
       // the stream was opened before the stat that failed: its open error was unhandled (a crash)
       const missing = captureIo('', {}, dir);
       expect(await runCommand(cmd, ['--type', 'i32', 'missing.bin'], missing.io)).toBe(1);
-      expect(missing.stderr()).toBe('strata sort: cannot read missing.bin: ENOENT\n');
+      expect(missing.stderr()).toBe(
+        `strata sort: cannot read missing.bin: ENOENT: no such file or directory, open '${join(dir, 'missing.bin')}'\n`,
+      );
       const d = captureIo('', {}, dir);
       expect(await runCommand(cmd, ['--text', '.'], d.io)).toBe(1);
       expect(d.stderr()).toBe('strata sort: cannot read .: it is a directory\n');

@@ -1,4 +1,4 @@
-import { createReadStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { table } from '@strata/bench';
@@ -9,6 +9,7 @@ import {
   group,
   type Io,
   intFlag,
+  openInput,
   output,
   Progress,
   parseFlags,
@@ -70,7 +71,7 @@ const put = sub(
     if (!key) throw new UsageError('expected KEY');
     if (values['if-none-match'] !== undefined && values['if-none-match'] !== '*')
       throw new UsageError("--if-none-match: only '*' is supported");
-    const body = file === '-' ? io.stdin : createReadStream(resolve(io.cwd, file));
+    const body = file === '-' ? io.stdin : openInput(resolve(io.cwd, file), file).stream;
     return withStore(values.store, io, async (s) => {
       const etag = await s
         .put(key, body, {

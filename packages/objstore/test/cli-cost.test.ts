@@ -99,6 +99,19 @@ describe('strata store', () => {
     );
   });
 
+  it('put of a file it cannot read says so first, whatever the store (a missing one crashed it)', async () => {
+    // the file was opened lazily: with a store that failed to open it was never read, and its open error
+    // was an unhandled 'error' event
+    for (const store of ['bogus:x', 'file:./st']) {
+      const r = await run(['put', 'k', 'missing.bin', '--store', store]);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/^strata store put: cannot read missing\.bin: ENOENT: no such file or directory/);
+    }
+    expect((await run(['put', 'k', '.', '--store', 'file:./st'])).err).toBe(
+      'strata store put: cannot read .: it is a directory\n',
+    );
+  });
+
   it('cost: the WAL option is at least 10x cheaper than direct Standard PUTs for 1,000 writes/s of 1 KiB', async () => {
     writeFileSync(
       join(dir, 'w.json'),
