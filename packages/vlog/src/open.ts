@@ -1,6 +1,7 @@
 /** Spec URLs for loglets and MetaStores, and `openLog` for applications. */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { openStore, parseStoreUrl } from '@strata/objstore';
+import { type ObjectStore, openStore, PreconditionFailedError, parseStoreUrl } from '@strata/objstore';
 import { type Chain, type Loglet, type MetaStore, type Payload, VersionConflictError } from './contract.js';
 import { EtcdMetaStore, parseEtcdUrl } from './providers/etcd.js';
 import { FileLoglet } from './providers/file.js';
@@ -17,6 +18,56 @@ export class SpecError extends Error {
 }
 
 const memLoglets = new Map<string, MemoryLoglet>();
+
+// A segment's loglet belongs to one log. A spec is a location (file:DIR, objstore:URL, mem://NAME) in which
+// a segment is named by its index and start alone, so two logs given the same location shared their first
+// segment's loglet: the second saw the first's records, trim and seal, and appended among them. The first
+// log to open a segment there writes its name beside it (OWNER); another log's open is refused. A segment
+// written before OWNER existed is taken by the first log that opens it. (Native loglet ids carry the log's
+// name already; a ZooKeeper path is the user's to keep apart.)
+
+function ownedElsewhere(spec: string, seg: string, owner: string, log: string): SpecError {
+  return new SpecError(
+    `loglet spec '${spec}': segment ${seg} there belongs to log '${owner}', not '${log}': give each log a location of its own`,
+  );
+}
+
+const memOwners = new Map<string, string>();
+
+function claimMem(key: string, spec: string, seg: string, log: string): void {
+  const owner = memOwners.get(key);
+  if (owner === undefined) memOwners.set(key, log);
+  else if (owner !== log) throw ownedElsewhere(spec, seg, owner, log);
+}
+
+function claimFile(dir: string, spec: string, seg: string, log: string): void {
+  const path = join(dir, 'OWNER');
+  try {
+    writeFileSync(path, log, { flag: 'wx' });
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  const owner = readFileSync(path, 'utf8');
+  if (owner !== log) throw ownedElsewhere(spec, seg, owner, log);
+}
+
+async function claimObject(
+  store: ObjectStore,
+  key: string,
+  spec: string,
+  seg: string,
+  log: string,
+): Promise<void> {
+  try {
+    await store.put(key, Buffer.from(log), { ifNoneMatch: '*' });
+    return;
+  } catch (e) {
+    if (!(e instanceof PreconditionFailedError)) throw e;
+  }
+  const owner = Buffer.from(await store.get(key)).toString('utf8');
+  if (owner !== log) throw ownedElsewhere(spec, seg, owner, log);
+}
 /** File loglets open in this process, by directory: a directory is locked to one opener, so clients share. */
 const fileLoglets = new Map<string, { loglet: Promise<FileLoglet>; refs: number }>();
 
@@ -105,16 +156,33 @@ export async function openLoglet(
   }
   if (spec.startsWith('mem://')) {
     const key = `${spec}#${seg}`;
+    if (log) claimMem(key, spec, seg, log);
     let l = memLoglets.get(key);
     if (!l) memLoglets.set(key, (l = new MemoryLoglet(start)));
     return l;
   }
-  if (spec.startsWith('file:')) return openFileLoglet(join(resolve(cwd, fileSpecDir(spec)), seg), start);
+  if (spec.startsWith('file:')) {
+    const dir = join(resolve(cwd, fileSpecDir(spec)), seg);
+    const l = await openFileLoglet(dir, start);
+    try {
+      if (log) claimFile(dir, spec, seg, log);
+    } catch (e) {
+      await l.close();
+      throw e;
+    }
+    return l;
+  }
   if (spec.startsWith('objstore:')) {
     // objstore:STORE_URL -- each segment under its own prefix. A loglet's objects are small batches, read
     // from a local file: store with synchronous calls (a thread-pool trip waits behind the process's busy
     // compiler or GC threads: helios' progress log catch-up took 3-7 ms where the read takes 0.05)
     const store = await openStore(spec.slice('objstore:'.length), { cwd, fileSyncReadBytesMax: 2 ** 20 });
+    try {
+      if (log) await claimObject(store, `vlog/segment-${seg}/OWNER`, spec, seg, log);
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
     return new ObjectStoreLoglet(store, `vlog/segment-${seg}`, start);
   }
   if (spec.startsWith('zk://')) {
@@ -255,6 +323,9 @@ export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualL
         : o.meta.startsWith('zk://')
           ? `${o.meta.replace(/\/+$/, '')}/${name}.segments`
           : `mem://${name}`);
+    // a location whose first segment another log holds (OWNER, above) is refused before the chain is
+    // written, not at the first append
+    if (/^(file:|objstore:|mem:\/\/)/.test(spec)) await (await factory(spec, 0, 0)).close();
     try {
       return await VirtualLog.create(meta, factory, spec, o);
     } catch (e) {

@@ -106,6 +106,29 @@ describe('VirtualLog', () => {
 });
 
 describe('deterministic simulation', () => {
+  it("two logs given one location do not share a loglet: the second is refused (it read and appended among the first one's)", async () => {
+    for (const [k, loglet] of [
+      `file:${root}/shared-f`,
+      `objstore:file:${root}/shared-o`,
+      'mem://shared-m',
+    ].entries()) {
+      const meta = (n: string) =>
+        loglet.startsWith('mem:') ? `mem://own-${n}` : `file:${root}/own-${k}-${n}`;
+      const one = await openLog('one', { meta: meta('1'), loglet, create: true });
+      await one.append([b('x'), b('y')]);
+      // a second log created there is refused, with nothing written
+      await expect(openLog('two', { meta: meta('2'), loglet, create: true }), loglet).rejects.toThrow(
+        /segment 0-0 there belongs to log 'one', not 'two': give each log a location of its own/,
+      );
+      await expect(openLog('two', { meta: meta('2') })).rejects.toThrow(/no log named 'two'/);
+      // the same log opened again (another client, a restart) is its owner
+      const again = await openLog('one', { meta: meta('1') });
+      expect((await again.read(0, 2)).map((r) => Buffer.from(r.payload).toString())).toEqual(['x', 'y']);
+      await again.close();
+      await one.close();
+    }
+  });
+
   it('1,000 seeded fault schedules: zero checker violations', async () => {
     const bad: string[] = [];
     let acked = 0;
