@@ -64,6 +64,7 @@ export {
   ChainError,
   type Failover,
   type LogletFactory,
+  LogletOwnedError,
   VirtualLog,
   type VirtualLogOptions,
 } from './virtual.js';

@@ -1,6 +1,7 @@
 /** Spec URLs for loglets and MetaStores, and `openLog` for applications. */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { makeDirs } from '@strata/cli';
 import { type ObjectStore, openStore, PreconditionFailedError, parseStoreUrl } from '@strata/objstore';
 import { type Chain, type Loglet, type MetaStore, type Payload, VersionConflictError } from './contract.js';
 import { EtcdMetaStore, parseEtcdUrl } from './providers/etcd.js';
@@ -11,7 +12,7 @@ import { NativeLoglet, nativeLogletId, parseNativeSpec, prepareNative } from './
 import { ObjectStoreLoglet } from './providers/objstore.js';
 import { StripedLoglet } from './providers/striped.js';
 import { parseZkUrl, ZkClient, ZooKeeperLoglet, ZooKeeperMetaStore } from './providers/zookeeper.js';
-import { VirtualLog, type VirtualLogOptions } from './virtual.js';
+import { LogletOwnedError, VirtualLog, type VirtualLogOptions } from './virtual.js';
 
 export class SpecError extends Error {
   override name = 'SpecError';
@@ -26,8 +27,8 @@ const memLoglets = new Map<string, MemoryLoglet>();
 // written before OWNER existed is taken by the first log that opens it. (Native loglet ids carry the log's
 // name already; a ZooKeeper path is the user's to keep apart.)
 
-function ownedElsewhere(spec: string, seg: string, owner: string, log: string): SpecError {
-  return new SpecError(
+function ownedElsewhere(spec: string, seg: string, owner: string, log: string): LogletOwnedError {
+  return new LogletOwnedError(
     `loglet spec '${spec}': segment ${seg} there belongs to log '${owner}', not '${log}': give each log a location of its own`,
   );
 }
@@ -307,12 +308,45 @@ export async function prepareLoglet(spec: string, index: number, log = ''): Prom
     );
 }
 
+/**
+ * Takes segment (index, start) at `spec`'s location for log `log`, without opening its loglet (a file
+ * loglet's open writes and syncs its START): the OWNER of a `file:`, `objstore:` or `mem://` segment, or
+ * LogletOwnedError if another log holds it. Other kinds have nothing to take.
+ */
+export async function claimLoglet(
+  spec: string,
+  start: number,
+  index: number,
+  cwd: string,
+  log: string,
+): Promise<void> {
+  const seg = `${index}-${start}`;
+  if (spec.startsWith('mem://')) claimMem(`${spec}#${seg}`, spec, seg, log);
+  else if (spec.startsWith('file:')) {
+    const dir = join(resolve(cwd, fileSpecDir(spec)), seg);
+    await makeDirs(dir);
+    claimFile(dir, spec, seg, log);
+  } else if (spec.startsWith('objstore:')) {
+    const store = await openStore(spec.slice('objstore:'.length), { cwd });
+    try {
+      await claimObject(store, `vlog/segment-${seg}/OWNER`, spec, seg, log);
+    } finally {
+      await store.close();
+    }
+  }
+}
+
 /** Opens the VirtualLog `name`, creating it when asked. */
 export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualLog> {
   const cwd = o.cwd ?? process.cwd();
   const meta = openMeta(o.meta, name, cwd);
   const factory = (spec: string, start: number, index: number) => openLoglet(spec, start, index, cwd, name);
-  o = { prepare: (spec, index) => prepareLoglet(spec, index, name), checkSpec: checkLogletSpec, ...o };
+  o = {
+    prepare: (spec, index) => prepareLoglet(spec, index, name),
+    checkSpec: checkLogletSpec,
+    claim: (spec, start, index) => claimLoglet(spec, start, index, cwd, name),
+    ...o,
+  };
   const { value } = await meta.get();
   if (!value) {
     if (!o.create) throw new SpecError(`no log named '${name}' in ${o.meta} (create it first)`);
@@ -325,7 +359,7 @@ export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualL
           : `mem://${name}`);
     // a location whose first segment another log holds (OWNER, above) is refused before the chain is
     // written, not at the first append
-    if (/^(file:|objstore:|mem:\/\/)/.test(spec)) await (await factory(spec, 0, 0)).close();
+    await o.claim?.(spec, 0, 0);
     try {
       return await VirtualLog.create(meta, factory, spec, o);
     } catch (e) {

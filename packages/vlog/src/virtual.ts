@@ -64,6 +64,12 @@ export interface VirtualLogOptions {
    * appended to, read nor sealed, so a typo would end the log.
    */
   checkSpec?: (spec: string) => void;
+  /**
+   * Takes the loglet of a new segment (spec, start, index) for this log before a chain names it, throwing
+   * `LogletOwnedError` when another log holds it (`claimLoglet` in open.ts). Called after the seal, before
+   * the new chain is written: a refused reconfiguration leaves the log sealed, to be reconfigured again.
+   */
+  claim?: (spec: string, start: number, index: number) => Promise<void>;
   /** The clock's sleep (injected by the simulation harness). */
   sleep?: (ms: number) => Promise<void>;
   /** The clock (injected by the simulation harness). */
@@ -72,6 +78,11 @@ export interface VirtualLogOptions {
 
 export class ChainError extends Error {
   override name = 'ChainError';
+}
+
+/** A segment's loglet is another log's (its location's OWNER names that log): this log never wrote it. */
+export class LogletOwnedError extends Error {
+  override name = 'LogletOwnedError';
 }
 
 export class VirtualLog implements Loglet {
@@ -350,7 +361,8 @@ export class VirtualLog implements Loglet {
       // took a record: it ends where it starts, unsealed, and the log goes on past it
       const { tail } = this.unopenable(i)
         ? { tail: this.chain.segments[i]!.start }
-        : await (await this.loglet(i)).seal();
+        : await this.sealActive(i);
+      await this.opts.claim?.(spec, tail, i + 1);
       const segs = this.chain.segments.map((s) => ({ ...s }));
       segs[i]!.end = tail;
       segs.push({ start: tail, spec });
@@ -365,6 +377,20 @@ export class VirtualLog implements Loglet {
         if (this.chain.segments.length > segs.length - 1)
           return this.chain.segments[this.chain.segments.length - 1]!.start;
       }
+    }
+  }
+
+  /**
+   * Seals active segment `i`. One whose loglet another log holds (chained before reconfigurations claimed
+   * their loglets, 2026-12-04) never took a record of this log: it ends where it starts.
+   */
+  private async sealActive(i: number): Promise<{ tail: number }> {
+    try {
+      return await (await this.loglet(i)).seal();
+    } catch (e) {
+      if (!(e instanceof LogletOwnedError)) throw e;
+      this.loglets.delete(i);
+      return { tail: this.chain.segments[i]!.start };
     }
   }
 

@@ -5,6 +5,7 @@ import { captureIo } from '@strata/cli';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   commands,
+  LogletOwnedError,
   LogServer,
   MemoryLoglet,
   MemoryMetaStore,
@@ -127,6 +128,41 @@ describe('deterministic simulation', () => {
       await again.close();
       await one.close();
     }
+  });
+
+  it("a reconfiguration onto another log's segment is refused and the log goes on elsewhere; a chain naming one is repaired", async () => {
+    const at = (d: string) => `file:${root}/re-${d}`;
+    // log A's segment 1 starts at 0 in re-x; log B's would be the same one (index 1, start 0)
+    const a = await openLog('A', { meta: at('meta-a'), loglet: at('z'), create: true });
+    await a.reconfigure(at('x'));
+    await a.append([b('a1')]);
+    const bl = await openLog('B', { meta: at('meta-b'), loglet: at('y'), create: true });
+    await expect(bl.reconfigure(at('x'))).rejects.toBeInstanceOf(LogletOwnedError);
+    // refused after the seal: B is sealed, and goes on on a location of its own
+    expect(await bl.reconfigure(at('w'))).toBe(0);
+    expect(await bl.append([b('b1')])).toEqual([0]);
+    await bl.close();
+    // a chain written before reconfigurations claimed their loglets, naming A's segment: B's appends fail,
+    // and a reconfiguration ends that segment where it starts (it never held a record of B's)
+    const store = openMeta(at('meta-c'), 'C', root);
+    await store.put(
+      {
+        segments: [
+          { start: 0, end: 0, spec: at('u') },
+          { start: 0, spec: at('x') },
+        ],
+      },
+      0,
+    );
+    await store.close();
+    const c = await openLog('C', { meta: at('meta-c') });
+    await expect(c.append([b('c1')])).rejects.toThrow(/belongs to log 'A', not 'C'/);
+    expect(await c.reconfigure(at('v'))).toBe(0);
+    expect(await c.append([b('c1')])).toEqual([0]);
+    expect((await c.read(0, 1)).map((r) => Buffer.from(r.payload).toString())).toEqual(['c1']);
+    await c.close();
+    expect((await a.read(0, 1)).map((r) => Buffer.from(r.payload).toString())).toEqual(['a1']);
+    await a.close();
   });
 
   it('1,000 seeded fault schedules: zero checker violations', async () => {
