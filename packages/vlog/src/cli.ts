@@ -85,17 +85,30 @@ const create = sub(
   'strata log create events --meta file:./meta --loglet file:./seg',
   async (argv, io) => {
     const { values, positionals } = parseFlags(argv, { ...common, loglet: { type: 'string' } }, 1);
+    const name = positionals[0];
+    const chainOf = (l: VirtualLog) => l.segments.map((s) => s.spec).join(' -> ');
+    // a log that exists is said to exist (it printed "created" and its chain, whatever --loglet asked)
+    let existing: VirtualLog | undefined;
+    try {
+      existing = await openLog(name ?? '', { meta: values.meta ?? defaultMeta, cwd: io.cwd });
+    } catch {
+      existing = undefined;
+    }
+    if (existing) {
+      const segments = existing.segments;
+      await existing.close();
+      const chain = segments.map((s) => s.spec).join(' -> ');
+      if (values.loglet !== undefined && values.loglet !== segments[0]!.spec)
+        throw new CliError(`log '${name}' exists, on ${chain}: not created on ${values.loglet}`);
+      output(io, values.json, { name, chain: segments, exists: true }, () => `${name} exists: ${chain}`);
+      return 0;
+    }
     return withLog(
-      positionals[0],
+      name,
       values.meta,
       io,
       async (l) => {
-        output(
-          io,
-          values.json,
-          { name: positionals[0], chain: l.segments },
-          () => `created ${positionals[0]}: ${l.segments.map((s) => s.spec).join(' -> ')}`,
-        );
+        output(io, values.json, { name, chain: l.segments }, () => `created ${name}: ${chainOf(l)}`);
         return 0;
       },
       true,

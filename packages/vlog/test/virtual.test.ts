@@ -255,6 +255,15 @@ describe('strata log', () => {
   it('create, append, read --json, tail, reconfigure, chain, trim', async () => {
     const meta = ['--meta', 'file:./climeta'];
     expect((await run(['create', 'ev', ...meta, '--loglet', 'file:./cliseg'])).code).toBe(0);
+    // again: it exists (it said "created" and exited 0 whatever --loglet asked)
+    expect((await run(['create', 'ev', ...meta, '--loglet', 'file:./cliseg'])).out).toBe(
+      'ev exists: file:./cliseg\n',
+    );
+    const other = await run(['create', 'ev', ...meta, '--loglet', 'file:./elsewhere']);
+    expect([other.code, other.err]).toEqual([
+      1,
+      "strata log create: log 'ev' exists, on file:./cliseg: not created on file:./elsewhere\n",
+    ]);
     expect((await run(['append', 'ev', ...meta], 'one\ntwo\nthree\n')).out).toBe('0\n1\n2\n');
     expect((await run(['reconfigure', 'ev', ...meta, '--loglet', 'file:./cliseg2'])).out).toMatch(
       /starts at 3/,
