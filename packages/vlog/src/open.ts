@@ -141,8 +141,7 @@ export async function openLoglet(
   /** Set for stripe i of a striped loglet: `s<i>`. */
   stripe = '',
 ): Promise<Loglet> {
-  // a segment is named by its index and start: segments sealed empty share a start with their successor
-  const seg = stripe ? `${index}-${start}.${stripe}` : `${index}-${start}`;
+  const seg = segmentName(index, start, stripe);
   if (spec.startsWith('striped:')) {
     const parts = stripedParts(spec);
     // each stripe counts its own rounds from 0; the striped loglet maps them to positions from `start`
@@ -155,35 +154,19 @@ export async function openLoglet(
     }
     return new StripedLoglet(start, stripes);
   }
+  if (log) await claimLoglet(spec, start, index, cwd, log, stripe);
   if (spec.startsWith('mem://')) {
     const key = `${spec}#${seg}`;
-    if (log) claimMem(key, spec, seg, log);
     let l = memLoglets.get(key);
     if (!l) memLoglets.set(key, (l = new MemoryLoglet(start)));
     return l;
   }
-  if (spec.startsWith('file:')) {
-    const dir = join(resolve(cwd, fileSpecDir(spec)), seg);
-    const l = await openFileLoglet(dir, start);
-    try {
-      if (log) claimFile(dir, spec, seg, log);
-    } catch (e) {
-      await l.close();
-      throw e;
-    }
-    return l;
-  }
+  if (spec.startsWith('file:')) return openFileLoglet(join(resolve(cwd, fileSpecDir(spec)), seg), start);
   if (spec.startsWith('objstore:')) {
     // objstore:STORE_URL -- each segment under its own prefix. A loglet's objects are small batches, read
     // from a local file: store with synchronous calls (a thread-pool trip waits behind the process's busy
     // compiler or GC threads: helios' progress log catch-up took 3-7 ms where the read takes 0.05)
     const store = await openStore(spec.slice('objstore:'.length), { cwd, fileSyncReadBytesMax: 2 ** 20 });
-    try {
-      if (log) await claimObject(store, `vlog/segment-${seg}/OWNER`, spec, seg, log);
-    } catch (e) {
-      await store.close();
-      throw e;
-    }
     return new ObjectStoreLoglet(store, `vlog/segment-${seg}`, start);
   }
   if (spec.startsWith('zk://')) {
@@ -309,9 +292,18 @@ export async function prepareLoglet(spec: string, index: number, log = ''): Prom
 }
 
 /**
+ * A segment's name in its location: its index and start (segments sealed empty share a start with their
+ * successor), and a stripe's its stripe.
+ */
+function segmentName(index: number, start: number, stripe = ''): string {
+  return stripe ? `${index}-${start}.${stripe}` : `${index}-${start}`;
+}
+
+/**
  * Takes segment (index, start) at `spec`'s location for log `log`, without opening its loglet (a file
  * loglet's open writes and syncs its START): the OWNER of a `file:`, `objstore:` or `mem://` segment, or
- * LogletOwnedError if another log holds it. Other kinds have nothing to take.
+ * LogletOwnedError if another log holds it. Other kinds have nothing to take. `openLoglet` takes its
+ * segment so before it opens one; `openLog` before a chain names one.
  */
 export async function claimLoglet(
   spec: string,
@@ -319,8 +311,9 @@ export async function claimLoglet(
   index: number,
   cwd: string,
   log: string,
+  stripe = '',
 ): Promise<void> {
-  const seg = `${index}-${start}`;
+  const seg = segmentName(index, start, stripe);
   if (spec.startsWith('mem://')) claimMem(`${spec}#${seg}`, spec, seg, log);
   else if (spec.startsWith('file:')) {
     const dir = join(resolve(cwd, fileSpecDir(spec)), seg);
