@@ -101,11 +101,7 @@ export function openOutput(flag: string, path: string): Output {
  * reports a missing file as an 'error' event, which ended the process when the command failed before
  * reading it (`strata store put` with a store that would not open). Read errors reach the reader.
  */
-export function openInput(
-  path: string,
-  name = path,
-  highWaterMark = 1 << 16,
-): { stream: ReadStream; size: number } {
+export function openInput(path: string, name = path): { stream: ReadStream; size: number } {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -117,5 +113,5 @@ export function openInput(
     closeSync(fd);
     throw new Error(`cannot read ${name}: it is a directory`);
   }
-  return { stream: createReadStream('', { fd, highWaterMark }), size: st.size };
+  return { stream: createReadStream('', { fd }), size: st.size };
 }

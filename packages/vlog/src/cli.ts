@@ -96,8 +96,8 @@ const create = sub(
     }
     if (existing) {
       const segments = existing.segments;
+      const chain = chainOf(existing);
       await existing.close();
-      const chain = segments.map((s) => s.spec).join(' -> ');
       if (values.loglet !== undefined && values.loglet !== segments[0]!.spec)
         throw new CliError(`log '${name}' exists, on ${chain}: not created on ${values.loglet}`);
       output(io, values.json, { name, chain: segments, exists: true }, () => `${name} exists: ${chain}`);
