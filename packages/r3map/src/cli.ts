@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   CliError,
@@ -132,7 +133,11 @@ Example:
     if (positionals[0] === 'serve') {
       const { host, port } = parseHostPort(values.listen, '--listen');
       if (!values.root) throw new UsageError('expected --root DIR');
-      const s = serveSync(resolve(io.cwd, values.root));
+      // a root that is not there failed every request (ENOENT per file) instead of the command
+      const root = resolve(io.cwd, values.root);
+      if (!statSync(root, { throwIfNoEntry: false })?.isDirectory())
+        throw new CliError(`--root ${values.root}: not a directory`);
+      const s = serveSync(root);
       await listenOn(s, port, host);
       const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });
       output(

@@ -87,6 +87,16 @@ describe('delta sync', () => {
     }
   });
 
+  it('strata sync serve refuses a root that is not a directory (every request failed with ENOENT)', async () => {
+    const cmd = commands.find((c) => c.name === 'sync')!;
+    writeFileSync(p('a-file'), 'x');
+    for (const dir of ['no-such-root', 'a-file']) {
+      const c = captureIo('', {}, root);
+      expect(await runCommand(cmd, ['serve', '--listen', '127.0.0.1:0', '--root', dir], c.io)).toBe(1);
+      expect(c.stderr()).toBe(`strata sync: --root ${dir}: not a directory\n`);
+    }
+  });
+
   it('strata sync serve on a port in use says so, exit 1 (an unhandled error event ended it)', async () => {
     const busy = serveSync(p('remote'));
     await new Promise<void>((res) => busy.listen(0, '127.0.0.1', res));
