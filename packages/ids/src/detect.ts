@@ -1766,7 +1766,22 @@ export class Engine {
       onEvict: (f) => this.flushFlow(f),
     });
     this.ordered = this.compiled;
+    // one rule per gid:sid, as Suricata loads them: a higher rev replaces the rule before it, an equal or
+    // lower one is refused (the community set loaded twice raised every alert twice)
+    const latest = new Map<string, Rule>();
     for (const r of rules) {
+      const had = latest.get(`${r.gid}:${r.sid}`);
+      if (!had || r.rev > had.rev) latest.set(`${r.gid}:${r.sid}`, r);
+    }
+    for (const r of rules) {
+      const kept = latest.get(`${r.gid}:${r.sid}`)!;
+      if (kept !== r) {
+        this.skipped.push({
+          sid: r.sid,
+          reason: 'a duplicate gid:sid (the highest rev, the first of equals, is kept)',
+        });
+        continue;
+      }
       try {
         const c = this.compile(r);
         if (c) this.compiled.push(c);

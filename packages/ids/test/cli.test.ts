@@ -70,6 +70,15 @@ describe('strata ids', () => {
     expect(full.err).toMatch(/^strata ids: --alerts \/dev\/full: ENOSPC/);
   });
 
+  it('a rule file given twice loads each gid:sid once: one alert, not two, and the duplicates counted as skipped', async () => {
+    const r = await ids(['--rules', 'mark.rules', 'a.pcap']);
+    expect(r.rc).toBe(0);
+    expect(r.out.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(
+      /1 rules loaded, 1 skipped; 1 x a duplicate gid:sid \(the highest rev, the first of equals, is kept\)/,
+    );
+  });
+
   it('the stats give the rate per CPU-second of the process beside the wall-time rate', async () => {
     const r = await ids(['a.pcap', 'b.pcap', '--stats', 'stats.json', '--quiet']);
     expect(r.rc).toBe(0);

@@ -443,6 +443,28 @@ describe('pcre: PCRE features JavaScript lacks, rewritten', () => {
   });
 });
 
+describe('duplicate gid:sid', () => {
+  it('a higher rev replaces the rule loaded before it; an equal or lower one is refused (as Suricata)', () => {
+    const rule = (sid: number, rev: number, content: string, gid = 1) =>
+      `alert udp any any -> any any (msg:"r${rev}"; content:"${content}"; gid:${gid}; sid:${sid}; rev:${rev};)`;
+    const texts = [
+      rule(7, 1, 'one'),
+      rule(7, 3, 'three'),
+      rule(7, 2, 'two'),
+      rule(7, 3, 'again'),
+      rule(7, 1, 'other gid', 2),
+    ];
+    const e = new Engine(texts.map((r, i) => parseRule(r, 't.rules', i + 1)));
+    expect(e.compiled.map((c) => [c.rule.gid, c.rule.sid, c.rule.rev, c.rule.msg])).toEqual([
+      [1, 7, 3, 'r3'],
+      [2, 7, 1, 'r1'],
+    ]);
+    expect(e.skipped).toHaveLength(3);
+    const fire = (payload: string) => e.inspect(pkt({ proto: 17, payload }), 0).map((a) => a.msg);
+    expect(fire('one two again three')).toEqual(['r3']);
+  });
+});
+
 describe('pcre: a match limit, as PCRE has', () => {
   // community rule sid 2417 (PROTOCOL-FTP format string attempt), its pcre over UDP here
   const rule = 'alert udp any any -> any any (content:"%"; pcre:"/\\s+.*?%.*?%/smi"; sid:2417;)';
