@@ -253,6 +253,7 @@ export function parseDdl(src: string, file = 'DDL'): StreamDef {
     return { name: cname, type };
   });
   let index: IndexDef[] = [];
+  const indexed = new Set<string>();
   if (isKw('INDEX')) {
     p++;
     index = list(() => {
@@ -268,6 +269,9 @@ export function parseDdl(src: string, file = 'DDL'): StreamDef {
       } else col = ident('a column name or TOKENS(column)');
       if (!seen.has(col))
         throw new DdlError(`INDEX names '${col}', which is not a declared column`, t.line, t.col, file);
+      const entry = tokens ? `TOKENS(${col})` : col;
+      if (indexed.has(entry)) throw new DdlError(`INDEX names ${entry} twice`, t.line, t.col, file);
+      indexed.add(entry);
       return { column: col, tokens };
     });
   }
@@ -282,44 +286,71 @@ export function parseDdl(src: string, file = 'DDL'): StreamDef {
     storage: { hot: 'express', hotForMs: 86_400_000, cold: 'standard' },
     retainMs: 30 * 86_400_000,
   };
-  const duration = () => {
+  // a duration of more than nothing (`what` names it when it is 0)
+  const duration = (what: string) => {
+    const at = peek();
     const n = num('a number');
     const t = peek();
     const u = ident('a time unit (SECONDS, MINUTES, HOURS, DAYS)').toUpperCase();
     const ms = unitMs[u];
     if (ms === undefined) throw new DdlError(`unknown time unit '${t.text}'`, t.line, t.col, file);
+    if (n * ms <= 0)
+      throw new DdlError(`${what} must be more than 0, got ${n} ${t.text}`, at.line, at.col, file);
     return n * ms;
+  };
+  const storageClass = () => {
+    const t = peek();
+    const c = ident('a storage class (express, standard)').toLowerCase();
+    if (c !== 'express' && c !== 'standard')
+      throw new DdlError(
+        `unknown storage class '${t.text}' (expected express or standard)`,
+        t.line,
+        t.col,
+        file,
+      );
+    return c;
   };
   while (peek().kind !== 'eof' && !(peek().kind === 'punct' && peek().text === ';')) {
     if (isKw('CHUNK')) {
       p++;
       kw('EVERY');
-      def.chunkEveryMs = duration();
+      def.chunkEveryMs = duration('CHUNK EVERY');
       if (isKw('OR')) {
         p++;
+        const at = peek();
         const n = num('a size');
         const t = peek();
         const u = ident('a size unit (KB, MB, GB)').toUpperCase();
         const b = unitBytes[u];
         if (b === undefined) throw new DdlError(`unknown size unit '${t.text}'`, t.line, t.col, file);
         def.chunkBytesMax = Math.round(n * b);
+        // (it was checked after the statement and reported at its first word: "got 'CREATE'")
+        if (def.chunkBytesMax < 1024)
+          throw new DdlError(`CHUNK size must be at least 1 KB, got ${n} ${t.text}`, at.line, at.col, file);
       }
     } else if (isKw('STORAGE')) {
       p++;
-      def.storage.hot = ident('a storage class');
+      def.storage.hot = storageClass();
       if (isKw('FOR')) {
         p++;
-        def.storage.hotForMs = duration();
+        def.storage.hotForMs = duration('STORAGE ... FOR');
         kw('THEN');
-        def.storage.cold = ident('a storage class');
+        const t = peek();
+        def.storage.cold = storageClass();
+        if (def.storage.hot === 'standard' && def.storage.cold === 'express')
+          throw new DdlError(
+            'STORAGE standard ... THEN express: data only moves from express to standard',
+            t.line,
+            t.col,
+            file,
+          );
       } else def.storage.cold = def.storage.hot;
     } else if (isKw('RETAIN')) {
       p++;
-      def.retainMs = duration();
+      def.retainMs = duration('RETAIN');
     } else fail('expected CHUNK, STORAGE, RETAIN or end of statement');
   }
   if (peek().kind === 'punct') p++;
   if (peek().kind !== 'eof') fail('expected end of input after the statement');
-  if (def.chunkBytesMax < 1024) fail('CHUNK size must be at least 1 KB', toks[0]);
   return def;
 }

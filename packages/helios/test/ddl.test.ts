@@ -79,6 +79,36 @@ describe('DDL', () => {
     );
   });
 
+  it('refuses what cannot work, where it is written: empty durations and chunks, unknown classes, an index twice', () => {
+    const base = "CREATE STREAM s SOURCES ('x') FORMAT logfmt COLUMNS (n TEXT) INDEX (n)";
+    // the chunk size was checked after the statement and reported at its first word ("1:1: ... got 'CREATE'")
+    expect(errorOf(`${base}\nCHUNK EVERY 1 SECONDS OR 0 MB`).message).toBe(
+      'DDL:2:26: CHUNK size must be at least 1 KB, got 0 MB',
+    );
+    expect(errorOf(`${base} CHUNK EVERY 0 SECONDS`).message).toMatch(
+      /:1:84: CHUNK EVERY must be more than 0/,
+    );
+    expect(errorOf(`${base} RETAIN 0 DAYS`).message).toMatch(/:1:79: RETAIN must be more than 0, got 0 DAYS/);
+    expect(errorOf(`${base} STORAGE express FOR 0 DAYS THEN standard`).message).toMatch(
+      /STORAGE \.\.\. FOR must be more than 0/,
+    );
+    expect(errorOf(`${base} STORAGE bogus`).message).toMatch(
+      /:1:80: unknown storage class 'bogus' \(expected express or standard\)/,
+    );
+    expect(errorOf(`${base} STORAGE standard FOR 1 DAY THEN express`).message).toMatch(
+      /:1:104: STORAGE standard \.\.\. THEN express: data only moves from express to standard/,
+    );
+    expect(parseDdl(`${base} STORAGE Express FOR 1 DAY THEN STANDARD`).storage).toEqual({
+      hot: 'express',
+      hotForMs: 86_400_000,
+      cold: 'standard',
+    });
+    expect(errorOf(base.replace('INDEX (n)', 'INDEX (n, TOKENS(n), n)')).message).toMatch(
+      /:1:83: INDEX names n twice/,
+    );
+    expect(parseDdl(base.replace('INDEX (n)', 'INDEX (n, TOKENS(n))')).index).toHaveLength(2);
+  });
+
   it('never crashes on arbitrary input: a DdlError or a definition', () => {
     const words = fc.constantFrom(
       'CREATE',

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
@@ -117,9 +117,18 @@ describe('STORAGE and RETAIN from the DDL, on an injected clock', () => {
     } finally {
       await s.close();
     }
+    // refused where it is written (it was taken, and every open of the stream failed)
     const bad = join(root, 'c');
-    createStream(bad, ddl.replace(/STORAGE .*$/, 'STORAGE glacier'));
-    await expect(Stream.open(bad, 'ev')).rejects.toThrow(/stream\.ddl: STORAGE class 'glacier'/);
+    expect(() => createStream(bad, ddl.replace(/STORAGE .*$/, 'STORAGE glacier'))).toThrow(
+      /unknown storage class 'glacier' \(expected express or standard\)/,
+    );
+    // a stream.ddl written before that: its open names the file
+    createStream(bad, ddl);
+    const stored = join(bad, 'streams', 'ev', 'stream.ddl');
+    writeFileSync(stored, readFileSync(stored, 'utf8').replace(/STORAGE .*$/, 'STORAGE glacier'));
+    await expect(Stream.open(bad, 'ev')).rejects.toThrow(
+      /stream\.ddl:\d+:\d+: unknown storage class 'glacier'/,
+    );
   });
 
   it('CLI: strata stream maintain', async () => {
