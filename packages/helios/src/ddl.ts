@@ -11,6 +11,8 @@
  * as the escape for a quote. Every error names the line and column where parsing stopped.
  */
 
+import { loghubFields } from './formats.js';
+
 export type ColumnType = 'TIMESTAMP' | 'STRING' | 'TEXT' | 'INT' | 'FLOAT';
 export const columnTypes: readonly ColumnType[] = ['TIMESTAMP', 'STRING', 'TEXT', 'INT', 'FLOAT'];
 
@@ -224,6 +226,11 @@ export function parseDdl(src: string, file = 'DDL'): StreamDef {
     } else {
       if (!/<[A-Za-z_][A-Za-z0-9_]*>/.test(arg.text))
         throw new DdlError('loghub template needs fields like <Date> <Content>', arg.line, arg.col, file);
+      // a field twice made the template's regex invalid: every ingest and search of the stream failed
+      const fields = loghubFields(arg.text);
+      const twice = fields.find((f, i) => fields.indexOf(f) !== i);
+      if (twice !== undefined)
+        throw new DdlError(`loghub template names <${twice}> twice`, arg.line, arg.col, file);
       format = { kind: 'loghub', template: arg.text };
     }
   } else {

@@ -107,6 +107,10 @@ describe('DDL', () => {
       /:1:83: INDEX names n twice/,
     );
     expect(parseDdl(base.replace('INDEX (n)', 'INDEX (n, TOKENS(n))')).index).toHaveLength(2);
+    // a loghub field twice was taken, and every ingest and search failed on the template's regex
+    expect(errorOf(base.replace('logfmt', "loghub('<A> <B> <A>')")).message).toMatch(
+      /:1:45: loghub template names <A> twice/,
+    );
   });
 
   it('never crashes on arbitrary input: a DdlError or a definition', () => {
