@@ -35,6 +35,23 @@ import { MountDevice } from './mount.js';
 import { defaultPollUs, NbdServer } from './nbd.js';
 import { serveSync, syncFiles, syncToRemote } from './sync.js';
 
+/**
+ * The NBD protocol's strings, export names among them, "MUST NOT contain NUL characters ... and MUST be no
+ * longer than 4096 bytes" (NetworkBlockDevice/nbd doc/proto.md, Conventions): a longer `--name` was
+ * served, and no client could ask for it.
+ */
+const exportNameBytesMax = 4096;
+
+/** `--name` as an export name, or a usage error. */
+function exportName(name: string | undefined): string {
+  const n = name ?? '';
+  const bytes = Buffer.byteLength(n);
+  if (bytes > exportNameBytesMax)
+    throw new UsageError(`--name: an export name is at most ${exportNameBytesMax} bytes, got ${bytes}`);
+  if (n.includes('\0')) throw new UsageError('--name: an export name cannot contain NUL');
+  return n;
+}
+
 const serve: Command = {
   name: 'serve',
   summary: 'serve a file, a memory device or an object-store device over NBD',
@@ -67,6 +84,7 @@ Example:
       0,
     );
     const pollUs = intFlag('poll-us', values['poll-us'], defaultPollUs, 0, 1_000_000);
+    const name = exportName(values.name);
     const given = [values.file, values.mem, values.store].filter((x) => x !== undefined).length;
     if (given !== 1) throw new UsageError('give exactly one of --file, --mem, --store');
     const { host, port } = parseHostPort(values.listen ?? '127.0.0.1:10809', '--listen');
@@ -86,19 +104,15 @@ Example:
         throw new CliError(e.message);
       });
     }
-    const server = new NbdServer(
-      [{ name: values.name ?? '', device, readOnly: values['read-only'] === true }],
-      { pollUs },
-    );
+    const server = new NbdServer([{ name, device, readOnly: values['read-only'] === true }], { pollUs });
     const p = await server.listen(port, host);
     // listen for the signal before saying we are up: a supervisor may stop us the moment it reads that
     const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });
     output(
       io,
       values.json,
-      { host, port: p, name: values.name ?? '', size: device.size },
-      () =>
-        `serving ${device.size} bytes as '${values.name ?? ''}' on nbd://${host}:${p}/${values.name ?? ''}`,
+      { host, port: p, name, size: device.size },
+      () => `serving ${device.size} bytes as '${name}' on nbd://${host}:${p}/${name}`,
     );
     await stopped;
     await server.close();
@@ -212,6 +226,7 @@ Example:
       0,
     );
     const pollUs = intFlag('poll-us', values['poll-us'], defaultPollUs, 0, 1_000_000);
+    const name = exportName(values.name);
     const m = /^([^:/]+):(\d+)(?:\/(.*))?$/.exec(values.remote ?? '');
     if (!m) throw new UsageError(`--remote: expected HOST:PORT[/EXPORT], got '${values.remote ?? ''}'`);
     if (!values.cache) throw new UsageError('expected --cache FILE');
@@ -228,7 +243,7 @@ Example:
       pullConcurrency: intFlag('pull-concurrency', values['pull-concurrency'], 4, 1, 64),
       writeThrough: values['write-through'] === true,
     });
-    const server = new NbdServer([{ name: values.name ?? '', device: dev }], { pollUs });
+    const server = new NbdServer([{ name, device: dev }], { pollUs });
     const p = await server.listen(port, host);
     const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });
     output(
@@ -236,7 +251,7 @@ Example:
       values.json,
       { host, port: p, size: dev.size, chunks: dev.stats.chunks },
       () =>
-        `mounted ${values.remote} (${dev.size} bytes) on nbd://${host}:${p}/${values.name ?? ''}; pulling in the background`,
+        `mounted ${values.remote} (${dev.size} bytes) on nbd://${host}:${p}/${name}; pulling in the background`,
     );
     const progress = new Progress(io.stderr, {
       total: dev.stats.chunks,

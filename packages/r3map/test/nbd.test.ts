@@ -454,4 +454,17 @@ describe('receive path', () => {
       expect(io.stderr()).toMatch(/--poll-us/);
     }
   });
+
+  it('an export name longer than the protocol allows (4,096 bytes) is a usage error (it was served, and no client could ask for it)', async () => {
+    const nbd = commands.find((c) => c.name === 'nbd')!;
+    const long = 'x'.repeat(4097);
+    for (const argv of [
+      ['serve', '--mem', '1M', '--listen', '127.0.0.1:0', '--name', long],
+      ['mount', '--remote', '127.0.0.1:1', '--cache', 'x', '--listen', '127.0.0.1:0', '--name', long],
+    ]) {
+      const io = captureIo();
+      expect(await runCommand(nbd, argv, io.io), argv[0]).toBe(2);
+      expect(io.stderr()).toMatch(/--name: an export name is at most 4096 bytes, got 4097/);
+    }
+  });
 });
