@@ -224,10 +224,10 @@ export function parseDdl(src: string, file = 'DDL'): StreamDef {
         throw new DdlError('regex format needs named groups, e.g. (?<level>\\w+)', arg.line, arg.col, file);
       format = { kind: 'regex', pattern: arg.text };
     } else {
-      if (!/<[A-Za-z_][A-Za-z0-9_]*>/.test(arg.text))
+      const fields = loghubFields(arg.text);
+      if (fields.length === 0)
         throw new DdlError('loghub template needs fields like <Date> <Content>', arg.line, arg.col, file);
       // a field twice made the template's regex invalid: every ingest and search of the stream failed
-      const fields = loghubFields(arg.text);
       const twice = fields.find((f, i) => fields.indexOf(f) !== i);
       if (twice !== undefined)
         throw new DdlError(`loghub template names <${twice}> twice`, arg.line, arg.col, file);
