@@ -440,15 +440,11 @@ const syncReadBytesMax = 2 * 2 ** 20;
  * `auto` (written to express, moved to standard by `maintain` once idle for d). One class throughout:
  * that tier only (`standard` is DIR/objects, so data written before tiers existed is found either way).
  */
-async function openStreamStore(dataDir: string, def: StreamDef, where: string): Promise<ObjectStore> {
+async function openStreamStore(dataDir: string, def: StreamDef): Promise<ObjectStore> {
+  // (parseDdl refuses other classes, and standard THEN express, where the DDL names them)
   const std = resolve(dataDir, 'objects');
   const exp = resolve(dataDir, 'express');
   const { hot, cold, hotForMs } = def.storage;
-  for (const c of [hot, cold])
-    if (c !== 'express' && c !== 'standard')
-      throw new Error(`${where}: STORAGE class '${c}' is not one of express, standard`);
-  if (hot === 'standard' && cold === 'express')
-    throw new Error(`${where}: STORAGE standard ... THEN express: data only moves from express to standard`);
   makeDirsSync(std);
   if (hot === 'standard') return openStore(`file:${std}`, { fileSyncReadBytesMax: syncReadBytesMax });
   makeDirsSync(exp);
@@ -626,7 +622,7 @@ export class Stream {
       );
     const ddl = readFileSync(ddlPath, 'utf8');
     const def = parseDdl(ddl, ddlPath);
-    const store = await openStreamStore(dataDir, def, ddlPath);
+    const store = await openStreamStore(dataDir, def);
     let log: ProgressLog;
     try {
       log = await ProgressLog.open(join(dir, 'progress'), 'progress');
