@@ -86,11 +86,12 @@ const create = sub(
   async (argv, io) => {
     const { values, positionals } = parseFlags(argv, { ...common, loglet: { type: 'string' } }, 1);
     const name = positionals[0];
+    if (!name) throw new UsageError('expected the log NAME');
     const chainOf = (l: VirtualLog) => l.segments.map((s) => s.spec).join(' -> ');
     // a log that exists is said to exist (it printed "created" and its chain, whatever --loglet asked)
     let existing: VirtualLog | undefined;
     try {
-      existing = await openLog(name ?? '', { meta: values.meta ?? defaultMeta, cwd: io.cwd });
+      existing = await openLog(name, { meta: values.meta ?? defaultMeta, cwd: io.cwd });
     } catch {
       existing = undefined;
     }
