@@ -11,7 +11,14 @@ import { MemoryLoglet, MemoryMetaStore } from './providers/memory.js';
 import { NativeLoglet, nativeLogletId, parseNativeSpec, prepareNative } from './providers/native.js';
 import { ObjectStoreLoglet } from './providers/objstore.js';
 import { StripedLoglet } from './providers/striped.js';
-import { parseZkUrl, ZkClient, ZooKeeperLoglet, ZooKeeperMetaStore } from './providers/zookeeper.js';
+import {
+  parseZkUrl,
+  ZkClient,
+  ZkError,
+  ZooKeeperLoglet,
+  ZooKeeperMetaStore,
+  zkErr,
+} from './providers/zookeeper.js';
 import { LogletOwnedError, VirtualLog, type VirtualLogOptions } from './virtual.js';
 
 export class SpecError extends Error {
@@ -20,12 +27,12 @@ export class SpecError extends Error {
 
 const memLoglets = new Map<string, MemoryLoglet>();
 
-// A segment's loglet belongs to one log. A spec is a location (file:DIR, objstore:URL, mem://NAME) in which
+// A segment's loglet belongs to one log. A spec is a location (file:DIR, objstore:URL, mem://NAME, zk://) in which
 // a segment is named by its index and start alone, so two logs given the same location shared their first
 // segment's loglet: the second saw the first's records, trim and seal, and appended among them. The first
 // log to open a segment there writes its name beside it (OWNER); another log's open is refused. A segment
 // written before OWNER existed is taken by the first log that opens it. (Native loglet ids carry the log's
-// name already; a ZooKeeper path is the user's to keep apart.)
+// name already.)
 
 function ownedElsewhere(spec: string, seg: string, owner: string, log: string): LogletOwnedError {
   return new LogletOwnedError(
@@ -68,6 +75,26 @@ async function claimObject(
   }
   const owner = Buffer.from(await store.get(key)).toString('utf8');
   if (owner !== log) throw ownedElsewhere(spec, seg, owner, log);
+}
+
+/** A ZooKeeper segment's OWNER: the znode `PATH/<i>-<start>.owner` beside the segment's own. */
+async function claimZnode(spec: string, seg: string, log: string): Promise<void> {
+  const { hosts, path } = specOr(() => parseZkUrl(spec));
+  const owned = `${path}/${seg}.owner`;
+  const zk = new ZkClient(hosts);
+  try {
+    await zk.mkdirp(path);
+    try {
+      await zk.create(owned, Buffer.from(log));
+      return;
+    } catch (e) {
+      if (!(e instanceof ZkError && e.code === zkErr.nodeExists)) throw e;
+    }
+    const owner = Buffer.from((await zk.getData(owned)).data).toString('utf8');
+    if (owner !== log) throw ownedElsewhere(spec, seg, owner, log);
+  } finally {
+    await zk.close();
+  }
 }
 /** File loglets open in this process, by directory: a directory is locked to one opener, so clients share. */
 const fileLoglets = new Map<string, { loglet: Promise<FileLoglet>; refs: number }>();
@@ -301,8 +328,9 @@ function segmentName(index: number, start: number, stripe = ''): string {
 
 /**
  * Takes segment (index, start) at `spec`'s location for log `log`, without opening its loglet (a file
- * loglet's open writes and syncs its START): the OWNER of a `file:`, `objstore:` or `mem://` segment, or
- * LogletOwnedError if another log holds it. Other kinds have nothing to take. `openLoglet` takes its
+ * loglet's open writes and syncs its START): the OWNER of a `file:`, `objstore:`, `mem://` or `zk://`
+ * segment, or LogletOwnedError if another log holds it. Native loglets have nothing to take (their ids
+ * carry the log's name). `openLoglet` takes its
  * segment so before it opens one; `openLog` before a chain names one.
  */
 export async function claimLoglet(
@@ -326,7 +354,7 @@ export async function claimLoglet(
     } finally {
       await store.close();
     }
-  }
+  } else if (spec.startsWith('zk://')) await claimZnode(spec, seg, log);
 }
 
 /** Opens the VirtualLog `name`, creating it when asked. */

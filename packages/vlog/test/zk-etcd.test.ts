@@ -1,7 +1,7 @@
 // ZooKeeperMetaStore, EtcdMetaStore and ZooKeeperLoglet against real servers on 127.0.0.1, started here
 // (scripts/services) and stopped afterwards. Skipped only outside CI when a server is not installed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SealedError, VersionConflictError, VirtualLog } from '../src/index.js';
+import { LogletOwnedError, openLog, SealedError, VersionConflictError, VirtualLog } from '../src/index.js';
 import { EtcdMetaStore, parseEtcdUrl } from '../src/providers/etcd.js';
 import { parseZkUrl, ZkClient, ZooKeeperLoglet, ZooKeeperMetaStore } from '../src/providers/zookeeper.js';
 import { logletConformance, metaStoreConformance } from './conformance.js';
@@ -127,6 +127,43 @@ describe.runIf(serviceAvailable('zookeeper'))('ZooKeeper (a real server on 127.0
       expect(await l.append([b('v')])).toEqual([11]);
     } finally {
       await l.close();
+    }
+  });
+
+  it("two logs given one zk:// location do not share a segment: the second is refused, a reconfiguration onto another log's segment too", async () => {
+    const loglet = url(fresh('shared'));
+    const m = (k: number) => `mem://zk-own-${k}-${process.pid}-${n++}`;
+    const [m1, m2, m3] = [m(1), m(2), m(3)];
+    const one = await openLog('one', { meta: m1, loglet, create: true });
+    const two = await openLog('two', {
+      meta: m2,
+      loglet: url(fresh('two')),
+      create: true,
+    });
+    try {
+      await one.append([b('x'), b('y')]);
+      await expect(openLog('three', { meta: m3, loglet, create: true })).rejects.toThrow(
+        /segment 0-0 there belongs to log 'one', not 'three': give each log a location of its own/,
+      );
+      // log one's segment 1 would start at 2; log two's next segment is 1-0 there: free, and then its own
+      await two.reconfigure(loglet);
+      expect(await two.append([b('t')])).toEqual([0]);
+      await one.reconfigure(url(fresh('one-b')));
+      // a third log's segment 1-0 at that location is two's
+      const three = await openLog('three', {
+        meta: m3,
+        loglet: url(fresh('three')),
+        create: true,
+      });
+      await expect(three.reconfigure(loglet)).rejects.toBeInstanceOf(LogletOwnedError);
+      await three.close();
+      // the owner itself opens its segments again (another client, a restart)
+      const again = await openLog('one', { meta: m1 });
+      expect((await again.read(0, 2)).map((r) => Buffer.from(r.payload).toString())).toEqual(['x', 'y']);
+      await again.close();
+    } finally {
+      await one.close();
+      await two.close();
     }
   });
 
