@@ -33,7 +33,7 @@ import {
 } from './migrate-remote.js';
 import { MountDevice } from './mount.js';
 import { defaultPollUs, NbdServer } from './nbd.js';
-import { serveSync, syncFiles, syncToRemote } from './sync.js';
+import { checkChunk, serveSync, syncFiles, syncToRemote } from './sync.js';
 
 /**
  * The NBD protocol's strings, export names among them, "MUST NOT contain NUL characters ... and MUST be no
@@ -167,6 +167,22 @@ Example:
     const [src, dst] = positionals;
     if (!src || !dst) throw new UsageError('expected SRC and DST');
     const chunkBytes = values.chunk !== undefined ? parseBytes(values.chunk, '--chunk') : undefined;
+    if (chunkBytes !== undefined)
+      try {
+        checkChunk(chunkBytes);
+      } catch (e) {
+        throw new UsageError(`--chunk: ${(e as Error).message}`);
+      }
+    // a tcp:// DST that does not parse was taken for a local path ('tcp:/HOST...': ENOENT)
+    const m = /^tcp:\/\/([^/:]+):(\d+)\/(.+)$/.exec(dst);
+    if (!m && /^tcp:/i.test(dst)) throw new UsageError(`DST: expected tcp://HOST:PORT/PATH, got '${dst}'`);
+    // a directory's read failed with EISDIR and no name
+    for (const [what, path] of [
+      ['SRC', src],
+      ['DST', dst],
+    ] as const)
+      if ((what === 'SRC' || !m) && statSync(resolve(io.cwd, path), { throwIfNoEntry: false })?.isDirectory())
+        throw new CliError(`${what} ${path}: is a directory`);
     const progress = new Progress(io.stderr, { total: 0, label: 'sync', quiet: values.quiet === true });
     const opts = {
       ...(chunkBytes !== undefined ? { chunkBytes } : {}),
@@ -175,7 +191,6 @@ Example:
     };
     let r: Awaited<ReturnType<typeof syncFiles>>;
     try {
-      const m = /^tcp:\/\/([^/:]+):(\d+)\/(.+)$/.exec(dst);
       r = m
         ? await syncToRemote(resolve(io.cwd, src), m[1]!, Number(m[2]), m[3]!, opts)
         : await syncFiles(resolve(io.cwd, src), resolve(io.cwd, dst), opts);

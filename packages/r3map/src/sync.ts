@@ -86,7 +86,8 @@ async function readFully(fh: FileHandle, buf: Buffer, len: number, pos: number):
   }
 }
 
-function checkChunk(chunkBytes: number): void {
+/** Throws a RangeError unless `chunkBytes` is a chunk size sync takes. */
+export function checkChunk(chunkBytes: number): void {
   if (!Number.isInteger(chunkBytes) || chunkBytes < 4096 || chunkBytes > chunkBytesMax)
     throw new RangeError(`chunk size must be an integer in [4096, ${chunkBytesMax}], got ${chunkBytes}`);
 }

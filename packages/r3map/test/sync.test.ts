@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
@@ -82,8 +82,24 @@ describe('delta sync', () => {
     // --chunk 0 was taken as "the default"; every size the sync cannot use is refused alike
     for (const size of ['0', '1K', '1T']) {
       const z = captureIo('', {}, root);
-      expect(await runCommand(cmd, ['c1', 'c2', '--chunk', size], z.io), size).toBe(1);
-      expect(z.stderr()).toMatch(/chunk size must be an integer in \[4096, /);
+      expect(await runCommand(cmd, ['c1', 'c2', '--chunk', size], z.io), size).toBe(2);
+      expect(z.stderr()).toMatch(/--chunk: chunk size must be an integer in \[4096, /);
+    }
+    // a tcp:// DST that does not parse was taken for a local path: ENOENT on 'tcp:/127.0.0.1/x'
+    for (const dst of ['tcp://127.0.0.1/x', 'tcp://127.0.0.1:7/', 'TCP://h:1/x']) {
+      const z = captureIo('', {}, root);
+      expect(await runCommand(cmd, ['c1', dst], z.io), dst).toBe(2);
+      expect(z.stderr()).toBe(`strata sync: DST: expected tcp://HOST:PORT/PATH, got '${dst}'\n`);
+    }
+    // a directory failed with a bare "EISDIR: illegal operation on a directory, read"
+    mkdirSync(p('a-dir'), { recursive: true });
+    for (const [args, what] of [
+      [['a-dir', 'c2'], 'SRC'],
+      [['c1', 'a-dir'], 'DST'],
+    ] as const) {
+      const z = captureIo('', {}, root);
+      expect(await runCommand(cmd, [...args], z.io)).toBe(1);
+      expect(z.stderr()).toBe(`strata sync: ${what} a-dir: is a directory\n`);
     }
   });
 
