@@ -13,6 +13,10 @@ const REQUEST_MAGIC = 0x25609513;
 const SIMPLE_REPLY_MAGIC = 0x67446698;
 /** Largest single READ or WRITE sent; larger accesses are split. */
 const requestBytesMax = 4 * 1024 * 1024;
+/** How long a server may keep the handshake waiting for its next bytes. */
+export const nbdHandshakeTimeoutMs = 15_000;
+/** The longest option reply taken during the handshake (an export's name or description is at most 4 KiB). */
+const optionReplyBytesMax = 64 * 1024;
 
 export class NbdClientError extends Error {
   override name = 'NbdClientError';
@@ -110,43 +114,63 @@ export class NbdClientDevice implements BlockDevice {
   }
 
   /** Connects to `host:port` and opens export `name`. */
-  static async connect(host: string, port: number, name = ''): Promise<NbdClientDevice> {
+  static async connect(
+    host: string,
+    port: number,
+    name = '',
+    opts: { handshakeTimeoutMs?: number } = {},
+  ): Promise<NbdClientDevice> {
     const sock = connect({ host, port });
     sock.setNoDelay(true);
-    await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
-    const r = new SocketReader(sock);
-    const hello = await r.read(18);
-    if (hello.readBigUInt64BE(0) !== NBDMAGIC || hello.readBigUInt64BE(8) !== IHAVEOPT)
-      throw new NbdClientError('the server does not speak the NBD newstyle protocol');
-    const flags = Buffer.alloc(4);
-    flags.writeUInt32BE(3, 0); // fixed newstyle, no zeroes
-    const nameB = Buffer.from(name, 'utf8');
-    const data = Buffer.alloc(4 + nameB.length + 2);
-    data.writeUInt32BE(nameB.length, 0);
-    nameB.copy(data, 4);
-    const opt = Buffer.alloc(16);
-    opt.writeBigUInt64BE(IHAVEOPT, 0);
-    opt.writeUInt32BE(7, 8); // GO
-    opt.writeUInt32BE(data.length, 12);
-    sock.write(Buffer.concat([flags, opt, data]));
-    let size = -1;
-    let tflags = 0;
-    for (;;) {
-      const h = await r.read(20);
-      if (h.readBigUInt64BE(0) !== REPLY_MAGIC) throw new NbdClientError('bad option reply magic');
-      const type = h.readUInt32BE(12);
-      const len = h.readUInt32BE(16);
-      const body = len ? await r.read(len) : Buffer.alloc(0);
-      if (type & 0x80000000)
-        throw new NbdClientError(`export '${name}': ${body.toString('utf8') || `error ${type}`}`);
-      if (type === 3 && body.readUInt16BE(0) === 0) {
-        size = Number(body.readBigUInt64BE(2));
-        tflags = body.readUInt16BE(10);
+    // a server that never answers (not an NBD server, or a stuck one) ends the handshake instead of
+    // holding it open forever; a failed handshake closes the connection (it kept the process alive)
+    const timeoutMs = opts.handshakeTimeoutMs ?? nbdHandshakeTimeoutMs;
+    sock.setTimeout(timeoutMs, () =>
+      sock.destroy(new Error(`no answer for ${timeoutMs} ms during the NBD handshake`)),
+    );
+    try {
+      await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
+      const r = new SocketReader(sock);
+      const hello = await r.read(18);
+      if (hello.readBigUInt64BE(0) !== NBDMAGIC || hello.readBigUInt64BE(8) !== IHAVEOPT)
+        throw new NbdClientError('the server does not speak the NBD newstyle protocol');
+      const flags = Buffer.alloc(4);
+      flags.writeUInt32BE(3, 0); // fixed newstyle, no zeroes
+      const nameB = Buffer.from(name, 'utf8');
+      const data = Buffer.alloc(4 + nameB.length + 2);
+      data.writeUInt32BE(nameB.length, 0);
+      nameB.copy(data, 4);
+      const opt = Buffer.alloc(16);
+      opt.writeBigUInt64BE(IHAVEOPT, 0);
+      opt.writeUInt32BE(7, 8); // GO
+      opt.writeUInt32BE(data.length, 12);
+      sock.write(Buffer.concat([flags, opt, data]));
+      let size = -1;
+      let tflags = 0;
+      for (;;) {
+        const h = await r.read(20);
+        if (h.readBigUInt64BE(0) !== REPLY_MAGIC) throw new NbdClientError('bad option reply magic');
+        const type = h.readUInt32BE(12);
+        const len = h.readUInt32BE(16);
+        // a length read from garbage (up to 4 GiB) was waited for and buffered
+        if (len > optionReplyBytesMax)
+          throw new NbdClientError(`option reply of ${len} bytes (at most ${optionReplyBytesMax})`);
+        const body = len ? await r.read(len) : Buffer.alloc(0);
+        if (type & 0x80000000)
+          throw new NbdClientError(`export '${name}': ${body.toString('utf8') || `error ${type}`}`);
+        if (type === 3 && body.length >= 12 && body.readUInt16BE(0) === 0) {
+          size = Number(body.readBigUInt64BE(2));
+          tflags = body.readUInt16BE(10);
+        }
+        if (type === 1) break; // ACK: transmission begins
       }
-      if (type === 1) break; // ACK: transmission begins
+      if (size < 0) throw new NbdClientError('the server sent no export size');
+      sock.setTimeout(0);
+      return new NbdClientDevice(sock, r, size, (tflags & 2) !== 0);
+    } catch (e) {
+      sock.destroy();
+      throw e instanceof NbdClientError ? e : new NbdClientError((e as Error).message);
     }
-    if (size < 0) throw new NbdClientError('the server sent no export size');
-    return new NbdClientDevice(sock, r, size, (tflags & 2) !== 0);
   }
 
   private async replies(): Promise<void> {

@@ -115,7 +115,13 @@ async function pieceDigests(
 export async function syncFiles(
   src: string,
   dst: string,
-  opts: { chunkBytes?: number; dryRun?: boolean; onProgress?: (n: number) => void } = {},
+  opts: {
+    chunkBytes?: number;
+    dryRun?: boolean;
+    onProgress?: (n: number) => void;
+    /** `syncHandshakeTimeoutMs` unless given. */
+    handshakeTimeoutMs?: number;
+  } = {},
 ): Promise<SyncResult> {
   const chunkBytes = opts.chunkBytes ?? defaultChunkBytes;
   checkChunk(chunkBytes);
@@ -248,6 +254,13 @@ const T_CHUNK = 3; // client -> server: u64 offset | bytes
 const T_DONE = 4; // client -> server: finish (truncate, fsync); server -> client: ok
 const T_ERROR = 5; // either way: UTF-8 message
 const T_PIECES = 6; // client -> server: u32 chunk indices; server -> client: their piece digests
+const T_READY = 7; // server -> client: HELLO taken (sent before the server digests its file)
+
+/**
+ * How long a client waits for the server's first frame (READY, sent as soon as HELLO is taken): a silent
+ * peer (not a sync server, or a stuck one) held the client forever. Digests can take long after READY.
+ */
+export const syncHandshakeTimeoutMs = 15_000;
 
 function frame(type: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(5);
@@ -298,6 +311,7 @@ export function serveSync(root: string): Server {
           const cur = (await fh.stat()).size;
           chunkBytes = hello.chunkBytes;
           current = cur;
+          sock.write(frame(T_READY, Buffer.alloc(0)));
           const d = await digestFile(fh, cur, hello.chunkBytes);
           const head = Buffer.alloc(8);
           head.writeBigUInt64BE(BigInt(cur), 0);
@@ -368,22 +382,34 @@ export async function syncToRemote(
   host: string,
   port: number,
   path: string,
-  opts: { chunkBytes?: number; dryRun?: boolean; onProgress?: (n: number) => void } = {},
+  opts: {
+    chunkBytes?: number;
+    dryRun?: boolean;
+    onProgress?: (n: number) => void;
+    /** `syncHandshakeTimeoutMs` unless given. */
+    handshakeTimeoutMs?: number;
+  } = {},
 ): Promise<SyncResult> {
   const chunkBytes = opts.chunkBytes ?? defaultChunkBytes;
   checkChunk(chunkBytes);
   const size = (await stat(src)).size;
   const s = await open(src, 'r');
   const sock = connect({ host, port });
-  await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
+  const timeoutMs = opts.handshakeTimeoutMs ?? syncHandshakeTimeoutMs;
+  sock.setTimeout(timeoutMs, () =>
+    sock.destroy(new Error(`sync server ${host}:${port}: no answer for ${timeoutMs} ms`)),
+  );
   let oursP: Promise<Buffer> | undefined;
   try {
+    await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
     const it = frames(sock);
     sock.write(frame(T_HELLO, Buffer.from(JSON.stringify({ path, chunkBytes, size }))));
     // our digests while the server computes its own
     oursP = digestFile(s, size, chunkBytes, opts.onProgress);
     oursP.catch(() => undefined);
-    const first = await it.next();
+    let first = await it.next();
+    sock.setTimeout(0);
+    if (!first.done && first.value.type === T_READY) first = await it.next();
     if (first.done) throw new Error('sync server closed the connection');
     if (first.value.type === T_ERROR) throw new Error(`sync server: ${first.value.payload.toString('utf8')}`);
     if (first.value.type !== T_DIGESTS || first.value.payload.length < 8)

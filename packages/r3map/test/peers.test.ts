@@ -1,0 +1,107 @@
+// The NBD client and the sync client against peers that are not what they should be: one that never
+// answers (a stuck server, or a port of something that waits for its client to speak first) and one that
+// answers garbage. Each ended the client with the connection left open (the process could not exit), or
+// never ended it.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { NbdClientDevice, NbdClientError, syncToRemote } from '../src/index.js';
+
+const root = mkdtempSync(join(tmpdir(), 'r3map-peers-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** A server on 127.0.0.1 that sends `greeting` (if any) to each client, then nothing; records each close. */
+async function peer(
+  greeting?: Buffer,
+): Promise<{ port: number; closed: Promise<void>; stop: () => Promise<unknown> }> {
+  let closed!: () => void;
+  const whenClosed = new Promise<void>((r) => {
+    closed = r;
+  });
+  const socks: Socket[] = [];
+  const server = createServer((s) => {
+    socks.push(s);
+    s.on('error', () => undefined);
+    s.on('close', closed);
+    s.resume(); // reads and drops what the client sends (a paused socket never sees the client's close)
+    if (greeting) s.write(greeting);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const stop = () => {
+    for (const s of socks) s.destroy();
+    return new Promise((r) => server.close(r));
+  };
+  return { port: (server.address() as { port: number }).port, closed: whenClosed, stop };
+}
+
+it('NBD client: a silent server ends the handshake after its timeout, and the connection is closed', async () => {
+  const p = await peer();
+  try {
+    const t0 = performance.now();
+    await expect(
+      NbdClientDevice.connect('127.0.0.1', p.port, 'x', { handshakeTimeoutMs: 300 }),
+    ).rejects.toThrow(new NbdClientError('no answer for 300 ms during the NBD handshake'));
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    await p.closed;
+  } finally {
+    await p.stop();
+  }
+});
+
+it('NBD client: a server that is not an NBD server is refused and the connection closed (it stayed open)', async () => {
+  const p = await peer(Buffer.from('HTTP/1.1 200 OK\r\n\r\nhello, this is not NBD'));
+  try {
+    await expect(NbdClientDevice.connect('127.0.0.1', p.port, 'x')).rejects.toThrow(
+      /does not speak the NBD newstyle protocol/,
+    );
+    await p.closed;
+  } finally {
+    await p.stop();
+  }
+});
+
+it('NBD client: an option reply claiming 4 GiB is refused, not waited for', async () => {
+  // NBDMAGIC, IHAVEOPT, handshake flags; then a reply header (magic, option, type INFO, length 2^32 - 1)
+  const hello = Buffer.alloc(18);
+  hello.writeBigUInt64BE(0x4e42444d41474943n, 0);
+  hello.writeBigUInt64BE(0x49484156454f5054n, 8);
+  hello.writeUInt16BE(3, 16);
+  const reply = Buffer.alloc(20);
+  reply.writeBigUInt64BE(0x3e889045565a9n, 0);
+  reply.writeUInt32BE(7, 8);
+  reply.writeUInt32BE(3, 12);
+  reply.writeUInt32BE(0xffffffff, 16);
+  const p = await peer(Buffer.concat([hello, reply]));
+  try {
+    await expect(
+      NbdClientDevice.connect('127.0.0.1', p.port, 'x', { handshakeTimeoutMs: 5_000 }),
+    ).rejects.toThrow('option reply of 4294967295 bytes (at most 65536)');
+    await p.closed;
+  } finally {
+    await p.stop();
+  }
+});
+
+it('sync client: a silent server ends the sync after its timeout; garbage is refused; the connection is closed', async () => {
+  writeFileSync(join(root, 'src'), Buffer.alloc(10_000, 7));
+  const silent = await peer();
+  try {
+    await expect(
+      syncToRemote(join(root, 'src'), '127.0.0.1', silent.port, 'x', { handshakeTimeoutMs: 300 }),
+    ).rejects.toThrow(`sync server 127.0.0.1:${silent.port}: no answer for 300 ms`);
+    await silent.closed;
+  } finally {
+    await silent.stop();
+  }
+  const garbage = await peer(Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'));
+  try {
+    await expect(syncToRemote(join(root, 'src'), '127.0.0.1', garbage.port, 'x')).rejects.toThrow(
+      /sync protocol: bad frame length/,
+    );
+    await garbage.closed;
+  } finally {
+    await garbage.stop();
+  }
+});
