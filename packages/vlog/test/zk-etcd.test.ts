@@ -1,5 +1,6 @@
 // ZooKeeperMetaStore, EtcdMetaStore and ZooKeeperLoglet against real servers on 127.0.0.1, started here
 // (scripts/services) and stopped afterwards. Skipped only outside CI when a server is not installed.
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LogletOwnedError, openLog, SealedError, VersionConflictError, VirtualLog } from '../src/index.js';
 import { EtcdMetaStore, parseEtcdUrl } from '../src/providers/etcd.js';
@@ -24,6 +25,22 @@ it('parses zk:// and etcd:// URLs and says what is wrong with bad ones', () => {
     key: '/strata/log',
   });
   expect(() => parseEtcdUrl('etcd://127.0.0.1:2379')).toThrow(/expected etcd:\/\/HOST:PORT\/key/);
+});
+
+it('EtcdMetaStore: a peer that is not etcd gets an error naming it (a bare JSON SyntaxError before)', async () => {
+  const server = createServer((req, res) => {
+    req.resume();
+    res.end('hello');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  try {
+    await expect(EtcdMetaStore.open(`etcd://127.0.0.1:${port}/k`).get()).rejects.toThrow(
+      `etcd http://127.0.0.1:${port}/v3/kv/range: the answer is not JSON (is etcd running there?): "hello"`,
+    );
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
 });
 
 describe.runIf(serviceAvailable('zookeeper'))('ZooKeeper (a real server on 127.0.0.1)', () => {

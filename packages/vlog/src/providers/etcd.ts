@@ -57,7 +57,9 @@ export class EtcdMetaStore<T = unknown> implements MetaStore<T> {
   }
 
   private async call<R>(path: string, body: unknown): Promise<R> {
+    const at = `etcd ${this.endpoint}${path}`;
     let res: Response;
+    let t: string;
     try {
       res = await fetch(`${this.endpoint}${path}`, {
         method: 'POST',
@@ -65,12 +67,20 @@ export class EtcdMetaStore<T = unknown> implements MetaStore<T> {
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(etcdRequestTimeoutMs),
       });
+      // the body under the same deadline and message: a peer that answered a status and then stalled
+      // ended with a bare "The operation was aborted due to timeout"
+      t = await res.text();
     } catch (e) {
-      throw new Error(`etcd ${this.endpoint}${path}: ${(e as Error).message} (is etcd running there?)`);
+      throw new Error(`${at}: ${(e as Error).message} (is etcd running there?)`);
     }
-    const t = await res.text();
-    if (!res.ok) throw new Error(`etcd ${this.endpoint}${path}: HTTP ${res.status}: ${t.slice(0, 300)}`);
-    return JSON.parse(t) as R;
+    if (!res.ok) throw new Error(`${at}: HTTP ${res.status}: ${t.slice(0, 300)}`);
+    try {
+      return JSON.parse(t) as R;
+    } catch {
+      throw new Error(
+        `${at}: the answer is not JSON (is etcd running there?): ${JSON.stringify(t.slice(0, 100))}`,
+      );
+    }
   }
 
   private decode(kv: KeyValue | undefined): Versioned<T> {
