@@ -14,7 +14,7 @@ import { alertFast, eveJson } from './detect.js';
 import { ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
 import type { Rule } from './rules.js';
-import { loadRules, type PipelineOptions, runCapture } from './run.js';
+import { type CaptureInput, loadRules, type PipelineOptions, runCapture } from './run.js';
 import { type OverlapPolicy, overlapPolicies } from './stream.js';
 import { parseVarsFile } from './vars.js';
 
@@ -34,6 +34,7 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
 
+  FILE                 a pcap or pcapng capture; - reads one from standard input (tcpdump -w - | ...)
   --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
                        and port-groups, or NAME=VALUE lines; --var wins over a file
   --checksum-validation  all (default): a packet with a bad IP/TCP/UDP checksum is matched on its own but
@@ -107,6 +108,9 @@ Example:
       if (t.kind === 'positional' || (t.kind === 'option' && t.name === 'pcap')) pcaps.push(t.value!);
     if (rulesFiles.length === 0 || pcaps.length === 0)
       throw new UsageError('expected --rules FILE and a capture (--pcap FILE or FILE)');
+    // '-': the capture on standard input (`tcpdump -w - | strata ids --rules R -`)
+    if (pcaps.filter((p) => p === '-').length > 1)
+      throw new UsageError("'-' (standard input) can be given as a capture once");
     if (values.out !== undefined && pcaps.length > 1)
       throw new UsageError(`--out writes one pcap: give one capture (got ${pcaps.length})`);
     const format = values.format ?? 'fast';
@@ -217,15 +221,15 @@ Example:
       let r: Awaited<ReturnType<typeof runCapture>>;
       try {
         const run = pool
-          ? async (path: string, rs: Rule[], o: PipelineOptions) => {
-              const x = await pool.run(path, rs, { ...o, reader });
+          ? async (input: CaptureInput, rs: Rule[], o: PipelineOptions) => {
+              const x = await pool.run(input, rs, { ...o, reader });
               readBy.add(x.phases.reader);
               workerLoads.push(x.workers);
               return x;
             }
           : runCapture;
         const cpu0 = process.cpuUsage();
-        r = await run(resolve(io.cwd, p), rules, {
+        r = await run(p === '-' ? io.stdin : resolve(io.cwd, p), rules, {
           vars,
           midstream: values.midstream === true,
           asyncOneside: values['async-oneside'] === true,

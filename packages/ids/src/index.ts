@@ -152,6 +152,8 @@ export {
   RuleSyntaxError,
 } from './rules.js';
 export {
+  type CaptureInput,
+  captureStream,
   inspectPrepared,
   loadRules,
   Pipeline,

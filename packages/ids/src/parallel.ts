@@ -25,7 +25,7 @@
  *   merge by (pcapCnt, emission) -> thresholds -> alerts                        <----------------+
  */
 import { webcrypto } from 'node:crypto';
-import { closeSync, createReadStream, fstatSync, openSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { DefragStats } from './defrag.js';
 import type { Alert, EngineStats } from './detect.js';
@@ -33,7 +33,14 @@ import type { FlowTableStats } from './flow.js';
 import { type HttpAnomalies, newHttpAnomalies } from './http.js';
 import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import type { Rule } from './rules.js';
-import { captureReadBytes, Pipeline, type RunOptions, type RunResult, VerdictSink } from './run.js';
+import {
+  type CaptureInput,
+  captureStream,
+  Pipeline,
+  type RunOptions,
+  type RunResult,
+  VerdictSink,
+} from './run.js';
 import { FlowSharder, routesFtp } from './shard.js';
 import { RateLimiter } from './threshold.js';
 import { type Flushed, type FromWorker, metaFields, type ToWorker, type WorkerVerdict } from './worker.js';
@@ -193,7 +200,7 @@ export class ParallelRunner {
    * and 4 workers: see the README).
    */
   async run(
-    pcapPath: string,
+    input: CaptureInput,
     rules: Rule[],
     opts: RunOptions & { reader?: 'workers' | 'main' } = {},
   ): Promise<ParallelResult> {
@@ -210,8 +217,8 @@ export class ParallelRunner {
     // run (a path that is not a regular file is not opened here: opening a FIFO waits for its writer)
     let size: number | undefined;
     let fd: number | undefined;
-    if (!opts.ips && reader === 'workers' && statSync(pcapPath).isFile()) {
-      fd = openSync(pcapPath, 'r');
+    if (!opts.ips && reader === 'workers' && typeof input === 'string' && statSync(input).isFile()) {
+      fd = openSync(input, 'r');
       const st = fstatSync(fd);
       if (st.isFile()) size = st.size;
       else {
@@ -290,7 +297,7 @@ export class ParallelRunner {
         defrag: first.defrag,
         truncated: first.truncated,
       };
-    } else shards = await this.runBatches(pcapPath, opts, ready, ftp);
+    } else shards = await this.runBatches(input, opts, ready, ftp);
     const readies = await ready;
     const tBatches = shards.tBatches;
     const tDone = performance.now();
@@ -346,7 +353,7 @@ export class ParallelRunner {
    * the packets are passed on in capture order with their verdicts); then each worker flushes its flows.
    */
   private async runBatches(
-    pcapPath: string,
+    input: CaptureInput,
     opts: RunOptions,
     ready: Promise<unknown>,
     ftp: boolean,
@@ -445,10 +452,7 @@ export class ParallelRunner {
     let last = { pcapCnt: 0, tsUs: 0 };
     const cut: { error?: TruncatedCaptureError } = {};
     try {
-      for await (const batch of readCaptureBatchesToCut(
-        createReadStream(pcapPath, { highWaterMark: captureReadBytes }),
-        cut,
-      ))
+      for await (const batch of readCaptureBatchesToCut(captureStream(input), cut))
         for (const p of batch) {
           const x = pipe.prepare(p);
           last = { pcapCnt: pipe.packets, tsUs: p.tsUs };
@@ -594,14 +598,14 @@ function sumAnomalies(xs: HttpAnomalies[]): HttpAnomalies {
 
 /** One capture on `workers` threads (a pool made and closed for it). */
 export async function runCaptureParallel(
-  pcapPath: string,
+  input: CaptureInput,
   rules: Rule[],
   opts: RunOptions & { workers: number },
 ): Promise<ParallelResult> {
   const { workers, ...rest } = opts;
   const pool = new ParallelRunner(workers);
   try {
-    return await pool.run(pcapPath, rules, rest);
+    return await pool.run(input, rules, rest);
   } finally {
     await pool.close();
   }

@@ -369,11 +369,25 @@ export class VerdictSink {
   }
 }
 
+/** A capture to run: a file's path, or a stream of its bytes (standard input, `strata ids -`). */
+export type CaptureInput = string | NodeJS.ReadableStream;
+
+/** The capture's bytes, read `captureReadBytes` at a time from a path. */
+export function captureStream(input: CaptureInput): AsyncIterable<Buffer> {
+  return (
+    typeof input === 'string' ? createReadStream(input, { highWaterMark: captureReadBytes }) : input
+  ) as AsyncIterable<Buffer>;
+}
+
 /**
  * Runs a capture through a `Pipeline`. With `ips`, every packet gets a verdict; with `out` as well, the
  * packets passed on are written to that pcap (created or truncated; one link type).
  */
-export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptions = {}): Promise<RunResult> {
+export async function runCapture(
+  input: CaptureInput,
+  rules: Rule[],
+  opts: RunOptions = {},
+): Promise<RunResult> {
   if (opts.out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');
   const pipe = new Pipeline(rules, opts);
   const alerts: Alert[] = [];
@@ -382,10 +396,7 @@ export async function runCapture(pcapPath: string, rules: Rule[], opts: RunOptio
   const sink = new VerdictSink(opts.out);
   const cut: { error?: TruncatedCaptureError } = {};
   try {
-    for await (const batch of readCaptureBatchesToCut(
-      createReadStream(pcapPath, { highWaterMark: captureReadBytes }),
-      cut,
-    ))
+    for await (const batch of readCaptureBatchesToCut(captureStream(input), cut))
       for (const p of batch) {
         sink.first(p);
         for (const a of pipe.push(p)) alerts.push(a);

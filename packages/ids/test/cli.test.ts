@@ -22,8 +22,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function ids(args: string[]) {
-  const c = captureIo('', {}, dir);
+async function ids(args: string[], stdin: Buffer | string = '') {
+  const c = captureIo(stdin, {}, dir);
   const rc = await runCommand(commands[0]!, ['--rules', 'mark.rules', ...args], c.io);
   return { rc, out: c.stdout(), err: c.stderr() };
 }
@@ -42,6 +42,18 @@ describe('strata ids', () => {
     expect(sources(r.out)).toEqual(['MARK-c', 'MARK-a', 'MARK-b']);
     const s = await ids(['--pcap', 'b.pcap', 'a.pcap', '--format', 'json', '--quiet']);
     expect(sources(s.out)).toEqual(['MARK-b', 'MARK-a']);
+  });
+
+  it("'-' reads a capture from standard input, among files, on one thread and on workers (it was ENOENT on './-')", async () => {
+    const b = readFileSync(join(dir, 'b.pcap'));
+    for (const extra of [[], ['--workers', '2'], ['--workers', '2', '--reader', 'workers']]) {
+      const r = await ids(['a.pcap', '-', 'c.pcap', '--format', 'json', '--quiet', ...extra], b);
+      expect(r.rc, extra.join(' ')).toBe(0);
+      expect(sources(r.out)).toEqual(['MARK-a', 'MARK-b', 'MARK-c']);
+    }
+    const twice = await ids(['-', '-'], b);
+    expect(twice.rc).toBe(2);
+    expect(twice.err).toMatch(/'-' \(standard input\) can be given as a capture once/);
   });
 
   it('--out with two captures is refused in words that fit plain arguments; a failing capture is named', async () => {
