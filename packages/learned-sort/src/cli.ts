@@ -133,7 +133,7 @@ Learned Sort, and reports keys/s on stderr.
 Usage: strata sort --type f64|f32|i32|u32|i64|u64 [--in FILE | FILE] [--out FILE] [--text]
 
   --type T     element type (default f64)
-  --in FILE    input (default stdin; the file may also be given without --in)
+  --in FILE    input (default, or -: stdin; the file may also be given without --in)
   --out FILE   output (default stdout)
   --text       numbers as text, one per line
 
@@ -156,7 +156,8 @@ Example:
     if (values.in !== undefined && positionals.length > 0)
       throw new UsageError(`expected the input once: --in ${values.in} and ${positionals[0]}`);
     const file = values.in ?? positionals[0];
-    const opened = file !== undefined ? openInput(resolve(io.cwd, file), file) : undefined;
+    // no FILE, or '-': standard input, as sort(1) reads it
+    const opened = file !== undefined && file !== '-' ? openInput(resolve(io.cwd, file), file) : undefined;
     // before the input is read and sorted: an --out that cannot be written fails at once
     const outFile = values.out !== undefined ? openOutput('--out', resolve(io.cwd, values.out)) : undefined;
     const input = opened?.stream ?? io.stdin;

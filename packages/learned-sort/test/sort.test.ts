@@ -254,6 +254,12 @@ describe('strata sort', () => {
     const c = captureIo('3\n-1\n2.5\n');
     expect(await runCommand(cmd, ['--type', 'f64', '--text', '--quiet'], c.io)).toBe(0);
     expect(c.stdout()).toBe('-1\n2.5\n3\n');
+    // '-' is standard input too (it was ENOENT on './-'), as FILE or --in
+    for (const args of [['-'], ['--in', '-']]) {
+      const d = captureIo('3\n-1\n2.5\n');
+      expect(await runCommand(cmd, ['--type', 'f64', '--text', '--quiet', ...args], d.io)).toBe(0);
+      expect(d.stdout()).toBe('-1\n2.5\n3\n');
+    }
     const bin = Buffer.from(new Uint32Array([5, 1, 4]).buffer);
     const b = captureIo(bin);
     expect(await runCommand(cmd, ['--type', 'u32'], b.io)).toBe(0);
