@@ -115,6 +115,8 @@ export interface NbdStats {
   protocolErrors: number;
   /** Event-loop turns spent polling for the next request (`pollUs`). */
   pollTurns: number;
+  /** Connections closed because their handshake took longer than `handshakeTimeoutMs`. */
+  handshakeTimeouts: number;
 }
 
 export interface NbdServerOptions {
@@ -127,10 +129,18 @@ export interface NbdServerOptions {
    * a client that answers at once finds the server awake while sparse traffic costs no polling at all.
    */
   pollUs?: number;
+  /**
+   * Milliseconds a connection may take from its accept to the end of its handshake (default 10,000, as
+   * qemu-nbd's --handshake-limit); past them it is closed. A client that connected and said nothing held
+   * its connection, and a slot of `sockets`, for as long as it stayed connected.
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /** Default `pollUs`. */
 export const defaultPollUs = 200;
+/** Default `handshakeTimeoutMs`. */
+export const defaultNbdHandshakeTimeoutMs = 10_000;
 
 class ProtocolError extends Error {}
 
@@ -363,7 +373,9 @@ export class NbdServer {
     errors: 0,
     protocolErrors: 0,
     pollTurns: 0,
+    handshakeTimeouts: 0,
   };
+  private readonly handshakeTimeoutMs: number;
   /** `pollUs` in ms: the most the window may grow to. */
   private readonly pollMaxMs: number;
   /** The current polling window (adaptive, see `pollUs`). */
@@ -377,6 +389,7 @@ export class NbdServer {
 
   constructor(exports: Export[], o: NbdServerOptions = {}) {
     for (const e of exports) this.exports.set(e.name, e);
+    this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? defaultNbdHandshakeTimeoutMs;
     const us = o.pollUs ?? defaultPollUs;
     if (!Number.isFinite(us) || us < 0 || us > 1_000_000)
       throw new RangeError(`pollUs: expected 0 to 1,000,000 microseconds, got ${us}`);
@@ -450,8 +463,17 @@ export class NbdServer {
     this.stats.connections++;
     socket.setNoDelay(true);
     reader.onStall = () => this.stats.readStalls++;
+    const limit = setTimeout(() => {
+      this.stats.handshakeTimeouts++;
+      socket.destroy();
+    }, this.handshakeTimeoutMs);
     try {
-      const ex = await this.handshake(socket, reader);
+      let ex: Awaited<ReturnType<NbdServer['handshake']>>;
+      try {
+        ex = await this.handshake(socket, reader);
+      } finally {
+        clearTimeout(limit);
+      }
       if (ex) await this.transmission(socket, reader, ex.export, ex.structured);
     } catch (e) {
       if (e instanceof ProtocolError && e.message !== 'connection closed') this.stats.protocolErrors++;

@@ -336,6 +336,30 @@ describe('receive path', () => {
     }
   }
 
+  it('closes a connection whose handshake takes past handshakeTimeoutMs (a silent one was held forever); served ones stay', async () => {
+    const dev = new MemoryDevice(1 << 20);
+    const srv = new NbdServer([{ name: '', device: dev }], { handshakeTimeoutMs: 300 });
+    const p = await srv.listen(0);
+    const client = await NbdClientDevice.connect('127.0.0.1', p, '');
+    const silent = connect({ host: '127.0.0.1', port: p });
+    try {
+      silent.resume(); // the server's greeting, then nothing from this side
+      const t0 = performance.now();
+      await new Promise((r) => silent.once('close', r));
+      expect(performance.now() - t0).toBeLessThan(5_000);
+      expect(srv.stats.handshakeTimeouts).toBe(1);
+      // the client that finished its handshake is not cut off by the limit
+      await new Promise((r) => setTimeout(r, 400));
+      await client.writeAt(0, Buffer.from('still here'));
+      expect(Buffer.from(await client.readAt(0, 10)).toString()).toBe('still here');
+      expect(srv.stats.handshakeTimeouts).toBe(1);
+    } finally {
+      silent.destroy();
+      await client.close();
+      await srv.close();
+    }
+  });
+
   it('reads WRITE payloads into recycled pages; a flooded connection stops reading, then resumes', async () => {
     const size = 64 << 20;
     const dev = new GatedDevice(size);
