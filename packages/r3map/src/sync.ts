@@ -283,10 +283,16 @@ async function* frames(sock: Socket): AsyncGenerator<{ type: number; payload: Bu
   }
 }
 
-/** Serves sync targets under `root` (paths may not escape it). */
-export function serveSync(root: string): Server {
+/**
+ * Serves sync targets under `root` (paths may not escape it). A connection must send its HELLO within
+ * `helloTimeoutMs` (default `syncHandshakeTimeoutMs`): a peer that connected and said nothing was held as
+ * long as it stayed connected.
+ */
+export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}): Server {
   const base = resolve(root);
+  const helloTimeoutMs = opts.helloTimeoutMs ?? syncHandshakeTimeoutMs;
   return createServer((sock) => {
+    sock.setTimeout(helloTimeoutMs, () => sock.destroy());
     void (async () => {
       let fh: FileHandle | undefined;
       let size = 0;
@@ -295,6 +301,7 @@ export function serveSync(root: string): Server {
       /** Handles one frame; false when the session is over. */
       const handleFrame = async (f: { type: number; payload: Buffer }): Promise<boolean> => {
         if (f.type === T_HELLO) {
+          sock.setTimeout(0);
           const hello = JSON.parse(f.payload.toString('utf8')) as {
             path: string;
             chunkBytes: number;

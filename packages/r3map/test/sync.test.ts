@@ -1,4 +1,5 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
@@ -110,6 +111,25 @@ describe('delta sync', () => {
       const c = captureIo('', {}, root);
       expect(await runCommand(cmd, ['serve', '--listen', '127.0.0.1:0', '--root', dir], c.io)).toBe(1);
       expect(c.stderr()).toBe(`strata sync: --root ${dir}: not a directory\n`);
+    }
+  });
+
+  it('the sync server closes a connection that sends no HELLO within its limit (it was held forever); a sync still works', async () => {
+    mkdirSync(p('hello-root'), { recursive: true });
+    const server = serveSync(p('hello-root'), { helloTimeoutMs: 300 });
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    const port = (server.address() as { port: number }).port;
+    const silent = connect({ host: '127.0.0.1', port });
+    try {
+      const t0 = performance.now();
+      await new Promise((r) => silent.once('close', r));
+      expect(performance.now() - t0).toBeLessThan(5_000);
+      writeFileSync(p('hello-src'), image(100_000, 9));
+      const r = await syncToRemote(p('hello-src'), '127.0.0.1', port, 'img');
+      expect(r.bytesSent).toBe(100_000);
+    } finally {
+      silent.destroy();
+      await new Promise((res) => server.close(res));
     }
   });
 
