@@ -43,6 +43,11 @@ export const agentBackoffMs = 50;
 export const agentBackoffMsMax = 2_000;
 /** Bytes read from the source per read call (at most). */
 export const agentReadBytes = 256 << 10;
+/**
+ * Deadline of one request, its answer's body included, in ms: a server that accepted the connection and
+ * never answered (or stalled mid-answer) held the agent forever. A timed-out request is retried.
+ */
+export const agentRequestTimeoutMs = 30_000;
 
 export interface AgentOptions {
   /** Ingestion server base URL, e.g. http://127.0.0.1:7070 */
@@ -60,6 +65,8 @@ export interface AgentOptions {
   retriesMax?: number;
   /** Deflate each request body (Content-Encoding: deflate; default true). */
   compress?: boolean;
+  /** Deadline of one request and its answer, in ms (default agentRequestTimeoutMs). */
+  requestTimeoutMs?: number;
   /** The stream's DDL (default: fetched from the server, GET /streams/NAME). */
   ddl?: string;
   /** Bound on the agent's chunk buffers incl. the leaf in flight, in bytes (default 3 x chunkBytes + 2 x agentReadBytes). */
@@ -170,8 +177,16 @@ class Shipper {
     let ddl = o.ddl;
     if (ddl === undefined) {
       const u = `${o.url}/streams/${o.stream}`;
-      const r = await this.retry(`GET ${u}`, () => this.fetchFn(u));
-      ddl = ((await r.json()) as { ddl: string }).ddl;
+      const body = await this.retry(`GET ${u}`, (signal) => this.fetchFn(u, { signal }));
+      let answer: { ddl?: unknown };
+      try {
+        answer = JSON.parse(body.toString('utf8')) as { ddl?: unknown };
+      } catch {
+        answer = {};
+      }
+      if (typeof answer?.ddl !== 'string')
+        throw new Error(`GET ${u}: the answer holds no stream definition (is it a Strata ingestion server?)`);
+      ddl = answer.ddl;
     }
     this.def = parseDdl(ddl, `stream ${o.stream}`);
     this.chunkBytes = o.chunkBytes ?? this.def.chunkBytesMax;
@@ -196,12 +211,16 @@ class Shipper {
   }
 
   /** `req` until it succeeds, at most retriesMax times more; the error names the request (`what`). */
-  private async retry(what: string, req: () => Promise<Response>): Promise<Response> {
+  private async retry(what: string, req: (signal: AbortSignal) => Promise<Response>): Promise<Buffer> {
+    const ms = this.opts.requestTimeoutMs ?? agentRequestTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        const r = await req();
-        if (r.ok) return r;
-        const msg = await r.text();
+        // the answer's body under the same deadline: a server that sent its status and then stalled
+        const signal = AbortSignal.timeout(ms);
+        const r = await req(signal);
+        const body = Buffer.from(await r.arrayBuffer());
+        if (r.ok) return body;
+        const msg = body.toString('utf8');
         if (r.status >= 400 && r.status < 500)
           throw Object.assign(new Error(`server refused: ${r.status} ${msg}`), { fatal: true });
         throw new Error(`server error ${r.status}: ${msg}`);
@@ -274,14 +293,14 @@ class Shipper {
     this.inflightBytes = Math.max(raw.length, body.length); // both exist while compressing
     this.account();
     this.inflight = (async () => {
-      const r = await this.retry(`POST ${u}`, () =>
+      await this.retry(`POST ${u}`, (signal) =>
         this.fetchFn(u, {
           method: 'POST',
           body,
           headers: { 'idempotency-key': id, ...(compress ? { 'content-encoding': 'deflate' } : {}) },
+          signal,
         }),
       );
-      await r.arrayBuffer();
       this.stats.chunks++;
       if (byTime) this.stats.chunksByTime++;
       this.stats.lines += lines;

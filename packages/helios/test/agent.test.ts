@@ -220,6 +220,50 @@ describe('agent', () => {
     );
   });
 
+  it('a server that never answers, or stalls mid-answer, or is not an ingestion server: the agent ends with an error naming it (it waited forever)', async () => {
+    const { createServer } = await import('node:net');
+    const peers = [
+      ['silent', () => undefined],
+      [
+        'stalled',
+        (c: import('node:net').Socket) => c.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"ddl"'),
+      ],
+      [
+        'not ours',
+        (c: import('node:net').Socket) => c.end('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello'),
+      ],
+    ] as const;
+    for (const [kind, answer] of peers) {
+      const socks: import('node:net').Socket[] = [];
+      const server = createServer((c) => {
+        socks.push(c);
+        c.on('error', () => undefined);
+        c.resume();
+        answer(c);
+      }).listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const at = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      try {
+        const t0 = performance.now();
+        const run = runAgentStream(new PassThrough().end(`${line(1)}\n`), {
+          url: at,
+          stream: 'ev',
+          retriesMax: 1,
+          requestTimeoutMs: 300,
+        });
+        await expect(run, kind).rejects.toThrow(
+          kind === 'not ours'
+            ? `GET ${at}/streams/ev: the answer holds no stream definition (is it a Strata ingestion server?)`
+            : new RegExp(`GET ${at}/streams/ev: .*(timeout|aborted).*\\(2 attempts\\)`),
+        );
+        expect(performance.now() - t0, kind).toBeLessThan(10_000);
+      } finally {
+        for (const c of socks) c.destroy();
+        await new Promise((r) => server.close(r));
+      }
+    }
+  });
+
   it('CLI: strata stream serve on a port in use says so, exit 1 (an unhandled error event ended it)', async () => {
     const c = captureIo('', {}, dir);
     const rc = await runCommand(
