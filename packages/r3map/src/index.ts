@@ -56,6 +56,7 @@ export {
 export {
   defaultChunkBytes,
   digestFile,
+  type SyncOptions,
   type SyncResult,
   serveSync,
   syncFiles,

@@ -111,18 +111,14 @@ async function pieceDigests(
   return out;
 }
 
+export interface SyncOptions {
+  chunkBytes?: number;
+  dryRun?: boolean;
+  onProgress?: (n: number) => void;
+}
+
 /** Makes `dst` equal to `src` (both local files), sending only the pieces of chunks that differ. */
-export async function syncFiles(
-  src: string,
-  dst: string,
-  opts: {
-    chunkBytes?: number;
-    dryRun?: boolean;
-    onProgress?: (n: number) => void;
-    /** `syncHandshakeTimeoutMs` unless given. */
-    handshakeTimeoutMs?: number;
-  } = {},
-): Promise<SyncResult> {
+export async function syncFiles(src: string, dst: string, opts: SyncOptions = {}): Promise<SyncResult> {
   const chunkBytes = opts.chunkBytes ?? defaultChunkBytes;
   checkChunk(chunkBytes);
   const size = (await stat(src)).size;
@@ -389,10 +385,7 @@ export async function syncToRemote(
   host: string,
   port: number,
   path: string,
-  opts: {
-    chunkBytes?: number;
-    dryRun?: boolean;
-    onProgress?: (n: number) => void;
+  opts: SyncOptions & {
     /** `syncHandshakeTimeoutMs` unless given. */
     handshakeTimeoutMs?: number;
   } = {},
