@@ -385,6 +385,8 @@ const sequencer = sub(
     const { values } = parseFlags(argv, { listen: { type: 'string' }, servers: { type: 'string' } }, 0);
     // the LogServers come with each loglet's spec; --servers is the default for requests without them
     const servers = (values.servers ?? '').split(',').filter(Boolean);
+    // 'bad' was taken, and every request that used the default then failed on it
+    for (const a of servers) parseHostPort(a, '--servers');
     const { host, port } = parseHostPort(values.listen, '--listen');
     const s = new Sequencer(servers);
     const p = await s.listen(port, host);

@@ -69,6 +69,11 @@ describe('strata log server / sequencer as processes', () => {
       2,
     );
     expect(bad.stderr()).toMatch(/--listen: expected HOST:PORT, got 'nowhere'/);
+    // a sequencer's --servers were taken as they came ('bad' too), and failed each request that used them
+    const seq = captureIo();
+    const args = ['sequencer', '--listen', '127.0.0.1:0', '--servers', '127.0.0.1:7001,bad'];
+    expect(await runCommand(log, args, seq.io)).toBe(2);
+    expect(seq.stderr()).toMatch(/--servers: expected HOST:PORT, got 'bad'/);
     const help = captureIo();
     expect(await runCommand(log, ['server', '--help'], help.io)).toBe(0);
     expect(help.stdout()).toMatch(/Example:\n\s+strata log server --dir \S+ --listen 127\.0\.0\.1:\d+/);
