@@ -20,10 +20,11 @@
 // taken (its packet-loop timer, the trace read 5 times per run), where the passes above each build a new
 // engine and time its first pass only.
 // Usage: npm run bench -- ids throughput [-- --workers 2 --trace ndpi-mix-a --reps 1]
-import { createReadStream, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import {
+  captureStream,
   Engine,
   ParallelRunner,
   Pipeline,
@@ -84,7 +85,7 @@ async function sustainedRun(rules: Rule[], n: number) {
   for (let pass = 0; pass < n; pass++) {
     const c0 = threadCpuSeconds();
     let a = 0;
-    for await (const batch of readCaptureBatches(createReadStream(pcap, { highWaterMark: 1 << 20 })))
+    for await (const batch of readCaptureBatches(captureStream(pcap)))
       for (const p of batch) a += pipe.push(p).length;
     a += pipe.finish().length;
     cpu.push(threadCpuSeconds() - c0);
