@@ -1,5 +1,4 @@
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import {
   CliError,
   type Command,
@@ -15,11 +14,58 @@ import {
 } from '@strata/cli';
 import { FailureDetector, nativeFailover } from './failover.js';
 import { type OpenLogOptions, openLog } from './open.js';
+import { recordBytesMax } from './providers/file.js';
 import { LogServer, Sequencer } from './providers/native.js';
 import type { Failover, VirtualLog } from './virtual.js';
 
 const common = { meta: { type: 'string' } } as const;
 const defaultMeta = 'file:./.strata/meta';
+
+/**
+ * The lines of a byte stream as bytes (a line's CR before its LF dropped; a last line without LF counted),
+ * without decoding them: a readline decoded each as UTF-8, so a byte that is not UTF-8 was stored as U+FFFD.
+ * A line over `lineBytesMax` is an error naming it (it was held whole, however long).
+ */
+export async function* byteLines(
+  input: AsyncIterable<Uint8Array | string>,
+  lineBytesMax: number,
+): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let held = 0;
+  let n = 0;
+  /** The line ending at `end` of `c` (after the parts held), a copy of its own without its CR. */
+  const line = (c: Buffer, from: number, end: number): Buffer => {
+    const whole = Buffer.concat([...parts, c.subarray(from, end)]);
+    parts = [];
+    held = 0;
+    n++;
+    const cut = whole.length > 0 && whole[whole.length - 1] === 0x0d ? whole.subarray(0, -1) : whole;
+    if (cut.length > lineBytesMax)
+      throw new CliError(`line ${n} of the input is over ${lineBytesMax} bytes, the most a record may hold`);
+    return cut;
+  };
+  for await (const chunk of input) {
+    const c =
+      typeof chunk === 'string'
+        ? Buffer.from(chunk)
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    let at = 0;
+    for (let nl = c.indexOf(0x0a); nl >= 0; nl = c.indexOf(0x0a, at)) {
+      yield line(c, at, nl);
+      at = nl + 1;
+    }
+    if (at < c.length) {
+      // a line that cannot fit a record is refused before it is all held
+      if (held + c.length - at > lineBytesMax + 1)
+        throw new CliError(
+          `line ${n + 1} of the input is over ${lineBytesMax} bytes, the most a record may hold`,
+        );
+      parts.push(Buffer.from(c.subarray(at)));
+      held += c.length - at;
+    }
+  }
+  if (held > 0) yield line(Buffer.alloc(0), 0, 0);
+}
 
 function payloadText(p: Uint8Array): { payload: string; encoding?: 'base64' } {
   const t = Buffer.from(p).toString('utf8');
@@ -137,7 +183,6 @@ const append = sub(
       values.meta,
       io,
       async (l) => {
-        const rl = createInterface({ input: io.stdin, crlfDelay: Number.POSITIVE_INFINITY });
         let batch: Uint8Array[] = [];
         const flush = async () => {
           if (batch.length === 0) return;
@@ -151,8 +196,8 @@ const append = sub(
           batch = [];
         };
         try {
-          for await (const line of rl) {
-            batch.push(Buffer.from(line, 'utf8'));
+          for await (const line of byteLines(io.stdin, recordBytesMax)) {
+            batch.push(line);
             if (batch.length >= batchMax) await flush();
           }
           await flush();

@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo } from '@strata/cli';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { byteLines } from '../src/cli.js';
 import {
   commands,
   LogletOwnedError,
@@ -219,11 +221,67 @@ describe('deterministic simulation', () => {
 
 describe('strata log', () => {
   const cmd = commands[0]!;
-  const run = async (args: string[], stdin = '') => {
+  const run = async (args: string[], stdin: string | Buffer = '') => {
     const c = captureIo(stdin, {}, root);
     const code = await cmd.run(args, c.io);
     return { code, out: c.stdout(), err: c.stderr() };
   };
+  it('append stores each line as its bytes (a byte that is not UTF-8 was stored as U+FFFD); read --json gives them back', async () => {
+    const meta = ['--meta', 'file:./bytesmeta'];
+    expect((await run(['create', 'by', ...meta])).code).toBe(0);
+    const input = Buffer.from([0x78, 0x00, 0x79, 0x0d, 0x0a, 0xff, 0xfe, 0x0a, 0x0a, 0x61, 0x0d, 0x62]);
+    expect((await run(['append', 'by', ...meta], input)).out).toBe('0\n1\n2\n3\n');
+    const r = await run(['read', 'by', '--json', ...meta]);
+    expect(
+      r.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([
+      { position: 0, payload: 'x\u0000y' },
+      { position: 1, payload: '//4=', encoding: 'base64' },
+      { position: 2, payload: '' },
+      { position: 3, payload: 'a\rb' },
+    ]);
+  });
+
+  it('byteLines: the lines of any bytes in any chunks, as split at LF with a CR before it dropped; a line over the bound is refused', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 300 }).map((b) => b.map((x) => [0x0a, 0x0d, 0x61, x][x % 4]!)),
+        fc.array(fc.nat(40), { maxLength: 20 }),
+        async (bytes, cuts) => {
+          const chunks: Uint8Array[] = [];
+          let at = 0;
+          for (const c of cuts) {
+            chunks.push(bytes.subarray(at, Math.min(bytes.length, at + c)));
+            at = Math.min(bytes.length, at + c);
+          }
+          chunks.push(bytes.subarray(at));
+          const got: string[] = [];
+          for await (const l of byteLines(chunks, 1 << 20)) got.push(l.toString('latin1'));
+          const text = Buffer.from(bytes).toString('latin1');
+          const want = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+          if (text === '' || text.endsWith('\n')) want.pop();
+          expect(got).toEqual(want);
+        },
+      ),
+      { numRuns: 500 },
+    );
+    const long = [Buffer.from('ok\n'), Buffer.alloc(600, 0x61), Buffer.alloc(600, 0x62), Buffer.from('\n')];
+    const seen: string[] = [];
+    await expect(
+      (async () => {
+        for await (const l of byteLines(long, 1000)) seen.push(l.toString());
+      })(),
+    ).rejects.toThrow('line 2 of the input is over 1000 bytes, the most a record may hold');
+    expect(seen).toEqual(['ok']);
+    // a line of exactly the bound, with its CR, is taken
+    const exact: Buffer[] = [];
+    for await (const l of byteLines([Buffer.alloc(1000, 0x61), Buffer.from('\r\n')], 1000)) exact.push(l);
+    expect(exact.map((l) => l.length)).toEqual([1000]);
+  });
+
   it('append with a pool fails over from a dead sequencer by itself', async () => {
     const servers = [0, 1, 2, 3].map((i) => new LogServer(join(root, `pool-ls${i}`)));
     const addrs = await Promise.all(servers.map(async (x) => `127.0.0.1:${await x.listen(0)}`));
