@@ -67,6 +67,8 @@ export async function* byteLines(
   if (held > 0) yield line(Buffer.alloc(0), 0, 0);
 }
 
+const newline = Buffer.from('\n');
+
 function payloadText(p: Uint8Array): { payload: string; encoding?: 'base64' } {
   const t = Buffer.from(p).toString('utf8');
   return Buffer.from(t, 'utf8').equals(Buffer.from(p))
@@ -287,14 +289,13 @@ const read = sub(
         while (from < Math.min(tail, to)) {
           const recs = await l.read(from, Math.min(tail, to, from + 1024));
           if (recs.length === 0) break;
-          for (const r of recs) {
-            const pt = payloadText(r.payload);
+          for (const r of recs)
             io.stdout.write(
               values.json
-                ? `${JSON.stringify({ position: r.position, ...pt })}\n`
-                : `${r.position}\t${pt.payload}\n`,
+                ? `${JSON.stringify({ position: r.position, ...payloadText(r.payload) })}\n`
+                : // the record's bytes as append took them (base64 of a binary one could not be told from text)
+                  Buffer.concat([Buffer.from(`${r.position}\t`), r.payload, newline]),
             );
-          }
           from = recs[recs.length - 1]!.position + 1;
         }
         if (!values.follow || from >= to) return 0;

@@ -243,6 +243,16 @@ describe('strata log', () => {
       { position: 2, payload: '' },
       { position: 3, payload: 'a\rb' },
     ]);
+    // plain read: each record's bytes after its position (it printed a binary one in base64, like text)
+    const c = captureIo('', {}, root);
+    expect(await cmd.run(['read', 'by', ...meta], c.io)).toBe(0);
+    expect(c.stdoutBytes()).toEqual(
+      Buffer.concat([
+        Buffer.from('0\tx\0y\n1\t'),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from('\n2\t\n3\ta\rb\n'),
+      ]),
+    );
   });
 
   it('byteLines: the lines of any bytes in any chunks, as split at LF with a CR before it dropped; a line over the bound is refused', async () => {
