@@ -92,13 +92,16 @@ Example:
       for (const [i, raw] of text.split('\n').entries()) {
         const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
         if (line.trim() === '') continue;
-        // sha256sum's form: HEX, a space, ' ' or '*' (text or binary mode: the same here), NAME
-        const m = /^([0-9a-fA-F]+) [ *](.+)$/.exec(line);
-        if (!m || !widths.includes(m[1]!.length))
+        // sha256sum's form: HEX, a space, ' ' or '*' (text or binary mode: the same here), NAME; a leading
+        // backslash says NAME is escaped (see escapeName)
+        const escaped = line.startsWith('\\');
+        const m = /^([0-9a-fA-F]+) [ *](.+)$/.exec(escaped ? line.slice(1) : line);
+        const name = m && (escaped ? unescapeName(m[2]!) : m[2]!);
+        if (!m || !name || !widths.includes(m[1]!.length))
           throw new CliError(
             `${values.check}:${i + 1}: expected "HEX  NAME" with ${widthsText} hex digits, got '${line.slice(0, 60)}'`,
           );
-        entries.push({ hex: m[1]!.toLowerCase(), name: m[2]! });
+        entries.push({ hex: m[1]!.toLowerCase(), name });
       }
       let bad = 0;
       for (const { hex, name } of entries) {
@@ -109,7 +112,7 @@ Example:
           io.stderr.write(`strata hash: ${name}: ${(e as Error).message}\n`);
         }
         if (!ok) bad++;
-        if (!ok || !quiet) io.stdout.write(`${name}: ${ok ? 'OK' : 'FAILED'}\n`);
+        if (!ok || !quiet) io.stdout.write(`${listed('', name)}: ${ok ? 'OK' : 'FAILED'}\n`);
       }
       if (bad) io.stderr.write(`strata hash: ${bad} of ${entries.length} computed checksums did NOT match\n`);
       return bad ? 1 : 0;
@@ -119,7 +122,9 @@ Example:
     for (const f of files) {
       try {
         const d = await digestStream(key, bits, f, io, quiet);
-        io.stdout.write(values.json ? `${JSON.stringify({ file: f, bits, hash: d })}\n` : `${d}  ${f}\n`);
+        io.stdout.write(
+          values.json ? `${JSON.stringify({ file: f, bits, hash: d })}\n` : `${listed(`${d}  `, f)}\n`,
+        );
       } catch (e) {
         io.stderr.write(`strata hash: ${f}: ${(e as Error).message}\n`);
         status = 1;
@@ -128,6 +133,36 @@ Example:
     return status;
   },
 };
+
+/**
+ * A listing's line for `name` after `prefix`, as GNU coreutils' sha256sum writes it: a name holding a
+ * backslash, LF or CR is escaped (a backslash doubled, LF as \n, CR as \r) and its line starts with a backslash (a LF in a name
+ * broke the listing into two lines, neither of which --check could read).
+ */
+function listed(prefix: string, name: string): string {
+  return /[\\\n\r]/.test(name) ? `\\${prefix}${escapeName(name)}` : `${prefix}${name}`;
+}
+
+function escapeName(name: string): string {
+  return name.replace(/[\\\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : '\\r'));
+}
+
+/** `escapeName` undone; undefined for a backslash before anything else (a malformed line). */
+function unescapeName(text: string): string | undefined {
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c !== '\\') out += c;
+    else {
+      const e = text[++i];
+      if (e === '\\') out += '\\';
+      else if (e === 'n') out += '\n';
+      else if (e === 'r') out += '\r';
+      else return undefined;
+    }
+  }
+  return out;
+}
 
 export const commands: Command[] = [hashCmd];
 

@@ -55,6 +55,34 @@ describe('strata hash', () => {
     expect(c.stdout()).toBe('b.bin: OK\nb.bin: OK\n');
   });
 
+  it('names with a backslash, LF or CR are escaped as sha256sum escapes them, and --check reads them back (a LF broke the listing)', async () => {
+    const names = ['new\nline', 'back\\slash', 'cr\rname', 'plain name'];
+    for (const [i, n] of names.entries()) writeFileSync(join(dir, n), `file ${i}`);
+    const c = captureIo('', {}, dir);
+    expect(await runCommand(cmd, names, c.io)).toBe(0);
+    const hex = (i: number) =>
+      hash64(key, Buffer.from(`file ${i}`))
+        .toString(16)
+        .padStart(16, '0');
+    // GNU coreutils' form (sha256sum of 'new\nline' prints '\\<hex>  new\\nline')
+    expect(c.stdout()).toBe(
+      `\\${hex(0)}  new\\nline\n\\${hex(1)}  back\\\\slash\n\\${hex(2)}  cr\\rname\n${hex(3)}  plain name\n`,
+    );
+    writeFileSync(join(dir, 'escaped'), c.stdout());
+    const ok = captureIo('', {}, dir);
+    expect(await runCommand(cmd, ['--check', 'escaped'], ok.io)).toBe(0);
+    expect(ok.stdout()).toBe('\\new\\nline: OK\n\\back\\\\slash: OK\n\\cr\\rname: OK\nplain name: OK\n');
+    writeFileSync(join(dir, 'new\nline'), 'changed');
+    const bad = captureIo('', {}, dir);
+    expect(await runCommand(cmd, ['--check', 'escaped'], bad.io)).toBe(1);
+    expect(bad.stdout()).toContain('\\new\\nline: FAILED\n');
+    // an escape that is none of the three is a malformed line
+    writeFileSync(join(dir, 'badesc'), `\\${hex(3)}  a\\qb\n`);
+    const m = captureIo('', {}, dir);
+    expect(await runCommand(cmd, ['--check', 'badesc'], m.io)).toBe(1);
+    expect(m.stderr()).toContain('badesc:1: expected "HEX  NAME"');
+  });
+
   it("--check without --bits takes each line's size from its width; with --bits it holds every line to it", async () => {
     writeFileSync(join(dir, 'c.bin'), 'sea');
     const words = (ws: Iterable<bigint>) => [...ws].map((w) => w.toString(16).padStart(16, '0')).join('');
