@@ -33,6 +33,8 @@ export async function* byteLines(
   let parts: Buffer[] = [];
   let held = 0;
   let n = 0;
+  const tooLong = (line: number) =>
+    new CliError(`line ${line} of the input is over ${lineBytesMax} bytes, the most a record may hold`);
   /** The line ending at `end` of `c` (after the parts held), a copy of its own without its CR. */
   const line = (c: Buffer, from: number, end: number): Buffer => {
     const whole = Buffer.concat([...parts, c.subarray(from, end)]);
@@ -40,8 +42,7 @@ export async function* byteLines(
     held = 0;
     n++;
     const cut = whole.length > 0 && whole[whole.length - 1] === 0x0d ? whole.subarray(0, -1) : whole;
-    if (cut.length > lineBytesMax)
-      throw new CliError(`line ${n} of the input is over ${lineBytesMax} bytes, the most a record may hold`);
+    if (cut.length > lineBytesMax) throw tooLong(n);
     return cut;
   };
   for await (const chunk of input) {
@@ -56,10 +57,7 @@ export async function* byteLines(
     }
     if (at < c.length) {
       // a line that cannot fit a record is refused before it is all held
-      if (held + c.length - at > lineBytesMax + 1)
-        throw new CliError(
-          `line ${n + 1} of the input is over ${lineBytesMax} bytes, the most a record may hold`,
-        );
+      if (held + c.length - at > lineBytesMax + 1) throw tooLong(n + 1);
       parts.push(Buffer.from(c.subarray(at)));
       held += c.length - at;
     }
