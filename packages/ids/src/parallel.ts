@@ -299,6 +299,7 @@ export class ParallelRunner {
       };
     } else shards = await this.runBatches(input, opts, ready, ftp);
     const readies = await ready;
+    sameEngines(readies);
     const tBatches = shards.tBatches;
     const tDone = performance.now();
     // merge: by the packet an alert was raised on; within a packet one worker raised them all, in order
@@ -594,6 +595,22 @@ function sumFlows(xs: FlowTableStats[]): FlowTableStats {
 
 function sumAnomalies(xs: HttpAnomalies[]): HttpAnomalies {
   return sumNumbers(xs, newHttpAnomalies());
+}
+
+/**
+ * Throws unless every worker loaded the same rules (the same count and the same skipped sids): the rules
+ * are the same text for each, but an engine build that depends on its thread's state (a pcre refused in
+ * one worker: see @strata/cli's boundedRegExp) would make a flow's alerts depend on the worker its hash
+ * chose, where the run's totals came from worker 0 alone.
+ */
+export function sameEngines(readies: FromWorker[]): void {
+  const rs = readies.filter((r) => r.type === 'ready');
+  const key = (r: (typeof rs)[number]) => `${r.loaded}:${r.skipped.map((x) => x.sid).join(',')}`;
+  const odd = rs.findIndex((r) => key(r) !== key(rs[0]!));
+  if (odd > 0)
+    throw new Error(
+      `workers built different engines from the same rules: worker 0 loaded ${rs[0]!.loaded} (${rs[0]!.skipped.length} skipped), worker ${odd} loaded ${rs[odd]!.loaded} (${rs[odd]!.skipped.length} skipped)`,
+    );
 }
 
 /** One capture on `workers` threads (a pool made and closed for it). */

@@ -25,6 +25,7 @@ import {
   type Rule,
   runCapture,
 } from '../src/index.js';
+import { sameEngines } from '../src/parallel.js';
 import { alertLine, sharedIds, tcpFrame } from './helpers.js';
 
 const { shared, have } = sharedIds('suricata-verify/manifest.json');
@@ -60,6 +61,25 @@ function caseOptions(c: ManifestCase): PipelineOptions {
     validateChecksums: c.checksum_validation !== 'none' && !c.args.includes('none'),
   };
 }
+
+it('sameEngines: workers that loaded different rules fail the run (its totals came from worker 0 alone)', () => {
+  const ready = (loaded: number, sids: number[]) =>
+    ({
+      type: 'ready',
+      loaded,
+      skipped: sids.map((sid) => ({ sid, reason: 'r' })),
+      initMs: 0,
+      initCpuMs: 0,
+      spare: false,
+      spareCpuMs: 0,
+    }) as const;
+  expect(() => sameEngines([ready(3, [7]), ready(3, [7]), ready(3, [7])])).not.toThrow();
+  expect(() => sameEngines([ready(3, [7]), ready(3, [7]), ready(2, [7, 8])])).toThrow(
+    'workers built different engines from the same rules: worker 0 loaded 3 (1 skipped), worker 2 loaded 2 (2 skipped)',
+  );
+  // the same count with other rules skipped is a difference too
+  expect(() => sameEngines([ready(3, [7]), ready(3, [9])])).toThrow(/worker 1 loaded 3 \(1 skipped\)/);
+});
 
 describe.runIf(have)('parallel workers: the same alerts as one engine', () => {
   const pools: ParallelRunner[] = [];
