@@ -27,7 +27,7 @@ const defaultMeta = 'file:./.strata/meta';
  * A line over `lineBytesMax` is an error naming it (it was held whole, however long).
  */
 export async function* byteLines(
-  input: AsyncIterable<Uint8Array | string>,
+  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
   lineBytesMax: number,
 ): AsyncGenerator<Buffer> {
   let parts: Buffer[] = [];
