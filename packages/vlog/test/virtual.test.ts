@@ -221,6 +221,11 @@ describe('deterministic simulation', () => {
 
 describe('strata log', () => {
   const cmd = commands[0]!;
+  const jsonLines = (out: string) =>
+    out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
   const run = async (args: string[], stdin: string | Buffer = '') => {
     const c = captureIo(stdin, {}, root);
     const code = await cmd.run(args, c.io);
@@ -232,12 +237,7 @@ describe('strata log', () => {
     const input = Buffer.from([0x78, 0x00, 0x79, 0x0d, 0x0a, 0xff, 0xfe, 0x0a, 0x0a, 0x61, 0x0d, 0x62]);
     expect((await run(['append', 'by', ...meta], input)).out).toBe('0\n1\n2\n3\n');
     const r = await run(['read', 'by', '--json', ...meta]);
-    expect(
-      r.out
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l)),
-    ).toEqual([
+    expect(jsonLines(r.out)).toEqual([
       { position: 0, payload: 'x\u0000y' },
       { position: 1, payload: '//4=', encoding: 'base64' },
       { position: 2, payload: '' },
@@ -338,12 +338,7 @@ describe('strata log', () => {
     );
     expect((await run(['append', 'ev', ...meta], 'four\n')).out).toBe('3\n');
     const r = await run(['read', 'ev', ...meta, '--json']);
-    expect(
-      r.out
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l)),
-    ).toEqual([
+    expect(jsonLines(r.out)).toEqual([
       { position: 0, payload: 'one' },
       { position: 1, payload: 'two' },
       { position: 2, payload: 'three' },
