@@ -281,14 +281,16 @@ async function* frames(sock: Socket): AsyncGenerator<{ type: number; payload: Bu
 
 /**
  * Serves sync targets under `root` (paths may not escape it). A connection must send its HELLO within
- * `helloTimeoutMs` (default `syncHandshakeTimeoutMs`): a peer that connected and said nothing was held as
- * long as it stayed connected.
+ * `helloTimeoutMs` of its accept (default `syncHandshakeTimeoutMs`): a peer that connected and said
+ * nothing was held as long as it stayed connected.
  */
 export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}): Server {
   const base = resolve(root);
   const helloTimeoutMs = opts.helloTimeoutMs ?? syncHandshakeTimeoutMs;
   return createServer((sock) => {
-    sock.setTimeout(helloTimeoutMs, () => sock.destroy());
+    // from the accept, not from the last byte: a peer sending a byte now and then must not hold it either
+    const helloDue = setTimeout(() => sock.destroy(), helloTimeoutMs);
+    sock.once('close', () => clearTimeout(helloDue));
     void (async () => {
       let fh: FileHandle | undefined;
       let size = 0;
@@ -297,7 +299,7 @@ export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}):
       /** Handles one frame; false when the session is over. */
       const handleFrame = async (f: { type: number; payload: Buffer }): Promise<boolean> => {
         if (f.type === T_HELLO) {
-          sock.setTimeout(0);
+          clearTimeout(helloDue);
           const hello = JSON.parse(f.payload.toString('utf8')) as {
             path: string;
             chunkBytes: number;

@@ -120,15 +120,23 @@ describe('delta sync', () => {
     await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
     const port = (server.address() as { port: number }).port;
     const silent = connect({ host: '127.0.0.1', port });
+    // a frame's length, then a byte of it now and then (the frame never complete), does not hold it either
+    const trickle = connect({ host: '127.0.0.1', port });
+    trickle.on('error', () => undefined).resume();
+    trickle.write(Buffer.from([0, 0, 1, 0]));
+    const drip = setInterval(() => trickle.writable && trickle.write(Buffer.from([1])), 50);
+    const closed = [silent, trickle].map((c) => new Promise((r) => c.once('close', r)));
     try {
       const t0 = performance.now();
-      await new Promise((r) => silent.once('close', r));
+      await Promise.all(closed);
       expect(performance.now() - t0).toBeLessThan(5_000);
       writeFileSync(p('hello-src'), image(100_000, 9));
       const r = await syncToRemote(p('hello-src'), '127.0.0.1', port, 'img');
       expect(r.bytesSent).toBe(100_000);
     } finally {
+      clearInterval(drip);
       silent.destroy();
+      trickle.destroy();
       await new Promise((res) => server.close(res));
     }
   });
