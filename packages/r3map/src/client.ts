@@ -125,8 +125,10 @@ export class NbdClientDevice implements BlockDevice {
     // a server that never answers (not an NBD server, or a stuck one) ends the handshake instead of
     // holding it open forever; a failed handshake closes the connection (it kept the process alive)
     const timeoutMs = opts.handshakeTimeoutMs ?? nbdHandshakeTimeoutMs;
-    sock.setTimeout(timeoutMs, () =>
-      sock.destroy(new Error(`no answer for ${timeoutMs} ms during the NBD handshake`)),
+    // from the connect on, not from the last byte: a server sending a byte now and then must not hold it
+    const due = setTimeout(
+      () => sock.destroy(new Error(`no NBD handshake within ${timeoutMs} ms`)),
+      timeoutMs,
     );
     try {
       await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
@@ -165,11 +167,12 @@ export class NbdClientDevice implements BlockDevice {
         if (type === 1) break; // ACK: transmission begins
       }
       if (size < 0) throw new NbdClientError('the server sent no export size');
-      sock.setTimeout(0);
       return new NbdClientDevice(sock, r, size, (tflags & 2) !== 0);
     } catch (e) {
       sock.destroy();
       throw e instanceof NbdClientError ? e : new NbdClientError((e as Error).message);
+    } finally {
+      clearTimeout(due);
     }
   }
 

@@ -398,8 +398,10 @@ export async function syncToRemote(
   const s = await open(src, 'r');
   const sock = connect({ host, port });
   const timeoutMs = opts.handshakeTimeoutMs ?? syncHandshakeTimeoutMs;
-  sock.setTimeout(timeoutMs, () =>
-    sock.destroy(new Error(`sync server ${host}:${port}: no answer for ${timeoutMs} ms`)),
+  // from the connect on, not from the last byte: a peer sending a byte now and then must not hold it
+  const due = setTimeout(
+    () => sock.destroy(new Error(`sync server ${host}:${port}: no answer within ${timeoutMs} ms`)),
+    timeoutMs,
   );
   let oursP: Promise<Buffer> | undefined;
   try {
@@ -410,7 +412,7 @@ export async function syncToRemote(
     oursP = digestFile(s, size, chunkBytes, opts.onProgress);
     oursP.catch(() => undefined);
     let first = await it.next();
-    sock.setTimeout(0);
+    clearTimeout(due);
     if (!first.done && first.value.type === T_READY) first = await it.next();
     if (first.done) throw new Error('sync server closed the connection');
     if (first.value.type === T_ERROR) throw new Error(`sync server: ${first.value.payload.toString('utf8')}`);
@@ -448,6 +450,7 @@ export async function syncToRemote(
       },
     });
   } finally {
+    clearTimeout(due);
     sock.destroy();
     // our digests stop reading before the file is closed
     await oursP?.catch(() => undefined);

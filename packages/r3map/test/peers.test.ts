@@ -12,9 +12,13 @@ import { NbdClientDevice, NbdClientError, syncToRemote } from '../src/index.js';
 const root = mkdtempSync(join(tmpdir(), 'r3map-peers-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-/** A server on 127.0.0.1 that sends `greeting` (if any) to each client, then nothing; records each close. */
+/**
+ * A server on 127.0.0.1 that sends `greeting` (if any) to each client, then nothing, or with `trickle` a
+ * byte of it every 50 ms (never all of it); records each close.
+ */
 async function peer(
   greeting?: Buffer,
+  trickle = false,
 ): Promise<{ port: number; closed: Promise<void>; stop: () => Promise<unknown> }> {
   let closed!: () => void;
   const whenClosed = new Promise<void>((r) => {
@@ -26,7 +30,14 @@ async function peer(
     s.on('error', () => undefined);
     s.on('close', closed);
     s.resume(); // reads and drops what the client sends (a paused socket never sees the client's close)
-    if (greeting) s.write(greeting);
+    if (greeting && !trickle) s.write(greeting);
+    if (greeting && trickle) {
+      let i = 0;
+      const drip = setInterval(() => {
+        if (i < greeting.length - 1 && s.writable) s.write(greeting.subarray(i, ++i));
+      }, 50);
+      s.on('close', () => clearInterval(drip));
+    }
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const stop = () => {
@@ -42,11 +53,40 @@ it('NBD client: a silent server ends the handshake after its timeout, and the co
     const t0 = performance.now();
     await expect(
       NbdClientDevice.connect('127.0.0.1', p.port, 'x', { handshakeTimeoutMs: 300 }),
-    ).rejects.toThrow(new NbdClientError('no answer for 300 ms during the NBD handshake'));
+    ).rejects.toThrow(new NbdClientError('no NBD handshake within 300 ms'));
     expect(performance.now() - t0).toBeLessThan(5_000);
     await p.closed;
   } finally {
     await p.stop();
+  }
+});
+
+it('NBD client and sync client: a server that trickles its first bytes is cut off at the deadline too', async () => {
+  // a valid greeting and the start of an option reply, a byte at a time (1.9 s, the last byte never)
+  const hello = Buffer.alloc(38);
+  hello.writeBigUInt64BE(0x4e42444d41474943n, 0);
+  hello.writeBigUInt64BE(0x49484156454f5054n, 8);
+  hello.writeUInt16BE(3, 16);
+  hello.writeBigUInt64BE(0x3e889045565a9n, 18);
+  const nbd = await peer(hello, true);
+  try {
+    await expect(
+      NbdClientDevice.connect('127.0.0.1', nbd.port, 'x', { handshakeTimeoutMs: 400 }),
+    ).rejects.toThrow(new NbdClientError('no NBD handshake within 400 ms'));
+    await nbd.closed;
+  } finally {
+    await nbd.stop();
+  }
+  writeFileSync(join(root, 'src'), Buffer.alloc(10_000, 7));
+  // a frame's length (256 bytes), then its bytes one at a time
+  const sync = await peer(Buffer.concat([Buffer.from([0, 0, 1, 0]), Buffer.alloc(256, 2)]), true);
+  try {
+    await expect(
+      syncToRemote(join(root, 'src'), '127.0.0.1', sync.port, 'x', { handshakeTimeoutMs: 400 }),
+    ).rejects.toThrow(`sync server 127.0.0.1:${sync.port}: no answer within 400 ms`);
+    await sync.closed;
+  } finally {
+    await sync.stop();
   }
 });
 
@@ -90,7 +130,7 @@ it('sync client: a silent server ends the sync after its timeout; garbage is ref
   try {
     await expect(
       syncToRemote(join(root, 'src'), '127.0.0.1', silent.port, 'x', { handshakeTimeoutMs: 300 }),
-    ).rejects.toThrow(`sync server 127.0.0.1:${silent.port}: no answer for 300 ms`);
+    ).rejects.toThrow(`sync server 127.0.0.1:${silent.port}: no answer within 300 ms`);
     await silent.closed;
   } finally {
     await silent.stop();
