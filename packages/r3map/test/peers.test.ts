@@ -47,101 +47,96 @@ async function peer(
   return { port: (server.address() as { port: number }).port, closed: whenClosed, stop };
 }
 
-it('NBD client: a silent server ends the handshake after its timeout, and the connection is closed', async () => {
-  const p = await peer();
+/** `attempt` against peer `p` rejects with `error`, and `p` sees its connection closed (then stops). */
+async function refused(
+  p: Awaited<ReturnType<typeof peer>>,
+  attempt: (port: number) => Promise<unknown>,
+  error: string | RegExp | Error,
+): Promise<void> {
   try {
-    const t0 = performance.now();
-    await expect(
-      NbdClientDevice.connect('127.0.0.1', p.port, 'x', { handshakeTimeoutMs: 300 }),
-    ).rejects.toThrow(new NbdClientError('no NBD handshake within 300 ms'));
-    expect(performance.now() - t0).toBeLessThan(5_000);
+    await expect(attempt(p.port)).rejects.toThrow(error);
     await p.closed;
   } finally {
     await p.stop();
   }
+}
+
+/** An NBD server's greeting (NBDMAGIC, IHAVEOPT, handshake flags), `extra` bytes of room after it. */
+function nbdHello(extra = 0): Buffer {
+  const b = Buffer.alloc(18 + extra);
+  b.writeBigUInt64BE(0x4e42444d41474943n, 0);
+  b.writeBigUInt64BE(0x49484156454f5054n, 8);
+  b.writeUInt16BE(3, 16);
+  return b;
+}
+
+const nbd = (opts?: { handshakeTimeoutMs: number }) => (port: number) =>
+  NbdClientDevice.connect('127.0.0.1', port, 'x', opts);
+const sync = (opts?: { handshakeTimeoutMs: number }) => (port: number) =>
+  syncToRemote(join(root, 'src'), '127.0.0.1', port, 'x', opts);
+
+it('NBD client: a silent server ends the handshake after its timeout, and the connection is closed', async () => {
+  const t0 = performance.now();
+  await refused(
+    await peer(),
+    nbd({ handshakeTimeoutMs: 300 }),
+    new NbdClientError('no NBD handshake within 300 ms'),
+  );
+  expect(performance.now() - t0).toBeLessThan(5_000);
 });
 
 it('NBD client and sync client: a server that trickles its first bytes is cut off at the deadline too', async () => {
   // a valid greeting and the start of an option reply, a byte at a time (1.9 s, the last byte never)
-  const hello = Buffer.alloc(38);
-  hello.writeBigUInt64BE(0x4e42444d41474943n, 0);
-  hello.writeBigUInt64BE(0x49484156454f5054n, 8);
-  hello.writeUInt16BE(3, 16);
+  const hello = nbdHello(20);
   hello.writeBigUInt64BE(0x3e889045565a9n, 18);
-  const nbd = await peer(hello, true);
-  try {
-    await expect(
-      NbdClientDevice.connect('127.0.0.1', nbd.port, 'x', { handshakeTimeoutMs: 400 }),
-    ).rejects.toThrow(new NbdClientError('no NBD handshake within 400 ms'));
-    await nbd.closed;
-  } finally {
-    await nbd.stop();
-  }
+  await refused(
+    await peer(hello, true),
+    nbd({ handshakeTimeoutMs: 400 }),
+    new NbdClientError('no NBD handshake within 400 ms'),
+  );
   writeFileSync(join(root, 'src'), Buffer.alloc(10_000, 7));
   // a frame's length (256 bytes), then its bytes one at a time
-  const sync = await peer(Buffer.concat([Buffer.from([0, 0, 1, 0]), Buffer.alloc(256, 2)]), true);
-  try {
-    await expect(
-      syncToRemote(join(root, 'src'), '127.0.0.1', sync.port, 'x', { handshakeTimeoutMs: 400 }),
-    ).rejects.toThrow(`sync server 127.0.0.1:${sync.port}: no answer within 400 ms`);
-    await sync.closed;
-  } finally {
-    await sync.stop();
-  }
+  const p = await peer(Buffer.concat([Buffer.from([0, 0, 1, 0]), Buffer.alloc(256, 2)]), true);
+  await refused(
+    p,
+    sync({ handshakeTimeoutMs: 400 }),
+    `sync server 127.0.0.1:${p.port}: no answer within 400 ms`,
+  );
 });
 
 it('NBD client: a server that is not an NBD server is refused and the connection closed (it stayed open)', async () => {
-  const p = await peer(Buffer.from('HTTP/1.1 200 OK\r\n\r\nhello, this is not NBD'));
-  try {
-    await expect(NbdClientDevice.connect('127.0.0.1', p.port, 'x')).rejects.toThrow(
-      /does not speak the NBD newstyle protocol/,
-    );
-    await p.closed;
-  } finally {
-    await p.stop();
-  }
+  await refused(
+    await peer(Buffer.from('HTTP/1.1 200 OK\r\n\r\nhello, this is not NBD')),
+    nbd(),
+    /does not speak the NBD newstyle protocol/,
+  );
 });
 
 it('NBD client: an option reply claiming 4 GiB is refused, not waited for', async () => {
-  // NBDMAGIC, IHAVEOPT, handshake flags; then a reply header (magic, option, type INFO, length 2^32 - 1)
-  const hello = Buffer.alloc(18);
-  hello.writeBigUInt64BE(0x4e42444d41474943n, 0);
-  hello.writeBigUInt64BE(0x49484156454f5054n, 8);
-  hello.writeUInt16BE(3, 16);
-  const reply = Buffer.alloc(20);
-  reply.writeBigUInt64BE(0x3e889045565a9n, 0);
-  reply.writeUInt32BE(7, 8);
-  reply.writeUInt32BE(3, 12);
-  reply.writeUInt32BE(0xffffffff, 16);
-  const p = await peer(Buffer.concat([hello, reply]));
-  try {
-    await expect(
-      NbdClientDevice.connect('127.0.0.1', p.port, 'x', { handshakeTimeoutMs: 5_000 }),
-    ).rejects.toThrow('option reply of 4294967295 bytes (at most 65536)');
-    await p.closed;
-  } finally {
-    await p.stop();
-  }
+  // the greeting, then a reply header (magic, option, type INFO, length 2^32 - 1)
+  const hello = nbdHello(20);
+  hello.writeBigUInt64BE(0x3e889045565a9n, 18);
+  hello.writeUInt32BE(7, 26);
+  hello.writeUInt32BE(3, 30);
+  hello.writeUInt32BE(0xffffffff, 34);
+  await refused(
+    await peer(hello),
+    nbd({ handshakeTimeoutMs: 5_000 }),
+    'option reply of 4294967295 bytes (at most 65536)',
+  );
 });
 
 it('sync client: a silent server ends the sync after its timeout; garbage is refused; the connection is closed', async () => {
   writeFileSync(join(root, 'src'), Buffer.alloc(10_000, 7));
   const silent = await peer();
-  try {
-    await expect(
-      syncToRemote(join(root, 'src'), '127.0.0.1', silent.port, 'x', { handshakeTimeoutMs: 300 }),
-    ).rejects.toThrow(`sync server 127.0.0.1:${silent.port}: no answer within 300 ms`);
-    await silent.closed;
-  } finally {
-    await silent.stop();
-  }
-  const garbage = await peer(Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'));
-  try {
-    await expect(syncToRemote(join(root, 'src'), '127.0.0.1', garbage.port, 'x')).rejects.toThrow(
-      /sync protocol: bad frame length/,
-    );
-    await garbage.closed;
-  } finally {
-    await garbage.stop();
-  }
+  await refused(
+    silent,
+    sync({ handshakeTimeoutMs: 300 }),
+    `sync server 127.0.0.1:${silent.port}: no answer within 300 ms`,
+  );
+  await refused(
+    await peer(Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n')),
+    sync(),
+    /sync protocol: bad frame length/,
+  );
 });
