@@ -48,6 +48,11 @@ export const agentReadBytes = 256 << 10;
  * never answered (or stalled mid-answer) held the agent forever. A timed-out request is retried.
  */
 export const agentRequestTimeoutMs = 30_000;
+/**
+ * The slowest upload a request's deadline allows for, in bytes per ms (100 KB/s: 10 s more per MB of
+ * body), so that a chunk on a slow uplink is not cut off and sent again forever.
+ */
+export const agentUploadBytesPerMsMin = 100;
 
 export interface AgentOptions {
   /** Ingestion server base URL, e.g. http://127.0.0.1:7070 */
@@ -65,7 +70,10 @@ export interface AgentOptions {
   retriesMax?: number;
   /** Deflate each request body (Content-Encoding: deflate; default true). */
   compress?: boolean;
-  /** Deadline of one request and its answer, in ms (default agentRequestTimeoutMs). */
+  /**
+   * Deadline of one request and its answer, in ms (default agentRequestTimeoutMs), plus its body's time at
+   * agentUploadBytesPerMsMin.
+   */
   requestTimeoutMs?: number;
   /** The stream's DDL (default: fetched from the server, GET /streams/NAME). */
   ddl?: string;
@@ -211,8 +219,14 @@ class Shipper {
   }
 
   /** `req` until it succeeds, at most retriesMax times more; the error names the request (`what`). */
-  private async retry(what: string, req: (signal: AbortSignal) => Promise<Response>): Promise<Buffer> {
-    const ms = this.opts.requestTimeoutMs ?? agentRequestTimeoutMs;
+  private async retry(
+    what: string,
+    req: (signal: AbortSignal) => Promise<Response>,
+    bodyBytes = 0,
+  ): Promise<Buffer> {
+    // plus the time the body takes at agentUploadBytesPerMsMin: an edge agent's slow uplink is no fault
+    const ms =
+      (this.opts.requestTimeoutMs ?? agentRequestTimeoutMs) + Math.ceil(bodyBytes / agentUploadBytesPerMsMin);
     for (let attempt = 0; ; attempt++) {
       try {
         // the answer's body under the same deadline: a server that sent its status and then stalled
@@ -293,13 +307,16 @@ class Shipper {
     this.inflightBytes = Math.max(raw.length, body.length); // both exist while compressing
     this.account();
     this.inflight = (async () => {
-      await this.retry(`POST ${u}`, (signal) =>
-        this.fetchFn(u, {
-          method: 'POST',
-          body,
-          headers: { 'idempotency-key': id, ...(compress ? { 'content-encoding': 'deflate' } : {}) },
-          signal,
-        }),
+      await this.retry(
+        `POST ${u}`,
+        (signal) =>
+          this.fetchFn(u, {
+            method: 'POST',
+            body,
+            headers: { 'idempotency-key': id, ...(compress ? { 'content-encoding': 'deflate' } : {}) },
+            signal,
+          }),
+        body.length,
       );
       this.stats.chunks++;
       if (byTime) this.stats.chunksByTime++;

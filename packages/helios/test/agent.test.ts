@@ -264,6 +264,40 @@ describe('agent', () => {
     }
   });
 
+  it("a request's deadline grows with its body (10 s per MB): a slow uplink's chunk is not cut off and sent again forever", async () => {
+    let posts = 0;
+    const fetchFn = (async (_url: string, init?: RequestInit) => {
+      if (!init?.method) return new Response(JSON.stringify({ ddl: ddl('slowlink') }));
+      posts++;
+      const body = init.body as Buffer;
+      expect(body.length).toBeGreaterThan(40_000);
+      // the upload takes 300 ms, past the 200 ms base, inside 200 ms + 40 KB at 100 KB/s
+      await new Promise((res, rej) => {
+        const t = setTimeout(res, 300);
+        init.signal?.addEventListener('abort', () => {
+          clearTimeout(t);
+          rej(init.signal?.reason);
+        });
+      });
+      return new Response('{}');
+    }) as typeof fetch;
+    const lines = Array.from({ length: 1500 }, (_, i) => `${line(i)}\n`).join('');
+    const st = await runAgentStream(
+      new PassThrough().end(lines),
+      {
+        url: 'http://127.0.0.1:1',
+        stream: 'slowlink',
+        retriesMax: 1,
+        requestTimeoutMs: 200,
+        compress: false,
+        chunkBytes: 1 << 20,
+      },
+      fetchFn,
+    );
+    expect(st.retries).toBe(0);
+    expect(posts).toBe(1);
+  });
+
   it('CLI: strata stream serve on a port in use says so, exit 1 (an unhandled error event ended it)', async () => {
     const c = captureIo('', {}, dir);
     const rc = await runCommand(
