@@ -136,8 +136,8 @@ Example:
 
 /**
  * A listing's line for `name` after `prefix`, as GNU coreutils' sha256sum writes it: a name holding a
- * backslash, LF or CR is escaped (a backslash doubled, LF as \n, CR as \r) and its line starts with a backslash (a LF in a name
- * broke the listing into two lines, neither of which --check could read).
+ * backslash, LF or CR is escaped (a backslash doubled, LF as \n, CR as \r) and its line starts with a
+ * backslash (a LF in a name broke the listing into two lines, neither of which --check could read).
  */
 function listed(prefix: string, name: string): string {
   return /[\\\n\r]/.test(name) ? `\\${prefix}${escapeName(name)}` : `${prefix}${name}`;

@@ -13,7 +13,7 @@ const REQUEST_MAGIC = 0x25609513;
 const SIMPLE_REPLY_MAGIC = 0x67446698;
 /** Largest single READ or WRITE sent; larger accesses are split. */
 const requestBytesMax = 4 * 1024 * 1024;
-/** How long a server may keep the handshake waiting for its next bytes. */
+/** How long the handshake may take from the connect on (a server's bytes now and then do not extend it). */
 export const nbdHandshakeTimeoutMs = 15_000;
 /** The longest option reply taken during the handshake (an export's name or description is at most 4 KiB). */
 const optionReplyBytesMax = 64 * 1024;

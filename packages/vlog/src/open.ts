@@ -27,12 +27,12 @@ export class SpecError extends Error {
 
 const memLoglets = new Map<string, MemoryLoglet>();
 
-// A segment's loglet belongs to one log. A spec is a location (file:DIR, objstore:URL, mem://NAME, zk://) in which
-// a segment is named by its index and start alone, so two logs given the same location shared their first
-// segment's loglet: the second saw the first's records, trim and seal, and appended among them. The first
-// log to open a segment there writes its name beside it (OWNER); another log's open is refused. A segment
-// written before OWNER existed is taken by the first log that opens it. (Native loglet ids carry the log's
-// name already.)
+// A segment's loglet belongs to one log. A spec is a location (file:DIR, objstore:URL, mem://NAME,
+// zk://HOST:PORT/PATH) in which a segment is named by its index and start alone, so two logs given the
+// same location shared their first segment's loglet: the second saw the first's records, trim and seal,
+// and appended among them. The first log to open a segment there writes its name beside it (OWNER);
+// another log's open is refused. A segment written before OWNER existed is taken by the first log that
+// opens it. (Native loglet ids carry the log's name already.)
 
 function ownedElsewhere(spec: string, seg: string, owner: string, log: string): LogletOwnedError {
   return new LogletOwnedError(
@@ -330,8 +330,8 @@ function segmentName(index: number, start: number, stripe = ''): string {
  * Takes segment (index, start) at `spec`'s location for log `log`, without opening its loglet (a file
  * loglet's open writes and syncs its START): the OWNER of a `file:`, `objstore:`, `mem://` or `zk://`
  * segment, or LogletOwnedError if another log holds it. Native loglets have nothing to take (their ids
- * carry the log's name). `openLoglet` takes its
- * segment so before it opens one; `openLog` before a chain names one.
+ * carry the log's name). `openLoglet` takes its segment so before it opens one; `openLog` before a chain
+ * names one.
  */
 export async function claimLoglet(
   spec: string,
