@@ -1770,12 +1770,13 @@ export class Engine {
     // lower one is refused (the community set loaded twice raised every alert twice)
     const latest = new Map<string, Rule>();
     for (const r of rules) {
-      const had = latest.get(`${r.gid}:${r.sid}`);
-      if (!had || r.rev > had.rev) latest.set(`${r.gid}:${r.sid}`, r);
+      const key = `${r.gid}:${r.sid}`;
+      const had = latest.get(key);
+      if (!had || r.rev > had.rev) latest.set(key, r);
     }
+    const kept = new Set(latest.values());
     for (const r of rules) {
-      const kept = latest.get(`${r.gid}:${r.sid}`)!;
-      if (kept !== r) {
+      if (!kept.has(r)) {
         this.skipped.push({
           sid: r.sid,
           reason: 'a duplicate gid:sid (the highest rev, the first of equals, is kept)',

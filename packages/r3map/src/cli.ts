@@ -176,12 +176,15 @@ Example:
     // a tcp:// DST that does not parse was taken for a local path ('tcp:/HOST...': ENOENT)
     const m = /^tcp:\/\/([^/:]+):(\d+)\/(.+)$/.exec(dst);
     if (!m && /^tcp:/i.test(dst)) throw new UsageError(`DST: expected tcp://HOST:PORT/PATH, got '${dst}'`);
-    // a directory's read failed with EISDIR and no name
-    for (const [what, path] of [
-      ['SRC', src],
-      ['DST', dst],
-    ] as const)
-      if ((what === 'SRC' || !m) && statSync(resolve(io.cwd, path), { throwIfNoEntry: false })?.isDirectory())
+    // a directory's read failed with EISDIR and no name (DST is local unless it is tcp://)
+    const locals: [string, string][] = m
+      ? [['SRC', src]]
+      : [
+          ['SRC', src],
+          ['DST', dst],
+        ];
+    for (const [what, path] of locals)
+      if (statSync(resolve(io.cwd, path), { throwIfNoEntry: false })?.isDirectory())
         throw new CliError(`${what} ${path}: is a directory`);
     const progress = new Progress(io.stderr, { total: 0, label: 'sync', quiet: values.quiet === true });
     const opts = {
