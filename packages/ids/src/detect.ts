@@ -1806,9 +1806,13 @@ export class Engine {
     if (opts.prefilter !== false) this.buildHttpPrefilter();
     this.allRules = this.buildGroup(this.ordered);
     // smaller automata for the packets whose payload few of those patterns concern: TCP packets whose data
-    // went into a stream (only packet-only rules read them) and UDP
+    // went into a stream (only packet-only rules read them), TCP packets of a flow not established (no rule
+    // that needs an established flow can match them: midstream and handshake-less flows) and UDP
     this.tcpInStreamMatcher = this.subMatcher(
       (c) => (c.proto === 6 || c.proto === 'ip') && c.mode === 'packet',
+    );
+    this.tcpUnestablishedMatcher = this.subMatcher(
+      (c) => (c.proto === 6 || c.proto === 'ip') && c.mode !== 'stream' && !needsEstablished(c),
     );
     this.udpMatcher = this.subMatcher((c) => c.proto === 17 || c.proto === 'ip');
     // rules by protocol, port fields and direction: a port group is the union of the classes that admit a
@@ -1862,6 +1866,8 @@ export class Engine {
   private readonly allRules: RuleGroup;
   /** The patterns (ids of `allRules.matcher`) of the rules a TCP packet in a stream, or a UDP packet, consults. */
   private readonly tcpInStreamMatcher: MultiMatcher | undefined;
+  /** The patterns of the rules a TCP packet not in a stream consults while its flow is not established. */
+  private readonly tcpUnestablishedMatcher: MultiMatcher | undefined;
   private readonly udpMatcher: MultiMatcher | undefined;
   private portClasses: PortClass[] = [];
   /**
@@ -2217,13 +2223,14 @@ export class Engine {
     proto: number,
     inStream: boolean,
     firstInDir: boolean,
+    unest: boolean,
     dceOk: boolean,
   ): Int32Array {
     const keep: number[] = [];
     for (let k = 0; k < g.always.length; k++) {
       const i = g.always[k]!;
       const c = g.rules[i]!;
-      if (!packetAdmits(c, proto, inStream, firstInDir) || (c.dce && !dceOk)) continue;
+      if (!packetAdmits(c, proto, inStream, firstInDir, unest) || (c.dce && !dceOk)) continue;
       if (keep.length > 0 && c.header && neverPasses(c.header, proto)) continue;
       keep.push(i);
     }
@@ -3604,12 +3611,23 @@ export class Engine {
     const fd = f.data!;
     let latin1: (() => string) | undefined; // made for the first rule that reaches the header steps
     const g = this.groupOf(fd, toServer ? 0 : 1, d.proto);
-    // a TCP packet whose data went into a stream, or a UDP packet: only the patterns of the rules it
-    // consults (the same marks for them as the whole automaton's)
+    // a TCP packet outside a stream whose flow is not established (midstream, no handshake seen): stage 1
+    // leaves out the rules that need an established flow, which would fail their flow test anyway
+    const unest = d.proto === 6 && !inStream && !f.establishedForPacket;
+    // a TCP packet whose data went into a stream or whose flow is not established, or a UDP packet: only
+    // the patterns of the rules it consults (the same marks for them as the whole automaton's)
     this.prefilterScan(
       g,
       d.payload,
-      d.proto === 6 && inStream ? this.tcpInStreamMatcher : d.proto === 17 ? this.udpMatcher : g.matcher,
+      d.proto === 6
+        ? inStream
+          ? this.tcpInStreamMatcher
+          : unest
+            ? this.tcpUnestablishedMatcher
+            : g.matcher
+        : d.proto === 17
+          ? this.udpMatcher
+          : g.matcher,
     );
     // the filter stages this inspection passed (each counted once: EngineStats.stage*)
     this.stats.stageInspections++;
@@ -3620,12 +3638,13 @@ export class Engine {
     // (version 4, type request)
     const dceOk = d.proto === 17 && d.payload[0] === 4 && d.payload[1] === 0;
     const key =
-      (((d.proto & 0xff) * 2 + (inStream ? 1 : 0)) * 2 + (firstInDir ? 1 : 0)) * 2 + (dceOk ? 1 : 0);
+      ((((d.proto & 0xff) * 2 + (inStream ? 1 : 0)) * 2 + (firstInDir ? 1 : 0)) * 2 + (dceOk ? 1 : 0)) * 2 +
+      (unest ? 1 : 0);
     let ctx: MatchCtx | undefined; // one for every evaluation here (matchCtx resets it)
     // visited: the candidates (stage 2 passed); the rules stage 1 admits and stage 2 spares are counted
     const n = this.candidates(
       g,
-      g.packetAlways.get(key) ?? this.packetAlways(g, key, d.proto, inStream, firstInDir, dceOk),
+      g.packetAlways.get(key) ?? this.packetAlways(g, key, d.proto, inStream, firstInDir, unest, dceOk),
     );
     const cand = this.cand;
     let end = this.passEnd(g); // after a pass matched on this packet (in its stream)
@@ -3634,7 +3653,7 @@ export class Engine {
       const i = cand[k]!;
       if (i >= end) break;
       const c = g.rules[i]!;
-      if (!packetAdmits(c, d.proto, inStream, firstInDir)) continue;
+      if (!packetAdmits(c, d.proto, inStream, firstInDir, unest)) continue;
       if (c.dce && !dceOk) continue;
       if (g.fp[i]! >= 0) passed++;
       if (!this.stringsPass(g, i)) continue;
@@ -3694,7 +3713,7 @@ export class Engine {
     let pre = g.consulted.get(key);
     if (!pre)
       pre = this.consultedPrefix(g, key, (c) =>
-        !packetAdmits(c, d.proto, inStream, firstInDir) ? 0 : c.dce && !dceOk ? 1 : 2,
+        !packetAdmits(c, d.proto, inStream, firstInDir, unest) ? 0 : c.dce && !dceOk ? 1 : 2,
       );
     if (pre[2 * end]! > 0) this.stats.stagePortGroupOut++;
     this.stats.rulesPrefiltered += pre[2 * end + 1]! - passed;
@@ -3922,10 +3941,22 @@ export class HttpBuffers {
 }
 
 /** Stage 1 of a packet inspection: whether it consults rule `c` (its kind, protocol, IP-only state). */
-function packetAdmits(c: Compiled, proto: number, inStream: boolean, firstInDir: boolean): boolean {
+function packetAdmits(
+  c: Compiled,
+  proto: number,
+  inStream: boolean,
+  firstInDir: boolean,
+  unest: boolean,
+): boolean {
   if (c.mode === 'stream' || (c.mode === 'both' && inStream)) return false;
   if (c.proto !== 'ip' && c.proto !== proto) return false;
+  if (unest && needsEstablished(c)) return false;
   return !(c.ipOnly === 'ip-only' && !firstInDir);
+}
+
+/** Whether a rule matches only in an established flow (`flow:established`, not `stateless`). */
+function needsEstablished(c: Compiled): boolean {
+  return c.flow !== undefined && !c.flow.stateless && c.flow.established;
 }
 
 /** Whether `a` holds exactly `b[0, n)`. */

@@ -755,3 +755,94 @@ describe('Engine packet rules without a fast pattern', () => {
     expect(e.stats.stageAllStringsOut).toBe(2);
   });
 });
+
+describe('Engine TCP packets of flows not established', () => {
+  const flows = [
+    '',
+    'flow:established;',
+    'flow:to_server,established;',
+    'flow:to_client;',
+    'flow:stateless;',
+  ];
+  it('give the alerts of no prefilter, in flows with and without a handshake (property over rules and flows)', () => {
+    const rule = fc.tuple(
+      fc.constantFrom('tcp', 'ip'),
+      fc.constantFrom(...flows),
+      fc.constantFrom('ab', 'b', 'ba', 'abc'),
+    );
+    let alerts = 0;
+    fc.assert(
+      fc.property(
+        fc.array(rule, { minLength: 1, maxLength: 10 }),
+        fc.array(
+          fc.tuple(
+            fc.boolean(),
+            fc.boolean(),
+            fc.array(fc.constantFrom('ab', 'abc', 'x', 'ba'), { maxLength: 4 }),
+          ),
+          { minLength: 1, maxLength: 4 },
+        ),
+        (specs, convs) => {
+          const text = specs
+            .map(
+              ([proto, flow, c], i) =>
+                `alert ${proto} any any -> any any (${flow} content:"${c}"; sid:${i + 1};)`,
+            )
+            .join('\n');
+          const { rules } = parseRules(text, 'gen');
+          const run = (prefilter: boolean) => {
+            const e = new Engine(rules, { prefilter });
+            const out: string[] = [];
+            let n = 0;
+            convs.forEach(([withHandshake, badChecksum, payloads], k) => {
+              const cp = 40000 + k;
+              const packets = withHandshake ? handshake('10.0.0.1', '10.0.0.2', cp, 80) : [];
+              let seq = 1001;
+              for (const p of payloads) {
+                packets.push(pkt({ sp: cp, flags: ACK | PSH, seq, ack: 5001, payload: p }));
+                seq += p.length;
+              }
+              for (const p of packets) {
+                n++;
+                // a bad checksum: the packet is matched on its own, outside the stream
+                const ok = !(badChecksum && p.payload.length > 0);
+                out.push(...e.inspect(p, n * 1000, n, ok).map((a) => `${a.pcapCnt}:${a.sid}`));
+              }
+            });
+            out.push(...e.finish().map((a) => `end:${a.sid}`));
+            return out;
+          };
+          const on = run(true);
+          alerts += on.length;
+          expect(on).toEqual(run(false));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(alerts).toBeGreaterThan(100); // the comparison is not vacuous
+  });
+
+  it('leave out the rules that need an established flow before the prefilter (stage 1)', () => {
+    const { rules } = parseRules(
+      [
+        'alert tcp any any -> any any (flow:established; content:"evil"; sid:1;)',
+        'alert tcp any any -> any any (content:"good"; sid:2;)',
+      ].join('\n'),
+      'gen',
+    );
+    const e = new Engine(rules);
+    // no handshake seen: the flow is not established, sid 1 cannot match, and its pattern is not looked for
+    const midstream = ['evil', 'good evil'].map((p, i) =>
+      e.inspect(pkt({ flags: ACK | PSH, seq: 1 + 10 * i, payload: p }), i, i + 1).map((a) => a.sid),
+    );
+    expect(midstream).toEqual([[], [2]]);
+    expect([e.stats.stageInspections, e.stats.stagePrefilterOut, e.stats.rulesPrefiltered]).toEqual([
+      2, 1, 1,
+    ]);
+    // an established flow's packet outside its stream (a bad checksum) still consults sid 1
+    const f = new Engine(rules);
+    for (const [i, p] of handshake().entries()) f.inspect(p, i, i + 1);
+    const bad = pkt({ flags: ACK | PSH, seq: 1001, ack: 5001, payload: 'evil' });
+    expect(f.inspect(bad, 10, 4, false).map((a) => a.sid)).toEqual([1]);
+  });
+});
