@@ -608,6 +608,8 @@ interface RuleGroup {
   /** Per rule: the id of its fast pattern in `matcher` (-1: the rule is always evaluated). */
   fp: Int32Array;
   matcher: MultiMatcher | undefined;
+  /** A port group whose own automaton is not built yet (`Engine.groupScanner`): `matcher` is the shared one. */
+  ownPending: boolean;
   /** Per pattern id: whether it occurs in the bytes scanned last. */
   hit: Uint8Array;
   /** The rules without a fast pattern (indices into `rules`, ascending): candidates of every inspection. */
@@ -1461,6 +1463,16 @@ const packetOnlySteps = new Set([
  */
 const httpDenseAfterBytesPerState = 4;
 
+/** A port group's automaton builds its dense table after this many bytes per state scanned from its trie. */
+const groupDenseAfterBytesPerState = 4;
+
+/**
+ * The port groups' own automata hold at most this many states together (each state's dense row 512 bytes:
+ * 128 MiB at most, when every group's flows scanned enough to build their tables); later groups scan with
+ * the shared automaton. On ndpi-mix-a 26 of 60 groups build one (47,450 states; 12 dense, 11 MiB).
+ */
+const groupStatesMax = 1 << 18;
+
 /**
  * Bytes of already inspected stream kept before new data, so matches can straddle segments: a match that
  * needs more earlier bytes than this is not found (absolute offset/depth still count from the stream start).
@@ -2005,6 +2017,50 @@ export class Engine {
   }
 
   /**
+   * The automaton a port group's scans use: from its first scan on, its own (`groupMatcher`) while the
+   * groups' own automata hold fewer than `groupStatesMax` states together, else the shared one of every
+   * pattern (the same marks for the group's rules). A group that scans nothing builds none (UDP packets
+   * use `udpMatcher`).
+   */
+  private groupScanner(g: RuleGroup): MultiMatcher | undefined {
+    if (g.ownPending) {
+      g.ownPending = false;
+      if (this.groupStates < groupStatesMax) {
+        const m = this.groupMatcher(g.rules, g.fp);
+        this.groupStates += m.states;
+        g.matcher = m;
+      }
+    }
+    return g.matcher;
+  }
+
+  /** States of the port groups' own automata (`groupScanner`). */
+  private groupStates = 0;
+
+  /**
+   * A port group's own automaton: its rules' patterns (`fp`, with `allStrings` their other contents too),
+   * reporting them by their ids in `allRules.matcher`. A group holds a fraction of every rule (150-260 of
+   * 1,600 with patterns on ndpi-mix-a), so its table is a fraction of the whole one's (13,552 states,
+   * 6.9 MB), and a scan's rows stay in the caches. Built from the trie first: the dense table once
+   * the group's flows have scanned `groupDenseAfterBytesPerState` bytes per state.
+   */
+  private groupMatcher(rules: Compiled[], fp: Int32Array): MultiMatcher {
+    const ids = new Set<number>();
+    for (let i = 0; i < rules.length; i++) {
+      if (fp[i]! < 0) continue;
+      ids.add(fp[i]!);
+      const rest = rules[i]!.rest;
+      if (rest) for (let k = 0; k < rest.length; k++) ids.add(rest[k]!);
+    }
+    const list = Int32Array.from(ids).sort();
+    return new MultiMatcher(
+      Array.from(list, (id) => this.patternList[id]!),
+      list,
+      { wasm: defaultMatcherOptions.wasm, denseAfterBytesPerState: groupDenseAfterBytesPerState },
+    );
+  }
+
+  /**
    * The rules a flow direction consults (Snort's port groups, one of Pigasus' filter stages): those whose
    * protocol and port fields admit its protocol and ports, each checked against the prefilter's mark of its
    * own pattern; cached on the flow. With `portGroups: false`, or past `portGroupsMax` groups, every rule.
@@ -2070,6 +2126,7 @@ export class Engine {
             fp[m++] = allFp[i]!;
           }
         g = ruleGroup(rules, fp, this.allRules.matcher, this.allRules.hit);
+        g.ownPending = true;
         const entry = { classes: hit.slice(0, n), g };
         if (same) same.push(entry);
         else this.portGroups.set(key, [entry]);
@@ -2092,6 +2149,7 @@ export class Engine {
   private prefilterWindow(g: RuleGroup, st: DirStream, newStart: number): void {
     this.clearHits(g);
     if (!g.matcher || st.len === 0) return;
+    const matcher = this.groupScanner(g)!;
     let from = newStart;
     let sc = st.scan;
     if (!sc || sc.end !== st.base + newStart) {
@@ -2101,7 +2159,7 @@ export class Engine {
       from = 0;
     }
     // first the new bytes, on a clean slate, so their list is complete
-    sc.state = g.matcher.scanFrom(sc.state, st.window.subarray(from, st.len), g.hit, this.hits);
+    sc.state = matcher.scanFrom(sc.state, st.window.subarray(from, st.len), g.hit, this.hits);
     sc.end = st.base + st.len;
     const hits = this.hits;
     const fresh = hits.n;
@@ -3624,10 +3682,10 @@ export class Engine {
           ? this.tcpInStreamMatcher
           : unest
             ? this.tcpUnestablishedMatcher
-            : g.matcher
+            : this.groupScanner(g)
         : d.proto === 17
           ? this.udpMatcher
-          : g.matcher,
+          : this.groupScanner(g),
     );
     // the filter stages this inspection passed (each counted once: EngineStats.stage*)
     this.stats.stageInspections++;
@@ -4012,6 +4070,7 @@ function ruleGroup(
     rules,
     fp,
     matcher,
+    ownPending: false,
     hit,
     always: alwaysIdx,
     byFpStart,

@@ -280,6 +280,11 @@ export class MultiMatcher {
     }
   }
 
+  /** The automaton's states (its dense table, once built, holds 256 entries for each). */
+  get states(): number {
+    return this.out.length;
+  }
+
   /** Whether scans run in WebAssembly (`MatcherOptions.wasm`). */
   get inWasm(): boolean {
     return this.wasm !== undefined;

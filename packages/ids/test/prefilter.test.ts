@@ -390,10 +390,12 @@ describe('Engine port groups', () => {
             )
             .join('\n');
           const { rules } = parseRules(text, 'gen');
-          const run = (portGroups: boolean, collide = false) => {
+          const run = (portGroups: boolean, collide = false, shared = false) => {
             const e = new Engine(rules, { portGroups, ips: true });
             // every port group's class list hashed alike: the lists themselves must tell the groups apart
             if (collide) (e as unknown as { portGroupHashMask: number }).portGroupHashMask = 0;
+            // the groups' own automata at their bound: every group scans with the shared one
+            if (shared) (e as unknown as { groupStates: number }).groupStates = 1 << 30;
             return packets.flatMap(([[proto, sp, dp], payload], i) => {
               const a = e.inspect(pkt({ proto, sp, dp, payload }), i * 1000, i + 1);
               return [
@@ -406,6 +408,7 @@ describe('Engine port groups', () => {
           alerts += on.filter((x) => !x.endsWith('pass') && !x.endsWith('drop')).length;
           expect(on).toEqual(run(false));
           expect(run(true, true)).toEqual(on);
+          expect(run(true, false, true)).toEqual(on);
         },
       ),
       { numRuns: 300 },
@@ -769,6 +772,7 @@ describe('Engine TCP packets of flows not established', () => {
       fc.constantFrom('tcp', 'ip'),
       fc.constantFrom(...flows),
       fc.constantFrom('ab', 'b', 'ba', 'abc'),
+      fc.constantFrom('', ' content:"c";', ' content:"x";'),
     );
     let alerts = 0;
     fc.assert(
@@ -785,13 +789,13 @@ describe('Engine TCP packets of flows not established', () => {
         (specs, convs) => {
           const text = specs
             .map(
-              ([proto, flow, c], i) =>
-                `alert ${proto} any any -> any any (${flow} content:"${c}"; sid:${i + 1};)`,
+              ([proto, flow, c, more], i) =>
+                `alert ${proto} any any -> any any (${flow} content:"${c}";${more} sid:${i + 1};)`,
             )
             .join('\n');
           const { rules } = parseRules(text, 'gen');
-          const run = (prefilter: boolean) => {
-            const e = new Engine(rules, { prefilter });
+          const run = (prefilter: boolean, allStrings = false) => {
+            const e = new Engine(rules, { prefilter, allStrings });
             const out: string[] = [];
             let n = 0;
             convs.forEach(([withHandshake, badChecksum, payloads], k) => {
@@ -815,6 +819,8 @@ describe('Engine TCP packets of flows not established', () => {
           const on = run(true);
           alerts += on.length;
           expect(on).toEqual(run(false));
+          // the stage that wants every content present: port groups' automata mark them too
+          expect(run(true, true)).toEqual(on);
         },
       ),
       { numRuns: 300 },
