@@ -610,6 +610,8 @@ interface RuleGroup {
   matcher: MultiMatcher | undefined;
   /** A port group whose own automaton is not built yet (`Engine.groupScanner`): `matcher` is the shared one. */
   ownPending: boolean;
+  /** Bytes the group's scans have read (counted until it has its own automaton). */
+  scanned: number;
   /** Per pattern id: whether it occurs in the bytes scanned last. */
   hit: Uint8Array;
   /** The rules without a fast pattern (indices into `rules`, ascending): candidates of every inspection. */
@@ -1463,13 +1465,13 @@ const packetOnlySteps = new Set([
  */
 const httpDenseAfterBytesPerState = 4;
 
-/** A port group's automaton builds its dense table after this many bytes per state scanned from its trie. */
-const groupDenseAfterBytesPerState = 4;
+/** A port group scans with an automaton of its own once its scans have read this many bytes (`groupScanner`). */
+const groupOwnAfterBytes = 64 * 1024;
 
 /**
  * The port groups' own automata hold at most this many states together (each state's dense row 512 bytes:
  * 128 MiB at most, when every group's flows scanned enough to build their tables); later groups scan with
- * the shared automaton. On ndpi-mix-a 26 of 60 groups build one (47,450 states; 12 dense, 11 MiB).
+ * the shared automaton.
  */
 const groupStatesMax = 1 << 18;
 
@@ -1521,6 +1523,8 @@ interface DirStream {
 
 /** `DirStream.scan`: the arrays grow (doubling) to the patterns found, at most one entry per pattern. */
 interface WindowScan {
+  /** The automaton `state` is a state of (a port group's changes once: `Engine.groupScanner`). */
+  matcher: MultiMatcher;
   state: number;
   end: number;
   ids: Int32Array;
@@ -2017,13 +2021,14 @@ export class Engine {
   }
 
   /**
-   * The automaton a port group's scans use: from its first scan on, its own (`groupMatcher`) while the
-   * groups' own automata hold fewer than `groupStatesMax` states together, else the shared one of every
-   * pattern (the same marks for the group's rules). A group that scans nothing builds none (UDP packets
-   * use `udpMatcher`).
+   * The automaton a port group's scan of `bytes` bytes uses: the shared one of every pattern (the same
+   * marks for the group's rules) until the group's scans have read `groupOwnAfterBytes`, then its own
+   * (`groupMatcher`) while the groups' own automata hold fewer than `groupStatesMax` states together. Only
+   * the groups most traffic goes through pay for building one (5 of 60 on ndpi-mix-a; UDP packets use
+   * `udpMatcher`).
    */
-  private groupScanner(g: RuleGroup): MultiMatcher | undefined {
-    if (g.ownPending) {
+  private groupScanner(g: RuleGroup, bytes: number): MultiMatcher | undefined {
+    if (g.ownPending && (g.scanned += bytes) >= this.groupOwnAfterBytes) {
       g.ownPending = false;
       if (this.groupStates < groupStatesMax) {
         const m = this.groupMatcher(g.rules, g.fp);
@@ -2036,13 +2041,14 @@ export class Engine {
 
   /** States of the port groups' own automata (`groupScanner`). */
   private groupStates = 0;
+  /** `groupOwnAfterBytes` (a test sets another). */
+  private readonly groupOwnAfterBytes = groupOwnAfterBytes;
 
   /**
    * A port group's own automaton: its rules' patterns (`fp`, with `allStrings` their other contents too),
    * reporting them by their ids in `allRules.matcher`. A group holds a fraction of every rule (150-260 of
    * 1,600 with patterns on ndpi-mix-a), so its table is a fraction of the whole one's (13,552 states,
-   * 6.9 MB), and a scan's rows stay in the caches. Built from the trie first: the dense table once
-   * the group's flows have scanned `groupDenseAfterBytesPerState` bytes per state.
+   * 6.9 MB), and a scan's rows stay in the caches.
    */
   private groupMatcher(rules: Compiled[], fp: Int32Array): MultiMatcher {
     const ids = new Set<number>();
@@ -2056,7 +2062,6 @@ export class Engine {
     return new MultiMatcher(
       Array.from(list, (id) => this.patternList[id]!),
       list,
-      { wasm: defaultMatcherOptions.wasm, denseAfterBytesPerState: groupDenseAfterBytesPerState },
     );
   }
 
@@ -2149,15 +2154,28 @@ export class Engine {
   private prefilterWindow(g: RuleGroup, st: DirStream, newStart: number): void {
     this.clearHits(g);
     if (!g.matcher || st.len === 0) return;
-    const matcher = this.groupScanner(g)!;
+    const matcher = this.groupScanner(g, st.len - newStart)!;
     let from = newStart;
     let sc = st.scan;
     if (!sc || sc.end !== st.base + newStart) {
-      sc = st.scan ??= { state: 0, end: 0, ids: new Int32Array(16), ends: new Float64Array(16), n: 0 };
+      sc = st.scan ??= {
+        matcher,
+        state: 0,
+        end: 0,
+        ids: new Int32Array(16),
+        ends: new Float64Array(16),
+        n: 0,
+      };
       sc.state = 0;
       sc.n = 0;
       from = 0;
+    } else if (sc.matcher !== matcher) {
+      // the group has moved to its own automaton, where the state resumed in means nothing: the new
+      // bytes scanned from its root, begun early enough for every pattern that ends in them
+      sc.state = 0;
+      from = Math.max(0, newStart - matcher.longestPattern + 1);
     }
+    sc.matcher = matcher;
     // first the new bytes, on a clean slate, so their list is complete
     sc.state = matcher.scanFrom(sc.state, st.window.subarray(from, st.len), g.hit, this.hits);
     sc.end = st.base + st.len;
@@ -3682,10 +3700,10 @@ export class Engine {
           ? this.tcpInStreamMatcher
           : unest
             ? this.tcpUnestablishedMatcher
-            : this.groupScanner(g)
+            : this.groupScanner(g, d.payload.length)
         : d.proto === 17
           ? this.udpMatcher
-          : this.groupScanner(g),
+          : this.groupScanner(g, d.payload.length),
     );
     // the filter stages this inspection passed (each counted once: EngineStats.stage*)
     this.stats.stageInspections++;
@@ -4071,6 +4089,7 @@ function ruleGroup(
     fp,
     matcher,
     ownPending: false,
+    scanned: 0,
     hit,
     always: alwaysIdx,
     byFpStart,

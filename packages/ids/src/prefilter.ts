@@ -280,6 +280,11 @@ export class MultiMatcher {
     }
   }
 
+  /** The length of the longest pattern. */
+  get longestPattern(): number {
+    return this.longest;
+  }
+
   /** The automaton's states (its dense table, once built, holds 256 entries for each). */
   get states(): number {
     return this.out.length;

@@ -462,8 +462,11 @@ function streamAlerts(
   segments: string[],
   prefilter: boolean,
   streamRelease: 'ack' | 'immediate',
+  ownAfter?: number,
 ): string[] {
   const e = new Engine(rules, { prefilter, streamRelease });
+  // the bytes after which the port group moves to an automaton of its own (mid-stream, resumed from its root)
+  if (ownAfter !== undefined) (e as unknown as { groupOwnAfterBytes: number }).groupOwnAfterBytes = ownAfter;
   const out: string[] = [];
   const push = (a: Alert[]) => out.push(...a.map((x) => `${x.pcapCnt}:${x.sid}`));
   handshake().forEach((p, i) => void push(e.inspect(p, i, i + 1)));
@@ -492,6 +495,7 @@ function sameStreamAlerts(
   text: string,
   cuts: number[],
   streamRelease: 'ack' | 'immediate',
+  ownAfter?: number,
 ): number {
   const segments: string[] = [];
   let at = 0;
@@ -501,7 +505,7 @@ function sameStreamAlerts(
     at += c;
   }
   if (at < text.length) segments.push(text.slice(at));
-  const on = streamAlerts(rules, segments, true, streamRelease);
+  const on = streamAlerts(rules, segments, true, streamRelease, ownAfter);
   expect(on).toEqual(streamAlerts(rules, segments, false, streamRelease));
   return on.length;
 }
@@ -533,7 +537,8 @@ describe('Engine stream prefilter', () => {
           maxLength: 40,
         }),
         fc.constantFrom<'ack' | 'immediate'>('ack', 'immediate'),
-        (specs, text, cuts, streamRelease) => {
+        fc.integer({ min: 0, max: 6000 }),
+        (specs, text, cuts, streamRelease, ownAfter) => {
           // stream rules: a content, maybe a second one after it (relative), maybe nocase
           const ruleText = specs
             .map(([a, b, nocase], i) => {
@@ -543,12 +548,39 @@ describe('Engine stream prefilter', () => {
             })
             .join('\n');
           const { rules } = parseRules(ruleText, 'gen');
-          alerts += sameStreamAlerts(rules, text, cuts, streamRelease);
+          alerts += sameStreamAlerts(rules, text, cuts, streamRelease, ownAfter);
         },
       ),
       { numRuns: 120 },
     );
     expect(alerts).toBeGreaterThan(100);
+  });
+
+  it('a port group moving to its own automaton mid-stream finds the patterns that straddle that delivery', () => {
+    // rules on another port give the shared automaton other states than the group's own
+    const { rules } = parseRules(
+      [
+        'alert tcp any any -> any 80 (flow:to_server,established; content:"ab"; sid:1;)',
+        'alert tcp any any -> any 80 (flow:to_server,established; content:"bcd"; nocase; sid:2;)',
+        'alert tcp any any -> any 81 (content:"zb"; sid:3;)',
+        'alert tcp any any -> any 81 (content:"azzb"; sid:4;)',
+        'alert tcp any any -> any 81 (content:"bzc"; sid:5;)',
+      ].join('\n'),
+      'gen',
+    );
+    const text = 'zazabzzBcDzzabcd';
+    let alerts = 0;
+    for (const streamRelease of ['ack', 'immediate'] as const)
+      for (let cut = 1; cut < text.length; cut++)
+        for (let cut2 = cut + 1; cut2 <= text.length; cut2++)
+          // the group moves at the second delivery, or at the third
+          for (const ownAfter of [cut + 1, cut2 + 1]) {
+            const segments = [text.slice(0, cut), text.slice(cut, cut2), text.slice(cut2)].filter((x) => x);
+            const on = streamAlerts(rules, segments, true, streamRelease, ownAfter);
+            expect(on).toEqual(streamAlerts(rules, segments, false, streamRelease));
+            alerts += on.length;
+          }
+    expect(alerts).toBeGreaterThan(300);
   });
 
   it('remembers many patterns across deliveries, each found again or slid out of the window (property)', () => {
