@@ -386,12 +386,15 @@ describe('Engine port groups', () => {
           const text = specs
             .map(
               ([action, proto, sp, dir, dp, content], i) =>
-                `${action} ${proto} any ${sp} ${dir} any ${dp} (${content && proto !== 'ip' ? `content:"${content}"; ` : ''}sid:${i + 1};)`,
+                `${action} ${proto} any ${sp} ${dir} any ${dp} (${content ? `content:"${content}"; ` : ''}sid:${i + 1};)`,
             )
             .join('\n');
           const { rules } = parseRules(text, 'gen');
-          const run = (portGroups: boolean, collide = false, shared = false) => {
+          const run = (portGroups: boolean, collide = false, shared = false, ownAfter?: number) => {
             const e = new Engine(rules, { portGroups, ips: true });
+            // the groups' own automata (one per kind of scan) from the first byte, or after a few packets
+            if (ownAfter !== undefined)
+              (e as unknown as { groupOwnAfterBytes: number }).groupOwnAfterBytes = ownAfter;
             // every port group's class list hashed alike: the lists themselves must tell the groups apart
             if (collide) (e as unknown as { portGroupHashMask: number }).portGroupHashMask = 0;
             // the groups' own automata at their bound: every group scans with the shared one
@@ -409,6 +412,8 @@ describe('Engine port groups', () => {
           expect(on).toEqual(run(false));
           expect(run(true, true)).toEqual(on);
           expect(run(true, false, true)).toEqual(on);
+          expect(run(true, false, false, 0)).toEqual(on);
+          expect(run(true, false, false, 3)).toEqual(on);
         },
       ),
       { numRuns: 300 },
