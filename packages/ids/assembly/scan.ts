@@ -38,10 +38,10 @@ export function setup(deltaAt: usize, headIdAt: usize, seenAt: usize, outAt: usi
 
 /** Reports state `s` if its output chain's head is new to the scan. */
 @inline
-function report(s: u32): void {
-  const id = <usize>load<i32>(headId + (<usize>s << 2));
-  if (load<u8>(seen + id) == 0) {
-    store<u8>(seen + id, 1);
+function report(s: u32, hd: usize, sn: usize): void {
+  const id = <usize>load<i32>(hd + (<usize>s << 2));
+  if (load<u8>(sn + id) == 0) {
+    store<u8>(sn + id, 1);
     store<i32>(out + (<usize>reported << 2), <i32>s);
     reported++;
   }
@@ -49,26 +49,28 @@ function report(s: u32): void {
 
 /** 1 if the output-chain heads of all three states were reported, else 0. */
 @inline
-function seen3(s1: u32, s2: u32, s3: u32): u32 {
+function seen3(s1: u32, s2: u32, s3: u32, hd: usize, sn: usize): u32 {
   return (
-    <u32>load<u8>(seen + <usize>load<i32>(headId + (<usize>s1 << 2))) &
-    <u32>load<u8>(seen + <usize>load<i32>(headId + (<usize>s2 << 2))) &
-    <u32>load<u8>(seen + <usize>load<i32>(headId + (<usize>s3 << 2)))
+    <u32>load<u8>(sn + <usize>load<i32>(hd + (<usize>s1 << 2))) &
+    <u32>load<u8>(sn + <usize>load<i32>(hd + (<usize>s2 << 2))) &
+    <u32>load<u8>(sn + <usize>load<i32>(hd + (<usize>s3 << 2)))
   );
 }
 
 @inline
-function report3(s1: u32, s2: u32, s3: u32): void {
-  if (seen3(s1, s2, s3) == 0) {
-    report(s1);
-    report(s2);
-    report(s3);
+function report3(s1: u32, s2: u32, s3: u32, hd: usize, sn: usize): void {
+  if (seen3(s1, s2, s3, hd, sn) == 0) {
+    report(s1, hd, sn);
+    report(s2, hd, sn);
+    report(s3, hd, sn);
   }
 }
 
 @inline
-function step(s: u32, input: usize, i: i32): u32 {
-  return <u32>load<u16>(delta + (<usize>((s << 8) | <u32>load<u8>(input + <usize>i)) << 1));
+function step(s: u32, input: usize, i: i32, dl: usize): u32 {
+  // the byte's part of the address first, off the chain of states: the chain is one shift, one add, one load
+  const at = dl + (<usize>load<u8>(input + <usize>i) << 1);
+  return <u32>load<u16>(at + (<usize>s << 9));
 }
 
 /**
@@ -79,6 +81,10 @@ function step(s: u32, input: usize, i: i32): u32 {
  */
 export function scan(input: usize, len: i32, from: u32): i32 {
   reported = 0;
+  // the globals in locals: the loops below read them at every byte
+  const dl = delta;
+  const hd = headId;
+  const sn = seen;
   let s = from;
   if (len >= fourLanesBytesMin && len >= 8 * overlap) {
     // four quarters: lanes 1-3 first run the `overlap` bytes before their quarters, then all four at once
@@ -90,27 +96,27 @@ export function scan(input: usize, len: i32, from: u32): i32 {
     let j2 = 2 * q - overlap;
     let j3 = 3 * q - overlap;
     for (; j1 < q; j1++, j2++, j3++) {
-      s1 = step(s1, input, j1);
-      s2 = step(s2, input, j2);
-      s3 = step(s3, input, j3);
-      report3(s1, s2, s3);
+      s1 = step(s1, input, j1, dl);
+      s2 = step(s2, input, j2, dl);
+      s3 = step(s3, input, j3, dl);
+      report3(s1, s2, s3, hd, sn);
     }
     for (let i = 0; i < q; i++, j1++, j2++, j3++) {
-      s = step(s, input, i);
-      s1 = step(s1, input, j1);
-      s2 = step(s2, input, j2);
-      s3 = step(s3, input, j3);
-      const h = <usize>load<i32>(headId + (<usize>s << 2));
-      if ((<u32>load<u8>(seen + h) & seen3(s1, s2, s3)) == 0) {
-        report(s);
-        report(s1);
-        report(s2);
-        report(s3);
+      s = step(s, input, i, dl);
+      s1 = step(s1, input, j1, dl);
+      s2 = step(s2, input, j2, dl);
+      s3 = step(s3, input, j3, dl);
+      const h = <usize>load<i32>(hd + (<usize>s << 2));
+      if ((<u32>load<u8>(sn + h) & seen3(s1, s2, s3, hd, sn)) == 0) {
+        report(s, hd, sn);
+        report(s1, hd, sn);
+        report(s2, hd, sn);
+        report(s3, hd, sn);
       }
     }
     for (; j3 < len; j3++) {
-      s3 = step(s3, input, j3);
-      report(s3);
+      s3 = step(s3, input, j3, dl);
+      report(s3, hd, sn);
     }
     s = s3;
   } else if (len >= twoLanesBytesMin && len >= 4 * overlap) {
@@ -118,26 +124,26 @@ export function scan(input: usize, len: i32, from: u32): i32 {
     let j = mid - overlap;
     let s2: u32 = 0;
     for (let i = 0; i < mid; i++, j++) {
-      s = step(s, input, i);
-      s2 = step(s2, input, j);
-      const h = <usize>load<i32>(headId + (<usize>s << 2));
-      const h2 = <usize>load<i32>(headId + (<usize>s2 << 2));
+      s = step(s, input, i, dl);
+      s2 = step(s2, input, j, dl);
+      const h = <usize>load<i32>(hd + (<usize>s << 2));
+      const h2 = <usize>load<i32>(hd + (<usize>s2 << 2));
       // one branch for both, almost never taken
-      if ((<u32>load<u8>(seen + h) & <u32>load<u8>(seen + h2)) == 0) {
-        report(s);
-        report(s2);
+      if ((<u32>load<u8>(sn + h) & <u32>load<u8>(sn + h2)) == 0) {
+        report(s, hd, sn);
+        report(s2, hd, sn);
       }
     }
     for (; j < len; j++) {
-      s2 = step(s2, input, j);
-      report(s2);
+      s2 = step(s2, input, j, dl);
+      report(s2, hd, sn);
     }
     // the match in progress at the end began in the second lane's bytes (more than `overlap` of them)
     s = s2;
   } else
     for (let i = 0; i < len; i++) {
-      s = step(s, input, i);
-      report(s);
+      s = step(s, input, i, dl);
+      report(s, hd, sn);
     }
   state = s;
   for (let k = 0; k < reported; k++)
