@@ -629,8 +629,8 @@ interface RuleGroup {
    */
   consulted: Map<number, Int32Array>;
   /**
-   * Per kind of packet inspection (`consultKey`), made on first use: the rules of `always` it visits
-   * (`packetAlways`).
+   * Per kind of packet inspection (`consultKey`) and, for TCP, the packet's flags byte, made on first use:
+   * the rules of `always` it visits (`packetAlways`).
    */
   packetAlways: Map<number, Int32Array>;
 }
@@ -1372,9 +1372,10 @@ export function headerPass(steps: Step[], d: Decoded): boolean | undefined {
 
 /**
  * Whether header-field tests `steps` (`Compiled.header`) fail on every packet of IP protocol `proto`, as
- * `headerPass` decides them: a failing `ip_proto`, an ICMP field off ICMP, TCP flags, seq or ack off TCP.
+ * `headerPass` decides them: a failing `ip_proto`, an ICMP field off ICMP, TCP flags, seq or ack off TCP;
+ * with a TCP flags byte `flags` (0-255), also a `flags` test failing on it.
  */
-export function neverPasses(steps: Step[], proto: number): boolean {
+export function neverPasses(steps: Step[], proto: number, flags = -1): boolean {
   const icmp = proto === 1 || proto === 58;
   for (const s of steps) {
     switch (s.kind) {
@@ -1388,6 +1389,8 @@ export function neverPasses(steps: Step[], proto: number): boolean {
         if (!icmp) return true;
         break;
       case 'flags':
+        if (proto !== 6 || (flags >= 0 && !s.test(flags))) return true;
+        break;
       case 'seq':
       case 'ack':
         if (proto !== 6) return true;
@@ -2286,12 +2289,14 @@ export class Engine {
   }
 
   /**
-   * The rules of `g.always` a packet inspection of kind `key` visits: those stage 1 admits, less those whose
+   * The rules of `g.always` a packet inspection of kind `key` visits (`flags`: a TCP packet's flags byte,
+   * else -1; the list is kept under `key * 257 + flags + 1`): those stage 1 admits, less those whose
    * header-field tests fail on every packet of the protocol (an `ip_proto` of another protocol, an ICMP
    * field on TCP or UDP, TCP flags or numbers on another protocol; 97,137 such visits per pass of
-   * ndpi-mix-a), which the rule loop would drop at `headerPass` with no other effect. The first rule admitted
-   * stays whatever its tests: the loop marks on it the stages the inspection passed (`stringsPass`), and
-   * a rule without a fast pattern has no other contents to check.
+   * ndpi-mix-a) or on every TCP packet with these flags (`flags:S` on an ACK; 82,653 visits a pass), which
+   * the rule loop would drop at `headerPass` with no other effect. The first rule admitted stays whatever
+   * its tests: the loop marks on it the stages the inspection passed (`stringsPass`), and a rule without a
+   * fast pattern has no other contents to check.
    */
   private packetAlways(
     g: RuleGroup,
@@ -2301,17 +2306,18 @@ export class Engine {
     firstInDir: boolean,
     unest: boolean,
     dceOk: boolean,
+    flags: number,
   ): Int32Array {
     const keep: number[] = [];
     for (let k = 0; k < g.always.length; k++) {
       const i = g.always[k]!;
       const c = g.rules[i]!;
       if (!packetAdmits(c, proto, inStream, firstInDir, unest) || (c.dce && !dceOk)) continue;
-      if (keep.length > 0 && c.header && neverPasses(c.header, proto)) continue;
+      if (keep.length > 0 && c.header && neverPasses(c.header, proto, flags)) continue;
       keep.push(i);
     }
     const list = Int32Array.from(keep);
-    g.packetAlways.set(key, list);
+    g.packetAlways.set(key * 257 + flags + 1, list);
     return list;
   }
 
@@ -3718,9 +3724,11 @@ export class Engine {
       (unest ? 1 : 0);
     let ctx: MatchCtx | undefined; // one for every evaluation here (matchCtx resets it)
     // visited: the candidates (stage 2 passed); the rules stage 1 admits and stage 2 spares are counted
+    const flags = d.proto === 6 ? d.tcpFlags : -1;
     const n = this.candidates(
       g,
-      g.packetAlways.get(key) ?? this.packetAlways(g, key, d.proto, inStream, firstInDir, unest, dceOk),
+      g.packetAlways.get(key * 257 + flags + 1) ??
+        this.packetAlways(g, key, d.proto, inStream, firstInDir, unest, dceOk, flags),
     );
     const cand = this.cand;
     let end = this.passEnd(g); // after a pass matched on this packet (in its stream)

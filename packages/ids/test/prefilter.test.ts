@@ -764,7 +764,8 @@ describe('Engine packet rules without a fast pattern', () => {
           const header = new Engine(rules).compiled[0]!.header!;
           const d = pkt({ proto, flags, payload: 'x'.repeat(size) });
           if (proto === 1 || proto === 58) Object.assign(d, { icmpType: 8 });
-          if (neverPasses(header, proto)) {
+          // with the TCP flags byte known (the always-rules list of a TCP packet is made per flags byte)
+          if (neverPasses(header, proto, proto === 6 ? flags : -1)) {
             never++;
             expect(headerPass(header, d)).toBe(false);
           } else maybe++;
@@ -774,6 +775,37 @@ describe('Engine packet rules without a fast pattern', () => {
     );
     expect(never).toBeGreaterThan(50);
     expect(maybe).toBeGreaterThan(50);
+  });
+
+  it('rules with TCP flags tests alert on exactly the packets whose flags pass them (property)', () => {
+    const flagSpecs = ['S', 'SA', 'A+', 'R', '!R', 'F*', 'SF', 'PA', '0', 'A,12', 'U+'];
+    let alerts = 0;
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom(...flagSpecs), fc.boolean()), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 12 }),
+        (specs, packets) => {
+          // a content-less rule first or not: the first rule a list admits stays in it whatever its tests
+          const text = specs
+            .map(
+              ([f, ttl], i) =>
+                `alert tcp any any -> any any (flags:${f};${ttl ? ' ttl:<65;' : ''} sid:${i + 1};)`,
+            )
+            .join('\n');
+          const { rules } = parseRules(text, 'gen');
+          const e = new Engine(rules);
+          packets.forEach((flags, i) => {
+            const d = pkt({ sp: 1000 + i, flags, payload: 'x' });
+            const want = e.compiled.filter((c) => headerPass(c.header!, d)).map((c) => c.rule.sid);
+            const got = e.inspect(d, i, i + 1).map((a) => a.sid);
+            expect(got.sort((x, y) => x - y)).toEqual(want.sort((x, y) => x - y));
+            alerts += got.length;
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(alerts).toBeGreaterThan(100);
   });
 
   it('a packet whose rules all fail on its protocol still counts as past the prefilter stages', () => {
