@@ -602,6 +602,17 @@ interface Compiled {
   priority?: number;
 }
 
+/** `RuleGroup.packetAlways`: the rules a packet inspection visits without a mark, and a stage marker. */
+interface PacketAlways {
+  list: Int32Array;
+  /**
+   * The first rule stage 1 admits when its header tests fail on every such packet (else -1): not visited,
+   * but an inspection that reaches it counts as past the prefilter stages, as a rule without a fast
+   * pattern would make it (the stage counters of `EngineStats`).
+   */
+  marker: number;
+}
+
 /** The rules one flow direction consults, and the prefilter over their fast patterns. */
 interface RuleGroup {
   rules: Compiled[];
@@ -632,7 +643,7 @@ interface RuleGroup {
    * Per kind of packet inspection (`consultKey`) and, for TCP, the packet's flags byte, made on first use:
    * the rules of `always` it visits (`packetAlways`).
    */
-  packetAlways: Map<number, Int32Array>;
+  packetAlways: Map<number, PacketAlways>;
 }
 
 /**
@@ -2294,9 +2305,9 @@ export class Engine {
    * header-field tests fail on every packet of the protocol (an `ip_proto` of another protocol, an ICMP
    * field on TCP or UDP, TCP flags or numbers on another protocol; 97,137 such visits per pass of
    * ndpi-mix-a) or on every TCP packet with these flags (`flags:S` on an ACK; 82,653 visits a pass), which
-   * the rule loop would drop at `headerPass` with no other effect. The first rule admitted stays whatever
-   * its tests: the loop marks on it the stages the inspection passed (`stringsPass`), and a rule without a
-   * fast pattern has no other contents to check.
+   * the rule loop would drop at `headerPass` with no other effect. When the first rule admitted is such a
+   * rule it is the list's marker: an inspection that gets that far passes the prefilter stages
+   * (`stringsPass` marks them on a rule without a fast pattern), with no visit.
    */
   private packetAlways(
     g: RuleGroup,
@@ -2307,18 +2318,22 @@ export class Engine {
     unest: boolean,
     dceOk: boolean,
     flags: number,
-  ): Int32Array {
+  ): PacketAlways {
     const keep: number[] = [];
+    let marker = -1;
     for (let k = 0; k < g.always.length; k++) {
       const i = g.always[k]!;
       const c = g.rules[i]!;
       if (!packetAdmits(c, proto, inStream, firstInDir, unest) || (c.dce && !dceOk)) continue;
-      if (keep.length > 0 && c.header && neverPasses(c.header, proto, flags)) continue;
+      if (c.header && neverPasses(c.header, proto, flags)) {
+        if (keep.length === 0 && marker < 0) marker = i;
+        continue;
+      }
       keep.push(i);
     }
-    const list = Int32Array.from(keep);
-    g.packetAlways.set(key * 257 + flags + 1, list);
-    return list;
+    const always = { list: Int32Array.from(keep), marker };
+    g.packetAlways.set(key * 257 + flags + 1, always);
+    return always;
   }
 
   /** The first rule of `g` after the pass that matched on this packet (all of them when none did). */
@@ -3725,11 +3740,10 @@ export class Engine {
     let ctx: MatchCtx | undefined; // one for every evaluation here (matchCtx resets it)
     // visited: the candidates (stage 2 passed); the rules stage 1 admits and stage 2 spares are counted
     const flags = d.proto === 6 ? d.tcpFlags : -1;
-    const n = this.candidates(
-      g,
+    const always =
       g.packetAlways.get(key * 257 + flags + 1) ??
-        this.packetAlways(g, key, d.proto, inStream, firstInDir, unest, dceOk, flags),
-    );
+      this.packetAlways(g, key, d.proto, inStream, firstInDir, unest, dceOk, flags);
+    const n = this.candidates(g, always.list);
     const cand = this.cand;
     let end = this.passEnd(g); // after a pass matched on this packet (in its stream)
     let passed = 0;
@@ -3794,6 +3808,8 @@ export class Engine {
         break;
       }
     }
+    // the list's marker counts as visited when the loop got past it
+    if (always.marker >= 0 && always.marker < end) this.stringsPass(g, always.marker);
     let pre = g.consulted.get(key);
     if (!pre)
       pre = this.consultedPrefix(g, key, (c) =>
