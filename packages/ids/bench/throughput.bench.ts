@@ -18,25 +18,17 @@
 // Sustained, one thread: one engine reading the trace `--passes` times back to back (5, each pass's flows
 // flushed at its end), the packet loop's thread CPU over all passes: how the issue's Snort 3 figures were
 // taken (its packet-loop timer, the trace read 5 times per run), where the passes above each build a new
-// engine and time its first pass only. Garbage left by what ran before and by the engine's build is
-// collected before the first timed pass (start-up, as Snort's timer leaves it out).
+// engine and time its first pass only; measured in a process of its own after three untimed warm-up passes by
+// another engine (bench/sustained.ts), so this process's other runs and worker pool do not weigh on it.
 // Usage: npm run bench -- ids throughput [-- --workers 2 --trace ndpi-mix-a --reps 1]
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import {
-  captureStream,
-  Engine,
-  ParallelRunner,
-  Pipeline,
-  parseRules,
-  type Rule,
-  readCaptureBatches,
-  runCapture,
-  threadCpuMs,
-} from '../src/index.js';
+import { ParallelRunner, runCapture, threadCpuMs } from '../src/index.js';
 import { wasmScanAvailable } from '../src/scan-wasm.js';
 import { naiveRun } from './naive.js';
+import { benchRuleSets, idsShared } from './rulesets.js';
 
 const { values } = parseArgs({
   options: {
@@ -53,16 +45,8 @@ if (!Number.isInteger(passes) || passes < 2)
   );
 const workers = Number(values.workers);
 const reps = Number(values.reps);
-const shared = new URL('../../../../shared/ids/', import.meta.url).pathname;
-const pcap = `${shared}traces/${values.trace}.pcap`;
-const set = parseRules(readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'), 'community');
-const engine = new Engine(set.rules);
-const loaded = new Set(engine.compiled.map((c) => c.rule.sid));
-const httpSids = new Set(engine.compiled.filter((c) => c.mode === 'http').map((c) => c.rule.sid));
-const ruleSets: [string, Rule[]][] = [
-  ['all loaded rules', set.rules.filter((r) => loaded.has(r.sid))],
-  ['HTTP rules only', set.rules.filter((r) => httpSids.has(r.sid))],
-];
+const pcap = `${idsShared}traces/${values.trace}.pcap`;
+const ruleSets = benchRuleSets();
 const bytes = statSync(pcap).size;
 // the prefilter's scan falls back to JavaScript when build/scan.wasm is missing: say which one ran
 const scanIn = wasmScanAvailable() ? 'WebAssembly' : 'JavaScript';
@@ -71,37 +55,28 @@ console.log(
 );
 const pool = new ParallelRunner(workers, { spareEngines: true });
 const rows: Record<string, unknown>[] = [];
-/** This thread's CPU time in seconds (Linux schedstat: nanoseconds, not 10 ms ticks); NaN elsewhere. */
-function threadCpuSeconds(): number {
-  try {
-    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]) / 1e9;
-  } catch {
-    return Number.NaN;
-  }
-}
 /**
- * One engine, the trace read `n` times (each pass's flows flushed at its end, as at the end of a capture):
- * the packet loop's thread CPU per pass (the engine built before), and the alerts of each pass.
+ * The sustained figure of rule set `set` (its index in `ruleSets`), measured in a process of its own
+ * (`bench/sustained.ts`: warm-up passes by another engine, then one engine reading the trace `n` times):
+ * each pass's thread CPU seconds and alerts.
  */
-async function sustainedRun(rules: Rule[], n: number) {
-  // garbage collected before the timed passes (the runner starts node with --expose-gc): the earlier runs'
-  // (the one-thread run's engine, the pool's), then the engine build's, as the Snort figures' packet-loop
-  // timer leaves its start-up out; the passes' own collections are timed
-  globalThis.gc?.();
-  const pipe = new Pipeline(rules, { validateChecksums: 'auto' });
-  globalThis.gc?.();
-  const cpu: number[] = [];
-  const alerts: number[] = [];
-  for (let pass = 0; pass < n; pass++) {
-    const c0 = threadCpuSeconds();
-    let a = 0;
-    for await (const batch of readCaptureBatches(captureStream(pcap)))
-      for (const p of batch) a += pipe.push(p).length;
-    a += pipe.finish().length;
-    cpu.push(threadCpuSeconds() - c0);
-    alerts.push(a);
-  }
-  return { cpu, alerts };
+function sustainedRun(set: number, n: number): { cpu: number[]; alerts: number[] } {
+  const r = spawnSync(
+    process.execPath,
+    [
+      ...process.execArgv,
+      new URL('./sustained.ts', import.meta.url).pathname,
+      '--trace',
+      pcap,
+      '--set',
+      String(set),
+      '--passes',
+      String(n),
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  if (r.status !== 0) throw new Error(`bench/sustained.ts exited with ${r.status ?? r.signal}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { cpu: number[]; alerts: number[] };
 }
 /** CPU seconds of the whole process (every thread) since `from`. */
 const processCpu = (from: NodeJS.CpuUsage) => {
@@ -119,7 +94,10 @@ for (const [name, rules] of ruleSets) {
     const one = await runCapture(pcap, rules, { validateChecksums: 'auto' });
     const c1 = threadCpuMs() ?? 0;
     const procCpu1 = processCpu(p0);
-    const sus = await sustainedRun(rules, passes);
+    const sus = sustainedRun(
+      ruleSets.findIndex((e) => e[0] === name),
+      passes,
+    );
     const susCpu = sus.cpu.reduce((a, x) => a + x, 0);
     // cold: a pool made for the run and closed after it, as the CLI does
     const pc = process.cpuUsage();
