@@ -4,10 +4,10 @@
 // process's state, as Snort's compiled binary starts in it; one pass leaves much of it in V8's lower tiers);
 // then the engine measured, built after that, reads the
 // trace `--passes` times back to back, each pass's flows flushed at its end, as the issue's Snort 3 figures
-// were taken (its packet-loop timer over the trace read 5 times in one run). Garbage left by the warm-up
-// and by the engine's build is collected before the first timed pass (start-up, which Snort's timer leaves
-// out); the passes' own collections are timed. Prints one JSON line: each pass's thread CPU seconds and
-// alerts.
+// were taken (its packet-loop timer over the trace read 5 times in one run). No collection is forced
+// before the timed passes: a forced one (gc() before and after the engine's build) made the first pass
+// slower, 0.15-0.19 s against 0.12-0.15 (three alternated processes each). Prints one JSON line: each
+// pass's thread CPU seconds and alerts.
 // Usage (the bench runs it): node --expose-gc --import tsx bench/sustained.ts --trace PCAP --set N --passes P
 // [--warmup W]
 import { readFileSync } from 'node:fs';
@@ -43,9 +43,7 @@ async function pass(pipe: Pipeline): Promise<number> {
 
 const warm = new Pipeline(rules, { validateChecksums: 'auto' });
 for (let i = 0; i < Number(values.warmup); i++) await pass(warm);
-globalThis.gc?.();
 const pipe = new Pipeline(rules, { validateChecksums: 'auto' });
-globalThis.gc?.();
 const cpu: number[] = [];
 const alerts: number[] = [];
 for (let i = 0; i < passes; i++) {
