@@ -2020,16 +2020,28 @@ export class Engine {
    */
   private subMatcher(admit: (c: Compiled) => boolean): MultiMatcher | undefined {
     const all = this.allRules;
-    if (!all.matcher) return undefined;
+    return all.matcher ? this.patternMatcher(all.rules, all.fp, admit) : undefined;
+  }
+
+  /**
+   * An automaton over the patterns of those of `rules` that `admit` takes: their fast patterns (`fp`, ids
+   * in `allRules.matcher`, by which it reports them) and, with `allStrings`, their other contents.
+   */
+  private patternMatcher(
+    rules: Compiled[],
+    fp: Int32Array,
+    admit: (c: Compiled) => boolean = () => true,
+  ): MultiMatcher {
     const ids = new Set<number>();
-    all.rules.forEach((c, i) => {
-      if (!admit(c) || all.fp[i]! < 0) return;
-      ids.add(all.fp[i]!);
-      for (const id of c.rest ?? []) ids.add(id);
-    });
-    const list = [...ids].sort((a, b) => a - b);
+    for (let i = 0; i < rules.length; i++) {
+      const c = rules[i]!;
+      if (fp[i]! < 0 || !admit(c)) continue;
+      ids.add(fp[i]!);
+      if (c.rest) for (let k = 0; k < c.rest.length; k++) ids.add(c.rest[k]!);
+    }
+    const list = Int32Array.from(ids).sort();
     return new MultiMatcher(
-      list.map((id) => this.patternList[id]!),
+      Array.from(list, (id) => this.patternList[id]!),
       list,
     );
   }
@@ -2037,15 +2049,16 @@ export class Engine {
   /**
    * The automaton a port group's scan of `bytes` bytes uses: the shared one of every pattern (the same
    * marks for the group's rules) until the group's scans have read `groupOwnAfterBytes`, then its own
-   * (`groupMatcher`) while the groups' own automata hold fewer than `groupStatesMax` states together. Only
-   * the groups most traffic goes through pay for building one (5 of 60 on ndpi-mix-a; UDP packets use
-   * `udpMatcher`).
+   * while the groups' own automata hold fewer than `groupStatesMax` states together. A group holds a
+   * fraction of the rules (150-260 of the 1,600 with patterns on ndpi-mix-a), so its table is a fraction of
+   * the shared one (13,552 states, 6.9 MB) and a scan's rows stay in the caches; only the groups most
+   * traffic goes through pay for building one (7 of 60 on ndpi-mix-a; UDP packets use `udpMatcher`).
    */
   private groupScanner(g: RuleGroup, bytes: number): MultiMatcher | undefined {
     if (g.ownPending && (g.scanned += bytes) >= this.groupOwnAfterBytes) {
       g.ownPending = false;
       if (this.groupStates < groupStatesMax) {
-        const m = this.groupMatcher(g.rules, g.fp);
+        const m = this.patternMatcher(g.rules, g.fp);
         this.groupStates += m.states;
         g.matcher = m;
       }
@@ -2057,27 +2070,6 @@ export class Engine {
   private groupStates = 0;
   /** `groupOwnAfterBytes` (a test sets another). */
   private readonly groupOwnAfterBytes = groupOwnAfterBytes;
-
-  /**
-   * A port group's own automaton: its rules' patterns (`fp`, with `allStrings` their other contents too),
-   * reporting them by their ids in `allRules.matcher`. A group holds a fraction of every rule (150-260 of
-   * 1,600 with patterns on ndpi-mix-a), so its table is a fraction of the whole one's (13,552 states,
-   * 6.9 MB), and a scan's rows stay in the caches.
-   */
-  private groupMatcher(rules: Compiled[], fp: Int32Array): MultiMatcher {
-    const ids = new Set<number>();
-    for (let i = 0; i < rules.length; i++) {
-      if (fp[i]! < 0) continue;
-      ids.add(fp[i]!);
-      const rest = rules[i]!.rest;
-      if (rest) for (let k = 0; k < rest.length; k++) ids.add(rest[k]!);
-    }
-    const list = Int32Array.from(ids).sort();
-    return new MultiMatcher(
-      Array.from(list, (id) => this.patternList[id]!),
-      list,
-    );
-  }
 
   /**
    * The rules a flow direction consults (Snort's port groups, one of Pigasus' filter stages): those whose
