@@ -1484,10 +1484,10 @@ const groupOwnAfterBytes = 64 * 1024;
 
 /**
  * The port groups' own automata hold at most this many states together (each state's dense row 512 bytes:
- * 128 MiB at most, when every group's flows scanned enough to build their tables); later groups scan with
- * the shared automaton.
+ * 32 MiB at most, when traffic crafted for it has made many groups busy; room for about 30 groups of
+ * 2,000 states, where ndpi-mix-a's 7 busy groups take 12,003); later groups scan with the shared automaton.
  */
-const groupStatesMax = 1 << 18;
+const groupStatesMax = 1 << 16;
 
 /**
  * Bytes of already inspected stream kept before new data, so matches can straddle segments: a match that
