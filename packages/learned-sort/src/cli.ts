@@ -77,13 +77,15 @@ async function readText(input: Readable, t: TypeName, progress?: Progress): Prom
         throw new CliError(`line ${line}: '${s.slice(0, 40)}' is not a number`);
       if ((t === 'i32' || t === 'u32') && !Number.isInteger(x))
         throw new CliError(`line ${line}: '${s.slice(0, 40)}' is not an integer`);
-      // a typed array would wrap an integer or round a float to infinity without a word
+      // a typed array would wrap an integer or round a float to infinity without a word; so would the
+      // parse of a float literal past f64's range (1e400), which is not the literal Infinity
       const bad =
         t === 'i32'
           ? x < -(2 ** 31) || x >= 2 ** 31
           : t === 'u32'
             ? x < 0 || x >= 2 ** 32
-            : t === 'f32' && Number.isFinite(x) && !Number.isFinite(Math.fround(x));
+            : (!Number.isFinite(x) && !Number.isNaN(x) && !/^[+-]?Infinity$/.test(s)) ||
+              (t === 'f32' && Number.isFinite(x) && !Number.isFinite(Math.fround(x)));
       if (bad) throw new CliError(`line ${line}: ${s.slice(0, 40)} is out of range for ${t}`);
       (out as Float64Array)[k++] = x;
     }
@@ -119,7 +121,9 @@ function writeOut(out: Writable, a: SortableArray, text: boolean): void {
   const step = 65536;
   for (let i = 0; i < a.length; i += step) {
     const parts: string[] = [];
-    for (let j = i; j < Math.min(a.length, i + step); j++) parts.push(String(a[j]));
+    // String(-0) is '0': the sign of a float zero is written out, so the text reads back the same keys
+    for (let j = i; j < Math.min(a.length, i + step); j++)
+      parts.push(Object.is(a[j], -0) ? '-0' : String(a[j]));
     out.write(`${parts.join('\n')}\n`);
   }
 }

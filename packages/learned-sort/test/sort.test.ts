@@ -284,6 +284,10 @@ describe('strata sort', () => {
       ['u64', '-1'],
       ['u64', '18446744073709551616'],
       ['f32', '1e39'],
+      // past f64's range the parse gives infinity, which the literal does not say
+      ['f64', '1e400'],
+      ['f64', '-1e400'],
+      ['f32', '1e400'],
     ];
     for (const [type, v] of cases) {
       const c = captureIo(`0\n${v}\n`);
@@ -293,6 +297,13 @@ describe('strata sort', () => {
     const edges = captureIo('2147483647\n-2147483648\n');
     expect(await runCommand(cmd, ['--type', 'i32', '--text', '--quiet'], edges.io)).toBe(0);
     expect(edges.stdout()).toBe('-2147483648\n2147483647\n');
+    // the literals Infinity and NaN are what they say, and a zero keeps its sign on the way out
+    const inf = captureIo('Infinity\n-0\n0\n-Infinity\nNaN\n+Infinity\n');
+    expect(await runCommand(cmd, ['--type', 'f64', '--text', '--quiet'], inf.io)).toBe(0);
+    expect(inf.stdout()).toBe('-Infinity\n-0\n0\nInfinity\nInfinity\nNaN\n');
+    const z32 = captureIo('0\n-0\n');
+    expect(await runCommand(cmd, ['--type', 'f32', '--text', '--quiet'], z32.io)).toBe(0);
+    expect(z32.stdout()).toBe('-0\n0\n');
     const u64 = captureIo('18446744073709551615\n0\n');
     expect(await runCommand(cmd, ['--type', 'u64', '--text', '--quiet'], u64.io)).toBe(0);
     expect(u64.stdout()).toBe('0\n18446744073709551615\n');
