@@ -30,9 +30,14 @@ const entry = benchRuleSets()[Number(values.set)];
 if (!entry) throw new Error(`--set: the index of a rule set of the bench, not ${values.set}`);
 const rules = entry[1];
 
-/** This thread's CPU time in seconds (Linux schedstat: nanoseconds, not 10 ms ticks). */
-const threadCpuSeconds = () =>
-  Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]) / 1e9;
+/** This thread's CPU time in seconds (Linux schedstat: nanoseconds, not 10 ms ticks); NaN elsewhere. */
+function threadCpuSeconds(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]) / 1e9;
+  } catch {
+    return Number.NaN;
+  }
+}
 
 async function pass(pipe: Pipeline): Promise<number> {
   let alerts = 0;

@@ -83,7 +83,7 @@ const processCpu = (from: NodeJS.CpuUsage) => {
   const u = process.cpuUsage(from);
   return (u.user + u.system) / 1e6;
 };
-for (const [name, rules] of ruleSets) {
+for (const [set, [name, rules]] of ruleSets.entries()) {
   // warm-up of the kept pool for this rule set (untimed): the rules sent, the JIT warmed, spares built
   await pool.run(pcap, rules, { validateChecksums: 'auto' });
   for (let rep = 0; rep < reps; rep++) {
@@ -94,10 +94,7 @@ for (const [name, rules] of ruleSets) {
     const one = await runCapture(pcap, rules, { validateChecksums: 'auto' });
     const c1 = threadCpuMs() ?? 0;
     const procCpu1 = processCpu(p0);
-    const sus = sustainedRun(
-      ruleSets.findIndex((e) => e[0] === name),
-      passes,
-    );
+    const sus = sustainedRun(set, passes);
     const susCpu = sus.cpu.reduce((a, x) => a + x, 0);
     // cold: a pool made for the run and closed after it, as the CLI does
     const pc = process.cpuUsage();
