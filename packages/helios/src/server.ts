@@ -155,17 +155,25 @@ export async function startIngestServer(
       if (
         !source ||
         !Number.isSafeInteger(from) ||
+        from < 0 ||
         !Number.isSafeInteger(to) ||
         !Number.isSafeInteger(leafLen) ||
         leafLen < 0 ||
         to - from !== all.length - leafLen
       )
-        return reply(400, { error: 'need source, from, to (and leaf=N) with to - from + N = body length' });
+        return reply(400, {
+          error: 'need source, from >= 0, to (and leaf=N) with to - from + N = body length',
+        });
       const bytes = all.subarray(0, to - from);
       const leaf = leafLen > 0 ? all.subarray(to - from) : undefined;
       const id = blockId(source, from, to, bytes);
       if (key !== id)
-        return reply(400, { error: `Idempotency-Key ${String(key)} is not the block id ${id}` });
+        return reply(400, {
+          error:
+            key === undefined
+              ? `no Idempotency-Key header: it must be the block id ${id}`
+              : `Idempotency-Key ${String(key).slice(0, 80)}${String(key).length > 80 ? '...' : ''} is not the block id ${id}`,
+        });
       const leafKeys = leaf ? checkLeaf(leaf) : undefined;
       const text = bytes.toString('utf8');
       const lines = text.split('\n');

@@ -44,17 +44,33 @@ describe('ingestion server and agent over HTTP', () => {
       // A resent chunk (a lost acknowledgement) is acknowledged and not written twice.
       const chunk = Buffer.from(`${line(7)}\n`);
       const id = blockId('manual', 0, chunk.length, chunk);
-      const post = (key: string) =>
+      const post = (key?: string) =>
         fetch(`http://127.0.0.1:${port}/streams/ev/chunks?source=manual&from=0&to=${chunk.length}`, {
           method: 'POST',
           body: chunk,
-          headers: { 'idempotency-key': key },
+          headers: key === undefined ? {} : { 'idempotency-key': key },
         });
       expect(await (await post(id)).json()).toMatchObject({ new: true });
       expect(await (await post(id)).json()).toMatchObject({ new: false });
       const bad = await post('0000000000000000');
       expect(bad.status).toBe(400);
       expect(await bad.text()).toMatch(/not the block id/);
+      // no key at all is named as such (it read 'Idempotency-Key undefined'); a long one is cut in the answer
+      expect(await (await post()).json()).toEqual({
+        error: `no Idempotency-Key header: it must be the block id ${id}`,
+      });
+      const long = (await (await post('k'.repeat(5000))).json()) as { error: string };
+      expect(long.error).toBe(`Idempotency-Key ${'k'.repeat(80)}... is not the block id ${id}`);
+      // a source offset below 0 is no offset (it was taken)
+      const neg = await fetch(`http://127.0.0.1:${port}/streams/ev/chunks?source=manual&from=-9&to=-8`, {
+        method: 'POST',
+        body: 'x',
+        headers: { 'idempotency-key': blockId('manual', -9, -8, Buffer.from('x')) },
+      });
+      expect(neg.status).toBe(400);
+      expect(await neg.json()).toEqual({
+        error: 'need source, from >= 0, to (and leaf=N) with to - from + N = body length',
+      });
       expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
     } finally {
       await srv.close();
