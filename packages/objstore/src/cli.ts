@@ -217,7 +217,7 @@ const money = (x: number) => `$${x.toFixed(2)}`;
 const cost = sub(
   'cost',
   'monthly cost of a workload on S3 Standard, S3 Express One Zone and express WAL + standard',
-  'cost --workload FILE [--json]   (FILE: {"writesPerSecond":1000,"writeBytes":1024,"retainDays":30})',
+  'cost --workload FILE [--json]   (FILE: {"writesPerSecond":1000,"writeBytes":1024,"retainDays":30}; optional readsPerSecond, readBytes, walFlushMs, walPackBytes)',
   'strata store cost --workload workload.json',
   async (argv, io) => {
     const { values } = parseFlags(argv, { workload: { type: 'string' } }, 0);

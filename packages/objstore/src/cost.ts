@@ -54,10 +54,40 @@ export interface CostLine {
   latencyP99Ms: number;
 }
 
+/** A workload's fields: required, and whether 0 is allowed (an interval or a pack size of 0 is none). */
+const workloadFields: Record<keyof Workload, { required: boolean; zero: boolean }> = {
+  writesPerSecond: { required: true, zero: true },
+  writeBytes: { required: true, zero: true },
+  readsPerSecond: { required: false, zero: true },
+  readBytes: { required: false, zero: true },
+  retainDays: { required: true, zero: true },
+  walFlushMs: { required: false, zero: false },
+  walPackBytes: { required: false, zero: false },
+};
+
+/**
+ * Every field a finite number (JSON's 1e400 is Infinity, which priced as $Infinity and $NaN), >= 0 or > 0
+ * as it allows; an optional one was not checked (a negative read rate took requests off the bill, a WAL
+ * interval of 0 made one commit per write at any rate) and a misspelt one was ignored.
+ */
 function validate(w: Workload): void {
-  for (const k of ['writesPerSecond', 'writeBytes', 'retainDays'] as const) {
-    if (typeof w[k] !== 'number' || !(w[k] >= 0))
-      throw new TypeError(`workload: '${k}' must be a number >= 0, got ${JSON.stringify(w[k])}`);
+  if (typeof w !== 'object' || w === null || Array.isArray(w))
+    throw new TypeError(`workload: expected an object, got ${JSON.stringify(w)}`);
+  for (const k of Object.keys(w))
+    if (!Object.hasOwn(workloadFields, k))
+      throw new TypeError(
+        `workload: unknown field '${k}' (the fields: ${Object.keys(workloadFields).join(', ')})`,
+      );
+  for (const [k, f] of Object.entries(workloadFields) as [
+    keyof Workload,
+    { required: boolean; zero: boolean },
+  ][]) {
+    const v = w[k];
+    if (v === undefined && !f.required) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || !(f.zero ? v >= 0 : v > 0))
+      throw new TypeError(
+        `workload: '${k}' must be a finite number ${f.zero ? '>= 0' : '> 0'}, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`,
+      );
   }
 }
 

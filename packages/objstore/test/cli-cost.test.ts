@@ -130,6 +130,37 @@ describe('strata store', () => {
     const b = await run(['cost', '--workload', 'bad.json']);
     expect(b.code).toBe(1);
     expect(b.err).toMatch(/writesPerSecond/);
+    // past f64's range JSON gives Infinity (it priced as $Infinity and $NaN); optional fields are checked too
+    // (a negative read rate took requests off the bill), and a misspelt field is named
+    const base = '"writesPerSecond": 1000, "writeBytes": 1024, "retainDays": 30';
+    const refused: [string, string][] = [
+      [
+        '{"writesPerSecond": 1e400, "writeBytes": 1024, "retainDays": 30}',
+        "'writesPerSecond' must be a finite number >= 0, got Infinity",
+      ],
+      [`{${base}, "readsPerSecond": -1}`, "'readsPerSecond' must be a finite number >= 0, got -1"],
+      [`{${base}, "walFlushMs": 0}`, "'walFlushMs' must be a finite number > 0, got 0"],
+      [`{${base}, "walPackBytes": "64M"}`, `'walPackBytes' must be a finite number > 0, got "64M"`],
+      [
+        `{${base}, "puts": 5}`,
+        "unknown field 'puts' (the fields: writesPerSecond, writeBytes, readsPerSecond, readBytes, retainDays, walFlushMs, walPackBytes)",
+      ],
+      ['[]', 'expected an object, got []'],
+    ];
+    for (const [text, why] of refused) {
+      writeFileSync(join(dir, 'bad.json'), text);
+      const r = await run(['cost', '--workload', 'bad.json']);
+      expect(r.code, text).toBe(1);
+      expect(r.err).toBe(`strata store cost: --workload bad.json: workload: ${why}\n`);
+    }
+    const ok = costReport({
+      writesPerSecond: 1000,
+      writeBytes: 1024,
+      retainDays: 30,
+      readsPerSecond: 0,
+      walFlushMs: 5,
+    });
+    expect(ok.every((l) => Number.isFinite(l.total))).toBe(true);
   });
 });
 
