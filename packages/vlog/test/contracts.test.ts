@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileStore, MemStore } from '@strata/objstore';
@@ -86,6 +86,28 @@ describe('VirtualLog over FileLoglets, reconfigured mid-way', () =>
 describe('MemoryMetaStore', () => metaStoreConformance(async () => new MemoryMetaStore()));
 describe('FileMetaStore', () =>
   metaStoreConformance(async () => new FileMetaStore(join(fresh(), 'reg.json'))));
+
+describe('FileMetaStore, a file it did not write', () => {
+  it('refuses a version that is not a whole number >= 0, naming the file', async () => {
+    const dir = fresh();
+    mkdirSync(dir);
+    const path = join(dir, 'reg.json');
+    for (const [text, why] of [
+      ['{"version": 1e400, "value": 1}', 'version Infinity is not a whole number >= 0'],
+      ['{"version": 1.5, "value": 1}', 'version 1.5 is not a whole number >= 0'],
+      ['{"version": -1, "value": 1}', 'version -1 is not a whole number >= 0'],
+      ['{"value": 1}', 'version missing is not a whole number >= 0'],
+      ['null', 'not a {"version", "value"} object'],
+    ]) {
+      writeFileSync(path, text!);
+      await expect(new FileMetaStore(path).get()).rejects.toThrow(
+        `MetaStore file ${path} is corrupt: ${why}`,
+      );
+    }
+    writeFileSync(path, '{"version": 3, "value": "x"}');
+    expect(await new FileMetaStore(path).get()).toEqual({ version: 3, value: 'x' });
+  });
+});
 
 /** A VirtualLog whose first `start` positions are filler: the suite sees a log that starts at `start`. */
 function offsetView(v: VirtualLog, start: number) {

@@ -23,7 +23,12 @@ export class FileMetaStore<T = unknown> implements MetaStore<T> {
     }
     try {
       const j = JSON.parse(text) as { version: number; value: T };
-      if (typeof j.version !== 'number') throw new Error('no version');
+      // a version counts puts from 0: JSON's 1e400 (Infinity), 1.5 or -1 is no version a put can follow
+      if (typeof j !== 'object' || j === null) throw new Error('not a {"version", "value"} object');
+      if (!Number.isSafeInteger(j.version) || j.version < 0)
+        throw new Error(
+          `version ${typeof j.version === 'number' ? String(j.version) : (JSON.stringify(j.version) ?? 'missing')} is not a whole number >= 0`,
+        );
       return { version: j.version, value: j.value };
     } catch (e) {
       throw new Error(`MetaStore file ${this.path} is corrupt: ${(e as Error).message}`);
