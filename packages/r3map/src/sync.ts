@@ -284,6 +284,29 @@ async function* frames(sock: Socket): AsyncGenerator<{ type: number; payload: Bu
  * `helloTimeoutMs` of its accept (default `syncHandshakeTimeoutMs`): a peer that connected and said
  * nothing was held as long as it stayed connected.
  */
+/** Longest path a HELLO may name. */
+const helloPathBytesMax = 4096;
+
+/**
+ * A HELLO frame's JSON `{path, chunkBytes, size}`; throws saying what is wrong (a peer's bytes: `null` gave
+ * "Cannot read properties of null", a path that was an object "Cannot convert object to primitive value").
+ * The chunk size and the size are checked by the caller.
+ */
+function parseHello(payload: Buffer): { path: string; chunkBytes: number; size: number } {
+  let v: unknown;
+  try {
+    v = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new Error(`HELLO is not JSON (${payload.length} bytes)`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new Error('HELLO is not a JSON object {path, chunkBytes, size}');
+  const h = v as { path: unknown; chunkBytes: number; size: number };
+  if (typeof h.path !== 'string' || h.path.length === 0 || h.path.length > helloPathBytesMax)
+    throw new Error(`HELLO's path must be a string of 1 to ${helloPathBytesMax} characters`);
+  return h as { path: string; chunkBytes: number; size: number };
+}
+
 export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}): Server {
   const base = resolve(root);
   const helloTimeoutMs = opts.helloTimeoutMs ?? syncHandshakeTimeoutMs;
@@ -300,12 +323,8 @@ export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}):
       const handleFrame = async (f: { type: number; payload: Buffer }): Promise<boolean> => {
         if (f.type === T_HELLO) {
           clearTimeout(helloDue);
-          const hello = JSON.parse(f.payload.toString('utf8')) as {
-            path: string;
-            chunkBytes: number;
-            size: number;
-          };
-          const p = resolve(base, String(hello.path));
+          const hello = parseHello(f.payload);
+          const p = resolve(base, hello.path);
           if (!p.startsWith(`${base}/`))
             throw new Error(`path '${hello.path}' is outside the served directory`);
           checkChunk(hello.chunkBytes);

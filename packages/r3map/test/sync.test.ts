@@ -141,6 +141,40 @@ describe('delta sync', () => {
     }
   });
 
+  it('the sync server answers a malformed HELLO with an ERROR frame that says what is wrong', async () => {
+    mkdirSync(p('bad-hello'), { recursive: true });
+    const server = serveSync(p('bad-hello'));
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    const port = (server.address() as { port: number }).port;
+    const answer = (payload: string) =>
+      new Promise<string>((res) => {
+        const c = connect({ host: '127.0.0.1', port }, () => {
+          const h = Buffer.alloc(5);
+          h.writeUInt32BE(Buffer.byteLength(payload) + 1, 0);
+          h[4] = 1; // HELLO
+          c.write(Buffer.concat([h, Buffer.from(payload)]));
+        });
+        let got = Buffer.alloc(0);
+        c.on('data', (d) => {
+          got = Buffer.concat([got, d]);
+        });
+        c.on('error', () => undefined);
+        c.on('close', () => res(got.length > 5 ? `${got[4]} ${got.subarray(5).toString()}` : 'closed'));
+      });
+    try {
+      // type 5 is ERROR; these were bare TypeErrors and JSON.parse's message
+      expect(await answer('not json')).toBe('5 HELLO is not JSON (8 bytes)');
+      expect(await answer('null')).toBe('5 HELLO is not a JSON object {path, chunkBytes, size}');
+      expect(await answer('[1]')).toBe('5 HELLO is not a JSON object {path, chunkBytes, size}');
+      expect(await answer('{"path":{"x":1},"chunkBytes":65536,"size":0}')).toBe(
+        "5 HELLO's path must be a string of 1 to 4096 characters",
+      );
+      expect(await answer('{"path":"a","chunkBytes":65536,"size":1e400}')).toBe('5 bad size Infinity');
+    } finally {
+      await new Promise((res) => server.close(res));
+    }
+  });
+
   it('strata sync serve on a port in use says so, exit 1 (an unhandled error event ended it)', async () => {
     const busy = serveSync(p('remote'));
     await new Promise<void>((res) => busy.listen(0, '127.0.0.1', res));
