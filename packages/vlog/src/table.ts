@@ -220,7 +220,15 @@ export class LogTable {
     let snap: { position: number; entries: [string, string][] };
     try {
       snap = JSON.parse(raw) as typeof snap;
-      if (!Number.isSafeInteger(snap.position) || !Array.isArray(snap.entries)) throw new Error('bad shape');
+      if (typeof snap !== 'object' || snap === null) throw new Error('not a JSON object');
+      if (!Number.isSafeInteger(snap.position) || snap.position < 0)
+        throw new Error('its position is not a whole number >= 0');
+      if (!Array.isArray(snap.entries)) throw new Error('its entries are not an array');
+      // each entry a [key, value] pair of strings (a number among them failed as "not iterable")
+      const bad = snap.entries.findIndex(
+        (e) => !Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'string',
+      );
+      if (bad >= 0) throw new Error(`entry ${bad} is not a [key, value] pair of strings`);
     } catch (e) {
       throw new TableRecordError(`snapshot ${newest} is malformed: ${(e as Error).message}`);
     }

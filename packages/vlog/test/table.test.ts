@@ -124,6 +124,21 @@ describe('LogTable', () => {
     expect(b.position).toBe(220);
     expect(await b.scan()).toEqual(await a.scan());
     expect(b.size).toBe(30);
+    // a newer snapshot object that is malformed (not ours, or damaged) is named with what is wrong
+    const key = (await store.list('table/snapshot-')).objects.at(-1)!.key;
+    const replica = async () =>
+      LogTable.open(await VirtualLog.connect(meta() as never, factory), { snapshots: store });
+    for (const [body, why] of [
+      ['{"position": 200, "entries": [["k1", "v"], 7]}', 'entry 1 is not a [key, value] pair of strings'],
+      ['{"position": -1, "entries": []}', 'its position is not a whole number >= 0'],
+      ['{"position": 200, "entries": {}}', 'its entries are not an array'],
+      ['null', 'not a JSON object'],
+    ]) {
+      await store.put(`${key}~`, Buffer.from(body!));
+      await expect(replica()).rejects.toThrow(`snapshot ${key}~ is malformed: ${why}`);
+    }
+    await store.delete(`${key}~`);
+    expect((await replica()).position).toBe(220);
     // without the snapshots the trimmed prefix is gone, and the error says so
     await expect(LogTable.open(await VirtualLog.connect(meta() as never, factory))).rejects.toBeInstanceOf(
       TrimmedError,
