@@ -16,6 +16,7 @@
 import {
   closeSync,
   existsSync,
+  fstatSync,
   fsyncSync,
   openSync,
   readFileSync,
@@ -96,6 +97,8 @@ export interface AgentStats {
   wireBytes: number;
   /** Chunks cut because their oldest line reached chunkEveryMs (the rest were cut by size or at the end). */
   chunksByTime: number;
+  /** Times a followed file was cut shorter in place (copytruncate) and read again from its start. */
+  truncations: number;
   /** Largest number of bytes the agent held in its chunk buffers (pending + in flight), and its bound. */
   bufferedBytesPeak: number;
   memoryBytesMax: number;
@@ -164,6 +167,7 @@ class Shipper {
       leafBytes: 0,
       wireBytes: 0,
       chunksByTime: 0,
+      truncations: 0,
       bufferedBytesPeak: 0,
       memoryBytesMax,
       elapsedMs: 0,
@@ -397,6 +401,33 @@ async function flush(sh: Shipper, source: string, p: Pending, due: boolean, fina
   else if (due) p.sinceMs = performance.now(); // a line without its newline yet: wait another interval
 }
 
+/**
+ * A checkpoint as `saveCheckpoint` writes it; anything else is an error naming the file (a damaged one was
+ * a bare JSON error, or, of another shape, taken as no checkpoint: the file shipped again from its start,
+ * cut into other chunks than before, which the server cannot tell from new ones).
+ */
+function readCheckpoint(path: string): { source: string; offset: number } {
+  const text = readFileSync(path, 'utf8');
+  let c: unknown;
+  try {
+    c = JSON.parse(text);
+  } catch {
+    c = undefined;
+  }
+  const o = c as { source?: unknown; offset?: unknown } | undefined;
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    typeof o.source !== 'string' ||
+    !Number.isSafeInteger(o.offset) ||
+    (o.offset as number) < 0
+  )
+    throw new Error(
+      `checkpoint ${path} is not {"source": NAME, "offset": BYTES} (${JSON.stringify(text.slice(0, 60))}): remove it to ship the file from its start`,
+    );
+  return o as { source: string; offset: number };
+}
+
 function saveCheckpoint(path: string, source: string, offset: number): void {
   const tmp = `${path}.tmp`;
   writeFileSync(tmp, JSON.stringify({ source, offset }));
@@ -436,8 +467,9 @@ export async function runAgentFile(
   let source = `agent:${file}#${ino}`;
   let offset = 0;
   if (existsSync(ckpt)) {
-    const c = JSON.parse(readFileSync(ckpt, 'utf8')) as { source: string; offset: number };
-    if (c.source === source) offset = c.offset;
+    const c = readCheckpoint(ckpt);
+    // the same file cut shorter in place (copytruncate rotation): what it holds now is new, from its start
+    if (c.source === source && c.offset <= statSync(file).size) offset = c.offset;
   }
   sh.stats.offset = offset;
   let fd = openSync(file, 'r');
@@ -465,6 +497,18 @@ export async function runAgentFile(
       }
       const aged = p.sinceMs >= 0 && performance.now() - p.sinceMs >= sh.everyMs;
       if (aged) await flush(sh, source, p, true, false);
+      // cut shorter in place (logrotate's copytruncate): what the file holds now is new, from its start
+      // (it was read from the old end on: nothing until the file grew past it, then from the middle of a
+      // line, the lines before it lost)
+      if (fstatSync(fd).size < readPos) {
+        await flush(sh, source, p, true, true);
+        await sh.drain();
+        sh.stats.truncations++;
+        saveCheckpoint(ckpt, source, 0);
+        p.from = 0;
+        readPos = 0;
+        continue;
+      }
       let rotated = false;
       try {
         rotated = statSync(file).ino !== ino;

@@ -9,6 +9,7 @@ import {
   createStream,
   type IngestServer,
   runAgentFile,
+  runAgentOnce,
   runAgentStream,
   Stream,
   startIngestServer,
@@ -66,6 +67,32 @@ describe('agent', () => {
     expect(st.rssBytes).toBeGreaterThan(0);
     expect(st.heapUsedBytes).toBeGreaterThan(0);
     expect(await allN('st')).toEqual(Array.from({ length: 22 }, (_, i) => i));
+  });
+
+  it('a damaged checkpoint is an error naming it; one past the end of a file cut in place ships it from 0', async () => {
+    createStream(dir, ddl('ck'));
+    const file = join(dir, 'ck.log');
+    const ckpt = `${file}.strata-ckpt`;
+    writeFileSync(file, `${line(0)}\n${line(1)}\n`);
+    for (const bad of [
+      'garbage',
+      '{"offset": 5}',
+      '{"source": "x", "offset": -1}',
+      '{"source": "x", "offset": 1.5}',
+      '[]',
+    ]) {
+      writeFileSync(ckpt, bad);
+      await expect(runAgentOnce({ url, stream: 'ck', file }), bad).rejects.toThrow(
+        `checkpoint ${ckpt} is not {"source": NAME, "offset": BYTES} (${JSON.stringify(bad)}): remove it to ship the file from its start`,
+      );
+    }
+    rmSync(ckpt);
+    expect((await runAgentOnce({ url, stream: 'ck', file })).lines).toBe(2);
+    // the file cut short in place (copytruncate) and written again: its checkpoint is past its end
+    writeFileSync(file, `${line(2)}\n`);
+    const st = await runAgentOnce({ url, stream: 'ck', file });
+    expect(st.lines).toBe(1);
+    expect(await allN('ck')).toEqual([0, 1, 2]);
   });
 
   it('the indexer uses the shipped leaves and never reads a block', async () => {
@@ -173,6 +200,30 @@ describe('agent', () => {
     const st = await run;
     expect(st.chunksByTime).toBeGreaterThan(0);
     expect(await allN('fo')).toEqual(Array.from({ length: 14 }, (_, i) => i));
+  });
+
+  it('a followed file cut shorter in place (copytruncate) is read again from its start; every line once', async () => {
+    createStream(dir, ddl('ct'));
+    const file = join(dir, 'ct.log');
+    writeFileSync(file, Array.from({ length: 10 }, (_, i) => `${line(i)}\n`).join(''));
+    const ac = new AbortController();
+    const run = runAgentFile(
+      { url, stream: 'ct', file, chunkEveryMs: 100 },
+      { followMs: 20, signal: ac.signal },
+    );
+    const until = async (n: number) => {
+      for (let t = 0; t < 100 && (await allN('ct')).length < n; t++) await sleep(100);
+    };
+    await until(10);
+    // logrotate's copytruncate: the same inode cut to 0, then written again, shorter than before; it was
+    // read from the old end on, so these lines were never shipped (and the file's checkpoint went on
+    // past its end)
+    writeFileSync(file, `${line(10)}\n${line(11)}\n`);
+    await until(12);
+    ac.abort();
+    const st = await run;
+    expect(st.truncations).toBe(1);
+    expect(await allN('ct')).toEqual(Array.from({ length: 12 }, (_, i) => i));
   });
 
   it('CLI: strata stream agent STREAM - reads stdin and reports CPU and memory in --json', async () => {
