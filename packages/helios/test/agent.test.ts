@@ -176,18 +176,27 @@ describe('agent', () => {
     expect(leadMax).toBeLessThan(total / 2);
   });
 
-  it('a followed file: time cuts, rotation, then stop; every line once', async () => {
-    createStream(dir, ddl('fo'));
-    const file = join(dir, 'fo.log');
+  /**
+   * Stream `name` and its file of 10 lines, followed by an agent (every 20 ms, chunks cut at 100 ms);
+   * `until(n)` waits (10 s at most) for n rows, `ac` stops the agent, `run` is its result.
+   */
+  function followed(name: string) {
+    createStream(dir, ddl(name));
+    const file = join(dir, `${name}.log`);
     writeFileSync(file, Array.from({ length: 10 }, (_, i) => `${line(i)}\n`).join(''));
     const ac = new AbortController();
     const run = runAgentFile(
-      { url, stream: 'fo', file, chunkEveryMs: 100 },
+      { url, stream: name, file, chunkEveryMs: 100 },
       { followMs: 20, signal: ac.signal },
     );
     const until = async (n: number) => {
-      for (let t = 0; t < 100 && (await allN('fo')).length < n; t++) await sleep(100);
+      for (let t = 0; t < 100 && (await allN(name)).length < n; t++) await sleep(100);
     };
+    return { file, ac, run, until };
+  }
+
+  it('a followed file: time cuts, rotation, then stop; every line once', async () => {
+    const { file, ac, run, until } = followed('fo');
     await until(10); // shipped by age: the file is still open
     expect((await allN('fo')).length).toBe(10);
     appendFileSync(file, `${line(10)}\n${line(11)}\n`);
@@ -203,17 +212,7 @@ describe('agent', () => {
   });
 
   it('a followed file cut shorter in place (copytruncate) is read again from its start; every line once', async () => {
-    createStream(dir, ddl('ct'));
-    const file = join(dir, 'ct.log');
-    writeFileSync(file, Array.from({ length: 10 }, (_, i) => `${line(i)}\n`).join(''));
-    const ac = new AbortController();
-    const run = runAgentFile(
-      { url, stream: 'ct', file, chunkEveryMs: 100 },
-      { followMs: 20, signal: ac.signal },
-    );
-    const until = async (n: number) => {
-      for (let t = 0; t < 100 && (await allN('ct')).length < n; t++) await sleep(100);
-    };
+    const { file, ac, run, until } = followed('ct');
     await until(10);
     // logrotate's copytruncate: the same inode cut to 0, then written again, shorter than before; it was
     // read from the old end on, so these lines were never shipped (and the file's checkpoint went on
