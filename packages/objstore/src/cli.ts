@@ -15,7 +15,7 @@ import {
   parseFlags,
   UsageError,
 } from '@strata/cli';
-import { PreconditionFailedError } from './contract.js';
+import { NotFoundError, PreconditionFailedError } from './contract.js';
 import { costReport, loadPrices, type Workload } from './cost.js';
 import { openStore } from './index.js';
 import { WalStore } from './wal.js';
@@ -23,10 +23,28 @@ import { WalStore } from './wal.js';
 const storeFlag = { store: { type: 'string' } } as const;
 const defaultStore = 'file:./.strata/objects';
 
-function parseRange(r: string): { start: number; end: number } {
-  const m = /^(\d+)-(\d+)$/.exec(r);
-  if (!m) throw new UsageError(`--range: expected A-B (inclusive byte offsets), got '${r}'`);
-  return { start: Number(m[1]), end: Number(m[2]) };
+/**
+ * `--range` as HTTP's byte ranges (RFC 9110 14.1.2) name them: A-B (inclusive), A- (from A to the end) or
+ * -N (the last N bytes, whose start needs the object's size: `size` is asked for only then).
+ */
+async function parseRange(r: string, size: () => Promise<number>): Promise<{ start: number; end: number }> {
+  const m = /^(\d*)-(\d*)$/.exec(r);
+  const whole = (x: string) => x !== '' && Number.isSafeInteger(Number(x));
+  if (
+    !m ||
+    !(whole(m[1]!) || whole(m[2]!)) ||
+    (m[1] !== '' && !whole(m[1]!)) ||
+    (m[2] !== '' && !whole(m[2]!))
+  )
+    throw new UsageError(`--range: expected A-B, A- or -N (byte offsets, inclusive), got '${r}'`);
+  if (m[1] === '') {
+    const n = Number(m[2]);
+    if (n === 0) throw new UsageError(`--range: the last 0 bytes are no range ('${r}')`);
+    const total = await size();
+    return { start: Math.max(0, total - n), end: Math.max(0, total - 1) };
+  }
+  // an end past the object's is clamped by the store
+  return { start: Number(m[1]), end: m[2] === '' ? Number.MAX_SAFE_INTEGER : Number(m[2]) };
 }
 
 function sub(name: string, summary: string, usage: string, example: string, run: Command['run']): Command {
@@ -88,14 +106,21 @@ const put = sub(
 const get = sub(
   'get',
   'write an object (or a byte range of it) to stdout',
-  'get KEY [--range A-B] [--store URL]',
+  'get KEY [--range A-B|A-|-N] [--store URL]   (-N: the last N bytes; write --range=-N)',
   'strata store get logs/a.txt --range 0-99 --store file:./data',
   async (argv, io) => {
     const { values, positionals } = parseFlags(argv, { ...storeFlag, range: { type: 'string' } }, 1);
     const [key] = positionals;
     if (!key) throw new UsageError('expected KEY');
     return withStore(values.store, io, async (s) => {
-      const stream = await s.getStream(key, values.range ? { range: parseRange(values.range) } : {});
+      const range = values.range
+        ? await parseRange(values.range, async () => {
+            const info = await s.head(key);
+            if (!info) throw new NotFoundError(key);
+            return info.size;
+          })
+        : undefined;
+      const stream = await s.getStream(key, range ? { range } : {});
       await pipeline(stream, io.stdout, { end: false });
       return 0;
     });

@@ -82,6 +82,17 @@ describe('strata store', () => {
     expect((await run(['put', 'a/x', '-', '--store', s, '--if-match', etag], 'x')).code).toBe(1);
     expect((await run(['get', 'a/x', '--store', s])).out).toBe('hello2');
     expect((await run(['get', 'a/x', '--store', s, '--range', '1-3'])).out).toBe('ell');
+    // HTTP's other two forms: from an offset to the end, and the last N bytes (more than the object: all)
+    expect((await run(['get', 'a/x', '--store', s, '--range', '2-'])).out).toBe('llo2');
+    expect((await run(['get', 'a/x', '--store', s, '--range=-2'])).out).toBe('o2');
+    expect((await run(['get', 'a/x', '--store', s, '--range=-99'])).out).toBe('hello2');
+    expect((await run(['get', 'a/none', '--store', s, '--range=-2'])).err).toBe(
+      "strata store get: no object with key 'a/none'\n",
+    );
+    for (const bad of ['-', '5-2x', '=-0', '1-2-3', '99999999999999999999-']) {
+      const r = await run(['get', 'a/x', '--store', s, `--range${bad.startsWith('=') ? bad : `=${bad}`}`]);
+      expect(r.code, bad).toBe(2);
+    }
     expect((await run(['head', 'a/x', '--store', s, '--json'])).out).toMatch(/"size":6/);
     expect((await run(['ls', 'a/', '--store', s])).out).toMatch(/\ta\/x\n$/);
     expect((await run(['rm', 'a/x', '--store', s, '--if-match', etag])).err).toBe(
