@@ -29,22 +29,18 @@ const defaultStore = 'file:./.strata/objects';
  */
 async function parseRange(r: string, size: () => Promise<number>): Promise<{ start: number; end: number }> {
   const m = /^(\d*)-(\d*)$/.exec(r);
-  const whole = (x: string) => x !== '' && Number.isSafeInteger(Number(x));
-  if (
-    !m ||
-    !(whole(m[1]!) || whole(m[2]!)) ||
-    (m[1] !== '' && !whole(m[1]!)) ||
-    (m[2] !== '' && !whole(m[2]!))
-  )
+  const [a, b] = m ? [m[1]!, m[2]!] : ['', ''];
+  const offset = (x: string) => x === '' || Number.isSafeInteger(Number(x));
+  if (!m || (a === '' && b === '') || !offset(a) || !offset(b))
     throw new UsageError(`--range: expected A-B, A- or -N (byte offsets, inclusive), got '${r}'`);
-  if (m[1] === '') {
-    const n = Number(m[2]);
+  if (a === '') {
+    const n = Number(b);
     if (n === 0) throw new UsageError(`--range: the last 0 bytes are no range ('${r}')`);
     const total = await size();
     return { start: Math.max(0, total - n), end: Math.max(0, total - 1) };
   }
   // an end past the object's is clamped by the store
-  return { start: Number(m[1]), end: m[2] === '' ? Number.MAX_SAFE_INTEGER : Number(m[2]) };
+  return { start: Number(a), end: b === '' ? Number.MAX_SAFE_INTEGER : Number(b) };
 }
 
 function sub(name: string, summary: string, usage: string, example: string, run: Command['run']): Command {
