@@ -1479,6 +1479,13 @@ const packetOnlySteps = new Set([
  */
 const httpDenseAfterBytesPerState = 4;
 
+/**
+ * Lists of rules without a fast pattern made per kind of packet inspection and TCP flags byte, in every
+ * port group together (`Engine.packetAlways`): 32 kinds x 256 flags bytes in each of up to 1,024 groups
+ * would be 8 million lists; past this bound a TCP packet gets its kind's list whatever its flags.
+ */
+const packetAlwaysListsMax = 1 << 16;
+
 /** A port group scans with an automaton of its own once its scans have read this many bytes (`groupScanner`). */
 const groupOwnAfterBytes = 64 * 1024;
 
@@ -2325,8 +2332,13 @@ export class Engine {
     }
     const always = { list: Int32Array.from(keep), marker };
     g.packetAlways.set(key * 257 + flags + 1, always);
+    this.packetAlwaysLists++;
     return always;
   }
+
+  /** `packetAlways` lists made, in every group, and their bound (`packetAlwaysListsMax`; a test sets another). */
+  private packetAlwaysLists = 0;
+  private readonly packetAlwaysListsMax = packetAlwaysListsMax;
 
   /** The first rule of `g` after the pass that matched on this packet (all of them when none did). */
   private passEnd(g: RuleGroup): number {
@@ -3731,10 +3743,17 @@ export class Engine {
       (unest ? 1 : 0);
     let ctx: MatchCtx | undefined; // one for every evaluation here (matchCtx resets it)
     // visited: the candidates (stage 2 passed); the rules stage 1 admits and stage 2 spares are counted
-    const flags = d.proto === 6 ? d.tcpFlags : -1;
-    const always =
-      g.packetAlways.get(key * 257 + flags + 1) ??
-      this.packetAlways(g, key, d.proto, inStream, firstInDir, unest, dceOk, flags);
+    let flags = d.proto === 6 ? d.tcpFlags : -1;
+    let always = g.packetAlways.get(key * 257 + flags + 1);
+    if (!always) {
+      // past the bound on lists (traffic made for it: every flags byte in every port group), a TCP
+      // packet's list is its kind's, whatever its flags, as before the lists were per flags byte
+      if (flags >= 0 && this.packetAlwaysLists >= this.packetAlwaysListsMax) {
+        flags = -1;
+        always = g.packetAlways.get(key * 257);
+      }
+      always ??= this.packetAlways(g, key, d.proto, inStream, firstInDir, unest, dceOk, flags);
+    }
     const n = this.candidates(g, always.list);
     const cand = this.cand;
     let end = this.passEnd(g); // after a pass matched on this packet (in its stream)
