@@ -66,8 +66,11 @@ async function readText(input: Readable, t: TypeName, progress?: Progress): Prom
       grown.set(out as never);
       out = grown;
     }
+    // an integer type takes decimal digits with an optional sign, whatever its width (i32 and u32 took
+    // what Number() reads, 0x10 and 1e3 among it, where i64 and u64 refused them, and +5)
+    if ((big || t === 'i32' || t === 'u32') && !/^[+-]?\d+$/.test(s))
+      throw new CliError(`line ${line}: '${s.slice(0, 40)}' is not an integer`);
     if (big) {
-      if (!/^-?\d+$/.test(s)) throw new CliError(`line ${line}: '${s.slice(0, 40)}' is not an integer`);
       const x = BigInt(s);
       if (x < lo || x > hi) throw new CliError(`line ${line}: ${s.slice(0, 40)} is out of range for ${t}`);
       (out as BigInt64Array)[k++] = x;

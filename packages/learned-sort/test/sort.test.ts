@@ -294,6 +294,17 @@ describe('strata sort', () => {
       expect(await runCommand(cmd, ['--type', type, '--text'], c.io), `${type} ${v}`).toBe(1);
       expect(c.stderr()).toBe(`strata sort: line 2: ${v} is out of range for ${type}\n`);
     }
+    // every integer type: decimal digits with an optional sign, nothing else Number() reads
+    for (const type of ['i32', 'u32', 'i64', 'u64']) {
+      for (const v of ['0x10', '1e3', '1.0', '5-']) {
+        const c = captureIo(`0\n${v}\n`);
+        expect(await runCommand(cmd, ['--type', type, '--text'], c.io), `${type} ${v}`).toBe(1);
+        expect(c.stderr()).toBe(`strata sort: line 2: '${v}' is not an integer\n`);
+      }
+      const plus = captureIo('+5\n3\n');
+      expect(await runCommand(cmd, ['--type', type, '--text', '--quiet'], plus.io)).toBe(0);
+      expect(plus.stdout()).toBe('3\n5\n');
+    }
     const edges = captureIo('2147483647\n-2147483648\n');
     expect(await runCommand(cmd, ['--type', 'i32', '--text', '--quiet'], edges.io)).toBe(0);
     expect(edges.stdout()).toBe('-2147483648\n2147483647\n');
