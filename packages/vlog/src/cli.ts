@@ -279,9 +279,11 @@ const read = sub(
       },
       1,
     );
-    let from = intFlag('from', values.from, 0);
+    const fromFlag = values.from === undefined ? undefined : intFlag('from', values.from, 0);
     const to = intFlag('to', values.to, Number.MAX_SAFE_INTEGER);
     return withLog(positionals[0], values.meta, io, async (l) => {
+      // without --from, the log from its first record kept (it was position 0: after a trim, an error)
+      let from = fromFlag ?? l.firstPosition;
       for (;;) {
         const { tail } = await l.checkTail();
         while (from < Math.min(tail, to)) {

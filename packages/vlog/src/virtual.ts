@@ -138,6 +138,11 @@ export class VirtualLog implements Loglet {
   }
 
   /** The current chain (as last fetched). */
+  /** The first position not trimmed (0 until a trim): where a read of the whole log starts. */
+  get firstPosition(): number {
+    return this.trimPoint;
+  }
+
   get segments(): Chain['segments'] {
     return this.chain.segments;
   }

@@ -353,6 +353,12 @@ describe('strata log', () => {
     expect(past.err).toMatch(/--to 99 is past the tail \(4\)/);
     expect((await run(['trim', 'ev', ...meta, '--to', '2'])).code).toBe(0);
     expect((await run(['read', 'ev', ...meta, '--from', '2'])).out).toBe('2\tthree\n3\tfour\n');
+    // the whole log after a trim: from its first record kept (it failed on position 0); an explicit --from
+    // below the trim still says what was trimmed
+    expect((await run(['read', 'ev', ...meta])).out).toBe('2\tthree\n3\tfour\n');
+    expect((await run(['read', 'ev', ...meta, '--from', '0'])).err).toMatch(
+      /position 0 was trimmed \(the log starts at 2\)/,
+    );
     const missing = await run(['tail', 'nope', ...meta]);
     expect(missing.code).toBe(1);
     expect(missing.out).toBe('');
