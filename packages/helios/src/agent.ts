@@ -497,32 +497,28 @@ export async function runAgentFile(
       }
       const aged = p.sinceMs >= 0 && performance.now() - p.sinceMs >= sh.everyMs;
       if (aged) await flush(sh, source, p, true, false);
-      // cut shorter in place (logrotate's copytruncate): what the file holds now is new, from its start
-      // (it was read from the old end on: nothing until the file grew past it, then from the middle of a
-      // line, the lines before it lost)
-      if (fstatSync(fd).size < readPos) {
-        await flush(sh, source, p, true, true);
-        await sh.drain();
-        sh.stats.truncations++;
-        saveCheckpoint(ckpt, source, 0);
-        p.from = 0;
-        readPos = 0;
-        continue;
-      }
+      // rotated (a new inode at the path), or cut shorter in place (logrotate's copytruncate; it was read
+      // from the old end on: nothing until the file grew past it, then from the middle of a line, the
+      // lines before it lost): what is left of the old content is shipped, the file read from its start
+      const truncated = fstatSync(fd).size < readPos;
       let rotated = false;
       try {
-        rotated = statSync(file).ino !== ino;
+        rotated = !truncated && statSync(file).ino !== ino;
       } catch {
         rotated = false; // moved away and not recreated yet: keep draining the old inode
       }
-      if (rotated) {
-        // Lines appended to the old inode before the rename were read above; ship what is left of it.
+      if (truncated || rotated) {
         await flush(sh, source, p, true, true);
         await sh.drain();
-        closeSync(fd);
-        fd = openSync(file, 'r');
-        ino = statSync(file).ino;
-        source = `agent:${file}#${ino}`;
+        if (rotated) {
+          closeSync(fd);
+          fd = openSync(file, 'r');
+          ino = statSync(file).ino;
+          source = `agent:${file}#${ino}`;
+        } else {
+          sh.stats.truncations++;
+          saveCheckpoint(ckpt, source, 0); // a restart before the next acknowledgement starts at 0 too
+        }
         p.from = 0;
         readPos = 0;
         continue;

@@ -167,13 +167,15 @@ export async function startIngestServer(
       const bytes = all.subarray(0, to - from);
       const leaf = leafLen > 0 ? all.subarray(to - from) : undefined;
       const id = blockId(source, from, to, bytes);
-      if (key !== id)
+      if (key !== id) {
+        const k = String(key);
         return reply(400, {
           error:
             key === undefined
               ? `no Idempotency-Key header: it must be the block id ${id}`
-              : `Idempotency-Key ${String(key).slice(0, 80)}${String(key).length > 80 ? '...' : ''} is not the block id ${id}`,
+              : `Idempotency-Key ${k.length > 80 ? `${k.slice(0, 80)}...` : k} is not the block id ${id}`,
         });
+      }
       const leafKeys = leaf ? checkLeaf(leaf) : undefined;
       const text = bytes.toString('utf8');
       const lines = text.split('\n');

@@ -78,8 +78,6 @@ async function readText(input: Readable, t: TypeName, progress?: Progress): Prom
       const x = Number(s);
       if (Number.isNaN(x) && s !== 'NaN')
         throw new CliError(`line ${line}: '${s.slice(0, 40)}' is not a number`);
-      if ((t === 'i32' || t === 'u32') && !Number.isInteger(x))
-        throw new CliError(`line ${line}: '${s.slice(0, 40)}' is not an integer`);
       // a typed array would wrap an integer or round a float to infinity without a word; so would the
       // parse of a float literal past f64's range (1e400), which is not the literal Infinity
       const bad =

@@ -279,11 +279,6 @@ async function* frames(sock: Socket): AsyncGenerator<{ type: number; payload: Bu
   }
 }
 
-/**
- * Serves sync targets under `root` (paths may not escape it). A connection must send its HELLO within
- * `helloTimeoutMs` of its accept (default `syncHandshakeTimeoutMs`): a peer that connected and said
- * nothing was held as long as it stayed connected.
- */
 /** Longest path a HELLO may name. */
 const helloPathBytesMax = 4096;
 
@@ -292,7 +287,13 @@ const helloPathBytesMax = 4096;
  * "Cannot read properties of null", a path that was an object "Cannot convert object to primitive value").
  * The chunk size and the size are checked by the caller.
  */
-function parseHello(payload: Buffer): { path: string; chunkBytes: number; size: number } {
+interface Hello {
+  path: string;
+  chunkBytes: number;
+  size: number;
+}
+
+function parseHello(payload: Buffer): Hello {
   let v: unknown;
   try {
     v = JSON.parse(payload.toString('utf8'));
@@ -301,12 +302,17 @@ function parseHello(payload: Buffer): { path: string; chunkBytes: number; size: 
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v))
     throw new Error('HELLO is not a JSON object {path, chunkBytes, size}');
-  const h = v as { path: unknown; chunkBytes: number; size: number };
+  const h = v as Hello;
   if (typeof h.path !== 'string' || h.path.length === 0 || h.path.length > helloPathBytesMax)
     throw new Error(`HELLO's path must be a string of 1 to ${helloPathBytesMax} characters`);
-  return h as { path: string; chunkBytes: number; size: number };
+  return h;
 }
 
+/**
+ * Serves sync targets under `root` (paths may not escape it). A connection must send its HELLO within
+ * `helloTimeoutMs` of its accept (default `syncHandshakeTimeoutMs`): a peer that connected and said
+ * nothing was held as long as it stayed connected.
+ */
 export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}): Server {
   const base = resolve(root);
   const helloTimeoutMs = opts.helloTimeoutMs ?? syncHandshakeTimeoutMs;

@@ -137,12 +137,12 @@ export class VirtualLog implements Loglet {
     return this.chain;
   }
 
-  /** The current chain (as last fetched). */
   /** The first position not trimmed (0 until a trim): where a read of the whole log starts. */
   get firstPosition(): number {
     return this.trimPoint;
   }
 
+  /** The current chain (as last fetched). */
   get segments(): Chain['segments'] {
     return this.chain.segments;
   }
