@@ -504,8 +504,9 @@ export function wordSum(b: Uint8Array, from: number, to: number): number {
     const x = words[w]!;
     mid += (x & 0xffff) + (x >>> 16);
   }
+  // folded by division: past 2^32 (a range of more than 128 KiB) the 32-bit operators would drop its top
+  while (mid > 0xffff) mid = (mid % 0x10000) + Math.floor(mid / 0x10000);
   if (((i - from) & 1) === 1) return sum + mid;
-  while (mid > 0xffff) mid = (mid & 0xffff) + (mid >>> 16);
   return sum + (((mid & 0xff) << 8) | (mid >>> 8));
 }
 

@@ -87,6 +87,29 @@ describe('decoding details', () => {
     expect(wide).toBeGreaterThan(500); // the aligned-word path was taken
   });
 
+  it('sums ranges whose words add up past 2^32 (3 MiB of 0xff)', () => {
+    const fold = (x: number) => {
+      while (x > 0xffff) x = (x & 0xffff) + (x >>> 16);
+      return x;
+    };
+    // by the plain definition, in a sum that stays exact (below 2^53)
+    const plain = (b: Uint8Array) => {
+      let s = 0;
+      for (let i = 0; i < b.length; i += 2) s += (b[i]! << 8) | (i + 1 < b.length ? b[i + 1]! : 0);
+      return s % 0xffff || (s === 0 ? 0 : 0xffff);
+    };
+    for (const [n, lead] of [
+      [(3 << 20) + 1, 0],
+      [3 << 20, 1],
+      [1 << 19, 0],
+    ] as const) {
+      const buf = new Uint8Array(lead + n).fill(0xff);
+      buf[lead + n - 1] = 0x01;
+      const b = buf.subarray(lead);
+      expect(fold(wordSum(b, 0, n))).toBe(plain(b));
+    }
+  });
+
   it('ICMP payload starts after the 8-byte header; id and sequence come from it', () => {
     const f = new Uint8Array(20 + 8 + 4);
     f[0] = 0x45;
