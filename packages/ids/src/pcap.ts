@@ -112,12 +112,24 @@ class ByteReader {
       );
     const fast = this.take(n);
     if (fast) return fast;
-    // across chunks: joined into one
-    const first = this.chunks[0]!.subarray(this.pos);
-    const all = Buffer.concat([first, ...this.chunks.slice(1)]);
-    this.chunks = [all];
-    this.pos = 0;
-    return this.take(n)!;
+    // across chunks: the n bytes copied out of them, the rest of the last one left where it is (joining
+    // the first chunk's tail to the whole next chunk copied every 1 MiB read chunk once, a record
+    // straddling each boundary: 3% of a pass of ndpi-mix-a)
+    const out = Buffer.allocUnsafe(n);
+    for (let got = 0; got < n; ) {
+      const c = this.chunks[0]!;
+      const k = Math.min(n - got, c.length - this.pos);
+      c.copy(out, got, this.pos, this.pos + k);
+      got += k;
+      this.pos += k;
+      if (this.pos === c.length) {
+        this.chunks.shift();
+        this.pos = 0;
+      }
+    }
+    this.have -= n;
+    this.offset += n;
+    return out;
   }
 }
 

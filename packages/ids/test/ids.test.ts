@@ -202,6 +202,25 @@ describe('captures and decoding', () => {
     );
   });
 
+  it('copies only a record that straddles two chunks: the packets after it are views of the chunk read', async () => {
+    const frames = [tcpFrame('a'.repeat(100)), tcpFrame('b'.repeat(100)), tcpFrame('c'.repeat(100))];
+    const file = pcap(frames);
+    // cut inside the second record; each chunk in memory of its own, as a file stream's reads are
+    const cut = 24 + 16 + frames[0]!.length + 16 + 50;
+    const own = (b: Uint8Array) => Buffer.from(new Uint8Array(b).buffer);
+    const chunks = [own(file.subarray(0, cut)), own(file.subarray(cut))];
+    const got: Uint8Array[] = [];
+    for await (const p of readCapture(Readable.from(chunks))) got.push(p.data);
+    expect(got.map((d) => Buffer.from(d).toString('hex'))).toEqual(
+      frames.map((f) => Buffer.from(f).toString('hex')),
+    );
+    expect(got[0]!.buffer).toBe(chunks[0]!.buffer);
+    expect(got[1]!.buffer).not.toBe(chunks[1]!.buffer);
+    // the third record in place in the second chunk (not in a copy of all of it joined to the first's tail)
+    expect(got[2]!.buffer).toBe(chunks[1]!.buffer);
+    expect(got[2]!.byteOffset).toBe(chunks[1]!.byteOffset + (file.length - cut) - frames[2]!.length);
+  });
+
   it('reads both byte orders and nanosecond times the same, however cut (times, lengths, bytes)', async () => {
     const frames = [tcpFrame('a'), new Uint8Array(0), tcpFrame('z'.repeat(200))];
     /** A pcap of `frames` in one byte order; packet i at 1,700,000,000 + i s and 123,456 + i us. */
