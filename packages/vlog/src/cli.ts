@@ -281,6 +281,10 @@ const read = sub(
     );
     const fromFlag = values.from === undefined ? undefined : intFlag('from', values.from, 0);
     const to = intFlag('to', values.to, Number.MAX_SAFE_INTEGER);
+    // --to is the end, not included: --from N --to N is an empty range, past it a mistake (it printed
+    // nothing and exited 0, as an empty range does)
+    if (fromFlag !== undefined && fromFlag > to)
+      throw new UsageError(`--from ${fromFlag} is past --to ${to} (--to is the first position not read)`);
     return withLog(positionals[0], values.meta, io, async (l) => {
       // without --from, the log from its first record kept (it was position 0: after a trim, an error)
       let from = fromFlag ?? l.firstPosition;

@@ -359,6 +359,15 @@ describe('strata log', () => {
     expect((await run(['read', 'ev', ...meta, '--from', '0'])).err).toMatch(
       /position 0 was trimmed \(the log starts at 2\)/,
     );
+    // --to is not included: an empty range prints nothing, a reversed one is a usage error
+    expect((await run(['read', 'ev', ...meta, '--from', '3', '--to', '4'])).out).toBe('3\tfour\n');
+    expect(await run(['read', 'ev', ...meta, '--from', '3', '--to', '3'])).toMatchObject({
+      code: 0,
+      out: '',
+    });
+    const reversed = await run(['read', 'ev', ...meta, '--from', '3', '--to', '2']);
+    expect([reversed.code, reversed.out]).toEqual([2, '']);
+    expect(reversed.err).toMatch(/--from 3 is past --to 2/);
     const missing = await run(['tail', 'nope', ...meta]);
     expect(missing.code).toBe(1);
     expect(missing.out).toBe('');
