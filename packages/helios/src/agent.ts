@@ -13,6 +13,8 @@
  * read: a file simply waits, and a stream (stdin) stops being pulled, so the pipe fills and its writer
  * blocks (backpressure).
  */
+
+import { createHash } from 'node:crypto';
 import {
   closeSync,
   existsSync,
@@ -44,6 +46,11 @@ export const agentBackoffMs = 50;
 export const agentBackoffMsMax = 2_000;
 /** Bytes read from the source per read call (at most). */
 export const agentReadBytes = 256 << 10;
+/**
+ * A followed file's first bytes kept (and in its checkpoint, their SHA-256) to tell it from a file cut
+ * shorter in place and written again past the agent's offset between two looks, which its size cannot.
+ */
+export const agentHeadBytes = 1024;
 /**
  * Deadline of one request, its answer's body included, in ms: a server that accepted the connection and
  * never answered (or stalled mid-answer) held the agent forever. A timed-out request is retried.
@@ -97,7 +104,10 @@ export interface AgentStats {
   wireBytes: number;
   /** Chunks cut because their oldest line reached chunkEveryMs (the rest were cut by size or at the end). */
   chunksByTime: number;
-  /** Times a followed file was cut shorter in place (copytruncate) and read again from its start. */
+  /**
+   * Times a followed file was cut shorter in place (copytruncate), or cut and written again past the
+   * offset read (its first bytes changed), and read again from its start.
+   */
   truncations: number;
   /** Largest number of bytes the agent held in its chunk buffers (pending + in flight), and its bound. */
   bufferedBytesPeak: number;
@@ -401,12 +411,20 @@ async function flush(sh: Shipper, source: string, p: Pending, due: boolean, fina
   else if (due) p.sinceMs = performance.now(); // a line without its newline yet: wait another interval
 }
 
+/** A checkpoint: the source, the offset acknowledged, and the SHA-256 of the file's first bytes read. */
+interface Checkpoint {
+  source: string;
+  offset: number;
+  head?: { bytes: number; sha256: string };
+}
+
 /**
  * A checkpoint as `saveCheckpoint` writes it; anything else is an error naming the file (a damaged one was
  * a bare JSON error, or, of another shape, taken as no checkpoint: the file shipped again from its start,
- * cut into other chunks than before, which the server cannot tell from new ones).
+ * cut into other chunks than before, which the server cannot tell from new ones). One without `head` (as
+ * written before it was kept) is taken as it is.
  */
-function readCheckpoint(path: string): { source: string; offset: number } {
+function readCheckpoint(path: string): Checkpoint {
   const text = readFileSync(path, 'utf8');
   let c: unknown;
   try {
@@ -414,27 +432,56 @@ function readCheckpoint(path: string): { source: string; offset: number } {
   } catch {
     c = undefined;
   }
-  const o = c as { source?: unknown; offset?: unknown } | undefined;
+  const o = c as
+    | { source?: unknown; offset?: unknown; head?: { bytes?: unknown; sha256?: unknown } }
+    | undefined;
+  const head = o?.head;
   if (
     typeof o !== 'object' ||
     o === null ||
     typeof o.source !== 'string' ||
     !Number.isSafeInteger(o.offset) ||
-    (o.offset as number) < 0
+    (o.offset as number) < 0 ||
+    (head !== undefined &&
+      (typeof head !== 'object' ||
+        head === null ||
+        !Number.isSafeInteger(head.bytes) ||
+        (head.bytes as number) < 1 ||
+        (head.bytes as number) > agentHeadBytes ||
+        typeof head.sha256 !== 'string' ||
+        !/^[0-9a-f]{64}$/.test(head.sha256)))
   )
     throw new Error(
       `checkpoint ${path} is not {"source": NAME, "offset": BYTES} (${JSON.stringify(text.slice(0, 60))}): remove it to ship the file from its start`,
     );
-  return o as { source: string; offset: number };
+  return o as Checkpoint;
 }
 
-function saveCheckpoint(path: string, source: string, offset: number): void {
+function saveCheckpoint(path: string, source: string, offset: number, head: Buffer): void {
+  const c: Checkpoint = { source, offset };
+  if (head.length > 0) c.head = { bytes: head.length, sha256: sha256(head) };
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ source, offset }));
+  writeFileSync(tmp, JSON.stringify(c));
   const fd = openSync(tmp, 'r');
   fsyncSync(fd);
   closeSync(fd);
   renameSync(tmp, path);
+}
+
+function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** The first `n` bytes of the open file `fd` (fewer if it is shorter). */
+function readHead(fd: number, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  let got = 0;
+  while (got < n) {
+    const k = readSync(fd, b, got, n - got, got);
+    if (k === 0) break;
+    got += k;
+  }
+  return b.subarray(0, got);
 }
 
 /**
@@ -461,26 +508,55 @@ export async function runAgentFile(
   if (!opts.file) throw new Error('runAgentFile: opts.file is required');
   const file = resolve(opts.file);
   const ckpt = opts.checkpoint ?? `${file}.strata-ckpt`;
-  const sh = new Shipper(opts, (source, to) => saveCheckpoint(ckpt, source, to), fetchFn);
+  // the file's first bytes as read (at most agentHeadBytes; all of them while readPos is below that)
+  let head = Buffer.alloc(0);
+  const sh = new Shipper(opts, (source, to) => saveCheckpoint(ckpt, source, to, head), fetchFn);
   await sh.init();
   let ino = statSync(file).ino;
   let source = `agent:${file}#${ino}`;
-  let offset = 0;
-  if (existsSync(ckpt)) {
-    const c = readCheckpoint(ckpt);
-    // the same file cut shorter in place (copytruncate rotation): what it holds now is new, from its start
-    if (c.source === source && c.offset <= statSync(file).size) offset = c.offset;
-  }
-  sh.stats.offset = offset;
+  const c = existsSync(ckpt) ? readCheckpoint(ckpt) : undefined;
   let fd = openSync(file, 'r');
-  const p: Pending = { parts: [], bytes: 0, from: offset, sinceMs: -1 };
-  let readPos = offset;
-  const buf = Buffer.alloc(agentReadBytes);
   try {
+    let offset = 0;
+    // the same file cut shorter in place (copytruncate rotation), or cut and written again past the
+    // offset (its first bytes are not those read): what it holds now is new, from its start
+    if (c && c.source === source && c.offset <= fstatSync(fd).size) {
+      const now = readHead(fd, c.head?.bytes ?? Math.min(c.offset, agentHeadBytes));
+      if (c.head === undefined || (now.length === c.head.bytes && sha256(now) === c.head.sha256)) {
+        offset = c.offset;
+        head = Buffer.from(now.subarray(0, Math.min(now.length, offset)));
+      }
+    }
+    sh.stats.offset = offset;
+    const p: Pending = { parts: [], bytes: 0, from: offset, sinceMs: -1 };
+    let readPos = offset;
+    const buf = Buffer.alloc(agentReadBytes);
+    /** Whether the file is shorter than the offset read, or its first bytes are not those read. */
+    const cut = () =>
+      fstatSync(fd).size < readPos || (head.length > 0 && !readHead(fd, head.length).equals(head));
+    /** Ships what is pending and starts over at offset 0: of the new file at the path, or of this one. */
+    const restart = async (rotated: boolean) => {
+      await flush(sh, source, p, true, true);
+      await sh.drain();
+      if (rotated) {
+        closeSync(fd);
+        fd = openSync(file, 'r');
+        ino = statSync(file).ino;
+        source = `agent:${file}#${ino}`;
+      } else {
+        sh.stats.truncations++;
+        saveCheckpoint(ckpt, source, 0, Buffer.alloc(0)); // a restart before the next acknowledgement starts at 0 too
+      }
+      p.from = 0;
+      readPos = 0;
+      head = Buffer.alloc(0);
+    };
     for (;;) {
       sh.account(p.bytes);
       const n = readSync(fd, buf, 0, buf.length, readPos);
       if (n > 0) {
+        if (readPos < agentHeadBytes)
+          head = Buffer.concat([head, buf.subarray(0, Math.min(n, agentHeadBytes - readPos))]);
         readPos += n;
         if (p.sinceMs < 0) p.sinceMs = performance.now();
         p.parts.push(Buffer.from(buf.subarray(0, n)));
@@ -497,30 +573,19 @@ export async function runAgentFile(
       }
       const aged = p.sinceMs >= 0 && performance.now() - p.sinceMs >= sh.everyMs;
       if (aged) await flush(sh, source, p, true, false);
-      // rotated (a new inode at the path), or cut shorter in place (logrotate's copytruncate; it was read
-      // from the old end on: nothing until the file grew past it, then from the middle of a line, the
-      // lines before it lost): what is left of the old content is shipped, the file read from its start
-      const truncated = fstatSync(fd).size < readPos;
+      // rotated (a new inode at the path; its old one read to the end), or cut shorter in place
+      // (logrotate's copytruncate; it was read from the old end on: nothing until the file grew past it,
+      // then from the middle of a line, the lines before it lost), or cut and written again past the offset
+      // since the last look (its first bytes are not those read): what is left of the old content is
+      // shipped, the file read from its start
       let rotated = false;
       try {
-        rotated = !truncated && statSync(file).ino !== ino;
+        rotated = statSync(file).ino !== ino;
       } catch {
         rotated = false; // moved away and not recreated yet: keep draining the old inode
       }
-      if (truncated || rotated) {
-        await flush(sh, source, p, true, true);
-        await sh.drain();
-        if (rotated) {
-          closeSync(fd);
-          fd = openSync(file, 'r');
-          ino = statSync(file).ino;
-          source = `agent:${file}#${ino}`;
-        } else {
-          sh.stats.truncations++;
-          saveCheckpoint(ckpt, source, 0); // a restart before the next acknowledgement starts at 0 too
-        }
-        p.from = 0;
-        readPos = 0;
+      if (rotated || cut()) {
+        await restart(rotated);
         continue;
       }
       const waitMs = Math.min(
@@ -536,6 +601,9 @@ export async function runAgentFile(
         const t = setTimeout(done, waitMs);
         follow.signal?.addEventListener('abort', done);
       });
+      // and again before reading on: bytes read now from a file written again would be its new ones,
+      // from the middle of a line (a rotation waits: the old inode's last bytes are read first)
+      if (cut()) await restart(false);
     }
     await sh.drain();
   } finally {

@@ -1,5 +1,14 @@
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -223,6 +232,50 @@ describe('agent', () => {
     const st = await run;
     expect(st.truncations).toBe(1);
     expect(await allN('ct')).toEqual(Array.from({ length: 12 }, (_, i) => i));
+  });
+
+  it('a followed file cut and written again past the offset between two looks is read again from its start', async () => {
+    const { file, ac, run, until } = followed('rw');
+    await until(10);
+    // cut and written again at once, longer than before: its size never drops below the offset read, so
+    // only its first bytes tell (it was read on from the old offset, in the middle of a line)
+    writeFileSync(file, Array.from({ length: 20 }, (_, i) => `${line(10 + i)}\n`).join(''));
+    await until(30);
+    ac.abort();
+    const st = await run;
+    expect(st.truncations).toBe(1);
+    expect(await allN('rw')).toEqual(Array.from({ length: 30 }, (_, i) => i));
+  });
+
+  it("a checkpoint keeps the SHA-256 of the file's first bytes: a file written again past the offset ships from 0", async () => {
+    createStream(dir, ddl('hd'));
+    const file = join(dir, 'hd.log');
+    const ckpt = `${file}.strata-ckpt`;
+    writeFileSync(file, `${line(0)}\n${line(1)}\n`);
+    expect((await runAgentOnce({ url, stream: 'hd', file })).lines).toBe(2);
+    const saved = JSON.parse(readFileSync(ckpt, 'utf8'));
+    expect(saved.head).toEqual({
+      bytes: statSync(file).size,
+      sha256: createHash('sha256').update(readFileSync(file)).digest('hex'),
+    });
+    // appended: resumes at the offset
+    appendFileSync(file, `${line(2)}\n`);
+    expect((await runAgentOnce({ url, stream: 'hd', file })).lines).toBe(1);
+    // cut and written again while the agent was down, longer than the offset: from its start
+    writeFileSync(file, Array.from({ length: 5 }, (_, i) => `${line(3 + i)}\n`).join(''));
+    expect((await runAgentOnce({ url, stream: 'hd', file })).lines).toBe(5);
+    expect(await allN('hd')).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    // a checkpoint as written before the head was kept resumes at its offset
+    const size = statSync(file).size;
+    writeFileSync(ckpt, JSON.stringify({ source: saved.source, offset: size }));
+    appendFileSync(file, `${line(8)}\n`);
+    expect((await runAgentOnce({ url, stream: 'hd', file })).lines).toBe(1);
+    expect(await allN('hd')).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    for (const head of [{ bytes: 0, sha256: saved.head.sha256 }, { bytes: 10, sha256: 'x' }, 'abc']) {
+      const bad = JSON.stringify({ source: saved.source, offset: 1, head });
+      writeFileSync(ckpt, bad);
+      await expect(runAgentOnce({ url, stream: 'hd', file })).rejects.toThrow(`checkpoint ${ckpt} is not`);
+    }
   });
 
   it('CLI: strata stream agent STREAM - reads stdin and reports CPU and memory in --json', async () => {
