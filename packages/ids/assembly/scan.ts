@@ -12,12 +12,19 @@
 //   seen    u8[ids + 1]        heads reported by the scan under way (the no-output id's stays 1; the
 //                              others are cleared again before `scan` returns)
 //   out     i32[ids + 1]       the states reported, each with a head not reported before in this scan
+//   visited u8[states]         per state, 1 when a scan need not look at it: a state without output
+//                              always, one with output once the scan under way has been in it (cleared
+//                              again before `scan` returns); the scan's test at every byte is one load
+//   touched i32[states]        the states with output the scan under way has been in
 //   input   the bytes to scan (the rest of the memory)
 
 let delta: usize = 0;
 let headId: usize = 0;
 let seen: usize = 0;
 let out: usize = 0;
+let visited: usize = 0;
+let touched: usize = 0;
+let touchedN: i32 = 0;
 let overlap: i32 = 0;
 let reported: i32 = 0;
 /** The state after the last scan's input. */
@@ -28,41 +35,55 @@ const twoLanesBytesMin: i32 = 256;
 /** Inputs this long and more are scanned as four quarters at once. */
 const fourLanesBytesMin: i32 = 1024;
 
-export function setup(deltaAt: usize, headIdAt: usize, seenAt: usize, outAt: usize, longest: i32): void {
+export function setup(
+  deltaAt: usize,
+  headIdAt: usize,
+  seenAt: usize,
+  outAt: usize,
+  visitedAt: usize,
+  touchedAt: usize,
+  longest: i32,
+): void {
   delta = deltaAt;
   headId = headIdAt;
   seen = seenAt;
   out = outAt;
+  visited = visitedAt;
+  touched = touchedAt;
   overlap = longest > 0 ? longest - 1 : 0;
 }
 
-/** Reports state `s` if its output chain's head is new to the scan. */
-@inline
-function report(s: u32, hd: usize, sn: usize): void {
-  const id = <usize>load<i32>(hd + (<usize>s << 2));
-  if (load<u8>(sn + id) == 0) {
-    store<u8>(sn + id, 1);
+/** A state with output not visited before in this scan: marked, and reported if its chain's head is new. */
+function visit(s: u32): void {
+  store<u8>(visited + <usize>s, 1);
+  store<i32>(touched + (<usize>touchedN << 2), <i32>s);
+  touchedN++;
+  const id = <usize>load<i32>(headId + (<usize>s << 2));
+  if (load<u8>(seen + id) == 0) {
+    store<u8>(seen + id, 1);
     store<i32>(out + (<usize>reported << 2), <i32>s);
     reported++;
   }
 }
 
-/** 1 if the output-chain heads of all three states were reported, else 0. */
+/** `visit`s state `s` unless the scan need not look at it. */
 @inline
-function seen3(s1: u32, s2: u32, s3: u32, hd: usize, sn: usize): u32 {
-  return (
-    <u32>load<u8>(sn + <usize>load<i32>(hd + (<usize>s1 << 2))) &
-    <u32>load<u8>(sn + <usize>load<i32>(hd + (<usize>s2 << 2))) &
-    <u32>load<u8>(sn + <usize>load<i32>(hd + (<usize>s3 << 2)))
-  );
+function report(s: u32, vs: usize): void {
+  if (load<u8>(vs + <usize>s) == 0) visit(s);
+}
+
+/** 1 when the scan need not look at any of the three states, else 0. */
+@inline
+function seen3(s1: u32, s2: u32, s3: u32, vs: usize): u32 {
+  return <u32>load<u8>(vs + <usize>s1) & <u32>load<u8>(vs + <usize>s2) & <u32>load<u8>(vs + <usize>s3);
 }
 
 @inline
-function report3(s1: u32, s2: u32, s3: u32, hd: usize, sn: usize): void {
-  if (seen3(s1, s2, s3, hd, sn) == 0) {
-    report(s1, hd, sn);
-    report(s2, hd, sn);
-    report(s3, hd, sn);
+function report3(s1: u32, s2: u32, s3: u32, vs: usize): void {
+  if (seen3(s1, s2, s3, vs) == 0) {
+    report(s1, vs);
+    report(s2, vs);
+    report(s3, vs);
   }
 }
 
@@ -81,10 +102,10 @@ function step(s: u32, input: usize, i: i32, dl: usize): u32 {
  */
 export function scan(input: usize, len: i32, from: u32): i32 {
   reported = 0;
+  touchedN = 0;
   // the globals in locals: the loops below read them at every byte
   const dl = delta;
-  const hd = headId;
-  const sn = seen;
+  const vs = visited;
   let s = from;
   if (len >= fourLanesBytesMin && len >= 8 * overlap) {
     // four quarters: lanes 1-3 first run the `overlap` bytes before their quarters, then all four at once
@@ -99,24 +120,23 @@ export function scan(input: usize, len: i32, from: u32): i32 {
       s1 = step(s1, input, j1, dl);
       s2 = step(s2, input, j2, dl);
       s3 = step(s3, input, j3, dl);
-      report3(s1, s2, s3, hd, sn);
+      report3(s1, s2, s3, vs);
     }
     for (let i = 0; i < q; i++, j1++, j2++, j3++) {
       s = step(s, input, i, dl);
       s1 = step(s1, input, j1, dl);
       s2 = step(s2, input, j2, dl);
       s3 = step(s3, input, j3, dl);
-      const h = <usize>load<i32>(hd + (<usize>s << 2));
-      if ((<u32>load<u8>(sn + h) & seen3(s1, s2, s3, hd, sn)) == 0) {
-        report(s, hd, sn);
-        report(s1, hd, sn);
-        report(s2, hd, sn);
-        report(s3, hd, sn);
+      if ((<u32>load<u8>(vs + <usize>s) & seen3(s1, s2, s3, vs)) == 0) {
+        report(s, vs);
+        report(s1, vs);
+        report(s2, vs);
+        report(s3, vs);
       }
     }
     for (; j3 < len; j3++) {
       s3 = step(s3, input, j3, dl);
-      report(s3, hd, sn);
+      report(s3, vs);
     }
     s = s3;
   } else if (len >= twoLanesBytesMin && len >= 4 * overlap) {
@@ -126,28 +146,27 @@ export function scan(input: usize, len: i32, from: u32): i32 {
     for (let i = 0; i < mid; i++, j++) {
       s = step(s, input, i, dl);
       s2 = step(s2, input, j, dl);
-      const h = <usize>load<i32>(hd + (<usize>s << 2));
-      const h2 = <usize>load<i32>(hd + (<usize>s2 << 2));
       // one branch for both, almost never taken
-      if ((<u32>load<u8>(sn + h) & <u32>load<u8>(sn + h2)) == 0) {
-        report(s, hd, sn);
-        report(s2, hd, sn);
+      if ((<u32>load<u8>(vs + <usize>s) & <u32>load<u8>(vs + <usize>s2)) == 0) {
+        report(s, vs);
+        report(s2, vs);
       }
     }
     for (; j < len; j++) {
       s2 = step(s2, input, j, dl);
-      report(s2, hd, sn);
+      report(s2, vs);
     }
     // the match in progress at the end began in the second lane's bytes (more than `overlap` of them)
     s = s2;
   } else
     for (let i = 0; i < len; i++) {
       s = step(s, input, i, dl);
-      report(s, hd, sn);
+      report(s, vs);
     }
   state = s;
   for (let k = 0; k < reported; k++)
     store<u8>(seen + <usize>load<i32>(headId + (<usize>load<i32>(out + (<usize>k << 2)) << 2)), 0);
+  for (let k = 0; k < touchedN; k++) store<u8>(visited + <usize>load<i32>(touched + (<usize>k << 2)), 0);
   return reported;
 }
 

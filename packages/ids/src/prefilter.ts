@@ -95,7 +95,8 @@ export class MultiMatcher {
   /**
    * Per state: the id of the first pattern on its output chain, or `noOutput` (one past the highest id).
    * A scan tests `seen[headId[state]]` for every byte: one branch that is almost always not taken, where a
-   * test of "has an output" is taken at a fifth of the bytes of real traffic, unpredictably.
+   * test of "has an output" is taken at a fifth of the bytes of real traffic, unpredictably. (The
+   * WebAssembly scan tests a byte per state instead, set once the scan has been in the state: one load.)
    */
   private readonly headId: Int32Array;
   /** Ids the scan under way has walked from (its chain below them walked too); `seen[noOutput]` stays 1. */

@@ -20,7 +20,15 @@ interface WasmApi {
   Memory: new (size: { initial: number }) => WasmMemory;
 }
 interface ScanExports {
-  setup(deltaAt: number, headIdAt: number, seenAt: number, outAt: number, longest: number): void;
+  setup(
+    deltaAt: number,
+    headIdAt: number,
+    seenAt: number,
+    outAt: number,
+    visitedAt: number,
+    touchedAt: number,
+    longest: number,
+  ): void;
   scan(input: number, len: number, from: number): number;
   lastState(): number;
 }
@@ -64,6 +72,8 @@ export class WasmScan {
   readonly delta: Uint16Array;
   private readonly headIdAt: number;
   private readonly deltaAt: number;
+  private readonly visitedAt: number;
+  private readonly touchedAt: number;
   private readonly noOutput: number;
 
   /**
@@ -88,6 +98,8 @@ export class WasmScan {
     this.seenAt = place(noOutput + 1);
     this.outLength = noOutput + 1;
     this.outAt = place(this.outLength * 4);
+    this.visitedAt = place(states);
+    this.touchedAt = place(states * 4);
     this.inputAt = place(0);
     this.memory = new api.Memory({ initial: Math.ceil((at + inputBytesInitial) / wasmPageBytes) });
     this.exports = new api.Instance(module, { env: { memory: this.memory } })
@@ -101,7 +113,18 @@ export class WasmScan {
   ready(headId: Int32Array, longest: number): void {
     this.mem8.set(new Uint8Array(headId.buffer, headId.byteOffset, headId.byteLength), this.headIdAt);
     this.mem8[this.seenAt + this.noOutput] = 1;
-    this.exports.setup(this.deltaAt, this.headIdAt, this.seenAt, this.outAt, longest);
+    // a state without output is never looked at: visited for good
+    for (let s = 0; s < headId.length; s++)
+      this.mem8[this.visitedAt + s] = headId[s] === this.noOutput ? 1 : 0;
+    this.exports.setup(
+      this.deltaAt,
+      this.headIdAt,
+      this.seenAt,
+      this.outAt,
+      this.visitedAt,
+      this.touchedAt,
+      longest,
+    );
   }
 
   /**
