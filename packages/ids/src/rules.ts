@@ -329,6 +329,9 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
   const err = (col: number, m: string) => new RuleSyntaxError(file, line, col, m);
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
+  // snort.conf's `include FILE` (Snort 2) is a configuration line, not a rule
+  if (open < 0 && /^include\s/.test(text))
+    throw err(1, "an 'include' line (snort.conf) is not a rule: load the file it names as rules of its own");
   if (open < 0) throw err(1, "expected '(' starting the rule options");
   if (close < open) throw err(text.length, "expected ')' closing the rule options");
   if (text.slice(close + 1).trim() !== '') throw err(close + 2, 'unexpected text after the closing )');
@@ -481,9 +484,12 @@ export interface RuleSet {
   errors: RuleSyntaxError[];
 }
 
-/** Parses a rules file: comments and blank lines skipped, `\` line continuations joined. */
-export function parseRules(text: string, file = '<rules>'): RuleSet {
-  const set: RuleSet = { rules: [], skipped: [], errors: [] };
+/**
+ * A rules file's rules as text, each with its first line's number (1-based): comments and blank lines
+ * skipped, a line ending in `\` joined with the next (Snort 2's and Suricata's multi-line rules).
+ */
+export function ruleLines(text: string): { text: string; line: number }[] {
+  const out: { text: string; line: number }[] = [];
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const start = i;
@@ -491,10 +497,19 @@ export function parseRules(text: string, file = '<rules>'): RuleSet {
     while (l.endsWith('\\') && i + 1 < lines.length) l = l.slice(0, -1) + lines[++i]!;
     const t = l.trim();
     if (t === '' || t.startsWith('#')) continue;
+    out.push({ text: t, line: start + 1 });
+  }
+  return out;
+}
+
+/** Parses a rules file (`ruleLines`): rules with a keyword the engine does not know are listed apart. */
+export function parseRules(text: string, file = '<rules>'): RuleSet {
+  const set: RuleSet = { rules: [], skipped: [], errors: [] };
+  for (const { text: t, line } of ruleLines(text)) {
     try {
-      const r = parseRule(t, file, start + 1);
+      const r = parseRule(t, file, line);
       const unknown = r.options.find((o) => !knownKeywords.has(o.keyword));
-      if (unknown) set.skipped.push({ sid: r.sid, keyword: unknown.keyword, file, line: start + 1 });
+      if (unknown) set.skipped.push({ sid: r.sid, keyword: unknown.keyword, file, line });
       else set.rules.push(r);
     } catch (e) {
       if (e instanceof RuleSyntaxError) set.errors.push(e);

@@ -8,7 +8,7 @@ import type { FlowTableStats } from './flow.js';
 import type { HttpAnomalies } from './http.js';
 import { type Packet, PcapWriter, readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import { rejectFrames } from './reject.js';
-import { parseRule, type Rule, RuleSyntaxError } from './rules.js';
+import { parseRule, type Rule, RuleSyntaxError, ruleLines } from './rules.js';
 import { copyBytes } from './stream.js';
 
 export interface RunResult {
@@ -54,20 +54,21 @@ export interface Verdict {
   responses: Uint8Array[];
 }
 
-/** Parses rule text line by line; every syntax error is collected with file:line:column. */
+/**
+ * Parses rule text (`ruleLines`: comments skipped, `\` continuations joined); every syntax error is
+ * collected with file:line:column. (It split on every newline: a rule continued with `\` was two errors.)
+ */
 export function loadRules(text: string, file: string): { rules: Rule[]; errors: string[] } {
   const rules: Rule[] = [];
   const errors: string[] = [];
-  text.split(/\r?\n/).forEach((l, i) => {
-    const t = l.trim();
-    if (!t || t.startsWith('#')) return;
+  for (const { text: t, line } of ruleLines(text)) {
     try {
-      rules.push(parseRule(t, file, i + 1));
+      rules.push(parseRule(t, file, line));
     } catch (e) {
       if (e instanceof RuleSyntaxError) errors.push(e.message);
       else throw e;
     }
-  });
+  }
   return { rules, errors };
 }
 

@@ -91,6 +91,22 @@ describe('strata ids', () => {
     );
   });
 
+  it('a rule continued over lines with \\ loads as parseRules reads it; an error names the line it starts on', async () => {
+    // Snort 2's and Suricata's multi-line rules: the CLI split on every newline (two syntax errors)
+    writeFileSync(
+      join(dir, 'multi.rules'),
+      '# two lines\r\nalert tcp any any -> any 8080 (msg:"multi"; \\\r\n  content:"MARK-b"; sid:7;)\n' +
+        'alert tcp any any -> any 8080 (msg:"bad" \\\n  sid:8;)\n',
+    );
+    const c = captureIo('', {}, dir);
+    const rc = await runCommand(commands[0]!, ['--rules', 'multi.rules', 'a.pcap', 'b.pcap'], c.io);
+    expect(rc).toBe(0);
+    expect(c.stdout().trim().split('\n')).toHaveLength(1);
+    expect(c.stdout()).toContain('multi');
+    expect(c.stderr()).toMatch(/multi\.rules:4:\d+: /);
+    expect(c.stderr()).toMatch(/1 rules loaded, 1 malformed/);
+  });
+
   it('the stats give the rate per CPU-second of the process beside the wall-time rate', async () => {
     const r = await ids(['a.pcap', 'b.pcap', '--stats', 'stats.json', '--quiet']);
     expect(r.rc).toBe(0);

@@ -55,7 +55,7 @@ describe('rule parser', () => {
 
   it('reports syntax errors with file, line and column', () => {
     const set = parseRules(
-      '# comment\n\nalert tcp any any -> any any (msg:"ok"; sid:1;)\nalert tcp any any => any any (sid:2;)\nalert tcp any any -> any any (content:"|4|"; sid:3;)\nalert tcp any any -> any any (msg:"x" sid:4)\n',
+      '# comment\n\nalert tcp any any -> any any (msg:"ok"; sid:1;)\nalert tcp any any => any any (sid:2;)\nalert tcp any any -> any any (content:"|4|"; sid:3;)\nalert tcp any any -> any any (msg:"x" sid:4)\ninclude $RULE_PATH/web.rules\n',
       'f.rules',
     );
     expect(set.rules).toHaveLength(1);
@@ -63,6 +63,8 @@ describe('rule parser', () => {
       expect.stringMatching(/^f\.rules:4:\d+: expected '->' or '<>'/),
       expect.stringMatching(/^f\.rules:5:\d+: content: malformed \|hex\|/),
       expect.stringMatching(/^f\.rules:6:\d+: option .* is not terminated/),
+      // snort.conf's include: said so (it was "expected '(' starting the rule options")
+      "f.rules:7:1: an 'include' line (snort.conf) is not a rule: load the file it names as rules of its own",
     ]);
   });
 
