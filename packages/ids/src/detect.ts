@@ -344,10 +344,12 @@ type PortTest = (p: number) => boolean;
 
 /** A dotted IPv4 address's text as an unsigned 32-bit number (rule loading: packets are tested on bytes). */
 function ipv4ToInt(ip: string): number | undefined {
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
-  return m
-    ? ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0
-    : undefined;
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m) return undefined;
+  const [a, b, c, d] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+  // an octet past 255 is no address (300.1.1.1 was read as 44.1.1.1: 300 << 24 wraps)
+  if (a > 255 || b > 255 || c > 255 || d > 255) return undefined;
+  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
 }
 
 function splitList(s: string): string[] {
@@ -414,7 +416,10 @@ function addrBytesTest(spec: string, vars: Record<string, string>, depth = 0): A
     return addrBytesTest(v, vars, depth + 1);
   }
   if (s.startsWith('[')) {
+    // unclosed, the list lost its last character instead ([10.0.0.0/8,192.168.0.0/16 gave 192.168.0.0/1)
+    if (!s.endsWith(']')) throw new Error(`address list '${s}' is not closed by ]`);
     const parts = splitList(s.slice(1, -1)).map((p) => addrBytesTest(p, vars, depth + 1));
+    if (parts.length === 0) throw new Error(`empty address list '${s}'`);
     return (a) => {
       for (let i = 0; i < parts.length; i++) if (parts[i]!(a)) return true;
       return false;
@@ -424,6 +429,8 @@ function addrBytesTest(spec: string, vars: Record<string, string>, depth = 0): A
   if (range) {
     // an address range (Suricata): lo-hi inclusive, IPv4 or IPv6
     const [lo4, hi4] = [ipv4ToInt(range[1]!), ipv4ToInt(range[2]!)];
+    if (lo4 !== undefined && hi4 !== undefined && lo4 > hi4)
+      throw new Error(`address range '${s}' ends before it starts`);
     if (lo4 !== undefined && hi4 !== undefined)
       return (a) => {
         if (a.length !== 4) return false;
@@ -434,8 +441,12 @@ function addrBytesTest(spec: string, vars: Record<string, string>, depth = 0): A
     if (lo6?.length !== 16 || hi6?.length !== 16) throw new Error(`bad address range '${s}'`);
     return (a) => a.length === 16 && compareAddr(a, lo6) >= 0 && compareAddr(a, hi6) <= 0;
   }
-  const [base, bits] = s.split('/') as [string, string | undefined];
+  const [base, bits, more] = s.split('/') as [string, string | undefined, string | undefined];
   const b4 = ipv4ToInt(base);
+  const width = b4 !== undefined ? 32 : 128;
+  // what matched nothing, silently: a prefix past the address's bits, not a number, or no address at all
+  if (more !== undefined || (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= width)))
+    throw new Error(`bad prefix length in '${s}' (0-${width} bits)`);
   if (b4 !== undefined) {
     const n = bits === undefined ? 32 : Number(bits);
     const mask = n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0;
@@ -445,7 +456,7 @@ function addrBytesTest(spec: string, vars: Record<string, string>, depth = 0): A
   // IPv6: the first n bits of the expanded address
   const want = addrBytesOf(base);
   const n = bits === undefined ? 128 : Number(bits);
-  if (want?.length !== 16) return () => false;
+  if (want?.length !== 16) throw new Error(`bad address '${s}'`);
   const whole = Math.min(16, n >> 3);
   const partMask = n < 128 ? (0xff00 >> (n & 7)) & 0xff : 0;
   return (a) => {
@@ -457,11 +468,16 @@ function addrBytesTest(spec: string, vars: Record<string, string>, depth = 0): A
 
 function expand6(ip: string): number[] | undefined {
   if (!ip.includes(':')) return undefined;
-  const [a, b] = ip.split('::') as [string, string | undefined];
+  const halves = ip.split('::');
+  if (halves.length > 2) return undefined;
+  const [a, b] = halves as [string, string | undefined];
   const head = a ? a.split(':') : [];
   const tail = b ? b.split(':') : [];
+  // each group 1-4 hex digits ('1g' was read as 1, an embedded IPv4 address as its first number)
+  if (![...head, ...tail].every((x) => /^[0-9a-fA-F]{1,4}$/.test(x))) return undefined;
+  if (b !== undefined && head.length + tail.length > 7) return undefined;
   const fill = b === undefined ? [] : Array(8 - head.length - tail.length).fill('0');
-  const g = [...head, ...fill, ...tail].map((x) => Number.parseInt(x || '0', 16));
+  const g = [...head, ...fill, ...tail].map((x) => Number.parseInt(x, 16));
   return g.length === 8 ? g : undefined;
 }
 
@@ -486,19 +502,31 @@ function portIntervals(spec: string, vars: Record<string, string>, depth: number
     return portIntervals(v, vars, depth + 1);
   }
   if (s.startsWith('[')) {
+    if (!s.endsWith(']')) throw new Error(`port list '${s}' is not closed by ]`);
+    const parts = splitList(s.slice(1, -1));
+    if (parts.length === 0) throw new Error(`empty port list '${s}'`);
     const all: number[] = [];
-    for (const part of splitList(s.slice(1, -1))) all.push(...portIntervals(part, vars, depth + 1));
+    for (const part of parts) all.push(...portIntervals(part, vars, depth + 1));
     return union(all);
   }
+  // a port past 65535 or a range ending before it starts matched nothing, silently
   const m = /^(\d*):(\d*)$/.exec(s);
   if (m) {
-    const lo = m[1] ? Number(m[1]) : 0;
-    const hi = Math.min(m[2] ? Number(m[2]) : 0xffff, 0xffff);
-    return lo <= hi ? [lo, hi] : [];
+    const lo = m[1] ? portNumber(m[1], s) : 0;
+    const hi = m[2] ? portNumber(m[2], s) : 0xffff;
+    if (lo > hi) throw new Error(`port range '${s}' ends before it starts`);
+    return [lo, hi];
   }
   if (!/^\d+$/.test(s)) throw new Error(`bad port '${s}'`);
-  const n = Number(s);
-  return n <= 0xffff ? [n, n] : [];
+  const n = portNumber(s, s);
+  return [n, n];
+}
+
+/** A port's number from its digits; past 65535 an error naming `spec`. */
+function portNumber(digits: string, spec: string): number {
+  const n = Number(digits);
+  if (n > 0xffff) throw new Error(`port ${digits} in '${spec}' is over 65535`);
+  return n;
 }
 
 /** Flat intervals (any order, overlapping) as sorted, disjoint, non-adjacent ones. */

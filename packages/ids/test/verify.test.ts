@@ -31,6 +31,33 @@ describe('addresses and ports', () => {
     expect(() => portTest('$NOPE', {})).toThrow(/undefined variable/);
   });
 
+  it('a malformed address spec is an error naming it (each matched nothing, or something else, silently)', () => {
+    for (const [bad, why] of [
+      // 300 << 24 wrapped: read as 44.1.1.1
+      ['300.1.1.1', /bad address '300.1.1.1'/],
+      ['10.0.0.0/33', /bad prefix length in '10.0.0.0\/33' \(0-32 bits\)/],
+      ['10.0.0.0/x', /bad prefix length/],
+      ['10.0.0.0/8/8', /bad prefix length/],
+      ['2001:db8::/129', /bad prefix length in '2001:db8::\/129' \(0-128 bits\)/],
+      ['2001:dg8::1', /bad address/],
+      ['1::2::3', /bad address/],
+      ['1:2:3:4:5:6:7:8:9', /bad address/],
+      ['10.0.0.9-10.0.0.1', /address range '10.0.0.9-10.0.0.1' ends before it starts/],
+      // unclosed, the list lost its last character: 192.168.0.0/1, half of every IPv4 address
+      ['[10.0.0.0/8,192.168.0.0/16', /address list '\[10.0.0.0\/8,192.168.0.0\/16' is not closed by \]/],
+      ['[]', /empty address list/],
+      ['$H', /bad prefix length in '10.0.0.0\/40'/],
+    ] as const)
+      expect(() => addrTest(bad, { H: '10.0.0.0/40' }), bad).toThrow(why);
+    // still read: IPv6 shorthands, full forms, ranges
+    expect(addrTest('::', {})('::')).toBe(true);
+    expect(addrTest('::1', {})('::1')).toBe(true);
+    expect(addrTest('1:2:3:4:5:6:7:8', {})('1:2:3:4:5:6:7:8')).toBe(true);
+    expect(addrTest('1:2:3:4:5:6:7::', {})('1:2:3:4:5:6:7:0')).toBe(true);
+    expect(addrTest('10.0.0.1-10.0.0.9', {})('10.0.0.5')).toBe(true);
+    expect(addrTest('255.255.255.255', {})('255.255.255.255')).toBe(true);
+  });
+
   it('prefixes of every length and ranges, IPv4 and IPv6, against a reference on big integers (property)', () => {
     const v4 = fc.array(fc.nat(255), { minLength: 4, maxLength: 4 });
     const v6 = fc.array(fc.nat(0xffff), { minLength: 8, maxLength: 8 });
