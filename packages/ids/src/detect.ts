@@ -878,6 +878,7 @@ function fragbitsTest(v: string): (flags: number) => boolean {
 function numTest(v: string): (n: number) => boolean {
   const s = v.replace(/\s+/g, '');
   let m = /^(\d+)(?:<>|-)(\d+)$/.exec(s);
+  if (m && Number(m[1]) > Number(m[2])) throw new Error(`numeric range '${v}' ends before it starts`);
   if (m) return (n) => n > Number(m![1]) && n < Number(m![2]);
   m = /^(<=|>=|<|>|=|!)?(\d+)$/.exec(s);
   if (!m) throw new Error(`bad numeric test '${v}'`);
@@ -2663,6 +2664,13 @@ export class Engine {
         }
         case 'flowbits': {
           const [op, names] = v.split(',').map((x) => x.trim()) as [string, string | undefined];
+          // an unknown operation, or one without its bit names, was kept and never acted on
+          if (!['set', 'unset', 'toggle', 'isset', 'isnotset', 'noalert'].includes(op))
+            throw new Error(
+              `flowbits: unknown operation '${op}' (set, unset, toggle, isset, isnotset, noalert)`,
+            );
+          if (op !== 'noalert' && !(names ?? '').split(/[|&]/).every((x) => /^[\w.-]+$/.test(x.trim())))
+            throw new Error(`flowbits:${op} needs bit names (a, a|b or a&b), got '${names ?? ''}'`);
           if (op === 'noalert') noalert = true;
           else
             flowbits.push({
@@ -2687,6 +2695,9 @@ export class Engine {
           parseTag(v);
           break;
         case 'priority':
+          // a whole number from 1 (it was Number(v): 'abc' gave NaN)
+          if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 0x7fffffff)
+            throw new Error(`priority: expected a whole number from 1, got '${v}'`);
           priority = Number(v);
           break;
       }

@@ -324,6 +324,21 @@ function unquote(v: string): string {
   return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
 }
 
+/** The variables the byte_extract and byte_math options among `options` set (their name, their `result`). */
+function variablesSet(options: RuleOption[]): Set<string> {
+  const out = new Set<string>();
+  for (const o of options) {
+    if (o.keyword === 'byte_extract') {
+      const name = o.value?.split(',')[2]?.trim();
+      if (name) out.add(name);
+    } else if (o.keyword === 'byte_math') {
+      const m = /(?:^|,)\s*result\s+([A-Za-z_]\w*)/.exec(o.value ?? '');
+      if (m) out.add(m[1]!);
+    }
+  }
+  return out;
+}
+
 /** Parses one rule line. */
 export function parseRule(text: string, file = '<rule>', line = 1): Rule {
   const err = (col: number, m: string) => new RuleSyntaxError(file, line, col, m);
@@ -385,15 +400,41 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
     const o: RuleOption = value === undefined ? { keyword } : { keyword, value };
     if (buffer !== 'pkt_data') o.buffer = buffer;
     options.push(o);
-    const num = (v: string | undefined, what: string) => {
+    // sid, gid, rev: unsigned 32-bit integers (a sid of -5 or 1.5 was taken); sid 0 is not allowed (Snort 3)
+    const num = (v: string | undefined, what: string, min = 0) => {
       const n = Number(v);
-      if (v === undefined || !Number.isFinite(n))
-        throw err(col, `${what}: expected a number, got '${v ?? ''}'`);
+      if (v === undefined || !/^\d+$/.test(v) || n < min || n > 0xffffffff)
+        throw err(col, `${what}: expected a whole number from ${min} to 4294967295, got '${v ?? ''}'`);
       return n;
+    };
+    /**
+     * A content modifier's value: a number in Snort 3's range for it (offset and distance -65535 to
+     * 65535, depth and within 1 to 65535), or a variable an earlier byte_extract or byte_math of the rule
+     * sets. (Anything else was dropped, or kept as a variable no step sets, so the content never matched.)
+     */
+    const modifier = (
+      k: 'offset' | 'depth' | 'distance' | 'within',
+      v: string | undefined,
+    ): number | string => {
+      const [lo, hi] = k === 'depth' || k === 'within' ? [1, 65535] : [-65535, 65535];
+      if (v !== undefined && /^-?\d+$/.test(v)) {
+        const n = Number(v);
+        if (n < lo || n > hi) throw err(col, `${k}: ${v} is out of range (${lo} to ${hi})`);
+        return n;
+      }
+      if (v !== undefined && /^[A-Za-z_]\w*$/.test(v)) {
+        if (!variablesSet(options).has(v))
+          throw err(col, `${k}: '${v}' is not a variable an earlier byte_extract or byte_math sets`);
+        return v;
+      }
+      throw err(
+        col,
+        `${k}: expected a number from ${lo} to ${hi} or a byte_extract variable, got '${v ?? ''}'`,
+      );
     };
     switch (keyword) {
       case 'sid':
-        rule.sid = num(value, 'sid');
+        rule.sid = num(value, 'sid', 1);
         break;
       case 'gid':
         rule.gid = num(value, 'gid');
@@ -428,8 +469,9 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
             c.fastPattern = true; // the pattern slice is a hint
           else if (k === 'offset' || k === 'depth' || k === 'distance' || k === 'within') {
             // a variable (byte_extract) is allowed: numeric when it is a number, else kept by name
-            if (v !== undefined && /^-?\d+$/.test(v)) c[k] = Number(v);
-            else if (v !== undefined && /^[A-Za-z_]\w*$/.test(v)) c.vars = { ...c.vars, [k]: v };
+            const x = modifier(k, v);
+            if (typeof x === 'number') c[k] = x;
+            else c.vars = { ...c.vars, [k]: x };
           } else throw err(col, `content: unknown modifier '${k}'`);
         }
         contents.push(c);
@@ -446,9 +488,11 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
         if (!last) throw err(col, `'${keyword}' must follow a content`);
         if (keyword === 'nocase') last.nocase = true;
         else if (keyword === 'fast_pattern') last.fastPattern = true;
-        else if (value !== undefined && /^-?\d+$/.test(value)) last[keyword] = Number(value);
-        else if (value !== undefined && /^[A-Za-z_]\w*$/.test(value))
-          last.vars = { ...last.vars, [keyword]: value };
+        else {
+          const x = modifier(keyword, value);
+          if (typeof x === 'number') last[keyword] = x;
+          else last.vars = { ...last.vars, [keyword]: x };
+        }
         break;
       }
       default:

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CaptureError,
   decode,
+  Engine,
   newDecodeStats,
   parseRule,
   parseRules,
@@ -65,6 +66,67 @@ describe('rule parser', () => {
       expect.stringMatching(/^f\.rules:6:\d+: option .* is not terminated/),
       // snort.conf's include: said so (it was "expected '(' starting the rule options")
       "f.rules:7:1: an 'include' line (snort.conf) is not a rule: load the file it names as rules of its own",
+    ]);
+  });
+
+  it('option values out of their range or of the wrong kind are errors naming them (they were taken or dropped)', () => {
+    const bad: [string, RegExp][] = [
+      ['sid:-5;', /sid: expected a whole number from 1 to 4294967295, got '-5'/],
+      ['sid:1.5;', /sid: expected a whole number/],
+      ['sid:0;', /sid: expected a whole number from 1/],
+      ['rev:x; sid:1;', /rev: expected a whole number from 0/],
+      ['content:"GET"; depth:-1; sid:1;', /depth: -1 is out of range \(1 to 65535\)/],
+      ['content:"GET"; within:0; sid:1;', /within: 0 is out of range/],
+      ['content:"GET"; offset:99999999; sid:1;', /offset: 99999999 is out of range \(-65535 to 65535\)/],
+      [
+        'content:"GET"; offset:abc; sid:1;',
+        /offset: 'abc' is not a variable an earlier byte_extract or byte_math sets/,
+      ],
+      [
+        'content:"GET"; depth; sid:1;',
+        /depth: expected a number from 1 to 65535 or a byte_extract variable, got ''/,
+      ],
+      ['content:"GET"; distance:1.5; sid:1;', /distance: expected a number/],
+      ['content:"GET",depth 0; sid:1;', /depth: 0 is out of range/],
+    ];
+    for (const [opts, why] of bad)
+      expect(() => parseRule(`alert tcp any any -> any any (${opts})`), opts).toThrow(why);
+    // still read: negative offset and distance, variables set earlier, both content forms
+    const ok = parseRule(
+      'alert tcp any any -> any any (byte_extract:2,0,len; content:"A"; offset:-3; content:"B"; distance:-2; within:len; content:"C",depth len; sid:1;)',
+    );
+    expect(ok.contents.map((c) => [c.offset, c.distance, c.vars])).toEqual([
+      [-3, undefined, undefined],
+      [undefined, -2, { within: 'len' }],
+      [undefined, undefined, { depth: 'len' }],
+    ]);
+    expect(() =>
+      parseRule(
+        'alert tcp any any -> any any (byte_math:bytes 1,offset 0,oper +,rvalue 1,result r; content:"A"; depth:r; sid:1;)',
+      ),
+    ).not.toThrow();
+    // a variable set after its use is not one yet
+    expect(() =>
+      parseRule('alert tcp any any -> any any (content:"A"; depth:len; byte_extract:2,0,len; sid:1;)'),
+    ).toThrow(/depth: 'len' is not a variable/);
+    // the engine's side: the rule is skipped with the reason
+    const e = new Engine(
+      parseRules(
+        [
+          'alert tcp any any -> any any (dsize:10<>5; sid:1;)',
+          'alert tcp any any -> any any (flowbits:set; sid:2;)',
+          'alert tcp any any -> any any (flowbits:sett,a; sid:3;)',
+          'alert tcp any any -> any any (priority:abc; sid:4;)',
+          'alert tcp any any -> any any (flowbits:set,a.b|c; flowbits:noalert; priority:2; dsize:5<>10; sid:5;)',
+        ].join('\n'),
+      ).rules,
+    );
+    expect(e.compiled.map((c) => c.rule.sid)).toEqual([5]);
+    expect(e.skipped.map((x) => x.reason)).toEqual([
+      "numeric range '10<>5' ends before it starts",
+      "flowbits:set needs bit names (a, a|b or a&b), got ''",
+      "flowbits: unknown operation 'sett' (set, unset, toggle, isset, isnotset, noalert)",
+      "priority: expected a whole number from 1, got 'abc'",
     ]);
   });
 
