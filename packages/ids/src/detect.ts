@@ -833,6 +833,18 @@ function lengthTest(v: string): (n: number) => boolean {
   return numTest(v.split(',')[0] ?? '');
 }
 
+/** The largest value of the header fields the numeric options test. */
+const fieldMax: Record<string, number> = {
+  itype: 0xff,
+  icode: 0xff,
+  ttl: 0xff,
+  id: 0xffff,
+  seq: 0xffffffff,
+  ack: 0xffffffff,
+  icmp_id: 0xffff,
+  icmp_seq: 0xffff,
+};
+
 /** Protocol names ip_proto takes (IANA protocol numbers). */
 const ipProtoNames: Record<string, number> = {
   icmp: 1,
@@ -875,13 +887,25 @@ function fragbitsTest(v: string): (flags: number) => boolean {
   }
 }
 
-function numTest(v: string): (n: number) => boolean {
+/**
+ * A numeric test: `n`, `<n`, `>n`, `<=n`, `>=n`, `!n`, `a<>b` / `a-b` (exclusive). `max`: the largest value
+ * the field holds (ttl:>300 could never match: an error now, as in Snort 3's ranges).
+ */
+function numTest(v: string, what = '', max = Number.MAX_SAFE_INTEGER): (n: number) => boolean {
   const s = v.replace(/\s+/g, '');
+  const over = (x: string) => {
+    if (Number(x) > max) throw new Error(`${what}: ${x} is past the field's largest value, ${max}`);
+  };
   let m = /^(\d+)(?:<>|-)(\d+)$/.exec(s);
   if (m && Number(m[1]) > Number(m[2])) throw new Error(`numeric range '${v}' ends before it starts`);
+  if (m) {
+    over(m[1]!);
+    over(m[2]!);
+  }
   if (m) return (n) => n > Number(m![1]) && n < Number(m![2]);
   m = /^(<=|>=|<|>|=|!)?(\d+)$/.exec(s);
   if (!m) throw new Error(`bad numeric test '${v}'`);
+  over(m[2]!);
   const k = Number(m[2]);
   switch (m[1]) {
     case '<':
@@ -2622,7 +2646,7 @@ export class Engine {
           break;
         }
         case 'dsize':
-          steps.unshift({ kind: 'dsize', test: numTest(v) });
+          steps.unshift({ kind: 'dsize', test: numTest(v, 'dsize', 0xffff) });
           break;
         case 'flags':
         case 'tcp.flags':
@@ -2636,7 +2660,7 @@ export class Engine {
         case 'ack':
         case 'icmp_id':
         case 'icmp_seq':
-          steps.unshift({ kind: o.keyword, test: numTest(v) });
+          steps.unshift({ kind: o.keyword, test: numTest(v, o.keyword, fieldMax[o.keyword]!) });
           break;
         case 'fragbits':
           steps.unshift({ kind: 'fragbits', test: fragbitsTest(v) });

@@ -118,15 +118,25 @@ describe('rule parser', () => {
           'alert tcp any any -> any any (flowbits:sett,a; sid:3;)',
           'alert tcp any any -> any any (priority:abc; sid:4;)',
           'alert tcp any any -> any any (flowbits:set,a.b|c; flowbits:noalert; priority:2; dsize:5<>10; sid:5;)',
+          'alert tcp any any -> any any (ttl:>300; sid:6;)',
+          'alert icmp any any -> any any (itype:256; sid:7;)',
+          'alert tcp any any -> any any (dsize:10<>70000; sid:8;)',
+          'alert ip any any -> any any (id:65536; sid:9;)',
+          'alert tcp any any -> any any (ttl:<=255; id:65535; seq:4294967295; dsize:<65535; sid:10;)',
         ].join('\n'),
       ).rules,
     );
-    expect(e.compiled.map((c) => c.rule.sid)).toEqual([5]);
+    expect(e.compiled.map((c) => c.rule.sid)).toEqual([5, 10]);
     expect(e.skipped.map((x) => x.reason)).toEqual([
       "numeric range '10<>5' ends before it starts",
       "flowbits:set needs bit names (a, a|b or a&b), got ''",
       "flowbits: unknown operation 'sett' (set, unset, toggle, isset, isnotset, noalert)",
       "priority: expected a whole number from 1, got 'abc'",
+      // a header field's test past its largest value could never match
+      "ttl: 300 is past the field's largest value, 255",
+      "itype: 256 is past the field's largest value, 255",
+      "dsize: 70000 is past the field's largest value, 65535",
+      "id: 65536 is past the field's largest value, 65535",
     ]);
   });
 
