@@ -75,6 +75,12 @@ class ByteReader {
     if (!c || c.length - this.pos < n) return -1;
     const at = this.pos;
     this.current = c;
+    this.consume(c, n);
+    return at;
+  }
+
+  /** Consumes `n` bytes of the first chunk `c` (at most what it holds from `pos`). */
+  private consume(c: Buffer, n: number): void {
     this.pos += n;
     if (this.pos === c.length) {
       this.chunks.shift();
@@ -82,7 +88,6 @@ class ByteReader {
     }
     this.have -= n;
     this.offset += n;
-    return at;
   }
 
   /** Exactly n bytes when the first buffered chunk holds them (no waiting), else undefined. */
@@ -121,14 +126,8 @@ class ByteReader {
       const k = Math.min(n - got, c.length - this.pos);
       c.copy(out, got, this.pos, this.pos + k);
       got += k;
-      this.pos += k;
-      if (this.pos === c.length) {
-        this.chunks.shift();
-        this.pos = 0;
-      }
+      this.consume(c, k);
     }
-    this.have -= n;
-    this.offset += n;
     return out;
   }
 }
