@@ -103,6 +103,8 @@ Example:
           );
         entries.push({ hex: m[1]!.toLowerCase(), name });
       }
+      // an empty listing verifies nothing: not a success (it exited 0; sha256sum says so and exits 1)
+      if (entries.length === 0) throw new CliError(`--check: ${values.check} lists no checksums`);
       let bad = 0;
       for (const { hex, name } of entries) {
         let ok = false;

@@ -55,6 +55,19 @@ describe('strata hash', () => {
     expect(c.stdout()).toBe('b.bin: OK\nb.bin: OK\n');
   });
 
+  it('--check of a listing with no checksum lines fails: it verified nothing (it exited 0)', async () => {
+    for (const [name, text] of [
+      ['none', ''],
+      ['blank', '\n\r\n  \n'],
+    ]) {
+      writeFileSync(join(dir, name!), text!);
+      const c = captureIo('', {}, dir);
+      expect(await runCommand(cmd, ['--check', name!], c.io)).toBe(1);
+      expect(c.stdout()).toBe('');
+      expect(c.stderr()).toContain(`--check: ${name} lists no checksums`);
+    }
+  });
+
   it('names with a backslash, LF or CR are escaped as sha256sum escapes them, and --check reads them back (a LF broke the listing)', async () => {
     const names = ['new\nline', 'back\\slash', 'cr\rname', 'plain name'];
     for (const [i, n] of names.entries()) writeFileSync(join(dir, n), `file ${i}`);
@@ -139,7 +152,10 @@ describe('strata hash', () => {
           expect(c.stdout()).toBe('');
         } else
           expect(code).toBe(
-            lines.some((l) => l.endsWith('missing.bin') || (l.trim() !== '' && !l.startsWith(hex))) ? 1 : 0,
+            lines.every((l) => l.trim() === '') || // nothing listed: nothing verified
+              lines.some((l) => l.endsWith('missing.bin') || (l.trim() !== '' && !l.startsWith(hex)))
+              ? 1
+              : 0,
           );
       }),
       { numRuns: 200 },
