@@ -228,8 +228,8 @@ function daysFrom(y: i32, m: i32): i64 {
 
 /**
  * Epoch ms of `yyMMdd` at d and `HHmmss` at t as formats.ts's `hdfsDateTimeBytes` gives it (Date.UTC(2000 +
- * yy, MM - 1, dd) plus the time, out-of-range parts carried over as Date.UTC carries them), or NaN when a
- * part is not two digits.
+ * yy, MM - 1, dd) plus the time), or NaN when a part is not two digits or is out of its range, or the day is
+ * past the 28th (the caller then reads the fields in JavaScript, which tells a real 29th-31st from none).
  */
 function hdfsMs(d: usize, t: usize): f64 {
   const yy = twoDigits(d);
@@ -239,11 +239,8 @@ function hdfsMs(d: usize, t: usize): f64 {
   const mi = twoDigits(t + 2);
   const ss = twoDigits(t + 4);
   if ((yy | mo | dd | hh | mi | ss) < 0) return NaN;
-  // the month mo - 1 (0 to 98) carried into the year; mo = 0 is the year before's December
-  const m0 = mo - 1;
-  const y = 2000 + yy + (m0 < 0 ? -1 : m0 / 12);
-  const m = m0 < 0 ? 11 : m0 % 12;
-  const day = daysFrom(y, m + 1) + <i64>(dd - 1);
+  if (mo < 1 || mo > 12 || dd < 1 || dd > 28 || hh > 23 || mi > 59 || ss > 60) return NaN;
+  const day = daysFrom(2000 + yy, mo) + <i64>(dd - 1);
   return <f64>(day * 86400000 + <i64>((hh * 60 + mi) * 60 + ss) * 1000);
 }
 

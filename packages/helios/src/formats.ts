@@ -381,10 +381,13 @@ function hdfsDateTime(d: string, di: number, t: string, ti: number): number | un
 /** Epoch ms of HDFS's two-digit parts (-1 for one that was not two digits: undefined). */
 function hdfsMs(yy: number, mo: number, dd: number, hh: number, mi: number, ss: number): number | undefined {
   if (yy < 0 || mo < 0 || dd < 0 || hh < 0 || mi < 0 || ss < 0) return undefined;
+  // fields out of their range are no time (Date.UTC carried them over: month 13 was the next January)
+  if (hh > 23 || mi > 59 || ss > 60) return undefined;
   // Date.UTC is linear in hours, minutes and seconds (out-of-range ones carry over), so the day's
   // midnight is computed once for a run of lines of one day and the time added to it
   const day = (yy * 100 + mo) * 100 + dd;
   if (day !== lastDay) {
+    if (!validDate(2000 + yy, mo, dd)) return undefined;
     lastDay = day;
     lastDayMs = Date.UTC(2000 + yy, mo - 1, dd);
   }
@@ -405,6 +408,13 @@ export function hdfsDateTimeBytes(b: Uint8Array, di: number, ti: number): number
   const d = twoDigitsAt;
   return hdfsMs(d(b, di), d(b, di + 2), d(b, di + 4), d(b, ti), d(b, ti + 2), d(b, ti + 4));
 }
+/** Whether month `mo` (1-12) of year `y` has a day `d`. */
+function validDate(y: number, mo: number, d: number): boolean {
+  if (mo < 1 || mo > 12 || d < 1) return false;
+  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+  return d <= (mo === 2 ? (leap ? 29 : 28) : mo === 4 || mo === 6 || mo === 9 || mo === 11 ? 30 : 31);
+}
+
 /** The last day `hdfsTimestamp` met (yyMMdd as a number) and its midnight in epoch ms. */
 let lastDay = -1;
 let lastDayMs = 0;
@@ -432,6 +442,19 @@ export function parseTimestamp(s: string): number | null {
   const m =
     /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,3})\d*)?(Z|[+-]\d{2}:?\d{2})?$/.exec(t);
   if (m) {
+    // fields out of their range are no time (Date.UTC carried them over: 2008-13-45 99:99:99 was a
+    // moment of 2009); a second of 60 is a leap second's
+    if (
+      !validDate(Number(m[1]), Number(m[2]), Number(m[3])) ||
+      Number(m[4]) > 23 ||
+      Number(m[5]) > 59 ||
+      Number(m[6]) > 60
+    )
+      return null;
+    if (m[8] && m[8] !== 'Z') {
+      const d = m[8].slice(1).replace(':', '');
+      if (Number(d.slice(0, 2)) > 23 || Number(d.slice(2)) > 59) return null;
+    }
     const ms = m[7] ? Number(m[7].padEnd(3, '0')) : 0;
     let v = Date.UTC(
       Number(m[1]),

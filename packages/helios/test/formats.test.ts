@@ -169,20 +169,40 @@ describe('formats', () => {
     expect(parseTimestamp('081109x203615')).toBeNull();
   });
 
-  it('yyMMdd HHmmss equals Date.UTC, out-of-range fields carried over, whatever day came before', () => {
+  it('yyMMdd HHmmss equals Date.UTC, out-of-range fields no time (they were carried over), whatever day came before', () => {
     // the day's midnight is cached across calls: runs of one day, day changes and invalid days mixed
     const two = fc.integer({ min: 0, max: 99 });
     const p2 = (n: number) => String(n).padStart(2, '0');
+    /** Whether the fields name a real moment (a second of 60: a leap second's). */
+    const real = (y: number, mo: number, d: number, h: number, mi: number, s: number) =>
+      mo >= 1 &&
+      mo <= 12 &&
+      d >= 1 &&
+      new Date(Date.UTC(y, mo - 1, d)).getUTCDate() === d &&
+      h <= 23 &&
+      mi <= 59 &&
+      s <= 60;
     fc.assert(
       fc.property(fc.array(fc.tuple(two, two, two, two, two, two), { minLength: 1, maxLength: 20 }), (ts) => {
         for (const [yy, mo, dd, hh, mi, ss] of ts) {
-          const want = Date.UTC(2000 + yy, mo - 1, dd, hh, mi, ss);
+          const ok = real(2000 + yy, mo, dd, hh, mi, ss);
           const s = `${p2(yy)}${p2(mo)}${p2(dd)} ${p2(hh)}${p2(mi)}${p2(ss)}`;
-          expect(parseTimestamp(s)).toBe(want);
-          expect(parseTimestamp(`${p2(yy)}${p2(mo)}${p2(dd)} 000000`)).toBe(Date.UTC(2000 + yy, mo - 1, dd));
+          expect(parseTimestamp(s), s).toBe(ok ? Date.UTC(2000 + yy, mo - 1, dd, hh, mi, ss) : null);
+          // the ISO form says the same
+          const iso = `20${p2(yy)}-${p2(mo)}-${p2(dd)} ${p2(hh)}:${p2(mi)}:${p2(ss)}`;
+          expect(parseTimestamp(iso), iso).toBe(ok ? Date.UTC(2000 + yy, mo - 1, dd, hh, mi, ss) : null);
+          expect(parseTimestamp(`${p2(yy)}${p2(mo)}${p2(dd)} 000000`)).toBe(
+            real(2000 + yy, mo, dd, 0, 0, 0) ? Date.UTC(2000 + yy, mo - 1, dd) : null,
+          );
         }
       }),
     );
+    // the days of February, leap years by the Gregorian rule
+    expect(parseTimestamp('2000-02-29 00:00:00')).toBe(Date.UTC(2000, 1, 29));
+    expect(parseTimestamp('2100-02-29 00:00:00')).toBeNull();
+    expect(parseTimestamp('2024-02-29T12:00:00Z')).toBe(Date.UTC(2024, 1, 29, 12));
+    expect(parseTimestamp('2023-02-29 00:00:00')).toBeNull();
+    expect(parseTimestamp('2008-11-09 20:36:15+25:00')).toBeNull();
   });
 
   it('loghub rows: Date and Time as one TIMESTAMP, INT cells, as the strings of the fields would give', () => {
