@@ -226,10 +226,16 @@ function daysFrom(y: i32, m: i32): i64 {
   return <i64>era * 146097 + <i64>doe - 719468;
 }
 
+/** The days of month m (1-12) of year y (Gregorian). */
+function monthDays(y: i32, m: i32): i32 {
+  if (m == 2) return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28;
+  return m == 4 || m == 6 || m == 9 || m == 11 ? 30 : 31;
+}
+
 /**
  * Epoch ms of `yyMMdd` at d and `HHmmss` at t as formats.ts's `hdfsDateTimeBytes` gives it (Date.UTC(2000 +
- * yy, MM - 1, dd) plus the time), or NaN when a part is not two digits or is out of its range, or the day is
- * past the 28th (the caller then reads the fields in JavaScript, which tells a real 29th-31st from none).
+ * yy, MM - 1, dd) plus the time), or NaN when a part is not two digits or is out of its range (the caller
+ * then reads the fields in JavaScript, which gives no time for them).
  */
 function hdfsMs(d: usize, t: usize): f64 {
   const yy = twoDigits(d);
@@ -239,7 +245,8 @@ function hdfsMs(d: usize, t: usize): f64 {
   const mi = twoDigits(t + 2);
   const ss = twoDigits(t + 4);
   if ((yy | mo | dd | hh | mi | ss) < 0) return NaN;
-  if (mo < 1 || mo > 12 || dd < 1 || dd > 28 || hh > 23 || mi > 59 || ss > 60) return NaN;
+  if (mo < 1 || mo > 12 || dd < 1 || dd > monthDays(2000 + yy, mo) || hh > 23 || mi > 59 || ss > 60)
+    return NaN;
   const day = daysFrom(2000 + yy, mo) + <i64>(dd - 1);
   return <f64>(day * 86400000 + <i64>((hh * 60 + mi) * 60 + ss) * 1000);
 }

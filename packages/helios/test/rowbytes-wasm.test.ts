@@ -107,6 +107,17 @@ const fieldArb = fc.oneof(
     '009900',
     '235959',
     '999999',
+    // the ends of months (29 February in a leap year and not, the 30th and 31st) and of days
+    '080229',
+    '090229',
+    '000229',
+    '080230',
+    '080431',
+    '081231',
+    '081301',
+    '240000',
+    '235960',
+    '235961',
     'INFO',
     ' ',
     '\t',
@@ -215,6 +226,18 @@ describe('the WebAssembly page loop: parsers sharing the module, sizes, cells', 
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('dates at the ends of months and times at the ends of days: the same cells as the JavaScript loop', () => {
+    // a real 29 February (2000, 2008), none (2009, 2100 is past yy), the 30th and 31st of short months,
+    // month 13, hour 24, second 60 (a leap second's) and 61
+    const dates = ['000229', '080229', '090229', '080230', '080431', '080430', '081231', '081301', '080100'];
+    const times = ['000000', '235959', '240000', '235960', '235961', '206015'];
+    const lines = dates.flatMap((d) => times.map((t) => `${d} ${t} 148 INFO c: x`));
+    const { chunk, ends } = chunkOf(lines);
+    const p = ByteRowParser.for(hdfs, new RowParser(hdfs))!;
+    const got = pageOf(p, chunk, ends, 0, lines.length, hdfs.columns.length);
+    expectSame(got, reference(hdfs, chunk, ends, 0, lines.length));
   });
 
   it('empty lines, lines of blanks only, of controls only, at and over lineBytesMax', () => {
