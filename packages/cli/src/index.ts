@@ -376,8 +376,10 @@ export const exitWithParentFlag = { 'exit-with-parent': { type: 'boolean' } } as
 
 /** Parses `HOST:PORT` for a flag, with a usage error that names the flag. */
 export function parseHostPort(value: string | undefined, flag: string): { host: string; port: number } {
-  const m = /^(.+):(\d+)$/.exec(value ?? '');
+  // not given at all: said so (it read "expected HOST:PORT, got ''")
+  if (value === undefined) throw new UsageError(`${flag} HOST:PORT is required`);
+  const m = /^(.+):(\d+)$/.exec(value);
   const port = Number(m?.[2]);
-  if (!m || port > 65535) throw new UsageError(`${flag}: expected HOST:PORT, got '${value ?? ''}'`);
+  if (!m || port > 65535) throw new UsageError(`${flag}: expected HOST:PORT, got '${value}'`);
   return { host: m[1]!, port };
 }

@@ -8,6 +8,7 @@ import {
   group,
   parseBytes,
   parseFlags,
+  parseHostPort,
   runCommand,
   UsageError,
 } from '../src/index.js';
@@ -72,6 +73,16 @@ describe('command conventions', () => {
     expect(parseBytes('64K')).toBe(65536);
     expect(parseBytes('4MiB')).toBe(4 << 20);
     expect(() => parseBytes('lots')).toThrow(UsageError);
+  });
+
+  it('parses HOST:PORT; a flag not given says it is required (it read "expected HOST:PORT, got \'\'")', () => {
+    expect(parseHostPort('127.0.0.1:80', '--listen')).toEqual({ host: '127.0.0.1', port: 80 });
+    expect(parseHostPort('[::1]:0', '--listen')).toEqual({ host: '[::1]', port: 0 });
+    expect(() => parseHostPort(undefined, '--serve')).toThrow(
+      new UsageError('--serve HOST:PORT is required'),
+    );
+    expect(() => parseHostPort('', '--serve')).toThrow(new UsageError("--serve: expected HOST:PORT, got ''"));
+    expect(() => parseHostPort('h:70000', '--serve')).toThrow(/expected HOST:PORT, got 'h:70000'/);
   });
 
   it('a reader closing stdout early ends the process quietly, status 0 (EPIPE crashed every command)', async () => {
