@@ -609,7 +609,14 @@ interface Compiled {
   sp: PortTest;
   dp: PortTest;
   steps: Step[];
-  flow?: { established: boolean; toServer?: boolean; toClient?: boolean; stateless: boolean };
+  flow?: {
+    established: boolean;
+    /** `not_established` (it was ignored until 2026-12-05: the rule matched established flows too). */
+    notEstablished: boolean;
+    toServer?: boolean;
+    toClient?: boolean;
+    stateless: boolean;
+  };
   flowbits: { op: string; names: string[]; any: boolean }[];
   /** threshold / detection_filter. */
   rate?: RateSpec;
@@ -832,6 +839,19 @@ function lengthTest(v: string): (n: number) => boolean {
   }
   return numTest(v.split(',')[0] ?? '');
 }
+
+/** The options of `flow` the engine evaluates. */
+const flowOptions = new Set([
+  'established',
+  'not_established',
+  'stateless',
+  'to_server',
+  'from_client',
+  'to_client',
+  'from_server',
+  'only_stream',
+  'no_stream',
+]);
 
 /** The largest value of the header fields the numeric options test. */
 const fieldMax: Record<string, number> = {
@@ -2676,10 +2696,25 @@ export class Engine {
         }
         case 'flow': {
           const parts = v.split(',').map((x) => x.trim());
+          // an option not known, or not evaluated, was ignored (flow:not_established matched established
+          // flows too, and flow:sideways was taken)
+          for (const x of parts) {
+            if (x === 'no_frag' || x === 'only_frag') throw new Error(`flow:${x} is not evaluated yet`);
+            if (!flowOptions.has(x))
+              throw new Error(`flow: unknown option '${x}' (${[...flowOptions].join(', ')})`);
+          }
+          const toServer = parts.includes('to_server') || parts.includes('from_client');
+          const toClient = parts.includes('to_client') || parts.includes('from_server');
+          if (toServer && toClient) throw new Error(`flow: '${v}' asks for both directions`);
+          if (parts.includes('only_stream') && parts.includes('no_stream'))
+            throw new Error(`flow: '${v}' asks for only_stream and no_stream`);
+          if (parts.includes('established') && parts.includes('not_established'))
+            throw new Error(`flow: '${v}' asks for established and not_established`);
           flow = {
             established: parts.includes('established'),
-            toServer: parts.includes('to_server') || parts.includes('from_client'),
-            toClient: parts.includes('to_client') || parts.includes('from_server'),
+            notEstablished: parts.includes('not_established'),
+            toServer,
+            toClient,
             stateless: parts.includes('stateless'),
           };
           if (parts.includes('only_stream')) forced = 'stream';
@@ -3580,6 +3615,8 @@ export class Engine {
       if (!this.stringsPass(g, i)) continue;
       if (!this.headerMatch(c, srcAddr, sp, dstAddr, dp)) continue;
       if (c.flow && !c.flow.stateless) {
+        // stream data is an established flow's
+        if (c.flow.notEstablished) continue;
         if (c.flow.toServer && !toServer) continue;
         if (c.flow.toClient && toServer) continue;
       }
@@ -3832,6 +3869,7 @@ export class Engine {
       if (!this.headerMatch(c, d.srcAddr, d.srcPort, d.dstAddr, d.dstPort)) continue;
       if (c.flow && !c.flow.stateless) {
         if (c.flow.established && !f.establishedForPacket) continue;
+        if (c.flow.notEstablished && f.establishedForPacket) continue;
         if (c.flow.toServer && !toServer) continue;
         if (c.flow.toClient && toServer) continue;
       }

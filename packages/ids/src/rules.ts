@@ -474,6 +474,8 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
             else c.vars = { ...c.vars, [k]: x };
           } else throw err(col, `content: unknown modifier '${k}'`);
         }
+        // an empty content matched everywhere (Snort and Suricata refuse it)
+        if (c.bytes.length === 0) throw err(col, 'content: empty pattern');
         contents.push(c);
         last = c;
         break;

@@ -131,6 +131,49 @@ describe('decoding details', () => {
     expect(got).toEqual([0, 0, 0, 1]);
   });
 
+  it('flow:not_established holds on the handshake and not after it (it was ignored: the rule fired on both)', () => {
+    const e = new Engine([
+      parseRule('alert tcp any any -> any any (flow:not_established; sid:1;)'),
+      parseRule('alert tcp any any -> any any (flow:not_established; content:"x"; sid:2;)'),
+    ]);
+    const [syn, synAck, ack] = handshake();
+    const got = [syn!, synAck!, ack!, pkt({ flags: ACK, seq: 1001, ack: 5001, payload: 'x' })].map((p, i) =>
+      e.inspect(p, i).map((a) => a.sid),
+    );
+    expect(got).toEqual([[1], [1], [1], []]);
+    // a packet of a flow seen midstream (no handshake): not established
+    const mid = new Engine([
+      parseRule('alert tcp any any -> any any (flow:not_established; content:"x"; sid:2;)'),
+    ]);
+    expect(
+      mid.inspect(pkt({ sp: 41000, flags: ACK, seq: 7, ack: 9, payload: 'x' }), 0).map((a) => a.sid),
+    ).toEqual([2]);
+  });
+
+  it('flow options not known or contradictory skip the rule with the reason (they were ignored)', () => {
+    const e = new Engine(
+      [
+        'alert tcp any any -> any any (flow:sideways; sid:1;)',
+        'alert tcp any any -> any any (flow:to_server,to_client; sid:2;)',
+        'alert tcp any any -> any any (flow:established,not_established; sid:3;)',
+        'alert tcp any any -> any any (flow:only_stream,no_stream; sid:4;)',
+        'alert tcp any any -> any any (flow:no_frag; sid:5;)',
+        'alert tcp any any -> any any (flow: from_client , established; sid:6;)',
+      ].map((r) => parseRule(r)),
+    );
+    expect(e.compiled.map((c) => c.rule.sid)).toEqual([6]);
+    expect(e.skipped.map((x) => x.reason)).toEqual([
+      expect.stringMatching(/^flow: unknown option 'sideways' \(established, not_established, /),
+      "flow: 'to_server,to_client' asks for both directions",
+      "flow: 'established,not_established' asks for established and not_established",
+      "flow: 'only_stream,no_stream' asks for only_stream and no_stream",
+      'flow:no_frag is not evaluated yet',
+    ]);
+    expect(() => parseRule('alert tcp any any -> any any (content:""; sid:7;)')).toThrow(
+      /content: empty pattern/,
+    );
+  });
+
   it('a packet with a bad checksum is matched on its own but moves no TCP state', () => {
     const e = new Engine([parseRule('alert tcp any any -> any any (flow:established; sid:1;)')]);
     const [syn, synAck, ack] = handshake();
