@@ -123,6 +123,8 @@ describe('rule parser', () => {
           'alert tcp any any -> any any (dsize:10<>70000; sid:8;)',
           'alert ip any any -> any any (id:65536; sid:9;)',
           'alert tcp any any -> any any (ttl:<=255; id:65535; seq:4294967295; dsize:<65535; sid:10;)',
+          'alert tcp any any -> any 80 (http_uri; bufferlen:10<=>5; content:"a"; sid:11;)',
+          'alert tcp any any -> any 80 (urilen:9<>3; content:"a"; http_uri; sid:12;)',
         ].join('\n'),
       ).rules,
     );
@@ -137,6 +139,8 @@ describe('rule parser', () => {
       "itype: 256 is past the field's largest value, 255",
       "dsize: 70000 is past the field's largest value, 65535",
       "id: 65536 is past the field's largest value, 65535",
+      "length range '10<=>5' ends before it starts",
+      "numeric range '9<>3' ends before it starts",
     ]);
   });
 
