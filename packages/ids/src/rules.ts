@@ -324,6 +324,14 @@ function unquote(v: string): string {
   return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
 }
 
+/** The comma-separated fields of the byte options that take a number or a variable (bytes, value, offset). */
+const variableFields: Record<string, number[]> = {
+  byte_test: [0, 2, 3],
+  byte_jump: [0, 1],
+  byte_extract: [0, 1],
+  isdataat: [0],
+};
+
 /** The variables the byte_extract and byte_math options among `options` set (their name, their `result`). */
 function variablesSet(options: RuleOption[]): Set<string> {
   const out = new Set<string>();
@@ -432,6 +440,17 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
         `${k}: expected a number from ${lo} to ${hi} or a byte_extract variable, got '${v ?? ''}'`,
       );
     };
+    // the variables the byte options read (a name where a number goes) are set by an earlier option of the
+    // rule: one no option sets left the option never matching, silently
+    const positional = variableFields[keyword];
+    if (positional && value !== undefined) {
+      const fields = value.split(',');
+      for (const k of positional) {
+        const f = (fields[k] ?? '').trim().replace(/^!/, '');
+        if (/^[A-Za-z_]\w*$/.test(f) && !variablesSet(options.slice(0, -1)).has(f))
+          throw err(col, `${keyword}: '${f}' is not a variable an earlier byte_extract or byte_math sets`);
+      }
+    }
     switch (keyword) {
       case 'sid':
         rule.sid = num(value, 'sid', 1);

@@ -105,6 +105,19 @@ describe('rule parser', () => {
         'alert tcp any any -> any any (byte_math:bytes 1,offset 0,oper +,rvalue 1,result r; content:"A"; depth:r; sid:1;)',
       ),
     ).not.toThrow();
+    // the byte options' variables too: byte_jump's offset, byte_test's value, isdataat's count
+    for (const [opts, name] of [
+      ['byte_jump:4,off; sid:1;', "byte_jump: 'off' is not a variable"],
+      ['byte_test:4,>,lim,0; sid:1;', "byte_test: 'lim' is not a variable"],
+      ['isdataat:!n,relative; sid:1;', "isdataat: 'n' is not a variable"],
+      ['byte_extract:len,0,x; sid:1;', "byte_extract: 'len' is not a variable"],
+    ] as const)
+      expect(() => parseRule(`alert tcp any any -> any any (${opts})`), opts).toThrow(name);
+    expect(() =>
+      parseRule(
+        'alert tcp any any -> any any (byte_extract:1,0,n; byte_jump:4,n,relative,little; byte_test:2,>,n,n; isdataat:!n,relative; sid:1;)',
+      ),
+    ).not.toThrow();
     // a variable set after its use is not one yet
     expect(() =>
       parseRule('alert tcp any any -> any any (content:"A"; depth:len; byte_extract:2,0,len; sid:1;)'),
