@@ -40,10 +40,11 @@ export function parseRate(kind: RateSpec['kind'], v: string): RateSpec {
   const track = f.track ?? '';
   if (!['by_src', 'by_dst', 'by_both', 'by_rule', 'by_flow'].includes(track))
     throw new Error(`${kind}: unknown track '${track}'`);
-  const count = Number(f.count);
-  if (!Number.isInteger(count) || count < 0) throw new Error(`${kind}: bad count '${f.count ?? ''}'`);
-  const seconds = type === 'backoff' ? 0 : Number(f.seconds);
-  if (!Number.isFinite(seconds) || seconds < 0) throw new Error(`${kind}: bad seconds '${f.seconds ?? ''}'`);
+  // whole numbers, count from 1 (Snort's ranges); a `count` or `seconds` without its number read as 0
+  const count = /^\d+$/.test(f.count ?? '') ? Number(f.count) : Number.NaN;
+  if (!(count >= 1)) throw new Error(`${kind}: bad count '${f.count ?? ''}' (a whole number from 1)`);
+  const seconds = type === 'backoff' ? 0 : /^\d+$/.test(f.seconds ?? '') ? Number(f.seconds) : Number.NaN;
+  if (!(seconds >= 0)) throw new Error(`${kind}: bad seconds '${f.seconds ?? ''}' (a whole number)`);
   const multiplier = type === 'backoff' ? Number(f.multiplier) : 1;
   if (!Number.isFinite(multiplier) || multiplier < 1)
     throw new Error(`${kind}: bad multiplier '${f.multiplier}'`);

@@ -116,6 +116,22 @@ describe('threshold and detection_filter', () => {
     expect(run('track by_src, count 3, seconds 100, unique_on src_port', 'detection_filter', 5)).toEqual([]);
   });
 
+  it('count and seconds are whole numbers, count from 1: without its number either read as 0', () => {
+    for (const [spec, why] of [
+      ['type limit, track by_src, count, seconds 60', /bad count '' \(a whole number from 1\)/],
+      ['type limit, track by_src, count 0, seconds 60', /bad count '0'/],
+      ['type limit, track by_src, count 1.5, seconds 60', /bad count '1.5'/],
+      ['type limit, track by_src, count 1, seconds', /bad seconds '' \(a whole number\)/],
+      ['type limit, track by_src, count 1, seconds -1', /bad seconds '-1'/],
+      ['type limit, track by_src, count 1', /bad seconds ''/],
+    ] as const)
+      expect(() => parseRate('threshold', spec), spec).toThrow(why);
+    expect(parseRate('threshold', 'type both, track by_dst, count 2, seconds 0')).toMatchObject({
+      count: 2,
+      seconds: 0,
+    });
+  });
+
   it('tracks keys apart; the engine applies it after the match (flowbits still set)', () => {
     const r = new RateLimiter();
     const s = parseRate('threshold', 'type limit, track by_src, count 1, seconds 60');
