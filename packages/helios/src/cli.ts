@@ -318,8 +318,9 @@ A chunk is cut when it reaches --chunk bytes or its oldest line is --every secon
 stream's CHUNK EVERY n SECONDS OR m MB). Each chunk's level-0 leaf is built here and shipped with it
 (--no-local-index: the server builds it); request bodies are deflated (--no-compress: sent as they are).
 A request is retried --retries times (default 8, unlimited with --follow), backoff doubling from 50 ms to
-2 s. --follow MS polls the file every MS milliseconds until SIGINT
-(rotation starts a new source at offset 0). --memory bounds the chunk buffers (default 3 x chunk + 512 KiB);
+2 s. --follow MS polls the file every MS milliseconds until SIGINT (rotation starts a new source at
+offset 0; a file cut shorter in place, or whose first 1,024 bytes changed, is read again from its start).
+--memory bounds the chunk buffers (default 3 x chunk + 512 KiB);
 at the bound the agent stops reading, so a writer into stdin blocks. The report gives CPU time, CPU % of
 one core, RSS and heap.
 
