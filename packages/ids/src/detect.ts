@@ -2936,7 +2936,8 @@ export class Engine {
     this.verdict.payload = undefined;
     this.verdict.reject = false;
     this.passOrder = Number.POSITIVE_INFINITY;
-    const { flow: f, toServer } = this.flows.track(d, tsUs, checksumOk);
+    const f = this.flows.trackFlow(d, tsUs, checksumOk);
+    const toServer = this.flows.toServer;
     const out = this.pending.length > 0 ? this.pending.splice(0) : [];
     const dir = toServer ? 0 : 1;
     const isNew = f.data === undefined;

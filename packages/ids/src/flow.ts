@@ -371,6 +371,18 @@ export class FlowTable<T = unknown> {
    * checksum) leaves the TCP state as it was.
    */
   track(d: Decoded, nowUs: number, updateState = true): { flow: Flow<T>; toServer: boolean } {
+    const flow = this.trackFlow(d, nowUs, updateState);
+    return { flow, toServer: this.toServer };
+  }
+
+  /** Which side sent the packet `trackFlow` took last: the client (true) or the server. */
+  toServer = false;
+
+  /**
+   * `track` without an object for its answer: the flow, and which side sent `d` in `toServer` (the engine's
+   * per-packet call: no allocation, and no result object whose shape V8 specialises a caller to)
+   */
+  trackFlow(d: Decoded, nowUs: number, updateState = true): Flow<T> {
     this.sweep(nowUs);
     // a recent flow (still in the table) is the one the lookup below would find
     let f =
@@ -430,7 +442,8 @@ export class FlowTable<T = unknown> {
       f.establishedForPacket = true;
     }
     this.touchExpiry(f);
-    return { flow: f, toServer };
+    this.toServer = toServer;
+    return f;
   }
 
   private insert(f: Flow<T>, nowUs: number): void {
