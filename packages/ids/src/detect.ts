@@ -144,7 +144,7 @@ export interface EngineOptions {
   overlapPolicy?: OverlapPolicy;
   /** Per receiving host: policy name -> address specs (Suricata's host-os-policy); first match wins. */
   hostOsPolicy?: Partial<Record<OverlapPolicy, string[]>>;
-  /** Bytes of each stream direction reassembled at most (default 1 MiB). */
+  /** Bytes of each stream direction reassembled at most (default 1 MiB; 0: no limit, as Suricata's). */
   reassemblyDepthBytes?: number;
   /** Bytes buffered (pending + out of order) per stream direction at most (default 256 KiB). */
   streamBufferBytesMax?: number;

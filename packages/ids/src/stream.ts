@@ -172,7 +172,10 @@ export class ReassemblyBudget {
 
 export interface StreamOptions {
   policy?: OverlapPolicy;
-  /** Bytes of the stream reassembled at most (default 1 MiB, Suricata's stream.reassembly.depth). */
+  /**
+   * Bytes of the stream reassembled at most (default 1 MiB; 0 for no limit: Suricata's
+   * stream.reassembly.depth and its 0, where it meant no reassembly at all until 2026-12-05).
+   */
   depthBytes?: number;
   /** Bytes held (pending + out of order) per direction at most (default 256 KiB). */
   bufferBytesMax?: number;
@@ -239,7 +242,7 @@ export class StreamReassembler {
   constructor(baseSeq: number, opts: StreamOptions = {}) {
     this.releasedSeq = baseSeq >>> 0;
     this.policy = opts.policy ?? 'windows';
-    this.depthBytes = opts.depthBytes ?? 2 ** 20;
+    this.depthBytes = opts.depthBytes === 0 ? Number.POSITIVE_INFINITY : (opts.depthBytes ?? 2 ** 20);
     this.bufferBytesMax = opts.bufferBytesMax ?? 256 * 1024;
     this.segmentsMax = opts.segmentsMax ?? 1024;
     this.budget = opts.budget ?? new ReassemblyBudget();

@@ -176,6 +176,15 @@ describe('TCP stream reassembly', () => {
     d.insert(0, Buffer.from('abcdef'));
     expect(d.insert(6, Buffer.from('gh'))).toBe('beyond-depth');
     expect(text(d.release()?.data)).toBe('abcd');
+    // depth 0: no limit, as Suricata's stream.reassembly.depth 0 (it kept nothing, every byte beyond it)
+    const all = new StreamReassembler(0, { depthBytes: 0, bufferBytesMax: 1 << 22 });
+    let got = 0;
+    for (let off = 0; off < 3 << 20; off += 1 << 16) {
+      expect(all.insert(off, new Uint8Array(1 << 16))).not.toBe('beyond-depth');
+      got += all.release()?.data.length ?? 0;
+    }
+    expect(got).toBe(3 << 20);
+    expect(all.stats.beyondDepth).toBe(0);
     expect(() => new StreamReassembler(0, { policy: 'nope' as OverlapPolicy })).toThrow(/policy/);
   });
 
