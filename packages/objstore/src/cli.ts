@@ -85,12 +85,14 @@ const put = sub(
     if (!key) throw new UsageError('expected KEY');
     if (values['if-none-match'] !== undefined && values['if-none-match'] !== '*')
       throw new UsageError("--if-none-match: only '*' is supported");
+    // an empty etag (a script's unset variable) made the put unconditional: a lost update
+    if (values['if-match'] === '') throw new UsageError("--if-match: expected an etag, got ''");
     const body = file === '-' ? io.stdin : openInput(resolve(io.cwd, file), file).stream;
     return withStore(values.store, io, async (s) => {
       const etag = await s
         .put(key, body, {
           ...(values['if-none-match'] ? { ifNoneMatch: '*' as const } : {}),
-          ...(values['if-match'] ? { ifMatch: values['if-match'] } : {}),
+          ...(values['if-match'] !== undefined ? { ifMatch: values['if-match'] } : {}),
         })
         .catch(preconditionAsCliError);
       output(io, values.json, { key, etag }, () => etag);
@@ -189,6 +191,7 @@ const rm = sub(
     const { values, positionals } = parseFlags(argv, { ...storeFlag, 'if-match': { type: 'string' } });
     if (positionals.length === 0) throw new UsageError('expected at least one KEY');
     const ifMatch = values['if-match'];
+    if (ifMatch === '') throw new UsageError("--if-match: expected an etag, got ''");
     if (ifMatch !== undefined && positionals.length > 1)
       throw new UsageError('--if-match: one KEY only (the etag is of one object)');
     return withStore(values.store, io, async (s) => {

@@ -80,6 +80,17 @@ describe('strata store', () => {
     );
     expect((await run(['put', 'a/x', '-', '--store', s, '--if-match', etag], 'hello2')).code).toBe(0);
     expect((await run(['put', 'a/x', '-', '--store', s, '--if-match', etag], 'x')).code).toBe(1);
+    // an empty etag (a script's unset variable) is refused: it made the put unconditional, a lost update
+    for (const cmd of [
+      ['put', 'a/x', '-'],
+      ['rm', 'a/x'],
+    ]) {
+      const r = await run([...cmd, '--store', s, '--if-match', ''], 'lost');
+      expect([r.code, r.err], cmd[0]).toEqual([
+        2,
+        `strata store ${cmd[0]}: --if-match: expected an etag, got ''\n`,
+      ]);
+    }
     expect((await run(['get', 'a/x', '--store', s])).out).toBe('hello2');
     expect((await run(['get', 'a/x', '--store', s, '--range', '1-3'])).out).toBe('ell');
     // HTTP's other two forms: from an offset to the end, and the last N bytes (more than the object: all)
