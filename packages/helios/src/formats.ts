@@ -434,6 +434,9 @@ export function parseTimestamp(s: string): number | null {
     // the same layout with blanks around it
     const v = hdfsTimestamp(t);
     if (v !== undefined) return v;
+    // that layout with a field out of range is no time: Date.parse below would read some of them
+    // ('000000 000001' as 2000-01-01)
+    if (/^\d{6} \d{6}$/.test(t)) return null;
   }
   if (/^\d+(\.\d+)?$/.test(t)) {
     const n = Number(t);
