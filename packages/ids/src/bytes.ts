@@ -63,6 +63,21 @@ function parseNum(s: string, what: string): number {
   return n;
 }
 
+/**
+ * A byte option's count of bytes to read: a variable, or a whole number from `min` to what the reading can
+ * take (8 bytes as a binary number, 32 as text). Past that the read was refused at every packet, so the
+ * rule never matched, silently; 0 read nothing.
+ */
+function byteCount(x: NumOrVar, base: ReadSpec['base'], what: string, min = 1): NumOrVar {
+  if (typeof x === 'string') return x;
+  const max = base === 0 ? binaryBytesMax : stringBytesMax;
+  if (!Number.isInteger(x) || x < min || x > max)
+    throw new Error(
+      `${what}: ${x} bytes, expected ${min} to ${max} (${base === 0 ? 'a binary number' : 'a number as text'})`,
+    );
+  return x;
+}
+
 function numOrVar(s: string | undefined, what: string): NumOrVar {
   const t = (s ?? '').trim();
   if (/^[A-Za-z_]\w*$/.test(t)) return t;
@@ -150,7 +165,7 @@ export function parseByteTest(v: string): ByteTest {
   const m = modifiers(p.slice(4), 'byte_test', new Set(common));
   return {
     kind: 'byte_test',
-    bytes: numOrVar(p[0], 'byte_test bytes'),
+    bytes: byteCount(numOrVar(p[0], 'byte_test bytes'), m.base, 'byte_test'),
     op: op as ByteTest['op'],
     negated,
     value: numOrVar(p[2], 'byte_test value'),
@@ -173,7 +188,7 @@ export function parseByteJump(v: string): ByteJump {
   );
   return {
     kind: 'byte_jump',
-    bytes: numOrVar(p[0], 'byte_jump bytes'),
+    bytes: byteCount(numOrVar(p[0], 'byte_jump bytes'), m.base, 'byte_jump', 0),
     offset: numOrVar(p[1], 'byte_jump offset'),
     relative: m.relative,
     little: m.little,
@@ -196,7 +211,7 @@ export function parseByteExtract(v: string): ByteExtract {
   const m = modifiers(p.slice(3), 'byte_extract', new Set([...common, 'multiplier', 'align']));
   return {
     kind: 'byte_extract',
-    bytes: numOrVar(p[0], 'byte_extract bytes'),
+    bytes: byteCount(numOrVar(p[0], 'byte_extract bytes'), m.base, 'byte_extract'),
     offset: numOrVar(p[1], 'byte_extract offset'),
     name,
     relative: m.relative,

@@ -136,12 +136,16 @@ describe('rule parser', () => {
           'alert tcp any any -> any any (dsize:10<>70000; sid:8;)',
           'alert ip any any -> any any (id:65536; sid:9;)',
           'alert tcp any any -> any any (ttl:<=255; id:65535; seq:4294967295; dsize:<65535; sid:10;)',
+          'alert tcp any any -> any any (byte_test:0,>,1,0; sid:13;)',
+          'alert tcp any any -> any any (byte_test:9,>,1,0; sid:14;)',
+          'alert tcp any any -> any any (byte_extract:33,0,n,string,dec; sid:15;)',
+          'alert tcp any any -> any any (byte_test:8,>,1,0; byte_test:10,>,1,0,string,dec; byte_jump:0,4; byte_extract:32,0,n,string,hex; sid:16;)',
           'alert tcp any any -> any 80 (http_uri; bufferlen:10<=>5; content:"a"; sid:11;)',
           'alert tcp any any -> any 80 (urilen:9<>3; content:"a"; http_uri; sid:12;)',
         ].join('\n'),
       ).rules,
     );
-    expect(e.compiled.map((c) => c.rule.sid)).toEqual([5, 10]);
+    expect(e.compiled.map((c) => c.rule.sid)).toEqual([5, 10, 16]);
     expect(e.skipped.map((x) => x.reason)).toEqual([
       "numeric range '10<>5' ends before it starts",
       "flowbits:set needs bit names (a, a|b or a&b), got ''",
@@ -152,6 +156,10 @@ describe('rule parser', () => {
       "itype: 256 is past the field's largest value, 255",
       "dsize: 70000 is past the field's largest value, 65535",
       "id: 65536 is past the field's largest value, 65535",
+      // a read of more bytes than it can take was refused at every packet; 0 read nothing
+      'byte_test: 0 bytes, expected 1 to 8 (a binary number)',
+      'byte_test: 9 bytes, expected 1 to 8 (a binary number)',
+      'byte_extract: 33 bytes, expected 1 to 32 (a number as text)',
       "length range '10<=>5' ends before it starts",
       "numeric range '9<>3' ends before it starts",
     ]);
