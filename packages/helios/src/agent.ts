@@ -573,19 +573,16 @@ export async function runAgentFile(
       }
       const aged = p.sinceMs >= 0 && performance.now() - p.sinceMs >= sh.everyMs;
       if (aged) await flush(sh, source, p, true, false);
-      // rotated (a new inode at the path; its old one read to the end), or cut shorter in place
-      // (logrotate's copytruncate; it was read from the old end on: nothing until the file grew past it,
-      // then from the middle of a line, the lines before it lost), or cut and written again past the offset
-      // since the last look (its first bytes are not those read): what is left of the old content is
-      // shipped, the file read from its start
+      // rotated (a new inode at the path), looked at here, at the old inode's end: its last bytes are read
+      // first; then the new file from its start
       let rotated = false;
       try {
         rotated = statSync(file).ino !== ino;
       } catch {
         rotated = false; // moved away and not recreated yet: keep draining the old inode
       }
-      if (rotated || cut()) {
-        await restart(rotated);
+      if (rotated) {
+        await restart(true);
         continue;
       }
       const waitMs = Math.min(
@@ -601,8 +598,11 @@ export async function runAgentFile(
         const t = setTimeout(done, waitMs);
         follow.signal?.addEventListener('abort', done);
       });
-      // and again before reading on: bytes read now from a file written again would be its new ones,
-      // from the middle of a line (a rotation waits: the old inode's last bytes are read first)
+      // cut shorter in place (logrotate's copytruncate; it was read from the old end on: nothing until the
+      // file grew past it, then from the middle of a line, the lines before it lost), or cut and written
+      // again past the offset since the last look (its first bytes are not those read), looked at before
+      // reading on (bytes read first would be the new file's, from the middle of a line): what is left of
+      // the old content is shipped, the file read from its start
       if (cut()) await restart(false);
     }
     await sh.drain();

@@ -454,25 +454,18 @@ export function parseTimestamp(s: string): number | null {
       Number(m[6]) > 60
     )
       return null;
+    // the offset east of UTC in minutes (hours past 23 or minutes past 59: no time)
+    let offsetMin = 0;
     if (m[8] && m[8] !== 'Z') {
       const d = m[8].slice(1).replace(':', '');
-      if (Number(d.slice(0, 2)) > 23 || Number(d.slice(2)) > 59) return null;
+      const [oh, om] = [Number(d.slice(0, 2)), Number(d.slice(2))];
+      if (oh > 23 || om > 59) return null;
+      offsetMin = (m[8][0] === '-' ? -1 : 1) * (oh * 60 + om);
     }
     const ms = m[7] ? Number(m[7].padEnd(3, '0')) : 0;
-    let v = Date.UTC(
-      Number(m[1]),
-      Number(m[2]) - 1,
-      Number(m[3]),
-      Number(m[4]),
-      Number(m[5]),
-      Number(m[6]),
-      ms,
-    );
-    if (m[8] && m[8] !== 'Z') {
-      const sign = m[8][0] === '-' ? -1 : 1;
-      const d = m[8].slice(1).replace(':', '');
-      v -= sign * (Number(d.slice(0, 2)) * 60 + Number(d.slice(2))) * 60_000;
-    }
+    const v =
+      Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms) -
+      offsetMin * 60_000;
     return Number.isFinite(v) ? v : null;
   }
   const v = Date.parse(t);

@@ -207,6 +207,10 @@ describe('formats', () => {
     expect(parseTimestamp('2024-02-29T12:00:00Z')).toBe(Date.UTC(2024, 1, 29, 12));
     expect(parseTimestamp('2023-02-29 00:00:00')).toBeNull();
     expect(parseTimestamp('2008-11-09 20:36:15+25:00')).toBeNull();
+    // offsets east and west of UTC, with and without the colon
+    expect(parseTimestamp('2008-11-09T20:36:15+05:30')).toBe(Date.UTC(2008, 10, 9, 15, 6, 15));
+    expect(parseTimestamp('2008-11-09 20:36:15-0700')).toBe(Date.UTC(2008, 10, 10, 3, 36, 15));
+    expect(parseTimestamp('2008-11-09 20:36:15+00:60')).toBeNull();
   });
 
   it('loghub rows: Date and Time as one TIMESTAMP, INT cells, as the strings of the fields would give', () => {

@@ -854,6 +854,9 @@ const flowOptions = new Set([
   'no_stream',
 ]);
 
+/** The operations of `flowbits`. */
+const flowbitsOps = ['set', 'unset', 'toggle', 'isset', 'isnotset', 'noalert'];
+
 /** The largest value of the header fields the numeric options test. */
 const fieldMax: Record<string, number> = {
   itype: 0xff,
@@ -918,12 +921,13 @@ function numTest(v: string, what = '', max = Number.MAX_SAFE_INTEGER): (n: numbe
     if (Number(x) > max) throw new Error(`${what}: ${x} is past the field's largest value, ${max}`);
   };
   let m = /^(\d+)(?:<>|-)(\d+)$/.exec(s);
-  if (m && Number(m[1]) > Number(m[2])) throw new Error(`numeric range '${v}' ends before it starts`);
   if (m) {
+    const [lo, hi] = [Number(m[1]), Number(m[2])];
+    if (lo > hi) throw new Error(`numeric range '${v}' ends before it starts`);
     over(m[1]!);
     over(m[2]!);
+    return (n) => n > lo && n < hi;
   }
-  if (m) return (n) => n > Number(m![1]) && n < Number(m![2]);
   m = /^(<=|>=|<|>|=|!)?(\d+)$/.exec(s);
   if (!m) throw new Error(`bad numeric test '${v}'`);
   over(m[2]!);
@@ -2725,10 +2729,8 @@ export class Engine {
         case 'flowbits': {
           const [op, names] = v.split(',').map((x) => x.trim()) as [string, string | undefined];
           // an unknown operation, or one without its bit names, was kept and never acted on
-          if (!['set', 'unset', 'toggle', 'isset', 'isnotset', 'noalert'].includes(op))
-            throw new Error(
-              `flowbits: unknown operation '${op}' (set, unset, toggle, isset, isnotset, noalert)`,
-            );
+          if (!flowbitsOps.includes(op))
+            throw new Error(`flowbits: unknown operation '${op}' (${flowbitsOps.join(', ')})`);
           if (op !== 'noalert' && !(names ?? '').split(/[|&]/).every((x) => /^[\w.-]+$/.test(x.trim())))
             throw new Error(`flowbits:${op} needs bit names (a, a|b or a&b), got '${names ?? ''}'`);
           if (op === 'noalert') noalert = true;

@@ -347,6 +347,32 @@ function variablesSet(options: RuleOption[]): Set<string> {
   return out;
 }
 
+/**
+ * A content modifier's value: a number in Snort 3's range for it (offset and distance -65535 to 65535,
+ * depth and within 1 to 65535), or a variable an earlier byte_extract or byte_math of the rule (`options`
+ * so far) sets. (Anything else was dropped, or kept as a variable no step sets, so the content never
+ * matched.)
+ */
+function contentModifier(
+  k: 'offset' | 'depth' | 'distance' | 'within',
+  v: string | undefined,
+  options: RuleOption[],
+  fail: (m: string) => Error,
+): number | string {
+  const [lo, hi] = k === 'depth' || k === 'within' ? [1, 65535] : [-65535, 65535];
+  if (v !== undefined && /^-?\d+$/.test(v)) {
+    const n = Number(v);
+    if (n < lo || n > hi) throw fail(`${k}: ${v} is out of range (${lo} to ${hi})`);
+    return n;
+  }
+  if (v !== undefined && /^[A-Za-z_]\w*$/.test(v)) {
+    if (!variablesSet(options).has(v))
+      throw fail(`${k}: '${v}' is not a variable an earlier byte_extract or byte_math sets`);
+    return v;
+  }
+  throw fail(`${k}: expected a number from ${lo} to ${hi} or a byte_extract variable, got '${v ?? ''}'`);
+}
+
 /** Parses one rule line. */
 export function parseRule(text: string, file = '<rule>', line = 1): Rule {
   const err = (col: number, m: string) => new RuleSyntaxError(file, line, col, m);
@@ -415,31 +441,8 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
         throw err(col, `${what}: expected a whole number from ${min} to 4294967295, got '${v ?? ''}'`);
       return n;
     };
-    /**
-     * A content modifier's value: a number in Snort 3's range for it (offset and distance -65535 to
-     * 65535, depth and within 1 to 65535), or a variable an earlier byte_extract or byte_math of the rule
-     * sets. (Anything else was dropped, or kept as a variable no step sets, so the content never matched.)
-     */
-    const modifier = (
-      k: 'offset' | 'depth' | 'distance' | 'within',
-      v: string | undefined,
-    ): number | string => {
-      const [lo, hi] = k === 'depth' || k === 'within' ? [1, 65535] : [-65535, 65535];
-      if (v !== undefined && /^-?\d+$/.test(v)) {
-        const n = Number(v);
-        if (n < lo || n > hi) throw err(col, `${k}: ${v} is out of range (${lo} to ${hi})`);
-        return n;
-      }
-      if (v !== undefined && /^[A-Za-z_]\w*$/.test(v)) {
-        if (!variablesSet(options).has(v))
-          throw err(col, `${k}: '${v}' is not a variable an earlier byte_extract or byte_math sets`);
-        return v;
-      }
-      throw err(
-        col,
-        `${k}: expected a number from ${lo} to ${hi} or a byte_extract variable, got '${v ?? ''}'`,
-      );
-    };
+    const modifier = (k: 'offset' | 'depth' | 'distance' | 'within', v: string | undefined) =>
+      contentModifier(k, v, options, (m) => err(col, m));
     // the variables the byte options read (a name where a number goes) are set by an earlier option of the
     // rule: one no option sets left the option never matching, silently
     const positional = variableFields[keyword];
