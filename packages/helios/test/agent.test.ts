@@ -54,6 +54,14 @@ async function allN(name: string): Promise<number[]> {
   }
 }
 
+/** Stream `name` and its file of two lines, with the path of the file's checkpoint. */
+function twoLines(name: string): { file: string; ckpt: string } {
+  createStream(dir, ddl(name));
+  const file = join(dir, `${name}.log`);
+  writeFileSync(file, `${line(0)}\n${line(1)}\n`);
+  return { file, ckpt: `${file}.strata-ckpt` };
+}
+
 describe('agent', () => {
   it('stdin: chunks cut by time while the stream is open, leaves built here, every line once', async () => {
     createStream(dir, ddl('st'));
@@ -79,10 +87,7 @@ describe('agent', () => {
   });
 
   it('a damaged checkpoint is an error naming it; one past the end of a file cut in place ships it from 0', async () => {
-    createStream(dir, ddl('ck'));
-    const file = join(dir, 'ck.log');
-    const ckpt = `${file}.strata-ckpt`;
-    writeFileSync(file, `${line(0)}\n${line(1)}\n`);
+    const { file, ckpt } = twoLines('ck');
     for (const bad of [
       'garbage',
       '{"offset": 5}',
@@ -187,7 +192,8 @@ describe('agent', () => {
 
   /**
    * Stream `name` and its file of 10 lines, followed by an agent (every 20 ms, chunks cut at 100 ms);
-   * `until(n)` waits (10 s at most) for n rows, `ac` stops the agent, `run` is its result.
+   * `until(n)` waits (10 s at most) for n rows; `stop(n)` waits for n rows, stops the agent and gives its
+   * stats.
    */
   function followed(name: string) {
     createStream(dir, ddl(name));
@@ -201,11 +207,16 @@ describe('agent', () => {
     const until = async (n: number) => {
       for (let t = 0; t < 100 && (await allN(name)).length < n; t++) await sleep(100);
     };
-    return { file, ac, run, until };
+    const stop = async (n: number) => {
+      await until(n);
+      ac.abort();
+      return run;
+    };
+    return { file, until, stop };
   }
 
   it('a followed file: time cuts, rotation, then stop; every line once', async () => {
-    const { file, ac, run, until } = followed('fo');
+    const { file, until, stop } = followed('fo');
     await until(10); // shipped by age: the file is still open
     expect((await allN('fo')).length).toBe(10);
     appendFileSync(file, `${line(10)}\n${line(11)}\n`);
@@ -213,45 +224,36 @@ describe('agent', () => {
     writeFileSync(file, `${line(12)}\n`);
     await sleep(200);
     appendFileSync(file, `${line(13)}\n`);
-    await until(14);
-    ac.abort();
-    const st = await run;
+    const st = await stop(14);
     expect(st.chunksByTime).toBeGreaterThan(0);
     expect(await allN('fo')).toEqual(Array.from({ length: 14 }, (_, i) => i));
   });
 
   it('a followed file cut shorter in place (copytruncate) is read again from its start; every line once', async () => {
-    const { file, ac, run, until } = followed('ct');
+    const { file, until, stop } = followed('ct');
     await until(10);
     // logrotate's copytruncate: the same inode cut to 0, then written again, shorter than before; it was
     // read from the old end on, so these lines were never shipped (and the file's checkpoint went on
     // past its end)
     writeFileSync(file, `${line(10)}\n${line(11)}\n`);
-    await until(12);
-    ac.abort();
-    const st = await run;
+    const st = await stop(12);
     expect(st.truncations).toBe(1);
     expect(await allN('ct')).toEqual(Array.from({ length: 12 }, (_, i) => i));
   });
 
   it('a followed file cut and written again past the offset between two looks is read again from its start', async () => {
-    const { file, ac, run, until } = followed('rw');
+    const { file, until, stop } = followed('rw');
     await until(10);
     // cut and written again at once, longer than before: its size never drops below the offset read, so
     // only its first bytes tell (it was read on from the old offset, in the middle of a line)
     writeFileSync(file, Array.from({ length: 20 }, (_, i) => `${line(10 + i)}\n`).join(''));
-    await until(30);
-    ac.abort();
-    const st = await run;
+    const st = await stop(30);
     expect(st.truncations).toBe(1);
     expect(await allN('rw')).toEqual(Array.from({ length: 30 }, (_, i) => i));
   });
 
   it("a checkpoint keeps the SHA-256 of the file's first bytes: a file written again past the offset ships from 0", async () => {
-    createStream(dir, ddl('hd'));
-    const file = join(dir, 'hd.log');
-    const ckpt = `${file}.strata-ckpt`;
-    writeFileSync(file, `${line(0)}\n${line(1)}\n`);
+    const { file, ckpt } = twoLines('hd');
     expect((await runAgentOnce({ url, stream: 'hd', file })).lines).toBe(2);
     const saved = JSON.parse(readFileSync(ckpt, 'utf8'));
     expect(saved.head).toEqual({

@@ -332,10 +332,11 @@ const variableFields: Record<string, number[]> = {
   isdataat: [0],
 };
 
-/** The variables the byte_extract and byte_math options among `options` set (their name, their `result`). */
-function variablesSet(options: RuleOption[]): Set<string> {
+/** The variables the byte_extract and byte_math options among `options[0, end)` set (name, `result`). */
+function variablesSet(options: RuleOption[], end = options.length): Set<string> {
   const out = new Set<string>();
-  for (const o of options) {
+  for (let i = 0; i < end; i++) {
+    const o = options[i]!;
     if (o.keyword === 'byte_extract') {
       const name = o.value?.split(',')[2]?.trim();
       if (name) out.add(name);
@@ -441,8 +442,6 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
         throw err(col, `${what}: expected a whole number from ${min} to 4294967295, got '${v ?? ''}'`);
       return n;
     };
-    const modifier = (k: 'offset' | 'depth' | 'distance' | 'within', v: string | undefined) =>
-      contentModifier(k, v, options, (m) => err(col, m));
     // the variables the byte options read (a name where a number goes) are set by an earlier option of the
     // rule: one no option sets left the option never matching, silently
     const positional = variableFields[keyword];
@@ -450,7 +449,7 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
       const fields = value.split(',');
       for (const k of positional) {
         const f = (fields[k] ?? '').trim().replace(/^!/, '');
-        if (/^[A-Za-z_]\w*$/.test(f) && !variablesSet(options.slice(0, -1)).has(f))
+        if (/^[A-Za-z_]\w*$/.test(f) && !variablesSet(options, options.length - 1).has(f))
           throw err(col, `${keyword}: '${f}' is not a variable an earlier byte_extract or byte_math sets`);
       }
     }
@@ -491,7 +490,7 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
             c.fastPattern = true; // the pattern slice is a hint
           else if (k === 'offset' || k === 'depth' || k === 'distance' || k === 'within') {
             // a variable (byte_extract) is allowed: numeric when it is a number, else kept by name
-            const x = modifier(k, v);
+            const x = contentModifier(k, v, options, (m) => err(col, m));
             if (typeof x === 'number') c[k] = x;
             else c.vars = { ...c.vars, [k]: x };
           } else throw err(col, `content: unknown modifier '${k}'`);
@@ -513,7 +512,7 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
         if (keyword === 'nocase') last.nocase = true;
         else if (keyword === 'fast_pattern') last.fastPattern = true;
         else {
-          const x = modifier(keyword, value);
+          const x = contentModifier(keyword, value, options, (m) => err(col, m));
           if (typeof x === 'number') last[keyword] = x;
           else last.vars = { ...last.vars, [keyword]: x };
         }
@@ -570,19 +569,29 @@ export function ruleLines(text: string): { text: string; line: number }[] {
   return out;
 }
 
-/** Parses a rules file (`ruleLines`): rules with a keyword the engine does not know are listed apart. */
-export function parseRules(text: string, file = '<rules>'): RuleSet {
-  const set: RuleSet = { rules: [], skipped: [], errors: [] };
+/** Every rule of a rules file (`ruleLines`) that parses, and the syntax errors of the others. */
+export function parseRuleText(text: string, file: string): { rules: Rule[]; errors: RuleSyntaxError[] } {
+  const rules: Rule[] = [];
+  const errors: RuleSyntaxError[] = [];
   for (const { text: t, line } of ruleLines(text)) {
     try {
-      const r = parseRule(t, file, line);
-      const unknown = r.options.find((o) => !knownKeywords.has(o.keyword));
-      if (unknown) set.skipped.push({ sid: r.sid, keyword: unknown.keyword, file, line });
-      else set.rules.push(r);
+      rules.push(parseRule(t, file, line));
     } catch (e) {
-      if (e instanceof RuleSyntaxError) set.errors.push(e);
+      if (e instanceof RuleSyntaxError) errors.push(e);
       else throw e;
     }
+  }
+  return { rules, errors };
+}
+
+/** Parses a rules file (`parseRuleText`): rules with a keyword the engine does not know are listed apart. */
+export function parseRules(text: string, file = '<rules>'): RuleSet {
+  const { rules, errors } = parseRuleText(text, file);
+  const set: RuleSet = { rules: [], skipped: [], errors };
+  for (const r of rules) {
+    const unknown = r.options.find((o) => !knownKeywords.has(o.keyword));
+    if (unknown) set.skipped.push({ sid: r.sid, keyword: unknown.keyword, file, line: r.line });
+    else set.rules.push(r);
   }
   return set;
 }

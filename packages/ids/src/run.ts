@@ -8,7 +8,7 @@ import type { FlowTableStats } from './flow.js';
 import type { HttpAnomalies } from './http.js';
 import { type Packet, PcapWriter, readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import { rejectFrames } from './reject.js';
-import { parseRule, type Rule, RuleSyntaxError, ruleLines } from './rules.js';
+import { parseRuleText, type Rule } from './rules.js';
 import { copyBytes } from './stream.js';
 
 export interface RunResult {
@@ -55,21 +55,12 @@ export interface Verdict {
 }
 
 /**
- * Parses rule text (`ruleLines`: comments skipped, `\` continuations joined); every syntax error is
+ * Parses rule text (`parseRuleText`: comments skipped, `\` continuations joined); every syntax error is
  * collected with file:line:column. (It split on every newline: a rule continued with `\` was two errors.)
  */
 export function loadRules(text: string, file: string): { rules: Rule[]; errors: string[] } {
-  const rules: Rule[] = [];
-  const errors: string[] = [];
-  for (const { text: t, line } of ruleLines(text)) {
-    try {
-      rules.push(parseRule(t, file, line));
-    } catch (e) {
-      if (e instanceof RuleSyntaxError) errors.push(e.message);
-      else throw e;
-    }
-  }
-  return { rules, errors };
+  const { rules, errors } = parseRuleText(text, file);
+  return { rules, errors: errors.map((e) => e.message) };
 }
 
 /** A packet ready for the engine (see `Pipeline.prepare`). */
