@@ -349,27 +349,34 @@ function variablesSet(options: RuleOption[], end = options.length): Set<string> 
 }
 
 /**
- * A content modifier's value: a number in Snort 3's range for it (offset and distance -65535 to 65535,
- * depth and within 1 to 65535), or a variable an earlier byte_extract or byte_math of the rule (`options`
- * so far) sets. (Anything else was dropped, or kept as a variable no step sets, so the content never
- * matched.)
+ * Sets a content modifier from its value: a number in Snort 3's range for it (offset and distance -65535
+ * to 65535, depth and within 1 to 65535), or a variable an earlier byte_extract or byte_math of the rule
+ * (`options` so far) sets. (Anything else was dropped, or kept as a variable no step sets, so the content
+ * never matched.) A modifier given twice for one content is refused (the last one was taken), and a depth
+ * or within shorter than the content, which no match can fit in (Snort 2 refuses the depth too).
  */
-function contentModifier(
+function setContentModifier(
+  c: ContentMatch,
   k: 'offset' | 'depth' | 'distance' | 'within',
   v: string | undefined,
   options: RuleOption[],
   fail: (m: string) => Error,
-): number | string {
+): void {
+  if (c[k] !== undefined || c.vars?.[k] !== undefined) throw fail(`${k} is given twice for one content`);
   const [lo, hi] = k === 'depth' || k === 'within' ? [1, 65535] : [-65535, 65535];
   if (v !== undefined && /^-?\d+$/.test(v)) {
     const n = Number(v);
     if (n < lo || n > hi) throw fail(`${k}: ${v} is out of range (${lo} to ${hi})`);
-    return n;
+    if ((k === 'depth' || k === 'within') && n < c.bytes.length)
+      throw fail(`${k}: ${n} is less than the content's ${c.bytes.length} bytes: it could never match`);
+    c[k] = n;
+    return;
   }
   if (v !== undefined && /^[A-Za-z_]\w*$/.test(v)) {
     if (!variablesSet(options).has(v))
       throw fail(`${k}: '${v}' is not a variable an earlier byte_extract or byte_math sets`);
-    return v;
+    c.vars = { ...c.vars, [k]: v };
+    return;
   }
   throw fail(`${k}: expected a number from ${lo} to ${hi} or a byte_extract variable, got '${v ?? ''}'`);
 }
@@ -490,9 +497,7 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
             c.fastPattern = true; // the pattern slice is a hint
           else if (k === 'offset' || k === 'depth' || k === 'distance' || k === 'within') {
             // a variable (byte_extract) is allowed: numeric when it is a number, else kept by name
-            const x = contentModifier(k, v, options, (m) => err(col, m));
-            if (typeof x === 'number') c[k] = x;
-            else c.vars = { ...c.vars, [k]: x };
+            setContentModifier(c, k, v, options, (m) => err(col, m));
           } else throw err(col, `content: unknown modifier '${k}'`);
         }
         // an empty content matched everywhere (Snort and Suricata refuse it)
@@ -511,11 +516,7 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
         if (!last) throw err(col, `'${keyword}' must follow a content`);
         if (keyword === 'nocase') last.nocase = true;
         else if (keyword === 'fast_pattern') last.fastPattern = true;
-        else {
-          const x = contentModifier(keyword, value, options, (m) => err(col, m));
-          if (typeof x === 'number') last[keyword] = x;
-          else last.vars = { ...last.vars, [keyword]: x };
-        }
+        else setContentModifier(last, keyword, value, options, (m) => err(col, m));
         break;
       }
       default:

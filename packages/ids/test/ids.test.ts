@@ -88,6 +88,13 @@ describe('rule parser', () => {
       ],
       ['content:"GET"; distance:1.5; sid:1;', /distance: expected a number/],
       ['content:"GET",depth 0; sid:1;', /depth: 0 is out of range/],
+      // no match fits: depth or within shorter than the content (were loaded, never to fire)
+      ['content:"GET"; depth:2; sid:1;', /depth: 2 is less than the content's 3 bytes: it could never match/],
+      ['content:"A"; content:"|00 01|",within 1; sid:1;', /within: 1 is less than the content's 2 bytes/],
+      // one modifier twice for one content (the last one was taken), in either form or both
+      ['content:"GET"; depth:3; depth:5; sid:1;', /depth is given twice for one content/],
+      ['content:"GET",offset 1; offset:2; sid:1;', /offset is given twice for one content/],
+      ['byte_extract:1,0,n; content:"A"; distance:n; distance:1; sid:1;', /distance is given twice/],
     ];
     for (const [opts, why] of bad)
       expect(() => parseRule(`alert tcp any any -> any any (${opts})`), opts).toThrow(why);
@@ -105,6 +112,15 @@ describe('rule parser', () => {
         'alert tcp any any -> any any (byte_math:bytes 1,offset 0,oper +,rvalue 1,result r; content:"A"; depth:r; sid:1;)',
       ),
     ).not.toThrow();
+    // a depth or within the content's length exactly, and the same modifier on two contents, are fine
+    expect(
+      parseRule(
+        'alert tcp any any -> any any (content:"GET"; depth:3; content:"AB"; depth:9; within:2; sid:1;)',
+      ).contents.map((c) => [c.depth, c.within]),
+    ).toEqual([
+      [3, undefined],
+      [9, 2],
+    ]);
     // the byte options' variables too: byte_jump's offset, byte_test's value, isdataat's count
     for (const [opts, name] of [
       ['byte_jump:4,off; sid:1;', "byte_jump: 'off' is not a variable"],

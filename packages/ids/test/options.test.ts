@@ -62,7 +62,7 @@ describe('byte_test, byte_jump, byte_extract', () => {
           'alert udp any any -> any any (byte_extract:1,0,n,string,dec; content:"|7c|"; content:"cd"; distance:n; within:n; sid:2;)',
           'alert udp any any -> any any (byte_extract:1,0,n,string,dec; byte_test:1,=,n,0,string,dec; sid:3;)',
           'alert udp any any -> any any (byte_extract:1,0,n,string,dec; byte_jump:n,1; content:"cd"; within:2; sid:4;)',
-          'alert udp any any -> any any (byte_extract:1,0,n,string,dec; content:"ab"; offset:n; depth:1; sid:5;)',
+          'alert udp any any -> any any (byte_extract:1,0,n,string,dec; content:"cd"; offset:n; depth:2; sid:5;)',
         ],
         p,
       ),
