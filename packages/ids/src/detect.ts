@@ -616,6 +616,8 @@ interface Compiled {
     toServer?: boolean;
     toClient?: boolean;
     stateless: boolean;
+    /** `no_frag`: not on datagrams rebuilt from fragments; `only_frag`: only on those (Snort 3's flow). */
+    frag?: 'no' | 'only';
   };
   flowbits: { op: string; names: string[]; any: boolean }[];
   /** threshold / detection_filter. */
@@ -852,6 +854,8 @@ const flowOptions = new Set([
   'from_server',
   'only_stream',
   'no_stream',
+  'no_frag',
+  'only_frag',
 ]);
 
 /** The operations of `flowbits`. */
@@ -1753,6 +1757,8 @@ export class Engine {
   private releasingOther = false;
   private nowUs = 0;
   private pktNo = 0;
+  /** The packet under inspection is a datagram rebuilt from fragments (`inspect`). */
+  private rebuiltFrag = false;
   readonly stats: EngineStats = {
     packets: 0,
     inspected: 0,
@@ -2704,7 +2710,6 @@ export class Engine {
           // an option not known, or not evaluated, was ignored (flow:not_established matched established
           // flows too, and flow:sideways was taken)
           for (const x of parts) {
-            if (x === 'no_frag' || x === 'only_frag') throw new Error(`flow:${x} is not evaluated yet`);
             if (!flowOptions.has(x))
               throw new Error(`flow: unknown option '${x}' (${[...flowOptions].join(', ')})`);
           }
@@ -2715,15 +2720,21 @@ export class Engine {
             throw new Error(`flow: '${v}' asks for only_stream and no_stream`);
           if (parts.includes('established') && parts.includes('not_established'))
             throw new Error(`flow: '${v}' asks for established and not_established`);
+          if (parts.includes('no_frag') && parts.includes('only_frag'))
+            throw new Error(`flow: '${v}' asks for no_frag and only_frag`);
+          // stream data is never a rebuilt datagram (Snort: only_frag needs PKT_REBUILT_FRAG)
+          if (parts.includes('only_frag') && parts.includes('only_stream'))
+            throw new Error(`flow: '${v}' asks for only_stream and only_frag: it could never match`);
           flow = {
             established: parts.includes('established'),
             notEstablished: parts.includes('not_established'),
             toServer,
             toClient,
             stateless: parts.includes('stateless'),
+            frag: parts.includes('no_frag') ? 'no' : parts.includes('only_frag') ? 'only' : undefined,
           };
           if (parts.includes('only_stream')) forced = 'stream';
-          if (parts.includes('no_stream')) forced = 'packet';
+          if (parts.includes('no_stream') || parts.includes('only_frag')) forced = 'packet';
           break;
         }
         case 'flowbits': {
@@ -2928,9 +2939,11 @@ export class Engine {
    * Inspects one decoded packet; returns the alerts it raised (and those of flows evicted meanwhile).
    * `pcapCnt`: the packet's 1-based number in its capture, for the alerts (default: inspect calls so far).
    * `checksumOk` false: the packet is matched on its own but moves no TCP state and joins no stream.
+   * `rebuiltFrag`: `d` is a datagram rebuilt from fragments (for `flow:no_frag` and `only_frag`).
    */
-  inspect(d: Decoded, tsUs: number, pcapCnt?: number, checksumOk = true): Alert[] {
+  inspect(d: Decoded, tsUs: number, pcapCnt?: number, checksumOk = true, rebuiltFrag = false): Alert[] {
     this.stats.packets++;
+    this.rebuiltFrag = rebuiltFrag;
     this.pktNo = pcapCnt ?? this.pktNo + 1;
     this.nowUs = tsUs;
     if (!checksumOk) this.stats.badChecksums++;
@@ -3871,11 +3884,14 @@ export class Engine {
       if (g.fp[i]! >= 0) passed++;
       if (!this.stringsPass(g, i)) continue;
       if (!this.headerMatch(c, d.srcAddr, d.srcPort, d.dstAddr, d.dstPort)) continue;
-      if (c.flow && !c.flow.stateless) {
-        if (c.flow.established && !f.establishedForPacket) continue;
-        if (c.flow.notEstablished && f.establishedForPacket) continue;
-        if (c.flow.toServer && !toServer) continue;
-        if (c.flow.toClient && toServer) continue;
+      if (c.flow) {
+        if (c.flow.frag !== undefined && (c.flow.frag === 'only') !== this.rebuiltFrag) continue;
+        if (!c.flow.stateless) {
+          if (c.flow.established && !f.establishedForPacket) continue;
+          if (c.flow.notEstablished && f.establishedForPacket) continue;
+          if (c.flow.toServer && !toServer) continue;
+          if (c.flow.toClient && toServer) continue;
+        }
       }
       if (!this.flowbitsAllow(c, f)) continue;
       if (c.hasPayloadMatch && d.payload.length === 0) continue;

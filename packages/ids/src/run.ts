@@ -87,7 +87,7 @@ export interface PreparedPacket {
  * stream alerts too: the packet that completed the match, as Suricata logs it inline), as passed on.
  */
 export function inspectPrepared(engine: Engine, x: PreparedPacket): Alert[] {
-  const alerts = engine.inspect(x.d, x.tsUs, x.n, x.checksumOk);
+  const alerts = engine.inspect(x.d, x.tsUs, x.n, x.checksumOk, x.whole !== undefined);
   const norm = engine.verdict.payload;
   if (norm) {
     const f = rewritePayload(x.frame, x.d, norm);

@@ -157,7 +157,8 @@ describe('decoding details', () => {
         'alert tcp any any -> any any (flow:to_server,to_client; sid:2;)',
         'alert tcp any any -> any any (flow:established,not_established; sid:3;)',
         'alert tcp any any -> any any (flow:only_stream,no_stream; sid:4;)',
-        'alert tcp any any -> any any (flow:no_frag; sid:5;)',
+        'alert tcp any any -> any any (flow:no_frag,only_frag; sid:5;)',
+        'alert tcp any any -> any any (flow:only_stream,only_frag; sid:7;)',
         'alert tcp any any -> any any (flow: from_client , established; sid:6;)',
       ].map((r) => parseRule(r)),
     );
@@ -167,7 +168,8 @@ describe('decoding details', () => {
       "flow: 'to_server,to_client' asks for both directions",
       "flow: 'established,not_established' asks for established and not_established",
       "flow: 'only_stream,no_stream' asks for only_stream and no_stream",
-      'flow:no_frag is not evaluated yet',
+      "flow: 'no_frag,only_frag' asks for no_frag and only_frag",
+      "flow: 'only_stream,only_frag' asks for only_stream and only_frag: it could never match",
     ]);
     expect(() => parseRule('alert tcp any any -> any any (content:""; sid:7;)')).toThrow(
       /content: empty pattern/,

@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Decoded, Defragmenter, decode, newDecodeStats, parseRule, runCapture } from '../src/index.js';
+import {
+  type Decoded,
+  Defragmenter,
+  decode,
+  newDecodeStats,
+  parseRule,
+  runCapture,
+  runCaptureParallel,
+} from '../src/index.js';
 
 /** A TCP segment (20-byte header, ports 1234 -> 80, flags PSH|ACK) carrying `payload`. */
 function tcpSegment(payload: Uint8Array): Uint8Array {
@@ -190,24 +198,10 @@ describe('IP defragmentation', () => {
   it('runCapture matches a rule on a datagram split into fragments', async () => {
     const seg = tcpSegment(Buffer.from('xxxx /bin/sh xxxx'));
     const frames = [v4frag(3, 16, seg.subarray(16), false), v4frag(3, 0, seg.subarray(0, 16), true)];
-    const h = Buffer.alloc(24);
-    h.writeUInt32LE(0xa1b2c3d4, 0);
-    h.writeUInt16LE(2, 4);
-    h.writeUInt16LE(4, 6);
-    h.writeUInt32LE(65535, 16);
-    h.writeUInt32LE(101, 20);
-    const parts: Buffer[] = [h];
-    frames.forEach((f, i) => {
-      const r = Buffer.alloc(16);
-      r.writeUInt32LE(1_700_000_000 + i, 0);
-      r.writeUInt32LE(f.length, 8);
-      r.writeUInt32LE(f.length, 12);
-      parts.push(r, Buffer.from(f));
-    });
     const dir = mkdtempSync(join(tmpdir(), 'ids-defrag-'));
     try {
       const file = join(dir, 'frag.pcap');
-      writeFileSync(file, Buffer.concat(parts));
+      writeFileSync(file, pcapOf(frames));
       const rules = [parseRule('alert tcp any any -> any 80 (msg:"sh"; content:"/bin/sh"; sid:1;)')];
       const r = await runCapture(file, rules);
       expect(r.alerts.map((a) => a.sid)).toEqual([1]);
@@ -218,4 +212,56 @@ describe('IP defragmentation', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('flow:only_frag matches only datagrams rebuilt from fragments, flow:no_frag only the others (1 and 2 workers)', async () => {
+    const seg = tcpSegment(Buffer.from('xxxx /bin/sh xxxx'));
+    // the same segment unfragmented, from another source port (another flow)
+    const whole = tcpSegment(Buffer.from('xxxx /bin/sh xxxx'));
+    whole[1] = 0xd3;
+    const frames = [
+      v4frag(3, 16, seg.subarray(16), false),
+      v4frag(3, 0, seg.subarray(0, 16), true),
+      v4frag(4, 0, whole, false),
+    ];
+    const rules = [
+      'alert tcp any any -> any 80 (content:"/bin/sh"; sid:1;)',
+      'alert tcp any any -> any 80 (flow:only_frag; content:"/bin/sh"; sid:2;)',
+      'alert tcp any any -> any 80 (flow:no_frag; content:"/bin/sh"; sid:3;)',
+      'alert ip any any -> any any (flow:stateless,only_frag; sid:4;)',
+    ].map((r) => parseRule(r));
+    const dir = mkdtempSync(join(tmpdir(), 'ids-defrag-'));
+    try {
+      const file = join(dir, 'frag.pcap');
+      writeFileSync(file, pcapOf(frames));
+      const got = (alerts: { sid: number; pcapCnt?: number }[]) =>
+        alerts.map((a) => `${a.sid}@${a.pcapCnt}`).sort();
+      // packet 2 completes the datagram; packet 3 is the unfragmented one
+      const want = ['1@2', '1@3', '2@2', '3@3', '4@2'];
+      expect(got((await runCapture(file, rules)).alerts)).toEqual(want);
+      expect(got((await runCaptureParallel(file, rules, { workers: 2 })).alerts)).toEqual(want);
+      // without defragmentation nothing is rebuilt: only_frag never matches, no_frag matches as before
+      expect(got((await runCapture(file, rules, { defrag: false })).alerts)).toEqual(['1@3', '3@3']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+
+/** A pcap file (raw IP link type) of `frames`, a second apart. */
+function pcapOf(frames: Uint8Array[]): Buffer {
+  const h = Buffer.alloc(24);
+  h.writeUInt32LE(0xa1b2c3d4, 0);
+  h.writeUInt16LE(2, 4);
+  h.writeUInt16LE(4, 6);
+  h.writeUInt32LE(65535, 16);
+  h.writeUInt32LE(101, 20);
+  const parts: Buffer[] = [h];
+  frames.forEach((f, i) => {
+    const r = Buffer.alloc(16);
+    r.writeUInt32LE(1_700_000_000 + i, 0);
+    r.writeUInt32LE(f.length, 8);
+    r.writeUInt32LE(f.length, 12);
+    parts.push(r, Buffer.from(f));
+  });
+  return Buffer.concat(parts);
+}
