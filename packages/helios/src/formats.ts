@@ -422,7 +422,17 @@ let lastDayMs = 0;
 /** A named group's opening in a regex source, with the name as group 1. */
 const groupName = /\(\?<([A-Za-z_][A-Za-z0-9_]*)>/g;
 
-/** Epoch ms for the timestamp layouts seen in logs, or null. */
+/**
+ * Epoch ms for the timestamp layouts seen in logs, or null. The layouts: epoch seconds or milliseconds
+ * (digits, a fraction allowed); HDFS's `yyMMdd HHmmss`; ISO 8601 / RFC 3339 dates and times
+ * (`2008-11-09`, `2008-11-09 20:36`, `2008-11-09T20:36:15.250Z`, `2015-07-29 17:41:44,747`, a `/` for the
+ * `-`, an offset `+05:30` / `-0700`, `Z`, `UTC` or `GMT`); RFC 2822's `Sun, 09 Nov 2008 20:36:15 GMT`; and
+ * ctime's `Sun Nov 09 20:36:15 2008` (Apache's error log). A time without an offset is UTC, whatever
+ * the machine's zone. Anything else is null: a layout without a year (syslog's `Nov 09 20:36:15`,
+ * Android's `11-09 20:36:15.811`) and fields out of their range (month 13, 30 February, hour 24, an
+ * offset past 23:59) included. (Until 2026-12-05 what these did not cover went to Date.parse, which read
+ * a yearless time as one of 2001 and a time without an offset in the machine's zone.)
+ */
 export function parseTimestamp(s: string): number | null {
   if (s.length === 13) {
     const v = hdfsTimestamp(s);
@@ -434,41 +444,75 @@ export function parseTimestamp(s: string): number | null {
     // the same layout with blanks around it
     const v = hdfsTimestamp(t);
     if (v !== undefined) return v;
-    // that layout with a field out of range is no time: Date.parse below would read some of them
-    // ('000000 000001' as 2000-01-01)
-    if (/^\d{6} \d{6}$/.test(t)) return null;
   }
   if (/^\d+(\.\d+)?$/.test(t)) {
     const n = Number(t);
     return n > 1e11 ? Math.floor(n) : Math.floor(n * 1000);
   }
-  const m =
-    /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,3})\d*)?(Z|[+-]\d{2}:?\d{2})?$/.exec(t);
-  if (m) {
-    // fields out of their range are no time (Date.UTC carried them over: 2008-13-45 99:99:99 was a
-    // moment of 2009); a second of 60 is a leap second's
-    if (
-      !validDate(Number(m[1]), Number(m[2]), Number(m[3])) ||
-      Number(m[4]) > 23 ||
-      Number(m[5]) > 59 ||
-      Number(m[6]) > 60
-    )
-      return null;
-    // the offset east of UTC in minutes (hours past 23 or minutes past 59: no time)
-    let offsetMin = 0;
-    if (m[8] && m[8] !== 'Z') {
-      const d = m[8].slice(1).replace(':', '');
-      const [oh, om] = [Number(d.slice(0, 2)), Number(d.slice(2))];
-      if (oh > 23 || om > 59) return null;
-      offsetMin = (m[8][0] === '-' ? -1 : 1) * (oh * 60 + om);
-    }
-    const ms = m[7] ? Number(m[7].padEnd(3, '0')) : 0;
-    const v =
-      Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms) -
-      offsetMin * 60_000;
-    return Number.isFinite(v) ? v : null;
+  let m = isoLayout.exec(t);
+  if (m) return utcMs(+m[1]!, +m[3]!, +m[4]!, m[5], m[6], m[7], m[8], m[9]);
+  m = rfc2822Layout.exec(t);
+  if (m) return utcMs(+m[3]!, monthOf(m[2]!), +m[1]!, m[4], m[5], m[6], undefined, m[7]);
+  m = ctimeLayout.exec(t);
+  if (m) return utcMs(+m[7]!, monthOf(m[1]!), +m[2]!, m[3], m[4], m[5], m[6], undefined);
+  return null;
+}
+
+const monthNames = 'jan feb mar apr may jun jul aug sep oct nov dec'.split(' ');
+const monthRe =
+  '(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)';
+const weekdayRe =
+  '(?:mon(?:day)?|tue(?:sday)?|wed(?:nesday)?|thu(?:rsday)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?)';
+/** The zones `utcMs` reads: Z, UT, UTC, GMT, or an offset (`+05:30`, `-0700`). */
+const zoneRe = '(z|ut|utc|gmt|[+-]\\d{2}:?\\d{2})';
+/** `yyyy-MM-dd` (or with `/`), then optionally `[ T]HH:mm[:ss[.fff]]` and a zone. */
+const isoLayout = new RegExp(
+  `^(\\d{4})([-/])(\\d{2})\\2(\\d{2})(?:[ T](\\d{2}):(\\d{2})(?::(\\d{2})(?:[.,](\\d{1,3})\\d*)?)? ?${zoneRe}?)?$`,
+  'i',
+);
+/** RFC 2822: `[Www, ]d MMM yyyy HH:mm[:ss] [zone]`. */
+const rfc2822Layout = new RegExp(
+  `^(?:${weekdayRe},? +)?(\\d{1,2}) +${monthRe} +(\\d{4}) +(\\d{2}):(\\d{2})(?::(\\d{2}))?(?: *${zoneRe})?$`,
+  'i',
+);
+/** ctime: `[Www ]MMM d HH:mm:ss[.fff] yyyy`. */
+const ctimeLayout = new RegExp(
+  `^(?:${weekdayRe} +)?${monthRe} +(\\d{1,2}) +(\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d{1,3})\\d*)? +(\\d{4})$`,
+  'i',
+);
+
+/** A month's number from its name (`monthRe`: full, or its first three letters). */
+function monthOf(name: string): number {
+  return monthNames.indexOf(name.slice(0, 3).toLowerCase()) + 1;
+}
+
+/**
+ * Epoch ms of a date, a time of day (fields absent are 0) and a zone (absent: UTC); null when a field is
+ * out of its range (Date.UTC would carry it over: 2008-13-45 99:99:99 was a moment of 2009). A second of
+ * 60 is a leap second's.
+ */
+function utcMs(
+  y: number,
+  mo: number,
+  d: number,
+  hh: string | undefined,
+  mi: string | undefined,
+  ss: string | undefined,
+  frac: string | undefined,
+  zone: string | undefined,
+): number | null {
+  const [h, m, sec] = [Number(hh ?? 0), Number(mi ?? 0), Number(ss ?? 0)];
+  if (!validDate(y, mo, d) || h > 23 || m > 59 || sec > 60) return null;
+  // the offset east of UTC in minutes (hours past 23 or minutes past 59: no time)
+  let offsetMin = 0;
+  if (zone && /^[+-]/.test(zone)) {
+    const z = zone.slice(1).replace(':', '');
+    const [oh, om] = [Number(z.slice(0, 2)), Number(z.slice(2))];
+    if (oh > 23 || om > 59) return null;
+    offsetMin = (zone[0] === '-' ? -1 : 1) * (oh * 60 + om);
   }
-  const v = Date.parse(t);
+  const ms = frac ? Number(frac.padEnd(3, '0')) : 0;
+  const v = Date.UTC(y, mo - 1, d, h, m, sec, ms) - offsetMin * 60_000;
   return Number.isFinite(v) ? v : null;
 }
 

@@ -169,6 +169,43 @@ describe('formats', () => {
     expect(parseTimestamp('081109x203615')).toBeNull();
   });
 
+  it('timestamps in ISO 8601, RFC 2822 and ctime layouts are UTC unless they say otherwise; without a year, none', () => {
+    const at = Date.UTC(2008, 10, 9, 20, 36, 15);
+    const cases: [string, number | null][] = [
+      ['2008-11-09', Date.UTC(2008, 10, 9)],
+      ['2008-11-09 20:36', Date.UTC(2008, 10, 9, 20, 36)],
+      ['2008/11/09 20:36:15', at],
+      ['2008-11-09 20:36:15 UTC', at],
+      ['2008-11-09 20:36:15 +0100', at - 3_600_000],
+      ['Sun, 09 Nov 2008 20:36:15 GMT', at],
+      ['9 Nov 2008 20:36 -0030', Date.UTC(2008, 10, 9, 21, 6)],
+      ['Sun Nov 09 20:36:15 2008', at],
+      ['Sunday November  9 20:36:15.5 2008', at + 500],
+      // no year: Date.parse made these moments of 2001 (syslog, Android, Proxifier)
+      ['Nov 09 20:36:15', null],
+      ['11-09 20:36:15.811', null],
+      ['11.09 20:36:15', null],
+      // not a month or a weekday, a day the month does not have, an hour past 23
+      ['Sun, 09 Nox 2008 20:36:15 GMT', null],
+      ['Sux Nov 09 20:36:15 2008', null],
+      ['Sun, 31 Nov 2008 20:36:15 GMT', null],
+      ['Sun Nov 09 24:36:15 2008', null],
+      ['2008-11-09 20', null],
+      ['2008-11/09', null],
+    ];
+    // the machine's zone changes nothing (Date.parse read a time without an offset in it)
+    const tz = process.env.TZ;
+    try {
+      for (const zone of ['UTC', 'America/New_York', 'Asia/Kolkata']) {
+        process.env.TZ = zone;
+        for (const [s, want] of cases) expect(parseTimestamp(s), `${s} in ${zone}`).toBe(want);
+      }
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
+  });
+
   it('yyMMdd HHmmss equals Date.UTC, out-of-range fields no time (they were carried over), whatever day came before', () => {
     // the day's midnight is cached across calls: runs of one day, day changes and invalid days mixed
     const two = fc.integer({ min: 0, max: 99 });
@@ -197,8 +234,8 @@ describe('formats', () => {
         }
       }),
     );
-    // the counterexample a CI run found: Date.parse reads this one (as 2000-01-01) once the HDFS reading
-    // refuses it
+    // the counterexample a CI run found: Date.parse read this one (as 2000-01-01) once the HDFS reading
+    // refused it
     expect(parseTimestamp('000000 000001')).toBeNull();
     expect(parseTimestamp(' 000000 000001 ')).toBeNull();
     // the days of February, leap years by the Gregorian rule
