@@ -82,7 +82,9 @@ function formatRow(s: Stream, r: Row): string {
     .map((c, i) => {
       const v = r[i];
       if (v === null || v === undefined) return `${c.name}=-`;
-      if (c.type === 'TIMESTAMP' && typeof v === 'number') return `${c.name}=${new Date(v).toISOString()}`;
+      // a time past a Date's range (ingested before 2026-12-05, when such epoch values were read) as its number
+      if (c.type === 'TIMESTAMP' && typeof v === 'number' && Math.abs(v) <= 8.64e15)
+        return `${c.name}=${new Date(v).toISOString()}`;
       return `${c.name}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : v}`;
     })
     .join(' ');

@@ -447,7 +447,10 @@ export function parseTimestamp(s: string): number | null {
   }
   if (/^\d+(\.\d+)?$/.test(t)) {
     const n = Number(t);
-    return n > 1e11 ? Math.floor(n) : Math.floor(n * 1000);
+    const ms = n > 1e11 ? Math.floor(n) : Math.floor(n * 1000);
+    // past what a Date holds (about 275,760 years) it is no time: printing one threw (`strata search`
+    // ended on "Invalid time value")
+    return ms <= dateMsMax ? ms : null;
   }
   let m = isoLayout.exec(t);
   if (m) return utcMs(+m[1]!, +m[3]!, +m[4]!, m[5], m[6], m[7], m[8], m[9]);
@@ -458,6 +461,8 @@ export function parseTimestamp(s: string): number | null {
   return null;
 }
 
+/** The largest epoch ms a Date holds (ECMAScript's time value range: 100,000,000 days). */
+const dateMsMax = 8.64e15;
 const monthNames = 'jan feb mar apr may jun jul aug sep oct nov dec'.split(' ');
 const monthRe =
   '(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)';

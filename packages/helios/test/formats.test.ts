@@ -162,6 +162,10 @@ describe('formats', () => {
     expect(parseTimestamp('2008-11-09T20:36:15.250Z')).toBe(Date.UTC(2008, 10, 9, 20, 36, 15, 250));
     expect(parseTimestamp('2015-07-29 17:41:44,747')).toBe(Date.UTC(2015, 6, 29, 17, 41, 44, 747));
     expect(parseTimestamp('1117838570')).toBe(1117838570000);
+    // epoch milliseconds up to the last a Date holds; past it no time (printing one threw)
+    expect(parseTimestamp('8640000000000000')).toBe(8.64e15);
+    expect(parseTimestamp('8640000000000001')).toBeNull();
+    expect(parseTimestamp('99999999999999999999')).toBeNull();
     expect(parseTimestamp('nope')).toBeNull();
     // loghub HDFS yyMMdd HHmmss, bare and with blanks around it; 13 characters of another shape
     expect(parseTimestamp('081109 203615')).toBe(Date.UTC(2008, 10, 9, 20, 36, 15));
