@@ -232,9 +232,18 @@ function u32be(b: Uint8Array, o: number): number {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 
+/** The latest time a Date holds, in microseconds since the epoch (ECMAScript: 8.64e15 ms). */
+const dateUsMax = 8.64e18;
+/** The pcapng block types whose fixed fields are read. */
+const blockNames: Record<number, string> = {
+  1: 'interface description',
+  3: 'simple packet',
+  6: 'enhanced packet',
+};
+
 async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet> {
   let le = true;
-  let interfaces: { linkType: number; tsDivUs: number }[] = [];
+  let interfaces: { linkType: number; tsDivUs: number; unitsPerSec: number }[] = [];
   let pending: Buffer | undefined = first;
   for (;;) {
     const at = r.offset - (pending ? 4 : 0);
@@ -264,21 +273,27 @@ async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet>
     if (!body) throw new TruncatedCaptureError(at, 'truncated block');
     const u16 = (o: number) => (le ? body.readUInt16LE(o) : body.readUInt16BE(o));
     const u32 = (o: number) => (le ? body.readUInt32LE(o) : body.readUInt32BE(o));
+    // each block type's fixed fields (a shorter block was read past its end: a RangeError, not a capture error)
+    const fixed = type === 1 ? 8 : type === 6 ? 20 : type === 3 ? 4 : 0;
+    if (len - 12 < fixed)
+      throw new CaptureError(
+        at,
+        `${blockNames[type]} block of ${len} bytes: its fixed fields need ${fixed + 12}`,
+      );
     if (type === 1) {
       // interface description: link type, then options (if_tsresol = 9)
-      let tsDivUs = 1;
+      let unitsPerSec = 1e6;
       for (let p = 8; p + 4 <= body.length - 4; ) {
         const code = u16(p);
         const olen = u16(p + 2);
         if (code === 0) break;
         if (code === 9 && olen >= 1) {
           const v = body[p + 4]!;
-          const unitsPerSec = v & 0x80 ? 2 ** (v & 0x7f) : 10 ** (v & 0x7f);
-          tsDivUs = unitsPerSec / 1e6;
+          unitsPerSec = v & 0x80 ? 2 ** (v & 0x7f) : 10 ** (v & 0x7f);
         }
         p += 4 + Math.ceil(olen / 4) * 4;
       }
-      interfaces.push({ linkType: u16(0), tsDivUs });
+      interfaces.push({ linkType: u16(0), tsDivUs: unitsPerSec / 1e6, unitsPerSec });
     } else if (type === 6) {
       const iface = interfaces[u32(0)];
       if (!iface) throw new CaptureError(at, `packet for undeclared interface ${u32(0)}`);
@@ -286,12 +301,14 @@ async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet>
       if (20 + caplen > body.length - 4)
         throw new CaptureError(at, `packet data (${caplen} bytes) overruns its block`);
       const ts = u32(4) * 2 ** 32 + u32(8);
-      yield new CapturedPacket(
-        Math.floor(ts / iface.tsDivUs),
-        iface.linkType,
-        plainView(body.subarray(20, 20 + caplen)),
-        u32(16),
-      );
+      const tsUs = Math.floor(ts / iface.tsDivUs);
+      // past what a Date holds (the year 275760): a corrupt timestamp, which printing an alert of threw on
+      if (!(tsUs <= dateUsMax))
+        throw new CaptureError(
+          at,
+          `packet timestamp ${ts} (${iface.unitsPerSec} units a second) is past the year 275760`,
+        );
+      yield new CapturedPacket(tsUs, iface.linkType, plainView(body.subarray(20, 20 + caplen)), u32(16));
     } else if (type === 3) {
       const iface = interfaces[0];
       if (!iface) throw new CaptureError(at, 'simple packet block before any interface');
