@@ -172,7 +172,7 @@ Example:
       const r = loadRules(text, f);
       for (const e of r.errors) io.stderr.write(`strata ids: ${e}\n`);
       malformed += r.errors.length;
-      rules.push(...r.rules);
+      for (const rule of r.rules) rules.push(rule); // not spread: a file of 150,000 rules overflowed the stack
     }
     // the output files are opened before any work: a path that cannot be written fails at once
     const alertsFile = values.alerts ? openOutput('--alerts', resolve(io.cwd, values.alerts)) : undefined;

@@ -308,7 +308,8 @@ export class ParallelRunner {
     for (const alerts of shards.raised) for (const a of alerts) tagged.push({ a, k: k++ });
     tagged.sort((x, y) => (x.a.pcapCnt ?? 0) - (y.a.pcapCnt ?? 0) || x.k - y.k);
     const merged = tagged.map((t) => t.a);
-    for (const r of shards.done) merged.push(...r.alerts);
+    // one by one (spread as arguments, 150,000 alerts overflowed the stack)
+    for (const r of shards.done) for (const a of r.alerts) merged.push(a);
     const rates = new RateLimiter();
     const alerts = merged.filter((a) => {
       const r = a.rate;

@@ -107,6 +107,15 @@ describe('strata ids', () => {
     expect(c.stderr()).toMatch(/1 rules loaded, 1 malformed/);
   });
 
+  it('a rules file of 200,000 rules loads (its rules were spread as arguments: a RangeError past about 150,000)', async () => {
+    const lines = Array.from({ length: 200_000 }, (_, i) => `alert udp any any -> any 9 (sid:${i + 10};)\n`);
+    writeFileSync(join(dir, 'many.rules'), lines.join(''));
+    const c = captureIo('', {}, dir);
+    const rc = await runCommand(commands[0]!, ['--rules', 'many.rules', 'a.pcap'], c.io);
+    expect(c.stderr()).toMatch(/200000 rules loaded, 0 skipped/);
+    expect(rc).toBe(0);
+  }, 30_000);
+
   it('the stats give the rate per CPU-second of the process beside the wall-time rate', async () => {
     const r = await ids(['a.pcap', 'b.pcap', '--stats', 'stats.json', '--quiet']);
     expect(r.rc).toBe(0);

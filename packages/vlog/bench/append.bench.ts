@@ -89,8 +89,9 @@ try {
         () => v.append([record]),
         inflight,
       );
-      lat[0].push(...a!.lat);
-      lat[1].push(...b!.lat);
+      // one by one: spread as arguments, a fast round's 150,000 latencies overflowed the stack
+      for (const x of a!.lat) lat[0].push(x);
+      for (const x of b!.lat) lat[1].push(x);
       perRound.push((percentile(b!.lat, 99) - percentile(a!.lat, 99)) * 1000);
       rate = [rate[0]! + a!.appendsPerSec, rate[1]! + b!.appendsPerSec];
       await v.close(); // closes the loglet too

@@ -311,7 +311,8 @@ export class VirtualLog implements Loglet {
       const end = seg.end ?? Number.POSITIVE_INFINITY;
       if (pos >= end) continue;
       const recs = await (await this.loglet(i)).read(pos, Math.min(to, end));
-      out.push(...recs);
+      // one by one: spread as arguments, a segment's 150,000 records overflowed the stack (RangeError)
+      for (const r of recs) out.push(r);
       if (recs.length === 0) break;
       pos = recs[recs.length - 1]!.position + 1;
       if (pos < Math.min(to, end)) break; // the active segment's tail

@@ -55,6 +55,20 @@ describe('VirtualLog', () => {
     await v.close();
   });
 
+  it('reads a range of 200,000 records in one call (they were spread as arguments: a RangeError past about 150,000)', async () => {
+    const v = await VirtualLog.create(
+      new MemoryMetaStore() as never,
+      async (_s, start) => new MemoryLoglet(start),
+      'mem://big',
+    );
+    const rec = b('r');
+    for (let i = 0; i < 200; i++) await v.append(Array.from({ length: 1000 }, () => rec));
+    const recs = await v.read(0, 200_000);
+    expect(recs).toHaveLength(200_000);
+    expect(recs[199_999]!.position).toBe(199_999);
+    await v.close();
+  });
+
   it('of racing reconfigurations exactly one chain wins; a second client adopts it', async () => {
     const meta = new MemoryMetaStore();
     const loglets = new Map<number, MemoryLoglet>();
