@@ -103,10 +103,38 @@ function blockDeviceConformance(make: (size: number) => Promise<BlockDevice>) {
 describe('MemoryDevice', () => blockDeviceConformance(async (size) => new MemoryDevice(size)));
 describe('FileDevice', () =>
   blockDeviceConformance(async (size) => FileDevice.open(join(root, `f${n++}`), { create: true, size })));
-describe('StoreDevice (objstore chunks)', () =>
+describe('StoreDevice (objstore chunks)', () => {
   blockDeviceConformance(async (size) =>
     StoreDevice.open(new MemStore(), `d${n++}`, { size, chunkBytes: 64 << 10 }),
-  ));
+  );
+
+  it('a device.json that is not JSON or holds no usable geometry is an error naming it (a negative chunk size hung every read)', async () => {
+    const bad: [string, RegExp][] = [
+      ['{"size": 65536, "chunkBytes": -4096}', /chunk size must be in \[4 KiB, 4 MiB\], got -4096/],
+      ['{"size": 65536, "chunkBytes": 0}', /chunk size must be in .*, got 0/],
+      ['{"size": 65536}', /chunk size must be in .*, got nothing/],
+      ['{"size": -1, "chunkBytes": 4096}', /size must be a whole number of bytes >= 0, got -1/],
+      ['{"size": "64k", "chunkBytes": 4096}', /size must be .*, got "64k"/],
+      ['[1, 2]', /size must be/],
+      ['null', /not a \{"size", "chunkBytes"\} object/],
+      ['{"size": 65', /not JSON/],
+    ];
+    for (const [text, why] of bad) {
+      const store = new MemStore();
+      await store.put('dev/device.json', Buffer.from(text));
+      await expect(StoreDevice.open(store, 'dev'), text).rejects.toThrow(why);
+      await expect(StoreDevice.open(store, 'dev'), text).rejects.toThrow(/^mem:\S* dev\/device\.json: /);
+    }
+    await expect(StoreDevice.open(new MemStore(), 'dev', { size: 1.5 })).rejects.toThrow(
+      /a new device: size must be a whole number/,
+    );
+    // what a create writes opens again
+    const store = new MemStore();
+    await StoreDevice.open(store, 'ok', { size: 8192, chunkBytes: 4096 });
+    const d = await StoreDevice.open(store, 'ok');
+    expect([d.size, d.chunkBytes]).toEqual([8192, 4096]);
+  });
+});
 
 describe('NbdClientDevice (a remote device through our NBD server)', () =>
   blockDeviceConformance(async (size) => {

@@ -20,18 +20,25 @@ export class StoreDevice implements BlockDevice {
     create?: { size: number; chunkBytes?: number },
   ): Promise<StoreDevice> {
     const metaKey = `${prefix}/device.json`;
+    const where = `${store.url} ${metaKey}`;
     const h = await store.head(metaKey);
     if (h) {
-      const m = JSON.parse(Buffer.from(await store.get(metaKey)).toString('utf8')) as {
-        size: number;
-        chunkBytes: number;
-      };
-      return new StoreDevice(store, prefix, m.size, m.chunkBytes);
+      // what the object says is checked: a negative chunk size made every read and write loop forever
+      let m: unknown;
+      try {
+        m = JSON.parse(Buffer.from(await store.get(metaKey)).toString('utf8'));
+      } catch (e) {
+        throw new Error(`${where}: not JSON (${(e as Error).message})`);
+      }
+      if (typeof m !== 'object' || m === null)
+        throw new Error(`${where}: not a {"size", "chunkBytes"} object`);
+      const { size, chunkBytes } = m as { size?: unknown; chunkBytes?: unknown };
+      checkGeometry(size, chunkBytes, where);
+      return new StoreDevice(store, prefix, size as number, chunkBytes as number);
     }
     if (!create) throw new Error(`no device at ${store.url} ${prefix} (give a size to create one)`);
     const chunkBytes = create.chunkBytes ?? 1 << 20;
-    if (chunkBytes < 4096 || chunkBytes > 4 << 20)
-      throw new RangeError(`chunk size must be in [4 KiB, 4 MiB], got ${chunkBytes}`);
+    checkGeometry(create.size, chunkBytes, 'a new device');
     await store.put(metaKey, Buffer.from(JSON.stringify({ size: create.size, chunkBytes })), {
       ifNoneMatch: '*',
     });
@@ -113,4 +120,21 @@ export class StoreDevice implements BlockDevice {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A device's size (whole bytes, at least 0) and chunk size (whole bytes, 4 KiB to 4 MiB), or a RangeError naming `where`. */
+function checkGeometry(size: unknown, chunkBytes: unknown, where: string): void {
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+    throw new RangeError(
+      `${where}: size must be a whole number of bytes >= 0, got ${JSON.stringify(size) ?? 'nothing'}`,
+    );
+  if (
+    typeof chunkBytes !== 'number' ||
+    !Number.isInteger(chunkBytes) ||
+    chunkBytes < 4096 ||
+    chunkBytes > 4 << 20
+  )
+    throw new RangeError(
+      `${where}: chunk size must be in [4 KiB, 4 MiB], got ${JSON.stringify(chunkBytes) ?? 'nothing'}`,
+    );
 }
