@@ -7,6 +7,7 @@ import {
   type Decoded,
   Defragmenter,
   decode,
+  encodePcap,
   newDecodeStats,
   parseRule,
   runCapture,
@@ -78,6 +79,13 @@ function dec(raw: Uint8Array): Decoded {
 }
 
 const text = (b: Uint8Array) => Buffer.from(b).toString('latin1');
+
+/** A pcap of raw IP `frames`, a second apart. */
+const rawPcap = (frames: Uint8Array[]) =>
+  encodePcap(
+    frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data })),
+    101,
+  );
 
 describe('IP defragmentation', () => {
   it('rebuilds an IPv4 datagram from out-of-order and duplicate fragments', () => {
@@ -201,7 +209,7 @@ describe('IP defragmentation', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ids-defrag-'));
     try {
       const file = join(dir, 'frag.pcap');
-      writeFileSync(file, pcapOf(frames));
+      writeFileSync(file, rawPcap(frames));
       const rules = [parseRule('alert tcp any any -> any 80 (msg:"sh"; content:"/bin/sh"; sid:1;)')];
       const r = await runCapture(file, rules);
       expect(r.alerts.map((a) => a.sid)).toEqual([1]);
@@ -232,7 +240,7 @@ describe('IP defragmentation', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ids-defrag-'));
     try {
       const file = join(dir, 'frag.pcap');
-      writeFileSync(file, pcapOf(frames));
+      writeFileSync(file, rawPcap(frames));
       const got = (alerts: { sid: number; pcapCnt?: number }[]) =>
         alerts.map((a) => `${a.sid}@${a.pcapCnt}`).sort();
       // packet 2 completes the datagram; packet 3 is the unfragmented one
@@ -246,22 +254,3 @@ describe('IP defragmentation', () => {
     }
   });
 });
-
-/** A pcap file (raw IP link type) of `frames`, a second apart. */
-function pcapOf(frames: Uint8Array[]): Buffer {
-  const h = Buffer.alloc(24);
-  h.writeUInt32LE(0xa1b2c3d4, 0);
-  h.writeUInt16LE(2, 4);
-  h.writeUInt16LE(4, 6);
-  h.writeUInt32LE(65535, 16);
-  h.writeUInt32LE(101, 20);
-  const parts: Buffer[] = [h];
-  frames.forEach((f, i) => {
-    const r = Buffer.alloc(16);
-    r.writeUInt32LE(1_700_000_000 + i, 0);
-    r.writeUInt32LE(f.length, 8);
-    r.writeUInt32LE(f.length, 12);
-    parts.push(r, Buffer.from(f));
-  });
-  return Buffer.concat(parts);
-}
