@@ -63,6 +63,14 @@ function parseNum(s: string, what: string): number {
   return n;
 }
 
+/** `parseNum` of a whole number from `lo` to `hi`. */
+function wholeIn(s: string, what: string, lo: number, hi: number): number {
+  const n = parseNum(s, what);
+  if (!Number.isInteger(n) || n < lo || n > hi)
+    throw new Error(`${what}: expected a whole number from ${lo} to ${hi}, got '${s}'`);
+  return n;
+}
+
 /**
  * A byte option's count of bytes to read: a variable, or a whole number from `min` to what the reading can
  * take (8 bytes as a binary number, 32 as text). Past that the read was refused at every packet, so the
@@ -126,14 +134,17 @@ function modifiers(rest: string[], what: string, allowed: Set<string>) {
       case 'oct':
         m.base = 8;
         break;
+      // Snort 3's ranges (a fractional bitmask threw at the first packet read: the whole run failed; a
+      // fractional multiplier or align made fractional offsets)
       case 'bitmask':
-        m.bitmask = parseNum(v ?? '', `${what} bitmask`);
+        m.bitmask = wholeIn(v ?? '', `${what} bitmask`, 1, 0xffffffff);
         break;
       case 'multiplier':
-        m.multiplier = parseNum(v ?? '', `${what} multiplier`);
+        m.multiplier = wholeIn(v ?? '', `${what} multiplier`, 1, 65535);
         break;
       case 'align':
-        m.align = v === undefined ? 4 : parseNum(v, `${what} align`);
+        m.align = v === undefined ? 4 : wholeIn(v, `${what} align`, 2, 4);
+        if (m.align === 3) throw new Error(`${what} align: expected 2 or 4, got '${v}'`);
         break;
       case 'from_beginning':
         m.fromBeginning = true;
@@ -142,7 +153,7 @@ function modifiers(rest: string[], what: string, allowed: Set<string>) {
         m.fromEnd = true;
         break;
       case 'post_offset':
-        m.postOffset = parseNum(v ?? '', `${what} post_offset`);
+        m.postOffset = wholeIn(v ?? '', `${what} post_offset`, -65535, 65535);
         break;
     }
   }

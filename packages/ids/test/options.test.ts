@@ -81,6 +81,37 @@ describe('byte_test, byte_jump, byte_extract', () => {
     expect(e.skipped.map((s) => s.sid)).toEqual([1, 2, 3, 4]);
     expect(e.skipped[0]!.reason).toMatch(/modifier 'biggest' is not supported/);
   });
+
+  it("modifier values outside Snort 3's ranges skip the rule with the reason (a fractional bitmask threw at the first packet: the run failed)", () => {
+    const bad: [string, RegExp][] = [
+      [
+        'byte_test:1,>,0,0,bitmask 1.5',
+        /byte_test bitmask: expected a whole number from 1 to 4294967295, got '1.5'/,
+      ],
+      ['byte_test:1,>,0,0,bitmask -1', /bitmask: expected a whole number from 1/],
+      ['byte_test:4,>,0,0,bitmask 0x1ffffffff', /bitmask: .* got '0x1ffffffff'/],
+      [
+        'byte_jump:1,0,multiplier 0',
+        /byte_jump multiplier: expected a whole number from 1 to 65535, got '0'/,
+      ],
+      ['byte_jump:1,0,multiplier 2.5', /multiplier: .* got '2.5'/],
+      ['byte_jump:1,0,post_offset 70000', /post_offset: expected a whole number from -65535 to 65535/],
+      ['byte_extract:1,0,n,align 3', /byte_extract align: expected 2 or 4, got '3'/],
+      ['byte_extract:1,0,n,align 1.5', /align: expected a whole number from 2 to 4/],
+    ];
+    const e = new Engine(
+      bad.map(([o], i) => parseRule(`alert udp any any -> any any (${o}; sid:${i + 1};)`)),
+    );
+    expect(e.compiled).toHaveLength(0);
+    for (const [i, [o, why]] of bad.entries()) expect(e.skipped[i]!.reason, o).toMatch(why);
+    // the largest values of each still load, and a packet runs through them
+    const ok = [
+      'byte_test:4,>,0,0,bitmask 0xffffffff',
+      'byte_jump:1,0,multiplier 65535,post_offset -65535',
+      'byte_extract:1,0,n,align 4',
+    ].map((o, i) => `alert udp any any -> any any (${o}; sid:${i + 1};)`);
+    expect(fires(ok, 'EVIL')).toEqual([1, 3]);
+  });
 });
 
 describe('threshold and detection_filter', () => {
