@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Alert, type Decoded, Engine, parseRate, parseRule, RateLimiter } from '../src/index.js';
 import { pkt } from './helpers.js';
@@ -111,6 +112,83 @@ describe('byte_test, byte_jump, byte_extract', () => {
       'byte_extract:1,0,n,align 4',
     ].map((o, i) => `alert udp any any -> any any (${o}; sid:${i + 1};)`);
     expect(fires(ok, 'EVIL')).toEqual([1, 3]);
+  });
+});
+
+describe('rule options at inspection (fuzz)', () => {
+  it('options given odd numbers are refused when loaded or run without throwing on any packet', () => {
+    // what found a fractional byte_test bitmask passing the load and throwing at the first packet
+    const nums = ['0', '-1', '-0', '1.5', '1e400', '0x10', '2', '7', '255', '65536', '-65536', '4294967296'];
+    const more = ['9007199254740993', '99999999999999999999', 'abc', ''];
+    const templates = [
+      'byte_test:{n},>,{n},{n}',
+      'byte_test:1,>,0,0,bitmask {n}',
+      'byte_test:{n},=,1,0,string,dec',
+      'byte_jump:{n},{n}',
+      'byte_jump:1,0,multiplier {n},post_offset {n}',
+      'byte_extract:{n},{n},v; byte_test:1,>,v,0',
+      'byte_extract:1,0,v,multiplier {n},align {n}; content:"a"; offset:v',
+      'byte_math:bytes {n},offset {n},oper +,rvalue {n},result r',
+      'byte_math:bytes 1,offset 0,oper /,rvalue {n},result r; byte_test:1,>,r,0',
+      'byte_math:bytes 1,offset 0,oper <<,rvalue {n},result r',
+      'isdataat:{n}',
+      'content:"a"; isdataat:{n},relative',
+      'dsize:{n}<>{n}',
+      'urilen:{n}',
+      'bufferlen:{n}',
+      'bsize:{n}',
+      'stream_size:client,>,{n}',
+      'content:"ab"; offset:{n}; depth:{n}',
+      'content:"a"; content:"b"; distance:{n}; within:{n}',
+      'content:"x",depth {n},offset {n}',
+      'ttl:{n}',
+      'id:{n}',
+      'seq:{n}',
+      'itype:{n}',
+      'icmp_seq:{n}',
+      'ip_proto:{n}',
+      'flags:S,{n}',
+      'threshold:type limit, track by_src, count {n}, seconds {n}',
+      'detection_filter:track by_src, count {n}, seconds {n}',
+      'priority:{n}',
+      'pcre:"/a{{n}}/"',
+      'base64_decode:bytes {n},offset {n}; base64_data; content:"a"',
+      'asn1:oversize_length {n},absolute_offset {n}',
+      'asn1:relative_offset {n}',
+      'dce_opnum:{n}',
+      'sip_stat_code:{n}',
+      'tag:session,{n},packets',
+    ];
+    const payloads = [
+      '',
+      'EVIL',
+      'GET /a HTTP/1.1\r\nHost: x\r\n\r\n',
+      '\x00\x01\x02\x03\x04\x05\x06\x07',
+      '12345678901234567890',
+      'QUJD\r\n',
+      '\x30\x82\xff\xff\x02\x01',
+    ];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...templates),
+        fc.array(fc.constantFrom(...nums, ...more), { minLength: 6, maxLength: 6 }),
+        (t, ns) => {
+          let k = 0;
+          const text = `alert ip any any -> any any (${t.replace(/\{n\}/g, () => ns[k++]!)}; sid:1;)`;
+          let rule: ReturnType<typeof parseRule>;
+          try {
+            rule = parseRule(text);
+          } catch {
+            return; // a syntax error naming the option
+          }
+          const e = new Engine([rule]);
+          for (const payload of payloads)
+            for (const proto of [6, 17, 1]) e.inspect(pkt({ proto, payload, sp: 1000, dp: 80 }), 0);
+          e.finish();
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 });
 
