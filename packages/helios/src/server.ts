@@ -113,7 +113,10 @@ export async function startIngestServer(
         },
         (e: Error) => {
           streams.delete(name);
-          throw Object.assign(e, { status: /^no stream/.test(e.message) ? 404 : 500 });
+          // a client is told the stream is missing, not where this server keeps its data
+          if (/^no stream/.test(e.message))
+            throw Object.assign(new Error(`no stream '${name}'`), { status: 404 });
+          throw Object.assign(e, { status: 500 });
         },
       );
       streams.set(name, s);

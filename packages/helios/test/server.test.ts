@@ -72,6 +72,10 @@ describe('ingestion server and agent over HTTP', () => {
         error: 'need source, from >= 0, to (and leaf=N) with to - from + N = body length',
       });
       expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
+      // a stream that is not there: named, without the server's data directory (it was in the answer)
+      const missing = await fetch(`http://127.0.0.1:${port}/streams/gone`);
+      expect(missing.status).toBe(404);
+      expect(await missing.json()).toEqual({ error: "no stream 'gone'" });
     } finally {
       await srv.close();
     }
