@@ -161,7 +161,7 @@ Example:
     }
     const rules: Rule[] = [];
     let malformed = 0;
-    let truncated = 0;
+    let incomplete = 0;
     for (const f of rulesFiles) {
       let text: string;
       try {
@@ -256,8 +256,12 @@ Example:
         io.stderr.write(
           `strata ids: ${p}: ${r.truncated}: the capture ends inside a record, read up to it\n`,
         );
-        truncated++;
+        incomplete++;
       }
+      // a rule whose evaluation threw: the run went on without it (it failed whole runs); the exit says so
+      for (const x of r.ruleFaults)
+        io.stderr.write(`strata ids: ${p}: rule ${x.rule} failed and was counted as no match: ${x.error}\n`);
+      if (r.ruleFaults.length > 0) incomplete++;
       if (p === pcaps[0] && !values.quiet) {
         const reasons = new Map<string, number>();
         for (const s of r.rulesSkipped) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);
@@ -345,7 +349,7 @@ Example:
       io.stderr.write(
         `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ${verdicts.rejectResponses} reject responses, ` : ''}${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps (${stats.mbpsPerCpuSecond.toFixed(1)} per CPU-second), ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,
       );
-    return truncated > 0 ? 1 : 0;
+    return incomplete > 0 ? 1 : 0;
   },
 };
 

@@ -1686,6 +1686,11 @@ export interface EngineStats {
   inspected: number;
   alerts: number;
   rulesEvaluated: number;
+  /**
+   * Rule evaluations that threw (a fault of the engine's, not of the traffic): each counted as no match, the
+   * rule named in `Engine.ruleFaults`; the run goes on (one such rule failed whole runs).
+   */
+  ruleFaults: number;
   /** TCP segments with payload by what the reassembler did with them. */
   segmentsInOrder: number;
   segmentsOutOfOrder: number;
@@ -1764,6 +1769,7 @@ export class Engine {
     inspected: 0,
     alerts: 0,
     rulesEvaluated: 0,
+    ruleFaults: 0,
     segmentsInOrder: 0,
     segmentsOutOfOrder: 0,
     segmentsRetransmitted: 0,
@@ -1838,6 +1844,8 @@ export class Engine {
   private readonly httpMarks: (HttpMarks | undefined)[] = [];
   /** Malformed HTTP input by reason (all flows). */
   readonly httpAnomalies: HttpAnomalies = newHttpAnomalies();
+  /** Rules whose evaluation threw (`EngineStats.ruleFaults`), `gid:sid` -> the first error, at most 64 rules. */
+  readonly ruleFaults = new Map<string, string>();
   /** Where the alerts of the HTTP messages being parsed go. */
   private httpOut: Alert[] = [];
   /** Mail rules (file_data on smtp, pop3, imap) in inspection order, run on each MIME part of a message. */
@@ -3383,8 +3391,7 @@ export class Engine {
         if (!this.flowbitsAllow(c, f)) continue;
         this.stats.rulesEvaluated++;
         this.stats.mailRulesEvaluated++;
-        if (!matchGroups(h, (b) => (b === 'file_data' ? part.data : m.raw), f, texts, this.stepBudget))
-          continue;
+        if (!this.ruleGroups(c, (b) => (b === 'file_data' ? part.data : m.raw), f, texts)) continue;
         if (this.streamMatched(c, f, fd, { src, sp, dst, dp }, part.data, out)) return;
       }
     }
@@ -3509,10 +3516,9 @@ export class Engine {
         }
       }
       const c = rules[k]!;
-      const h = c.http!;
       this.stats.rulesEvaluated++;
       this.stats.httpRulesEvaluated++;
-      if (!matchGroups(h, (b) => bufs.get(b), f, (texts ??= new Map()), this.stepBudget)) continue;
+      if (!this.ruleGroups(c, (b) => bufs.get(b), f, (texts ??= new Map()))) continue;
       if (this.streamMatched(c, f, fd, { src, sp, dst, dp }, m.raw, out)) return;
     }
   }
@@ -3657,7 +3663,7 @@ export class Engine {
           f,
           this.stepBudget,
         );
-        if (!matchSteps(c.steps, 0, ctx, 0)) break;
+        if (!this.ruleSteps(c, c.steps, 0, ctx)) break;
         minEnd = ctx.end;
         this.applyFlowbits(c, f);
         const pass = c.rule.action === 'pass';
@@ -3687,6 +3693,48 @@ export class Engine {
       );
     if (pre[2 * end]! > 0) this.stats.stagePortGroupOut++;
     this.stats.rulesPrefiltered += pre[2 * end + 1]! - passed;
+  }
+
+  /** `matchSteps` for rule `c` from step `from`; a throw is the rule's fault (`ruleFault`), no match. */
+  private ruleSteps(c: Compiled, steps: Step[], from: number, ctx: MatchCtx): boolean {
+    try {
+      return matchSteps(steps, from, ctx, 0);
+    } catch (e) {
+      this.ruleFault(c, e);
+      return false;
+    }
+  }
+
+  /** `headerPass` of rule `c`'s header tests; a throw is the rule's fault, no match. */
+  private ruleHeader(c: Compiled, header: Step[], d: Decoded): boolean | undefined {
+    try {
+      return headerPass(header, d);
+    } catch (e) {
+      this.ruleFault(c, e);
+      return false;
+    }
+  }
+
+  /** `matchGroups` of an HTTP or mail rule `c`; a throw is the rule's fault, no match. */
+  private ruleGroups(
+    c: Compiled,
+    buffer: (id: string) => Uint8Array,
+    f: Flow<FlowData>,
+    texts: Map<Uint8Array, () => string>,
+  ): boolean {
+    try {
+      return matchGroups(c.http!, buffer, f, texts, this.stepBudget);
+    } catch (e) {
+      this.ruleFault(c, e);
+      return false;
+    }
+  }
+
+  private ruleFault(c: Compiled, e: unknown): void {
+    this.stats.ruleFaults++;
+    const key = `${c.rule.gid}:${c.rule.sid}`;
+    if (this.ruleFaults.size < 64 && !this.ruleFaults.has(key))
+      this.ruleFaults.set(key, `${e instanceof Error ? e.message : String(e)} (at packet ${this.pktNo})`);
   }
 
   /**
@@ -3897,16 +3945,16 @@ export class Engine {
       if (c.hasPayloadMatch && d.payload.length === 0) continue;
       // the header-field tests (stage 1's header filter) first, on the packet alone; the full matcher goes
       // on after them
-      const hp = c.header && headerPass(c.header, d);
+      const hp = c.header && this.ruleHeader(c, c.header, d);
       if (hp === false) continue;
       ctx = matchCtx(ctx, d.payload, 0, -1, 0, d, (latin1 ??= latin1Of(d.payload)), f, this.stepBudget);
-      if (hp === undefined && c.header && !matchSteps(c.header, 0, ctx, 0)) continue;
+      if (hp === undefined && c.header && !this.ruleSteps(c, c.header, 0, ctx)) continue;
       this.stats.rulesEvaluated++;
       if (!full) {
         full = true;
         this.stats.stageFullMatcherIn++;
       }
-      if (!matchSteps(c.steps, c.header?.length ?? 0, ctx, 0)) continue;
+      if (!this.ruleSteps(c, c.steps, c.header?.length ?? 0, ctx)) continue;
       this.applyFlowbits(c, f);
       // Suricata's action order: a pass ends the inspection of the packet; IP-only rules act on the flow
       const pass = c.rule.action === 'pass';

@@ -335,6 +335,7 @@ export class ParallelRunner {
       flows: sumFlows(shards.done.map((r) => r.flows)),
       reassemblyPeakBytes: shards.done.reduce((n, r) => n + r.peakBytes, 0),
       httpAnomalies: sumAnomalies(shards.done.map((r) => r.httpAnomalies)),
+      ruleFaults: firstFaults(shards.done),
       workers: this.slots.map((s) => ({ ...s.load })),
       phases: {
         initMs: tReady - t0,
@@ -584,6 +585,14 @@ function sumNumbers<T extends object>(xs: T[], init: T): T {
         out[k] = sumNumbers([v as object], (out[k] as object | undefined) ?? {});
     }
   return out as T;
+}
+
+/** The workers' rule faults, each rule once with the first worker's error. */
+function firstFaults(done: { ruleFaults: [string, string][] }[]): { rule: string; error: string }[] {
+  const faults = new Map<string, string>();
+  for (const r of done)
+    for (const [rule, error] of r.ruleFaults) if (!faults.has(rule)) faults.set(rule, error);
+  return [...faults].map(([rule, error]) => ({ rule, error }));
 }
 
 function sumStats(xs: EngineStats[]): EngineStats {

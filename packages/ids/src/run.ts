@@ -37,6 +37,8 @@ export interface RunResult {
   reassemblyPeakBytes: number;
   /** Malformed HTTP input by reason. */
   httpAnomalies: HttpAnomalies;
+  /** Rules whose evaluation threw (`Engine.ruleFaults`: counted as no match), with the first error. */
+  ruleFaults: { rule: string; error: string }[];
   /**
    * IPS (`ips`): packets passed on (written to `out` when given) and dropped, and the resets and ICMP
    * unreachables sent back for reject rules (written to `out` after the packet they answer).
@@ -419,6 +421,7 @@ export async function runCapture(
     flows: engine.flowStats,
     reassemblyPeakBytes: engine.budget.peakBytes,
     httpAnomalies: engine.httpAnomalies,
+    ruleFaults: [...engine.ruleFaults].map(([rule, error]) => ({ rule, error })),
     ...(opts.ips && { verdicts }),
   };
 }

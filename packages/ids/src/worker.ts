@@ -112,6 +112,7 @@ export interface Flushed {
   flows: Engine['flowStats'];
   peakBytes: number;
   httpAnomalies: Engine['httpAnomalies'];
+  ruleFaults: [string, string][];
 }
 
 /** IPS: what becomes of packet `n` when it is not passed on as captured. */
@@ -283,6 +284,7 @@ function flushed(e: Engine, last: { pcapCnt: number; tsUs: number }): Flushed {
     flows: e.flowStats,
     peakBytes: e.budget.peakBytes,
     httpAnomalies: e.httpAnomalies,
+    ruleFaults: [...e.ruleFaults],
   };
 }
 

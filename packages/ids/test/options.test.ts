@@ -115,8 +115,29 @@ describe('byte_test, byte_jump, byte_extract', () => {
   });
 });
 
+describe('a rule whose evaluation throws', () => {
+  it('is counted as no match and named with its error; the other rules and the run go on', () => {
+    const e = new Engine(
+      [
+        'alert udp any any -> any any (msg:"faulty"; byte_test:1,>,0,0,bitmask 3; sid:1;)',
+        'alert udp any any -> any any (msg:"fine"; content:"EVIL"; sid:2;)',
+      ].map((r) => parseRule(r)),
+    );
+    // a fault the parser no longer lets through (the bitmask of eff8701), put in the compiled rule
+    const step = e.compiled.find((c) => c.rule.sid === 1)!.steps.find((s) => s.kind === 'byte_test')!;
+    (step as { bitmask?: number }).bitmask = 1.5;
+    const sids = (i: number) =>
+      e.inspect(pkt({ proto: 17, sp: 1000 + i, payload: 'EVIL' }), i).map((a) => a.sid);
+    expect([sids(0), sids(1)]).toEqual([[2], [2]]);
+    expect(e.stats.ruleFaults).toBe(2);
+    expect([...e.ruleFaults]).toEqual([
+      ['1:1', expect.stringMatching(/^The number 1\.5 cannot be converted to a BigInt .* \(at packet 1\)$/)],
+    ]);
+  });
+});
+
 describe('rule options at inspection (fuzz)', () => {
-  it('options given odd numbers are refused when loaded or run without throwing on any packet', () => {
+  it('options given odd numbers are refused when loaded or run without a fault on any packet', () => {
     // what found a fractional byte_test bitmask passing the load and throwing at the first packet
     const nums = ['0', '-1', '-0', '1.5', '1e400', '0x10', '2', '7', '255', '65536', '-65536', '4294967296'];
     const more = ['9007199254740993', '99999999999999999999', 'abc', ''];
@@ -185,6 +206,8 @@ describe('rule options at inspection (fuzz)', () => {
           for (const payload of payloads)
             for (const proto of [6, 17, 1]) e.inspect(pkt({ proto, payload, sp: 1000, dp: 80 }), 0);
           e.finish();
+          // a throw is caught and counted now (the run goes on): none may happen
+          expect([...e.ruleFaults], text).toEqual([]);
         },
       ),
       { numRuns: 3000 },

@@ -185,6 +185,8 @@ async function runCase(c: ManifestCase): Promise<CaseResult> {
   }
   if (c.expect_total_alerts !== null && eve.length !== c.expect_total_alerts)
     why.push(`total: ${c.expect_total_alerts} expected, ${eve.length} raised`);
+  // a rule whose evaluation threw is counted as no match and the run goes on: a case with one fails
+  for (const x of r.ruleFaults) why.push(`rule ${x.rule} failed: ${x.error}`);
   return { name: c.name, pass: why.length === 0, partial, why };
 }
 
