@@ -9,6 +9,7 @@ import { createWriteStream, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { makeDirsSync } from '@strata/cli';
+import type { Cell } from './formats.js';
 import type { Stream } from './stream.js';
 
 /** Bound on buffered NDJSON text before it is flushed to the staging file, in bytes. */
@@ -36,6 +37,21 @@ async function writeLines(path: string, gen: AsyncGenerator<string> | Generator<
 
 const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
+/** A UTF-16 code unit of a surrogate pair without its other half. */
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * A cell as the staging NDJSON carries it to DuckDB: a string with a lone surrogate (a JSON input's
+ * `"\ud800"`) gets U+FFFD in its place, as UTF-8 (Parquet's strings) cannot hold one; an INT past 2^53
+ * (ingested before 2026-12-05, when such cells were kept, rounded) is null. Each failed the whole export.
+ */
+function exportCell(type: string, v: Cell | undefined): Cell {
+  if (v === undefined) return null;
+  if (typeof v === 'string') return /[\ud800-\udfff]/.test(v) ? v.replace(loneSurrogate, '\ufffd') : v;
+  if (type === 'INT' && typeof v === 'number' && !Number.isSafeInteger(v)) return null;
+  return v;
+}
+
 export interface ExportResult {
   rows: number;
   indexEntries: number;
@@ -58,7 +74,7 @@ export async function exportParquet(stream: Stream, dir: string): Promise<Export
           for (let i = 0; i < b.rows.length; i++) {
             const o: Record<string, unknown> = {};
             def.columns.forEach((c, k) => {
-              o[c.name] = b.rows[i]![k] ?? null;
+              o[c.name] = exportCell(c.type, b.rows[i]![k]);
             });
             o._block = b.seq;
             o._row = i;

@@ -554,7 +554,9 @@ export function toCell(col: ColumnDef, raw: string | undefined): Cell {
       const d = digitsValue(raw);
       if (d >= 0) return d;
       const n = Number(raw.trim());
-      return raw.trim() !== '' && Number.isInteger(n) ? n : null;
+      // past 2^53 a number is not the integer written (99999999999999999999 was 1e20, which the Parquet
+      // export's BIGINT then refused, failing the export): no value, as other malformed cells
+      return raw.trim() !== '' && Number.isSafeInteger(n) ? n : null;
     }
     case 'FLOAT': {
       const n = Number(raw.trim());
