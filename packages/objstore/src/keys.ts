@@ -9,6 +9,14 @@ export function validateKey(key: unknown): asserts key is string {
   if (key.length === 0) throw new InvalidKeyError(key, 'the key is empty');
   if (key.includes('\0')) throw new InvalidKeyError(key, 'the key contains a NUL byte');
   if (key.startsWith('/')) throw new InvalidKeyError(key, "the key starts with '/'");
+  // keys are UTF-8 (S3's, the file backend's names): a lone surrogate has no UTF-8 form and became U+FFFD,
+  // so two keys were one object (the file backend then found the other key's header: "corrupt")
+  const lone = key.search(loneSurrogate);
+  if (lone >= 0)
+    throw new InvalidKeyError(
+      key,
+      `the key is not Unicode text: a lone surrogate at index ${lone} (keys are UTF-8)`,
+    );
   // a UTF-16 code unit is at most 3 UTF-8 bytes: short keys need no count (this runs on every write)
   if (key.length * 3 > keyBytesMax) {
     const bytes = Buffer.byteLength(key, 'utf8');
@@ -18,6 +26,9 @@ export function validateKey(key: unknown): asserts key is string {
   const dots = key.includes('.') ? dotSegment.exec(key) : null;
   if (dots) throw new InvalidKeyError(key, `the key has a '${dots[1]}' segment`);
 }
+
+/** A UTF-16 code unit of a surrogate pair without its other half. */
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** A '.' or '..' path segment. */
 const dotSegment = /(?:^|\/)(\.\.?)(?:\/|$)/;

@@ -243,12 +243,20 @@ export function objectStoreConformance(
         '€'.repeat(342),
         'a/./b',
         'a/..',
+        // a lone surrogate has no UTF-8 form: 'k\ud800' and 'k\ufffd' were one object in the file backend
+        'k\ud800',
+        'k\udc00/x',
+        '\ude00\ud83d',
       ]) {
         await expect(s.put(k, bytes('x'))).rejects.toBeInstanceOf(InvalidKeyError);
         await expect(s.get(k)).rejects.toBeInstanceOf(InvalidKeyError);
       }
       await expect(s.put('ok', bytes('x'))).resolves.toBeTypeOf('string');
       await expect(s.put('v1.2/.x/..y/x.json', bytes('dots, no dot segment'))).resolves.toBeTypeOf('string');
+      // a surrogate pair is one character: its key and U+FFFD's are two objects
+      await s.put('k\ud83d\ude00', bytes('pair'));
+      await s.put('k\ufffd', bytes('replacement'));
+      expect(text(await s.get('k\ud83d\ude00'))).toBe('pair');
       await s.put('é/ü/'.repeat(60).slice(0, 300), bytes('long unicode key'));
       expect(text(await s.get('é/ü/'.repeat(60).slice(0, 300)))).toBe('long unicode key');
     }),
