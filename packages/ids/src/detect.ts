@@ -3391,7 +3391,8 @@ export class Engine {
         if (!this.flowbitsAllow(c, f)) continue;
         this.stats.rulesEvaluated++;
         this.stats.mailRulesEvaluated++;
-        if (!this.ruleGroups(c, (b) => (b === 'file_data' ? part.data : m.raw), f, texts)) continue;
+        const data = (b: string) => (b === 'file_data' ? part.data : m.raw);
+        if (!this.guarded(c, matchGroups, c.http!, data, f, texts, this.stepBudget)) continue;
         if (this.streamMatched(c, f, fd, { src, sp, dst, dp }, part.data, out)) return;
       }
     }
@@ -3518,7 +3519,8 @@ export class Engine {
       const c = rules[k]!;
       this.stats.rulesEvaluated++;
       this.stats.httpRulesEvaluated++;
-      if (!this.ruleGroups(c, (b) => bufs.get(b), f, (texts ??= new Map()))) continue;
+      texts ??= new Map();
+      if (!this.guarded(c, matchGroups, c.http!, (b) => bufs.get(b), f, texts, this.stepBudget)) continue;
       if (this.streamMatched(c, f, fd, { src, sp, dst, dp }, m.raw, out)) return;
     }
   }
@@ -3663,7 +3665,7 @@ export class Engine {
           f,
           this.stepBudget,
         );
-        if (!this.ruleSteps(c, c.steps, 0, ctx)) break;
+        if (!this.guarded(c, matchSteps, c.steps, 0, ctx, 0)) break;
         minEnd = ctx.end;
         this.applyFlowbits(c, f);
         const pass = c.rule.action === 'pass';
@@ -3695,35 +3697,10 @@ export class Engine {
     this.stats.rulesPrefiltered += pre[2 * end + 1]! - passed;
   }
 
-  /** `matchSteps` for rule `c` from step `from`; a throw is the rule's fault (`ruleFault`), no match. */
-  private ruleSteps(c: Compiled, steps: Step[], from: number, ctx: MatchCtx): boolean {
+  /** `test(...args)`, of rule `c`: a throw is the rule's fault (`ruleFault`) and no match. */
+  private guarded<A extends unknown[], T>(c: Compiled, test: (...args: A) => T, ...args: A): T | false {
     try {
-      return matchSteps(steps, from, ctx, 0);
-    } catch (e) {
-      this.ruleFault(c, e);
-      return false;
-    }
-  }
-
-  /** `headerPass` of rule `c`'s header tests; a throw is the rule's fault, no match. */
-  private ruleHeader(c: Compiled, header: Step[], d: Decoded): boolean | undefined {
-    try {
-      return headerPass(header, d);
-    } catch (e) {
-      this.ruleFault(c, e);
-      return false;
-    }
-  }
-
-  /** `matchGroups` of an HTTP or mail rule `c`; a throw is the rule's fault, no match. */
-  private ruleGroups(
-    c: Compiled,
-    buffer: (id: string) => Uint8Array,
-    f: Flow<FlowData>,
-    texts: Map<Uint8Array, () => string>,
-  ): boolean {
-    try {
-      return matchGroups(c.http!, buffer, f, texts, this.stepBudget);
+      return test(...args);
     } catch (e) {
       this.ruleFault(c, e);
       return false;
@@ -3945,16 +3922,16 @@ export class Engine {
       if (c.hasPayloadMatch && d.payload.length === 0) continue;
       // the header-field tests (stage 1's header filter) first, on the packet alone; the full matcher goes
       // on after them
-      const hp = c.header && this.ruleHeader(c, c.header, d);
+      const hp = c.header && this.guarded(c, headerPass, c.header, d);
       if (hp === false) continue;
       ctx = matchCtx(ctx, d.payload, 0, -1, 0, d, (latin1 ??= latin1Of(d.payload)), f, this.stepBudget);
-      if (hp === undefined && c.header && !this.ruleSteps(c, c.header, 0, ctx)) continue;
+      if (hp === undefined && c.header && !this.guarded(c, matchSteps, c.header, 0, ctx, 0)) continue;
       this.stats.rulesEvaluated++;
       if (!full) {
         full = true;
         this.stats.stageFullMatcherIn++;
       }
-      if (!this.ruleSteps(c, c.steps, c.header?.length ?? 0, ctx)) continue;
+      if (!this.guarded(c, matchSteps, c.steps, c.header?.length ?? 0, ctx, 0)) continue;
       this.applyFlowbits(c, f);
       // Suricata's action order: a pass ends the inspection of the packet; IP-only rules act on the flow
       const pass = c.rule.action === 'pass';
