@@ -243,7 +243,7 @@ const blockNames: Record<number, string> = {
 
 async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet> {
   let le = true;
-  let interfaces: { linkType: number; tsDivUs: number; unitsPerSec: number }[] = [];
+  let interfaces: { linkType: number; unitsPerSec: number }[] = [];
   let pending: Buffer | undefined = first;
   for (;;) {
     const at = r.offset - (pending ? 4 : 0);
@@ -293,7 +293,7 @@ async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet>
         }
         p += 4 + Math.ceil(olen / 4) * 4;
       }
-      interfaces.push({ linkType: u16(0), tsDivUs: unitsPerSec / 1e6, unitsPerSec });
+      interfaces.push({ linkType: u16(0), unitsPerSec });
     } else if (type === 6) {
       const iface = interfaces[u32(0)];
       if (!iface) throw new CaptureError(at, `packet for undeclared interface ${u32(0)}`);
@@ -301,7 +301,7 @@ async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet>
       if (20 + caplen > body.length - 4)
         throw new CaptureError(at, `packet data (${caplen} bytes) overruns its block`);
       const ts = u32(4) * 2 ** 32 + u32(8);
-      const tsUs = Math.floor(ts / iface.tsDivUs);
+      const tsUs = Math.floor(ts / (iface.unitsPerSec / 1e6));
       // past what a Date holds (the year 275760): a corrupt timestamp, which printing an alert of threw on
       if (!(tsUs <= dateUsMax))
         throw new CaptureError(
