@@ -143,8 +143,8 @@ function modifiers(rest: string[], what: string, allowed: Set<string>) {
         m.multiplier = wholeIn(v ?? '', `${what} multiplier`, 1, 65535);
         break;
       case 'align':
-        m.align = v === undefined ? 4 : wholeIn(v, `${what} align`, 2, 4);
-        if (m.align === 3) throw new Error(`${what} align: expected 2 or 4, got '${v}'`);
+        m.align = v === undefined ? 4 : parseNum(v, `${what} align`);
+        if (m.align !== 2 && m.align !== 4) throw new Error(`${what} align: expected 2 or 4, got '${v}'`);
         break;
       case 'from_beginning':
         m.fromBeginning = true;

@@ -98,7 +98,7 @@ describe('byte_test, byte_jump, byte_extract', () => {
       ['byte_jump:1,0,multiplier 2.5', /multiplier: .* got '2.5'/],
       ['byte_jump:1,0,post_offset 70000', /post_offset: expected a whole number from -65535 to 65535/],
       ['byte_extract:1,0,n,align 3', /byte_extract align: expected 2 or 4, got '3'/],
-      ['byte_extract:1,0,n,align 1.5', /align: expected a whole number from 2 to 4/],
+      ['byte_extract:1,0,n,align 1.5', /byte_extract align: expected 2 or 4, got '1.5'/],
     ];
     const e = new Engine(
       bad.map(([o], i) => parseRule(`alert udp any any -> any any (${o}; sid:${i + 1};)`)),
