@@ -7,6 +7,7 @@ import {
   absorbPackets,
   asBytes,
   checkBatch,
+  describe,
   type HighwayKey,
   keyToWords,
   PortableHasher,
@@ -155,6 +156,14 @@ export function hash64Batch(
   out: BigUint64Array | Uint32Array,
 ): void {
   const bytes = asBytes(buffer, 'batch buffer');
+  // from JavaScript anything can come: a plain array of offsets failed as "offs.subarray is not a function"
+  // in the WebAssembly path, and a negative one passed the bounds check
+  if (!(offsets instanceof Uint32Array))
+    throw new TypeError(`hash64Batch offsets: expected a Uint32Array, got ${describe(offsets)}`);
+  if (!(lengths instanceof Uint32Array))
+    throw new TypeError(`hash64Batch lengths: expected a Uint32Array, got ${describe(lengths)}`);
+  if (!(out instanceof BigUint64Array || out instanceof Uint32Array))
+    throw new TypeError(`hash64Batch out: expected a BigUint64Array or a Uint32Array, got ${describe(out)}`);
   const n = offsets.length;
   if (lengths.length !== n) throw new TypeError(`hash64Batch: ${n} offsets but ${lengths.length} lengths`);
   const need = out instanceof BigUint64Array ? n : 2 * n;

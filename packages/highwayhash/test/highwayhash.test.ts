@@ -433,5 +433,17 @@ describe('bad input', () => {
     expect(() =>
       hash64Batch(key, input(10), Uint32Array.of(5), Uint32Array.of(9), new BigUint64Array(1)),
     ).toThrow(RangeError);
+    // offsets, lengths and out of other kinds (a plain array failed inside the WebAssembly path)
+    const batch = (offs: unknown, lens: unknown, out: unknown) => () =>
+      hash64Batch(key, input(10), offs as Uint32Array, lens as Uint32Array, out as BigUint64Array);
+    expect(batch([-1], Uint32Array.of(4), new BigUint64Array(1))).toThrow(
+      /hash64Batch offsets: expected a Uint32Array, got /,
+    );
+    expect(batch(Uint32Array.of(0), Int32Array.of(4), new BigUint64Array(1))).toThrow(
+      /hash64Batch lengths: expected a Uint32Array, got /,
+    );
+    expect(batch(Uint32Array.of(0), Uint32Array.of(4), [0n])).toThrow(
+      /hash64Batch out: expected a BigUint64Array or a Uint32Array, got /,
+    );
   });
 });
