@@ -237,9 +237,8 @@ export function group(name: string, summary: string, subs: Command[], intro = ''
       }
       const sub = subs.find((s) => s.name === word);
       if (!sub)
-        throw new UsageError(
-          `strata ${name}: unknown subcommand '${word}' (try: ${subs.map((s) => s.name).join(', ')})`,
-        );
+        // runCommand puts `strata NAME: ` before the message (it was there twice)
+        throw new UsageError(`unknown subcommand '${word}' (try: ${subs.map((s) => s.name).join(', ')})`);
       return runCommand(sub, rest, io, `${name} ${sub.name}`);
     },
   };

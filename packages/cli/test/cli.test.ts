@@ -54,7 +54,8 @@ describe('command conventions', () => {
     expect(c.stdout()).toBe('a b\n');
     const u = captureIo();
     expect(await runCommand(g, ['nope'], u.io)).toBe(2);
-    expect(u.stderr()).toContain("unknown subcommand 'nope'");
+    // the command named once ("strata tool: strata tool: unknown ..." before)
+    expect(u.stderr()).toBe("strata tool: unknown subcommand 'nope' (try: echo)\n");
   });
 
   it('refuses arguments beyond what a command takes, naming the first extra one', () => {
