@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   CliError,
@@ -6,6 +7,7 @@ import {
   group,
   type Io,
   intFlag,
+  makeDirsSync,
   output,
   parseFlags,
   parseHostPort,
@@ -416,7 +418,16 @@ const server = sub(
     const { host, port } = parseHostPort(values.listen, '--listen');
     // a process of its own: group commits are written on the event loop, unless --pool-writes (for a
     // server of many busy loglets, whose writes then overlap in the thread pool)
-    const s = new LogServer(resolve(io.cwd, values.dir), { writesOnLoop: values['pool-writes'] !== true });
+    const dir = resolve(io.cwd, values.dir);
+    // the data directory is made and tried before serving: one that cannot be written was found only by
+    // the first request, each failing with an error reply, while the server said it was up
+    try {
+      makeDirsSync(dir);
+      accessSync(dir, constants.W_OK);
+    } catch (e) {
+      throw new CliError(`--dir ${values.dir}: ${(e as Error).message}`);
+    }
+    const s = new LogServer(dir, { writesOnLoop: values['pool-writes'] !== true });
     const p = await s.listen(port, host);
     const stopped = untilStopped(); // before "ready": a supervisor may signal as soon as it reads it
     output(io, values.json, { host, port: p }, () => `LogServer on ${host}:${p}, data in ${values.dir}`);

@@ -1,6 +1,6 @@
 // `strata log server` and `strata log sequencer` as their own processes: they start on 127.0.0.1, serve a
 // client's appends and reads, and stop cleanly (exit 0) on SIGTERM or when their parent goes away.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
@@ -62,13 +62,22 @@ describe('strata log server / sequencer as processes', () => {
     expect(await exit).toBe(0);
   });
 
-  it('exits 2 with a clear message on a bad --listen, and --help has an example', async () => {
+  it('exits 2 on a bad --listen and 1 on a --dir it cannot make or write, each with a clear message; --help has an example', async () => {
     const log = commands[0]!;
     const bad = captureIo();
     expect(await runCommand(log, ['server', '--dir', join(root, 'x'), '--listen', 'nowhere'], bad.io)).toBe(
       2,
     );
     expect(bad.stderr()).toMatch(/--listen: expected HOST:PORT, got 'nowhere'/);
+    // a data directory that cannot be made or written: exit 1 before serving (it served, and failed each
+    // request); a file where the directory should be, and one under /proc
+    writeFileSync(join(root, 'plain'), 'x');
+    for (const dir of [join(root, 'plain', 'sub'), '/proc/strata-no-such/ls']) {
+      const nodir = captureIo();
+      expect(await runCommand(log, ['server', '--dir', dir, '--listen', '127.0.0.1:0'], nodir.io)).toBe(1);
+      expect(nodir.stderr()).toMatch(new RegExp(`^strata log server: --dir ${dir}: `));
+      expect(nodir.stdout()).toBe('');
+    }
     // a sequencer's --servers were taken as they came ('bad' too), and failed each request that used them
     const seq = captureIo();
     const args = ['sequencer', '--listen', '127.0.0.1:0', '--servers', '127.0.0.1:7001,bad'];
