@@ -146,6 +146,13 @@ export function parseQuery(src: string, def: StreamDef): Expr {
     const n = Number(t.s);
     if (!Number.isFinite(n))
       throw new QueryError(`'${t.s}' is not a number (column ${col.name} is ${col.type})`, t.pos);
+    // an INT cell holds integers up to 2^53; a literal past it is rounded (9007199254740993 matched
+    // 9007199254740992), so it is refused
+    if (col.type === 'INT' && Math.abs(n) > Number.MAX_SAFE_INTEGER)
+      throw new QueryError(
+        `'${t.s}' is past 2^53, where INT values are not exact (column ${col.name})`,
+        t.pos,
+      );
     return n;
   };
   const orE = (): Expr => {

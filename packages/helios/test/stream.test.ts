@@ -963,6 +963,13 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
     );
     expect(() => parseQuery("ts > 'yesterday'", def)).toThrow(/not a timestamp/);
     expect(() => parseQuery('n CONTAINS 3', def)).toThrow(/quoted string/);
+    // an INT literal past 2^53 was rounded (9007199254740993 matched 9007199254740992); 2^53 - 1 and
+    // fractions still compare
+    expect(() => parseQuery('n = 9007199254740993', def)).toThrow(
+      /column 5: '9007199254740993' is past 2\^53, where INT values are not exact \(column n\)/,
+    );
+    expect(() => parseQuery('n IN (1, -1e300)', def)).toThrow(/'-1e300' is past 2\^53/);
+    expect(() => parseQuery('n <= 9007199254740991 AND n > 1.5', def)).not.toThrow();
     fc.assert(
       fc.property(fc.string({ maxLength: 60 }), (q) => {
         try {
