@@ -39,6 +39,10 @@ async function parseRange(r: string, size: () => Promise<number>): Promise<{ sta
     const total = await size();
     return { start: Math.max(0, total - n), end: Math.max(0, total - 1) };
   }
+  // an end before the start is the flag's fault, as the other malformed ranges (it was the store's
+  // RangeError, exit 1)
+  if (b !== '' && Number(b) < Number(a))
+    throw new UsageError(`--range: the end ${b} is before the start ${a} ('${r}')`);
   // an end past the object's is clamped by the store
   return { start: Number(a), end: b === '' ? Number.MAX_SAFE_INTEGER : Number(b) };
 }

@@ -116,6 +116,12 @@ describe('strata store', () => {
     expect((await run(['rm', 'a/x', '--store', s])).code).toBe(0);
     expect((await run(['head', 'a/x', '--store', s])).code).toBe(1);
     expect((await run(['get', 'a/x', '--store', s, '--range', 'x'])).code).toBe(2);
+    // an end before the start is a usage error as well (it was the store's RangeError, exit 1)
+    const back = await run(['get', 'a/x', '--store', s, '--range', '5-2']);
+    expect([back.code, back.err]).toEqual([
+      2,
+      "strata store get: --range: the end 2 is before the start 5 ('5-2')\n",
+    ]);
     expect((await run(['put', '../bad', '-', '--store', s], 'x')).err).toMatch(
       /invalid object key.*'\.\.' segment/,
     );
