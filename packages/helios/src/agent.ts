@@ -31,13 +31,13 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { blockId, blockPageRows } from './block.js';
-import { parseDdl, type StreamDef } from './ddl.js';
+import { chunkSizeMax, parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, RowParser } from './formats.js';
 import { columnKeys, concatKeys, sortUnique } from './keys.js';
 import { encodeNode, leafNode } from './node.js';
 
-/** Bound on one request body (a chunk and its leaf), in bytes. */
-export const chunkBytesMax = 64 << 20;
+/** Bound on one request body (a chunk and its leaf), in bytes: twice the largest chunk a stream takes. */
+export const chunkBytesMax = 2 * chunkSizeMax;
 /** Bound on retries of one chunk by the agent. */
 export const agentRetriesMax = 8;
 /** Backoff of the first retry, in ms (doubles each time, up to agentBackoffMsMax). */
@@ -158,8 +158,8 @@ class Shipper {
 
   private bound(): AgentStats {
     const opts = this.opts;
-    if (this.chunkBytes > chunkBytesMax / 2)
-      throw new Error(`chunkBytes ${this.chunkBytes} is over ${chunkBytesMax / 2} (half the request bound)`);
+    if (this.chunkBytes > chunkSizeMax)
+      throw new Error(`chunkBytes ${this.chunkBytes} is over ${chunkSizeMax} (half the request bound)`);
     // pending: up to chunkBytes + one read; in flight: one chunk and its leaf (a leaf is well under a
     // chunk in practice: distinct keys x about 17 bytes).
     const memMin = 2 * this.chunkBytes + 2 * agentReadBytes;

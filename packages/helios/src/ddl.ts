@@ -69,6 +69,13 @@ interface Tok {
 /** Bound on the DDL text, so a runaway input fails fast with a clear error. */
 export const ddlBytesMax = 1 << 20;
 
+/**
+ * Bound on a stream's CHUNK size: half the ingestion server's bound on one request (`chunkBytesMax` in
+ * agent.ts), which also carries the chunk's leaf. A larger one was taken, and every agent of the stream
+ * then refused to start.
+ */
+export const chunkSizeMax = 32 << 20;
+
 function lex(src: string, file: string): Tok[] {
   if (src.length > ddlBytesMax)
     throw new DdlError(`DDL is longer than ${ddlBytesMax} characters`, 1, 1, file);
@@ -334,6 +341,8 @@ export function parseDdl(src: string, file = 'DDL'): StreamDef {
         // (it was checked after the statement and reported at its first word: "got 'CREATE'")
         if (def.chunkBytesMax < 1024)
           throw new DdlError(`CHUNK size must be at least 1 KB, got ${n} ${t.text}`, at.line, at.col, file);
+        if (def.chunkBytesMax > chunkSizeMax)
+          throw new DdlError(`CHUNK size must be at most 32 MB, got ${n} ${t.text}`, at.line, at.col, file);
       }
     } else if (isKw('STORAGE')) {
       p++;

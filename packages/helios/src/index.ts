@@ -35,6 +35,7 @@ export { commands, demos, hdfsDdl } from './cli.js';
 export {
   type ColumnDef,
   type ColumnType,
+  chunkSizeMax,
   DdlError,
   type FormatSpec,
   type IndexDef,

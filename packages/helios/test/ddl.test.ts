@@ -1,4 +1,4 @@
-import { DdlError, parseDdl } from '@strata/helios';
+import { chunkBytesMax, chunkSizeMax, DdlError, parseDdl } from '@strata/helios';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
@@ -85,6 +85,12 @@ describe('DDL', () => {
     expect(errorOf(`${base}\nCHUNK EVERY 1 SECONDS OR 0 MB`).message).toBe(
       'DDL:2:26: CHUNK size must be at least 1 KB, got 0 MB',
     );
+    // past half the ingestion server's request bound it was taken, and every agent then refused to start
+    expect(errorOf(`${base}\nCHUNK EVERY 1 SECONDS OR 99999999999 MB`).message).toBe(
+      'DDL:2:26: CHUNK size must be at most 32 MB, got 99999999999 MB',
+    );
+    expect(parseDdl(`${base} CHUNK EVERY 1 SECONDS OR 32 MB`).chunkBytesMax).toBe(chunkSizeMax);
+    expect(chunkSizeMax).toBe(chunkBytesMax / 2);
     expect(errorOf(`${base} CHUNK EVERY 0 SECONDS`).message).toMatch(
       /:1:84: CHUNK EVERY must be more than 0/,
     );
