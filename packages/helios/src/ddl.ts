@@ -155,8 +155,11 @@ const unitMs: Record<string, number> = {
 };
 const unitBytes: Record<string, number> = { B: 1, KB: 1024, MB: 1 << 20, GB: 1 << 30 };
 
-/** Parses one CREATE STREAM statement. `file` names the source in error messages. */
-export function parseDdl(src: string, file = 'DDL'): StreamDef {
+/**
+ * Parses one CREATE STREAM statement. `file` names the source in error messages. `existing`: the stored
+ * DDL of a stream being reopened, which bounds added since it was created (`chunkSizeMax`) do not refuse.
+ */
+export function parseDdl(src: string, file = 'DDL', opts: { existing?: boolean } = {}): StreamDef {
   const toks = lex(src, file);
   let p = 0;
   const peek = () => toks[p]!;
@@ -341,7 +344,8 @@ export function parseDdl(src: string, file = 'DDL'): StreamDef {
         // (it was checked after the statement and reported at its first word: "got 'CREATE'")
         if (def.chunkBytesMax < 1024)
           throw new DdlError(`CHUNK size must be at least 1 KB, got ${n} ${t.text}`, at.line, at.col, file);
-        if (def.chunkBytesMax > chunkSizeMax)
+        // a stream created before the bound keeps its size (`existing`: its stored DDL, reopened)
+        if (def.chunkBytesMax > chunkSizeMax && !opts.existing)
           throw new DdlError(`CHUNK size must be at most 32 MB, got ${n} ${t.text}`, at.line, at.col, file);
       }
     } else if (isKw('STORAGE')) {

@@ -621,7 +621,7 @@ export class Stream {
         `no stream '${name}' in ${resolve(dataDir)} (create it with: strata stream create --ddl FILE)`,
       );
     const ddl = readFileSync(ddlPath, 'utf8');
-    const def = parseDdl(ddl, ddlPath);
+    const def = parseDdl(ddl, ddlPath, { existing: true });
     const store = await openStreamStore(dataDir, def);
     let log: ProgressLog;
     try {

@@ -90,6 +90,10 @@ describe('DDL', () => {
       'DDL:2:26: CHUNK size must be at most 32 MB, got 99999999999 MB',
     );
     expect(parseDdl(`${base} CHUNK EVERY 1 SECONDS OR 32 MB`).chunkBytesMax).toBe(chunkSizeMax);
+    // a stream created with one before keeps opening (its stored DDL is parsed as an existing one's)
+    expect(parseDdl(`${base} CHUNK EVERY 1 SECONDS OR 64 MB`, 'DDL', { existing: true }).chunkBytesMax).toBe(
+      64 << 20,
+    );
     expect(chunkSizeMax).toBe(chunkBytesMax / 2);
     expect(errorOf(`${base} CHUNK EVERY 0 SECONDS`).message).toMatch(
       /:1:84: CHUNK EVERY must be more than 0/,
