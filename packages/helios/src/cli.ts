@@ -1,4 +1,13 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -9,6 +18,7 @@ import {
   group,
   type Io,
   intFlag,
+  makeDirsSync,
   output,
   Progress,
   parseBytes,
@@ -292,7 +302,16 @@ Example: strata stream serve --port 7070 --data ./.strata --maintain-every 10m`,
       0,
     );
     const every = maintainEvery(f.values['maintain-every']);
-    const srv = await startIngestServer(dataDir(io, f.values.data), {
+    const data = dataDir(io, f.values.data);
+    // a data directory that cannot be made or written is said before serving (the server came up and
+    // answered every request 404, or failed at the first stream's write)
+    try {
+      makeDirsSync(data);
+      accessSync(data, constants.W_OK);
+    } catch (e) {
+      throw new CliError(`--data ${data}: ${(e as Error).message}`);
+    }
+    const srv = await startIngestServer(data, {
       port: intFlag('port', f.values.port, 7070, 0, 65535),
       index: !f.values['no-index'],
       policy: compactPolicy(f.values['compact-every']),

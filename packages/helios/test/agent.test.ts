@@ -416,6 +416,21 @@ describe('agent', () => {
     );
   });
 
+  it('CLI: strata stream serve on a --data it cannot make or write says so before serving, exit 1', async () => {
+    // it came up and answered every request 404 (a file where the directory should be; a path under /proc)
+    writeFileSync(join(dir, 'plain-file'), 'x');
+    for (const data of [join(dir, 'plain-file', 'sub'), '/proc/strata-no-such/data']) {
+      const c = captureIo('', {}, dir);
+      const rc = await runCommand(
+        commands.find((x) => x.name === 'stream')!,
+        ['serve', '--port', '0', '--data', data],
+        c.io,
+      );
+      expect(rc).toBe(1);
+      expect(c.stderr()).toMatch(new RegExp(`^strata stream serve: --data ${data}: `));
+    }
+  });
+
   it('the server refuses a leaf that does not match the rows (verifyLeaves)', async () => {
     createStream(dir, ddl('bad'));
     const other = `CREATE STREAM bad SOURCES ('x') FORMAT logfmt COLUMNS (n INT, user STRING, msg TEXT) INDEX (msg)`;
