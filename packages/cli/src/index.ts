@@ -5,9 +5,11 @@
  * - `--json` for machine-readable output wherever the output is data, `--quiet` to silence progress and chatter;
  * - a progress bar on stderr only when stderr is a TTY, for work longer than about a second.
  */
+import { accessSync, constants } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { makeDirsSync } from './fs.js';
 
 export { makeDirs, makeDirsSync, type Output, openInput, openOutput } from './fs.js';
 export { listenOn } from './net.js';
@@ -47,6 +49,20 @@ export class CliError extends Error {
     readonly exitCode = 1,
   ) {
     super(message);
+  }
+}
+
+/**
+ * A server's data directory, before it says it is up: made (with its parents) and tried for writing; a
+ * `CliError` naming `flag` and the directory otherwise (a server over one it could not write came up and
+ * failed each request).
+ */
+export function writableDir(dir: string, flag: string): void {
+  try {
+    makeDirsSync(dir);
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new CliError(`${flag} ${dir}: ${(e as Error).message}`);
   }
 }
 

@@ -1,13 +1,4 @@
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -18,13 +9,13 @@ import {
   group,
   type Io,
   intFlag,
-  makeDirsSync,
   output,
   Progress,
   parseBytes,
   parseFlags,
   UsageError,
   untilStopped,
+  writableDir,
 } from '@strata/cli';
 import { type AgentStats, runAgentFile, runAgentStream } from './agent.js';
 import { DdlError } from './ddl.js';
@@ -303,14 +294,7 @@ Example: strata stream serve --port 7070 --data ./.strata --maintain-every 10m`,
     );
     const every = maintainEvery(f.values['maintain-every']);
     const data = dataDir(io, f.values.data);
-    // a data directory that cannot be made or written is said before serving (the server came up and
-    // answered every request 404, or failed at the first stream's write)
-    try {
-      makeDirsSync(data);
-      accessSync(data, constants.W_OK);
-    } catch (e) {
-      throw new CliError(`--data ${data}: ${(e as Error).message}`);
-    }
+    writableDir(data, '--data'); // before serving: it came up and answered every request 404
     const srv = await startIngestServer(data, {
       port: intFlag('port', f.values.port, 7070, 0, 65535),
       index: !f.values['no-index'],

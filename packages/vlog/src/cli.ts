@@ -1,4 +1,3 @@
-import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   CliError,
@@ -7,12 +6,12 @@ import {
   group,
   type Io,
   intFlag,
-  makeDirsSync,
   output,
   parseFlags,
   parseHostPort,
   UsageError,
   untilStopped,
+  writableDir,
 } from '@strata/cli';
 import { FailureDetector, nativeFailover } from './failover.js';
 import { type OpenLogOptions, openLog } from './open.js';
@@ -419,14 +418,7 @@ const server = sub(
     // a process of its own: group commits are written on the event loop, unless --pool-writes (for a
     // server of many busy loglets, whose writes then overlap in the thread pool)
     const dir = resolve(io.cwd, values.dir);
-    // the data directory is made and tried before serving: one that cannot be written was found only by
-    // the first request, each failing with an error reply, while the server said it was up
-    try {
-      makeDirsSync(dir);
-      accessSync(dir, constants.W_OK);
-    } catch (e) {
-      throw new CliError(`--dir ${values.dir}: ${(e as Error).message}`);
-    }
+    writableDir(dir, '--dir'); // before serving: it said it was up and failed each request
     const s = new LogServer(dir, { writesOnLoop: values['pool-writes'] !== true });
     const p = await s.listen(port, host);
     const stopped = untilStopped(); // before "ready": a supervisor may signal as soon as it reads it
