@@ -1862,6 +1862,15 @@ export class Engine {
     rules: Rule[],
     readonly opts: EngineOptions = {},
   ) {
+    // from JavaScript anything can come: a string was taken as rules of its characters, and a null among
+    // the rules failed as "Cannot read properties of null"
+    if (!Array.isArray(rules))
+      throw new TypeError(`Engine: expected an array of rules (parseRules(...).rules), got ${typeof rules}`);
+    const bad = rules.findIndex((r) => typeof r !== 'object' || r === null || typeof r.sid !== 'number');
+    if (bad >= 0)
+      throw new TypeError(
+        `Engine: rule ${bad} is not a parsed rule (parseRule), got ${JSON.stringify(rules[bad])?.slice(0, 60) ?? String(rules[bad])}`,
+      );
     this.vars = { ...defaultVars, ...opts.vars };
     const steps = opts.inspectionRecursionMax ?? inspectionRecursionMaxDefault;
     if (!Number.isSafeInteger(steps) || steps < 0)

@@ -233,7 +233,7 @@ function u32be(b: Uint8Array, o: number): number {
 }
 
 /** The latest time a Date holds, in microseconds since the epoch (ECMAScript: 8.64e15 ms). */
-const dateUsMax = 8.64e18;
+export const dateUsMax = 8.64e18;
 /** The pcapng block types whose fixed fields are read. */
 const blockNames: Record<number, string> = {
   1: 'interface description',

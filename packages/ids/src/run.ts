@@ -6,7 +6,13 @@ import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js'
 import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
 import type { FlowTableStats } from './flow.js';
 import type { HttpAnomalies } from './http.js';
-import { type Packet, PcapWriter, readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
+import {
+  dateUsMax,
+  type Packet,
+  PcapWriter,
+  readCaptureBatchesToCut,
+  type TruncatedCaptureError,
+} from './pcap.js';
 import { rejectFrames } from './reject.js';
 import { parseRuleText, type Rule } from './rules.js';
 import { copyBytes } from './stream.js';
@@ -241,6 +247,13 @@ export class Pipeline {
    * The packet returned (and its `d`) is this pipeline's one record, overwritten by the next call.
    */
   prepare(p: Packet): PreparedPacket | undefined {
+    // a packet from an API caller: its bytes and a time a Date holds (one without data failed as "Cannot
+    // read properties of undefined", a string was decoded as nothing, a time past the year 275760 threw
+    // when its alerts were printed)
+    if (!(p.data instanceof Uint8Array) || !(Math.abs(p.tsUs) <= dateUsMax) || !Number.isInteger(p.linkType))
+      throw new TypeError(
+        `Pipeline: expected a packet of { tsUs: microseconds a Date holds, linkType: an integer, data: a Uint8Array }, got tsUs ${p.tsUs}, linkType ${p.linkType}, data ${p.data === null ? 'null' : typeof p.data === 'object' ? p.data.constructor.name : typeof p.data}`,
+      );
     const n = ++this.packets;
     this.bytes += p.data.length;
     const d = this.record;

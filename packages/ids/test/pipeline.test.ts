@@ -125,6 +125,34 @@ describe('the whole pipeline', () => {
     expect(rewritten).toBeGreaterThan(0);
   });
 
+  it('packets and rules of the wrong shape from an API caller are TypeErrors saying what was expected', () => {
+    const pipe = new Pipeline([parseRule('alert ip any any -> any any (sid:1;)')]);
+    const data = tcpFrame({ payload: 'x' });
+    const bad: [unknown, RegExp][] = [
+      [{ tsUs: 1, linkType: 1 }, /got tsUs 1, linkType 1, data undefined$/],
+      [{ tsUs: 1, linkType: 1, data: 'abc' }, /data string$/],
+      // past what a Date holds: its alerts could not be printed ("Invalid time value")
+      [{ tsUs: 1e20, linkType: 1, data }, /got tsUs 100000000000000000000, /],
+      [{ tsUs: Number.NaN, linkType: 1, data }, /got tsUs NaN, /],
+      [{ tsUs: 1, linkType: 1.5, data }, /linkType 1\.5, data Uint8Array$/],
+    ];
+    for (const [p, why] of bad) {
+      expect(() => pipe.push(p as never)).toThrow(TypeError);
+      expect(() => pipe.push(p as never)).toThrow(why);
+    }
+    expect(pipe.push({ tsUs: 1, linkType: 1, data, origLength: data.length } as never)).toHaveLength(1);
+    // rules: a string was taken as rules of its characters; a null failed on reading its gid
+    expect(() => new Pipeline('alert' as never)).toThrow(
+      /^Engine: expected an array of rules .* got string$/,
+    );
+    expect(() => new Pipeline([null] as never)).toThrow(
+      /^Engine: rule 0 is not a parsed rule \(parseRule\), got null$/,
+    );
+    expect(() => new Pipeline([{ msg: 'x' }] as never)).toThrow(
+      /rule 0 is not a parsed rule .* got \{"msg":"x"\}$/,
+    );
+  });
+
   it("checksum validation 'auto' turns itself off when the sample is mostly bad (offloading)", () => {
     const bad = Uint8Array.from(tcpFrame({ payload: 'x' }));
     bad[50] = (bad[50]! + 1) & 0xff; // the TCP checksum
