@@ -8,7 +8,7 @@
 import { createWriteStream, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { makeDirsSync } from '@strata/cli';
+import { makeDirsSync, wellFormed } from '@strata/cli';
 import type { Cell } from './formats.js';
 import type { Stream } from './stream.js';
 
@@ -37,9 +37,6 @@ async function writeLines(path: string, gen: AsyncGenerator<string> | Generator<
 
 const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
-/** A UTF-16 code unit of a surrogate pair without its other half. */
-const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
 /**
  * A cell as the staging NDJSON carries it to DuckDB: a string with a lone surrogate (a JSON input's
  * `"\ud800"`) gets U+FFFD in its place, as UTF-8 (Parquet's strings) cannot hold one; an INT past 2^53
@@ -47,7 +44,7 @@ const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\
  */
 function exportCell(type: string, v: Cell | undefined): Cell {
   if (v === undefined) return null;
-  if (typeof v === 'string') return /[\ud800-\udfff]/.test(v) ? v.replace(loneSurrogate, '\ufffd') : v;
+  if (typeof v === 'string') return wellFormed(v);
   if (type === 'INT' && typeof v === 'number' && !Number.isSafeInteger(v)) return null;
   return v;
 }

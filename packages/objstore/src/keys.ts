@@ -1,3 +1,4 @@
+import { loneSurrogateAt } from '@strata/cli';
 import { InvalidKeyError } from './contract.js';
 
 /** Longest key in UTF-8 bytes (S3's limit). */
@@ -11,7 +12,7 @@ export function validateKey(key: unknown): asserts key is string {
   if (key.startsWith('/')) throw new InvalidKeyError(key, "the key starts with '/'");
   // keys are UTF-8 (S3's, the file backend's names): a lone surrogate has no UTF-8 form and became U+FFFD,
   // so two keys were one object (the file backend then found the other key's header: "corrupt")
-  const lone = key.search(loneSurrogate);
+  const lone = loneSurrogateAt(key);
   if (lone >= 0)
     throw new InvalidKeyError(
       key,
@@ -26,9 +27,6 @@ export function validateKey(key: unknown): asserts key is string {
   const dots = key.includes('.') ? dotSegment.exec(key) : null;
   if (dots) throw new InvalidKeyError(key, `the key has a '${dots[1]}' segment`);
 }
-
-/** A UTF-16 code unit of a surrogate pair without its other half. */
-const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** A '.' or '..' path segment. */
 const dotSegment = /(?:^|\/)(\.\.?)(?:\/|$)/;

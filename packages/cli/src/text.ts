@@ -1,0 +1,15 @@
+/**
+ * A UTF-16 code unit of a surrogate pair without its other half: a string holding one has no UTF-8 form
+ * (a UTF-8 encoder writes U+FFFD for it, so two strings can encode alike).
+ */
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** The index of the first lone surrogate in `s`, or -1. */
+export function loneSurrogateAt(s: string): number {
+  return s.search(loneSurrogate);
+}
+
+/** `s` with each lone surrogate replaced by U+FFFD, as UTF-8 writes it (`s` itself when it has none). */
+export function wellFormed(s: string): string {
+  return /[\ud800-\udfff]/.test(s) ? s.replace(loneSurrogate, '\ufffd') : s;
+}
