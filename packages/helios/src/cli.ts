@@ -20,7 +20,7 @@ import {
 import { type AgentStats, runAgentFile, runAgentStream } from './agent.js';
 import { DdlError } from './ddl.js';
 import { exportParquet } from './export.js';
-import { parseTimestamp, type Row } from './formats.js';
+import { dateMsMax, parseTimestamp, type Row } from './formats.js';
 import { ProgressLog } from './progress.js';
 import { type Expr, QueryError } from './query.js';
 import { parseDurationMs, runEvery, serialQueue } from './schedule.js';
@@ -84,7 +84,7 @@ function formatRow(s: Stream, r: Row): string {
       const v = r[i];
       if (v === null || v === undefined) return `${c.name}=-`;
       // a time past a Date's range (ingested before 2026-12-05, when such epoch values were read) as its number
-      if (c.type === 'TIMESTAMP' && typeof v === 'number' && Math.abs(v) <= 8.64e15)
+      if (c.type === 'TIMESTAMP' && typeof v === 'number' && Math.abs(v) <= dateMsMax)
         return `${c.name}=${new Date(v).toISOString()}`;
       return `${c.name}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : v}`;
     })

@@ -462,7 +462,7 @@ export function parseTimestamp(s: string): number | null {
 }
 
 /** The largest epoch ms a Date holds (ECMAScript's time value range: 100,000,000 days). */
-const dateMsMax = 8.64e15;
+export const dateMsMax = 8.64e15;
 const monthNames = 'jan feb mar apr may jun jul aug sep oct nov dec'.split(' ');
 const monthRe =
   '(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)';

@@ -234,11 +234,11 @@ function u32be(b: Uint8Array, o: number): number {
 
 /** The latest time a Date holds, in microseconds since the epoch (ECMAScript: 8.64e15 ms). */
 export const dateUsMax = 8.64e18;
-/** The pcapng block types whose fixed fields are read. */
-const blockNames: Record<number, string> = {
-  1: 'interface description',
-  3: 'simple packet',
-  6: 'enhanced packet',
+/** The pcapng block types whose fixed fields are read: name and the fields' bytes (after type and length). */
+const fixedFields: Record<number, [string, number]> = {
+  1: ['interface description', 8],
+  3: ['simple packet', 4],
+  6: ['enhanced packet', 20],
 };
 
 async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet> {
@@ -274,12 +274,9 @@ async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet>
     const u16 = (o: number) => (le ? body.readUInt16LE(o) : body.readUInt16BE(o));
     const u32 = (o: number) => (le ? body.readUInt32LE(o) : body.readUInt32BE(o));
     // each block type's fixed fields (a shorter block was read past its end: a RangeError, not a capture error)
-    const fixed = type === 1 ? 8 : type === 6 ? 20 : type === 3 ? 4 : 0;
-    if (len - 12 < fixed)
-      throw new CaptureError(
-        at,
-        `${blockNames[type]} block of ${len} bytes: its fixed fields need ${fixed + 12}`,
-      );
+    const fixed = fixedFields[type];
+    if (fixed && len - 12 < fixed[1])
+      throw new CaptureError(at, `${fixed[0]} block of ${len} bytes: its fixed fields need ${fixed[1] + 12}`);
     if (type === 1) {
       // interface description: link type, then options (if_tsresol = 9)
       let unitsPerSec = 1e6;
