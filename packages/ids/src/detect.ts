@@ -55,7 +55,7 @@ import {
   newMailAnomalies,
 } from './mail.js';
 import { type MimeAnomalies, type MimeOptions, newMimeAnomalies, parseMime } from './mime.js';
-import { leadingLoopGuarded, translatePcre } from './pcre.js';
+import { leadingLoopGuarded, literalLoopGuarded, translatePcre } from './pcre.js';
 import { defaultMatcherOptions, IdList, MultiMatcher } from './prefilter.js';
 import { type RejectTarget, rejectTargetOf } from './reject.js';
 import { bufferKeywords, type ContentMatch, protocolKeywords, type Rule } from './rules.js';
@@ -745,7 +745,10 @@ type Step =
       reG: RegExp;
       /** reNoFinalNewline's with the g flag: for a text that does not end with LF. */
       reGNoFinalNewline: RegExp | undefined;
-      /** For the first exec from the start of a text: reG and reGNoFinalNewline guarded (`leadingLoopGuarded`). */
+      /**
+       * For the first exec from the start of a text: reG and reGNoFinalNewline guarded (`leadingLoopGuarded`,
+       * `literalLoopGuarded`).
+       */
       reGFirst: RegExp | undefined;
       reGFirstNoFinalNewline: RegExp | undefined;
       /** The first execs' expressions by number, the same for the same expression in any rule (`firstMatches`). */
@@ -2617,7 +2620,7 @@ export class Engine {
           if (p.buffer) buf = p.buffer;
           const nf = p.reNoFinalNewline;
           const guarded = (r: RegExp) => {
-            const g = leadingLoopGuarded(r.source);
+            const g = leadingLoopGuarded(r.source) ?? literalLoopGuarded(r.source, r.flags);
             return g === undefined ? undefined : this.pcreRegExp(g, `${r.flags}g`);
           };
           const reG = this.pcreRegExp(p.re.source, `${p.re.flags}g`);

@@ -131,6 +131,7 @@ export {
 export {
   compilePcre,
   leadingLoopGuarded,
+  literalLoopGuarded,
   type PcreOptions,
   pcreNestMax,
   pcreToJs,

@@ -287,22 +287,94 @@ interface Frame {
 }
 
 /**
- * The JavaScript source of a translated pcre with `(?<!X)` in front when it starts with an unbounded loop
- * over one character or class X (`X+`, `X*`, `X{n,}`, greedy or lazy) and has no alternative at its top
- * level; undefined otherwise. Its first match from the start of a subject is the plain expression's: a
- * match starting at p after a character in X means one starting at p - 1 (the loop takes that character
- * too, and the rest matches as before), so the leftmost match never starts after one. V8 tries every
- * start, and each such try runs the loop to the end of the run of X: `[^&]+&...` over 8 KiB without a
- * match took 70-125 ms (quadratic; the backtrack bound does not count a loop's steps), guarded under
- * 1 ms. Later matches of a g expression (from lastIndex) must use the plain source: there the character
- * before lastIndex belongs to the previous match.
+ * The JavaScript source of a translated pcre with `(?<!X)` in front when every match starts with an
+ * unbounded loop over one character or class X (`X+`, `X*`, `X{n,}`, greedy or lazy): the loop first, or
+ * first inside groups opened at the start (`((\w+)...`) none of which holds an alternative or is repeated
+ * down to zero times, and no alternative at the top level nor (then) a backreference. Undefined
+ * otherwise. Its first match from the start of a subject is the plain expression's: a match starting at p
+ * after a character in X means one starting at p - 1 (the loop takes that character too, and the rest
+ * matches as before), so the leftmost match never starts after one. V8 tries every start, and each such try
+ * runs the loop to the end of the run of X: `[^&]+&...` over 8 KiB without a match took 70-125 ms
+ * (quadratic; the backtrack bound does not count a loop's steps), guarded under 1 ms; the community rules'
+ * `((\w+)[\r\n\s]*\x3a=...` 84-108 ms over 8 KiB of letters. Later matches of a g expression (from
+ * lastIndex) must use the plain source: there the character before lastIndex belongs to the previous match.
  */
 export function leadingLoopGuarded(source: string): string | undefined {
-  const m = /^(\[(?:[^\]\\]|\\.)*\]|\\[dDwWsS]|\\x[0-9A-Fa-f]{2}|[A-Za-z0-9_ ])(?:[+*]|\{\d+,\})/.exec(
+  const m =
+    /^((?:\((?:\?:|\?<[A-Za-z_]\w*>)?)*)(\[(?:[^\]\\]|\\.)*\]|\\[dDwWsS]|\\x[0-9A-Fa-f]{2}|[A-Za-z0-9_ ])(?:[+*]|\{\d+,\})/.exec(
+      source,
+    );
+  if (!m) return undefined;
+  const opened = (m[1]!.match(/\(/g) ?? []).length;
+  // per open group, whether it is one of the leading ones: none of those (nor the top level) may hold an
+  // alternative of its own, or be repeated down to zero times
+  const leading: boolean[] = [];
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') {
+      // a backreference would see an enclosing group's text grow by the character taken
+      if (opened > 0 && /^\\(?:[1-9]|k<)/.test(source.slice(i, i + 3))) return undefined;
+      i++;
+    } else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '(') leading.push(i < m[1]!.length);
+    else if (c === ')') {
+      if (leading.pop()) {
+        const q = /^(?:[?*]|\{(\d*)(?:,\d*)?\})/.exec(source.slice(i + 1, i + 16));
+        if (q && (q[1] === undefined || Number(q[1] || 0) === 0)) return undefined;
+      }
+    } else if (c === '|' && (leading.length === 0 || leading.at(-1))) return undefined;
+  }
+  return `(?<!${m[2]})${source}`;
+}
+
+/**
+ * The JavaScript source of a translated pcre (flags `flags`) that starts with a literal L and then an
+ * unbounded loop over one character or class X that takes every character of L (`filename=[^\n]*\.jpeg`,
+ * `ssid=[^&]*?(...)`), with no alternative at the top level: L is followed by a lookbehind that skips an
+ * occurrence of L coming after an earlier one with only characters of X between them (`L(?<!LX*?L)X*...`).
+ * Undefined for other shapes. Its first match from the start of a subject is the plain expression's: a
+ * match from such an occurrence p means one from the earlier occurrence q (L at q, the loop takes the
+ * characters up to p's loop and then what it took from there; the rest is at the same places), so the
+ * leftmost match never starts at one. V8 tries every occurrence, each running the loop to the end of the
+ * run of X: 8 KiB of `filename=` 6-12 ms, 64 KiB about 0.4 s (quadratic, and not counted by the backtrack
+ * bound); guarded, each occurrence's lookbehind finds the one before it. Later matches (from lastIndex)
+ * must use the plain source: the earlier occurrence may be inside the match before.
+ */
+export function literalLoopGuarded(source: string, flags: string): string | undefined {
+  const atoms = /^(?:\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\[([A-Za-z])([A-Za-z])\]|[^\\^$.|?*+()[\]{}])+/.exec(
     source,
   );
-  if (!m) return undefined;
-  // no | outside groups and classes: the loop starts every match
+  if (!atoms) return undefined;
+  const lit = atoms[0];
+  const loop = /^(\[(?:[^\]\\]|\\.)*\]|\\[dDwWsS]|\\x[0-9A-Fa-f]{2}|\.)(?:[+*]|\{\d+,\})\??/.exec(
+    source.slice(lit.length),
+  );
+  if (!loop) return undefined;
+  // a [xX] class is one letter in both cases only
+  for (const c of lit.matchAll(/\[([A-Za-z])([A-Za-z])\]/g))
+    if (c[1]!.toLowerCase() !== c[2]!.toLowerCase() || c[1] === c[2]) return undefined;
+  if (topLevelAlternative(source)) return undefined;
+  // every character L can match is one the loop takes (under i the test folds case as the match does)
+  const x = new RegExp(`^${loop[1]}$`, flags.replace(/[gy]/g, ''));
+  const chars = lit
+    .match(/\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\[[A-Za-z]{2}\]|[^\\]/g)!
+    .flatMap((a) =>
+      a.startsWith('\\x')
+        ? [String.fromCharCode(Number.parseInt(a.slice(2), 16))]
+        : a.startsWith('\\')
+          ? [a[1]!]
+          : a.length === 4
+            ? [a[1]!, a[2]!]
+            : [a],
+    );
+  if (!chars.every((c) => x.test(c))) return undefined;
+  return `${lit}(?<!${lit}${loop[1]}*?${lit})${source.slice(lit.length)}`;
+}
+
+/** Whether the source has a `|` outside every group and class. */
+function topLevelAlternative(source: string): boolean {
   let depth = 0;
   let inClass = false;
   for (let i = 0; i < source.length; i++) {
@@ -312,9 +384,9 @@ export function leadingLoopGuarded(source: string): string | undefined {
     else if (c === '[') inClass = true;
     else if (c === '(') depth++;
     else if (c === ')') depth--;
-    else if (c === '|' && depth === 0) return undefined;
+    else if (c === '|' && depth === 0) return true;
   }
-  return `(?<!${m[1]})${source}`;
+  return false;
 }
 
 /** How deep groups may nest: PCRE2's default parentheses nesting limit (pcre2api: PARENS_NEST_LIMIT). */

@@ -6,7 +6,14 @@
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compilePcre, leadingLoopGuarded, pcreNestMax, pcreToJs, translatePcre } from '../src/index.js';
+import {
+  compilePcre,
+  leadingLoopGuarded,
+  literalLoopGuarded,
+  pcreNestMax,
+  pcreToJs,
+  translatePcre,
+} from '../src/index.js';
 
 const hasPerl = spawnSync('perl', ['-e', '1']).status === 0;
 if (!hasPerl && process.env.CI)
@@ -395,31 +402,46 @@ describe('pcre rule values', () => {
   it('a leading loop guarded by a lookbehind finds the same first match (property)', () => {
     const atom = fc.constantFrom('a', 'b', '[ab]', '[^a]', '\\w', '\\s', '\\x61', ' ');
     const loop = fc.constantFrom('+', '*', '{2,}', '+?', '*?', '{1,}?');
-    const rest = fc
-      .array(
-        fc.constantFrom(
-          'a',
-          'b',
-          'c',
-          '(a|b)',
-          '(?:ab)*',
-          '\\1',
-          '(?<=a)',
-          '(?=b)',
-          '$',
-          '^',
-          '[^c]+?',
-          'x?',
-          '\\b',
-          '|c',
-        ),
-        { maxLength: 5 },
-      )
-      .map((r) => r.join(''));
+    // groups opened before the loop, each closed after some of the rest with a quantifier or none
+    const open = fc.array(fc.constantFrom('(', '(?:', '(?<n>'), { maxLength: 3 });
+    const close = fc.constantFrom(')', ')', ')+', ')?', ')*', '){0,2}', '){1,3}', '){2}', ')*?');
+    const piece = fc.constantFrom(
+      'a',
+      'b',
+      'c',
+      '(a|b)',
+      '(?:ab)*',
+      '\\1',
+      '(?<=a)',
+      '(?=b)',
+      '$',
+      '^',
+      '[^c]+?',
+      'x?',
+      '\\b',
+      '|c',
+    );
     const subject = fc.string({ unit: fc.constantFrom('a', 'b', 'c', ' ', '\n'), maxLength: 30 });
+    const pattern = fc
+      .tuple(
+        open,
+        atom,
+        loop,
+        fc.array(fc.tuple(piece, close), { maxLength: 3 }),
+        fc.array(piece, { maxLength: 4 }),
+      )
+      .map(([os, x, q, inner, r]) => {
+        // each opened group closed in turn, innermost first, after a piece of its own
+        let s = `${os.join('')}${x}${q}`;
+        for (let k = os.length - 1; k >= 0; k--) {
+          const [p, c] = inner[k] ?? ['', ')'];
+          s += p + c;
+        }
+        return { source: s + r.join(''), opened: os.length, named: os.filter((o) => o === '(?<n>').length };
+      })
+      .filter((p) => p.named <= 1);
     fc.assert(
-      fc.property(atom, loop, rest, fc.constantFrom('', 'i', 'm', 's'), subject, (x, q, r, flags, text) => {
-        const source = `${x}${q}${r}`;
+      fc.property(pattern, fc.constantFrom('', 'i', 'm', 's'), subject, ({ source, opened }, flags, text) => {
         let plain: RegExp;
         try {
           plain = new RegExp(source, `${flags}g`);
@@ -427,7 +449,9 @@ describe('pcre rule values', () => {
           return; // \1 before any group: not a pattern
         }
         const guarded = leadingLoopGuarded(source);
-        expect(guarded === undefined).toBe(source.includes('|c'));
+        // a top-level alternative, or (inside groups) an alternative or a zero-minimum count on a leading
+        // group, or any backreference, leaves it unguarded
+        if (opened === 0) expect(guarded === undefined).toBe(source.includes('|c'));
         if (guarded === undefined) return;
         const g = new RegExp(guarded, `${flags}g`);
         const a = plain.exec(text);
@@ -435,13 +459,93 @@ describe('pcre rule values', () => {
         expect(b === null ? null : [b.index, ...b]).toEqual(a === null ? null : [a.index, ...a]);
         expect(g.lastIndex).toBe(plain.lastIndex);
       }),
-      { numRuns: 2000 },
+      { numRuns: 4000 },
     );
-    // not guarded: an alternative at the top, a loop with a bound, a group first
+    // not guarded: an alternative at the top, a loop with a bound, a group that may be left out, an
+    // alternative in a leading group, a backreference to one
     expect(leadingLoopGuarded('a+b|c')).toBeUndefined();
     expect(leadingLoopGuarded('a{2,5}b')).toBeUndefined();
-    expect(leadingLoopGuarded('(a+)b')).toBeUndefined();
+    expect(leadingLoopGuarded('(a+)?b')).toBeUndefined();
+    expect(leadingLoopGuarded('(?:a+){0,2}b')).toBeUndefined();
+    expect(leadingLoopGuarded('(a+|c)b')).toBeUndefined();
+    expect(leadingLoopGuarded('(a+)b\\1')).toBeUndefined();
     expect(leadingLoopGuarded('[|]+(b|c)')).toBe('(?<![|])[|]+(b|c)');
+    // guarded: loops first inside groups, as in the community rules' `((\w+)[\r\n\s]*\x3a=...`
+    expect(leadingLoopGuarded('(a+)b')).toBe('(?<!a)(a+)b');
+    expect(leadingLoopGuarded('((\\w+)[\\t-\\r ]*:=(x|y))+')).toBe('(?<!\\w)((\\w+)[\\t-\\r ]*:=(x|y))+');
+  });
+
+  it('a literal and then a loop taking its characters, guarded by a lookbehind, finds the same first match (property)', () => {
+    const lit = fc.array(fc.constantFrom('a', 'b', '=', '\\x3D', '[aA]', '\\/'), {
+      minLength: 1,
+      maxLength: 3,
+    });
+    const atom = fc.constantFrom('[^c]', '[ab=/]', '[^\\n]', '\\w', '[\\s\\S]', 'a', '[^=]');
+    const loop = fc.constantFrom('+', '*', '{2,}', '+?', '*?', '{1,}?');
+    const piece = fc.constantFrom(
+      'a',
+      'b',
+      'c',
+      '=',
+      '(a|c)',
+      '(?:ab)*',
+      '\\1',
+      '(?<=a)',
+      '(?=b)',
+      '$',
+      '^',
+      'x?',
+      '\\b',
+      '|c',
+    );
+    const subject = fc.string({ unit: fc.constantFrom('a', 'A', 'b', 'c', '=', '/', '\n'), maxLength: 40 });
+    let guardedSeen = 0;
+    fc.assert(
+      fc.property(
+        lit,
+        atom,
+        loop,
+        fc.array(piece, { maxLength: 4 }),
+        fc.constantFrom('', 'i', 'm', 's'),
+        subject,
+        (l, x, q, r, flags, text) => {
+          const source = `${l.join('')}${x}${q}${r.join('')}`;
+          let plain: RegExp;
+          try {
+            plain = new RegExp(source, `${flags}g`);
+          } catch {
+            return;
+          }
+          const guarded = literalLoopGuarded(source, flags);
+          if (r.includes('|c')) expect(guarded).toBeUndefined();
+          if (guarded === undefined) return;
+          guardedSeen++;
+          const g = new RegExp(guarded, `${flags}g`);
+          const a = plain.exec(text);
+          const b = g.exec(text);
+          expect(b === null ? null : [b.index, ...b]).toEqual(a === null ? null : [a.index, ...a]);
+          expect(g.lastIndex).toBe(plain.lastIndex);
+        },
+      ),
+      { numRuns: 4000 },
+    );
+    expect(guardedSeen).toBeGreaterThan(1000);
+    // not guarded: a loop that does not take every character of the literal, an alternative at the top
+    expect(literalLoopGuarded('ab[^b]*c', '')).toBeUndefined();
+    expect(literalLoopGuarded('a=[a-z]*c', '')).toBeUndefined();
+    expect(literalLoopGuarded('ab[a]*c', 'i')).toBeUndefined();
+    expect(literalLoopGuarded('ab[^\\n]*c|d', '')).toBeUndefined();
+    expect(literalLoopGuarded('ab[a-z]{2,5}c', '')).toBeUndefined();
+    // the community rules' shape: 8 KiB of the literal, the same answer
+    const src = 'filename\\x3D[^\\n]*\\x2Ejpeg';
+    const g = literalLoopGuarded(src, 'i')!;
+    expect(g).toBe('filename\\x3D(?<!filename\\x3D[^\\n]*?filename\\x3D)[^\\n]*\\x2Ejpeg');
+    for (const text of [
+      'filename='.repeat(900),
+      `${'filename='.repeat(900)}x.JPEG`,
+      'a\nfilename=b.jpeg\nfilename=c.jpeg',
+    ])
+      expect(new RegExp(g, 'ig').exec(text)?.index).toBe(new RegExp(src, 'ig').exec(text)?.index);
   });
 
   it('a repeated \\R gives back whole iterations, as PCRE2 10.42 (Perl 5.36 matches 0-4 here)', () => {
