@@ -1,0 +1,123 @@
+// The community rules' pcres on subjects built against them: each expression's first exec over a buffer
+// as the engine runs it (guarded where `leadingLoopGuarded` or `literalLoopGuarded` applies, bounded in
+// backtracks as always) against the same bounded expression unguarded, side by side in one process, over
+// the same subjects. V8 tries every start position and its backtrack bound does not count a loop's steps,
+// so an expression such as `filename=[^\n]*\.jpeg` is quadratic in a buffer of repeated `filename=`; the
+// guards skip the starts that cannot begin the first match. Subjects (`--bytes` long, 8 KiB by default,
+// the largest HTTP start line the parser takes; bodies go to 64 KiB and decompressed ones to 256 KiB): runs
+// of one character or pair, of each of the rule's contents, of all of them together, and of the words of
+// the pcre itself. Each expression's time is its slowest subject (the best of `--tries` execs each).
+// Usage: npm run bench -- ids pcre [-- --bytes 8192 --tries 2 --top 12]
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { Engine, parseRules } from '../src/index.js';
+
+const { values } = parseArgs({
+  options: {
+    bytes: { type: 'string', default: '8192' },
+    tries: { type: 'string', default: '2' },
+    top: { type: 'string', default: '12' },
+  },
+});
+const bytes = Number(values.bytes);
+const tries = Number(values.tries);
+const shared = new URL('../../../../shared/ids/', import.meta.url).pathname;
+const set = parseRules(readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'), 'community');
+const engine = new Engine(set.rules);
+
+type PcreStep = { kind: 'pcre'; reG: RegExp; reGFirst: RegExp | undefined };
+type Steps = { kind: string }[];
+const stepLists = (c: { steps: Steps; header?: Steps; http?: { groups: { steps: Steps }[] } }) => [
+  c.steps,
+  ...(c.header ? [c.header] : []),
+  ...(c.http?.groups.map((g) => g.steps) ?? []),
+];
+
+const floods = ['a', 'A', ' ', '/', '%', '0', '\x00', '\n', '\r\n', '&a=', '=', '.', '\\', '<', '"', '${'];
+const fill = (s: string) => s.repeat(Math.ceil(bytes / s.length)).slice(0, bytes);
+
+/** Milliseconds of re's first exec over text, the best of `tries`. */
+function timeExec(re: RegExp, text: string): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (let k = 0; k < tries; k++) {
+    re.lastIndex = 0;
+    const t = performance.now();
+    re.exec(text);
+    best = Math.min(best, performance.now() - t);
+  }
+  return best;
+}
+
+type Row = {
+  sid: number;
+  pcre: string;
+  guarded: boolean;
+  engineMs: number;
+  plainMs: number;
+  subject: string;
+};
+const rows: Row[] = [];
+const seen = new Set<RegExp>();
+for (const c of engine.compiled) {
+  const option = c.rule.options.filter((o) => o.keyword === 'pcre');
+  let k = 0;
+  for (const steps of stepLists(c as never))
+    for (const s of steps) {
+      if (s.kind !== 'pcre') continue;
+      const p = s as PcreStep;
+      const value = option[k++]?.value ?? '';
+      if (seen.has(p.reG)) continue;
+      seen.add(p.reG);
+      const subjects = floods.map(fill);
+      const contents = c.rule.contents.map((x) => Buffer.from(x.bytes).toString('latin1')).filter((x) => x);
+      for (const x of contents) subjects.push(fill(x));
+      if (contents.length > 1) subjects.push(fill(contents.join('')));
+      for (const w of (value.match(/[A-Za-z0-9_=-]{3,}/g) ?? []).slice(0, 4)) subjects.push(fill(w));
+      const first = p.reGFirst ?? p.reG;
+      let row: Row | undefined;
+      for (const text of subjects) {
+        const plainMs = timeExec(p.reG, text);
+        const engineMs = first === p.reG ? plainMs : timeExec(first, text);
+        if (!row || Math.max(engineMs, plainMs) > Math.max(row.engineMs, row.plainMs))
+          row = {
+            sid: c.rule.sid,
+            pcre: value,
+            guarded: first !== p.reG,
+            engineMs,
+            plainMs,
+            subject: text.slice(0, 12),
+          };
+      }
+      if (row) rows.push(row);
+    }
+}
+
+const over = (ms: number, f: (r: Row) => number) => rows.filter((r) => f(r) > ms).length;
+const sum = (f: (r: Row) => number) => rows.reduce((a, r) => a + f(r), 0);
+const guarded = rows.filter((r) => r.guarded);
+console.log(
+  `${rows.length} pcres of ${engine.compiled.length} loaded rules, subjects of ${bytes} bytes, load average ${loadavg()[0]!.toFixed(1)}`,
+);
+console.log(
+  `as the engine runs them: ${over(1, (r) => r.engineMs)} over 1 ms, ${over(5, (r) => r.engineMs)} over 5 ms, ${over(20, (r) => r.engineMs)} over 20 ms, all ${(sum((r) => r.engineMs) / 1000).toFixed(2)} s | unguarded: ${over(1, (r) => r.plainMs)}, ${over(5, (r) => r.plainMs)}, ${over(20, (r) => r.plainMs)}, ${(sum((r) => r.plainMs) / 1000).toFixed(2)} s`,
+);
+console.log(
+  `the ${guarded.length} guarded: ${(sum((r) => (r.guarded ? r.engineMs : 0)) / 1000).toFixed(3)} s against ${(sum((r) => (r.guarded ? r.plainMs : 0)) / 1000).toFixed(3)} s unguarded`,
+);
+const show = (r: Row) =>
+  `${r.engineMs.toFixed(2).padStart(9)} ms ${r.plainMs.toFixed(2).padStart(9)} ms  ${String(r.sid).padStart(6)}  ${JSON.stringify(r.subject).padEnd(18)} ${r.pcre.slice(0, 70)}`;
+console.log('slowest as the engine runs them (engine, unguarded, sid, subject, pcre):');
+for (const r of [...rows].sort((a, b) => b.engineMs - a.engineMs).slice(0, Number(values.top)))
+  console.log(show(r));
+console.log('guarded, by time saved:');
+for (const r of [...guarded]
+  .sort((a, b) => b.plainMs - b.engineMs - (a.plainMs - a.engineMs))
+  .slice(0, Number(values.top)))
+  console.log(show(r));
+mkdirSync(new URL('results/', import.meta.url), { recursive: true });
+writeFileSync(
+  new URL(`results/pcre-${bytes}.json`, import.meta.url),
+  `${JSON.stringify({ bytes, tries, loadAverage: loadavg()[0], rows }, null, 1)}\n`,
+);
+console.log(`wrote bench/results/pcre-${bytes}.json`);
