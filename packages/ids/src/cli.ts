@@ -10,7 +10,7 @@ import {
   parseFlags,
   UsageError,
 } from '@strata/cli';
-import { alertFast, eveJson } from './detect.js';
+import { alertFast, eveJson, type RuleLatencyOptions } from './detect.js';
 import { ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
 import type { Rule } from './rules.js';
@@ -33,6 +33,7 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                   [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none|auto]
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
+                  [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]]
 
   FILE                 a pcap or pcapng capture; - reads one from standard input (tcpdump -w - | ...)
   --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
@@ -66,6 +67,11 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        pass,drop,reject,alert): a pass ends a packet's inspection, so what comes first wins
   --out FILE           with --ips: write the packets passed on (rewritten ones as rewritten) to a pcap
                        (one capture)
+  --rule-latency US    time each rule evaluation (Snort 3's latency.rule.max_time, off by default): one
+                       over US microseconds is a timeout; the rules that timed out are listed on stderr
+  --rule-suspend N     with --rule-latency: a rule that timed out N times is not evaluated (no match) for
+                       --rule-suspend-ms (default 30000; 0: the rest of the run). Alerts then depend on
+                       the host's speed
 
 Example:
   strata ids --rules ../shared/ids/rules/snort3-community.rules --pcap ../shared/ids/traces/ndpi-mix-a.pcap --format json`,
@@ -90,6 +96,9 @@ Example:
       ips: { type: 'boolean' },
       'action-order': { type: 'string' },
       out: { type: 'string' },
+      'rule-latency': { type: 'string' },
+      'rule-suspend': { type: 'string' },
+      'rule-suspend-ms': { type: 'string' },
     });
     const ips = values.ips === true;
     if (values.out !== undefined && !ips) throw new UsageError('--out FILE needs --ips');
@@ -140,6 +149,7 @@ Example:
       values['reassembly-depth'] === undefined
         ? 2 ** 20
         : parseBytes(values['reassembly-depth'], '--reassembly-depth');
+    const ruleLatency = ruleLatencyFlags(values);
     const vars: Record<string, string> = {};
     for (const f of (values.vars as string[] | undefined) ?? []) {
       let text: string;
@@ -213,6 +223,10 @@ Example:
       stagePrefilterOut: 0,
       stageAllStringsOut: 0,
       stageFullMatcherIn: 0,
+      ruleEvalsTimed: 0,
+      ruleEvalTimeouts: 0,
+      ruleSuspensions: 0,
+      ruleReenables: 0,
     };
     const verdicts = ips
       ? { packetsPassed: 0, packetsDropped: 0, packetsRewritten: 0, flowsDropped: 0, rejectResponses: 0 }
@@ -237,6 +251,7 @@ Example:
           reassemblyDepthBytes: depth,
           streamRelease: release,
           validateChecksums: cv === 'auto' ? 'auto' : cv === 'all',
+          ...(ruleLatency && { ruleLatency }),
           ...(ips && { ips }),
           ...(actionOrder && { actionOrder }),
           ...(values.out !== undefined && { out: resolve(io.cwd, values.out) }),
@@ -262,6 +277,19 @@ Example:
       for (const x of r.ruleFaults)
         io.stderr.write(`strata ids: ${p}: rule ${x.rule} failed and was counted as no match: ${x.error}\n`);
       if (r.ruleFaults.length > 0) incomplete++;
+      if (r.stats.ruleEvalTimeouts > 0) {
+        const shown = r.ruleLatency
+          .slice(0, 8)
+          .map(
+            (x) =>
+              `${x.rule} ${x.timeouts} (slowest ${(x.slowestUs / 1000).toFixed(1)} ms${x.suspensions ? `, suspended ${x.suspensions}x` : ''})`,
+          );
+        const more =
+          r.ruleLatency.length > shown.length ? `; ${r.ruleLatency.length - shown.length} more rules` : '';
+        io.stderr.write(
+          `strata ids: ${p}: ${r.stats.ruleEvalTimeouts} of ${r.stats.ruleEvalsTimed} rule evaluations over ${ruleLatency!.maxUs} us: ${shown.join('; ')}${more}\n`,
+        );
+      }
       if (p === pcaps[0] && !values.quiet) {
         const reasons = new Map<string, number>();
         for (const s of r.rulesSkipped) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);
@@ -302,6 +330,10 @@ Example:
       totals.stagePrefilterOut += r.stats.stagePrefilterOut;
       totals.stageAllStringsOut += r.stats.stageAllStringsOut;
       totals.stageFullMatcherIn += r.stats.stageFullMatcherIn;
+      totals.ruleEvalsTimed += r.stats.ruleEvalsTimed;
+      totals.ruleEvalTimeouts += r.stats.ruleEvalTimeouts;
+      totals.ruleSuspensions += r.stats.ruleSuspensions;
+      totals.ruleReenables += r.stats.ruleReenables;
       for (const [k, n] of Object.entries(r.httpAnomalies))
         if (n > 0) totals.httpAnomalies[k] = (totals.httpAnomalies[k] ?? 0) + n;
       if (verdicts && r.verdicts) {
@@ -354,6 +386,33 @@ Example:
 };
 
 export const commands: Command[] = [idsCmd];
+
+/** --rule-latency, --rule-suspend and --rule-suspend-ms as EngineOptions.ruleLatency (undefined: off). */
+function ruleLatencyFlags(values: Record<string, unknown>): RuleLatencyOptions | undefined {
+  const whole = (flag: string, min: number): number | undefined => {
+    const v = values[flag] as string | undefined;
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min)
+      throw new UsageError(`--${flag}: expected a whole number from ${min}, got '${v}'`);
+    return n;
+  };
+  const maxUs = whole('rule-latency', 1);
+  const threshold = whole('rule-suspend', 1);
+  const maxSuspendMs = whole('rule-suspend-ms', 0);
+  if (maxUs === undefined) {
+    if (threshold !== undefined || maxSuspendMs !== undefined)
+      throw new UsageError('--rule-suspend and --rule-suspend-ms need --rule-latency US');
+    return undefined;
+  }
+  if (maxSuspendMs !== undefined && threshold === undefined)
+    throw new UsageError('--rule-suspend-ms needs --rule-suspend N');
+  return {
+    maxUs,
+    ...(threshold !== undefined && { suspend: true, suspendThreshold: threshold }),
+    ...(maxSuspendMs !== undefined && { maxSuspendMs }),
+  };
+}
 /** A capture with one TCP handshake and a response carrying `uid=0(root)`, built here for the demo. */
 function demoCapture(): Buffer {
   const frame = (

@@ -185,6 +185,15 @@ export interface EngineOptions {
    */
   pcreBacktracksMax?: number;
   /**
+   * Rule latency (Snort 3's `latency.rule`; off by default, as there): each rule evaluation is timed, one
+   * that takes more than `maxUs` microseconds is a timeout, and with `suspend` a rule that has timed out
+   * `suspendThreshold` times (default 5) is not evaluated (no match) for `maxSuspendMs` milliseconds
+   * (default 30,000; 0: for the rest of the run), its count starting again after. An evaluation is never
+   * cut short (V8 cannot stop a RegExp), so this bounds what a rule built against costs over many packets,
+   * not over one. Time is the machine's: with it on, alerts depend on how fast the host runs.
+   */
+  ruleLatency?: RuleLatencyOptions;
+  /**
    * Step evaluations one rule may make over one inspected buffer (its content, pcre and other steps tried
    * from each match of the steps before them); past it the rule does not match. Suricata's
    * `detect.inspection-recursion-limit`, whose default this is; 0 for no bound.
@@ -637,6 +646,9 @@ interface Compiled {
   ipOnly?: 'ip-only' | 'like-ip-only';
   classtype?: string;
   priority?: number;
+  /** Rule latency: timeouts since the rule was last (re-)enabled, and when it was suspended (-1: it is not). */
+  latencyTimeouts: number;
+  suspendedAt: number;
 }
 
 /** `RuleGroup.packetAlways`: the rules a packet inspection visits without a mark, and a stage marker. */
@@ -1684,6 +1696,43 @@ interface FlowData {
   groups?: [RuleGroup | undefined, RuleGroup | undefined];
 }
 
+/** See `EngineOptions.ruleLatency`. */
+export interface RuleLatencyOptions {
+  maxUs: number;
+  suspend?: boolean;
+  suspendThreshold?: number;
+  maxSuspendMs?: number;
+}
+
+/** Rule latency's settings checked, with Snort 3's defaults; undefined when off (no options, or maxUs 0). */
+function ruleLatencyOf(
+  o: RuleLatencyOptions | undefined,
+): { maxUs: number; suspend: boolean; threshold: number; maxSuspendMs: number } | undefined {
+  if (o === undefined) return undefined;
+  if (typeof o !== 'object' || o === null)
+    throw new TypeError(
+      `ruleLatency: expected { maxUs, suspend?, suspendThreshold?, maxSuspendMs? }, got ${String(o)}`,
+    );
+  const { maxUs, suspend = false, suspendThreshold = 5, maxSuspendMs = 30_000 } = o;
+  const whole = (n: unknown, min: number) => typeof n === 'number' && Number.isSafeInteger(n) && n >= min;
+  if (!whole(maxUs, 0))
+    throw new RangeError(`ruleLatency.maxUs: a whole number of microseconds, got ${maxUs}`);
+  if (typeof suspend !== 'boolean') throw new TypeError(`ruleLatency.suspend: true or false, got ${suspend}`);
+  if (!whole(suspendThreshold, 1))
+    throw new RangeError(`ruleLatency.suspendThreshold: a whole number from 1, got ${suspendThreshold}`);
+  if (!whole(maxSuspendMs, 0))
+    throw new RangeError(`ruleLatency.maxSuspendMs: a whole number of milliseconds, got ${maxSuspendMs}`);
+  return maxUs === 0 ? undefined : { maxUs, suspend, threshold: suspendThreshold, maxSuspendMs };
+}
+
+/** One rule's record under `EngineOptions.ruleLatency` (`Engine.ruleLatency`). */
+export interface RuleLatencyRecord {
+  timeouts: number;
+  suspensions: number;
+  /** Its slowest evaluation, microseconds. */
+  slowestUs: number;
+}
+
 export interface EngineStats {
   packets: number;
   inspected: number;
@@ -1694,6 +1743,11 @@ export interface EngineStats {
    * rule named in `Engine.ruleFaults`; the run goes on (one such rule failed whole runs).
    */
   ruleFaults: number;
+  /** With `EngineOptions.ruleLatency`: rule evaluations timed, over `maxUs`, suspensions, re-enables. */
+  ruleEvalsTimed: number;
+  ruleEvalTimeouts: number;
+  ruleSuspensions: number;
+  ruleReenables: number;
   /** TCP segments with payload by what the reassembler did with them. */
   segmentsInOrder: number;
   segmentsOutOfOrder: number;
@@ -1773,6 +1827,10 @@ export class Engine {
     alerts: 0,
     rulesEvaluated: 0,
     ruleFaults: 0,
+    ruleEvalsTimed: 0,
+    ruleEvalTimeouts: 0,
+    ruleSuspensions: 0,
+    ruleReenables: 0,
     segmentsInOrder: 0,
     segmentsOutOfOrder: 0,
     segmentsRetransmitted: 0,
@@ -1849,6 +1907,13 @@ export class Engine {
   readonly httpAnomalies: HttpAnomalies = newHttpAnomalies();
   /** Rules whose evaluation threw (`EngineStats.ruleFaults`), `gid:sid` -> the first error, at most 64 rules. */
   readonly ruleFaults = new Map<string, string>();
+  /** With `EngineOptions.ruleLatency`: the rules that timed out, `gid:sid` -> their record, at most 64 rules. */
+  readonly ruleLatency = new Map<string, RuleLatencyRecord>();
+  /** The clock rule latency reads, in milliseconds (a test may set another). */
+  latencyClock: () => number = () => performance.now();
+  private readonly latency:
+    | { maxUs: number; suspend: boolean; threshold: number; maxSuspendMs: number }
+    | undefined;
   /** Where the alerts of the HTTP messages being parsed go. */
   private httpOut: Alert[] = [];
   /** Mail rules (file_data on smtp, pop3, imap) in inspection order, run on each MIME part of a message. */
@@ -1879,6 +1944,7 @@ export class Engine {
     if (!Number.isSafeInteger(steps) || steps < 0)
       throw new RangeError(`inspectionRecursionMax must be a non-negative integer, got ${steps}`);
     this.stepBudget = steps === 0 ? Number.POSITIVE_INFINITY : steps;
+    this.latency = ruleLatencyOf(opts.ruleLatency);
     this.inline = (opts.streamRelease ?? (opts.ips ? 'immediate' : 'ack')) === 'immediate';
     this.budget = new ReassemblyBudget(opts.reassemblyMemcapBytes ?? 64 * 2 ** 20);
     if (opts.overlapPolicy && !overlapPolicies.includes(opts.overlapPolicy))
@@ -2898,6 +2964,8 @@ export class Engine {
       ipOnly: ipOnly || undefined,
       classtype: classtype || undefined,
       priority,
+      latencyTimeouts: 0,
+      suspendedAt: -1,
     };
     // only stream rules read the requests of TCP streams (a UDP rule parses its datagram)
     if (dce && mode === 'stream') this.dceRules = true;
@@ -3711,12 +3779,52 @@ export class Engine {
 
   /** `test(...args)`, of rule `c`: a throw is the rule's fault (`ruleFault`) and no match. */
   private guarded<A extends unknown[], T>(c: Compiled, test: (...args: A) => T, ...args: A): T | false {
+    if (this.latency !== undefined) return this.timed(c, test, args);
     try {
       return test(...args);
     } catch (e) {
       this.ruleFault(c, e);
       return false;
     }
+  }
+
+  /** `guarded` under rule latency: a suspended rule is no match; the evaluation is timed and counted. */
+  private timed<A extends unknown[], T>(c: Compiled, test: (...args: A) => T, args: A): T | false {
+    const l = this.latency!;
+    if (c.suspendedAt >= 0) {
+      if (l.maxSuspendMs === 0 || this.latencyClock() - c.suspendedAt <= l.maxSuspendMs) return false;
+      c.suspendedAt = -1;
+      c.latencyTimeouts = 0;
+      this.stats.ruleReenables++;
+    }
+    const t0 = this.latencyClock();
+    let r: T | false;
+    try {
+      r = test(...args);
+    } catch (e) {
+      this.ruleFault(c, e);
+      r = false;
+    }
+    const t1 = this.latencyClock();
+    this.stats.ruleEvalsTimed++;
+    const us = (t1 - t0) * 1000;
+    if (us > l.maxUs) {
+      this.stats.ruleEvalTimeouts++;
+      const key = `${c.rule.gid}:${c.rule.sid}`;
+      let rec = this.ruleLatency.get(key);
+      if (!rec && this.ruleLatency.size < 64)
+        this.ruleLatency.set(key, (rec = { timeouts: 0, suspensions: 0, slowestUs: 0 }));
+      if (rec) {
+        rec.timeouts++;
+        rec.slowestUs = Math.max(rec.slowestUs, us);
+      }
+      if (l.suspend && ++c.latencyTimeouts >= l.threshold) {
+        c.suspendedAt = t1;
+        this.stats.ruleSuspensions++;
+        if (rec) rec.suspensions++;
+      }
+    }
+    return r;
   }
 
   private ruleFault(c: Compiled, e: unknown): void {

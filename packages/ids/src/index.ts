@@ -39,6 +39,8 @@ export {
   pcreBacktracksMaxDefault,
   portGroupsMax,
   portTest,
+  type RuleLatencyOptions,
+  type RuleLatencyRecord,
   ruleStepsMax,
   uriComponents,
 } from './detect.js';

@@ -28,7 +28,7 @@ import { webcrypto } from 'node:crypto';
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { DefragStats } from './defrag.js';
-import type { Alert, EngineStats } from './detect.js';
+import type { Alert, EngineStats, RuleLatencyRecord } from './detect.js';
 import type { FlowTableStats } from './flow.js';
 import { type HttpAnomalies, newHttpAnomalies } from './http.js';
 import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
@@ -36,6 +36,7 @@ import type { Rule } from './rules.js';
 import {
   type CaptureInput,
   captureStream,
+  latencyRows,
   Pipeline,
   type RunOptions,
   type RunResult,
@@ -336,6 +337,7 @@ export class ParallelRunner {
       reassemblyPeakBytes: shards.done.reduce((n, r) => n + r.peakBytes, 0),
       httpAnomalies: sumAnomalies(shards.done.map((r) => r.httpAnomalies)),
       ruleFaults: firstFaults(shards.done),
+      ruleLatency: latencyRows(mergeLatency(shards.done)),
       workers: this.slots.map((s) => ({ ...s.load })),
       phases: {
         initMs: tReady - t0,
@@ -593,6 +595,24 @@ function firstFaults(done: { ruleFaults: [string, string][] }[]): { rule: string
   for (const r of done)
     for (const [rule, error] of r.ruleFaults) if (!faults.has(rule)) faults.set(rule, error);
   return [...faults].map(([rule, error]) => ({ rule, error }));
+}
+
+/** The workers' rule latency records, a rule's counts summed and its slowest evaluation kept. */
+function mergeLatency(
+  done: { ruleLatency: [string, RuleLatencyRecord][] }[],
+): Map<string, RuleLatencyRecord> {
+  const m = new Map<string, RuleLatencyRecord>();
+  for (const r of done)
+    for (const [rule, x] of r.ruleLatency) {
+      const had = m.get(rule);
+      if (!had) m.set(rule, { ...x });
+      else {
+        had.timeouts += x.timeouts;
+        had.suspensions += x.suspensions;
+        had.slowestUs = Math.max(had.slowestUs, x.slowestUs);
+      }
+    }
+  return m;
 }
 
 function sumStats(xs: EngineStats[]): EngineStats {

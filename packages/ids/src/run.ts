@@ -3,7 +3,13 @@ import { createReadStream, createWriteStream, openSync, type WriteStream } from 
 import { threadCpuMs } from './cpu.js';
 import { type Decoded, decodeInto, newDecodeStats, PacketRecord } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
-import { type Alert, Engine, type EngineOptions, type EngineStats } from './detect.js';
+import {
+  type Alert,
+  Engine,
+  type EngineOptions,
+  type EngineStats,
+  type RuleLatencyRecord,
+} from './detect.js';
 import type { FlowTableStats } from './flow.js';
 import type { HttpAnomalies } from './http.js';
 import {
@@ -45,6 +51,8 @@ export interface RunResult {
   httpAnomalies: HttpAnomalies;
   /** Rules whose evaluation threw (`Engine.ruleFaults`: counted as no match), with the first error. */
   ruleFaults: { rule: string; error: string }[];
+  /** With `ruleLatency`: the rules that timed out (`Engine.ruleLatency`), slowest first. */
+  ruleLatency: ({ rule: string } & RuleLatencyRecord)[];
   /**
    * IPS (`ips`): packets passed on (written to `out` when given) and dropped, and the resets and ICMP
    * unreachables sent back for reject rules (written to `out` after the packet they answer).
@@ -435,6 +443,14 @@ export async function runCapture(
     reassemblyPeakBytes: engine.budget.peakBytes,
     httpAnomalies: engine.httpAnomalies,
     ruleFaults: [...engine.ruleFaults].map(([rule, error]) => ({ rule, error })),
+    ruleLatency: latencyRows(engine.ruleLatency),
     ...(opts.ips && { verdicts }),
   };
+}
+
+/** `Engine.ruleLatency`'s records as rows, slowest first. */
+export function latencyRows(
+  m: Iterable<[string, RuleLatencyRecord]>,
+): ({ rule: string } & RuleLatencyRecord)[] {
+  return [...m].map(([rule, r]) => ({ rule, ...r })).sort((a, b) => b.slowestUs - a.slowestUs);
 }

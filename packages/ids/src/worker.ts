@@ -17,7 +17,7 @@ import { parentPort } from 'node:worker_threads';
 import { threadCpuMs } from './cpu.js';
 import { decodeInto, newDecodeStats, PacketRecord } from './decode.js';
 import type { DefragOptions, DefragStats } from './defrag.js';
-import { type Alert, Engine, type EngineOptions } from './detect.js';
+import { type Alert, Engine, type EngineOptions, type RuleLatencyRecord } from './detect.js';
 import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import { rejectFrames } from './reject.js';
 import type { Rule } from './rules.js';
@@ -113,6 +113,7 @@ export interface Flushed {
   peakBytes: number;
   httpAnomalies: Engine['httpAnomalies'];
   ruleFaults: [string, string][];
+  ruleLatency: [string, RuleLatencyRecord][];
 }
 
 /** IPS: what becomes of packet `n` when it is not passed on as captured. */
@@ -285,6 +286,7 @@ function flushed(e: Engine, last: { pcapCnt: number; tsUs: number }): Flushed {
     peakBytes: e.budget.peakBytes,
     httpAnomalies: e.httpAnomalies,
     ruleFaults: [...e.ruleFaults],
+    ruleLatency: [...e.ruleLatency],
   };
 }
 

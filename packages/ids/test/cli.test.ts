@@ -172,3 +172,57 @@ describe('strata ids --reader', () => {
     });
   }, 60_000);
 });
+
+describe('strata ids --rule-latency', () => {
+  it('lists the rules over the bound and, with --rule-suspend, stops evaluating one past its count', async () => {
+    // a pcre no guard applies to (a backreference to its leading word): over 8 KiB of letters each exec
+    // tries every start, tens of milliseconds, far past the 1 ms bound on any machine
+    writeFileSync(
+      join(dir, 'slow.rules'),
+      'alert tcp-pkt any any -> any 8080 (msg:"slow"; content:"zz"; pcre:"/(\\w+)\\s*:=.*\\1/si"; sid:9;)\n',
+    );
+    const payload = `${'a'.repeat(8190)}zz`;
+    const frames = [0, 1, 2, 3, 4, 5].map((i) => ({
+      tsUs: 1_700_000_000e6 + i,
+      data: tcpFrame({ sp: 31_000 + i, dp: 8080, seq: 1, payload }),
+    }));
+    writeFileSync(join(dir, 'slow.pcap'), encodePcap(frames));
+    const run = async (...more: string[]) => {
+      const c = captureIo('', {}, dir);
+      const rc = await runCommand(commands[0]!, ['--rules', 'slow.rules', 'slow.pcap', ...more], c.io);
+      return { rc, out: c.stdout(), err: c.stderr() };
+    };
+    const counted = await run('--rule-latency', '1000', '--quiet');
+    expect(counted.rc).toBe(0);
+    expect(counted.out).toBe('');
+    expect(counted.err).toMatch(
+      /slow\.pcap: 6 of 6 rule evaluations over 1000 us: 1:9 6 \(slowest [\d.]+ ms\)\n/,
+    );
+    const suspended = await run('--rule-latency', '1000', '--rule-suspend', '2', '--stats', 'lat.json');
+    expect(suspended.rc).toBe(0);
+    expect(suspended.err).toMatch(
+      /2 of 2 rule evaluations over 1000 us: 1:9 2 \(slowest [\d.]+ ms, suspended 1x\)/,
+    );
+    const stats = JSON.parse(readFileSync(join(dir, 'lat.json'), 'utf8'));
+    expect(stats).toMatchObject({
+      ruleEvalsTimed: 2,
+      ruleEvalTimeouts: 2,
+      ruleSuspensions: 1,
+      ruleReenables: 0,
+    });
+    // on workers each engine times its own flows; the records are merged
+    const workers = await run('--rule-latency', '1000', '--workers', '2', '--quiet');
+    expect(workers.err).toMatch(/6 of 6 rule evaluations over 1000 us: 1:9 6 \(slowest [\d.]+ ms\)\n/);
+    // off by default: nothing timed, nothing said
+    const off = await run('--quiet');
+    expect(off.err).toBe('');
+    for (const [args, why] of [
+      [['--rule-suspend', '2'], /--rule-suspend and --rule-suspend-ms need --rule-latency US/],
+      [['--rule-latency', '0'], /--rule-latency: expected a whole number from 1, got '0'/],
+      [['--rule-latency', '1.5'], /--rule-latency: expected a whole number from 1, got '1.5'/],
+      [['--rule-latency', '10', '--rule-suspend-ms', '5'], /--rule-suspend-ms needs --rule-suspend N/],
+      [['--rule-latency', '10', '--rule-suspend', '0'], /--rule-suspend: expected a whole number from 1/],
+    ] as const)
+      expect(await run(...args), args.join(' ')).toMatchObject({ rc: 2, err: expect.stringMatching(why) });
+  }, 60_000);
+});

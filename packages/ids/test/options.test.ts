@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Alert, type Decoded, Engine, parseRate, parseRule, RateLimiter } from '../src/index.js';
+import {
+  type Alert,
+  type Decoded,
+  Engine,
+  parseRate,
+  parseRule,
+  RateLimiter,
+  type RuleLatencyOptions,
+} from '../src/index.js';
 import { pkt } from './helpers.js';
 
 /** Sids that fire on one UDP packet carrying `payload`. */
@@ -316,5 +324,80 @@ describe('flowbits with several names', () => {
       ];
       expect({ a, b, got }).toEqual({ a, b, got: want });
     }
+  });
+});
+
+describe('rule latency (Snort 3 latency.rule)', () => {
+  const rules = [
+    'alert udp any any -> any any (msg:"slow"; content:"EVIL"; sid:1;)',
+    'alert udp any any -> any any (msg:"quick"; content:"EVIL"; sid:2;)',
+  ].map((r) => parseRule(r));
+  /** An engine whose clock advances `tick()` ms at every reading: sid 1's evaluations take 1 ms, sid 2's 1 us. */
+  function timedEngine(o: RuleLatencyOptions): { e: Engine; at: () => number; set: (ms: number) => void } {
+    const e = new Engine(rules, { ruleLatency: o });
+    let t = 0;
+    let slow = false;
+    // the engine reads the clock before and after each evaluation: the second reading of sid 1's is 1 ms on
+    const slowRule = e.compiled.find((c) => c.rule.sid === 1)!;
+    const steps = slowRule.steps;
+    const first = steps[0]!;
+    steps[0] = new Proxy(first, {
+      get(target, k) {
+        if (k === 'kind') slow = true;
+        return target[k as keyof typeof target];
+      },
+    });
+    e.latencyClock = () => {
+      t += slow ? 1 : 0.001;
+      slow = false;
+      return t;
+    };
+    return { e, at: () => t, set: (ms) => void (t = ms) };
+  }
+  const sids = (e: Engine, i: number) =>
+    e.inspect(pkt({ proto: 17, sp: 1000 + i, payload: 'EVIL' }), i).map((a) => a.sid);
+
+  it('counts evaluations over maxUs per rule and, with suspend, stops evaluating a rule past the threshold', () => {
+    const { e, set, at } = timedEngine({ maxUs: 500, suspend: true, suspendThreshold: 3, maxSuspendMs: 100 });
+    // three timeouts of sid 1, each still a match; then it is suspended (no match) while sid 2 goes on
+    expect([0, 1, 2, 3, 4].map((i) => sids(e, i))).toEqual([[1, 2], [1, 2], [1, 2], [2], [2]]);
+    expect(e.stats.ruleEvalTimeouts).toBe(3);
+    expect(e.stats.ruleSuspensions).toBe(1);
+    expect([...e.ruleLatency]).toEqual([
+      ['1:1', { timeouts: 3, suspensions: 1, slowestUs: expect.closeTo(1000, 3) }],
+    ]);
+    // past maxSuspendMs it is evaluated again, its count from 0
+    set(at() + 101);
+    expect(sids(e, 5)).toEqual([1, 2]);
+    expect(e.stats.ruleReenables).toBe(1);
+    expect([6, 7, 8].map((i) => sids(e, i))).toEqual([[1, 2], [1, 2], [2]]);
+    expect(e.stats.ruleSuspensions).toBe(2);
+    expect(e.ruleLatency.get('1:1')).toMatchObject({ timeouts: 6, suspensions: 2 });
+  });
+
+  it('without suspend only counts; maxSuspendMs 0 suspends for the rest of the run; maxUs 0 is off', () => {
+    const counting = timedEngine({ maxUs: 500 });
+    expect([0, 1, 2, 3, 4, 5, 6].map((i) => sids(counting.e, i).length)).toEqual([2, 2, 2, 2, 2, 2, 2]);
+    expect(counting.e.stats.ruleEvalTimeouts).toBe(7);
+    expect(counting.e.stats.ruleSuspensions).toBe(0);
+    const forever = timedEngine({ maxUs: 500, suspend: true, suspendThreshold: 1, maxSuspendMs: 0 });
+    expect(sids(forever.e, 0)).toEqual([1, 2]);
+    forever.set(forever.at() + 1e9);
+    expect(sids(forever.e, 1)).toEqual([2]);
+    expect(forever.e.stats.ruleReenables).toBe(0);
+    const off = timedEngine({ maxUs: 0, suspend: true, suspendThreshold: 1 });
+    expect([0, 1, 2].map((i) => sids(off.e, i).length)).toEqual([2, 2, 2]);
+    expect(off.e.stats.ruleEvalsTimed).toBe(0);
+  });
+
+  it('refuses settings that are not whole numbers in range', () => {
+    const r = [parseRule('alert udp any any -> any any (content:"x"; sid:1;)')];
+    expect(() => new Engine(r, { ruleLatency: { maxUs: -1 } })).toThrow(/maxUs: a whole number/);
+    expect(() => new Engine(r, { ruleLatency: { maxUs: 1.5 } })).toThrow(/maxUs/);
+    expect(() => new Engine(r, { ruleLatency: { maxUs: 5, suspendThreshold: 0 } })).toThrow(
+      /suspendThreshold/,
+    );
+    expect(() => new Engine(r, { ruleLatency: { maxUs: 5, maxSuspendMs: -2 } })).toThrow(/maxSuspendMs/);
+    expect(() => new Engine(r, { ruleLatency: 500 as never })).toThrow(TypeError);
   });
 });
