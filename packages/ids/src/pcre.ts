@@ -284,6 +284,10 @@ interface Frame {
   openedInEarlierAlts: Set<number>;
   /** Closed with a quantifier that can repeat it (an iteration may see groups an earlier one set). */
   repeated?: boolean;
+  /** Where the alternative under way starts in the output. */
+  altOutAt: number;
+  /** The alternative under way cannot match: it holds a never-matching backreference of its own (not repeated down to 0). */
+  altNever?: boolean;
 }
 
 /**
@@ -411,8 +415,11 @@ class Translator {
     set: new Set(),
     openedInAlt: new Set(),
     openedInEarlierAlts: new Set(),
+    altOutAt: 0,
   };
   private readonly groups: Frame[] = [];
+  /** The atom being read is a backreference written as never matching (`refsNever`). */
+  private neverAtom = false;
   /** Capturing groups opened so far (PCRE's rule for \N: a backreference when N < 10 or N <= this). */
   private captures = 0;
   /** The largest group number a backreference names. */
@@ -474,6 +481,7 @@ class Translator {
     while (this.pos < p.length) this.atom();
     const open = this.groups.at(-1);
     if (open) throw new PcreError(`missing ) for the ( at offset ${open.at}`);
+    this.endAlternative(this.root);
     if (this.maxRef > this.captures)
       this.fail(`a backreference to group ${this.maxRef}, which does not exist`);
     const named = this.refToName;
@@ -540,6 +548,7 @@ class Translator {
         if (this.groups.length === 0) this.fail('unmatched )');
         {
           const f = this.groups.pop()!;
+          this.endAlternative(f);
           closedFrame = f;
           this.mode = f.saved;
           closed = f.negative ? new Set() : surelyAfter(f);
@@ -553,11 +562,13 @@ class Translator {
         break;
       case '|': {
         const f = this.frame();
+        this.endAlternative(f);
         f.setByEarlier = surelyAfter(f);
         f.set = new Set();
         for (const n of f.openedInAlt) f.openedInEarlierAlts.add(n);
         f.openedInAlt = new Set();
         this.out += '|';
+        f.altOutAt = this.out.length;
         this.pos++;
         return;
       }
@@ -591,6 +602,9 @@ class Translator {
         this.pos++;
     }
     const q = this.pos > start ? this.quantifier(quantifiable) : undefined;
+    // a never-matching backreference that must be taken: its alternative cannot match
+    if (this.neverAtom && !this.mode.x && (q === undefined || q.min > 0)) this.frame().altNever = true;
+    this.neverAtom = false;
     if (closed && q?.min !== 0) for (const n of closed) this.frame().set.add(n);
     if (closedFrame && q && q.max > 1) closedFrame.repeated = true;
   }
@@ -769,9 +783,27 @@ class Translator {
       set: new Set(),
       openedInAlt: new Set(),
       openedInEarlierAlts: new Set(),
+      altOutAt: this.out.length + js.length,
       ...(capture !== undefined && { capture }),
     });
     this.out += js;
+  }
+
+  /**
+   * Ends frame f's alternative under way: one that cannot match (`altNever`) is written as `(?!)` and an
+   * empty group for each group it opened, so the groups keep their numbers and names. V8 would otherwise
+   * run it up to the backreference at every start: the community rules' `((\w+)...:=...\2|...|(\w+)...:=
+   * ...\2|...)` family spent half its time in the third alternative, which cannot match.
+   */
+  private endAlternative(f: Frame): void {
+    if (f.altNever) {
+      const byNumber = new Map([...this.names].map(([name, n]) => [n, name]));
+      const groups = [...f.openedInAlt]
+        .sort((a, b) => a - b)
+        .map((n) => (byNumber.has(n) ? `(?<${byNumber.get(n)}>)` : '()'));
+      this.out = `${this.out.slice(0, f.altOutAt)}(?!)${groups.join('')}`;
+    }
+    f.altNever = false;
   }
 
   /** A backreference at `at` to group `ref` (a number or a name). */
@@ -787,7 +819,10 @@ class Translator {
       const stack = [this.root, ...this.groups];
       const k = stack.findLastIndex((f) => f.openedInEarlierAlts.has(n));
       if (k < 0) this.refUnset ??= { n, at };
-      else this.refsNever.push({ at, frames: stack.slice(0, k + 1) });
+      else {
+        this.refsNever.push({ at, frames: stack.slice(0, k + 1) });
+        this.neverAtom = true;
+      }
       this.out += '(?:(?!))';
       return;
     } else {

@@ -253,6 +253,14 @@ describe.skipIf(!hasPerl)('pcre translation against Perl', () => {
       { pattern: '((a)x|y\\2)z', flags: '', subject: 'yz' },
       { pattern: '(?:(a)x|y\\1*)z', flags: '', subject: 'yz' },
       { pattern: '(?<n>a)|b\\k<n>', flags: '', subject: 'b' },
+      // an alternative that must take such a backreference cannot match: written as (?!) and its groups
+      // left empty; one whose backreference may be skipped stays
+      { pattern: '(a)|b\\1c(d)|e', flags: '', subject: 'xbcde' },
+      { pattern: '(?:(a)|b\\1c(d)|(e))f', flags: '', subject: 'bcdfef' },
+      { pattern: '(a)|b\\1?c', flags: '', subject: 'xbc' },
+      { pattern: '(a)|b\\1{0,2}c', flags: '', subject: 'xbc' },
+      { pattern: 'x(?:(a)|b\\1)y|xby', flags: '', subject: 'xby' },
+      { pattern: '(?<n>a)|b\\k<n>(?<m>c)|d(?<o>e)', flags: '', subject: 'bcde' },
       { pattern: '(a)(?:b|(c)\\1)', flags: '', subject: 'aca' },
       { pattern: '(a)+\\1', flags: '', subject: 'aa' },
       { pattern: '(?:(a))+\\1', flags: '', subject: 'aa' },
@@ -294,6 +302,15 @@ describe.skipIf(!hasPerl)('pcre translation against Perl', () => {
 
 describe('pcre rule values', () => {
   const fires = (v: string, s: string) => compilePcre(v)!.re.test(s);
+
+  it('an alternative that must take a backreference to an earlier alternative is written as (?!), its groups kept', () => {
+    expect(pcreToJs('(a)|b\\1c(d)|e')).toEqual({ source: '(a)|(?!)()|e', flags: '' });
+    expect(pcreToJs('(?<n>a)|b\\k<n>(?<m>c)|d')).toEqual({ source: '(?<n>a)|(?!)(?<m>)|d', flags: '' });
+    // inside a group, and nested groups counted; not when the backreference may be skipped
+    expect(pcreToJs('x(?:(a)|b(c(d))\\1)')).toEqual({ source: 'x(?:(a)|(?!)()())', flags: '' });
+    expect(pcreToJs('(a)|b\\1?')).toEqual({ source: '(a)|b(?:(?!))?', flags: '' });
+    expect(pcreToJs('(a)|b(?:c|\\1)')).toEqual({ source: '(a)|b(?:c|(?!))', flags: '' });
+  });
 
   it('a $ or \\Z comes with a plain-end expression, only then', () => {
     expect(compilePcre('/exe$/i')!.reNoFinalNewline!.source).toBe('exe$');
