@@ -10,7 +10,7 @@ import {
   parseFlags,
   UsageError,
 } from '@strata/cli';
-import { alertFast, eveJson, type RuleLatencyOptions } from './detect.js';
+import { alertFast, eveJson, type PacketLatencyOptions, type RuleLatencyOptions } from './detect.js';
 import { ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
 import type { Rule } from './rules.js';
@@ -33,7 +33,7 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                   [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none|auto]
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
-                  [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]]
+                  [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]] [--packet-latency US [--fastpath]]
 
   FILE                 a pcap or pcapng capture; - reads one from standard input (tcpdump -w - | ...)
   --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
@@ -72,6 +72,10 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
   --rule-suspend N     with --rule-latency: a rule that timed out N times is not evaluated (no match) for
                        --rule-suspend-ms (default 30000; 0: the rest of the run). Alerts then depend on
                        the host's speed
+  --packet-latency US  count the packets whose detection ran over US microseconds (Snort 3's
+                       latency.packet.max_time, off by default); with --fastpath no more rules are
+                       evaluated for such a packet (its flow and reassembly go on). Alerts then
+                       depend on the host's speed
 
 Example:
   strata ids --rules ../shared/ids/rules/snort3-community.rules --pcap ../shared/ids/traces/ndpi-mix-a.pcap --format json`,
@@ -99,6 +103,8 @@ Example:
       'rule-latency': { type: 'string' },
       'rule-suspend': { type: 'string' },
       'rule-suspend-ms': { type: 'string' },
+      'packet-latency': { type: 'string' },
+      fastpath: { type: 'boolean' },
     });
     const ips = values.ips === true;
     if (values.out !== undefined && !ips) throw new UsageError('--out FILE needs --ips');
@@ -150,6 +156,7 @@ Example:
         ? 2 ** 20
         : parseBytes(values['reassembly-depth'], '--reassembly-depth');
     const ruleLatency = ruleLatencyFlags(values);
+    const packetLatency = packetLatencyFlags(values);
     const vars: Record<string, string> = {};
     for (const f of (values.vars as string[] | undefined) ?? []) {
       let text: string;
@@ -227,6 +234,8 @@ Example:
       ruleEvalTimeouts: 0,
       ruleSuspensions: 0,
       ruleReenables: 0,
+      packetTimeouts: 0,
+      packetsFastpathed: 0,
     };
     const verdicts = ips
       ? { packetsPassed: 0, packetsDropped: 0, packetsRewritten: 0, flowsDropped: 0, rejectResponses: 0 }
@@ -252,6 +261,7 @@ Example:
           streamRelease: release,
           validateChecksums: cv === 'auto' ? 'auto' : cv === 'all',
           ...(ruleLatency && { ruleLatency }),
+          ...(packetLatency && { packetLatency }),
           ...(ips && { ips }),
           ...(actionOrder && { actionOrder }),
           ...(values.out !== undefined && { out: resolve(io.cwd, values.out) }),
@@ -277,6 +287,10 @@ Example:
       for (const x of r.ruleFaults)
         io.stderr.write(`strata ids: ${p}: rule ${x.rule} failed and was counted as no match: ${x.error}\n`);
       if (r.ruleFaults.length > 0) incomplete++;
+      if (r.stats.packetTimeouts > 0)
+        io.stderr.write(
+          `strata ids: ${p}: ${r.stats.packetTimeouts} packets over ${packetLatency!.maxUs} us of detection${packetLatency!.fastpath ? `, ${r.stats.packetsFastpathed} fastpathed (their remaining rules not evaluated)` : ''}\n`,
+        );
       if (r.stats.ruleEvalTimeouts > 0) {
         const shown = r.ruleLatency
           .slice(0, 8)
@@ -334,6 +348,8 @@ Example:
       totals.ruleEvalTimeouts += r.stats.ruleEvalTimeouts;
       totals.ruleSuspensions += r.stats.ruleSuspensions;
       totals.ruleReenables += r.stats.ruleReenables;
+      totals.packetTimeouts += r.stats.packetTimeouts;
+      totals.packetsFastpathed += r.stats.packetsFastpathed;
       for (const [k, n] of Object.entries(r.httpAnomalies))
         if (n > 0) totals.httpAnomalies[k] = (totals.httpAnomalies[k] ?? 0) + n;
       if (verdicts && r.verdicts) {
@@ -387,19 +403,31 @@ Example:
 
 export const commands: Command[] = [idsCmd];
 
+/** The whole-number value of flag `--flag` (at least `min`), or undefined when not given. */
+function wholeFlag(values: Record<string, unknown>, flag: string, min: number): number | undefined {
+  const v = values[flag] as string | undefined;
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min)
+    throw new UsageError(`--${flag}: expected a whole number from ${min}, got '${v}'`);
+  return n;
+}
+
+/** --packet-latency and --fastpath as EngineOptions.packetLatency (undefined: off). */
+function packetLatencyFlags(values: Record<string, unknown>): PacketLatencyOptions | undefined {
+  const maxUs = wholeFlag(values, 'packet-latency', 1);
+  if (maxUs === undefined) {
+    if (values.fastpath === true) throw new UsageError('--fastpath needs --packet-latency US');
+    return undefined;
+  }
+  return { maxUs, fastpath: values.fastpath === true };
+}
+
 /** --rule-latency, --rule-suspend and --rule-suspend-ms as EngineOptions.ruleLatency (undefined: off). */
 function ruleLatencyFlags(values: Record<string, unknown>): RuleLatencyOptions | undefined {
-  const whole = (flag: string, min: number): number | undefined => {
-    const v = values[flag] as string | undefined;
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min)
-      throw new UsageError(`--${flag}: expected a whole number from ${min}, got '${v}'`);
-    return n;
-  };
-  const maxUs = whole('rule-latency', 1);
-  const threshold = whole('rule-suspend', 1);
-  const maxSuspendMs = whole('rule-suspend-ms', 0);
+  const maxUs = wholeFlag(values, 'rule-latency', 1);
+  const threshold = wholeFlag(values, 'rule-suspend', 1);
+  const maxSuspendMs = wholeFlag(values, 'rule-suspend-ms', 0);
   if (maxUs === undefined) {
     if (threshold !== undefined || maxSuspendMs !== undefined)
       throw new UsageError('--rule-suspend and --rule-suspend-ms need --rule-latency US');

@@ -194,6 +194,14 @@ export interface EngineOptions {
    */
   ruleLatency?: RuleLatencyOptions;
   /**
+   * Packet latency (Snort 3's `latency.packet`; off by default): a packet whose detection (its own rules,
+   * the stream data and HTTP or mail messages it releases) has run more than `maxUs` microseconds when a
+   * rule is about to be evaluated is a timeout (`EngineStats.packetTimeouts`), and with `fastpath` no more
+   * rules are evaluated for it (`packetsFastpathed`); its flow, reassembly and HTTP state go on as usual.
+   * The end-of-input flush is not bounded. With `fastpath`, alerts depend on how fast the host runs.
+   */
+  packetLatency?: PacketLatencyOptions;
+  /**
    * Step evaluations one rule may make over one inspected buffer (its content, pcre and other steps tried
    * from each match of the steps before them); past it the rule does not match. Suricata's
    * `detect.inspection-recursion-limit`, whose default this is; 0 for no bound.
@@ -1704,6 +1712,27 @@ export interface RuleLatencyOptions {
   maxSuspendMs?: number;
 }
 
+/** See `EngineOptions.packetLatency`. */
+export interface PacketLatencyOptions {
+  maxUs: number;
+  fastpath?: boolean;
+}
+
+const whole = (n: unknown, min: number) => typeof n === 'number' && Number.isSafeInteger(n) && n >= min;
+
+/** Packet latency's settings checked; undefined when off (no options, or maxUs 0). */
+function packetLatencyOf(o: PacketLatencyOptions | undefined): Required<PacketLatencyOptions> | undefined {
+  if (o === undefined) return undefined;
+  if (typeof o !== 'object' || o === null)
+    throw new TypeError(`packetLatency: expected { maxUs, fastpath? }, got ${String(o)}`);
+  const { maxUs, fastpath = false } = o;
+  if (!whole(maxUs, 0))
+    throw new RangeError(`packetLatency.maxUs: a whole number of microseconds, got ${maxUs}`);
+  if (typeof fastpath !== 'boolean')
+    throw new TypeError(`packetLatency.fastpath: true or false, got ${fastpath}`);
+  return maxUs === 0 ? undefined : { maxUs, fastpath };
+}
+
 /** Rule latency's settings checked, with Snort 3's defaults; undefined when off (no options, or maxUs 0). */
 function ruleLatencyOf(
   o: RuleLatencyOptions | undefined,
@@ -1714,7 +1743,6 @@ function ruleLatencyOf(
       `ruleLatency: expected { maxUs, suspend?, suspendThreshold?, maxSuspendMs? }, got ${String(o)}`,
     );
   const { maxUs, suspend = false, suspendThreshold = 5, maxSuspendMs = 30_000 } = o;
-  const whole = (n: unknown, min: number) => typeof n === 'number' && Number.isSafeInteger(n) && n >= min;
   if (!whole(maxUs, 0))
     throw new RangeError(`ruleLatency.maxUs: a whole number of microseconds, got ${maxUs}`);
   if (typeof suspend !== 'boolean') throw new TypeError(`ruleLatency.suspend: true or false, got ${suspend}`);
@@ -1748,6 +1776,9 @@ export interface EngineStats {
   ruleEvalTimeouts: number;
   ruleSuspensions: number;
   ruleReenables: number;
+  /** With `EngineOptions.packetLatency`: packets over `maxUs` when a rule was next due, and those fastpathed. */
+  packetTimeouts: number;
+  packetsFastpathed: number;
   /** TCP segments with payload by what the reassembler did with them. */
   segmentsInOrder: number;
   segmentsOutOfOrder: number;
@@ -1831,6 +1862,8 @@ export class Engine {
     ruleEvalTimeouts: 0,
     ruleSuspensions: 0,
     ruleReenables: 0,
+    packetTimeouts: 0,
+    packetsFastpathed: 0,
     segmentsInOrder: 0,
     segmentsOutOfOrder: 0,
     segmentsRetransmitted: 0,
@@ -1914,6 +1947,11 @@ export class Engine {
   private readonly latency:
     | { maxUs: number; suspend: boolean; threshold: number; maxSuspendMs: number }
     | undefined;
+  private readonly packetLatency: Required<PacketLatencyOptions> | undefined;
+  /** Packet latency: when the packet under inspection came in (latencyClock), and what became of it. */
+  private pktStartMs = Number.POSITIVE_INFINITY;
+  private pktTimedOut = false;
+  private fastpathed = false;
   /** Where the alerts of the HTTP messages being parsed go. */
   private httpOut: Alert[] = [];
   /** Mail rules (file_data on smtp, pop3, imap) in inspection order, run on each MIME part of a message. */
@@ -1945,6 +1983,7 @@ export class Engine {
       throw new RangeError(`inspectionRecursionMax must be a non-negative integer, got ${steps}`);
     this.stepBudget = steps === 0 ? Number.POSITIVE_INFINITY : steps;
     this.latency = ruleLatencyOf(opts.ruleLatency);
+    this.packetLatency = packetLatencyOf(opts.packetLatency);
     this.inline = (opts.streamRelease ?? (opts.ips ? 'immediate' : 'ack')) === 'immediate';
     this.budget = new ReassemblyBudget(opts.reassemblyMemcapBytes ?? 64 * 2 ** 20);
     if (opts.overlapPolicy && !overlapPolicies.includes(opts.overlapPolicy))
@@ -3031,6 +3070,11 @@ export class Engine {
    */
   inspect(d: Decoded, tsUs: number, pcapCnt?: number, checksumOk = true, rebuiltFrag = false): Alert[] {
     this.stats.packets++;
+    if (this.packetLatency !== undefined) {
+      this.pktStartMs = this.latencyClock();
+      this.pktTimedOut = false;
+      this.fastpathed = false;
+    }
     this.rebuiltFrag = rebuiltFrag;
     this.pktNo = pcapCnt ?? this.pktNo + 1;
     this.nowUs = tsUs;
@@ -3208,6 +3252,9 @@ export class Engine {
       this.pktNo = at.pcapCnt;
       this.nowUs = at.tsUs;
     }
+    // the end-of-input flush is no packet's: packet latency does not bound it
+    this.pktStartMs = Number.POSITIVE_INFINITY;
+    this.fastpathed = false;
     this.flows.drain();
     return this.pending.splice(0);
   }
@@ -3779,7 +3826,7 @@ export class Engine {
 
   /** `test(...args)`, of rule `c`: a throw is the rule's fault (`ruleFault`) and no match. */
   private guarded<A extends unknown[], T>(c: Compiled, test: (...args: A) => T, ...args: A): T | false {
-    if (this.latency !== undefined) return this.timed(c, test, args);
+    if (this.latency !== undefined || this.packetLatency !== undefined) return this.timed(c, test, args);
     try {
       return test(...args);
     } catch (e) {
@@ -3790,7 +3837,30 @@ export class Engine {
 
   /** `guarded` under rule latency: a suspended rule is no match; the evaluation is timed and counted. */
   private timed<A extends unknown[], T>(c: Compiled, test: (...args: A) => T, args: A): T | false {
-    const l = this.latency!;
+    const p = this.packetLatency;
+    if (p !== undefined) {
+      if (this.fastpathed) return false;
+      if ((this.latencyClock() - this.pktStartMs) * 1000 > p.maxUs) {
+        if (!this.pktTimedOut) {
+          this.pktTimedOut = true;
+          this.stats.packetTimeouts++;
+        }
+        if (p.fastpath) {
+          this.fastpathed = true;
+          this.stats.packetsFastpathed++;
+          return false;
+        }
+      }
+    }
+    const l = this.latency;
+    if (l === undefined) {
+      try {
+        return test(...args);
+      } catch (e) {
+        this.ruleFault(c, e);
+        return false;
+      }
+    }
     if (c.suspendedAt >= 0) {
       if (l.maxSuspendMs === 0 || this.latencyClock() - c.suspendedAt <= l.maxSuspendMs) return false;
       c.suspendedAt = -1;

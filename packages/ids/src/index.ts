@@ -35,6 +35,7 @@ export {
   eveJson,
   HttpBuffers,
   inspectionRecursionMaxDefault,
+  type PacketLatencyOptions,
   type PacketVerdict,
   pcreBacktracksMaxDefault,
   portGroupsMax,

@@ -173,7 +173,7 @@ describe('strata ids --reader', () => {
   }, 60_000);
 });
 
-describe('strata ids --rule-latency', () => {
+describe('strata ids --rule-latency, --packet-latency', () => {
   it('lists the rules over the bound and, with --rule-suspend, stops evaluating one past its count', async () => {
     // a pcre no guard applies to (a backreference to its leading word): over 8 KiB of letters each exec
     // tries every start, tens of milliseconds, far past the 1 ms bound on any machine
@@ -216,6 +216,34 @@ describe('strata ids --rule-latency', () => {
     // off by default: nothing timed, nothing said
     const off = await run('--quiet');
     expect(off.err).toBe('');
+    // packet latency: a second rule after the slow one is skipped on each packet with --fastpath
+    writeFileSync(
+      join(dir, 'slow2.rules'),
+      `${readFileSync(join(dir, 'slow.rules'), 'utf8')}alert tcp-pkt any any -> any 8080 (msg:"after"; content:"zz"; sid:10;)\n`,
+    );
+    const two = async (...more: string[]) => {
+      const c = captureIo('', {}, dir);
+      const rc = await runCommand(
+        commands[0]!,
+        ['--rules', 'slow2.rules', 'slow.pcap', '--quiet', ...more],
+        c.io,
+      );
+      return { rc, alerts: c.stdout().trim().split('\n').filter(Boolean).length, err: c.stderr() };
+    };
+    expect(await two('--packet-latency', '1000')).toMatchObject({
+      rc: 0,
+      alerts: 6,
+      err: 'strata ids: slow.pcap: 6 packets over 1000 us of detection\n',
+    });
+    expect(await two('--packet-latency', '1000', '--fastpath')).toMatchObject({
+      rc: 0,
+      alerts: 0,
+      err: 'strata ids: slow.pcap: 6 packets over 1000 us of detection, 6 fastpathed (their remaining rules not evaluated)\n',
+    });
+    expect(await two('--fastpath')).toMatchObject({
+      rc: 2,
+      err: expect.stringMatching(/--fastpath needs --packet-latency US/),
+    });
     for (const [args, why] of [
       [['--rule-suspend', '2'], /--rule-suspend and --rule-suspend-ms need --rule-latency US/],
       [['--rule-latency', '0'], /--rule-latency: expected a whole number from 1, got '0'/],

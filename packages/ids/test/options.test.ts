@@ -4,6 +4,7 @@ import {
   type Alert,
   type Decoded,
   Engine,
+  type PacketLatencyOptions,
   parseRate,
   parseRule,
   RateLimiter,
@@ -399,5 +400,59 @@ describe('rule latency (Snort 3 latency.rule)', () => {
     );
     expect(() => new Engine(r, { ruleLatency: { maxUs: 5, maxSuspendMs: -2 } })).toThrow(/maxSuspendMs/);
     expect(() => new Engine(r, { ruleLatency: 500 as never })).toThrow(TypeError);
+  });
+});
+
+describe('packet latency (Snort 3 latency.packet)', () => {
+  // three rules in inspection order; each evaluation of sid 1 takes 1 ms by the driven clock
+  const rules = [1, 2, 3].map((sid) =>
+    parseRule(`alert udp any any -> any any (msg:"r${sid}"; content:"EVIL"; sid:${sid};)`),
+  );
+  function engine(o: PacketLatencyOptions): Engine {
+    const e = new Engine(rules, { packetLatency: o });
+    let t = 0;
+    let slow = false;
+    const c1 = e.compiled.find((c) => c.rule.sid === 1)!;
+    const first = c1.steps[0]!;
+    c1.steps[0] = new Proxy(first, {
+      get(target, k) {
+        if (k === 'kind') slow = true;
+        return target[k as keyof typeof target];
+      },
+    });
+    e.latencyClock = () => {
+      t += slow ? 1 : 0.001;
+      slow = false;
+      return t;
+    };
+    return e;
+  }
+  const sids = (e: Engine, i: number) =>
+    e.inspect(pkt({ proto: 17, sp: 2000 + i, payload: 'EVIL' }), i).map((a) => a.sid);
+
+  it('counts a packet whose detection runs past maxUs once, and with fastpath evaluates no more of its rules', () => {
+    const counting = engine({ maxUs: 500 });
+    expect([sids(counting, 0), sids(counting, 1)]).toEqual([
+      [1, 2, 3],
+      [1, 2, 3],
+    ]);
+    expect(counting.stats.packetTimeouts).toBe(2);
+    expect(counting.stats.packetsFastpathed).toBe(0);
+    const fast = engine({ maxUs: 500, fastpath: true });
+    // sid 1 runs (the packet is within its bound when it starts) and takes 1 ms; 2 and 3 are skipped
+    expect([sids(fast, 0), sids(fast, 1)]).toEqual([[1], [1]]);
+    expect(fast.stats).toMatchObject({ packetTimeouts: 2, packetsFastpathed: 2 });
+    // a bound the packet stays within: every rule
+    const wide = engine({ maxUs: 5000, fastpath: true });
+    expect(sids(wide, 0)).toEqual([1, 2, 3]);
+    expect(wide.stats.packetTimeouts).toBe(0);
+  });
+
+  it('refuses settings that are not whole numbers in range; maxUs 0 is off', () => {
+    const r = [rules[0]!];
+    expect(() => new Engine(r, { packetLatency: { maxUs: -5 } })).toThrow(/packetLatency.maxUs/);
+    expect(() => new Engine(r, { packetLatency: { maxUs: 5, fastpath: 1 as never } })).toThrow(TypeError);
+    const off = engine({ maxUs: 0, fastpath: true });
+    expect(sids(off, 0)).toEqual([1, 2, 3]);
   });
 });
