@@ -287,6 +287,15 @@ Example:
       for (const x of r.ruleFaults)
         io.stderr.write(`strata ids: ${p}: rule ${x.rule} failed and was counted as no match: ${x.error}\n`);
       if (r.ruleFaults.length > 0) incomplete++;
+      for (const x of r.packetFaults)
+        io.stderr.write(
+          `strata ids: ${p}: the inspection of ${x.where} failed and ended there: ${x.error}\n`,
+        );
+      if (r.stats.packetFaults > r.packetFaults.length)
+        io.stderr.write(
+          `strata ids: ${p}: ${r.stats.packetFaults - r.packetFaults.length} more inspections failed\n`,
+        );
+      if (r.stats.packetFaults > 0) incomplete++;
       if (r.stats.packetTimeouts > 0)
         io.stderr.write(
           `strata ids: ${p}: ${r.stats.packetTimeouts} packets over ${packetLatency!.maxUs} us of detection${packetLatency!.fastpath ? `, ${r.stats.packetsFastpathed} fastpathed (their remaining rules not evaluated)` : ''}\n`,

@@ -1771,6 +1771,11 @@ export interface EngineStats {
    * rule named in `Engine.ruleFaults`; the run goes on (one such rule failed whole runs).
    */
   ruleFaults: number;
+  /**
+   * Packet inspections that threw outside any rule (the flow table, reassembly, a parser: a fault of the
+   * engine's): the packet's inspection ends there, the run goes on; the first ones in `Engine.packetFaults`.
+   */
+  packetFaults: number;
   /** With `EngineOptions.ruleLatency`: rule evaluations timed, over `maxUs`, suspensions, re-enables. */
   ruleEvalsTimed: number;
   ruleEvalTimeouts: number;
@@ -1858,6 +1863,7 @@ export class Engine {
     alerts: 0,
     rulesEvaluated: 0,
     ruleFaults: 0,
+    packetFaults: 0,
     ruleEvalsTimed: 0,
     ruleEvalTimeouts: 0,
     ruleSuspensions: 0,
@@ -1940,6 +1946,8 @@ export class Engine {
   readonly httpAnomalies: HttpAnomalies = newHttpAnomalies();
   /** Rules whose evaluation threw (`EngineStats.ruleFaults`), `gid:sid` -> the first error, at most 64 rules. */
   readonly ruleFaults = new Map<string, string>();
+  /** Inspections that threw outside any rule (`EngineStats.packetFaults`): the first 16, with where. */
+  readonly packetFaults: { where: string; error: string }[] = [];
   /** With `EngineOptions.ruleLatency`: the rules that timed out, `gid:sid` -> their record, at most 64 rules. */
   readonly ruleLatency = new Map<string, RuleLatencyRecord>();
   /** The clock rule latency reads, in milliseconds (a test may set another). */
@@ -3069,6 +3077,23 @@ export class Engine {
    * `rebuiltFrag`: `d` is a datagram rebuilt from fragments (for `flow:no_frag` and `only_frag`).
    */
   inspect(d: Decoded, tsUs: number, pcapCnt?: number, checksumOk = true, rebuiltFrag = false): Alert[] {
+    try {
+      return this.inspectPacket(d, tsUs, pcapCnt, checksumOk, rebuiltFrag);
+    } catch (e) {
+      // a fault of the engine's outside any rule (flow table, reassembly, a parser): the packet's
+      // inspection ends there (its alerts with it; with ips it is passed), the run goes on and says so
+      this.packetFault(e);
+      return [];
+    }
+  }
+
+  private inspectPacket(
+    d: Decoded,
+    tsUs: number,
+    pcapCnt: number | undefined,
+    checksumOk: boolean,
+    rebuiltFrag: boolean,
+  ): Alert[] {
     this.stats.packets++;
     if (this.packetLatency !== undefined) {
       this.pktStartMs = this.latencyClock();
@@ -3255,7 +3280,11 @@ export class Engine {
     // the end-of-input flush is no packet's: packet latency does not bound it
     this.pktStartMs = Number.POSITIVE_INFINITY;
     this.fastpathed = false;
-    this.flows.drain();
+    try {
+      this.flows.drain();
+    } catch (e) {
+      this.packetFault(e, 'the end-of-input flush');
+    }
     return this.pending.splice(0);
   }
 
@@ -3895,6 +3924,13 @@ export class Engine {
       }
     }
     return r;
+  }
+
+  /** A throw out of a packet's inspection outside any rule: counted, the first 16 kept with where. */
+  private packetFault(e: unknown, where = `packet ${this.pktNo}`): void {
+    this.stats.packetFaults++;
+    if (this.packetFaults.length < 16)
+      this.packetFaults.push({ where, error: e instanceof Error ? e.message : String(e) });
   }
 
   private ruleFault(c: Compiled, e: unknown): void {

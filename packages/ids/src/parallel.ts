@@ -338,6 +338,7 @@ export class ParallelRunner {
       httpAnomalies: sumAnomalies(shards.done.map((r) => r.httpAnomalies)),
       ruleFaults: firstFaults(shards.done),
       ruleLatency: latencyRows(mergeLatency(shards.done)),
+      packetFaults: shards.done.flatMap((r) => r.packetFaults).slice(0, 16),
       workers: this.slots.map((s) => ({ ...s.load })),
       phases: {
         initMs: tReady - t0,

@@ -51,6 +51,8 @@ export interface RunResult {
   httpAnomalies: HttpAnomalies;
   /** Rules whose evaluation threw (`Engine.ruleFaults`: counted as no match), with the first error. */
   ruleFaults: { rule: string; error: string }[];
+  /** Inspections that threw outside any rule (`Engine.packetFaults`), the first ones. */
+  packetFaults: { where: string; error: string }[];
   /** With `ruleLatency`: the rules that timed out (`Engine.ruleLatency`), slowest first. */
   ruleLatency: ({ rule: string } & RuleLatencyRecord)[];
   /**
@@ -444,6 +446,7 @@ export async function runCapture(
     httpAnomalies: engine.httpAnomalies,
     ruleFaults: [...engine.ruleFaults].map(([rule, error]) => ({ rule, error })),
     ruleLatency: latencyRows(engine.ruleLatency),
+    packetFaults: [...engine.packetFaults],
     ...(opts.ips && { verdicts }),
   };
 }

@@ -114,6 +114,7 @@ export interface Flushed {
   httpAnomalies: Engine['httpAnomalies'];
   ruleFaults: [string, string][];
   ruleLatency: [string, RuleLatencyRecord][];
+  packetFaults: { where: string; error: string }[];
 }
 
 /** IPS: what becomes of packet `n` when it is not passed on as captured. */
@@ -287,6 +288,7 @@ function flushed(e: Engine, last: { pcapCnt: number; tsUs: number }): Flushed {
     httpAnomalies: e.httpAnomalies,
     ruleFaults: [...e.ruleFaults],
     ruleLatency: [...e.ruleLatency],
+    packetFaults: [...e.packetFaults],
   };
 }
 

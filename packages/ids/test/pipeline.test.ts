@@ -196,3 +196,40 @@ describe('the whole pipeline', () => {
     expect(typeof d !== 'string' && d.ipChecksumOk && d.l4ChecksumOk).toBe(true);
   });
 });
+
+describe('a fault outside the rules', () => {
+  it("ends that packet's inspection, is counted with where, and the run goes on; the end-of-input flush too", () => {
+    const pipe = new Pipeline([
+      parseRule('alert tcp-pkt any any -> any 8080 (msg:"mark"; content:"MARK"; sid:1;)'),
+    ]);
+    const e = pipe.engine;
+    // a flow table that throws on the second packet: what a bug there did (a throw failed the whole run)
+    const flows = (e as unknown as { flows: { trackFlow: (...a: unknown[]) => unknown } }).flows;
+    const track = flows.trackFlow.bind(flows);
+    let calls = 0;
+    flows.trackFlow = (...a: unknown[]) => {
+      if (++calls === 2) throw new Error('flow table broke');
+      return track(...a);
+    };
+    const sids = [0, 1, 2].map((i) =>
+      pipe
+        .push({
+          tsUs: 1e6 + i,
+          linkType: 1,
+          origLength: 58,
+          data: tcpFrame({ sp: 40_000 + i, dp: 8080, payload: 'MARK' }),
+        })
+        .map((a) => a.sid),
+    );
+    expect(sids).toEqual([[1], [], [1]]);
+    expect(e.stats.packetFaults).toBe(1);
+    expect(e.packetFaults).toEqual([{ where: 'packet 2', error: 'flow table broke' }]);
+    const drain = (e as unknown as { flows: { drain: () => void } }).flows;
+    drain.drain = () => {
+      throw new Error('drain broke');
+    };
+    expect(pipe.finish()).toEqual([]);
+    expect(e.packetFaults.at(-1)).toEqual({ where: 'the end-of-input flush', error: 'drain broke' });
+    expect(e.stats.packetFaults).toBe(2);
+  });
+});

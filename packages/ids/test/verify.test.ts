@@ -187,6 +187,7 @@ async function runCase(c: ManifestCase): Promise<CaseResult> {
     why.push(`total: ${c.expect_total_alerts} expected, ${eve.length} raised`);
   // a rule whose evaluation threw is counted as no match and the run goes on: a case with one fails
   for (const x of r.ruleFaults) why.push(`rule ${x.rule} failed: ${x.error}`);
+  for (const x of r.packetFaults) why.push(`the inspection of ${x.where} failed: ${x.error}`);
   return { name: c.name, pass: why.length === 0, partial, why };
 }
 
