@@ -230,13 +230,8 @@ Example:
       stagePrefilterOut: 0,
       stageAllStringsOut: 0,
       stageFullMatcherIn: 0,
-      ruleEvalsTimed: 0,
-      ruleEvalTimeouts: 0,
-      ruleSuspensions: 0,
-      ruleReenables: 0,
-      packetTimeouts: 0,
-      packetsFastpathed: 0,
     };
+    const latency = Object.fromEntries(latencyCounters.map((k) => [k, 0])) as Record<LatencyCounter, number>;
     const verdicts = ips
       ? { packetsPassed: 0, packetsDropped: 0, packetsRewritten: 0, flowsDropped: 0, rejectResponses: 0 }
       : undefined;
@@ -353,12 +348,7 @@ Example:
       totals.stagePrefilterOut += r.stats.stagePrefilterOut;
       totals.stageAllStringsOut += r.stats.stageAllStringsOut;
       totals.stageFullMatcherIn += r.stats.stageFullMatcherIn;
-      totals.ruleEvalsTimed += r.stats.ruleEvalsTimed;
-      totals.ruleEvalTimeouts += r.stats.ruleEvalTimeouts;
-      totals.ruleSuspensions += r.stats.ruleSuspensions;
-      totals.ruleReenables += r.stats.ruleReenables;
-      totals.packetTimeouts += r.stats.packetTimeouts;
-      totals.packetsFastpathed += r.stats.packetsFastpathed;
+      for (const k of latencyCounters) latency[k] += r.stats[k];
       for (const [k, n] of Object.entries(r.httpAnomalies))
         if (n > 0) totals.httpAnomalies[k] = (totals.httpAnomalies[k] ?? 0) + n;
       if (verdicts && r.verdicts) {
@@ -374,6 +364,7 @@ Example:
     const segments = totals.segmentsInOrder + totals.segmentsOutOfOrder;
     const stats = {
       ...totals,
+      ...latency,
       ...verdicts,
       mbps: (totals.bytes * 8) / 1e6 / Math.max(totals.seconds, 1e-9),
       mbpsPerCpuSecond: (totals.bytes * 8) / 1e6 / Math.max(totals.cpuSeconds, 1e-9),
@@ -411,6 +402,17 @@ Example:
 };
 
 export const commands: Command[] = [idsCmd];
+
+/** The engine's rule and packet latency counters, summed over the captures into the stats. */
+const latencyCounters = [
+  'ruleEvalsTimed',
+  'ruleEvalTimeouts',
+  'ruleSuspensions',
+  'ruleReenables',
+  'packetTimeouts',
+  'packetsFastpathed',
+] as const;
+type LatencyCounter = (typeof latencyCounters)[number];
 
 /** The whole-number value of flag `--flag` (at least `min`), or undefined when not given. */
 function wholeFlag(values: Record<string, unknown>, flag: string, min: number): number | undefined {

@@ -328,32 +328,38 @@ describe('flowbits with several names', () => {
   });
 });
 
+/**
+ * Gives `e` a clock the test drives: each reading advances it by 1 us, or by 1 ms when rule `sid`'s first
+ * step was read since the reading before (the engine reads the clock around each evaluation, so each of
+ * that rule's evaluations takes 1 ms). Returns the clock's time and a setter.
+ */
+function slowClock(e: Engine, sid: number): { at: () => number; set: (ms: number) => void } {
+  let t = 0;
+  let slow = false;
+  const c = e.compiled.find((x) => x.rule.sid === sid)!;
+  const first = c.steps[0]!;
+  c.steps[0] = new Proxy(first, {
+    get(target, k) {
+      if (k === 'kind') slow = true;
+      return target[k as keyof typeof target];
+    },
+  });
+  e.latencyClock = () => {
+    t += slow ? 1 : 0.001;
+    slow = false;
+    return t;
+  };
+  return { at: () => t, set: (ms) => void (t = ms) };
+}
+
 describe('rule latency (Snort 3 latency.rule)', () => {
   const rules = [
     'alert udp any any -> any any (msg:"slow"; content:"EVIL"; sid:1;)',
     'alert udp any any -> any any (msg:"quick"; content:"EVIL"; sid:2;)',
   ].map((r) => parseRule(r));
-  /** An engine whose clock advances `tick()` ms at every reading: sid 1's evaluations take 1 ms, sid 2's 1 us. */
   function timedEngine(o: RuleLatencyOptions): { e: Engine; at: () => number; set: (ms: number) => void } {
     const e = new Engine(rules, { ruleLatency: o });
-    let t = 0;
-    let slow = false;
-    // the engine reads the clock before and after each evaluation: the second reading of sid 1's is 1 ms on
-    const slowRule = e.compiled.find((c) => c.rule.sid === 1)!;
-    const steps = slowRule.steps;
-    const first = steps[0]!;
-    steps[0] = new Proxy(first, {
-      get(target, k) {
-        if (k === 'kind') slow = true;
-        return target[k as keyof typeof target];
-      },
-    });
-    e.latencyClock = () => {
-      t += slow ? 1 : 0.001;
-      slow = false;
-      return t;
-    };
-    return { e, at: () => t, set: (ms) => void (t = ms) };
+    return { e, ...slowClock(e, 1) };
   }
   const sids = (e: Engine, i: number) =>
     e.inspect(pkt({ proto: 17, sp: 1000 + i, payload: 'EVIL' }), i).map((a) => a.sid);
@@ -410,21 +416,7 @@ describe('packet latency (Snort 3 latency.packet)', () => {
   );
   function engine(o: PacketLatencyOptions): Engine {
     const e = new Engine(rules, { packetLatency: o });
-    let t = 0;
-    let slow = false;
-    const c1 = e.compiled.find((c) => c.rule.sid === 1)!;
-    const first = c1.steps[0]!;
-    c1.steps[0] = new Proxy(first, {
-      get(target, k) {
-        if (k === 'kind') slow = true;
-        return target[k as keyof typeof target];
-      },
-    });
-    e.latencyClock = () => {
-      t += slow ? 1 : 0.001;
-      slow = false;
-      return t;
-    };
+    slowClock(e, 1);
     return e;
   }
   const sids = (e: Engine, i: number) =>

@@ -300,6 +300,21 @@ describe.skipIf(!hasPerl)('pcre translation against Perl', () => {
   });
 });
 
+/**
+ * What may follow a guarded loop in the guard property tests: literals, groups, a backreference,
+ * lookarounds, anchors, an optional item, a word boundary and a top-level alternative.
+ */
+const restPieces = ['a', 'b', 'c', '(?:ab)*', '\\1', '(?<=a)', '(?=b)', '$', '^', 'x?', '\\b', '|c'];
+
+/** The guarded source's first match over `text` is `plain`'s: where, what each group holds, and where it ends. */
+function sameFirstMatch(plain: RegExp, guarded: string, flags: string, text: string): void {
+  const g = new RegExp(guarded, `${flags}g`);
+  const a = plain.exec(text);
+  const b = g.exec(text);
+  expect(b === null ? null : [b.index, ...b]).toEqual(a === null ? null : [a.index, ...a]);
+  expect(g.lastIndex).toBe(plain.lastIndex);
+}
+
 describe('pcre rule values', () => {
   const fires = (v: string, s: string) => compilePcre(v)!.re.test(s);
 
@@ -422,22 +437,7 @@ describe('pcre rule values', () => {
     // groups opened before the loop, each closed after some of the rest with a quantifier or none
     const open = fc.array(fc.constantFrom('(', '(?:', '(?<n>'), { maxLength: 3 });
     const close = fc.constantFrom(')', ')', ')+', ')?', ')*', '){0,2}', '){1,3}', '){2}', ')*?');
-    const piece = fc.constantFrom(
-      'a',
-      'b',
-      'c',
-      '(a|b)',
-      '(?:ab)*',
-      '\\1',
-      '(?<=a)',
-      '(?=b)',
-      '$',
-      '^',
-      '[^c]+?',
-      'x?',
-      '\\b',
-      '|c',
-    );
+    const piece = fc.constantFrom(...restPieces, '(a|b)', '[^c]+?');
     const subject = fc.string({ unit: fc.constantFrom('a', 'b', 'c', ' ', '\n'), maxLength: 30 });
     const pattern = fc
       .tuple(
@@ -470,11 +470,7 @@ describe('pcre rule values', () => {
         // group, or any backreference, leaves it unguarded
         if (opened === 0) expect(guarded === undefined).toBe(source.includes('|c'));
         if (guarded === undefined) return;
-        const g = new RegExp(guarded, `${flags}g`);
-        const a = plain.exec(text);
-        const b = g.exec(text);
-        expect(b === null ? null : [b.index, ...b]).toEqual(a === null ? null : [a.index, ...a]);
-        expect(g.lastIndex).toBe(plain.lastIndex);
+        sameFirstMatch(plain, guarded, flags, text);
       }),
       { numRuns: 4000 },
     );
@@ -499,22 +495,7 @@ describe('pcre rule values', () => {
     });
     const atom = fc.constantFrom('[^c]', '[ab=/]', '[^\\n]', '\\w', '[\\s\\S]', 'a', '[^=]');
     const loop = fc.constantFrom('+', '*', '{2,}', '+?', '*?', '{1,}?');
-    const piece = fc.constantFrom(
-      'a',
-      'b',
-      'c',
-      '=',
-      '(a|c)',
-      '(?:ab)*',
-      '\\1',
-      '(?<=a)',
-      '(?=b)',
-      '$',
-      '^',
-      'x?',
-      '\\b',
-      '|c',
-    );
+    const piece = fc.constantFrom(...restPieces, '=', '(a|c)');
     const subject = fc.string({ unit: fc.constantFrom('a', 'A', 'b', 'c', '=', '/', '\n'), maxLength: 40 });
     let guardedSeen = 0;
     fc.assert(
@@ -537,11 +518,7 @@ describe('pcre rule values', () => {
           if (r.includes('|c')) expect(guarded).toBeUndefined();
           if (guarded === undefined) return;
           guardedSeen++;
-          const g = new RegExp(guarded, `${flags}g`);
-          const a = plain.exec(text);
-          const b = g.exec(text);
-          expect(b === null ? null : [b.index, ...b]).toEqual(a === null ? null : [a.index, ...a]);
-          expect(g.lastIndex).toBe(plain.lastIndex);
+          sameFirstMatch(plain, guarded, flags, text);
         },
       ),
       { numRuns: 4000 },
