@@ -3856,6 +3856,10 @@ export class Engine {
   /** `test(...args)`, of rule `c`: a throw is the rule's fault (`ruleFault`) and no match. */
   private guarded<A extends unknown[], T>(c: Compiled, test: (...args: A) => T, ...args: A): T | false {
     if (this.latency !== undefined || this.packetLatency !== undefined) return this.timed(c, test, args);
+    return this.evaluate(c, test, args);
+  }
+
+  private evaluate<A extends unknown[], T>(c: Compiled, test: (...args: A) => T, args: A): T | false {
     try {
       return test(...args);
     } catch (e) {
@@ -3864,12 +3868,18 @@ export class Engine {
     }
   }
 
-  /** `guarded` under rule latency: a suspended rule is no match; the evaluation is timed and counted. */
+  /**
+   * `guarded` under rule or packet latency: a packet past its bound (with fastpath) or a suspended rule is
+   * no match; the evaluation is timed and counted.
+   */
   private timed<A extends unknown[], T>(c: Compiled, test: (...args: A) => T, args: A): T | false {
     const p = this.packetLatency;
+    const l = this.latency;
+    let t0 = 0;
     if (p !== undefined) {
       if (this.fastpathed) return false;
-      if ((this.latencyClock() - this.pktStartMs) * 1000 > p.maxUs) {
+      t0 = this.latencyClock();
+      if ((t0 - this.pktStartMs) * 1000 > p.maxUs) {
         if (!this.pktTimedOut) {
           this.pktTimedOut = true;
           this.stats.packetTimeouts++;
@@ -3881,29 +3891,15 @@ export class Engine {
         }
       }
     }
-    const l = this.latency;
-    if (l === undefined) {
-      try {
-        return test(...args);
-      } catch (e) {
-        this.ruleFault(c, e);
-        return false;
-      }
-    }
+    if (l === undefined) return this.evaluate(c, test, args);
+    if (p === undefined) t0 = this.latencyClock();
     if (c.suspendedAt >= 0) {
-      if (l.maxSuspendMs === 0 || this.latencyClock() - c.suspendedAt <= l.maxSuspendMs) return false;
+      if (l.maxSuspendMs === 0 || t0 - c.suspendedAt <= l.maxSuspendMs) return false;
       c.suspendedAt = -1;
       c.latencyTimeouts = 0;
       this.stats.ruleReenables++;
     }
-    const t0 = this.latencyClock();
-    let r: T | false;
-    try {
-      r = test(...args);
-    } catch (e) {
-      this.ruleFault(c, e);
-      r = false;
-    }
+    const r = this.evaluate(c, test, args);
     const t1 = this.latencyClock();
     this.stats.ruleEvalsTimed++;
     const us = (t1 - t0) * 1000;
