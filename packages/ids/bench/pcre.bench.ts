@@ -116,8 +116,32 @@ for (const r of [...guarded]
   .slice(0, Number(values.top)))
   console.log(show(r));
 mkdirSync(new URL('results/', import.meta.url), { recursive: true });
+// the summary, the slowest as the engine runs them and every guarded one (not all 1,087 rows)
+const summary = {
+  pcres: rows.length,
+  guarded: guarded.length,
+  engine: {
+    over1ms: over(1, (r) => r.engineMs),
+    over5ms: over(5, (r) => r.engineMs),
+    over20ms: over(20, (r) => r.engineMs),
+    totalMs: sum((r) => r.engineMs),
+  },
+  unguarded: {
+    over1ms: over(1, (r) => r.plainMs),
+    over5ms: over(5, (r) => r.plainMs),
+    over20ms: over(20, (r) => r.plainMs),
+    totalMs: sum((r) => r.plainMs),
+  },
+};
+const line = (r: Row) => JSON.stringify({ ...r, pcre: r.pcre.slice(0, 120) });
 writeFileSync(
   new URL(`results/pcre-${bytes}.json`, import.meta.url),
-  `${JSON.stringify({ bytes, tries, loadAverage: loadavg()[0], rows }, null, 1)}\n`,
+  `{"bytes":${bytes},"tries":${tries},"loadAverage":${loadavg()[0]},"summary":${JSON.stringify(summary)},\n"slowest":[\n${[
+    ...rows,
+  ]
+    .sort((a, b) => b.engineMs - a.engineMs)
+    .slice(0, 50)
+    .map(line)
+    .join(',\n')}],\n"guarded":[\n${guarded.map(line).join(',\n')}]}\n`,
 );
 console.log(`wrote bench/results/pcre-${bytes}.json`);
