@@ -55,7 +55,7 @@ import {
   newMailAnomalies,
 } from './mail.js';
 import { type MimeAnomalies, type MimeOptions, newMimeAnomalies, parseMime } from './mime.js';
-import { leadingLoopGuarded, literalLoopGuarded, translatePcre } from './pcre.js';
+import { leadingLoopGuarded, lineStartLoopGuarded, literalLoopGuarded, translatePcre } from './pcre.js';
 import { defaultMatcherOptions, IdList, MultiMatcher } from './prefilter.js';
 import { type RejectTarget, rejectTargetOf } from './reject.js';
 import { bufferKeywords, type ContentMatch, protocolKeywords, type Rule } from './rules.js';
@@ -767,7 +767,7 @@ type Step =
       reGNoFinalNewline: RegExp | undefined;
       /**
        * For the first exec from the start of a text: reG and reGNoFinalNewline guarded (`leadingLoopGuarded`,
-       * `literalLoopGuarded`).
+       * `literalLoopGuarded`, `lineStartLoopGuarded`).
        */
       reGFirst: RegExp | undefined;
       reGFirstNoFinalNewline: RegExp | undefined;
@@ -2733,7 +2733,10 @@ export class Engine {
           if (p.buffer) buf = p.buffer;
           const nf = p.reNoFinalNewline;
           const guarded = (r: RegExp) => {
-            const g = leadingLoopGuarded(r.source) ?? literalLoopGuarded(r.source, r.flags);
+            const g =
+              leadingLoopGuarded(r.source) ??
+              literalLoopGuarded(r.source, r.flags) ??
+              lineStartLoopGuarded(r.source, r.flags);
             return g === undefined ? undefined : this.pcreRegExp(g, `${r.flags}g`);
           };
           const reG = this.pcreRegExp(p.re.source, `${p.re.flags}g`);

@@ -134,6 +134,7 @@ export {
 export {
   compilePcre,
   leadingLoopGuarded,
+  lineStartLoopGuarded,
   literalLoopGuarded,
   type PcreOptions,
   pcreNestMax,

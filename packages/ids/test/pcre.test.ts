@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import {
   compilePcre,
   leadingLoopGuarded,
+  lineStartLoopGuarded,
   literalLoopGuarded,
   pcreNestMax,
   pcreToJs,
@@ -540,6 +541,49 @@ describe('pcre rule values', () => {
       'a\nfilename=b.jpeg\nfilename=c.jpeg',
     ])
       expect(new RegExp(g, 'ig').exec(text)?.index).toBe(new RegExp(src, 'ig').exec(text)?.index);
+  });
+
+  it('a multiline pcre starting at a line start with a loop that takes LF, guarded, finds the same first match (property)', () => {
+    const atom = fc.constantFrom('\\s', '[\\s\\S]', '[^a]', '[\\n ]', '\\v', 'a', '[ab]');
+    const loop = fc.constantFrom('+', '*', '{2,}', '+?', '*?');
+    const piece = fc.constantFrom(...restPieces, 'b', '\\n', '$', '(?:a|b)');
+    const subject = fc.string({ unit: fc.constantFrom('a', 'b', ' ', '\n', '\r'), maxLength: 40 });
+    let guardedSeen = 0;
+    fc.assert(
+      fc.property(
+        atom,
+        loop,
+        fc.array(piece, { maxLength: 4 }),
+        fc.constantFrom('m', 'mi', 'ms'),
+        subject,
+        (x, q, r, f, text) => {
+          const t = pcreToJs(`^${x}${q}${r.join('')}`, {
+            multiline: true,
+            caseless: f.includes('i'),
+            dotAll: f.includes('s'),
+          });
+          if (typeof t === 'string') return;
+          const plain = new RegExp(t.source, `${t.flags}g`);
+          const guarded = lineStartLoopGuarded(t.source, t.flags);
+          if (r.includes('|c') || x === 'a' || x === '[ab]') expect(guarded).toBeUndefined();
+          if (guarded === undefined) return;
+          guardedSeen++;
+          sameFirstMatch(plain, guarded, t.flags, text);
+        },
+      ),
+      { numRuns: 4000 },
+    );
+    expect(guardedSeen).toBeGreaterThan(1000);
+    // the community rules' shape: a run of line ends, the same answer at once
+    const t = pcreToJs('^\\s*Content-Type\\s*\\x3A\\s*[^\\r\\n]{300}', { multiline: true, caseless: true });
+    if (typeof t === 'string') throw new Error(t);
+    const g = lineStartLoopGuarded(t.source, t.flags)!;
+    for (const text of ['\n'.repeat(4000), `x\n\n\n content-type: ${'y'.repeat(300)}`])
+      expect(new RegExp(g, `${t.flags}g`).exec(text)?.index).toBe(
+        new RegExp(t.source, `${t.flags}g`).exec(text)?.index,
+      );
+    // not without m, nor when the loop does not take LF
+    expect(lineStartLoopGuarded(t.source, 'i')).toBeUndefined();
   });
 
   it('a repeated \\R gives back whole iterations, as PCRE2 10.42 (Perl 5.36 matches 0-4 here)', () => {
