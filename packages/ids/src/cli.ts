@@ -14,7 +14,7 @@ import { alertFast, eveJson, type PacketLatencyOptions, type RuleLatencyOptions 
 import { ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
 import type { Rule } from './rules.js';
-import { type CaptureInput, loadRules, type PipelineOptions, runCapture } from './run.js';
+import { type CaptureInput, loadRules, type PipelineOptions, type RunResult, runCapture } from './run.js';
 import { type OverlapPolicy, overlapPolicies } from './stream.js';
 import { parseVarsFile } from './vars.js';
 
@@ -199,6 +199,9 @@ Example:
     const workerLoads: WorkerLoad[][] = [];
     // who read each capture (--reader workers falls back to this thread for --ips and pipes)
     const readBy = new Set<string>();
+    // for the stats file: the rules that timed out and the failed inspections, by capture
+    const slowRules: ({ capture: string } & RunResult['ruleLatency'][number])[] = [];
+    const failedInspections: ({ capture: string } & RunResult['packetFaults'][number])[] = [];
     const totals = {
       packets: 0,
       bytes: 0,
@@ -349,6 +352,8 @@ Example:
       totals.stageAllStringsOut += r.stats.stageAllStringsOut;
       totals.stageFullMatcherIn += r.stats.stageFullMatcherIn;
       for (const k of latencyCounters) latency[k] += r.stats[k];
+      for (const x of r.ruleLatency) slowRules.push({ capture: p, ...x });
+      for (const x of r.packetFaults) failedInspections.push({ capture: p, ...x });
       for (const [k, n] of Object.entries(r.httpAnomalies))
         if (n > 0) totals.httpAnomalies[k] = (totals.httpAnomalies[k] ?? 0) + n;
       if (verdicts && r.verdicts) {
@@ -365,6 +370,8 @@ Example:
     const stats = {
       ...totals,
       ...latency,
+      ...(slowRules.length > 0 && { slowRules }),
+      ...(failedInspections.length > 0 && { failedInspections }),
       ...verdicts,
       mbps: (totals.bytes * 8) / 1e6 / Math.max(totals.seconds, 1e-9),
       mbpsPerCpuSecond: (totals.bytes * 8) / 1e6 / Math.max(totals.cpuSeconds, 1e-9),

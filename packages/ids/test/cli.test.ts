@@ -210,6 +210,10 @@ describe('strata ids --rule-latency, --packet-latency', () => {
       ruleSuspensions: 1,
       ruleReenables: 0,
     });
+    expect(stats.slowRules).toEqual([
+      { capture: 'slow.pcap', rule: '1:9', timeouts: 2, suspensions: 1, slowestUs: expect.any(Number) },
+    ]);
+    expect(stats.failedInspections).toBeUndefined();
     // on workers each engine times its own flows; the records are merged
     const workers = await run('--rule-latency', '1000', '--workers', '2', '--quiet');
     expect(workers.err).toMatch(/6 of 6 rule evaluations over 1000 us: 1:9 6 \(slowest [\d.]+ ms\)\n/);
