@@ -16,6 +16,7 @@ import {
   Pipeline,
   type PipelineOptions,
   parseRules,
+  type Rule,
   readCapture,
   runCapture,
 } from '../src/index.js';
@@ -89,15 +90,18 @@ function damaged(packets: Packet[], rate: number, next: () => number): Packet[] 
   return out;
 }
 
+/** The community rules and ndpi-mix-a's packets (each with bytes of its own, to damage). */
+async function material(): Promise<{ rules: Rule[]; packets: Packet[] }> {
+  const rules = parseRules(readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'), 'community').rules;
+  const packets: Packet[] = [];
+  for await (const p of readCapture(createReadStream(`${shared}traces/ndpi-mix-a.pcap`)))
+    packets.push({ ...p, data: Uint8Array.from(p.data) });
+  return { rules, packets };
+}
+
 describe.runIf(have)('the pipeline on a damaged capture (fuzz)', () => {
   it('never throws and counts no rule or packet fault, IDS and IPS, every community rule', async () => {
-    const rules = parseRules(
-      readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'),
-      'community',
-    ).rules;
-    const packets: Packet[] = [];
-    for await (const p of readCapture(createReadStream(`${shared}traces/ndpi-mix-a.pcap`)))
-      packets.push({ ...p, data: Uint8Array.from(p.data) });
+    const { rules, packets } = await material();
     const settings: PipelineOptions[] = [
       { validateChecksums: false },
       { validateChecksums: false, reassemblyDepthBytes: 0 },
@@ -123,13 +127,7 @@ describe.runIf(have)('the pipeline on a damaged capture (fuzz)', () => {
   }, 120_000);
 
   it('gives the same alerts on 2 workers as on one thread, whoever reads the capture', async () => {
-    const rules = parseRules(
-      readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'),
-      'community',
-    ).rules;
-    const packets: Packet[] = [];
-    for await (const p of readCapture(createReadStream(`${shared}traces/ndpi-mix-a.pcap`)))
-      packets.push({ ...p, data: Uint8Array.from(p.data) });
+    const { rules, packets } = await material();
     const dir = mkdtempSync(join(tmpdir(), 'ids-damaged-'));
     const pool = new ParallelRunner(2);
     try {
