@@ -34,6 +34,7 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
                   [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]] [--packet-latency US [--fastpath]]
+                  [--latency-alerts]
 
   FILE                 a pcap or pcapng capture; - reads one from standard input (tcpdump -w - | ...)
   --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
@@ -76,6 +77,8 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        latency.packet.max_time, off by default); with --fastpath no more rules are
                        evaluated for such a packet (its flow and reassembly go on). Alerts then
                        depend on the host's speed
+  --latency-alerts     with --rule-latency or --packet-latency: alert when a rule is suspended (gid 134
+                       sid 1) or re-enabled (sid 2) and when a packet is fastpathed (sid 3), as Snort 3
 
 Example:
   strata ids --rules ../shared/ids/rules/snort3-community.rules --pcap ../shared/ids/traces/ndpi-mix-a.pcap --format json`,
@@ -105,6 +108,7 @@ Example:
       'rule-suspend-ms': { type: 'string' },
       'packet-latency': { type: 'string' },
       fastpath: { type: 'boolean' },
+      'latency-alerts': { type: 'boolean' },
     });
     const ips = values.ips === true;
     if (values.out !== undefined && !ips) throw new UsageError('--out FILE needs --ips');
@@ -157,6 +161,12 @@ Example:
         : parseBytes(values['reassembly-depth'], '--reassembly-depth');
     const ruleLatency = ruleLatencyFlags(values);
     const packetLatency = packetLatencyFlags(values);
+    if (values['latency-alerts'] === true) {
+      if (!ruleLatency && !packetLatency)
+        throw new UsageError('--latency-alerts needs --rule-latency US or --packet-latency US');
+      if (ruleLatency) ruleLatency.alert = true;
+      if (packetLatency) packetLatency.alert = true;
+    }
     const vars: Record<string, string> = {};
     for (const f of (values.vars as string[] | undefined) ?? []) {
       let text: string;

@@ -1710,13 +1710,28 @@ export interface RuleLatencyOptions {
   suspend?: boolean;
   suspendThreshold?: number;
   maxSuspendMs?: number;
+  /** Raise an alert when a rule is suspended (gid 134 sid 1) and re-enabled (sid 2), as Snort 3's `action alert`. */
+  alert?: boolean;
 }
 
 /** See `EngineOptions.packetLatency`. */
 export interface PacketLatencyOptions {
   maxUs: number;
   fastpath?: boolean;
+  /** Raise an alert on each packet fastpathed (gid 134 sid 3), as Snort 3's `action alert`. */
+  alert?: boolean;
 }
+
+/**
+ * The latency events' generator and messages: Snort 3's latency module raises these as gid 134 (its
+ * `latency_rules`: 1 a rule tree suspended, 2 re-enabled after its suspend time, 3 a packet fastpathed).
+ */
+const latencyGid = 134;
+const latencyEventMsg = {
+  1: 'rule tree suspended due to latency',
+  2: 'rule tree re-enabled after suspend timeout',
+  3: 'packet fastpathed due to latency',
+} as const;
 
 const whole = (n: unknown, min: number) => typeof n === 'number' && Number.isSafeInteger(n) && n >= min;
 
@@ -1725,24 +1740,25 @@ function packetLatencyOf(o: PacketLatencyOptions | undefined): Required<PacketLa
   if (o === undefined) return undefined;
   if (typeof o !== 'object' || o === null)
     throw new TypeError(`packetLatency: expected { maxUs, fastpath? }, got ${String(o)}`);
-  const { maxUs, fastpath = false } = o;
+  const { maxUs, fastpath = false, alert = false } = o;
   if (!whole(maxUs, 0))
     throw new RangeError(`packetLatency.maxUs: a whole number of microseconds, got ${maxUs}`);
   if (typeof fastpath !== 'boolean')
     throw new TypeError(`packetLatency.fastpath: true or false, got ${fastpath}`);
-  return maxUs === 0 ? undefined : { maxUs, fastpath };
+  if (typeof alert !== 'boolean') throw new TypeError(`packetLatency.alert: true or false, got ${alert}`);
+  return maxUs === 0 ? undefined : { maxUs, fastpath, alert };
 }
 
 /** Rule latency's settings checked, with Snort 3's defaults; undefined when off (no options, or maxUs 0). */
 function ruleLatencyOf(
   o: RuleLatencyOptions | undefined,
-): { maxUs: number; suspend: boolean; threshold: number; maxSuspendMs: number } | undefined {
+): { maxUs: number; suspend: boolean; threshold: number; maxSuspendMs: number; alert: boolean } | undefined {
   if (o === undefined) return undefined;
   if (typeof o !== 'object' || o === null)
     throw new TypeError(
       `ruleLatency: expected { maxUs, suspend?, suspendThreshold?, maxSuspendMs? }, got ${String(o)}`,
     );
-  const { maxUs, suspend = false, suspendThreshold = 5, maxSuspendMs = 30_000 } = o;
+  const { maxUs, suspend = false, suspendThreshold = 5, maxSuspendMs = 30_000, alert = false } = o;
   if (!whole(maxUs, 0))
     throw new RangeError(`ruleLatency.maxUs: a whole number of microseconds, got ${maxUs}`);
   if (typeof suspend !== 'boolean') throw new TypeError(`ruleLatency.suspend: true or false, got ${suspend}`);
@@ -1750,7 +1766,8 @@ function ruleLatencyOf(
     throw new RangeError(`ruleLatency.suspendThreshold: a whole number from 1, got ${suspendThreshold}`);
   if (!whole(maxSuspendMs, 0))
     throw new RangeError(`ruleLatency.maxSuspendMs: a whole number of milliseconds, got ${maxSuspendMs}`);
-  return maxUs === 0 ? undefined : { maxUs, suspend, threshold: suspendThreshold, maxSuspendMs };
+  if (typeof alert !== 'boolean') throw new TypeError(`ruleLatency.alert: true or false, got ${alert}`);
+  return maxUs === 0 ? undefined : { maxUs, suspend, threshold: suspendThreshold, maxSuspendMs, alert };
 }
 
 /** One rule's record under `EngineOptions.ruleLatency` (`Engine.ruleLatency`). */
@@ -1952,12 +1969,12 @@ export class Engine {
   readonly ruleLatency = new Map<string, RuleLatencyRecord>();
   /** The clock rule latency reads, in milliseconds (a test may set another). */
   latencyClock: () => number = () => performance.now();
-  private readonly latency:
-    | { maxUs: number; suspend: boolean; threshold: number; maxSuspendMs: number }
-    | undefined;
+  private readonly latency: ReturnType<typeof ruleLatencyOf>;
   private readonly packetLatency: Required<PacketLatencyOptions> | undefined;
   /** Packet latency: when the packet under inspection came in (latencyClock), and what became of it. */
   private pktStartMs = Number.POSITIVE_INFINITY;
+  /** The packet under inspection (none in the end-of-input flush): latency events are raised on it. */
+  private current: Decoded | undefined;
   private pktTimedOut = false;
   private fastpathed = false;
   /** Where the alerts of the HTTP messages being parsed go. */
@@ -3103,6 +3120,7 @@ export class Engine {
       this.pktTimedOut = false;
       this.fastpathed = false;
     }
+    this.current = d;
     this.rebuiltFrag = rebuiltFrag;
     this.pktNo = pcapCnt ?? this.pktNo + 1;
     this.nowUs = tsUs;
@@ -3283,6 +3301,7 @@ export class Engine {
     // the end-of-input flush is no packet's: packet latency does not bound it
     this.pktStartMs = Number.POSITIVE_INFINITY;
     this.fastpathed = false;
+    this.current = undefined;
     try {
       this.flows.drain();
     } catch (e) {
@@ -3890,6 +3909,7 @@ export class Engine {
         if (p.fastpath) {
           this.fastpathed = true;
           this.stats.packetsFastpathed++;
+          if (p.alert) this.latencyEvent(3);
           return false;
         }
       }
@@ -3901,6 +3921,7 @@ export class Engine {
       c.suspendedAt = -1;
       c.latencyTimeouts = 0;
       this.stats.ruleReenables++;
+      if (l.alert) this.latencyEvent(2);
     }
     const r = this.evaluate(c, test, args);
     const t1 = this.latencyClock();
@@ -3920,9 +3941,35 @@ export class Engine {
         c.suspendedAt = t1;
         this.stats.ruleSuspensions++;
         if (rec) rec.suspensions++;
+        if (l.alert) this.latencyEvent(1);
       }
     }
     return r;
+  }
+
+  /**
+   * A latency event (gid 134) as an alert on the packet under inspection, given with the alerts the engine
+   * returns next; none in the end-of-input flush, which has no packet.
+   */
+  private latencyEvent(sid: keyof typeof latencyEventMsg): void {
+    const d = this.current;
+    if (d === undefined) return;
+    this.stats.alerts++;
+    this.pending.push({
+      tsUs: this.nowUs,
+      sid,
+      gid: latencyGid,
+      rev: 1,
+      msg: latencyEventMsg[sid],
+      action: 'alert',
+      proto: protoName(d.proto),
+      src: d.src,
+      srcPort: d.srcPort,
+      dst: d.dst,
+      dstPort: d.dstPort,
+      pcapCnt: this.pktNo,
+      ipVersion: d.ipVersion,
+    });
   }
 
   /** A throw out of a packet's inspection outside any rule: counted, the first 16 kept with where. */

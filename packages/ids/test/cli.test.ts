@@ -214,6 +214,15 @@ describe('strata ids --rule-latency, --packet-latency', () => {
       { capture: 'slow.pcap', rule: '1:9', timeouts: 2, suspensions: 1, slowestUs: expect.any(Number) },
     ]);
     expect(stats.failedInspections).toBeUndefined();
+    // with --latency-alerts the suspension is an alert (gid 134 sid 1) on the packet it happened at
+    const alerted = await run('--rule-latency', '1000', '--rule-suspend', '2', '--latency-alerts', '--quiet');
+    expect(alerted.out).toMatch(
+      /^\S+ \[\*\*\] \[134:1:1\] rule tree suspended due to latency \[\*\*\].* \{TCP\} 10\.0\.0\.1:31001 -> 10\.0\.0\.2:8080\n$/,
+    );
+    expect(await run('--latency-alerts')).toMatchObject({
+      rc: 2,
+      err: expect.stringMatching(/--latency-alerts needs --rule-latency US or --packet-latency US/),
+    });
     // on workers each engine times its own flows; the records are merged
     const workers = await run('--rule-latency', '1000', '--workers', '2', '--quiet');
     expect(workers.err).toMatch(/6 of 6 rule evaluations over 1000 us: 1:9 6 \(slowest [\d.]+ ms\)\n/);

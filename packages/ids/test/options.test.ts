@@ -409,6 +409,59 @@ describe('rule latency (Snort 3 latency.rule)', () => {
   });
 });
 
+describe('latency events (gid 134)', () => {
+  const rules = [1, 2].map((sid) =>
+    parseRule(`alert udp any any -> any any (msg:"r${sid}"; content:"EVIL"; sid:${sid};)`),
+  );
+  /** The alerts of packets 0..n-1 and the end of input, as gid:sid@packet. */
+  function run(e: Engine, n: number, between?: (i: number) => void): string[] {
+    const got: string[] = [];
+    for (let i = 0; i < n; i++) {
+      between?.(i);
+      for (const a of e.inspect(pkt({ proto: 17, sp: 3000 + i, payload: 'EVIL' }), i, i + 1))
+        got.push(`${a.gid}:${a.sid}@${a.pcapCnt}`);
+    }
+    for (const a of e.finish()) got.push(`${a.gid}:${a.sid}@${a.pcapCnt}`);
+    return got;
+  }
+
+  it('a rule suspended and re-enabled, a packet fastpathed: an alert each, on its packet, when asked', () => {
+    const e = new Engine(rules, {
+      ruleLatency: { maxUs: 500, suspend: true, suspendThreshold: 2, maxSuspendMs: 100, alert: true },
+    });
+    const clock = slowClock(e, 1);
+    const got = run(e, 5, (i) => {
+      if (i === 3) clock.set(clock.at() + 101);
+    });
+    // sid 1 times out on packets 1 and 2 (suspended on 2), is skipped on 3, re-enabled on 4; each event
+    // comes with the next packet's alerts, after its own packet's
+    expect(got).toEqual([
+      '1:1@1',
+      '1:2@1',
+      '1:1@2',
+      '1:2@2',
+      '134:1@2',
+      '1:2@3',
+      '1:1@4',
+      '1:2@4',
+      '134:2@4',
+      '1:1@5',
+      '1:2@5',
+      // suspended again: its second timeout since re-enabled (given with the end of input)
+      '134:1@5',
+    ]);
+    const a = e.finish();
+    expect(a).toEqual([]);
+    const quiet = new Engine(rules, { ruleLatency: { maxUs: 500, suspend: true, suspendThreshold: 2 } });
+    slowClock(quiet, 1);
+    expect(run(quiet, 3).filter((x) => x.startsWith('134:'))).toEqual([]);
+    const fast = new Engine(rules, { packetLatency: { maxUs: 500, fastpath: true, alert: true } });
+    slowClock(fast, 1);
+    expect(run(fast, 2)).toEqual(['1:1@1', '134:3@1', '1:1@2', '134:3@2']);
+    expect(fast.stats.alerts).toBe(4);
+  });
+});
+
 describe('packet latency (Snort 3 latency.packet)', () => {
   // three rules in inspection order; each evaluation of sid 1 takes 1 ms by the driven clock
   const rules = [1, 2, 3].map((sid) =>
