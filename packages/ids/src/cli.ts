@@ -10,8 +10,14 @@ import {
   parseFlags,
   UsageError,
 } from '@strata/cli';
-import { alertFast, eveJson, type PacketLatencyOptions, type RuleLatencyOptions } from './detect.js';
-import { ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
+import {
+  alertFast,
+  eveJson,
+  type PacketLatencyOptions,
+  type RuleLatencyOptions,
+  type RuleProfileRow,
+} from './detect.js';
+import { mergeProfiles, ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
 import type { Rule } from './rules.js';
 import { type CaptureInput, loadRules, type PipelineOptions, type RunResult, runCapture } from './run.js';
@@ -34,7 +40,7 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
                   [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]] [--packet-latency US [--fastpath]]
-                  [--latency-alerts]
+                  [--latency-alerts] [--profile-rules N]
 
   FILE                 a pcap or pcapng capture; - reads one from standard input (tcpdump -w - | ...)
   --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
@@ -79,6 +85,9 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        depend on the host's speed
   --latency-alerts     with --rule-latency or --packet-latency: alert when a rule is suspended (gid 134
                        sid 1) or re-enabled (sid 2) and when a packet is fastpathed (sid 3), as Snort 3
+  --profile-rules N    time every rule evaluation (Snort 3's profiler.rules) and list the N rules that took
+                       the most time, with their evaluations, total and slowest time, on stderr and in
+                       the stats (over all captures)
 
 Example:
   strata ids --rules ../shared/ids/rules/snort3-community.rules --pcap ../shared/ids/traces/ndpi-mix-a.pcap --format json`,
@@ -109,6 +118,7 @@ Example:
       'packet-latency': { type: 'string' },
       fastpath: { type: 'boolean' },
       'latency-alerts': { type: 'boolean' },
+      'profile-rules': { type: 'string' },
     });
     const ips = values.ips === true;
     if (values.out !== undefined && !ips) throw new UsageError('--out FILE needs --ips');
@@ -160,6 +170,8 @@ Example:
         ? 2 ** 20
         : parseBytes(values['reassembly-depth'], '--reassembly-depth');
     const ruleLatency = ruleLatencyFlags(values);
+    const profileTop = wholeFlag(values, 'profile-rules', 1);
+    const profiles: RuleProfileRow[][] = [];
     const packetLatency = packetLatencyFlags(values);
     if (values['latency-alerts'] === true) {
       if (!ruleLatency && !packetLatency)
@@ -270,6 +282,7 @@ Example:
           validateChecksums: cv === 'auto' ? 'auto' : cv === 'all',
           ...(ruleLatency && { ruleLatency }),
           ...(packetLatency && { packetLatency }),
+          ...(profileTop !== undefined && { profileRules: true }),
           ...(ips && { ips }),
           ...(actionOrder && { actionOrder }),
           ...(values.out !== undefined && { out: resolve(io.cwd, values.out) }),
@@ -364,6 +377,7 @@ Example:
       for (const k of latencyCounters) latency[k] += r.stats[k];
       for (const x of r.ruleLatency) slowRules.push({ capture: p, ...x });
       for (const x of r.packetFaults) failedInspections.push({ capture: p, ...x });
+      profiles.push(r.ruleProfile);
       for (const [k, n] of Object.entries(r.httpAnomalies))
         if (n > 0) totals.httpAnomalies[k] = (totals.httpAnomalies[k] ?? 0) + n;
       if (verdicts && r.verdicts) {
@@ -376,12 +390,23 @@ Example:
     }
     await pool?.close();
     await alertsFile?.close();
+    const ruleProfile = profileTop === undefined ? undefined : mergeProfiles(profiles).slice(0, profileTop);
+    if (ruleProfile) {
+      io.stderr.write(
+        `strata ids: the ${ruleProfile.length} rules that took the most time (evaluations, total ms, average and slowest us):\n`,
+      );
+      for (const x of ruleProfile)
+        io.stderr.write(
+          `  ${x.rule.padEnd(12)} ${String(x.checks).padStart(9)} ${(x.totalUs / 1000).toFixed(2).padStart(10)} ${(x.totalUs / x.checks).toFixed(1).padStart(9)} ${x.maxUs.toFixed(1).padStart(9)}\n`,
+        );
+    }
     const segments = totals.segmentsInOrder + totals.segmentsOutOfOrder;
     const stats = {
       ...totals,
       ...latency,
       ...(slowRules.length > 0 && { slowRules }),
       ...(failedInspections.length > 0 && { failedInspections }),
+      ...(ruleProfile && { ruleProfile }),
       ...verdicts,
       mbps: (totals.bytes * 8) / 1e6 / Math.max(totals.seconds, 1e-9),
       mbpsPerCpuSecond: (totals.bytes * 8) / 1e6 / Math.max(totals.cpuSeconds, 1e-9),

@@ -202,6 +202,12 @@ export interface EngineOptions {
    */
   packetLatency?: PacketLatencyOptions;
   /**
+   * Rule profiling (Snort 3's `profiler.rules`; off by default): each rule evaluation is timed and summed
+   * per rule (`Engine.ruleProfile`: evaluations, total and slowest time), to find the rules a rule set
+   * spends its time in. Costs two clock readings an evaluation.
+   */
+  profileRules?: boolean;
+  /**
    * Step evaluations one rule may make over one inspected buffer (its content, pcre and other steps tried
    * from each match of the steps before them); past it the rule does not match. Suricata's
    * `detect.inspection-recursion-limit`, whose default this is; 0 for no bound.
@@ -657,6 +663,18 @@ interface Compiled {
   /** Rule latency: timeouts since the rule was last (re-)enabled, and when it was suspended (-1: it is not). */
   latencyTimeouts: number;
   suspendedAt: number;
+  /** Rule profiling: evaluations, their total and their slowest time in microseconds. */
+  profChecks: number;
+  profUs: number;
+  profMaxUs: number;
+}
+
+/** One rule's line in a profile (`Engine.ruleProfile`). */
+export interface RuleProfileRow {
+  rule: string;
+  checks: number;
+  totalUs: number;
+  maxUs: number;
 }
 
 /** `RuleGroup.packetAlways`: the rules a packet inspection visits without a mark, and a stage marker. */
@@ -1971,6 +1989,9 @@ export class Engine {
   latencyClock: () => number = () => performance.now();
   private readonly latency: ReturnType<typeof ruleLatencyOf>;
   private readonly packetLatency: Required<PacketLatencyOptions> | undefined;
+  private readonly profiling: boolean;
+  /** Whether rule evaluations go through `timed` (any latency option or profiling on). */
+  private readonly timing: boolean;
   /** Packet latency: when the packet under inspection came in (latencyClock), and what became of it. */
   private pktStartMs = Number.POSITIVE_INFINITY;
   /** The packet under inspection (none in the end-of-input flush): latency events are raised on it. */
@@ -2009,6 +2030,10 @@ export class Engine {
     this.stepBudget = steps === 0 ? Number.POSITIVE_INFINITY : steps;
     this.latency = ruleLatencyOf(opts.ruleLatency);
     this.packetLatency = packetLatencyOf(opts.packetLatency);
+    if (opts.profileRules !== undefined && typeof opts.profileRules !== 'boolean')
+      throw new TypeError(`profileRules: true or false, got ${String(opts.profileRules)}`);
+    this.profiling = opts.profileRules === true;
+    this.timing = this.latency !== undefined || this.packetLatency !== undefined || this.profiling;
     this.inline = (opts.streamRelease ?? (opts.ips ? 'immediate' : 'ack')) === 'immediate';
     this.budget = new ReassemblyBudget(opts.reassemblyMemcapBytes ?? 64 * 2 ** 20);
     if (opts.overlapPolicy && !overlapPolicies.includes(opts.overlapPolicy))
@@ -3033,6 +3058,9 @@ export class Engine {
       priority,
       latencyTimeouts: 0,
       suspendedAt: -1,
+      profChecks: 0,
+      profUs: 0,
+      profMaxUs: 0,
     };
     // only stream rules read the requests of TCP streams (a UDP rule parses its datagram)
     if (dce && mode === 'stream') this.dceRules = true;
@@ -3877,7 +3905,7 @@ export class Engine {
 
   /** `test(...args)`, of rule `c`: a throw is the rule's fault (`ruleFault`) and no match. */
   private guarded<A extends unknown[], T>(c: Compiled, test: (...args: A) => T, ...args: A): T | false {
-    if (this.latency !== undefined || this.packetLatency !== undefined) return this.timed(c, test, args);
+    if (this.timing) return this.timed(c, test, args);
     return this.evaluate(c, test, args);
   }
 
@@ -3914,9 +3942,9 @@ export class Engine {
         }
       }
     }
-    if (l === undefined) return this.evaluate(c, test, args);
+    if (l === undefined && !this.profiling) return this.evaluate(c, test, args);
     if (p === undefined) t0 = this.latencyClock();
-    if (c.suspendedAt >= 0) {
+    if (l !== undefined && c.suspendedAt >= 0) {
       if (l.maxSuspendMs === 0 || t0 - c.suspendedAt <= l.maxSuspendMs) return false;
       c.suspendedAt = -1;
       c.latencyTimeouts = 0;
@@ -3925,8 +3953,14 @@ export class Engine {
     }
     const r = this.evaluate(c, test, args);
     const t1 = this.latencyClock();
-    this.stats.ruleEvalsTimed++;
     const us = (t1 - t0) * 1000;
+    if (this.profiling) {
+      c.profChecks++;
+      c.profUs += us;
+      if (us > c.profMaxUs) c.profMaxUs = us;
+    }
+    if (l === undefined) return r;
+    this.stats.ruleEvalsTimed++;
     if (us > l.maxUs) {
       this.stats.ruleEvalTimeouts++;
       const key = `${c.rule.gid}:${c.rule.sid}`;
@@ -3945,6 +3979,19 @@ export class Engine {
       }
     }
     return r;
+  }
+
+  /** With `profileRules`: every rule evaluated so far, the most total time first. */
+  ruleProfile(): RuleProfileRow[] {
+    return this.compiled
+      .filter((c) => c.profChecks > 0)
+      .map((c) => ({
+        rule: `${c.rule.gid}:${c.rule.sid}`,
+        checks: c.profChecks,
+        totalUs: c.profUs,
+        maxUs: c.profMaxUs,
+      }))
+      .sort((a, b) => b.totalUs - a.totalUs);
   }
 
   /**

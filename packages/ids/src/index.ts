@@ -42,6 +42,7 @@ export {
   portTest,
   type RuleLatencyOptions,
   type RuleLatencyRecord,
+  type RuleProfileRow,
   ruleStepsMax,
   uriComponents,
 } from './detect.js';

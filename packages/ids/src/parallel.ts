@@ -28,7 +28,7 @@ import { webcrypto } from 'node:crypto';
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { DefragStats } from './defrag.js';
-import type { Alert, EngineStats, RuleLatencyRecord } from './detect.js';
+import type { Alert, EngineStats, RuleLatencyRecord, RuleProfileRow } from './detect.js';
 import type { FlowTableStats } from './flow.js';
 import { type HttpAnomalies, newHttpAnomalies } from './http.js';
 import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
@@ -339,6 +339,7 @@ export class ParallelRunner {
       ruleFaults: firstFaults(shards.done),
       ruleLatency: latencyRows(mergeLatency(shards.done)),
       packetFaults: shards.done.flatMap((r) => r.packetFaults).slice(0, 16),
+      ruleProfile: mergeProfiles(shards.done.map((r) => r.ruleProfile)),
       workers: this.slots.map((s) => ({ ...s.load })),
       phases: {
         initMs: tReady - t0,
@@ -614,6 +615,22 @@ function mergeLatency(
       }
     }
   return m;
+}
+
+/** The workers' rule profiles as one: a rule's evaluations and time summed, its slowest kept. */
+export function mergeProfiles(profiles: RuleProfileRow[][]): RuleProfileRow[] {
+  const m = new Map<string, RuleProfileRow>();
+  for (const rows of profiles)
+    for (const x of rows) {
+      const had = m.get(x.rule);
+      if (!had) m.set(x.rule, { ...x });
+      else {
+        had.checks += x.checks;
+        had.totalUs += x.totalUs;
+        had.maxUs = Math.max(had.maxUs, x.maxUs);
+      }
+    }
+  return [...m.values()].sort((a, b) => b.totalUs - a.totalUs);
 }
 
 function sumStats(xs: EngineStats[]): EngineStats {

@@ -9,6 +9,7 @@ import {
   type EngineOptions,
   type EngineStats,
   type RuleLatencyRecord,
+  type RuleProfileRow,
 } from './detect.js';
 import type { FlowTableStats } from './flow.js';
 import type { HttpAnomalies } from './http.js';
@@ -53,6 +54,8 @@ export interface RunResult {
   ruleFaults: { rule: string; error: string }[];
   /** Inspections that threw outside any rule (`Engine.packetFaults`), the first ones. */
   packetFaults: { where: string; error: string }[];
+  /** With `profileRules`: each rule evaluated, the most total time first (`Engine.ruleProfile`). */
+  ruleProfile: RuleProfileRow[];
   /** With `ruleLatency`: the rules that timed out (`Engine.ruleLatency`), slowest first. */
   ruleLatency: ({ rule: string } & RuleLatencyRecord)[];
   /**
@@ -447,6 +450,7 @@ export async function runCapture(
     ruleFaults: [...engine.ruleFaults].map(([rule, error]) => ({ rule, error })),
     ruleLatency: latencyRows(engine.ruleLatency),
     packetFaults: [...engine.packetFaults],
+    ruleProfile: engine.opts.profileRules ? engine.ruleProfile() : [],
     ...(opts.ips && { verdicts }),
   };
 }

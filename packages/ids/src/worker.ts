@@ -17,7 +17,13 @@ import { parentPort } from 'node:worker_threads';
 import { threadCpuMs } from './cpu.js';
 import { decodeInto, newDecodeStats, PacketRecord } from './decode.js';
 import type { DefragOptions, DefragStats } from './defrag.js';
-import { type Alert, Engine, type EngineOptions, type RuleLatencyRecord } from './detect.js';
+import {
+  type Alert,
+  Engine,
+  type EngineOptions,
+  type RuleLatencyRecord,
+  type RuleProfileRow,
+} from './detect.js';
 import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import { rejectFrames } from './reject.js';
 import type { Rule } from './rules.js';
@@ -115,6 +121,7 @@ export interface Flushed {
   ruleFaults: [string, string][];
   ruleLatency: [string, RuleLatencyRecord][];
   packetFaults: { where: string; error: string }[];
+  ruleProfile: RuleProfileRow[];
 }
 
 /** IPS: what becomes of packet `n` when it is not passed on as captured. */
@@ -289,6 +296,7 @@ function flushed(e: Engine, last: { pcapCnt: number; tsUs: number }): Flushed {
     ruleFaults: [...e.ruleFaults],
     ruleLatency: [...e.ruleLatency],
     packetFaults: [...e.packetFaults],
+    ruleProfile: e.opts.profileRules ? e.ruleProfile() : [],
   };
 }
 

@@ -223,6 +223,20 @@ describe('strata ids --rule-latency, --packet-latency', () => {
       rc: 2,
       err: expect.stringMatching(/--latency-alerts needs --rule-latency US or --packet-latency US/),
     });
+    // the rules that took the most time, over the captures, on stderr and in the stats
+    const profiled = await run('--profile-rules', '3', '--quiet', '--stats', 'prof.json');
+    expect(profiled.err).toMatch(
+      /^strata ids: the 1 rules that took the most time .*\n {2}1:9 +6 +[\d.]+ +[\d.]+ +[\d.]+\n$/,
+    );
+    expect(JSON.parse(readFileSync(join(dir, 'prof.json'), 'utf8')).ruleProfile).toEqual([
+      { rule: '1:9', checks: 6, totalUs: expect.any(Number), maxUs: expect.any(Number) },
+    ]);
+    const profiled2 = await run('--profile-rules', '3', '--quiet', '--workers', '2');
+    expect(profiled2.err).toMatch(/\n {2}1:9 +6 /);
+    expect(await run('--profile-rules', '0')).toMatchObject({
+      rc: 2,
+      err: expect.stringMatching(/--profile-rules: expected a whole number from 1/),
+    });
     // on workers each engine times its own flows; the records are merged
     const workers = await run('--rule-latency', '1000', '--workers', '2', '--quiet');
     expect(workers.err).toMatch(/6 of 6 rule evaluations over 1000 us: 1:9 6 \(slowest [\d.]+ ms\)\n/);

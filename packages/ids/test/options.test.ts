@@ -462,6 +462,31 @@ describe('latency events (gid 134)', () => {
   });
 });
 
+describe('rule profiling (Snort 3 profiler.rules)', () => {
+  it('sums the evaluations and time of each rule, the most time first; off, nothing is timed', () => {
+    const rules = [1, 2].map((sid) =>
+      parseRule(`alert udp any any -> any any (msg:"r${sid}"; content:"EVIL"; sid:${sid};)`),
+    );
+    const e = new Engine(rules, { profileRules: true });
+    slowClock(e, 1);
+    for (let i = 0; i < 3; i++) e.inspect(pkt({ proto: 17, sp: 4000 + i, payload: 'EVIL' }), i);
+    const rows = e.ruleProfile();
+    expect(rows.map((r) => [r.rule, r.checks])).toEqual([
+      ['1:1', 3],
+      ['1:2', 3],
+    ]);
+    expect(rows[0]!.totalUs).toBeCloseTo(3000, 0);
+    expect(rows[0]!.maxUs).toBeCloseTo(1000, 0);
+    expect(rows[1]!.totalUs).toBeCloseTo(3, 3);
+    // profiling alone does no latency counting
+    expect(e.stats.ruleEvalsTimed).toBe(0);
+    const off = new Engine(rules);
+    off.inspect(pkt({ proto: 17, payload: 'EVIL' }), 0);
+    expect(off.ruleProfile()).toEqual([]);
+    expect(() => new Engine(rules, { profileRules: 'yes' as never })).toThrow(TypeError);
+  });
+});
+
 describe('packet latency (Snort 3 latency.packet)', () => {
   // three rules in inspection order; each evaluation of sid 1 takes 1 ms by the driven clock
   const rules = [1, 2, 3].map((sid) =>
