@@ -3923,62 +3923,79 @@ export class Engine {
    * no match; the evaluation is timed and counted.
    */
   private timed<A extends unknown[], T>(c: Compiled, test: (...args: A) => T, args: A): T | false {
-    const p = this.packetLatency;
-    const l = this.latency;
     let t0 = 0;
-    if (p !== undefined) {
+    if (this.packetLatency !== undefined) {
       if (this.fastpathed) return false;
       t0 = this.latencyClock();
-      if ((t0 - this.pktStartMs) * 1000 > p.maxUs) {
-        if (!this.pktTimedOut) {
-          this.pktTimedOut = true;
-          this.stats.packetTimeouts++;
-        }
-        if (p.fastpath) {
-          this.fastpathed = true;
-          this.stats.packetsFastpathed++;
-          if (p.alert) this.latencyEvent(3);
-          return false;
-        }
-      }
+      if (this.packetPastBound(t0)) return false;
     }
+    const l = this.latency;
     if (l === undefined && !this.profiling) return this.evaluate(c, test, args);
-    if (p === undefined) t0 = this.latencyClock();
-    if (l !== undefined && c.suspendedAt >= 0) {
-      if (l.maxSuspendMs === 0 || t0 - c.suspendedAt <= l.maxSuspendMs) return false;
-      c.suspendedAt = -1;
-      c.latencyTimeouts = 0;
-      this.stats.ruleReenables++;
-      if (l.alert) this.latencyEvent(2);
-    }
+    if (this.packetLatency === undefined) t0 = this.latencyClock();
+    if (l !== undefined && c.suspendedAt >= 0 && this.stillSuspended(c, l, t0)) return false;
     const r = this.evaluate(c, test, args);
     const t1 = this.latencyClock();
-    const us = (t1 - t0) * 1000;
+    this.timedEvaluation(c, (t1 - t0) * 1000, t1);
+    return r;
+  }
+
+  /**
+   * Packet latency, at `now`: whether the packet under inspection is past its bound with fastpath (no more
+   * of its rules evaluated); a packet past it is counted once either way.
+   */
+  private packetPastBound(now: number): boolean {
+    const p = this.packetLatency!;
+    if ((now - this.pktStartMs) * 1000 <= p.maxUs) return false;
+    if (!this.pktTimedOut) {
+      this.pktTimedOut = true;
+      this.stats.packetTimeouts++;
+    }
+    if (!p.fastpath) return false;
+    this.fastpathed = true;
+    this.stats.packetsFastpathed++;
+    if (p.alert) this.latencyEvent(3);
+    return true;
+  }
+
+  /** Rule latency: whether suspended rule `c` stays suspended at `now`; past its time it is enabled again. */
+  private stillSuspended(c: Compiled, l: NonNullable<Engine['latency']>, now: number): boolean {
+    if (l.maxSuspendMs === 0 || now - c.suspendedAt <= l.maxSuspendMs) return true;
+    c.suspendedAt = -1;
+    c.latencyTimeouts = 0;
+    this.stats.ruleReenables++;
+    if (l.alert) this.latencyEvent(2);
+    return false;
+  }
+
+  /**
+   * One timed evaluation of `c` that took `us` and ended at `end`: added to its profile, and under rule
+   * latency counted, a timeout recorded, and `c` suspended when past its threshold.
+   */
+  private timedEvaluation(c: Compiled, us: number, end: number): void {
     if (this.profiling) {
       c.profChecks++;
       c.profUs += us;
       if (us > c.profMaxUs) c.profMaxUs = us;
     }
-    if (l === undefined) return r;
+    const l = this.latency;
+    if (l === undefined) return;
     this.stats.ruleEvalsTimed++;
-    if (us > l.maxUs) {
-      this.stats.ruleEvalTimeouts++;
-      const key = `${c.rule.gid}:${c.rule.sid}`;
-      let rec = this.ruleLatency.get(key);
-      if (!rec && this.ruleLatency.size < 64)
-        this.ruleLatency.set(key, (rec = { timeouts: 0, suspensions: 0, slowestUs: 0 }));
-      if (rec) {
-        rec.timeouts++;
-        rec.slowestUs = Math.max(rec.slowestUs, us);
-      }
-      if (l.suspend && ++c.latencyTimeouts >= l.threshold) {
-        c.suspendedAt = t1;
-        this.stats.ruleSuspensions++;
-        if (rec) rec.suspensions++;
-        if (l.alert) this.latencyEvent(1);
-      }
+    if (us <= l.maxUs) return;
+    this.stats.ruleEvalTimeouts++;
+    const key = `${c.rule.gid}:${c.rule.sid}`;
+    let rec = this.ruleLatency.get(key);
+    if (!rec && this.ruleLatency.size < 64)
+      this.ruleLatency.set(key, (rec = { timeouts: 0, suspensions: 0, slowestUs: 0 }));
+    if (rec) {
+      rec.timeouts++;
+      rec.slowestUs = Math.max(rec.slowestUs, us);
     }
-    return r;
+    if (l.suspend && ++c.latencyTimeouts >= l.threshold) {
+      c.suspendedAt = end;
+      this.stats.ruleSuspensions++;
+      if (rec) rec.suspensions++;
+      if (l.alert) this.latencyEvent(1);
+    }
   }
 
   /** With `profileRules`: every rule evaluated so far, the most total time first. */
