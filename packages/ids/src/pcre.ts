@@ -291,6 +291,21 @@ interface Frame {
 }
 
 /**
+ * An unbounded loop over one character or class X in a translated source (`X+`, `X*`, `X{n,}`, greedy or
+ * lazy), X in its group: what the guards below look for.
+ */
+const loopItem = String.raw`(\[(?:[^\]\\]|\\.)*\]|\\[dDwWsS]|\\x[0-9A-Fa-f]{2}|[A-Za-z0-9_ ])(?:[+*]|\{\d+,\})\??`;
+const loopAtStart = new RegExp(`^${loopItem}`);
+/** Such a loop first, or first inside groups opened at the start (the openings in group 1). */
+const leadingLoop = new RegExp(String.raw`^((?:\((?:\?:|\?<[A-Za-z_]\w*>)?)*)${loopItem}`);
+
+/** Whether the item X of a loop (a RegExp source) takes every one of `chars` under `flags`. */
+function takesAll(x: string, flags: string, chars: string[]): boolean {
+  const re = new RegExp(`^${x}$`, flags.replace(/[gy]/g, ''));
+  return chars.every((c) => re.test(c));
+}
+
+/**
  * The JavaScript source of a translated pcre with `(?<!X)` in front when every match starts with an
  * unbounded loop over one character or class X (`X+`, `X*`, `X{n,}`, greedy or lazy): the loop first, or
  * first inside groups opened at the start (`((\w+)...`) none of which holds an alternative or is repeated
@@ -304,10 +319,7 @@ interface Frame {
  * must use the plain source: there the character before lastIndex belongs to the previous match.
  */
 export function leadingLoopGuarded(source: string): string | undefined {
-  const m =
-    /^((?:\((?:\?:|\?<[A-Za-z_]\w*>)?)*)(\[(?:[^\]\\]|\\.)*\]|\\[dDwWsS]|\\x[0-9A-Fa-f]{2}|[A-Za-z0-9_ ])(?:[+*]|\{\d+,\})/.exec(
-      source,
-    );
+  const m = leadingLoop.exec(source);
   if (!m) return undefined;
   const opened = (m[1]!.match(/\(/g) ?? []).length;
   // per open group, whether it is one of the leading ones: none of those (nor the top level) may hold an
@@ -352,16 +364,13 @@ export function literalLoopGuarded(source: string, flags: string): string | unde
   );
   if (!atoms) return undefined;
   const lit = atoms[0];
-  const loop = /^(\[(?:[^\]\\]|\\.)*\]|\\[dDwWsS]|\\x[0-9A-Fa-f]{2}|\.)(?:[+*]|\{\d+,\})\??/.exec(
-    source.slice(lit.length),
-  );
+  const loop = loopAtStart.exec(source.slice(lit.length));
   if (!loop) return undefined;
   // a [xX] class is one letter in both cases only
   for (const c of lit.matchAll(/\[([A-Za-z])([A-Za-z])\]/g))
     if (c[1]!.toLowerCase() !== c[2]!.toLowerCase() || c[1] === c[2]) return undefined;
   if (topLevelAlternative(source)) return undefined;
   // every character L can match is one the loop takes (under i the test folds case as the match does)
-  const x = new RegExp(`^${loop[1]}$`, flags.replace(/[gy]/g, ''));
   const chars = lit
     .match(/\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\[[A-Za-z]{2}\]|[^\\]/g)!
     .flatMap((a) =>
@@ -373,7 +382,7 @@ export function literalLoopGuarded(source: string, flags: string): string | unde
             ? [a[1]!, a[2]!]
             : [a],
     );
-  if (!chars.every((c) => x.test(c))) return undefined;
+  if (!takesAll(loop[1]!, flags, chars)) return undefined;
   return `${lit}(?<!${lit}${loop[1]}*?${lit})${source.slice(lit.length)}`;
 }
 
@@ -396,9 +405,8 @@ const jsLineStart = '^(?<!\\r)(?!(?<=\\n)(?![\\s\\S]))';
 export function lineStartLoopGuarded(source: string, flags: string): string | undefined {
   if (!flags.includes('m') || !source.startsWith(jsLineStart)) return undefined;
   const rest = source.slice(jsLineStart.length);
-  const loop = /^(\[(?:[^\]\\]|\\.)*\]|\\[dDwWsS]|\\x[0-9A-Fa-f]{2}|\.)(?:[+*]|\{\d+,\})/.exec(rest);
-  if (!loop || topLevelAlternative(source)) return undefined;
-  if (!new RegExp(`^${loop[1]}$`, flags.replace(/[gy]/g, '')).test('\n')) return undefined;
+  const loop = loopAtStart.exec(rest);
+  if (!loop || topLevelAlternative(source) || !takesAll(loop[1]!, flags, ['\n'])) return undefined;
   return `${jsLineStart}(?<!\\n\\n)(?<!(?<![\\s\\S])\\n)${rest}`;
 }
 
