@@ -1,5 +1,5 @@
 // The community rules' pcres on subjects built against them: each expression's first exec over a buffer
-// as the engine runs it (guarded where `leadingLoopGuarded` or `literalLoopGuarded` applies, bounded in
+// as the engine runs it (guarded where `firstExecGuarded` finds a shape it can guard, bounded in
 // backtracks as always) against the same bounded expression unguarded, side by side in one process, over
 // the same subjects. V8 tries every start position and its backtrack bound does not count a loop's steps,
 // so an expression such as `filename=[^\n]*\.jpeg` is quadratic in a buffer of repeated `filename=`; the

@@ -55,7 +55,7 @@ import {
   newMailAnomalies,
 } from './mail.js';
 import { type MimeAnomalies, type MimeOptions, newMimeAnomalies, parseMime } from './mime.js';
-import { leadingLoopGuarded, lineStartLoopGuarded, literalLoopGuarded, translatePcre } from './pcre.js';
+import { firstExecGuarded, translatePcre } from './pcre.js';
 import { defaultMatcherOptions, IdList, MultiMatcher } from './prefilter.js';
 import { type RejectTarget, rejectTargetOf } from './reject.js';
 import { bufferKeywords, type ContentMatch, protocolKeywords, type Rule } from './rules.js';
@@ -784,8 +784,7 @@ type Step =
       /** reNoFinalNewline's with the g flag: for a text that does not end with LF. */
       reGNoFinalNewline: RegExp | undefined;
       /**
-       * For the first exec from the start of a text: reG and reGNoFinalNewline guarded (`leadingLoopGuarded`,
-       * `literalLoopGuarded`, `lineStartLoopGuarded`).
+       * For the first exec from the start of a text: reG and reGNoFinalNewline guarded (`firstExecGuarded`).
        */
       reGFirst: RegExp | undefined;
       reGFirstNoFinalNewline: RegExp | undefined;
@@ -2775,10 +2774,7 @@ export class Engine {
           if (p.buffer) buf = p.buffer;
           const nf = p.reNoFinalNewline;
           const guarded = (r: RegExp) => {
-            const g =
-              leadingLoopGuarded(r.source) ??
-              literalLoopGuarded(r.source, r.flags) ??
-              lineStartLoopGuarded(r.source, r.flags);
+            const g = firstExecGuarded(r.source, r.flags);
             return g === undefined ? undefined : this.pcreRegExp(g, `${r.flags}g`);
           };
           const reG = this.pcreRegExp(p.re.source, `${p.re.flags}g`);
@@ -3998,7 +3994,7 @@ export class Engine {
     }
   }
 
-  /** With `profileRules`: every rule evaluated so far, the most total time first. */
+  /** With `profileRules`: every rule evaluated so far, the most total time first (none without it). */
   ruleProfile(): RuleProfileRow[] {
     return this.compiled
       .filter((c) => c.profChecks > 0)

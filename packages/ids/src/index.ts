@@ -134,6 +134,7 @@ export {
 } from './pcap.js';
 export {
   compilePcre,
+  firstExecGuarded,
   leadingLoopGuarded,
   lineStartLoopGuarded,
   literalLoopGuarded,

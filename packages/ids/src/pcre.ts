@@ -410,6 +410,16 @@ export function lineStartLoopGuarded(source: string, flags: string): string | un
   return `${jsLineStart}(?<!\\n\\n)(?<!(?<![\\s\\S])\\n)${rest}`;
 }
 
+/**
+ * The source a translated pcre's first exec from the start of a text runs: one of the guards above where
+ * its shape allows (the same first match, fewer starts tried), else undefined (the plain source).
+ */
+export function firstExecGuarded(source: string, flags: string): string | undefined {
+  return (
+    leadingLoopGuarded(source) ?? literalLoopGuarded(source, flags) ?? lineStartLoopGuarded(source, flags)
+  );
+}
+
 /** Whether the source has a `|` outside every group and class. */
 function topLevelAlternative(source: string): boolean {
   let depth = 0;

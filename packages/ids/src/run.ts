@@ -450,7 +450,7 @@ export async function runCapture(
     ruleFaults: [...engine.ruleFaults].map(([rule, error]) => ({ rule, error })),
     ruleLatency: latencyRows(engine.ruleLatency),
     packetFaults: [...engine.packetFaults],
-    ruleProfile: engine.opts.profileRules ? engine.ruleProfile() : [],
+    ruleProfile: engine.ruleProfile(),
     ...(opts.ips && { verdicts }),
   };
 }

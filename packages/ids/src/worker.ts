@@ -296,7 +296,7 @@ function flushed(e: Engine, last: { pcapCnt: number; tsUs: number }): Flushed {
     ruleFaults: [...e.ruleFaults],
     ruleLatency: [...e.ruleLatency],
     packetFaults: [...e.packetFaults],
-    ruleProfile: e.opts.profileRules ? e.ruleProfile() : [],
+    ruleProfile: e.ruleProfile(),
   };
 }
 
