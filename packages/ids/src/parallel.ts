@@ -599,38 +599,42 @@ function firstFaults(done: { ruleFaults: [string, string][] }[]): { rule: string
   return [...faults].map(([rule, error]) => ({ rule, error }));
 }
 
+/**
+ * Several engines' records of a rule as one: each count summed, the `slowest` field (a time) the largest;
+ * fields that are not numbers kept from the first.
+ */
+function mergeByRule<T extends object>(entries: Iterable<[string, T]>, slowest: keyof T): Map<string, T> {
+  const m = new Map<string, T>();
+  for (const [rule, x] of entries) {
+    const had = m.get(rule) as Record<string, unknown> | undefined;
+    if (!had) {
+      m.set(rule, { ...x });
+      continue;
+    }
+    for (const [k, v] of Object.entries(x))
+      if (typeof v === 'number')
+        had[k] = k === slowest ? Math.max(had[k] as number, v) : (had[k] as number) + v;
+  }
+  return m;
+}
+
 /** The workers' rule latency records, a rule's counts summed and its slowest evaluation kept. */
 function mergeLatency(
   done: { ruleLatency: [string, RuleLatencyRecord][] }[],
 ): Map<string, RuleLatencyRecord> {
-  const m = new Map<string, RuleLatencyRecord>();
-  for (const r of done)
-    for (const [rule, x] of r.ruleLatency) {
-      const had = m.get(rule);
-      if (!had) m.set(rule, { ...x });
-      else {
-        had.timeouts += x.timeouts;
-        had.suspensions += x.suspensions;
-        had.slowestUs = Math.max(had.slowestUs, x.slowestUs);
-      }
-    }
-  return m;
+  return mergeByRule(
+    done.flatMap((r) => r.ruleLatency),
+    'slowestUs',
+  );
 }
 
 /** The workers' rule profiles as one: a rule's evaluations and time summed, its slowest kept. */
 export function mergeProfiles(profiles: RuleProfileRow[][]): RuleProfileRow[] {
-  const m = new Map<string, RuleProfileRow>();
-  for (const rows of profiles)
-    for (const x of rows) {
-      const had = m.get(x.rule);
-      if (!had) m.set(x.rule, { ...x });
-      else {
-        had.checks += x.checks;
-        had.totalUs += x.totalUs;
-        had.maxUs = Math.max(had.maxUs, x.maxUs);
-      }
-    }
-  return [...m.values()].sort((a, b) => b.totalUs - a.totalUs);
+  const rows = mergeByRule(
+    profiles.flat().map((x) => [x.rule, x] as [string, RuleProfileRow]),
+    'maxUs',
+  );
+  return [...rows.values()].sort((a, b) => b.totalUs - a.totalUs);
 }
 
 function sumStats(xs: EngineStats[]): EngineStats {
