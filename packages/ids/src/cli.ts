@@ -14,6 +14,7 @@ import {
   alertFast,
   eveJson,
   type PacketLatencyOptions,
+  pcreStepsMaxDefault,
   type RuleLatencyOptions,
   type RuleProfileRow,
 } from './detect.js';
@@ -40,7 +41,7 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
                   [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]] [--packet-latency US [--fastpath]]
-                  [--latency-alerts] [--profile-rules N]
+                  [--latency-alerts] [--profile-rules N] [--pcre-steps N]
 
   FILE                 a pcap or pcapng capture; - reads one from standard input (tcpdump -w - | ...)
   --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
@@ -88,6 +89,9 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
   --profile-rules N    time every rule evaluation (Snort 3's profiler.rules) and list the N rules that took
                        the most time, with their evaluations, total and slowest time, on stderr and in
                        the stats (over all captures)
+  --pcre-steps N       a pcre with a backreference runs in a matcher that counts its steps: an exec
+                       past N fails (no match; counted in the stats as pcreStepLimits, as PCRE's match
+                       limit; default ${pcreStepsMaxDefault}; 0: V8's RegExp, quadratic on such pcres)
 
 Example:
   strata ids --rules ../shared/ids/rules/snort3-community.rules --pcap ../shared/ids/traces/ndpi-mix-a.pcap --format json`,
@@ -119,6 +123,7 @@ Example:
       fastpath: { type: 'boolean' },
       'latency-alerts': { type: 'boolean' },
       'profile-rules': { type: 'string' },
+      'pcre-steps': { type: 'string' },
     });
     const ips = values.ips === true;
     if (values.out !== undefined && !ips) throw new UsageError('--out FILE needs --ips');
@@ -171,6 +176,7 @@ Example:
         : parseBytes(values['reassembly-depth'], '--reassembly-depth');
     const ruleLatency = ruleLatencyFlags(values);
     const profileTop = wholeFlag(values, 'profile-rules', 1);
+    const pcreSteps = wholeFlag(values, 'pcre-steps', 0);
     const profiles: RuleProfileRow[][] = [];
     const packetLatency = packetLatencyFlags(values);
     if (values['latency-alerts'] === true) {
@@ -283,6 +289,7 @@ Example:
           ...(ruleLatency && { ruleLatency }),
           ...(packetLatency && { packetLatency }),
           ...(profileTop !== undefined && { profileRules: true }),
+          ...(pcreSteps !== undefined && { pcreStepsMax: pcreSteps }),
           ...(ips && { ips }),
           ...(actionOrder && { actionOrder }),
           ...(values.out !== undefined && { out: resolve(io.cwd, values.out) }),
@@ -320,6 +327,10 @@ Example:
       if (r.stats.packetTimeouts > 0)
         io.stderr.write(
           `strata ids: ${p}: ${r.stats.packetTimeouts} packets over ${packetLatency!.maxUs} us of detection${packetLatency!.fastpath ? `, ${r.stats.packetsFastpathed} fastpathed (their remaining rules not evaluated)` : ''}\n`,
+        );
+      if (r.stats.pcreStepLimits > 0)
+        io.stderr.write(
+          `strata ids: ${p}: ${r.stats.pcreStepLimits} pcre execs ran out of steps (--pcre-steps) and did not match\n`,
         );
       if (r.stats.ruleEvalTimeouts > 0) {
         const shown = r.ruleLatency
@@ -445,8 +456,9 @@ Example:
 
 export const commands: Command[] = [idsCmd];
 
-/** The engine's rule and packet latency counters, summed over the captures into the stats. */
+/** The engine's rule and packet latency counters and its pcre step limits, summed over the captures into the stats. */
 const latencyCounters = [
+  'pcreStepLimits',
   'ruleEvalsTimed',
   'ruleEvalTimeouts',
   'ruleSuspensions',

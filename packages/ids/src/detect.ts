@@ -68,6 +68,7 @@ import {
   sipMethodMatch,
   sipStatMatch,
 } from './sip.js';
+import { type PcreExec, StepBoundedRegExp, StepsSyntaxError } from './steps.js';
 import {
   type Chunk,
   copyBytes,
@@ -185,6 +186,14 @@ export interface EngineOptions {
    */
   pcreBacktracksMax?: number;
   /**
+   * A pcre with a backreference runs in `StepBoundedRegExp` (steps.ts) with this budget of steps per exec
+   * (every instruction, every character a loop takes or a backreference compares, every backtrack); an
+   * exec past it fails, counted in `EngineStats.pcreStepLimits`, as PCRE's match limit fails one. Such
+   * pcres are quadratic in their buffer under V8's backtrack bound (see the README's "A bound on pcre
+   * steps"). Default `pcreStepsMaxDefault`; 0: they run in V8's RegExp as the others do.
+   */
+  pcreStepsMax?: number;
+  /**
    * Rule latency (Snort 3's `latency.rule`; off by default, as there): each rule evaluation is timed, one
    * that takes more than `maxUs` microseconds is a timeout, and with `suspend` a rule that has timed out
    * `suspendThreshold` times (default 5) is not evaluated (no match) for `maxSuspendMs` milliseconds
@@ -229,6 +238,13 @@ export const inspectionRecursionMaxDefault = 3000;
  * the alerts they raise without a bound (with a bound of 1 too), and every conformance case passes.
  */
 export const pcreBacktracksMaxDefault = 10_000;
+
+/**
+ * The default budget of one exec of a pcre with a backreference (`EngineOptions.pcreStepsMax`): about 5 ms
+ * of a core here at most (5 ns a step); the community rules' `((\w+)...\x3a=...\2...)` family over 8 KiB
+ * of letters needs more than 10 million, and took 31 ms an exec in V8.
+ */
+export const pcreStepsMaxDefault = 1_000_000;
 
 /** The verdict on the packet `Engine.inspect` looked at last. */
 export interface PacketVerdict {
@@ -780,14 +796,14 @@ type Step =
       kind: 'pcre';
       re: RegExp;
       /** The same expression with the g flag: exec from lastIndex (one instance per step, reused). */
-      reG: RegExp;
+      reG: PcreExec;
       /** reNoFinalNewline's with the g flag: for a text that does not end with LF. */
-      reGNoFinalNewline: RegExp | undefined;
+      reGNoFinalNewline: PcreExec | undefined;
       /**
        * For the first exec from the start of a text: reG and reGNoFinalNewline guarded (`firstExecGuarded`).
        */
-      reGFirst: RegExp | undefined;
-      reGFirstNoFinalNewline: RegExp | undefined;
+      reGFirst: PcreExec | undefined;
+      reGFirstNoFinalNewline: PcreExec | undefined;
       /** The first execs' expressions by number, the same for the same expression in any rule (`firstMatches`). */
       firstId: number;
       firstIdNoFinalNewline: number;
@@ -1810,6 +1826,8 @@ export interface EngineStats {
    * engine's): the packet's inspection ends there, the run goes on; the first ones in `Engine.packetFaults`.
    */
   packetFaults: number;
+  /** Execs of a pcre with a backreference that ran out of steps (`EngineOptions.pcreStepsMax`): no match. */
+  pcreStepLimits: number;
   /** With `EngineOptions.ruleLatency`: rule evaluations timed, over `maxUs`, suspensions, re-enables. */
   ruleEvalsTimed: number;
   ruleEvalTimeouts: number;
@@ -1898,6 +1916,7 @@ export class Engine {
     rulesEvaluated: 0,
     ruleFaults: 0,
     packetFaults: 0,
+    pcreStepLimits: 0,
     ruleEvalsTimed: 0,
     ruleEvalTimeouts: 0,
     ruleSuspensions: 0,
@@ -2620,18 +2639,33 @@ export class Engine {
   /** Numbers of the pcres' first-exec expressions (source and flags), for `firstMatches`. */
   private readonly pcreIds = new Map<string, number>();
 
-  private pcreId(re: RegExp): number {
+  private pcreId(re: PcreExec): number {
     const key = `${re.flags}/${re.source}`;
     let id = this.pcreIds.get(key);
     if (id === undefined) this.pcreIds.set(key, (id = this.pcreIds.size));
     return id;
   }
 
-  /** A rule's pcre as it runs on traffic: bounded in its backtracking (`pcreBacktracksMax`). */
-  private pcreRegExp(source: string, flags: string): RegExp {
+  /**
+   * A rule's pcre as it runs on traffic: with a backreference, in the step machine (`pcreStepsMax`);
+   * otherwise a RegExp bounded in its backtracking (`pcreBacktracksMax`).
+   */
+  private pcreRegExp(source: string, flags: string): PcreExec {
+    const steps = this.opts.pcreStepsMax ?? pcreStepsMaxDefault;
+    if (steps > 0 && StepBoundedRegExp.hasBackreference(source)) {
+      try {
+        return new StepBoundedRegExp(source, flags, steps, this.countPcreStepLimit);
+      } catch (e) {
+        if (!(e instanceof StepsSyntaxError)) throw e; // syntax the machine does not read: V8's, as before
+      }
+    }
     const max = this.opts.pcreBacktracksMax ?? pcreBacktracksMaxDefault;
     return max === 0 ? new RegExp(source, flags) : boundedRegExp(source, flags, max);
   }
+
+  private readonly countPcreStepLimit = () => {
+    this.stats.pcreStepLimits++;
+  };
 
   private compile(r: Rule): Compiled | undefined {
     const protos: Record<string, number | 'ip'> = {
@@ -2773,11 +2807,12 @@ export class Engine {
           if (typeof p === 'string') throw new Error(`pcre '${v.slice(0, 40)}': ${p}`);
           if (p.buffer) buf = p.buffer;
           const nf = p.reNoFinalNewline;
+          const reG = this.pcreRegExp(p.re.source, `${p.re.flags}g`);
+          // the step machine's budget bounds every start: it needs no guard
           const guarded = (r: RegExp) => {
-            const g = firstExecGuarded(r.source, r.flags);
+            const g = reG instanceof StepBoundedRegExp ? undefined : firstExecGuarded(r.source, r.flags);
             return g === undefined ? undefined : this.pcreRegExp(g, `${r.flags}g`);
           };
-          const reG = this.pcreRegExp(p.re.source, `${p.re.flags}g`);
           const reGNoFinalNewline = nf && this.pcreRegExp(nf.source, `${nf.flags}g`);
           const reGFirst = guarded(p.re);
           const reGFirstNoFinalNewline = nf && guarded(nf);

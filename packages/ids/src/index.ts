@@ -38,6 +38,7 @@ export {
   type PacketLatencyOptions,
   type PacketVerdict,
   pcreBacktracksMaxDefault,
+  pcreStepsMaxDefault,
   portGroupsMax,
   portTest,
   type RuleLatencyOptions,
@@ -172,6 +173,7 @@ export {
   runCapture,
   type Verdict,
 } from './run.js';
+export { type PcreExec, StepBoundedRegExp, type StepsMatch, StepsSyntaxError } from './steps.js';
 export {
   type Chunk,
   type InsertResult,

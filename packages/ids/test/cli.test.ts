@@ -176,7 +176,8 @@ describe('strata ids --reader', () => {
 describe('strata ids --rule-latency, --packet-latency', () => {
   it('lists the rules over the bound and, with --rule-suspend, stops evaluating one past its count', async () => {
     // a pcre no guard applies to (a backreference to its leading word): over 8 KiB of letters each exec
-    // tries every start, tens of milliseconds, far past the 1 ms bound on any machine
+    // tries every start, tens of milliseconds in V8's RegExp (--pcre-steps 0), far past the 1 ms bound on
+    // any machine
     writeFileSync(
       join(dir, 'slow.rules'),
       'alert tcp-pkt any any -> any 8080 (msg:"slow"; content:"zz"; pcre:"/(\\w+)\\s*:=.*\\1/si"; sid:9;)\n',
@@ -189,7 +190,11 @@ describe('strata ids --rule-latency, --packet-latency', () => {
     writeFileSync(join(dir, 'slow.pcap'), encodePcap(frames));
     const run = async (...more: string[]) => {
       const c = captureIo('', {}, dir);
-      const rc = await runCommand(commands[0]!, ['--rules', 'slow.rules', 'slow.pcap', ...more], c.io);
+      const rc = await runCommand(
+        commands[0]!,
+        ['--rules', 'slow.rules', 'slow.pcap', '--pcre-steps', '0', ...more],
+        c.io,
+      );
       return { rc, out: c.stdout(), err: c.stderr() };
     };
     const counted = await run('--rule-latency', '1000', '--quiet');
@@ -252,7 +257,7 @@ describe('strata ids --rule-latency, --packet-latency', () => {
       const c = captureIo('', {}, dir);
       const rc = await runCommand(
         commands[0]!,
-        ['--rules', 'slow2.rules', 'slow.pcap', '--quiet', ...more],
+        ['--rules', 'slow2.rules', 'slow.pcap', '--quiet', '--pcre-steps', '0', ...more],
         c.io,
       );
       return { rc, alerts: c.stdout().trim().split('\n').filter(Boolean).length, err: c.stderr() };
@@ -279,5 +284,55 @@ describe('strata ids --rule-latency, --packet-latency', () => {
       [['--rule-latency', '10', '--rule-suspend', '0'], /--rule-suspend: expected a whole number from 1/],
     ] as const)
       expect(await run(...args), args.join(' ')).toMatchObject({ rc: 2, err: expect.stringMatching(why) });
+  }, 60_000);
+
+  it('ends a backreference pcre past --pcre-steps as no match, and says how many', async () => {
+    // six packets of 8 KiB of letters, and a pcre with \1 (V8 takes tens of ms an exec over each)
+    writeFileSync(
+      join(dir, 'steps.rules'),
+      'alert tcp-pkt any any -> any 8080 (msg:"slow"; content:"zz"; pcre:"/(\\w+)\\s*:=.*\\1/si"; sid:9;)\n',
+    );
+    const frames = [0, 1, 2, 3, 4, 5].map((i) => ({
+      tsUs: 1_700_000_000e6 + i,
+      data: tcpFrame({ sp: 31_000 + i, dp: 8080, seq: 1, payload: `${'a'.repeat(8190)}zz` }),
+    }));
+    writeFileSync(join(dir, 'steps.pcap'), encodePcap(frames));
+    const run = async (...more: string[]) => {
+      const c = captureIo('', {}, dir);
+      const rc = await runCommand(
+        commands[0]!,
+        ['--rules', 'steps.rules', 'steps.pcap', '--quiet', ...more],
+        c.io,
+      );
+      return { rc, out: c.stdout(), err: c.stderr() };
+    };
+    const bounded = await run('--stats', 'steps.json');
+    expect(bounded).toEqual({
+      rc: 0,
+      out: '',
+      err: 'strata ids: steps.pcap: 6 pcre execs ran out of steps (--pcre-steps) and did not match\n',
+    });
+    expect(JSON.parse(readFileSync(join(dir, 'steps.json'), 'utf8')).pcreStepLimits).toBe(6);
+    const workers = await run('--workers', '2', '--pcre-steps', '50000');
+    expect(workers.err).toBe(
+      'strata ids: steps.pcap: 6 pcre execs ran out of steps (--pcre-steps) and did not match\n',
+    );
+    // a match within the budget alerts: `aa := aa` at the end of the letters
+    const payload = `${'b '.repeat(2000)}aa := aazz`;
+    writeFileSync(
+      join(dir, 'fits.pcap'),
+      encodePcap([{ tsUs: 1_700_000_000e6, data: tcpFrame({ sp: 31_000, dp: 8080, seq: 1, payload }) }]),
+    );
+    const c = captureIo('', {}, dir);
+    expect(
+      await runCommand(commands[0]!, ['--rules', 'steps.rules', 'fits.pcap', '--stats', 'fits.json'], c.io),
+    ).toBe(0);
+    expect(c.stdout()).toMatch(/\[1:9:0\] slow/);
+    expect(JSON.parse(readFileSync(join(dir, 'fits.json'), 'utf8')).pcreStepLimits).toBe(0);
+    for (const bad of ['-1', '1.5', 'x'])
+      expect(await run(`--pcre-steps=${bad}`)).toMatchObject({
+        rc: 2,
+        err: `strata ids: --pcre-steps: expected a whole number from 0, got '${bad}'\n`,
+      });
   }, 60_000);
 });

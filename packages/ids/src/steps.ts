@@ -1,0 +1,817 @@
+/**
+ * A JavaScript regular expression (no u or v flag) run by a backtracking machine of our own that counts
+ * its steps: an exec that needs more than its budget ends as no match, as PCRE's match limit ends one.
+ *
+ * Why: V8's bound on a RegExp (`boundedRegExp` in @strata/cli) counts backtracks, not the characters a
+ * greedy loop takes or the starts it tries, and no guard can skip starts of an expression whose
+ * backreference makes a match inside a word independent of one a character earlier. So a pcre such as
+ * the community rules' `((\w+)[\r\n\s]*\x3a=...=>[\r\n\s]*\2|...)/si` costs time quadratic in its subject
+ * (41-89 ms over 8 KiB of letters, seconds over 64 KiB). Here every step counts: each instruction run,
+ * each character a loop takes, each character a backreference compares, each backtrack.
+ *
+ * Semantics are ECMAScript's (ECMA-262, 22.2.2 "Pattern Semantics", with Annex B's syntax as far as
+ * below): leftmost match, alternatives in order, greedy and lazy counts, a quantified group's captures
+ * cleared at each iteration and an iteration past the minimum that matches empty refused, lookarounds
+ * atomic (a negative one leaves its groups unset), a lookbehind's body matched right to left, a
+ * backreference to an unset group matching empty, ^ $ \b \B with m. What one character matches (a
+ * literal, an escape, a class, the dot under s and i) is asked of V8 itself, once per distinct atom, over
+ * the 256 characters of a latin1 subject: subjects are latin1 text (every code unit below 0x100), as the
+ * engine's are. Syntax outside that (a `{` that is not a count, a legacy octal escape, a quantified
+ * assertion, `\k` without named groups) is refused with the place.
+ */
+
+/** Thrown while compiling: what is not supported, and where. */
+export class StepsSyntaxError extends SyntaxError {}
+
+type Node =
+  | { t: 'set'; set: Uint8Array }
+  | { t: 'seq'; items: Node[] }
+  | { t: 'alt'; alts: Node[] }
+  | { t: 'group'; n: number; body: Node }
+  | { t: 'rep'; min: number; max: number; greedy: boolean; body: Node; capFrom: number; capTo: number }
+  | { t: 'look'; behind: boolean; negative: boolean; body: Node; capFrom: number; capTo: number }
+  | { t: 'ref'; n: number; name?: string }
+  | { t: 'assert'; k: '^' | '$' | 'b' | 'B' };
+
+// ---- what one character atom matches, asked of V8
+
+const setCache = new Map<string, Uint8Array>();
+
+function charSet(atom: string, i: boolean, s: boolean): Uint8Array {
+  const flags = (i ? 'i' : '') + (s ? 's' : '');
+  const key = `${flags}/${atom}`;
+  let set = setCache.get(key);
+  if (set) return set;
+  const re = new RegExp(`^(?:${atom})$`, flags);
+  set = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) set[c] = re.test(String.fromCharCode(c)) ? 1 : 0;
+  setCache.set(key, set);
+  return set;
+}
+
+/** ECMAScript's Canonicalize without u (22.2.2.7.3) over latin1: what i compares backreferences by. */
+const canon = new Int32Array(256);
+for (let c = 0; c < 256; c++) {
+  const u = String.fromCharCode(c).toUpperCase();
+  canon[c] = u.length !== 1 || (c >= 128 && u.charCodeAt(0) < 128) ? c : u.charCodeAt(0);
+}
+
+const notLatin1 = /[^\x00-\xFF]/;
+const isWord = (c: number) =>
+  (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || (c >= 0x61 && c <= 0x7a);
+const isLineEnd = (c: number) => c === 0x0a || c === 0x0d || c === 0x2028 || c === 0x2029;
+
+// ---- the parser
+
+class Parser {
+  i = 0;
+  groups = 0;
+  readonly names = new Map<string, number>();
+  readonly refs: { t: 'ref'; n: number; name?: string }[] = [];
+  readonly totalGroups: number;
+
+  constructor(
+    readonly src: string,
+    readonly ci: boolean,
+    readonly dotAll: boolean,
+  ) {
+    this.totalGroups = countGroups(src);
+  }
+
+  fail(what: string): never {
+    throw new StepsSyntaxError(`${what} at offset ${this.i} of /${this.src}/`);
+  }
+
+  parse(): Node {
+    const n = this.alt();
+    if (this.i < this.src.length) this.fail(`unmatched ')'`);
+    for (const r of this.refs) {
+      if (r.name === undefined) continue;
+      const n = this.names.get(r.name);
+      if (n === undefined) this.fail(`\\k<${r.name}> names no group`);
+      r.n = n;
+    }
+    return n;
+  }
+
+  private alt(): Node {
+    const alts = [this.seq()];
+    while (this.src[this.i] === '|') {
+      this.i++;
+      alts.push(this.seq());
+    }
+    return alts.length === 1 ? alts[0]! : { t: 'alt', alts };
+  }
+
+  private seq(): Node {
+    const items: Node[] = [];
+    while (this.i < this.src.length && this.src[this.i] !== '|' && this.src[this.i] !== ')') {
+      items.push(this.term());
+    }
+    return items.length === 1 ? items[0]! : { t: 'seq', items };
+  }
+
+  private term(): Node {
+    const { src } = this;
+    const c = src[this.i]!;
+    if (c === '^' || c === '$') {
+      this.i++;
+      return this.unquantified({ t: 'assert', k: c });
+    }
+    if (c === '\\' && (src[this.i + 1] === 'b' || src[this.i + 1] === 'B')) {
+      this.i += 2;
+      return this.unquantified({ t: 'assert', k: src[this.i - 1] as 'b' | 'B' });
+    }
+    const capFrom = this.groups + 1;
+    let atom: Node;
+    if (c === '(') {
+      const look = /^\(\?(<?)([=!])/.exec(src.slice(this.i, this.i + 4));
+      if (look) {
+        this.i += look[0].length;
+        const body = this.alt();
+        this.close();
+        return this.unquantified({
+          t: 'look',
+          behind: look[1] === '<',
+          negative: look[2] === '!',
+          body,
+          capFrom,
+          capTo: this.groups + 1,
+        });
+      }
+      if (src.startsWith('(?:', this.i)) {
+        this.i += 3;
+        atom = this.alt();
+        this.close();
+      } else {
+        let name: string | undefined;
+        if (src.startsWith('(?', this.i)) {
+          const m = /^\(\?<([A-Za-z_$][\w$]*)>/.exec(src.slice(this.i));
+          if (!m) this.fail('unsupported group');
+          name = m[1]!;
+          this.i += m[0].length;
+        } else this.i++;
+        const n = ++this.groups;
+        if (name !== undefined) {
+          if (this.names.has(name)) this.fail(`group name '${name}' repeated`);
+          this.names.set(name, n);
+        }
+        const body = this.alt();
+        this.close();
+        atom = { t: 'group', n, body };
+      }
+    } else atom = this.atom();
+    return this.quantified(atom, capFrom);
+  }
+
+  private close(): void {
+    if (this.src[this.i] !== ')') this.fail(`expected ')'`);
+    this.i++;
+  }
+
+  private unquantified(n: Node): Node {
+    if (this.quantifierAhead()) this.fail('a quantifier after an assertion');
+    return n;
+  }
+
+  private quantifierAhead(): boolean {
+    const c = this.src[this.i];
+    return (
+      c === '*' || c === '+' || c === '?' || (c === '{' && /^\{\d+(,\d*)?\}/.test(this.src.slice(this.i)))
+    );
+  }
+
+  private quantified(body: Node, capFrom: number): Node {
+    const { src } = this;
+    const c = src[this.i];
+    let min: number;
+    let max: number;
+    if (c === '*') [min, max] = [0, Infinity];
+    else if (c === '+') [min, max] = [1, Infinity];
+    else if (c === '?') [min, max] = [0, 1];
+    else if (c === '{') {
+      const m = /^\{(\d+)(,(\d*))?\}/.exec(src.slice(this.i));
+      if (!m) this.fail(`'{' that is not a count`);
+      min = Number(m[1]);
+      max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3]);
+      if (max < min) this.fail('numbers out of order in a count');
+      this.i += m[0].length - 1;
+    } else return body;
+    this.i++;
+    const greedy = src[this.i] !== '?';
+    if (!greedy) this.i++;
+    if (this.quantifierAhead()) this.fail('nothing to repeat');
+    return { t: 'rep', min, max, greedy, body, capFrom, capTo: this.groups + 1 };
+  }
+
+  /** One character atom or a backreference. */
+  private atom(): Node {
+    const { src } = this;
+    const at = this.i;
+    const c = src[at]!;
+    if (c === '*' || c === '+' || c === '?' || c === '{') this.fail('nothing to repeat');
+    if (c === '[') {
+      let j = at + 1;
+      if (src[j] === '^') j++;
+      while (j < src.length && src[j] !== ']') j += src[j] === '\\' ? 2 : 1;
+      if (j >= src.length) this.fail('unterminated character class');
+      this.i = j + 1;
+      return this.set(src.slice(at, this.i));
+    }
+    if (c !== '\\') {
+      this.i++;
+      return this.set(c);
+    }
+    const e = src[at + 1];
+    if (e === undefined) this.fail('\\ at the end of the pattern');
+    if (e >= '1' && e <= '9') {
+      const m = /^\d+/.exec(src.slice(at + 1))!;
+      const n = Number(m[0]);
+      if (n > this.totalGroups) this.fail(`\\${m[0]} (a legacy octal escape) is not supported`);
+      this.i = at + 1 + m[0].length;
+      const r = { t: 'ref' as const, n };
+      this.refs.push(r);
+      return r;
+    }
+    if (e === 'k') {
+      const m = /^\\k<([A-Za-z_$][\w$]*)>/.exec(src.slice(at));
+      if (!m || this.totalNamed() === 0) this.fail('\\k without a named group');
+      this.i = at + m[0].length;
+      const r = { t: 'ref' as const, n: 0, name: m[1]! };
+      this.refs.push(r);
+      return r;
+    }
+    if (e === '0' && /[0-9]/.test(src[at + 2] ?? '')) this.fail('a legacy octal escape is not supported');
+    let len = 2;
+    if (e === 'x' && /^[0-9A-Fa-f]{2}/.test(src.slice(at + 2))) len = 4;
+    else if (e === 'u' && /^[0-9A-Fa-f]{4}/.test(src.slice(at + 2))) len = 6;
+    else if (e === 'c' && /^[A-Za-z]/.test(src[at + 2] ?? '')) len = 3;
+    else if (e === 'c') this.fail('\\c without a letter is not supported');
+    this.i = at + len;
+    return this.set(src.slice(at, this.i));
+  }
+
+  private totalNamed(): number {
+    return (this.src.match(/\(\?<[A-Za-z_$]/g) ?? []).length;
+  }
+
+  private set(atom: string): Node {
+    return { t: 'set', set: charSet(atom, this.ci, this.dotAll) };
+  }
+}
+
+/** Capturing groups in a source: `(` not followed by `?`, or `(?<name>`; outside classes and escapes. */
+function countGroups(src: string): number {
+  let n = 0;
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    if (c === '\\') i++;
+    else if (c === '[') {
+      i++;
+      if (src[i] === '^') i++;
+      while (i < src.length && src[i] !== ']') i += src[i] === '\\' ? 2 : 1;
+    } else if (c === '(' && (src[i + 1] !== '?' || /^\(\?<[A-Za-z_$]/.test(src.slice(i, i + 4)))) n++;
+  }
+  return n;
+}
+
+// ---- the program
+
+enum Op {
+  Set,
+  /** A count over one character set: its loop runs in place, one backtrack entry for all of it. */
+  Star,
+  Split,
+  Jmp,
+  Open,
+  Close,
+  Assert,
+  Ref,
+  Look,
+  RepInit,
+  RepLoop,
+  RepBody,
+  RepEnd,
+  Match,
+}
+
+interface Ins {
+  op: Op;
+  set?: Uint8Array;
+  min?: number;
+  max?: number;
+  greedy?: boolean;
+  /** Split: the other branch; Jmp, RepLoop: where to; RepEnd: the loop's RepLoop. */
+  to?: number;
+  /** RepLoop: the body's first instruction. */
+  body?: number;
+  /** Open, Close, Ref: the group; RepInit, RepLoop, RepBody, RepEnd: the count's first register. */
+  n: number;
+  k?: '^' | '$' | 'b' | 'B';
+  sub?: Program;
+  negative?: boolean;
+  capFrom?: number;
+  capTo?: number;
+}
+
+interface Program {
+  code: Ins[];
+  /** -1: forward, 1: backward (a lookbehind's body). */
+  back: boolean;
+}
+
+class Compiler {
+  /** Registers past the captures' 2 per group (0 included) and the open positions' 1 per group. */
+  regs: number;
+  constructor(readonly groups: number) {
+    this.regs = 3 * (groups + 1);
+  }
+
+  program(node: Node, back: boolean): Program {
+    const code: Ins[] = [];
+    this.emit(node, back, code);
+    code.push({ op: Op.Match, n: 0 });
+    return { code, back };
+  }
+
+  private emit(node: Node, back: boolean, code: Ins[]): void {
+    switch (node.t) {
+      case 'set':
+        code.push({ op: Op.Set, set: node.set, n: 0 });
+        return;
+      case 'seq': {
+        const items = back ? [...node.items].reverse() : node.items;
+        for (const it of items) this.emit(it, back, code);
+        return;
+      }
+      case 'alt': {
+        const jumps: Ins[] = [];
+        node.alts.forEach((a, k) => {
+          const split: Ins | undefined = k < node.alts.length - 1 ? { op: Op.Split, n: 0 } : undefined;
+          if (split) code.push(split);
+          this.emit(a, back, code);
+          if (split) {
+            const j: Ins = { op: Op.Jmp, n: 0 };
+            code.push(j);
+            jumps.push(j);
+            split.to = code.length;
+          }
+        });
+        for (const j of jumps) j.to = code.length;
+        return;
+      }
+      case 'group':
+        code.push({ op: Op.Open, n: node.n });
+        this.emit(node.body, back, code);
+        code.push({ op: Op.Close, n: node.n });
+        return;
+      case 'assert':
+        code.push({ op: Op.Assert, k: node.k, n: 0 });
+        return;
+      case 'ref':
+        code.push({ op: Op.Ref, n: node.n });
+        return;
+      case 'look':
+        code.push({
+          op: Op.Look,
+          n: 0,
+          sub: this.program(node.body, node.behind),
+          negative: node.negative,
+          capFrom: node.capFrom,
+          capTo: node.capTo,
+        });
+        return;
+      case 'rep': {
+        const { min, max, greedy } = node;
+        if (node.body.t === 'set') {
+          code.push({ op: Op.Star, set: node.body.set, min, max, greedy, n: 0 });
+          return;
+        }
+        const r = this.regs;
+        this.regs += 2; // the iteration count, and where the iteration under way started
+        code.push({ op: Op.RepInit, n: r });
+        const loop: Ins = { op: Op.RepLoop, n: r, min, max, greedy };
+        const at = code.length;
+        code.push(loop);
+        loop.body = code.length;
+        code.push({ op: Op.RepBody, n: r, capFrom: node.capFrom, capTo: node.capTo });
+        this.emit(node.body, back, code);
+        code.push({ op: Op.RepEnd, n: r, min, to: at });
+        loop.to = code.length;
+        return;
+      }
+    }
+  }
+}
+
+// ---- the machine
+
+/** Backtrack entries, 4 numbers each: a tag and its three values. */
+enum Bt {
+  /** Resume at (pc, pos). */
+  Alt,
+  /** Restore register a to b. */
+  Undo,
+  /** A greedy Star at pc from pos, to try again with count c. */
+  StarGreedy,
+  /** A lazy Star at pc from pos, to try again with count c. */
+  StarLazy,
+}
+
+const outOfSteps = Symbol('out of steps');
+
+/** What `exec` returns: RegExp's match array (index, the match and each group, undefined when unset). */
+export type StepsMatch = [string, ...(string | undefined)[]] & { index: number; input: string };
+
+/** What the engine execs a rule's pcre with: V8's RegExp or this machine. */
+export interface PcreExec {
+  lastIndex: number;
+  readonly source: string;
+  readonly flags: string;
+  exec(text: string): { index: number; 0: string } | null;
+}
+
+export class StepBoundedRegExp implements PcreExec {
+  lastIndex = 0;
+  readonly global: boolean;
+  readonly sticky: boolean;
+  /** Execs that ran out of steps (each ended as no match). */
+  limitHits = 0;
+  /** Steps the last exec took. */
+  lastSteps = 0;
+  private readonly main: Program;
+  private readonly regs: Int32Array;
+  private readonly groups: number;
+  private readonly multiline: boolean;
+  private readonly ignoreCase: boolean;
+  /** Characters a match can start with (skipping the others); undefined when a match can be empty. */
+  private readonly first: Uint8Array | undefined;
+  private stack = new Int32Array(256);
+  private sp = 0;
+  private steps = 0;
+  private text = '';
+
+  /**
+   * @param stepsMax the budget of one exec (every start it tries included); past it the exec returns null
+   *   and counts in `limitHits`. `onLimit` is called each time.
+   */
+  constructor(
+    readonly source: string,
+    readonly flags: string,
+    readonly stepsMax: number,
+    private readonly onLimit?: () => void,
+  ) {
+    if (!Number.isInteger(stepsMax) || stepsMax < 1)
+      throw new RangeError(`stepsMax must be a positive integer, got ${stepsMax}`);
+    const bad = /[^gimsy]/.exec(flags);
+    if (bad || new Set(flags).size !== flags.length)
+      throw new StepsSyntaxError(`flags '${flags}': only g, i, m, s and y, once each, are supported`);
+    new RegExp(source, flags); // the pattern's own errors, in V8's words
+    this.global = flags.includes('g');
+    this.sticky = flags.includes('y');
+    this.multiline = flags.includes('m');
+    this.ignoreCase = flags.includes('i');
+    const p = new Parser(source, this.ignoreCase, flags.includes('s'));
+    const ast = p.parse();
+    this.groups = p.groups;
+    const c = new Compiler(p.groups);
+    this.main = c.program(ast, false);
+    this.regs = new Int32Array(c.regs);
+    this.first = firstChars(ast);
+  }
+
+  /** Whether the expression holds a backreference (what the engine runs through this machine). */
+  static hasBackreference(source: string): boolean {
+    try {
+      const p = new Parser(source, false, false);
+      p.parse();
+      return p.refs.length > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  exec(text: string): StepsMatch | null {
+    const anchored = this.global || this.sticky;
+    let start = anchored ? this.lastIndex : 0;
+    if (start > text.length) {
+      if (anchored) this.lastIndex = 0;
+      return null;
+    }
+    const wide = notLatin1.exec(text);
+    if (wide)
+      throw new TypeError(
+        `StepBoundedRegExp reads latin1 text: a code unit above 0xFF at offset ${wide.index}`,
+      );
+    this.text = text;
+    this.steps = this.stepsMax;
+    const { first, regs } = this;
+    let end = -1;
+    try {
+      for (; start <= text.length; start++) {
+        if (!this.sticky && first !== undefined) {
+          while (start < text.length && first[text.charCodeAt(start) & 0xff] === 0) start++;
+          if (start === text.length) break;
+        }
+        regs.fill(-1, 0, 2 * (this.groups + 1));
+        this.sp = 0;
+        if (--this.steps < 0) throw outOfSteps;
+        end = this.run(this.main, start, 0);
+        if (end >= 0 || this.sticky) break;
+      }
+    } catch (e) {
+      if (e !== outOfSteps) throw e;
+      this.lastSteps = this.stepsMax;
+      this.limitHits++;
+      this.onLimit?.();
+      if (anchored) this.lastIndex = 0;
+      return null;
+    } finally {
+      this.text = '';
+    }
+    this.lastSteps = this.stepsMax - this.steps;
+    if (end < 0) {
+      if (anchored) this.lastIndex = 0;
+      return null;
+    }
+    if (anchored) this.lastIndex = end;
+    const m = [text.slice(start, end)] as unknown as StepsMatch;
+    for (let g = 1; g <= this.groups; g++) {
+      const s = regs[2 * g]!;
+      m.push(s < 0 ? undefined : text.slice(s, regs[2 * g + 1]!));
+    }
+    m.index = start;
+    m.input = text;
+    return m;
+  }
+
+  test(text: string): boolean {
+    return this.exec(text) !== null;
+  }
+
+  private push(tag: Bt, a: number, b: number, c: number): void {
+    if (this.sp + 4 > this.stack.length) {
+      const s = new Int32Array(this.stack.length * 2);
+      s.set(this.stack);
+      this.stack = s;
+    }
+    const st = this.stack;
+    st[this.sp] = tag;
+    st[this.sp + 1] = a;
+    st[this.sp + 2] = b;
+    st[this.sp + 3] = c;
+    this.sp += 4;
+  }
+
+  private setReg(r: number, v: number): void {
+    this.push(Bt.Undo, r, this.regs[r]!, 0);
+    this.regs[r] = v;
+  }
+
+  /** Runs a program from pos; its end position, or -1 when it cannot match (its entries popped to base). */
+  private run(p: Program, pos: number, base: number): number {
+    const { code, back } = p;
+    const { text, regs } = this;
+    const len = text.length;
+    const open = 2 * (this.groups + 1);
+    let pc = 0;
+    for (;;) {
+      if (--this.steps < 0) throw outOfSteps;
+      const ins = code[pc]!;
+      let ok = true;
+      switch (ins.op) {
+        case Op.Set: {
+          const q = back ? pos - 1 : pos;
+          if (q < 0 || q >= len || ins.set![text.charCodeAt(q) & 0xff] === 0) ok = false;
+          else {
+            pos = back ? q : q + 1;
+            pc++;
+          }
+          break;
+        }
+        case Op.Star: {
+          const set = ins.set!;
+          const min = ins.min!;
+          const want = ins.greedy ? ins.max! : min;
+          let n = 0;
+          if (back) while (n < want && pos - n > 0 && set[text.charCodeAt(pos - n - 1) & 0xff] === 1) n++;
+          else while (n < want && pos + n < len && set[text.charCodeAt(pos + n) & 0xff] === 1) n++;
+          this.steps -= n;
+          if (n < min) {
+            ok = false;
+            break;
+          }
+          if (ins.greedy) {
+            if (n > min) this.push(Bt.StarGreedy, pc, pos, n - 1);
+          } else if (n < ins.max!) this.push(Bt.StarLazy, pc, pos, n + 1);
+          pos = back ? pos - n : pos + n;
+          pc++;
+          break;
+        }
+        case Op.Split:
+          this.push(Bt.Alt, ins.to!, pos, 0);
+          pc++;
+          break;
+        case Op.Jmp:
+          pc = ins.to!;
+          break;
+        case Op.Open:
+          this.setReg(open + ins.n, pos);
+          pc++;
+          break;
+        case Op.Close: {
+          const o = regs[open + ins.n]!;
+          this.setReg(2 * ins.n, back ? pos : o);
+          this.setReg(2 * ins.n + 1, back ? o : pos);
+          pc++;
+          break;
+        }
+        case Op.Assert:
+          ok = this.assert(ins.k!, pos);
+          if (ok) pc++;
+          break;
+        case Op.Ref: {
+          const s = regs[2 * ins.n]!;
+          if (s < 0) {
+            pc++;
+            break;
+          }
+          const n = regs[2 * ins.n + 1]! - s;
+          const from = back ? pos - n : pos;
+          if (from < 0 || from + n > len) {
+            ok = false;
+            break;
+          }
+          this.steps -= n;
+          for (let k = 0; k < n && ok; k++) {
+            const a = text.charCodeAt(s + k);
+            const b = text.charCodeAt(from + k);
+            ok = a === b || (this.ignoreCase && canon[a & 0xff] === canon[b & 0xff]);
+          }
+          if (ok) {
+            pos = back ? from : from + n;
+            pc++;
+          }
+          break;
+        }
+        case Op.Look: {
+          const from = 2 * ins.capFrom!;
+          const to = 2 * ins.capTo!;
+          const saved = regs.slice(from, to);
+          const mark = this.sp;
+          const r = this.run(ins.sub!, pos, mark);
+          this.sp = mark; // atomic: the body's other ways are dropped
+          if (ins.negative) {
+            regs.set(saved, from);
+            ok = r < 0;
+          } else if (r < 0) ok = false;
+          else
+            for (let k = from; k < to; k++) {
+              if (regs[k] !== saved[k - from]) this.push(Bt.Undo, k, saved[k - from]!, 0);
+            }
+          if (ok) pc++;
+          break;
+        }
+        case Op.RepInit:
+          this.setReg(ins.n, 0);
+          pc++;
+          break;
+        case Op.RepLoop: {
+          const count = regs[ins.n]!;
+          if (count < ins.min!) pc = ins.body!;
+          else if (count >= ins.max!) pc = ins.to!;
+          else if (ins.greedy) {
+            this.push(Bt.Alt, ins.to!, pos, 0);
+            pc = ins.body!;
+          } else {
+            this.push(Bt.Alt, ins.body!, pos, 0);
+            pc = ins.to!;
+          }
+          break;
+        }
+        case Op.RepBody:
+          this.setReg(ins.n + 1, pos);
+          for (let g = ins.capFrom!; g < ins.capTo!; g++) {
+            if (regs[2 * g]! >= 0) {
+              this.setReg(2 * g, -1);
+              this.setReg(2 * g + 1, -1);
+            }
+          }
+          pc++;
+          break;
+        case Op.RepEnd: {
+          const count = regs[ins.n]!;
+          if (count >= ins.min! && pos === regs[ins.n + 1]) ok = false;
+          else {
+            this.setReg(ins.n, count + 1);
+            pc = ins.to!;
+          }
+          break;
+        }
+        case Op.Match:
+          return pos;
+      }
+      if (ok) continue;
+      // backtrack
+      for (;;) {
+        if (this.sp === base) return -1;
+        if (--this.steps < 0) throw outOfSteps;
+        this.sp -= 4;
+        const st = this.stack;
+        const tag = st[this.sp] as Bt;
+        const a = st[this.sp + 1]!;
+        const b = st[this.sp + 2]!;
+        const c = st[this.sp + 3]!;
+        if (tag === Bt.Undo) {
+          regs[a] = b;
+          continue;
+        }
+        if (tag === Bt.Alt) {
+          pc = a;
+          pos = b;
+          break;
+        }
+        const star = code[a]!;
+        if (tag === Bt.StarGreedy) {
+          if (c > star.min!) this.push(Bt.StarGreedy, a, b, c - 1);
+          pos = back ? b - c : b + c;
+          pc = a + 1;
+          break;
+        }
+        // lazy: one more character, if the set takes it
+        const q = back ? b - c : b + c - 1;
+        if (q < 0 || q >= len || star.set![text.charCodeAt(q) & 0xff] === 0) continue;
+        if (c < star.max!) this.push(Bt.StarLazy, a, b, c + 1);
+        pos = back ? b - c : b + c;
+        pc = a + 1;
+        break;
+      }
+    }
+  }
+
+  private assert(k: '^' | '$' | 'b' | 'B', pos: number): boolean {
+    const { text } = this;
+    switch (k) {
+      case '^':
+        return pos === 0 || (this.multiline && isLineEnd(text.charCodeAt(pos - 1)));
+      case '$':
+        return pos === text.length || (this.multiline && isLineEnd(text.charCodeAt(pos)));
+      default: {
+        const a = pos > 0 && isWord(text.charCodeAt(pos - 1));
+        const b = pos < text.length && isWord(text.charCodeAt(pos));
+        return (a !== b) === (k === 'b');
+      }
+    }
+  }
+}
+
+/**
+ * The characters a match of the node must start with, or undefined when it may be empty or start with
+ * anything a set cannot say (a backreference, an assertion first).
+ */
+function firstChars(node: Node): Uint8Array | undefined {
+  const r = first(node);
+  return r.nullable ? undefined : r.set;
+}
+
+function first(node: Node): { set: Uint8Array | undefined; nullable: boolean } {
+  switch (node.t) {
+    case 'set':
+      return { set: node.set, nullable: false };
+    case 'group':
+      return first(node.body);
+    case 'rep': {
+      const f = first(node.body);
+      return { set: f.set, nullable: f.nullable || node.min === 0 };
+    }
+    case 'alt': {
+      let set: Uint8Array | undefined = new Uint8Array(256);
+      let nullable = false;
+      for (const a of node.alts) {
+        const f = first(a);
+        nullable ||= f.nullable;
+        set = union(set, f.set);
+      }
+      return { set, nullable };
+    }
+    case 'seq': {
+      let set: Uint8Array | undefined = new Uint8Array(256);
+      for (const it of node.items) {
+        if (it.t === 'look' || it.t === 'assert') continue; // zero width: the next item starts the match
+        const f = first(it);
+        set = union(set, f.set);
+        if (!f.nullable) return { set, nullable: false };
+      }
+      return { set, nullable: true };
+    }
+    default:
+      return { set: undefined, nullable: true };
+  }
+}
+
+function union(a: Uint8Array | undefined, b: Uint8Array | undefined): Uint8Array | undefined {
+  if (a === undefined || b === undefined) return undefined;
+  const u = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) u[c] = a[c]! | b[c]!;
+  return u;
+}

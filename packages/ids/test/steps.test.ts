@@ -1,0 +1,213 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { translatePcre } from '../src/pcre.js';
+import { StepBoundedRegExp, StepsSyntaxError } from '../src/steps.js';
+import { sharedIds } from './helpers.js';
+
+const rules = sharedIds('rules');
+
+/**
+ * The step machine is V8's RegExp with a budget: on every pattern it takes, its matches (index, text,
+ * every group) and lastIndex must be V8's. Patterns are random over the syntax the pcre translation
+ * writes (classes, escapes, groups, named groups, alternatives, greedy and lazy counts, backreferences
+ * forward and back, lookarounds both ways, anchors, word boundaries) under every flag set.
+ */
+
+const literal = fc.constantFrom(
+  'a',
+  'b',
+  'A',
+  'B',
+  '1',
+  '_',
+  ' ',
+  '\\x0A',
+  '\\n',
+  '\\r',
+  '\\xE9',
+  '\\xC9',
+  '\\xFF',
+  '\\.',
+  '-',
+);
+const cls = fc.constantFrom(
+  '[ab]',
+  '[^a]',
+  '[a-c]',
+  '[^\\s]',
+  '[\\w\\xE9]',
+  '[\\x00-\\x40]',
+  '[]',
+  '[^]',
+  '[\\dB]',
+);
+const classEscape = fc.constantFrom('\\d', '\\D', '\\w', '\\W', '\\s', '\\S', '.');
+const quant = fc.constantFrom('', '', '', '*', '+', '?', '*?', '+?', '??', '{2}', '{0,2}', '{1,}', '{2,3}?');
+const assertion = fc.constantFrom('^', '$', '\\b', '\\B');
+
+const body: fc.Arbitrary<string> = fc.letrec<{ re: string; piece: string }>((tie) => ({
+  piece: fc.oneof(
+    { weight: 6, arbitrary: fc.tuple(fc.oneof(literal, cls, classEscape), quant).map(([a, q]) => a + q) },
+    { weight: 2, arbitrary: fc.tuple(fc.constantFrom('\\1', '\\2', '\\3'), quant).map(([a, q]) => a + q) },
+    { weight: 1, arbitrary: assertion },
+    {
+      weight: 2,
+      arbitrary: fc
+        .tuple(fc.constantFrom('(', '(', '(?:', '(?=', '(?!', '(?<=', '(?<!'), tie('re'), quant)
+        .map(([o, r, q]) => `${o}${r})${o.startsWith('(?') && o !== '(?:' ? '' : q}`),
+    },
+  ),
+  re: fc
+    .array(fc.array(tie('piece'), { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 3 })
+    .map((alts) => alts.map((a) => a.join('')).join('|')),
+})).re;
+
+// two groups first, most of the time, so that backreferences have groups to name (a number past the
+// groups is a legacy octal escape, which the machine refuses)
+const pattern = fc
+  .tuple(fc.constantFrom('', '(a|b)(\\w)?', '(.)(A*)', '(?<n>[^a])(b|)', '(\\s+)((?=a))'), body)
+  .map(([g, r]) => g + r);
+
+const subject = fc
+  .array(fc.constantFrom('a', 'b', 'A', 'B', '1', '_', ' ', '\n', '\r', '\xE9', '\xC9', '\xFF', '.', '-'), {
+    maxLength: 12,
+  })
+  .map((a) => a.join(''));
+
+const flags = fc.subarray(['i', 'm', 's']).map((f) => f.join(''));
+
+/** Up to three execs of the g expression (from each lastIndex), then one without g. */
+function run(exec: (s: string) => unknown, s: string, lastIndex: () => number): unknown[] {
+  const out: unknown[] = [];
+  for (let k = 0; k < 3; k++) {
+    const m = exec(s) as (RegExpExecArray & { input: string }) | null;
+    out.push(m && { index: m.index, groups: [...m] }, lastIndex());
+    if (!m) break;
+  }
+  return out;
+}
+
+function compare(src: string, f: string, s: string): void {
+  let v8: RegExp;
+  try {
+    v8 = new RegExp(src, `${f}g`);
+  } catch {
+    return; // not a pattern (an unset group number past the count, ...)
+  }
+  let ours: StepBoundedRegExp;
+  try {
+    ours = new StepBoundedRegExp(src, `${f}g`, 1_000_000);
+  } catch (e) {
+    if (e instanceof StepsSyntaxError) return; // refused with the place: the engine keeps V8's
+    throw e;
+  }
+  const got = run(
+    (x) => ours.exec(x),
+    s,
+    () => ours.lastIndex,
+  );
+  // exponential cases (counts nested over empty iterations) can pass the budget: nothing to compare
+  if (ours.limitHits > 0) return;
+  const want = run(
+    (x) => v8.exec(x),
+    s,
+    () => v8.lastIndex,
+  );
+  expect({ src, f, s, got }).toEqual({ src, f, s, got: want });
+  const plainV8 = new RegExp(src, f).exec(s);
+  const plain = new StepBoundedRegExp(src, f, 1_000_000).exec(s);
+  expect(plain && [plain.index, ...plain]).toEqual(plainV8 && [plainV8.index, ...plainV8]);
+}
+
+describe('StepBoundedRegExp', () => {
+  it('matches as V8 does: index, text, every group, lastIndex (property)', () => {
+    fc.assert(
+      fc.property(pattern, flags, subject, (src, f, s) => compare(src, f, s)),
+      { numRuns: 6000 },
+    );
+  });
+
+  it('matches as V8 does on hand-picked cases of ECMAScript semantics', () => {
+    const cases: [string, string, string][] = [
+      ['(a)|b\\1', '', 'b'], // a backreference to an unset group matches empty
+      ['(?:(a)|b)+', '', 'ab'], // a repeated group's captures cleared at each iteration
+      ['(a*)*', '', 'b'], // an empty iteration past the minimum is refused
+      ['(a*)+', '', 'b'],
+      ['(?:a*?)?', '', 'a'],
+      ['(?<=(\\d+)(\\d+))$', '', '1053'], // a lookbehind matches right to left: greedy from the right
+      ['(?<=\\1(a))b', '', 'aab'],
+      ['(?!(a)b)\\1c', '', 'ac'], // a negative lookaround leaves its groups unset
+      ['(?=(a+))a*b\\1', '', 'baaabac'],
+      ['(?<a>x)\\k<a>', '', 'xx'],
+      ['\\k<a>(?<a>x)', '', 'x'],
+      ['(a)\\1', 'i', 'aA'],
+      ['(\\xE9)\\1', 'i', '\xE9\xC9'],
+      ['(\\xFF)\\1', 'i', '\xFF\xFF'],
+      ['^b', 'm', 'a\rb'],
+      ['a$', 'm', 'a\r\nb'],
+      ['\\bA', 'i', ' a'],
+      ['.', '', '\r'],
+      ['.', 's', '\r'],
+      ['a{2,3}?', '', 'aaaa'],
+      ['(a|ab)(c|bcd)(d*)', '', 'abcd'],
+    ];
+    for (const [src, f, s] of cases) compare(src, f, s);
+  });
+
+  it('ends an exec past its budget as no match, counted, and starts afresh at the next', () => {
+    let calls = 0;
+    const re = new StepBoundedRegExp('(\\w+)\\s*:=.*\\1', 'g', 10_000, () => calls++);
+    const long = 'a'.repeat(8192);
+    expect(re.exec(long)).toBeNull();
+    expect(re.limitHits).toBe(1);
+    expect(calls).toBe(1);
+    expect(re.lastIndex).toBe(0);
+    expect(re.exec('ab := x ab')?.index).toBe(0);
+    expect(re.lastSteps).toBeLessThan(100);
+    // the budget is the exec's, every start included: what it takes grows with the subject
+    const big = new StepBoundedRegExp('(\\w+)\\s*:=.*\\1', 'g', 1e9);
+    big.exec('a'.repeat(100));
+    const s100 = big.lastSteps;
+    big.exec('a'.repeat(200));
+    expect(big.lastSteps).toBeGreaterThan(3.5 * s100); // quadratic: what V8's backtrack bound leaves
+  });
+
+  it('runs a deep repetition without the call stack (200,000 iterations of a group)', () => {
+    const re = new StepBoundedRegExp('^(?:(a)|b)*$', '', 10_000_000);
+    const s = 'ab'.repeat(100_000);
+    expect(re.exec(s)?.[1]).toBeUndefined(); // cleared by the last iteration, a b
+    expect(new StepBoundedRegExp('^(?:(a)b)*$', '', 10_000_000).exec(s)?.[1]).toBe('a');
+  });
+
+  it('refuses what it does not read with the place, and V8 errors as V8 words them', () => {
+    expect(() => new StepBoundedRegExp('a{2', '', 100)).toThrow(/'\{' that is not a count at offset 1/);
+    expect(() => new StepBoundedRegExp('\\8', '', 100)).toThrow(/legacy octal escape/);
+    expect(() => new StepBoundedRegExp('(?=a)*', '', 100)).toThrow(/quantifier after an assertion/);
+    expect(() => new StepBoundedRegExp('a', 'u', 100)).toThrow(StepsSyntaxError);
+    expect(() => new StepBoundedRegExp('(', '', 100)).toThrow(/Invalid regular expression/);
+    expect(() => new StepBoundedRegExp('a', '', 0)).toThrow(RangeError);
+    expect(() => new StepBoundedRegExp('a', '', 100).exec('\u0100')).toThrow(/latin1.*offset 0/);
+  });
+
+  it.skipIf(!rules.have)(
+    'reads every translated community pcre; those with a backreference are the ones it runs',
+    () => {
+      const base = `${rules.shared}rules`;
+      const text = readdirSync(base)
+        .filter((f) => f.endsWith('.rules'))
+        .map((f) => readFileSync(`${base}/${f}`, 'latin1'))
+        .join('\n');
+      const pcres = [...new Set([...text.matchAll(/pcre:"([^"]*)"/g)].map((m) => m[1]!))];
+      let withRef = 0;
+      for (const p of pcres) {
+        const t = translatePcre(p);
+        if (typeof t === 'string') continue;
+        expect(() => new StepBoundedRegExp(t.re.source, `${t.re.flags}g`, 1000)).not.toThrow();
+        if (StepBoundedRegExp.hasBackreference(t.re.source)) withRef++;
+      }
+      expect(pcres.length).toBeGreaterThan(700);
+      expect(withRef).toBe(55);
+    },
+  );
+});
