@@ -1,9 +1,10 @@
 // The community rules' pcres on subjects built against them: each expression's first exec over a buffer
 // as the engine runs it (guarded where `firstExecGuarded` finds a shape it can guard, bounded in
-// backtracks as always) against the same bounded expression unguarded, side by side in one process, over
-// the same subjects. V8 tries every start position and its backtrack bound does not count a loop's steps,
-// so an expression such as `filename=[^\n]*\.jpeg` is quadratic in a buffer of repeated `filename=`; the
-// guards skip the starts that cannot begin the first match. Subjects (`--bytes` long, 8 KiB by default,
+// backtracks as always; with a backreference, in the step machine, steps.ts) against the expression in
+// V8's RegExp, bounded in backtracks, unguarded, side by side in one process, over the same subjects. V8
+// tries every start position and its backtrack bound does not count a loop's steps, so an expression such
+// as `filename=[^\n]*\.jpeg` is quadratic in a buffer of repeated `filename=`; the guards skip the starts
+// that cannot begin the first match, and the step machine's budget is linear in the buffer. Subjects (`--bytes` long, 8 KiB by default,
 // the largest HTTP start line the parser takes; bodies go to 64 KiB and decompressed ones to 256 KiB): runs
 // of one character or pair, of each of the rule's contents, of all of them together, and of the words of
 // the pcre itself. Each expression's time is its slowest subject (the best of `--tries` execs each).
@@ -11,7 +12,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Engine, parseRules } from '../src/index.js';
+import { boundedRegExp } from '@strata/cli';
+import {
+  Engine,
+  type PcreExec,
+  parseRules,
+  pcreBacktracksMaxDefault,
+  StepBoundedRegExp,
+} from '../src/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -26,7 +34,10 @@ const shared = new URL('../../../../shared/ids/', import.meta.url).pathname;
 const set = parseRules(readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'), 'community');
 const engine = new Engine(set.rules);
 
-type PcreStep = { kind: 'pcre'; reG: RegExp; reGFirst: RegExp | undefined };
+type PcreStep = { kind: 'pcre'; reG: PcreExec; reGFirst: PcreExec | undefined };
+/** The expression as V8 runs it, unguarded: what the engine ran before the guards and the step machine. */
+const inV8 = (re: PcreExec) =>
+  re instanceof RegExp ? re : boundedRegExp(re.source, re.flags, pcreBacktracksMaxDefault);
 type Steps = { kind: string }[];
 const stepLists = (c: { steps: Steps; header?: Steps; http?: { groups: { steps: Steps }[] } }) => [
   c.steps,
@@ -38,7 +49,7 @@ const floods = ['a', 'A', ' ', '/', '%', '0', '\x00', '\n', '\r\n', '&a=', '=', 
 const fill = (s: string) => s.repeat(Math.ceil(bytes / s.length)).slice(0, bytes);
 
 /** Milliseconds of re's first exec over text, the best of `tries`. */
-function timeExec(re: RegExp, text: string): number {
+function timeExec(re: PcreExec, text: string): number {
   let best = Number.POSITIVE_INFINITY;
   for (let k = 0; k < tries; k++) {
     re.lastIndex = 0;
@@ -53,12 +64,14 @@ type Row = {
   sid: number;
   pcre: string;
   guarded: boolean;
+  /** Run in the step machine (it has a backreference). */
+  stepped: boolean;
   engineMs: number;
   plainMs: number;
   subject: string;
 };
 const rows: Row[] = [];
-const seen = new Set<RegExp>();
+const seen = new Set<PcreExec>();
 for (const c of engine.compiled) {
   const option = c.rule.options.filter((o) => o.keyword === 'pcre');
   let k = 0;
@@ -75,15 +88,17 @@ for (const c of engine.compiled) {
       if (contents.length > 1) subjects.push(fill(contents.join('')));
       for (const w of (value.match(/[A-Za-z0-9_=-]{3,}/g) ?? []).slice(0, 4)) subjects.push(fill(w));
       const first = p.reGFirst ?? p.reG;
+      const plain = inV8(p.reG);
       let row: Row | undefined;
       for (const text of subjects) {
-        const plainMs = timeExec(p.reG, text);
-        const engineMs = first === p.reG ? plainMs : timeExec(first, text);
+        const plainMs = timeExec(plain, text);
+        const engineMs = first === plain ? plainMs : timeExec(first, text);
         if (!row || Math.max(engineMs, plainMs) > Math.max(row.engineMs, row.plainMs))
           row = {
             sid: c.rule.sid,
             pcre: value,
-            guarded: first !== p.reG,
+            guarded: p.reGFirst !== undefined,
+            stepped: p.reG instanceof StepBoundedRegExp,
             engineMs,
             plainMs,
             subject: text.slice(0, 12),
@@ -96,18 +111,23 @@ for (const c of engine.compiled) {
 const over = (ms: number, f: (r: Row) => number) => rows.filter((r) => f(r) > ms).length;
 const sum = (f: (r: Row) => number) => rows.reduce((a, r) => a + f(r), 0);
 const guarded = rows.filter((r) => r.guarded);
+const stepped = rows.filter((r) => r.stepped);
 console.log(
   `${rows.length} pcres of ${engine.compiled.length} loaded rules, subjects of ${bytes} bytes, load average ${loadavg()[0]!.toFixed(1)}`,
 );
 console.log(
-  `as the engine runs them: ${over(1, (r) => r.engineMs)} over 1 ms, ${over(5, (r) => r.engineMs)} over 5 ms, ${over(20, (r) => r.engineMs)} over 20 ms, all ${(sum((r) => r.engineMs) / 1000).toFixed(2)} s | unguarded: ${over(1, (r) => r.plainMs)}, ${over(5, (r) => r.plainMs)}, ${over(20, (r) => r.plainMs)}, ${(sum((r) => r.plainMs) / 1000).toFixed(2)} s`,
+  `as the engine runs them: ${over(1, (r) => r.engineMs)} over 1 ms, ${over(5, (r) => r.engineMs)} over 5 ms, ${over(20, (r) => r.engineMs)} over 20 ms, all ${(sum((r) => r.engineMs) / 1000).toFixed(2)} s | V8, unguarded: ${over(1, (r) => r.plainMs)}, ${over(5, (r) => r.plainMs)}, ${over(20, (r) => r.plainMs)}, ${(sum((r) => r.plainMs) / 1000).toFixed(2)} s`,
 );
-console.log(
-  `the ${guarded.length} guarded: ${(sum((r) => (r.guarded ? r.engineMs : 0)) / 1000).toFixed(3)} s against ${(sum((r) => (r.guarded ? r.plainMs : 0)) / 1000).toFixed(3)} s unguarded`,
-);
+for (const [name, part] of [
+  ['guarded', guarded],
+  ['in the step machine', stepped],
+] as const)
+  console.log(
+    `the ${part.length} ${name}: ${(part.reduce((a, r) => a + r.engineMs, 0) / 1000).toFixed(3)} s against ${(part.reduce((a, r) => a + r.plainMs, 0) / 1000).toFixed(3)} s in V8 unguarded; slowest ${Math.max(0, ...part.map((r) => r.engineMs)).toFixed(2)} ms against ${Math.max(0, ...part.map((r) => r.plainMs)).toFixed(2)} ms`,
+  );
 const show = (r: Row) =>
   `${r.engineMs.toFixed(2).padStart(9)} ms ${r.plainMs.toFixed(2).padStart(9)} ms  ${String(r.sid).padStart(6)}  ${JSON.stringify(r.subject).padEnd(18)} ${r.pcre.slice(0, 70)}`;
-console.log('slowest as the engine runs them (engine, unguarded, sid, subject, pcre):');
+console.log('slowest as the engine runs them (engine, V8 unguarded, sid, subject, pcre):');
 for (const r of [...rows].sort((a, b) => b.engineMs - a.engineMs).slice(0, Number(values.top)))
   console.log(show(r));
 console.log('guarded, by time saved:');
@@ -120,6 +140,9 @@ mkdirSync(new URL('results/', import.meta.url), { recursive: true });
 const summary = {
   pcres: rows.length,
   guarded: guarded.length,
+  stepped: stepped.length,
+  steppedMs: sum((r) => (r.stepped ? r.engineMs : 0)),
+  steppedV8Ms: sum((r) => (r.stepped ? r.plainMs : 0)),
   engine: {
     over1ms: over(1, (r) => r.engineMs),
     over5ms: over(5, (r) => r.engineMs),

@@ -14,7 +14,8 @@ import {
   alertFast,
   eveJson,
   type PacketLatencyOptions,
-  pcreStepsMaxDefault,
+  pcreStepsMin,
+  pcreStepsPerByteDefault,
   type RuleLatencyOptions,
   type RuleProfileRow,
 } from './detect.js';
@@ -90,8 +91,9 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        the most time, with their evaluations, total and slowest time, on stderr and in
                        the stats (over all captures)
   --pcre-steps N       a pcre with a backreference runs in a matcher that counts its steps: an exec
-                       past N fails (no match; counted in the stats as pcreStepLimits, as PCRE's match
-                       limit; default ${pcreStepsMaxDefault}; 0: V8's RegExp, quadratic on such pcres)
+                       past N steps per byte of its buffer (at least ${pcreStepsMin}) fails (no match;
+                       counted in the stats as pcreStepLimits, as PCRE's match limit; default
+                       ${pcreStepsPerByteDefault}; 0: V8's RegExp, quadratic on some such pcres)
 
 Example:
   strata ids --rules ../shared/ids/rules/snort3-community.rules --pcap ../shared/ids/traces/ndpi-mix-a.pcap --format json`,
@@ -289,7 +291,7 @@ Example:
           ...(ruleLatency && { ruleLatency }),
           ...(packetLatency && { packetLatency }),
           ...(profileTop !== undefined && { profileRules: true }),
-          ...(pcreSteps !== undefined && { pcreStepsMax: pcreSteps }),
+          ...(pcreSteps !== undefined && { pcreStepsPerByte: pcreSteps }),
           ...(ips && { ips }),
           ...(actionOrder && { actionOrder }),
           ...(values.out !== undefined && { out: resolve(io.cwd, values.out) }),

@@ -186,13 +186,14 @@ export interface EngineOptions {
    */
   pcreBacktracksMax?: number;
   /**
-   * A pcre with a backreference runs in `StepBoundedRegExp` (steps.ts) with this budget of steps per exec
-   * (every instruction, every character a loop takes or a backreference compares, every backtrack); an
-   * exec past it fails, counted in `EngineStats.pcreStepLimits`, as PCRE's match limit fails one. Such
-   * pcres are quadratic in their buffer under V8's backtrack bound (see the README's "A bound on pcre
-   * steps"). Default `pcreStepsMaxDefault`; 0: they run in V8's RegExp as the others do.
+   * A pcre with a backreference runs in `StepBoundedRegExp` (steps.ts), with a budget of this many steps
+   * per byte of its buffer (at least `pcreStepsMin`) for one exec: every instruction, every character a loop
+   * takes or a backreference compares, every backtrack. An exec past it fails, counted in
+   * `EngineStats.pcreStepLimits`, as PCRE's match limit fails one; so such a pcre costs time linear in its
+   * buffer, where V8's RegExp takes quadratic time on some (see the README's "A bound on pcre steps").
+   * Default `pcreStepsPerByteDefault`; 0: they run in V8's RegExp as the others do.
    */
-  pcreStepsMax?: number;
+  pcreStepsPerByte?: number;
   /**
    * Rule latency (Snort 3's `latency.rule`; off by default, as there): each rule evaluation is timed, one
    * that takes more than `maxUs` microseconds is a timeout, and with `suspend` a rule that has timed out
@@ -240,11 +241,14 @@ export const inspectionRecursionMaxDefault = 3000;
 export const pcreBacktracksMaxDefault = 10_000;
 
 /**
- * The default budget of one exec of a pcre with a backreference (`EngineOptions.pcreStepsMax`): about 5 ms
- * of a core here at most (5 ns a step); the community rules' `((\w+)...\x3a=...\2...)` family over 8 KiB
- * of letters needs more than 10 million, and took 31 ms an exec in V8.
+ * The default steps per byte of a buffer for a pcre with a backreference (`EngineOptions.pcreStepsPerByte`).
+ * The community rules' `((\w+)...\x3a=...\2...)` family takes about 18 a byte over text of short words and
+ * runs out over long runs of letters (quadratic: 31 ms an exec in V8 over 8 KiB of them, about 2 s over 64 KiB).
  */
-export const pcreStepsMaxDefault = 1_000_000;
+export const pcreStepsPerByteDefault = 64;
+
+/** The least budget of such an exec, however short its buffer. */
+export const pcreStepsMin = 100_000;
 
 /** The verdict on the packet `Engine.inspect` looked at last. */
 export interface PacketVerdict {
@@ -1826,7 +1830,7 @@ export interface EngineStats {
    * engine's): the packet's inspection ends there, the run goes on; the first ones in `Engine.packetFaults`.
    */
   packetFaults: number;
-  /** Execs of a pcre with a backreference that ran out of steps (`EngineOptions.pcreStepsMax`): no match. */
+  /** Execs of a pcre with a backreference that ran out of steps (`EngineOptions.pcreStepsPerByte`): no match. */
   pcreStepLimits: number;
   /** With `EngineOptions.ruleLatency`: rule evaluations timed, over `maxUs`, suspensions, re-enables. */
   ruleEvalsTimed: number;
@@ -2647,14 +2651,14 @@ export class Engine {
   }
 
   /**
-   * A rule's pcre as it runs on traffic: with a backreference, in the step machine (`pcreStepsMax`);
+   * A rule's pcre as it runs on traffic: with a backreference, in the step machine (`pcreStepsPerByte`);
    * otherwise a RegExp bounded in its backtracking (`pcreBacktracksMax`).
    */
   private pcreRegExp(source: string, flags: string): PcreExec {
-    const steps = this.opts.pcreStepsMax ?? pcreStepsMaxDefault;
-    if (steps > 0 && StepBoundedRegExp.hasBackreference(source)) {
+    const perByte = this.opts.pcreStepsPerByte ?? pcreStepsPerByteDefault;
+    if (perByte > 0 && StepBoundedRegExp.hasBackreference(source)) {
       try {
-        return new StepBoundedRegExp(source, flags, steps, this.countPcreStepLimit);
+        return new StepBoundedRegExp(source, flags, { perByte, min: pcreStepsMin }, this.countPcreStepLimit);
       } catch (e) {
         if (!(e instanceof StepsSyntaxError)) throw e; // syntax the machine does not read: V8's, as before
       }

@@ -38,7 +38,8 @@ export {
   type PacketLatencyOptions,
   type PacketVerdict,
   pcreBacktracksMaxDefault,
-  pcreStepsMaxDefault,
+  pcreStepsMin,
+  pcreStepsPerByteDefault,
   portGroupsMax,
   portTest,
   type RuleLatencyOptions,
@@ -173,7 +174,13 @@ export {
   runCapture,
   type Verdict,
 } from './run.js';
-export { type PcreExec, StepBoundedRegExp, type StepsMatch, StepsSyntaxError } from './steps.js';
+export {
+  type PcreExec,
+  StepBoundedRegExp,
+  type StepsBudget,
+  type StepsMatch,
+  StepsSyntaxError,
+} from './steps.js';
 export {
   type Chunk,
   type InsertResult,

@@ -277,48 +277,83 @@ function countGroups(src: string): number {
 
 // ---- the program
 
-enum Op {
-  Set,
-  /** A count over one character set: its loop runs in place, one backtrack entry for all of it. */
-  Star,
-  Split,
-  Jmp,
-  Open,
-  Close,
-  Assert,
-  Ref,
-  Look,
-  RepInit,
-  RepLoop,
-  RepBody,
-  RepEnd,
-  Match,
-}
+// operations (plain numbers: a TypeScript enum is an object V8 reads at each use)
+const opSet = 0;
+/** A count over one character set: its loop runs in place, one backtrack entry for all of it (none when possessive). */
+const opStar = 1;
+const opSplit = 2;
+const opJmp = 3;
+const opOpen = 4;
+const opClose = 5;
+const opAssert = 6;
+const opRef = 7;
+const opLook = 8;
+const opRepInit = 9;
+const opRepLoop = 10;
+const opRepBody = 11;
+const opRepEnd = 12;
+const opMatch = 13;
 
+/** One instruction; every one has every field (one shape for V8). */
 interface Ins {
-  op: Op;
-  set?: Uint8Array;
-  min?: number;
-  max?: number;
-  greedy?: boolean;
+  op: number;
+  set: Uint8Array;
+  min: number;
+  max: number;
+  greedy: boolean;
+  /**
+   * Star: no backtrack entry, as PCRE's auto-possessification: what must come next cannot start with a
+   * character of the set, so giving one back never lets the rest match. Split: the branch it enters must
+   * start with a character of `set` (else it goes straight to the other).
+   */
+  possessive: boolean;
   /** Split: the other branch; Jmp, RepLoop: where to; RepEnd: the loop's RepLoop. */
-  to?: number;
+  to: number;
   /** RepLoop: the body's first instruction. */
-  body?: number;
+  body: number;
   /** Open, Close, Ref: the group; RepInit, RepLoop, RepBody, RepEnd: the count's first register. */
   n: number;
-  k?: '^' | '$' | 'b' | 'B';
-  sub?: Program;
-  negative?: boolean;
-  capFrom?: number;
-  capTo?: number;
+  k: '^' | '$' | 'b' | 'B';
+  sub: Program | undefined;
+  negative: boolean;
+  capFrom: number;
+  capTo: number;
+}
+
+const noSet = new Uint8Array(256);
+
+function ins(op: number, o: Partial<Ins> = {}): Ins {
+  return {
+    op,
+    set: noSet,
+    min: 0,
+    max: 0,
+    greedy: true,
+    possessive: false,
+    to: 0,
+    body: 0,
+    n: 0,
+    k: '^',
+    sub: undefined,
+    negative: false,
+    capFrom: 0,
+    capTo: 0,
+    ...o,
+  };
 }
 
 interface Program {
   code: Ins[];
-  /** -1: forward, 1: backward (a lookbehind's body). */
+  /** A lookbehind's body: matched right to left. */
   back: boolean;
 }
+
+/**
+ * What comes next after a node: the characters it must start with (all zero: nothing more is needed,
+ * the match may end there), or undefined when it is not known (an assertion, a lookaround or a
+ * backreference comes first, or the program runs right to left).
+ */
+type Follow = Uint8Array | undefined;
 
 class Compiler {
   /** Registers past the captures' 2 per group (0 included) and the open positions' 1 per group. */
@@ -329,29 +364,38 @@ class Compiler {
 
   program(node: Node, back: boolean): Program {
     const code: Ins[] = [];
-    this.emit(node, back, code);
-    code.push({ op: Op.Match, n: 0 });
+    // nothing follows the end of a program: its Match takes any position
+    this.emit(node, back, code, back ? undefined : noSet);
+    code.push(ins(opMatch));
     return { code, back };
   }
 
-  private emit(node: Node, back: boolean, code: Ins[]): void {
+  private emit(node: Node, back: boolean, code: Ins[], follow: Follow): void {
     switch (node.t) {
       case 'set':
-        code.push({ op: Op.Set, set: node.set, n: 0 });
+        code.push(ins(opSet, { set: node.set }));
         return;
       case 'seq': {
         const items = back ? [...node.items].reverse() : node.items;
-        for (const it of items) this.emit(it, back, code);
+        items.forEach((it, k) => {
+          this.emit(it, back, code, back ? undefined : followOf(items, k + 1, follow));
+        });
         return;
       }
       case 'alt': {
         const jumps: Ins[] = [];
         node.alts.forEach((a, k) => {
-          const split: Ins | undefined = k < node.alts.length - 1 ? { op: Op.Split, n: 0 } : undefined;
+          // forward, a branch that must start with a character of a set is skipped without one
+          const l = lead(a);
+          const known = !back && !l.nullable && l.set !== undefined;
+          const split =
+            k < node.alts.length - 1
+              ? ins(opSplit, known ? { set: l.set, possessive: true } : {})
+              : undefined;
           if (split) code.push(split);
-          this.emit(a, back, code);
+          this.emit(a, back, code, follow);
           if (split) {
-            const j: Ins = { op: Op.Jmp, n: 0 };
+            const j = ins(opJmp);
             code.push(j);
             jumps.push(j);
             split.to = code.length;
@@ -361,42 +405,46 @@ class Compiler {
         return;
       }
       case 'group':
-        code.push({ op: Op.Open, n: node.n });
-        this.emit(node.body, back, code);
-        code.push({ op: Op.Close, n: node.n });
+        code.push(ins(opOpen, { n: node.n }));
+        this.emit(node.body, back, code, follow);
+        code.push(ins(opClose, { n: node.n }));
         return;
       case 'assert':
-        code.push({ op: Op.Assert, k: node.k, n: 0 });
+        code.push(ins(opAssert, { k: node.k }));
         return;
       case 'ref':
-        code.push({ op: Op.Ref, n: node.n });
+        code.push(ins(opRef, { n: node.n }));
         return;
       case 'look':
-        code.push({
-          op: Op.Look,
-          n: 0,
-          sub: this.program(node.body, node.behind),
-          negative: node.negative,
-          capFrom: node.capFrom,
-          capTo: node.capTo,
-        });
+        code.push(
+          ins(opLook, {
+            sub: this.program(node.body, node.behind),
+            negative: node.negative,
+            capFrom: node.capFrom,
+            capTo: node.capTo,
+          }),
+        );
         return;
       case 'rep': {
         const { min, max, greedy } = node;
         if (node.body.t === 'set') {
-          code.push({ op: Op.Star, set: node.body.set, min, max, greedy, n: 0 });
+          const set = node.body.set;
+          const possessive = greedy && follow !== undefined && disjoint(set, follow);
+          code.push(ins(opStar, { set, min, max, greedy, possessive }));
           return;
         }
         const r = this.regs;
         this.regs += 2; // the iteration count, and where the iteration under way started
-        code.push({ op: Op.RepInit, n: r });
-        const loop: Ins = { op: Op.RepLoop, n: r, min, max, greedy };
+        code.push(ins(opRepInit, { n: r }));
+        const loop = ins(opRepLoop, { n: r, min, max, greedy });
         const at = code.length;
         code.push(loop);
         loop.body = code.length;
-        code.push({ op: Op.RepBody, n: r, capFrom: node.capFrom, capTo: node.capTo });
-        this.emit(node.body, back, code);
-        code.push({ op: Op.RepEnd, n: r, min, to: at });
+        code.push(ins(opRepBody, { n: r, capFrom: node.capFrom, capTo: node.capTo }));
+        // after the body: another iteration or what follows the count
+        const l = lead(node.body);
+        this.emit(node.body, back, code, back ? undefined : union(l.set, follow));
+        code.push(ins(opRepEnd, { n: r, min, to: at }));
         loop.to = code.length;
         return;
       }
@@ -404,21 +452,79 @@ class Compiler {
   }
 }
 
-// ---- the machine
-
-/** Backtrack entries, 4 numbers each: a tag and its three values. */
-enum Bt {
-  /** Resume at (pc, pos). */
-  Alt,
-  /** Restore register a to b. */
-  Undo,
-  /** A greedy Star at pc from pos, to try again with count c. */
-  StarGreedy,
-  /** A lazy Star at pc from pos, to try again with count c. */
-  StarLazy,
+/** What follows items[from...] when `follow` follows the items. */
+function followOf(items: Node[], from: number, follow: Follow): Follow {
+  let set: Follow = new Uint8Array(256);
+  for (let j = from; j < items.length; j++) {
+    const l = lead(items[j]!);
+    set = union(set, l.set);
+    if (!l.nullable || set === undefined) return set;
+  }
+  return union(set, follow);
 }
 
+/**
+ * The characters a node's match starts with, and whether it can be empty; set undefined when a zero-width
+ * test or a backreference may come first (it may decide by more than the next character).
+ */
+function lead(node: Node): { set: Follow; nullable: boolean } {
+  switch (node.t) {
+    case 'set':
+      return { set: node.set, nullable: false };
+    case 'group':
+      return lead(node.body);
+    case 'rep': {
+      const l = lead(node.body);
+      return { set: l.set, nullable: l.nullable || node.min === 0 };
+    }
+    case 'alt': {
+      let set: Follow = new Uint8Array(256);
+      let nullable = false;
+      for (const a of node.alts) {
+        const l = lead(a);
+        nullable ||= l.nullable;
+        set = union(set, l.set);
+      }
+      return { set, nullable };
+    }
+    case 'seq': {
+      let set: Follow = new Uint8Array(256);
+      for (const it of node.items) {
+        const l = lead(it);
+        set = union(set, l.set);
+        if (!l.nullable || set === undefined) return { set, nullable: l.nullable };
+      }
+      return { set, nullable: true };
+    }
+    default:
+      return { set: undefined, nullable: true };
+  }
+}
+
+function disjoint(a: Uint8Array, b: Uint8Array): boolean {
+  for (let c = 0; c < 256; c++) if (a[c]! & b[c]!) return false;
+  return true;
+}
+
+// ---- the machine
+
+// backtrack entries, 4 numbers each: a tag and its three values
+/** Resume at (pc, pos). */
+const btAlt = 0;
+/** Restore register a to b. */
+const btUndo = 1;
+/** A greedy Star at pc from pos, to try again with count c. */
+const btStarGreedy = 2;
+/** A lazy Star at pc from pos, to try again with count c. */
+const btStarLazy = 3;
+
 const outOfSteps = Symbol('out of steps');
+
+/** Steps of one exec: `perByte` for each character of the subject, at least `min`. */
+export interface StepsBudget {
+  perByte: number;
+  min: number;
+}
 
 /** What `exec` returns: RegExp's match array (index, the match and each group, undefined when unset). */
 export type StepsMatch = [string, ...(string | undefined)[]] & { index: number; input: string };
@@ -452,17 +558,20 @@ export class StepBoundedRegExp implements PcreExec {
   private text = '';
 
   /**
-   * @param stepsMax the budget of one exec (every start it tries included); past it the exec returns null
-   *   and counts in `limitHits`. `onLimit` is called each time.
+   * @param budget the steps of one exec (every start it tries included): `perByte` for each character of
+   *   the subject, at least `min`; past it the exec returns null and counts in `limitHits`, and `onLimit`
+   *   is called.
    */
   constructor(
     readonly source: string,
     readonly flags: string,
-    readonly stepsMax: number,
+    readonly budget: StepsBudget,
     private readonly onLimit?: () => void,
   ) {
-    if (!Number.isInteger(stepsMax) || stepsMax < 1)
-      throw new RangeError(`stepsMax must be a positive integer, got ${stepsMax}`);
+    for (const k of ['perByte', 'min'] as const)
+      if (!Number.isSafeInteger(budget[k]) || budget[k] < 0)
+        throw new RangeError(`budget.${k} must be a whole number, got ${budget[k]}`);
+    if (budget.perByte === 0 && budget.min === 0) throw new RangeError('budget: no steps at all');
     const bad = /[^gimsy]/.exec(flags);
     if (bad || new Set(flags).size !== flags.length)
       throw new StepsSyntaxError(`flags '${flags}': only g, i, m, s and y, once each, are supported`);
@@ -504,7 +613,8 @@ export class StepBoundedRegExp implements PcreExec {
         `StepBoundedRegExp reads latin1 text: a code unit above 0xFF at offset ${wide.index}`,
       );
     this.text = text;
-    this.steps = this.stepsMax;
+    const stepsMax = Math.max(this.budget.min, this.budget.perByte * text.length);
+    this.steps = stepsMax;
     const { first, regs } = this;
     let end = -1;
     try {
@@ -521,7 +631,7 @@ export class StepBoundedRegExp implements PcreExec {
       }
     } catch (e) {
       if (e !== outOfSteps) throw e;
-      this.lastSteps = this.stepsMax;
+      this.lastSteps = stepsMax;
       this.limitHits++;
       this.onLimit?.();
       if (anchored) this.lastIndex = 0;
@@ -529,7 +639,7 @@ export class StepBoundedRegExp implements PcreExec {
     } finally {
       this.text = '';
     }
-    this.lastSteps = this.stepsMax - this.steps;
+    this.lastSteps = stepsMax - this.steps;
     if (end < 0) {
       if (anchored) this.lastIndex = 0;
       return null;
@@ -549,7 +659,7 @@ export class StepBoundedRegExp implements PcreExec {
     return this.exec(text) !== null;
   }
 
-  private push(tag: Bt, a: number, b: number, c: number): void {
+  private push(tag: number, a: number, b: number, c: number): void {
     if (this.sp + 4 > this.stack.length) {
       const s = new Int32Array(this.stack.length * 2);
       s.set(this.stack);
@@ -564,7 +674,7 @@ export class StepBoundedRegExp implements PcreExec {
   }
 
   private setReg(r: number, v: number): void {
-    this.push(Bt.Undo, r, this.regs[r]!, 0);
+    this.push(btUndo, r, this.regs[r]!, 0);
     this.regs[r] = v;
   }
 
@@ -580,19 +690,19 @@ export class StepBoundedRegExp implements PcreExec {
       const ins = code[pc]!;
       let ok = true;
       switch (ins.op) {
-        case Op.Set: {
+        case opSet: {
           const q = back ? pos - 1 : pos;
-          if (q < 0 || q >= len || ins.set![text.charCodeAt(q) & 0xff] === 0) ok = false;
+          if (q < 0 || q >= len || ins.set[text.charCodeAt(q) & 0xff] === 0) ok = false;
           else {
             pos = back ? q : q + 1;
             pc++;
           }
           break;
         }
-        case Op.Star: {
-          const set = ins.set!;
-          const min = ins.min!;
-          const want = ins.greedy ? ins.max! : min;
+        case opStar: {
+          const set = ins.set;
+          const min = ins.min;
+          const want = ins.greedy ? ins.max : min;
           let n = 0;
           if (back) while (n < want && pos - n > 0 && set[text.charCodeAt(pos - n - 1) & 0xff] === 1) n++;
           else while (n < want && pos + n < len && set[text.charCodeAt(pos + n) & 0xff] === 1) n++;
@@ -602,35 +712,39 @@ export class StepBoundedRegExp implements PcreExec {
             break;
           }
           if (ins.greedy) {
-            if (n > min) this.push(Bt.StarGreedy, pc, pos, n - 1);
-          } else if (n < ins.max!) this.push(Bt.StarLazy, pc, pos, n + 1);
+            if (n > min && !ins.possessive) this.push(btStarGreedy, pc, pos, n - 1);
+          } else if (n < ins.max) this.push(btStarLazy, pc, pos, n + 1);
           pos = back ? pos - n : pos + n;
           pc++;
           break;
         }
-        case Op.Split:
-          this.push(Bt.Alt, ins.to!, pos, 0);
-          pc++;
+        case opSplit:
+          // the branch cannot start here: straight to the next one, nothing to come back to
+          if (ins.possessive && (pos >= len || ins.set[text.charCodeAt(pos) & 0xff] === 0)) pc = ins.to;
+          else {
+            this.push(btAlt, ins.to, pos, 0);
+            pc++;
+          }
           break;
-        case Op.Jmp:
-          pc = ins.to!;
+        case opJmp:
+          pc = ins.to;
           break;
-        case Op.Open:
+        case opOpen:
           this.setReg(open + ins.n, pos);
           pc++;
           break;
-        case Op.Close: {
+        case opClose: {
           const o = regs[open + ins.n]!;
           this.setReg(2 * ins.n, back ? pos : o);
           this.setReg(2 * ins.n + 1, back ? o : pos);
           pc++;
           break;
         }
-        case Op.Assert:
-          ok = this.assert(ins.k!, pos);
+        case opAssert:
+          ok = this.assert(ins.k, pos);
           if (ok) pc++;
           break;
-        case Op.Ref: {
+        case opRef: {
           const s = regs[2 * ins.n]!;
           if (s < 0) {
             pc++;
@@ -654,9 +768,9 @@ export class StepBoundedRegExp implements PcreExec {
           }
           break;
         }
-        case Op.Look: {
-          const from = 2 * ins.capFrom!;
-          const to = 2 * ins.capTo!;
+        case opLook: {
+          const from = 2 * ins.capFrom;
+          const to = 2 * ins.capTo;
           const saved = regs.slice(from, to);
           const mark = this.sp;
           const r = this.run(ins.sub!, pos, mark);
@@ -667,31 +781,31 @@ export class StepBoundedRegExp implements PcreExec {
           } else if (r < 0) ok = false;
           else
             for (let k = from; k < to; k++) {
-              if (regs[k] !== saved[k - from]) this.push(Bt.Undo, k, saved[k - from]!, 0);
+              if (regs[k] !== saved[k - from]) this.push(btUndo, k, saved[k - from]!, 0);
             }
           if (ok) pc++;
           break;
         }
-        case Op.RepInit:
+        case opRepInit:
           this.setReg(ins.n, 0);
           pc++;
           break;
-        case Op.RepLoop: {
+        case opRepLoop: {
           const count = regs[ins.n]!;
-          if (count < ins.min!) pc = ins.body!;
-          else if (count >= ins.max!) pc = ins.to!;
+          if (count < ins.min) pc = ins.body;
+          else if (count >= ins.max) pc = ins.to;
           else if (ins.greedy) {
-            this.push(Bt.Alt, ins.to!, pos, 0);
-            pc = ins.body!;
+            this.push(btAlt, ins.to, pos, 0);
+            pc = ins.body;
           } else {
-            this.push(Bt.Alt, ins.body!, pos, 0);
-            pc = ins.to!;
+            this.push(btAlt, ins.body, pos, 0);
+            pc = ins.to;
           }
           break;
         }
-        case Op.RepBody:
+        case opRepBody:
           this.setReg(ins.n + 1, pos);
-          for (let g = ins.capFrom!; g < ins.capTo!; g++) {
+          for (let g = ins.capFrom; g < ins.capTo; g++) {
             if (regs[2 * g]! >= 0) {
               this.setReg(2 * g, -1);
               this.setReg(2 * g + 1, -1);
@@ -699,16 +813,16 @@ export class StepBoundedRegExp implements PcreExec {
           }
           pc++;
           break;
-        case Op.RepEnd: {
+        case opRepEnd: {
           const count = regs[ins.n]!;
-          if (count >= ins.min! && pos === regs[ins.n + 1]) ok = false;
+          if (count >= ins.min && pos === regs[ins.n + 1]) ok = false;
           else {
             this.setReg(ins.n, count + 1);
-            pc = ins.to!;
+            pc = ins.to;
           }
           break;
         }
-        case Op.Match:
+        case opMatch:
           return pos;
       }
       if (ok) continue;
@@ -718,30 +832,30 @@ export class StepBoundedRegExp implements PcreExec {
         if (--this.steps < 0) throw outOfSteps;
         this.sp -= 4;
         const st = this.stack;
-        const tag = st[this.sp] as Bt;
+        const tag = st[this.sp]!;
         const a = st[this.sp + 1]!;
         const b = st[this.sp + 2]!;
         const c = st[this.sp + 3]!;
-        if (tag === Bt.Undo) {
+        if (tag === btUndo) {
           regs[a] = b;
           continue;
         }
-        if (tag === Bt.Alt) {
+        if (tag === btAlt) {
           pc = a;
           pos = b;
           break;
         }
         const star = code[a]!;
-        if (tag === Bt.StarGreedy) {
-          if (c > star.min!) this.push(Bt.StarGreedy, a, b, c - 1);
+        if (tag === btStarGreedy) {
+          if (c > star.min) this.push(btStarGreedy, a, b, c - 1);
           pos = back ? b - c : b + c;
           pc = a + 1;
           break;
         }
         // lazy: one more character, if the set takes it
         const q = back ? b - c : b + c - 1;
-        if (q < 0 || q >= len || star.set![text.charCodeAt(q) & 0xff] === 0) continue;
-        if (c < star.max!) this.push(Bt.StarLazy, a, b, c + 1);
+        if (q < 0 || q >= len || star.set[text.charCodeAt(q) & 0xff] === 0) continue;
+        if (c < star.max) this.push(btStarLazy, a, b, c + 1);
         pos = back ? b - c : b + c;
         pc = a + 1;
         break;
@@ -765,48 +879,10 @@ export class StepBoundedRegExp implements PcreExec {
   }
 }
 
-/**
- * The characters a match of the node must start with, or undefined when it may be empty or start with
- * anything a set cannot say (a backreference, an assertion first).
- */
+/** The characters every match starts with (for skipping starts), or undefined when that is not known. */
 function firstChars(node: Node): Uint8Array | undefined {
-  const r = first(node);
-  return r.nullable ? undefined : r.set;
-}
-
-function first(node: Node): { set: Uint8Array | undefined; nullable: boolean } {
-  switch (node.t) {
-    case 'set':
-      return { set: node.set, nullable: false };
-    case 'group':
-      return first(node.body);
-    case 'rep': {
-      const f = first(node.body);
-      return { set: f.set, nullable: f.nullable || node.min === 0 };
-    }
-    case 'alt': {
-      let set: Uint8Array | undefined = new Uint8Array(256);
-      let nullable = false;
-      for (const a of node.alts) {
-        const f = first(a);
-        nullable ||= f.nullable;
-        set = union(set, f.set);
-      }
-      return { set, nullable };
-    }
-    case 'seq': {
-      let set: Uint8Array | undefined = new Uint8Array(256);
-      for (const it of node.items) {
-        if (it.t === 'look' || it.t === 'assert') continue; // zero width: the next item starts the match
-        const f = first(it);
-        set = union(set, f.set);
-        if (!f.nullable) return { set, nullable: false };
-      }
-      return { set, nullable: true };
-    }
-    default:
-      return { set: undefined, nullable: true };
-  }
+  const l = lead(node);
+  return l.nullable ? undefined : l.set;
 }
 
 function union(a: Uint8Array | undefined, b: Uint8Array | undefined): Uint8Array | undefined {

@@ -6,6 +6,8 @@ import { StepBoundedRegExp, StepsSyntaxError } from '../src/steps.js';
 import { sharedIds } from './helpers.js';
 
 const rules = sharedIds('rules');
+/** A budget of n steps an exec, whatever the subject's length. */
+const fixed = (n: number) => ({ perByte: 0, min: n });
 
 /**
  * The step machine is V8's RegExp with a budget: on every pattern it takes, its matches (index, text,
@@ -97,7 +99,7 @@ function compare(src: string, f: string, s: string): void {
   }
   let ours: StepBoundedRegExp;
   try {
-    ours = new StepBoundedRegExp(src, `${f}g`, 1_000_000);
+    ours = new StepBoundedRegExp(src, `${f}g`, fixed(1_000_000));
   } catch (e) {
     if (e instanceof StepsSyntaxError) return; // refused with the place: the engine keeps V8's
     throw e;
@@ -116,7 +118,7 @@ function compare(src: string, f: string, s: string): void {
   );
   expect({ src, f, s, got }).toEqual({ src, f, s, got: want });
   const plainV8 = new RegExp(src, f).exec(s);
-  const plain = new StepBoundedRegExp(src, f, 1_000_000).exec(s);
+  const plain = new StepBoundedRegExp(src, f, fixed(1_000_000)).exec(s);
   expect(plain && [plain.index, ...plain]).toEqual(plainV8 && [plainV8.index, ...plainV8]);
 }
 
@@ -157,7 +159,7 @@ describe('StepBoundedRegExp', () => {
 
   it('ends an exec past its budget as no match, counted, and starts afresh at the next', () => {
     let calls = 0;
-    const re = new StepBoundedRegExp('(\\w+)\\s*:=.*\\1', 'g', 10_000, () => calls++);
+    const re = new StepBoundedRegExp('(\\w+)\\s*:=.*\\1', 'g', fixed(10_000), () => calls++);
     const long = 'a'.repeat(8192);
     expect(re.exec(long)).toBeNull();
     expect(re.limitHits).toBe(1);
@@ -166,28 +168,59 @@ describe('StepBoundedRegExp', () => {
     expect(re.exec('ab := x ab')?.index).toBe(0);
     expect(re.lastSteps).toBeLessThan(100);
     // the budget is the exec's, every start included: what it takes grows with the subject
-    const big = new StepBoundedRegExp('(\\w+)\\s*:=.*\\1', 'g', 1e9);
+    const big = new StepBoundedRegExp('(\\w+)\\s*:=.*\\1', 'g', fixed(1e9));
     big.exec('a'.repeat(100));
     const s100 = big.lastSteps;
     big.exec('a'.repeat(200));
     expect(big.lastSteps).toBeGreaterThan(3.5 * s100); // quadratic: what V8's backtrack bound leaves
+    // per byte: linear in the subject, at least the minimum
+    const perByte = new StepBoundedRegExp('(\\w+)\\s*:=.*\\1', 'g', { perByte: 64, min: 1000 });
+    for (const n of [300, 1000, 8192]) {
+      perByte.exec('a'.repeat(n));
+      expect(perByte.lastSteps).toBe(64 * n);
+    }
+    expect(perByte.limitHits).toBe(3);
+    const least = new StepBoundedRegExp('^(a|a)*b', '', { perByte: 64, min: 5000 });
+    expect(least.exec('a'.repeat(20))).toBeNull(); // 2^20 ways: past the least budget, not 64 x 20
+    expect(least.lastSteps).toBe(5000);
+    expect(perByte.exec(`${'b '.repeat(4000)}x := x`)?.index).toBe(8000); // about 2 steps a byte
+  });
+
+  it("gives nothing back from a loop what follows it cannot start with (PCRE's auto-possessification)", () => {
+    const steps = (src: string, text: string) => {
+      const re = new StepBoundedRegExp(src, '', fixed(1e9));
+      re.exec(text);
+      return re.lastSteps;
+    };
+    const n = 1000;
+    const letters = 'a'.repeat(n);
+    // each start scans the rest of the run once and fails at its end: about n^2 / 2 steps; giving back
+    // one letter at a time and trying \s*: after each would be about four times that
+    expect(steps('(\\w+)\\s*:', letters)).toBeLessThan(0.6 * n * n);
+    expect(steps('(\\w+)(?:\\s|:)', letters)).toBeLessThan(0.6 * n * n);
+    // a lookahead, a backreference or a character the loop takes next: each given back is tried
+    expect(steps('(\\w+)(?=:)', letters)).toBeGreaterThan(1.5 * n * n);
+    expect(steps('(\\w+)[\\s1]', letters)).toBeGreaterThan(1.5 * n * n);
   });
 
   it('runs a deep repetition without the call stack (200,000 iterations of a group)', () => {
-    const re = new StepBoundedRegExp('^(?:(a)|b)*$', '', 10_000_000);
+    const re = new StepBoundedRegExp('^(?:(a)|b)*$', '', fixed(10_000_000));
     const s = 'ab'.repeat(100_000);
     expect(re.exec(s)?.[1]).toBeUndefined(); // cleared by the last iteration, a b
-    expect(new StepBoundedRegExp('^(?:(a)b)*$', '', 10_000_000).exec(s)?.[1]).toBe('a');
+    expect(new StepBoundedRegExp('^(?:(a)b)*$', '', fixed(10_000_000)).exec(s)?.[1]).toBe('a');
   });
 
   it('refuses what it does not read with the place, and V8 errors as V8 words them', () => {
-    expect(() => new StepBoundedRegExp('a{2', '', 100)).toThrow(/'\{' that is not a count at offset 1/);
-    expect(() => new StepBoundedRegExp('\\8', '', 100)).toThrow(/legacy octal escape/);
-    expect(() => new StepBoundedRegExp('(?=a)*', '', 100)).toThrow(/quantifier after an assertion/);
-    expect(() => new StepBoundedRegExp('a', 'u', 100)).toThrow(StepsSyntaxError);
-    expect(() => new StepBoundedRegExp('(', '', 100)).toThrow(/Invalid regular expression/);
-    expect(() => new StepBoundedRegExp('a', '', 0)).toThrow(RangeError);
-    expect(() => new StepBoundedRegExp('a', '', 100).exec('\u0100')).toThrow(/latin1.*offset 0/);
+    expect(() => new StepBoundedRegExp('a{2', '', fixed(100))).toThrow(
+      /'\{' that is not a count at offset 1/,
+    );
+    expect(() => new StepBoundedRegExp('\\8', '', fixed(100))).toThrow(/legacy octal escape/);
+    expect(() => new StepBoundedRegExp('(?=a)*', '', fixed(100))).toThrow(/quantifier after an assertion/);
+    expect(() => new StepBoundedRegExp('a', 'u', fixed(100))).toThrow(StepsSyntaxError);
+    expect(() => new StepBoundedRegExp('(', '', fixed(100))).toThrow(/Invalid regular expression/);
+    expect(() => new StepBoundedRegExp('a', '', fixed(0))).toThrow(/no steps at all/);
+    expect(() => new StepBoundedRegExp('a', '', { perByte: 1.5, min: 0 })).toThrow(/budget\.perByte/);
+    expect(() => new StepBoundedRegExp('a', '', fixed(100)).exec('\u0100')).toThrow(/latin1.*offset 0/);
   });
 
   it.skipIf(!rules.have)(
@@ -203,7 +236,7 @@ describe('StepBoundedRegExp', () => {
       for (const p of pcres) {
         const t = translatePcre(p);
         if (typeof t === 'string') continue;
-        expect(() => new StepBoundedRegExp(t.re.source, `${t.re.flags}g`, 1000)).not.toThrow();
+        expect(() => new StepBoundedRegExp(t.re.source, `${t.re.flags}g`, fixed(1000))).not.toThrow();
         if (StepBoundedRegExp.hasBackreference(t.re.source)) withRef++;
       }
       expect(pcres.length).toBeGreaterThan(700);
