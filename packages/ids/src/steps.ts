@@ -70,10 +70,12 @@ class Parser {
   readonly refs: { t: 'ref'; n: number; name?: string }[] = [];
   readonly totalGroups: number;
 
+  /** @param sets whether to work out what each character atom matches (not to only read the syntax) */
   constructor(
     readonly src: string,
     readonly ci: boolean,
     readonly dotAll: boolean,
+    readonly sets = true,
   ) {
     this.totalGroups = countGroups(src);
   }
@@ -256,7 +258,7 @@ class Parser {
   }
 
   private set(atom: string): Node {
-    return { t: 'set', set: charSet(atom, this.ci, this.dotAll) };
+    return { t: 'set', set: this.sets ? charSet(atom, this.ci, this.dotAll) : noSet };
   }
 }
 
@@ -377,8 +379,17 @@ class Compiler {
         return;
       case 'seq': {
         const items = back ? [...node.items].reverse() : node.items;
+        // what follows each item, from the last one back
+        const after: Follow[] = [];
+        let next = back ? undefined : follow;
+        for (let k = items.length - 1; k >= 0; k--) {
+          after[k] = next;
+          if (back) continue;
+          const l = lead(items[k]!);
+          next = l.nullable ? union(l.set, next) : l.set;
+        }
         items.forEach((it, k) => {
-          this.emit(it, back, code, back ? undefined : followOf(items, k + 1, follow));
+          this.emit(it, back, code, after[k]);
         });
         return;
       }
@@ -453,21 +464,21 @@ class Compiler {
 }
 
 /** What follows items[from...] when `follow` follows the items. */
-function followOf(items: Node[], from: number, follow: Follow): Follow {
-  let set: Follow = new Uint8Array(256);
-  for (let j = from; j < items.length; j++) {
-    const l = lead(items[j]!);
-    set = union(set, l.set);
-    if (!l.nullable || set === undefined) return set;
-  }
-  return union(set, follow);
-}
-
 /**
  * The characters a node's match starts with, and whether it can be empty; set undefined when a zero-width
  * test or a backreference may come first (it may decide by more than the next character).
  */
-function lead(node: Node): { set: Follow; nullable: boolean } {
+function lead(node: Node): Lead {
+  let l = leads.get(node);
+  if (!l) leads.set(node, (l = leadOf(node)));
+  return l;
+}
+
+type Lead = { set: Follow; nullable: boolean };
+/** Each node's, worked out once (a node's is asked at every level above it). */
+const leads = new WeakMap<Node, Lead>();
+
+function leadOf(node: Node): Lead {
   switch (node.t) {
     case 'set':
       return { set: node.set, nullable: false };
@@ -478,21 +489,23 @@ function lead(node: Node): { set: Follow; nullable: boolean } {
       return { set: l.set, nullable: l.nullable || node.min === 0 };
     }
     case 'alt': {
-      let set: Follow = new Uint8Array(256);
+      const set = new Uint8Array(256);
       let nullable = false;
       for (const a of node.alts) {
         const l = lead(a);
+        if (l.set === undefined) return { set: undefined, nullable: true };
         nullable ||= l.nullable;
-        set = union(set, l.set);
+        orInto(set, l.set);
       }
       return { set, nullable };
     }
     case 'seq': {
-      let set: Follow = new Uint8Array(256);
+      const set = new Uint8Array(256);
       for (const it of node.items) {
         const l = lead(it);
-        set = union(set, l.set);
-        if (!l.nullable || set === undefined) return { set, nullable: l.nullable };
+        if (l.set === undefined) return { set: undefined, nullable: true };
+        orInto(set, l.set);
+        if (!l.nullable) return { set, nullable: false };
       }
       return { set, nullable: true };
     }
@@ -504,6 +517,36 @@ function lead(node: Node): { set: Follow; nullable: boolean } {
 function disjoint(a: Uint8Array, b: Uint8Array): boolean {
   for (let c = 0; c < 256; c++) if (a[c]! & b[c]!) return false;
   return true;
+}
+
+/** A source compiled: what every instance of it shares (its registers and stack are its own). */
+interface Compiled {
+  main: Program;
+  groups: number;
+  regs: number;
+  first: Uint8Array | undefined;
+}
+
+/**
+ * The sources compiled last, as V8 keeps its RegExps' code: the community rules hold 237 pcres with a
+ * backreference in 55 sources, each rule's own instance (compiling each took an engine's build from 65 to
+ * 110 ms). Emptied when full.
+ */
+const compiledCache = new Map<string, Compiled>();
+const compiledCacheMax = 4096;
+
+function compiled(source: string, ci: boolean, dotAll: boolean): Compiled {
+  const key = `${ci ? 'i' : ''}${dotAll ? 's' : ''}/${source}`;
+  let c = compiledCache.get(key);
+  if (c) return c;
+  const p = new Parser(source, ci, dotAll);
+  const ast = p.parse();
+  const k = new Compiler(p.groups);
+  const main = k.program(ast, false);
+  c = { main, groups: p.groups, regs: k.regs, first: firstChars(ast) };
+  if (compiledCache.size >= compiledCacheMax) compiledCache.clear();
+  compiledCache.set(key, c);
+  return c;
 }
 
 // ---- the machine
@@ -580,19 +623,17 @@ export class StepBoundedRegExp implements PcreExec {
     this.sticky = flags.includes('y');
     this.multiline = flags.includes('m');
     this.ignoreCase = flags.includes('i');
-    const p = new Parser(source, this.ignoreCase, flags.includes('s'));
-    const ast = p.parse();
-    this.groups = p.groups;
-    const c = new Compiler(p.groups);
-    this.main = c.program(ast, false);
+    const c = compiled(source, this.ignoreCase, flags.includes('s'));
+    this.groups = c.groups;
+    this.main = c.main;
     this.regs = new Int32Array(c.regs);
-    this.first = firstChars(ast);
+    this.first = c.first;
   }
 
   /** Whether the expression holds a backreference (what the engine runs through this machine). */
   static hasBackreference(source: string): boolean {
     try {
-      const p = new Parser(source, false, false);
+      const p = new Parser(source, false, false, false);
       p.parse();
       return p.refs.length > 0;
     } catch {
@@ -883,6 +924,10 @@ export class StepBoundedRegExp implements PcreExec {
 function firstChars(node: Node): Uint8Array | undefined {
   const l = lead(node);
   return l.nullable ? undefined : l.set;
+}
+
+function orInto(to: Uint8Array, from: Uint8Array): void {
+  for (let c = 0; c < 256; c++) to[c]! |= from[c]!;
 }
 
 function union(a: Uint8Array | undefined, b: Uint8Array | undefined): Uint8Array | undefined {

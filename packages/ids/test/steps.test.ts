@@ -203,6 +203,16 @@ describe('StepBoundedRegExp', () => {
     expect(steps('(\\w+)[\\s1]', letters)).toBeGreaterThan(1.5 * n * n);
   });
 
+  it('keeps each instance its own state where instances of one source share its compiled program', () => {
+    const a = new StepBoundedRegExp('(\\w)\\1', 'g', fixed(1000));
+    const b = new StepBoundedRegExp('(\\w)\\1', 'g', fixed(1000));
+    const text = 'aa bb cc';
+    expect(a.exec(text)?.[1]).toBe('a');
+    expect(b.exec(text)?.[1]).toBe('a');
+    expect(a.exec(text)?.[1]).toBe('b');
+    expect([a.lastIndex, b.lastIndex]).toEqual([5, 2]);
+  });
+
   it('runs a deep repetition without the call stack (200,000 iterations of a group)', () => {
     const re = new StepBoundedRegExp('^(?:(a)|b)*$', '', fixed(10_000_000));
     const s = 'ab'.repeat(100_000);
