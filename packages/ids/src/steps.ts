@@ -313,7 +313,10 @@ interface Ins {
   to: number;
   /** RepLoop: the body's first instruction. */
   body: number;
-  /** Open, Close, Ref: the group; RepInit, RepLoop, RepBody, RepEnd: the count's first register. */
+  /**
+   * Open, Close, Ref: the group; RepInit, RepLoop, RepBody, RepEnd: the count's first register; Star: its
+   * slot for the run it read last.
+   */
   n: number;
   k: '^' | '$' | 'b' | 'B';
   sub: Program | undefined;
@@ -360,6 +363,8 @@ type Follow = Uint8Array | undefined;
 class Compiler {
   /** Registers past the captures' 2 per group (0 included) and the open positions' 1 per group. */
   regs: number;
+  /** Star instructions, in every program (lookaround bodies too). */
+  stars = 0;
   constructor(readonly groups: number) {
     this.regs = 3 * (groups + 1);
   }
@@ -441,7 +446,7 @@ class Compiler {
         if (node.body.t === 'set') {
           const set = node.body.set;
           const possessive = greedy && follow !== undefined && disjoint(set, follow);
-          code.push(ins(opStar, { set, min, max, greedy, possessive }));
+          code.push(ins(opStar, { set, min, max, greedy, possessive, n: this.stars++ }));
           return;
         }
         const r = this.regs;
@@ -524,6 +529,7 @@ interface Compiled {
   main: Program;
   groups: number;
   regs: number;
+  stars: number;
   first: Uint8Array | undefined;
 }
 
@@ -543,7 +549,7 @@ function compiled(source: string, ci: boolean, dotAll: boolean): Compiled {
   const ast = p.parse();
   const k = new Compiler(p.groups);
   const main = k.program(ast, false);
-  c = { main, groups: p.groups, regs: k.regs, first: firstChars(ast) };
+  c = { main, groups: p.groups, regs: k.regs, stars: k.stars, first: firstChars(ast) };
   if (compiledCache.size >= compiledCacheMax) compiledCache.clear();
   compiledCache.set(key, c);
   return c;
@@ -595,6 +601,12 @@ export class StepBoundedRegExp implements PcreExec {
   private readonly ignoreCase: boolean;
   /** Characters a match can start with (skipping the others); undefined when a match can be empty. */
   private readonly first: Uint8Array | undefined;
+  /**
+   * Per Star (forward), the run it read to its end last in this exec, [runFrom, runEnd): from anywhere in
+   * it the loop takes the rest of it. -1: none.
+   */
+  private readonly runFrom: Int32Array;
+  private readonly runEnd: Int32Array;
   private stack = new Int32Array(256);
   private sp = 0;
   private steps = 0;
@@ -627,6 +639,8 @@ export class StepBoundedRegExp implements PcreExec {
     this.groups = c.groups;
     this.main = c.main;
     this.regs = new Int32Array(c.regs);
+    this.runFrom = new Int32Array(c.stars);
+    this.runEnd = new Int32Array(c.stars);
     this.first = c.first;
   }
 
@@ -656,6 +670,7 @@ export class StepBoundedRegExp implements PcreExec {
     this.text = text;
     const stepsMax = Math.max(this.budget.min, this.budget.perByte * text.length);
     this.steps = stepsMax;
+    this.runFrom.fill(-1);
     const { first, regs } = this;
     let end = -1;
     try {
@@ -745,9 +760,21 @@ export class StepBoundedRegExp implements PcreExec {
           const min = ins.min;
           const want = ins.greedy ? ins.max : min;
           let n = 0;
-          if (back) while (n < want && pos - n > 0 && set[text.charCodeAt(pos - n - 1) & 0xff] === 1) n++;
-          else while (n < want && pos + n < len && set[text.charCodeAt(pos + n) & 0xff] === 1) n++;
-          this.steps -= n;
+          const from = this.runFrom[ins.n]!;
+          if (from >= 0 && from <= pos && pos <= this.runEnd[ins.n]!) {
+            // inside a run this loop has read to its end in this exec: no need to read it again (else each
+            // start in a run of n letters reads to its end, n^2 / 2 steps for `(\w+)...`)
+            n = Math.min(want, this.runEnd[ins.n]! - pos);
+            this.steps--;
+          } else {
+            if (back) while (n < want && pos - n > 0 && set[text.charCodeAt(pos - n - 1) & 0xff] === 1) n++;
+            else while (n < want && pos + n < len && set[text.charCodeAt(pos + n) & 0xff] === 1) n++;
+            this.steps -= n;
+            if (!back && n < want) {
+              this.runFrom[ins.n] = pos;
+              this.runEnd[ins.n] = pos + n;
+            }
+          }
           if (n < min) {
             ok = false;
             break;
