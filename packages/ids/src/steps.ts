@@ -319,6 +319,12 @@ interface Ins {
    */
   n: number;
   k: '^' | '$' | 'b' | 'B';
+  /**
+   * Star: its index among the loops whose continuations are remembered as failed (`StepBoundedRegExp`'s
+   * `failed`), or -1. Only where nothing but the position decides whether the rest matches: no
+   * backreference in the pattern, no count of a group around the loop.
+   */
+  memo: number;
   sub: Program | undefined;
   negative: boolean;
   capFrom: number;
@@ -339,6 +345,7 @@ function ins(op: number, o: Partial<Ins> = {}): Ins {
     body: 0,
     n: 0,
     k: '^',
+    memo: -1,
     sub: undefined,
     negative: false,
     capFrom: 0,
@@ -365,7 +372,15 @@ class Compiler {
   regs: number;
   /** Star instructions, in every program (lookaround bodies too). */
   stars = 0;
-  constructor(readonly groups: number) {
+  /** Stars whose continuations are remembered (see `Ins.memo`). */
+  memos = 0;
+  /** Counts of groups open around what is being emitted. */
+  private reps = 0;
+  constructor(
+    readonly groups: number,
+    /** Whether the pattern has a backreference (then what matches depends on the groups too). */
+    readonly refs: boolean,
+  ) {
     this.regs = 3 * (groups + 1);
   }
 
@@ -446,7 +461,8 @@ class Compiler {
         if (node.body.t === 'set') {
           const set = node.body.set;
           const possessive = greedy && follow !== undefined && disjoint(set, follow);
-          code.push(ins(opStar, { set, min, max, greedy, possessive, n: this.stars++ }));
+          const memo = this.refs || this.reps > 0 ? -1 : this.memos++;
+          code.push(ins(opStar, { set, min, max, greedy, possessive, n: this.stars++, memo }));
           return;
         }
         const r = this.regs;
@@ -459,7 +475,9 @@ class Compiler {
         code.push(ins(opRepBody, { n: r, capFrom: node.capFrom, capTo: node.capTo }));
         // after the body: another iteration or what follows the count
         const l = lead(node.body);
+        this.reps++;
         this.emit(node.body, back, code, back ? undefined : union(l.set, follow));
+        this.reps--;
         code.push(ins(opRepEnd, { n: r, min, to: at }));
         loop.to = code.length;
         return;
@@ -473,31 +491,39 @@ class Compiler {
  * The characters a node's match starts with, and whether it can be empty; set undefined when a zero-width
  * test or a backreference may come first (it may decide by more than the next character).
  */
-function lead(node: Node): Lead {
-  let l = leads.get(node);
-  if (!l) leads.set(node, (l = leadOf(node)));
+function lead(node: Node, zeroWidth = false): Lead {
+  const memo = zeroWidth ? starts : leads;
+  let l = memo.get(node);
+  if (!l) memo.set(node, (l = leadOf(node, zeroWidth)));
   return l;
 }
 
 type Lead = { set: Follow; nullable: boolean };
 /** Each node's, worked out once (a node's is asked at every level above it). */
 const leads = new WeakMap<Node, Lead>();
+const starts = new WeakMap<Node, Lead>();
 
-function leadOf(node: Node): Lead {
+/**
+ * With `zeroWidth`, assertions and lookarounds are passed over (they take no character: the first one a
+ * match takes is still the next node's), which is right for where a match may start, not for what may
+ * follow a loop (a lookahead decides by more than one character).
+ */
+function leadOf(node: Node, zeroWidth: boolean): Lead {
+  if (zeroWidth && (node.t === 'assert' || node.t === 'look')) return { set: noSet, nullable: true };
   switch (node.t) {
     case 'set':
       return { set: node.set, nullable: false };
     case 'group':
-      return lead(node.body);
+      return lead(node.body, zeroWidth);
     case 'rep': {
-      const l = lead(node.body);
+      const l = lead(node.body, zeroWidth);
       return { set: l.set, nullable: l.nullable || node.min === 0 };
     }
     case 'alt': {
       const set = new Uint8Array(256);
       let nullable = false;
       for (const a of node.alts) {
-        const l = lead(a);
+        const l = lead(a, zeroWidth);
         if (l.set === undefined) return { set: undefined, nullable: true };
         nullable ||= l.nullable;
         orInto(set, l.set);
@@ -507,7 +533,7 @@ function leadOf(node: Node): Lead {
     case 'seq': {
       const set = new Uint8Array(256);
       for (const it of node.items) {
-        const l = lead(it);
+        const l = lead(it, zeroWidth);
         if (l.set === undefined) return { set: undefined, nullable: true };
         orInto(set, l.set);
         if (!l.nullable) return { set, nullable: false };
@@ -530,6 +556,7 @@ interface Compiled {
   groups: number;
   regs: number;
   stars: number;
+  memos: number;
   first: Uint8Array | undefined;
 }
 
@@ -547,9 +574,9 @@ function compiled(source: string, ci: boolean, dotAll: boolean): Compiled {
   if (c) return c;
   const p = new Parser(source, ci, dotAll);
   const ast = p.parse();
-  const k = new Compiler(p.groups);
+  const k = new Compiler(p.groups, p.refs.length > 0);
   const main = k.program(ast, false);
-  c = { main, groups: p.groups, regs: k.regs, stars: k.stars, first: firstChars(ast) };
+  c = { main, groups: p.groups, regs: k.regs, stars: k.stars, memos: k.memos, first: firstChars(ast) };
   if (compiledCache.size >= compiledCacheMax) compiledCache.clear();
   compiledCache.set(key, c);
   return c;
@@ -566,6 +593,10 @@ const btUndo = 1;
 const btStarGreedy = 2;
 /** A lazy Star at pc from pos, to try again with count c. */
 const btStarLazy = 3;
+/** A remembered Star's continuation from pos (a, b): popped, it failed. */
+const btMemo = 4;
+/** A remembered unbounded Star at pc a entered at pos b: popped, every count of it failed. */
+const btEntry = 5;
 
 const outOfSteps = Symbol('out of steps');
 
@@ -607,6 +638,17 @@ export class StepBoundedRegExp implements PcreExec {
    */
   private readonly runFrom: Int32Array;
   private readonly runEnd: Int32Array;
+  private readonly memos: number;
+  /** Per remembered unbounded Star (forward), the run it was entered in and failed from whole. -1: none. */
+  private readonly entryFrom: Int32Array;
+  private readonly entryEnd: Int32Array;
+  /**
+   * Per remembered Star (`Ins.memo`) and position, whether the rest of the pattern from there failed in
+   * this exec: it fails again from there, so no start tries it twice (Davis et al., "Using Selective
+   * Memoization to Defeat Regular Expression Denial of Service", IEEE S&P 2021, memoizes the same way).
+   * Bytes, memos x (length + 1); the same array while it is large enough.
+   */
+  private failed = new Uint8Array(0);
   private stack = new Int32Array(256);
   private sp = 0;
   private steps = 0;
@@ -617,9 +659,12 @@ export class StepBoundedRegExp implements PcreExec {
    *   the subject, at least `min`; past it the exec returns null and counts in `limitHits`, and `onLimit`
    *   is called.
    */
+  /** In V8's order (`gims...`), as RegExp's flags read. */
+  readonly flags: string;
+
   constructor(
     readonly source: string,
-    readonly flags: string,
+    flags: string,
     readonly budget: StepsBudget,
     private readonly onLimit?: () => void,
   ) {
@@ -630,7 +675,7 @@ export class StepBoundedRegExp implements PcreExec {
     const bad = /[^gimsy]/.exec(flags);
     if (bad || new Set(flags).size !== flags.length)
       throw new StepsSyntaxError(`flags '${flags}': only g, i, m, s and y, once each, are supported`);
-    new RegExp(source, flags); // the pattern's own errors, in V8's words
+    this.flags = new RegExp(source, flags).flags; // the pattern's own errors, in V8's words
     this.global = flags.includes('g');
     this.sticky = flags.includes('y');
     this.multiline = flags.includes('m');
@@ -641,6 +686,9 @@ export class StepBoundedRegExp implements PcreExec {
     this.regs = new Int32Array(c.regs);
     this.runFrom = new Int32Array(c.stars);
     this.runEnd = new Int32Array(c.stars);
+    this.memos = c.memos;
+    this.entryFrom = new Int32Array(c.memos);
+    this.entryEnd = new Int32Array(c.memos);
     this.first = c.first;
   }
 
@@ -650,6 +698,21 @@ export class StepBoundedRegExp implements PcreExec {
       const p = new Parser(source, false, false, false);
       p.parse();
       return p.refs.length > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Whether two unbounded loops over intersecting characters can take the same text one after the other
+   * (nothing between them the first does not take), or an unbounded count repeats a loop: where a
+   * backtracking matcher such as V8's may take time polynomial (or exponential) in its subject, and this
+   * machine, remembering what failed, takes linear steps (when the pattern has no backreference). A test of
+   * the shape, not a proof.
+   */
+  static ambiguousLoops(source: string): boolean {
+    try {
+      return ambiguous(new Parser(source, false, false).parse());
     } catch {
       return false;
     }
@@ -671,6 +734,12 @@ export class StepBoundedRegExp implements PcreExec {
     const stepsMax = Math.max(this.budget.min, this.budget.perByte * text.length);
     this.steps = stepsMax;
     this.runFrom.fill(-1);
+    this.entryFrom.fill(-1);
+    if (this.memos > 0) {
+      const size = this.memos * (text.length + 1);
+      if (this.failed.length < size) this.failed = new Uint8Array(size);
+      else this.failed.fill(0, 0, size);
+    }
     const { first, regs } = this;
     let end = -1;
     try {
@@ -759,6 +828,16 @@ export class StepBoundedRegExp implements PcreExec {
           const set = ins.set;
           const min = ins.min;
           const want = ins.greedy ? ins.max : min;
+          if (ins.memo >= 0 && ins.max === Infinity && !back) {
+            // entered before in this run of its set, and everything after every count failed: each count
+            // from here is one of those (Davis et al.'s memo, with a run for a position)
+            const m = ins.memo;
+            if (this.entryFrom[m]! >= 0 && this.entryFrom[m]! <= pos && pos <= this.entryEnd[m]!) {
+              ok = false;
+              break;
+            }
+            this.push(btEntry, pc, pos, 0);
+          }
           let n = 0;
           const from = this.runFrom[ins.n]!;
           if (from >= 0 && from <= pos && pos <= this.runEnd[ins.n]!) {
@@ -768,13 +847,22 @@ export class StepBoundedRegExp implements PcreExec {
             this.steps--;
           } else {
             if (back) while (n < want && pos - n > 0 && set[text.charCodeAt(pos - n - 1) & 0xff] === 1) n++;
-            else while (n < want && pos + n < len && set[text.charCodeAt(pos + n) & 0xff] === 1) n++;
-            this.steps -= n;
+            else {
+              while (n < want && pos + n < len && set[text.charCodeAt(pos + n) & 0xff] === 1) {
+                if (pos + n === from) break; // the run read before goes on from here: read no further
+                n++;
+              }
+              this.steps -= n;
+              if (pos + n === from) n = Math.min(want, this.runEnd[ins.n]! - pos);
+            }
+            if (back) this.steps -= n;
             if (!back && n < want) {
               this.runFrom[ins.n] = pos;
               this.runEnd[ins.n] = pos + n;
             }
           }
+          // a count that reaches the run failed from a later entry goes where that entry's counts went
+          if (ins.greedy && ins.memo >= 0 && !back) n = Math.min(n, this.coveredFrom(ins, pos) - 1 - pos);
           if (n < min) {
             ok = false;
             break;
@@ -783,7 +871,8 @@ export class StepBoundedRegExp implements PcreExec {
             if (n > min && !ins.possessive) this.push(btStarGreedy, pc, pos, n - 1);
           } else if (n < ins.max) this.push(btStarLazy, pc, pos, n + 1);
           pos = back ? pos - n : pos + n;
-          pc++;
+          if (ins.memo >= 0 && !this.remember(ins.memo, pos, len)) ok = false;
+          else pc++;
           break;
         }
         case opSplit:
@@ -913,22 +1002,66 @@ export class StepBoundedRegExp implements PcreExec {
           pos = b;
           break;
         }
+        if (tag === btMemo) {
+          this.failed[a * (len + 1) + b] = 1; // everything from there failed
+          continue;
+        }
+        if (tag === btEntry) {
+          // every count of the Star at a entered at b failed: so does an entry anywhere in the run
+          const star = code[a]!;
+          const ef = this.entryFrom[star.memo]!;
+          let e = b;
+          while (e < len && star.set[text.charCodeAt(e) & 0xff] === 1) {
+            if (e === ef) break;
+            e++;
+          }
+          this.steps -= e - b;
+          if (e === ef) e = this.entryEnd[star.memo]!; // the run recorded before, from here on
+          this.entryFrom[star.memo] = b;
+          this.entryEnd[star.memo] = e;
+          continue;
+        }
         const star = code[a]!;
         if (tag === btStarGreedy) {
           if (c > star.min) this.push(btStarGreedy, a, b, c - 1);
-          pos = back ? b - c : b + c;
-          pc = a + 1;
-          break;
+        } else {
+          // lazy: one more character, if the set takes it
+          const q = back ? b - c : b + c - 1;
+          if (q < 0 || q >= len || star.set[text.charCodeAt(q) & 0xff] === 0) continue;
+          if (star.memo >= 0 && !back && b + c >= this.coveredFrom(star, b)) continue;
+          if (c < star.max) this.push(btStarLazy, a, b, c + 1);
         }
-        // lazy: one more character, if the set takes it
-        const q = back ? b - c : b + c - 1;
-        if (q < 0 || q >= len || star.set[text.charCodeAt(q) & 0xff] === 0) continue;
-        if (c < star.max) this.push(btStarLazy, a, b, c + 1);
         pos = back ? b - c : b + c;
+        if (star.memo >= 0 && !this.remember(star.memo, pos, len)) continue;
         pc = a + 1;
         break;
       }
     }
+  }
+
+  /**
+   * Before going on from a remembered Star at pos: false when that failed before in this exec; else a
+   * marker whose pop (everything after it failed) records it.
+   */
+  private remember(memo: number, pos: number, len: number): boolean {
+    if (this.failed[memo * (len + 1) + pos] === 1) return false;
+    this.push(btMemo, memo, pos, 0);
+    return true;
+  }
+
+  /**
+   * For a remembered unbounded Star entered at pos (forward): the first position its counts may reach whose
+   * continuation is known to fail, because an entry later in the same run failed whole (its counts reached
+   * every position from its entry plus min to the run's end); Infinity when none is known.
+   */
+  private coveredFrom(star: Ins, pos: number): number {
+    if (star.max !== Infinity) return Number.POSITIVE_INFINITY;
+    const from = this.entryFrom[star.memo]!;
+    if (from <= pos) return Number.POSITIVE_INFINITY; // none, or not later (an entry inside it fails at once)
+    // the same run: every character from pos to that entry is in the set
+    for (let q = pos; q < from; q++)
+      if (star.set[this.text.charCodeAt(q) & 0xff] === 0) return Number.POSITIVE_INFINITY;
+    return from + star.min;
   }
 
   private assert(k: '^' | '$' | 'b' | 'B', pos: number): boolean {
@@ -949,7 +1082,7 @@ export class StepBoundedRegExp implements PcreExec {
 
 /** The characters every match starts with (for skipping starts), or undefined when that is not known. */
 function firstChars(node: Node): Uint8Array | undefined {
-  const l = lead(node);
+  const l = lead(node, true);
   return l.nullable ? undefined : l.set;
 }
 
@@ -962,4 +1095,112 @@ function union(a: Uint8Array | undefined, b: Uint8Array | undefined): Uint8Array
   const u = new Uint8Array(256);
   for (let c = 0; c < 256; c++) u[c] = a[c]! | b[c]!;
   return u;
+}
+
+/** The character sets of the unbounded loops over one set in a node, at any depth. */
+function loopsIn(node: Node, out: Uint8Array[] = []): Uint8Array[] {
+  switch (node.t) {
+    case 'rep':
+      if (node.max === Infinity && node.body.t === 'set') out.push(node.body.set);
+      else loopsIn(node.body, out);
+      break;
+    case 'seq':
+      for (const it of node.items) loopsIn(it, out);
+      break;
+    case 'alt':
+      for (const a of node.alts) loopsIn(a, out);
+      break;
+    case 'group':
+    case 'look':
+      loopsIn(node.body, out);
+      break;
+  }
+  return out;
+}
+
+/** Every character a node may take (zero-width nodes none); undefined for a backreference. */
+function charsOf(node: Node): Follow {
+  switch (node.t) {
+    case 'set':
+      return node.set;
+    case 'rep':
+    case 'group':
+      return charsOf(node.body);
+    case 'seq':
+    case 'alt': {
+      const set = new Uint8Array(256);
+      for (const x of node.t === 'seq' ? node.items : node.alts) {
+        const c = charsOf(x);
+        if (c === undefined) return undefined;
+        orInto(set, c);
+      }
+      return set;
+    }
+    case 'ref':
+      return undefined;
+    default:
+      return noSet;
+  }
+}
+
+function ambiguous(node: Node): boolean {
+  switch (node.t) {
+    case 'rep':
+      if (node.max === Infinity && node.body.t !== 'set' && loopsIn(node.body).length > 0) return true;
+      return ambiguous(node.body);
+    case 'group':
+    case 'look':
+      return ambiguous(node.body);
+    case 'alt':
+      return node.alts.some(ambiguous);
+    case 'seq': {
+      const { items } = node;
+      for (let i = 0; i < items.length; i++)
+        for (const a of loopsIn(items[i]!))
+          for (let j = i + 1; j < items.length; j++) {
+            if (loopsIn(items[j]!).some((b) => !disjoint(a, b))) return true;
+            const c = charsOf(items[j]!);
+            if (c === undefined || !disjoint(c, complement(a))) break; // it takes what the loop does not
+          }
+      return items.some(ambiguous);
+    }
+    default:
+      return false;
+  }
+}
+
+function complement(a: Uint8Array): Uint8Array {
+  const c = new Uint8Array(256);
+  for (let k = 0; k < 256; k++) c[k] = a[k]! ^ 1;
+  return c;
+}
+
+/**
+ * V8's RegExp for a subject of up to `shortMax` characters and the step machine beyond, one lastIndex
+ * between them: for a pattern V8 may take polynomial time over (`StepBoundedRegExp.ambiguousLoops`) and
+ * runs about 20 times faster than the machine where the subject is short.
+ */
+export class LengthSwitchedRegExp implements PcreExec {
+  lastIndex = 0;
+  constructor(
+    readonly short: RegExp,
+    readonly long: StepBoundedRegExp,
+    readonly shortMax: number,
+  ) {}
+
+  get source(): string {
+    return this.long.source;
+  }
+
+  get flags(): string {
+    return this.long.flags;
+  }
+
+  exec(text: string): { index: number; 0: string } | null {
+    const re = text.length <= this.shortMax ? this.short : this.long;
+    re.lastIndex = this.lastIndex;
+    const m = re.exec(text);
+    this.lastIndex = re.lastIndex;
+    return m;
+  }
 }

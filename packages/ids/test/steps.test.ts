@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { translatePcre } from '../src/pcre.js';
-import { StepBoundedRegExp, StepsSyntaxError } from '../src/steps.js';
+import { LengthSwitchedRegExp, StepBoundedRegExp, StepsSyntaxError } from '../src/steps.js';
 import { sharedIds } from './helpers.js';
 
 const rules = sharedIds('rules');
@@ -130,6 +130,38 @@ describe('StepBoundedRegExp', () => {
     );
   });
 
+  it('matches as V8 does on sequences of loops, where what failed is remembered (property)', () => {
+    const part = fc.constantFrom(
+      'a*',
+      'a+',
+      'a*?',
+      '[ab]*',
+      '[ab]*?',
+      'b+?',
+      '.*',
+      '.*?',
+      '[^c]*?',
+      'c',
+      'a',
+      'b',
+      '(?:ab)',
+      '(a|ab)',
+      '(?:a*b){2}',
+      '(?:[ab]*?c)+',
+      '(?=a)',
+      '\\b',
+      '$',
+      '(b*)',
+    );
+    const text = fc.array(fc.constantFrom('a', 'b', 'c', 'x'), { maxLength: 14 }).map((a) => a.join(''));
+    fc.assert(
+      fc.property(fc.array(part, { minLength: 2, maxLength: 5 }), text, (ps, s) =>
+        compare(ps.join(''), '', s),
+      ),
+      { numRuns: 6000 },
+    );
+  });
+
   it('matches as V8 does on hand-picked cases of ECMAScript semantics', () => {
     const cases: [string, string, string][] = [
       ['(a)|b\\1', '', 'b'], // a backreference to an unset group matches empty
@@ -153,6 +185,10 @@ describe('StepBoundedRegExp', () => {
       ['.', 's', '\r'],
       ['a{2,3}?', '', 'aaaa'],
       ['(a|ab)(c|bcd)(d*)', '', 'abcd'],
+      // what is remembered as failed: a loop's rest after one start, its whole run from another
+      ['(?:a*b){2}c', '', 'abababc'], // inside a count: the count decides too (not remembered)
+      ['a*[ab]*?b', '', 'acxaaxbx'],
+      ['a*[ab]*?[ab]*b', '', 'aacxbcxbcb'],
     ];
     for (const [src, f, s] of cases) compare(src, f, s);
   });
@@ -210,13 +246,65 @@ describe('StepBoundedRegExp', () => {
     };
     const n = 1000;
     const letters = 'a'.repeat(n);
-    // each start takes the rest of the run (read once) and fails after it: a few steps a start; giving
-    // the letters back one at a time would be about n^2 / 2 tries
-    expect(steps('(\\w+)\\s*:', letters)).toBeLessThan(20 * n);
-    expect(steps('(\\w+)(?:\\s|:)', letters)).toBeLessThan(20 * n);
-    // a lookahead, a backreference or a character the loop takes next: each given back is tried
-    expect(steps('(\\w+)(?=:)', letters)).toBeGreaterThan(n * n);
-    expect(steps('(\\w+)[\\s1]', letters)).toBeGreaterThan(n * n);
+    // with a backreference (nothing remembered, below): each start takes the rest of the run (read once)
+    // and fails after it, a few steps a start; giving the letters back one at a time would be about n^2 / 2
+    expect(steps('(\\w+)\\s*:\\1', letters)).toBeLessThan(20 * n);
+    expect(steps('(\\w+)(?:\\s|:)\\1', letters)).toBeLessThan(20 * n);
+    // a lookahead or a character the loop takes next: each given back is tried
+    expect(steps('(\\w+)(?=:)\\1', letters)).toBeGreaterThan(0.4 * n * n);
+    expect(steps('(\\w+)[\\s1]\\1', letters)).toBeGreaterThan(0.4 * n * n);
+  });
+
+  it('remembers where the rest failed, without a backreference: polynomial patterns run in linear steps', () => {
+    const steps = (src: string, flags: string, text: string) => {
+      const re = new StepBoundedRegExp(src, flags, fixed(1e9));
+      re.exec(text);
+      return re.lastSteps;
+    };
+    // what V8 takes quadratic time over (sid 2417's, the log4j rules', loops given back one at a time)
+    for (const [src, flags, unit] of [
+      ['[\\t-\\r ]+[\\s\\S]*?\\x25[\\s\\S]*?\\x25', 'm', '\n'],
+      [
+        '\\x24\\x7B([jJ][nN][dD][iI]|[^\\x7D\\x80-\\xFF]*?\\x24\\x7B[^\\x7D\\x80-\\xFF]*?\\x3A[^\\x7D]*?\\x7D)',
+        '',
+        '${',
+      ],
+      ['\\s+.*%.*%', 's', ' '],
+      ['(\\w+)(?=:)', '', 'a'],
+      ['(\\w+)[\\s1]', '', 'a'],
+    ] as const) {
+      const small = steps(src, flags, unit.repeat(1000));
+      const big = steps(src, flags, unit.repeat(8000));
+      expect(big, src).toBeLessThan(8.5 * small);
+      expect(small / (1000 * unit.length), src).toBeLessThan(20);
+    }
+  });
+
+  it('runs a short subject in V8 and a long one in the machine, one lastIndex between them', () => {
+    const src = '\\s+.*?%.*?%';
+    const long = new StepBoundedRegExp(src, 'sg', fixed(1e6));
+    const re = new LengthSwitchedRegExp(new RegExp(src, 'sg'), long, 16);
+    expect([re.source, re.flags]).toEqual([src, 'gs']);
+    expect(re.exec(' %a% b %c%')?.index).toBe(0); // 10 characters: V8
+    expect(long.lastSteps).toBe(0);
+    expect(re.lastIndex).toBe(4);
+    const text = ` %a% b %c%${' '.repeat(20)}`;
+    expect(re.exec(text)?.index).toBe(4); // from lastIndex 4, in the machine
+    expect(long.lastSteps).toBeGreaterThan(0);
+    expect(re.lastIndex).toBe(10);
+    expect(re.exec(text)).toBeNull();
+    expect(re.lastIndex).toBe(0);
+    // which pcres: a backreference always, loops V8 may take polynomial time over by their length
+    expect(StepBoundedRegExp.ambiguousLoops('\\s+.*?%.*?%')).toBe(true);
+    expect(StepBoundedRegExp.ambiguousLoops('\\x24\\x7B(jndi|[^\\x7D]*?\\x24\\x7B[^\\x7D]*?\\x3A)')).toBe(
+      true,
+    );
+    expect(StepBoundedRegExp.ambiguousLoops('(?:a*b)+')).toBe(true);
+    expect(StepBoundedRegExp.ambiguousLoops('a*[ab]*')).toBe(true);
+    expect(StepBoundedRegExp.ambiguousLoops('a*b*')).toBe(false); // disjoint: one way to split a text
+    expect(StepBoundedRegExp.ambiguousLoops('a*ba*')).toBe(false); // b ends what the first loop takes
+    expect(StepBoundedRegExp.ambiguousLoops('[^\\n]*\\nfoo[^\\n]*')).toBe(false);
+    expect(StepBoundedRegExp.ambiguousLoops('(?:ab)+c')).toBe(false);
   });
 
   it('keeps each instance its own state where instances of one source share its compiled program', () => {
