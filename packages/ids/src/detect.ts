@@ -2665,8 +2665,8 @@ export class Engine {
    * `pcreShortMax` bytes and in the step machine beyond; otherwise a RegExp bounded in its backtracking
    * (`pcreBacktracksMax`).
    */
-  private pcreRegExp(source: string, flags: string): PcreExec {
-    const perByte = this.opts.pcreStepsPerByte ?? pcreStepsPerByteDefault;
+  private pcreRegExp(source: string, flags: string, steps = true): PcreExec {
+    const perByte = steps ? (this.opts.pcreStepsPerByte ?? pcreStepsPerByteDefault) : 0;
     const max = this.opts.pcreBacktracksMax ?? pcreBacktracksMaxDefault;
     const v8 = () => (max === 0 ? new RegExp(source, flags) : boundedRegExp(source, flags, max));
     if (perByte === 0) return v8();
@@ -2830,7 +2830,8 @@ export class Engine {
           // the step machine (for a long buffer) takes linear steps: no guard
           const guarded = (r: RegExp) => {
             const g = reG instanceof RegExp ? firstExecGuarded(r.source, r.flags) : undefined;
-            return g === undefined ? undefined : this.pcreRegExp(g, `${r.flags}g`);
+            // in V8 whatever its lookbehind looks like: the guard is what makes it linear there
+            return g === undefined ? undefined : this.pcreRegExp(g, `${r.flags}g`, false);
           };
           const reGNoFinalNewline = nf && this.pcreRegExp(nf.source, `${nf.flags}g`);
           const reGFirst = guarded(p.re);

@@ -332,6 +332,7 @@ interface Ins {
 }
 
 const noSet = new Uint8Array(256);
+const noRegs = new Int32Array(0);
 
 function ins(op: number, o: Partial<Ins> = {}): Ins {
   return {
@@ -862,7 +863,8 @@ export class StepBoundedRegExp implements PcreExec {
             }
           }
           // a count that reaches the run failed from a later entry goes where that entry's counts went
-          if (ins.greedy && ins.memo >= 0 && !back) n = Math.min(n, this.coveredFrom(ins, pos) - 1 - pos);
+          if (ins.greedy && ins.memo >= 0 && !back)
+            n = Math.min(n, this.coveredFrom(ins, pos, pos + n) - 1 - pos);
           if (n < min) {
             ok = false;
             break;
@@ -928,7 +930,7 @@ export class StepBoundedRegExp implements PcreExec {
         case opLook: {
           const from = 2 * ins.capFrom;
           const to = 2 * ins.capTo;
-          const saved = regs.slice(from, to);
+          const saved = from === to ? noRegs : regs.slice(from, to);
           const mark = this.sp;
           const r = this.run(ins.sub!, pos, mark);
           this.sp = mark; // atomic: the body's other ways are dropped
@@ -1028,7 +1030,7 @@ export class StepBoundedRegExp implements PcreExec {
           // lazy: one more character, if the set takes it
           const q = back ? b - c : b + c - 1;
           if (q < 0 || q >= len || star.set[text.charCodeAt(q) & 0xff] === 0) continue;
-          if (star.memo >= 0 && !back && b + c >= this.coveredFrom(star, b)) continue;
+          if (star.memo >= 0 && !back && b + c >= this.coveredFrom(star, b, b + c)) continue;
           if (c < star.max) this.push(btStarLazy, a, b, c + 1);
         }
         pos = back ? b - c : b + c;
@@ -1050,17 +1052,16 @@ export class StepBoundedRegExp implements PcreExec {
   }
 
   /**
-   * For a remembered unbounded Star entered at pos (forward): the first position its counts may reach whose
-   * continuation is known to fail, because an entry later in the same run failed whole (its counts reached
-   * every position from its entry plus min to the run's end); Infinity when none is known.
+   * For a remembered unbounded Star entered at pos (forward), whose set takes every character up to reach:
+   * the first position its counts may reach whose continuation is known to fail, because an entry later in
+   * that run failed whole (its counts reached every position from its entry plus min to the run's end);
+   * Infinity when none is known.
    */
-  private coveredFrom(star: Ins, pos: number): number {
+  private coveredFrom(star: Ins, pos: number, reach: number): number {
     if (star.max !== Infinity) return Number.POSITIVE_INFINITY;
     const from = this.entryFrom[star.memo]!;
-    if (from <= pos) return Number.POSITIVE_INFINITY; // none, or not later (an entry inside it fails at once)
-    // the same run: every character from pos to that entry is in the set
-    for (let q = pos; q < from; q++)
-      if (star.set[this.text.charCodeAt(q) & 0xff] === 0) return Number.POSITIVE_INFINITY;
+    // none, not later (an entry inside it fails at once), or not known to be in the same run
+    if (from <= pos || from > reach) return Number.POSITIVE_INFINITY;
     return from + star.min;
   }
 
@@ -1097,7 +1098,7 @@ function union(a: Uint8Array | undefined, b: Uint8Array | undefined): Uint8Array
   return u;
 }
 
-/** The character sets of the unbounded loops over one set in a node, at any depth. */
+/** The character sets of the unbounded loops over one set in a node, at any depth but in lookarounds. */
 function loopsIn(node: Node, out: Uint8Array[] = []): Uint8Array[] {
   switch (node.t) {
     case 'rep':
@@ -1111,9 +1112,9 @@ function loopsIn(node: Node, out: Uint8Array[] = []): Uint8Array[] {
       for (const a of node.alts) loopsIn(a, out);
       break;
     case 'group':
-    case 'look':
       loopsIn(node.body, out);
       break;
+    // a lookaround's loops run apart, atomic: they take nothing from the loops around it
   }
   return out;
 }

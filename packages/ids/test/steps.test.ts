@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { Engine, parseRules } from '../src/index.js';
 import { translatePcre } from '../src/pcre.js';
 import { LengthSwitchedRegExp, StepBoundedRegExp, StepsSyntaxError } from '../src/steps.js';
 import { sharedIds } from './helpers.js';
@@ -305,6 +306,30 @@ describe('StepBoundedRegExp', () => {
     expect(StepBoundedRegExp.ambiguousLoops('a*ba*')).toBe(false); // b ends what the first loop takes
     expect(StepBoundedRegExp.ambiguousLoops('[^\\n]*\\nfoo[^\\n]*')).toBe(false);
     expect(StepBoundedRegExp.ambiguousLoops('(?:ab)+c')).toBe(false);
+  });
+
+  it('is where the engine runs a pcre with a backreference, and one V8 may be polynomial on over a long buffer', () => {
+    const rules = parseRules(
+      [
+        'alert tcp any any -> any any (content:"x"; pcre:"/(\\w+)\\s*:=.*\\1/si"; sid:1;)',
+        'alert tcp any any -> any any (content:"x"; pcre:"/\\s+.*?%.*?%/smi"; sid:2;)',
+        'alert tcp any any -> any any (content:"x"; pcre:"/\\/[^\\r\\n]*\\x20.pl/i"; sid:3;)',
+        'alert tcp any any -> any any (content:"x"; pcre:"/foo\\d+bar/"; sid:4;)',
+      ].join('\n'),
+      'test',
+    ).rules;
+    const kinds = (opts: { pcreStepsPerByte?: number }) =>
+      new Engine(rules, opts).compiled.map((c) => {
+        const s = c.steps.find((x) => x.kind === 'pcre') as { reG: object; reGFirst?: object };
+        return [s.reG.constructor.name, s.reGFirst?.constructor.name];
+      });
+    expect(kinds({})).toEqual([
+      ['StepBoundedRegExp', undefined],
+      ['LengthSwitchedRegExp', undefined],
+      ['RegExp', 'RegExp'], // guarded for its first exec, in V8 (a guard's lookbehind is not taken for a loop)
+      ['RegExp', undefined],
+    ]);
+    expect(kinds({ pcreStepsPerByte: 0 }).map(([g]) => g)).toEqual(['RegExp', 'RegExp', 'RegExp', 'RegExp']);
   });
 
   it('keeps each instance its own state where instances of one source share its compiled program', () => {
