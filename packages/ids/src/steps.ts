@@ -320,9 +320,11 @@ interface Ins {
   n: number;
   k: '^' | '$' | 'b' | 'B';
   /**
-   * Star: its index among the loops whose continuations are remembered as failed (`StepBoundedRegExp`'s
-   * `failed`), or -1. Only where nothing but the position decides whether the rest matches: no
-   * backreference in the pattern, no count of a group around the loop.
+   * Star: its index among the loops whose failures are remembered (`StepBoundedRegExp`'s `entryFrom`), or
+   * -1. Only where nothing but the position decides whether the rest matches: no backreference in the
+   * pattern, no count of a group around the loop. A memo of Davis et al.'s kind ("Using Selective
+   * Memoization to Defeat Regular Expression Denial of Service", IEEE S&P 2021: the state of a loop's entry
+   * and position), kept as one run per loop.
    */
   memo: number;
   sub: Program | undefined;
@@ -373,7 +375,7 @@ class Compiler {
   regs: number;
   /** Star instructions, in every program (lookaround bodies too). */
   stars = 0;
-  /** Stars whose continuations are remembered (see `Ins.memo`). */
+  /** Stars whose failures are remembered (see `Ins.memo`). */
   memos = 0;
   /** Counts of groups open around what is being emitted. */
   private reps = 0;
@@ -559,6 +561,8 @@ interface Compiled {
   stars: number;
   memos: number;
   first: Uint8Array | undefined;
+  /** Every match starts with ^. */
+  atStart: boolean;
 }
 
 /**
@@ -577,7 +581,15 @@ function compiled(source: string, ci: boolean, dotAll: boolean): Compiled {
   const ast = p.parse();
   const k = new Compiler(p.groups, p.refs.length > 0);
   const main = k.program(ast, false);
-  c = { main, groups: p.groups, regs: k.regs, stars: k.stars, memos: k.memos, first: firstChars(ast) };
+  c = {
+    main,
+    groups: p.groups,
+    regs: k.regs,
+    stars: k.stars,
+    memos: k.memos,
+    first: firstChars(ast),
+    atStart: startsAtLineStart(ast),
+  };
   if (compiledCache.size >= compiledCacheMax) compiledCache.clear();
   compiledCache.set(key, c);
   return c;
@@ -594,10 +606,8 @@ const btUndo = 1;
 const btStarGreedy = 2;
 /** A lazy Star at pc from pos, to try again with count c. */
 const btStarLazy = 3;
-/** A remembered Star's continuation from pos (a, b): popped, it failed. */
-const btMemo = 4;
 /** A remembered unbounded Star at pc a entered at pos b: popped, every count of it failed. */
-const btEntry = 5;
+const btEntry = 4;
 
 const outOfSteps = Symbol('out of steps');
 
@@ -633,23 +643,19 @@ export class StepBoundedRegExp implements PcreExec {
   private readonly ignoreCase: boolean;
   /** Characters a match can start with (skipping the others); undefined when a match can be empty. */
   private readonly first: Uint8Array | undefined;
+  private readonly atStart: boolean;
   /**
    * Per Star (forward), the run it read to its end last in this exec, [runFrom, runEnd): from anywhere in
    * it the loop takes the rest of it. -1: none.
    */
   private readonly runFrom: Int32Array;
   private readonly runEnd: Int32Array;
-  private readonly memos: number;
-  /** Per remembered unbounded Star (forward), the run it was entered in and failed from whole. -1: none. */
+  /**
+   * Per remembered unbounded Star (forward), the run it was last entered in and failed from whole, in this
+   * exec: [entryFrom, entryEnd], every position it may be entered at again and fail. -1: none.
+   */
   private readonly entryFrom: Int32Array;
   private readonly entryEnd: Int32Array;
-  /**
-   * Per remembered Star (`Ins.memo`) and position, whether the rest of the pattern from there failed in
-   * this exec: it fails again from there, so no start tries it twice (Davis et al., "Using Selective
-   * Memoization to Defeat Regular Expression Denial of Service", IEEE S&P 2021, memoizes the same way).
-   * Bytes, memos x (length + 1); the same array while it is large enough.
-   */
-  private failed = new Uint8Array(0);
   private stack = new Int32Array(256);
   private sp = 0;
   private steps = 0;
@@ -687,10 +693,10 @@ export class StepBoundedRegExp implements PcreExec {
     this.regs = new Int32Array(c.regs);
     this.runFrom = new Int32Array(c.stars);
     this.runEnd = new Int32Array(c.stars);
-    this.memos = c.memos;
     this.entryFrom = new Int32Array(c.memos);
     this.entryEnd = new Int32Array(c.memos);
     this.first = c.first;
+    this.atStart = c.atStart;
   }
 
   /** Whether the expression holds a backreference (what the engine runs through this machine). */
@@ -736,11 +742,6 @@ export class StepBoundedRegExp implements PcreExec {
     this.steps = stepsMax;
     this.runFrom.fill(-1);
     this.entryFrom.fill(-1);
-    if (this.memos > 0) {
-      const size = this.memos * (text.length + 1);
-      if (this.failed.length < size) this.failed = new Uint8Array(size);
-      else this.failed.fill(0, 0, size);
-    }
     const { first, regs } = this;
     let end = -1;
     try {
@@ -753,7 +754,8 @@ export class StepBoundedRegExp implements PcreExec {
         this.sp = 0;
         if (--this.steps < 0) throw outOfSteps;
         end = this.run(this.main, start, 0);
-        if (end >= 0 || this.sticky) break;
+        // a match must start where ^ holds: without m, at 0 only (as V8 tries it)
+        if (end >= 0 || this.sticky || (this.atStart && !this.multiline)) break;
       }
     } catch (e) {
       if (e !== outOfSteps) throw e;
@@ -831,7 +833,7 @@ export class StepBoundedRegExp implements PcreExec {
           const want = ins.greedy ? ins.max : min;
           if (ins.memo >= 0 && ins.max === Infinity && !back) {
             // entered before in this run of its set, and everything after every count failed: each count
-            // from here is one of those (Davis et al.'s memo, with a run for a position)
+            // from here is one of those
             const m = ins.memo;
             if (this.entryFrom[m]! >= 0 && this.entryFrom[m]! <= pos && pos <= this.entryEnd[m]!) {
               ok = false;
@@ -873,8 +875,7 @@ export class StepBoundedRegExp implements PcreExec {
             if (n > min && !ins.possessive) this.push(btStarGreedy, pc, pos, n - 1);
           } else if (n < ins.max) this.push(btStarLazy, pc, pos, n + 1);
           pos = back ? pos - n : pos + n;
-          if (ins.memo >= 0 && !this.remember(ins.memo, pos, len)) ok = false;
-          else pc++;
+          pc++;
           break;
         }
         case opSplit:
@@ -1004,10 +1005,6 @@ export class StepBoundedRegExp implements PcreExec {
           pos = b;
           break;
         }
-        if (tag === btMemo) {
-          this.failed[a * (len + 1) + b] = 1; // everything from there failed
-          continue;
-        }
         if (tag === btEntry) {
           // every count of the Star at a entered at b failed: so does an entry anywhere in the run
           const star = code[a]!;
@@ -1034,21 +1031,10 @@ export class StepBoundedRegExp implements PcreExec {
           if (c < star.max) this.push(btStarLazy, a, b, c + 1);
         }
         pos = back ? b - c : b + c;
-        if (star.memo >= 0 && !this.remember(star.memo, pos, len)) continue;
         pc = a + 1;
         break;
       }
     }
-  }
-
-  /**
-   * Before going on from a remembered Star at pos: false when that failed before in this exec; else a
-   * marker whose pop (everything after it failed) records it.
-   */
-  private remember(memo: number, pos: number, len: number): boolean {
-    if (this.failed[memo * (len + 1) + pos] === 1) return false;
-    this.push(btMemo, memo, pos, 0);
-    return true;
   }
 
   /**
@@ -1078,6 +1064,22 @@ export class StepBoundedRegExp implements PcreExec {
         return (a !== b) === (k === 'b');
       }
     }
+  }
+}
+
+/** Whether every match of the node starts with `^` (its first item, in every alternative). */
+function startsAtLineStart(node: Node): boolean {
+  switch (node.t) {
+    case 'assert':
+      return node.k === '^';
+    case 'group':
+      return startsAtLineStart(node.body);
+    case 'seq':
+      return node.items.length > 0 && startsAtLineStart(node.items[0]!);
+    case 'alt':
+      return node.alts.every(startsAtLineStart);
+    default:
+      return false;
   }
 }
 
