@@ -865,8 +865,7 @@ export class StepBoundedRegExp implements PcreExec {
             }
           }
           // a count that reaches the run failed from a later entry goes where that entry's counts went
-          if (ins.greedy && ins.memo >= 0 && !back)
-            n = Math.min(n, this.coveredFrom(ins, pos, pos + n) - 1 - pos);
+          if (ins.greedy && ins.memo >= 0 && !back) n = Math.min(n, this.coveredFrom(ins, pos) - 1 - pos);
           if (n < min) {
             ok = false;
             break;
@@ -1027,7 +1026,7 @@ export class StepBoundedRegExp implements PcreExec {
           // lazy: one more character, if the set takes it
           const q = back ? b - c : b + c - 1;
           if (q < 0 || q >= len || star.set[text.charCodeAt(q) & 0xff] === 0) continue;
-          if (star.memo >= 0 && !back && b + c >= this.coveredFrom(star, b, b + c)) continue;
+          if (star.memo >= 0 && !back && b + c >= this.coveredFrom(star, b)) continue;
           if (c < star.max) this.push(btStarLazy, a, b, c + 1);
         }
         pos = back ? b - c : b + c;
@@ -1038,17 +1037,16 @@ export class StepBoundedRegExp implements PcreExec {
   }
 
   /**
-   * For a remembered unbounded Star entered at pos (forward), whose set takes every character up to reach:
-   * the first position its counts may reach whose continuation is known to fail, because an entry later in
-   * that run failed whole (its counts reached every position from its entry plus min to the run's end);
-   * Infinity when none is known.
+   * For a remembered unbounded Star entered at pos (forward): the first position its counts may reach whose
+   * continuation is known to fail, because a later entry failed whole (its counts reached every position
+   * from its entry plus min to its run's end); Infinity when none is known. Counts from pos reach that
+   * entry only if it is in the same run, and then they go where its counts went.
    */
-  private coveredFrom(star: Ins, pos: number, reach: number): number {
+  private coveredFrom(star: Ins, pos: number): number {
     if (star.max !== Infinity) return Number.POSITIVE_INFINITY;
     const from = this.entryFrom[star.memo]!;
-    // none, not later (an entry inside it fails at once), or not known to be in the same run
-    if (from <= pos || from > reach) return Number.POSITIVE_INFINITY;
-    return from + star.min;
+    // none, or not later (an entry inside that run fails at once)
+    return from <= pos ? Number.POSITIVE_INFINITY : from + star.min;
   }
 
   private assert(k: '^' | '$' | 'b' | 'B', pos: number): boolean {
