@@ -176,6 +176,7 @@ export {
   type Verdict,
 } from './run.js';
 export {
+  LengthSwitchedRegExp,
   type PcreExec,
   StepBoundedRegExp,
   type StepsBudget,
