@@ -2665,9 +2665,9 @@ export class Engine {
    * `pcreShortMax` bytes and in the step machine beyond; otherwise a RegExp bounded in its backtracking
    * (`pcreBacktracksMax`).
    */
-  private pcreRegExp(source: string, flags: string, steps = true): PcreExec {
-    const perByte = steps ? (this.opts.pcreStepsPerByte ?? pcreStepsPerByteDefault) : 0;
-    const max = this.opts.pcreBacktracksMax ?? pcreBacktracksMaxDefault;
+  private pcreRegExp(source: string, flags: string, limits: 'all' | 'backtracks' | 'none' = 'all'): PcreExec {
+    const perByte = limits === 'all' ? (this.opts.pcreStepsPerByte ?? pcreStepsPerByteDefault) : 0;
+    const max = limits === 'none' ? 0 : (this.opts.pcreBacktracksMax ?? pcreBacktracksMaxDefault);
     const v8 = () => (max === 0 ? new RegExp(source, flags) : boundedRegExp(source, flags, max));
     if (perByte === 0) return v8();
     const refs = StepBoundedRegExp.hasBackreference(source);
@@ -2826,14 +2826,18 @@ export class Engine {
           if (typeof p === 'string') throw new Error(`pcre '${v.slice(0, 40)}': ${p}`);
           if (p.buffer) buf = p.buffer;
           const nf = p.reNoFinalNewline;
-          const reG = this.pcreRegExp(p.re.source, `${p.re.flags}g`);
+          // Snort's O flag: no match limit for this pcre
+          const limits = p.unlimited ? 'none' : 'all';
+          const reG = this.pcreRegExp(p.re.source, `${p.re.flags}g`, limits);
           // the step machine (for a long buffer) takes linear steps: no guard
           const guarded = (r: RegExp) => {
             const g = reG instanceof RegExp ? firstExecGuarded(r.source, r.flags) : undefined;
             // in V8 whatever its lookbehind looks like: the guard is what makes it linear there
-            return g === undefined ? undefined : this.pcreRegExp(g, `${r.flags}g`, false);
+            return g === undefined
+              ? undefined
+              : this.pcreRegExp(g, `${r.flags}g`, limits === 'none' ? 'none' : 'backtracks');
           };
-          const reGNoFinalNewline = nf && this.pcreRegExp(nf.source, `${nf.flags}g`);
+          const reGNoFinalNewline = nf && this.pcreRegExp(nf.source, `${nf.flags}g`, limits);
           const reGFirst = guarded(p.re);
           const reGFirstNoFinalNewline = nf && guarded(nf);
           target.push({

@@ -47,6 +47,8 @@ export type Pcre = {
   relative: boolean;
   negated: boolean;
   buffer?: string;
+  /** Snort's O flag: the match limits are off for this pcre (no backtrack bound, no step machine). */
+  unlimited?: boolean;
 };
 
 /** Converts a PCRE `/re/flags` to a JavaScript RegExp over latin1 text; undefined when it cannot. */
@@ -86,6 +88,7 @@ export function translatePcre(v: string): Pcre | string {
   if (!m) return 'expected /regex/flags';
   const o: PcreOptions = {};
   let relative = false;
+  let unlimited = false;
   let buffer: string | undefined;
   for (const f of m[2]!) {
     if (f === 'i') o.caseless = true;
@@ -96,8 +99,9 @@ export function translatePcre(v: string): Pcre | string {
     else if (f === 'E') o.dollarEndOnly = true;
     else if (f === 'G') o.ungreedy = true;
     else if (f === 'R') relative = true;
-    // B: the raw buffer (which buffer a rule reads is decided elsewhere); O: match limits off
-    else if (f === 'B' || f === 'O') continue;
+    // B: the raw buffer (which buffer a rule reads is decided elsewhere)
+    else if (f === 'B') continue;
+    else if (f === 'O') unlimited = true;
     else if (pcreBuffers[f]) buffer = pcreBuffers[f];
     else return `flag '${f}' is not supported`;
   }
@@ -112,6 +116,7 @@ export function translatePcre(v: string): Pcre | string {
       relative,
       negated,
       ...(buffer && { buffer }),
+      ...(unlimited && { unlimited }),
     };
   } catch (e) {
     // malformed: V8 quotes the source it was given, which is the rewrite, not the rule's: its reason alone

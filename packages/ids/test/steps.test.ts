@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { regExpBacktrackLimitWorks } from '@strata/cli';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Engine, parseRules } from '../src/index.js';
+import { Engine, type PcreExec, parseRules } from '../src/index.js';
 import { translatePcre } from '../src/pcre.js';
 import { LengthSwitchedRegExp, StepBoundedRegExp, StepsSyntaxError } from '../src/steps.js';
 import { sharedIds } from './helpers.js';
@@ -339,6 +340,25 @@ describe('StepBoundedRegExp', () => {
       ['RegExp', undefined],
     ]);
     expect(kinds({ pcreStepsPerByte: 0 }).map(([g]) => g)).toEqual(['RegExp', 'RegExp', 'RegExp', 'RegExp']);
+  });
+
+  it.runIf(regExpBacktrackLimitWorks())("takes Snort's O flag: that pcre runs with no match limit", () => {
+    const twice = parseRules(
+      [
+        'alert tcp any any -> any any (content:"x"; pcre:"/^(?:(a|a)*b|a*c)$/"; sid:1;)',
+        'alert tcp any any -> any any (content:"x"; pcre:"/^(?:(a|a)*b|a*c)$/O"; sid:2;)',
+        'alert tcp any any -> any any (content:"x"; pcre:"/(\\w+)\\d:=.*\\1/O"; sid:3;)',
+      ].join('\n'),
+      'test',
+    ).rules;
+    const [limited, unlimited, refs] = new Engine(twice).compiled.map(
+      (c) => (c.steps.find((x) => x.kind === 'pcre') as unknown as { reG: PcreExec }).reG,
+    );
+    // 2^16 ways through the first alternative before the second matches: past 10,000 backtracks
+    const text = `${'a'.repeat(16)}c`;
+    expect(limited!.exec(text)).toBeNull();
+    expect(unlimited!.exec(text)?.index).toBe(0);
+    expect(refs).toBeInstanceOf(RegExp); // not the step machine either
   });
 
   it('keeps each instance its own state where instances of one source share its compiled program', () => {
