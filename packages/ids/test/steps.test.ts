@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Engine, type PcreExec, parseRules } from '../src/index.js';
 import { translatePcre } from '../src/pcre.js';
 import { LengthSwitchedRegExp, StepBoundedRegExp, StepsSyntaxError } from '../src/steps.js';
-import { sharedIds } from './helpers.js';
+import { ACK, PSH, pkt, sharedIds } from './helpers.js';
 
 const rules = sharedIds('rules');
 /** A budget of n steps an exec, whatever the subject's length. */
@@ -424,6 +424,73 @@ describe('StepBoundedRegExp', () => {
         }
       }
       expect(matched).toBeGreaterThan(family.length * 8); // half the subjects or so match
+    },
+  );
+
+  it.skipIf(!rules.have)(
+    'raises the alerts V8 raises with every community pcre it takes, over payloads built from their words',
+    () => {
+      const text = readFileSync(`${rules.shared}rules/snort3-community.rules`, 'latin1');
+      // the pcres it runs, on a packet's own payload: no buffer flag, not relative
+      const taken = [...new Set([...text.matchAll(/pcre:"([^"]*)"/g)].map((m) => m[1]!))].filter((v) => {
+        const t = translatePcre(v);
+        if (typeof t === 'string' || t.buffer || t.relative) return false;
+        return (
+          StepBoundedRegExp.hasBackreference(t.re.source) || StepBoundedRegExp.ambiguousLoops(t.re.source)
+        );
+      });
+      expect(taken.length).toBeGreaterThan(100);
+      const ruleText = taken
+        .map(
+          (v, i) =>
+            `alert tcp-pkt any any -> any any (msg:"m"; pcre:"${v.replace(/^"|"$/g, '')}"; sid:${i + 1};)`,
+        )
+        .join('\n');
+      const set = parseRules(ruleText, 'taken');
+      expect(set.rules.length).toBe(taken.length);
+      // payloads of 2-3.5 KiB (the machine's side of pcreShortMax) of each pcre's words, quotes, := => < % $ { }
+      const words = [...new Set(taken.flatMap((v) => v.match(/[A-Za-z_]{3,}/g) ?? []))];
+      const bits = fc.oneof(
+        fc.constantFrom(...words),
+        fc.constantFrom(
+          ' ',
+          ':=',
+          ' => ',
+          "'",
+          '"',
+          ';',
+          '<',
+          '%',
+          '${',
+          '}',
+          '\r\n',
+          '\n',
+          'A'.repeat(1100),
+        ),
+      );
+      const payload = fc
+        .array(bits, { minLength: 20, maxLength: 400 })
+        .map((a) => a.join('').slice(0, 3500))
+        .filter((p) => p.length > 2048);
+      const alerts = (e: Engine, p: string, i: number) =>
+        e
+          .inspect(pkt({ sp: 40000 + i, dp: 80, flags: ACK | PSH, seq: 1, ack: 1, payload: p }), i)
+          .map((x) => x.sid)
+          .sort((x, y) => x - y);
+      const ours = new Engine(set.rules);
+      // V8 unbounded: its backtrack bound would fail some matches the machine finds
+      const v8 = new Engine(set.rules, { pcreStepsPerByte: 0, pcreBacktracksMax: 0 });
+      let raised = 0;
+      fc.assert(
+        fc.property(payload, fc.nat(1000), (p, i) => {
+          const want = alerts(v8, p, i);
+          expect(alerts(ours, p, i)).toEqual(want);
+          raised += want.length;
+        }),
+        { numRuns: 40 },
+      );
+      expect(raised).toBeGreaterThan(5); // the payloads do make these rules match
+      expect(ours.stats.pcreStepLimits).toBe(0);
     },
   );
 
