@@ -14,6 +14,7 @@ import {
   alertFast,
   eveJson,
   type PacketLatencyOptions,
+  pcreShortMax,
   pcreStepsMin,
   pcreStepsPerByteDefault,
   type RuleLatencyOptions,
@@ -90,10 +91,11 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
   --profile-rules N    time every rule evaluation (Snort 3's profiler.rules) and list the N rules that took
                        the most time, with their evaluations, total and slowest time, on stderr and in
                        the stats (over all captures)
-  --pcre-steps N       a pcre with a backreference runs in a matcher that counts its steps: an exec
-                       past N steps per byte of its buffer (at least ${pcreStepsMin}) fails (no match;
-                       counted in the stats as pcreStepLimits, as PCRE's match limit; default
-                       ${pcreStepsPerByteDefault}; 0: V8's RegExp, quadratic on some such pcres)
+  --pcre-steps N       a pcre with a backreference, and over a buffer past ${pcreShortMax} bytes one whose loops
+                       can make V8 polynomial, runs in a matcher that counts its steps: an exec past N
+                       steps per byte of its buffer (at least ${pcreStepsMin}) fails (no match; counted in
+                       the stats as pcreStepLimits, as PCRE's match limit; default ${pcreStepsPerByteDefault}; 0: V8's
+                       RegExp for all, quadratic on some); a pcre with Snort's O flag has no limit
 
 Example:
   strata ids --rules ../shared/ids/rules/snort3-community.rules --pcap ../shared/ids/traces/ndpi-mix-a.pcap --format json`,
