@@ -641,7 +641,7 @@ export class StepBoundedRegExp implements PcreExec {
   private readonly groups: number;
   private readonly multiline: boolean;
   private readonly ignoreCase: boolean;
-  /** Characters a match can start with (skipping the others); undefined when a match can be empty. */
+  /** Characters a match can start with (skipping the others); undefined when a match may be empty or not known. */
   private readonly first: Uint8Array | undefined;
   private readonly atStart: boolean;
   /**
@@ -661,14 +661,14 @@ export class StepBoundedRegExp implements PcreExec {
   private steps = 0;
   private text = '';
 
+  /** In V8's order (`gims...`), as RegExp's flags read. */
+  readonly flags: string;
+
   /**
    * @param budget the steps of one exec (every start it tries included): `perByte` for each character of
    *   the subject, at least `min`; past it the exec returns null and counts in `limitHits`, and `onLimit`
    *   is called.
    */
-  /** In V8's order (`gims...`), as RegExp's flags read. */
-  readonly flags: string;
-
   constructor(
     readonly source: string,
     flags: string,
