@@ -2671,7 +2671,7 @@ export class Engine {
     const v8 = () => (max === 0 ? new RegExp(source, flags) : boundedRegExp(source, flags, max));
     if (perByte === 0) return v8();
     const refs = StepBoundedRegExp.hasBackreference(source);
-    if (!refs && !StepBoundedRegExp.ambiguousLoops(source)) return v8();
+    if (!refs && !StepBoundedRegExp.ambiguousLoops(source, flags)) return v8();
     let machine: StepBoundedRegExp;
     try {
       machine = new StepBoundedRegExp(source, flags, { perByte, min: pcreStepsMin }, this.countPcreStepLimit);

@@ -717,9 +717,9 @@ export class StepBoundedRegExp implements PcreExec {
    * machine, remembering what failed, takes linear steps (when the pattern has no backreference). A test of
    * the shape, not a proof.
    */
-  static ambiguousLoops(source: string): boolean {
+  static ambiguousLoops(source: string, flags = ''): boolean {
     try {
-      return ambiguous(new Parser(source, false, false).parse());
+      return ambiguous(new Parser(source, flags.includes('i'), flags.includes('s')).parse());
     } catch {
       return false;
     }

@@ -316,6 +316,8 @@ describe('StepBoundedRegExp', () => {
     expect(StepBoundedRegExp.ambiguousLoops('a*ba*')).toBe(false); // b ends what the first loop takes
     expect(StepBoundedRegExp.ambiguousLoops('[^\\n]*\\nfoo[^\\n]*')).toBe(false);
     expect(StepBoundedRegExp.ambiguousLoops('(?:ab)+c')).toBe(false);
+    expect(StepBoundedRegExp.ambiguousLoops('a*A*', 'i')).toBe(true); // under the flags the pcre has
+    expect(StepBoundedRegExp.ambiguousLoops('a*A*')).toBe(false);
   });
 
   it('is where the engine runs a pcre with a backreference, and one V8 may be polynomial on over a long buffer', () => {
