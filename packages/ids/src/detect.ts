@@ -242,9 +242,10 @@ export const inspectionRecursionMaxDefault = 3000;
 export const pcreBacktracksMaxDefault = 10_000;
 
 /**
- * The default steps per byte of a buffer for a pcre with a backreference (`EngineOptions.pcreStepsPerByte`).
- * The community rules' `((\w+)...\x3a=...\2...)` family takes about 18 a byte over text of short words and
- * runs out over long runs of letters (quadratic: 31 ms an exec in V8 over 8 KiB of them, about 2 s over 64 KiB).
+ * The default steps per byte of a buffer for a pcre in the step machine (`EngineOptions.pcreStepsPerByte`).
+ * The community rules' `((\w+)...\x3a=...\2...)` family takes 14-19 a byte there, over text of short words
+ * or long runs of letters (where V8 is quadratic: 29-42 ms an exec over 8 KiB of letters, about 2 s over
+ * 64 KiB), the log4j and FTP format-string pcres 10-12.5.
  */
 export const pcreStepsPerByteDefault = 64;
 
@@ -255,7 +256,7 @@ export const pcreStepsMin = 100_000;
  * The longest buffer a pcre whose loops can make V8 polynomial (but without a backreference) is run over in
  * V8; a longer one goes to the step machine. V8 runs such a pcre about 20 times faster over ordinary text,
  * and its worst cases among the community rules' take about 1.5 ms over 2 KiB (sid 58742's log4j pcre over
- * `${${...`: 24 ms over 8 KiB, 300-390 ms over 64 KiB; the machine 8 ms, linear).
+ * `${${...`: 24 ms over 8 KiB, 270-390 ms over 64 KiB; the machine 3.5-8 ms, linear).
  */
 export const pcreShortMax = 2048;
 
@@ -1839,7 +1840,7 @@ export interface EngineStats {
    * engine's): the packet's inspection ends there, the run goes on; the first ones in `Engine.packetFaults`.
    */
   packetFaults: number;
-  /** Execs of a pcre with a backreference that ran out of steps (`EngineOptions.pcreStepsPerByte`): no match. */
+  /** Execs in the step machine that ran out of steps (`EngineOptions.pcreStepsPerByte`): no match. */
   pcreStepLimits: number;
   /** With `EngineOptions.ruleLatency`: rule evaluations timed, over `maxUs`, suspensions, re-enables. */
   ruleEvalsTimed: number;
