@@ -6,8 +6,12 @@
  * greedy loop takes or the starts it tries, and no guard can skip starts of an expression whose
  * backreference makes a match inside a word independent of one a character earlier. So a pcre such as
  * the community rules' `((\w+)[\r\n\s]*\x3a=...=>[\r\n\s]*\2|...)/si` costs time quadratic in its subject
- * (41-89 ms over 8 KiB of letters, seconds over 64 KiB). Here every step counts: each instruction run,
- * each character a loop takes, each character a backreference compares, each backtrack.
+ * (41-89 ms over 8 KiB of letters, seconds over 64 KiB), and so do patterns whose loops can take the same
+ * text in many ways (`\s+.*?%.*?%`, the log4j rules'). Here every step counts: each instruction run, each
+ * character a loop takes, each character a backreference compares, each backtrack. And the machine does
+ * not repeat itself where it need not: a loop reads a run of its set once for all the starts inside it, gives
+ * nothing back where what follows cannot start with what it takes, and (without a backreference) remembers
+ * the runs it failed from whole, so those patterns take steps linear in their subject.
  *
  * Semantics are ECMAScript's (ECMA-262, 22.2.2 "Pattern Semantics", with Annex B's syntax as far as
  * below): leftmost match, alternatives in order, greedy and lazy counts, a quantified group's captures
