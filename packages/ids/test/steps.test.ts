@@ -3,9 +3,10 @@ import { regExpBacktrackLimitWorks } from '@strata/cli';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Engine, type PcreExec, parseRules } from '../src/index.js';
-import { translatePcre } from '../src/pcre.js';
+import { firstExecGuarded, pcreToJs, translatePcre } from '../src/pcre.js';
 import { LengthSwitchedRegExp, StepBoundedRegExp, StepsSyntaxError } from '../src/steps.js';
 import { ACK, PSH, pkt, sharedIds } from './helpers.js';
+import { flags as pcreFlags, pattern as pcrePattern, subject as pcreSubject } from './pcre-arbitraries.js';
 
 const rules = sharedIds('rules');
 /** A budget of n steps an exec, whatever the subject's length. */
@@ -161,6 +162,23 @@ describe('StepBoundedRegExp', () => {
         compare(ps.join(''), '', s),
       ),
       { numRuns: 6000 },
+    );
+  });
+
+  it('matches as V8 does on what the pcre translation writes, and on the first-exec guards (property)', () => {
+    fc.assert(
+      fc.property(pcrePattern, pcreFlags, pcreSubject, (p, f, s) => {
+        const t = pcreToJs(p, {
+          caseless: f.includes('i'),
+          dotAll: f.includes('s'),
+          multiline: f.includes('m'),
+          extended: f.includes('x'),
+        });
+        if (typeof t === 'string') return; // refused by the translation
+        for (const src of [t.source, t.sourceNoFinalNewline, firstExecGuarded(t.source, t.flags)])
+          if (src !== undefined) compare(src, t.flags, s);
+      }),
+      { numRuns: 4000 },
     );
   });
 
