@@ -351,44 +351,61 @@ export function leadingLoopGuarded(source: string): string | undefined {
 }
 
 /**
- * The JavaScript source of a translated pcre (flags `flags`) that starts with a literal L and then an
- * unbounded loop over one character or class X that takes every character of L (`filename=[^\n]*\.jpeg`,
- * `ssid=[^&]*?(...)`), with no alternative at the top level: L is followed by a lookbehind that skips an
- * occurrence of L coming after an earlier one with only characters of X between them (`L(?<!LX*?L)X*...`).
- * Undefined for other shapes. Its first match from the start of a subject is the plain expression's: a
- * match from such an occurrence p means one from the earlier occurrence q (L at q, the loop takes the
- * characters up to p's loop and then what it took from there; the rest is at the same places), so the
- * leftmost match never starts at one. V8 tries every occurrence, each running the loop to the end of the
- * run of X: 8 KiB of `filename=` 6-12 ms, 64 KiB about 0.4 s (quadratic, and not counted by the backtrack
+ * The JavaScript source of a translated pcre (flags `flags`) that starts with a fixed run L of single
+ * characters (literals, classes: `filename=`, `\sLIST\s`) and then an unbounded loop over one character or
+ * class X (`filename=[^\n]*\.jpeg`, `ssid=[^&]*?(...)`, `[\t-\r ]LIST[\t-\r ][^\n]*?\s\{`), with no
+ * alternative at the top level: L is followed by a lookbehind that skips an occurrence of L whose characters
+ * X all takes, coming after an earlier occurrence with only characters of X between them
+ * (`L(?<!LX*?L')X*...`, L' each of L's classes cut to what X takes). Undefined for other shapes, and where
+ * some class of L has nothing in common with X. Its first match from the start of a subject is the plain
+ * expression's: a match from such an occurrence p means one from the earlier occurrence q (L at q, the
+ * loop takes the characters up to p's loop, p's L among them, and then what it took from there; the rest
+ * is at the same places), so the leftmost match never starts at one. V8 tries every occurrence, each
+ * running the loop to the end of the run of X: 8 KiB of `filename=` 6-12 ms, 64 KiB about 0.4 s; 64 KiB of
+ * ` LIST ` for the IMAP rules' `\sLIST\s[^\n]*?\s\{` 122 ms (quadratic, and not counted by the backtrack
  * bound); guarded, each occurrence's lookbehind finds the one before it. Later matches (from lastIndex)
  * must use the plain source: the earlier occurrence may be inside the match before.
  */
 export function literalLoopGuarded(source: string, flags: string): string | undefined {
-  const atoms = /^(?:\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\[([A-Za-z])([A-Za-z])\]|[^\\^$.|?*+()[\]{}])+/.exec(
-    source,
-  );
-  if (!atoms) return undefined;
-  const lit = atoms[0];
-  const loop = loopAtStart.exec(source.slice(lit.length));
+  const atoms: string[] = [];
+  for (let at = 0; ; ) {
+    const m = oneCharAtom.exec(source.slice(at));
+    if (!m) break;
+    atoms.push(m[0]);
+    at += m[0].length;
+  }
+  // (an atom before a quantifier is not read: it is the loop's item, or not a fixed run)
+  const lit = atoms.join('');
+  const loop = atoms.length > 0 ? loopAtStart.exec(source.slice(lit.length)) : null;
   if (!loop) return undefined;
-  // a [xX] class is one letter in both cases only
-  for (const c of lit.matchAll(/\[([A-Za-z])([A-Za-z])\]/g))
-    if (c[1]!.toLowerCase() !== c[2]!.toLowerCase() || c[1] === c[2]) return undefined;
   if (topLevelAlternative(source)) return undefined;
-  // every character L can match is one the loop takes (under i the test folds case as the match does)
-  const chars = lit
-    .match(/\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\[[A-Za-z]{2}\]|[^\\]/g)!
-    .flatMap((a) =>
-      a.startsWith('\\x')
-        ? [String.fromCharCode(Number.parseInt(a.slice(2), 16))]
-        : a.startsWith('\\')
-          ? [a[1]!]
-          : a.length === 4
-            ? [a[1]!, a[2]!]
-            : [a],
-    );
-  if (!takesAll(loop[1]!, flags, chars)) return undefined;
-  return `${lit}(?<!${lit}${loop[1]}*?${lit})${source.slice(lit.length)}`;
+  const x = charsOf(loop[1]!, flags);
+  // L': each atom cut to what the loop takes (under i the sets are closed under case, so the class reads
+  // the same); an atom with nothing in common makes L' match nothing: no guard
+  const cut: string[] = [];
+  for (const a of atoms) {
+    const both = charsOf(a, flags).filter((c) => x.includes(c));
+    if (both.length === 0) return undefined;
+    cut.push(both.length === charsOf(a, flags).length ? a : classOf(both));
+  }
+  return `${lit}(?<!${lit}${loop[1]}*?${cut.join('')})${source.slice(lit.length)}`;
+}
+
+/** One single-character atom at the start of a translated source: a literal, an escape or a class. */
+const oneCharAtom =
+  /^(?:\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\\[dDwWsS]|\[(?:[^\]\\]|\\.)*\]|[^\\^$.|?*+()[\]{}])(?![?*+{])/;
+
+/** The latin1 characters (codes) one atom matches under `flags`. */
+function charsOf(atom: string, flags: string): number[] {
+  const re = new RegExp(`^(?:${atom})$`, flags.replace(/[gymd]/g, ''));
+  const out: number[] = [];
+  for (let c = 0; c < 256; c++) if (re.test(String.fromCharCode(c))) out.push(c);
+  return out;
+}
+
+/** A class of exactly these latin1 characters. */
+function classOf(codes: number[]): string {
+  return `[${codes.map(hex2).join('')}]`;
 }
 
 /**

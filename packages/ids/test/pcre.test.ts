@@ -392,14 +392,31 @@ describe('pcre rule values', () => {
   });
 
   it('a literal and then a loop taking its characters, guarded by a lookbehind, finds the same first match (property)', () => {
-    const lit = fc.array(fc.constantFrom('a', 'b', '=', '\\x3D', '[aA]', '\\/'), {
-      minLength: 1,
-      maxLength: 3,
-    });
+    // literals and classes, some of whose characters the loop does not take (\n, c)
+    const lit = fc.array(
+      fc.constantFrom(
+        'a',
+        'b',
+        '=',
+        '\\x3D',
+        '[aA]',
+        '\\/',
+        '[\\t-\\r ]',
+        '\\s',
+        '[ac]',
+        '[^a]',
+        '\\w',
+        '\\n',
+      ),
+      { minLength: 1, maxLength: 3 },
+    );
     const atom = fc.constantFrom('[^c]', '[ab=/]', '[^\\n]', '\\w', '[\\s\\S]', 'a', '[^=]');
     const loop = fc.constantFrom('+', '*', '{2,}', '+?', '*?', '{1,}?');
     const piece = fc.constantFrom(...restPieces, '=', '(a|c)');
-    const subject = fc.string({ unit: fc.constantFrom('a', 'A', 'b', 'c', '=', '/', '\n'), maxLength: 40 });
+    const subject = fc.string({
+      unit: fc.constantFrom('a', 'A', 'b', 'c', '=', '/', '\n', ' '),
+      maxLength: 40,
+    });
     let guardedSeen = 0;
     fc.assert(
       fc.property(
@@ -437,6 +454,15 @@ describe('pcre rule values', () => {
     const src = 'filename\\x3D[^\\n]*\\x2Ejpeg';
     const g = literalLoopGuarded(src, 'i')!;
     expect(g).toBe('filename\\x3D(?<!filename\\x3D[^\\n]*?filename\\x3D)[^\\n]*\\x2Ejpeg');
+    // classes: the later occurrence's cut to what the loop takes (an LF ends the loop's run)
+    const imap = '[\\t-\\r ]LIST[\\t-\\r ][^\\x0A]*?[\\t-\\r ]\\x7B';
+    const gi = literalLoopGuarded(imap, 'i')!;
+    expect(gi).toBe(
+      '[\\t-\\r ]LIST[\\t-\\r ](?<![\\t-\\r ]LIST[\\t-\\r ][^\\x0A]*?[\\x09\\x0B\\x0C\\x0D\\x20]LIST[\\x09\\x0B\\x0C\\x0D\\x20])[^\\x0A]*?[\\t-\\r ]\\x7B',
+    );
+    for (const text of [' LIST '.repeat(1400), `${' LIST '.repeat(1400)} {`, ' LIST \n LIST x {'])
+      expect(new RegExp(gi, 'ig').exec(text)?.index).toBe(new RegExp(imap, 'ig').exec(text)?.index);
+    expect(literalLoopGuarded('\\nab[^\\n]*c', '')).toBeUndefined(); // nothing of \n in the loop
     for (const text of [
       'filename='.repeat(900),
       `${'filename='.repeat(900)}x.JPEG`,
