@@ -7,7 +7,7 @@
 // that cannot begin the first match, and the step machine's budget is linear in the buffer. Subjects (`--bytes` long, 8 KiB by default,
 // the largest HTTP start line the parser takes; bodies go to 64 KiB and decompressed ones to 256 KiB): runs
 // of one character or pair, of each of the rule's contents, of all of them together, and of the words of
-// the pcre itself. Each expression's time is its slowest subject (the best of `--tries` execs each).
+// the pcre itself, alone and between blanks. Each expression's time is its slowest subject (the best of `--tries` execs each).
 // Usage: npm run bench -- ids pcre [-- --bytes 8192 --tries 2 --top 12]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -80,7 +80,9 @@ for (const c of engine.compiled) {
       const contents = c.rule.contents.map((x) => Buffer.from(x.bytes).toString('latin1')).filter((x) => x);
       for (const x of contents) subjects.push(fill(x));
       if (contents.length > 1) subjects.push(fill(contents.join('')));
-      for (const w of (value.match(/[A-Za-z0-9_=-]{3,}/g) ?? []).slice(0, 4)) subjects.push(fill(w));
+      // each word alone and between blanks (a pcre often wants \s around a command: \sLIST\s)
+      for (const w of (value.match(/[A-Za-z0-9_=-]{3,}/g) ?? []).slice(0, 4))
+        subjects.push(fill(w), fill(` ${w} `));
       const first = p.reGFirst ?? p.reG;
       const plain = inV8(p.reG);
       let row: Row | undefined;
