@@ -36,6 +36,8 @@
  * whose regular expressions PCRE follows, in test/pcre.test.ts.
  */
 
+import { charSet } from './steps.js';
+
 export type Pcre = {
   re: RegExp;
   /**
@@ -379,14 +381,22 @@ export function literalLoopGuarded(source: string, flags: string): string | unde
   const loop = atoms.length > 0 ? loopAtStart.exec(source.slice(lit.length)) : null;
   if (!loop) return undefined;
   if (topLevelAlternative(source)) return undefined;
-  const x = charsOf(loop[1]!, flags);
+  const set = (atom: string) => charSet(atom, flags.includes('i'), flags.includes('s'));
+  const x = set(loop[1]!);
   // L': each atom cut to what the loop takes (under i the sets are closed under case, so the class reads
   // the same); an atom with nothing in common makes L' match nothing: no guard
   const cut: string[] = [];
   for (const a of atoms) {
-    const both = charsOf(a, flags).filter((c) => x.includes(c));
+    const own = set(a);
+    const both: number[] = [];
+    let all = true;
+    for (let c = 0; c < 256; c++)
+      if (own[c]) {
+        if (x[c]) both.push(c);
+        else all = false;
+      }
     if (both.length === 0) return undefined;
-    cut.push(both.length === charsOf(a, flags).length ? a : classOf(both));
+    cut.push(all ? a : classOf(both));
   }
   return `${lit}(?<!${lit}${loop[1]}*?${cut.join('')})${source.slice(lit.length)}`;
 }
@@ -395,15 +405,7 @@ export function literalLoopGuarded(source: string, flags: string): string | unde
 const oneCharAtom =
   /^(?:\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\\[dDwWsS]|\[(?:[^\]\\]|\\.)*\]|[^\\^$.|?*+()[\]{}])(?![?*+{])/;
 
-/** The latin1 characters (codes) one atom matches under `flags`. */
-function charsOf(atom: string, flags: string): number[] {
-  const re = new RegExp(`^(?:${atom})$`, flags.replace(/[gymd]/g, ''));
-  const out: number[] = [];
-  for (let c = 0; c < 256; c++) if (re.test(String.fromCharCode(c))) out.push(c);
-  return out;
-}
-
-/** A class of exactly these latin1 characters. */
+/** A class of exactly these latin1 characters (codes). */
 function classOf(codes: number[]): string {
   return `[${codes.map(hex2).join('')}]`;
 }

@@ -41,7 +41,8 @@ type Node =
 
 const setCache = new Map<string, Uint8Array>();
 
-function charSet(atom: string, i: boolean, s: boolean): Uint8Array {
+/** Which of the 256 latin1 characters one character atom matches (1 or 0 each) under i and s, as V8 reads it. */
+export function charSet(atom: string, i: boolean, s: boolean): Uint8Array {
   const flags = (i ? 'i' : '') + (s ? 's' : '');
   const key = `${flags}/${atom}`;
   let set = setCache.get(key);
