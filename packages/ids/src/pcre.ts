@@ -306,12 +306,6 @@ const loopAtStart = new RegExp(`^${loopItem}`);
 /** Such a loop first, or first inside groups opened at the start (the openings in group 1). */
 const leadingLoop = new RegExp(String.raw`^((?:\((?:\?:|\?<[A-Za-z_]\w*>)?)*)${loopItem}`);
 
-/** Whether the item X of a loop (a RegExp source) takes every one of `chars` under `flags`. */
-function takesAll(x: string, flags: string, chars: string[]): boolean {
-  const re = new RegExp(`^${x}$`, flags.replace(/[gy]/g, ''));
-  return chars.every((c) => re.test(c));
-}
-
 /**
  * The JavaScript source of a translated pcre with `(?<!X)` in front when every match starts with an
  * unbounded loop over one character or class X (`X+`, `X*`, `X{n,}`, greedy or lazy): the loop first, or
@@ -430,7 +424,12 @@ export function lineStartLoopGuarded(source: string, flags: string): string | un
   if (!flags.includes('m') || !source.startsWith(jsLineStart)) return undefined;
   const rest = source.slice(jsLineStart.length);
   const loop = loopAtStart.exec(rest);
-  if (!loop || topLevelAlternative(source) || !takesAll(loop[1]!, flags, ['\n'])) return undefined;
+  if (
+    !loop ||
+    topLevelAlternative(source) ||
+    !charSet(loop[1]!, flags.includes('i'), flags.includes('s'))[10]
+  )
+    return undefined;
   return `${jsLineStart}(?<!\\n\\n)(?<!(?<![\\s\\S])\\n)${rest}`;
 }
 
