@@ -372,11 +372,15 @@ export function literalLoopGuarded(source: string, flags: string): string | unde
   }
   // (an atom before a quantifier is not read: it is the loop's item, or not a fixed run)
   const lit = atoms.join('');
-  const loop = atoms.length > 0 ? loopAtStart.exec(source.slice(lit.length)) : null;
+  if (atoms.length === 0 || topLevelAlternative(source)) return undefined;
+  // the loop, maybe after one optional character it takes too (`awstats.pl?[^\r\n]*`: the earlier
+  // occurrence's loop takes that character where the later one's took it)
+  const opt = optionalAtom.exec(source.slice(lit.length));
+  const loop = loopAtStart.exec(source.slice(lit.length + (opt?.[0].length ?? 0)));
   if (!loop) return undefined;
-  if (topLevelAlternative(source)) return undefined;
   const set = (atom: string) => charSet(atom, flags.includes('i'), flags.includes('s'));
   const x = set(loop[1]!);
+  if (opt && set(opt[1]!).some((c, k) => c === 1 && x[k] === 0)) return undefined;
   // L': each atom cut to what the loop takes (under i the sets are closed under case, so the class reads
   // the same); an atom with nothing in common makes L' match nothing: no guard
   const cut: string[] = [];
@@ -395,13 +399,25 @@ export function literalLoopGuarded(source: string, flags: string): string | unde
   return `${lit}(?<!${lit}${loop[1]}*?${cut.join('')})${source.slice(lit.length)}`;
 }
 
+/** One single-character atom with a `?` (greedy or lazy) at the start of a translated source. */
+const optionalAtom =
+  /^(\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\\[dDwWsS]|\[(?:[^\]\\]|\\.)*\]|[^\\^$.|?*+()[\]{}])\?\??/;
+
 /** One single-character atom at the start of a translated source: a literal, an escape or a class. */
 const oneCharAtom =
   /^(?:\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\\[dDwWsS]|\[(?:[^\]\\]|\\.)*\]|[^\\^$.|?*+()[\]{}])(?![?*+{])/;
 
-/** A class of exactly these latin1 characters (codes). */
+/** A class of exactly these latin1 characters (codes, ascending), runs of three or more as ranges. */
 function classOf(codes: number[]): string {
-  return `[${codes.map(hex2).join('')}]`;
+  let out = '';
+  for (let k = 0; k < codes.length; ) {
+    let e = k;
+    while (e + 1 < codes.length && codes[e + 1] === codes[e]! + 1) e++;
+    if (e - k >= 2) out += `${hex2(codes[k]!)}-${hex2(codes[e]!)}`;
+    else for (let j = k; j <= e; j++) out += hex2(codes[j]!);
+    k = e + 1;
+  }
+  return `[${out}]`;
 }
 
 /**

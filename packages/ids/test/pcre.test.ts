@@ -406,7 +406,7 @@ describe('pcre rule values', () => {
         '[ac]',
         '[^a]',
         '\\w',
-        '\\n',
+        '\\x0A',
       ),
       { minLength: 1, maxLength: 3 },
     );
@@ -421,13 +421,15 @@ describe('pcre rule values', () => {
     fc.assert(
       fc.property(
         lit,
+        // an optional character before the loop, taken by it or not
+        fc.constantFrom('', '', 'a?', 'b??', '\\x0A?', '[ab]?', '\\/?'),
         atom,
         loop,
         fc.array(piece, { maxLength: 4 }),
         fc.constantFrom('', 'i', 'm', 's'),
         subject,
-        (l, x, q, r, flags, text) => {
-          const source = `${l.join('')}${x}${q}${r.join('')}`;
+        (l, o, x, q, r, flags, text) => {
+          const source = `${l.join('')}${o}${x}${q}${r.join('')}`;
           let plain: RegExp;
           try {
             plain = new RegExp(source, `${flags}g`);
@@ -458,11 +460,20 @@ describe('pcre rule values', () => {
     const imap = '[\\t-\\r ]LIST[\\t-\\r ][^\\x0A]*?[\\t-\\r ]\\x7B';
     const gi = literalLoopGuarded(imap, 'i')!;
     expect(gi).toBe(
-      '[\\t-\\r ]LIST[\\t-\\r ](?<![\\t-\\r ]LIST[\\t-\\r ][^\\x0A]*?[\\x09\\x0B\\x0C\\x0D\\x20]LIST[\\x09\\x0B\\x0C\\x0D\\x20])[^\\x0A]*?[\\t-\\r ]\\x7B',
+      '[\\t-\\r ]LIST[\\t-\\r ](?<![\\t-\\r ]LIST[\\t-\\r ][^\\x0A]*?[\\x09\\x0B-\\x0D\\x20]LIST[\\x09\\x0B-\\x0D\\x20])[^\\x0A]*?[\\t-\\r ]\\x7B',
     );
     for (const text of [' LIST '.repeat(1400), `${' LIST '.repeat(1400)} {`, ' LIST \n LIST x {'])
       expect(new RegExp(gi, 'ig').exec(text)?.index).toBe(new RegExp(imap, 'ig').exec(text)?.index);
     expect(literalLoopGuarded('\\nab[^\\n]*c', '')).toBeUndefined(); // nothing of \n in the loop
+    // sid 3464's: an optional character before the loop, which takes it
+    const awstats = 'awstats[^\\n]pl?[^\\x0D\\x0A]*logfile=\\x7C';
+    const ga = literalLoopGuarded(awstats, 'i')!;
+    expect(ga).toBe(
+      'awstats[^\\n]p(?<!awstats[^\\n]p[^\\x0D\\x0A]*?awstats[\\x00-\\x09\\x0B\\x0C\\x0E-\\xFF]p)l?[^\\x0D\\x0A]*logfile=\\x7C',
+    );
+    const runs = '/awstats.pl?'.repeat(700);
+    expect(new RegExp(ga, 'ig').exec(runs)).toBeNull();
+    expect(literalLoopGuarded('ab\\x0A?[^\\x0A]*c', '')).toBeUndefined(); // the optional one not taken
     for (const text of [
       'filename='.repeat(900),
       `${'filename='.repeat(900)}x.JPEG`,
