@@ -143,6 +143,9 @@ function lex(src: string, file: string): Tok[] {
   return toks;
 }
 
+/** The longest span a DDL duration may give: 100,000,000 days, ECMAScript's Date range from 1970. */
+const durationMsMax = 8.64e15;
+
 const unitMs: Record<string, number> = {
   SECOND: 1000,
   SECONDS: 1000,
@@ -313,6 +316,14 @@ export function parseDdl(src: string, file = 'DDL', opts: { existing?: boolean }
     if (ms === undefined) throw new DdlError(`unknown time unit '${t.text}'`, t.line, t.col, file);
     if (n * ms <= 0)
       throw new DdlError(`${what} must be more than 0, got ${n} ${t.text}`, at.line, at.col, file);
+    // a time holds +-8.64e15 ms (ECMAScript's Date range): a longer span means nothing at the stream's clock
+    if (n * ms > durationMsMax)
+      throw new DdlError(
+        `${what} must be at most ${durationMsMax / unitMs.DAYS!} DAYS, got ${n} ${t.text}`,
+        at.line,
+        at.col,
+        file,
+      );
     return n * ms;
   };
   const storageClass = () => {

@@ -99,6 +99,14 @@ describe('DDL', () => {
       /:1:84: CHUNK EVERY must be more than 0/,
     );
     expect(errorOf(`${base} RETAIN 0 DAYS`).message).toMatch(/:1:79: RETAIN must be more than 0, got 0 DAYS/);
+    // past ECMAScript's Date range a span means nothing at the stream's clock (it was taken until 2026-12-05)
+    expect(errorOf(`${base} RETAIN 99999999999999 DAYS`).message).toMatch(
+      /:1:79: RETAIN must be at most 100000000 DAYS, got 99999999999999 DAYS/,
+    );
+    expect(errorOf(`${base} CHUNK EVERY 99999999999999999999 SECONDS`).message).toMatch(
+      /CHUNK EVERY must be at most/,
+    );
+    expect(parseDdl(`${base} RETAIN 100000000 DAYS`).retainMs).toBe(8.64e15);
     expect(errorOf(`${base} STORAGE express FOR 0 DAYS THEN standard`).message).toMatch(
       /STORAGE \.\.\. FOR must be more than 0/,
     );
