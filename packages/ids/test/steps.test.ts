@@ -497,22 +497,27 @@ describe('StepBoundedRegExp', () => {
           .inspect(pkt({ sp: 40000 + i, dp: 80, flags: ACK | PSH, seq: 1, ack: 1, payload: p }), i)
           .map((x) => x.sid)
           .sort((x, y) => x - y);
-      const ours = new Engine(set.rules);
-      // V8 with a backtrack bound 10,000 times the default: the default, and even 1,000,000, fails family
-      // matches the machine finds (1,100 letters before the match: past 10^6 backtracks), and with none an
-      // exponential case would have no end
-      const v8 = new Engine(set.rules, { pcreStepsPerByte: 0, pcreBacktracksMax: 100_000_000 });
+      // each payload on fresh engines, so nothing carries over: V8 with a backtrack bound 10,000 times the
+      // default (with none an exponential case would have no end). Shared engines, V8's bounded at
+      // 1,000,000, once disagreed: V8's raised none of 5 family alerts on a payload that a fresh engine, V8
+      // unbounded and the machine all raise (a CI run at c85c77c; not explained; rule faults, should one
+      // come again, are in the message)
       let raised = 0;
+      let limits = 0;
       fc.assert(
         fc.property(payload, fc.nat(1000), (p, i) => {
+          const v8 = new Engine(set.rules, { pcreStepsPerByte: 0, pcreBacktracksMax: 100_000_000 });
+          const ours = new Engine(set.rules);
           const want = alerts(v8, p, i);
-          expect(alerts(ours, p, i)).toEqual(want);
+          const faults = `V8's rule faults ${JSON.stringify([...v8.ruleFaults])}, the machine's ${JSON.stringify([...ours.ruleFaults])}`;
+          expect(alerts(ours, p, i), faults).toEqual(want);
           raised += want.length;
+          limits += ours.stats.pcreStepLimits;
         }),
         { numRuns: 40 },
       );
       expect(raised).toBeGreaterThan(5); // the payloads do make these rules match
-      expect(ours.stats.pcreStepLimits).toBe(0);
+      expect(limits).toBe(0);
     },
   );
 
