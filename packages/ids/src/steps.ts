@@ -300,6 +300,8 @@ const opRepLoop = 10;
 const opRepBody = 11;
 const opRepEnd = 12;
 const opMatch = 13;
+/** A Split whose branch must start with a character of `set`: without one, straight to the other branch. */
+const opSplitIf = 14;
 
 /** One instruction; every one has every field (one shape for V8). */
 interface Ins {
@@ -310,11 +312,10 @@ interface Ins {
   greedy: boolean;
   /**
    * Star: no backtrack entry, as PCRE's auto-possessification: what must come next cannot start with a
-   * character of the set, so giving one back never lets the rest match. Split: the branch it enters must
-   * start with a character of `set` (else it goes straight to the other).
+   * character of the set, so giving one back never lets the rest match.
    */
   possessive: boolean;
-  /** Split: the other branch; Jmp, RepLoop: where to; RepEnd: the loop's RepLoop. */
+  /** Split, SplitIf: the other branch; Jmp, RepLoop: where to; RepEnd: the loop's RepLoop. */
   to: number;
   /** RepLoop: the body's first instruction. */
   body: number;
@@ -326,8 +327,8 @@ interface Ins {
   k: '^' | '$' | 'b' | 'B';
   /**
    * Star: its index among the loops whose failures are remembered (`StepBoundedRegExp`'s `entryFrom`), or
-   * -1. Only where nothing but the position decides whether the rest matches: no backreference in the
-   * pattern, no count of a group around the loop. A memo of Davis et al.'s kind ("Using Selective
+   * -1. Only an unbounded loop run forward, where nothing but the position decides whether the rest
+   * matches: no backreference in the pattern, no count of a group around the loop. A memo of Davis et al.'s kind ("Using Selective
    * Memoization to Defeat Regular Expression Denial of Service", IEEE S&P 2021: the state of a loop's entry
    * and position), kept as one run per loop.
    */
@@ -428,9 +429,7 @@ class Compiler {
           const l = lead(a);
           const known = !back && !l.nullable && l.set !== undefined;
           const split =
-            k < node.alts.length - 1
-              ? ins(opSplit, known ? { set: l.set, possessive: true } : {})
-              : undefined;
+            k < node.alts.length - 1 ? (known ? ins(opSplitIf, { set: l.set }) : ins(opSplit)) : undefined;
           if (split) code.push(split);
           this.emit(a, back, code, follow);
           if (split) {
@@ -469,7 +468,7 @@ class Compiler {
         if (node.body.t === 'set') {
           const set = node.body.set;
           const possessive = greedy && follow !== undefined && disjoint(set, follow);
-          const memo = this.refs || this.reps > 0 ? -1 : this.memos++;
+          const memo = this.refs || this.reps > 0 || back || max !== Infinity ? -1 : this.memos++;
           code.push(ins(opStar, { set, min, max, greedy, possessive, n: this.stars++, memo }));
           return;
         }
@@ -494,7 +493,6 @@ class Compiler {
   }
 }
 
-/** What follows items[from...] when `follow` follows the items. */
 /**
  * The characters a node's match starts with, and whether it can be empty; set undefined when a zero-width
  * test or a backreference may come first (it may decide by more than the next character).
@@ -788,10 +786,6 @@ export class StepBoundedRegExp implements PcreExec {
     return m;
   }
 
-  test(text: string): boolean {
-    return this.exec(text) !== null;
-  }
-
   private push(tag: number, a: number, b: number, c: number): void {
     if (this.sp + 4 > this.stack.length) {
       const s = new Int32Array(this.stack.length * 2);
@@ -836,7 +830,7 @@ export class StepBoundedRegExp implements PcreExec {
           const set = ins.set;
           const min = ins.min;
           const want = ins.greedy ? ins.max : min;
-          if (ins.memo >= 0 && ins.max === Infinity && !back) {
+          if (ins.memo >= 0) {
             // entered before in this run of its set, and everything after every count failed: each count
             // from here is one of those
             const m = ins.memo;
@@ -853,24 +847,18 @@ export class StepBoundedRegExp implements PcreExec {
             // start in a run of n letters reads to its end, n^2 / 2 steps for `(\w+)...`)
             n = Math.min(want, this.runEnd[ins.n]! - pos);
             this.steps--;
+          } else if (back) {
+            while (n < want && pos - n > 0 && set[text.charCodeAt(pos - n - 1) & 0xff] === 1) n++;
+            this.steps -= n;
           } else {
-            if (back) while (n < want && pos - n > 0 && set[text.charCodeAt(pos - n - 1) & 0xff] === 1) n++;
-            else {
-              while (n < want && pos + n < len && set[text.charCodeAt(pos + n) & 0xff] === 1) {
-                if (pos + n === from) break; // the run read before goes on from here: read no further
-                n++;
-              }
-              this.steps -= n;
-              if (pos + n === from) n = Math.min(want, this.runEnd[ins.n]! - pos);
-            }
-            if (back) this.steps -= n;
-            if (!back && n < want) {
+            n = Math.min(want, this.runTo(set, pos, want, from, this.runEnd[ins.n]!) - pos);
+            if (n < want) {
               this.runFrom[ins.n] = pos;
               this.runEnd[ins.n] = pos + n;
             }
           }
           // a count that reaches the run failed from a later entry goes where that entry's counts went
-          if (ins.greedy && ins.memo >= 0 && !back) n = Math.min(n, this.coveredFrom(ins, pos) - 1 - pos);
+          if (ins.greedy && ins.memo >= 0) n = Math.min(n, this.coveredFrom(ins, pos) - 1 - pos);
           if (n < min) {
             ok = false;
             break;
@@ -882,9 +870,10 @@ export class StepBoundedRegExp implements PcreExec {
           pc++;
           break;
         }
+        case opSplitIf:
         case opSplit:
-          // the branch cannot start here: straight to the next one, nothing to come back to
-          if (ins.possessive && (pos >= len || ins.set[text.charCodeAt(pos) & 0xff] === 0)) pc = ins.to;
+          // SplitIf: the branch cannot start here, so straight to the next one, nothing to come back to
+          if (ins.op === opSplitIf && (pos >= len || ins.set[text.charCodeAt(pos) & 0xff] === 0)) pc = ins.to;
           else {
             this.push(btAlt, ins.to, pos, 0);
             pc++;
@@ -1012,16 +1001,15 @@ export class StepBoundedRegExp implements PcreExec {
         if (tag === btEntry) {
           // every count of the Star at a entered at b failed: so does an entry anywhere in the run
           const star = code[a]!;
-          const ef = this.entryFrom[star.memo]!;
-          let e = b;
-          while (e < len && star.set[text.charCodeAt(e) & 0xff] === 1) {
-            if (e === ef) break;
-            e++;
-          }
-          this.steps -= e - b;
-          if (e === ef) e = this.entryEnd[star.memo]!; // the run recorded before, from here on
-          this.entryFrom[star.memo] = b;
-          this.entryEnd[star.memo] = e;
+          const m = star.memo;
+          this.entryEnd[m] = this.runTo(
+            star.set,
+            b,
+            Number.POSITIVE_INFINITY,
+            this.entryFrom[m]!,
+            this.entryEnd[m]!,
+          );
+          this.entryFrom[m] = b;
           continue;
         }
         const star = code[a]!;
@@ -1031,7 +1019,7 @@ export class StepBoundedRegExp implements PcreExec {
           // lazy: one more character, if the set takes it
           const q = back ? b - c : b + c - 1;
           if (q < 0 || q >= len || star.set[text.charCodeAt(q) & 0xff] === 0) continue;
-          if (star.memo >= 0 && !back && b + c >= this.coveredFrom(star, b)) continue;
+          if (star.memo >= 0 && b + c >= this.coveredFrom(star, b)) continue;
           if (c < star.max) this.push(btStarLazy, a, b, c + 1);
         }
         pos = back ? b - c : b + c;
@@ -1042,13 +1030,28 @@ export class StepBoundedRegExp implements PcreExec {
   }
 
   /**
+   * Where the run of `set` from pos ends (forward), at most `want` characters on; reading stops at `known`,
+   * the start of a run already read to `knownEnd` (-1: none). The characters read count as steps.
+   */
+  private runTo(set: Uint8Array, pos: number, want: number, known: number, knownEnd: number): number {
+    const { text } = this;
+    const end = Math.min(text.length, pos + want);
+    let q = pos;
+    while (q < end && set[text.charCodeAt(q) & 0xff] === 1) {
+      if (q === known) break;
+      q++;
+    }
+    this.steps -= q - pos;
+    return q === known ? Math.min(end, knownEnd) : q;
+  }
+
+  /**
    * For a remembered unbounded Star entered at pos (forward): the first position its counts may reach whose
    * continuation is known to fail, because a later entry failed whole (its counts reached every position
    * from its entry plus min to its run's end); Infinity when none is known. Counts from pos reach that
    * entry only if it is in the same run, and then they go where its counts went.
    */
   private coveredFrom(star: Ins, pos: number): number {
-    if (star.max !== Infinity) return Number.POSITIVE_INFINITY;
     const from = this.entryFrom[star.memo]!;
     // none, or not later (an entry inside that run fails at once)
     return from <= pos ? Number.POSITIVE_INFINITY : from + star.min;
