@@ -613,6 +613,8 @@ const btStarLazy = 3;
 const btEntry = 4;
 
 const outOfSteps = Symbol('out of steps');
+/** The longest backtrack stack an instance keeps between execs, in numbers (256 KB). */
+const stackKept = 1 << 16;
 
 /** Steps of one exec: `perByte` for each character of the subject, at least `min`. */
 export interface StepsBudget {
@@ -769,6 +771,9 @@ export class StepBoundedRegExp implements PcreExec {
       return null;
     } finally {
       this.text = '';
+      // a stack grown by one exec (up to 16 bytes a step of its budget: 17 MB for (a|a)*b over 64 KiB) is not
+      // kept by the instance; every rule holds its own
+      if (this.stack.length > stackKept) this.stack = new Int32Array(256);
     }
     this.lastSteps = stepsMax - this.steps;
     if (end < 0) {

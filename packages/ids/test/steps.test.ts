@@ -391,6 +391,15 @@ describe('StepBoundedRegExp', () => {
     expect([a.lastIndex, b.lastIndex]).toEqual([5, 2]);
   });
 
+  it('keeps no large backtrack stack once an exec is over (each rule holds an instance)', () => {
+    const re = new StepBoundedRegExp('(a|a)*b', '', { perByte: 64, min: 100_000 });
+    const stack = () => (re as unknown as { stack: Int32Array }).stack.length * 4;
+    expect(re.exec('a'.repeat(65536))).toBeNull();
+    expect(re.limitHits).toBe(1);
+    expect(stack()).toBeLessThanOrEqual(256 * 1024); // it took 16.8 MB during the exec
+    expect(re.exec('aab')?.index).toBe(0);
+  });
+
   it('runs a deep repetition without the call stack (200,000 iterations of a group)', () => {
     const re = new StepBoundedRegExp('^(?:(a)|b)*$', '', fixed(10_000_000));
     const s = 'ab'.repeat(100_000);
