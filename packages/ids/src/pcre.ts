@@ -399,13 +399,12 @@ export function literalLoopGuarded(source: string, flags: string): string | unde
   return `${lit}(?<!${lit}${loop[1]}*?${cut.join('')})${source.slice(lit.length)}`;
 }
 
-/** One single-character atom with a `?` (greedy or lazy) at the start of a translated source. */
-const optionalAtom =
-  /^(\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\\[dDwWsS]|\[(?:[^\]\\]|\\.)*\]|[^\\^$.|?*+()[\]{}])\?\??/;
-
-/** One single-character atom at the start of a translated source: a literal, an escape or a class. */
-const oneCharAtom =
-  /^(?:\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\\[dDwWsS]|\[(?:[^\]\\]|\\.)*\]|[^\\^$.|?*+()[\]{}])(?![?*+{])/;
+/** A single-character atom of a translated source: a literal, an escape or a class. */
+const charAtom = String.raw`\\x[0-9A-Fa-f]{2}|\\[^A-Za-z0-9]|\\[dDwWsS]|\[(?:[^\]\\]|\\.)*\]|[^\\^$.|?*+()[\]{}]`;
+/** One at the start, not quantified. */
+const oneCharAtom = new RegExp(`^(?:${charAtom})(?![?*+{])`);
+/** One at the start with a `?` (greedy or lazy). */
+const optionalAtom = new RegExp(`^(${charAtom})\\?\\??`);
 
 /** A class of exactly these latin1 characters (codes, ascending), runs of three or more as ranges. */
 function classOf(codes: number[]): string {
