@@ -266,7 +266,7 @@ Example:
       stageAllStringsOut: 0,
       stageFullMatcherIn: 0,
     };
-    const latency = Object.fromEntries(latencyCounters.map((k) => [k, 0])) as Record<LatencyCounter, number>;
+    const limits = Object.fromEntries(limitCounters.map((k) => [k, 0])) as Record<LimitCounter, number>;
     const verdicts = ips
       ? { packetsPassed: 0, packetsDropped: 0, packetsRewritten: 0, flowsDropped: 0, rejectResponses: 0 }
       : undefined;
@@ -389,7 +389,7 @@ Example:
       totals.stagePrefilterOut += r.stats.stagePrefilterOut;
       totals.stageAllStringsOut += r.stats.stageAllStringsOut;
       totals.stageFullMatcherIn += r.stats.stageFullMatcherIn;
-      for (const k of latencyCounters) latency[k] += r.stats[k];
+      for (const k of limitCounters) limits[k] += r.stats[k];
       for (const x of r.ruleLatency) slowRules.push({ capture: p, ...x });
       for (const x of r.packetFaults) failedInspections.push({ capture: p, ...x });
       profiles.push(r.ruleProfile);
@@ -418,7 +418,7 @@ Example:
     const segments = totals.segmentsInOrder + totals.segmentsOutOfOrder;
     const stats = {
       ...totals,
-      ...latency,
+      ...limits,
       ...(slowRules.length > 0 && { slowRules }),
       ...(failedInspections.length > 0 && { failedInspections }),
       ...(ruleProfile && { ruleProfile }),
@@ -461,7 +461,7 @@ Example:
 export const commands: Command[] = [idsCmd];
 
 /** The engine's rule and packet latency counters and its pcre step limits, summed over the captures into the stats. */
-const latencyCounters = [
+const limitCounters = [
   'pcreStepLimits',
   'ruleEvalsTimed',
   'ruleEvalTimeouts',
@@ -470,7 +470,7 @@ const latencyCounters = [
   'packetTimeouts',
   'packetsFastpathed',
 ] as const;
-type LatencyCounter = (typeof latencyCounters)[number];
+type LimitCounter = (typeof limitCounters)[number];
 
 /** The whole-number value of flag `--flag` (at least `min`), or undefined when not given. */
 function wholeFlag(values: Record<string, unknown>, flag: string, min: number): number | undefined {
