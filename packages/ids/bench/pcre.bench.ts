@@ -1,13 +1,15 @@
 // The community rules' pcres on subjects built against them: each expression's first exec over a buffer
 // as the engine runs it (guarded where `firstExecGuarded` finds a shape it can guard, bounded in
-// backtracks as always; with a backreference, in the step machine, steps.ts) against the expression in
-// V8's RegExp, bounded in backtracks, unguarded, side by side in one process, over the same subjects. V8
-// tries every start position and its backtrack bound does not count a loop's steps, so an expression such
-// as `filename=[^\n]*\.jpeg` is quadratic in a buffer of repeated `filename=`; the guards skip the starts
-// that cannot begin the first match, and the step machine's budget is linear in the buffer. Subjects (`--bytes` long, 8 KiB by default,
-// the largest HTTP start line the parser takes; bodies go to 64 KiB and decompressed ones to 256 KiB): runs
-// of one character or pair, of each of the rule's contents, of all of them together, and of the words of
-// the pcre itself, alone and between blanks. Each expression's time is its slowest subject (the best of `--tries` execs each).
+// backtracks as always; with a backreference, or over a buffer past pcreShortMax with loops V8 may be
+// polynomial on, in the step machine, steps.ts) against the expression in V8's RegExp, bounded in
+// backtracks, unguarded, side by side in one process, over the same subjects. V8 tries every start
+// position and its backtrack bound does not count a loop's steps, so an expression such as
+// `filename=[^\n]*\.jpeg` is quadratic in a buffer of repeated `filename=`; the guards skip the starts that
+// cannot begin the first match, and the step machine takes steps linear in the buffer. Subjects (`--bytes`
+// long, 8 KiB by default, the largest HTTP start line the parser takes; bodies go to 64 KiB and
+// decompressed ones to 256 KiB): runs of one character or pair, of each of the rule's contents, of all of
+// them together, and of the words of the pcre itself, alone and between blanks. Each expression's time is
+// its slowest subject (the best of `--tries` execs each).
 // Usage: npm run bench -- ids pcre [-- --bytes 8192 --tries 2 --top 12]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
