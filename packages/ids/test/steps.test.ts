@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { regExpBacktrackLimitWorks } from '@strata/cli';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +9,11 @@ import { ACK, PSH, pkt, sharedIds } from './helpers.js';
 import { flags as pcreFlags, pattern as pcrePattern, subject as pcreSubject } from './pcre-arbitraries.js';
 
 const rules = sharedIds('rules');
+/** The distinct pcre option values of the community rules, as written. */
+const communityPcres = () => {
+  const text = readFileSync(`${rules.shared}rules/snort3-community.rules`, 'latin1');
+  return [...new Set([...text.matchAll(/pcre:"([^"]*)"/g)].map((m) => m[1]!))];
+};
 /** A budget of n steps an exec, whatever the subject's length. */
 const fixed = (n: number) => ({ perByte: 0, min: n });
 
@@ -423,8 +428,7 @@ describe('StepBoundedRegExp', () => {
   it.skipIf(!rules.have)(
     "matches the community's ((\\w+)...\\x3a=...=>\\2) pcres as V8 does, on text built to match them",
     () => {
-      const text = readFileSync(`${rules.shared}rules/snort3-community.rules`, 'latin1');
-      const family = [...new Set([...text.matchAll(/pcre:"([^"]*\\x3a=[^"]*)"/g)].map((m) => m[1]!))];
+      const family = communityPcres().filter((p) => p.includes('\\x3a='));
       expect(family.length).toBeGreaterThan(50);
       let matched = 0;
       for (const p of family) {
@@ -459,9 +463,8 @@ describe('StepBoundedRegExp', () => {
   it.skipIf(!rules.have)(
     'raises the alerts V8 raises with every community pcre it takes, over payloads built from their words',
     () => {
-      const text = readFileSync(`${rules.shared}rules/snort3-community.rules`, 'latin1');
       // the pcres it runs, on a packet's own payload: no buffer flag, not relative
-      const taken = [...new Set([...text.matchAll(/pcre:"([^"]*)"/g)].map((m) => m[1]!))].filter((v) => {
+      const taken = communityPcres().filter((v) => {
         const t = translatePcre(v);
         if (typeof t === 'string' || t.buffer || t.relative) return false;
         return (
@@ -533,12 +536,7 @@ describe('StepBoundedRegExp', () => {
   it.skipIf(!rules.have)(
     'reads every translated community pcre; those with a backreference are the ones it runs',
     () => {
-      const base = `${rules.shared}rules`;
-      const text = readdirSync(base)
-        .filter((f) => f.endsWith('.rules'))
-        .map((f) => readFileSync(`${base}/${f}`, 'latin1'))
-        .join('\n');
-      const pcres = [...new Set([...text.matchAll(/pcre:"([^"]*)"/g)].map((m) => m[1]!))];
+      const pcres = communityPcres();
       let withRef = 0;
       for (const p of pcres) {
         const t = translatePcre(p);
