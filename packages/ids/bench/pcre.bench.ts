@@ -8,14 +8,17 @@
 // cannot begin the first match, and the step machine takes steps linear in the buffer. Subjects (`--bytes`
 // long, 8 KiB by default, the largest HTTP start line the parser takes; bodies go to 64 KiB and
 // decompressed ones to 256 KiB): runs of one character or pair, of each of the rule's contents, of all of
-// them together, and of the words of the pcre itself, alone and between blanks. Each expression's time is
-// its slowest subject (the best of `--tries` execs each).
+// them together, and of the words of the pcre itself, alone and between blanks; and built against its
+// loops (`pumpSubjects`: the text that leads into each loop, then what the loop takes, and the two
+// repeated). Each expression's time is its slowest subject (the best of `--tries` execs each); an exec of
+// the step machine that runs out of its budget ends fast with no match, so those are counted apart.
 // Usage: npm run bench -- ids pcre [-- --bytes 8192 --tries 2 --top 12]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { boundedRegExp } from '@strata/cli';
 import { Engine, type PcreExec, parseRules, pcreBacktracksMaxDefault, pcreShortMax } from '../src/index.js';
+import { pumpSubjects } from '../src/steps.js';
 
 const { values } = parseArgs({
   options: {
@@ -65,6 +68,8 @@ type Row = {
   engineMs: number;
   plainMs: number;
   subject: string;
+  /** Subjects on which the engine's exec ran out of its step budget (no match, as PCRE's match limit). */
+  outOfSteps?: number;
 };
 const rows: Row[] = [];
 const seen = new Set<PcreExec>();
@@ -85,12 +90,17 @@ for (const c of engine.compiled) {
       // each word alone and between blanks (a pcre often wants \s around a command: \sLIST\s)
       for (const w of (value.match(/[A-Za-z0-9_=-]{3,}/g) ?? []).slice(0, 4))
         subjects.push(fill(w), fill(` ${w} `));
+      // and built against its loops: the text that leads into each, then what it takes
+      subjects.push(...(pumpSubjects(p.reG.source, p.reG.flags, bytes) ?? []));
       const first = p.reGFirst ?? p.reG;
       const plain = inV8(p.reG);
       let row: Row | undefined;
+      let outOfSteps = 0;
       for (const text of subjects) {
         const plainMs = timeExec(plain, text);
+        const limits = engine.stats.pcreStepLimits;
         const engineMs = first === plain ? plainMs : timeExec(first, text);
+        if (engine.stats.pcreStepLimits > limits) outOfSteps++;
         if (!row || Math.max(engineMs, plainMs) > Math.max(row.engineMs, row.plainMs))
           row = {
             sid: c.rule.sid,
@@ -103,7 +113,7 @@ for (const c of engine.compiled) {
             subject: text.slice(0, 12),
           };
       }
-      if (row) rows.push(row);
+      if (row) rows.push({ ...row, outOfSteps });
     }
 }
 
@@ -116,6 +126,10 @@ console.log(
 );
 console.log(
   `as the engine runs them: ${over(1, (r) => r.engineMs)} over 1 ms, ${over(5, (r) => r.engineMs)} over 5 ms, ${over(20, (r) => r.engineMs)} over 20 ms, all ${(sum((r) => r.engineMs) / 1000).toFixed(2)} s | V8, unguarded: ${over(1, (r) => r.plainMs)}, ${over(5, (r) => r.plainMs)}, ${over(20, (r) => r.plainMs)}, ${(sum((r) => r.plainMs) / 1000).toFixed(2)} s`,
+);
+const outOfSteps = rows.filter((r) => (r.outOfSteps ?? 0) > 0);
+console.log(
+  `out of steps in the step machine (no match, as PCRE's match limit): ${outOfSteps.length} pcres, on ${outOfSteps.reduce((a, r) => a + r.outOfSteps!, 0)} subjects`,
 );
 for (const [name, part] of [
   ['guarded', guarded],
@@ -140,6 +154,7 @@ const summary = {
   pcres: rows.length,
   guarded: guarded.length,
   stepped: stepped.length,
+  outOfSteps: outOfSteps.map((r) => ({ sid: r.sid, subjects: r.outOfSteps, pcre: r.pcre })),
   steppedMs: sum((r) => (r.stepped ? r.engineMs : 0)),
   steppedV8Ms: sum((r) => (r.stepped ? r.plainMs : 0)),
   engine: {

@@ -1174,6 +1174,15 @@ function matchCtx(
  */
 const firstMatches = new WeakMap<() => string, Map<number, readonly [number, number] | null>>();
 
+/**
+ * A loop a search enters again from each start inside its run (`StepBoundedRegExp.restartableLoop`: V8's
+ * time quadratic in the run, `uid=\d{1,5}\S+\s+gid=` over `uid=0a` repeated) with no first-exec guard
+ * for the shape (`firstExecGuarded`, which skips those starts at V8's speed).
+ */
+function restartsUnguarded(source: string, flags: string): boolean {
+  return StepBoundedRegExp.restartableLoop(source, flags) && firstExecGuarded(source, flags) === undefined;
+}
+
 /** The bytes as latin1 text, made on the first call (for pcre). */
 function latin1Of(bytes: Uint8Array): () => string {
   let text: string | undefined;
@@ -2662,9 +2671,10 @@ export class Engine {
 
   /**
    * A rule's pcre as it runs on traffic: with a backreference, in the step machine (`pcreStepsPerByte`);
-   * with loops that can make V8 polynomial (`StepBoundedRegExp.ambiguousLoops`), in V8 on a buffer of up to
-   * `pcreShortMax` bytes and in the step machine beyond; otherwise a RegExp bounded in its backtracking
-   * (`pcreBacktracksMax`).
+   * with loops that can make V8 polynomial (`StepBoundedRegExp.ambiguousLoops`, or a loop that a search
+   * enters again from every start in its run, `restartableLoop`, where no first-exec guard skips those
+   * starts), in V8 on a buffer of up to `pcreShortMax` bytes and in the step machine beyond; otherwise a
+   * RegExp bounded in its backtracking (`pcreBacktracksMax`).
    */
   private pcreRegExp(source: string, flags: string, limits: 'all' | 'backtracks' | 'none' = 'all'): PcreExec {
     const perByte = limits === 'all' ? (this.opts.pcreStepsPerByte ?? pcreStepsPerByteDefault) : 0;
@@ -2672,7 +2682,8 @@ export class Engine {
     const v8 = () => (max === 0 ? new RegExp(source, flags) : boundedRegExp(source, flags, max));
     if (perByte === 0) return v8();
     const refs = StepBoundedRegExp.hasBackreference(source);
-    if (!refs && !StepBoundedRegExp.ambiguousLoops(source, flags)) return v8();
+    if (!refs && !StepBoundedRegExp.ambiguousLoops(source, flags) && !restartsUnguarded(source, flags))
+      return v8();
     let machine: StepBoundedRegExp;
     try {
       machine = new StepBoundedRegExp(source, flags, { perByte, min: pcreStepsMin }, this.countPcreStepLimit);

@@ -722,6 +722,17 @@ export class StepBoundedRegExp implements PcreExec {
    * machine, remembering what failed, takes linear steps (when the pattern has no backreference). A test of
    * the shape, not a proof.
    */
+  static restartableLoop(source: string, flags = ''): boolean {
+    try {
+      return restartable(
+        new Parser(source, flags.includes('i'), flags.includes('s')).parse(),
+        flags.includes('m'),
+      );
+    } catch {
+      return false;
+    }
+  }
+
   static ambiguousLoops(source: string, flags = ''): boolean {
     try {
       return ambiguous(new Parser(source, flags.includes('i'), flags.includes('s')).parse());
@@ -1181,6 +1192,190 @@ function ambiguous(node: Node): boolean {
     default:
       return false;
   }
+}
+
+// ---- subjects built against a pattern's loops
+
+/** The order characters are picked from a set in: letters, digits, blank, punctuation, then the rest. */
+const pickOrder = (() => {
+  const order: number[] = [];
+  const add = (from: number, to: number) => {
+    for (let c = from; c <= to; c++) if (!order.includes(c)) order.push(c);
+  };
+  add(0x61, 0x7a);
+  add(0x41, 0x5a);
+  add(0x30, 0x39);
+  add(0x20, 0x20);
+  add(0x21, 0x7e);
+  add(0x0a, 0x0a);
+  add(0x0d, 0x0d);
+  add(0x09, 0x09);
+  add(0, 0xff);
+  return order;
+})();
+
+/** A character of `set` (not of `avoid`), in `pickOrder`; undefined when there is none. */
+function pick(set: Uint8Array, avoid?: Uint8Array): number | undefined {
+  for (const c of pickOrder) if (set[c] && !avoid?.[c]) return c;
+  return undefined;
+}
+
+/** A shortest text the node takes, zero-width tests passed over and a backreference taking nothing. */
+function shortest(node: Node): string {
+  switch (node.t) {
+    case 'set': {
+      const c = pick(node.set);
+      return c === undefined ? '' : String.fromCharCode(c);
+    }
+    case 'seq':
+      return node.items.map(shortest).join('');
+    case 'alt':
+      return node.alts.map(shortest).reduce((a, b) => (b.length < a.length ? b : a));
+    case 'group':
+      return shortest(node.body);
+    case 'rep':
+      return node.min === 0 ? '' : shortest(node.body).repeat(node.min);
+    default:
+      return '';
+  }
+}
+
+/** A count up to at least this many is a loop to pump. */
+const pumpCountMin = 16;
+
+/**
+ * Subjects of `length` characters built against a pattern's loops, where a backtracking matcher spends its
+ * time: for each loop (a count up to at least 16, outside lookarounds), the shortest text that leads to it
+ * followed by one piece its body takes, repeated; and that lead-in and the piece together, repeated (every
+ * start enters the loop again: `filename=[^\n]*\.jpeg` over `filename=a` repeated). The pieces of a loop
+ * over one set of characters: one character that it and what follows it both take (the two trade the
+ * run), one that it takes and what follows does not (it runs to the end and fails there), and its set's
+ * first; of another loop, its body's shortest text. Zero-width tests are passed over, a backreference
+ * takes nothing, so a subject may not reach its loop. A search aid (the pcre bench, tests of the step
+ * machine's linear steps), not a proof that a pattern is safe. At most `max` subjects, undefined for a
+ * pattern the machine does not read.
+ */
+export function pumpSubjects(source: string, flags: string, length: number, max = 32): string[] | undefined {
+  let ast: Node;
+  try {
+    ast = new Parser(source, flags.includes('i'), flags.includes('s')).parse();
+  } catch {
+    return undefined;
+  }
+  const out = new Set<string>();
+  const fill = (s: string) => (s.length === 0 ? '' : s.repeat(Math.ceil(length / s.length)).slice(0, length));
+  const emit = (into: string, piece: string) => {
+    if (piece.length === 0 || into.length + piece.length >= length) return;
+    out.add((into + fill(piece)).slice(0, length));
+    if (into.length > 0) out.add(fill(into + piece));
+  };
+  /** `after`: the nodes that follow, innermost first (what the loop's run may be traded with). */
+  const walk = (node: Node, into: string, after: Node[]): void => {
+    switch (node.t) {
+      case 'seq':
+        for (let i = 0, at = into; i < node.items.length; i++) {
+          walk(node.items[i]!, at, [...node.items.slice(i + 1), ...after]);
+          at += shortest(node.items[i]!);
+        }
+        return;
+      case 'alt':
+        for (const a of node.alts) walk(a, into, after);
+        return;
+      case 'group':
+        walk(node.body, into, after);
+        return;
+      case 'rep': {
+        if (node.max >= pumpCountMin) {
+          const body = node.body;
+          if (body.t === 'set') {
+            const follow = lead({ t: 'seq', items: after }, true).set ?? noSet;
+            for (const c of [pick(body.set, complement(follow)), pick(body.set, follow), pick(body.set)])
+              if (c !== undefined) emit(into, String.fromCharCode(c));
+          } else emit(into, shortest(body));
+        }
+        // a loop inside is entered after the count's minimum less one turn
+        const turns = node.min > 0 ? shortest(node.body).repeat(node.min - 1) : '';
+        walk(node.body, into + turns, [{ ...node, min: 0 }, ...after]);
+        return;
+      }
+      default:
+        return; // a lookaround's loops run apart; sets, tests and references hold no loop
+    }
+  };
+  walk(ast, '', []);
+  return [...out].slice(0, max);
+}
+
+/**
+ * Whether the node can take a text whose characters are all in `set`, at a position inside a run of them:
+ * `^` only under m after a line end in the set, other zero-width tests taken as passing.
+ */
+function fits(node: Node, set: Uint8Array, multiline: boolean): boolean {
+  switch (node.t) {
+    case 'assert':
+      return node.k !== '^' || (multiline && (set[0x0a] === 1 || set[0x0d] === 1));
+    case 'set':
+      return !disjoint(node.set, set);
+    case 'seq':
+      return node.items.every((x) => fits(x, set, multiline));
+    case 'alt':
+      return node.alts.some((x) => fits(x, set, multiline));
+    case 'group':
+      return fits(node.body, set, multiline);
+    case 'rep':
+      return node.min === 0 || fits(node.body, set, multiline);
+    case 'look':
+      // a lookahead that must hold there: its own anchors count (`(?=^...)` under no m never holds inside)
+      return node.negative || node.behind || fits(node.body, set, multiline);
+    default:
+      return true;
+  }
+}
+
+/** Whether an unbounded count repeats more than one set of characters (a group): the machine remembers no runs for it. */
+function groupLoop(node: Node): boolean {
+  switch (node.t) {
+    case 'rep':
+      return (node.max === Infinity && node.body.t !== 'set') || groupLoop(node.body);
+    case 'seq':
+      return node.items.some(groupLoop);
+    case 'alt':
+      return node.alts.some(groupLoop);
+    case 'group':
+    case 'look':
+      return groupLoop(node.body);
+    default:
+      return false;
+  }
+}
+
+/**
+ * Whether an unbounded loop over one set of characters can be reached by a text of its own characters
+ * (lookarounds included): then a run of those characters holding the pattern's start again and again
+ * makes a search start the loop from each of them and read the run to its end each time, time quadratic
+ * in the run (`uid=\d{1,5}\S+\s+gid=` over `uid=0a` repeated: every `uid=` starts a `\S+` to the end).
+ */
+function restartable(node: Node, multiline: boolean): boolean {
+  const walk = (n: Node, before: Node[]): boolean => {
+    switch (n.t) {
+      case 'seq':
+        return n.items.some((x, i) => walk(x, [...before, ...n.items.slice(0, i)]));
+      case 'alt':
+        return n.alts.some((x) => walk(x, before));
+      case 'group':
+      case 'look':
+        return walk(n.body, before);
+      case 'rep':
+        if (n.max === Infinity && n.body.t === 'set') {
+          const set = n.body.set;
+          if (before.every((x) => fits(x, set, multiline))) return true;
+        }
+        return walk(n.body, before);
+      default:
+        return false;
+    }
+  };
+  return !groupLoop(node) && walk(node, []);
 }
 
 function complement(a: Uint8Array): Uint8Array {

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Engine, type PcreExec, parseRules } from '../src/index.js';
 import { firstExecGuarded, pcreToJs, translatePcre } from '../src/pcre.js';
-import { LengthSwitchedRegExp, StepBoundedRegExp, StepsSyntaxError } from '../src/steps.js';
+import { LengthSwitchedRegExp, pumpSubjects, StepBoundedRegExp, StepsSyntaxError } from '../src/steps.js';
 import { ACK, PSH, pkt, sharedIds } from './helpers.js';
 import { flags as pcreFlags, pattern as pcrePattern, subject as pcreSubject } from './pcre-arbitraries.js';
 
@@ -343,6 +343,72 @@ describe('StepBoundedRegExp', () => {
     expect(StepBoundedRegExp.ambiguousLoops('a*A*')).toBe(false);
   });
 
+  it('finds a loop that a search enters again from each start in its run', () => {
+    const r = StepBoundedRegExp.restartableLoop;
+    expect(r('uid=\\d{1,5}\\S+\\s+gid=')).toBe(true); // uid=0 is all \S
+    expect(r('(\\{(?=\\d+\\})|AUTH\\s[^\\n]*?\\{)', 'i')).toBe(true); // in an alternative
+    expect(r('IHDR(?!.*?PLTE).*?tRNS', 's')).toBe(true); // in a lookahead, and after it
+    expect(r('a[^a]*b')).toBe(false); // a run of [^a] holds no start
+    expect(r('^User-Agent:[^\\r\\n]*iPod')).toBe(false); // one start: ^ without m
+    expect(r('^Host:[^\\r\\n]*x', 'm')).toBe(false); // a line start needs a line end the run does not hold
+    expect(r('^Host:[^\\n]*x', 'm')).toBe(true); // under m a JavaScript line starts after CR too
+    expect(r('(?:^|&)arg=[^&]*?;', 'm')).toBe(true); // [^&] holds the line ends
+    expect(r('(?=^[a-z]{9,}$).*?x')).toBe(false); // the lookahead's ^ holds at the start only
+    expect(r('a((?!--).)*?b[^x]*c')).toBe(false); // a counted group: the machine would not be linear
+    expect(r('ab{2,5}c')).toBe(false); // no unbounded loop
+  });
+
+  it("builds subjects against a pattern's loops that lead into them and make them run", () => {
+    const subjects = (src: string, flags = '') => pumpSubjects(src, flags, 64) ?? [];
+    // the lead-in and a character the loop takes, and both repeated: every start enters the loop again
+    expect(subjects('filename=[^\\n]*\\.jpeg', 'i')).toEqual(
+      expect.arrayContaining([`filename=${'a'.repeat(55)}`, 'filename=a'.repeat(7).slice(0, 64)]),
+    );
+    // a character the loop and what follows both take: where the two trade the run
+    expect(subjects('\\s+.*?%.*?%')).toContain(' '.repeat(64));
+    expect(subjects('x(?:ab)+y')).toContain(`x${'ab'.repeat(40)}`.slice(0, 64));
+    expect(subjects('a.{0,200}b', 's')).toContain(`a${'b'.repeat(63)}`);
+    for (const s of subjects('uid=\\d{1,5}\\S+\\s+gid=', 'i')) expect(s).toHaveLength(64);
+    expect(subjects('abc')).toEqual([]); // no loop
+    expect(subjects('a(?=b+)c')).toEqual([]); // a lookaround's loop runs apart
+    expect(pumpSubjects('a{2', '', 64)).toBeUndefined();
+  });
+
+  it.skipIf(!rules.have)(
+    'takes steps linear in the subject on every community pcre the engine runs in it for a restarting loop',
+    () => {
+      // subjects built against each such pcre's loops, 8 and 32 KiB: within the default budget, and the
+      // steps per byte no more than 1.5 times as many over the longer subject
+      let checked = 0;
+      for (const v of communityPcres()) {
+        const t = translatePcre(v);
+        if (typeof t === 'string' || StepBoundedRegExp.hasBackreference(t.re.source)) continue;
+        const { source, flags } = t.re;
+        if (StepBoundedRegExp.ambiguousLoops(source, flags) || firstExecGuarded(source, flags)) continue;
+        if (!StepBoundedRegExp.restartableLoop(source, flags)) continue;
+        const short = pumpSubjects(source, flags, 8192) ?? [];
+        const long = pumpSubjects(source, flags, 32768) ?? [];
+        expect(long.length).toBe(short.length);
+        for (let k = 0; k < short.length; k++) {
+          const perByte = (s: string) => {
+            const re = new StepBoundedRegExp(source, `${flags}g`, fixed(1e8));
+            const left = () => (re as unknown as { steps: number }).steps;
+            re.exec(s);
+            return (1e8 - left()) / s.length;
+          };
+          const a = perByte(short[k]!);
+          const b = perByte(long[k]!);
+          expect(b, `${v} over ${JSON.stringify(long[k]!.slice(0, 20))}`).toBeLessThanOrEqual(
+            Math.max(1.5 * a, 1),
+          );
+          expect(b).toBeLessThan(64);
+          checked++;
+        }
+      }
+      expect(checked).toBeGreaterThan(100);
+    },
+  );
+
   it('is where the engine runs a pcre with a backreference, and one V8 may be polynomial on over a long buffer', () => {
     const rules = parseRules(
       [
@@ -350,6 +416,7 @@ describe('StepBoundedRegExp', () => {
         'alert tcp any any -> any any (content:"x"; pcre:"/\\s+.*?%.*?%/smi"; sid:2;)',
         'alert tcp any any -> any any (content:"x"; pcre:"/\\/[^\\r\\n]*\\x20.pl/i"; sid:3;)',
         'alert tcp any any -> any any (content:"x"; pcre:"/foo\\d+bar/"; sid:4;)',
+        'alert tcp any any -> any any (content:"x"; pcre:"/uid=\\d{1,5}\\S+\\s+gid=/"; sid:5;)',
       ].join('\n'),
       'test',
     ).rules;
@@ -363,8 +430,15 @@ describe('StepBoundedRegExp', () => {
       ['LengthSwitchedRegExp', undefined],
       ['RegExp', 'RegExp'], // guarded for its first exec, in V8 (a guard's lookbehind is not taken for a loop)
       ['RegExp', undefined],
+      ['LengthSwitchedRegExp', undefined], // a loop every uid= enters again, no guard for the shape
     ]);
-    expect(kinds({ pcreStepsPerByte: 0 }).map(([g]) => g)).toEqual(['RegExp', 'RegExp', 'RegExp', 'RegExp']);
+    expect(kinds({ pcreStepsPerByte: 0 }).map(([g]) => g)).toEqual([
+      'RegExp',
+      'RegExp',
+      'RegExp',
+      'RegExp',
+      'RegExp',
+    ]);
   });
 
   it.runIf(regExpBacktrackLimitWorks())("takes Snort's O flag: that pcre runs with no match limit", () => {
@@ -467,11 +541,14 @@ describe('StepBoundedRegExp', () => {
       const taken = communityPcres().filter((v) => {
         const t = translatePcre(v);
         if (typeof t === 'string' || t.buffer || t.relative) return false;
+        const { source, flags } = t.re;
         return (
-          StepBoundedRegExp.hasBackreference(t.re.source) || StepBoundedRegExp.ambiguousLoops(t.re.source)
+          StepBoundedRegExp.hasBackreference(source) ||
+          StepBoundedRegExp.ambiguousLoops(source, flags) ||
+          (StepBoundedRegExp.restartableLoop(source, flags) && !firstExecGuarded(source, flags))
         );
       });
-      expect(taken.length).toBeGreaterThan(100);
+      expect(taken.length).toBeGreaterThan(150);
       const ruleText = taken
         .map(
           (v, i) =>
@@ -480,7 +557,7 @@ describe('StepBoundedRegExp', () => {
         .join('\n');
       const set = parseRules(ruleText, 'taken');
       expect(set.rules.length).toBe(taken.length);
-      // payloads of 2-3 KiB (the machine's side of pcreShortMax) of each pcre's words, quotes, := => < % $ { }
+      // payloads of 2-3 KiB (the machine's side of pcreShortMax) of each pcre's words, quotes, := => < % $ { } & = ? ..
       const words = [...new Set(taken.flatMap((v) => v.match(/[A-Za-z_]{3,}/g) ?? []))];
       const bits = fc.oneof(
         fc.constantFrom(...words),
@@ -494,7 +571,12 @@ describe('StepBoundedRegExp', () => {
           '<',
           '%',
           '${',
+          '{',
           '}',
+          '&',
+          '=',
+          '?',
+          '..',
           '\r\n',
           '\n',
           'A'.repeat(1100),
