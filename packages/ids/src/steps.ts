@@ -1332,11 +1332,15 @@ function fits(node: Node, set: Uint8Array, multiline: boolean): boolean {
   }
 }
 
-/** Whether an unbounded count repeats more than one set of characters (a group): the machine remembers no runs for it. */
+/**
+ * Whether a count repeats a group without bound, or repeats one that holds a loop: the machine remembers
+ * no runs for such a count, nor for the loops inside it.
+ */
 function groupLoop(node: Node): boolean {
   switch (node.t) {
     case 'rep':
-      return (node.max === Infinity && node.body.t !== 'set') || groupLoop(node.body);
+      if (node.body.t === 'set') return false;
+      return node.max === Infinity || (node.max > 1 && loopsIn(node.body).length > 0) || groupLoop(node.body);
     case 'seq':
       return node.items.some(groupLoop);
     case 'alt':
@@ -1354,6 +1358,7 @@ function groupLoop(node: Node): boolean {
  * (lookarounds included): then a run of those characters holding the pattern's start again and again
  * makes a search start the loop from each of them and read the run to its end each time, time quadratic
  * in the run (`uid=\d{1,5}\S+\s+gid=` over `uid=0a` repeated: every `uid=` starts a `\S+` to the end).
+ * Not where a count repeats a group (`groupLoop`): the machine would not be linear there either.
  */
 function restartable(node: Node, multiline: boolean): boolean {
   const walk = (n: Node, before: Node[]): boolean => {
