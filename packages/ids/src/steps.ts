@@ -1220,21 +1220,34 @@ function pick(set: Uint8Array, avoid?: Uint8Array): number | undefined {
   return undefined;
 }
 
-/** A shortest text the node takes, zero-width tests passed over and a backreference taking nothing. */
-function shortest(node: Node): string {
+/**
+ * A shortest text the node takes, zero-width tests passed over and a backreference taking nothing, cut
+ * after `cap` + 1 characters (`(a{1000}){1000}` would be a million).
+ */
+function shortest(node: Node, cap: number): string {
   switch (node.t) {
     case 'set': {
       const c = pick(node.set);
       return c === undefined ? '' : String.fromCharCode(c);
     }
-    case 'seq':
-      return node.items.map(shortest).join('');
+    case 'seq': {
+      let s = '';
+      for (const it of node.items) {
+        s += shortest(it, cap);
+        if (s.length > cap) return s.slice(0, cap + 1);
+      }
+      return s;
+    }
     case 'alt':
-      return node.alts.map(shortest).reduce((a, b) => (b.length < a.length ? b : a));
+      return node.alts.map((a) => shortest(a, cap)).reduce((a, b) => (b.length < a.length ? b : a));
     case 'group':
-      return shortest(node.body);
-    case 'rep':
-      return node.min === 0 ? '' : shortest(node.body).repeat(node.min);
+      return shortest(node.body, cap);
+    case 'rep': {
+      const one = node.min === 0 ? '' : shortest(node.body, cap);
+      return one.length === 0
+        ? ''
+        : one.repeat(Math.min(node.min, Math.ceil((cap + 1) / one.length))).slice(0, cap + 1);
+    }
     default:
       return '';
   }
@@ -1265,17 +1278,18 @@ export function pumpSubjects(source: string, flags: string, length: number, max 
   const out = new Set<string>();
   const fill = (s: string) => (s.length === 0 ? '' : s.repeat(Math.ceil(length / s.length)).slice(0, length));
   const emit = (into: string, piece: string) => {
-    if (piece.length === 0 || into.length + piece.length >= length) return;
+    if (out.size >= max || piece.length === 0 || into.length + piece.length >= length) return;
     out.add((into + fill(piece)).slice(0, length));
     if (into.length > 0) out.add(fill(into + piece));
   };
   /** `after`: the nodes that follow, innermost first (what the loop's run may be traded with). */
   const walk = (node: Node, into: string, after: Node[]): void => {
+    if (out.size >= max) return;
     switch (node.t) {
       case 'seq':
         for (let i = 0, at = into; i < node.items.length; i++) {
           walk(node.items[i]!, at, [...node.items.slice(i + 1), ...after]);
-          at += shortest(node.items[i]!);
+          at = (at + shortest(node.items[i]!, length)).slice(0, length + 1);
         }
         return;
       case 'alt':
@@ -1291,11 +1305,13 @@ export function pumpSubjects(source: string, flags: string, length: number, max 
             const follow = lead({ t: 'seq', items: after }, true).set ?? noSet;
             for (const c of [pick(body.set, complement(follow)), pick(body.set, follow), pick(body.set)])
               if (c !== undefined) emit(into, String.fromCharCode(c));
-          } else emit(into, shortest(body));
+          } else emit(into, shortest(body, length));
         }
         // a loop inside is entered after the count's minimum less one turn
-        const turns = node.min > 0 ? shortest(node.body).repeat(node.min - 1) : '';
-        walk(node.body, into + turns, [{ ...node, min: 0 }, ...after]);
+        const one = node.min > 1 ? shortest(node.body, length) : '';
+        const turns =
+          one.length === 0 ? '' : one.repeat(Math.min(node.min - 1, Math.ceil((length + 1) / one.length)));
+        walk(node.body, (into + turns).slice(0, length + 1), [{ ...node, min: 0 }, ...after]);
         return;
       }
       default:

@@ -373,6 +373,31 @@ describe('StepBoundedRegExp', () => {
     expect(subjects('abc')).toEqual([]); // no loop
     expect(subjects('a(?=b+)c')).toEqual([]); // a lookaround's loop runs apart
     expect(pumpSubjects('a{2', '', 64)).toBeUndefined();
+    // counts whose shortest text would be 10^12 characters, and a thousand loops: cut, at once
+    expect(subjects('((a{10000}){10000}){10000}b+')).toEqual([]);
+    expect(pumpSubjects(Array.from({ length: 1000 }, (_, k) => `x${k}y+`).join('|'), '', 64, 8)).toHaveLength(
+      8,
+    );
+  });
+
+  it('builds subjects of the length asked for from any pattern it reads, or says it does not read it (property)', () => {
+    fc.assert(
+      fc.property(pattern, flags, fc.integer({ min: 1, max: 300 }), (src, f, n) => {
+        let readable = true;
+        try {
+          new StepBoundedRegExp(src, f, fixed(10));
+        } catch {
+          readable = false;
+        }
+        const got = pumpSubjects(src, f, n, 12);
+        if (!readable) return got === undefined;
+        expect(got).toBeDefined();
+        expect(got!.length).toBeLessThanOrEqual(12);
+        for (const s of got!) expect(s).toHaveLength(n);
+        return true;
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it.skipIf(!rules.have)(
