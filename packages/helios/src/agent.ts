@@ -38,6 +38,8 @@ import { encodeNode, leafNode } from './node.js';
 
 /** Bound on one request body (a chunk and its leaf), in bytes: twice the largest chunk a stream takes. */
 export const chunkBytesMax = 2 * chunkSizeMax;
+/** The longest delay a timer takes (Node fires a longer one after 1 ms, with a TimeoutOverflowWarning). */
+const timerMsMax = 2 ** 31 - 1;
 /** Bound on retries of one chunk by the agent. */
 export const agentRetriesMax = 8;
 /** Backoff of the first retry, in ms (doubles each time, up to agentBackoffMsMax). */
@@ -210,8 +212,10 @@ class Shipper {
         throw new Error(`GET ${u}: the answer holds no stream definition (is it a Strata ingestion server?)`);
       ddl = answer.ddl;
     }
-    this.def = parseDdl(ddl, `stream ${o.stream}`);
-    this.chunkBytes = o.chunkBytes ?? this.def.chunkBytesMax;
+    // the server's stream, created before bounds added since perhaps (parseDdl's `existing`); its chunks
+    // are cut at the size one request takes (a stream's CHUNK size was not bounded until 2026-12-05)
+    this.def = parseDdl(ddl, `stream ${o.stream}`, { existing: true });
+    this.chunkBytes = o.chunkBytes ?? Math.min(this.def.chunkBytesMax, chunkSizeMax);
     this.everyMs = o.chunkEveryMs ?? this.def.chunkEveryMs;
     const retries = this.stats.retries;
     this.stats = this.bound();
@@ -637,13 +641,15 @@ export async function runAgentStream(
       ? await Promise.race([
           next,
           new Promise<'due'>((res) => {
-            timer = setTimeout(() => res('due'), Math.max(0, p.sinceMs + sh.everyMs - performance.now()));
+            // a timer takes at most 2^31 - 1 ms (a longer one fires after 1 ms): a longer wait is cut in turns
+            const dueMs = Math.max(0, p.sinceMs + sh.everyMs - performance.now());
+            timer = setTimeout(() => res('due'), Math.min(dueMs, timerMsMax));
           }),
         ])
       : await next;
     if (timer) clearTimeout(timer);
     if (r === 'due') {
-      await flush(sh, source, p, true, false);
+      if (performance.now() - p.sinceMs >= sh.everyMs) await flush(sh, source, p, true, false);
       continue;
     }
     next = undefined;

@@ -160,7 +160,9 @@ const unitBytes: Record<string, number> = { B: 1, KB: 1024, MB: 1 << 20, GB: 1 <
 
 /**
  * Parses one CREATE STREAM statement. `file` names the source in error messages. `existing`: the stored
- * DDL of a stream being reopened, which bounds added since it was created (`chunkSizeMax`) do not refuse.
+ * DDL of a stream being reopened (or an agent's, fetched from the server), which bounds added since it was
+ * created do not refuse: a CHUNK size past `chunkSizeMax` is kept, a duration past the Date range is the
+ * longest span a Date holds (100,000,000 days).
  */
 export function parseDdl(src: string, file = 'DDL', opts: { existing?: boolean } = {}): StreamDef {
   const toks = lex(src, file);
@@ -316,7 +318,9 @@ export function parseDdl(src: string, file = 'DDL', opts: { existing?: boolean }
     if (ms === undefined) throw new DdlError(`unknown time unit '${t.text}'`, t.line, t.col, file);
     if (n * ms <= 0)
       throw new DdlError(`${what} must be more than 0, got ${n} ${t.text}`, at.line, at.col, file);
-    // a time holds +-8.64e15 ms (ECMAScript's Date range): a longer span means nothing at the stream's clock
+    // a time holds +-8.64e15 ms (ECMAScript's Date range): a longer span means nothing at the stream's clock;
+    // a stream created before the bound (`existing`) keeps opening, its span the longest a Date holds
+    if (n * ms > durationMsMax && opts.existing) return durationMsMax;
     if (n * ms > durationMsMax)
       throw new DdlError(
         `${what} must be at most ${durationMsMax / unitMs.DAYS!} DAYS, got ${n} ${t.text}`,

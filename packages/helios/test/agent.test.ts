@@ -86,6 +86,41 @@ describe('agent', () => {
     expect(await allN('st')).toEqual(Array.from({ length: 22 }, (_, i) => i));
   });
 
+  it("stdin: a CHUNK EVERY past a timer's 24.8 days is waited for in turns (such a timer fired after 1 ms, again and again)", async () => {
+    createStream(dir, ddl('slow', 'CHUNK EVERY 30 DAYS OR 4 KB'));
+    const input = new PassThrough();
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const run = runAgentStream(input, { url, stream: 'slow', source: 'stdin:slow' });
+      for (let i = 0; i < 3; i++) input.write(`${line(i)}\n`);
+      await sleep(400);
+      expect(await allN('slow')).toEqual([]); // 3 short lines, neither 4 KB nor 30 days: none shipped yet
+      input.end();
+      const st = await run;
+      expect([st.lines, st.chunksByTime]).toEqual([3, 0]);
+      expect(await allN('slow')).toEqual([0, 1, 2]);
+      // the agent woke every millisecond, a warning each time (340 in these 400 ms)
+      expect(warnings).not.toContain('TimeoutOverflowWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('an agent of a stream created before the DDL bounds takes its stored DDL (a 64 MB CHUNK, a RETAIN past the Date range)', async () => {
+    createStream(dir, ddl('older'));
+    // as the server would hand it out for a stream created before 2026-12-05 (the agent was refused)
+    const stored = ddl('older', 'CHUNK EVERY 1 SECONDS OR 64 MB RETAIN 99999999999999 DAYS');
+    const input = new PassThrough();
+    const run = runAgentStream(input, { url, stream: 'older', ddl: stored, source: 'stdin:older' });
+    for (let i = 0; i < 5; i++) input.write(`${line(i)}\n`);
+    input.end();
+    const st = await run;
+    expect(st.lines).toBe(5);
+    expect(await allN('older')).toEqual([0, 1, 2, 3, 4]);
+  });
+
   it('a damaged checkpoint is an error naming it; one past the end of a file cut in place ships it from 0', async () => {
     const { file, ckpt } = twoLines('ck');
     for (const bad of [

@@ -107,6 +107,13 @@ describe('DDL', () => {
       /CHUNK EVERY must be at most/,
     );
     expect(parseDdl(`${base} RETAIN 100000000 DAYS`).retainMs).toBe(8.64e15);
+    // a stream created with a longer span before keeps opening: the longest span a Date holds
+    const old = parseDdl(
+      `${base} CHUNK EVERY 99999999999999 DAYS STORAGE express FOR 99999999999999 DAYS THEN standard RETAIN 99999999999999 DAYS`,
+      'DDL',
+      { existing: true },
+    );
+    expect([old.chunkEveryMs, old.storage.hotForMs, old.retainMs]).toEqual([8.64e15, 8.64e15, 8.64e15]);
     expect(errorOf(`${base} STORAGE express FOR 0 DAYS THEN standard`).message).toMatch(
       /STORAGE \.\.\. FOR must be more than 0/,
     );
