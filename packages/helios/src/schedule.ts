@@ -9,6 +9,8 @@
 
 /** Bound on a period, in ms (30 days). */
 export const periodMsMax = 30 * 86_400_000;
+/** The longest delay one timer takes, in ms (24.8 days: a period may be longer, waited for in turns). */
+const timerMsMax = 2 ** 31 - 1;
 
 const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -76,7 +78,10 @@ export function runEvery<T>(
   let runs = 0;
   let failures = 0;
   const schedule = (delayMs: number) => {
-    if (!stopped) handle = timers.setTimeout(tick, delayMs);
+    if (stopped) return;
+    // a timer takes at most 2^31 - 1 ms (Node fires a longer one after 1 ms): a longer delay in turns
+    if (delayMs > timerMsMax) handle = timers.setTimeout(() => schedule(delayMs - timerMsMax), timerMsMax);
+    else handle = timers.setTimeout(tick, delayMs);
   };
   const tick = () => {
     handle = undefined;

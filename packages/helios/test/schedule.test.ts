@@ -49,6 +49,27 @@ function deferred() {
 }
 
 describe('runEvery', () => {
+  it('waits a period past the longest timer (2^31 - 1 ms) in turns, never asking a timer for more', async () => {
+    const c = fakeClock();
+    const asked: number[] = [];
+    const setTimeout = c.timers.setTimeout;
+    c.timers.setTimeout = (f, ms) => {
+      asked.push(ms);
+      return setTimeout(f, ms);
+    };
+    const day = 86_400_000;
+    const starts: number[] = [];
+    // 30 days: Node fires a timer of more than 2^31 - 1 ms after 1 ms, so the task ran every millisecond
+    const p = runEvery(30 * day, async () => starts.push(c.now()), { timers: c.timers });
+    await c.advance(29 * day);
+    expect(starts).toEqual([]);
+    await c.advance(32 * day);
+    expect(starts).toEqual([30 * day, 60 * day]);
+    expect(Math.max(...asked)).toBe(2 ** 31 - 1);
+    await p.stop();
+    expect(c.pending()).toBe(0);
+  });
+
   it('runs every period, the first one period from now', async () => {
     const c = fakeClock();
     const starts: number[] = [];

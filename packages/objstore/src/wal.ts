@@ -46,6 +46,27 @@ export interface WalOptions {
   memBytesMax?: number;
 }
 
+/** The longest delay a timer takes, in ms: Node fires a longer one after 1 ms (a TimeoutOverflowWarning). */
+const timerMsMax = 2 ** 31 - 1;
+
+/**
+ * Refuses WAL options that cannot work: an interval past a timer's 24.8 days (it would fire every
+ * millisecond), sizes that are not positive, a ratio outside [0, 1]; each named with what it got.
+ */
+function checkWalOptions(o: WalOptions): void {
+  const check = (name: keyof WalOptions, min: number, max: number) => {
+    const v = o[name];
+    if (v === undefined) return;
+    if (typeof v !== 'number' || !(v >= min && v <= max))
+      throw new RangeError(`WalOptions.${name} must be a number from ${min} to ${max}, got ${String(v)}`);
+  };
+  check('flushIntervalMs', 0, timerMsMax);
+  check('packIntervalMs', 1, timerMsMax);
+  for (const k of ['flushBytes', 'packBytes', 'walObjectBytesMax', 'memBytesMax'] as const)
+    check(k, 1, Number.MAX_SAFE_INTEGER);
+  check('compactLiveRatio', 0, 1);
+}
+
 const HEADER = 12;
 const checksumKey = new Uint8Array(32).map((_, i) => 0xa5 ^ (i * 7));
 /** Bound on bytes waiting for the next group commit; writers beyond it wait (backpressure). */
@@ -385,8 +406,9 @@ export class WalStore implements ObjectStore {
     this.url = `wal(${opts.dir}) -> ${store.url}`;
   }
 
-  /** Opens (and recovers) a WAL directory in front of `store`. */
+  /** Opens (and recovers) a WAL directory in front of `store`; a RangeError names an option out of range. */
   static async open(store: ObjectStore, opts: WalOptions): Promise<WalStore> {
+    checkWalOptions(opts);
     const w = new WalStore(store, opts);
     try {
       await w.recover();

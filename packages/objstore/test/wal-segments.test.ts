@@ -43,6 +43,26 @@ class GatedStore extends MemStore {
 }
 
 describe('WAL segments', () => {
+  it('refuses options that cannot work, naming them (an interval past 24.8 days fired every millisecond)', async () => {
+    const store = new MemStore();
+    for (const [bad, msg] of [
+      [
+        { packIntervalMs: 30 * 86_400_000 },
+        /packIntervalMs must be a number from 1 to 2147483647, got 2592000000/,
+      ],
+      [{ flushIntervalMs: -1 }, /flushIntervalMs must be a number from 0/],
+      [{ flushIntervalMs: Number.NaN }, /flushIntervalMs .* got NaN/],
+      [{ packBytes: 0 }, /packBytes must be a number from 1/],
+      [{ memBytesMax: '1' }, /memBytesMax .* got 1/],
+      [{ compactLiveRatio: 2 }, /compactLiveRatio must be a number from 0 to 1, got 2/],
+    ] as const) {
+      const dir = fresh();
+      await expect(WalStore.open(store, { dir, ...(bad as object) })).rejects.toThrow(msg);
+      expect(existsSync(dir)).toBe(false); // refused before the directory is made or locked
+    }
+    const w = await WalStore.open(store, { dir: fresh(), packIntervalMs: 2 ** 31 - 1, flushIntervalMs: 0 });
+    await w.close();
+  });
   it('hold the records of many group commits back to back, and they survive a restart', async () => {
     const store = new MemStore();
     const dir = fresh();
