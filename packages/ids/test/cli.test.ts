@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FlowTable } from '../src/flow.js';
 import { commands, encodePcap } from '../src/index.js';
 import { tcpFrame } from './helpers.js';
 
@@ -36,6 +37,31 @@ const sources = (jsonLines: string) =>
     .map((l) => Buffer.from(JSON.parse(l).payload, 'base64').toString('latin1'));
 
 describe('strata ids', () => {
+  it('names an inspection that failed outside the rules, goes on, and exits 1; the stats file holds it', async () => {
+    // a flow table that throws on the second capture's packet: no input is known to make it, so a fault is
+    // put there (the engine catches it, pipeline.test.ts; this is what a user of the CLI sees)
+    const track = FlowTable.prototype.trackFlow;
+    let calls = 0;
+    FlowTable.prototype.trackFlow = function (this: FlowTable, ...a: Parameters<FlowTable['trackFlow']>) {
+      if (++calls === 2) throw new Error('flow table broke');
+      return track.apply(this, a);
+    };
+    try {
+      const r = await ids(['a.pcap', 'b.pcap', 'c.pcap', '--format', 'json', '--stats', 'faults.json']);
+      expect(r.rc).toBe(1);
+      expect(sources(r.out)).toEqual(['MARK-a', 'MARK-c']);
+      expect(r.err).toContain(
+        'strata ids: b.pcap: the inspection of packet 1 failed and ended there: flow table broke',
+      );
+      const stats = JSON.parse(readFileSync(join(dir, 'faults.json'), 'utf8'));
+      expect(stats.failedInspections).toEqual([
+        { capture: 'b.pcap', where: 'packet 1', error: 'flow table broke' },
+      ]);
+    } finally {
+      FlowTable.prototype.trackFlow = track;
+    }
+  });
+
   it('runs the captures in the order given, plain arguments and --pcap mixed', async () => {
     const r = await ids(['c.pcap', '--pcap', 'a.pcap', 'b.pcap', '--format', 'json', '--quiet']);
     expect(r.rc).toBe(0);
