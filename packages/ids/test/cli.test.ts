@@ -37,6 +37,35 @@ const sources = (jsonLines: string) =>
     .map((l) => Buffer.from(JSON.parse(l).payload, 'base64').toString('latin1'));
 
 describe('strata ids', () => {
+  it('names a rule whose evaluation failed, counts it as no match, goes on, and exits 1', async () => {
+    writeFileSync(
+      join(dir, 'pcre.rules'),
+      'alert tcp any any -> any 8080 (msg:"pcre"; content:"MARK"; pcre:"/MARK/"; sid:7;)\n',
+    );
+    // a pcre whose exec throws on the second capture's payload: no input is known to make one throw (a
+    // byte_test bitmask of 1.5 did until 2026-12-05), so a fault is put there
+    const exec = RegExp.prototype.exec;
+    RegExp.prototype.exec = function (this: RegExp, s: string) {
+      if (this.source === 'MARK' && String(s).includes('MARK-b')) throw new Error('pcre broke');
+      return exec.call(this, s);
+    };
+    try {
+      const c = captureIo('', {}, dir);
+      const rc = await runCommand(
+        commands[0]!,
+        ['--rules', 'pcre.rules', 'a.pcap', 'b.pcap', 'c.pcap', '--format', 'json'],
+        c.io,
+      );
+      expect(rc).toBe(1);
+      expect(sources(c.stdout())).toEqual(['MARK-a', 'MARK-c']);
+      expect(c.stderr()).toContain(
+        'strata ids: b.pcap: rule 1:7 failed and was counted as no match: pcre broke',
+      );
+    } finally {
+      RegExp.prototype.exec = exec;
+    }
+  });
+
   it('names an inspection that failed outside the rules, goes on, and exits 1; the stats file holds it', async () => {
     // a flow table that throws on the second capture's packet: no input is known to make it, so a fault is
     // put there (the engine catches it, pipeline.test.ts; this is what a user of the CLI sees)
