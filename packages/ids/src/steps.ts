@@ -722,23 +722,19 @@ export class StepBoundedRegExp implements PcreExec {
    * machine, remembering what failed, takes linear steps (when the pattern has no backreference). A test of
    * the shape, not a proof.
    */
-  static restartableLoop(source: string, flags = ''): boolean {
-    try {
-      return restartable(
-        new Parser(source, flags.includes('i'), flags.includes('s')).parse(),
-        flags.includes('m'),
-      );
-    } catch {
-      return false;
-    }
+  static ambiguousLoops(source: string, flags = ''): boolean {
+    const ast = parsed(source, flags);
+    return ast !== undefined && ambiguous(ast);
   }
 
-  static ambiguousLoops(source: string, flags = ''): boolean {
-    try {
-      return ambiguous(new Parser(source, flags.includes('i'), flags.includes('s')).parse());
-    } catch {
-      return false;
-    }
+  /**
+   * Whether a search may enter an unbounded loop again from every start inside the loop's run, reading the
+   * run to its end each time (`restartable` below): quadratic in a backtracking matcher such as V8's, linear
+   * in this machine's steps. A test of the shape, not a proof.
+   */
+  static restartableLoop(source: string, flags = ''): boolean {
+    const ast = parsed(source, flags);
+    return ast !== undefined && restartable(ast, flags.includes('m'));
   }
 
   exec(text: string): StepsMatch | null {
@@ -1194,6 +1190,15 @@ function ambiguous(node: Node): boolean {
   }
 }
 
+/** The pattern's tree under its i and s flags, with what one character matches; undefined for one it does not read. */
+function parsed(source: string, flags: string): Node | undefined {
+  try {
+    return new Parser(source, flags.includes('i'), flags.includes('s')).parse();
+  } catch {
+    return undefined;
+  }
+}
+
 // ---- subjects built against a pattern's loops
 
 /** The order characters are picked from a set in: letters, digits, blank, punctuation, then the rest. */
@@ -1269,12 +1274,8 @@ const pumpCountMin = 16;
  * pattern the machine does not read.
  */
 export function pumpSubjects(source: string, flags: string, length: number, max = 32): string[] | undefined {
-  let ast: Node;
-  try {
-    ast = new Parser(source, flags.includes('i'), flags.includes('s')).parse();
-  } catch {
-    return undefined;
-  }
+  const ast = parsed(source, flags);
+  if (ast === undefined) return undefined;
   const out = new Set<string>();
   const fill = (s: string) => (s.length === 0 ? '' : s.repeat(Math.ceil(length / s.length)).slice(0, length));
   const emit = (into: string, piece: string) => {

@@ -586,27 +586,28 @@ describe('StepBoundedRegExp', () => {
       // payloads of 2-3 KiB (the machine's side of pcreShortMax) of each pcre's words, quotes, := => < % $ { } & = ? ..
       const words = [...new Set(taken.flatMap((v) => v.match(/[A-Za-z_]{3,}/g) ?? []))];
       const bits = fc.oneof(
-        fc.constantFrom(...words),
-        fc.constantFrom(
-          ' ',
-          ':=',
-          ' => ',
-          "'",
-          '"',
-          ';',
-          '<',
-          '%',
-          '${',
-          '{',
-          '}',
-          '&',
-          '=',
-          '?',
-          '..',
-          '\r\n',
-          '\n',
-          'A'.repeat(1100),
-        ),
+        { weight: 4, arbitrary: fc.constantFrom(...words) },
+        {
+          weight: 4,
+          arbitrary: fc.constantFrom(
+            ' ',
+            ':=',
+            ' => ',
+            "'",
+            '"',
+            ';',
+            '<',
+            '%',
+            '${',
+            '}',
+            '\r\n',
+            '\n',
+            'A'.repeat(1100),
+          ),
+        },
+        // the pieces of the query-string and IMAP pcres (restarting loops), less often: among the others they
+        // made the family's matches rare enough that a run raised 3 alerts
+        { weight: 1, arbitrary: fc.constantFrom('{', '&', '=', '?', '..') },
       );
       const payload = fc
         .array(bits, { minLength: 20, maxLength: 400 })
@@ -622,7 +623,7 @@ describe('StepBoundedRegExp', () => {
       // 1,000,000, once disagreed: V8's raised none of 5 family alerts on a payload that a fresh engine, V8
       // unbounded and the machine all raise (a CI run at c85c77c; not explained; rule faults, should one
       // come again, are in the message)
-      let raised = 0;
+      let raising = 0;
       let limits = 0;
       fc.assert(
         fc.property(payload, fc.nat(1000), (p, i) => {
@@ -631,12 +632,13 @@ describe('StepBoundedRegExp', () => {
           const want = alerts(v8, p, i);
           const faults = `V8's rule faults ${JSON.stringify([...v8.ruleFaults])}, the machine's ${JSON.stringify([...ours.ruleFaults])}`;
           expect(alerts(ours, p, i), faults).toEqual(want);
-          raised += want.length;
+          if (want.length > 0) raising++;
           limits += ours.stats.pcreStepLimits;
         }),
-        { numRuns: 40 },
+        { numRuns: 60 },
       );
-      expect(raised).toBeGreaterThan(5); // the payloads do make these rules match
+      // payloads that raise an alert: 7-18 of 60 in ten runs (alerts come in bunches: one payload raised 17)
+      expect(raising).toBeGreaterThan(2);
       expect(limits).toBe(0);
     },
   );
