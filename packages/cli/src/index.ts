@@ -15,6 +15,7 @@ export { makeDirs, makeDirsSync, type Output, openInput, openOutput } from './fs
 export { listenOn } from './net.js';
 export { boundedRegExp, regExpBacktrackLimitWorks } from './regexp.js';
 export { loneSurrogateAt, wellFormed } from './text.js';
+export { timerMsMax } from './timers.js';
 
 /** The streams and environment a command runs with; tests pass their own. */
 export interface Io {

@@ -30,6 +30,7 @@ import {
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { deflateSync } from 'node:zlib';
+import { timerMsMax } from '@strata/cli';
 import { blockId, blockPageRows } from './block.js';
 import { chunkSizeMax, parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, RowParser } from './formats.js';
@@ -38,8 +39,6 @@ import { encodeNode, leafNode } from './node.js';
 
 /** Bound on one request body (a chunk and its leaf), in bytes: twice the largest chunk a stream takes. */
 export const chunkBytesMax = 2 * chunkSizeMax;
-/** The longest delay a timer takes (Node fires a longer one after 1 ms, with a TimeoutOverflowWarning). */
-const timerMsMax = 2 ** 31 - 1;
 /** Bound on retries of one chunk by the agent. */
 export const agentRetriesMax = 8;
 /** Backoff of the first retry, in ms (doubles each time, up to agentBackoffMsMax). */

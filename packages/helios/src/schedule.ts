@@ -7,10 +7,10 @@
  *                                        ^ starts as soon as run 2 ends; the missed period is not made up
  */
 
+import { timerMsMax } from '@strata/cli';
+
 /** Bound on a period, in ms (30 days). */
 export const periodMsMax = 30 * 86_400_000;
-/** The longest delay one timer takes, in ms (24.8 days: a period may be longer, waited for in turns). */
-const timerMsMax = 2 ** 31 - 1;
 
 const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

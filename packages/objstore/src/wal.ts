@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { type FileHandle, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { makeDirs } from '@strata/cli';
+import { makeDirs, timerMsMax } from '@strata/cli';
 import { hash64Words } from '@strata/highwayhash';
 import { compareKeys } from './backends/mem.js';
 import {
@@ -45,9 +45,6 @@ export interface WalOptions {
    */
   memBytesMax?: number;
 }
-
-/** The longest delay a timer takes, in ms: Node fires a longer one after 1 ms (a TimeoutOverflowWarning). */
-const timerMsMax = 2 ** 31 - 1;
 
 /**
  * Refuses WAL options that cannot work: an interval past a timer's 24.8 days (it would fire every
