@@ -1175,12 +1175,19 @@ function matchCtx(
 const firstMatches = new WeakMap<() => string, Map<number, readonly [number, number] | null>>();
 
 /**
- * A loop a search enters again from each start inside its run (`StepBoundedRegExp.restartableLoop`: V8's
- * time quadratic in the run, `uid=\d{1,5}\S+\s+gid=` over `uid=0a` repeated) with no first-exec guard
- * for the shape (`firstExecGuarded`, which skips those starts at V8's speed).
+ * Where the engine runs a translated pcre (with its step budget on): `'steps'`, in the step machine, for a
+ * backreference (no guard or automaton reaches those); `'switched'`, V8 up to `pcreShortMax` and the
+ * machine beyond, for loops that can make V8 polynomial: two that trade a run
+ * (`StepBoundedRegExp.ambiguousLoops`), or one a search enters again from each start inside its run
+ * (`restartableLoop`: `uid=\d{1,5}\S+\s+gid=` over `uid=0a` repeated) with no first-exec guard for the
+ * shape (`firstExecGuarded`, which skips those starts at V8's speed); else `'v8'`.
  */
-function restartsUnguarded(source: string, flags: string): boolean {
-  return StepBoundedRegExp.restartableLoop(source, flags) && firstExecGuarded(source, flags) === undefined;
+export function pcreRoute(source: string, flags: string): 'steps' | 'switched' | 'v8' {
+  if (StepBoundedRegExp.hasBackreference(source)) return 'steps';
+  if (StepBoundedRegExp.ambiguousLoops(source, flags)) return 'switched';
+  const restarts =
+    StepBoundedRegExp.restartableLoop(source, flags) && firstExecGuarded(source, flags) === undefined;
+  return restarts ? 'switched' : 'v8';
 }
 
 /** The bytes as latin1 text, made on the first call (for pcre). */
@@ -2670,20 +2677,17 @@ export class Engine {
   }
 
   /**
-   * A rule's pcre as it runs on traffic: with a backreference, in the step machine (`pcreStepsPerByte`);
-   * with loops that can make V8 polynomial (`StepBoundedRegExp.ambiguousLoops`, or a loop that a search
-   * enters again from every start in its run, `restartableLoop`, where no first-exec guard skips those
-   * starts), in V8 on a buffer of up to `pcreShortMax` bytes and in the step machine beyond; otherwise a
-   * RegExp bounded in its backtracking (`pcreBacktracksMax`).
+   * A rule's pcre as it runs on traffic (`pcreRoute`): in the step machine (`pcreStepsPerByte`), in V8 on a
+   * buffer of up to `pcreShortMax` bytes and the machine beyond, or a RegExp bounded in its backtracking
+   * (`pcreBacktracksMax`).
    */
   private pcreRegExp(source: string, flags: string, limits: 'all' | 'backtracks' | 'none' = 'all'): PcreExec {
     const perByte = limits === 'all' ? (this.opts.pcreStepsPerByte ?? pcreStepsPerByteDefault) : 0;
     const max = limits === 'none' ? 0 : (this.opts.pcreBacktracksMax ?? pcreBacktracksMaxDefault);
     const v8 = () => (max === 0 ? new RegExp(source, flags) : boundedRegExp(source, flags, max));
     if (perByte === 0) return v8();
-    const refs = StepBoundedRegExp.hasBackreference(source);
-    if (!refs && !StepBoundedRegExp.ambiguousLoops(source, flags) && !restartsUnguarded(source, flags))
-      return v8();
+    const route = pcreRoute(source, flags);
+    if (route === 'v8') return v8();
     let machine: StepBoundedRegExp;
     try {
       machine = new StepBoundedRegExp(source, flags, { perByte, min: pcreStepsMin }, this.countPcreStepLimit);
@@ -2691,7 +2695,7 @@ export class Engine {
       if (!(e instanceof StepsSyntaxError)) throw e; // syntax the machine does not read: V8's, as before
       return v8();
     }
-    return refs ? machine : new LengthSwitchedRegExp(v8(), machine, pcreShortMax);
+    return route === 'steps' ? machine : new LengthSwitchedRegExp(v8(), machine, pcreShortMax);
   }
 
   private readonly countPcreStepLimit = () => {

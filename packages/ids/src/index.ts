@@ -38,6 +38,7 @@ export {
   type PacketLatencyOptions,
   type PacketVerdict,
   pcreBacktracksMaxDefault,
+  pcreRoute,
   pcreShortMax,
   pcreStepsMin,
   pcreStepsPerByteDefault,
