@@ -133,6 +133,11 @@ interface Pending {
   sinceMs: number;
 }
 
+/** Ms until the oldest pending line is `everyMs` old (0 or less: its chunk is due); Infinity with none. */
+function dueInMs(p: Pending, everyMs: number): number {
+  return p.sinceMs < 0 ? Number.POSITIVE_INFINITY : p.sinceMs + everyMs - performance.now();
+}
+
 /** Ships chunks to one server and stream: local leaves, one chunk in flight, checkpointing, stats. */
 class Shipper {
   stats: AgentStats;
@@ -574,8 +579,7 @@ export async function runAgentFile(
         await flush(sh, source, p, true, false);
         break;
       }
-      const aged = p.sinceMs >= 0 && performance.now() - p.sinceMs >= sh.everyMs;
-      if (aged) await flush(sh, source, p, true, false);
+      if (dueInMs(p, sh.everyMs) <= 0) await flush(sh, source, p, true, false);
       // rotated (a new inode at the path), looked at here, at the old inode's end: its last bytes are read
       // first; then the new file from its start
       let rotated = false;
@@ -588,10 +592,7 @@ export async function runAgentFile(
         await restart(true);
         continue;
       }
-      const waitMs = Math.min(
-        follow.followMs,
-        p.sinceMs >= 0 ? Math.max(1, p.sinceMs + sh.everyMs - performance.now()) : follow.followMs,
-      );
+      const waitMs = Math.min(follow.followMs, Math.max(1, dueInMs(p, sh.everyMs)));
       await new Promise<void>((r) => {
         const done = () => {
           clearTimeout(t);
@@ -641,14 +642,13 @@ export async function runAgentStream(
           next,
           new Promise<'due'>((res) => {
             // a timer takes at most 2^31 - 1 ms (a longer one fires after 1 ms): a longer wait is cut in turns
-            const dueMs = Math.max(0, p.sinceMs + sh.everyMs - performance.now());
-            timer = setTimeout(() => res('due'), Math.min(dueMs, timerMsMax));
+            timer = setTimeout(() => res('due'), Math.min(Math.max(0, dueInMs(p, sh.everyMs)), timerMsMax));
           }),
         ])
       : await next;
     if (timer) clearTimeout(timer);
     if (r === 'due') {
-      if (performance.now() - p.sinceMs >= sh.everyMs) await flush(sh, source, p, true, false);
+      if (dueInMs(p, sh.everyMs) <= 0) await flush(sh, source, p, true, false);
       continue;
     }
     next = undefined;
