@@ -13,6 +13,7 @@ import {
   Progress,
   parseBytes,
   parseFlags,
+  timerMsMax,
   UsageError,
   untilStopped,
   writableDir,
@@ -349,7 +350,8 @@ Example: strata stream agent hdfs /var/log/hdfs.log --url http://127.0.0.1:7070 
     );
     const [stream, file] = f.positionals;
     if (!stream || !file || !f.values.url) throw new UsageError('expected STREAM FILE|- --url URL');
-    const follow = f.values.follow ? intFlag('follow', f.values.follow, 1000, 10) : 0;
+    // a poll past a timer's 2^31 - 1 ms fired every millisecond
+    const follow = f.values.follow ? intFlag('follow', f.values.follow, 1000, 10, timerMsMax) : 0;
     const opts = {
       url: f.values.url,
       stream,
@@ -415,7 +417,8 @@ Example: strata stream index hdfs --follow 1000 --maintain-every 10m --data ./.s
       { ...dataFlag, ...compactFlag, ...maintainFlag, follow: { type: 'string' } },
       1,
     );
-    const follow = f.values.follow ? intFlag('follow', f.values.follow, 1000, 10) : 0;
+    // a poll past a timer's 2^31 - 1 ms fired every millisecond
+    const follow = f.values.follow ? intFlag('follow', f.values.follow, 1000, 10, timerMsMax) : 0;
     const every = maintainEvery(f.values['maintain-every']);
     return withStream(
       io,

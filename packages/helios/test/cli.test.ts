@@ -117,6 +117,25 @@ describe('embedded mode CLI', () => {
     }
     const neg = await run('stream', 'ingest', 'hdfs', 'c.log', '--compact-every=-1', '--data', 'c');
     expect(neg.err).toMatch(/--compact-every: -1 is out of range/);
+    // a poll past a timer's 2^31 - 1 ms: Node fired it after 1 ms, so the agent polled every millisecond
+    const poll = await run(
+      'stream',
+      'agent',
+      'hdfs',
+      'c.log',
+      '--url',
+      'http://127.0.0.1:9',
+      '--follow',
+      '3000000000',
+    );
+    expect([poll.code, poll.err]).toEqual([
+      2,
+      expect.stringMatching(/--follow: 3000000000 is out of range \[10, 2147483647\]/),
+    ]);
+    // and the indexer's
+    const index = await run('stream', 'index', 'hdfs', '--follow', '3000000000', '--data', 'c');
+    expect(index.code).toBe(2);
+    expect(index.err).toMatch(/--follow: 3000000000 is out of range \[10, 2147483647\]/);
   });
 
   it('errors: usage errors exit 2, bad DDL and missing streams exit 1 with where', async () => {
