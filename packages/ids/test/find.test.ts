@@ -94,6 +94,45 @@ describe('find (content search)', () => {
     );
   });
 
+  it('caseless: the same answer where the byte it searches for is rare, everywhere, or a letter (property)', () => {
+    // hays of the needle's own bytes in both cases (candidates dense, the first match right after a
+    // candidate that failed) and of runs of a byte it does not hold (candidates sparse), long enough for
+    // the byte search, with a window ending short of the hay or past it
+    const needles = [
+      'rcpt to:',
+      'a:b',
+      ':',
+      'xx',
+      'XxXx',
+      'xXb',
+      'b@',
+      '@@x',
+      'AbBa',
+      'a :',
+      '::b',
+      'x:x',
+      'b-a',
+    ];
+    const hayOf = (needle: string) => {
+      const own = [...new Set([...needle.toLowerCase(), ...needle.toUpperCase()])];
+      const piece = fc.oneof(fc.constantFrom(...own), fc.constant('#'.repeat(12)));
+      return fc.array(piece, { maxLength: 300, size: 'max' }).map((a) => Buffer.from(a.join(''), 'latin1'));
+    };
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...needles).chain((n) => fc.tuple(fc.constant(n), hayOf(n))),
+        fc.nat(40),
+        fc.integer({ min: -60, max: 40 }),
+        ([n, hay], from, cut) => {
+          const needle = Buffer.from(n, 'latin1');
+          const to = hay.length + cut;
+          expect(find(hay, needle, from, to, true)).toBe(reference(hay, needle, from, to, true));
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
   it('takes a hay that is no Buffer, a plain Uint8Array view into a larger one, on both paths', () => {
     const backing = new Uint8Array(300).fill(0x61);
     backing.set([0x58, 0x59, 0x5a], 10); // "XYZ" before the view
