@@ -1079,11 +1079,7 @@ export function find(hay: Uint8Array, needle: Uint8Array, from: number, to: numb
     // a longer caseless search: candidates where one byte of the needle sits, found by the runtime's byte
     // search (memchr: 1,500 bytes in about 35 ns, `findLoop` about 1,000), in both forms for a letter;
     // not where that search could run far past the window's end
-    const k = anchorOf(needle);
-    const a = needle[k]!;
-    return isLetter(a)
-      ? findAnchored2(hay, needle, start, last, k)
-      : findAnchored(hay, needle, start, last, k);
+    return findAnchored(hay, needle, start, last, anchorOf(needle));
   }
   return findLoop(hay, needle, start, last, nocase);
 }
@@ -1162,40 +1158,23 @@ function matchesCaseless(hay: Uint8Array, needle: Uint8Array, i: number): boolea
 }
 
 /**
- * `find` caseless from `start` to `last` (the last start that fits), by the occurrences of `needle[k]`,
- * not a letter.
+ * `find` caseless from `start` to `last` (the last start that fits), by the occurrences of `needle[k]`: of
+ * both its forms, in order, for a letter.
  */
 function findAnchored(hay: Uint8Array, needle: Uint8Array, start: number, last: number, k: number): number {
   const a = needle[k]!;
-  for (let p = start + k, tries = 1; ; p++, tries++) {
-    p = indexOfByte.call(hay, a, p);
+  const letter = isLetter(a);
+  const lo = letter ? a | 0x20 : a;
+  const up = letter ? lo - 32 : -1;
+  let pl = indexOfByte.call(hay, lo, start + k);
+  let pu = letter ? indexOfByte.call(hay, up, start + k) : -1;
+  for (let tries = 1; ; tries++) {
+    const fromLo = pu < 0 || (pl >= 0 && pl < pu);
+    const p = fromLo ? pl : pu;
     if (p < 0 || p - k > last) return -1;
     if (matchesCaseless(hay, needle, p - k)) return p - k;
-    if (tries >= anchorTriesMin && p - start < anchorGapMin * tries)
-      return findLoop(hay, needle, p - k + 1, last, true);
-  }
-}
-
-/** `findAnchored` by a letter: the occurrences of its two forms, in order. */
-function findAnchored2(hay: Uint8Array, needle: Uint8Array, start: number, last: number, k: number): number {
-  const lo = needle[k]! | 0x20;
-  const up = lo - 32;
-  let pl = indexOfByte.call(hay, lo, start + k);
-  let pu = indexOfByte.call(hay, up, start + k);
-  for (let tries = 1; ; tries++) {
-    let p: number;
-    if (pl < 0 && pu < 0) return -1;
-    if (pu < 0 || (pl >= 0 && pl < pu)) {
-      p = pl;
-      if (p - k > last) return -1;
-      if (matchesCaseless(hay, needle, p - k)) return p - k;
-      pl = indexOfByte.call(hay, lo, p + 1);
-    } else {
-      p = pu;
-      if (p - k > last) return -1;
-      if (matchesCaseless(hay, needle, p - k)) return p - k;
-      pu = indexOfByte.call(hay, up, p + 1);
-    }
+    if (fromLo) pl = indexOfByte.call(hay, lo, p + 1);
+    else pu = indexOfByte.call(hay, up, p + 1);
     if (tries >= anchorTriesMin && p - start < anchorGapMin * tries)
       return findLoop(hay, needle, p - k + 1, last, true);
   }
