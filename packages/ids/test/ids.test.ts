@@ -392,6 +392,7 @@ describe('captures and decoding', () => {
 
   it('never throws on mutated frames (fuzz)', () => {
     const st = newDecodeStats();
+    let runs = 0;
     fc.assert(
       fc.property(
         fc.nat(80),
@@ -402,12 +403,13 @@ describe('captures and decoding', () => {
           const f = Uint8Array.from(tcpFrame('payload bytes here'));
           f[at % f.length] = byte;
           const r = decode(lt, f.subarray(0, Math.max(0, f.length - cut)), st);
+          runs++;
           expect(r).toBeDefined();
         },
       ),
       { numRuns: 5000 },
     );
-    expect(st.packets).toBe(5000);
+    expect(st.packets).toBe(runs); // every decode counted
   });
 
   it.runIf(haveShared)('decodes the ndpi-mix-a trace: 34,311 packets, the non-IP ones counted', async () => {
