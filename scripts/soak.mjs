@@ -5,7 +5,7 @@
 // imports fast-check. Tests that time their own work (a property of network exchanges) take N times
 // longer; pick files to soak the parsers alone.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -32,23 +32,21 @@ if (!Number.isSafeInteger(seed)) {
   process.stderr.write(`soak: --seed must be an integer, not ${values.seed}\n`);
   process.exit(2);
 }
-let files = positionals;
-if (files.length === 0) {
-  files = [];
+/** Every test file that imports fast-check, package by package. */
+function propertyTestFiles() {
+  const files = [];
   for (const dir of ['packages', 'apps'])
     for (const pkg of readdirSync(join(root, dir))) {
       const test = join(dir, pkg, 'test');
-      let names = [];
-      try {
-        names = readdirSync(join(root, test));
-      } catch {
-        continue;
-      }
-      for (const n of names)
+      if (!existsSync(join(root, test))) continue;
+      for (const n of readdirSync(join(root, test)))
         if (n.endsWith('.test.ts') && readFileSync(join(root, test, n), 'utf8').includes("from 'fast-check'"))
           files.push(join(test, n));
     }
+  return files;
 }
+
+const files = positionals.length > 0 ? positionals : propertyTestFiles();
 process.stderr.write(`soak: ${files.length} file(s), runs x${mult}, seed ${seed}\n`);
 const r = spawnSync(
   join(root, 'node_modules/.bin/vitest'),

@@ -1059,6 +1059,9 @@ function lower(b: number): number {
   return b >= 65 && b <= 90 ? b + 32 : b;
 }
 
+/** The runtime's search (memchr for a byte), on any Uint8Array. */
+const bufferIndexOf = Buffer.prototype.indexOf;
+
 /**
  * Where `needle` first occurs in `hay` at or after `from`, ending by `to` (-1: nowhere). Exported for its
  * property test against a plain loop (`test/find.test.ts`).
@@ -1072,7 +1075,7 @@ export function find(hay: Uint8Array, needle: Uint8Array, from: number, to: numb
   if (last < start) return -1;
   if (!nocase && last - start >= 32) {
     // a longer search: the runtime's (its first occurrence is the first within the bounds, or none is)
-    const at = Buffer.prototype.indexOf.call(hay, needle, start);
+    const at = bufferIndexOf.call(hay, needle, start);
     return at >= 0 && at <= last ? at : -1;
   }
   if (nocase && last - start >= 32 && hay.length - end <= 1024 + 4 * (end - start)) {
@@ -1089,7 +1092,7 @@ function findLoop(hay: Uint8Array, needle: Uint8Array, start: number, last: numb
   const n = needle.length;
   // the first byte tested in its one or two forms before the rest
   const f = nocase ? lower(needle[0]!) : needle[0]!;
-  const fu = nocase && f >= 0x61 && f <= 0x7a ? f - 32 : f;
+  const fu = nocase && isLetter(f) ? f - 32 : f;
   outer: for (let i = start; i <= last; i++) {
     const a = hay[i]!;
     if (a !== f && a !== fu) continue;
@@ -1149,8 +1152,6 @@ function anchorOf(needle: Uint8Array): number {
   return k;
 }
 
-const indexOfByte = Buffer.prototype.indexOf;
-
 /** Whether `needle` matches `hay` at `i` caseless (it fits there). */
 function matchesCaseless(hay: Uint8Array, needle: Uint8Array, i: number): boolean {
   for (let j = 0; j < needle.length; j++) if (lower(hay[i + j]!) !== lower(needle[j]!)) return false;
@@ -1166,15 +1167,15 @@ function findAnchored(hay: Uint8Array, needle: Uint8Array, start: number, last: 
   const letter = isLetter(a);
   const lo = letter ? a | 0x20 : a;
   const up = letter ? lo - 32 : -1;
-  let pl = indexOfByte.call(hay, lo, start + k);
-  let pu = letter ? indexOfByte.call(hay, up, start + k) : -1;
+  let pl = bufferIndexOf.call(hay, lo, start + k);
+  let pu = letter ? bufferIndexOf.call(hay, up, start + k) : -1;
   for (let tries = 1; ; tries++) {
     const fromLo = pu < 0 || (pl >= 0 && pl < pu);
     const p = fromLo ? pl : pu;
     if (p < 0 || p - k > last) return -1;
     if (matchesCaseless(hay, needle, p - k)) return p - k;
-    if (fromLo) pl = indexOfByte.call(hay, lo, p + 1);
-    else pu = indexOfByte.call(hay, up, p + 1);
+    if (fromLo) pl = bufferIndexOf.call(hay, lo, p + 1);
+    else pu = bufferIndexOf.call(hay, up, p + 1);
     if (tries >= anchorTriesMin && p - start < anchorGapMin * tries)
       return findLoop(hay, needle, p - k + 1, last, true);
   }
