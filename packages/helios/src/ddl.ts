@@ -320,14 +320,15 @@ export function parseDdl(src: string, file = 'DDL', opts: { existing?: boolean }
       throw new DdlError(`${what} must be more than 0, got ${n} ${t.text}`, at.line, at.col, file);
     // a time holds +-8.64e15 ms (ECMAScript's Date range): a longer span means nothing at the stream's clock;
     // a stream created before the bound (`existing`) keeps opening, its span the longest a Date holds
-    if (n * ms > durationMsMax && opts.existing) return durationMsMax;
-    if (n * ms > durationMsMax)
+    if (n * ms > durationMsMax) {
+      if (opts.existing) return durationMsMax;
       throw new DdlError(
         `${what} must be at most ${durationMsMax / unitMs.DAYS!} DAYS, got ${n} ${t.text}`,
         at.line,
         at.col,
         file,
       );
+    }
     return n * ms;
   };
   const storageClass = () => {
