@@ -764,6 +764,26 @@ interface HttpSideRules {
   flowbitsTest: Uint8Array;
   fastBuffer: Int32Array;
   fastId: Int32Array;
+  /** How many of the first k rules have a fast pattern (`fastBefore[k]`; rules.length + 1 entries). */
+  fastBefore: Int32Array;
+  /** The rules without a fast pattern (indices, ascending): candidates of every message. */
+  always: Int32Array;
+  /** The buffers (numbers) the side's rules prefilter on, each with its candidate index. */
+  buffers: HttpSideBuffer[];
+}
+
+/**
+ * One buffer of an `HttpSideRules`: the header classes of the rules keyed on it (the buffer is scanned
+ * only when one of them admits the message) and those rules by pattern id (`byFpStart[id]` to
+ * `byFpStart[id + 1]` in `byFp`, ascending indices into the side's rules).
+ */
+interface HttpSideBuffer {
+  buffer: number;
+  headerClasses: Int32Array;
+  /** A rule of each of `headerClasses` (the class's addresses, ports and direction), for its test. */
+  headerRules: Compiled[];
+  byFpStart: Int32Array;
+  byFp: Int32Array;
 }
 
 /** One HTTP buffer's scan: per pattern id whether it occurs (`hit`), and the ids marked (to clear them). */
@@ -1972,7 +1992,11 @@ export interface EngineStats {
   httpRequests: number;
   httpResponses: number;
   httpRulesEvaluated: number;
-  /** HTTP rule evaluations the per-buffer prefilter spared (also counted in `rulesPrefiltered`). */
+  /**
+   * HTTP rules the per-buffer prefilter spared, not visited as their fast pattern was not in its buffer (a
+   * buffer no rule keyed on it admits by header is not scanned: its rules count here too); up to where the
+   * message's rules end (a pass). Also counted in `rulesPrefiltered`.
+   */
   httpRulesPrefiltered: number;
   /** Mail messages found (SMTP, POP3, IMAP), their MIME leaf parts, and mail rule evaluations. */
   mailMessages: number;
@@ -2339,7 +2363,8 @@ export class Engine {
   /**
    * The HTTP rules' prefilter: each rule's fast pattern lies in one buffer (its `fast_pattern` content, else
    * its longest positive one, over all its buffers), and one automaton per buffer holds that buffer's
-   * patterns. A message's buffer is scanned once, when the first rule keyed on it gets that far.
+   * patterns. A message's buffer is scanned once, before its rules, when a rule keyed on it admits the
+   * message's header; the rules visited are those whose pattern the scans marked (`httpCandidates`).
    */
   private buildHttpPrefilter(): void {
     const patterns = new Map<string, PatternSet>();
@@ -2367,13 +2392,42 @@ export class Engine {
   private httpSide(rules: Compiled[]): HttpSideRules {
     const fastBuffer = new Int32Array(rules.length).fill(-1);
     const fastId = new Int32Array(rules.length);
+    const fastBefore = new Int32Array(rules.length + 1);
+    const always: number[] = [];
+    // per buffer number: its rules' header classes, and its rules (ascending) by pattern id
+    const keyed = new Map<number, { classes: Map<number, Compiled>; rules: number[] }>();
     rules.forEach((c, k) => {
-      if (!c.httpFast) return;
+      fastBefore[k + 1] = fastBefore[k]! + (c.httpFast ? 1 : 0);
+      if (!c.httpFast) {
+        always.push(k);
+        return;
+      }
       let b = this.httpFastBuffers.indexOf(c.httpFast.buffer);
       if (b < 0) b = this.httpFastBuffers.push(c.httpFast.buffer) - 1;
       fastBuffer[k] = b;
       fastId[k] = c.httpFast.id;
+      let e = keyed.get(b);
+      if (!e) keyed.set(b, (e = { classes: new Map(), rules: [] }));
+      if (!e.classes.has(c.headerClass)) e.classes.set(c.headerClass, c);
+      e.rules.push(k);
     });
+    const buffers: HttpSideBuffer[] = [];
+    for (const [b, e] of keyed) {
+      const patterns = this.httpPrefilter.get(this.httpFastBuffers[b]!)!.patterns;
+      const byFpStart = new Int32Array(patterns + 1);
+      for (const k of e.rules) byFpStart[fastId[k]! + 1]!++;
+      for (let id = 0; id < patterns; id++) byFpStart[id + 1]! += byFpStart[id]!;
+      const fill = byFpStart.slice(0, patterns);
+      const byFp = new Int32Array(e.rules.length);
+      for (const k of e.rules) byFp[fill[fastId[k]!]!++] = k;
+      buffers.push({
+        buffer: b,
+        headerClasses: Int32Array.from(e.classes.keys()),
+        headerRules: [...e.classes.values()],
+        byFpStart,
+        byFp,
+      });
+    }
     return {
       rules,
       order: Int32Array.from(rules, (c) => c.order),
@@ -2383,6 +2437,9 @@ export class Engine {
       ),
       fastBuffer,
       fastId,
+      fastBefore,
+      always: Int32Array.from(always),
+      buffers,
     };
   }
 
@@ -3830,7 +3887,11 @@ export class Engine {
     }
   }
 
-  /** `runHttp`'s rule loop; `found` lists the buffers it scanned, with their marks. */
+  /**
+   * `runHttp`'s rule loop over the message's candidates (`httpCandidates`); `found` lists the buffers it
+   * scanned, with their marks. A rule keyed on a buffer whose scan did not mark its pattern is not visited
+   * (counted in `httpRulesPrefiltered`, up to where the loop ends).
+   */
   private httpRules(
     f: Flow<FlowData>,
     fd: FlowData,
@@ -3840,56 +3901,119 @@ export class Engine {
     found: (HttpMarks | undefined)[],
   ): void {
     // the loop reads the rules' typed arrays, and a rule's object only when it gets past them
-    const { rules, order, headerClass, flowbitsTest, fastBuffer, fastId } = side;
+    const { rules, order, flowbitsTest, fastBuffer } = side;
     const dir = m.kind === 'request' ? 0 : 1;
     const src = fd.addrs[dir]!;
     const sp = fd.ports[dir]!;
     const dst = fd.addrs[1 - dir]!;
     const dp = fd.ports[1 - dir]!;
-    const seen = this.headerSeen;
     const out = this.httpOut;
+    const n = this.httpCandidates(side, fd, dir, bufs, found);
+    const cand = this.httpCand;
     let texts: Map<Uint8Array, () => string> | undefined; // for the first rule matchGroups runs
-    for (let k = 0; k < rules.length; k++) {
+    let end = rules.length; // where the loop stopped (for the count of rules the prefilter spared)
+    let visitedFast = 0;
+    for (let kc = 0; kc < n; kc++) {
+      const k = cand[kc]!;
       if (order[k]! > this.passOrder && !this.flushing) break; // after a pass matched on this packet
-      let hs = seen[headerClass[k]!]!;
-      if (hs === 0)
-        hs = seen[headerClass[k]!] = this.headerMatch(
-          rules[k]!,
-          fd.addrBytes[dir]!,
-          sp,
-          fd.addrBytes[1 - dir]!,
-          dp,
-        )
-          ? 1
-          : 2;
-      if (hs === 2) continue;
+      if (fastBuffer[k]! >= 0) visitedFast++;
+      if (!this.httpHeaderPasses(side.headerClass[k]!, rules[k]!, fd, dir)) continue;
       if (flowbitsTest[k] === 1 && !this.flowbitsAllow(rules[k]!, f)) continue;
-      const b = fastBuffer[k]!;
-      if (b >= 0) {
-        let marks = found[b];
-        if (!marks) {
-          const buffer = this.httpFastBuffers[b]!;
-          const matcher = this.httpPrefilter.get(buffer)!;
-          marks = this.httpMarks[b] ??= {
-            hit: new Uint8Array(matcher.patterns),
-            ids: new IdList(64),
-          };
-          found[b] = marks;
-          matcher.scan(bufs.get(buffer), marks.hit, marks.ids);
-        }
-        if (marks.hit[fastId[k]!] !== 1) {
-          this.stats.rulesPrefiltered++;
-          this.stats.httpRulesPrefiltered++;
-          continue;
-        }
-      }
       const c = rules[k]!;
       this.stats.rulesEvaluated++;
       this.stats.httpRulesEvaluated++;
       texts ??= new Map();
       if (!this.guarded(c, matchGroups, c.http!, (b) => bufs.get(b), f, texts, this.stepBudget)) continue;
-      if (this.streamMatched(c, f, fd, { src, sp, dst, dp }, m.raw, out)) return;
+      if (this.streamMatched(c, f, fd, { src, sp, dst, dp }, m.raw, out)) {
+        end = k + 1;
+        break;
+      }
     }
+    if (this.passOrder !== Number.POSITIVE_INFINITY && !this.flushing) {
+      // the first rule after a pass that matched on this packet
+      let lo = 0;
+      let hi = end;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (order[mid]! > this.passOrder) hi = mid;
+        else lo = mid + 1;
+      }
+      end = lo;
+    }
+    const spared = side.fastBefore[end]! - visitedFast;
+    if (spared > 0) {
+      this.stats.rulesPrefiltered += spared;
+      this.stats.httpRulesPrefiltered += spared;
+    }
+  }
+
+  /** Whether a rule of header class `cls` admits the message's direction (tested once per class a message). */
+  private httpHeaderPasses(cls: number, c: Compiled, fd: FlowData, dir: number): boolean {
+    const seen = this.headerSeen;
+    let hs = seen[cls]!;
+    if (hs === 0)
+      hs = seen[cls] = this.headerMatch(
+        c,
+        fd.addrBytes[dir]!,
+        fd.ports[dir]!,
+        fd.addrBytes[1 - dir]!,
+        fd.ports[1 - dir]!,
+      )
+        ? 1
+        : 2;
+    return hs === 1;
+  }
+
+  /** The candidates of the HTTP message being inspected (`httpCandidates`). */
+  private httpCand = new Int32Array(0);
+
+  /**
+   * The rules of `side` a message visits, as ascending indices into its rules (`this.httpCand[0, n)`;
+   * returns n): those without a fast pattern and those whose pattern the scan of its buffer marked. Each
+   * buffer is scanned here, once a message, when a rule keyed on it admits the message's header (Pigasus'
+   * order: strings, then the rest, one candidate list instead of a visit of every rule).
+   */
+  private httpCandidates(
+    side: HttpSideRules,
+    fd: FlowData,
+    dir: number,
+    bufs: HttpBuffers,
+    found: (HttpMarks | undefined)[],
+  ): number {
+    if (this.httpCand.length < side.rules.length) this.httpCand = new Int32Array(side.rules.length);
+    const cand = this.httpCand;
+    cand.set(side.always);
+    let n = side.always.length;
+    let lists = n > 0 ? 1 : 0;
+    for (const sb of side.buffers) {
+      let admitted = false;
+      for (let j = 0; j < sb.headerClasses.length && !admitted; j++) {
+        admitted = this.httpHeaderPasses(sb.headerClasses[j]!, sb.headerRules[j]!, fd, dir);
+      }
+      if (!admitted) continue;
+      let marks = found[sb.buffer];
+      if (!marks) {
+        const buffer = this.httpFastBuffers[sb.buffer]!;
+        const matcher = this.httpPrefilter.get(buffer)!;
+        marks = this.httpMarks[sb.buffer] ??= {
+          hit: new Uint8Array(matcher.patterns),
+          ids: new IdList(64),
+        };
+        found[sb.buffer] = marks;
+        matcher.scan(bufs.get(buffer), marks.hit, marks.ids);
+      }
+      const { byFpStart, byFp } = sb;
+      for (let j = 0; j < marks.ids.n; j++) {
+        const id = marks.ids.ids[j]!;
+        const a = byFpStart[id]!;
+        const b = byFpStart[id + 1]!;
+        if (a === b) continue;
+        lists++;
+        for (let x = a; x < b; x++) cand[n++] = byFp[x]!;
+      }
+    }
+    if (lists > 1) sortPrefix(cand, n);
+    return n;
   }
 
   /**

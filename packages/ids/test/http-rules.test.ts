@@ -265,6 +265,54 @@ describe('HTTP prefilter marks across messages', () => {
     expect(e.stats.httpRulesEvaluated).toBe(5);
     expect(e.stats.httpRulesPrefiltered).toBe(7);
   });
+
+  it("counts the rules spared up to where a message's rules end (a pass, a header no rule admits)", () => {
+    const e = new Engine([
+      parseRule('pass http any any -> any any (http_uri; content:"/aaa"; sid:1;)', 'h.rules', 1),
+      parseRule('alert http any any -> any any (http_uri; content:"/aaa"; sid:2;)', 'h.rules', 2),
+      parseRule('alert http any any -> any any (http_uri; content:"/bbb"; sid:3;)', 'h.rules', 3),
+      parseRule('alert http any any -> any 81 (http_header; content:"X-Aaa"; sid:4;)', 'h.rules', 4),
+    ]);
+    const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: 80 };
+    const S = { src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000 };
+    let ts = 0;
+    for (const p of handshake()) e.inspect(p, ts++);
+    let cseq = 1001;
+    const counts: number[][] = [];
+    for (const uris of [['/ccc'], ['/bbb'], ['/aaa', '/bbb']]) {
+      const req = uris.map((uri) => `GET ${uri} HTTP/1.1\r\nHost: h\r\nX-Aaa: 1\r\n\r\n`).join('');
+      const before = [e.stats.httpRulesEvaluated, e.stats.httpRulesPrefiltered];
+      const got = e.inspect(pkt({ ...C, flags: ACK | PSH, seq: cseq, ack: 5001, payload: req }), ts++);
+      cseq += req.length;
+      got.push(...e.inspect(pkt({ ...S, flags: ACK, seq: 5001, ack: cseq }), ts++));
+      expect(sids(got)).toEqual(uris.length === 1 && uris[0] === '/bbb' ? [3] : []);
+      counts.push([e.stats.httpRulesEvaluated - before[0]!, e.stats.httpRulesPrefiltered - before[1]!]);
+    }
+    // /ccc: all four spared (sid 4's header test fails: its buffer is not scanned); /bbb: one evaluated;
+    // /aaa then /bbb in one segment: the pass (first in order) matches /aaa, and the rules after it are
+    // neither visited nor spared, in /aaa nor in /bbb on the same packet (there only the pass is spared)
+    expect(counts).toEqual([
+      [0, 4],
+      [1, 3],
+      [1, 1],
+    ]);
+  });
+
+  it("counts no rule after a pass as spared when a message cut short is inspected at the flow's end", () => {
+    const e = new Engine([
+      parseRule('pass http any any -> any any (http_client_body; content:"zz"; sid:1;)', 'h.rules', 1),
+      parseRule('alert http any any -> any any (http_client_body; content:"zz"; sid:2;)', 'h.rules', 2),
+    ]);
+    const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: 80 };
+    let ts = 0;
+    for (const p of handshake()) e.inspect(p, ts++);
+    const req = 'POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nzz';
+    expect(e.inspect(pkt({ ...C, flags: ACK | PSH, seq: 1001, ack: 5001, payload: req }), ts++)).toEqual([]);
+    expect([e.stats.httpRulesEvaluated, e.stats.httpRulesPrefiltered]).toEqual([0, 0]);
+    // the body's rules run when the flow ends: the pass matches, the alert after it is not counted
+    expect(e.finish()).toEqual([]);
+    expect([e.stats.httpRulesEvaluated, e.stats.httpRulesPrefiltered]).toEqual([1, 0]);
+  });
 });
 
 describe('rule syntax for HTTP buffers', () => {

@@ -694,22 +694,29 @@ describe('Engine HTTP prefilter', () => {
       negated: fc.boolean(),
       fast: fc.boolean(),
     });
+    // and a header: the port the requests go to or another (a buffer whose rules all fail their header is
+    // not scanned; the others still are), and now and then a pass rule (its match ends the message's rules)
+    const rule = fc.record({
+      contents: fc.array(content, { minLength: 1, maxLength: 2 }),
+      port: fc.constantFrom('80', '80', 'any', '81', '!80'),
+      action: fc.constantFrom('alert', 'alert', 'alert', 'pass'),
+    });
     const request = fc.record({ path: word(0), cookie: word(0), agent: word(0), body: word(0) });
     let alerts = 0;
     fc.assert(
       fc.property(
-        fc.array(fc.array(content, { minLength: 1, maxLength: 2 }), { minLength: 1, maxLength: 10 }),
+        fc.array(rule, { minLength: 1, maxLength: 10 }),
         fc.array(request, { minLength: 1, maxLength: 3 }),
         (specs, requests) => {
           const text = specs
-            .map((cs, i) => {
+            .map(({ contents, port, action }, i) => {
               let fastUsed = false;
-              const opts = cs.map((c) => {
+              const opts = contents.map((c) => {
                 const fast = c.fast && !c.negated && !fastUsed;
                 fastUsed ||= fast;
                 return `${c.buffer}; content:${c.negated ? '!' : ''}"${c.text}";${c.nocase ? ' nocase;' : ''}${fast ? ' fast_pattern;' : ''}`;
               });
-              return `alert tcp any any -> any 80 (msg:"h${i}"; flow:to_server,established; ${opts.join(' ')} sid:${2000 + i};)`;
+              return `${action} tcp any any -> any ${port} (msg:"h${i}"; flow:to_server,established; ${opts.join(' ')} sid:${2000 + i};)`;
             })
             .join('\n');
           const { rules } = parseRules(text, 'gen');
