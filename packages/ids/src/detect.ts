@@ -2394,8 +2394,8 @@ export class Engine {
     const fastId = new Int32Array(rules.length);
     const fastBefore = new Int32Array(rules.length + 1);
     const always: number[] = [];
-    // per buffer number: its rules' header classes, and its rules (ascending) by pattern id
-    const keyed = new Map<number, { classes: Map<number, Compiled>; rules: number[] }>();
+    // per buffer number, the header classes of its rules (and one rule of each, to test it)
+    const classes = new Map<number, Map<number, Compiled>>();
     rules.forEach((c, k) => {
       fastBefore[k + 1] = fastBefore[k]! + (c.httpFast ? 1 : 0);
       if (!c.httpFast) {
@@ -2406,26 +2406,22 @@ export class Engine {
       if (b < 0) b = this.httpFastBuffers.push(c.httpFast.buffer) - 1;
       fastBuffer[k] = b;
       fastId[k] = c.httpFast.id;
-      let e = keyed.get(b);
-      if (!e) keyed.set(b, (e = { classes: new Map(), rules: [] }));
-      if (!e.classes.has(c.headerClass)) e.classes.set(c.headerClass, c);
-      e.rules.push(k);
+      let cs = classes.get(b);
+      if (!cs) classes.set(b, (cs = new Map()));
+      if (!cs.has(c.headerClass)) cs.set(c.headerClass, c);
     });
     const buffers: HttpSideBuffer[] = [];
-    for (const [b, e] of keyed) {
+    for (const [b, cs] of classes) {
+      // the side's rules by their pattern in this buffer (the other rules: none)
+      const ids = fastId.map((id, k) => (fastBuffer[k] === b ? id : -1));
       const patterns = this.httpPrefilter.get(this.httpFastBuffers[b]!)!.patterns;
-      const byFpStart = new Int32Array(patterns + 1);
-      for (const k of e.rules) byFpStart[fastId[k]! + 1]!++;
-      for (let id = 0; id < patterns; id++) byFpStart[id + 1]! += byFpStart[id]!;
-      const fill = byFpStart.slice(0, patterns);
-      const byFp = new Int32Array(e.rules.length);
-      for (const k of e.rules) byFp[fill[fastId[k]!]!++] = k;
+      const { start, byPattern } = indexByPattern(ids, patterns);
       buffers.push({
         buffer: b,
-        headerClasses: Int32Array.from(e.classes.keys()),
-        headerRules: [...e.classes.values()],
-        byFpStart,
-        byFp,
+        headerClasses: Int32Array.from(cs.keys()),
+        headerRules: [...cs.values()],
+        byFpStart: start,
+        byFp: byPattern,
       });
     }
     return {
@@ -2721,19 +2717,8 @@ export class Engine {
     if (this.cand.length < g.rules.length) this.cand = new Int32Array(g.rules.length);
     const cand = this.cand;
     cand.set(always);
-    let n = always.length;
-    let lists = n > 0 ? 1 : 0;
-    const start = g.byFpStart;
-    const hits = this.hits;
-    for (let k = 0; k < hits.n; k++) {
-      const id = hits.ids[k]!;
-      const a = start[id]!;
-      const b = start[id + 1]!;
-      if (a === b) continue;
-      lists++;
-      for (let j = a; j < b; j++) cand[n++] = g.byFp[j]!;
-    }
-    if (lists > 1) sortPrefix(cand, n);
+    const n = appendByPattern(cand, always.length, this.hits, g.byFpStart, g.byFp);
+    sortPrefix(cand, n);
     return n;
   }
 
@@ -3984,7 +3969,6 @@ export class Engine {
     const cand = this.httpCand;
     cand.set(side.always);
     let n = side.always.length;
-    let lists = n > 0 ? 1 : 0;
     for (const sb of side.buffers) {
       let admitted = false;
       for (let j = 0; j < sb.headerClasses.length && !admitted; j++) {
@@ -4002,17 +3986,9 @@ export class Engine {
         found[sb.buffer] = marks;
         matcher.scan(bufs.get(buffer), marks.hit, marks.ids);
       }
-      const { byFpStart, byFp } = sb;
-      for (let j = 0; j < marks.ids.n; j++) {
-        const id = marks.ids.ids[j]!;
-        const a = byFpStart[id]!;
-        const b = byFpStart[id + 1]!;
-        if (a === b) continue;
-        lists++;
-        for (let x = a; x < b; x++) cand[n++] = byFp[x]!;
-      }
+      n = appendByPattern(cand, n, marks.ids, sb.byFpStart, sb.byFp);
     }
-    if (lists > 1) sortPrefix(cand, n);
+    sortPrefix(cand, n);
     return n;
   }
 
@@ -4847,10 +4823,17 @@ function sameInts(a: Int32Array, b: Int32Array, n: number): boolean {
 /** Candidate lists at most this long are sorted in place by insertion (almost all: a few sorted runs). */
 const insertionSortMax = 64;
 
-/** Sorts `a[0, n)` ascending; short prefixes in place (a typed array's sort copies, per inspection). */
+/**
+ * Sorts `a[0, n)` ascending; short prefixes in place (a typed array's sort copies, per inspection), a
+ * longer one only when it is out of order (one candidate list is already sorted).
+ */
 function sortPrefix(a: Int32Array, n: number): void {
   if (n > insertionSortMax) {
-    a.subarray(0, n).sort();
+    for (let i = 1; i < n; i++)
+      if (a[i]! < a[i - 1]!) {
+        a.subarray(0, n).sort();
+        return;
+      }
     return;
   }
   for (let i = 1; i < n; i++) {
@@ -4871,21 +4854,7 @@ function ruleGroup(
   matcher: MultiMatcher | undefined,
   hit: Uint8Array,
 ): RuleGroup {
-  const byFpStart = new Int32Array(hit.length + 1);
-  let always = 0;
-  for (let i = 0; i < fp.length; i++) {
-    if (fp[i]! < 0) always++;
-    else byFpStart[fp[i]! + 1]!++;
-  }
-  for (let id = 0; id < hit.length; id++) byFpStart[id + 1]! += byFpStart[id]!;
-  const byFp = new Int32Array(fp.length - always);
-  const fill = byFpStart.slice(0, hit.length);
-  const alwaysIdx = new Int32Array(always);
-  always = 0;
-  for (let i = 0; i < fp.length; i++) {
-    if (fp[i]! < 0) alwaysIdx[always++] = i;
-    else byFp[fill[fp[i]!]!++] = i;
-  }
+  const { start: byFpStart, byPattern: byFp, none: always } = indexByPattern(fp, hit.length);
   return {
     rules,
     fp,
@@ -4893,12 +4862,57 @@ function ruleGroup(
     ownPending: false,
     scanned: 0,
     hit,
-    always: alwaysIdx,
+    always,
     byFpStart,
     byFp,
     consulted: new Map(),
     packetAlways: new Map(),
   };
+}
+
+/**
+ * Indices grouped by pattern: `byPattern[start[id]]` to `byPattern[start[id + 1]]` lists, ascending, every
+ * i with `ids[i] === id` (ids below `patterns`), and `none` every i with `ids[i] < 0`.
+ */
+function indexByPattern(
+  ids: Int32Array,
+  patterns: number,
+): { start: Int32Array; byPattern: Int32Array; none: Int32Array } {
+  const start = new Int32Array(patterns + 1);
+  let none = 0;
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i]! < 0) none++;
+    else start[ids[i]! + 1]!++;
+  }
+  for (let id = 0; id < patterns; id++) start[id + 1]! += start[id]!;
+  const byPattern = new Int32Array(ids.length - none);
+  const fill = start.slice(0, patterns);
+  const noneIdx = new Int32Array(none);
+  none = 0;
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i]! < 0) noneIdx[none++] = i;
+    else byPattern[fill[ids[i]!]!++] = i;
+  }
+  return { start, byPattern, none: noneIdx };
+}
+
+/**
+ * Appends to `cand` from `n` the indices `byPattern` lists (by `start`, as `indexByPattern` makes them) for
+ * each pattern id in `ids`; returns the new length. Each id's run ascends; the whole needs `sortPrefix`.
+ */
+function appendByPattern(
+  cand: Int32Array,
+  n: number,
+  ids: IdList,
+  start: Int32Array,
+  byPattern: Int32Array,
+): number {
+  for (let k = 0; k < ids.n; k++) {
+    const id = ids.ids[k]!;
+    const end = start[id + 1]!;
+    for (let j = start[id]!; j < end; j++) cand[n++] = byPattern[j]!;
+  }
+  return n;
 }
 
 /** Prefilter patterns with ids, one per pattern as the automaton sees it (case-folded). */

@@ -357,6 +357,21 @@ describe('Engine prefilter', () => {
     );
     expect(alerts).toBeGreaterThan(100); // the comparison is not vacuous
   });
+
+  it('visits over 64 candidates from several patterns in rule order (a pass first ends them)', () => {
+    const alerts = Array.from(
+      { length: 70 },
+      (_, i) => `alert udp any any -> any any (content:"aaa"; sid:${100 + i};)`,
+    );
+    const pass = 'pass udp any any -> any any (content:"bbb"; sid:1;)';
+    const { rules } = parseRules([pass, ...alerts].join('\n'), 'gen');
+    // "aaa" is marked before "bbb": the pass rule's list comes last and must be sorted to the front
+    const e = new Engine(rules);
+    expect(e.inspect(pkt({ proto: 17, sp: 1000, dp: 53, payload: 'aaa bbb' }), 0, 1)).toEqual([]);
+    expect(e.stats.rulesEvaluated).toBe(1);
+    const got = e.inspect(pkt({ proto: 17, sp: 1001, dp: 53, payload: 'aaa' }), 1000, 2);
+    expect(got.map((a) => a.sid)).toEqual(alerts.map((_, i) => 100 + i));
+  });
 });
 
 describe('Engine port groups', () => {
