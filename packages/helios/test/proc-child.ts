@@ -1,7 +1,7 @@
 // Child process for procs.test.ts: one role per process, so a test can kill -9 it.
 //   server DIR PORT INDEX(0|1)   an ingestion server; prints "port N"
 //   indexer DIR [POLICY]         indexes until everything is indexed, 2 blocks a step (prints "step N")
-//   agent URL STREAM FILE CHUNK  ships a file from its checkpoint
+//   agent URL STREAM FILE CHUNK  ships a file from its checkpoint (prints "sent N" after each request)
 //   index-cli ARG...             \`strata stream index ARG...\` (its stderr on stdout), until SIGINT
 import { processIo, runCommand } from '@strata/cli';
 import { commands, runAgentOnce, Stream, startIngestServer } from '../src/index.js';
@@ -22,7 +22,17 @@ if (role === 'server') {
   process.stdout.write('done\n');
 } else if (role === 'agent') {
   process.stdout.write('ready\n');
-  const st = await runAgentOnce({ url: a[0]!, stream: a[1]!, file: a[2]!, chunkBytes: Number(a[3]) });
+  // "sent N" after each request's reply, so a test can kill it at a point of its progress
+  let sent = 0;
+  const counted: typeof fetch = async (input, init) => {
+    const r = await fetch(input, init);
+    process.stdout.write(`sent ${++sent}\n`);
+    return r;
+  };
+  const st = await runAgentOnce(
+    { url: a[0]!, stream: a[1]!, file: a[2]!, chunkBytes: Number(a[3]) },
+    counted,
+  );
   process.stdout.write(`done ${st.lines}\n`);
 } else if (role === 'index-cli') {
   const stream = commands.find((c) => c.name === 'stream')!;
