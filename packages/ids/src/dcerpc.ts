@@ -14,8 +14,14 @@
  *
  * What a rule sees is the requests that start in the inspected data (a stream delivery, a datagram); a
  * request fragment other than the first matches `dce_iface` only with `any_frag`, and its stub is that
- * fragment's (fragments are not reassembled). Not followed: DCE/RPC inside SMB named pipes (ports 139/445)
- * and over HTTP (ncacn_http).
+ * fragment's. Over TCP a call sent in fragments is also reassembled, as Snort's DCE/RPC inspector does
+ * (defragmentation, on by default there): the fragments' stubs (without their authentication trailers) are
+ * gathered per direction from the first fragment on, and when the last one is complete the whole stub is
+ * reported as one more request (`stub`), whose interface is the first fragment's context's and whose opnum
+ * is the first fragment's (Snort's Windows Vista and later policies); a later fragment of another call is
+ * not taken (as a Windows server refuses it), a new first fragment starts over, and a stub that reaches
+ * `dceDefragBytesMax` is reported as it stands and gathering goes on from there. Not followed: DCE/RPC inside
+ * SMB named pipes (ports 139/445), over HTTP (ncacn_http), and connectionless fragments' reassembly.
  */
 
 /** One request PDU found in the inspected data. */
@@ -28,9 +34,14 @@ export interface DceRequest {
   first: boolean;
   /** The sender's integer byte order (data representation). */
   little: boolean;
-  /** The stub data: offsets from the start of the inspected data (`end` cut at its end). */
+  /**
+   * The stub data: offsets from the start of the inspected data (`end` cut at its end); for a reassembled
+   * call, where its last fragment's stub bytes in this data are.
+   */
   stubStart: number;
   stubEnd: number;
+  /** A call reassembled from its fragments: its whole stub (then `first` is true). */
+  stub?: Uint8Array;
 }
 
 /** Contexts remembered per session, requests reported per delivery, bytes carried over at most. */
@@ -38,6 +49,11 @@ export const dceContextsMax = 256;
 export const dceRequestsPerDeliveryMax = 64;
 /** Bytes of a PDU's start carried from one delivery to the next at most (a bind's context list). */
 export const dceCarryBytesMax = 1024;
+/**
+ * Bytes of a fragmented call's stub gathered at most before it is reported as it stands (Snort's bound is
+ * its largest reassembly packet, about 64 KiB).
+ */
+export const dceDefragBytesMax = 65_535;
 
 const coHeaderBytes = 16;
 const clHeaderBytes = 80;
@@ -94,23 +110,41 @@ export class DceSession {
   /** Offered by the client, in order, waiting for the server's answer. */
   private offered: (Context & { id: number })[] = [];
   private readonly dirs = [new CoDirection(), new CoDirection()];
+  /** Per direction, the fragmented call being reassembled. */
+  private readonly defrag: (Defrag | undefined)[] = [undefined, undefined];
 
   /** Bytes held between deliveries, both directions (the caller charges them to its memory budget). */
   get heldBytes(): number {
-    return this.dirs[0]!.heldBytes + this.dirs[1]!.heldBytes;
+    return (
+      this.dirs[0]!.heldBytes +
+      this.dirs[1]!.heldBytes +
+      (this.defrag[0]?.bytes ?? 0) +
+      (this.defrag[1]?.bytes ?? 0)
+    );
   }
 
   /** Lets the held bytes go and follows the session no further (no memory for it). */
   drop(): void {
     for (const d of this.dirs) d.drop();
+    this.defrag[0] = this.defrag[1] = undefined;
   }
 
-  /** Requests that start in `data`, the next bytes of direction `dir` (0: client to server). */
+  /**
+   * Requests that start in `data`, the next bytes of direction `dir` (0: client to server), and the calls
+   * whose last fragment completes in it.
+   */
   feed(dir: 0 | 1, data: Uint8Array, gap: boolean): DceRequest[] {
     const d = this.dirs[dir]!;
-    if (gap) d.stopped = true;
+    if (gap) {
+      d.stopped = true;
+      this.defrag[dir] = undefined;
+    }
     const out: DceRequest[] = [];
-    d.feed(data, (b, at, avail, little, base) => this.pdu(b, at, avail, little, out, base));
+    d.feed(
+      data,
+      (b, at, avail, little, base) => this.pdu(dir, b, at, avail, little, out, base),
+      (b, from, to, base) => this.more(dir, b, from, to, out, base),
+    );
     return out;
   }
 
@@ -119,6 +153,7 @@ export class DceSession {
    * `b[base]` (the delivery's first byte, after a header carried over from the one before).
    */
   private pdu(
+    dir: 0 | 1,
     b: Uint8Array,
     at: number,
     avail: number,
@@ -161,21 +196,116 @@ export class DceSession {
         p += 24;
       }
       this.offered = [];
-    } else if (ptype === 0 && out.length < dceRequestsPerDeliveryMax) {
+    } else if (ptype === 0) {
       if (avail < 24) return;
-      const c = this.bound.get(u16(b, at + 20, little));
-      const start = at + (flags & 0x80 ? 40 : 24);
-      const end = at + fragLen - (authLen > 0 ? authLen + 8 : 0);
-      out.push({
-        ...(c && { uuid: c.uuid, versionMajor: c.major }),
-        opnum: u16(b, at + 22, little),
-        first: (flags & 0x01) !== 0,
-        little,
-        stubStart: Math.min(start, at + avail) - base,
-        stubEnd: Math.max(Math.min(start, at + avail), Math.min(end, at + avail)) - base,
-      });
+      const ctxId = u16(b, at + 20, little);
+      const c = this.bound.get(ctxId);
+      const opnum = u16(b, at + 22, little);
+      // the stub, inside the PDU: after the header (and object UUID), before the authentication trailer
+      const start = Math.min(at + (flags & 0x80 ? 40 : 24), at + fragLen);
+      const end = Math.max(start, at + fragLen - (authLen > 0 ? authLen + 8 : 0));
+      const inHand = at + avail;
+      if (out.length < dceRequestsPerDeliveryMax)
+        out.push({
+          ...(c && { uuid: c.uuid, versionMajor: c.major }),
+          opnum,
+          first: (flags & 0x01) !== 0,
+          little,
+          stubStart: Math.min(start, inHand) - base,
+          stubEnd: Math.max(Math.min(start, inHand), Math.min(end, inHand)) - base,
+        });
+      if ((flags & 0x03) !== 0x03) {
+        const callId = u32(b, at + 12, little);
+        let g = this.defrag[dir];
+        if (flags & 0x01) {
+          g = { callId, ctxId, opnum, little, parts: [], bytes: 0, last: false, skipLeft: 0, stubLeft: 0 };
+          this.defrag[dir] = g;
+        }
+        // a later fragment of no call being gathered, or of another call: not taken
+        if (!g || g.callId !== callId) return;
+        g.last = (flags & 0x02) !== 0;
+        g.skipLeft = Math.max(0, start - inHand);
+        g.stubLeft = end - Math.max(start, Math.min(end, inHand));
+        this.gather(dir, g, b, Math.min(start, inHand), Math.min(end, inHand), out, base);
+      }
     }
   }
+
+  /** Bytes `b[from, to)` of the PDU under way past its first part (the rest of a fragment's stub). */
+  private more(dir: 0 | 1, b: Uint8Array, from: number, to: number, out: DceRequest[], base: number): void {
+    const f = this.defrag[dir];
+    if (!f || f.skipLeft + f.stubLeft === 0) return;
+    const skip = Math.min(f.skipLeft, to - from);
+    f.skipLeft -= skip;
+    const n = Math.min(f.stubLeft, to - from - skip);
+    f.stubLeft -= n;
+    this.gather(dir, f, b, from + skip, from + skip + n, out, base);
+  }
+
+  /**
+   * Adds `b[from, to)` to the call's stub; reports the call when its last fragment is complete, or the
+   * stub as it stands when it has reached `dceDefragBytesMax`.
+   */
+  private gather(
+    dir: 0 | 1,
+    f: Defrag,
+    b: Uint8Array,
+    from: number,
+    to: number,
+    out: DceRequest[],
+    base: number,
+  ): void {
+    const from0 = from;
+    while (from < to) {
+      const n = Math.min(to - from, dceDefragBytesMax - f.bytes);
+      f.parts.push(b.slice(from, from + n));
+      f.bytes += n;
+      from += n;
+      if (f.bytes === dceDefragBytesMax) this.report(f, out, from - n - base, from - base);
+    }
+    if (f.last && f.skipLeft + f.stubLeft === 0) {
+      this.report(f, out, from0 - base, to - base);
+      this.defrag[dir] = undefined;
+    }
+  }
+
+  /** Reports the stub gathered so far as one request (its last bytes at `[at, end)` of this data). */
+  private report(f: Defrag, out: DceRequest[], at: number, end: number): void {
+    const stub = new Uint8Array(f.bytes);
+    let k = 0;
+    for (const p of f.parts) {
+      stub.set(p, k);
+      k += p.length;
+    }
+    f.parts = [];
+    f.bytes = 0;
+    if (out.length >= dceRequestsPerDeliveryMax) return;
+    const c = this.bound.get(f.ctxId);
+    out.push({
+      ...(c && { uuid: c.uuid, versionMajor: c.major }),
+      opnum: f.opnum,
+      first: true,
+      little: f.little,
+      stubStart: Math.max(0, Math.min(at, end)),
+      stubEnd: Math.max(0, end),
+      stub,
+    });
+  }
+}
+
+/** A fragmented call being reassembled (one direction). */
+interface Defrag {
+  callId: number;
+  ctxId: number;
+  opnum: number;
+  little: boolean;
+  /** The stub bytes gathered, in order, and their sum. */
+  parts: Uint8Array[];
+  bytes: number;
+  /** Of the fragment under way: the last one; bytes before its stub, and of its stub, still to come. */
+  last: boolean;
+  skipLeft: number;
+  stubLeft: number;
 }
 
 /** One direction's PDU boundaries. */
@@ -198,6 +328,7 @@ class CoDirection {
   feed(
     chunk: Uint8Array,
     onPdu: (b: Uint8Array, at: number, avail: number, little: boolean, base: number) => void,
+    onMore: (b: Uint8Array, from: number, to: number, base: number) => void,
   ): void {
     if (this.stopped) return;
     let b = chunk;
@@ -214,6 +345,7 @@ class CoDirection {
     while (i < b.length) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, b.length - i);
+        onMore(b, i, i + n, base);
         this.skip -= n;
         i += n;
         continue;

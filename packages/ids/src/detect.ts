@@ -1505,7 +1505,9 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
           if (matchSteps(steps, i + 1, ctx, end)) return true;
           continue;
         }
-        const inner = subCtx(payload.subarray(off + r.stubStart, off + r.stubEnd), ctx, r.little);
+        // a call reassembled from its fragments: its whole stub
+        const stub = r.stub ?? payload.subarray(off + r.stubStart, off + r.stubEnd);
+        const inner = subCtx(stub, ctx, r.little);
         if (matchSteps(s.inner, 0, inner, 0) && matchSteps(steps, i + 1, ctx, end)) return true;
       }
       return false;

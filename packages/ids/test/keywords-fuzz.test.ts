@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { asn1Match, parseAsn1 } from '../src/asn1.js';
 import { base64DecodeAt, base64DecodedBytesMax } from '../src/base64.js';
-import { DceSession, parseDceDatagram } from '../src/dcerpc.js';
+import { DceSession, dceDefragBytesMax, parseDceDatagram } from '../src/dcerpc.js';
 import { parseSip, SipStream } from '../src/sip.js';
 import { TlsSession } from '../src/tls.js';
 
@@ -141,6 +141,84 @@ describe('protocol keyword parsers under random and mutated input', () => {
           for (const c of cut(mutate(dceClient, f), sizes))
             for (const r of m.feed(0, c, false))
               expect(0 <= r.stubStart && r.stubStart <= r.stubEnd && r.stubEnd <= c.length).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('DCE/RPC over TCP: a call in fragments is reassembled to its stub whatever the segmentation', () => {
+    const le32 = (n: number) => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24];
+    /**
+     * A request fragment (little-endian): with `object`, an object UUID before its stub; after it an
+     * authentication trailer of `auth` bytes.
+     */
+    const fragment = (
+      callId: number,
+      flags: number,
+      opnum: number,
+      stub: number[],
+      auth: number,
+      object = false,
+    ) => {
+      const uuid = object ? new Array(16).fill(0xbb) : [];
+      const trailer = auth > 0 ? [...new Array(8).fill(0), ...new Array(auth).fill(0xaa)] : [];
+      return [
+        ...[5, 0, 0, flags | (object ? 0x80 : 0), 0x10, 0, 0, 0],
+        ...le16(24 + uuid.length + stub.length + trailer.length),
+        ...le16(auth),
+        ...le32(callId),
+        ...le32(stub.length),
+        ...le16(0),
+        ...le16(opnum),
+        ...uuid,
+        ...stub,
+        ...trailer,
+      ];
+    };
+    const part = fc.record({
+      stub: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 40 }),
+      auth: fc.constantFrom(0, 0, 4, 16),
+      object: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(part, { minLength: 2, maxLength: 5 }),
+        fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 10 }),
+        fc.boolean(),
+        flips,
+        (parts, sizes, interleave, f) => {
+          // call 7 in fragments (opnum 3 on the first, 9 on the others); a whole request and a fragment of
+          // call 8 between them when `interleave`
+          const wire: number[] = [];
+          parts.forEach((p, k) => {
+            const flags = (k === 0 ? 0x01 : 0) | (k === parts.length - 1 ? 0x02 : 0);
+            wire.push(...fragment(7, flags, k === 0 ? 3 : 9, p.stub, p.auth, p.object));
+            if (interleave && k === 0) wire.push(...fragment(1, 0x03, 5, [1, 2], 0));
+            if (interleave && k === 1) wire.push(...fragment(8, 0x02, 6, [6, 6, 6], 0));
+          });
+          const want = parts.flatMap((p) => p.stub);
+          const s = new DceSession();
+          const got: number[][] = [];
+          let fragments = 0;
+          for (const c of cut(Uint8Array.from(wire), sizes))
+            for (const r of s.feed(0, c, false)) {
+              expect(0 <= r.stubStart && r.stubStart <= r.stubEnd && r.stubEnd <= c.length).toBe(true);
+              if (r.stub) {
+                expect([r.opnum, r.first]).toEqual([3, true]);
+                got.push([...r.stub]);
+              } else fragments++;
+            }
+          expect(got).toEqual([want]);
+          expect(fragments).toBe(parts.length + (interleave ? 2 : 0));
+          expect(s.heldBytes).toBe(0);
+          // mutated: no throw, offsets within the delivery, stubs within the bound
+          const m = new DceSession();
+          for (const c of cut(mutate(Uint8Array.from(wire), f), sizes))
+            for (const r of m.feed(0, c, false)) {
+              expect(0 <= r.stubStart && r.stubStart <= r.stubEnd && r.stubEnd <= c.length).toBe(true);
+              expect(r.stub === undefined || r.stub.length <= dceDefragBytesMax).toBe(true);
+            }
         },
       ),
       { numRuns: 500 },

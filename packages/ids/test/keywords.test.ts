@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DceSession, dceDefragBytesMax } from '../src/dcerpc.js';
 import {
   type Alert,
   Engine,
@@ -680,6 +681,65 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
       135,
     );
     expect(oneSided).toEqual([]);
+  });
+
+  it('connection-oriented (TCP): a call sent in fragments is reassembled; its stub is matched whole', () => {
+    const rules = [
+      `alert tcp any any -> any 135 (flow:to_server,established; dce_iface:uuid ${winreg}; dce_opnum:"15"; dce_stub_data; content:"EVILPAYLOAD"; sid:1;)`,
+      `alert tcp any any -> any 135 (flow:to_server,established; dce_iface:uuid ${winreg}; dce_stub_data; byte_test:2,>,1024,20,dce; sid:2;)`,
+      `alert tcp any any -> any 135 (flow:to_server,established; dce_iface:uuid ${winreg}; dce_stub_data; content:"EVIL"; sid:3;)`,
+      `alert tcp any any -> any 135 (flow:to_server,established; dce_iface:uuid ${winreg}, any_frag; dce_stub_data; content:"EVIL"; sid:4;)`,
+    ];
+    // 20 bytes, then 2000 as a little-endian u16 across the first and second fragments, then EVILPAYLOAD
+    // across the second and third
+    const stub = [...new Array(19).fill(0x41), ...le16(2000), ...Buffer.from('EVILPAYLOAD')];
+    const frags = [
+      request(0, 15, stub.slice(0, 20), 0x01),
+      request(0, 15, stub.slice(20, 26), 0x00),
+      request(0, 15, stub.slice(26), 0x02),
+    ];
+    const ctx = [
+      [0, bind([[0, winreg, 1]])],
+      [1, bindAck([0])],
+    ] as [0 | 1, Uint8Array][];
+    // the fragments in segments of their own, and the last one's stub split across two segments
+    const a = session(
+      rules,
+      [...ctx, [0, frags[0]!], [0, frags[1]!], [0, frags[2]!.subarray(0, 30)], [0, frags[2]!.subarray(30)]],
+      135,
+    );
+    // EVIL lies inside the second fragment: sid 3 (first fragments only) matches the reassembled stub, sid
+    // 4 (any_frag) that fragment and the reassembled stub
+    expect(sidsOf(a)).toEqual([1, 2, 3, 4, 4]);
+    // a middle fragment of another call is not taken: the call's stub has a hole, EVILPAYLOAD and EVIL are
+    // not in it (sids 1 and 3); sid 4 still matches that fragment on its own (any_frag), and sid 2 reads
+    // "AY" (0x5941) at offset 20 of the stub with the hole
+    const other = Uint8Array.from(frags[1]!);
+    other[12] = 2; // call id 2
+    expect(sidsOf(session(rules, [...ctx, [0, frags[0]!], [0, other], [0, frags[2]!]], 135))).toEqual([2, 4]);
+    // one stream segment holding all three: the same
+    expect(sidsOf(session(rules, [...ctx, [0, cat(...frags)]], 135))).toEqual([1, 2, 3, 4, 4]);
+  });
+
+  it('a fragmented call is reported in pieces of at most dceDefragBytesMax; the bytes gathered are held', () => {
+    const s = new DceSession();
+    const big = new Array(40_000).fill(7);
+    const first = request(0, 1, big, 0x01);
+    // frag_length is 16 bits: two fragments of 40,000 bytes each, then an empty last one
+    let got = s.feed(0, first, false);
+    expect(got.filter((r) => r.stub)).toEqual([]);
+    expect(s.heldBytes).toBe(40_000);
+    got = s.feed(0, request(0, 1, big, 0x00), false);
+    expect(got.filter((r) => r.stub).map((r) => r.stub!.length)).toEqual([dceDefragBytesMax]);
+    expect(s.heldBytes).toBe(80_000 - dceDefragBytesMax);
+    got = s.feed(0, request(0, 1, [], 0x02), false);
+    expect(got.filter((r) => r.stub).map((r) => r.stub!.length)).toEqual([80_000 - dceDefragBytesMax]);
+    expect(s.heldBytes).toBe(0);
+    // a gap ends the gathering
+    s.feed(0, first, false);
+    expect(s.heldBytes).toBe(40_000);
+    expect(s.feed(0, request(0, 1, [], 0x02), true)).toEqual([]);
+    expect(s.heldBytes).toBe(0);
   });
 
   it('bad values are refused with the reason', () => {
