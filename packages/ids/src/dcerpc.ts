@@ -21,7 +21,8 @@
  * is the first fragment's (Snort's Windows Vista and later policies); a later fragment of another call is
  * not taken (as a Windows server refuses it), a new first fragment starts over, and a stub that reaches
  * `dceDefragBytesMax` is reported as it stands and gathering goes on from there. Not followed: DCE/RPC inside
- * SMB named pipes (ports 139/445), over HTTP (ncacn_http), and connectionless fragments' reassembly.
+ * SMB named pipes (ports 139/445) and over HTTP (ncacn_http). Over UDP, fragments are reassembled per flow
+ * (`DceDatagramDefrag`).
  */
 
 /** One request PDU found in the inspected data. */
@@ -96,6 +97,96 @@ export function parseDceDatagram(b: Uint8Array): DceRequest | undefined {
     stubStart: clHeaderBytes,
     stubEnd: Math.min(b.length, clHeaderBytes + len),
   };
+}
+
+/** Connectionless calls in fragments followed per flow at most, and fragment numbers taken at most. */
+export const dceDatagramCallsMax = 16;
+export const dceDatagramFragmentsMax = 4096;
+
+/**
+ * Connectionless calls sent in fragments (one flow): a request datagram with the fragment flag belongs to
+ * the call its activity UUID and sequence number name, at its fragment number; once every number from 0 to
+ * the one flagged last is in, the bodies in that order are the call's stub, reported as one more request
+ * (interface, version and opnum of fragment 0), as Snort's DCE/RPC UDP inspector reassembles them. A
+ * fragment number seen twice keeps its first body; a call past `dceDefragBytesMax` or `dceDatagramFragmentsMax`
+ * is let go; past `dceDatagramCallsMax` calls the oldest is.
+ */
+export class DceDatagramDefrag {
+  private readonly calls = new Map<string, DatagramCall>();
+  private held = 0;
+
+  /** Bytes of the fragments held (the caller charges them to its memory budget). */
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  /** Lets every call go. */
+  drop(): void {
+    this.calls.clear();
+    this.held = 0;
+  }
+
+  /** The request in datagram `b` (none when it holds none) and, after it, the call it completes. */
+  feed(b: Uint8Array): DceRequest[] {
+    const r = parseDceDatagram(b);
+    if (!r) return [];
+    if ((b[2]! & 0x04) === 0) return [r]; // not a fragment
+    const key = `${uuidAt(b, 40, r.little)}/${u32(b, 64, r.little)}`;
+    const num = u16(b, 76, r.little);
+    let call = this.calls.get(key);
+    if (!call) {
+      if (this.calls.size >= dceDatagramCallsMax) this.forget(this.calls.keys().next().value!);
+      call = { parts: new Map(), last: -1, bytes: 0, first: undefined };
+      this.calls.set(key, call);
+    }
+    if ((b[2]! & 0x02) !== 0 && call.last < 0) {
+      call.last = num;
+      // numbers past the last one are not the call's
+      for (const [n, p] of call.parts)
+        if (n > num) {
+          call.parts.delete(n);
+          call.bytes -= p.length;
+          this.held -= p.length;
+        }
+    }
+    if (num >= dceDatagramFragmentsMax || (call.last >= 0 && num > call.last) || call.parts.has(num))
+      return [r];
+    const body = b.slice(r.stubStart, r.stubEnd);
+    if (call.bytes + body.length > dceDefragBytesMax) {
+      this.forget(key);
+      return [r];
+    }
+    call.parts.set(num, body);
+    call.bytes += body.length;
+    this.held += body.length;
+    if (num === 0) call.first = r;
+    if (call.last < 0 || call.parts.size !== call.last + 1) return [r];
+    const stub = new Uint8Array(call.bytes);
+    for (let n = 0, k = 0; n <= call.last; n++) {
+      const p = call.parts.get(n)!;
+      stub.set(p, k);
+      k += p.length;
+    }
+    const first = call.first!;
+    this.forget(key);
+    return [r, { ...first, first: true, stubStart: r.stubStart, stubEnd: r.stubEnd, stub }];
+  }
+
+  private forget(key: string): void {
+    const call = this.calls.get(key);
+    if (!call) return;
+    this.held -= call.bytes;
+    this.calls.delete(key);
+  }
+}
+
+/** A connectionless call being reassembled: its fragments' bodies by number, the last number once known. */
+interface DatagramCall {
+  parts: Map<number, Uint8Array>;
+  last: number;
+  bytes: number;
+  /** Fragment 0's request (interface, version, opnum). */
+  first: DceRequest | undefined;
 }
 
 interface Context {

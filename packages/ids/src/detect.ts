@@ -25,6 +25,7 @@ import {
   resolve,
 } from './bytes.js';
 import {
+  DceDatagramDefrag,
   type DceIface,
   type DceRequest,
   DceSession,
@@ -1492,8 +1493,9 @@ function matchSteps(steps: Step[], i: number, ctx: MatchCtx, prevEnd: number): b
       const fd = ctx.flow?.data as FlowData | undefined;
       let reqs: DceRequest[];
       if (d !== undefined) {
-        const r = d.proto === 17 ? parseDceDatagram(payload) : undefined;
-        reqs = r ? [r] : [];
+        // this packet's (the call its fragment completes included), or parsed here when not followed
+        const r = d.proto === 17 && !fd?.dceDatagramNow ? parseDceDatagram(payload) : undefined;
+        reqs = fd?.dceDatagramNow ?? (r ? [r] : []);
       } else reqs = fd?.dceNow ?? [];
       for (const r of reqs) {
         if (s.iface && !dceIfaceMatch(s.iface, r)) continue;
@@ -1865,6 +1867,10 @@ interface FlowData {
   dce?: DceSession;
   /** The DCE/RPC requests that start in the stream delivery under way. */
   dceNow?: DceRequest[];
+  /** Connectionless DCE/RPC calls in fragments (when UDP dce_* rules are loaded), from the first one. */
+  dceDatagram?: DceDatagramDefrag;
+  /** The connectionless requests of the UDP packet under way: its own, and the call it completes. */
+  dceDatagramNow?: DceRequest[];
   /** SIP over TCP, each direction (when TCP sip_* rules are loaded). */
   sip?: [SipStream, SipStream];
   /** Where the SIP messages completed in the stream delivery under way start (from its first new byte). */
@@ -2127,6 +2133,8 @@ export class Engine {
   private tlsRules = false;
   /** Whether a loaded stream rule tests DCE/RPC (then every TCP stream's PDUs are followed). */
   private dceRules = false;
+  /** Whether a loaded UDP rule tests DCE/RPC (then connectionless requests' fragments are reassembled). */
+  private dceDatagramRules = false;
   /** Whether a loaded TCP rule tests SIP (then every TCP stream is cut into SIP messages while it parses). */
   private sipRules = false;
   /** Whether a loaded rule inspects FTP files (then FTP control connections are followed). */
@@ -3267,8 +3275,9 @@ export class Engine {
       profUs: 0,
       profMaxUs: 0,
     };
-    // only stream rules read the requests of TCP streams (a UDP rule parses its datagram)
+    // stream rules read the requests of TCP streams; UDP rules those of datagrams, fragments reassembled
     if (dce && mode === 'stream') this.dceRules = true;
+    if (dce && (r.proto === 'udp' || r.proto === 'ip')) this.dceDatagramRules = true;
     if (http) c.http = this.compileHttp(steps, bufOf, flow, mail ? 'mail' : service);
     return c;
   }
@@ -3999,12 +4008,16 @@ export class Engine {
    * pieces) to the reassembly budget; refused, they let it go and follow the flow no further.
    */
   private chargeTrackers(fd: FlowData): void {
-    const held = (fd.sip ? fd.sip[0].heldBytes + fd.sip[1].heldBytes : 0) + (fd.dce?.heldBytes ?? 0);
+    const held =
+      (fd.sip ? fd.sip[0].heldBytes + fd.sip[1].heldBytes : 0) +
+      (fd.dce?.heldBytes ?? 0) +
+      (fd.dceDatagram?.heldBytes ?? 0);
     const was = fd.trackerBytes ?? 0;
     if (held > was && !this.budget.take(held - was)) {
       fd.sip?.[0].drop();
       fd.sip?.[1].drop();
       fd.dce?.drop();
+      fd.dceDatagram?.drop();
       this.budget.give(was);
       fd.trackerBytes = 0;
       return;
@@ -4036,6 +4049,7 @@ export class Engine {
       fd.sip?.[0].drop();
       fd.sip?.[1].drop();
       fd.dce?.drop();
+      fd.dceDatagram?.drop();
     }
     if (fd.mail) {
       // a message cut short by the end of the connection is inspected as is (not after a drop or pass)
@@ -4479,6 +4493,12 @@ export class Engine {
     // stage 1: the rule kinds a packet inspection consults; a DCE/RPC rule needs a connectionless request
     // (version 4, type request)
     const dceOk = d.proto === 17 && d.payload[0] === 4 && d.payload[1] === 0;
+    // (stage 1 leaves the DCE/RPC rules out of any other packet: the list is read for these only)
+    if (dceOk && this.dceDatagramRules) {
+      fd.dceDatagram ??= new DceDatagramDefrag();
+      fd.dceDatagramNow = fd.dceDatagram.feed(d.payload);
+      this.chargeTrackers(fd);
+    }
     const key =
       ((((d.proto & 0xff) * 2 + (inStream ? 1 : 0)) * 2 + (firstInDir ? 1 : 0)) * 2 + (dceOk ? 1 : 0)) * 2 +
       (unest ? 1 : 0);

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { asn1Match, parseAsn1 } from '../src/asn1.js';
 import { base64DecodeAt, base64DecodedBytesMax } from '../src/base64.js';
-import { DceSession, dceDefragBytesMax, parseDceDatagram } from '../src/dcerpc.js';
+import { DceDatagramDefrag, DceSession, dceDefragBytesMax, parseDceDatagram } from '../src/dcerpc.js';
 import { parseSip, SipStream } from '../src/sip.js';
 import { TlsSession } from '../src/tls.js';
 
@@ -221,6 +221,75 @@ describe('protocol keyword parsers under random and mutated input', () => {
             }
         },
       ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('DCE/RPC over UDP: a call in fragments, in any order and repeated, is reassembled once to its stub', () => {
+    /** A connectionless request fragment (little-endian) of call `seq`, number `num`. */
+    const datagram = (seq: number, num: number, last: boolean, body: number[]) => {
+      const h = new Uint8Array(80);
+      h[0] = 4;
+      h[2] = last ? 0x06 : 0x04;
+      h[4] = 0x10;
+      h.set([seq & 0xff, seq >> 8, 0, 0], 64);
+      h.set(le16(num === 0 ? 9 : 1), 68);
+      h.set(le16(body.length), 74);
+      h.set(le16(num), 76);
+      return Uint8Array.from([...h, ...body]);
+    };
+    fc.assert(
+      fc.property(
+        fc
+          .array(fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 30 }), {
+            minLength: 1,
+            maxLength: 6,
+          })
+          .chain((bodies) =>
+            fc.tuple(
+              fc.constant(bodies),
+              fc.shuffledSubarray([...bodies.keys()], { minLength: bodies.length }),
+              fc.array(fc.nat(), { maxLength: 8 }),
+            ),
+          ),
+        fc.boolean(),
+        ([bodies, perm, repeats], other) => {
+          // every fragment of call 1 once in a random order, some of those before the last one again, and
+          // (with `other`) call 2's first fragment among them
+          const n = bodies.length;
+          const before = perm.slice(0, -1);
+          const again = before.length > 0 ? repeats.map((k) => before[k % before.length]!) : [];
+          const seq = [...before, ...again, perm.at(-1)!];
+          const grams = seq.map((k) => datagram(1, k, k === n - 1, bodies[k]!));
+          if (other) grams.splice(1, 0, datagram(2, 0, false, [1, 2, 3]));
+          const d = new DceDatagramDefrag();
+          const got: number[][] = [];
+          for (const g of grams)
+            for (const r of d.feed(g)) {
+              expect(0 <= r.stubStart && r.stubStart <= r.stubEnd && r.stubEnd <= g.length).toBe(true);
+              if (r.stub) {
+                expect([r.opnum, r.first]).toEqual([9, true]);
+                got.push([...r.stub]);
+              }
+            }
+          expect(got).toEqual([bodies.flat()]);
+          expect(d.heldBytes).toBe(other ? 3 : 0);
+        },
+      ),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.array(bytes, { maxLength: 8 }), flips, (grams, f) => {
+        const d = new DceDatagramDefrag();
+        for (const g of grams) {
+          const m = mutate(Uint8Array.from([4, 0, 0x04, 0, 0x10, ...g]), f);
+          for (const r of d.feed(m)) {
+            expect(0 <= r.stubStart && r.stubStart <= r.stubEnd && r.stubEnd <= m.length).toBe(true);
+            expect(r.stub === undefined || r.stub.length <= dceDefragBytesMax).toBe(true);
+          }
+        }
+        expect(d.heldBytes).toBeGreaterThanOrEqual(0);
+      }),
       { numRuns: 500 },
     );
   });

@@ -3,7 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DceSession, dceDefragBytesMax } from '../src/dcerpc.js';
+import {
+  DceDatagramDefrag,
+  DceSession,
+  dceDatagramCallsMax,
+  dceDatagramFragmentsMax,
+  dceDefragBytesMax,
+} from '../src/dcerpc.js';
 import {
   type Alert,
   Engine,
@@ -603,10 +609,17 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
   const winreg = '338cd001-2244-31f1-aaaa-900038001003';
 
   /** A connectionless request (80-byte header) in a datagram. */
-  function clRequest(iface: string, opnum: number, stub: number[], o: { big?: boolean; frag?: number } = {}) {
+  function clRequest(
+    iface: string,
+    opnum: number,
+    stub: number[],
+    o: { big?: boolean; frag?: number; flags1?: number; seq?: number } = {},
+  ) {
     const h = new Uint8Array(80);
     h[0] = 4;
+    h[2] = o.flags1 ?? 0;
     h[4] = o.big ? 0x00 : 0x10;
+    h.set(le32(o.seq ?? 0), 64);
     const u = uuidLe(iface);
     h.set(o.big ? [...Buffer.from(iface.replace(/-/g, ''), 'hex')] : u, 24);
     const put16 = (at: number, v: number) => h.set(o.big ? [v >> 8, v & 0xff] : le16(v), at);
@@ -641,6 +654,75 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
     expect(on(cat('not dce/rpc at all, but long enough to hold a header of eighty bytes ........'))).toEqual(
       [],
     );
+  });
+
+  it('connectionless (UDP): a call sent in fragments is reassembled, in any order; its stub is matched whole', () => {
+    const r = (opts: string, sid: number) => `alert udp any any -> any 135 (${opts}; sid:${sid};)`;
+    const rules = [
+      r(`dce_iface:uuid ${lsass}; dce_opnum:"9"; dce_stub_data; content:"EVILPAYLOAD"`, 1),
+      r(`dce_iface:uuid ${lsass}, any_frag; dce_stub_data; content:"EVIL"`, 2),
+    ];
+    const stub = [...Buffer.from('....EVILPAYLOAD....')];
+    // fragments 0, 1, 2 of call 5 (the fragment flag 0x04, the last 0x02 as well): '....', 'EVILPAY',
+    // 'LOAD....'
+    const frag = (n: number, seq = 5) =>
+      clRequest(lsass, n === 0 ? 9 : 77, stub.slice([0, 4, 11][n], [4, 11, 99][n]), {
+        frag: n,
+        flags1: n === 2 ? 0x06 : 0x04,
+        seq,
+      });
+    const e = engineOf(rules);
+    const on = (p: Uint8Array, ts: number) =>
+      e.inspect(pkt({ proto: 17, dp: 135, payload: p }), ts).map((a) => a.sid);
+    // out of order, fragment 2 twice, and a fragment of another call (sequence 6) between them
+    expect(on(frag(2), 0)).toEqual([]);
+    expect(on(frag(0), 1)).toEqual([]);
+    expect(on(frag(2), 2)).toEqual([]);
+    expect(on(frag(1, 6), 3)).toEqual([2]); // call 6's fragment holds EVIL on its own (any_frag)
+    // the last missing fragment completes the call: its stub whole matches sid 1 (a packet rule alerts
+    // once per packet: sid 2 once, for the fragment or the stub)
+    expect(on(frag(1), 4).sort()).toEqual([1, 2]);
+    // a datagram without the fragment flag is not gathered; a later datagram that is no request on the same
+    // flow sees no request (not the call completed before it)
+    expect(on(clRequest(lsass, 9, stub.slice(0, 7), { frag: 0 }), 5)).toEqual([]);
+    expect(on(frag(1), 6).sort()).toEqual([2]);
+    expect(
+      on(cat('EVILPAYLOAD, and long enough to hold a header of eighty bytes ..................'), 7),
+    ).toEqual([]);
+  });
+
+  it('a connectionless call is let go past its bounds; the fragments held are counted', () => {
+    const d = new DceDatagramDefrag();
+    const frag = (n: number, body: number[], seq: number, last = false) =>
+      clRequest(lsass, 9, body, { frag: n, flags1: last ? 0x06 : 0x04, seq });
+    expect(d.feed(frag(0, [1, 2, 3], 1)).length).toBe(1);
+    expect(d.heldBytes).toBe(3);
+    // one call past dceDefragBytesMax: let go
+    const big = new Array(40_000).fill(9);
+    d.feed(frag(0, big, 2));
+    expect(d.heldBytes).toBe(40_003);
+    d.feed(frag(1, big, 2));
+    expect(d.heldBytes).toBe(3);
+    expect(d.feed(frag(2, [], 2, true)).length).toBe(1);
+    // past dceDatagramCallsMax calls the oldest are let go (call 1's 3 bytes among them)
+    for (let seq = 100; seq < 100 + dceDatagramCallsMax; seq++) d.feed(frag(0, [7], seq));
+    expect(d.heldBytes).toBe(dceDatagramCallsMax);
+    const done = d.feed(frag(1, [8], 100 + dceDatagramCallsMax - 1, true));
+    expect(done.map((x) => (x.stub ? [...x.stub] : 'own'))).toEqual(['own', [7, 8]]);
+    expect(d.heldBytes).toBe(dceDatagramCallsMax - 1);
+    d.drop();
+    expect(d.heldBytes).toBe(0);
+    // not a fragment, or a number past dceDatagramFragmentsMax: nothing held
+    d.feed(clRequest(lsass, 9, [1, 2], { frag: 0, seq: 3 }));
+    d.feed(clRequest(lsass, 9, [1, 2], { frag: dceDatagramFragmentsMax, flags1: 0x04, seq: 3 }));
+    expect(d.heldBytes).toBe(0);
+    // a number past the one flagged last is not the call's, whichever comes first
+    d.feed(frag(2, [5, 5], 4));
+    d.feed(frag(0, [1], 4));
+    expect(d.heldBytes).toBe(3);
+    const four = d.feed(frag(1, [2], 4, true));
+    expect(four.map((x) => (x.stub ? [...x.stub] : 'own'))).toEqual(['own', [1, 2]]);
+    expect(d.heldBytes).toBe(0);
   });
 
   it('connection-oriented (TCP): contexts from the bind that the bind_ack accepted; a header split across segments', () => {
