@@ -133,6 +133,7 @@ export class DceDatagramDefrag {
     if ((b[2]! & 0x04) === 0) return [r]; // not a fragment
     const key = `${uuidAt(b, 40, r.little)}/${u32(b, 64, r.little)}`;
     const num = u16(b, 76, r.little);
+    if (num >= dceDatagramFragmentsMax) return [r];
     let call = this.calls.get(key);
     if (!call) {
       if (this.calls.size >= dceDatagramCallsMax) this.forget(this.calls.keys().next().value!);
@@ -149,8 +150,7 @@ export class DceDatagramDefrag {
           this.held -= p.length;
         }
     }
-    if (num >= dceDatagramFragmentsMax || (call.last >= 0 && num > call.last) || call.parts.has(num))
-      return [r];
+    if ((call.last >= 0 && num > call.last) || call.parts.has(num)) return [r];
     const body = b.slice(r.stubStart, r.stubEnd);
     if (call.bytes + body.length > dceDefragBytesMax) {
       this.forget(key);
