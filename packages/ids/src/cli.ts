@@ -260,6 +260,7 @@ Example:
       mailMessages: 0,
       mailParts: 0,
       mailRulesEvaluated: 0,
+      dceCallsReassembled: 0,
       stageInspections: 0,
       stagePortGroupOut: 0,
       stagePrefilterOut: 0,
@@ -384,6 +385,7 @@ Example:
       totals.mailMessages += r.stats.mailMessages;
       totals.mailParts += r.stats.mailParts;
       totals.mailRulesEvaluated += r.stats.mailRulesEvaluated;
+      totals.dceCallsReassembled += r.stats.dceCallsReassembled;
       totals.stageInspections += r.stats.stageInspections;
       totals.stagePortGroupOut += r.stats.stagePortGroupOut;
       totals.stagePrefilterOut += r.stats.stagePrefilterOut;

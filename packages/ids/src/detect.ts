@@ -2010,6 +2010,8 @@ export interface EngineStats {
   mailMessages: number;
   mailParts: number;
   mailRulesEvaluated: number;
+  /** DCE/RPC calls sent in fragments and reassembled (over TCP and UDP; a stub at its bound counts too). */
+  dceCallsReassembled: number;
   /** Rule evaluations the prefilter spared (their fast pattern was not in the bytes). */
   rulesPrefiltered: number;
   /** IPS: packets dropped, those rewritten by inline normalization, flows dropped; flows passed by a pass rule. */
@@ -2090,6 +2092,7 @@ export class Engine {
     mailMessages: 0,
     mailParts: 0,
     mailRulesEvaluated: 0,
+    dceCallsReassembled: 0,
     rulesPrefiltered: 0,
     packetsDropped: 0,
     packetsRewritten: 0,
@@ -3744,6 +3747,7 @@ export class Engine {
     if (this.dceRules) {
       fd.dce ??= new DceSession();
       fd.dceNow = fd.dce.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
+      this.countReassembled(fd.dceNow);
     }
     if (fd.sip || fd.dce) this.chargeTrackers(fd);
     this.runStream(f, fd, dir, st.window.subarray(0, st.len), newStart, out, st);
@@ -4001,6 +4005,11 @@ export class Engine {
     }
     sortPrefix(cand, n);
     return n;
+  }
+
+  /** Counts the DCE/RPC calls among `reqs` reassembled from fragments (`EngineStats.dceCallsReassembled`). */
+  private countReassembled(reqs: DceRequest[]): void {
+    for (const r of reqs) if (r.stub) this.stats.dceCallsReassembled++;
   }
 
   /**
@@ -4497,6 +4506,7 @@ export class Engine {
     if (dceOk && this.dceDatagramRules) {
       fd.dceDatagram ??= new DceDatagramDefrag();
       fd.dceDatagramNow = fd.dceDatagram.feed(d.payload);
+      this.countReassembled(fd.dceDatagramNow);
       this.chargeTrackers(fd);
     }
     const key =

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { captureIo, runCommand } from '@strata/cli';
 import { describe, expect, it } from 'vitest';
 import {
   DceDatagramDefrag,
@@ -12,6 +13,7 @@ import {
 } from '../src/dcerpc.js';
 import {
   type Alert,
+  commands,
   Engine,
   type EngineOptions,
   encodePcap,
@@ -55,8 +57,14 @@ function refused(rule: string): string | undefined {
  * Alerts of a TCP session (client 10.0.0.1:40000, server 10.0.0.2 on `port`) whose segments go in order,
  * each acknowledged, with stream data inspected as it arrives.
  */
-function session(rules: string[], segments: [0 | 1, Uint8Array][], port = 443): Alert[] {
+function session(
+  rules: string[],
+  segments: [0 | 1, Uint8Array][],
+  port = 443,
+  engine?: (e: Engine) => void,
+): Alert[] {
   const e = engineOf(rules, { streamRelease: 'immediate' });
+  engine?.(e);
   const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: port };
   const S = { src: '10.0.0.2', dst: '10.0.0.1', sp: port, dp: 40000 };
   const out: Alert[] = [];
@@ -682,6 +690,7 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
     // the last missing fragment completes the call: its stub whole matches sid 1 (a packet rule alerts
     // once per packet: sid 2 once, for the fragment or the stub)
     expect(on(frag(1), 4).sort()).toEqual([1, 2]);
+    expect(e.stats.dceCallsReassembled).toBe(1);
     // a datagram without the fragment flag is not gathered; a later datagram that is no request on the same
     // flow sees no request (not the call completed before it)
     expect(on(clRequest(lsass, 9, stub.slice(0, 7), { frag: 0 }), 5)).toEqual([]);
@@ -785,11 +794,16 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
       [1, bindAck([0])],
     ] as [0 | 1, Uint8Array][];
     // the fragments in segments of their own, and the last one's stub split across two segments
+    let e: Engine | undefined;
     const a = session(
       rules,
       [...ctx, [0, frags[0]!], [0, frags[1]!], [0, frags[2]!.subarray(0, 30)], [0, frags[2]!.subarray(30)]],
       135,
+      (x) => {
+        e = x;
+      },
     );
+    expect(e!.stats.dceCallsReassembled).toBe(1);
     // EVIL lies inside the second fragment: sid 3 (first fragments only) matches the reassembled stub, sid
     // 4 (any_frag) that fragment and the reassembled stub
     expect(sidsOf(a)).toEqual([1, 2, 3, 4, 4]);
@@ -801,6 +815,56 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
     expect(sidsOf(session(rules, [...ctx, [0, frags[0]!], [0, other], [0, frags[2]!]], 135))).toEqual([2, 4]);
     // one stream segment holding all three: the same
     expect(sidsOf(session(rules, [...ctx, [0, cat(...frags)]], 135))).toEqual([1, 2, 3, 4, 4]);
+  });
+
+  it('strata ids --stats counts the calls reassembled, on one thread and on 2 workers', async () => {
+    const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: 135 };
+    const S = { src: '10.0.0.2', dst: '10.0.0.1', sp: 135, dp: 40000 };
+    const frames = [
+      tcpFrame({ ...C, flags: SYN, seq: 1000 }),
+      tcpFrame({ ...S, flags: SYN | ACK, seq: 5000, ack: 1001 }),
+      tcpFrame({ ...C, flags: ACK, seq: 1001, ack: 5001 }),
+    ];
+    const seq = [1001, 5001];
+    const say = (dir: 0 | 1, data: Uint8Array) => {
+      const [from, to] = dir === 0 ? [C, S] : [S, C];
+      frames.push(tcpFrame({ ...from, flags: ACK | PSH, seq: seq[dir], ack: seq[1 - dir], payload: data }));
+      seq[dir]! += data.length;
+      frames.push(tcpFrame({ ...to, flags: ACK, seq: seq[1 - dir], ack: seq[dir] }));
+    };
+    say(0, bind([[0, winreg, 1]]));
+    say(1, bindAck([0]));
+    for (const [k, flags] of [0x01, 0x00, 0x02].entries()) say(0, request(0, 15, [k, k, k], flags));
+    const dir = mkdtempSync(join(tmpdir(), 'ids-dce-'));
+    try {
+      writeFileSync(
+        join(dir, 'dce.pcap'),
+        encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data }))),
+      );
+      writeFileSync(
+        join(dir, 'dce.rules'),
+        `alert tcp any any -> any 135 (flow:to_server,established; dce_iface:uuid ${winreg}; dce_stub_data; content:"|00 00 00 01 01 01 02 02 02|"; sid:1;)\n`,
+      );
+      for (const more of [[], ['--workers', '2']]) {
+        const c = captureIo('', {}, dir);
+        const args = [
+          '--rules',
+          'dce.rules',
+          'dce.pcap',
+          '--stream-release',
+          'immediate',
+          '--stats',
+          's.json',
+          ...more,
+        ];
+        expect(await runCommand(commands[0]!, args, c.io)).toBe(0);
+        // one alert (fast format: [gid:sid:rev]), from the whole stub: the fragments each hold 3 bytes of it
+        expect(c.stdout().match(/\[1:1:\d+\]/g)).toHaveLength(1);
+        expect(JSON.parse(readFileSync(join(dir, 's.json'), 'utf8')).dceCallsReassembled).toBe(1);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a fragmented call is reported in pieces of at most dceDefragBytesMax; the bytes gathered are held', () => {
