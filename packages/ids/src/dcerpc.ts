@@ -25,6 +25,8 @@
  * (`DceDatagramDefrag`).
  */
 
+import { concatBytes, copyBytes } from './stream.js';
+
 /** One request PDU found in the inspected data. */
 export interface DceRequest {
   /** The interface of its presentation context (undefined: not bound and accepted). */
@@ -151,7 +153,7 @@ export class DceDatagramDefrag {
         }
     }
     if ((call.last >= 0 && num > call.last) || call.parts.has(num)) return [r];
-    const body = b.slice(r.stubStart, r.stubEnd);
+    const body = copyBytes(b, r.stubStart, r.stubEnd);
     if (call.bytes + body.length > dceDefragBytesMax) {
       this.forget(key);
       return [r];
@@ -161,12 +163,8 @@ export class DceDatagramDefrag {
     this.held += body.length;
     if (num === 0) call.first = r;
     if (call.last < 0 || call.parts.size !== call.last + 1) return [r];
-    const stub = new Uint8Array(call.bytes);
-    for (let n = 0, k = 0; n <= call.last; n++) {
-      const p = call.parts.get(n)!;
-      stub.set(p, k);
-      k += p.length;
-    }
+    const parts = Array.from({ length: call.last + 1 }, (_, n) => call.parts.get(n)!);
+    const stub = concatBytes(parts, call.bytes);
     const first = call.first!;
     this.forget(key);
     return [r, { ...first, first: true, stubStart: r.stubStart, stubEnd: r.stubEnd, stub }];
@@ -349,7 +347,7 @@ export class DceSession {
     const from0 = from;
     while (from < to) {
       const n = Math.min(to - from, dceDefragBytesMax - f.bytes);
-      f.parts.push(b.slice(from, from + n));
+      f.parts.push(copyBytes(b, from, from + n));
       f.bytes += n;
       from += n;
       if (f.bytes === dceDefragBytesMax) this.report(f, out, from - n - base, from - base);
@@ -362,12 +360,7 @@ export class DceSession {
 
   /** Reports the stub gathered so far as one request (its last bytes at `[at, end)` of this data). */
   private report(f: Defrag, out: DceRequest[], at: number, end: number): void {
-    const stub = new Uint8Array(f.bytes);
-    let k = 0;
-    for (const p of f.parts) {
-      stub.set(p, k);
-      k += p.length;
-    }
+    const stub = concatBytes(f.parts, f.bytes);
     f.parts = [];
     f.bytes = 0;
     if (out.length >= dceRequestsPerDeliveryMax) return;
@@ -442,7 +435,7 @@ class CoDirection {
         continue;
       }
       if (b.length - i < coHeaderBytes) {
-        this.carry = b.slice(i);
+        this.carry = copyBytes(b, i);
         return;
       }
       // version 5.0 or 5.1, a known PDU type, a frag_length that holds the header
@@ -460,7 +453,7 @@ class CoDirection {
         ptype === 0 ? 24 : ptype >= 11 && ptype <= 15 ? dceCarryBytesMax : coHeaderBytes,
       );
       if (b.length - i < want) {
-        this.carry = b.slice(i);
+        this.carry = copyBytes(b, i);
         return;
       }
       const avail = Math.min(fragLen, b.length - i);

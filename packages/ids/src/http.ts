@@ -13,6 +13,7 @@
  * Transfer-Encoding is what request smuggling is made of). Nothing here throws on input.
  */
 import { brotliDecompressSync, constants, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
+import { concatBytes } from './stream.js';
 
 /** Bytes of the start line and header section of one message at most (beyond: truncated, anomaly). */
 export const httpHeaderBytesMax = 64 * 1024;
@@ -156,17 +157,6 @@ const requestLine = /^(\S+)[ \t]+(.+?)[ \t]+(HTTP\/\d\.\d)[ \t]*$/;
 const statusLine = /^(HTTP\/\d\.\d)[ \t]+(\d{3})(?:[ \t]+(.*))?$/;
 
 const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function trimOws(b: Uint8Array): Uint8Array {
   let s = 0;
@@ -700,8 +690,8 @@ export class HttpParser {
     const m = this.msg;
     this.msg = undefined;
     if (m) {
-      m.body = concat(this.bodyParts, this.kept);
-      if (this.rawKept > 0) m.raw = concat([m.raw, ...this.rawParts], m.raw.length + this.rawKept);
+      m.body = concatBytes(this.bodyParts, this.kept);
+      if (this.rawKept > 0) m.raw = concatBytes([m.raw, ...this.rawParts], m.raw.length + this.rawKept);
       this.release();
       this.events.message(m);
     } else this.release();
@@ -907,7 +897,7 @@ export function normalizeUri(raw: Uint8Array): Uint8Array {
   const decoded = Uint8Array.from(percentDecode(path), (c) => (c === 0x5c ? 0x2f : c));
   const simple = simplifyPath(decoded);
   const parts = [prefix, simple, query ?? new Uint8Array(0)];
-  return concat(
+  return concatBytes(
     parts.filter((p) => p.length > 0),
     parts.reduce((s, p) => s + p.length, 0),
   );

@@ -5,6 +5,7 @@
  * SIP/2.0` or a status line `SIP/2.0 SP 3DIGIT SP Reason`, then header field lines up to an empty line (CRLF
  * or bare LF), then the body. Anything else is not SIP: the options fail on it.
  */
+import { copyBytes } from './stream.js';
 
 export interface SipMessage {
   /** The request's method, upper-cased (undefined on a response). */
@@ -178,12 +179,12 @@ export class SipStream {
       if (!m) {
         const lineDone = b.length - i >= sipStartLineBytesMax || b.indexOf(10, i) >= 0;
         if (lineDone) this.stopped = true;
-        else this.carry = b.slice(i);
+        else this.carry = copyBytes(b, i);
         break;
       }
       if (!m.complete) {
         if (b.length - i > sipHeaderBytesMax) this.stopped = true;
-        else this.carry = b.slice(i);
+        else this.carry = copyBytes(b, i);
         break;
       }
       out.push(i - base);

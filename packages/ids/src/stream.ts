@@ -41,6 +41,18 @@ export function copyBytes(b: Uint8Array, start = 0, end = b.length): Uint8Array 
   return new Uint8Array(b.subarray(start, end));
 }
 
+/** The parts one after the other in one array of `total` bytes (the part itself when there is one). */
+export function concatBytes(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 export const overlapPolicies = [
   'first',
   'last',

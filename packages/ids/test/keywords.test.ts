@@ -867,6 +867,37 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
     }
   });
 
+  it('a reassembled stub is the bytes as they arrived: the fragments are copied, not views of their buffers', () => {
+    // capture readers hand out Node Buffers, whose slice is a view: a buffer reused after its delivery
+    // must not reach the stub gathered from it
+    const s = new DceSession();
+    const parts = [request(0, 1, [1, 2, 3], 0x01), request(0, 1, [4, 5], 0x00), request(0, 1, [6], 0x02)];
+    const got: number[][] = [];
+    for (const p of parts) {
+      const b = Buffer.from(p);
+      // the last fragment's header in one delivery and its stub in the next (the header carried over)
+      const cuts = p === parts[2] ? [b.subarray(0, 10), b.subarray(10)] : [b];
+      for (const c of cuts) {
+        for (const r of s.feed(0, c, false)) if (r.stub) got.push([...r.stub]);
+        c.fill(0xee);
+      }
+    }
+    expect(got).toEqual([[1, 2, 3, 4, 5, 6]]);
+    const d = new DceDatagramDefrag();
+    const grams: number[][] = [];
+    for (const [n, body] of [
+      [1, [8]],
+      [0, [7]],
+    ] as const) {
+      const b = Buffer.from(
+        clRequest(lsass, 9, [...body], { frag: n, flags1: n === 1 ? 0x06 : 0x04, seq: 1 }),
+      );
+      for (const r of d.feed(b)) if (r.stub) grams.push([...r.stub]);
+      b.fill(0xee);
+    }
+    expect(grams).toEqual([[7, 8]]);
+  });
+
   it('a fragmented call is reported in pieces of at most dceDefragBytesMax; the bytes gathered are held', () => {
     const s = new DceSession();
     const big = new Array(40_000).fill(7);
