@@ -12,17 +12,18 @@
  * - connectionless over UDP (ncadg_ip_udp): each datagram is one PDU with an 80-byte header that names the
  *   interface, its version and the opnum; the stub follows.
  *
- * What a rule sees is the requests that start in the inspected data (a stream delivery, a datagram); a
- * request fragment other than the first matches `dce_iface` only with `any_frag`, and its stub is that
- * fragment's. Over TCP a call sent in fragments is also reassembled, as Snort's DCE/RPC inspector does
- * (defragmentation, on by default there): the fragments' stubs (without their authentication trailers) are
- * gathered per direction from the first fragment on, and when the last one is complete the whole stub is
- * reported as one more request (`stub`), whose interface is the first fragment's context's and whose opnum
- * is the first fragment's (Snort's Windows Vista and later policies); a later fragment of another call is
- * not taken (as a Windows server refuses it), a new first fragment starts over, and a stub that reaches
- * `dceDefragBytesMax` is reported as it stands and gathering goes on from there. Not followed: DCE/RPC inside
- * SMB named pipes (ports 139/445) and over HTTP (ncacn_http). Over UDP, fragments are reassembled per flow
- * (`DceDatagramDefrag`).
+ * What a rule sees is the requests that complete in the inspected data (a stream delivery, a datagram): a
+ * request PDU over TCP is read once it is whole, so its stub is never cut where a delivery ends (as Snort's
+ * inspectors hand detection whole PDUs); a request fragment other than the first matches `dce_iface` only
+ * with `any_frag`, and its stub is that fragment's. Over TCP a call sent in fragments is also reassembled,
+ * as Snort's DCE/RPC inspector does (defragmentation, on by default there): the fragments' stubs (without
+ * their authentication trailers) are gathered per direction from the first fragment on, and when the last
+ * one is in the whole stub is reported as one more request (`stub`), whose interface is the first
+ * fragment's context's and whose opnum is the first fragment's (Snort's Windows Vista and later policies); a
+ * later fragment of another call is not taken (as a Windows server refuses it), a new first fragment starts
+ * over, and a stub that reaches `dceDefragBytesMax` is reported as it stands and gathering goes on. Not
+ * followed: DCE/RPC inside SMB named pipes (ports 139/445) and over HTTP (ncacn_http). Over UDP, fragments
+ * are reassembled per flow (`DceDatagramDefrag`).
  */
 
 import { concatBytes, copyBytes } from './stream.js';
@@ -38,13 +39,18 @@ export interface DceRequest {
   /** The sender's integer byte order (data representation). */
   little: boolean;
   /**
-   * The stub data: offsets from the start of the inspected data (`end` cut at its end); for a reassembled
-   * call, where its last fragment's stub bytes in this data are.
+   * The stub data: offsets from the start of the inspected data. With `stub`, both are where the request's
+   * PDU ends in the inspected data (its last bytes are new there).
    */
   stubStart: number;
   stubEnd: number;
-  /** A call reassembled from its fragments: its whole stub (then `first` is true). */
+  /**
+   * The stub's bytes where they are not in the inspected data: a request that began in earlier deliveries,
+   * a call reassembled from its fragments (its whole stub).
+   */
   stub?: Uint8Array;
+  /** A call reassembled from its fragments (then `first` is true). */
+  reassembled?: true;
 }
 
 /** Contexts remembered per session, requests reported per delivery, bytes carried over at most. */
@@ -167,7 +173,10 @@ export class DceDatagramDefrag {
     const stub = concatBytes(parts, call.bytes);
     const first = call.first!;
     this.forget(key);
-    return [r, { ...first, first: true, stubStart: r.stubStart, stubEnd: r.stubEnd, stub }];
+    return [
+      r,
+      { ...first, first: true, stubStart: r.stubStart, stubEnd: r.stubEnd, stub, reassembled: true },
+    ];
   }
 
   private forget(key: string): void {
@@ -219,8 +228,8 @@ export class DceSession {
   }
 
   /**
-   * Requests that start in `data`, the next bytes of direction `dir` (0: client to server), and the calls
-   * whose last fragment completes in it.
+   * Requests that complete in `data`, the next bytes of direction `dir` (0: client to server), and the
+   * calls whose last fragment does.
    */
   feed(dir: 0 | 1, data: Uint8Array, gap: boolean): DceRequest[] {
     const d = this.dirs[dir]!;
@@ -229,17 +238,13 @@ export class DceSession {
       this.defrag[dir] = undefined;
     }
     const out: DceRequest[] = [];
-    d.feed(
-      data,
-      (b, at, avail, little, base) => this.pdu(dir, b, at, avail, little, out, base),
-      (b, from, to, base) => this.more(dir, b, from, to, out, base),
-    );
+    d.feed(data, (b, at, avail, little, base) => this.pdu(dir, b, at, avail, little, out, base));
     return out;
   }
 
   /**
-   * One PDU whose first `avail` bytes are at `b[at..]` (its header whole); offsets reported count from
-   * `b[base]` (the delivery's first byte, after a header carried over from the one before).
+   * One PDU whose first `avail` bytes are at `b[at..]` (its header whole; a request whole); offsets reported
+   * count from `b[base]` (the delivery's first byte, after the PDU's start carried over from earlier ones).
    */
   private pdu(
     dir: 0 | 1,
@@ -293,73 +298,60 @@ export class DceSession {
       // the stub, inside the PDU: after the header (and object UUID), before the authentication trailer
       const start = Math.min(at + (flags & 0x80 ? 40 : 24), at + fragLen);
       const end = Math.max(start, at + fragLen - (authLen > 0 ? authLen + 8 : 0));
-      const inHand = at + avail;
+      // where the PDU ends in this delivery (it completes here)
+      const pduEnd = at + fragLen - base;
       if (out.length < dceRequestsPerDeliveryMax)
         out.push({
           ...(c && { uuid: c.uuid, versionMajor: c.major }),
           opnum,
           first: (flags & 0x01) !== 0,
           little,
-          stubStart: Math.min(start, inHand) - base,
-          stubEnd: Math.max(Math.min(start, inHand), Math.min(end, inHand)) - base,
+          // a stub that began in bytes carried from earlier deliveries: a copy
+          ...(start < base
+            ? { stubStart: pduEnd, stubEnd: pduEnd, stub: copyBytes(b, start, end) }
+            : { stubStart: start - base, stubEnd: end - base }),
         });
       if ((flags & 0x03) !== 0x03) {
         const callId = u32(b, at + 12, little);
         let g = this.defrag[dir];
         if (flags & 0x01) {
-          g = { callId, ctxId, opnum, little, parts: [], bytes: 0, last: false, skipLeft: 0, stubLeft: 0 };
+          g = { callId, ctxId, opnum, little, parts: [], bytes: 0 };
           this.defrag[dir] = g;
         }
         // a later fragment of no call being gathered, or of another call: not taken
         if (!g || g.callId !== callId) return;
-        g.last = (flags & 0x02) !== 0;
-        g.skipLeft = Math.max(0, start - inHand);
-        g.stubLeft = end - Math.max(start, Math.min(end, inHand));
-        this.gather(dir, g, b, Math.min(start, inHand), Math.min(end, inHand), out, base);
+        this.gather(g, b, start, end, out, pduEnd);
+        if (flags & 0x02) {
+          this.report(g, out, pduEnd);
+          this.defrag[dir] = undefined;
+        }
       }
     }
   }
 
-  /** Bytes `b[from, to)` of the PDU under way past its first part (the rest of a fragment's stub). */
-  private more(dir: 0 | 1, b: Uint8Array, from: number, to: number, out: DceRequest[], base: number): void {
-    const f = this.defrag[dir];
-    if (!f || f.skipLeft + f.stubLeft === 0) return;
-    const skip = Math.min(f.skipLeft, to - from);
-    f.skipLeft -= skip;
-    const n = Math.min(f.stubLeft, to - from - skip);
-    f.stubLeft -= n;
-    this.gather(dir, f, b, from + skip, from + skip + n, out, base);
-  }
-
   /**
-   * Adds `b[from, to)` to the call's stub; reports the call when its last fragment is complete, or the
-   * stub as it stands when it has reached `dceDefragBytesMax`.
+   * Adds the fragment's stub `b[from, to)` to the call's, reporting the stub as it stands each time it
+   * reaches `dceDefragBytesMax` (the fragment's PDU ends at `pduEnd` of this delivery).
    */
   private gather(
-    dir: 0 | 1,
     f: Defrag,
     b: Uint8Array,
     from: number,
     to: number,
     out: DceRequest[],
-    base: number,
+    pduEnd: number,
   ): void {
-    const from0 = from;
     while (from < to) {
       const n = Math.min(to - from, dceDefragBytesMax - f.bytes);
       f.parts.push(copyBytes(b, from, from + n));
       f.bytes += n;
       from += n;
-      if (f.bytes === dceDefragBytesMax) this.report(f, out, from - n - base, from - base);
-    }
-    if (f.last && f.skipLeft + f.stubLeft === 0) {
-      this.report(f, out, from0 - base, to - base);
-      this.defrag[dir] = undefined;
+      if (f.bytes === dceDefragBytesMax) this.report(f, out, pduEnd);
     }
   }
 
-  /** Reports the stub gathered so far as one request (its last bytes at `[at, end)` of this data). */
-  private report(f: Defrag, out: DceRequest[], at: number, end: number): void {
+  /** Reports the stub gathered so far as one request, whose last fragment ends at `pduEnd` of this data. */
+  private report(f: Defrag, out: DceRequest[], pduEnd: number): void {
     const stub = concatBytes(f.parts, f.bytes);
     f.parts = [];
     f.bytes = 0;
@@ -370,9 +362,10 @@ export class DceSession {
       opnum: f.opnum,
       first: true,
       little: f.little,
-      stubStart: Math.max(0, Math.min(at, end)),
-      stubEnd: Math.max(0, end),
+      stubStart: pduEnd,
+      stubEnd: pduEnd,
       stub,
+      reassembled: true,
     });
   }
 }
@@ -386,19 +379,24 @@ interface Defrag {
   /** The stub bytes gathered, in order, and their sum. */
   parts: Uint8Array[];
   bytes: number;
-  /** Of the fragment under way: the last one; bytes before its stub, and of its stub, still to come. */
-  last: boolean;
-  skipLeft: number;
-  stubLeft: number;
 }
 
-/** One direction's PDU boundaries. */
+/**
+ * One direction's PDU boundaries. A PDU is read once what its type needs is in hand: a request whole (up
+ * to its frag_length, at most 65,535 bytes), so its stub is never cut where a delivery ends, as Snort's
+ * DCE/RPC inspectors hand detection whole PDUs; a bind's or bind_ack's context list (up to
+ * `dceCarryBytesMax`); the common header of the others, whose rest is passed over.
+ */
 class CoDirection {
   stopped = false;
-  /** Bytes of the current PDU still to come. */
+  /** Bytes of the current PDU still to come, passed over. */
   private skip = 0;
-  /** The start of a PDU split across deliveries (at most `dceCarryBytesMax`), carried to the next. */
+  /**
+   * The start of a PDU split across deliveries, carried to the next ones: a buffer of what it needs (its
+   * 16-byte header until that is in, then what its type needs), filled `have` bytes.
+   */
   private carry: Uint8Array | undefined;
+  private have = 0;
 
   get heldBytes(): number {
     return this.carry?.length ?? 0;
@@ -412,56 +410,74 @@ class CoDirection {
   feed(
     chunk: Uint8Array,
     onPdu: (b: Uint8Array, at: number, avail: number, little: boolean, base: number) => void,
-    onMore: (b: Uint8Array, from: number, to: number, base: number) => void,
   ): void {
     if (this.stopped) return;
-    let b = chunk;
-    // a header carried over sits before the chunk: `base` bytes
-    let base = 0;
-    if (this.carry) {
-      b = new Uint8Array(this.carry.length + chunk.length);
-      b.set(this.carry);
-      b.set(chunk, this.carry.length);
-      base = this.carry.length;
-      this.carry = undefined;
-    }
     let i = 0;
+    while (this.carry) {
+      // fill what the carried start needs; then read it on its own (the chunk's first `i` bytes at its end)
+      const c = this.carry;
+      const n = Math.min(c.length - this.have, chunk.length - i);
+      c.set(chunk.subarray(i, i + n), this.have);
+      this.have += n;
+      i += n;
+      if (this.have < c.length) return;
+      // (a header carried alone is carried again, in a buffer of what its type needs)
+      this.carry = undefined;
+      this.pdus(c, 0, c.length - i, onPdu);
+      if (this.stopped) return;
+    }
+    this.pdus(chunk, i, 0, onPdu);
+  }
+
+  /** The PDUs of `b` from `i` on; offsets reported count from `b[base]`. */
+  private pdus(
+    b: Uint8Array,
+    i: number,
+    base: number,
+    onPdu: (b: Uint8Array, at: number, avail: number, little: boolean, base: number) => void,
+  ): void {
     while (i < b.length) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, b.length - i);
-        onMore(b, i, i + n, base);
         this.skip -= n;
         i += n;
         continue;
       }
-      if (b.length - i < coHeaderBytes) {
-        this.carry = copyBytes(b, i);
-        return;
-      }
-      // version 5.0 or 5.1, a known PDU type, a frag_length that holds the header
-      const little = (b[i + 4]! & 0xf0) === 0x10;
-      const fragLen = u16(b, i + 8, little);
-      if (b[i] !== 5 || b[i + 1]! > 1 || b[i + 2]! > 19 || fragLen < coHeaderBytes) {
+      const want = b.length - i < coHeaderBytes ? coHeaderBytes : wantOf(b, i);
+      if (want < 0) {
         this.stopped = true;
         return;
       }
-      // what must be in hand before the PDU is read: a request's 24-byte header, a bind's or bind_ack's
-      // context list (up to dceCarryBytesMax), the common header for the rest
-      const ptype = b[i + 2]!;
-      const want = Math.min(
-        fragLen,
-        ptype === 0 ? 24 : ptype >= 11 && ptype <= 15 ? dceCarryBytesMax : coHeaderBytes,
-      );
       if (b.length - i < want) {
-        this.carry = copyBytes(b, i);
+        this.carry = new Uint8Array(want);
+        this.carry.set(b.subarray(i));
+        this.have = b.length - i;
         return;
       }
+      const little = (b[i + 4]! & 0xf0) === 0x10;
+      const fragLen = u16(b, i + 8, little);
       const avail = Math.min(fragLen, b.length - i);
       onPdu(b, i, avail, little, base);
       this.skip = fragLen - avail;
       i += avail;
     }
   }
+}
+
+/**
+ * What must be in hand before the PDU whose 16-byte header is at `b[i..]` is read (see `CoDirection`), or
+ * -1 when the header is not one: version 5.0 or 5.1, a known PDU type, a frag_length that holds the header.
+ */
+function wantOf(b: Uint8Array, i: number): number {
+  const little = (b[i + 4]! & 0xf0) === 0x10;
+  const fragLen = u16(b, i + 8, little);
+  const ptype = b[i + 2]!;
+  if (b[i] !== 5 || b[i + 1]! > 1 || ptype > 19 || fragLen < coHeaderBytes) return -1;
+  return ptype === 0
+    ? fragLen
+    : ptype >= 11 && ptype <= 15
+      ? Math.min(fragLen, dceCarryBytesMax)
+      : coHeaderBytes;
 }
 
 /** `dce_iface`: the interface UUID, a test of its major version, and whether any fragment may match. */

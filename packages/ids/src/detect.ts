@@ -4009,7 +4009,7 @@ export class Engine {
 
   /** Counts the DCE/RPC calls among `reqs` reassembled from fragments (`EngineStats.dceCallsReassembled`). */
   private countReassembled(reqs: DceRequest[]): void {
-    for (const r of reqs) if (r.stub) this.stats.dceCallsReassembled++;
+    for (const r of reqs) if (r.reassembled) this.stats.dceCallsReassembled++;
   }
 
   /**

@@ -108,6 +108,28 @@ export function tcpFrame(s: PktSpec = {}): Uint8Array {
   return f;
 }
 
+/**
+ * The frames of a TCP conversation from 10.0.0.1:40000 to 10.0.0.2:`sp`: the handshake (ISNs 1000 and
+ * 5000), then each message in its direction (0: client to server) with PSH, acknowledged by the other side.
+ */
+export function conversationFrames(sp: number, messages: [0 | 1, Uint8Array][]): Uint8Array[] {
+  const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: sp };
+  const S = { src: '10.0.0.2', dst: '10.0.0.1', sp, dp: 40000 };
+  const frames = [
+    tcpFrame({ ...C, flags: SYN, seq: 1000 }),
+    tcpFrame({ ...S, flags: SYN | ACK, seq: 5000, ack: 1001 }),
+    tcpFrame({ ...C, flags: ACK, seq: 1001, ack: 5001 }),
+  ];
+  const seq = [1001, 5001];
+  for (const [dir, data] of messages) {
+    const [from, to] = dir === 0 ? [C, S] : [S, C];
+    frames.push(tcpFrame({ ...from, flags: ACK | PSH, seq: seq[dir], ack: seq[1 - dir], payload: data }));
+    seq[dir]! += data.length;
+    frames.push(tcpFrame({ ...to, flags: ACK, seq: seq[1 - dir], ack: seq[dir] }));
+  }
+  return frames;
+}
+
 /** The frames of `handshake`'s session (client port `cp`): SYN, SYN/ACK, ACK, each with valid checksums. */
 export function handshakeFrames(cp = 40000): Uint8Array[] {
   return [

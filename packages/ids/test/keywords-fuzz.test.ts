@@ -7,8 +7,10 @@ import { base64DecodeAt, base64DecodedBytesMax } from '../src/base64.js';
 import { DceDatagramDefrag, DceSession, dceDefragBytesMax, parseDceDatagram } from '../src/dcerpc.js';
 import { parseSip, SipStream } from '../src/sip.js';
 import { TlsSession } from '../src/tls.js';
+import { bind, bindAck } from './dce-wire.js';
 
 const bytes = fc.uint8Array({ minLength: 0, maxLength: 600 });
+const winreg = '338cd001-2244-31f1-aaaa-900038001003';
 
 /** Cuts `b` at the given sizes (cycled). */
 function cut(b: Uint8Array, sizes: number[]): Uint8Array[] {
@@ -147,7 +149,7 @@ describe('protocol keyword parsers under random and mutated input', () => {
     );
   });
 
-  it('DCE/RPC over TCP: a call in fragments is reassembled to its stub whatever the segmentation', () => {
+  it('DCE/RPC over TCP: each request whole and a call in fragments reassembled, whatever the segmentation', () => {
     const le32 = (n: number) => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24];
     /**
      * A request fragment (little-endian): with `object`, an object UUID before its stub; after it an
@@ -191,26 +193,40 @@ describe('protocol keyword parsers under random and mutated input', () => {
           // call 7 in fragments (opnum 3 on the first, 9 on the others); a whole request and a fragment of
           // call 8 between them when `interleave`
           const wire: number[] = [];
+          // each PDU's stub, in order: a request's stub is whole however the stream is cut
+          const stubs: number[][] = [];
           parts.forEach((p, k) => {
             const flags = (k === 0 ? 0x01 : 0) | (k === parts.length - 1 ? 0x02 : 0);
             wire.push(...fragment(7, flags, k === 0 ? 3 : 9, p.stub, p.auth, p.object));
-            if (interleave && k === 0) wire.push(...fragment(1, 0x03, 5, [1, 2], 0));
-            if (interleave && k === 1) wire.push(...fragment(8, 0x02, 6, [6, 6, 6], 0));
+            stubs.push(p.stub);
+            if (interleave && k === 0) {
+              wire.push(...fragment(1, 0x03, 5, [1, 2], 0));
+              stubs.push([1, 2]);
+            }
+            if (interleave && k === 1) {
+              wire.push(...fragment(8, 0x02, 6, [6, 6, 6], 0));
+              stubs.push([6, 6, 6]);
+            }
           });
           const want = parts.flatMap((p) => p.stub);
           const s = new DceSession();
+          // context 0 bound first, the bind and its acceptance cut the same way
+          for (const c of cut(bind([[0, winreg, 1]]), sizes)) expect(s.feed(0, c, false)).toEqual([]);
+          for (const c of cut(bindAck([0]), sizes)) expect(s.feed(1, c, false)).toEqual([]);
           const got: number[][] = [];
-          let fragments = 0;
+          const fragments: number[][] = [];
           for (const c of cut(Uint8Array.from(wire), sizes))
             for (const r of s.feed(0, c, false)) {
               expect(0 <= r.stubStart && r.stubStart <= r.stubEnd && r.stubEnd <= c.length).toBe(true);
-              if (r.stub) {
+              expect(r.uuid).toBe(winreg);
+              const stub = [...(r.stub ?? c.subarray(r.stubStart, r.stubEnd))];
+              if (r.reassembled) {
                 expect([r.opnum, r.first]).toEqual([3, true]);
-                got.push([...r.stub]);
-              } else fragments++;
+                got.push(stub);
+              } else fragments.push(stub);
             }
           expect(got).toEqual([want]);
-          expect(fragments).toBe(parts.length + (interleave ? 2 : 0));
+          expect(fragments).toEqual(stubs);
           expect(s.heldBytes).toBe(0);
           // mutated: no throw, offsets within the delivery, stubs within the bound
           const m = new DceSession();

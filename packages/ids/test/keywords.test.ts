@@ -22,7 +22,8 @@ import {
   type RunOptions,
   runCapture,
 } from '../src/index.js';
-import { ACK, FIN, handshake, PSH, pkt, SYN, tcpFrame } from './helpers.js';
+import { bind, bindAck, le16, le32, request, uuidLe } from './dce-wire.js';
+import { ACK, conversationFrames, FIN, handshake, PSH, pkt, SYN, tcpFrame } from './helpers.js';
 
 const bin = (...b: number[]) => Uint8Array.from(b);
 const cat = (...parts: (Uint8Array | string)[]) =>
@@ -565,53 +566,6 @@ describe('pcre: a match limit, as PCRE has', () => {
   }, 60_000);
 });
 
-/** UUID text as DCE/RPC puts it on the wire in little-endian data representation. */
-function uuidLe(u: string): number[] {
-  const h = u.replace(/-/g, '');
-  const b = [...Buffer.from(h, 'hex')];
-  return [...b.slice(0, 4).reverse(), ...b.slice(4, 6).reverse(), ...b.slice(6, 8).reverse(), ...b.slice(8)];
-}
-const le16 = (n: number) => [n & 0xff, n >> 8];
-const le32 = (n: number) => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24];
-
-/** A connection-oriented PDU (little-endian data representation). */
-function coPdu(ptype: number, body: number[], flags = 0x03): Uint8Array {
-  const len = 16 + body.length;
-  return Uint8Array.from([5, 0, ptype, flags, 0x10, 0, 0, 0, ...le16(len), 0, 0, ...le32(1), ...body]);
-}
-const ndr = uuidLe('8a885d04-1ceb-11c9-9fe8-08002b104860');
-function bind(ctxs: [number, string, number][]): Uint8Array {
-  const body = [...le16(4280), ...le16(4280), 0, 0, 0, 0, ctxs.length, 0, 0, 0];
-  for (const [id, u, major] of ctxs)
-    body.push(...le16(id), 1, 0, ...uuidLe(u), ...le16(major), 0, 0, ...ndr, 2, 0, 0, 0);
-  return coPdu(11, body);
-}
-function bindAck(results: number[]): Uint8Array {
-  const body = [
-    ...le16(4280),
-    ...le16(4280),
-    0,
-    0,
-    0,
-    0,
-    ...le16(4),
-    0x31,
-    0x33,
-    0x35,
-    0,
-    0,
-    0,
-    results.length,
-    0,
-    0,
-    0,
-  ];
-  for (const r of results) body.push(...le16(r), 0, 0, ...ndr, 2, 0, 0, 0);
-  return coPdu(12, body);
-}
-const request = (ctx: number, opnum: number, stub: number[], flags = 0x03) =>
-  coPdu(0, [...le32(stub.length), ...le16(ctx), ...le16(opnum), ...stub], flags);
-
 describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
   const lsass = '3919286a-b10c-11d0-9ba8-00c04fd92ef5';
   const winreg = '338cd001-2244-31f1-aaaa-900038001003';
@@ -774,6 +728,34 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
     expect(oneSided).toEqual([]);
   });
 
+  it('connection-oriented (TCP): a request in several segments is read whole, its stub not cut', () => {
+    const rules = [
+      `alert tcp any any -> any 135 (flow:to_server,established; dce_iface:uuid ${winreg}; dce_opnum:"15"; dce_stub_data; content:"EVIL"; byte_test:2,>,1000,30,dce; sid:1;)`,
+    ];
+    // the content and the number tested lie past the first segment's end
+    const stub = [
+      ...new Array(30).fill(0x41),
+      ...le16(2000),
+      ...new Array(1500).fill(0x42),
+      ...Buffer.from('EVIL'),
+    ];
+    const req = request(0, 15, stub);
+    const bound: [0 | 1, Uint8Array][] = [
+      [0, bind([[0, winreg, 1]])],
+      [1, bindAck([0])],
+    ];
+    for (const cuts of [[40], [1460], [24, 30, 1000]]) {
+      const segments: [0 | 1, Uint8Array][] = [...bound];
+      let at = 0;
+      for (const n of [...cuts, req.length]) {
+        if (at >= req.length) break;
+        segments.push([0, req.subarray(at, Math.min(req.length, n))]);
+        at = Math.min(req.length, n);
+      }
+      expect([cuts, sidsOf(session(rules, segments, 135))]).toEqual([cuts, [1]]);
+    }
+  });
+
   it('connection-oriented (TCP): a call sent in fragments is reassembled; its stub is matched whole', () => {
     const rules = [
       `alert tcp any any -> any 135 (flow:to_server,established; dce_iface:uuid ${winreg}; dce_opnum:"15"; dce_stub_data; content:"EVILPAYLOAD"; sid:1;)`,
@@ -818,23 +800,11 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
   });
 
   it('strata ids --stats counts the calls reassembled, on one thread and on 2 workers', async () => {
-    const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: 135 };
-    const S = { src: '10.0.0.2', dst: '10.0.0.1', sp: 135, dp: 40000 };
-    const frames = [
-      tcpFrame({ ...C, flags: SYN, seq: 1000 }),
-      tcpFrame({ ...S, flags: SYN | ACK, seq: 5000, ack: 1001 }),
-      tcpFrame({ ...C, flags: ACK, seq: 1001, ack: 5001 }),
-    ];
-    const seq = [1001, 5001];
-    const say = (dir: 0 | 1, data: Uint8Array) => {
-      const [from, to] = dir === 0 ? [C, S] : [S, C];
-      frames.push(tcpFrame({ ...from, flags: ACK | PSH, seq: seq[dir], ack: seq[1 - dir], payload: data }));
-      seq[dir]! += data.length;
-      frames.push(tcpFrame({ ...to, flags: ACK, seq: seq[1 - dir], ack: seq[dir] }));
-    };
-    say(0, bind([[0, winreg, 1]]));
-    say(1, bindAck([0]));
-    for (const [k, flags] of [0x01, 0x00, 0x02].entries()) say(0, request(0, 15, [k, k, k], flags));
+    const frames = conversationFrames(135, [
+      [0, bind([[0, winreg, 1]])],
+      [1, bindAck([0])],
+      ...[0x01, 0x00, 0x02].map((flags, k): [0, Uint8Array] => [0, request(0, 15, [k, k, k], flags)]),
+    ]);
     const dir = mkdtempSync(join(tmpdir(), 'ids-dce-'));
     try {
       writeFileSync(
