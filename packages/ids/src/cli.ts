@@ -261,6 +261,7 @@ Example:
       mailParts: 0,
       mailRulesEvaluated: 0,
       dceCallsReassembled: 0,
+      dceSmbRequests: 0,
       stageInspections: 0,
       stagePortGroupOut: 0,
       stagePrefilterOut: 0,
@@ -386,6 +387,7 @@ Example:
       totals.mailParts += r.stats.mailParts;
       totals.mailRulesEvaluated += r.stats.mailRulesEvaluated;
       totals.dceCallsReassembled += r.stats.dceCallsReassembled;
+      totals.dceSmbRequests += r.stats.dceSmbRequests;
       totals.stageInspections += r.stats.stageInspections;
       totals.stagePortGroupOut += r.stats.stagePortGroupOut;
       totals.stagePrefilterOut += r.stats.stagePrefilterOut;

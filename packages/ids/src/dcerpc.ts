@@ -21,9 +21,10 @@
  * one is in the whole stub is reported as one more request (`stub`), whose interface is the first
  * fragment's context's and whose opnum is the first fragment's (Snort's Windows Vista and later policies); a
  * later fragment of another call is not taken (as a Windows server refuses it), a new first fragment starts
- * over, and a stub that reaches `dceDefragBytesMax` is reported as it stands and gathering goes on. Not
- * followed: DCE/RPC inside SMB named pipes (ports 139/445) and over HTTP (ncacn_http). Over UDP, fragments
- * are reassembled per flow (`DceDatagramDefrag`).
+ * over, and a stub that reaches `dceDefragBytesMax` is reported as it stands and gathering goes on.
+ * DCE/RPC inside SMB named pipes (ports 139/445) is followed by `SmbSession` (`src/smb.ts`), one
+ * `DceSession` a pipe. Not followed: DCE/RPC over HTTP (ncacn_http). Over UDP, fragments are reassembled
+ * per flow (`DceDatagramDefrag`).
  */
 
 import { concatBytes, copyBytes } from './stream.js';
@@ -46,7 +47,7 @@ export interface DceRequest {
   stubEnd: number;
   /**
    * The stub's bytes where they are not in the inspected data: a request that began in earlier deliveries,
-   * a call reassembled from its fragments (its whole stub).
+   * a call reassembled from its fragments (its whole stub), a request carried in SMB messages.
    */
   stub?: Uint8Array;
   /** A call reassembled from its fragments (then `first` is true). */
@@ -219,6 +220,11 @@ export class DceSession {
       (this.defrag[0]?.bytes ?? 0) +
       (this.defrag[1]?.bytes ?? 0)
     );
+  }
+
+  /** Whether direction `dir` is still followed (not stopped by bytes that are not DCE/RPC, or a gap). */
+  following(dir: 0 | 1): boolean {
+    return !this.dirs[dir]!.stopped;
   }
 
   /** Lets the held bytes go and follows the session no further (no memory for it). */

@@ -69,6 +69,7 @@ import {
   sipMethodMatch,
   sipStatMatch,
 } from './sip.js';
+import { SmbSession, smbPorts } from './smb.js';
 import { LengthSwitchedRegExp, type PcreExec, StepBoundedRegExp, StepsSyntaxError } from './steps.js';
 import {
   type Chunk,
@@ -1865,7 +1866,9 @@ interface FlowData {
   tlsNow: number;
   /** DCE/RPC over TCP (when dce_* rules are loaded), from the first stream data. */
   dce?: DceSession;
-  /** The DCE/RPC requests that start in the stream delivery under way. */
+  /** DCE/RPC in SMB named pipes (when dce_* rules are loaded), on a server port of `smbPorts`. */
+  smb?: SmbSession;
+  /** The DCE/RPC requests that start in the stream delivery under way (TCP or SMB). */
   dceNow?: DceRequest[];
   /** Connectionless DCE/RPC calls in fragments (when UDP dce_* rules are loaded), from the first one. */
   dceDatagram?: DceDatagramDefrag;
@@ -2012,6 +2015,8 @@ export interface EngineStats {
   mailRulesEvaluated: number;
   /** DCE/RPC calls sent in fragments and reassembled (over TCP and UDP; a stub at its bound counts too). */
   dceCallsReassembled: number;
+  /** DCE/RPC requests found in SMB named pipes (ports 139 and 445; reassembled calls included). */
+  dceSmbRequests: number;
   /** Rule evaluations the prefilter spared (their fast pattern was not in the bytes). */
   rulesPrefiltered: number;
   /** IPS: packets dropped, those rewritten by inline normalization, flows dropped; flows passed by a pass rule. */
@@ -2093,6 +2098,7 @@ export class Engine {
     mailParts: 0,
     mailRulesEvaluated: 0,
     dceCallsReassembled: 0,
+    dceSmbRequests: 0,
     rulesPrefiltered: 0,
     packetsDropped: 0,
     packetsRewritten: 0,
@@ -3745,11 +3751,18 @@ export class Engine {
       fd.sipNow = fd.sip[dir as 0 | 1].feed(chunk.data, this.deliveryGapBytes > 0);
     }
     if (this.dceRules) {
-      fd.dce ??= new DceSession();
-      fd.dceNow = fd.dce.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
+      // DCE/RPC in SMB named pipes on the SMB ports, straight over TCP elsewhere
+      if (fd.smb || (!fd.dce && smbPorts.has(fd.ports[1]))) {
+        fd.smb ??= new SmbSession();
+        fd.dceNow = fd.smb.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
+        this.stats.dceSmbRequests += fd.dceNow.length;
+      } else {
+        fd.dce ??= new DceSession();
+        fd.dceNow = fd.dce.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
+      }
       this.countReassembled(fd.dceNow);
     }
-    if (fd.sip || fd.dce) this.chargeTrackers(fd);
+    if (fd.sip || fd.dce || fd.smb) this.chargeTrackers(fd);
     this.runStream(f, fd, dir, st.window.subarray(0, st.len), newStart, out, st);
     if (this.httpOrdered.length > 0) this.httpFeed(f, fd, dir, chunk.data, out);
     if (this.mailOrdered.length > 0) this.mailFeed(f, fd, dir, chunk.data, out);
@@ -4020,12 +4033,14 @@ export class Engine {
     const held =
       (fd.sip ? fd.sip[0].heldBytes + fd.sip[1].heldBytes : 0) +
       (fd.dce?.heldBytes ?? 0) +
+      (fd.smb?.heldBytes ?? 0) +
       (fd.dceDatagram?.heldBytes ?? 0);
     const was = fd.trackerBytes ?? 0;
     if (held > was && !this.budget.take(held - was)) {
       fd.sip?.[0].drop();
       fd.sip?.[1].drop();
       fd.dce?.drop();
+      fd.smb?.drop();
       fd.dceDatagram?.drop();
       this.budget.give(was);
       fd.trackerBytes = 0;
@@ -4058,6 +4073,7 @@ export class Engine {
       fd.sip?.[0].drop();
       fd.sip?.[1].drop();
       fd.dce?.drop();
+      fd.smb?.drop();
       fd.dceDatagram?.drop();
     }
     if (fd.mail) {
