@@ -53,7 +53,8 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        1,000 packets fail (checksum offloading on the capturing host)
   --overlap-policy     which copy of overlapping TCP data counts: ${overlapPolicies.join(', ')}
                        (default windows, as Suricata's default host-os-policy)
-  --reassembly-depth   bytes of each stream direction reassembled (default 1mb; 0: no limit, as Suricata's)
+  --reassembly-depth   bytes of each stream direction reassembled (default 1mb; 0: no limit, as Suricata's;
+                       SMB connections, with DCE/RPC rules loaded, are reassembled whole)
   --stream-release     ack (default; immediate with --ips): inspect stream data once the receiver acknowledged it;
                        immediate: as soon as it is in order (inline)
   --workers N          inspect on N worker threads, flows hashed to workers (default 1: this thread);

@@ -3658,11 +3658,14 @@ export class Engine {
     const policy = this.opts.ips
       ? 'first'
       : (this.hostPolicies.find((h) => h.test(receiver))?.policy ?? this.opts.overlapPolicy ?? 'windows');
+    // an SMB connection followed for DCE/RPC is reassembled whole, as Suricata's smb stream-depth default
+    // (0: "track it completely"): its pipes' calls come after file copies of any size (PsExec)
+    const depth = this.dceRules && smbPorts.has(fd.ports[1]) ? 0 : this.opts.reassemblyDepthBytes;
     const st: DirStream = {
       r: new StreamReassembler(half.isnSet ? (half.isn + 1) >>> 0 : seq, {
         policy,
         budget: this.budget,
-        ...(this.opts.reassemblyDepthBytes !== undefined && { depthBytes: this.opts.reassemblyDepthBytes }),
+        ...(depth !== undefined && { depthBytes: depth }),
         ...(this.opts.streamBufferBytesMax !== undefined && {
           bufferBytesMax: this.opts.streamBufferBytesMax,
         }),

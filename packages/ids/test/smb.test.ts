@@ -6,7 +6,7 @@ import { captureIo, runCommand } from '@strata/cli';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DceRequest } from '../src/dcerpc.js';
-import { commands, Engine, encodePcap, readCapture, runCapture } from '../src/index.js';
+import { commands, Engine, type EngineOptions, encodePcap, readCapture, runCapture } from '../src/index.js';
 import { loadRules } from '../src/run.js';
 import { SmbSession, smbMessageHoldMax, smbPeekBytes, smbPipesMax } from '../src/smb.js';
 import { bind, bindAck, le16, le32, request } from './dce-wire.js';
@@ -562,8 +562,8 @@ describe('SMB named pipes in the engine', () => {
   ];
 
   /** A TCP connection from port 40000 to `dp` carrying the messages; the sids alerted. */
-  function run(dp: number, wire: Wire): { sids: number[]; e: Engine } {
-    const e = new Engine(loadRules(rules.join('\n'), 'r').rules, { streamRelease: 'immediate' });
+  function run(dp: number, wire: Wire, opts: EngineOptions = {}): { sids: number[]; e: Engine } {
+    const e = new Engine(loadRules(rules.join('\n'), 'r').rules, { streamRelease: 'immediate', ...opts });
     let ts = 0;
     const sids: number[] = [];
     for (const p of handshake('10.0.0.1', '10.0.0.2', 40000, dp)) e.inspect(p, ts++);
@@ -608,6 +608,25 @@ describe('SMB named pipes in the engine', () => {
     const elsewhere = run(4445, wire);
     expect(elsewhere.sids).toEqual([]);
     expect(elsewhere.e.stats.dceSmbRequests).toBe(0);
+  });
+
+  it('an SMB connection is reassembled past the reassembly depth: calls after a file copy are seen', () => {
+    // a file copied to a disk share (PsExec's first step), then the service created over svcctl
+    const copy: Wire = [[1, treeConnectReply(8, 'A:')]];
+    for (let k = 0; k < 8; k++)
+      copy.push([0, writeAndX(9, new Array(1000).fill(0x4d), { tid: 8, mid: 50 + k })]);
+    const opts = { reassemblyDepthBytes: 4096 };
+    expect(run(445, [...copy, ...wire], opts).sids.sort()).toEqual([1, 2, 2]);
+    // a connection that is not SMB keeps the depth: the same calls straight over TCP past it are not seen
+    const raw: Wire = [
+      // 8 requests before any bind (no interface): DCE/RPC the session follows, 8 KB of it
+      [0, new Array(8).fill(arr(request(0, 1, new Array(1000).fill(0)))).flat()],
+      [0, arr(bind([[0, svcctl, 2]]))],
+      [1, arr(bindAck([0]))],
+      [0, arr(request(0, 12, [...Buffer.from('..EVIL..')]))],
+    ];
+    expect(run(4445, raw).sids).toEqual([2]);
+    expect(run(4445, raw, opts).sids).toEqual([]);
   });
 
   it('a message in pieces is held, charged to the reassembly budget until it completes, all given back', () => {
