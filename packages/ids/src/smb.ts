@@ -71,6 +71,21 @@ interface Pipe {
   gap: [boolean, boolean];
 }
 
+/**
+ * One SMB1 command of a message's AndX chain: its code, where its words start and how many, where its bytes
+ * start and how many, the header's TID and MID, and whether the message was cut.
+ */
+interface Smb1Command {
+  cmd: number;
+  w: number;
+  wc: number;
+  bytesAt: number;
+  bc: number;
+  tid: number;
+  mid: number;
+  cut: boolean;
+}
+
 /** An SMB1 transaction on a pipe waiting for its secondary parts: the data still to come, where. */
 interface Transaction {
   pipe: string;
@@ -199,8 +214,9 @@ export class SmbSession {
       const bytesAt = w + 2 * wc + 2;
       if (bytesAt > m.length) return;
       const bc = u16(m, w + 2 * wc);
-      if (reply) this.smb1Reply(cmd, m, w, wc, bytesAt, bc, tid, mid, cut);
-      else this.smb1Request(cmd, m, w, wc, bytesAt, bc, tid, mid, cut);
+      const c: Smb1Command = { cmd, w, wc, bytesAt, bc, tid, mid, cut };
+      if (reply) this.smb1Reply(m, c);
+      else this.smb1Request(m, c);
       if (!andx.has(cmd) || wc < 2) return;
       const next = m[w]!;
       const nextOff = u16(m, w + 2);
@@ -210,17 +226,8 @@ export class SmbSession {
     }
   }
 
-  private smb1Request(
-    cmd: number,
-    m: Uint8Array,
-    w: number,
-    wc: number,
-    bytesAt: number,
-    bc: number,
-    tid: number,
-    mid: number,
-    cut: boolean,
-  ): void {
+  private smb1Request(m: Uint8Array, c: Smb1Command): void {
+    const { cmd, w, wc, bytesAt, bc, tid, mid, cut } = c;
     if (cmd === 0x04 && wc >= 3) {
       // CLOSE: the FID may be given to another file next
       this.close(`1:${u16(m, w)}`);
@@ -274,17 +281,8 @@ export class SmbSession {
     }
   }
 
-  private smb1Reply(
-    cmd: number,
-    m: Uint8Array,
-    w: number,
-    wc: number,
-    bytesAt: number,
-    bc: number,
-    tid: number,
-    mid: number,
-    cut: boolean,
-  ): void {
+  private smb1Reply(m: Uint8Array, c: Smb1Command): void {
+    const { cmd, w, wc, bytesAt, bc, tid, mid, cut } = c;
     if (cmd === 0x75) {
       // TREE_CONNECT_ANDX: the service the tree is ("IPC" for named pipes, "A:" a disk, "LPT1:" ...)
       if (wc < 2 || bc < 3) return;

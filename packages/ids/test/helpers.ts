@@ -109,12 +109,18 @@ export function tcpFrame(s: PktSpec = {}): Uint8Array {
 }
 
 /**
- * The frames of a TCP conversation from 10.0.0.1:40000 to 10.0.0.2:`sp`: the handshake (ISNs 1000 and
- * 5000), then each message in its direction (0: client to server) with PSH, acknowledged by the other side.
+ * The frames of a TCP conversation, by default from 10.0.0.1:40000 to 10.0.0.2:`serverPort`: the handshake
+ * (ISNs 1000 and 5000), then each message in its direction (0: client to server) with PSH, acknowledged by
+ * the other side; with `fin`, a FIN each way to close it.
  */
-export function conversationFrames(sp: number, messages: [0 | 1, Uint8Array][]): Uint8Array[] {
-  const C = { src: '10.0.0.1', dst: '10.0.0.2', sp: 40000, dp: sp };
-  const S = { src: '10.0.0.2', dst: '10.0.0.1', sp, dp: 40000 };
+export function conversationFrames(
+  messages: [0 | 1, Uint8Array | string][],
+  o: { serverPort: number; client?: string; clientPort?: number; server?: string; fin?: boolean },
+): Uint8Array[] {
+  const c = o.client ?? '10.0.0.1';
+  const s = o.server ?? '10.0.0.2';
+  const C = { src: c, dst: s, sp: o.clientPort ?? 40000, dp: o.serverPort };
+  const S = { src: s, dst: c, sp: o.serverPort, dp: C.sp };
   const frames = [
     tcpFrame({ ...C, flags: SYN, seq: 1000 }),
     tcpFrame({ ...S, flags: SYN | ACK, seq: 5000, ack: 1001 }),
@@ -126,6 +132,10 @@ export function conversationFrames(sp: number, messages: [0 | 1, Uint8Array][]):
     frames.push(tcpFrame({ ...from, flags: ACK | PSH, seq: seq[dir], ack: seq[1 - dir], payload: data }));
     seq[dir]! += data.length;
     frames.push(tcpFrame({ ...to, flags: ACK, seq: seq[1 - dir], ack: seq[dir] }));
+  }
+  if (o.fin) {
+    frames.push(tcpFrame({ ...C, flags: ACK | FIN, seq: seq[0], ack: seq[1] }));
+    frames.push(tcpFrame({ ...S, flags: ACK | FIN, seq: seq[1], ack: seq[0]! + 1 }));
   }
   return frames;
 }

@@ -23,7 +23,7 @@ import {
   runCapture,
 } from '../src/index.js';
 import { bind, bindAck, le16, le32, request, uuidLe } from './dce-wire.js';
-import { ACK, conversationFrames, FIN, handshake, PSH, pkt, SYN, tcpFrame } from './helpers.js';
+import { ACK, conversationFrames, FIN, handshake, PSH, pkt } from './helpers.js';
 
 const bin = (...b: number[]) => Uint8Array.from(b);
 const cat = (...parts: (Uint8Array | string)[]) =>
@@ -800,11 +800,14 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
   });
 
   it('strata ids --stats counts the calls reassembled, on one thread and on 2 workers', async () => {
-    const frames = conversationFrames(135, [
-      [0, bind([[0, winreg, 1]])],
-      [1, bindAck([0])],
-      ...[0x01, 0x00, 0x02].map((flags, k): [0, Uint8Array] => [0, request(0, 15, [k, k, k], flags)]),
-    ]);
+    const frames = conversationFrames(
+      [
+        [0, bind([[0, winreg, 1]])],
+        [1, bindAck([0])],
+        ...[0x01, 0x00, 0x02].map((flags, k): [0, Uint8Array] => [0, request(0, 15, [k, k, k], flags)]),
+      ],
+      { serverPort: 135 },
+    );
     const dir = mkdtempSync(join(tmpdir(), 'ids-dce-'));
     try {
       writeFileSync(
@@ -1056,24 +1059,10 @@ describe('FTP data connections on worker threads', () => {
   /** A capture's frames, one TCP connection at a time (handshake, segments each acknowledged, FIN both ways). */
   function connections() {
     const frames: Uint8Array[] = [];
-    const conn = (c: string, cp: number, s: string, sp: number, segments: [0 | 1, string][]) => {
-      const C = { src: c, dst: s, sp: cp, dp: sp };
-      const S = { src: s, dst: c, sp, dp: cp };
+    const conn = (c: string, cp: number, s: string, sp: number, segments: [0 | 1, string][]) =>
       frames.push(
-        tcpFrame({ ...C, flags: SYN, seq: 1000 }),
-        tcpFrame({ ...S, flags: SYN | ACK, seq: 5000, ack: 1001 }),
+        ...conversationFrames(segments, { client: c, clientPort: cp, server: s, serverPort: sp, fin: true }),
       );
-      frames.push(tcpFrame({ ...C, flags: ACK, seq: 1001, ack: 5001 }));
-      const seq = [1001, 5001];
-      for (const [d, text] of segments) {
-        const [from, to] = d === 0 ? [C, S] : [S, C];
-        frames.push(tcpFrame({ ...from, flags: ACK | PSH, seq: seq[d], ack: seq[1 - d], payload: text }));
-        seq[d]! += text.length;
-        frames.push(tcpFrame({ ...to, flags: ACK, seq: seq[1 - d], ack: seq[d] }));
-      }
-      frames.push(tcpFrame({ ...C, flags: ACK | FIN, seq: seq[0], ack: seq[1] }));
-      frames.push(tcpFrame({ ...S, flags: ACK | FIN, seq: seq[1], ack: seq[0]! + 1 }));
-    };
     const pcap = () => encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data })));
     return { conn, pcap };
   }

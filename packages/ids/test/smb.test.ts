@@ -651,8 +651,8 @@ describe('SMB named pipes in the engine', () => {
 
   it('strata ids finds them on one thread and on 2 workers, and counts them in --stats', async () => {
     const frames = conversationFrames(
-      445,
       wire.map(([dir, m]) => [dir, Uint8Array.from(m)]),
+      { serverPort: 445 },
     );
     const dir = mkdtempSync(join(tmpdir(), 'ids-smb-'));
     try {
