@@ -40,8 +40,8 @@ export interface DceRequest {
   /** The sender's integer byte order (data representation). */
   little: boolean;
   /**
-   * The stub data: offsets from the start of the inspected data. With `stub`, both are where the request's
-   * PDU ends in the inspected data (its last bytes are new there).
+   * The stub data: offsets from the start of the inspected data. With `stub` over TCP, both are where the
+   * request's PDU ends in the inspected stream data (its last bytes are new there).
    */
   stubStart: number;
   stubEnd: number;
@@ -57,7 +57,7 @@ export interface DceRequest {
 /** Contexts remembered per session, requests reported per delivery, bytes carried over at most. */
 export const dceContextsMax = 256;
 export const dceRequestsPerDeliveryMax = 64;
-/** Bytes of a PDU's start carried from one delivery to the next at most (a bind's context list). */
+/** Bytes of a bind's or bind_ack's start read at most (their context lists); a request is read whole. */
 export const dceCarryBytesMax = 1024;
 /**
  * Bytes of a fragmented call's stub gathered at most before it is reported as it stands (Snort's bound is

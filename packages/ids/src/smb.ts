@@ -35,7 +35,10 @@ export const smbPorts: ReadonlySet<number> = new Set([139, 445]);
 export const smbMessageHoldMax = 65_536 + 128;
 /** Pipes (open files followed) per connection at most; past it the least recently used is let go. */
 export const smbPipesMax = 16;
-/** Trees remembered, and requests waiting for their answer, per connection at most (oldest let go). */
+/**
+ * Trees remembered, and requests waiting for their answer (and SMB1 transactions for their secondary
+ * parts), per connection at most (the oldest let go).
+ */
 export const smbTreesMax = 64;
 export const smbPendingMax = 64;
 /** Bytes of a message that spans deliveries read before deciding to hold it (an SMB2 WRITE's FileId). */
@@ -107,8 +110,6 @@ export class SmbSession {
   private readonly pending = new Map<string, string>();
   /** SMB1 TransactNmPipe requests whose data continues in TRANSACTION_SECONDARY messages, by MID. */
   private readonly transactions = new Map<number, Transaction>();
-  /** DCE/RPC requests found in the pipes, since the session began. */
-  requests = 0;
   private out: DceRequest[] = [];
   /**
    * The message under way: where in the delivery its held part ends, and whether it lies wholly in the
@@ -411,7 +412,6 @@ export class SmbSession {
     p.gap[dir] = start + len > m.length;
     const found = p.dce.feed(dir, m.subarray(start, end), gap);
     for (const r of found) {
-      this.requests++;
       const stub = r.stub ?? m.subarray(start + r.stubStart, start + r.stubEnd);
       const { at, inPlace } = this.done;
       const from = at - m.length + start;
