@@ -20,6 +20,7 @@ import {
   readCapture,
   runCapture,
 } from '../src/index.js';
+import { damaged, mulberry32 } from './damage.js';
 import { alertLine, sharedIds } from './helpers.js';
 
 const { shared, have } = sharedIds('traces/ndpi-mix-a.pcap');
@@ -46,50 +47,6 @@ const words = [
   '\x05\x00\x0b\x03',
 ];
 
-/** A small seeded generator of numbers in [0, 1) (mulberry32), so that a failing seed replays exactly. */
-function mulberry32(seed: number): () => number {
-  let a = seed | 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
- * `packets` with a share `rate` damaged (bytes changed, half of them in the first 80; cut; a word spliced
- * into the payload) and some held back and replayed later, in the order they are to be pushed.
- */
-function damaged(packets: Packet[], rate: number, next: () => number): Packet[] {
-  const out: Packet[] = [];
-  const held: Packet[] = [];
-  for (const p of packets) {
-    let data = p.data;
-    if (next() < rate) {
-      data = Uint8Array.from(data);
-      for (let k = 1 + Math.floor(next() * 4); k > 0; k--) {
-        const at = next() < 0.5 ? next() * Math.min(80, data.length) : next() * data.length;
-        data[Math.floor(at)] = Math.floor(next() * 256);
-      }
-      if (next() < 0.1) data = data.subarray(0, Math.floor(next() * data.length));
-      if (next() < 0.3 && data.length > 60) {
-        const w = words[Math.floor(next() * words.length)]!;
-        const at = 54 + Math.floor(next() * (data.length - 54));
-        for (let k = 0; k < w.length && at + k < data.length; k++) data[at + k] = w.charCodeAt(k);
-      }
-    }
-    if (next() < rate / 4) {
-      held.push({ ...p, data });
-      continue;
-    }
-    if (held.length > 0 && next() < 0.3) for (const h of held.splice(0)) out.push(h);
-    out.push({ ...p, data });
-  }
-  for (const h of held) out.push(h);
-  return out;
-}
-
 /** The community rules and ndpi-mix-a's packets (each with bytes of its own, to damage). */
 async function material(): Promise<{ rules: Rule[]; packets: Packet[] }> {
   const rules = parseRules(readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'), 'community').rules;
@@ -115,7 +72,7 @@ describe.runIf(have)('the pipeline on a damaged capture (fuzz)', () => {
         async (seed, rate, opts) => {
           const next = mulberry32(seed);
           const pipe = new Pipeline(rules, opts);
-          for (const p of damaged(packets, rate, next)) pipe.push(p);
+          for (const p of damaged(packets, rate, next, words)) pipe.push(p);
           pipe.finish();
           expect(pipe.packets).toBe(packets.length);
           expect([...pipe.engine.ruleFaults]).toEqual([]);
@@ -133,7 +90,7 @@ describe.runIf(have)('the pipeline on a damaged capture (fuzz)', () => {
     try {
       const file = join(dir, 'damaged.pcap');
       // replayed packets go into the file in their new order, so their times step back: as a capture can
-      writeFileSync(file, encodePcap(damaged(packets, 0.05, mulberry32(20261205))));
+      writeFileSync(file, encodePcap(damaged(packets, 0.05, mulberry32(20261205), words)));
       // alerts of data flushed when a flow timed out keep all but their packet (helpers' alertLine)
       const key = (r: { alerts: Alert[] }) => r.alerts.map(alertLine).sort();
       const one = await runCapture(file, rules, { validateChecksums: 'auto' });

@@ -6,9 +6,19 @@ import { captureIo, runCommand } from '@strata/cli';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DceRequest } from '../src/dcerpc.js';
-import { commands, Engine, type EngineOptions, encodePcap, readCapture, runCapture } from '../src/index.js';
+import {
+  commands,
+  Engine,
+  type EngineOptions,
+  encodePcap,
+  type Packet,
+  Pipeline,
+  readCapture,
+  runCapture,
+} from '../src/index.js';
 import { loadRules } from '../src/run.js';
 import { SmbSession, smbMessageHoldMax, smbPeekBytes, smbPipesMax } from '../src/smb.js';
+import { damaged, mulberry32 } from './damage.js';
 import { bind, bindAck, le16, le32, request } from './dce-wire.js';
 import { ACK, conversationFrames, handshake, PSH, pkt, sharedIds } from './helpers.js';
 
@@ -672,17 +682,24 @@ describe('SMB named pipes in the engine', () => {
   });
 
   const { shared, have } = sharedIds('traces/suricata-verify-mix.pcap');
-  /** One component of the suricata-verify mix (its packets, by the trace's index) as a pcap. */
-  async function component(source: string): Promise<Buffer> {
+  /** Components of the suricata-verify mix (their packets, by the trace's index), read in one pass. */
+  async function components(sources: string[]): Promise<Packet[][]> {
     const index = JSON.parse(readFileSync(`${shared}traces/suricata-verify-mix.index.json`, 'utf8'));
-    const c = index.components.find((x: { source: string }) => x.source.endsWith(source));
-    const frames: { data: Uint8Array; tsUs: number }[] = [];
+    const spans = sources.map((src) => {
+      const c = index.components.find((x: { source: string }) => x.source.endsWith(src));
+      return { first: c.first_packet as number, last: c.first_packet + c.packets - 1 };
+    });
+    const out: Packet[][] = sources.map(() => []);
+    const end = Math.max(...spans.map((x) => x.last));
     let n = 0;
     for await (const p of readCapture(createReadStream(`${shared}traces/suricata-verify-mix.pcap`))) {
-      if (++n >= c.first_packet) frames.push({ data: new Uint8Array(p.data), tsUs: p.tsUs });
-      if (n === c.first_packet + c.packets - 1) break;
+      n++;
+      spans.forEach((x, k) => {
+        if (n >= x.first && n <= x.last) out[k]!.push({ ...p, data: Uint8Array.from(p.data) });
+      });
+      if (n === end) break;
     }
-    return encodePcap(frames);
+    return out;
   }
 
   // suricata-verify's cases for these captures (OISF/suricata-verify, tests/<name>/test.rules and
@@ -701,15 +718,69 @@ describe('SMB named pipes in the engine', () => {
         // smb2-04, a capture that starts mid-session (at.exe scheduling a job: NetrJobAdd)
         ['smb2-04/20171220_smb_at_schedule.pcap', `dce_iface:uuid ${atsvc}; dce_opnum:"0"`, 1],
       ];
-      for (const [source, opts, want] of cases) {
+      const captures = await components(cases.map((c) => c[0]));
+      for (const [k, [source, opts, want]] of cases.entries()) {
         const r = loadRules(`alert tcp any any -> any any (flow:to_server; ${opts}; sid:1;)`, 'r').rules;
-        const res = await runCapture(Readable.from([await component(source)]), r, {
+        const res = await runCapture(Readable.from([encodePcap(captures[k]!)]), r, {
           validateChecksums: false,
           midstream: true,
         });
         expect([source, res.alerts.length]).toEqual([source, want]);
         expect(res.stats.dceSmbRequests).toBeGreaterThanOrEqual(want);
       }
+    },
+    60_000,
+  );
+
+  // the captured sessions (psexec, at, net user, ctxid, lsarpc; SMB1 and SMB2) damaged at random: bytes
+  // changed, packets cut, SMB and DCE/RPC headers with lengths past every bound spliced in, packets
+  // replayed late. Nothing may throw, and no rule or packet inspection may fault.
+  it.runIf(have)(
+    'damaged SMB captures: no throw, no fault',
+    async () => {
+      const captures = await components([
+        'dcerpc-smb-test-01/input.pcap',
+        'dcerpc/dcerpc-smb-ctxid/input.pcap',
+        'smb-dce_iface/input.pcap',
+        'smb2-04/20171220_smb_at_schedule.pcap',
+        'smb2-06/20171220_smb_net_user.pcap',
+        'smb2-07/20171220_smb_psexec_add_user.pcap',
+      ]);
+      const packets = captures.flat();
+      const words = [
+        '\x00\xff\xff\xff\xffSMB',
+        '\x00\x00\x00\x40\xffSMB\x2f\x00\x00\x00\x00',
+        '\x00\x00\x01\x00\xfeSMB\x40\x00',
+        '\xfdSMB',
+        '\x85\x00\x00\x00',
+        '\x05\x00\x00\x03\x10\x00\x00\x00\xff\xff\x00\x00',
+        '\x05\x00\x0b\x03\x10\x00\x00\x00\x48\x00\x00\x00',
+        '\xff\xff\xff\xff\xff\xff\xff\xff',
+      ];
+      const r = loadRules(
+        [
+          ...rules,
+          `alert tcp any any -> any [139,445] (dce_iface:uuid ${atsvc}, any_frag; dce_stub_data; byte_test:4,>,0,0,dce; sid:3;)`,
+          'alert tcp any any -> any [139,445] (dce_opnum:"0-65535"; dce_stub_data; content:"|00|"; sid:4;)',
+        ].join('\n'),
+        'r',
+      ).rules;
+      // undamaged, they are SMB sessions with DCE/RPC calls in their pipes
+      const whole = new Pipeline(r, { validateChecksums: false, midstream: true });
+      for (const p of packets) whole.push(p);
+      whole.finish();
+      expect([packets.length, whole.engine.stats.dceSmbRequests]).toEqual([821, 87]);
+      await fc.assert(
+        fc.asyncProperty(fc.integer(), fc.constantFrom(0.05, 0.2, 0.5), async (seed, rate) => {
+          const pipe = new Pipeline(r, { validateChecksums: false, midstream: true });
+          for (const p of damaged(packets, rate, mulberry32(seed), words)) pipe.push(p);
+          pipe.finish();
+          expect(pipe.packets).toBe(packets.length);
+          expect([...pipe.engine.ruleFaults]).toEqual([]);
+          expect(pipe.engine.packetFaults).toEqual([]);
+        }),
+        { numRuns: 12 },
+      );
     },
     60_000,
   );
