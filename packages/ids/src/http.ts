@@ -13,7 +13,7 @@
  * Transfer-Encoding is what request smuggling is made of). Nothing here throws on input.
  */
 import { brotliDecompressSync, constants, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
-import { concatBytes } from './stream.js';
+import { concatBytes, copyBytes } from './stream.js';
 
 /** Bytes of the start line and header section of one message at most (beyond: truncated, anomaly). */
 export const httpHeaderBytesMax = 64 * 1024;
@@ -613,13 +613,15 @@ export class HttpParser {
     if (keep < decoded.length) m.bodyTruncated = true;
     if (keep > 0) {
       if (!this.hold(keep)) return;
-      this.bodyParts.push(decoded.slice(0, keep));
+      // copies: on a Node Buffer (what capture readers hand out) slice is a view that would pin the
+      // reader's whole chunk, charged as `keep` bytes, and see its later writes
+      this.bodyParts.push(copyBytes(decoded, 0, keep));
       this.kept += keep;
     }
     const rawKeep = Math.min(raw.length, this.bodyBytesMax - this.rawKept);
     if (rawKeep > 0) {
       if (!this.hold(rawKeep)) return;
-      this.rawParts.push(raw.slice(0, rawKeep));
+      this.rawParts.push(copyBytes(raw, 0, rawKeep));
       this.rawKept += rawKeep;
     }
   }
