@@ -1868,7 +1868,7 @@ interface FlowData {
   dce?: DceSession;
   /** DCE/RPC in SMB named pipes (when dce_* rules are loaded), on a server port of `smbPorts`. */
   smb?: SmbSession;
-  /** The DCE/RPC requests that start in the stream delivery under way (TCP or SMB). */
+  /** The DCE/RPC requests that complete in the stream delivery under way (TCP or SMB). */
   dceNow?: DceRequest[];
   /** Connectionless DCE/RPC calls in fragments (when UDP dce_* rules are loaded), from the first one. */
   dceDatagram?: DceDatagramDefrag;
@@ -3660,7 +3660,7 @@ export class Engine {
       : (this.hostPolicies.find((h) => h.test(receiver))?.policy ?? this.opts.overlapPolicy ?? 'windows');
     // an SMB connection followed for DCE/RPC is reassembled whole, as Suricata's smb stream-depth default
     // (0: "track it completely"): its pipes' calls come after file copies of any size (PsExec)
-    const depth = this.dceRules && smbPorts.has(fd.ports[1]) ? 0 : this.opts.reassemblyDepthBytes;
+    const depth = this.smbFlow(fd) ? 0 : this.opts.reassemblyDepthBytes;
     const st: DirStream = {
       r: new StreamReassembler(half.isnSet ? (half.isn + 1) >>> 0 : seq, {
         policy,
@@ -3755,7 +3755,7 @@ export class Engine {
     }
     if (this.dceRules) {
       // DCE/RPC in SMB named pipes on the SMB ports, straight over TCP elsewhere
-      if (fd.smb || (!fd.dce && smbPorts.has(fd.ports[1]))) {
+      if (fd.smb || (!fd.dce && this.smbFlow(fd))) {
         fd.smb ??= new SmbSession();
         fd.dceNow = fd.smb.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
         this.stats.dceSmbRequests += fd.dceNow.length;
@@ -4021,6 +4021,11 @@ export class Engine {
     }
     sortPrefix(cand, n);
     return n;
+  }
+
+  /** Whether the flow is read as SMB for its DCE/RPC pipes: DCE/RPC rules loaded, an SMB server port. */
+  private smbFlow(fd: FlowData): boolean {
+    return this.dceRules && smbPorts.has(fd.ports[1]);
   }
 
   /** Counts the DCE/RPC calls among `reqs` reassembled from fragments (`EngineStats.dceCallsReassembled`). */

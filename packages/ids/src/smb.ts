@@ -159,18 +159,20 @@ export class SmbSession {
   private wanted(dir: 0 | 1, h: Uint8Array): boolean {
     if (h.length < 4 || h[1] !== 0x53 || h[2] !== 0x4d || h[3] !== 0x42) return false;
     if (h[0] === 0xff) {
-      if (h.length < 33 + 28 || m1Chained(h)) return true;
+      // the first command's words follow the header's 32 bytes and the word count
+      const w = 33;
+      if (h.length < w + 28 || m1Chained(h)) return true;
       const cmd = h[4]!;
-      if (dir === 0 && cmd === 0x2f) return this.takes(u16(h, 24), `1:${u16(h, 37)}`);
-      if (dir === 1 && cmd === 0x2e) return this.awaited(`1:${u16(h, 30)}`);
+      if (dir === 0 && cmd === 0x2f) return this.takes(u16(h, 24), smb1Key(h, w + 4));
+      if (dir === 1 && cmd === 0x2e) return this.awaited(smb1Key(h, 30));
       return true;
     }
     if (h[0] !== 0xfe) return false;
     if (h.length < 96 || u32(h, 20) !== 0) return true;
     const cmd = u16(h, 12);
     const async = (u32(h, 16) & 2) !== 0;
-    if (dir === 0 && cmd === 0x09 && !async) return this.takes(u32(h, 36), hex(h, 80, 16));
-    if (dir === 1 && cmd === 0x08) return this.awaited(`2:${u32(h, 24)}:${u32(h, 28)}`);
+    if (dir === 0 && cmd === 0x09 && !async) return this.takes(u32(h, 36), smb2FileId(h, 64 + 16));
+    if (dir === 1 && cmd === 0x08) return this.awaited(smb2MessageId(h, 0));
     return true;
   }
 
@@ -202,7 +204,7 @@ export class SmbSession {
     if (reply !== (dir === 1)) return;
     const status = u32(m, 5);
     if (reply && status !== statusOk && status !== statusBufferOverflow) {
-      this.pending.delete(`1:${u16(m, 30)}`);
+      this.pending.delete(smb1Key(m, 30));
       return;
     }
     const tid = u16(m, 24);
@@ -231,7 +233,7 @@ export class SmbSession {
     const { cmd, w, wc, bytesAt, bc, tid, mid, cut } = c;
     if (cmd === 0x04 && wc >= 3) {
       // CLOSE: the FID may be given to another file next
-      this.close(`1:${u16(m, w)}`);
+      this.close(smb1Key(m, w));
       return;
     }
     if (this.trees.get(tid) === false) return;
@@ -243,19 +245,19 @@ export class SmbSession {
         start += 2;
         len -= 2;
       }
-      this.write(`1:${u16(m, w + 4)}`, 0, m, start, len);
+      this.write(smb1Key(m, w + 4), 0, m, start, len);
     } else if (cmd === 0x0b && wc >= 5 && bc >= 3 && m[bytesAt] === 0x01) {
       // WRITE: FID; the data block (buffer format 1, length) in the bytes
-      this.write(`1:${u16(m, w)}`, 0, m, bytesAt + 3, u16(m, bytesAt + 1));
+      this.write(smb1Key(m, w), 0, m, bytesAt + 3, u16(m, bytesAt + 1));
     } else if ((cmd === 0x2e && wc >= 10) || (cmd === 0x0a && wc >= 5)) {
       // READ_ANDX, READ: the answer carries the pipe's bytes back
-      this.expect(`1:${mid}`, `1:${u16(m, cmd === 0x2e ? w + 4 : w)}`);
+      this.expect(smb1Key(m, 30), smb1Key(m, cmd === 0x2e ? w + 4 : w));
     } else if (cmd === 0x25 && wc >= 16 && m[w + 26]! >= 2 && u16(m, w + 28) === transactNmPipe) {
       // TRANSACTION, TransactNmPipe: setup words (subcommand, FID); data count and offset
-      const pipe = `1:${u16(m, w + 30)}`;
+      const pipe = smb1Key(m, w + 30);
       const total = u16(m, w + 2);
       const count = u16(m, w + 22);
-      this.expect(`1:${mid}`, pipe);
+      this.expect(smb1Key(m, 30), pipe);
       this.transactions.delete(mid);
       if (total > count) {
         if (this.transactions.size >= smbPendingMax)
@@ -283,7 +285,7 @@ export class SmbSession {
   }
 
   private smb1Reply(m: Uint8Array, c: Smb1Command): void {
-    const { cmd, w, wc, bytesAt, bc, tid, mid, cut } = c;
+    const { cmd, w, wc, bytesAt, bc, tid, cut } = c;
     if (cmd === 0x75) {
       // TREE_CONNECT_ANDX: the service the tree is ("IPC" for named pipes, "A:" a disk, "LPT1:" ...)
       if (wc < 2 || bc < 3) return;
@@ -291,21 +293,22 @@ export class SmbSession {
       this.tree(tid, ipc);
       return;
     }
-    const pipe = this.pending.get(`1:${mid}`);
+    const midKey = smb1Key(m, 30);
+    const pipe = this.pending.get(midKey);
     if (pipe === undefined) return;
     if (cmd === 0x2e && wc >= 12) {
       // READ_ANDX: DataLength, DataOffset, DataLengthHigh
-      this.pending.delete(`1:${mid}`);
+      this.pending.delete(midKey);
       const start = u16(m, w + 12);
       this.write(pipe, 1, m, start, dataLength(m, start, u16(m, w + 10), u16(m, w + 14), cut));
     } else if (cmd === 0x0a && wc >= 5 && bc >= 3 && m[bytesAt] === 0x01) {
-      this.pending.delete(`1:${mid}`);
+      this.pending.delete(midKey);
       this.write(pipe, 1, m, bytesAt + 3, u16(m, bytesAt + 1));
     } else if (cmd === 0x25 && wc >= 10) {
       // TRANSACTION (one of possibly several parts): DataCount, DataOffset, DataDisplacement
       const total = u16(m, w + 2);
       const count = u16(m, w + 12);
-      if (u16(m, w + 16) + count >= total) this.pending.delete(`1:${mid}`);
+      if (u16(m, w + 16) + count >= total) this.pending.delete(midKey);
       this.write(pipe, 1, m, u16(m, w + 14), count);
     }
   }
@@ -331,9 +334,9 @@ export class SmbSession {
     const status = u32(m, h + 8);
     const async = (u32(m, h + 16) & 2) !== 0;
     const tree = async ? undefined : u32(m, h + 36);
-    const id = `2:${u32(m, h + 24)}:${u32(m, h + 28)}`;
+    const id = smb2MessageId(m, h);
     const b = h + 64;
-    const fileId = (at: number) => (at + 16 <= m.length ? hex(m, at, 16) : undefined);
+    const fileId = (at: number) => (at + 16 <= m.length ? smb2FileId(m, at) : undefined);
     if (!reply) {
       if (cmd === 0x06 && b + 24 <= m.length) {
         // CLOSE: FileId
@@ -437,6 +440,19 @@ function dataLength(m: Uint8Array, start: number, low: number, high: number, cut
 /** Whether an SMB1 message's first command (one with an AndX block) chains another. */
 function m1Chained(h: Uint8Array): boolean {
   return andx.has(h[4]!) && h[32]! >= 2 && h[33] !== 0xff;
+}
+
+/** Map keys: an SMB1 FID or MID at `m[at]`; the MessageId of the SMB2 header at `m[h]`; an SMB2 FileId. */
+function smb1Key(m: Uint8Array, at: number): string {
+  return `1:${u16(m, at)}`;
+}
+
+function smb2MessageId(m: Uint8Array, h: number): string {
+  return `2:${u32(m, h + 24)}:${u32(m, h + 28)}`;
+}
+
+function smb2FileId(m: Uint8Array, at: number): string {
+  return hex(m, at, 16);
 }
 
 function hex(b: Uint8Array, at: number, n: number): string {
