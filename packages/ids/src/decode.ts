@@ -463,18 +463,27 @@ function l4ChecksumOk(d: Decoded, b: Uint8Array, o: number, end: number): boolea
 }
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-/** Ranges at least this long are summed four bytes at a time (`wordSum`). */
-const wordSumWideMin = 32;
+/**
+ * Ranges at least this long are summed four bytes at a time (`wordSum`): below it the two-byte loop is
+ * cheaper than the wide path's fixed cost (40 bytes in 42 ns against 68; even at about 96).
+ */
+const wordSumWideMin = 96;
+/**
+ * Aligned words summed between folds: four sums of at most 2^20 words below 2^32 each stay exact in a
+ * double (under 2^53).
+ */
+const wordSumFoldWords = 1 << 20;
 /** A 32-bit view of the memory of the frames summed last (the capture reader's chunk): one per chunk. */
-let words: Int32Array<ArrayBufferLike> = new Int32Array(0);
+let words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
 let wordsOf: ArrayBufferLike | undefined;
 
 /**
  * The sum of `b[from, to)` as big-endian 16-bit words (an odd last byte padded with zero), congruent
  * modulo 0xffff to RFC 1071's sum and 0 only when every byte is: the one's-complement sum, unfolded. A
- * long range is read as aligned 32-bit words through a view of the whole buffer: on a little-endian host
- * each holds two byte-swapped 16-bit words when it starts at an even distance from `from` (a byte swap
- * multiplies by 256 modulo 0xffff, so the swapped words' folded sum is swapped back) and two words in
+ * long range is read as aligned 32-bit words through a view of the whole buffer and summed as such (a
+ * word is its high 16 bits times 2^16 plus its low 16, and 2^16 is 1 modulo 0xffff): on a little-endian
+ * host each holds two byte-swapped 16-bit words when it starts at an even distance from `from` (a byte
+ * swap multiplies by 256 modulo 0xffff, so the swapped words' folded sum is swapped back) and two words in
  * place when at an odd one (RFC 1071 2(B)).
  */
 export function wordSum(b: Uint8Array, from: number, to: number): number {
@@ -487,7 +496,7 @@ export function wordSum(b: Uint8Array, from: number, to: number): number {
   }
   if (b.buffer !== wordsOf) {
     wordsOf = b.buffer;
-    words = new Int32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
+    words = new Uint32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
   }
   // the bytes before the first aligned word and after the last, each in its place in its 16-bit word
   const base = b.byteOffset;
@@ -499,25 +508,36 @@ export function wordSum(b: Uint8Array, from: number, to: number): number {
   const w0 = (base + i) >>> 2;
   const w1 = (base + to) >>> 2;
   for (let j = (w1 << 2) - base; j < to; j++) sum += (j - from) & 1 ? b[j]! : b[j]! << 8;
-  // two words a turn, in two sums, from a local: 1,460 bytes in 247 ns against 381 with one sum
+  // whole words in four sums (doubles, from a local): a 1,460-byte range in 375 ns and a 536-byte one in
+  // 182, against 510 and 221 as two sums of the words' 16-bit halves
   const ws = words; // a local: the module's binding is read again at every use
-  let odd = 0;
-  let even = 0;
-  let w = w0;
-  for (; w + 1 < w1; w += 2) {
-    const x = ws[w]!;
-    const y = ws[w + 1]!;
-    even += (x & 0xffff) + (x >>> 16);
-    odd += (y & 0xffff) + (y >>> 16);
+  let mid = 0;
+  for (let w = w0; w < w1; ) {
+    const stop = Math.min(w1, w + wordSumFoldWords);
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (; w + 3 < stop; w += 4) {
+      s0 += ws[w]!;
+      s1 += ws[w + 1]!;
+      s2 += ws[w + 2]!;
+      s3 += ws[w + 3]!;
+    }
+    for (; w < stop; w++) s0 += ws[w]!;
+    mid = fold16(mid + s0 + s1 + s2 + s3);
   }
-  if (w < w1) even += (ws[w]! & 0xffff) + (ws[w]! >>> 16);
-  let mid = even + odd;
-  // folded by 32-bit operators below 2^32, by division past it (a range of more than 128 KiB), where they
-  // would drop its top (a double's % took about 20 ns of a 40-byte range's 41)
-  while (mid > 0xffff)
-    mid = mid < 0x100000000 ? (mid & 0xffff) + (mid >>> 16) : (mid % 0x10000) + Math.floor(mid / 0x10000);
   if (((i - from) & 1) === 1) return sum + mid;
   return sum + (((mid & 0xff) << 8) | (mid >>> 8));
+}
+
+/** `x` (a whole number below 2^53) folded to at most 0xffff, congruent modulo 0xffff, 0 only if it was. */
+function fold16(x: number): number {
+  while (x > 0xffff) {
+    const high = Math.floor(x / 0x10000);
+    x = x - high * 0x10000 + high;
+  }
+  return x;
 }
 
 function transport(d: PacketRecord, b: Uint8Array, o: number, end: number): DecodeFailure | undefined {

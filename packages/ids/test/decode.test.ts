@@ -78,7 +78,7 @@ describe('decoding details', () => {
           const b = buf.subarray(lead);
           const from = Math.min(x, y, b.length);
           const to = Math.min(Math.max(x, y), b.length);
-          if (to - from >= 32) wide++;
+          if (to - from >= 96) wide++; // decode.ts wordSumWideMin
           expect(fold(wordSum(b, from, to))).toBe(plain(b, from, to));
         },
       ),
@@ -87,7 +87,7 @@ describe('decoding details', () => {
     expect(wide).toBeGreaterThan(500); // the aligned-word path was taken
   });
 
-  it('sums ranges whose words add up past 2^32 (3 MiB of 0xff)', () => {
+  it('sums ranges whose words add up past 2^32 and past 2^53 (3 and 9 MiB of 0xff)', () => {
     const fold = (x: number) => {
       while (x > 0xffff) x = (x & 0xffff) + (x >>> 16);
       return x;
@@ -102,9 +102,13 @@ describe('decoding details', () => {
       [(3 << 20) + 1, 0],
       [3 << 20, 1],
       [1 << 19, 0],
+      [(9 << 20) + 3, 2], // more than 2^21 words, whose sum as doubles would lose its low bits unfolded
     ] as const) {
       const buf = new Uint8Array(lead + n).fill(0xff);
       buf[lead + n - 1] = 0x01;
+      // an even word among them (a word's low byte, at a multiple of 4): their sum is odd, which a double
+      // past 2^53 cannot hold
+      buf[1004] = 0xfe;
       const b = buf.subarray(lead);
       expect(fold(wordSum(b, 0, n))).toBe(plain(b));
     }
