@@ -21,6 +21,58 @@ describe('flow table', () => {
     expect(t.size).toBe(1);
   });
 
+  it("sweeps by each timeout class's head as it is: its time kept beside the list, its class the list's (property)", () => {
+    type Inside = {
+      expiryHead: (Flow | undefined)[];
+      expiryHeadLast: Float64Array;
+      classOf(f: Flow): number;
+    };
+    const step = fc.record({
+      a: fc.nat(2),
+      sp: fc.integer({ min: 1, max: 4 }),
+      udp: fc.boolean(),
+      rev: fc.boolean(),
+      flags: fc.constantFrom(SYN, SYN | ACK, ACK, FIN | ACK, RST),
+      // mostly forward, sometimes past a timeout, sometimes back (captures are not always in time order)
+      dt: fc.integer({ min: -3, max: 40 }),
+    });
+    let alone = 0;
+    fc.assert(
+      fc.property(
+        fc.array(step, { maxLength: 200, size: 'max' }),
+        fc.integer({ min: 1, max: 16 }),
+        fc.array(fc.integer({ min: 5, max: 60 }), { minLength: 5, maxLength: 5 }),
+        (steps, flowsMax, [tcpNewUs, tcpEstablishedUs, tcpClosedUs, newUs, establishedUs]) => {
+          const t = new FlowTable({
+            hashKey: key,
+            flowsMax,
+            timeouts: { tcpNewUs, tcpEstablishedUs, tcpClosedUs, newUs, establishedUs },
+          });
+          const inside = t as unknown as Inside;
+          let now = 1000;
+          for (const x of steps) {
+            now += x.dt;
+            const ends = [`10.0.0.${x.a}`, '10.0.1.1'] as const;
+            const [src, dst, sp, dp] = x.rev ? [ends[1], ends[0], 80, x.sp] : [ends[0], ends[1], x.sp, 80];
+            t.track(pkt({ src, dst, sp, dp, proto: x.udp ? 17 : 6, flags: x.flags }), now);
+            for (let c = 0; c < 5; c++) {
+              const head = inside.expiryHead[c];
+              expect(inside.expiryHeadLast[c]).toBe(head ? head.lastUs : Number.POSITIVE_INFINITY);
+              let n = 0;
+              for (let f = head; f; f = f.expiryNext) {
+                expect(inside.classOf(f)).toBe(c);
+                n++;
+              }
+              if (n === 1) alone++;
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(alone).toBeGreaterThan(1000); // a flow alone in its list, touched: first and last at once
+  });
+
   it('keeps distinct 5-tuples apart and never exceeds its bound (property)', () => {
     const tuple = fc.record({
       a: fc.nat(3),
