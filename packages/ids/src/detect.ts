@@ -1866,8 +1866,16 @@ interface FlowData {
   tlsNow: number;
   /** DCE/RPC over TCP (when dce_* rules are loaded), from the first stream data. */
   dce?: DceSession;
-  /** DCE/RPC in SMB named pipes (when dce_* rules are loaded), on a server port of `smbPorts`. */
+  /**
+   * DCE/RPC in SMB named pipes (when dce_* rules are loaded): on a server port of `smbPorts`, or where the
+   * connection's first bytes are an SMB message (`smbSniff`).
+   */
   smb?: SmbSession;
+  /**
+   * Off the SMB ports, while the first bytes do not yet tell SMB from DCE/RPC straight over TCP: each
+   * direction's first bytes so far (at most `smbSniffBytes`).
+   */
+  smbSniff?: [number[], number[]];
   /** The DCE/RPC requests that complete in the stream delivery under way (TCP or SMB). */
   dceNow?: DceRequest[];
   /** Connectionless DCE/RPC calls in fragments (when UDP dce_* rules are loaded), from the first one. */
@@ -2042,6 +2050,9 @@ export interface EngineStats {
   /** Rule evaluations the all-strings check spared (a content other than the fast pattern was absent). */
   rulesAllStringsFiltered: number;
 }
+
+/** First bytes of a direction that tell SMB from DCE/RPC off the SMB ports (`Engine.smbSniff`). */
+const smbSniffBytes = 8;
 
 export class Engine {
   readonly compiled: Compiled[] = [];
@@ -3660,7 +3671,7 @@ export class Engine {
       : (this.hostPolicies.find((h) => h.test(receiver))?.policy ?? this.opts.overlapPolicy ?? 'windows');
     // an SMB connection followed for DCE/RPC is reassembled whole, as Suricata's smb stream-depth default
     // (0: "track it completely"): its pipes' calls come after file copies of any size (PsExec)
-    const depth = this.smbFlow(fd) ? 0 : this.opts.reassemblyDepthBytes;
+    const depth = fd.smb !== undefined || this.smbFlow(fd) ? 0 : this.opts.reassemblyDepthBytes;
     const st: DirStream = {
       r: new StreamReassembler(half.isnSet ? (half.isn + 1) >>> 0 : seq, {
         policy,
@@ -3754,8 +3765,10 @@ export class Engine {
       fd.sipNow = fd.sip[dir as 0 | 1].feed(chunk.data, this.deliveryGapBytes > 0);
     }
     if (this.dceRules) {
-      // DCE/RPC in SMB named pipes on the SMB ports, straight over TCP elsewhere
-      if (fd.smb || (!fd.dce && this.smbFlow(fd))) {
+      // DCE/RPC in SMB named pipes on the SMB ports and where the first bytes are SMB, else straight over TCP
+      if (!fd.smb && !fd.dce && !this.smbFlow(fd) && !this.smbSniff(fd, dir as 0 | 1, chunk.data))
+        fd.dceNow = [];
+      else if (fd.smb || (!fd.dce && this.smbFlow(fd))) {
         fd.smb ??= new SmbSession();
         fd.dceNow = fd.smb.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
         this.stats.dceSmbRequests += fd.dceNow.length;
@@ -4026,6 +4039,35 @@ export class Engine {
   /** Whether the flow is read as SMB for its DCE/RPC pipes: DCE/RPC rules loaded, an SMB server port. */
   private smbFlow(fd: FlowData): boolean {
     return this.dceRules && smbPorts.has(fd.ports[1]);
+  }
+
+  /**
+   * Off the SMB ports: whether the connection's first bytes decide it, in direction `dir` given `data` next.
+   * SMB when a direction's first message is a NetBIOS session message holding an SMB1 or SMB2 header (a
+   * session message type 0x00, and 0xff or 0xfe then "SMB" after its 4-byte header: what Snort 3's wizard
+   * takes for dce_smb on any port); then the flow gets an SMB reader, fed the first bytes held so far, and
+   * its streams lose their depth. Otherwise, once a direction's first byte is not 0x00 (a DCE/RPC PDU's is
+   * its version, 5) or its first 8 bytes are not that, DCE/RPC straight over TCP, fed the same. Until then
+   * (at most 7 bytes a direction, cut as an evader would) nothing is decided and nothing read.
+   */
+  private smbSniff(fd: FlowData, dir: 0 | 1, data: Uint8Array): boolean {
+    const sniff = (fd.smbSniff ??= [[], []]);
+    const first = sniff[dir];
+    const before = [Uint8Array.from(sniff[0]), Uint8Array.from(sniff[1])];
+    for (let i = 0; i < data.length && first.length < smbSniffBytes; i++) first.push(data[i]!);
+    if (first.length === 0 || (first[0] === 0x00 && first.length < smbSniffBytes)) return false;
+    const smb =
+      first[0] === 0x00 &&
+      (first[4] === 0xff || first[4] === 0xfe) &&
+      first[5] === 0x53 &&
+      first[6] === 0x4d &&
+      first[7] === 0x42;
+    fd.smbSniff = undefined;
+    const reader = smb ? (fd.smb = new SmbSession()) : (fd.dce = new DceSession());
+    // the bytes held from earlier deliveries, each direction's in order, before this delivery's
+    for (const d of [0, 1] as const) if (before[d]!.length > 0) reader.feed(d, before[d]!, false);
+    if (smb) for (const st of fd.streams) st?.r.keepWhole();
+    return true;
   }
 
   /** Counts the DCE/RPC calls among `reqs` reassembled from fragments (`EngineStats.dceCallsReassembled`). */

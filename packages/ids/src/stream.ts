@@ -237,7 +237,11 @@ export class StreamReassembler {
   private contig = 0;
   bufferedBytes = 0;
   readonly policy: OverlapPolicy;
-  readonly depthBytes: number;
+  /** Bytes of the stream kept at most (`StreamOptions.depthBytes`; Infinity: no depth). */
+  get depthBytes(): number {
+    return this.depth;
+  }
+  private depth: number;
   readonly bufferBytesMax: number;
   readonly segmentsMax: number;
   private readonly budget: ReassemblyBudget;
@@ -254,7 +258,7 @@ export class StreamReassembler {
   constructor(baseSeq: number, opts: StreamOptions = {}) {
     this.releasedSeq = baseSeq >>> 0;
     this.policy = opts.policy ?? 'windows';
-    this.depthBytes = opts.depthBytes === 0 ? Number.POSITIVE_INFINITY : (opts.depthBytes ?? 2 ** 20);
+    this.depth = opts.depthBytes === 0 ? Number.POSITIVE_INFINITY : (opts.depthBytes ?? 2 ** 20);
     this.bufferBytesMax = opts.bufferBytesMax ?? 256 * 1024;
     this.segmentsMax = opts.segmentsMax ?? 1024;
     this.budget = opts.budget ?? new ReassemblyBudget();
@@ -286,6 +290,11 @@ export class StreamReassembler {
    */
   overlapped = false;
 
+  /** From now on the stream has no depth: kept whole (a connection found to be SMB after it began). */
+  keepWhole(): void {
+    this.depth = Number.POSITIVE_INFINITY;
+  }
+
   /** Adds a segment's payload. */
   insert(seq: number, payload: Uint8Array): InsertResult {
     this.overlapped = false;
@@ -303,11 +312,11 @@ export class StreamReassembler {
       data = data.subarray(this.released - off);
       off = this.released;
     }
-    if (off >= this.depthBytes) {
+    if (off >= this.depth) {
       this.stats.beyondDepth++;
       return 'beyond-depth';
     }
-    if (off + data.length > this.depthBytes) data = data.subarray(0, this.depthBytes - off);
+    if (off + data.length > this.depth) data = data.subarray(0, this.depth - off);
     const last = this.pieces[this.pieces.length - 1];
     const lastEnd = last ? last.off + last.data.length : this.released;
     if (off === this.contig && lastEnd === this.contig) {

@@ -606,7 +606,7 @@ describe('SMB named pipes in the engine', () => {
     [0, transactNmPipe(1, arr(request(0, 12, [...Buffer.from('..good..')])), { tid: 7, mid: 3 })],
   ];
 
-  it('rules on 139 and 445 see the requests in the pipes; the same bytes on another port are not SMB', () => {
+  it('rules on 139 and 445 see the requests in the pipes; on another port SMB is known by its first bytes', () => {
     const on445 = run(445, wire);
     expect(on445.sids.sort()).toEqual([1, 2, 2]);
     expect(on445.e.stats.dceSmbRequests).toBe(2);
@@ -617,9 +617,33 @@ describe('SMB named pipes in the engine', () => {
       [dir, m.slice(50)],
     ]);
     expect(run(445, split).sids.sort()).toEqual([1, 2, 2]);
+    // on 4445 the rule for any port sees them (the one for 139 and 445 does not): the first message is
+    // a NetBIOS session message holding an SMB header, as Snort 3's wizard takes dce_smb anywhere
     const elsewhere = run(4445, wire);
-    expect(elsewhere.sids).toEqual([]);
-    expect(elsewhere.e.stats.dceSmbRequests).toBe(0);
+    expect(elsewhere.sids).toEqual([2, 2]);
+    expect(elsewhere.e.stats.dceSmbRequests).toBe(2);
+    // those first bytes cut one a segment, in both directions, before either has shown 8
+    const [first, ...rest] = wire;
+    const second = rest[0]!;
+    const trickle: Wire = [
+      [first![0], first![1].slice(0, 1)],
+      [second[0], second[1].slice(0, 3)],
+      ...first![1].slice(1, 8).map((b): [0 | 1, number[]] => [first![0], [b]]),
+      [first![0], first![1].slice(8)],
+      [second[0], second[1].slice(3)],
+      ...rest.slice(1),
+    ];
+    expect(run(4445, trickle).sids).toEqual([2, 2]);
+    // an SMB2 session (0xfe "SMB") likewise: its three calls read from the pipe
+    const { wire: wire2, want: want2 } = smb2Session();
+    expect(run(4445, wire2).e.stats.dceSmbRequests).toBe(want2.length);
+    // NetBIOS framing around something else: not SMB, and nothing is read as DCE/RPC
+    const notSmb: Wire = wire.map(([dir, m]) => [dir, [...m.slice(0, 4), 0xfd, ...m.slice(5)]]);
+    const other = run(4445, notSmb);
+    expect(other.sids).toEqual([]);
+    expect(other.e.stats.dceSmbRequests).toBe(0);
+    // and on 445 the same bytes are not SMB either: the port decides there
+    expect(run(445, notSmb).sids).toEqual([]);
   });
 
   it('an SMB connection is reassembled past the reassembly depth: calls after a file copy are seen', () => {
@@ -629,6 +653,10 @@ describe('SMB named pipes in the engine', () => {
       copy.push([0, writeAndX(9, new Array(1000).fill(0x4d), { tid: 8, mid: 50 + k })]);
     const opts = { reassemblyDepthBytes: 4096 };
     expect(run(445, [...copy, ...wire], opts).sids.sort()).toEqual([1, 2, 2]);
+    // an SMB connection known by its first bytes too: by the server's (its stream then made without a
+    // depth), and by the client's, whose stream had one until they showed SMB
+    expect(run(4445, [...copy, ...wire], opts).sids).toEqual([2, 2]);
+    expect(run(4445, [...copy.slice(1), ...wire], opts).sids).toEqual([2, 2]);
     // a connection that is not SMB keeps the depth: the same calls straight over TCP past it are not seen
     const raw: Wire = [
       // 8 requests before any bind (no interface): DCE/RPC the session follows, 8 KB of it
