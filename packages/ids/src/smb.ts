@@ -110,6 +110,12 @@ export class SmbSession {
   private readonly pending = new Map<string, string>();
   /** SMB1 TransactNmPipe requests whose data continues in TRANSACTION_SECONDARY messages, by MID. */
   private readonly transactions = new Map<number, Transaction>();
+  /**
+   * In an SMB2 compound request under way, the file its previous command named: a related command's FileId
+   * of all ones (MS-SMB2 3.2.4.1.4) means that one. A CREATE names its file `smb2Created` of its MessageId
+   * until its answer gives the FileId (`smb2Opened`).
+   */
+  private chainFile: string | undefined;
   private out: DceRequest[] = [];
   /**
    * The message under way: where in the delivery its held part ends, and whether it lies wholly in the
@@ -316,6 +322,7 @@ export class SmbSession {
   /** An SMB2/3 message: each header of its compound chain. */
   private smb2(dir: 0 | 1, m: Uint8Array): void {
     let off = 0;
+    this.chainFile = undefined;
     for (let k = 0; k < smbChainMax && off + 64 <= m.length; k++) {
       if (m[off] !== 0xfe || m[off + 1] !== 0x53 || m[off + 2] !== 0x4d || m[off + 3] !== 0x42) return;
       if (u16(m, off + 4) !== 64) return;
@@ -336,8 +343,21 @@ export class SmbSession {
     const tree = async ? undefined : u32(m, h + 36);
     const id = smb2MessageId(m, h);
     const b = h + 64;
-    const fileId = (at: number) => (at + 16 <= m.length ? smb2FileId(m, at) : undefined);
+    const related = (u32(m, h + 16) & 4) !== 0;
+    // a request's file: a related command's all-ones FileId is the previous command's file
+    const fileId = (at: number) => {
+      if (at + 16 > m.length) return undefined;
+      let f = smb2FileId(m, at);
+      if (!reply && related && f === smb2FileIdLast && this.chainFile !== undefined) f = this.chainFile;
+      if (!reply) this.chainFile = f;
+      return f;
+    };
     if (!reply) {
+      if (cmd === 0x05) {
+        // CREATE: its file has no FileId until the answer
+        this.chainFile = smb2Created(id);
+        return;
+      }
       if (cmd === 0x06 && b + 24 <= m.length) {
         // CLOSE: FileId
         this.close(fileId(b + 8)!);
@@ -353,9 +373,12 @@ export class SmbSession {
         const f = fileId(b + 16);
         if (f) this.expect(id, f);
       } else if (cmd === 0x0b && b + 32 <= m.length && u32(m, b + 4) === fsctlPipeTransceive) {
-        // IOCTL FSCTL_PIPE_TRANSCEIVE: FileId, InputOffset, InputCount
+        // IOCTL FSCTL_PIPE_TRANSCEIVE: FileId, InputOffset, InputCount; the answer by MessageId too
         const f = fileId(b + 8);
-        if (f) this.write(f, 0, m, h + u32(m, b + 24), u32(m, b + 28));
+        if (f) {
+          this.write(f, 0, m, h + u32(m, b + 24), u32(m, b + 28));
+          this.expect(id, f);
+        }
       }
       return;
     }
@@ -366,14 +389,28 @@ export class SmbSession {
     if (cmd === 0x03 && b + 3 <= m.length && tree !== undefined) {
       // TREE_CONNECT: ShareType (1 disk, 2 pipe, 3 printer)
       this.tree(tree, m[b + 2] === 2);
+    } else if (cmd === 0x05 && b + 80 <= m.length) {
+      // CREATE: the FileId (after the times, sizes and attributes) of a file related commands used
+      this.smb2Opened(smb2Created(id), smb2FileId(m, b + 64));
     } else if (cmd === 0x08 && pipe !== undefined && b + 8 <= m.length) {
       // READ: DataOffset (one byte), DataLength
       this.write(pipe, 1, m, h + m[b + 2]!, u32(m, b + 4));
     } else if (cmd === 0x0b && b + 40 <= m.length && u32(m, b + 4) === fsctlPipeTransceive) {
-      // IOCTL: FileId, OutputOffset, OutputCount
-      const f = fileId(b + 8);
+      // IOCTL: OutputOffset, OutputCount; the request's file (its FileId may have been a related one's)
+      const f = pipe ?? fileId(b + 8);
       if (f) this.write(f, 1, m, h + u32(m, b + 32), u32(m, b + 36));
     }
+  }
+
+  /** A CREATE's answer: the pipe its related commands opened as `created` is file `key` from now on. */
+  private smb2Opened(created: string, key: string): void {
+    const p = this.pipes.get(created);
+    if (p !== undefined) {
+      this.pipes.delete(created);
+      this.close(key);
+      this.pipes.set(key, p);
+    }
+    for (const [id, f] of this.pending) if (f === created) this.pending.set(id, key);
   }
 
   private close(key: string): void {
@@ -453,6 +490,14 @@ function smb2MessageId(m: Uint8Array, h: number): string {
 
 function smb2FileId(m: Uint8Array, at: number): string {
   return hex(m, at, 16);
+}
+
+/** An SMB2 FileId of all ones: in a related command, the file of the command before it. */
+const smb2FileIdLast = 'f'.repeat(32);
+
+/** The file a CREATE opens until its answer gives its FileId, by the CREATE's MessageId. */
+function smb2Created(messageId: string): string {
+  return `create:${messageId}`;
 }
 
 function hex(b: Uint8Array, at: number, n: number): string {

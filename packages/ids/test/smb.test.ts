@@ -139,14 +139,22 @@ const close1 = (fid: number, o: { tid?: number; mid?: number } = {}) =>
 /** An SMB2 header (64 bytes); `next` chains a compound message. */
 function smb2Header(
   cmd: number,
-  o: { reply?: boolean; async?: boolean; id?: number; tree?: number; status?: number; next?: number },
+  o: {
+    reply?: boolean;
+    async?: boolean;
+    related?: boolean;
+    id?: number;
+    tree?: number;
+    status?: number;
+    next?: number;
+  },
 ) {
   return [
     ...[0xfe, 0x53, 0x4d, 0x42, ...le16(64), ...le16(1)],
     ...le32(o.status ?? 0),
     ...le16(cmd),
     ...le16(1),
-    ...le32((o.reply ? 1 : 0) | (o.async ? 2 : 0)),
+    ...le32((o.reply ? 1 : 0) | (o.async ? 2 : 0) | (o.related ? 4 : 0)),
     ...le32(o.next ?? 0),
     ...le32(o.id ?? 0),
     ...le32(0),
@@ -155,8 +163,32 @@ function smb2Header(
     ...new Array(24).fill(0),
   ];
 }
-const fileId = (n: number) => [...le32(n), ...le32(0), ...le32(n), ...le32(0)];
-type H2 = { id?: number; tree?: number; status?: number; next?: number; async?: boolean };
+const fileId = (n: number) =>
+  n === lastFile ? new Array(16).fill(0xff) : [...le32(n), ...le32(0), ...le32(n), ...le32(0)];
+/** CREATE of a pipe by name (the body's fields up to the name; none of them read). */
+const create2 = (name: string, o: H2 = {}) => {
+  const utf16 = [...Buffer.from(name, 'utf16le')];
+  return [
+    ...smb2Header(5, o),
+    ...le16(57),
+    ...new Array(42).fill(0),
+    ...le16(120),
+    ...le16(utf16.length),
+  ].concat(le32(0), le32(0), utf16);
+};
+/** CREATE's answer: FileId `f` after the times, sizes and attributes (89-byte body). */
+const create2Reply = (f: number, o: H2 = {}) => [
+  ...smb2Header(5, { ...o, reply: true }),
+  ...le16(89),
+  ...new Array(62).fill(0),
+  ...fileId(f),
+  ...le32(0),
+  ...le32(0),
+  0,
+];
+type H2 = { id?: number; tree?: number; status?: number; next?: number; async?: boolean; related?: boolean };
+/** A related command's FileId (MS-SMB2 3.2.4.1.4): all ones, the file of the command before it. */
+const lastFile = -1;
 const write2 = (f: number, data: number[], o: H2 = {}) => [
   ...smb2Header(9, o),
   ...[...le16(49), ...le16(112), ...le32(data.length), ...le32(0), ...le32(0), ...fileId(f)],
@@ -304,6 +336,84 @@ describe('SMB named pipes (DCE/RPC over SMB1 and SMB2)', () => {
   it('SMB2: WRITE, READ answered after STATUS_PENDING, IOCTL FSCTL_PIPE_TRANSCEIVE, compound messages', () => {
     const { wire, want } = smb2Session();
     expect(seen(requestsOf(wire))).toEqual(want);
+  });
+
+  it('SMB2 related compounds: a pipe opened, bound and read in one message, known by its FileId after', () => {
+    const write2Reply = (o: H2) => [
+      ...smb2Header(9, { ...o, reply: true }),
+      ...le16(17),
+      ...new Array(15).fill(0),
+    ];
+    const stub = [...Buffer.from('NetrJobAdd')];
+    const wire: Wire = [
+      [1, nbss(treeConnect2Reply(5, 2))],
+      // CREATE, then WRITE (the bind) and READ on its file: FileId all ones, the related flag
+      [
+        0,
+        nbss(
+          compound(
+            (next) => create2('atsvc', { id: 30, tree: 5, next }),
+            (next) => write2(lastFile, arr(bind([[1, atsvc, 1]])), { id: 31, tree: 5, next, related: true }),
+            (next) => read2(lastFile, { id: 32, tree: 5, next, related: true }),
+          ),
+        ),
+      ],
+      [
+        1,
+        nbss(
+          compound(
+            (next) => create2Reply(9, { id: 30, next }),
+            (next) => write2Reply({ id: 31, next }),
+            (next) => read2Reply(arr(bindAck([0])), { id: 32, next }),
+          ),
+        ),
+      ],
+      // the call on the FileId the CREATE's answer gave
+      [0, nbss(ioctl2(9, arr(request(1, 0, stub)), { id: 33, tree: 5 }))],
+      // a second pipe: CREATE and a related IOCTL (the bind), answered with the IOCTL's FileId all ones
+      [
+        0,
+        nbss(
+          compound(
+            (next) => create2('svcctl', { id: 40, tree: 5, next }),
+            (next) => ioctl2(lastFile, arr(bind([[0, svcctl, 2]])), { id: 41, tree: 5, next, related: true }),
+          ),
+        ),
+      ],
+      [
+        1,
+        nbss(
+          compound(
+            (next) => create2Reply(12, { id: 40, next }),
+            (next) => ioctl2Reply(lastFile, arr(bindAck([0])), { id: 41, next }),
+          ),
+        ),
+      ],
+      // all-ones FileIds that are not related ones: a command without the flag, and one first in its message
+      [
+        0,
+        nbss(
+          compound(
+            (next) => ioctl2(12, arr(request(0, 15, [7])), { id: 42, tree: 5, next }),
+            (next) => write2(lastFile, arr(request(0, 15, [8])), { id: 43, tree: 5, next }),
+            (next) => ioctl2(12, arr(request(0, 15, [6])), { id: 44, tree: 5, next }),
+          ),
+        ),
+      ],
+      [0, nbss(write2(lastFile, arr(request(0, 15, [9])), { id: 45, tree: 5, related: true }))],
+    ];
+    const session = new SmbSession();
+    expect(seen(requestsOf(wire, session))).toEqual([
+      `${atsvc} 0 ${hexOf(stub)}`,
+      `${svcctl} 15 07`,
+      '- 15 08',
+      `${svcctl} 15 06`,
+      '- 15 09',
+    ]);
+    // each pipe under its FileId only: none left under the name its CREATE gave it before the answer
+    const pipes = (session as unknown as { pipes: Map<string, unknown> }).pipes;
+    expect([...pipes.keys()].filter((k) => !/^[0-9a-f]{32}$/.test(k))).toEqual([]);
+    expect(pipes.size).toBe(3);
   });
 
   it('offsets: where the stub lies in the delivery when the message is wholly in it, else where it ends', () => {
