@@ -255,6 +255,12 @@ export class SmbSession {
     } else if (cmd === 0x0b && wc >= 5 && bc >= 3 && m[bytesAt] === 0x01) {
       // WRITE: FID; the data block (buffer format 1, length) in the bytes
       this.write(smb1Key(m, w), 0, m, bytesAt + 3, u16(m, bytesAt + 1));
+    } else if (cmd === 0x2c && (wc === 6 || wc === 12) && bc >= 1) {
+      // WRITE_AND_CLOSE (MS-CIFS 2.2.4.40): FID, CountOfBytesToWrite; the data after one pad byte; then
+      // the FID is closed (a call sent so gets no answer, but the server reads it)
+      const key = smb1Key(m, w);
+      this.write(key, 0, m, bytesAt + 1, u16(m, w + 2));
+      this.close(key);
     } else if ((cmd === 0x2e && wc >= 10) || (cmd === 0x0a && wc >= 5)) {
       // READ_ANDX, READ: the answer carries the pipe's bytes back
       this.expect(smb1Key(m, 30), smb1Key(m, cmd === 0x2e ? w + 4 : w));

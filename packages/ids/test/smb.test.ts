@@ -135,6 +135,15 @@ const treeConnectReply = (tid: number, service: string) =>
   ]);
 const close1 = (fid: number, o: { tid?: number; mid?: number } = {}) =>
   nbss([...smb1Header(0x04, o), ...block([...le16(fid), ...le32(0)], [])]);
+/** WRITE_AND_CLOSE request (MS-CIFS 2.2.4.40.1): 6 words, or 12 with the reserved ones; a pad byte. */
+const writeAndClose = (fid: number, data: number[], o: { tid?: number; mid?: number; long?: boolean } = {}) =>
+  nbss([
+    ...smb1Header(0x2c, o),
+    ...block(
+      [...le16(fid), ...le16(data.length), ...le32(0), ...le32(0), ...(o.long ? new Array(12).fill(0) : [])],
+      [0, ...data],
+    ),
+  ]);
 
 /** An SMB2 header (64 bytes); `next` chains a compound message. */
 function smb2Header(
@@ -486,6 +495,26 @@ describe('SMB named pipes (DCE/RPC over SMB1 and SMB2)', () => {
       [0, nbss(write2(9, arr(request(1, 0, [5])), { id: 4 }))],
     ];
     expect(seen(requestsOf(bound, t))).toEqual([`${atsvc} 0 05`]);
+  });
+
+  it('SMB1 WRITE_AND_CLOSE: its data goes through the pipe, then the FID is closed', () => {
+    const s = new SmbSession();
+    const wire: Wire = [
+      [0, writeReadAndX(3, arr(bind([[0, svcctl, 2]])), { tid: 9, mid: 4 })],
+      [1, writeReadAndXReply(arr(bindAck([0])), { tid: 9, mid: 4 })],
+      [0, writeAndClose(3, arr(request(0, 12, [...Buffer.from('EVIL')])), { tid: 9, mid: 5 })],
+      // closed: the same FID's next call belongs to a pipe never bound
+      [0, writeAndX(3, arr(request(0, 12, [1])), { tid: 9, mid: 6 })],
+      // the 12-word form on a second pipe
+      [0, writeReadAndX(4, arr(bind([[1, atsvc, 1]])), { tid: 9, mid: 7 })],
+      [1, writeReadAndXReply(arr(bindAck([0])), { tid: 9, mid: 7 })],
+      [0, writeAndClose(4, arr(request(1, 0, [2])), { tid: 9, mid: 8, long: true })],
+    ];
+    expect(seen(requestsOf(wire, s))).toEqual([
+      `${svcctl} 12 ${hexOf([...Buffer.from('EVIL')])}`,
+      '- 12 01',
+      `${atsvc} 0 02`,
+    ]);
   });
 
   it(`at most ${smbPipesMax} pipes: the least recently used is let go`, () => {
