@@ -116,6 +116,11 @@ export class SmbSession {
    * until its answer gives the FileId (`smb2Opened`).
    */
   private chainFile: string | undefined;
+  /**
+   * Per direction, the pipe whose raw data the next message is (SMB1 WRITE_RAW from the client, READ_RAW
+   * from the server: MS-CIFS 2.2.4.25, 2.2.4.22): a NetBIOS message of bare data, no SMB header.
+   */
+  private readonly raw: [string | undefined, string | undefined] = [undefined, undefined];
   private out: DceRequest[] = [];
   /**
    * The message under way: where in the delivery its held part ends, and whether it lies wholly in the
@@ -163,6 +168,13 @@ export class SmbSession {
    * not DCE/RPC, nor a lone read's answer that no followed pipe waits for (file transfers, mostly).
    */
   private wanted(dir: 0 | 1, h: Uint8Array): boolean {
+    const raw = this.raw[dir];
+    if (raw !== undefined) {
+      // bare data: held for a followed pipe, else passed over (a file's raw read) and expected no more
+      if (this.pipes.get(raw)?.dce.following(dir)) return true;
+      this.raw[dir] = undefined;
+      return false;
+    }
     if (h.length < 4 || h[1] !== 0x53 || h[2] !== 0x4d || h[3] !== 0x42) return false;
     if (h[0] === 0xff) {
       // the first command's words follow the header's 32 bytes and the word count
@@ -198,6 +210,13 @@ export class SmbSession {
 
   /** One NetBIOS session message (`cut`: only its first bytes, the rest skipped). */
   private message(dir: 0 | 1, m: Uint8Array, cut: boolean): void {
+    const raw = this.raw[dir];
+    if (raw !== undefined) {
+      // bare data for a raw write or read (a cut one: the pipe sees the gap)
+      this.raw[dir] = undefined;
+      this.write(raw, dir, m, 0, cut ? m.length + 1 : m.length);
+      return;
+    }
     if (m.length < 4 || m[1] !== 0x53 || m[2] !== 0x4d || m[3] !== 0x42) return;
     if (m[0] === 0xff) this.smb1(dir, m, cut);
     else if (m[0] === 0xfe) this.smb2(dir, m);
@@ -211,6 +230,8 @@ export class SmbSession {
     const status = u32(m, 5);
     if (reply && status !== statusOk && status !== statusBufferOverflow) {
       this.pending.delete(smb1Key(m, 30));
+      // a raw write refused: no bare data follows
+      if (m[4] === 0x1d) this.raw[0] = undefined;
       return;
     }
     const tid = u16(m, 24);
@@ -255,6 +276,16 @@ export class SmbSession {
     } else if (cmd === 0x0b && wc >= 5 && bc >= 3 && m[bytesAt] === 0x01) {
       // WRITE: FID; the data block (buffer format 1, length) in the bytes
       this.write(smb1Key(m, w), 0, m, bytesAt + 3, u16(m, bytesAt + 1));
+    } else if (cmd === 0x1d && (wc === 12 || wc === 14)) {
+      // WRITE_RAW (MS-CIFS 2.2.4.25): FID, CountOfBytes; DataLength and DataOffset of the part in this
+      // message; the rest comes as the client's next message, bare
+      const key = smb1Key(m, w);
+      const first = u16(m, w + 20);
+      this.write(key, 0, m, u16(m, w + 22), first);
+      if (u16(m, w + 2) > first) this.raw[0] = key;
+    } else if (cmd === 0x1a && (wc === 8 || wc === 10)) {
+      // READ_RAW (MS-CIFS 2.2.4.22): the server's next message is the FID's data, bare
+      this.raw[1] = smb1Key(m, w);
     } else if (cmd === 0x2c && (wc === 6 || wc === 12) && bc >= 1) {
       // WRITE_AND_CLOSE (MS-CIFS 2.2.4.40): FID, CountOfBytesToWrite; the data after one pad byte; then
       // the FID is closed (a call sent so gets no answer, but the server reads it)

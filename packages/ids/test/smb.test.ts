@@ -135,6 +135,27 @@ const treeConnectReply = (tid: number, service: string) =>
   ]);
 const close1 = (fid: number, o: { tid?: number; mid?: number } = {}) =>
   nbss([...smb1Header(0x04, o), ...block([...le16(fid), ...le32(0)], [])]);
+/** WRITE_RAW request (MS-CIFS 2.2.4.25.1, 12 words): `total` bytes, the first of them in it after a pad. */
+const writeRaw = (fid: number, total: number, first: number[], o: { tid?: number; mid?: number } = {}) =>
+  nbss([
+    ...smb1Header(0x1d, o),
+    ...block(
+      [...le16(fid), ...le16(total), ...le16(0), ...le32(0), ...le32(0), ...le16(0), ...le32(0)].concat(
+        le16(first.length),
+        le16(60),
+      ),
+      [0, ...first],
+    ),
+  ]);
+/** WRITE_RAW's interim answer (Available), or a refusal by its status. */
+const writeRawInterim = (o: { tid?: number; mid?: number; status?: number } = {}) =>
+  nbss([...smb1Header(0x1d, { ...o, reply: true }), ...block([...le16(0xffff)], [])]);
+/** READ_RAW request (MS-CIFS 2.2.4.22.1, 8 words): the answer is the data, bare. */
+const readRaw = (fid: number, o: { tid?: number; mid?: number } = {}) =>
+  nbss([
+    ...smb1Header(0x1a, o),
+    ...block([...le16(fid), ...le32(0), ...le16(4096), ...le16(0), ...le32(0), ...le16(0)], []),
+  ]);
 /** WRITE_AND_CLOSE request (MS-CIFS 2.2.4.40.1): 6 words, or 12 with the reserved ones; a pad byte. */
 const writeAndClose = (fid: number, data: number[], o: { tid?: number; mid?: number; long?: boolean } = {}) =>
   nbss([
@@ -495,6 +516,42 @@ describe('SMB named pipes (DCE/RPC over SMB1 and SMB2)', () => {
       [0, nbss(write2(9, arr(request(1, 0, [5])), { id: 4 }))],
     ];
     expect(seen(requestsOf(bound, t))).toEqual([`${atsvc} 0 05`]);
+  });
+
+  it("SMB1 WRITE_RAW and READ_RAW: the bare message after them is the pipe's data, held when in pieces", () => {
+    const stub = new Array(200).fill(0x41);
+    const req = arr(request(0, 12, stub));
+    const bare = nbss(req.slice(10));
+    const wire: Wire = [
+      [0, writeAndX(5, arr(bind([[0, svcctl, 2]])), { tid: 9, mid: 4 })],
+      // the bind_ack read raw: the answer is the data alone
+      [0, readRaw(5, { tid: 9, mid: 5 })],
+      [1, nbss(arr(bindAck([0])))],
+      // a call written raw: its first 10 bytes in the request, the rest bare after the interim answer, in
+      // two pieces (past the bytes a message's first piece is judged by)
+      [0, writeRaw(5, req.length, req.slice(0, 10), { tid: 9, mid: 6 })],
+      [1, writeRawInterim({ tid: 9, mid: 6 })],
+      [0, bare.slice(0, 120)],
+      [0, bare.slice(120)],
+      // refused: the client's next message is SMB again
+      [0, writeRaw(5, 100, [], { tid: 9, mid: 7 })],
+      [1, writeRawInterim({ tid: 9, mid: 7, status: 0xc0000022 })],
+      [0, writeAndX(5, arr(request(0, 13, [3])), { tid: 9, mid: 8 })],
+    ];
+    expect(seen(requestsOf(wire))).toEqual([`${svcctl} 12 ${hexOf(stub)}`, `${svcctl} 13 03`]);
+    // a raw read of a file no pipe was written to: its data passed over unheld, the next message SMB
+    const t = new SmbSession();
+    const file = nbss(new Array(300).fill(0x42));
+    const other: Wire = [
+      [0, readRaw(6, { tid: 9, mid: 20 })],
+      [1, file.slice(0, 120)],
+      [1, file.slice(120)],
+      [0, transactNmPipe(7, arr(bind([[0, svcctl, 2]])), { tid: 9, mid: 21 })],
+      [1, transactReply(arr(bindAck([0])), { tid: 9, mid: 21 })],
+      [0, writeAndX(7, arr(request(0, 14, [4])), { tid: 9, mid: 22 })],
+    ];
+    expect(seen(requestsOf(other, t))).toEqual([`${svcctl} 14 04`]);
+    expect(t.heldBytes).toBe(0);
   });
 
   it('SMB1 WRITE_AND_CLOSE: its data goes through the pipe, then the FID is closed', () => {
