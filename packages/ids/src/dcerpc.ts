@@ -23,8 +23,9 @@
  * later fragment of another call is not taken (as a Windows server refuses it), a new first fragment starts
  * over, and a stub that reaches `dceDefragBytesMax` is reported as it stands and gathering goes on.
  * DCE/RPC inside SMB named pipes (ports 139/445) is followed by `SmbSession` (`src/smb.ts`), one
- * `DceSession` a pipe. Not followed: DCE/RPC over HTTP (ncacn_http). Over UDP, fragments are reassembled
- * per flow (`DceDatagramDefrag`).
+ * `DceSession` a pipe. DCE/RPC over HTTP v1 (ncacn_http, MS-RPCH) is followed over TCP where its
+ * preamble leads the connection (`RpcHttpPreamble`). Over UDP, fragments are reassembled per flow
+ * (`DceDatagramDefrag`).
  */
 
 import { concatBytes, copyBytes } from './stream.js';
@@ -204,6 +205,14 @@ interface Context {
 
 /** A connection-oriented session: both directions' PDUs, the contexts offered and accepted. */
 export class DceSession {
+  /**
+   * `overHttp`: a connection of its own (not an SMB pipe), whose first bytes may be an RPC over HTTP v1
+   * preamble (`RpcHttpPreamble`) to pass over.
+   */
+  constructor(overHttp = false) {
+    this.preamble = overHttp ? new RpcHttpPreamble() : undefined;
+  }
+  private readonly preamble: RpcHttpPreamble | undefined;
   /** Contexts by id, accepted by the server. */
   private readonly bound = new Map<number, Context>();
   /** Offered by the client, in order, waiting for the server's answer. */
@@ -244,7 +253,20 @@ export class DceSession {
       this.defrag[dir] = undefined;
     }
     const out: DceRequest[] = [];
-    d.feed(data, (b, at, avail, little, base) => this.pdu(dir, b, at, avail, little, out, base));
+    // the preamble's bytes passed over; the PDUs' offsets then count from the delivery's first byte
+    const from = this.preamble ? this.preamble.pass(dir, data) : 0;
+    if (from === preambleRefused) {
+      d.stopped = true;
+      return out;
+    }
+    d.feed(from === 0 ? data : data.subarray(from), (b, at, avail, little, base) =>
+      this.pdu(dir, b, at, avail, little, out, base),
+    );
+    if (from > 0)
+      for (const r of out) {
+        r.stubStart += from;
+        r.stubEnd += from;
+      }
     return out;
   }
 
@@ -393,6 +415,93 @@ interface Defrag {
  * DCE/RPC inspectors hand detection whole PDUs; a bind's or bind_ack's context list (up to
  * `dceCarryBytesMax`); the common header of the others, whose rest is passed over.
  */
+/** `RpcHttpPreamble.pass`: the bytes were not what a preamble is. */
+const preambleRefused = -1;
+/** A preamble's HTTP head (RPC_CONNECT request, the proxy's answer) read at most this long. */
+export const rpcHttpHeadBytesMax = 8192;
+const ascii = (t: string) => Uint8Array.from(t, (c) => c.charCodeAt(0));
+/** The server's first bytes on an RPC over HTTP v1 server (MS-RPCH 2.1.1.1; Snort 3's dce_http_server). */
+const ncacnHttp = ascii('ncacn_http/1.0');
+/** A client's request to an RPC over HTTP v1 proxy (MS-RPCH; Snort 3's dce_http_proxy), and its answer. */
+const rpcConnect = ascii('RPC_CONNECT');
+const httpAnswer = ascii('HTTP/1.');
+
+/**
+ * What leads a connection that carries DCE/RPC over HTTP v1 (MS-RPCH), passed over before the PDUs, as
+ * Snort 3's dce_http_server and dce_http_proxy inspectors hand the rest to its TCP one: a server's
+ * "ncacn_http/1.0"; or a client's "RPC_CONNECT ..." request head and the proxy's "HTTP/1.x ..." answer, each
+ * to its blank line (CR optional; at most `rpcHttpHeadBytesMax`). A direction whose first byte is a PDU's
+ * (version 5) has none; bytes that start like one and then differ stop the direction (as other bytes that
+ * are not DCE/RPC do).
+ */
+class RpcHttpPreamble {
+  /** Per direction: deciding, a marker under way, the head to its blank line, done. */
+  private readonly mode: ('start' | 'marker' | 'head' | 'done')[] = ['start', 'start'];
+  private readonly marker: (Uint8Array | undefined)[] = [undefined, undefined];
+  private readonly matched = [0, 0];
+  /** Bytes of the head read, and whether the last one ended a line (CRs aside). */
+  private readonly headBytes = [0, 0];
+  private readonly lineEnd = [false, false];
+  /** The client asked a proxy (RPC_CONNECT): the server's answer is HTTP. */
+  private proxy = false;
+
+  /**
+   * Passes over the preamble's bytes at the start of `data`, the next bytes of direction `dir`: where the
+   * PDUs start in it (its length when all of it was preamble), or `preambleRefused` when it was not one.
+   */
+  pass(dir: 0 | 1, data: Uint8Array): number {
+    let i = 0;
+    while (i < data.length) {
+      const mode = this.mode[dir];
+      if (mode === 'done') return i;
+      if (mode === 'start') {
+        const c = data[i]!;
+        const m =
+          dir === 1 && c === ncacnHttp[0]
+            ? ncacnHttp
+            : dir === 0 && c === rpcConnect[0]
+              ? rpcConnect
+              : dir === 1 && this.proxy && c === httpAnswer[0]
+                ? httpAnswer
+                : undefined;
+        if (m === undefined) {
+          this.mode[dir] = 'done';
+          return i;
+        }
+        this.marker[dir] = m;
+        this.mode[dir] = 'marker';
+      } else if (mode === 'marker') {
+        const m = this.marker[dir]!;
+        for (; i < data.length && this.matched[dir]! < m.length; i++, this.matched[dir]!++)
+          if (data[i] !== m[this.matched[dir]!]) {
+            this.mode[dir] = 'done';
+            return preambleRefused;
+          }
+        if (this.matched[dir]! < m.length) return i;
+        if (m === rpcConnect) this.proxy = true;
+        this.mode[dir] = m === ncacnHttp ? 'done' : 'head';
+      } else {
+        for (; i < data.length; i++) {
+          const c = data[i]!;
+          if (++this.headBytes[dir]! > rpcHttpHeadBytesMax) {
+            this.mode[dir] = 'done';
+            return preambleRefused;
+          }
+          if (c === 0x0d) continue;
+          if (c !== 0x0a) this.lineEnd[dir] = false;
+          else if (!this.lineEnd[dir]) this.lineEnd[dir] = true;
+          else {
+            this.mode[dir] = 'done';
+            return i + 1;
+          }
+        }
+        return i;
+      }
+    }
+    return i;
+  }
+}
+
 class CoDirection {
   stopped = false;
   /** Bytes of the current PDU still to come, passed over. */

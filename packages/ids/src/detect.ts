@@ -3773,7 +3773,7 @@ export class Engine {
         fd.dceNow = fd.smb.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
         this.stats.dceSmbRequests += fd.dceNow.length;
       } else {
-        fd.dce ??= new DceSession();
+        fd.dce ??= new DceSession(true);
         fd.dceNow = fd.dce.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
       }
       this.countReassembled(fd.dceNow);
@@ -4063,7 +4063,7 @@ export class Engine {
       first[6] === 0x4d &&
       first[7] === 0x42;
     fd.smbSniff = undefined;
-    const reader = smb ? (fd.smb = new SmbSession()) : (fd.dce = new DceSession());
+    const reader = smb ? (fd.smb = new SmbSession()) : (fd.dce = new DceSession(true));
     // the bytes held from earlier deliveries, each direction's in order, before this delivery's
     for (const d of [0, 1] as const) if (before[d]!.length > 0) reader.feed(d, before[d]!, false);
     if (smb) for (const st of fd.streams) st?.r.keepWhole();

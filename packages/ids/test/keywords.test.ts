@@ -10,6 +10,7 @@ import {
   dceDatagramCallsMax,
   dceDatagramFragmentsMax,
   dceDefragBytesMax,
+  rpcHttpHeadBytesMax,
 } from '../src/dcerpc.js';
 import {
   type Alert,
@@ -726,6 +727,51 @@ describe('DCE/RPC: dce_iface, dce_opnum, dce_stub_data, byte_* dce', () => {
       135,
     );
     expect(oneSided).toEqual([]);
+  });
+
+  it("RPC over HTTP v1: a server's ncacn_http/1.0, a proxy's RPC_CONNECT head and answer passed over", () => {
+    const text = (t: string) => Uint8Array.from(Buffer.from(t, 'latin1'));
+    const stub = [...new Array(20).fill(0), ...le16(2000), ...Buffer.from('EVIL')];
+    const req = request(0, 15, stub);
+    const rule = (port: number | string, sid: number) =>
+      `alert tcp any any -> any ${port} (flow:to_server,established; dce_iface:uuid ${winreg}; dce_opnum:"15"; dce_stub_data; content:"EVIL"; byte_test:2,>,1024,20,dce; sid:${sid};)`;
+    // the server mode (port 593): its marker first, here cut in two
+    const server: [0 | 1, Uint8Array][] = [
+      [1, text('ncacn_')],
+      [1, text('http/1.0')],
+      [0, bind([[0, winreg, 1]])],
+      [1, bindAck([0])],
+      [0, req],
+    ];
+    expect(sidsOf(session([rule(593, 1)], server, 593))).toEqual([1]);
+    // through a proxy: the client's RPC_CONNECT head with the bind behind it, the proxy's answer with the
+    // bind_ack behind it; then the call
+    const head = text(
+      'RPC_CONNECT srv.example:593 HTTP/1.1\r\nHost: srv.example\r\nContent-Length: 0\r\n\r\n',
+    );
+    const answer = text('HTTP/1.1 200 Success\r\nContent-Type:application/rpc\n\n');
+    const proxied: [0 | 1, Uint8Array][] = [
+      [0, cat(head, bind([[0, winreg, 1]]))],
+      [1, cat(answer, bindAck([0]))],
+      [0, req],
+    ];
+    expect(sidsOf(session([rule(80, 2)], proxied, 80))).toEqual([2]);
+    // a call in the same delivery as the head: its stub where it lies past the head
+    const stubOnly = `alert tcp any any -> any 80 (flow:to_server,established; dce_stub_data; content:"EVIL"; byte_test:2,>,1024,20,dce; sid:3;)`;
+    expect(sidsOf(session([stubOnly], [[0, cat(head, req)]], 80))).toEqual([3]);
+    // an answer that is HTTP without the client's RPC_CONNECT: not a preamble, no bind_ack read
+    const plainHttp: [0 | 1, Uint8Array][] = [
+      [0, bind([[0, winreg, 1]])],
+      [1, cat(answer, bindAck([0]))],
+      [0, req],
+    ];
+    expect(session([rule(80, 2)], plainHttp, 80)).toEqual([]);
+    // a head past its bound, or a marker that goes wrong: the direction is not DCE/RPC
+    const long = text(`RPC_CONNECT x:593 HTTP/1.1\r\nX: ${'a'.repeat(rpcHttpHeadBytesMax)}\r\n\r\n`);
+    expect(session([stubOnly], [[0, cat(long, req)]], 80)).toEqual([]);
+    expect(session([stubOnly], [[0, cat(text('RPC_CONNEXT x:593 HTTP/1.1\r\n\r\n'), req)]], 80)).toEqual([]);
+    const wrongMarker: [0 | 1, Uint8Array][] = [[1, text('ncacn_http/2.0')], ...server.slice(2)];
+    expect(session([rule(593, 1)], wrongMarker, 593)).toEqual([]);
   });
 
   it('connection-oriented (TCP): a request in several segments is read whole, its stub not cut', () => {
