@@ -4051,21 +4051,27 @@ export class Engine {
    * (at most 7 bytes a direction, cut as an evader would) nothing is decided and nothing read.
    */
   private smbSniff(fd: FlowData, dir: 0 | 1, data: Uint8Array): boolean {
-    const sniff = (fd.smbSniff ??= [[], []]);
-    const first = sniff[dir];
-    const before = [Uint8Array.from(sniff[0]), Uint8Array.from(sniff[1])];
-    for (let i = 0; i < data.length && first.length < smbSniffBytes; i++) first.push(data[i]!);
-    if (first.length === 0 || (first[0] === 0x00 && first.length < smbSniffBytes)) return false;
+    const sniff = fd.smbSniff;
+    // this direction's first bytes: those held from its earlier deliveries, then these
+    const held = sniff ? sniff[dir].length : 0;
+    const have = held + data.length;
+    const first = (k: number) => (k < held ? sniff![dir][k]! : data[k - held]!);
+    if (have === 0 || (first(0) === 0x00 && have < smbSniffBytes)) {
+      (fd.smbSniff ??= [[], []])[dir].push(...data);
+      return false;
+    }
     const smb =
-      first[0] === 0x00 &&
-      (first[4] === 0xff || first[4] === 0xfe) &&
-      first[5] === 0x53 &&
-      first[6] === 0x4d &&
-      first[7] === 0x42;
+      first(0) === 0x00 &&
+      (first(4) === 0xff || first(4) === 0xfe) &&
+      first(5) === 0x53 &&
+      first(6) === 0x4d &&
+      first(7) === 0x42;
     fd.smbSniff = undefined;
     const reader = smb ? (fd.smb = new SmbSession()) : (fd.dce = new DceSession(true));
     // the bytes held from earlier deliveries, each direction's in order, before this delivery's
-    for (const d of [0, 1] as const) if (before[d]!.length > 0) reader.feed(d, before[d]!, false);
+    if (sniff)
+      for (const d of [0, 1] as const)
+        if (sniff[d].length > 0) reader.feed(d, Uint8Array.from(sniff[d]), false);
     if (smb) for (const st of fd.streams) st?.r.keepWhole();
     return true;
   }
