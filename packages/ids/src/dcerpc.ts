@@ -28,7 +28,7 @@
  * (`DceDatagramDefrag`).
  */
 
-import { concatBytes, copyBytes } from './stream.js';
+import { concatBytes, copyBytes, latin1Bytes } from './stream.js';
 
 /** One request PDU found in the inspected data. */
 export interface DceRequest {
@@ -419,12 +419,11 @@ interface Defrag {
 const preambleRefused = -1;
 /** A preamble's HTTP head (RPC_CONNECT request, the proxy's answer) read at most this long. */
 export const rpcHttpHeadBytesMax = 8192;
-const ascii = (t: string) => Uint8Array.from(t, (c) => c.charCodeAt(0));
 /** The server's first bytes on an RPC over HTTP v1 server (MS-RPCH 2.1.1.1; Snort 3's dce_http_server). */
-const ncacnHttp = ascii('ncacn_http/1.0');
+const ncacnHttp = latin1Bytes('ncacn_http/1.0');
 /** A client's request to an RPC over HTTP v1 proxy (MS-RPCH; Snort 3's dce_http_proxy), and its answer. */
-const rpcConnect = ascii('RPC_CONNECT');
-const httpAnswer = ascii('HTTP/1.');
+const rpcConnect = latin1Bytes('RPC_CONNECT');
+const httpAnswer = latin1Bytes('HTTP/1.');
 
 /**
  * What leads a connection that carries DCE/RPC over HTTP v1 (MS-RPCH), passed over before the PDUs, as

@@ -74,6 +74,7 @@ import { LengthSwitchedRegExp, type PcreExec, StepBoundedRegExp, StepsSyntaxErro
 import {
   type Chunk,
   copyBytes,
+  latin1Bytes,
   type OverlapPolicy,
   overlapPolicies,
   ReassemblyBudget,
@@ -4735,7 +4736,6 @@ export function eveJson(a: Alert): Record<string, unknown> {
 }
 
 const empty = new Uint8Array(0);
-const ascii = (t: string) => new Uint8Array(Buffer.from(t, 'latin1'));
 
 /** A buffer id and its Snort 3 parameters (`http_header:field=host,request`, see `bufferParams`). */
 function splitBuffer(id: string): { base: string; params: string[] } {
@@ -4808,7 +4808,7 @@ export class HttpBuffers {
     const field = (msg: HttpMessage | undefined, name: string) => {
       const fs = msg?.fields.filter((f) => f.lname === name) ?? [];
       if (fs.length === 1) return fs[0]!.value;
-      return ascii(fs.map((f) => Buffer.from(f.value).toString('latin1')).join(', '));
+      return latin1Bytes(fs.map((f) => Buffer.from(f.value).toString('latin1')).join(', '));
     };
     const decoded = (msg: HttpMessage | undefined) =>
       msg
@@ -4825,7 +4825,7 @@ export class HttpBuffers {
       case 'pkt_data':
         return m.raw;
       case 'http_method':
-        return req ? ascii(req.method) : empty;
+        return req ? latin1Bytes(req.method) : empty;
       case 'http_uri':
         return req ? normalizeUri(req.uri) : empty;
       case 'http_raw_uri':
@@ -4835,14 +4835,14 @@ export class HttpBuffers {
       case 'http_user_agent':
         return field(req, 'user-agent');
       case 'http_host':
-        return ascii(Buffer.from(field(req, 'host')).toString('latin1').toLowerCase());
+        return latin1Bytes(Buffer.from(field(req, 'host')).toString('latin1').toLowerCase());
       case 'http_raw_host':
         return field(req, 'host');
       case 'http_client_body':
         return req?.body ?? empty;
       case 'http_header': {
         const lines = m.fields.map((f) => `${f.name}: ${Buffer.from(f.value).toString('latin1')}\r\n`);
-        return ascii(lines.join(''));
+        return latin1Bytes(lines.join(''));
       }
       case 'http_raw_header':
         return m.rawHeader;
@@ -4882,15 +4882,15 @@ export class HttpBuffers {
     if ((base === 'http_header' || base === 'http_raw_header') && name !== undefined) {
       const fs = own.fields.filter((f) => f.lname === name);
       if (fs.length === 1) return fs[0]!.value;
-      return ascii(fs.map((f) => Buffer.from(f.value).toString('latin1')).join(', '));
+      return latin1Bytes(fs.map((f) => Buffer.from(f.value).toString('latin1')).join(', '));
     }
     if ((base === 'http_uri' || base === 'http_raw_uri') && part !== undefined) {
       if (!req) return empty;
       const c = uriComponents(Buffer.from(req.uri).toString('latin1'))[part];
-      if (base === 'http_raw_uri') return ascii(c);
-      if (part === 'path') return normalizeUri(ascii(c));
-      if (part === 'query') return percentDecode(ascii(c));
-      return ascii(part === 'host' || part === 'scheme' ? c.toLowerCase() : c);
+      if (base === 'http_raw_uri') return latin1Bytes(c);
+      if (part === 'path') return normalizeUri(latin1Bytes(c));
+      if (part === 'query') return percentDecode(latin1Bytes(c));
+      return latin1Bytes(part === 'host' || part === 'scheme' ? c.toLowerCase() : c);
     }
     // `request` (or only with_*): the plain buffer, of the message the parameter names
     const plain = new HttpBuffers(own, this.anomalies, this.decompressedBytesMax);

@@ -33,6 +33,11 @@
  * Nothing beyond `depthBytes` of the stream is kept (Suricata's stream.reassembly.depth).
  */
 
+/** The bytes of a latin1 text (each character's low byte), as a plain Uint8Array. */
+export function latin1Bytes(t: string): Uint8Array {
+  return new Uint8Array(Buffer.from(t, 'latin1'));
+}
+
 /**
  * A copy of bytes [start, end) of `b`. (Not `slice`: on a Node Buffer, which is what capture readers hand
  * out, `slice` is a view, and a view kept would both pin the reader's memory and let writes reach it.)
