@@ -16,7 +16,11 @@
 //                              always, one with output once the scan under way has been in it (cleared
 //                              again before `scan` returns); the scan's test at every byte is one load
 //   touched i32[states]        the states with output the scan under way has been in
+//   skip    360 bytes          `scanSkip`'s tables and counts (see `setupSkip`)
 //   input   the bytes to scan (the rest of the memory)
+//
+// `scanSkip` is the same scan for an automaton whose patterns start with few byte pairs: it looks for
+// the next place a pattern can start 16 bytes at a time and runs the automaton only from there.
 
 let delta: usize = 0;
 let headId: usize = 0;
@@ -103,6 +107,12 @@ function step(s: u32, input: usize, i: i32, dl: usize): u32 {
 export function scan(input: usize, len: i32, from: u32): i32 {
   reported = 0;
   touchedN = 0;
+  state = lanes(input, len, from);
+  return finishScan();
+}
+
+/** The scan of input[0, len) from state `from` (reports as `scan`, nothing reset or cleared): the last state. */
+function lanes(input: usize, len: i32, from: u32): u32 {
   // the globals in locals: the loops below read them at every byte
   const dl = delta;
   const vs = visited;
@@ -163,7 +173,11 @@ export function scan(input: usize, len: i32, from: u32): i32 {
       s = step(s, input, i, dl);
       report(s, vs);
     }
-  state = s;
+  return s;
+}
+
+/** Clears the marks of the scan that ends (`seen`, `visited`); returns how many states it reported. */
+function finishScan(): i32 {
   for (let k = 0; k < reported; k++)
     store<u8>(seen + <usize>load<i32>(headId + (<usize>load<i32>(out + (<usize>k << 2)) << 2)), 0);
   for (let k = 0; k < touchedN; k++) store<u8>(visited + <usize>load<i32>(touched + (<usize>k << 2)), 0);
@@ -173,4 +187,185 @@ export function scan(input: usize, len: i32, from: u32): i32 {
 /** The state after the last scan's input. */
 export function lastState(): u32 {
   return state;
+}
+
+let skipTables: usize = 0;
+let depth1Max: u32 = 0;
+
+/**
+ * Sets `scanSkip`'s space (at `tablesAt`, 360 bytes), laid out by the loader:
+ *   0    four rows of 16 bytes, bit k of each byte for group k (at most 8) of the pairs of bytes that begin
+ *        patterns: the low nibbles of the group's first bytes, their high nibbles, the low nibbles of the
+ *        bytes after them, their high nibbles (Teddy's tables, from Hyperscan: a pair may begin a pattern
+ *        of group k when bit k is set in all four of its entries)
+ *   64   256 bytes, per state of depth 1: the bit of the group that holds only that state's one-byte
+ *        pattern (the group leaves the search once the pattern is reported)
+ *   320  i32: the places the last scan ran the automaton from (`entries`)
+ *   324  16 bytes of 0x0f (the nibble mask)
+ *   340  the first row as the scan under way uses it (groups gone cleared)
+ *   356  i32: the places the last scan's vectors turned up and the table looked at (`checks`)
+ * `d1` is the last state of depth 1 (states are numbered breadth-first: 1 to `d1` are of depth 1).
+ */
+export function setupSkip(tablesAt: usize, d1: u32): void {
+  skipTables = tablesAt;
+  depth1Max = d1;
+}
+
+/**
+ * `scan`, for an automaton whose tables `setupSkip` set: the same reports and last state. From the root, a
+ * vector of 16 positions at a time is tested for a pair of bytes that starts a pattern (or a one-byte
+ * pattern); the automaton runs from the first such position j until it is back at depth 1 or the root (two
+ * bytes or more after j), and the search goes on from there. Exact: a state deeper than 1 is reached only
+ * through a pattern's first two bytes, so where no pair starts a pattern the automaton stays at depth 1
+ * or the root, and a state of depth 1 has the same transitions as the root but on its children's bytes
+ * (Aho-Corasick: its fail state is the root).
+ * Where those places come thick (`thick`), the rest goes on as `scan`.
+ */
+/**
+ * Whether the places the search turned up in the first `at` bytes come too thick for it to pay (about one
+ * in 8 bytes, a run of the automaton counted as two checks): the rest of the input is then scanned as
+ * `scan` does, so that no input costs much more than that scan.
+ */
+@inline
+function thick(checks: i32, entries: i32, at: i32): bool {
+  return (checks + 2 * entries) << 3 > at + 64;
+}
+
+export function scanSkip(input: usize, len: i32, from: u32): i32 {
+  reported = 0;
+  touchedN = 0;
+  const dl = delta;
+  const vs = visited;
+  const d1 = depth1Max;
+  const t = skipTables;
+  let entries: i32 = 0;
+  let checks: i32 = 0;
+  let s = from;
+  let i: i32 = 0;
+  let p: i32 = 0;
+  if (s != 0) {
+    // resumed inside a match: the automaton until it is back at depth 1 or the root
+    while (i < len) {
+      s = step(s, input, i, dl);
+      report(s, vs);
+      i++;
+      if (s <= d1) break;
+    }
+    if (i >= len) {
+      state = s;
+      store<i32>(t + 320, 0);
+      return finishScan();
+    }
+    // the byte before p read from the root leads to the same state (s is of depth 1 or the root)
+    p = i - 1;
+  }
+  // (the tables and the nibble mask loaded, not made, before the loops: V8 keeps loaded vectors in
+  // registers, and makes again inside a loop a vector computed from them outside it)
+  const hi1 = v128.load(t + 16);
+  const lo2 = v128.load(t + 32);
+  const hi2 = v128.load(t + 48);
+  const low = v128.load(t + 324);
+  // the first bytes' low nibbles of the groups still searched for (a copy: one-byte patterns' groups leave it)
+  v128.store(t + 340, v128.load(t));
+  while (true) {
+    // the next place j >= p a pattern can start
+    let j: i32 = -1;
+    const lo1 = v128.load(t + 340);
+    while (true) {
+      // 32 positions a turn, then 16: a byte's high nibble from its 16-bit lane shifted (one instruction,
+      // where i8x16.shr_u is several) and masked
+      let m = i8x16.splat(0);
+      while (p + 33 <= len) {
+        const v0 = v128.load(input + <usize>p);
+        const v1 = v128.load(input + <usize>p + 1);
+        const w0 = v128.load(input + <usize>p + 16);
+        const w1 = v128.load(input + <usize>p + 17);
+        const mv = v128.and(
+          v128.and(i8x16.swizzle(lo1, v128.and(v0, low)), i8x16.swizzle(hi1, v128.and(i16x8.shr_u(v0, 4), low))),
+          v128.and(i8x16.swizzle(lo2, v128.and(v1, low)), i8x16.swizzle(hi2, v128.and(i16x8.shr_u(v1, 4), low))),
+        );
+        const mw = v128.and(
+          v128.and(i8x16.swizzle(lo1, v128.and(w0, low)), i8x16.swizzle(hi1, v128.and(i16x8.shr_u(w0, 4), low))),
+          v128.and(i8x16.swizzle(lo2, v128.and(w1, low)), i8x16.swizzle(hi2, v128.and(i16x8.shr_u(w1, 4), low))),
+        );
+        if (v128.any_true(v128.or(mv, mw))) {
+          if (v128.any_true(mv)) m = mv;
+          else {
+            m = mw;
+            p += 16;
+          }
+          break;
+        }
+        p += 32;
+      }
+      if (!v128.any_true(m) && p + 17 <= len) {
+        const v0 = v128.load(input + <usize>p);
+        const v1 = v128.load(input + <usize>p + 1);
+        m = v128.and(
+          v128.and(i8x16.swizzle(lo1, v128.and(v0, low)), i8x16.swizzle(hi1, v128.and(i16x8.shr_u(v0, 4), low))),
+          v128.and(i8x16.swizzle(lo2, v128.and(v1, low)), i8x16.swizzle(hi2, v128.and(i16x8.shr_u(v1, 4), low))),
+        );
+        if (!v128.any_true(m)) p += 16;
+      }
+      if (!v128.any_true(m)) break; // fewer than 17 bytes left: the tail below
+      // the nibble tables pass more pairs than start patterns: those the table turns down stay here
+      let bits = i8x16.bitmask(i8x16.ne(m, i8x16.splat(0)));
+      while (bits != 0) {
+        checks++;
+        const k = p + <i32>ctz(bits);
+        const u = step(0, input, k, dl);
+        if (load<u8>(vs + <usize>u) == 0 || step(u, input, k + 1, dl) > d1) {
+          j = k;
+          break;
+        }
+        bits &= bits - 1;
+      }
+      if (j >= 0) break;
+      p += 16;
+      if (thick(checks, entries, p)) {
+        // no pattern starts in [p - 16, p): the byte before p from the root leads to the true state
+        s = lanes(input + <usize>p, len - p, step(0, input, p - 1, dl));
+        j = -2;
+        break;
+      }
+    }
+    if (j == -2) break;
+    if (j < 0) {
+      // the last 16 bytes or fewer one at a time, by the table: a one-byte pattern not yet reported, or
+      // two bytes leading deeper than depth 1
+      for (; p < len; p++) {
+        const u = step(0, input, p, dl);
+        if (load<u8>(vs + <usize>u) == 0) break;
+        if (p + 1 < len && step(u, input, p + 1, dl) > d1) break;
+      }
+      if (p >= len) {
+        // no pattern starts in the rest: the last byte alone decides the state
+        if (len > 0) s = step(0, input, len - 1, dl);
+        break;
+      }
+      j = p;
+    }
+    entries++;
+    s = step(0, input, j, dl);
+    report(s, vs);
+    const gone = load<u8>(t + 64 + <usize>s);
+    if (gone != 0) v128.store(t + 340, v128.and(v128.load(t + 340), i8x16.splat(~gone)));
+    i = j + 1;
+    while (i < len) {
+      s = step(s, input, i, dl);
+      report(s, vs);
+      i++;
+      if (s <= d1 && i > j + 1) break;
+    }
+    if (i >= len) break;
+    if (thick(checks, entries, i)) {
+      s = lanes(input + <usize>i, len - i, s);
+      break;
+    }
+    p = i - 1;
+  }
+  state = s;
+  store<i32>(t + 320, entries);
+  store<i32>(t + 356, checks);
+  return finishScan();
 }

@@ -2415,6 +2415,7 @@ export class Engine {
         new MultiMatcher(p.list, undefined, {
           wasm: defaultMatcherOptions.wasm,
           denseAfterBytesPerState: httpDenseAfterBytesPerState,
+          skipCostMax: defaultMatcherOptions.skipCostMax,
         }),
       );
   }

@@ -30,10 +30,27 @@ interface ScanExports {
     longest: number,
   ): void;
   scan(input: number, len: number, from: number): number;
+  scanSkip(input: number, len: number, from: number): number;
+  setupSkip(tablesAt: number, depth1Max: number): void;
   lastState(): number;
 }
 
 const wasmPageBytes = 0x10000;
+/**
+ * `scanSkip`'s space (see `setupSkip` in assembly/scan.ts): its four nibble tables (64 bytes), the groups
+ * of one-byte patterns by state (256), its counts (entries at 320, checks at 356), the nibble mask (324,
+ * 16 bytes) and the working copy of the first table (340, 16 bytes).
+ */
+const skipTablesBytes = 360;
+
+/** A group of the pairs of bytes that begin patterns (`WasmScan.skipBetween`). */
+export interface SkipGroup {
+  lo1: number;
+  hi1: number;
+  lo2: number;
+  hi2: number;
+  one: number;
+}
 /** Input space a memory starts with; it grows (whole pages) to the longest input. */
 const inputBytesInitial = 0x10000;
 
@@ -75,6 +92,9 @@ export class WasmScan {
   private readonly visitedAt: number;
   private readonly touchedAt: number;
   private readonly noOutput: number;
+  private readonly skipAt: number;
+  /** Whether scans search for the places a pattern can start (`skipBetween`). */
+  skipping = false;
 
   /**
    * Memory for an automaton of `states` states (at most 65,536) whose pattern ids are below `noOutput`;
@@ -100,6 +120,7 @@ export class WasmScan {
     this.outAt = place(this.outLength * 4);
     this.visitedAt = place(states);
     this.touchedAt = place(states * 4);
+    this.skipAt = place(skipTablesBytes);
     this.inputAt = place(0);
     this.memory = new api.Memory({ initial: Math.ceil((at + inputBytesInitial) / wasmPageBytes) });
     this.exports = new api.Instance(module, { env: { memory: this.memory } })
@@ -141,7 +162,45 @@ export class WasmScan {
       this.reported = new Int32Array(this.memory.buffer, this.outAt, this.outLength);
     }
     this.mem8.set(data, this.inputAt);
-    return this.exports.scan(this.inputAt, data.length, from);
+    return this.skipping
+      ? this.exports.scanSkip(this.inputAt, data.length, from)
+      : this.exports.scan(this.inputAt, data.length, from);
+  }
+
+  /**
+   * From now on scans search for the places a pattern can start and run the automaton only from there
+   * (assembly/scan.ts, `scanSkip`; the same reports and states): `groups` (at most 8) cover the pairs of
+   * bytes that begin patterns, each as the nibbles of its first bytes and of the bytes after them (16-bit
+   * masks: bit n for a nibble n), and `one`, the state of a one-byte pattern when the group holds only that
+   * (else 0); `depth1Max` is the last state of depth 1 (states numbered breadth-first).
+   */
+  skipBetween(groups: readonly SkipGroup[], depth1Max: number): void {
+    if (groups.length > 8) throw new Error(`ids: the skip scan takes at most 8 groups, not ${groups.length}`);
+    const t = this.mem8;
+    const at = this.skipAt;
+    t.fill(0, at, at + skipTablesBytes);
+    for (let k = 0; k < groups.length; k++) {
+      const g = groups[k]!;
+      for (let n = 0; n < 16; n++) {
+        if (g.lo1 & (1 << n)) t[at + n]! |= 1 << k;
+        if (g.hi1 & (1 << n)) t[at + 16 + n]! |= 1 << k;
+        if (g.lo2 & (1 << n)) t[at + 32 + n]! |= 1 << k;
+        if (g.hi2 & (1 << n)) t[at + 48 + n]! |= 1 << k;
+      }
+      if (g.one > 0) t[at + 64 + g.one] = 1 << k;
+    }
+    t.fill(0x0f, at + 324, at + 340);
+    this.exports.setupSkip(this.skipAt, depth1Max);
+    this.skipping = true;
+  }
+
+  /**
+   * What the last skipping scan did: `entries`, the places it ran the automaton from; `checks`, the
+   * places its vectors turned up and the table looked at.
+   */
+  skipCounts(): { entries: number; checks: number } {
+    const v = new Int32Array(this.memory.buffer, this.skipAt + 320, 10);
+    return { entries: v[0]!, checks: v[9]! };
   }
 
   /** The state after the last scan's input. */

@@ -321,6 +321,188 @@ describe('MultiMatcher in WebAssembly', () => {
   });
 });
 
+describe('MultiMatcher searching for where patterns start', () => {
+  // bytes of both cases and of both halves of the byte range (the vector search splits each byte into
+  // nibbles and treats bytes from 0x80 apart); 0x2e, the filler, is in no pattern
+  const alphabet = [0x41, 0x61, 0x42, 0x62, 0x00, 0xff, 0x5a, 0x7a, 0x80, 0x8f, 0xf0, 0x0f];
+  const bytes = (min: number, max: number) =>
+    fc
+      .uint8Array({ minLength: min, maxLength: max, size: 'max' })
+      .map((b) => b.map((x) => alphabet[x % alphabet.length]!));
+  // texts mostly of filler (long stretches the search passes over) or not at all (the search gives up)
+  const text = fc
+    .tuple(fc.constantFrom(0, 0.02, 0.2, 1), fc.uint8Array({ maxLength: 2500, size: 'max' }))
+    .map(([dense, b]) =>
+      b.map((x, i) => (((x * 7 + i) % 1000) / 1000 < dense ? alphabet[x % alphabet.length]! : 0x2e)),
+    );
+  const sorted = (l: IdList) => l.toArray().sort((a, b) => a - b);
+  const ascii = (w: string) => new Uint8Array(Buffer.from(w, 'latin1'));
+
+  it('marks and resumes as the scan in JavaScript and the lanes (property over sets, texts, plants and cuts)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(bytes(1, 6), { minLength: 1, maxLength: 16 }),
+        fc.array(
+          fc.tuple(
+            text,
+            fc.array(fc.nat(2500), { maxLength: 4 }),
+            // patterns planted to end at or around a vector's edge (16 and 32 positions a turn), or anywhere
+            fc.array(fc.tuple(fc.nat(), fc.nat(2600), fc.boolean()), { maxLength: 6 }),
+          ),
+          { maxLength: 4 },
+        ),
+        (patterns, texts) => {
+          const search = new MultiMatcher(patterns, undefined, { skipCostMax: Number.POSITIVE_INFINITY });
+          const lanes = new MultiMatcher(patterns, undefined, { skipCostMax: 0 });
+          const js = new MultiMatcher(patterns, undefined, { wasm: false });
+          expect(search.searching).toBe(true);
+          expect(lanes.searching).toBe(false);
+          for (const [t0, cuts, plants] of texts) {
+            const t = Uint8Array.from(t0);
+            for (const [i, at, edge] of plants) {
+              const p = patterns[i % patterns.length]!;
+              const end = edge ? (at & ~15) + ((at % 3) - 1) : at;
+              if (end - p.length + 1 >= 0 && end < t.length) t.set(p, end - p.length + 1);
+            }
+            const at = [...new Set(cuts.map((c) => c % (t.length + 1)))].sort((a, b) => a - b);
+            let ss = 0;
+            let sl = 0;
+            let sj = 0;
+            let from = 0;
+            for (const to of [...at, t.length]) {
+              const piece = t.subarray(from, to);
+              const got = [search, lanes, js].map((m, k) => {
+                const hit = new Uint8Array(patterns.length);
+                const list = new IdList(0);
+                const s = m.scanFrom([ss, sl, sj][k]!, piece, hit, list);
+                return { s, list: sorted(list), hit: [...hit] };
+              });
+              expect(got[0]).toEqual(got[2]);
+              expect(got[1]).toEqual(got[2]);
+              [ss, sl, sj] = got.map((g) => g.s) as [number, number, number];
+              from = to;
+            }
+          }
+        },
+      ),
+      { numRuns: 400, endOnFailure: true },
+    );
+  });
+
+  it('runs the automaton only near the patterns in a text of filler, and finds them at every vector edge', () => {
+    const patterns = ['needle', 'Zq', 'q\xff\x80'].map(ascii);
+    const m = new MultiMatcher(patterns);
+    expect(m.searching).toBe(true); // by default: 3 groups that random text seldom passes
+    for (const size of [17, 31, 32, 33, 48, 64, 65, 1000, 4096]) {
+      for (const [id, p] of patterns.entries())
+        for (const end of [p.length - 1, 15, 16, 17, 31, 32, 33, size - 17, size - 16, size - 2, size - 1]) {
+          if (end - p.length + 1 < 0 || end >= size) continue;
+          const t = new Uint8Array(size).fill(0x2e);
+          t.set(p, end - p.length + 1);
+          const hits = new IdList(0);
+          m.scanFrom(0, t, new Uint8Array(patterns.length), hits);
+          expect(sorted(hits), `size ${size}, pattern ${id} ending at ${end}`).toEqual([id]);
+          expect(m.searchCounts.entries).toBe(1);
+          // a pattern cut by the end of a piece: the state carries it into the next
+          if (end === size - 1) {
+            const cut = t.subarray(0, size - 1);
+            const rest = new IdList(0);
+            const s1 = m.scanFrom(0, cut, new Uint8Array(patterns.length), new IdList(0));
+            m.scanFrom(s1, t.subarray(size - 1), new Uint8Array(patterns.length), rest);
+            expect(sorted(rest)).toEqual([id]);
+          }
+        }
+    }
+  });
+
+  it('leaves a one-byte pattern out of the search once it is found, not the pairs that begin with its byte', () => {
+    const patterns = ['q', 'qz', 'needle'].map(ascii);
+    const m = new MultiMatcher(patterns);
+    expect(m.searching).toBe(true);
+    const t = new Uint8Array(4096).fill(0x2e);
+    for (let i = 100; i < 4000; i += 50) t[i] = 0x51; // Q
+    t.set(ascii('QZ'), 4050);
+    const hits = new IdList(0);
+    m.scan(t, new Uint8Array(patterns.length), hits);
+    expect(sorted(hits)).toEqual([0, 1]);
+    // the first Q and the pair, where the 78 Qs would each have been looked at
+    expect(m.searchCounts).toEqual({ entries: 2, checks: 2 });
+    // so too with more groups than the search holds (8): the one-byte pattern's group is merged last
+    const more = [...patterns, ...['ab', 'cd', 'ef', 'gh', 'ij', 'kl', 'mn', 'op'].map(ascii)];
+    const m2 = new MultiMatcher(more);
+    expect(m2.searching).toBe(true);
+    m2.scan(t, new Uint8Array(more.length), new IdList(0));
+    expect(m2.searchCounts).toEqual({ entries: 2, checks: 2 });
+  });
+
+  it('merges one-byte patterns into groups when there are more than 8, finding each of them', () => {
+    const patterns = [...'abcdefghi'].map(ascii);
+    const m = new MultiMatcher(patterns, undefined, { skipCostMax: Number.POSITIVE_INFINITY });
+    expect(m.searching).toBe(true);
+    for (const order of ['abcdefghi', 'ihgfedcba', 'aebfcgdhi', 'iaihbgcfde']) {
+      const t = new Uint8Array(40 * order.length + 40).fill(0x2e);
+      for (let k = 0; k < order.length; k++) t[40 * k + 20] = order.charCodeAt(k);
+      const hits = new IdList(0);
+      m.scan(t, new Uint8Array(patterns.length), hits);
+      expect(sorted(hits), order).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+  });
+
+  it('resumed inside a match, follows it until it is back at depth 1 or the root', () => {
+    const patterns = ['abcd', 'bcx', 'needle'].map(ascii);
+    const m = new MultiMatcher(patterns);
+    expect(m.searching).toBe(true);
+    for (const [first, second, want] of [
+      ['....a', 'bcd....', [0]],
+      ['....ab', 'cd....', [0]],
+      ['....abc', 'd' + '.'.repeat(40), [0]],
+      ['....a', 'bcx' + '.'.repeat(40), [1]],
+      ['....a', 'a' + 'bcd' + '.'.repeat(40), [0]],
+    ] as const) {
+      const s = m.scanFrom(0, ascii(first), new Uint8Array(patterns.length), new IdList(0));
+      const hits = new IdList(0);
+      m.scanFrom(s, ascii(second), new Uint8Array(patterns.length), hits);
+      expect(sorted(hits), `${first} | ${second}`).toEqual(want);
+    }
+  });
+
+  it('goes on as the lanes where the places to look at come thick, finding what follows', () => {
+    const patterns = ['aaab', 'zz'].map(ascii);
+    const m = new MultiMatcher(patterns);
+    expect(m.searching).toBe(true);
+    for (const size of [100, 1000, 10_000]) {
+      const t = new Uint8Array(size).fill(0x61); // every position begins "aa"
+      t.set(ascii('zz'), size - 2);
+      t.set(ascii('aaab'), size >> 1);
+      const hits = new IdList(0);
+      const s = m.scanFrom(0, t, new Uint8Array(patterns.length), hits);
+      expect(sorted(hits)).toEqual([0, 1]);
+      const c = m.searchCounts;
+      expect(c.entries + c.checks, `size ${size}`).toBeLessThan(40);
+      const js = new MultiMatcher(patterns, undefined, { wasm: false });
+      expect(s).toBe(js.scanFrom(0, t, new Uint8Array(patterns.length), new IdList(0)));
+    }
+  });
+
+  it('searches only where the groups would pass few positions of random text (skipCostMax)', () => {
+    expect(new MultiMatcher(['needle', 'haystack'].map(ascii)).searching).toBe(true);
+    expect(new MultiMatcher(['needle'].map(ascii), undefined, { skipCostMax: 0 }).searching).toBe(false);
+    // 40 first bytes, 4 second bytes after each: 8 groups of them would pass a share of random pairs past
+    // the default 0.05 (Infinity admits any share)
+    const forty = Array.from({ length: 160 }, (_, j) =>
+      Uint8Array.of((j % 40) * 6, ((j % 40) * 37 + Math.floor(j / 40) * 101 + 7) & 255, 0x2e),
+    );
+    expect(new MultiMatcher(forty).searching).toBe(false);
+    const all = { skipCostMax: Number.POSITIVE_INFINITY };
+    expect(new MultiMatcher(forty, undefined, all).searching).toBe(true);
+    // 90 groups: more than are merged (48)
+    const many = Array.from({ length: 90 }, (_, i) => Uint8Array.of(0x80 + i, i, 0x41 + (i % 26)));
+    expect(new MultiMatcher(many, undefined, all).searching).toBe(false);
+    // and no search without WebAssembly
+    expect(new MultiMatcher(['needle'].map(ascii), undefined, { wasm: false }).searching).toBe(false);
+  });
+});
+
 describe('Engine prefilter', () => {
   it('gives the same alerts with and without it, and with the all-strings stage (property over rules and payloads)', () => {
     const alphabet = 'abAB|:';
