@@ -317,6 +317,18 @@ describe('captures and decoding', () => {
     );
   });
 
+  it('hands out at most 256 packets a batch, in order, from one chunk that holds more', async () => {
+    const frames = Array.from({ length: 700 }, (_, i) => tcpFrame(`p${i}`));
+    const sizes: number[] = [];
+    const got: string[] = [];
+    for await (const batch of readCaptureBatches(Readable.from([pcap(frames)]))) {
+      sizes.push(batch.length);
+      for (const p of batch) got.push(Buffer.from(p.data).toString('hex'));
+    }
+    expect(sizes).toEqual([256, 256, 188]);
+    expect(got).toEqual(frames.map((f) => Buffer.from(f).toString('hex')));
+  });
+
   it('copies only a record that straddles two chunks: the packets after it are views of the chunk read', async () => {
     const frames = [tcpFrame('a'.repeat(100)), tcpFrame('b'.repeat(100)), tcpFrame('c'.repeat(100))];
     const file = pcap(frames);
