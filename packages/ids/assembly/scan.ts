@@ -369,3 +369,34 @@ export function scanSkip(input: usize, len: i32, from: u32): i32 {
   store<i32>(t + 356, checks);
   return finishScan();
 }
+
+/**
+ * The one's-complement sum of the memory's bytes [from, to) as little-endian 16-bit words (an odd last
+ * byte padded with zero), folded to 16 bits: congruent modulo 0xffff to the words' sum, and 0 only when
+ * every byte is (RFC 1071; the caller swaps it to the big-endian words' sum). Writes 16 zero bytes at `to`.
+ */
+export function wordSumLE(from: i32, to: i32): i32 {
+  v128.store(<usize>to, i8x16.splat(0));
+  let total: u64 = 0;
+  let p = from;
+  while (p < to) {
+    // u32 lanes, each adding two 16-bit words a vector: 2^15 vectors stay below 2^32
+    const stop = min(to, p + (1 << 19));
+    let a = i32x4.splat(0);
+    let b = i32x4.splat(0);
+    for (; p + 16 < stop; p += 32) {
+      a = i32x4.add(a, i32x4.extadd_pairwise_i16x8_u(v128.load(<usize>p)));
+      b = i32x4.add(b, i32x4.extadd_pairwise_i16x8_u(v128.load(<usize>p + 16)));
+    }
+    if (p < stop) {
+      a = i32x4.add(a, i32x4.extadd_pairwise_i16x8_u(v128.load(<usize>p)));
+      p += 16;
+    }
+    const s = i64x2.add(i64x2.extend_low_i32x4_u(a), i64x2.extend_high_i32x4_u(a));
+    const t = i64x2.add(i64x2.extend_low_i32x4_u(b), i64x2.extend_high_i32x4_u(b));
+    const u = i64x2.add(s, t);
+    total += <u64>i64x2.extract_lane(u, 0) + <u64>i64x2.extract_lane(u, 1);
+  }
+  while (total > 0xffff) total = (total & 0xffff) + (total >> 16);
+  return <i32>total;
+}

@@ -32,6 +32,7 @@ interface ScanExports {
   scan(input: number, len: number, from: number): number;
   scanSkip(input: number, len: number, from: number): number;
   setupSkip(tablesAt: number, depth1Max: number): void;
+  wordSumLE(from: number, to: number): number;
   lastState(): number;
 }
 
@@ -67,6 +68,56 @@ function scanModule(): object | undefined {
     }
   }
   return compiled ?? undefined;
+}
+
+/**
+ * The module's word sum (`wordSumLE`) in an instance and memory of its own, for the transport checksums
+ * (decode.ts): a packet's bytes are copied there and summed 16 at a time. One per thread, made on first
+ * use; undefined where the module cannot load.
+ */
+export class WasmWordSum {
+  private readonly memory: WasmMemory;
+  private readonly sumLE: (from: number, to: number) => number;
+  private mem8: Uint8Array;
+
+  constructor(module: object) {
+    const api = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+    this.memory = new api.Memory({ initial: 2 });
+    this.sumLE = (
+      new api.Instance(module, { env: { memory: this.memory } }).exports as unknown as ScanExports
+    ).wordSumLE;
+    this.mem8 = new Uint8Array(this.memory.buffer);
+  }
+
+  /**
+   * The sum of `b[from, to)` as big-endian 16-bit words (an odd last byte padded with zero), folded to 16
+   * bits: congruent modulo 0xffff to the words' sum and 0 only when every byte is.
+   */
+  sum(b: Uint8Array, from: number, to: number): number {
+    // the bytes up to `to` (a frame: what follows it is at most the link's padding), and 16 more that the
+    // sum zeroes
+    const src = b.length - to > 64 ? b.subarray(0, to) : b;
+    const need = src.length + 16;
+    if (need > this.mem8.length) {
+      this.memory.grow(Math.ceil((need - this.mem8.length) / wasmPageBytes));
+      this.mem8 = new Uint8Array(this.memory.buffer);
+    }
+    this.mem8.set(src, 0);
+    const x = this.sumLE(from, to);
+    // the little-endian words' sum, swapped, is the big-endian words' (RFC 1071 2(B))
+    return ((x & 0xff) << 8) | (x >>> 8);
+  }
+}
+
+let wordSummer: WasmWordSum | null | undefined;
+
+/** This thread's `WasmWordSum`, or undefined where the module cannot load. */
+export function wasmWordSum(): WasmWordSum | undefined {
+  if (wordSummer === undefined) {
+    const module = scanModule();
+    wordSummer = module ? new WasmWordSum(module) : null;
+  }
+  return wordSummer ?? undefined;
 }
 
 /** Whether the WebAssembly scan can be used in this runtime. */

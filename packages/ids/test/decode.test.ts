@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { wordSum } from '../src/decode.js';
+import { describe, expect, it, vi } from 'vitest';
+import { wordSum, wordSumJs } from '../src/decode.js';
 import {
   type Decoded,
   decode,
@@ -10,6 +10,7 @@ import {
   PacketRecord,
   parseRule,
 } from '../src/index.js';
+import { wasmWordSum } from '../src/scan-wasm.js';
 import { ACK, handshake, pkt } from './helpers.js';
 
 /** Raw IPv4 + TCP (ports 1 -> 2) carrying `payload`, with a correct TCP checksum unless `breakSum`. */
@@ -63,6 +64,8 @@ describe('decoding details', () => {
       return fold(s);
     };
     let wide = 0;
+    const wasm = wasmWordSum()!;
+    expect(wasm, 'build/scan.wasm is built by `npm run build`').toBeDefined();
     fc.assert(
       fc.property(
         fc.uint8Array({ minLength: 0, maxLength: 400, size: 'max' }),
@@ -79,12 +82,45 @@ describe('decoding details', () => {
           const from = Math.min(x, y, b.length);
           const to = Math.min(Math.max(x, y), b.length);
           if (to - from >= 96) wide++; // decode.ts wordSumWideMin
-          expect(fold(wordSum(b, from, to))).toBe(plain(b, from, to));
+          const want = plain(b, from, to);
+          expect(fold(wordSum(b, from, to))).toBe(want);
+          // each way on its own, at every length: JavaScript's and WebAssembly's (a copy, summed 16 bytes
+          // at a time; the bytes after the range are not its)
+          expect(fold(wordSumJs(b, from, to))).toBe(want);
+          expect(fold(wasm.sum(b, from, to))).toBe(want);
         },
       ),
       { numRuns: 2000 },
     );
     expect(wide).toBeGreaterThan(500); // the aligned-word path was taken
+  });
+
+  it('sums in JavaScript when build/scan.wasm cannot be read, the same sums', async () => {
+    vi.resetModules();
+    vi.doMock('node:fs', async (importOriginal) => {
+      const fs = await importOriginal<typeof import('node:fs')>();
+      const readFileSync = ((path: Parameters<typeof fs.readFileSync>[0], ...rest: unknown[]) => {
+        if (String(path).endsWith('/build/scan.wasm')) throw new Error('ENOENT: build/scan.wasm (test)');
+        return (fs.readFileSync as (...a: unknown[]) => unknown)(path, ...rest);
+      }) as typeof fs.readFileSync;
+      return { ...fs, default: { ...fs, readFileSync }, readFileSync };
+    });
+    try {
+      const fresh = await import('../src/decode.js');
+      const { wasmWordSum: freshWasm } = await import('../src/scan-wasm.js');
+      expect(freshWasm()).toBeUndefined();
+      const b = Uint8Array.from({ length: 3000 }, (_, i) => (i * 37 + 11) & 0xff);
+      for (const [from, to] of [
+        [0, 3000],
+        [1, 2999],
+        [7, 200],
+        [3, 50],
+      ] as const)
+        expect(fresh.wordSum(b, from, to) % 0xffff).toBe(wordSum(b, from, to) % 0xffff);
+    } finally {
+      vi.doUnmock('node:fs');
+      vi.resetModules();
+    }
   });
 
   it('sums ranges whose words add up past 2^32 and past 2^53 (3 and 9 MiB of 0xff)', () => {
@@ -111,6 +147,10 @@ describe('decoding details', () => {
       buf[1004] = 0xfe;
       const b = buf.subarray(lead);
       expect(fold(wordSum(b, 0, n))).toBe(plain(b));
+      expect(fold(wordSumJs(b, 0, n))).toBe(plain(b));
+      // WebAssembly: its memory grown to the range, its 32-bit lanes emptied every 512 KiB
+      expect(fold(wasmWordSum()!.sum(b, 0, n))).toBe(plain(b));
+      expect(fold(wasmWordSum()!.sum(b, 1, n))).toBe(plain(b.subarray(1)));
     }
   });
 
