@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { wordSum, wordSumJs } from '../src/decode.js';
 import {
   type Decoded,
@@ -11,7 +11,7 @@ import {
   parseRule,
 } from '../src/index.js';
 import { wasmWordSum } from '../src/scan-wasm.js';
-import { ACK, handshake, pkt } from './helpers.js';
+import { ACK, handshake, pkt, withoutScanWasm } from './helpers.js';
 
 /** Raw IPv4 + TCP (ports 1 -> 2) carrying `payload`, with a correct TCP checksum unless `breakSum`. */
 function ipTcp(payload: string, breakSum = false): Uint8Array {
@@ -96,16 +96,7 @@ describe('decoding details', () => {
   });
 
   it('sums in JavaScript when build/scan.wasm cannot be read, the same sums', async () => {
-    vi.resetModules();
-    vi.doMock('node:fs', async (importOriginal) => {
-      const fs = await importOriginal<typeof import('node:fs')>();
-      const readFileSync = ((path: Parameters<typeof fs.readFileSync>[0], ...rest: unknown[]) => {
-        if (String(path).endsWith('/build/scan.wasm')) throw new Error('ENOENT: build/scan.wasm (test)');
-        return (fs.readFileSync as (...a: unknown[]) => unknown)(path, ...rest);
-      }) as typeof fs.readFileSync;
-      return { ...fs, default: { ...fs, readFileSync }, readFileSync };
-    });
-    try {
+    await withoutScanWasm(async () => {
       const fresh = await import('../src/decode.js');
       const { wasmWordSum: freshWasm } = await import('../src/scan-wasm.js');
       expect(freshWasm()).toBeUndefined();
@@ -117,10 +108,7 @@ describe('decoding details', () => {
         [3, 50],
       ] as const)
         expect(fresh.wordSum(b, from, to) % 0xffff).toBe(wordSum(b, from, to) % 0xffff);
-    } finally {
-      vi.doUnmock('node:fs');
-      vi.resetModules();
-    }
+    });
   });
 
   it('sums ranges whose words add up past 2^32 and past 2^53 (3 and 9 MiB of 0xff)', () => {

@@ -1,5 +1,6 @@
 /** Test helpers: decoded packets and raw frames built by hand, and where the shared IDS material is. */
 import { createReadStream, existsSync } from 'node:fs';
+import { vi } from 'vitest';
 import { type Alert, type Decoded, readCapture } from '../src/index.js';
 
 export const SYN = 0x02;
@@ -188,4 +189,26 @@ export function sharedIds(probe: string): { shared: string; have: boolean } {
   const have = existsSync(`${shared}${probe}`);
   if (!have && process.env.CI) throw new Error('CI: ../shared/ids is missing');
   return { shared, have };
+}
+
+/**
+ * Runs `run` with build/scan.wasm unreadable (node:fs mocked for that path, modules reset before and
+ * after): what `run` imports afresh falls back to JavaScript.
+ */
+export async function withoutScanWasm(run: () => Promise<void>): Promise<void> {
+  vi.resetModules();
+  vi.doMock('node:fs', async (importOriginal) => {
+    const fs = await importOriginal<typeof import('node:fs')>();
+    const readFileSync = ((path: Parameters<typeof fs.readFileSync>[0], ...rest: unknown[]) => {
+      if (String(path).endsWith('/build/scan.wasm')) throw new Error('ENOENT: build/scan.wasm (test)');
+      return (fs.readFileSync as (...a: unknown[]) => unknown)(path, ...rest);
+    }) as typeof fs.readFileSync;
+    return { ...fs, default: { ...fs, readFileSync }, readFileSync };
+  });
+  try {
+    await run();
+  } finally {
+    vi.doUnmock('node:fs');
+    vi.resetModules();
+  }
 }

@@ -1,13 +1,22 @@
 // The multi-string prefilter: the automaton finds exactly the patterns that occur (case-insensitively),
 // and an engine with the prefilter raises exactly the alerts of one without it.
 import fc from 'fast-check';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { headerPass, neverPasses } from '../src/detect.js';
 import { type Alert, Engine, parseRules } from '../src/index.js';
 import { IdList, MultiMatcher } from '../src/prefilter.js';
-import { ACK, FIN, handshake, PSH, pkt } from './helpers.js';
+import { ACK, FIN, handshake, PSH, pkt, withoutScanWasm } from './helpers.js';
 
 const lower = (b: Uint8Array) => Buffer.from(b).toString('latin1').toLowerCase();
+
+/** Byte arrays of `min` to `max` bytes of `alphabet`. */
+function bytesOf(alphabet: number[]) {
+  // size 'max': fast-check's default size generates at most 10 bytes, whatever `maxLength` says
+  return (min: number, max: number) =>
+    fc
+      .uint8Array({ minLength: min, maxLength: max, size: 'max' })
+      .map((b) => b.map((x) => alphabet[x % alphabet.length]!));
+}
 
 /**
  * The alerts `run` gives with the prefilter, checked equal to those without it and to those with the
@@ -165,12 +174,7 @@ describe('MultiMatcher before its dense table', () => {
 });
 
 describe('MultiMatcher in WebAssembly', () => {
-  const alphabet = [0x41, 0x61, 0x42, 0x62, 0x00, 0xff, 0x5a, 0x7a];
-  // size 'max': fast-check's default size generates at most 10 bytes, whatever `maxLength` says
-  const bytes = (min: number, max: number) =>
-    fc
-      .uint8Array({ minLength: min, maxLength: max, size: 'max' })
-      .map((b) => b.map((x) => alphabet[x % alphabet.length]!));
+  const bytes = bytesOf([0x41, 0x61, 0x42, 0x62, 0x00, 0xff, 0x5a, 0x7a]);
   const sorted = (l: IdList) => l.toArray().sort((a, b) => a - b);
 
   it('marks and resumes as the scan in JavaScript, in one lane, two and four (property over sets, texts and cuts)', () => {
@@ -281,16 +285,7 @@ describe('MultiMatcher in WebAssembly', () => {
   });
 
   it('falls back to the scan in JavaScript when build/scan.wasm cannot be read, marking the same', async () => {
-    vi.resetModules();
-    vi.doMock('node:fs', async (importOriginal) => {
-      const fs = await importOriginal<typeof import('node:fs')>();
-      const readFileSync = ((path: Parameters<typeof fs.readFileSync>[0], ...rest: unknown[]) => {
-        if (String(path).endsWith('/build/scan.wasm')) throw new Error('ENOENT: build/scan.wasm (test)');
-        return (fs.readFileSync as (...a: unknown[]) => unknown)(path, ...rest);
-      }) as typeof fs.readFileSync;
-      return { ...fs, default: { ...fs, readFileSync }, readFileSync };
-    });
-    try {
+    await withoutScanWasm(async () => {
       const fresh = await import('../src/prefilter.js');
       const { WasmScan, wasmScanAvailable } = await import('../src/scan-wasm.js');
       expect(wasmScanAvailable()).toBe(false);
@@ -314,10 +309,7 @@ describe('MultiMatcher in WebAssembly', () => {
         fallback.scanFrom(sf, t.subarray(size - 1), new Uint8Array(patterns.length), rest);
         expect(sorted(rest)).toEqual([3]);
       }
-    } finally {
-      vi.doUnmock('node:fs');
-      vi.resetModules();
-    }
+    });
   });
 });
 
@@ -325,10 +317,7 @@ describe('MultiMatcher searching for where patterns start', () => {
   // bytes of both cases and of both halves of the byte range (the vector search splits each byte into
   // nibbles and treats bytes from 0x80 apart); 0x2e, the filler, is in no pattern
   const alphabet = [0x41, 0x61, 0x42, 0x62, 0x00, 0xff, 0x5a, 0x7a, 0x80, 0x8f, 0xf0, 0x0f];
-  const bytes = (min: number, max: number) =>
-    fc
-      .uint8Array({ minLength: min, maxLength: max, size: 'max' })
-      .map((b) => b.map((x) => alphabet[x % alphabet.length]!));
+  const bytes = bytesOf(alphabet);
   // texts mostly of filler (long stretches the search passes over) or not at all (the search gives up)
   const text = fc
     .tuple(fc.constantFrom(0, 0.02, 0.2, 1), fc.uint8Array({ maxLength: 2500, size: 'max' }))
