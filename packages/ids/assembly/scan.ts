@@ -83,15 +83,6 @@ function seen3(s1: u32, s2: u32, s3: u32, vs: usize): u32 {
 }
 
 @inline
-function report3(s1: u32, s2: u32, s3: u32, vs: usize): void {
-  if (seen3(s1, s2, s3, vs) == 0) {
-    report(s1, vs);
-    report(s2, vs);
-    report(s3, vs);
-  }
-}
-
-@inline
 function step(s: u32, input: usize, i: i32, dl: usize): u32 {
   // the byte's part of the address first, off the chain of states: the chain is one shift, one add, one load
   const at = dl + (<usize>load<u8>(input + <usize>i) << 1);
@@ -126,11 +117,12 @@ function lanes(input: usize, len: i32, from: u32): u32 {
     let j1 = q - overlap;
     let j2 = 2 * q - overlap;
     let j3 = 3 * q - overlap;
+    // (nothing reported before the quarters: a match ending there ends in the quarter before, whose lane
+    // reports it)
     for (; j1 < q; j1++, j2++, j3++) {
       s1 = step(s1, input, j1, dl);
       s2 = step(s2, input, j2, dl);
       s3 = step(s3, input, j3, dl);
-      report3(s1, s2, s3, vs);
     }
     for (let i = 0; i < q; i++, j1++, j2++, j3++) {
       s = step(s, input, i, dl);

@@ -192,9 +192,11 @@ describe('MultiMatcher in WebAssembly', () => {
           { maxLength: 4 },
         ),
         (patterns, texts) => {
-          const w = new MultiMatcher(patterns);
+          // the lanes (the search, on by default for some of these sets, has its own property below)
+          const w = new MultiMatcher(patterns, undefined, { skipCostMax: 0 });
           const js = new MultiMatcher(patterns, undefined, { wasm: false });
           expect(w.inWasm, 'build/scan.wasm is built by `npm run build`').toBe(true);
+          expect(w.searching).toBe(false);
           expect(js.inWasm).toBe(false);
           // one matcher for every text: a scan's marks must not leak into the next
           for (const [text, cuts, plants] of texts) {
@@ -234,13 +236,17 @@ describe('MultiMatcher in WebAssembly', () => {
 
   it('lanes: a match ending anywhere around a lane boundary, and one begun in the previous piece', () => {
     const patterns = ['abcdefghi', 'xyz', 'k'].map((w) => new Uint8Array(Buffer.from(w, 'latin1')));
-    const m = new MultiMatcher(patterns);
+    // (no search: these three patterns would have it by default, and it goes to the lanes only where
+    // places to look at come thick)
+    const m = new MultiMatcher(patterns, undefined, { skipCostMax: 0 });
+    expect([m.inWasm, m.searching]).toEqual([true, false]);
     // one lane below 256 bytes, two halves below 1,024, four quarters from there
     for (const size of [255, 256, 257, 300, 301, 1023, 1024, 1025, 1030, 1031]) {
       const q = size >> 2;
-      for (const edge of [q, size >> 1, 2 * q, 3 * q])
+      // (and the last bytes: past four quarters, one to three bytes are the last lane's)
+      for (const edge of [q, size >> 1, 2 * q, 3 * q, size - 1])
         for (const [id, p] of patterns.entries())
-          for (let end = edge - 12; end <= edge + 12; end++) {
+          for (let end = edge - 12; end <= edge + 12 && end < size; end++) {
             const t = new Uint8Array(size).fill(0x2e);
             t.set(p, end - p.length + 1);
             const hits = new IdList(0);
