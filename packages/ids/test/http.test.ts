@@ -1,6 +1,7 @@
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { hasDotOrEmptySegment, simplifyPath, simplifyPathText } from '../src/http.js';
 import {
   decodeContent,
   type HttpMessage,
@@ -322,6 +323,42 @@ describe('URI normalization', () => {
     expect(n('http://Host:80/a/../b')).toBe('http://Host:80/b');
     expect(n('*')).toBe('*');
     expect(text(percentDecode(bytes('%41%4')))).toBe('A%4');
+  });
+
+  it('simplifies a path as its segments as text do, looking at the bytes alone where nothing changes (property)', () => {
+    const cases: [string, boolean][] = [
+      ['', false],
+      ['/', false],
+      ['a', false],
+      ['/a/', false],
+      ['/index.html', false],
+      ['...', false],
+      ['/.a/a./a.b/', false],
+      ['//', true],
+      ['/a//b', true],
+      ['.', true],
+      ['..', true],
+      ['a/.', true],
+      ['/a/..', true],
+      ['./x', true],
+      ['/../', true],
+    ];
+    for (const [p, changes] of cases) {
+      expect(hasDotOrEmptySegment(bytes(p)), p).toBe(changes);
+      expect(text(simplifyPath(bytes(p))), p).toBe(text(simplifyPathText(bytes(p))));
+      if (!changes) expect(simplifyPath(bytes(p))).toEqual(bytes(p));
+    }
+    const path = fc
+      .array(fc.constantFrom('/', '/', '.', '.', 'a', 'b', '\\', '%', '?', '\u00e9'), { maxLength: 40 })
+      .map((a) => bytes(a.join('')));
+    fc.assert(
+      fc.property(fc.oneof(path, fc.uint8Array({ maxLength: 60 })), (p) => {
+        const want = simplifyPathText(p);
+        expect([...simplifyPath(p)]).toEqual([...want]);
+        if (!hasDotOrEmptySegment(p)) expect([...want]).toEqual([...p]);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it('never throws and never grows the URI (property)', () => {
