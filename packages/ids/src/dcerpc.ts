@@ -92,21 +92,51 @@ function u32(b: Uint8Array, at: number, little: boolean): number {
     : ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }
 
+/**
+ * A request, every field set (undefined where absent): objects of one shape, where spreading the optional
+ * parts made a few shapes and a copy each (`pdu` was 1.7% of a pass on suricata-verify-mix).
+ */
+export function dceRequest(
+  uuid: string | undefined,
+  versionMajor: number | undefined,
+  opnum: number,
+  first: boolean,
+  little: boolean,
+  stubStart: number,
+  stubEnd: number,
+  stub: Uint8Array | undefined,
+  reassembled: true | undefined,
+): DceRequest {
+  return {
+    uuid,
+    versionMajor,
+    opnum,
+    first,
+    little,
+    stubStart,
+    stubEnd,
+    stub,
+    reassembled,
+  };
+}
+
 /** The connectionless request in a UDP datagram, or undefined when it holds none. */
 export function parseDceDatagram(b: Uint8Array): DceRequest | undefined {
   if (b.length < clHeaderBytes || b[0] !== 4 || b[1] !== 0) return undefined;
   const little = (b[4]! & 0xf0) === 0x10;
   const len = u16(b, 74, little);
   const vers = u32(b, 60, little);
-  return {
-    uuid: uuidAt(b, 24, little),
-    versionMajor: vers & 0xffff,
-    opnum: u16(b, 68, little),
-    first: u16(b, 76, little) === 0,
+  return dceRequest(
+    uuidAt(b, 24, little),
+    vers & 0xffff,
+    u16(b, 68, little),
+    u16(b, 76, little) === 0,
     little,
-    stubStart: clHeaderBytes,
-    stubEnd: Math.min(b.length, clHeaderBytes + len),
-  };
+    clHeaderBytes,
+    Math.min(b.length, clHeaderBytes + len),
+    undefined,
+    undefined,
+  );
 }
 
 /** Connectionless calls in fragments followed per flow at most, and fragment numbers taken at most. */
@@ -328,17 +358,35 @@ export class DceSession {
       const end = Math.max(start, at + fragLen - (authLen > 0 ? authLen + 8 : 0));
       // where the PDU ends in this delivery (it completes here)
       const pduEnd = at + fragLen - base;
-      if (out.length < dceRequestsPerDeliveryMax)
-        out.push({
-          ...(c && { uuid: c.uuid, versionMajor: c.major }),
-          opnum,
-          first: (flags & 0x01) !== 0,
-          little,
+      if (out.length < dceRequestsPerDeliveryMax) {
+        const first = (flags & 0x01) !== 0;
+        out.push(
           // a stub that began in bytes carried from earlier deliveries: a copy
-          ...(start < base
-            ? { stubStart: pduEnd, stubEnd: pduEnd, stub: copyBytes(b, start, end) }
-            : { stubStart: start - base, stubEnd: end - base }),
-        });
+          start < base
+            ? dceRequest(
+                c?.uuid,
+                c?.major,
+                opnum,
+                first,
+                little,
+                pduEnd,
+                pduEnd,
+                copyBytes(b, start, end),
+                undefined,
+              )
+            : dceRequest(
+                c?.uuid,
+                c?.major,
+                opnum,
+                first,
+                little,
+                start - base,
+                end - base,
+                undefined,
+                undefined,
+              ),
+        );
+      }
       if ((flags & 0x03) !== 0x03) {
         const callId = u32(b, at + 12, little);
         let g = this.defrag[dir];
@@ -385,16 +433,7 @@ export class DceSession {
     f.bytes = 0;
     if (out.length >= dceRequestsPerDeliveryMax) return;
     const c = this.bound.get(f.ctxId);
-    out.push({
-      ...(c && { uuid: c.uuid, versionMajor: c.major }),
-      opnum: f.opnum,
-      first: true,
-      little: f.little,
-      stubStart: pduEnd,
-      stubEnd: pduEnd,
-      stub,
-      reassembled: true,
-    });
+    out.push(dceRequest(c?.uuid, c?.major, f.opnum, true, f.little, pduEnd, pduEnd, stub, true));
   }
 }
 

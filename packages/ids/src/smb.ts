@@ -27,7 +27,7 @@
  * unreadable message). A stream gap, or bytes that are not NetBIOS framing, end the direction.
  */
 
-import { type DceRequest, DceSession } from './dcerpc.js';
+import { type DceRequest, DceSession, dceRequest } from './dcerpc.js';
 
 /** The server ports whose TCP connections are read as SMB (Snort's defaults: NetBIOS session, direct SMB). */
 export const smbPorts: ReadonlySet<number> = new Set([139, 445]);
@@ -492,12 +492,19 @@ export class SmbSession {
       const stub = r.stub ?? m.subarray(start + r.stubStart, start + r.stubEnd);
       const { at, inPlace } = this.done;
       const from = at - m.length + start;
-      this.out.push({
-        ...r,
-        stub,
-        stubStart: inPlace ? from + r.stubStart : at,
-        stubEnd: inPlace ? from + r.stubEnd : at,
-      });
+      this.out.push(
+        dceRequest(
+          r.uuid,
+          r.versionMajor,
+          r.opnum,
+          r.first,
+          r.little,
+          inPlace ? from + r.stubStart : at,
+          inPlace ? from + r.stubEnd : at,
+          stub,
+          r.reassembled,
+        ),
+      );
     }
   }
 }

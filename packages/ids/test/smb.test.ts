@@ -363,6 +363,23 @@ describe('SMB named pipes (DCE/RPC over SMB1 and SMB2)', () => {
     expect(seen(requestsOf(wire))).toEqual(want);
   });
 
+  it('a call written to a pipe in two fragments comes out whole too, marked reassembled', () => {
+    const wire: Wire = [
+      [1, treeConnectReply(7, 'IPC')],
+      [0, writeReadAndX(0x4001, arr(bind([[0, svcctl, 2]])), { tid: 7, mid: 10 })],
+      [1, writeReadAndXReply(arr(bindAck([0])), { tid: 7, mid: 10 })],
+      [0, writeAndX(0x4001, arr(request(0, 15, [1, 2, 3], 0x01)), { tid: 7, mid: 11 })],
+      [0, writeAndX(0x4001, arr(request(0, 15, [4, 5], 0x02)), { tid: 7, mid: 12 })],
+    ];
+    const rs = requestsOf(wire);
+    expect(seen(rs)).toEqual([`${svcctl} 15 010203`, `${svcctl} 15 0405`, `${svcctl} 15 0102030405`]);
+    expect(rs.map((r) => [r.first, r.reassembled, r.versionMajor])).toEqual([
+      [true, undefined, 2],
+      [false, undefined, 2],
+      [true, true, 2],
+    ]);
+  });
+
   it('SMB2: WRITE, READ answered after STATUS_PENDING, IOCTL FSCTL_PIPE_TRANSCEIVE, compound messages', () => {
     const { wire, want } = smb2Session();
     expect(seen(requestsOf(wire))).toEqual(want);
