@@ -175,6 +175,14 @@ export class MailSession {
 
   private readLine(dir: 0 | 1, s: Side, data: Uint8Array, i: number): number {
     const lf = data.indexOf(LF, i);
+    if (lf >= 0 && s.lineLen === 0 && lf - i <= mailLineBytesMax) {
+      // a whole line in this data, none begun before it: read where it lies (no line buffer made, as
+      // most flows, never mail, would make one for their first lines)
+      const len = lf > i && data[lf - 1] === CR ? lf - 1 - i : lf - i;
+      s.lines++;
+      this.onLine(dir, s, Buffer.from(data.buffer, data.byteOffset + i, len).toString('latin1'));
+      return lf + 1;
+    }
     const end = lf < 0 ? data.length : lf;
     const n = Math.min(end - i, mailLineBytesMax - s.lineLen);
     if (s.lineLen + n > s.line.length) {
