@@ -41,6 +41,7 @@ import {
   decodeContent,
   defaultHttpDecompressedBytesMax,
   type HttpAnomalies,
+  type HttpField,
   type HttpMessage,
   type HttpOptions,
   HttpSession,
@@ -4777,6 +4778,24 @@ export function uriComponents(
   };
 }
 
+/** Header fields as `Name: value` CRLF lines, the bytes written in place (the `http_header` buffer). */
+export function headerLines(fields: readonly HttpField[]): Uint8Array {
+  let n = 0;
+  for (const f of fields) n += f.name.length + 4 + f.value.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const f of fields) {
+    for (let i = 0; i < f.name.length; i++) out[at++] = f.name.charCodeAt(i);
+    out[at++] = 0x3a;
+    out[at++] = 0x20;
+    out.set(f.value, at);
+    at += f.value.length;
+    out[at++] = 0x0d;
+    out[at++] = 0x0a;
+  }
+  return out;
+}
+
 /**
  * The inspection buffers of one HTTP message, built on first use. Request buffers of a response come from
  * the request it answers. `http_header` is the fields as `Name: value` CRLF lines (obs-fold undone, values
@@ -4809,6 +4828,7 @@ export class HttpBuffers {
     const field = (msg: HttpMessage | undefined, name: string) => {
       const fs = msg?.fields.filter((f) => f.lname === name) ?? [];
       if (fs.length === 1) return fs[0]!.value;
+      if (fs.length === 0) return empty;
       return latin1Bytes(fs.map((f) => Buffer.from(f.value).toString('latin1')).join(', '));
     };
     const decoded = (msg: HttpMessage | undefined) =>
@@ -4841,10 +4861,8 @@ export class HttpBuffers {
         return field(req, 'host');
       case 'http_client_body':
         return req?.body ?? empty;
-      case 'http_header': {
-        const lines = m.fields.map((f) => `${f.name}: ${Buffer.from(f.value).toString('latin1')}\r\n`);
-        return latin1Bytes(lines.join(''));
-      }
+      case 'http_header':
+        return headerLines(m.fields);
       case 'http_raw_header':
         return m.rawHeader;
       case 'http_cookie':

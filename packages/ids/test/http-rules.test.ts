@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { headerLines } from '../src/detect.js';
 import {
   type Alert,
   Engine,
@@ -69,6 +70,39 @@ describe('HTTP inspection buffers, byte for byte', () => {
     expect(get('file_data')).toBe('cmd=id');
     expect(get('pkt_data')).toBe(request);
     expect(get('http_stat_code')).toBe('');
+  });
+
+  it('http_header is each field as Name: value and CRLF, any byte of a value kept (property)', () => {
+    const latin1Text = fc
+      .array(fc.integer({ min: 0, max: 255 }), { maxLength: 12 })
+      .map((a) => String.fromCharCode(...a));
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(latin1Text, fc.uint8Array({ maxLength: 40 })), { maxLength: 8 }),
+        (fs) => {
+          const fields = fs.map(([name, value]) => ({ name, lname: name.toLowerCase(), value }));
+          const want = fields
+            .map((f) => `${f.name}: ${Buffer.from(f.value).toString('latin1')}\r\n`)
+            .join('');
+          expect(text(headerLines(fields))).toBe(want);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('a field the message does not carry gives an empty buffer', () => {
+    const out: HttpMessage[] = [];
+    const ev = { headers: () => {}, message: (m: HttpMessage) => out.push(m) };
+    const s = new HttpSession({ request: ev, response: ev }, newHttpAnomalies(), {
+      take: () => true,
+      give: () => {},
+    });
+    s.request.push(Buffer.from('GET / HTTP/1.1\r\nAccept: */*\r\n\r\n', 'latin1'));
+    const b = new HttpBuffers(out[0]!, newHttpAnomalies());
+    for (const id of ['http_user_agent', 'http_cookie', 'http_raw_host', 'http_host'])
+      expect(b.get(id).length, id).toBe(0);
+    expect(text(b.get('http_header'))).toBe('Accept: */*\r\n');
   });
 
   it('response buffers, with the request it answers', () => {
