@@ -3470,7 +3470,15 @@ export class Engine {
   ): boolean {
     this.applyFlowbits(c, f);
     const pass = c.rule.action === 'pass';
-    const e = { ...addr, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
+    const e = {
+      src: addr.src,
+      sp: addr.sp,
+      dst: addr.dst,
+      dp: addr.dp,
+      proto: 6,
+      flowId: f.id,
+      ipVersion: fd.ipVersion,
+    };
     let a: Alert | undefined;
     if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
       a = this.alert(c, { ...e, stream: true });

@@ -717,8 +717,13 @@ function trimEmptyLine(b: Uint8Array): Uint8Array {
 function requestSummary(m: HttpMessage): { m: HttpMessage; bytes: number } {
   const startLine = new Uint8Array(m.startLine);
   const at = m.uri.byteOffset - m.startLine.byteOffset;
-  const fields = m.fields.map((f) => ({ ...f, value: new Uint8Array(f.value) }));
-  const bytes = startLine.length + fields.reduce((n, f) => n + f.value.length + f.name.length, 0);
+  // (literals of the field's shape, not spreads: a summary is made for every request)
+  const fields: HttpField[] = [];
+  let bytes = startLine.length;
+  for (const f of m.fields) {
+    fields.push({ name: f.name, lname: f.lname, value: new Uint8Array(f.value) });
+    bytes += f.value.length + f.name.length;
+  }
   const uri =
     at >= 0 && at + m.uri.length <= startLine.length
       ? startLine.subarray(at, at + m.uri.length)

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { headerLines } from '../src/detect.js';
 import {
   type Alert,
+  type Decoded,
   Engine,
   type EngineOptions,
   HttpBuffers,
@@ -159,6 +160,50 @@ function converse(
 }
 
 const sids = (a: Alert[]) => a.map((x) => x.sid).sort((x, y) => x - y);
+
+describe('HTTP alerts over IPv6', () => {
+  it("carry the flow's addresses, ports and IP version", () => {
+    const v6addr = (ip: string) =>
+      Uint8Array.from([0xfd, ...new Array(14).fill(0), ip === '10.0.0.1' ? 1 : 2]);
+    const v6name = (ip: string) => (ip === '10.0.0.1' ? 'fd00::1' : 'fd00::2');
+    const v6 = (d: Decoded): Decoded => ({
+      ...d,
+      ipVersion: 6,
+      src: v6name(d.src),
+      dst: v6name(d.dst),
+      srcAddr: v6addr(d.src),
+      dstAddr: v6addr(d.dst),
+    });
+    const e = new Engine([
+      parseRule('alert http any any -> any any (http_uri; content:"/x"; sid:9;)', 'h.rules', 1),
+    ]);
+    const req = 'GET /x HTTP/1.1\r\nHost: h\r\n\r\n';
+    const alerts: Alert[] = [];
+    let ts = 0;
+    for (const p of handshake()) alerts.push(...e.inspect(v6(p), ts++));
+    alerts.push(...e.inspect(v6(pkt({ flags: ACK | PSH, seq: 1001, ack: 5001, payload: req })), ts++));
+    alerts.push(
+      ...e.inspect(
+        v6(
+          pkt({
+            src: '10.0.0.2',
+            dst: '10.0.0.1',
+            sp: 80,
+            dp: 40000,
+            flags: ACK,
+            seq: 5001,
+            ack: 1001 + req.length,
+          }),
+        ),
+        ts++,
+      ),
+    );
+    alerts.push(...e.finish());
+    expect(alerts.map((a) => [a.sid, a.ipVersion, a.src, a.srcPort, a.dst, a.dstPort])).toEqual([
+      [9, 6, 'fd00::1', 40000, 'fd00::2', 80],
+    ]);
+  });
+});
 
 describe('HTTP rules', () => {
   const rules = [
