@@ -28,12 +28,26 @@ export interface SipMessage {
 export const sipStartLineBytesMax = 1024;
 
 const token = /^[A-Za-z0-9.!%*_+`'~-]+$/;
+const sipVersionSp = Uint8Array.from(Buffer.from('SIP/2.0 ', 'latin1'));
+const spSipVersion = Uint8Array.from(Buffer.from(' SIP/2.0', 'latin1'));
+
+/** Whether `want`'s bytes are at `buf[at..]`. */
+function bytesAt(buf: Uint8Array, at: number, want: Uint8Array): boolean {
+  for (let k = 0; k < want.length; k++) if (buf[at + k] !== want[k]) return false;
+  return true;
+}
 
 /** Parses the SIP message at `buf[from..]`, or undefined when there is none. */
 export function parseSip(buf: Uint8Array, from: number): SipMessage | undefined {
   if (from < 0 || from >= buf.length) return undefined;
   const lineEnd = indexOfLf(buf, from, Math.min(buf.length, from + sipStartLineBytesMax));
   if (lineEnd < 0) return undefined;
+  // a start line begins with "SIP/2.0 " (a status line) or ends with " SIP/2.0" (a request line): bytes
+  // looked at first, as most data is not SIP and its first line need not be made text and split
+  const end = lineEnd > from && buf[lineEnd - 1] === 13 ? lineEnd - 1 : lineEnd;
+  const n = sipVersionSp.length;
+  if (end - from < n || (!bytesAt(buf, from, sipVersionSp) && !bytesAt(buf, end - n, spSipVersion)))
+    return undefined;
   const line = Buffer.from(buf.buffer, buf.byteOffset + from, lineEnd - from)
     .toString('latin1')
     .replace(/\r$/, '');

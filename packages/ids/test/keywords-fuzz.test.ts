@@ -100,6 +100,45 @@ describe('protocol keyword parsers under random and mutated input', () => {
     );
   });
 
+  it('SIP: a start line is one exactly as RFC 3261 7.1/7.2 lay it out (property over lines of its pieces)', () => {
+    // the rule as text, the way the parser read every first line before it looked at the bytes first
+    const model = (line: string) => {
+      const parts = line.replace(/\r$/, '').split(' ');
+      if (parts[0] === 'SIP/2.0')
+        return parts.length >= 2 && /^[1-9]\d\d$/.test(parts[1]!) ? Number(parts[1]) : undefined;
+      return parts.length === 3 &&
+        /^[A-Za-z0-9.!%*_+`'~-]+$/.test(parts[0]!) &&
+        parts[2] === 'SIP/2.0' &&
+        parts[1]!.length > 0
+        ? parts[0]!.toUpperCase()
+        : undefined;
+    };
+    const piece = fc.constantFrom(
+      'SIP/2.0',
+      ' ',
+      'INVITE',
+      'sip:x',
+      '200',
+      '099',
+      'OK',
+      '\r',
+      'SIP/2.0 ',
+      ' SIP/2.0',
+      'x',
+      '',
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 6 }), fc.nat(3), (ps, lead) => {
+        const line = ps.join('');
+        const b = new Uint8Array(Buffer.from(`${'#'.repeat(lead)}${line}\nVia: v\r\n\r\n`, 'latin1'));
+        const m = parseSip(b, lead);
+        const want = model(line);
+        expect(m?.status ?? m?.method).toBe(want);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('TLS: the handshake messages found do not depend on the segmentation; mutated streams do not throw', () => {
     const statesOf = (chunks: Uint8Array[]) => {
       const t = new TlsSession();
