@@ -358,11 +358,23 @@ export class MailSession {
           s.dot = 3;
           break;
         case 3: {
-          const lf = data.indexOf(LF, i);
-          const end = lf < 0 ? data.length : lf + 1;
+          // the rest of this line and the lines after it up to one that begins with a dot (or the data's
+          // end), in one piece
+          let end = i;
+          for (;;) {
+            const lf = data.indexOf(LF, end);
+            if (lf < 0) {
+              end = data.length;
+              break;
+            }
+            end = lf + 1;
+            if (end === data.length || data[end] === DOT) {
+              s.dot = 0;
+              break;
+            }
+          }
           this.emit(s, data.subarray(i, end));
           i = end;
-          if (lf >= 0) s.dot = 0;
           break;
         }
       }

@@ -432,7 +432,24 @@ export function base64Decode(
   let bits = 0;
   let bad = false;
   let truncated = false;
-  for (let i = 0; i < src.length; i++) {
+  const len = src.length;
+  for (let i = 0; i < len; i++) {
+    if (bits === 0 && i + 4 <= len && n + 3 <= max) {
+      // four characters of the alphabet at once (most of a line): three bytes
+      const v0 = base64Values[src[i]!]!;
+      const v1 = base64Values[src[i + 1]!]!;
+      const v2 = base64Values[src[i + 2]!]!;
+      const v3 = base64Values[src[i + 3]!]!;
+      if ((v0 | v1 | v2 | v3) >= 0) {
+        acc = (v0 << 18) | (v1 << 12) | (v2 << 6) | v3;
+        out[n] = acc >> 16;
+        out[n + 1] = (acc >> 8) & 0xff;
+        out[n + 2] = acc & 0xff;
+        n += 3;
+        i += 3;
+        continue;
+      }
+    }
     const c = src[i]!;
     const v = base64Values[c]!;
     if (v < 0) {

@@ -164,6 +164,33 @@ describe('MIME', () => {
     expect(an.badQuotedPrintable).toBe(1);
   });
 
+  it('base64: characters of the alphabet up to the first = decoded, the rest skipped, cut at the cap (property)', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const ch = fc.oneof(
+      { weight: 12, arbitrary: fc.constantFrom(...alphabet) },
+      { weight: 2, arbitrary: fc.constantFrom('\r\n', ' ', '\t') },
+      { weight: 1, arbitrary: fc.constantFrom('=', '*', '!', '\u00ff', '-') },
+    );
+    fc.assert(
+      fc.property(fc.array(ch, { maxLength: 120 }), fc.nat(100), (cs, max) => {
+        const t = cs.join('');
+        const head = t.split('=')[0]!;
+        const kept = [...head].filter((c) => alphabet.includes(c)).join('');
+        const want = Buffer.from(kept, 'base64');
+        const an = newMimeAnomalies();
+        const got = base64Decode(b(t), an, max);
+        expect(text(got.data)).toBe(want.subarray(0, max).toString('latin1'));
+        expect(got.truncated).toBe(want.length > max);
+        // (past the cap nothing more is read: characters after it are not looked at)
+        if (!got.truncated)
+          expect(an.badBase64).toBe(
+            [...head].some((c) => !alphabet.includes(c) && !'\r\n \t'.includes(c)) ? 1 : 0,
+          );
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('bounds: a huge header section, a nesting bomb, a part-count bomb, the per-part byte cap', () => {
     let an = newMimeAnomalies();
     const huge = `X-Junk: ${'a'.repeat(3 * mimeHeaderBytesMax)}\r\nContent-Type: text/plain\r\n\r\nbody`;
