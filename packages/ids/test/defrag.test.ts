@@ -132,6 +132,16 @@ describe('IP defragmentation', () => {
     expect(run('linux')).toBe('AAAAAAAABBBBBBBBCCCCCCCC');
   });
 
+  it('a hole of one byte (a first fragment one short of its 8-byte boundary) is never rebuilt over', () => {
+    const df = new Defragmenter();
+    expect(df.add(dec(v4frag(3, 0, Buffer.from('AAAAAAA'), true, 17)), 0)).toBeUndefined();
+    expect(df.add(dec(v4frag(3, 8, Buffer.from('CCCCCCCC'), false, 17)), 1)).toBeUndefined();
+    expect(df.pending).toBe(1);
+    // the missing byte arrives (a fragment over the first one's bytes and the hole): whole now
+    const whole = df.add(dec(v4frag(3, 0, Buffer.from('aaaaaaaa'), true, 17)), 2);
+    expect(text(whole!.subarray(20))).toBe('AAAAAAAaCCCCCCCC');
+  });
+
   it('bounds: oversized datagrams, too many fragments, capacity, memory and timeouts are dropped and counted', () => {
     const df = new Defragmenter({ datagramsMax: 2, fragmentsMax: 3, bytesMax: 64, timeoutUs: 100 });
     // reaches past 65,535 bytes (the ping of death)
@@ -175,9 +185,11 @@ describe('IP defragmentation', () => {
             [frags[i], frags[j]] = [frags[j]!, frags[i]!];
           }
           const df = new Defragmenter();
-          let whole: Uint8Array | undefined;
-          for (const f of frags) whole = df.add(dec(f), 0) ?? whole;
-          expect(whole).toBeDefined();
+          // rebuilt at the last fragment, not before; fragments side by side overlap nothing
+          const got = frags.map((f) => df.add(dec(f), 0));
+          expect(got.map((w) => w !== undefined)).toEqual(frags.map((_, k) => k === frags.length - 1));
+          expect(df.stats.overlaps).toBe(0);
+          const whole = got.at(-1);
           const hdr = v6 ? 40 : 20;
           expect(Buffer.from(whole!.subarray(hdr)).equals(Buffer.from(payload))).toBe(true);
         },
