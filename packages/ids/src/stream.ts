@@ -107,6 +107,8 @@ interface Slab {
   live: number;
 }
 const slabSize = 32 * 1024;
+/** The arena released chunks of several pieces are cut from (`ReassemblyBudget.releaseBytes`). */
+const releaseArenaBytes = 64 * 1024;
 
 /**
  * Memory shared by every stream of an engine: `bytes`, the bytes held in out-of-order and pending buffers
@@ -166,6 +168,25 @@ export class ReassemblyBudget {
     }
     piece.data = new Uint8Array(src);
   }
+
+  /**
+   * `n` bytes for a released chunk of several pieces (their contents follow: nothing of the old bytes is
+   * seen): a part of a shared arena while it has room, a new arena (64 KiB) when not, an array of its own
+   * above 16 KiB. An arena is never written twice: one is kept alive, uncharged, by any chunk still held
+   * (a released chunk was never charged), and each costs one allocation where every chunk made its own.
+   */
+  releaseBytes(n: number): Uint8Array {
+    if (n > releaseArenaBytes / 4) return new Uint8Array(n);
+    if (this.arenaUsed + n > releaseArenaBytes) {
+      this.arena = new Uint8Array(releaseArenaBytes);
+      this.arenaUsed = 0;
+    }
+    const out = this.arena.subarray(this.arenaUsed, this.arenaUsed + n);
+    this.arenaUsed += n;
+    return out;
+  }
+  private arena = new Uint8Array(0);
+  private arenaUsed = releaseArenaBytes;
 
   /** `piece` is no longer held: its slab is uncharged once it is retired and holds nothing. */
   drop(piece: Piece): void {
@@ -442,7 +463,7 @@ export class StreamReassembler {
       this.budget.give(n);
       return { off: head.off, data: head.data, gap: false };
     }
-    const out = new Uint8Array(end - this.released);
+    const out = this.budget.releaseBytes(end - this.released);
     let n = 0;
     let freed = 0;
     while (this.pieces.length > 0) {

@@ -221,7 +221,7 @@ describe('TCP stream reassembly', () => {
     expect(small.slabBytes).toBe(0);
   });
 
-  it('streams sharing slabs reassemble what was sent, whatever is held, reused or disposed (property)', () => {
+  it('streams sharing slabs reassemble what was sent, whatever is held, reused or disposed, chunks kept as handed out (property)', () => {
     const op = fc.record({
       stream: fc.nat(3),
       len: fc.integer({ min: 1, max: 3000 }),
@@ -234,7 +234,8 @@ describe('TCP stream reassembly', () => {
         const streams = [0, 1, 2, 3].map(() => ({
           r: new StreamReassembler(0, { budget }),
           sent: [] as number[],
-          got: [] as number[],
+          // the chunks themselves, read at the end: a chunk must not change once handed out
+          got: [] as Uint8Array[],
           hole: undefined as { at: number; bytes: Uint8Array } | undefined,
         }));
         const src = new Uint8Array(3000); // one buffer for every segment, changed after each insert
@@ -256,13 +257,15 @@ describe('TCP stream reassembly', () => {
             }
           }
           src.fill(0xee);
-          if (o.release) s.got.push(...(s.r.release()?.data ?? []));
+          const c = o.release ? s.r.release() : undefined;
+          if (c) s.got.push(c.data);
           expect(budget.slabBytes).toBeLessThanOrEqual(budget.slabBytesMax);
         }
         for (const s of streams) {
           if (s.hole) s.r.insert(s.hole.at, s.hole.bytes);
-          s.got.push(...(s.r.release()?.data ?? []));
-          expect(s.got).toEqual(s.sent);
+          const c = s.r.release();
+          if (c) s.got.push(c.data);
+          expect(s.got.flatMap((d) => [...d])).toEqual(s.sent);
           s.r.dispose();
         }
         expect(budget.bytes).toBe(0);
@@ -270,6 +273,28 @@ describe('TCP stream reassembly', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('bytes for released chunks: each of the length asked, none sharing a byte with another (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 20_000 }), { maxLength: 40 }), (sizes) => {
+        const budget = new ReassemblyBudget();
+        const got = sizes.map((n, k) => {
+          const b = budget.releaseBytes(n);
+          expect(b.length).toBe(n);
+          b.fill(k & 0xff);
+          return b;
+        });
+        for (const [k, b] of got.entries()) expect(b.every((x) => x === (k & 0xff))).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+    // an arena filled exactly, then the next one
+    const budget = new ReassemblyBudget();
+    const quarter = [1, 2, 3, 4].map(() => budget.releaseBytes(16 * 1024));
+    expect(quarter.map((b) => b.length)).toEqual([16384, 16384, 16384, 16384]);
+    expect(new Set(quarter.map((b) => b.buffer)).size).toBe(1);
+    expect(budget.releaseBytes(1).buffer).not.toBe(quarter[0]!.buffer);
   });
 
   it('slabs change nothing but memory: overlaps, partial releases, flushes and reads as without them (property)', () => {
