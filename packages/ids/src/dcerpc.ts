@@ -359,32 +359,20 @@ export class DceSession {
       // where the PDU ends in this delivery (it completes here)
       const pduEnd = at + fragLen - base;
       if (out.length < dceRequestsPerDeliveryMax) {
-        const first = (flags & 0x01) !== 0;
+        // a stub that began in bytes carried from earlier deliveries: a copy
+        const carried = start < base;
         out.push(
-          // a stub that began in bytes carried from earlier deliveries: a copy
-          start < base
-            ? dceRequest(
-                c?.uuid,
-                c?.major,
-                opnum,
-                first,
-                little,
-                pduEnd,
-                pduEnd,
-                copyBytes(b, start, end),
-                undefined,
-              )
-            : dceRequest(
-                c?.uuid,
-                c?.major,
-                opnum,
-                first,
-                little,
-                start - base,
-                end - base,
-                undefined,
-                undefined,
-              ),
+          dceRequest(
+            c?.uuid,
+            c?.major,
+            opnum,
+            (flags & 0x01) !== 0,
+            little,
+            carried ? pduEnd : start - base,
+            carried ? pduEnd : end - base,
+            carried ? copyBytes(b, start, end) : undefined,
+            undefined,
+          ),
         );
       }
       if ((flags & 0x03) !== 0x03) {
