@@ -130,6 +130,9 @@ export class ReassemblyBudget {
   peakBytes = 0;
   private slab: Slab | undefined;
   readonly slabBytesMax: number;
+  /** The arena released chunks are cut from now, and how much of it is given out (`releaseBytes`). */
+  private arena = new Uint8Array(0);
+  private arenaUsed = releaseArenaBytes;
   constructor(
     readonly bytesMax = 64 * 2 ** 20,
     slabBytesMax?: number,
@@ -185,9 +188,6 @@ export class ReassemblyBudget {
     this.arenaUsed += n;
     return out;
   }
-  private arena = new Uint8Array(0);
-  private arenaUsed = releaseArenaBytes;
-
   /** `piece` is no longer held: its slab is uncharged once it is retired and holds nothing. */
   drop(piece: Piece): void {
     const s = piece.slab;
