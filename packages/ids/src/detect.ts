@@ -2658,8 +2658,10 @@ export class Engine {
         matcher,
         state: 0,
         end: 0,
-        ids: new Int32Array(16),
-        ends: new Float64Array(16),
+        // (8 entries to begin with: arrays of 64 bytes or less live in the V8 heap, larger ones cost an
+        // allocation of their own; they grow below)
+        ids: new Int32Array(8),
+        ends: new Float64Array(8),
         n: 0,
       };
       sc.state = 0;
@@ -2701,8 +2703,14 @@ export class Engine {
       sc.ends = new Float64Array(cap);
       sc.ends.set(ends.subarray(0, keep));
     }
-    sc.ids.set(hits.ids.subarray(0, fresh), keep);
-    sc.ends.fill(sc.end, keep, keep + fresh);
+    // (element by element: a few ids a delivery, where a view and `set` cost more than the copy)
+    const freshIds = hits.ids;
+    const toIds = sc.ids;
+    const toEnds = sc.ends;
+    for (let k = 0; k < fresh; k++) {
+      toIds[keep + k] = freshIds[k]!;
+      toEnds[keep + k] = sc.end;
+    }
     sc.n = keep + fresh;
   }
 
