@@ -736,6 +736,8 @@ interface RuleGroup {
   hit: Uint8Array;
   /** The rules without a fast pattern (indices into `rules`, ascending): candidates of every inspection. */
   always: Int32Array;
+  /** `always` without the packet rules: the candidates of every stream inspection besides those marked. */
+  streamAlways: Int32Array;
   /**
    * Per pattern id: the rules keyed on it, `byFp[byFpStart[id], byFpStart[id + 1])` (ascending), so an
    * inspection visits the rules whose pattern the scan marked and those without one, not every rule.
@@ -4208,7 +4210,7 @@ export class Engine {
     let ctx: MatchCtx | undefined; // one for every evaluation here (matchCtx resets it)
     const dceOk = (fd.dceNow?.length ?? 0) > 0;
     const ftpOk = fd.ftpData === true;
-    const n = this.candidates(g, g.always);
+    const n = this.candidates(g, g.streamAlways);
     const cand = this.cand;
     let end = this.passEnd(g); // after a pass matched on this packet
     let passed = 0;
@@ -4216,6 +4218,7 @@ export class Engine {
       const i = cand[kc]!;
       if (i >= end) break;
       const c = g.rules[i]!;
+      // (a packet rule comes here only through its fast pattern: the stream's list leaves the others out)
       if (c.mode === 'packet') continue;
       if (c.dce && !dceOk) continue;
       if (c.ftpData && !ftpOk) continue;
@@ -5002,6 +5005,7 @@ function ruleGroup(
     scanned: 0,
     hit,
     always,
+    streamAlways: always.filter((i) => rules[i]!.mode !== 'packet'),
     byFpStart,
     byFp,
     consulted: new Map(),
