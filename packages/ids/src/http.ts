@@ -244,14 +244,14 @@ export class HttpParser {
           break;
         case 'length': {
           const n = Math.min(this.remaining, data.length - i);
-          this.body(data.subarray(i, i + n), data.subarray(i, i + n));
+          this.body(data.subarray(i, i + n));
           i += n;
           this.remaining -= n;
           if (this.remaining === 0) this.complete();
           break;
         }
         case 'close':
-          this.body(data.subarray(i), data.subarray(i));
+          this.body(data.subarray(i));
           i = data.length;
           break;
         case 'chunk-size':
@@ -261,7 +261,7 @@ export class HttpParser {
           break;
         case 'chunk-data': {
           const n = Math.min(this.remaining, data.length - i);
-          this.body(data.subarray(i, i + n), data.subarray(i, i + n));
+          this.body(data.subarray(i, i + n));
           i += n;
           this.remaining -= n;
           if (this.remaining === 0) {
@@ -605,23 +605,30 @@ export class HttpParser {
   }
 
   /** Body bytes: `decoded` after chunked decoding, `raw` as sent (both kept up to bodyBytesMax). */
-  private body(decoded: Uint8Array, raw: Uint8Array): void {
+  /**
+   * Body bytes, as sent and decoded alike (a body not chunked, or a chunk's data): kept in the message's
+   * body and its raw bytes, one copy for both where both keep all of them.
+   */
+  private body(bytes: Uint8Array): void {
     const m = this.msg;
     if (!m) return;
-    m.bodyBytes += decoded.length;
-    const keep = Math.min(decoded.length, this.bodyBytesMax - this.kept);
-    if (keep < decoded.length) m.bodyTruncated = true;
+    m.bodyBytes += bytes.length;
+    const keep = Math.min(bytes.length, this.bodyBytesMax - this.kept);
+    if (keep < bytes.length) m.bodyTruncated = true;
+    let copy: Uint8Array | undefined;
     if (keep > 0) {
       if (!this.hold(keep)) return;
       // copies: on a Node Buffer (what capture readers hand out) slice is a view that would pin the
       // reader's whole chunk, charged as `keep` bytes, and see its later writes
-      this.bodyParts.push(copyBytes(decoded, 0, keep));
+      copy = copyBytes(bytes, 0, keep);
+      this.bodyParts.push(copy);
       this.kept += keep;
     }
-    const rawKeep = Math.min(raw.length, this.bodyBytesMax - this.rawKept);
+    const rawKeep = Math.min(bytes.length, this.bodyBytesMax - this.rawKept);
     if (rawKeep > 0) {
       if (!this.hold(rawKeep)) return;
-      this.rawParts.push(copyBytes(raw, 0, rawKeep));
+      // (both stay charged; the raw message is always an array of its own, made in `complete`)
+      this.rawParts.push(copy !== undefined && rawKeep === keep ? copy : copyBytes(bytes, 0, rawKeep));
       this.rawKept += rawKeep;
     }
   }

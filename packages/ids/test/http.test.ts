@@ -246,6 +246,19 @@ describe('HTTP/1.1 messages (RFC 9112)', () => {
     expect(b.peak).toBeLessThan(5000);
   });
 
+  it('at bodyBytesMax a chunked body keeps its first bytes decoded and as sent, each to the bound', () => {
+    const got: HttpMessage[] = [];
+    const ev = { headers: () => {}, message: (m: HttpMessage) => got.push(m) };
+    const s = new HttpSession({ request: ev, response: ev }, newHttpAnomalies(), budget(), {
+      bodyBytesMax: 14,
+    });
+    const head = 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n';
+    s.request.push(bytes(`${head}5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n`));
+    expect(text(got[0]!.body)).toBe('helloworld');
+    // the raw bytes: the 14 first of the body as sent (the second chunk's data cut after one byte)
+    expect(text(got[0]!.raw).slice(head.length)).toBe('5\r\nhello\r\n5\r\nw');
+  });
+
   it('a refused budget is an anomaly, never a crash', () => {
     const r = recorder(budget(100));
     r.s.request.push(pipelined);
