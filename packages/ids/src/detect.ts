@@ -4500,7 +4500,8 @@ export class Engine {
       const fb = fbs[i]!;
       if (fb.op !== 'isset' && fb.op !== 'isnotset') continue;
       let set = 0;
-      for (let j = 0; j < fb.names.length; j++) if (f.bits.has(fb.names[j]!)) set++;
+      const bits = f.bits;
+      if (bits !== undefined) for (let j = 0; j < fb.names.length; j++) if (bits.has(fb.names[j]!)) set++;
       const all = set === fb.names.length;
       // a|b (Suricata): isset when any is set, isnotset when any is not set; a&b: all of them
       if (fb.op === 'isset' && !(fb.any ? set > 0 : all)) return false;
@@ -4511,9 +4512,11 @@ export class Engine {
 
   private applyFlowbits(c: Compiled, f: Flow<FlowData>): void {
     for (const fb of c.flowbits) {
-      if (fb.op === 'set') for (const n of fb.names) f.bits.add(n);
-      if (fb.op === 'unset') for (const n of fb.names) f.bits.delete(n);
-      if (fb.op === 'toggle') for (const n of fb.names) f.bits.has(n) ? f.bits.delete(n) : f.bits.add(n);
+      if (fb.op !== 'set' && fb.op !== 'unset' && fb.op !== 'toggle') continue;
+      const bits = (f.bits ??= new Set());
+      if (fb.op === 'set') for (const n of fb.names) bits.add(n);
+      if (fb.op === 'unset') for (const n of fb.names) bits.delete(n);
+      if (fb.op === 'toggle') for (const n of fb.names) bits.has(n) ? bits.delete(n) : bits.add(n);
     }
   }
 

@@ -104,8 +104,8 @@ export class Flow<T = unknown> {
   readonly bytes: [number, number] = [0, 0];
   firstUs: number;
   lastUs: number;
-  /** flowbits. */
-  readonly bits = new Set<string>();
+  /** flowbits, made when the first one is set (most flows never set one). */
+  bits: Set<string> | undefined = undefined;
   /** What the owner keeps per flow (the engine: stream reassembly state). */
   data: T | undefined;
   /** The table's expiry list it is on (its timeout class; -1: none) and its neighbours there. */

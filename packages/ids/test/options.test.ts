@@ -326,6 +326,20 @@ describe('flowbits with several names', () => {
       expect({ a, b, got }).toEqual({ a, b, got: want });
     }
   });
+
+  it('toggle sets a bit that is not set and clears one that is; unset clears it', () => {
+    const rules = [
+      'alert udp any any -> any any (content:"T"; flowbits:toggle,t; flowbits:noalert; sid:1;)',
+      'alert udp any any -> any any (content:"U"; flowbits:unset,t; flowbits:noalert; sid:2;)',
+      'alert udp any any -> any any (content:"Q"; flowbits:isset,t; sid:10;)',
+    ];
+    const e = new Engine(rules.map((r, i) => parseRule(r, 't.rules', i + 1)));
+    const got = ['Q', 'T', 'Q', 'T', 'Q', 'T', 'Q', 'U', 'Q', 'U', 'Q'].map(
+      (p, i) => e.inspect(pkt({ proto: 17, payload: p }), i).length,
+    );
+    // the bit: none, set, cleared, set, cleared by unset, still clear
+    expect(got).toEqual([0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
+  });
 });
 
 /**
