@@ -4512,10 +4512,11 @@ export class Engine {
 
   private applyFlowbits(c: Compiled, f: Flow<FlowData>): void {
     for (const fb of c.flowbits) {
-      if (fb.op !== 'set' && fb.op !== 'unset' && fb.op !== 'toggle') continue;
+      // (unset on a flow that never set a bit has nothing to clear: no set made for it)
+      if (fb.op === 'unset') for (const n of fb.names) f.bits?.delete(n);
+      if (fb.op !== 'set' && fb.op !== 'toggle') continue;
       const bits = (f.bits ??= new Set());
       if (fb.op === 'set') for (const n of fb.names) bits.add(n);
-      if (fb.op === 'unset') for (const n of fb.names) bits.delete(n);
       if (fb.op === 'toggle') for (const n of fb.names) bits.has(n) ? bits.delete(n) : bits.add(n);
     }
   }
