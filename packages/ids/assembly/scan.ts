@@ -16,6 +16,9 @@
 //                              always, one with output once the scan under way has been in it (cleared
 //                              again before `scan` returns); the scan's test at every byte is one load
 //   touched i32[states]        the states with output the scan under way has been in
+//   last    u32                the state after the last scan's input (read by the loader where it lies:
+//                              a second call out of JavaScript per scan cost more than the scan of a
+//                              short input)
 //   skip    360 bytes          `scanSkip`'s tables and counts (see `setupSkip`)
 //   input   the bytes to scan (the rest of the memory)
 //
@@ -29,10 +32,9 @@ let out: usize = 0;
 let visited: usize = 0;
 let touched: usize = 0;
 let touchedN: i32 = 0;
+let last: usize = 0;
 let overlap: i32 = 0;
 let reported: i32 = 0;
-/** The state after the last scan's input. */
-let state: u32 = 0;
 
 /** Inputs shorter than this are scanned as one chain. */
 const twoLanesBytesMin: i32 = 256;
@@ -46,6 +48,7 @@ export function setup(
   outAt: usize,
   visitedAt: usize,
   touchedAt: usize,
+  lastAt: usize,
   longest: i32,
 ): void {
   delta = deltaAt;
@@ -54,6 +57,7 @@ export function setup(
   out = outAt;
   visited = visitedAt;
   touched = touchedAt;
+  last = lastAt;
   overlap = longest > 0 ? longest - 1 : 0;
 }
 
@@ -92,13 +96,13 @@ function step(s: u32, input: usize, i: i32, dl: usize): u32 {
 /**
  * Scans input[0, len) resumed in state `from` (0 at the start of a text): reports into `out` (returning
  * how many) the states whose output chains hold every pattern ending in the input, each head once (`seen`
- * marks them during the scan and is clear again after it); `lastState` gives the state to resume the next
- * bytes in.
+ * marks them during the scan and is clear again after it); the state to resume the next bytes in goes to
+ * `last`.
  */
 export function scan(input: usize, len: i32, from: u32): i32 {
   reported = 0;
   touchedN = 0;
-  state = lanes(input, len, from);
+  store<u32>(last, lanes(input, len, from));
   return finishScan();
 }
 
@@ -176,11 +180,6 @@ function finishScan(): i32 {
   return reported;
 }
 
-/** The state after the last scan's input. */
-export function lastState(): u32 {
-  return state;
-}
-
 let skipTables: usize = 0;
 let depth1Max: u32 = 0;
 
@@ -244,7 +243,7 @@ export function scanSkip(input: usize, len: i32, from: u32): i32 {
       if (s <= d1) break;
     }
     if (i >= len) {
-      state = s;
+      store<u32>(last, s);
       store<i32>(t + 320, 0);
       return finishScan();
     }
@@ -356,7 +355,7 @@ export function scanSkip(input: usize, len: i32, from: u32): i32 {
     }
     p = i - 1;
   }
-  state = s;
+  store<u32>(last, s);
   store<i32>(t + 320, entries);
   store<i32>(t + 356, checks);
   return finishScan();

@@ -27,13 +27,13 @@ interface ScanExports {
     outAt: number,
     visitedAt: number,
     touchedAt: number,
+    lastAt: number,
     longest: number,
   ): void;
   scan(input: number, len: number, from: number): number;
   scanSkip(input: number, len: number, from: number): number;
   setupSkip(tablesAt: number, depth1Max: number): void;
   wordSumLE(from: number, to: number): number;
-  lastState(): number;
 }
 
 const wasmPageBytes = 0x10000;
@@ -135,6 +135,8 @@ export class WasmScan {
   private mem8: Uint8Array;
   /** The states the last scan reported (its first `scan()` entries). */
   reported: Int32Array;
+  /** Where the module leaves the state after the last scan's input (one entry). */
+  private last: Uint32Array;
 
   /** The transition table (`states` rows of 256), in the module's memory: `MultiMatcher` fills it. */
   readonly delta: Uint16Array;
@@ -142,6 +144,7 @@ export class WasmScan {
   private readonly deltaAt: number;
   private readonly visitedAt: number;
   private readonly touchedAt: number;
+  private readonly lastAt: number;
   private readonly noOutput: number;
   private readonly skipAt: number;
   /** Whether scans search for the places a pattern can start (`skipBetween`). */
@@ -171,6 +174,7 @@ export class WasmScan {
     this.outAt = place(this.outLength * 4);
     this.visitedAt = place(states);
     this.touchedAt = place(states * 4);
+    this.lastAt = place(4);
     this.skipAt = place(skipTablesBytes);
     this.inputAt = place(0);
     this.memory = new api.Memory({ initial: Math.ceil((at + inputBytesInitial) / wasmPageBytes) });
@@ -179,6 +183,7 @@ export class WasmScan {
     this.mem8 = new Uint8Array(this.memory.buffer);
     this.delta = new Uint16Array(this.memory.buffer, this.deltaAt, states * 256);
     this.reported = new Int32Array(this.memory.buffer, this.outAt, this.outLength);
+    this.last = new Uint32Array(this.memory.buffer, this.lastAt, 1);
   }
 
   /** With `delta` filled: each state's output-chain head (`headId`, one per state) and the longest pattern's length. */
@@ -195,6 +200,7 @@ export class WasmScan {
       this.outAt,
       this.visitedAt,
       this.touchedAt,
+      this.lastAt,
       longest,
     );
   }
@@ -211,6 +217,7 @@ export class WasmScan {
       // growing detached the old views (their length now reads 0)
       this.mem8 = new Uint8Array(this.memory.buffer);
       this.reported = new Int32Array(this.memory.buffer, this.outAt, this.outLength);
+      this.last = new Uint32Array(this.memory.buffer, this.lastAt, 1);
     }
     this.mem8.set(data, this.inputAt);
     return this.skipping
@@ -256,6 +263,6 @@ export class WasmScan {
 
   /** The state after the last scan's input. */
   lastState(): number {
-    return this.exports.lastState();
+    return this.last[0]!;
   }
 }
