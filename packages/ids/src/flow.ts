@@ -223,6 +223,12 @@ export class FlowTable<T = unknown> {
    */
   private readonly expiryHeadLast = new Float64Array(expiryClasses).fill(Number.POSITIVE_INFINITY);
   /**
+   * No flow expires before this time (at most the earliest head's `lastUs` plus its class's timeout, less
+   * 1 us against rounding): the sweep before a packet seen earlier reads nothing else. A head moved later
+   * leaves it low (the next sweep reads the lists and sets it again); a head set earlier lowers it.
+   */
+  private sweepAfter = Number.NEGATIVE_INFINITY;
+  /**
    * The flows of the last two packets (most recent first; undefined when none or evicted since): a packet
    * mostly belongs to one of them (a transfer, a request and its answer: 75% of ndpi-mix-a's), and is then
    * found without hashing its key. A flow leaving the table leaves this list (`gone`).
@@ -343,6 +349,7 @@ export class FlowTable<T = unknown> {
   private setHead(c: number, f: Flow<T> | undefined): void {
     this.expiryHead[c] = f;
     this.expiryHeadLast[c] = f ? f.lastUs : Number.POSITIVE_INFINITY;
+    if (f) this.sweepAfter = Math.min(this.sweepAfter, f.lastUs + this.classTimeouts[c]! - 1);
   }
 
   private evictSlot(i: number, reason: EvictReason): void {
@@ -544,6 +551,7 @@ export class FlowTable<T = unknown> {
    * (constant work per call; which flows, and in what order, depends on the packets alone).
    */
   sweep(nowUs: number, flowsMax = sweepFlowsPerPacket): void {
+    if (nowUs <= this.sweepAfter) return;
     let n = 0;
     const last = this.expiryHeadLast;
     const timeouts = this.classTimeouts;
@@ -553,6 +561,10 @@ export class FlowTable<T = unknown> {
         this.remove(this.expiryHead[c]!, 'timeout');
         n++;
       }
+    // (heads left expired by the bound on flows a packet give a time already past)
+    let after = Number.POSITIVE_INFINITY;
+    for (let c = 0; c < expiryClasses; c++) after = Math.min(after, last[c]! + timeouts[c]! - 1);
+    this.sweepAfter = after;
   }
 
   /** Evicts every flow (end of input), oldest first, so their remaining data is flushed in order. */
