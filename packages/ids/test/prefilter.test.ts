@@ -619,6 +619,26 @@ describe('Engine port groups', () => {
     expect(alerts).toBeGreaterThan(100); // the comparison is not vacuous
   });
 
+  it('counts the rules a packet and its stream data spare in one group, each kind of inspection its own', () => {
+    const { rules } = parseRules(
+      [
+        'alert tcp any any -> any 80 (content:"zzz"; sid:1;)',
+        'alert tcp any any -> any 80 (flags:A+; content:"yyy"; sid:2;)',
+        'alert tcp any any -> any 80 (dsize:>0; content:"xxx"; sid:3;)',
+      ].join('\n'),
+      'gen',
+    );
+    const e = new Engine(rules, { streamRelease: 'immediate' });
+    handshake().forEach((p, i) => void e.inspect(p, i, i + 1));
+    for (let i = 0; i < 3; i++) {
+      const before = e.stats.rulesPrefiltered;
+      e.inspect(pkt({ flags: ACK | PSH, seq: 1001 + 5 * i, ack: 5001, payload: 'hello' }), 10 + i, 10 + i);
+      // the stream data spares sid 1 (the packet rules are not its), the packet sids 2 and 3 (sid 1 reads
+      // the stream), with a group's entries for both kinds read in turn
+      expect(e.stats.rulesPrefiltered - before).toBe(3);
+    }
+  });
+
   it('a flow consults only the rules its ports admit (fewer rules evaluated), each group built once', () => {
     const { rules } = parseRules(
       [
