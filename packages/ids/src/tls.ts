@@ -107,8 +107,9 @@ export class TlsDirection {
           versions |= this.sslv2(data, i);
           continue;
         }
+        // (byte by byte: at most 5, where a view to copy from costs more than the copy)
         const take = Math.min(recordHeaderBytes - this.hdrLen, data.length - i);
-        this.hdr.set(data.subarray(i, i + take), this.hdrLen);
+        for (let k = 0; k < take; k++) this.hdr[this.hdrLen + k] = data[i + k]!;
         this.hdrLen += take;
         i += take;
         if (this.hdrLen < recordHeaderBytes) break;
