@@ -1804,6 +1804,8 @@ const httpDenseAfterBytesPerState = 4;
  */
 const packetAlwaysListsMax = 1 << 16;
 
+/** Automata of a `ScanKind` kept for other groups with the same patterns (`Engine.kindShared`). */
+const kindSharedMax = 1024;
 /** A port group scans with an automaton of its own once its scans have read this many bytes (`groupScanner`). */
 const groupOwnAfterBytes = 64 * 1024;
 
@@ -2547,14 +2549,11 @@ export class Engine {
     fp: Int32Array,
     admit: (c: Compiled) => boolean = () => true,
   ): MultiMatcher {
-    const ids = new Set<number>();
-    for (let i = 0; i < rules.length; i++) {
-      const c = rules[i]!;
-      if (fp[i]! < 0 || !admit(c)) continue;
-      ids.add(fp[i]!);
-      if (c.rest) for (let k = 0; k < c.rest.length; k++) ids.add(c.rest[k]!);
-    }
-    const list = Int32Array.from(ids).sort();
+    return this.idsMatcher(patternIds(rules, fp, admit));
+  }
+
+  /** An automaton over the patterns `list` (ids of `allRules.matcher`, ascending), reported by those ids. */
+  private idsMatcher(list: Int32Array): MultiMatcher {
     return new MultiMatcher(
       Array.from(list, (id) => this.patternList[id]!),
       list,
@@ -2598,15 +2597,23 @@ export class Engine {
       return this.kindMatchers[kind];
     let m: MultiMatcher | false | null = null;
     if (this.groupStates < groupStatesMax && this.kindMatchers[kind]) {
-      const admit = kindAdmits[kind]!;
-      m = g.fp.some((id, i) => id >= 0 && admit(g.rules[i]!)) && this.patternMatcher(g.rules, g.fp, admit);
-      if (m) this.groupStates += m.states;
+      const ids = patternIds(g.rules, g.fp, kindAdmits[kind]!);
+      // groups with the same rules of a kind (those of any port) share one automaton
+      const key = ids.join(',');
+      m = ids.length > 0 && (this.kindShared.get(key) ?? null);
+      if (m === null) {
+        m = this.idsMatcher(ids);
+        this.groupStates += m.states;
+        if (this.kindShared.size < kindSharedMax) this.kindShared.set(key, m);
+      }
     }
     g.kinds[kind] = m;
     return m === null ? this.kindMatchers[kind] : m || undefined;
   }
 
-  /** States of the port groups' own automata (`groupScanner`). */
+  /** The groups' own automata of a `ScanKind`, by their patterns' ids (at most `kindSharedMax`). */
+  private readonly kindShared = new Map<string, MultiMatcher>();
+  /** States of the port groups' own automata (`groupScanner`, `kindScanner`). */
   private groupStates = 0;
   /** `groupOwnAfterBytes` (a test sets another). */
   private readonly groupOwnAfterBytes = groupOwnAfterBytes;
@@ -5080,6 +5087,21 @@ function ruleGroup(
     kinds: [undefined, undefined, undefined],
     kindScanned: [0, 0, 0],
   };
+}
+
+/**
+ * The ids (of `Engine.allRules.matcher`, ascending, each once) of the fast patterns of those of `rules`
+ * that `admit` takes, with their other contents (`rest`).
+ */
+function patternIds(rules: Compiled[], fp: Int32Array, admit: (c: Compiled) => boolean): Int32Array {
+  const ids = new Set<number>();
+  for (let i = 0; i < rules.length; i++) {
+    const c = rules[i]!;
+    if (fp[i]! < 0 || !admit(c)) continue;
+    ids.add(fp[i]!);
+    if (c.rest) for (let k = 0; k < c.rest.length; k++) ids.add(c.rest[k]!);
+  }
+  return Int32Array.from(ids).sort();
 }
 
 /** `g.consulted`'s entry for `key`, if made (the last one read without a lookup). */
