@@ -9,6 +9,7 @@ export default defineConfig({
   resolve: { alias },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts'],
+    setupFiles: ['scripts/fast-check-size.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
