@@ -593,8 +593,11 @@ describe('Engine port groups', () => {
           const run = (portGroups: boolean, collide = false, shared = false, ownAfter?: number) => {
             const e = new Engine(rules, { portGroups, ips: true });
             // the groups' own automata (one per kind of scan) from the first byte, or after a few packets
-            if (ownAfter !== undefined)
-              (e as unknown as { groupOwnAfterBytes: number }).groupOwnAfterBytes = ownAfter;
+            if (ownAfter !== undefined) {
+              const own = e as unknown as { groupOwnAfterBytes: number; kindOwnAfterBytes: number };
+              own.groupOwnAfterBytes = ownAfter;
+              own.kindOwnAfterBytes = ownAfter;
+            }
             // every port group's class list hashed alike: the lists themselves must tell the groups apart
             if (collide) (e as unknown as { portGroupHashMask: number }).portGroupHashMask = 0;
             // the groups' own automata at their bound: every group scans with the shared one
