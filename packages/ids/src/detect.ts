@@ -2590,7 +2590,7 @@ export class Engine {
   /**
    * The automaton a packet scan of kind `kind` (`ScanKind`) of `bytes` bytes in group `g` uses: the one of
    * every group's rules of that kind (`kindMatchers`) until the group's scans of the kind have read
-   * `groupOwnAfterBytes`, then one of its own rules of that kind while the groups' own automata hold fewer
+   * `kindOwnAfterBytes`, then one of its own rules of that kind while the groups' own automata hold fewer
    * than `groupStatesMax` states together (the same marks for its rules), or none when none of them has a
    * pattern (the scan is skipped). A group's share of the kind's rules is smaller still than of all its
    * rules: on ndpi-mix-a 85% of UDP payload bytes went through 365 states of their group's instead of 1,157.
