@@ -9,7 +9,7 @@ import { parseSip, SipStream } from '../src/sip.js';
 import { TlsSession } from '../src/tls.js';
 import { bind, bindAck } from './dce-wire.js';
 
-const bytes = fc.uint8Array({ minLength: 0, maxLength: 600 });
+const bytes = fc.uint8Array({ minLength: 0, maxLength: 600, size: 'max' });
 const winreg = '338cd001-2244-31f1-aaaa-900038001003';
 
 /** Cuts `b` at the given sizes (cycled). */

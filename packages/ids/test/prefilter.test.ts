@@ -39,7 +39,7 @@ describe('MultiMatcher', () => {
         fc.array(bytes, { minLength: 1, maxLength: 20 }),
         bytes.chain(() =>
           fc
-            .uint8Array({ maxLength: 200 })
+            .uint8Array({ maxLength: 200, size: 'max' })
             .map((b) => b.map((x) => [0x41, 0x61, 0x42, 0x62, 0x00, 0xff][x % 6]!)),
         ),
         (patterns, text) => {
