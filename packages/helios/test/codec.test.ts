@@ -34,7 +34,7 @@ function scanCells(t: string, n: number): number[] | null {
 }
 
 const keysArb = fc
-  .array(fc.integer({ min: 0, max: 2 ** 53 - 1 }), { maxLength: 300 })
+  .array(fc.integer({ min: 0, max: 2 ** 53 - 1 }), { maxLength: 300, size: 'max' })
   .map((xs) => sortUnique(Float64Array.from(xs)));
 
 /**
@@ -183,7 +183,7 @@ describe('index nodes', () => {
     );
     expect(new BlockReader(bytes).rows()).toEqual([[1, 'a']]);
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(), (junk, at) => {
+      fc.property(fc.uint8Array({ maxLength: 200, size: 'max' }), fc.nat(), (junk, at) => {
         const mixed = node.slice();
         mixed.set(junk.subarray(0, Math.max(0, mixed.length - (at % mixed.length))), at % mixed.length);
         try {
@@ -345,7 +345,7 @@ describe('index nodes', () => {
       fieldParser({ kind: 'loghub', template: '<A> <B> [<C>]: <D>' }),
     ];
     fc.assert(
-      fc.property(fc.string({ maxLength: 500 }), (line) => {
+      fc.property(fc.string({ maxLength: 500, size: 'max' }), (line) => {
         for (const p of parsers) p(line);
       }),
       { numRuns: 1000 },
@@ -376,19 +376,19 @@ describe('sortUnique', () => {
   it('gives the sorted distinct keys: uniform, clustered into one bucket, repeated, and not 53-bit keys', () => {
     const key53 = fc.integer({ min: 0, max: 2 ** 53 - 1 });
     const keys = fc.oneof(
-      fc.array(key53, { maxLength: 300 }),
-      fc.array(key53, { minLength: 256, maxLength: 3000 }),
+      fc.array(key53, { maxLength: 300, size: 'max' }),
+      fc.array(key53, { minLength: 256, maxLength: 3000, size: 'max' }),
       // a few keys a bucket, from a part of the range
-      fc.array(fc.integer({ min: 0, max: 2 ** 44 }), { minLength: 256, maxLength: 3000 }),
+      fc.array(fc.integer({ min: 0, max: 2 ** 44 }), { minLength: 256, maxLength: 3000, size: 'max' }),
       // many repeats of few keys (a block's pages share most of their keys)
       fc
         .array(key53, { minLength: 1, maxLength: 20 })
-        .chain((few) => fc.array(fc.constantFrom(...few), { minLength: 300, maxLength: 3000 })),
+        .chain((few) => fc.array(fc.constantFrom(...few), { minLength: 300, maxLength: 3000, size: 'max' })),
       // all in one bucket (not uniform): the bucket is sorted by the typed array's sort
-      fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 300, maxLength: 3000 }),
+      fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 300, maxLength: 3000, size: 'max' }),
       fc.array(
         fc.oneof(key53, fc.constantFrom(2 ** 53, -1, 0.5, 2 ** 60, Number.NaN, Number.POSITIVE_INFINITY)),
-        { minLength: 256, maxLength: 600 },
+        { minLength: 256, maxLength: 600, size: 'max' },
       ),
     );
     fc.assert(
@@ -520,7 +520,7 @@ describe('HLN2 index nodes (paged)', () => {
   /** A node of random keys, each pointing to 1-3 of `children` children (ascending, distinct). */
   const nodeArb = fc
     .record({
-      keys: fc.array(fc.integer({ min: 0, max: 2 ** 53 - 1 }), { maxLength: 400 }),
+      keys: fc.array(fc.integer({ min: 0, max: 2 ** 53 - 1 }), { maxLength: 400, size: 'max' }),
       children: fc.integer({ min: 1, max: 20 }),
       seed: fc.integer({ min: 0, max: 1 << 30 }),
       level: fc.integer({ min: 0, max: 3 }),
@@ -682,7 +682,7 @@ describe('HLN2 index nodes (paged)', () => {
     // junk over a node: an error, whole and in parts, or the node's own answers, never other children
     const probes = [...keys, ...keys.map((k) => k + 1), 0];
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), fc.nat(), (junk, at) => {
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 200, size: 'max' }), fc.nat(), (junk, at) => {
         const mixed = bytes.slice();
         const o = at % mixed.length;
         mixed.set(junk.subarray(0, mixed.length - o), o);

@@ -312,7 +312,7 @@ describe('compaction: property test', () => {
     let runs = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.array(lineArb, { minLength: 40, maxLength: 160 }),
+        fc.array(lineArb, { minLength: 40, maxLength: 160, size: 'max' }),
         fc.integer({ min: 150, max: 700 }),
         fc.record({
           mergeKeysMax: fc.integer({ min: 30, max: 150 }),

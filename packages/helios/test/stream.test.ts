@@ -123,7 +123,7 @@ describe('stream: search equals the brute-force scan', () => {
     const compacted = { passes: 0, runs: 0 };
     await fc.assert(
       fc.asyncProperty(
-        fc.array(lineArb, { minLength: 1, maxLength: 400 }),
+        fc.array(lineArb, { minLength: 1, maxLength: 400, size: 'max' }),
         fc.integer({ min: 200, max: 6000 }),
         fc.record({
           mergeKeysMax: fc.integer({ min: 1, max: 200 }),
@@ -179,7 +179,8 @@ describe('stream: search equals the brute-force scan', () => {
           }
         },
       ),
-      { numRuns: 100 },
+      // 50 runs at fast-check's size 'max' (streams of up to 400 lines): 30 s here at 100 runs
+      { numRuns: 50 },
     );
     // Streams here are mostly a few blocks: compact.test.ts has a property test whose streams give
     // compaction work every run.
@@ -193,7 +194,7 @@ describe('stream: search equals the brute-force scan', () => {
     let nodeGets = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.array(lineArb, { minLength: 100, maxLength: 300 }),
+        fc.array(lineArb, { minLength: 100, maxLength: 300, size: 'max' }),
         fc.integer({ min: 300, max: 1500 }),
         fc.record({
           mergeKeysMax: fc.integer({ min: 1, max: 80 }),

@@ -198,7 +198,7 @@ describe('flow table', () => {
     });
     fc.assert(
       fc.property(
-        fc.array(packet, { minLength: 1, maxLength: 300 }),
+        fc.array(packet, { minLength: 1, maxLength: 300, size: 'max' }),
         fc.oneof(fc.integer({ min: 4, max: 32 }), fc.integer({ min: 33, max: 4096 })),
         (ps, flowsMax) => {
           const run = (seed: number) => {

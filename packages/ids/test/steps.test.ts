@@ -605,7 +605,7 @@ describe('StepBoundedRegExp', () => {
         { weight: 1, arbitrary: fc.constantFrom('{', '&', '=', '?', '..') },
       );
       const payload = fc
-        .array(bits, { minLength: 20, maxLength: 400 })
+        .array(bits, { minLength: 20, maxLength: 400, size: 'max' })
         .map((a) => a.join('').slice(0, 3000))
         .filter((p) => p.length > 2048);
       const alerts = (e: Engine, p: string, i: number) =>

@@ -153,7 +153,7 @@ describe('learnedSort equals TypedArray.prototype.sort', () => {
     const dist = fc.constantFrom('uniform', 'normal', 'lognormal', 'mix', 'zipf', 'fewDistinct', 'sawtooth');
     fc.assert(
       fc.property(
-        fc.array(fc.double(), { maxLength: 2000 }),
+        fc.array(fc.double(), { maxLength: 2000, size: 'max' }),
         dist,
         fc.integer({ min: 2048, max: 40_000 }),
         fc.integer({ min: 1, max: 1 << 30 }),
@@ -189,7 +189,7 @@ describe('learnedSort equals TypedArray.prototype.sort', () => {
   it('random arrays with specials (property)', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.double(), { maxLength: 3000 }),
+        fc.array(fc.double(), { maxLength: 3000, size: 'max' }),
         fc.integer({ min: 0, max: 60_000 }),
         (vals, pad) => {
           const r = rng(pad + 1);
@@ -207,7 +207,7 @@ describe('learnedSort equals TypedArray.prototype.sort', () => {
 describe('learnedArgsort', () => {
   it('is a stable permutation that sorts every type (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: -5, max: 5 }), { maxLength: 500 }), (vals) => {
+      fc.property(fc.array(fc.integer({ min: -5, max: 5 }), { maxLength: 500, size: 'max' }), (vals) => {
         for (const keys of [
           Float64Array.from(vals),
           Int32Array.from(vals),
@@ -232,10 +232,13 @@ describe('learnedArgsort', () => {
 describe('learnedSortStrings', () => {
   it('orders like Array.prototype.sort() (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ maxLength: 8 }), { minLength: 0, maxLength: 3000 }), (arr) => {
-        const want = arr.slice().sort();
-        expect(learnedSortStrings(arr.slice())).toEqual(want);
-      }),
+      fc.property(
+        fc.array(fc.string({ maxLength: 8 }), { minLength: 0, maxLength: 3000, size: 'max' }),
+        (arr) => {
+          const want = arr.slice().sort();
+          expect(learnedSortStrings(arr.slice())).toEqual(want);
+        },
+      ),
       { numRuns: 30 },
     );
     const many = Array.from({ length: 20_000 }, (_, i) => `user-${(i * 7919) % 20_000}/é${i % 13}`);

@@ -20,7 +20,7 @@ describe('PackedRefs', () => {
             mtime: fc.integer({ min: 1.6e12, max: 1.9e12 }),
             kind: fc.constantFrom(...kinds),
           }),
-          { maxLength: 3000 },
+          { maxLength: 3000, size: 'max' },
         ),
         (ops) => {
           const refs = new PackedRefs();

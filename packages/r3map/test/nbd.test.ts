@@ -212,7 +212,7 @@ describe('protocol robustness', () => {
     const valid = handshake([go, req]);
     await fc.assert(
       fc.asyncProperty(
-        fc.uint8Array({ maxLength: 200 }),
+        fc.uint8Array({ maxLength: 200, size: 'max' }),
         fc.nat(valid.length - 1),
         fc.nat(255),
         async (noise, at, byte) => {

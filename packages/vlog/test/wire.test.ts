@@ -19,7 +19,7 @@ import {
 import { countBody, decodeBody, encodeBody, encodeFrame } from '../src/providers/native.js';
 import { startLogServers, startSequencer } from './helpers/native-cluster.js';
 
-const batch = fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 40 });
+const batch = fc.array(fc.uint8Array({ maxLength: 300, size: 'max' }), { maxLength: 40, size: 'max' });
 
 describe('frames and record batches', () => {
   it('a batch decodes to what was encoded, and a pre-encoded body makes the same frame (property)', () => {
