@@ -35,7 +35,14 @@ import {
   parseDceOpnum,
 } from './dcerpc.js';
 import type { Decoded } from './decode.js';
-import { type Flow, FlowTable, type FlowTableStats, type FlowTimeouts, TcpState } from './flow.js';
+import {
+  type EvictReason,
+  type Flow,
+  FlowTable,
+  type FlowTableStats,
+  type FlowTimeouts,
+  TcpState,
+} from './flow.js';
 import { FtpControl } from './ftp.js';
 import {
   decodeContent,
@@ -1837,6 +1844,17 @@ export const ftpExpectedMax = 1024;
 const ftpExpectedUs = 300_000_000;
 
 /** The FTP control port test: `$FTP_PORTS` (21 when it is not a valid port spec). */
+/**
+ * An empty array whose elements kind is already V8's for objects: code optimized on one engine's arrays,
+ * which had taken objects, deoptimized ("wrong map") at a later engine's first packet, whose empty `[]`
+ * still had the kind of small integers.
+ */
+function objectArray<T extends object>(): T[] {
+  const a = [{}] as T[];
+  a.length = 0;
+  return a;
+}
+
 export function ftpPortTest(vars: Record<string, string>): PortTest {
   try {
     return portTest('$FTP_PORTS', vars);
@@ -2108,7 +2126,7 @@ export class Engine {
   /** host-os-policy entries, most specific (longest prefix) first, as Suricata's radix lookup picks. */
   private readonly hostPolicies: { test: AddrTest; bits: number; policy: OverlapPolicy }[] = [];
   /** Alerts raised outside `inspect` (flows flushed on eviction), handed out by the next call. */
-  private pending: Alert[] = [];
+  private pending: Alert[] = objectArray();
   /** threshold and detection_filter state. */
   readonly rates = new RateLimiter();
   /** The rate decision left to the merger for the alert made next (`deferRates`). */
@@ -2182,7 +2200,7 @@ export class Engine {
     flowScope: boolean;
     alert: Alert | undefined;
     out: Alert[];
-  }[] = [];
+  }[] = objectArray();
   private passOrder = Number.POSITIVE_INFINITY;
   /** Rules in inspection order: pass, then drop/reject, then alert (Suricata's default action order). */
   private ordered: Compiled[];
@@ -2202,7 +2220,7 @@ export class Engine {
   private sipRules = false;
   /** Whether a loaded rule inspects FTP files (then FTP control connections are followed). */
   private ftpRules = false;
-  private ftpPorts: PortTest | undefined;
+  private readonly ftpPorts: PortTest;
   /** Data connections announced and not yet seen: responder `addr:port` -> until when (capture time). */
   private readonly ftpExpected = new Map<string, number>();
   /**
@@ -2294,7 +2312,8 @@ export class Engine {
       asyncOneside: opts.asyncOneside === true,
       ...(opts.flowsMax !== undefined && { flowsMax: opts.flowsMax }),
       ...(opts.flowTimeouts && { timeouts: opts.flowTimeouts }),
-      onEvict: (f) => this.flushFlow(f),
+      owner: this,
+      onEvict: Engine.flowEvicted,
     });
     this.ordered = this.compiled;
     // one rule per gid:sid, as Suricata loads them: a higher rev replaces the rule before it, an equal or
@@ -2383,6 +2402,25 @@ export class Engine {
     for (let k = 0; k < starts.length; k++)
       this.portRegion.fill(region[k]!, starts[k]!, starts[k + 1] ?? 0x10000);
     this.portRegions = regions;
+    // What the first packets would otherwise make lazily, made now: code V8 optimized on an earlier engine
+    // (before a rule reload, or the bench's warm-up engine) saw those paths once, long ago, and deoptimized
+    // when this engine took them (see `objectArray`)
+    this.portHit = new Int32Array(this.portClasses.length);
+    this.cand = new Int32Array(this.ordered.length);
+    this.httpCand = new Int32Array(this.httpOrdered.length);
+    for (const kind of ['request', 'response'] as const)
+      for (const complete of [false, true]) this.httpSideOf(kind, complete);
+    this.headerSeen = new Uint8Array(this.headerClasses.size);
+    this.httpFastBuffers.forEach((buffer, b) => {
+      const matcher = this.httpPrefilter.get(buffer);
+      if (matcher) this.httpMarks[b] = { hit: new Uint8Array(matcher.patterns), ids: new IdList(64) };
+    });
+    this.ftpPorts = ftpPortTest(this.vars);
+  }
+
+  /** The flow table's `onEvict`: one function for every engine, the engine as the table's owner. */
+  private static flowEvicted(f: Flow<FlowData>, _reason: EvictReason, owner: unknown): void {
+    (owner as Engine).flushFlow(f);
   }
 
   /** Every packet and stream rule, in inspection order, with the prefilter over all their fast patterns. */
@@ -3879,7 +3917,6 @@ export class Engine {
   private ftpFeed(fd: FlowData, dir: number, data: Uint8Array): void {
     if (fd.ftp === undefined) {
       if (fd.ftpData) return;
-      this.ftpPorts ??= ftpPortTest(this.vars);
       if (!this.ftpPorts(fd.ports[1])) return;
       fd.ftp = new FtpControl();
     }
@@ -3975,22 +4012,27 @@ export class Engine {
    * The HTTP rules of one message's side: at its header section (`complete` false) the rules that need no
    * body, at its end (`complete` true) those that do; each rule at most once per message.
    */
+  /** The HTTP rules for a side of a message at a point (end of headers, or of the message); made once. */
+  private httpSideOf(kind: 'request' | 'response', complete: boolean): HttpSideRules {
+    const key = `${kind} ${complete}`;
+    let side = this.httpBySide.get(key);
+    if (!side) {
+      side = this.httpSide(
+        this.httpOrdered.filter(
+          (c) => (c.http!.side === kind || c.http!.side === 'both') && c.http!.needsBody === complete,
+        ),
+      );
+      this.httpBySide.set(key, side);
+    }
+    return side;
+  }
+
   private runHttp(f: Flow<FlowData>, fd: FlowData, m: HttpMessage, complete: boolean): void {
     const bufs = new HttpBuffers(m, this.httpAnomalies, this.opts.http?.decompressedBytesMax);
     // per buffer (by number), which of its automaton's patterns occur in this message (scanned on first need,
     // into marks kept per buffer and cleared when the message's rules are done)
     const found: (HttpMarks | undefined)[] = [];
-    const key = `${m.kind} ${complete}`;
-    let side = this.httpBySide.get(key);
-    if (!side) {
-      // the HTTP rules for this side of a message at this point (end of headers, or of the message)
-      side = this.httpSide(
-        this.httpOrdered.filter(
-          (c) => (c.http!.side === m.kind || c.http!.side === 'both') && c.http!.needsBody === complete,
-        ),
-      );
-      this.httpBySide.set(key, side);
-    }
+    const side = this.httpSideOf(m.kind, complete);
     // each header tested once per message (the rules mostly share a few)
     if (this.headerSeen.length < this.headerClasses.size)
       this.headerSeen = new Uint8Array(this.headerClasses.size);

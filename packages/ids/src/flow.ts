@@ -188,8 +188,14 @@ export interface FlowTableOptions<T> extends FlowOptions {
   /** 256-bit HighwayHash key; random by default. */
   hashKey?: HighwayKey;
   timeouts?: Partial<FlowTimeouts>;
-  /** Called for every flow leaving the table, before it is gone. */
-  onEvict?: (flow: Flow<T>, reason: EvictReason) => void;
+  /**
+   * Called for every flow leaving the table, before it is gone, with the table's `owner`: one function can
+   * serve every table (a closure per table made code optimized on one table deoptimize, "wrong call
+   * target", at the next table's first eviction).
+   */
+  onEvict?: (flow: Flow<T>, reason: EvictReason, owner: unknown) => void;
+  /** Handed to `onEvict` (the table does nothing else with it). */
+  owner?: unknown;
 }
 
 export interface FlowTableStats {
@@ -366,7 +372,7 @@ export class FlowTable<T = unknown> {
     this.unlinkExpiry(f);
     if (this.recent0 === f) this.recent0 = undefined;
     if (this.recent1 === f) this.recent1 = undefined;
-    this.opts.onEvict?.(f, reason);
+    this.opts.onEvict?.(f, reason, this.opts.owner);
   }
 
   /** The flow of `d`, if it is in the table (no state change). */
