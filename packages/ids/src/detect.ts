@@ -1843,7 +1843,6 @@ export const streamPieceBytesMax = 16 * 1024;
 export const ftpExpectedMax = 1024;
 const ftpExpectedUs = 300_000_000;
 
-/** The FTP control port test: `$FTP_PORTS` (21 when it is not a valid port spec). */
 /**
  * An empty array whose elements kind is already V8's for objects: code optimized on one engine's arrays,
  * which had taken objects, deoptimized ("wrong map") at a later engine's first packet, whose empty `[]`
@@ -1855,6 +1854,7 @@ function objectArray<T extends object>(): T[] {
   return a;
 }
 
+/** The FTP control port test: `$FTP_PORTS` (21 when it is not a valid port spec). */
 export function ftpPortTest(vars: Record<string, string>): PortTest {
   try {
     return portTest('$FTP_PORTS', vars);
@@ -4008,10 +4008,6 @@ export class Engine {
     );
   }
 
-  /**
-   * The HTTP rules of one message's side: at its header section (`complete` false) the rules that need no
-   * body, at its end (`complete` true) those that do; each rule at most once per message.
-   */
   /** The HTTP rules for a side of a message at a point (end of headers, or of the message); made once. */
   private httpSideOf(kind: 'request' | 'response', complete: boolean): HttpSideRules {
     const key = `${kind} ${complete}`;
@@ -4027,6 +4023,10 @@ export class Engine {
     return side;
   }
 
+  /**
+   * The HTTP rules of one message's side: at its header section (`complete` false) the rules that need no
+   * body, at its end (`complete` true) those that do; each rule at most once per message.
+   */
   private runHttp(f: Flow<FlowData>, fd: FlowData, m: HttpMessage, complete: boolean): void {
     const bufs = new HttpBuffers(m, this.httpAnomalies, this.opts.http?.decompressedBytesMax);
     // per buffer (by number), which of its automaton's patterns occur in this message (scanned on first need,
