@@ -11,8 +11,6 @@ import {
   UsageError,
 } from '@strata/cli';
 import {
-  alertFast,
-  eveJson,
   type PacketLatencyOptions,
   pcreShortMax,
   pcreStepsMin,
@@ -20,6 +18,7 @@ import {
   type RuleLatencyOptions,
   type RuleProfileRow,
 } from './detect.js';
+import { alertFast, eveJson } from './output.js';
 import { mergeProfiles, ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
 import type { Rule } from './rules.js';

@@ -27,13 +27,9 @@ export {
 } from './defrag.js';
 export {
   type Alert,
-  addrTest,
-  alertFast,
   defaultVars,
   Engine,
   type EngineOptions,
-  eveJson,
-  HttpBuffers,
   inspectionRecursionMaxDefault,
   type PacketLatencyOptions,
   type PacketVerdict,
@@ -43,12 +39,10 @@ export {
   pcreStepsMin,
   pcreStepsPerByteDefault,
   portGroupsMax,
-  portTest,
   type RuleLatencyOptions,
   type RuleLatencyRecord,
   type RuleProfileRow,
   ruleStepsMax,
-  uriComponents,
 } from './detect.js';
 export {
   cuckooKicksMax,
@@ -84,6 +78,7 @@ export {
   percentDecode,
   simplifyPath,
 } from './http.js';
+export { HttpBuffers, uriComponents } from './http-buffers.js';
 export {
   commandsPendingMax,
   defaultMailMessageBytesMax,
@@ -114,6 +109,8 @@ export {
   qpDecode,
   uuDecode,
 } from './mime.js';
+export { addrTest, portTest } from './netspec.js';
+export { alertFast, eveJson } from './output.js';
 export {
   batchBytesMax,
   batchesInFlightMax,

@@ -3,7 +3,7 @@
 // loop otherwise), at the bounds, and with bytes that ASCII case folding must leave alone.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { find } from '../src/detect.js';
+import { find } from '../src/find.js';
 
 /** ASCII case folding only (Snort's nocase): bytes past 0x7f and the neighbours of A-Z stay as they are. */
 const fold = (b: number) => (b >= 0x41 && b <= 0x5a ? b + 32 : b);

@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { headerLines } from '../src/detect.js';
+import { headerLines } from '../src/http-buffers.js';
 import {
   type Alert,
   type Decoded,

@@ -1,0 +1,55 @@
+// An alert as text: Snort's alert_fast line and Suricata's eve JSON record (what `strata ids` writes).
+import type { Alert } from './detect.js';
+import { rejectTargetOf } from './reject.js';
+
+/** Snort's alert_fast line. */
+export function alertFast(a: Alert): string {
+  const t = new Date(a.tsUs / 1000);
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  const ts = `${pad(t.getUTCMonth() + 1)}/${pad(t.getUTCDate())}-${pad(t.getUTCHours())}:${pad(t.getUTCMinutes())}:${pad(t.getUTCSeconds())}.${pad(Math.floor(a.tsUs % 1e6), 6)}`;
+  const ep = (ip: string, p: number) => (a.proto === 'TCP' || a.proto === 'UDP' ? `${ip}:${p}` : ip);
+  return `${ts} [**] [${a.gid}:${a.sid}:${a.rev}] ${a.msg} [**] [Classification: ${a.classtype ?? 'none'}] [Priority: ${a.priority ?? 3}] {${a.proto}} ${ep(a.src, a.srcPort)} -> ${ep(a.dst, a.dstPort)}`;
+}
+
+/** Bytes as text, anything outside printable ASCII (and CR, LF, TAB) as a dot. */
+function printable(b: Uint8Array): string {
+  let out = '';
+  for (const c of b)
+    out += (c >= 0x20 && c < 0x7f) || c === 10 || c === 13 || c === 9 ? String.fromCharCode(c) : '.';
+  return out;
+}
+
+/** A Suricata-style eve JSON alert record. */
+export function eveJson(a: Alert): Record<string, unknown> {
+  return {
+    timestamp: new Date(a.tsUs / 1000).toISOString(),
+    ...(a.flowId !== undefined && { flow_id: a.flowId }),
+    ...(a.pcapCnt !== undefined && { pcap_cnt: a.pcapCnt }),
+    event_type: 'alert',
+    src_ip: a.src,
+    src_port: a.srcPort,
+    dest_ip: a.dst,
+    dest_port: a.dstPort,
+    proto: a.proto,
+    ...(a.ipVersion !== undefined && { ip_v: a.ipVersion }),
+    ...(a.stream !== undefined && { stream: a.stream ? 1 : 0 }),
+    ...(a.pktSrc !== undefined && { pkt_src: a.pktSrc }),
+    ...(a.payload !== undefined && {
+      payload: Buffer.from(a.payload).toString('base64'),
+      payload_printable: `${a.gapBytes ? `[${a.gapBytes} bytes missing]` : ''}${printable(a.payload)}`,
+    }),
+    ...(a.packet !== undefined && {
+      packet: Buffer.from(a.packet).toString('base64'),
+      packet_info: { linktype: a.linkType },
+    }),
+    alert: {
+      action: a.action === 'drop' || rejectTargetOf(a.action) ? 'blocked' : 'allowed',
+      gid: a.gid,
+      signature_id: a.sid,
+      rev: a.rev,
+      signature: a.msg,
+      category: a.classtype ?? '',
+      severity: a.priority ?? 3,
+    },
+  };
+}
