@@ -34,7 +34,6 @@ export {
   type PacketLatencyOptions,
   type PacketVerdict,
   pcreBacktracksMaxDefault,
-  pcreRoute,
   pcreShortMax,
   pcreStepsMin,
   pcreStepsPerByteDefault,
@@ -42,7 +41,6 @@ export {
   type RuleLatencyOptions,
   type RuleLatencyRecord,
   type RuleProfileRow,
-  ruleStepsMax,
 } from './detect.js';
 export {
   cuckooKicksMax,
@@ -91,6 +89,7 @@ export {
   mailLineBytesMax,
   newMailAnomalies,
 } from './mail.js';
+export { pcreRoute, ruleStepsMax } from './match.js';
 export {
   base64Decode,
   contentType,

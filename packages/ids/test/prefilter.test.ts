@@ -2,8 +2,8 @@
 // and an engine with the prefilter raises exactly the alerts of one without it.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { headerPass, neverPasses } from '../src/detect.js';
 import { type Alert, Engine, parseRules } from '../src/index.js';
+import { headerPass, neverPasses } from '../src/match.js';
 import { IdList, MultiMatcher } from '../src/prefilter.js';
 import { ACK, FIN, handshake, PSH, pkt, withoutScanWasm } from './helpers.js';
 
