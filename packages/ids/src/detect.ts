@@ -670,6 +670,11 @@ export const streamPieceBytesMax = 16 * 1024;
 export const ftpExpectedMax = 1024;
 const ftpExpectedUs = 300_000_000;
 
+/** Where `Engine.httpSides` keeps the rules of a message kind at its headers or complete. */
+function httpSideIndex(kind: 'request' | 'response', complete: boolean): number {
+  return (kind === 'response' ? 2 : 0) + (complete ? 1 : 0);
+}
+
 /**
  * An empty array whose elements kind is already V8's for objects: code optimized on one engine's arrays,
  * which had taken objects, deoptimized ("wrong map") at a later engine's first packet, whose empty `[]`
@@ -1023,8 +1028,11 @@ export class Engine {
   private ordered: Compiled[];
   /** HTTP rules in inspection order, run on HTTP messages (not on packets or raw stream data). */
   private httpOrdered: Compiled[] = [];
-  /** `httpOrdered` by message kind and whether the message is complete (`runHttp`), made on first use. */
-  private readonly httpBySide = new Map<string, HttpSideRules>();
+  /**
+   * `httpOrdered` by message kind and whether the message is complete (`runHttp`): request at its headers,
+   * request complete, response at its headers, response complete (`httpSideIndex`).
+   */
+  private readonly httpSides: HttpSideRules[] = [];
   /** The HTTP buffers holding fast patterns, numbered (`HttpSideRules.fastBuffer`). */
   private readonly httpFastBuffers: string[] = [];
   /** Whether a loaded rule tests the SSL/TLS state (then every TCP stream's records are followed). */
@@ -1221,12 +1229,19 @@ export class Engine {
     this.portRegions = regions;
     // What the first packets would otherwise make lazily, made now: code V8 optimized on an earlier engine
     // (before a rule reload, or the bench's warm-up engine) saw those paths once, long ago, and deoptimized
-    // when this engine took them (see `objectArray`)
+    // when this engine took them (see `objectArray`). The scratch arrays are sized for good: every group's
+    // rules are some of `ordered`, every HTTP side's some of `httpOrdered`, and the header classes are all
+    // numbered by now (rules are compiled only here).
     this.portHit = new Int32Array(this.portClasses.length);
     this.cand = new Int32Array(this.ordered.length);
     this.httpCand = new Int32Array(this.httpOrdered.length);
     for (const kind of ['request', 'response'] as const)
-      for (const complete of [false, true]) this.httpSideOf(kind, complete);
+      for (const complete of [false, true])
+        this.httpSides[httpSideIndex(kind, complete)] = this.httpSide(
+          this.httpOrdered.filter(
+            (c) => (c.http!.side === kind || c.http!.side === 'both') && c.http!.needsBody === complete,
+          ),
+        );
     this.headerSeen = new Uint8Array(this.headerClasses.size);
     this.httpFastBuffers.forEach((buffer, b) => {
       const matcher = this.httpPrefilter.get(buffer);
@@ -1254,7 +1269,7 @@ export class Engine {
    */
   private readonly portGroups = new Map<number, { classes: Int32Array; g: RuleGroup }[]>();
   /** The classes admitting the flow direction under way (`groupOf`; its first `n` entries). */
-  private portHit = new Int32Array(0);
+  private readonly portHit: Int32Array;
   /** Per port, its region (`portRegions` of them): ports no rule's port test tells apart share one. */
   private readonly portRegion = new Uint16Array(0x10000);
   private portRegions = 1;
@@ -1274,11 +1289,11 @@ export class Engine {
   /** Rule headers (addresses, ports, direction) by text, numbered (`Compiled.headerClass`). */
   private readonly headerClasses = new Map<string, number>();
   /** Per header class, its test's result on the HTTP message being inspected (0: not tested, 1 pass, 2 fail). */
-  private headerSeen = new Uint8Array(0);
+  private readonly headerSeen: Uint8Array;
   /** The patterns of `allRules.matcher` by id. */
   private patternList: Uint8Array[] = [];
   /** The candidates of the inspection under way (`candidates`). */
-  private cand = new Int32Array(0);
+  private readonly cand: Int32Array;
 
   /**
    * The HTTP rules' prefilter: each rule's fast pattern lies in one buffer (its `fast_pattern` content, else
@@ -1509,7 +1524,6 @@ export class Engine {
       // the classes that admit the flow direction, into a scratch list, and their hash (FNV-1a over the
       // indices): no list or text key per flow
       const classes = this.portClasses;
-      if (this.portHit.length < classes.length) this.portHit = new Int32Array(classes.length);
       const hit = this.portHit;
       let n = 0;
       let h = 0x811c9dc5;
@@ -1679,7 +1693,6 @@ export class Engine {
    * rule fails stage 2.
    */
   private candidates(g: RuleGroup, always: Int32Array): number {
-    if (this.cand.length < g.rules.length) this.cand = new Int32Array(g.rules.length);
     const cand = this.cand;
     cand.set(always);
     const n = appendByPattern(cand, always.length, this.hits, g.byFpStart, g.byFp);
@@ -2825,21 +2838,6 @@ export class Engine {
     );
   }
 
-  /** The HTTP rules for a side of a message at a point (end of headers, or of the message); made once. */
-  private httpSideOf(kind: 'request' | 'response', complete: boolean): HttpSideRules {
-    const key = `${kind} ${complete}`;
-    let side = this.httpBySide.get(key);
-    if (!side) {
-      side = this.httpSide(
-        this.httpOrdered.filter(
-          (c) => (c.http!.side === kind || c.http!.side === 'both') && c.http!.needsBody === complete,
-        ),
-      );
-      this.httpBySide.set(key, side);
-    }
-    return side;
-  }
-
   /**
    * The HTTP rules of one message's side: at its header section (`complete` false) the rules that need no
    * body, at its end (`complete` true) those that do; each rule at most once per message.
@@ -2849,10 +2847,8 @@ export class Engine {
     // per buffer (by number), which of its automaton's patterns occur in this message (scanned on first need,
     // into marks kept per buffer and cleared when the message's rules are done)
     const found: (HttpMarks | undefined)[] = [];
-    const side = this.httpSideOf(m.kind, complete);
+    const side = this.httpSides[httpSideIndex(m.kind, complete)]!;
     // each header tested once per message (the rules mostly share a few)
-    if (this.headerSeen.length < this.headerClasses.size)
-      this.headerSeen = new Uint8Array(this.headerClasses.size);
     this.headerSeen.fill(0);
     try {
       this.httpRules(f, fd, m, bufs, side, found);
@@ -2944,7 +2940,7 @@ export class Engine {
   }
 
   /** The candidates of the HTTP message being inspected (`httpCandidates`). */
-  private httpCand = new Int32Array(0);
+  private readonly httpCand: Int32Array;
 
   /**
    * The rules of `side` a message visits, as ascending indices into its rules (`this.httpCand[0, n)`;
@@ -2959,7 +2955,6 @@ export class Engine {
     bufs: HttpBuffers,
     found: (HttpMarks | undefined)[],
   ): number {
-    if (this.httpCand.length < side.rules.length) this.httpCand = new Int32Array(side.rules.length);
     const cand = this.httpCand;
     cand.set(side.always);
     let n = side.always.length;
