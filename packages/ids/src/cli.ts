@@ -10,14 +10,8 @@ import {
   parseFlags,
   UsageError,
 } from '@strata/cli';
-import {
-  type PacketLatencyOptions,
-  pcreShortMax,
-  pcreStepsMin,
-  pcreStepsPerByteDefault,
-  type RuleLatencyOptions,
-  type RuleProfileRow,
-} from './detect.js';
+import { pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.js';
+import type { PacketLatencyOptions, RuleLatencyOptions, RuleProfileRow } from './detect.js';
 import { alertFast, eveJson } from './output.js';
 import { mergeProfiles, ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';

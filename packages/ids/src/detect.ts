@@ -1,20 +1,15 @@
 /**
- * The detection engine: header matching (addresses with variables, CIDR, lists and negation; ports with
- * ranges and lists), flows and TCP state for `flow:`, stream reassembly per direction, HTTP/1.x parsing of
- * the reassembled streams (`http.ts`), and the payload options content (offset/depth/distance/within/
- * nocase/negation/startswith/endswith), pcre (the subset JavaScript regular expressions express), byte_*,
- * dsize, flags, itype/icode, ttl, isdataat, flowbits, thresholds, and the HTTP buffers (`HttpBuffers`).
- *
- * This is the "full matcher" of the Pigasus pipeline run on every packet, every stream chunk and (HTTP
- * rules) every HTTP message, with no prefilter stages yet: correct for what it covers, and slow. Rules
- * with options it cannot evaluate are skipped and listed.
+ * The detection engine: the Pigasus pipeline over decoded packets. Flows and TCP state (`flow.ts`), stream
+ * reassembly per direction with a window of inspected bytes, and the application parsers fed from the
+ * reassembled streams (HTTP, SMTP/POP3/IMAP with MIME, DCE/RPC over TCP and SMB, SIP, FTP, TLS); in front of
+ * the full matcher (`match.ts`) the filter stages: port groups (stage 1), a multi-string prefilter over the
+ * rules' fast patterns (stage 2), the all-strings check (stage 3), then addresses, header fields, flow and
+ * flowbits; then thresholds, actions (IPS verdicts, Suricata's semantics) and rule and packet latency.
+ * Rules are compiled by `compile.ts`; those with options it cannot evaluate are skipped and listed.
  */
 
-import { boundedRegExp } from '@strata/cli';
-import { parseAsn1 } from './asn1.js';
-import { type Base64Decode, parseBase64Decode } from './base64.js';
-import { parseByteExtract, parseByteJump, parseByteTest } from './bytes.js';
-import { DceDatagramDefrag, type DceRequest, DceSession, parseDceIface, parseDceOpnum } from './dcerpc.js';
+import { type Compiled, type HttpRule, RuleCompiler } from './compile.js';
+import { DceDatagramDefrag, type DceRequest, DceSession } from './dcerpc.js';
 import type { Decoded } from './decode.js';
 import {
   type EvictReason,
@@ -32,7 +27,7 @@ import {
   HttpSession,
   newHttpAnomalies,
 } from './http.js';
-import { HttpBuffers, splitBuffer } from './http-buffers.js';
+import { HttpBuffers } from './http-buffers.js';
 import {
   type MailAnomalies,
   type MailMessage,
@@ -41,43 +36,22 @@ import {
   newMailAnomalies,
 } from './mail.js';
 import {
-  type DceStep,
   type FlowInspection,
-  firstContentSpan,
   headerPass,
-  headerSteps,
   latin1Of,
   type MatchCtx,
   matchCtx,
   matchSteps,
   neverPasses,
-  packetOnlySteps,
-  pcreRoute,
-  ruleStepsMax,
   type Step,
-  type SubBuffer,
-  stepCount,
 } from './match.js';
 import { type MimeAnomalies, type MimeOptions, newMimeAnomalies, parseMime } from './mime.js';
-import { type AddrTest, addrBytesTest, type PortTest, portIntervals, portTest, v4Of } from './netspec.js';
-import {
-  fieldMax,
-  flagsTest,
-  flowbitsOps,
-  flowOptions,
-  fragbitsTest,
-  ipProtoNames,
-  lengthTest,
-  numTest,
-  parseTag,
-} from './option-tests.js';
-import { firstExecGuarded, translatePcre } from './pcre.js';
+import { type AddrTest, addrBytesTest, type PortTest, portIntervals, portTest } from './netspec.js';
 import { defaultMatcherOptions, IdList, MultiMatcher } from './prefilter.js';
 import { type RejectTarget, rejectTargetOf } from './reject.js';
-import { bufferKeywords, type ContentMatch, protocolKeywords, type Rule } from './rules.js';
-import { parseSipMethod, parseSipStatCode, SipStream } from './sip.js';
+import type { Rule } from './rules.js';
+import { SipStream } from './sip.js';
 import { SmbSession, smbPorts } from './smb.js';
-import { LengthSwitchedRegExp, type PcreExec, StepBoundedRegExp, StepsSyntaxError } from './steps.js';
 import {
   type Chunk,
   copyBytes,
@@ -86,8 +60,8 @@ import {
   ReassemblyBudget,
   StreamReassembler,
 } from './stream.js';
-import { parseRate, type RateEvent, RateLimiter, type RateSpec } from './threshold.js';
-import { parseTlsTest, TlsSession } from './tls.js';
+import { type RateEvent, RateLimiter, type RateSpec } from './threshold.js';
+import { TlsSession } from './tls.js';
 
 export interface Alert {
   tsUs: number;
@@ -243,32 +217,6 @@ export interface EngineOptions {
  */
 export const inspectionRecursionMaxDefault = 3000;
 
-/**
- * The default bound on one pcre exec's backtracks. Sid 2417's `/\s+.*?%.*?%/smi` over 4 KiB of blanks and
- * a %: more than 3 s without a bound, 15 ms with this one (180 ms with 100,000). The shared traces raise
- * the alerts they raise without a bound (with a bound of 1 too), and every conformance case passes.
- */
-export const pcreBacktracksMaxDefault = 10_000;
-
-/**
- * The default steps per byte of a buffer for a pcre in the step machine (`EngineOptions.pcreStepsPerByte`).
- * The community rules' `((\w+)...\x3a=...\2...)` family takes 14-19 a byte there, over text of short words
- * or long runs of letters (where V8 is quadratic: 29-42 ms an exec over 8 KiB of letters, about 2 s over
- * 64 KiB), the log4j and FTP format-string pcres 10-12.5.
- */
-export const pcreStepsPerByteDefault = 64;
-
-/** The least budget of such an exec, however short its buffer. */
-export const pcreStepsMin = 100_000;
-
-/**
- * The longest buffer a pcre whose loops can make V8 polynomial (but without a backreference) is run over in
- * V8; a longer one goes to the step machine. V8 runs such a pcre about 20 times faster over ordinary text,
- * and its worst cases among the community rules' take about 1.5 ms over 2 KiB (sid 58742's log4j pcre over
- * `${${...`: 24 ms over 8 KiB, 270-390 ms over 64 KiB; the machine 3.5-8 ms, linear).
- */
-export const pcreShortMax = 2048;
-
 /** The verdict on the packet `Engine.inspect` looked at last. */
 export interface PacketVerdict {
   /** Dropped (IPS): by a drop/reject rule, or its flow was dropped before. */
@@ -306,166 +254,6 @@ export const defaultVars: Record<string, string> = {
   // Snort 3's snort_defaults.lua (Suricata's yaml has no SIP servers): the SIP rules need it
   SIP_SERVERS: '$HOME_NET',
 };
-
-/** Option keywords evaluated here or without effect on matching. */
-export const detectionKeywords = new Set([
-  'msg',
-  'sid',
-  'rev',
-  'gid',
-  'classtype',
-  'priority',
-  'reference',
-  'metadata',
-  'content',
-  'nocase',
-  'offset',
-  'depth',
-  'distance',
-  'within',
-  'fast_pattern',
-  'pcre',
-  'flow',
-  'flowbits',
-  'dsize',
-  'flags',
-  'isdataat',
-  'itype',
-  'icode',
-  'icmp_id',
-  'icmp_seq',
-  'tcp.flags',
-  'byte_test',
-  'byte_jump',
-  'byte_extract',
-  'threshold',
-  'detection_filter',
-  'stream_size',
-  'ipopts',
-  'ttl',
-  'id',
-  'seq',
-  'ack',
-  'fragbits',
-  'ip_proto',
-  'pkt_data',
-  'rawbytes',
-  'startswith',
-  'endswith',
-  'noalert',
-  'alert',
-  'prefilter',
-  'target',
-  'service',
-  'bufferlen',
-  'bsize',
-  'urilen',
-  'uricontent',
-  ...protocolKeywords,
-  'tag',
-  ...bufferKeywords,
-]);
-
-/** Buffers that only a response has (a rule using one inspects responses). */
-const responseBuffers = new Set([
-  'http_stat_code',
-  'http_stat_msg',
-  'http_response_line',
-  'http_response_body',
-]);
-
-/** Buffers that only a request has (a rule using one, and no response buffer, inspects requests). */
-const requestBuffers = new Set([
-  'http_uri',
-  'http_raw_uri',
-  'http_method',
-  'http_client_body',
-  'http_user_agent',
-  'http_host',
-  'http_raw_host',
-  'http_request_line',
-]);
-
-/** Buffers that hold a message body (a rule using one is inspected when the message is complete). */
-const bodyBuffers = new Set(['file_data', 'http_client_body', 'http_response_body', 'pkt_data']);
-
-/** An HTTP rule: which messages it inspects, when, and its steps per buffer (a new buffer resets the cursor). */
-interface HttpRule {
-  /** Which messages: `both` for a rule with no direction whose buffers both have (headers, cookies). */
-  side: 'request' | 'response' | 'both';
-  needsBody: boolean;
-  groups: { buffer: string; steps: Step[] }[];
-}
-
-interface Compiled {
-  rule: Rule;
-  proto: number | 'ip';
-  /**
-   * What the rule inspects: single packets, the reassembled stream, or (plain `tcp` payload rules) the
-   * stream where the packet's data went into one and the packet otherwise.
-   */
-  mode: 'packet' | 'stream' | 'both' | 'http' | 'mail';
-  /** For `http` and `mail` rules: the buffers and when they are inspected. */
-  http?: HttpRule;
-  /**
-   * A DCE/RPC rule (dce_*): it needs a request in the inspected data, tested with the header filter
-   * (stage 1) as such rules mostly have no content for the prefilter and ports as wide as 1024:.
-   */
-  dce?: true;
-  /** A rule on the files of FTP data connections (file_data, service ftp): those flows only. */
-  ftpData?: true;
-  /** Longest a match can reach from the start of its first content (Infinity when unbounded). */
-  spanMax: number;
-  /** The fast pattern: a content that must occur for the rule to match (undefined: always evaluated). */
-  fast?: Uint8Array;
-  /** The rule's other positive contents, as pattern ids of the prefilter (stage 3: all must be present). */
-  rest?: Int32Array;
-  /** For `http` rules: the buffer of their fast pattern and its id in that buffer's prefilter. */
-  httpFast?: { buffer: string; id: number };
-  hasPayloadMatch: boolean;
-  /** A packet rule's leading header-field tests (flags, ttl, id, dsize...): checked before the full matcher. */
-  header?: Step[];
-  src: AddrTest;
-  dst: AddrTest;
-  sp: PortTest;
-  dp: PortTest;
-  steps: Step[];
-  flow?: {
-    established: boolean;
-    /** `not_established` (it was ignored until 2026-12-05: the rule matched established flows too). */
-    notEstablished: boolean;
-    toServer?: boolean;
-    toClient?: boolean;
-    stateless: boolean;
-    /** `no_frag`: not on datagrams rebuilt from fragments; `only_frag`: only on those (Snort 3's flow). */
-    frag?: 'no' | 'only';
-  };
-  flowbits: { op: string; names: string[]; any: boolean }[];
-  /** threshold / detection_filter. */
-  rate?: RateSpec;
-  noalert: boolean;
-  /** `alert;` in a pass rule (Suricata): the pass is logged as an alert. */
-  alertOnPass: boolean;
-  /** Place in the inspection order of all rules (action order, then file order): matches apply in it. */
-  order: number;
-  /** Rules with the same addresses, ports and direction share this number (their header test's result). */
-  headerClass: number;
-  /**
-   * Suricata's IP-only rule types, whose drop and pass apply to the whole flow: `ip-only` (addresses,
-   * protocol and nothing else, ports any) is inspected on the first packet of each direction of a flow;
-   * `like-ip-only` (the same with a negated address) on every packet.
-   */
-  ipOnly?: 'ip-only' | 'like-ip-only';
-  classtype?: string;
-  priority?: number;
-  /** Rule latency: timeouts since the rule was last (re-)enabled, and when it was suspended (-1: it is not). */
-  latencyTimeouts: number;
-  suspendedAt: number;
-  /** Rule profiling: evaluations, their total and their slowest time in microseconds. */
-  profChecks: number;
-  profUs: number;
-  profMaxUs: number;
-}
 
 /** One rule's line in a profile (`Engine.ruleProfile`). */
 export interface RuleProfileRow {
@@ -607,17 +395,6 @@ export const portGroupsMax = 1024;
 
 /** Remembered (protocol, port region, port region) -> port group answers at most (`Engine.groupOf`). */
 const portGroupMemoMax = 65_536;
-
-/** Whether an address spec negates anything (a `!`, also inside the variables it names). */
-function negates(spec: string, vars: Record<string, string>, depth = 0): boolean {
-  if (spec.includes('!')) return true;
-  if (depth > 8) return false;
-  for (const m of spec.matchAll(/\$([A-Za-z_][A-Za-z0-9_]*)/g)) {
-    const v = vars[m[1]!];
-    if (v !== undefined && negates(v, vars, depth + 1)) return true;
-  }
-  return false;
-}
 
 /**
  * An HTTP buffer's automaton builds its dense table once its scans have read this many bytes per state
@@ -1036,15 +813,15 @@ export class Engine {
   /** The HTTP buffers holding fast patterns, numbered (`HttpSideRules.fastBuffer`). */
   private readonly httpFastBuffers: string[] = [];
   /** Whether a loaded rule tests the SSL/TLS state (then every TCP stream's records are followed). */
-  private tlsRules = false;
+  private readonly tlsRules: boolean;
   /** Whether a loaded stream rule tests DCE/RPC (then every TCP stream's PDUs are followed). */
-  private dceRules = false;
+  private readonly dceRules: boolean;
   /** Whether a loaded UDP rule tests DCE/RPC (then connectionless requests' fragments are reassembled). */
-  private dceDatagramRules = false;
+  private readonly dceDatagramRules: boolean;
   /** Whether a loaded TCP rule tests SIP (then every TCP stream is cut into SIP messages while it parses). */
-  private sipRules = false;
+  private readonly sipRules: boolean;
   /** Whether a loaded rule inspects FTP files (then FTP control connections are followed). */
-  private ftpRules = false;
+  private readonly ftpRules: boolean;
   private readonly ftpPorts: PortTest;
   /** Data connections announced and not yet seen: responder `addr:port` -> until when (capture time). */
   private readonly ftpExpected = new Map<string, number>();
@@ -1150,6 +927,7 @@ export class Engine {
       if (!had || r.rev > had.rev) latest.set(key, r);
     }
     const kept = new Set(latest.values());
+    const compiler = new RuleCompiler(this.vars, opts, this.countPcreStepLimit);
     for (const r of rules) {
       if (!kept.has(r)) {
         this.skipped.push({
@@ -1159,12 +937,17 @@ export class Engine {
         continue;
       }
       try {
-        const c = this.compile(r);
+        const c = compiler.compile(r);
         if (c) this.compiled.push(c);
       } catch (e) {
         this.skipped.push({ sid: r.sid, reason: (e as Error).message });
       }
     }
+    this.tlsRules = compiler.tlsRules;
+    this.dceRules = compiler.dceRules;
+    this.dceDatagramRules = compiler.dceDatagramRules;
+    this.sipRules = compiler.sipRules;
+    this.ftpRules = compiler.ftpRules;
     const order = opts.actionOrder ?? defaultActionOrder;
     const rank = (a: string) => {
       const i = order.indexOf(a === 'sdrop' ? 'drop' : rejectTargetOf(a) ? 'reject' : a);
@@ -1242,7 +1025,7 @@ export class Engine {
             (c) => (c.http!.side === kind || c.http!.side === 'both') && c.http!.needsBody === complete,
           ),
         );
-    this.headerSeen = new Uint8Array(this.headerClasses.size);
+    this.headerSeen = new Uint8Array(compiler.headerClasses.size);
     this.httpFastBuffers.forEach((buffer, b) => {
       const matcher = this.httpPrefilter.get(buffer);
       if (matcher) this.httpMarks[b] = { hit: new Uint8Array(matcher.patterns), ids: new IdList(64) };
@@ -1286,8 +1069,6 @@ export class Engine {
   /** Stages an inspection passed, each counted once (`stringsPass`); reset per inspection. */
   private stagePrefilterSeen = false;
   private stageAllStringsSeen = false;
-  /** Rule headers (addresses, ports, direction) by text, numbered (`Compiled.headerClass`). */
-  private readonly headerClasses = new Map<string, number>();
   /** Per header class, its test's result on the HTTP message being inspected (0: not tested, 1 pass, 2 fail). */
   private readonly headerSeen: Uint8Array;
   /** The patterns of `allRules.matcher` by id. */
@@ -1779,529 +1560,9 @@ export class Engine {
     if (g.matcher && matcher && bytes.length > 0) matcher.scan(bytes, g.hit, this.hits);
   }
 
-  /** Numbers of the pcres' first-exec expressions (source and flags), for `firstMatches`. */
-  private readonly pcreIds = new Map<string, number>();
-
-  private pcreId(re: PcreExec): number {
-    const key = `${re.flags}/${re.source}`;
-    let id = this.pcreIds.get(key);
-    if (id === undefined) this.pcreIds.set(key, (id = this.pcreIds.size));
-    return id;
-  }
-
-  /**
-   * A rule's pcre as it runs on traffic (`pcreRoute`): in the step machine (`pcreStepsPerByte`), in V8 on a
-   * buffer of up to `pcreShortMax` bytes and the machine beyond, or a RegExp bounded in its backtracking
-   * (`pcreBacktracksMax`).
-   */
-  private pcreRegExp(source: string, flags: string, limits: 'all' | 'backtracks' | 'none' = 'all'): PcreExec {
-    const perByte = limits === 'all' ? (this.opts.pcreStepsPerByte ?? pcreStepsPerByteDefault) : 0;
-    const max = limits === 'none' ? 0 : (this.opts.pcreBacktracksMax ?? pcreBacktracksMaxDefault);
-    const v8 = () => (max === 0 ? new RegExp(source, flags) : boundedRegExp(source, flags, max));
-    if (perByte === 0) return v8();
-    const route = pcreRoute(source, flags);
-    if (route === 'v8') return v8();
-    let machine: StepBoundedRegExp;
-    try {
-      machine = new StepBoundedRegExp(source, flags, { perByte, min: pcreStepsMin }, this.countPcreStepLimit);
-    } catch (e) {
-      if (!(e instanceof StepsSyntaxError)) throw e; // syntax the machine does not read: V8's, as before
-      return v8();
-    }
-    return route === 'steps' ? machine : new LengthSwitchedRegExp(v8(), machine, pcreShortMax);
-  }
-
   private readonly countPcreStepLimit = () => {
     this.stats.pcreStepLimits++;
   };
-
-  private compile(r: Rule): Compiled | undefined {
-    const protos: Record<string, number | 'ip'> = {
-      tcp: 6,
-      udp: 17,
-      icmp: 1,
-      icmpv6: 58,
-      'ipv6-icmp': 58,
-      ip: 'ip',
-      'tcp-pkt': 6,
-      'tcp-stream': 6,
-      http: 6,
-    };
-    const proto = protos[r.proto];
-    if (proto === undefined) throw new Error(`protocol '${r.proto}' needs an application-layer parser`);
-    const steps: Step[] = [];
-    const flowbits: Compiled['flowbits'] = [];
-    let flow: Compiled['flow'];
-    let noalert = false;
-    let alertOnPass = false;
-    let classtype: string | undefined;
-    let priority: number | undefined;
-    let ci = 0;
-    let forced: Compiled['mode'] | undefined;
-    let rate: RateSpec | undefined;
-    let last: (ContentMatch & { startswith?: boolean; endswith?: boolean }) | undefined;
-    /** The buffer each step inspects. */
-    const bufOf = new Map<Step, string>();
-    const service = r.options.find((o) => o.keyword === 'service')?.value ?? '';
-    /** Where payload steps go: the rule's, or a derived buffer's (base64_data, sip_header, sip_body). */
-    let target = steps;
-    let nestedIn: string | undefined;
-    let b64: { decode: Base64Decode; step: SubBuffer | undefined; at: number } | undefined;
-    let dce: DceStep | undefined;
-    for (const o of r.options) {
-      const v = o.value ?? '';
-      if (!detectionKeywords.has(o.keyword)) throw new Error(`keyword '${o.keyword}' is not evaluated yet`);
-      let buf = o.buffer ?? 'pkt_data';
-      // a buffer switch ends a derived buffer
-      if (nestedIn !== undefined && (bufferKeywords.has(o.keyword) || buf !== nestedIn)) {
-        target = steps;
-        nestedIn = undefined;
-      }
-      switch (o.keyword) {
-        case 'asn1':
-          target.push({ kind: 'asn1', o: parseAsn1(v) });
-          break;
-        case 'ssl_state':
-        case 'ssl_version':
-          target.push(parseTlsTest(o.keyword, v));
-          this.tlsRules = true;
-          forced = 'stream'; // the SSL/TLS state is the reassembled stream's (Snort's SSL inspector)
-          break;
-        case 'sip_method':
-          target.push({ kind: 'sip_method', test: parseSipMethod(v) });
-          break;
-        case 'dce_iface':
-        case 'dce_opnum':
-        case 'dce_stub_data': {
-          // one step for the three; on TCP the requests are the reassembled stream's
-          if (!dce) {
-            dce = { kind: 'dce' };
-            target.push(dce);
-            if (r.proto === 'tcp') forced = 'stream';
-          } else if (target[target.length - 1] !== dce)
-            throw new Error(
-              `${o.keyword} must come with the other dce_* options, with no option between them`,
-            );
-          if (o.keyword === 'dce_iface') {
-            if (dce.iface) throw new Error('dce_iface: one per rule');
-            dce.iface = parseDceIface(v);
-          } else if (o.keyword === 'dce_opnum') {
-            if (dce.opnums) throw new Error('dce_opnum: one per rule');
-            dce.opnums = parseDceOpnum(v);
-          } else {
-            if (o.value !== undefined) throw new Error('dce_stub_data takes no value');
-            dce.inner = [];
-            target = dce.inner;
-            nestedIn = buf;
-          }
-          break;
-        }
-        case 'sip_stat_code':
-          target.push({ kind: 'sip_stat_code', codes: parseSipStatCode(v) });
-          break;
-        case 'base64_decode':
-          if (b64) throw new Error('base64_decode: one per rule');
-          b64 = { decode: parseBase64Decode(o.value), step: undefined, at: target.length };
-          break;
-        case 'base64_data':
-        case 'sip_header':
-        case 'sip_body': {
-          if (o.value !== undefined) throw new Error(`${o.keyword} takes no value`);
-          let sub: SubBuffer;
-          if (o.keyword === 'base64_data') {
-            if (!b64) throw new Error('base64_data needs a base64_decode before it');
-            if (b64.step) throw new Error('base64_data: one per rule');
-            if (target.length !== b64.at)
-              throw new Error(
-                'base64_data must follow its base64_decode with no detection option between them',
-              );
-            sub = { kind: 'subbuffer', source: 'base64', b64: b64.decode, inner: [] };
-            b64.step = sub;
-          } else {
-            sub = { kind: 'subbuffer', source: o.keyword, inner: [] };
-          }
-          target.push(sub);
-          target = sub.inner;
-          nestedIn = buf;
-          break;
-        }
-        case 'content':
-        case 'uricontent': {
-          const c = r.contents[ci++]!;
-          buf = c.buffer;
-          last = { ...c };
-          target.push({ kind: 'content', c: last, first: false });
-          break;
-        }
-        case 'startswith':
-          if (last) last.startswith = true;
-          break;
-        case 'endswith':
-          if (last) last.endswith = true;
-          break;
-        case 'bufferlen':
-        case 'bsize':
-          target.push({ kind: 'bufferlen', test: lengthTest(v) });
-          break;
-        case 'urilen': {
-          // Snort 2 / Suricata: the length of the normalized (default) or raw URI
-          const [spec = '', which = 'norm'] = v.split(',').map((x) => x.trim());
-          buf = which === 'raw' ? 'http_raw_uri' : 'http_uri';
-          target.push({ kind: 'bufferlen', test: lengthTest(spec) });
-          break;
-        }
-        case 'pcre': {
-          const p = translatePcre(v);
-          if (typeof p === 'string') throw new Error(`pcre '${v.slice(0, 40)}': ${p}`);
-          if (p.buffer) buf = p.buffer;
-          const nf = p.reNoFinalNewline;
-          // Snort's O flag: no match limit for this pcre
-          const limits = p.unlimited ? 'none' : 'all';
-          const reG = this.pcreRegExp(p.re.source, `${p.re.flags}g`, limits);
-          // the step machine (for a long buffer) takes linear steps: no guard
-          const guarded = (r: RegExp) => {
-            const g = reG instanceof RegExp ? firstExecGuarded(r.source, r.flags) : undefined;
-            // in V8 whatever its lookbehind looks like: the guard is what makes it linear there
-            return g === undefined
-              ? undefined
-              : this.pcreRegExp(g, `${r.flags}g`, limits === 'none' ? 'none' : 'backtracks');
-          };
-          const reGNoFinalNewline = nf && this.pcreRegExp(nf.source, `${nf.flags}g`, limits);
-          const reGFirst = guarded(p.re);
-          const reGFirstNoFinalNewline = nf && guarded(nf);
-          target.push({
-            kind: 'pcre',
-            ...p,
-            reG,
-            reGNoFinalNewline,
-            reGFirst,
-            reGFirstNoFinalNewline,
-            firstId: this.pcreId(reGFirst ?? reG),
-            firstIdNoFinalNewline: this.pcreId(reGFirstNoFinalNewline ?? reGNoFinalNewline ?? reG),
-          });
-          break;
-        }
-        case 'isdataat': {
-          // a number or a byte_extract variable
-          const m = /^(!?)\s*(?:(\d+)|([A-Za-z_]\w*))\s*(?:,\s*(relative|rawbytes)\s*)*$/.exec(v);
-          if (!m) throw new Error(`isdataat: expected [!]N or [!]VARIABLE, then relative, got '${v}'`);
-          target.push({
-            kind: 'isdataat',
-            n: Number(m[2] ?? 0),
-            ...(m[3] !== undefined && { nVar: m[3] }),
-            relative: /,\s*relative/.test(v),
-            negated: m[1] === '!',
-          });
-          break;
-        }
-        case 'byte_test':
-          target.push(parseByteTest(v));
-          break;
-        case 'byte_jump':
-          target.push(parseByteJump(v));
-          break;
-        case 'byte_extract':
-          target.push(parseByteExtract(v));
-          break;
-        case 'threshold':
-        case 'detection_filter':
-          if (rate) throw new Error('more than one threshold/detection_filter');
-          rate = parseRate(o.keyword, v);
-          break;
-        case 'ipopts': {
-          // option numbers of RFC 791 and the IANA registry, by the names Snort's ipopts uses
-          const types: Record<string, number> = {
-            eol: 0,
-            nop: 1,
-            rr: 7,
-            ts: 68,
-            sec: 130,
-            lsrr: 131,
-            esec: 133,
-            satid: 136,
-            ssrr: 137,
-            any: -1,
-          };
-          const t = types[v.trim()];
-          if (t === undefined) throw new Error(`ipopts: unknown option '${v}'`);
-          steps.unshift({ kind: 'ipopts', type: t });
-          break;
-        }
-        case 'stream_size': {
-          const [which = '', op = '', n = ''] = v.split(',').map((x) => x.trim());
-          if (!['server', 'client', 'both', 'either'].includes(which))
-            throw new Error(`stream_size: expected server, client, both or either, got '${which}'`);
-          steps.unshift({
-            kind: 'stream_size',
-            which: which as 'server',
-            test: numTest(`${op === '=' ? '' : op === '!=' ? '!' : op}${n}`),
-          });
-          break;
-        }
-        case 'dsize':
-          steps.unshift({ kind: 'dsize', test: numTest(v, 'dsize', 0xffff) });
-          break;
-        case 'flags':
-        case 'tcp.flags':
-          steps.unshift({ kind: 'flags', test: flagsTest(v) });
-          break;
-        case 'itype':
-        case 'icode':
-        case 'ttl':
-        case 'id':
-        case 'seq':
-        case 'ack':
-        case 'icmp_id':
-        case 'icmp_seq':
-          steps.unshift({ kind: o.keyword, test: numTest(v, o.keyword, fieldMax[o.keyword]!) });
-          break;
-        case 'fragbits':
-          steps.unshift({ kind: 'fragbits', test: fragbitsTest(v) });
-          break;
-        case 'ip_proto': {
-          // a number or a protocol name, with Snort's `!`, `<` and `>`
-          const m = /^\s*([!<>]?)\s*([A-Za-z0-9-]+)\s*$/.exec(v);
-          const n = m ? (/^\d+$/.test(m[2]!) ? Number(m[2]) : ipProtoNames[m[2]!.toLowerCase()]) : undefined;
-          if (!m || n === undefined || n > 255)
-            throw new Error(`bad ip_proto '${v}' (a number up to 255 or a protocol name)`);
-          steps.unshift({ kind: 'ip_proto', test: numTest(`${m[1]}${n}`) });
-          break;
-        }
-        case 'flow': {
-          const parts = v.split(',').map((x) => x.trim());
-          // an option not known, or not evaluated, was ignored (flow:not_established matched established
-          // flows too, and flow:sideways was taken)
-          for (const x of parts) {
-            if (!flowOptions.has(x))
-              throw new Error(`flow: unknown option '${x}' (${[...flowOptions].join(', ')})`);
-          }
-          const toServer = parts.includes('to_server') || parts.includes('from_client');
-          const toClient = parts.includes('to_client') || parts.includes('from_server');
-          if (toServer && toClient) throw new Error(`flow: '${v}' asks for both directions`);
-          if (parts.includes('only_stream') && parts.includes('no_stream'))
-            throw new Error(`flow: '${v}' asks for only_stream and no_stream`);
-          if (parts.includes('established') && parts.includes('not_established'))
-            throw new Error(`flow: '${v}' asks for established and not_established`);
-          if (parts.includes('no_frag') && parts.includes('only_frag'))
-            throw new Error(`flow: '${v}' asks for no_frag and only_frag`);
-          // stream data is never a rebuilt datagram (Snort: only_frag needs PKT_REBUILT_FRAG)
-          if (parts.includes('only_frag') && parts.includes('only_stream'))
-            throw new Error(`flow: '${v}' asks for only_stream and only_frag: it could never match`);
-          flow = {
-            established: parts.includes('established'),
-            notEstablished: parts.includes('not_established'),
-            toServer,
-            toClient,
-            stateless: parts.includes('stateless'),
-            frag: parts.includes('no_frag') ? 'no' : parts.includes('only_frag') ? 'only' : undefined,
-          };
-          if (parts.includes('only_stream')) forced = 'stream';
-          if (parts.includes('no_stream') || parts.includes('only_frag')) forced = 'packet';
-          break;
-        }
-        case 'flowbits': {
-          const [op, names] = v.split(',').map((x) => x.trim()) as [string, string | undefined];
-          // an unknown operation, or one without its bit names, was kept and never acted on
-          if (!flowbitsOps.includes(op))
-            throw new Error(`flowbits: unknown operation '${op}' (${flowbitsOps.join(', ')})`);
-          if (op !== 'noalert' && !(names ?? '').split(/[|&]/).every((x) => /^[\w.-]+$/.test(x.trim())))
-            throw new Error(`flowbits:${op} needs bit names (a, a|b or a&b), got '${names ?? ''}'`);
-          if (op === 'noalert') noalert = true;
-          else
-            flowbits.push({
-              op,
-              names: (names ?? '').split(/[|&]/).map((x) => x.trim()),
-              any: (names ?? '').includes('|'),
-            });
-          break;
-        }
-        case 'noalert':
-          noalert = true;
-          break;
-        case 'alert':
-          alertOnPass = true;
-          break;
-        case 'classtype':
-          classtype = v;
-          break;
-        case 'tag':
-          // checked, then without effect: tagging logs the packets after an alert to a packet log, which
-          // this engine does not write (its alerts are the same with or without it)
-          parseTag(v);
-          break;
-        case 'priority':
-          // a whole number from 1 (it was Number(v): 'abc' gave NaN)
-          if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 0x7fffffff)
-            throw new Error(`priority: expected a whole number from 1, got '${v}'`);
-          priority = Number(v);
-          break;
-      }
-      // raw_data (Snort 3: the payload before an inspector normalized it) is pkt_data here: no inspector
-      // rewrites a payload (telnet's option negotiation stays in it)
-      // (steps enter only at the ends, by push or unshift: the new ones are found from both ends, where a
-      // pass over every step per option was quadratic in a rule's options)
-      const b = buf === 'raw_data' ? 'pkt_data' : buf;
-      for (let k = 0; k < steps.length && !bufOf.has(steps[k]!); k++) bufOf.set(steps[k]!, b);
-      for (let k = steps.length - 1; k >= 0 && !bufOf.has(steps[k]!); k--) bufOf.set(steps[k]!, b);
-      if (o.keyword.startsWith('sip_') && r.proto === 'tcp') {
-        // SIP over TCP: the messages of the reassembled stream (SipStream)
-        this.sipRules = true;
-        forced = 'stream';
-      }
-    }
-    /** file_data and no HTTP buffer: the files of a protocol parser other than HTTP's (FTP, mail). */
-    const fileDataOnly =
-      [...bufOf.values()].some((b) => b === 'file_data') &&
-      [...bufOf.values()].every((b) => b === 'file_data' || b === 'pkt_data');
-    // file_data on the ftp service: the files of FTP data connections, which are inspected as their
-    // reassembled stream, as a stream rule is
-    const ftpData =
-      fileDataOnly &&
-      proto === 6 &&
-      /\bftp(-data)?\b/.test(service) &&
-      !/\b(http|smtp|pop3|imap)\b/.test(service);
-    if (ftpData) {
-      for (const [st, b] of bufOf) if (b === 'file_data') bufOf.set(st, 'pkt_data');
-      forced = 'stream';
-      this.ftpRules = true;
-    }
-    const http = r.proto === 'http' || [...bufOf.values()].some((b) => b !== 'pkt_data');
-    if (http && r.proto !== 'http' && proto !== 6) throw new Error(`HTTP buffers on a ${r.proto} rule`);
-    // file_data on a mail service: the decoded MIME parts of SMTP/POP3/IMAP messages
-    const mail =
-      fileDataOnly &&
-      http &&
-      r.proto !== 'http' &&
-      /\b(smtp|pop3|imap)\b/.test(service) &&
-      !/\bhttp\b/.test(service);
-    if (b64 && !b64.step)
-      throw new Error('base64_decode needs a base64_data after it (without one the rule cannot alert)');
-    const hasPayloadMatch = steps.some(
-      (s) => s.kind === 'content' || s.kind === 'pcre' || s.kind === 'subbuffer' || s.kind === 'dce',
-    );
-    const packetOnly = steps.some((s) => packetOnlySteps.has(s.kind));
-    // Suricata's IP-only types (docs: rules/rule-types): nothing but addresses and protocol, ports any; a
-    // flow keyword or a flowbits condition makes a packet rule (flowbits set/unset/toggle do not)
-    const ipOnly =
-      !http &&
-      steps.length === 0 &&
-      !flow &&
-      !flowbits.some((fb) => fb.op === 'isset' || fb.op === 'isnotset') &&
-      r.srcPorts.trim() === 'any' &&
-      r.dstPorts.trim() === 'any'
-        ? negates(r.src, this.vars) || negates(r.dst, this.vars)
-          ? ('like-ip-only' as const)
-          : ('ip-only' as const)
-        : undefined;
-    const mode: Compiled['mode'] = ipOnly
-      ? 'packet'
-      : mail
-        ? 'mail'
-        : http
-          ? 'http'
-          : (forced ??
-            (r.proto === 'tcp-pkt'
-              ? 'packet'
-              : r.proto === 'tcp-stream'
-                ? 'stream'
-                : proto === 6 && hasPayloadMatch && !packetOnly
-                  ? 'both'
-                  : 'packet'));
-    const n = stepCount(steps);
-    if (n > ruleStepsMax)
-      throw new Error(`${n} detection steps; at most ${ruleStepsMax} are evaluated (one call deep each)`);
-    // every field set here, in one order (undefined when absent), so all compiled rules share one shape
-    // and the rule loops' property reads stay monomorphic
-    const c: Compiled = {
-      rule: r,
-      proto,
-      mode,
-      http: undefined,
-      dce: dce ? true : undefined,
-      ftpData: ftpData ? true : undefined,
-      spanMax: firstContentSpan(steps),
-      fast: undefined,
-      rest: undefined,
-      httpFast: undefined,
-      hasPayloadMatch,
-      header: mode === 'packet' ? headerSteps(steps)?.header : undefined,
-      src: this.addrTestOf(r.src),
-      dst: this.addrTestOf(r.dst),
-      sp: portTest(r.srcPorts, this.vars),
-      dp: portTest(r.dstPorts, this.vars),
-      headerClass: this.headerClassOf(r),
-      steps,
-      flow: flow ?? undefined,
-      flowbits,
-      rate: rate ?? undefined,
-      noalert,
-      alertOnPass,
-      order: 0,
-      ipOnly: ipOnly || undefined,
-      classtype: classtype || undefined,
-      priority,
-      latencyTimeouts: 0,
-      suspendedAt: -1,
-      profChecks: 0,
-      profUs: 0,
-      profMaxUs: 0,
-    };
-    // stream rules read the requests of TCP streams; UDP rules those of datagrams, fragments reassembled
-    if (dce && mode === 'stream') this.dceRules = true;
-    if (dce && (r.proto === 'udp' || r.proto === 'ip')) this.dceDatagramRules = true;
-    if (http) c.http = this.compileHttp(steps, bufOf, flow, mail ? 'mail' : service);
-    return c;
-  }
-
-  /** Groups an HTTP rule's steps by buffer and decides which messages it inspects, and when. */
-  private compileHttp(
-    steps: Step[],
-    bufOf: Map<Step, string>,
-    flow: Compiled['flow'],
-    service: string,
-  ): HttpRule {
-    const ids = [...new Set(bufOf.values())];
-    // base names (Snort 3 parameters stripped: `http_header:field=host` is an http_header)
-    const bufs = new Set(ids.map((b) => splitBuffer(b).base));
-    // buffers of this message (not of its request, `request` parameter) decide its side
-    const own = new Set(
-      ids.filter((b) => !splitBuffer(b).params.includes('request')).map((b) => splitBuffer(b).base),
-    );
-    const fromRequest = ids.some((b) => splitBuffer(b).params.includes('request'));
-    if (
-      service !== 'mail' &&
-      bufs.has('file_data') &&
-      ![...bufs].some((b) => b.startsWith('http_')) &&
-      service &&
-      !/\bhttp\b/.test(service)
-    )
-      throw new Error(
-        `file_data on ${service.replace(/\s+/g, '')} needs that protocol's parser (files are taken from HTTP bodies, the MIME parts of smtp, pop3 and imap messages, and FTP data connections)`,
-      );
-    const groups: HttpRule['groups'] = [];
-    for (const st of steps) {
-      const buffer = bufOf.get(st) ?? 'pkt_data';
-      const g = groups[groups.length - 1];
-      if (g && g.buffer === buffer) g.steps.push(st);
-      else groups.push({ buffer, steps: [st] });
-    }
-    const any = (set: Set<string>) => [...own].some((b) => set.has(b));
-    const side: HttpRule['side'] = flow?.toClient
-      ? 'response'
-      : flow?.toServer
-        ? 'request'
-        : service === 'mail'
-          ? 'both'
-          : any(responseBuffers) || fromRequest || (bufs.has('file_data') && !any(requestBuffers))
-            ? 'response'
-            : any(requestBuffers)
-              ? 'request'
-              : 'both';
-    const needsBody =
-      [...bufs].some((b) => bodyBuffers.has(b)) ||
-      ids.some((b) => splitBuffer(b).params.includes('with_body'));
-    return { side, needsBody, groups };
-  }
 
   /**
    * Inspects one decoded packet; returns the alerts it raised (and those of flows evicted meanwhile).
@@ -3370,46 +2631,6 @@ export class Engine {
       return true;
     }
     return this.rates.allow(c.rate, ev);
-  }
-
-  /** Address tests by spec, shared by the rules with that spec. */
-  private readonly addrTests = new Map<string, AddrTest>();
-
-  /**
-   * A rule's address test, shared by every rule with the same spec and remembering its last answer: the
-   * rules consulted for one packet mostly name the same few specs ($HOME_NET, $EXTERNAL_NET, any) and
-   * test the same two addresses, so each spec is evaluated about once per packet instead of once per rule.
-   */
-  private addrTestOf(spec: string): AddrTest {
-    let t = this.addrTests.get(spec);
-    if (!t) {
-      const test = addrBytesTest(spec, this.vars);
-      // the last IPv4 address (as a signed 32-bit number) and its answer (0: none yet, 1 fails, 2 passes),
-      // in a typed array: a closure variable holding a number past 2^30 is a new heap number per store
-      const memo = new Int32Array(2);
-      t = (a) => {
-        if (a.length !== 4) return test(a);
-        const x = v4Of(a) | 0;
-        if (memo[1] === 0 || memo[0] !== x) {
-          memo[0] = x;
-          memo[1] = test(a) ? 2 : 1;
-        }
-        return memo[1] === 2;
-      };
-      this.addrTests.set(spec, t);
-    }
-    return t;
-  }
-
-  /** The number of a rule's header (addresses, ports, direction) among the rules loaded. */
-  private headerClassOf(r: Rule): number {
-    const key = `${r.src} ${r.srcPorts} ${r.direction} ${r.dst} ${r.dstPorts}`;
-    let n = this.headerClasses.get(key);
-    if (n === undefined) {
-      n = this.headerClasses.size;
-      this.headerClasses.set(key, n);
-    }
-    return n;
   }
 
   private headerMatch(c: Compiled, src: Uint8Array, sp: number, dst: Uint8Array, dp: number): boolean {

@@ -7,6 +7,7 @@
  */
 
 export { commands, demos } from './cli.js';
+export { pcreBacktracksMaxDefault, pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.js';
 export { threadCpuMs } from './cpu.js';
 export {
   type Decoded,
@@ -33,10 +34,6 @@ export {
   inspectionRecursionMaxDefault,
   type PacketLatencyOptions,
   type PacketVerdict,
-  pcreBacktracksMaxDefault,
-  pcreShortMax,
-  pcreStepsMin,
-  pcreStepsPerByteDefault,
   portGroupsMax,
   type RuleLatencyOptions,
   type RuleLatencyRecord,
