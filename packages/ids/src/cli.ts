@@ -11,7 +11,7 @@ import {
   UsageError,
 } from '@strata/cli';
 import { pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.js';
-import type { PacketLatencyOptions, RuleLatencyOptions, RuleProfileRow } from './detect.js';
+import type { PacketLatencyOptions, RuleLatencyOptions, RuleProfileRow } from './engine-api.js';
 import { alertFast, eveJson } from './output.js';
 import { mergeProfiles, ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';

@@ -26,19 +26,18 @@ export {
   type DefragStats,
   datagramBytesMax,
 } from './defrag.js';
+export { Engine, portGroupsMax } from './detect.js';
 export {
   type Alert,
   defaultVars,
-  Engine,
   type EngineOptions,
   inspectionRecursionMaxDefault,
   type PacketLatencyOptions,
   type PacketVerdict,
-  portGroupsMax,
   type RuleLatencyOptions,
   type RuleLatencyRecord,
   type RuleProfileRow,
-} from './detect.js';
+} from './engine-api.js';
 export {
   cuckooKicksMax,
   defaultFlowTimeouts,

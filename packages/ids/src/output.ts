@@ -1,5 +1,5 @@
 // An alert as text: Snort's alert_fast line and Suricata's eve JSON record (what `strata ids` writes).
-import type { Alert } from './detect.js';
+import type { Alert } from './engine-api.js';
 import { rejectTargetOf } from './reject.js';
 
 /** Snort's alert_fast line. */

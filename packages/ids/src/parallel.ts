@@ -28,7 +28,7 @@ import { webcrypto } from 'node:crypto';
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { DefragStats } from './defrag.js';
-import type { Alert, EngineStats, RuleLatencyRecord, RuleProfileRow } from './detect.js';
+import type { Alert, EngineStats, RuleLatencyRecord, RuleProfileRow } from './engine-api.js';
 import type { FlowTableStats } from './flow.js';
 import { type HttpAnomalies, newHttpAnomalies } from './http.js';
 import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';

@@ -3,14 +3,8 @@ import { createReadStream, createWriteStream, openSync, type WriteStream } from 
 import { threadCpuMs } from './cpu.js';
 import { type Decoded, decodeInto, newDecodeStats, PacketRecord } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
-import {
-  type Alert,
-  Engine,
-  type EngineOptions,
-  type EngineStats,
-  type RuleLatencyRecord,
-  type RuleProfileRow,
-} from './detect.js';
+import { Engine } from './detect.js';
+import type { Alert, EngineOptions, EngineStats, RuleLatencyRecord, RuleProfileRow } from './engine-api.js';
 import type { FlowTableStats } from './flow.js';
 import type { HttpAnomalies } from './http.js';
 import {

@@ -7,7 +7,8 @@
  */
 import { hash64Words } from '@strata/highwayhash';
 import type { Decoded } from './decode.js';
-import { defaultVars, ftpPortTest } from './detect.js';
+import { ftpPortTest } from './detect.js';
+import { defaultVars } from './engine-api.js';
 import { FtpRouter } from './ftp.js';
 import type { Rule } from './rules.js';
 

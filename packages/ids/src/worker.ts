@@ -17,13 +17,8 @@ import { parentPort } from 'node:worker_threads';
 import { threadCpuMs } from './cpu.js';
 import { decodeInto, newDecodeStats, PacketRecord } from './decode.js';
 import type { DefragOptions, DefragStats } from './defrag.js';
-import {
-  type Alert,
-  Engine,
-  type EngineOptions,
-  type RuleLatencyRecord,
-  type RuleProfileRow,
-} from './detect.js';
+import { Engine } from './detect.js';
+import type { Alert, EngineOptions, RuleLatencyRecord, RuleProfileRow } from './engine-api.js';
 import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import { rejectFrames } from './reject.js';
 import type { Rule } from './rules.js';
