@@ -26,7 +26,7 @@ export {
   type DefragStats,
   datagramBytesMax,
 } from './defrag.js';
-export { Engine, portGroupsMax } from './detect.js';
+export { Engine } from './detect.js';
 export {
   type Alert,
   defaultVars,
@@ -53,6 +53,7 @@ export {
   TcpState,
   tcpUpdate,
 } from './flow.js';
+export { portGroupsMax } from './groups.js';
 export {
   decodeContent,
   defaultHttpBodyBytesMax,

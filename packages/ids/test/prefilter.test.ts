@@ -594,14 +594,14 @@ describe('Engine port groups', () => {
             const e = new Engine(rules, { portGroups, ips: true });
             // the groups' own automata (one per kind of scan) from the first byte, or after a few packets
             if (ownAfter !== undefined) {
-              const own = e as unknown as { groupOwnAfterBytes: number; kindOwnAfterBytes: number };
+              const own = portGroupsOf(e);
               own.groupOwnAfterBytes = ownAfter;
               own.kindOwnAfterBytes = ownAfter;
             }
             // every port group's class list hashed alike: the lists themselves must tell the groups apart
-            if (collide) (e as unknown as { portGroupHashMask: number }).portGroupHashMask = 0;
+            if (collide) portGroupsOf(e).portGroupHashMask = 0;
             // the groups' own automata at their bound: every group scans with the shared one
-            if (shared) (e as unknown as { groupStates: number }).groupStates = 1 << 30;
+            if (shared) portGroupsOf(e).groupStates = 1 << 30;
             return packets.flatMap(([[proto, sp, dp], payload], i) => {
               const a = e.inspect(pkt({ proto, sp, dp, payload }), i * 1000, i + 1);
               return [
@@ -692,7 +692,7 @@ function streamAlerts(
 ): string[] {
   const e = new Engine(rules, { prefilter, streamRelease });
   // the bytes after which the port group moves to an automaton of its own (mid-stream, resumed from its root)
-  if (ownAfter !== undefined) (e as unknown as { groupOwnAfterBytes: number }).groupOwnAfterBytes = ownAfter;
+  if (ownAfter !== undefined) portGroupsOf(e).groupOwnAfterBytes = ownAfter;
   const out: string[] = [];
   const push = (a: Alert[]) => out.push(...a.map((x) => `${x.pcapCnt}:${x.sid}`));
   handshake().forEach((p, i) => void push(e.inspect(p, i, i + 1)));
@@ -1023,7 +1023,7 @@ describe('Engine packet rules without a fast pattern', () => {
           const { rules } = parseRules(text, 'gen');
           const e = new Engine(rules);
           // the bound on lists reached after the second packet: the rest get their kind's list
-          (e as unknown as { packetAlwaysListsMax: number }).packetAlwaysListsMax = 2;
+          portGroupsOf(e).packetAlwaysListsMax = 2;
           packets.forEach((flags, i) => {
             const d = pkt({ sp: 1000 + i, flags, payload: 'x' });
             const want = e.compiled.filter((c) => headerPass(c.header!, d)).map((c) => c.rule.sid);
@@ -1032,7 +1032,7 @@ describe('Engine packet rules without a fast pattern', () => {
             alerts += got.length;
           });
           // two lists per flags byte, then the kind's one (every packet here is of one kind: a new flow's)
-          expect((e as unknown as { packetAlwaysLists: number }).packetAlwaysLists).toBeLessThanOrEqual(3);
+          expect(portGroupsOf(e).packetAlwaysLists).toBeLessThanOrEqual(3);
         },
       ),
       { numRuns: 300 },
@@ -1150,3 +1150,29 @@ describe('Engine TCP packets of flows not established', () => {
     expect(f.inspect(bad, 10, 4, false).map((a) => a.sid)).toEqual([1]);
   });
 });
+
+/** The bounds of an engine's port groups that tests lower (private fields, read by name: checked here). */
+interface GroupBounds {
+  groupOwnAfterBytes: number;
+  kindOwnAfterBytes: number;
+  portGroupHashMask: number;
+  groupStates: number;
+  packetAlwaysListsMax: number;
+  packetAlwaysLists: number;
+}
+
+function portGroupsOf(e: Engine): GroupBounds {
+  const g = (e as unknown as { groups: GroupBounds }).groups;
+  // a renamed field would leave a test setting a property nothing reads
+  for (const k of [
+    'groupOwnAfterBytes',
+    'kindOwnAfterBytes',
+    'portGroupHashMask',
+    'groupStates',
+    'packetAlwaysListsMax',
+    'packetAlwaysLists',
+  ])
+    if (typeof (g as unknown as Record<string, unknown>)[k] !== 'number')
+      throw new Error(`the engine's port groups have no field ${k}`);
+  return g;
+}
