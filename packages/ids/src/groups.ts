@@ -29,7 +29,7 @@ export interface RuleGroup {
   /** Per rule: the id of its fast pattern in `matcher` (-1: the rule is always evaluated). */
   fp: Int32Array;
   matcher: MultiMatcher | undefined;
-  /** A port group whose own automaton is not built yet (`Engine.groupScanner`): `matcher` is the shared one. */
+  /** A port group whose own automaton is not built yet (`PortGroups.groupScanner`): `matcher` is the shared one. */
   ownPending: boolean;
   /** Bytes the group's scans have read (counted until it has its own automaton). */
   scanned: number;
@@ -66,7 +66,7 @@ export interface RuleGroup {
   alwaysLast: PacketAlways | undefined;
   /**
    * Per kind of packet scan (`ScanKind`): the group's own automaton over its rules of that kind (undefined:
-   * not made yet; null: none made, the kind's shared one, `Engine.kindMatchers`, serves; false: none of
+   * not made yet; null: none made, the kind's shared one, `PortGroups.kindMatchers`, serves; false: none of
    * them has a pattern, nothing to scan), and the bytes its scans of the kind have read.
    */
   kinds: (MultiMatcher | false | null | undefined)[];
@@ -101,17 +101,17 @@ interface PortClass {
 /** Port groups (distinct rule groups) built at most by default; past it a flow consults every rule. */
 export const portGroupsMax = 1024;
 
-/** Remembered (protocol, port region, port region) -> port group answers at most (`Engine.groupOf`). */
+/** Remembered (protocol, port region, port region) -> port group answers at most (`PortGroups.groupOf`). */
 const portGroupMemoMax = 65_536;
 
 /**
  * Lists of rules without a fast pattern made per kind of packet inspection and TCP flags byte, in every
- * port group together (`Engine.packetAlways`): 32 kinds x 256 flags bytes in each of up to 1,024 groups
+ * port group together (`PortGroups.packetAlways`): 32 kinds x 256 flags bytes in each of up to 1,024 groups
  * would be 8 million lists; past this bound a TCP packet gets its kind's list whatever its flags.
  */
 const packetAlwaysListsMax = 1 << 16;
 
-/** Automata of a `ScanKind` kept for other groups with the same patterns (`Engine.kindShared`). */
+/** Automata of a `ScanKind` kept for other groups with the same patterns (`PortGroups.kindShared`). */
 const kindSharedMax = 1024;
 
 /**
@@ -133,7 +133,7 @@ const groupStatesMax = 1 << 16;
 
 /** `DirStream.scan`: the arrays grow (doubling) to the patterns found, at most one entry per pattern. */
 export interface WindowScan {
-  /** The automaton `state` is a state of (a port group's changes once: `Engine.groupScanner`). */
+  /** The automaton `state` is a state of (a port group's changes once: `PortGroups.groupScanner`). */
   matcher: MultiMatcher;
   state: number;
   end: number;
@@ -742,7 +742,7 @@ function ruleGroup(
 }
 
 /**
- * The ids (of `Engine.allRules.matcher`, ascending, each once) of the fast patterns of those of `rules`
+ * The ids (of `PortGroups.allRules.matcher`, ascending, each once) of the fast patterns of those of `rules`
  * that `admit` takes, with their other contents (`rest`).
  */
 function patternIds(rules: Compiled[], fp: Int32Array, admit: (c: Compiled) => boolean): Int32Array {
