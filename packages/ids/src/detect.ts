@@ -1,11 +1,12 @@
 /**
  * The detection engine: the Pigasus pipeline over decoded packets. Flows and TCP state (`flow.ts`), stream
  * reassembly per direction with a window of inspected bytes, and the application parsers fed from the
- * reassembled streams (HTTP, SMTP/POP3/IMAP with MIME, DCE/RPC over TCP and SMB, SIP, FTP, TLS); in front of
- * the full matcher (`match.ts`) the filter stages (`groups.ts`): port groups (stage 1), a multi-string prefilter over the
- * rules' fast patterns (stage 2), the all-strings check (stage 3), then addresses, header fields, flow and
- * flowbits; then thresholds, actions (IPS verdicts, Suricata's semantics) and rule and packet latency.
- * Rules are compiled by `compile.ts`; those with options it cannot evaluate are skipped and listed.
+ * reassembled streams (HTTP, SMTP/POP3/IMAP with MIME, DCE/RPC over TCP and SMB, SIP, FTP, TLS); in front
+ * of the full matcher (`match.ts`) the filter stages (`groups.ts`): port groups (stage 1), a multi-string
+ * prefilter over the rules' fast patterns (stage 2), the all-strings check (stage 3), then addresses,
+ * header fields, flow and flowbits; then thresholds, actions (IPS verdicts, Suricata's semantics) and rule
+ * and packet latency. Rules are compiled by `compile.ts`; those with options it cannot evaluate are
+ * skipped and listed.
  */
 
 import { type Compiled, type HttpRule, RuleCompiler } from './compile.js';
