@@ -36,7 +36,7 @@ import {
   parseTag,
 } from './option-tests.js';
 import { firstExecGuarded, translatePcre } from './pcre.js';
-import { bufferKeywords, type ContentMatch, protocolKeywords, type Rule } from './rules.js';
+import { bufferKeywords, type ContentMatch, knownKeywords, type Rule } from './rules.js';
 import { parseSipMethod, parseSipStatCode } from './sip.js';
 import { LengthSwitchedRegExp, type PcreExec, StepBoundedRegExp, StepsSyntaxError } from './steps.js';
 import { parseRate, type RateSpec } from './threshold.js';
@@ -67,65 +67,6 @@ export const pcreStepsMin = 100_000;
  * `${${...`: 24 ms over 8 KiB, 270-390 ms over 64 KiB; the machine 3.5-8 ms, linear).
  */
 export const pcreShortMax = 2048;
-
-/** Option keywords evaluated here or without effect on matching. */
-export const detectionKeywords = new Set([
-  'msg',
-  'sid',
-  'rev',
-  'gid',
-  'classtype',
-  'priority',
-  'reference',
-  'metadata',
-  'content',
-  'nocase',
-  'offset',
-  'depth',
-  'distance',
-  'within',
-  'fast_pattern',
-  'pcre',
-  'flow',
-  'flowbits',
-  'dsize',
-  'flags',
-  'isdataat',
-  'itype',
-  'icode',
-  'icmp_id',
-  'icmp_seq',
-  'tcp.flags',
-  'byte_test',
-  'byte_jump',
-  'byte_extract',
-  'threshold',
-  'detection_filter',
-  'stream_size',
-  'ipopts',
-  'ttl',
-  'id',
-  'seq',
-  'ack',
-  'fragbits',
-  'ip_proto',
-  'pkt_data',
-  'rawbytes',
-  'startswith',
-  'endswith',
-  'noalert',
-  'alert',
-  'prefilter',
-  'target',
-  'service',
-  'bufferlen',
-  'bsize',
-  'urilen',
-  'uricontent',
-  ...protocolKeywords,
-  'tag',
-  ...bufferKeywords,
-]);
 
 /** Buffers that only a response has (a rule using one inspects responses). */
 const responseBuffers = new Set([
@@ -330,7 +271,7 @@ export class RuleCompiler {
     let dce: DceStep | undefined;
     for (const o of r.options) {
       const v = o.value ?? '';
-      if (!detectionKeywords.has(o.keyword)) throw new Error(`keyword '${o.keyword}' is not evaluated yet`);
+      if (!knownKeywords.has(o.keyword)) throw new Error(`keyword '${o.keyword}' is not evaluated yet`);
       let buf = o.buffer ?? 'pkt_data';
       // a buffer switch ends a derived buffer
       if (nestedIn !== undefined && (bufferKeywords.has(o.keyword) || buf !== nestedIn)) {

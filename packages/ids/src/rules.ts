@@ -78,8 +78,21 @@ export const protocolKeywords = [
   'dce_stub_data',
 ] as const;
 
-/** Keywords whose meaning the parser knows (parsing, not necessarily detection). */
+/**
+ * The option keywords the engine evaluates or that are without effect on matching (msg, reference...):
+ * `parseRules` lists a rule with any other apart, and the engine refuses it. One list for both: until
+ * 2026-12-06 the parser had its own, without tcp.flags, stream_size, ipopts, startswith, endswith,
+ * noalert, prefilter and target, so `parseRules` set aside rules the engine runs.
+ */
 export const knownKeywords = new Set<string>([
+  'tcp.flags',
+  'stream_size',
+  'ipopts',
+  'startswith',
+  'endswith',
+  'noalert',
+  'prefilter',
+  'target',
   'msg',
   'alert',
   'sid',
@@ -133,7 +146,6 @@ export const knownKeywords = new Set<string>([
   'http_client_body',
   'http_stat_code',
   'http_stat_msg',
-  'sticky_buffer',
   'uricontent',
   'urilen',
   'bsize',

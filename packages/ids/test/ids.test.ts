@@ -36,6 +36,30 @@ describe.runIf(haveShared)('the community ruleset', () => {
 });
 
 describe('rule parser', () => {
+  it('parseRules keeps every rule whose keywords the engine runs, and sets apart one with a keyword it does not know', () => {
+    // until 2026-12-06 the parser's keyword list lacked these eight, which the engine evaluates: parseRules
+    // set such rules apart as unknown, so an API user lost them (the CLI parses with parseRuleText)
+    const opts = [
+      'stream_size:client,>,5;',
+      'ipopts:rr;',
+      'tcp.flags:S;',
+      'content:"ab"; startswith;',
+      'content:"ab"; endswith;',
+      'content:"ab"; noalert;',
+      'content:"ab"; prefilter;',
+      'content:"ab"; target:dest_ip;',
+    ];
+    const text = opts.map((o, i) => `alert tcp any any -> any any (msg:"k"; ${o} sid:${i + 1};)`);
+    const set = parseRules([...text, 'alert tcp any any -> any any (sticky_buffer; sid:99;)'].join('\n'));
+    expect(set.errors).toEqual([]);
+    expect(set.rules.map((r) => r.sid)).toEqual(opts.map((_, i) => i + 1));
+    expect(set.skipped).toEqual([{ sid: 99, keyword: 'sticky_buffer', file: '<rules>', line: 9 }]);
+    // and the engine compiles every one it was given
+    const e = new Engine(set.rules);
+    expect(e.skipped).toEqual([]);
+    expect(e.compiled.length).toBe(opts.length);
+  });
+
   it('parses the Snort 2 / Suricata modifier form and the Snort 3 form alike', () => {
     const a = parseRule(
       'alert tcp any any -> any 80 (msg:"x"; content:"GET"; nocase; depth:3; content:"/a|3b|b"; distance:1; within:10; http_uri; sid:1; rev:2;)',
