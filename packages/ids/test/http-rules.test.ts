@@ -4,12 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { headerLines } from '../src/http-buffers.js';
 import {
   type Alert,
+  bufferAliases,
   type Decoded,
   Engine,
   type EngineOptions,
   HttpBuffers,
   type HttpMessage,
   HttpSession,
+  knownKeywords,
   newHttpAnomalies,
   parseRule,
   parseRules,
@@ -160,6 +162,39 @@ function converse(
 }
 
 const sids = (a: Alert[]) => a.map((x) => x.sid).sort((x, y) => x - y);
+
+describe("Suricata's dotted buffer names", () => {
+  it('each alerts on the bytes of the buffer it stands for, as often as the Snort keyword of that buffer', () => {
+    const [req, resp] = messages();
+    const rules: string[] = [];
+    const pairs: [alias: number, snort: number | undefined][] = [];
+    Object.entries(bufferAliases).forEach(([alias, name], i) => {
+      // a content from the buffer's own bytes, of the message that has it (file_data with no direction is
+      // the response's body)
+      const own = (name === 'file_data' ? [resp!] : [req!, resp!]).map((m) =>
+        new HttpBuffers(m, newHttpAnomalies()).get(name),
+      );
+      const bytes = own.find((b) => b.length >= 3);
+      expect(bytes, name).toBeDefined();
+      const hex = [...bytes!.subarray(0, 3)].map((x) => x.toString(16).padStart(2, '0')).join(' ');
+      const rule = (kw: string, sid: number) =>
+        `alert tcp any any <> any 80 (msg:"${kw}"; ${kw}; content:"|${hex}|"; sid:${sid};)`;
+      rules.push(rule(alias, 2 * i + 1));
+      // (http.response_body has no Snort keyword of its own: Snort 3 reads response bodies as file_data)
+      if (knownKeywords.has(name)) rules.push(rule(name, 2 * i + 2));
+      pairs.push([2 * i + 1, knownKeywords.has(name) ? 2 * i + 2 : undefined]);
+    });
+    const got = sids(converse(rules, [request], [response]));
+    const count = (sid: number) => got.filter((x) => x === sid).length;
+    for (const [alias, snort] of pairs) {
+      expect(
+        count(alias),
+        rules.find((r) => r.endsWith(`sid:${alias};)`)),
+      ).toBeGreaterThan(0);
+      if (snort !== undefined) expect(count(alias)).toBe(count(snort));
+    }
+  });
+});
 
 describe('HTTP alerts over IPv6', () => {
   it("carry the flow's addresses, ports and IP version", () => {
