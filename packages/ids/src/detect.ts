@@ -30,25 +30,21 @@ import {
 import { type EvictReason, type Flow, FlowTable, type FlowTableStats, TcpState } from './flow.js';
 import { FtpControl } from './ftp.js';
 import {
-  appendByPattern,
   consultedOf,
   fastContent,
-  indexByPattern,
-  PatternSet,
   PortGroups,
   packetAdmits,
   type RuleGroup,
   ScanKind,
-  sortPrefix,
   type WindowScan,
 } from './groups.js';
 import { type HttpAnomalies, type HttpMessage, HttpSession, newHttpAnomalies } from './http.js';
 import { HttpBuffers } from './http-buffers.js';
+import { type HttpMarks, HttpPrefilter, type HttpSideRules } from './http-prefilter.js';
 import { type MailAnomalies, type MailMessage, MailSession, newMailAnomalies } from './mail.js';
 import { type FlowInspection, headerPass, latin1Of, type MatchCtx, matchCtx, matchSteps } from './match.js';
 import { type MimeAnomalies, newMimeAnomalies, parseMime } from './mime.js';
 import { type AddrTest, addrBytesTest, type PortTest, portTest } from './netspec.js';
-import { defaultMatcherOptions, IdList, MultiMatcher } from './prefilter.js';
 import { rejectTargetOf } from './reject.js';
 import type { Rule } from './rules.js';
 import { SipStream } from './sip.js';
@@ -65,59 +61,6 @@ import { type RateEvent, RateLimiter, type RateSpec } from './threshold.js';
 import { TlsSession } from './tls.js';
 
 /**
- * The HTTP rules of one side of a message at one point (`Engine.runHttp`), in inspection order, with what
- * the rule loop tests before it evaluates a rule in typed arrays: its place in the inspection order, its
- * header class, whether it tests flowbits (isset/isnotset), its fast pattern's buffer (by number, -1: none)
- * and id there.
- */
-interface HttpSideRules {
-  rules: Compiled[];
-  order: Int32Array;
-  headerClass: Int32Array;
-  flowbitsTest: Uint8Array;
-  fastBuffer: Int32Array;
-  fastId: Int32Array;
-  /** How many of the first k rules have a fast pattern (`fastBefore[k]`; rules.length + 1 entries). */
-  fastBefore: Int32Array;
-  /** The rules without a fast pattern (indices, ascending): candidates of every message. */
-  always: Int32Array;
-  /** The buffers (numbers) the side's rules prefilter on, each with its candidate index. */
-  buffers: HttpSideBuffer[];
-}
-
-/**
- * One buffer of an `HttpSideRules`: the header classes of the rules keyed on it (the buffer is scanned
- * only when one of them admits the message) and those rules by pattern id (`byFpStart[id]` to
- * `byFpStart[id + 1]` in `byFp`, ascending indices into the side's rules).
- */
-interface HttpSideBuffer {
-  buffer: number;
-  headerClasses: Int32Array;
-  /** A rule of each of `headerClasses` (the class's addresses, ports and direction), for its test. */
-  headerRules: Compiled[];
-  byFpStart: Int32Array;
-  byFp: Int32Array;
-}
-
-/** One HTTP buffer's scan: per pattern id whether it occurs (`hit`), and the ids marked (to clear them). */
-interface HttpMarks {
-  hit: Uint8Array;
-  ids: IdList;
-}
-
-/**
- * An HTTP buffer's automaton builds its dense table once its scans have read this many bytes per state
- * (`MatcherOptions.denseAfterBytesPerState`): the URI's 14,019 states would cost 7 MB and 3-5 ms of a
- * pass for the 6.5 KB of URIs in ndpi-mix-a. Low, as the walk before the table is JavaScript that a
- * process's first capture runs mostly unoptimized (few, long calls): 120-230 ns a byte there (13-28 in
- * later passes, 70 for the URI's), against 250-290 ns a state to build the table; on ndpi-mix-a the
- * header, pkt_data and file_data automata (4,677, 2,866, 3,086 states; 63, 637, 675 KB scanned a pass)
- * build theirs after 19, 5 and 3 KB walked, where at 24 bytes per state they walked 63, 56 and 54 KB (29 ms
- * of the first pass's loop, 4 of a later).
- */
-const httpDenseAfterBytesPerState = 4;
-
-/**
  * Bytes of already inspected stream kept before new data, so matches can straddle segments: a match that
  * needs more earlier bytes than this is not found (absolute offset/depth still count from the stream start).
  * 4 KiB costs ~15% over per-packet matching on ndpi-mix-a with the community rules; 32 KiB cost 6x.
@@ -130,11 +73,6 @@ export const streamPieceBytesMax = 16 * 1024;
 /** FTP data connections expected at once at most, and for how long after their announcement. */
 export const ftpExpectedMax = 1024;
 const ftpExpectedUs = 300_000_000;
-
-/** Where `Engine.httpSides` keeps the rules of a message kind at its headers or complete. */
-function httpSideIndex(kind: 'request' | 'response', complete: boolean): number {
-  return (kind === 'response' ? 2 : 0) + (complete ? 1 : 0);
-}
 
 /**
  * An empty array whose elements kind is already V8's for objects: code optimized on one engine's arrays,
@@ -334,13 +272,6 @@ export class Engine {
   private ordered: Compiled[];
   /** HTTP rules in inspection order, run on HTTP messages (not on packets or raw stream data). */
   private httpOrdered: Compiled[] = [];
-  /**
-   * `httpOrdered` by message kind and whether the message is complete (`runHttp`): request at its headers,
-   * request complete, response at its headers, response complete (`httpSideIndex`).
-   */
-  private readonly httpSides: HttpSideRules[] = [];
-  /** The HTTP buffers holding fast patterns, numbered (`HttpSideRules.fastBuffer`). */
-  private readonly httpFastBuffers: string[] = [];
   /** Whether a loaded rule tests the SSL/TLS state (then every TCP stream's records are followed). */
   private readonly tlsRules: boolean;
   /** Whether a loaded stream rule tests DCE/RPC (then every TCP stream's PDUs are followed). */
@@ -354,13 +285,6 @@ export class Engine {
   private readonly ftpPorts: PortTest;
   /** Data connections announced and not yet seen: responder `addr:port` -> until when (capture time). */
   private readonly ftpExpected = new Map<string, number>();
-  /**
-   * Per HTTP buffer: the automaton over the fast patterns of the HTTP rules whose fast pattern is in it
-   * (built with the engine: `buildHttpPrefilter`).
-   */
-  private readonly httpPrefilter = new Map<string, MultiMatcher>();
-  /** Per HTTP fast-pattern buffer (by number): the marks of its scan of the message being inspected. */
-  private readonly httpMarks: (HttpMarks | undefined)[] = [];
   /** Malformed HTTP input by reason (all flows). */
   readonly httpAnomalies: HttpAnomalies = newHttpAnomalies();
   /** Rules whose evaluation threw (`EngineStats.ruleFaults`), `gid:sid` -> the first error, at most 64 rules. */
@@ -490,31 +414,26 @@ export class Engine {
     this.httpOrdered = sorted.filter((c) => c.mode === 'http');
     this.mailOrdered = sorted.filter((c) => c.mode === 'mail');
     for (const c of this.ordered) c.fast = fastContent([{ buffer: '', steps: c.steps }])?.bytes;
-    if (opts.prefilter !== false) this.buildHttpPrefilter();
+    this.httpPrefilter = new HttpPrefilter(this.httpOrdered, opts.prefilter !== false, Engine.httpAdmits);
     this.groups = new PortGroups(this.ordered, this.vars, opts, this.stats);
     // What the first packets would otherwise make lazily, made now: code V8 optimized on an earlier engine
     // (before a rule reload, or the bench's warm-up engine) saw those paths once, long ago, and deoptimized
     // when this engine took them (see `objectArray`). The scratch arrays are sized for good (the port groups'
-    // by `PortGroups`): every HTTP side's rules are some of `httpOrdered`, and the header classes are all
-    // numbered by now (rules are compiled only here).
-    this.httpCand = new Int32Array(this.httpOrdered.length);
-    for (const kind of ['request', 'response'] as const)
-      for (const complete of [false, true])
-        this.httpSides[httpSideIndex(kind, complete)] = this.httpSide(
-          this.httpOrdered.filter(
-            (c) => (c.http!.side === kind || c.http!.side === 'both') && c.http!.needsBody === complete,
-          ),
-        );
+    // by `PortGroups`, the HTTP sides' by `HttpPrefilter`): the header classes are all numbered by now
+    // (rules are compiled only here).
     this.headerSeen = new Uint8Array(compiler.headerClasses.size);
-    this.httpFastBuffers.forEach((buffer, b) => {
-      const matcher = this.httpPrefilter.get(buffer);
-      if (matcher) this.httpMarks[b] = { hit: new Uint8Array(matcher.patterns), ids: new IdList(64) };
-    });
     this.ftpPorts = ftpPortTest(this.vars);
   }
 
   /** The port groups of the packet and stream rules, and their prefilter (stages 1 to 3). */
   private readonly groups: PortGroups;
+  /** The HTTP rules by side of a message, and their prefilter. */
+  private readonly httpPrefilter: HttpPrefilter<Engine, FlowData>;
+
+  /** `HttpPrefilter`'s `admits`: one function for every engine, the engine as `owner`. */
+  private static httpAdmits(owner: Engine, cls: number, c: Compiled, fd: FlowData, dir: number): boolean {
+    return owner.httpHeaderPasses(cls, c, fd, dir);
+  }
 
   /** The flow table's `onEvict`: one function for every engine, the engine as the table's owner. */
   private static flowEvicted(f: Flow<FlowData>, _reason: EvictReason, owner: unknown): void {
@@ -523,86 +442,6 @@ export class Engine {
 
   /** Per header class, its test's result on the HTTP message being inspected (0: not tested, 1 pass, 2 fail). */
   private readonly headerSeen: Uint8Array;
-  /**
-   * The HTTP rules' prefilter: each rule's fast pattern lies in one buffer (its `fast_pattern` content, else
-   * its longest positive one, over all its buffers), and one automaton per buffer holds that buffer's
-   * patterns. A message's buffer is scanned once, before its rules, when a rule keyed on it admits the
-   * message's header; the rules visited are those whose pattern the scans marked (`httpCandidates`).
-   */
-  private buildHttpPrefilter(): void {
-    const patterns = new Map<string, PatternSet>();
-    for (const c of this.httpOrdered) {
-      const f = fastContent(c.http!.groups);
-      if (!f) continue;
-      let p = patterns.get(f.buffer);
-      if (!p) patterns.set(f.buffer, (p = new PatternSet()));
-      c.httpFast = { buffer: f.buffer, id: p.id(f.bytes) };
-    }
-    // each buffer's automaton built now, once per engine, not at the buffer's first scan in the packet loop
-    // (where a process's first capture built them with the construction code still unoptimized); their
-    // dense tables still wait for their scans (httpDenseAfterBytesPerState)
-    for (const [buffer, p] of patterns)
-      this.httpPrefilter.set(
-        buffer,
-        new MultiMatcher(p.list, undefined, {
-          wasm: defaultMatcherOptions.wasm,
-          denseAfterBytesPerState: httpDenseAfterBytesPerState,
-          skipCostMax: defaultMatcherOptions.skipCostMax,
-        }),
-      );
-  }
-
-  /** `HttpSideRules` for `rules` (HTTP rules, in inspection order). */
-  private httpSide(rules: Compiled[]): HttpSideRules {
-    const fastBuffer = new Int32Array(rules.length).fill(-1);
-    const fastId = new Int32Array(rules.length);
-    const fastBefore = new Int32Array(rules.length + 1);
-    const always: number[] = [];
-    // per buffer number, the header classes of its rules (and one rule of each, to test it)
-    const classes = new Map<number, Map<number, Compiled>>();
-    rules.forEach((c, k) => {
-      fastBefore[k + 1] = fastBefore[k]! + (c.httpFast ? 1 : 0);
-      if (!c.httpFast) {
-        always.push(k);
-        return;
-      }
-      let b = this.httpFastBuffers.indexOf(c.httpFast.buffer);
-      if (b < 0) b = this.httpFastBuffers.push(c.httpFast.buffer) - 1;
-      fastBuffer[k] = b;
-      fastId[k] = c.httpFast.id;
-      let cs = classes.get(b);
-      if (!cs) classes.set(b, (cs = new Map()));
-      if (!cs.has(c.headerClass)) cs.set(c.headerClass, c);
-    });
-    const buffers: HttpSideBuffer[] = [];
-    for (const [b, cs] of classes) {
-      // the side's rules by their pattern in this buffer (the other rules: none)
-      const ids = fastId.map((id, k) => (fastBuffer[k] === b ? id : -1));
-      const patterns = this.httpPrefilter.get(this.httpFastBuffers[b]!)!.patterns;
-      const { start, byPattern } = indexByPattern(ids, patterns);
-      buffers.push({
-        buffer: b,
-        headerClasses: Int32Array.from(cs.keys()),
-        headerRules: [...cs.values()],
-        byFpStart: start,
-        byFp: byPattern,
-      });
-    }
-    return {
-      rules,
-      order: Int32Array.from(rules, (c) => c.order),
-      headerClass: Int32Array.from(rules, (c) => c.headerClass),
-      flowbitsTest: Uint8Array.from(rules, (c) =>
-        c.flowbits.some((fb) => fb.op === 'isset' || fb.op === 'isnotset') ? 1 : 0,
-      ),
-      fastBuffer,
-      fastId,
-      fastBefore,
-      always: Int32Array.from(always),
-      buffers,
-    };
-  }
-
   /** The first rule of `g` after the pass that matched on this packet (all of them when none did). */
   private passEnd(g: RuleGroup): number {
     if (this.passOrder === Number.POSITIVE_INFINITY || this.flushing) return g.rules.length;
@@ -1164,23 +1003,18 @@ export class Engine {
     // per buffer (by number), which of its automaton's patterns occur in this message (scanned on first need,
     // into marks kept per buffer and cleared when the message's rules are done)
     const found: (HttpMarks | undefined)[] = [];
-    const side = this.httpSides[httpSideIndex(m.kind, complete)]!;
+    const side = this.httpPrefilter.side(m.kind, complete);
     // each header tested once per message (the rules mostly share a few)
     this.headerSeen.fill(0);
     try {
       this.httpRules(f, fd, m, bufs, side, found);
     } finally {
-      for (const marks of found) {
-        if (!marks) continue;
-        const ids = marks.ids;
-        for (let k = 0; k < ids.n; k++) marks.hit[ids.ids[k]!] = 0;
-        ids.clear();
-      }
+      HttpPrefilter.release(found);
     }
   }
 
   /**
-   * `runHttp`'s rule loop over the message's candidates (`httpCandidates`); `found` lists the buffers it
+   * `runHttp`'s rule loop over the message's candidates (`HttpPrefilter.candidates`); `found` lists the buffers it
    * scanned, with their marks. A rule keyed on a buffer whose scan did not mark its pattern is not visited
    * (counted in `httpRulesPrefiltered`, up to where the loop ends).
    */
@@ -1200,8 +1034,8 @@ export class Engine {
     const dst = fd.addrs[1 - dir]!;
     const dp = fd.ports[1 - dir]!;
     const out = this.httpOut;
-    const n = this.httpCandidates(side, fd, dir, bufs, found);
-    const cand = this.httpCand;
+    const n = this.httpPrefilter.candidates(side, this, fd, dir, bufs, found);
+    const cand = this.httpPrefilter.cand;
     let texts: Map<Uint8Array, () => string> | undefined; // for the first rule matchGroups runs
     let end = rules.length; // where the loop stopped (for the count of rules the prefilter spared)
     let visitedFast = 0;
@@ -1254,48 +1088,6 @@ export class Engine {
         ? 1
         : 2;
     return hs === 1;
-  }
-
-  /** The candidates of the HTTP message being inspected (`httpCandidates`). */
-  private readonly httpCand: Int32Array;
-
-  /**
-   * The rules of `side` a message visits, as ascending indices into its rules (`this.httpCand[0, n)`;
-   * returns n): those without a fast pattern and those whose pattern the scan of its buffer marked. Each
-   * buffer is scanned here, once a message, when a rule keyed on it admits the message's header (Pigasus'
-   * order: strings, then the rest, one candidate list instead of a visit of every rule).
-   */
-  private httpCandidates(
-    side: HttpSideRules,
-    fd: FlowData,
-    dir: number,
-    bufs: HttpBuffers,
-    found: (HttpMarks | undefined)[],
-  ): number {
-    const cand = this.httpCand;
-    cand.set(side.always);
-    let n = side.always.length;
-    for (const sb of side.buffers) {
-      let admitted = false;
-      for (let j = 0; j < sb.headerClasses.length && !admitted; j++) {
-        admitted = this.httpHeaderPasses(sb.headerClasses[j]!, sb.headerRules[j]!, fd, dir);
-      }
-      if (!admitted) continue;
-      let marks = found[sb.buffer];
-      if (!marks) {
-        const buffer = this.httpFastBuffers[sb.buffer]!;
-        const matcher = this.httpPrefilter.get(buffer)!;
-        marks = this.httpMarks[sb.buffer] ??= {
-          hit: new Uint8Array(matcher.patterns),
-          ids: new IdList(64),
-        };
-        found[sb.buffer] = marks;
-        matcher.scan(bufs.get(buffer), marks.hit, marks.ids);
-      }
-      n = appendByPattern(cand, n, marks.ids, sb.byFpStart, sb.byFp);
-    }
-    sortPrefix(cand, n);
-    return n;
   }
 
   /** Whether the flow is read as SMB for its DCE/RPC pipes: DCE/RPC rules loaded, an SMB server port. */
