@@ -78,6 +78,54 @@ export const protocolKeywords = [
   'dce_stub_data',
 ] as const;
 
+/** Suricata's dotted sticky-buffer names and the Snort names used for them here. */
+function suricataBuffers(): Record<string, string> {
+  return {
+    'http.uri': 'http_uri',
+    'http.uri.raw': 'http_raw_uri',
+    'http.method': 'http_method',
+    'http.header': 'http_header',
+    'http.header.raw': 'http_raw_header',
+    'http.cookie': 'http_cookie',
+    'http.user_agent': 'http_user_agent',
+    'http.host': 'http_host',
+    'http.host.raw': 'http_raw_host',
+    'http.request_body': 'http_client_body',
+    'http.response_body': 'http_response_body',
+    'http.stat_code': 'http_stat_code',
+    'http.stat_msg': 'http_stat_msg',
+    'http.request_line': 'http_request_line',
+    'http.response_line': 'http_response_line',
+    'file.data': 'file_data',
+  };
+}
+
+/** Suricata's dotted buffer names -> the Snort names (always sticky, never content modifiers). */
+export const bufferAliases: Readonly<Record<string, string>> = suricataBuffers();
+
+/** Sticky buffers (Snort 3) and content modifiers (Snort 2 / Suricata) that select a buffer. */
+export const bufferKeywords = new Set([
+  'pkt_data',
+  'file_data',
+  'raw_data',
+  'http_uri',
+  'http_raw_uri',
+  'http_method',
+  'http_header',
+  'http_raw_header',
+  'http_cookie',
+  'http_raw_cookie',
+  'http_client_body',
+  'http_stat_code',
+  'http_stat_msg',
+  'http_user_agent',
+  'http_host',
+  'http_raw_host',
+  'http_request_line',
+  'http_response_line',
+  ...Object.keys(suricataBuffers()),
+]);
+
 /**
  * The option keywords the engine evaluates or that are without effect on matching (msg, reference...):
  * `parseRules` lists a rule with any other apart, and the engine refuses it. One list for both: until
@@ -134,77 +182,11 @@ export const knownKeywords = new Set<string>([
   'fragbits',
   'bufferlen',
   'tag',
-  'pkt_data',
-  'file_data',
-  'raw_data',
-  'http_uri',
-  'http_raw_uri',
-  'http_method',
-  'http_header',
-  'http_raw_header',
-  'http_cookie',
-  'http_client_body',
-  'http_stat_code',
-  'http_stat_msg',
   'uricontent',
   'urilen',
   'bsize',
-  'http_user_agent',
-  'http_host',
-  'http_raw_host',
-  'http_raw_cookie',
-  'http_request_line',
-  'http_response_line',
   ...protocolKeywords,
-  ...Object.keys(suricataBuffers()),
-]);
-
-/** Suricata's dotted sticky-buffer names and the Snort names used for them here. */
-function suricataBuffers(): Record<string, string> {
-  return {
-    'http.uri': 'http_uri',
-    'http.uri.raw': 'http_raw_uri',
-    'http.method': 'http_method',
-    'http.header': 'http_header',
-    'http.header.raw': 'http_raw_header',
-    'http.cookie': 'http_cookie',
-    'http.user_agent': 'http_user_agent',
-    'http.host': 'http_host',
-    'http.host.raw': 'http_raw_host',
-    'http.request_body': 'http_client_body',
-    'http.response_body': 'http_response_body',
-    'http.stat_code': 'http_stat_code',
-    'http.stat_msg': 'http_stat_msg',
-    'http.request_line': 'http_request_line',
-    'http.response_line': 'http_response_line',
-    'file.data': 'file_data',
-  };
-}
-
-/** Suricata's dotted buffer names -> the Snort names (always sticky, never content modifiers). */
-export const bufferAliases: Readonly<Record<string, string>> = suricataBuffers();
-
-/** Sticky buffers (Snort 3) and content modifiers (Snort 2 / Suricata) that select a buffer. */
-export const bufferKeywords = new Set([
-  'pkt_data',
-  'file_data',
-  'raw_data',
-  'http_uri',
-  'http_raw_uri',
-  'http_method',
-  'http_header',
-  'http_raw_header',
-  'http_cookie',
-  'http_raw_cookie',
-  'http_client_body',
-  'http_stat_code',
-  'http_stat_msg',
-  'http_user_agent',
-  'http_host',
-  'http_raw_host',
-  'http_request_line',
-  'http_response_line',
-  ...Object.keys(suricataBuffers()),
+  ...bufferKeywords,
 ]);
 
 /** Snort 3 parameters of the HTTP sticky buffers (snort_user: http_inspect rule options), by buffer. */
