@@ -1014,9 +1014,9 @@ export class Engine {
   }
 
   /**
-   * `runHttp`'s rule loop over the message's candidates (`HttpPrefilter.candidates`); `found` lists the buffers it
-   * scanned, with their marks. A rule keyed on a buffer whose scan did not mark its pattern is not visited
-   * (counted in `httpRulesPrefiltered`, up to where the loop ends).
+   * `runHttp`'s rule loop over the message's candidates (`HttpPrefilter.candidates`); `found` lists the
+   * buffers it scanned, with their marks. A rule keyed on a buffer whose scan did not mark its pattern is
+   * not visited (counted in `httpRulesPrefiltered`, up to where the loop ends).
    */
   private httpRules(
     f: Flow<FlowData>,
