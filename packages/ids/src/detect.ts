@@ -32,11 +32,12 @@ import { FtpControl } from './ftp.js';
 import {
   consultedOf,
   fastContent,
+  type GroupedFlow,
   PortGroups,
   packetAdmits,
   type RuleGroup,
   ScanKind,
-  type WindowScan,
+  type ScannedWindow,
 } from './groups.js';
 import { type HttpAnomalies, type HttpMessage, HttpSession, newHttpAnomalies } from './http.js';
 import { HttpBuffers } from './http-buffers.js';
@@ -98,32 +99,20 @@ export function ftpPortTest(vars: Record<string, string>): PortTest {
 const streamAlertsPerDeliveryMax = 64;
 
 /** One direction of a TCP session: its reassembler and the window the stream rules run over. */
-interface DirStream {
+interface DirStream extends ScannedWindow {
   r: StreamReassembler;
-  /** Inspected bytes: window[0, len) is stream offsets [base, base + len). */
-  window: Uint8Array;
-  len: number;
-  base: number;
   /** No stream inspection beyond this (reassembly depth reached, or memory refused). */
   done: boolean;
   /** Stream offset where the last segment with PSH ended. */
   pushEnd: number;
-  /**
-   * The prefilter across deliveries: the automaton's state at stream offset `end` (where the last scan
-   * stopped), and each pattern earlier scans found with the end of the latest scanned bytes it was found
-   * in (`ids[k]`, `ends[k]` for k < n; each id once), so a delivery scans only its new bytes and still
-   * knows what the rest of the window holds.
-   */
-  scan?: WindowScan;
 }
 
-interface FlowData extends FlowInspection {
+interface FlowData extends FlowInspection, GroupedFlow {
   ipVersion: 4 | 6;
   /** Endpoints as text: [client, server] (for alerts). */
   addrs: [string, string];
   /** Endpoints' addresses as bytes (copies): [client, server] (for address tests). */
   addrBytes: [Uint8Array, Uint8Array];
-  ports: [number, number];
   streams: [DirStream | undefined, DirStream | undefined];
   /** The last acknowledgment number each side sent (what it has of the other side's stream). */
   ackFrom: [number | undefined, number | undefined];
@@ -163,8 +152,6 @@ interface FlowData extends FlowInspection {
   ftp?: FtpControl;
   /** A data connection an FTP control connection announced: its stream is a file. */
   ftpData?: boolean;
-  /** Each direction's port group, found on first use. */
-  groups?: [RuleGroup | undefined, RuleGroup | undefined];
 }
 
 /**

@@ -142,17 +142,26 @@ export interface WindowScan {
   n: number;
 }
 
-/** What a port group lookup reads and keeps on a flow (the engine's flow data has these fields). */
+/** What a port group lookup reads and keeps on a flow (the engine's flow data extends it). */
 export interface GroupedFlow {
+  /** The endpoints' ports: [client, server]. */
   ports: [number, number];
+  /** Each direction's port group, found on first use. */
   groups?: [RuleGroup | undefined, RuleGroup | undefined];
 }
 
-/** A stream direction's window as the prefilter scans it (the engine's stream direction has these fields). */
+/** A stream direction's window as the prefilter scans it (the engine's stream direction extends it). */
 export interface ScannedWindow {
+  /** Inspected bytes: window[0, len) is stream offsets [base, base + len). */
   window: Uint8Array;
   len: number;
   base: number;
+  /**
+   * The prefilter across deliveries: the automaton's state at stream offset `end` (where the last scan
+   * stopped), and each pattern earlier scans found with the end of the latest scanned bytes it was found
+   * in (`ids[k]`, `ends[k]` for k < n; each id once), so a delivery scans only its new bytes and still
+   * knows what the rest of the window holds.
+   */
   scan?: WindowScan;
 }
 
