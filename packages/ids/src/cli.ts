@@ -11,6 +11,7 @@ import {
   UsageError,
 } from '@strata/cli';
 import { pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.js';
+import { conversationFrames } from './craft.js';
 import type { PacketLatencyOptions, RuleLatencyOptions, RuleProfileRow } from './engine-api.js';
 import { alertFast, eveJson } from './output.js';
 import { mergeProfiles, ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
@@ -508,55 +509,15 @@ function ruleLatencyFlags(values: Record<string, unknown>): RuleLatencyOptions |
     ...(maxSuspendMs !== undefined && { maxSuspendMs }),
   };
 }
-/** A capture with one TCP handshake and a response carrying `uid=0(root)`, built here for the demo. */
+/** A capture of one HTTP conversation whose response carries `uid=0(root)`, built here for the demo. */
 function demoCapture(): Buffer {
-  const frame = (
-    src: number[],
-    dst: number[],
-    sp: number,
-    dp: number,
-    flags: number,
-    seq: number,
-    ack: number,
-    payload: string,
-  ) => {
-    const p = Buffer.from(payload, 'latin1');
-    const f = Buffer.alloc(14 + 20 + 20 + p.length);
-    f.writeUInt16BE(0x0800, 12);
-    f[14] = 0x45;
-    f.writeUInt16BE(40 + p.length, 16);
-    f[22] = 64;
-    f[23] = 6;
-    f.set(src, 26);
-    f.set(dst, 30);
-    let sum = 0;
-    for (let i = 0; i < 20; i += 2) sum += f.readUInt16BE(14 + i);
-    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-    f.writeUInt16BE(~sum & 0xffff, 24);
-    f.writeUInt16BE(sp, 34);
-    f.writeUInt16BE(dp, 36);
-    f.writeUInt32BE(seq, 38);
-    f.writeUInt32BE(ack, 42);
-    f[46] = 0x50;
-    f[47] = flags;
-    p.copy(f, 54);
-    // TCP checksum over the pseudo-header (addresses, protocol, length) and the segment
-    let t = 6 + 20 + p.length;
-    for (let i = 26; i < 34; i += 2) t += f.readUInt16BE(i);
-    for (let i = 34; i < f.length; i += 2) t += i + 1 < f.length ? f.readUInt16BE(i) : f[i]! << 8;
-    while (t > 0xffff) t = (t & 0xffff) + (t >>> 16);
-    f.writeUInt16BE(~t & 0xffff, 50);
-    return f;
-  };
-  const c = [192, 168, 1, 10];
-  const s = [203, 0, 113, 5];
-  const frames = [
-    frame(c, s, 40000, 80, 0x02, 1, 0, ''),
-    frame(s, c, 80, 40000, 0x12, 100, 2, ''),
-    frame(c, s, 40000, 80, 0x10, 2, 101, ''),
-    frame(c, s, 40000, 80, 0x18, 2, 101, 'GET /cgi-bin/id HTTP/1.0\r\n\r\n'),
-    frame(s, c, 80, 40000, 0x18, 101, 30, 'HTTP/1.0 200 OK\r\n\r\nuid=0(root) gid=0(root)\n'),
-  ];
+  const frames = conversationFrames(
+    [
+      [0, 'GET /cgi-bin/id HTTP/1.0\r\n\r\n'],
+      [1, 'HTTP/1.0 200 OK\r\n\r\nuid=0(root) gid=0(root)\n'],
+    ],
+    { client: '192.168.1.10', server: '203.0.113.5', serverPort: 80 },
+  );
   return encodePcap(frames.map((data, i) => ({ tsUs: (1_700_000_000 + i) * 1e6, data })));
 }
 

@@ -10,6 +10,17 @@ export { commands, demos } from './cli.js';
 export { pcreBacktracksMaxDefault, pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.js';
 export { threadCpuMs } from './cpu.js';
 export {
+  ACK,
+  conversationFrames,
+  FIN,
+  ipv4Bytes,
+  PSH,
+  RST,
+  SYN,
+  type TcpSegment,
+  tcpFrame,
+} from './craft.js';
+export {
   type Decoded,
   type DecodeFailure,
   type DecodeStats,

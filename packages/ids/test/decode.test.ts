@@ -6,9 +6,11 @@ import {
   decode,
   decodeInto,
   Engine,
+  ipv4Bytes,
   newDecodeStats,
   PacketRecord,
   parseRule,
+  tcpFrame,
 } from '../src/index.js';
 import { wasmWordSum } from '../src/scan-wasm.js';
 import { ACK, handshake, pkt, withoutScanWasm } from './helpers.js';
@@ -50,6 +52,42 @@ describe('decoding details', () => {
     // a truncated capture cannot be checked: it is not held against the packet
     const cut = decode(101, ipTcp('abcdef', true).subarray(0, 42), newDecodeStats());
     expect(typeof cut !== 'string' && cut.l4ChecksumOk).toBe(true);
+  });
+
+  it('decodes the frames craft.ts builds: the fields given, both checksums good (property)', () => {
+    const ip = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((b) => b.join('.'));
+    fc.assert(
+      fc.property(
+        fc.record({
+          src: ip,
+          dst: ip,
+          sp: fc.nat(65535),
+          dp: fc.nat(65535),
+          flags: fc.nat(63),
+          seq: fc.nat(0xffffffff),
+          ack: fc.nat(0xffffffff),
+          payload: fc.uint8Array({ maxLength: 300 }),
+        }),
+        (seg) => {
+          const d = decode(1, tcpFrame(seg), newDecodeStats());
+          if (typeof d === 'string') throw new Error(`not decoded: ${d}`);
+          expect([d.src, d.dst, d.srcPort, d.dstPort, d.tcpFlags, d.seq, d.ack]).toEqual([
+            seg.src,
+            seg.dst,
+            seg.sp,
+            seg.dp,
+            seg.flags,
+            seg.seq,
+            seg.ack,
+          ]);
+          expect(d.payload).toEqual(seg.payload);
+          expect([d.ipChecksumOk, d.l4ChecksumOk]).toEqual([true, true]);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    for (const bad of ['10.0.0.256', '10.0.0', '10.0.0.1.2', 'a.b.c.d', '10.0.0.-1', ''])
+      expect(() => ipv4Bytes(bad), bad).toThrow(/not a dotted IPv4 address/);
   });
 
   it('sums 16-bit words as a byte loop does, at any alignment and length (property)', () => {
