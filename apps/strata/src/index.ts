@@ -10,10 +10,23 @@ import * as learnedSort from '@strata/learned-sort';
 import * as objstore from '@strata/objstore';
 import * as r3map from '@strata/r3map';
 import * as vlog from '@strata/vlog';
+import { runPlatform } from './platform.js';
 
 const packages = [highwayhash, learnedSort, objstore, vlog, helios, ids, r3map];
 
-export const demoSteps: DemoStep[] = packages.flatMap((p) => p.demos);
+/**
+ * Each package's demo steps, then the platform's: a capture through the IDS into a Helios stream, searched
+ * (src/platform.ts).
+ */
+export const demoSteps: DemoStep[] = [
+  ...packages.flatMap((p) => p.demos),
+  {
+    name: 'platform',
+    async run(io, dir) {
+      await runPlatform(io, dir);
+    },
+  },
+];
 
 const demo: Command = {
   name: 'demo',
