@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createReadStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -76,6 +77,84 @@ describe('the platform: a capture through the IDS into a Helios stream', () => {
     expect(r.alerts).toBeGreaterThan(0);
     expect(r.rows).toBe(r.alerts);
     for (const s of r.searches) expect([s.indexed, s.scanned], s.where).toEqual([s.expected, s.expected]);
+  }, 60_000);
+
+  it('runs as processes of its own: a capture on stdin through `strata ids` into `strata stream agent`, to a server', async () => {
+    const bin = new URL('../bin/strata.js', import.meta.url).pathname;
+    const dir = scratch();
+    const data = join(dir, 'data');
+    const { capture, expected } = generatedTraffic(120, 3);
+    writeFileSync(join(dir, 'in.pcap'), capture);
+    writeFileSync(join(dir, 'demo.rules'), generatedRules);
+    // Suricata-style eve JSON as `strata ids --format json` writes it: the nested `alert` is one TEXT column
+    writeFileSync(
+      join(dir, 'alerts.ddl'),
+      `CREATE STREAM alerts SOURCES ('stdin:')
+         FORMAT json
+         COLUMNS (timestamp TIMESTAMP, src_ip STRING, dest_ip STRING, src_port INT, dest_port INT, proto STRING, alert TEXT)
+         INDEX (src_ip, dest_ip, TOKENS(alert))`,
+    );
+    const created = spawnSync(process.execPath, [
+      bin,
+      'stream',
+      'create',
+      '--ddl',
+      join(dir, 'alerts.ddl'),
+      '--data',
+      data,
+    ]);
+    expect(created.status, String(created.stderr)).toBe(0);
+    const server = spawn(process.execPath, [bin, 'stream', 'serve', '--port', '0', '--data', data], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = (p: ReturnType<typeof spawn>) =>
+      new Promise<number | null>((done) => p.once('exit', (code) => done(code)));
+    try {
+      const url = await new Promise<string>((found, fail) => {
+        let err = '';
+        server.stderr!.on('data', (b: Buffer) => {
+          err += b.toString();
+          const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(err);
+          if (m) found(m[1]!);
+        });
+        server.once('exit', (code) => fail(new Error(`server exited ${code}: ${err}`)));
+      });
+      const ids = spawn(
+        process.execPath,
+        [bin, 'ids', '--rules', join(dir, 'demo.rules'), '--format', 'json', '-'],
+        {
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      );
+      const agent = spawn(process.execPath, [bin, 'stream', 'agent', 'alerts', '-', '--url', url], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      createReadStream(join(dir, 'in.pcap')).pipe(ids.stdin!);
+      ids.stdout!.pipe(agent.stdin!);
+      let agentOut = '';
+      agent.stderr!.on('data', (b: Buffer) => {
+        agentOut += b.toString();
+      });
+      agent.stdout!.on('data', (b: Buffer) => {
+        agentOut += b.toString();
+      });
+      const [idsCode, agentCode] = await Promise.all([exited(ids), exited(agent)]);
+      expect([idsCode, agentCode], agentOut).toEqual([0, 0]);
+      const total = [...expected.values()].reduce((a, b) => a + b, 0);
+      expect(agentOut).toContain(`shipped ${total} lines`);
+      server.kill('SIGTERM');
+      await exited(server);
+      const s = await Stream.open(data, 'alerts');
+      try {
+        expect((await s.search(s.parse("alert CONTAINS 'signature_id'"))).rows).toHaveLength(total);
+        for (const [sid, n] of expected)
+          expect((await s.search(s.parse(`alert CONTAINS '${sid}'`))).rows, String(sid)).toHaveLength(n);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      server.kill('SIGKILL');
+    }
   }, 60_000);
 
   it('refuses half an input and names a capture it cannot read', async () => {
