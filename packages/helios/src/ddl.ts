@@ -7,8 +7,10 @@
  *     INDEX (level, TOKENS(content))
  *     [CHUNK EVERY 10 SECONDS [OR 4 MB]] [STORAGE express FOR 1 DAY THEN standard] [RETAIN 30 DAYS] [;]
  *
- * Keywords are case-insensitive; identifiers are [A-Za-z_][A-Za-z0-9_]*; strings use single quotes with ''
- * as the escape for a quote. Every error names the line and column where parsing stopped.
+ * Keywords are case-insensitive; identifiers are [A-Za-z_][A-Za-z0-9_]*, and a column's name may be a path
+ * of them joined by dots (`alert.signature_id`: with FORMAT json, the field `signature_id` of the object
+ * `alert`); strings use single quotes with '' as the escape for a quote. Every error names the line and
+ * column where parsing stopped.
  */
 
 import { loghubFields } from './formats.js';
@@ -76,6 +78,19 @@ export const ddlBytesMax = 1 << 20;
  */
 export const chunkSizeMax = 32 << 20;
 
+/**
+ * Where the identifier starting at `i` ends: [A-Za-z_][A-Za-z0-9_]*, then any more such parts each after
+ * one dot (a column's path into a JSON object). A dot not followed by a letter or _ ends it before the dot.
+ */
+export function identEnd(src: string, i: number): number {
+  let j = i;
+  for (;;) {
+    while (j < src.length && /[A-Za-z0-9_]/.test(src[j]!)) j++;
+    if (src[j] !== '.' || !/[A-Za-z_]/.test(src[j + 1] ?? '')) return j;
+    j++;
+  }
+}
+
 function lex(src: string, file: string): Tok[] {
   if (src.length > ddlBytesMax)
     throw new DdlError(`DDL is longer than ${ddlBytesMax} characters`, 1, 1, file);
@@ -105,8 +120,7 @@ function lex(src: string, file: string): Tok[] {
     const l0 = line;
     const c0 = col;
     if (/[A-Za-z_]/.test(c)) {
-      let j = i;
-      while (j < src.length && /[A-Za-z0-9_]/.test(src[j]!)) j++;
+      const j = identEnd(src, i);
       toks.push({ kind: 'ident', text: src.slice(i, j), line: l0, col: c0 });
       adv(j - i);
     } else if (/[0-9]/.test(c)) {

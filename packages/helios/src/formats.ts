@@ -314,10 +314,20 @@ function parseLogfmt(line: string): Record<string, string> | undefined {
   return any ? out : undefined;
 }
 
-/** The field parser for a format. */
-export function fieldParser(format: FormatSpec): FieldParser {
+/** A JSON value as a field: a string as it is, anything else as its JSON text; null as no field. */
+function jsonField(x: unknown): string | undefined {
+  if (x === null || x === undefined) return undefined;
+  return typeof x === 'string' ? x : JSON.stringify(x);
+}
+
+/**
+ * The field parser for a format. `paths`: the stream's column names with a dot (`alert.signature_id`), which
+ * in JSON name a field of a nested object (an object's own key with a dot in it, such as `"a.b"`, wins).
+ */
+export function fieldParser(format: FormatSpec, paths: readonly string[] = []): FieldParser {
   switch (format.kind) {
-    case 'json':
+    case 'json': {
+      const steps = paths.filter((p) => p.includes('.')).map((p) => [p, p.split('.')] as const);
       return (line) => {
         let v: unknown;
         try {
@@ -327,10 +337,24 @@ export function fieldParser(format: FormatSpec): FieldParser {
         }
         if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
         const out: Record<string, string> = {};
-        for (const [k, x] of Object.entries(v as Record<string, unknown>))
-          if (x !== null && x !== undefined) out[k] = typeof x === 'string' ? x : JSON.stringify(x);
+        for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+          const f = jsonField(x);
+          if (f !== undefined) out[k] = f;
+        }
+        for (const [path, keys] of steps) {
+          if (out[path] !== undefined) continue;
+          let at: unknown = v;
+          for (const k of keys)
+            at =
+              at !== null && typeof at === 'object' && !Array.isArray(at) && Object.hasOwn(at, k)
+                ? (at as Record<string, unknown>)[k]
+                : undefined;
+          const f = jsonField(at);
+          if (f !== undefined) out[path] = f;
+        }
         return out;
       };
+    }
     case 'logfmt':
       return parseLogfmt;
     case 'loghub': {
@@ -609,7 +633,11 @@ export class RowParser {
       // The match's own groups object, not a copy (a group that did not take part is undefined in it).
       const re = userRegExp(f.pattern);
       this.parse = (line) => re.exec(line)?.groups as Record<string, string> | undefined;
-    } else this.parse = fieldParser(f);
+    } else
+      this.parse = fieldParser(
+        f,
+        def.columns.map((c) => c.name),
+      );
     this.rawCol = def.columns.findIndex((c) => c.type === 'TEXT');
     this.lookup = def.columns.map((c) => {
       const lname = c.name.toLowerCase();

@@ -5,7 +5,7 @@
  *   or     := and ('OR' and)*
  *   and    := unary ('AND' unary)*
  *   unary  := 'NOT' unary | '(' expr ')' | cmp
- *   cmp    := column ('=' | '!=' | '<' | '<=' | '>' | '>=') value
+ *   cmp    := column ('=' | '!=' | '<' | '<=' | '>' | '>=') value     (column: a name, or a path a.b)
  *           | column [NOT] 'IN' '(' value (',' value)* ')'
  *           | column 'CONTAINS' 'text'
  *   value  := 'quoted string' | number
@@ -14,7 +14,7 @@
  * fails every comparison except `!=` (and NOT of a failing one). `CONTAINS` is token containment (see
  * tokenize): every token of the text must be a token of the value.
  */
-import type { ColumnDef, StreamDef } from './ddl.js';
+import { type ColumnDef, identEnd, type StreamDef } from './ddl.js';
 import { type Cell, parseTimestamp, type Row, tokenize } from './formats.js';
 
 export type CmpOp = '=' | '!=' | '<' | '<=' | '>' | '>=';
@@ -59,8 +59,7 @@ function lexQuery(src: string): QTok[] {
     }
     const pos = i + 1;
     if (/[A-Za-z_]/.test(c)) {
-      let j = i;
-      while (j < src.length && /[A-Za-z0-9_]/.test(src[j]!)) j++;
+      const j = identEnd(src, i);
       out.push({ t: 'id', s: src.slice(i, j), pos });
       i = j;
     } else if (/[0-9-]/.test(c)) {

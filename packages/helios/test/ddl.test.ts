@@ -1,4 +1,4 @@
-import { chunkBytesMax, chunkSizeMax, DdlError, parseDdl } from '@strata/helios';
+import { chunkBytesMax, chunkSizeMax, DdlError, parseDdl, parseQuery } from '@strata/helios';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
@@ -55,6 +55,29 @@ describe('DDL', () => {
       "CREATE STREAM a SOURCES ('s') FORMAT regex('(?<lvl>\\w+) (?<msg>.*)') COLUMNS (lvl STRING, msg TEXT)",
     );
     expect(r.format).toEqual({ kind: 'regex', pattern: '(?<lvl>\\w+) (?<msg>.*)' });
+  });
+
+  it('takes a column path a.b (a field of a nested JSON object) in COLUMNS, INDEX and queries', () => {
+    const d = parseDdl(
+      "CREATE STREAM e SOURCES ('x') FORMAT json COLUMNS (alert.signature_id INT, alert.signature TEXT) INDEX (alert.signature_id, TOKENS(alert.signature))",
+    );
+    expect(d.columns.map((c) => c.name)).toEqual(['alert.signature_id', 'alert.signature']);
+    expect(d.index).toEqual([
+      { column: 'alert.signature_id', tokens: false },
+      { column: 'alert.signature', tokens: true },
+    ]);
+    expect(parseQuery("alert.signature_id = 498 AND alert.signature CONTAINS 'x.y'", d)).toEqual({
+      k: 'and',
+      a: { k: 'cmp', col: 0, op: '=', v: 498 },
+      b: { k: 'contains', col: 1, tokens: ['x.y'] },
+    });
+    // a dot must lead to another name: where it does not, the error says where
+    for (const bad of ['alert. x', 'alert..x', 'alert.1x', '.x']) {
+      const e = errorOf(`CREATE STREAM e SOURCES ('x') FORMAT json COLUMNS (${bad} INT)`);
+      expect(e.message, bad).toMatch(/^DDL:1:\d+: unexpected character '\.'/);
+    }
+    expect(() => parseQuery('alert.sig = 1', d)).toThrow(/unknown column 'alert.sig'/);
+    expect(() => parseQuery('alert. signature_id = 1', d)).toThrow(/column 6: unexpected character '\.'/);
   });
 
   it('reports line and column of errors', () => {

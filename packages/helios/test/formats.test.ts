@@ -19,6 +19,52 @@ describe('formats', () => {
     expect(p('[1]')).toBeUndefined();
   });
 
+  it('json: a column named with dots reads a field of a nested object', () => {
+    const p = fieldParser({ kind: 'json' }, [
+      'alert.signature_id',
+      'alert.meta.tag',
+      'alert.meta',
+      'a.b',
+      'alert.missing',
+      'arr.x',
+      'a.constructor',
+      'n.x',
+      'top',
+    ]);
+    const line = JSON.stringify({
+      alert: { signature_id: 498, signature: 'x', meta: { tag: 't' } },
+      'a.b': 'literal',
+      a: { b: 'nested' },
+      arr: [{ x: 1 }],
+      n: { x: null },
+      top: 'y',
+    });
+    expect(p(line)).toEqual({
+      alert: '{"signature_id":498,"signature":"x","meta":{"tag":"t"}}',
+      'alert.signature_id': '498',
+      'alert.meta.tag': 't',
+      // an object at the end of a path is its JSON text
+      'alert.meta': '{"tag":"t"}',
+      // an object's own key with a dot wins over the path into a nested object
+      'a.b': 'literal',
+      a: '{"b":"nested"}',
+      // no field: a path through an array, a missing key, a key of the prototype, a null
+      arr: '[{"x":1}]',
+      n: '{"x":null}',
+      top: 'y',
+    });
+    // columns without a dot are as before: the object's own keys
+    expect(fieldParser({ kind: 'json' }, ['alert'])('{"alert":{"k":1}}')).toEqual({ alert: '{"k":1}' });
+    const rp = new RowParser(
+      parseDdl(
+        "CREATE STREAM e SOURCES ('x') FORMAT json COLUMNS (ts TIMESTAMP, alert.signature_id INT, alert.signature TEXT, alert.gone STRING)",
+      ),
+    );
+    expect(
+      rp.row('{"ts":"2026-12-06T12:00:00Z","alert":{"signature_id":498,"signature":"id check"}}'),
+    ).toEqual([Date.UTC(2026, 11, 6, 12), 498, 'id check', null]);
+  });
+
   it('logfmt', () => {
     const p = fieldParser({ kind: 'logfmt' });
     expect(p('level=info msg="hello world" user=u1 flag')).toEqual({
