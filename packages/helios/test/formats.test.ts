@@ -74,6 +74,11 @@ describe('formats', () => {
       flag: 'true',
     });
     expect(p('a="say \\"hi\\""')).toEqual({ a: 'say "hi"' });
+    // a key with dots is a column's name as it is
+    const rp = new RowParser(
+      parseDdl("CREATE STREAM e SOURCES ('x') FORMAT logfmt COLUMNS (http.method STRING, http.status INT)"),
+    );
+    expect(rp.row('http.method=GET http.status=404 msg=x')).toEqual(['GET', 404]);
     expect(p('')).toBeUndefined();
   });
 
