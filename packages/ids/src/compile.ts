@@ -23,7 +23,7 @@ import {
   type SubBuffer,
   stepCount,
 } from './match.js';
-import { type AddrTest, addrBytesTest, type PortTest, portTest, v4Of } from './netspec.js';
+import { type AddrTest, addrBytesTest, expandedSpec, type PortTest, portTest, v4Of } from './netspec.js';
 import {
   fieldMax,
   flagsTest,
@@ -179,6 +179,15 @@ function negates(spec: string, vars: Record<string, string>, depth = 0): boolean
   }
   return false;
 }
+
+/**
+ * Address tests by their spec's expansion, shared by every engine of this thread (as the port tests are,
+ * netspec.ts): the packet code optimized on one engine's tests calls the next engine's same functions, where
+ * new ones deoptimized it ("wrong call target") in that engine's first packets. A test remembers its last
+ * IPv4 address and answer, which holds for any engine. Cleared at `addrTestsShared` entries.
+ */
+const sharedAddrTests = new Map<string, AddrTest>();
+export const addrTestsShared = 4096;
 
 /**
  * Compiles the rules of one engine: address tests, header classes and pcre expressions are shared by the
@@ -734,6 +743,10 @@ export class RuleCompiler {
    */
   private addrTestOf(spec: string): AddrTest {
     let t = this.addrTests.get(spec);
+    if (t) return t;
+    // the test of an earlier engine of this thread with the same expansion (see sharedAddrTests)
+    const key = expandedSpec(spec, this.vars);
+    t = key === undefined ? undefined : sharedAddrTests.get(key);
     if (!t) {
       const test = addrBytesTest(spec, this.vars);
       // the last IPv4 address (as a signed 32-bit number) and its answer (0: none yet, 1 fails, 2 passes),
@@ -748,8 +761,12 @@ export class RuleCompiler {
         }
         return memo[1] === 2;
       };
-      this.addrTests.set(spec, t);
+      if (key !== undefined) {
+        if (sharedAddrTests.size >= addrTestsShared) sharedAddrTests.clear();
+        sharedAddrTests.set(key, t);
+      }
     }
+    this.addrTests.set(spec, t);
     return t;
   }
 

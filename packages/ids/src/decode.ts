@@ -71,8 +71,14 @@ export class PacketRecord implements Decoded {
   srcPort = 0;
   dstPort = 0;
   tcpFlags = 0;
-  seq = 0;
-  ack = 0;
+  /**
+   * 0 as a double (-0; `reset` stores +0): sequence numbers are 32-bit, from 2^30 on not small integers, and
+   * a field that began with a small one changed representation at the first such number, which deprecated
+   * the record's shape: the next engine's Pipeline then held a record of the new shape where the optimized
+   * packet path (push, prepare, inspectPrepared) had the old one, and all of it was deoptimized at once.
+   */
+  seq = -0;
+  ack = -0;
   icmpType = 0;
   icmpCode = 0;
   icmpId = 0;

@@ -91,7 +91,7 @@ export function ftpPortTest(vars: Record<string, string>): PortTest {
   try {
     return portTest('$FTP_PORTS', vars);
   } catch {
-    return (p) => p === 21;
+    return portTest('21', vars);
   }
 }
 

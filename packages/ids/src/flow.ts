@@ -182,10 +182,18 @@ function compareEndpoint(a: Uint8Array, ap: number, b: Uint8Array, bp: number): 
   return ap === bp ? 0 : ap < bp ? -1 : 1;
 }
 
+/**
+ * The flow tables' default key: random, drawn once per thread (so no one outside can choose flows that
+ * collide), and the same for every table of the thread. A key of its own per table cost each new engine
+ * a deoptimization of the hash call (the optimized code had only ever seen one key) and its flows' first
+ * packets hashed in the interpreter. Alerts never depend on the key (see the flow table's eviction order).
+ */
+const threadHashKey = webcrypto.getRandomValues(new Uint8Array(32));
+
 export interface FlowTableOptions<T> extends FlowOptions {
   /** Bound on live flows (default 65,536). */
   flowsMax?: number;
-  /** 256-bit HighwayHash key; random by default. */
+  /** 256-bit HighwayHash key; by default this thread's random one (`threadHashKey`). */
   hashKey?: HighwayKey;
   timeouts?: Partial<FlowTimeouts>;
   /**
@@ -250,7 +258,17 @@ export class FlowTable<T = unknown> {
     kicked: 0,
   };
 
+  /**
+   * `opts.onEvict` and `opts.owner`, read at every eviction from fields of the table's own shape: read
+   * from `opts`, an object literal whose `owner` field a later engine's options generalized, the first
+   * flow code optimized on them was deoptimized when the next engine was built.
+   */
+  private readonly onEvict: FlowTableOptions<T>['onEvict'];
+  private readonly owner: unknown;
+
   constructor(readonly opts: FlowTableOptions<T> = {}) {
+    this.onEvict = opts.onEvict;
+    this.owner = opts.owner;
     this.flowsMax = opts.flowsMax ?? 1 << 16;
     if (!Number.isInteger(this.flowsMax) || this.flowsMax < 1)
       throw new RangeError(`flowsMax must be a positive integer, got ${this.flowsMax}`);
@@ -260,7 +278,7 @@ export class FlowTable<T = unknown> {
     this.bucketMask = buckets - 1;
     this.slots = new Array(buckets * slotsPerBucket).fill(undefined);
     this.slotTag = new Uint32Array(buckets * slotsPerBucket);
-    this.hashKey = opts.hashKey ?? webcrypto.getRandomValues(new Uint8Array(32));
+    this.hashKey = opts.hashKey ?? threadHashKey;
     const t = { ...defaultFlowTimeouts, ...opts.timeouts };
     this.classTimeouts = Float64Array.of(
       t.tcpNewUs,
@@ -372,7 +390,7 @@ export class FlowTable<T = unknown> {
     this.unlinkExpiry(f);
     if (this.recent0 === f) this.recent0 = undefined;
     if (this.recent1 === f) this.recent1 = undefined;
-    this.opts.onEvict?.(f, reason, this.opts.owner);
+    this.onEvict?.(f, reason, this.owner);
   }
 
   /** The flow of `d`, if it is in the table (no state change). */

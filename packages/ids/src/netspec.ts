@@ -68,6 +68,23 @@ export function addrTest(spec: string, vars: Record<string, string>): (ip: strin
   return (ip) => t(addrBytesOf(ip) ?? noAddr);
 }
 
+/**
+ * `spec` with its variables replaced by their values, recursively (to the depth `addrBytesTest` allows), as
+ * text: two specs with the same expansion have the same test. Undefined when a variable is undefined or
+ * nests too deeply (the test's construction then says so).
+ */
+export function expandedSpec(spec: string, vars: Record<string, string>, depth = 0): string | undefined {
+  if (depth > 10) return undefined;
+  let failed = false;
+  const out = spec.replace(/\$([A-Za-z0-9_]+)/g, (_, name: string) => {
+    const v = vars[name];
+    const x = v === undefined ? undefined : expandedSpec(v, vars, depth + 1);
+    if (x === undefined) failed = true;
+    return x ?? '';
+  });
+  return failed ? undefined : out.trim();
+}
+
 /** An address spec's test on an address's bytes (see {@link AddrTest}). */
 export function addrBytesTest(spec: string, vars: Record<string, string>, depth = 0): AddrTest {
   if (depth > 10) throw new Error(`address variables nest too deeply at '${spec}'`);
@@ -224,7 +241,28 @@ function complement(iv: number[]): number[] {
 }
 
 /** Membership in sorted, disjoint intervals: a scan for a few, a binary search for more. */
+/**
+ * Port tests by their intervals, shared by every engine of this thread: a rule reloaded, or a second engine
+ * built from the same rules, calls the same functions, so the packet code optimized on the first engine's
+ * tests (a call site that had seen one test, such as a `<>` rule's reverse check) is not deoptimized for
+ * "wrong call target" in the new engine's first packets. The tests are pure; the map is cleared when it
+ * reaches `portTestsShared` entries, so rule sets of many distinct port lists cost no unbounded memory.
+ */
+const sharedPortTests = new Map<string, PortTest>();
+export const portTestsShared = 4096;
+
 function intervalTest(iv: number[]): PortTest {
+  const key = iv.join(',');
+  let t = sharedPortTests.get(key);
+  if (t === undefined) {
+    if (sharedPortTests.size >= portTestsShared) sharedPortTests.clear();
+    t = newIntervalTest(iv);
+    sharedPortTests.set(key, t);
+  }
+  return t;
+}
+
+function newIntervalTest(iv: number[]): PortTest {
   if (iv.length === 0) return () => false;
   if (iv.length === 2) {
     const [lo, hi] = iv as [number, number];

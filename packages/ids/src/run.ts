@@ -148,6 +148,8 @@ export function rewritePayload(frame: Uint8Array, d: Decoded, payload: Uint8Arra
 
 /** The responses of a packet that drew none (shared, never changed). */
 const noResponses = Object.freeze([]) as unknown as Uint8Array[];
+/** The frame of a verdict and a prepared packet before the first packet (nothing is written into it). */
+const noFrame = new Uint8Array(0);
 
 /** Bytes of a capture read at a time (fewer, larger reads than the stream default of 64 KiB). */
 export const captureReadBytes = 1024 * 1024;
@@ -174,6 +176,30 @@ export type RunOptions = PipelineOptions & {
  * Packets in, alerts out: decode, defragment, inspect. `push` takes captured frames one at a time (the
  * capture is never held), `finish` flushes the flows at the end of input.
  */
+/**
+ * The Pipeline's verdict and prepared packet are made by constructors, not object literals: V8 made the
+ * second object of a literal from its boilerplate, which generalized the type of every field holding an
+ * object (the frame, the responses, the record), and that deoptimized the packet path optimized on the
+ * first engine's Pipeline (push, prepare, inspectPrepared) as soon as a second one was built.
+ */
+class VerdictRecord implements Verdict {
+  drop = false;
+  frame: Uint8Array = noFrame;
+  responses: Uint8Array[] = noResponses;
+}
+
+class PreparedRecord implements PreparedPacket {
+  n = 0;
+  /** A double from the start (-0): a capture's microseconds are past the small integers (see PacketRecord.seq). */
+  tsUs = -0;
+  frame: Uint8Array = noFrame;
+  linkType = 0;
+  whole: Uint8Array | undefined = undefined;
+  checksumOk = true;
+  checksumLater = false;
+  constructor(public d: Decoded) {}
+}
+
 export class Pipeline {
   readonly engine: Engine;
   readonly decodeStats = newDecodeStats();
@@ -197,19 +223,10 @@ export class Pipeline {
    * The verdict on the last packet pushed. A fragment is passed on as it comes: the verdict on its datagram
    * falls on the fragment that completed it (without which the receiver cannot rebuild the datagram).
    */
-  readonly verdict: Verdict = { drop: false, frame: new Uint8Array(0), responses: noResponses };
+  readonly verdict: Verdict = new VerdictRecord();
   /** The one decoded-packet record and prepared packet `prepare` fills for every packet (see PacketRecord). */
   private readonly record = new PacketRecord();
-  private readonly prepared: PreparedPacket = {
-    d: this.record,
-    n: 0,
-    tsUs: 0,
-    frame: new Uint8Array(0),
-    linkType: 0,
-    whole: undefined,
-    checksumOk: true,
-    checksumLater: false,
-  };
+  private readonly prepared: PreparedPacket = new PreparedRecord(this.record);
 
   constructor(
     rules: Rule[],
