@@ -54,6 +54,11 @@ let otherView: Uint32Array | undefined;
 const keyScratch = new Uint32Array(8);
 function words(key: HighwayKey): Uint32Array {
   if (key === lastKey && lastView !== undefined && lastView.length === 8) return lastView;
+  return wordsOfAnother(key);
+}
+
+/** `words` for a key other than the last one: kept out of `words`, so the call's fast path is small. */
+function wordsOfAnother(key: HighwayKey): Uint32Array {
   if (key === otherKey && otherView !== undefined && otherView.length === 8) {
     otherKey = lastKey;
     lastKey = key;
@@ -200,4 +205,73 @@ export interface Hasher {
 export function createHasher(key: HighwayKey): Hasher {
   if (active === 'wasm') return wasm!.createHasher(key);
   return new PortableHasher(key);
+}
+
+/**
+ * What the load check (`checkWasm`) hashes and expects, computed by the portable core (which the tests hold
+ * to the reference's vectors; the first, the empty input under the key 0..31, is the reference's first
+ * 64-bit vector). `test/highwayhash.test.ts` computes them again.
+ */
+export const loadCheck = {
+  keys: [Uint8Array.from({ length: 32 }, (_, i) => i), BigUint64Array.of(1n, 2n, 3n, 4n)] as HighwayKey[],
+  data: Uint8Array.from({ length: 301 }, (_, i) => (i * 131 + 7) & 0xff),
+  /** hash64 of data[0, n) under each key in turn, for each n. */
+  lengths: [0, 3, 16, 31, 32, 33, 64, 65, 300],
+  hash64: [
+    0x907a56de22c26e53n,
+    0x92943a34e3447faan,
+    0x10f56709ea75a540n,
+    0x88dbafa0071e653bn,
+    0xb4e2f1e2a2ffc4cbn,
+    0x9dc17557e509f5d1n,
+    0xdc8ff91eb2fda7can,
+    0x60133e8a9b46bc4en,
+    0x10f15baa6d067605n,
+    0xb124c119040f97acn,
+    0x63c4ccca77371e3dn,
+    0x7d260048acd22c78n,
+    0xe2e52ec2be9b9848n,
+    0x947056d633381889n,
+    0xc3e2312521ae1579n,
+    0xbd48862f0c4df873n,
+    0x7df73577adaab3a6n,
+    0xe25eabc544ca857bn,
+  ],
+  /** hash64Words of data[1, n + 1) under the second key, n = 16 and 64: (lo, hi) each. */
+  words: [2221010019, 67249688, 844925074, 441352268],
+  /** hash128 of data[0, 33) under the first key; hash256 of data[0, 65) under the second. */
+  hash128: [0xf9af3a9513aabdd8n, 0x7277fc6fca0787fn],
+  hash256: [0x23e4d530474de8ccn, 0xe2af8acca6a412ean, 0x1d768308e562734dn, 0x1b7519a3a3769c6n],
+};
+
+/**
+ * At load, the WebAssembly core is checked against `loadCheck` (1-2 ms, mostly unoptimized glue): two keys in turn,
+ * lengths on both sides of the packet size and of the word-by-word copy's bound, 64, 128 and 256 bits, a
+ * part of a buffer. A runtime that computes another hash (a SIMD fault) gets the portable core and a
+ * warning instead of wrong hashes. The calls go through the public functions, so their optimized code later
+ * has type feedback for the paths callers take after their first ones (a 64-byte input after many of 16
+ * bytes, a second key): without it, the first such call deoptimized them, and V8 optimized them again
+ * differently from run to run (README, "Where a short call goes").
+ */
+function checkWasm(): boolean {
+  const { keys, data, lengths } = loadCheck;
+  let i = 0;
+  for (const n of lengths)
+    for (const key of keys) if (hash64(key, data.subarray(0, n)) !== loadCheck.hash64[i++]) return false;
+  const w = new Uint32Array(2);
+  for (const [j, n] of [16, 64].entries()) {
+    hash64Words(keys[1]!, data, w, 1, n + 1);
+    if (w[0] !== loadCheck.words[2 * j] || w[1] !== loadCheck.words[2 * j + 1]) return false;
+  }
+  const h128 = hash128(keys[0]!, data.subarray(0, 33));
+  const h256 = hash256(keys[1]!, data.subarray(0, 65));
+  return loadCheck.hash128.every((x, j) => h128[j] === x) && loadCheck.hash256.every((x, j) => h256[j] === x);
+}
+
+if (active === 'wasm' && !checkWasm()) {
+  active = 'ts';
+  wasm = undefined;
+  process.emitWarning(
+    'HighwayHash: the WebAssembly core disagreed with the reference on a check at load; using the portable one',
+  );
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadCheck } from '../src/hash.js';
 import {
   createHasher,
   hash64,
@@ -445,5 +446,27 @@ describe('bad input', () => {
     expect(batch(Uint32Array.of(0), Uint32Array.of(4), [0n])).toThrow(
       /hash64Batch out: expected a BigUint64Array or a Uint32Array, got /,
     );
+  });
+});
+
+describe('the check at load', () => {
+  it('expects what the portable core computes, and the WebAssembly core passed it (it is in use)', () => {
+    // the test process loads the module as any user does: the core is WebAssembly, so the check passed
+    expect(start).toBe(process.env.STRATA_HIGHWAYHASH === 'ts' ? 'ts' : 'wasm');
+    useImplementation('ts');
+    try {
+      const { keys, data, lengths } = loadCheck;
+      const h64 = lengths.flatMap((n) => keys.map((k) => hash64(k, data.subarray(0, n))));
+      expect(h64).toEqual(loadCheck.hash64);
+      // the reference's first 64-bit vector: the empty input under the key 0..31
+      expect(loadCheck.hash64[0]).toBe(0x907a56de22c26e53n);
+      const w = new Uint32Array(2);
+      const words = [16, 64].flatMap((n) => [...hash64Words(keys[1]!, data, w, 1, n + 1)]);
+      expect(words).toEqual(loadCheck.words);
+      expect([...hash128(keys[0]!, data.subarray(0, 33))]).toEqual(loadCheck.hash128);
+      expect([...hash256(keys[1]!, data.subarray(0, 65))]).toEqual(loadCheck.hash256);
+    } finally {
+      useImplementation(start);
+    }
   });
 });
