@@ -53,7 +53,10 @@ export const pcreBacktracksMaxDefault = 10_000;
  * The default steps per byte of a buffer for a pcre in the step machine (`EngineOptions.pcreStepsPerByte`).
  * The community rules' `((\w+)...\x3a=...\2...)` family takes 14-19 a byte there, over text of short words
  * or long runs of letters (where V8 is quadratic: 29-42 ms an exec over 8 KiB of letters, about 2 s over
- * 64 KiB), the log4j and FTP format-string pcres 10-12.5.
+ * 64 KiB), the log4j and FTP format-string pcres 10-12.5. Its worst case is quadratic in the machine too: a
+ * long word right before `:=`, a quoted string of 128+ characters and `;`, and no `layer` after (1,148 a
+ * byte over 3,000 bytes, test/steps.test.ts): such an exec ends as no match, counted, as PCRE's match limit
+ * ends Snort's.
  */
 export const pcreStepsPerByteDefault = 64;
 
