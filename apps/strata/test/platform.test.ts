@@ -67,6 +67,14 @@ describe('the platform: a capture through the IDS into a Helios stream', () => {
     }
   });
 
+  it('runs on generated traffic where the shared material is not (a fresh clone elsewhere)', async () => {
+    const c = captureIo();
+    const r = await runPlatform(c.io, scratch(), { useShared: false });
+    expect(c.stdout()).toContain('generated.pcap with 3 rules');
+    expect(r.bySid).toEqual(generatedTraffic().expected);
+    for (const s of r.searches) expect([s.indexed, s.scanned], s.where).toEqual([s.expected, s.expected]);
+  });
+
   it('runs on the shared capture with the community rules when they are there', async () => {
     const shared = new URL('../../../../shared/ids/traces/suricata-verify-mix.pcap', import.meta.url)
       .pathname;
