@@ -10,6 +10,7 @@ import { boundedRegExp } from '@strata/cli';
 import { parseAsn1 } from './asn1.js';
 import { type Base64Decode, parseBase64Decode } from './base64.js';
 import { parseByteExtract, parseByteJump, parseByteTest } from './bytes.js';
+import { classifications } from './classification.js';
 import { parseDceIface, parseDceOpnum } from './dcerpc.js';
 import { splitBuffer } from './http-buffers.js';
 import {
@@ -672,7 +673,8 @@ export class RuleCompiler {
       order: 0,
       ipOnly: ipOnly || undefined,
       classtype: classtype || undefined,
-      priority,
+      // a rule's own priority, else its class's (Snort's and Suricata's default priority of a classtype)
+      priority: priority ?? (classtype ? classifications.get(classtype)?.priority : undefined),
       latencyTimeouts: 0,
       suspendedAt: -1,
       profChecks: 0,

@@ -6,6 +6,7 @@
  * threads sharding flows.
  */
 
+export { type Classification, classDescription, classifications } from './classification.js';
 export { commands, demos } from './cli.js';
 export { pcreBacktracksMaxDefault, pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.js';
 export { threadCpuMs } from './cpu.js';
