@@ -275,6 +275,13 @@ export function parseDdl(src: string, file = 'DDL', opts: { existing?: boolean }
   const columns = list(() => {
     const t = peek();
     const cname = ident('a column name');
+    if (cname.includes('.') && (format.kind === 'regex' || format.kind === 'loghub'))
+      throw new DdlError(
+        `column '${cname}': a name with dots is a path into JSON or a logfmt key; ${format.kind} fields have none`,
+        t.line,
+        t.col,
+        file,
+      );
     const tt = peek();
     const type = ident('a column type').toUpperCase() as ColumnType;
     if (!columnTypes.includes(type))

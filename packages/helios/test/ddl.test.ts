@@ -77,6 +77,17 @@ describe('DDL', () => {
       expect(e.message, bad).toMatch(/^DDL:1:\d+: unexpected character '\.'/);
     }
     expect(() => parseQuery('alert.sig = 1', d)).toThrow(/unknown column 'alert.sig'/);
+    // formats whose fields cannot have dots refuse such a name where it is written
+    const r = errorOf("CREATE STREAM e SOURCES ('x') FORMAT regex('(?<a>x)')\n  COLUMNS (a STRING, a.b INT)");
+    expect(r.message).toMatch(
+      /^DDL:2:22: column 'a.b': a name with dots is a path into JSON or a logfmt key; regex/,
+    );
+    expect(
+      errorOf("CREATE STREAM e SOURCES ('x') FORMAT loghub('<A> <B>') COLUMNS (x.y STRING)").message,
+    ).toMatch(/column 'x.y'.*loghub fields have none/);
+    expect(
+      parseDdl("CREATE STREAM e SOURCES ('x') FORMAT logfmt COLUMNS (http.method STRING)").columns,
+    ).toHaveLength(1);
     expect(() => parseQuery('alert. signature_id = 1', d)).toThrow(/column 6: unexpected character '\.'/);
   });
 
