@@ -749,11 +749,12 @@ export class RuleCompiler {
   private addrTestOf(spec: string): AddrTest {
     let t = this.addrTests.get(spec);
     if (t) return t;
-    // the test of an earlier engine of this thread with the same expansion (see sharedAddrTests)
+    // built in any case, so a spec this engine cannot take fails here with its own error; then the test of
+    // an earlier engine of this thread with the same expansion, if any (see sharedAddrTests)
+    const test = addrBytesTest(spec, this.vars);
     const key = expandedSpec(spec, this.vars);
     t = key === undefined ? undefined : sharedAddrTests.get(key);
     if (!t) {
-      const test = addrBytesTest(spec, this.vars);
       // the last IPv4 address (as a signed 32-bit number) and its answer (0: none yet, 1 fails, 2 passes),
       // in a typed array: a closure variable holding a number past 2^30 is a new heap number per store
       const memo = new Int32Array(2);

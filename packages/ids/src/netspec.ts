@@ -76,7 +76,8 @@ export function addrTest(spec: string, vars: Record<string, string>): (ip: strin
 export function expandedSpec(spec: string, vars: Record<string, string>, depth = 0): string | undefined {
   if (depth > 10) return undefined;
   let failed = false;
-  const out = spec.replace(/\$([A-Za-z0-9_]+)/g, (_, name: string) => {
+  // a variable's name is the rest of its list element, as addrBytesTest reads it
+  const out = spec.replace(/\$([^,\]\s]+)/g, (_, name: string) => {
     const v = vars[name];
     const x = v === undefined ? undefined : expandedSpec(v, vars, depth + 1);
     if (x === undefined) failed = true;
