@@ -121,7 +121,7 @@ export interface PlatformReport {
   blocks: number;
   /** Alerts by sid, as the IDS raised them. */
   bySid: Map<number, number>;
-  /** Each search: what it asked, the rows the IDS side expects, and the rows found with and without the index. */
+  /** Each search: its expression, the rows the IDS's alerts expect, the rows found with and without index. */
   searches: { where: string; expected: number; indexed: number; scanned: number }[];
 }
 

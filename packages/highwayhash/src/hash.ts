@@ -245,9 +245,9 @@ export const loadCheck = {
 };
 
 /**
- * At load, the WebAssembly core is checked against `loadCheck` (1-2 ms, mostly unoptimized glue): two keys in turn,
- * lengths on both sides of the packet size and of the word-by-word copy's bound, 64, 128 and 256 bits, a
- * part of a buffer. A runtime that computes another hash (a SIMD fault) gets the portable core and a
+ * At load, the WebAssembly core is checked against `loadCheck` (1-2 ms, mostly unoptimized glue): two keys
+ * in turn, lengths on both sides of the packet size and of the word-by-word copy's bound, 64, 128 and 256
+ * bits, a part of a buffer. A runtime that computes another hash (a SIMD fault) gets the portable core and a
  * warning instead of wrong hashes. The calls go through the public functions, so their optimized code later
  * has type feedback for the paths callers take after their first ones (a 64-byte input after many of 16
  * bytes, a second key): without it, the first such call deoptimized them, and V8 optimized them again

@@ -173,10 +173,6 @@ export type RunOptions = PipelineOptions & {
 };
 
 /**
- * Packets in, alerts out: decode, defragment, inspect. `push` takes captured frames one at a time (the
- * capture is never held), `finish` flushes the flows at the end of input.
- */
-/**
  * The Pipeline's verdict and prepared packet are made by constructors, not object literals: V8 made the
  * second object of a literal from its boilerplate, which generalized the type of every field holding an
  * object (the frame, the responses, the record), and that deoptimized the packet path optimized on the
@@ -190,7 +186,7 @@ class VerdictRecord implements Verdict {
 
 class PreparedRecord implements PreparedPacket {
   n = 0;
-  /** A double from the start (-0): a capture's microseconds are past the small integers (see PacketRecord.seq). */
+  /** A double from the start (-0): a capture's microseconds are past the small integers (PacketRecord.seq). */
   tsUs = -0;
   frame: Uint8Array = noFrame;
   linkType = 0;
@@ -200,6 +196,10 @@ class PreparedRecord implements PreparedPacket {
   constructor(public d: Decoded) {}
 }
 
+/**
+ * Packets in, alerts out: decode, defragment, inspect. `push` takes captured frames one at a time (the
+ * capture is never held), `finish` flushes the flows at the end of input.
+ */
 export class Pipeline {
   readonly engine: Engine;
   readonly decodeStats = newDecodeStats();
