@@ -21,11 +21,18 @@ export type Implementation = 'wasm' | 'ts';
 let wasm: WasmEngine | undefined;
 let active: Implementation = 'ts';
 
-/** Chooses the engine; `wasm` throws when this runtime cannot run the WebAssembly core. */
+/** Whether the WebAssembly core gave the expected hashes (`checkWasm`); undefined until checked. */
+let wasmChecked: boolean | undefined;
+
+/**
+ * Chooses the engine; `wasm` throws when this runtime cannot run the WebAssembly core, or when the core
+ * failed the check at load (or fails it now, if the portable core was chosen at load).
+ */
 export function useImplementation(impl: Implementation): void {
   if (impl === 'wasm') {
     wasm ??= loadWasm();
     if (!wasm) throw new Error('HighwayHash: the WebAssembly core is not available in this runtime');
+    if (!wasmPasses()) throw new Error('HighwayHash: the WebAssembly core failed its check in this runtime');
   }
   active = impl;
 }
@@ -268,9 +275,22 @@ function checkWasm(): boolean {
   return loadCheck.hash128.every((x, j) => h128[j] === x) && loadCheck.hash256.every((x, j) => h256[j] === x);
 }
 
-if (active === 'wasm' && !checkWasm()) {
+/** Runs `checkWasm` once, on the WebAssembly core whatever the engine in use. */
+function wasmPasses(): boolean {
+  if (wasmChecked === undefined) {
+    const was = active;
+    active = 'wasm';
+    try {
+      wasmChecked = checkWasm();
+    } finally {
+      active = was;
+    }
+  }
+  return wasmChecked;
+}
+
+if (active === 'wasm' && !wasmPasses()) {
   active = 'ts';
-  wasm = undefined;
   process.emitWarning(
     'HighwayHash: the WebAssembly core disagreed with the reference on a check at load; using the portable one',
   );

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -450,6 +451,24 @@ describe('bad input', () => {
 });
 
 describe('the check at load', () => {
+  it('runs when the WebAssembly core is chosen later (the portable one was forced at load)', () => {
+    const src = new URL('../src/index.ts', import.meta.url).pathname;
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `const m = await import(${JSON.stringify(src)}); const a = m.implementation(); m.useImplementation('wasm');
+         console.log(a, m.implementation(), m.hash64(new Uint8Array(32).map((_, i) => i), new Uint8Array(0)).toString(16));`,
+      ],
+      { encoding: 'utf8', env: { ...process.env, STRATA_HIGHWAYHASH: 'ts' }, timeout: 60_000 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('ts wasm 907a56de22c26e53');
+  });
+
   it('expects what the portable core computes, and the WebAssembly core passed it (it is in use)', () => {
     // the test process loads the module as any user does: the core is WebAssembly, so the check passed
     expect(start).toBe(process.env.STRATA_HIGHWAYHASH === 'ts' ? 'ts' : 'wasm');
