@@ -130,11 +130,19 @@ function rowLines(rows: Row[]): string[] {
   return rows.map((r) => JSON.stringify(r)).sort();
 }
 
+/** How many alerts have each value of `key`. */
+function countBy<K>(alerts: Alert[], key: (a: Alert) => K): Map<K, number> {
+  const counts = new Map<K, number>();
+  for (const a of alerts) {
+    const k = key(a);
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return counts;
+}
+
 /** The most frequent value of `key` among the alerts, with its count. */
 function busiest<K>(alerts: Alert[], key: (a: Alert) => K): [K, number] {
-  const counts = new Map<K, number>();
-  for (const a of alerts) counts.set(key(a), (counts.get(key(a)) ?? 0) + 1);
-  return [...counts].reduce((best, e) => (e[1] > best[1] ? e : best));
+  return [...countBy(alerts, key)].reduce((best, e) => (e[1] > best[1] ? e : best));
 }
 
 /**
@@ -217,14 +225,12 @@ export async function runPlatform(io: Io, dir: string, opts: PlatformOptions = {
         `platform: ${where}: ${a.length} rows, ${withIndex.stats.blocksRead} of ${withIndex.stats.blocksTotal} blocks read (a scan reads ${without.stats.blocksRead})\n`,
       );
     }
-    const bySid = new Map<number, number>();
-    for (const a of ids.alerts) bySid.set(a.sid, (bySid.get(a.sid) ?? 0) + 1);
     return {
       packets: ids.packets,
       alerts: ids.alerts.length,
       rows: st.lines,
       blocks: s.blockCount,
-      bySid,
+      bySid: countBy(ids.alerts, (a) => a.sid),
       searches,
     };
   } finally {
