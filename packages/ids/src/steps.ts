@@ -10,8 +10,9 @@
  * text in many ways (`\s+.*?%.*?%`, the log4j rules'). Here every step counts: each instruction run, each
  * character a loop takes, each character a backreference compares, each backtrack. And the machine does
  * not repeat itself where it need not: a loop reads a run of its set once for all the starts inside it, gives
- * nothing back where what follows cannot start with what it takes, and (without a backreference) remembers
- * the runs it failed from whole, so those patterns take steps linear in their subject.
+ * nothing back where what follows cannot start with what it takes, (without a backreference) remembers
+ * the runs it failed from whole, and fails a branch at once where a literal it must take after its start
+ * occurs nowhere further on (a Need), so those patterns take steps linear in their subject.
  *
  * Semantics are ECMAScript's (ECMA-262, 22.2.2 "Pattern Semantics", with Annex B's syntax as far as
  * below): leftmost match, alternatives in order, greedy and lazy counts, a quantified group's captures
@@ -302,6 +303,11 @@ const opRepEnd = 12;
 const opMatch = 13;
 /** A Split whose branch must start with a character of `set`: without one, straight to the other branch. */
 const opSplitIf = 14;
+/**
+ * Fails unless the subject holds the program's need `n` (a run of character sets, `needOf`) somewhere from
+ * the position on: what follows cannot match without it.
+ */
+const opNeed = 15;
 
 /** One instruction; every one has every field (one shape for V8). */
 interface Ins {
@@ -321,7 +327,7 @@ interface Ins {
   body: number;
   /**
    * Open, Close, Ref: the group; RepInit, RepLoop, RepBody, RepEnd: the count's first register; Star: its
-   * slot for the run it read last.
+   * slot for the run it read last; Need: the need's index.
    */
   n: number;
   k: '^' | '$' | 'b' | 'B';
@@ -383,6 +389,8 @@ class Compiler {
   stars = 0;
   /** Stars whose failures are remembered (see `Ins.memo`). */
   memos = 0;
+  /** What the Need instructions look for (`opNeed`), by index. */
+  readonly needs: Need[] = [];
   /** Counts of groups open around what is being emitted. */
   private reps = 0;
   constructor(
@@ -395,10 +403,24 @@ class Compiler {
 
   program(node: Node, back: boolean): Program {
     const code: Ins[] = [];
+    // an alternation's branches get a need each (below)
+    if (!back && node.t !== 'alt') this.need(node, code);
     // nothing follows the end of a program: its Match takes any position
     this.emit(node, back, code, back ? undefined : noSet);
     code.push(ins(opMatch));
     return { code, back };
+  }
+
+  /**
+   * A Need instruction for what a node run forward must find from where it starts, if it must find one:
+   * the ((\w+)...\x3a=...layer...\2|layer...) family's search tried each start of a long word and read the
+   * rest of the subject for "layer" from each (quadratic); the first Need there fails at once.
+   */
+  private need(node: Node, code: Ins[]): void {
+    const need = needOf(node);
+    if (need === undefined) return;
+    code.push(ins(opNeed, { n: this.needs.length }));
+    this.needs.push(need);
   }
 
   private emit(node: Node, back: boolean, code: Ins[], follow: Follow): void {
@@ -431,6 +453,7 @@ class Compiler {
           const split =
             k < node.alts.length - 1 ? (known ? ins(opSplitIf, { set: l.set }) : ins(opSplit)) : undefined;
           if (split) code.push(split);
+          if (!back) this.need(a, code);
           this.emit(a, back, code, follow);
           if (split) {
             const j = ins(opJmp);
@@ -556,6 +579,103 @@ function disjoint(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * A run of character sets that every match of a node holds one after another somewhere in what it takes
+ * (the characters of a literal, each set those one atom matches under the flags).
+ */
+type Need = Uint8Array[];
+/** A need's sets hold at most this many characters each (a letter under i: 2). */
+const needSetMax = 4;
+/** Needs shorter than this are not looked for; longer ones are cut to `needLengthMax`. */
+const needLengthMin = 2;
+const needLengthMax = 16;
+
+/** A run of sets a node's match holds, and whether it starts where the node does (`needRuns`). */
+interface NeedRun {
+  run: Need;
+  leading: boolean;
+}
+
+/**
+ * The runs of small sets a node run forward must take, into `out`; returns the run the node always takes
+ * whole (empty for a zero-width node), undefined when it does not take one fixed run, for its caller to
+ * join with its neighbours'. `atStart`: the node starts where the search does. Not for a lookbehind's body
+ * (what it takes lies before the position); a positive lookahead's body matches from the position on.
+ */
+function needRuns(node: Node, out: NeedRun[], atStart: boolean): Need | undefined {
+  switch (node.t) {
+    case 'set': {
+      let n = 0;
+      for (let c = 0; c < 256; c++) n += node.set[c]!;
+      return n > 0 && n <= needSetMax ? [node.set] : undefined;
+    }
+    case 'group':
+      return needRuns(node.body, out, atStart);
+    case 'rep': {
+      if (node.max === 0) return [];
+      if (node.min === 0) return undefined;
+      // one iteration at least: the body's runs
+      const body = needRuns(node.body, out, atStart);
+      if (body === undefined || node.min !== node.max || body.length * node.min > needLengthMax) {
+        if (body !== undefined && body.length > 0) out.push({ run: body, leading: atStart });
+        return undefined;
+      }
+      const exact: Need = [];
+      for (let k = 0; k < node.min; k++) exact.push(...body);
+      return exact;
+    }
+    case 'look':
+      if (!node.behind && !node.negative) {
+        const body = needRuns(node.body, out, atStart);
+        if (body !== undefined && body.length > 0) out.push({ run: body, leading: atStart });
+      }
+      return [];
+    case 'assert':
+      return [];
+    case 'seq': {
+      let run: Need = [];
+      let leading = atStart;
+      let consumed = false;
+      let exact = true;
+      for (const it of node.items) {
+        const here = atStart && !consumed;
+        const e = needRuns(it, out, here);
+        if (e === undefined) {
+          if (run.length > 0) out.push({ run, leading });
+          run = [];
+          exact = false;
+          consumed = true;
+          continue;
+        }
+        if (run.length === 0) leading = here;
+        for (const set of e) if (run.length < needLengthMax) run.push(set);
+        if (e.length > 0) consumed = true;
+      }
+      if (exact) return run;
+      if (run.length > 0) out.push({ run, leading });
+      return undefined;
+    }
+    default:
+      // an alternation (its branches get needs of their own) or a backreference
+      return undefined;
+  }
+}
+
+/**
+ * What a node run forward must find from where it starts: its longest run of small sets that does not
+ * start where the node does (that one the machine compares as it goes, a step a character), or undefined.
+ */
+function needOf(node: Node): Need | undefined {
+  const out: NeedRun[] = [];
+  const whole = needRuns(node, out, true);
+  if (whole !== undefined && whole.length > 0) out.push({ run: whole, leading: true });
+  let best: Need | undefined;
+  for (const { run, leading } of out)
+    if (!leading && run.length >= needLengthMin && (best === undefined || run.length > best.length))
+      best = run;
+  return best?.slice(0, needLengthMax);
+}
+
 /** A source compiled: what every instance of it shares (its registers and stack are its own). */
 interface Compiled {
   main: Program;
@@ -566,6 +686,8 @@ interface Compiled {
   first: Uint8Array | undefined;
   /** Every match starts with ^. */
   atStart: boolean;
+  /** What the Need instructions look for. */
+  needs: Need[];
 }
 
 /**
@@ -592,6 +714,7 @@ function compiled(source: string, ci: boolean, dotAll: boolean): Compiled {
     memos: k.memos,
     first: firstChars(ast),
     atStart: startsAtLineStart(ast),
+    needs: k.needs,
   };
   if (compiledCache.size >= compiledCacheMax) compiledCache.clear();
   compiledCache.set(key, c);
@@ -661,6 +784,11 @@ export class StepBoundedRegExp implements PcreExec {
    */
   private readonly entryFrom: Int32Array;
   private readonly entryEnd: Int32Array;
+  private readonly needs: Need[];
+  /** Per need, where its last occurrence in the subject starts (-1: none), found at its first use in an exec; -2: not yet. */
+  private readonly needAt: Int32Array;
+  /** The steps left from which on this exec looks for needs (`opNeed`): Infinity, from its start. */
+  private needsFrom = 0;
   private stack = new Int32Array(256);
   private sp = 0;
   private steps = 0;
@@ -702,6 +830,8 @@ export class StepBoundedRegExp implements PcreExec {
     this.entryEnd = new Int32Array(c.memos);
     this.first = c.first;
     this.atStart = c.atStart;
+    this.needs = c.needs;
+    this.needAt = new Int32Array(c.needs.length);
   }
 
   /** Whether the expression holds a backreference (what the engine runs through this machine). */
@@ -754,6 +884,9 @@ export class StepBoundedRegExp implements PcreExec {
     this.steps = stepsMax;
     this.runFrom.fill(-1);
     this.entryFrom.fill(-1);
+    this.needAt.fill(-2);
+    this.needsFrom =
+      this.sticky || (this.atStart && !this.multiline) ? stepsMax - text.length : Number.POSITIVE_INFINITY;
     const { first, regs } = this;
     let end = -1;
     try {
@@ -894,6 +1027,22 @@ export class StepBoundedRegExp implements PcreExec {
         case opJmp:
           pc = ins.to;
           break;
+        case opNeed: {
+          let at = this.needAt[ins.n]!;
+          if (at === -2) {
+            // an exec that tries one start only (^ without m, or sticky) looks for none until it has taken
+            // a step a character: one that fails early pays nothing for it, and the search costs the rest
+            // at most that much again; where every start may be tried, the starts cost that much anyway
+            if (this.steps > this.needsFrom) {
+              pc++;
+              break;
+            }
+            this.needAt[ins.n] = at = this.lastOf(this.needs[ins.n]!);
+          }
+          if (at < pos) ok = false;
+          else pc++;
+          break;
+        }
         case opOpen:
           this.setReg(open + ins.n, pos);
           pc++;
@@ -1039,6 +1188,29 @@ export class StepBoundedRegExp implements PcreExec {
         break;
       }
     }
+  }
+
+  /**
+   * Where the last occurrence of a need in the subject starts, -1 when it has none: read from the end, each
+   * character compared a step.
+   */
+  private lastOf(need: Need): number {
+    const { text } = this;
+    const k = need.length;
+    const first = need[0]!;
+    let compared = 0;
+    let s = text.length - k;
+    for (; s >= 0; s--) {
+      compared++;
+      if (first[text.charCodeAt(s) & 0xff] === 0) continue;
+      let j = 1;
+      while (j < k && need[j]![text.charCodeAt(s + j) & 0xff] === 1) j++;
+      compared += j - 1;
+      if (j === k) break;
+    }
+    this.steps -= compared;
+    if (this.steps < 0) throw outOfSteps;
+    return Math.max(s, -1);
   }
 
   /**

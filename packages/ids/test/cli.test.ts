@@ -343,14 +343,15 @@ describe('strata ids --rule-latency, --packet-latency', () => {
 
   it('ends a backreference pcre past --pcre-steps as no match, and says how many', async () => {
     // six packets of 8 KiB of letters, and a pcre with \1 quadratic in them for any backtracking matcher
-    // (\d is in \w: each start's \w+ gives its letters back one by one)
+    // (\d is in \w: each start's \w+ gives its letters back one by one); the := it needs is there, at the
+    // end (without it the step machine's search ends at its first instruction)
     writeFileSync(
       join(dir, 'steps.rules'),
       'alert tcp-pkt any any -> any 8080 (msg:"slow"; content:"zz"; pcre:"/(\\w+)\\d:=.*\\1/si"; sid:9;)\n',
     );
     const frames = [0, 1, 2, 3, 4, 5].map((i) => ({
       tsUs: 1_700_000_000e6 + i,
-      data: tcpFrame({ sp: 31_000 + i, dp: 8080, seq: 1, payload: `${'a'.repeat(8190)}zz` }),
+      data: tcpFrame({ sp: 31_000 + i, dp: 8080, seq: 1, payload: `${'a'.repeat(8188)}:=zz` }),
     }));
     writeFileSync(join(dir, 'steps.pcap'), encodePcap(frames));
     const run = async (...more: string[]) => {
