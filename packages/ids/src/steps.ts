@@ -11,8 +11,9 @@
  * character a loop takes, each character a backreference compares, each backtrack. And the machine does
  * not repeat itself where it need not: a loop reads a run of its set once for all the starts inside it, gives
  * nothing back where what follows cannot start with what it takes, (without a backreference) remembers
- * the runs it failed from whole, and fails a branch at once where a literal it must take after its start
- * occurs nowhere further on (a Need), so those patterns take steps linear in their subject.
+ * the runs it failed from whole, fails a branch at once where a literal it must take after its start
+ * occurs nowhere further on (a Need), and gives a greedy loop back only to where the literal after it
+ * starts, so those patterns take steps linear in their subject.
  *
  * Semantics are ECMAScript's (ECMA-262, 22.2.2 "Pattern Semantics", with Annex B's syntax as far as
  * below): leftmost match, alternatives in order, greedy and lazy counts, a quantified group's captures
@@ -339,6 +340,11 @@ interface Ins {
    * and position), kept as one run per loop.
    */
   memo: number;
+  /**
+   * Star, greedy and forward: the index of the run of sets (in `needs`) that must come right after it, or
+   * -1. Given back, it is given back to the places where that run starts (`StepBoundedRegExp.prevAt`).
+   */
+  next: number;
   sub: Program | undefined;
   negative: boolean;
   capFrom: number;
@@ -361,6 +367,7 @@ function ins(op: number, o: Partial<Ins> = {}): Ins {
     n: 0,
     k: '^',
     memo: -1,
+    next: -1,
     sub: undefined,
     negative: false,
     capFrom: 0,
@@ -406,24 +413,33 @@ class Compiler {
     // an alternation's branches get a need each (below)
     if (!back && node.t !== 'alt') this.need(node, code);
     // nothing follows the end of a program: its Match takes any position
-    this.emit(node, back, code, back ? undefined : noSet);
+    this.emit(node, back, code, back ? undefined : noSet, undefined);
     code.push(ins(opMatch));
     return { code, back };
   }
 
   /**
-   * A Need instruction for what a node run forward must find from where it starts, if it must find one:
+   * Need instructions for what a node run forward must find from where it starts, if it must find any:
    * the ((\w+)...\x3a=...layer...\2|layer...) family's search tried each start of a long word and read the
    * rest of the subject for "layer" from each (quadratic); the first Need there fails at once.
    */
   private need(node: Node, code: Ins[]): void {
-    const need = needOf(node);
-    if (need === undefined) return;
-    code.push(ins(opNeed, { n: this.needs.length }));
-    this.needs.push(need);
+    for (const need of needsOf(node)) code.push(ins(opNeed, { n: this.needIndex(need) }));
   }
 
-  private emit(node: Node, back: boolean, code: Ins[], follow: Follow): void {
+  /** The index of a run in `needs` (one entry for equal runs: an exec looks for each once). */
+  private needIndex(run: Need): number {
+    const i = this.needs.findIndex((r) => r.length === run.length && holds(r, run));
+    if (i >= 0) return i;
+    this.needs.push(run);
+    return this.needs.length - 1;
+  }
+
+  /**
+   * @param follow the characters what follows may start with (see `Follow`)
+   * @param then forward, a run of sets that what follows always starts with, when known
+   */
+  private emit(node: Node, back: boolean, code: Ins[], follow: Follow, then: Need | undefined): void {
     switch (node.t) {
       case 'set':
         code.push(ins(opSet, { set: node.set }));
@@ -439,8 +455,19 @@ class Compiler {
           const l = lead(items[k]!);
           next = l.nullable ? union(l.set, next) : l.set;
         }
+        // forward, the fixed run that follows each item: those of the items after it, up to one that is not
+        // fixed, and the sequence's own `then` after its last
+        const runs: (Need | undefined)[] = [];
+        let run = back ? undefined : then;
+        for (let k = items.length - 1; k >= 0; k--) {
+          runs[k] = run;
+          if (back) continue;
+          const e = needRuns(items[k]!, [], false);
+          if (e === undefined) run = undefined;
+          else if (e.length > 0) run = [...e, ...(run ?? [])].slice(0, needLengthMax);
+        }
         items.forEach((it, k) => {
-          this.emit(it, back, code, after[k]);
+          this.emit(it, back, code, after[k], runs[k]);
         });
         return;
       }
@@ -454,7 +481,7 @@ class Compiler {
             k < node.alts.length - 1 ? (known ? ins(opSplitIf, { set: l.set }) : ins(opSplit)) : undefined;
           if (split) code.push(split);
           if (!back) this.need(a, code);
-          this.emit(a, back, code, follow);
+          this.emit(a, back, code, follow, then);
           if (split) {
             const j = ins(opJmp);
             code.push(j);
@@ -467,7 +494,7 @@ class Compiler {
       }
       case 'group':
         code.push(ins(opOpen, { n: node.n }));
-        this.emit(node.body, back, code, follow);
+        this.emit(node.body, back, code, follow, then);
         code.push(ins(opClose, { n: node.n }));
         return;
       case 'assert':
@@ -492,7 +519,8 @@ class Compiler {
           const set = node.body.set;
           const possessive = greedy && follow !== undefined && disjoint(set, follow);
           const memo = this.refs || this.reps > 0 || back || max !== Infinity ? -1 : this.memos++;
-          code.push(ins(opStar, { set, min, max, greedy, possessive, n: this.stars++, memo }));
+          const next = !back && greedy && !possessive && then !== undefined ? this.needIndex(then) : -1;
+          code.push(ins(opStar, { set, min, max, greedy, possessive, n: this.stars++, memo, next }));
           return;
         }
         const r = this.regs;
@@ -506,7 +534,7 @@ class Compiler {
         // after the body: another iteration or what follows the count
         const l = lead(node.body);
         this.reps++;
-        this.emit(node.body, back, code, back ? undefined : union(l.set, follow));
+        this.emit(node.body, back, code, back ? undefined : union(l.set, follow), undefined);
         this.reps--;
         code.push(ins(opRepEnd, { n: r, min, to: at }));
         loop.to = code.length;
@@ -661,19 +689,34 @@ function needRuns(node: Node, out: NeedRun[], atStart: boolean): Need | undefine
   }
 }
 
+/** Needs looked for per branch at most: which of them a subject lacks is not known when compiling. */
+const needsPerBranchMax = 3;
+
 /**
- * What a node run forward must find from where it starts: its longest run of small sets that does not
- * start where the node does (that one the machine compares as it goes, a step a character), or undefined.
+ * What a node run forward must find from where it starts: its runs of small sets that do not start where
+ * the node does (those the machine compares as it goes, a step a character), longest first, at most
+ * `needsPerBranchMax`, each its own (a run inside another is left out).
  */
-function needOf(node: Node): Need | undefined {
+function needsOf(node: Node): Need[] {
   const out: NeedRun[] = [];
   const whole = needRuns(node, out, true);
   if (whole !== undefined && whole.length > 0) out.push({ run: whole, leading: true });
-  let best: Need | undefined;
-  for (const { run, leading } of out)
-    if (!leading && run.length >= needLengthMin && (best === undefined || run.length > best.length))
-      best = run;
-  return best?.slice(0, needLengthMax);
+  const runs = out
+    .filter((r) => !r.leading && r.run.length >= needLengthMin)
+    .map((r) => r.run.slice(0, needLengthMax))
+    .sort((a, b) => b.length - a.length);
+  const picked: Need[] = [];
+  for (const run of runs) {
+    if (picked.length === needsPerBranchMax) break;
+    if (!picked.some((p) => holds(p, run))) picked.push(run);
+  }
+  return picked;
+}
+
+/** Whether run `a` holds run `b` (the same sets, in order, somewhere in it). */
+function holds(a: Need, b: Need): boolean {
+  for (let i = 0; i + b.length <= a.length; i++) if (b.every((set, j) => a[i + j] === set)) return true;
+  return false;
 }
 
 /** A source compiled: what every instance of it shares (its registers and stack are its own). */
@@ -736,6 +779,14 @@ const btStarLazy = 3;
 const btEntry = 4;
 
 const outOfSteps = Symbol('out of steps');
+/**
+ * Per need index, for each position of the subject of the exec under way the last place at or before it
+ * where that need occurs (-1: none): the tables of `StepBoundedRegExp.prevAt`, shared by every instance
+ * in the thread (an exec runs to its end before another starts, and each exec marks which it made). Tables
+ * longer than `prevTableKept` (subjects past 64 KiB) are dropped when their exec ends.
+ */
+const prevTables: (Int32Array | undefined)[] = [];
+const prevTableKept = (1 << 16) + 1;
 /** The longest backtrack stack an instance keeps between execs, in numbers (256 KB). */
 const stackKept = 1 << 16;
 
@@ -789,6 +840,10 @@ export class StepBoundedRegExp implements PcreExec {
   private readonly needAt: Int32Array;
   /** The steps left from which on this exec looks for needs (`opNeed`): Infinity, from its start. */
   private needsFrom = 0;
+  /** Which needs' tables in `prevTables` this exec made (`prevAt`). */
+  private readonly prevMade: Uint8Array;
+  /** The steps left from which on this exec makes those tables: once it has taken a step a character. */
+  private tablesFrom = 0;
   private stack = new Int32Array(256);
   private sp = 0;
   private steps = 0;
@@ -807,6 +862,11 @@ export class StepBoundedRegExp implements PcreExec {
     flags: string,
     readonly budget: StepsBudget,
     private readonly onLimit?: () => void,
+    /**
+     * Look for needs and make the loops' tables from an exec's first step, where an exec otherwise waits
+     * until it has taken a step a character (tests: the searches then run on short subjects too).
+     */
+    private readonly eagerSearches = false,
   ) {
     for (const k of ['perByte', 'min'] as const)
       if (!Number.isSafeInteger(budget[k]) || budget[k] < 0)
@@ -832,6 +892,7 @@ export class StepBoundedRegExp implements PcreExec {
     this.atStart = c.atStart;
     this.needs = c.needs;
     this.needAt = new Int32Array(c.needs.length);
+    this.prevMade = new Uint8Array(c.needs.length);
   }
 
   /** Whether the expression holds a backreference (what the engine runs through this machine). */
@@ -885,8 +946,10 @@ export class StepBoundedRegExp implements PcreExec {
     this.runFrom.fill(-1);
     this.entryFrom.fill(-1);
     this.needAt.fill(-2);
-    this.needsFrom =
-      this.sticky || (this.atStart && !this.multiline) ? stepsMax - text.length : Number.POSITIVE_INFINITY;
+    const late = this.eagerSearches ? stepsMax : stepsMax - text.length;
+    this.needsFrom = this.sticky || (this.atStart && !this.multiline) ? late : Number.POSITIVE_INFINITY;
+    this.tablesFrom = late;
+    this.prevMade.fill(0);
     const { first, regs } = this;
     let end = -1;
     try {
@@ -914,6 +977,8 @@ export class StepBoundedRegExp implements PcreExec {
       // a stack grown by one exec (up to 16 bytes a step of its budget: 17 MB for (a|a)*b over 64 KiB) is not
       // kept by the instance; every rule holds its own
       if (this.stack.length > stackKept) this.stack = new Int32Array(256);
+      for (let i = 0; i < prevTables.length; i++)
+        if ((prevTables[i]?.length ?? 0) > prevTableKept) prevTables[i] = undefined;
     }
     this.lastSteps = stepsMax - this.steps;
     if (end < 0) {
@@ -1070,12 +1135,14 @@ export class StepBoundedRegExp implements PcreExec {
             ok = false;
             break;
           }
-          this.steps -= n;
-          for (let k = 0; k < n && ok; k++) {
+          // a step a character compared (not the group's length: a long capture that differs at once is cheap)
+          let k = 0;
+          for (; k < n && ok; k++) {
             const a = text.charCodeAt(s + k);
             const b = text.charCodeAt(from + k);
             ok = a === b || (this.ignoreCase && canon[a & 0xff] === canon[b & 0xff]);
           }
+          this.steps -= k;
           if (ok) {
             pos = back ? from : from + n;
             pc++;
@@ -1149,7 +1216,7 @@ export class StepBoundedRegExp implements PcreExec {
         const tag = st[this.sp]!;
         const a = st[this.sp + 1]!;
         const b = st[this.sp + 2]!;
-        const c = st[this.sp + 3]!;
+        let c = st[this.sp + 3]!;
         if (tag === btUndo) {
           regs[a] = b;
           continue;
@@ -1175,6 +1242,12 @@ export class StepBoundedRegExp implements PcreExec {
         }
         const star = code[a]!;
         if (tag === btStarGreedy) {
+          if (star.next >= 0 && this.steps <= this.tablesFrom) {
+            // only a count after which the run that must follow starts: the largest such up to c
+            const q = this.prevAt(star.next)[b + c]!;
+            if (q < b + star.min) continue;
+            c = q - b;
+          }
           if (c > star.min) this.push(btStarGreedy, a, b, c - 1);
         } else {
           // lazy: one more character, if the set takes it
@@ -1188,6 +1261,35 @@ export class StepBoundedRegExp implements PcreExec {
         break;
       }
     }
+  }
+
+  /**
+   * For each position of the subject, the last place at or before it where need `i` occurs, -1 where none
+   * does: made once per exec, each character compared a step.
+   */
+  private prevAt(i: number): Int32Array {
+    let prev = prevTables[i];
+    if (this.prevMade[i] === 1) return prev!;
+    const { text } = this;
+    const need = this.needs[i]!;
+    const k = need.length;
+    if (prev === undefined || prev.length < text.length + 1)
+      prevTables[i] = prev = new Int32Array(text.length + 1);
+    let last = -1;
+    let compared = 0;
+    for (let q = 0; q <= text.length; q++) {
+      if (q + k <= text.length) {
+        let j = 0;
+        while (j < k && need[j]![text.charCodeAt(q + j) & 0xff] === 1) j++;
+        compared += j + 1;
+        if (j === k) last = q;
+      }
+      prev[q] = last;
+    }
+    this.steps -= compared;
+    if (this.steps < 0) throw outOfSteps;
+    this.prevMade[i] = 1;
+    return prev;
   }
 
   /**

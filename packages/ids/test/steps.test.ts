@@ -128,6 +128,15 @@ function compare(src: string, f: string, s: string): void {
   const plainV8 = new RegExp(src, f).exec(s);
   const plain = new StepBoundedRegExp(src, f, fixed(1_000_000)).exec(s);
   expect(plain && [plain.index, ...plain]).toEqual(plainV8 && [plainV8.index, ...plainV8]);
+  // with the searches for needs and the loops' tables from the first step (an exec waits for them until
+  // it has taken a step a character, which these short subjects seldom reach)
+  const eager = new StepBoundedRegExp(src, `${f}g`, fixed(1_000_000), undefined, true);
+  const eagerGot = run(
+    (x) => eager.exec(x),
+    s,
+    () => eager.lastIndex,
+  );
+  if (eager.limitHits === 0) expect({ src, f, s, eager: eagerGot }).toEqual({ src, f, s, eager: want });
 }
 
 describe('StepBoundedRegExp', () => {
@@ -143,7 +152,18 @@ describe('StepBoundedRegExp', () => {
     const lit = fc
       .array(fc.constantFrom('a', 'b', 'B', '1', ':', '='), { minLength: 2, maxLength: 4 })
       .map((a) => a.join(''));
-    const loose = fc.constantFrom('\\w*', '.*', '.*?', '[ab]+', '(\\w)', '\\1', '(?:ab|b)', '\\b', '');
+    const loose = fc.constantFrom(
+      '\\w*',
+      '.*',
+      '.*?',
+      '.{2,}',
+      '[ab]+',
+      '(\\w)',
+      '\\1',
+      '(?:ab|b)',
+      '\\b',
+      '',
+    );
     const wrap = fc.constantFrom(
       '%',
       '(%)',
@@ -727,6 +747,56 @@ describe('StepBoundedRegExp', () => {
     expect(anchored.exec('a'.repeat(n))).toBeNull();
     expect(anchored.lastSteps).toBeLessThan(10);
     expect(anchored.exec('BEEF\r\nBEEF')?.index).toBe(0);
+  });
+
+  it('gives a loop back only to where the literal after it starts, and looks for each literal a branch needs', () => {
+    const pcre = String.raw`/((\w+)[\r\n\s]*\x3a=[\r\n\s]*(\x27[^\x27]{128,}\x27|\x22[^\x22]{128,}\x22)[\r\n\s]*\x3b.*layer[\r\n\s]*=>[\r\n\s]*\2|layer\s*=>\s*(\x27[^\x27]{128,}|\x22[^\x22]{128,}))/si`;
+    const t = translatePcre(pcre);
+    if (typeof t === 'string') throw new Error(t);
+    const re = new StepBoundedRegExp(t.re.source, t.re.flags, { perByte: 0, min: 1e10 });
+    const v8 = new RegExp(t.re.source, t.re.flags);
+    // the literal present, after every start in a long word: each start's .* was given back a character at
+    // a time down to "layer" and past it (1,583 steps a byte over 3 KiB, 26,126 over 48 KiB); now only to
+    // where "layer" starts, and the backreference is charged the characters it compares
+    const perByte = (n: number) => {
+      const text = `${'A'.repeat(n)}tst:='${'x'.repeat(130)}';${' =>'.repeat(n / 4)}layer => tst ${'B'.repeat(n)}`;
+      expect(re.exec(text)?.index).toBe(n);
+      expect(v8.exec(text)?.index).toBe(n);
+      return re.lastSteps / text.length;
+    };
+    const small = perByte(1000);
+    expect(perByte(16_000)).toBeLessThan(1.2 * small);
+    expect(small).toBeLessThan(40);
+    // sid 2717's shape: := present but no => anywhere; the branch's two needs are both looked for, and
+    // 30 assignments of 1,075 letters end at once (the family's execs over such text ran out of steps)
+    const src = String.raw`((\w+)[\t-\r ]*:=[\t-\r ]*('[^']{1075,}'|"[^"]{1075,}")[\t-\r ]*;[\s\S]*(oname1|oname2)[\t-\r ]*=>[\t-\r ]*\2|(oname1|oname2)\s*=>\s*('[^']{1075,}|"[^"]{1075,}))`;
+    const assignments = `a:='${'a'.repeat(1075)}';`.repeat(30);
+    const two = new StepBoundedRegExp(src, 'i', { perByte: 64, min: 1000 });
+    expect(two.exec(assignments)).toBeNull();
+    expect(two.limitHits).toBe(0);
+    expect(two.lastSteps / assignments.length).toBeLessThan(16);
+    expect(new RegExp(src, 'i').exec(assignments)).toBeNull();
+    expect(two.exec(`${assignments}oname2 => a`)?.index).toBe(
+      new RegExp(src, 'i').exec(`${assignments}oname2 => a`)?.index,
+    );
+    // the tables are the thread's, shared by instances: two patterns' execs in turn, eager, as V8 has them
+    const x = new StepBoundedRegExp('(\\w)[\\s\\S]*ab\\1', '', fixed(1e6), undefined, true);
+    const y = new StepBoundedRegExp('(\\w)[\\s\\S]*ba\\1', '', fixed(1e6), undefined, true);
+    for (const text of ['xabxab', 'zbaz ba', 'ab ab ba', 'qbaqabq', 'cabcbacab']) {
+      for (const [re, src] of [
+        [x, '(\\w)[\\s\\S]*ab\\1'],
+        [y, '(\\w)[\\s\\S]*ba\\1'],
+      ] as const) {
+        const want = new RegExp(src).exec(text);
+        const got = re.exec(text);
+        expect(got && [got.index, ...got]).toEqual(want && [want.index, ...want]);
+      }
+    }
+    // a long capture that differs from the text at its first character costs a step, not its length
+    const ref = new StepBoundedRegExp('(\\w+),\\1', '', fixed(1e9));
+    const word = 'a'.repeat(4000);
+    ref.exec(`${word},b${word}`);
+    expect(ref.lastSteps).toBeLessThan(40 * 4000); // 22 a start; 8 million when charged the length
   });
 
   it.skipIf(!rules.have)(
