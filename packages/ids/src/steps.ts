@@ -341,8 +341,8 @@ interface Ins {
    */
   memo: number;
   /**
-   * Star, greedy and forward: the index of the run of sets (in `needs`) that must come right after it, or
-   * -1. Given back, it is given back to the places where that run starts (`StepBoundedRegExp.prevAt`).
+   * Star, greedy and forward: the index of the runs of sets (in `nexts`) one of which must come right after
+   * it, or -1. Given back, it is given back to the places where one of them starts (`prevAt`).
    */
   next: number;
   sub: Program | undefined;
@@ -398,6 +398,8 @@ class Compiler {
   memos = 0;
   /** What the Need instructions look for (`opNeed`), by index. */
   readonly needs: Need[] = [];
+  /** What greedy Stars give back to (`Ins.next`), by index: runs, one of which follows the Star. */
+  readonly nexts: Need[][] = [];
   /** Counts of groups open around what is being emitted. */
   private reps = 0;
   constructor(
@@ -427,6 +429,16 @@ class Compiler {
     for (const need of needsOf(node)) code.push(ins(opNeed, { n: this.needIndex(need) }));
   }
 
+  /** The index of a Star's `next` runs in `nexts` (one entry for equal ones). */
+  private nextIndex(runs: Need[]): number {
+    const same = (a: Need[]) =>
+      a.length === runs.length && a.every((r, j) => r.length === runs[j]!.length && holds(r, runs[j]!));
+    const i = this.nexts.findIndex(same);
+    if (i >= 0) return i;
+    this.nexts.push(runs);
+    return this.nexts.length - 1;
+  }
+
   /** The index of a run in `needs` (one entry for equal runs: an exec looks for each once). */
   private needIndex(run: Need): number {
     const i = this.needs.findIndex((r) => r.length === run.length && holds(r, run));
@@ -437,9 +449,9 @@ class Compiler {
 
   /**
    * @param follow the characters what follows may start with (see `Follow`)
-   * @param then forward, a run of sets that what follows always starts with, when known
+   * @param then forward, runs of sets one of which what follows always starts with, when known
    */
-  private emit(node: Node, back: boolean, code: Ins[], follow: Follow, then: Need | undefined): void {
+  private emit(node: Node, back: boolean, code: Ins[], follow: Follow, then: Need[] | undefined): void {
     switch (node.t) {
       case 'set':
         code.push(ins(opSet, { set: node.set }));
@@ -455,19 +467,8 @@ class Compiler {
           const l = lead(items[k]!);
           next = l.nullable ? union(l.set, next) : l.set;
         }
-        // forward, the fixed run that follows each item: those of the items after it, up to one that is not
-        // fixed, and the sequence's own `then` after its last
-        const runs: (Need | undefined)[] = [];
-        let run = back ? undefined : then;
-        for (let k = items.length - 1; k >= 0; k--) {
-          runs[k] = run;
-          if (back) continue;
-          const e = needRuns(items[k]!, [], false);
-          if (e === undefined) run = undefined;
-          else if (e.length > 0) run = [...e, ...(run ?? [])].slice(0, needLengthMax);
-        }
         items.forEach((it, k) => {
-          this.emit(it, back, code, after[k], runs[k]);
+          this.emit(it, back, code, after[k], back ? undefined : startRuns(items, k + 1, then));
         });
         return;
       }
@@ -519,7 +520,7 @@ class Compiler {
           const set = node.body.set;
           const possessive = greedy && follow !== undefined && disjoint(set, follow);
           const memo = this.refs || this.reps > 0 || back || max !== Infinity ? -1 : this.memos++;
-          const next = !back && greedy && !possessive && then !== undefined ? this.needIndex(then) : -1;
+          const next = !back && greedy && !possessive && then !== undefined ? this.nextIndex(then) : -1;
           code.push(ins(opStar, { set, min, max, greedy, possessive, n: this.stars++, memo, next }));
           return;
         }
@@ -713,6 +714,57 @@ function needsOf(node: Node): Need[] {
   return picked;
 }
 
+/** Alternatives a Star's `next` holds at most. */
+const startRunsMax = 8;
+
+/**
+ * Runs of small sets, one of which any match of `items[from..]` starts with, followed by one of `after`
+ * (what follows them) when they take a fixed run whole; undefined when not known. Forward only.
+ */
+function startRuns(items: Node[], from: number, after: Need[] | undefined): Need[] | undefined {
+  const run: Need = [];
+  for (let j = from; j < items.length; j++) {
+    const e = needRuns(items[j]!, [], false);
+    if (e !== undefined) {
+      for (const set of e) if (run.length < needLengthMax) run.push(set);
+      continue;
+    }
+    const p = startRunsOf(items[j]!);
+    if (p === undefined) return run.length > 0 ? [run] : undefined;
+    return joined(run, p);
+  }
+  if (after === undefined) return run.length > 0 ? [run] : undefined;
+  return joined(run, after);
+}
+
+/** `run` followed by each of `then`, each cut to `needLengthMax`. */
+function joined(run: Need, then: Need[]): Need[] {
+  return then.map((t) => [...run, ...t].slice(0, needLengthMax));
+}
+
+/** Runs one of which any match of a node that is not a fixed run starts with (an alternation's branches'), or undefined. */
+function startRunsOf(node: Node): Need[] | undefined {
+  switch (node.t) {
+    case 'group':
+      return startRunsOf(node.body);
+    case 'seq':
+      return startRuns(node.items, 0, undefined);
+    case 'rep':
+      return node.min === 0 ? undefined : startRuns([node.body], 0, undefined);
+    case 'alt': {
+      const out: Need[] = [];
+      for (const a of node.alts) {
+        const p = startRuns([a], 0, undefined);
+        if (p === undefined || out.length + p.length > startRunsMax) return undefined;
+        out.push(...p);
+      }
+      return out;
+    }
+    default:
+      return undefined;
+  }
+}
+
 /** Whether run `a` holds run `b` (the same sets, in order, somewhere in it). */
 function holds(a: Need, b: Need): boolean {
   for (let i = 0; i + b.length <= a.length; i++) if (b.every((set, j) => a[i + j] === set)) return true;
@@ -731,6 +783,8 @@ interface Compiled {
   atStart: boolean;
   /** What the Need instructions look for. */
   needs: Need[];
+  /** What greedy Stars give back to. */
+  nexts: Need[][];
 }
 
 /**
@@ -758,6 +812,7 @@ function compiled(source: string, ci: boolean, dotAll: boolean): Compiled {
     first: firstChars(ast),
     atStart: startsAtLineStart(ast),
     needs: k.needs,
+    nexts: k.nexts,
   };
   if (compiledCache.size >= compiledCacheMax) compiledCache.clear();
   compiledCache.set(key, c);
@@ -780,8 +835,8 @@ const btEntry = 4;
 
 const outOfSteps = Symbol('out of steps');
 /**
- * Per need index, for each position of the subject of the exec under way the last place at or before it
- * where that need occurs (-1: none): the tables of `StepBoundedRegExp.prevAt`, shared by every instance
+ * Per index of a Star's `next`, for each position of the subject of the exec under way the last place at
+ * or before it where one of its runs starts (-1: none): the tables of `StepBoundedRegExp.prevAt`, shared by every instance
  * in the thread (an exec runs to its end before another starts, and each exec marks which it made). Tables
  * longer than `prevTableKept` (subjects past 64 KiB) are dropped when their exec ends.
  */
@@ -836,6 +891,7 @@ export class StepBoundedRegExp implements PcreExec {
   private readonly entryFrom: Int32Array;
   private readonly entryEnd: Int32Array;
   private readonly needs: Need[];
+  private readonly nexts: Need[][];
   /** Per need, where its last occurrence in the subject starts (-1: none), found at its first use in an exec; -2: not yet. */
   private readonly needAt: Int32Array;
   /** The steps left from which on this exec looks for needs (`opNeed`): Infinity, from its start. */
@@ -891,8 +947,9 @@ export class StepBoundedRegExp implements PcreExec {
     this.first = c.first;
     this.atStart = c.atStart;
     this.needs = c.needs;
+    this.nexts = c.nexts;
     this.needAt = new Int32Array(c.needs.length);
-    this.prevMade = new Uint8Array(c.needs.length);
+    this.prevMade = new Uint8Array(c.nexts.length);
   }
 
   /** Whether the expression holds a backreference (what the engine runs through this machine). */
@@ -1264,25 +1321,29 @@ export class StepBoundedRegExp implements PcreExec {
   }
 
   /**
-   * For each position of the subject, the last place at or before it where need `i` occurs, -1 where none
-   * does: made once per exec, each character compared a step.
+   * For each position of the subject, the last place at or before it where one of the runs of `nexts[i]`
+   * starts, -1 where none does: made once per exec, each character compared a step.
    */
   private prevAt(i: number): Int32Array {
     let prev = prevTables[i];
     if (this.prevMade[i] === 1) return prev!;
     const { text } = this;
-    const need = this.needs[i]!;
-    const k = need.length;
+    const runs = this.nexts[i]!;
     if (prev === undefined || prev.length < text.length + 1)
       prevTables[i] = prev = new Int32Array(text.length + 1);
     let last = -1;
     let compared = 0;
     for (let q = 0; q <= text.length; q++) {
-      if (q + k <= text.length) {
+      for (const run of runs) {
+        const k = run.length;
+        if (q + k > text.length) continue;
         let j = 0;
-        while (j < k && need[j]![text.charCodeAt(q + j) & 0xff] === 1) j++;
+        while (j < k && run[j]![text.charCodeAt(q + j) & 0xff] === 1) j++;
         compared += j + 1;
-        if (j === k) last = q;
+        if (j === k) {
+          last = q;
+          break;
+        }
       }
       prev[q] = last;
     }
