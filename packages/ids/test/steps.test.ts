@@ -812,6 +812,19 @@ describe('StepBoundedRegExp', () => {
     expect(ref.lastSteps).toBeLessThan(40 * 4000); // 22 a start; 8 million when charged the length
   });
 
+  it("raises sid 2682's alert when a long word comes before the attack (it ran out of steps there, as PCRE's match limit would)", () => {
+    // the community rule with its header opened up and no flow option, over one packet
+    const rule =
+      'alert tcp any any -> any any (msg:"SERVER-ORACLE mdsys.md2.validate_geom buffer overflow attempt"; content:"mdsys.md2.validate_geom",nocase; pcre:"/((\\w+)[\\r\\n\\s]*\\x3a=[\\r\\n\\s]*(\\x27[^\\x27]{128,}\\x27|\\x22[^\\x22]{128,}\\x22)[\\r\\n\\s]*\\x3b.*layer[\\r\\n\\s]*=>[\\r\\n\\s]*\\2|layer\\s*=>\\s*(\\x27[^\\x27]{128,}|\\x22[^\\x22]{128,})|\\(\\s*(\\x27[^\\x27]{128,}|\\x22[^\\x22]{128,}))/si"; sid:2682;)';
+    const engine = new Engine(parseRules(rule, 'test').rules);
+    // 3,000 letters glued to the assignment's name: every start in them is tried before the name's own
+    const attack = `tst:='${'x'.repeat(200)}'; mdsys.md2.validate_geom(layer => tst)`;
+    const payload = `begin ${'A'.repeat(3000)}${attack}`;
+    const sids = engine.inspect(pkt({ payload }), 1).map((a) => a.sid);
+    expect(sids).toEqual([2682]);
+    expect(engine.stats.pcreStepLimits).toBe(0);
+  });
+
   it.skipIf(!rules.have)(
     'reads every translated community pcre; those with a backreference are the ones it runs',
     () => {
