@@ -305,7 +305,7 @@ const opMatch = 13;
 /** A Split whose branch must start with a character of `set`: without one, straight to the other branch. */
 const opSplitIf = 14;
 /**
- * Fails unless the subject holds the program's need `n` (a run of character sets, `needOf`) somewhere from
+ * Fails unless the subject holds the program's need `n` (a run of character sets, `needsOf`) somewhere from
  * the position on: what follows cannot match without it.
  */
 const opNeed = 15;
