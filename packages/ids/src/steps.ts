@@ -468,7 +468,11 @@ class Compiler {
           next = l.nullable ? union(l.set, next) : l.set;
         }
         items.forEach((it, k) => {
-          this.emit(it, back, code, after[k], back ? undefined : startRuns(items, k + 1, then));
+          // what follows matters to a greedy loop over one set, and to the groups and branches that may end
+          // with one
+          const takes =
+            it.t === 'group' || it.t === 'alt' || (it.t === 'rep' && it.greedy && it.body.t === 'set');
+          this.emit(it, back, code, after[k], back || !takes ? undefined : startRuns(items, k + 1, then));
         });
         return;
       }
@@ -619,6 +623,18 @@ const needSetMax = 4;
 const needLengthMin = 2;
 const needLengthMax = 16;
 
+const smallSets = new WeakMap<Uint8Array, boolean>();
+/** Whether a set holds 1 to `needSetMax` characters (worked out once per set: sets are shared by atom). */
+function small(set: Uint8Array): boolean {
+  let is = smallSets.get(set);
+  if (is === undefined) {
+    let n = 0;
+    for (let c = 0; c < 256; c++) n += set[c]!;
+    smallSets.set(set, (is = n > 0 && n <= needSetMax));
+  }
+  return is;
+}
+
 /** A run of sets a node's match holds, and whether it starts where the node does (`needRuns`). */
 interface NeedRun {
   run: Need;
@@ -633,11 +649,8 @@ interface NeedRun {
  */
 function needRuns(node: Node, out: NeedRun[], atStart: boolean): Need | undefined {
   switch (node.t) {
-    case 'set': {
-      let n = 0;
-      for (let c = 0; c < 256; c++) n += node.set[c]!;
-      return n > 0 && n <= needSetMax ? [node.set] : undefined;
-    }
+    case 'set':
+      return small(node.set) ? [node.set] : undefined;
     case 'group':
       return needRuns(node.body, out, atStart);
     case 'rep': {
