@@ -341,8 +341,9 @@ interface Ins {
    */
   memo: number;
   /**
-   * Star, greedy and forward: the index of the runs of sets (in `nexts`) one of which must come right after
-   * it, or -1. Given back, it is given back to the places where one of them starts (`prevAt`).
+   * Star, forward: the index of the runs of sets (in `nexts`) one of which must come right after it, or -1.
+   * Greedy, it is given back to the places where one of them starts (`prevAt`); lazy, it takes more up to
+   * the next such place (`nextAt`).
    */
   next: number;
   sub: Program | undefined;
@@ -468,10 +469,8 @@ class Compiler {
           next = l.nullable ? union(l.set, next) : l.set;
         }
         items.forEach((it, k) => {
-          // what follows matters to a greedy loop over one set, and to the groups and branches that may end
-          // with one
-          const takes =
-            it.t === 'group' || it.t === 'alt' || (it.t === 'rep' && it.greedy && it.body.t === 'set');
+          // what follows matters to a loop over one set, and to the groups and branches that may end with one
+          const takes = it.t === 'group' || it.t === 'alt' || (it.t === 'rep' && it.body.t === 'set');
           this.emit(it, back, code, after[k], back || !takes ? undefined : startRuns(items, k + 1, then));
         });
         return;
@@ -524,7 +523,7 @@ class Compiler {
           const set = node.body.set;
           const possessive = greedy && follow !== undefined && disjoint(set, follow);
           const memo = this.refs || this.reps > 0 || back || max !== Infinity ? -1 : this.memos++;
-          const next = !back && greedy && !possessive && then !== undefined ? this.nextIndex(then) : -1;
+          const next = !back && !possessive && then !== undefined ? this.nextIndex(then) : -1;
           code.push(ins(opStar, { set, min, max, greedy, possessive, n: this.stars++, memo, next }));
           return;
         }
@@ -854,6 +853,8 @@ const outOfSteps = Symbol('out of steps');
  * longer than `prevTableKept` (subjects past 64 KiB) are dropped when their exec ends.
  */
 const prevTables: (Int32Array | undefined)[] = [];
+/** The same for the first place at or after each position (`StepBoundedRegExp.nextAt`). */
+const nextTables: (Int32Array | undefined)[] = [];
 const prevTableKept = (1 << 16) + 1;
 /** The longest backtrack stack an instance keeps between execs, in numbers (256 KB). */
 const stackKept = 1 << 16;
@@ -909,8 +910,9 @@ export class StepBoundedRegExp implements PcreExec {
   private readonly needAt: Int32Array;
   /** The steps left from which on this exec looks for needs (`opNeed`): Infinity, from its start. */
   private needsFrom = 0;
-  /** Which needs' tables in `prevTables` this exec made (`prevAt`). */
+  /** Which of `prevTables` and `nextTables` this exec made (`prevAt`, `nextAt`). */
   private readonly prevMade: Uint8Array;
+  private readonly nextMade: Uint8Array;
   /** The steps left from which on this exec makes those tables: once it has taken a step a character. */
   private tablesFrom = 0;
   private stack = new Int32Array(256);
@@ -963,6 +965,7 @@ export class StepBoundedRegExp implements PcreExec {
     this.nexts = c.nexts;
     this.needAt = new Int32Array(c.needs.length);
     this.prevMade = new Uint8Array(c.nexts.length);
+    this.nextMade = new Uint8Array(c.nexts.length);
   }
 
   /** Whether the expression holds a backreference (what the engine runs through this machine). */
@@ -1020,6 +1023,7 @@ export class StepBoundedRegExp implements PcreExec {
     this.needsFrom = this.sticky || (this.atStart && !this.multiline) ? late : Number.POSITIVE_INFINITY;
     this.tablesFrom = late;
     this.prevMade.fill(0);
+    this.nextMade.fill(0);
     const { first, regs } = this;
     let end = -1;
     try {
@@ -1047,8 +1051,9 @@ export class StepBoundedRegExp implements PcreExec {
       // a stack grown by one exec (up to 16 bytes a step of its budget: 17 MB for (a|a)*b over 64 KiB) is not
       // kept by the instance; every rule holds its own
       if (this.stack.length > stackKept) this.stack = new Int32Array(256);
-      for (let i = 0; i < prevTables.length; i++)
-        if ((prevTables[i]?.length ?? 0) > prevTableKept) prevTables[i] = undefined;
+      for (const tables of [prevTables, nextTables])
+        for (let i = 0; i < tables.length; i++)
+          if ((tables[i]?.length ?? 0) > prevTableKept) tables[i] = undefined;
     }
     this.lastSteps = stepsMax - this.steps;
     if (end < 0) {
@@ -1323,6 +1328,13 @@ export class StepBoundedRegExp implements PcreExec {
           // lazy: one more character, if the set takes it
           const q = back ? b - c : b + c - 1;
           if (q < 0 || q >= len || star.set[text.charCodeAt(q) & 0xff] === 0) continue;
+          if (star.next >= 0 && this.steps <= this.tablesFrom) {
+            // more characters, up to the next place where a run that must follow starts, if the loop's set
+            // takes all of them
+            const at = this.nextAt(star.next)[b + c]!;
+            if (at < 0 || at - b > star.max || at > this.lazyRunEnd(star, q)) continue;
+            c = at - b;
+          }
           if (star.memo >= 0 && b + c >= this.coveredFrom(star, b)) continue;
           if (c < star.max) this.push(btStarLazy, a, b, c + 1);
         }
@@ -1333,37 +1345,64 @@ export class StepBoundedRegExp implements PcreExec {
     }
   }
 
-  /**
-   * For each position of the subject, the last place at or before it where one of the runs of `nexts[i]`
-   * starts, -1 where none does: made once per exec, each character compared a step.
-   */
+  /** For each position of the subject, the last place at or before it where one of `nexts[i]` starts (-1: none). */
   private prevAt(i: number): Int32Array {
-    let prev = prevTables[i];
-    if (this.prevMade[i] === 1) return prev!;
+    if (this.prevMade[i] === 1) return prevTables[i]!;
+    this.prevMade[i] = 1;
+    return this.places(i, prevTables, true);
+  }
+
+  /** For each position of the subject, the first place at or after it where one of `nexts[i]` starts (-1: none). */
+  private nextAt(i: number): Int32Array {
+    if (this.nextMade[i] === 1) return nextTables[i]!;
+    this.nextMade[i] = 1;
+    return this.places(i, nextTables, false);
+  }
+
+  /**
+   * Fills `tables[i]` for this exec's subject: for each position, the last place at or before it (`last`)
+   * or the first at or after it where one of the runs of `nexts[i]` starts, -1 where none does. Each
+   * character compared a step.
+   */
+  private places(i: number, tables: (Int32Array | undefined)[], last: boolean): Int32Array {
     const { text } = this;
+    const len = text.length;
+    let table = tables[i];
+    if (table === undefined || table.length < len + 1) tables[i] = table = new Int32Array(len + 1);
     const runs = this.nexts[i]!;
-    if (prev === undefined || prev.length < text.length + 1)
-      prevTables[i] = prev = new Int32Array(text.length + 1);
-    let last = -1;
+    let found = -1;
     let compared = 0;
-    for (let q = 0; q <= text.length; q++) {
+    for (let k = 0; k <= len; k++) {
+      const q = last ? k : len - k;
       for (const run of runs) {
-        const k = run.length;
-        if (q + k > text.length) continue;
+        if (q + run.length > len) continue;
         let j = 0;
-        while (j < k && run[j]![text.charCodeAt(q + j) & 0xff] === 1) j++;
+        while (j < run.length && run[j]![text.charCodeAt(q + j) & 0xff] === 1) j++;
         compared += j + 1;
-        if (j === k) {
-          last = q;
+        if (j === run.length) {
+          found = q;
           break;
         }
       }
-      prev[q] = last;
+      table[q] = found;
     }
     this.steps -= compared;
     if (this.steps < 0) throw outOfSteps;
-    this.prevMade[i] = 1;
-    return prev;
+    return table;
+  }
+
+  /**
+   * Where the run of a lazy Star's set that holds position q ends (forward), read once per run: the Star's
+   * run slot keeps it (as a greedy Star's does).
+   */
+  private lazyRunEnd(star: Ins, q: number): number {
+    const from = this.runFrom[star.n]!;
+    const end = this.runEnd[star.n]!;
+    if (from >= 0 && from <= q && q < end) return end;
+    const e = this.runTo(star.set, q, Number.POSITIVE_INFINITY, from, end);
+    this.runFrom[star.n] = q;
+    this.runEnd[star.n] = e;
+    return e;
   }
 
   /**

@@ -805,6 +805,19 @@ describe('StepBoundedRegExp', () => {
         expect(got && [got.index, ...got]).toEqual(want && [want.index, ...want]);
       }
     }
+    // a lazy loop before its literal, with a backreference (no memo): each start took characters one at a
+    // time up to "KEY=" (1,509 steps a byte over 3 KiB, 24,009 over 48 KiB); now up to where it starts
+    const lazy = new StepBoundedRegExp('(\\w+):.*?KEY=\\1;', 's', fixed(1e10));
+    const lazyPerByte = (n: number, tail: string) => {
+      const text = `${'a'.repeat(n)}:${' x'.repeat(n)} KEY=${tail}; ${'b'.repeat(n)}`;
+      const want = /(\w+):.*?KEY=\1;/s.exec(text);
+      const got = lazy.exec(text);
+      expect(got && [got.index, ...got]).toEqual(want && [want.index, ...want]);
+      return lazy.lastSteps / text.length;
+    };
+    expect(lazyPerByte(16_000, 'zz')).toBeLessThan(1.2 * lazyPerByte(1000, 'zz'));
+    expect(lazyPerByte(1000, 'zz')).toBeLessThan(20);
+    lazyPerByte(1000, 'aaa'); // a match: the last three letters of the word
     // a long capture that differs from the text at its first character costs a step, not its length
     const ref = new StepBoundedRegExp('(\\w+),\\1', '', fixed(1e9));
     const word = 'a'.repeat(4000);
