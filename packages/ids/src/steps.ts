@@ -12,7 +12,7 @@
  * not repeat itself where it need not: a loop reads a run of its set once for all the starts inside it, gives
  * nothing back where what follows cannot start with what it takes, (without a backreference) remembers
  * the runs it failed from whole, fails a branch at once where a literal it must take after its start
- * occurs nowhere further on (a Need), and gives a greedy loop back only to where the literal after it
+ * occurs nowhere further on (a Need), and moves a loop's count straight to where the literal after it
  * starts, so those patterns take steps linear in their subject.
  *
  * Semantics are ECMAScript's (ECMA-262, 22.2.2 "Pattern Semantics", with Annex B's syntax as far as
