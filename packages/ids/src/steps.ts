@@ -934,10 +934,11 @@ export class StepBoundedRegExp implements PcreExec {
     readonly budget: StepsBudget,
     private readonly onLimit?: () => void,
     /**
-     * Look for needs and make the loops' tables from an exec's first step, where an exec otherwise waits
-     * until it has taken a step a character (tests: the searches then run on short subjects too).
+     * When an exec looks for needs and makes the loops' tables: `late` (once it has taken a step a
+     * character, where it tries one start only), `eager` (from its first step) or `off` (never: the machine
+     * a backtracking matcher as V8's is, for tests that must know where V8 may take exponential time).
      */
-    private readonly eagerSearches = false,
+    private readonly searches: 'late' | 'eager' | 'off' = 'late',
   ) {
     for (const k of ['perByte', 'min'] as const)
       if (!Number.isSafeInteger(budget[k]) || budget[k] < 0)
@@ -1019,8 +1020,11 @@ export class StepBoundedRegExp implements PcreExec {
     this.runFrom.fill(-1);
     this.entryFrom.fill(-1);
     this.needAt.fill(-2);
-    const late = this.eagerSearches ? stepsMax : stepsMax - text.length;
-    this.needsFrom = this.sticky || (this.atStart && !this.multiline) ? late : Number.POSITIVE_INFINITY;
+    const mode = this.searches;
+    const late =
+      mode === 'off' ? Number.NEGATIVE_INFINITY : mode === 'eager' ? stepsMax : stepsMax - text.length;
+    this.needsFrom =
+      mode === 'off' || this.sticky || (this.atStart && !this.multiline) ? late : Number.POSITIVE_INFINITY;
     this.tablesFrom = late;
     this.prevMade.fill(0);
     this.nextMade.fill(0);
