@@ -735,17 +735,22 @@ const startRunsMax = 8;
  */
 function startRuns(items: Node[], from: number, after: Need[] | undefined): Need[] | undefined {
   const run: Need = [];
-  for (let j = from; j < items.length; j++) {
+  // a run is cut at needLengthMax sets, and at most twice that many items are read (zero-width ones add
+  // none): the work per item stays bounded, so a sequence of thousands of groups compiles in linear time
+  const to = Math.min(items.length, from + 2 * needLengthMax);
+  for (let j = from; j < to; j++) {
     const e = needRuns(items[j]!, [], false);
     if (e !== undefined) {
       for (const set of e) if (run.length < needLengthMax) run.push(set);
+      if (run.length === needLengthMax) return [run];
       continue;
     }
     const p = startRunsOf(items[j]!);
     if (p === undefined) return run.length > 0 ? [run] : undefined;
     return joined(run, p);
   }
-  if (after === undefined) return run.length > 0 ? [run] : undefined;
+  // every item read is fixed: what follows them, when all were read and it is known
+  if (to < items.length || after === undefined) return run.length > 0 ? [run] : undefined;
   return joined(run, after);
 }
 
