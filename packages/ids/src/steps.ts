@@ -399,7 +399,7 @@ class Compiler {
   memos = 0;
   /** What the Need instructions look for (`opNeed`), by index. */
   readonly needs: Need[] = [];
-  /** What greedy Stars give back to (`Ins.next`), by index: runs, one of which follows the Star. */
+  /** What the Stars' counts move to (`Ins.next`), by index: runs, one of which follows the Star. */
   readonly nexts: Need[][] = [];
   /** Counts of groups open around what is being emitted. */
   private reps = 0;
@@ -432,20 +432,16 @@ class Compiler {
 
   /** The index of a Star's `next` runs in `nexts` (one entry for equal ones). */
   private nextIndex(runs: Need[]): number {
-    const same = (a: Need[]) =>
-      a.length === runs.length && a.every((r, j) => r.length === runs[j]!.length && holds(r, runs[j]!));
-    const i = this.nexts.findIndex(same);
-    if (i >= 0) return i;
-    this.nexts.push(runs);
-    return this.nexts.length - 1;
+    return indexIn(
+      this.nexts,
+      runs,
+      (a) => a.length === runs.length && a.every((r, j) => sameRun(r, runs[j]!)),
+    );
   }
 
   /** The index of a run in `needs` (one entry for equal runs: an exec looks for each once). */
   private needIndex(run: Need): number {
-    const i = this.needs.findIndex((r) => r.length === run.length && holds(r, run));
-    if (i >= 0) return i;
-    this.needs.push(run);
-    return this.needs.length - 1;
+    return indexIn(this.needs, run, (r) => sameRun(r, run));
   }
 
   /**
@@ -782,6 +778,19 @@ function startRunsOf(node: Node): Need[] | undefined {
   }
 }
 
+/** Whether two runs are the same sets in the same order. */
+function sameRun(a: Need, b: Need): boolean {
+  return a.length === b.length && holds(a, b);
+}
+
+/** The index of the entry of `list` that `same` takes for `x`, added at the end when there is none. */
+function indexIn<T>(list: T[], x: T, same: (e: T) => boolean): number {
+  const i = list.findIndex(same);
+  if (i >= 0) return i;
+  list.push(x);
+  return list.length - 1;
+}
+
 /** Whether run `a` holds run `b` (the same sets, in order, somewhere in it). */
 function holds(a: Need, b: Need): boolean {
   for (let i = 0; i + b.length <= a.length; i++) if (b.every((set, j) => a[i + j] === set)) return true;
@@ -800,7 +809,7 @@ interface Compiled {
   atStart: boolean;
   /** What the Need instructions look for. */
   needs: Need[];
-  /** What greedy Stars give back to. */
+  /** What the Stars' counts move to. */
   nexts: Need[][];
 }
 
@@ -853,14 +862,14 @@ const btEntry = 4;
 const outOfSteps = Symbol('out of steps');
 /**
  * Per index of a Star's `next`, for each position of the subject of the exec under way the last place at
- * or before it where one of its runs starts (-1: none): the tables of `StepBoundedRegExp.prevAt`, shared by every instance
- * in the thread (an exec runs to its end before another starts, and each exec marks which it made). Tables
- * longer than `prevTableKept` (subjects past 64 KiB) are dropped when their exec ends.
+ * or before it where one of its runs starts (-1: none): the tables of `StepBoundedRegExp.prevAt`, shared by
+ * every instance in the thread (an exec runs to its end before another starts, and each exec marks which it
+ * made). Tables longer than `tableKept` (subjects past 64 KiB) are dropped when their exec ends.
  */
 const prevTables: (Int32Array | undefined)[] = [];
 /** The same for the first place at or after each position (`StepBoundedRegExp.nextAt`). */
 const nextTables: (Int32Array | undefined)[] = [];
-const prevTableKept = (1 << 16) + 1;
+const tableKept = (1 << 16) + 1;
 /** The longest backtrack stack an instance keeps between execs, in numbers (256 KB). */
 const stackKept = 1 << 16;
 
@@ -1060,9 +1069,10 @@ export class StepBoundedRegExp implements PcreExec {
       // a stack grown by one exec (up to 16 bytes a step of its budget: 17 MB for (a|a)*b over 64 KiB) is not
       // kept by the instance; every rule holds its own
       if (this.stack.length > stackKept) this.stack = new Int32Array(256);
-      for (const tables of [prevTables, nextTables])
-        for (let i = 0; i < tables.length; i++)
-          if ((tables[i]?.length ?? 0) > prevTableKept) tables[i] = undefined;
+      if (text.length + 1 > tableKept)
+        for (const tables of [prevTables, nextTables])
+          for (let i = 0; i < tables.length; i++)
+            if ((tables[i]?.length ?? 0) > tableKept) tables[i] = undefined;
     }
     this.lastSteps = stepsMax - this.steps;
     if (end < 0) {
@@ -1385,8 +1395,7 @@ export class StepBoundedRegExp implements PcreExec {
       const q = last ? k : len - k;
       for (const run of runs) {
         if (q + run.length > len) continue;
-        let j = 0;
-        while (j < run.length && run[j]![text.charCodeAt(q + j) & 0xff] === 1) j++;
+        const j = this.matched(run, q);
         compared += j + 1;
         if (j === run.length) {
           found = q;
@@ -1419,22 +1428,24 @@ export class StepBoundedRegExp implements PcreExec {
    * character compared a step.
    */
   private lastOf(need: Need): number {
-    const { text } = this;
-    const k = need.length;
-    const first = need[0]!;
     let compared = 0;
-    let s = text.length - k;
+    let s = this.text.length - need.length;
     for (; s >= 0; s--) {
-      compared++;
-      if (first[text.charCodeAt(s) & 0xff] === 0) continue;
-      let j = 1;
-      while (j < k && need[j]![text.charCodeAt(s + j) & 0xff] === 1) j++;
-      compared += j - 1;
-      if (j === k) break;
+      const j = this.matched(need, s);
+      compared += Math.max(j, 1);
+      if (j === need.length) break;
     }
     this.steps -= compared;
     if (this.steps < 0) throw outOfSteps;
     return Math.max(s, -1);
+  }
+
+  /** How many sets of `run` the subject matches from position q on, one after another (run fits there). */
+  private matched(run: Need, q: number): number {
+    const { text } = this;
+    let j = 0;
+    while (j < run.length && run[j]![text.charCodeAt(q + j) & 0xff] === 1) j++;
+    return j;
   }
 
   /**

@@ -146,6 +146,16 @@ function compare(src: string, f: string, s: string): void {
   if (eager.limitHits === 0) expect({ src, f, s, eager: eagerGot }).toEqual({ src, f, s, eager: want });
 }
 
+/** Sid 2682's pcre: the ((\w+)...\x3a=...\2) family with "layer" as its keyword. */
+const layerFamily = String.raw`/((\w+)[\r\n\s]*\x3a=[\r\n\s]*(\x27[^\x27]{128,}\x27|\x22[^\x22]{128,}\x22)[\r\n\s]*\x3b.*layer[\r\n\s]*=>[\r\n\s]*\2|layer\s*=>\s*(\x27[^\x27]{128,}|\x22[^\x22]{128,}))/si`;
+
+/** A pcre's translation, which these tests expect to exist. */
+function translated(pcre: string): RegExp {
+  const t = translatePcre(pcre);
+  if (typeof t === 'string') throw new Error(t);
+  return t.re;
+}
+
 describe('StepBoundedRegExp', () => {
   it('matches as V8 does: index, text, every group, lastIndex (property)', () => {
     fc.assert(
@@ -715,9 +725,7 @@ describe('StepBoundedRegExp', () => {
     // past the budget of 64 (as PCRE's match limit bounds Snort's execs). Each alternative now begins with
     // a Need: "layer" (case-insensitive), looked for once per exec from the end; from every start after its
     // last occurrence the alternative fails at once.
-    const pcre = String.raw`/((\w+)[\r\n\s]*\x3a=[\r\n\s]*(\x27[^\x27]{128,}\x27|\x22[^\x22]{128,}\x22)[\r\n\s]*\x3b.*layer[\r\n\s]*=>[\r\n\s]*\2|layer\s*=>\s*(\x27[^\x27]{128,}|\x22[^\x22]{128,}))/si`;
-    const t = translatePcre(pcre);
-    if (typeof t === 'string') throw new Error(t);
+    const t = { re: translated(layerFamily) };
     const text = `${'A'.repeat(1100)}tst:='${'x'.repeat(130)}';${' =>'.repeat(500)}`;
     const machine = new StepBoundedRegExp(t.re.source, t.re.flags, { perByte: 64, min: 100_000 });
     expect(machine.exec(text)).toBeNull();
@@ -757,9 +765,7 @@ describe('StepBoundedRegExp', () => {
   });
 
   it('gives a loop back only to where the literal after it starts, and looks for each literal a branch needs', () => {
-    const pcre = String.raw`/((\w+)[\r\n\s]*\x3a=[\r\n\s]*(\x27[^\x27]{128,}\x27|\x22[^\x22]{128,}\x22)[\r\n\s]*\x3b.*layer[\r\n\s]*=>[\r\n\s]*\2|layer\s*=>\s*(\x27[^\x27]{128,}|\x22[^\x22]{128,}))/si`;
-    const t = translatePcre(pcre);
-    if (typeof t === 'string') throw new Error(t);
+    const t = { re: translated(layerFamily) };
     const re = new StepBoundedRegExp(t.re.source, t.re.flags, { perByte: 0, min: 1e10 });
     const v8 = new RegExp(t.re.source, t.re.flags);
     // the literal present, after every start in a long word: each start's .* was given back a character at
@@ -777,8 +783,7 @@ describe('StepBoundedRegExp', () => {
     // a loop before an alternation of keywords (75 community rules: `.*(sname|oname|type|gname)`) is given
     // back to where any of them starts: 3,230 steps a byte over 4 KiB and 69,598 over 49 KiB before
     const keywords = String.raw`/((\w+)[\r\n\s]*\x3a=[\r\n\s]*(\x27[^\x27]{1075,}\x27|\x22[^\x22]{1075,}\x22)[\r\n\s]*\x3b.*(sname|oname|type|gname)[\r\n\s]*=>[\r\n\s]*\2|(sname|oname|type|gname)\s*=>\s*(\x27[^\x27]{1075,}|\x22[^\x22]{1075,}))/si`;
-    const k = translatePcre(keywords);
-    if (typeof k === 'string') throw new Error(k);
+    const k = { re: translated(keywords) };
     const kre = new StepBoundedRegExp(k.re.source, k.re.flags, { perByte: 0, min: 1e10 });
     const kPerByte = (n: number) => {
       const text = `${'A'.repeat(n)}tst:='${'x'.repeat(1080)}';${' =>'.repeat(n / 4)}oname => tst ${'B'.repeat(n)}`;
