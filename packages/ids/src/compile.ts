@@ -24,7 +24,15 @@ import {
   type SubBuffer,
   stepCount,
 } from './match.js';
-import { type AddrTest, addrBytesTest, expandedSpec, type PortTest, portTest, v4Of } from './netspec.js';
+import {
+  type AddrTest,
+  addrBytesTest,
+  expandedSpec,
+  type PortTest,
+  portTest,
+  sharedEntry,
+  v4Of,
+} from './netspec.js';
 import {
   fieldMax,
   flagsTest,
@@ -54,10 +62,10 @@ export const pcreBacktracksMaxDefault = 10_000;
  * The default steps per byte of a buffer for a pcre in the step machine (`EngineOptions.pcreStepsPerByte`).
  * The community rules' `((\w+)...\x3a=...\2...)` family takes 14-19 a byte there, over text of short words
  * or long runs of letters (where V8 is quadratic: 29-42 ms an exec over 8 KiB of letters, about 2 s over
- * 64 KiB), the log4j and FTP format-string pcres 10-12.5. Its worst case is quadratic in the machine too: a
- * long word right before `:=`, a quoted string of 128+ characters and `;`, and no `layer` after (1,148 a
- * byte over 3,000 bytes, test/steps.test.ts): such an exec ends as no match, counted, as PCRE's match limit
- * ends Snort's.
+ * 64 KiB), the log4j and FTP format-string pcres 10-12.5. An exec past it ends as no match, counted, as PCRE's
+ * match limit ends Snort's; since the machine's Needs and loop tables (2026-12-06) the family's worst cases
+ * found so far take under 35 a byte (test/steps.test.ts), and a count of a group holding loops is what still
+ * runs out.
  */
 export const pcreStepsPerByteDefault = 64;
 
@@ -752,13 +760,11 @@ export class RuleCompiler {
     // built in any case, so a spec this engine cannot take fails here with its own error; then the test of
     // an earlier engine of this thread with the same expansion, if any (see sharedAddrTests)
     const test = addrBytesTest(spec, this.vars);
-    const key = expandedSpec(spec, this.vars);
-    t = key === undefined ? undefined : sharedAddrTests.get(key);
-    if (!t) {
+    const remembering = (): AddrTest => {
       // the last IPv4 address (as a signed 32-bit number) and its answer (0: none yet, 1 fails, 2 passes),
       // in a typed array: a closure variable holding a number past 2^30 is a new heap number per store
       const memo = new Int32Array(2);
-      t = (a) => {
+      return (a) => {
         if (a.length !== 4) return test(a);
         const x = v4Of(a) | 0;
         if (memo[1] === 0 || memo[0] !== x) {
@@ -767,11 +773,9 @@ export class RuleCompiler {
         }
         return memo[1] === 2;
       };
-      if (key !== undefined) {
-        if (sharedAddrTests.size >= addrTestsShared) sharedAddrTests.clear();
-        sharedAddrTests.set(key, t);
-      }
-    }
+    };
+    const key = expandedSpec(spec, this.vars);
+    t = key === undefined ? remembering() : sharedEntry(sharedAddrTests, addrTestsShared, key, remembering);
     this.addrTests.set(spec, t);
     return t;
   }

@@ -241,7 +241,20 @@ function complement(iv: number[]): number[] {
   return out;
 }
 
-/** Membership in sorted, disjoint intervals: a scan for a few, a binary search for more. */
+/**
+ * The entry for `key` of a map shared by a thread's engines, made by `make` when missing; the map is emptied
+ * once it holds `max` entries, so it costs bounded memory whatever the rule sets.
+ */
+export function sharedEntry<T>(map: Map<string, T>, max: number, key: string, make: () => T): T {
+  let t = map.get(key);
+  if (t === undefined) {
+    if (map.size >= max) map.clear();
+    t = make();
+    map.set(key, t);
+  }
+  return t;
+}
+
 /**
  * Port tests by their intervals, shared by every engine of this thread: a rule reloaded, or a second engine
  * built from the same rules, calls the same functions, so the packet code optimized on the first engine's
@@ -253,16 +266,10 @@ const sharedPortTests = new Map<string, PortTest>();
 export const portTestsShared = 4096;
 
 function intervalTest(iv: number[]): PortTest {
-  const key = iv.join(',');
-  let t = sharedPortTests.get(key);
-  if (t === undefined) {
-    if (sharedPortTests.size >= portTestsShared) sharedPortTests.clear();
-    t = newIntervalTest(iv);
-    sharedPortTests.set(key, t);
-  }
-  return t;
+  return sharedEntry(sharedPortTests, portTestsShared, iv.join(','), () => newIntervalTest(iv));
 }
 
+/** Membership in sorted, disjoint intervals: a scan for a few, a binary search for more. */
 function newIntervalTest(iv: number[]): PortTest {
   if (iv.length === 0) return () => false;
   if (iv.length === 2) {
