@@ -341,6 +341,16 @@ interface Ins {
    */
   memo: number;
   /**
+   * Where failures in the body of an unbounded count of a group are remembered (`loopTables`), or -1:
+   * RepLoop: its slot for the positions where an entry into its loop (the minimum reached) failed.
+   * Star (greedy, in such a count's body, not in a count inside it): its slot for the positions its count
+   * ended at where everything after failed, to skip when it gives back. Only counts past the Star's
+   * minimum are recorded (those it gave back from), which end past where the count's iteration started:
+   * from there what follows depends on the position alone (at the iteration's start the end of the body
+   * may refuse an empty iteration).
+   */
+  loop: number;
+  /**
    * Star, forward: the index of the runs of sets (in `nexts`) one of which must come right after it, or -1.
    * Greedy, it is given back to the places where one of them starts (`prevAt`); lazy, it takes more up to
    * the next such place (`nextAt`).
@@ -368,6 +378,7 @@ function ins(op: number, o: Partial<Ins> = {}): Ins {
     n: 0,
     k: '^',
     memo: -1,
+    loop: -1,
     next: -1,
     sub: undefined,
     negative: false,
@@ -397,6 +408,8 @@ class Compiler {
   stars = 0;
   /** Stars whose failures are remembered (see `Ins.memo`). */
   memos = 0;
+  /** Slots of remembered failures in the bodies of counts of groups (see `Ins.loop`). */
+  loops = 0;
   /** What the Need instructions look for (`opNeed`), by index. */
   readonly needs: Need[] = [];
   /** What the Stars' counts move to (`Ins.next`), by index: runs, one of which follows the Star. */
@@ -526,7 +539,12 @@ class Compiler {
         const r = this.regs;
         this.regs += 2; // the iteration count, and where the iteration under way started
         code.push(ins(opRepInit, { n: r }));
-        const loop = ins(opRepLoop, { n: r, min, max, greedy });
+        // remembered where, as for a Star, nothing but the position decides whether what follows an entry
+        // into the loop with its minimum reached matches: unbounded, forward, outside other counts, no
+        // backreference. (a+|b)*c took exponential steps over a run of a's with no c after it, (x\s+)*y
+        // quadratic over x's
+        const memo = this.refs || this.reps > 0 || back || max !== Infinity ? -1 : this.loops++;
+        const loop = ins(opRepLoop, { n: r, min, max, greedy, loop: memo });
         const at = code.length;
         code.push(loop);
         loop.body = code.length;
@@ -538,6 +556,19 @@ class Compiler {
         this.reps--;
         code.push(ins(opRepEnd, { n: r, min, to: at }));
         loop.to = code.length;
+        // the greedy Stars of the body (not of a count inside it): what follows one, from past where the
+        // iteration started, depends on the position alone once an iteration reaches the count's minimum,
+        // which a count of at most 1 does after its first: `(\s*|\s*\r?\n\s+)*` gave each of n entries up
+        // to n counts of its loops to try, each reaching the count's loop again
+        if (memo >= 0 && min <= 1) {
+          let depth = 0;
+          for (let k = loop.body; k < code.length - 1; k++) {
+            const c = code[k]!;
+            if (c.op === opRepInit) depth++;
+            else if (c.op === opRepEnd) depth--;
+            else if (depth === 0 && c.op === opStar && c.greedy && !c.possessive) c.loop = this.loops++;
+          }
+        }
         return;
       }
     }
@@ -728,20 +759,35 @@ const startRunsMax = 8;
 /**
  * Runs of small sets, one of which any match of `items[from..]` starts with, followed by one of `after`
  * (what follows them) when they take a fixed run whole; undefined when not known. Forward only.
+ * @param to the items read end there at most: a run is cut at needLengthMax sets, and at most twice that
+ *   many items are read (zero-width ones add none), so the work per item stays bounded and a sequence of
+ *   thousands of groups compiles in linear time
  */
-function startRuns(items: Node[], from: number, after: Need[] | undefined): Need[] | undefined {
+function startRuns(
+  items: Node[],
+  from: number,
+  after: Need[] | undefined,
+  to = Math.min(items.length, from + 2 * needLengthMax),
+): Need[] | undefined {
   const run: Need = [];
-  // a run is cut at needLengthMax sets, and at most twice that many items are read (zero-width ones add
-  // none): the work per item stays bounded, so a sequence of thousands of groups compiles in linear time
-  const to = Math.min(items.length, from + 2 * needLengthMax);
   for (let j = from; j < to; j++) {
-    const e = needRuns(items[j]!, [], false);
+    const it = items[j]!;
+    const e = needRuns(it, [], false);
     if (e !== undefined) {
       for (const set of e) if (run.length < needLengthMax) run.push(set);
       if (run.length === needLengthMax) return [run];
       continue;
     }
-    const p = startRunsOf(items[j]!);
+    if (it.t === 'rep' && it.min === 0 && it.max === 1) {
+      // optional (`\r?\n`): what follows starts with it or without it
+      const rest = startRuns(items, j + 1, after, to);
+      const body = rest === undefined ? undefined : needRuns(it.body, [], false);
+      const taken = body === undefined ? startRunsOf(it.body) : joined(body, rest!);
+      if (rest === undefined || taken === undefined || taken.length + rest.length > startRunsMax)
+        return run.length > 0 ? [run] : undefined;
+      return joined(run, [...taken, ...rest]);
+    }
+    const p = startRunsOf(it);
     if (p === undefined) return run.length > 0 ? [run] : undefined;
     return joined(run, p);
   }
@@ -804,6 +850,7 @@ interface Compiled {
   regs: number;
   stars: number;
   memos: number;
+  loops: number;
   first: Uint8Array | undefined;
   /** Every match starts with ^. */
   atStart: boolean;
@@ -835,6 +882,7 @@ function compiled(source: string, ci: boolean, dotAll: boolean): Compiled {
     regs: k.regs,
     stars: k.stars,
     memos: k.memos,
+    loops: k.loops,
     first: firstChars(ast),
     atStart: startsAtLineStart(ast),
     needs: k.needs,
@@ -858,6 +906,8 @@ const btStarGreedy = 2;
 const btStarLazy = 3;
 /** A remembered unbounded Star at pc a entered at pos b: popped, every count of it failed. */
 const btEntry = 4;
+/** A remembered count's loop (`Ins.loop` of a RepLoop) a entered at pos b: popped, everything after it failed. */
+const btLoop = 5;
 
 const outOfSteps = Symbol('out of steps');
 /**
@@ -870,6 +920,13 @@ const prevTables: (Int32Array | undefined)[] = [];
 /** The same for the first place at or after each position (`StepBoundedRegExp.nextAt`). */
 const nextTables: (Int32Array | undefined)[] = [];
 const tableKept = (1 << 16) + 1;
+/**
+ * Per slot of remembered failures in a count's body (`Ins.loop`), the positions recorded failed in the
+ * exec under way: those holding `loopStamp`, a number each exec takes anew (so no table is cleared between
+ * execs). Shared by the thread's instances as the tables above, dropped past the same length.
+ */
+const loopTables: (Uint32Array | undefined)[] = [];
+let loopStamp = 0;
 /** The longest backtrack stack an instance keeps between execs, in numbers (256 KB). */
 const stackKept = 1 << 16;
 
@@ -918,6 +975,14 @@ export class StepBoundedRegExp implements PcreExec {
    */
   private readonly entryFrom: Int32Array;
   private readonly entryEnd: Int32Array;
+  /**
+   * Per slot of remembered failures (`Ins.loop`), positions [loopLo, loopHi] recorded failed in this exec,
+   * all of them (the last such stretch recorded; the rest are in `loopTables`): a Star skips them at once.
+   */
+  private readonly loopLo: Int32Array;
+  private readonly loopHi: Int32Array;
+  /** Whether failures in counts' bodies are remembered (not with `searches: 'off'`). */
+  private readonly remember: boolean;
   private readonly needs: Need[];
   private readonly nexts: Need[][];
   /** Per need, where its last occurrence in the subject starts (-1: none), found at its first use in an exec; -2: not yet. */
@@ -949,8 +1014,9 @@ export class StepBoundedRegExp implements PcreExec {
     private readonly onLimit?: () => void,
     /**
      * When an exec looks for needs and makes the loops' tables: `late` (once it has taken a step a
-     * character, where it tries one start only), `eager` (from its first step) or `off` (never: the machine
-     * a backtracking matcher as V8's is, for tests that must know where V8 may take exponential time).
+     * character, where it tries one start only), `eager` (from its first step) or `off` (never, and
+     * nothing remembered in counts of groups: the machine a backtracking matcher as V8's is, for tests that
+     * must know where V8 may take exponential time).
      */
     private readonly searches: 'late' | 'eager' | 'off' = 'late',
   ) {
@@ -974,6 +1040,9 @@ export class StepBoundedRegExp implements PcreExec {
     this.runEnd = new Int32Array(c.stars);
     this.entryFrom = new Int32Array(c.memos);
     this.entryEnd = new Int32Array(c.memos);
+    this.loopLo = new Int32Array(c.loops);
+    this.loopHi = new Int32Array(c.loops);
+    this.remember = searches !== 'off';
     this.first = c.first;
     this.atStart = c.atStart;
     this.needs = c.needs;
@@ -1033,6 +1102,12 @@ export class StepBoundedRegExp implements PcreExec {
     this.steps = stepsMax;
     this.runFrom.fill(-1);
     this.entryFrom.fill(-1);
+    this.loopLo.fill(-1);
+    this.loopHi.fill(-1);
+    if (this.loopLo.length > 0 && ++loopStamp > 0xffffffff) {
+      for (const t of loopTables) t?.fill(0);
+      loopStamp = 1;
+    }
     this.needAt.fill(-2);
     const mode = this.searches;
     const late =
@@ -1070,7 +1145,7 @@ export class StepBoundedRegExp implements PcreExec {
       // kept by the instance; every rule holds its own
       if (this.stack.length > stackKept) this.stack = new Int32Array(256);
       if (text.length + 1 > tableKept)
-        for (const tables of [prevTables, nextTables])
+        for (const tables of [prevTables, nextTables, loopTables])
           for (let i = 0; i < tables.length; i++)
             if ((tables[i]?.length ?? 0) > tableKept) tables[i] = undefined;
     }
@@ -1163,6 +1238,7 @@ export class StepBoundedRegExp implements PcreExec {
           }
           // a count that reaches the run failed from a later entry goes where that entry's counts went
           if (ins.greedy && ins.memo >= 0) n = Math.min(n, this.coveredFrom(ins, pos) - 1 - pos);
+          if (ins.loop >= 0 && this.remember) n = this.loopSkip(ins, pos, n);
           if (n < min) {
             ok = false;
             break;
@@ -1269,12 +1345,22 @@ export class StepBoundedRegExp implements PcreExec {
           const count = regs[ins.n]!;
           if (count < ins.min) pc = ins.body;
           else if (count >= ins.max) pc = ins.to;
-          else if (ins.greedy) {
-            this.push(btAlt, ins.to, pos, 0);
-            pc = ins.body;
-          } else {
-            this.push(btAlt, ins.body, pos, 0);
-            pc = ins.to;
+          else {
+            if (ins.loop >= 0 && this.remember) {
+              // entered here before in this exec, and everything after it failed
+              if (this.loopFailedAt(ins.loop, pos)) {
+                ok = false;
+                break;
+              }
+              this.push(btLoop, ins.loop, pos, 0);
+            }
+            if (ins.greedy) {
+              this.push(btAlt, ins.to, pos, 0);
+              pc = ins.body;
+            } else {
+              this.push(btAlt, ins.body, pos, 0);
+              pc = ins.to;
+            }
           }
           break;
         }
@@ -1334,14 +1420,27 @@ export class StepBoundedRegExp implements PcreExec {
           this.entryFrom[m] = b;
           continue;
         }
+        if (tag === btLoop) {
+          this.loopFailed(a, b);
+          continue;
+        }
         const star = code[a]!;
         if (tag === btStarGreedy) {
-          if (star.next >= 0 && this.steps <= this.tablesFrom) {
-            // only a count after which the run that must follow starts: the largest such up to c
-            const q = this.prevAt(star.next)[b + c]!;
-            if (q < b + star.min) continue;
-            c = q - b;
+          // everything after count c + 1 failed (past the Star's minimum: see `Ins.loop`)
+          const remembered = star.loop >= 0 && this.remember;
+          if (remembered) this.loopFailed(star.loop, b + c + 1);
+          for (;;) {
+            if (star.next >= 0 && this.steps <= this.tablesFrom) {
+              // only a count after which the run that must follow starts: the largest such up to c
+              c = this.prevAt(star.next)[b + c]! - b;
+              if (c < star.min) break;
+            }
+            // and not one whose end failed before
+            if (!remembered || !this.loopFailedAt(star.loop, b + c)) break;
+            c = this.loopSkip(star, b, c);
+            if (c < star.min) break;
           }
+          if (c < star.min) continue;
           if (c > star.min) this.push(btStarGreedy, a, b, c - 1);
         } else {
           // lazy: one more character, if the set takes it
@@ -1362,6 +1461,44 @@ export class StepBoundedRegExp implements PcreExec {
         break;
       }
     }
+  }
+
+  /** Whether position pos is recorded failed in slot m (`Ins.loop`) in this exec. */
+  private loopFailedAt(m: number, pos: number): boolean {
+    if (this.loopLo[m]! <= pos && pos <= this.loopHi[m]!) return true;
+    const t = loopTables[m];
+    return t !== undefined && pos < t.length && t[pos] === loopStamp;
+  }
+
+  /** Records position pos failed in slot m (`Ins.loop`): everything after it tried. */
+  private loopFailed(m: number, pos: number): void {
+    let t = loopTables[m];
+    if (t === undefined || t.length <= this.text.length)
+      loopTables[m] = t = new Uint32Array(this.text.length + 1);
+    t[pos] = loopStamp;
+    const lo = this.loopLo[m]!;
+    const hi = this.loopHi[m]!;
+    if (lo >= 0 && pos >= lo - 1 && pos <= hi + 1) {
+      if (pos < lo) this.loopLo[m] = pos;
+      if (pos > hi) this.loopHi[m] = pos;
+    } else {
+      this.loopLo[m] = pos;
+      this.loopHi[m] = pos;
+    }
+  }
+
+  /**
+   * The largest count up to c of a greedy Star in a count's body (`Ins.loop`) entered at b whose end is not
+   * recorded failed (less than its minimum when none): a stretch of such ends (`loopLo`..`loopHi`) a step.
+   */
+  private loopSkip(star: Ins, b: number, c: number): number {
+    const m = star.loop;
+    while (c >= star.min && this.loopFailedAt(m, b + c)) {
+      if (--this.steps < 0) throw outOfSteps;
+      const p = b + c;
+      c = this.loopLo[m]! <= p && p <= this.loopHi[m]! ? this.loopLo[m]! - 1 - b : c - 1;
+    }
+    return c;
   }
 
   /** For each position of the subject, the last place at or before it where one of `nexts[i]` starts (-1: none). */

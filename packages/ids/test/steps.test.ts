@@ -156,6 +156,10 @@ function translated(pcre: string): RegExp {
   return t.re;
 }
 
+/** A match as index and groups, for comparing ours with V8's. */
+const asArray = (m: { index: number; [k: number]: string | undefined; length: number } | null) =>
+  m && [m.index, ...Array.from(m)];
+
 describe('StepBoundedRegExp', () => {
   it('matches as V8 does: index, text, every group, lastIndex (property)', () => {
     fc.assert(
@@ -240,6 +244,51 @@ describe('StepBoundedRegExp', () => {
     );
   });
 
+  it('matches as V8 does on counts of groups holding loops, where failures in the count are remembered (property)', () => {
+    // what a count's body may hold: loops that trade characters with each other and with the count
+    const piece = fc.constantFrom(
+      'a*',
+      'a+',
+      'b*',
+      '[ab]*',
+      '[ab]+?',
+      '\\s*',
+      '\\s+',
+      '\\r?\\n',
+      'a',
+      'b',
+      '(a)',
+      'x?',
+      '(?:ab)?',
+      '.*',
+      '\\b',
+      '(?=a)',
+      '$',
+      '(?:a*b)+',
+      '(?:a+b?){2}',
+      '(?:[ab]*c){1,2}',
+    );
+    const body = fc
+      .array(fc.array(piece, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 3 })
+      .map((alts) => alts.map((a) => a.join('')).join('|'));
+    const count = fc.constantFrom('*', '+', '*?', '+?', '{2,}', '{0,}?', '?', '{1,3}');
+    const pat = fc
+      .tuple(
+        fc.constantFrom('', '^', 'x', '(b)'),
+        fc.constantFrom('(?:%)', '(%)'),
+        count,
+        fc.constantFrom('c', 'b', '$', 'a\\s', '(?:c|\\n)', 'c|a+b', ''),
+      )
+      .chain(([head, group, q, tail]) => body.map((b) => head + group.replace('%', b) + q + tail));
+    const text = fc
+      .array(fc.constantFrom('a', 'b', 'c', 'x', ' ', '\r', '\n', 'ab', ' \r\n '), { maxLength: 14 })
+      .map((a) => a.join(''));
+    fc.assert(
+      fc.property(pat, fc.constantFrom('', 'm', 'i'), text, (src, f, s) => compare(src, f, s)),
+      { numRuns: 5000 },
+    );
+  });
+
   it('matches as V8 does on what the pcre translation writes, and on the first-exec guards (property)', () => {
     fc.assert(
       fc.property(pcrePattern, pcreFlags, pcreSubject, (p, f, s) => {
@@ -314,8 +363,9 @@ describe('StepBoundedRegExp', () => {
       expect(perByte.lastSteps).toBe(64 * n);
     }
     expect(perByte.limitHits).toBe(3);
-    const least = new StepBoundedRegExp('^(a|a)*b', '', { perByte: 64, min: 5000 });
-    expect(least.exec('a'.repeat(20))).toBeNull(); // 2^20 ways: past the least budget, not 64 x 20
+    // 2^20 ways (with the backreference, nothing remembered): past the least budget, not 64 x 20
+    const least = new StepBoundedRegExp('^(a|a)*\\1b', '', { perByte: 64, min: 5000 });
+    expect(least.exec('a'.repeat(20))).toBeNull();
     expect(least.lastSteps).toBe(5000);
     expect(perByte.exec(`${'b '.repeat(4000)}x1:= x`)?.index).toBe(8000); // about 2 steps a byte
   });
@@ -568,7 +618,8 @@ describe('StepBoundedRegExp', () => {
   });
 
   it('keeps no large backtrack stack once an exec is over (each rule holds an instance)', () => {
-    const re = new StepBoundedRegExp('(a|a)*b', '', { perByte: 64, min: 100_000 });
+    // exponential (a backreference: nothing remembered), each way deeper in the stack
+    const re = new StepBoundedRegExp('(a|a)*\\1b', '', { perByte: 64, min: 100_000 });
     const stack = () => (re as unknown as { stack: Int32Array }).stack.length * 4;
     expect(re.exec('a'.repeat(65536))).toBeNull();
     expect(re.limitHits).toBe(1);
@@ -835,6 +886,40 @@ describe('StepBoundedRegExp', () => {
     const word = 'a'.repeat(4000);
     ref.exec(`${word},b${word}`);
     expect(ref.lastSteps).toBeLessThan(40 * 4000); // 22 a start; 8 million when charged the length
+  });
+
+  it('takes linear steps over a count of a group holding loops, where it took exponential or quadratic ones', () => {
+    // sid 2577's `^Location\x3a(\s*|\s*\r?\n\s+)*URL` with its URL later in the text: each way of cutting
+    // blanks into iterations was tried (out of 2e8 steps over 64 of them); (x\s+)*y tried each x again
+    const cases: [string, string, (n: number) => string][] = [
+      ['^Location:(\\s*|\\s*\\r?\\n\\s+)*URL\\s*:', 'mi', (n) => `Location:${' '.repeat(n)}x URL:`],
+      ['^Location:(\\s*|\\s*\\r?\\n\\s+)*URL\\s*:', 'i', (n) => `Location:${' \r\n '.repeat(n / 4)}x URL:`],
+      ['(a+|b)*c', '', (n) => `${'a'.repeat(n)}d c`],
+      ['(?:x\\s+)*y', '', (n) => `${'x '.repeat(n / 2)}z y`],
+      ['(?:a|\\w+b)+;', '', (n) => `${'a'.repeat(n)};`.replace(/a;$/, '?;')],
+    ];
+    for (const [src, f, text] of cases) {
+      const re = new StepBoundedRegExp(src, f, fixed(1e9));
+      const v8 = new RegExp(src, f);
+      const perByte = (n: number) => {
+        const t = text(n);
+        const got = re.exec(t);
+        if (n <= 16) expect(asArray(got)).toEqual(asArray(v8.exec(t)));
+        return re.lastSteps / t.length;
+      };
+      // V8 compared where it is quick (it is exponential on the first three)
+      expect(perByte(16)).toBeGreaterThan(0);
+      expect(perByte(1024), src).toBeLessThan(64);
+      expect(perByte(16_384), src).toBeLessThan(1.2 * perByte(1024));
+    }
+    // a match after such a run is still found, with V8's groups
+    const loc = new StepBoundedRegExp('^Location:(\\s*|\\s*\\r?\\n\\s+)*URL\\s*:', 'mi', fixed(1e6));
+    const found = `Location:${' \r\n '.repeat(500)}URL :`;
+    expect(asArray(loc.exec(found))).toEqual(asArray(/^Location:(\s*|\s*\r?\n\s+)*URL\s*:/im.exec(found)));
+    // with a backreference nothing is remembered (what follows depends on the captures too)
+    const ref = new StepBoundedRegExp('^(a|a)*\\1b', '', fixed(100_000));
+    expect(ref.exec('a'.repeat(40))).toBeNull();
+    expect(ref.limitHits).toBe(1);
   });
 
   it("raises sid 2682's alert when a long word comes before the attack (it ran out of steps there, as PCRE's match limit would)", () => {
