@@ -11,9 +11,10 @@
  * character a loop takes, each character a backreference compares, each backtrack. And the machine does
  * not repeat itself where it need not: a loop reads a run of its set once for all the starts inside it, gives
  * nothing back where what follows cannot start with what it takes, (without a backreference) remembers
- * the runs it failed from whole, fails a branch at once where a literal it must take after its start
- * occurs nowhere further on (a Need), and moves a loop's count straight to where the literal after it
- * starts, so those patterns take steps linear in their subject.
+ * the runs it failed from whole and, in an unbounded count of a group, the places where entering the
+ * count's loop or ending a count of its loops failed, fails a branch at once where a literal it must take
+ * after its start occurs nowhere further on (a Need), and moves a loop's count straight to where the
+ * literal after it starts, so those patterns take steps linear in their subject.
  *
  * Semantics are ECMAScript's (ECMA-262, 22.2.2 "Pattern Semantics", with Annex B's syntax as far as
  * below): leftmost match, alternatives in order, greedy and lazy counts, a quantified group's captures
@@ -1895,7 +1896,9 @@ function fits(node: Node, set: Uint8Array, multiline: boolean): boolean {
 
 /**
  * Whether a count repeats a group without bound, or repeats one that holds a loop: the machine remembers
- * no runs for such a count, nor for the loops inside it.
+ * no runs for the loops inside such a count (only, for an unbounded one, where entering it or ending a
+ * count of its loops failed: `Ins.loop`), so a search that enters it again from each start is not
+ * known to be linear there.
  */
 function groupLoop(node: Node): boolean {
   switch (node.t) {
