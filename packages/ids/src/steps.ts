@@ -415,6 +415,8 @@ class Compiler {
   readonly needs: Need[] = [];
   /** What the Stars' counts move to (`Ins.next`), by index: runs, one of which follows the Star. */
   readonly nexts: Need[][] = [];
+  /** Per entry of `nexts`, how many sets each run shares with the one before it (its runs are sorted so). */
+  readonly nextShared: Int32Array[] = [];
   /** Counts of groups open around what is being emitted. */
   private reps = 0;
   constructor(
@@ -444,13 +446,20 @@ class Compiler {
     for (const need of needsOf(node)) code.push(ins(opNeed, { n: this.needIndex(need) }));
   }
 
-  /** The index of a Star's `next` runs in `nexts` (one entry for equal ones). */
+  /**
+   * The index of a Star's `next` runs in `nexts` (one entry for equal ones), sorted so that runs sharing
+   * their first sets come together: a table's search compares those sets once for them all (`%2524`, `%24`).
+   */
   private nextIndex(runs: Need[]): number {
-    return indexIn(
+    const sorted = [...runs].sort(byRun);
+    const i = indexIn(
       this.nexts,
-      runs,
-      (a) => a.length === runs.length && a.every((r, j) => sameRun(r, runs[j]!)),
+      sorted,
+      (a) => a.length === sorted.length && a.every((r, j) => sameRun(r, sorted[j]!)),
     );
+    if (i === this.nextShared.length)
+      this.nextShared.push(Int32Array.from(sorted, (r, j) => (j === 0 ? 0 : sharedSets(sorted[j - 1]!, r))));
+    return i;
   }
 
   /** The index of a run in `needs` (one entry for equal runs: an exec looks for each once). */
@@ -825,6 +834,31 @@ function startRunsOf(node: Node): Need[] | undefined {
   }
 }
 
+/** Sets by identity, in the order first seen: what runs are sorted by. */
+const setIds = new WeakMap<Uint8Array, number>();
+let setIdNext = 0;
+function setId(s: Uint8Array): number {
+  let id = setIds.get(s);
+  if (id === undefined) setIds.set(s, (id = setIdNext++));
+  return id;
+}
+
+/** Runs in the order of their sets' ids, set by set (a run before the runs it starts). */
+function byRun(a: Need, b: Need): number {
+  for (let j = 0; j < Math.min(a.length, b.length); j++) {
+    const d = setId(a[j]!) - setId(b[j]!);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/** How many sets two runs share from their start (the same sets, by identity). */
+function sharedSets(a: Need, b: Need): number {
+  let j = 0;
+  while (j < a.length && j < b.length && a[j] === b[j]) j++;
+  return j;
+}
+
 /** Whether two runs are the same sets in the same order. */
 function sameRun(a: Need, b: Need): boolean {
   return a.length === b.length && holds(a, b);
@@ -859,6 +893,8 @@ interface Compiled {
   needs: Need[];
   /** What the Stars' counts move to. */
   nexts: Need[][];
+  /** How many sets each of those runs shares with the one before it. */
+  nextShared: Int32Array[];
 }
 
 /**
@@ -888,6 +924,7 @@ function compiled(source: string, ci: boolean, dotAll: boolean): Compiled {
     atStart: startsAtLineStart(ast),
     needs: k.needs,
     nexts: k.nexts,
+    nextShared: k.nextShared,
   };
   if (compiledCache.size >= compiledCacheMax) compiledCache.clear();
   compiledCache.set(key, c);
@@ -982,10 +1019,14 @@ export class StepBoundedRegExp implements PcreExec {
    */
   private readonly loopLo: Int32Array;
   private readonly loopHi: Int32Array;
-  /** Whether failures in counts' bodies are remembered (not with `searches: 'off'`). */
+  /**
+   * Whether failures in counts' bodies are remembered (not with `searches: 'off'`): from where the exec
+   * makes the loops' tables (`tablesFrom`) on, so an exec that stays cheap pays nothing for it.
+   */
   private readonly remember: boolean;
   private readonly needs: Need[];
   private readonly nexts: Need[][];
+  private readonly nextShared: Int32Array[];
   /** Per need, where its last occurrence in the subject starts (-1: none), found at its first use in an exec; -2: not yet. */
   private readonly needAt: Int32Array;
   /** The steps left from which on this exec looks for needs (`opNeed`): Infinity, from its start. */
@@ -993,7 +1034,10 @@ export class StepBoundedRegExp implements PcreExec {
   /** Which of `prevTables` and `nextTables` this exec made (`prevAt`, `nextAt`). */
   private readonly prevMade: Uint8Array;
   private readonly nextMade: Uint8Array;
-  /** The steps left from which on this exec makes those tables: once it has taken a step a character. */
+  /**
+   * The steps left from which on this exec makes those tables and remembers failures in counts of groups:
+   * once it has taken a step a character.
+   */
   private tablesFrom = 0;
   private stack = new Int32Array(256);
   private sp = 0;
@@ -1048,6 +1092,7 @@ export class StepBoundedRegExp implements PcreExec {
     this.atStart = c.atStart;
     this.needs = c.needs;
     this.nexts = c.nexts;
+    this.nextShared = c.nextShared;
     this.needAt = new Int32Array(c.needs.length);
     this.prevMade = new Uint8Array(c.nexts.length);
     this.nextMade = new Uint8Array(c.nexts.length);
@@ -1239,7 +1284,7 @@ export class StepBoundedRegExp implements PcreExec {
           }
           // a count that reaches the run failed from a later entry goes where that entry's counts went
           if (ins.greedy && ins.memo >= 0) n = Math.min(n, this.coveredFrom(ins, pos) - 1 - pos);
-          if (ins.loop >= 0 && this.remember) n = this.loopSkip(ins, pos, n);
+          if (ins.loop >= 0 && this.remember && this.steps <= this.tablesFrom) n = this.loopSkip(ins, pos, n);
           if (n < min) {
             ok = false;
             break;
@@ -1347,7 +1392,7 @@ export class StepBoundedRegExp implements PcreExec {
           if (count < ins.min) pc = ins.body;
           else if (count >= ins.max) pc = ins.to;
           else {
-            if (ins.loop >= 0 && this.remember) {
+            if (ins.loop >= 0 && this.remember && this.steps <= this.tablesFrom) {
               // entered here before in this exec, and everything after it failed
               if (this.loopFailedAt(ins.loop, pos)) {
                 ok = false;
@@ -1428,7 +1473,7 @@ export class StepBoundedRegExp implements PcreExec {
         const star = code[a]!;
         if (tag === btStarGreedy) {
           // everything after count c + 1 failed (past the Star's minimum: see `Ins.loop`)
-          const remembered = star.loop >= 0 && this.remember;
+          const remembered = star.loop >= 0 && this.remember && this.steps <= this.tablesFrom;
           if (remembered) this.loopFailed(star.loop, b + c + 1);
           for (;;) {
             if (star.next >= 0 && this.steps <= this.tablesFrom) {
@@ -1519,7 +1564,7 @@ export class StepBoundedRegExp implements PcreExec {
   /**
    * Fills `tables[i]` for this exec's subject: for each position, the last place at or before it (`last`)
    * or the first at or after it where one of the runs of `nexts[i]` starts, -1 where none does. Each
-   * character compared a step.
+   * character compared a step; sets a run shares with the run before it are not compared again.
    */
   private places(i: number, tables: (Int32Array | undefined)[], last: boolean): Int32Array {
     const { text } = this;
@@ -1527,18 +1572,28 @@ export class StepBoundedRegExp implements PcreExec {
     let table = tables[i];
     if (table === undefined || table.length < len + 1) tables[i] = table = new Int32Array(len + 1);
     const runs = this.nexts[i]!;
+    const shared = this.nextShared[i]!;
     let found = -1;
     let compared = 0;
     for (let k = 0; k <= len; k++) {
       const q = last ? k : len - k;
-      for (const run of runs) {
-        if (q + run.length > len) continue;
-        const j = this.matched(run, q);
-        compared += j + 1;
+      // how far the run before matched here (up to the subject's end)
+      let before = -1;
+      for (let r = 0; r < runs.length; r++) {
+        const run = runs[r]!;
+        let j: number;
+        // it failed within the sets this run shares with it: so does this one
+        if (r > 0 && before < shared[r]!) j = before;
+        else {
+          const from = r > 0 ? shared[r]! : 0;
+          j = this.matched(run, q, from);
+          compared += j - from + 1;
+        }
         if (j === run.length) {
           found = q;
           break;
         }
+        before = j;
       }
       table[q] = found;
     }
@@ -1578,11 +1633,15 @@ export class StepBoundedRegExp implements PcreExec {
     return Math.max(s, -1);
   }
 
-  /** How many sets of `run` the subject matches from position q on, one after another (run fits there). */
-  private matched(run: Need, q: number): number {
+  /**
+   * How many sets of `run` the subject matches from position q on, one after another, up to its end; the
+   * first `from` of them known to.
+   */
+  private matched(run: Need, q: number, from = 0): number {
     const { text } = this;
-    let j = 0;
-    while (j < run.length && run[j]![text.charCodeAt(q + j) & 0xff] === 1) j++;
+    const end = Math.min(run.length, text.length - q);
+    let j = from;
+    while (j < end && run[j]![text.charCodeAt(q + j) & 0xff] === 1) j++;
     return j;
   }
 
