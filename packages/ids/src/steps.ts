@@ -1019,11 +1019,6 @@ export class StepBoundedRegExp implements PcreExec {
    */
   private readonly loopLo: Int32Array;
   private readonly loopHi: Int32Array;
-  /**
-   * Whether failures in counts' bodies are remembered (not with `searches: 'off'`): from where the exec
-   * makes the loops' tables (`tablesFrom`) on, so an exec that stays cheap pays nothing for it.
-   */
-  private readonly remember: boolean;
   private readonly needs: Need[];
   private readonly nexts: Need[][];
   private readonly nextShared: Int32Array[];
@@ -1035,8 +1030,9 @@ export class StepBoundedRegExp implements PcreExec {
   private readonly prevMade: Uint8Array;
   private readonly nextMade: Uint8Array;
   /**
-   * The steps left from which on this exec makes those tables and remembers failures in counts of groups:
-   * once it has taken a step a character.
+   * The steps left from which on this exec makes those tables and remembers failures in counts of groups
+   * (`Ins.loop`): once it has taken a step a character (never with `searches: 'off'`), so an exec that stays
+   * cheap pays nothing for either.
    */
   private tablesFrom = 0;
   private stack = new Int32Array(256);
@@ -1087,7 +1083,6 @@ export class StepBoundedRegExp implements PcreExec {
     this.entryEnd = new Int32Array(c.memos);
     this.loopLo = new Int32Array(c.loops);
     this.loopHi = new Int32Array(c.loops);
-    this.remember = searches !== 'off';
     this.first = c.first;
     this.atStart = c.atStart;
     this.needs = c.needs;
@@ -1284,7 +1279,7 @@ export class StepBoundedRegExp implements PcreExec {
           }
           // a count that reaches the run failed from a later entry goes where that entry's counts went
           if (ins.greedy && ins.memo >= 0) n = Math.min(n, this.coveredFrom(ins, pos) - 1 - pos);
-          if (ins.loop >= 0 && this.remember && this.steps <= this.tablesFrom) n = this.loopSkip(ins, pos, n);
+          if (ins.loop >= 0 && this.steps <= this.tablesFrom) n = this.loopSkip(ins, pos, n);
           if (n < min) {
             ok = false;
             break;
@@ -1392,7 +1387,7 @@ export class StepBoundedRegExp implements PcreExec {
           if (count < ins.min) pc = ins.body;
           else if (count >= ins.max) pc = ins.to;
           else {
-            if (ins.loop >= 0 && this.remember && this.steps <= this.tablesFrom) {
+            if (ins.loop >= 0 && this.steps <= this.tablesFrom) {
               // entered here before in this exec, and everything after it failed
               if (this.loopFailedAt(ins.loop, pos)) {
                 ok = false;
@@ -1473,7 +1468,7 @@ export class StepBoundedRegExp implements PcreExec {
         const star = code[a]!;
         if (tag === btStarGreedy) {
           // everything after count c + 1 failed (past the Star's minimum: see `Ins.loop`)
-          const remembered = star.loop >= 0 && this.remember && this.steps <= this.tablesFrom;
+          const remembered = star.loop >= 0 && this.steps <= this.tablesFrom;
           if (remembered) this.loopFailed(star.loop, b + c + 1);
           for (;;) {
             if (star.next >= 0 && this.steps <= this.tablesFrom) {
