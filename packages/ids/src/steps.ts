@@ -462,6 +462,14 @@ class Compiler {
     return i;
   }
 
+  /**
+   * Whether failures of a loop being emitted can be remembered: where nothing but the position decides
+   * whether what follows it matches (unbounded, forward, outside any count of a group, no backreference).
+   */
+  private remembers(back: boolean, max: number): boolean {
+    return !this.refs && this.reps === 0 && !back && max === Infinity;
+  }
+
   /** The index of a run in `needs` (one entry for equal runs: an exec looks for each once). */
   private needIndex(run: Need): number {
     return indexIn(this.needs, run, (r) => sameRun(r, run));
@@ -541,7 +549,7 @@ class Compiler {
         if (node.body.t === 'set') {
           const set = node.body.set;
           const possessive = greedy && follow !== undefined && disjoint(set, follow);
-          const memo = this.refs || this.reps > 0 || back || max !== Infinity ? -1 : this.memos++;
+          const memo = this.remembers(back, max) ? this.memos++ : -1;
           const next = !back && !possessive && then !== undefined ? this.nextIndex(then) : -1;
           code.push(ins(opStar, { set, min, max, greedy, possessive, n: this.stars++, memo, next }));
           return;
@@ -553,7 +561,7 @@ class Compiler {
         // into the loop with its minimum reached matches: unbounded, forward, outside other counts, no
         // backreference. (a+|b)*c took exponential steps over a run of a's with no c after it, (x\s+)*y
         // quadratic over x's
-        const memo = this.refs || this.reps > 0 || back || max !== Infinity ? -1 : this.loops++;
+        const memo = this.remembers(back, max) ? this.loops++ : -1;
         const loop = ins(opRepLoop, { n: r, min, max, greedy, loop: memo });
         const at = code.length;
         code.push(loop);
@@ -791,19 +799,22 @@ function startRuns(
     if (it.t === 'rep' && it.min === 0 && it.max === 1) {
       // optional (`\r?\n`): what follows starts with it or without it
       const rest = startRuns(items, j + 1, after, to);
-      const body = rest === undefined ? undefined : needRuns(it.body, [], false);
-      const taken = body === undefined ? startRunsOf(it.body) : joined(body, rest!);
-      if (rest === undefined || taken === undefined || taken.length + rest.length > startRunsMax)
-        return run.length > 0 ? [run] : undefined;
+      if (rest === undefined) return alone(run);
+      const body = needRuns(it.body, [], false);
+      const taken = body === undefined ? startRunsOf(it.body) : joined(body, rest);
+      if (taken === undefined || taken.length + rest.length > startRunsMax) return alone(run);
       return joined(run, [...taken, ...rest]);
     }
     const p = startRunsOf(it);
-    if (p === undefined) return run.length > 0 ? [run] : undefined;
-    return joined(run, p);
+    return p === undefined ? alone(run) : joined(run, p);
   }
   // every item read is fixed: what follows them, when all were read and it is known
-  if (to < items.length || after === undefined) return run.length > 0 ? [run] : undefined;
-  return joined(run, after);
+  return to < items.length || after === undefined ? alone(run) : joined(run, after);
+}
+
+/** What is known when nothing after `run` is: the run itself, if it holds any set. */
+function alone(run: Need): Need[] | undefined {
+  return run.length > 0 ? [run] : undefined;
 }
 
 /** `run` followed by each of `then`, each cut to `needLengthMax`. */
@@ -861,7 +872,7 @@ function sharedSets(a: Need, b: Need): number {
 
 /** Whether two runs are the same sets in the same order. */
 function sameRun(a: Need, b: Need): boolean {
-  return a.length === b.length && holds(a, b);
+  return a.length === b.length && sharedSets(a, b) === a.length;
 }
 
 /** The index of the entry of `list` that `same` takes for `x`, added at the end when there is none. */
@@ -1477,8 +1488,9 @@ export class StepBoundedRegExp implements PcreExec {
               if (c < star.min) break;
             }
             // and not one whose end failed before
-            if (!remembered || !this.loopFailedAt(star.loop, b + c)) break;
-            c = this.loopSkip(star, b, c);
+            const skipped = remembered ? this.loopSkip(star, b, c) : c;
+            if (skipped === c) break;
+            c = skipped;
             if (c < star.min) break;
           }
           if (c < star.min) continue;
