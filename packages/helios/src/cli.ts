@@ -25,13 +25,13 @@ import { dateMsMax, parseTimestamp, type Row } from './formats.js';
 import { ProgressLog } from './progress.js';
 import { type Expr, QueryError } from './query.js';
 import { parseDurationMs, runEvery, serialQueue } from './schedule.js';
+import type { SearchResult } from './search.js';
 import { startIngestServer } from './server.js';
 import {
   createStream,
   defaultPolicy,
   type IndexPolicy,
   maintainSummary,
-  type SearchResult,
   Stream,
   streamDir,
 } from './stream.js';

@@ -74,6 +74,7 @@ export {
   nodePagesMax,
   nodeVersion,
 } from './node.js';
+export { nodeCacheBytesMax } from './nodecache.js';
 export { ProgressLog, type ProgressRecord } from './progress.js';
 export {
   type CmpOp,
@@ -85,6 +86,7 @@ export {
   queryCharsMax,
   queryDepthMax,
 } from './query.js';
+export { directoryCacheBytesMax, nodePageCacheBytesMax } from './reads.js';
 export {
   type Periodic,
   type PeriodicOptions,
@@ -94,6 +96,7 @@ export {
   serialQueue,
   type Timers,
 } from './schedule.js';
+export type { SearchOptions, SearchResult, SearchStats } from './search.js';
 export {
   checkLeaf,
   type IngestServer,
@@ -107,16 +110,10 @@ export {
   compactSweepsMax,
   createStream,
   defaultPolicy,
-  directoryCacheBytesMax,
   eraseRetriesMax,
   gcGraceMsDefault,
   type IndexPolicy,
   type IngestStats,
-  nodeCacheBytesMax,
-  nodePageCacheBytesMax,
-  type SearchOptions,
-  type SearchResult,
-  type SearchStats,
   Stream,
   type StreamOptions,
   streamDir,

@@ -11,8 +11,6 @@ import { join, resolve } from 'node:path';
 import { makeDirsSync } from '@strata/cli';
 import { type ObjectStore, openStore, TieredStore } from '@strata/objstore';
 import {
-  BlockReader,
-  blockDirectoryBytesMax,
   blockId,
   blockPageRows,
   decodeBlock,
@@ -22,8 +20,8 @@ import {
   encodeBlockAsync,
 } from './block.js';
 import { parseDdl, type StreamDef } from './ddl.js';
-import { type Cell, type Row, RowParser, tokenize } from './formats.js';
-import { columnKeys, hashKey, keysOf, tokenKey, unionKeys, valueKey } from './keys.js';
+import { type Cell, type Row, RowParser } from './formats.js';
+import { columnKeys, keysOf, unionKeys } from './keys.js';
 import {
   type ChildRun,
   decodeNode,
@@ -31,28 +29,24 @@ import {
   encodeNode,
   type IndexNode,
   leafNode,
-  lookup,
   mergeAll,
   mergeChildren,
   mergeNodes,
-  NodeDirectory,
-  type NodeHeader,
-  type NodePage,
-  nodePageKeys,
-  nodePagesMax,
-  nodeVersion,
 } from './node.js';
+import { NodeCache } from './nodecache.js';
 import { ProgressLog, type ProgressRecord } from './progress.js';
-import {
-  balanced,
-  columnsOf,
-  type Expr,
-  evalExpr,
-  mayMatchRange,
-  parseQuery,
-  requiredNeedles,
-} from './query.js';
+import { columnsOf, type Expr, evalExpr, mayMatchRange, parseQuery, requiredNeedles } from './query.js';
+import { SearchReads } from './reads.js';
 import { ByteRowParser } from './rowbytes.js';
+import {
+  evalPlan,
+  matchingRows,
+  pageMay,
+  planFor,
+  type SearchOptions,
+  type SearchResult,
+  type SearchStats,
+} from './search.js';
 
 export interface IndexPolicy {
   /** Merge operator: two level-0 nodes merge while both have fewer keys than this. */
@@ -138,28 +132,6 @@ function setHas(sorted: Float64Array, k: number): boolean {
   return lo < sorted.length && sorted[lo] === k;
 }
 
-/**
- * Bound on decoded index nodes kept in memory per open stream, in nodes, but for the index's current
- * nodes above level 0, which stay whatever the bounds (`Stream.cacheNode`).
- */
-export const nodeCacheMax = 256;
-/**
- * And in the bytes of their encodings (a node of the upper levels can hold many MB of keys: 256 of them
- * alone could hold most of a large stream's index), with the same exception.
- */
-export const nodeCacheBytesMax = 64 * 2 ** 20;
-/**
- * What a search keeps of the HLN2 nodes it reads in parts (their headers and directories, and the pages it
- * looked keys up in): LRU, at most this many bytes, every level alike.
- */
-export const nodePageCacheBytesMax = 32 * 2 ** 20;
-/** Bound on what a search's first get of an HLN2 node asks for (its header and directory). */
-const nodePrefixBytesMax = 1 << 20;
-/**
- * Bytes of block directories a Stream keeps for searches (a 4 MiB chunk's is about 35 KiB: 900 blocks),
- * so a search that comes back to a block fetches only its pages.
- */
-export const directoryCacheBytesMax = 32 << 20;
 /** Bound on a file's chunks ingested at once (parsed, written or appended, not yet acknowledged). */
 export const ingestChunksInFlightMax = 3;
 
@@ -261,46 +233,6 @@ interface NodeInfo {
   children?: number;
 }
 
-export interface SearchOptions {
-  /** false: skip the index and scan every block (same rows, slower). */
-  useIndex?: boolean;
-  limit?: number;
-  since?: number;
-  until?: number;
-}
-
-export interface SearchStats {
-  blocksTotal: number;
-  blocksIndexed: number;
-  tailBlocks: number;
-  nodesRead: number;
-  orphansVisited: number;
-  candidateBlocks: number;
-  prunedByMinMax: number;
-  /** Blocks read of which no page was tested (key filters, or a needle the query needs is absent). */
-  prunedByNeedle: number;
-  blocksRead: number;
-  /** Pages of the blocks read that were inflated and tested, and those skipped by key filter or needle. */
-  pagesRead: number;
-  pagesSkipped: number;
-  /** Bytes of block objects fetched, and the (range) gets that fetched them. */
-  blockBytesFetched: number;
-  blockGets: number;
-  /** Bytes of index node objects fetched (whole or in parts), and the gets that fetched them. */
-  nodeBytesFetched: number;
-  nodeGets: number;
-  rowsScanned: number;
-  rowsMatched: number;
-  levels: { level: number; nodes: number; watermark: number }[];
-}
-
-export interface SearchResult {
-  rows: Row[];
-  /** The block sequence number of each row. */
-  seqs: number[];
-  stats: SearchStats;
-}
-
 export interface IngestStats {
   lines: number;
   blocksWritten: number;
@@ -314,95 +246,6 @@ export interface ChunkOptions {
   leafKeys?: Float64Array;
   /** Recompute the leaf from the rows and refuse a shipped one that differs. */
   verifyLeaf?: boolean;
-}
-
-type Plan = { p: 'all' } | { p: 'none' } | { p: 'key'; key: number } | { p: 'and' | 'or'; a: Plan; b: Plan };
-
-/** What a search needs of an index node: its header, and the children that hold a key. */
-interface NodeView {
-  header: NodeHeader;
-  find(key: number): Promise<Uint32Array> | Uint32Array;
-}
-
-/**
- * The rows of page p that match `e` (row indexes within the page): a row whose needle columns lack a
- * needle is rejected before the other columns are looked at. Counts rows scanned and matched.
- */
-function matchingRows(
-  e: Expr,
-  blk: BlockReader,
-  p: number,
-  needles: { col: number; needle: string }[],
-  used: Set<number>,
-  stats: SearchStats,
-): number[] {
-  const n = blk.pages[p]!.rows;
-  stats.rowsScanned += n;
-  let rows: number[];
-  if (needles.length > 0) {
-    // the rows whose cell text holds the needles, found in the page's column text: no column is parsed
-    const first = needles[0]!;
-    rows = blk.pageRowsWith(p, first.col, first.needle);
-    for (let k = 1; k < needles.length && rows.length > 0; k++) {
-      const nd = needles[k]!;
-      rows = rows.filter((i) => blk.pageCellHas(p, i, nd.col, nd.needle));
-    }
-  } else rows = Array.from({ length: n }, (_, i) => i);
-  if (rows.length === 0) return rows;
-  const usedCols: number[] = [...used];
-  // The row loop is a function of its own: the first searches of a process optimize whatever holds a hot
-  // loop, and one that also reached pageColumn (inflate, TextDecoder, JSON.parse) through inlining took
-  // TurboFan 8-26 ms a compile, twice.
-  const out =
-    rows.length * 8 > n
-      ? verifyRows(
-          e,
-          rows,
-          usedCols,
-          usedCols.map((c) => blk.pageColumn(p, c)),
-          blk.ncols,
-        )
-      : verifyCells(e, rows, usedCols, blk, p);
-  stats.rowsMatched += out.length;
-  return out;
-}
-
-/** The rows of `rows` that match `e`, given the columns `usedCols` (cells `cols`) the expression reads. */
-function verifyRows(e: Expr, rows: number[], usedCols: number[], cols: Cell[][], ncols: number): number[] {
-  const out: number[] = [];
-  const partial: Row = new Array(ncols).fill(null);
-  for (const i of rows) {
-    for (let j = 0; j < cols.length; j++) partial[usedCols[j]!] = cols[j]![i] ?? null;
-    if (evalExpr(e, partial)) out.push(i);
-  }
-  return out;
-}
-
-/** verifyRows for a few rows of page p: their cells are parsed alone. */
-function verifyCells(e: Expr, rows: number[], usedCols: number[], blk: BlockReader, p: number): number[] {
-  const out: number[] = [];
-  const partial: Row = new Array(blk.ncols).fill(null);
-  for (const i of rows) {
-    for (const c of usedCols) partial[c] = blk.pageCell(p, i, c);
-    if (evalExpr(e, partial)) out.push(i);
-  }
-  return out;
-}
-
-/** Whether a page whose key filter answers `has` may hold a row the plan selects. */
-function pageMay(p: Plan, has: (key: number) => boolean): boolean {
-  switch (p.p) {
-    case 'all':
-      return true;
-    case 'none':
-      return false;
-    case 'key':
-      return has(p.key);
-    case 'and':
-      return pageMay(p.a, has) && pageMay(p.b, has);
-    case 'or':
-      return pageMay(p.a, has) || pageMay(p.b, has);
-  }
 }
 
 export interface StreamOptions {
@@ -520,12 +363,6 @@ function fingerprint(path: string): string {
   }
 }
 
-/** The node an entry of the HLN2 page cache belongs to: its directory is keyed by the node, page p by `NODE#p`. */
-function pagedNode(k: string): string {
-  const hash = k.indexOf('#');
-  return hash < 0 ? k : k.slice(0, hash);
-}
-
 export class Stream {
   private blocks: BlockInfo[] = [];
   private ids = new Map<string, number>();
@@ -556,37 +393,12 @@ export class Stream {
   };
   /** Block rewrites (erasures) applied so far: level-0 node records name the count they were built at. */
   private rewrites = 0;
-  /** Decoded index nodes by key, least recently used first, with their encoded sizes (see `cacheNode`). */
-  private cache = new Map<string, { node: IndexNode; bytes: number }>();
-  private cacheBytes = 0;
-  private cacheBytesMax = nodeCacheBytesMax;
-  /**
-   * HLN2 nodes as searches read them, in parts: `KEY` is the node's directory, `KEY#P` its page P (LRU,
-   * at most `pagedBytesMax` bytes). Node objects never change (a new version is a new key).
-   */
-  private paged = new Map<string, { v: NodeDirectory | NodePage; bytes: number }>();
-  private pagedBytes = 0;
-  private pagedBytesMax = nodePageCacheBytesMax;
-  private nodePageKeys: number | undefined;
-  /**
-   * What the first get of an HLN2 node asks for, by level: the largest header and directory seen at that
-   * level, in 4 KiB (a level-1 node of 2M keys has an 80 KB directory, a level-0 node of 60K keys 2.4 KB).
-   */
-  private nodePrefixBytes: number[] = [];
-  /** Whether the last node a search opened was HLN1 (read whole: no prefix get first). */
-  private lastNodeWhole = false;
-  /**
-   * What a search's first get of a block asks for: the largest directory seen so far, rounded up to 4 KiB
-   * (a 4 MiB chunk's is about 35 KiB), so a needle reads the directory and then its pages, little else.
-   */
-  private blockPrefixBytes = 4096;
-  /** Whether the last block a search opened was an older version (read whole: no range get first). */
-  private lastBlockWhole = false;
-  /** Per column: the largest page section a search inflated (BlockReader.inflatedBytesHint). */
-  private readonly inflatedBytesHint: number[] = [];
-  /** Directories of HLB4/HLB5 blocks searches read, by block key (LRU, `directoryCacheBytesMax` in all). */
-  private directories = new Map<string, Uint8Array>();
-  private directoriesBytes = 0;
+  /** Decoded index nodes: what the indexer wrote or read, and the nodes searches read whole. */
+  private readonly nodes: NodeCache;
+  /** How searches read nodes and blocks, and what they keep of them. */
+  private readonly reads: SearchReads;
+  /** Keys a page of the HLN2 nodes this Stream writes (`StreamOptions.nodePageKeys`). */
+  private readonly nodePageKeys: number | undefined;
   readonly parser: RowParser;
   /** The parser of ASCII chunks' bytes, for the loghub templates it takes (else undefined). */
   private readonly byteParser: ByteRowParser | undefined;
@@ -601,7 +413,20 @@ export class Stream {
     readonly policy: IndexPolicy,
     /** The clock for ingestion times, retention and tier moves (injected by tests). */
     readonly nowMs: () => number,
+    opts: StreamOptions,
   ) {
+    this.nodes = new NodeCache(
+      {
+        upper: () => this.upperNodeKeys(),
+        level0: () => new Set([...(this.levels[0]?.values() ?? [])].map((n) => n.key)),
+      },
+      opts.nodeCacheBytes,
+    );
+    this.reads = new SearchReads(store, this.nodes, (key) => this.node(key), {
+      pageCacheBytes: opts.nodePageCacheBytes,
+      nodePageKeys: opts.nodePageKeys,
+    });
+    this.nodePageKeys = opts.nodePageKeys;
     this.parser = new RowParser(def);
     this.byteParser = ByteRowParser.for(def, this.parser);
     this.tsCol = def.columns.findIndex((c) => c.type === 'TIMESTAMP');
@@ -630,10 +455,11 @@ export class Stream {
       await store.close();
       throw e;
     }
-    const s = new Stream(ddl, def, store, log, { ...defaultPolicy, ...policy }, nowMs ?? Date.now);
-    if (nodeCacheBytes !== undefined) s.cacheBytesMax = nodeCacheBytes;
-    if (nodePageCacheBytes !== undefined) s.pagedBytesMax = nodePageCacheBytes;
-    s.nodePageKeys = nodePageKeys;
+    const s = new Stream(ddl, def, store, log, { ...defaultPolicy, ...policy }, nowMs ?? Date.now, {
+      nodeCacheBytes,
+      nodePageCacheBytes,
+      nodePageKeys,
+    });
     try {
       await s.catchUp();
     } catch (e) {
@@ -1097,59 +923,12 @@ export class Stream {
   }
 
   private async node(key: string): Promise<IndexNode> {
-    const hit = this.cache.get(key);
-    if (hit) {
-      this.cache.delete(key);
-      this.cache.set(key, hit);
-      return hit.node;
-    }
+    const hit = this.nodes.get(key);
+    if (hit) return hit;
     const bytes = await this.store.get(key);
     const n = decodeNode(bytes, key);
-    this.cacheNode(key, n, bytes.length);
+    this.nodes.put(key, n, bytes.length);
     return n;
-  }
-
-  /**
-   * Keeps a node, then drops the least recently used ones past `nodeCacheMax` nodes or the byte bound
-   * (`StreamOptions.nodeCacheBytes`), except the index's current nodes above level 0: every search goes
-   * through them, and at 10M lines two of them (a 36 MB root over a 36 MB child) outgrew the 64 MiB bound,
-   * so each needle evicted and fetched them both again (100 ms a query instead of 1). So only superseded
-   * nodes and level-0 ones are evicted, and the bounds are on them alone; the upper levels stay on top, as
-   * a B-tree keeps its inner nodes (counted in the bound, they left no room for the level-0 nodes once they
-   * outgrew it). What is not in the current view goes first, least recently used first (superseded nodes,
-   * which only a search of an older view reads, and blocks' leaves, which the indexer reads once), then
-   * current level-0 nodes. An upper node just written (`upper`: its record follows) is not counted in the
-   * call that caches it, so nothing is evicted to make room for it; from the next node cached on it counts
-   * as not current until its record lands (one that never lands, after a failed append or a lost race,
-   * goes first), so it holds the cache past its bounds by that one node at most. Before, an indexer's
-   * superseded parents (each version of a growing 36 MB level-1 node) and the new version not yet recorded
-   * pushed the current level-0 nodes of the stream's first blocks out, and the first needles there fetched
-   * and checked them again (1-3 ms each).
-   */
-  private cacheNode(key: string, node: IndexNode, bytes: number, upper = false): void {
-    this.uncacheNode(key);
-    this.cache.set(key, { node, bytes });
-    this.cacheBytes += bytes;
-    if (this.cache.size <= nodeCacheMax && this.cacheBytes <= this.cacheBytesMax) return;
-    const pinned = this.upperNodeKeys();
-    if (upper) pinned.add(key);
-    let nodes = this.cache.size;
-    let held = this.cacheBytes;
-    for (const [k, c] of this.cache)
-      if (pinned.has(k)) {
-        nodes--;
-        held -= c.bytes;
-      }
-    const live = new Set<string>();
-    for (const n of this.levels[0]?.values() ?? []) live.add(n.key);
-    for (const current of [false, true])
-      for (const k of [...this.cache.keys()]) {
-        if (nodes <= nodeCacheMax && held <= this.cacheBytesMax) return;
-        if (k === key || pinned.has(k) || live.has(k) !== current) continue;
-        held -= this.cache.get(k)!.bytes;
-        nodes--;
-        this.uncacheNode(k);
-      }
   }
 
   /** Keys of the index's current nodes above level 0 (kept by the node cache whatever its bounds). */
@@ -1160,24 +939,14 @@ export class Stream {
     return keys;
   }
 
-  private uncacheNode(key: string): void {
-    const had = this.cache.get(key);
-    if (!had) return;
-    this.cache.delete(key);
-    this.cacheBytes -= had.bytes;
-  }
-
   /** The decoded index nodes kept, their encoded bytes, and those of them kept whatever the bounds (tests). */
   get nodeCacheStats(): { nodes: number; bytes: number; upperNodes: number; upperBytes: number } {
-    const upper = this.upperNodeKeys();
-    let upperNodes = 0;
-    let upperBytes = 0;
-    for (const [k, c] of this.cache)
-      if (upper.has(k)) {
-        upperNodes++;
-        upperBytes += c.bytes;
-      }
-    return { nodes: this.cache.size, bytes: this.cacheBytes, upperNodes, upperBytes };
+    return this.nodes.stats;
+  }
+
+  /** Bytes and entries of the HLN2 directories and pages searches keep (tests). */
+  get nodePageCacheStats(): { entries: number; bytes: number; nodeKeys: string[] } {
+    return this.reads.pageCacheStats;
   }
 
   private async putNode(level: number, node: IndexNode): Promise<NodeInfo> {
@@ -1186,7 +955,7 @@ export class Stream {
     const key = `${this.def.name}/nodes/L${level}/${h.from}-${h.to}-${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
     const bytes = encodeNode(node, 2, this.nodePageKeys);
     await this.store.put(key, bytes);
-    this.cacheNode(key, node, bytes.length, level > 0);
+    this.nodes.put(key, node, bytes.length, level > 0);
     return {
       level,
       from: h.from,
@@ -1693,72 +1462,6 @@ export class Stream {
     while ((await this.indexStep(1024)) > 0) {}
   }
 
-  private plan(e: Expr): Plan {
-    const def = this.def;
-    const byValue = (col: number) => def.index.some((d) => !d.tokens && d.column === def.columns[col]!.name);
-    const byToken = (col: number) => def.index.some((d) => d.tokens && d.column === def.columns[col]!.name);
-    const allTokens = (col: number, toks: string[]): Plan =>
-      balanced(
-        toks.map((t): Plan => ({ p: 'key', key: hashKey(tokenKey(col, t)) })),
-        (a, b) => ({ p: 'and', a, b }),
-      );
-    switch (e.k) {
-      case 'and':
-        return { p: 'and', a: this.plan(e.a), b: this.plan(e.b) };
-      case 'or':
-        return { p: 'or', a: this.plan(e.a), b: this.plan(e.b) };
-      case 'cmp':
-        if (e.op !== '=' || e.v === null) return { p: 'all' };
-        if (byValue(e.col)) return { p: 'key', key: hashKey(valueKey(e.col, e.v)) };
-        if (byToken(e.col) && typeof e.v === 'string') {
-          const toks = tokenize(e.v);
-          if (toks.length > 0) return allTokens(e.col, toks);
-        }
-        return { p: 'all' };
-      case 'in': {
-        if (!byValue(e.col)) return { p: 'all' };
-        const vs = e.vs.filter((v): v is string | number => v !== null);
-        if (vs.length === 0) return { p: 'none' };
-        return balanced(
-          vs.map((v): Plan => ({ p: 'key', key: hashKey(valueKey(e.col, v)) })),
-          (a, b) => ({ p: 'or', a, b }),
-        );
-      }
-      case 'contains':
-        return byToken(e.col) ? allTokens(e.col, e.tokens) : { p: 'all' };
-      default:
-        return { p: 'all' };
-    }
-  }
-
-  /** The children of a node that may hold a match; null means all of them. */
-  private async evalPlan(p: Plan, node: NodeView): Promise<Set<number> | null> {
-    switch (p.p) {
-      case 'all':
-        return null;
-      case 'none':
-        return new Set();
-      case 'key':
-        return new Set(await node.find(p.key));
-      case 'and': {
-        const a = await this.evalPlan(p.a, node);
-        if (a && a.size === 0) return a;
-        const b = await this.evalPlan(p.b, node);
-        if (!a) return b;
-        if (!b) return a;
-        return new Set([...a].filter((x) => b.has(x)));
-      }
-      case 'or': {
-        const a = await this.evalPlan(p.a, node);
-        if (!a) return null;
-        const b = await this.evalPlan(p.b, node);
-        if (!b) return null;
-        for (const x of b) a.add(x);
-        return a;
-      }
-    }
-  }
-
   /** Adds `--since`/`--until` as a range on the first TIMESTAMP column. */
   private withTime(e: Expr, opts: SearchOptions): Expr {
     let out = e;
@@ -1815,12 +1518,12 @@ export class Stream {
     const candidates = new Set<number>();
     let covered = 0;
     // the plan steers the descent and the pages' key filters; a search without the index uses neither
-    const plan = opts.useIndex !== false && this.def.index.length > 0 ? this.plan(e) : null;
+    const plan = opts.useIndex !== false && this.def.index.length > 0 ? planFor(e, this.def) : null;
     if (plan) {
       const descend = async (key: string, info?: NodeInfo) => {
-        const node = await this.searchNode(key, stats, info);
+        const node = await this.reads.node(key, stats, info);
         stats.nodesRead++;
-        const sel = await this.evalPlan(plan, node);
+        const sel = await evalPlan(plan, node);
         const idx = sel ? [...sel] : node.header.children.map((_, i) => i);
         const dead = this.expiredUpTo;
         for (const i of idx) {
@@ -1867,7 +1570,7 @@ export class Stream {
         continue;
       }
       // the directory (one range get), then only the pages whose key filters may hold the plan's keys
-      const blk = await this.openBlock(b.key, b.dir);
+      const blk = await this.reads.block(b.key, b.dir);
       stats.blocksRead++;
       const pages: number[] = [];
       for (let p = 0; p < blk.pages.length; p++) {
@@ -1895,208 +1598,6 @@ export class Stream {
       if (!anyPage) stats.prunedByNeedle++;
     }
     return { rows, seqs, stats };
-  }
-
-  /**
-   * An index node for a search. A node this Stream holds decoded (one its indexer wrote or read, or an HLN1
-   * node) answers from memory. Else an HLN2 node is read in parts: its header and directory (one get of
-   * about the largest directory seen, a second when this one is longer), then for each key looked up the
-   * one page that may hold it (one range get), all kept in the page cache (LRU, bounded). An HLN1 node is
-   * read whole, as before (after a search met one, the next node is fetched whole in one get).
-   */
-  private async searchNode(key: string, stats: SearchStats, info?: NodeInfo): Promise<NodeView> {
-    const whole = this.cache.get(key);
-    if (whole) {
-      this.cache.delete(key);
-      this.cache.set(key, whole);
-      return { header: whole.node.header, find: (k) => lookup(whole.node, k) };
-    }
-    let dir = this.pagedGet(key) as NodeDirectory | undefined;
-    // what the first get fetched past the directory (pages there are not fetched again)
-    let head: Uint8Array | undefined;
-    if (!dir) {
-      if (this.lastNodeWhole) return this.wholeNode(key, stats);
-      const level = Number(/\/nodes\/L(\d+)\//.exec(key)?.[1] ?? 0);
-      // about the largest directory seen at the level, or what this node's record says it holds: its
-      // keys (the directory's pages, at the default page size) and children (the header's names)
-      let ask = this.nodePrefixBytes[level] ?? 4096;
-      if (info) {
-        const K = this.nodePageKeys ?? Math.max(nodePageKeys, Math.ceil(info.keys / nodePagesMax));
-        const pages = Math.ceil(info.keys / K);
-        const header = 512 + (info.children ?? 64) * (level > 0 ? 96 : 12);
-        const guess = Math.ceil((24 + pages * 20 + header) / 4096) * 4096;
-        ask = Math.min(nodePrefixBytesMax, Math.max(ask, guess));
-      }
-      let bytes = await this.store.get(key, { range: { start: 0, end: ask - 1 } });
-      stats.nodeGets++;
-      stats.nodeBytesFetched += bytes.length;
-      if (nodeVersion(bytes) === 1) {
-        this.lastNodeWhole = true;
-        // the whole object when it is shorter than what was asked for
-        if (bytes.length < ask) return this.wholeNode(key, stats, bytes);
-        return this.wholeNode(key, stats);
-      }
-      this.lastNodeWhole = false;
-      const need = NodeDirectory.bytesNeeded(bytes, key);
-      // fewer bytes than asked for: the object ends there (a store clips a range at the end), so it is
-      // not asked for more, and its size is checked against the header (a truncated node fails here,
-      // naming it, not in the store's range check)
-      const objectBytes = bytes.length < ask ? bytes.length : undefined;
-      if (bytes.length < need && objectBytes === undefined) {
-        const rest = await this.nodeRange(key, bytes.length, need, key);
-        stats.nodeGets++;
-        stats.nodeBytesFetched += rest.length;
-        const all = new Uint8Array(bytes.length + rest.length);
-        all.set(bytes);
-        all.set(rest, bytes.length);
-        bytes = all;
-      }
-      dir = NodeDirectory.parse(bytes.subarray(0, need), key, objectBytes);
-      this.nodePrefixBytes[level] = Math.min(
-        nodePrefixBytesMax,
-        Math.max(ask, Math.ceil(need / 4096) * 4096),
-      );
-      this.pagedPut(key, dir, dir.bytes);
-      head = bytes;
-    }
-    const d = dir;
-    return {
-      header: d.header,
-      find: async (k) => {
-        const p = d.pageOf(k);
-        if (p < 0) return new Uint32Array(0);
-        const pk = `${key}#${p}`;
-        let page = this.pagedGet(pk) as NodePage | undefined;
-        if (!page) {
-          const [start, end] = d.range(p);
-          // the page's bytes in an array of their own: what the first get or the store returned may be a
-          // view of a larger buffer (a Buffer's slice() is one; a FileStore read under 4 KiB comes from
-          // Node's 8 KiB pool), which the cache would keep alive while counting the page's bytes only
-          let bytes: Uint8Array;
-          if (head && end <= head.length) bytes = new Uint8Array(head.subarray(start, end));
-          else {
-            bytes = await this.nodeRange(key, start, end, `${key}: page ${p} of ${d.pages}`);
-            stats.nodeGets++;
-            stats.nodeBytesFetched += bytes.length;
-            if (bytes.byteLength !== bytes.buffer.byteLength) bytes = new Uint8Array(bytes);
-          }
-          page = d.page(p, bytes);
-          this.pagedPut(pk, page, bytes.length);
-        }
-        return page.find(k);
-      },
-    };
-  }
-
-  /**
-   * Bytes [start, end) of a node object; a range past its end (a node shorter than its header or
-   * directory says) fails naming `what`, not only the store's offsets.
-   */
-  private async nodeRange(key: string, start: number, end: number, what: string): Promise<Uint8Array> {
-    try {
-      return await this.store.get(key, { range: { start, end: end - 1 } });
-    } catch (e) {
-      if ((e as Error).name !== 'RangeError') throw e;
-      throw new Error(`${what}: bytes ${start}-${end - 1} are past the object's end (a truncated node)`, {
-        cause: e,
-      });
-    }
-  }
-
-  /** A node read whole for a search (HLN1, or any node after an HLN1 one), kept in the node cache. */
-  private async wholeNode(key: string, stats: SearchStats, bytes?: Uint8Array): Promise<NodeView> {
-    let node: IndexNode;
-    if (bytes) {
-      node = decodeNode(bytes, key);
-      this.cacheNode(key, node, bytes.length);
-    } else {
-      const before = this.cache.has(key);
-      node = await this.node(key);
-      if (!before) {
-        stats.nodeGets++;
-        stats.nodeBytesFetched += this.cache.get(key)?.bytes ?? 0;
-      }
-    }
-    this.lastNodeWhole = node.header.pageKeys === undefined; // HLN1 (an HLN2 header says its pages)
-    return { header: node.header, find: (k) => lookup(node, k) };
-  }
-
-  private pagedGet(k: string): NodeDirectory | NodePage | undefined {
-    const e = this.paged.get(k);
-    if (!e) return undefined;
-    this.paged.delete(k); // most recently used last
-    this.paged.set(k, e);
-    return e.v;
-  }
-
-  private pagedPut(k: string, v: NodeDirectory | NodePage, bytes: number): void {
-    // a concurrent search may have read it meanwhile: count it once
-    this.pagedBytes += bytes - (this.paged.get(k)?.bytes ?? 0);
-    this.paged.delete(k);
-    this.paged.set(k, { v, bytes });
-    for (const [key, e] of this.paged) {
-      if (this.pagedBytes <= this.pagedBytesMax || key === k) break;
-      this.paged.delete(key);
-      this.pagedBytes -= e.bytes;
-    }
-  }
-
-  /** Bytes and entries of the HLN2 directories and pages searches keep (tests). */
-  get nodePageCacheStats(): { entries: number; bytes: number; nodeKeys: string[] } {
-    const nodeKeys = new Set<string>();
-    for (const k of this.paged.keys()) nodeKeys.add(pagedNode(k));
-    return { entries: this.paged.size, bytes: this.pagedBytes, nodeKeys: [...nodeKeys] };
-  }
-
-  /**
-   * A block for a search: its directory from the cache (a block's key names bytes that never change: a
-   * rewrite writes a new key), else from one range get (two when it is longer than any seen before).
-   */
-  private async openBlock(key: string, dirBytes?: number): Promise<BlockReader> {
-    const dir = this.directories.get(key);
-    if (dir) {
-      this.directories.delete(key); // most recently used last
-      this.directories.set(key, dir);
-      const blk = new BlockReader(dir, key, this.store);
-      blk.inflatedBytesHint = this.inflatedBytesHint;
-      blk.bytesFetched = 0;
-      blk.getsMade = 0;
-      return blk;
-    }
-    let blk: BlockReader;
-    if (this.lastBlockWhole) {
-      // the last block was HLB2/HLB3 (read whole): so is the next one most likely (a stream's old blocks)
-      const bytes = await this.store.get(key);
-      blk = new BlockReader(bytes, key, this.store);
-    } else {
-      // the record's directory size when it has one (blocks written since it was recorded): one get of
-      // exactly the directory, also for the first block a process searches
-      const known =
-        dirBytes !== undefined &&
-        Number.isInteger(dirBytes) &&
-        dirBytes >= 20 &&
-        dirBytes <= blockDirectoryBytesMax;
-      blk = await BlockReader.open(this.store, key, known ? dirBytes : this.blockPrefixBytes);
-    }
-    blk.inflatedBytesHint = this.inflatedBytesHint;
-    this.lastBlockWhole = blk.version < 4;
-    const d = blk.directory();
-    if (d) {
-      // the next block's first get asks for about this block's directory (blocks of a stream are alike)
-      this.blockPrefixBytes = Math.min(
-        blockDirectoryBytesMax,
-        Math.max(this.blockPrefixBytes, Math.ceil(d.length / 4096) * 4096),
-      );
-      // a concurrent search may have cached this block's directory meanwhile: count it once
-      this.directoriesBytes += d.length - (this.directories.get(key)?.length ?? 0);
-      this.directories.set(key, d);
-      for (const [k, v] of this.directories) {
-        if (this.directoriesBytes <= directoryCacheBytesMax) break;
-        this.directories.delete(k);
-        this.directoriesBytes -= v.length;
-      }
-    }
-    return blk;
   }
 
   /** Every acknowledged row, block by block (the brute-force view). */
@@ -2266,7 +1767,7 @@ export class Stream {
         for (const o of page.objects) {
           if (live.has(o.key) || now - o.modifiedMs < graceMs) continue;
           await this.store.delete(o.key).catch(() => undefined);
-          this.uncacheNode(o.key);
+          this.nodes.delete(o.key);
           gone.add(o.key);
           deleted++;
         }
@@ -2276,13 +1777,7 @@ export class Stream {
     }
     // and the directories and pages of HLN2 nodes searches kept (unreachable through the view, but
     // holding the page cache's room until LRU pushed them out)
-    if (gone.size > 0)
-      for (const [k, e] of this.paged) {
-        if (gone.has(pagedNode(k))) {
-          this.paged.delete(k);
-          this.pagedBytes -= e.bytes;
-        }
-      }
+    this.reads.forgetNodes(gone);
     return deleted;
   }
 

@@ -23,6 +23,7 @@ import { MemStore } from '@strata/objstore';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeBlockAsync, type RowSource } from '../src/block.js';
+import type { BytesLru } from '../src/lru.js';
 import { sectionBuffer } from '../src/sections.js';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-v4-'));
@@ -447,11 +448,11 @@ describe('version 4 and 5 blocks', () => {
       const q = s.parse(`msg CONTAINS 'row${blockPageRows + 3}'`);
       const res = await Promise.all([s.search(q), s.search(q), s.search(q)]);
       for (const r of res) expect(r.rows.map((x) => x[0])).toEqual([blockPageRows + 3]);
-      const cache = s as unknown as { directories: Map<string, Uint8Array>; directoriesBytes: number };
+      const cache = (s as unknown as { reads: { directories: BytesLru<Uint8Array> } }).reads.directories;
       let held = 0;
-      for (const d of cache.directories.values()) held += d.length;
-      expect(cache.directories.size).toBe(1);
-      expect(cache.directoriesBytes).toBe(held);
+      for (const d of cache.values()) held += d.v.length;
+      expect(cache.size).toBe(1);
+      expect(cache.bytes).toBe(held);
     } finally {
       await s.close();
     }

@@ -20,6 +20,7 @@ import {
 } from '@strata/helios';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { BytesLru } from '../src/lru.js';
 import { checkIndex } from './index-check.js';
 
 const ddl = `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
@@ -472,7 +473,7 @@ describe('stream: the index node cache', () => {
     const s = await Stream.open(dir, 'ev', policy);
     const inside = s as unknown as {
       store: { get: (k: string, o?: { range?: unknown }) => Promise<Uint8Array> };
-      paged: Map<string, { v: { bytes: unknown } }>;
+      reads: { pages: BytesLru<{ bytes: unknown }> };
     };
     const get = inside.store.get.bind(inside.store);
     // a node's bytes as a Buffer inside a larger one (as a FileStore read under 4 KiB is, in Node's pool)
@@ -485,7 +486,9 @@ describe('stream: the index node cache', () => {
     };
     try {
       for (const [i, q] of needles.entries()) expect((await s.search(s.parse(q))).rows).toEqual(want[i]);
-      const pages = [...inside.paged.values()].map((e) => e.v.bytes).filter((b) => b instanceof Uint8Array);
+      const pages = [...inside.reads.pages.values()]
+        .map((e) => e.v.bytes)
+        .filter((b) => b instanceof Uint8Array);
       expect(pages.length).toBeGreaterThan(2);
       for (const b of pages) expect(b.buffer.byteLength).toBe(b.byteLength);
     } finally {
@@ -609,7 +612,7 @@ describe('stream: the index node cache after indexing', () => {
   const policy = { mergeKeysMax: 500, addKeysMax: 4000, fanoutMax: 4, compactEveryBlocks: 0 };
   type Inside = {
     levels: Map<number, { key: string; bytes: number }>[];
-    cache: Map<string, unknown>;
+    nodes: { has(key: string): boolean };
     store: { get: (k: string, o?: unknown) => Promise<Uint8Array> };
   };
   /** Indexes a needle stream with `index` under a bound just above its current level-0 nodes, then asserts
@@ -635,7 +638,7 @@ describe('stream: the index node cache after indexing', () => {
       await index(s);
       const l0 = [...inside.levels[0]!.values()].map((n) => n.key);
       expect(l0.length).toBeGreaterThan(4);
-      expect(l0.filter((k) => !inside.cache.has(k))).toEqual([]);
+      expect(l0.filter((k) => !inside.nodes.has(k))).toEqual([]);
       const fetched: string[] = [];
       const get = inside.store.get.bind(inside.store);
       inside.store.get = (k, o) => {
@@ -686,12 +689,12 @@ describe('stream: the index node cache after indexing', () => {
       expect(inside.levels[1]?.size ?? 0).toBe(0);
       // kept past the bound by the write that cached it, and no longer: the indexer's next node (its
       // retry) is cached, and the lost one goes first (it is no current node)
-      expect(inside.cache.has(lost!)).toBe(true);
+      expect(inside.nodes.has(lost!)).toBe(true);
       expect(s.nodeCacheStats.bytes).toBeGreaterThan(bound);
       inside.log.append = append;
       await s.indexAll();
       expect(inside.levels[1]?.size ?? 0).toBeGreaterThan(0);
-      expect(inside.cache.has(lost!)).toBe(false);
+      expect(inside.nodes.has(lost!)).toBe(false);
       for (const i of [5, 700, 1500, 2300, 2999])
         expect((await s.search(s.parse(`msg CONTAINS 'id_${i}'`))).rows.length).toBe(1);
       const st = s.nodeCacheStats;
