@@ -1,7 +1,9 @@
 /**
  * A stream on one machine: ingestion (chunk, block, dedupe by block id, progress-log append), the
- * bottom-up indexer (level-0 merge, add operator, watermarks, orphans), the hybrid query and erasure.
- * Blocks and index nodes live in an ObjectStore; progress lives in the stream's progress log.
+ * bottom-up indexer (level-0 merge, add operator, watermarks, orphans), compaction, the hybrid query,
+ * erasure, tiers, retention and gc. Blocks and index nodes live in an ObjectStore; progress lives in the
+ * stream's progress log. What a search computes from a node or a page is in search.ts, how it reads them
+ * in reads.ts, the decoded nodes kept in nodecache.ts.
  */
 
 import { isAscii } from 'node:buffer';
