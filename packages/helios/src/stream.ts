@@ -36,6 +36,7 @@ import {
   mergeNodes,
 } from './node.js';
 import { NodeCache } from './nodecache.js';
+import { OrderedAppends } from './ordered.js';
 import { ProgressLog, type ProgressRecord } from './progress.js';
 import { columnsOf, type Expr, evalExpr, mayMatchRange, parseQuery, requiredNeedles } from './query.js';
 import { SearchReads } from './reads.js';
@@ -136,63 +137,6 @@ function setHas(sorted: Float64Array, k: number): boolean {
 
 /** Bound on a file's chunks ingested at once (parsed, written or appended, not yet acknowledged). */
 export const ingestChunksInFlightMax = 3;
-
-/**
- * Appends records in the order they were added, each once it is ready and every record before it is
- * appended, and all that are ready together in one batch (one log append for several chunks while the
- * log is busy). After a failure (of a record or an append) nothing more is appended: every later record
- * fails too, so no chunk is acknowledged after one that was not.
- */
-class OrderedAppends {
-  private ready: Promise<unknown> = Promise.resolve();
-  private batch: { rec: ProgressRecord; done: (pos: number) => void; fail: (e: unknown) => void }[] = [];
-  private appending = false;
-  private error: unknown;
-
-  constructor(private readonly append: (recs: ProgressRecord[]) => Promise<number[]>) {}
-
-  /** Resolves with the record's log position once it is appended. */
-  add(rec: Promise<ProgressRecord>): Promise<number> {
-    // Handled below once the records before it are appended; until then a record that fails early (a put
-    // refused at once) would be an unhandled rejection, which ends a Node process.
-    rec.catch(() => undefined);
-    return new Promise<number>((done, fail) => {
-      this.ready = this.ready
-        .then(() => rec)
-        .then(
-          (r) => {
-            if (this.error !== undefined) fail(this.error);
-            else {
-              this.batch.push({ rec: r, done, fail });
-              void this.drain();
-            }
-          },
-          (e) => {
-            this.error ??= e;
-            fail(e);
-          },
-        );
-    });
-  }
-
-  private async drain(): Promise<void> {
-    if (this.appending) return;
-    this.appending = true;
-    while (this.batch.length > 0) {
-      const b = this.batch;
-      this.batch = [];
-      try {
-        if (this.error !== undefined) throw this.error;
-        const pos = await this.append(b.map((x) => x.rec));
-        for (let i = 0; i < b.length; i++) b[i]!.done(pos[i]!);
-      } catch (e) {
-        this.error ??= e;
-        for (const x of b) x.fail(e);
-      }
-    }
-    this.appending = false;
-  }
-}
 
 /**
  * Rows per page of a stream whose index holds no TOKENS column (declared columns' values only, or no
@@ -821,7 +765,7 @@ export class Stream {
     // system calls as the append itself. Whether each record is the one that counts for its block (another
     // server may have appended the same chunk first) is decided then.
     const appended: { id: string; pos: number }[] = [];
-    const appends = new OrderedAppends((recs) => this.log.append(recs));
+    const appends = new OrderedAppends<ProgressRecord>((recs) => this.log.append(recs));
     try {
       // Reads go straight after the bytes not yet cut, in one buffer reused for every chunk (a chunk's
       // bytes are made a string, or parsed from the buffer by buildChunk, which lays out the whole block
