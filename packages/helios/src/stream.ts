@@ -868,6 +868,7 @@ export class Stream {
     return stats;
   }
 
+  /** An index node read whole (the indexer's, erasure's and export's reads), through the node cache. */
   private async node(key: string): Promise<IndexNode> {
     const hit = this.nodes.get(key);
     if (hit) return hit;
