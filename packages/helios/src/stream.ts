@@ -868,7 +868,10 @@ export class Stream {
     return stats;
   }
 
-  /** An index node read whole, through the node cache: the indexer's, erasure's and export's reads, and a search's of HLN1 nodes. */
+  /**
+   * An index node read whole, through the node cache: the indexer's, erasure's and export's reads, and a
+   * search's of HLN1 nodes.
+   */
   private async node(key: string): Promise<IndexNode> {
     const hit = this.nodes.get(key);
     if (hit) return hit;
