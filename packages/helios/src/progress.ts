@@ -7,10 +7,11 @@
  *
  * Shared by processes: a new log's segments are ObjectStoreLoglets on a file: store (each batch one object
  * put with If-None-Match, so racing appenders of several servers and indexers get distinct positions).
- * An ObjectStoreLoglet reads a segment from its first object, so the log rolls to a fresh segment every
- * `segmentRecordsMax` records (seal + CAS of the chain in the file MetaStore); a roll left half done by a
- * killed process is finished by the next appender (VirtualLog's failover option). Logs created before
- * this (a file loglet) keep their loglet and are safe for one process only.
+ * A process new to an ObjectStoreLoglet lists all its objects (on a file: store, reading each one's
+ * header), so the log rolls to a fresh segment every `segmentRecordsMax` records (seal + CAS of the chain
+ * in the file MetaStore); a roll left half done by a killed process is finished by the next appender
+ * (VirtualLog's failover option). Logs created before this (a file loglet) keep their loglet and are safe
+ * for one process only.
  */
 import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -31,12 +31,18 @@ describe('ObjectStoreLoglet (mem: store)', () =>
 describe('ObjectStoreLoglet (file: store)', () =>
   logletConformance(async (start) => new ObjectStoreLoglet(new FileStore(fresh()), 'log', start)));
 describe('ObjectStoreLoglet on a long log', () => {
-  it('a fresh client finds the tail and reads a range without fetching every batch', async () => {
+  it('a fresh client finds the tail and reads a range without fetching every batch, listing them once', async () => {
     class Counting extends MemStore {
       gets = 0;
+      listed = 0;
       override get(...a: Parameters<MemStore['get']>) {
         this.gets++;
         return super.get(...a);
+      }
+      override async list(...a: Parameters<MemStore['list']>) {
+        const page = await super.list(...a);
+        this.listed += page.objects.length;
+        return page;
       }
     }
     const store = new Counting();
@@ -44,13 +50,18 @@ describe('ObjectStoreLoglet on a long log', () => {
     for (let i = 0; i < 300; i++) await w.append([Buffer.from(`a${i}`), Buffer.from(`b${i}`)]);
     const r = new ObjectStoreLoglet(store, 'long', 0);
     store.gets = 0;
+    store.listed = 0;
     expect(await r.checkTail()).toEqual({ tail: 600, sealed: false });
     expect(store.gets).toBeLessThanOrEqual(3); // the last batch, the free slot after it, the trim point
+    expect(store.listed).toBe(300); // every batch listed once, to find the tail
     store.gets = 0;
+    store.listed = 0;
     const recs = await r.read(581, 590);
     expect(recs.map((x) => x.position)).toEqual(Array.from({ length: 9 }, (_, i) => 581 + i));
     expect(Buffer.from(recs[0]!.payload).toString()).toBe('b290');
     expect(store.gets).toBeLessThanOrEqual(10); // 5 batches and the tail check, not 290
+    // listed from the batch holding 581, which the tail check listed: not the 300 batches again
+    expect(store.listed).toBeLessThanOrEqual(10);
   });
 });
 describe('VirtualLog over MemoryLoglets (one segment)', () =>

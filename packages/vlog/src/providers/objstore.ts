@@ -22,6 +22,8 @@ import {
 } from '../contract.js';
 
 const SEAL = 0xffffffff;
+/** Bound on the slot starts a client remembers (`ObjectStoreLoglet.known`). */
+const slotStartsMax = 10_000;
 
 function slotKey(prefix: string, pos: number): string {
   return `${prefix}/${String(pos).padStart(16, '0')}`;
@@ -122,7 +124,10 @@ export class ObjectStoreLoglet implements Loglet {
     )
       return;
     let last: number | undefined;
-    for await (const first of this.slotsFrom(this.next)) last = first;
+    for await (const first of this.slotsFrom(this.next)) {
+      last = first;
+      this.noteStart(first); // a read that follows lists from here, not from the loglet's start again
+    }
     // no slot at or after `next` when listed: nothing to walk (and no get that is bound to miss); a
     // slot written after the listing began belongs to an append not yet acknowledged when this started
     if (last === undefined) return;
@@ -181,8 +186,7 @@ export class ObjectStoreLoglet implements Loglet {
       const key = slotKey(this.prefix, first);
       const b = decodeBatch(await this.store.get(key), key);
       if (b.seal) return false;
-      this.batchStarts.add(first);
-      if (this.batchStarts.size > 10_000) this.batchStarts.delete(this.batchStarts.values().next().value!);
+      this.noteStart(first);
       b.records.forEach((payload, i) => {
         const p = first + i;
         if (p >= from && p < end) out.push({ position: p, payload });
@@ -199,10 +203,19 @@ export class ObjectStoreLoglet implements Loglet {
     return out;
   }
 
-  /** Batch starts seen by this client (a read of a long log need not list from the beginning again). */
+  /**
+   * Slot starts seen by this client, listed or read (a read of a long log need not list from the beginning
+   * again), at most `slotStartsMax`, the oldest seen dropped first.
+   */
   private readonly batchStarts = new Set<number>();
 
-  /** The greatest batch start known to be at or before `pos` (the loglet's start at worst). */
+  private noteStart(first: number): void {
+    this.batchStarts.add(first);
+    if (this.batchStarts.size > slotStartsMax)
+      this.batchStarts.delete(this.batchStarts.values().next().value!);
+  }
+
+  /** The greatest slot start known to be at or before `pos` (the loglet's start at worst). */
   private known(pos: number): number {
     let best = this.start;
     for (const b of this.batchStarts) if (b <= pos && b > best) best = b;
