@@ -13,7 +13,8 @@ export class OrderedAppends<R> {
   private ready: Promise<unknown> = Promise.resolve();
   private batch: { rec: R; done: (pos: number) => void; fail: (e: unknown) => void }[] = [];
   private appending = false;
-  private error: unknown;
+  /** The first failure (a record's or an append's), whatever it was rejected with (undefined too). */
+  private failure: { error: unknown } | undefined;
 
   constructor(private readonly append: (recs: R[]) => Promise<number[]>) {}
 
@@ -27,14 +28,14 @@ export class OrderedAppends<R> {
         .then(() => rec)
         .then(
           (r) => {
-            if (this.error !== undefined) fail(this.error);
+            if (this.failure) fail(this.failure.error);
             else {
               this.batch.push({ rec: r, done, fail });
               void this.drain();
             }
           },
           (e) => {
-            this.error ??= e;
+            this.failure ??= { error: e };
             fail(e);
           },
         );
@@ -48,11 +49,11 @@ export class OrderedAppends<R> {
       const b = this.batch;
       this.batch = [];
       try {
-        if (this.error !== undefined) throw this.error;
+        if (this.failure) throw this.failure.error;
         const pos = await this.append(b.map((x) => x.rec));
         for (let i = 0; i < b.length; i++) b[i]!.done(pos[i]!);
       } catch (e) {
-        this.error ??= e;
+        this.failure ??= { error: e };
         for (const x of b) x.fail(e);
       }
     }

@@ -34,7 +34,10 @@ describe('OrderedAppends', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.scheduler(),
-        fc.array(fc.boolean(), { minLength: 1, maxLength: 12 }).map((ok) => ok.map((x, i) => ({ i, ok: x }))),
+        // a record fails with an Error or, as a bare Promise.reject() does, with undefined
+        fc
+          .array(fc.constantFrom('ok', 'ok', 'error', 'undefined'), { minLength: 1, maxLength: 12 })
+          .map((ok) => ok.map((x, i) => ({ i, ok: x === 'ok', bare: x === 'undefined' }))),
         fc.uniqueArray(fc.integer({ min: 0, max: 11 }), { maxLength: 3 }),
         async (s, records, failingCalls) => {
           const log = new TestLog((p) => s.schedule(p), new Set(failingCalls));
@@ -44,6 +47,7 @@ describe('OrderedAppends', () => {
             appends
               .add(
                 s.schedule(Promise.resolve()).then(() => {
+                  if (r.bare) return Promise.reject();
                   if (!r.ok) throw new Error(`record ${r.i} failed`);
                   return r.i;
                 }),
