@@ -47,6 +47,12 @@ function hexPart(name: string): string {
 /** How long before a directory listing its modification time must be for the listing to be reused. */
 const dirTimeSlackMs = 50;
 
+/**
+ * Object headers a list reads at once. Each header is an open, a read and a close through the thread pool,
+ * about 0.2 ms when awaited one after another: a listing of 4,096 objects took 0.8 s.
+ */
+const listHeadsInFlight = 16;
+
 /** Bytes of a large object written (and made durable) at a time. */
 const writeStepBytes = 1 << 20;
 
@@ -396,17 +402,33 @@ export class FileStore implements ObjectStore {
     }
     const limit = opts.limit ?? 1000;
     const found: ObjectInfo[] = [];
-    for (const name of names) {
-      const short = !name.includes('~');
-      if (short) {
-        const key = Buffer.from(name, 'hex').toString('utf8');
-        if (opts.startAfter !== undefined && compareKeys(key, opts.startAfter) <= 0) continue;
-        if (found.length > limit) break;
+    // headers read `listHeadsInFlight` at a time, taken in name order as one at a time would take them: a
+    // short name's key is its name, so once more than `limit` are found the names after it need no header
+    // (a few of them may have been read already; an error reading one of those is not the list's)
+    let i = 0;
+    heads: while (i < names.length) {
+      const window: { name: string; short: boolean }[] = [];
+      for (; i < names.length && window.length < listHeadsInFlight; i++) {
+        const name = names[i]!;
+        const short = !name.includes('~');
+        if (short && opts.startAfter !== undefined) {
+          const key = Buffer.from(name, 'hex').toString('utf8');
+          if (compareKeys(key, opts.startAfter) <= 0) continue;
+        }
+        window.push({ name, short });
       }
-      const h = await this.headFile(join(this.objDir, name), name);
-      if (!h?.key.startsWith(prefix)) continue; // deleted meanwhile
-      if (opts.startAfter !== undefined && compareKeys(h.key, opts.startAfter) <= 0) continue;
-      found.push({ key: h.key, size: h.size, etag: h.etag, modifiedMs: h.modifiedMs });
+      const read = await Promise.allSettled(
+        window.map((w) => this.headFile(join(this.objDir, w.name), w.name)),
+      );
+      for (let k = 0; k < window.length; k++) {
+        if (window[k]!.short && found.length > limit) break heads;
+        const r = read[k]!;
+        if (r.status === 'rejected') throw r.reason;
+        const h = r.value;
+        if (!h?.key.startsWith(prefix)) continue; // deleted meanwhile
+        if (opts.startAfter !== undefined && compareKeys(h.key, opts.startAfter) <= 0) continue;
+        found.push({ key: h.key, size: h.size, etag: h.etag, modifiedMs: h.modifiedMs });
+      }
     }
     found.sort((a, b) => compareKeys(a.key, b.key));
     const objects = found.slice(0, limit);
