@@ -43,7 +43,7 @@ describe('file: backend, gets of up to 100 bytes read synchronously (others thro
   objectStoreConformance(async () => new FileStore(fresh(), undefined, { syncReadBytesMax: 100 })));
 
 describe('file: list', () => {
-  it('pages what the memory backend pages, over short and long keys, any prefix, startAfter and limit (property)', async () => {
+  it('pages what the memory backend pages, over short and long keys, any prefix, startAfter and limit, its headers read through the pool or not (property)', async () => {
     // long keys have names of their own ('~' and a hash): their order is read from their headers
     const keyArb = fc
       .tuple(
@@ -59,7 +59,10 @@ describe('file: list', () => {
         fc.option(keyArb, { nil: undefined }),
         fc.integer({ min: 1, max: 40 }),
         async (keys, prefix, startAfter, limit) => {
-          const file = new FileStore(fresh());
+          const dir = fresh();
+          const file = new FileStore(dir);
+          // and headers read with synchronous calls, as a store reading small objects so does
+          const sync = new FileStore(dir, undefined, { syncReadBytesMax: 4096 });
           const mem = new MemStore();
           for (const k of keys) {
             await file.put(k, Buffer.from(k));
@@ -78,7 +81,9 @@ describe('file: list', () => {
               after = page.nextStartAfter;
             }
           };
-          expect(await pages(file)).toEqual(await pages(mem));
+          const want = await pages(mem);
+          expect(await pages(file)).toEqual(want);
+          expect(await pages(sync)).toEqual(want);
         },
       ),
       { numRuns: 60 },
@@ -135,6 +140,14 @@ describe('file: synchronous gets', () => {
     await fh.close();
     await expect(sync.get('a')).rejects.toThrow(/corrupt: bad header/);
     await expect(sync.get('a', { range: { start: 0, end: 1 } })).rejects.toThrow(/corrupt: bad header/);
+    // heads and listings read headers synchronously too, and fail as the pooled ones do, naming the key
+    // or (a listing) the file
+    const pooled = new FileStore(dir);
+    for (const s of [sync, pooled]) {
+      await expect(s.head('a')).rejects.toThrow(`object file a in ${dir} is corrupt: bad header`);
+      await expect(s.list('')).rejects.toThrow(`object file ${name} in ${dir} is corrupt: bad header`);
+      expect(await s.head('nope')).toBeUndefined();
+    }
     expect(() => new FileStore(dir, undefined, { syncReadBytesMax: -1 })).toThrow(RangeError);
   });
 
