@@ -2,7 +2,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { makeDirs } from '@strata/cli';
-import { type ObjectStore, openStore, PreconditionFailedError, parseStoreUrl } from '@strata/objstore';
+import {
+  NotFoundError,
+  type ObjectStore,
+  openStore,
+  PreconditionFailedError,
+  parseStoreUrl,
+} from '@strata/objstore';
 import { type Chain, type Loglet, type MetaStore, type Payload, VersionConflictError } from './contract.js';
 import { EtcdMetaStore, parseEtcdUrl } from './providers/etcd.js';
 import { FileLoglet } from './providers/file.js';
@@ -67,14 +73,27 @@ async function claimObject(
   seg: string,
   log: string,
 ): Promise<void> {
-  try {
-    await store.put(key, Buffer.from(log), { ifNoneMatch: '*' });
-    return;
-  } catch (e) {
-    if (!(e instanceof PreconditionFailedError)) throw e;
+  // read first: a segment already claimed (every open of an existing log's segments) costs a get, not a
+  // conditional put, which on a file: store writes and syncs a file before it finds the key taken
+  const owner = async () => {
+    try {
+      return Buffer.from(await store.get(key)).toString('utf8');
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+  };
+  let held = await owner();
+  if (held === undefined) {
+    try {
+      await store.put(key, Buffer.from(log), { ifNoneMatch: '*' });
+      return;
+    } catch (e) {
+      if (!(e instanceof PreconditionFailedError)) throw e;
+    }
+    held = (await owner()) ?? '';
   }
-  const owner = Buffer.from(await store.get(key)).toString('utf8');
-  if (owner !== log) throw ownedElsewhere(spec, seg, owner, log);
+  if (held !== log) throw ownedElsewhere(spec, seg, held, log);
 }
 
 /** A ZooKeeper segment's OWNER: the znode `PATH/<i>-<start>.owner` beside the segment's own. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo } from '@strata/cli';
@@ -18,6 +18,7 @@ import {
   TrimmedError,
   VirtualLog,
 } from '../src/index.js';
+import { claimLoglet } from '../src/open.js';
 import { simulate } from '../src/sim.js';
 
 const root = mkdtempSync(join(tmpdir(), 'vlog-virt-'));
@@ -144,6 +145,26 @@ describe('deterministic simulation', () => {
       await again.close();
       await one.close();
     }
+  });
+
+  it('of logs claiming one objstore segment at once exactly one gets it; claims by its owner all succeed, and write nothing once it is held', async () => {
+    const spec = `objstore:file:${root}/claim-race`;
+    const tries = await Promise.allSettled(
+      ['p', 'q', 'r', 'p'].map((log) => claimLoglet(spec, 0, 0, process.cwd(), log)),
+    );
+    const won = tries.flatMap((t, i) => (t.status === 'fulfilled' ? [['p', 'q', 'r', 'p'][i]!] : []));
+    expect(new Set(won).size).toBe(1);
+    for (const t of tries) if (t.status === 'rejected') expect(t.reason).toBeInstanceOf(LogletOwnedError);
+    const owner = won[0]!;
+    // the owner's later claims (every open of the log) read the claim and write nothing
+    // (a conditional put would write its file in tmp/ and take a lock file there before failing)
+    const dirs = ['objects', 'tmp'].map((d) => join(root, 'claim-race', d));
+    const before = dirs.map((d) => [readdirSync(d).length, statSync(d).mtimeMs]);
+    await Promise.all([1, 2, 3].map(() => claimLoglet(spec, 0, 0, process.cwd(), owner)));
+    expect(dirs.map((d) => [readdirSync(d).length, statSync(d).mtimeMs])).toEqual(before);
+    await expect(claimLoglet(spec, 0, 0, process.cwd(), `${owner}x`)).rejects.toBeInstanceOf(
+      LogletOwnedError,
+    );
   });
 
   it("a reconfiguration onto another log's segment is refused and the log goes on elsewhere; a chain naming one is repaired", async () => {
