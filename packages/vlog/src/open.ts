@@ -1,5 +1,5 @@
 /** Spec URLs for loglets and MetaStores, and `openLog` for applications. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { makeDirs } from '@strata/cli';
 import {
@@ -56,14 +56,32 @@ function claimMem(key: string, spec: string, seg: string, log: string): void {
 
 function claimFile(dir: string, spec: string, seg: string, log: string): void {
   const path = join(dir, 'OWNER');
+  let fd: number;
   try {
-    writeFileSync(path, log, { flag: 'wx' });
-    return;
+    fd = openSync(path, 'wx');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    const owner = readFileSync(path, 'utf8');
+    if (owner === '')
+      throw new LogletOwnedError(
+        `loglet spec '${spec}': segment ${seg} there has an empty OWNER file (${path}: a claim cut short by a crash?); remove it if no log names the segment`,
+      );
+    if (owner !== log) throw ownedElsewhere(spec, seg, owner, log);
+    return;
   }
-  const owner = readFileSync(path, 'utf8');
-  if (owner !== log) throw ownedElsewhere(spec, seg, owner, log);
+  // durable before a chain names the segment: after a crash an empty OWNER would refuse its own log
+  try {
+    writeSync(fd, log);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const d = openSync(dir, 'r');
+  try {
+    fsyncSync(d);
+  } finally {
+    closeSync(d);
+  }
 }
 
 async function claimObject(

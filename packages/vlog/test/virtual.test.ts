@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo } from '@strata/cli';
@@ -145,6 +145,20 @@ describe('deterministic simulation', () => {
       await again.close();
       await one.close();
     }
+  });
+
+  it("a file: segment whose OWNER is empty (a claim cut short) is refused, saying so, not as another log's", async () => {
+    const loglet = `file:${root}/torn-owner`;
+    const log = await openLog('t', { meta: `file:${root}/torn-owner-meta`, loglet, create: true });
+    await log.append([b('x')]);
+    await log.close();
+    const owner = join(root, 'torn-owner', '0-0', 'OWNER');
+    expect(readFileSync(owner, 'utf8')).toBe('t');
+    writeFileSync(owner, '');
+    const again = openLog('t', { meta: `file:${root}/torn-owner-meta` }).then((l) => l.read(0, 1));
+    await expect(again).rejects.toThrow(
+      /segment 0-0 there has an empty OWNER file .*a claim cut short by a crash/,
+    );
   });
 
   it('of logs claiming one objstore segment at once exactly one gets it; claims by its owner all succeed, and write nothing once it is held', async () => {
