@@ -3,11 +3,15 @@ import {
   createReadStream,
   createWriteStream,
   fstatSync,
+  fsyncSync,
   mkdirSync,
   openSync,
   type ReadStream,
+  renameSync,
+  rmSync,
   statSync,
   type WriteStream,
+  writeFileSync,
 } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -31,6 +35,39 @@ const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
  */
 export async function makeDirs(dir: string): Promise<string | undefined> {
   return makeDirsSync(dir);
+}
+
+/**
+ * Replaces `path` with `data` so that after a crash it holds the old bytes or the new ones, whole: written
+ * to a file of its own beside it, synced, renamed over `path`, and the directory synced (the rename is
+ * durable when this returns). For small files with one writer at a time: a stream's DDL, an agent's
+ * checkpoint.
+ */
+export function writeFileDurableSync(path: string, data: string | Uint8Array): void {
+  // one name, not one per process: a crash's leftover is replaced by the next write, not kept forever
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  try {
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  const dir = openSync(dirname(resolve(path)), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
 }
 
 /** {@link makeDirs}: the walk itself. */

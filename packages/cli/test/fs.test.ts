@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeDirs, makeDirsSync, openInput, openOutput } from '../src/index.js';
+import { makeDirs, makeDirsSync, openInput, openOutput, writeFileDurableSync } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'strata-cli-fs-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -69,5 +69,27 @@ describe('openInput', () => {
       'cannot read none.txt: ENOENT: no such file or directory',
     );
     expect(() => openInput(root, 'ROOT')).toThrow('cannot read ROOT: it is a directory');
+  });
+});
+
+describe('writeFileDurableSync', () => {
+  it('writes and replaces a file whole, leaving no file of its own beside it', () => {
+    const dir = join(root, 'durable');
+    makeDirsSync(dir);
+    const path = join(dir, 'stream.ddl');
+    writeFileDurableSync(path, 'CREATE STREAM a');
+    expect(readFileSync(path, 'utf8')).toBe('CREATE STREAM a');
+    writeFileDurableSync(path, new TextEncoder().encode('CREATE STREAM b'));
+    expect(readFileSync(path, 'utf8')).toBe('CREATE STREAM b');
+    expect(readdirSync(dir)).toEqual(['stream.ddl']);
+  });
+
+  it('fails naming the path when it cannot write there, and leaves nothing behind', () => {
+    const dir = join(root, 'durable-fail');
+    makeDirsSync(join(dir, 'taken'));
+    // a directory where the file should go: the rename fails
+    expect(() => writeFileDurableSync(join(dir, 'taken'), 'x')).toThrow(/taken/);
+    expect(readdirSync(dir)).toEqual(['taken']);
+    expect(() => writeFileDurableSync(join(dir, 'missing', 'f'), 'x')).toThrow(/ENOENT.*missing/);
   });
 });

@@ -15,22 +15,11 @@
  */
 
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fstatSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { timerMsMax } from '@strata/cli';
+import { timerMsMax, writeFileDurableSync } from '@strata/cli';
 import { blockId, blockPageRows } from './block.js';
 import { chunkSizeMax, parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, RowParser } from './formats.js';
@@ -468,12 +457,7 @@ function readCheckpoint(path: string): Checkpoint {
 function saveCheckpoint(path: string, source: string, offset: number, head: Buffer): void {
   const c: Checkpoint = { source, offset };
   if (head.length > 0) c.head = { bytes: head.length, sha256: sha256(head) };
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, JSON.stringify(c));
-  const fd = openSync(tmp, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
+  writeFileDurableSync(path, JSON.stringify(c));
 }
 
 function sha256(b: Uint8Array): string {

@@ -8,9 +8,9 @@
 
 import { isAscii } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { makeDirsSync } from '@strata/cli';
+import { makeDirsSync, writeFileDurableSync } from '@strata/cli';
 import { type ObjectStore, openStore, TieredStore } from '@strata/objstore';
 import {
   blockId,
@@ -289,7 +289,8 @@ export function createStream(dataDir: string, ddl: string, file = 'DDL'): Stream
   if (existsSync(join(dir, 'stream.ddl')))
     throw new Error(`stream '${def.name}' already exists in ${dataDir}`);
   makeDirsSync(dir);
-  writeFileSync(join(dir, 'stream.ddl'), ddl);
+  // durable before the call returns: an empty stream.ddl after a crash would keep the stream from opening
+  writeFileDurableSync(join(dir, 'stream.ddl'), ddl);
   return def;
 }
 
