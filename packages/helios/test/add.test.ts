@@ -246,7 +246,18 @@ describe('the add operator in batches', () => {
       expect(s.racesLost.compacts).toBe(0);
       await checkIndex(s);
       await expectExact(s, rows);
-      expect(await s.gc({ graceMs: 0 })).toBeGreaterThan(0); // the superseded parents and children
+      // the superseded parents and children, deleted several at a time; a delete that fails is not
+      // counted and leaves its object to the next pass
+      const store = s.store as unknown as { delete: (k: string, o?: unknown) => Promise<void> };
+      const del = store.delete.bind(store);
+      let calls = 0;
+      store.delete = (k, o) => (++calls % 3 === 0 ? Promise.reject(new Error('EIO')) : del(k, o));
+      const first = await s.gc({ graceMs: 0 });
+      store.delete = del;
+      expect(first).toBeGreaterThan(0);
+      expect(first).toBe(calls - Math.floor(calls / 3));
+      expect(await s.gc({ graceMs: 0 })).toBe(Math.floor(calls / 3));
+      expect(await s.gc({ graceMs: 0 })).toBe(0);
       await checkIndex(s);
       await expectExact(s, rows);
       const again = await Stream.open(dir, 'ev', { compactEveryBlocks: 0, ...policy });
