@@ -425,6 +425,12 @@ export interface TierOptions {
 
 const tierLocks = new WeakMap<ObjectStore, KeyLocks>();
 
+/**
+ * Objects `moveIdle` moves at once: each move is a read, a durable put and a durable delete, and one at a
+ * time a file: store's syncs set the pace. Four bound the bytes held (four objects' bodies).
+ */
+const movesInFlight = 4;
+
 /** For a conditional delete whose version may be gone already: a failed precondition is no error. */
 function unlessPreconditionFailed(e: unknown): void {
   if (!(e instanceof PreconditionFailedError)) throw e;
@@ -593,9 +599,17 @@ export class TieredStore implements ObjectStore {
     let after: string | undefined;
     for (;;) {
       const page = await this.express.list('', after === undefined ? {} : { startAfter: after });
-      for (const o of page.objects)
-        if (this.classOf(o.key) === 'auto' && nowMs - o.modifiedMs >= idle)
-          if (await this.locks.run(o.key, () => this.moveOne(o))) moved++;
+      const due = page.objects.filter((o) => this.classOf(o.key) === 'auto' && nowMs - o.modifiedMs >= idle);
+      for (let i = 0; i < due.length; i += movesInFlight) {
+        // each key's move is safe against the others (its own conditional puts and deletes); a failure is
+        // reported once every move started with it has settled
+        const done = await Promise.allSettled(
+          due.slice(i, i + movesInFlight).map((o) => this.locks.run(o.key, () => this.moveOne(o))),
+        );
+        for (const d of done) if (d.status === 'fulfilled' && d.value) moved++;
+        const failed = done.find((d) => d.status === 'rejected');
+        if (failed) throw (failed as PromiseRejectedResult).reason;
+      }
       if (page.nextStartAfter === undefined) return moved;
       after = page.nextStartAfter;
     }

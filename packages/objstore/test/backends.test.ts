@@ -313,6 +313,51 @@ describe('tiers: moveIdle', () => {
     expect([...(await t.get('x/c'))]).toEqual([99]);
     await expect(t.get('x/b')).rejects.toThrow(/x\/b/);
   });
+
+  it('moves several objects at once; a move that fails is reported once the others settle, and loses nothing', async () => {
+    let inFlight = 0;
+    let most = 0;
+    class Standard extends MemStore {
+      override async put(
+        key: string,
+        data: Parameters<MemStore['put']>[1],
+        opts?: Parameters<MemStore['put']>[2],
+      ) {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((r) => setTimeout(r, 2));
+        inFlight--;
+        if (key === 'x/05') throw new Error('disk full at x/05');
+        return super.put(key, data, opts);
+      }
+    }
+    const express = new MemStore();
+    const standard = new Standard();
+    const t = new TieredStore(express, standard, { defaultClass: 'auto', idleMsBeforeStandard: 1000 });
+    const keys = Array.from({ length: 12 }, (_, i) => `x/${String(i).padStart(2, '0')}`);
+    for (const k of keys) await t.put(k, Buffer.from(k));
+    await expect(t.moveIdle(Date.now() + 5000)).rejects.toThrow('disk full at x/05');
+    expect(most).toBeGreaterThan(1);
+    // the rounds of four before it moved, and the others of its round; it and the later ones wait in
+    // express; every object reads back
+    expect((await standard.list('')).objects.map((o) => o.key)).toEqual([
+      'x/00',
+      'x/01',
+      'x/02',
+      'x/03',
+      'x/04',
+      'x/06',
+      'x/07',
+    ]);
+    expect((await express.list('')).objects.map((o) => o.key)).toEqual([
+      'x/05',
+      'x/08',
+      'x/09',
+      'x/10',
+      'x/11',
+    ]);
+    for (const k of keys) expect(Buffer.from(await t.get(k)).toString()).toBe(k);
+  });
 });
 describe('tiers: moves racing writers, deleters and other movers', () => {
   const idle = { defaultClass: 'auto' as const, idleMsBeforeStandard: 1000 };
