@@ -1,5 +1,15 @@
 /** Spec URLs for loglets and MetaStores, and `openLog` for applications. */
-import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { makeDirs } from '@strata/cli';
 import {
@@ -56,25 +66,38 @@ function claimMem(key: string, spec: string, seg: string, log: string): void {
 
 function claimFile(dir: string, spec: string, seg: string, log: string): void {
   const path = join(dir, 'OWNER');
-  let fd: number;
-  try {
-    fd = openSync(path, 'wx');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  const check = () => {
     const owner = readFileSync(path, 'utf8');
     if (owner === '')
       throw new LogletOwnedError(
-        `loglet spec '${spec}': segment ${seg} there has an empty OWNER file (${path}: a claim cut short by a crash?); remove it if no log names the segment`,
+        `loglet spec '${spec}': segment ${seg} there has an empty OWNER file (${path}); remove it if no log names the segment`,
       );
     if (owner !== log) throw ownedElsewhere(spec, seg, owner, log);
+  };
+  // read first: every open of an existing segment, and nothing written for it
+  if (existsSync(path)) {
+    check();
     return;
   }
-  // durable before a chain names the segment: after a crash an empty OWNER would refuse its own log
+  // the name written and synced in a file of its own, then linked into place: OWNER exists only whole, so
+  // neither a reader racing the claim (another process of the log opening the segment) nor one after a
+  // crash finds it empty
+  const tmp = join(dir, `OWNER.${process.pid}.${randomBytes(4).toString('hex')}`);
+  const fd = openSync(tmp, 'wx');
   try {
     writeSync(fd, log);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+  try {
+    linkSync(tmp, path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    check(); // another claim came first
+    return;
+  } finally {
+    rmSync(tmp, { force: true });
   }
   const d = openSync(dir, 'r');
   try {
