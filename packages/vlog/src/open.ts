@@ -408,7 +408,8 @@ export async function claimLoglet(
     await makeDirs(dir);
     claimFile(dir, spec, seg, log);
   } else if (spec.startsWith('objstore:')) {
-    const store = await openStore(spec.slice('objstore:'.length), { cwd });
+    // the OWNER read as the loglet reads its batches (a file: store's small gets with synchronous calls)
+    const store = await openStore(spec.slice('objstore:'.length), { cwd, fileSyncReadBytesMax: 2 ** 20 });
     try {
       await claimObject(store, `vlog/segment-${seg}/OWNER`, spec, seg, log);
     } finally {
