@@ -63,6 +63,30 @@ describe('ObjectStoreLoglet on a long log', () => {
     // listed from the batch holding 581, which the tail check listed: not the 300 batches again
     expect(store.listed).toBeLessThanOrEqual(10);
   });
+
+  it('a read fetches several batches at once (round trips of a remote store overlap), in order, and stops at a seal', async () => {
+    class Slow extends MemStore {
+      inFlight = 0;
+      most = 0;
+      override async get(...a: Parameters<MemStore['get']>) {
+        this.inFlight++;
+        this.most = Math.max(this.most, this.inFlight);
+        await new Promise((r) => setTimeout(r, 1));
+        this.inFlight--;
+        return super.get(...a);
+      }
+    }
+    const store = new Slow();
+    const w = new ObjectStoreLoglet(store, 'slow', 0);
+    for (let i = 0; i < 40; i++) await w.append([Buffer.from(`r${i}`)]);
+    const r = new ObjectStoreLoglet(store, 'slow', 0);
+    const recs = await r.read(3, 37);
+    expect(recs.map((x) => x.position)).toEqual(Array.from({ length: 34 }, (_, i) => 3 + i));
+    expect(recs.map((x) => Buffer.from(x.payload).toString())).toEqual(recs.map((x) => `r${x.position}`));
+    expect(store.most).toBeGreaterThan(1);
+    await w.seal();
+    expect((await new ObjectStoreLoglet(store, 'slow', 0).read(0, 100)).length).toBe(40);
+  });
 });
 describe('VirtualLog over MemoryLoglets (one segment)', () =>
   logletConformance(async (start) => {

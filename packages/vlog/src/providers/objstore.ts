@@ -24,6 +24,8 @@ import {
 const SEAL = 0xffffffff;
 /** Bound on the slot starts a client remembers (`ObjectStoreLoglet.known`). */
 const slotStartsMax = 10_000;
+/** Batches a read fetches at once: on a remote store each is a round trip, one after another before. */
+const readBatchesInFlight = 8;
 
 function slotKey(prefix: string, pos: number): string {
   return `${prefix}/${String(pos).padStart(16, '0')}`;
@@ -181,25 +183,35 @@ export class ObjectStoreLoglet implements Loglet {
     // or the loglet's start), skip the batches that end before `from` without fetching them, and fetch
     // the ones that overlap
     const base = this.known(from);
+    const overlapping: number[] = [];
     let pending: number | undefined;
-    const fetch = async (first: number) => {
-      const key = slotKey(this.prefix, first);
-      const b = decodeBatch(await this.store.get(key), key);
-      if (b.seal) return false;
-      this.noteStart(first);
-      b.records.forEach((payload, i) => {
-        const p = first + i;
-        if (p >= from && p < end) out.push({ position: p, payload });
-      });
-      return true;
-    };
     for await (const first of this.slotsFrom(base)) {
       if (first >= end) break;
-      // the previous batch ends where this one starts: fetch it only if it reaches `from`
-      if (pending !== undefined && first > from && !(await fetch(pending))) return out;
+      // the previous batch ends where this one starts: it is read only if it reaches `from`
+      if (pending !== undefined && first > from) overlapping.push(pending);
       pending = first;
     }
-    if (pending !== undefined) await fetch(pending);
+    if (pending !== undefined) overlapping.push(pending);
+    // fetched `readBatchesInFlight` at a time (a remote store's round trips overlap), taken in order; a
+    // seal marker ends the records
+    for (let i = 0; i < overlapping.length; i += readBatchesInFlight) {
+      const starts = overlapping.slice(i, i + readBatchesInFlight);
+      const batches = await Promise.all(
+        starts.map(async (first) => {
+          const key = slotKey(this.prefix, first);
+          return decodeBatch(await this.store.get(key), key);
+        }),
+      );
+      for (const [j, b] of batches.entries()) {
+        if (b.seal) return out;
+        const first = starts[j]!;
+        this.noteStart(first);
+        b.records.forEach((payload, k) => {
+          const p = first + k;
+          if (p >= from && p < end) out.push({ position: p, payload });
+        });
+      }
+    }
     return out;
   }
 
