@@ -19,6 +19,7 @@ export {
   openLoglet,
   openMeta,
   prepareLoglet,
+  type SegmentStores,
   SpecError,
 } from './open.js';
 export { type Disk, NodeDisk } from './providers/disk.js';

@@ -195,6 +195,31 @@ class SharedFileLoglet implements Loglet {
   }
 }
 
+/**
+ * The stores behind one log's `objstore:` segments, by store URL: every segment of a log is a prefix of the
+ * same store, and a store per segment (as until 2026-12-06) kept a copy of the store's directory listing per
+ * segment, memory that grew with segments times objects. A VirtualLog from `openLog` keeps one map for its
+ * life (as it keeps its loglets); a store holds no descriptors between calls and is not closed, as the
+ * per-segment ones were not. A loglet's objects are small batches, read from a local file: store with
+ * synchronous calls (a thread-pool trip waits behind the process's busy compiler or GC threads: helios'
+ * progress log catch-up took 3-7 ms where the read takes 0.05).
+ */
+export type SegmentStores = Map<string, Promise<ObjectStore>>;
+
+function segmentStore(spec: string, cwd: string, stores: SegmentStores | undefined): Promise<ObjectStore> {
+  const url = spec.slice('objstore:'.length);
+  const open = () => openStore(url, { cwd, fileSyncReadBytesMax: 2 ** 20 });
+  if (!stores) return open();
+  const key = `${resolve(cwd)}\0${url}`;
+  let s = stores.get(key);
+  if (!s) {
+    s = open();
+    stores.set(key, s);
+    s.catch(() => stores.delete(key));
+  }
+  return s;
+}
+
 async function openFileLoglet(dir: string, start: number): Promise<Loglet> {
   let e = fileLoglets.get(dir);
   if (!e) {
@@ -227,6 +252,8 @@ export async function openLoglet(
   log = '',
   /** Set for stripe i of a striped loglet: `s<i>`. */
   stripe = '',
+  /** The log's stores, shared by its segments (`openLog` passes one); without it each segment opens its own. */
+  stores?: SegmentStores,
 ): Promise<Loglet> {
   const seg = segmentName(index, start, stripe);
   if (spec.startsWith('striped:')) {
@@ -234,7 +261,8 @@ export async function openLoglet(
     // each stripe counts its own rounds from 0; the striped loglet maps them to positions from `start`
     const stripes: Loglet[] = [];
     try {
-      for (const [i, p] of parts.entries()) stripes.push(await openLoglet(p, 0, index, cwd, log, `s${i}`));
+      for (const [i, p] of parts.entries())
+        stripes.push(await openLoglet(p, 0, index, cwd, log, `s${i}`, stores));
     } catch (e) {
       await Promise.all(stripes.map((l) => l.close()));
       throw e;
@@ -250,11 +278,8 @@ export async function openLoglet(
   }
   if (spec.startsWith('file:')) return openFileLoglet(join(resolve(cwd, fileSpecDir(spec)), seg), start);
   if (spec.startsWith('objstore:')) {
-    // objstore:STORE_URL -- each segment under its own prefix. A loglet's objects are small batches, read
-    // from a local file: store with synchronous calls (a thread-pool trip waits behind the process's busy
-    // compiler or GC threads: helios' progress log catch-up took 3-7 ms where the read takes 0.05)
-    const store = await openStore(spec.slice('objstore:'.length), { cwd, fileSyncReadBytesMax: 2 ** 20 });
-    return new ObjectStoreLoglet(store, `vlog/segment-${seg}`, start);
+    // objstore:STORE_URL -- each segment under its own prefix of one store (`segmentStore`)
+    return new ObjectStoreLoglet(await segmentStore(spec, cwd, stores), `vlog/segment-${seg}`, start);
   }
   if (spec.startsWith('zk://')) {
     // a ZooKeeper shim loglet (Delos' first production loglet): each segment under its own znode
@@ -422,7 +447,9 @@ export async function claimLoglet(
 export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualLog> {
   const cwd = o.cwd ?? process.cwd();
   const meta = openMeta(o.meta, name, cwd);
-  const factory = (spec: string, start: number, index: number) => openLoglet(spec, start, index, cwd, name);
+  const stores: SegmentStores = new Map();
+  const factory = (spec: string, start: number, index: number) =>
+    openLoglet(spec, start, index, cwd, name, '', stores);
   o = {
     prepare: (spec, index) => prepareLoglet(spec, index, name),
     checkSpec: checkLogletSpec,
