@@ -165,6 +165,27 @@ describe('deterministic simulation', () => {
     );
   });
 
+  it("a log's objstore segments share one store (one directory listing kept, not one per segment)", async () => {
+    const loglet = `objstore:file:${root}/shared-store`;
+    const v = await openLog('s', { meta: `file:${root}/shared-store-meta`, loglet, create: true });
+    for (let i = 0; i < 3; i++) {
+      await v.append([b(`r${i}`)]);
+      await v.reconfigure(loglet);
+    }
+    await v.append([b('r3')]);
+    expect((await v.read(0, 4)).map((r) => Buffer.from(r.payload).toString())).toEqual([
+      'r0',
+      'r1',
+      'r2',
+      'r3',
+    ]);
+    const inside = v as unknown as { loglets: Map<number, Promise<{ store: unknown }>> };
+    const stores = new Set(await Promise.all([...inside.loglets.values()].map(async (l) => (await l).store)));
+    expect(inside.loglets.size).toBe(4);
+    expect(stores.size).toBe(1);
+    await v.close();
+  });
+
   it('of logs claiming one objstore segment at once exactly one gets it; claims by its owner all succeed, and write nothing once it is held', async () => {
     const spec = `objstore:file:${root}/claim-race`;
     const tries = await Promise.allSettled(
