@@ -77,6 +77,14 @@ async function writeStep(durable: FileHandle, parts: Uint8Array[], at: number): 
  */
 const stepsInFlight = 2;
 
+/** An open object file's first bytes (as many as the longest header), its size and its time, read synchronously. */
+function headSync(fd: number): { head: Buffer; fileBytes: number; modifiedMs: number } {
+  const st = fstatSync(fd);
+  const head = Buffer.allocUnsafe(Math.min(HEADER_FIXED + 1024, st.size));
+  const n = readSync(fd, head, 0, head.length, 0);
+  return { head: head.subarray(0, n), fileBytes: st.size, modifiedMs: st.mtimeMs };
+}
+
 /** A second handle on `path` whose writes are durable when they return (see `writeStep`). */
 function openDurable(path: string): Promise<FileHandle> {
   return open(path, constants.O_WRONLY | constants.O_DSYNC);
@@ -292,10 +300,9 @@ export class FileStore implements ObjectStore {
       throw e;
     }
     try {
-      const fileBytes = fstatSync(fd).size;
-      const h = Buffer.allocUnsafe(Math.min(HEADER_FIXED + 1024, fileBytes));
-      const n = readSync(fd, h, 0, h.length, 0);
-      const parsed = parseHeader(h.subarray(0, n));
+      const { head: h, fileBytes } = headSync(fd);
+      const n = h.length;
+      const parsed = parseHeader(h);
       if (!parsed || fileBytes < parsed.headerBytes || parsed.key !== key)
         throw new ObjectStoreError(`object '${key}' in ${this.root} is corrupt: bad header`);
       const size = fileBytes - parsed.headerBytes;
@@ -402,10 +409,8 @@ export class FileStore implements ObjectStore {
       throw e;
     }
     try {
-      const st = fstatSync(fd);
-      const h = Buffer.allocUnsafe(Math.min(HEADER_FIXED + 1024, st.size));
-      const n = readSync(fd, h, 0, h.length, 0);
-      return this.infoOf(h.subarray(0, n), st.size, st.mtimeMs, what);
+      const { head, fileBytes, modifiedMs } = headSync(fd);
+      return this.infoOf(head, fileBytes, modifiedMs, what);
     } finally {
       closeSync(fd);
     }
