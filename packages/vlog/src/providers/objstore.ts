@@ -219,18 +219,17 @@ export class ObjectStoreLoglet implements Loglet {
    * Slot starts seen by this client, listed or read (a read of a long log need not list from the beginning
    * again), at most `slotStartsMax`, the oldest seen dropped first.
    */
-  private readonly batchStarts = new Set<number>();
+  private readonly slotStarts = new Set<number>();
 
   private noteStart(first: number): void {
-    this.batchStarts.add(first);
-    if (this.batchStarts.size > slotStartsMax)
-      this.batchStarts.delete(this.batchStarts.values().next().value!);
+    this.slotStarts.add(first);
+    if (this.slotStarts.size > slotStartsMax) this.slotStarts.delete(this.slotStarts.values().next().value!);
   }
 
   /** The greatest slot start known to be at or before `pos` (the loglet's start at worst). */
   private known(pos: number): number {
     let best = this.start;
-    for (const b of this.batchStarts) if (b <= pos && b > best) best = b;
+    for (const b of this.slotStarts) if (b <= pos && b > best) best = b;
     return best;
   }
 
