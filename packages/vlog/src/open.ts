@@ -269,7 +269,7 @@ export async function openLoglet(
     }
     return new StripedLoglet(start, stripes);
   }
-  if (log) await claimLoglet(spec, start, index, cwd, log, stripe);
+  if (log) await claimLoglet(spec, start, index, cwd, log, stripe, stores);
   if (spec.startsWith('mem://')) {
     const key = `${spec}#${seg}`;
     let l = memLoglets.get(key);
@@ -425,6 +425,8 @@ export async function claimLoglet(
   cwd: string,
   log: string,
   stripe = '',
+  /** The log's stores (`openLoglet`'s): the claim reads through the one its loglet will use. */
+  stores?: SegmentStores,
 ): Promise<void> {
   const seg = segmentName(index, start, stripe);
   if (spec.startsWith('mem://')) claimMem(`${spec}#${seg}`, spec, seg, log);
@@ -433,12 +435,12 @@ export async function claimLoglet(
     await makeDirs(dir);
     claimFile(dir, spec, seg, log);
   } else if (spec.startsWith('objstore:')) {
-    // the OWNER read as the loglet reads its batches (a file: store's small gets with synchronous calls)
-    const store = await openStore(spec.slice('objstore:'.length), { cwd, fileSyncReadBytesMax: 2 ** 20 });
+    // the OWNER read as the loglet reads its batches; a store of its own, closed after, when the log has none
+    const store = await segmentStore(spec, cwd, stores);
     try {
       await claimObject(store, `vlog/segment-${seg}/OWNER`, spec, seg, log);
     } finally {
-      await store.close();
+      if (!stores) await store.close();
     }
   } else if (spec.startsWith('zk://')) await claimZnode(spec, seg, log);
 }
@@ -453,7 +455,7 @@ export async function openLog(name: string, o: OpenLogOptions): Promise<VirtualL
   o = {
     prepare: (spec, index) => prepareLoglet(spec, index, name),
     checkSpec: checkLogletSpec,
-    claim: (spec, start, index) => claimLoglet(spec, start, index, cwd, name),
+    claim: (spec, start, index) => claimLoglet(spec, start, index, cwd, name, '', stores),
     ...o,
   };
   const { value } = await meta.get();
