@@ -121,6 +121,24 @@ export function objectStoreConformance(
   );
 
   it(
+    'list pages in UTF-8 byte order, where keys above U+FFFF sort after U+E000-U+FFFD (not as UTF-16 sorts them)',
+    withStore(async (s) => {
+      // UTF-8: U+E000 is EE 80 80, U+FFFD EF BF BD, U+1F600 F0 9F 98 80; in UTF-16 the pair D83D DE00 sorts first
+      const keys = ['u/\u{1F600}', 'u/\uFFFD', 'u/\uE000', 'u/~', 'u/\u{1F600}x'];
+      for (const k of keys) await s.put(k, bytes(k));
+      const want = ['u/~', 'u/\uE000', 'u/\uFFFD', 'u/\u{1F600}', 'u/\u{1F600}x'];
+      expect((await s.list('u/')).objects.map((o) => o.key)).toEqual(want);
+      for (let i = 0; i < want.length; i++) {
+        // every page boundary: a page of one key after each key
+        const page = await s.list('u/', { startAfter: want[i]!, limit: 1 });
+        expect(page.objects.map((o) => o.key)).toEqual(want.slice(i + 1, i + 2));
+        expect(page.nextStartAfter).toBe(i + 2 < want.length ? want[i + 1] : undefined);
+      }
+      expect((await s.list('u/\u{1F600}')).objects.map((o) => o.key)).toEqual(want.slice(3));
+    }),
+  );
+
+  it(
     'conditional puts: If-None-Match * and If-Match',
     withStore(async (s) => {
       const e1 = await s.put('c', bytes('v1'), { ifNoneMatch: '*' });

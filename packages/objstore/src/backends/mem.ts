@@ -17,22 +17,31 @@ interface Entry {
   info: ObjectInfo;
 }
 
+/** A store's objects, and their keys in list order while no key has been added or removed since. */
+interface Namespace {
+  objects: Map<string, Entry>;
+  sorted: string[] | undefined;
+}
+
 /** Shared namespaces for `mem:NAME` URLs, so several handles in one process see the same objects. */
-const named = new Map<string, Map<string, Entry>>();
+const named = new Map<string, Namespace>();
 
 /** An in-memory store: durable for the life of the process. Conditional puts are atomic (single-threaded). */
 export class MemStore implements ObjectStore {
+  private readonly ns: Namespace;
   private readonly objects: Map<string, Entry>;
 
   constructor(
     readonly url = 'mem:',
     name?: string,
   ) {
-    if (name) {
-      let m = named.get(name);
-      if (!m) named.set(name, (m = new Map()));
-      this.objects = m;
-    } else this.objects = new Map();
+    let ns = name ? named.get(name) : undefined;
+    if (!ns) {
+      ns = { objects: new Map(), sorted: undefined };
+      if (name) named.set(name, ns);
+    }
+    this.ns = ns;
+    this.objects = ns.objects;
   }
 
   async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
@@ -42,6 +51,7 @@ export class MemStore implements ObjectStore {
     // No await between the check and the write: atomic in one event loop.
     checkPrecondition(key, this.objects.get(key)?.info.etag, opts);
     const etag = etagOf(data);
+    if (!this.objects.has(key)) this.ns.sorted = undefined;
     this.objects.set(key, { data, info: { key, size: data.length, etag, modifiedMs: Date.now() } });
     return etag;
   }
@@ -65,26 +75,62 @@ export class MemStore implements ObjectStore {
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
     validatePrefix(prefix);
-    const keys = [...this.objects.keys()].filter(
-      (k) => k.startsWith(prefix) && (opts.startAfter === undefined || k > opts.startAfter),
-    );
-    keys.sort(compareKeys);
+    const sorted = (this.ns.sorted ??= [...this.objects.keys()].sort(compareKeys));
+    const after = opts.startAfter;
+    // the keys with the prefix are a run of the sorted keys, from the first one at or after the prefix
+    // (or after startAfter, when that comes later): a page costs a search and its own keys
+    const from = after !== undefined && compareKeys(after, prefix) > 0 ? after : prefix;
+    let i = lowerBound(sorted, from);
+    if (i < sorted.length && sorted[i] === after) i++;
     const limit = opts.limit ?? 1000;
-    const page = keys.slice(0, limit);
-    const objects = page.map((k) => ({ ...this.objects.get(k)!.info }));
-    return keys.length > limit ? { objects, nextStartAfter: page[page.length - 1]! } : { objects };
+    const objects: ObjectInfo[] = [];
+    for (; i < sorted.length && sorted[i]!.startsWith(prefix); i++) {
+      if (objects.length === limit) return { objects, nextStartAfter: objects[limit - 1]!.key };
+      objects.push({ ...this.objects.get(sorted[i]!)!.info });
+    }
+    return { objects };
   }
 
   async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
     validateKey(key);
     if (opts.ifMatch !== undefined) checkPrecondition(key, this.objects.get(key)?.info.etag, opts);
-    this.objects.delete(key);
+    if (this.objects.delete(key)) this.ns.sorted = undefined;
   }
 
   async close(): Promise<void> {}
 }
 
-/** Ascending order of UTF-8 bytes (what S3 uses), which for JS strings equals code point order. */
+/**
+ * Ascending order of UTF-8 bytes (what S3 uses), which is code point order. Not JS's `<`, which compares
+ * UTF-16 code units: a code point above U+FFFF (a surrogate pair, D800-DFFF) sorts there before U+E000-FFFF,
+ * and in UTF-8 after them. So where two code units differ and both are D800 or above, surrogates are moved
+ * above the rest; no bytes are encoded.
+ */
 export function compareKeys(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x < 0xd800 || y < 0xd800) return x - y;
+    return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+/** A code unit of D800 or above, ranked in code point order: E000-FFFF first, then the surrogates. */
+function codePointRank(unit: number): number {
+  return unit >= 0xe000 ? unit - 0x800 : unit + 0x2000;
+}
+
+/** The index of the first key not before `key` in keys sorted by `compareKeys`. */
+function lowerBound(sorted: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeys(sorted[mid]!, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
