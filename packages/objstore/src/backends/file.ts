@@ -436,21 +436,19 @@ export class FileStore implements ObjectStore {
       if (sorted[mid]! < from) lo = mid + 1;
       else hi = mid;
     }
-    const names: string[] = [];
-    for (let i = lo; i < sorted.length && sorted[i]!.startsWith(hexPrefix); i++) {
-      const n = sorted[i]!;
-      if (afterHex === undefined || hexPart(n) >= afterHex) names.push(n);
-    }
     const limit = opts.limit ?? 1000;
     const found: ObjectInfo[] = [];
     // headers read `listHeadsInFlight` at a time, taken in name order as one at a time would take them: a
     // short name's key is its name, so once more than `limit` are found the names after it need no header
-    // (a few of them may have been read already; an error reading one of those is not the list's)
-    let i = 0;
-    heads: while (i < names.length) {
+    // (a few of them may have been read already; an error reading one of those is not the list's). The
+    // names are walked from `lo` as they are needed, so a page costs its own names, not all that follow it.
+    const isCandidate = (i: number) => i < sorted.length && sorted[i]!.startsWith(hexPrefix);
+    let i = lo;
+    heads: while (isCandidate(i)) {
       const window: { name: string; short: boolean }[] = [];
-      for (; i < names.length && window.length < listHeadsInFlight; i++) {
-        const name = names[i]!;
+      for (; isCandidate(i) && window.length < listHeadsInFlight; i++) {
+        const name = sorted[i]!;
+        if (afterHex !== undefined && hexPart(name) < afterHex) continue;
         const short = !name.includes('~');
         if (short && opts.startAfter !== undefined) {
           const key = Buffer.from(name, 'hex').toString('utf8');
