@@ -31,7 +31,8 @@ export interface LogRecord {
  * - `append(batch)` resolves with each record's position only once the records are durably committed
  *   (they survive the failures the loglet is built to tolerate); the positions are consecutive.
  *   It rejects with {@link SealedError} if the loglet is sealed; a rejected append may or may not have
- *   been written, but it was not acknowledged.
+ *   been written, but it was not acknowledged. An empty batch takes no position: it resolves with none
+ *   (or rejects as a sealed loglet's append does) and leaves the loglet as it was.
  * - `checkTail()` returns the first unwritten position and the sealed bit; every position below the tail
  *   is committed and readable (unless trimmed).
  * - `read(from, to)` returns the committed records in [from, min(to, tail)), in order, with no gaps;

@@ -42,6 +42,23 @@ export function logletConformance(make: (start: number) => Promise<Loglet>): voi
   );
 
   it(
+    'an empty append is acknowledged with no positions and takes none: appends, tail checks and reads go on',
+    withLoglet(0, async (l) => {
+      expect(await l.append([])).toEqual([]);
+      expect(await l.checkTail()).toEqual({ tail: 0, sealed: false });
+      expect(await l.append([b('a')])).toEqual([0]);
+      expect(await l.append([])).toEqual([]);
+      expect(await l.append([b('b'), b('c')])).toEqual([1, 2]);
+      expect((await l.read(0, 10)).map((r) => [r.position, s(r.payload)])).toEqual([
+        [0, 'a'],
+        [1, 'b'],
+        [2, 'c'],
+      ]);
+      expect(await l.checkTail()).toEqual({ tail: 3, sealed: false });
+    }),
+  );
+
+  it(
     'a loglet starting mid-log hands out positions from its start',
     withLoglet(1200, async (l) => {
       expect(await l.append([b('x'), b('y')])).toEqual([1200, 1201]);

@@ -195,6 +195,23 @@ describe('ObjectStoreLoglet at the tail', () => {
     await expect(r.append([new Uint8Array(1)])).rejects.toBeInstanceOf(SealedError);
   });
 });
+describe('ObjectStoreLoglet and a slot of no records', () => {
+  it('an empty append writes no slot; a slot of none (an older version wrote one) is an error naming it, not a hang', async () => {
+    const store = new MemStore();
+    const w = new ObjectStoreLoglet(store, 'e', 0);
+    expect(await w.append([])).toEqual([]);
+    expect((await store.list('')).objects).toEqual([]);
+    expect(await w.append([new Uint8Array([1])])).toEqual([0]);
+    // what an empty append wrote before: a count of 0 at the next slot, which no walk got past
+    await store.put('e/0000000000000001', new Uint8Array(4));
+    const r = new ObjectStoreLoglet(store, 'e', 0);
+    await expect(r.checkTail()).rejects.toThrow(
+      'log object e/0000000000000001 is corrupt: a batch of no records',
+    );
+    await expect(w.append([new Uint8Array([2])])).rejects.toThrow(/a batch of no records/);
+  });
+});
+
 describe('ObjectStoreLoglet with several clients on one store', () => {
   it('racing appenders get distinct slots; after a seal by another client nothing is acknowledged', async () => {
     const store = new MemStore();

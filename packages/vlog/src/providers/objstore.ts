@@ -47,6 +47,9 @@ function decodeBatch(b: Uint8Array, key: string): { seal: boolean; records: Payl
   if (buf.length < 4) throw new Error(`log object ${key} is corrupt: ${buf.length} bytes`);
   const n = buf.readUInt32BE(0);
   if (n === SEAL) return { seal: true, records: [] };
+  // written only by an empty append of a version before 2026-12-06 (which then hung every walk): a slot
+  // takes at least one position
+  if (n === 0) throw new Error(`log object ${key} is corrupt: a batch of no records`);
   const records: Payload[] = [];
   let p = 4;
   for (let i = 0; i < n; i++) {
@@ -142,6 +145,9 @@ export class ObjectStoreLoglet implements Loglet {
       for (;;) {
         await this.advance();
         if (this.sealedAt !== undefined) throw new SealedError(this.sealedAt);
+        // no slot for no records: a slot of none would leave `next` where it is, so every walk after it
+        // would read that slot forever
+        if (batch.length === 0) return [];
         const first = this.next;
         try {
           await this.store.put(slotKey(this.prefix, first), encodeBatch(batch), { ifNoneMatch: '*' });
