@@ -1,5 +1,5 @@
 import { loneSurrogateAt } from '@strata/cli';
-import { InvalidKeyError } from './contract.js';
+import { InvalidKeyError, type ListOptions } from './contract.js';
 
 /** Longest key in UTF-8 bytes (S3's limit). */
 export const keyBytesMax = 1024;
@@ -31,7 +31,15 @@ export function validateKey(key: unknown): asserts key is string {
 /** A '.' or '..' path segment. */
 const dotSegment = /(?:^|\/)(\.\.?)(?:\/|$)/;
 
-/** Validates a list prefix (may be empty). */
-export function validatePrefix(prefix: string): void {
+/**
+ * Validates a list's prefix (may be empty) and options: `startAfter` any string, `limit` a whole number of
+ * at least 1 (a page of 0 could say neither "the last page" nor where the next one starts).
+ */
+export function validateList(prefix: string, opts: ListOptions): void {
   if (prefix !== '') validateKey(prefix.endsWith('/') ? `${prefix}x` : prefix);
+  if (opts.startAfter !== undefined && typeof opts.startAfter !== 'string')
+    throw new TypeError(`list: startAfter must be a string, got ${typeof opts.startAfter}`);
+  const { limit } = opts;
+  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1))
+    throw new RangeError(`list: limit must be a whole number of at least 1, got ${String(limit)}`);
 }

@@ -16,7 +16,7 @@ import {
   ObjectStoreError,
   type PutOptions,
 } from './contract.js';
-import { validateKey, validatePrefix } from './keys.js';
+import { validateKey, validateList } from './keys.js';
 import { DirectoryLockedError, lockDirectory } from './lockfile.js';
 import { PackedRefs, type PackRef, refKind } from './packedrefs.js';
 import { PackIndexWriter, PackKind, packTrailerBytes, placeIndex, readIndex } from './packindex.js';
@@ -938,7 +938,7 @@ export class WalStore implements ObjectStore {
   }
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
-    validatePrefix(prefix);
+    validateList(prefix, opts);
     const limit = opts.limit ?? 1000;
     const after = opts.startAfter;
     const page = await this.store.list(prefix, { ...opts, limit });

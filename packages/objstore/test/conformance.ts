@@ -139,6 +139,21 @@ export function objectStoreConformance(
   );
 
   it(
+    'list refuses a limit that is not a whole number of at least 1, and a startAfter that is not a string',
+    withStore(async (s) => {
+      await s.put('l/a', bytes('a'));
+      for (const limit of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '2' as unknown as number])
+        await expect(s.list('l/', { limit })).rejects.toThrow(
+          /list: limit must be a whole number of at least 1/,
+        );
+      await expect(s.list('l/', { startAfter: 5 as unknown as string })).rejects.toThrow(
+        /list: startAfter must be a string, got number/,
+      );
+      expect((await s.list('l/', { limit: 1 })).objects.map((o) => o.key)).toEqual(['l/a']);
+    }),
+  );
+
+  it(
     'conditional puts: If-None-Match * and If-Match',
     withStore(async (s) => {
       const e1 = await s.put('c', bytes('v1'), { ifNoneMatch: '*' });

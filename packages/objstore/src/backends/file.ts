@@ -15,7 +15,7 @@ import {
   ObjectStoreError,
   type PutOptions,
 } from '../contract.js';
-import { validateKey, validatePrefix } from '../keys.js';
+import { validateKey, validateList } from '../keys.js';
 import { lockFile } from '../lockfile.js';
 import { bodyBytesMax, checkPrecondition, etagHasher, etagOf, rangeBounds } from '../util.js';
 import { compareKeys } from './mem.js';
@@ -417,7 +417,7 @@ export class FileStore implements ObjectStore {
   }
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
-    validatePrefix(prefix);
+    validateList(prefix, opts);
     await this.ready;
     // hex of UTF-8 sorts exactly like the UTF-8 bytes do; names of long keys are checked by their header
     const hexPrefix = Buffer.from(prefix, 'utf8').toString('hex').slice(0, nameHexMax);

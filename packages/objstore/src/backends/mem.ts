@@ -9,7 +9,7 @@ import {
   type ObjectStore,
   type PutOptions,
 } from '../contract.js';
-import { validateKey, validatePrefix } from '../keys.js';
+import { validateKey, validateList } from '../keys.js';
 import { checkPrecondition, collectBody, etagOf, sliceRange } from '../util.js';
 
 interface Entry {
@@ -74,7 +74,7 @@ export class MemStore implements ObjectStore {
   }
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
-    validatePrefix(prefix);
+    validateList(prefix, opts);
     const sorted = (this.ns.sorted ??= [...this.objects.keys()].sort(compareKeys));
     const after = opts.startAfter;
     // the keys with the prefix are a run of the sorted keys, from the first one at or after the prefix

@@ -25,7 +25,7 @@ import {
   PreconditionFailedError,
   type PutOptions,
 } from '../contract.js';
-import { validateKey, validatePrefix } from '../keys.js';
+import { validateKey, validateList } from '../keys.js';
 import { checkPrecondition, collectBody, normalizeEtag, rangeBounds } from '../util.js';
 
 /** Bodies at least this large go up as multipart uploads. */
@@ -267,7 +267,7 @@ export class S3Store implements ObjectStore {
   }
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
-    validatePrefix(prefix);
+    validateList(prefix, opts);
     const limit = opts.limit ?? 1000;
     const r = await this.send(
       new ListObjectsV2Command({
