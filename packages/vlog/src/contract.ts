@@ -91,6 +91,19 @@ export class SealedError extends Error {
   }
 }
 
+/** Throws a RangeError unless `pos` is a log position: a whole number of at least 0. */
+export function checkPosition(what: string, pos: number): void {
+  if (!(Number.isSafeInteger(pos) && pos >= 0))
+    throw new RangeError(`${what} must be a log position (a whole number of at least 0), got ${String(pos)}`);
+}
+
+/** A read's bounds: `from` a position, `to` a whole number or +Infinity (past the tail reads to the tail). */
+export function checkReadRange(from: number, to: number): void {
+  checkPosition('read: from', from);
+  if (!(to === Number.POSITIVE_INFINITY || Number.isInteger(to)))
+    throw new RangeError(`read: to must be a whole number or Infinity, got ${String(to)}`);
+}
+
 export class TrimmedError extends Error {
   override name = 'TrimmedError';
   constructor(

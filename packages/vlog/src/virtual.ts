@@ -9,6 +9,8 @@
  */
 import {
   type Chain,
+  checkPosition,
+  checkReadRange,
   type Loglet,
   LogletUnavailableError,
   type LogRecord,
@@ -303,6 +305,7 @@ export class VirtualLog implements Loglet {
   }
 
   async read(from: number, to: number): Promise<LogRecord[]> {
+    checkReadRange(from, to);
     if (from < this.trimPoint) throw new TrimmedError(from, this.trimPoint);
     const out: LogRecord[] = [];
     let pos = from;
@@ -321,6 +324,7 @@ export class VirtualLog implements Loglet {
   }
 
   async prefixTrim(pos: number): Promise<void> {
+    checkPosition('prefixTrim: pos', pos);
     // never past the tail: the positions there are not written yet, and a trim point past them would
     // discard the next records as they are acknowledged ('strata log trim --to 99' at tail 2 did)
     pos = Math.min(pos, (await this.checkTail()).tail);

@@ -59,6 +59,32 @@ export function logletConformance(make: (start: number) => Promise<Loglet>): voi
   );
 
   it(
+    'reads and trims at something that is not a position are refused, naming it, and change nothing',
+    withLoglet(0, async (l) => {
+      await l.append([b('a'), b('b'), b('c')]);
+      for (const [from, to] of [
+        [1.5, 3],
+        [Number.NaN, 3],
+        [-1, 3],
+        [0, Number.NaN],
+        [0, 2.5],
+        [Number.POSITIVE_INFINITY, 3],
+      ] as const)
+        await expect(l.read(from, to), `read(${from}, ${to})`).rejects.toThrow(RangeError);
+      await expect(l.read(0.5, 2)).rejects.toThrow(
+        'read: from must be a log position (a whole number of at least 0), got 0.5',
+      );
+      for (const pos of [Number.NaN, -1, 0.5, Number.NEGATIVE_INFINITY])
+        await expect(l.prefixTrim(pos), `prefixTrim(${pos})`).rejects.toThrow(
+          /prefixTrim: pos must be a log position/,
+        );
+      expect((await l.read(0, Number.POSITIVE_INFINITY)).map((r) => s(r.payload))).toEqual(['a', 'b', 'c']);
+      expect((await l.read(1, 1e18)).map((r) => r.position)).toEqual([1, 2]);
+      expect(await l.append([b('d')])).toEqual([3]);
+    }),
+  );
+
+  it(
     'a loglet starting mid-log hands out positions from its start',
     withLoglet(1200, async (l) => {
       expect(await l.append([b('x'), b('y')])).toEqual([1200, 1201]);

@@ -18,6 +18,8 @@
  */
 import { hash64Words } from '@strata/highwayhash';
 import {
+  checkPosition,
+  checkReadRange,
   type Loglet,
   LogletUnavailableError,
   type LogRecord,
@@ -273,6 +275,7 @@ export class FileLoglet implements Loglet {
    * take at most that many bytes (but at least one record), so a reply built from it stays bounded.
    */
   async read(from: number, to: number, maxBytes = Number.POSITIVE_INFINITY): Promise<LogRecord[]> {
+    checkReadRange(from, to);
     if (from < this.trim) throw new TrimmedError(from, this.trim);
     const lo = Math.max(from, this.start);
     let hi = Math.min(to, this.tail);
@@ -306,6 +309,7 @@ export class FileLoglet implements Loglet {
   }
 
   async prefixTrim(pos: number): Promise<void> {
+    checkPosition('prefixTrim: pos', pos);
     // not clamped to the local tail: a LogServer replica may trim ahead of records still in flight to it
     if (pos <= this.trim) return;
     this.trim = pos;

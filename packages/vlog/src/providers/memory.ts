@@ -1,4 +1,6 @@
 import {
+  checkPosition,
+  checkReadRange,
   type Loglet,
   type LogRecord,
   type MetaStore,
@@ -32,6 +34,7 @@ export class MemoryLoglet implements Loglet {
   }
 
   async read(from: number, to: number): Promise<LogRecord[]> {
+    checkReadRange(from, to);
     if (from < this.trim) throw new TrimmedError(from, this.trim);
     const end = Math.min(to, this.start + this.records.length);
     const out: LogRecord[] = [];
@@ -41,6 +44,7 @@ export class MemoryLoglet implements Loglet {
   }
 
   async prefixTrim(pos: number): Promise<void> {
+    checkPosition('prefixTrim: pos', pos);
     this.trim = Math.max(this.trim, Math.min(pos, this.start + this.records.length));
   }
 

@@ -31,6 +31,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { listenOn } from '@strata/cli';
 import {
+  checkPosition,
+  checkReadRange,
   type Loglet,
   LogletUnavailableError,
   type LogRecord,
@@ -1041,6 +1043,7 @@ export class NativeLoglet implements Loglet {
   }
 
   async read(from: number, to: number): Promise<LogRecord[]> {
+    checkReadRange(from, to);
     // only committed records: below the committed (or sealed and repaired) tail
     const known = this.sealedTail >= 0 && to <= this.sealedTail ? this.sealedTail : -1;
     const tail = known >= 0 ? known : (await this.checkTail()).tail;
@@ -1055,6 +1058,7 @@ export class NativeLoglet implements Loglet {
   }
 
   async prefixTrim(pos: number): Promise<void> {
+    checkPosition('prefixTrim: pos', pos);
     await this.quorum({ op: 'trim', position: pos });
   }
 

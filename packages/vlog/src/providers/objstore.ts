@@ -13,6 +13,8 @@
  */
 import type { ObjectStore } from '@strata/objstore';
 import {
+  checkPosition,
+  checkReadRange,
   type Loglet,
   type LogRecord,
   type Payload,
@@ -178,6 +180,7 @@ export class ObjectStoreLoglet implements Loglet {
   }
 
   async read(from: number, to: number): Promise<LogRecord[]> {
+    checkReadRange(from, to);
     const trim = await this.trimPoint();
     if (from < trim) throw new TrimmedError(from, trim);
     const { tail } = await this.checkTail();
@@ -240,6 +243,7 @@ export class ObjectStoreLoglet implements Loglet {
   }
 
   async prefixTrim(pos: number): Promise<void> {
+    checkPosition('prefixTrim: pos', pos);
     if (pos <= (await this.trimPoint())) return;
     await this.store.put(`${this.prefix}/trim`, Buffer.from(String(pos)));
   }

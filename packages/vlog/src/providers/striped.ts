@@ -24,6 +24,8 @@
  * loglet later anchors at the first landmark above the trimmed slots.
  */
 import {
+  checkPosition,
+  checkReadRange,
   type Loglet,
   LogletUnavailableError,
   type LogRecord,
@@ -462,7 +464,8 @@ export class StripedLoglet implements Loglet {
     return { tail: this.end, sealed: sealed.every(Boolean) };
   }
 
-  read(from: number, to: number): Promise<LogRecord[]> {
+  async read(from: number, to: number): Promise<LogRecord[]> {
+    checkReadRange(from, to);
     // one caller at a time: a trim may move the prefix's base under a read
     return this.serial(() => this.readSerial(from, to));
   }
@@ -512,6 +515,7 @@ export class StripedLoglet implements Loglet {
   }
 
   async prefixTrim(pos: number): Promise<void> {
+    checkPosition('prefixTrim: pos', pos);
     await this.serial(async () => {
       const sealed = await this.advance(true);
       pos = Math.min(pos, this.end);

@@ -13,6 +13,8 @@
  */
 import { Socket } from 'node:net';
 import {
+  checkPosition,
+  checkReadRange,
   type Loglet,
   LogletUnavailableError,
   type LogRecord,
@@ -853,6 +855,7 @@ export class ZooKeeperLoglet implements Loglet {
   }
 
   async read(from: number, to: number): Promise<LogRecord[]> {
+    checkReadRange(from, to);
     let trim: number;
     let tail: number;
     try {
@@ -891,6 +894,7 @@ export class ZooKeeperLoglet implements Loglet {
   }
 
   async prefixTrim(pos: number): Promise<void> {
+    checkPosition('prefixTrim: pos', pos);
     try {
       let old: number;
       for (;;) {
