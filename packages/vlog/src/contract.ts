@@ -91,6 +91,26 @@ export class SealedError extends Error {
   }
 }
 
+/**
+ * Why `batch` is not an array of records (Uint8Arrays), or undefined when it is. Checked by every append: a
+ * DataView or an ArrayBuffer has no `length`, and a loglet that framed records by it acknowledged them
+ * stored empty.
+ */
+export function badBatch(batch: unknown): TypeError | undefined {
+  if (!Array.isArray(batch))
+    return new TypeError(`append: the batch must be an array of Uint8Arrays, got ${kindOf(batch)}`);
+  for (let i = 0; i < batch.length; i++)
+    if (!(batch[i] instanceof Uint8Array))
+      return new TypeError(`append: record ${i} of the batch must be a Uint8Array, got ${kindOf(batch[i])}`);
+  return undefined;
+}
+
+function kindOf(x: unknown): string {
+  if (x === null) return 'null';
+  if (typeof x !== 'object') return typeof x;
+  return (x as object).constructor?.name ?? 'an object';
+}
+
 /** Throws a RangeError unless `pos` is a log position: a whole number of at least 0. */
 export function checkPosition(what: string, pos: number): void {
   if (!(Number.isSafeInteger(pos) && pos >= 0))

@@ -8,6 +8,7 @@
  * and retries on the new active segment. Reads route to the segment that owns each position.
  */
 import {
+  badBatch,
   type Chain,
   checkPosition,
   checkReadRange,
@@ -179,6 +180,8 @@ export class VirtualLog implements Loglet {
   }
 
   append(batch: Payload[]): Promise<number[]> {
+    const bad = badBatch(batch);
+    if (bad) return Promise.reject(bad);
     // fast path: the active segment's loglet is open; the retry loop starts only when it fails
     const f = this.fast;
     if (f !== undefined && f.index === this.chain.segments.length - 1)

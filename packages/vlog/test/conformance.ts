@@ -85,6 +85,24 @@ export function logletConformance(make: (start: number) => Promise<Loglet>): voi
   );
 
   it(
+    'an append of something that is not an array of Uint8Arrays is refused, naming the record, and stores nothing',
+    withLoglet(0, async (l) => {
+      const bad: [unknown, RegExp][] = [
+        [null, /append: the batch must be an array of Uint8Arrays, got null/],
+        [b('x'), /the batch must be an array of Uint8Arrays, got Uint8Array/],
+        [[b('a'), 'x'], /append: record 1 of the batch must be a Uint8Array, got string/],
+        [[new DataView(new ArrayBuffer(2))], /record 0 of the batch must be a Uint8Array, got DataView/],
+        [[new ArrayBuffer(2)], /got ArrayBuffer/],
+        [[[1, 2]], /got Array/],
+        [[null], /got null/],
+      ];
+      for (const [batch, why] of bad) await expect(l.append(batch as Uint8Array[])).rejects.toThrow(why);
+      expect(await l.checkTail()).toEqual({ tail: 0, sealed: false });
+      expect(await l.append([b('a')])).toEqual([0]);
+    }),
+  );
+
+  it(
     'a loglet starting mid-log hands out positions from its start',
     withLoglet(1200, async (l) => {
       expect(await l.append([b('x'), b('y')])).toEqual([1200, 1201]);

@@ -18,6 +18,7 @@
  */
 import { hash64Words } from '@strata/highwayhash';
 import {
+  badBatch,
   checkPosition,
   checkReadRange,
   type Loglet,
@@ -168,6 +169,8 @@ export class FileLoglet implements Loglet {
   }
 
   append(batch: Payload[]): Promise<number[]> {
+    const bad = badBatch(batch);
+    if (bad) return Promise.reject(bad);
     if (this.sealed) return Promise.reject(new SealedError(this.tail));
     return this.enqueue(batch, false);
   }

@@ -1,4 +1,5 @@
 import {
+  badBatch,
   checkPosition,
   checkReadRange,
   type Loglet,
@@ -23,6 +24,8 @@ export class MemoryLoglet implements Loglet {
   }
 
   async append(batch: Payload[]): Promise<number[]> {
+    const bad = badBatch(batch);
+    if (bad) throw bad;
     if (this.sealed) throw new SealedError(this.start + this.records.length);
     const first = this.start + this.records.length;
     for (const p of batch) this.records.push(p);

@@ -31,6 +31,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { listenOn } from '@strata/cli';
 import {
+  badBatch,
   checkPosition,
   checkReadRange,
   type Loglet,
@@ -938,6 +939,8 @@ export class NativeLoglet implements Loglet {
   private flushScheduled = false;
 
   append(batch: Payload[]): Promise<number[]> {
+    const bad = badBatch(batch);
+    if (bad) return Promise.reject(bad);
     return new Promise((resolve, reject) => {
       this.outbox.push({ batch, resolve, reject });
       this.outboxRecords += batch.length;

@@ -13,6 +13,7 @@
  */
 import type { ObjectStore } from '@strata/objstore';
 import {
+  badBatch,
   checkPosition,
   checkReadRange,
   type Loglet,
@@ -143,6 +144,8 @@ export class ObjectStoreLoglet implements Loglet {
   }
 
   append(batch: Payload[]): Promise<number[]> {
+    const bad = badBatch(batch);
+    if (bad) return Promise.reject(bad);
     const run = this.chain.then(async () => {
       for (;;) {
         await this.advance();

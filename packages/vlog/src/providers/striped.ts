@@ -24,6 +24,7 @@
  * loglet later anchors at the first landmark above the trimmed slots.
  */
 import {
+  badBatch,
   checkPosition,
   checkReadRange,
   type Loglet,
@@ -155,6 +156,8 @@ export class StripedLoglet implements Loglet {
   }
 
   async append(batch: Payload[]): Promise<number[]> {
+    const bad = badBatch(batch);
+    if (bad) throw bad;
     if (batch.length === 0) return [];
     // a lone appender goes round-robin and never needs a fill
     const i = this.firstStripe();

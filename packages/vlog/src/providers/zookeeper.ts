@@ -13,6 +13,7 @@
  */
 import { Socket } from 'node:net';
 import {
+  badBatch,
   checkPosition,
   checkReadRange,
   type Loglet,
@@ -788,6 +789,8 @@ export class ZooKeeperLoglet implements Loglet {
   }
 
   async append(batch: Payload[]): Promise<number[]> {
+    const bad = badBatch(batch);
+    if (bad) throw bad;
     if (batch.length === 0) return []; // the contract: no positions taken, nothing written
     let bytes = 0;
     for (const p of batch) bytes += p.byteLength + this.records.length + 64;
