@@ -17,13 +17,20 @@ export class TrackedDevice implements BlockDevice {
   private tracking = false;
   private gate?: Promise<void>;
   private openGate?: () => void;
+  /** Writes and trims in flight on the inner device (`quiesce` waits for them). */
   private inflight = 0;
-  private idle?: () => void;
+  private idle: (() => void)[] = [];
 
   constructor(
     readonly inner: BlockDevice,
     readonly chunkBytes: number,
   ) {
+    // 0 made every tracked write loop forever without yielding; NaN tracked nothing, so the destination
+    // missed writes made during the pre-copy
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1)
+      throw new RangeError(
+        `TrackedDevice: the tracking unit must be a whole number of bytes >= 1, got ${chunkBytes}`,
+      );
     this.size = inner.size;
   }
 
@@ -63,18 +70,30 @@ export class TrackedDevice implements BlockDevice {
     return this.inner.readAt(offset, length);
   }
 
-  async writeAt(offset: number, bytes: Uint8Array, opts?: { fua?: boolean }): Promise<void> {
-    checkRange(this.size, offset, bytes.length, 'write');
-    if (this.gate) throw new Error('the source is sealed: its writes go to the destination');
-    // marked before it is applied (a drain in between still sees it) and again once applied (a copy that
-    // cleared the chunk in between may have read the old bytes): either way the chunk is re-sent
-    this.mark(offset, bytes.length);
+  writeAt(offset: number, bytes: Uint8Array, opts?: { fua?: boolean }): Promise<void> {
+    return this.change('write', offset, bytes.length, () => this.inner.writeAt(offset, bytes, opts));
+  }
+
+  /**
+   * A write or trim of [offset, offset + length): refused once sealed, counted in flight (`quiesce`), and
+   * its units marked before it is applied (a drain in between still sees it) and again once applied (a copy
+   * that cleared the unit in between may have read the old bytes): either way the unit is re-sent.
+   */
+  private async change(
+    what: string,
+    offset: number,
+    length: number,
+    apply: () => Promise<void>,
+  ): Promise<void> {
+    checkRange(this.size, offset, length, what);
+    if (this.gate) throw new Error(`the source is sealed: its ${what}s go to the destination`);
+    this.mark(offset, length);
     this.inflight++;
     try {
-      await this.inner.writeAt(offset, bytes, opts);
-      this.mark(offset, bytes.length);
+      await apply();
+      this.mark(offset, length);
     } finally {
-      if (--this.inflight === 0) this.idle?.();
+      if (--this.inflight === 0) for (const f of this.idle.splice(0)) f();
     }
   }
 
@@ -106,25 +125,24 @@ export class TrackedDevice implements BlockDevice {
     for (let i = first; i < last; i++) this.dirty.delete(i);
   }
 
-  /** Resolves when no write is in flight (call after `seal`). */
+  /** Resolves when no write or trim is in flight (call after `seal`). */
   quiesce(): Promise<void> {
     if (this.inflight === 0) return Promise.resolve();
-    return new Promise((r) => {
-      this.idle = () => {
-        this.idle = undefined;
-        r();
-      };
-    });
+    return new Promise((r) => this.idle.push(r));
   }
 
   flush(): Promise<void> {
     return this.inner.flush();
   }
 
-  async trim(offset: number, length: number): Promise<void> {
-    this.mark(offset, length);
-    await this.inner.trim(offset, length);
-    this.mark(offset, length);
+  /**
+   * As `writeAt`: a trim was not counted in flight, so the seal did not wait for it and the destination
+   * could copy the range before the trim landed (the trim was lost there); and an out-of-range length was
+   * marked unit by unit before the inner device refused it (2^50 bytes: seconds, then 'Set maximum size
+   * exceeded').
+   */
+  trim(offset: number, length: number): Promise<void> {
+    return this.change('trim', offset, length, () => this.inner.trim(offset, length));
   }
 
   close(): Promise<void> {
