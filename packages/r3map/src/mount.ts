@@ -51,8 +51,11 @@ export class MountDevice implements BlockDevice {
       throw new RangeError(`local device (${local.size} bytes) and remote (${remote.size}) differ in size`);
     this.size = remote.size;
     this.chunkBytes = opts.chunkBytes ?? 1 << 20;
-    if (this.chunkBytes < 64 << 10 || this.chunkBytes > 4 << 20)
-      throw new RangeError(`chunk size must be 64 KiB to 4 MiB, got ${this.chunkBytes}`);
+    // NaN passed the bounds and made no chunks at all: every read returned the local zeros, never fetched
+    if (!Number.isInteger(this.chunkBytes) || this.chunkBytes < 64 << 10 || this.chunkBytes > 4 << 20)
+      throw new RangeError(
+        `chunk size must be a whole number of bytes, 64 KiB to 4 MiB, got ${this.chunkBytes}`,
+      );
     // no puller at all would leave every read of an absent chunk waiting forever
     const pullers = opts.pullConcurrency ?? 4;
     if (!Number.isInteger(pullers) || pullers < 1)
@@ -268,13 +271,15 @@ export class MountDevice implements BlockDevice {
     if (this.owned) return this.local.flush();
     const chunks = [...this.dirty];
     this.dirty.clear();
-    for (const i of chunks) {
-      const [off, len] = this.span(i);
+    for (let k = 0; k < chunks.length; k++) {
+      const [off, len] = this.span(chunks[k]!);
       try {
         await this.remote.writeAt(off, await this.local.readAt(off, len));
         this.stats.pushed++;
       } catch (e) {
-        this.dirty.add(i);
+        // this chunk and every one not pushed yet stay dirty (only this one did: the rest were never pushed)
+        for (let j = k; j < chunks.length; j++) this.dirty.add(chunks[j]!);
+        this.stats.dirty = this.dirty.size;
         throw e;
       }
     }

@@ -95,3 +95,39 @@ describe('TrackedDevice', () => {
     ).resolves.toBe('both');
   });
 });
+
+describe('MountDevice', () => {
+  it('refuses a chunk size that is not a whole number (NaN made no chunks: reads returned zeros, never fetched)', async () => {
+    const remote = new MemoryDevice(1 << 20);
+    for (const chunkBytes of [Number.NaN, 65536.5, 0, 8 << 20])
+      expect(
+        () => new MountDevice(new MemoryDevice(1 << 20), remote, { chunkBytes }),
+        String(chunkBytes),
+      ).toThrow(RangeError);
+  });
+
+  it('a push that fails during flush leaves every chunk not pushed dirty, and the next flush pushes them', async () => {
+    const remote = new MemoryDevice(1 << 20);
+    let failAt = -1;
+    let pushes = 0;
+    const flaky: BlockDevice = {
+      size: remote.size,
+      readAt: (o, l) => remote.readAt(o, l),
+      writeAt: async (o, b) => {
+        if (pushes++ === failAt) throw new Error('EIO (once)');
+        await remote.writeAt(o, b);
+      },
+      flush: () => remote.flush(),
+      trim: (o, l) => remote.trim(o, l),
+      close: async () => {},
+    };
+    const m = new MountDevice(new MemoryDevice(1 << 20), flaky, { chunkBytes: 64 * kib });
+    for (let i = 0; i < 4; i++) await m.writeAt(i * 64 * kib, new Uint8Array([i + 1]));
+    failAt = 1; // the second chunk pushed fails
+    await expect(m.flush()).rejects.toThrow(/EIO/);
+    expect(m.stats.dirty).toBe(3);
+    await m.flush();
+    expect(m.stats.dirty).toBe(0);
+    for (let i = 0; i < 4; i++) expect((await remote.readAt(i * 64 * kib, 1))[0], `chunk ${i}`).toBe(i + 1);
+  });
+});
