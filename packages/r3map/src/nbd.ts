@@ -93,6 +93,13 @@ export const requestBytesMax = 32 * 1024 * 1024;
 const inputBytesMax = requestBytesMax + 64 * 1024;
 /** Requests of one connection in flight at once (the rest wait in the socket: backpressure). */
 const inflightMax = 64;
+/**
+ * Reply bytes a connection may have queued in its socket before it stops taking requests: a client that
+ * sent READs and never read the replies made the server buffer them all (4,000 READs of 1 MiB: 4 GiB).
+ */
+const replyBytesQueuedMax = 2 * requestBytesMax;
+/** How long a connection that sent DISC may take to read the replies still queued for it. */
+const discDrainMs = 10_000;
 /** READ buffers kept for reuse per connection (see `transmission`), in bytes. */
 const spareBytesMax = 16 * 2 ** 20;
 const BASE_ALLOCATION_ID = 1;
@@ -474,7 +481,18 @@ export class NbdServer {
       } finally {
         clearTimeout(limit);
       }
-      if (ex) await this.transmission(socket, reader, ex.export, ex.structured);
+      if (ex && (await this.transmission(socket, reader, ex.export, ex.structured)) === 'disc') {
+        // the replies to the requests before DISC are still queued: destroying the socket dropped them
+        await new Promise<void>((res) => {
+          const t = setTimeout(res, discDrainMs);
+          const done = () => {
+            clearTimeout(t);
+            res();
+          };
+          socket.once('close', done);
+          socket.end(done);
+        });
+      }
     } catch (e) {
       if (e instanceof ProtocolError && e.message !== 'connection closed') this.stats.protocolErrors++;
     } finally {
@@ -636,7 +654,8 @@ export class NbdServer {
     }
   }
 
-  private async transmission(socket: Socket, r: Reader, e: Export, structured: boolean): Promise<void> {
+  /** Serves requests until the connection breaks (throws) or the client sends DISC ('disc'). */
+  private async transmission(socket: Socket, r: Reader, e: Export, structured: boolean): Promise<'disc'> {
     const dev = e.device;
     let inflight = 0;
     let wake: (() => void) | undefined;
@@ -708,6 +727,17 @@ export class NbdServer {
       } else simple(handle, error);
     };
     for (;;) {
+      // a client that does not read its replies gets no more requests served until it does
+      while (socket.writableLength > replyBytesQueuedMax && !socket.destroyed)
+        await new Promise<void>((res) => {
+          const done = () => {
+            socket.off('drain', done);
+            socket.off('close', done);
+            res();
+          };
+          socket.once('drain', done);
+          socket.once('close', done);
+        });
       const h = await r.read(28);
       if (h.readUInt32BE(0) !== REQUEST_MAGIC) throw new ProtocolError('bad request magic');
       const flags = h.readUInt16BE(4);
@@ -731,7 +761,7 @@ export class NbdServer {
         // finish what is in flight, then close
         while (inflight > 0) await new Promise<void>((res) => (wake = res));
         await dev.flush().catch(() => undefined);
-        return;
+        return 'disc';
       }
       const offset =
         offsetBig > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(offsetBig);

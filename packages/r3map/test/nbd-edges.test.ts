@@ -1,0 +1,92 @@
+// The NBD server against clients at the edges of the protocol: raw sockets, no client library.
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type BlockDevice, MemoryDevice, NbdServer } from '../src/index.js';
+
+const servers: NbdServer[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+});
+
+async function serve(device: BlockDevice): Promise<NbdServer & { port: number }> {
+  const s = new NbdServer([{ name: '', device }], { pollUs: 0 });
+  const port = await s.listen(0);
+  servers.push(s);
+  return Object.assign(s, { port });
+}
+
+/** Client flags, then NBD_OPT_GO for the export '' (the server answers with INFO and ACK: 18 + 32 + 20 bytes). */
+function go(): Buffer {
+  const b = Buffer.alloc(4 + 16 + 6);
+  b.writeUInt32BE(3, 0); // fixed newstyle, no zeroes
+  b.writeBigUInt64BE(0x49484156454f5054n, 4);
+  b.writeUInt32BE(7, 12); // GO
+  b.writeUInt32BE(6, 16);
+  return b;
+}
+const greetingBytes = 18 + (20 + 12) + 20;
+
+function request(cmd: number, handle: number, offset: number, length: number): Buffer {
+  const h = Buffer.alloc(28);
+  h.writeUInt32BE(0x25609513, 0);
+  h.writeUInt16BE(cmd, 6);
+  h.writeBigUInt64BE(BigInt(handle), 8);
+  h.writeBigUInt64BE(BigInt(offset), 16);
+  h.writeUInt32BE(length, 24);
+  return h;
+}
+
+async function open(port: number): Promise<Socket> {
+  const sock = connect({ host: '127.0.0.1', port });
+  await new Promise((r) => sock.once('connect', r));
+  return sock;
+}
+
+describe('NBD server edges', () => {
+  it('sends the replies to requests made before DISC before it closes (they were dropped)', async () => {
+    const dev = new MemoryDevice(32 << 20);
+    await dev.writeAt(0, new Uint8Array(32 << 20).fill(7));
+    const s = await serve(dev);
+    const sock = await open(s.port);
+    let got = 0;
+    sock.on('data', (c: Buffer) => (got += c.length));
+    sock.write(Buffer.concat([go(), request(0, 1, 0, 32 << 20), request(2, 2, 0, 0)]));
+    await new Promise((r) => sock.once('close', r));
+    expect(got).toBe(greetingBytes + 16 + (32 << 20));
+  });
+
+  it('stops taking requests from a client that does not read its replies, and loses none', async () => {
+    const mib = 1 << 20;
+    // a device that makes a new buffer per read, as most do
+    const dev: BlockDevice = {
+      size: 64 * mib,
+      readAt: async (_o, l) => new Uint8Array(l).fill(1),
+      writeAt: async () => {},
+      flush: async () => {},
+      trim: async () => {},
+      close: async () => {},
+    };
+    const s = await serve(dev);
+    const sock = await open(s.port);
+    sock.pause();
+    const n = 256;
+    const reqs = [go()];
+    for (let i = 0; i < n; i++) reqs.push(request(0, i, 0, mib));
+    sock.write(Buffer.concat(reqs));
+    await new Promise((r) => setTimeout(r, 1000));
+    // every reply would have been queued: 256 MiB
+    expect(s.stats.requests).toBeLessThan(200);
+    let got = 0;
+    const all = greetingBytes + n * (16 + mib);
+    await new Promise<void>((resolve) => {
+      sock.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got >= all) resolve();
+      });
+      sock.resume();
+    });
+    expect(got).toBe(all);
+    expect(s.stats.requests).toBe(n);
+    sock.destroy();
+  });
+});
