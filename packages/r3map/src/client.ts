@@ -13,6 +13,8 @@ const REQUEST_MAGIC = 0x25609513;
 const SIMPLE_REPLY_MAGIC = 0x67446698;
 /** Largest single READ or WRITE sent; larger accesses are split. */
 const requestBytesMax = 4 * 1024 * 1024;
+/** Largest single TRIM sent (its length is a u32); longer trims are split. */
+const trimBytesMax = 2 ** 31;
 /** How long the handshake may take from the connect on (a server's bytes now and then do not extend it). */
 export const nbdHandshakeTimeoutMs = 15_000;
 /** The longest option reply taken during the handshake (an export's name or description is at most 4 KiB). */
@@ -262,7 +264,11 @@ export class NbdClientDevice implements BlockDevice {
 
   async trim(offset: number, length: number): Promise<void> {
     checkRange(this.size, offset, length, 'trim');
-    await this.request(4, 0, offset, length);
+    // one request of 4 GiB or more failed with Buffer's 'The value of "value" is out of range'
+    const parts: Promise<unknown>[] = [this.request(4, 0, offset, Math.min(length, trimBytesMax))];
+    for (let p = trimBytesMax; p < length; p += trimBytesMax)
+      parts.push(this.request(4, 0, offset + p, Math.min(trimBytesMax, length - p)));
+    await Promise.all(parts);
   }
 
   /** Drops the connection at once (as if this process died): requests in flight and later ones fail. */

@@ -1,7 +1,7 @@
 // The NBD server against clients at the edges of the protocol: raw sockets, no client library.
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type BlockDevice, MemoryDevice, NbdServer } from '../src/index.js';
+import { type BlockDevice, MemoryDevice, NbdClientDevice, NbdServer } from '../src/index.js';
 
 const servers: NbdServer[] = [];
 afterEach(async () => {
@@ -88,5 +88,21 @@ describe('NBD server edges', () => {
     expect(got).toBe(all);
     expect(s.stats.requests).toBe(n);
     sock.destroy();
+  });
+});
+
+describe('NBD client edges', () => {
+  it('trims 4 GiB and more (the u32 length of one request overflowed: a RangeError from Buffer)', async () => {
+    const gib = 2 ** 30;
+    const dev = new MemoryDevice(8 * gib);
+    const s = await serve(dev);
+    const c = await NbdClientDevice.connect('127.0.0.1', s.port);
+    for (const at of [0, 4 * gib - 1, 4 * gib, 6 * gib]) await c.writeAt(at, new Uint8Array([9]));
+    await c.trim(0, 0);
+    await c.trim(0, 6 * gib);
+    for (const at of [0, 4 * gib - 1, 4 * gib]) expect((await c.readAt(at, 1))[0], String(at)).toBe(0);
+    expect((await c.readAt(6 * gib, 1))[0]).toBe(9);
+    await expect(c.trim(6 * gib, 3 * gib)).rejects.toThrow(RangeError);
+    await c.close();
   });
 });
