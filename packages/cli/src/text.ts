@@ -17,3 +17,10 @@ export function loneSurrogateAt(s: string): number {
 export function wellFormed(s: string): string {
   return surrogate.test(s) ? s.replace(loneSurrogate, '\ufffd') : s;
 }
+
+/** What a value is, for an error message ("got ..."): its type, or its class's name; 'null' for null. */
+export function kindOf(x: unknown): string {
+  if (x === null) return 'null';
+  if (typeof x !== 'object') return typeof x;
+  return (x as object).constructor?.name ?? 'object';
+}

@@ -3,11 +3,12 @@
  * can run it) and the portable TypeScript core. `STRATA_HIGHWAYHASH=ts` or `useImplementation('ts')` forces
  * the portable one. Both give bit-identical results.
  */
+
+import { kindOf } from '@strata/cli';
 import {
   absorbPackets,
   asBytes,
   checkBatch,
-  describe,
   type HighwayKey,
   keyToWords,
   PortableHasher,
@@ -171,11 +172,11 @@ export function hash64Batch(
   // from JavaScript anything can come: a plain array of offsets failed as "offs.subarray is not a function"
   // in the WebAssembly path, and a negative one passed the bounds check
   if (!(offsets instanceof Uint32Array))
-    throw new TypeError(`hash64Batch offsets: expected a Uint32Array, got ${describe(offsets)}`);
+    throw new TypeError(`hash64Batch offsets: expected a Uint32Array, got ${kindOf(offsets)}`);
   if (!(lengths instanceof Uint32Array))
-    throw new TypeError(`hash64Batch lengths: expected a Uint32Array, got ${describe(lengths)}`);
+    throw new TypeError(`hash64Batch lengths: expected a Uint32Array, got ${kindOf(lengths)}`);
   if (!(out instanceof BigUint64Array || out instanceof Uint32Array))
-    throw new TypeError(`hash64Batch out: expected a BigUint64Array or a Uint32Array, got ${describe(out)}`);
+    throw new TypeError(`hash64Batch out: expected a BigUint64Array or a Uint32Array, got ${kindOf(out)}`);
   const n = offsets.length;
   if (lengths.length !== n) throw new TypeError(`hash64Batch: ${n} offsets but ${lengths.length} lengths`);
   const need = out instanceof BigUint64Array ? n : 2 * n;

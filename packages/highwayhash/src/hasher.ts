@@ -1,4 +1,5 @@
 /** Key handling, one-shot hashing and the streaming hasher over the portable core. */
+import { kindOf } from '@strata/cli';
 import {
   finalize64,
   finalize128,
@@ -32,13 +33,7 @@ export function keyToWords(key: HighwayKey, out = new Uint32Array(8)): Uint32Arr
     }
     return out;
   }
-  throw new TypeError(`HighwayHash key: expected a BigUint64Array(4) or 32 bytes, got ${describe(key)}`);
-}
-
-export function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (typeof x !== 'object') return typeof x;
-  return (x as object).constructor?.name ?? 'object';
+  throw new TypeError(`HighwayHash key: expected a BigUint64Array(4) or 32 bytes, got ${kindOf(key)}`);
 }
 
 /** Checks that `data` is bytes (a Uint8Array, a Buffer, or another ArrayBufferView) and returns its bytes. */
@@ -47,7 +42,7 @@ export function asBytes(data: unknown, what = 'data'): Uint8Array {
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   throw new TypeError(
-    `HighwayHash ${what}: expected a Uint8Array or another ArrayBufferView, got ${describe(data)}`,
+    `HighwayHash ${what}: expected a Uint8Array or another ArrayBufferView, got ${kindOf(data)}`,
   );
 }
 

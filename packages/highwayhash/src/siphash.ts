@@ -3,7 +3,8 @@
  * 64-bit output, in u32 pairs (no BigInt while hashing). SipHash-2-4 is the paper's default; SipHash-1-3 is
  * the faster variant google/highwayhash also ships.
  */
-import { asBytes, describe } from './hasher.js';
+import { kindOf } from '@strata/cli';
+import { asBytes } from './hasher.js';
 
 const st = new Uint32Array(8); // v0..v3 as (lo, hi)
 
@@ -66,7 +67,7 @@ function absorb(mlo: number, mhi: number, c: number): void {
 function sipHash(key: Uint8Array, data: unknown, c: number, d: number, name: string): bigint {
   if (!(key instanceof Uint8Array) || key.length !== 16)
     throw new TypeError(
-      `${name} key: expected 16 bytes, got ${key instanceof Uint8Array ? `${key.length} bytes` : describe(key)}`,
+      `${name} key: expected 16 bytes, got ${key instanceof Uint8Array ? `${key.length} bytes` : kindOf(key)}`,
     );
   const m = asBytes(data);
   const k0lo = le32(key, 0);

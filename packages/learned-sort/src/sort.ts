@@ -1,4 +1,5 @@
 /** The public sorts: one entry point per shape, dispatching on the typed array's type. */
+import { kindOf } from '@strata/cli';
 import { type LearnedStats, learnedSortF64 } from './learned.js';
 import { f64ToKeys, partitionNaN, radixSortF64, radixSortU32, radixSortU64Pairs } from './radix.js';
 
@@ -9,14 +10,6 @@ export type SortableArray =
   | Uint32Array
   | BigInt64Array
   | BigUint64Array;
-
-function describe(x: unknown): string {
-  return x === null
-    ? 'null'
-    : typeof x === 'object'
-      ? ((x as object).constructor?.name ?? 'object')
-      : typeof x;
-}
 
 /**
  * Sorts in place and returns the same array, in exactly the order of `TypedArray.prototype.sort`
@@ -59,7 +52,7 @@ export function learnedSort<T extends SortableArray>(array: T, stats?: LearnedSt
     return array;
   }
   throw new TypeError(
-    `learnedSort: expected a Float64Array, Float32Array, Int32Array, Uint32Array, BigInt64Array or BigUint64Array, got ${describe(array)}`,
+    `learnedSort: expected a Float64Array, Float32Array, Int32Array, Uint32Array, BigInt64Array or BigUint64Array, got ${kindOf(array)}`,
   );
 }
 
@@ -91,7 +84,7 @@ export function learnedArgsort(keys: SortableArray): Uint32Array {
     w.set(new Uint32Array(keys.buffer, keys.byteOffset, 2 * n));
     if (keys instanceof BigInt64Array)
       for (let i = 1; i < w.length; i += 2) w[i] = (w[i]! ^ 0x80000000) >>> 0;
-  } else throw new TypeError(`learnedArgsort: expected a typed array of numbers, got ${describe(keys)}`);
+  } else throw new TypeError(`learnedArgsort: expected a typed array of numbers, got ${kindOf(keys)}`);
   radixSortU64Pairs(w, new Uint32Array(2 * n), idx, new Uint32Array(n));
   return idx;
 }
@@ -111,11 +104,11 @@ function prefixKey(s: string): number {
  */
 export function learnedSortStrings(array: string[]): string[] {
   if (!Array.isArray(array))
-    throw new TypeError(`learnedSortStrings: expected an array of strings, got ${describe(array)}`);
+    throw new TypeError(`learnedSortStrings: expected an array of strings, got ${kindOf(array)}`);
   const n = array.length;
   for (let i = 0; i < n; i++)
     if (typeof array[i] !== 'string')
-      throw new TypeError(`learnedSortStrings: element ${i} is ${describe(array[i])}, not a string`);
+      throw new TypeError(`learnedSortStrings: element ${i} is ${kindOf(array[i])}, not a string`);
   if (n < 1024) return array.sort();
   const k = new Float64Array(n);
   for (let i = 0; i < n; i++) k[i] = prefixKey(array[i]!);

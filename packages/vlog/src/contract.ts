@@ -10,6 +10,8 @@
  * Positions are absolute log positions everywhere (a loglet created to start at 1200 hands out 1200 first).
  */
 
+import { kindOf } from '@strata/cli';
+
 /** One record's bytes. */
 export type Payload = Uint8Array;
 
@@ -103,12 +105,6 @@ export function badBatch(batch: unknown): TypeError | undefined {
     if (!(batch[i] instanceof Uint8Array))
       return new TypeError(`append: record ${i} of the batch must be a Uint8Array, got ${kindOf(batch[i])}`);
   return undefined;
-}
-
-function kindOf(x: unknown): string {
-  if (x === null) return 'null';
-  if (typeof x !== 'object') return typeof x;
-  return (x as object).constructor?.name ?? 'an object';
 }
 
 /** Throws a RangeError unless `pos` is a log position: a whole number of at least 0. */
