@@ -1,5 +1,5 @@
-import { loneSurrogateAt } from '@strata/cli';
-import { InvalidKeyError, type ListOptions } from './contract.js';
+import { kindOf, loneSurrogateAt } from '@strata/cli';
+import { type DeleteOptions, InvalidKeyError, type ListOptions, type PutOptions } from './contract.js';
 
 /** Longest key in UTF-8 bytes (S3's limit). */
 export const keyBytesMax = 1024;
@@ -42,4 +42,31 @@ export function validateList(prefix: string, opts: ListOptions): void {
   const { limit } = opts;
   if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1))
     throw new RangeError(`list: limit must be a whole number of at least 1, got ${String(limit)}`);
+}
+
+/**
+ * Validates a put: its key, a body that is bytes or a stream of them (an async iterable such as a
+ * `Readable`), and its preconditions (`ifNoneMatch` only '*', `ifMatch` an etag string).
+ */
+export function validatePut(key: unknown, body: unknown, opts: PutOptions): asserts key is string {
+  validateKey(key);
+  const stream = typeof body === 'object' && body !== null && Symbol.asyncIterator in body;
+  if (!(body instanceof Uint8Array) && !stream)
+    throw new TypeError(
+      `put '${key}': the body must be a Uint8Array or a Readable stream, got ${kindOf(body)}`,
+    );
+  if (opts.ifNoneMatch !== undefined && opts.ifNoneMatch !== '*')
+    throw new TypeError(`put '${key}': ifNoneMatch must be '*', got ${String(opts.ifNoneMatch)}`);
+  validateIfMatch('put', key, opts);
+}
+
+/** Validates a delete: its key and an `ifMatch` that is an etag string. */
+export function validateDelete(key: unknown, opts: DeleteOptions): asserts key is string {
+  validateKey(key);
+  validateIfMatch('delete', key, opts);
+}
+
+function validateIfMatch(op: string, key: string, opts: { ifMatch?: string }): void {
+  if (opts.ifMatch !== undefined && typeof opts.ifMatch !== 'string')
+    throw new TypeError(`${op} '${key}': ifMatch must be an etag string, got ${kindOf(opts.ifMatch)}`);
 }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { kindOf } from '@strata/cli';
 import { createHasher, hash128Words } from '@strata/highwayhash';
 import { PreconditionFailedError, type PutOptions } from './contract.js';
 
@@ -47,12 +48,19 @@ function etagHex(h: BigUint64Array): string {
 /** Largest body collected into memory from a stream by backends that need it whole. */
 export const bodyBytesMax = 5 * 2 ** 30;
 
+/** A chunk of a put's body stream as bytes: a string is UTF-8, anything else but bytes is refused. */
+export function chunkBytes(c: unknown): Uint8Array {
+  if (c instanceof Uint8Array) return c;
+  if (typeof c === 'string') return Buffer.from(c);
+  throw new TypeError(`put: the body stream gave ${kindOf(c)}, not bytes (a Uint8Array or a string)`);
+}
+
 export async function collectBody(body: Uint8Array | Readable): Promise<Uint8Array> {
   if (body instanceof Uint8Array) return body;
-  const chunks: Buffer[] = [];
+  const chunks: Uint8Array[] = [];
   let n = 0;
   for await (const c of body) {
-    const b = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+    const b = chunkBytes(c);
     n += b.length;
     if (n > bodyBytesMax) throw new RangeError(`object body is larger than ${bodyBytesMax} bytes`);
     chunks.push(b);

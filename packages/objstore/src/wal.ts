@@ -16,7 +16,7 @@ import {
   ObjectStoreError,
   type PutOptions,
 } from './contract.js';
-import { validateKey, validateList } from './keys.js';
+import { validateDelete, validateKey, validateList, validatePut } from './keys.js';
 import { DirectoryLockedError, lockDirectory } from './lockfile.js';
 import { PackedRefs, type PackRef, refKind } from './packedrefs.js';
 import { PackIndexWriter, PackKind, packTrailerBytes, placeIndex, readIndex } from './packindex.js';
@@ -839,6 +839,7 @@ export class WalStore implements ObjectStore {
 
   /** A put that waits: for its body, for room in memory or the commit queue, or for a precondition. */
   private async putWaiting(key: string, body: Uint8Array | Readable, opts: PutOptions): Promise<string> {
+    validatePut(key, body, opts);
     this.checkKey(key);
     const data = body instanceof Uint8Array ? body : await collectBody(body);
     if (this.memBytes + this.frozenBytes > this.o.memBytesMax) await this.roomInMemory();
@@ -983,7 +984,7 @@ export class WalStore implements ObjectStore {
   }
 
   async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
-    validateKey(key);
+    validateDelete(key, opts);
     const write = () => {
       this.addRecord(2, key, new Uint8Array(0));
       return this.durable(key, { ...noData, etag: '', modifiedMs: Date.now() });

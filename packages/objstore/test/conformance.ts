@@ -154,6 +154,38 @@ export function objectStoreConformance(
   );
 
   it(
+    'a put of a body that is not bytes or a stream of them, or with a malformed precondition, is refused naming it; nothing is written',
+    withStore(async (s) => {
+      for (const [body, got] of [
+        ['text', 'string'],
+        [null, 'null'],
+        [new DataView(new ArrayBuffer(2)), 'DataView'],
+        [new ArrayBuffer(2), 'ArrayBuffer'],
+        [[1, 2], 'Array'],
+      ] as const)
+        await expect(s.put('v/k', body as unknown as Uint8Array)).rejects.toThrow(
+          `put 'v/k': the body must be a Uint8Array or a Readable stream, got ${got}`,
+        );
+      await expect(s.put('v/k', Readable.from([bytes('a'), 7]))).rejects.toThrow(
+        'put: the body stream gave number, not bytes',
+      );
+      await expect(s.put('v/k', bytes('a'), { ifNoneMatch: 'x' as '*' })).rejects.toThrow(
+        "put 'v/k': ifNoneMatch must be '*', got x",
+      );
+      await expect(s.put('v/k', bytes('a'), { ifMatch: 5 as unknown as string })).rejects.toThrow(
+        "put 'v/k': ifMatch must be an etag string, got number",
+      );
+      await expect(s.delete('v/k', { ifMatch: null as unknown as string })).rejects.toThrow(
+        "delete 'v/k': ifMatch must be an etag string, got null",
+      );
+      expect((await s.list('v/')).objects).toEqual([]);
+      // a stream of strings is UTF-8
+      await s.put('v/k', Readable.from(['h', 'é']));
+      expect(Buffer.from(await s.get('v/k')).toString()).toBe('hé');
+    }),
+  );
+
+  it(
     'conditional puts: If-None-Match * and If-Match',
     withStore(async (s) => {
       const e1 = await s.put('c', bytes('v1'), { ifNoneMatch: '*' });

@@ -15,9 +15,9 @@ import {
   ObjectStoreError,
   type PutOptions,
 } from '../contract.js';
-import { validateKey, validateList } from '../keys.js';
+import { validateDelete, validateKey, validateList, validatePut } from '../keys.js';
 import { lockFile } from '../lockfile.js';
-import { bodyBytesMax, checkPrecondition, etagHasher, etagOf, rangeBounds } from '../util.js';
+import { bodyBytesMax, checkPrecondition, chunkBytes, etagHasher, etagOf, rangeBounds } from '../util.js';
 import { compareKeys } from './mem.js';
 
 /**
@@ -104,7 +104,7 @@ async function writeStream(fh: FileHandle, path: string, header: Buffer, body: R
   const inFlight: Promise<void>[] = [];
   try {
     for await (const c of body) {
-      const b: Uint8Array = typeof c === 'string' ? Buffer.from(c) : (c as Uint8Array);
+      const b = chunkBytes(c);
       total += b.length;
       if (total > bodyBytesMax) throw new RangeError(`object body is larger than ${bodyBytesMax} bytes`);
       h.update(b);
@@ -184,7 +184,7 @@ export class FileStore implements ObjectStore {
   }
 
   async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
-    validateKey(key);
+    validatePut(key, body, opts);
     await this.ready;
     const tmp = join(this.tmpDir, `${randomBytes(8).toString('hex')}.tmp`);
     const keyBytes = Buffer.from(key, 'utf8');
@@ -494,7 +494,7 @@ export class FileStore implements ObjectStore {
   private listing: { takenMs: number; mtimeNs: bigint; names: string[] } | undefined;
 
   async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
-    validateKey(key);
+    validateDelete(key, opts);
     await this.ready;
     if (opts.ifMatch !== undefined) return this.deleteIfMatch(key, opts);
     await rm(this.path(key), { force: true });

@@ -9,7 +9,7 @@ import {
   type ObjectStore,
   type PutOptions,
 } from '../contract.js';
-import { validateKey, validateList } from '../keys.js';
+import { validateDelete, validateKey, validateList, validatePut } from '../keys.js';
 import { checkPrecondition, collectBody, etagOf, sliceRange } from '../util.js';
 
 interface Entry {
@@ -45,7 +45,7 @@ export class MemStore implements ObjectStore {
   }
 
   async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
-    validateKey(key);
+    validatePut(key, body, opts);
     // a copy of its own: the caller may reuse its array once put returns (a streamed body is ours already)
     const data = body instanceof Uint8Array ? Uint8Array.from(body) : await collectBody(body);
     // No await between the check and the write: atomic in one event loop.
@@ -92,7 +92,7 @@ export class MemStore implements ObjectStore {
   }
 
   async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
-    validateKey(key);
+    validateDelete(key, opts);
     if (opts.ifMatch !== undefined) checkPrecondition(key, this.objects.get(key)?.info.etag, opts);
     if (this.objects.delete(key)) this.ns.sorted = undefined;
   }

@@ -25,7 +25,7 @@ import {
   PreconditionFailedError,
   type PutOptions,
 } from '../contract.js';
-import { validateKey, validateList } from '../keys.js';
+import { validateDelete, validateKey, validateList, validatePut } from '../keys.js';
 import { checkPrecondition, collectBody, normalizeEtag, rangeBounds } from '../util.js';
 
 /** Bodies at least this large go up as multipart uploads. */
@@ -130,7 +130,7 @@ export class S3Store implements ObjectStore {
   }
 
   async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
-    validateKey(key);
+    validatePut(key, body, opts);
     const data = await collectBody(body);
     const conditional = opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined;
     // a multipart upload needs no MD5 of the whole body (hashing a 100 MB pack held the event loop ~0.2 s)
@@ -290,7 +290,7 @@ export class S3Store implements ObjectStore {
   }
 
   async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
-    validateKey(key);
+    validateDelete(key, opts);
     const cmd = { Bucket: this.loc.bucket, Key: this.k(key) };
     if (opts.ifMatch === undefined) {
       await this.send(new DeleteObjectCommand(cmd));
