@@ -13,8 +13,14 @@ const digestKey = new Uint8Array(32).map((_, i) => 0x77 ^ (i * 5));
 export const defaultChunkBytes = 64 * 1024;
 /** Largest chunk size accepted. */
 export const chunkBytesMax = 4 * 1024 * 1024;
-/** Largest frame accepted on the sync protocol. */
+/** Largest frame accepted on the sync protocol, but for the server's digests (see `digestFrameBytesMax`). */
 const frameBytesMax = chunkBytesMax + 1024;
+/**
+ * Largest frame of digests a client takes: 16 bytes per chunk of its file (a 1 TiB file in 64 KiB chunks:
+ * 256 MiB). The digests were held to `frameBytesMax`, so a file over 16 GiB in 64 KiB chunks (1 GiB in
+ * 4 KiB ones) could not be synced over TCP ('bad frame length').
+ */
+const digestFrameBytesMax = 1 << 30;
 
 export interface SyncResult {
   chunks: number;
@@ -265,16 +271,29 @@ function frame(type: number, payload: Buffer): Buffer {
   return Buffer.concat([h, payload]);
 }
 
-async function* frames(sock: Socket): AsyncGenerator<{ type: number; payload: Buffer }> {
-  let buf: Buffer = Buffer.alloc(0);
+/**
+ * The frames of a socket, each of at most `bytesMax` bytes. A frame's bytes are joined once it is whole,
+ * not on every read (that copied a frame of N reads N times).
+ */
+async function* frames(
+  sock: Socket,
+  bytesMax = frameBytesMax,
+): AsyncGenerator<{ type: number; payload: Buffer }> {
+  let parts: Buffer[] = [];
+  let have = 0;
   for await (const c of sock) {
-    buf = buf.length ? Buffer.concat([buf, c as Buffer]) : (c as Buffer);
-    while (buf.length >= 4) {
-      const len = buf.readUInt32BE(0);
-      if (len < 1 || len > frameBytesMax) throw new Error(`sync protocol: bad frame length ${len}`);
-      if (buf.length < 4 + len) break;
+    parts.push(c as Buffer);
+    have += (c as Buffer).length;
+    while (have >= 4) {
+      if (parts[0]!.length < 4) parts = [Buffer.concat(parts, have)];
+      const len = parts[0]!.readUInt32BE(0);
+      if (len < 1 || len > bytesMax)
+        throw new Error(`sync protocol: bad frame length ${len} (1 to ${bytesMax} bytes)`);
+      if (have < 4 + len) break;
+      const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
       yield { type: buf[4]!, payload: buf.subarray(5, 4 + len) };
-      buf = buf.subarray(4 + len);
+      have -= 4 + len;
+      parts = have > 0 ? [buf.subarray(4 + len)] : [];
     }
   }
 }
@@ -328,6 +347,8 @@ export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}):
       /** Handles one frame; false when the session is over. */
       const handleFrame = async (f: { type: number; payload: Buffer }): Promise<boolean> => {
         if (f.type === T_HELLO) {
+          // each HELLO opened the file again, and only the last was ever closed
+          if (fh) throw new Error('a second HELLO (one per connection)');
           clearTimeout(helloDue);
           const hello = parseHello(f.payload);
           const p = resolve(base, hello.path);
@@ -342,7 +363,12 @@ export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}):
           chunkBytes = hello.chunkBytes;
           current = cur;
           sock.write(frame(T_READY, Buffer.alloc(0)));
-          const d = await digestFile(fh, cur, hello.chunkBytes);
+          // the client compares its own chunks only: digests past them were work and bytes for nothing
+          const d = await digestFile(
+            fh,
+            Math.min(cur, Math.ceil(size / chunkBytes) * chunkBytes),
+            hello.chunkBytes,
+          );
           const head = Buffer.alloc(8);
           head.writeBigUInt64BE(BigInt(cur), 0);
           sock.write(frame(T_DIGESTS, Buffer.concat([head, d])));
@@ -420,6 +446,12 @@ export async function syncToRemote(
   const chunkBytes = opts.chunkBytes ?? defaultChunkBytes;
   checkChunk(chunkBytes);
   const size = (await stat(src)).size;
+  // the server's digests of the chunks this file has (and its u64 size and the frame's type)
+  const digestBytes = 9 + 16 * Math.ceil(size / chunkBytes);
+  if (digestBytes > digestFrameBytesMax)
+    throw new RangeError(
+      `${src}: ${size} bytes in chunks of ${chunkBytes} need ${digestBytes} bytes of digests over TCP, more than ${digestFrameBytesMax}: use a larger chunk size`,
+    );
   const s = await open(src, 'r');
   const sock = connect({ host, port });
   const timeoutMs = opts.handshakeTimeoutMs ?? syncHandshakeTimeoutMs;
@@ -431,7 +463,7 @@ export async function syncToRemote(
   let oursP: Promise<Buffer> | undefined;
   try {
     await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
-    const it = frames(sock);
+    const it = frames(sock, Math.max(frameBytesMax, digestBytes));
     sock.write(frame(T_HELLO, Buffer.from(JSON.stringify({ path, chunkBytes, size }))));
     // our digests while the server computes its own
     oursP = digestFile(s, size, chunkBytes, opts.onProgress);

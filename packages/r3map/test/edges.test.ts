@@ -1,4 +1,18 @@
 // Edges of the public API: zero, fractional and huge numbers, failures half-way, repeated calls.
+import {
+  closeSync,
+  ftruncateSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   type BlockDevice,
@@ -6,6 +20,8 @@ import {
   MigratingDevice,
   MountDevice,
   migrate,
+  serveSync,
+  syncToRemote,
   TrackedDevice,
 } from '../src/index.js';
 
@@ -129,5 +145,78 @@ describe('MountDevice', () => {
     await m.flush();
     expect(m.stats.dirty).toBe(0);
     for (let i = 0; i < 4; i++) expect((await remote.readAt(i * 64 * kib, 1))[0], `chunk ${i}`).toBe(i + 1);
+  });
+});
+
+describe('delta sync over TCP', () => {
+  async function server(): Promise<{ dir: string; port: number; close: () => void }> {
+    const dir = mkdtempSync(join(tmpdir(), 'r3map-edges-'));
+    const s = serveSync(dir);
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    return {
+      dir,
+      port: (s.address() as { port: number }).port,
+      close: () => {
+        s.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  const sparse = (path: string, bytes: number) => {
+    const fd = openSync(path, 'w');
+    ftruncateSync(fd, bytes);
+    closeSync(fd);
+  };
+
+  it('a second HELLO is refused (each opened the file again and only the last was closed)', async () => {
+    const srv = await server();
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const sock = connect({ host: '127.0.0.1', port: srv.port });
+    const hello = Buffer.from(JSON.stringify({ path: 'x', chunkBytes: 4096, size: 0 }));
+    const f = Buffer.alloc(5);
+    f.writeUInt32BE(hello.length + 1, 0);
+    f[4] = 1;
+    const one = Buffer.concat([f, hello]);
+    let got = Buffer.alloc(0);
+    sock.on('data', (c: Buffer) => (got = Buffer.concat([got, c])));
+    sock.write(Buffer.concat(Array.from({ length: 50 }, () => one)));
+    // the server answers the second HELLO with an ERROR and closes (it took them all, and kept the files)
+    await new Promise((r) => {
+      sock.once('close', r);
+      setTimeout(r, 5000);
+    });
+    sock.destroy();
+    expect(got.toString('latin1')).toContain('a second HELLO');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fds()).toBeLessThanOrEqual(before);
+    srv.close();
+  });
+
+  it('syncs a file whose digests exceed a 4 MiB frame, and onto a much larger file (bad frame length)', async () => {
+    const srv = await server();
+    const local = mkdtempSync(join(tmpdir(), 'r3map-edges-src-'));
+    try {
+      // 1.1 GiB in 4 KiB chunks: 4.4 MiB of digests; sparse, so it costs no disk
+      const big = join(local, 'big.img');
+      sparse(big, 1100 << 20);
+      const fd = openSync(big, 'r+');
+      writeFileSync(fd, 'edge');
+      closeSync(fd);
+      sparse(join(srv.dir, 'big.img'), 1100 << 20);
+      const r = await syncToRemote(big, '127.0.0.1', srv.port, 'big.img', { chunkBytes: 4096 });
+      expect(r.changedChunks).toBe(1);
+      expect(readFileSync(join(srv.dir, 'big.img')).subarray(0, 4).toString()).toBe('edge');
+      // the server's file much larger than ours: it sent digests of all of it
+      const small = join(local, 'small.img');
+      writeFileSync(small, 'small');
+      const r2 = await syncToRemote(small, '127.0.0.1', srv.port, 'big.img', { chunkBytes: 4096 });
+      expect(r2.size).toBe(5);
+      expect(statSync(join(srv.dir, 'big.img')).size).toBe(5);
+      expect(readFileSync(join(srv.dir, 'big.img')).toString()).toBe('small');
+    } finally {
+      rmSync(local, { recursive: true, force: true });
+      srv.close();
+    }
   });
 });
