@@ -105,7 +105,10 @@ Example:
       });
     }
     const server = new NbdServer([{ name, device, readOnly: values['read-only'] === true }], { pollUs });
-    const p = await server.listen(port, host);
+    const p = await server.listen(port, host).catch(async (e: Error) => {
+      await device.close();
+      throw e;
+    });
     // listen for the signal before saying we are up: a supervisor may stop us the moment it reads that
     const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });
     output(
@@ -249,20 +252,40 @@ Example:
     if (!m) throw new UsageError(`--remote: expected HOST:PORT[/EXPORT], got '${values.remote ?? ''}'`);
     if (!values.cache) throw new UsageError('expected --cache FILE');
     const { host, port } = parseHostPort(values.listen ?? '127.0.0.1:10810', '--listen');
+    // checked before connecting: a bad --chunk was a RangeError with the remote's connection left open
+    const chunkBytes = values.chunk !== undefined ? parseBytes(values.chunk, '--chunk') : undefined;
+    if (chunkBytes !== undefined && (chunkBytes < 64 << 10 || chunkBytes > 4 << 20))
+      throw new UsageError(`--chunk: expected 64K to 4M, got '${values.chunk}'`);
+    const pullConcurrency = intFlag('pull-concurrency', values['pull-concurrency'], 4, 1, 64);
     let remote: NbdClientDevice;
     try {
       remote = await NbdClientDevice.connect(m[1]!, Number(m[2]), m[3] ?? '');
     } catch (e) {
       throw new CliError(`--remote ${values.remote}: ${(e as Error).message}`);
     }
-    const cache = await FileDevice.open(resolve(io.cwd, values.cache), { create: true, size: remote.size });
-    const dev = new MountDevice(cache, remote, {
-      ...(values.chunk ? { chunkBytes: parseBytes(values.chunk, '--chunk') } : {}),
-      pullConcurrency: intFlag('pull-concurrency', values['pull-concurrency'], 4, 1, 64),
-      writeThrough: values['write-through'] === true,
-    });
-    const server = new NbdServer([{ name, device: dev }], { pollUs });
-    const p = await server.listen(port, host);
+    let cache: FileDevice | undefined;
+    let dev: MountDevice;
+    let server: NbdServer;
+    let p: number;
+    try {
+      cache = await FileDevice.open(resolve(io.cwd, values.cache), { create: true, size: remote.size }).catch(
+        (e: Error) => {
+          throw new CliError(`--cache ${values.cache}: ${e.message}`);
+        },
+      );
+      dev = new MountDevice(cache, remote, {
+        ...(chunkBytes !== undefined ? { chunkBytes } : {}),
+        pullConcurrency,
+        writeThrough: values['write-through'] === true,
+      });
+      server = new NbdServer([{ name, device: dev }], { pollUs });
+      p = await server.listen(port, host);
+    } catch (e) {
+      // the remote's open connection kept the process from exiting after the error was printed
+      remote.destroy();
+      await cache?.close().catch(() => undefined);
+      throw e;
+    }
     const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });
     output(
       io,
@@ -363,12 +386,21 @@ Example:
         note(io, values, e, `strata migrate source: ${text}`);
       },
     });
-    const { controlPort, nbdPort } = await src.listen(port, host);
     let workload: NbdServer | undefined;
+    let controlPort: number;
+    let nbdPort: number;
     let servePort: number | undefined;
-    if (serveAt) {
-      workload = new NbdServer([{ name: '', device: src.front }]);
-      servePort = await workload.listen(serveAt.port, serveAt.host);
+    try {
+      ({ controlPort, nbdPort } = await src.listen(port, host));
+      if (serveAt) {
+        workload = new NbdServer([{ name: '', device: src.front }]);
+        servePort = await workload.listen(serveAt.port, serveAt.host);
+      }
+    } catch (e) {
+      // a port in use: the servers already listening kept the process from exiting after the error
+      await src.close();
+      await device.close();
+      throw e;
     }
     const stopped = untilStopped({ withParent: values['exit-with-parent'] === true }).then(() => undefined);
     note(

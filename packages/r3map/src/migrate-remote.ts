@@ -147,7 +147,12 @@ export class MigrationSource {
   async listen(port: number, host = '127.0.0.1'): Promise<{ controlPort: number; nbdPort: number }> {
     this.nbdPort = await this.exportServer.listen(0, host);
     this.control = createServer((s) => void this.session(s));
-    const controlPort = await listenOn(this.control, port, host);
+    // a control port in use left the export listening: the process did not exit after the error
+    const controlPort = await listenOn(this.control, port, host).catch(async (e: Error) => {
+      this.control = undefined;
+      await this.exportServer.close();
+      throw e;
+    });
     return { controlPort, nbdPort: this.nbdPort };
   }
 
