@@ -14,7 +14,7 @@ import { makeDirsSync } from './fs.js';
 export { makeDirs, makeDirsSync, type Output, openInput, openOutput, writeFileDurableSync } from './fs.js';
 export { listenOn } from './net.js';
 export { boundedRegExp, regExpBacktrackLimitWorks } from './regexp.js';
-export { kindOf, loneSurrogateAt, wellFormed } from './text.js';
+export { kindOf, loneSurrogateAt, shown, wellFormed } from './text.js';
 export { timerMsMax } from './timers.js';
 
 /** The streams and environment a command runs with; tests pass their own. */

@@ -24,3 +24,8 @@ export function kindOf(x: unknown): string {
   if (typeof x !== 'object') return typeof x;
   return (x as object).constructor?.name ?? 'object';
 }
+
+/** A value as an error message shows it ("got ..."): strings quoted, so '2' is not taken for 2. */
+export function shown(x: unknown): string {
+  return typeof x === 'string' ? `'${x}'` : String(x);
+}

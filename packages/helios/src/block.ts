@@ -25,6 +25,7 @@
  */
 import { isAscii } from 'node:buffer';
 import { brotliDecompressSync, inflateRawSync } from 'node:zlib';
+import { kindOf } from '@strata/cli';
 import { createHasher, hash64Words } from '@strata/highwayhash';
 import type { Cell, Row } from './formats.js';
 import { compressEach, compressSections, type SectionCodec, sectionBuffer } from './sections.js';
@@ -120,6 +121,36 @@ function hex64(w: Uint32Array): string {
 }
 
 const idHasher = createHasher(idKey);
+
+/**
+ * Refuses a chunk that cannot be one, naming what is wrong: a source that is not a non-empty string,
+ * offsets that are not whole numbers with 0 <= from <= to, content that is not bytes or is not `to - from`
+ * of them, lines that are not strings. (The ingest server checked this; a caller of `ingestChunk` could
+ * store a block of offsets NaN or -5.)
+ */
+export function checkChunk(
+  source: unknown,
+  from: number,
+  to: number,
+  lines: unknown,
+  content: unknown,
+): void {
+  if (typeof source !== 'string' || source === '')
+    throw new TypeError(
+      `ingestChunk: source must be a non-empty string, got ${source === '' ? "''" : kindOf(source)}`,
+    );
+  if (!(Number.isSafeInteger(from) && from >= 0 && Number.isSafeInteger(to) && to >= from))
+    throw new RangeError(`ingestChunk: need whole offsets 0 <= from <= to, got from ${from}, to ${to}`);
+  if (!(content instanceof Uint8Array))
+    throw new TypeError(`ingestChunk: content must be a Uint8Array, got ${kindOf(content)}`);
+  if (content.length !== to - from)
+    throw new RangeError(`ingestChunk: content is ${content.length} bytes, but to - from is ${to - from}`);
+  if (!Array.isArray(lines))
+    throw new TypeError(`ingestChunk: lines must be an array of strings, got ${kindOf(lines)}`);
+  for (let i = 0; i < lines.length; i++)
+    if (typeof lines[i] !== 'string')
+      throw new TypeError(`ingestChunk: line ${i} must be a string, got ${kindOf(lines[i])}`);
+}
 
 /** The block id: a HighwayHash of source, offsets and content, so a re-sent chunk gets the same id. */
 export function blockId(source: string, from: number, to: number, content: Uint8Array): string {

@@ -3,6 +3,7 @@
  * children of an index node and which pages of a block may hold them, and the rows of a page that match.
  */
 
+import { kindOf, shown } from '@strata/cli';
 import type { BlockReader } from './block.js';
 import type { StreamDef } from './ddl.js';
 import { type Cell, type Row, tokenize } from './formats.js';
@@ -16,6 +17,28 @@ export interface SearchOptions {
   limit?: number;
   since?: number;
   until?: number;
+}
+
+/**
+ * Refuses what a search cannot mean, naming it: an expression that is not one (parse one with
+ * `Stream.parse`), a limit that is not a whole number of at least 0 (0: the stats alone), a since or until
+ * that is not a time in milliseconds. Before, a limit of -1 found nothing, NaN everything, 1.5 two rows,
+ * and a since of NaN nothing.
+ */
+export function checkSearch(expr: unknown, opts: SearchOptions): void {
+  if (typeof expr !== 'object' || expr === null || typeof (expr as { k?: unknown }).k !== 'string')
+    throw new TypeError(`search: expected a query expression (from Stream.parse), got ${kindOf(expr)}`);
+  const { limit, since, until, useIndex } = opts;
+  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0))
+    throw new RangeError(`search: limit must be a whole number of at least 0, got ${shown(limit)}`);
+  for (const [name, v] of [
+    ['since', since],
+    ['until', until],
+  ] as const)
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v)))
+      throw new RangeError(`search: ${name} must be a time in milliseconds since the epoch, got ${shown(v)}`);
+  if (useIndex !== undefined && typeof useIndex !== 'boolean')
+    throw new TypeError(`search: useIndex must be true or false, got ${kindOf(useIndex)}`);
 }
 
 export interface SearchStats {

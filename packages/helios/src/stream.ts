@@ -15,6 +15,7 @@ import { type ObjectStore, openStore, TieredStore } from '@strata/objstore';
 import {
   blockId,
   blockPageRows,
+  checkChunk,
   decodeBlock,
   type EncodedBlock,
   type EncodeOptions,
@@ -42,6 +43,7 @@ import { columnsOf, type Expr, evalExpr, mayMatchRange, parseQuery, requiredNeed
 import { SearchReads } from './reads.js';
 import { ByteRowParser } from './rowbytes.js';
 import {
+  checkSearch,
   evalPlan,
   matchingRows,
   pageMay,
@@ -616,6 +618,7 @@ export class Stream {
     content: Uint8Array,
     opts: ChunkOptions = {},
   ): Promise<boolean> {
+    checkChunk(source, from, to, lines, content);
     const id = blockId(source, from, to, content);
     await this.catchUp();
     if (this.ids.has(id)) return false;
@@ -1444,6 +1447,7 @@ export class Stream {
    * exactly what a scan of every acknowledged block returns.
    */
   async search(expr: Expr, opts: SearchOptions = {}): Promise<SearchResult> {
+    checkSearch(expr, opts);
     return this.onFreshView(() => this.searchOnce(expr, opts));
   }
 

@@ -772,6 +772,53 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
     }
   });
 
+  it('search options and chunks that cannot be are refused naming what is wrong; the stream is unchanged', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      const content = new TextEncoder().encode('x\n');
+      expect(await s.ingestChunk('src', 0, 2, ['x'], content)).toBe(true);
+      const e = s.parse('');
+      const refused: [object, string][] = [
+        [{ limit: -1 }, 'search: limit must be a whole number of at least 0, got -1'],
+        [{ limit: Number.NaN }, 'got NaN'],
+        [{ limit: 1.5 }, 'got 1.5'],
+        [{ limit: '2' }, "got '2'"],
+        [{ since: Number.NaN }, 'search: since must be a time in milliseconds since the epoch, got NaN'],
+        [
+          { until: 'yesterday' },
+          "search: until must be a time in milliseconds since the epoch, got 'yesterday'",
+        ],
+        [{ useIndex: 'no' }, 'search: useIndex must be true or false, got string'],
+      ];
+      for (const [opts, why] of refused)
+        await expect(s.search(e, opts), JSON.stringify(opts)).rejects.toThrow(why);
+      await expect(s.search(null as unknown as Expr)).rejects.toThrow(
+        'search: expected a query expression (from Stream.parse), got null',
+      );
+      const chunks: [unknown[], string][] = [
+        [['', 0, 2, ['x'], content], "ingestChunk: source must be a non-empty string, got ''"],
+        [['src', 5, 3, ['x'], content], 'ingestChunk: need whole offsets 0 <= from <= to, got from 5, to 3'],
+        [['src', -2, 0, ['x'], content], 'got from -2, to 0'],
+        [['src', Number.NaN, 2, ['x'], content], 'got from NaN, to 2'],
+        [['src', 2, 4.5, ['x'], content], 'got from 2, to 4.5'],
+        [['src', 2, 5, ['x'], content], 'ingestChunk: content is 2 bytes, but to - from is 3'],
+        [['src', 2, 4, ['x'], 'x\n'], 'ingestChunk: content must be a Uint8Array, got string'],
+        [['src', 2, 4, 'x', content], 'ingestChunk: lines must be an array of strings, got string'],
+        [['src', 2, 4, [7], content], 'ingestChunk: line 0 must be a string, got number'],
+      ];
+      const ingest = s.ingestChunk.bind(s) as (...a: unknown[]) => Promise<boolean>;
+      for (const [args, why] of chunks)
+        await expect(ingest(...args), JSON.stringify(args)).rejects.toThrow(why);
+      expect((await s.search(e, { limit: 0 })).rows).toEqual([]);
+      expect((await s.search(e)).rows.length).toBe(1);
+      expect(s.blockCount).toBe(1);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('two Streams ingesting one file at once: no object is put twice, each block is in the view once, its counts say which won', async () => {
     const { dir, file } = streamOf300Lines('INFO', 'line_');
     const [a, b] = [await Stream.open(dir, 'ev'), await Stream.open(dir, 'ev')];

@@ -10,7 +10,7 @@
  * Positions are absolute log positions everywhere (a loglet created to start at 1200 hands out 1200 first).
  */
 
-import { kindOf } from '@strata/cli';
+import { kindOf, shown } from '@strata/cli';
 
 /** One record's bytes. */
 export type Payload = Uint8Array;
@@ -110,14 +110,14 @@ export function badBatch(batch: unknown): TypeError | undefined {
 /** Throws a RangeError unless `pos` is a log position: a whole number of at least 0. */
 export function checkPosition(what: string, pos: number): void {
   if (!(Number.isSafeInteger(pos) && pos >= 0))
-    throw new RangeError(`${what} must be a log position (a whole number of at least 0), got ${String(pos)}`);
+    throw new RangeError(`${what} must be a log position (a whole number of at least 0), got ${shown(pos)}`);
 }
 
 /** A read's bounds: `from` a position, `to` a whole number or +Infinity (past the tail reads to the tail). */
 export function checkReadRange(from: number, to: number): void {
   checkPosition('read: from', from);
   if (!(to === Number.POSITIVE_INFINITY || Number.isInteger(to)))
-    throw new RangeError(`read: to must be a whole number or Infinity, got ${String(to)}`);
+    throw new RangeError(`read: to must be a whole number or Infinity, got ${shown(to)}`);
 }
 
 export class TrimmedError extends Error {
