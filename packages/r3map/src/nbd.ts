@@ -66,6 +66,7 @@ export const Cmd = {
   BLOCK_STATUS: 7,
 } as const;
 const CMD_FLAG_FUA = 1 << 0;
+const CMD_FLAG_NO_HOLE = 1 << 1;
 const CMD_FLAG_REQ_ONE = 1 << 3;
 
 const REPLY_FLAG_DONE = 1;
@@ -817,6 +818,9 @@ export class NbdServer {
               if (dev.writev) await dev.writev(offset, payload!, { fua });
               else await dev.writeAt(offset, payload![0]!, { fua });
             } else if (cmd === Cmd.TRIM) await dev.trim(offset, length);
+            // zeros may be a hole unless the client says NO_HOLE (doc/proto.md): writing them made a memory
+            // device allocate the whole range, up to 4 GiB for one 28-byte request
+            else if (!(flags & CMD_FLAG_NO_HOLE)) await dev.trim(offset, length);
             else {
               for (let p = 0; p < length; p += 1 << 20)
                 await dev.writeAt(offset + p, new Uint8Array(Math.min(1 << 20, length - p)));

@@ -26,9 +26,10 @@ function go(): Buffer {
 }
 const greetingBytes = 18 + (20 + 12) + 20;
 
-function request(cmd: number, handle: number, offset: number, length: number): Buffer {
+function request(cmd: number, handle: number, offset: number, length: number, flags = 0): Buffer {
   const h = Buffer.alloc(28);
   h.writeUInt32BE(0x25609513, 0);
+  h.writeUInt16BE(flags, 4);
   h.writeUInt16BE(cmd, 6);
   h.writeBigUInt64BE(BigInt(handle), 8);
   h.writeBigUInt64BE(BigInt(offset), 16);
@@ -87,6 +88,28 @@ describe('NBD server edges', () => {
     });
     expect(got).toBe(all);
     expect(s.stats.requests).toBe(n);
+    sock.destroy();
+  });
+});
+
+describe('NBD server WRITE_ZEROES', () => {
+  it('punches a hole unless NO_HOLE (zeros were written: 1 GiB allocated by one 28-byte request)', async () => {
+    const mib = 1 << 20;
+    const dev = new MemoryDevice(2 ** 40);
+    for (const at of [0, 512 * mib, 1024 * mib - 1, 1024 * mib]) await dev.writeAt(at, new Uint8Array([5]));
+    const s = await serve(dev);
+    const sock = await open(s.port);
+    let got = 0;
+    sock.on('data', (c: Buffer) => (got += c.length));
+    const before = process.memoryUsage().arrayBuffers;
+    sock.write(Buffer.concat([go(), request(6, 1, 0, 1024 * mib), request(6, 2, 2048 * mib, mib, 2)]));
+    for (let i = 0; i < 500 && got < greetingBytes + 32; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(got).toBe(greetingBytes + 32);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 * mib);
+    for (const at of [0, 512 * mib, 1024 * mib - 1]) expect((await dev.readAt(at, 1))[0], String(at)).toBe(0);
+    expect((await dev.readAt(1024 * mib, 1))[0]).toBe(5);
+    // NO_HOLE: written as zeros, allocated
+    expect((await dev.extents(2048 * mib, mib))[0]).toEqual({ length: mib, hole: false });
     sock.destroy();
   });
 });
