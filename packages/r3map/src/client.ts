@@ -17,6 +17,8 @@ const requestBytesMax = 4 * 1024 * 1024;
 const trimBytesMax = 2 ** 31;
 /** How long the handshake may take from the connect on (a server's bytes now and then do not extend it). */
 export const nbdHandshakeTimeoutMs = 15_000;
+/** How long `close` waits for the replies to requests in flight before it drops the connection. */
+export const nbdCloseTimeoutMs = 10_000;
 /** The longest option reply taken during the handshake (an export's name or description is at most 4 KiB). */
 const optionReplyBytesMax = 64 * 1024;
 
@@ -111,6 +113,7 @@ export class NbdClientDevice implements BlockDevice {
     private readonly reader: SocketReader,
     readonly size: number,
     readonly readOnly: boolean,
+    private readonly closeTimeoutMs: number,
   ) {
     void this.replies();
   }
@@ -120,7 +123,7 @@ export class NbdClientDevice implements BlockDevice {
     host: string,
     port: number,
     name = '',
-    opts: { handshakeTimeoutMs?: number } = {},
+    opts: { handshakeTimeoutMs?: number; closeTimeoutMs?: number } = {},
   ): Promise<NbdClientDevice> {
     const sock = connect({ host, port });
     sock.setNoDelay(true);
@@ -169,7 +172,7 @@ export class NbdClientDevice implements BlockDevice {
         if (type === 1) break; // ACK: transmission begins
       }
       if (size < 0) throw new NbdClientError('the server sent no export size');
-      return new NbdClientDevice(sock, r, size, (tflags & 2) !== 0);
+      return new NbdClientDevice(sock, r, size, (tflags & 2) !== 0, opts.closeTimeoutMs ?? nbdCloseTimeoutMs);
     } catch (e) {
       sock.destroy();
       throw e instanceof NbdClientError ? e : new NbdClientError((e as Error).message);
@@ -283,9 +286,24 @@ export class NbdClientDevice implements BlockDevice {
       this.closed = true;
       return;
     }
-    // let requests in flight finish (they settle on reply or when the connection drops)
-    while (this.pending.size > 0) await new Promise((r) => setTimeout(r, 1));
+    // let requests in flight finish (they settle on reply or when the connection drops), for a while: a
+    // server that stopped answering held close, and `strata nbd mount` stopping, forever
+    const due = performance.now() + this.closeTimeoutMs;
+    while (this.pending.size > 0 && !this.broken && performance.now() < due)
+      await new Promise((r) => setTimeout(r, 1));
+    if (this.closed) return;
     this.closed = true;
+    if (this.pending.size > 0 && !this.broken) {
+      const e = new NbdClientError(
+        `closed with ${this.pending.size} requests unanswered after ${this.closeTimeoutMs} ms`,
+      );
+      this.broken = e;
+      this.sock.destroy();
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+      return;
+    }
+    if (this.broken) return;
     const h = Buffer.alloc(28);
     h.writeUInt32BE(REQUEST_MAGIC, 0);
     h.writeUInt16BE(2, 6); // DISC

@@ -1,5 +1,5 @@
 // The NBD server against clients at the edges of the protocol: raw sockets, no client library.
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BlockDevice, MemoryDevice, NbdClientDevice, NbdServer } from '../src/index.js';
 
@@ -115,6 +115,43 @@ describe('NBD server WRITE_ZEROES', () => {
 });
 
 describe('NBD client edges', () => {
+  it('close ends, after closeTimeoutMs, with a server that stopped answering (it waited forever)', async () => {
+    // a server that completes the handshake and then answers nothing
+    const mute = createServer((s) => {
+      const hello = Buffer.alloc(18);
+      hello.writeBigUInt64BE(0x4e42444d41474943n, 0);
+      hello.writeBigUInt64BE(0x49484156454f5054n, 8);
+      hello.writeUInt16BE(3, 16);
+      s.write(hello);
+      s.once('data', () => {
+        const info = Buffer.alloc(32);
+        info.writeBigUInt64BE(0x3e889045565a9n, 0);
+        info.writeUInt32BE(7, 8);
+        info.writeUInt32BE(3, 12); // INFO
+        info.writeUInt32BE(12, 16);
+        info.writeBigUInt64BE(1n << 20n, 22);
+        const ack = Buffer.alloc(20);
+        ack.writeBigUInt64BE(0x3e889045565a9n, 0);
+        ack.writeUInt32BE(7, 8);
+        ack.writeUInt32BE(1, 12); // ACK
+        s.write(Buffer.concat([info, ack]));
+      });
+    });
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
+    const port = (mute.address() as { port: number }).port;
+    const c = await NbdClientDevice.connect('127.0.0.1', port, '', { closeTimeoutMs: 300 });
+    const read = c.readAt(0, 10);
+    read.catch(() => undefined);
+    const closed = await Promise.race([
+      c.close().then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('still waiting'), 5000)),
+    ]);
+    expect(closed).toBe('closed');
+    await expect(read).rejects.toThrow(/unanswered after 300 ms/);
+    await expect(c.readAt(0, 1)).rejects.toThrow(/closed/);
+    mute.close();
+  });
+
   it('trims 4 GiB and more (the u32 length of one request overflowed: a RangeError from Buffer)', async () => {
     const gib = 2 ** 30;
     const dev = new MemoryDevice(8 * gib);
