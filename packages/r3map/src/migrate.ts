@@ -242,8 +242,16 @@ export function unitsToChunks(
   chunkBytes: number,
   size: number,
 ): Set<number> {
+  // a chunk size of 0 looped forever without yielding
+  for (const [what, n] of [
+    ['unit', unitBytes],
+    ['chunk', chunkBytes],
+  ] as const)
+    if (!Number.isSafeInteger(n) || n < 1)
+      throw new RangeError(`unitsToChunks: the ${what} size must be a whole number of bytes >= 1, got ${n}`);
   const out = new Set<number>();
   for (const u of units) {
+    if (!Number.isSafeInteger(u) || u < 0) throw new RangeError(`unitsToChunks: unit ${u} is not an index`);
     const off = u * unitBytes;
     if (off >= size) continue;
     const end = Math.min(size, off + unitBytes);

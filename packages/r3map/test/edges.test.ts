@@ -23,6 +23,7 @@ import {
   serveSync,
   syncToRemote,
   TrackedDevice,
+  unitsToChunks,
 } from '../src/index.js';
 
 const kib = 1024;
@@ -109,6 +110,23 @@ describe('TrackedDevice', () => {
         new Promise((r) => setTimeout(() => r('stuck'), 1000)),
       ]),
     ).resolves.toBe('both');
+  });
+});
+
+describe('unitsToChunks', () => {
+  it('refuses sizes that are not whole numbers >= 1 and units that are not indices (a chunk size of 0 looped forever)', () => {
+    for (const [unit, chunk] of [
+      [4096, 0],
+      [0, 65536],
+      [4096, Number.NaN],
+      [1.5, 65536],
+    ] as const)
+      expect(() => unitsToChunks([1], unit, chunk, 1 << 20), `${unit}/${chunk}`).toThrow(RangeError);
+    expect(() => unitsToChunks([-1], 4096, 65536, 1 << 20)).toThrow(RangeError);
+    expect(() => unitsToChunks([0.5], 4096, 65536, 1 << 20)).toThrow(RangeError);
+    expect([...unitsToChunks([0, 15, 16, 255, 256], 4096, 65536, 1 << 20)]).toEqual([0, 1, 15]);
+    // the last partial unit and chunk: a device of 100,000 bytes
+    expect([...unitsToChunks([24, 25], 4096, 65536, 100_000)]).toEqual([1]);
   });
 });
 
