@@ -1,7 +1,7 @@
 /** The `strata` CLI: every package's subcommands and demo steps, composed. */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Command, type DemoStep, type Io, parseFlags, runCommand, UsageError } from '@strata/cli';
 import * as helios from '@strata/helios';
 import * as highwayhash from '@strata/highwayhash';
@@ -52,10 +52,15 @@ Example:
       },
       0,
     );
-    const steps = values.only ? demoSteps.filter((d) => d.name === values.only) : demoSteps;
-    if (values.only && steps.length === 0)
-      throw new UsageError(`--only: no demo step named '${values.only}'`);
-    const dir = values.dir ?? mkdtempSync(join(tmpdir(), 'strata-demo-'));
+    const steps = values.only !== undefined ? demoSteps.filter((d) => d.name === values.only) : demoSteps;
+    if (steps.length === 0)
+      throw new UsageError(
+        `--only: no demo step named '${values.only}' (the steps: ${demoSteps.map((d) => d.name).join(', ')})`,
+      );
+    if (values.dir === '') throw new UsageError('--dir: expected a directory, got an empty string');
+    // relative to the command's working directory (a test's, or the shell's)
+    const dir =
+      values.dir !== undefined ? resolve(io.cwd, values.dir) : mkdtempSync(join(tmpdir(), 'strata-demo-'));
     io.stdout.write(`strata demo: ${steps.length} steps in ${dir}\n`);
     try {
       for (const step of steps) {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { captureIo } from '@strata/cli';
 import { describe, expect, it } from 'vitest';
 import { commands, main } from '../src/index.js';
@@ -36,6 +39,23 @@ describe('strata CLI', () => {
       const c = captureIo();
       expect(await main(argv, c.io), argv.join(' ')).toBe(2);
       expect(c.stderr()).toMatch(/^strata [a-z ]+: unexpected argument '[a-z.0-9]+'/);
+    }
+  });
+
+  it('demo: --dir is relative to the working directory it is given; an empty --dir or --only is a usage error', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'strata-cli-'));
+    try {
+      const c = captureIo('', {}, cwd);
+      expect(await main(['demo', '--only', 'highwayhash', '--dir', 'scratch'], c.io)).toBe(0);
+      expect(c.stdout()).toContain(`strata demo: 1 steps in ${join(cwd, 'scratch')}`);
+      const only = captureIo('', {}, cwd);
+      expect(await main(['demo', '--only', ''], only.io)).toBe(2);
+      expect(only.stderr()).toMatch(/^strata demo: --only: no demo step named '' \(the steps: highwayhash, /);
+      const dir = captureIo('', {}, cwd);
+      expect(await main(['demo', '--dir', ''], dir.io)).toBe(2);
+      expect(dir.stderr()).toBe('strata demo: --dir: expected a directory, got an empty string\n');
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
     }
   });
 
