@@ -6,7 +6,7 @@ import { rmSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { makeDirsSync } from '@strata/cli';
+import { makeDirsSync, shown } from '@strata/cli';
 import { hash64Words } from '@strata/highwayhash';
 import { compareKeys } from './backends/mem.js';
 import type {
@@ -152,6 +152,13 @@ export class CachedStore extends StoreWrapper {
     readonly disk?: DiskCacheOptions,
   ) {
     super(inner);
+    // NaN compared false everywhere: a cache of NaN bytes never evicted, so it grew without bound
+    for (const [name, v] of [
+      ['cacheBytesMax', cacheBytesMax],
+      ['objectBytesMax', objectBytesMax],
+    ] as const)
+      if (!(typeof v === 'number' && v >= 0))
+        throw new RangeError(`CachedStore: ${name} must be a number of bytes >= 0, got ${shown(v)}`);
     if (disk) {
       if (!(disk.bytesMax > 0))
         throw new RangeError(`disk cache bytesMax must be positive, got ${disk.bytesMax}`);

@@ -275,6 +275,20 @@ describe('cache tiers', () => {
     await c.close();
   });
 
+  it('refuses a memory bound that is not a number of bytes >= 0 (NaN never evicted: the cache grew without bound)', () => {
+    for (const bad of [Number.NaN, -1, '1' as unknown as number]) {
+      expect(() => new CachedStore(new MemStore(), bad)).toThrow(
+        /CachedStore: cacheBytesMax must be a number of bytes >= 0, got/,
+      );
+      expect(() => new CachedStore(new MemStore(), 1 << 20, bad)).toThrow(
+        /CachedStore: objectBytesMax must be a number of bytes >= 0, got/,
+      );
+    }
+    expect(() => new CachedStore(new MemStore(), Number.NaN)).toThrow('got NaN');
+    expect(() => new CachedStore(new MemStore(), '1' as unknown as number)).toThrow("got '1'");
+    expect(new CachedStore(new MemStore(), 0).cacheBytesMax).toBe(0);
+  });
+
   it('open with openStore: cacheDisk under cacheBytes, and not without it', async () => {
     const dir = fresh();
     const s = await openStore(`file:${fresh()}`, {
