@@ -10,7 +10,7 @@ import { isAscii } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { makeDirsSync, writeFileDurableSync } from '@strata/cli';
+import { kindOf, makeDirsSync, shown, writeFileDurableSync } from '@strata/cli';
 import { type ObjectStore, openStore, TieredStore } from '@strata/objstore';
 import {
   blockId,
@@ -84,6 +84,37 @@ export const defaultPolicy: IndexPolicy = {
   compactEveryBlocks: 64,
   compactFanoutMax: 1024,
 };
+
+/**
+ * Refuses an index policy or stream option that cannot mean what it says, naming it: each a whole number
+ * from its least sensible value (a fanout of 0 or 1 built a chain of one-child nodes, searches read 100
+ * times the nodes; NaN compared false everywhere, so bounds of NaN bound nothing; a page of 0 keys failed
+ * only once the first node was written).
+ */
+export function checkStreamOptions(opts: Partial<IndexPolicy> & StreamOptions): void {
+  const least: [keyof IndexPolicy | keyof StreamOptions, number][] = [
+    ['mergeKeysMax', 1],
+    ['addKeysMax', 1],
+    ['fanoutMax', 2],
+    ['levelsMax', 1],
+    ['compactEveryBlocks', 0],
+    ['compactFanoutMax', 1],
+    ['nodeCacheBytes', 0],
+    ['nodePageCacheBytes', 0],
+    ['nodePageKeys', 1],
+  ];
+  for (const [name, min] of least) {
+    const v = opts[name];
+    if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= min))
+      throw new RangeError(
+        `Stream option ${name} must be a whole number of at least ${min}, got ${shown(v)}`,
+      );
+  }
+  if (opts.nowMs !== undefined && typeof opts.nowMs !== 'function')
+    throw new TypeError(
+      `Stream option nowMs must be a function returning milliseconds, got ${kindOf(opts.nowMs)}`,
+    );
+}
 
 /** What a maintain pass did (`Stream.maintain`). */
 export interface MaintainStats {
@@ -392,6 +423,7 @@ export class Stream {
     name: string,
     opts: Partial<IndexPolicy> & StreamOptions = {},
   ): Promise<Stream> {
+    checkStreamOptions(opts);
     const { nowMs, nodeCacheBytes, nodePageCacheBytes, nodePageKeys, ...policy } = opts;
     const dir = streamDir(dataDir, name);
     const ddlPath = join(dir, 'stream.ddl');

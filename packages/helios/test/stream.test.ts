@@ -772,6 +772,33 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
     }
   });
 
+  it('Stream.open refuses an index policy or option that cannot mean what it says, naming it', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const refused: [object, string][] = [
+      [{ fanoutMax: 1 }, 'Stream option fanoutMax must be a whole number of at least 2, got 1'],
+      [{ fanoutMax: Number.NaN }, 'fanoutMax must be a whole number of at least 2, got NaN'],
+      [{ levelsMax: 0 }, 'levelsMax must be a whole number of at least 1, got 0'],
+      [{ mergeKeysMax: 2.5 }, 'mergeKeysMax must be a whole number of at least 1, got 2.5'],
+      [{ addKeysMax: -1 }, 'addKeysMax must be a whole number of at least 1, got -1'],
+      [{ compactEveryBlocks: '64' }, "compactEveryBlocks must be a whole number of at least 0, got '64'"],
+      [{ compactFanoutMax: 0 }, 'compactFanoutMax must be a whole number of at least 1, got 0'],
+      [{ nodeCacheBytes: Number.NaN }, 'nodeCacheBytes must be a whole number of at least 0, got NaN'],
+      [{ nodePageCacheBytes: -1 }, 'nodePageCacheBytes must be a whole number of at least 0, got -1'],
+      [{ nodePageKeys: 0 }, 'nodePageKeys must be a whole number of at least 1, got 0'],
+      [{ nowMs: 5 }, 'Stream option nowMs must be a function returning milliseconds, got number'],
+    ];
+    for (const [opts, why] of refused)
+      await expect(Stream.open(dir, 'ev', opts as never), JSON.stringify(opts)).rejects.toThrow(why);
+    const s = await Stream.open(dir, 'ev', {
+      fanoutMax: 2,
+      levelsMax: 1,
+      compactEveryBlocks: 0,
+      nodeCacheBytes: 0,
+    });
+    await s.close();
+  });
+
   it('search options and chunks that cannot be are refused naming what is wrong; the stream is unchanged', async () => {
     const dir = scratch();
     createStream(dir, ddl);
