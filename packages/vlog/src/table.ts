@@ -13,6 +13,7 @@
  * {"op":"cas","k":K,"v":V|null,"if":V|null} (set K to V, or delete it when V is null, only if its current
  * value is `if`, null meaning absent). Keys and values are strings.
  */
+import { shown } from '@strata/cli';
 import type { ObjectStore } from '@strata/objstore';
 import type { Loglet } from './contract.js';
 
@@ -70,6 +71,13 @@ export class LogTable {
 
   /** Opens a replica: the newest snapshot, if any, then the log after it. */
   static async open(log: Loglet, o: TableOptions = {}): Promise<LogTable> {
+    // a batch of 0 read nothing, and the sync asked again forever without yielding
+    if (o.readBatch !== undefined && !(Number.isSafeInteger(o.readBatch) && o.readBatch >= 1))
+      throw new RangeError(
+        `LogTable: readBatch must be a whole number of at least 1, got ${shown(o.readBatch)}`,
+      );
+    if (o.prefix !== undefined && (typeof o.prefix !== 'string' || o.prefix === ''))
+      throw new TypeError(`LogTable: prefix must be a non-empty string, got ${shown(o.prefix)}`);
     const t = new LogTable(log, o);
     await t.loadSnapshot();
     await t.sync();
@@ -142,12 +150,21 @@ export class LogTable {
   /** Applies every record below `to`. Concurrent callers share one reader. */
   private async syncTo(to: number): Promise<void> {
     while (this.applied < to) {
+      const before = this.applied;
+      let mine = false;
       if (!this.syncing) {
+        mine = true;
         this.syncing = this.readApply(to).finally(() => {
           this.syncing = undefined;
         });
       }
       await this.syncing;
+      // a read of our own that found nothing below a tail the log reported: asking again would find
+      // nothing forever (and never yield)
+      if (mine && this.applied === before)
+        throw new TableRecordError(
+          `the log read from position ${before} returned nothing, though its tail is past it`,
+        );
     }
   }
 

@@ -167,4 +167,30 @@ describe('LogTable', () => {
     await v.append([Buffer.from('{"op":"put","k":7}')]);
     await expect(LogTable.open(await client())).rejects.toBeInstanceOf(TableRecordError);
   });
+
+  it('refuses a read batch of less than one record (0 read nothing and synced forever without yielding)', async () => {
+    const log = new MemoryLoglet(0);
+    await (await LogTable.open(log)).put('a', '1');
+    for (const readBatch of [0, -1, 1.5, Number.NaN])
+      await expect(LogTable.open(log, { readBatch })).rejects.toThrow(
+        /LogTable: readBatch must be a whole number of at least 1, got/,
+      );
+    await expect(LogTable.open(log, { prefix: '' })).rejects.toThrow(
+      "LogTable: prefix must be a non-empty string, got ''",
+    );
+    expect((await LogTable.open(log, { readBatch: 1 })).getLocal('a')).toBe('1');
+  });
+
+  it('a log that reads nothing below the tail it reports is an error, not a sync that never ends', async () => {
+    class Forgetful extends MemoryLoglet {
+      override async read() {
+        return [];
+      }
+    }
+    const log = new Forgetful(0);
+    await log.append([Buffer.from('{"op":"put","k":"a","v":"1"}')]);
+    await expect(LogTable.open(log)).rejects.toThrow(
+      'the log read from position 0 returned nothing, though its tail is past it',
+    );
+  });
 });
