@@ -176,7 +176,10 @@ async function* readPcap(r: ByteReader, magic: Buffer): AsyncGenerator<Packet[]>
   const m = magic.readUInt32LE(0);
   const le = m === 0xa1b2c3d4 || m === 0xa1b23c4d;
   const nano = m === 0xa1b23c4d || m === 0x4d3cb2a1;
-  const h = (await r.read(20))!;
+  const h = await r.read(20);
+  // the magic alone (a writer stopped before its header was out) failed as "Cannot read properties of undefined"
+  if (!h)
+    throw new TruncatedCaptureError(4, 'truncated file header: 20 bytes needed after the magic, 0 left');
   const u32 = le ? u32le : u32be;
   const linkType = u32(h, 16) & 0x0fffffff;
   let batch: Packet[] = [];
@@ -208,7 +211,10 @@ async function* readPcap(r: ByteReader, magic: Buffer): AsyncGenerator<Packet[]>
     else {
       if (batch.length > 0) yield batch;
       batch = [];
-      data = plainView((await r.read(caplen)) ?? Buffer.alloc(0));
+      // the input ending right after a record's header is a cut record too (it came out as an empty packet)
+      const got = await r.read(caplen);
+      if (!got) throw new TruncatedCaptureError(r.offset, `truncated: ${caplen} bytes needed, 0 left`);
+      data = plainView(got);
     }
     batch.push(new CapturedPacket(tsUs, linkType, data, origLength));
     if (batch.length === batchPacketsMax) {
@@ -274,7 +280,12 @@ async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet>
       const len = le ? lenBuf.readUInt32LE(0) : lenBuf.readUInt32BE(0);
       if (len < 28 || len > blockBytesMax || len % 4)
         throw new CaptureError(at, `bad section header length ${len}`);
-      await r.read(len - 12);
+      // the input ending right after the byte-order magic is a cut block too (it ended the capture silently)
+      const rest = await r.read(len - 12);
+      if (!rest) throw new TruncatedCaptureError(at, 'truncated section header');
+      const trailer = le ? rest.readUInt32LE(rest.length - 4) : rest.readUInt32BE(rest.length - 4);
+      if (trailer !== len)
+        throw new CaptureError(at, `section header length ${len} at its start, ${trailer} at its end`);
       interfaces = [];
       continue;
     }
@@ -285,6 +296,11 @@ async function* readPcapng(r: ByteReader, first: Buffer): AsyncGenerator<Packet>
     if (!body) throw new TruncatedCaptureError(at, 'truncated block');
     const u16 = (o: number) => (le ? body.readUInt16LE(o) : body.readUInt16BE(o));
     const u32 = (o: number) => (le ? body.readUInt32LE(o) : body.readUInt32BE(o));
+    // the block's length is written at both ends: a difference is a damaged length, whatever the reader
+    // took as the block (it read on from a wrong place without a word)
+    const trailer = u32(len - 12);
+    if (trailer !== len)
+      throw new CaptureError(at, `block length ${len} at its start, ${trailer} at its end`);
     // each block type's fixed fields (a shorter block was read past its end: a RangeError, not a capture error)
     const fixed = fixedFields[type];
     if (fixed && len - 12 < fixed[1])

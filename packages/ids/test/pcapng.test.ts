@@ -180,6 +180,52 @@ describe('pcapng', () => {
     await expect(readAll([ok.subarray(0, ok.length - 6)])).rejects.toThrow(TruncatedCaptureError);
   });
 
+  it('a capture cut where a header ends is truncated: the magic alone, a record header without its data, a section header after its magic', async () => {
+    const d = frames(1)[0]!;
+    const classic = Buffer.concat([
+      Buffer.from('d4c3b2a1020004000000000000000000ffff000001000000', 'hex'),
+      Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, d.length, 0, 0, 0, d.length, 0, 0, 0]),
+      d,
+    ]);
+    const ng = section(false, [[1]], [], false);
+    const cases: [Buffer, RegExp][] = [
+      // was a TypeError ("Cannot read properties of undefined")
+      [classic.subarray(0, 4), /^capture byte 4: truncated file header/],
+      // was an empty packet, and the capture read as whole
+      [classic.subarray(0, 40), new RegExp(`^capture byte 40: truncated: ${d.length} bytes needed, 0 left`)],
+      // was the end of a capture of no packets
+      [ng.subarray(0, 12), /^capture byte 0: truncated section header/],
+    ];
+    for (const [b, why] of cases) {
+      const e = await readAll([b]).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e, String(why)).toBeInstanceOf(TruncatedCaptureError);
+      expect((e as Error).message).toMatch(why);
+    }
+    // a header with no record after it is a capture of no packets
+    await expect(readAll([classic.subarray(0, 24)])).resolves.toEqual([]);
+  });
+
+  it('a block whose length at its end differs from its start is a capture error (it was read on silently)', async () => {
+    const d = frames(1)[0]!;
+    const ok = section(false, [[1]], [{ iface: 0, ts: 1n, data: d, orig: d.length }], false);
+    const epbLen = block(false, 6, Buffer.alloc(20 + d.length)).length;
+    const epb = Buffer.from(ok);
+    epb.writeUInt32LE(epbLen + 4, ok.length - 4);
+    await expect(readAll([epb])).rejects.toThrow(
+      new RegExp(
+        `^capture byte ${ok.length - epbLen}: block length ${epbLen} at its start, ${epbLen + 4} at its end`,
+      ),
+    );
+    const shb = Buffer.from(ok);
+    shb.writeUInt32LE(32, 24);
+    await expect(readAll([shb])).rejects.toThrow(
+      /^capture byte 0: section header length 28 at its start, 32 at its end/,
+    );
+  });
+
   it('damaged captures, pcap and pcapng, end in a CaptureError or read to the end, never another exception (fuzz)', async () => {
     const d = frames(4);
     const ng = section(
