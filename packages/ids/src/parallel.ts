@@ -176,13 +176,19 @@ export class ParallelRunner {
 
   /** Resolves once every worker is idle (with `spareEngines`: the next run's engines are built). */
   async idle(): Promise<void> {
+    if (this.closed) throw new Error('ParallelRunner: idle after close (the worker threads have ended)');
     await Promise.all(this.slots.map((s) => this.request(s, { type: 'ping' })));
   }
 
-  /** Ends the worker threads. */
+  /** Ends the worker threads; a `run` after it fails at once saying so. */
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
+
+  private closed = false;
+  /** The run under way and those waiting (resolves when the last one started ends, however it ends). */
+  private queue: Promise<void> = Promise.resolve();
 
   private request(s: Slot, m: ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
     return new Promise((resolve, reject) => {
@@ -198,12 +204,33 @@ export class ParallelRunner {
    * here, gate alerts, not actions), and the packets are passed on (to `out`) in capture order.
    * `reader: 'workers'` (IDS on a regular file only; else the main thread reads) makes each worker read the
    * capture itself; by default the main thread reads and sends the packets in batches (measured faster at 2
-   * and 4 workers: see the README).
+   * and 4 workers: see the README). A run called while another is under way waits for it to end.
    */
   async run(
     input: CaptureInput,
     rules: Rule[],
     opts: RunOptions & { reader?: 'workers' | 'main' } = {},
+  ): Promise<ParallelResult> {
+    // one run at a time: the workers hold one engine each and the slots one batch and load each, so two
+    // runs at once mixed their packets (one failed with "a batch before init", the other lost alerts)
+    const before = this.queue;
+    let done!: () => void;
+    this.queue = new Promise((res) => {
+      done = res;
+    });
+    try {
+      await before;
+      if (this.closed) throw new Error('ParallelRunner: run after close (the worker threads have ended)');
+      return await this.runOne(input, rules, opts);
+    } finally {
+      done();
+    }
+  }
+
+  private async runOne(
+    input: CaptureInput,
+    rules: Rule[],
+    opts: RunOptions & { reader?: 'workers' | 'main' },
   ): Promise<ParallelResult> {
     const t0 = performance.now();
     if (opts.out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');

@@ -121,7 +121,7 @@ describe.runIf(have)('a parallel pool reused across runs', () => {
       await p.close();
     }
     // a closed pool (its threads ended) fails a run instead of waiting for them
-    await expect(p.run(`${shared}traces/ndpi-mix-a.pcap`, [])).rejects.toThrow(/thread ended/);
+    await expect(p.run(`${shared}traces/ndpi-mix-a.pcap`, [])).rejects.toThrow(/run after close/);
   }, 30_000);
 
   it('a capture that fails mid-way leaves no packets behind: the next runs (IDS and IPS) are whole', async () => {
@@ -179,6 +179,43 @@ describe.runIf(have)('a parallel pool reused across runs', () => {
     } finally {
       await p.close();
     }
+  }, 60_000);
+});
+
+describe.runIf(have)('runs on one pool at once', () => {
+  it('wait for each other: each gets the alerts of one thread (one failed with "a batch before init", the other lost its alerts)', async () => {
+    const p = new ParallelRunner(2);
+    try {
+      const { rules } = loadRules(
+        'alert http any any -> any any (msg:"tmi"; content:"testmyids"; sid:1;)\nalert tcp any any -> any any (msg:"syn"; flags:S; sid:2;)',
+        'x.rules',
+      );
+      const big = `${shared}traces/ndpi-mix-a.pcap`;
+      const small = `${base}cases/alert-testmyids/input.pcap`;
+      const wantBig = lines((await runCapture(big, rules)).alerts);
+      const wantSmall = lines((await runCapture(small, rules)).alerts);
+      expect(wantSmall.length).toBeGreaterThan(0);
+      const [a, b, c] = await Promise.all([
+        p.run(big, rules),
+        p.run(small, rules),
+        p.run(small, rules, { ips: true }),
+      ]);
+      expect(lines(a.alerts)).toEqual(wantBig);
+      expect(lines(b.alerts)).toEqual(wantSmall);
+      expect(c.alerts.length).toBe(wantSmall.length);
+      // a run that fails does not hold up the one waiting behind it
+      const [bad, good] = await Promise.allSettled([
+        p.run(big, rules, { flowsMax: -1 }),
+        p.run(small, rules),
+      ]);
+      expect(bad.status).toBe('rejected');
+      expect(good.status === 'fulfilled' && lines(good.value.alerts)).toEqual(wantSmall);
+    } finally {
+      await p.close();
+    }
+    await expect(p.run(`${base}cases/alert-testmyids/input.pcap`, [])).rejects.toThrow(
+      /^ParallelRunner: run after close/,
+    );
   }, 60_000);
 });
 
