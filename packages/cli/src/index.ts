@@ -15,7 +15,7 @@ export { makeDirs, makeDirsSync, type Output, openInput, openOutput, writeFileDu
 export { listenOn } from './net.js';
 export { boundedRegExp, regExpBacktrackLimitWorks } from './regexp.js';
 export { kindOf, loneSurrogateAt, shown, wellFormed } from './text.js';
-export { timerMsMax } from './timers.js';
+export { checkTimerMs, timerMsMax } from './timers.js';
 
 /** The streams and environment a command runs with; tests pass their own. */
 export interface Io {

@@ -9,6 +9,7 @@
  * that keeps the healthy members and takes spares from the pool, or nothing when every member is healthy
  * or too few spares answer. Replacement loglets get a fresh id (`BASE.gN`, N the segment's index).
  */
+import { checkTimerMs } from '@strata/cli';
 import type { Loglet, Segment } from './contract.js';
 import { NativeLoglet, nativeSpec, parseNativeSpec, pingAll } from './providers/native.js';
 import type { Failover, VirtualLog } from './virtual.js';
@@ -99,7 +100,9 @@ export class FailureDetector {
     readonly log: VirtualLog,
     readonly failover: Failover,
     readonly o: FailureDetectorOptions = {},
-  ) {}
+  ) {
+    if (o.intervalMs !== undefined) checkTimerMs('FailureDetector intervalMs', o.intervalMs);
+  }
 
   /** One check: returns whether it reconfigured the log. */
   async check(): Promise<boolean> {

@@ -7,6 +7,7 @@
  * wins; losers adopt the winner's chain. A client whose append hits a sealed segment refreshes the chain
  * and retries on the new active segment. Reads route to the segment that owns each position.
  */
+import { shown } from '@strata/cli';
 import {
   badBatch,
   type Chain,
@@ -50,6 +51,16 @@ export type Failover = (active: {
   segments: Segment[];
   error?: Error;
 }) => Promise<string | undefined>;
+
+/**
+ * Refuses options a log cannot keep, before anything is written: `appendTimeoutMs` is a deadline on the
+ * log's clock (no timer), any number of ms from 0 (Infinity: never give up); NaN was a deadline never passed.
+ */
+function checkLogOptions(opts: VirtualLogOptions): void {
+  const t = opts.appendTimeoutMs;
+  if (t !== undefined && !(typeof t === 'number' && t >= 0))
+    throw new RangeError(`VirtualLog appendTimeoutMs must be a number of milliseconds >= 0, got ${shown(t)}`);
+}
 
 export interface VirtualLogOptions {
   appendTimeoutMs?: number;
@@ -100,7 +111,9 @@ export class VirtualLog implements Loglet {
     readonly meta: MetaStore<Chain & { trim?: number }>,
     readonly open: LogletFactory,
     readonly opts: VirtualLogOptions = {},
-  ) {}
+  ) {
+    checkLogOptions(opts);
+  }
 
   /** Creates a new log whose first segment is `spec`; fails if the MetaStore already holds a chain. */
   static async create(
@@ -109,6 +122,7 @@ export class VirtualLog implements Loglet {
     spec: string,
     opts?: VirtualLogOptions,
   ): Promise<VirtualLog> {
+    checkLogOptions(opts ?? {});
     opts?.checkSpec?.(spec);
     await meta.put({ segments: [{ start: 0, spec }] }, 0);
     const v = new VirtualLog(meta, open, opts);

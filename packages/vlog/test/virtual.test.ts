@@ -7,10 +7,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { byteLines } from '../src/cli.js';
 import {
   commands,
+  FailureDetector,
   LogletOwnedError,
   LogServer,
   MemoryLoglet,
   MemoryMetaStore,
+  NativeLoglet,
   openLog,
   openMeta,
   SealedError,
@@ -497,5 +499,25 @@ describe('strata log', () => {
     expect((await run(['trim', 'st', ...meta, '--to', '3'])).code).toBe(0);
     expect((await run(['append', 'st', ...meta], 'd\n')).out).toBe('3\n');
     expect((await run(['read', 'st', ...meta, '--from', '3'])).out).toBe('3\td\n');
+  });
+});
+
+describe('timeouts and intervals', () => {
+  it('a timeout or interval a timer cannot keep is a RangeError naming it (NaN: a deadline never passed, or one that fired at once)', async () => {
+    const meta = new MemoryMetaStore();
+    const open = async (_s: string, start: number) => new MemoryLoglet(start);
+    await expect(
+      VirtualLog.create(meta as never, open, 'a', { appendTimeoutMs: Number.NaN }),
+    ).rejects.toThrow('VirtualLog appendTimeoutMs must be a number of milliseconds >= 0, got NaN');
+    const v = await VirtualLog.create(meta as never, open, 'a', { appendTimeoutMs: 0 });
+    expect(() => new FailureDetector(v, async () => undefined, { intervalMs: -1 })).toThrow(
+      'FailureDetector intervalMs must be a number of milliseconds from 0 to 2147483647, got -1',
+    );
+    expect(() => new NativeLoglet('x', 0, '127.0.0.1:1', ['127.0.0.1:2'], { timeoutMs: 2 ** 31 })).toThrow(
+      'NativeLoglet timeoutMs must be a number of milliseconds from 1 to 2147483647, got 2147483648',
+    );
+    expect(
+      () => new NativeLoglet('x', 0, '127.0.0.1:1', ['127.0.0.1:2'], { timeoutMs: '5' as never }),
+    ).toThrow("got '5'");
   });
 });

@@ -29,7 +29,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { listenOn } from '@strata/cli';
+import { checkTimerMs, listenOn } from '@strata/cli';
 import {
   badBatch,
   checkPosition,
@@ -920,6 +920,7 @@ export class NativeLoglet implements Loglet {
     readonly servers: string[],
     o: NativeLogletOptions = {},
   ) {
+    if (o.timeoutMs !== undefined) checkTimerMs('NativeLoglet timeoutMs', o.timeoutMs, 1);
     this.net = o.net ?? tcpNet;
     this.pool = new ConnPool(this.net, o.timeoutMs ?? requestTimeoutMs);
     this.clientId = o.clientId ?? randomUUID();

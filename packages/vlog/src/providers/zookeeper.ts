@@ -11,7 +11,9 @@
  * is 0, its record. The server answers a session's requests in the order they were sent (FIFO client
  * order), and a read is served only after the session's earlier writes: the loglet relies on both.
  */
+
 import { Socket } from 'node:net';
+import { checkTimerMs } from '@strata/cli';
 import {
   badBatch,
   checkPosition,
@@ -280,6 +282,8 @@ export class ZkClient {
       if (!m) throw new Error(`ZooKeeper address '${h}': expected HOST:PORT, e.g. 127.0.0.1:2181`);
       return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
     });
+    if (o.requestTimeoutMs !== undefined) checkTimerMs('ZooKeeper requestTimeoutMs', o.requestTimeoutMs, 1);
+    if (o.sessionTimeoutMs !== undefined) checkTimerMs('ZooKeeper sessionTimeoutMs', o.sessionTimeoutMs, 1);
     this.requestTimeoutMs = o.requestTimeoutMs ?? zkRequestTimeoutMs;
     this.wantSessionTimeoutMs = o.sessionTimeoutMs ?? zkSessionTimeoutMs;
   }
