@@ -99,6 +99,13 @@ export class Defragmenter {
     this.fragmentsMax = opts.fragmentsMax ?? 256;
     this.bytesMax = opts.bytesMax ?? 16 * 2 ** 20;
     this.timeoutUs = opts.timeoutUs ?? 60e6;
+    // NaN as a bound was no bound (datagrams, fragments, bytes) and as the timeout dropped every datagram
+    // at its next fragment; 0 fragments or bytes (or fewer) rebuilt no datagram
+    for (const k of ['datagramsMax', 'fragmentsMax', 'bytesMax'] as const)
+      if (!Number.isSafeInteger(this[k]) || this[k] < 1)
+        throw new RangeError(`defrag.${k} must be a whole number from 1, got ${String(opts[k])}`);
+    if (typeof this.timeoutUs !== 'number' || !(this.timeoutUs > 0) || !Number.isFinite(this.timeoutUs))
+      throw new RangeError(`defrag.timeoutUs must be microseconds > 0, got ${String(opts.timeoutUs)}`);
   }
 
   /** Datagrams in progress. */

@@ -14,6 +14,7 @@ import { DceDatagramDefrag, type DceRequest, DceSession } from './dcerpc.js';
 import type { Decoded } from './decode.js';
 import {
   type Alert,
+  checkEngineOptions,
   defaultActionOrder,
   defaultStreamChunkBytes,
   defaultVars,
@@ -318,6 +319,7 @@ export class Engine {
       throw new TypeError(
         `Engine: rule ${bad} is not a parsed rule (parseRule), got ${JSON.stringify(rules[bad])?.slice(0, 60) ?? String(rules[bad])}`,
       );
+    checkEngineOptions(opts);
     this.vars = { ...defaultVars, ...opts.vars };
     const steps = opts.inspectionRecursionMax ?? inspectionRecursionMaxDefault;
     if (!Number.isSafeInteger(steps) || steps < 0)

@@ -231,6 +231,41 @@ export interface PacketLatencyOptions {
 
 const whole = (n: unknown, min: number) => typeof n === 'number' && Number.isSafeInteger(n) && n >= min;
 
+/**
+ * The engine's numeric and named options checked (the latencies, `inspectionRecursionMax`, `flowsMax` and
+ * the flow timeouts are checked where they are read). Unchecked, NaN as a bound meant no bound (the
+ * reassembly memcap, a prefilter's port groups refused to every flow), a negative or fractional one cut
+ * streams short, and a bad pcre bound skipped every pcre rule as "backtracksMax must be a positive
+ * integer": alerts went missing without a word.
+ */
+export function checkEngineOptions(o: EngineOptions): void {
+  if (typeof o !== 'object' || o === null)
+    throw new TypeError(`Engine: expected options as an object, got ${String(o)}`);
+  const counts: [string, unknown, number, string][] = [
+    ['portGroupsMax', o.portGroupsMax, 0, 'port groups'],
+    ['reassemblyDepthBytes', o.reassemblyDepthBytes, 0, 'bytes (0: no limit)'],
+    ['streamBufferBytesMax', o.streamBufferBytesMax, 1, 'bytes'],
+    ['reassemblyMemcapBytes', o.reassemblyMemcapBytes, 1, 'bytes'],
+    ['streamChunkBytes', o.streamChunkBytes, 0, 'bytes'],
+    ['pcreBacktracksMax', o.pcreBacktracksMax, 0, 'backtracks (0: no bound)'],
+    ['pcreStepsPerByte', o.pcreStepsPerByte, 0, 'steps (0: V8 alone)'],
+    ['http.bodyBytesMax', o.http?.bodyBytesMax, 0, 'bytes'],
+    ['http.decompressedBytesMax', o.http?.decompressedBytesMax, 0, 'bytes'],
+    ['mail.messageBytesMax', o.mail?.messageBytesMax, 0, 'bytes'],
+    ['mail.partBytesMax', o.mail?.partBytesMax, 0, 'bytes'],
+  ];
+  for (const [name, v, min, unit] of counts)
+    if (v !== undefined && !whole(v, min))
+      throw new RangeError(`${name}: a whole number of ${unit} from ${min}, got ${String(v)}`);
+  if (o.streamRelease !== undefined && o.streamRelease !== 'ack' && o.streamRelease !== 'immediate')
+    throw new RangeError(`streamRelease: 'ack' or 'immediate', got ${String(o.streamRelease)}`);
+  if (
+    o.actionOrder !== undefined &&
+    !(Array.isArray(o.actionOrder) && o.actionOrder.every((a) => typeof a === 'string'))
+  )
+    throw new TypeError(`actionOrder: an array of action names, got ${String(o.actionOrder)}`);
+}
+
 /** Packet latency's settings checked; undefined when off (no options, or maxUs 0). */
 export function packetLatencyOf(
   o: PacketLatencyOptions | undefined,

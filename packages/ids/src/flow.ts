@@ -59,6 +59,9 @@ export interface FlowTimeouts {
   establishedUs: number;
 }
 
+/** Largest `flowsMax` (2^24 flows: slot arrays of 2^25 entries, about 400 MiB with the tags). */
+export const flowsMaxLimit = 2 ** 24;
+
 export const defaultFlowTimeouts: FlowTimeouts = {
   tcpNewUs: 60e6,
   tcpEstablishedUs: 600e6,
@@ -270,8 +273,10 @@ export class FlowTable<T = unknown> {
     this.onEvict = opts.onEvict;
     this.owner = opts.owner;
     this.flowsMax = opts.flowsMax ?? 1 << 16;
-    if (!Number.isInteger(this.flowsMax) || this.flowsMax < 1)
-      throw new RangeError(`flowsMax must be a positive integer, got ${this.flowsMax}`);
+    // above the limit the slots' arrays were allocated anyway: "Invalid array length" from 2^30, an
+    // allocation of gigabytes below it
+    if (!Number.isInteger(this.flowsMax) || this.flowsMax < 1 || this.flowsMax > flowsMaxLimit)
+      throw new RangeError(`flowsMax must be an integer from 1 to ${flowsMaxLimit}, got ${this.flowsMax}`);
     // ~70% load at flowsMax keeps the cuckoo walks short
     let buckets = 2;
     while (buckets * slotsPerBucket * 0.7 < this.flowsMax) buckets *= 2;
@@ -280,6 +285,17 @@ export class FlowTable<T = unknown> {
     this.slotTag = new Uint32Array(buckets * slotsPerBucket);
     this.hashKey = opts.hashKey ?? threadHashKey;
     const t = { ...defaultFlowTimeouts, ...opts.timeouts };
+    // NaN kept every flow of its class until the table was full, a negative one expired it at the next
+    // packet, and a
+    // misspelt name was ignored
+    for (const [k, v] of Object.entries(opts.timeouts ?? {})) {
+      if (!Object.hasOwn(defaultFlowTimeouts, k))
+        throw new RangeError(
+          `flow timeouts: unknown '${k}' (one of ${Object.keys(defaultFlowTimeouts).join(', ')})`,
+        );
+      if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0))
+        throw new RangeError(`flow timeouts: ${k} must be microseconds >= 0, got ${String(v)}`);
+    }
     this.classTimeouts = Float64Array.of(
       t.tcpNewUs,
       t.tcpEstablishedUs,

@@ -233,6 +233,15 @@ export class Pipeline {
     readonly opts: PipelineOptions = {},
   ) {
     this.engine = new Engine(rules, opts);
+    const { validateChecksums: v, defrag } = opts;
+    if (v !== undefined && typeof v !== 'boolean' && v !== 'auto')
+      throw new TypeError(`validateChecksums: true, false or 'auto', got ${String(v)}`);
+    if (
+      defrag !== undefined &&
+      typeof defrag !== 'boolean' &&
+      (typeof defrag !== 'object' || defrag === null)
+    )
+      throw new TypeError(`defrag: true, false or its bounds as an object, got ${String(defrag)}`);
     this.validating = opts.validateChecksums !== false;
     this.defrag =
       opts.defrag === false

@@ -5,6 +5,7 @@ import {
   type Decoded,
   Engine,
   type PacketLatencyOptions,
+  Pipeline,
   parseRate,
   parseRule,
   RateLimiter,
@@ -538,5 +539,75 @@ describe('packet latency (Snort 3 latency.packet)', () => {
     expect(() => new Engine(r, { packetLatency: { maxUs: 5, fastpath: 1 as never } })).toThrow(TypeError);
     const off = engine({ maxUs: 0, fastpath: true });
     expect(sids(off, 0)).toEqual([1, 2, 3]);
+  });
+});
+
+describe('engine and pipeline options out of range', () => {
+  it('are errors naming the option at construction: NaN, negative, fractional, huge or of the wrong type (they meant no bound, or no alerts)', () => {
+    const r = [parseRule('alert udp any any -> any any (msg:"x"; pcre:"/a+b/"; sid:1;)', 't.rules', 1)];
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [
+        { reassemblyMemcapBytes: Number.NaN },
+        /^reassemblyMemcapBytes: a whole number of bytes from 1, got NaN/,
+      ],
+      [{ reassemblyMemcapBytes: 0 }, /reassemblyMemcapBytes/],
+      [{ reassemblyDepthBytes: 1.5 }, /^reassemblyDepthBytes: .* got 1\.5/],
+      [{ reassemblyDepthBytes: -1 }, /reassemblyDepthBytes/],
+      [{ streamBufferBytesMax: Number.NaN }, /streamBufferBytesMax/],
+      [{ streamBufferBytesMax: 0 }, /streamBufferBytesMax/],
+      [{ streamChunkBytes: -1 }, /streamChunkBytes/],
+      [{ streamChunkBytes: Number.NaN }, /streamChunkBytes/],
+      [{ portGroupsMax: Number.NaN }, /portGroupsMax/],
+      [{ portGroupsMax: '8' }, /portGroupsMax/],
+      [{ pcreBacktracksMax: Number.NaN }, /^pcreBacktracksMax/],
+      [{ pcreBacktracksMax: -1 }, /pcreBacktracksMax/],
+      [{ pcreStepsPerByte: 0.5 }, /^pcreStepsPerByte/],
+      [{ http: { bodyBytesMax: -1 } }, /^http\.bodyBytesMax/],
+      [{ http: { decompressedBytesMax: Number.POSITIVE_INFINITY } }, /^http\.decompressedBytesMax/],
+      [{ mail: { messageBytesMax: Number.NaN } }, /^mail\.messageBytesMax/],
+      [{ mail: { partBytesMax: 2 ** 60 } }, /^mail\.partBytesMax/],
+      [{ streamRelease: 'later' }, /^streamRelease: 'ack' or 'immediate', got later/],
+      [{ actionOrder: 'drop,alert' }, /^actionOrder/],
+      [{ flowsMax: 2 ** 30 }, /^flowsMax must be an integer from 1 to 16777216, got 1073741824/],
+      [{ flowTimeouts: { newUs: Number.NaN } }, /^flow timeouts: newUs must be microseconds >= 0, got NaN/],
+      [{ flowTimeouts: { tcpEstablishedUs: -1 } }, /tcpEstablishedUs/],
+      [{ flowTimeouts: { tcpNew: 5 } }, /^flow timeouts: unknown 'tcpNew' \(one of tcpNewUs, /],
+      [{ flowTimeouts: { toString: 5 } }, /unknown 'toString'/],
+    ];
+    for (const [o, why] of bad) {
+      expect(() => new Engine(r, o as never), JSON.stringify(o)).toThrow(why);
+      expect(() => new Pipeline(r, o as never), JSON.stringify(o)).toThrow(why);
+    }
+    const badPipe: [Record<string, unknown>, RegExp][] = [
+      [{ defrag: { timeoutUs: Number.NaN } }, /^defrag\.timeoutUs must be microseconds > 0, got NaN/],
+      [{ defrag: { fragmentsMax: 0 } }, /^defrag\.fragmentsMax must be a whole number from 1, got 0/],
+      [{ defrag: { bytesMax: 1.5 } }, /defrag\.bytesMax/],
+      [{ defrag: { datagramsMax: -3 } }, /defrag\.datagramsMax/],
+      [{ defrag: 'off' }, /^defrag: true, false or its bounds as an object, got off/],
+      [{ validateChecksums: 'yes' }, /^validateChecksums: true, false or 'auto', got yes/],
+    ];
+    for (const [o, why] of badPipe) expect(() => new Pipeline(r, o as never), JSON.stringify(o)).toThrow(why);
+    // what stays allowed: 0 where it has a meaning, the edges, and the defaults
+    const good: Record<string, unknown>[] = [
+      {},
+      {
+        reassemblyDepthBytes: 0,
+        streamChunkBytes: 0,
+        portGroupsMax: 0,
+        pcreBacktracksMax: 0,
+        pcreStepsPerByte: 0,
+      },
+      { http: { bodyBytesMax: 0 }, mail: { partBytesMax: 0 }, flowTimeouts: { newUs: 0 } },
+      { flowsMax: 2 ** 24, reassemblyMemcapBytes: 1, streamBufferBytesMax: 1, streamRelease: 'immediate' },
+    ];
+    for (const o of good) {
+      const e = new Engine(r, o as never);
+      expect(e.skipped, JSON.stringify(o)).toEqual([]);
+      expect(e.inspect(pkt({ proto: 17, payload: 'xaab' }), 0).map((a) => a.sid)).toEqual([1]);
+    }
+    expect(
+      new Pipeline(r, { defrag: { timeoutUs: 1, datagramsMax: 1, fragmentsMax: 1, bytesMax: 1 } }).defrag
+        ?.timeoutUs,
+    ).toBe(1);
   });
 });
