@@ -457,6 +457,21 @@ export class TieredStore implements ObjectStore {
     readonly standard: ObjectStore,
     readonly opts: TierOptions = {},
   ) {
+    // NaN compared false: an idle age of NaN moved nothing, a stale age of NaN never took a copy over
+    for (const [name, v] of [
+      ['idleMsBeforeStandard', opts.idleMsBeforeStandard],
+      ['moveStaleMs', opts.moveStaleMs],
+    ] as const)
+      if (v !== undefined && !(typeof v === 'number' && v >= 0))
+        throw new RangeError(`TieredStore: ${name} must be a number of milliseconds >= 0, got ${shown(v)}`);
+    for (const [prefix, c] of Object.entries(opts.classes ?? {}))
+      if (c !== 'express' && c !== 'standard' && c !== 'auto')
+        throw new TypeError(
+          `TieredStore: the class of '${prefix}' must be express, standard or auto, got ${shown(c)}`,
+        );
+    const d = opts.defaultClass;
+    if (d !== undefined && d !== 'express' && d !== 'standard' && d !== 'auto')
+      throw new TypeError(`TieredStore: defaultClass must be express, standard or auto, got ${shown(d)}`);
     this.url = `tiered(${express.url}, ${standard.url})`;
     let locks = tierLocks.get(express);
     if (!locks) tierLocks.set(express, (locks = new KeyLocks()));

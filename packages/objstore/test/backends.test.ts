@@ -338,6 +338,25 @@ describe('tiers (auto: express + standard)', () =>
         classes: { 'p/': 'standard', 'd/': 'express' },
       }),
   ));
+describe('tiers: options', () => {
+  it('refuses ages that are not milliseconds >= 0 and classes that are not one (an idle age of NaN moved nothing)', () => {
+    const mk = (o: object) => () => new TieredStore(new MemStore(), new MemStore(), o as never);
+    expect(mk({ idleMsBeforeStandard: Number.NaN })).toThrow(
+      'TieredStore: idleMsBeforeStandard must be a number of milliseconds >= 0, got NaN',
+    );
+    expect(mk({ moveStaleMs: -1 })).toThrow(
+      'TieredStore: moveStaleMs must be a number of milliseconds >= 0, got -1',
+    );
+    expect(mk({ classes: { 'a/': 'cold' } })).toThrow(
+      "TieredStore: the class of 'a/' must be express, standard or auto, got 'cold'",
+    );
+    expect(mk({ defaultClass: 'hot' })).toThrow(
+      "TieredStore: defaultClass must be express, standard or auto, got 'hot'",
+    );
+    expect(mk({ idleMsBeforeStandard: 0, classes: { 'a/': 'auto' }, defaultClass: 'express' })).not.toThrow();
+  });
+});
+
 describe('tiers: moveIdle', () => {
   it('moves idle auto objects to standard, and passes by one deleted between its listing and its read', async () => {
     // another process (a stream's gc or erasure) deletes b after the listing named it

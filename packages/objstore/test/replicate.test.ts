@@ -47,6 +47,16 @@ async function contents(s: ObjectStore, prefix: string): Promise<Record<string, 
 }
 
 describe('ReplicatedStore', () => {
+  it('refuses a concurrency under 1 and a retry bound a timer cannot keep (a concurrency of 0 or NaN copied nothing, ever)', async () => {
+    for (const concurrency of [0, Number.NaN, 1.5])
+      await expect(ReplicatedStore.open(new MemStore(), new MemStore(), { concurrency })).rejects.toThrow(
+        /replication concurrency must be a whole number of at least 1, got/,
+      );
+    await expect(ReplicatedStore.open(new MemStore(), new MemStore(), { retryMsMax: 0 })).rejects.toThrow(
+      'replication retryMsMax must be a number of milliseconds from 1 to 2147483647, got 0',
+    );
+  });
+
   it('replicates puts and deletes under its prefixes, and nothing else', async () => {
     const primary = new MemStore();
     const replica = new MemStore();
