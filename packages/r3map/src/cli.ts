@@ -439,6 +439,13 @@ Example:
   },
 };
 
+/** `--max-rate`: a byte size per second above 0 (0 was taken as no cap at all). */
+function maxRate(text: string): number {
+  const r = parseBytes(text, '--max-rate');
+  if (r <= 0) throw new UsageError(`--max-rate: expected at least 1 byte per second, got '${text}'`);
+  return r;
+}
+
 const migrateDest: Command = {
   name: 'dest',
   summary: 'live-migrate a device from a migration source into a file, then serve it over NBD',
@@ -492,7 +499,7 @@ Example:
         dirtyChunksMax: intFlag('dirty-max', values['dirty-max'], 8),
         roundsMax: intFlag('rounds', values.rounds, 8, 0, 1000),
         pullConcurrency: intFlag('pull-concurrency', values['pull-concurrency'], 4, 1, 64),
-        ...(values['max-rate'] ? { rateBytesMax: parseBytes(values['max-rate'], '--max-rate') } : {}),
+        ...(values['max-rate'] !== undefined ? { rateBytesMax: maxRate(values['max-rate']) } : {}),
         onFetch: (n) => progress?.tick(n),
         onEvent: (e) => {
           if (e.event === 'connected')

@@ -17,7 +17,7 @@
  * fetched (the known price of post-copy) and reads of them fail.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { listenOn } from '@strata/cli';
+import { listenOn, shown } from '@strata/cli';
 import { NbdClientDevice } from './client.js';
 import {
   ControlChannel,
@@ -402,6 +402,24 @@ export interface DestOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Refuses destination options that cannot mean what they say, before connecting: a rate cap of 0 or less
+ * (or NaN) meant no cap at all, a round bound of NaN no pre-copy rounds.
+ */
+function checkDestOptions(opts: DestOptions): void {
+  for (const [name, v] of [
+    ['dirtyChunksMax', opts.dirtyChunksMax],
+    ['roundsMax', opts.roundsMax],
+  ] as const)
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0))
+      throw new RangeError(`migration ${name} must be a whole number >= 0, got ${shown(v)}`);
+  const r = opts.rateBytesMax;
+  if (r !== undefined && !(typeof r === 'number' && r > 0 && r < Number.POSITIVE_INFINITY))
+    throw new RangeError(
+      `migration rateBytesMax must be a number of bytes per second above 0, got ${shown(r)}`,
+    );
+}
+
 export type DestEvent =
   | { event: 'connected'; size: number; chunkBytes: number }
   | { event: 'listening'; host: string; port: number }
@@ -439,6 +457,7 @@ export interface DestMigration {
  * when the migration fails before the handover.
  */
 export async function migrateFrom(host: string, port: number, opts: DestOptions): Promise<DestMigration> {
+  checkDestOptions(opts);
   const t0 = performance.now();
   const from = `source ${host}:${port}`;
   const sock = connect({ host, port });

@@ -13,13 +13,16 @@ import {
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { captureIo, runCommand } from '@strata/cli';
 import { describe, expect, it } from 'vitest';
 import {
   type BlockDevice,
+  commands,
   MemoryDevice,
   MigratingDevice,
   MountDevice,
   migrate,
+  migrateFrom,
   serveSync,
   syncToRemote,
   TrackedDevice,
@@ -110,6 +113,40 @@ describe('TrackedDevice', () => {
         new Promise((r) => setTimeout(() => r('stuck'), 1000)),
       ]),
     ).resolves.toBe('both');
+  });
+});
+
+describe('migrateFrom options', () => {
+  it('refuses a rate cap of 0 or less and round bounds that are not whole numbers >= 0, before connecting (--max-rate 0 meant no cap)', async () => {
+    const open = async (size: number) => new MemoryDevice(size);
+    // port 1 on loopback: nothing listens there, so a check after connecting would fail differently
+    for (const [opts, why] of [
+      [{ rateBytesMax: 0 }, 'migration rateBytesMax must be a number of bytes per second above 0, got 0'],
+      [{ rateBytesMax: Number.NaN }, 'rateBytesMax must be a number of bytes per second above 0, got NaN'],
+      [{ roundsMax: Number.NaN }, 'migration roundsMax must be a whole number >= 0, got NaN'],
+      [{ dirtyChunksMax: -1 }, 'migration dirtyChunksMax must be a whole number >= 0, got -1'],
+    ] as const)
+      await expect(migrateFrom('127.0.0.1', 1, { open, ...opts })).rejects.toThrow(why);
+    const dir = mkdtempSync(join(tmpdir(), 'r3map-rate-'));
+    try {
+      const c = captureIo('', {}, dir);
+      const migrateCmd = commands.find((x) => x.name === 'migrate')!;
+      const argv = [
+        'dest',
+        '--from',
+        '127.0.0.1:1',
+        '--file',
+        'x.img',
+        '--serve',
+        '127.0.0.1:0',
+        '--max-rate',
+        '0',
+      ];
+      expect(await runCommand(migrateCmd, argv, c.io)).toBe(2);
+      expect(c.stderr()).toContain("--max-rate: expected at least 1 byte per second, got '0'");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
