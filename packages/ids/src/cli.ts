@@ -307,8 +307,14 @@ Example:
         out.write(format === 'json' ? `${JSON.stringify(eveJson(a))}\n` : `${alertFast(a)}\n`);
       if (r.truncated) {
         // the packets before the cut were inspected and their alerts are out; the exit status says the rest
+        io.stderr.write(`strata ids: ${p}: ${r.truncated}: the capture is cut short there, read up to it\n`);
+        incomplete++;
+      }
+      // packets the decoder cannot read were not inspected (a capture of one such link type printed 0
+      // alerts and exited 0): their alerts are missing, the exit says so
+      if (r.unsupportedLinks) {
         io.stderr.write(
-          `strata ids: ${p}: ${r.truncated}: the capture ends inside a record, read up to it\n`,
+          `strata ids: ${p}: ${r.unsupportedLinks.packets} packets of link types the decoder does not know (${r.unsupportedLinks.linkTypes.join(', ')}) were not inspected\n`,
         );
         incomplete++;
       }

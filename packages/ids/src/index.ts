@@ -179,6 +179,7 @@ export {
   type RunResult,
   rewritePayload,
   runCapture,
+  type UnsupportedLinks,
   type Verdict,
 } from './run.js';
 export {

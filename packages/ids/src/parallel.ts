@@ -40,6 +40,7 @@ import {
   Pipeline,
   type RunOptions,
   type RunResult,
+  type UnsupportedLinks,
   VerdictSink,
 } from './run.js';
 import { FlowSharder, routesFtp } from './shard.js';
@@ -322,6 +323,7 @@ export class ParallelRunner {
         packets: first.packets,
         bytes: first.bytes,
         decodeFailures: first.decodeFailures,
+        unsupportedLinks: first.unsupportedLinks,
         defrag: first.defrag,
         truncated: first.truncated,
       };
@@ -355,6 +357,7 @@ export class ParallelRunner {
       seconds: (performance.now() - t0) / 1000,
       ...(shards.truncated !== undefined && { truncated: shards.truncated }),
       decodeFailures: shards.decodeFailures,
+      ...(shards.unsupportedLinks && { unsupportedLinks: shards.unsupportedLinks }),
       defrag: shards.defrag,
       rulesLoaded: first?.type === 'ready' ? first.loaded : 0,
       rulesSkipped: first?.type === 'ready' ? first.skipped : [],
@@ -561,6 +564,7 @@ export class ParallelRunner {
       packets: pipe.packets,
       bytes: pipe.bytes,
       decodeFailures: pipe.decodeFailures,
+      unsupportedLinks: pipe.unsupportedLinks,
       defrag: pipe.defrag?.stats,
       truncated: cut.error?.message,
       ...(sink && { verdicts: sink.counts }),
@@ -579,6 +583,7 @@ interface Sharded {
   packets: number;
   bytes: number;
   decodeFailures: number;
+  unsupportedLinks: UnsupportedLinks | undefined;
   defrag: DefragStats | undefined;
   truncated: string | undefined;
   verdicts?: RunResult['verdicts'];

@@ -142,7 +142,9 @@ export async function* readCaptureBatches(
 ): AsyncGenerator<Packet[]> {
   const r = new ByteReader(stream);
   const magic = await r.read(4);
-  if (!magic) return;
+  // no bytes at all is no capture (a writer killed before its header, a pipe that closed at once): it
+  // read as a capture of no packets, and `strata ids` said nothing and exited 0
+  if (!magic) throw new TruncatedCaptureError(0, 'empty input: no pcap or pcapng header');
   const m = magic.readUInt32LE(0);
   if (m === 0x0a0d0d0a) for await (const p of readPcapng(r, magic)) yield [p];
   else if (m === 0xa1b2c3d4 || m === 0xd4c3b2a1 || m === 0xa1b23c4d || m === 0x4d3cb2a1)

@@ -34,6 +34,11 @@ export interface RunResult {
    */
   loopCpuSeconds?: number;
   decodeFailures: number;
+  /**
+   * Link types of packets the decoder does not know (none inspected: their alerts are missing), and how many
+   * such packets; absent when there were none.
+   */
+  unsupportedLinks?: UnsupportedLinks;
   rulesLoaded: number;
   rulesSkipped: { sid: number; reason: string }[];
   errors: string[];
@@ -57,6 +62,12 @@ export interface RunResult {
    * unreachables sent back for reject rules (written to `out` after the packet they answer).
    */
   verdicts?: { passed: number; dropped: number; responses: number };
+}
+
+/** Packets of link types the decoder does not know (`RunResult.unsupportedLinks`). */
+export interface UnsupportedLinks {
+  linkTypes: number[];
+  packets: number;
 }
 
 /** What becomes of the last packet pushed into a `Pipeline`. */
@@ -153,6 +164,9 @@ const noFrame = new Uint8Array(0);
 
 /** Bytes of a capture read at a time (fewer, larger reads than the stream default of 64 KiB). */
 export const captureReadBytes = 1024 * 1024;
+
+/** Unknown link types a Pipeline names at most (a capture of many interfaces may have as many). */
+const unknownLinkTypesMax = 16;
 
 /** Packets `validateChecksums: 'auto'` looks at before it decides. */
 export const checksumSamplePackets = 1000;
@@ -294,7 +308,8 @@ export class Pipeline {
     // validating and not left to the workers
     const sampling = this.opts.validateChecksums === 'auto' && this.sampled < checksumSamplePackets;
     const l4Checksum = sampling || (this.validating && !this.checksumsLater);
-    if (typeof decodeInto(d, p.linkType, p.data, this.decodeStats, l4Checksum) === 'string') return undefined;
+    if (typeof decodeInto(d, p.linkType, p.data, this.decodeStats, l4Checksum) === 'string')
+      return this.undecoded(p.linkType);
     let frame = p.data;
     let whole: Uint8Array | undefined;
     if (d.frag && this.defrag) {
@@ -327,6 +342,26 @@ export class Pipeline {
   /** End of input: what the flows still hold is inspected. */
   finish(): Alert[] {
     return this.engine.finish();
+  }
+
+  /** Link types the decoder did not know (at most `unknownLinkTypesMax` named). */
+  private readonly unknownLinks = new Set<number>();
+  private unknownLinkPackets = 0;
+
+  /** A packet the decoder refused: its link type noted when that was the reason (off the decoded path). */
+  private undecoded(linkType: number): undefined {
+    const n = this.decodeStats.failures['unsupported-link'];
+    if (n !== this.unknownLinkPackets) {
+      this.unknownLinkPackets = n;
+      if (this.unknownLinks.size < unknownLinkTypesMax) this.unknownLinks.add(linkType);
+    }
+    return undefined;
+  }
+
+  /** Packets of link types the decoder does not know, and those types; undefined when none. */
+  get unsupportedLinks(): UnsupportedLinks | undefined {
+    const packets = this.decodeStats.failures['unsupported-link'];
+    return packets === 0 ? undefined : { linkTypes: [...this.unknownLinks], packets };
   }
 
   get decodeFailures(): number {
@@ -459,6 +494,7 @@ export async function runCapture(
     ...(cut.error && { truncated: cut.error.message }),
     ...(cpu0 !== undefined && cpu1 !== undefined && { loopCpuSeconds: (cpu1 - cpu0) / 1000 }),
     decodeFailures: pipe.decodeFailures,
+    ...(pipe.unsupportedLinks && { unsupportedLinks: pipe.unsupportedLinks }),
     defrag: pipe.defrag?.stats,
     rulesLoaded: engine.compiled.length,
     rulesSkipped: engine.skipped,

@@ -22,7 +22,13 @@ import type { Alert, EngineOptions, RuleLatencyRecord, RuleProfileRow } from './
 import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import { rejectFrames } from './reject.js';
 import type { Rule } from './rules.js';
-import { captureReadBytes, inspectPrepared, Pipeline, type PreparedPacket } from './run.js';
+import {
+  captureReadBytes,
+  inspectPrepared,
+  Pipeline,
+  type PreparedPacket,
+  type UnsupportedLinks,
+} from './run.js';
 import { FlowSharder } from './shard.js';
 
 /**
@@ -97,6 +103,7 @@ export type FromWorker =
       packets: number;
       bytes: number;
       decodeFailures: number;
+      unsupportedLinks: UnsupportedLinks | undefined;
       defrag: DefragStats | undefined;
       truncated: string | undefined;
       /** This worker's packets and their frames' bytes; the capture loop's wall and thread CPU ms. */
@@ -251,6 +258,7 @@ async function runShard(engine: Engine, m: Extract<ToWorker, { type: 'capture' }
     packets: pipe.packets,
     bytes: pipe.bytes,
     decodeFailures: pipe.decodeFailures,
+    unsupportedLinks: pipe.unsupportedLinks,
     defrag: pipe.defrag?.stats,
     truncated: cut.error?.message,
     ownPackets,

@@ -91,6 +91,21 @@ describe('strata ids', () => {
     }
   });
 
+  it('a capture of a link type the decoder does not know, or of no bytes at all, is named and exits 1 (both printed nothing and exited 0)', async () => {
+    const frame = tcpFrame({ sp: 30_000, dp: 8080, seq: 1, payload: 'MARK-x' });
+    writeFileSync(join(dir, 'link.pcap'), encodePcap([{ tsUs: 1_700_000_000e6, data: frame }], 4242));
+    writeFileSync(join(dir, 'empty.pcap'), '');
+    for (const extra of [[], ['--workers', '2'], ['--workers', '2', '--reader', 'workers']]) {
+      const r = await ids(['a.pcap', 'link.pcap', 'empty.pcap', '--format', 'json', '--quiet', ...extra]);
+      expect(r.rc, extra.join(' ')).toBe(1);
+      expect(sources(r.out)).toEqual(['MARK-a']);
+      expect(r.err).toBe(
+        'strata ids: link.pcap: 1 packets of link types the decoder does not know (4242) were not inspected\n' +
+          'strata ids: empty.pcap: capture byte 0: empty input: no pcap or pcapng header: the capture is cut short there, read up to it\n',
+      );
+    }
+  });
+
   it('runs the captures in the order given, plain arguments and --pcap mixed', async () => {
     const r = await ids(['c.pcap', '--pcap', 'a.pcap', 'b.pcap', '--format', 'json', '--quiet']);
     expect(r.rc).toBe(0);

@@ -204,8 +204,11 @@ describe('pcapng', () => {
       expect(e, String(why)).toBeInstanceOf(TruncatedCaptureError);
       expect((e as Error).message).toMatch(why);
     }
-    // a header with no record after it is a capture of no packets
+    // a header with no record after it is a capture of no packets; no bytes at all is no capture (it read
+    // as one of no packets)
     await expect(readAll([classic.subarray(0, 24)])).resolves.toEqual([]);
+    await expect(readAll([])).rejects.toThrow(/^capture byte 0: empty input: no pcap or pcapng header/);
+    await expect(readAll([Buffer.alloc(0)])).rejects.toThrow(TruncatedCaptureError);
   });
 
   it('a block whose length at its end differs from its start is a capture error (it was read on silently)', async () => {
