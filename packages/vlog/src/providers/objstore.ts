@@ -111,6 +111,7 @@ export class ObjectStoreLoglet implements Loglet {
       this.sealedAt = at;
       return 'seal';
     }
+    this.noteSlot(at, b.records.length);
     if (at + b.records.length > this.next) this.next = at + b.records.length;
     return 'batch';
   }
@@ -133,8 +134,9 @@ export class ObjectStoreLoglet implements Loglet {
       return;
     let last: number | undefined;
     for await (const first of this.slotsFrom(this.next)) {
+      // a read that follows lists from here, not from the loglet's start again (or lists nothing)
+      this.noteListed(last, first);
       last = first;
-      this.noteStart(first); // a read that follows lists from here, not from the loglet's start again
     }
     // no slot at or after `next` when listed: nothing to walk (and no get that is bound to miss); a
     // slot written after the listing began belongs to an append not yet acknowledged when this started
@@ -161,6 +163,7 @@ export class ObjectStoreLoglet implements Loglet {
           throw e;
         }
         if (first + batch.length > this.next) this.next = first + batch.length; // a walk may be past it
+        this.noteSlot(first, batch.length);
         return batch.map((_, i) => first + i);
       }
     });
@@ -184,26 +187,18 @@ export class ObjectStoreLoglet implements Loglet {
 
   async read(from: number, to: number): Promise<LogRecord[]> {
     checkReadRange(from, to);
-    const trim = await this.trimPoint();
+    // the trim point and the tail at once: on a remote store each is a round trip (and either may move
+    // right after it is read, whatever their order)
+    const [trim, { tail }] = await Promise.all([this.trimPoint(), this.checkTail()]);
     if (from < trim) throw new TrimmedError(from, trim);
-    const { tail } = await this.checkTail();
     const end = Math.min(to, tail);
     const out: LogRecord[] = [];
     if (from >= end) return out;
     // batches are keyed by their first position and are contiguous: the batch holding `from` is the last
-    // one starting at or before it. List from a known batch start at or before `from` (the trim point,
-    // or the loglet's start), skip the batches that end before `from` without fetching them, and fetch
-    // the ones that overlap
-    const base = this.known(from);
-    const overlapping: number[] = [];
-    let pending: number | undefined;
-    for await (const first of this.slotsFrom(base)) {
-      if (first >= end) break;
-      // the previous batch ends where this one starts: it is read only if it reaches `from`
-      if (pending !== undefined && first > from) overlapping.push(pending);
-      pending = first;
-    }
-    if (pending !== undefined) overlapping.push(pending);
+    // one starting at or before it. When this client knows every slot from there to `end` with its count,
+    // those are the batches; otherwise list from a known slot start at or before `from` (or the loglet's
+    // start), skip the batches that end before `from` without fetching them, and fetch the ones that overlap
+    const overlapping = this.knownBatches(from, end) ?? (await this.listBatches(from, end));
     // fetched `readBatchesInFlight` at a time (a remote store's round trips overlap), taken in order; a
     // seal marker ends the records
     for (let i = 0; i < overlapping.length; i += readBatchesInFlight) {
@@ -217,7 +212,7 @@ export class ObjectStoreLoglet implements Loglet {
       for (const [j, b] of batches.entries()) {
         if (b.seal) return out;
         const first = starts[j]!;
-        this.noteStart(first);
+        this.noteSlot(first, b.records.length);
         b.records.forEach((payload, k) => {
           const p = first + k;
           if (p >= from && p < end) out.push({ position: p, payload });
@@ -227,21 +222,63 @@ export class ObjectStoreLoglet implements Loglet {
     return out;
   }
 
-  /**
-   * Slot starts seen by this client, listed or read (a read of a long log need not list from the beginning
-   * again), at most `slotStartsMax`, the oldest seen dropped first.
-   */
-  private readonly slotStarts = new Set<number>();
+  /** The slots from a known start at or before `from` up to `end` that overlap [from, end), listed. */
+  private async listBatches(from: number, end: number): Promise<number[]> {
+    const overlapping: number[] = [];
+    let pending: number | undefined;
+    for await (const first of this.slotsFrom(this.known(from))) {
+      this.noteListed(pending, first);
+      if (first >= end) break;
+      // the previous batch ends where this one starts: it is read only if it reaches `from`
+      if (pending !== undefined && first > from) overlapping.push(pending);
+      pending = first;
+    }
+    if (pending !== undefined) overlapping.push(pending);
+    return overlapping;
+  }
 
-  private noteStart(first: number): void {
-    this.slotStarts.add(first);
-    if (this.slotStarts.size > slotStartsMax) this.slotStarts.delete(this.slotStarts.values().next().value!);
+  /**
+   * The slots overlapping [from, end) when this client knows them all: from the greatest known start at or
+   * before `from`, each slot's count leads to the next (slots are contiguous and never rewritten), up to
+   * `end`. Undefined when a count on the way is not known: then the slots are listed. A client that read
+   * or listed the log up to its tail reads what follows a tail check with gets alone: on a remote store a
+   * listing is a round trip, and a reader following the tail paid one a read.
+   */
+  private knownBatches(from: number, end: number): number[] | undefined {
+    const out: number[] = [];
+    for (let s = this.known(from); s < end; ) {
+      const count = this.slots.get(s);
+      if (count === undefined) return undefined;
+      if (s + count > from) out.push(s);
+      s += count;
+    }
+    return out;
+  }
+
+  /**
+   * Slots seen by this client, listed, read or written (a read of a long log need not list from the
+   * beginning again), each with its count of records where known, at most `slotStartsMax`, the oldest
+   * seen dropped first.
+   */
+  private readonly slots = new Map<number, number | undefined>();
+
+  /** Notes a slot start, with its count of records when known (a count once known is kept). */
+  private noteSlot(first: number, count?: number): void {
+    if (count === undefined && this.slots.has(first)) return;
+    this.slots.set(first, count);
+    if (this.slots.size > slotStartsMax) this.slots.delete(this.slots.keys().next().value!);
+  }
+
+  /** Notes `first` as listed right after `previous` (when defined): no slot between, so that is its count. */
+  private noteListed(previous: number | undefined, first: number): void {
+    if (previous !== undefined) this.noteSlot(previous, first - previous);
+    this.noteSlot(first);
   }
 
   /** The greatest slot start known to be at or before `pos` (the loglet's start at worst). */
   private known(pos: number): number {
     let best = this.start;
-    for (const b of this.slotStarts) if (b <= pos && b > best) best = b;
+    for (const b of this.slots.keys()) if (b <= pos && b > best) best = b;
     return best;
   }
 
