@@ -188,8 +188,8 @@ export class ParallelRunner {
   }
 
   private closed = false;
-  /** The run under way and those waiting (resolves when the last one started ends, however it ends). */
-  private queue: Promise<void> = Promise.resolve();
+  /** The last run called, while one is under way or waiting (resolves when it ends, however it ends). */
+  private queue: Promise<void> | undefined;
 
   private request(s: Slot, m: ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
     return new Promise((resolve, reject) => {
@@ -205,7 +205,8 @@ export class ParallelRunner {
    * here, gate alerts, not actions), and the packets are passed on (to `out`) in capture order.
    * `reader: 'workers'` (IDS on a regular file only; else the main thread reads) makes each worker read the
    * capture itself; by default the main thread reads and sends the packets in batches (measured faster at 2
-   * and 4 workers: see the README). A run called while another is under way waits for it to end.
+   * and 4 workers: see the README). A run called while another is under way waits for it to end (and
+   * opens its capture then).
    */
   async run(
     input: CaptureInput,
@@ -214,17 +215,21 @@ export class ParallelRunner {
   ): Promise<ParallelResult> {
     // one run at a time: the workers hold one engine each and the slots one batch and load each, so two
     // runs at once mixed their packets (one failed with "a batch before init", the other lost alerts)
+    // a run with none before it starts at once, not a turn of the event loop later: a path is opened
+    // when `run` is called (a file renamed over right after is not read)
     const before = this.queue;
     let done!: () => void;
-    this.queue = new Promise((res) => {
+    const mine = new Promise<void>((res) => {
       done = res;
     });
+    this.queue = mine;
     try {
-      await before;
+      if (before) await before;
       if (this.closed) throw new Error('ParallelRunner: run after close (the worker threads have ended)');
       return await this.runOne(input, rules, opts);
     } finally {
       done();
+      if (this.queue === mine) this.queue = undefined;
     }
   }
 
