@@ -362,8 +362,19 @@ function pcapFileHeader(linkType: number, snapLen: number): Buffer {
   return h;
 }
 
+/** Microseconds a classic pcap record's time holds: 32-bit seconds from 1970 (to 2106). */
+const pcapTsUsEnd = 2 ** 32 * 1e6;
+
 /** A classic pcap record header. */
 function pcapRecordHeader(tsUs: number, capLen: number, origLen: number): Buffer {
+  // a time a pcapng holds (past 2106) or an API caller's (negative) failed as Node's "value is out of
+  // range", naming nothing; NaN was written as 1970 and an original length of NaN as 0
+  if (!(tsUs >= 0 && tsUs < pcapTsUsEnd))
+    throw new RangeError(
+      `pcap output: packet time ${tsUs} us is outside what a classic pcap holds (1970 to 2106, 32-bit seconds)`,
+    );
+  if (!(origLen <= 0xffffffff))
+    throw new RangeError(`pcap output: original length ${origLen} is not a 32-bit byte count`);
   const r = Buffer.alloc(16);
   r.writeUInt32LE(Math.floor(tsUs / 1e6), 0);
   r.writeUInt32LE(Math.floor(tsUs % 1e6), 4);

@@ -1,10 +1,10 @@
 // The pcapng reader (draft-ietf-opsawg-pcapng: section header, interface description, enhanced and simple
 // packet blocks; other blocks skipped) and the capture readers' answer to damaged input: a CaptureError
 // naming the byte offset, never another exception.
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CaptureError, readCapture, TruncatedCaptureError } from '../src/index.js';
+import { CaptureError, encodePcap, PcapWriter, readCapture, TruncatedCaptureError } from '../src/index.js';
 
 interface Frame {
   iface: number;
@@ -263,5 +263,23 @@ describe('pcapng', () => {
       ),
       { numRuns: 3000 },
     );
+  });
+
+  it('the pcap writer refuses a time or length a classic pcap cannot hold, saying so (Node\'s "out of range", or 1970 for NaN)', async () => {
+    const out = new PassThrough();
+    out.resume();
+    const w = new PcapWriter(out);
+    const data = new Uint8Array(60);
+    // a pcapng's time past 2106 (the reader takes up to the year 275760), passed on by an IPS run
+    for (const tsUs of [2 ** 32 * 1e6, -1, Number.NaN])
+      await expect(w.write({ tsUs, linkType: 1, data })).rejects.toThrow(
+        /^pcap output: packet time .* us is outside what a classic pcap holds/,
+      );
+    await expect(w.write({ tsUs: 0, linkType: 1, data, origLength: 2 ** 32 })).rejects.toThrow(
+      /^pcap output: original length 4294967296 is not a 32-bit byte count/,
+    );
+    await w.write({ tsUs: 2 ** 32 * 1e6 - 1, linkType: 1, data });
+    expect(w.packets).toBe(1);
+    expect(() => encodePcap([{ tsUs: -5, data }])).toThrow(/packet time -5 us/);
   });
 });
