@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { timerMsMax, writeFileDurableSync } from '@strata/cli';
 import { blockId, blockPageRows } from './block.js';
-import { chunkSizeMax, parseDdl, type StreamDef } from './ddl.js';
+import { checkChunkBytes, chunkSizeMax, parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, RowParser } from './formats.js';
 import { columnKeys, concatKeys, sortUnique } from './keys.js';
 import { encodeNode, leafNode } from './node.js';
@@ -153,8 +153,7 @@ class Shipper {
 
   private bound(): AgentStats {
     const opts = this.opts;
-    if (this.chunkBytes > chunkSizeMax)
-      throw new Error(`chunkBytes ${this.chunkBytes} is over ${chunkSizeMax} (half the request bound)`);
+    checkChunkBytes('agent chunkBytes', this.chunkBytes);
     // pending: up to chunkBytes + one read; in flight: one chunk and its leaf (a leaf is well under a
     // chunk in practice: distinct keys x about 17 bytes).
     const memMin = 2 * this.chunkBytes + 2 * agentReadBytes;

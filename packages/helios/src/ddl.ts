@@ -13,6 +13,7 @@
  * column where parsing stopped.
  */
 
+import { shown } from '@strata/cli';
 import { loghubFields } from './formats.js';
 
 export type ColumnType = 'TIMESTAMP' | 'STRING' | 'TEXT' | 'INT' | 'FLOAT';
@@ -77,6 +78,16 @@ export const ddlBytesMax = 1 << 20;
  * then refused to start.
  */
 export const chunkSizeMax = 32 << 20;
+
+/**
+ * Throws a RangeError naming `what` unless `bytes` is a chunk size: a whole number from 1 to `max` (an
+ * agent's: `chunkSizeMax`, what one request takes). 0 and -1 cut no chunk where asked, NaN failed in a
+ * Buffer, a larger one than a local ingest's gigabyte was read whole into memory.
+ */
+export function checkChunkBytes(what: string, bytes: unknown, max = chunkSizeMax): void {
+  if (!(Number.isSafeInteger(bytes) && (bytes as number) >= 1 && (bytes as number) <= max))
+    throw new RangeError(`${what} must be a whole number of bytes from 1 to ${max}, got ${shown(bytes)}`);
+}
 
 /**
  * Where the identifier starting at `i` ends: [A-Za-z_][A-Za-z0-9_]*, then any more such parts each after

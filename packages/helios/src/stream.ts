@@ -22,7 +22,7 @@ import {
   encodeBlock,
   encodeBlockAsync,
 } from './block.js';
-import { parseDdl, type StreamDef } from './ddl.js';
+import { checkChunkBytes, parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, type Row, RowParser } from './formats.js';
 import { columnKeys, keysOf, unionKeys } from './keys.js';
 import {
@@ -114,6 +114,12 @@ export function checkStreamOptions(opts: Partial<IndexPolicy> & StreamOptions): 
     throw new TypeError(
       `Stream option nowMs must be a function returning milliseconds, got ${kindOf(opts.nowMs)}`,
     );
+}
+
+/** A gc grace period: milliseconds >= 0 (NaN compared false: a grace of NaN deleted nothing, ever). */
+function checkGraceMs(what: string, ms: unknown): void {
+  if (!(typeof ms === 'number' && ms >= 0))
+    throw new RangeError(`${what} must be a number of milliseconds >= 0, got ${shown(ms)}`);
 }
 
 /** What a maintain pass did (`Stream.maintain`). */
@@ -789,6 +795,8 @@ export class Stream {
     const abs = resolve(path);
     const st = statSync(abs);
     const source = `file:${abs}#${st.ino}#${fingerprint(abs)}`;
+    // the DDL's CHUNK size as it is (a stream's from before its bound included); a size given here bounded
+    if (opts.chunkBytes !== undefined) checkChunkBytes('ingestFile chunkBytes', opts.chunkBytes, 1 << 30);
     const chunkBytes = opts.chunkBytes ?? this.def.chunkBytesMax;
     // The checkpoint is read from a caught-up view: a failed ingest returns before its final catch-up, so
     // the blocks it appended (and another writer's) may not be in the view yet. Started before them, a
@@ -1611,6 +1619,7 @@ export class Stream {
     where: string,
     opts: { gcGraceMs?: number } = {},
   ): Promise<{ blocks: number; rows: number; nodesRewritten: number }> {
+    if (opts.gcGraceMs !== undefined) checkGraceMs('erase gcGraceMs', opts.gcGraceMs);
     const e = this.parse(where);
     const hit = await this.search(e);
     const seqs = [...new Set(hit.seqs)];
@@ -1714,6 +1723,7 @@ export class Stream {
    * collects what nothing live refers to (gc), which deletes the expired blocks, leaves and nodes.
    */
   async maintain(opts: { graceMs?: number } = {}): Promise<MaintainStats> {
+    if (opts.graceMs !== undefined) checkGraceMs('maintain graceMs', opts.graceMs);
     await this.catchUp();
     const now = this.nowMs();
     const moved = this.store instanceof TieredStore ? await this.store.moveIdle(now) : 0;
@@ -1741,6 +1751,7 @@ export class Stream {
   async gc(opts: { graceMs?: number } = {}): Promise<number> {
     await this.catchUp();
     const graceMs = opts.graceMs ?? gcGraceMsDefault;
+    checkGraceMs('gc graceMs', graceMs);
     const live = new Set<string>();
     const dead = this.expiredUpTo;
     for (const m of this.levels) for (const n of m.values()) if (n.to > dead) live.add(n.key);

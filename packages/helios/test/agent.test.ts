@@ -186,6 +186,16 @@ describe('agent', () => {
     expect(await allN('pg')).toEqual(Array.from({ length: 2_600 }, (_, i) => i));
   });
 
+  it('a chunk size that is not a whole number of bytes from 1 to 32 MiB is refused naming it (0 and NaN were taken)', async () => {
+    for (const chunkBytes of [0, Number.NaN, -4096, 1.5, 64 << 20])
+      await expect(
+        runAgentOnce({ url, stream: 'nope', file: join(dir, 'nope.log'), chunkBytes, ddl: ddl('nope') }),
+        String(chunkBytes),
+      ).rejects.toThrow(
+        `agent chunkBytes must be a whole number of bytes from 1 to 33554432, got ${chunkBytes}`,
+      );
+  });
+
   it('bounded memory: a slow server holds the writer back; buffers stay under the bound', async () => {
     createStream(dir, ddl('bp'));
     const chunkBytes = 16 << 10;

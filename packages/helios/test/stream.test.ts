@@ -799,6 +799,34 @@ describe('stream: checkpoints, dedupe, rotation, erasure', () => {
     await s.close();
   });
 
+  it('ingestFile, gc, maintain and erase refuse a chunk size or grace they cannot mean, before doing anything', async () => {
+    const dir = scratch();
+    createStream(dir, ddl);
+    const file = join(dir, 'ev.jsonl');
+    writeFileSync(file, `${JSON.stringify({ ts: t0, level: 'INFO', user: 'u1', n: 1, msg: 'a' })}\n`);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      for (const chunkBytes of [0, -1, Number.NaN, 1.5, 2 ** 40])
+        await expect(s.ingestFile(file, { chunkBytes }), String(chunkBytes)).rejects.toThrow(
+          `ingestFile chunkBytes must be a whole number of bytes from 1 to 1073741824, got ${chunkBytes}`,
+        );
+      expect(s.blockCount).toBe(0);
+      await expect(s.gc({ graceMs: -1 })).rejects.toThrow(
+        'gc graceMs must be a number of milliseconds >= 0, got -1',
+      );
+      await expect(s.maintain({ graceMs: Number.NaN })).rejects.toThrow(
+        'maintain graceMs must be a number of milliseconds >= 0, got NaN',
+      );
+      expect((await s.ingestFile(file)).lines).toBe(1);
+      await expect(s.erase("user = 'u1'", { gcGraceMs: Number.NaN })).rejects.toThrow(
+        'erase gcGraceMs must be a number of milliseconds >= 0, got NaN',
+      );
+      expect((await s.search(s.parse("user = 'u1'"))).rows.length).toBe(1); // not erased
+    } finally {
+      await s.close();
+    }
+  });
+
   it('search options and chunks that cannot be are refused naming what is wrong; the stream is unchanged', async () => {
     const dir = scratch();
     createStream(dir, ddl);
