@@ -77,6 +77,16 @@ function cut(b: Buffer, cuts: number[]): Buffer[] {
   return [0, ...at].map((x, i) => b.subarray(x, at[i] ?? b.length));
 }
 
+/** Awaits the rejection of `p` and checks the error's class and message. */
+async function expectFailure(p: Promise<unknown>, cls: abstract new (...a: never[]) => Error, why: RegExp) {
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
+  expect(e, String(why)).toBeInstanceOf(cls);
+  expect((e as Error).message).toMatch(why);
+}
+
 describe('pcapng', () => {
   const frames = (n: number) =>
     Array.from({ length: n }, (_, i) => new Uint8Array(i * 7 + 1).map((_, j) => (i * 31 + j) & 0xff));
@@ -168,14 +178,7 @@ describe('pcapng', () => {
       section(false, [[1, 0]], [{ iface: 0, ts: 10n ** 13n, data: d, orig: 1 }], false),
       /\(1 units a second\) is past the year 275760/,
     ]);
-    for (const [b, why] of cases) {
-      const e = await readAll([b]).then(
-        () => undefined,
-        (x: unknown) => x,
-      );
-      expect(e, String(why)).toBeInstanceOf(CaptureError);
-      expect((e as Error).message).toMatch(why);
-    }
+    for (const [b, why] of cases) await expectFailure(readAll([b]), CaptureError, why);
     // cut inside a block: truncated, at the block's offset
     await expect(readAll([ok.subarray(0, ok.length - 6)])).rejects.toThrow(TruncatedCaptureError);
   });
@@ -196,14 +199,7 @@ describe('pcapng', () => {
       // was the end of a capture of no packets
       [ng.subarray(0, 12), /^capture byte 0: truncated section header/],
     ];
-    for (const [b, why] of cases) {
-      const e = await readAll([b]).then(
-        () => undefined,
-        (x: unknown) => x,
-      );
-      expect(e, String(why)).toBeInstanceOf(TruncatedCaptureError);
-      expect((e as Error).message).toMatch(why);
-    }
+    for (const [b, why] of cases) await expectFailure(readAll([b]), TruncatedCaptureError, why);
     // a header with no record after it is a capture of no packets; no bytes at all is no capture (it read
     // as one of no packets)
     await expect(readAll([classic.subarray(0, 24)])).resolves.toEqual([]);
