@@ -13,7 +13,9 @@
  * ```
  * D -> S  hello {v}                      S starts tracking writes
  * S -> D  info {v, size, chunkBytes, trackBytes, nbdPort, exportName}
- *         D pre-copies every chunk over NBD from S's export (pings S while it pulls)
+ *         D pre-copies every chunk over NBD from S's export (pings S while it pulls); S pings D every
+ *         second until the end, and D gives up on a source it has not heard from for 10 s (a stopped
+ *         process keeps its connections open: its NBD reads would wait forever)
  * D -> S  round                          repeated while the dirty set shrinks
  * S -> D  dirty {bitmap}                 trackBytes units written since the last round; D re-reads them
  * D -> S  finalize {servePort}           S connects to D's export, seals (writes wait), drains
@@ -28,14 +30,17 @@
  */
 import type { Socket } from 'node:net';
 
-export const controlVersion = 1;
+export const controlVersion = 2;
 /** Largest frame (a 1 TiB device in 64 KiB chunks has a 2 MiB bitmap, 2.7 MiB in base64). */
 export const frameBytesMax = 8 * 1024 * 1024;
 /** How long a side waits for the reply it expects. */
 export const replyTimeoutMs = 15_000;
-/** How often the destination pings the source while it pulls (so the source can tell it is alive). */
+/** How often the destination pings the source while it pulls, and the source the destination throughout. */
 export const pingIntervalMs = 1_000;
-/** A source drops a destination it has not heard from for this long. */
+/**
+ * A source drops a destination it has not heard from for this long (waiting for its next message), and a
+ * destination a source (whatever it waits for: pings come every `pingIntervalMs`; control version 2).
+ */
 export const peerIdleMsMax = 10_000;
 
 export class ControlError extends Error {
@@ -170,10 +175,20 @@ export class ControlChannel {
   };
   private failure?: ControlError;
   private readonly onClose: ((e: ControlError) => void)[] = [];
+  /** When the peer last sent a byte (performance.now()). */
+  private heardMs = performance.now();
+  private watchdog?: NodeJS.Timeout;
+  private pinger?: NodeJS.Timeout;
 
   constructor(
     readonly socket: Socket,
     private readonly peer: string,
+    /**
+     * Whether a ping restarts the timeout of the message awaited. A source waits for the destination's
+     * next step for as long as it pulls (and pings); a destination waits for the source's reply for
+     * `replyTimeoutMs` at most, pings or not (a source stuck but alive would hold it forever).
+     */
+    private readonly pingsExtendWaits = true,
   ) {
     socket.setNoDelay(true);
     socket.on('data', (c: Buffer) => this.onData(c));
@@ -183,6 +198,7 @@ export class ControlChannel {
 
   private onData(c: Buffer): void {
     if (this.failure) return;
+    this.heardMs = performance.now();
     this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c;
     while (this.buf.length >= 4) {
       const n = this.buf.readUInt32BE(0);
@@ -207,8 +223,8 @@ export class ControlChannel {
         return;
       }
       if (m.t === 'ping') {
-        // a sign of life: whoever waits for a message waits afresh
-        this.waiter?.restart();
+        // a sign of life: whoever waits for a message waits afresh (where pings extend waits)
+        if (this.pingsExtendWaits) this.waiter?.restart();
         continue;
       }
       const w = this.waiter;
@@ -225,9 +241,47 @@ export class ControlChannel {
     }
   }
 
+  /**
+   * Fails the channel once the peer has sent nothing for `quietMs` (a peer pings every `pingIntervalMs`
+   * while a migration runs), whether or not a message is awaited: a source stopped (SIGSTOP, a hung
+   * process) keeps its connections open, and a destination pulling chunks from it waited forever.
+   */
+  watch(quietMs: number): void {
+    clearInterval(this.watchdog);
+    this.heardMs = performance.now();
+    this.watchdog = setInterval(
+      () => {
+        const quiet = performance.now() - this.heardMs;
+        if (quiet > quietMs)
+          this.fail(
+            new ControlError(
+              `${this.peer} sent nothing for ${Math.round(quiet)} ms (it pings every ${pingIntervalMs} ms)`,
+            ),
+          );
+      },
+      Math.max(10, Math.min(1_000, quietMs / 4)),
+    );
+    this.watchdog.unref();
+  }
+
+  /** Sends a ping every `ms` until the channel fails or closes (a sign of life for the peer's `watch`). */
+  pingEvery(ms: number): void {
+    clearInterval(this.pinger);
+    this.pinger = setInterval(() => {
+      if (!this.failure) this.socket.write(encodeMessage({ t: 'ping' }));
+    }, ms);
+    this.pinger.unref();
+  }
+
+  private stopTimers(): void {
+    clearInterval(this.watchdog);
+    clearInterval(this.pinger);
+  }
+
   /** Rejects what waits, tells the peer why (when `tell`), and closes. Idempotent. */
   fail(e: ControlError, tell = true): void {
     if (this.failure) return;
+    this.stopTimers();
     this.failure = e;
     const w = this.waiter;
     this.waiter = undefined;
@@ -244,6 +298,7 @@ export class ControlChannel {
   /** Ends the conversation normally: no error is sent and the failure callbacks are not called. */
   close(): void {
     if (this.failure) return;
+    this.stopTimers();
     this.failure = new ControlError(`the control connection to ${this.peer} is closed`);
     this.onClose.length = 0;
     const w = this.waiter;

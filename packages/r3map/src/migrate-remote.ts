@@ -185,6 +185,8 @@ export class MigrationSource {
       return;
     }
     this.state = 'migrating';
+    // signs of life for the destination's watch, until the channel closes or fails
+    ch.pingEvery(pingIntervalMs);
     const t0 = performance.now();
     const sent0 = this.exportDevice.bytesRead;
     const waited0 = this.front.waitsMs.length;
@@ -395,6 +397,8 @@ export interface DestOptions {
   pullConcurrency?: number;
   /** Bandwidth cap for fetching from the source, bytes per second. */
   rateBytesMax?: number;
+  /** Give up on a source not heard from (no message, no ping) for this long; default `peerIdleMsMax`. */
+  sourceQuietMsMax?: number;
   onEvent?: (e: DestEvent) => void;
   /** Bytes fetched from the source (for a progress bar). */
   onFetch?: (bytes: number) => void;
@@ -413,6 +417,11 @@ function checkDestOptions(opts: DestOptions): void {
   ] as const)
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0))
       throw new RangeError(`migration ${name} must be a whole number >= 0, got ${shown(v)}`);
+  const q = opts.sourceQuietMsMax;
+  if (q !== undefined && !(typeof q === 'number' && q >= 2 * pingIntervalMs && q <= 2 ** 31 - 1))
+    throw new RangeError(
+      `migration sourceQuietMsMax must be milliseconds from ${2 * pingIntervalMs} (two pings) to ${2 ** 31 - 1}, got ${shown(q)}`,
+    );
   const r = opts.rateBytesMax;
   if (r !== undefined && !(typeof r === 'number' && r > 0 && r < Number.POSITIVE_INFINITY))
     throw new RangeError(
@@ -461,7 +470,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   const t0 = performance.now();
   const from = `source ${host}:${port}`;
   const sock = connect({ host, port });
-  const ch = new ControlChannel(sock, from);
+  const ch = new ControlChannel(sock, from, false);
   const closers: (() => Promise<void>)[] = [];
   const cleanup = async () => {
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
@@ -469,6 +478,8 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   let ping: NodeJS.Timeout | undefined;
   let gate: GateDevice | undefined;
   let mount: MountDevice | undefined;
+  /** The source's export: dropped first when the migration fails (its reads may never be answered). */
+  let remoteDevice: NbdClientDevice | undefined;
   let server: NbdServer | undefined;
   let servePort = 0;
   const onAbort = () => ch.fail(new ControlError('the destination was stopped'));
@@ -499,6 +510,9 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     );
     ch.send({ t: 'hello', v: controlVersion });
     const info = await ch.next('info');
+    // from here the source pings every second: a source that stops (SIGSTOP, hung) fails the channel, so
+    // the NBD reads waiting on it give up with the migration (guard) instead of waiting forever
+    ch.watch(opts.sourceQuietMsMax ?? peerIdleMsMax);
     if (info.v !== controlVersion)
       throw new ControlError(
         `the source speaks control version ${info.v}, this destination ${controlVersion}`,
@@ -515,6 +529,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     trackBytes = info.trackBytes;
     opts.onEvent?.({ event: 'connected', size: info.size, chunkBytes: info.chunkBytes });
     const remote = await guard(NbdClientDevice.connect(host, info.nbdPort, info.exportName));
+    remoteDevice = remote;
     closers.push(() => remote.close());
     if (remote.size !== info.size)
       throw new ControlError(`the source's export has ${remote.size} bytes, not ${info.size}`);
@@ -569,6 +584,9 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     const reason = (e as Error).message;
     ch.fail(e instanceof ControlError ? e : new ControlError(reason));
     gate?.fail(new MigrationAbandonedError('the migration was abandoned'));
+    // the pulls in flight end with the connection (a stopped source answers none: closing the mount
+    // first waited for them forever)
+    remoteDevice?.destroy();
     await mount?.close().catch(() => undefined);
     await cleanup();
     throw new MigrationAbandonedError(
@@ -592,6 +610,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   } catch (e) {
     clearInterval(ping);
     gate.fail(new MigrationAbandonedError('the source went away during post-copy'));
+    remoteDevice?.destroy();
     await m.close().catch(() => undefined);
     await cleanup();
     // the source went away after the handover: chunks not pulled yet are lost with it

@@ -4,7 +4,9 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  type BlockDevice,
   ControlError,
+  controlVersion,
   decodeChunks,
   decodeMessage,
   encodeChunks,
@@ -15,6 +17,7 @@ import {
   MigrationAbandonedError,
   MigrationSource,
   migrateFrom,
+  NbdServer,
 } from '../src/index.js';
 
 const valid: Message[] = [
@@ -161,7 +164,10 @@ describe('a migration source fed garbage', () => {
     expect(await send(controlPort, frame('{"t":"hello","v":99}'))).toMatch(/control version 99/);
     // a valid hello, then garbage mid-migration: the migration aborts, the source stays authoritative
     expect(
-      await send(controlPort, [frame('{"t":"hello","v":1}'), frame('{"t":"finalize","servePort":"x"}')]),
+      await send(controlPort, [
+        frame(`{"t":"hello","v":${controlVersion}}`),
+        frame('{"t":"finalize","servePort":"x"}'),
+      ]),
     ).toMatch(/"t":"info"[\s\S]*field 'servePort'/);
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 64 }), async (b) => {
@@ -205,7 +211,7 @@ describe('a destination facing a broken source', () => {
       s.write(
         encodeMessage({
           t: 'info',
-          v: 1,
+          v: controlVersion,
           size: 1 << 20,
           chunkBytes: 1,
           trackBytes: 1,
@@ -218,6 +224,42 @@ describe('a destination facing a broken source', () => {
     const gone = await fakeSource((s) => s.destroy());
     await expect(migrateFrom('127.0.0.1', gone.port, { open })).rejects.toBeInstanceOf(
       MigrationAbandonedError,
+    );
+  });
+
+  it('gives up on a source that stops (no ping, reads unanswered) instead of pulling from it forever', async () => {
+    // a source process stopped mid-copy (SIGSTOP) keeps its connections open: its export takes the reads
+    // and answers none, its control connection says nothing
+    const stuck: BlockDevice = {
+      size: 1 << 20,
+      readAt: () => new Promise<Uint8Array>(() => undefined),
+      writeAt: async () => undefined,
+      flush: async () => undefined,
+      trim: async () => undefined,
+      close: async () => undefined,
+    };
+    const nbd = new NbdServer([{ name: '', device: stuck }]);
+    const nbdPort = await nbd.listen(0, '127.0.0.1');
+    cleanups.push(() => nbd.close());
+    const frozen = await fakeSource((s) => {
+      s.on('error', () => undefined);
+      const info = {
+        t: 'info',
+        v: controlVersion,
+        size: 1 << 20,
+        chunkBytes: 65536,
+        trackBytes: 4096,
+      } as const;
+      s.write(encodeMessage({ ...info, nbdPort, exportName: '' }));
+    });
+    const t0 = performance.now();
+    const open = async (n: number) => new MemoryDevice(n);
+    await expect(migrateFrom('127.0.0.1', frozen.port, { open, sourceQuietMsMax: 2000 })).rejects.toThrow(
+      /abandoned before the handover \(source 127\.0\.0\.1:\d+ sent nothing for \d+ ms \(it pings every 1000 ms\)\)/,
+    );
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    await expect(migrateFrom('127.0.0.1', frozen.port, { open, sourceQuietMsMax: 1000 })).rejects.toThrow(
+      'migration sourceQuietMsMax must be milliseconds from 2000 (two pings) to 2147483647, got 1000',
     );
   });
 });
