@@ -211,6 +211,36 @@ describe('strata migrate source|dest, two real processes', () => {
     expect([digest(model), digest(withPending)]).toContain(digest(got));
   });
 
+  it('a source stopped (SIGSTOP) before finalize: the destination gives up after 10 s of silence, not never', async () => {
+    const { src, ready, workload, w } = await sourceWithLoad('stop', 2);
+    const dst = start([
+      'dest',
+      '--from',
+      `127.0.0.1:${ready.controlPort}`,
+      '--file',
+      join(root, 'stop-dest.img'),
+      '--serve',
+      '127.0.0.1:0',
+      '--max-rate',
+      '8M', // 16 MiB take about 2 s to pre-copy: the stop lands before finalize
+    ]);
+    await dst.waitFor('connected');
+    await new Promise((r) => setTimeout(r, 300));
+    src.proc.kill('SIGSTOP'); // its sockets stay open: reads are taken and never answered
+    try {
+      const t0 = performance.now();
+      expect(await dst.exited).toBe(1);
+      expect(performance.now() - t0).toBeLessThan(20_000);
+      expect(dst.stderr()).toMatch(/abandoned before the handover .*sent nothing for \d+ ms/);
+      expect(dst.events.some((e) => e.event === 'serving' || e.event === 'done')).toBe(false);
+    } finally {
+      src.proc.kill('SIGCONT');
+    }
+    await kill9(src.proc);
+    await w.stop();
+    await workload.close();
+  }, 60_000);
+
   it('kill -9 of the destination before finalize: the source continues untouched and can migrate again', async () => {
     const { src, ready, workload, model, w } = await sourceWithLoad('kdst', 3);
     const dst = start([
