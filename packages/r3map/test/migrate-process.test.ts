@@ -70,6 +70,20 @@ function start(args: string[]) {
   return { proc, events, waitFor, exited, stderr: () => stderr };
 }
 
+/** `strata migrate dest` from the source at `controlPort` into `out`, serving on a free port. */
+function startDest(controlPort: unknown, out: string, maxRate?: string) {
+  const args = [
+    'dest',
+    '--from',
+    `127.0.0.1:${String(controlPort)}`,
+    '--file',
+    out,
+    '--serve',
+    '127.0.0.1:0',
+  ];
+  return start(maxRate ? [...args, '--max-rate', maxRate] : args);
+}
+
 const kill9 = (p: ChildProcess) =>
   new Promise<void>((r) => {
     if (p.exitCode !== null || p.signalCode !== null) return r();
@@ -144,17 +158,7 @@ describe('strata migrate source|dest, two real processes', () => {
     await new Promise((r) => setTimeout(r, 50));
     const out = join(root, 'load-dest.img');
     // a bandwidth cap stretches the pre-copy so the workload dirties chunks during it
-    const dst = start([
-      'dest',
-      '--from',
-      `127.0.0.1:${ready.controlPort}`,
-      '--file',
-      out,
-      '--serve',
-      '127.0.0.1:0',
-      '--max-rate',
-      '48M',
-    ]);
+    const dst = startDest(ready.controlPort, out, '48M');
     const done = await dst.waitFor('done');
     const srcDone = await src.waitFor('done');
     const before = w.count();
@@ -182,17 +186,8 @@ describe('strata migrate source|dest, two real processes', () => {
 
   it('kill -9 of the source before finalize: the destination gives up, the source file is intact', async () => {
     const { file, src, ready, workload, model, w } = await sourceWithLoad('ksrc', 2);
-    const dst = start([
-      'dest',
-      '--from',
-      `127.0.0.1:${ready.controlPort}`,
-      '--file',
-      join(root, 'ksrc-dest.img'),
-      '--serve',
-      '127.0.0.1:0',
-      '--max-rate',
-      '8M', // 16 MiB take about 2 s to pre-copy: the kill lands before finalize
-    ]);
+    // 16 MiB take about 2 s to pre-copy: the kill lands before finalize
+    const dst = startDest(ready.controlPort, join(root, 'ksrc-dest.img'), '8M');
     await dst.waitFor('connected');
     await new Promise((r) => setTimeout(r, 100 + Math.floor(Math.random() * 800)));
     expect(dst.events.some((e) => e.event === 'serving')).toBe(false);
@@ -213,17 +208,8 @@ describe('strata migrate source|dest, two real processes', () => {
 
   it('a source stopped (SIGSTOP) before finalize: the destination gives up after 10 s of silence, not never', async () => {
     const { src, ready, workload, w } = await sourceWithLoad('stop', 2);
-    const dst = start([
-      'dest',
-      '--from',
-      `127.0.0.1:${ready.controlPort}`,
-      '--file',
-      join(root, 'stop-dest.img'),
-      '--serve',
-      '127.0.0.1:0',
-      '--max-rate',
-      '8M', // 16 MiB take about 2 s to pre-copy: the stop lands before finalize
-    ]);
+    // 16 MiB take about 2 s to pre-copy: the stop lands before finalize
+    const dst = startDest(ready.controlPort, join(root, 'stop-dest.img'), '8M');
     await dst.waitFor('connected');
     await new Promise((r) => setTimeout(r, 300));
     src.proc.kill('SIGSTOP'); // its sockets stay open: reads are taken and never answered
@@ -243,17 +229,7 @@ describe('strata migrate source|dest, two real processes', () => {
 
   it('kill -9 of the destination before finalize: the source continues untouched and can migrate again', async () => {
     const { src, ready, workload, model, w } = await sourceWithLoad('kdst', 3);
-    const dst = start([
-      'dest',
-      '--from',
-      `127.0.0.1:${ready.controlPort}`,
-      '--file',
-      join(root, 'kdst-dest.img'),
-      '--serve',
-      '127.0.0.1:0',
-      '--max-rate',
-      '8M',
-    ]);
+    const dst = startDest(ready.controlPort, join(root, 'kdst-dest.img'), '8M');
     await dst.waitFor('connected');
     await new Promise((r) => setTimeout(r, 100 + Math.floor(Math.random() * 800)));
     await kill9(dst.proc);
@@ -267,15 +243,7 @@ describe('strata migrate source|dest, two real processes', () => {
     expect(digest(await workload.readAt(0, size))).toBe(digest(model));
     // and a new destination can still take the device over
     const out = join(root, 'kdst-dest2.img');
-    const dst2 = start([
-      'dest',
-      '--from',
-      `127.0.0.1:${ready.controlPort}`,
-      '--file',
-      out,
-      '--serve',
-      '127.0.0.1:0',
-    ]);
+    const dst2 = startDest(ready.controlPort, out);
     await dst2.waitFor('done');
     await workload.close();
     dst2.proc.kill('SIGTERM');
