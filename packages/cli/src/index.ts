@@ -11,6 +11,7 @@ import { PassThrough } from 'node:stream';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { makeDirsSync } from './fs.js';
 
+export { checkAtLeastZero, checkWhole } from './checks.js';
 export { makeDirs, makeDirsSync, type Output, openInput, openOutput, writeFileDurableSync } from './fs.js';
 export { listenOn } from './net.js';
 export { boundedRegExp, regExpBacktrackLimitWorks } from './regexp.js';

@@ -3,7 +3,7 @@
  * children of an index node and which pages of a block may hold them, and the rows of a page that match.
  */
 
-import { kindOf, shown } from '@strata/cli';
+import { checkWhole, kindOf, shown } from '@strata/cli';
 import type { BlockReader } from './block.js';
 import type { StreamDef } from './ddl.js';
 import { type Cell, type Row, tokenize } from './formats.js';
@@ -29,8 +29,7 @@ export function checkSearch(expr: unknown, opts: SearchOptions): void {
   if (typeof expr !== 'object' || expr === null || typeof (expr as { k?: unknown }).k !== 'string')
     throw new TypeError(`search: expected a query expression (from Stream.parse), got ${kindOf(expr)}`);
   const { limit, since, until, useIndex } = opts;
-  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0))
-    throw new RangeError(`search: limit must be a whole number of at least 0, got ${shown(limit)}`);
+  if (limit !== undefined) checkWhole('search: limit', limit, 0);
   for (const [name, v] of [
     ['since', since],
     ['until', until],

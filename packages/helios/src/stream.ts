@@ -10,7 +10,7 @@ import { isAscii } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { kindOf, makeDirsSync, shown, writeFileDurableSync } from '@strata/cli';
+import { checkAtLeastZero, checkWhole, kindOf, makeDirsSync, writeFileDurableSync } from '@strata/cli';
 import { type ObjectStore, openStore, TieredStore } from '@strata/objstore';
 import {
   blockId,
@@ -105,10 +105,7 @@ export function checkStreamOptions(opts: Partial<IndexPolicy> & StreamOptions): 
   ];
   for (const [name, min] of least) {
     const v = opts[name];
-    if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= min))
-      throw new RangeError(
-        `Stream option ${name} must be a whole number of at least ${min}, got ${shown(v)}`,
-      );
+    if (v !== undefined) checkWhole(`Stream option ${name}`, v, min);
   }
   if (opts.nowMs !== undefined && typeof opts.nowMs !== 'function')
     throw new TypeError(
@@ -118,8 +115,7 @@ export function checkStreamOptions(opts: Partial<IndexPolicy> & StreamOptions): 
 
 /** A gc grace period: milliseconds >= 0 (NaN compared false: a grace of NaN deleted nothing, ever). */
 function checkGraceMs(what: string, ms: unknown): void {
-  if (!(typeof ms === 'number' && ms >= 0))
-    throw new RangeError(`${what} must be a number of milliseconds >= 0, got ${shown(ms)}`);
+  checkAtLeastZero(what, ms, 'milliseconds');
 }
 
 /** What a maintain pass did (`Stream.maintain`). */

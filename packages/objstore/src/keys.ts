@@ -1,4 +1,4 @@
-import { kindOf, loneSurrogateAt, shown } from '@strata/cli';
+import { checkWhole, kindOf, loneSurrogateAt } from '@strata/cli';
 import { type DeleteOptions, InvalidKeyError, type ListOptions, type PutOptions } from './contract.js';
 
 /** Longest key in UTF-8 bytes (S3's limit). */
@@ -40,8 +40,7 @@ export function validateList(prefix: string, opts: ListOptions): void {
   if (opts.startAfter !== undefined && typeof opts.startAfter !== 'string')
     throw new TypeError(`list: startAfter must be a string, got ${typeof opts.startAfter}`);
   const { limit } = opts;
-  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1))
-    throw new RangeError(`list: limit must be a whole number of at least 1, got ${shown(limit)}`);
+  if (limit !== undefined) checkWhole('list: limit', limit, 1);
 }
 
 /**

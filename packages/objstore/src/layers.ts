@@ -6,7 +6,7 @@ import { rmSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { makeDirsSync, shown } from '@strata/cli';
+import { checkAtLeastZero, makeDirsSync, shown } from '@strata/cli';
 import { hash64Words } from '@strata/highwayhash';
 import { compareKeys } from './backends/mem.js';
 import type {
@@ -157,8 +157,7 @@ export class CachedStore extends StoreWrapper {
       ['cacheBytesMax', cacheBytesMax],
       ['objectBytesMax', objectBytesMax],
     ] as const)
-      if (!(typeof v === 'number' && v >= 0))
-        throw new RangeError(`CachedStore: ${name} must be a number of bytes >= 0, got ${shown(v)}`);
+      checkAtLeastZero(`CachedStore: ${name}`, v, 'bytes');
     if (disk) {
       if (!(disk.bytesMax > 0))
         throw new RangeError(`disk cache bytesMax must be positive, got ${disk.bytesMax}`);
@@ -462,8 +461,7 @@ export class TieredStore implements ObjectStore {
       ['idleMsBeforeStandard', opts.idleMsBeforeStandard],
       ['moveStaleMs', opts.moveStaleMs],
     ] as const)
-      if (v !== undefined && !(typeof v === 'number' && v >= 0))
-        throw new RangeError(`TieredStore: ${name} must be a number of milliseconds >= 0, got ${shown(v)}`);
+      if (v !== undefined) checkAtLeastZero(`TieredStore: ${name}`, v, 'milliseconds');
     for (const [prefix, c] of Object.entries(opts.classes ?? {}))
       if (c !== 'express' && c !== 'standard' && c !== 'auto')
         throw new TypeError(

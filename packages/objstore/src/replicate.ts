@@ -16,7 +16,7 @@
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { checkTimerMs, makeDirs, shown } from '@strata/cli';
+import { checkTimerMs, checkWhole, makeDirs } from '@strata/cli';
 import { type DeleteOptions, NotFoundError, type ObjectStore, type PutOptions } from './contract.js';
 import { StoreWrapper } from './layers.js';
 import { collectBody } from './util.js';
@@ -81,10 +81,7 @@ export class ReplicatedStore extends StoreWrapper {
     o: ReplicationOptions = {},
   ): Promise<ReplicatedStore> {
     // a concurrency of 0 or NaN copied nothing, ever (and waitIdle never returned)
-    if (o.concurrency !== undefined && !(Number.isSafeInteger(o.concurrency) && o.concurrency >= 1))
-      throw new RangeError(
-        `replication concurrency must be a whole number of at least 1, got ${shown(o.concurrency)}`,
-      );
+    if (o.concurrency !== undefined) checkWhole('replication concurrency', o.concurrency, 1);
     if (o.retryMsMax !== undefined) checkTimerMs('replication retryMsMax', o.retryMsMax, 1);
     const r = new ReplicatedStore(primary, replica, o);
     if (o.journalDir) await r.recover(o.journalDir);

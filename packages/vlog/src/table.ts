@@ -13,7 +13,7 @@
  * {"op":"cas","k":K,"v":V|null,"if":V|null} (set K to V, or delete it when V is null, only if its current
  * value is `if`, null meaning absent). Keys and values are strings.
  */
-import { shown } from '@strata/cli';
+import { checkWhole, shown } from '@strata/cli';
 import type { ObjectStore } from '@strata/objstore';
 import type { Loglet } from './contract.js';
 
@@ -72,10 +72,7 @@ export class LogTable {
   /** Opens a replica: the newest snapshot, if any, then the log after it. */
   static async open(log: Loglet, o: TableOptions = {}): Promise<LogTable> {
     // a batch of 0 read nothing, and the sync asked again forever without yielding
-    if (o.readBatch !== undefined && !(Number.isSafeInteger(o.readBatch) && o.readBatch >= 1))
-      throw new RangeError(
-        `LogTable: readBatch must be a whole number of at least 1, got ${shown(o.readBatch)}`,
-      );
+    if (o.readBatch !== undefined) checkWhole('LogTable: readBatch', o.readBatch, 1);
     if (o.prefix !== undefined && (typeof o.prefix !== 'string' || o.prefix === ''))
       throw new TypeError(`LogTable: prefix must be a non-empty string, got ${shown(o.prefix)}`);
     const t = new LogTable(log, o);

@@ -7,7 +7,7 @@
  * wins; losers adopt the winner's chain. A client whose append hits a sealed segment refreshes the chain
  * and retries on the new active segment. Reads route to the segment that owns each position.
  */
-import { shown } from '@strata/cli';
+import { checkAtLeastZero } from '@strata/cli';
 import {
   badBatch,
   type Chain,
@@ -57,9 +57,8 @@ export type Failover = (active: {
  * log's clock (no timer), any number of ms from 0 (Infinity: never give up); NaN was a deadline never passed.
  */
 function checkLogOptions(opts: VirtualLogOptions): void {
-  const t = opts.appendTimeoutMs;
-  if (t !== undefined && !(typeof t === 'number' && t >= 0))
-    throw new RangeError(`VirtualLog appendTimeoutMs must be a number of milliseconds >= 0, got ${shown(t)}`);
+  if (opts.appendTimeoutMs !== undefined)
+    checkAtLeastZero('VirtualLog appendTimeoutMs', opts.appendTimeoutMs, 'milliseconds');
 }
 
 export interface VirtualLogOptions {
