@@ -273,9 +273,14 @@ export class ControlChannel {
     this.pinger.unref();
   }
 
+  /** Stops the pings `pingEvery` started (the peer's wait for a reply is then bounded again). */
+  stopPings(): void {
+    clearInterval(this.pinger);
+  }
+
   private stopTimers(): void {
     clearInterval(this.watchdog);
-    clearInterval(this.pinger);
+    this.stopPings();
   }
 
   /** Rejects what waits, tells the peer why (when `tell`), and closes. Idempotent. */

@@ -475,7 +475,6 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   const cleanup = async () => {
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
   };
-  let ping: NodeJS.Timeout | undefined;
   let gate: GateDevice | undefined;
   let mount: MountDevice | undefined;
   /** The source's export: dropped first when the migration fails (its reads may never be answered). */
@@ -547,9 +546,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     const srv = server;
     closers.push(() => srv.close());
     opts.onEvent?.({ event: 'listening', host: serveHost, port: servePort });
-    ping = setInterval(() => {
-      if (!ch.failed) ch.send({ t: 'ping' });
-    }, pingIntervalMs);
+    ch.pingEvery(pingIntervalMs);
 
     // pre-copy, then rounds while the dirty set shrinks
     await guard(mount.pullAll());
@@ -569,7 +566,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
       await guard(mount.refresh(dirty, info.trackBytes));
     }
     // finalize: the source seals and sends the last dirty chunks; they are fetched on demand from now
-    clearInterval(ping);
+    ch.stopPings();
     ch.send({ t: 'finalize', servePort });
     const last = decodeChunks((await ch.next('final')).bitmap, units);
     for (const i of carried) last.add(i);
@@ -580,7 +577,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     ch.send({ t: 'serving' });
     downtimeMs = (await ch.next('committed')).downtimeMs;
   } catch (e) {
-    clearInterval(ping);
+    ch.stopPings();
     const reason = (e as Error).message;
     ch.fail(e instanceof ControlError ? e : new ControlError(reason));
     gate?.fail(new MigrationAbandonedError('the migration was abandoned'));
@@ -597,18 +594,16 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   gate.open(mount);
   handoverMs = performance.now() - t0;
   opts.onEvent?.({ event: 'serving', downtimeMs });
-  ping = setInterval(() => {
-    if (!ch.failed) ch.send({ t: 'ping' });
-  }, pingIntervalMs);
+  ch.pingEvery(pingIntervalMs);
   const m = mount;
   try {
     await guard(m.pullAll());
-    clearInterval(ping);
+    ch.stopPings();
     ch.send({ t: 'release' });
     await ch.next('released');
     ch.close();
   } catch (e) {
-    clearInterval(ping);
+    ch.stopPings();
     gate.fail(new MigrationAbandonedError('the source went away during post-copy'));
     remoteDevice?.destroy();
     await m.close().catch(() => undefined);
