@@ -248,7 +248,8 @@ export class ObjectStoreLoglet implements Loglet {
     const out: number[] = [];
     for (let s = this.known(from); s < end; ) {
       const count = this.slots.get(s);
-      if (count === undefined) return undefined;
+      // (a slot holds at least one record; a count of 0 would never reach `end`)
+      if (count === undefined || count <= 0) return undefined;
       if (s + count > from) out.push(s);
       s += count;
     }
