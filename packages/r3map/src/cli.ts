@@ -16,6 +16,7 @@ import {
   parseBytes,
   parseFlags,
   parseHostPort,
+  timerMsMax,
   UsageError,
   untilStopped,
 } from '@strata/cli';
@@ -225,8 +226,11 @@ served over NBD on --listen.
 
 Usage: strata nbd mount --remote HOST:PORT[/EXPORT] --cache FILE --listen 127.0.0.1:PORT [--chunk 1M] [--exit-with-parent]
                         [--pull-concurrency 4] [--write-through] [--name EXPORT] [--poll-us N]
+                        [--timeout-ms N]
 
 --poll-us N: as for strata nbd serve (default ${defaultPollUs}; 0: never poll).
+--timeout-ms N: a request to the remote unanswered for N ms breaks the connection, and the reads that need
+  it fail (default 0: wait as long as the connection lives, as a remote that stopped answering makes them).
 
 Example:
   strata nbd mount --remote 127.0.0.1:10809/disk --cache ./disk.cache --listen 127.0.0.1:10810`,
@@ -243,10 +247,12 @@ Example:
         'poll-us': { type: 'string' },
         'write-through': { type: 'boolean' },
         name: { type: 'string' },
+        'timeout-ms': { type: 'string' },
       },
       0,
     );
     const pollUs = intFlag('poll-us', values['poll-us'], defaultPollUs, 0, 1_000_000);
+    const requestTimeoutMs = intFlag('timeout-ms', values['timeout-ms'], 0, 0, timerMsMax);
     const name = exportName(values.name);
     const m = /^([^:/]+):(\d+)(?:\/(.*))?$/.exec(values.remote ?? '');
     if (!m) throw new UsageError(`--remote: expected HOST:PORT[/EXPORT], got '${values.remote ?? ''}'`);
@@ -259,7 +265,7 @@ Example:
     const pullConcurrency = intFlag('pull-concurrency', values['pull-concurrency'], 4, 1, 64);
     let remote: NbdClientDevice;
     try {
-      remote = await NbdClientDevice.connect(m[1]!, Number(m[2]), m[3] ?? '');
+      remote = await NbdClientDevice.connect(m[1]!, Number(m[2]), m[3] ?? '', { requestTimeoutMs });
     } catch (e) {
       throw new CliError(`--remote ${values.remote}: ${(e as Error).message}`);
     }

@@ -4,6 +4,7 @@
  * "remote device served by another Strata process" (or by any NBD server).
  */
 import { connect, type Socket } from 'node:net';
+import { checkTimerMs } from '@strata/cli';
 import { type BlockDevice, checkRange, takeBytes, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
@@ -97,7 +98,13 @@ export class NbdClientDevice implements BlockDevice {
   private nextHandle = 1n;
   private readonly pending = new Map<
     bigint,
-    { resolve: (b: Buffer[] | undefined) => void; reject: (e: Error) => void; readLen: number }
+    {
+      resolve: (b: Buffer[] | undefined) => void;
+      reject: (e: Error) => void;
+      readLen: number;
+      /** When it was sent (performance.now()), kept only under a request timeout. */
+      sentMs: number;
+    }
   >();
   private closed = false;
   private corked = false;
@@ -114,8 +121,42 @@ export class NbdClientDevice implements BlockDevice {
     readonly size: number,
     readonly readOnly: boolean,
     private readonly closeTimeoutMs: number,
+    /** 0: none (a request waits as long as the connection lives, as before). */
+    private readonly requestTimeoutMs = 0,
   ) {
     void this.replies();
+    if (requestTimeoutMs > 0) this.watch();
+  }
+
+  /**
+   * Under a request timeout: the oldest request in flight (the first in `pending`, which keeps the order
+   * sent) is checked a few times a timeout; one unanswered for longer breaks the connection, and every
+   * request in flight and after fails saying so. A server that stopped answering (a process stopped, a
+   * network that drops without a reset) held a mount's reads forever. One timer, not one a request.
+   */
+  private watch(): void {
+    const t = setInterval(
+      () => {
+        if (this.broken || this.closed) return clearInterval(t);
+        const oldest = this.pending.values().next().value;
+        if (oldest && performance.now() - oldest.sentMs > this.requestTimeoutMs)
+          this.breakWith(
+            new NbdClientError(
+              `no reply from the server in ${this.requestTimeoutMs} ms (the request timeout)`,
+            ),
+          );
+      },
+      Math.max(10, Math.min(1_000, this.requestTimeoutMs / 4)),
+    );
+    t.unref();
+  }
+
+  /** Breaks the connection: every request in flight fails with `e`, and every later one at once. */
+  private breakWith(e: Error): void {
+    this.broken ??= e;
+    this.sock.destroy();
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
   }
 
   /** Connects to `host:port` and opens export `name`. */
@@ -123,8 +164,9 @@ export class NbdClientDevice implements BlockDevice {
     host: string,
     port: number,
     name = '',
-    opts: { handshakeTimeoutMs?: number; closeTimeoutMs?: number } = {},
+    opts: { handshakeTimeoutMs?: number; closeTimeoutMs?: number; requestTimeoutMs?: number } = {},
   ): Promise<NbdClientDevice> {
+    if (opts.requestTimeoutMs !== undefined) checkTimerMs('NBD requestTimeoutMs', opts.requestTimeoutMs, 0);
     const sock = connect({ host, port });
     sock.setNoDelay(true);
     // a server that never answers (not an NBD server, or a stuck one) ends the handshake instead of
@@ -172,7 +214,14 @@ export class NbdClientDevice implements BlockDevice {
         if (type === 1) break; // ACK: transmission begins
       }
       if (size < 0) throw new NbdClientError('the server sent no export size');
-      return new NbdClientDevice(sock, r, size, (tflags & 2) !== 0, opts.closeTimeoutMs ?? nbdCloseTimeoutMs);
+      return new NbdClientDevice(
+        sock,
+        r,
+        size,
+        (tflags & 2) !== 0,
+        opts.closeTimeoutMs ?? nbdCloseTimeoutMs,
+        opts.requestTimeoutMs ?? 0,
+      );
     } catch (e) {
       sock.destroy();
       throw e instanceof NbdClientError ? e : new NbdClientError((e as Error).message);
@@ -199,10 +248,7 @@ export class NbdClientDevice implements BlockDevice {
         p.resolve(p.readLen ? await this.reader.readParts(p.readLen) : undefined);
       }
     } catch (e) {
-      this.broken = e as Error;
-      this.sock.destroy();
-      for (const p of this.pending.values()) p.reject(e as Error);
-      this.pending.clear();
+      this.breakWith(e as Error);
     }
   }
 
@@ -224,7 +270,8 @@ export class NbdClientDevice implements BlockDevice {
     h.writeBigUInt64BE(BigInt(offset), 16);
     h.writeUInt32BE(length, 24);
     return new Promise((resolve, reject) => {
-      this.pending.set(handle, { resolve, reject, readLen: cmd === 0 ? length : 0 });
+      const sentMs = this.requestTimeoutMs > 0 ? performance.now() : 0;
+      this.pending.set(handle, { resolve, reject, readLen: cmd === 0 ? length : 0, sentMs });
       // requests of one event-loop turn leave in one writev
       if (!this.corked) {
         this.corked = true;

@@ -152,6 +152,43 @@ describe('NBD client edges', () => {
     mute.close();
   });
 
+  it('with requestTimeoutMs, a request the server leaves unanswered breaks the connection: reads fail, not wait forever', async () => {
+    // a device whose reads never end: the server takes the request and answers nothing
+    const stuck: BlockDevice = {
+      size: 1 << 20,
+      readAt: () => new Promise<Uint8Array>(() => undefined),
+      writeAt: async () => undefined,
+      flush: async () => undefined,
+      trim: async () => undefined,
+      close: async () => undefined,
+    };
+    const s = new NbdServer([{ name: '', device: stuck }]);
+    servers.push(s);
+    const port = await s.listen(0, '127.0.0.1');
+    await expect(NbdClientDevice.connect('127.0.0.1', port, '', { requestTimeoutMs: -1 })).rejects.toThrow(
+      'NBD requestTimeoutMs must be a number of milliseconds from 0 to 2147483647, got -1',
+    );
+    const c = await NbdClientDevice.connect('127.0.0.1', port, '', { requestTimeoutMs: 300 });
+    const t0 = performance.now();
+    await expect(c.readAt(0, 4096)).rejects.toThrow(
+      'no reply from the server in 300 ms (the request timeout)',
+    );
+    expect(performance.now() - t0).toBeLessThan(3000);
+    await expect(c.readAt(0, 1)).rejects.toThrow(/the request timeout/); // at once: the connection is broken
+    await c.close();
+    // without the option a request waits as long as the connection lives (as before): still pending here
+    const patient = await NbdClientDevice.connect('127.0.0.1', port, '', { closeTimeoutMs: 100 });
+    const read = patient.readAt(0, 1);
+    read.catch(() => undefined);
+    expect(
+      await Promise.race([
+        read.then(() => 'answered'),
+        new Promise((r) => setTimeout(() => r('waiting'), 600)),
+      ]),
+    ).toBe('waiting');
+    await patient.close();
+  });
+
   it('trims 4 GiB and more (the u32 length of one request overflowed: a RangeError from Buffer)', async () => {
     const gib = 2 ** 30;
     const dev = new MemoryDevice(8 * gib);
