@@ -4,7 +4,6 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  type BlockDevice,
   ControlError,
   controlVersion,
   decodeChunks,
@@ -19,6 +18,7 @@ import {
   migrateFrom,
   NbdServer,
 } from '../src/index.js';
+import { stuckDevice } from './helpers/stuck.js';
 
 const valid: Message[] = [
   { t: 'hello', v: 1 },
@@ -230,14 +230,7 @@ describe('a destination facing a broken source', () => {
   it('gives up on a source that stops (no ping, reads unanswered) instead of pulling from it forever', async () => {
     // a source process stopped mid-copy (SIGSTOP) keeps its connections open: its export takes the reads
     // and answers none, its control connection says nothing
-    const stuck: BlockDevice = {
-      size: 1 << 20,
-      readAt: () => new Promise<Uint8Array>(() => undefined),
-      writeAt: async () => undefined,
-      flush: async () => undefined,
-      trim: async () => undefined,
-      close: async () => undefined,
-    };
+    const stuck = stuckDevice(1 << 20);
     const nbd = new NbdServer([{ name: '', device: stuck }]);
     const nbdPort = await nbd.listen(0, '127.0.0.1');
     cleanups.push(() => nbd.close());

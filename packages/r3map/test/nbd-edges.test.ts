@@ -2,6 +2,7 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BlockDevice, MemoryDevice, NbdClientDevice, NbdServer } from '../src/index.js';
+import { stuckDevice } from './helpers/stuck.js';
 
 const servers: NbdServer[] = [];
 afterEach(async () => {
@@ -154,14 +155,7 @@ describe('NBD client edges', () => {
 
   it('with requestTimeoutMs, a request the server leaves unanswered breaks the connection: reads fail, not wait forever', async () => {
     // a device whose reads never end: the server takes the request and answers nothing
-    const stuck: BlockDevice = {
-      size: 1 << 20,
-      readAt: () => new Promise<Uint8Array>(() => undefined),
-      writeAt: async () => undefined,
-      flush: async () => undefined,
-      trim: async () => undefined,
-      close: async () => undefined,
-    };
+    const stuck = stuckDevice(1 << 20);
     const s = new NbdServer([{ name: '', device: stuck }]);
     servers.push(s);
     const port = await s.listen(0, '127.0.0.1');
