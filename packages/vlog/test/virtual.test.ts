@@ -520,4 +520,11 @@ describe('timeouts and intervals', () => {
       () => new NativeLoglet('x', 0, '127.0.0.1:1', ['127.0.0.1:2'], { timeoutMs: '5' as never }),
     ).toThrow("got '5'");
   });
+
+  it('a LogServer refuses a read reply bound that is not a whole number >= 1 (NaN bounded nothing)', () => {
+    for (const readReplyBytesMax of [0, Number.NaN])
+      expect(() => new LogServer(root, { readReplyBytesMax })).toThrow(
+        `LogServer readReplyBytesMax must be a whole number of at least 1, got ${readReplyBytesMax}`,
+      );
+  });
 });

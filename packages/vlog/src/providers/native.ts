@@ -29,7 +29,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { checkTimerMs, listenOn } from '@strata/cli';
+import { checkTimerMs, checkWhole, listenOn } from '@strata/cli';
 import {
   badBatch,
   checkPosition,
@@ -383,7 +383,10 @@ export class LogServer {
   constructor(
     readonly dir: string,
     private readonly o: LogServerOptions = {},
-  ) {}
+  ) {
+    // NaN compared false: a reply bound of NaN bounded nothing (a whole range in one reply)
+    if (o.readReplyBytesMax !== undefined) checkWhole('LogServer readReplyBytesMax', o.readReplyBytesMax, 1);
+  }
 
   private entry(id: string): Promise<Entry> {
     if (!idPattern.test(id)) return Promise.reject(new Error(`bad loglet id '${id}'`));
