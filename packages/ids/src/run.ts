@@ -1,7 +1,7 @@
 /** Running a capture through the engine: decode every packet, inspect it, collect alerts and stats. */
 import { createReadStream, createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { threadCpuMs } from './cpu.js';
-import { type Decoded, decodeInto, newDecodeStats, PacketRecord } from './decode.js';
+import { type Decoded, type DecodeFailure, decodeInto, newDecodeStats, PacketRecord } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
 import { Engine } from './detect.js';
 import type { Alert, EngineOptions, EngineStats, RuleLatencyRecord, RuleProfileRow } from './engine-api.js';
@@ -308,8 +308,8 @@ export class Pipeline {
     // validating and not left to the workers
     const sampling = this.opts.validateChecksums === 'auto' && this.sampled < checksumSamplePackets;
     const l4Checksum = sampling || (this.validating && !this.checksumsLater);
-    if (typeof decodeInto(d, p.linkType, p.data, this.decodeStats, l4Checksum) === 'string')
-      return this.undecoded(p.linkType);
+    const failed = decodeInto(d, p.linkType, p.data, this.decodeStats, l4Checksum);
+    if (typeof failed === 'string') return this.undecoded(failed, p.linkType);
     let frame = p.data;
     let whole: Uint8Array | undefined;
     if (d.frag && this.defrag) {
@@ -346,15 +346,11 @@ export class Pipeline {
 
   /** Link types the decoder did not know (at most `unknownLinkTypesMax` named). */
   private readonly unknownLinks = new Set<number>();
-  private unknownLinkPackets = 0;
 
   /** A packet the decoder refused: its link type noted when that was the reason (off the decoded path). */
-  private undecoded(linkType: number): undefined {
-    const n = this.decodeStats.failures['unsupported-link'];
-    if (n !== this.unknownLinkPackets) {
-      this.unknownLinkPackets = n;
-      if (this.unknownLinks.size < unknownLinkTypesMax) this.unknownLinks.add(linkType);
-    }
+  private undecoded(reason: DecodeFailure, linkType: number): undefined {
+    if (reason === 'unsupported-link' && this.unknownLinks.size < unknownLinkTypesMax)
+      this.unknownLinks.add(linkType);
     return undefined;
   }
 
