@@ -32,7 +32,7 @@ import {
   migrateFrom,
   migrateTrackBytes,
 } from './migrate-remote.js';
-import { MountDevice } from './mount.js';
+import { MountDevice, mountChunkBytesMax, mountChunkBytesMin } from './mount.js';
 import { defaultPollUs, NbdServer } from './nbd.js';
 import { checkChunk, serveSync, syncFiles, syncToRemote } from './sync.js';
 
@@ -259,9 +259,7 @@ Example:
     if (!values.cache) throw new UsageError('expected --cache FILE');
     const { host, port } = parseHostPort(values.listen ?? '127.0.0.1:10810', '--listen');
     // checked before connecting: a bad --chunk was a RangeError with the remote's connection left open
-    const chunkBytes = values.chunk !== undefined ? parseBytes(values.chunk, '--chunk') : undefined;
-    if (chunkBytes !== undefined && (chunkBytes < 64 << 10 || chunkBytes > 4 << 20))
-      throw new UsageError(`--chunk: expected 64K to 4M, got '${values.chunk}'`);
+    const chunkBytes = chunkFlag(values.chunk);
     const pullConcurrency = intFlag('pull-concurrency', values['pull-concurrency'], 4, 1, 64);
     let remote: NbdClientDevice;
     try {
@@ -362,9 +360,7 @@ Example:
     if (!values.file) throw new UsageError('expected --file F');
     const { host, port } = parseHostPort(values.listen, '--listen');
     const serveAt = values.serve ? parseHostPort(values.serve, '--serve') : undefined;
-    const chunkBytes = values.chunk ? parseBytes(values.chunk, '--chunk') : undefined;
-    if (chunkBytes !== undefined && (chunkBytes < 64 << 10 || chunkBytes > 4 << 20))
-      throw new UsageError(`--chunk: expected 64K to 4M, got '${values.chunk}'`);
+    const chunkBytes = chunkFlag(values.chunk || undefined);
     const file = resolve(io.cwd, values.file);
     const device = await FileDevice.open(file).catch((e: Error) => {
       throw new CliError(`--file ${values.file}: ${e.message}`);
@@ -444,6 +440,15 @@ Example:
     return 0;
   },
 };
+
+/** `--chunk`: a mount's or a migration's chunk size, 64K to 4M (undefined when not given). */
+function chunkFlag(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = parseBytes(text, '--chunk');
+  if (n < mountChunkBytesMin || n > mountChunkBytesMax)
+    throw new UsageError(`--chunk: expected 64K to 4M, got '${text}'`);
+  return n;
+}
 
 /** `--max-rate`: a byte size per second above 0 (0 was taken as no cap at all). */
 function maxRate(text: string): number {

@@ -30,7 +30,7 @@ import {
 } from './control.js';
 import { type BlockDevice, checkRange } from './device.js';
 import { MigratingDevice, TrackedDevice, unitsToChunks } from './migrate.js';
-import { MountDevice } from './mount.js';
+import { MountDevice, mountChunkBytesMax, mountChunkBytesMin } from './mount.js';
 import { NbdServer } from './nbd.js';
 
 /** Default transfer unit (the destination's chunk). */
@@ -125,7 +125,7 @@ export class MigrationSource {
     private readonly opts: SourceOptions = {},
   ) {
     this.chunkBytes = opts.chunkBytes ?? migrateChunkBytesDefault;
-    if (this.chunkBytes < 64 << 10 || this.chunkBytes > 4 << 20)
+    if (this.chunkBytes < mountChunkBytesMin || this.chunkBytes > mountChunkBytesMax)
       throw new RangeError(`chunk size must be 64 KiB to 4 MiB, got ${this.chunkBytes}`);
     this.tracked = new TrackedDevice(device, migrateTrackBytes);
     this.front = new MigratingDevice(this.tracked);
@@ -516,7 +516,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
       throw new ControlError(
         `the source speaks control version ${info.v}, this destination ${controlVersion}`,
       );
-    if (info.chunkBytes < 64 << 10 || info.chunkBytes > 4 << 20)
+    if (info.chunkBytes < mountChunkBytesMin || info.chunkBytes > mountChunkBytesMax)
       throw new ControlError(`the source's chunk size ${info.chunkBytes} is outside 64 KiB to 4 MiB`);
     if (info.size > Number.MAX_SAFE_INTEGER / 2)
       throw new ControlError(`the source's size ${info.size} is not plausible`);

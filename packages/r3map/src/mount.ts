@@ -8,6 +8,9 @@ import { type BlockDevice, checkRange } from './device.js';
 
 /** The background pull fetches runs of missing chunks of at most this many bytes in one request. */
 export const pullRunBytesMax = 1 << 20;
+/** A mount's (and a migration's) chunk size: 64 KiB to 4 MiB. */
+export const mountChunkBytesMin = 64 << 10;
+export const mountChunkBytesMax = 4 << 20;
 
 export interface MountOptions {
   /** Chunk size, 64 KiB to 4 MiB. */
@@ -52,7 +55,11 @@ export class MountDevice implements BlockDevice {
     this.size = remote.size;
     this.chunkBytes = opts.chunkBytes ?? 1 << 20;
     // NaN passed the bounds and made no chunks at all: every read returned the local zeros, never fetched
-    if (!Number.isInteger(this.chunkBytes) || this.chunkBytes < 64 << 10 || this.chunkBytes > 4 << 20)
+    if (
+      !Number.isInteger(this.chunkBytes) ||
+      this.chunkBytes < mountChunkBytesMin ||
+      this.chunkBytes > mountChunkBytesMax
+    )
       throw new RangeError(
         `chunk size must be a whole number of bytes, 64 KiB to 4 MiB, got ${this.chunkBytes}`,
       );
