@@ -148,13 +148,13 @@ export class ObjectStoreLoglet implements Loglet {
   append(batch: Payload[]): Promise<number[]> {
     const bad = badBatch(batch);
     if (bad) return Promise.reject(bad);
+    // no slot for no records: a slot of none would leave `next` where it is, so every walk after it would
+    // read that slot forever (and nothing needs the tail: as StripedLoglet's and ZooKeeper's, it takes none)
+    if (batch.length === 0) return Promise.resolve([]);
     const run = this.chain.then(async () => {
       for (;;) {
         await this.advance();
         if (this.sealedAt !== undefined) throw new SealedError(this.sealedAt);
-        // no slot for no records: a slot of none would leave `next` where it is, so every walk after it
-        // would read that slot forever
-        if (batch.length === 0) return [];
         const first = this.next;
         try {
           await this.store.put(slotKey(this.prefix, first), encodeBatch(batch), { ifNoneMatch: '*' });
