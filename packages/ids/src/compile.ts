@@ -427,6 +427,9 @@ export class RuleCompiler {
           // a number or a byte_extract variable
           const m = /^(!?)\s*(?:(\d+)|([A-Za-z_]\w*))\s*(?:,\s*(relative|rawbytes)\s*)*$/.exec(v);
           if (!m) throw new Error(`isdataat: expected [!]N or [!]VARIABLE, then relative, got '${v}'`);
+          // Snort's bound: no buffer is longer than the largest IP datagram
+          if (m[2] !== undefined && Number(m[2]) > 65535)
+            throw new Error(`isdataat: ${m[2]} is past 65535, the largest IP datagram`);
           target.push({
             kind: 'isdataat',
             n: Number(m[2] ?? 0),

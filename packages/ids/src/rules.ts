@@ -480,6 +480,10 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
           fastPattern: false,
           buffer: keyword === 'uricontent' ? 'http_uri' : buffer,
         };
+        // fast_pattern_offset/length name the slice of the content the prefilter should use: a hint
+        // (the prefilter takes the whole content), checked as Snort 3 checks it
+        let fpOffset = 0;
+        let fpLength: number | undefined;
         for (const mod of (m[3] ?? '')
           .split(',')
           .map((s) => s.trim())
@@ -487,15 +491,20 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
           const [k, v] = mod.split(/\s+/, 2) as [string, string | undefined];
           if (k === 'nocase') c.nocase = true;
           else if (k === 'fast_pattern') c.fastPattern = true;
-          else if (k === 'fast_pattern_offset' || k === 'fast_pattern_length')
-            c.fastPattern = true; // the pattern slice is a hint
-          else if (k === 'offset' || k === 'depth' || k === 'distance' || k === 'within') {
+          else if (k === 'fast_pattern_offset') {
+            fpOffset = num(v, 'content: fast_pattern_offset');
+            c.fastPattern = true;
+          } else if (k === 'fast_pattern_length') {
+            fpLength = num(v, 'content: fast_pattern_length', 1);
+            c.fastPattern = true;
+          } else if (k === 'offset' || k === 'depth' || k === 'distance' || k === 'within') {
             // a variable (byte_extract) is allowed: numeric when it is a number, else kept by name
             setContentModifier(c, k, v, options, (m) => err(col, m));
           } else throw err(col, `content: unknown modifier '${k}'`);
         }
         // an empty content matched everywhere (Snort and Suricata refuse it)
         if (c.bytes.length === 0) throw err(col, 'content: empty pattern');
+        checkFastPatternSlice(c.bytes.length, fpOffset, fpLength, (m) => err(col, `content: ${m}`));
         contents.push(c);
         last = c;
         break;
@@ -509,8 +518,18 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
         // Snort 2 / Suricata form: modifies the previous content
         if (!last) throw err(col, `'${keyword}' must follow a content`);
         if (keyword === 'nocase') last.nocase = true;
-        else if (keyword === 'fast_pattern') last.fastPattern = true;
-        else setContentModifier(last, keyword, value, options, (m) => err(col, m));
+        else if (keyword === 'fast_pattern') {
+          // Snort 2 / Suricata: fast_pattern, fast_pattern:only or fast_pattern:OFFSET,LENGTH (a hint, as above)
+          if (value !== undefined && value !== 'only') {
+            const m = /^(\d+)\s*,\s*(\d+)$/.exec(value);
+            if (!m)
+              throw err(col, `fast_pattern: expected 'only' or OFFSET,LENGTH, got '${value.slice(0, 40)}'`);
+            const n = (d: string, what: string, min: number) => num(d, `fast_pattern: ${what}`, min);
+            const f = (msg: string) => err(col, `fast_pattern: ${msg}`);
+            checkFastPatternSlice(last.bytes.length, n(m[1]!, 'offset', 0), n(m[2]!, 'length', 1), f);
+          }
+          last.fastPattern = true;
+        } else setContentModifier(last, keyword, value, options, (m) => err(col, m));
         break;
       }
       default:
@@ -537,6 +556,23 @@ export function parseRule(text: string, file = '<rule>', line = 1): Rule {
   }
   if (!rule.sid) throw err(open + 2, 'the rule has no sid');
   return rule;
+}
+
+/**
+ * A fast pattern slice must lie in its content (Snort 3 refuses the rule otherwise): the offset below the
+ * content's length and offset + length at most that length.
+ */
+function checkFastPatternSlice(
+  size: number,
+  offset: number,
+  length: number | undefined,
+  err: (m: string) => Error,
+): void {
+  if (offset >= size) throw err(`fast_pattern_offset ${offset} is not below the content's length (${size})`);
+  if (length !== undefined && offset + length > size)
+    throw err(
+      `fast_pattern_offset + fast_pattern_length (${offset + length}) exceeds the content's length (${size})`,
+    );
 }
 
 export interface RuleSet {

@@ -205,6 +205,60 @@ describe('rule parser', () => {
     ]);
   });
 
+  it('refuses a fast pattern slice outside its content and an isdataat past 65535, as Snort 3 does', () => {
+    // until 2026-12-06 (late) the slice and the Snort 2 value form were not read at all (any value was taken), and
+    // isdataat took any count (Snort: "isdataat offset greater than max IPV4 packet size")
+    const rule = (o: string) => parseRule(`alert tcp any any -> any any (${o} sid:1;)`);
+    for (const [opts, msg] of [
+      [
+        'content:"abcd",fast_pattern_offset 4;',
+        "fast_pattern_offset 4 is not below the content's length (4)",
+      ],
+      ['content:"abcd",fast_pattern_offset 1,fast_pattern_length 4;', 'fast_pattern_length (5) exceeds'],
+      ['content:"abcd",fast_pattern_length 0;', 'fast_pattern_length: expected a whole number from 1'],
+      [
+        'content:"abcd",fast_pattern_offset x;',
+        "fast_pattern_offset: expected a whole number from 0 to 4294967295, got 'x'",
+      ],
+      [
+        'content:"abcd",fast_pattern_length;',
+        "fast_pattern_length: expected a whole number from 1 to 4294967295, got ''",
+      ],
+      [
+        'content:"abcd"; fast_pattern:2,3;',
+        'fast_pattern: fast_pattern_offset + fast_pattern_length (5) exceeds',
+      ],
+      ['content:"abcd"; fast_pattern:4,1;', "fast_pattern_offset 4 is not below the content's length (4)"],
+      ['content:"abcd"; fast_pattern:1,0;', 'fast_pattern: length: expected a whole number from 1'],
+      ['content:"abcd"; fast_pattern:olny;', "fast_pattern: expected 'only' or OFFSET,LENGTH, got 'olny'"],
+    ] as const)
+      expect(() => rule(opts), opts).toThrow(msg);
+    // slices inside the content, as the community rules give them, and the forms without a slice
+    for (const opts of [
+      'content:"Content-Type|3A 20|multipart/form-data|3B| boundary=MS_D0wnl0ad3r",fast_pattern,fast_pattern_offset 44,fast_pattern_length 13;',
+      'content:"abcd",fast_pattern_offset 3;',
+      'content:"abcd",fast_pattern_length 4;',
+      'content:"abcd"; fast_pattern:0,4;',
+      'content:"abcd"; fast_pattern:only;',
+      'content:"abcd"; fast_pattern;',
+    ])
+      expect(rule(opts).contents[0]!.fastPattern, opts).toBe(true);
+    const e = new Engine(
+      parseRules(
+        [
+          'alert tcp any any -> any any (content:"a"; isdataat:65536,relative; sid:1;)',
+          'alert tcp any any -> any any (content:"a"; isdataat:!65535,relative; sid:2;)',
+          'alert tcp any any -> any any (isdataat:99999999999999999999; sid:3;)',
+        ].join('\n'),
+      ).rules,
+    );
+    expect(e.compiled.map((c) => c.rule.sid)).toEqual([2]);
+    expect(e.skipped.map((x) => x.reason)).toEqual([
+      'isdataat: 65536 is past 65535, the largest IP datagram',
+      'isdataat: 99999999999999999999 is past 65535, the largest IP datagram',
+    ]);
+  });
+
   it('never fails with anything but a RuleSyntaxError on mutated rules (fuzz)', () => {
     const base = readFileSync(new URL('./fixtures/sample.rules', import.meta.url), 'utf8')
       .split('\n')
