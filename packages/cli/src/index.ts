@@ -231,10 +231,11 @@ function bigintReplacer(_key: string, v: unknown): unknown {
 
 /** A command made of subcommands (`strata store put ...`): dispatches on the first positional word. */
 export function group(name: string, summary: string, subs: Command[], intro = ''): Command {
-  // the group's examples are its subcommands' first examples
+  // the group's examples are its subcommands' first examples, on the line after "Example:" or on the same
+  // line (helios' subcommands write `Example: strata stream ...`: `strata stream --help` listed none)
   const examples = () =>
     subs
-      .map((s) => /Example:\n\s*(.+)/.exec(s.help)?.[1])
+      .map((s) => /Example:[ \t]*\n?\s*(\S.*)/.exec(s.help)?.[1])
       .filter((e): e is string => e !== undefined)
       .map((e) => `  ${e}`)
       .join('\n');

@@ -58,6 +58,18 @@ describe('command conventions', () => {
     expect(u.stderr()).toBe("strata tool: unknown subcommand 'nope' (try: echo)\n");
   });
 
+  it("lists each subcommand's example in the group's help, on the line after 'Example:' or on it", async () => {
+    const inline: Command = {
+      ...echo,
+      name: 'say',
+      help: 'Usage: strata say WORDS\n\nExample: strata say hi',
+    };
+    const h = captureIo();
+    expect(await runCommand(group('tool', 'a tool', [echo, inline]), ['--help'], h.io)).toBe(0);
+    // `strata stream --help` printed "Example:" over two empty lines
+    expect(h.stdout()).toContain('Example:\n  strata echo hi\n  strata say hi\n\n');
+  });
+
   it('refuses arguments beyond what a command takes, naming the first extra one', () => {
     expect(parseFlags(['a', 'b'], {}, 2).positionals).toEqual(['a', 'b']);
     expect(() => parseFlags(['a', 'b', 'c'], {}, 2)).toThrow(
