@@ -118,7 +118,7 @@ export {
   uuDecode,
 } from './mime.js';
 export { addrTest, portTest } from './netspec.js';
-export { alertFast, eveJson } from './output.js';
+export { alertFast, eveJson, eveTimestamp } from './output.js';
 export {
   batchBytesMax,
   batchesInFlightMax,

@@ -20,10 +20,20 @@ function printable(b: Uint8Array): string {
   return out;
 }
 
+/**
+ * An eve record's time as Suricata writes it: UTC to the microsecond with the zone as +0000
+ * (`2023-11-14T22:25:07.152870+0000`); Date's ISO form stops at the millisecond.
+ */
+export function eveTimestamp(tsUs: number): string {
+  const us = ((tsUs % 1e6) + 1e6) % 1e6;
+  const iso = new Date((tsUs - us) / 1000).toISOString(); // whole seconds: ...T22:25:07.000Z
+  return `${iso.slice(0, 19)}.${String(us).padStart(6, '0')}+0000`;
+}
+
 /** A Suricata-style eve JSON alert record. */
 export function eveJson(a: Alert): Record<string, unknown> {
   return {
-    timestamp: new Date(a.tsUs / 1000).toISOString(),
+    timestamp: eveTimestamp(a.tsUs),
     ...(a.flowId !== undefined && { flow_id: a.flowId }),
     ...(a.pcapCnt !== undefined && { pcap_cnt: a.pcapCnt }),
     event_type: 'alert',

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   alertFast,
@@ -8,6 +9,7 @@ import {
   conversationFrames,
   encodePcap,
   eveJson,
+  eveTimestamp,
   loadRules,
   runCapture,
 } from '../src/index.js';
@@ -60,5 +62,28 @@ describe('alert outputs: classifications', () => {
     const used = new Set([...text.matchAll(/classtype:\s*([\w-]+)/g)].map((m) => m[1]!));
     expect(used.size).toBeGreaterThan(20);
     for (const c of used) expect(classifications.has(c), c).toBe(true);
+  });
+});
+
+describe('alert outputs: times', () => {
+  it("give an eve record's time to the microsecond with +0000, as Suricata does, and the same instant as alert_fast", async () => {
+    // until 2026-12-06 (late) the eve time was Date's ISO form: milliseconds, the capture's microseconds lost
+    const [a] = await alertsOf('alert tcp any 80 -> any any (msg:"root"; content:"uid=0"; sid:1;)');
+    const us = a!.tsUs - 1_700_000_000_000_000; // the packet's index in the conversation: a few microseconds
+    expect(us).toBeGreaterThan(0);
+    expect(eveJson(a!).timestamp).toBe(`2023-11-14T22:13:20.00000${us}+0000`);
+    expect(alertFast(a!)).toMatch(new RegExp(`^11/14-22:13:20\\.00000${us} `));
+    expect(eveTimestamp(1_700_000_000_152_870)).toBe('2023-11-14T22:13:20.152870+0000');
+    expect(eveTimestamp(0)).toBe('1970-01-01T00:00:00.000000+0000');
+    expect(eveTimestamp(-1)).toBe('1969-12-31T23:59:59.999999+0000');
+    // every instant a capture can hold (classic pcap: u32 seconds; pcapng: up to 2^53 us) reads back
+    fc.assert(
+      fc.property(fc.integer({ min: -(2 ** 40), max: 2 ** 53 - 1 }), (us) => {
+        const t = eveTimestamp(us);
+        expect(t).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+0000$/);
+        const ms = Date.parse(`${t.slice(0, 23)}Z`);
+        expect(BigInt(ms) * 1000n + BigInt(t.slice(23, 26))).toBe(BigInt(us));
+      }),
+    );
   });
 });
