@@ -8,7 +8,7 @@
  * closes that connection only.
  */
 import { createServer, type Server, Socket } from 'node:net';
-import { listenOn } from '@strata/cli';
+import { checkTimerMs, listenOn } from '@strata/cli';
 import { type BlockDevice, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
@@ -99,8 +99,6 @@ const inflightMax = 64;
  * sent READs and never read the replies made the server buffer them all (4,000 READs of 1 MiB: 4 GiB).
  */
 const replyBytesQueuedMax = 2 * requestBytesMax;
-/** How long a connection that sent DISC may take to read the replies still queued for it. */
-const discDrainMs = 10_000;
 /** READ buffers kept for reuse per connection (see `transmission`), in bytes. */
 const spareBytesMax = 16 * 2 ** 20;
 const BASE_ALLOCATION_ID = 1;
@@ -125,6 +123,8 @@ export interface NbdStats {
   pollTurns: number;
   /** Connections closed because their handshake took longer than `handshakeTimeoutMs`. */
   handshakeTimeouts: number;
+  /** Closing connections dropped because their replies did not move for `drainTimeoutMs`. */
+  drainTimeouts: number;
 }
 
 export interface NbdServerOptions {
@@ -143,14 +143,29 @@ export interface NbdServerOptions {
    * its connection, and a slot of `sockets`, for as long as it stayed connected.
    */
   handshakeTimeoutMs?: number;
+  /**
+   * Milliseconds a closing connection (the client sent DISC, or shut down its side of the socket) may go
+   * with replies waiting in its socket and none of them leaving (default 10,000); past them it is dropped.
+   * Until then it is served to the end: every request received gets its reply, however slowly the client
+   * reads them; a client that stops reading cannot hold its half-open connection forever.
+   */
+  drainTimeoutMs?: number;
 }
 
 /** Default `pollUs`. */
 export const defaultPollUs = 200;
 /** Default `handshakeTimeoutMs`. */
 export const defaultNbdHandshakeTimeoutMs = 10_000;
+/** Default `drainTimeoutMs`. */
+export const defaultNbdDrainTimeoutMs = 10_000;
 
 class ProtocolError extends Error {}
+/** The connection ended before the bytes asked for (the client's FIN, a reset, a close). */
+class ConnectionEnded extends ProtocolError {
+  constructor() {
+    super('connection closed');
+  }
+}
 
 /** Bytes of one receive page (see `Reader`): the socket reads into pages, the reader hands out views. */
 const pageBytes = 256 * 1024;
@@ -180,7 +195,9 @@ class Reader {
   private chunks: Buffer[] = [];
   private have = 0;
   private waiting?: { n: number; resolve: () => void; reject: (e: Error) => void };
-  private ended?: Error;
+  private ended?: ConnectionEnded;
+  /** The client shut down its side (FIN): what it sent before is all there will be. */
+  finReceived = false;
   private stalled = false;
   private readonly pageOf = new WeakMap<ArrayBuffer, Page>();
   private free: Page[] = [];
@@ -201,10 +218,13 @@ class Reader {
         if (this.stalled) socket.pause();
       });
     const end = () => {
-      this.ended = new ProtocolError('connection closed');
+      this.ended ??= new ConnectionEnded();
       this.pump();
     };
-    socket.on('end', end);
+    socket.on('end', () => {
+      this.finReceived = true;
+      end();
+    });
     socket.on('close', end);
     socket.on('error', end);
     return this;
@@ -358,6 +378,8 @@ function adoptWithPages(s: Socket): { socket: Socket; reader: Reader } | undefin
       onread,
       readable: true,
       writable: true,
+      // the client's FIN leaves our side open: the replies to what it sent before still go out
+      allowHalfOpen: true,
     } as unknown as ConstructorParameters<typeof Socket>[0]);
   } catch {
     return undefined;
@@ -382,8 +404,10 @@ export class NbdServer {
     protocolErrors: 0,
     pollTurns: 0,
     handshakeTimeouts: 0,
+    drainTimeouts: 0,
   };
   private readonly handshakeTimeoutMs: number;
+  private readonly drainTimeoutMs: number;
   /** `pollUs` in ms: the most the window may grow to. */
   private readonly pollMaxMs: number;
   /** The current polling window (adaptive, see `pollUs`). */
@@ -398,6 +422,8 @@ export class NbdServer {
   constructor(exports: Export[], o: NbdServerOptions = {}) {
     for (const e of exports) this.exports.set(e.name, e);
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? defaultNbdHandshakeTimeoutMs;
+    this.drainTimeoutMs = o.drainTimeoutMs ?? defaultNbdDrainTimeoutMs;
+    checkTimerMs('NBD drainTimeoutMs', this.drainTimeoutMs, 1);
     const us = o.pollUs ?? defaultPollUs;
     if (!Number.isFinite(us) || us < 0 || us > 1_000_000)
       throw new RangeError(`pollUs: expected 0 to 1,000,000 microseconds, got ${us}`);
@@ -445,8 +471,9 @@ export class NbdServer {
 
   /** Listens on host:port (port 0 picks one); resolves with the port. */
   listen(port: number, host = '127.0.0.1'): Promise<number> {
-    // paused, so that a connection can be re-wrapped to read into pages before anything is read
-    this.server = createServer({ pauseOnConnect: true }, (s) => {
+    // paused, so that a connection can be re-wrapped to read into pages before anything is read; half
+    // open, so that the client's FIN does not end our side before the replies to what it sent are out
+    this.server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
       const paged = adoptWithPages(s);
       if (paged) {
         this.stats.pagedConnections++;
@@ -475,6 +502,12 @@ export class NbdServer {
       this.stats.handshakeTimeouts++;
       socket.destroy();
     }, this.handshakeTimeoutMs);
+    // from the client's FIN (or its DISC) on, its replies must keep moving
+    let unwatch: (() => void) | undefined;
+    const watch = () => {
+      unwatch ??= this.watchDrain(socket);
+    };
+    socket.once('end', watch);
     try {
       let ex: Awaited<ReturnType<NbdServer['handshake']>>;
       try {
@@ -482,24 +515,59 @@ export class NbdServer {
       } finally {
         clearTimeout(limit);
       }
-      if (ex && (await this.transmission(socket, reader, ex.export, ex.structured)) === 'disc') {
-        // the replies to the requests before DISC are still queued: destroying the socket dropped them
-        await new Promise<void>((res) => {
-          const t = setTimeout(res, discDrainMs);
-          const done = () => {
-            clearTimeout(t);
-            res();
-          };
-          socket.once('close', done);
-          socket.end(done);
-        });
+      if (ex) {
+        await this.transmission(socket, reader, ex.export, ex.structured);
+        watch();
+        // the replies to the requests before DISC or the FIN are still queued: destroying the socket now
+        // would drop them
+        if (!socket.destroyed)
+          await new Promise<void>((res) => {
+            socket.once('close', res);
+            socket.end(res);
+          });
       }
     } catch (e) {
-      if (e instanceof ProtocolError && e.message !== 'connection closed') this.stats.protocolErrors++;
+      if (e instanceof ProtocolError && !(e instanceof ConnectionEnded)) this.stats.protocolErrors++;
     } finally {
+      unwatch?.();
+      socket.off('end', watch);
       this.sockets.delete(socket);
       socket.destroy();
     }
+  }
+
+  /**
+   * Drops `socket` once it has gone `drainTimeoutMs` with replies waiting and none of them leaving; returns
+   * what stops the watch. Leaving is the kernel taking bytes (libuv's write queue shrinking), not only a
+   * whole write ending: to a client that reads slowly, 64 MiB of replies leave in one write.
+   */
+  private watchDrain(socket: Socket): () => void {
+    const queued = () => {
+      const q = (socket as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle
+        ?.writeQueueSize;
+      return typeof q === 'number' ? q : socket.writableLength;
+    };
+    let lastWritable = socket.writableLength;
+    let lastQueued = queued();
+    let movedMs = performance.now();
+    const t = setInterval(
+      () => {
+        const w = socket.writableLength;
+        const q = queued();
+        const now = performance.now();
+        if (w === 0 || w < lastWritable || q < lastQueued) movedMs = now;
+        else if (now - movedMs > this.drainTimeoutMs) {
+          this.stats.drainTimeouts++;
+          clearInterval(t);
+          socket.destroy();
+        }
+        lastWritable = w;
+        lastQueued = q;
+      },
+      Math.max(10, Math.min(1_000, this.drainTimeoutMs / 4)),
+    );
+    t.unref();
+    return () => clearInterval(t);
   }
 
   private transmissionFlags(e: Export): number {
@@ -655,11 +723,35 @@ export class NbdServer {
     }
   }
 
-  /** Serves requests until the connection breaks (throws) or the client sends DISC ('disc'). */
-  private async transmission(socket: Socket, r: Reader, e: Export, structured: boolean): Promise<'disc'> {
+  /**
+   * Serves requests until the client sends DISC or shuts down its side (FIN), then finishes every request
+   * it received and resolves once their replies are queued (doc/proto.md: a server handles the requests
+   * outstanding before it closes; a FIN is taken as a DISC after the requests before it). A request cut
+   * short by the FIN is not one. Throws when the connection breaks.
+   */
+  private async transmission(socket: Socket, r: Reader, e: Export, structured: boolean): Promise<void> {
     const dev = e.device;
     let inflight = 0;
+    // one waiter at a time (this loop): woken when a request ends, the socket drains, or it closes
     let wake: (() => void) | undefined;
+    const poke = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const changed = () => new Promise<void>((res) => (wake = res));
+    socket.on('drain', poke);
+    socket.on('close', poke);
+    // Waits until the connection may take a request (see `replyBytesQueuedMax`). It is woken in time: by
+    // the end of a request, or, with replyBytesQueuedMax queued (far past the socket's high-water mark),
+    // by 'drain'.
+    const admit = async () => {
+      for (;;) {
+        if (socket.destroyed) throw new ConnectionEnded();
+        if (inflight < inflightMax && socket.writableLength <= replyBytesQueuedMax) return;
+        await changed();
+      }
+    };
     // replies finished in the same turn of the event loop leave in one writev (headers and payloads):
     // one syscall, and on loopback one packet, instead of one per reply
     let corked = false;
@@ -727,19 +819,15 @@ export class NbdServer {
         chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_ERROR, [p, m]);
       } else simple(handle, error);
     };
+    // the client's FIN ends its requests (a request it cuts short is not one): undefined, and those before
+    // it are served as before DISC; any other end of the connection throws
+    const untilFin = (err: unknown): undefined => {
+      if (err instanceof ConnectionEnded && r.finReceived && !socket.destroyed) return undefined;
+      throw err;
+    };
     for (;;) {
-      // a client that does not read its replies gets no more requests served until it does
-      while (socket.writableLength > replyBytesQueuedMax && !socket.destroyed)
-        await new Promise<void>((res) => {
-          const done = () => {
-            socket.off('drain', done);
-            socket.off('close', done);
-            res();
-          };
-          socket.once('drain', done);
-          socket.once('close', done);
-        });
-      const h = await r.read(28);
+      const h = await r.read(28).catch(untilFin);
+      if (!h) break;
       if (h.readUInt32BE(0) !== REQUEST_MAGIC) throw new ProtocolError('bad request magic');
       const flags = h.readUInt16BE(4);
       const cmd = h.readUInt16BE(6);
@@ -749,31 +837,26 @@ export class NbdServer {
       r.release([h]);
       this.stats.requests++;
       this.requestArrived();
+      if (cmd === Cmd.DISC) break;
+      if (cmd === Cmd.WRITE && length > requestBytesMax)
+        throw new ProtocolError(`WRITE of ${length} bytes exceeds ${requestBytesMax}`);
+      // a client that does not read its replies gets no more requests served until it does
+      await admit();
       let payload: Buffer[] | undefined;
       if (cmd === Cmd.WRITE) {
-        // the payload must be consumed even when the request is refused, or framing is lost
-        if (length > requestBytesMax)
-          throw new ProtocolError(`WRITE of ${length} bytes exceeds ${requestBytesMax}`);
-        // views of the received chunks: a device with writev takes them as they are, and is done with them
-        // when it resolves (so they go back to the reader then); writeAt may keep its buffer
-        payload = dev.writev ? await r.readParts(length) : [await r.read(length)];
-      }
-      if (cmd === Cmd.DISC) {
-        // finish what is in flight, then close
-        while (inflight > 0) await new Promise<void>((res) => (wake = res));
-        await dev.flush().catch(() => undefined);
-        return 'disc';
+        // the payload must be consumed even when the request is refused, or framing is lost; views of the
+        // received chunks: a device with writev takes them as they are, and is done with them when it
+        // resolves (so they go back to the reader then); writeAt may keep its buffer
+        payload = await (dev.writev ? r.readParts(length) : r.read(length).then((b) => [b])).catch(untilFin);
+        if (!payload) break;
       }
       const offset =
         offsetBig > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(offsetBig);
       const inRange = offset + length <= dev.size;
-      while (inflight >= inflightMax) await new Promise<void>((res) => (wake = res));
       inflight++;
       const done = () => {
         inflight--;
-        const w = wake;
-        wake = undefined;
-        w?.();
+        poke();
       };
       const run = async (): Promise<void> => {
         switch (cmd) {
@@ -867,6 +950,9 @@ export class NbdServer {
           done();
         });
     }
+    // finish what is in flight, then close (DISC, or the FIN)
+    while (inflight > 0 && !socket.destroyed) await changed();
+    await dev.flush().catch(() => undefined);
   }
 }
 

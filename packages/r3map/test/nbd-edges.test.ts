@@ -93,6 +93,166 @@ describe('NBD server edges', () => {
   });
 });
 
+/** Simple replies parsed off a byte stream: `reads` says which handles were READs and how long. */
+function parseReplies(
+  b: Buffer,
+  reads: Map<number, number>,
+): { handle: number; error: number; data?: Buffer }[] {
+  const out: { handle: number; error: number; data?: Buffer }[] = [];
+  let p = 0;
+  while (p + 16 <= b.length) {
+    expect(b.readUInt32BE(p)).toBe(0x67446698);
+    const error = b.readUInt32BE(p + 4);
+    const handle = Number(b.readBigUInt64BE(p + 8));
+    p += 16;
+    const n = error === 0 ? (reads.get(handle) ?? 0) : 0;
+    out.push(n > 0 ? { handle, error, data: b.subarray(p, p + n) } : { handle, error });
+    p += n;
+  }
+  expect(p).toBe(b.length);
+  return out;
+}
+
+/** A memory device whose every operation takes `ms` (so requests are still in flight when the client ends). */
+class SlowDevice extends MemoryDevice {
+  constructor(
+    size: number,
+    private readonly ms: number,
+  ) {
+    super(size);
+  }
+  private pause(): Promise<void> {
+    return new Promise((r) => setTimeout(r, this.ms));
+  }
+  override async writev(offset: number, parts: Uint8Array[], o?: { fua?: boolean }): Promise<void> {
+    await this.pause();
+    return super.writev(offset, parts, o);
+  }
+  override async readv(offset: number, length: number): Promise<Uint8Array[]> {
+    await this.pause();
+    return super.readv(offset, length);
+  }
+  override async flush(): Promise<void> {
+    await this.pause();
+  }
+}
+
+describe('NBD server, a client that shuts down its side without DISC', () => {
+  for (const paged of [true, false])
+    it(`finishes every request it received and sends every reply before it closes (${paged ? 'paged' : 'plain'} socket; they were dropped)`, async () => {
+      const dev = new SlowDevice(1 << 20, 50);
+      await dev.writeAt(8192, new Uint8Array(4096).fill(0x5a));
+      const s = await serve(dev);
+      if (!paged) process.env.STRATA_NBD_PAGED_READS = '0';
+      const sock = await open(s.port).finally(() => {
+        delete process.env.STRATA_NBD_PAGED_READS;
+      });
+      const got: Buffer[] = [];
+      sock.on('data', (c: Buffer) => got.push(c));
+      const closed = new Promise((r) => sock.once('close', r));
+      const payload = Buffer.alloc(4096, 0xab);
+      sock.write(
+        Buffer.concat([
+          go(),
+          request(1, 1, 0, 4096), // WRITE
+          payload,
+          request(0, 2, 8192, 4096), // READ
+          request(3, 3, 0, 0), // FLUSH
+          request(0, 4, 1 << 20, 4096), // READ past the end: EINVAL
+          request(1, 5, 16384, 3), // WRITE
+          Buffer.from([1, 2, 3]),
+          request(0, 6, 16384, 3), // READ
+          request(0, 7, 0, 4).subarray(0, 10), // cut short by the end: never a request
+        ]),
+      );
+      sock.end();
+      const t0 = performance.now();
+      await closed;
+      expect(performance.now() - t0).toBeLessThan(5_000);
+      const all = Buffer.concat(got);
+      expect(all.length).toBeGreaterThanOrEqual(greetingBytes);
+      const replies = parseReplies(
+        all.subarray(greetingBytes),
+        new Map([
+          [2, 4096],
+          [6, 3],
+        ]),
+      );
+      const byHandle = new Map(replies.map((r) => [r.handle, r]));
+      expect([...byHandle.keys()].sort()).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(replies.map((r) => [r.handle, r.error]).sort()).toEqual([
+        [1, 0],
+        [2, 0],
+        [3, 0],
+        [4, 22],
+        [5, 0],
+        [6, 0],
+      ]);
+      expect(byHandle.get(2)!.data!.equals(Buffer.alloc(4096, 0x5a))).toBe(true);
+      // WRITE 5 and READ 6 ran at once (NBD leaves their order open): the READ has the old or the new bytes
+      expect([[0, 0, 0].join(), [1, 2, 3].join()]).toContain([...byHandle.get(6)!.data!].join());
+      expect(Buffer.from(await dev.readAt(0, 4096)).equals(payload)).toBe(true);
+      expect([...(await dev.readAt(16384, 3))]).toEqual([1, 2, 3]);
+    });
+
+  it('drops a client that shut down its side and does not read its replies, after drainTimeoutMs without progress', async () => {
+    const mib = 1 << 20;
+    const dev = new MemoryDevice(64 * mib);
+    await dev.writeAt(0, new Uint8Array(mib).fill(3));
+    const s = new NbdServer([{ name: '', device: dev }], { pollUs: 0, drainTimeoutMs: 500 });
+    servers.push(s);
+    const sock = await open(await s.listen(0));
+    sock.pause();
+    const n = 200;
+    const reqs = [go()];
+    for (let i = 0; i < n; i++) reqs.push(request(0, i, 0, mib));
+    sock.end(Buffer.concat(reqs));
+    const t0 = performance.now();
+    while (s.stats.drainTimeouts === 0 && performance.now() - t0 < 10_000)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(s.stats.drainTimeouts).toBe(1);
+    // what the kernel had taken arrives, then the end: the server's side is gone
+    let got = 0;
+    await new Promise<void>((resolve) => {
+      sock.on('data', (c: Buffer) => (got += c.length));
+      sock.once('close', () => resolve());
+      sock.resume();
+    });
+    expect(got).toBeLessThan(greetingBytes + n * (16 + mib));
+  });
+
+  it('keeps a client that shut down its side and reads its replies slowly, however long it takes', async () => {
+    const mib = 1 << 20;
+    const dev = new MemoryDevice(64 * mib);
+    await dev.writeAt(0, new Uint8Array(mib).fill(4));
+    const s = new NbdServer([{ name: '', device: dev }], { pollUs: 0, drainTimeoutMs: 1_000 });
+    servers.push(s);
+    const sock = await open(await s.listen(0));
+    sock.pause();
+    const n = 48;
+    const reqs = [go()];
+    for (let i = 0; i < n; i++) reqs.push(request(0, i, 0, mib));
+    sock.end(Buffer.concat(reqs));
+    // 4 MiB every 200 ms: about 2.4 s in all, more than twice the drain timeout
+    const all = greetingBytes + n * (16 + mib);
+    let got = 0;
+    let burst = 0;
+    const closed = new Promise((r) => sock.once('close', r));
+    sock.on('data', (c: Buffer) => {
+      got += c.length;
+      burst += c.length;
+      if (burst < 4 * mib) return;
+      burst = 0;
+      sock.pause();
+      setTimeout(() => sock.resume(), 200);
+    });
+    sock.resume();
+    await closed;
+    expect(got).toBe(all);
+    expect(s.stats.drainTimeouts).toBe(0);
+  }, 20_000);
+});
+
 describe('NBD server WRITE_ZEROES', () => {
   it('punches a hole unless NO_HOLE (zeros were written: 1 GiB allocated by one 28-byte request)', async () => {
     const mib = 1 << 20;
