@@ -95,8 +95,10 @@ const inputBytesMax = requestBytesMax + 64 * 1024;
 /** Requests of one connection in flight at once (the rest wait in the socket: backpressure). */
 const inflightMax = 64;
 /**
- * Reply bytes a connection may have queued in its socket before it stops taking requests: a client that
- * sent READs and never read the replies made the server buffer them all (4,000 READs of 1 MiB: 4 GiB).
+ * Bytes a connection may hold for its client before it takes another request: replies queued in its socket,
+ * the data of the READs in flight and the payloads of the WRITEs in flight (one request is always taken
+ * when the connection holds nothing). A client that sent READs and never read the replies made the server
+ * buffer them all (4,000 READs of 1 MiB: 4 GiB), and 64 READs of 32 MiB in flight were 2 GiB on top.
  */
 const replyBytesQueuedMax = 2 * requestBytesMax;
 /** READ buffers kept for reuse per connection (see `transmission`), in bytes. */
@@ -732,6 +734,8 @@ export class NbdServer {
   private async transmission(socket: Socket, r: Reader, e: Export, structured: boolean): Promise<void> {
     const dev = e.device;
     let inflight = 0;
+    /** Bytes the requests in flight hold: the data of READs, the payloads of WRITEs. */
+    let inflightBytes = 0;
     // one waiter at a time (this loop): woken when a request ends, the socket drains, or it closes
     let wake: (() => void) | undefined;
     const poke = () => {
@@ -742,13 +746,14 @@ export class NbdServer {
     const changed = () => new Promise<void>((res) => (wake = res));
     socket.on('drain', poke);
     socket.on('close', poke);
-    // Waits until the connection may take a request (see `replyBytesQueuedMax`). It is woken in time: by
-    // the end of a request, or, with replyBytesQueuedMax queued (far past the socket's high-water mark),
-    // by 'drain'.
-    const admit = async () => {
+    // Waits until the connection may take a request holding `bytes` (see `replyBytesQueuedMax`). It is
+    // woken in time: with a request in flight by its end; with none, what is queued is over
+    // replyBytesQueuedMax - requestBytesMax, far past the socket's high-water mark, so 'drain' comes.
+    const admit = async (bytes: number) => {
       for (;;) {
         if (socket.destroyed) throw new ConnectionEnded();
-        if (inflight < inflightMax && socket.writableLength <= replyBytesQueuedMax) return;
+        const held = socket.writableLength + inflightBytes;
+        if (inflight < inflightMax && (held === 0 || held + bytes <= replyBytesQueuedMax)) return;
         await changed();
       }
     };
@@ -840,8 +845,10 @@ export class NbdServer {
       if (cmd === Cmd.DISC) break;
       if (cmd === Cmd.WRITE && length > requestBytesMax)
         throw new ProtocolError(`WRITE of ${length} bytes exceeds ${requestBytesMax}`);
+      // what the request holds until it ends: the data a READ sends, the payload a WRITE brings
+      const bytes = cmd === Cmd.WRITE || (cmd === Cmd.READ && length <= requestBytesMax) ? length : 0;
       // a client that does not read its replies gets no more requests served until it does
-      await admit();
+      await admit(bytes);
       let payload: Buffer[] | undefined;
       if (cmd === Cmd.WRITE) {
         // the payload must be consumed even when the request is refused, or framing is lost; views of the
@@ -854,8 +861,10 @@ export class NbdServer {
         offsetBig > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(offsetBig);
       const inRange = offset + length <= dev.size;
       inflight++;
+      inflightBytes += bytes;
       const done = () => {
         inflight--;
+        inflightBytes -= bytes;
         poke();
       };
       const run = async (): Promise<void> => {

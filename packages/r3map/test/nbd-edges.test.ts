@@ -91,6 +91,46 @@ describe('NBD server edges', () => {
     expect(s.stats.requests).toBe(n);
     sock.destroy();
   });
+
+  it('counts the READs in flight against the reply bound (of 80 unread READs of 4 MiB all were started: 320 MiB held)', async () => {
+    const mib = 1 << 20;
+    let started = 0;
+    // a device that makes a new buffer per read, a little later (the old server took 64 before any ended)
+    const dev: BlockDevice = {
+      size: 64 * mib,
+      readAt: async (_o, l) => {
+        started++;
+        await new Promise((r) => setTimeout(r, 20));
+        return new Uint8Array(l).fill(2);
+      },
+      writeAt: async () => {},
+      flush: async () => {},
+      trim: async () => {},
+      close: async () => {},
+    };
+    const s = await serve(dev);
+    const sock = await open(s.port);
+    sock.pause();
+    const n = 80;
+    const reqs = [go()];
+    for (let i = 0; i < n; i++) reqs.push(request(0, i, 0, 4 * mib));
+    sock.write(Buffer.concat(reqs));
+    await new Promise((r) => setTimeout(r, 1000));
+    // 64 MiB of replies and the kernel's socket buffers, not 64 requests of 4 MiB
+    expect(started * 4).toBeLessThan(128);
+    let got = 0;
+    const all = greetingBytes + n * (16 + 4 * mib);
+    await new Promise<void>((resolve) => {
+      sock.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got >= all) resolve();
+      });
+      sock.resume();
+    });
+    expect(got).toBe(all);
+    expect(started).toBe(n);
+    sock.destroy();
+  });
 });
 
 /** Simple replies parsed off a byte stream: `reads` says which handles were READs and how long. */
