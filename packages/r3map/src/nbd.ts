@@ -88,6 +88,12 @@ export const Err = {
 
 /** Largest option payload accepted during the handshake. */
 const optionBytesMax = 64 * 1024;
+/**
+ * Option replies a connection may have queued in its socket before it reads the next option: a client that
+ * sent options and never read the replies made the server queue them all until its handshake timed out (a
+ * LIST of 16 bytes is answered with up to 4 KiB per export: 20,000 of them queued 83 MB).
+ */
+const optionReplyBytesQueuedMax = 1024 * 1024;
 /** Largest READ or WRITE payload (32 MiB, as common servers use). */
 export const requestBytesMax = 32 * 1024 * 1024;
 /** Bytes of a connection's buffered, unparsed input beyond one request. */
@@ -593,6 +599,17 @@ export class NbdServer {
     const noZeroes = (clientFlags & FLAG_NO_ZEROES) !== 0;
     let structured = false;
     for (;;) {
+      // 'drain' comes: what is queued is past the socket's high-water mark (and the handshake is bounded)
+      while (socket.writableLength > optionReplyBytesQueuedMax && !socket.destroyed)
+        await new Promise<void>((res) => {
+          const done = () => {
+            socket.off('drain', done);
+            socket.off('close', done);
+            res();
+          };
+          socket.on('drain', done);
+          socket.on('close', done);
+        });
       const h = await r.read(16);
       if (h.readBigUInt64BE(0) !== IHAVEOPT) throw new ProtocolError('bad option magic');
       const opt = h.readUInt32BE(8);

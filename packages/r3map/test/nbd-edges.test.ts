@@ -293,6 +293,39 @@ describe('NBD server, a client that shuts down its side without DISC', () => {
   }, 20_000);
 });
 
+describe('NBD server handshake', () => {
+  it('stops taking options from a client that does not read their replies (each LIST of 16 bytes queued 4 KiB)', async () => {
+    const description = 'd'.repeat(4096);
+    const s = new NbdServer([{ name: '', device: new MemoryDevice(1 << 20), description }], { pollUs: 0 });
+    servers.push(s);
+    const sock = await open(await s.listen(0));
+    sock.pause();
+    const n = 20_000;
+    const list = Buffer.alloc(16);
+    list.writeBigUInt64BE(0x49484156454f5054n, 0);
+    list.writeUInt32BE(3, 8); // LIST
+    const flags = Buffer.alloc(4);
+    flags.writeUInt32BE(3, 0);
+    const before = process.memoryUsage().arrayBuffers;
+    sock.write(Buffer.concat([flags, ...new Array<Buffer>(n).fill(list)]));
+    await new Promise((r) => setTimeout(r, 1500));
+    // n replies of 20 + 4 + 4,096 bytes and n ACKs of 20 would be 83 MB
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(32 << 20);
+    // all of them once read
+    const all = 18 + n * (20 + 4 + 4096 + 20);
+    let got = 0;
+    await new Promise<void>((resolve) => {
+      sock.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got >= all) resolve();
+      });
+      sock.resume();
+    });
+    expect(got).toBe(all);
+    sock.destroy();
+  });
+});
+
 describe('NBD server WRITE_ZEROES', () => {
   it('punches a hole unless NO_HOLE (zeros were written: 1 GiB allocated by one 28-byte request)', async () => {
     const mib = 1 << 20;
