@@ -1535,6 +1535,11 @@ export class Engine {
     };
     if (c.classtype) a.classtype = c.classtype;
     if (c.priority !== undefined) a.priority = c.priority;
+    const d = this.current;
+    if ((e.proto === 1 || e.proto === 58) && d !== undefined && d.proto === e.proto) {
+      a.icmpType = d.icmpType;
+      a.icmpCode = d.icmpCode;
+    }
     if (this.deferred) {
       a.rate = this.deferred;
       this.deferred = undefined;

@@ -29,6 +29,9 @@ export interface Alert {
   /** 1-based number (in the capture) of the packet being inspected when the alert was raised. */
   pcapCnt?: number;
   ipVersion?: 4 | 6;
+  /** An ICMP or ICMPv6 packet's type and code (its alerts have no ports: srcPort and dstPort are 0). */
+  icmpType?: number;
+  icmpCode?: number;
   /** Raised on reassembled stream data (not one packet's payload). */
   stream?: boolean;
   /** The bytes inspected: the packet's payload, or the newly delivered stream bytes. */

@@ -87,3 +87,38 @@ describe('alert outputs: times', () => {
     );
   });
 });
+
+describe('alert outputs: ICMP', () => {
+  it("give an ICMP alert's type and code in eve, without ports, as Suricata does", async () => {
+    // until 2026-12-06 (late) an ICMP alert's eve record had src_port and dest_port 0 and no type or code
+    const echo = (type: number, code: number) => {
+      const f = new Uint8Array(20 + 8 + 4);
+      f.set([0x45, 0, 0, f.length, 0, 1, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+      f.set([type, code, 0, 0, 0x12, 0x34, 0, 7, 0x61, 0x62, 0x63, 0x64], 20);
+      return f;
+    };
+    const pcap = encodePcap(
+      [echo(8, 0), echo(3, 1)].map((data, i) => ({ tsUs: 1_700_000_000_000_000 + i, data })),
+      101,
+    );
+    const rules = loadRules(
+      [
+        'alert icmp any any -> any any (msg:"echo"; itype:8; sid:1;)',
+        'alert icmp any any -> any any (msg:"unreachable"; itype:3; content:"abcd"; sid:2;)',
+        'alert tcp any any -> any 80 (msg:"web"; content:"GET"; sid:3;)',
+      ].join('\n'),
+      't.rules',
+    ).rules;
+    const { alerts } = await runCapture(Readable.from([pcap]), rules, { validateChecksums: false });
+    const eve = alerts.map(eveJson);
+    expect(eve.map((e) => [e.proto, e.icmp_type, e.icmp_code, 'src_port' in e, 'dest_port' in e])).toEqual([
+      ['ICMP', 8, 0, false, false],
+      ['ICMP', 3, 1, false, false],
+    ]);
+    expect(alertFast(alerts[0]!)).toMatch(/\{ICMP\} 10\.0\.0\.1 -> 10\.0\.0\.2$/);
+    // a TCP alert keeps its ports and has no ICMP fields
+    const [web] = await alertsOf('alert tcp any any -> any 80 (msg:"web"; content:"GET"; sid:3;)');
+    expect(eveJson(web!)).toMatchObject({ src_port: 40000, dest_port: 80 });
+    expect('icmp_type' in eveJson(web!)).toBe(false);
+  });
+});
