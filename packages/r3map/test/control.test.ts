@@ -1,9 +1,11 @@
 // The migration control channel: every message validated; random and mutated input is a ControlError,
 // never a crash or a hang; a source fed garbage keeps serving and can still be migrated.
+import { EventEmitter } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  ControlChannel,
   ControlError,
   controlVersion,
   decodeChunks,
@@ -96,6 +98,118 @@ describe('control messages', () => {
       ),
       { numRuns: 3000 },
     );
+  });
+});
+
+/** A ControlChannel over a stand-in socket: `feed` hands it bytes as one read. */
+function channel(): { ch: ControlChannel; feed: (b: Uint8Array) => void } {
+  const sock = Object.assign(new EventEmitter(), {
+    destroyed: false,
+    writable: true,
+    setNoDelay: () => undefined,
+    write: () => true,
+    end: () => undefined,
+    destroy: () => undefined,
+  });
+  const ch = new ControlChannel(sock as unknown as Socket, 'the peer');
+  return { ch, feed: (b) => sock.emit('data', Buffer.from(b.buffer, b.byteOffset, b.byteLength)) };
+}
+
+const types = valid.map((m) => m.t);
+
+/** Feeds `stream` cut at `cuts` (offsets, any order), then reads the messages it holds (pings are not). */
+async function decodeAcross(stream: Buffer, cuts: number[], count: number): Promise<Message[]> {
+  const { ch, feed } = channel();
+  const at = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
+  let from = 0;
+  for (const c of [...at, stream.length]) {
+    if (c > from) feed(stream.subarray(from, c));
+    from = Math.max(from, c);
+  }
+  const out: Message[] = [];
+  for (let i = 0; i < count; i++) out.push(await ch.next(types, 1000));
+  expect(ch.failed).toBeUndefined();
+  ch.close();
+  return out;
+}
+
+describe('control frames across reads', () => {
+  const notPing = valid.filter((m) => m.t !== 'error');
+
+  it('decode the same whether they come in one read, a byte a read, or cut anywhere (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom(...notPing), { minLength: 1, maxLength: 60 }),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        async (msgs, cuts) => {
+          const stream = Buffer.concat(msgs.map(encodeMessage));
+          const want = msgs.filter((m) => m.t !== 'ping');
+          expect(await decodeAcross(stream, cuts, want.length)).toEqual(want);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    const msgs = notPing.filter((m) => m.t !== 'ping');
+    const stream = Buffer.concat(notPing.map(encodeMessage));
+    const everyByte = Array.from({ length: stream.length }, (_, i) => i);
+    expect(await decodeAcross(stream, everyByte, msgs.length)).toEqual(msgs);
+    expect(await decodeAcross(stream, [], msgs.length)).toEqual(msgs);
+  });
+
+  it('decode a frame of the largest size in 64 KiB reads, in one read, and cut at odd places', async () => {
+    const units = 8 * 6_291_435; // the bitmap's base64 fills the frame to within 3 bytes
+    const big: Message = { t: 'dirty', bitmap: encodeChunks([0, 7, units - 1], units) };
+    const frame = encodeMessage(big);
+    expect(frame.length).toBeGreaterThan(frameBytesMax - 64);
+    const stream = Buffer.concat([encodeMessage({ t: 'round' }), frame, encodeMessage({ t: 'serving' })]);
+    const want = [{ t: 'round' }, big, { t: 'serving' }];
+    const reads64k = Array.from({ length: Math.ceil(stream.length / 65536) }, (_, i) => i * 65536);
+    expect(await decodeAcross(stream, reads64k, 3)).toEqual(want);
+    expect(await decodeAcross(stream, [], 3)).toEqual(want);
+    expect(await decodeAcross(stream, [1, 17, 18, 19, 20, 21, 4_000_001, stream.length - 3], 3)).toEqual(
+      want,
+    );
+  });
+
+  it('take a 2 MiB frame a byte a read in time (the buffer was copied whole on every read: 2 TB in all)', async () => {
+    const units = 8 * 1_574_000;
+    const big: Message = { t: 'dirty', bitmap: encodeChunks([3, units - 2], units) };
+    const stream = encodeMessage(big);
+    expect(stream.length).toBeGreaterThan(2 << 20);
+    const { ch, feed } = channel();
+    // a deadline instead of a wall of synchronous reads: the old channel would not come back for hours
+    const t0 = performance.now();
+    let fed = 0;
+    while (fed < stream.length && performance.now() - t0 < 10_000) {
+      for (const end = Math.min(stream.length, fed + 4096); fed < end; fed++)
+        feed(stream.subarray(fed, fed + 1));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(fed).toBe(stream.length);
+    expect(await ch.next('dirty', 1000)).toEqual(big);
+  });
+
+  it('refuse bad frames with the same message however they are cut', async () => {
+    const huge = Buffer.alloc(4);
+    huge.writeUInt32BE(frameBytesMax + 1, 0);
+    const notJson = Buffer.concat([Buffer.from([0, 0, 0, 5]), Buffer.from('{nope')]);
+    const cases: [Buffer, string][] = [
+      [huge, `the peer sent a control frame of ${frameBytesMax + 1} bytes (1 to ${frameBytesMax})`],
+      [Buffer.alloc(4), `the peer sent a control frame of 0 bytes (1 to ${frameBytesMax})`],
+      [notJson, 'the peer: a control message is not JSON (5 bytes)'],
+    ];
+    for (const [bad, message] of cases)
+      for (const cuts of [[], [1], [1, 2, 3], [3, 5]]) {
+        const { ch, feed } = channel();
+        const stream = Buffer.concat([encodeMessage({ t: 'ping' }), bad]);
+        let from = 0;
+        for (const c of [...cuts.map((x) => 16 + x), stream.length]) {
+          feed(stream.subarray(from, c));
+          from = c;
+        }
+        await expect(ch.next(types, 1000)).rejects.toThrow(message);
+        expect(ch.failed?.message).toBe(message);
+      }
   });
 });
 
