@@ -272,6 +272,26 @@ function frame(type: number, payload: Buffer): Buffer {
 }
 
 /**
+ * Writes `data`, then waits until the socket takes more ('drain') or closes; false when it is closed. A
+ * peer that does not read stops the sender instead of having everything queued for it, and one that goes
+ * away ends the wait ('drain' never comes then).
+ */
+async function sendFrame(sock: Socket, data: Buffer): Promise<boolean> {
+  if (sock.write(data)) return true;
+  if (sock.destroyed) return false;
+  await new Promise<void>((res) => {
+    const done = () => {
+      sock.off('drain', done);
+      sock.off('close', done);
+      res();
+    };
+    sock.on('drain', done);
+    sock.on('close', done);
+  });
+  return !sock.destroyed;
+}
+
+/**
  * The frames of a socket, each of at most `bytesMax` bytes. A frame's bytes are joined once it is whole,
  * not on every read (that copied a frame of N reads N times).
  */
@@ -371,8 +391,7 @@ export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}):
           );
           const head = Buffer.alloc(8);
           head.writeBigUInt64BE(BigInt(cur), 0);
-          sock.write(frame(T_DIGESTS, Buffer.concat([head, d])));
-          return true;
+          return sendFrame(sock, frame(T_DIGESTS, Buffer.concat([head, d])));
         }
         if (f.type === T_CHUNK) {
           if (!fh) throw new Error('CHUNK before HELLO');
@@ -397,8 +416,9 @@ export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}):
             if (i * chunkBytes >= current) throw new Error(`PIECES: chunk ${i} is past the end (${current})`);
             chunks.push(i);
           }
-          sock.write(frame(T_PIECES, await pieceDigests(fh, current, chunkBytes, chunks)));
-          return true;
+          // the next frame waits until the client reads this reply: each frame of 1 KiB is answered with up
+          // to 4 MiB, and all of them were queued for a client that did not read
+          return sendFrame(sock, frame(T_PIECES, await pieceDigests(fh, current, chunkBytes, chunks)));
         }
         if (f.type === T_DONE) {
           if (!fh) throw new Error('DONE before HELLO');
@@ -498,8 +518,9 @@ export async function syncToRemote(
       write: async (off, data) => {
         const h = Buffer.alloc(8);
         h.writeBigUInt64BE(BigInt(off), 0);
-        if (!sock.write(frame(T_CHUNK, Buffer.concat([h, data]))))
-          await new Promise((res) => sock.once('drain', res));
+        // a server gone mid-transfer: 'drain' never came, and the sync waited forever
+        if (!(await sendFrame(sock, frame(T_CHUNK, Buffer.concat([h, data])))))
+          throw new Error('sync server closed the connection');
       },
       finish: async () => {
         sock.write(frame(T_DONE, Buffer.alloc(0)));

@@ -10,7 +10,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
@@ -247,6 +247,87 @@ describe('delta sync over TCP', () => {
     expect(fds()).toBeLessThanOrEqual(before);
     srv.close();
   });
+
+  /** A sync protocol frame: u32 length, u8 type, payload. */
+  const frame = (type: number, payload: Buffer) => {
+    const h = Buffer.alloc(5);
+    h.writeUInt32BE(payload.length + 1, 0);
+    h[4] = type;
+    return Buffer.concat([h, payload]);
+  };
+
+  it('the server answers no more PIECES while its replies are not read (every reply was queued: 25 MiB for 400 KiB asked)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'r3map-edges-'));
+    const s = serveSync(dir);
+    const conns: Socket[] = [];
+    s.on('connection', (c: Socket) => conns.push(c));
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const sock = connect({ host: '127.0.0.1', port: (s.address() as { port: number }).port });
+    try {
+      writeFileSync(join(dir, 'x'), Buffer.alloc(64 * kib, 1));
+      await new Promise((r) => sock.once('connect', r));
+      sock.pause();
+      const hello = Buffer.from(JSON.stringify({ path: 'x', chunkBytes: 64 * kib, size: 64 * kib }));
+      // 400 frames of 256 chunk indices (1 KiB), each answered with 256 x 16 pieces x 16 bytes (64 KiB)
+      const n = 400;
+      const pieces = frame(6, Buffer.alloc(1024));
+      sock.write(Buffer.concat([frame(1, hello), ...new Array<Buffer>(n).fill(pieces)]));
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(conns.length).toBe(1);
+      // past the kernel's socket buffers, a reply or two; not the rest of 25 MiB
+      expect(conns[0]!.writableLength).toBeLessThan(1 << 20);
+      const all = 5 + (5 + 8 + 16) + n * (5 + 64 * kib);
+      let got = 0;
+      await new Promise<void>((resolve) => {
+        sock.on('data', (c: Buffer) => {
+          got += c.length;
+          if (got >= all) resolve();
+        });
+        sock.resume();
+      });
+      expect(got).toBe(all);
+    } finally {
+      sock.destroy();
+      s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it('the client fails when the server goes away mid-transfer (it waited for a drain that never came)', async () => {
+    // a server that takes HELLO, says it has nothing, reads 1 MiB of the chunks and closes the connection
+    const s = createServer((c) => {
+      let got = 0;
+      let hello = false;
+      c.on('data', (d: Buffer) => {
+        got += d.length;
+        if (!hello) {
+          hello = true;
+          const digests = Buffer.alloc(8); // size 0, no digests
+          c.write(Buffer.concat([frame(7, Buffer.alloc(0)), frame(2, digests)]));
+        }
+        if (got > 1 << 20) c.destroy();
+      });
+      c.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const local = mkdtempSync(join(tmpdir(), 'r3map-edges-src-'));
+    try {
+      const src = join(local, 'a.img');
+      writeFileSync(src, Buffer.alloc(64 << 20, 7));
+      const port = (s.address() as { port: number }).port;
+      const outcome = await Promise.race([
+        syncToRemote(src, '127.0.0.1', port, 'a.img').then(
+          () => 'synced',
+          (e: Error) => `failed: ${e.message}`,
+        ),
+        new Promise((r) => setTimeout(() => r('still waiting'), 10_000)),
+      ]);
+      expect(outcome).toBe('failed: sync server closed the connection');
+    } finally {
+      s.close();
+      rmSync(local, { recursive: true, force: true });
+    }
+  }, 30_000);
 
   it('syncs a file whose digests exceed a 4 MiB frame, and onto a much larger file (bad frame length)', async () => {
     const srv = await server();
