@@ -33,6 +33,12 @@ import type { Socket } from 'node:net';
 export const controlVersion = 2;
 /** Largest frame (a 1 TiB device in 64 KiB chunks has a 2 MiB bitmap, 2.7 MiB in base64). */
 export const frameBytesMax = 8 * 1024 * 1024;
+/**
+ * Messages a channel keeps that nobody has asked for yet, in number and in frame bytes: a peer that floods
+ * them is broken (64 bitmaps of 8 MiB were 512 MiB held before the count alone stopped one).
+ */
+const unaskedMessagesMax = 64;
+const unaskedBytesMax = 2 * frameBytesMax;
 /** How long a side waits for the reply it expects. */
 export const replyTimeoutMs = 15_000;
 /** How often the destination pings the source while it pulls, and the source the destination throughout. */
@@ -174,7 +180,8 @@ export class ControlChannel {
   private part?: Buffer;
   private partBytes = 0;
   private readonly head = Buffer.alloc(4);
-  private queue: Message[] = [];
+  private queue: { m: Message; bytes: number }[] = [];
+  private queueBytes = 0;
   private waiter?: {
     resolve: (m: Message) => void;
     reject: (e: Error) => void;
@@ -284,10 +291,25 @@ export class ControlChannel {
       this.waiter = undefined;
       clearTimeout(w.timer);
       w.resolve(m);
-    } else this.queue.push(m);
+    } else {
+      this.queue.push({ m, bytes: body.length });
+      this.queueBytes += body.length;
+    }
     // a peer that floods messages nobody asks for is broken
-    if (this.queue.length > 64) {
-      this.fail(new ControlError(`${this.peer} sent more than 64 messages that were not asked for`));
+    if (this.queue.length > unaskedMessagesMax) {
+      this.fail(
+        new ControlError(
+          `${this.peer} sent more than ${unaskedMessagesMax} messages that were not asked for`,
+        ),
+      );
+      return false;
+    }
+    if (this.queueBytes > unaskedBytesMax) {
+      this.fail(
+        new ControlError(
+          `${this.peer} sent ${this.queueBytes} bytes of messages that were not asked for (at most ${unaskedBytesMax})`,
+        ),
+      );
       return false;
     }
     return !this.failure;
@@ -399,8 +421,9 @@ export class ControlChannel {
     };
     const queued = this.queue.shift();
     if (queued) {
+      this.queueBytes -= queued.bytes;
       try {
-        return Promise.resolve(check(queued));
+        return Promise.resolve(check(queued.m));
       } catch (e) {
         return Promise.reject(e);
       }

@@ -189,6 +189,18 @@ describe('control frames across reads', () => {
     expect(await ch.next('dirty', 1000)).toEqual(big);
   });
 
+  it('refuse more than 16 MiB of messages nobody asked for (64 bitmaps of 8 MiB were kept: 512 MiB)', () => {
+    const units = 8 * 6_291_435;
+    const big = encodeMessage({ t: 'dirty', bitmap: encodeChunks([1], units) });
+    const { ch, feed } = channel();
+    feed(big);
+    feed(big);
+    expect(ch.failed).toBeUndefined(); // two are a peer ahead of its partner, not a flood
+    feed(big);
+    const message = `the peer sent ${3 * (big.length - 4)} bytes of messages that were not asked for (at most ${2 * frameBytesMax})`;
+    expect(ch.failed?.message).toBe(message);
+  });
+
   it('refuse bad frames with the same message however they are cut', async () => {
     const huge = Buffer.alloc(4);
     huge.writeUInt32BE(frameBytesMax + 1, 0);
