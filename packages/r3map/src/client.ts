@@ -194,7 +194,7 @@ export class NbdClientDevice implements BlockDevice {
       opt.writeUInt32BE(7, 8); // GO
       opt.writeUInt32BE(data.length, 12);
       sock.write(Buffer.concat([flags, opt, data]));
-      let size = -1;
+      let size = -1n;
       let tflags = 0;
       for (;;) {
         const h = await r.read(20);
@@ -208,16 +208,21 @@ export class NbdClientDevice implements BlockDevice {
         if (type & 0x80000000)
           throw new NbdClientError(`export '${name}': ${body.toString('utf8') || `error ${type}`}`);
         if (type === 3 && body.length >= 12 && body.readUInt16BE(0) === 0) {
-          size = Number(body.readBigUInt64BE(2));
+          size = body.readBigUInt64BE(2);
           tflags = body.readUInt16BE(10);
         }
         if (type === 1) break; // ACK: transmission begins
       }
-      if (size < 0) throw new NbdClientError('the server sent no export size');
+      if (size < 0n) throw new NbdClientError('the server sent no export size');
+      // a u64: past 2^53 - 1 a number rounds it, and every range check is off by the rounding
+      if (size > BigInt(Number.MAX_SAFE_INTEGER))
+        throw new NbdClientError(
+          `export '${name}': the server's size of ${size} bytes is past what this client addresses (2^53 - 1)`,
+        );
       return new NbdClientDevice(
         sock,
         r,
-        size,
+        Number(size),
         (tflags & 2) !== 0,
         opts.closeTimeoutMs ?? nbdCloseTimeoutMs,
         opts.requestTimeoutMs ?? 0,

@@ -126,6 +126,24 @@ it('NBD client: an option reply claiming 4 GiB is refused, not waited for', asyn
   );
 });
 
+it('NBD client: an export size past 2^53 - 1 is refused (it was taken rounded: 2^53 + 1 bytes as 2^53)', async () => {
+  // the greeting, INFO (export: size, flags), ACK
+  const hello = nbdHello(20 + 12 + 20);
+  hello.writeBigUInt64BE(0x3e889045565a9n, 18);
+  hello.writeUInt32BE(7, 26);
+  hello.writeUInt32BE(3, 30);
+  hello.writeUInt32BE(12, 34);
+  hello.writeBigUInt64BE(2n ** 53n + 1n, 40);
+  hello.writeBigUInt64BE(0x3e889045565a9n, 50);
+  hello.writeUInt32BE(7, 58);
+  hello.writeUInt32BE(1, 62);
+  await refused(
+    await peer(hello),
+    nbd(),
+    "export 'x': the server's size of 9007199254740993 bytes is past what this client addresses (2^53 - 1)",
+  );
+});
+
 it('sync client: a silent server ends the sync after its timeout; garbage is refused; the connection is closed', async () => {
   writeFileSync(join(root, 'src'), Buffer.alloc(10_000, 7));
   const silent = await peer();
