@@ -164,9 +164,9 @@ class SlowDevice extends MemoryDevice {
   private pause(): Promise<void> {
     return new Promise((r) => setTimeout(r, this.ms));
   }
-  override async writev(offset: number, parts: Uint8Array[], o?: { fua?: boolean }): Promise<void> {
+  override async writev(offset: number, parts: Uint8Array[]): Promise<void> {
     await this.pause();
-    return super.writev(offset, parts, o);
+    return super.writev(offset, parts);
   }
   override async readv(offset: number, length: number): Promise<Uint8Array[]> {
     await this.pause();
