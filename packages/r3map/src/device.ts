@@ -50,6 +50,42 @@ export function checkRange(size: number, offset: number, length: number, what = 
     throw new RangeError(`${what} [${offset}, ${offset + length}) is outside the device's ${size} bytes`);
 }
 
+/** Socket reads shorter than this are copied by {@link SmallReads} (bulk reads are kept as they are). */
+export const smallReadBytes = 4096;
+/** Bytes of each buffer {@link SmallReads} copies short reads into. */
+const smallReadsBufferBytes = 64 * 1024;
+
+/**
+ * Appends socket reads to a queue of chunks (see `takeChunks`) at a cost in objects that does not grow with
+ * the number of reads: a read that continues the queue's last chunk in memory (the next bytes of the same
+ * receive page) is merged into it, and a read under `smallReadBytes` is first copied into a buffer shared
+ * by such reads, where consecutive ones are merged. A peer sending one byte at a time otherwise had each
+ * byte kept as a Buffer of its own, about 100-200 bytes of heap a byte: a 32 MiB NBD WRITE so was 3-6 GB.
+ * Bytes copied are never written over (a full buffer is replaced), so views handed out stay valid.
+ */
+export class SmallReads {
+  private buf?: Buffer;
+  private fill = 0;
+
+  /** Appends `c` to `chunks`; with `copy` false, short reads are not copied (they lie in pages already). */
+  append(chunks: Buffer[], c: Buffer, copy = true): void {
+    if (copy && c.length < smallReadBytes) {
+      if (!this.buf || this.buf.length - this.fill < c.length) {
+        this.buf = Buffer.allocUnsafeSlow(smallReadsBufferBytes);
+        this.fill = 0;
+      }
+      c.copy(this.buf, this.fill);
+      c = this.buf.subarray(this.fill, this.fill + c.length);
+      this.fill += c.length;
+    }
+    const last = chunks.length - 1;
+    const prev = chunks[last];
+    if (prev && prev.buffer === c.buffer && prev.byteOffset + prev.length === c.byteOffset)
+      chunks[last] = Buffer.from(prev.buffer, prev.byteOffset, prev.length + c.length);
+    else chunks.push(c);
+  }
+}
+
 /**
  * Takes the next `n` bytes off the front of a queue of socket chunks as one buffer: a view when they lie in
  * the first chunk, else a copy of just those bytes. The queue must hold at least `n` bytes.

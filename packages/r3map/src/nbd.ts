@@ -9,7 +9,7 @@
  */
 import { createServer, type Server, Socket } from 'node:net';
 import { checkTimerMs, listenOn } from '@strata/cli';
-import { type BlockDevice, takeChunks } from './device.js';
+import { type BlockDevice, SmallReads, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
 const IHAVEOPT = 0x49484156454f5054n;
@@ -202,6 +202,9 @@ interface Page {
 class Reader {
   private chunks: Buffer[] = [];
   private have = 0;
+  /** Keeps a byte-at-a-time client from costing a Buffer object a byte (see `SmallReads`). */
+  private readonly small = new SmallReads();
+  private paged = false;
   private waiting?: { n: number; resolve: () => void; reject: (e: Error) => void };
   private ended?: ConnectionEnded;
   /** The client shut down its side (FIN): what it sent before is all there will be. */
@@ -220,6 +223,7 @@ class Reader {
   /** Takes the socket's bytes: its 'data' events, or (`paged`) what its `onread` hands to `received`. */
   attach(socket: Socket, paged = false): this {
     this.socket = socket;
+    this.paged = paged;
     if (!paged)
       socket.on('data', (c: Buffer) => {
         this.push(c);
@@ -284,7 +288,8 @@ class Reader {
 
   /** Queues received bytes; past `inputBytesMax` it marks the reader stalled (the caller stops reading). */
   private push(c: Buffer): void {
-    this.chunks.push(c);
+    // reads into pages continue each other in memory: merged, never copied
+    this.small.append(this.chunks, c, !this.paged);
     this.have += c.length;
     if (this.have > inputBytesMax && !this.stalled) {
       this.stalled = true;

@@ -1,5 +1,7 @@
 // The NBD server against clients at the edges of the protocol: raw sockets, no client library.
 import { connect, createServer, type Socket } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BlockDevice, MemoryDevice, NbdClientDevice, NbdServer } from '../src/index.js';
 import { stuckDevice } from './helpers/stuck.js';
@@ -291,6 +293,45 @@ describe('NBD server, a client that shuts down its side without DISC', () => {
     expect(got).toBe(all);
     expect(s.stats.drainTimeouts).toBe(0);
   }, 20_000);
+});
+
+/** The heap in use after a full collection (the flag is set at run time; vm hands out the function). */
+function heapAfterGc(): number {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return process.memoryUsage().heapUsed;
+}
+
+describe('NBD server, a client that sends a byte at a time', () => {
+  for (const paged of [true, false])
+    it(`keeps a WRITE payload at about a byte of heap a byte (${paged ? 'paged' : 'plain'} socket; each byte was a Buffer: 107-196 bytes)`, async () => {
+      const dev = new MemoryDevice(1 << 20);
+      const s = await serve(dev);
+      if (!paged) process.env.STRATA_NBD_PAGED_READS = '0';
+      const sock = await open(s.port).finally(() => {
+        delete process.env.STRATA_NBD_PAGED_READS;
+      });
+      sock.setNoDelay(true);
+      let got = 0;
+      sock.on('data', (c: Buffer) => (got += c.length));
+      const n = 100_000;
+      sock.write(Buffer.concat([go(), request(1, 1, 4096, n)]));
+      while (got < greetingBytes) await new Promise((r) => setTimeout(r, 5));
+      const before = heapAfterGc();
+      const one = Buffer.from([9]);
+      // one byte a turn: the server reads each on its own
+      for (let i = 0; i < n - 1; i++) {
+        sock.write(one);
+        await new Promise((r) => setImmediate(r));
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      expect(heapAfterGc() - before).toBeLessThan(3 << 20);
+      sock.write(one);
+      for (let i = 0; i < 500 && got < greetingBytes + 16; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(got).toBe(greetingBytes + 16);
+      expect(Buffer.from(await dev.readAt(4096, n)).equals(Buffer.alloc(n, 9))).toBe(true);
+      sock.destroy();
+    });
 });
 
 describe('NBD server handshake', () => {
