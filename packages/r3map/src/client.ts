@@ -5,7 +5,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { checkTimerMs } from '@strata/cli';
-import { type BlockDevice, checkRange, takeBytes, takeChunks } from './device.js';
+import { type BlockDevice, checkRange, SmallReads, takeBytes, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
 const IHAVEOPT = 0x49484156454f5054n;
@@ -33,10 +33,12 @@ class SocketReader {
   private have = 0;
   private waiter?: { n: number; resolve: () => void; reject: (e: Error) => void };
   private error?: Error;
+  /** A server sending a byte at a time had each byte kept as a Buffer object (see `SmallReads`). */
+  private readonly small = new SmallReads();
 
   constructor(sock: Socket) {
     sock.on('data', (c: Buffer) => {
-      this.chunks.push(c);
+      this.small.append(this.chunks, c);
       this.have += c.length;
       this.pump();
     });

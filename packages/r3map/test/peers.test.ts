@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, expect, it } from 'vitest';
 import { NbdClientDevice, NbdClientError, syncToRemote } from '../src/index.js';
 
@@ -59,6 +61,13 @@ async function refused(
   } finally {
     await p.stop();
   }
+}
+
+/** The heap in use after a full collection (the flag is set at run time; vm hands out the function). */
+function heapAfterGc(): number {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return process.memoryUsage().heapUsed;
 }
 
 /** An NBD server's greeting (NBDMAGIC, IHAVEOPT, handshake flags), `extra` bytes of room after it. */
@@ -142,6 +151,63 @@ it('NBD client: an export size past 2^53 - 1 is refused (it was taken rounded: 2
     nbd(),
     "export 'x': the server's size of 9007199254740993 bytes is past what this client addresses (2^53 - 1)",
   );
+});
+
+it('NBD client: a reply sent a byte at a time holds about a byte of heap a byte (each was a Buffer: about 200 bytes)', async () => {
+  const n = 100_000;
+  let served!: () => void;
+  const last = new Promise<void>((r) => (served = r));
+  let sendLast!: () => void;
+  const lastByte = new Promise<void>((r) => (sendLast = r));
+  const server = createServer((s) => {
+    s.setNoDelay(true);
+    s.on('error', () => undefined);
+    // the greeting; INFO and ACK once the client asked; then a READ's reply a byte a turn
+    s.write(nbdHello());
+    let seen = 0;
+    s.on('data', async (c: Buffer) => {
+      seen += c.length;
+      if (seen === 4 + 16 + 4 + 1 + 2) {
+        const info = Buffer.alloc(32 + 20);
+        info.writeBigUInt64BE(0x3e889045565a9n, 0);
+        info.writeUInt32BE(7, 8);
+        info.writeUInt32BE(3, 12);
+        info.writeUInt32BE(12, 16);
+        info.writeBigUInt64BE(1n << 20n, 22);
+        info.writeBigUInt64BE(0x3e889045565a9n, 32);
+        info.writeUInt32BE(7, 40);
+        info.writeUInt32BE(1, 44);
+        s.write(info);
+      } else if (seen > 27 + 28 - 1) {
+        const h = Buffer.alloc(16);
+        h.writeUInt32BE(0x67446698, 0);
+        c.copy(h, 8, c.length - 20, c.length - 12); // the request's handle
+        s.write(h);
+        const one = Buffer.from([5]);
+        for (let i = 0; i < n - 1; i++) {
+          s.write(one);
+          await new Promise((r) => setImmediate(r));
+        }
+        served();
+        await lastByte;
+        s.write(one);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const c = await NbdClientDevice.connect('127.0.0.1', (server.address() as { port: number }).port, 'x');
+  try {
+    const before = heapAfterGc();
+    const read = c.readAt(0, n);
+    await last;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(heapAfterGc() - before).toBeLessThan(3 << 20);
+    sendLast();
+    expect(Buffer.from(await read).equals(Buffer.alloc(n, 5))).toBe(true);
+  } finally {
+    c.destroy();
+    server.close();
+  }
 });
 
 it('sync client: a silent server ends the sync after its timeout; garbage is refused; the connection is closed', async () => {
