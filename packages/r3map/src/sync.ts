@@ -8,6 +8,7 @@ import { type FileHandle, open, stat } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { hash128 } from '@strata/highwayhash';
+import { SmallReads } from './device.js';
 
 const digestKey = new Uint8Array(32).map((_, i) => 0x77 ^ (i * 5));
 export const defaultChunkBytes = 64 * 1024;
@@ -293,7 +294,8 @@ async function sendFrame(sock: Socket, data: Buffer): Promise<boolean> {
 
 /**
  * The frames of a socket, each of at most `bytesMax` bytes. A frame's bytes are joined once it is whole,
- * not on every read (that copied a frame of N reads N times).
+ * not on every read (that copied a frame of N reads N times), and short reads are gathered as they come
+ * (`SmallReads`: a peer sending a byte at a time had each byte kept as a Buffer object).
  */
 async function* frames(
   sock: Socket,
@@ -301,8 +303,9 @@ async function* frames(
 ): AsyncGenerator<{ type: number; payload: Buffer }> {
   let parts: Buffer[] = [];
   let have = 0;
+  const small = new SmallReads();
   for await (const c of sock) {
-    parts.push(c as Buffer);
+    small.append(parts, c as Buffer);
     have += (c as Buffer).length;
     while (have >= 4) {
       if (parts[0]!.length < 4) parts = [Buffer.concat(parts, have)];

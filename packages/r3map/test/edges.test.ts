@@ -13,6 +13,8 @@ import {
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { captureIo, runCommand } from '@strata/cli';
 import { describe, expect, it } from 'vitest';
 import {
@@ -36,6 +38,13 @@ function deferred(): { promise: Promise<void>; open: () => void } {
   let open!: () => void;
   const promise = new Promise<void>((r) => (open = r));
   return { promise, open };
+}
+
+/** The heap in use after a full collection (the flag is set at run time; vm hands out the function). */
+function heapAfterGc(): number {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return process.memoryUsage().heapUsed;
 }
 
 describe('TrackedDevice', () => {
@@ -292,6 +301,43 @@ describe('delta sync over TCP', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+
+  it('the server holds a frame sent a byte at a time at about a byte of heap a byte (each was a Buffer: about 200 bytes)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'r3map-edges-'));
+    const s = serveSync(dir);
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const sock = connect({ host: '127.0.0.1', port: (s.address() as { port: number }).port });
+    try {
+      await new Promise((r) => sock.once('connect', r));
+      sock.setNoDelay(true);
+      let got = Buffer.alloc(0);
+      sock.on('data', (c: Buffer) => (got = Buffer.concat([got, c])));
+      const n = 100_000;
+      const hello = Buffer.from(JSON.stringify({ path: 'y', chunkBytes: 64 * kib, size: n }));
+      const head = Buffer.alloc(5 + 8);
+      head.writeUInt32BE(1 + 8 + n, 0);
+      head[4] = 3; // CHUNK at offset 0
+      sock.write(Buffer.concat([frame(1, hello), head]));
+      while (got.length < 5 + 5 + 8) await new Promise((r) => setTimeout(r, 5)); // READY, DIGESTS
+      const before = heapAfterGc();
+      const one = Buffer.from([6]);
+      for (let i = 0; i < n - 1; i++) {
+        sock.write(one);
+        await new Promise((r) => setImmediate(r));
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      expect(heapAfterGc() - before).toBeLessThan(3 << 20);
+      sock.write(Buffer.concat([one, frame(4, Buffer.alloc(0))]));
+      const done = got.length + 5;
+      for (let i = 0; i < 500 && got.length < done; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(got.subarray(got.length - 5)).toEqual(frame(4, Buffer.alloc(0)));
+      expect(readFileSync(join(dir, 'y')).equals(Buffer.alloc(n, 6))).toBe(true);
+    } finally {
+      sock.destroy();
+      s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('the client fails when the server goes away mid-transfer (it waited for a drain that never came)', async () => {
     // a server that takes HELLO, says it has nothing, reads 1 MiB of the chunks and closes the connection
