@@ -5,7 +5,8 @@
  * Several exports and several connections per export (multi-conn is advertised: every connection sees
  * every completed write, and FLUSH on one covers writes completed on any). Read-only exports answer writes
  * with EPERM. Malformed requests get the protocol's error; a broken framing (bad magic, oversized length)
- * closes that connection only.
+ * closes that connection only. A client that shuts down its side of the socket without DISC has the
+ * requests it sent before carried out and answered, as after DISC, before the server closes.
  */
 import { createServer, type Server, Socket } from 'node:net';
 import { checkTimerMs, listenOn } from '@strata/cli';
