@@ -179,17 +179,29 @@ export const demos: DemoStep[] = [
       const offs = Uint32Array.from({ length: n }, (_, i) => i * 16);
       const lens = new Uint32Array(n).fill(16);
       const out = new BigUint64Array(n);
-      const t0 = performance.now();
-      hash64Batch(key, buf, offs, lens, out);
-      const ms = performance.now() - t0;
+      // V8 runs WebAssembly first as its baseline compiler made it and swaps in the optimized code once it
+      // is built (in the background, for later calls): the first calls of a process run at about half speed
+      const batchTimes: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        hash64Batch(key, buf, offs, lens, out);
+        batchTimes.push(performance.now() - t0);
+      }
+      const ms = Math.min(...batchTimes.slice(1));
       const big = new Uint8Array(16 << 20);
-      const t1 = performance.now();
-      const h = hash64(key, big);
-      const ms2 = performance.now() - t1;
+      const times: number[] = [];
+      let h = 0n;
+      for (let i = 0; i < 4; i++) {
+        const t1 = performance.now();
+        h = hash64(key, big);
+        times.push(performance.now() - t1);
+      }
+      const gbs = (t: number) => `${((16 << 20) / t / 1e6).toFixed(2)} GB/s`;
+      const best = Math.min(...times.slice(1));
       io.stdout.write(
         `engine ${implementation()}: hashed ${n.toLocaleString('en')} 16-byte keys in ${ms.toFixed(0)} ms ` +
-          `(${(n / ms / 1000).toFixed(1)} M keys/s); 16 MiB of zeros in ${ms2.toFixed(1)} ms ` +
-          `(${((16 << 20) / ms2 / 1e6).toFixed(2)} GB/s) -> ${h.toString(16).padStart(16, '0')}\n`,
+          `(${(n / ms / 1000).toFixed(1)} M keys/s; the first time ${batchTimes[0]!.toFixed(0)} ms); 16 MiB of zeros in ${best.toFixed(1)} ms (${gbs(best)}; ` +
+          `the process's first call ${times[0]!.toFixed(1)} ms, ${gbs(times[0]!)}) -> ${h.toString(16).padStart(16, '0')}\n`,
       );
     },
   },
