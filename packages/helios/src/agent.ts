@@ -600,14 +600,16 @@ export async function runAgentFile(
 }
 
 /**
- * Ships a stream (stdin) until it ends: chunks are cut by size or age, one is in flight at a time, and
- * the stream is not pulled while the buffers are full, so a fast writer is held back by the pipe.
- * A stream cannot be re-read, so there is no checkpoint: the source is named `source` (default
- * stdin:HOST:PID:START) and its offsets count from 0; a chunk resent within the run is deduplicated.
+ * Ships a stream (stdin) until it ends, or until `signal` aborts: then it reads no more and ships what it
+ * has taken, as at the end (the input is left as it is; a read under way when the signal came is
+ * dropped). Chunks are cut by size or age, one is in flight at a time, and the stream is not pulled
+ * while the buffers are full, so a fast writer is held back by the pipe. A stream cannot be re-read, so
+ * there is no checkpoint: the source is named `source` (default stdin:HOST:PID:START) and its offsets
+ * count from 0; a chunk resent within the run is deduplicated.
  */
 export async function runAgentStream(
   input: AsyncIterable<Uint8Array | string>,
-  opts: AgentOptions & { source?: string },
+  opts: AgentOptions & { source?: string; signal?: AbortSignal },
   fetchFn?: Fetch,
 ): Promise<AgentStats> {
   const sh = new Shipper(opts, () => {}, fetchFn);
@@ -615,21 +617,33 @@ export async function runAgentStream(
   const source = opts.source ?? `stdin:${hostname()}:${process.pid}:${Date.now()}`;
   const p: Pending = { parts: [], bytes: 0, from: 0, sinceMs: -1 };
   const it = input[Symbol.asyncIterator]();
+  const signal = opts.signal;
+  // `tail -F app.log | strata stream agent ... -` has no end but SIGINT: the lines taken and not yet
+  // shipped were lost with the process, and its report never printed
+  const stopped = signal
+    ? new Promise<'stop'>((res) => {
+        if (signal.aborted) res('stop');
+        else signal.addEventListener('abort', () => res('stop'), { once: true });
+      })
+    : undefined;
   let next: Promise<IteratorResult<Uint8Array | string>> | undefined;
   for (;;) {
+    if (signal?.aborted) break;
     next ??= it.next();
     let timer: NodeJS.Timeout | undefined;
     const timed = p.sinceMs >= 0 && Number.isFinite(sh.everyMs);
-    const r = timed
-      ? await Promise.race([
-          next,
-          new Promise<'due'>((res) => {
-            // a timer takes at most 2^31 - 1 ms (a longer one fires after 1 ms): a longer wait is cut in turns
-            timer = setTimeout(() => res('due'), Math.min(Math.max(0, dueInMs(p, sh.everyMs)), timerMsMax));
-          }),
-        ])
-      : await next;
+    const waits: Promise<IteratorResult<Uint8Array | string> | 'due' | 'stop'>[] = [next];
+    if (stopped) waits.push(stopped);
+    if (timed)
+      waits.push(
+        new Promise<'due'>((res) => {
+          // a timer takes at most 2^31 - 1 ms (a longer one fires after 1 ms): a longer wait is cut in turns
+          timer = setTimeout(() => res('due'), Math.min(Math.max(0, dueInMs(p, sh.everyMs)), timerMsMax));
+        }),
+      );
+    const r = waits.length > 1 ? await Promise.race(waits) : await next;
     if (timer) clearTimeout(timer);
+    if (r === 'stop') break;
     if (r === 'due') {
       if (dueInMs(p, sh.everyMs) <= 0) await flush(sh, source, p, true, false);
       continue;
@@ -647,6 +661,8 @@ export async function runAgentStream(
       await flush(sh, source, p, false, false);
     }
   }
+  // stopped with a read under way: nothing waits for it, nor for its failure (the input closed under it)
+  next?.catch(() => {});
   await flush(sh, source, p, true, true);
   await sh.drain();
   return sh.finish();

@@ -326,6 +326,7 @@ stream's CHUNK EVERY n SECONDS OR m MB). Each chunk's level-0 leaf is built here
 A request is retried --retries times (default 8, unlimited with --follow), backoff doubling from 50 ms to
 2 s. --follow MS polls the file every MS milliseconds until SIGINT (rotation starts a new source at
 offset 0; a file cut shorter in place, or whose first 1,024 bytes changed, is read again from its start).
+Stdin is read until it ends or until SIGINT; then what was read is shipped and the report printed.
 --memory bounds the chunk buffers (default 3 x chunk + 512 KiB);
 at the bound the agent stops reading, so a writer into stdin blocks. The report gives CPU time, CPU % of
 one core, RSS and heap.
@@ -369,12 +370,26 @@ Example: strata stream agent hdfs /var/log/hdfs.log --url http://127.0.0.1:7070 
     };
     let st: AgentStats;
     try {
-      if (file === '-')
-        st = await runAgentStream(io.stdin, {
-          ...opts,
-          ...(f.values.source ? { source: f.values.source } : {}),
-        });
-      else {
+      if (file === '-') {
+        // stdin has no end in `tail -F app.log | strata stream agent ... -`: SIGINT or SIGTERM ships what
+        // was read and prints the report, as --follow does for a file
+        const ac = new AbortController();
+        const stop = () => ac.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        try {
+          st = await runAgentStream(io.stdin, {
+            ...opts,
+            ...(f.values.source ? { source: f.values.source } : {}),
+            signal: ac.signal,
+          });
+        } finally {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+        }
+        // a pipe still open keeps the process alive
+        if (ac.signal.aborted) io.stdin.destroy();
+      } else {
         const ac = new AbortController();
         if (follow) void untilStopped().then(() => ac.abort());
         st = await runAgentFile(

@@ -86,6 +86,24 @@ describe('agent', () => {
     expect(await allN('st')).toEqual(Array.from({ length: 22 }, (_, i) => i));
   });
 
+  it('stdin: a signal stops an input that never ends (tail -F | agent), and what was read is shipped', async () => {
+    createStream(dir, ddl('stop', 'CHUNK EVERY 3600 SECONDS OR 4 MB'));
+    const input = new PassThrough();
+    const ac = new AbortController();
+    const run = runAgentStream(input, { url, stream: 'stop', source: 'stdin:stop', signal: ac.signal });
+    for (let i = 0; i < 30; i++) input.write(`${line(i)}\n`);
+    for (let t = 0; t < 100 && input.readableLength > 0; t++) await sleep(20); // taken by the agent
+    expect(await allN('stop')).toEqual([]); // neither an hour old nor 4 MB: nothing shipped yet
+    ac.abort();
+    // the input stays open: without the signal the run went on (SIGINT then lost the 30 lines)
+    const st = await Promise.race([run, sleep(5000).then(() => 'still running' as const)]);
+    input.end();
+    expect(st).not.toBe('still running');
+    if (st === 'still running') return;
+    expect([st.lines, st.chunks]).toEqual([30, 1]);
+    expect(await allN('stop')).toEqual(Array.from({ length: 30 }, (_, i) => i));
+  });
+
   it("stdin: a CHUNK EVERY past a timer's 24.8 days is waited for in turns (such a timer fired after 1 ms, again and again)", async () => {
     createStream(dir, ddl('slow', 'CHUNK EVERY 30 DAYS OR 4 KB'));
     const input = new PassThrough();
