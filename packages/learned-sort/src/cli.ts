@@ -135,12 +135,13 @@ const sortCmd: Command = {
   help: `Sorts a file of little-endian binary numbers (or newline-separated numbers with --text) with
 Learned Sort, and reports keys/s on stderr.
 
-Usage: strata sort --type f64|f32|i32|u32|i64|u64 [--in FILE | FILE] [--out FILE] [--text]
+Usage: strata sort --type f64|f32|i32|u32|i64|u64 [--in FILE | FILE] [--out FILE] [--text] [--quiet]
 
   --type T     element type (default f64)
   --in FILE    input (default, or -: stdin; the file may also be given without --in)
   --out FILE   output (default stdout)
   --text       numbers as text, one per line
+  --quiet      no progress bar, and no keys/s line on stderr
 
 Example:
   printf '3\\n1\\n2\\n' | strata sort --type i32 --text`,

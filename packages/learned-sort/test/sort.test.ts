@@ -257,6 +257,8 @@ describe('strata sort', () => {
     const c = captureIo('3\n-1\n2.5\n');
     expect(await runCommand(cmd, ['--type', 'f64', '--text', '--quiet'], c.io)).toBe(0);
     expect(c.stdout()).toBe('-1\n2.5\n3\n');
+    expect(c.stderr()).toBe(''); // --quiet, which the help did not list
+    expect(cmd.help).toMatch(/--quiet /);
     // '-' is standard input too (it was ENOENT on './-'), as FILE or --in
     for (const args of [['-'], ['--in', '-']]) {
       const d = captureIo('3\n-1\n2.5\n');
