@@ -295,13 +295,22 @@ const cost = sub(
 const bench = sub(
   'bench',
   'p50/p99 latency and throughput of PUT and GET for 4 KiB and 1 MiB objects',
-  'bench [--store URL] [--count N]',
+  'bench [--store URL] [--count N] [--json]   (N operations of each kind, default 100; --json: one object per row)',
   'strata store bench --store file:./data --count 200',
   async (argv, io) => {
     const { values } = parseFlags(argv, { ...storeFlag, count: { type: 'string' } }, 0);
     const count = intFlag('count', values.count, 100, 1, 1_000_000);
     return withStore(values.store, io, async (s) => {
       const rows: string[][] = [];
+      // --json was taken and the table printed anyway
+      const results: {
+        op: 'PUT' | 'GET';
+        sizeBytes: number;
+        latencyMsP50: number;
+        latencyMsP99: number;
+        opsPerSecond: number;
+        mibPerSecond: number;
+      }[] = [];
       for (const size of [4096, 1 << 20]) {
         const body = new Uint8Array(size).map((_, i) => i * 13);
         for (const op of ['PUT', 'GET'] as const) {
@@ -317,6 +326,14 @@ const bench = sub(
           const secs = (performance.now() - t0) / 1000;
           lat.sort((a, b) => a - b);
           const pct = (p: number) => lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)]!;
+          results.push({
+            op,
+            sizeBytes: size,
+            latencyMsP50: pct(50),
+            latencyMsP99: pct(99),
+            opsPerSecond: count / secs,
+            mibPerSecond: (count * size) / secs / 2 ** 20,
+          });
           rows.push([
             op,
             `${size === 4096 ? '4 KiB' : '1 MiB'}`,
@@ -328,7 +345,8 @@ const bench = sub(
         }
         for (let i = 0; i < count; i++) await s.delete(`bench/${size}/${i}`);
       }
-      io.stdout.write(`${table(['op', 'size', 'p50', 'p99', 'ops', 'throughput'], rows)}\n`);
+      if (values.json) for (const r of results) io.stdout.write(`${JSON.stringify(r)}\n`);
+      else io.stdout.write(`${table(['op', 'size', 'p50', 'p99', 'ops', 'throughput'], rows)}\n`);
       return 0;
     });
   },

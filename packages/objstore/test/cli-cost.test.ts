@@ -140,6 +140,24 @@ describe('strata store', () => {
     );
   });
 
+  it('bench --json: one object per row (it printed the table); the objects it wrote are gone', async () => {
+    const r = await run(['bench', '--store', 'mem:bench-json', '--count', '3', '--json']);
+    expect(r.code).toBe(0);
+    const rows = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(rows.map((x) => [x.op, x.sizeBytes])).toEqual([
+      ['PUT', 4096],
+      ['GET', 4096],
+      ['PUT', 1 << 20],
+      ['GET', 1 << 20],
+    ]);
+    for (const x of rows) expect(x.latencyMsP99).toBeGreaterThanOrEqual(x.latencyMsP50);
+    expect((await run(['ls', '--store', 'mem:bench-json'])).out).toBe('');
+    expect((await run(['bench', '--store', 'mem:bench-json', '--count', '3'])).out).toMatch(/^op +size +p50/);
+  });
+
   it('cost: the WAL option is at least 10x cheaper than direct Standard PUTs for 1,000 writes/s of 1 KiB', async () => {
     writeFileSync(
       join(dir, 'w.json'),
