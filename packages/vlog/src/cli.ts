@@ -120,7 +120,7 @@ function sub(name: string, summary: string, usage: string, example: string, run:
   return {
     name,
     summary,
-    help: `${summary}\n\nUsage: strata log ${usage}\n\nMetaStore URLs: file:DIR (default ${defaultMeta}), mem://NAME, zk://HOST:PORT/PATH, etcd://HOST:PORT/KEY.\nLoglet specs: file:DIR, mem://NAME, objstore:STORE_URL, zk://HOST:PORT/PATH, native://SEQ_HOST:PORT?servers=H1:P1,H2:P2,H3:P3&id=NAME.\n\nExample:\n  ${example}`,
+    help: `${summary}\n\nUsage: strata log ${usage}\n\nMetaStore URLs: file:DIR (default ${defaultMeta}), mem://NAME, zk://HOST:PORT/PATH, etcd://HOST:PORT/KEY.\nLoglet specs: file:DIR, mem://NAME, objstore:STORE_URL, zk://HOST:PORT/PATH, native://SEQ_HOST:PORT?servers=H1:P1,H2:P2,H3:P3&id=NAME, striped:SPEC|SPEC|... (one range striped across nested loglets).\n\nExample:\n  ${example}`,
     run,
   };
 }

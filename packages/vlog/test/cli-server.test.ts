@@ -86,5 +86,10 @@ describe('strata log server / sequencer as processes', () => {
     const help = captureIo();
     expect(await runCommand(log, ['server', '--help'], help.io)).toBe(0);
     expect(help.stdout()).toMatch(/Example:\n\s+strata log server --dir \S+ --listen 127\.0\.0\.1:\d+/);
+    // every kind a spec may name (striped: was missing, though `log create` takes it)
+    const create = captureIo();
+    expect(await runCommand(log, ['create', '--help'], create.io)).toBe(0);
+    for (const kind of ['file:', 'mem://', 'objstore:', 'zk://', 'native://', 'striped:'])
+      expect(create.stdout()).toContain(` ${kind}`);
   });
 });
