@@ -3,7 +3,7 @@
  *
  * A frame is a 4-byte big-endian length, then that many bytes of UTF-8 JSON (one object). Every message
  * is validated on receipt ({@link decodeMessage}): an unknown type, a missing or ill-typed field, a chunk
- * bitmap of the wrong length, an oversized frame or bytes that are not JSON are a {@link ControlError}
+ * unit list that is not ascending or runs past the device, an oversized frame or bytes that are not JSON are a {@link ControlError}
  * that names what was wrong; the receiver sends an `error` message if it still can and closes the
  * connection. Nothing the peer sends can crash a process or make it wait without a bound (every wait for
  * a message has a timeout).
@@ -17,9 +17,9 @@
  *         second until the end, and D gives up on a source it has not heard from for 10 s (a stopped
  *         process keeps its connections open: its NBD reads would wait forever)
  * D -> S  round                          repeated while the dirty set shrinks
- * S -> D  dirty {bitmap}                 trackBytes units written since the last round; D re-reads them
+ * S -> D  dirty {runs, more}...           trackBytes units written since the last round; D re-reads them
  * D -> S  finalize {servePort}           S connects to D's export, seals (writes wait), drains
- * S -> D  final {bitmap}                 last dirty chunks; D marks them missing (post-copy)
+ * S -> D  final {runs, more}...          last dirty units; D marks their chunks missing (post-copy)
  * D -> S  serving                        D holds the device (its export still holds requests)
  * S -> D  committed {downtimeMs}         S forwards its workload to D; D's export opens
  *         D pulls the rest in the background, missing chunks on demand
@@ -27,12 +27,25 @@
  * S -> D  released {bytesSent}           S closes its device and its export
  * either  error {message}                the sender gives up; the connection closes
  * ```
+ *
+ * A set of units (`dirty`, `final`) goes as runs of consecutive units ({@link encodeUnitFrames}), in as
+ * many frames as it takes, each with at most `unitRunBytesMax` bytes of runs, `more` set on all but the
+ * last. Until control version 3 it was one bitmap of a bit a unit in one frame: a device over 192 GiB in
+ * 4 KiB units needed a frame over 8 MiB, so its migration failed at its first round (after the whole
+ * pre-copy), and a clean 4 TiB device sent 171 MiB a round.
  */
 import type { Socket } from 'node:net';
+import { UnitSet } from './units.js';
 
-export const controlVersion = 2;
-/** Largest frame (a 1 TiB device in 64 KiB chunks has a 2 MiB bitmap, 2.7 MiB in base64). */
-export const frameBytesMax = 8 * 1024 * 1024;
+/** 3: unit sets as runs over several frames (2: a bitmap in one frame; 1: no pings from the source). */
+export const controlVersion = 3;
+/**
+ * Bytes of runs (varints) in one `dirty` or `final` frame: a frame of them is at most 1.4 MiB of base64,
+ * whatever the device's size; a set that needs more goes in several frames.
+ */
+export const unitRunBytesMax = 1 << 20;
+/** Largest frame: a frame of unit runs with room to spare (every other message is under 5 KiB). */
+export const frameBytesMax = 2 * 1024 * 1024;
 /**
  * Messages a channel keeps that nobody has asked for yet, in number and in frame bytes: a peer that floods
  * them is broken (64 bitmaps of 8 MiB were 512 MiB held before the count alone stopped one).
@@ -66,9 +79,9 @@ export type Message =
     }
   | { t: 'ping' }
   | { t: 'round' }
-  | { t: 'dirty'; bitmap: string }
+  | { t: 'dirty'; runs: string; more: boolean }
   | { t: 'finalize'; servePort: number }
-  | { t: 'final'; bitmap: string }
+  | { t: 'final'; runs: string; more: boolean }
   | { t: 'serving' }
   | { t: 'committed'; downtimeMs: number }
   | { t: 'release' }
@@ -77,21 +90,21 @@ export type Message =
 
 export type MessageType = Message['t'];
 
-const fields: Record<MessageType, Record<string, 'int' | 'num' | 'str'>> = {
+const fields: Record<MessageType, Record<string, 'int' | 'num' | 'str' | 'bool'>> = {
   hello: { v: 'int' },
   info: { v: 'int', size: 'int', chunkBytes: 'int', trackBytes: 'int', nbdPort: 'int', exportName: 'str' },
   ping: {},
   round: {},
-  dirty: { bitmap: 'str' },
+  dirty: { runs: 'str', more: 'bool' },
   finalize: { servePort: 'int' },
-  final: { bitmap: 'str' },
+  final: { runs: 'str', more: 'bool' },
   serving: {},
   committed: { downtimeMs: 'num' },
   release: {},
   released: { bytesSent: 'int' },
   error: { message: 'str' },
 };
-/** Longest string field (error messages, export names); bitmaps are bounded by the frame. */
+/** Longest string field (error messages, export names); unit runs are bounded by the frame. */
 const textBytesMax = 4096;
 
 /** Parses and validates one frame's payload; throws {@link ControlError} saying what is wrong. */
@@ -113,10 +126,12 @@ export function decodeMessage(payload: Uint8Array): Message {
     const x = o[k];
     const ok =
       kind === 'str'
-        ? typeof x === 'string' && (k === 'bitmap' || x.length <= textBytesMax)
-        : kind === 'int'
-          ? Number.isSafeInteger(x) && (x as number) >= 0
-          : typeof x === 'number' && Number.isFinite(x) && x >= 0;
+        ? typeof x === 'string' && (k === 'runs' || x.length <= textBytesMax)
+        : kind === 'bool'
+          ? typeof x === 'boolean'
+          : kind === 'int'
+            ? Number.isSafeInteger(x) && (x as number) >= 0
+            : typeof x === 'number' && Number.isFinite(x) && x >= 0;
     if (!ok) throw new ControlError(`control message '${t}': field '${k}' is missing or not a valid ${kind}`);
   }
   for (const k of Object.keys(o))
@@ -134,35 +149,79 @@ export function encodeMessage(m: Message): Buffer {
   return Buffer.concat([h, body]);
 }
 
-/** A set of chunk indices as a base64 bitmap of exactly ceil(chunks / 8) bytes. */
-export function encodeChunks(set: Iterable<number>, chunks: number): string {
-  const b = Buffer.alloc(Math.ceil(chunks / 8));
-  for (const i of set) {
-    if (!Number.isInteger(i) || i < 0 || i >= chunks) throw new RangeError(`chunk ${i} of ${chunks}`);
-    b[i >> 3]! |= 1 << (i & 7);
+/**
+ * A set of units as the `runs` of one or more frames: each run is two unsigned LEB128 varints, the gap from
+ * the end of the previous run (of the whole set, across frames; from 0 for the first) and the run's length
+ * (at least 1). A frame ends after a whole run once it holds `unitRunBytesMax - 32` bytes or more; an empty
+ * set is one frame with no runs. The frames are made as they are taken (the caller may wait between them).
+ */
+export function* encodeUnitFrames(
+  set: UnitSet,
+  runBytesMax = unitRunBytesMax,
+): Generator<{ runs: string; more: boolean }> {
+  const buf = Buffer.allocUnsafe(runBytesMax);
+  let at = 0;
+  let end = 0;
+  const put = (x: number) => {
+    // arithmetic rather than bit operations: unit indices may pass 2^31
+    while (x >= 0x80) {
+      buf[at++] = (x % 0x80) | 0x80;
+      x = Math.floor(x / 0x80);
+    }
+    buf[at++] = x;
+  };
+  for (const [first, n] of set.runs()) {
+    if (at > runBytesMax - 32) {
+      yield { runs: buf.toString('base64', 0, at), more: true };
+      at = 0;
+    }
+    put(first - end);
+    put(n);
+    end = first + n;
   }
-  return b.toString('base64');
+  yield { runs: buf.toString('base64', 0, at), more: false };
 }
 
-/** Inverse of {@link encodeChunks}; a bitmap of the wrong length or with bits past the end is refused. */
-export function decodeChunks(bitmap: string, chunks: number): Set<number> {
-  const want = Math.ceil(chunks / 8);
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(bitmap) || bitmap.length !== Math.ceil(want / 3) * 4)
-    throw new ControlError(`a chunk bitmap is not ${want} bytes of base64`);
-  const b = Buffer.from(bitmap, 'base64');
-  if (b.length !== want) throw new ControlError(`a chunk bitmap is not ${want} bytes of base64`);
-  const out = new Set<number>();
-  for (let k = 0; k < b.length; k++) {
-    const byte = b[k]!;
-    if (byte === 0) continue;
-    for (let j = 0; j < 8; j++)
-      if (byte & (1 << j)) {
-        const i = k * 8 + j;
-        if (i >= chunks) throw new ControlError(`a chunk bitmap marks chunk ${i} past the last (${chunks})`);
-        out.add(i);
-      }
+/**
+ * Adds the runs of one frame to `into` (see {@link encodeUnitFrames}); `end` is where the previous frame's
+ * last run ended (0 for the first frame), and the end of this frame's last run is returned. Runs that are
+ * not base64 varints, a run of length 0, and a unit at or past `units` are a {@link ControlError}; so is an
+ * empty frame that says more follow (a peer could send those forever).
+ */
+export function decodeUnitFrame(
+  frame: { runs: string; more: boolean },
+  units: number,
+  into: UnitSet,
+  end = 0,
+): number {
+  const { runs } = frame;
+  if (runs.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(runs))
+    throw new ControlError(`a unit list is not base64 (${runs.length} characters)`);
+  if (runs.length === 0 && frame.more) throw new ControlError('an empty unit list says more follow');
+  const b = Buffer.from(runs, 'base64');
+  let at = 0;
+  const get = (): number => {
+    let x = 0;
+    let scale = 1;
+    for (;;) {
+      if (at >= b.length) throw new ControlError('a unit list ends within a number');
+      const byte = b[at++]!;
+      x += (byte & 0x7f) * scale;
+      if (x > Number.MAX_SAFE_INTEGER) throw new ControlError('a unit list holds a number past 2^53');
+      if (byte < 0x80) return x;
+      scale *= 0x80;
+    }
+  };
+  while (at < b.length) {
+    const first = end + get();
+    const n = get();
+    if (n === 0) throw new ControlError(`a unit list holds an empty run at unit ${first}`);
+    if (first + n > units)
+      throw new ControlError(`a unit list marks units [${first}, ${first + n}) past the last (${units})`);
+    into.addRange(first, n);
+    end = first + n;
   }
-  return out;
+  return end;
 }
 
 /**
@@ -403,6 +462,48 @@ export class ControlChannel {
   send(m: Message): void {
     if (this.failure) throw this.failure;
     this.socket.write(encodeMessage(m));
+  }
+
+  /**
+   * Sends a set of units as `dirty` or `final` frames, each made once the socket has taken the one before
+   * (so at most one frame of them waits here, however large the set).
+   */
+  async sendUnits(t: 'dirty' | 'final', set: UnitSet): Promise<void> {
+    for (const f of encodeUnitFrames(set)) {
+      if (this.failure) throw this.failure;
+      if (!this.socket.write(encodeMessage({ t, ...f }))) await this.drained();
+    }
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      // the channel's own 'close' listener, added first, has failed it by then
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        if (this.failure) reject(this.failure);
+        else resolve();
+      };
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    });
+  }
+
+  /** Receives a set of units sent by {@link sendUnits}: its frames, each within `timeoutMs`. */
+  async nextUnits(t: 'dirty' | 'final', units: number, timeoutMs = replyTimeoutMs): Promise<UnitSet> {
+    const set = new UnitSet();
+    let end = 0;
+    for (;;) {
+      const m = await this.next(t, timeoutMs);
+      try {
+        end = decodeUnitFrame(m, units, set, end);
+      } catch (e) {
+        const err = new ControlError(`${this.peer}: ${(e as Error).message}`);
+        this.fail(err);
+        throw err;
+      }
+      if (!m.more) return set;
+    }
   }
 
   /** The next message; with `want`, anything else is a protocol error. */

@@ -9,12 +9,13 @@ export {
   ControlChannel,
   ControlError,
   controlVersion,
-  decodeChunks,
   decodeMessage,
-  encodeChunks,
+  decodeUnitFrame,
   encodeMessage,
+  encodeUnitFrames,
   frameBytesMax,
   type Message,
+  unitRunBytesMax,
 } from './control.js';
 export { type BlockDevice, checkRange, type Extent } from './device.js';
 export { FileDevice } from './devices/file.js';
@@ -62,3 +63,4 @@ export {
   syncFiles,
   syncToRemote,
 } from './sync.js';
+export { UnitSet, unitPageBits } from './units.js';

@@ -4,9 +4,9 @@
  * bytes over NBD.
  *
  * The source serves its device read-only over NBD to the destination (the migration export), tracks the
- * chunks its workload writes, and answers the destination's rounds with dirty bitmaps. At finalize it
+ * units its workload writes, and answers the destination's rounds with dirty sets. At finalize it
  * connects to the destination's export, seals (workload writes wait: the downtime), drains writes in
- * flight, sends the last dirty bitmap, and once the destination says it is serving, forwards its workload
+ * flight, sends the last dirty set, and once the destination says it is serving, forwards its workload
  * there. The destination pre-copies, re-fetches dirty chunks in rounds until the dirty set is small or
  * stops shrinking, takes over, then pulls what it still lacks (post-copy) and releases the source.
  *
@@ -19,19 +19,12 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { listenOn, shown } from '@strata/cli';
 import { NbdClientDevice } from './client.js';
-import {
-  ControlChannel,
-  ControlError,
-  controlVersion,
-  decodeChunks,
-  encodeChunks,
-  peerIdleMsMax,
-  pingIntervalMs,
-} from './control.js';
+import { ControlChannel, ControlError, controlVersion, peerIdleMsMax, pingIntervalMs } from './control.js';
 import { type BlockDevice, checkRange } from './device.js';
 import { MigratingDevice, TrackedDevice, unitsToChunks } from './migrate.js';
 import { MountDevice, mountChunkBytesMax, mountChunkBytesMin } from './mount.js';
 import { NbdServer } from './nbd.js';
+import { UnitSet } from './units.js';
 
 /** Default transfer unit (the destination's chunk). */
 export const migrateChunkBytesDefault = 64 * 1024;
@@ -134,7 +127,7 @@ export class MigrationSource {
     this.released = new Promise((r) => (this.resolveReleased = r));
   }
 
-  /** Tracking units of the device (the length of a dirty bitmap). */
+  /** Tracking units of the device (a dirty set's units are below this). */
   get units(): number {
     return Math.ceil(this.device.size / migrateTrackBytes);
   }
@@ -212,7 +205,7 @@ export class MigrationSource {
           const d = this.tracked.drainDirty();
           rounds++;
           resent += d.size;
-          ch.send({ t: 'dirty', bitmap: encodeChunks(d, this.units) });
+          await ch.sendUnits('dirty', d);
           continue;
         }
         // connect to the destination's export before sealing, so it costs no downtime
@@ -224,7 +217,7 @@ export class MigrationSource {
         await this.tracked.quiesce();
         const last = this.tracked.drainDirty();
         resent += last.size;
-        ch.send({ t: 'final', bitmap: encodeChunks(last, this.units) });
+        await ch.sendUnits('final', last);
         await ch.next('serving');
         // the point of no return: from here the destination is authoritative
         downtimeMs = performance.now() - tSeal;
@@ -550,11 +543,11 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
 
     // pre-copy, then rounds while the dirty set shrinks
     await guard(mount.pullAll());
-    let carried = new Set<number>();
+    let carried = new UnitSet();
     let previous = Number.POSITIVE_INFINITY;
     for (; rounds < (opts.roundsMax ?? 8); ) {
       ch.send({ t: 'round' });
-      const dirty = decodeChunks((await ch.next('dirty')).bitmap, units);
+      const dirty = await ch.nextUnits('dirty', units);
       rounds++;
       opts.onEvent?.({ event: 'round', round: rounds, dirtyChunks: dirty.size });
       if (dirty.size <= (opts.dirtyChunksMax ?? 8) || dirty.size > 0.8 * previous) {
@@ -568,8 +561,8 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     // finalize: the source seals and sends the last dirty chunks; they are fetched on demand from now
     ch.stopPings();
     ch.send({ t: 'finalize', servePort });
-    const last = decodeChunks((await ch.next('final')).bitmap, units);
-    for (const i of carried) last.add(i);
+    const last = await ch.nextUnits('final', units);
+    for (const [u, n] of carried.runs()) last.addRange(u, n);
     finalDirty = last.size;
     resent += last.size;
     await guard(mount.invalidate(unitsToChunks(last, info.trackBytes, info.chunkBytes, info.size), false));

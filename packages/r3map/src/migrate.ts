@@ -9,11 +9,13 @@
  */
 import { type BlockDevice, checkRange } from './device.js';
 import type { MountDevice } from './mount.js';
+import { UnitSet } from './units.js';
 
 /** A device that records which chunks were written, and can hold writes (seal) during a handover. */
 export class TrackedDevice implements BlockDevice {
   readonly size: number;
-  private dirty = new Set<number>();
+  /** A bit a unit at most, however many are written (see `UnitSet`). */
+  private dirty = new UnitSet();
   private tracking = false;
   private gate?: Promise<void>;
   private openGate?: () => void;
@@ -36,19 +38,15 @@ export class TrackedDevice implements BlockDevice {
 
   private mark(offset: number, length: number): void {
     if (!this.tracking || length === 0) return;
-    for (
-      let i = Math.floor(offset / this.chunkBytes);
-      i <= Math.floor((offset + length - 1) / this.chunkBytes);
-      i++
-    )
-      this.dirty.add(i);
+    const first = Math.floor(offset / this.chunkBytes);
+    this.dirty.addRange(first, Math.floor((offset + length - 1) / this.chunkBytes) - first + 1);
   }
 
   /** Starts tracking (or returns and clears what was written since the last call). */
-  drainDirty(): Set<number> {
+  drainDirty(): UnitSet {
     this.tracking = true;
     const d = this.dirty;
-    this.dirty = new Set();
+    this.dirty = new UnitSet();
     return d;
   }
 
@@ -122,7 +120,7 @@ export class TrackedDevice implements BlockDevice {
     const first = Math.ceil(offset / this.chunkBytes);
     const end = offset + length;
     const last = end === this.size ? Math.ceil(end / this.chunkBytes) : Math.floor(end / this.chunkBytes);
-    for (let i = first; i < last; i++) this.dirty.delete(i);
+    if (last > first) this.dirty.deleteRange(first, last - first);
   }
 
   /** Resolves when no write or trim is in flight (call after `seal`). */
@@ -241,7 +239,7 @@ export function unitsToChunks(
   unitBytes: number,
   chunkBytes: number,
   size: number,
-): Set<number> {
+): UnitSet {
   // a chunk size of 0 looped forever without yielding
   for (const [what, n] of [
     ['unit', unitBytes],
@@ -249,13 +247,21 @@ export function unitsToChunks(
   ] as const)
     if (!Number.isSafeInteger(n) || n < 1)
       throw new RangeError(`unitsToChunks: the ${what} size must be a whole number of bytes >= 1, got ${n}`);
-  const out = new Set<number>();
-  for (const u of units) {
+  const out = new UnitSet();
+  // a UnitSet by its runs: a run of a million units is one range of chunks, not a million look-ups
+  const runs: Iterable<[number, number]> =
+    units instanceof UnitSet
+      ? units.runs()
+      : (function* () {
+          for (const u of units) yield [u, 1] as [number, number];
+        })();
+  for (const [u, n] of runs) {
     if (!Number.isSafeInteger(u) || u < 0) throw new RangeError(`unitsToChunks: unit ${u} is not an index`);
     const off = u * unitBytes;
     if (off >= size) continue;
-    const end = Math.min(size, off + unitBytes);
-    for (let c = Math.floor(off / chunkBytes); c <= Math.floor((end - 1) / chunkBytes); c++) out.add(c);
+    const end = Math.min(size, off + n * unitBytes);
+    const first = Math.floor(off / chunkBytes);
+    out.addRange(first, Math.floor((end - 1) / chunkBytes) - first + 1);
   }
   return out;
 }
@@ -281,7 +287,7 @@ export async function migrate(
   source.drainDirty(); // start tracking before the first copy
   let rounds = 0;
   let resent = 0;
-  let carried = new Set<number>();
+  let carried = new UnitSet();
   let previous = Number.POSITIVE_INFINITY;
   try {
     await dest.pullAll();
@@ -308,7 +314,7 @@ export async function migrate(
   front.beginHandover();
   await source.quiesce();
   const last = source.drainDirty();
-  for (const i of carried) last.add(i);
+  for (const [u, n] of carried.runs()) last.addRange(u, n);
   await dest.invalidate(unitsToChunks(last, source.chunkBytes, dest.chunkBytes, dest.size), false);
   dest.own();
   front.complete(dest);
