@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   CliError,
@@ -457,6 +458,17 @@ function maxRate(text: string): number {
   return r;
 }
 
+/** Creates `path` unless it exists: true when this call made it (false when it was there already). */
+async function createNew(path: string): Promise<boolean> {
+  try {
+    await (await open(path, 'wx')).close();
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
 const migrateDest: Command = {
   name: 'dest',
   summary: 'live-migrate a device from a migration source into a file, then serve it over NBD',
@@ -464,7 +476,8 @@ const migrateDest: Command = {
 serving (pre-copy, then rounds that re-fetch what was written meanwhile), finalizes (the source seals; its
 last dirty chunks are fetched on demand), serves the device over NBD on --serve from the handover on, pulls
 what is still missing, and releases the source. Prints a summary and serves until stopped. If the source
-goes away before the handover, gives up with exit code 1 and never serves (the source stays authoritative).
+goes away before the handover, gives up with exit code 1 and never serves (the source stays authoritative);
+a --file it created is removed then (one that existed before is left, incomplete).
 
 Usage: strata migrate dest --from HOST:PORT --file OUT --serve 127.0.0.1:PORT [--dirty-max 8] [--rounds 8] [--exit-with-parent]
                            [--pull-concurrency 4] [--max-rate BYTES_PER_S] [--json]
@@ -492,6 +505,8 @@ Example:
     const file = resolve(io.cwd, values.file);
     let progress: Progress | undefined;
     let opened = false;
+    /** Whether this command made --file (it is removed if the migration fails before the handover). */
+    let created = false;
     let m: Awaited<ReturnType<typeof migrateFrom>>;
     // a stop during the migration abandons it (before the handover the source stays authoritative)
     const stop = new AbortController();
@@ -501,8 +516,9 @@ Example:
     try {
       m = await migrateFrom(from.host, from.port, {
         signal: stop.signal,
-        open: (size) => {
+        open: async (size) => {
           opened = true;
+          created = await createNew(file);
           return FileDevice.open(file, { create: true, size });
         },
         serveHost: serveAt.host,
@@ -532,8 +548,17 @@ Example:
       });
     } catch (e) {
       progress?.finish();
+      // a file made here (at the size the source declared, before anything else could fail) goes with a
+      // failed migration, never one that was there before; nor one that served the workload after the
+      // handover (it alone holds the writes made since)
+      const keep = e instanceof MigrationAbandonedError && e.afterHandover;
+      if (created && !keep) await rm(file, { force: true });
       if (e instanceof MigrationAbandonedError)
-        throw new CliError(opened ? `${e.message}; ${values.file} is incomplete` : e.message);
+        throw new CliError(
+          opened
+            ? `${e.message}; ${values.file} ${created && !keep ? 'was removed' : 'is incomplete'}`
+            : e.message,
+        );
       throw e;
     }
     progress?.finish();

@@ -376,6 +376,16 @@ class PacedDevice implements BlockDevice {
 
 export class MigrationAbandonedError extends Error {
   override name = 'MigrationAbandonedError';
+  constructor(
+    message: string,
+    /**
+     * Whether the destination had taken over (post-copy): its device then holds the workload's writes since
+     * the handover, which nothing else has; before it, the source stays authoritative and has them all.
+     */
+    readonly afterHandover = false,
+  ) {
+    super(message);
+  }
 }
 
 export interface DestOptions {
@@ -597,13 +607,14 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     ch.close();
   } catch (e) {
     ch.stopPings();
-    gate.fail(new MigrationAbandonedError('the source went away during post-copy'));
+    gate.fail(new MigrationAbandonedError('the source went away during post-copy', true));
     remoteDevice?.destroy();
     await m.close().catch(() => undefined);
     await cleanup();
     // the source went away after the handover: chunks not pulled yet are lost with it
     throw new MigrationAbandonedError(
       `the source ${host}:${port} went away during post-copy (${(e as Error).message}); ${m.stats.chunks - m.stats.present} of ${m.stats.chunks} chunks are missing`,
+      true,
     );
   }
   // every chunk is local: the remote is no longer needed

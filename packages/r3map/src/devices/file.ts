@@ -19,9 +19,15 @@ export class FileDevice implements BlockDevice {
       await fh.close();
     }
     const fh = await open(path, opts.readOnly ? 'r' : 'r+');
-    if (opts.create && opts.size !== undefined) await fh.truncate(opts.size);
-    const size = (await stat(path)).size;
-    return new FileDevice(fh, size, opts.readOnly === true);
+    try {
+      if (opts.create && opts.size !== undefined) await fh.truncate(opts.size);
+      const size = (await stat(path)).size;
+      return new FileDevice(fh, size, opts.readOnly === true);
+    } catch (e) {
+      // a size the file system refuses (EFBIG) left the file open
+      await fh.close();
+      throw e;
+    }
   }
 
   async readAt(offset: number, length: number): Promise<Uint8Array> {
