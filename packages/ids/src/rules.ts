@@ -346,8 +346,9 @@ function variablesSet(options: RuleOption[], end = options.length): Set<string> 
  * Sets a content modifier from its value: a number in Snort 3's range for it (offset and distance -65535
  * to 65535, depth and within 1 to 65535), or a variable an earlier byte_extract or byte_math of the rule
  * (`options` so far) sets. (Anything else was dropped, or kept as a variable no step sets, so the content
- * never matched.) A modifier given twice for one content is refused (the last one was taken), and a depth
- * or within shorter than the content, which no match can fit in (Snort 2 refuses the depth too).
+ * never matched.) A modifier given twice for one content is refused (the last one was taken), an absolute one
+ * (offset, depth) with a relative one (distance, within), and a depth or within shorter than the content,
+ * which no match can fit in (Snort 2 refuses the depth too).
  */
 function setContentModifier(
   c: ContentMatch,
@@ -357,6 +358,15 @@ function setContentModifier(
   fail: (m: string) => Error,
 ): void {
   if (c[k] !== undefined || c.vars?.[k] !== undefined) throw fail(`${k} is given twice for one content`);
+  // offset/depth count from the buffer's start, distance/within from the previous match: one content takes
+  // one kind (Snort 3 and Suricata refuse the mix; here the offset and depth were dropped, silently)
+  const other =
+    k === 'offset' || k === 'depth' ? (['distance', 'within'] as const) : (['offset', 'depth'] as const);
+  const mixed = other.find((o) => c[o] !== undefined || c.vars?.[o] !== undefined);
+  if (mixed)
+    throw fail(
+      `${k} with ${mixed} on one content: offset and depth are absolute, distance and within relative`,
+    );
   const [lo, hi] = k === 'depth' || k === 'within' ? [1, 65535] : [-65535, 65535];
   if (v !== undefined && /^-?\d+$/.test(v)) {
     const n = Number(v);
