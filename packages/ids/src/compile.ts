@@ -527,6 +527,18 @@ export class RuleCompiler {
             throw new Error(`flow: '${v}' asks for only_stream and no_stream`);
           if (parts.includes('established') && parts.includes('not_established'))
             throw new Error(`flow: '${v}' asks for established and not_established`);
+          // stateless: whatever the session's state and direction (Snort 3 refuses it with either; here the
+          // other word was applied and stateless ignored)
+          const stateful = [
+            'to_server',
+            'from_client',
+            'to_client',
+            'from_server',
+            'established',
+            'not_established',
+          ];
+          const withStateless = parts.includes('stateless') && parts.find((x) => stateful.includes(x));
+          if (withStateless) throw new Error(`flow: '${v}' asks for stateless and ${withStateless}`);
           if (parts.includes('no_frag') && parts.includes('only_frag'))
             throw new Error(`flow: '${v}' asks for no_frag and only_frag`);
           // stream data is never a rebuilt datagram (Snort: only_frag needs PKT_REBUILT_FRAG)
@@ -545,12 +557,22 @@ export class RuleCompiler {
           break;
         }
         case 'flowbits': {
-          const [op, names] = v.split(',').map((x) => x.trim()) as [string, string | undefined];
+          const [op, names, group] = v.split(',').map((x) => x.trim()) as [string, string?, string?];
           // an unknown operation, or one without its bit names, was kept and never acted on
           if (!flowbitsOps.includes(op))
             throw new Error(`flowbits: unknown operation '${op}' (${flowbitsOps.join(', ')})`);
           if (op !== 'noalert' && !(names ?? '').split(/[|&]/).every((x) => /^[\w.-]+$/.test(x.trim())))
             throw new Error(`flowbits:${op} needs bit names (a, a|b or a&b), got '${names ?? ''}'`);
+          // as Snort 3 refuses them (ips_flowbits.cc); each was taken: noalert's names and a group ignored
+          // (isset,any,G tested a bit named 'any'), a|b&c read as a|b|c, set/unset/toggle a|b as a&b
+          if (op === 'noalert' && names !== undefined)
+            throw new Error(`flowbits:noalert takes no bit names, got '${names}'`);
+          if (group !== undefined)
+            throw new Error(`flowbits:${op}: groups of bits are not supported, got '${v.slice(0, 60)}'`);
+          if (names?.includes('|') && names.includes('&'))
+            throw new Error(`flowbits:${op}: '|' and '&' in one list, got '${names}'`);
+          if (names?.includes('|') && op !== 'isset' && op !== 'isnotset')
+            throw new Error(`flowbits:${op} takes bits joined by '&' (all of them), got '${names}'`);
           if (op === 'noalert') noalert = true;
           else
             flowbits.push({

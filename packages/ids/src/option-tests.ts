@@ -146,11 +146,15 @@ export function numTest(v: string, what = '', max = Number.MAX_SAFE_INTEGER): (n
 }
 
 /**
- * flags: TCP flag letters (F S R P A U C E; 1 and 2 as C and E, Snort 2's names; 0 for none) with `+*!` as
- * in fragbits, then `,` and the flags to ignore.
+ * flags: TCP flag letters (F S R P A U C E in either case; 1 and 2 as C and E, Snort 2's names; 0 for none)
+ * with `+*!` as in fragbits, then `,` and the flags to ignore (letters only). As Snort 3 (ips_flags.cc):
+ * an empty test, an unknown letter in the mask (it was skipped, so the flag was tested after all) and a
+ * third field are refused; lower-case letters, which Snort takes, were refused.
  */
 export function flagsTest(v: string): (f: number) => boolean {
-  const [spec, maskSpec] = v.split(',') as [string, string | undefined];
+  const fields = v.split(',');
+  if (fields.length > 2) throw new Error(`flags: expected FLAGS[,MASK], got '${v}'`);
+  const [spec, maskSpec] = fields as [string, string | undefined];
   const bit: Record<string, number> = {
     F: 1,
     S: 2,
@@ -163,16 +167,26 @@ export function flagsTest(v: string): (f: number) => boolean {
     '1': 128,
     '2': 64,
   };
+  if (spec.trim() === '') throw new Error(`flags: no flags given (0 for none), got '${v}'`);
   let mode = '';
   let want = 0;
   for (const ch of spec.trim()) {
     if ('+*!'.includes(ch)) mode = ch;
     else if (ch === '0') want = 0;
-    else if (bit[ch] === undefined) throw new Error(`bad flag '${ch}'`);
-    else want |= bit[ch]!;
+    else if (bit[ch.toUpperCase()] === undefined)
+      throw new Error(`flags: unknown flag '${ch}' in '${v}' (F S R P A U C E, 1 2, 0, and + * !)`);
+    else want |= bit[ch.toUpperCase()]!;
   }
   let ignore = 0;
-  for (const ch of (maskSpec ?? '').trim()) ignore |= bit[ch] ?? 0;
+  if (maskSpec !== undefined) {
+    if (maskSpec.trim() === '') throw new Error(`flags: an empty mask in '${v}'`);
+    for (const ch of maskSpec.trim()) {
+      const b = bit[ch.toUpperCase()];
+      if (b === undefined)
+        throw new Error(`flags: unknown flag '${ch}' in the mask of '${v}' (F S R P A U C E, 1 2)`);
+      ignore |= b;
+    }
+  }
   return (f) => {
     const g = f & ~ignore;
     if (mode === '+') return (g & want) === want;

@@ -1,9 +1,22 @@
 // Option values Snort 3 refuses at load, refused here naming the option and its value: each was taken
 // before and then ignored, misread or never matched on.
 import { describe, expect, it } from 'vitest';
-import { parseRule } from '../src/index.js';
+import { Engine, parseRule, parseRules } from '../src/index.js';
 
 const rule = (opts: string, proto = 'tcp') => parseRule(`alert ${proto} any any -> any any (${opts} sid:1;)`);
+
+/** The reason the engine gives for skipping a rule with these options, or undefined when it loads it. */
+function refusal(opts: string, proto = 'tcp'): string | undefined {
+  const set = parseRules(`alert ${proto} any any -> any any (${opts} sid:1;)`);
+  if (set.errors.length > 0) return set.errors[0]!.message;
+  return new Engine(set.rules).skipped[0]?.reason;
+}
+
+/** Each rule's options refused with its message, each rule of `ok` loaded. */
+function checks(refused: readonly (readonly [string, string])[], ok: readonly string[]): void {
+  for (const [opts, msg] of refused) expect(refusal(opts), opts).toBe(msg);
+  for (const opts of ok) expect(refusal(opts), opts).toBeUndefined();
+}
 
 describe('content modifiers', () => {
   it('refuses an absolute modifier (offset, depth) with a relative one (distance, within) on one content', () => {
@@ -26,5 +39,70 @@ describe('content modifiers', () => {
       'content:"a",offset 1,depth 4; content:"b",distance 0,within 3;',
     ])
       expect(rule(opts).contents.length, opts).toBe(2);
+  });
+});
+
+describe('flow, flags and flowbits', () => {
+  it('refuses flow:stateless with a direction or a state, as Snort 3 does', () => {
+    // ips_flow.cc: "can't use flow: stateless option with other options", "can't specify established and
+    // stateless options in same rule" (and unestablished); before, stateless was ignored
+    checks(
+      [
+        ['flow:stateless,to_server;', "flow: 'stateless,to_server' asks for stateless and to_server"],
+        ['flow:from_server, stateless;', "flow: 'from_server, stateless' asks for stateless and from_server"],
+        ['flow:stateless,established;', "flow: 'stateless,established' asks for stateless and established"],
+        [
+          'flow:not_established,stateless;',
+          "flow: 'not_established,stateless' asks for stateless and not_established",
+        ],
+      ],
+      [
+        'flow:stateless;',
+        'flow:stateless,no_stream;',
+        'flow:to_server,established;',
+        'flow:established, to_server;',
+      ],
+    );
+  });
+
+  it('refuses an empty flags test, an unknown mask letter and a third field, and takes lower case, as Snort 3', () => {
+    // ips_flags.cc: "flags missing in TCP flag rule", "bad TCP flag" in the test and in the mask; before, a mask
+    // letter it did not know was skipped (the flag was tested after all) and 'flags:s' was refused
+    checks(
+      [
+        ['flags:;', "flags: no flags given (0 for none), got ''"],
+        ['flags:S,Q;', "flags: unknown flag 'Q' in the mask of 'S,Q' (F S R P A U C E, 1 2)"],
+        ['flags:S,+;', "flags: unknown flag '+' in the mask of 'S,+' (F S R P A U C E, 1 2)"],
+        ['flags:S,0;', "flags: unknown flag '0' in the mask of 'S,0' (F S R P A U C E, 1 2)"],
+        ['flags:S,;', "flags: an empty mask in 'S,'"],
+        ['flags:S,A,F;', "flags: expected FLAGS[,MASK], got 'S,A,F'"],
+        ['flags:SX;', "flags: unknown flag 'X' in 'SX' (F S R P A U C E, 1 2, 0, and + * !)"],
+      ],
+      ['flags:S;', 'flags:sa;', 'flags:A+;', 'flags:SA,12;', 'flags:RSF*;', 'flags:0;', 'flags:!F,ce;'],
+    );
+    const e = new Engine(parseRules('alert tcp any any -> any any (flags:sa; sid:1;)').rules);
+    expect(e.skipped).toEqual([]);
+  });
+
+  it('refuses flowbits forms Snort 3 refuses: noalert with names, groups, | with & or with set', () => {
+    // ips_flowbits.cc: noalert takes no name, '|' and '&' are not used together, set/unset/toggle join with
+    // '&'; a third field (Snort 2's group) is not read here. Before: the names and the group were ignored
+    // (isset,any,G tested a bit named 'any'), a|b&c was a|b|c
+    checks(
+      [
+        ['flowbits:noalert,a;', "flowbits:noalert takes no bit names, got 'a'"],
+        ['flowbits:isset,any,grp;', "flowbits:isset: groups of bits are not supported, got 'isset,any,grp'"],
+        ['flowbits:isset,a|b&c;', "flowbits:isset: '|' and '&' in one list, got 'a|b&c'"],
+        ['flowbits:set,a|b;', "flowbits:set takes bits joined by '&' (all of them), got 'a|b'"],
+        ['flowbits:unset,a|b;', "flowbits:unset takes bits joined by '&' (all of them), got 'a|b'"],
+      ],
+      [
+        'flowbits:noalert;',
+        'flowbits:isset,file.rtf|file.doc;',
+        'flowbits:isnotset,a&b;',
+        'flowbits:set,file.exploit_kit.jar&file.exploit_kit.pdf;',
+        'flowbits:toggle,a;',
+      ],
+    );
   });
 });
