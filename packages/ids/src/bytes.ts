@@ -54,19 +54,24 @@ export interface ByteExtract extends ReadSpec {
 export const binaryBytesMax = 8;
 export const stringBytesMax = 32;
 
+const wholeNumber = /^-?(?:\d+|0x[0-9a-f]+)$/i;
+
+/**
+ * A whole number, decimal or 0x hex, as Snort reads one (strtol): '1.5' or '1e3' was taken as a fraction or
+ * a thousand (a fractional offset read nothing); Snort reads either as a variable name and refuses it.
+ */
 function parseNum(s: string, what: string): number {
   const t = s.trim();
-  const n = /^-?0x[0-9a-f]+$/i.test(t)
+  if (!wholeNumber.test(t)) throw new Error(`${what}: expected a whole number, got '${s}'`);
+  return /^-?0x/i.test(t)
     ? (t.startsWith('-') ? -1 : 1) * Number.parseInt(t.replace(/^-?0x/i, ''), 16)
     : Number(t);
-  if (!Number.isFinite(n) || t === '') throw new Error(`${what}: expected a number, got '${s}'`);
-  return n;
 }
 
 /** `parseNum` of a whole number from `lo` to `hi`. */
 function wholeIn(s: string, what: string, lo: number, hi: number): number {
-  const n = parseNum(s, what);
-  if (!Number.isInteger(n) || n < lo || n > hi)
+  const n = wholeNumber.test(s.trim()) ? parseNum(s, what) : Number.NaN;
+  if (!(n >= lo && n <= hi))
     throw new Error(`${what}: expected a whole number from ${lo} to ${hi}, got '${s}'`);
   return n;
 }
@@ -84,6 +89,27 @@ function byteCount(x: NumOrVar, base: ReadSpec['base'], what: string, min = 1): 
       `${what}: ${x} bytes, expected ${min} to ${max} (${base === 0 ? 'a binary number' : 'a number as text'})`,
     );
   return x;
+}
+
+/** Bytes a bitmask spans (1 to 4), as Snort counts them: 0xff is 1, 0x100 is 2. */
+function bitmaskBytes(mask: number): number {
+  return mask <= 0xff ? 1 : mask <= 0xffff ? 2 : mask <= 0xffffff ? 3 : 4;
+}
+
+/**
+ * The checks Snort 3 makes when a byte option ends (ips_byte_test.cc, ips_byte_jump.cc,
+ * ips_byte_extract.cc): a bitmask no wider than the bytes read (its upper bits could never be set), and
+ * hex, dec or oct only with `string` (Snort 3 reads the number as binary without it, this engine read text).
+ */
+function checkRead(what: string, bytes: NumOrVar, m: ReturnType<typeof modifiers>): void {
+  if (m.bitmask !== undefined && typeof bytes === 'number' && bitmaskBytes(m.bitmask) > bytes)
+    throw new Error(
+      `${what}: bitmask 0x${m.bitmask.toString(16)} is ${bitmaskBytes(m.bitmask)} bytes wide, wider than the ${bytes} read`,
+    );
+  if (m.base !== 0 && !m.string)
+    throw new Error(
+      `${what}: ${m.base === 16 ? 'hex' : m.base === 8 ? 'oct' : 'dec'} needs 'string' (a number as text)`,
+    );
 }
 
 function numOrVar(s: string | undefined, what: string): NumOrVar {
@@ -105,6 +131,7 @@ function modifiers(rest: string[], what: string, allowed: Set<string>) {
     fromBeginning: false,
     fromEnd: false,
     postOffset: 0,
+    string: false,
   };
   for (const raw of rest) {
     const [k = '', v] = raw.trim().split(/\s+/, 2) as [string?, string?];
@@ -123,6 +150,7 @@ function modifiers(rest: string[], what: string, allowed: Set<string>) {
         m.dce = true;
         break;
       case 'string':
+        m.string = true;
         if (m.base === 0) m.base = 10;
         break;
       case 'hex':
@@ -143,7 +171,7 @@ function modifiers(rest: string[], what: string, allowed: Set<string>) {
         m.multiplier = wholeIn(v ?? '', `${what} multiplier`, 1, 65535);
         break;
       case 'align':
-        m.align = v === undefined ? 4 : parseNum(v, `${what} align`);
+        m.align = v === undefined ? 4 : v === '2' || v === '4' ? Number(v) : 0;
         if (m.align !== 2 && m.align !== 4) throw new Error(`${what} align: expected 2 or 4, got '${v}'`);
         break;
       case 'from_beginning':
@@ -174,9 +202,11 @@ export function parseByteTest(v: string): ByteTest {
   if (!['<', '>', '=', '<=', '>=', '&', '^'].includes(op))
     throw new Error(`byte_test: bad operator '${p[1]}'`);
   const m = modifiers(p.slice(4), 'byte_test', new Set(common));
+  const bytes = byteCount(numOrVar(p[0], 'byte_test bytes'), m.base, 'byte_test');
+  checkRead('byte_test', bytes, m);
   return {
     kind: 'byte_test',
-    bytes: byteCount(numOrVar(p[0], 'byte_test bytes'), m.base, 'byte_test'),
+    bytes,
     op: op as ByteTest['op'],
     negated,
     value: numOrVar(p[2], 'byte_test value'),
@@ -197,9 +227,13 @@ export function parseByteJump(v: string): ByteJump {
     'byte_jump',
     new Set([...common, 'multiplier', 'align', 'from_beginning', 'from_end', 'post_offset']),
   );
+  const bytes = byteCount(numOrVar(p[0], 'byte_jump bytes'), m.base, 'byte_jump', 0);
+  checkRead('byte_jump', bytes, m);
+  // Snort 3 refuses the pair; here from_beginning won, silently
+  if (m.fromBeginning && m.fromEnd) throw new Error('byte_jump: from_beginning and from_end together');
   return {
     kind: 'byte_jump',
-    bytes: byteCount(numOrVar(p[0], 'byte_jump bytes'), m.base, 'byte_jump', 0),
+    bytes,
     offset: numOrVar(p[1], 'byte_jump offset'),
     relative: m.relative,
     little: m.little,
@@ -220,10 +254,19 @@ export function parseByteExtract(v: string): ByteExtract {
   const name = p[2]!.trim();
   if (!/^[A-Za-z_]\w*$/.test(name)) throw new Error(`byte_extract: bad variable name '${name}'`);
   const m = modifiers(p.slice(3), 'byte_extract', new Set([...common, 'multiplier', 'align']));
+  const bytes = byteCount(numOrVar(p[0], 'byte_extract bytes'), m.base, 'byte_extract');
+  checkRead('byte_extract', bytes, m);
+  // Snort 3's range for the offset, and a negative one only from the cursor (before the buffer's start it
+  // read nothing, so the variable was never set)
+  const offset = numOrVar(p[1], 'byte_extract offset');
+  if (typeof offset === 'number' && (offset < -65535 || offset > 65535))
+    throw new Error(`byte_extract: offset ${offset} is out of range (-65535 to 65535)`);
+  if (typeof offset === 'number' && offset < 0 && !m.relative)
+    throw new Error(`byte_extract: a negative offset (${offset}) needs 'relative'`);
   return {
     kind: 'byte_extract',
-    bytes: byteCount(numOrVar(p[0], 'byte_extract bytes'), m.base, 'byte_extract'),
-    offset: numOrVar(p[1], 'byte_extract offset'),
+    bytes,
+    offset,
     name,
     relative: m.relative,
     little: m.little,

@@ -106,3 +106,50 @@ describe('flow, flags and flowbits', () => {
     );
   });
 });
+
+describe('byte_test, byte_jump and byte_extract', () => {
+  it('refuses what Snort 3 refuses when the option ends: a wide bitmask, a base without string, and the rest', () => {
+    // ips_byte_test.cc, ips_byte_jump.cc, ips_byte_extract.cc: "Number of bytes in bitmask value is greater
+    // than bytes to extract"; byte_extract: a conversion type without "string", a negative offset without
+    // relative, offset -65535:65535; byte_jump: from_beginning and from_end together; a number is strtol's
+    // (else a variable name). Before: the mask's high bits never matched, hex without string read text where
+    // Snort reads binary, from_beginning won, a fractional offset read nothing
+    checks(
+      [
+        [
+          'byte_test:1,>,5,0,bitmask 0x1ff;',
+          'byte_test: bitmask 0x1ff is 2 bytes wide, wider than the 1 read',
+        ],
+        [
+          'byte_jump:2,0,bitmask 0x10000;',
+          'byte_jump: bitmask 0x10000 is 3 bytes wide, wider than the 2 read',
+        ],
+        ['byte_jump:0,0,bitmask 1;', 'byte_jump: bitmask 0x1 is 1 bytes wide, wider than the 0 read'],
+        [
+          'byte_extract:1,0,n,bitmask 0xfff;',
+          'byte_extract: bitmask 0xfff is 2 bytes wide, wider than the 1 read',
+        ],
+        ['byte_test:4,>,5,0,hex;', "byte_test: hex needs 'string' (a number as text)"],
+        ['byte_jump:4,0,oct,relative;', "byte_jump: oct needs 'string' (a number as text)"],
+        ['byte_extract:4,0,n,dec;', "byte_extract: dec needs 'string' (a number as text)"],
+        ['byte_jump:4,0,from_beginning,from_end;', 'byte_jump: from_beginning and from_end together'],
+        ['byte_extract:1,-2,n;', "byte_extract: a negative offset (-2) needs 'relative'"],
+        ['byte_extract:1,70000,n;', 'byte_extract: offset 70000 is out of range (-65535 to 65535)'],
+        ['byte_test:4,>,5,1.5;', "byte_test offset: expected a whole number, got '1.5'"],
+        ['byte_test:4,>,1e3,0;', "byte_test value: expected a whole number, got '1e3'"],
+        ['byte_jump:4,0x1.8;', "byte_jump offset: expected a whole number, got '0x1.8'"],
+      ],
+      [
+        'byte_test:2,=,1,0,bitmask 0x0ff0;',
+        'byte_test:4,>,0,0,bitmask 0xffffffff;',
+        'byte_test:1,!&,0xF8,2;',
+        'byte_test:10,>,0x7fff,0,relative,string,dec;',
+        'byte_test:1,=,0x12,0,string,hex,relative;',
+        'byte_test:4,>,5,-4,relative,little;',
+        'byte_jump:2,-18,little,relative,from_beginning,post_offset 4;',
+        'byte_jump:4,0,string,oct,from_end;',
+        'byte_extract:2,-2,n,relative,string,hex; byte_test:1,=,n,0;',
+      ],
+    );
+  });
+});
