@@ -382,12 +382,25 @@ export class RuleCompiler {
           if (last) last.endswith = true;
           break;
         case 'bufferlen':
-        case 'bsize':
-          target.push({ kind: 'bufferlen', test: lengthTest(v) });
+        case 'bsize': {
+          // Snort 3's bufferlen takes `relative` (the length after the cursor), which is not evaluated here;
+          // it and anything else after the length were ignored, so the whole buffer's length was tested
+          const [spec = '', ...rest] = v.split(',').map((x) => x.trim());
+          if (rest.length > 0)
+            throw new Error(
+              rest[0] === 'relative' && rest.length === 1
+                ? `${o.keyword}: relative (the length left after the cursor) is not supported`
+                : `${o.keyword}: expected a length or a range, got '${v}'`,
+            );
+          target.push({ kind: 'bufferlen', test: lengthTest(spec) });
           break;
+        }
         case 'urilen': {
-          // Snort 2 / Suricata: the length of the normalized (default) or raw URI
-          const [spec = '', which = 'norm'] = v.split(',').map((x) => x.trim());
+          // Snort 2 / Suricata: the length of the normalized (default) or raw URI; another word was read as
+          // norm (Snort 3: raw or norm)
+          const [spec = '', which = 'norm', ...rest] = v.split(',').map((x) => x.trim());
+          if ((which !== 'raw' && which !== 'norm') || rest.length > 0)
+            throw new Error(`urilen: expected LENGTH[, raw|norm], got '${v}'`);
           buf = which === 'raw' ? 'http_raw_uri' : 'http_uri';
           target.push({ kind: 'bufferlen', test: lengthTest(spec) });
           break;

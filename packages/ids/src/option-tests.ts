@@ -27,13 +27,13 @@ export function parseTag(v: string): void {
 
 /** bufferlen / bsize / urilen: `n`, `<n`, `>n`, `<=n`, `>=n`, `a<>b` (exclusive), `a<=>b` (inclusive). */
 export function lengthTest(v: string): (n: number) => boolean {
-  const m = /^\s*(\d+)\s*<=>\s*(\d+)\s*(?:,.*)?$/.exec(v);
+  const m = /^\s*(\d+)\s*<=>\s*(\d+)\s*$/.exec(v);
   if (m) {
     const [lo, hi] = [Number(m[1]), Number(m[2])];
     if (lo > hi) throw new Error(`length range '${v}' ends before it starts`);
     return (n) => n >= lo && n <= hi;
   }
-  return numTest(v.split(',')[0] ?? '');
+  return numTest(v);
 }
 
 /** The options of `flow` the engine evaluates. */

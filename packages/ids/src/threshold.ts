@@ -29,10 +29,19 @@ export interface RateSpec {
 
 /** Parses `type limit, track by_src, count 5, seconds 60` (threshold) or `track ..., count, seconds`. */
 export function parseRate(kind: RateSpec['kind'], v: string): RateSpec {
+  // a field given twice (the last was taken), one misspelt or not of this option (ignored: detection_filter's
+  // `type limit`) is refused, as Snort 3's detection_filter takes track, count and seconds only
+  const names =
+    kind === 'detection_filter'
+      ? ['track', 'count', 'seconds', 'unique_on']
+      : ['type', 'track', 'count', 'seconds', 'multiplier', 'unique_on'];
   const f: Record<string, string> = {};
   for (const part of v.split(',')) {
     const [k, val] = part.trim().split(/\s+/, 2) as [string, string | undefined];
-    if (k) f[k] = val ?? '';
+    if (!k) continue;
+    if (!names.includes(k)) throw new Error(`${kind}: unknown field '${k}' (${names.join(', ')})`);
+    if (f[k] !== undefined) throw new Error(`${kind}: ${k} is given twice`);
+    f[k] = val ?? '';
   }
   const type = kind === 'detection_filter' ? 'detection_filter' : f.type;
   if (!['limit', 'threshold', 'both', 'backoff', 'detection_filter'].includes(type ?? ''))
@@ -45,6 +54,9 @@ export function parseRate(kind: RateSpec['kind'], v: string): RateSpec {
   if (!(count >= 1)) throw new Error(`${kind}: bad count '${f.count ?? ''}' (a whole number from 1)`);
   const seconds = type === 'backoff' ? 0 : /^\d+$/.test(f.seconds ?? '') ? Number(f.seconds) : Number.NaN;
   if (!(seconds >= 0)) throw new Error(`${kind}: bad seconds '${f.seconds ?? ''}' (a whole number)`);
+  // Snort 3's range for detection_filter (1:): a window of 0 s held each match alone
+  if (kind === 'detection_filter' && seconds < 1)
+    throw new Error(`detection_filter: seconds ${f.seconds} is below 1`);
   const multiplier = type === 'backoff' ? Number(f.multiplier) : 1;
   if (!Number.isFinite(multiplier) || multiplier < 1)
     throw new Error(`${kind}: bad multiplier '${f.multiplier}'`);

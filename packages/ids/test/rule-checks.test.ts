@@ -153,3 +153,59 @@ describe('byte_test, byte_jump and byte_extract', () => {
     );
   });
 });
+
+describe('lengths and rates', () => {
+  it('refuses words after a bufferlen, bsize or urilen length that are not read', () => {
+    // Snort 3's bufferlen takes a range and `relative`, urilen a range and raw|norm (ips_bufferlen.cc,
+    // ips_urilen.cc); before, anything after the comma was ignored (relative too: the whole buffer was
+    // measured) and urilen read any other word as norm
+    checks(
+      [
+        ['bufferlen:5,foo;', "bufferlen: expected a length or a range, got '5,foo'"],
+        ['bsize:5<=>9,x;', "bsize: expected a length or a range, got '5<=>9,x'"],
+        ['bufferlen:>5,relative;', 'bufferlen: relative (the length left after the cursor) is not supported'],
+        ['urilen:5,nrom;', "urilen: expected LENGTH[, raw|norm], got '5,nrom'"],
+        ['urilen:5,raw,raw;', "urilen: expected LENGTH[, raw|norm], got '5,raw,raw'"],
+      ],
+      [
+        'bufferlen:11<=>20;',
+        'bufferlen:<10;',
+        'bsize:>0;',
+        'urilen:30<>40,raw;',
+        'urilen:5, norm;',
+        'urilen:<9;',
+      ],
+    );
+  });
+
+  it('refuses a detection_filter or threshold field it does not read or given twice, and detection_filter seconds 0', () => {
+    // Snort 3's detection_filter takes track, count (1:) and seconds (1:) (ips_detection_filter.cc); before,
+    // an unknown field was ignored (detection_filter's `type limit`, a misspelt `multplier`), the last of
+    // two was taken, and seconds 0 held each match alone
+    checks(
+      [
+        [
+          'detection_filter:track by_src, count 5, seconds 60, type limit;',
+          "detection_filter: unknown field 'type' (track, count, seconds, unique_on)",
+        ],
+        [
+          'threshold:type backoff, track by_src, count 1, multplier 10;',
+          "threshold: unknown field 'multplier' (type, track, count, seconds, multiplier, unique_on)",
+        ],
+        [
+          'threshold:type limit, track by_src, count 1, seconds 60, count 3;',
+          'threshold: count is given twice',
+        ],
+        ['detection_filter:track by_dst, count 2, seconds 0;', 'detection_filter: seconds 0 is below 1'],
+      ],
+      [
+        'detection_filter:track by_dst,count 10,seconds 10;',
+        'detection_filter:track by_src, count 100, seconds 25;',
+        'threshold:type limit, track by_src, count 1, seconds 60;',
+        'threshold:type both, track by_dst, count 2, seconds 0;',
+        'threshold:type backoff, track by_flow, count 1, multiplier 10;',
+        'detection_filter:track by_dst, count 5, seconds 60, unique_on dst_port;',
+      ],
+    );
+  });
+});
