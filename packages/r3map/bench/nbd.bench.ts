@@ -183,8 +183,9 @@ try {
         lat.push(await time(() => exec('nbdinfo', ['--size', `nbd://127.0.0.1:${p}`])));
       add(`${name} nbdinfo round trip ms`, percentile(lat, 50));
     }
-    // one file served by each in turn, the order reversed every other rep; a write ends with nbdcopy's
-    // flush, so it includes writing the file back to the disk
+    // one file served by each in turn, the order reversed every other rep; nbdcopy sends no FLUSH (no
+    // --flush): a write ends when the server has the bytes (Strata's server flushes after the DISC, after
+    // it closed the connection; the others do not)
     const uris = fileServers!.uris;
     for (const [name, uri] of rep % 2 === 0 ? uris : [...uris].reverse()) {
       add(`${name} write`, bytes / 2 ** 30 / ((await time(() => exec('nbdcopy', [img, uri]))) / 1000));

@@ -59,6 +59,34 @@ describe('NBD server edges', () => {
     expect(got).toBe(greetingBytes + 16 + (32 << 20));
   });
 
+  for (const shut of [false, true])
+    it(`closes after DISC once the replies are out, then flushes the device: the client does not wait for the disk (${shut ? 'with' : 'without'} its FIN)`, async () => {
+      // a flush of 1.5 s: libnbd's shutdown (nbdcopy) waits for the server's end after DISC, and it waited
+      // for the flush the server makes then (nbdcopy --file writes: 0.34 -> 0.44 s for 256 MiB)
+      let flushes = 0;
+      const dev = new (class extends MemoryDevice {
+        override async flush(): Promise<void> {
+          await new Promise((r) => setTimeout(r, 1_500));
+          flushes++;
+        }
+      })(1 << 20);
+      const s = await serve(dev);
+      const sock = await open(s.port);
+      let got = 0;
+      sock.on('data', (c: Buffer) => (got += c.length));
+      const ended = new Promise((r) => sock.once('end', r));
+      sock.write(Buffer.concat([go(), request(1, 1, 0, 4096), Buffer.alloc(4096, 9), request(2, 2, 0, 0)]));
+      if (shut) sock.end();
+      const t0 = performance.now();
+      await ended;
+      expect(performance.now() - t0).toBeLessThan(1_000);
+      expect(got).toBe(greetingBytes + 16);
+      expect(flushes).toBe(0);
+      // the flush still comes
+      await expect.poll(() => flushes, { timeout: 5_000 }).toBe(1);
+      expect(Buffer.from(await dev.readAt(0, 4096)).equals(Buffer.alloc(4096, 9))).toBe(true);
+    });
+
   it('stops taking requests from a client that does not read its replies, and loses none', async () => {
     const mib = 1 << 20;
     // a device that makes a new buffer per read, as most do
