@@ -80,6 +80,9 @@ export const pcreStepsMin = 100_000;
  */
 export const pcreShortMax = 2048;
 
+/** Keywords that take no value. */
+const noValueKeywords = new Set(['nocase', 'rawbytes', 'startswith', 'endswith', 'noalert', 'alert']);
+
 /** Buffers that only a response has (a rule using one inspects responses). */
 const responseBuffers = new Set([
   'http_stat_code',
@@ -299,6 +302,9 @@ export class RuleCompiler {
         target = steps;
         nestedIn = undefined;
       }
+      // a value on a keyword that takes none was ignored (Snort 3's are implied parameters, with no value)
+      if (o.value !== undefined && noValueKeywords.has(o.keyword))
+        throw new Error(`${o.keyword} takes no value, got '${v.slice(0, 40)}'`);
       switch (o.keyword) {
         case 'asn1':
           target.push({ kind: 'asn1', o: parseAsn1(v) });
@@ -376,10 +382,10 @@ export class RuleCompiler {
           break;
         }
         case 'startswith':
-          if (last) last.startswith = true;
-          break;
         case 'endswith':
-          if (last) last.endswith = true;
+          // Suricata's content modifiers: without a content before them they were ignored
+          if (!last) throw new Error(`${o.keyword} must follow a content`);
+          last[o.keyword] = true;
           break;
         case 'bufferlen':
         case 'bsize': {

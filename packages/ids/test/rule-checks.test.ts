@@ -209,3 +209,22 @@ describe('lengths and rates', () => {
     );
   });
 });
+
+describe('keywords without a value', () => {
+  it('refuses a value on nocase, rawbytes, startswith, endswith, noalert and alert, and startswith with no content', () => {
+    // Snort 3's nocase and rawbytes are implied parameters (no value); before, a value was ignored, and a
+    // startswith or endswith before any content was dropped
+    checks(
+      [
+        ['content:"a"; nocase:foo;', "nocase takes no value, got 'foo'"],
+        ['content:"a"; rawbytes:1;', "rawbytes takes no value, got '1'"],
+        ['content:"a"; startswith:x;', "startswith takes no value, got 'x'"],
+        ['content:"a"; endswith:;', "endswith takes no value, got ''"],
+        ['noalert:yes;', "noalert takes no value, got 'yes'"],
+        ['startswith; content:"a";', 'startswith must follow a content'],
+        ['endswith; content:"a";', 'endswith must follow a content'],
+      ],
+      ['content:"a"; nocase; rawbytes;', 'content:"a"; startswith; content:"b"; endswith;', 'noalert;'],
+    );
+  });
+});
