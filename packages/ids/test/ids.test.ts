@@ -136,14 +136,16 @@ describe('rule parser', () => {
         'alert tcp any any -> any any (byte_math:bytes 1,offset 0,oper +,rvalue 1,result r; content:"A"; depth:r; sid:1;)',
       ),
     ).not.toThrow();
-    // a depth or within the content's length exactly, and the same modifier on two contents, are fine
+    // a depth or within the content's length exactly, and the same modifier on two contents, are fine (a
+    // depth with a within on one content is refused since 2026-12-07: test/rule-checks.test.ts)
     expect(
       parseRule(
-        'alert tcp any any -> any any (content:"GET"; depth:3; content:"AB"; depth:9; within:2; sid:1;)',
+        'alert tcp any any -> any any (content:"GET"; depth:3; content:"AB"; within:2; content:"CD"; depth:9; sid:1;)',
       ).contents.map((c) => [c.depth, c.within]),
     ).toEqual([
       [3, undefined],
-      [9, 2],
+      [undefined, 2],
+      [9, undefined],
     ]);
     // the byte options' variables too: byte_jump's offset, byte_test's value, isdataat's count
     for (const [opts, name] of [
@@ -170,7 +172,7 @@ describe('rule parser', () => {
           'alert tcp any any -> any any (flowbits:set; sid:2;)',
           'alert tcp any any -> any any (flowbits:sett,a; sid:3;)',
           'alert tcp any any -> any any (priority:abc; sid:4;)',
-          'alert tcp any any -> any any (flowbits:set,a.b|c; flowbits:noalert; priority:2; dsize:5<>10; sid:5;)',
+          'alert tcp any any -> any any (flowbits:set,a.b&c; flowbits:noalert; priority:2; dsize:5<>10; sid:5;)',
           'alert tcp any any -> any any (ttl:>300; sid:6;)',
           'alert icmp any any -> any any (itype:256; sid:7;)',
           'alert tcp any any -> any any (dsize:10<>70000; sid:8;)',
