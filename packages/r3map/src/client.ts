@@ -1,17 +1,44 @@
 /**
- * An NBD client as a BlockDevice: fixed newstyle handshake with NBD_OPT_GO (simple replies), then READ,
- * WRITE (+FUA), FLUSH, TRIM and DISC, with many requests in flight on one connection. It serves as the
- * "remote device served by another Strata process" (or by any NBD server).
+ * An NBD client as a BlockDevice: fixed newstyle handshake with NBD_OPT_GO, then READ, WRITE (+FUA), FLUSH,
+ * TRIM, BLOCK_STATUS and DISC, with many requests in flight on one connection. It serves as the "remote
+ * device served by another Strata process" (or by any NBD server). Before GO it asks for structured replies
+ * and the `base:allocation` meta context; a server that refuses either gets simple replies and no
+ * BLOCK_STATUS (`blockStatus` then reports everything as data).
  */
 import { connect, type Socket } from 'node:net';
 import { checkTimerMs } from '@strata/cli';
-import { type BlockDevice, checkRange, SmallReads, takeBytes, takeChunks } from './device.js';
+import { type BlockDevice, checkRange, type Extent, SmallReads, takeBytes, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
 const IHAVEOPT = 0x49484156454f5054n;
 const REPLY_MAGIC = 0x3e889045565a9n;
 const REQUEST_MAGIC = 0x25609513;
 const SIMPLE_REPLY_MAGIC = 0x67446698;
+const STRUCTURED_REPLY_MAGIC = 0x668e33ef;
+const OPT_GO = 7;
+const OPT_STRUCTURED_REPLY = 8;
+const OPT_SET_META_CONTEXT = 10;
+const REP_ACK = 1;
+const REP_INFO = 3;
+const REP_META_CONTEXT = 4;
+const CMD_READ = 0;
+const CMD_BLOCK_STATUS = 7;
+const REPLY_FLAG_DONE = 1;
+const REPLY_TYPE_NONE = 0;
+const REPLY_TYPE_OFFSET_DATA = 1;
+const REPLY_TYPE_OFFSET_HOLE = 2;
+const REPLY_TYPE_BLOCK_STATUS = 5;
+const REPLY_TYPE_ERROR_OFFSET = 0x8002;
+const BASE_ALLOCATION = 'base:allocation';
+/** base:allocation's flags (NetworkBlockDevice doc/proto.md): unallocated; reads as zeros. */
+export const NBD_STATE_HOLE = 1;
+export const NBD_STATE_ZERO = 2;
+/** Longest BLOCK_STATUS asked for (its length is a u32): 4 GiB less 1 MiB, so it stays aligned. */
+export const blockStatusBytesMax = 2 ** 32 - 2 ** 20;
+/** Largest BLOCK_STATUS chunk taken (64K extents); a larger length is refused, not waited for. */
+const blockStatusChunkBytesMax = 4 + 8 * 65_536;
+/** Largest error chunk taken: the error, a message of at most 4 KiB (doc/proto.md) and an offset. */
+const errorChunkBytesMax = 6 + 4096 + 8;
 /** Largest single READ or WRITE sent; larger accesses are split. */
 const requestBytesMax = 4 * 1024 * 1024;
 /** Largest single TRIM sent (its length is a u32); longer trims are split. */
@@ -25,6 +52,42 @@ const optionReplyBytesMax = 64 * 1024;
 
 export class NbdClientError extends Error {
   override name = 'NbdClientError';
+}
+
+/** One extent of a BLOCK_STATUS reply for `base:allocation`: bytes and NBD_STATE_* flags. */
+export interface BlockStatusExtent {
+  length: number;
+  flags: number;
+}
+
+export interface NbdConnectOptions {
+  handshakeTimeoutMs?: number;
+  closeTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /**
+   * Ask for structured replies and `base:allocation` (default true). False: the handshake of before, one
+   * option (GO) and simple replies; `blockStatus` reports everything as data.
+   */
+  blockStatus?: boolean;
+}
+
+/** What one request waits for: for a structured reply, what its chunks brought so far. */
+interface Pending {
+  resolve: (r: Buffer[] | BlockStatusExtent[] | undefined) => void;
+  reject: (e: Error) => void;
+  cmd: number;
+  offset: number;
+  length: number;
+  /** When it was sent (performance.now()), kept only under a request timeout. */
+  sentMs: number;
+  /** A READ's content chunks (data or holes), by offset within the request. */
+  pieces?: { at: number; parts: Buffer[]; length: number }[];
+  /** A BLOCK_STATUS's extents for base:allocation, once its chunk came. */
+  extents?: BlockStatusExtent[];
+  /** The first error chunk's error: the request fails with it once the reply is done. */
+  error?: NbdClientError;
+  /** Whether a structured chunk came for it (a simple reply then breaks the framing). */
+  chunked?: boolean;
 }
 
 /** Byte-exact reads from a socket. */
@@ -98,16 +161,7 @@ class SocketReader {
 
 export class NbdClientDevice implements BlockDevice {
   private nextHandle = 1n;
-  private readonly pending = new Map<
-    bigint,
-    {
-      resolve: (b: Buffer[] | undefined) => void;
-      reject: (e: Error) => void;
-      readLen: number;
-      /** When it was sent (performance.now()), kept only under a request timeout. */
-      sentMs: number;
-    }
-  >();
+  private readonly pending = new Map<bigint, Pending>();
   private closed = false;
   private corked = false;
   private readonly uncork = () => {
@@ -124,7 +178,13 @@ export class NbdClientDevice implements BlockDevice {
     readonly readOnly: boolean,
     private readonly closeTimeoutMs: number,
     /** 0: none (a request waits as long as the connection lives, as before). */
-    private readonly requestTimeoutMs = 0,
+    private readonly requestTimeoutMs: number,
+    /** Whether the server agreed to structured replies (it must then send them for every READ). */
+    readonly structured: boolean,
+    /** The id of `base:allocation` from SET_META_CONTEXT; undefined: BLOCK_STATUS is not sent. */
+    private readonly baseAllocationId: number | undefined,
+    /** Every context id the server selected (its BLOCK_STATUS replies carry a chunk for each). */
+    private readonly contextIds: ReadonlySet<number>,
   ) {
     void this.replies();
     if (requestTimeoutMs > 0) this.watch();
@@ -166,7 +226,7 @@ export class NbdClientDevice implements BlockDevice {
     host: string,
     port: number,
     name = '',
-    opts: { handshakeTimeoutMs?: number; closeTimeoutMs?: number; requestTimeoutMs?: number } = {},
+    opts: NbdConnectOptions = {},
   ): Promise<NbdClientDevice> {
     if (opts.requestTimeoutMs !== undefined) checkTimerMs('NBD requestTimeoutMs', opts.requestTimeoutMs, 0);
     const sock = connect({ host, port });
@@ -187,18 +247,17 @@ export class NbdClientDevice implements BlockDevice {
         throw new NbdClientError('the server does not speak the NBD newstyle protocol');
       const flags = Buffer.alloc(4);
       flags.writeUInt32BE(3, 0); // fixed newstyle, no zeroes
+      sock.write(flags);
       const nameB = Buffer.from(name, 'utf8');
-      const data = Buffer.alloc(4 + nameB.length + 2);
-      data.writeUInt32BE(nameB.length, 0);
-      nameB.copy(data, 4);
-      const opt = Buffer.alloc(16);
-      opt.writeBigUInt64BE(IHAVEOPT, 0);
-      opt.writeUInt32BE(7, 8); // GO
-      opt.writeUInt32BE(data.length, 12);
-      sock.write(Buffer.concat([flags, opt, data]));
-      let size = -1n;
-      let tflags = 0;
-      for (;;) {
+      const option = (opt: number, data: Buffer) => {
+        const h = Buffer.alloc(16);
+        h.writeBigUInt64BE(IHAVEOPT, 0);
+        h.writeUInt32BE(opt, 8);
+        h.writeUInt32BE(data.length, 12);
+        sock.write(Buffer.concat([h, data]));
+      };
+      /** The next reply to option `opt`: its type and data (an error type is returned, not thrown). */
+      const reply = async (opt: number): Promise<{ type: number; body: Buffer }> => {
         const h = await r.read(20);
         if (h.readBigUInt64BE(0) !== REPLY_MAGIC) throw new NbdClientError('bad option reply magic');
         const type = h.readUInt32BE(12);
@@ -206,14 +265,66 @@ export class NbdClientDevice implements BlockDevice {
         // a length read from garbage (up to 4 GiB) was waited for and buffered
         if (len > optionReplyBytesMax)
           throw new NbdClientError(`option reply of ${len} bytes (at most ${optionReplyBytesMax})`);
-        const body = len ? await r.read(len) : Buffer.alloc(0);
+        if (h.readUInt32BE(8) !== opt)
+          throw new NbdClientError(`option reply for option ${h.readUInt32BE(8)}, not the ${opt} asked`);
+        return { type, body: len ? await r.read(len) : Buffer.alloc(0) };
+      };
+      // structured replies, then base:allocation: one option at a time (the client must wait for the
+      // final reply to each); a refusal of either leaves BLOCK_STATUS out
+      let structured = false;
+      let baseAllocationId: number | undefined;
+      const contextIds = new Set<number>();
+      if (opts.blockStatus !== false) {
+        option(OPT_STRUCTURED_REPLY, Buffer.alloc(0));
+        for (;;) {
+          const { type } = await reply(OPT_STRUCTURED_REPLY);
+          if (type === REP_ACK) structured = true;
+          if (type === REP_ACK || type & 0x80000000) break;
+        }
+      }
+      if (structured) {
+        const query = Buffer.from(BASE_ALLOCATION, 'utf8');
+        const data = Buffer.alloc(4 + nameB.length + 4 + 4 + query.length);
+        data.writeUInt32BE(nameB.length, 0);
+        nameB.copy(data, 4);
+        data.writeUInt32BE(1, 4 + nameB.length);
+        data.writeUInt32BE(query.length, 8 + nameB.length);
+        query.copy(data, 12 + nameB.length);
+        option(OPT_SET_META_CONTEXT, data);
+        for (;;) {
+          const { type, body } = await reply(OPT_SET_META_CONTEXT);
+          if (type === REP_ACK || type & 0x80000000) {
+            // a refusal selects nothing: no BLOCK_STATUS
+            if (type !== REP_ACK) {
+              baseAllocationId = undefined;
+              contextIds.clear();
+            }
+            break;
+          }
+          if (type !== REP_META_CONTEXT) continue;
+          if (body.length < 5)
+            throw new NbdClientError(`meta context reply of ${body.length} bytes (an id and a name)`);
+          const id = body.readUInt32BE(0);
+          if (contextIds.has(id)) throw new NbdClientError(`meta context id ${id} given twice`);
+          contextIds.add(id);
+          if (body.toString('utf8', 4) === BASE_ALLOCATION) baseAllocationId = id;
+        }
+      }
+      const data = Buffer.alloc(4 + nameB.length + 2);
+      data.writeUInt32BE(nameB.length, 0);
+      nameB.copy(data, 4);
+      option(OPT_GO, data);
+      let size = -1n;
+      let tflags = 0;
+      for (;;) {
+        const { type, body } = await reply(OPT_GO);
         if (type & 0x80000000)
           throw new NbdClientError(`export '${name}': ${body.toString('utf8') || `error ${type}`}`);
-        if (type === 3 && body.length >= 12 && body.readUInt16BE(0) === 0) {
+        if (type === REP_INFO && body.length >= 12 && body.readUInt16BE(0) === 0) {
           size = body.readBigUInt64BE(2);
           tflags = body.readUInt16BE(10);
         }
-        if (type === 1) break; // ACK: transmission begins
+        if (type === REP_ACK) break; // transmission begins
       }
       if (size < 0n) throw new NbdClientError('the server sent no export size');
       // a u64: past 2^53 - 1 a number rounds it, and every range check is off by the rounding
@@ -228,6 +339,9 @@ export class NbdClientDevice implements BlockDevice {
         (tflags & 2) !== 0,
         opts.closeTimeoutMs ?? nbdCloseTimeoutMs,
         opts.requestTimeoutMs ?? 0,
+        structured,
+        baseAllocationId,
+        contextIds,
       );
     } catch (e) {
       sock.destroy();
@@ -237,26 +351,133 @@ export class NbdClientDevice implements BlockDevice {
     }
   }
 
+  /** Whether BLOCK_STATUS is sent (the server selected `base:allocation`). */
+  get hasBlockStatus(): boolean {
+    return this.baseAllocationId !== undefined;
+  }
+
   private async replies(): Promise<void> {
     try {
       for (;;) {
         const h = await this.reader.read(16);
-        if (h.readUInt32BE(0) !== SIMPLE_REPLY_MAGIC)
-          throw new NbdClientError('unexpected reply magic (structured replies were not asked for)');
+        const magic = h.readUInt32BE(0);
+        if (magic === STRUCTURED_REPLY_MAGIC) {
+          await this.chunk(h, (await this.reader.read(4)).readUInt32BE(0));
+          continue;
+        }
+        if (magic !== SIMPLE_REPLY_MAGIC)
+          throw new NbdClientError(`unexpected reply magic 0x${magic.toString(16)}`);
         const err = h.readUInt32BE(4);
         const handle = h.readBigUInt64BE(8);
         const p = this.pending.get(handle);
         if (!p) throw new NbdClientError(`reply for unknown handle ${handle}`);
+        // a READ's data (or a BLOCK_STATUS's extents) come only in chunks once those are negotiated: a
+        // simple reply without an error leaves no way to tell where its data ends
+        if (p.chunked || (!err && (p.cmd === CMD_BLOCK_STATUS || (this.structured && p.cmd === CMD_READ))))
+          throw new NbdClientError(
+            `simple reply to ${p.cmd === CMD_READ ? 'a READ' : p.cmd === CMD_BLOCK_STATUS ? 'a BLOCK_STATUS' : `command ${p.cmd}`}${p.chunked ? ' after structured chunks' : ''}, where structured replies were negotiated`,
+          );
         this.pending.delete(handle);
         if (err) {
           p.reject(new NbdClientError(`server error ${err}`));
           continue;
         }
-        p.resolve(p.readLen ? await this.reader.readParts(p.readLen) : undefined);
+        p.resolve(p.cmd === CMD_READ && p.length ? await this.reader.readParts(p.length) : undefined);
       }
     } catch (e) {
       this.breakWith(e as Error);
     }
+  }
+
+  /**
+   * One structured reply chunk (header `h` and its payload's length `len`): every field is checked before
+   * anything is waited for or kept, and a chunk that does not fit its request breaks the connection
+   * (doc/proto.md: a client must hard-disconnect on inconsistent contents), naming the field.
+   */
+  private async chunk(h: Buffer, len: number): Promise<void> {
+    const flags = h.readUInt16BE(4);
+    const type = h.readUInt16BE(6);
+    const handle = h.readBigUInt64BE(8);
+    const what = `structured reply chunk of type ${type} for handle ${handle}`;
+    if (!this.structured) throw new NbdClientError(`${what}: structured replies were not negotiated`);
+    const p = this.pending.get(handle);
+    if (!p) throw new NbdClientError(`${what}: no such request in flight`);
+    p.chunked = true;
+    const bad = (field: string, why: string) => new NbdClientError(`${what}: ${field} ${why}`);
+    const isRead = p.cmd === CMD_READ;
+    /** A content chunk's range, checked against the request's. */
+    const within = (off: bigint, n: number) => {
+      const at = off - BigInt(p.offset);
+      if (at < 0n || at + BigInt(n) > BigInt(p.length))
+        throw bad('offset', `${off} (+${n} bytes) lies outside the READ [${p.offset}, +${p.length})`);
+      return Number(at);
+    };
+    switch (type) {
+      case REPLY_TYPE_NONE:
+        if (len !== 0) throw bad('length', `${len}: a NONE chunk has no payload`);
+        if (!(flags & REPLY_FLAG_DONE)) throw bad('flags', `${flags}: a NONE chunk must be the last`);
+        break;
+      case REPLY_TYPE_OFFSET_DATA: {
+        if (!isRead) throw bad('type', 'OFFSET_DATA answers a READ only');
+        if (len < 9 || len - 8 > p.length)
+          throw bad('length', `${len}: an OFFSET_DATA chunk is 8 + 1..${p.length} bytes for this READ`);
+        const at = within((await this.reader.read(8)).readBigUInt64BE(0), len - 8);
+        (p.pieces ??= []).push({ at, parts: await this.reader.readParts(len - 8), length: len - 8 });
+        break;
+      }
+      case REPLY_TYPE_OFFSET_HOLE: {
+        if (!isRead) throw bad('type', 'OFFSET_HOLE answers a READ only');
+        if (len !== 12) throw bad('length', `${len}: an OFFSET_HOLE chunk is 12 bytes`);
+        const b = await this.reader.read(12);
+        const n = b.readUInt32BE(8);
+        if (n === 0) throw bad('hole size', '0 (must be at least 1)');
+        const at = within(b.readBigUInt64BE(0), n);
+        (p.pieces ??= []).push({ at, parts: [Buffer.alloc(n)], length: n });
+        break;
+      }
+      case REPLY_TYPE_BLOCK_STATUS: {
+        if (p.cmd !== CMD_BLOCK_STATUS) throw bad('type', 'BLOCK_STATUS answers a BLOCK_STATUS only');
+        if (len < 12 || (len - 4) % 8 !== 0 || len > blockStatusChunkBytesMax)
+          throw bad('length', `${len}: a BLOCK_STATUS chunk is 4 + 8n bytes, n from 1 to 65,536`);
+        const b = await this.reader.read(len);
+        const id = b.readUInt32BE(0);
+        if (!this.contextIds.has(id))
+          throw bad(
+            'context id',
+            `${id} was not negotiated (${BASE_ALLOCATION} is ${this.baseAllocationId})`,
+          );
+        if (id !== this.baseAllocationId) break; // another context the server chose: not ours to read
+        if (p.extents) throw bad('context id', `${id} came twice in one reply`);
+        p.extents = parseExtents(b, p.length, (field, why) => bad(field, why));
+        break;
+      }
+      default: {
+        // an error chunk (bit 15): the request fails, the connection carries on if the chunk is sound
+        if (!(type & 0x8000)) throw bad('type', 'is not known');
+        if (len < 6 || len > errorChunkBytesMax)
+          throw bad('length', `${len}: an error chunk is 6 to ${errorChunkBytesMax} bytes`);
+        const b = await this.reader.read(len);
+        const err = b.readUInt32BE(0);
+        const mlen = b.readUInt16BE(4);
+        const tail = type === REPLY_TYPE_ERROR_OFFSET ? 8 : 0;
+        if (6 + mlen + tail > len) throw bad('message length', `${mlen} overruns the chunk's ${len} bytes`);
+        if (err === 0) throw bad('error', '0 in an error chunk');
+        const msg = b.toString('utf8', 6, 6 + mlen);
+        p.error ??= new NbdClientError(`server error ${err}${msg ? `: ${msg}` : ''}`);
+      }
+    }
+    if (!(flags & REPLY_FLAG_DONE)) return;
+    // checked while the request is still in flight: a throw breaks the connection and fails it with that
+    let result: Buffer[] | BlockStatusExtent[] | undefined;
+    if (p.error) result = undefined;
+    else if (isRead) result = assemble(p.pieces ?? [], p.length, (field, why) => bad(field, why));
+    else if (p.cmd === CMD_BLOCK_STATUS) {
+      if (!p.extents) throw bad('flags', `DONE without a BLOCK_STATUS chunk for ${BASE_ALLOCATION}`);
+      result = p.extents;
+    }
+    this.pending.delete(handle);
+    if (p.error) p.reject(p.error);
+    else p.resolve(result);
   }
 
   private request(
@@ -265,7 +486,7 @@ export class NbdClientDevice implements BlockDevice {
     offset: number,
     length: number,
     payload?: Uint8Array,
-  ): Promise<Buffer[] | undefined> {
+  ): Promise<Buffer[] | BlockStatusExtent[] | undefined> {
     if (this.closed) return Promise.reject(new NbdClientError('the device is closed'));
     if (this.broken) return Promise.reject(this.broken);
     const handle = this.nextHandle++;
@@ -278,7 +499,7 @@ export class NbdClientDevice implements BlockDevice {
     h.writeUInt32BE(length, 24);
     return new Promise((resolve, reject) => {
       const sentMs = this.requestTimeoutMs > 0 ? performance.now() : 0;
-      this.pending.set(handle, { resolve, reject, readLen: cmd === 0 ? length : 0, sentMs });
+      this.pending.set(handle, { resolve, reject, cmd, offset, length, sentMs });
       // requests of one event-loop turn leave in one writev
       if (!this.corked) {
         this.corked = true;
@@ -299,10 +520,40 @@ export class NbdClientDevice implements BlockDevice {
   async readv(offset: number, length: number): Promise<Uint8Array[]> {
     checkRange(this.size, offset, length, 'read');
     if (length === 0) return [];
-    const reqs: Promise<Buffer[] | undefined>[] = [];
+    const reqs: Promise<Buffer[]>[] = [];
     for (let p = 0; p < length; p += requestBytesMax)
-      reqs.push(this.request(0, 0, offset + p, Math.min(requestBytesMax, length - p)));
-    return (await Promise.all(reqs)).flatMap((x) => x ?? []);
+      reqs.push(
+        this.request(CMD_READ, 0, offset + p, Math.min(requestBytesMax, length - p)) as Promise<Buffer[]>,
+      );
+    return (await Promise.all(reqs)).flat();
+  }
+
+  /**
+   * The allocation of the export from `offset` on, as the server's `base:allocation` reports it: extents
+   * (bytes, NBD_STATE_* flags) covering [offset, offset + n) for some 0 < n <= length (one request of at
+   * most `blockStatusBytesMax`; a server may answer for less, so the caller asks again from the end). The
+   * last extent is cut at the end of the request (a server may report past it). Without the context (a
+   * server that does not offer it, or `blockStatus: false`) the whole range is reported as data (flags 0).
+   */
+  async blockStatus(offset: number, length: number): Promise<BlockStatusExtent[]> {
+    checkRange(this.size, offset, length, 'block status');
+    if (length === 0) return [];
+    if (this.baseAllocationId === undefined) return [{ length, flags: 0 }];
+    const n = Math.min(length, blockStatusBytesMax);
+    return (await this.request(CMD_BLOCK_STATUS, 0, offset, n)) as BlockStatusExtent[];
+  }
+
+  /** `blockStatus` as the BlockDevice contract has it: holes and zeros from the NBD_STATE_* flags. */
+  async extents(offset: number, length: number): Promise<Extent[]> {
+    const out: Extent[] = [];
+    for (const x of await this.blockStatus(offset, length)) {
+      const hole = (x.flags & NBD_STATE_HOLE) !== 0;
+      const zero = (x.flags & NBD_STATE_ZERO) !== 0;
+      const last = out[out.length - 1];
+      if (last && last.hole === hole && last.zero === zero) last.length += x.length;
+      else out.push({ length: x.length, hole, zero });
+    }
+    return out;
   }
 
   async writeAt(offset: number, bytes: Uint8Array, opts: { fua?: boolean } = {}): Promise<void> {
@@ -363,4 +614,54 @@ export class NbdClientDevice implements BlockDevice {
     h.writeUInt16BE(2, 6); // DISC
     this.sock.end(h);
   }
+}
+
+/**
+ * A BLOCK_STATUS chunk's descriptors (after its context id) for a request of `length` bytes: each at least
+ * a byte, those before the last short of the request's end; the last is cut at it (doc/proto.md lets the
+ * final extent run past the request when the server knows that much anyway).
+ */
+function parseExtents(
+  b: Buffer,
+  length: number,
+  bad: (field: string, why: string) => Error,
+): BlockStatusExtent[] {
+  const n = (b.length - 4) / 8;
+  const out: BlockStatusExtent[] = [];
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    if (sum >= length)
+      throw bad(`extent ${i}`, `starts at +${sum}, past the BLOCK_STATUS request's ${length} bytes`);
+    const len = b.readUInt32BE(4 + 8 * i);
+    if (len === 0) throw bad(`extent ${i} length`, '0 (an extent is at least 1 byte)');
+    out.push({ length: Math.min(len, length - sum), flags: b.readUInt32BE(8 + 8 * i) });
+    sum += len;
+  }
+  return out;
+}
+
+/**
+ * A structured READ's content chunks as the request's bytes, in order: they must cover it exactly, without
+ * overlap (doc/proto.md; a server claiming success without all of the data is inconsistent).
+ */
+function assemble(
+  pieces: { at: number; parts: Buffer[]; length: number }[],
+  length: number,
+  bad: (field: string, why: string) => Error,
+): Buffer[] {
+  if (pieces.length === 1 && pieces[0]!.length === length) return pieces[0]!.parts;
+  pieces.sort((a, b) => a.at - b.at);
+  const out: Buffer[] = [];
+  let p = 0;
+  for (const x of pieces) {
+    if (x.at !== p)
+      throw bad(
+        'offset',
+        x.at < p ? `+${x.at} overlaps an earlier chunk` : `leaves [+${p}, +${x.at}) of the READ unsent`,
+      );
+    out.push(...x.parts);
+    p += x.length;
+  }
+  if (p !== length) throw bad('flags', `DONE with ${p} of the READ's ${length} bytes sent`);
+  return out;
 }

@@ -6,8 +6,11 @@
  *   after the next `flush()` resolves (or at once for a write with `fua`).
  * - `trim(offset, length)` discards a range: it reads as zeros afterwards.
  * - Every access must lie within [0, size): out-of-range accesses throw {@link RangeError}.
- * - `extents(offset, length)`, when present, reports which ranges hold data and which are holes (for NBD
- *   BLOCK_STATUS); devices without it report everything as data.
+ * - `extents(offset, length)`, when present, reports the allocation of the range from `offset` on, as NBD
+ *   BLOCK_STATUS's `base:allocation` does: consecutive extents covering [offset, offset + n) for some
+ *   0 < n <= length (a device may stop short, as an NBD server may; the caller asks again from there).
+ *   Devices without it are all data. A caller that skips a `zero` range must still see later writes to
+ *   it by other means (a migration's dirty tracking does).
  * - `readv(offset, length)`, when present, is `readAt` without the copy: the parts, in order, add up to
  *   `length` bytes. They may be views of the device's own memory: the caller must not modify them, and a
  *   later write to the range may show through (the NBD server sends them at once, and NBD leaves a read
@@ -20,9 +23,12 @@
  *   hands it views of its receive pages and reuses them after that).
  */
 export interface Extent {
+  /** Bytes, at least 1. */
   length: number;
-  /** True for a hole: unallocated, reads as zeros. */
+  /** Unallocated (NBD_STATE_HOLE). Says nothing about the bytes: only `zero` does. */
   hole: boolean;
+  /** Reads as zeros (NBD_STATE_ZERO); when false the bytes are not known. */
+  zero: boolean;
 }
 
 export interface BlockDevice {

@@ -4,7 +4,15 @@
  */
 
 export { commands, demos } from './cli.js';
-export { NbdClientDevice, NbdClientError } from './client.js';
+export {
+  type BlockStatusExtent,
+  blockStatusBytesMax,
+  NBD_STATE_HOLE,
+  NBD_STATE_ZERO,
+  NbdClientDevice,
+  NbdClientError,
+  type NbdConnectOptions,
+} from './client.js';
 export {
   ControlChannel,
   ControlError,

@@ -10,7 +10,7 @@
  */
 import { createServer, type Server, Socket } from 'node:net';
 import { checkTimerMs, listenOn } from '@strata/cli';
-import { type BlockDevice, SmallReads, takeChunks } from './device.js';
+import { type BlockDevice, type Extent, SmallReads, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
 const IHAVEOPT = 0x49484156454f5054n;
@@ -111,6 +111,9 @@ const replyBytesQueuedMax = 2 * requestBytesMax;
 /** READ buffers kept for reuse per connection (see `transmission`), in bytes. */
 const spareBytesMax = 16 * 2 ** 20;
 const BASE_ALLOCATION_ID = 1;
+/** base:allocation's flags: unallocated; reads as zeros. */
+const STATE_HOLE = 1;
+const STATE_ZERO = 2;
 
 export interface Export {
   name: string;
@@ -963,13 +966,16 @@ export class NbdServer {
               );
             if (!inRange || length === 0)
               return fail(handle, cmd, Err.EINVAL, 'BLOCK_STATUS range is empty or past the end');
-            const ext = dev.extents ? await dev.extents(offset, length) : [{ length, hole: false }];
+            const ext = dev.extents
+              ? await dev.extents(offset, length)
+              : [{ length, hole: false, zero: false }];
+            checkExtents(ext, length);
             const list = flags & CMD_FLAG_REQ_ONE ? ext.slice(0, 1) : ext;
             const p = Buffer.alloc(4 + 8 * list.length);
             p.writeUInt32BE(BASE_ALLOCATION_ID, 0);
             list.forEach((x, i) => {
               p.writeUInt32BE(x.length, 4 + 8 * i);
-              p.writeUInt32BE(x.hole ? 3 : 0, 8 + 8 * i); // hole | zero
+              p.writeUInt32BE((x.hole ? STATE_HOLE : 0) | (x.zero ? STATE_ZERO : 0), 8 + 8 * i);
             });
             chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, [p]);
             return;
@@ -989,6 +995,22 @@ export class NbdServer {
     // finish what is in flight, then close (DISC, or the FIN); the caller flushes the device after that
     while (inflight > 0 && !socket.destroyed) await changed();
   }
+}
+
+/**
+ * A device's answer to `extents` as the BlockDevice contract has it (at least one extent, each of a whole
+ * number of bytes >= 1, together at most `length`), or an Error: sent as it was, a zero-length extent or
+ * one past the request breaks the client (libnbd disconnects).
+ */
+function checkExtents(ext: Extent[], length: number): void {
+  let sum = 0;
+  for (const x of ext) {
+    if (!Number.isSafeInteger(x.length) || x.length < 1)
+      throw new Error(`the device reported an extent of ${x.length} bytes`);
+    sum += x.length;
+  }
+  if (ext.length === 0 || sum > length)
+    throw new Error(`the device reported ${ext.length} extents of ${sum} bytes for ${length} asked`);
 }
 
 function u16(n: number): Buffer {

@@ -101,7 +101,7 @@ export class MemoryDevice implements BlockDevice {
       const hole = !this.chunks.has(ci);
       const last = out[out.length - 1];
       if (last && last.hole === hole) last.length += n;
-      else out.push({ length: n, hole });
+      else out.push({ length: n, hole, zero: hole });
       p += n;
     }
     return out;

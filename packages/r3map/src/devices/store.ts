@@ -113,7 +113,7 @@ export class StoreDevice implements BlockDevice {
       const hole = !(await this.store.head(this.key(i)));
       const last = out[out.length - 1];
       if (last && last.hole === hole) last.length += n;
-      else out.push({ length: n, hole });
+      else out.push({ length: n, hole, zero: hole });
       p += n;
     }
     return out;
