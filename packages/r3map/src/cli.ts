@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   CliError,
@@ -273,12 +273,18 @@ Example:
     let server: NbdServer;
     let p: number;
     try {
-      cache = await FileDevice.open(resolve(io.cwd, values.cache), { create: true, size: remote.size }).catch(
-        (e: Error) => {
-          throw new CliError(`--cache ${values.cache}: ${e.message}`);
-        },
+      const cachePath = resolve(io.cwd, values.cache);
+      // a cache file that is not there yet (or empty) reads as zeros once sized: what reads as zeros at the
+      // remote is then not written to it; any other (a device node's size is 0 too) may hold old data
+      const zeroed = await stat(cachePath).then(
+        (st) => st.isFile() && st.size === 0,
+        (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
       );
+      cache = await FileDevice.open(cachePath, { create: true, size: remote.size }).catch((e: Error) => {
+        throw new CliError(`--cache ${values.cache}: ${e.message}`);
+      });
       dev = new MountDevice(cache, remote, {
+        localZeroed: zeroed,
         ...(chunkBytes !== undefined ? { chunkBytes } : {}),
         pullConcurrency,
         writeThrough: values['write-through'] === true,
@@ -519,7 +525,8 @@ Example:
         open: async (size) => {
           opened = true;
           created = await createNew(file);
-          return FileDevice.open(file, { create: true, size });
+          // a file made here reads as zeros: what reads as zeros at the source is not written to it
+          return { device: await FileDevice.open(file, { create: true, size }), zeroed: created };
         },
         serveHost: serveAt.host,
         servePort: serveAt.port,

@@ -47,11 +47,18 @@ export {
   migrateChunkBytesDefault,
   migrateFrom,
   migrateTrackBytes,
+  type OpenedDevice,
   type SourceEvent,
   type SourceOptions,
   type SourceReport,
 } from './migrate-remote.js';
-export { MountDevice, type MountOptions, type MountStats } from './mount.js';
+export {
+  MountDevice,
+  type MountOptions,
+  type MountStats,
+  statusSpanBytes,
+  zeroRunBytesMax,
+} from './mount.js';
 export {
   Cmd,
   Err,

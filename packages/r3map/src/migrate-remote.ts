@@ -20,7 +20,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { listenOn, shown } from '@strata/cli';
 import { NbdClientDevice } from './client.js';
 import { ControlChannel, ControlError, controlVersion, peerIdleMsMax, pingIntervalMs } from './control.js';
-import { type BlockDevice, checkRange } from './device.js';
+import { type BlockDevice, checkRange, type Extent } from './device.js';
 import { MigratingDevice, TrackedDevice, unitsToChunks } from './migrate.js';
 import { MountDevice, mountChunkBytesMax, mountChunkBytesMin } from './mount.js';
 import { NbdServer } from './nbd.js';
@@ -68,11 +68,14 @@ export interface SourceOptions {
 class ExportDevice implements BlockDevice {
   readonly size: number;
   bytesRead = 0;
+  readonly extents?: (offset: number, length: number) => Promise<Extent[]>;
   constructor(
     private readonly inner: BlockDevice,
     private readonly onRead?: (n: number) => void,
   ) {
     this.size = inner.size;
+    // BLOCK_STATUS answered from the device's allocation: the destination skips what reads as zeros
+    if (inner.extents) this.extents = (offset, length) => inner.extents!(offset, length);
   }
   async readAt(offset: number, length: number): Promise<Uint8Array> {
     const b = await this.inner.readAt(offset, length);
@@ -347,11 +350,14 @@ class GateDevice implements BlockDevice {
 class PacedDevice implements BlockDevice {
   readonly size: number;
   private nextMs = 0;
+  /** Not paced: a BLOCK_STATUS moves no data. */
+  readonly extents?: (offset: number, length: number) => Promise<Extent[]>;
   constructor(
     private readonly inner: BlockDevice,
     private readonly rateBytes: number,
   ) {
     this.size = inner.size;
+    if (inner.extents) this.extents = (offset, length) => inner.extents!(offset, length);
   }
   async readAt(offset: number, length: number): Promise<Uint8Array> {
     const now = performance.now();
@@ -388,9 +394,23 @@ export class MigrationAbandonedError extends Error {
   }
 }
 
+/** A local device as `DestOptions.open` made it, and whether it reads as zeros everywhere. */
+export interface OpenedDevice {
+  device: BlockDevice;
+  /**
+   * True when it reads as zeros everywhere (a file just created sparse, a new MemoryDevice): what reads as
+   * zeros at the source is then neither read nor written. False (a device that may hold old data): it is
+   * trimmed here instead of read from the source.
+   */
+  zeroed: boolean;
+}
+
 export interface DestOptions {
-  /** Opens the local device of `size` bytes that receives the copy (e.g. a FileDevice with `create`). */
-  open(size: number): Promise<BlockDevice>;
+  /**
+   * Opens the local device of `size` bytes that receives the copy (e.g. a FileDevice with `create`); a bare
+   * device is taken as one that may hold old data (`OpenedDevice.zeroed` false).
+   */
+  open(size: number): Promise<BlockDevice | OpenedDevice>;
   /** Where the destination serves the device over NBD (port 0 picks one). */
   serveHost?: string;
   servePort?: number;
@@ -535,10 +555,12 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     closers.push(() => remote.close());
     if (remote.size !== info.size)
       throw new ControlError(`the source's export has ${remote.size} bytes, not ${info.size}`);
-    const local = await opts.open(info.size);
+    const opened = await opts.open(info.size);
+    const local = 'device' in opened ? opened.device : opened;
     closers.push(() => local.close());
     mount = new MountDevice(local, opts.rateBytesMax ? new PacedDevice(remote, opts.rateBytesMax) : remote, {
       chunkBytes: info.chunkBytes,
+      localZeroed: 'device' in opened && opened.zeroed,
       pullConcurrency: opts.pullConcurrency ?? 4,
       ...(opts.onFetch ? { onFetch: opts.onFetch } : {}),
     });

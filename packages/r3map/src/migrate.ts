@@ -98,16 +98,23 @@ export class TrackedDevice implements BlockDevice {
   /**
    * The device as the destination copies it: a read clears the chunks it covers whole from the dirty set
    * before it reads, since their bytes go over now; a write that lands after that marks them again (see
-   * `writeAt`). Without it, a chunk written during the pre-copy before its first copy is sent twice.
+   * `writeAt`). Without it, a chunk written during the pre-copy before its first copy is sent twice. Its
+   * `extents` are the device's (for BLOCK_STATUS), and clear nothing.
    */
   get copySource(): BlockDevice {
     const t = this;
+    const inner = t.inner;
     return {
       size: t.size,
       readAt(offset: number, length: number): Promise<Uint8Array> {
         t.clearCovered(offset, length);
         return t.inner.readAt(offset, length);
       },
+      // the destination skips what reads as zeros: that clears nothing, so a write there after this
+      // answer (marked when it lands) is re-sent in a round
+      ...(inner.extents
+        ? { extents: (offset: number, length: number) => inner.extents!(offset, length) }
+        : {}),
       writeAt: () => Promise.reject(new Error('the copy source is read-only')),
       flush: () => Promise.resolve(),
       trim: () => Promise.reject(new Error('the copy source is read-only')),

@@ -2,12 +2,22 @@
  * A mount: a local device backed by a remote one (r3map's "remote-backed mount"). Reads of a chunk that is
  * not local yet fetch it on demand (and rank its neighbours hot); a background puller fetches the rest with
  * bounded concurrency, hot chunks first; writes land locally and mark chunks dirty; dirty chunks go back to
- * the remote on flush (write-back, the default) or at once (write-through).
+ * the remote on flush (write-back, the default) or at once (write-through). When the remote reports its
+ * allocation (`extents`: NBD BLOCK_STATUS), the background pull reads no chunk that reads as zeros there:
+ * it trims it locally (nothing at all with `localZeroed`) and takes it as present.
  */
 import { type BlockDevice, checkRange } from './device.js';
 
 /** The background pull fetches runs of missing chunks of at most this many bytes in one request. */
 export const pullRunBytesMax = 1 << 20;
+/** The background pull takes runs of chunks that read as zeros at the remote, up to this many bytes at once. */
+export const zeroRunBytesMax = 64 << 20;
+/** The background pull asks the remote's allocation (`extents`) for this many bytes ahead at a time. */
+export const statusSpanBytes = 1 << 30;
+/** What the background pull knows of a chunk at the remote: nothing yet, data, or reads as zeros. */
+const STATUS_UNKNOWN = 0;
+const STATUS_DATA = 1;
+const STATUS_ZERO = 2;
 /** A mount's (and a migration's) chunk size: 64 KiB to 4 MiB. */
 export const mountChunkBytesMin = 64 << 10;
 export const mountChunkBytesMax = 4 << 20;
@@ -18,7 +28,16 @@ export interface MountOptions {
   /** Background fetches in flight at most. */
   pullConcurrency?: number;
   writeThrough?: boolean;
-  /** Called with the bytes of every chunk fetched from the remote (for progress). */
+  /**
+   * The local device reads as zeros everywhere as the mount starts (a new MemoryDevice, a file just created
+   * sparse): a chunk that reads as zeros at the remote is then left as it is. Otherwise (the default: a
+   * device that may hold old data) it is trimmed locally, which is cheap next to reading it remotely.
+   */
+  localZeroed?: boolean;
+  /**
+   * Called with the bytes of every chunk made local (for progress): fetched from the remote, or found to
+   * read as zeros there and not read.
+   */
   onFetch?: (bytes: number) => void;
 }
 
@@ -30,12 +49,20 @@ export interface MountStats {
   pushed: number;
   dirty: number;
   bytesFetched: number;
+  /** Chunks the background pull did not read: the remote reported them as reading zeros. */
+  zeroChunks: number;
 }
 
 export class MountDevice implements BlockDevice {
   readonly size: number;
   readonly chunkBytes: number;
   private readonly present: Uint8Array;
+  /** Per chunk, STATUS_*: what the remote's `extents` said of it (for the background pull). */
+  private readonly status: Uint8Array;
+  /** The status query in flight (one at a time: each covers up to `statusSpanBytes`). */
+  private statusing?: Promise<void>;
+  /** Bumped by `invalidate`: a status query that began before it marks nothing (it may be stale). */
+  private statusEpoch = 0;
   private readonly dirty = new Set<number>();
   private readonly fetching = new Map<number, Promise<void>>();
   private readonly hot: number[] = [];
@@ -69,6 +96,7 @@ export class MountDevice implements BlockDevice {
       throw new RangeError(`pullConcurrency must be a positive integer, got ${pullers}`);
     const n = Math.ceil(this.size / this.chunkBytes);
     this.present = new Uint8Array(n);
+    this.status = new Uint8Array(n);
     this.stats = {
       chunks: n,
       present: 0,
@@ -77,6 +105,7 @@ export class MountDevice implements BlockDevice {
       pushed: 0,
       dirty: 0,
       bytesFetched: 0,
+      zeroChunks: 0,
     };
   }
 
@@ -95,12 +124,94 @@ export class MountDevice implements BlockDevice {
     return f;
   }
 
-  /** How many chunks from i on are missing and not being fetched, at most `pullRunBytesMax` worth. */
-  private runFrom(i: number): number {
-    const max = Math.max(1, Math.floor(pullRunBytesMax / this.chunkBytes));
+  /**
+   * How many chunks from i on are missing and not being fetched, at most `pullRunBytesMax` worth (of
+   * `zeroRunBytesMax` for a zero run); with `status`, only chunks of that status after the first.
+   */
+  private runFrom(i: number, status?: number): number {
+    const bytes = status === STATUS_ZERO ? zeroRunBytesMax : pullRunBytesMax;
+    const max = Math.max(1, Math.floor(bytes / this.chunkBytes));
     let n = 0;
-    while (n < max && i + n < this.present.length && !this.present[i + n] && !this.fetching.has(i + n)) n++;
+    while (
+      n < max &&
+      i + n < this.present.length &&
+      !this.present[i + n] &&
+      !this.fetching.has(i + n) &&
+      (n === 0 || status === undefined || this.status[i + n] === status)
+    )
+      n++;
     return n;
+  }
+
+  /**
+   * Learns whether chunk i (and the chunks after it, `statusSpanBytes` at a time) reads as zeros at the
+   * remote. One query at a time: the pullers wait for the one in flight, which most likely covers them.
+   */
+  private async learnStatus(i: number): Promise<void> {
+    while (this.status[i] === STATUS_UNKNOWN && !this.stopped) {
+      if (!this.statusing)
+        this.statusing = this.queryStatus(i).finally(() => {
+          this.statusing = undefined;
+        });
+      await this.statusing;
+    }
+  }
+
+  /**
+   * Asks the remote's `extents` from chunk i's start on until chunk i is known, and marks every chunk the
+   * answers cover whole: zero when all its bytes read as zeros, else data. A hole that does not say it
+   * reads as zeros is data (NBD: its bytes are undefined).
+   */
+  private async queryStatus(i: number): Promise<void> {
+    const cb = this.chunkBytes;
+    const epoch = this.statusEpoch;
+    const end = Math.min(this.size, i * cb + statusSpanBytes);
+    let p = i * cb;
+    let allZero = true;
+    while (p < end && this.status[i] === STATUS_UNKNOWN) {
+      const ext = await this.remote.extents!(p, end - p);
+      if (epoch !== this.statusEpoch) return;
+      const from = p;
+      for (const x of ext) {
+        const xEnd = Math.min(end, p + x.length);
+        while (p < xEnd) {
+          const c = Math.floor(p / cb);
+          const cEnd = Math.min(this.size, (c + 1) * cb);
+          if (!x.zero) allZero = false;
+          p = Math.min(xEnd, cEnd);
+          if (p === cEnd) {
+            if (!this.present[c]) this.status[c] = allZero ? STATUS_ZERO : STATUS_DATA;
+            allZero = true;
+          }
+        }
+      }
+      // a device that reported nothing (against its contract) would be asked forever: take chunk i as data
+      if (p === from) {
+        this.status[i] = STATUS_DATA;
+        return;
+      }
+    }
+  }
+
+  /**
+   * Makes chunks [i, i + count), all missing and reading as zeros at the remote, present without reading
+   * them: trimmed locally unless the local device reads zeros there already (`localZeroed`).
+   */
+  private zeroRun(i: number, count: number): Promise<void> {
+    const off = i * this.chunkBytes;
+    const len = Math.min(count * this.chunkBytes, this.size - off);
+    const f = (async () => {
+      if (!this.opts.localZeroed) await this.local.trim(off, len);
+      this.opts.onFetch?.(len);
+      for (let k = i; k < i + count; k++) this.present[k] = 1;
+      this.stats.present += count;
+      this.stats.zeroChunks += count;
+    })().finally(() => {
+      for (let k = i; k < i + count; k++) this.fetching.delete(k);
+    });
+    // reads and writes of these chunks wait for it (a write landing before the trim would be lost)
+    for (let k = i; k < i + count; k++) this.fetching.set(k, f);
+    return f;
   }
 
   /**
@@ -144,8 +255,11 @@ export class MountDevice implements BlockDevice {
    */
   async invalidate(chunks: Iterable<number>, refetch = true): Promise<void> {
     const again: number[] = [];
+    // what the remote said of them is stale now (they were written there), and so is any answer in flight
+    this.statusEpoch++;
     for (const i of chunks) {
       if (i < 0 || i >= this.present.length || this.dirty.has(i)) continue;
+      this.status[i] = STATUS_UNKNOWN;
       await this.fetching.get(i)?.catch(() => undefined);
       if (this.present[i]) {
         this.present[i] = 0;
@@ -231,14 +345,18 @@ export class MountDevice implements BlockDevice {
         while (this.cursor < this.present.length && this.present[this.cursor]) this.cursor++;
         return this.cursor < this.present.length ? this.cursor++ : undefined;
       };
+      const statusKnown = this.remote.extents !== undefined;
       const worker = async () => {
         for (let i = next(); i !== undefined && !this.stopped; i = next()) {
+          if (statusKnown && this.status[i] === STATUS_UNKNOWN) await this.learnStatus(i);
+          if (this.present[i]) continue;
           const f = this.fetching.get(i);
           if (f) await f;
           else {
-            const n = this.runFrom(i);
+            const zero = this.status[i] === STATUS_ZERO;
+            const n = this.runFrom(i, statusKnown ? this.status[i] : undefined);
             if (this.cursor === i + 1) this.cursor = i + n; // the run's chunks are taken
-            await this.fetchRun(i, n, false);
+            await (zero ? this.zeroRun(i, n) : this.fetchRun(i, n, false));
           }
         }
       };

@@ -1,6 +1,11 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { type BlockDevice, checkRange } from '../device.js';
 
+/** `trim` reads and zeros a file in blocks of this many bytes, */
+const trimBlockBytes = 1 << 20;
+/** and writes zeros over the pieces of this many bytes that are not zeros already. */
+const trimCheckBytes = 4096;
+
 /** A device backed by a file (or an existing block device node); its size is the file's size. */
 export class FileDevice implements BlockDevice {
   private constructor(
@@ -82,10 +87,27 @@ export class FileDevice implements BlockDevice {
   async trim(offset: number, length: number): Promise<void> {
     checkRange(this.size, offset, length, 'trim');
     if (this.readOnly) throw new Error('the device is read-only');
-    // no portable hole punching from Node: write zeros so the range reads as zeros
-    const z = Buffer.alloc(Math.min(length, 1 << 20));
-    for (let p = 0; p < length; p += z.length)
-      await this.writeAt(offset + p, z.subarray(0, Math.min(z.length, length - p)));
+    // no hole punching from Node (no fallocate): zeros are written, but only over blocks that do not read
+    // as zeros already. A hole reads as zeros without touching the disk and stays a hole: a migration that
+    // trims what reads as zeros at its source allocated the whole range of a sparse file before
+    const n = Math.min(length, trimBlockBytes);
+    const buf = Buffer.allocUnsafe(n);
+    const z = Buffer.alloc(n);
+    for (let p = 0; p < length; p += n) {
+      const k = Math.min(n, length - p);
+      await this.readInto(offset + p, buf.subarray(0, k));
+      // runs of pieces that are not zeros, one write each
+      let run = -1;
+      for (let q = 0; q < k || run >= 0; q += trimCheckBytes) {
+        const e = Math.min(k, q + trimCheckBytes);
+        const dirty = q < k && !buf.subarray(q, e).equals(z.subarray(q, e));
+        if (dirty && run < 0) run = q;
+        else if (!dirty && run >= 0) {
+          await this.writeAt(offset + p + run, z.subarray(run, Math.min(q, k)));
+          run = -1;
+        }
+      }
+    }
   }
 
   async close(): Promise<void> {
