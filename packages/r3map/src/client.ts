@@ -148,6 +148,27 @@ class SocketReader {
     return takeChunks(this.chunks, n);
   }
 
+  /** Whether n bytes have come. */
+  has(n: number): boolean {
+    return this.have >= n;
+  }
+
+  /** The next n bytes without taking them, when they lie in the first chunk (else undefined). */
+  peek(n: number): Buffer | undefined {
+    const c = this.chunks[0];
+    return c && c.length >= n ? c.subarray(0, n) : undefined;
+  }
+
+  /** The next n bytes if they have come, else undefined (nothing taken): no promise to wait on. */
+  readNow(n: number): Buffer | undefined {
+    return this.have >= n ? this.take(n) : undefined;
+  }
+
+  /** `readParts` if the n bytes have come, else undefined (nothing taken). */
+  readPartsNow(n: number): Buffer[] | undefined {
+    return this.have >= n ? this.takeParts(n) : undefined;
+  }
+
   read(n: number): Promise<Buffer> {
     if (this.have >= n) return Promise.resolve(this.take(n));
     return this.waitFor(n).then(() => this.take(n));
@@ -359,10 +380,12 @@ export class NbdClientDevice implements BlockDevice {
   private async replies(): Promise<void> {
     try {
       for (;;) {
-        const h = await this.reader.read(16);
+        // what has come is taken without waiting on a promise (see `wholeRead`)
+        const h = this.reader.readNow(16) ?? (await this.reader.read(16));
         const magic = h.readUInt32BE(0);
         if (magic === STRUCTURED_REPLY_MAGIC) {
-          await this.chunk(h, (await this.reader.read(4)).readUInt32BE(0));
+          const len = (this.reader.readNow(4) ?? (await this.reader.read(4))).readUInt32BE(0);
+          if (!this.wholeRead(h, len)) await this.chunk(h, len);
           continue;
         }
         if (magic !== SIMPLE_REPLY_MAGIC)
@@ -382,11 +405,51 @@ export class NbdClientDevice implements BlockDevice {
           p.reject(new NbdClientError(`server error ${err}`));
           continue;
         }
-        p.resolve(p.cmd === CMD_READ && p.length ? await this.reader.readParts(p.length) : undefined);
+        p.resolve(
+          p.cmd === CMD_READ && p.length
+            ? (this.reader.readPartsNow(p.length) ?? (await this.reader.readParts(p.length)))
+            : undefined,
+        );
       }
     } catch (e) {
       this.breakWith(e as Error);
     }
+  }
+
+  /**
+   * A READ's whole data in one OFFSET_DATA chunk with DONE, all of it come (what a server sends for a READ
+   * of data): resolved at once, with the checks `chunk` makes of it. Anything else (or a chunk that fails a
+   * check) is left to `chunk`, which reads it as it always does. The common case thus costs no promise, no
+   * BigInt arithmetic and no message built in advance (a 4 KiB READ from this server took about 2 us more
+   * through `chunk` than as a simple reply before structured replies were negotiated; about 0.7 us now).
+   */
+  private wholeRead(h: Buffer, len: number): boolean {
+    if (
+      !this.structured ||
+      h.readUInt16BE(4) !== REPLY_FLAG_DONE ||
+      h.readUInt16BE(6) !== REPLY_TYPE_OFFSET_DATA
+    )
+      return false;
+    const handle = h.readBigUInt64BE(8);
+    const p = this.pending.get(handle);
+    if (
+      !p ||
+      p.cmd !== CMD_READ ||
+      p.chunked ||
+      p.length === 0 ||
+      len !== p.length + 8 ||
+      !this.reader.has(len)
+    )
+      return false;
+    const o = this.reader.peek(8);
+    // the offset, a u64: one past 2^53 can equal no request's offset (those are safe integers)
+    if (!o || o.readUInt32BE(0) >= 2 ** 21 || o.readUInt32BE(0) * 2 ** 32 + o.readUInt32BE(4) !== p.offset)
+      return false;
+    this.reader.readNow(8);
+    const parts = this.reader.readPartsNow(p.length)!;
+    this.pending.delete(handle);
+    p.resolve(parts);
+    return true;
   }
 
   /**

@@ -922,10 +922,19 @@ export class NbdServer {
               };
             } else data = [await dev.readAt(offset, length)];
             if (structured) {
-              const off = Buffer.allocUnsafe(8);
-              off.writeBigUInt64BE(offsetBig, 0);
               if (length === 0) chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_NONE, []);
-              else chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_OFFSET_DATA, [off, ...data], sent);
+              else {
+                // the chunk's header and offset in one buffer (one part fewer to write)
+                const b = Buffer.allocUnsafe(28);
+                b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0);
+                b.writeUInt16BE(REPLY_FLAG_DONE, 4);
+                b.writeUInt16BE(REPLY_TYPE_OFFSET_DATA, 6);
+                handle.copy(b, 8);
+                b.writeUInt32BE(8 + length, 16);
+                b.writeBigUInt64BE(offsetBig, 20);
+                cork();
+                writeParts([b, ...data], sent);
+              }
             } else simple(handle, 0, data, sent);
             return;
           }
