@@ -12,11 +12,8 @@ import {
   NbdServer,
   TrackedDevice,
 } from '../src/index.js';
+import { numberArg as arg } from './args.js';
 
-const arg = (k: string, d: number) => {
-  const i = process.argv.indexOf(k);
-  return i > 0 ? Number(process.argv[i + 1]) : d;
-};
 const size = arg('--mib', 128) << 20;
 const runs = arg('--runs', 5);
 const rateBytes = arg('--rate', 10) << 20;

@@ -14,11 +14,8 @@ import {
   NbdServer,
   TrackedDevice,
 } from '../src/index.js';
+import { numberArg as arg } from './args.js';
 
-const arg = (k: string, d: number) => {
-  const i = process.argv.indexOf(k);
-  return i > 0 ? Number(process.argv[i + 1]) : d;
-};
 const size = arg('--gib', 4) * 2 ** 30;
 const writtenBytes = arg('--written-mib', 8) * 2 ** 20;
 const runs = arg('--runs', 3);

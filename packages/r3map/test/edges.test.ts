@@ -30,6 +30,7 @@ import {
   TrackedDevice,
   unitsToChunks,
 } from '../src/index.js';
+import { readBytes } from './helpers/sockets.js';
 
 const kib = 1024;
 
@@ -286,15 +287,7 @@ describe('delta sync over TCP', () => {
       // past the kernel's socket buffers, a reply or two; not the rest of 25 MiB
       expect(conns[0]!.writableLength).toBeLessThan(1 << 20);
       const all = 5 + (5 + 8 + 16) + n * (5 + 64 * kib);
-      let got = 0;
-      await new Promise<void>((resolve) => {
-        sock.on('data', (c: Buffer) => {
-          got += c.length;
-          if (got >= all) resolve();
-        });
-        sock.resume();
-      });
-      expect(got).toBe(all);
+      expect(await readBytes(sock, all)).toBe(all);
     } finally {
       sock.destroy();
       s.close();

@@ -4,6 +4,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BlockDevice, MemoryDevice, NbdClientDevice, NbdServer } from '../src/index.js';
+import { readBytes } from './helpers/sockets.js';
 import { stuckDevice } from './helpers/stuck.js';
 
 const servers: NbdServer[] = [];
@@ -108,16 +109,8 @@ describe('NBD server edges', () => {
     await new Promise((r) => setTimeout(r, 1000));
     // every reply would have been queued: 256 MiB
     expect(s.stats.requests).toBeLessThan(200);
-    let got = 0;
     const all = greetingBytes + n * (16 + mib);
-    await new Promise<void>((resolve) => {
-      sock.on('data', (c: Buffer) => {
-        got += c.length;
-        if (got >= all) resolve();
-      });
-      sock.resume();
-    });
-    expect(got).toBe(all);
+    expect(await readBytes(sock, all)).toBe(all);
     expect(s.stats.requests).toBe(n);
     sock.destroy();
   });
@@ -148,16 +141,8 @@ describe('NBD server edges', () => {
     await new Promise((r) => setTimeout(r, 1000));
     // 64 MiB of replies and the kernel's socket buffers, not 64 requests of 4 MiB
     expect(started * 4).toBeLessThan(128);
-    let got = 0;
     const all = greetingBytes + n * (16 + 4 * mib);
-    await new Promise<void>((resolve) => {
-      sock.on('data', (c: Buffer) => {
-        got += c.length;
-        if (got >= all) resolve();
-      });
-      sock.resume();
-    });
-    expect(got).toBe(all);
+    expect(await readBytes(sock, all)).toBe(all);
     expect(started).toBe(n);
     sock.destroy();
   });
@@ -265,18 +250,27 @@ describe('NBD server, a client that shuts down its side without DISC', () => {
       expect([...(await dev.readAt(16384, 3))]).toEqual([1, 2, 3]);
     });
 
-  it('drops a client that shut down its side and does not read its replies, after drainTimeoutMs without progress', async () => {
+  /**
+   * A server over 64 MiB (`drainTimeoutMs` as given) and a paused client that sent GO, `n` READs of its first
+   * MiB and then its FIN, reading nothing yet.
+   */
+  async function halfClosedReads(n: number, drainTimeoutMs: number) {
     const mib = 1 << 20;
     const dev = new MemoryDevice(64 * mib);
     await dev.writeAt(0, new Uint8Array(mib).fill(3));
-    const s = new NbdServer([{ name: '', device: dev }], { pollUs: 0, drainTimeoutMs: 500 });
+    const s = new NbdServer([{ name: '', device: dev }], { pollUs: 0, drainTimeoutMs });
     servers.push(s);
     const sock = await open(await s.listen(0));
     sock.pause();
-    const n = 200;
     const reqs = [go()];
     for (let i = 0; i < n; i++) reqs.push(request(0, i, 0, mib));
     sock.end(Buffer.concat(reqs));
+    return { s, sock, mib };
+  }
+
+  it('drops a client that shut down its side and does not read its replies, after drainTimeoutMs without progress', async () => {
+    const n = 200;
+    const { s, sock, mib } = await halfClosedReads(n, 500);
     const t0 = performance.now();
     while (s.stats.drainTimeouts === 0 && performance.now() - t0 < 10_000)
       await new Promise((r) => setTimeout(r, 20));
@@ -292,17 +286,8 @@ describe('NBD server, a client that shuts down its side without DISC', () => {
   });
 
   it('keeps a client that shut down its side and reads its replies slowly, however long it takes', async () => {
-    const mib = 1 << 20;
-    const dev = new MemoryDevice(64 * mib);
-    await dev.writeAt(0, new Uint8Array(mib).fill(4));
-    const s = new NbdServer([{ name: '', device: dev }], { pollUs: 0, drainTimeoutMs: 1_000 });
-    servers.push(s);
-    const sock = await open(await s.listen(0));
-    sock.pause();
     const n = 48;
-    const reqs = [go()];
-    for (let i = 0; i < n; i++) reqs.push(request(0, i, 0, mib));
-    sock.end(Buffer.concat(reqs));
+    const { s, sock, mib } = await halfClosedReads(n, 1_000);
     // 4 MiB every 200 ms: about 2.4 s in all, more than twice the drain timeout
     const all = greetingBytes + n * (16 + mib);
     let got = 0;
@@ -382,15 +367,7 @@ describe('NBD server handshake', () => {
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(32 << 20);
     // all of them once read
     const all = 18 + n * (20 + 4 + 4096 + 20);
-    let got = 0;
-    await new Promise<void>((resolve) => {
-      sock.on('data', (c: Buffer) => {
-        got += c.length;
-        if (got >= all) resolve();
-      });
-      sock.resume();
-    });
-    expect(got).toBe(all);
+    expect(await readBytes(sock, all)).toBe(all);
     sock.destroy();
   });
 });
