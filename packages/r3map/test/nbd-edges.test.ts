@@ -47,6 +47,32 @@ async function open(port: number): Promise<Socket> {
   return sock;
 }
 
+/** A device of `size` bytes whose reads are `readAt`; writes, flushes and trims do nothing. */
+function readsOnly(size: number, readAt: BlockDevice['readAt']): BlockDevice {
+  return {
+    size,
+    readAt,
+    writeAt: async () => {},
+    flush: async () => {},
+    trim: async () => {},
+    close: async () => {},
+  };
+}
+
+/**
+ * A paused client of the server on `port` that sent GO and `n` READs of `bytes` at offset 0 (then its FIN
+ * with `fin`), reading nothing yet.
+ */
+async function sendReads(port: number, n: number, bytes: number, o: { fin?: boolean } = {}): Promise<Socket> {
+  const sock = await open(port);
+  sock.pause();
+  const reqs = [go()];
+  for (let i = 0; i < n; i++) reqs.push(request(0, i, 0, bytes));
+  if (o.fin) sock.end(Buffer.concat(reqs));
+  else sock.write(Buffer.concat(reqs));
+  return sock;
+}
+
 describe('NBD server edges', () => {
   it('sends the replies to requests made before DISC before it closes (they were dropped)', async () => {
     const dev = new MemoryDevice(32 << 20);
@@ -91,21 +117,10 @@ describe('NBD server edges', () => {
   it('stops taking requests from a client that does not read its replies, and loses none', async () => {
     const mib = 1 << 20;
     // a device that makes a new buffer per read, as most do
-    const dev: BlockDevice = {
-      size: 64 * mib,
-      readAt: async (_o, l) => new Uint8Array(l).fill(1),
-      writeAt: async () => {},
-      flush: async () => {},
-      trim: async () => {},
-      close: async () => {},
-    };
+    const dev = readsOnly(64 * mib, async (_o, l) => new Uint8Array(l).fill(1));
     const s = await serve(dev);
-    const sock = await open(s.port);
-    sock.pause();
     const n = 256;
-    const reqs = [go()];
-    for (let i = 0; i < n; i++) reqs.push(request(0, i, 0, mib));
-    sock.write(Buffer.concat(reqs));
+    const sock = await sendReads(s.port, n, mib);
     await new Promise((r) => setTimeout(r, 1000));
     // every reply would have been queued: 256 MiB
     expect(s.stats.requests).toBeLessThan(200);
@@ -119,25 +134,14 @@ describe('NBD server edges', () => {
     const mib = 1 << 20;
     let started = 0;
     // a device that makes a new buffer per read, a little later (the old server took 64 before any ended)
-    const dev: BlockDevice = {
-      size: 64 * mib,
-      readAt: async (_o, l) => {
-        started++;
-        await new Promise((r) => setTimeout(r, 20));
-        return new Uint8Array(l).fill(2);
-      },
-      writeAt: async () => {},
-      flush: async () => {},
-      trim: async () => {},
-      close: async () => {},
-    };
+    const dev = readsOnly(64 * mib, async (_o, l) => {
+      started++;
+      await new Promise((r) => setTimeout(r, 20));
+      return new Uint8Array(l).fill(2);
+    });
     const s = await serve(dev);
-    const sock = await open(s.port);
-    sock.pause();
     const n = 80;
-    const reqs = [go()];
-    for (let i = 0; i < n; i++) reqs.push(request(0, i, 0, 4 * mib));
-    sock.write(Buffer.concat(reqs));
+    const sock = await sendReads(s.port, n, 4 * mib);
     await new Promise((r) => setTimeout(r, 1000));
     // 64 MiB of replies and the kernel's socket buffers, not 64 requests of 4 MiB
     expect(started * 4).toBeLessThan(128);
@@ -260,12 +264,7 @@ describe('NBD server, a client that shuts down its side without DISC', () => {
     await dev.writeAt(0, new Uint8Array(mib).fill(3));
     const s = new NbdServer([{ name: '', device: dev }], { pollUs: 0, drainTimeoutMs });
     servers.push(s);
-    const sock = await open(await s.listen(0));
-    sock.pause();
-    const reqs = [go()];
-    for (let i = 0; i < n; i++) reqs.push(request(0, i, 0, mib));
-    sock.end(Buffer.concat(reqs));
-    return { s, sock, mib };
+    return { s, sock: await sendReads(await s.listen(0), n, mib, { fin: true }), mib };
   }
 
   it('drops a client that shut down its side and does not read its replies, after drainTimeoutMs without progress', async () => {
