@@ -22,6 +22,8 @@
  *   parts are the caller's again once the promise settles: a device copies what it keeps (the NBD server
  *   hands it views of its receive pages and reuses them after that).
  */
+import type { Socket } from 'node:net';
+
 export interface Extent {
   /** Bytes, at least 1. */
   length: number;
@@ -60,6 +62,22 @@ export function checkRange(size: number, offset: number, length: number, what = 
 export const smallReadBytes = 4096;
 /** Bytes of each buffer {@link SmallReads} copies short reads into. */
 const smallReadsBufferBytes = 64 * 1024;
+
+/**
+ * Resolves when `sock` emits 'drain' or closes, whichever comes first (a peer gone away ends the wait:
+ * 'drain' never comes then).
+ */
+export function drainOrClose(sock: Socket): Promise<void> {
+  return new Promise<void>((res) => {
+    const done = () => {
+      sock.off('drain', done);
+      sock.off('close', done);
+      res();
+    };
+    sock.on('drain', done);
+    sock.on('close', done);
+  });
+}
 
 /**
  * Appends socket reads to a queue of chunks (see `takeChunks`) at a cost in objects that does not grow with

@@ -10,7 +10,7 @@
  */
 import { createServer, type Server, Socket } from 'node:net';
 import { checkTimerMs, listenOn } from '@strata/cli';
-import { type BlockDevice, type Extent, SmallReads, takeChunks } from './device.js';
+import { type BlockDevice, drainOrClose, type Extent, SmallReads, takeChunks } from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
 const IHAVEOPT = 0x49484156454f5054n;
@@ -614,15 +614,7 @@ export class NbdServer {
     for (;;) {
       // 'drain' comes: what is queued is past the socket's high-water mark (and the handshake is bounded)
       while (socket.writableLength > optionReplyBytesQueuedMax && !socket.destroyed)
-        await new Promise<void>((res) => {
-          const done = () => {
-            socket.off('drain', done);
-            socket.off('close', done);
-            res();
-          };
-          socket.on('drain', done);
-          socket.on('close', done);
-        });
+        await drainOrClose(socket);
       const h = await r.read(16);
       if (h.readBigUInt64BE(0) !== IHAVEOPT) throw new ProtocolError('bad option magic');
       const opt = h.readUInt32BE(8);

@@ -8,7 +8,7 @@ import { type FileHandle, open, stat } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { hash128 } from '@strata/highwayhash';
-import { SmallReads } from './device.js';
+import { drainOrClose, SmallReads } from './device.js';
 
 const digestKey = new Uint8Array(32).map((_, i) => 0x77 ^ (i * 5));
 export const defaultChunkBytes = 64 * 1024;
@@ -280,15 +280,7 @@ function frame(type: number, payload: Buffer): Buffer {
 async function sendFrame(sock: Socket, data: Buffer): Promise<boolean> {
   if (sock.write(data)) return true;
   if (sock.destroyed) return false;
-  await new Promise<void>((res) => {
-    const done = () => {
-      sock.off('drain', done);
-      sock.off('close', done);
-      res();
-    };
-    sock.on('drain', done);
-    sock.on('close', done);
-  });
+  await drainOrClose(sock);
   return !sock.destroyed;
 }
 
