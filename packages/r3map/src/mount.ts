@@ -148,7 +148,9 @@ export class MountDevice implements BlockDevice {
    * remote. One query at a time: the pullers wait for the one in flight, which most likely covers them.
    */
   private async learnStatus(i: number): Promise<void> {
-    while (this.status[i] === STATUS_UNKNOWN && !this.stopped) {
+    // a chunk made local meanwhile (a demand read) gets no status (see `queryStatus`): asking again for it
+    // would go on for ever
+    while (this.status[i] === STATUS_UNKNOWN && !this.present[i] && !this.stopped) {
       if (!this.statusing)
         this.statusing = this.queryStatus(i).finally(() => {
           this.statusing = undefined;
