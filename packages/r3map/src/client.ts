@@ -82,6 +82,8 @@ interface Pending {
   sentMs: number;
   /** A READ's content chunks (data or holes), by offset within the request. */
   pieces?: { at: number; parts: Buffer[]; length: number }[];
+  /** Bytes those chunks cover: past the READ's length some overlap (bounds what is kept before DONE). */
+  piecesBytes?: number;
   /** A BLOCK_STATUS's extents for base:allocation, once its chunk came. */
   extents?: BlockStatusExtent[];
   /** The first error chunk's error: the request fails with it once the reply is done. */
@@ -473,6 +475,14 @@ export class NbdClientDevice implements BlockDevice {
       const at = off - BigInt(p.offset);
       if (at < 0n || at + BigInt(n) > BigInt(p.length))
         throw bad('offset', `${off} (+${n} bytes) lies outside the READ [${p.offset}, +${p.length})`);
+      // chunks that together cover more than the READ overlap: refused as they come, not at DONE (a server
+      // repeating a 12-byte hole chunk of the whole READ had the client allocate its length each time)
+      p.piecesBytes = (p.piecesBytes ?? 0) + n;
+      if (p.piecesBytes > p.length)
+        throw bad(
+          'offset',
+          `+${at} overlaps an earlier chunk (${p.piecesBytes} bytes for a READ of ${p.length})`,
+        );
       return Number(at);
     };
     switch (type) {

@@ -417,4 +417,19 @@ describe('BLOCK_STATUS replies a server must not send: a clear error naming the 
       /offset 40960 \(\+4096 bytes\) lies outside the READ \[0, \+12288\)/,
     );
   });
+
+  it('READ chunks that overlap are refused as they come, not kept until DONE', async () => {
+    // a hole chunk of the whole READ, again and again, never DONE: each was kept (4 MiB for 32 bytes sent)
+    const whole = (h: Buffer, n: number) => {
+      const p = Buffer.alloc(12);
+      p.writeUInt32BE(n, 8);
+      return chunk(h, 0, 2, p);
+    };
+    const { out, t0 } = await against(
+      (r) => Buffer.concat([whole(r.handle, r.length), whole(r.handle, r.length)]),
+      (c) => c.readAt(0, 4 * mib),
+    );
+    await expect(out).rejects.toThrow(/offset \+0 overlaps an earlier chunk/);
+    expect(performance.now() - t0).toBeLessThan(3_000);
+  });
 });
