@@ -207,7 +207,8 @@ export function decodeUnitFrame(
       if (at >= b.length) throw new ControlError('a unit list ends within a number');
       const byte = b[at++]!;
       x += (byte & 0x7f) * scale;
-      if (x > Number.MAX_SAFE_INTEGER) throw new ControlError('a unit list holds a number past 2^53');
+      // not `x > max`: zero digits padded on until the scale is Infinity make x NaN (0 * Infinity)
+      if (!(x <= Number.MAX_SAFE_INTEGER)) throw new ControlError('a unit list holds a number past 2^53');
       if (byte < 0x80) return x;
       scale *= 0x80;
     }

@@ -147,6 +147,8 @@ describe('unit frames', () => {
       [{ runs: b64(14, 3), more: false }, /units \[14, 17\) past the last \(16\)/],
       [{ runs: b64(0x80), more: false }, /ends within a number/],
       [{ runs: b64(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1), more: false }, /past 2\^53/],
+      // zero digits padded until the scale is Infinity: 0 * Infinity made the number NaN, which passed
+      [{ runs: b64(...new Array(160).fill(0x80), 0, 1), more: false }, /past 2\^53/],
     ];
     for (const [f, re] of bad) {
       expect(() => decodeUnitFrame(f, 16, new UnitSet())).toThrow(ControlError);
