@@ -533,7 +533,7 @@ export class NbdServer {
         clearTimeout(limit);
       }
       if (ex) {
-        await this.transmission(socket, reader, ex.export, ex.structured);
+        await this.transmission(socket, reader, ex.export, ex.structured, ex.allocation);
         watch();
         // the replies to the requests before DISC or the FIN are still queued: destroying the socket now
         // would drop them
@@ -601,7 +601,7 @@ export class NbdServer {
   private async handshake(
     socket: Socket,
     r: Reader,
-  ): Promise<{ export: Export; structured: boolean } | undefined> {
+  ): Promise<{ export: Export; structured: boolean; allocation: boolean } | undefined> {
     const hello = Buffer.alloc(18);
     hello.writeBigUInt64BE(NBDMAGIC, 0);
     hello.writeBigUInt64BE(IHAVEOPT, 8);
@@ -611,6 +611,11 @@ export class NbdServer {
     if (!(clientFlags & FLAG_FIXED_NEWSTYLE)) throw new ProtocolError('client does not speak fixed newstyle');
     const noZeroes = (clientFlags & FLAG_NO_ZEROES) !== 0;
     let structured = false;
+    /**
+     * The export whose `base:allocation` context the last SET_META_CONTEXT selected (each one replaces the
+     * selection before it); BLOCK_STATUS is answered only on that export.
+     */
+    let allocationFor: string | undefined;
     for (;;) {
       // 'drain' comes: what is queued is past the socket's high-water mark (and the handshake is bounded)
       while (socket.writableLength > optionReplyBytesQueuedMax && !socket.destroyed)
@@ -638,7 +643,7 @@ export class NbdServer {
           b.writeBigUInt64BE(BigInt(e.device.size), 0);
           b.writeUInt16BE(this.transmissionFlags(e), 8);
           socket.write(b);
-          return { export: e, structured };
+          return { export: e, structured, allocation: structured && allocationFor === e.name };
         }
         case Opt.ABORT:
           if (len === 0) reply(REP_ACK);
@@ -687,6 +692,7 @@ export class NbdServer {
             parsed.queries.length === 0
               ? opt === Opt.LIST_META_CONTEXT
               : parsed.queries.some((q) => q === 'base:' || q === 'base:allocation');
+          if (opt === Opt.SET_META_CONTEXT) allocationFor = wants ? parsed.name : undefined;
           if (wants) {
             const name = Buffer.from('base:allocation');
             const p = Buffer.alloc(4);
@@ -738,7 +744,8 @@ export class NbdServer {
             reply(REP_INFO, bs);
           }
           reply(REP_ACK);
-          if (opt === Opt.GO) return { export: e, structured };
+          if (opt === Opt.GO)
+            return { export: e, structured, allocation: structured && allocationFor === name };
           break;
         }
         default:
@@ -753,7 +760,13 @@ export class NbdServer {
    * outstanding before it closes; a FIN is taken as a DISC after the requests before it). A request cut
    * short by the FIN is not one. Throws when the connection breaks.
    */
-  private async transmission(socket: Socket, r: Reader, e: Export, structured: boolean): Promise<void> {
+  private async transmission(
+    socket: Socket,
+    r: Reader,
+    e: Export,
+    structured: boolean,
+    allocation: boolean,
+  ): Promise<void> {
     const dev = e.device;
     let inflight = 0;
     /** Bytes the requests in flight hold: the data of READs, the payloads of WRITEs. */
@@ -958,12 +971,13 @@ export class NbdServer {
             if (!inRange) return fail(handle, cmd, Err.EINVAL, 'CACHE past the end');
             return simple(handle, 0);
           case Cmd.BLOCK_STATUS: {
-            if (!structured)
+            // doc/proto.md: a client that negotiated no metadata context gets EINVAL
+            if (!allocation)
               return fail(
                 handle,
                 cmd,
                 Err.EINVAL,
-                'BLOCK_STATUS needs structured replies and base:allocation',
+                'BLOCK_STATUS needs structured replies and base:allocation selected for this export',
               );
             if (!inRange || length === 0)
               return fail(handle, cmd, Err.EINVAL, 'BLOCK_STATUS range is empty or past the end');

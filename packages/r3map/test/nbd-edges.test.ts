@@ -479,3 +479,77 @@ describe('NBD client edges', () => {
     await c.close();
   });
 });
+
+describe('NBD server, BLOCK_STATUS without the context', () => {
+  /** An option request: IHAVEOPT, the option, its data. */
+  const option = (opt: number, data = Buffer.alloc(0)) => {
+    const h = Buffer.alloc(16);
+    h.writeBigUInt64BE(0x49484156454f5054n, 0);
+    h.writeUInt32BE(opt, 8);
+    h.writeUInt32BE(data.length, 12);
+    return Buffer.concat([h, data]);
+  };
+  const str = (s: string) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(Buffer.byteLength(s), 0);
+    return Buffer.concat([b, Buffer.from(s)]);
+  };
+  /** SET_META_CONTEXT for `name`, asking base:allocation. */
+  const setMeta = (name: string) => {
+    const n = Buffer.alloc(4);
+    n.writeUInt32BE(1, 0);
+    return option(10, Buffer.concat([str(name), n, str('base:allocation')]));
+  };
+  const goTo = (name: string) => option(7, Buffer.concat([str(name), Buffer.alloc(2)]));
+  const flags = Buffer.from([0, 0, 0, 3]);
+
+  /** Sends the handshake `opts` then a BLOCK_STATUS of 4 KiB; the structured reply's type and first word. */
+  async function status(opts: Buffer[]): Promise<[number, number]> {
+    const dev = new MemoryDevice(1 << 20);
+    await dev.writeAt(0, new Uint8Array(4096).fill(1));
+    const s = new NbdServer(
+      [
+        { name: 'a', device: dev },
+        { name: 'b', device: dev },
+      ],
+      { pollUs: 0 },
+    );
+    servers.push(s);
+    const sock = await open(await s.listen(0));
+    let buf = Buffer.alloc(0);
+    sock.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+    });
+    sock.write(Buffer.concat([flags, ...opts, request(7, 42, 0, 4096)]));
+    const t0 = performance.now();
+    for (;;) {
+      // the structured reply to handle 42: magic, flags, type, handle, length, payload
+      const at = buf.lastIndexOf(Buffer.from([0x66, 0x8e, 0x33, 0xef]));
+      if (at >= 0 && buf.length >= at + 20 + 4 && buf.readBigUInt64BE(at + 8) === 42n) {
+        sock.destroy();
+        return [buf.readUInt16BE(at + 6), buf.readUInt32BE(at + 20)];
+      }
+      if (performance.now() - t0 > 5000) throw new Error(`no reply to BLOCK_STATUS in ${buf.length} bytes`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  it('answers EINVAL to a client that selected no base:allocation for the export (doc/proto.md), and the extents to one that did', async () => {
+    // until 2026-12-07 the server answered BLOCK_STATUS on any connection with structured replies
+    const errorType = 0x8001;
+    const einval = 22;
+    const structured = option(8);
+    expect(await status([structured, goTo('a')])).toEqual([errorType, einval]);
+    // the context selected for another export is not this one's
+    expect(await status([structured, setMeta('b'), goTo('a')])).toEqual([errorType, einval]);
+    // a later SET_META_CONTEXT replaces the selection: one that asks nothing known selects nothing
+    const none = Buffer.alloc(4);
+    none.writeUInt32BE(1, 0);
+    const setOther = option(10, Buffer.concat([str('a'), none, str('qemu:dirty-bitmap:x')]));
+    expect(await status([structured, setMeta('a'), setOther, goTo('a')])).toEqual([errorType, einval]);
+    // selected for this export: the BLOCK_STATUS chunk (type 5) with the context's id first
+    const [type, id] = await status([structured, setMeta('a'), goTo('a')]);
+    expect(type).toBe(5);
+    expect(id).toBeGreaterThan(0);
+  });
+});
