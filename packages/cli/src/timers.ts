@@ -1,3 +1,5 @@
+import { shown } from './text.js';
+
 /**
  * The longest delay a Node timer takes, in ms (2^31 - 1, 24.8 days): `setTimeout` and `setInterval` fire a
  * longer one after 1 ms, with a TimeoutOverflowWarning, so a longer wait is cut in turns or refused.
@@ -11,6 +13,6 @@ export const timerMsMax = 2 ** 31 - 1;
 export function checkTimerMs(what: string, ms: unknown, min = 0): void {
   if (!(typeof ms === 'number' && ms >= min && ms <= timerMsMax))
     throw new RangeError(
-      `${what} must be a number of milliseconds from ${min} to ${timerMsMax}, got ${typeof ms === 'string' ? `'${ms}'` : String(ms)}`,
+      `${what} must be a number of milliseconds from ${min} to ${timerMsMax}, got ${shown(ms)}`,
     );
 }
