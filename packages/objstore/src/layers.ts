@@ -462,14 +462,12 @@ export class TieredStore implements ObjectStore {
       ['moveStaleMs', opts.moveStaleMs],
     ] as const)
       if (v !== undefined) checkAtLeastZero(`TieredStore: ${name}`, v, 'milliseconds');
-    for (const [prefix, c] of Object.entries(opts.classes ?? {}))
+    const checkClass = (what: string, c: unknown) => {
       if (c !== 'express' && c !== 'standard' && c !== 'auto')
-        throw new TypeError(
-          `TieredStore: the class of '${prefix}' must be express, standard or auto, got ${shown(c)}`,
-        );
-    const d = opts.defaultClass;
-    if (d !== undefined && d !== 'express' && d !== 'standard' && d !== 'auto')
-      throw new TypeError(`TieredStore: defaultClass must be express, standard or auto, got ${shown(d)}`);
+        throw new TypeError(`TieredStore: ${what} must be express, standard or auto, got ${shown(c)}`);
+    };
+    for (const [prefix, c] of Object.entries(opts.classes ?? {})) checkClass(`the class of '${prefix}'`, c);
+    if (opts.defaultClass !== undefined) checkClass('defaultClass', opts.defaultClass);
     this.url = `tiered(${express.url}, ${standard.url})`;
     let locks = tierLocks.get(express);
     if (!locks) tierLocks.set(express, (locks = new KeyLocks()));
