@@ -57,20 +57,28 @@ export const stringBytesMax = 32;
 const wholeNumber = /^-?(?:\d+|0x[0-9a-f]+)$/i;
 
 /**
- * A whole number, decimal or 0x hex, as Snort reads one (strtol): '1.5' or '1e3' was taken as a fraction or
- * a thousand (a fractional offset read nothing); Snort reads either as a variable name and refuses it.
+ * `s` as a whole number, decimal or 0x hex, as Snort reads one (strtol); NaN when it is not one: '1.5' or
+ * '1e3' was taken as a fraction or a thousand (a fractional offset read nothing); Snort reads either as a
+ * variable name and refuses it.
  */
-function parseNum(s: string, what: string): number {
+function wholeOrNaN(s: string): number {
   const t = s.trim();
-  if (!wholeNumber.test(t)) throw new Error(`${what}: expected a whole number, got '${s}'`);
+  if (!wholeNumber.test(t)) return Number.NaN;
   return /^-?0x/i.test(t)
     ? (t.startsWith('-') ? -1 : 1) * Number.parseInt(t.replace(/^-?0x/i, ''), 16)
     : Number(t);
 }
 
-/** `parseNum` of a whole number from `lo` to `hi`. */
+/** `wholeOrNaN`, or an error naming `what`. */
+function parseNum(s: string, what: string): number {
+  const n = wholeOrNaN(s);
+  if (Number.isNaN(n)) throw new Error(`${what}: expected a whole number, got '${s}'`);
+  return n;
+}
+
+/** A whole number (`wholeOrNaN`) from `lo` to `hi`. */
 function wholeIn(s: string, what: string, lo: number, hi: number): number {
-  const n = wholeNumber.test(s.trim()) ? parseNum(s, what) : Number.NaN;
+  const n = wholeOrNaN(s);
   if (!(n >= lo && n <= hi))
     throw new Error(`${what}: expected a whole number from ${lo} to ${hi}, got '${s}'`);
   return n;
@@ -171,8 +179,9 @@ function modifiers(rest: string[], what: string, allowed: Set<string>) {
         m.multiplier = wholeIn(v ?? '', `${what} multiplier`, 1, 65535);
         break;
       case 'align':
-        m.align = v === undefined ? 4 : v === '2' || v === '4' ? Number(v) : 0;
-        if (m.align !== 2 && m.align !== 4) throw new Error(`${what} align: expected 2 or 4, got '${v}'`);
+        if (v !== undefined && v !== '2' && v !== '4')
+          throw new Error(`${what} align: expected 2 or 4, got '${v}'`);
+        m.align = v === undefined ? 4 : Number(v);
         break;
       case 'from_beginning':
         m.fromBeginning = true;

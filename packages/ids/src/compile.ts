@@ -548,15 +548,9 @@ export class RuleCompiler {
             throw new Error(`flow: '${v}' asks for established and not_established`);
           // stateless: whatever the session's state and direction (Snort 3 refuses it with either; here the
           // other word was applied and stateless ignored)
-          const stateful = [
-            'to_server',
-            'from_client',
-            'to_client',
-            'from_server',
-            'established',
-            'not_established',
-          ];
-          const withStateless = parts.includes('stateless') && parts.find((x) => stateful.includes(x));
+          const withStateless =
+            parts.includes('stateless') &&
+            parts.find((x) => x.startsWith('to_') || x.startsWith('from_') || x.endsWith('established'));
           if (withStateless) throw new Error(`flow: '${v}' asks for stateless and ${withStateless}`);
           if (parts.includes('no_frag') && parts.includes('only_frag'))
             throw new Error(`flow: '${v}' asks for no_frag and only_frag`);
