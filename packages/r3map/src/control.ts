@@ -35,6 +35,7 @@
  * pre-copy), and a clean 4 TiB device sent 171 MiB a round.
  */
 import type { Socket } from 'node:net';
+import { drainOrClose } from './device.js';
 import { UnitSet } from './units.js';
 
 /** 3: unit sets as runs over several frames (2: a bitmap in one frame; 1: no pings from the source). */
@@ -472,22 +473,12 @@ export class ControlChannel {
   async sendUnits(t: 'dirty' | 'final', set: UnitSet): Promise<void> {
     for (const f of encodeUnitFrames(set)) {
       if (this.failure) throw this.failure;
-      if (!this.socket.write(encodeMessage({ t, ...f }))) await this.drained();
+      if (!this.socket.write(encodeMessage({ t, ...f }))) {
+        await drainOrClose(this.socket);
+        // on a close, the channel's own 'close' listener (added first) has failed it by then
+        if (this.failure) throw this.failure;
+      }
     }
-  }
-
-  private drained(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      // the channel's own 'close' listener, added first, has failed it by then
-      const done = () => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        if (this.failure) reject(this.failure);
-        else resolve();
-      };
-      this.socket.once('drain', done);
-      this.socket.once('close', done);
-    });
   }
 
   /** Receives a set of units sent by {@link sendUnits}: its frames, each within `timeoutMs`. */
