@@ -181,21 +181,19 @@ export const demos: DemoStep[] = [
       const out = new BigUint64Array(n);
       // V8 runs WebAssembly first as its baseline compiler made it and swaps in the optimized code once it
       // is built (in the background, for later calls): the first calls of a process run at about half speed
-      const batchTimes: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        const t0 = performance.now();
-        hash64Batch(key, buf, offs, lens, out);
-        batchTimes.push(performance.now() - t0);
-      }
+      const timings = (calls: number, f: () => void) =>
+        Array.from({ length: calls }, () => {
+          const t0 = performance.now();
+          f();
+          return performance.now() - t0;
+        });
+      const batchTimes = timings(3, () => hash64Batch(key, buf, offs, lens, out));
       const ms = Math.min(...batchTimes.slice(1));
       const big = new Uint8Array(16 << 20);
-      const times: number[] = [];
       let h = 0n;
-      for (let i = 0; i < 4; i++) {
-        const t1 = performance.now();
+      const times = timings(4, () => {
         h = hash64(key, big);
-        times.push(performance.now() - t1);
-      }
+      });
       const gbs = (t: number) => `${((16 << 20) / t / 1e6).toFixed(2)} GB/s`;
       const best = Math.min(...times.slice(1));
       io.stdout.write(
