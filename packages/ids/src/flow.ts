@@ -286,8 +286,7 @@ export class FlowTable<T = unknown> {
     this.hashKey = opts.hashKey ?? threadHashKey;
     const t = { ...defaultFlowTimeouts, ...opts.timeouts };
     // NaN kept every flow of its class until the table was full, a negative one expired it at the next
-    // packet, and a
-    // misspelt name was ignored
+    // packet, and a misspelt name was ignored
     for (const [k, v] of Object.entries(opts.timeouts ?? {})) {
       if (!Object.hasOwn(defaultFlowTimeouts, k))
         throw new RangeError(
