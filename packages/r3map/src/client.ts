@@ -671,17 +671,13 @@ export class NbdClientDevice implements BlockDevice {
       await new Promise((r) => setTimeout(r, 1));
     if (this.closed) return;
     this.closed = true;
-    if (this.pending.size > 0 && !this.broken) {
-      const e = new NbdClientError(
-        `closed with ${this.pending.size} requests unanswered after ${this.closeTimeoutMs} ms`,
-      );
-      this.broken = e;
-      this.sock.destroy();
-      for (const p of this.pending.values()) p.reject(e);
-      this.pending.clear();
-      return;
-    }
     if (this.broken) return;
+    if (this.pending.size > 0)
+      return this.breakWith(
+        new NbdClientError(
+          `closed with ${this.pending.size} requests unanswered after ${this.closeTimeoutMs} ms`,
+        ),
+      );
     const h = Buffer.alloc(28);
     h.writeUInt32BE(REQUEST_MAGIC, 0);
     h.writeUInt16BE(2, 6); // DISC
