@@ -130,11 +130,6 @@ export class MigrationSource {
     this.released = new Promise((r) => (this.resolveReleased = r));
   }
 
-  /** Tracking units of the device (a dirty set's units are below this). */
-  get units(): number {
-    return Math.ceil(this.device.size / migrateTrackBytes);
-  }
-
   get status(): SourceState {
     return this.state;
   }
