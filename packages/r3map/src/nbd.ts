@@ -821,16 +821,20 @@ export class NbdServer {
       cork();
       writeParts(data && data.length > 0 ? [b, ...data] : [b], sent);
     };
-    const chunk = (handle: Buffer, flags: number, type: number, payload: Uint8Array[], sent?: Sent) => {
-      const len = payload.reduce((s, p) => s + p.length, 0);
-      const b = Buffer.alloc(20);
+    /** A structured reply chunk's header for `len` bytes of payload, and `extra` bytes after it to fill. */
+    const chunkHeader = (handle: Buffer, flags: number, type: number, len: number, extra = 0) => {
+      const b = Buffer.allocUnsafe(20 + extra);
       b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0);
       b.writeUInt16BE(flags, 4);
       b.writeUInt16BE(type, 6);
       handle.copy(b, 8);
       b.writeUInt32BE(len, 16);
+      return b;
+    };
+    const chunk = (handle: Buffer, flags: number, type: number, payload: Uint8Array[], sent?: Sent) => {
+      const len = payload.reduce((s, p) => s + p.length, 0);
       cork();
-      writeParts([b, ...payload], sent);
+      writeParts([chunkHeader(handle, flags, type, len), ...payload], sent);
     };
     // READ buffers of a device with readInto, reused once the socket has sent them: a new buffer per READ
     // (256 KiB from nbdcopy) is garbage the collector chases at thousands of requests a second
@@ -930,12 +934,7 @@ export class NbdServer {
               if (length === 0) chunk(handle, REPLY_FLAG_DONE, REPLY_TYPE_NONE, []);
               else {
                 // the chunk's header and offset in one buffer (one part fewer to write)
-                const b = Buffer.allocUnsafe(28);
-                b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0);
-                b.writeUInt16BE(REPLY_FLAG_DONE, 4);
-                b.writeUInt16BE(REPLY_TYPE_OFFSET_DATA, 6);
-                handle.copy(b, 8);
-                b.writeUInt32BE(8 + length, 16);
+                const b = chunkHeader(handle, REPLY_FLAG_DONE, REPLY_TYPE_OFFSET_DATA, 8 + length, 8);
                 b.writeBigUInt64BE(offsetBig, 20);
                 cork();
                 writeParts([b, ...data], sent);
