@@ -200,20 +200,10 @@ export class MountDevice implements BlockDevice {
    * them: trimmed locally unless the local device reads zeros there already (`localZeroed`).
    */
   private zeroRun(i: number, count: number): Promise<void> {
-    const off = i * this.chunkBytes;
-    const len = Math.min(count * this.chunkBytes, this.size - off);
-    const f = (async () => {
-      if (!this.opts.localZeroed) await this.local.trim(off, len);
-      this.opts.onFetch?.(len);
-      for (let k = i; k < i + count; k++) this.present[k] = 1;
-      this.stats.present += count;
-      this.stats.zeroChunks += count;
-    })().finally(() => {
-      for (let k = i; k < i + count; k++) this.fetching.delete(k);
-    });
     // reads and writes of these chunks wait for it (a write landing before the trim would be lost)
-    for (let k = i; k < i + count; k++) this.fetching.set(k, f);
-    return f;
+    return this.makeLocal(i, count, 'zeroChunks', async (off, len) => {
+      if (!this.opts.localZeroed) await this.local.trim(off, len);
+    });
   }
 
   /**
@@ -221,20 +211,39 @@ export class MountDevice implements BlockDevice {
    * write: fewer, larger requests than one per chunk.
    */
   private fetchRun(i: number, count: number, onDemand: boolean): Promise<void> {
+    return this.makeLocal(
+      i,
+      count,
+      onDemand ? 'fetchedOnDemand' : 'fetchedInBackground',
+      async (off, len) => {
+        // as parts when both sides can (no reassembly of the bytes in between)
+        if (this.remote.readv && this.local.writev)
+          await this.local.writev(off, await this.remote.readv(off, len));
+        else await this.local.writeAt(off, await this.remote.readAt(off, len));
+        this.stats.bytesFetched += len;
+      },
+    );
+  }
+
+  /**
+   * Makes chunks [i, i + count) (all missing, none being fetched) local with `work` on their bytes,
+   * registered as being fetched until it ends; then they are present and counted in `stats[counted]`.
+   */
+  private makeLocal(
+    i: number,
+    count: number,
+    counted: 'fetchedOnDemand' | 'fetchedInBackground' | 'zeroChunks',
+    work: (off: number, len: number) => Promise<void>,
+  ): Promise<void> {
     const off = i * this.chunkBytes;
     const len = Math.min(count * this.chunkBytes, this.size - off);
     const f = (async () => {
-      // as parts when both sides can (no reassembly of the bytes in between)
-      if (this.remote.readv && this.local.writev)
-        await this.local.writev(off, await this.remote.readv(off, len));
-      else await this.local.writeAt(off, await this.remote.readAt(off, len));
-      this.stats.bytesFetched += len;
+      await work(off, len);
       this.opts.onFetch?.(len);
-      // nothing else made these chunks present while this fetch was registered for them
+      // nothing else made these chunks present while this run was registered for them
       for (let k = i; k < i + count; k++) this.present[k] = 1;
       this.stats.present += count;
-      if (onDemand) this.stats.fetchedOnDemand += count;
-      else this.stats.fetchedInBackground += count;
+      this.stats[counted] += count;
     })().finally(() => {
       for (let k = i; k < i + count; k++) this.fetching.delete(k);
     });
