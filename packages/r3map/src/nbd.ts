@@ -784,11 +784,14 @@ export class NbdServer {
     // Waits until the connection may take a request holding `bytes` (see `replyBytesQueuedMax`). It is
     // woken in time: with a request in flight by its end; with none, what is queued is over
     // replyBytesQueuedMax - requestBytesMax, far past the socket's high-water mark, so 'drain' comes.
+    const admits = (bytes: number) => {
+      const held = socket.writableLength + inflightBytes;
+      return inflight < inflightMax && (held === 0 || held + bytes <= replyBytesQueuedMax);
+    };
     const admit = async (bytes: number) => {
       for (;;) {
         if (socket.destroyed) throw new ConnectionEnded();
-        const held = socket.writableLength + inflightBytes;
-        if (inflight < inflightMax && (held === 0 || held + bytes <= replyBytesQueuedMax)) return;
+        if (admits(bytes)) return;
         await changed();
       }
     };
@@ -887,7 +890,8 @@ export class NbdServer {
       // what the request holds until it ends: the data a READ sends, the payload a WRITE brings
       const bytes = cmd === Cmd.WRITE || (cmd === Cmd.READ && length <= requestBytesMax) ? length : 0;
       // a client that does not read its replies gets no more requests served until it does
-      await admit(bytes);
+      // checked here first: the common case waits on no promise
+      if (socket.destroyed || !admits(bytes)) await admit(bytes);
       let payload: Buffer[] | undefined;
       if (cmd === Cmd.WRITE) {
         // the payload must be consumed even when the request is refused, or framing is lost; views of the
