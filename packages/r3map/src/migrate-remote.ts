@@ -493,6 +493,14 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   const cleanup = async () => {
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
   };
+  /** Closes everything when the migration fails. */
+  const teardown = async () => {
+    // the pulls in flight end with the connection (a stopped source answers none: closing the mount
+    // first waited for them forever)
+    remoteDevice?.destroy();
+    await mount?.close().catch(() => undefined);
+    await cleanup();
+  };
   let gate: GateDevice | undefined;
   let mount: MountDevice | undefined;
   /** The source's export: dropped first when the migration fails (its reads may never be answered). */
@@ -597,15 +605,11 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     ch.send({ t: 'serving' });
     downtimeMs = (await ch.next('committed')).downtimeMs;
   } catch (e) {
-    ch.stopPings();
     const reason = (e as Error).message;
+    // stops the pings too
     ch.fail(e instanceof ControlError ? e : new ControlError(reason));
     gate?.fail(new MigrationAbandonedError('the migration was abandoned'));
-    // the pulls in flight end with the connection (a stopped source answers none: closing the mount
-    // first waited for them forever)
-    remoteDevice?.destroy();
-    await mount?.close().catch(() => undefined);
-    await cleanup();
+    await teardown();
     throw new MigrationAbandonedError(
       `migration from ${host}:${port} abandoned before the handover (${reason}); the source stays authoritative`,
     );
@@ -625,9 +629,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   } catch (e) {
     ch.stopPings();
     gate.fail(new MigrationAbandonedError('the source went away during post-copy', true));
-    remoteDevice?.destroy();
-    await m.close().catch(() => undefined);
-    await cleanup();
+    await teardown();
     // the source went away after the handover: chunks not pulled yet are lost with it
     throw new MigrationAbandonedError(
       `the source ${host}:${port} went away during post-copy (${(e as Error).message}); ${m.stats.chunks - m.stats.present} of ${m.stats.chunks} chunks are missing`,
