@@ -8,7 +8,7 @@ import { type FileHandle, open, stat } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { hash128 } from '@strata/highwayhash';
-import { drainOrClose, SmallReads } from './device.js';
+import { drainOrClose, SmallReads, takeBytes } from './device.js';
 
 const digestKey = new Uint8Array(32).map((_, i) => 0x77 ^ (i * 5));
 export const defaultChunkBytes = 64 * 1024;
@@ -293,22 +293,20 @@ async function* frames(
   sock: Socket,
   bytesMax = frameBytesMax,
 ): AsyncGenerator<{ type: number; payload: Buffer }> {
-  let parts: Buffer[] = [];
+  const parts: Buffer[] = [];
   let have = 0;
   const small = new SmallReads();
   for await (const c of sock) {
     small.append(parts, c as Buffer);
     have += (c as Buffer).length;
     while (have >= 4) {
-      if (parts[0]!.length < 4) parts = [Buffer.concat(parts, have)];
-      const len = parts[0]!.readUInt32BE(0);
+      const len = (parts[0]!.length >= 4 ? parts[0]! : Buffer.concat(parts, 4)).readUInt32BE(0);
       if (len < 1 || len > bytesMax)
         throw new Error(`sync protocol: bad frame length ${len} (1 to ${bytesMax} bytes)`);
       if (have < 4 + len) break;
-      const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
-      yield { type: buf[4]!, payload: buf.subarray(5, 4 + len) };
+      const buf = takeBytes(parts, 4 + len);
       have -= 4 + len;
-      parts = have > 0 ? [buf.subarray(4 + len)] : [];
+      yield { type: buf[4]!, payload: buf.subarray(5) };
     }
   }
 }
