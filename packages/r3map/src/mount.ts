@@ -7,6 +7,7 @@
  * it trims it locally (nothing at all with `localZeroed`) and takes it as present.
  */
 import { type BlockDevice, checkRange } from './device.js';
+import { UnitSet } from './units.js';
 
 /** The background pull fetches runs of missing chunks of at most this many bytes in one request. */
 export const pullRunBytesMax = 1 << 20;
@@ -298,28 +299,37 @@ export class MountDevice implements BlockDevice {
    * units go in one request. Resolves with the bytes re-read.
    */
   async refresh(units: Iterable<number>, unitBytes: number): Promise<number> {
-    const list = [...units]
-      .filter((u) => {
-        const off = u * unitBytes;
-        if (u < 0 || off >= this.size) return false;
-        const first = Math.floor(off / this.chunkBytes);
-        const last = Math.floor((Math.min(this.size, off + unitBytes) - 1) / this.chunkBytes);
-        for (let c = first; c <= last; c++) if (!this.present[c] || this.dirty.has(c)) return false;
-        return true;
-      })
-      .sort((a, b) => a - b);
-    const runs: [number, number][] = [];
+    // taken in ascending order as the workers ask (a UnitSet iterates in order: not copied into an array of
+    // every unit, 16M numbers after 64 GiB written in 4 KiB units), skipping units whose chunks are not
+    // present or are locally dirty, consecutive ones merged into runs of at most `pullRunBytesMax`
+    const ascending = units instanceof UnitSet ? units : [...units].sort((a, b) => a - b);
+    const kept = (u: number) => {
+      const off = u * unitBytes;
+      if (u < 0 || off >= this.size) return false;
+      const first = Math.floor(off / this.chunkBytes);
+      const last = Math.floor((Math.min(this.size, off + unitBytes) - 1) / this.chunkBytes);
+      for (let c = first; c <= last; c++) if (!this.present[c] || this.dirty.has(c)) return false;
+      return true;
+    };
     const unitsMax = Math.max(1, Math.floor(pullRunBytesMax / unitBytes));
-    for (const u of list) {
-      const r = runs[runs.length - 1];
-      if (r && r[0] + r[1] === u && r[1] < unitsMax) r[1]++;
-      else runs.push([u, 1]);
-    }
+    const runs = (function* (): Generator<[number, number]> {
+      let start = 0;
+      let n = 0;
+      for (const u of ascending) {
+        if (!kept(u)) continue;
+        if (n > 0 && start + n === u && n < unitsMax) n++;
+        else {
+          if (n > 0) yield [start, n];
+          start = u;
+          n = 1;
+        }
+      }
+      if (n > 0) yield [start, n];
+    })();
     let bytes = 0;
-    let k = 0;
     const worker = async () => {
-      while (k < runs.length) {
-        const [u, n] = runs[k++]!;
+      for (let r = runs.next(); !r.done; r = runs.next()) {
+        const [u, n] = r.value;
         const off = u * unitBytes;
         const len = Math.min(n * unitBytes, this.size - off);
         if (this.remote.readv && this.local.writev)
