@@ -64,6 +64,36 @@ export const smallReadBytes = 4096;
 const smallReadsBufferBytes = 64 * 1024;
 
 /**
+ * A probe of what leaves `socket`: each call says whether bytes left since the call before (the first
+ * compares with the probe's making). Leaving is a write ending, or the kernel taking bytes of the one under
+ * way (libuv's write queue shrinking, read from the socket's internal handle where it has one; else only
+ * whole writes count): to a peer that reads slowly, 64 MiB of NBD replies or a 1 GiB digest frame is one
+ * write, and on a busy socket writes are added as others leave, so its queue alone need not shrink.
+ */
+export function sendProgress(socket: Socket): () => boolean {
+  const queued = () => {
+    const q = (socket as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle
+      ?.writeQueueSize;
+    return typeof q === 'number' ? q : socket.writableLength;
+  };
+  /** Bytes of the writes that have ended: only ever grows. */
+  const written = () => socket.bytesWritten - socket.writableLength;
+  let lastWritable = socket.writableLength;
+  let lastQueued = queued();
+  let lastWritten = written();
+  return () => {
+    const w = socket.writableLength;
+    const q = queued();
+    const d = written();
+    const moved = w < lastWritable || q < lastQueued || d > lastWritten;
+    lastWritable = w;
+    lastQueued = q;
+    lastWritten = d;
+    return moved;
+  };
+}
+
+/**
  * Resolves when `sock` emits 'drain' or closes, whichever comes first (a peer gone away ends the wait:
  * 'drain' never comes then).
  */

@@ -61,6 +61,8 @@ export {
 } from './mount.js';
 export {
   Cmd,
+  defaultNbdConnectionsMax,
+  defaultNbdSendTimeoutMs,
   Err,
   type Export,
   NbdServer,

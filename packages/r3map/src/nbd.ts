@@ -10,7 +10,14 @@
  */
 import { createServer, type Server, Socket } from 'node:net';
 import { checkTimerMs, listenOn } from '@strata/cli';
-import { type BlockDevice, drainOrClose, type Extent, SmallReads, takeChunks } from './device.js';
+import {
+  type BlockDevice,
+  drainOrClose,
+  type Extent,
+  SmallReads,
+  sendProgress,
+  takeChunks,
+} from './device.js';
 
 const NBDMAGIC = 0x4e42444d41474943n;
 const IHAVEOPT = 0x49484156454f5054n;
@@ -137,6 +144,10 @@ export interface NbdStats {
   handshakeTimeouts: number;
   /** Closing connections dropped because their replies did not move for `drainTimeoutMs`. */
   drainTimeouts: number;
+  /** Open connections dropped because their replies did not move for `sendTimeoutMs`. */
+  sendTimeouts: number;
+  /** Connections closed at their accept, before the greeting, because `maxConnections` were open. */
+  refusedConnections: number;
 }
 
 export interface NbdServerOptions {
@@ -162,6 +173,21 @@ export interface NbdServerOptions {
    * reads them; a client that stops reading cannot hold its half-open connection forever.
    */
   drainTimeoutMs?: number;
+  /**
+   * Milliseconds an open connection may go with replies waiting in its socket and none of them leaving
+   * (default 30,000); past them it is dropped, and every request it had in flight ends with it. A client
+   * that sent READs and stopped reading its replies held its connection, its requests' memory (up to
+   * `replyBytesQueuedMax`) and a slot of `maxConnections` for as long as it stayed connected. A client
+   * that reads, however slowly, is never dropped (the kernel taking bytes counts, see `drainTimeoutMs`).
+   */
+  sendTimeoutMs?: number;
+  /**
+   * Connections open at once, handshakes included (default 64); one more is closed at its accept, before
+   * the server's greeting, and counted in `stats.refusedConnections`. Each connection may hold up to 64 MiB
+   * of replies and requests in flight and 32 MiB of input, so the default bounds a server's buffers at about
+   * 6 GiB; nbdcopy opens up to 4 connections, a migration 2.
+   */
+  maxConnections?: number;
 }
 
 /** Default `pollUs`. */
@@ -170,6 +196,10 @@ export const defaultPollUs = 200;
 export const defaultNbdHandshakeTimeoutMs = 10_000;
 /** Default `drainTimeoutMs`. */
 export const defaultNbdDrainTimeoutMs = 10_000;
+/** Default `sendTimeoutMs`. */
+export const defaultNbdSendTimeoutMs = 30_000;
+/** Default `maxConnections`. */
+export const defaultNbdConnectionsMax = 64;
 
 class ProtocolError extends Error {}
 /** The connection ended before the bytes asked for (the client's FIN, a reset, a close). */
@@ -422,9 +452,13 @@ export class NbdServer {
     pollTurns: 0,
     handshakeTimeouts: 0,
     drainTimeouts: 0,
+    sendTimeouts: 0,
+    refusedConnections: 0,
   };
   private readonly handshakeTimeoutMs: number;
   private readonly drainTimeoutMs: number;
+  private readonly sendTimeoutMs: number;
+  private readonly connectionsMax: number;
   /** `pollUs` in ms: the most the window may grow to. */
   private readonly pollMaxMs: number;
   /** The current polling window (adaptive, see `pollUs`). */
@@ -441,6 +475,11 @@ export class NbdServer {
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? defaultNbdHandshakeTimeoutMs;
     this.drainTimeoutMs = o.drainTimeoutMs ?? defaultNbdDrainTimeoutMs;
     checkTimerMs('NBD drainTimeoutMs', this.drainTimeoutMs, 1);
+    this.sendTimeoutMs = o.sendTimeoutMs ?? defaultNbdSendTimeoutMs;
+    checkTimerMs('NBD sendTimeoutMs', this.sendTimeoutMs, 1);
+    this.connectionsMax = o.maxConnections ?? defaultNbdConnectionsMax;
+    if (!Number.isSafeInteger(this.connectionsMax) || this.connectionsMax < 1)
+      throw new RangeError(`NBD maxConnections: expected a whole number >= 1, got ${this.connectionsMax}`);
     const us = o.pollUs ?? defaultPollUs;
     if (!Number.isFinite(us) || us < 0 || us > 1_000_000)
       throw new RangeError(`pollUs: expected 0 to 1,000,000 microseconds, got ${us}`);
@@ -491,6 +530,13 @@ export class NbdServer {
     // paused, so that a connection can be re-wrapped to read into pages before anything is read; half
     // open, so that the client's FIN does not end our side before the replies to what it sent are out
     this.server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
+      // past the cap, closed before the greeting: the client sees the end of the stream where NBDMAGIC
+      // would be, and nothing of this connection is read or allocated
+      if (this.sockets.size >= this.connectionsMax || this.closed) {
+        this.stats.refusedConnections++;
+        s.destroy();
+        return;
+      }
       const paged = adoptWithPages(s);
       if (paged) {
         this.stats.pagedConnections++;
@@ -501,6 +547,11 @@ export class NbdServer {
       }
     });
     return listenOn(this.server, port, host);
+  }
+
+  /** Connections open now (handshakes included). */
+  get connectionsOpen(): number {
+    return this.sockets.size;
   }
 
   async close(): Promise<void> {
@@ -519,12 +570,11 @@ export class NbdServer {
       this.stats.handshakeTimeouts++;
       socket.destroy();
     }, this.handshakeTimeoutMs);
-    // from the client's FIN (or its DISC) on, its replies must keep moving
-    let unwatch: (() => void) | undefined;
-    const watch = () => {
-      unwatch ??= this.watchDrain(socket);
-    };
-    socket.once('end', watch);
+    // its replies must keep moving: within sendTimeoutMs, and from the client's FIN (or its DISC) on within
+    // drainTimeoutMs
+    const watch = this.watchReplies(socket);
+    const closing = () => watch.closing();
+    socket.once('end', closing);
     try {
       let ex: Awaited<ReturnType<NbdServer['handshake']>>;
       try {
@@ -534,7 +584,7 @@ export class NbdServer {
       }
       if (ex) {
         await this.transmission(socket, reader, ex.export, ex.structured, ex.allocation);
-        watch();
+        watch.closing();
         // the replies to the requests before DISC or the FIN are still queued: destroying the socket now
         // would drop them
         if (!socket.destroyed)
@@ -550,45 +600,42 @@ export class NbdServer {
     } catch (e) {
       if (e instanceof ProtocolError && !(e instanceof ConnectionEnded)) this.stats.protocolErrors++;
     } finally {
-      unwatch?.();
-      socket.off('end', watch);
+      watch.stop();
+      socket.off('end', closing);
       this.sockets.delete(socket);
       socket.destroy();
     }
   }
 
   /**
-   * Drops `socket` once it has gone `drainTimeoutMs` with replies waiting and none of them leaving; returns
-   * what stops the watch. Leaving is the kernel taking bytes (libuv's write queue shrinking), not only a
-   * whole write ending: to a client that reads slowly, 64 MiB of replies leave in one write.
+   * Drops `socket` once it has gone `sendTimeoutMs` (from `closing()` on, `drainTimeoutMs`) with replies
+   * waiting and none of them leaving (`sendProgress`); `stop` ends the watch.
    */
-  private watchDrain(socket: Socket): () => void {
-    const queued = () => {
-      const q = (socket as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle
-        ?.writeQueueSize;
-      return typeof q === 'number' ? q : socket.writableLength;
-    };
-    let lastWritable = socket.writableLength;
-    let lastQueued = queued();
+  private watchReplies(socket: Socket): { closing: () => void; stop: () => void } {
+    const sent = sendProgress(socket);
+    let closing = false;
     let movedMs = performance.now();
     const t = setInterval(
       () => {
-        const w = socket.writableLength;
-        const q = queued();
         const now = performance.now();
-        if (w === 0 || w < lastWritable || q < lastQueued) movedMs = now;
-        else if (now - movedMs > this.drainTimeoutMs) {
-          this.stats.drainTimeouts++;
+        // sent() first: it keeps its own last values
+        if (sent() || socket.writableLength === 0) movedMs = now;
+        else if (now - movedMs > (closing ? this.drainTimeoutMs : this.sendTimeoutMs)) {
+          if (closing) this.stats.drainTimeouts++;
+          else this.stats.sendTimeouts++;
           clearInterval(t);
           socket.destroy();
         }
-        lastWritable = w;
-        lastQueued = q;
       },
-      Math.max(10, Math.min(1_000, this.drainTimeoutMs / 4)),
+      Math.max(10, Math.min(1_000, this.drainTimeoutMs / 4, this.sendTimeoutMs / 4)),
     );
     t.unref();
-    return () => clearInterval(t);
+    return {
+      closing: () => {
+        closing = true;
+      },
+      stop: () => clearInterval(t),
+    };
   }
 
   private transmissionFlags(e: Export): number {

@@ -307,6 +307,125 @@ describe('NBD server, a client that shuts down its side without DISC', () => {
   }, 20_000);
 });
 
+describe('NBD server, an open client that does not read its replies', () => {
+  /** A server over 64 MiB (`sendTimeoutMs` as given) and a paused client that sent GO and `n` READs of 1 MiB. */
+  async function openReads(n: number, sendTimeoutMs: number) {
+    const mib = 1 << 20;
+    const dev = new MemoryDevice(64 * mib);
+    await dev.writeAt(0, new Uint8Array(mib).fill(5));
+    const s = new NbdServer([{ name: '', device: dev }], { pollUs: 0, sendTimeoutMs });
+    servers.push(s);
+    return { s, sock: await sendReads(await s.listen(0), n, mib), mib };
+  }
+
+  it('drops it after sendTimeoutMs without progress (it was held, with its replies, for as long as it stayed connected)', async () => {
+    const n = 200;
+    const { s, sock, mib } = await openReads(n, 500);
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    const t0 = performance.now();
+    while (s.connectionsOpen > 0 && performance.now() - t0 < 10_000)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(s.stats.sendTimeouts).toBe(1);
+    expect(s.stats.drainTimeouts).toBe(0);
+    expect(s.connectionsOpen).toBe(0);
+    // what the kernel had taken arrives, then the end: the server's side is gone
+    let got = 0;
+    sock.on('data', (c: Buffer) => (got += c.length));
+    sock.resume();
+    await closed;
+    expect(got).toBeLessThan(greetingBytes + n * (16 + mib));
+  }, 20_000);
+
+  it('keeps one that reads its replies slowly, and one that is idle with nothing queued', async () => {
+    const n = 48;
+    const { s, sock, mib } = await openReads(n, 1_000);
+    // 4 MiB every 200 ms: about 2.4 s in all, more than twice the send timeout
+    const all = greetingBytes + n * (16 + mib);
+    let got = 0;
+    let burst = 0;
+    const done = new Promise<void>((resolve) => {
+      sock.on('data', (c: Buffer) => {
+        got += c.length;
+        burst += c.length;
+        if (got === all) resolve();
+        if (burst < 4 * mib) return;
+        burst = 0;
+        sock.pause();
+        setTimeout(() => sock.resume(), 200);
+      });
+    });
+    sock.resume();
+    await done;
+    // then idle, every reply read: still served
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(s.stats.sendTimeouts).toBe(0);
+    expect(s.connectionsOpen).toBe(1);
+    sock.destroy();
+  }, 20_000);
+});
+
+describe('NBD server maxConnections', () => {
+  /** A connection to `port`, resolved with the bytes it got before `ms` passed or it closed, and whether it closed. */
+  async function greeting(
+    port: number,
+    ms = 2_000,
+  ): Promise<{ sock: Socket; bytes: number; closed: boolean }> {
+    const sock = await open(port);
+    let bytes = 0;
+    let closed = false;
+    sock.on('data', (c: Buffer) => (bytes += c.length));
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      sock.once('close', () => {
+        closed = true;
+        clearTimeout(t);
+        resolve();
+      });
+      // the greeting is 18 bytes: enough to know it was served
+      sock.on('data', () => {
+        if (bytes >= 18) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    return { sock, bytes, closed };
+  }
+
+  it('refuses a connection past the cap before the greeting, counts it, and serves again once one closes', async () => {
+    const s = new NbdServer([{ name: '', device: new MemoryDevice(1 << 20) }], {
+      pollUs: 0,
+      maxConnections: 2,
+    });
+    servers.push(s);
+    const port = await s.listen(0);
+    const a = await greeting(port);
+    const b = await greeting(port);
+    expect([a.bytes, b.bytes, s.connectionsOpen]).toEqual([18, 18, 2]);
+    const c = await greeting(port);
+    expect(c).toMatchObject({ bytes: 0, closed: true });
+    expect(s.stats.refusedConnections).toBe(1);
+    expect(s.connectionsOpen).toBe(2);
+    // the client library sees the close where the greeting should be
+    const client = await NbdClientDevice.connect('127.0.0.1', port, '').catch((e: Error) => e);
+    expect(client).toBeInstanceOf(Error);
+    a.sock.destroy();
+    const t0 = performance.now();
+    while (s.connectionsOpen > 1 && performance.now() - t0 < 2_000)
+      await new Promise((r) => setTimeout(r, 10));
+    const d = await NbdClientDevice.connect('127.0.0.1', port, '');
+    expect((await d.readAt(0, 4096)).length).toBe(4096);
+    await d.close();
+    b.sock.destroy();
+    expect(s.stats.refusedConnections).toBe(2);
+  });
+
+  it('refuses a maxConnections that is not a whole number >= 1', () => {
+    for (const n of [0, -1, 1.5, Number.NaN])
+      expect(() => new NbdServer([], { maxConnections: n }), String(n)).toThrow(/maxConnections/);
+  });
+});
+
 /** The heap in use after a full collection (the flag is set at run time; vm hands out the function). */
 function heapAfterGc(): number {
   setFlagsFromString('--expose-gc');
