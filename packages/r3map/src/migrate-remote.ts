@@ -271,9 +271,10 @@ export class MigrationSource {
 
 async function connectNbd(host: string, port: number, ch: ControlChannel): Promise<NbdClientDevice> {
   let timer: NodeJS.Timeout | undefined;
+  const connecting = NbdClientDevice.connect(host, port, '');
   try {
     return await Promise.race([
-      NbdClientDevice.connect(host, port, ''),
+      connecting,
       new Promise<never>((_, reject) => {
         timer = setTimeout(
           () => reject(new ControlError(`the destination's export ${host}:${port} did not answer`)),
@@ -283,12 +284,24 @@ async function connectNbd(host: string, port: number, ch: ControlChannel): Promi
       }),
     ]);
   } catch (e) {
+    closeLate(connecting);
     throw e instanceof ControlError
       ? e
       : new ControlError(`cannot reach the destination's export ${host}:${port}: ${(e as Error).message}`);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Closes the device `connecting` opens, if it ever does: a wait for it that gave up first (a timeout, the
+ * control channel failing) left the connection open once it came.
+ */
+function closeLate(connecting: Promise<NbdClientDevice>): void {
+  connecting.then(
+    (d) => d.close().catch(() => undefined),
+    () => undefined,
+  );
 }
 
 /** Holds every request until `open` (the destination's export before the handover). */
@@ -514,6 +527,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   lost.catch(() => undefined);
   /** Waits for `p` unless the control channel fails first. */
   const guard = <T>(p: Promise<T>) => Promise.race([p, lost]);
+  let connectTimer: NodeJS.Timeout | undefined;
   let handoverMs = 0;
   let trackBytes = 0;
   let rounds = 0;
@@ -523,16 +537,14 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   try {
     await guard(
       new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
+        // cleared however the wait ends: a channel failing first (refused, stopped) left it running 10 s
+        connectTimer = setTimeout(
           () => reject(new ControlError(`${from} did not accept a connection`)),
           connectTimeoutMs,
         );
-        sock.once('connect', () => {
-          clearTimeout(timer);
-          resolve();
-        });
+        sock.once('connect', () => resolve());
       }),
-    );
+    ).finally(() => clearTimeout(connectTimer));
     ch.send({ t: 'hello', v: controlVersion });
     const info = await ch.next('info');
     // from here the source pings every second: a source that stops (SIGSTOP, hung) fails the channel, so
@@ -553,7 +565,11 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     const units = Math.ceil(info.size / info.trackBytes);
     trackBytes = info.trackBytes;
     opts.onEvent?.({ event: 'connected', size: info.size, chunkBytes: info.chunkBytes });
-    const remote = await guard(NbdClientDevice.connect(host, info.nbdPort, info.exportName));
+    const connecting = NbdClientDevice.connect(host, info.nbdPort, info.exportName);
+    const remote = await guard(connecting).catch((e: unknown) => {
+      closeLate(connecting);
+      throw e;
+    });
     remoteDevice = remote;
     closers.push(() => remote.close());
     if (remote.size !== info.size)
@@ -610,6 +626,7 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     ch.fail(e instanceof ControlError ? e : new ControlError(reason));
     gate?.fail(new MigrationAbandonedError('the migration was abandoned'));
     await teardown();
+    opts.signal?.removeEventListener('abort', onAbort);
     throw new MigrationAbandonedError(
       `migration from ${host}:${port} abandoned before the handover (${reason}); the source stays authoritative`,
     );
@@ -627,15 +644,22 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     await ch.next('released');
     ch.close();
   } catch (e) {
-    ch.stopPings();
+    // the channel may still be open (a pull failed, not the source): it is failed too, so the source hears
+    // why at once and nothing of it stays open here (the socket, the pings, the watch on the source)
+    const reason = (e as Error).message;
+    ch.fail(
+      e instanceof ControlError ? e : new ControlError(`the destination's post-copy failed: ${reason}`),
+    );
     gate.fail(new MigrationAbandonedError('the source went away during post-copy', true));
     await teardown();
+    opts.signal?.removeEventListener('abort', onAbort);
     // the source went away after the handover: chunks not pulled yet are lost with it
     throw new MigrationAbandonedError(
-      `the source ${host}:${port} went away during post-copy (${(e as Error).message}); ${m.stats.chunks - m.stats.present} of ${m.stats.chunks} chunks are missing`,
+      `the source ${host}:${port} went away during post-copy (${reason}); ${m.stats.chunks - m.stats.present} of ${m.stats.chunks} chunks are missing`,
       true,
     );
   }
+  opts.signal?.removeEventListener('abort', onAbort);
   // every chunk is local: the remote is no longer needed
   const remoteCloser = closers.shift();
   await remoteCloser?.().catch(() => undefined);
