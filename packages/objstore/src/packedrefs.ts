@@ -1,3 +1,4 @@
+import { compareKeys } from './backends/mem.js';
 import { PackKind } from './packindex.js';
 
 /** Where a packed key's current version lives (as `PackedRefs.get` returns it). */
@@ -116,6 +117,56 @@ export class PackedRefs {
   /** Every key with its reference, in the order keys were first packed. */
   *entries(): IterableIterator<[string, PackRef]> {
     for (let s = 0; s < this.slots; s++) yield [this.keyOf[s]!, this.refAt(s)];
+  }
+
+  /**
+   * The slots in ascending key order (`compareKeys`), for listings: sorted at the first listing, then the
+   * keys packed since are sorted among themselves and merged in (a slot is never removed, only pointed
+   * elsewhere), so a listing's page costs a search and its own keys, not a walk of every packed key. Ranks
+   * hold until the next key is packed.
+   */
+  private order = new Int32Array(0);
+
+  private sorted(): Int32Array {
+    const old = this.order;
+    if (old.length === this.slots) return old;
+    const keys = this.keyOf;
+    const fresh = new Int32Array(this.slots - old.length);
+    for (let i = 0; i < fresh.length; i++) fresh[i] = old.length + i;
+    fresh.sort((a, b) => compareKeys(keys[a]!, keys[b]!));
+    const out = new Int32Array(this.slots);
+    let i = 0;
+    let j = 0;
+    let k = 0;
+    while (i < old.length && j < fresh.length)
+      out[k++] = compareKeys(keys[old[i]!]!, keys[fresh[j]!]!) <= 0 ? old[i++]! : fresh[j++]!;
+    while (i < old.length) out[k++] = old[i++]!;
+    while (j < fresh.length) out[k++] = fresh[j++]!;
+    this.order = out;
+    return out;
+  }
+
+  /** The rank, in key order, of the first key not before `key` (`size` when none). */
+  rankOf(key: string): number {
+    const order = this.sorted();
+    let lo = 0;
+    let hi = order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(this.keyOf[order[mid]!]!, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** The key of rank `r` (below `size`) in key order. */
+  keyAtRank(r: number): string {
+    return this.keyOf[this.sorted()[r]!]!;
+  }
+
+  /** The reference of the key of rank `r` (below `size`) in key order. */
+  refAtRank(r: number): PackRef {
+    return this.refAt(this.sorted()[r]!);
   }
 
   /** The keys that point into each of `packs` (no reference built per key). */

@@ -1,12 +1,43 @@
 // The WAL's index of packed keys (typed-array slots behind a key map) against a plain Map of objects.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { compareKeys } from '../src/backends/mem.js';
 import { hashKey, PackedRefs, type PackRef } from '../src/packedrefs.js';
 import { PackKind } from '../src/packindex.js';
 
 const kinds = [PackKind.Data, PackKind.Deleted, PackKind.Direct] as const;
 
 describe('PackedRefs', () => {
+  it('ranks keys in compareKeys order while keys keep coming between listings (property)', () => {
+    const keyArb = fc.string({
+      unit: fc.constantFrom('a', 'b', '/', '\uE000', '\u{1F600}', 'z'),
+      maxLength: 5,
+    });
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(keyArb, { maxLength: 40 }), { maxLength: 6 }),
+        keyArb,
+        (batches, probe) => {
+          const refs = new PackedRefs();
+          const model = new Set<string>();
+          for (const batch of batches) {
+            for (const k of batch) {
+              refs.point(k, 'p', 0, 1, '', 0, PackKind.Data);
+              model.add(k);
+            }
+            // a listing between batches: the order is built, then extended by the next batch
+            const want = [...model].sort(compareKeys);
+            expect(Array.from({ length: refs.size }, (_, r) => refs.keyAtRank(r))).toEqual(want);
+            const at = refs.rankOf(probe);
+            expect(at).toBe(want.filter((k) => compareKeys(k, probe) < 0).length);
+            if (at < refs.size) expect(refs.refAtRank(at)).toEqual(refs.get(refs.keyAtRank(at)));
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('answers as a map of references does, with live bytes per pack as a recount gives (property)', () => {
     fc.assert(
       fc.property(

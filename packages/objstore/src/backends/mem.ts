@@ -124,7 +124,7 @@ function codePointRank(unit: number): number {
 }
 
 /** The index of the first key not before `key` in keys sorted by `compareKeys`. */
-function lowerBound(sorted: readonly string[], key: string): number {
+export function lowerBound(sorted: readonly string[], key: string): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
