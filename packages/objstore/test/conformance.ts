@@ -5,7 +5,13 @@
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
-import { InvalidKeyError, NotFoundError, type ObjectStore, PreconditionFailedError } from '../src/index.js';
+import {
+  compareKeys,
+  InvalidKeyError,
+  NotFoundError,
+  type ObjectStore,
+  PreconditionFailedError,
+} from '../src/index.js';
 
 export interface ConformanceOptions {
   /** Racing conditional writers in the race test. */
@@ -117,6 +123,61 @@ export function objectStoreConformance(
       expect((await s.list('p/', { startAfter: 'p/b' })).objects.map((o) => o.key)).toEqual(['p/c/d', 'p/é']);
       expect((await s.list('')).objects.length).toBe(6);
       expect((await s.list('zzz')).objects).toEqual([]);
+    }),
+  );
+
+  it(
+    'lists page by page what random puts and deletes left, for any prefix, start and limit (property)',
+    withStore(async (s) => {
+      let run = 0;
+      const name = fc.constantFrom('a', 'a/1', 'a/2', 'a/\u{1F600}', 'a/\uE000', 'a/~', 'b', 'b/1', 'c/x/y');
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.tuple(fc.boolean(), name, fc.nat(24)), { maxLength: 30 }),
+          fc.constantFrom('', 'a', 'a/', 'b/', 'z'),
+          fc.option(name, { nil: undefined }),
+          fc.integer({ min: 1, max: 4 }),
+          async (ops, sub, startSub, limit) => {
+            // each run in a directory of its own: the store is not emptied between runs
+            const root = `pl${run++}/`;
+            const model = new Map<string, number>();
+            for (const [put, k, size] of ops) {
+              if (put) {
+                await s.put(root + k, new Uint8Array(size));
+                model.set(root + k, size);
+              } else {
+                await s.delete(root + k);
+                model.delete(root + k);
+              }
+            }
+            const prefix = root + sub;
+            const startAfter = startSub === undefined ? undefined : root + startSub;
+            const want = [...model.keys()]
+              .filter(
+                (k) => k.startsWith(prefix) && (startAfter === undefined || compareKeys(k, startAfter) > 0),
+              )
+              .sort(compareKeys)
+              .map((k) => `${k}:${model.get(k)}`);
+            const got: string[][] = [];
+            let after = startAfter;
+            for (let i = 0; i <= want.length; i++) {
+              const page = await s.list(prefix, {
+                limit,
+                ...(after !== undefined ? { startAfter: after } : {}),
+              });
+              got.push(page.objects.map((o) => `${o.key}:${o.size}`));
+              if (page.nextStartAfter === undefined) break;
+              expect(page.nextStartAfter).toBe(page.objects.at(-1)?.key);
+              after = page.nextStartAfter;
+            }
+            // full pages, then the rest, and no page after the last
+            const pages: string[][] = [];
+            for (let i = 0; i < want.length; i += limit) pages.push(want.slice(i, i + limit));
+            expect(got).toEqual(pages.length ? pages : [[]]);
+          },
+        ),
+        { numRuns: 25 },
+      );
     }),
   );
 
