@@ -156,7 +156,8 @@ Example:
       const root = resolve(io.cwd, values.root);
       if (!statSync(root, { throwIfNoEntry: false })?.isDirectory())
         throw new CliError(`--root ${values.root}: not a directory`);
-      const s = serveSync(root);
+      // a connection that ended early (its idle timeout, a refused frame) is said, not only dropped
+      const s = serveSync(root, { onError: (e) => io.stderr.write(`sync serve: ${e.message}\n`) });
       await listenOn(s, port, host);
       const stopped = untilStopped({ withParent: values['exit-with-parent'] === true });
       output(

@@ -74,10 +74,12 @@ export {
 export {
   defaultChunkBytes,
   digestFile,
+  type ServeSyncOptions,
   type SyncOptions,
   type SyncResult,
   serveSync,
   syncFiles,
+  syncIdleTimeoutMs,
   syncToRemote,
 } from './sync.js';
 export { UnitSet, unitPageBits } from './units.js';

@@ -7,8 +7,9 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
+import { checkTimerMs } from '@strata/cli';
 import { hash128 } from '@strata/highwayhash';
-import { drainOrClose, SmallReads, takeBytes } from './device.js';
+import { drainOrClose, SmallReads, sendProgress, takeBytes } from './device.js';
 
 const digestKey = new Uint8Array(32).map((_, i) => 0x77 ^ (i * 5));
 export const defaultChunkBytes = 64 * 1024;
@@ -257,13 +258,96 @@ const T_CHUNK = 3; // client -> server: u64 offset | bytes
 const T_DONE = 4; // client -> server: finish (truncate, fsync); server -> client: ok
 const T_ERROR = 5; // either way: UTF-8 message
 const T_PIECES = 6; // client -> server: u32 chunk indices; server -> client: their piece digests
-const T_READY = 7; // server -> client: HELLO taken (sent before the server digests its file)
+const T_READY = 7; // server -> client: HELLO taken (sent before the server digests its file); payload u8 1: it sends ALIVE
+const T_ALIVE = 8; // either way, to a peer that said it takes them: working locally (digesting, flushing)
 
 /**
  * How long a client waits for the server's first frame (READY, sent as soon as HELLO is taken): a silent
  * peer (not a sync server, or a stuck one) held the client forever. Digests can take long after READY.
  */
 export const syncHandshakeTimeoutMs = 15_000;
+/**
+ * How long either side waits, after the handshake, on a peer from which nothing arrives and which takes
+ * nothing of what was sent (`idleTimeoutMs`): a peer that stopped mid-transfer (SIGSTOP, a hung disk, a
+ * dead link without a reset) held the other side forever. A side working locally (digesting its file,
+ * piece digests, the final truncate and datasync) sends ALIVE frames meanwhile, every third of it.
+ */
+export const syncIdleTimeoutMs = 30_000;
+
+/**
+ * Bounds one connection's waits on its peer after the handshake. While this side waits on the peer
+ * (`wait(phase, p)`, or `waiting(phase)` until `working()`), nothing received and nothing sent taken for
+ * `timeoutMs` fails the connection: `failure` is set to an error naming the phase and the socket is
+ * destroyed with it. While it works locally the bound is off, and ALIVE frames go to a peer that takes
+ * them (`peerTakesAlive`), each only when nothing of ours waits in the socket.
+ */
+class IdleWatch {
+  failure?: Error;
+  peerTakesAlive = false;
+  /** What this side waits on the peer for; undefined while it works locally. */
+  private phase?: string;
+  private movedMs = performance.now();
+  private aliveMs = 0;
+  private readonly sent: () => boolean;
+  private bytesRead: number;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly sock: Socket,
+    private readonly timeoutMs: number,
+    /** The error for a wait in `phase` that went `ms` without progress. */
+    private readonly idle: (phase: string, ms: number) => Error,
+    private readonly tellPeer = false,
+  ) {
+    this.sent = sendProgress(sock);
+    this.bytesRead = sock.bytesRead;
+    this.timer = setInterval(() => this.tick(), Math.max(10, Math.min(1_000, timeoutMs / 4)));
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    const moved = this.sent() || this.sock.bytesRead > this.bytesRead;
+    this.bytesRead = this.sock.bytesRead;
+    if (this.phase === undefined) {
+      this.movedMs = now;
+      if (this.peerTakesAlive && now - this.aliveMs >= this.timeoutMs / 3 && this.sock.writableLength === 0) {
+        this.aliveMs = now;
+        this.sock.write(frame(T_ALIVE, Buffer.alloc(0)));
+      }
+    } else if (moved) this.movedMs = now;
+    else if (now - this.movedMs > this.timeoutMs) {
+      this.failure = this.idle(this.phase, this.timeoutMs);
+      this.stop();
+      // the peer is told why, when its socket has room (a server's ERROR frame; a client sends none)
+      if (this.tellPeer && this.sock.writableLength === 0)
+        this.sock.write(frame(T_ERROR, Buffer.from(this.failure.message, 'utf8')));
+      this.sock.destroy(this.failure);
+    }
+  }
+
+  waiting(phase: string): void {
+    if (this.phase === undefined) this.movedMs = performance.now();
+    this.phase = phase;
+  }
+
+  working(): void {
+    this.phase = undefined;
+  }
+
+  async wait<T>(phase: string, p: Promise<T>): Promise<T> {
+    this.waiting(phase);
+    try {
+      return await p;
+    } finally {
+      this.working();
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
 
 function frame(type: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(5);
@@ -306,6 +390,8 @@ async function* frames(
       if (have < 4 + len) break;
       const buf = takeBytes(parts, 4 + len);
       have -= 4 + len;
+      // a sign of life: its bytes are what the idle watch counts
+      if (buf[4] === T_ALIVE) continue;
       yield { type: buf[4]!, payload: buf.subarray(5) };
     }
   }
@@ -323,6 +409,8 @@ interface Hello {
   path: string;
   chunkBytes: number;
   size: number;
+  /** The client takes ALIVE frames (since 2026-12-07; absent before). */
+  alive?: boolean;
 }
 
 function parseHello(payload: Buffer): Hello {
@@ -340,19 +428,34 @@ function parseHello(payload: Buffer): Hello {
   return h;
 }
 
+export interface ServeSyncOptions {
+  /** `syncHandshakeTimeoutMs` unless given. */
+  helloTimeoutMs?: number;
+  /** `syncIdleTimeoutMs` unless given. */
+  idleTimeoutMs?: number;
+  /** Called with what ended a connection early: its idle timeout (naming the phase), a refused frame. */
+  onError?: (e: Error) => void;
+}
+
 /**
  * Serves sync targets under `root` (paths may not escape it). A connection must send its HELLO within
  * `helloTimeoutMs` of its accept (default `syncHandshakeTimeoutMs`): a peer that connected and said
- * nothing was held as long as it stayed connected.
+ * nothing was held as long as it stayed connected. After it, a client that sends nothing and takes nothing
+ * for `idleTimeoutMs` while the server waits on it is dropped (after an ERROR frame naming the phase, if
+ * its socket has room).
  */
-export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}): Server {
+export function serveSync(root: string, opts: ServeSyncOptions = {}): Server {
   const base = resolve(root);
   const helloTimeoutMs = opts.helloTimeoutMs ?? syncHandshakeTimeoutMs;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? syncIdleTimeoutMs;
+  checkTimerMs('sync idleTimeoutMs', idleTimeoutMs, 1);
   return createServer((sock) => {
+    const peer = `sync client ${sock.remoteAddress}:${sock.remotePort}`;
     // from the accept, not from the last byte: a peer sending a byte now and then must not hold it either
     const helloDue = setTimeout(() => sock.destroy(), helloTimeoutMs);
     sock.once('close', () => clearTimeout(helloDue));
     void (async () => {
+      let watch: IdleWatch | undefined;
       let fh: FileHandle | undefined;
       let size = 0;
       let chunkBytes = 0;
@@ -375,7 +478,15 @@ export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}):
           const cur = (await fh.stat()).size;
           chunkBytes = hello.chunkBytes;
           current = cur;
-          sock.write(frame(T_READY, Buffer.alloc(0)));
+          // from here its waits on the client are bounded, and it tells a client that takes them it is alive
+          watch = new IdleWatch(
+            sock,
+            idleTimeoutMs,
+            (phase, ms) => new Error(`${peer}: nothing arrived or left for ${ms} ms while ${phase}`),
+            true,
+          );
+          watch.peerTakesAlive = hello.alive === true;
+          sock.write(frame(T_READY, Buffer.from([1])));
           // the client compares its own chunks only: digests past them were work and bytes for nothing
           const d = await digestFile(
             fh,
@@ -384,7 +495,10 @@ export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}):
           );
           const head = Buffer.alloc(8);
           head.writeBigUInt64BE(BigInt(cur), 0);
-          return sendFrame(sock, frame(T_DIGESTS, Buffer.concat([head, d])));
+          return watch.wait(
+            'sending its digests',
+            sendFrame(sock, frame(T_DIGESTS, Buffer.concat([head, d]))),
+          );
         }
         if (f.type === T_CHUNK) {
           if (!fh) throw new Error('CHUNK before HELLO');
@@ -411,7 +525,8 @@ export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}):
           }
           // the next frame waits until the client reads this reply: each frame of 1 KiB is answered with up
           // to 4 MiB, and all of them were queued for a client that did not read
-          return sendFrame(sock, frame(T_PIECES, await pieceDigests(fh, current, chunkBytes, chunks)));
+          const pieces = frame(T_PIECES, await pieceDigests(fh, current, chunkBytes, chunks));
+          return watch!.wait('sending piece digests', sendFrame(sock, pieces));
         }
         if (f.type === T_DONE) {
           if (!fh) throw new Error('DONE before HELLO');
@@ -423,12 +538,18 @@ export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}):
         }
         throw new Error(`unexpected frame type ${f.type}`);
       };
+      const it = frames(sock);
       try {
-        for await (const f of frames(sock)) {
+        for (;;) {
+          watch?.waiting("waiting for the client's next frame (PIECES, CHUNK or DONE)");
+          const n = await it.next();
+          if (n.done) break;
+          watch?.working();
           // errors are answered inside the loop: leaving a for-await on a socket destroys it unflushed
           try {
-            if (!(await handleFrame(f))) break;
+            if (!(await handleFrame(n.value))) break;
           } catch (e) {
+            opts.onError?.(e as Error);
             await new Promise<void>((r) =>
               sock.write(frame(T_ERROR, Buffer.from((e as Error).message, 'utf8')), () => r()),
             );
@@ -437,8 +558,11 @@ export function serveSync(root: string, opts: { helloTimeoutMs?: number } = {}):
           }
         }
       } catch {
-        // a framing error from the peer: drop the connection
+        // a framing error from the peer, or its idle timeout: drop the connection
+        if (watch?.failure) opts.onError?.(watch.failure);
       } finally {
+        watch?.stop();
+        await it.return(undefined).catch(() => undefined);
         await fh?.close();
       }
     })();
@@ -454,8 +578,15 @@ export async function syncToRemote(
   opts: SyncOptions & {
     /** `syncHandshakeTimeoutMs` unless given. */
     handshakeTimeoutMs?: number;
+    /**
+     * `syncIdleTimeoutMs` unless given: after the server's READY, a wait on it during which nothing
+     * arrives and nothing sent is taken fails the sync, the error naming what it waited for.
+     */
+    idleTimeoutMs?: number;
   } = {},
 ): Promise<SyncResult> {
+  const idleTimeoutMs = opts.idleTimeoutMs ?? syncIdleTimeoutMs;
+  checkTimerMs('sync idleTimeoutMs', idleTimeoutMs, 1);
   const chunkBytes = opts.chunkBytes ?? defaultChunkBytes;
   checkChunk(chunkBytes);
   const size = (await stat(src)).size;
@@ -474,16 +605,28 @@ export async function syncToRemote(
     timeoutMs,
   );
   let oursP: Promise<Buffer> | undefined;
+  let watch: IdleWatch | undefined;
   try {
     await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
     const it = frames(sock, Math.max(frameBytesMax, digestBytes));
-    sock.write(frame(T_HELLO, Buffer.from(JSON.stringify({ path, chunkBytes, size }))));
+    sock.write(frame(T_HELLO, Buffer.from(JSON.stringify({ path, chunkBytes, size, alive: true }))));
     // our digests while the server computes its own
     oursP = digestFile(s, size, chunkBytes, opts.onProgress);
     oursP.catch(() => undefined);
     let first = await it.next();
     clearTimeout(due);
-    if (!first.done && first.value.type === T_READY) first = await it.next();
+    const w = new IdleWatch(
+      sock,
+      idleTimeoutMs,
+      (phase, ms) =>
+        new Error(`sync server ${host}:${port}: nothing arrived or left for ${ms} ms while ${phase}`),
+    );
+    watch = w;
+    if (!first.done && first.value.type === T_READY) {
+      // a server from before 2026-12-07 sends an empty READY and no ALIVE frames
+      w.peerTakesAlive = first.value.payload[0] === 1;
+      first = await w.wait("waiting for the server's digests", it.next());
+    }
     if (first.done) throw new Error('sync server closed the connection');
     if (first.value.type === T_ERROR) throw new Error(`sync server: ${first.value.payload.toString('utf8')}`);
     if (first.value.type !== T_DIGESTS || first.value.payload.length < 8)
@@ -491,8 +634,8 @@ export async function syncToRemote(
     const theirSize = Number(first.value.payload.readBigUInt64BE(0));
     const theirs = Buffer.from(first.value.payload.subarray(8));
     const ours = await oursP;
-    const reply = async (want: number): Promise<Buffer> => {
-      const f = await it.next();
+    const reply = async (want: number, phase: string): Promise<Buffer> => {
+      const f = await w.wait(phase, it.next());
       if (f.done) throw new Error('sync server closed the connection');
       if (f.value.type === T_ERROR) throw new Error(`sync server: ${f.value.payload.toString('utf8')}`);
       if (f.value.type !== want) throw new Error(`sync server: unexpected frame type ${f.value.type}`);
@@ -503,7 +646,7 @@ export async function syncToRemote(
         const req = Buffer.alloc(4 * chunks.length);
         for (let k = 0; k < chunks.length; k++) req.writeUInt32BE(chunks[k]!, 4 * k);
         sock.write(frame(T_PIECES, req));
-        const got = await reply(T_PIECES);
+        const got = await reply(T_PIECES, 'waiting for its piece digests');
         if (got.length !== 16 * Math.ceil(chunkBytes / pieceBytes) * chunks.length)
           throw new Error(`sync server: ${got.length} bytes of piece digests for ${chunks.length} chunks`);
         return got;
@@ -512,15 +655,19 @@ export async function syncToRemote(
         const h = Buffer.alloc(8);
         h.writeBigUInt64BE(BigInt(off), 0);
         // a server gone mid-transfer: 'drain' never came, and the sync waited forever
-        if (!(await sendFrame(sock, frame(T_CHUNK, Buffer.concat([h, data])))))
+        if (!(await w.wait('sending chunks', sendFrame(sock, frame(T_CHUNK, Buffer.concat([h, data]))))))
           throw new Error('sync server closed the connection');
       },
       finish: async () => {
         sock.write(frame(T_DONE, Buffer.alloc(0)));
-        await reply(T_DONE);
+        await reply(T_DONE, 'waiting for its DONE (its truncate and datasync)');
       },
     });
+  } catch (e) {
+    // its own error, not what the destroyed socket then made of the waits (a close, a premature end)
+    throw watch?.failure ?? e;
   } finally {
+    watch?.stop();
     clearTimeout(due);
     sock.destroy();
     // our digests stop reading before the file is closed

@@ -286,7 +286,8 @@ describe('delta sync over TCP', () => {
       expect(conns.length).toBe(1);
       // past the kernel's socket buffers, a reply or two; not the rest of 25 MiB
       expect(conns[0]!.writableLength).toBeLessThan(1 << 20);
-      const all = 5 + (5 + 8 + 16) + n * (5 + 64 * kib);
+      // READY (its byte: the server sends ALIVE frames), DIGESTS, the PIECES replies
+      const all = 6 + (5 + 8 + 16) + n * (5 + 64 * kib);
       expect(await readBytes(sock, all)).toBe(all);
     } finally {
       sock.destroy();
@@ -311,7 +312,7 @@ describe('delta sync over TCP', () => {
       head.writeUInt32BE(1 + 8 + n, 0);
       head[4] = 3; // CHUNK at offset 0
       sock.write(Buffer.concat([frame(1, hello), head]));
-      while (got.length < 5 + 5 + 8) await new Promise((r) => setTimeout(r, 5)); // READY, DIGESTS
+      while (got.length < 6 + 5 + 8) await new Promise((r) => setTimeout(r, 5)); // READY, DIGESTS
       const before = heapAfterGc();
       const one = Buffer.from([6]);
       for (let i = 0; i < n - 1; i++) {
