@@ -4,7 +4,8 @@
  * the classes of Snort 2.9's file, which Snort 3 ships as `default_classifications`, then those Suricata's
  * adds). A rule's
  * `priority:` overrides its class's; alert_fast prints the description and eve JSON's `alert.category` is
- * it, as theirs do.
+ * it, as theirs do. A site's classification.config (`parseClassificationConfig`) adds classes or replaces
+ * these (`classificationTable`); a rule naming a class in neither is refused, as Snort 3 refuses it.
  */
 export interface Classification {
   description: string;
@@ -67,6 +68,84 @@ const table: [string, string, number][] = [
 export const classifications: ReadonlyMap<string, Classification> = new Map(
   table.map(([name, description, priority]) => [name, { description, priority }]),
 );
+
+/** One `config classification:` line of a classification.config: a class with its file and line. */
+export interface ClassificationEntry {
+  /** The short name, lower case (Snort and Suricata look a rule's `classtype:` up case-insensitively). */
+  name: string;
+  description: string;
+  priority: number;
+  file: string;
+  line: number;
+}
+
+/** A classification.config line that cannot be read: the message names file:line and what is wrong. */
+export class ClassificationConfigError extends Error {
+  override name = 'ClassificationConfigError';
+}
+
+/** A class's priority at most (Snort 3's `priority` range is 1:max32; JSON and eve keep it an integer). */
+export const classPriorityMax = 2 ** 31 - 1;
+
+/**
+ * Reads a classification.config (Snort 2.9's and Suricata's format):
+ *
+ *   # comment
+ *   config classification: shortname,description,priority
+ *
+ * Blank lines and `#` comments are skipped, CRLF and whitespace around each part are taken. The priority is
+ * after the last comma, so a description may hold commas (as Suricata's parser reads it). The short name is
+ * a letter then letters, digits, `-` or `_` (Suricata's); the priority a whole number from 1. A name given
+ * twice in one file is an error (Snort warns and keeps the first, Suricata keeps the last: neither is what
+ * the author meant). Any other line is an error naming file:line.
+ */
+export function parseClassificationConfig(text: string, file = '<classification>'): ClassificationEntry[] {
+  const out: ClassificationEntry[] = [];
+  const seen = new Map<string, number>();
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = i + 1;
+    const t = lines[i]!.trim();
+    if (t === '' || t.startsWith('#')) continue;
+    const fail = (m: string) => new ClassificationConfigError(`${file}:${line}: classification: ${m}`);
+    const m = /^config\s+classification\s*:(.*)$/.exec(t);
+    if (!m)
+      throw fail(`expected 'config classification: NAME,DESCRIPTION,PRIORITY', got '${t.slice(0, 60)}'`);
+    const body = m[1]!;
+    const first = body.indexOf(',');
+    const last = body.lastIndexOf(',');
+    if (first < 0 || first === last)
+      throw fail(`expected NAME,DESCRIPTION,PRIORITY (three parts), got '${body.trim().slice(0, 60)}'`);
+    const name = body.slice(0, first).trim();
+    const description = body.slice(first + 1, last).trim();
+    const priorityText = body.slice(last + 1).trim();
+    if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(name))
+      throw fail(`bad name '${name}' (a letter, then letters, digits, '-' or '_')`);
+    if (description === '') throw fail(`class '${name}' has an empty description`);
+    const priority = /^\d{1,10}$/.test(priorityText) ? Number(priorityText) : Number.NaN;
+    if (!(priority >= 1 && priority <= classPriorityMax))
+      throw fail(`bad priority '${priorityText}' of class '${name}' (a whole number from 1)`);
+    const key = name.toLowerCase();
+    const had = seen.get(key);
+    if (had !== undefined) throw fail(`class '${name}' is defined again (first at line ${had})`);
+    seen.set(key, line);
+    out.push({ name: key, description, priority, file, line });
+  }
+  return out;
+}
+
+/**
+ * The classes a rule set may name: the built-in table, then `extra` in order (a class of a file replaces the
+ * built-in one or an earlier file's of the same name), by lower-case short name.
+ */
+export function classificationTable(
+  extra: readonly Pick<ClassificationEntry, 'name' | 'description' | 'priority'>[] = [],
+): ReadonlyMap<string, Classification> {
+  if (extra.length === 0) return classifications;
+  const out = new Map(classifications);
+  for (const c of extra) out.set(c.name.toLowerCase(), { description: c.description, priority: c.priority });
+  return out;
+}
 
 /** A classtype's description for output: the table's, or the name itself for a class it does not hold. */
 export function classDescription(classtype: string): string {

@@ -10,7 +10,7 @@ import { boundedRegExp } from '@strata/cli';
 import { parseAsn1 } from './asn1.js';
 import { type Base64Decode, parseBase64Decode } from './base64.js';
 import { parseByteExtract, parseByteJump, parseByteTest } from './bytes.js';
-import { classifications } from './classification.js';
+import { type Classification, type ClassificationEntry, classificationTable } from './classification.js';
 import { parseDceIface, parseDceOpnum } from './dcerpc.js';
 import { splitBuffer } from './http-buffers.js';
 import {
@@ -218,15 +218,24 @@ export class RuleCompiler {
   /** Rule headers (addresses, ports, direction) by text, numbered (`Compiled.headerClass`). */
   readonly headerClasses = new Map<string, number>();
 
+  /** The classes a rule's `classtype:` may name: the built-in ones and `EngineOptions.classifications`. */
+  private readonly classes: ReadonlyMap<string, Classification>;
+
   /**
-   * `vars`: the rule variables; `opts`: the engine's pcre bounds (`EngineOptions`); `countPcreStepLimit`:
-   * called when an exec in the step machine runs out of steps.
+   * `vars`: the rule variables; `opts`: the engine's pcre bounds and classifications (`EngineOptions`);
+   * `countPcreStepLimit`: called when an exec in the step machine runs out of steps.
    */
   constructor(
     private readonly vars: Record<string, string>,
-    private readonly opts: { pcreStepsPerByte?: number; pcreBacktracksMax?: number },
+    private readonly opts: {
+      pcreStepsPerByte?: number;
+      pcreBacktracksMax?: number;
+      classifications?: readonly ClassificationEntry[];
+    },
     private readonly countPcreStepLimit: () => void,
-  ) {}
+  ) {
+    this.classes = classificationTable(opts.classifications);
+  }
 
   /** Numbers of the pcres' first-exec expressions (source and flags), for `firstMatches`. */
   private readonly pcreIds = new Map<string, number>();
@@ -602,7 +611,12 @@ export class RuleCompiler {
           alertOnPass = true;
           break;
         case 'classtype':
-          classtype = v;
+          // Snort 3 refuses a rule whose class is not defined (Suricata warns or, strict, refuses)
+          classtype = v.trim().toLowerCase();
+          if (!this.classes.has(classtype))
+            throw new Error(
+              `classtype: unknown class '${v.trim()}' (not a built-in class: define it in a classification.config, --classification FILE)`,
+            );
           break;
         case 'tag':
           // checked, then without effect: tagging logs the packets after an alert to a packet log, which
@@ -720,7 +734,7 @@ export class RuleCompiler {
       ipOnly: ipOnly || undefined,
       classtype: classtype || undefined,
       // a rule's own priority, else its class's (Snort's and Suricata's default priority of a classtype)
-      priority: priority ?? (classtype ? classifications.get(classtype)?.priority : undefined),
+      priority: priority ?? (classtype ? this.classes.get(classtype)?.priority : undefined),
       latencyTimeouts: 0,
       suspendedAt: -1,
       profChecks: 0,

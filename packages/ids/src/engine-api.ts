@@ -3,6 +3,7 @@
  * alerts, its verdict on a packet, its counters, and its rule latency and profile records.
  */
 
+import type { ClassificationEntry } from './classification.js';
 import type { FlowTimeouts } from './flow.js';
 import type { HttpOptions } from './http.js';
 import type { MailOptions } from './mail.js';
@@ -49,6 +50,12 @@ export interface Alert {
 
 export interface EngineOptions {
   vars?: Record<string, string>;
+  /**
+   * Classes of classification.config files (`parseClassificationConfig`), added to the built-in ones (a
+   * class of the same name replaces the built-in one; a later entry an earlier one). A rule whose
+   * `classtype:` is in neither is refused (not loaded), as Snort 3 refuses it.
+   */
+  classifications?: ClassificationEntry[];
   /**
    * The multi-string prefilter (default on): rules whose fast pattern does not occur in the inspected
    * bytes are not evaluated. Off: every rule whose header matches runs the full matcher (for comparison).
@@ -267,6 +274,8 @@ export function checkEngineOptions(o: EngineOptions): void {
     !(Array.isArray(o.actionOrder) && o.actionOrder.every((a) => typeof a === 'string'))
   )
     throw new TypeError(`actionOrder: an array of action names, got ${String(o.actionOrder)}`);
+  if (o.classifications !== undefined && !Array.isArray(o.classifications))
+    throw new TypeError('classifications: an array of entries (parseClassificationConfig)');
 }
 
 /** Packet latency's settings checked; undefined when off (no options, or maxUs 0). */

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseClassificationConfig } from '../src/classification.js';
 import {
   alertFast,
   classDescription,
@@ -13,12 +14,13 @@ import {
   loadRules,
   runCapture,
 } from '../src/index.js';
+import type { PipelineOptions } from '../src/run.js';
 import { sharedIds } from './helpers.js';
 
 const rules = sharedIds('rules');
 
 /** The alerts of `ruleText` over one conversation whose response carries `uid=0(root)`. */
-async function alertsOf(ruleText: string) {
+async function alertsOf(ruleText: string, opts: PipelineOptions = {}) {
   const frames = conversationFrames(
     [
       [0, 'GET /id HTTP/1.0\r\n\r\n'],
@@ -27,7 +29,8 @@ async function alertsOf(ruleText: string) {
     { serverPort: 80, fin: true },
   );
   const pcap = encodePcap(frames.map((data, i) => ({ tsUs: 1_700_000_000_000_000 + i, data })));
-  return (await runCapture(Readable.from([Buffer.from(pcap)]), loadRules(ruleText, 't.rules').rules)).alerts;
+  return (await runCapture(Readable.from([Buffer.from(pcap)]), loadRules(ruleText, 't.rules').rules, opts))
+    .alerts;
 }
 
 describe('alert outputs: classifications', () => {
@@ -39,6 +42,13 @@ describe('alert outputs: classifications', () => {
         'alert tcp any 80 -> any any (msg:"no class"; content:"uid"; sid:3;)',
         'alert tcp any 80 -> any any (msg:"a class of its own"; content:"root"; classtype:local-thing; sid:4;)',
       ].join('\n'),
+      // a class of its own comes from a classification.config (a rule naming an undefined one is refused)
+      {
+        classifications: parseClassificationConfig(
+          'config classification: local-thing,A Local Thing,3',
+          'classification.config',
+        ),
+      },
     ).then((x) => [...x].sort((p, q) => p.sid - q.sid));
     expect(alertFast(a!)).toContain('[**] [Classification: Potentially Bad Traffic] [Priority: 2] {TCP}');
     expect(eveJson(a!)).toMatchObject({ alert: { category: 'Potentially Bad Traffic', severity: 2 } });
@@ -46,7 +56,8 @@ describe('alert outputs: classifications', () => {
     expect(eveJson(b!)).toMatchObject({ alert: { severity: 4 } });
     expect(alertFast(c!)).toContain('[Classification: none] [Priority: 3]');
     expect(eveJson(c!)).toMatchObject({ alert: { category: '', severity: 3 } });
-    // a class the table does not hold: its name, and the default priority
+    // a class the built-in table does not hold: alertFast prints its name (the CLI puts the file's
+    // description in its place), the priority is the file's
     expect(alertFast(d!)).toContain('[Classification: local-thing] [Priority: 3]');
   });
 
