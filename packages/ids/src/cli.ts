@@ -10,15 +10,22 @@ import {
   parseFlags,
   UsageError,
 } from '@strata/cli';
+import {
+  type ClassificationEntry,
+  classDescription,
+  classificationTable,
+  parseClassificationConfig,
+} from './classification.js';
 import { pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.js';
 import { conversationFrames } from './craft.js';
-import type { PacketLatencyOptions, RuleLatencyOptions, RuleProfileRow } from './engine-api.js';
+import type { Alert, PacketLatencyOptions, RuleLatencyOptions, RuleProfileRow } from './engine-api.js';
 import { alertFast, eveJson } from './output.js';
 import { mergeProfiles, ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
 import type { Rule } from './rules.js';
 import { type CaptureInput, loadRules, type PipelineOptions, type RunResult, runCapture } from './run.js';
 import { type OverlapPolicy, overlapPolicies } from './stream.js';
+import { EventFilters, parseThresholdConfig, type ThresholdEntry } from './threshold-config.js';
 import { parseVarsFile } from './vars.js';
 
 const idsCmd: Command = {
@@ -33,6 +40,7 @@ the HTTP buffers (http_uri, http_header, file_data, ...) are filled; rules it ca
 listed on stderr with the reason.
 
 Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--var NAME=VALUE]...
+                  [--classification FILE]... [--threshold-file FILE]...
                   [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none|auto]
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
@@ -42,6 +50,14 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
   FILE                 a pcap or pcapng capture; - reads one from standard input (tcpdump -w - | ...)
   --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
                        and port-groups, or NAME=VALUE lines; --var wins over a file
+  --classification FILE  a classification.config (config classification: NAME,DESCRIPTION,PRIORITY):
+                       its classes are added to the built-in ones and replace those of the same name (a
+                       later file wins); a rule whose classtype is in neither is not loaded (Snort 3's)
+  --threshold-file FILE  a threshold.config: suppress gen_id G, sig_id S [, track by_src|by_dst|by_either,
+                       ip SPEC] and event_filter (or threshold) gen_id G, sig_id S, type limit|threshold|both,
+                       track by_src|by_dst|by_rule|by_both, count C, seconds T; sig_id 0 (and gen_id 0) for
+                       all rules; a file's event_filter replaces a rule's own threshold (Suricata's);
+                       rate_filter is refused. The stats count alertsSuppressed and alertsRateFiltered
   --checksum-validation  all (default): a packet with a bad IP/TCP/UDP checksum is matched on its own but
                        moves no TCP state; none: checksums ignored; auto: off when over 10% of the first
                        1,000 packets fail (checksum offloading on the capturing host)
@@ -100,6 +116,8 @@ Example:
       pcap: { type: 'string', multiple: true },
       var: { type: 'string', multiple: true },
       vars: { type: 'string', multiple: true },
+      classification: { type: 'string', multiple: true },
+      'threshold-file': { type: 'string', multiple: true },
       format: { type: 'string' },
       alerts: { type: 'string' },
       stats: { type: 'string' },
@@ -203,6 +221,20 @@ Example:
       if (!m) throw new UsageError(`--var: expected NAME=VALUE, got '${v}'`);
       vars[m[1]!] = m[2]!;
     }
+    const classes: ClassificationEntry[] = [];
+    for (const f of (values.classification as string[] | undefined) ?? [])
+      for (const c of parseConfigFile('--classification', f, io.cwd, parseClassificationConfig))
+        classes.push(c);
+    const thresholds: ThresholdEntry[] = [];
+    for (const f of (values['threshold-file'] as string[] | undefined) ?? [])
+      for (const e of parseConfigFile('--threshold-file', f, io.cwd, parseThresholdConfig))
+        thresholds.push(e);
+    try {
+      new EventFilters(thresholds, vars); // a suppress ip's variables, checked before any capture is read
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
+    const describe = fileClassDescriptions(classes);
     const rules: Rule[] = [];
     let malformed = 0;
     let incomplete = 0;
@@ -237,6 +269,8 @@ Example:
       alerts: 0,
       rulesLoaded: 0,
       rulesSkipped: 0,
+      alertsSuppressed: 0,
+      alertsRateFiltered: 0,
       decodeFailures: 0,
       badChecksums: 0,
       flows: 0,
@@ -281,6 +315,8 @@ Example:
         const cpu0 = process.cpuUsage();
         r = await run(p === '-' ? io.stdin : resolve(io.cwd, p), rules, {
           vars,
+          ...(classes.length > 0 && { classifications: classes }),
+          ...(thresholds.length > 0 && { thresholdConfig: thresholds }),
           midstream: values.midstream === true,
           asyncOneside: values['async-oneside'] === true,
           overlapPolicy: policy as OverlapPolicy,
@@ -304,7 +340,7 @@ Example:
         throw new CliError(`${p}: ${(e as Error).message}`);
       }
       for (const a of r.alerts)
-        out.write(format === 'json' ? `${JSON.stringify(eveJson(a))}\n` : `${alertFast(a)}\n`);
+        out.write(format === 'json' ? `${JSON.stringify(describe.eve(a))}\n` : `${describe.fast(a)}\n`);
       if (r.truncated) {
         // the packets before the cut were inspected and their alerts are out; the exit status says the rest
         io.stderr.write(`strata ids: ${p}: ${r.truncated}: the capture is cut short there, read up to it\n`);
@@ -371,6 +407,8 @@ Example:
       totals.rulesLoaded = r.rulesLoaded;
       totals.rulesSkipped = r.rulesSkipped.length;
       totals.decodeFailures += r.decodeFailures;
+      totals.alertsSuppressed += r.stats.alertsSuppressed ?? 0;
+      totals.alertsRateFiltered += r.stats.alertsRateFiltered ?? 0;
       totals.badChecksums += r.stats.badChecksums;
       totals.flows += r.flows.created;
       totals.flowsEvicted += r.flows.evicted.capacity;
@@ -457,7 +495,7 @@ Example:
       await statsFile.close();
     } else if (!values.quiet)
       io.stderr.write(
-        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ${verdicts.rejectResponses} reject responses, ` : ''}${stats.alerts} alerts, ${stats.mbps.toFixed(1)} Mbps (${stats.mbpsPerCpuSecond.toFixed(1)} per CPU-second), ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,
+        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ${verdicts.rejectResponses} reject responses, ` : ''}${stats.alerts} alerts${thresholds.length > 0 ? ` (${stats.alertsSuppressed} suppressed, ${stats.alertsRateFiltered} held by thresholds)` : ''}, ${stats.mbps.toFixed(1)} Mbps (${stats.mbpsPerCpuSecond.toFixed(1)} per CPU-second), ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,
       );
     return incomplete > 0 ? 1 : 0;
   },
@@ -476,6 +514,62 @@ const limitCounters = [
   'packetsFastpathed',
 ] as const;
 type LimitCounter = (typeof limitCounters)[number];
+
+/** A config file given to `flag`, read and parsed; a file that cannot be read or parsed is a CliError. */
+function parseConfigFile<T>(
+  flag: string,
+  f: string,
+  cwd: string,
+  parse: (text: string, file: string) => T[],
+): T[] {
+  let text: string;
+  try {
+    text = readFileSync(resolve(cwd, f), 'utf8');
+  } catch (e) {
+    throw new CliError(`${flag} ${f}: ${(e as Error).message}`);
+  }
+  try {
+    return parse(text, f);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+}
+
+/**
+ * alert_fast and eve output with the descriptions of --classification files: output.ts describes a class by
+ * the built-in table (a class it does not hold by its name), so a file's description is put in its place.
+ */
+function fileClassDescriptions(classes: readonly ClassificationEntry[]): {
+  fast: (a: Alert) => string;
+  eve: (a: Alert) => Record<string, unknown>;
+} {
+  const table = classificationTable(classes);
+  const own = (a: Alert): [string, string] | undefined => {
+    if (classes.length === 0 || !a.classtype) return undefined;
+    const built = classDescription(a.classtype);
+    const file = table.get(a.classtype)?.description;
+    return file === undefined || file === built ? undefined : [built, file];
+  };
+  return {
+    fast(a) {
+      const line = alertFast(a);
+      const d = own(a);
+      if (!d) return line;
+      // the last one: the class comes after the message, which may hold anything
+      const was = `[Classification: ${d[0]}] [Priority: `;
+      const at = line.lastIndexOf(was);
+      return at < 0
+        ? line
+        : `${line.slice(0, at)}[Classification: ${d[1]}] [Priority: ${line.slice(at + was.length)}`;
+    },
+    eve(a) {
+      const j = eveJson(a);
+      const d = own(a);
+      if (d) (j.alert as { category: string }).category = d[1];
+      return j;
+    },
+  };
+}
 
 /** The whole-number value of flag `--flag` (at least `min`), or undefined when not given. */
 function wholeFlag(values: Record<string, unknown>, flag: string, min: number): number | undefined {

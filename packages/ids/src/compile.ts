@@ -49,6 +49,7 @@ import { bufferKeywords, type ContentMatch, knownKeywords, type Rule } from './r
 import { parseSipMethod, parseSipStatCode } from './sip.js';
 import { LengthSwitchedRegExp, type PcreExec, StepBoundedRegExp, StepsSyntaxError } from './steps.js';
 import { parseRate, type RateSpec } from './threshold.js';
+import { EventFilters, type ThresholdEntry } from './threshold-config.js';
 import { parseTlsTest } from './tls.js';
 
 /**
@@ -220,10 +221,13 @@ export class RuleCompiler {
 
   /** The classes a rule's `classtype:` may name: the built-in ones and `EngineOptions.classifications`. */
   private readonly classes: ReadonlyMap<string, Classification>;
+  /** threshold.config's entries (`EngineOptions.thresholdConfig`), undefined when there are none. */
+  private readonly eventFilters: EventFilters | undefined;
 
   /**
-   * `vars`: the rule variables; `opts`: the engine's pcre bounds and classifications (`EngineOptions`);
-   * `countPcreStepLimit`: called when an exec in the step machine runs out of steps.
+   * `vars`: the rule variables; `opts`: the engine's pcre bounds, classifications and threshold.config
+   * entries (`EngineOptions`; an entry that cannot apply, such as a suppress ip naming an undefined
+   * variable, throws here); `countPcreStepLimit`: called when an exec in the step machine runs out of steps.
    */
   constructor(
     private readonly vars: Record<string, string>,
@@ -231,10 +235,15 @@ export class RuleCompiler {
       pcreStepsPerByte?: number;
       pcreBacktracksMax?: number;
       classifications?: readonly ClassificationEntry[];
+      thresholdConfig?: readonly ThresholdEntry[];
     },
     private readonly countPcreStepLimit: () => void,
   ) {
     this.classes = classificationTable(opts.classifications);
+    this.eventFilters =
+      opts.thresholdConfig && opts.thresholdConfig.length > 0
+        ? new EventFilters(opts.thresholdConfig, vars)
+        : undefined;
   }
 
   /** Numbers of the pcres' first-exec expressions (source and flags), for `firstMatches`. */
@@ -727,7 +736,9 @@ export class RuleCompiler {
       steps,
       flow: flow ?? undefined,
       flowbits,
-      rate: rate ?? undefined,
+      // threshold.config's suppress and event_filter entries for the rule, with its own threshold or
+      // detection_filter as they leave it (see EventFilters)
+      rate: this.eventFilters ? this.eventFilters.rateOf(r.gid, r.sid, rate) : rate,
       noalert,
       alertOnPass,
       order: 0,

@@ -321,6 +321,7 @@ export class Engine {
       );
     checkEngineOptions(opts);
     this.vars = { ...defaultVars, ...opts.vars };
+    this.rates.countInto(this.stats); // suppressed and rate-filtered matches in the stats
     const steps = opts.inspectionRecursionMax ?? inspectionRecursionMaxDefault;
     if (!Number.isSafeInteger(steps) || steps < 0)
       throw new RangeError(`inspectionRecursionMax must be a non-negative integer, got ${steps}`);

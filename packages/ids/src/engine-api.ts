@@ -11,6 +11,7 @@ import type { MimeOptions } from './mime.js';
 import type { RejectTarget } from './reject.js';
 import type { OverlapPolicy } from './stream.js';
 import type { RateEvent, RateSpec } from './threshold.js';
+import type { ThresholdEntry } from './threshold-config.js';
 
 export interface Alert {
   tsUs: number;
@@ -56,6 +57,13 @@ export interface EngineOptions {
    * `classtype:` is in neither is refused (not loaded), as Snort 3 refuses it.
    */
   classifications?: ClassificationEntry[];
+  /**
+   * threshold.config entries (`parseThresholdConfig`): suppress and event_filter per gid:sid, applied
+   * where a rule's matches become alerts (see threshold-config.ts for how they combine with a rule's own
+   * threshold and detection_filter). A suppress ip naming a variable undefined in `vars` makes the
+   * engine's construction throw.
+   */
+  thresholdConfig?: ThresholdEntry[];
   /**
    * The multi-string prefilter (default on): rules whose fast pattern does not occur in the inspected
    * bytes are not evaluated. Off: every rule whose header matches runs the full matcher (for comparison).
@@ -276,6 +284,8 @@ export function checkEngineOptions(o: EngineOptions): void {
     throw new TypeError(`actionOrder: an array of action names, got ${String(o.actionOrder)}`);
   if (o.classifications !== undefined && !Array.isArray(o.classifications))
     throw new TypeError('classifications: an array of entries (parseClassificationConfig)');
+  if (o.thresholdConfig !== undefined && !Array.isArray(o.thresholdConfig))
+    throw new TypeError('thresholdConfig: an array of entries (parseThresholdConfig)');
 }
 
 /** Packet latency's settings checked; undefined when off (no options, or maxUs 0). */
@@ -327,6 +337,12 @@ export interface EngineStats {
   packets: number;
   inspected: number;
   alerts: number;
+  /**
+   * Matches whose alert a threshold.config suppress entry held back, and those a threshold,
+   * detection_filter or event_filter held back (`RateLimiter.countInto`; with `deferRates` the merger's).
+   */
+  alertsSuppressed?: number;
+  alertsRateFiltered?: number;
   rulesEvaluated: number;
   /**
    * Rule evaluations that threw (a fault of the engine's, not of the traffic): each counted as no match, the

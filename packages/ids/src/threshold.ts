@@ -15,20 +15,50 @@
  *
  * A window starts at the first match of a tracked key and lasts `seconds`. State is bounded: at most
  * `trackedMax` keys (the least recently used goes first).
+ *
+ * threshold.config (threshold-config.ts) adds to a rule's spec: its `suppress` entries, asked first (a match
+ * one of them holds back is not counted by any filter), and `event_filter` specs chained by `next`, each
+ * asked only when the one before let the match through (Suricata's order: the rule's detection_filter,
+ * then the file's filter). Each kind counts on its own keys, per gid:sid.
  */
 
+import { addrTest } from './netspec.js';
+
 export interface RateSpec {
-  kind: 'threshold' | 'detection_filter';
-  type: 'limit' | 'threshold' | 'both' | 'backoff' | 'detection_filter';
+  /** `event_filter`: threshold.config's; `suppress`: a spec that only carries `suppress` entries. */
+  kind: 'threshold' | 'detection_filter' | 'event_filter' | 'suppress';
+  /** `suppress`: counts nothing, lets every match through (its `suppress` entries are asked first). */
+  type: 'limit' | 'threshold' | 'both' | 'backoff' | 'detection_filter' | 'suppress';
   track: 'by_src' | 'by_dst' | 'by_both' | 'by_rule' | 'by_flow';
   count: number;
   seconds: number;
   multiplier: number;
   uniqueOn?: 'src_port' | 'dst_port';
+  /** threshold.config's suppress entries for the rule: a match any of them holds does not alert. */
+  suppress?: SuppressSpec[];
+  /** The filter asked next when this one lets a match through. */
+  next?: RateSpec;
+}
+
+/**
+ * A suppress entry as it applies: `by_rule` (no ip) holds every match; the others hold a match whose source
+ * (`by_src`), destination (`by_dst`) or either address is in `ip`, an address spec with its variables
+ * already replaced (netspec.ts reads it: CIDR, IPv6, `!`, `[...]` lists, ranges). Plain data: specs go
+ * from worker threads to the merger (`Alert.rate`).
+ */
+export interface SuppressSpec {
+  track: 'by_src' | 'by_dst' | 'by_either' | 'by_rule';
+  ip?: string;
+}
+
+/** What a RateLimiter held back: matches a suppress entry held, and those a filter held. */
+export interface RateCounts {
+  alertsSuppressed: number;
+  alertsRateFiltered: number;
 }
 
 /** Parses `type limit, track by_src, count 5, seconds 60` (threshold) or `track ..., count, seconds`. */
-export function parseRate(kind: RateSpec['kind'], v: string): RateSpec {
+export function parseRate(kind: 'threshold' | 'detection_filter', v: string): RateSpec {
   // a field given twice (the last was taken), one misspelt or not of this option (ignored: detection_filter's
   // `type limit`) is refused, as Snort 3's detection_filter takes track, count and seconds only
   const names =
@@ -99,12 +129,57 @@ export interface RateEvent {
   tsUs: number;
 }
 
+/** Suppress ip tests built at most per limiter (each spec's text is tested on an event's address text). */
+export const suppressTestsMax = 4096;
+
 export class RateLimiter {
   private readonly entries = new Map<string, Entry>();
+  private readonly ipTests = new Map<string, (ip: string) => boolean>();
+  /** Matches that did not alert: held by a suppress entry or by a filter. */
   suppressed = 0;
+  /** The same, by cause; `countInto` points it at the engine's stats. */
+  private counts: RateCounts = { alertsSuppressed: 0, alertsRateFiltered: 0 };
+
+  /** Counts from now on into `stats` (its two counters set to 0 when absent). */
+  countInto(stats: Partial<RateCounts>): void {
+    stats.alertsSuppressed ??= 0;
+    stats.alertsRateFiltered ??= 0;
+    this.counts = stats as RateCounts;
+  }
 
   /** Records a match of a rule with `spec`; returns whether it raises an alert. */
   allow(spec: RateSpec, e: RateEvent): boolean {
+    if (spec.suppress && this.suppressedBy(spec.suppress, e)) {
+      this.suppressed++;
+      this.counts.alertsSuppressed++;
+      return false;
+    }
+    for (let s: RateSpec | undefined = spec; s !== undefined; s = s.next)
+      if (s.type !== 'suppress' && !this.allowOne(s, e)) {
+        this.suppressed++;
+        this.counts.alertsRateFiltered++;
+        return false;
+      }
+    return true;
+  }
+
+  private suppressedBy(entries: readonly SuppressSpec[], e: RateEvent): boolean {
+    for (const x of entries) {
+      if (x.track === 'by_rule' || x.ip === undefined) return true;
+      let test = this.ipTests.get(x.ip);
+      if (!test) {
+        if (this.ipTests.size >= suppressTestsMax) this.ipTests.clear();
+        test = addrTest(x.ip, {});
+        this.ipTests.set(x.ip, test);
+      }
+      if (x.track !== 'by_dst' && test(e.src)) return true;
+      if (x.track !== 'by_src' && test(e.dst)) return true;
+    }
+    return false;
+  }
+
+  /** One filter's decision on a match (its window and count updated). */
+  private allowOne(spec: RateSpec, e: RateEvent): boolean {
     const by =
       spec.track === 'by_src'
         ? e.src
@@ -152,7 +227,6 @@ export class RateLimiter {
       default:
         ok = g.ports ? g.ports.size > spec.count : g.count > spec.count;
     }
-    if (!ok) this.suppressed++;
     return ok;
   }
 }

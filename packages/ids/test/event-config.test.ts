@@ -1,0 +1,697 @@
+// classification.config and threshold.config: their parsers (good lines, each bad line's error), a fuzz of
+// both, and runs over crafted captures showing what each entry does to the alerts.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { captureIo, runCommand } from '@strata/cli';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ClassificationConfigError,
+  type ClassificationEntry,
+  parseClassificationConfig,
+} from '../src/classification.js';
+import { commands, encodePcap, loadRules, parseRate, runCapture } from '../src/index.js';
+import type { PipelineOptions } from '../src/run.js';
+import { EventFilters, parseThresholdConfig, ThresholdConfigError } from '../src/threshold-config.js';
+import { tcpFrame } from './helpers.js';
+
+const t0Us = 1_700_000_000_000_000;
+
+/**
+ * Runs `ruleText` over one packet per `[second, src, dst?]` (each its own flow: a source port of its own),
+ * payload `MARK`, to port 8080; the alerts' sids and sources in order, and the run's stats.
+ */
+async function run(ruleText: string, packets: [number, string, string?][], opts: PipelineOptions = {}) {
+  const frames = packets.map(([s, src, dst], i) => ({
+    tsUs: t0Us + s * 1e6 + i,
+    data: tcpFrame({ src, dst: dst ?? '10.9.9.9', sp: 20_000 + i, dp: 8080, seq: 1, payload: 'MARK' }),
+  }));
+  const r = await runCapture(
+    Readable.from([Buffer.from(encodePcap(frames))]),
+    loadRules(ruleText, 't.rules').rules,
+    opts,
+  );
+  return { alerts: r.alerts.map((a) => `${a.sid}@${a.src}`), r };
+}
+
+const rule = (sid: number, extra = '', gid = '') =>
+  `alert tcp-pkt any any -> any 8080 (msg:"mark ${sid}"; content:"MARK"; ${extra}${gid}sid:${sid};)`;
+
+const thresholds = (text: string) => ({ thresholdConfig: parseThresholdConfig(text, 'threshold.config') });
+
+describe('classification.config: the parser', () => {
+  it('reads classes: comments, blank lines, whitespace, CRLF, commas in a description, any case', () => {
+    const text = [
+      '# classes of this site',
+      '',
+      'config classification: local-thing,A Local Thing,2',
+      '  config   classification :  Odd_One ,  Odd, but fine, really , 4  \r',
+      '\t# an indented comment\r',
+      'config classification: bad-unknown,Potentially Bad Traffic (here),1',
+    ].join('\r\n');
+    expect(parseClassificationConfig(text, 'c.config')).toEqual([
+      { name: 'local-thing', description: 'A Local Thing', priority: 2, file: 'c.config', line: 3 },
+      { name: 'odd_one', description: 'Odd, but fine, really', priority: 4, file: 'c.config', line: 4 },
+      {
+        name: 'bad-unknown',
+        description: 'Potentially Bad Traffic (here)',
+        priority: 1,
+        file: 'c.config',
+        line: 6,
+      },
+    ]);
+    expect(parseClassificationConfig('', 'c')).toEqual([]);
+  });
+
+  it('names file:line and what is wrong on a bad line', () => {
+    const bad: [string, string][] = [
+      [
+        'config reference: bugtraq http://x/',
+        "c.config:2: classification: expected 'config classification: NAME,DESCRIPTION,PRIORITY', got 'config reference: bugtraq http://x/'",
+      ],
+      [
+        'classification: a,b,1',
+        "c.config:2: classification: expected 'config classification: NAME,DESCRIPTION,PRIORITY', got 'classification: a,b,1'",
+      ],
+      [
+        'config classification: a,1',
+        "c.config:2: classification: expected NAME,DESCRIPTION,PRIORITY (three parts), got 'a,1'",
+      ],
+      [
+        'config classification:',
+        "c.config:2: classification: expected NAME,DESCRIPTION,PRIORITY (three parts), got ''",
+      ],
+      [
+        'config classification: 9lives,Cats,1',
+        "c.config:2: classification: bad name '9lives' (a letter, then letters, digits, '-' or '_')",
+      ],
+      [
+        'config classification: a b,Cats,1',
+        "c.config:2: classification: bad name 'a b' (a letter, then letters, digits, '-' or '_')",
+      ],
+      [
+        'config classification: cats, ,1',
+        "c.config:2: classification: class 'cats' has an empty description",
+      ],
+      [
+        'config classification: cats,Cats,high',
+        "c.config:2: classification: bad priority 'high' of class 'cats' (a whole number from 1)",
+      ],
+      [
+        'config classification: cats,Cats,0',
+        "c.config:2: classification: bad priority '0' of class 'cats' (a whole number from 1)",
+      ],
+      [
+        'config classification: cats,Cats,',
+        "c.config:2: classification: bad priority '' of class 'cats' (a whole number from 1)",
+      ],
+      [
+        'config classification: cats,Cats,99999999999',
+        "c.config:2: classification: bad priority '99999999999' of class 'cats' (a whole number from 1)",
+      ],
+      [
+        'config classification: MISC-activity,Again,1',
+        "c.config:2: classification: class 'MISC-activity' is defined again (first at line 1)",
+      ],
+    ];
+    for (const [line, msg] of bad) {
+      const text = `config classification: misc-activity,Misc activity,3\n${line}\n`;
+      expect(() => parseClassificationConfig(text, 'c.config'), line).toThrow(ClassificationConfigError);
+      expect(() => parseClassificationConfig(text, 'c.config'), line).toThrow(msg);
+    }
+  });
+
+  it('never throws anything but its own error on random text', () => {
+    const piece = fc.constantFrom(
+      'config',
+      ' classification',
+      ':',
+      ',',
+      ' ',
+      '\r\n',
+      '\n',
+      '#',
+      'a-b',
+      '1',
+      '0',
+      'x',
+      '\\',
+    );
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.array(piece).map((p) => p.join('')),
+        ),
+        (text) => {
+          try {
+            parseClassificationConfig(text, 'f');
+          } catch (e) {
+            expect(e).toBeInstanceOf(ClassificationConfigError);
+            expect((e as Error).message).toMatch(/^f:\d+: classification: /);
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('classification.config: rules and alerts', () => {
+  const classes: ClassificationEntry[] = parseClassificationConfig(
+    'config classification: local-thing,A Local Thing,1\nconfig classification: misc-activity,Site Misc,4\n',
+    'c.config',
+  );
+
+  it('refuses a rule whose classtype is in neither the built-in classes nor a file, by sid and keyword', async () => {
+    const text = [rule(1, 'classtype:local-thing; '), rule(2, 'classtype:misc-activity; '), rule(3)].join(
+      '\n',
+    );
+    const { r } = await run(text, [[0, '10.0.0.1']]);
+    expect(r.rulesLoaded).toBe(2);
+    expect(r.rulesSkipped).toEqual([
+      {
+        sid: 1,
+        reason:
+          "classtype: unknown class 'local-thing' (not a built-in class: define it in a classification.config, --classification FILE)",
+      },
+    ]);
+  });
+
+  it("a file's class loads the rule and gives its priority; a file replaces a built-in class's; the rule's own wins", async () => {
+    const text = [
+      rule(1, 'classtype:local-thing; '),
+      rule(2, 'classtype:Misc-Activity; '),
+      rule(3, 'classtype:local-thing; priority:3; '),
+      rule(4, 'classtype:attempted-admin; '),
+    ].join('\n');
+    const { r } = await run(text, [[0, '10.0.0.1']], { classifications: classes });
+    expect(r.rulesSkipped).toEqual([]);
+    const by = new Map(r.alerts.map((a) => [a.sid, a]));
+    expect([1, 2, 3, 4].map((s) => [by.get(s)?.classtype, by.get(s)?.priority])).toEqual([
+      ['local-thing', 1],
+      ['misc-activity', 4],
+      ['local-thing', 3],
+      ['attempted-admin', 1],
+    ]);
+  });
+});
+
+describe('threshold.config: the parser', () => {
+  it('reads suppress, event_filter and threshold entries: any field order, case, comments, CRLF, continuations', () => {
+    const text = [
+      '# site thresholds',
+      'suppress gen_id 1, sig_id 2002087',
+      'suppress gen_id 1, sig_id 2003614, track by_either, ip [192.168.0.0/16, 10.0.0.0/8,!10.1.0.0/16]\r',
+      'SUPPRESS gen_id 0, sig_id 0, track by_dst, ip 2001:db8::/32',
+      'event_filter gen_id 1, sig_id 1000, type limit, track by_src, count 1, seconds 60',
+      'threshold sig_id 1001, gen_id 1, seconds 10, count 3, track by_rule, \\',
+      '    type both',
+      'event_filter gen_id 1, sig_id 0, type threshold, track by_both, count 5, seconds 1',
+      'event_filter gen_id 1, sig_id 1002, type limit, track by_dst, count -1, seconds 1',
+    ].join('\n');
+    const f = 'threshold.config';
+    expect(parseThresholdConfig(text, f)).toEqual([
+      { kind: 'suppress', gid: 1, sid: 2002087, file: f, line: 2 },
+      {
+        kind: 'suppress',
+        gid: 1,
+        sid: 2003614,
+        track: 'by_either',
+        ip: '[192.168.0.0/16, 10.0.0.0/8,!10.1.0.0/16]',
+        file: f,
+        line: 3,
+      },
+      { kind: 'suppress', gid: 0, sid: 0, track: 'by_dst', ip: '2001:db8::/32', file: f, line: 4 },
+      {
+        kind: 'event_filter',
+        gid: 1,
+        sid: 1000,
+        type: 'limit',
+        track: 'by_src',
+        count: 1,
+        seconds: 60,
+        file: f,
+        line: 5,
+      },
+      {
+        kind: 'event_filter',
+        gid: 1,
+        sid: 1001,
+        type: 'both',
+        track: 'by_rule',
+        count: 3,
+        seconds: 10,
+        file: f,
+        line: 6,
+      },
+      {
+        kind: 'event_filter',
+        gid: 1,
+        sid: 0,
+        type: 'threshold',
+        track: 'by_both',
+        count: 5,
+        seconds: 1,
+        file: f,
+        line: 8,
+      },
+      {
+        kind: 'event_filter',
+        gid: 1,
+        sid: 1002,
+        type: 'limit',
+        track: 'by_dst',
+        count: -1,
+        seconds: 1,
+        file: f,
+        line: 9,
+      },
+    ]);
+  });
+
+  it('names file:line, the entry and the field on a bad line', () => {
+    const ef = 'event_filter gen_id 1, sig_id 5';
+    const bad: [string, string][] = [
+      [
+        'rate_filter gen_id 1, sig_id 1000, track by_rule, count 100, seconds 60, new_action drop, timeout 30',
+        't:2: rate_filter: not supported (it changes a rule action after a count; use event_filter or the rule action)',
+      ],
+      [
+        'pass gen_id 1, sig_id 1',
+        "t:2: entry: expected suppress, event_filter or threshold, got 'pass gen_id 1, sig_id 1'",
+      ],
+      ['123', "t:2: entry: expected suppress, event_filter or threshold, got '123'"],
+      ['suppress', 't:2: suppress: gen_id is missing'],
+      ['suppress gen_id 1', 't:2: suppress: sig_id is missing'],
+      ['suppress gen_id 1, sig_id x', "t:2: suppress: bad sig_id 'x' (a whole number, 0 for all)"],
+      ['suppress gen_id -1, sig_id 1', "t:2: suppress: bad gen_id '-1' (a whole number, 0 for all)"],
+      [
+        'suppress gen_id 1, sig_id 4294967296',
+        "t:2: suppress: bad sig_id '4294967296' (a whole number, 0 for all)",
+      ],
+      [
+        'suppress gen_id 0, sig_id 7',
+        "t:2: suppress: sig_id 7 with gen_id 0 (give the rule's gen_id, or 0 for both)",
+      ],
+      ['suppress gen_id 1, sig_id 1, sig_id 2', 't:2: suppress: sig_id is given twice'],
+      ['suppress gen_id 1, sig_id 1,', 't:2: suppress: an empty field (a comma too many?)'],
+      [
+        'suppress gen_id 1, sig_id 1, track by_src',
+        't:2: suppress: track needs ip (suppress ... track by_src, ip 10.0.0.0/8)',
+      ],
+      [
+        'suppress gen_id 1, sig_id 1, track by_rule, ip 1.2.3.4',
+        "t:2: suppress: bad track 'by_rule' (one of by_src, by_dst, by_either)",
+      ],
+      ['suppress gen_id 1, sig_id 1, ip 1.2.3.4', 't:2: suppress: track is missing'],
+      ['suppress gen_id 1, sig_id 1, track by_src, ip 300.1.1.1', "t:2: suppress: bad ip '300.1.1.1': "],
+      ['suppress gen_id 1, sig_id 1, track by_src, ip [10.0.0.0/8', "t:2: suppress: bad ip '[10.0.0.0/8': "],
+      ['suppress gen_id 1, sig_id 1, track by_src, ip', 't:2: suppress: ip has no value'],
+      [
+        'suppress gen_id 1, sig_id 1, type limit',
+        "t:2: suppress: unknown field 'type limit' (expected gen_id, sig_id, track, ip)",
+      ],
+      [`${ef}`, 't:2: event_filter: type is missing'],
+      [
+        `${ef}, type backoff, track by_src, count 1, seconds 1`,
+        "t:2: event_filter: bad type 'backoff' (one of limit, threshold, both)",
+      ],
+      [
+        `${ef}, type limit, track by_flow, count 1, seconds 1`,
+        "t:2: event_filter: bad track 'by_flow' (one of by_src, by_dst, by_rule, by_both)",
+      ],
+      [`${ef}, type limit, track by_src, seconds 1`, 't:2: event_filter: count is missing'],
+      [
+        `${ef}, type limit, track by_src, count 0, seconds 1`,
+        "t:2: event_filter: bad count '0' (a whole number from 1, or -1 for no filter)",
+      ],
+      [`${ef}, type limit, track by_src, count 1`, 't:2: event_filter: seconds is missing'],
+      [
+        `${ef}, type limit, track by_src, count 1, seconds 0`,
+        "t:2: event_filter: bad seconds '0' (a whole number from 1)",
+      ],
+      [
+        `${ef}, type limit, track by_src, count 1, seconds 1.5`,
+        "t:2: event_filter: bad seconds '1.5' (a whole number from 1)",
+      ],
+      [
+        `${ef}, type limit, track by_src, count 1, seconds 1, ip 1.2.3.4`,
+        "t:2: event_filter: unknown field 'ip 1.2.3.4' (expected gen_id, sig_id, type, track, count, seconds)",
+      ],
+      [
+        `threshold gen_id 1, sig_id 9, type limit, track by_src, count 1, seconds 1`,
+        't:2: event_filter: gen_id 1, sig_id 9 already has one (line 1)',
+      ],
+    ];
+    for (const [line, msg] of bad) {
+      const text = `event_filter gen_id 1, sig_id 9, type both, track by_src, count 1, seconds 1\n${line}\n`;
+      expect(() => parseThresholdConfig(text, 't'), line).toThrow(ThresholdConfigError);
+      expect(() => parseThresholdConfig(text, 't'), line).toThrow(msg);
+    }
+  });
+
+  it("checks a suppress ip's variables when an engine takes the entries", () => {
+    const e = parseThresholdConfig('\nsuppress gen_id 1, sig_id 1, track by_src, ip $DNS_SERVERS\n', 't');
+    expect(() => new EventFilters(e, {})).toThrow(
+      "t:2: suppress: bad ip '$DNS_SERVERS': undefined variable $DNS_SERVERS",
+    );
+    expect(
+      new EventFilters(e, { DNS_SERVERS: '[10.0.0.53,10.0.1.53]' }).rateOf(1, 1, undefined),
+    ).toMatchObject({
+      suppress: [{ track: 'by_src', ip: '[10.0.0.53,10.0.1.53]' }],
+    });
+  });
+
+  it('never throws anything but its own error on random text', () => {
+    const piece = fc.constantFrom(
+      'suppress',
+      'event_filter',
+      'threshold',
+      'rate_filter',
+      ' gen_id ',
+      ' sig_id ',
+      ' type ',
+      ' track ',
+      ' count ',
+      ' seconds ',
+      ' ip ',
+      'limit',
+      'both',
+      'by_src',
+      'by_either',
+      ',',
+      '[',
+      ']',
+      '!',
+      '$X',
+      '10.0.0.0/8',
+      '::1',
+      '0',
+      '1',
+      '-1',
+      '\\',
+      '\n',
+      '\r\n',
+      '#',
+    );
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.array(piece, { maxLength: 40 }).map((p) => p.join('')),
+        ),
+        (text) => {
+          try {
+            new EventFilters(parseThresholdConfig(text, 'f'), { X: '10.0.0.1' });
+          } catch (e) {
+            expect(e).toBeInstanceOf(ThresholdConfigError);
+            expect((e as Error).message).toMatch(/^f:\d+: [a-z_]+: /);
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describe('threshold.config: alerts over crafted traffic', () => {
+  it('suppress by_src with an ip list (CIDR, a host) or a negation holds those sources only; the stats count them', async () => {
+    const cfg = thresholds(
+      'suppress gen_id 1, sig_id 1, track by_src, ip [10.1.0.0/16, 192.0.2.7]\nsuppress gen_id 1, sig_id 1, track by_src, ip !192.0.2.0/24',
+    );
+    const pkts: [number, string][] = [
+      [0, '10.1.1.1'], // in 10.1.0.0/16
+      [1, '10.2.0.1'], // in neither list, outside the negated /24: held by the second entry
+      [2, '192.0.2.7'], // in the list
+      [3, '192.0.2.8'], // alerts
+    ];
+    const { alerts, r } = await run([rule(1), rule(2, '', 'gid:1; ')].join('\n'), pkts, cfg);
+    expect(alerts.filter((a) => a.startsWith('1@'))).toEqual(['1@192.0.2.8']);
+    expect(alerts.filter((a) => a.startsWith('2@'))).toHaveLength(4);
+    expect(r.stats.alertsSuppressed).toBe(3);
+    expect(r.stats.alertsRateFiltered).toBe(0);
+    // by_dst and by_either look at the other address
+    const dst = await run(
+      rule(1),
+      [
+        [0, '10.0.0.1', '10.9.9.9'],
+        [1, '10.9.9.9', '10.0.0.1'],
+      ],
+      thresholds('suppress gen_id 1, sig_id 1, track by_dst, ip 10.9.9.9'),
+    );
+    expect(dst.alerts).toEqual(['1@10.9.9.9']);
+    const either = await run(
+      rule(1),
+      [
+        [0, '10.0.0.1', '10.9.9.9'],
+        [1, '10.9.9.9', '10.0.0.1'],
+        [2, '10.0.0.1', '10.0.0.2'],
+      ],
+      thresholds('suppress gen_id 1, sig_id 1, track by_either, ip 10.9.9.9'),
+    );
+    expect(either.alerts).toEqual(['1@10.0.0.1']);
+  });
+
+  it('suppress with IPv6 CIDR, and without an ip (the rule never alerts)', async () => {
+    const v6 = await run(
+      rule(1),
+      [[0, '10.0.0.1']],
+      thresholds('suppress gen_id 1, sig_id 1, track by_src, ip 2001:db8::/32'),
+    );
+    expect(v6.alerts).toEqual(['1@10.0.0.1']); // an IPv4 source is not in an IPv6 prefix
+    const all = await run(
+      [rule(1), rule(2)].join('\n'),
+      [
+        [0, '10.0.0.1'],
+        [1, '10.0.0.2'],
+      ],
+      thresholds('suppress gen_id 1, sig_id 2'),
+    );
+    expect(all.alerts).toEqual(['1@10.0.0.1', '1@10.0.0.2']);
+    expect(all.r.stats.alertsSuppressed).toBe(2);
+  });
+
+  it('event_filter limit, threshold and both count per tracked address and window', async () => {
+    // 10.0.0.1 matches at 0, 1, 2, 3, 4 s and again at 20 s (a new window); 10.0.0.2 at 0.5 s
+    const pkts: [number, string][] = [
+      [0, '10.0.0.1'],
+      [0.5, '10.0.0.2'],
+      [1, '10.0.0.1'],
+      [2, '10.0.0.1'],
+      [3, '10.0.0.1'],
+      [4, '10.0.0.1'],
+      [20, '10.0.0.1'],
+    ];
+    const of = async (line: string) => (await run(rule(1), pkts, thresholds(line))).alerts;
+    expect(
+      await of('event_filter gen_id 1, sig_id 1, type limit, track by_src, count 2, seconds 10'),
+    ).toEqual(['1@10.0.0.1', '1@10.0.0.2', '1@10.0.0.1', '1@10.0.0.1']);
+    // every 2nd match of a source within a window
+    expect(
+      await of('event_filter gen_id 1, sig_id 1, type threshold, track by_src, count 2, seconds 10'),
+    ).toEqual(['1@10.0.0.1', '1@10.0.0.1']);
+    // once per window, at the 3rd match
+    expect(await of('threshold gen_id 1, sig_id 1, type both, track by_src, count 3, seconds 10')).toEqual([
+      '1@10.0.0.1',
+    ]);
+    // by_rule: both sources count together
+    const limit = await run(
+      rule(1),
+      pkts,
+      thresholds('event_filter gen_id 1, sig_id 1, type limit, track by_rule, count 2, seconds 10'),
+    );
+    expect(limit.alerts).toEqual(['1@10.0.0.1', '1@10.0.0.2', '1@10.0.0.1']);
+    expect(limit.r.stats.alertsRateFiltered).toBe(4);
+  });
+
+  it('sig_id 0 and gen_id 0 cover every rule, counting per gid:sid; a rule entry wins over them', async () => {
+    const rules = [rule(1), rule(2), rule(3, '', 'gid:3; ')].join('\n');
+    const pkts: [number, string][] = [
+      [0, '10.0.0.1'],
+      [1, '10.0.0.1'],
+      [2, '10.0.0.1'],
+    ];
+    const gid1 = await run(
+      rules,
+      pkts,
+      thresholds('event_filter gen_id 1, sig_id 0, type limit, track by_src, count 1, seconds 60'),
+    );
+    // sid 1 and sid 2 each alert once (counted apart), gid 3 is not covered
+    expect(gid1.alerts.filter((a) => a === '1@10.0.0.1')).toHaveLength(1);
+    expect(gid1.alerts.filter((a) => a === '2@10.0.0.1')).toHaveLength(1);
+    expect(gid1.alerts.filter((a) => a === '3@10.0.0.1')).toHaveLength(3);
+    const all = await run(
+      rules,
+      pkts,
+      thresholds(
+        'event_filter gen_id 0, sig_id 0, type limit, track by_src, count 2, seconds 60\nevent_filter gen_id 1, sig_id 2, type limit, track by_src, count -1, seconds 60\nevent_filter gen_id 3, sig_id 0, type limit, track by_src, count 1, seconds 60',
+      ),
+    );
+    expect(all.alerts.filter((a) => a.startsWith('1@'))).toHaveLength(2); // the global entry
+    expect(all.alerts.filter((a) => a.startsWith('2@'))).toHaveLength(3); // its own count -1: no filter
+    expect(all.alerts.filter((a) => a.startsWith('3@'))).toHaveLength(1); // gen_id 3's wins over 0's
+    const sup = await run(
+      rules,
+      pkts,
+      thresholds('suppress gen_id 0, sig_id 0, track by_src, ip 10.0.0.0/8'),
+    );
+    expect(sup.alerts).toEqual([]);
+    expect(sup.r.stats.alertsSuppressed).toBe(9);
+  });
+
+  it("a rule's own threshold: replaced by its sid's entry, kept against sig_id 0; detection_filter stays, asked first", async () => {
+    const pkts: [number, string][] = [0, 1, 2, 3, 4, 5].map((s) => [s, '10.0.0.1']);
+    const own = rule(1, 'threshold:type limit, track by_src, count 1, seconds 60; ');
+    // without the file: the rule's limit 1
+    expect((await run(own, pkts)).alerts).toHaveLength(1);
+    expect(
+      (
+        await run(
+          own,
+          pkts,
+          thresholds('event_filter gen_id 1, sig_id 1, type limit, track by_src, count 4, seconds 60'),
+        )
+      ).alerts,
+    ).toHaveLength(4);
+    expect(
+      (
+        await run(
+          own,
+          pkts,
+          thresholds('event_filter gen_id 1, sig_id 1, type limit, track by_src, count -1, seconds 60'),
+        )
+      ).alerts,
+    ).toHaveLength(6);
+    expect(
+      (
+        await run(
+          own,
+          pkts,
+          thresholds('event_filter gen_id 1, sig_id 0, type limit, track by_src, count 4, seconds 60'),
+        )
+      ).alerts,
+    ).toHaveLength(1);
+    // detection_filter: alerts after 2 matches (the 3rd to the 6th); the file's limit 2 then takes 2 of those
+    const df = rule(1, 'detection_filter:track by_src, count 2, seconds 60; ');
+    expect((await run(df, pkts)).alerts).toHaveLength(4);
+    const both = await run(
+      df,
+      pkts,
+      thresholds('event_filter gen_id 1, sig_id 1, type limit, track by_src, count 2, seconds 60'),
+    );
+    expect(both.alerts).toHaveLength(2);
+    expect(both.r.stats.alertsRateFiltered).toBe(4);
+    // a sig_id 0 entry leaves a rule with a detection_filter alone
+    expect(
+      (
+        await run(
+          df,
+          pkts,
+          thresholds('event_filter gen_id 1, sig_id 0, type limit, track by_src, count 1, seconds 60'),
+        )
+      ).alerts,
+    ).toHaveLength(4);
+  });
+
+  it('leaves rules no entry covers with their own spec, the same object', () => {
+    const f = new EventFilters(
+      parseThresholdConfig(
+        'suppress gen_id 1, sig_id 7\nevent_filter gen_id 2, sig_id 0, type limit, track by_src, count 1, seconds 1',
+        't',
+      ),
+      {},
+    );
+    const own = parseRate('threshold', 'type limit, track by_src, count 1, seconds 60');
+    expect(f.rateOf(1, 8, own)).toBe(own);
+    expect(f.rateOf(1, 8, undefined)).toBeUndefined();
+    expect(f.rateOf(2, 8, own)).toBe(own);
+  });
+});
+
+describe('strata ids --classification and --threshold-file', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ids-event-config-'));
+    writeFileSync(
+      join(dir, 'r.rules'),
+      [rule(1, 'classtype:local-thing; '), rule(2, 'classtype:misc-activity; ')].join('\n'),
+    );
+    const frames = ['10.0.0.1', '10.0.0.2', '10.0.0.1'].map((src, i) => ({
+      tsUs: t0Us + i * 1e6,
+      data: tcpFrame({ src, dst: '10.9.9.9', sp: 20_000 + i, dp: 8080, seq: 1, payload: 'MARK' }),
+    }));
+    writeFileSync(join(dir, 'c.pcap'), encodePcap(frames));
+    writeFileSync(join(dir, 'classification.config'), 'config classification: local-thing,A Local Thing,1\n');
+    writeFileSync(join(dir, 'site.config'), 'config classification: misc-activity,Site Misc,4\n');
+    writeFileSync(
+      join(dir, 'threshold.config'),
+      'suppress gen_id 1, sig_id 2, track by_src, ip 10.0.0.2\nevent_filter gen_id 1, sig_id 1, type limit, track by_rule, count 1, seconds 60\n',
+    );
+    writeFileSync(
+      join(dir, 'bad.config'),
+      '# ok\nevent_filter gen_id 1, sig_id 1, type limit, track by_src, count 1\n',
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function ids(args: string[]) {
+    const c = captureIo('', {}, dir);
+    const rc = await runCommand(commands[0]!, ['--rules', 'r.rules', 'c.pcap', ...args], c.io);
+    return { rc, out: c.stdout(), err: c.stderr() };
+  }
+
+  it('without the files: the rule of an unknown class is not loaded, and said so', async () => {
+    const r = await ids([]);
+    expect(r.rc).toBe(0);
+    expect(r.err).toContain("1 rules loaded, 1 skipped; 1 x classtype: unknown class 'local-thing'");
+  });
+
+  it("loads the classes (a later file wins), applies the thresholds, prints a file's descriptions, counts", async () => {
+    const r = await ids([
+      '--classification',
+      'classification.config',
+      '--classification',
+      'site.config',
+      '--threshold-file',
+      'threshold.config',
+      '--stats',
+      's.json',
+    ]);
+    expect(r.rc).toBe(0);
+    const lines = r.out.trim().split('\n');
+    // sid 1: limit 1 over the rule; sid 2: 10.0.0.2 suppressed
+    expect(lines.map((l) => /\[1:(\d+):0\]/.exec(l)?.[1])).toEqual(['1', '2', '2']);
+    expect(lines[0]).toContain('[Classification: A Local Thing] [Priority: 1]');
+    expect(lines[1]).toContain('[Classification: Site Misc] [Priority: 4]');
+    const stats = JSON.parse(readFileSync(join(dir, 's.json'), 'utf8'));
+    expect(stats).toMatchObject({ alerts: 3, alertsSuppressed: 1, alertsRateFiltered: 2, rulesLoaded: 2 });
+    // on 2 workers the merger decides: the same alerts
+    const two = await ids([
+      '--classification',
+      'classification.config',
+      '--classification',
+      'site.config',
+      '--threshold-file',
+      'threshold.config',
+      '--workers',
+      '2',
+    ]);
+    expect(two.out).toBe(r.out);
+    const json = await ids(['--classification', 'classification.config', '--format', 'json']);
+    expect(JSON.parse(json.out.trim().split('\n')[0]!).alert).toMatchObject({
+      category: 'A Local Thing',
+      severity: 1,
+    });
+  });
+
+  it('a bad file fails before any capture is read, naming file:line and the field', async () => {
+    const r = await ids(['--threshold-file', 'bad.config']);
+    expect(r.rc).not.toBe(0);
+    expect(r.err).toContain('bad.config:2: event_filter: seconds is missing');
+    const missing = await ids(['--classification', 'nope.config']);
+    expect(missing.err).toContain('--classification nope.config: ENOENT');
+  });
+});
