@@ -34,7 +34,7 @@ import {
   migrateTrackBytes,
 } from './migrate-remote.js';
 import { MountDevice, mountChunkBytesMax, mountChunkBytesMin } from './mount.js';
-import { defaultPollUs, NbdServer } from './nbd.js';
+import { defaultNbdConnectionsMax, defaultNbdSendTimeoutMs, defaultPollUs, NbdServer } from './nbd.js';
 import { checkChunk, serveSync, syncFiles, syncToRemote } from './sync.js';
 
 /**
@@ -59,12 +59,17 @@ const serve: Command = {
   summary: 'serve a file, a memory device or an object-store device over NBD',
   help: `Serves a block device over the NBD protocol (fixed newstyle; structured replies; base:allocation).
 
-Usage: strata nbd serve (--file F | --mem SIZE | --store URL [--size SIZE]) --listen 127.0.0.1:PORT [--name EXPORT] [--read-only] [--poll-us N] [--exit-with-parent]
+Usage: strata nbd serve (--file F | --mem SIZE | --store URL [--size SIZE]) --listen 127.0.0.1:PORT [--name EXPORT] [--read-only] [--poll-us N]
+                       [--max-connections N] [--send-timeout-ms MS] [--exit-with-parent]
 
 --poll-us N: poll for the next request for at most N microseconds after each request and reply instead of
   sleeping (default ${defaultPollUs}; 0: never): lower latency for a sequential client on a VM whose idle vCPU
   wakes slowly. Adaptive: the window covers the gaps a client leaves between a reply and its next
   request, and is 0 while gaps exceed N, so sparse traffic costs no polling.
+--max-connections N: connections open at once, handshakes included (default ${defaultNbdConnectionsMax}); one more
+  is closed at its accept, before the greeting (each may hold about 96 MiB of buffers).
+--send-timeout-ms MS: drop a connection whose replies have not moved for MS while it has some waiting (a
+  client that sends requests and stops reading; default ${defaultNbdSendTimeoutMs}).
 --exit-with-parent: stop once the process that started this one is gone (as nbdkit's flag does).
 
 Example:
@@ -82,10 +87,26 @@ Example:
         name: { type: 'string' },
         'read-only': { type: 'boolean' },
         'poll-us': { type: 'string' },
+        'max-connections': { type: 'string' },
+        'send-timeout-ms': { type: 'string' },
       },
       0,
     );
     const pollUs = intFlag('poll-us', values['poll-us'], defaultPollUs, 0, 1_000_000);
+    const maxConnections = intFlag(
+      'max-connections',
+      values['max-connections'],
+      defaultNbdConnectionsMax,
+      1,
+      65_536,
+    );
+    const sendTimeoutMs = intFlag(
+      'send-timeout-ms',
+      values['send-timeout-ms'],
+      defaultNbdSendTimeoutMs,
+      1,
+      timerMsMax,
+    );
     const name = exportName(values.name);
     const given = [values.file, values.mem, values.store].filter((x) => x !== undefined).length;
     if (given !== 1) throw new UsageError('give exactly one of --file, --mem, --store');
@@ -106,7 +127,11 @@ Example:
         throw new CliError(e.message);
       });
     }
-    const server = new NbdServer([{ name, device, readOnly: values['read-only'] === true }], { pollUs });
+    const server = new NbdServer([{ name, device, readOnly: values['read-only'] === true }], {
+      pollUs,
+      maxConnections,
+      sendTimeoutMs,
+    });
     const p = await server.listen(port, host).catch(async (e: Error) => {
       await device.close();
       throw e;

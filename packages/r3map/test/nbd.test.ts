@@ -1,4 +1,4 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -476,6 +476,65 @@ describe('receive path', () => {
       const io = captureIo();
       expect(await runCommand(nbd, argv, io.io), argv.join(' ')).toBe(2);
       expect(io.stderr()).toMatch(/--poll-us/);
+    }
+  });
+
+  it('strata nbd serve takes --max-connections (1 to 65,536) and --send-timeout-ms, and refuses a connection past the cap', async () => {
+    const nbd = commands.find((c) => c.name === 'nbd')!;
+    for (const [argv, flag] of [
+      [['serve', '--mem', '1M', '--listen', '127.0.0.1:0', '--max-connections', '0'], '--max-connections'],
+      [['serve', '--mem', '1M', '--listen', '127.0.0.1:0', '--max-connections', 'many'], '--max-connections'],
+      [['serve', '--mem', '1M', '--listen', '127.0.0.1:0', '--send-timeout-ms', '0'], '--send-timeout-ms'],
+    ] as const) {
+      const io = captureIo();
+      expect(await runCommand(nbd, [...argv], io.io), argv.join(' ')).toBe(2);
+      expect(io.stderr()).toContain(flag);
+    }
+    // a server of one connection: the first client gets the greeting, the second is closed before it
+    const helper = new URL('./helpers/cli.ts', import.meta.url).pathname;
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        helper,
+        'nbd',
+        'serve',
+        '--mem',
+        '1M',
+        '--listen',
+        '127.0.0.1:0',
+        '--json',
+        '--max-connections',
+        '1',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      const { port } = await new Promise<{ port: number }>((resolve, reject) => {
+        child.stdout!.once('data', (c: Buffer) => resolve(JSON.parse(c.toString())));
+        child.once('exit', (code) => reject(new Error(`server exited ${code}`)));
+      });
+      /** The bytes a connection receives until it ends or 8 arrived (the greeting starts NBDMAGIC). */
+      const firstBytes = (sock: ReturnType<typeof connect>) =>
+        new Promise<Buffer>((resolve) => {
+          let got = Buffer.alloc(0);
+          sock.on('data', (d: Buffer) => {
+            got = Buffer.concat([got, d]);
+            if (got.length >= 8) resolve(got.subarray(0, 8));
+          });
+          sock.on('close', () => resolve(got));
+          sock.on('error', () => undefined);
+        });
+      const first = connect(port, '127.0.0.1');
+      expect((await firstBytes(first)).toString('latin1')).toBe('NBDMAGIC');
+      const second = connect(port, '127.0.0.1');
+      expect((await firstBytes(second)).length).toBe(0);
+      first.destroy();
+      second.destroy();
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
     }
   });
 
