@@ -103,10 +103,22 @@ export function addrBytesTest(spec: string, vars: Record<string, string>, depth 
   if (s.startsWith('[')) {
     // unclosed, the list lost its last character instead ([10.0.0.0/8,192.168.0.0/16 gave 192.168.0.0/1)
     if (!s.endsWith(']')) throw new Error(`address list '${s}' is not closed by ]`);
-    const parts = splitList(s.slice(1, -1)).map((p) => addrBytesTest(p, vars, depth + 1));
-    if (parts.length === 0) throw new Error(`empty address list '${s}'`);
+    // the list's addresses less its negated elements ([10.0.0.0/24, !10.0.0.5]: the /24 but .5; only
+    // negated elements: every address but theirs), as Snort's and Suricata's lists mean; each element was
+    // a test of its own and any that passed admitted, so the /24 list admitted every address outside it
+    const items = splitList(s.slice(1, -1));
+    if (items.length === 0) throw new Error(`empty address list '${s}'`);
+    const take: AddrTest[] = [];
+    const drop: AddrTest[] = [];
+    for (const item of items) {
+      const t = item.trim();
+      if (t.startsWith('!')) drop.push(addrBytesTest(t.slice(1), vars, depth + 1));
+      else take.push(addrBytesTest(t, vars, depth + 1));
+    }
     return (a) => {
-      for (let i = 0; i < parts.length; i++) if (parts[i]!(a)) return true;
+      for (let i = 0; i < drop.length; i++) if (drop[i]!(a)) return false;
+      if (take.length === 0) return true;
+      for (let i = 0; i < take.length; i++) if (take[i]!(a)) return true;
       return false;
     };
   }
@@ -189,11 +201,22 @@ export function portIntervals(spec: string, vars: Record<string, string>, depth:
   }
   if (s.startsWith('[')) {
     if (!s.endsWith(']')) throw new Error(`port list '${s}' is not closed by ]`);
+    // the list's ports less its negated elements ([1:80,![2,4]]: 1-80 but 2 and 4; only negated
+    // elements: every port but theirs), as with addresses
     const parts = splitList(s.slice(1, -1));
     if (parts.length === 0) throw new Error(`empty port list '${s}'`);
-    const all: number[] = [];
-    for (const part of parts) all.push(...portIntervals(part, vars, depth + 1));
-    return union(all);
+    const take: number[] = [];
+    const drop: number[] = [];
+    let taken = false;
+    for (const part of parts) {
+      const t = part.trim();
+      if (t.startsWith('!')) drop.push(...portIntervals(t.slice(1), vars, depth + 1));
+      else {
+        take.push(...portIntervals(t, vars, depth + 1));
+        taken = true;
+      }
+    }
+    return intersect(taken ? union(take) : [0, 0xffff], complement(union(drop)));
   }
   // a port past 65535 or a range ending before it starts matched nothing, silently
   const m = /^(\d*):(\d*)$/.exec(s);
@@ -225,6 +248,21 @@ function union(flat: number[]): number[] {
     if (out.length > 0 && lo <= out[out.length - 1]! + 1)
       out[out.length - 1] = Math.max(out[out.length - 1]!, hi);
     else out.push(lo, hi);
+  }
+  return out;
+}
+
+/** The ports in both of two lists of sorted, disjoint intervals. */
+function intersect(a: number[], b: number[]): number[] {
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const lo = Math.max(a[i]!, b[j]!);
+    const hi = Math.min(a[i + 1]!, b[j + 1]!);
+    if (lo <= hi) out.push(lo, hi);
+    if (a[i + 1]! < b[j + 1]!) i += 2;
+    else j += 2;
   }
   return out;
 }

@@ -4,7 +4,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Engine, parseRules, portTest } from '../src/index.js';
 
-/** The reading of a spec the rules language gives, closure by closure (the engine's before 2026-12-04). */
+/**
+ * The reading of a spec the rules language gives, closure by closure (the engine's before 2026-12-04): a
+ * list is its elements' ports less those of its negated elements, or every port less those when all are
+ * negated (Suricata's rules format: `[80:100,!99]` is 80-100 but 99, `[1:80,![2,4]]` 1-80 but 2 and 4;
+ * Snort's port lists alike). Before 2026-12-07 the engine and this reading took any element that admitted
+ * a port, so `[80:100,!99]` admitted every port.
+ */
 function reference(spec: string, vars: Record<string, string>): (p: number) => boolean {
   const s = spec.trim();
   if (s === 'any') return () => true;
@@ -26,11 +32,10 @@ function reference(spec: string, vars: Record<string, string>): (p: number) => b
       } else cur += c;
     }
     parts.push(cur);
-    const tests = parts
-      .map((x) => x.trim())
-      .filter(Boolean)
-      .map((x) => reference(x, vars));
-    return (p) => tests.some((t) => t(p));
+    const items = parts.map((x) => x.trim()).filter(Boolean);
+    const take = items.filter((x) => !x.startsWith('!')).map((x) => reference(x, vars));
+    const drop = items.filter((x) => x.startsWith('!')).map((x) => reference(x.slice(1), vars));
+    return (p) => !drop.some((t) => t(p)) && (take.length === 0 || take.some((t) => t(p)));
   }
   const m = /^(\d*):(\d*)$/.exec(s);
   if (m) {

@@ -22,10 +22,30 @@ describe('addresses and ports', () => {
     expect(home('192.168.1.5')).toBe(true);
     expect(home('8.8.8.8')).toBe(false);
     expect(addrTest('$EXTERNAL_NET', defaultVars)('8.8.8.8')).toBe(true);
-    expect(addrTest('[10.0.0.0/8,!10.1.0.0/16]', {})('10.2.3.4')).toBe(true);
+    // a list is its elements less its negated ones (Suricata's rules format: [10.0.0.0/24, !10.0.0.5] is
+    // the /24 but .5); before 2026-12-07 any element admitting an address was enough, so the negated one
+    // admitted everything outside it
+    const list = addrTest('[10.0.0.0/8,!10.1.0.0/16]', {});
+    expect([list('10.2.3.4'), list('10.1.2.3'), list('192.168.1.1')]).toEqual([true, false, false]);
+    const but = addrTest('[!10.1.1.1, !2001:db8::1]', {});
+    expect([but('8.8.8.8'), but('10.1.1.1'), but('2001:db8::1'), but('2001:db8::2')]).toEqual([
+      true,
+      false,
+      false,
+      true,
+    ]);
+    const nested = addrTest('[10.0.0.0/8,![10.1.0.0/16,$SKIP]]', { SKIP: '10.2.0.0/16' });
+    expect(['10.0.0.1', '10.1.0.1', '10.2.0.1', '11.0.0.1'].map(nested)).toEqual([true, false, false, false]);
+    expect(addrTest('![10.0.0.0/8,!10.1.0.0/16]', {})('10.1.2.3')).toBe(true);
     expect(addrTest('2001:db8::/32', {})('2001:db8::1')).toBe(true);
     expect(addrTest('2001:db8::/32', {})('2001:db9::1')).toBe(false);
-    expect(portTest('[80,1024:2048,!1500]', {})(1500)).toBe(true);
+    expect([80, 1500, 1501, 443].map(portTest('[80,1024:2048,!1500]', {}))).toEqual([
+      true,
+      false,
+      true,
+      false,
+    ]);
+    expect([80, 8080, 443].map(portTest('[!80, !8080]', {}))).toEqual([false, false, true]);
     expect(portTest('!80', {})(80)).toBe(false);
     expect(portTest(':1023', {})(22)).toBe(true);
     expect(() => portTest('$NOPE', {})).toThrow(/undefined variable/);
