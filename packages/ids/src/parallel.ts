@@ -345,14 +345,17 @@ export class ParallelRunner {
     const merged = tagged.map((t) => t.a);
     // one by one (spread as arguments, 150,000 alerts overflowed the stack)
     for (const r of shards.done) for (const a of r.alerts) merged.push(a);
+    // the merger decides thresholds and suppressions (the workers defer them), and counts them
+    const rated: Partial<EngineStats> = {};
     const rates = new RateLimiter();
+    rates.countInto(rated);
     const alerts = merged.filter((a) => {
       const r = a.rate;
       if (!r) return true;
       delete a.rate;
       return rates.allow(r.spec, r.event);
     });
-    const stats = sumStats(shards.done.map((r) => r.stats));
+    const stats = sumStats([...shards.done.map((r) => r.stats), rated as EngineStats]);
     stats.alerts = alerts.length;
     const first = readies[0];
     return {

@@ -678,8 +678,16 @@ describe('strata ids --classification and --threshold-file', () => {
       'threshold.config',
       '--workers',
       '2',
+      '--stats',
+      's2.json',
     ]);
     expect(two.out).toBe(r.out);
+    // and the same counts (the merger's: they were 0 on workers)
+    expect(JSON.parse(readFileSync(join(dir, 's2.json'), 'utf8'))).toMatchObject({
+      alerts: 3,
+      alertsSuppressed: 1,
+      alertsRateFiltered: 2,
+    });
     const json = await ids(['--classification', 'classification.config', '--format', 'json']);
     expect(JSON.parse(json.out.trim().split('\n')[0]!).alert).toMatchObject({
       category: 'A Local Thing',
