@@ -147,7 +147,13 @@ export function classificationTable(
   return out;
 }
 
-/** A classtype's description for output: the table's, or the name itself for a class it does not hold. */
-export function classDescription(classtype: string): string {
-  return classifications.get(classtype)?.description ?? classtype;
+/**
+ * A classtype's description for output: `table`'s (the built-in classes, or `classificationTable`'s with a
+ * classification.config's; names in any case), or the name itself for a class it does not hold.
+ */
+export function classDescription(
+  classtype: string,
+  table: ReadonlyMap<string, Classification> = classifications,
+): string {
+  return (table.get(classtype) ?? table.get(classtype.toLowerCase()))?.description ?? classtype;
 }

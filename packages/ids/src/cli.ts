@@ -12,13 +12,12 @@ import {
 } from '@strata/cli';
 import {
   type ClassificationEntry,
-  classDescription,
   classificationTable,
   parseClassificationConfig,
 } from './classification.js';
 import { pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.js';
 import { conversationFrames } from './craft.js';
-import type { Alert, PacketLatencyOptions, RuleLatencyOptions, RuleProfileRow } from './engine-api.js';
+import type { PacketLatencyOptions, RuleLatencyOptions, RuleProfileRow } from './engine-api.js';
 import { alertFast, eveJson } from './output.js';
 import { mergeProfiles, ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
@@ -234,7 +233,7 @@ Example:
     } catch (e) {
       throw new CliError((e as Error).message);
     }
-    const describe = fileClassDescriptions(classes);
+    const classTable = classificationTable(classes);
     const rules: Rule[] = [];
     let malformed = 0;
     let incomplete = 0;
@@ -340,7 +339,9 @@ Example:
         throw new CliError(`${p}: ${(e as Error).message}`);
       }
       for (const a of r.alerts)
-        out.write(format === 'json' ? `${JSON.stringify(describe.eve(a))}\n` : `${describe.fast(a)}\n`);
+        out.write(
+          format === 'json' ? `${JSON.stringify(eveJson(a, classTable))}\n` : `${alertFast(a, classTable)}\n`,
+        );
       if (r.truncated) {
         // the packets before the cut were inspected and their alerts are out; the exit status says the rest
         io.stderr.write(`strata ids: ${p}: ${r.truncated}: the capture is cut short there, read up to it\n`);
@@ -533,42 +534,6 @@ function parseConfigFile<T>(
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-}
-
-/**
- * alert_fast and eve output with the descriptions of --classification files: output.ts describes a class by
- * the built-in table (a class it does not hold by its name), so a file's description is put in its place.
- */
-function fileClassDescriptions(classes: readonly ClassificationEntry[]): {
-  fast: (a: Alert) => string;
-  eve: (a: Alert) => Record<string, unknown>;
-} {
-  const table = classificationTable(classes);
-  const own = (a: Alert): [string, string] | undefined => {
-    if (classes.length === 0 || !a.classtype) return undefined;
-    const built = classDescription(a.classtype);
-    const file = table.get(a.classtype)?.description;
-    return file === undefined || file === built ? undefined : [built, file];
-  };
-  return {
-    fast(a) {
-      const line = alertFast(a);
-      const d = own(a);
-      if (!d) return line;
-      // the last one: the class comes after the message, which may hold anything
-      const was = `[Classification: ${d[0]}] [Priority: `;
-      const at = line.lastIndexOf(was);
-      return at < 0
-        ? line
-        : `${line.slice(0, at)}[Classification: ${d[1]}] [Priority: ${line.slice(at + was.length)}`;
-    },
-    eve(a) {
-      const j = eveJson(a);
-      const d = own(a);
-      if (d) (j.alert as { category: string }).category = d[1];
-      return j;
-    },
-  };
 }
 
 /** The whole-number value of flag `--flag` (at least `min`), or undefined when not given. */

@@ -6,7 +6,15 @@
  * threads sharding flows.
  */
 
-export { type Classification, classDescription, classifications } from './classification.js';
+export {
+  type Classification,
+  ClassificationConfigError,
+  type ClassificationEntry,
+  classDescription,
+  classifications,
+  classificationTable,
+  parseClassificationConfig,
+} from './classification.js';
 export { commands, demos } from './cli.js';
 export { pcreBacktracksMaxDefault, pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.js';
 export { threadCpuMs } from './cpu.js';
@@ -202,4 +210,11 @@ export {
   type StreamStats,
 } from './stream.js';
 export { parseRate, type RateEvent, RateLimiter, type RateSpec, trackedMax } from './threshold.js';
+export {
+  type EventFilterEntry,
+  parseThresholdConfig,
+  type SuppressEntry,
+  ThresholdConfigError,
+  type ThresholdEntry,
+} from './threshold-config.js';
 export { parseVarsFile, VarsFileError } from './vars.js';

@@ -1,15 +1,15 @@
 // An alert as text: Snort's alert_fast line and Suricata's eve JSON record (what `strata ids` writes).
-import { classDescription } from './classification.js';
+import { type Classification, classDescription } from './classification.js';
 import type { Alert } from './engine-api.js';
 import { rejectTargetOf } from './reject.js';
 
-/** Snort's alert_fast line. */
-export function alertFast(a: Alert): string {
+/** Snort's alert_fast line; classes described by `classes` (default the built-in ones). */
+export function alertFast(a: Alert, classes?: ReadonlyMap<string, Classification>): string {
   const t = new Date(a.tsUs / 1000);
   const pad = (n: number, w = 2) => String(n).padStart(w, '0');
   const ts = `${pad(t.getUTCMonth() + 1)}/${pad(t.getUTCDate())}-${pad(t.getUTCHours())}:${pad(t.getUTCMinutes())}:${pad(t.getUTCSeconds())}.${pad(Math.floor(a.tsUs % 1e6), 6)}`;
   const ep = (ip: string, p: number) => (a.proto === 'TCP' || a.proto === 'UDP' ? `${ip}:${p}` : ip);
-  return `${ts} [**] [${a.gid}:${a.sid}:${a.rev}] ${a.msg} [**] [Classification: ${a.classtype ? classDescription(a.classtype) : 'none'}] [Priority: ${a.priority ?? 3}] {${a.proto}} ${ep(a.src, a.srcPort)} -> ${ep(a.dst, a.dstPort)}`;
+  return `${ts} [**] [${a.gid}:${a.sid}:${a.rev}] ${a.msg} [**] [Classification: ${a.classtype ? classDescription(a.classtype, classes) : 'none'}] [Priority: ${a.priority ?? 3}] {${a.proto}} ${ep(a.src, a.srcPort)} -> ${ep(a.dst, a.dstPort)}`;
 }
 
 /** Bytes as text, anything outside printable ASCII (and CR, LF, TAB) as a dot. */
@@ -31,7 +31,7 @@ export function eveTimestamp(tsUs: number): string {
 }
 
 /** A Suricata-style eve JSON alert record. */
-export function eveJson(a: Alert): Record<string, unknown> {
+export function eveJson(a: Alert, classes?: ReadonlyMap<string, Classification>): Record<string, unknown> {
   return {
     timestamp: eveTimestamp(a.tsUs),
     ...(a.flowId !== undefined && { flow_id: a.flowId }),
@@ -61,7 +61,7 @@ export function eveJson(a: Alert): Record<string, unknown> {
       signature_id: a.sid,
       rev: a.rev,
       signature: a.msg,
-      category: a.classtype ? classDescription(a.classtype) : '',
+      category: a.classtype ? classDescription(a.classtype, classes) : '',
       severity: a.priority ?? 3,
     },
   };

@@ -703,3 +703,30 @@ describe('strata ids --classification and --threshold-file', () => {
     expect(missing.err).toContain('--classification nope.config: ENOENT');
   });
 });
+
+describe('output with a classification.config', () => {
+  it('alert_fast and eve describe a class by the table given (any case), the built-in one by default', async () => {
+    const lib = await import('../src/index.js');
+    const table = lib.classificationTable(
+      lib.parseClassificationConfig('config classification: local-thing,A Local Thing,1\n'),
+    );
+    const a = {
+      tsUs: 1_700_000_000_000_000,
+      gid: 1,
+      sid: 7,
+      rev: 1,
+      msg: 'm [Classification: x]',
+      classtype: 'Local-Thing',
+      priority: 1,
+      proto: 'TCP',
+      src: '10.0.0.1',
+      srcPort: 1,
+      dst: '10.0.0.2',
+      dstPort: 2,
+    } as unknown as import('../src/index.js').Alert;
+    expect(lib.alertFast(a, table)).toContain('[**] [Classification: A Local Thing] [Priority: 1]');
+    expect(lib.alertFast(a)).toContain('[**] [Classification: Local-Thing] [Priority: 1]');
+    expect((lib.eveJson(a, table).alert as { category: string }).category).toBe('A Local Thing');
+    expect(lib.classDescription('Bad-Unknown')).toBe('Potentially Bad Traffic');
+  });
+});
