@@ -620,7 +620,7 @@ export class RuleCompiler {
           alertOnPass = true;
           break;
         case 'classtype':
-          // Snort 3 refuses a rule whose class is not defined (Suricata warns or, strict, refuses)
+          // Snort 3 refuses a rule whose class is not defined, as Suricata's detect-classtype.c does
           classtype = v.trim().toLowerCase();
           if (!this.classes.has(classtype))
             throw new Error(

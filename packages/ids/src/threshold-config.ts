@@ -9,12 +9,14 @@
  *
  * Fields are `name value`, comma separated, in any order, each once; a line ending in `\` goes on on the
  * next. sig_id 0 means every rule of gen_id, gen_id 0 with sig_id 0 every rule (a sig_id with gen_id 0 is
- * refused, as Suricata does). How the entries apply to a rule (`EventFilters.rateOf`), as Suricata 7 does:
+ * refused, as Suricata does). How the entries apply to a rule (`EventFilters.rateOf`):
  *
  * - suppress: every entry whose gid:sid covers the rule holds its matches (without `ip`: all of them; with:
  *   those whose source, destination or either address is in IPSPEC); flowbits and actions still happen.
- * - event_filter for the rule's own gid:sid: replaces the rule's `threshold:`; a rule's `detection_filter:`
- *   stays and is asked first. `count -1` (Snort's) turns filtering off for that rule.
+ * - event_filter for the rule's own gid:sid: replaces the rule's `threshold:` (Suricata's override); a
+ *   rule's `detection_filter:` stays and is asked first, as Snort filters the events a detection_filter
+ *   lets through (Suricata's util-threshold-config.c removes a detection_filter too). `count -1` (Snort's)
+ *   turns filtering off for that rule.
  * - event_filter with sig_id 0 (or gen_id 0): only for rules that have neither `threshold:` nor
  *   `detection_filter:`, and only when the rule has no entry of its own; gen_id G wins over gen_id 0.
  *   Counting is per rule (gid:sid) and tracked key, whichever entry applies.
