@@ -18,7 +18,7 @@ import {
 import { pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.js';
 import { conversationFrames } from './craft.js';
 import type { PacketLatencyOptions, RuleLatencyOptions, RuleProfileRow } from './engine-api.js';
-import { alertFast, eveJson } from './output.js';
+import { alertFast, alertFastWith, eveJsonWith } from './output.js';
 import { mergeProfiles, ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
 import type { Rule } from './rules.js';
@@ -234,6 +234,8 @@ Example:
       throw new CliError((e as Error).message);
     }
     const classTable = classificationTable(classes);
+    const fastOf = alertFastWith(classTable);
+    const eveOf = eveJsonWith(classTable);
     const rules: Rule[] = [];
     let malformed = 0;
     let incomplete = 0;
@@ -339,9 +341,7 @@ Example:
         throw new CliError(`${p}: ${(e as Error).message}`);
       }
       for (const a of r.alerts)
-        out.write(
-          format === 'json' ? `${JSON.stringify(eveJson(a, classTable))}\n` : `${alertFast(a, classTable)}\n`,
-        );
+        out.write(format === 'json' ? `${JSON.stringify(eveOf(a))}\n` : `${fastOf(a)}\n`);
       if (r.truncated) {
         // the packets before the cut were inspected and their alerts are out; the exit status says the rest
         io.stderr.write(`strata ids: ${p}: ${r.truncated}: the capture is cut short there, read up to it\n`);

@@ -126,7 +126,7 @@ export {
   uuDecode,
 } from './mime.js';
 export { addrTest, portTest } from './netspec.js';
-export { alertFast, eveJson, eveTimestamp } from './output.js';
+export { alertFast, alertFastWith, eveJson, eveJsonWith, eveTimestamp } from './output.js';
 export {
   batchBytesMax,
   batchesInFlightMax,

@@ -19,20 +19,29 @@ function ipv4ToInt(ip: string): number | undefined {
   return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
 }
 
-function splitList(s: string): string[] {
+/**
+ * `s` split at the commas outside `[...]`, each part trimmed, empty ones kept (a list's elements; a
+ * threshold.config entry's fields, whose ip list holds commas).
+ */
+export function splitTopLevel(s: string): string[] {
   const out: string[] = [];
   let depth = 0;
   let cur = '';
   for (const c of s) {
     if (c === '[') depth++;
     if (c === ']') depth--;
-    if (c === ',' && depth === 0) {
-      out.push(cur);
+    if (c === ',' && depth <= 0) {
+      out.push(cur.trim());
       cur = '';
     } else cur += c;
   }
-  out.push(cur);
-  return out.map((x) => x.trim()).filter(Boolean);
+  out.push(cur.trim());
+  return out;
+}
+
+/** A list's elements (`splitTopLevel`), empty ones dropped. */
+function splitList(s: string): string[] {
+  return splitTopLevel(s).filter(Boolean);
 }
 
 /** An IPv4 address's bytes as an unsigned 32-bit number. */

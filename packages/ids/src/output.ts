@@ -1,10 +1,22 @@
 // An alert as text: Snort's alert_fast line and Suricata's eve JSON record (what `strata ids` writes).
-import { type Classification, classDescription } from './classification.js';
+import { type Classification, classDescription, classifications } from './classification.js';
 import type { Alert } from './engine-api.js';
 import { rejectTargetOf } from './reject.js';
 
-/** Snort's alert_fast line; classes described by `classes` (default the built-in ones). */
-export function alertFast(a: Alert, classes?: ReadonlyMap<string, Classification>): string {
+/** Snort's alert_fast line (classes described by the built-in table; `alertFastWith` for another). */
+export function alertFast(a: Alert): string {
+  return fastLine(a, classifications);
+}
+
+/**
+ * alert_fast lines whose classes `classes` describes (`classificationTable` of a classification.config's
+ * entries). A function of one alert, so `alerts.map(...)` passes no index where a table goes.
+ */
+export function alertFastWith(classes: ReadonlyMap<string, Classification>): (a: Alert) => string {
+  return (a) => fastLine(a, classes);
+}
+
+function fastLine(a: Alert, classes: ReadonlyMap<string, Classification>): string {
   const t = new Date(a.tsUs / 1000);
   const pad = (n: number, w = 2) => String(n).padStart(w, '0');
   const ts = `${pad(t.getUTCMonth() + 1)}/${pad(t.getUTCDate())}-${pad(t.getUTCHours())}:${pad(t.getUTCMinutes())}:${pad(t.getUTCSeconds())}.${pad(Math.floor(a.tsUs % 1e6), 6)}`;
@@ -30,8 +42,19 @@ export function eveTimestamp(tsUs: number): string {
   return `${iso.slice(0, 19)}.${String(us).padStart(6, '0')}+0000`;
 }
 
-/** A Suricata-style eve JSON alert record. */
-export function eveJson(a: Alert, classes?: ReadonlyMap<string, Classification>): Record<string, unknown> {
+/** A Suricata-style eve JSON alert record (`alert.category` from the built-in classes). */
+export function eveJson(a: Alert): Record<string, unknown> {
+  return eveRecord(a, classifications);
+}
+
+/** eve records whose `alert.category` `classes` gives (as `alertFastWith`). */
+export function eveJsonWith(
+  classes: ReadonlyMap<string, Classification>,
+): (a: Alert) => Record<string, unknown> {
+  return (a) => eveRecord(a, classes);
+}
+
+function eveRecord(a: Alert, classes: ReadonlyMap<string, Classification>): Record<string, unknown> {
   return {
     timestamp: eveTimestamp(a.tsUs),
     ...(a.flowId !== undefined && { flow_id: a.flowId }),

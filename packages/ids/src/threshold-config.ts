@@ -25,7 +25,7 @@
  * this engine does not do on a count), unknown fields or values, a second event_filter for one gid:sid.
  */
 
-import { addrBytesTest, expandedSpec } from './netspec.js';
+import { addrBytesTest, expandedSpec, splitTopLevel } from './netspec.js';
 import type { RateSpec, SuppressSpec } from './threshold.js';
 
 /** A suppress entry of a threshold.config, with its file and line. */
@@ -182,20 +182,7 @@ function parseEntry(t: string, file: string, line: number): ThresholdEntry {
 
 /** Fields split at commas outside `[...]` (an ip list holds commas); none for an empty text. */
 function splitFields(s: string): string[] {
-  if (s.trim() === '') return [];
-  const out: string[] = [];
-  let depth = 0;
-  let cur = '';
-  for (const c of s) {
-    if (c === '[') depth++;
-    if (c === ']') depth--;
-    if (c === ',' && depth <= 0) {
-      out.push(cur.trim());
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur.trim());
-  return out;
+  return s.trim() === '' ? [] : splitTopLevel(s);
 }
 
 /**

@@ -724,9 +724,13 @@ describe('output with a classification.config', () => {
       dst: '10.0.0.2',
       dstPort: 2,
     } as unknown as import('../src/index.js').Alert;
-    expect(lib.alertFast(a, table)).toContain('[**] [Classification: A Local Thing] [Priority: 1]');
+    expect([a].map(lib.alertFastWith(table))[0]).toContain(
+      '[**] [Classification: A Local Thing] [Priority: 1]',
+    );
     expect(lib.alertFast(a)).toContain('[**] [Classification: Local-Thing] [Priority: 1]');
-    expect((lib.eveJson(a, table).alert as { category: string }).category).toBe('A Local Thing');
+    expect((lib.eveJsonWith(table)(a).alert as { category: string }).category).toBe('A Local Thing');
+    // as map callbacks, the plain forms take no index for a table
+    expect([a].map(lib.eveJson)[0]!.alert).toMatchObject({ category: 'Local-Thing' });
     expect(lib.classDescription('Bad-Unknown')).toBe('Potentially Bad Traffic');
   });
 });
