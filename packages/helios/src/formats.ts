@@ -756,11 +756,26 @@ export function isTokenChar(c: number): boolean {
 }
 
 /**
- * The tokens of a text: maximal runs of letters, digits, `_`, `-` and `.` (and any non-ASCII), with
- * leading and trailing `.`/`-` dropped. Case-sensitive. `CONTAINS 'x'` matches a row when every token of
- * `x` is a token of the value; the index and the brute-force oracle both use this one definition.
+ * The tokens of a text as the index keys them: maximal runs of letters, digits, `_`, `-` and `.` (and any
+ * non-ASCII), with leading and trailing `.`/`-` dropped, each cut to `tokenCharsMax` characters.
+ * Case-sensitive. `CONTAINS 'x'` matches a row when every token of `x` is a token of the value, whole
+ * (`wholeTokens`): two long tokens that share their first `tokenCharsMax` characters have one key, and
+ * the rows' verification tells them apart.
  */
 export function tokenize(text: string, into: string[] = []): string[] {
+  return scanTokens(text, into, tokenCharsMax);
+}
+
+/**
+ * The tokens of a text as `tokenize` finds them, but whole: what `CONTAINS` compares. Until 2026-12-07 it
+ * compared the cut ones, so `CONTAINS` of a token past 128 characters (a JWT, a long base64 id) matched
+ * every value with a token of the same first 128 characters, and `erase` of it erased those rows too.
+ */
+export function wholeTokens(text: string): string[] {
+  return scanTokens(text, [], Number.POSITIVE_INFINITY);
+}
+
+function scanTokens(text: string, into: string[], charsMax: number): string[] {
   const n = text.length;
   let i = 0;
   while (i < n && into.length < tokensPerValueMax) {
@@ -770,7 +785,7 @@ export function tokenize(text: string, into: string[] = []): string[] {
     let e = i;
     while (s < e && (text.charCodeAt(s) === 46 || text.charCodeAt(s) === 45)) s++;
     while (e > s && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
-    if (e > s) into.push(text.slice(s, Math.min(e, s + tokenCharsMax)));
+    if (e > s) into.push(text.slice(s, Math.min(e, s + charsMax)));
   }
   return into;
 }

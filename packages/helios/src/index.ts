@@ -54,6 +54,7 @@ export {
   regexBacktracksMax,
   tokenize,
   userRegExp,
+  wholeTokens,
 } from './formats.js';
 export { hashKeys, keysOf, rowKeys, sortUnique } from './keys.js';
 export {

@@ -12,10 +12,10 @@
  *
  * Values compared to TIMESTAMP columns may be timestamps as strings ('2008-11-09 20:36:15'). A null cell
  * fails every comparison except `!=` (and NOT of a failing one). `CONTAINS` is token containment (see
- * tokenize): every token of the text must be a token of the value.
+ * tokenize): every token of the text must be a token of the value, whole (`wholeTokens`).
  */
 import { type ColumnDef, identEnd, type StreamDef } from './ddl.js';
-import { type Cell, parseTimestamp, type Row, tokenize } from './formats.js';
+import { type Cell, parseTimestamp, type Row, wholeTokens } from './formats.js';
 
 export type CmpOp = '=' | '!=' | '<' | '<=' | '>' | '>=';
 export type Expr =
@@ -218,7 +218,7 @@ export function parseQuery(src: string, def: StreamDef): Expr {
       p++;
       if (cdef.type !== 'STRING' && cdef.type !== 'TEXT')
         throw new QueryError(`CONTAINS needs a STRING or TEXT column; ${cdef.name} is ${cdef.type}`, t.pos);
-      const tokens = tokenize(v.s);
+      const tokens = wholeTokens(v.s);
       if (tokens.length === 0) throw new QueryError(`'${v.s}' has no tokens to look for`, v.pos);
       return { k: 'contains', col, tokens };
     }
@@ -260,7 +260,7 @@ export function evalExpr(e: Expr, row: Row): boolean {
     case 'contains': {
       const v = row[e.col];
       if (typeof v !== 'string') return false;
-      const have = new Set(tokenize(v));
+      const have = new Set(wholeTokens(v));
       for (const t of e.tokens) if (!have.has(t)) return false;
       return true;
     }

@@ -6,7 +6,7 @@
 import { checkWhole, kindOf, shown } from '@strata/cli';
 import type { BlockReader } from './block.js';
 import type { StreamDef } from './ddl.js';
-import { type Cell, type Row, tokenize } from './formats.js';
+import { type Cell, type Row, tokenCharsMax, tokenize } from './formats.js';
 import { hashKey, tokenKey, valueKey } from './keys.js';
 import type { NodeHeader } from './node.js';
 import { balanced, type Expr, evalExpr } from './query.js';
@@ -171,7 +171,8 @@ export function planFor(e: Expr, def: StreamDef): Plan {
   const byToken = (col: number) => def.index.some((d) => d.tokens && d.column === def.columns[col]!.name);
   const allTokens = (col: number, toks: string[]): Plan =>
     balanced(
-      toks.map((t): Plan => ({ p: 'key', key: hashKey(tokenKey(col, t)) })),
+      // the index keys a token cut to tokenCharsMax (a CONTAINS holds its tokens whole)
+      toks.map((t): Plan => ({ p: 'key', key: hashKey(tokenKey(col, t.slice(0, tokenCharsMax))) })),
       (a, b) => ({ p: 'and', a, b }),
     );
   switch (e.k) {

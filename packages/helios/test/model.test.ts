@@ -1,0 +1,401 @@
+// Model-based test of a stream through its public API: random sequences of adds (from a file and as
+// agents' chunks, some sent twice), searches (with and without the index, limits, time ranges), erasures,
+// indexer steps, compactions, gc, close and reopen, and a second reader, against a naive model: an array
+// of the rows added, scanned linearly, with CONTAINS read as the README says (every token of the text is a
+// token of the value), written here without the package's tokenize.
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createStream, Stream } from '@strata/helios';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = mkdtempSync(join(tmpdir(), 'helios-model-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const ddl = `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
+  COLUMNS (ts TIMESTAMP, user STRING, n INT, msg TEXT)
+  INDEX (user, n, TOKENS(msg))`;
+const t0 = Date.UTC(2024, 0, 1);
+
+interface MRow {
+  ts: number;
+  user: string | null;
+  n: number | null;
+  msg: string;
+}
+
+const long = 'L'.repeat(140);
+/** Values that share prefixes, are empty, non-ASCII, long, or need quoting. */
+const userPool = [
+  '',
+  'a',
+  'ab',
+  'abc',
+  'é',
+  'e\u0301',
+  '日本',
+  '😀',
+  `${long}x`,
+  `${long}y`,
+  "o'neil",
+  'back\\slash',
+  'quo"te',
+  ' sp ',
+];
+const tokenPool = [
+  'a',
+  'ab',
+  'abc',
+  'blk_-1',
+  'blk_-12',
+  '10.0.0.1',
+  'x.y',
+  'ünï',
+  '日本語',
+  `${long}x`,
+  `${long}y`,
+  'Case',
+  'case',
+];
+const sepPool = [' ', ', ', '/', ' -- ', '\t', '"', "'"];
+
+const msgArb = fc
+  .array(fc.tuple(fc.constantFrom(...tokenPool), fc.constantFrom(...sepPool)), { maxLength: 5 })
+  .map((ps) => ps.map(([t, s]) => t + s).join(''));
+const rowArb: fc.Arbitrary<MRow> = fc.record({
+  ts: fc.integer({ min: 0, max: 50 }).map((d) => t0 + d * 1000),
+  user: fc.option(fc.constantFrom(...userPool), { nil: null, freq: 6 }),
+  n: fc.option(fc.integer({ min: -3, max: 5 }), { nil: null, freq: 6 }),
+  msg: msgArb,
+});
+
+function line(r: MRow): string {
+  return JSON.stringify({
+    ts: new Date(r.ts).toISOString(),
+    ...(r.user === null ? {} : { user: r.user }),
+    ...(r.n === null ? {} : { n: r.n }),
+    msg: r.msg,
+  });
+}
+
+// --- the model's own reading of the query language -------------------------------------------------
+
+type Q =
+  | { k: 'user='; v: string }
+  | { k: 'userIn'; vs: string[] }
+  | { k: 'n'; op: '=' | '!=' | '<' | '>='; v: number }
+  | { k: 'contains'; text: string }
+  | { k: 'msg='; v: string }
+  | { k: 'not'; a: Q }
+  | { k: 'and' | 'or'; a: Q; b: Q };
+
+const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
+function text(q: Q): string {
+  switch (q.k) {
+    case 'user=':
+      return `user = ${quote(q.v)}`;
+    case 'userIn':
+      return `user IN (${q.vs.map(quote).join(', ')})`;
+    case 'n':
+      return `n ${q.op} ${q.v}`;
+    case 'contains':
+      return `msg CONTAINS ${quote(q.text)}`;
+    case 'msg=':
+      return `msg = ${quote(q.v)}`;
+    case 'not':
+      return `NOT (${text(q.a)})`;
+    default:
+      return `(${text(q.a)}) ${q.k.toUpperCase()} (${text(q.b)})`;
+  }
+}
+
+const tokenChar = (c: number) =>
+  (c >= 48 && c <= 57) ||
+  (c >= 65 && c <= 90) ||
+  (c >= 97 && c <= 122) ||
+  c === 95 ||
+  c === 45 ||
+  c === 46 ||
+  c > 127;
+/** Tokens as the README defines them: maximal runs of token characters, leading and trailing . and - dropped. */
+function tokens(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  const flush = () => {
+    const t = cur.replace(/^[.-]+/, '').replace(/[.-]+$/, '');
+    if (t !== '') out.push(t);
+    cur = '';
+  };
+  for (const ch of s) {
+    if ([...ch].every((_, i) => tokenChar(ch.charCodeAt(i)))) cur += ch;
+    else flush();
+  }
+  flush();
+  return out;
+}
+
+function holds(q: Q, r: MRow): boolean {
+  switch (q.k) {
+    case 'user=':
+      return r.user === q.v;
+    case 'userIn':
+      return r.user !== null && q.vs.includes(r.user);
+    case 'n':
+      if (r.n === null) return q.op === '!=';
+      return q.op === '=' ? r.n === q.v : q.op === '!=' ? r.n !== q.v : q.op === '<' ? r.n < q.v : r.n >= q.v;
+    case 'contains': {
+      const have = new Set(tokens(r.msg));
+      return tokens(q.text).every((t) => have.has(t));
+    }
+    case 'msg=':
+      return r.msg === q.v;
+    case 'not':
+      return !holds(q.a, r);
+    case 'and':
+      return holds(q.a, r) && holds(q.b, r);
+    case 'or':
+      return holds(q.a, r) || holds(q.b, r);
+  }
+}
+
+const atomArb: fc.Arbitrary<Q> = fc.oneof(
+  fc.constantFrom(...userPool, 'absent', 'L').map((v): Q => ({ k: 'user=', v })),
+  fc
+    .array(fc.constantFrom(...userPool, 'zz'), { minLength: 1, maxLength: 3 })
+    .map((vs): Q => ({ k: 'userIn', vs })),
+  fc
+    .tuple(
+      fc.constantFrom('=', '!=', '<', '>=') as fc.Arbitrary<'=' | '!=' | '<' | '>='>,
+      fc.integer({ min: -4, max: 6 }),
+    )
+    .map(([op, v]): Q => ({ k: 'n', op, v })),
+  fc
+    .array(fc.constantFrom(...tokenPool, 'absent', 'blk_-123', `${long}z`, 'ün'), {
+      minLength: 1,
+      maxLength: 2,
+    })
+    .map((ts): Q => ({ k: 'contains', text: ts.join(' ') })),
+  msgArb.filter((m) => tokens(m).length > 0).map((v): Q => ({ k: 'msg=', v })),
+);
+const queryArb: fc.Arbitrary<Q> = fc.letrec((tie) => ({
+  q: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    atomArb,
+    atomArb,
+    tie('q').map((a): Q => ({ k: 'not', a: a as Q })),
+    fc.tuple(tie('q'), tie('q')).map(([a, b]): Q => ({ k: 'and', a: a as Q, b: b as Q })),
+    fc.tuple(tie('q'), tie('q')).map(([a, b]): Q => ({ k: 'or', a: a as Q, b: b as Q })),
+  ),
+})).q as fc.Arbitrary<Q>;
+
+type Op =
+  | { op: 'addFile'; rows: MRow[]; chunkBytes: number }
+  | { op: 'addChunk'; rows: MRow[]; twice: boolean }
+  | { op: 'search'; q: Q; useIndex: boolean; limit?: number; since?: number; until?: number }
+  | { op: 'erase'; q: Q }
+  | { op: 'index'; blocks: number }
+  | { op: 'compact' }
+  | { op: 'gc' }
+  | { op: 'reopen' }
+  | { op: 'reader'; q: Q };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  {
+    arbitrary: fc.record({
+      op: fc.constant('addFile' as const),
+      rows: fc.array(rowArb, { minLength: 1, maxLength: 30 }),
+      chunkBytes: fc.integer({ min: 100, max: 3000 }),
+    }),
+    weight: 3,
+  },
+  {
+    arbitrary: fc.record({
+      op: fc.constant('addChunk' as const),
+      rows: fc.array(rowArb, { minLength: 1, maxLength: 10 }),
+      twice: fc.boolean(),
+    }),
+    weight: 2,
+  },
+  {
+    arbitrary: fc.record(
+      {
+        op: fc.constant('search' as const),
+        q: queryArb,
+        useIndex: fc.boolean(),
+        limit: fc.integer({ min: 0, max: 5 }),
+        since: fc.integer({ min: 0, max: 50 }).map((d) => t0 + d * 1000),
+        until: fc.integer({ min: 0, max: 50 }).map((d) => t0 + d * 1000),
+      },
+      { requiredKeys: ['op', 'q', 'useIndex'] },
+    ),
+    weight: 6,
+  },
+  { arbitrary: fc.record({ op: fc.constant('erase' as const), q: atomArb }), weight: 1 },
+  {
+    arbitrary: fc.record({ op: fc.constant('index' as const), blocks: fc.integer({ min: 1, max: 8 }) }),
+    weight: 2,
+  },
+  { arbitrary: fc.constant({ op: 'compact' as const }), weight: 1 },
+  { arbitrary: fc.constant({ op: 'gc' as const }), weight: 1 },
+  { arbitrary: fc.constant({ op: 'reopen' as const }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('reader' as const), q: queryArb }), weight: 1 },
+);
+
+const asCells = (r: MRow) => [r.ts, r.user, r.n, r.msg];
+
+/** MODEL_RUNS=n for a longer hunt. */
+const modelRuns = Number(process.env.MODEL_RUNS ?? 30);
+let runs = 0;
+describe('model: a stream against an array of its rows', () => {
+  it(
+    'random adds, searches, erasures, indexing, compaction, gc, reopen and a second reader',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(opArb, { minLength: 1, maxLength: 14 }),
+          fc.record({
+            mergeKeysMax: fc.integer({ min: 1, max: 60 }),
+            addKeysMax: fc.integer({ min: 1, max: 200 }),
+            fanoutMax: fc.integer({ min: 2, max: 4 }),
+            compactEveryBlocks: fc.integer({ min: 0, max: 4 }),
+            nodePageKeys: fc.integer({ min: 1, max: 16 }),
+          }),
+          async (ops, policy) => {
+            const dir = join(root, `r${runs++}`);
+            createStream(dir, ddl);
+            const file = join(dir, 'ev.jsonl');
+            writeFileSync(file, '');
+            let model: MRow[] = [];
+            let agentOffset = 0;
+            let s = await Stream.open(dir, 'ev', policy);
+            const check = async (x: Stream, q: Q, o: Omit<Extract<Op, { op: 'search' }>, 'op' | 'q'>) => {
+              const where = text(q);
+              let want = model.filter((r) => holds(q, r));
+              if (o.since !== undefined) want = want.filter((r) => r.ts >= o.since!);
+              if (o.until !== undefined) want = want.filter((r) => r.ts < o.until!);
+              if (o.limit !== undefined) want = want.slice(0, o.limit);
+              const got = await x.search(x.parse(where), o);
+              expect(got.rows, `${where} ${JSON.stringify(o)}`).toEqual(want.map(asCells));
+            };
+            try {
+              for (const o of ops) {
+                switch (o.op) {
+                  case 'addFile': {
+                    appendFileSync(file, o.rows.map((r) => `${line(r)}\n`).join(''));
+                    await s.ingestFile(file, { chunkBytes: o.chunkBytes });
+                    model.push(...o.rows);
+                    break;
+                  }
+                  case 'addChunk': {
+                    const lines = o.rows.map(line);
+                    const content = Buffer.from(lines.map((l) => `${l}\n`).join(''));
+                    const from = agentOffset;
+                    const to = from + content.length;
+                    expect(await s.ingestChunk('agent:h1', from, to, lines, content)).toBe(true);
+                    if (o.twice)
+                      expect(await s.ingestChunk('agent:h1', from, to, lines, content)).toBe(false);
+                    agentOffset = to;
+                    model.push(...o.rows);
+                    break;
+                  }
+                  case 'search':
+                    await check(s, o.q, {
+                      useIndex: o.useIndex,
+                      limit: o.limit,
+                      since: o.since,
+                      until: o.until,
+                    });
+                    break;
+                  case 'erase': {
+                    const want = model.filter((r) => holds(o.q, r)).length;
+                    const got = await s.erase(text(o.q));
+                    expect(got.rows, text(o.q)).toBe(want);
+                    model = model.filter((r) => !holds(o.q, r));
+                    break;
+                  }
+                  case 'index':
+                    await s.indexStep(o.blocks);
+                    break;
+                  case 'compact':
+                    await s.compact();
+                    break;
+                  case 'gc':
+                    await s.gc({ graceMs: 0 });
+                    break;
+                  case 'reopen':
+                    await s.close();
+                    s = await Stream.open(dir, 'ev', policy);
+                    break;
+                  case 'reader': {
+                    const r = await Stream.open(dir, 'ev');
+                    try {
+                      await check(r, o.q, { useIndex: true });
+                    } finally {
+                      await r.close();
+                    }
+                    break;
+                  }
+                }
+              }
+              // at the end: everything, through the index and without it
+              await s.indexAll();
+              for (const x of [true, false]) {
+                const all = await s.search(s.parse(''), { useIndex: x });
+                expect(all.rows).toEqual(model.map(asCells));
+              }
+            } finally {
+              await s.close();
+              rmSync(dir, { recursive: true, force: true });
+            }
+          },
+        ),
+        { numRuns: modelRuns },
+      );
+    },
+    60_000 + modelRuns * 2_000,
+  );
+});
+
+/** A stream of `lines` (objects), ingested; its directory and the open Stream. */
+async function streamOf(name: string, objs: object[]): Promise<Stream> {
+  const dir = join(root, name);
+  createStream(dir, ddl);
+  const file = join(dir, 'ev.jsonl');
+  writeFileSync(file, objs.map((o) => `${JSON.stringify(o)}\n`).join(''));
+  const s = await Stream.open(dir, 'ev');
+  await s.ingestFile(file);
+  return s;
+}
+
+describe('model: cases it found', () => {
+  it('CONTAINS a token past 128 characters matches that token only, not others of its first 128', async () => {
+    // a JWT's header and the start of its claims are the same for every token a service issues
+    const head = `eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.${'eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6'.repeat(3)}`;
+    const [a, b] = [`${head}AAAA.sig1`, `${head}BBBB.sig2`];
+    expect(head.length).toBeGreaterThan(128);
+    const s = await streamOf('long-tokens', [
+      { ts: t0, user: 'u1', msg: `login token=${a}` },
+      { ts: t0, user: 'u2', msg: `login token=${b}` },
+    ]);
+    try {
+      const msgs = async (q: string, useIndex: boolean) =>
+        (await s.search(s.parse(q), { useIndex })).rows.map((r) => r[1]);
+      for (const round of ['tail', 'indexed']) {
+        if (round === 'indexed') await s.indexAll();
+        for (const useIndex of [true, false]) {
+          expect(await msgs(`msg CONTAINS '${a}'`, useIndex), round).toEqual(['u1']);
+          expect(await msgs(`msg CONTAINS '${b}'`, useIndex), round).toEqual(['u2']);
+          expect(await msgs(`msg CONTAINS '${head}CCCC.sig3'`, useIndex), round).toEqual([]);
+          expect(await msgs(`msg CONTAINS 'login'`, useIndex), round).toEqual(['u1', 'u2']);
+        }
+      }
+      // erasing one token's rows leaves the other's
+      expect((await s.erase(`msg CONTAINS '${a}'`)).rows).toBe(1);
+      expect(await msgs(`msg CONTAINS 'login'`, false)).toEqual(['u2']);
+      expect(await msgs(`msg CONTAINS '${b}'`, true)).toEqual(['u2']);
+    } finally {
+      await s.close();
+    }
+  });
+});
