@@ -3,7 +3,7 @@
 // `commitTokensJson`, which stays the reference and the fallback: the JSON text of a page's column (the
 // cells as `JSON.stringify` writes them, UTF-8), every token of every string cell (runs of letters,
 // digits, `_ - .` and bytes above ASCII, trimmed of `.` and `-` at both ends, cut to `tokenCharsMax`
-// bytes, at most `tokensPerValueMax` a cell; escapes are separators), each distinct key (prefix + token)
+// bytes, every token of a cell; escapes are separators), each distinct key (prefix + token)
 // written once to `out`, with its offset and length, for one HighwayHash batch.
 //
 // Everything lives at addresses the caller passes (it lays them out from `base` up); the byte classes
@@ -18,7 +18,6 @@ const classQuote: u32 = 4;
 const classEscape: u32 = 8;
 const classTrim: u32 = 16;
 /** As formats.ts's. */
-const tokensPerValueMax: u32 = 4096;
 const tokenCharsMax: usize = 128;
 /** Slots of the dedupe table at the start of a call (doubled while over half full). */
 const slotsFirst: u32 = 4096;
@@ -178,7 +177,6 @@ export function tokenKeys(
       continue;
     }
     i++;
-    let count: u32 = 0;
     for (;;) {
       let k = cls(text + i);
       while (k == 0) k = cls(text + ++i);
@@ -199,14 +197,12 @@ export function tokenKeys(
         kinds |= k;
         k = cls(text + ++i);
       } while ((k & classToken) != 0);
-      if (count >= tokensPerValueMax) continue;
       let e = i;
       if (((cls(text + s) | cls(text + e - 1)) & classTrim) != 0) {
         while (s < e && (cls(text + s) & classTrim) != 0) s++;
         while (e > s && (cls(text + e - 1) & classTrim) != 0) e--;
         if (e <= s) continue;
       }
-      count++;
       if ((kinds & classNonAscii) != 0) return -1;
       let len = e - s;
       if (len > tokenCharsMax) len = tokenCharsMax;

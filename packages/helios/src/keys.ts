@@ -6,7 +6,7 @@
 import { hash64Batch } from '@strata/highwayhash';
 import { learnedSort } from '@strata/learned-sort';
 import type { StreamDef } from './ddl.js';
-import { type Cell, isTokenChar, type Row, tokenCharsMax, tokensPerValueMax } from './formats.js';
+import { type Cell, isTokenChar, type Row, tokenCharsMax } from './formats.js';
 import { tokenKeysOfJson, valueKeysOfJson } from './tokenscan.js';
 
 /** The fixed HighwayHash key for index keys (the digits of pi); changing it invalidates every index. */
@@ -307,9 +307,8 @@ function commitTokens(kb: KeyBytes, col: number, v: string): void {
   const prefix = tokenKey(col, '');
   const pl = prefix.length; // ASCII digits and \u0001
   const n = v.length;
-  let count = 0;
   let i = 0;
-  while (i < n && count < tokensPerValueMax) {
+  while (i < n) {
     while (i < n && !isTokenChar(v.charCodeAt(i))) i++;
     let s = i;
     while (i < n && isTokenChar(v.charCodeAt(i))) i++;
@@ -317,7 +316,6 @@ function commitTokens(kb: KeyBytes, col: number, v: string): void {
     while (s < e && (v.charCodeAt(s) === 46 || v.charCodeAt(s) === 45)) s++;
     while (e > s && (v.charCodeAt(e - 1) === 46 || v.charCodeAt(e - 1) === 45)) e--;
     if (e <= s) continue;
-    count++;
     if (e > s + tokenCharsMax) e = s + tokenCharsMax;
     kb.reserve(pl + 3 * (e - s));
     const buf = kb.buf;
@@ -400,7 +398,6 @@ function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean 
       continue;
     }
     i++;
-    let count = 0;
     for (;;) {
       // to the next token or the end of the string (one class lookup a byte)
       let k = byteClass[json[i]!]!;
@@ -423,7 +420,6 @@ function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean 
         c = json[++i]!;
         k = byteClass[c]!;
       } while ((k & classToken) !== 0);
-      if (count >= tokensPerValueMax) continue;
       const len = i - s0;
       if (
         ((k0 | byteClass[json[i - 1]!]!) & classTrim) === 0 &&
@@ -431,7 +427,6 @@ function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean 
         (kinds & classNonAscii) === 0
       ) {
         // taken whole (most tokens): a repeat in this text is found in `seenSlots`, compared word by word
-        count++;
         let slot = h & mask;
         let repeat = false;
         for (let x = slots[slot]!; x !== 0; x = slots[slot]!) {
@@ -463,7 +458,6 @@ function commitTokensJson(kb: KeyBytes, col: number, json: Uint8Array): boolean 
       while (s < e && (byteClass[json[s]!]! & classTrim) !== 0) s++;
       while (e > s && (byteClass[json[e - 1]!]! & classTrim) !== 0) e--;
       if (e <= s) continue;
-      count++;
       if ((kinds & classNonAscii) === 0) kb.commit(prefix, json, jv, s, Math.min(e - s, tokenCharsMax));
       else {
         const t = utf8.decode(json.subarray(s, e));

@@ -358,13 +358,13 @@ describe('model: a stream against an array of its rows', () => {
 });
 
 /** A stream of `lines` (objects), ingested; its directory and the open Stream. */
-async function streamOf(name: string, objs: object[]): Promise<Stream> {
+async function streamOf(name: string, objs: object[], chunkBytes?: number): Promise<Stream> {
   const dir = join(root, name);
   createStream(dir, ddl);
   const file = join(dir, 'ev.jsonl');
   writeFileSync(file, objs.map((o) => `${JSON.stringify(o)}\n`).join(''));
   const s = await Stream.open(dir, 'ev');
-  await s.ingestFile(file);
+  await s.ingestFile(file, chunkBytes === undefined ? {} : { chunkBytes });
   return s;
 }
 
@@ -394,6 +394,43 @@ describe('model: cases it found', () => {
       expect((await s.erase(`msg CONTAINS '${a}'`)).rows).toBe(1);
       expect(await msgs(`msg CONTAINS 'login'`, false)).toEqual(['u2']);
       expect(await msgs(`msg CONTAINS '${b}'`, true)).toEqual(['u2']);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('model: a long message', () => {
+  it("CONTAINS finds a token past a value's 4,096th, through the index and without it", async () => {
+    // a stack trace or a dump of ids in one line: 5,000 tokens, the needle last
+    const msg = `${Array.from({ length: 5000 }, (_, i) => `frame${i}`).join(' ')} needle_77`;
+    // a block a line: keys from the WebAssembly scan (ASCII), the JavaScript scan of the JSON text (a
+    // non-ASCII token) and the strings' (a lone surrogate)
+    const s = await streamOf(
+      'many-tokens',
+      [
+        { ts: t0, user: 'u1', msg },
+        { ts: t0, user: 'u2', msg: 'short needle_78' },
+        { ts: t0, user: 'u3', msg: `é ${msg}` },
+        { ts: t0, user: 'u4', msg: `\ud800 ${msg}` },
+      ],
+      1024,
+    );
+    try {
+      const users = async (q: string, useIndex: boolean) =>
+        (await s.search(s.parse(q), { useIndex })).rows.map((r) => r[1]);
+      for (const round of ['tail', 'indexed']) {
+        if (round === 'indexed') await s.indexAll();
+        for (const useIndex of [true, false]) {
+          expect(await users("msg CONTAINS 'needle_77'", useIndex), round).toEqual(['u1', 'u3', 'u4']);
+          expect(await users("msg CONTAINS 'frame4999'", useIndex), round).toEqual(['u1', 'u3', 'u4']);
+          expect(await users("msg CONTAINS 'frame1 needle_77'", useIndex), round).toEqual(['u1', 'u3', 'u4']);
+        }
+      }
+      expect(s.blockCount).toBe(4);
+      expect((await s.erase("msg CONTAINS 'needle_77'")).rows).toBe(3);
+      expect(await users("msg CONTAINS 'needle_78'", true)).toEqual(['u2']);
+      expect(await users("msg CONTAINS 'frame4999'", false)).toEqual([]);
     } finally {
       await s.close();
     }
