@@ -325,6 +325,7 @@ export class VirtualLog implements Loglet {
     if (from < this.trimPoint) throw new TrimmedError(from, this.trimPoint);
     const out: LogRecord[] = [];
     let pos = from;
+    let refreshed = false;
     for (let i = 0; i < this.chain.segments.length && pos < to; i++) {
       const seg = this.chain.segments[i]!;
       const end = seg.end ?? Number.POSITIVE_INFINITY;
@@ -332,9 +333,18 @@ export class VirtualLog implements Loglet {
       const recs = await (await this.loglet(i)).read(pos, Math.min(to, end));
       // one by one: spread as arguments, a segment's 150,000 records overflowed the stack (RangeError)
       for (const r of recs) out.push(r);
-      if (recs.length === 0) break;
-      pos = recs[recs.length - 1]!.position + 1;
-      if (pos < Math.min(to, end)) break; // the active segment's tail
+      if (recs.length > 0) pos = recs[recs.length - 1]!.position + 1;
+      if (pos >= Math.min(to, end)) continue;
+      // short of `to` in what this client last knew as the active segment: its tail, unless another client
+      // sealed it and chained a successor since this client's chain was fetched (a reader that never
+      // appends nor checks the tail read nothing past a reconfiguration, forever). One fetch of the chain
+      // per read that stops there; a read up to a tail just checked (`checkTail` fetches it) never does.
+      if (seg.end !== undefined || refreshed) break;
+      refreshed = true;
+      const segmentsBefore = this.chain.segments.length;
+      await this.refresh();
+      if (this.chain.segments.length <= segmentsBefore) break;
+      i--; // this segment again, up to the end it was sealed at, then its successors
     }
     return out;
   }

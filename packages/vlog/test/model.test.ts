@@ -1,0 +1,210 @@
+/**
+ * Model-based tests of the VirtualLog over shared stores: random sequences of append / read / checkTail /
+ * reconfigure / prefixTrim / seal / close-and-reopen from several clients (each its own VirtualLog and its
+ * own loglet objects over one shared object store, as separate processes would be), checked against a
+ * reference shared log: positions dense and increasing, every acknowledged record readable at its position
+ * until trimmed, nothing unacknowledged or twice, a sealed log takes no append, a reopened client goes on
+ * where the log is.
+ */
+import { MemStore } from '@strata/objstore';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  type Chain,
+  type Loglet,
+  MemoryLoglet,
+  MemoryMetaStore,
+  ObjectStoreLoglet,
+  SealedError,
+  StripedLoglet,
+  TrimmedError,
+  VirtualLog,
+} from '../src/index.js';
+
+type Kind = 'mem' | 'obj' | 'striped';
+
+/** One shared world: a MetaStore, an object store, memory loglets shared by segment index. */
+function world() {
+  const meta = new MemoryMetaStore<Chain & { trim?: number }>();
+  const store = new MemStore();
+  const mems = new Map<number, MemoryLoglet>();
+  // a client's loglets are its own objects over the shared state (a process of its own would open them)
+  const factory = async (spec: string, start: number, index: number): Promise<Loglet> => {
+    const kind = spec as Kind;
+    if (kind === 'mem') {
+      let m = mems.get(index);
+      if (!m) mems.set(index, (m = new MemoryLoglet(start)));
+      return m;
+    }
+    if (kind === 'obj') return new ObjectStoreLoglet(store, `seg-${index}`, start);
+    return new StripedLoglet(
+      start,
+      [0, 1].map((i) => new ObjectStoreLoglet(store, `seg-${index}-s${i}`, 0)),
+    );
+  };
+  return { meta, store, factory };
+}
+
+type Cmd =
+  | { op: 'append'; c: number; n: number }
+  | { op: 'read'; c: number; from: number; len: number }
+  | { op: 'tail'; c: number }
+  | { op: 'reconfigure'; c: number; kind: Kind }
+  | { op: 'trim'; c: number; at: number }
+  | { op: 'reopen'; c: number }
+  | { op: 'appendDuringReconfigure'; c: number; d: number; kind: Kind };
+
+const clientsN = 3;
+const kindArb = fc.constantFrom<Kind>('mem', 'obj', 'striped');
+const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      op: fc.constant('append' as const),
+      c: fc.nat(clientsN - 1),
+      n: fc.integer({ min: 1, max: 3 }),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      op: fc.constant('read' as const),
+      c: fc.nat(clientsN - 1),
+      from: fc.nat(40),
+      len: fc.integer({ min: 0, max: 40 }),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('tail' as const), c: fc.nat(clientsN - 1) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ op: fc.constant('reconfigure' as const), c: fc.nat(clientsN - 1), kind: kindArb }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constant('trim' as const), c: fc.nat(clientsN - 1), at: fc.nat(40) }),
+  },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('reopen' as const), c: fc.nat(clientsN - 1) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('appendDuringReconfigure' as const),
+      c: fc.nat(clientsN - 1),
+      d: fc.nat(clientsN - 1),
+      kind: kindArb,
+    }),
+  },
+);
+
+const text = (p: Uint8Array) => Buffer.from(p).toString();
+
+async function runModel(first: Kind, cmds: Cmd[]): Promise<void> {
+  const w = world();
+  const open = () => VirtualLog.connect(w.meta, w.factory, { appendTimeoutMs: 200 });
+  await VirtualLog.create(w.meta, w.factory, first);
+  const clients: VirtualLog[] = [];
+  for (let c = 0; c < clientsN; c++) clients.push(await open());
+  // the reference log: payload at each position, and the trim point
+  const model: string[] = [];
+  let trim = 0;
+  let seq = 0;
+  const checkRead = async (c: number, from: number, to: number) => {
+    let recs: { position: number; payload: Uint8Array }[];
+    try {
+      recs = await clients[c]!.read(from, to);
+    } catch (e) {
+      // a client that has not seen a trim may still read what is stored; one that has must refuse
+      if (e instanceof TrimmedError && from < trim) return;
+      throw e;
+    }
+    if (from < trim && recs.length === 0) return;
+    const want = model.slice(from, Math.min(to, model.length));
+    expect(
+      recs.map((r) => r.position),
+      `read(${from}, ${to}) by client ${c}`,
+    ).toEqual(want.map((_, i) => from + i));
+    expect(recs.map((r) => text(r.payload))).toEqual(want);
+  };
+  for (const cmd of cmds) {
+    const v = clients[cmd.c]!;
+    switch (cmd.op) {
+      case 'append': {
+        const batch = Array.from({ length: cmd.n }, () => Buffer.from(`r${seq++}`));
+        const ps = await v.append(batch);
+        expect(ps).toEqual(batch.map((_, i) => model.length + i));
+        for (const b of batch) model.push(text(b));
+        break;
+      }
+      case 'read':
+        await checkRead(cmd.c, cmd.from, cmd.from + cmd.len);
+        await checkRead(cmd.c, cmd.from, Number.POSITIVE_INFINITY);
+        break;
+      case 'tail':
+        expect(await v.checkTail()).toEqual({ tail: model.length, sealed: false });
+        break;
+      case 'reconfigure':
+        expect(await v.reconfigure(cmd.kind)).toBe(model.length);
+        break;
+      case 'trim':
+        await v.prefixTrim(cmd.at);
+        trim = Math.max(trim, Math.min(cmd.at, model.length));
+        expect(v.firstPosition).toBe(trim);
+        break;
+      case 'reopen':
+        await v.close().catch(() => undefined);
+        clients[cmd.c] = await open();
+        break;
+      case 'appendDuringReconfigure': {
+        // an append races a reconfiguration by another client: it lands in one segment or the other
+        const batch = [Buffer.from(`r${seq++}`)];
+        const [ps] = await Promise.all([
+          clients[cmd.c]!.append(batch),
+          clients[cmd.d]!.reconfigure(cmd.kind),
+        ]);
+        expect(ps).toEqual([model.length]);
+        model.push(text(batch[0]!));
+        break;
+      }
+    }
+  }
+  // every client, and a fresh one, reads the whole untrimmed log
+  clients.push(await open());
+  for (let c = 0; c < clients.length; c++) {
+    expect(await clients[c]!.checkTail()).toEqual({ tail: model.length, sealed: false });
+    await checkRead(c, trim, Number.POSITIVE_INFINITY);
+  }
+  // a sealed log takes no append
+  await clients[0]!.seal();
+  const late = await VirtualLog.connect(w.meta, w.factory, { appendTimeoutMs: 0 });
+  await expect(late.append([Buffer.from('late')])).rejects.toBeInstanceOf(SealedError);
+}
+
+describe('VirtualLog against a reference log (model-based)', () => {
+  it('a reader that neither appends nor checks the tail reads past a reconfiguration made by another client', async () => {
+    const w = world();
+    const writer = await VirtualLog.create(w.meta, w.factory, 'mem');
+    const reader = await VirtualLog.connect(w.meta, w.factory);
+    await writer.append([Buffer.from('a'), Buffer.from('b')]);
+    expect((await reader.read(0, Number.POSITIVE_INFINITY)).length).toBe(2);
+    await writer.reconfigure('obj');
+    await writer.append([Buffer.from('c')]);
+    await writer.reconfigure('mem');
+    await writer.append([Buffer.from('d')]);
+    // its chain still ends in the first segment, sealed at 2 by the writer: it read [] from 2, forever
+    expect((await reader.read(2, Number.POSITIVE_INFINITY)).map((r) => text(r.payload))).toEqual(['c', 'd']);
+    expect((await reader.read(0, 4)).map((r) => r.position)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('random operations from three clients over memory, object-store and striped segments', async () => {
+    await fc.assert(
+      fc.asyncProperty(kindArb, fc.array(cmdArb, { minLength: 1, maxLength: 60 }), (first, cmds) =>
+        runModel(first, cmds),
+      ),
+      {
+        numRuns: Number(process.env.MODEL_RUNS ?? 500),
+        timeout: 10_000,
+        endOnFailure: process.env.MODEL_END === '1',
+        seed: process.env.MODEL_SEED ? Number(process.env.MODEL_SEED) : undefined,
+      },
+    );
+  }, 300_000);
+});
