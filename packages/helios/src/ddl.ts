@@ -375,7 +375,16 @@ export function parseDdl(src: string, file = 'DDL', opts: { existing?: boolean }
       );
     return c;
   };
+  // A clause given twice is refused where the second starts: the second silently replaced the first (a
+  // CHUNK ... OR 4 MB followed by a CHUNK EVERY 5 SECONDS kept the 4 MB and took the 5 s). A stream
+  // created before keeps working: its stored DDL, parsed as an existing stream's, takes the last one.
+  const clauses = new Set<string>();
   while (peek().kind !== 'eof' && !(peek().kind === 'punct' && peek().text === ';')) {
+    const c = peek();
+    const clause = c.kind === 'ident' ? c.text.toUpperCase() : '';
+    if (clauses.has(clause) && !opts.existing)
+      throw new DdlError(`${clause} is given twice (give each clause once)`, c.line, c.col, file);
+    clauses.add(clause);
     if (isKw('CHUNK')) {
       p++;
       kw('EVERY');

@@ -172,6 +172,23 @@ describe('DDL', () => {
     );
   });
 
+  it('refuses a clause given twice where the second starts; a stored DDL takes the last', () => {
+    const base = "CREATE STREAM a SOURCES ('x') FORMAT json COLUMNS (x INT)";
+    for (const [rest, clause] of [
+      ['CHUNK EVERY 10 SECONDS OR 4 MB CHUNK EVERY 5 SECONDS', 'CHUNK'],
+      ['RETAIN 30 DAYS RETAIN 1 DAY', 'RETAIN'],
+      ['STORAGE standard RETAIN 2 DAYS storage express', 'STORAGE'],
+    ] as const) {
+      // where the second one starts, on line 2 after its two blanks
+      const col = 3 + rest.toUpperCase().lastIndexOf(clause);
+      expect(errorOf(`${base}\n  ${rest}`).message, rest).toBe(
+        `DDL:2:${col}: ${clause} is given twice (give each clause once)`,
+      );
+    }
+    const old = parseDdl(`${base} RETAIN 30 DAYS RETAIN 1 DAY`, 'DDL', { existing: true });
+    expect(old.retainMs).toBe(86_400_000);
+  });
+
   it('never crashes on arbitrary input: a DdlError or a definition', () => {
     const words = fc.constantFrom(
       'CREATE',
