@@ -13,9 +13,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 const root = mkdtempSync(join(tmpdir(), 'helios-model-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const ddl = `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
-  COLUMNS (ts TIMESTAMP, user STRING, n INT, msg TEXT)
-  INDEX (user, n, TOKENS(msg))`;
+const ddlOf = (index: string) => `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
+  COLUMNS (ts TIMESTAMP, user STRING, n INT, msg TEXT, f FLOAT) ${index}`;
+const ddl = ddlOf('INDEX (user, n, TOKENS(msg))');
+/** The model test's index choices: values and tokens, tokens of a STRING, none, values of every kind. */
+const indexes = [
+  'INDEX (user, n, TOKENS(msg))',
+  'INDEX (TOKENS(user), TOKENS(msg))',
+  '',
+  'INDEX (ts, f, user, msg)',
+];
 const t0 = Date.UTC(2024, 0, 1);
 
 interface MRow {
@@ -23,6 +30,7 @@ interface MRow {
   user: string | null;
   n: number | null;
   msg: string;
+  f: number | null;
 }
 
 const long = 'L'.repeat(140);
@@ -68,6 +76,7 @@ const rowArb: fc.Arbitrary<MRow> = fc.record({
   user: fc.option(fc.constantFrom(...userPool), { nil: null, freq: 6 }),
   n: fc.option(fc.integer({ min: -3, max: 5 }), { nil: null, freq: 6 }),
   msg: msgArb,
+  f: fc.option(fc.constantFrom(0, 1.5, -2, 0.1, 1e21, 3), { nil: null, freq: 4 }),
 });
 
 function line(r: MRow): string {
@@ -76,6 +85,7 @@ function line(r: MRow): string {
     ...(r.user === null ? {} : { user: r.user }),
     ...(r.n === null ? {} : { n: r.n }),
     msg: r.msg,
+    ...(r.f === null ? {} : { f: r.f }),
   });
 }
 
@@ -87,6 +97,8 @@ type Q =
   | { k: 'n'; op: '=' | '!=' | '<' | '>='; v: number }
   | { k: 'contains'; text: string }
   | { k: 'msg='; v: string }
+  | { k: 'ts'; op: '=' | '<' | '>='; v: number }
+  | { k: 'f'; op: '=' | '!=' | '<'; v: number }
   | { k: 'not'; a: Q }
   | { k: 'and' | 'or'; a: Q; b: Q };
 
@@ -103,6 +115,10 @@ function text(q: Q): string {
       return `msg CONTAINS ${quote(q.text)}`;
     case 'msg=':
       return `msg = ${quote(q.v)}`;
+    case 'ts':
+      return `ts ${q.op} '${new Date(q.v).toISOString()}'`;
+    case 'f':
+      return `f ${q.op} ${q.v}`;
     case 'not':
       return `NOT (${text(q.a)})`;
     default:
@@ -150,6 +166,11 @@ function holds(q: Q, r: MRow): boolean {
     }
     case 'msg=':
       return r.msg === q.v;
+    case 'ts':
+      return q.op === '=' ? r.ts === q.v : q.op === '<' ? r.ts < q.v : r.ts >= q.v;
+    case 'f':
+      if (r.f === null) return q.op === '!=';
+      return q.op === '=' ? r.f === q.v : q.op === '!=' ? r.f !== q.v : r.f < q.v;
     case 'not':
       return !holds(q.a, r);
     case 'and':
@@ -177,6 +198,15 @@ const atomArb: fc.Arbitrary<Q> = fc.oneof(
     })
     .map((ts): Q => ({ k: 'contains', text: ts.join(' ') })),
   msgArb.filter((m) => tokens(m).length > 0).map((v): Q => ({ k: 'msg=', v })),
+  fc
+    .tuple(fc.constantFrom('=', '<', '>=') as fc.Arbitrary<'=' | '<' | '>='>, fc.integer({ min: 0, max: 50 }))
+    .map(([op, d]): Q => ({ k: 'ts', op, v: t0 + d * 1000 })),
+  fc
+    .tuple(
+      fc.constantFrom('=', '!=', '<') as fc.Arbitrary<'=' | '!=' | '<'>,
+      fc.constantFrom(0, 1.5, 0.1, 1e21, 7),
+    )
+    .map(([op, v]): Q => ({ k: 'f', op, v })),
 );
 const queryArb: fc.Arbitrary<Q> = fc.letrec((tie) => ({
   q: fc.oneof(
@@ -198,7 +228,8 @@ type Op =
   | { op: 'compact' }
   | { op: 'gc' }
   | { op: 'reopen' }
-  | { op: 'reader'; q: Q };
+  | { op: 'reader'; q: Q }
+  | { op: 'burst'; chunks: MRow[][]; q: Q };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -218,42 +249,55 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 2,
   },
   {
-    arbitrary: fc.record(
-      {
-        op: fc.constant('search' as const),
-        q: queryArb,
-        useIndex: fc.boolean(),
-        limit: fc.integer({ min: 0, max: 5 }),
-        since: fc.integer({ min: 0, max: 50 }).map((d) => t0 + d * 1000),
-        until: fc.integer({ min: 0, max: 50 }).map((d) => t0 + d * 1000),
-      },
-      { requiredKeys: ['op', 'q', 'useIndex'] },
-    ),
+    arbitrary: fc.record({
+      op: fc.constant('search' as const),
+      q: queryArb,
+      useIndex: fc.boolean(),
+      limit: fc.option(fc.integer({ min: 0, max: 5 }), { nil: undefined, freq: 2 }),
+      since: fc.option(
+        fc.integer({ min: 0, max: 50 }).map((d) => t0 + d * 1000),
+        { nil: undefined, freq: 2 },
+      ),
+      until: fc.option(
+        fc.integer({ min: 0, max: 50 }).map((d) => t0 + d * 1000),
+        { nil: undefined, freq: 2 },
+      ),
+    }),
     weight: 6,
   },
-  { arbitrary: fc.record({ op: fc.constant('erase' as const), q: atomArb }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('erase' as const), q: fc.oneof(atomArb, queryArb) }), weight: 1 },
   {
-    arbitrary: fc.record({ op: fc.constant('index' as const), blocks: fc.integer({ min: 1, max: 8 }) }),
-    weight: 2,
+    arbitrary: fc.record({ op: fc.constant('index' as const), blocks: fc.integer({ min: 1, max: 20 }) }),
+    weight: 3,
   },
   { arbitrary: fc.constant({ op: 'compact' as const }), weight: 1 },
   { arbitrary: fc.constant({ op: 'gc' as const }), weight: 1 },
   { arbitrary: fc.constant({ op: 'reopen' as const }), weight: 1 },
   { arbitrary: fc.record({ op: fc.constant('reader' as const), q: queryArb }), weight: 1 },
+  {
+    // agents' chunks taken at once by one Stream, beside an indexer step, a search and a compaction
+    arbitrary: fc.record({
+      op: fc.constant('burst' as const),
+      chunks: fc.array(fc.array(rowArb, { minLength: 1, maxLength: 8 }), { minLength: 2, maxLength: 4 }),
+      q: queryArb,
+    }),
+    weight: 1,
+  },
 );
 
-const asCells = (r: MRow) => [r.ts, r.user, r.n, r.msg];
+const asCells = (r: MRow) => [r.ts, r.user, r.n, r.msg, r.f];
 
 /** MODEL_RUNS=n for a longer hunt. */
 const modelRuns = Number(process.env.MODEL_RUNS ?? 30);
 let runs = 0;
+const tally = { ops: 0, searches: 0, rowsFound: 0, erased: 0, indexed: 0 };
 describe('model: a stream against an array of its rows', () => {
   it(
     'random adds, searches, erasures, indexing, compaction, gc, reopen and a second reader',
     async () => {
       await fc.assert(
         fc.asyncProperty(
-          fc.array(opArb, { minLength: 1, maxLength: 14 }),
+          fc.array(opArb, { minLength: 1, maxLength: 24, size: 'max' }),
           fc.record({
             mergeKeysMax: fc.integer({ min: 1, max: 60 }),
             addKeysMax: fc.integer({ min: 1, max: 200 }),
@@ -261,13 +305,15 @@ describe('model: a stream against an array of its rows', () => {
             compactEveryBlocks: fc.integer({ min: 0, max: 4 }),
             nodePageKeys: fc.integer({ min: 1, max: 16 }),
           }),
-          async (ops, policy) => {
+          fc.constantFrom(...indexes),
+          async (ops, policy, index) => {
             const dir = join(root, `r${runs++}`);
-            createStream(dir, ddl);
+            createStream(dir, ddlOf(index));
             const file = join(dir, 'ev.jsonl');
             writeFileSync(file, '');
             let model: MRow[] = [];
             let agentOffset = 0;
+            let bursts = 0;
             let s = await Stream.open(dir, 'ev', policy);
             const check = async (x: Stream, q: Q, o: Omit<Extract<Op, { op: 'search' }>, 'op' | 'q'>) => {
               const where = text(q);
@@ -276,10 +322,14 @@ describe('model: a stream against an array of its rows', () => {
               if (o.until !== undefined) want = want.filter((r) => r.ts < o.until!);
               if (o.limit !== undefined) want = want.slice(0, o.limit);
               const got = await x.search(x.parse(where), o);
+              tally.searches++;
+              tally.rowsFound += got.rows.length;
+              tally.indexed += got.stats.blocksIndexed;
               expect(got.rows, `${where} ${JSON.stringify(o)}`).toEqual(want.map(asCells));
             };
             try {
               for (const o of ops) {
+                tally.ops++;
                 switch (o.op) {
                   case 'addFile': {
                     appendFileSync(file, o.rows.map((r) => `${line(r)}\n`).join(''));
@@ -311,6 +361,7 @@ describe('model: a stream against an array of its rows', () => {
                     const want = model.filter((r) => holds(o.q, r)).length;
                     const got = await s.erase(text(o.q));
                     expect(got.rows, text(o.q)).toBe(want);
+                    tally.erased += want;
                     model = model.filter((r) => !holds(o.q, r));
                     break;
                   }
@@ -327,6 +378,43 @@ describe('model: a stream against an array of its rows', () => {
                     await s.close();
                     s = await Stream.open(dir, 'ev', policy);
                     break;
+                  case 'burst': {
+                    // each chunk from an agent of its own; their order in the log is the order they land
+                    const source = (i: number) => `agent:b${bursts}-${i}`;
+                    bursts++;
+                    const sent = o.chunks.map((rows, i) => {
+                      const lines = rows.map(line);
+                      const content = Buffer.from(lines.map((l) => `${l}\n`).join(''));
+                      return s.ingestChunk(source(i), 0, content.length, lines, content);
+                    });
+                    const before = model.length;
+                    const [acks] = await Promise.all([
+                      Promise.all(sent),
+                      s.indexStep(3),
+                      s.search(s.parse(text(o.q))),
+                      s.compact(),
+                    ]);
+                    expect(acks).toEqual(o.chunks.map(() => true));
+                    const all = await s.search(s.parse(''), { useIndex: false });
+                    expect(all.rows.slice(0, before)).toEqual(model.map(asCells));
+                    // the chunks' rows after the others, each chunk one block, in some order
+                    const blocks = new Map<number, unknown[][]>();
+                    all.seqs.slice(before).forEach((seq, k) => {
+                      blocks.set(seq, [...(blocks.get(seq) ?? []), all.rows[before + k]!]);
+                    });
+                    const left = o.chunks.map((rows) => rows);
+                    const want: MRow[] = [];
+                    for (const rows of blocks.values()) {
+                      const i = left.findIndex(
+                        (c) => JSON.stringify(c.map(asCells)) === JSON.stringify(rows),
+                      );
+                      expect(i, 'a block that is no chunk sent').toBeGreaterThanOrEqual(0);
+                      want.push(...left.splice(i, 1)[0]!);
+                    }
+                    expect(left).toEqual([]);
+                    model.push(...want);
+                    break;
+                  }
                   case 'reader': {
                     const r = await Stream.open(dir, 'ev');
                     try {
@@ -352,6 +440,7 @@ describe('model: a stream against an array of its rows', () => {
         ),
         { numRuns: modelRuns },
       );
+      console.log(`model test: ${JSON.stringify(tally)}`);
     },
     60_000 + modelRuns * 2_000,
   );
