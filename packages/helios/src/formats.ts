@@ -276,16 +276,34 @@ export function loghubMatcher(template: string): (line: string) => string[] | un
   };
 }
 
+/** What a logfmt quoted value's escape stands for (JSON's, as go-logfmt writes them), but `\uXXXX`. */
+const logfmtEscapes: Record<string, string> = {
+  '"': '"',
+  '\\': '\\',
+  '/': '/',
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+};
+
+/**
+ * logfmt as go-logfmt reads and writes it: pairs separated by blanks (any character up to a space: tabs
+ * too), a bare key is `true`, a quoted value takes JSON's escapes. Until 2026-12-07 only spaces separated
+ * pairs (`a=x<TAB>n=1` was `a` = "x<TAB>n=1") and an escape stood for the character after it, so a
+ * message logged with a newline (`msg="first\nsecond"`) was stored as `firstnsecond`, one token.
+ */
 function parseLogfmt(line: string): Record<string, string> | undefined {
   const out: Record<string, string> = {};
   let i = 0;
   const n = line.length;
   let any = false;
   while (i < n) {
-    while (i < n && line[i] === ' ') i++;
+    while (i < n && line.charCodeAt(i) <= 32) i++;
     if (i >= n) break;
     const k0 = i;
-    while (i < n && line[i] !== '=' && line[i] !== ' ') i++;
+    while (i < n && line[i] !== '=' && line.charCodeAt(i) > 32) i++;
     const key = line.slice(k0, i);
     if (line[i] !== '=') {
       if (key) out[key] = 'true';
@@ -296,14 +314,21 @@ function parseLogfmt(line: string): Record<string, string> | undefined {
     if (line[i] === '"') {
       i++;
       while (i < n && line[i] !== '"') {
-        if (line[i] === '\\' && i + 1 < n) i++;
-        val += line[i];
+        if (line[i] === '\\' && i + 1 < n) {
+          i++;
+          const e = line[i]!;
+          const hex = e === 'u' ? line.slice(i + 1, i + 5) : '';
+          if (/^[0-9A-Fa-f]{4}$/.test(hex)) {
+            val += String.fromCharCode(Number.parseInt(hex, 16));
+            i += 4;
+          } else val += logfmtEscapes[e] ?? e;
+        } else val += line[i];
         i++;
       }
       i++;
     } else {
       const v0 = i;
-      while (i < n && line[i] !== ' ') i++;
+      while (i < n && line.charCodeAt(i) > 32) i++;
       val = line.slice(v0, i);
     }
     if (key) {

@@ -82,6 +82,26 @@ describe('formats', () => {
     expect(p('')).toBeUndefined();
   });
 
+  it("logfmt as go-logfmt writes it: tabs between pairs, a quoted value's JSON escapes", () => {
+    const p = fieldParser({ kind: 'logfmt' });
+    // a tab separates pairs (it was part of the value: a = "x\tn=1")
+    expect(p('a=x\tn=1\t flag')).toEqual({ a: 'x', n: '1', flag: 'true' });
+    // escapes stand for what JSON's do (a newline was an n: "firstnsecond")
+    expect(p('msg="first\\nsecond\\ttab \\\\ \\"q\\" \\u00e9\\/" n=2')).toEqual({
+      msg: 'first\nsecond\ttab \\ "q" é/',
+      n: '2',
+    });
+    // an escape JSON does not have is the character after it, as before; a short \u one too
+    expect(p('a="\\x\\u12" b=1')).toEqual({ a: 'xu12', b: '1' });
+    const rp = new RowParser(
+      parseDdl(
+        "CREATE STREAM e SOURCES ('x') FORMAT logfmt COLUMNS (lvl STRING, msg TEXT) INDEX (TOKENS(msg))",
+      ),
+    );
+    expect(rp.row('lvl=error\tmsg="disk full\\nretrying"')).toEqual(['error', 'disk full\nretrying']);
+    expect(tokenize('disk full\nretrying')).toEqual(['disk', 'full', 'retrying']);
+  });
+
   it('regex with named groups', () => {
     const p = fieldParser({ kind: 'regex', pattern: '^(?<lvl>[A-Z]+) (?<msg>.*)$' });
     expect(p('WARN disk full')).toEqual({ lvl: 'WARN', msg: 'disk full' });
