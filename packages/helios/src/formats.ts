@@ -743,6 +743,9 @@ export class RowParser {
   private cells(line: string, out: Row | Cell[][], i: number, shape: 0 | 1): void {
     let l = line.length > lineBytesMax ? line.slice(0, lineBytesMax) : line;
     if (l.charCodeAt(l.length - 1) === 13) l = l.slice(0, -1); // CRLF files (the loghub samples are)
+    // a file's byte order mark (Windows tools write one): JSON.parse refused the first line (a row of
+    // nulls), a logfmt key or a template's first field took it (until 2026-12-07)
+    if (l.charCodeAt(0) === 0xfeff) l = l.slice(1);
     const f = this.parse(l);
     const cols = this.def.columns;
     const n = cols.length;

@@ -102,6 +102,24 @@ describe('formats', () => {
     expect(tokenize('disk full\nretrying')).toEqual(['disk', 'full', 'retrying']);
   });
 
+  it("a line's byte order mark (the first line of a file a Windows tool wrote) is not part of it", () => {
+    const bom = '\ufeff';
+    const json = new RowParser(
+      parseDdl("CREATE STREAM e SOURCES ('x') FORMAT json COLUMNS (a STRING, n INT)"),
+    );
+    expect(json.row(`${bom}{"a":"x","n":1}`)).toEqual(['x', 1]);
+    const lf = new RowParser(
+      parseDdl("CREATE STREAM e SOURCES ('x') FORMAT logfmt COLUMNS (a STRING, n INT)"),
+    );
+    expect(lf.row(`${bom}a=x n=1`)).toEqual(['x', 1]);
+    const lh = new RowParser(
+      parseDdl(
+        "CREATE STREAM e SOURCES ('x') FORMAT loghub('<Level>: <Content>') COLUMNS (level STRING, content TEXT)",
+      ),
+    );
+    expect(lh.row(`${bom}INFO: started`)).toEqual(['INFO', 'started']);
+  });
+
   it('regex with named groups', () => {
     const p = fieldParser({ kind: 'regex', pattern: '^(?<lvl>[A-Z]+) (?<msg>.*)$' });
     expect(p('WARN disk full')).toEqual({ lvl: 'WARN', msg: 'disk full' });

@@ -489,6 +489,32 @@ describe('model: cases it found', () => {
   });
 });
 
+describe('model: a file that starts with a byte order mark', () => {
+  it('its first line is a row like the others: found by its values, through the index and without it', async () => {
+    const dir = join(root, 'bom');
+    createStream(dir, ddl);
+    const file = join(dir, 'ev.jsonl');
+    const rows = [
+      { ts: t0, user: 'u1', n: 1, msg: 'first line' },
+      { ts: t0, user: 'u2', n: 2, msg: 'second line' },
+    ];
+    writeFileSync(file, `\ufeff${rows.map((r) => `${JSON.stringify(r)}\n`).join('')}`);
+    const s = await Stream.open(dir, 'ev');
+    try {
+      await s.ingestFile(file);
+      for (const round of ['tail', 'indexed']) {
+        if (round === 'indexed') await s.indexAll();
+        for (const useIndex of [true, false]) {
+          const got = await s.search(s.parse("user = 'u1' AND msg CONTAINS 'first'"), { useIndex });
+          expect(got.rows, round).toEqual([[t0, 'u1', 1, 'first line', null]]);
+        }
+      }
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('model: a long message', () => {
   it("CONTAINS finds a token past a value's 4,096th, through the index and without it", async () => {
     // a stack trace or a dump of ids in one line: 5,000 tokens, the needle last
