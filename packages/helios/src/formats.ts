@@ -517,8 +517,11 @@ const monthRe =
   '(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)';
 const weekdayRe =
   '(?:mon(?:day)?|tue(?:sday)?|wed(?:nesday)?|thu(?:rsday)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?)';
-/** The zones `utcMs` reads: Z, UT, UTC, GMT, or an offset (`+05:30`, `-0700`). */
-const zoneRe = '(z|ut|utc|gmt|[+-]\\d{2}:?\\d{2})';
+/**
+ * The zones `utcMs` reads: Z, UT, UTC, GMT, or an offset (`+05:30`, `-0700`, or hours alone, `+01`, as
+ * ISO 8601 allows and PostgreSQL writes a timestamptz; until 2026-12-07 such a time was no time).
+ */
+const zoneRe = '(z|ut|utc|gmt|[+-]\\d{2}(?::?\\d{2})?)';
 /** `yyyy-MM-dd` (or with `/`), then optionally `[ T]HH:mm[:ss[.fff]]` and a zone. */
 const isoLayout = new RegExp(
   `^(\\d{4})([-/])(\\d{2})\\2(\\d{2})(?:[ T](\\d{2}):(\\d{2})(?::(\\d{2})(?:[.,](\\d{1,3})\\d*)?)? ?${zoneRe}?)?$`,
