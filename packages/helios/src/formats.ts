@@ -276,6 +276,16 @@ export function loghubMatcher(template: string): (line: string) => string[] | un
   };
 }
 
+/**
+ * The object a line's fields go in: without a prototype, so a field or column named as a member of
+ * Object.prototype (`constructor`, `toString`, `valueOf`, `__proto__`) is a field like any other. Until
+ * 2026-12-07 a line without such a field gave the column the inherited function (an INT or FLOAT column
+ * so named failed every line's ingest: `raw.trim is not a function`), and a `__proto__` field was lost.
+ */
+function fieldsObject(): Record<string, string> {
+  return Object.create(null) as Record<string, string>;
+}
+
 /** What a logfmt quoted value's escape stands for (JSON's, as go-logfmt writes them), but `\uXXXX`. */
 const logfmtEscapes: Record<string, string> = {
   '"': '"',
@@ -295,7 +305,7 @@ const logfmtEscapes: Record<string, string> = {
  * message logged with a newline (`msg="first\nsecond"`) was stored as `firstnsecond`, one token.
  */
 function parseLogfmt(line: string): Record<string, string> | undefined {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = fieldsObject();
   let i = 0;
   const n = line.length;
   let any = false;
@@ -361,7 +371,7 @@ export function fieldParser(format: FormatSpec, paths: readonly string[] = []): 
           return undefined;
         }
         if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
-        const out: Record<string, string> = {};
+        const out: Record<string, string> = fieldsObject();
         for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
           const f = jsonField(x);
           if (f !== undefined) out[k] = f;
@@ -388,7 +398,7 @@ export function fieldParser(format: FormatSpec, paths: readonly string[] = []): 
       return (line) => {
         const m = match(line);
         if (!m) return undefined;
-        const out: Record<string, string> = {};
+        const out: Record<string, string> = fieldsObject();
         names.forEach((k, i) => {
           out[k] = m[i + 1]!;
         });
@@ -400,7 +410,7 @@ export function fieldParser(format: FormatSpec, paths: readonly string[] = []): 
       return (line) => {
         const m = re.exec(line);
         if (!m?.groups) return undefined;
-        const out: Record<string, string> = {};
+        const out: Record<string, string> = fieldsObject();
         for (const [k, x] of Object.entries(m.groups)) if (x !== undefined) out[k] = x;
         return out;
       };

@@ -102,6 +102,25 @@ describe('formats', () => {
     expect(tokenize('disk full\nretrying')).toEqual(['disk', 'full', 'retrying']);
   });
 
+  it('columns named as members of Object.prototype are fields like any other', () => {
+    const cols = 'COLUMNS (constructor STRING, toString TEXT, valueOf INT, __proto__ STRING, a STRING)';
+    for (const [fmt, line, absent] of [
+      ['json', '{"constructor":"c","toString":"t","valueOf":7,"__proto__":"p","a":"x"}', '{"a":"x"}'],
+      ['logfmt', 'constructor=c toString=t valueOf=7 __proto__=p a=x', 'a=x'],
+      [
+        "regex('(?<constructor>\\w) (?<toString>\\w) (?<valueOf>\\d) (?<__proto__>\\w) (?<a>\\w)')",
+        'c t 7 p x',
+        'no match',
+      ],
+    ] as const) {
+      const p = new RowParser(parseDdl(`CREATE STREAM e SOURCES ('x') FORMAT ${fmt} ${cols}`));
+      expect(p.row(line), fmt).toEqual(['c', 't', 7, 'p', 'x']);
+      // (an INT column so named failed every line: raw.trim is not a function)
+      const raw = fmt.startsWith('regex') ? absent : null;
+      expect(p.row(absent), fmt).toEqual([null, raw, null, null, fmt.startsWith('regex') ? null : 'x']);
+    }
+  });
+
   it("a line's byte order mark (the first line of a file a Windows tool wrote) is not part of it", () => {
     const bom = '\ufeff';
     const json = new RowParser(
