@@ -3,8 +3,8 @@
 // keeps serving.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
+import { serveMemArgs } from './helpers/serve-args.js';
 
-const helper = new URL('./helpers/cli.ts', import.meta.url).pathname;
 const orphans: number[] = [];
 const procs: ChildProcess[] = [];
 afterAll(() => {
@@ -28,19 +28,7 @@ const alive = (pid: number) => {
 
 /** A parent process that starts `strata nbd serve` and reports the server's pid once it serves. */
 async function parentOfServer(flags: string[]): Promise<{ parent: ChildProcess; server: number }> {
-  const args = JSON.stringify([
-    '--import',
-    'tsx',
-    helper,
-    'nbd',
-    'serve',
-    '--mem',
-    '1M',
-    '--listen',
-    '127.0.0.1:0',
-    '--json',
-    ...flags,
-  ]);
+  const args = JSON.stringify(serveMemArgs(flags));
   const script = `const c = require('node:child_process').spawn(process.execPath, ${args}, { stdio: ['ignore', 'pipe', 'inherit'] });
 c.stdout.once('data', () => process.stdout.write(String(c.pid) + '\\n'));
 setInterval(() => {}, 1000);`;

@@ -16,6 +16,7 @@ import {
   NbdClientDevice,
   NbdServer,
 } from '../src/index.js';
+import { serveMemArgs } from './helpers/serve-args.js';
 
 const root = mkdtempSync(join(tmpdir(), 'r3map-nbd-'));
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -491,25 +492,9 @@ describe('receive path', () => {
       expect(io.stderr()).toContain(flag);
     }
     // a server of one connection: the first client gets the greeting, the second is closed before it
-    const helper = new URL('./helpers/cli.ts', import.meta.url).pathname;
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        helper,
-        'nbd',
-        'serve',
-        '--mem',
-        '1M',
-        '--listen',
-        '127.0.0.1:0',
-        '--json',
-        '--max-connections',
-        '1',
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const child = spawn(process.execPath, serveMemArgs(['--max-connections', '1']), {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     try {
       const { port } = await new Promise<{ port: number }>((resolve, reject) => {
         child.stdout!.once('data', (c: Buffer) => resolve(JSON.parse(c.toString())));
