@@ -29,9 +29,19 @@ const SEAL = 0xffffffff;
 const slotStartsMax = 10_000;
 /** Batches a read fetches at once: on a remote store each is a round trip, one after another before. */
 const readBatchesInFlight = 8;
+/** Bound on a trim's conditional puts (each lost only to another client's trim landing first). */
+const trimAttemptsMax = 100;
+
+/** Digits of a slot's key: every log position (at most 2^53 - 1) has 16 or fewer. */
+const slotKeyDigits = 16;
 
 function slotKey(prefix: string, pos: number): string {
-  return `${prefix}/${String(pos).padStart(16, '0')}`;
+  return `${prefix}/${String(pos).padStart(slotKeyDigits, '0')}`;
+}
+
+/** Whether `name` (a key less its prefix and slash) is a slot's: the trim point and an OWNER are not. */
+function isSlotName(name: string): boolean {
+  return name.length === slotKeyDigits && /^[0-9]+$/.test(name);
 }
 
 function encodeBatch(batch: Payload[]): Buffer {
@@ -79,15 +89,22 @@ export class ObjectStoreLoglet implements Loglet {
     this.next = start;
   }
 
-  /** The first positions of the slots listed at or after `from` (ascending), page by page. */
+  /**
+   * The first positions of the slots listed at or after `from` (ascending), page by page. Listed under
+   * `PREFIX/`, not `PREFIX/0` (until 2026-12-07): a slot at 10^15 or above has no leading zero, so a loglet
+   * starting there listed none of its slots, reported its start as the tail and retried an append at a
+   * taken slot forever. The keys that are not slots (`trim`, `OWNER`) sort after every slot: the listing
+   * ends at the first.
+   */
   private async *slotsFrom(from: number): AsyncGenerator<number> {
     let after: string | undefined = from > this.start ? slotKey(this.prefix, from - 1) : undefined;
     for (;;) {
-      const page = await this.store.list(
-        `${this.prefix}/0`,
-        after === undefined ? {} : { startAfter: after },
-      );
-      for (const o of page.objects) yield Number(o.key.slice(this.prefix.length + 1));
+      const page = await this.store.list(`${this.prefix}/`, after === undefined ? {} : { startAfter: after });
+      for (const o of page.objects) {
+        const name = o.key.slice(this.prefix.length + 1);
+        if (!isSlotName(name)) return;
+        yield Number(name);
+      }
       if (page.nextStartAfter === undefined) return;
       after = page.nextStartAfter;
     }
@@ -283,10 +300,29 @@ export class ObjectStoreLoglet implements Loglet {
     return best;
   }
 
+  /**
+   * Raises the trim point to `pos`, never lowers it: a conditional put on the version read (until
+   * 2026-12-07 an unconditional one, so of two clients trimming at once the lower trim could land last,
+   * and positions a trim had answered for read again).
+   */
   async prefixTrim(pos: number): Promise<void> {
     checkPosition('prefixTrim: pos', pos);
-    if (pos <= (await this.trimPoint())) return;
-    await this.store.put(`${this.prefix}/trim`, Buffer.from(String(pos)));
+    const key = `${this.prefix}/trim`;
+    for (let attempt = 0; ; attempt++) {
+      const info = await this.store.head(key);
+      if (pos <= (info === undefined ? this.start : await this.trimPoint())) return;
+      try {
+        await this.store.put(
+          key,
+          Buffer.from(String(pos)),
+          info ? { ifMatch: info.etag } : { ifNoneMatch: '*' },
+        );
+        return;
+      } catch (e) {
+        // another client's trim landed between the head and the put: read the point again
+        if ((e as Error).name !== 'PreconditionFailedError' || attempt + 1 >= trimAttemptsMax) throw e;
+      }
+    }
   }
 
   seal(): Promise<TailInfo> {
