@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 const root = mkdtempSync(join(tmpdir(), 'helios-model-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const ddlOf = (index: string) => `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
+const ddlOf = (index: string, format = 'json') => `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT ${format}
   COLUMNS (ts TIMESTAMP, user STRING, n INT, msg TEXT, f FLOAT) ${index}`;
 const ddl = ddlOf('INDEX (user, n, TOKENS(msg))');
 /** The model test's index choices: values and tokens, tokens of a STRING, none, values of every kind. */
@@ -79,7 +79,17 @@ const rowArb: fc.Arbitrary<MRow> = fc.record({
   f: fc.option(fc.constantFrom(0, 1.5, -2, 0.1, 1e21, 3), { nil: null, freq: 4 }),
 });
 
-function line(r: MRow): string {
+/** A row as a logfmt line, as go-logfmt writes one (a quoted value with JSON's escapes). */
+function logfmtLine(r: MRow): string {
+  const pairs: string[] = [`ts=${new Date(r.ts).toISOString()}`];
+  if (r.user !== null) pairs.push(`user=${JSON.stringify(r.user)}`);
+  if (r.n !== null) pairs.push(`n=${r.n}`);
+  pairs.push(`msg=${JSON.stringify(r.msg)}`);
+  if (r.f !== null) pairs.push(`f=${r.f}`);
+  return pairs.join(' ');
+}
+
+function jsonLine(r: MRow): string {
   return JSON.stringify({
     ts: new Date(r.ts).toISOString(),
     ...(r.user === null ? {} : { user: r.user }),
@@ -219,6 +229,15 @@ const queryArb: fc.Arbitrary<Q> = fc.letrec((tie) => ({
   ),
 })).q as fc.Arbitrary<Q>;
 
+const policyArb = fc.record({
+  mergeKeysMax: fc.integer({ min: 1, max: 60 }),
+  addKeysMax: fc.integer({ min: 1, max: 200 }),
+  fanoutMax: fc.integer({ min: 2, max: 4 }),
+  compactEveryBlocks: fc.integer({ min: 0, max: 4 }),
+  nodePageKeys: fc.integer({ min: 1, max: 16 }),
+});
+type Policy = typeof policyArb extends fc.Arbitrary<infer P> ? P : never;
+
 type Op =
   | { op: 'addFile'; rows: MRow[]; chunkBytes: number }
   | { op: 'addChunk'; rows: MRow[]; twice: boolean }
@@ -227,7 +246,7 @@ type Op =
   | { op: 'index'; blocks: number }
   | { op: 'compact' }
   | { op: 'gc' }
-  | { op: 'reopen' }
+  | { op: 'reopen'; policy?: Policy }
   | { op: 'reader'; q: Q }
   | { op: 'burst'; chunks: MRow[][]; q: Q };
 
@@ -272,7 +291,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { arbitrary: fc.constant({ op: 'compact' as const }), weight: 1 },
   { arbitrary: fc.constant({ op: 'gc' as const }), weight: 1 },
-  { arbitrary: fc.constant({ op: 'reopen' as const }), weight: 1 },
+  {
+    // with the policy it had, or another (nodes built under other bounds stay)
+    arbitrary: fc.record({ op: fc.constant('reopen' as const), policy: policyArb }, { requiredKeys: ['op'] }),
+    weight: 1,
+  },
   { arbitrary: fc.record({ op: fc.constant('reader' as const), q: queryArb }), weight: 1 },
   {
     // agents' chunks taken at once by one Stream, beside an indexer step, a search and a compaction
@@ -298,17 +321,13 @@ describe('model: a stream against an array of its rows', () => {
       await fc.assert(
         fc.asyncProperty(
           fc.array(opArb, { minLength: 1, maxLength: 24, size: 'max' }),
-          fc.record({
-            mergeKeysMax: fc.integer({ min: 1, max: 60 }),
-            addKeysMax: fc.integer({ min: 1, max: 200 }),
-            fanoutMax: fc.integer({ min: 2, max: 4 }),
-            compactEveryBlocks: fc.integer({ min: 0, max: 4 }),
-            nodePageKeys: fc.integer({ min: 1, max: 16 }),
-          }),
+          policyArb,
           fc.constantFrom(...indexes),
-          async (ops, policy, index) => {
+          fc.constantFrom('json', 'logfmt'),
+          async (ops, policy, index, format) => {
+            const line = format === 'json' ? jsonLine : logfmtLine;
             const dir = join(root, `r${runs++}`);
-            createStream(dir, ddlOf(index));
+            createStream(dir, ddlOf(index, format));
             const file = join(dir, 'ev.jsonl');
             writeFileSync(file, '');
             let model: MRow[] = [];
@@ -376,7 +395,7 @@ describe('model: a stream against an array of its rows', () => {
                     break;
                   case 'reopen':
                     await s.close();
-                    s = await Stream.open(dir, 'ev', policy);
+                    s = await Stream.open(dir, 'ev', o.policy ?? policy);
                     break;
                   case 'burst': {
                     // each chunk from an agent of its own; their order in the log is the order they land
