@@ -176,6 +176,26 @@ describe('ObjectStoreLoglet against a reference log, two clients on one store', 
     }
   }, 10_000);
 
+  it('a tail check and a read of a sealed loglet list it once (the read listed it again from the seal)', async () => {
+    class Counting extends MemStore {
+      lists = 0;
+      override list(...a: Parameters<MemStore['list']>) {
+        this.lists++;
+        return super.list(...a);
+      }
+    }
+    const store = new Counting();
+    const w = new ObjectStoreLoglet(store, 's', 0);
+    for (let i = 0; i < 20; i++) await w.append([Buffer.from(`r${i}`)]);
+    await w.seal();
+    const r = new ObjectStoreLoglet(store, 's', 0);
+    store.lists = 0;
+    expect(await r.checkTail()).toEqual({ tail: 20, sealed: true });
+    expect((await r.read(0, 20)).length).toBe(20);
+    expect(await r.checkTail()).toEqual({ tail: 20, sealed: true });
+    expect(store.lists).toBe(1);
+  });
+
   it('of two clients trimming at once the higher trim stands (the lower could land last and move it back)', async () => {
     const store = new MemStore();
     const a = new ObjectStoreLoglet(store, 't', 0);
