@@ -243,11 +243,11 @@ export class VirtualLog implements Loglet {
         continue;
       }
       if (!(e instanceof SealedError)) throw e;
-      // sealed: someone is reconfiguring; adopt the new chain when it lands
+      // sealed: someone is reconfiguring; adopt the new chain when it lands (or when another call of this
+      // client already fetched it: the chain moved past segment `i`)
       if (this.now() > deadline) throw e;
-      const before = this.version;
       await this.refresh();
-      if (this.version !== before) {
+      if (this.active() !== i) {
         sealedSince = -1;
         continue;
       }
@@ -267,9 +267,10 @@ export class VirtualLog implements Loglet {
    * the caller should try again.
    */
   private async afterUnavailable(i: number, l: Loglet, e: LogletUnavailableError): Promise<void> {
-    const before = this.version;
     await this.refresh();
-    if (this.version !== before) return;
+    // (segment `i` against the chain, not the version before and after: another call of this client may
+    // have fetched the new chain meanwhile)
+    if (this.active() !== i) return;
     if (!this.opts.failover) throw e;
     if (await this.failOver(i, l, e)) return;
     await this.sleep(failoverPauseMs);
@@ -314,9 +315,12 @@ export class VirtualLog implements Loglet {
         continue;
       }
       if (!t.sealed) return t;
-      const before = this.version;
+      // sealed: the log is, unless a successor is chained. Segment `i` is compared with the chain, not the
+      // version before and after this fetch: when another call of this client (an append that met the seal)
+      // had fetched the new chain meanwhile, the version did not change here, and a log that went on was
+      // reported sealed at a tail below records acknowledged before this call
       await this.refresh();
-      if (this.version === before) return { tail: t.tail, sealed: true };
+      if (this.active() === i) return { tail: t.tail, sealed: true };
     }
   }
 
@@ -341,9 +345,10 @@ export class VirtualLog implements Loglet {
       // per read that stops there; a read up to a tail just checked (`checkTail` fetches it) never does.
       if (seg.end !== undefined || refreshed) break;
       refreshed = true;
-      const segmentsBefore = this.chain.segments.length;
       await this.refresh();
-      if (this.chain.segments.length <= segmentsBefore) break;
+      // (whether segment i is still the last, not whether this fetch grew the chain: another call of this
+      // client may have fetched it already)
+      if (this.chain.segments.length - 1 <= i) break;
       i--; // this segment again, up to the end it was sealed at, then its successors
     }
     return out;

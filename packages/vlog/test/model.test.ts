@@ -52,11 +52,32 @@ type Cmd =
   | { op: 'reconfigure'; c: number; kind: Kind }
   | { op: 'trim'; c: number; at: number }
   | { op: 'reopen'; c: number }
-  | { op: 'appendDuringReconfigure'; c: number; d: number; kind: Kind };
+  | { op: 'appendDuringReconfigure'; c: number; d: number; kind: Kind }
+  | {
+      op: 'burst';
+      appends: { c: number; n: number }[];
+      reconf: { c: number; kind: Kind } | null;
+      read: { c: number; from: number } | null;
+      trim: { c: number; at: number } | null;
+    };
 
 const clientsN = 3;
 const kindArb = fc.constantFrom<Kind>('mem', 'obj', 'striped');
 const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
+  {
+    // several clients at once: appends racing each other, a reconfiguration, a read and a trim
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('burst' as const),
+      appends: fc.array(fc.record({ c: fc.nat(clientsN - 1), n: fc.integer({ min: 1, max: 3 }) }), {
+        minLength: 1,
+        maxLength: 4,
+      }),
+      reconf: fc.option(fc.record({ c: fc.nat(clientsN - 1), kind: kindArb })),
+      read: fc.option(fc.record({ c: fc.nat(clientsN - 1), from: fc.nat(40) })),
+      trim: fc.option(fc.record({ c: fc.nat(clientsN - 1), at: fc.nat(40) })),
+    }),
+  },
   {
     weight: 5,
     arbitrary: fc.record({
@@ -153,6 +174,67 @@ async function runModel(first: Kind, cmds: Cmd[]): Promise<void> {
         await v.close().catch(() => undefined);
         clients[cmd.c] = await open();
         break;
+      case 'burst': {
+        const before = model.length;
+        const batches = cmd.appends.map(({ n }) => Array.from({ length: n }, () => `r${seq++}`));
+        const work: Promise<unknown>[] = cmd.appends.map(({ c }, k) =>
+          clients[c]!.append(batches[k]!.map((t) => Buffer.from(t))),
+        );
+        const r = cmd.read;
+        if (r) work.push(clients[r.c]!.read(r.from, Number.POSITIVE_INFINITY));
+        if (cmd.reconf) work.push(clients[cmd.reconf.c]!.reconfigure(cmd.reconf.kind));
+        if (cmd.trim) work.push(clients[cmd.trim.c]!.prefixTrim(cmd.trim.at));
+        const got = await Promise.allSettled(work);
+        // the appends: each batch at consecutive positions, together exactly [before, before + all)
+        const placed = new Map<number, string>();
+        for (const [k, b] of batches.entries()) {
+          const g = got[k]!;
+          if (g.status === 'rejected') throw g.reason;
+          const ps = g.value as number[];
+          expect(ps).toEqual(b.map((_, i) => ps[0]! + i));
+          for (const [i, t] of b.entries()) {
+            expect(placed.has(ps[i]!), `position ${ps[i]} handed out twice`).toBe(false);
+            placed.set(ps[i]!, t);
+          }
+        }
+        const total = batches.reduce((a, b) => a + b.length, 0);
+        for (let p = before; p < before + total; p++) {
+          expect(placed.has(p), `position ${p} not handed out`).toBe(true);
+          model.push(placed.get(p)!);
+        }
+        let k = batches.length;
+        if (r) {
+          const g = got[k++]!;
+          if (g.status === 'rejected') {
+            if (!(g.reason instanceof TrimmedError && cmd.trim && r.from < cmd.trim.at) && !(r.from < trim))
+              throw g.reason;
+          } else {
+            // a run from `from` of what the log holds, holding at least what was there before the burst
+            const recs = g.value as { position: number; payload: Uint8Array }[];
+            expect(recs.length).toBeGreaterThanOrEqual(Math.max(0, before - r.from));
+            for (const [i, rec] of recs.entries()) {
+              expect(rec.position).toBe(r.from + i);
+              expect(text(rec.payload)).toBe(model[rec.position]);
+            }
+          }
+        }
+        if (cmd.reconf) {
+          const g = got[k++]!;
+          if (g.status === 'rejected') throw g.reason;
+        }
+        if (cmd.trim) {
+          const g = got[k++]!;
+          if (g.status === 'rejected') throw g.reason;
+          // clamped to the tail the trim saw: at least the tail before the burst
+          const low = Math.min(cmd.trim.at, before);
+          const high = Math.min(cmd.trim.at, model.length);
+          const now = clients[cmd.trim.c]!.firstPosition;
+          expect(now).toBeGreaterThanOrEqual(Math.max(trim, low));
+          expect(now).toBeLessThanOrEqual(Math.max(trim, high));
+          trim = now;
+        }
+        break;
+      }
       case 'appendDuringReconfigure': {
         // an append races a reconfiguration by another client: it lands in one segment or the other
         const batch = [Buffer.from(`r${seq++}`)];
@@ -192,6 +274,36 @@ describe('VirtualLog against a reference log (model-based)', () => {
     // its chain still ends in the first segment, sealed at 2 by the writer: it read [] from 2, forever
     expect((await reader.read(2, Number.POSITIVE_INFINITY)).map((r) => text(r.payload))).toEqual(['c', 'd']);
     expect((await reader.read(0, 4)).map((r) => r.position)).toEqual([0, 1, 2, 3]);
+  });
+
+  it("a tail check or a read beside an append of the same client that met another client's seal sees the new segment", async () => {
+    const w = world();
+    /** The first segment's loglet answers a tail check late, after the append beside it. */
+    class SlowTail extends MemoryLoglet {
+      override async checkTail() {
+        await new Promise((r) => setTimeout(r, 20));
+        return super.checkTail();
+      }
+    }
+    const first = new SlowTail(0);
+    const factory = (spec: string, start: number, index: number) =>
+      index === 0 ? Promise.resolve(first) : w.factory(spec, start, index);
+    const writer = await VirtualLog.create(w.meta, factory, 'mem');
+    const c = await VirtualLog.connect(w.meta, factory);
+    await writer.append([Buffer.from('a')]);
+    await writer.reconfigure('obj');
+    await writer.append([Buffer.from('b')]);
+    // the append meets the seal and fetches the chain first: the tail check saw the same version before
+    // and after its own fetch and reported the old segment's tail, 1, as the sealed log's
+    const tailCheck = c.checkTail();
+    expect(await c.append([Buffer.from('c')])).toEqual([2]);
+    const t = await tailCheck;
+    expect(t.sealed).toBe(false);
+    expect(t.tail).toBeGreaterThanOrEqual(2);
+    await writer.reconfigure('mem');
+    await writer.append([Buffer.from('d')]);
+    const [, recs] = await Promise.all([c.append([Buffer.from('e')]), c.read(0, Number.POSITIVE_INFINITY)]);
+    expect(recs.slice(0, 4).map((r) => text(r.payload))).toEqual(['a', 'b', 'c', 'd']);
   });
 
   it('random operations from three clients over memory, object-store and striped segments', async () => {
