@@ -248,6 +248,7 @@ type Op =
   | { op: 'gc' }
   | { op: 'reopen'; policy?: Policy }
   | { op: 'reader'; q: Q }
+  | { op: 'longReader'; q: Q; useIndex: boolean }
   | { op: 'burst'; chunks: MRow[][]; q: Q };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -298,6 +299,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { arbitrary: fc.record({ op: fc.constant('reader' as const), q: queryArb }), weight: 1 },
   {
+    // a reader open since the start (a query server beside the writer): it catches up at each search
+    arbitrary: fc.record({ op: fc.constant('longReader' as const), q: queryArb, useIndex: fc.boolean() }),
+    weight: 2,
+  },
+  {
     // agents' chunks taken at once by one Stream, beside an indexer step, a search and a compaction
     arbitrary: fc.record({
       op: fc.constant('burst' as const),
@@ -334,6 +340,7 @@ describe('model: a stream against an array of its rows', () => {
             let agentOffset = 0;
             let bursts = 0;
             let s = await Stream.open(dir, 'ev', policy);
+            const long = await Stream.open(dir, 'ev');
             const check = async (x: Stream, q: Q, o: Omit<Extract<Op, { op: 'search' }>, 'op' | 'q'>) => {
               const where = text(q);
               let want = model.filter((r) => holds(q, r));
@@ -434,6 +441,9 @@ describe('model: a stream against an array of its rows', () => {
                     model.push(...want);
                     break;
                   }
+                  case 'longReader':
+                    await check(long, o.q, { useIndex: o.useIndex });
+                    break;
                   case 'reader': {
                     const r = await Stream.open(dir, 'ev');
                     try {
@@ -453,6 +463,7 @@ describe('model: a stream against an array of its rows', () => {
               }
             } finally {
               await s.close();
+              await long.close();
               rmSync(dir, { recursive: true, force: true });
             }
           },
