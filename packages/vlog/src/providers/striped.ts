@@ -43,6 +43,8 @@ export const stripedBatchesCachedMax = 4096;
  * seen written (a nested loglet may acknowledge a position before an earlier one is readable).
  */
 export const stripedPlaceTimeoutMs = 30_000;
+/** Bound on a stripe's reads from its trim point while other clients keep trimming it. */
+const fetchTrimmedAttemptsMax = 100;
 
 const batchMagic = 0x53; // 'S'
 const headerBytes = 1 + 4 + 8 + 8;
@@ -352,7 +354,23 @@ export class StripedLoglet implements Loglet {
       }
       await Promise.all(this.stripes.map((_, i) => this.fetch(i)));
     }
-    if (!this.anchored) this.anchor();
+    if (!this.anchored && !this.anchor()) {
+      // stripes trimmed with no landmark above the trimmed slots among the batches fetched: the trimmer
+      // wrote its landmark before it trimmed anything, past the tails this client had checked (until
+      // 2026-12-07 a client catching up beside another's trim failed here). Check the tails again.
+      await Promise.all(
+        this.stripes.map(async (l, i) => {
+          const t = await l.checkTail();
+          if (fresh) sealed[i] = t.sealed;
+          this.raiseKnown(i, this.round(i, t.tail));
+          await this.fetch(i);
+        }),
+      );
+      if (!this.anchor())
+        throw new Error(
+          'striped loglet: slots were trimmed without a landmark above them; positions unknown',
+        );
+    }
     if (this.anchored) this.place();
     return sealed;
   }
@@ -368,10 +386,7 @@ export class StripedLoglet implements Loglet {
     } catch (e) {
       if (!(e instanceof TrimmedError)) throw e;
       trimmed = true;
-      this.floor[i] = this.round(i, e.trimPoint);
-      this.fetched[i] = this.floor[i]!;
-      this.pending[i] = [];
-      recs = await l.read(e.trimPoint, l.start + Math.max(this.known[i]!, this.fetched[i]!));
+      recs = await this.readFromTrim(i, e);
     }
     for (const rec of recs) {
       const r = this.round(i, rec.position);
@@ -383,6 +398,26 @@ export class StripedLoglet implements Loglet {
       this.fetched[i] = r + 1;
     }
     return trimmed;
+  }
+
+  /**
+   * Stripe i's batches from its trim point (`e`'s) up to its known tail. A client trimming meanwhile may
+   * move the trim point again: then from the new one (until 2026-12-07 that TrimmedError escaped, so a
+   * client catching up beside another's trims failed checkTail, append and prefixTrim with it).
+   */
+  private async readFromTrim(i: number, e: TrimmedError): Promise<LogRecord[]> {
+    const l = this.stripes[i]!;
+    for (let attempt = 1; ; attempt++) {
+      this.floor[i] = this.round(i, e.trimPoint);
+      this.fetched[i] = this.floor[i]!;
+      this.pending[i] = [];
+      try {
+        return await l.read(e.trimPoint, l.start + Math.max(this.known[i]!, this.fetched[i]!));
+      } catch (again) {
+        if (!(again instanceof TrimmedError) || attempt >= fetchTrimmedAttemptsMax) throw again;
+        e = again;
+      }
+    }
   }
 
   private waiters: { g: number; resolve: () => void }[] = [];
@@ -430,9 +465,10 @@ export class StripedLoglet implements Loglet {
 
   /**
    * After a trim this client did not see: every slot below some point is gone, so the prefix restarts at
-   * the first landmark above the last missing slot.
+   * the first landmark above the last missing slot. False when batches are pending but none carries a
+   * landmark above the trimmed slots (the caller checks the tails again).
    */
-  private anchor(): void {
+  private anchor(): boolean {
     let gone = -1; // the last slot no stripe can return
     for (let i = 0; i < this.k; i++)
       if (this.floor[i]! > 0) gone = Math.max(gone, (this.floor[i]! - 1) * this.k + i);
@@ -441,10 +477,7 @@ export class StripedLoglet implements Loglet {
       for (const { batch } of q)
         if (batch.markSlot > gone && (!best || batch.markSlot < best.slot))
           best = { slot: batch.markSlot, pos: batch.markPos };
-    if (!best) {
-      if (this.pending.every((q) => q.length === 0)) return; // nothing left to anchor on yet
-      throw new Error('striped loglet: slots were trimmed without a landmark above them; positions unknown');
-    }
+    if (!best) return this.pending.every((q) => q.length === 0); // (all empty: nothing to anchor on yet)
     this.base = this.next = best.slot;
     this.end = best.pos;
     this.starts = [];
@@ -452,6 +485,7 @@ export class StripedLoglet implements Loglet {
     this.cache.clear();
     if (best.pos > this.trimPos) this.trimPos = best.pos;
     this.anchored = true;
+    return true;
   }
 
   private cacheBatch(g: number, records: Payload[]): void {
