@@ -7,7 +7,7 @@
  * wins; losers adopt the winner's chain. A client whose append hits a sealed segment refreshes the chain
  * and retries on the new active segment. Reads route to the segment that owns each position.
  */
-import { checkAtLeastZero } from '@strata/cli';
+import { checkAtLeastZero, kindOf, shown } from '@strata/cli';
 import {
   badBatch,
   type Chain,
@@ -56,6 +56,18 @@ export type Failover = (active: {
  * Refuses options a log cannot keep, before anything is written: `appendTimeoutMs` is a deadline on the
  * log's clock (no timer), any number of ms from 0 (Infinity: never give up); NaN was a deadline never passed.
  */
+/**
+ * Throws a TypeError unless `spec` is a loglet spec: a non-empty string (what it names is `checkSpec`'s to
+ * judge). Without one, `reconfigure(undefined)` sealed nothing but failed deep in a factory with "Cannot
+ * read properties of undefined", and a factory that took any value chained it.
+ */
+function checkSpecType(what: string, spec: unknown): void {
+  if (typeof spec !== 'string' || spec === '')
+    throw new TypeError(
+      `${what}: the loglet spec must be a non-empty string (a URL such as file:DIR), got ${typeof spec === 'string' ? "''" : kindOf(spec)}`,
+    );
+}
+
 function checkLogOptions(opts: VirtualLogOptions): void {
   if (opts.appendTimeoutMs !== undefined)
     checkAtLeastZero('VirtualLog appendTimeoutMs', opts.appendTimeoutMs, 'milliseconds');
@@ -122,6 +134,7 @@ export class VirtualLog implements Loglet {
     opts?: VirtualLogOptions,
   ): Promise<VirtualLog> {
     checkLogOptions(opts ?? {});
+    checkSpecType('create', spec);
     opts?.checkSpec?.(spec);
     await meta.put({ segments: [{ start: 0, spec }] }, 0);
     const v = new VirtualLog(meta, open, opts);
@@ -389,6 +402,11 @@ export class VirtualLog implements Loglet {
    * `ifActive`, only segment `ifActive` is replaced: if the chain has moved past it, nothing is done.
    */
   async reconfigure(spec: string, o: { ifActive?: number } = {}): Promise<number> {
+    checkSpecType('reconfigure', spec);
+    if (o.ifActive !== undefined && !(Number.isSafeInteger(o.ifActive) && o.ifActive >= 0))
+      throw new RangeError(
+        `reconfigure: ifActive must be a segment index (a whole number of at least 0), got ${shown(o.ifActive)}`,
+      );
     this.opts.checkSpec?.(spec);
     for (;;) {
       await this.refresh();

@@ -306,6 +306,24 @@ describe('VirtualLog against a reference log (model-based)', () => {
     expect(recs.slice(0, 4).map((r) => text(r.payload))).toEqual(['a', 'b', 'c', 'd']);
   });
 
+  it('reconfigure and create refuse a spec that is not a non-empty string, and an ifActive that is no index, before sealing anything', async () => {
+    const w = world();
+    const v = await VirtualLog.create(w.meta, w.factory, 'mem');
+    await v.append([Buffer.from('a')]);
+    for (const bad of [undefined, 5, '', null, { spec: 'mem' }])
+      await expect(v.reconfigure(bad as never)).rejects.toThrow(/the loglet spec must be a non-empty string/);
+    for (const bad of [-1, 0.5, Number.NaN, '0'])
+      await expect(v.reconfigure('mem', { ifActive: bad as never })).rejects.toThrow(
+        /ifActive must be a segment index/,
+      );
+    await expect(VirtualLog.create(new MemoryMetaStore(), w.factory, 7 as never)).rejects.toThrow(
+      /non-empty string/,
+    );
+    // nothing was sealed: the log goes on in its one segment
+    expect(v.segments.length).toBe(1);
+    expect(await v.append([Buffer.from('b')])).toEqual([1]);
+  });
+
   it('random operations from three clients over memory, object-store and striped segments', async () => {
     await fc.assert(
       fc.asyncProperty(kindArb, fc.array(cmdArb, { minLength: 1, maxLength: 60 }), (first, cmds) =>

@@ -298,3 +298,152 @@ describe('StripedLoglet against the same reference log, two clients on shared st
     );
   }, 120_000);
 });
+
+/** A MemStore of 3-key pages whose calls fail at random while `on`: half before the call, half after it. */
+class FaultyStore extends SmallPages {
+  on = true;
+  faults = 0;
+  constructor(private readonly rand: () => number) {
+    super(3);
+  }
+  private async fault<T>(run: () => Promise<T>): Promise<T> {
+    if (!this.on || this.rand() >= 0.15) return run();
+    this.faults++;
+    const after = this.rand() < 0.5;
+    if (after) await run();
+    throw new Error(`injected fault (${after ? 'after' : 'before'} the call)`);
+  }
+  override get(...a: Parameters<MemStore['get']>) {
+    return this.fault(() => super.get(...a));
+  }
+  override put(...a: Parameters<MemStore['put']>) {
+    return this.fault(() => super.put(...a));
+  }
+  override list(...a: Parameters<MemStore['list']>) {
+    return this.fault(() => super.list(...a));
+  }
+  override head(...a: Parameters<MemStore['head']>) {
+    return this.fault(() => super.head(...a));
+  }
+}
+
+describe('ObjectStoreLoglet with a store that fails calls at random', () => {
+  it('a failed call leaves the clients able to go on: a failed append is in the log whole or not at all, positions stay dense', async () => {
+    const ops = fc.array(
+      fc.record({
+        op: fc.constantFrom('append', 'append', 'append', 'read', 'tail', 'trim', 'reopen', 'seal'),
+        c: fc.nat(1),
+        n: fc.integer({ min: 1, max: 3 }),
+        at: fc.nat(30),
+      }),
+      { minLength: 1, maxLength: 60 },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.integer(), ops, async (seed, cmds) => {
+        let s = seed >>> 0;
+        const rand = () => {
+          s = (s + 0x6d2b79f5) >>> 0;
+          let t = Math.imul(s ^ (s >>> 15), 1 | s);
+          t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
+          return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+        };
+        const store = new FaultyStore(rand);
+        const open = () => new ObjectStoreLoglet(store, 'f', 0);
+        const clients = [open(), open()];
+        const model: string[] = [];
+        let trim = 0;
+        let sealed = false;
+        let seq = 0;
+        /** What the log holds from the trim point, read with the faults off by a fresh client. */
+        const truth = async () => {
+          store.on = false;
+          try {
+            const l = open();
+            const t = await l.checkTail();
+            const recs = await l.read(trim, Number.POSITIVE_INFINITY);
+            return { ...t, recs: recs.map((r) => ({ position: r.position, payload: text(r.payload) })) };
+          } finally {
+            store.on = true;
+          }
+        };
+        for (const cmd of cmds) {
+          const l = clients[cmd.c]!;
+          try {
+            switch (cmd.op) {
+              case 'append': {
+                const batch = Array.from({ length: cmd.n }, () => Buffer.from(`r${seq++}`));
+                const ps = await l.append(batch);
+                expect(sealed).toBe(false);
+                expect(ps).toEqual(batch.map((_, i) => model.length + i));
+                for (const b of batch) model.push(text(b));
+                break;
+              }
+              case 'read': {
+                const from = Math.max(trim, Math.min(cmd.at, model.length));
+                const recs = await l.read(from, Number.POSITIVE_INFINITY);
+                expect(recs.map((r) => text(r.payload))).toEqual(model.slice(from));
+                break;
+              }
+              case 'tail':
+                expect(await l.checkTail()).toEqual({ tail: model.length, sealed });
+                break;
+              case 'trim':
+                await l.prefixTrim(Math.min(cmd.at, model.length));
+                trim = Math.max(trim, Math.min(cmd.at, model.length));
+                break;
+              case 'seal':
+                expect(await l.seal()).toEqual({ tail: model.length, sealed: true });
+                sealed = true;
+                break;
+              case 'reopen':
+                clients[cmd.c] = open();
+                break;
+            }
+          } catch (e) {
+            if (
+              !(e instanceof Error) ||
+              !(e.message.startsWith('injected fault') || e instanceof SealedError)
+            )
+              throw e;
+            if (e instanceof SealedError) expect(sealed || cmd.op === 'append').toBe(true);
+            if (cmd.op === 'trim') {
+              // a trim that failed may have landed: do it again with the faults off (it is idempotent)
+              store.on = false;
+              await l.prefixTrim(Math.min(cmd.at, model.length)).finally(() => {
+                store.on = true;
+              });
+              trim = Math.max(trim, Math.min(cmd.at, model.length));
+            }
+            // learn what the failed call did: an append whole or not at all, at the next positions
+            const t = await truth();
+            const landed = t.recs.filter((r) => r.position >= model.length);
+            if (cmd.op === 'append') {
+              expect(
+                landed.length === 0 || landed.length === cmd.n,
+                `a failed append of ${cmd.n} left ${landed.length}`,
+              ).toBe(true);
+              for (const r of landed) {
+                expect(r.position).toBe(model.length);
+                model.push(r.payload);
+              }
+            } else expect(landed).toEqual([]);
+            if (t.sealed) sealed = true;
+            expect(t.tail).toBe(model.length);
+          }
+        }
+        const t = await truth();
+        expect(t.recs.map((r) => r.payload)).toEqual(model.slice(trim));
+        expect(t.recs.map((r) => r.position)).toEqual(model.slice(trim).map((_, i) => trim + i));
+        // and each client, with the faults off, agrees
+        store.on = false;
+        for (const l of clients) {
+          expect(await l.checkTail()).toEqual({ tail: model.length, sealed: t.sealed });
+          expect((await l.read(trim, Number.POSITIVE_INFINITY)).map((r) => text(r.payload))).toEqual(
+            model.slice(trim),
+          );
+        }
+      }),
+      { numRuns: Number(process.env.MODEL_RUNS ?? 300), timeout: 10_000 },
+    );
+  }, 120_000);
+});
