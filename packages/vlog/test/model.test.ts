@@ -6,6 +6,9 @@
  * until trimmed, nothing unacknowledged or twice, a sealed log takes no append, a reopened client goes on
  * where the log is.
  */
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MemStore } from '@strata/objstore';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -15,6 +18,7 @@ import {
   MemoryLoglet,
   MemoryMetaStore,
   ObjectStoreLoglet,
+  openLog,
   SealedError,
   StripedLoglet,
   TrimmedError,
@@ -118,10 +122,25 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
 
 const text = (p: Uint8Array) => Buffer.from(p).toString();
 
-async function runModel(first: Kind, cmds: Cmd[]): Promise<void> {
+/** How a run opens its clients and names its loglets. */
+interface Env {
+  create(spec: string): Promise<VirtualLog>;
+  connect(o?: { appendTimeoutMs?: number }): Promise<VirtualLog>;
+  spec(kind: Kind): string;
+}
+
+function worldEnv(): Env {
   const w = world();
-  const open = () => VirtualLog.connect(w.meta, w.factory, { appendTimeoutMs: 200 });
-  await VirtualLog.create(w.meta, w.factory, first);
+  return {
+    create: (spec) => VirtualLog.create(w.meta, w.factory, spec),
+    connect: (o) => VirtualLog.connect(w.meta, w.factory, { appendTimeoutMs: 200, ...o }),
+    spec: (kind) => kind,
+  };
+}
+
+async function runModel(first: Kind, cmds: Cmd[], env: Env = worldEnv()): Promise<void> {
+  const open = () => env.connect();
+  await (await env.create(env.spec(first))).close();
   const clients: VirtualLog[] = [];
   for (let c = 0; c < clientsN; c++) clients.push(await open());
   // the reference log: payload at each position, and the trim point
@@ -163,7 +182,7 @@ async function runModel(first: Kind, cmds: Cmd[]): Promise<void> {
         expect(await v.checkTail()).toEqual({ tail: model.length, sealed: false });
         break;
       case 'reconfigure':
-        expect(await v.reconfigure(cmd.kind)).toBe(model.length);
+        expect(await v.reconfigure(env.spec(cmd.kind))).toBe(model.length);
         break;
       case 'trim':
         await v.prefixTrim(cmd.at);
@@ -182,7 +201,7 @@ async function runModel(first: Kind, cmds: Cmd[]): Promise<void> {
         );
         const r = cmd.read;
         if (r) work.push(clients[r.c]!.read(r.from, Number.POSITIVE_INFINITY));
-        if (cmd.reconf) work.push(clients[cmd.reconf.c]!.reconfigure(cmd.reconf.kind));
+        if (cmd.reconf) work.push(clients[cmd.reconf.c]!.reconfigure(env.spec(cmd.reconf.kind)));
         if (cmd.trim) work.push(clients[cmd.trim.c]!.prefixTrim(cmd.trim.at));
         const got = await Promise.allSettled(work);
         // the appends: each batch at consecutive positions, together exactly [before, before + all)
@@ -240,7 +259,7 @@ async function runModel(first: Kind, cmds: Cmd[]): Promise<void> {
         const batch = [Buffer.from(`r${seq++}`)];
         const [ps] = await Promise.all([
           clients[cmd.c]!.append(batch),
-          clients[cmd.d]!.reconfigure(cmd.kind),
+          clients[cmd.d]!.reconfigure(env.spec(cmd.kind)),
         ]);
         expect(ps).toEqual([model.length]);
         model.push(text(batch[0]!));
@@ -256,11 +275,46 @@ async function runModel(first: Kind, cmds: Cmd[]): Promise<void> {
   }
   // a sealed log takes no append
   await clients[0]!.seal();
-  const late = await VirtualLog.connect(w.meta, w.factory, { appendTimeoutMs: 0 });
+  const late = await env.connect({ appendTimeoutMs: 0 });
   await expect(late.append([Buffer.from('late')])).rejects.toBeInstanceOf(SealedError);
+  for (const v of [...clients, late]) await v.close();
+}
+
+let logs = 0;
+/** Clients opened as `strata log` opens them (`openLog`): file:, objstore:file: and striped segments. */
+function openLogEnv(root: string): Env {
+  const name = `m${logs++}`;
+  // a location of its own per log (a segment is its log's: another log's is refused)
+  const cwd = join(root, name);
+  mkdirSync(cwd);
+  const base = { meta: 'file:meta', cwd };
+  return {
+    create: (spec) => openLog(name, { ...base, create: true, loglet: spec }),
+    connect: (o) => openLog(name, { ...base, appendTimeoutMs: 200, ...o }),
+    spec: (kind) =>
+      kind === 'mem'
+        ? 'file:segs'
+        : kind === 'obj'
+          ? 'objstore:file:objs'
+          : 'striped:objstore:file:objs|objstore:file:objs',
+  };
 }
 
 describe('VirtualLog against a reference log (model-based)', () => {
+  it('random operations from three clients opened by openLog over file:, objstore:file: and striped segments', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'vlog-model-'));
+    await fc.assert(
+      fc.asyncProperty(kindArb, fc.array(cmdArb, { minLength: 1, maxLength: 30 }), (first, cmds) =>
+        runModel(first, cmds, openLogEnv(root)),
+      ),
+      {
+        numRuns: Number(process.env.MODEL_RUNS ?? 40),
+        timeout: 30_000,
+        endOnFailure: process.env.MODEL_END === '1',
+      },
+    );
+  }, 300_000);
+
   it('a reader that neither appends nor checks the tail reads past a reconfiguration made by another client', async () => {
     const w = world();
     const writer = await VirtualLog.create(w.meta, w.factory, 'mem');
