@@ -133,7 +133,7 @@ function worldEnv(): Env {
   const w = world();
   return {
     create: (spec) => VirtualLog.create(w.meta, w.factory, spec),
-    connect: (o) => VirtualLog.connect(w.meta, w.factory, { appendTimeoutMs: 200, ...o }),
+    connect: (o) => VirtualLog.connect(w.meta, w.factory, o),
     spec: (kind) => kind,
   };
 }
@@ -290,7 +290,7 @@ function openLogEnv(root: string): Env {
   const base = { meta: 'file:meta', cwd };
   return {
     create: (spec) => openLog(name, { ...base, create: true, loglet: spec }),
-    connect: (o) => openLog(name, { ...base, appendTimeoutMs: 200, ...o }),
+    connect: (o) => openLog(name, { ...base, ...o }),
     spec: (kind) =>
       kind === 'mem'
         ? 'file:segs'
