@@ -11,6 +11,7 @@ import {
   NodeDisk,
   ObjectStoreLoglet,
   SealedError,
+  TrimmedError,
   VirtualLog,
 } from '../src/index.js';
 import { logletConformance, metaStoreConformance } from './conformance.js';
@@ -218,6 +219,23 @@ describe('ObjectStoreLoglet and a slot of no records', () => {
       'log object e/0000000000000001 is corrupt: a batch of no records',
     );
     await expect(w.append([new Uint8Array([2])])).rejects.toThrow(/a batch of no records/);
+  });
+});
+
+describe('ObjectStoreLoglet and a damaged trim point', () => {
+  it('a trim object that is not a position is an error naming it (it read as NaN: no trim)', async () => {
+    const store = new MemStore();
+    const w = new ObjectStoreLoglet(store, 't', 0);
+    await w.append([new Uint8Array([1]), new Uint8Array([2]), new Uint8Array([3])]);
+    await w.prefixTrim(2);
+    await expect(w.read(0, 3)).rejects.toBeInstanceOf(TrimmedError);
+    for (const bad of ['', 'x', '2.5', '-1', '99999999999999999', ' 2']) {
+      await store.put('t/trim', Buffer.from(bad));
+      await expect(w.read(0, 3), JSON.stringify(bad)).rejects.toThrow(
+        `log object t/trim is corrupt: the trim point is '${bad}', not a position`,
+      );
+      await expect(w.prefixTrim(3)).rejects.toThrow('log object t/trim is corrupt');
+    }
   });
 });
 

@@ -194,13 +194,25 @@ export class ObjectStoreLoglet implements Loglet {
     return { tail: this.sealedAt ?? this.next, sealed: this.sealedAt !== undefined };
   }
 
+  /**
+   * The trim point (the loglet's start when never trimmed). A trim object that is not a position is an
+   * error naming it: read as NaN, it meant no trim, and trimmed positions were read again.
+   */
   private async trimPoint(): Promise<number> {
+    const key = `${this.prefix}/trim`;
+    let text: string;
     try {
-      return Number(Buffer.from(await this.store.get(`${this.prefix}/trim`)).toString('utf8'));
+      text = Buffer.from(await this.store.get(key)).toString('utf8');
     } catch (e) {
       if ((e as Error).name === 'NotFoundError') return this.start;
       throw e;
     }
+    const pos = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(pos))
+      throw new Error(
+        `log object ${key} is corrupt: the trim point is '${text.slice(0, 40)}', not a position`,
+      );
+    return pos;
   }
 
   async read(from: number, to: number): Promise<LogRecord[]> {
