@@ -654,9 +654,31 @@ export class WalStore implements ObjectStore {
     }
   }
 
-  /** The current etag of `key` as this store sees it (memory, packs, then the store). */
+  /**
+   * The current etag of `key` as this store sees it (memory, packs, then the store), for a conditional write
+   * holding the key's lock. A put or delete that came into the WAL while the store was asked is newer than
+   * what the store said, and decides (the check used the store's answer: a create-only put overwrote a put
+   * acknowledged meanwhile). Direct writes take the key's lock too, so none lands meanwhile.
+   */
   private async currentEtag(key: string): Promise<string | undefined> {
-    return (await this.head(key))?.etag;
+    const local = this.localState(key);
+    if (local !== 'none' && local !== 'direct') return local === 'deleted' ? undefined : local;
+    const info = await this.store.head(key);
+    const now = this.localState(key);
+    if (now !== 'none' && now !== 'direct') return now === 'deleted' ? undefined : now;
+    return info?.etag;
+  }
+
+  /**
+   * What the WAL holds for `key`: nothing (`'none'`: the store decides), a direct write's marker
+   * (`'direct'`), a deletion, or an object's etag.
+   */
+  private localState(key: string): string {
+    const m = this.memGet(key);
+    if (m) return m.direct ? 'direct' : m.buf ? m.etag : 'deleted';
+    const p = this.packed.get(key);
+    if (!p) return 'none';
+    return p.direct ? 'direct' : p.deleted ? 'deleted' : p.etag;
   }
 
   /**
@@ -895,7 +917,7 @@ export class WalStore implements ObjectStore {
       if (this.memBytes + this.frozenBytes <= this.o.memBytesMax && this.pendingBytes <= pendingBytesMax) {
         try {
           this.checkKey(key);
-          return this.write(key, body);
+          return this.writeUnconditionally(key, body);
         } catch (e) {
           return Promise.reject(e);
         }
@@ -917,24 +939,39 @@ export class WalStore implements ObjectStore {
     const data = body instanceof Uint8Array ? body : await collectBody(body);
     if (this.memBytes + this.frozenBytes > this.o.memBytesMax) await this.roomInMemory();
     while (this.pendingBytes > pendingBytesMax) await this.flushing;
-    if (opts.ifMatch === undefined && opts.ifNoneMatch === undefined) return this.write(key, data);
-    return this.conditionally(key, opts, () => this.write(key, data));
+    if (opts.ifMatch === undefined && opts.ifNoneMatch === undefined)
+      return this.writeUnconditionally(key, data);
+    return this.conditionally(key, opts, (checked) =>
+      data.length > this.o.walObjectBytesMax ? this.writeDirect(key, data, checked) : this.write(key, data),
+    );
+  }
+
+  /**
+   * A put without a precondition: through the WAL, or (too large for it) to the store under the key's lock,
+   * so that a conditional write's check and its direct write have no direct write of the key between them.
+   */
+  private writeUnconditionally(key: string, data: Uint8Array): Promise<string> {
+    if (data.length <= this.o.walObjectBytesMax) return this.write(key, data);
+    return this.keyLocks.run(key, () => this.writeDirect(key, data));
   }
 
   /**
    * Runs `write` once the key's earlier conditional operations are done and `opts` holds: the check and
    * the record it adds are in one turn of the event loop, so no other write comes between.
    */
-  private conditionally<T>(key: string, opts: PutOptions, write: () => Promise<T>): Promise<T> {
+  private conditionally<T>(
+    key: string,
+    opts: PutOptions,
+    write: (checked: string) => Promise<T>,
+  ): Promise<T> {
     return this.keyLocks.run(key, async () => {
       checkPrecondition(key, await this.currentEtag(key), opts);
-      return write();
+      return write(this.localState(key));
     });
   }
 
-  /** Writes through the WAL, or a large body to the store (see `writeDirect`); resolves with the etag. */
+  /** Writes a body of at most `walObjectBytesMax` through the WAL; resolves with the etag. */
   private write(key: string, data: Uint8Array): Promise<string> {
-    if (data.length > this.o.walObjectBytesMax) return this.writeDirect(key, data);
     // the memory layer holds the record's copy of the body: the caller may reuse its array once put returns
     const at = this.addRecord(4, key, data);
     const etag = this.slab.toString('hex', at - etagBytes, at); // the record's etag, just before the data
@@ -942,13 +979,19 @@ export class WalStore implements ObjectStore {
   }
 
   /**
-   * A large write: straight to the store. An older version in the WAL or a pack would shadow it after a
-   * restart, so a "direct" record goes to the WAL before the write is acknowledged.
+   * A large write: straight to the store, holding the key's lock. An older version in the WAL or a pack would
+   * shadow it after a restart, so a "direct" record goes to the WAL before the write is acknowledged. A
+   * conditional one passes what the WAL held for the key when its precondition was checked (`checked`, see
+   * `localState`): when a put or delete came into the WAL since, that write is the newer and stays above
+   * this one (a marker would replace it, though the precondition held only before it: a create-only put
+   * overwrote a put acknowledged meanwhile).
    */
-  private async writeDirect(key: string, data: Uint8Array): Promise<string> {
+  private async writeDirect(key: string, data: Uint8Array, checked?: string): Promise<string> {
     await this.flushing;
     const etag = await this.store.put(key, data);
     this.stats.storePuts++;
+    for (const w of this.listWatches) w.add(key);
+    if (checked !== undefined && this.localState(key) !== checked) return etag;
     if (this.memGet(key) || this.packed.has(key)) {
       this.addRecord(3, key, new Uint8Array(0));
       await this.durable(key, { ...noData, etag: '', modifiedMs: Date.now(), direct: true });
@@ -962,7 +1005,7 @@ export class WalStore implements ObjectStore {
   }
 
   async get(key: string, opts: GetOptions = {}): Promise<Uint8Array> {
-    validateKey(key);
+    this.checkKey(key);
     const m = this.memGet(key);
     if (m && !m.direct) {
       if (!m.buf) throw new NotFoundError(key);
@@ -992,6 +1035,7 @@ export class WalStore implements ObjectStore {
   }
 
   async getStream(key: string, opts: GetOptions = {}): Promise<Readable> {
+    this.checkKey(key);
     const m = this.memGet(key);
     const p = m ? undefined : this.packed.get(key);
     if ((m && !m.direct) || (p && !p.direct)) {
@@ -1001,7 +1045,7 @@ export class WalStore implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
-    validateKey(key);
+    this.checkKey(key);
     const m = this.memGet(key);
     if (m && !m.direct)
       return m.buf ? { key, size: m.size, etag: m.etag, modifiedMs: m.modifiedMs } : undefined;
@@ -1022,8 +1066,26 @@ export class WalStore implements ObjectStore {
    */
   async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
     validateList(prefix, opts);
+    const watch = new Set<string>();
+    this.listWatches.add(watch);
+    try {
+      return await this.listWatched(prefix, opts, watch);
+    } finally {
+      this.listWatches.delete(watch);
+    }
+  }
+
+  /**
+   * The keys written to the store directly since each listing in progress began (see `writeDirect`): the
+   * store's page may be older than their WAL markers, which hide what the WAL held before (a deleted
+   * version still in the store was listed, and a key the page did not have yet was left out).
+   */
+  private readonly listWatches = new Set<Set<string>>();
+
+  private async listWatched(prefix: string, opts: ListOptions, watch: Set<string>): Promise<ListPage> {
     const limit = opts.limit ?? 1000;
     const objects: ObjectInfo[] = [];
+    const late: number[] = [];
     let after = opts.startAfter;
     for (;;) {
       const page = await this.store.list(
@@ -1059,14 +1121,32 @@ export class WalStore implements ObjectStore {
             r.next();
           }
         const s = si < stored.length && stored[si]!.key === k ? stored[si++] : undefined;
-        const o = v === undefined ? s : v;
+        // written to the store directly while the listing ran: the page may not have it, or an older version
+        // (one the WAL deleted), so the store is asked (below)
+        const lateDirect = v === undefined && decided && watch.has(k);
+        const o = lateDirect ? { key: k, size: 0, etag: '', modifiedMs: 0 } : v === undefined ? s : v;
         if (!o) continue;
-        if (objects.length === limit) return { objects, nextStartAfter: objects[limit - 1]!.key };
+        if (objects.length === limit) return this.listed(objects, late, objects[limit - 1]!.key);
+        if (lateDirect) late.push(objects.length);
         objects.push(o);
       }
-      if (bound === undefined) return { objects };
+      if (bound === undefined) return this.listed(objects, late, undefined);
       after = bound;
     }
+  }
+
+  /**
+   * A listing's page, with the objects at `late` (keys the WAL says the store holds, written there directly
+   * while the listing ran) read from the store with a head each.
+   */
+  private async listed(objects: ObjectInfo[], late: number[], next: string | undefined): Promise<ListPage> {
+    if (late.length > 0) {
+      const infos = await Promise.all(late.map((i) => this.store.head(objects[i]!.key)));
+      const found = new Map(late.map((i, j) => [i, infos[j]]));
+      // one the store no longer has (removed behind the WAL's back) is left out
+      objects = objects.flatMap((o, i) => (found.has(i) ? (found.get(i) ?? []) : [o]));
+    }
+    return next === undefined ? { objects } : { objects, nextStartAfter: next };
   }
 
   /** `mem`'s keys in key order (`compareKeys`), sorted again only when a key came or left since. */
@@ -1089,6 +1169,7 @@ export class WalStore implements ObjectStore {
 
   async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
     validateDelete(key, opts);
+    this.checkKey(key);
     const write = () => {
       this.addRecord(2, key, new Uint8Array(0));
       return this.durable(key, { ...noData, etag: '', modifiedMs: Date.now() });

@@ -1,0 +1,48 @@
+// Gates and helpers for tests that stop a store call midway while other calls run.
+import { MemStore } from '../../src/index.js';
+
+/**
+ * A MemStore whose calls of some kinds (of one key, or of any but the WAL's packs) wait at a gate while it
+ * is held (`hold`, `release`): puts before they write, heads and listings after they read (a reply in
+ * flight).
+ */
+export class Gated extends MemStore {
+  private readonly gates = new Map<string, { wait: Promise<void>; open: () => void; key?: string }>();
+  hold(op: 'put' | 'head' | 'list', key?: string): void {
+    let open!: () => void;
+    const wait = new Promise<void>((r) => {
+      open = r;
+    });
+    this.gates.set(op, { wait, open, ...(key !== undefined ? { key } : {}) });
+  }
+  release(op: 'put' | 'head' | 'list'): void {
+    this.gates.get(op)?.open();
+    this.gates.delete(op);
+  }
+  override async put(...a: Parameters<MemStore['put']>) {
+    const g = this.gates.get('put');
+    if (g && (g.key === undefined ? !a[0].startsWith('.wal-packs/') : g.key === a[0])) await g.wait;
+    return super.put(...a);
+  }
+  override async head(...a: Parameters<MemStore['head']>) {
+    // read now, answered once released
+    const info = await super.head(...a);
+    await this.gates.get('head')?.wait;
+    return info;
+  }
+  override async list(...a: Parameters<MemStore['list']>) {
+    // the page as it was when asked for, handed back once released (as a remote store's reply in flight)
+    const page = await super.list(...a);
+    await this.gates.get('list')?.wait;
+    return page;
+  }
+}
+
+export const turns = async (n = 5) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+export const settle = <T>(p: Promise<T>) =>
+  p.then(
+    (v) => ({ ok: true as const, v }),
+    (e: unknown) => ({ ok: false as const, e }),
+  );

@@ -1,0 +1,105 @@
+// The WAL's conditional writes, direct writes and listings, each stopped midway (a store call held) while
+// another write lands: each case failed before its fix.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemStore, WalStore } from '../src/index.js';
+import { Gated, settle, turns } from './helpers/gated.js';
+
+const root = mkdtempSync(join(tmpdir(), 'objstore-walr-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+const fresh = () => join(root, `d${dirs++}`);
+const bytes = (t: string) => Buffer.from(t);
+const text = (b: Uint8Array) => Buffer.from(b).toString();
+
+describe('WAL: conditional writes, direct writes and listings racing other writes', () => {
+  const walOpts = () => ({ dir: fresh(), flushIntervalMs: 1, walObjectBytesMax: 16 });
+
+  it('a create-only put whose check waits for the store fails when a put lands meanwhile (it overwrote it)', async () => {
+    const store = new Gated();
+    const w = await WalStore.open(store, walOpts());
+    store.hold('head'); // the key is in neither the WAL nor a pack: the check asks the store
+    const create = settle(w.put('k', bytes('create'), { ifNoneMatch: '*' }));
+    await turns();
+    const plain = await w.put('k', bytes('plain')); // acknowledged while the create waits
+    store.release('head');
+    const c = await create;
+    expect(c.ok ? 'created' : (c.e as Error).name).toBe('PreconditionFailedError');
+    expect(text(await w.get('k'))).toBe('plain');
+    expect((await w.head('k'))?.etag).toBe(plain);
+    await w.close();
+  });
+
+  it('an ifMatch delete whose check waits for the store fails when a put lands meanwhile', async () => {
+    const store = new Gated();
+    const stored = await store.put('k', bytes('in the store'));
+    const w = await WalStore.open(store, walOpts());
+    store.hold('head');
+    const del = settle(w.delete('k', { ifMatch: stored }));
+    await turns();
+    await w.put('k', bytes('newer'));
+    store.release('head');
+    expect((await del).ok).toBe(false);
+    expect(text(await w.get('k'))).toBe('newer');
+    await w.close();
+  });
+
+  it('a conditional put too large for the WAL does not replace a put that landed after its check', async () => {
+    const store = new Gated();
+    const opts = walOpts();
+    const w = await WalStore.open(store, opts);
+    store.hold('put'); // the large body's put to the store waits
+    const create = settle(w.put('k', bytes('a body past walObjectBytesMax'), { ifNoneMatch: '*' }));
+    await turns();
+    await w.put('k', bytes('small')); // after the check: the newer write
+    store.release('put');
+    // the create took effect first (its check saw no object), then the small put replaced it
+    expect((await create).ok).toBe(true);
+    expect(text(await w.get('k'))).toBe('small');
+    await w.close();
+    const again = await WalStore.open(store, opts);
+    expect(text(await again.get('k'))).toBe('small');
+    await again.close();
+  });
+
+  it('a listing racing a direct write of a key the WAL deleted neither lists the deleted version nor leaves the key out', async () => {
+    for (const before of ['deleted', 'written'] as const) {
+      const store = new Gated();
+      const w = await WalStore.open(store, walOpts());
+      await w.put('k', bytes('the old version, direct'));
+      await w.put('k', bytes('small')); // now in the WAL
+      if (before === 'deleted') await w.delete('k'); // the direct object stays in the store, deleted by the WAL
+      store.hold('list'); // the store's page is read now, before the new write
+      const listing = w.list('');
+      await turns();
+      const etag = await w.put('k', bytes('the new version, direct'));
+      store.release('list');
+      const page = await listing;
+      expect(
+        page.objects.map((o) => [o.key, o.etag]),
+        before,
+      ).toEqual([['k', etag]]);
+      await w.close();
+    }
+  });
+
+  it('keys in the reserved pack prefix are refused by get, head and delete as by put', async () => {
+    const store = new MemStore();
+    const w = await WalStore.open(store, { ...walOpts(), packBytes: 1 });
+    await w.put('k', bytes('v'));
+    await w.packNow();
+    const [pack] = (await store.list('.wal-packs/')).objects;
+    for (const op of [
+      () => w.get(pack!.key),
+      () => w.head(pack!.key),
+      () => w.getStream(pack!.key),
+      () => w.delete(pack!.key),
+      () => w.put(pack!.key, bytes('x')),
+    ])
+      await expect(op()).rejects.toThrow(/is in the WAL's reserved prefix \.wal-packs\//);
+    expect(text(await w.get('k'))).toBe('v');
+    await w.close();
+  });
+});
