@@ -19,6 +19,7 @@ import type {
   PutOptions,
 } from './contract.js';
 import { NotFoundError, PreconditionFailedError } from './contract.js';
+import { validateKey } from './keys.js';
 import { collectBody, KeyLocks, sliceRange } from './util.js';
 
 /** Base for wrappers: forwards everything to `inner`. */
@@ -501,6 +502,7 @@ export class TieredStore implements ObjectStore {
    * the copy of a move in flight of this very version (`moveIdle`).
    */
   async put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
+    validateKey(key); // before its class is looked up: a key that is not a string failed there, unclearly
     if (this.classOf(key) !== 'auto') {
       const etag = await this.home(key).put(key, body, opts);
       await this.other(key).delete(key);
@@ -508,8 +510,15 @@ export class TieredStore implements ObjectStore {
     }
     if (opts.ifMatch === undefined && opts.ifNoneMatch === undefined)
       return this.express.put(key, body, opts);
-    // the condition must see the object where a get finds it: express, else standard
+    // the condition must see the object where a get finds it: express, else standard; under the key's lock,
+    // so that no move in this process takes it from express between the look and the put (a create-only
+    // put then made a second object over one just moved to standard)
     const data = await collectBody(body);
+    return this.locks.run(key, () => this.putWhereFound(key, data, opts));
+  }
+
+  /** A conditional put of an `auto` object to the tier a get finds it in. */
+  private async putWhereFound(key: string, data: Uint8Array, opts: PutOptions): Promise<string> {
     for (let attempt = 1; ; attempt++) {
       const inExpress = (await this.express.head(key)) !== undefined;
       const tier = !inExpress && (await this.standard.head(key)) ? this.standard : this.express;
@@ -524,6 +533,7 @@ export class TieredStore implements ObjectStore {
   }
 
   async get(key: string, opts?: GetOptions): Promise<Uint8Array> {
+    validateKey(key);
     try {
       return await this.home(key).get(key, opts);
     } catch (e) {
@@ -533,6 +543,7 @@ export class TieredStore implements ObjectStore {
   }
 
   async getStream(key: string, opts?: GetOptions): Promise<Readable> {
+    validateKey(key);
     try {
       return await this.home(key).getStream(key, opts);
     } catch (e) {
@@ -542,15 +553,19 @@ export class TieredStore implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
+    validateKey(key);
     return (await this.home(key).head(key)) ?? (await this.other(key).head(key));
   }
 
+  /**
+   * Express's page, then standard's: a move puts its copy to standard before it deletes the express one,
+   * so an object moving meanwhile is in one page or both. (Read at once, standard's page could come from
+   * before a move and express's from after it, and the object was in neither.)
+   */
   async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
     const limit = opts.limit ?? 1000;
-    const [a, b] = await Promise.all([
-      this.express.list(prefix, { ...opts, limit }),
-      this.standard.list(prefix, { ...opts, limit }),
-    ]);
+    const a = await this.express.list(prefix, { ...opts, limit });
+    const b = await this.standard.list(prefix, { ...opts, limit });
     const merged = new Map<string, ObjectInfo>();
     for (const o of [...b.objects, ...a.objects]) merged.set(o.key, o);
     // a page may end early in either tier: only keys up to the smaller of the two page ends are complete
@@ -573,7 +588,8 @@ export class TieredStore implements ObjectStore {
    * it from express then and has its copy removed by the second; one that comes later finds it gone from
    * express and removes its own copy (`moveIdle`).
    */
-  delete(key: string, opts: DeleteOptions = {}): Promise<void> {
+  async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
+    validateKey(key);
     return this.locks.run(key, () => this.deleteBoth(key, opts));
   }
 
@@ -583,7 +599,11 @@ export class TieredStore implements ObjectStore {
       await this.standard.delete(key);
       return;
     }
-    // the version asked for is where a get finds it: express first, standard when express has none
+    // the version asked for is where a get finds it: express first, standard when express has none; what
+    // standard holds under it (an older version a move left there before the object was written again, or
+    // a copy of this one by a move that stopped halfway) is looked at first: once the express version is
+    // gone, a get would find that copy (an older version came back after the delete)
+    const shadowed = await this.standard.head(key);
     try {
       await this.express.delete(key, opts);
     } catch (e) {
@@ -591,8 +611,8 @@ export class TieredStore implements ObjectStore {
       await this.standard.delete(key, opts);
       return;
     }
-    // a standard copy of that same version (a move's that stopped halfway): gone with it
-    await this.standard.delete(key, opts).catch(unlessPreconditionFailed);
+    // removed only if it is still that version: a copy made since is its mover's to remove (`moveIdle`)
+    if (shadowed) await this.standard.delete(key, { ifMatch: shadowed.etag }).catch(unlessPreconditionFailed);
   }
 
   /**

@@ -1,0 +1,79 @@
+// A tiered store's conditional calls and listings, each stopped midway while a move runs, and bad keys:
+// each case failed before its fix.
+import { describe, expect, it } from 'vitest';
+import { InvalidKeyError, MemStore, NotFoundError, TieredStore } from '../src/index.js';
+import { Gated, settle, turns } from './helpers/gated.js';
+
+const bytes = (t: string) => Buffer.from(t);
+const text = (b: Uint8Array) => Buffer.from(b).toString();
+
+describe('tiers: conditional calls and listings racing moves', () => {
+  const auto = { defaultClass: 'auto' as const, idleMsBeforeStandard: 0 };
+
+  it('a conditional delete of an object written again after a move does not bring the moved version back', async () => {
+    const standard = new MemStore();
+    const t = new TieredStore(new MemStore(), standard, auto);
+    await t.put('k', bytes('v1'));
+    expect(await t.moveIdle(Date.now() + 10)).toBe(1);
+    const v2 = await t.put('k', bytes('v2')); // to express; v1's copy stays in standard, shadowed
+    await t.delete('k', { ifMatch: v2 });
+    await expect(t.get('k')).rejects.toBeInstanceOf(NotFoundError);
+    expect(await t.head('k')).toBeUndefined();
+    expect((await t.list('')).objects).toEqual([]);
+    expect(await standard.head('k')).toBeUndefined();
+  });
+
+  it('a listing lists an object a move takes from express to standard meanwhile', async () => {
+    const express = new Gated();
+    const t = new TieredStore(express, new MemStore(), auto);
+    await t.put('k', bytes('v1'));
+    express.hold('list');
+    const listing = t.list('');
+    await turns();
+    express.release('list'); // express's page holds k; standard's is read after it
+    const moving = t.moveIdle(Date.now() + 10);
+    expect((await listing).objects.map((o) => o.key)).toEqual(['k']);
+    await moving;
+    // and the other way round: express's page read after the move, standard's before it, missed k
+    await t.put('j', bytes('v1'));
+    const slow = new Gated();
+    const standardFirst = new TieredStore(slow, t.standard, auto);
+    // slow's page is empty (it holds nothing), as express's is after j moved; only the order matters
+    slow.hold('list');
+    const racing = standardFirst.list('');
+    await turns();
+    await t.moveIdle(Date.now() + 10);
+    slow.release('list');
+    expect((await racing).objects.map((o) => o.key)).toEqual(['j', 'k']);
+  });
+
+  it('a create-only put racing a move of the object in the same process fails (it made a second object)', async () => {
+    const express = new Gated();
+    const standard = new MemStore();
+    const t = new TieredStore(express, standard, auto);
+    await t.put('k', bytes('v1'));
+    express.hold('head'); // the put's look at express waits; the move runs meanwhile
+    const create = settle(t.put('k', bytes('v2'), { ifNoneMatch: '*' }));
+    await turns();
+    const moving = t.moveIdle(Date.now() + 10);
+    await turns();
+    express.release('head');
+    await moving;
+    const c = await create;
+    expect(c.ok ? 'created' : (c.e as Error).name).toBe('PreconditionFailedError');
+    expect(text(await t.get('k'))).toBe('v1');
+  });
+
+  it('a key that is not a string is an InvalidKeyError, as from any store (its class lookup threw a TypeError)', async () => {
+    const t = new TieredStore(new MemStore(), new MemStore(), { classes: { 'logs/': 'auto' } });
+    const bad = undefined as unknown as string;
+    for (const op of [
+      () => t.put(bad, bytes('x')),
+      () => t.get(bad),
+      () => t.getStream(bad),
+      () => t.head(bad),
+      () => t.delete(bad),
+    ])
+      await expect(op()).rejects.toThrow(InvalidKeyError);
+  });
+});
