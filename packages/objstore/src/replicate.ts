@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { checkTimerMs, checkWhole, makeDirs } from '@strata/cli';
 import { type DeleteOptions, NotFoundError, type ObjectStore, type PutOptions } from './contract.js';
+import { validateDelete, validateKey, validatePut } from './keys.js';
 import { StoreWrapper } from './layers.js';
 import { collectBody } from './util.js';
 
@@ -50,6 +51,11 @@ const journalCompactLines = 10_000;
 export class ReplicatedStore extends StoreWrapper {
   /** Pending keys: the newest journal sequence number and when it was first queued. */
   private readonly pending = new Map<string, { seq: number; since: number }>();
+  /**
+   * Intents journaled (or being journaled) whose writes to the primary have not returned: not pending yet
+   * (a copy then could read the state before the write), but a rewrite of the journal keeps them.
+   */
+  private readonly writing = new Map<number, string>();
   private readonly queue: string[] = [];
   private readonly inFlight = new Set<string>();
   private seq = 0;
@@ -112,8 +118,10 @@ export class ReplicatedStore extends StoreWrapper {
         if (n === lines.length - 1 || (n === lines.length - 2 && lines[n + 1] === '')) break; // torn tail
         throw new Error(`replication journal ${path}, line ${n + 1}: not JSON`);
       }
-      if (typeof o.i === 'number' && typeof o.k === 'string') intents.set(o.i, o.k);
-      else if (typeof o.d === 'number') intents.delete(o.d);
+      if (typeof o.i === 'number' && typeof o.k === 'string') {
+        // a key no store takes (journaled before keys were checked first) would be retried for ever
+        if (isKey(o.k)) intents.set(o.i, o.k);
+      } else if (typeof o.d === 'number') intents.delete(o.d);
       this.seq = Math.max(this.seq, o.i ?? o.d ?? 0);
     }
     const now = Date.now();
@@ -128,7 +136,9 @@ export class ReplicatedStore extends StoreWrapper {
   private async rewriteJournal(path: string): Promise<void> {
     const tmp = `${path}.tmp`;
     const fh = await open(tmp, 'w');
-    const body = [...this.pending].map(([k, p]) => `${JSON.stringify({ i: p.seq, k })}\n`).join('');
+    // with the intents of writes in flight: a crash after such a write lands must still find its key
+    const intents = [...this.pending].map(([k, p]) => [p.seq, k] as const).concat([...this.writing]);
+    const body = intents.map(([i, k]) => `${JSON.stringify({ i, k })}\n`).join('');
     await fh.writeFile(body);
     await fh.sync();
     await fh.close();
@@ -138,7 +148,7 @@ export class ReplicatedStore extends StoreWrapper {
     await d.sync();
     await d.close();
     this.journal = await open(path, 'a');
-    this.journalLines = this.pending.size;
+    this.journalLines = intents.length;
   }
 
   /** Appends lines to the journal; resolves once they are durable (group commit). */
@@ -179,10 +189,17 @@ export class ReplicatedStore extends StoreWrapper {
   private async replicatedWrite<T>(key: string, write: () => Promise<T>): Promise<T> {
     if (!this.replicated(key)) return write();
     const seq = ++this.seq;
-    await this.journalAppend(JSON.stringify({ i: seq, k: key }));
+    this.writing.set(seq, key);
+    try {
+      await this.journalAppend(JSON.stringify({ i: seq, k: key }));
+    } catch (e) {
+      this.writing.delete(seq);
+      throw e;
+    }
     try {
       return await write();
     } finally {
+      this.writing.delete(seq);
       // queued even if the write failed: the copy reads the primary's state, whatever it is
       const p = this.pending.get(key);
       if (p) p.seq = seq;
@@ -195,11 +212,15 @@ export class ReplicatedStore extends StoreWrapper {
   }
 
   override async put(key: string, body: Uint8Array | Readable, opts?: PutOptions): Promise<string> {
+    // before the intent is journaled: a bad key's copy failed for ever (retried, and again after a reopen),
+    // and flush() never returned
+    validatePut(key, body, opts ?? {});
     const data = await collectBody(body);
     return this.replicatedWrite(key, () => this.inner.put(key, data, opts));
   }
 
-  override delete(key: string, opts?: DeleteOptions): Promise<void> {
+  override async delete(key: string, opts?: DeleteOptions): Promise<void> {
+    validateDelete(key, opts ?? {});
     return this.replicatedWrite(key, () => this.inner.delete(key, opts));
   }
 
@@ -277,12 +298,15 @@ export class ReplicatedStore extends StoreWrapper {
       const b = await listAll(this.replica, prefix);
       const keys = new Set([...a.keys(), ...b.keys()]);
       for (const k of keys) {
+        if (this.pending.has(k)) continue; // a copy is coming
         const x = a.get(k);
         const y = b.get(k);
         let differs = x === undefined || y === undefined || x !== y;
         if (!differs) {
-          const [p, q] = await Promise.all([this.inner.get(k), this.replica.get(k)]);
-          differs = !Buffer.from(p).equals(Buffer.from(q));
+          // either side may have lost the key since it was listed (a delete through this store, or its copy
+          // to the replica): that is a difference too, not an error (it failed the whole resync)
+          const [p, q] = await Promise.all([orAbsent(this.inner.get(k)), orAbsent(this.replica.get(k))]);
+          differs = !p || !q || !Buffer.from(p).equals(Buffer.from(q));
         }
         if (differs && !this.pending.has(k)) {
           const seq = ++this.seq;
@@ -306,6 +330,25 @@ export class ReplicatedStore extends StoreWrapper {
     await this.journal?.close();
     await this.inner.close();
     await this.replica.close();
+  }
+}
+
+function isKey(k: string): boolean {
+  try {
+    validateKey(k);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The bytes, or undefined for an object that is not there. */
+async function orAbsent(got: Promise<Uint8Array>): Promise<Uint8Array | undefined> {
+  try {
+    return await got;
+  } catch (e) {
+    if (e instanceof NotFoundError) return undefined;
+    throw e;
   }
 }
 
