@@ -155,9 +155,11 @@ const ingest: Command = {
   summary: 'ingest files into a stream (agent, ingestion and indexer in one process)',
   help: `Ingest files into a stream from each file's checkpoint, then index.
 
-Usage: strata stream ingest STREAM FILE... [--data DIR] [--no-index] [--chunk BYTES] [--compact-every N]
+Usage: strata stream ingest STREAM FILE... [--data DIR] [--no-index] [--chunk BYTES] [--compact-every N] [--final]
 
 Re-running is safe: each file resumes at its checkpointed offset and a repeated block is not written twice.
+A last line without a newline (a writer may be in the middle of it) is left for the next run and said so
+on stderr; --final ingests it (the file is complete).
 The indexer compacts the index every N blocks it indexes (default ${defaultPolicy.compactEveryBlocks}; 0: never).
 
 Example: strata stream ingest hdfs /var/log/hdfs/HDFS_2k.log --data ./.strata`,
@@ -167,6 +169,7 @@ Example: strata stream ingest hdfs /var/log/hdfs/HDFS_2k.log --data ./.strata`,
       ...compactFlag,
       'no-index': { type: 'boolean' },
       chunk: { type: 'string' },
+      final: { type: 'boolean' },
     });
     const [name, ...files] = f.positionals;
     if (files.length === 0) throw new UsageError('expected STREAM FILE...');
@@ -187,8 +190,13 @@ Example: strata stream ingest hdfs /var/log/hdfs/HDFS_2k.log --data ./.strata`,
           const p = resolve(io.cwd, file);
           const st = await s.ingestFile(p, {
             ...(f.values.chunk ? { chunkBytes: intFlag('chunk', f.values.chunk, 0, 1024) } : {}),
+            final: f.values.final === true,
             onRead: (n) => progress.tick(n),
           });
+          if (st.unfinishedBytes)
+            io.stderr.write(
+              `${p}: its last ${st.unfinishedBytes} bytes are a line without a newline, left for the next run (--final ingests it)\n`,
+            );
           tot.lines += st.lines;
           tot.blocksWritten += st.blocksWritten;
           tot.blocksDeduped += st.blocksDeduped;

@@ -224,6 +224,8 @@ export interface IngestStats {
   blocksWritten: number;
   blocksDeduped: number;
   bytes: number;
+  /** `ingestFile` with `final: false`: bytes of a last line without a newline, left for the next run. */
+  unfinishedBytes?: number;
 }
 
 export interface ChunkOptions {
@@ -780,7 +782,8 @@ export class Stream {
 
   /**
    * Ingests a file from its checkpoint: complete lines only, plus a last line without a newline when
-   * `final`. The source id includes the inode and a fingerprint of the first line, so a rotated file (a
+   * `final` (the default; with `final: false` such a line waits for the next run, `unfinishedBytes`: a
+   * file a writer is still writing would otherwise have a line cut in two rows). The source id includes the inode and a fingerprint of the first line, so a rotated file (a
    * new inode, or a recreated file with another first line) starts at offset 0 while the old one keeps
    * its checkpoint.
    */
@@ -900,6 +903,7 @@ export class Stream {
         if (eof) break;
       }
       off = pendingFrom;
+      if (held > 0) stats.unfinishedBytes = held;
       for (const p of inflight) await p;
       await this.catchUp();
       for (const { id, pos } of appended)

@@ -61,6 +61,32 @@ describe('embedded mode CLI', () => {
     expect((await run('stream', 'info', 'hdfs', '--data', 'd')).out).toMatch(/2 rows in 1 blocks/);
   });
 
+  it('a last line without a newline waits for the next run (a writer may be in it), or goes in with --final', async () => {
+    writeFileSync(join(dir, 'hdfs.sql'), hdfsDdl);
+    const line = (i: number, tail = '') =>
+      `081109 2036${String(i).padStart(2, '0')} 148 INFO dfs.DataNode: served block_${i}${tail}`;
+    expect((await run('stream', 'create', '--ddl', 'hdfs.sql', '--data', 'u')).code).toBe(0);
+    // the writer is in the middle of the third line
+    writeFileSync(join(dir, 'u.log'), `${line(1)}\n${line(2)}\n${line(3).slice(0, 30)}`);
+    const first = await run('stream', 'ingest', 'hdfs', 'u.log', '--data', 'u');
+    expect(first.out).toMatch(/ingested 2 lines/);
+    expect(first.err).toContain(
+      'u.log: its last 30 bytes are a line without a newline, left for the next run',
+    );
+    // it finishes the line: the next run takes it whole (before, its two parts were two rows)
+    writeFileSync(join(dir, 'u.log'), `${line(1)}\n${line(2)}\n${line(3, ' done')}\n`);
+    expect((await run('stream', 'ingest', 'hdfs', 'u.log', '--data', 'u')).out).toMatch(/ingested 1 lines/);
+    const q = (w: string) => run('search', 'hdfs', '--where', w, '--count', '--data', 'u');
+    expect((await q('pid = 148')).out).toBe('3\n');
+    expect((await q("content CONTAINS 'block_3'")).out).toBe('1\n');
+    // a complete file without a final newline: --final ingests its last line
+    expect((await run('stream', 'create', '--ddl', 'hdfs.sql', '--data', 'v')).code).toBe(0);
+    writeFileSync(join(dir, 'v.log'), `${line(1)}\n${line(2)}`);
+    const fin = await run('stream', 'ingest', 'hdfs', 'v.log', '--final', '--data', 'v');
+    expect(fin.out).toMatch(/ingested 2 lines/);
+    expect(fin.err).not.toContain('without a newline');
+  });
+
   it('compact, --compact-every and --maintain-every', async () => {
     writeFileSync(join(dir, 'hdfs.sql'), hdfsDdl);
     const lines = Array.from(
