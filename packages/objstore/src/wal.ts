@@ -926,6 +926,14 @@ export class WalStore implements ObjectStore {
     return this.putWaiting(key, body, opts);
   }
 
+  /**
+   * Reads of a closed WAL fail as its writes do: its memory is what it held at the close, and a WAL opened
+   * again on the directory since may have newer writes (a handle kept after a reopen read the old ones).
+   */
+  private checkOpen(): void {
+    if (this.closed) throw new ObjectStoreError('the WAL store is closed');
+  }
+
   private checkKey(key: string): void {
     validateKey(key);
     if (key.startsWith(this.o.packPrefix))
@@ -1006,6 +1014,7 @@ export class WalStore implements ObjectStore {
 
   async get(key: string, opts: GetOptions = {}): Promise<Uint8Array> {
     this.checkKey(key);
+    this.checkOpen();
     const m = this.memGet(key);
     if (m && !m.direct) {
       if (!m.buf) throw new NotFoundError(key);
@@ -1036,6 +1045,7 @@ export class WalStore implements ObjectStore {
 
   async getStream(key: string, opts: GetOptions = {}): Promise<Readable> {
     this.checkKey(key);
+    this.checkOpen();
     const m = this.memGet(key);
     const p = m ? undefined : this.packed.get(key);
     if ((m && !m.direct) || (p && !p.direct)) {
@@ -1046,6 +1056,7 @@ export class WalStore implements ObjectStore {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     this.checkKey(key);
+    this.checkOpen();
     const m = this.memGet(key);
     if (m && !m.direct)
       return m.buf ? { key, size: m.size, etag: m.etag, modifiedMs: m.modifiedMs } : undefined;
@@ -1066,6 +1077,7 @@ export class WalStore implements ObjectStore {
    */
   async list(prefix: string, opts: ListOptions = {}): Promise<ListPage> {
     validateList(prefix, opts);
+    this.checkOpen();
     const watch = new Set<string>();
     this.listWatches.add(watch);
     try {

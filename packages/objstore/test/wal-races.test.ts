@@ -103,3 +103,25 @@ describe('WAL: conditional writes, direct writes and listings racing other write
     await w.close();
   });
 });
+
+describe('WAL: a closed handle', () => {
+  it('fails reads as it fails writes (a handle kept after a reopen read what it held at its close)', async () => {
+    const store = new MemStore();
+    const dir = fresh();
+    const old = await WalStore.open(store, { dir });
+    await old.put('k', bytes('v1'));
+    await old.close();
+    const w = await WalStore.open(store, { dir });
+    await w.put('k', bytes('v2'));
+    for (const read of [
+      () => old.get('k'),
+      () => old.head('k'),
+      () => old.getStream('k'),
+      () => old.list(''),
+    ])
+      await expect(read()).rejects.toThrow('the WAL store is closed');
+    await expect(old.put('k', bytes('v3'))).rejects.toThrow('the WAL store is closed');
+    expect(text(await w.get('k'))).toBe('v2');
+    await w.close();
+  });
+});
