@@ -6,11 +6,15 @@
  */
 import { etagOf } from '../../src/index.js';
 
-/** What a call observed: its etag or bytes, a failed precondition, or no object. */
+/**
+ * What a call observed: its etag or bytes, a failed precondition, or no object; or nothing known (it failed
+ * because the store closed under it: a write may have taken effect, at any time after it was invoked).
+ */
 export type Outcome =
   | { kind: 'ok'; etag?: string; body?: string; size?: number }
   | { kind: 'precondition' }
-  | { kind: 'absent' };
+  | { kind: 'absent' }
+  | { kind: 'unknown' };
 
 export interface Call {
   op: 'put' | 'create' | 'replace' | 'del' | 'cdel' | 'get' | 'head';
@@ -29,9 +33,19 @@ export const etagOfText = (t: string): string => etagOf(Buffer.from(t));
 
 type State = string | undefined;
 
-/** The state after `c` from `s`, or null when `c`'s outcome is not what the register gives there. */
-function step(s: State, c: Call): { next: State } | null {
-  const o = c.out;
+/** The states `c` may leave from `s`: none when its outcome is not what the register gives there. */
+function steps(s: State, c: Call): State[] {
+  if (c.out.kind !== 'unknown') {
+    const r = step(s, c, c.out);
+    return r ? [r.next] : [];
+  }
+  // no effect, or the effect of its success
+  const done = step(s, c, { kind: 'ok', etag: c.body === undefined ? '' : etagOfText(c.body) });
+  return done && done.next !== s ? [s, done.next] : [s];
+}
+
+/** The state after `c` from `s` had it observed `o`, or null when the register gives another outcome. */
+function step(s: State, c: Call, o: Outcome): { next: State } | null {
   const written = () => (o.kind === 'ok' && o.etag === etagOfText(c.body!) ? { next: c.body } : null);
   switch (c.op) {
     case 'put':
@@ -87,11 +101,11 @@ export function linearize(calls: readonly Call[], initial: State): State[] | und
       const c = calls[i]!;
       // only a call invoked before every remaining call's response can take effect next
       if (done & (1 << i) || c.inv > firstRes) continue;
-      const r = step(s, c);
-      if (!r) continue;
-      order.push(r.next);
-      if (search(done | (1 << i), r.next)) return true;
-      order.pop();
+      for (const next of steps(s, c)) {
+        order.push(next);
+        if (search(done | (1 << i), next)) return true;
+        order.pop();
+      }
     }
     seen.add(memo);
     return false;
