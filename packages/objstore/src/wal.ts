@@ -949,8 +949,8 @@ export class WalStore implements ObjectStore {
     while (this.pendingBytes > pendingBytesMax) await this.flushing;
     if (opts.ifMatch === undefined && opts.ifNoneMatch === undefined)
       return this.writeUnconditionally(key, data);
-    return this.conditionally(key, opts, (checked) =>
-      data.length > this.o.walObjectBytesMax ? this.writeDirect(key, data, checked) : this.write(key, data),
+    return this.conditionally(key, opts, () =>
+      data.length > this.o.walObjectBytesMax ? this.writeDirect(key, data) : this.write(key, data),
     );
   }
 
@@ -967,14 +967,10 @@ export class WalStore implements ObjectStore {
    * Runs `write` once the key's earlier conditional operations are done and `opts` holds: the check and
    * the record it adds are in one turn of the event loop, so no other write comes between.
    */
-  private conditionally<T>(
-    key: string,
-    opts: PutOptions,
-    write: (checked: string) => Promise<T>,
-  ): Promise<T> {
+  private conditionally<T>(key: string, opts: PutOptions, write: () => Promise<T>): Promise<T> {
     return this.keyLocks.run(key, async () => {
       checkPrecondition(key, await this.currentEtag(key), opts);
-      return write(this.localState(key));
+      return write();
     });
   }
 
@@ -988,18 +984,19 @@ export class WalStore implements ObjectStore {
 
   /**
    * A large write: straight to the store, holding the key's lock. An older version in the WAL or a pack would
-   * shadow it after a restart, so a "direct" record goes to the WAL before the write is acknowledged. A
-   * conditional one passes what the WAL held for the key when its precondition was checked (`checked`, see
-   * `localState`): when a put or delete came into the WAL since, that write is the newer and stays above
-   * this one (a marker would replace it, though the precondition held only before it: a create-only put
-   * overwrote a put acknowledged meanwhile).
+   * shadow it after a restart, so a "direct" record goes to the WAL before the write is acknowledged. When a
+   * put or delete came into the WAL while the store wrote (see `localState`), that write is the newer and
+   * stays above this one: a marker would replace it, though this one took effect before it (a conditional
+   * one's precondition held only before it; and a key the WAL held nothing for was read from the store as
+   * soon as the object was there, before the store answered).
    */
-  private async writeDirect(key: string, data: Uint8Array, checked?: string): Promise<string> {
+  private async writeDirect(key: string, data: Uint8Array): Promise<string> {
+    const before = this.localState(key);
     await this.flushing;
     const etag = await this.store.put(key, data);
     this.stats.storePuts++;
     for (const w of this.listWatches) w.add(key);
-    if (checked !== undefined && this.localState(key) !== checked) return etag;
+    if (this.localState(key) !== before) return etag;
     if (this.memGet(key) || this.packed.has(key)) {
       this.addRecord(3, key, new Uint8Array(0));
       await this.durable(key, { ...noData, etag: '', modifiedMs: Date.now(), direct: true });

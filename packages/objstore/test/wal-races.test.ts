@@ -64,6 +64,24 @@ describe('WAL: conditional writes, direct writes and listings racing other write
     await again.close();
   });
 
+  it('a direct write the store shows before it answers stays below a put made once it was read', async () => {
+    const store = new Gated();
+    const opts = walOpts();
+    const w = await WalStore.open(store, opts);
+    store.hold('putReply', 'k'); // the object is in the store; the store's answer waits
+    const large = w.put('k', bytes('a body past walObjectBytesMax'));
+    await turns();
+    expect(text(await w.get('k'))).toBe('a body past walObjectBytesMax'); // it took effect
+    await w.put('k', bytes('small')); // so this one is newer
+    store.release('putReply');
+    await large;
+    expect(text(await w.get('k'))).toBe('small'); // the direct write's marker replaced it
+    await w.close();
+    const again = await WalStore.open(store, opts);
+    expect(text(await again.get('k'))).toBe('small');
+    await again.close();
+  });
+
   it('a listing racing a direct write of a key the WAL deleted neither lists the deleted version nor leaves the key out', async () => {
     for (const before of ['deleted', 'written'] as const) {
       const store = new Gated();
