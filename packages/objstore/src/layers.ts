@@ -594,7 +594,11 @@ export class TieredStore implements ObjectStore {
   }
 
   private async deleteBoth(key: string, opts: DeleteOptions): Promise<void> {
+    const auto = this.classOf(key) === 'auto';
     if (opts.ifMatch === undefined) {
+      // an `auto` object written again after a move has its older version in standard, shadowed: removed
+      // first, while express still shadows it (removed after express, it was read in between)
+      if (auto) await this.standard.delete(key);
       await this.express.delete(key);
       await this.standard.delete(key);
       return;
@@ -604,6 +608,13 @@ export class TieredStore implements ObjectStore {
     // a copy of this one by a move that stopped halfway) is looked at first: once the express version is
     // gone, a get would find that copy (an older version came back after the delete)
     const shadowed = await this.standard.head(key);
+    if (auto && shadowed) {
+      // an older version under the express one is removed while express still shadows it (not a copy of
+      // that same version: a mover in another process may be about to delete the express one)
+      const current = await this.express.head(key);
+      if (current && current.etag !== shadowed.etag)
+        await this.standard.delete(key, { ifMatch: shadowed.etag }).catch(unlessPreconditionFailed);
+    }
     try {
       await this.express.delete(key, opts);
     } catch (e) {
