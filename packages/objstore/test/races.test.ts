@@ -1,10 +1,11 @@
 // Concurrency and layering: clients racing puts, conditional puts, deletes (plain and conditional), gets
-// with ranges, heads and listings against the WAL's packs and compaction, close and reopen, a tiered
-// store's idle moves under it and a cache's evictions to its disk tier above it, every call of the stores
-// below a point where fast-check's scheduler may switch. Each key's history must be linearizable (a
-// register explains every answer), listings must hold each key once, in order, with a version that was
-// written, and every key that no write touched while a listing ran. Each bug this found has a test of its own
-// (wal-races, tier-races, replicate-races).
+// with ranges, heads and listings against the WAL's packs and compaction, close and reopen (between rounds
+// and while the clients go on), a tiered store's idle moves under it, a cache's evictions to its disk tier
+// above it, tiers alone and replication with resyncs, every call of the stores below a point where
+// fast-check's scheduler may switch (a file: store below the WAL is not scheduled). Each key's history
+// must be linearizable (a register explains every answer); listings must hold each key once, in order,
+// with a version that was written, and every key that no write touched while a listing ran. Each bug this
+// found has a test of its own (wal-races, tier-races, replicate-races).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   CachedStore,
   compareKeys,
+  FileStore,
   MemStore,
   NotFoundError,
   type ObjectStore,
@@ -82,7 +84,13 @@ const opArb: fc.Arbitrary<ClientOp> = fc.record({
   limit: fc.integer({ min: 1, max: 3 }),
 });
 
-type Layers = 'wal' | 'wal over tiers' | 'cache over wal' | 'tiers' | 'replication over wal';
+type Layers =
+  | 'wal'
+  | 'wal over file'
+  | 'wal over tiers'
+  | 'cache over wal'
+  | 'tiers'
+  | 'replication over wal';
 
 interface Listing {
   inv: number;
@@ -156,6 +164,7 @@ function checkListing(
 describe('races: clients against packs, compaction, reopen, moves and cache evictions', () => {
   for (const layers of [
     'wal',
+    'wal over file',
     'wal over tiers',
     'cache over wal',
     'tiers',
@@ -185,7 +194,9 @@ describe('races: clients against packs, compaction, reopen, moves and cache evic
               layers === 'wal over tiers' || layers === 'tiers'
                 ? new TieredStore(express, standard, { defaultClass: 'auto', idleMsBeforeStandard: 0 })
                 : undefined;
-            const below: ObjectStore = tiers ?? express;
+            // a file: store shows an object once renamed, before its put returns (the directory's sync)
+            const below: ObjectStore =
+              layers === 'wal over file' ? new FileStore(`${dir}-file`) : (tiers ?? express);
             const walOpts = {
               dir,
               flushIntervalMs: 1,
