@@ -586,7 +586,8 @@ export class TieredStore implements ObjectStore {
   /**
    * Express first, then standard: a move that copied the object to standard before the first step removed
    * it from express then and has its copy removed by the second; one that comes later finds it gone from
-   * express and removes its own copy (`moveIdle`).
+   * express and removes its own copy (`moveIdle`). An `auto` object's older version shadowed in standard
+   * (moved, then written again) is removed before express (see `deleteBoth`).
    */
   async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
     validateKey(key);
