@@ -254,16 +254,30 @@ export class CachedStore extends StoreWrapper {
 
   /** Caches `data` in memory as the most recent entry (evicting down to the bound). */
   private keep(key: string, data: Uint8Array, etag: string): void {
+    if (this.closed) return; // a get that was fetching when the cache closed
     this.entries.set(key, { data, etag });
     this.bytes += data.length;
     this.evict();
   }
 
+  /**
+   * Forgets what is cached (memory and disk) and closes the store under it: a closed cache serves nothing of
+   * its own, and reads go to that store, which answers as a closed store does (a closed WAL fails them; a
+   * cache kept after its WAL was opened again served the versions it held at its close).
+   */
   override async close(): Promise<void> {
+    this.closed = true;
+    this.entries.clear();
+    this.bytes = 0;
     await Promise.all([...this.onDisk.values()].map((d) => d.written));
+    this.onDisk.clear();
+    this.diskBytes = 0;
+    this.count();
     if (this.disk) rmSync(this.disk.dir, { recursive: true, force: true });
     await super.close();
   }
+
+  private closed = false;
 
   override async put(key: string, body: Uint8Array | Readable, opts?: PutOptions): Promise<string> {
     this.invalidate(key);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemStore, WalStore } from '../src/index.js';
+import { CachedStore, MemStore, WalStore } from '../src/index.js';
 import { Gated, settle, turns } from './helpers/gated.js';
 
 const root = mkdtempSync(join(tmpdir(), 'objstore-walr-'));
@@ -140,6 +140,25 @@ describe('WAL: a closed handle', () => {
       await expect(read()).rejects.toThrow('the WAL store is closed');
     await expect(old.put('k', bytes('v3'))).rejects.toThrow('the WAL store is closed');
     expect(text(await w.get('k'))).toBe('v2');
+    await w.close();
+  });
+});
+
+describe('a cache over a closed WAL', () => {
+  it('serves nothing of its own after its close (a cache kept after the WAL was opened again served what it held)', async () => {
+    const store = new MemStore();
+    const dir = fresh();
+    const old = new CachedStore(await WalStore.open(store, { dir }), 1 << 20, 1 << 20, {
+      dir: fresh(),
+      bytesMax: 1 << 20,
+    });
+    await old.put('k', bytes('v1'));
+    expect(text(await old.get('k'))).toBe('v1'); // cached
+    await old.close();
+    const w = await WalStore.open(store, { dir });
+    await w.put('k', bytes('v2'));
+    await expect(old.get('k')).rejects.toThrow('the WAL store is closed');
+    expect(old.stats).toMatchObject({ entries: 0, bytes: 0, diskEntries: 0, diskBytes: 0 });
     await w.close();
   });
 });
