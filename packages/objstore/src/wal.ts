@@ -1180,11 +1180,41 @@ export class WalStore implements ObjectStore {
     validateDelete(key, opts);
     this.checkKey(key);
     const write = () => {
+      // the key's object is the store's when the WAL holds a direct write of it, or nothing
+      const inStore = this.localState(key);
       this.addRecord(2, key, new Uint8Array(0));
-      return this.durable(key, { ...noData, etag: '', modifiedMs: Date.now() });
+      const deleted = this.durable(key, { ...noData, etag: '', modifiedMs: Date.now() });
+      if (inStore === 'direct' || inStore === 'none') this.purge(key, deleted);
+      return deleted;
     };
     await (opts.ifMatch === undefined ? write() : this.conditionally(key, opts, write));
   }
+
+  /**
+   * Deletes `key`'s object from the store once the WAL's deletion of it is durable (the WAL's record hides
+   * it; until 2026-12-07 it stayed in the store for ever: every large object deleted through the WAL was
+   * kept, and paid for). Under the key's lock, and not when the WAL holds a direct write of the key made
+   * since (that object is the key's now). A close waits for these; a crash before one leaves the object,
+   * hidden.
+   */
+  private purge(key: string, deleted: Promise<unknown>): void {
+    const purged: Promise<void> = deleted
+      .then(
+        () =>
+          this.keyLocks.run(key, async () => {
+            if (this.released || this.localState(key) === 'direct') return;
+            await this.store.delete(key);
+          }),
+        () => undefined, // not durable, and undone: the object is still the key's
+      )
+      .catch(() => undefined); // a failed delete leaves the object, hidden
+    this.purges.add(purged);
+    void purged.then(() => this.purges.delete(purged));
+  }
+
+  /** Purges in flight (see `purge`), and whether the close has released the directory. */
+  private readonly purges = new Set<Promise<void>>();
+  private released = false;
 
   /**
    * Packs everything acknowledged so far into one object on the store, then drops the WAL segments it
@@ -1439,6 +1469,9 @@ export class WalStore implements ObjectStore {
     await this.packing?.catch(() => undefined);
     this.flushing = this.chain((release) => this.flush(release));
     await this.flushing;
+    // the deletes acknowledged so far remove their objects from the store before another WAL may open here
+    while (this.purges.size > 0) await Promise.all([...this.purges]);
+    this.released = true;
     await this.fh?.close();
     this.fh = undefined;
     // the prepared segment holds nothing: remove it

@@ -162,3 +162,26 @@ describe('a cache over a closed WAL', () => {
     await w.close();
   });
 });
+
+describe('WAL: deletes of objects the store holds', () => {
+  it('remove them from the store once durable (they were kept for ever), and not a direct write made since', async () => {
+    const store = new MemStore();
+    const opts = { dir: fresh(), flushIntervalMs: 1, walObjectBytesMax: 16 };
+    await store.put('before', bytes('written before the WAL'));
+    const w = await WalStore.open(store, opts);
+    await w.put('big', bytes('a body past walObjectBytesMax'));
+    await w.put('again', bytes('a body past walObjectBytesMax'));
+    await w.delete('big');
+    await w.delete('before');
+    // deleted, then written directly at once: the new object is the key's
+    const deleting = w.delete('again');
+    const rewritten = w.put('again', bytes('the next body past walObjectBytesMax'));
+    await Promise.all([deleting, rewritten]);
+    await w.close(); // waits for the deletes from the store
+    expect((await store.list('')).objects.map((o) => o.key)).toEqual(['again']);
+    const reopened = await WalStore.open(store, opts);
+    expect(text(await reopened.get('again'))).toBe('the next body past walObjectBytesMax');
+    await expect(reopened.head('big')).resolves.toBeUndefined();
+    await reopened.close();
+  });
+});
