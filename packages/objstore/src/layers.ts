@@ -280,22 +280,36 @@ export class CachedStore extends StoreWrapper {
   private closed = false;
 
   override async put(key: string, body: Uint8Array | Readable, opts?: PutOptions): Promise<string> {
+    return this.writing(key, () => this.inner.put(key, body, opts));
+  }
+
+  override async delete(key: string, opts?: DeleteOptions): Promise<void> {
+    return this.writing(key, () => this.inner.delete(key, opts));
+  }
+
+  /**
+   * A put or delete through this cache: what is cached of the key is dropped before and after it, gets
+   * fetching meanwhile cache nothing, and neither do gets that start while it runs (`writes`).
+   */
+  private async writing<T>(key: string, write: () => Promise<T>): Promise<T> {
     this.invalidate(key);
+    this.writes.set(key, (this.writes.get(key) ?? 0) + 1);
     try {
-      return await this.inner.put(key, body, opts);
+      return await write();
     } finally {
+      const n = this.writes.get(key)! - 1;
+      if (n === 0) this.writes.delete(key);
+      else this.writes.set(key, n);
       this.invalidate(key);
     }
   }
 
-  override async delete(key: string, opts?: DeleteOptions): Promise<void> {
-    this.invalidate(key);
-    try {
-      await this.inner.delete(key, opts);
-    } finally {
-      this.invalidate(key);
-    }
-  }
+  /**
+   * Puts and deletes through this cache in flight, per key. A get that starts while one runs may fetch the
+   * old version, and the store under it may already show the new one to a head: cached, a later get
+   * returned the old version after a head had the new one.
+   */
+  private readonly writes = new Map<string, number>();
 
   override async get(key: string, opts: GetOptions = {}): Promise<Uint8Array> {
     const e = this.entries.get(key);
@@ -327,7 +341,7 @@ export class CachedStore extends StoreWrapper {
       if (fetches.length === 0 && this.fetching.get(key) === fetches) this.fetching.delete(key);
     }
     // a write or delete through this store since the fetch began: what came back may be the old version
-    if (!fetch.stale && !this.entries.has(key)) {
+    if (!fetch.stale && !this.entries.has(key) && !this.writes.has(key)) {
       this.dropFromDisk(key);
       this.keep(key, data, info.etag);
     }

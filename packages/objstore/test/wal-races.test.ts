@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CachedStore, MemStore, WalStore } from '../src/index.js';
+import { CachedStore, etagOf, MemStore, WalStore } from '../src/index.js';
 import { Gated, settle, turns } from './helpers/gated.js';
 
 const root = mkdtempSync(join(tmpdir(), 'objstore-walr-'));
@@ -183,5 +183,25 @@ describe('WAL: deletes of objects the store holds', () => {
     expect(text(await reopened.get('again'))).toBe('the next body past walObjectBytesMax');
     await expect(reopened.head('big')).resolves.toBeUndefined();
     await reopened.close();
+  });
+});
+
+describe('a cache racing a put through it', () => {
+  it('caches nothing a get fetched while the put ran (a get after a head that saw the new version returned the old)', async () => {
+    const store = new Gated();
+    await store.put('k', bytes('v1'));
+    const cache = new CachedStore(store, 1 << 20);
+    store.hold('put'); // the put waits before it writes...
+    store.hold('putReply'); // ...and once written, for its answer
+    const put = cache.put('k', bytes('v2'));
+    await turns();
+    expect(text(await cache.get('k'))).toBe('v1'); // fetched while the put runs: not cached
+    store.release('put');
+    await turns();
+    expect((await cache.head('k'))?.etag).toBe(etagOf(bytes('v2')));
+    expect(text(await cache.get('k'))).toBe('v2');
+    store.release('putReply');
+    await put;
+    expect(text(await cache.get('k'))).toBe('v2');
   });
 });
