@@ -90,7 +90,8 @@ type Layers =
   | 'wal over tiers'
   | 'cache over wal'
   | 'tiers'
-  | 'replication over wal';
+  | 'replication over wal'
+  | 'openStore stack: cache, replication, wal, tiers';
 
 interface Listing {
   inv: number;
@@ -169,6 +170,7 @@ describe('races: clients against packs, compaction, reopen, moves and cache evic
     'cache over wal',
     'tiers',
     'replication over wal',
+    'openStore stack: cache, replication, wal, tiers',
   ] as Layers[])
     it(`every key's history is linearizable and listings hold what was written (${layers}; property)`, async () => {
       await fc.assert(
@@ -191,7 +193,7 @@ describe('races: clients against packs, compaction, reopen, moves and cache evic
             const express = scheduledMem(() => sched, 'express');
             const standard = scheduledMem(() => sched, 'standard');
             const tiers =
-              layers === 'wal over tiers' || layers === 'tiers'
+              layers === 'wal over tiers' || layers === 'tiers' || layers.startsWith('openStore')
                 ? new TieredStore(express, standard, { defaultClass: 'auto', idleMsBeforeStandard: 0 })
                 : undefined;
             // a file: store shows an object once renamed, before its put returns (the directory's sync)
@@ -218,6 +220,13 @@ describe('races: clients against packs, compaction, reopen, moves and cache evic
               top = wal;
               if (layers === 'cache over wal')
                 top = new CachedStore(wal, 160, 100, { dir: `${dir}-cache`, bytesMax: 400 });
+              if (layers.startsWith('openStore')) {
+                replicated = await ReplicatedStore.open(wal, replica, {
+                  journalDir: `${dir}-journal`,
+                  concurrency: 2,
+                });
+                top = new CachedStore(replicated, 160, 100, { dir: `${dir}-cache`, bytesMax: 400 });
+              }
               if (layers === 'replication over wal')
                 top = replicated = await ReplicatedStore.open(wal, replica, {
                   journalDir: `${dir}-journal`,
