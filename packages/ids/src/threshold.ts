@@ -22,7 +22,7 @@
  * then the file's filter). Each kind counts on its own keys, per gid:sid.
  */
 
-import { addrTest } from './netspec.js';
+import { addrTest, sharedEntry } from './netspec.js';
 
 export interface RateSpec {
   /** `event_filter`: threshold.config's; `suppress`: a spec that only carries `suppress` entries. */
@@ -135,10 +135,13 @@ export const suppressTestsMax = 4096;
 export class RateLimiter {
   private readonly entries = new Map<string, Entry>();
   private readonly ipTests = new Map<string, (ip: string) => boolean>();
-  /** Matches that did not alert: held by a suppress entry or by a filter. */
-  suppressed = 0;
-  /** The same, by cause; `countInto` points it at the engine's stats. */
+  /** Matches that did not alert, by cause; `countInto` points it at the engine's stats. */
   private counts: RateCounts = { alertsSuppressed: 0, alertsRateFiltered: 0 };
+
+  /** Matches that did not alert: held by a suppress entry or by a filter. */
+  get suppressed(): number {
+    return this.counts.alertsSuppressed + this.counts.alertsRateFiltered;
+  }
 
   /** Counts from now on into `stats` (its two counters set to 0 when absent). */
   countInto(stats: Partial<RateCounts>): void {
@@ -150,13 +153,11 @@ export class RateLimiter {
   /** Records a match of a rule with `spec`; returns whether it raises an alert. */
   allow(spec: RateSpec, e: RateEvent): boolean {
     if (spec.suppress && this.suppressedBy(spec.suppress, e)) {
-      this.suppressed++;
       this.counts.alertsSuppressed++;
       return false;
     }
     for (let s: RateSpec | undefined = spec; s !== undefined; s = s.next)
       if (s.type !== 'suppress' && !this.allowOne(s, e)) {
-        this.suppressed++;
         this.counts.alertsRateFiltered++;
         return false;
       }
@@ -166,12 +167,8 @@ export class RateLimiter {
   private suppressedBy(entries: readonly SuppressSpec[], e: RateEvent): boolean {
     for (const x of entries) {
       if (x.track === 'by_rule' || x.ip === undefined) return true;
-      let test = this.ipTests.get(x.ip);
-      if (!test) {
-        if (this.ipTests.size >= suppressTestsMax) this.ipTests.clear();
-        test = addrTest(x.ip, {});
-        this.ipTests.set(x.ip, test);
-      }
+      const ip = x.ip;
+      const test = sharedEntry(this.ipTests, suppressTestsMax, ip, () => addrTest(ip, {}));
       if (x.track !== 'by_dst' && test(e.src)) return true;
       if (x.track !== 'by_src' && test(e.dst)) return true;
     }
