@@ -53,10 +53,6 @@ export type Failover = (active: {
 }) => Promise<string | undefined>;
 
 /**
- * Refuses options a log cannot keep, before anything is written: `appendTimeoutMs` is a deadline on the
- * log's clock (no timer), any number of ms from 0 (Infinity: never give up); NaN was a deadline never passed.
- */
-/**
  * Throws a TypeError unless `spec` is a loglet spec: a non-empty string (what it names is `checkSpec`'s to
  * judge). Without one, `reconfigure(undefined)` sealed nothing but failed deep in a factory with "Cannot
  * read properties of undefined", and a factory that took any value chained it.
@@ -68,6 +64,10 @@ function checkSpecType(what: string, spec: unknown): void {
     );
 }
 
+/**
+ * Refuses options a log cannot keep, before anything is written: `appendTimeoutMs` is a deadline on the
+ * log's clock (no timer), any number of ms from 0 (Infinity: never give up); NaN was a deadline never passed.
+ */
 function checkLogOptions(opts: VirtualLogOptions): void {
   if (opts.appendTimeoutMs !== undefined)
     checkAtLeastZero('VirtualLog appendTimeoutMs', opts.appendTimeoutMs, 'milliseconds');
