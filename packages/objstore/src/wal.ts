@@ -1332,11 +1332,7 @@ export class WalStore implements ObjectStore {
       const k = b.keys[i]!;
       const e = b.entries[i]!;
       if (frozen.get(k) !== e) continue;
-      if (!this.mem.has(k)) {
-        this.mem.set(k, e);
-        this.memBytes += e.size;
-        this.memKeysVersion++;
-      }
+      if (!this.mem.has(k)) this.memSet(k, e);
       const prev = b.prevs[i];
       if (prev) frozen.set(k, prev);
       else frozen.delete(k);
