@@ -155,7 +155,13 @@ export class VirtualLog implements Loglet {
     return v;
   }
 
-  /** Fetches the chain from the MetaStore. */
+  /**
+   * Fetches the chain from the MetaStore. Whether the chain has moved past a segment `i` a call used is
+   * `active() !== i` after this, not whether this fetch changed the version: another call of this client
+   * (an append that met the seal) may have fetched the new chain first (until 2026-12-07, beside such an
+   * append, `checkTail` reported the live log sealed at the old segment's tail, below records acknowledged
+   * before the call).
+   */
   async refresh(): Promise<Chain> {
     const { version, value } = await this.meta.get();
     if (version !== this.version || !value) {
@@ -256,8 +262,7 @@ export class VirtualLog implements Loglet {
         continue;
       }
       if (!(e instanceof SealedError)) throw e;
-      // sealed: someone is reconfiguring; adopt the new chain when it lands (or when another call of this
-      // client already fetched it: the chain moved past segment `i`)
+      // sealed: someone is reconfiguring; adopt the new chain when it lands (the chain moved past `i`)
       if (this.now() > deadline) throw e;
       await this.refresh();
       if (this.active() !== i) {
@@ -281,8 +286,6 @@ export class VirtualLog implements Loglet {
    */
   private async afterUnavailable(i: number, l: Loglet, e: LogletUnavailableError): Promise<void> {
     await this.refresh();
-    // (segment `i` against the chain, not the version before and after: another call of this client may
-    // have fetched the new chain meanwhile)
     if (this.active() !== i) return;
     if (!this.opts.failover) throw e;
     if (await this.failOver(i, l, e)) return;
@@ -328,10 +331,7 @@ export class VirtualLog implements Loglet {
         continue;
       }
       if (!t.sealed) return t;
-      // sealed: the log is, unless a successor is chained. Segment `i` is compared with the chain, not the
-      // version before and after this fetch: when another call of this client (an append that met the seal)
-      // had fetched the new chain meanwhile, the version did not change here, and a log that went on was
-      // reported sealed at a tail below records acknowledged before this call
+      // sealed: the log is, unless a successor is chained (the chain moved past `i`)
       await this.refresh();
       if (this.active() === i) return { tail: t.tail, sealed: true };
     }
@@ -359,9 +359,7 @@ export class VirtualLog implements Loglet {
       if (seg.end !== undefined || refreshed) break;
       refreshed = true;
       await this.refresh();
-      // (whether segment i is still the last, not whether this fetch grew the chain: another call of this
-      // client may have fetched it already)
-      if (this.chain.segments.length - 1 <= i) break;
+      if (this.chain.segments.length - 1 <= i) break; // still the last (see refresh)
       i--; // this segment again, up to the end it was sealed at, then its successors
     }
     return out;
