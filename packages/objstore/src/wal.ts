@@ -687,7 +687,7 @@ export class WalStore implements ObjectStore {
    * the WAL takes no writes.
    */
   private addRecord(op: 2 | 3 | 4, key: string, data: Uint8Array): number {
-    if (this.closed) throw new ObjectStoreError('the WAL store is closed');
+    this.checkOpen();
     if (this.failure)
       throw new ObjectStoreError(
         `the WAL in ${this.o.dir} stopped taking writes after a failed write or sync (${this.failure.message}); reopen it to recover what was acknowledged`,
@@ -907,7 +907,10 @@ export class WalStore implements ObjectStore {
     }
   }
 
-  /** Serialises conditional puts and deletes per key: the check and the write happen with no other writer between. */
+  /**
+   * Per key: conditional puts and deletes (the check and the write with no other writer between), direct
+   * writes (none lands between a check and its write) and the store deletes of `purge`.
+   */
   private readonly keyLocks = new KeyLocks();
 
   put(key: string, body: Uint8Array | Readable, opts: PutOptions = {}): Promise<string> {
@@ -927,8 +930,9 @@ export class WalStore implements ObjectStore {
   }
 
   /**
-   * Reads of a closed WAL fail as its writes do: its memory is what it held at the close, and a WAL opened
-   * again on the directory since may have newer writes (a handle kept after a reopen read the old ones).
+   * Reads of a closed WAL fail as its writes do (`addRecord`): its memory is what it held at the close, and a
+   * WAL opened again on the directory since may have newer writes (a handle kept after a reopen read the old
+   * ones).
    */
   private checkOpen(): void {
     if (this.closed) throw new ObjectStoreError('the WAL store is closed');
@@ -964,8 +968,9 @@ export class WalStore implements ObjectStore {
   }
 
   /**
-   * Runs `write` once the key's earlier conditional operations are done and `opts` holds: the check and
-   * the record it adds are in one turn of the event loop, so no other write comes between.
+   * Runs `write` under the key's lock once `opts` holds: the check and the record it adds are in one turn of
+   * the event loop, so no other write comes between; a direct write (too large for the WAL) holds the lock
+   * until the store has it, and a put or delete that comes into the WAL meanwhile is the newer (`writeDirect`).
    */
   private conditionally<T>(key: string, opts: PutOptions, write: () => Promise<T>): Promise<T> {
     return this.keyLocks.run(key, async () => {
