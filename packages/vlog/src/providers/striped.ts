@@ -336,12 +336,8 @@ export class StripedLoglet implements Loglet {
   private async advance(fresh: boolean): Promise<boolean[]> {
     const sealed = this.stripes.map(() => false);
     const trimmed = await Promise.all(
-      this.stripes.map(async (l, i) => {
-        if (fresh) {
-          const t = await l.checkTail();
-          sealed[i] = t.sealed;
-          this.raiseKnown(i, this.round(i, t.tail));
-        }
+      this.stripes.map(async (_, i) => {
+        if (fresh) sealed[i] = await this.checkStripeTail(i);
         return this.fetch(i);
       }),
     );
@@ -359,10 +355,9 @@ export class StripedLoglet implements Loglet {
       // wrote its landmark before it trimmed anything, past the tails this client had checked (until
       // 2026-12-07 a client catching up beside another's trim failed here). Check the tails again.
       await Promise.all(
-        this.stripes.map(async (l, i) => {
-          const t = await l.checkTail();
-          if (fresh) sealed[i] = t.sealed;
-          this.raiseKnown(i, this.round(i, t.tail));
+        this.stripes.map(async (_, i) => {
+          const stripeSealed = await this.checkStripeTail(i);
+          if (fresh) sealed[i] = stripeSealed;
           await this.fetch(i);
         }),
       );
@@ -373,6 +368,13 @@ export class StripedLoglet implements Loglet {
     }
     if (this.anchored) this.place();
     return sealed;
+  }
+
+  /** Checks stripe i's tail, raising what this client knows of it to there; returns its sealed bit. */
+  private async checkStripeTail(i: number): Promise<boolean> {
+    const t = await this.stripes[i]!.checkTail();
+    this.raiseKnown(i, this.round(i, t.tail));
+    return t.sealed;
   }
 
   /** Reads stripe i's batches up to its known tail into its pending queue; true if it was trimmed. */
