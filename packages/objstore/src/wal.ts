@@ -319,6 +319,11 @@ async function packData(entries: MemEntry[]): Promise<{ parts: Uint8Array[]; off
   return { parts, offsets };
 }
 
+/** Whether a key's object is the store's, given the WAL's `localState`: nothing, or a direct write's marker. */
+function storeDecides(local: string): boolean {
+  return local === 'none' || local === 'direct';
+}
+
 /** Share of a pack's data region that may be dead bytes when it is written from whole slab ranges. */
 const deadShareMax = 0.25;
 
@@ -661,12 +666,13 @@ export class WalStore implements ObjectStore {
    * acknowledged meanwhile). Direct writes take the key's lock too, so none lands meanwhile.
    */
   private async currentEtag(key: string): Promise<string | undefined> {
-    const local = this.localState(key);
-    if (local !== 'none' && local !== 'direct') return local === 'deleted' ? undefined : local;
-    const info = await this.store.head(key);
-    const now = this.localState(key);
-    if (now !== 'none' && now !== 'direct') return now === 'deleted' ? undefined : now;
-    return info?.etag;
+    let local = this.localState(key);
+    if (storeDecides(local)) {
+      const info = await this.store.head(key);
+      local = this.localState(key);
+      if (storeDecides(local)) return info?.etag;
+    }
+    return local === 'deleted' ? undefined : local;
   }
 
   /**
@@ -970,7 +976,8 @@ export class WalStore implements ObjectStore {
   /**
    * Runs `write` under the key's lock once `opts` holds: the check and the record it adds are in one turn of
    * the event loop, so no other write comes between; a direct write (too large for the WAL) holds the lock
-   * until the store has it, and a put or delete that comes into the WAL meanwhile is the newer (`writeDirect`).
+   * until the store has it, and a put or delete that comes into the WAL meanwhile is the newer
+   * (`writeDirect`).
    */
   private conditionally<T>(key: string, opts: PutOptions, write: () => Promise<T>): Promise<T> {
     return this.keyLocks.run(key, async () => {
@@ -1001,8 +1008,9 @@ export class WalStore implements ObjectStore {
     const etag = await this.store.put(key, data);
     this.stats.storePuts++;
     for (const w of this.listWatches) w.add(key);
-    if (this.localState(key) !== before) return etag;
-    if (this.memGet(key) || this.packed.has(key)) {
+    const now = this.localState(key);
+    if (now !== before) return etag;
+    if (now !== 'none') {
       this.addRecord(3, key, new Uint8Array(0));
       await this.durable(key, { ...noData, etag: '', modifiedMs: Date.now(), direct: true });
     }
@@ -1186,10 +1194,10 @@ export class WalStore implements ObjectStore {
     this.checkKey(key);
     const write = () => {
       // the key's object is the store's when the WAL holds a direct write of it, or nothing
-      const inStore = this.localState(key);
+      const inStore = storeDecides(this.localState(key));
       this.addRecord(2, key, new Uint8Array(0));
       const deleted = this.durable(key, { ...noData, etag: '', modifiedMs: Date.now() });
-      if (inStore === 'direct' || inStore === 'none') this.purge(key, deleted);
+      if (inStore) this.purge(key, deleted);
       return deleted;
     };
     await (opts.ifMatch === undefined ? write() : this.conditionally(key, opts, write));
