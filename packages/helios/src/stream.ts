@@ -783,9 +783,9 @@ export class Stream {
   /**
    * Ingests a file from its checkpoint: complete lines only, plus a last line without a newline when
    * `final` (the default; with `final: false` such a line waits for the next run, `unfinishedBytes`: a
-   * file a writer is still writing would otherwise have a line cut in two rows). The source id includes the inode and a fingerprint of the first line, so a rotated file (a
-   * new inode, or a recreated file with another first line) starts at offset 0 while the old one keeps
-   * its checkpoint.
+   * file a writer is still writing would otherwise have a line cut in two rows). The source id includes
+   * the inode and a fingerprint of the first line, so a rotated file (a new inode, or a recreated file
+   * with another first line) starts at offset 0 while the old one keeps its checkpoint.
    */
   async ingestFile(
     path: string,
