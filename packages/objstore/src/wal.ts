@@ -1132,20 +1132,13 @@ export class WalStore implements ObjectStore {
         }
         if (k === undefined || (bound !== undefined && compareKeys(k, bound) > 0)) break;
         // the newest layer holding k decides; each run holding it moves past it
-        let v: ObjectInfo | null | undefined;
-        let decided = false;
-        for (const r of runs)
-          if (r.key === k) {
-            if (!decided) {
-              v = r.entry();
-              decided = true;
-            }
-            r.next();
-          }
+        const newest = runs.find((r) => r.key === k);
+        const v = newest?.entry();
+        for (const r of runs) if (r.key === k) r.next();
         const s = si < stored.length && stored[si]!.key === k ? stored[si++] : undefined;
         // written to the store directly while the listing ran: the page may not have it, or an older version
         // (one the WAL deleted), so the store is asked (below)
-        const lateDirect = v === undefined && decided && watch.has(k);
+        const lateDirect = newest !== undefined && v === undefined && watch.has(k);
         const o = lateDirect ? { key: k, size: 0, etag: '', modifiedMs: 0 } : v === undefined ? s : v;
         if (!o) continue;
         if (objects.length === limit) return this.listed(objects, late, objects[limit - 1]!.key);
