@@ -129,8 +129,9 @@ export class CachedStore extends StoreWrapper {
    */
   private diskFiles = 0;
   /**
-   * The gets fetching each key from the store: a write or delete through this store marks them stale, and a
-   * stale one does not cache what it fetched (it may be the version the write replaced).
+   * The gets fetching each key from the store: a write or delete through this store marks them stale (one
+   * that starts while a write runs is stale from the start, see `writes`), and a stale one does not cache
+   * what it fetched (it may be the version the write replaced).
    */
   private readonly fetching = new Map<string, { stale: boolean }[]>();
   readonly stats: CacheStats = {
@@ -288,8 +289,8 @@ export class CachedStore extends StoreWrapper {
   }
 
   /**
-   * A put or delete through this cache: what is cached of the key is dropped before and after it, gets
-   * fetching meanwhile cache nothing, and neither do gets that start while it runs (`writes`).
+   * A put or delete through this cache: what is cached of the key is dropped before and after it, and gets
+   * fetching meanwhile, or starting to while it runs (`writes`), cache nothing.
    */
   private async writing<T>(key: string, write: () => Promise<T>): Promise<T> {
     this.invalidate(key);
@@ -305,9 +306,9 @@ export class CachedStore extends StoreWrapper {
   }
 
   /**
-   * Puts and deletes through this cache in flight, per key. A get that starts while one runs may fetch the
-   * old version, and the store under it may already show the new one to a head: cached, a later get
-   * returned the old version after a head had the new one.
+   * Puts and deletes through this cache in flight, per key: a fetch that starts while one runs is stale from
+   * the start. It may read the old version while the store under it already shows the new one to a head:
+   * cached, a later get returned the old version after a head had the new one.
    */
   private readonly writes = new Map<string, number>();
 
@@ -325,7 +326,7 @@ export class CachedStore extends StoreWrapper {
       return Uint8Array.from(sliceRange(fromDisk, opts.range));
     }
     this.stats.misses++;
-    const fetch = { stale: false };
+    const fetch = { stale: this.writes.has(key) };
     const fetches = this.fetching.get(key) ?? [];
     fetches.push(fetch);
     this.fetching.set(key, fetches);
@@ -340,8 +341,9 @@ export class CachedStore extends StoreWrapper {
       fetches.splice(fetches.indexOf(fetch), 1);
       if (fetches.length === 0 && this.fetching.get(key) === fetches) this.fetching.delete(key);
     }
-    // a write or delete through this store since the fetch began: what came back may be the old version
-    if (!fetch.stale && !this.entries.has(key) && !this.writes.has(key)) {
+    // a write or delete through this store since the fetch began, or running then: what came back may be
+    // the old version
+    if (!fetch.stale && !this.entries.has(key)) {
       this.dropFromDisk(key);
       this.keep(key, data, info.etag);
     }
