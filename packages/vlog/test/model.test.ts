@@ -165,7 +165,8 @@ async function runModel(first: Kind, cmds: Cmd[], env: Env = worldEnv()): Promis
     expect(recs.map((r) => text(r.payload))).toEqual(want);
   };
   for (const cmd of cmds) {
-    const v = clients[cmd.c]!;
+    // (a burst names a client for each of its operations)
+    const v = clients[cmd.op === 'burst' ? 0 : cmd.c]!;
     switch (cmd.op) {
       case 'append': {
         const batch = Array.from({ length: cmd.n }, () => Buffer.from(`r${seq++}`));
