@@ -1,4 +1,4 @@
-import { compareKeys } from './backends/mem.js';
+import { compareKeys, lowerBoundOf } from './backends/mem.js';
 import { PackKind } from './packindex.js';
 
 /** Where a packed key's current version lives (as `PackedRefs.get` returns it). */
@@ -149,14 +149,7 @@ export class PackedRefs {
   /** The rank, in key order, of the first key not before `key` (`size` when none). */
   rankOf(key: string): number {
     const order = this.sorted();
-    let lo = 0;
-    let hi = order.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareKeys(this.keyOf[order[mid]!]!, key) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBoundOf(order.length, (r) => this.keyOf[order[r]!]!, key);
   }
 
   /** The key of rank `r` (below `size`) in key order. */

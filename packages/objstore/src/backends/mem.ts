@@ -125,11 +125,16 @@ function codePointRank(unit: number): number {
 
 /** The index of the first key not before `key` in keys sorted by `compareKeys`. */
 export function lowerBound(sorted: readonly string[], key: string): number {
+  return lowerBoundOf(sorted.length, (i) => sorted[i]!, key);
+}
+
+/** The first of `n` positions whose key (`keyAt`, ascending by `compareKeys`) is not before `key`. */
+export function lowerBoundOf(n: number, keyAt: (i: number) => string, key: string): number {
   let lo = 0;
-  let hi = sorted.length;
+  let hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareKeys(sorted[mid]!, key) < 0) lo = mid + 1;
+    if (compareKeys(keyAt(mid), key) < 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
