@@ -275,7 +275,7 @@ describe('races: clients against packs, compaction, reopen, moves and cache evic
                 const runClient = async (ops: ClientOp[], ci: number) => {
                   for (const [i, op] of ops.entries()) {
                     await sched.schedule(Promise.resolve(), `client ${ci} ${op.kind} ${keys[op.key]}`);
-                    const key = keys[op.key];
+                    const key = keys[op.key]!;
                     const body = `${key}|r${r}c${ci}o${i}|`.padEnd(op.large ? 100 : 20, op.large ? 'L' : 's');
                     switch (op.kind) {
                       case 'put':
