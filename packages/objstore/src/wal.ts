@@ -944,8 +944,14 @@ export class WalStore implements ObjectStore {
     if (this.closed) throw new ObjectStoreError('the WAL store is closed');
   }
 
+  /** Refuses a key that is not valid or is in the WAL's reserved pack prefix. */
   private checkKey(key: string): void {
     validateKey(key);
+    this.checkUnreserved(key);
+  }
+
+  /** Refuses a key (valid: checked already) in the WAL's reserved pack prefix. */
+  private checkUnreserved(key: string): void {
     if (key.startsWith(this.o.packPrefix))
       throw new ObjectStoreError(`key '${key}' is in the WAL's reserved prefix ${this.o.packPrefix}`);
   }
@@ -953,7 +959,7 @@ export class WalStore implements ObjectStore {
   /** A put that waits: for its body, for room in memory or the commit queue, or for a precondition. */
   private async putWaiting(key: string, body: Uint8Array | Readable, opts: PutOptions): Promise<string> {
     validatePut(key, body, opts);
-    this.checkKey(key);
+    this.checkUnreserved(key);
     const data = body instanceof Uint8Array ? body : await collectBody(body);
     if (this.memBytes + this.frozenBytes > this.o.memBytesMax) await this.roomInMemory();
     while (this.pendingBytes > pendingBytesMax) await this.flushing;
@@ -1184,7 +1190,7 @@ export class WalStore implements ObjectStore {
 
   async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
     validateDelete(key, opts);
-    this.checkKey(key);
+    this.checkUnreserved(key);
     const write = () => {
       // the key's object is the store's when the WAL holds a direct write of it, or nothing
       const inStore = storeDecides(this.localState(key));
