@@ -114,7 +114,10 @@ export class PackedRefs {
     this.live.delete(pack);
   }
 
-  /** Every key with its reference, in the order keys were first packed. */
+  /**
+   * Every key with its reference, in the order keys were first packed: a walk of every packed key, a
+   * reference built for each, for checks (the tests' model and recounts); listings read by rank.
+   */
   *entries(): IterableIterator<[string, PackRef]> {
     for (let s = 0; s < this.slots; s++) yield [this.keyOf[s]!, this.refAt(s)];
   }
