@@ -93,7 +93,7 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
         : {}),
     });
   }
-  if (opts.wal) store = await WalStore.open(store, opts.wal);
+  if (opts.wal) store = await WalStore.open(store, { closeStore: true, ...opts.wal });
   if (opts.replicate) {
     const { url: to, ...ro } = opts.replicate;
     store = await ReplicatedStore.open(store, await openBackend(to, opts), ro);

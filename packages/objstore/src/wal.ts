@@ -44,6 +44,11 @@ export interface WalOptions {
    * error if it fails), so a writer that outruns the store slows to the pack's rate instead of filling RAM.
    */
   memBytesMax?: number;
+  /**
+   * Close the store beneath when the WAL closes (default false: a WAL may be opened again over the same
+   * store; `openStore` sets it, as its other layers close theirs, so its stack releases the backend).
+   */
+  closeStore?: boolean;
 }
 
 /**
@@ -62,6 +67,8 @@ function checkWalOptions(o: WalOptions): void {
   for (const k of ['flushBytes', 'packBytes', 'walObjectBytesMax', 'memBytesMax'] as const)
     check(k, 1, Number.MAX_SAFE_INTEGER);
   check('compactLiveRatio', 0, 1);
+  if (o.closeStore !== undefined && typeof o.closeStore !== 'boolean')
+    throw new TypeError(`WalOptions.closeStore must be a boolean, got ${String(o.closeStore)}`);
 }
 
 const HEADER = 12;
@@ -475,6 +482,7 @@ export class WalStore implements ObjectStore {
       packPrefix: '.wal-packs/',
       compactLiveRatio: 0.5,
       memBytesMax: 256 << 20,
+      closeStore: false,
       ...opts,
     };
     this.url = `wal(${opts.dir}) -> ${store.url}`;
@@ -1492,5 +1500,6 @@ export class WalStore implements ObjectStore {
       })
       .catch(() => undefined);
     await this.unlock?.();
+    if (this.o.closeStore) await this.store.close();
   }
 }

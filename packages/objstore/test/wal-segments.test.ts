@@ -13,8 +13,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { hash64Words } from '@strata/highwayhash';
-import { afterAll, describe, expect, it } from 'vitest';
-import { decodeRecords, etagOf, MemStore, type PutOptions, WalStore } from '../src/index.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import {
+  decodeRecords,
+  etagOf,
+  FileStore,
+  MemStore,
+  openStore,
+  type PutOptions,
+  WalStore,
+} from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'objstore-walseg-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -55,6 +63,7 @@ describe('WAL segments', () => {
       [{ packBytes: 0 }, /packBytes must be a number from 1/],
       [{ memBytesMax: '1' }, /memBytesMax .* got 1/],
       [{ compactLiveRatio: 2 }, /compactLiveRatio must be a number from 0 to 1, got 2/],
+      [{ closeStore: 'yes' }, /closeStore must be a boolean, got yes/],
     ] as const) {
       const dir = fresh();
       await expect(WalStore.open(store, { dir, ...(bad as object) })).rejects.toThrow(msg);
@@ -62,6 +71,32 @@ describe('WAL segments', () => {
     }
     const w = await WalStore.open(store, { dir: fresh(), packIntervalMs: 2 ** 31 - 1, flushIntervalMs: 0 });
     await w.close();
+  });
+  it('closes the store beneath only with closeStore, which openStore sets (its stack left the backend open)', async () => {
+    class Closing extends MemStore {
+      closes = 0;
+      override async close(): Promise<void> {
+        this.closes++;
+      }
+    }
+    const kept = new Closing();
+    await (await WalStore.open(kept, opts(fresh()))).close();
+    expect(kept.closes).toBe(0); // a WAL may be opened again over the same store
+    const owned = new Closing();
+    const w = await WalStore.open(owned, { ...opts(fresh()), closeStore: true });
+    await w.put('k', new Uint8Array(3));
+    await w.close();
+    expect(owned.closes).toBe(1);
+    // openStore's WAL closes what is under it, as its other layers do
+    const closeSpy = vi.spyOn(FileStore.prototype, 'close');
+    try {
+      const s = await openStore(`file:${fresh()}`, { wal: { dir: fresh() } });
+      await s.put('k', new Uint8Array(3));
+      await s.close();
+      expect(closeSpy).toHaveBeenCalledTimes(1);
+    } finally {
+      closeSpy.mockRestore();
+    }
   });
   it('hold the records of many group commits back to back, and they survive a restart', async () => {
     const store = new MemStore();
