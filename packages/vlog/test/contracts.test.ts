@@ -1,11 +1,12 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileStore, MemStore } from '@strata/objstore';
+import { FileStore, MemStore, PreconditionFailedError, type PutOptions } from '@strata/objstore';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   FileLoglet,
   FileMetaStore,
+  LogletUnavailableError,
   MemoryLoglet,
   MemoryMetaStore,
   NodeDisk,
@@ -236,6 +237,35 @@ describe('ObjectStoreLoglet and a damaged trim point', () => {
       );
       await expect(w.prefixTrim(3)).rejects.toThrow('log object t/trim is corrupt');
     }
+  });
+});
+
+describe('ObjectStoreLoglet and a store that refuses every slot', () => {
+  it('an append or a seal that keeps losing the race for a slot fails as unavailable after its bound (it retried for ever)', async () => {
+    // a store whose create-only puts all fail as taken while no slot ever appears (a broken store, or
+    // writers that keep winning): every try is lost
+    class Refusing extends MemStore {
+      puts = 0;
+      override async put(
+        key: string,
+        body: Parameters<MemStore['put']>[1],
+        opts?: PutOptions,
+      ): Promise<string> {
+        if (opts?.ifNoneMatch === '*') {
+          this.puts++;
+          throw new PreconditionFailedError(key, 'the object exists');
+        }
+        return super.put(key, body, opts);
+      }
+    }
+    const store = new Refusing();
+    const l = new ObjectStoreLoglet(store, 'r', 0);
+    await expect(l.append([new Uint8Array([1])])).rejects.toThrow(
+      'append on r: another writer took the slot 1000 times in a row',
+    );
+    await expect(l.append([new Uint8Array([1])])).rejects.toBeInstanceOf(LogletUnavailableError);
+    await expect(l.seal()).rejects.toThrow('seal on r: another writer took the slot 1000 times in a row');
+    expect(store.puts).toBe(3000);
   });
 });
 

@@ -17,6 +17,7 @@ import {
   checkPosition,
   checkReadRange,
   type Loglet,
+  LogletUnavailableError,
   type LogRecord,
   type Payload,
   SealedError,
@@ -31,6 +32,12 @@ const slotStartsMax = 10_000;
 const readBatchesInFlight = 8;
 /** Bound on a trim's conditional puts (each lost only to another client's trim landing first). */
 const trimAttemptsMax = 100;
+/**
+ * Bound on one append's or seal's conditional puts for a slot, each lost to another writer taking the slot
+ * first (every loss is another writer's progress; past the bound the call fails as unavailable rather than
+ * retry for as long as a store keeps refusing).
+ */
+const slotAttemptsMax = 1_000;
 
 /** Digits of a slot's key: every log position (at most 2^53 - 1) has 16 or fewer. */
 const slotKeyDigits = 16;
@@ -170,14 +177,18 @@ export class ObjectStoreLoglet implements Loglet {
     // read that slot forever (and nothing needs the tail: as StripedLoglet's and ZooKeeper's, it takes none)
     if (batch.length === 0) return Promise.resolve([]);
     const run = this.chain.then(async () => {
-      for (;;) {
+      for (let attempt = 0; ; attempt++) {
         await this.advance();
         if (this.sealedAt !== undefined) throw new SealedError(this.sealedAt);
         const first = this.next;
         try {
           await this.store.put(slotKey(this.prefix, first), encodeBatch(batch), { ifNoneMatch: '*' });
         } catch (e) {
-          if ((e as Error).name === 'PreconditionFailedError') continue; // another writer took the slot
+          // another writer took the slot
+          if ((e as Error).name === 'PreconditionFailedError') {
+            this.checkSlotAttempts('append', attempt);
+            continue;
+          }
           throw e;
         }
         if (first + batch.length > this.next) this.next = first + batch.length; // a walk may be past it
@@ -340,7 +351,7 @@ export class ObjectStoreLoglet implements Loglet {
 
   seal(): Promise<TailInfo> {
     const run = this.chain.then(async () => {
-      for (;;) {
+      for (let attempt = 0; ; attempt++) {
         await this.advance();
         if (this.sealedAt !== undefined) return { tail: this.sealedAt, sealed: true };
         try {
@@ -350,11 +361,20 @@ export class ObjectStoreLoglet implements Loglet {
           this.sealedAt = this.next;
         } catch (e) {
           if ((e as Error).name !== 'PreconditionFailedError') throw e;
+          this.checkSlotAttempts('seal', attempt);
         }
       }
     });
     this.chain = run.catch(() => undefined);
     return run;
+  }
+
+  /** Throws once `what` has lost the race for a slot `slotAttemptsMax` times. */
+  private checkSlotAttempts(what: string, attempt: number): void {
+    if (attempt + 1 >= slotAttemptsMax)
+      throw new LogletUnavailableError(
+        `${what} on ${this.prefix}: another writer took the slot ${slotAttemptsMax} times in a row`,
+      );
   }
 
   async close(): Promise<void> {}
