@@ -198,7 +198,14 @@ export class EventFilters {
     for (const e of entries) {
       const key = `${e.gid}:${e.sid}`;
       if (e.kind === 'event_filter') {
-        if (!this.filters.has(key)) this.filters.set(key, e);
+        // as within a file (parseThresholdConfig): a second one for a gid:sid, here from another file, is
+        // refused (the first one was kept, silently)
+        const had = this.filters.get(key);
+        if (had)
+          throw new ThresholdConfigError(
+            `${e.file}:${e.line}: event_filter: gen_id ${e.gid}, sig_id ${e.sid} already has one (${had.file}:${had.line})`,
+          );
+        this.filters.set(key, e);
         continue;
       }
       let spec: SuppressSpec = { track: 'by_rule' };

@@ -353,6 +353,23 @@ describe('threshold.config: the parser', () => {
     }
   });
 
+  it('refuses a second event_filter for a gid:sid from another file, naming both (the first was kept, silently)', () => {
+    const a = parseThresholdConfig(
+      'event_filter gen_id 1, sig_id 9, type limit, track by_src, count 1, seconds 1\n',
+      'a',
+    );
+    const b = parseThresholdConfig(
+      '\nthreshold gen_id 1, sig_id 9, type both, track by_dst, count 2, seconds 5\n',
+      'b',
+    );
+    expect(() => new EventFilters([...a, ...b], {})).toThrow(
+      'b:2: event_filter: gen_id 1, sig_id 9 already has one (a:1)',
+    );
+    // suppress entries for the same rule from several files all apply
+    const s = parseThresholdConfig('suppress gen_id 1, sig_id 9, track by_src, ip 10.0.0.1\n', 's');
+    expect(new EventFilters([...a, ...s, ...s], {}).rateOf(1, 9, undefined)?.suppress).toHaveLength(2);
+  });
+
   it("checks a suppress ip's variables when an engine takes the entries", () => {
     const e = parseThresholdConfig('\nsuppress gen_id 1, sig_id 1, track by_src, ip $DNS_SERVERS\n', 't');
     expect(() => new EventFilters(e, {})).toThrow(
