@@ -506,8 +506,9 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
   const cleanup = async () => {
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
   };
-  /** Closes everything when the migration fails. */
+  /** Closes everything when the migration fails (the abort listener too). */
   const teardown = async () => {
+    opts.signal?.removeEventListener('abort', onAbort);
     // the pulls in flight end with the connection (a stopped source answers none: closing the mount
     // first waited for them forever)
     remoteDevice?.destroy();
@@ -626,7 +627,6 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     ch.fail(e instanceof ControlError ? e : new ControlError(reason));
     gate?.fail(new MigrationAbandonedError('the migration was abandoned'));
     await teardown();
-    opts.signal?.removeEventListener('abort', onAbort);
     throw new MigrationAbandonedError(
       `migration from ${host}:${port} abandoned before the handover (${reason}); the source stays authoritative`,
     );
@@ -652,7 +652,6 @@ export async function migrateFrom(host: string, port: number, opts: DestOptions)
     );
     gate.fail(new MigrationAbandonedError('the source went away during post-copy', true));
     await teardown();
-    opts.signal?.removeEventListener('abort', onAbort);
     // the source went away after the handover: chunks not pulled yet are lost with it
     throw new MigrationAbandonedError(
       `the source ${host}:${port} went away during post-copy (${reason}); ${m.stats.chunks - m.stats.present} of ${m.stats.chunks} chunks are missing`,
