@@ -67,7 +67,8 @@ Usage: strata nbd serve (--file F | --mem SIZE | --store URL [--size SIZE]) --li
   wakes slowly. Adaptive: the window covers the gaps a client leaves between a reply and its next
   request, and is 0 while gaps exceed N, so sparse traffic costs no polling.
 --max-connections N: connections open at once, handshakes included (default ${defaultNbdConnectionsMax}); one more
-  is closed at its accept, before the greeting (each may hold about 96 MiB of buffers).
+  gets NBD_REP_ERR_POLICY ('too many connections') to its options and is closed, within 2 s (each open
+  connection may hold about 96 MiB of buffers).
 --send-timeout-ms MS: drop a connection whose replies have not moved for MS while it has some waiting (a
   client that sends requests and stops reading; default ${defaultNbdSendTimeoutMs}).
 --exit-with-parent: stop once the process that started this one is gone (as nbdkit's flag does).

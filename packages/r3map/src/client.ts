@@ -54,6 +54,17 @@ export class NbdClientError extends Error {
   override name = 'NbdClientError';
 }
 
+/** Option reply error types (doc/proto.md, "Option reply types"), for messages. */
+const optionErrorNames: Record<number, string> = {
+  2147483649: 'NBD_REP_ERR_UNSUP',
+  2147483650: 'NBD_REP_ERR_POLICY',
+  2147483651: 'NBD_REP_ERR_INVALID',
+  2147483652: 'NBD_REP_ERR_PLATFORM',
+  2147483653: 'NBD_REP_ERR_TLS_REQD',
+  2147483654: 'NBD_REP_ERR_UNKNOWN',
+  2147483655: 'NBD_REP_ERR_SHUTDOWN',
+};
+
 /** One extent of a BLOCK_STATUS reply for `base:allocation`: bytes and NBD_STATE_* flags. */
 export interface BlockStatusExtent {
   length: number;
@@ -342,7 +353,10 @@ export class NbdClientDevice implements BlockDevice {
       for (;;) {
         const { type, body } = await reply(OPT_GO);
         if (type & 0x80000000)
-          throw new NbdClientError(`export '${name}': ${body.toString('utf8') || `error ${type}`}`);
+          // the error's name too: POLICY (a server at its connection cap) is not UNKNOWN (no such export)
+          throw new NbdClientError(
+            `export '${name}': ${optionErrorNames[type] ?? `error ${type}`}${body.length ? `: ${body.toString('utf8')}` : ''}`,
+          );
         if (type === REP_INFO && body.length >= 12 && body.readUInt16BE(0) === 0) {
           size = body.readBigUInt64BE(2);
           tflags = body.readUInt16BE(10);

@@ -146,8 +146,15 @@ export interface NbdStats {
   drainTimeouts: number;
   /** Open connections dropped because their replies did not move for `sendTimeoutMs`. */
   sendTimeouts: number;
-  /** Connections closed at their accept, before the greeting, because `maxConnections` were open. */
+  /**
+   * Connections refused because `maxConnections` were open: each is answered in the handshake
+   * (`refusalsAnswered`) or, past `refusalsOpenMax` refusals under way, closed at its accept.
+   */
   refusedConnections: number;
+  /** Refused connections whose first option got its reply (NBD_REP_ERR_POLICY; an ABORT its ACK). */
+  refusalsAnswered: number;
+  /** Refused connections dropped at `refusalTimeoutMs` (no option sent, or not closed after the reply). */
+  refusalTimeouts: number;
 }
 
 export interface NbdServerOptions {
@@ -182,12 +189,18 @@ export interface NbdServerOptions {
    */
   sendTimeoutMs?: number;
   /**
-   * Connections open at once, handshakes included (default 64); one more is closed at its accept, before
-   * the server's greeting, and counted in `stats.refusedConnections`. Each connection may hold up to 64 MiB
-   * of replies and requests in flight and 32 MiB of input, so the default bounds a server's buffers at about
-   * 6 GiB; nbdcopy opens up to 4 connections, a migration 2.
+   * Connections open at once, handshakes included (default 64). One more gets the greeting, and its first
+   * option an NBD_REP_ERR_POLICY reply saying so, then it is closed; it holds no slot, and
+   * is counted in `stats.refusedConnections`. Each connection may hold up to 64 MiB of replies and requests
+   * in flight and 32 MiB of input, so the default bounds a server's buffers at about 6 GiB; nbdcopy opens
+   * up to 4 connections, a migration 2.
    */
   maxConnections?: number;
+  /**
+   * Milliseconds a refused connection (see `maxConnections`) may take from its accept to its close
+   * (default 2,000): a client that never sends its first option, or never reads the reply, is dropped then.
+   */
+  refusalTimeoutMs?: number;
 }
 
 /** Default `pollUs`. */
@@ -200,6 +213,15 @@ export const defaultNbdDrainTimeoutMs = 10_000;
 export const defaultNbdSendTimeoutMs = 30_000;
 /** Default `maxConnections`. */
 export const defaultNbdConnectionsMax = 64;
+/** Default `refusalTimeoutMs`. */
+export const defaultNbdRefusalTimeoutMs = 2_000;
+/**
+ * Refused connections being answered at once (each holds a socket for up to `refusalTimeoutMs` and no
+ * buffer); past this a refused connection is closed at its accept, without a word, as before 2026-12-07.
+ */
+const refusalsOpenMax = 64;
+/** Options a refused connection gets an error reply to before it is closed (see `refuse`). */
+const refusalOptionsMax = 16;
 
 class ProtocolError extends Error {}
 /** The connection ended before the bytes asked for (the client's FIN, a reset, a close). */
@@ -454,7 +476,12 @@ export class NbdServer {
     drainTimeouts: 0,
     sendTimeouts: 0,
     refusedConnections: 0,
+    refusalsAnswered: 0,
+    refusalTimeouts: 0,
   };
+  /** Refused connections being answered (see `refuse`); not counted against `maxConnections`. */
+  private readonly refusing = new Set<Socket>();
+  private readonly refusalTimeoutMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly drainTimeoutMs: number;
   private readonly sendTimeoutMs: number;
@@ -477,6 +504,8 @@ export class NbdServer {
     checkTimerMs('NBD drainTimeoutMs', this.drainTimeoutMs, 1);
     this.sendTimeoutMs = o.sendTimeoutMs ?? defaultNbdSendTimeoutMs;
     checkTimerMs('NBD sendTimeoutMs', this.sendTimeoutMs, 1);
+    this.refusalTimeoutMs = o.refusalTimeoutMs ?? defaultNbdRefusalTimeoutMs;
+    checkTimerMs('NBD refusalTimeoutMs', this.refusalTimeoutMs, 1);
     this.connectionsMax = o.maxConnections ?? defaultNbdConnectionsMax;
     if (!Number.isSafeInteger(this.connectionsMax) || this.connectionsMax < 1)
       throw new RangeError(`NBD maxConnections: expected a whole number >= 1, got ${this.connectionsMax}`);
@@ -530,11 +559,11 @@ export class NbdServer {
     // paused, so that a connection can be re-wrapped to read into pages before anything is read; half
     // open, so that the client's FIN does not end our side before the replies to what it sent are out
     this.server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
-      // past the cap, closed before the greeting: the client sees the end of the stream where NBDMAGIC
-      // would be, and nothing of this connection is read or allocated
+      // past the cap: told so in the handshake, without taking a slot (see `refuse`)
       if (this.sockets.size >= this.connectionsMax || this.closed) {
         this.stats.refusedConnections++;
-        s.destroy();
+        if (this.refusing.size >= refusalsOpenMax || this.closed) s.destroy();
+        else this.refuse(s);
         return;
       }
       const paged = adoptWithPages(s);
@@ -549,6 +578,96 @@ export class NbdServer {
     return listenOn(this.server, port, host);
   }
 
+  /**
+   * Answers a connection refused because `maxConnections` are open: the greeting, then an error reply to
+   * each option the client sends (up to `refusalOptionsMax`, or up to its GO), then the close. doc/proto.md, "Option reply
+   * types": NBD_REP_ERR_POLICY is an option "known by this server and syntactically valid, but server-side
+   * policy forbids the server to allow the option", which is what a connection cap is; NBD_REP_ERR_SHUTDOWN
+   * ("unwilling to continue negotiation as it is in the process of being shut down") would tell the client
+   * the server is going away, which it is not. NBD_OPT_EXPORT_NAME cannot be answered with an error
+   * ("Option types": the server terminates the session), so it gets the close alone; NBD_OPT_ABORT gets its
+   * ACK and the close. Until 2026-12-07 the socket was closed at its accept, and a client saw the stream end
+   * where NBDMAGIC should be, with no reason given. No option data is kept, and the whole exchange is bounded
+   * by `refusalTimeoutMs` from the accept: a client that never sends its option holds no slot, and its
+   * socket no longer than that.
+   */
+  private refuse(s: Socket): void {
+    this.refusing.add(s);
+    const due = setTimeout(() => {
+      this.stats.refusalTimeouts++;
+      s.destroy();
+    }, this.refusalTimeoutMs);
+    s.once('close', () => {
+      clearTimeout(due);
+      this.refusing.delete(s);
+    });
+    s.on('error', () => undefined);
+    const hello = Buffer.alloc(18);
+    hello.writeBigUInt64BE(NBDMAGIC, 0);
+    hello.writeBigUInt64BE(IHAVEOPT, 8);
+    hello.writeUInt16BE(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES, 16);
+    s.write(hello);
+    // the client's flags, then each option's header (at most 16 bytes kept); an option's data is dropped
+    const head = Buffer.alloc(16);
+    let have = 0;
+    let want = 4;
+    let skip = 0;
+    let options = 0;
+    const answer = (opt: number, type: number, text: string) => {
+      const body = Buffer.from(text, 'utf8');
+      const r = Buffer.alloc(20);
+      r.writeBigUInt64BE(REPLY_MAGIC, 0);
+      r.writeUInt32BE(opt, 8);
+      r.writeUInt32BE(type, 12);
+      r.writeUInt32BE(body.length, 16);
+      return Buffer.concat([r, body]);
+    };
+    s.on('data', (c: Buffer) => {
+      for (let at = 0; at < c.length && !s.destroyed && s.writable; ) {
+        if (skip > 0) {
+          const n = Math.min(skip, c.length - at);
+          skip -= n;
+          at += n;
+          continue;
+        }
+        const n = Math.min(want - have, c.length - at);
+        c.copy(head, have, at, at + n);
+        have += n;
+        at += n;
+        if (have < want) return;
+        have = 0;
+        if (want === 4) {
+          if (!(head.readUInt32BE(0) & FLAG_FIXED_NEWSTYLE)) s.destroy();
+          want = 16;
+          continue;
+        }
+        const opt = head.readUInt32BE(8);
+        skip = head.readUInt32BE(12);
+        if (head.readBigUInt64BE(0) !== IHAVEOPT || opt === Opt.EXPORT_NAME || skip > optionBytesMax) {
+          s.destroy();
+          return;
+        }
+        if (opt === Opt.ABORT) {
+          s.end(answer(opt, REP_ACK, ''));
+          return;
+        }
+        if (options++ === 0) this.stats.refusalsAnswered++;
+        const reply = answer(
+          opt,
+          REP_ERR_POLICY,
+          `too many connections: ${this.connectionsMax} are open (the server's maxConnections); try again later`,
+        );
+        // a client may try other options before it gives up (libnbd goes on to GO after a refused
+        // STRUCTURED_REPLY, and reports GO's error): each gets the refusal, up to refusalOptionsMax; GO,
+        // the last step of a handshake, ends it
+        if (opt === Opt.GO || options >= refusalOptionsMax) s.end(reply);
+        else s.write(reply);
+      }
+    });
+    s.once('end', () => s.destroy());
+    s.resume();
+  }
+
   /** Connections open now (handshakes included). */
   get connectionsOpen(): number {
     return this.sockets.size;
@@ -557,6 +676,7 @@ export class NbdServer {
   async close(): Promise<void> {
     this.closed = true;
     for (const s of this.sockets) s.destroy();
+    for (const s of this.refusing) s.destroy();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 

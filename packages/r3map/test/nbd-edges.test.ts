@@ -1,11 +1,16 @@
 // The NBD server against clients at the edges of the protocol: raw sockets, no client library.
+import { execFile, spawnSync } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BlockDevice, MemoryDevice, NbdClientDevice, NbdServer } from '../src/index.js';
 import { readBytes } from './helpers/sockets.js';
 import { stuckDevice } from './helpers/stuck.js';
+
+const haveNbdinfo = spawnSync('sh', ['-c', 'command -v nbdinfo']).status === 0;
+if (!haveNbdinfo && process.env.CI) throw new Error('CI: nbdinfo is not installed (see .ci/apt/r3map.txt)');
 
 const servers: NbdServer[] = [];
 afterEach(async () => {
@@ -392,32 +397,199 @@ describe('NBD server maxConnections', () => {
     return { sock, bytes, closed };
   }
 
-  it('refuses a connection past the cap before the greeting, counts it, and serves again once one closes', async () => {
+  /** Everything `sock` gets until it closes (or `ms` pass), and whether it closed. */
+  async function untilClose(sock: Socket, ms: number): Promise<{ got: Buffer; closed: boolean; ms: number }> {
+    const parts: Buffer[] = [];
+    const t0 = performance.now();
+    sock.on('data', (c: Buffer) => parts.push(c));
+    const closed = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), ms);
+      sock.once('close', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    return { got: Buffer.concat(parts), closed, ms: performance.now() - t0 };
+  }
+
+  /** The option replies in `b` after the 18-byte greeting: option, type and message of each. */
+  function optionReplies(b: Buffer): { opt: number; type: number; text: string }[] {
+    const out = [];
+    for (let at = 18; at + 20 <= b.length; ) {
+      expect(b.readBigUInt64BE(at)).toBe(0x3e889045565a9n);
+      const len = b.readUInt32BE(at + 16);
+      out.push({
+        opt: b.readUInt32BE(at + 8),
+        type: b.readUInt32BE(at + 12),
+        text: b.toString('utf8', at + 20, at + 20 + len),
+      });
+      at += 20 + len;
+    }
+    return out;
+  }
+
+  it('answers a connection past the cap with NBD_REP_ERR_POLICY, holds no slot for it, and serves again once one closes (it was closed before the greeting, without a reason)', async () => {
     const s = new NbdServer([{ name: '', device: new MemoryDevice(1 << 20) }], {
       pollUs: 0,
       maxConnections: 2,
+      refusalTimeoutMs: 500,
     });
     servers.push(s);
     const port = await s.listen(0);
     const a = await greeting(port);
     const b = await greeting(port);
     expect([a.bytes, b.bytes, s.connectionsOpen]).toEqual([18, 18, 2]);
-    const c = await greeting(port);
-    expect(c).toMatchObject({ bytes: 0, closed: true });
-    expect(s.stats.refusedConnections).toBe(1);
+    // a raw client: flags, then GO; the greeting and an error reply to GO come back, then the close
+    const c = await open(port);
+    c.write(go());
+    const cr = await untilClose(c, 2_000);
+    expect(cr.closed).toBe(true);
+    expect(cr.got.readBigUInt64BE(0)).toBe(0x4e42444d41474943n);
+    const [r, ...rest] = optionReplies(cr.got);
+    expect(rest).toEqual([]);
+    expect(r).toMatchObject({ opt: 7, type: 0x80000002 });
+    expect(r!.text).toMatch(/too many connections: 2 are open/);
+    expect(s.stats).toMatchObject({ refusedConnections: 1, refusalsAnswered: 1, refusalTimeouts: 0 });
     expect(s.connectionsOpen).toBe(2);
-    // the client library sees the close where the greeting should be
-    const client = await NbdClientDevice.connect('127.0.0.1', port, '').catch((e: Error) => e);
-    expect(client).toBeInstanceOf(Error);
+    // the client library says why, both with its options first and with GO alone
+    const e1 = await NbdClientDevice.connect('127.0.0.1', port, '').catch((e: Error) => e);
+    expect(e1).toBeInstanceOf(Error);
+    expect((e1 as Error).message).toMatch(/NBD_REP_ERR_POLICY: too many connections: 2 are open/);
+    const e2 = await NbdClientDevice.connect('127.0.0.1', port, '', { blockStatus: false }).catch(
+      (e: Error) => e,
+    );
+    expect((e2 as Error).message).toMatch(/too many connections: 2 are open/);
+    // ABORT gets its ACK; EXPORT_NAME (which has no error reply) the close alone
+    const d = await open(port);
+    const abort = go();
+    abort.writeUInt32BE(2, 12);
+    abort.writeUInt32BE(0, 16);
+    d.write(abort.subarray(0, 20));
+    expect(optionReplies((await untilClose(d, 2_000)).got)).toEqual([{ opt: 2, type: 1, text: '' }]);
+    const x = await open(port);
+    const exportName = abort.subarray(0, 20);
+    exportName.writeUInt32BE(1, 12);
+    x.write(exportName);
+    const xr = await untilClose(x, 2_000);
+    expect([xr.closed, xr.got.length]).toEqual([true, 18]);
+    expect(s.stats.refusalTimeouts).toBe(0);
+    expect(s.connectionsOpen).toBe(2);
     a.sock.destroy();
     const t0 = performance.now();
     while (s.connectionsOpen > 1 && performance.now() - t0 < 2_000)
-      await new Promise((r) => setTimeout(r, 10));
-    const d = await NbdClientDevice.connect('127.0.0.1', port, '');
-    expect((await d.readAt(0, 4096)).length).toBe(4096);
-    await d.close();
+      await new Promise((res) => setTimeout(res, 10));
+    const dev = await NbdClientDevice.connect('127.0.0.1', port, '');
+    expect((await dev.readAt(0, 4096)).length).toBe(4096);
+    await dev.close();
     b.sock.destroy();
-    expect(s.stats.refusedConnections).toBe(2);
+    expect(s.stats.refusedConnections).toBe(5);
+  });
+
+  it('drops a refused connection that sends no option (or half of one) after refusalTimeoutMs, holding no slot', async () => {
+    const s = new NbdServer([{ name: '', device: new MemoryDevice(1 << 20) }], {
+      pollUs: 0,
+      maxConnections: 1,
+      refusalTimeoutMs: 300,
+    });
+    servers.push(s);
+    const port = await s.listen(0);
+    const a = await greeting(port);
+    expect(a.bytes).toBe(18);
+    const mute = await open(port);
+    const half = await open(port);
+    half.write(go().subarray(0, 10));
+    const [m, h] = await Promise.all([untilClose(mute, 3_000), untilClose(half, 3_000)]);
+    for (const r of [m, h]) {
+      expect(r.closed).toBe(true);
+      expect(r.got.length).toBe(18);
+      expect(r.ms).toBeLessThan(2_000);
+    }
+    expect(s.stats).toMatchObject({ refusedConnections: 2, refusalsAnswered: 0, refusalTimeouts: 2 });
+    expect(s.connectionsOpen).toBe(1);
+    a.sock.destroy();
+  });
+
+  it('answers random and mutated handshakes past the cap with well-formed replies only, closing each within refusalTimeoutMs (fuzz)', async () => {
+    const s = new NbdServer([{ name: '', device: new MemoryDevice(1 << 20) }], {
+      pollUs: 0,
+      maxConnections: 1,
+      refusalTimeoutMs: 300,
+    });
+    servers.push(s);
+    const port = await s.listen(0);
+    const a = await greeting(port);
+    const opt = (o: number, data: Buffer) => {
+      const h = Buffer.alloc(16);
+      h.writeBigUInt64BE(0x49484156454f5054n, 0);
+      h.writeUInt32BE(o, 8);
+      h.writeUInt32BE(data.length, 12);
+      return Buffer.concat([h, data]);
+    };
+    const flags = Buffer.alloc(4);
+    flags.writeUInt32BE(3, 0);
+    const meta = Buffer.from([0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 16, ...Buffer.from('base:allocation')]);
+    const valid = Buffer.concat([
+      flags,
+      opt(8, Buffer.alloc(0)),
+      opt(10, meta),
+      opt(3, Buffer.alloc(0)),
+      go().subarray(4),
+    ]);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 200, size: 'max' }),
+        fc.nat(valid.length - 1),
+        fc.nat(255),
+        fc.boolean(),
+        async (noise, at, byte, mutate) => {
+          const bytes = Buffer.concat([valid, Buffer.from(noise)]);
+          if (mutate) bytes[at] = byte;
+          const sock = await open(port);
+          sock.on('error', () => undefined);
+          sock.write(mutate ? bytes : Buffer.from(noise));
+          const r = await untilClose(sock, 2_000);
+          sock.destroy();
+          expect(r.closed).toBe(true);
+          expect(r.got.subarray(0, 8).equals(Buffer.from('NBDMAGIC'))).toBe(true);
+          for (const reply of optionReplies(r.got)) expect([1, 0x80000002]).toContain(reply.type);
+        },
+      ),
+      { numRuns: 25 },
+    );
+    expect(s.connectionsOpen).toBe(1);
+    a.sock.destroy();
+    const t0 = performance.now();
+    while (s.connectionsOpen > 0 && performance.now() - t0 < 2_000)
+      await new Promise((res) => setTimeout(res, 10));
+    const dev = await NbdClientDevice.connect('127.0.0.1', port, '');
+    expect((await dev.readAt(0, 4096)).length).toBe(4096);
+    await dev.close();
+  }, 60_000);
+
+  it.skipIf(!haveNbdinfo)('nbdinfo against a server at its cap reports the reason', async () => {
+    const s = new NbdServer([{ name: '', device: new MemoryDevice(1 << 20) }], {
+      pollUs: 0,
+      maxConnections: 1,
+    });
+    servers.push(s);
+    const port = await s.listen(0);
+    const a = await greeting(port);
+    expect(a.bytes).toBe(18);
+    const out = await new Promise<{ code: number | null; err: string }>((resolve) => {
+      execFile(
+        'nbdinfo',
+        [`nbd://127.0.0.1:${port}/`],
+        { timeout: 10_000, env: { ...process.env, LIBNBD_DEBUG: '1' } },
+        (e, _stdout, stderr) => resolve({ code: e ? ((e as { code?: number }).code ?? -1) : 0, err: stderr }),
+      );
+    });
+    // libnbd reports an error reply to GO (it printed 'server disconnected unexpectedly' or the like before)
+    // and puts the server's message in its debug output
+    expect(out.code).not.toBe(0);
+    expect(out.err).toMatch(/server replied with error to opt_go request/);
+    expect(out.err).toMatch(/too many connections: 1 are open/);
+    expect(s.stats.refusalsAnswered).toBe(1);
+    a.sock.destroy();
   });
 
   it('refuses a maxConnections that is not a whole number >= 1', () => {

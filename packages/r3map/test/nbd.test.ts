@@ -491,7 +491,7 @@ describe('receive path', () => {
       expect(await runCommand(nbd, [...argv], io.io), argv.join(' ')).toBe(2);
       expect(io.stderr()).toContain(flag);
     }
-    // a server of one connection: the first client gets the greeting, the second is closed before it
+    // a server of one connection: the first client gets the greeting, the second an error reply
     const child = spawn(process.execPath, serveMemArgs(['--max-connections', '1']), {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -513,8 +513,19 @@ describe('receive path', () => {
         });
       const first = connect(port, '127.0.0.1');
       expect((await firstBytes(first)).toString('latin1')).toBe('NBDMAGIC');
+      // the second gets the greeting too, and NBD_REP_ERR_POLICY to its GO (it was closed before the
+      // greeting), then the close
       const second = connect(port, '127.0.0.1');
-      expect((await firstBytes(second)).length).toBe(0);
+      second.on('error', () => undefined);
+      second.write(handshake([option(7, Buffer.from([0, 0, 0, 0, 0, 0]))]));
+      const refused = await new Promise<Buffer>((resolve) => {
+        const got: Buffer[] = [];
+        second.on('data', (d: Buffer) => got.push(d));
+        second.on('close', () => resolve(Buffer.concat(got)));
+      });
+      expect(refused.toString('latin1', 0, 8)).toBe('NBDMAGIC');
+      expect(refused.readUInt32BE(18 + 12)).toBe(0x80000002);
+      expect(refused.toString('utf8', 18 + 20)).toMatch(/too many connections: 1 are open/);
       first.destroy();
       second.destroy();
     } finally {
