@@ -331,6 +331,9 @@ function storeDecides(local: string): boolean {
   return local === 'none' || local === 'direct';
 }
 
+/** Store deletes at most in flight at once for the objects found hidden at open (`purgeAtOpen`). */
+const openPurgesInFlightMax = 16;
+
 /** Share of a pack's data region that may be dead bytes when it is written from whole slab ranges. */
 const deadShareMax = 0.25;
 
@@ -510,6 +513,9 @@ export class WalStore implements ObjectStore {
       if (e instanceof DirectoryLockedError) throw new ObjectStoreError(e.message);
       throw e;
     }
+    // keys with a direct write's marker, and keys whose object in the store a record hides (see below)
+    const directSeen = new Set<string>();
+    const hidden = new Set<string>();
     // packs first (older state), then the WAL (newer)
     let after: string | undefined;
     const packs: ObjectInfo[] = [];
@@ -539,6 +545,7 @@ export class WalStore implements ObjectStore {
       this.packSizes.set(key, { size, data: place.start });
       let live = 0;
       readIndex(key, place, bytes, (k, kind, mtime, off, n, etag) => {
+        if (kind === PackKind.Direct) directSeen.add(k);
         this.packed.point(k, key, off, n, etag, mtime, kind);
         live += n;
       });
@@ -549,7 +556,14 @@ export class WalStore implements ObjectStore {
     for (const name of segs) {
       const buf = await readFile(join(this.o.dir, name));
       const { records, validBytes } = decodeRecords(buf);
-      for (const r of records) this.applyToMem(r);
+      for (const r of records) {
+        // a put over a direct write, or a delete of a key the WAL held nothing for or a direct write of: its
+        // purge from the store may not have run before the crash (or the close) that left the record here
+        const before = r.op === 3 ? undefined : this.localState(r.key);
+        if (before === 'direct' || (r.op === 2 && before === 'none')) hidden.add(r.key);
+        else if (r.op === 3) directSeen.add(r.key);
+        this.applyToMem(r);
+      }
       if (validBytes < buf.length) {
         const fh = await open(join(this.o.dir, name), 'r+');
         try {
@@ -563,6 +577,8 @@ export class WalStore implements ObjectStore {
       this.walBytes += validBytes;
     }
     await this.openSegment(this.segment + (segs.length ? 1 : 0));
+    for (const k of directSeen) if (this.localState(k) === 'direct') this.largeInStore.add(k);
+    this.purgeAtOpen([...hidden]);
     this.packTimer = setInterval(() => void this.packNow().catch(() => undefined), this.o.packIntervalMs);
     this.packTimer.unref();
   }
@@ -1005,7 +1021,23 @@ export class WalStore implements ObjectStore {
     // the memory layer holds the record's copy of the body: the caller may reuse its array once put returns
     const at = this.addRecord(4, key, data);
     const etag = this.slab.toString('hex', at - etagBytes, at); // the record's etag, just before the data
-    return this.durable(key, { buf: this.slab, at, size: data.length, etag, modifiedMs: Date.now() });
+    const done = this.durable(key, { buf: this.slab, at, size: data.length, etag, modifiedMs: Date.now() });
+    // over a large object of the key's in the store: it goes once this version is durable (a set's size is
+    // all the common case reads)
+    if (this.largeInStore.size !== 0 && this.largeInStore.delete(key)) this.purge(key, done);
+    return done;
+  }
+
+  /**
+   * Keys whose object the store may hold, written there directly (too large for the WAL), with nothing in
+   * the WAL above it: a small put over one of them purges it (`purge`). Rebuilt at open from the direct
+   * writes' markers. A hint: the purge decides under the key's lock whether the object is hidden.
+   */
+  private readonly largeInStore = new Set<string>();
+
+  /** Resolves once every record added so far is durable (rejects if its group commit fails). */
+  private allDurable(): Promise<unknown> {
+    return (this.pending ?? this.writing)?.done ?? Promise.resolve();
   }
 
   /**
@@ -1023,10 +1055,27 @@ export class WalStore implements ObjectStore {
     this.stats.storePuts++;
     for (const w of this.listWatches) w.add(key);
     const now = this.localState(key);
-    if (now !== before) return etag;
+    if (now !== before) {
+      // the newer write hides the object just stored: it goes once that write is durable
+      this.purge(key, this.allDurable());
+      return etag;
+    }
+    this.largeInStore.add(key);
     if (now !== 'none') {
       this.addRecord(3, key, new Uint8Array(0));
       await this.durable(key, { ...noData, etag: '', modifiedMs: Date.now(), direct: true });
+    } else {
+      // nothing older to shadow it, so the put does not wait for the marker: it is there for a reopen to
+      // know the store holds a large object of the key (a small put over it then removes it); lost in a
+      // crash, it leaves the object the key's, as without it
+      try {
+        this.addRecord(3, key, new Uint8Array(0));
+        this.durable(key, { ...noData, etag: '', modifiedMs: Date.now(), direct: true }).catch(
+          () => undefined,
+        );
+      } catch {
+        // the WAL takes no writes (closed, or stopped after a failed commit): the object is the key's as it is
+      }
     }
     return etag;
   }
@@ -1203,6 +1252,7 @@ export class WalStore implements ObjectStore {
       // the key's object is the store's when the WAL holds a direct write of it, or nothing
       const inStore = storeDecides(this.localState(key));
       this.addRecord(2, key, new Uint8Array(0));
+      this.largeInStore.delete(key);
       const deleted = this.durable(key, { ...noData, etag: '', modifiedMs: Date.now() });
       if (inStore) this.purge(key, deleted);
       return deleted;
@@ -1211,23 +1261,52 @@ export class WalStore implements ObjectStore {
   }
 
   /**
-   * Deletes `key`'s object from the store once the WAL's deletion of it is durable (the WAL's record hides
-   * it; until 2026-12-07 it stayed in the store for ever: every large object deleted through the WAL was
-   * kept, and paid for). Under the key's lock, and not when the WAL holds a direct write of the key made
-   * since (that object is the key's now). A close waits for these; a crash before one leaves the object,
-   * hidden.
+   * Deletes `key`'s object from the store once `durable` resolves: a deletion, or a small put over a large
+   * object of the key's, or a put that came into the WAL while a large one was being stored (the WAL's
+   * version hides the store's object; until 2026-12-07 it stayed in the store for ever: every large object
+   * deleted or written over through the WAL was kept, and paid for). See `purgeNow`. A close waits for
+   * these; a crash before one is made good at the next open when the WAL still holds the record (`recover`).
    */
-  private purge(key: string, deleted: Promise<unknown>): void {
-    const purged: Promise<void> = deleted
-      .then(
-        () =>
-          this.keyLocks.run(key, async () => {
-            if (this.released || this.localState(key) === 'direct') return;
-            await this.store.delete(key);
-          }),
-        () => undefined, // not durable, and undone: the object is still the key's
-      )
-      .catch(() => undefined); // a failed delete leaves the object, hidden
+  private purge(key: string, durable: Promise<unknown>): void {
+    const purged: Promise<void> = durable.then(
+      () => this.purgeNow(key),
+      () => {
+        // not durable, and undone: the object may be the key's again
+        if (storeDecides(this.localState(key))) this.largeInStore.add(key);
+      },
+    );
+    this.purges.add(purged);
+    void purged.then(() => this.purges.delete(purged));
+  }
+
+  /**
+   * Deletes `key`'s object from the store, under the key's lock, if the WAL holds a version of the key (an
+   * object or a deletion: durable, as `purge` waits for that) above it; not when the store's object is the
+   * key's (a direct write of the key came since). A failed delete leaves the object, hidden.
+   */
+  private purgeNow(key: string): Promise<void> {
+    return this.keyLocks
+      .run(key, async () => {
+        if (this.released || storeDecides(this.localState(key))) return;
+        await this.store.delete(key);
+      })
+      .catch(() => undefined);
+  }
+
+  /**
+   * Purges (`purgeNow`) the keys whose object in the store the WAL's records hid at open, in the background,
+   * `openPurgesInFlightMax` at a time; a close stops them (the records still in the WAL at the next open
+   * are looked at again then).
+   */
+  private purgeAtOpen(keys: string[]): void {
+    if (keys.length === 0) return;
+    let next = 0;
+    const worker = async () => {
+      while (next < keys.length && !this.closed) await this.purgeNow(keys[next++]!);
+    };
+    const purged = Promise.all(
+      Array.from({ length: Math.min(openPurgesInFlightMax, keys.length) }, worker),
+    ).then(() => undefined);
     this.purges.add(purged);
     void purged.then(() => this.purges.delete(purged));
   }
