@@ -66,6 +66,8 @@ export class ReplicatedStore extends StoreWrapper {
   /** The running group-commit loop of the journal. */
   private journalLoop: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Aborted by `close`: ends the retries' backoff sleeps (a close waited for one, up to `retryMsMax`). */
+  private readonly closing = new AbortController();
   private idle: (() => void)[] = [];
   private copied = 0;
   private failures = 0;
@@ -261,7 +263,7 @@ export class ReplicatedStore extends StoreWrapper {
         this.failures++;
         const cap = this.o.retryMsMax ?? 5_000;
         const ms = Math.min(cap, 10 * 2 ** Math.min(attempt, 16)) * (0.5 + Math.random() / 2);
-        await new Promise((r) => setTimeout(r, ms).unref?.());
+        await sleep(ms, this.closing.signal);
       }
     }
     // written again while this copy ran (its queue entry was skipped as in flight): copy again
@@ -324,6 +326,7 @@ export class ReplicatedStore extends StoreWrapper {
   /** Stops copying (pending keys stay in the journal for the next open) and closes both stores. */
   override async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     await Promise.all(this.running);
     while (this.journalFlushing) await this.journalLoop;
     await this.compacting;
@@ -331,6 +334,21 @@ export class ReplicatedStore extends StoreWrapper {
     await this.inner.close();
     await this.replica.close();
   }
+}
+
+/** Resolves after `ms`, or as soon as `signal` aborts; the timer does not keep the process alive. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const wake = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', wake);
+      resolve();
+    };
+    const timer = setTimeout(wake, ms);
+    timer.unref?.();
+    signal.addEventListener('abort', wake, { once: true });
+  });
 }
 
 function isKey(k: string): boolean {

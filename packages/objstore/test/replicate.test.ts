@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   FileStore,
   MemStore,
@@ -83,6 +83,32 @@ describe('ReplicatedStore', () => {
     expect(await contents(flaky, '')).toEqual(await contents(primary, ''));
     expect(r.stats.failures).toBeGreaterThan(0);
     expect(flaky.puts).toBeLessThan(200); // 200 writes of one key did not become 200 copies
+  });
+
+  it('a close does not wait out the backoff of a failed copy (it slept up to retryMsMax first)', async () => {
+    class Down extends MemStore {
+      override put(): Promise<string> {
+        return Promise.reject(new Error('503 slow down'));
+      }
+    }
+    // the clock of the backoff's timers is a fake one; setImmediate (the bound below) is real
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const r = await ReplicatedStore.open(new MemStore(), new Down(), { retryMsMax: 3_600_000 });
+      await r.put('k', Buffer.from('v'));
+      // failures until the backoff is long: 10 ms doubled per attempt, half to all of it
+      await vi.advanceTimersByTimeAsync(200_000);
+      expect(r.stats.failures).toBeGreaterThanOrEqual(12);
+      const closed = r.close().then(() => 'closed');
+      const turns = async () => {
+        for (let i = 0; i < 50; i++) await new Promise((res) => setImmediate(res));
+        return 'still waiting';
+      };
+      // the fake clock stands still: the backoff (tens of seconds) never ends by itself here
+      expect(await Promise.race([closed, turns()])).toBe('closed');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('the replica equals the primary after any sequence of writes (property)', async () => {
