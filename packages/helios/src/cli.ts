@@ -19,6 +19,7 @@ import {
   writableDir,
 } from '@strata/cli';
 import { type AgentStats, runAgentFile, runAgentStream } from './agent.js';
+import { CursorError, parseCursor } from './cursor.js';
 import { DdlError } from './ddl.js';
 import { exportParquet } from './export.js';
 import { dateMsMax, parseTimestamp, type Row } from './formats.js';
@@ -630,9 +631,13 @@ const search: Command = {
   summary: 'search a stream (index + not-yet-indexed tail: every acknowledged row)',
   help: `Search a stream with an expression over its columns.
 
-Usage: strata search STREAM --where EXPR [--since T] [--until T] [--limit N] [--count] [--json] [--explain] [--no-index] [--data DIR]
+Usage: strata search STREAM --where EXPR [--since T] [--until T] [--limit N] [--cursor C] [--count] [--json] [--explain] [--no-index] [--data DIR]
 
 EXPR: col = 'v', col != 'v', col IN ('a','b'), col < 10, ts >= '2008-11-09 20:00:00', col CONTAINS 'token', AND, OR, NOT, ( ).
+
+Rows come in log order. When --limit cut the result, the cursor of the next page is printed on stderr
+(\`next page: --cursor C\`, or \`{"cursor":"C"}\` with --json); the same search with --cursor C continues
+strictly after the last row printed (rows ingested since that come after it appear too).
 
 Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" --count`,
   async run(argv, io) {
@@ -644,6 +649,7 @@ Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" -
         since: { type: 'string' },
         until: { type: 'string' },
         limit: { type: 'string' },
+        cursor: { type: 'string' },
         count: { type: 'boolean' },
         explain: { type: 'boolean' },
         'no-index': { type: 'boolean' },
@@ -661,9 +667,19 @@ Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" -
       const since = timeFlag('since', f.values.since);
       const until = timeFlag('until', f.values.until);
       const limit = f.values.count ? undefined : intFlag('limit', f.values.limit, 100, 0);
+      const cursor = f.values.cursor;
+      if (cursor !== undefined) {
+        try {
+          parseCursor(cursor);
+        } catch (e) {
+          if (e instanceof CursorError) throw new UsageError(`--cursor: ${e.message}`);
+          throw e;
+        }
+      }
       const res = await s.search(expr, {
         useIndex: !f.values['no-index'],
         ...(limit !== undefined ? { limit } : {}),
+        ...(cursor !== undefined ? { cursor } : {}),
         ...(since !== undefined ? { since } : {}),
         ...(until !== undefined ? { until } : {}),
       });
@@ -682,6 +698,12 @@ Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" -
       if (f.values.json) for (const r of res.rows) io.stdout.write(`${JSON.stringify(rowObject(s, r))}\n`);
       else for (const r of res.rows) io.stdout.write(`${formatRow(s, r)}\n`);
       if (f.values.explain) io.stderr.write(`${explainText(res)}\n`);
+      if (res.cursor !== undefined)
+        io.stderr.write(
+          f.values.json
+            ? `${JSON.stringify({ cursor: res.cursor })}\n`
+            : `next page: --cursor ${res.cursor}\n`,
+        );
       return 0;
     });
   },

@@ -32,6 +32,7 @@ export {
   type PageInfo,
 } from './block.js';
 export { commands, demos, hdfsDdl } from './cli.js';
+export { CursorError, type CursorPosition, cursorCharsMax, formatCursor, parseCursor } from './cursor.js';
 export {
   type ColumnDef,
   type ColumnType,

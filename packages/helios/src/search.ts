@@ -5,6 +5,7 @@
 
 import { checkWhole, kindOf, shown } from '@strata/cli';
 import type { BlockReader } from './block.js';
+import { parseCursor } from './cursor.js';
 import type { StreamDef } from './ddl.js';
 import { type Cell, type Row, tokenCharsMax, tokenize } from './formats.js';
 import { hashKey, tokenKey, valueKey } from './keys.js';
@@ -17,19 +18,25 @@ export interface SearchOptions {
   limit?: number;
   since?: number;
   until?: number;
+  /**
+   * Continue after the page that returned this cursor (its `cursor`): only rows at or after its position
+   * in log order (cursor.ts). A malformed one is a CursorError.
+   */
+  cursor?: string;
 }
 
 /**
  * Refuses what a search cannot mean, naming it: an expression that is not one (parse one with
  * `Stream.parse`), a limit that is not a whole number of at least 0 (0: the stats alone), a since or until
- * that is not a time in milliseconds. Before, a limit of -1 found nothing, NaN everything, 1.5 two rows,
+ * that is not a time in milliseconds, a cursor that is not one a search returned. Before, a limit of -1 found nothing, NaN everything, 1.5 two rows,
  * and a since of NaN nothing.
  */
 export function checkSearch(expr: unknown, opts: SearchOptions): void {
   if (typeof expr !== 'object' || expr === null || typeof (expr as { k?: unknown }).k !== 'string')
     throw new TypeError(`search: expected a query expression (from Stream.parse), got ${kindOf(expr)}`);
-  const { limit, since, until, useIndex } = opts;
+  const { limit, since, until, useIndex, cursor } = opts;
   if (limit !== undefined) checkWhole('search: limit', limit, 0);
+  if (cursor !== undefined) parseCursor(cursor);
   for (const [name, v] of [
     ['since', since],
     ['until', until],
@@ -69,6 +76,11 @@ export interface SearchResult {
   rows: Row[];
   /** The block sequence number of each row. */
   seqs: number[];
+  /**
+   * Where the next page starts (pass it as `cursor`), when the search stopped at its limit: more rows may
+   * match after the last one returned. Absent when the search saw every row it could match.
+   */
+  cursor?: string;
   stats: SearchStats;
 }
 

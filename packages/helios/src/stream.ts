@@ -22,6 +22,7 @@ import {
   encodeBlock,
   encodeBlockAsync,
 } from './block.js';
+import { CursorError, type CursorPosition, formatCursor, parseCursor } from './cursor.js';
 import { checkChunkBytes, parseDdl, type StreamDef } from './ddl.js';
 import { type Cell, type Row, RowParser } from './formats.js';
 import { columnKeys, keysOf, unionKeys } from './keys.js';
@@ -207,6 +208,8 @@ interface BlockInfo {
   leaf?: string;
   dir?: number;
   at?: number;
+  /** Rewrites of the block by erasures (its rows after an erased one moved): a search cursor names it. */
+  rewrites?: number;
 }
 interface NodeInfo {
   level: number;
@@ -580,6 +583,7 @@ export class Stream {
           // the new object's directory (a rewrite by an older version records none: not the old one's)
           if (r.dir !== undefined) b.dir = r.dir;
           else delete b.dir;
+          b.rewrites = (b.rewrites ?? 0) + 1;
         }
         this.rewrites++;
         break;
@@ -1484,7 +1488,8 @@ export class Stream {
    * The hybrid scan: descend from the top level's nodes, then from each orphan to the right of what the
    * level above covers, level by level; then every block the index does not cover yet (the tail of the
    * progress log). Candidate blocks are pruned by min/max and every row is verified, so the result is
-   * exactly what a scan of every acknowledged block returns.
+   * exactly what a scan of every acknowledged block returns. Rows come in log order (block, then row);
+   * a search that stops at `limit` returns a `cursor` from which the next page continues (cursor.ts).
    */
   async search(expr: Expr, opts: SearchOptions = {}): Promise<SearchResult> {
     checkSearch(expr, opts);
@@ -1495,6 +1500,20 @@ export class Stream {
     await this.catchUp();
     const e = this.withTime(expr, opts);
     const limit = opts.limit ?? Number.MAX_SAFE_INTEGER;
+    const from = opts.cursor === undefined ? { seq: 0, row: 0, rewrites: 0 } : parseCursor(opts.cursor);
+    const fromBlock = this.blocks[from.seq];
+    // an erasure since the cursor was made moved the rows of its block: its row means another row now
+    if (
+      from.row > 0 &&
+      from.seq >= this.expiredUpTo &&
+      fromBlock &&
+      (fromBlock.rewrites ?? 0) !== from.rewrites
+    )
+      throw new CursorError(
+        `search: cursor '${opts.cursor}' points inside block ${from.seq}, which an erasure has rewritten since (its rows moved); search again without the cursor`,
+      );
+    // blocks before the cursor's are passed over like expired ones
+    const floor = Math.max(this.expiredUpTo, from.seq);
     const stats: SearchStats = {
       blocksTotal: this.blocks.length,
       blocksIndexed: 0,
@@ -1525,7 +1544,7 @@ export class Stream {
         stats.nodesRead++;
         const sel = await evalPlan(plan, node);
         const idx = sel ? [...sel] : node.header.children.map((_, i) => i);
-        const dead = this.expiredUpTo;
+        const dead = floor;
         for (const i of idx) {
           const c = node.header.children[i]!;
           if (node.header.level === 0) {
@@ -1541,8 +1560,9 @@ export class Stream {
       for (let L = this.levels.length - 1; L >= 0; L--) {
         for (const n of this.sorted(L)) {
           if (n.from < covered) continue;
-          if (n.to <= this.expiredUpTo) {
-            covered = Math.max(covered, n.to); // past retention: its objects may be gone
+          if (n.to <= floor) {
+            // past retention (its objects may be gone) or before the cursor
+            covered = Math.max(covered, n.to);
             continue;
           }
           if (L < this.levels.length - 1) stats.orphansVisited++;
@@ -1553,7 +1573,7 @@ export class Stream {
     }
     stats.blocksIndexed = covered;
     stats.candidateBlocks = candidates.size;
-    for (let s = Math.max(covered, this.expiredUpTo); s < this.blocks.length; s++) {
+    for (let s = Math.max(covered, floor); s < this.blocks.length; s++) {
       candidates.add(s);
       stats.tailBlocks++;
     }
@@ -1561,9 +1581,11 @@ export class Stream {
     const seqs: number[] = [];
     const needles = requiredNeedles(e);
     const used = columnsOf(e);
+    // where the next page starts: after the last row returned (or where this one started, at limit 0)
+    let next: CursorPosition = from;
     for (const seq of [...candidates].sort((a, b) => a - b)) {
       if (rows.length >= limit) break;
-      if (seq < this.expiredUpTo) continue;
+      if (seq < floor) continue;
       const b = this.blocks[seq]!;
       if (!mayMatchRange(e, b.min, b.max)) {
         stats.prunedByMinMax++;
@@ -1572,8 +1594,13 @@ export class Stream {
       // the directory (one range get), then only the pages whose key filters may hold the plan's keys
       const blk = await this.reads.block(b.key, b.dir);
       stats.blocksRead++;
+      // the block's rows before the cursor's were returned by an earlier page
+      const rowFrom = seq === from.seq ? from.row : 0;
       const pages: number[] = [];
-      for (let p = 0; p < blk.pages.length; p++) {
+      const pageStart: number[] = [];
+      for (let p = 0, start = 0; p < blk.pages.length; start += blk.pages[p]!.rows, p++) {
+        pageStart.push(start);
+        if (start + blk.pages[p]!.rows <= rowFrom) continue;
         if (plan && !pageMay(plan, (key) => blk.pageMayHold(p, key))) stats.pagesSkipped++;
         else pages.push(p);
       }
@@ -1591,12 +1618,20 @@ export class Stream {
         stats.pagesRead++;
         for (const i of matchingRows(e, blk, p, needles, used, stats)) {
           if (rows.length >= limit) break;
+          const at = pageStart[p]! + i;
+          if (at < rowFrom) {
+            stats.rowsMatched--; // returned by an earlier page
+            continue;
+          }
           rows.push(blk.pageRow(p, i));
           seqs.push(seq);
+          next = { seq, row: at + 1, rewrites: b.rewrites ?? 0 };
         }
       }
       if (!anyPage) stats.prunedByNeedle++;
     }
+    // stopped at the limit: rows after the last one returned may match (a search that ran out has none)
+    if (rows.length >= limit) return { rows, seqs, cursor: formatCursor(next), stats };
     return { rows, seqs, stats };
   }
 

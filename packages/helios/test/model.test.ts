@@ -249,7 +249,16 @@ type Op =
   | { op: 'reopen'; policy?: Policy }
   | { op: 'reader'; q: Q }
   | { op: 'longReader'; q: Q; useIndex: boolean }
-  | { op: 'burst'; chunks: MRow[][]; q: Q };
+  | { op: 'burst'; chunks: MRow[][]; q: Q }
+  | { op: 'pages'; q: Q; useIndex: boolean; reader: boolean; limits: number[]; between: Between[] };
+
+/** What happens between two pages of a paged search: rows added, the indexer, compaction, gc, nothing. */
+type Between = { b: 'add'; rows: MRow[] } | { b: 'index'; blocks: number } | { b: 'compact' | 'gc' | 'none' };
+const betweenArb: fc.Arbitrary<Between> = fc.oneof(
+  fc.record({ b: fc.constant('add' as const), rows: fc.array(rowArb, { minLength: 1, maxLength: 6 }) }),
+  fc.record({ b: fc.constant('index' as const), blocks: fc.integer({ min: 1, max: 4 }) }),
+  fc.record({ b: fc.constantFrom('compact' as const, 'gc' as const, 'none' as const) }),
+);
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -312,6 +321,26 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
     weight: 1,
   },
+  {
+    // a search page by page (random limits), rows added and the index built and compacted between pages
+    arbitrary: fc.record({
+      op: fc.constant('pages' as const),
+      q: fc.oneof(
+        atomArb,
+        queryArb,
+        fc.constant({
+          k: 'or',
+          a: { k: 'contains', text: 'a' },
+          b: { k: 'not', a: { k: 'contains', text: 'a' } },
+        } as Q),
+      ),
+      useIndex: fc.boolean(),
+      reader: fc.boolean(),
+      limits: fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 4 }),
+      between: fc.array(betweenArb, { minLength: 1, maxLength: 4 }),
+    }),
+    weight: 3,
+  },
 );
 
 const asCells = (r: MRow) => [r.ts, r.user, r.n, r.msg, r.f];
@@ -319,7 +348,7 @@ const asCells = (r: MRow) => [r.ts, r.user, r.n, r.msg, r.f];
 /** MODEL_RUNS=n for a longer hunt. */
 const modelRuns = Number(process.env.MODEL_RUNS ?? 30);
 let runs = 0;
-const tally = { ops: 0, searches: 0, rowsFound: 0, erased: 0, indexed: 0 };
+const tally = { ops: 0, searches: 0, rowsFound: 0, erased: 0, indexed: 0, paged: 0 };
 describe('model: a stream against an array of its rows', () => {
   it(
     'random adds, searches, erasures, indexing, compaction, gc, reopen and a second reader',
@@ -444,6 +473,49 @@ describe('model: a stream against an array of its rows', () => {
                   case 'longReader':
                     await check(long, o.q, { useIndex: o.useIndex });
                     break;
+                  case 'pages': {
+                    // pages through `s` or a reader open since the start; concatenated, they are every
+                    // matching row once, in log order, rows added between pages after the others
+                    const x = o.reader ? long : s;
+                    const where = text(o.q);
+                    const got: unknown[][] = [];
+                    let cursor: string | undefined;
+                    const pagesMax = 2 * (model.length + 6 * o.between.length) + 10;
+                    for (let k = 0; ; k++) {
+                      expect(k, `${where}: pages past ${pagesMax}`).toBeLessThan(pagesMax);
+                      // a limit of 0 returns the cursor it was given: it cannot be every page's
+                      const limit = o.limits[k % o.limits.length]! || (k % 2 === 0 ? 0 : 1);
+                      const page = await x.search(x.parse(where), {
+                        useIndex: o.useIndex,
+                        limit,
+                        ...(cursor === undefined ? {} : { cursor }),
+                      });
+                      expect(page.rows.length, where).toBeLessThanOrEqual(limit);
+                      got.push(...page.rows);
+                      tally.searches++;
+                      if (page.cursor === undefined) break;
+                      expect(page.rows.length, `${where}: a cursor only at the limit`).toBe(limit);
+                      cursor = page.cursor;
+                      // each in turn after the first pages, once: the search then ends
+                      const between = o.between[k] ?? { b: 'none' };
+                      if (between.b === 'add') {
+                        const lines = between.rows.map(line);
+                        const content = Buffer.from(lines.map((l) => `${l}\n`).join(''));
+                        const from = agentOffset;
+                        agentOffset += content.length;
+                        expect(await s.ingestChunk('agent:h1', from, agentOffset, lines, content)).toBe(true);
+                        model.push(...between.rows);
+                      } else if (between.b === 'index') await s.indexStep(between.blocks);
+                      else if (between.b === 'compact') await s.compact();
+                      else if (between.b === 'gc') await s.gc({ graceMs: 0 });
+                    }
+                    const want = model.filter((r) => holds(o.q, r)).map(asCells);
+                    expect(got, `${where} in pages`).toEqual(want);
+                    // and one unlimited search now
+                    expect((await x.search(x.parse(where), { useIndex: o.useIndex })).rows).toEqual(want);
+                    tally.paged++;
+                    break;
+                  }
                   case 'reader': {
                     const r = await Stream.open(dir, 'ev');
                     try {
