@@ -14,7 +14,7 @@
  */
 
 import { shown } from '@strata/cli';
-import { loghubFields } from './formats.js';
+import { columnSources, loghubFields } from './formats.js';
 
 export type ColumnType = 'TIMESTAMP' | 'STRING' | 'TEXT' | 'INT' | 'FLOAT';
 export const columnTypes: readonly ColumnType[] = ['TIMESTAMP', 'STRING', 'TEXT', 'INT', 'FLOAT'];
@@ -168,6 +168,15 @@ function lex(src: string, file: string): Tok[] {
   return toks;
 }
 
+/**
+ * The named groups of a regular expression that compiles, in order: the names of the groups object of a
+ * match of the pattern or nothing (the empty alternative matches, and the object holds every name).
+ */
+export function regexGroupNames(pattern: string): string[] {
+  const m = new RegExp(`(?:${pattern})|`).exec('');
+  return Object.keys(m?.groups ?? {});
+}
+
 /** The longest span a DDL duration may give: 100,000,000 days, ECMAScript's Date range from 1970. */
 const durationMsMax = 8.64e15;
 
@@ -283,8 +292,10 @@ export function parseDdl(src: string, file = 'DDL', opts: { existing?: boolean }
   }
   kw('COLUMNS');
   const seen = new Set<string>();
+  const columnToks: Tok[] = [];
   const columns = list(() => {
     const t = peek();
+    columnToks.push(t);
     const cname = ident('a column name');
     if (cname.includes('.') && (format.kind === 'regex' || format.kind === 'loghub'))
       throw new DdlError(
@@ -306,6 +317,28 @@ export function parseDdl(src: string, file = 'DDL', opts: { existing?: boolean }
     seen.add(cname);
     return { name: cname, type };
   });
+  // Every line of a regex or loghub format has the same fields, known here: a column that takes none of
+  // them was null in every row (a typo, a group not named). The first TEXT column is let be: it holds the
+  // lines the format does not match (a `raw TEXT` column). A stream created before keeps opening.
+  if ((format.kind === 'regex' || format.kind === 'loghub') && !opts.existing) {
+    const names = format.kind === 'regex' ? regexGroupNames(format.pattern) : loghubFields(format.template);
+    const rawCol = columns.findIndex((c) => c.type === 'TEXT');
+    columnSources(columns, names).forEach((src, i) => {
+      if (src !== null || i === rawCol) return;
+      const c = columns[i]!;
+      const t = columnToks[i]!;
+      const fields = format.kind === 'regex' ? 'named groups' : 'template fields';
+      throw new DdlError(
+        `column '${c.name}' matches no field of the ${format.kind} format, so it would be null in every row ` +
+          `(its ${fields}: ${names.join(', ')}; a column takes the field of its name, any case` +
+          `${c.type === 'TIMESTAMP' ? ', or for a TIMESTAMP timestamp, ts, date and time' : ''}): ` +
+          `name a field ${format.kind === 'regex' ? `(?<${c.name}>...)` : `<${c.name}>`} or rename the column`,
+        t.line,
+        t.col,
+        file,
+      );
+    });
+  }
   let index: IndexDef[] = [];
   const indexed = new Set<string>();
   if (isKw('INDEX')) {

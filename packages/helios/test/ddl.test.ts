@@ -189,6 +189,50 @@ describe('DDL', () => {
     expect(old.retainMs).toBe(86_400_000);
   });
 
+  it('refuses a regex or loghub column that takes no field of the format, naming the column and the fields', () => {
+    const ddl = (fmt: string, cols: string) =>
+      `CREATE STREAM s SOURCES ('x')\n  FORMAT ${fmt}\n  COLUMNS (${cols})`;
+    // a column no group names was taken and was null in every row
+    expect(errorOf(ddl("regex('(?<lvl>[A-Z]+) (?<msg>.*)')", 'lvl STRING, msg TEXT, pid INT')).message).toBe(
+      "DDL:3:34: column 'pid' matches no field of the regex format, so it would be null in every row (its named groups: lvl, msg; a column takes the field of its name, any case): name a field (?<pid>...) or rename the column",
+    );
+    expect(
+      errorOf(ddl("loghub('<Date> <Level>: <Content>')", 'level STRING, content TEXT, comp STRING')).message,
+    ).toBe(
+      "DDL:3:40: column 'comp' matches no field of the loghub format, so it would be null in every row (its template fields: Date, Level, Content; a column takes the field of its name, any case): name a field <comp> or rename the column",
+    );
+    expect(
+      errorOf(ddl("loghub('<Level>: <Content>')", 'ts TIMESTAMP, level STRING, content TEXT')).message,
+    ).toMatch(
+      /^DDL:3:12: column 'ts' matches no field .*, or for a TIMESTAMP timestamp, ts, date and time\): name a field <ts>/,
+    );
+    // a lookbehind is no group; a group inside an optional part is one (null where it did not take part)
+    expect(errorOf(ddl("regex('(?<=x)(?<a>y)')", 'a STRING, b INT')).message).toMatch(
+      /column 'b' .*named groups: a;/,
+    );
+    expect(parseDdl(ddl("regex('(?<a>y)(?: (?<b>\\d+))?')", 'a STRING, b INT')).columns).toHaveLength(2);
+    // any case, and a TIMESTAMP from Date and Time, timestamp, ts, or Date or Time alone
+    expect(
+      parseDdl(ddl("loghub('<DATE> <time> <Level>: <Content>')", 'ts TIMESTAMP, LEVEL STRING, content TEXT'))
+        .columns,
+    ).toHaveLength(3);
+    for (const f of ['<Timestamp>', '<ts>', '<Date>', '<Time>'])
+      expect(parseDdl(ddl(`loghub('${f} <Content>')`, 'at TIMESTAMP, content TEXT')).columns, f).toHaveLength(
+        2,
+      );
+    // the first TEXT column holds the lines the format does not match: it may take no field
+    expect(parseDdl(ddl("regex('^(?<w>\\w+)!$')", 'w STRING, raw TEXT')).columns).toHaveLength(2);
+    expect(errorOf(ddl("regex('^(?<w>\\w+)!$')", 'w STRING, raw TEXT, other TEXT')).message).toMatch(
+      /column 'other' matches no field/,
+    );
+    // json and logfmt fields are known only from the lines
+    expect(parseDdl(ddl('json', 'anything INT')).columns).toHaveLength(1);
+    // a stream created before keeps opening
+    expect(
+      parseDdl(ddl("regex('(?<lvl>[A-Z]+)')", 'lvl STRING, pid INT'), 'DDL', { existing: true }).columns,
+    ).toHaveLength(2);
+  });
+
   it('never crashes on arbitrary input: a DdlError or a definition', () => {
     const words = fc.constantFrom(
       'CREATE',
@@ -206,8 +250,16 @@ describe('DDL', () => {
       ',',
       "'x'",
       'json',
+      'regex',
+      'loghub',
+      "'(?<a>x)(?<=y)'",
+      "'<a> <ts>: <b>'",
       'a',
+      'b',
+      'ts',
       'INT',
+      'TEXT',
+      'TIMESTAMP',
       '10',
       'SECONDS',
       ';',

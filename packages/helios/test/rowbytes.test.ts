@@ -19,7 +19,8 @@ const templates = [
 ];
 
 function def(template: string): StreamDef {
-  const d = parseDdl(`CREATE STREAM s SOURCES ('file:x') FORMAT loghub('<Content>')
+  // (json: a loghub DDL refuses a column that takes no field of its template, as most do of some here)
+  const d = parseDdl(`CREATE STREAM s SOURCES ('file:x') FORMAT json
     COLUMNS (ts TIMESTAMP, pid INT, level STRING, component STRING, content TEXT, extra FLOAT)
     INDEX (level, component, pid, TOKENS(content))`);
   // (the template set after the DDL: a quote or backslash in it needs no escaping)
