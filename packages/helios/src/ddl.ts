@@ -356,6 +356,16 @@ export function parseDdl(src: string, file = 'DDL', opts: { existing?: boolean }
       } else col = ident('a column name or TOKENS(column)');
       if (!seen.has(col))
         throw new DdlError(`INDEX names '${col}', which is not a declared column`, t.line, t.col, file);
+      // a number has no tokens: TOKENS of one indexed nothing, and CONTAINS refuses such a column. A
+      // stream created before keeps opening (its entry still indexes nothing; searches verify every row).
+      const type = columns.find((c) => c.name === col)!.type;
+      if (tokens && type !== 'STRING' && type !== 'TEXT' && !opts.existing)
+        throw new DdlError(
+          `TOKENS(${col}): column '${col}' is ${type}, and TOKENS indexes the words of a STRING or TEXT column (what CONTAINS looks for); index its values with INDEX (${col})`,
+          t.line,
+          t.col,
+          file,
+        );
       const entry = tokens ? `TOKENS(${col})` : col;
       if (indexed.has(entry)) throw new DdlError(`INDEX names ${entry} twice`, t.line, t.col, file);
       indexed.add(entry);

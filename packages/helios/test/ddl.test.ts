@@ -233,6 +233,20 @@ describe('DDL', () => {
     ).toHaveLength(2);
   });
 
+  it('refuses TOKENS of a number column, naming the column and its type', () => {
+    const ddl = (cols: string, index: string) =>
+      `CREATE STREAM s SOURCES ('x') FORMAT json COLUMNS (${cols})\nINDEX (${index})`;
+    for (const type of ['INT', 'FLOAT', 'TIMESTAMP'])
+      expect(errorOf(ddl(`msg TEXT, n ${type}`, 'TOKENS(msg), TOKENS(n)')).message, type).toBe(
+        `DDL:2:21: TOKENS(n): column 'n' is ${type}, and TOKENS indexes the words of a STRING or TEXT column (what CONTAINS looks for); index its values with INDEX (n)`,
+      );
+    expect(parseDdl(ddl('s STRING, msg TEXT, n INT', 'TOKENS(s), TOKENS(msg), n')).index).toHaveLength(3);
+    // a stream created before keeps opening (its entry indexes nothing, as it did)
+    expect(parseDdl(ddl('n INT', 'TOKENS(n)'), 'DDL', { existing: true }).index).toEqual([
+      { column: 'n', tokens: true },
+    ]);
+  });
+
   it('never crashes on arbitrary input: a DdlError or a definition', () => {
     const words = fc.constantFrom(
       'CREATE',
