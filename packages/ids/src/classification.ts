@@ -8,6 +8,8 @@
  * these (`classificationTable`); a rule naming a class in neither is refused, as Snort 3 refuses it.
  */
 export interface Classification {
+  /** The short name as the table or file defines it (rules may name it in any case). */
+  name: string;
   description: string;
   priority: number;
 }
@@ -66,12 +68,12 @@ const table: [string, string, number][] = [
 
 /** The classifications by short name. */
 export const classifications: ReadonlyMap<string, Classification> = new Map(
-  table.map(([name, description, priority]) => [name, { description, priority }]),
+  table.map(([name, description, priority]) => [name, { name, description, priority }]),
 );
 
 /** One `config classification:` line of a classification.config: a class with its file and line. */
 export interface ClassificationEntry {
-  /** The short name, lower case (Snort and Suricata look a rule's `classtype:` up case-insensitively). */
+  /** The short name as written (Snort and Suricata look a rule's `classtype:` up case-insensitively). */
   name: string;
   description: string;
   priority: number;
@@ -129,7 +131,7 @@ export function parseClassificationConfig(text: string, file = '<classification>
     const had = seen.get(key);
     if (had !== undefined) throw fail(`class '${name}' is defined again (first at line ${had})`);
     seen.set(key, line);
-    out.push({ name: key, description, priority, file, line });
+    out.push({ name, description, priority, file, line });
   }
   return out;
 }
@@ -143,7 +145,8 @@ export function classificationTable(
 ): ReadonlyMap<string, Classification> {
   if (extra.length === 0) return classifications;
   const out = new Map(classifications);
-  for (const c of extra) out.set(c.name.toLowerCase(), { description: c.description, priority: c.priority });
+  for (const c of extra)
+    out.set(c.name.toLowerCase(), { name: c.name, description: c.description, priority: c.priority });
   return out;
 }
 

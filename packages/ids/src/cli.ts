@@ -56,7 +56,8 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        ip SPEC] and event_filter (or threshold) gen_id G, sig_id S, type limit|threshold|both,
                        track by_src|by_dst|by_rule|by_both, count C, seconds T; sig_id 0 (and gen_id 0) for
                        all rules; a file's event_filter replaces a rule's own threshold (Suricata's);
-                       rate_filter is refused. The stats count alertsSuppressed and alertsRateFiltered
+                       rate_filter is refused; gid 134 (latency events) too; an entry for a gid:sid no
+                       loaded rule has is warned of. The stats count alertsSuppressed and alertsRateFiltered
   --checksum-validation  all (default): a packet with a bad IP/TCP/UDP checksum is matched on its own but
                        moves no TCP state; none: checksums ignored; auto: off when over 10% of the first
                        1,000 packets fail (checksum offloading on the capturing host)
@@ -389,6 +390,8 @@ Example:
           `strata ids: ${p}: ${r.stats.ruleEvalTimeouts} of ${r.stats.ruleEvalsTimed} rule evaluations over ${ruleLatency!.maxUs} us: ${shown.join('; ')}${more}\n`,
         );
       }
+      // configuration that does nothing (a threshold.config entry for no loaded rule), said once, even quiet
+      if (p === pcaps[0]) for (const w of r.warnings) io.stderr.write(`strata ids: warning: ${w}\n`);
       if (p === pcaps[0] && !values.quiet) {
         const reasons = new Map<string, number>();
         for (const s of r.rulesSkipped) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);

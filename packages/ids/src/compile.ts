@@ -49,7 +49,7 @@ import { bufferKeywords, type ContentMatch, knownKeywords, type Rule } from './r
 import { parseSipMethod, parseSipStatCode } from './sip.js';
 import { LengthSwitchedRegExp, type PcreExec, StepBoundedRegExp, StepsSyntaxError } from './steps.js';
 import { parseRate, type RateSpec } from './threshold.js';
-import { EventFilters, type ThresholdEntry } from './threshold-config.js';
+import { EventFilters, type ThresholdEntry, unmatchedWarnings } from './threshold-config.js';
 import { parseTlsTest } from './tls.js';
 
 /**
@@ -244,6 +244,19 @@ export class RuleCompiler {
       opts.thresholdConfig && opts.thresholdConfig.length > 0
         ? new EventFilters(opts.thresholdConfig, vars)
         : undefined;
+  }
+
+  /** threshold.config's suppress and event_filter for an event the engine raises itself (gid 134's). */
+  eventRate(gid: number, sid: number): RateSpec | undefined {
+    return this.eventFilters?.rateOf(gid, sid, undefined);
+  }
+
+  /**
+   * threshold.config entries naming a gid:sid that no compiled rule and no engine event had, as warnings
+   * naming file:line: ask once every rule is compiled and every `eventRate` asked.
+   */
+  thresholdWarnings(): string[] {
+    return this.eventFilters ? unmatchedWarnings(this.eventFilters.unmatched()) : [];
   }
 
   /** Numbers of the pcres' first-exec expressions (source and flags), for `firstMatches`. */
@@ -621,8 +634,9 @@ export class RuleCompiler {
           break;
         case 'classtype':
           // Snort 3 refuses a rule whose class is not defined, as Suricata's detect-classtype.c does
-          classtype = v.trim().toLowerCase();
-          if (!this.classes.has(classtype))
+          // looked up in any case; alerts carry the name as the class was defined
+          classtype = this.classes.get(v.trim().toLowerCase())?.name;
+          if (classtype === undefined)
             throw new Error(
               `classtype: unknown class '${v.trim()}' (not a built-in class: define it in a classification.config, --classification FILE)`,
             );
@@ -745,7 +759,7 @@ export class RuleCompiler {
       ipOnly: ipOnly || undefined,
       classtype: classtype || undefined,
       // a rule's own priority, else its class's (Snort's and Suricata's default priority of a classtype)
-      priority: priority ?? (classtype ? this.classes.get(classtype)?.priority : undefined),
+      priority: priority ?? (classtype ? this.classes.get(classtype.toLowerCase())?.priority : undefined),
       latencyTimeouts: 0,
       suspendedAt: -1,
       profChecks: 0,

@@ -172,6 +172,10 @@ const smbSniffBytes = 8;
 export class Engine {
   readonly compiled: Compiled[] = [];
   readonly skipped: { sid: number; reason: string }[] = [];
+  /** What the configuration holds that does nothing (threshold.config entries for no loaded rule), to tell. */
+  readonly warnings: string[] = [];
+  /** threshold.config's suppress and event_filter for the latency events, by sid (gid 134). */
+  private readonly latencyRates: Record<keyof typeof latencyEventMsg, RateSpec | undefined>;
   readonly flows: FlowTable<FlowData>;
   readonly budget: ReassemblyBudget;
   /** `inspectionRecursionMax` as step evaluations per rule and buffer (no bound: infinity). */
@@ -386,6 +390,12 @@ export class Engine {
         this.skipped.push({ sid: r.sid, reason: (e as Error).message });
       }
     }
+    this.latencyRates = {
+      1: compiler.eventRate(latencyGid, 1),
+      2: compiler.eventRate(latencyGid, 2),
+      3: compiler.eventRate(latencyGid, 3),
+    };
+    this.warnings.push(...compiler.thresholdWarnings());
     this.tlsRules = compiler.tlsRules;
     this.dceRules = compiler.dceRules;
     this.dceDatagramRules = compiler.dceDatagramRules;
@@ -1414,13 +1424,31 @@ export class Engine {
 
   /**
    * A latency event (gid 134) as an alert on the packet under inspection, given with the alerts the engine
-   * returns next; none in the end-of-input flush, which has no packet.
+   * returns next; none in the end-of-input flush, which has no packet. threshold.config's suppress and
+   * event_filter entries for it apply as to a rule's (Snort filters every generator's events).
    */
   private latencyEvent(sid: keyof typeof latencyEventMsg): void {
     const d = this.current;
     if (d === undefined) return;
+    const spec = this.latencyRates[sid];
+    let rate: Alert['rate'];
+    if (spec) {
+      const event: RateEvent = {
+        sid,
+        gid: latencyGid,
+        src: d.src,
+        dst: d.dst,
+        sp: d.srcPort,
+        dp: d.dstPort,
+        flowId: 0,
+        tsUs: this.nowUs,
+      };
+      if (this.opts.deferRates) rate = { spec, event };
+      else if (!this.rates.allow(spec, event)) return;
+    }
     this.stats.alerts++;
     this.pending.push({
+      ...(rate && { rate }),
       tsUs: this.nowUs,
       sid,
       gid: latencyGid,

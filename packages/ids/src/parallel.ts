@@ -369,6 +369,7 @@ export class ParallelRunner {
       defrag: shards.defrag,
       rulesLoaded: first?.type === 'ready' ? first.loaded : 0,
       rulesSkipped: first?.type === 'ready' ? first.skipped : [],
+      warnings: first?.type === 'ready' ? first.warnings : [],
       errors: [],
       stats,
       flows: sumFlows(shards.done.map((r) => r.flows)),

@@ -41,6 +41,8 @@ export interface RunResult {
   unsupportedLinks?: UnsupportedLinks;
   rulesLoaded: number;
   rulesSkipped: { sid: number; reason: string }[];
+  /** What the configuration holds that does nothing (`Engine.warnings`: a threshold.config entry for no rule). */
+  warnings: string[];
   errors: string[];
   stats: EngineStats;
   flows: FlowTableStats;
@@ -494,6 +496,7 @@ export async function runCapture(
     defrag: pipe.defrag?.stats,
     rulesLoaded: engine.compiled.length,
     rulesSkipped: engine.skipped,
+    warnings: engine.warnings,
     errors: [],
     stats: engine.stats,
     flows: engine.flowStats,

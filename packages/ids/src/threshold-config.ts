@@ -193,10 +193,13 @@ function splitFields(s: string): string[] {
 export class EventFilters {
   private readonly suppress = new Map<string, SuppressSpec[]>();
   private readonly filters = new Map<string, EventFilterEntry>();
+  /** The entries naming one gid:sid (not a wildcard), by `gid:sid`, until a rule or event of it is asked for. */
+  private readonly unasked = new Map<string, ThresholdEntry[]>();
 
   constructor(entries: readonly ThresholdEntry[], vars: Record<string, string>) {
     for (const e of entries) {
       const key = `${e.gid}:${e.sid}`;
+      if (e.sid !== 0) this.unasked.set(key, [...(this.unasked.get(key) ?? []), e]);
       if (e.kind === 'event_filter') {
         // as within a file (parseThresholdConfig): a second one for a gid:sid, here from another file, is
         // refused (the first one was kept, silently)
@@ -236,6 +239,7 @@ export class EventFilters {
    * entry covers the rule (the same object, or undefined).
    */
   rateOf(gid: number, sid: number, own: RateSpec | undefined): RateSpec | undefined {
+    this.unasked.delete(`${gid}:${sid}`);
     const suppress: SuppressSpec[] = [];
     for (const key of new Set([`${gid}:${sid}`, `${gid}:0`, '0:0']))
       for (const x of this.suppress.get(key) ?? []) suppress.push(x);
@@ -258,6 +262,23 @@ export class EventFilters {
     };
     return { ...base, suppress };
   }
+
+  /**
+   * The entries naming a gid:sid no rule or event of the engine had (a rule not loaded, a typo): they do
+   * nothing, which a sensor's operator should hear of (Suricata warns of a suppress for an unknown rule).
+   * Meaningful once every rule was compiled and the engine's own events asked for.
+   */
+  unmatched(): ThresholdEntry[] {
+    return [...this.unasked.values()].flat().sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
+  }
+}
+
+/** `EventFilters.unmatched`'s entries as warnings naming file:line. */
+export function unmatchedWarnings(entries: readonly ThresholdEntry[]): string[] {
+  return entries.map(
+    (e) =>
+      `${e.file}:${e.line}: ${e.kind === 'suppress' ? 'suppress' : 'event_filter'} gen_id ${e.gid}, sig_id ${e.sid}: no rule loaded has this gid:sid (the entry does nothing)`,
+  );
 }
 
 function filterSpec(e: EventFilterEntry): RateSpec {

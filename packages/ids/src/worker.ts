@@ -78,6 +78,7 @@ export type FromWorker =
       type: 'ready';
       loaded: number;
       skipped: { sid: number; reason: string }[];
+      warnings: string[];
       /** Setting the engine up (building it, or taking the spare): wall and thread CPU ms. */
       initMs: number;
       initCpuMs: number;
@@ -334,6 +335,7 @@ async function handle(m: ToWorker): Promise<void> {
       type: 'ready',
       loaded: engine.compiled.length,
       skipped: engine.skipped,
+      warnings: engine.warnings,
       initMs: performance.now() - t0,
       initCpuMs: (threadCpuMs() ?? 0) - c0,
       spare: s !== undefined,

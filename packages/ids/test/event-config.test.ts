@@ -53,7 +53,7 @@ describe('classification.config: the parser', () => {
     ].join('\r\n');
     expect(parseClassificationConfig(text, 'c.config')).toEqual([
       { name: 'local-thing', description: 'A Local Thing', priority: 2, file: 'c.config', line: 3 },
-      { name: 'odd_one', description: 'Odd, but fine, really', priority: 4, file: 'c.config', line: 4 },
+      { name: 'Odd_One', description: 'Odd, but fine, really', priority: 4, file: 'c.config', line: 4 },
       {
         name: 'bad-unknown',
         description: 'Potentially Bad Traffic (here)',
@@ -194,6 +194,22 @@ describe('classification.config: rules and alerts', () => {
       ['local-thing', 1],
       ['misc-activity', 4],
       ['local-thing', 3],
+      ['attempted-admin', 1],
+    ]);
+  });
+
+  it('alerts carry a class by the name its definition gives, whatever case the rule writes it in', async () => {
+    const mixed = parseClassificationConfig('config classification: Site-Thing,A Site Thing,2\n', 'c.config');
+    const text = [
+      rule(1, 'classtype:site-thing; '),
+      rule(2, 'classtype:SITE-THING; '),
+      rule(3, 'classtype:Attempted-Admin; '),
+    ].join('\n');
+    const { r } = await run(text, [[0, '10.0.0.1']], { classifications: mixed });
+    const by = new Map(r.alerts.map((a) => [a.sid, a]));
+    expect([1, 2, 3].map((s) => [by.get(s)?.classtype, by.get(s)?.priority])).toEqual([
+      ['Site-Thing', 2],
+      ['Site-Thing', 2],
       ['attempted-admin', 1],
     ]);
   });
@@ -710,6 +726,19 @@ describe('strata ids --classification and --threshold-file', () => {
       category: 'A Local Thing',
       severity: 1,
     });
+  });
+
+  it('warns of an entry for a gid:sid no loaded rule has, even with --quiet, and runs on', async () => {
+    writeFileSync(join(dir, 'typo.config'), 'suppress gen_id 1, sig_id 1\nsuppress gen_id 1, sig_id 11\n');
+    for (const quiet of [[], ['--quiet']]) {
+      const r = await ids(['--threshold-file', 'typo.config', ...quiet]);
+      expect(r.rc).toBe(0);
+      expect(r.err).toContain(
+        'strata ids: warning: typo.config:2: suppress gen_id 1, sig_id 11: no rule loaded has this gid:sid (the entry does nothing)\n',
+      );
+      // sid 1 did not load (its class is unknown without the file): warned of too
+      expect(r.err).toContain('typo.config:1: suppress gen_id 1, sig_id 1: no rule loaded');
+    }
   });
 
   it('a bad file fails before any capture is read, naming file:line and the field', async () => {

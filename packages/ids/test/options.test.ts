@@ -11,6 +11,7 @@ import {
   RateLimiter,
   type RuleLatencyOptions,
 } from '../src/index.js';
+import { parseThresholdConfig } from '../src/threshold-config.js';
 import { pkt } from './helpers.js';
 
 /** Sids that fire on one UDP packet carrying `payload`. */
@@ -474,6 +475,72 @@ describe('latency events (gid 134)', () => {
     slowClock(fast, 1);
     expect(run(fast, 2)).toEqual(['1:1@1', '134:3@1', '1:1@2', '134:3@2']);
     expect(fast.stats.alerts).toBe(4);
+  });
+
+  it("threshold.config's suppress and event_filter hold latency events as a rule's alerts (on workers: the merger)", () => {
+    const fastpath = { maxUs: 500, fastpath: true, alert: true };
+    const cfg = (text: string) => parseThresholdConfig(text, 'threshold.config');
+    const suppressed = new Engine(rules, {
+      packetLatency: fastpath,
+      thresholdConfig: cfg('suppress gen_id 134, sig_id 3'),
+    });
+    slowClock(suppressed, 1);
+    expect(run(suppressed, 3)).toEqual(['1:1@1', '1:1@2', '1:1@3']);
+    expect(suppressed.stats).toMatchObject({ alerts: 3, alertsSuppressed: 3, packetsFastpathed: 3 });
+    expect(suppressed.warnings).toEqual([]);
+    const limited = (deferRates: boolean) => {
+      const e = new Engine(rules, {
+        packetLatency: fastpath,
+        deferRates,
+        thresholdConfig: cfg(
+          'event_filter gen_id 134, sig_id 3, type limit, track by_rule, count 1, seconds 60',
+        ),
+      });
+      slowClock(e, 1);
+      return e;
+    };
+    const one = limited(false);
+    expect(run(one, 3)).toEqual(['1:1@1', '134:3@1', '1:1@2', '1:1@3']);
+    expect(one.stats.alertsRateFiltered).toBe(2);
+    // deferred (what a worker does): every event comes out with its decision for the merger to take
+    const deferred = limited(true);
+    const got: Alert[] = [];
+    for (let i = 0; i < 3; i++)
+      got.push(...deferred.inspect(pkt({ proto: 17, sp: 3000 + i, payload: 'EVIL' }), i, i + 1));
+    const merger = new RateLimiter();
+    const kept = got.filter((a) => !a.rate || merger.allow(a.rate.spec, a.rate.event));
+    expect(kept.map((a) => `${a.gid}:${a.sid}@${a.pcapCnt}`)).toEqual(['1:1@1', '134:3@1', '1:1@2', '1:1@3']);
+  });
+});
+
+describe('threshold.config entries that name no rule', () => {
+  it('are warned of by file:line (a rule not loaded, a typo); wildcards and the latency events are not', async () => {
+    const rules = [1, 2].map((sid) =>
+      parseRule(`alert udp any any -> any any (msg:"r${sid}"; content:"EVIL"; sid:${sid};)`),
+    );
+    const text = [
+      'suppress gen_id 1, sig_id 1',
+      'suppress gen_id 1, sig_id 99, track by_src, ip 10.0.0.1',
+      'event_filter gen_id 3, sig_id 2, type limit, track by_rule, count 1, seconds 60',
+      'suppress gen_id 1, sig_id 0',
+      'suppress gen_id 0, sig_id 0',
+      'suppress gen_id 134, sig_id 1',
+      'event_filter gen_id 1, sig_id 2, type limit, track by_src, count 1, seconds 60',
+    ].join('\n');
+    const e = new Engine(rules, { thresholdConfig: parseThresholdConfig(text, 't.config') });
+    expect(e.warnings).toEqual([
+      't.config:2: suppress gen_id 1, sig_id 99: no rule loaded has this gid:sid (the entry does nothing)',
+      't.config:3: event_filter gen_id 3, sig_id 2: no rule loaded has this gid:sid (the entry does nothing)',
+    ]);
+    // a rule that did not load (a duplicate sid's lower rev, a bad option) is no rule either
+    const bad = new Engine(
+      [parseRule('alert udp any any -> any any (msg:"bad"; content:"x"; classtype:no-such-class; sid:1;)')],
+      { thresholdConfig: parseThresholdConfig('suppress gen_id 1, sig_id 1', 'u.config') },
+    );
+    expect(bad.warnings).toEqual([
+      'u.config:1: suppress gen_id 1, sig_id 1: no rule loaded has this gid:sid (the entry does nothing)',
+    ]);
+    expect(new Engine(rules).warnings).toEqual([]);
   });
 });
 

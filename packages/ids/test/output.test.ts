@@ -64,6 +64,7 @@ describe('alert outputs: classifications', () => {
   it('holds every classtype of the community rules, each with a priority from 1 to 4', () => {
     expect(classDescription('attempted-admin')).toBe('Attempted Administrator Privilege Gain');
     expect(classifications.get('tcp-connection')).toEqual({
+      name: 'tcp-connection',
       description: 'A TCP connection was detected',
       priority: 4,
     });

@@ -68,6 +68,7 @@ it('sameEngines: workers that loaded different rules fail the run (its totals ca
       type: 'ready',
       loaded,
       skipped: sids.map((sid) => ({ sid, reason: 'r' })),
+      warnings: [] as string[],
       initMs: 0,
       initCpuMs: 0,
       spare: false,
