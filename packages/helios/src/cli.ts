@@ -198,6 +198,10 @@ Example: strata stream ingest hdfs /var/log/hdfs/HDFS_2k.log --data ./.strata`,
             io.stderr.write(
               `${p}: its last ${st.unfinishedBytes} bytes are a line without a newline, left for the next run (--final ingests it)\n`,
             );
+          for (const c of st.emptyColumns ?? [])
+            io.stderr.write(
+              `${p}: warning: column '${c}' has no value in any of the ${st.lines} lines ingested (no line has a field of its name, or none of its type: check the DDL's COLUMNS)\n`,
+            );
           tot.lines += st.lines;
           tot.blocksWritten += st.blocksWritten;
           tot.blocksDeduped += st.blocksDeduped;

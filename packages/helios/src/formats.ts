@@ -657,8 +657,14 @@ export class RowParser {
   private readonly parse: FieldParser;
   private readonly lookup: ((f: Record<string, string>) => string | undefined)[];
   private readonly rawCol: number;
+  /**
+   * Per column, how many of the lines parsed gave it a value (not null): a json or logfmt column no line
+   * names stays at 0 (`IngestStats.emptyColumns`). Lines the byte parser takes whole are not counted.
+   */
+  readonly valued: number[];
 
   constructor(readonly def: StreamDef) {
+    this.valued = def.columns.map(() => 0);
     const f = def.format;
     if (f.kind === 'loghub') {
       // Every field of a template is a group that takes part in every match, in template order: the
@@ -764,12 +770,24 @@ export class RowParser {
     const n = cols.length;
     if (!f) {
       for (let c = 0; c < n; c++) put(out, shape, c, i, c === this.rawCol ? l : null);
+      if (this.rawCol >= 0) this.valued[this.rawCol]!++;
       return;
     }
     if (!this.fast) this.resolveFast(f);
     const fast = this.fast;
-    if (fast) for (let c = 0; c < n; c++) put(out, shape, c, i, fast[c]!(f));
-    else for (let c = 0; c < n; c++) put(out, shape, c, i, toCell(cols[c]!, this.lookup[c]!(f)));
+    const valued = this.valued;
+    if (fast)
+      for (let c = 0; c < n; c++) {
+        const v = fast[c]!(f);
+        if (v !== null) valued[c]!++;
+        put(out, shape, c, i, v);
+      }
+    else
+      for (let c = 0; c < n; c++) {
+        const v = toCell(cols[c]!, this.lookup[c]!(f));
+        if (v !== null) valued[c]!++;
+        put(out, shape, c, i, v);
+      }
   }
 }
 

@@ -229,6 +229,14 @@ export interface IngestStats {
   bytes: number;
   /** `ingestFile` with `final: false`: bytes of a last line without a newline, left for the next run. */
   unfinishedBytes?: number;
+  /**
+   * `ingestFile` of a json or logfmt stream: the columns to which no line of the call gave a value (a
+   * field the lines do not have, a name misspelt in the DDL say, or none of the column's type), when it
+   * ingested lines. A regex or
+   * loghub DDL refuses such a column (its fields are known from the DDL); a json or logfmt line's only
+   * from the line. (Counted over the lines this Stream parsed meanwhile: chunks it took for others too.)
+   */
+  emptyColumns?: string[];
 }
 
 export interface ChunkOptions {
@@ -808,6 +816,7 @@ export class Stream {
     await this.catchUp();
     let off = this.checkpoint(source);
     const stats: IngestStats = { lines: 0, blocksWritten: 0, blocksDeduped: 0, bytes: 0 };
+    const valuedBefore = this.parser.valued.slice();
     if (off > st.size)
       throw new Error(`${abs}: shorter (${st.size} bytes) than its checkpoint ${off}: truncated in place`);
     const fd = openSync(abs, 'r');
@@ -908,6 +917,11 @@ export class Stream {
       }
       off = pendingFrom;
       if (held > 0) stats.unfinishedBytes = held;
+      const kind = this.def.format.kind;
+      if ((kind === 'json' || kind === 'logfmt') && stats.lines > 0) {
+        const empty = this.def.columns.filter((_, c) => this.parser.valued[c] === valuedBefore[c]);
+        if (empty.length > 0) stats.emptyColumns = empty.map((c) => c.name);
+      }
       for (const p of inflight) await p;
       await this.catchUp();
       for (const { id, pos } of appended)
