@@ -19,7 +19,7 @@ import { pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.j
 import { conversationFrames } from './craft.js';
 import type { PacketLatencyOptions, RuleLatencyOptions, RuleProfileRow } from './engine-api.js';
 import { alertFast, alertFastWith, eveJsonWith } from './output.js';
-import { mergeProfiles, ParallelRunner, type WorkerLoad, workersMax } from './parallel.js';
+import { mergeProfiles, ParallelRunner, refuseRateFilters, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
 import type { Rule } from './rules.js';
 import { type CaptureInput, loadRules, type PipelineOptions, type RunResult, runCapture } from './run.js';
@@ -56,8 +56,11 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        ip SPEC] and event_filter (or threshold) gen_id G, sig_id S, type limit|threshold|both,
                        track by_src|by_dst|by_rule|by_both, count C, seconds T; sig_id 0 (and gen_id 0) for
                        all rules; a file's event_filter replaces a rule's own threshold (Suricata's);
-                       rate_filter is refused; gid 134 (latency events) too; an entry for a gid:sid no
-                       loaded rule has is warned of. The stats count alertsSuppressed and alertsRateFiltered
+                       rate_filter gen_id G, sig_id S, track ..., count C, seconds T, new_action A,
+                       timeout T [, apply_to SPEC] changes a match's action past a rate (one engine: not
+                       with --workers); gid 134 (latency events) too; an entry for a gid:sid no loaded
+                       rule has is warned of. The stats count alertsSuppressed, alertsRateFiltered and
+                       actionsRateFiltered
   --checksum-validation  all (default): a packet with a bad IP/TCP/UDP checksum is matched on its own but
                        moves no TCP state; none: checksums ignored; auto: off when over 10% of the first
                        1,000 packets fail (checksum offloading on the capturing host)
@@ -231,6 +234,7 @@ Example:
         thresholds.push(e);
     try {
       new EventFilters(thresholds, vars); // a suppress ip's variables, checked before any capture is read
+      refuseRateFilters(thresholds, workers);
     } catch (e) {
       throw new CliError((e as Error).message);
     }
@@ -273,6 +277,7 @@ Example:
       rulesSkipped: 0,
       alertsSuppressed: 0,
       alertsRateFiltered: 0,
+      actionsRateFiltered: 0,
       decodeFailures: 0,
       badChecksums: 0,
       flows: 0,
@@ -413,6 +418,7 @@ Example:
       totals.decodeFailures += r.decodeFailures;
       totals.alertsSuppressed += r.stats.alertsSuppressed ?? 0;
       totals.alertsRateFiltered += r.stats.alertsRateFiltered ?? 0;
+      totals.actionsRateFiltered += r.stats.actionsRateFiltered ?? 0;
       totals.badChecksums += r.stats.badChecksums;
       totals.flows += r.flows.created;
       totals.flowsEvicted += r.flows.evicted.capacity;
@@ -499,7 +505,7 @@ Example:
       await statsFile.close();
     } else if (!values.quiet)
       io.stderr.write(
-        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ${verdicts.rejectResponses} reject responses, ` : ''}${stats.alerts} alerts${thresholds.length > 0 ? ` (${stats.alertsSuppressed} suppressed, ${stats.alertsRateFiltered} held by thresholds)` : ''}, ${stats.mbps.toFixed(1)} Mbps (${stats.mbpsPerCpuSecond.toFixed(1)} per CPU-second), ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,
+        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ${verdicts.rejectResponses} reject responses, ` : ''}${stats.alerts} alerts${thresholds.length > 0 ? ` (${stats.alertsSuppressed} suppressed, ${stats.alertsRateFiltered} held by thresholds${thresholds.some((e) => e.kind === 'rate_filter') ? `, ${stats.actionsRateFiltered} actions changed by rate_filter` : ''})` : ''}, ${stats.mbps.toFixed(1)} Mbps (${stats.mbpsPerCpuSecond.toFixed(1)} per CPU-second), ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,
       );
     return incomplete > 0 ? 1 : 0;
   },

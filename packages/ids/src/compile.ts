@@ -48,7 +48,7 @@ import { firstExecGuarded, translatePcre } from './pcre.js';
 import { bufferKeywords, type ContentMatch, knownKeywords, type Rule } from './rules.js';
 import { parseSipMethod, parseSipStatCode } from './sip.js';
 import { LengthSwitchedRegExp, type PcreExec, StepBoundedRegExp, StepsSyntaxError } from './steps.js';
-import { parseRate, type RateSpec } from './threshold.js';
+import { parseRate, type RateFilterSpec, type RateSpec } from './threshold.js';
 import { EventFilters, type ThresholdEntry, unmatchedWarnings } from './threshold-config.js';
 import { parseTlsTest } from './tls.js';
 
@@ -161,6 +161,8 @@ export interface Compiled {
   flowbits: { op: string; names: string[]; any: boolean }[];
   /** threshold / detection_filter. */
   rate?: RateSpec;
+  /** threshold.config's rate_filters over the rule: its matches' action may change (`Engine.actionOf`). */
+  rateFilters?: RateFilterSpec[];
   noalert: boolean;
   /** `alert;` in a pass rule (Suricata): the pass is logged as an alert. */
   alertOnPass: boolean;
@@ -753,6 +755,7 @@ export class RuleCompiler {
       // threshold.config's suppress and event_filter entries for the rule, with its own threshold or
       // detection_filter as they leave it (see EventFilters)
       rate: this.eventFilters ? this.eventFilters.rateOf(r.gid, r.sid, rate) : rate,
+      rateFilters: this.eventFilters?.rateFiltersOf(r.gid, r.sid),
       noalert,
       alertOnPass,
       order: 0,

@@ -258,6 +258,8 @@ export class Engine {
     flowScope: boolean;
     alert: Alert | undefined;
     out: Alert[];
+    /** The match's action: the rule's, or a rate_filter's (`actionOf`). */
+    action: string;
   }[] = objectArray();
   private passOrder = Number.POSITIVE_INFINITY;
   /** Rules in inspection order: pass, then drop/reject, then alert (Suricata's default action order). */
@@ -573,7 +575,8 @@ export class Engine {
     out: Alert[],
   ): boolean {
     this.applyFlowbits(c, f);
-    const pass = c.rule.action === 'pass';
+    const action = this.actionOf(c, addr.src, addr.sp, addr.dst, addr.dp, f.id);
+    const pass = action === 'pass';
     const e = {
       src: addr.src,
       sp: addr.sp,
@@ -585,12 +588,12 @@ export class Engine {
     };
     let a: Alert | undefined;
     if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
-      a = this.alert(c, { ...e, stream: true });
+      a = this.alert(c, { ...e, stream: true }, action);
       a.payload = payload;
       a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
       out.push(a);
     }
-    this.matched(c, fd, true, a, out);
+    this.matched(c, fd, true, a, out, action);
     return pass;
   }
 
@@ -600,13 +603,26 @@ export class Engine {
     flowScope: boolean,
     alert: Alert | undefined,
     out: Alert[],
+    action: string,
   ): void {
     if (this.flushing) {
-      this.act(c, fd, flowScope);
+      this.act(fd, flowScope, action);
       return;
     }
-    this.matches.push({ c, fd, flowScope, alert, out });
-    if (c.rule.action === 'pass' && c.order < this.passOrder) this.passOrder = c.order;
+    this.matches.push({ c, fd, flowScope, alert, out, action });
+    if (action === 'pass' && c.order < this.passOrder) this.passOrder = c.order;
+  }
+
+  /**
+   * A match's action: the rule's, or the new action a threshold.config rate_filter over the rule gives it
+   * now (which counts the match: asked once per match).
+   */
+  private actionOf(c: Compiled, src: string, sp: number, dst: string, dp: number, flowId: number): string {
+    const fs = c.rateFilters;
+    if (fs === undefined) return c.rule.action;
+    const r = c.rule;
+    const e = { sid: r.sid, gid: r.gid, src, dst, sp, dp, flowId, tsUs: this.nowUs };
+    return this.rates.rateFilterAction(fs, e) ?? r.action;
   }
 
   /**
@@ -622,8 +638,8 @@ export class Engine {
         if (m.alert) (taken ??= new Set()).add(m.alert);
         continue;
       }
-      this.act(m.c, m.fd, m.flowScope);
-      if (m.c.rule.action === 'pass') cut = true;
+      this.act(m.fd, m.flowScope, m.action);
+      if (m.action === 'pass') cut = true;
     }
     if (taken) {
       this.stats.alerts -= taken.size;
@@ -638,12 +654,11 @@ export class Engine {
   }
 
   /**
-   * A matched rule's action: in IPS mode a drop or reject drops the packet and, when the action's scope is
+   * A match's action `a`: in IPS mode a drop or reject drops the packet and, when the action's scope is
    * the flow (IP-only rules, stream and HTTP matches), the rest of the flow; a pass scoped to the flow
    * passes the rest of it, unless the packet was already dropped. The first flow action set stays.
    */
-  private act(c: Compiled, fd: FlowData, flowScope: boolean): void {
-    const a = c.rule.action;
+  private act(fd: FlowData, flowScope: boolean, a: string): void {
     if (a === 'pass') {
       if (flowScope && !this.verdict.drop && fd.action === undefined) {
         fd.action = 'pass';
@@ -1285,18 +1300,19 @@ export class Engine {
         if (!this.guarded(c, matchSteps, c.steps, 0, ctx, 0)) break;
         minEnd = ctx.end;
         this.applyFlowbits(c, f);
-        const pass = c.rule.action === 'pass';
+        const action = this.actionOf(c, src, sp, dst, dp, f.id);
+        const pass = action === 'pass';
         const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
         let a: Alert | undefined;
         if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
-          a = this.alert(c, { ...e, stream: true });
+          a = this.alert(c, { ...e, stream: true }, action);
           a.payload = copyBytes(payload, newStart); // the window is reused
           if (this.deliveryGapBytes > 0) a.gapBytes = this.deliveryGapBytes;
           a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
           out.push(a);
         }
         // a stream match's action applies to the flow; a pass ends the inspection of this data
-        this.matched(c, fd, true, a, out);
+        this.matched(c, fd, true, a, out, action);
         if (pass) {
           end = i + 1;
           break;
@@ -1542,6 +1558,8 @@ export class Engine {
       ipVersion: 4 | 6;
       stream: boolean;
     },
+    /** The match's action (`actionOf`: a rate_filter may have changed the rule's). */
+    action: string,
   ): Alert {
     const r = c.rule;
     this.stats.alerts++;
@@ -1551,7 +1569,7 @@ export class Engine {
       gid: r.gid,
       rev: r.rev,
       msg: r.msg,
-      action: r.action,
+      action,
       proto: protoName(e.proto),
       src: e.src,
       srcPort: e.sp,
@@ -1677,9 +1695,10 @@ export class Engine {
       if (!this.guarded(c, matchSteps, c.steps, c.header?.length ?? 0, ctx, 0)) continue;
       this.applyFlowbits(c, f);
       // Suricata's action order: a pass ends the inspection of the packet; IP-only rules act on the flow
-      const pass = c.rule.action === 'pass';
+      const action = this.actionOf(c, d.src, d.srcPort, d.dst, d.dstPort, f.id);
+      const pass = action === 'pass';
       if (c.noalert || (pass && !c.alertOnPass)) {
-        this.matched(c, fd, c.ipOnly !== undefined, undefined, out);
+        this.matched(c, fd, c.ipOnly !== undefined, undefined, out, action);
         if (pass) {
           end = i + 1;
           break;
@@ -1697,12 +1716,12 @@ export class Engine {
       };
       let a: Alert | undefined;
       if (this.rateAllows(c, e)) {
-        a = this.alert(c, { ...e, stream: false });
+        a = this.alert(c, { ...e, stream: false }, action);
         a.payload = copyBytes(d.payload); // the capture reader's memory is not ours to keep
         a.pktSrc = 'wire/pcap';
         out.push(a);
       }
-      this.matched(c, fd, c.ipOnly !== undefined, a, out);
+      this.matched(c, fd, c.ipOnly !== undefined, a, out, action);
       if (pass) {
         end = i + 1;
         break;

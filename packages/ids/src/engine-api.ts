@@ -343,6 +343,8 @@ export interface EngineStats {
    */
   alertsSuppressed?: number;
   alertsRateFiltered?: number;
+  /** Matches whose action a threshold.config rate_filter changed (`RateLimiter.rateFilterAction`). */
+  actionsRateFiltered?: number;
   rulesEvaluated: number;
   /**
    * Rule evaluations that threw (a fault of the engine's, not of the traffic): each counted as no match, the

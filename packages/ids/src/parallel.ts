@@ -45,6 +45,7 @@ import {
 } from './run.js';
 import { FlowSharder, routesFtp } from './shard.js';
 import { RateLimiter } from './threshold.js';
+import { ThresholdConfigError, type ThresholdEntry } from './threshold-config.js';
 import { type Flushed, type FromWorker, metaFields, type ToWorker, type WorkerVerdict } from './worker.js';
 
 /** Packets per batch sent to a worker at most. */
@@ -104,6 +105,20 @@ interface Slot {
   /** The batch being filled: its packets' fields (`count` of them), their frames' bytes, their numbers. */
   batch: Batch;
   nextId: number;
+}
+
+/**
+ * threshold.config's rate_filter changes a match's action, which the worker that inspects the packet must
+ * apply at once, while its counts span flows that other workers hold: not done on several workers (each
+ * would count a part of the matches), refused instead.
+ */
+export function refuseRateFilters(entries: readonly ThresholdEntry[] | undefined, workers: number): void {
+  if (workers <= 1) return;
+  const e = entries?.find((x) => x.kind === 'rate_filter');
+  if (e)
+    throw new ThresholdConfigError(
+      `${e.file}:${e.line}: rate_filter needs one engine (its counts span flows that ${workers} workers share out): run without --workers`,
+    );
 }
 
 /** How a worker is started: the compiled worker.js, or (sources run through tsx, as in tests) worker.ts. */
@@ -213,6 +228,7 @@ export class ParallelRunner {
     rules: Rule[],
     opts: RunOptions & { reader?: 'workers' | 'main' } = {},
   ): Promise<ParallelResult> {
+    refuseRateFilters(opts.thresholdConfig, this.workers);
     // one run at a time: the workers hold one engine each and the slots one batch and load each, so two
     // runs at once mixed their packets (one failed with "a batch before init", the other lost alerts)
     // a run with none before it starts at once, not a turn of the event loop later: a path is opened

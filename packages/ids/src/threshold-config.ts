@@ -6,6 +6,8 @@
  *   event_filter gen_id G, sig_id S, type limit|threshold|both, track by_src|by_dst|by_rule|by_both,
  *       count C, seconds T
  *   threshold ...        the older name of event_filter, the same fields
+ *   rate_filter gen_id G, sig_id S, track by_src|by_dst|by_rule|by_both, count C, seconds T,
+ *       new_action alert|drop|pass|log|sdrop|reject, timeout T [, apply_to IPSPEC]
  *
  * Fields are `name value`, comma separated, in any order, each once; a line ending in `\` goes on on the
  * next. sig_id 0 means every rule of gen_id, gen_id 0 with sig_id 0 every rule (a sig_id with gen_id 0 is
@@ -20,13 +22,20 @@
  * - event_filter with sig_id 0 (or gen_id 0): only for rules that have neither `threshold:` nor
  *   `detection_filter:`, and only when the rule has no entry of its own; gen_id G wins over gen_id 0.
  *   Counting is per rule (gid:sid) and tracked key, whichever entry applies.
+ * - rate_filter (the Snort 2.9 manual, 2.4.1 "Rate Filtering"; Suricata reads the same): once a rule has
+ *   matched more than `count` times within `seconds` for a tracked key, its matches for that key take
+ *   `new_action` instead of the rule's action for `timeout` seconds (0: for good), then count afresh.
+ *   Several may cover one rule (its own gid:sid and the wildcards): each counts, and the first tripped one,
+ *   in the order of the files, gives the action. `apply_to` (by_src or by_dst only) limits it to tracked
+ *   addresses in IPSPEC. It acts before suppress and event_filter, which then govern the alert.
  *
- * Refused with an error naming file:line and the field: `rate_filter` (it changes a rule's action, which
- * this engine does not do on a count), unknown fields or values, a second event_filter for one gid:sid.
+ * Refused with an error naming file:line and the field: unknown fields or values, a second event_filter
+ * for one gid:sid, rate_filter's `seconds 0` (Snort allows it only for its gid 135 events, which this engine
+ * does not raise) and `apply_to` with by_rule or by_both.
  */
 
 import { addrBytesTest, expandedSpec, splitTopLevel } from './netspec.js';
-import type { RateSpec, SuppressSpec } from './threshold.js';
+import type { RateFilterSpec, RateSpec, SuppressSpec } from './threshold.js';
 
 /** A suppress entry of a threshold.config, with its file and line. */
 export interface SuppressEntry {
@@ -55,7 +64,24 @@ export interface EventFilterEntry {
   line: number;
 }
 
-export type ThresholdEntry = SuppressEntry | EventFilterEntry;
+/** A rate_filter entry of a threshold.config, with its file and line. */
+export interface RateFilterEntry {
+  kind: 'rate_filter';
+  gid: number;
+  sid: number;
+  track: 'by_src' | 'by_dst' | 'by_rule' | 'by_both';
+  count: number;
+  seconds: number;
+  newAction: 'alert' | 'drop' | 'pass' | 'log' | 'sdrop' | 'reject';
+  /** Seconds the new action lasts once tripped; 0: it is never reverted. */
+  timeout: number;
+  /** The address spec as written (by_src, by_dst); `$VAR`s are replaced when an engine takes the entry. */
+  applyTo?: string;
+  file: string;
+  line: number;
+}
+
+export type ThresholdEntry = SuppressEntry | EventFilterEntry | RateFilterEntry;
 
 /** A threshold.config entry that cannot be read or applied: the message names file:line and the field. */
 export class ThresholdConfigError extends Error {
@@ -107,18 +133,15 @@ function parseEntry(t: string, file: string, line: number): ThresholdEntry {
   const m = /^([A-Za-z_]+)\s*(.*)$/.exec(t);
   const word = m?.[1]?.toLowerCase() ?? '';
   const fail = (what: string, msg: string) => new ThresholdConfigError(`${file}:${line}: ${what}: ${msg}`);
-  if (word === 'rate_filter')
-    throw fail(
-      'rate_filter',
-      'not supported (it changes a rule action after a count; use event_filter or the rule action)',
-    );
-  if (word !== 'suppress' && word !== 'event_filter' && word !== 'threshold')
-    throw fail('entry', `expected suppress, event_filter or threshold, got '${t.slice(0, 40)}'`);
-  const kind = word === 'suppress' ? 'suppress' : 'event_filter';
+  if (word !== 'suppress' && word !== 'event_filter' && word !== 'threshold' && word !== 'rate_filter')
+    throw fail('entry', `expected suppress, event_filter, threshold or rate_filter, got '${t.slice(0, 40)}'`);
+  const kind = word === 'suppress' ? 'suppress' : word === 'rate_filter' ? 'rate_filter' : 'event_filter';
   const names =
     kind === 'suppress'
       ? ['gen_id', 'sig_id', 'track', 'ip']
-      : ['gen_id', 'sig_id', 'type', 'track', 'count', 'seconds'];
+      : kind === 'rate_filter'
+        ? ['gen_id', 'sig_id', 'track', 'count', 'seconds', 'new_action', 'timeout', 'apply_to']
+        : ['gen_id', 'sig_id', 'type', 'track', 'count', 'seconds'];
   const f = new Map<string, string>();
   for (const part of splitFields(m![2]!)) {
     if (part === '') throw fail(word, 'an empty field (a comma too many?)');
@@ -149,34 +172,59 @@ function parseEntry(t: string, file: string, line: number): ThresholdEntry {
       throw fail(word, `bad ${name} '${v}' (one of ${values.join(', ')})`);
     return v.toLowerCase() as T;
   };
+  // variables are replaced when an engine takes the entry (EventFilters); the rest is checked now
+  const checkedIp = (name: string): string => {
+    const ip = f.get(name)!;
+    try {
+      if (!ip.includes('$')) addrBytesTest(ip, {});
+    } catch (err) {
+      throw fail(word, `bad ${name} '${ip}': ${(err as Error).message}`);
+    }
+    return ip;
+  };
   if (kind === 'suppress') {
     const e: SuppressEntry = { kind, gid, sid, file, line };
     if (!f.has('track') && !f.has('ip')) return e;
     if (!f.has('ip')) throw fail(word, 'track needs ip (suppress ... track by_src, ip 10.0.0.0/8)');
     e.track = oneOf('track', ['by_src', 'by_dst', 'by_either'] as const);
-    const ip = f.get('ip')!;
-    try {
-      // variables are replaced when an engine takes the entry (EventFilters); the rest is checked now
-      if (!ip.includes('$')) addrBytesTest(ip, {});
-    } catch (err) {
-      throw fail(word, `bad ip '${ip}': ${(err as Error).message}`);
-    }
-    e.ip = ip;
+    e.ip = checkedIp('ip');
     return e;
   }
-  const type = oneOf('type', ['limit', 'threshold', 'both'] as const);
+  // (an event_filter's type is asked first, as before rate_filter was read)
+  const type = kind === 'event_filter' ? oneOf('type', ['limit', 'threshold', 'both'] as const) : 'limit';
   const track = oneOf('track', ['by_src', 'by_dst', 'by_rule', 'by_both'] as const);
   const countText = f.get('count');
   if (countText === undefined) throw fail(word, 'count is missing');
   const count = countText === '-1' ? -1 : /^\d{1,10}$/.test(countText) ? Number(countText) : Number.NaN;
-  if (!(count === -1 || (count >= 1 && count <= idMax)))
-    throw fail(word, `bad count '${countText}' (a whole number from 1, or -1 for no filter)`);
+  if (
+    kind === 'rate_filter'
+      ? !(count >= 1 && count <= idMax)
+      : !(count === -1 || (count >= 1 && count <= idMax))
+  )
+    throw fail(
+      word,
+      `bad count '${countText}' (a whole number from 1${kind === 'rate_filter' ? '' : ', or -1 for no filter'})`,
+    );
   const secondsText = f.get('seconds');
   if (secondsText === undefined) throw fail(word, 'seconds is missing');
   const seconds = /^\d{1,10}$/.test(secondsText) ? Number(secondsText) : Number.NaN;
   // Snort reads 0 as a count over the whole run, where the rule keyword's 0 is a window of one instant
   if (!(seconds >= 1 && seconds <= idMax))
     throw fail(word, `bad seconds '${secondsText}' (a whole number from 1)`);
+  if (kind === 'rate_filter') {
+    const newAction = oneOf('new_action', ['alert', 'drop', 'pass', 'log', 'sdrop', 'reject'] as const);
+    const timeoutText = f.get('timeout');
+    if (timeoutText === undefined) throw fail(word, 'timeout is missing');
+    const timeout = /^\d{1,10}$/.test(timeoutText) ? Number(timeoutText) : Number.NaN;
+    if (!(timeout <= idMax)) throw fail(word, `bad timeout '${timeoutText}' (a whole number, 0 for good)`);
+    const e: RateFilterEntry = { kind, gid, sid, track, count, seconds, newAction, timeout, file, line };
+    if (f.has('apply_to')) {
+      if (track !== 'by_src' && track !== 'by_dst')
+        throw fail(word, `apply_to needs track by_src or by_dst, not ${track}`);
+      e.applyTo = checkedIp('apply_to');
+    }
+    return e;
+  }
   return { kind, gid, sid, type, track, count, seconds, file, line };
 }
 
@@ -193,6 +241,8 @@ function splitFields(s: string): string[] {
 export class EventFilters {
   private readonly suppress = new Map<string, SuppressSpec[]>();
   private readonly filters = new Map<string, EventFilterEntry>();
+  /** rate_filter entries by `gid:sid` (wildcards too), each list in the order of the files. */
+  private readonly rateFilters = new Map<string, RateFilterSpec[]>();
   /** The entries naming one gid:sid (not a wildcard), by `gid:sid`, until a rule or event of it is asked for. */
   private readonly unasked = new Map<string, ThresholdEntry[]>();
 
@@ -211,27 +261,42 @@ export class EventFilters {
         this.filters.set(key, e);
         continue;
       }
-      let spec: SuppressSpec = { track: 'by_rule' };
-      if (e.ip !== undefined && e.track !== undefined) {
-        let ip: string | undefined;
-        try {
-          addrBytesTest(e.ip, vars);
-          ip = expandedSpec(e.ip, vars);
-        } catch (err) {
-          throw new ThresholdConfigError(
-            `${e.file}:${e.line}: suppress: bad ip '${e.ip}': ${(err as Error).message}`,
-          );
-        }
-        if (ip === undefined)
-          throw new ThresholdConfigError(
-            `${e.file}:${e.line}: suppress: ip '${e.ip}' names an undefined variable`,
-          );
-        spec = { track: e.track, ip };
+      if (e.kind === 'rate_filter') {
+        const spec: RateFilterSpec = {
+          id: this.rateFilterCount++,
+          track: e.track,
+          count: e.count,
+          seconds: e.seconds,
+          newAction: e.newAction,
+          timeout: e.timeout,
+        };
+        if (e.applyTo !== undefined) spec.applyTo = expandedIp(e, 'rate_filter', 'apply_to', e.applyTo, vars);
+        this.rateFilters.set(key, [...(this.rateFilters.get(key) ?? []), spec]);
+        continue;
       }
+      let spec: SuppressSpec = { track: 'by_rule' };
+      if (e.ip !== undefined && e.track !== undefined)
+        spec = { track: e.track, ip: expandedIp(e, 'suppress', 'ip', e.ip, vars) };
       const list = this.suppress.get(key) ?? [];
       list.push(spec);
       this.suppress.set(key, list);
     }
+  }
+
+  /** Rate filters numbered so far (each counts on keys of its own). */
+  private rateFilterCount = 0;
+
+  /**
+   * The rate_filters covering rule gid:sid (its own and the wildcards'), in the order of the files;
+   * undefined when none does.
+   */
+  rateFiltersOf(gid: number, sid: number): RateFilterSpec[] | undefined {
+    this.unasked.delete(`${gid}:${sid}`);
+    if (this.rateFilters.size === 0) return undefined;
+    const out: RateFilterSpec[] = [];
+    for (const key of new Set([`${gid}:${sid}`, `${gid}:0`, '0:0']))
+      for (const x of this.rateFilters.get(key) ?? []) out.push(x);
+    return out.length === 0 ? undefined : out.sort((a, b) => a.id - b.id);
   }
 
   /**
@@ -277,8 +342,32 @@ export class EventFilters {
 export function unmatchedWarnings(entries: readonly ThresholdEntry[]): string[] {
   return entries.map(
     (e) =>
-      `${e.file}:${e.line}: ${e.kind === 'suppress' ? 'suppress' : 'event_filter'} gen_id ${e.gid}, sig_id ${e.sid}: no rule loaded has this gid:sid (the entry does nothing)`,
+      `${e.file}:${e.line}: ${e.kind} gen_id ${e.gid}, sig_id ${e.sid}: no rule loaded has this gid:sid (the entry does nothing)`,
   );
+}
+
+/** An entry's address spec with the engine's variables replaced (an error names its file:line and field). */
+function expandedIp(
+  e: { file: string; line: number },
+  word: string,
+  field: string,
+  spec: string,
+  vars: Record<string, string>,
+): string {
+  let ip: string | undefined;
+  try {
+    addrBytesTest(spec, vars);
+    ip = expandedSpec(spec, vars);
+  } catch (err) {
+    throw new ThresholdConfigError(
+      `${e.file}:${e.line}: ${word}: bad ${field} '${spec}': ${(err as Error).message}`,
+    );
+  }
+  if (ip === undefined)
+    throw new ThresholdConfigError(
+      `${e.file}:${e.line}: ${word}: ${field} '${spec}' names an undefined variable`,
+    );
+  return ip;
 }
 
 function filterSpec(e: EventFilterEntry): RateSpec {

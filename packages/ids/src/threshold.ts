@@ -51,10 +51,38 @@ export interface SuppressSpec {
   ip?: string;
 }
 
-/** What a RateLimiter held back: matches a suppress entry held, and those a filter held. */
+/**
+ * A threshold.config rate_filter as it applies (`EventFilters.rateFiltersOf`; threshold-config.ts has the
+ * semantics): `id` numbers it among the engine's, so each counts on keys of its own; `applyTo` has its
+ * variables replaced.
+ */
+export interface RateFilterSpec {
+  id: number;
+  track: 'by_src' | 'by_dst' | 'by_rule' | 'by_both';
+  count: number;
+  seconds: number;
+  newAction: 'alert' | 'drop' | 'pass' | 'log' | 'sdrop' | 'reject';
+  /** Seconds the new action lasts once tripped; 0: for good. */
+  timeout: number;
+  applyTo?: string;
+}
+
+/**
+ * What a RateLimiter held back: matches a suppress entry held, and those a filter held; and matches whose
+ * action a rate_filter changed.
+ */
 export interface RateCounts {
   alertsSuppressed: number;
   alertsRateFiltered: number;
+  actionsRateFiltered: number;
+}
+
+/** A rate_filter's state for one rule and tracked key: its window, or the time its new action ends. */
+interface RateFilterState {
+  startUs: number;
+  count: number;
+  /** When the new action ends (Infinity: never); -1 while not tripped. */
+  untilUs: number;
 }
 
 /** Parses `type limit, track by_src, count 5, seconds 60` (threshold) or `track ..., count, seconds`. */
@@ -136,7 +164,8 @@ export class RateLimiter {
   private readonly entries = new Map<string, Entry>();
   private readonly ipTests = new Map<string, (ip: string) => boolean>();
   /** Matches that did not alert, by cause; `countInto` points it at the engine's stats. */
-  private counts: RateCounts = { alertsSuppressed: 0, alertsRateFiltered: 0 };
+  private counts: RateCounts = { alertsSuppressed: 0, alertsRateFiltered: 0, actionsRateFiltered: 0 };
+  private readonly rateFilterStates = new Map<string, RateFilterState>();
 
   /** Matches that did not alert: held by a suppress entry or by a filter. */
   get suppressed(): number {
@@ -147,6 +176,7 @@ export class RateLimiter {
   countInto(stats: Partial<RateCounts>): void {
     stats.alertsSuppressed ??= 0;
     stats.alertsRateFiltered ??= 0;
+    stats.actionsRateFiltered ??= 0;
     this.counts = stats as RateCounts;
   }
 
@@ -164,11 +194,54 @@ export class RateLimiter {
     return true;
   }
 
+  /**
+   * The action of a match of a rule its `filters` cover: the new action of the first one tripped for the
+   * match's tracked key (counted in `actionsRateFiltered`), or undefined for the rule's own. Every filter
+   * that applies counts the match; one tripped counts nothing until its new action ends, then a new window
+   * starts at the match after.
+   */
+  rateFilterAction(
+    filters: readonly RateFilterSpec[],
+    e: RateEvent,
+  ): RateFilterSpec['newAction'] | undefined {
+    let action: RateFilterSpec['newAction'] | undefined;
+    for (const f of filters) {
+      const by =
+        f.track === 'by_src'
+          ? e.src
+          : f.track === 'by_dst'
+            ? e.dst
+            : f.track === 'by_both'
+              ? `${e.src}|${e.dst}`
+              : '';
+      if (f.applyTo !== undefined && !this.ipTest(f.applyTo)(by)) continue;
+      const key = `${f.id}|${e.gid}:${e.sid}|${by}`;
+      let g = this.rateFilterStates.get(key);
+      if (g && (g.untilUs >= 0 ? e.tsUs >= g.untilUs : e.tsUs - g.startUs > f.seconds * 1e6)) g = undefined;
+      if (!g) g = { startUs: e.tsUs, count: 0, untilUs: -1 };
+      if (g.untilUs < 0 && ++g.count > f.count)
+        g.untilUs = f.timeout === 0 ? Number.POSITIVE_INFINITY : e.tsUs + f.timeout * 1e6;
+      // move to the back: the map's first key is the least recently used
+      this.rateFilterStates.delete(key);
+      this.rateFilterStates.set(key, g);
+      if (this.rateFilterStates.size > trackedMax)
+        this.rateFilterStates.delete(this.rateFilterStates.keys().next().value as string);
+      if (g.untilUs >= 0 && action === undefined) action = f.newAction;
+    }
+    if (action !== undefined) this.counts.actionsRateFiltered++;
+    return action;
+  }
+
+  /** The test of an address spec (its variables replaced), made once per spec. */
+  private ipTest(ip: string): (addr: string) => boolean {
+    return sharedEntry(this.ipTests, suppressTestsMax, ip, () => addrTest(ip, {}));
+  }
+
   private suppressedBy(entries: readonly SuppressSpec[], e: RateEvent): boolean {
     for (const x of entries) {
       if (x.track === 'by_rule' || x.ip === undefined) return true;
       const ip = x.ip;
-      const test = sharedEntry(this.ipTests, suppressTestsMax, ip, () => addrTest(ip, {}));
+      const test = this.ipTest(ip);
       if (x.track !== 'by_dst' && test(e.src)) return true;
       if (x.track !== 'by_src' && test(e.dst)) return true;
     }

@@ -12,7 +12,7 @@ import {
   type ClassificationEntry,
   parseClassificationConfig,
 } from '../src/classification.js';
-import { commands, encodePcap, loadRules, parseRate, runCapture } from '../src/index.js';
+import { commands, encodePcap, loadRules, ParallelRunner, parseRate, runCapture } from '../src/index.js';
 import type { PipelineOptions } from '../src/run.js';
 import { EventFilters, parseThresholdConfig, ThresholdConfigError } from '../src/threshold-config.js';
 import { tcpFrame } from './helpers.js';
@@ -216,7 +216,7 @@ describe('classification.config: rules and alerts', () => {
 });
 
 describe('threshold.config: the parser', () => {
-  it('reads suppress, event_filter and threshold entries: any field order, case, comments, CRLF, continuations', () => {
+  it('reads suppress, event_filter, threshold and rate_filter entries: any field order, case, comments, CRLF, continuations', () => {
     const text = [
       '# site thresholds',
       'suppress gen_id 1, sig_id 2002087',
@@ -227,6 +227,8 @@ describe('threshold.config: the parser', () => {
       '    type both',
       'event_filter gen_id 1, sig_id 0, type threshold, track by_both, count 5, seconds 1',
       'event_filter gen_id 1, sig_id 1002, type limit, track by_dst, count -1, seconds 1',
+      'rate_filter gen_id 1, sig_id 1003, track by_src, count 100, seconds 60, new_action Drop, timeout 30, apply_to [10.0.0.0/8]',
+      'rate_filter gen_id 0, sig_id 0, track by_rule, count 5, seconds 1, new_action pass, timeout 0',
     ].join('\n');
     const f = 'threshold.config';
     expect(parseThresholdConfig(text, f)).toEqual([
@@ -285,6 +287,31 @@ describe('threshold.config: the parser', () => {
         file: f,
         line: 9,
       },
+      {
+        kind: 'rate_filter',
+        gid: 1,
+        sid: 1003,
+        track: 'by_src',
+        count: 100,
+        seconds: 60,
+        newAction: 'drop',
+        timeout: 30,
+        applyTo: '[10.0.0.0/8]',
+        file: f,
+        line: 10,
+      },
+      {
+        kind: 'rate_filter',
+        gid: 0,
+        sid: 0,
+        track: 'by_rule',
+        count: 5,
+        seconds: 1,
+        newAction: 'pass',
+        timeout: 0,
+        file: f,
+        line: 11,
+      },
     ]);
   });
 
@@ -292,14 +319,46 @@ describe('threshold.config: the parser', () => {
     const ef = 'event_filter gen_id 1, sig_id 5';
     const bad: [string, string][] = [
       [
-        'rate_filter gen_id 1, sig_id 1000, track by_rule, count 100, seconds 60, new_action drop, timeout 30',
-        't:2: rate_filter: not supported (it changes a rule action after a count; use event_filter or the rule action)',
+        'rate_filter gen_id 1, sig_id 1000, track by_rule, count 100, seconds 60, timeout 30',
+        't:2: rate_filter: new_action is missing',
+      ],
+      [
+        'rate_filter gen_id 1, sig_id 1000, track by_rule, count 100, seconds 60, new_action block, timeout 30',
+        "t:2: rate_filter: bad new_action 'block' (one of alert, drop, pass, log, sdrop, reject)",
+      ],
+      [
+        'rate_filter gen_id 1, sig_id 1000, track by_rule, count 100, seconds 60, new_action drop',
+        't:2: rate_filter: timeout is missing',
+      ],
+      [
+        'rate_filter gen_id 1, sig_id 1000, track by_rule, count 100, seconds 60, new_action drop, timeout -1',
+        "t:2: rate_filter: bad timeout '-1' (a whole number, 0 for good)",
+      ],
+      [
+        'rate_filter gen_id 1, sig_id 1000, track by_rule, count -1, seconds 60, new_action drop, timeout 1',
+        "t:2: rate_filter: bad count '-1' (a whole number from 1)",
+      ],
+      [
+        'rate_filter gen_id 1, sig_id 1000, track by_rule, count 1, seconds 0, new_action drop, timeout 1',
+        "t:2: rate_filter: bad seconds '0' (a whole number from 1)",
+      ],
+      [
+        'rate_filter gen_id 1, sig_id 1, track by_rule, count 1, seconds 1, new_action drop, timeout 1, apply_to 10.0.0.1',
+        't:2: rate_filter: apply_to needs track by_src or by_dst, not by_rule',
+      ],
+      [
+        'rate_filter gen_id 1, sig_id 1, track by_src, count 1, seconds 1, new_action drop, timeout 1, apply_to 10.0.0.300',
+        "t:2: rate_filter: bad apply_to '10.0.0.300'",
+      ],
+      [
+        'rate_filter gen_id 1, sig_id 1, type limit, track by_src, count 1, seconds 1, new_action drop, timeout 1',
+        "t:2: rate_filter: unknown field 'type limit' (expected gen_id, sig_id, track, count, seconds, new_action, timeout, apply_to)",
       ],
       [
         'pass gen_id 1, sig_id 1',
-        "t:2: entry: expected suppress, event_filter or threshold, got 'pass gen_id 1, sig_id 1'",
+        "t:2: entry: expected suppress, event_filter, threshold or rate_filter, got 'pass gen_id 1, sig_id 1'",
       ],
-      ['123', "t:2: entry: expected suppress, event_filter or threshold, got '123'"],
+      ['123', "t:2: entry: expected suppress, event_filter, threshold or rate_filter, got '123'"],
       ['suppress', 't:2: suppress: gen_id is missing'],
       ['suppress gen_id 1', 't:2: suppress: sig_id is missing'],
       ['suppress gen_id 1, sig_id x', "t:2: suppress: bad sig_id 'x' (a whole number, 0 for all)"],
@@ -404,6 +463,11 @@ describe('threshold.config: the parser', () => {
       'event_filter',
       'threshold',
       'rate_filter',
+      ' new_action ',
+      ' timeout ',
+      ' apply_to ',
+      'drop',
+      'pass',
       ' gen_id ',
       ' sig_id ',
       ' type ',
@@ -644,6 +708,166 @@ describe('threshold.config: alerts over crafted traffic', () => {
   });
 });
 
+describe('threshold.config rate_filter: actions over crafted traffic', () => {
+  /** Each alert as sid@src:action, and the run. */
+  async function acts(ruleText: string, packets: [number, string, string?][], cfg: string, ips = true) {
+    const { r } = await run(ruleText, packets, { ips, ...thresholds(cfg) });
+    return { got: r.alerts.map((a) => `${a.sid}@${a.src}:${a.action}`), r };
+  }
+
+  it('past count in seconds, a tracked source gets new_action for timeout seconds, then counts afresh', async () => {
+    const { got, r } = await acts(
+      rule(1),
+      [
+        [0, '10.0.0.1'],
+        [1, '10.0.0.1'],
+        [2, '10.0.0.1'], // the third in 10 s: tripped until second 7
+        [3, '10.0.0.1'],
+        [3, '10.0.0.2'], // another source, its own count
+        [9, '10.0.0.1'], // past the timeout: a new window
+        [10, '10.0.0.1'],
+      ],
+      'rate_filter gen_id 1, sig_id 1, track by_src, count 2, seconds 10, new_action drop, timeout 5',
+    );
+    expect(got).toEqual([
+      '1@10.0.0.1:alert',
+      '1@10.0.0.1:alert',
+      '1@10.0.0.1:drop',
+      '1@10.0.0.1:drop',
+      '1@10.0.0.2:alert',
+      '1@10.0.0.1:alert',
+      '1@10.0.0.1:alert',
+    ]);
+    expect(r.stats.actionsRateFiltered).toBe(2);
+    expect(r.verdicts).toMatchObject({ dropped: 2, passed: 5 });
+    // without --ips the action is what the alert says, no packet is dropped
+    const ids = await acts(
+      rule(1),
+      [
+        [0, '10.0.0.1'],
+        [0, '10.0.0.1'],
+      ],
+      'rate_filter gen_id 1, sig_id 1, track by_rule, count 1, seconds 10, new_action drop, timeout 0',
+      false,
+    );
+    expect(ids.got).toEqual(['1@10.0.0.1:alert', '1@10.0.0.1:drop']);
+    expect(ids.r.verdicts).toBeUndefined();
+  });
+
+  it('new_action pass: no alert, and the rules after it on the packet are cut; timeout 0 lasts', async () => {
+    const { got, r } = await acts(
+      [rule(1), rule(2)].join('\n'),
+      [
+        [0, '10.0.0.1'],
+        [1, '10.0.0.1'],
+        [100, '10.0.0.1'],
+        [1000, '10.0.0.1'],
+      ],
+      'rate_filter gen_id 1, sig_id 1, track by_rule, count 1, seconds 10, new_action pass, timeout 0',
+    );
+    expect(got).toEqual(['1@10.0.0.1:alert', '2@10.0.0.1:alert']);
+    expect(r.stats.actionsRateFiltered).toBe(3);
+    expect(r.verdicts).toMatchObject({ dropped: 0, passed: 4 });
+  });
+
+  it('a drop rule relaxed to alert; apply_to limits the sources; the first tripped of several gives the action', async () => {
+    const drop = 'drop tcp-pkt any any -> any 8080 (msg:"d"; content:"MARK"; sid:7;)';
+    const relaxed = await acts(
+      drop,
+      [
+        [0, '10.0.0.1'],
+        [0, '10.0.0.1'],
+        [0, '192.0.2.1'],
+        [0, '192.0.2.1'],
+      ],
+      'rate_filter gen_id 1, sig_id 7, track by_src, count 1, seconds 10, new_action alert, timeout 60, apply_to 10.0.0.0/8',
+    );
+    expect(relaxed.got).toEqual([
+      '7@10.0.0.1:drop',
+      '7@10.0.0.1:alert',
+      '7@192.0.2.1:drop',
+      '7@192.0.2.1:drop',
+    ]);
+    expect(relaxed.r.verdicts).toMatchObject({ dropped: 3 });
+    // two filters: by_rule trips on the 3rd match, by_src on the 2nd of a source; the file's first wins
+    const both = await acts(
+      rule(1),
+      [
+        [0, '10.0.0.1'],
+        [0, '10.0.0.2'],
+        [0, '10.0.0.2'],
+        [0, '10.0.0.3'],
+      ],
+      [
+        'rate_filter gen_id 1, sig_id 0, track by_rule, count 2, seconds 10, new_action reject, timeout 60',
+        'rate_filter gen_id 1, sig_id 1, track by_src, count 1, seconds 10, new_action drop, timeout 60',
+      ].join('\n'),
+    );
+    expect(both.got).toEqual([
+      '1@10.0.0.1:alert',
+      '1@10.0.0.2:alert',
+      '1@10.0.0.2:reject',
+      '1@10.0.0.3:reject',
+    ]);
+  });
+
+  it('suppress and event_filter still govern the alerts of the new action', async () => {
+    const { got, r } = await acts(
+      rule(1),
+      [
+        [0, '10.0.0.1'],
+        [0, '10.0.0.1'],
+        [0, '10.0.0.1'],
+      ],
+      [
+        'rate_filter gen_id 1, sig_id 1, track by_src, count 1, seconds 10, new_action drop, timeout 60',
+        'event_filter gen_id 1, sig_id 1, type limit, track by_src, count 2, seconds 60',
+      ].join('\n'),
+    );
+    expect(got).toEqual(['1@10.0.0.1:alert', '1@10.0.0.1:drop']);
+    // the third match alerts no more, but its action still drops the packet
+    expect(r.verdicts).toMatchObject({ dropped: 2 });
+    expect(r.stats).toMatchObject({ alertsRateFiltered: 1, actionsRateFiltered: 2 });
+  });
+
+  it('is refused on several workers, naming the entry; variables in apply_to are replaced', async () => {
+    const cfg = parseThresholdConfig(
+      'rate_filter gen_id 1, sig_id 1, track by_src, count 1, seconds 10, new_action drop, timeout 60, apply_to $NETS',
+      'r.config',
+    );
+    const pool = new ParallelRunner(2);
+    try {
+      await expect(
+        pool.run(Readable.from([Buffer.from(encodePcap([]))]), loadRules(rule(1), 't.rules').rules, {
+          thresholdConfig: cfg,
+        }),
+      ).rejects.toThrow('r.config:1: rate_filter needs one engine');
+    } finally {
+      await pool.close();
+    }
+    expect(() => new EventFilters(cfg, {})).toThrow(
+      "r.config:1: rate_filter: bad apply_to '$NETS': undefined variable $NETS",
+    );
+    // a run without the variable fails before any packet, naming the entry
+    await expect(
+      acts(
+        rule(1),
+        [[0, '10.0.0.1']],
+        'rate_filter gen_id 1, sig_id 1, track by_src, count 1, seconds 10, new_action drop, timeout 60, apply_to $NETS',
+      ),
+    ).rejects.toThrow('rate_filter: bad apply_to');
+    const withVars = await run(
+      rule(1),
+      [
+        [0, '10.0.0.1'],
+        [0, '10.0.0.1'],
+      ],
+      { ips: true, vars: { NETS: '10.0.0.0/8' }, thresholdConfig: cfg },
+    );
+    expect(withVars.r.alerts.map((a) => a.action)).toEqual(['alert', 'drop']);
+  });
+});
+
 describe('strata ids --classification and --threshold-file', () => {
   let dir: string;
   beforeAll(() => {
@@ -747,6 +971,26 @@ describe('strata ids --classification and --threshold-file', () => {
     expect(r.err).toContain('bad.config:2: event_filter: seconds is missing');
     const missing = await ids(['--classification', 'nope.config']);
     expect(missing.err).toContain('--classification nope.config: ENOENT');
+  });
+
+  it('rate_filter: changes actions and counts them on one thread; refused with --workers before any capture', async () => {
+    writeFileSync(
+      join(dir, 'rate.config'),
+      'rate_filter gen_id 1, sig_id 2, track by_rule, count 1, seconds 60, new_action drop, timeout 0\n',
+    );
+    const args = ['--classification', 'site.config', '--threshold-file', 'rate.config'];
+    // sid 2 matches three packets: the first keeps its alert action, the next two drop
+    const one = await ids([...args, '--ips']);
+    expect(one.rc).toBe(0);
+    expect(one.err).toContain('1 passed, 2 dropped');
+    expect(one.err).toContain('(0 suppressed, 0 held by thresholds, 2 actions changed by rate_filter)');
+    const stats = await ids([...args, '--stats', 'r.json']);
+    expect(stats.rc).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'))).toMatchObject({ actionsRateFiltered: 2 });
+    const two = await ids([...args, '--workers', '2']);
+    expect(two.rc).not.toBe(0);
+    expect(two.err).toContain('rate.config:1: rate_filter needs one engine');
+    expect(two.out).toBe('');
   });
 });
 
