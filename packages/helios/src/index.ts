@@ -113,6 +113,7 @@ export {
   createStream,
   defaultPolicy,
   eraseRetriesMax,
+  eraseRunsMax,
   gcGraceMsDefault,
   type IndexPolicy,
   type IngestStats,

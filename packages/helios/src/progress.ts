@@ -124,6 +124,12 @@ export type ProgressRecord =
       leaf?: string;
       /** Bytes of the new block's directory (see the block record). */
       dir?: number;
+      /**
+       * The rows the rewrite removed, as runs of the old block's row numbers: start, end (exclusive),
+       * start, end ... ascending; a search cursor inside the block maps its row through them. Absent
+       * (older logs, or more than `eraseRunsMax` runs): a cursor inside the block is refused.
+       */
+      erased?: number[];
     }
   | {
       /** Retention: blocks [0, upTo) are past RETAIN and deleted (queries and the indexer skip them). */

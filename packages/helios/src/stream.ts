@@ -157,6 +157,13 @@ export const addWaitFraction = 0.5;
 export const compactSweepsMax = 16;
 /** Bound on retries of a search whose view named an object another process has since deleted. */
 export const searchRetriesMax = 3;
+/**
+ * Bound on the runs of removed rows a `rewrite` record carries (`erased`: two numbers a run), so an
+ * erasure of every other row of a large block does not write a record of hundreds of KB. Past it the
+ * record carries none, and a search cursor inside that block is refused.
+ */
+export const eraseRunsMax = 1024;
+
 /** Bound on attempts to rewrite one block's index path while racing indexers change it. */
 export const eraseRetriesMax = 16;
 /**
@@ -210,6 +217,8 @@ interface BlockInfo {
   at?: number;
   /** Rewrites of the block by erasures (its rows after an erased one moved): a search cursor names it. */
   rewrites?: number;
+  /** Per rewrite, the runs of rows it removed (its record's `erased`), or null when not recorded. */
+  erasedRuns?: (number[] | null)[];
 }
 interface NodeInfo {
   level: number;
@@ -592,6 +601,7 @@ export class Stream {
           if (r.dir !== undefined) b.dir = r.dir;
           else delete b.dir;
           b.rewrites = (b.rewrites ?? 0) + 1;
+          (b.erasedRuns ??= []).push(r.erased ?? null);
         }
         this.rewrites++;
         break;
@@ -1514,18 +1524,10 @@ export class Stream {
     await this.catchUp();
     const e = this.withTime(expr, opts);
     const limit = opts.limit ?? Number.MAX_SAFE_INTEGER;
-    const from = opts.cursor === undefined ? { seq: 0, row: 0, rewrites: 0 } : parseCursor(opts.cursor);
-    const fromBlock = this.blocks[from.seq];
-    // an erasure since the cursor was made moved the rows of its block: its row means another row now
-    if (
-      from.row > 0 &&
-      from.seq >= this.expiredUpTo &&
-      fromBlock &&
-      (fromBlock.rewrites ?? 0) !== from.rewrites
-    )
-      throw new CursorError(
-        `search: cursor '${opts.cursor}' points inside block ${from.seq}, which an erasure has rewritten since (its rows moved); search again without the cursor`,
-      );
+    const from =
+      opts.cursor === undefined
+        ? { seq: 0, row: 0, rewrites: 0 }
+        : this.cursorNow(parseCursor(opts.cursor), opts.cursor);
     // blocks before the cursor's are passed over like expired ones
     const floor = Math.max(this.expiredUpTo, from.seq);
     const stats: SearchStats = {
@@ -1649,6 +1651,35 @@ export class Stream {
     return { rows, seqs, stats };
   }
 
+  /**
+   * A cursor's position in the block as it is now: an erasure since the cursor was made removed rows of
+   * its block, which moved the rows after them, so its row is mapped through each rewrite's removed runs
+   * (the rows before it that went). A CursorError when a rewrite did not record them (an older version,
+   * or more than `eraseRunsMax` runs), or when the cursor names more rewrites than the block has had.
+   */
+  private cursorNow(c: CursorPosition, text: string): CursorPosition {
+    const b = this.blocks[c.seq];
+    const now = b?.rewrites ?? 0;
+    if (!b || c.row === 0 || c.seq < this.expiredUpTo || c.rewrites === now) return { ...c, rewrites: now };
+    const refuse = (why: string): never => {
+      throw new CursorError(
+        `search: cursor '${text}' points inside block ${c.seq}, ${why}; search again without the cursor`,
+      );
+    };
+    if (c.rewrites > now)
+      return refuse(`which has been rewritten ${now} times, not ${c.rewrites} (a cursor of another stream?)`);
+    let row = c.row;
+    for (let k = c.rewrites; k < now; k++) {
+      const runs = b.erasedRuns?.[k];
+      if (!runs) return refuse('which an erasure has rewritten since without recording the rows it removed');
+      let gone = 0;
+      for (let j = 0; j + 1 < runs.length && runs[j]! < row; j += 2)
+        gone += Math.min(runs[j + 1]!, row) - runs[j]!;
+      row -= gone;
+    }
+    return { seq: c.seq, row, rewrites: now };
+  }
+
   /** Every acknowledged row, block by block (the brute-force view). */
   async *scan(): AsyncGenerator<{ seq: number; rows: Row[] }> {
     await this.catchUp();
@@ -1678,7 +1709,14 @@ export class Stream {
     for (const seq of seqs) {
       const b = this.blocks[seq]!;
       const blk = decodeBlock(await this.store.get(b.key), b.key);
-      const keep = blk.rows.filter((r) => !evalExpr(e, r));
+      const keep: Row[] = [];
+      // the removed rows as runs [start, end) of the old block's rows, for search cursors inside it
+      const erased: number[] = [];
+      blk.rows.forEach((r, i) => {
+        if (!evalExpr(e, r)) keep.push(r);
+        else if (erased.length > 0 && erased[erased.length - 1] === i) erased[erased.length - 1] = i + 1;
+        else erased.push(i, i + 1);
+      });
       rowsRemoved += blk.rows.length - keep.length;
       const { bytes, header, pageKeys, directoryBytes } = encodeBlock(
         { id: b.id, source: b.source, from: b.from, to: b.to, rawBytes: b.rawBytes },
@@ -1711,6 +1749,7 @@ export class Stream {
           max: header.max,
           ...(leaf ? { leaf } : {}),
           dir: directoryBytes,
+          ...(erased.length <= 2 * eraseRunsMax ? { erased } : {}),
         },
       ]);
       await this.catchUp();
