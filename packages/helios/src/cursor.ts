@@ -12,11 +12,12 @@
  *
  * A page given a cursor returns the matching rows at or after its position: nothing before it reappears,
  * nothing after it is skipped, and rows acknowledged after the first page (all in blocks after every
- * existing one) appear in a later page. Rows erased between pages do not appear. One case is refused
- * rather than answered wrong: an erasure rewrites a block without its erased rows, which moves the rows
- * after them, so a cursor that points inside a block rewritten since it was made (`rewrites` differs)
- * fails with a CursorError (search again from the start, or from a cursor of a later block). A block
- * that expired under RETAIN is simply gone.
+ * existing one) appear in a later page. Rows erased between pages do not appear. An erasure rewrites a
+ * block without its erased rows, which moves the rows after them: a cursor that points inside a block
+ * rewritten since it was made (its `rewrites` behind the block's) is mapped through the runs of rows each
+ * rewrite removed (its progress record's `erased`). Where a rewrite recorded none (more than
+ * `eraseRunsMax` runs, or an older version's) the cursor is refused with a CursorError rather than
+ * answered wrong (search again from the start). A block that expired under RETAIN is simply gone.
  *
  * The text form is `c1.SEQ.ROW.REWRITES` in decimal. It is opaque to callers: pass it back as it was given.
  */
