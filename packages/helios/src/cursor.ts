@@ -19,6 +19,7 @@
  * `eraseRunsMax` runs, or an older version's) the cursor is refused with a CursorError rather than
  * answered wrong (search again from the start). A block that expired under RETAIN is simply gone.
  *
+ * A cursor is a position, not a query: given with another expression, that search continues from there.
  * The text form is `c1.SEQ.ROW.REWRITES` in decimal. It is opaque to callers: pass it back as it was given.
  */
 
