@@ -35,7 +35,14 @@ import {
 } from './migrate-remote.js';
 import { MountDevice, mountChunkBytesMax, mountChunkBytesMin } from './mount.js';
 import { defaultNbdConnectionsMax, defaultNbdSendTimeoutMs, defaultPollUs, NbdServer } from './nbd.js';
-import { checkChunk, serveSync, syncFiles, syncToRemote } from './sync.js';
+import {
+  checkChunk,
+  serveSync,
+  syncFiles,
+  syncToRemote,
+  syncWindowChunks,
+  syncWindowChunksMax,
+} from './sync.js';
 
 /**
  * The NBD protocol's strings, export names among them, "MUST NOT contain NUL characters ... and MUST be no
@@ -158,8 +165,11 @@ const syncCmd: Command = {
   help: `Makes DST equal to SRC, sending only the chunks whose HighwayHash-128 digests differ. Re-running
 after an interruption sends only what still differs.
 
-Usage: strata sync SRC DST [--chunk 64K] [--dry-run]       DST: a path, or tcp://HOST:PORT/PATH
+Usage: strata sync SRC DST [--chunk 64K] [--dry-run] [--window-chunks N]   DST: a path, or tcp://HOST:PORT/PATH
        strata sync serve --listen 127.0.0.1:PORT --root DIR [--exit-with-parent]
+
+--window-chunks N: compare the chunk digests N chunks at a time (default ${syncWindowChunks}, at most
+  ${syncWindowChunksMax}): each side holds at most 4 windows of digests (16 bytes each), whatever the size.
 
 Example:
   strata sync disk.img backup.img --dry-run`,
@@ -172,6 +182,7 @@ Example:
         'dry-run': { type: 'boolean' },
         listen: { type: 'string' },
         root: { type: 'string' },
+        'window-chunks': { type: 'string' },
       },
       2,
     );
@@ -218,9 +229,17 @@ Example:
     for (const [what, path] of locals)
       if (statSync(resolve(io.cwd, path), { throwIfNoEntry: false })?.isDirectory())
         throw new CliError(`${what} ${path}: is a directory`);
+    const windowChunks = intFlag(
+      'window-chunks',
+      values['window-chunks'],
+      syncWindowChunks,
+      1,
+      syncWindowChunksMax,
+    );
     const progress = new Progress(io.stderr, { total: 0, label: 'sync', quiet: values.quiet === true });
     const opts = {
       ...(chunkBytes !== undefined ? { chunkBytes } : {}),
+      windowChunks,
       dryRun: values['dry-run'] === true,
       onProgress: (n: number) => progress.tick(n),
     };

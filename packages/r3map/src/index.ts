@@ -81,5 +81,7 @@ export {
   syncFiles,
   syncIdleTimeoutMs,
   syncToRemote,
+  syncWindowChunks,
+  syncWindowChunksMax,
 } from './sync.js';
 export { UnitSet, unitPageBits } from './units.js';

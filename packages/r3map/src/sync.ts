@@ -24,12 +24,42 @@ const frameBytesMax = chunkBytesMax + 1024;
  */
 const digestFrameBytesMax = 1 << 30;
 
+/**
+ * Chunks whose digests are compared at a time (`SyncOptions.windowChunks`): 64 KiB of digests, 256 MiB of a
+ * file in 64 KiB chunks. Until 2026-12-07 each side held the digests of every chunk at once (16 bytes a
+ * chunk: 256 MiB of them for 1 TiB in 64 KiB chunks, on both sides, in one frame over TCP).
+ */
+export const syncWindowChunks = 4096;
+/** Largest window taken (4 MiB of digests: a window's frame stays under `frameBytesMax`). */
+export const syncWindowChunksMax = 1 << 18;
+
 export interface SyncResult {
   chunks: number;
   changedChunks: number;
   bytesSent: number;
   size: number;
   dryRun: boolean;
+  /** Windows of chunk digests compared (see `SyncOptions.windowChunks`). */
+  windows: number;
+  /**
+   * The most chunk digests (ours and the other side's) this side held at once: at most 4 windows (both
+   * sides' digests of the window compared and of the next, computed or asked for meanwhile), but against a
+   * sync server of before 2026-12-07, which sends the digests of the whole file in one frame, those too.
+   */
+  digestsHeldMax: number;
+}
+
+/** Counts the chunk digests a side holds, and the most it held at once. */
+class DigestCount {
+  held = 0;
+  heldMax = 0;
+  hold(n: number): void {
+    this.held += n;
+    if (this.held > this.heldMax) this.heldMax = this.held;
+  }
+  release(n: number): void {
+    this.held -= n;
+  }
 }
 
 /** A chunk that differs is compared again in pieces of this size; only differing pieces travel. */
@@ -55,23 +85,54 @@ export async function digestFile(
   chunkBytes: number,
   onChunk?: (n: number) => void,
 ): Promise<Buffer> {
-  const n = Math.ceil(size / chunkBytes);
-  const out = Buffer.alloc(16 * n);
+  return digestRange(fh, size, chunkBytes, 0, Math.ceil(size / chunkBytes), onChunk);
+}
+
+/** Digests a window `[first, first + count)` of chunks has in a file of `size` bytes (none past its end). */
+function digestsIn(size: number, chunkBytes: number, first: number, count: number): number {
+  return Math.max(0, Math.min(first + count, Math.ceil(size / chunkBytes)) - first);
+}
+
+/**
+ * The two blocks `digestRange` reads a file into (the next read in flight), to be reused by the windows of
+ * one file, one window at a time: a new pair per window cost 5-10% more CPU at 4 MiB each.
+ */
+function readBlocks(chunkBytes: number): Buffer[] {
   const block = Math.max(chunkBytes, Math.floor(readBlockBytes / chunkBytes) * chunkBytes);
+  return [Buffer.allocUnsafe(block), Buffer.allocUnsafe(block)];
+}
+
+/**
+ * Digests of chunks `[first, first + count)` of an open file of `size` bytes (those it has: see
+ * `digestsIn`), read in large blocks (`blocks`, see `readBlocks`) with the next read in flight.
+ */
+async function digestRange(
+  fh: FileHandle,
+  size: number,
+  chunkBytes: number,
+  first: number,
+  count: number,
+  onChunk?: (n: number) => void,
+  blocks: Buffer[] = readBlocks(chunkBytes),
+): Promise<Buffer> {
+  const out = Buffer.alloc(16 * digestsIn(size, chunkBytes, first, count));
+  const from = first * chunkBytes;
+  const to = Math.min(size, (first + count) * chunkBytes);
+  const block = blocks[0]!.length;
   const read = async (off: number, buf: Buffer) => {
-    const len = Math.min(block, size - off);
+    const len = Math.min(block, to - off);
     await readFully(fh, buf, len, off);
     return len;
   };
-  let bufs = [Buffer.allocUnsafe(block), Buffer.allocUnsafe(block)];
-  let next = size > 0 ? read(0, bufs[0]!) : undefined;
+  let bufs = [blocks[0]!, blocks[1]!];
+  let next = from < to ? read(from, bufs[0]!) : undefined;
   try {
-    for (let off = 0; off < size; off += block) {
+    for (let off = from; off < to; off += block) {
       const len = await next!;
       const cur = bufs[0]!;
       bufs = [bufs[1]!, cur];
-      next = off + block < size ? read(off + block, bufs[0]!) : undefined;
-      digestPieces(cur, len, chunkBytes, out, off / chunkBytes);
+      next = off + block < to ? read(off + block, bufs[0]!) : undefined;
+      digestPieces(cur, len, chunkBytes, out, (off - from) / chunkBytes);
       onChunk?.(len);
     }
   } catch (e) {
@@ -123,12 +184,35 @@ export interface SyncOptions {
   chunkBytes?: number;
   dryRun?: boolean;
   onProgress?: (n: number) => void;
+  /**
+   * Chunks whose digests are compared at a time, 1 to `syncWindowChunksMax` (default `syncWindowChunks`):
+   * bounds the digests held (`SyncResult.digestsHeldMax`). Over TCP, 0 asks the server for the digests of
+   * the whole file in one frame, as a client of before 2026-12-07 did (sync protocol version 1).
+   */
+  windowChunks?: number;
 }
 
-/** Makes `dst` equal to `src` (both local files), sending only the pieces of chunks that differ. */
+function checkWindow(windowChunks: number, zeroOk: boolean): void {
+  if (
+    !Number.isInteger(windowChunks) ||
+    windowChunks < (zeroOk ? 0 : 1) ||
+    windowChunks > syncWindowChunksMax
+  )
+    throw new RangeError(
+      `sync windowChunks must be an integer in [${zeroOk ? 0 : 1}, ${syncWindowChunksMax}], got ${windowChunks}`,
+    );
+}
+
+/**
+ * Makes `dst` equal to `src` (both local files), sending only the pieces of chunks that differ. The files
+ * are compared a window of `windowChunks` chunks at a time, the next window's digests computed while the
+ * current one's changes are written.
+ */
 export async function syncFiles(src: string, dst: string, opts: SyncOptions = {}): Promise<SyncResult> {
   const chunkBytes = opts.chunkBytes ?? defaultChunkBytes;
   checkChunk(chunkBytes);
+  const windowChunks = opts.windowChunks ?? syncWindowChunks;
+  checkWindow(windowChunks, false);
   const size = (await stat(src)).size;
   const s = await open(src, 'r');
   const exists = await stat(dst).then(
@@ -137,15 +221,32 @@ export async function syncFiles(src: string, dst: string, opts: SyncOptions = {}
   );
   if (!exists && !opts.dryRun) await (await open(dst, 'a+')).close();
   const d = exists || !opts.dryRun ? await open(dst, opts.dryRun ? 'r' : 'r+') : undefined;
+  let ahead: Promise<[Buffer, Buffer]>[] = [];
   try {
     const dsize = d ? (await d.stat()).size : 0;
-    // both sides digest at once: the reads overlap, the hashing takes turns; both settle before the
-    // files are closed (a side still reading a closed descriptor could read another file that reused it)
-    const [theirs, ours] = await settleBoth(
-      d ? digestFile(d, dsize, chunkBytes) : Promise.resolve(Buffer.alloc(0)),
-      digestFile(s, size, chunkBytes, opts.onProgress),
-    );
-    return await pushChunks(s, size, chunkBytes, ours, theirs, dsize, opts, {
+    const count = new DigestCount();
+    const n = Math.ceil(size / chunkBytes);
+    const windows = Math.ceil(n / windowChunks);
+    const sBlocks = readBlocks(chunkBytes);
+    const dBlocks = readBlocks(chunkBytes);
+    /**
+     * Both sides' digests of window `k` at once: the reads overlap, the hashing takes turns; both settle
+     * before the files are closed (a side still reading a closed descriptor could read another file that
+     * reused it).
+     */
+    const digests = (k: number): Promise<[Buffer, Buffer]> => {
+      const first = k * windowChunks;
+      count.hold(
+        digestsIn(dsize, chunkBytes, first, windowChunks) + digestsIn(size, chunkBytes, first, windowChunks),
+      );
+      return settleBoth(
+        d
+          ? digestRange(d, dsize, chunkBytes, first, windowChunks, undefined, dBlocks)
+          : Promise.resolve(Buffer.alloc(0)),
+        digestRange(s, size, chunkBytes, first, windowChunks, opts.onProgress, sBlocks),
+      );
+    };
+    const push = new Pusher(s, size, chunkBytes, dsize, opts, {
       pieces: (chunks) => pieceDigests(d!, dsize, chunkBytes, chunks),
       write: async (off, data) => {
         await d!.write(data, 0, data.length, off);
@@ -155,7 +256,18 @@ export async function syncFiles(src: string, dst: string, opts: SyncOptions = {}
         await d!.datasync();
       },
     });
+    // window k + 1 is digested while window k's changes are written, never two at once
+    if (windows > 0) ahead = [digests(0)];
+    for (let k = 0; k < windows; k++) {
+      const [theirs, ours] = await ahead[0]!;
+      ahead = k + 1 < windows ? [digests(k + 1)] : [];
+      await push.window(k * windowChunks, windowChunks, ours, theirs);
+      count.release(theirs.length / 16 + ours.length / 16);
+    }
+    return await push.finish(windows, count.heldMax);
   } finally {
+    // digests of windows ahead stop reading before the files are closed
+    await Promise.allSettled(ahead);
     await s.close();
     await d?.close();
   }
@@ -178,76 +290,100 @@ interface Target {
 }
 
 /**
- * Compares chunk digests; a chunk that differs but exists whole on both sides is compared again piece by
- * piece, and only differing pieces (adjacent ones merged) are written.
+ * Compares chunk digests a window at a time; a chunk that differs but exists whole on both sides is
+ * compared again piece by piece, and only differing pieces (adjacent ones merged) are written.
  */
-async function pushChunks(
-  s: FileHandle,
-  size: number,
-  chunkBytes: number,
-  ours: Buffer,
-  theirs: Buffer,
-  theirSize: number,
-  opts: { dryRun?: boolean },
-  target: Target,
-): Promise<SyncResult> {
-  const n = Math.ceil(size / chunkBytes);
-  const lenOf = (i: number, total: number) => Math.max(0, Math.min(chunkBytes, total - i * chunkBytes));
-  const changed: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const same =
-      lenOf(i, theirSize) === lenOf(i, size) &&
-      16 * i + 16 <= theirs.length &&
-      ours.compare(theirs, 16 * i, 16 * i + 16, 16 * i, 16 * i + 16) === 0;
-    if (!same) changed.push(i);
+class Pusher {
+  private changed = 0;
+  private bytes = 0;
+  private readonly per: number;
+  private readonly buf: Buffer;
+  private readonly mine: Buffer;
+
+  constructor(
+    private readonly s: FileHandle,
+    private readonly size: number,
+    private readonly chunkBytes: number,
+    private readonly theirSize: number,
+    private readonly opts: { dryRun?: boolean },
+    private readonly target: Target,
+  ) {
+    this.per = Math.ceil(chunkBytes / pieceBytes);
+    this.buf = Buffer.allocUnsafe(chunkBytes);
+    this.mine = Buffer.alloc(16 * this.per);
   }
-  const refine = chunkBytes > pieceBytes;
-  const per = Math.ceil(chunkBytes / pieceBytes);
-  const buf = Buffer.allocUnsafe(chunkBytes);
-  const mine = Buffer.alloc(16 * per);
-  let bytes = 0;
-  for (let b = 0; b < changed.length; b += refineChunksMax) {
-    const batch = changed.slice(b, b + refineChunksMax);
-    // pieces only help where the destination holds the whole chunk
-    const whole = refine ? batch.filter((i) => lenOf(i, theirSize) === lenOf(i, size)) : [];
-    const theirPieces = whole.length ? await target.pieces(whole) : Buffer.alloc(0);
-    for (const i of batch) {
-      const off = i * chunkBytes;
-      const len = lenOf(i, size);
-      await readFully(s, buf, len, off);
-      const w = whole.indexOf(i);
-      if (w < 0) {
-        bytes += len;
-        if (!opts.dryRun) await target.write(off, Buffer.from(buf.subarray(0, len)));
-        continue;
-      }
-      digestPieces(buf, len, pieceBytes, mine, 0);
-      for (let k = 0; k * pieceBytes < len; ) {
-        const differs = (j: number) =>
-          j * pieceBytes < len &&
-          mine.compare(theirPieces, 16 * (w * per + j), 16 * (w * per + j + 1), 16 * j, 16 * j + 16) !== 0;
-        if (!differs(k)) {
-          k++;
+
+  private lenOf(i: number, total: number): number {
+    return Math.max(0, Math.min(this.chunkBytes, total - i * this.chunkBytes));
+  }
+
+  /**
+   * Sends what differs in chunks `[first, first + count)` (those of our file): `ours` and `theirs` hold
+   * the digests of those chunks each side has, from chunk `first` on.
+   */
+  async window(first: number, count: number, ours: Buffer, theirs: Buffer): Promise<void> {
+    const { chunkBytes, size, theirSize, per, buf, mine, target } = this;
+    const end = Math.min(first + count, Math.ceil(size / chunkBytes));
+    const changed: number[] = [];
+    for (let i = first; i < end; i++) {
+      const j = i - first;
+      const same =
+        this.lenOf(i, theirSize) === this.lenOf(i, size) &&
+        16 * j + 16 <= theirs.length &&
+        ours.compare(theirs, 16 * j, 16 * j + 16, 16 * j, 16 * j + 16) === 0;
+      if (!same) changed.push(i);
+    }
+    this.changed += changed.length;
+    const refine = chunkBytes > pieceBytes;
+    for (let b = 0; b < changed.length; b += refineChunksMax) {
+      const batch = changed.slice(b, b + refineChunksMax);
+      // pieces only help where the destination holds the whole chunk
+      const whole = refine ? batch.filter((i) => this.lenOf(i, theirSize) === this.lenOf(i, size)) : [];
+      const theirPieces = whole.length ? await target.pieces(whole) : Buffer.alloc(0);
+      for (const i of batch) {
+        const off = i * chunkBytes;
+        const len = this.lenOf(i, size);
+        await readFully(this.s, buf, len, off);
+        const w = whole.indexOf(i);
+        if (w < 0) {
+          this.bytes += len;
+          if (!this.opts.dryRun) await target.write(off, Buffer.from(buf.subarray(0, len)));
           continue;
         }
-        let e = k + 1;
-        while (differs(e)) e++;
-        const from = k * pieceBytes;
-        const to = Math.min(len, e * pieceBytes);
-        bytes += to - from;
-        if (!opts.dryRun) await target.write(off + from, Buffer.from(buf.subarray(from, to)));
-        k = e;
+        digestPieces(buf, len, pieceBytes, mine, 0);
+        for (let k = 0; k * pieceBytes < len; ) {
+          const differs = (j: number) =>
+            j * pieceBytes < len &&
+            mine.compare(theirPieces, 16 * (w * per + j), 16 * (w * per + j + 1), 16 * j, 16 * j + 16) !== 0;
+          if (!differs(k)) {
+            k++;
+            continue;
+          }
+          let e = k + 1;
+          while (differs(e)) e++;
+          const from = k * pieceBytes;
+          const to = Math.min(len, e * pieceBytes);
+          this.bytes += to - from;
+          if (!this.opts.dryRun) await target.write(off + from, Buffer.from(buf.subarray(from, to)));
+          k = e;
+        }
       }
     }
   }
-  if (!opts.dryRun) await target.finish();
-  return {
-    chunks: n,
-    changedChunks: changed.length,
-    bytesSent: bytes,
-    size,
-    dryRun: opts.dryRun === true,
-  };
+
+  /** Ends the sync (the destination's truncate and datasync, unless a dry run). */
+  async finish(windows: number, digestsHeldMax: number): Promise<SyncResult> {
+    if (!this.opts.dryRun) await this.target.finish();
+    return {
+      chunks: Math.ceil(this.size / this.chunkBytes),
+      changedChunks: this.changed,
+      bytesSent: this.bytes,
+      size: this.size,
+      dryRun: this.opts.dryRun === true,
+      windows,
+      digestsHeldMax,
+    };
+  }
 }
 
 // --- over TCP: frames are u32 length | u8 type | payload -------------------------------------------------
@@ -260,6 +396,11 @@ const T_ERROR = 5; // either way: UTF-8 message
 const T_PIECES = 6; // client -> server: u32 chunk indices; server -> client: their piece digests
 const T_READY = 7; // server -> client: HELLO taken (sent before the server digests its file); payload u8 1: it sends ALIVE
 const T_ALIVE = 8; // either way, to a peer that said it takes them: working locally (digesting, flushing)
+// since 2026-12-07 (version 2, for a client whose HELLO names a `window`): client -> server: u64 first chunk
+// | u32 count, asking for those chunks' digests; server -> client: u64 first chunk | their digests
+const T_WINDOW = 9;
+/** The version of the sync protocol a server's READY names (byte 1); a READY of 0-1 bytes is version 1. */
+const syncProtocolVersion = 2;
 
 /**
  * How long a client waits for the server's first frame (READY, sent as soon as HELLO is taken): a silent
@@ -411,6 +552,12 @@ interface Hello {
   size: number;
   /** The client takes ALIVE frames (since 2026-12-07; absent before). */
   alive?: boolean;
+  /**
+   * Version 2 (since 2026-12-07): the client asks for digests in WINDOW frames of at most this many chunks,
+   * and the server sends none of its own accord. Absent (version 1): the server sends the digests of every
+   * chunk of the client's file in one DIGESTS frame.
+   */
+  window?: number;
 }
 
 function parseHello(payload: Buffer): Hello {
@@ -425,6 +572,11 @@ function parseHello(payload: Buffer): Hello {
   const h = v as Hello;
   if (typeof h.path !== 'string' || h.path.length === 0 || h.path.length > helloPathBytesMax)
     throw new Error(`HELLO's path must be a string of 1 to ${helloPathBytesMax} characters`);
+  if (
+    h.window !== undefined &&
+    (!Number.isInteger(h.window) || h.window < 1 || h.window > syncWindowChunksMax)
+  )
+    throw new Error(`HELLO's window must be an integer in [1, ${syncWindowChunksMax}] chunks`);
   return h;
 }
 
@@ -435,6 +587,8 @@ export interface ServeSyncOptions {
   idleTimeoutMs?: number;
   /** Called with what ended a connection early: its idle timeout (naming the phase), a refused frame. */
   onError?: (e: Error) => void;
+  /** Called as each connection ends, with the most chunk digests it held at once (one window's). */
+  onSession?: (s: { digestsHeldMax: number; windows: number }) => void;
 }
 
 /**
@@ -460,6 +614,12 @@ export function serveSync(root: string, opts: ServeSyncOptions = {}): Server {
       let size = 0;
       let chunkBytes = 0;
       let current = 0;
+      /** The HELLO's window (version 2), 0 for a client of version 1. */
+      let window = 0;
+      /** What the windows are read into, one at a time. */
+      let blocks: Buffer[] | undefined;
+      let windows = 0;
+      const count = new DigestCount();
       /** Handles one frame; false when the session is over. */
       const handleFrame = async (f: { type: number; payload: Buffer }): Promise<boolean> => {
         if (f.type === T_HELLO) {
@@ -486,19 +646,71 @@ export function serveSync(root: string, opts: ServeSyncOptions = {}): Server {
             true,
           );
           watch.peerTakesAlive = hello.alive === true;
+          window = hello.window ?? 0;
+          if (window > 0) {
+            // version 2: the client asks for its windows of digests; it learns our size here
+            const ready = Buffer.alloc(10);
+            ready[0] = 1;
+            ready[1] = syncProtocolVersion;
+            ready.writeBigUInt64BE(BigInt(cur), 2);
+            sock.write(frame(T_READY, ready));
+            return true;
+          }
           sock.write(frame(T_READY, Buffer.from([1])));
-          // the client compares its own chunks only: digests past them were work and bytes for nothing
-          const d = await digestFile(
+          // version 1: the digests of every chunk the client has (those past them were work and bytes for
+          // nothing) in one frame, computed and sent a window at a time: only the client holds them all
+          const has = Math.min(cur, Math.ceil(size / chunkBytes) * chunkBytes);
+          const n = Math.ceil(has / chunkBytes);
+          const head = Buffer.alloc(13);
+          head.writeUInt32BE(1 + 8 + 16 * n, 0);
+          head[4] = T_DIGESTS;
+          head.writeBigUInt64BE(BigInt(cur), 5);
+          if (!(await watch.wait('sending its digests', sendFrame(sock, head)))) return false;
+          for (let first = 0; first < n; first += syncWindowChunks) {
+            const d = await digestRange(
+              fh,
+              has,
+              chunkBytes,
+              first,
+              syncWindowChunks,
+              undefined,
+              (blocks ??= readBlocks(chunkBytes)),
+            );
+            windows++;
+            count.hold(d.length / 16);
+            const sent = await watch.wait('sending its digests', sendFrame(sock, d));
+            count.release(d.length / 16);
+            if (!sent) return false;
+          }
+          return true;
+        }
+        if (f.type === T_WINDOW) {
+          if (!fh || window === 0) throw new Error('WINDOW before a HELLO that names a window');
+          if (f.payload.length !== 12) throw new Error(`WINDOW frame of ${f.payload.length} bytes (12)`);
+          const first = Number(f.payload.readBigUInt64BE(0));
+          const n = f.payload.readUInt32BE(8);
+          const chunks = Math.ceil(size / chunkBytes);
+          if (n < 1 || n > window || first + n > chunks)
+            throw new Error(
+              `WINDOW of chunks [${first}, +${n}): at most ${window} chunks, within the ${chunks} of the declared size`,
+            );
+          const d = await digestRange(
             fh,
-            Math.min(cur, Math.ceil(size / chunkBytes) * chunkBytes),
-            hello.chunkBytes,
+            current,
+            chunkBytes,
+            first,
+            n,
+            undefined,
+            (blocks ??= readBlocks(chunkBytes)),
           );
-          const head = Buffer.alloc(8);
-          head.writeBigUInt64BE(BigInt(cur), 0);
-          return watch.wait(
-            'sending its digests',
-            sendFrame(sock, frame(T_DIGESTS, Buffer.concat([head, d]))),
-          );
+          windows++;
+          count.hold(d.length / 16);
+          const reply = frame(T_WINDOW, Buffer.concat([f.payload.subarray(0, 8), d]));
+          try {
+            return await watch!.wait('sending digests', sendFrame(sock, reply));
+          } finally {
+            count.release(d.length / 16);
+          }
         }
         if (f.type === T_CHUNK) {
           if (!fh) throw new Error('CHUNK before HELLO');
@@ -564,6 +776,7 @@ export function serveSync(root: string, opts: ServeSyncOptions = {}): Server {
         watch?.stop();
         await it.return(undefined).catch(() => undefined);
         await fh?.close();
+        opts.onSession?.({ digestsHeldMax: count.heldMax, windows });
       }
     })();
   });
@@ -589,66 +802,133 @@ export async function syncToRemote(
   checkTimerMs('sync idleTimeoutMs', idleTimeoutMs, 1);
   const chunkBytes = opts.chunkBytes ?? defaultChunkBytes;
   checkChunk(chunkBytes);
+  const windowChunks = opts.windowChunks ?? syncWindowChunks;
+  checkWindow(windowChunks, true);
   const size = (await stat(src)).size;
-  // the server's digests of the chunks this file has (and its u64 size and the frame's type)
-  const digestBytes = 9 + 16 * Math.ceil(size / chunkBytes);
-  if (digestBytes > digestFrameBytesMax)
-    throw new RangeError(
-      `${src}: ${size} bytes in chunks of ${chunkBytes} need ${digestBytes} bytes of digests over TCP, more than ${digestFrameBytesMax}: use a larger chunk size`,
-    );
+  const n = Math.ceil(size / chunkBytes);
+  // version 1: the server's digests of the chunks this file has (and its u64 size and the frame's type)
+  const digestBytes = 9 + 16 * n;
+  const wholeTooLarge = `${src}: ${size} bytes in chunks of ${chunkBytes} need ${digestBytes} bytes of digests in one frame (sync protocol version 1), more than ${digestFrameBytesMax}`;
+  if (windowChunks === 0 && digestBytes > digestFrameBytesMax)
+    throw new RangeError(`${wholeTooLarge}: use a larger chunk size, or windows (windowChunks > 0)`);
+  const peer = `sync server ${host}:${port}`;
   const s = await open(src, 'r');
   const sock = connect({ host, port });
   const timeoutMs = opts.handshakeTimeoutMs ?? syncHandshakeTimeoutMs;
   // from the connect on, not from the last byte: a peer sending a byte now and then must not hold it
   const due = setTimeout(
-    () => sock.destroy(new Error(`sync server ${host}:${port}: no answer within ${timeoutMs} ms`)),
+    () => sock.destroy(new Error(`${peer}: no answer within ${timeoutMs} ms`)),
     timeoutMs,
   );
-  let oursP: Promise<Buffer> | undefined;
+  /** Our digests being computed (one window at a time): they stop reading before the file is closed. */
+  let reading: Promise<Buffer> | undefined;
   let watch: IdleWatch | undefined;
   try {
     await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
-    const it = frames(sock, Math.max(frameBytesMax, digestBytes));
-    sock.write(frame(T_HELLO, Buffer.from(JSON.stringify({ path, chunkBytes, size, alive: true }))));
-    // our digests while the server computes its own
-    oursP = digestFile(s, size, chunkBytes, opts.onProgress);
-    oursP.catch(() => undefined);
+    const it = frames(sock, Math.max(frameBytesMax, Math.min(digestBytes, digestFrameBytesMax)));
+    const hello = {
+      path,
+      chunkBytes,
+      size,
+      alive: true,
+      ...(windowChunks > 0 ? { window: windowChunks } : {}),
+    };
+    sock.write(frame(T_HELLO, Buffer.from(JSON.stringify(hello))));
+    // our digests a window at a time (against either version), the first ones while the server starts
+    const win = windowChunks || syncWindowChunks;
+    const windows = Math.ceil(n / win);
+    const count = new DigestCount();
+    const blocks = readBlocks(chunkBytes);
+    const ourDigests = (k: number): Promise<Buffer> => {
+      count.hold(digestsIn(size, chunkBytes, k * win, win));
+      const p = digestRange(s, size, chunkBytes, k * win, win, opts.onProgress, blocks);
+      p.catch(() => undefined);
+      reading = p;
+      return p;
+    };
+    // window k + 1 is digested (and asked for) while window k is compared: both sides stay busy
+    let oursNext = windows > 0 ? ourDigests(0) : undefined;
     let first = await it.next();
     clearTimeout(due);
     const w = new IdleWatch(
       sock,
       idleTimeoutMs,
-      (phase, ms) =>
-        new Error(`sync server ${host}:${port}: nothing arrived or left for ${ms} ms while ${phase}`),
+      (phase, ms) => new Error(`${peer}: nothing arrived or left for ${ms} ms while ${phase}`),
     );
     watch = w;
+    let theirSize = -1;
     if (!first.done && first.value.type === T_READY) {
+      const ready = first.value.payload;
       // a server from before 2026-12-07 sends an empty READY and no ALIVE frames
-      w.peerTakesAlive = first.value.payload[0] === 1;
-      first = await w.wait("waiting for the server's digests", it.next());
+      w.peerTakesAlive = ready[0] === 1;
+      // version 2 (READY of 10 bytes): its size, and digests only when asked for
+      if (windowChunks > 0 && ready.length >= 10 && ready[1]! >= syncProtocolVersion)
+        theirSize = Number(ready.readBigUInt64BE(2));
+      else {
+        // a server of version 1 sends the digests of the whole file in one frame
+        if (digestBytes > digestFrameBytesMax)
+          throw new Error(
+            `${peer} speaks sync protocol version 1: ${wholeTooLarge}: use a larger chunk size`,
+          );
+        first = await w.wait("waiting for the server's digests", it.next());
+      }
     }
-    if (first.done) throw new Error('sync server closed the connection');
-    if (first.value.type === T_ERROR) throw new Error(`sync server: ${first.value.payload.toString('utf8')}`);
-    if (first.value.type !== T_DIGESTS || first.value.payload.length < 8)
-      throw new Error('sync server: expected its digests');
-    const theirSize = Number(first.value.payload.readBigUInt64BE(0));
-    const theirs = Buffer.from(first.value.payload.subarray(8));
-    const ours = await oursP;
-    const reply = async (want: number, phase: string): Promise<Buffer> => {
-      const f = await w.wait(phase, it.next());
-      if (f.done) throw new Error('sync server closed the connection');
-      if (f.value.type === T_ERROR) throw new Error(`sync server: ${f.value.payload.toString('utf8')}`);
-      if (f.value.type !== want) throw new Error(`sync server: unexpected frame type ${f.value.type}`);
-      return Buffer.from(f.value.payload);
+    const replies = theirSize < 0 ? undefined : new Replies(it, peer);
+    /** The next reply, of type `want`: in order, from `replies` (version 2) or straight off the frames. */
+    const reply = (want: number): Promise<Buffer> => {
+      if (replies) return replies.expect(want);
+      return (async () => {
+        const f = await it.next();
+        if (f.done) throw new Error(`${peer} closed the connection`);
+        if (f.value.type === T_ERROR) throw new Error(`${peer}: ${f.value.payload.toString('utf8')}`);
+        if (f.value.type !== want) throw new Error(`${peer}: unexpected frame type ${f.value.type}`);
+        return Buffer.from(f.value.payload);
+      })();
     };
-    return await pushChunks(s, size, chunkBytes, ours, theirs, theirSize, opts, {
+    /** Theirs of window `k` (version 1: a view of the whole file's). */
+    let theirWindow: (k: number) => Promise<Buffer>;
+    let theirsNext: Promise<Buffer> | undefined;
+    if (theirSize < 0) {
+      if (first.done) throw new Error(`${peer} closed the connection`);
+      if (first.value.type === T_ERROR) throw new Error(`${peer}: ${first.value.payload.toString('utf8')}`);
+      if (first.value.type !== T_DIGESTS || first.value.payload.length < 8)
+        throw new Error(`${peer}: expected its digests`);
+      theirSize = Number(first.value.payload.readBigUInt64BE(0));
+      const all = Buffer.from(first.value.payload.subarray(8));
+      count.hold(all.length / 16);
+      theirWindow = async (k) =>
+        all.subarray(Math.min(all.length, 16 * k * win), Math.min(all.length, 16 * (k + 1) * win));
+    } else {
+      const known = theirSize;
+      theirWindow = (k) => {
+        const from = k * win;
+        const want = Math.min(win, n - from);
+        const req = Buffer.alloc(12);
+        req.writeBigUInt64BE(BigInt(from), 0);
+        req.writeUInt32BE(want, 8);
+        sock.write(frame(T_WINDOW, req));
+        const p = reply(T_WINDOW).then((b) => {
+          const digests = digestsIn(known, chunkBytes, from, want);
+          if (b.length !== 8 + 16 * digests || Number(b.readBigUInt64BE(0)) !== from)
+            throw new Error(
+              `${peer}: a WINDOW reply of ${b.length} bytes from chunk ${b.length >= 8 ? b.readBigUInt64BE(0) : '?'}, for ${digests} digests from chunk ${from}`,
+            );
+          count.hold(digests);
+          return b.subarray(8);
+        });
+        p.catch(() => undefined);
+        return p;
+      };
+      if (windows > 0) theirsNext = theirWindow(0);
+    }
+    const push = new Pusher(s, size, chunkBytes, theirSize, opts, {
       pieces: async (chunks) => {
         const req = Buffer.alloc(4 * chunks.length);
         for (let k = 0; k < chunks.length; k++) req.writeUInt32BE(chunks[k]!, 4 * k);
         sock.write(frame(T_PIECES, req));
-        const got = await reply(T_PIECES, 'waiting for its piece digests');
+        const got = await w.wait('waiting for its piece digests', reply(T_PIECES));
         if (got.length !== 16 * Math.ceil(chunkBytes / pieceBytes) * chunks.length)
-          throw new Error(`sync server: ${got.length} bytes of piece digests for ${chunks.length} chunks`);
+          throw new Error(`${peer}: ${got.length} bytes of piece digests for ${chunks.length} chunks`);
         return got;
       },
       write: async (off, data) => {
@@ -656,13 +936,22 @@ export async function syncToRemote(
         h.writeBigUInt64BE(BigInt(off), 0);
         // a server gone mid-transfer: 'drain' never came, and the sync waited forever
         if (!(await w.wait('sending chunks', sendFrame(sock, frame(T_CHUNK, Buffer.concat([h, data]))))))
-          throw new Error('sync server closed the connection');
+          throw new Error(`${peer} closed the connection`);
       },
       finish: async () => {
         sock.write(frame(T_DONE, Buffer.alloc(0)));
-        await reply(T_DONE, 'waiting for its DONE (its truncate and datasync)');
+        await w.wait('waiting for its DONE (its truncate and datasync)', reply(T_DONE));
       },
     });
+    for (let k = 0; k < windows; k++) {
+      const theirs = await w.wait("waiting for the server's digests", theirsNext ?? theirWindow(k));
+      const ours = await oursNext!;
+      oursNext = k + 1 < windows ? ourDigests(k + 1) : undefined;
+      theirsNext = replies && k + 1 < windows ? theirWindow(k + 1) : undefined;
+      await push.window(k * win, win, ours, theirs);
+      count.release(ours.length / 16 + (replies ? theirs.length / 16 : 0));
+    }
+    return await push.finish(windows, count.heldMax);
   } catch (e) {
     // its own error, not what the destroyed socket then made of the waits (a close, a premature end)
     throw watch?.failure ?? e;
@@ -671,7 +960,52 @@ export async function syncToRemote(
     clearTimeout(due);
     sock.destroy();
     // our digests stop reading before the file is closed
-    await oursP?.catch(() => undefined);
+    await reading?.catch(() => undefined);
     await s.close();
+  }
+}
+
+/**
+ * A sync server's replies (version 2), taken in the order their requests were sent, which is the order
+ * the server answers them in: windows of digests asked for ahead arrive while piece digests are awaited.
+ * At most one window ahead and one PIECES are asked for at a time, so this holds no more.
+ */
+class Replies {
+  private readonly waiting: { type: number; resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
+  private failure?: Error;
+
+  constructor(
+    private readonly it: AsyncGenerator<{ type: number; payload: Buffer }>,
+    private readonly peer: string,
+  ) {
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        const f = await this.it.next();
+        if (f.done) throw new Error(`${this.peer} closed the connection`);
+        if (f.value.type === T_ERROR) throw new Error(`${this.peer}: ${f.value.payload.toString('utf8')}`);
+        const w = this.waiting.shift();
+        if (!w) throw new Error(`${this.peer}: a frame of type ${f.value.type} that nothing asked for`);
+        if (f.value.type !== w.type) {
+          w.reject(new Error(`${this.peer}: unexpected frame type ${f.value.type} (${w.type} expected)`));
+          throw new Error(`${this.peer}: unexpected frame type ${f.value.type}`);
+        }
+        w.resolve(Buffer.from(f.value.payload));
+      }
+    } catch (e) {
+      this.failure = e as Error;
+      for (const w of this.waiting.splice(0)) w.reject(this.failure);
+    }
+  }
+
+  /** The reply to the request just sent, which must be of type `type`. */
+  expect(type: number): Promise<Buffer> {
+    if (this.failure) return Promise.reject(this.failure);
+    const p = new Promise<Buffer>((resolve, reject) => this.waiting.push({ type, resolve, reject }));
+    p.catch(() => undefined);
+    return p;
   }
 }
