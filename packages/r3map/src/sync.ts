@@ -30,6 +30,11 @@ const digestFrameBytesMax = 1 << 30;
  * chunk: 256 MiB of them for 1 TiB in 64 KiB chunks, on both sides, in one frame over TCP).
  */
 export const syncWindowChunks = 4096;
+/**
+ * Bytes of a file whose digests a server sends at a time inside the one DIGESTS frame of version 1: no
+ * ALIVE frame can go out meanwhile, so the client sees these parts arrive instead.
+ */
+const streamPartBytes = 16 * 1024 * 1024;
 /** Largest window taken (4 MiB of digests: a window's frame stays under `frameBytesMax`). */
 export const syncWindowChunksMax = 1 << 18;
 
@@ -658,30 +663,28 @@ export function serveSync(root: string, opts: ServeSyncOptions = {}): Server {
           }
           sock.write(frame(T_READY, Buffer.from([1])));
           // version 1: the digests of every chunk the client has (those past them were work and bytes for
-          // nothing) in one frame, computed and sent a window at a time: only the client holds them all
+          // nothing) in one frame, computed and sent a part at a time: only the client holds them all. No
+          // ALIVE frame may go out inside that frame (it did, and the client read garbage), so the parts
+          // are small (`streamPartBytes` of the file) and their own bytes show the client we are alive
           const has = Math.min(cur, Math.ceil(size / chunkBytes) * chunkBytes);
           const n = Math.ceil(has / chunkBytes);
+          const part = Math.min(syncWindowChunks, Math.max(1, Math.floor(streamPartBytes / chunkBytes)));
           const head = Buffer.alloc(13);
           head.writeUInt32BE(1 + 8 + 16 * n, 0);
           head[4] = T_DIGESTS;
           head.writeBigUInt64BE(BigInt(cur), 5);
+          watch.peerTakesAlive = false;
           if (!(await watch.wait('sending its digests', sendFrame(sock, head)))) return false;
-          for (let first = 0; first < n; first += syncWindowChunks) {
-            const d = await digestRange(
-              fh,
-              has,
-              chunkBytes,
-              first,
-              syncWindowChunks,
-              undefined,
-              (blocks ??= readBlocks(chunkBytes)),
-            );
+          blocks ??= readBlocks(chunkBytes);
+          for (let first = 0; first < n; first += part) {
+            const d = await digestRange(fh, has, chunkBytes, first, part, undefined, blocks);
             windows++;
             count.hold(d.length / 16);
             const sent = await watch.wait('sending its digests', sendFrame(sock, d));
             count.release(d.length / 16);
             if (!sent) return false;
           }
+          watch.peerTakesAlive = hello.alive === true;
           return true;
         }
         if (f.type === T_WINDOW) {

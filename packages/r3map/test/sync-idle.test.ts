@@ -153,4 +153,25 @@ describe('sync over TCP, a side working locally for longer than idleTimeoutMs', 
     expect(res.changedChunks).toBe(64);
     expect(Buffer.compare(readFileSync(join(root, 'alive-dst.img')), data)).toBe(0);
   }, 20_000);
+
+  it('a version 1 client (windowChunks 0) gets its one DIGESTS frame in parts, with no ALIVE frame inside it', async () => {
+    const mib = 1 << 20;
+    const src = join(root, 'alive1-src.img');
+    const data = Buffer.alloc(64 * mib);
+    for (let i = 0; i < data.length; i += mib) data[i] = 1 + ((i / mib) & 0x7f);
+    writeFileSync(src, data);
+    writeFileSync(join(root, 'alive1-dst.img'), Buffer.alloc(64 * mib));
+    const server = serveSync(root, { idleTimeoutMs: 1_500 });
+    const port = await listening(server);
+    // the server streams the frame 16 MiB of its file at a time (0.4 s of hashing here, with the client's
+    // own digests in this process 0.8 s): an ALIVE frame sent while it hashes would land inside the frame
+    hashDelayMs = 25;
+    const res = await syncToRemote(src, '127.0.0.1', port, 'alive1-dst.img', {
+      chunkBytes: mib,
+      idleTimeoutMs: 1_500,
+      windowChunks: 0,
+    });
+    expect(res.changedChunks).toBe(64);
+    expect(Buffer.compare(readFileSync(join(root, 'alive1-dst.img')), data)).toBe(0);
+  }, 20_000);
 });
