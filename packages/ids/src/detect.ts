@@ -59,7 +59,7 @@ import {
   ReassemblyBudget,
   StreamReassembler,
 } from './stream.js';
-import { type RateEvent, RateLimiter, type RateSpec } from './threshold.js';
+import { type RateDecision, type RateEvent, RateLimiter, type RateSpec } from './threshold.js';
 import { TlsSession } from './tls.js';
 
 /**
@@ -398,6 +398,7 @@ export class Engine {
       3: compiler.eventRate(latencyGid, 3),
     };
     this.warnings.push(...compiler.thresholdWarnings());
+    if (opts.deferRates) refuseDeferredGates(this.compiled, opts.ips === true);
     this.tlsRules = compiler.tlsRules;
     this.dceRules = compiler.dceRules;
     this.dceDatagramRules = compiler.dceDatagramRules;
@@ -587,11 +588,15 @@ export class Engine {
       ipVersion: fd.ipVersion,
     };
     let a: Alert | undefined;
-    if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
-      a = this.alert(c, { ...e, stream: true }, action);
-      a.payload = payload;
-      a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
-      out.push(a);
+    if (!c.noalert && (!pass || c.alertOnPass)) {
+      const d = this.rateDecision(c, e);
+      if (d === 'none') return false; // a detection_filter short of its count: no match, no action
+      if (d === 'alert') {
+        a = this.alert(c, { ...e, stream: true }, action);
+        a.payload = payload;
+        a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
+        out.push(a);
+      }
     }
     this.matched(c, fd, true, a, out, action);
     return pass;
@@ -1304,12 +1309,16 @@ export class Engine {
         const pass = action === 'pass';
         const e = { src, sp, dst, dp, proto: 6, flowId: f.id, ipVersion: fd.ipVersion };
         let a: Alert | undefined;
-        if (!c.noalert && (!pass || c.alertOnPass) && this.rateAllows(c, e)) {
-          a = this.alert(c, { ...e, stream: true }, action);
-          a.payload = copyBytes(payload, newStart); // the window is reused
-          if (this.deliveryGapBytes > 0) a.gapBytes = this.deliveryGapBytes;
-          a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
-          out.push(a);
+        if (!c.noalert && (!pass || c.alertOnPass)) {
+          const d = this.rateDecision(c, e);
+          if (d === 'none') continue; // a detection_filter short of its count: no match, no action
+          if (d === 'alert') {
+            a = this.alert(c, { ...e, stream: true }, action);
+            a.payload = copyBytes(payload, newStart); // the window is reused
+            if (this.deliveryGapBytes > 0) a.gapBytes = this.deliveryGapBytes;
+            a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
+            out.push(a);
+          }
         }
         // a stream match's action applies to the flow; a pass ends the inspection of this data
         this.matched(c, fd, true, a, out, action);
@@ -1496,21 +1505,23 @@ export class Engine {
   }
 
   /**
-   * threshold / detection_filter: whether the match alerts. With `deferRates` the decision is left to
+   * threshold / detection_filter and threshold.config's entries: whether the match alerts, is silent (no
+   * alert, its action applies) or is no match (`RateDecision`). With `deferRates` the decision is left to
    * whoever merges the alerts (parallel workers: one limiter must see every worker's matches in capture
-   * order); the alert made next carries what it needs (`Alert.rate`).
+   * order); the alert made next carries what it needs (`Alert.rate`), and the action applies (an engine
+   * built so refuses the rules for which that would differ: `refuseDeferredGates`).
    */
-  private rateAllows(
+  private rateDecision(
     c: Compiled,
     e: { src: string; sp: number; dst: string; dp: number; proto: number; flowId: number },
-  ): boolean {
-    if (!c.rate) return true;
+  ): RateDecision {
+    if (!c.rate) return 'alert';
     const ev = { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs };
     if (this.opts.deferRates) {
       this.deferred = { spec: c.rate, event: ev };
-      return true;
+      return 'alert';
     }
-    return this.rates.allow(c.rate, ev);
+    return this.rates.decide(c.rate, ev);
   }
 
   private headerMatch(c: Compiled, src: Uint8Array, sp: number, dst: Uint8Array, dp: number): boolean {
@@ -1715,7 +1726,9 @@ export class Engine {
         ipVersion: d.ipVersion,
       };
       let a: Alert | undefined;
-      if (this.rateAllows(c, e)) {
+      const decided = this.rateDecision(c, e);
+      if (decided === 'none') continue; // a detection_filter short of its count: no match, no action
+      if (decided === 'alert') {
         a = this.alert(c, { ...e, stream: false }, action);
         a.payload = copyBytes(d.payload); // the capture reader's memory is not ours to keep
         a.pktSrc = 'wire/pcap';
@@ -1736,6 +1749,29 @@ export class Engine {
       );
     if (pre[2 * end]! > 0) this.stats.stagePortGroupOut++;
     this.stats.rulesPrefiltered += pre[2 * end + 1]! - passed;
+  }
+}
+
+/**
+ * An engine that leaves its rate decisions to a merger (`deferRates`: a worker) applies a match's action at
+ * once, while a detection_filter, or a threshold or both short of its count, makes the match none at all
+ * (`RateDecision`): for a rule whose action matters there (drop, sdrop and reject with IPS; a pass that
+ * alerts) the workers would act where one engine does not. Such rules are refused, naming the first.
+ */
+function refuseDeferredGates(compiled: readonly Compiled[], ips: boolean): void {
+  for (const c of compiled) {
+    const a = c.rule.action;
+    const acts =
+      (ips && (a === 'drop' || a === 'sdrop' || rejectTargetOf(a) !== undefined)) ||
+      (a === 'pass' && c.alertOnPass);
+    if (!acts || c.noalert) continue;
+    for (let s = c.rate; s !== undefined; s = s.next) {
+      if (s.type !== 'detection_filter' && s.type !== 'threshold' && s.type !== 'both') continue;
+      const what = s.type === 'detection_filter' ? 'detection_filter' : `${s.kind} (type ${s.type})`;
+      throw new Error(
+        `rule ${c.rule.gid}:${c.rule.sid}: a ${a} rule whose ${what} can hold a match back needs one engine${ips ? ' with IPS' : ''}: a worker acts before the count is decided (run without --workers)`,
+      );
+    }
   }
 }
 

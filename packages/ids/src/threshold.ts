@@ -52,6 +52,17 @@ export interface SuppressSpec {
 }
 
 /**
+ * What the filters of a rule decide on one of its matches, as Suricata's PacketAlertThreshold does:
+ * - `alert`;
+ * - `silent`: no alert, but the rule's action still applies (a suppress entry, a limit past its count,
+ *   both past its one alert, a backoff between its alerts);
+ * - `none`: no alert and no action, as if the rule had not matched (a detection_filter up to its count, a
+ *   threshold or both short of theirs): an IPS drop rule with `detection_filter: ..., count 5` drops from the
+ *   sixth match on, not from the first.
+ */
+export type RateDecision = 'alert' | 'silent' | 'none';
+
+/**
  * A threshold.config rate_filter as it applies (`EventFilters.rateFiltersOf`; threshold-config.ts has the
  * semantics): `id` numbers it among the engine's, so each counts on keys of its own; `applyTo` has its
  * variables replaced.
@@ -182,16 +193,28 @@ export class RateLimiter {
 
   /** Records a match of a rule with `spec`; returns whether it raises an alert. */
   allow(spec: RateSpec, e: RateEvent): boolean {
+    return this.decide(spec, e) === 'alert';
+  }
+
+  /**
+   * Records a match of a rule with `spec` and decides it (`RateDecision`): its suppress entries first, then
+   * each filter of the chain in turn, the first that does not let it alert deciding (the ones after it do
+   * not count it).
+   */
+  decide(spec: RateSpec, e: RateEvent): RateDecision {
     if (spec.suppress && this.suppressedBy(spec.suppress, e)) {
       this.counts.alertsSuppressed++;
-      return false;
+      return 'silent';
     }
-    for (let s: RateSpec | undefined = spec; s !== undefined; s = s.next)
-      if (s.type !== 'suppress' && !this.allowOne(s, e)) {
+    for (let s: RateSpec | undefined = spec; s !== undefined; s = s.next) {
+      if (s.type === 'suppress') continue;
+      const d = this.decideOne(s, e);
+      if (d !== 'alert') {
         this.counts.alertsRateFiltered++;
-        return false;
+        return d;
       }
-    return true;
+    }
+    return 'alert';
   }
 
   /**
@@ -249,7 +272,7 @@ export class RateLimiter {
   }
 
   /** One filter's decision on a match (its window and count updated). */
-  private allowOne(spec: RateSpec, e: RateEvent): boolean {
+  private decideOne(spec: RateSpec, e: RateEvent): RateDecision {
     const by =
       spec.track === 'by_src'
         ? e.src
@@ -274,29 +297,25 @@ export class RateLimiter {
     if (this.entries.size > trackedMax) this.entries.delete(this.entries.keys().next().value as string);
     if (g.ports) g.ports.add(spec.uniqueOn === 'src_port' ? e.sp : e.dp);
     g.count++;
-    let ok: boolean;
     switch (spec.type) {
       case 'limit':
-        ok = g.count <= spec.count;
-        break;
+        return g.count <= spec.count ? 'alert' : 'silent';
       case 'threshold':
-        ok = g.count >= spec.count;
-        if (ok) {
-          g.count = 0;
-          g.startUs = e.tsUs;
-        }
-        break;
+        if (g.count < spec.count) return 'none';
+        g.count = 0;
+        g.startUs = e.tsUs;
+        return 'alert';
       case 'both':
-        ok = !g.alerted && g.count >= spec.count;
-        if (ok) g.alerted = true;
-        break;
+        if (g.alerted) return 'silent';
+        if (g.count < spec.count) return 'none';
+        g.alerted = true;
+        return 'alert';
       case 'backoff':
-        ok = g.count === Math.max(1, g.next);
-        if (ok) g.next = Math.max(1, g.next) * spec.multiplier;
-        break;
+        if (g.count !== Math.max(1, g.next)) return 'silent';
+        g.next = Math.max(1, g.next) * spec.multiplier;
+        return 'alert';
       default:
-        ok = g.ports ? g.ports.size > spec.count : g.count > spec.count;
+        return (g.ports ? g.ports.size > spec.count : g.count > spec.count) ? 'alert' : 'none';
     }
-    return ok;
   }
 }

@@ -708,6 +708,73 @@ describe('threshold.config: alerts over crafted traffic', () => {
   });
 });
 
+describe('threshold and detection_filter decide the action too (IPS), as Suricata does', () => {
+  const four: [number, string][] = [
+    [0, '10.0.0.1'],
+    [1, '10.0.0.1'],
+    [2, '10.0.0.1'],
+    [3, '10.0.0.1'],
+  ];
+  const drop = (opt: string) => `drop tcp-pkt any any -> any 8080 (msg:"d"; content:"MARK"; ${opt} sid:9;)`;
+  async function verdicts(ruleText: string, opts: PipelineOptions = {}) {
+    const { r } = await run(ruleText, four, { ips: true, ...opts });
+    return { alerts: r.alerts.map((a) => a.pcapCnt), dropped: r.verdicts?.dropped, r };
+  }
+
+  it('a detection_filter up to its count is no match: the drop rule neither alerts nor drops (it dropped every packet)', async () => {
+    const v = await verdicts(drop('detection_filter: track by_src, count 2, seconds 60;'));
+    expect(v.alerts).toEqual([3, 4]);
+    expect(v.dropped).toBe(2);
+  });
+
+  it('threshold type threshold and both short of their count: no match; limit and both past theirs: silent drops', async () => {
+    const threshold = await verdicts(drop('threshold: type threshold, track by_src, count 2, seconds 60;'));
+    expect(threshold.alerts).toEqual([2, 4]);
+    expect(threshold.dropped).toBe(2);
+    const limit = await verdicts(drop('threshold: type limit, track by_src, count 1, seconds 60;'));
+    expect(limit.alerts).toEqual([1]);
+    expect(limit.dropped).toBe(4);
+    const both = await verdicts(drop('threshold: type both, track by_src, count 2, seconds 60;'));
+    expect(both.alerts).toEqual([2]);
+    expect(both.dropped).toBe(3);
+    // a suppress entry holds the alert, never the drop
+    const suppressed = await verdicts(drop(''), thresholds('suppress gen_id 1, sig_id 9'));
+    expect(suppressed.alerts).toEqual([]);
+    expect(suppressed.dropped).toBe(4);
+    // a threshold.config event_filter of type threshold gates the same way
+    const filtered = await verdicts(
+      drop(''),
+      thresholds('event_filter gen_id 1, sig_id 9, type threshold, track by_src, count 4, seconds 60'),
+    );
+    expect(filtered.alerts).toEqual([4]);
+    expect(filtered.dropped).toBe(1);
+  });
+
+  it('is refused on workers, where the action would come before the count (IPS drop rules, alerting pass rules)', async () => {
+    const pool = new ParallelRunner(2);
+    try {
+      await expect(
+        pool.run(
+          Readable.from([Buffer.from(encodePcap([]))]),
+          loadRules(drop('detection_filter: track by_src, count 2, seconds 60;'), 't.rules').rules,
+          { ips: true },
+        ),
+      ).rejects.toThrow(
+        'rule 1:9: a drop rule whose detection_filter can hold a match back needs one engine with IPS',
+      );
+      // without IPS a drop rule's action does nothing: the same rule runs on workers
+      const ids = await pool.run(
+        Readable.from([Buffer.from(encodePcap([]))]),
+        loadRules(drop('detection_filter: track by_src, count 2, seconds 60;'), 't.rules').rules,
+        {},
+      );
+      expect(ids.rulesLoaded).toBe(1);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe('threshold.config rate_filter: actions over crafted traffic', () => {
   /** Each alert as sid@src:action, and the run. */
   async function acts(ruleText: string, packets: [number, string, string?][], cfg: string, ips = true) {
