@@ -195,23 +195,28 @@ function slabsMax(o: Required<WalOptions>): number {
 
 /**
  * A WAL record: u32 body length | u32 lo, hi of a HighwayHash-64 checksum | body: op (u8), u16 key length,
- * key, then
- * - op 4, a put: the data's etag (16 bytes, see `etagOf`) and the data. The checksum covers the body up to
+ * key, then for an op with `opTimed` set (every record written since 2026-12-07) the write's time (f64, ms
+ * since the epoch: the object's modification time after a reopen), then by the op's low bits
+ * - 4, a put: the data's etag (16 bytes, see `etagOf`) and the data. The checksum covers the body up to
  *   the etag, and the etag covers the data: the data is hashed once when written (for its etag, which a put
  *   computes anyway) and checked against the etag when read back.
- * - op 2, a delete, and op 3, a write made to the store directly: nothing more; the checksum covers the body.
- * - op 1, a put as written before op 4 (read, no longer written): the data; the checksum covers the body.
+ * - 2, a delete, and 3, a write made to the store directly: nothing more; the checksum covers the body.
+ * - 1, a put as written before op 4 (read, no longer written): the data; the checksum covers the body.
+ * Records without `opTimed` (written before 2026-12-07) are still read; their writes take the open's time.
  */
 function recordBytes(op: 2 | 3 | 4, key: string, data: Uint8Array): number {
-  return HEADER + 3 + Buffer.byteLength(key, 'utf8') + (op === 4 ? etagBytes : 0) + data.length;
+  return HEADER + 3 + Buffer.byteLength(key, 'utf8') + timeBytes + (op === 4 ? etagBytes : 0) + data.length;
 }
 
 /** Bytes of an etag in a record. */
 const etagBytes = 16;
+/** The op bit of a record that carries its write's time, and the bytes of the time. */
+const opTimed = 0x80;
+const timeBytes = 8;
 
 /**
- * Encodes a record of `size` bytes (see `recordBytes`) at `at` in `buf`; its copy of `data` ends the record,
- * right after (op 4) the data's etag.
+ * Encodes a record of `size` bytes (see `recordBytes`) at `at` in `buf`, written at `modifiedMs`; its copy
+ * of `data` ends the record, right after (op 4) the data's etag.
  */
 function encodeRecord(
   buf: Buffer,
@@ -220,13 +225,16 @@ function encodeRecord(
   op: 2 | 3 | 4,
   key: string,
   data: Uint8Array,
+  modifiedMs: number,
 ): void {
   const body = at + HEADER;
   buf.writeUInt32LE(size - HEADER, at);
-  buf[body] = op;
+  buf[body] = op | opTimed;
   const kl = buf.write(key, body + 3, 'utf8');
   buf.writeUInt16LE(kl, body + 1);
   let end = body + 3 + kl;
+  buf.writeDoubleLE(modifiedMs, end);
+  end += timeBytes;
   if (op === 4) {
     etagInto(data, buf, end);
     end += etagBytes;
@@ -237,12 +245,16 @@ function encodeRecord(
   buf.writeUInt32LE(h[1]!, at + 8);
 }
 
-/** A record read back from a segment; `etag` is the data's (for a put). */
+/**
+ * A record read back from a segment; `op` without `opTimed`; `etag` is the data's (for a put); `modifiedMs`
+ * the write's time (records written before 2026-12-07 have none).
+ */
 export interface WalRecord {
   op: number;
   key: string;
   data: Uint8Array;
   etag?: string;
+  modifiedMs?: number;
 }
 
 /** Parses records from a segment; stops at the first torn or corrupt one and reports where. */
@@ -255,19 +267,23 @@ export function decodeRecords(buf: Uint8Array): { records: WalRecord[]; validByt
     const len = b.readUInt32LE(p);
     if (len < 3 || p + HEADER + len > b.length) break;
     const body = b.subarray(p + HEADER, p + HEADER + len);
-    const op = body[0]!;
+    const timed = (body[0]! & opTimed) !== 0;
+    const op = body[0]! & ~opTimed;
     const kl = body.readUInt16LE(1);
-    const dataAt = 3 + kl + (op === 4 ? etagBytes : 0);
+    const etagAt = 3 + kl + (timed ? timeBytes : 0);
+    const dataAt = etagAt + (op === 4 ? etagBytes : 0);
     if (dataAt > len) break;
     hash64Words(checksumKey, op === 4 ? body.subarray(0, dataAt) : body, w);
     if (w[0] !== b.readUInt32LE(p + 4) || w[1] !== b.readUInt32LE(p + 8)) break;
     const key = body.toString('utf8', 3, 3 + kl);
     const data = body.subarray(dataAt);
+    const record: WalRecord = { op, key, data };
+    if (timed) record.modifiedMs = body.readDoubleLE(3 + kl);
     if (op === 4) {
-      const etag = body.toString('hex', 3 + kl, dataAt);
-      if (etagOf(data) !== etag) break;
-      records.push({ op, key, data, etag });
-    } else records.push({ op, key, data });
+      record.etag = body.toString('hex', etagAt, dataAt);
+      if (etagOf(data) !== record.etag) break;
+    }
+    records.push(record);
     p += HEADER + len;
   }
   return { records, validBytes: p };
@@ -646,8 +662,9 @@ export class WalStore implements ObjectStore {
     return this.createSegment(n);
   }
 
-  private applyToMem({ op, key, etag, data }: WalRecord): void {
-    const now = Date.now();
+  private applyToMem({ op, key, etag, data, modifiedMs }: WalRecord): void {
+    // a record of before 2026-12-07 carries no time: the open's stands in
+    const now = modifiedMs ?? Date.now();
     const copy = { buf: Uint8Array.from(data), at: 0, size: data.length };
     if (op === 4) this.memSet(key, { ...copy, etag: etag!, modifiedMs: now });
     else if (op === 1) this.memSet(key, { ...copy, etag: etagOf(data), modifiedMs: now });
@@ -716,7 +733,7 @@ export class WalStore implements ObjectStore {
    * the memory table); the caller then calls `durable`, with no await between. Throws, adding nothing, when
    * the WAL takes no writes.
    */
-  private addRecord(op: 2 | 3 | 4, key: string, data: Uint8Array): number {
+  private addRecord(op: 2 | 3 | 4, key: string, data: Uint8Array, modifiedMs: number): number {
     this.checkOpen();
     if (this.failure)
       throw new ObjectStoreError(
@@ -731,7 +748,7 @@ export class WalStore implements ObjectStore {
       this.slabPos = 0;
       this.batchStart = 0;
     }
-    encodeRecord(this.slab, this.slabPos, size, op, key, data);
+    encodeRecord(this.slab, this.slabPos, size, op, key, data, modifiedMs);
     this.slabPos += size;
     this.pendingBytes += size;
     return this.slabPos - data.length;
@@ -1019,9 +1036,10 @@ export class WalStore implements ObjectStore {
   /** Writes a body of at most `walObjectBytesMax` through the WAL; resolves with the etag. */
   private write(key: string, data: Uint8Array): Promise<string> {
     // the memory layer holds the record's copy of the body: the caller may reuse its array once put returns
-    const at = this.addRecord(4, key, data);
+    const modifiedMs = Date.now();
+    const at = this.addRecord(4, key, data, modifiedMs);
     const etag = this.slab.toString('hex', at - etagBytes, at); // the record's etag, just before the data
-    const done = this.durable(key, { buf: this.slab, at, size: data.length, etag, modifiedMs: Date.now() });
+    const done = this.durable(key, { buf: this.slab, at, size: data.length, etag, modifiedMs });
     // over a large object of the key's in the store: it goes once this version is durable (a set's size is
     // all the common case reads)
     if (this.largeInStore.size !== 0 && this.largeInStore.delete(key)) this.purge(key, done);
@@ -1062,17 +1080,17 @@ export class WalStore implements ObjectStore {
     }
     this.largeInStore.add(key);
     if (now !== 'none') {
-      this.addRecord(3, key, new Uint8Array(0));
-      await this.durable(key, { ...noData, etag: '', modifiedMs: Date.now(), direct: true });
+      const modifiedMs = Date.now();
+      this.addRecord(3, key, new Uint8Array(0), modifiedMs);
+      await this.durable(key, { ...noData, etag: '', modifiedMs, direct: true });
     } else {
       // nothing older to shadow it, so the put does not wait for the marker: it is there for a reopen to
       // know the store holds a large object of the key (a small put over it then removes it); lost in a
       // crash, it leaves the object the key's, as without it
       try {
-        this.addRecord(3, key, new Uint8Array(0));
-        this.durable(key, { ...noData, etag: '', modifiedMs: Date.now(), direct: true }).catch(
-          () => undefined,
-        );
+        const modifiedMs = Date.now();
+        this.addRecord(3, key, new Uint8Array(0), modifiedMs);
+        this.durable(key, { ...noData, etag: '', modifiedMs, direct: true }).catch(() => undefined);
       } catch {
         // the WAL takes no writes (closed, or stopped after a failed commit): the object is the key's as it is
       }
@@ -1251,9 +1269,10 @@ export class WalStore implements ObjectStore {
     const write = () => {
       // the key's object is the store's when the WAL holds a direct write of it, or nothing
       const inStore = storeDecides(this.localState(key));
-      this.addRecord(2, key, new Uint8Array(0));
+      const modifiedMs = Date.now();
+      this.addRecord(2, key, new Uint8Array(0), modifiedMs);
       this.largeInStore.delete(key);
-      const deleted = this.durable(key, { ...noData, etag: '', modifiedMs: Date.now() });
+      const deleted = this.durable(key, { ...noData, etag: '', modifiedMs });
       if (inStore) this.purge(key, deleted);
       return deleted;
     };

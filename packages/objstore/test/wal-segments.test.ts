@@ -3,6 +3,7 @@
 import {
   constants,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -186,6 +187,66 @@ describe('WAL segments', () => {
     await w.close();
   });
 
+  it("keeps a write's modification time across a reopen before it is packed (it was the reopen's)", async () => {
+    const store = new MemStore();
+    const dir = fresh();
+    let w = await WalStore.open(store, opts(dir));
+    await w.put('t/k', Buffer.from('v'));
+    await w.put('t/gone', Buffer.from('v'));
+    await w.delete('t/gone');
+    const written = (await w.head('t/k'))!.modifiedMs;
+    await w.close();
+    await new Promise((r) => setTimeout(r, 20)); // the reopen's clock is past the write's
+    for (const packed of [false, true]) {
+      w = await WalStore.open(store, opts(dir));
+      expect((await w.head('t/k'))?.modifiedMs).toBe(written);
+      expect((await w.list('t/')).objects.map((o) => [o.key, o.modifiedMs])).toEqual([['t/k', written]]);
+      if (packed) await w.packNow();
+      await w.close();
+    }
+    w = await WalStore.open(store, opts(dir));
+    expect((await w.head('t/k'))?.modifiedMs).toBe(written);
+    await w.close();
+  });
+
+  it('opens a WAL whose records carry no time (written before 2026-12-07; a byte fixture): the open stands in', async () => {
+    // written by the WAL of 2026-12-07 04:20 UTC (walObjectBytesMax 16): put a 'old format', put c 'small c',
+    // put c of 25 bytes (to the store, with a marker), delete d
+    const fixture =
+      '1e0000009f8a134688bbbde504010061eb14701d8d1eb4736ee65a416b8effd16f6c6420666f726d61741b0000008f1779e1cd' +
+      '2e29dd04010063df09f9117dd29cebe17f4fb02c152fef736d616c6c206304000000b7dc383ea6f986f903010063040000001c' +
+      '2a09e99717c6ba02010064';
+    const store = new MemStore();
+    await store.put('c', Buffer.from('a large body of c, direct'));
+    await store.put('d', Buffer.from('deleted through the WAL'));
+    const dir = fresh();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, '000000000000.wal'), Buffer.from(fixture, 'hex'));
+    const records = decodeRecords(Buffer.from(fixture, 'hex')).records;
+    expect(records.map((r) => [r.op, r.key, r.modifiedMs])).toEqual([
+      [4, 'a', undefined],
+      [4, 'c', undefined],
+      [3, 'c', undefined],
+      [2, 'd', undefined],
+    ]);
+    const opened = Date.now();
+    let w = await WalStore.open(store, { ...opts(dir), walObjectBytesMax: 16 });
+    expect(Buffer.from(await w.get('a')).toString()).toBe('old format');
+    expect((await w.head('a'))!.modifiedMs).toBeGreaterThanOrEqual(opened);
+    expect(Buffer.from(await w.get('c')).toString()).toBe('a large body of c, direct');
+    expect(await w.head('d')).toBeUndefined();
+    // new records after the old ones, in the next segment
+    await w.put('b', Buffer.from('new format'));
+    const written = (await w.head('b'))!.modifiedMs;
+    await w.close();
+    w = await WalStore.open(store, opts(dir));
+    expect(Buffer.from(await w.get('a')).toString()).toBe('old format');
+    expect(Buffer.from(await w.get('b')).toString()).toBe('new format');
+    expect((await w.head('b'))?.modifiedMs).toBe(written);
+    expect((await store.list('')).objects.map((o) => o.key)).toEqual(['c']); // d purged at the first open
+    await w.close();
+  });
+
   it('packs in steps between group commits while writes go on, and closes mid-pack without losing a write', async () => {
     // several rounds: the close has to land while a pack step waits for a commit, which it does in some
     for (let round = 0; round < 10; round++) {
@@ -309,11 +370,12 @@ describe('WAL segments', () => {
         allocations[allocations.length - 1]!++;
         return newSlab(n);
       };
-      // rounds of ~1.5 MB (24 slabs), each packed: a round's slabs are free two rounds later
+      // rounds of ~1.5 MB (24 slabs), each packed: a round's slabs are free two rounds later (records of
+      // 1,040 bytes: 992 of data since records carry their time, so that a round does not spill into a 25th)
       for (let round = 0; round < 6; round++) {
         allocations.push(0);
         await Promise.all(
-          Array.from({ length: 1500 }, (_, i) => w.put(`r/${round}/${i}`, Buffer.alloc(1000, i))),
+          Array.from({ length: 1500 }, (_, i) => w.put(`r/${round}/${i}`, Buffer.alloc(992, i))),
         );
         await w.packNow();
       }
