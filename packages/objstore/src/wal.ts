@@ -257,7 +257,11 @@ export interface WalRecord {
   modifiedMs?: number;
 }
 
-/** Parses records from a segment; stops at the first torn or corrupt one and reports where. */
+/**
+ * Parses records from a segment; stops at the first torn or corrupt one and reports where. A record whose
+ * checksum holds but whose op this code does not know (a newer writer's) is an error naming its offset:
+ * it was replayed as a delete, and cutting the segment there would lose the acknowledged writes after it.
+ */
 export function decodeRecords(buf: Uint8Array): { records: WalRecord[]; validBytes: number } {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const records: WalRecord[] = [];
@@ -275,6 +279,10 @@ export function decodeRecords(buf: Uint8Array): { records: WalRecord[]; validByt
     if (dataAt > len) break;
     hash64Words(checksumKey, op === 4 ? body.subarray(0, dataAt) : body, w);
     if (w[0] !== b.readUInt32LE(p + 4) || w[1] !== b.readUInt32LE(p + 8)) break;
+    if (op < 1 || op > 4)
+      throw new Error(
+        `WAL record at byte ${p}: op ${body[0]} is not one this version reads (1-4, +0x80 with a time): written by a newer version? Open it with that version`,
+      );
     const key = body.toString('utf8', 3, 3 + kl);
     const data = body.subarray(dataAt);
     const record: WalRecord = { op, key, data };
@@ -571,7 +579,13 @@ export class WalStore implements ObjectStore {
     const segs = (await readdir(this.o.dir)).filter((n) => /^\d{12}\.wal$/.test(n)).sort();
     for (const name of segs) {
       const buf = await readFile(join(this.o.dir, name));
-      const { records, validBytes } = decodeRecords(buf);
+      let decoded: ReturnType<typeof decodeRecords>;
+      try {
+        decoded = decodeRecords(buf);
+      } catch (e) {
+        throw new Error(`${join(this.o.dir, name)}: ${(e as Error).message}`);
+      }
+      const { records, validBytes } = decoded;
       for (const r of records) {
         // a put over a direct write, or a delete of a key the WAL held nothing for or a direct write of: its
         // purge from the store may not have run before the crash (or the close) that left the record here
