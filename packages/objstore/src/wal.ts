@@ -492,6 +492,13 @@ export class WalStore implements ObjectStore {
   private packing?: Promise<void>;
   private packSeq = 0;
   private closed = false;
+  /**
+   * Set when a close starts: new calls are refused while the direct writes already under way (`directs`)
+   * finish and add their markers, which the close then commits.
+   */
+  private closing = false;
+  /** Direct writes (too large for the WAL) under way: a close waits for them. */
+  private readonly directs = new Set<Promise<unknown>>();
   /** Set by a failed group commit: the WAL takes no more writes. */
   private failure: Error | undefined;
   private unlock: (() => Promise<void>) | undefined;
@@ -748,7 +755,8 @@ export class WalStore implements ObjectStore {
    * the WAL takes no writes.
    */
   private addRecord(op: 2 | 3 | 4, key: string, data: Uint8Array, modifiedMs: number): number {
-    this.checkOpen();
+    // (not `checkOpen`: while a close waits for the direct writes under way, their markers go in)
+    if (this.closed) throw new ObjectStoreError('the WAL store is closed');
     if (this.failure)
       throw new ObjectStoreError(
         `the WAL in ${this.o.dir} stopped taking writes after a failed write or sync (${this.failure.message}); reopen it to recover what was acknowledged`,
@@ -981,6 +989,7 @@ export class WalStore implements ObjectStore {
       if (this.memBytes + this.frozenBytes <= this.o.memBytesMax && this.pendingBytes <= pendingBytesMax) {
         try {
           this.checkKey(key);
+          this.checkOpen();
           return this.writeUnconditionally(key, body);
         } catch (e) {
           return Promise.reject(e);
@@ -996,7 +1005,7 @@ export class WalStore implements ObjectStore {
    * ones).
    */
   private checkOpen(): void {
-    if (this.closed) throw new ObjectStoreError('the WAL store is closed');
+    if (this.closed || this.closing) throw new ObjectStoreError('the WAL store is closed');
   }
 
   /** Refuses a key that is not valid or is in the WAL's reserved pack prefix. */
@@ -1015,6 +1024,7 @@ export class WalStore implements ObjectStore {
   private async putWaiting(key: string, body: Uint8Array | Readable, opts: PutOptions): Promise<string> {
     validatePut(key, body, opts);
     this.checkUnreserved(key);
+    this.checkOpen();
     const data = body instanceof Uint8Array ? body : await collectBody(body);
     if (this.memBytes + this.frozenBytes > this.o.memBytesMax) await this.roomInMemory();
     while (this.pendingBytes > pendingBytesMax) await this.flushing;
@@ -1080,7 +1090,17 @@ export class WalStore implements ObjectStore {
    * one's precondition held only before it; and a key the WAL held nothing for was read from the store as
    * soon as the object was there, before the store answered).
    */
-  private async writeDirect(key: string, data: Uint8Array): Promise<string> {
+  private writeDirect(key: string, data: Uint8Array): Promise<string> {
+    // one that got the key's lock after a close began is refused: the close does not wait for it
+    this.checkOpen();
+    const p = this.writeDirectNow(key, data);
+    this.directs.add(p);
+    const done = () => this.directs.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private async writeDirectNow(key: string, data: Uint8Array): Promise<string> {
     const before = this.localState(key);
     await this.flushing;
     const etag = await this.store.put(key, data);
@@ -1280,6 +1300,7 @@ export class WalStore implements ObjectStore {
   async delete(key: string, opts: DeleteOptions = {}): Promise<void> {
     validateDelete(key, opts);
     this.checkUnreserved(key);
+    this.checkOpen();
     const write = () => {
       // the key's object is the store's when the WAL holds a direct write of it, or nothing
       const inStore = storeDecides(this.localState(key));
@@ -1585,7 +1606,11 @@ export class WalStore implements ObjectStore {
    * not packed stays in its segments and is replayed at the next open.
    */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
+    // the direct writes under way land in the store and add their markers first (a close did not wait for
+    // them until 2026-12-07: the put failed though its object landed, hidden by an older version in the WAL)
+    this.closing = true;
+    while (this.directs.size > 0) await Promise.all([...this.directs].map((p) => p.catch(() => undefined)));
     this.closed = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.packTimer) clearInterval(this.packTimer);

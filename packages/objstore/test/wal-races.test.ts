@@ -46,6 +46,27 @@ describe('WAL: conditional writes, direct writes and listings racing other write
     await w.close();
   });
 
+  it('a close waits for a direct write under way: its put succeeds and a reopen reads it, not the older version', async () => {
+    const store = new Gated();
+    const opts = walOpts();
+    let w = await WalStore.open(store, opts);
+    await w.put('k', bytes('small, older'));
+    store.hold('put', 'k'); // the large body's put to the store waits
+    const large = settle(w.put('k', bytes('a body past walObjectBytesMax, newer')));
+    await turns();
+    const closing = settle(w.close());
+    await turns();
+    // calls made once the close began are refused
+    await expect(w.put('j', bytes('late'))).rejects.toThrow('the WAL store is closed');
+    store.release('put');
+    const [l, c] = [await large, await closing];
+    expect(l.ok ? 'stored' : (l.e as Error).message).toBe('stored');
+    expect(c.ok).toBe(true);
+    w = await WalStore.open(store, opts);
+    expect(text(await w.get('k'))).toBe('a body past walObjectBytesMax, newer');
+    await w.close();
+  });
+
   it('a conditional put too large for the WAL does not replace a put that landed after its check', async () => {
     const store = new Gated();
     const opts = walOpts();
