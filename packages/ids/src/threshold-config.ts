@@ -65,16 +65,10 @@ export interface EventFilterEntry {
 }
 
 /** A rate_filter entry of a threshold.config, with its file and line. */
-export interface RateFilterEntry {
+export interface RateFilterEntry extends Omit<RateFilterSpec, 'id' | 'applyTo'> {
   kind: 'rate_filter';
   gid: number;
   sid: number;
-  track: 'by_src' | 'by_dst' | 'by_rule' | 'by_both';
-  count: number;
-  seconds: number;
-  newAction: 'alert' | 'drop' | 'pass' | 'log' | 'sdrop' | 'reject';
-  /** Seconds the new action lasts once tripped; 0: it is never reverted. */
-  timeout: number;
   /** The address spec as written (by_src, by_dst); `$VAR`s are replaced when an engine takes the entry. */
   applyTo?: string;
   file: string;

@@ -229,14 +229,7 @@ export class RateLimiter {
   ): RateFilterSpec['newAction'] | undefined {
     let action: RateFilterSpec['newAction'] | undefined;
     for (const f of filters) {
-      const by =
-        f.track === 'by_src'
-          ? e.src
-          : f.track === 'by_dst'
-            ? e.dst
-            : f.track === 'by_both'
-              ? `${e.src}|${e.dst}`
-              : '';
+      const by = trackedBy(f.track, e);
       if (f.applyTo !== undefined && !this.ipTest(f.applyTo)(by)) continue;
       const key = `${f.id}|${e.gid}:${e.sid}|${by}`;
       let g = this.rateFilterStates.get(key);
@@ -273,16 +266,7 @@ export class RateLimiter {
 
   /** One filter's decision on a match (its window and count updated). */
   private decideOne(spec: RateSpec, e: RateEvent): RateDecision {
-    const by =
-      spec.track === 'by_src'
-        ? e.src
-        : spec.track === 'by_dst'
-          ? e.dst
-          : spec.track === 'by_both'
-            ? `${e.src}|${e.dst}`
-            : spec.track === 'by_flow'
-              ? String(e.flowId)
-              : '';
+    const by = trackedBy(spec.track, e);
     const key = `${spec.kind}|${e.gid}:${e.sid}|${by}`;
     let g = this.entries.get(key);
     const windowUs = spec.seconds * 1e6;
@@ -318,4 +302,17 @@ export class RateLimiter {
         return (g.ports ? g.ports.size > spec.count : g.count > spec.count) ? 'alert' : 'none';
     }
   }
+}
+
+/** The key a filter tracks a match by (by_rule: one key for all). */
+function trackedBy(track: RateSpec['track'], e: RateEvent): string {
+  return track === 'by_src'
+    ? e.src
+    : track === 'by_dst'
+      ? e.dst
+      : track === 'by_both'
+        ? `${e.src}|${e.dst}`
+        : track === 'by_flow'
+          ? String(e.flowId)
+          : '';
 }
