@@ -32,6 +32,23 @@ let n = 0;
 const fresh = () => join(root, `d${n++}`);
 const opts = (dir: string) => ({ dir, packIntervalMs: 3_600_000, packBytes: 1 << 30 });
 
+/**
+ * A WAL record of `body` whose checksum covers the whole body (as records of ops other than 4 have it):
+ * u32 length, the HighwayHash-64 (lo, hi) under the WAL's checksum key, the body.
+ */
+function wholeBodyRecord(body: Buffer): Buffer {
+  const head = Buffer.alloc(12);
+  head.writeUInt32LE(body.length, 0);
+  const h = hash64Words(
+    new Uint8Array(32).map((_, i) => 0xa5 ^ (i * 7)),
+    body,
+    new Uint32Array(2),
+  );
+  head.writeUInt32LE(h[0]!, 4);
+  head.writeUInt32LE(h[1]!, 8);
+  return Buffer.concat([head, body]);
+}
+
 function segments(dir: string): { name: string; buf: Buffer }[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.wal'))
@@ -129,17 +146,10 @@ describe('WAL segments', () => {
     await w.close();
     const seg = segments(dir).find((s) => decodeRecords(s.buf).records.length > 0)!;
     // a record of an op a newer version might write (9), its checksum right: over the whole body
-    const body = Buffer.concat([Buffer.from([9, 6, 0]), Buffer.from('u/kept')]);
-    const head = Buffer.alloc(12);
-    head.writeUInt32LE(body.length, 0);
-    const h = hash64Words(
-      new Uint8Array(32).map((_, i) => 0xa5 ^ (i * 7)),
-      body,
-      new Uint32Array(2),
-    );
-    head.writeUInt32LE(h[0]!, 4);
-    head.writeUInt32LE(h[1]!, 8);
-    const withNewer = Buffer.concat([seg.buf, head, body]);
+    const withNewer = Buffer.concat([
+      seg.buf,
+      wholeBodyRecord(Buffer.concat([Buffer.from([9, 6, 0]), Buffer.from('u/kept')])),
+    ]);
     expect(() => decodeRecords(withNewer)).toThrow(
       `WAL record at byte ${seg.buf.length}: op 9 is not one this version reads`,
     );
@@ -221,19 +231,8 @@ describe('WAL segments', () => {
       etag: etagOf(Buffer.from('checked by its etag')),
     });
     // a record as the WAL wrote puts before: op 1, the checksum over the whole body (key and data)
-    const old = (key: string, data: Buffer) => {
-      const body = Buffer.concat([Buffer.from([1, key.length, 0]), Buffer.from(key), data]);
-      const head = Buffer.alloc(12);
-      head.writeUInt32LE(body.length, 0);
-      const h = hash64Words(
-        new Uint8Array(32).map((_, i) => 0xa5 ^ (i * 7)),
-        body,
-        new Uint32Array(2),
-      );
-      head.writeUInt32LE(h[0]!, 4);
-      head.writeUInt32LE(h[1]!, 8);
-      return Buffer.concat([head, body]);
-    };
+    const old = (key: string, data: Buffer) =>
+      wholeBodyRecord(Buffer.concat([Buffer.from([1, key.length, 0]), Buffer.from(key), data]));
     writeFileSync(join(dir, seg.name), Buffer.concat([seg.buf, old('f/old', Buffer.from('older format'))]));
     w = await WalStore.open(store, opts(dir));
     expect(Buffer.from(await w.get('f/old')).toString()).toBe('older format');
