@@ -8,20 +8,11 @@ import { captureIo, runCommand } from '@strata/cli';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { commands, serveSync, syncFiles, syncToRemote } from '../src/index.js';
+import { image } from './helpers/image.js';
 
 const root = mkdtempSync(join(tmpdir(), 'r3map-sync-window-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const p = (n: string) => join(root, n);
-
-function image(bytes: number, seed: number): Buffer {
-  const b = Buffer.alloc(bytes);
-  let s = seed;
-  for (let i = 0; i < bytes; i += 4) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    b.writeUInt32LE(s, i);
-  }
-  return b;
-}
 
 /** `a` with 4 bytes changed in each of `count` distinct chunks of `chunkBytes` (seeded); the chunks. */
 function edit(a: Buffer, chunkBytes: number, count: number, seed: number): { b: Buffer; chunks: number[] } {

@@ -5,20 +5,11 @@ import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
 import { afterAll, describe, expect, it } from 'vitest';
 import { commands, serveSync, syncFiles, syncToRemote } from '../src/index.js';
+import { image } from './helpers/image.js';
 
 const root = mkdtempSync(join(tmpdir(), 'r3map-sync-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const p = (n: string) => join(root, n);
-
-function image(bytes: number, seed: number): Buffer {
-  const b = Buffer.alloc(bytes);
-  let s = seed;
-  for (let i = 0; i < bytes; i += 4) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    b.writeUInt32LE(s, i);
-  }
-  return b;
-}
 
 describe('delta sync', () => {
   it('sends only changed chunks; --dry-run sends nothing; the result is identical', async () => {
