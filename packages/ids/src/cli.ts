@@ -10,6 +10,7 @@ import {
   parseFlags,
   UsageError,
 } from '@strata/cli';
+import { compileFilter } from './bpf.js';
 import {
   type ClassificationEntry,
   classificationTable,
@@ -44,7 +45,7 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
                   [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]] [--packet-latency US [--fastpath]]
-                  [--latency-alerts] [--profile-rules N] [--pcre-steps N]
+                  [--latency-alerts] [--profile-rules N] [--pcre-steps N] [--bpf EXPR]
 
   FILE                 a pcap or pcapng capture; - reads one from standard input (tcpdump -w - | ...)
   --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
@@ -105,6 +106,11 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
   --profile-rules N    time every rule evaluation (Snort 3's profiler.rules) and list the N rules that took
                        the most time, with their evaluations, total and slowest time, on stderr and in
                        the stats (over all captures)
+  --bpf EXPR           a capture filter in tcpdump's language (Snort's --bpf): host, net, port, portrange,
+                       src/dst, ip, ip6, tcp, udp, icmp, icmp6, vlan, proto N, and/or/not, parentheses
+                       ('tcp port 80 and not src net 10.0.0.0/8'); a packet it refuses is not inspected
+                       (with --ips, passed on); fragments are tested as their datagram. Stats:
+                       packetsFiltered
   --pcre-steps N       a pcre with a backreference, and over a buffer past ${pcreShortMax} bytes one whose loops
                        can make V8 polynomial, runs in a matcher that counts its steps: an exec past N
                        steps per byte of its buffer (at least ${pcreStepsMin}) fails (no match; counted in
@@ -144,9 +150,17 @@ Example:
       'latency-alerts': { type: 'boolean' },
       'profile-rules': { type: 'string' },
       'pcre-steps': { type: 'string' },
+      bpf: { type: 'string' },
     });
     const ips = values.ips === true;
     if (values.out !== undefined && !ips) throw new UsageError('--out FILE needs --ips');
+    const bpf = values.bpf as string | undefined;
+    if (bpf !== undefined)
+      try {
+        compileFilter(bpf); // a bad filter is a usage error before any rule or capture is read
+      } catch (e) {
+        throw new UsageError(`--bpf: ${(e as Error).message}`);
+      }
     const workers = values.workers === undefined ? 1 : Number(values.workers);
     if (!Number.isInteger(workers) || workers < 1 || workers > workersMax)
       throw new UsageError(`--workers: expected an integer from 1 to ${workersMax}, got '${values.workers}'`);
@@ -278,6 +292,7 @@ Example:
       alertsSuppressed: 0,
       alertsRateFiltered: 0,
       actionsRateFiltered: 0,
+      packetsFiltered: 0,
       decodeFailures: 0,
       badChecksums: 0,
       flows: 0,
@@ -334,6 +349,7 @@ Example:
           ...(packetLatency && { packetLatency }),
           ...(profileTop !== undefined && { profileRules: true }),
           ...(pcreSteps !== undefined && { pcreStepsPerByte: pcreSteps }),
+          ...(bpf !== undefined && { filter: bpf }),
           ...(ips && { ips }),
           ...(actionOrder && { actionOrder }),
           ...(values.out !== undefined && { out: resolve(io.cwd, values.out) }),
@@ -419,6 +435,7 @@ Example:
       totals.alertsSuppressed += r.stats.alertsSuppressed ?? 0;
       totals.alertsRateFiltered += r.stats.alertsRateFiltered ?? 0;
       totals.actionsRateFiltered += r.stats.actionsRateFiltered ?? 0;
+      totals.packetsFiltered += r.packetsFiltered ?? 0;
       totals.badChecksums += r.stats.badChecksums;
       totals.flows += r.flows.created;
       totals.flowsEvicted += r.flows.evicted.capacity;
@@ -505,7 +522,7 @@ Example:
       await statsFile.close();
     } else if (!values.quiet)
       io.stderr.write(
-        `strata ids: ${stats.packets} packets, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ${verdicts.rejectResponses} reject responses, ` : ''}${stats.alerts} alerts${thresholds.length > 0 ? ` (${stats.alertsSuppressed} suppressed, ${stats.alertsRateFiltered} held by thresholds${thresholds.some((e) => e.kind === 'rate_filter') ? `, ${stats.actionsRateFiltered} actions changed by rate_filter` : ''})` : ''}, ${stats.mbps.toFixed(1)} Mbps (${stats.mbpsPerCpuSecond.toFixed(1)} per CPU-second), ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,
+        `strata ids: ${stats.packets} packets${bpf !== undefined ? ` (${stats.packetsFiltered} not inspected: --bpf)` : ''}, ${verdicts ? `${verdicts.packetsPassed} passed, ${verdicts.packetsDropped} dropped (flows dropped: ${verdicts.flowsDropped}), ${verdicts.packetsRewritten} rewritten, ${verdicts.rejectResponses} reject responses, ` : ''}${stats.alerts} alerts${thresholds.length > 0 ? ` (${stats.alertsSuppressed} suppressed, ${stats.alertsRateFiltered} held by thresholds${thresholds.some((e) => e.kind === 'rate_filter') ? `, ${stats.actionsRateFiltered} actions changed by rate_filter` : ''})` : ''}, ${stats.mbps.toFixed(1)} Mbps (${stats.mbpsPerCpuSecond.toFixed(1)} per CPU-second), ${stats.flows} flows, ${(stats.outOfOrderShare * 100).toFixed(1)}% of segments out of order, ${(stats.fullMatcherShare * 100).toFixed(1)}% of inspections reach the full matcher, reassembly peak ${stats.reassemblyPeakBytes} bytes, HTTP ${stats.httpRequests} requests / ${stats.httpResponses} responses, ${Object.values(stats.httpAnomalies).reduce((a, b) => a + b, 0)} HTTP anomalies, mail ${stats.mailMessages} messages / ${stats.mailParts} MIME parts\n`,
       );
     return incomplete > 0 ? 1 : 0;
   },

@@ -6,6 +6,7 @@
  * threads sharding flows.
  */
 
+export { BpfSyntaxError, compileFilter, type PacketFilter } from './bpf.js';
 export {
   type Classification,
   ClassificationConfigError,

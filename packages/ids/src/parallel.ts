@@ -256,7 +256,7 @@ export class ParallelRunner {
   ): Promise<ParallelResult> {
     const t0 = performance.now();
     if (opts.out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');
-    const { validateChecksums, defrag, out, reader, ...engineOpts } = opts;
+    const { validateChecksums, defrag, filter, out, reader, ...engineOpts } = opts;
     const sent = this.sent;
     const same = sent !== undefined && sent.length === rules.length && sent.every((r, i) => r === rules[i]);
     this.sent = [...rules];
@@ -313,6 +313,7 @@ export class ParallelRunner {
           bytes,
           validateChecksums,
           defrag,
+          filter,
           hashKey: this.hashKey,
           ftp,
           spare,
@@ -344,6 +345,7 @@ export class ParallelRunner {
         packets: first.packets,
         bytes: first.bytes,
         decodeFailures: first.decodeFailures,
+        filtered: first.filtered,
         unsupportedLinks: first.unsupportedLinks,
         defrag: first.defrag,
         truncated: first.truncated,
@@ -381,6 +383,7 @@ export class ParallelRunner {
       seconds: (performance.now() - t0) / 1000,
       ...(shards.truncated !== undefined && { truncated: shards.truncated }),
       decodeFailures: shards.decodeFailures,
+      ...(filter !== undefined && { packetsFiltered: shards.filtered }),
       ...(shards.unsupportedLinks && { unsupportedLinks: shards.unsupportedLinks }),
       defrag: shards.defrag,
       rulesLoaded: first?.type === 'ready' ? first.loaded : 0,
@@ -438,6 +441,7 @@ export class ParallelRunner {
       ...(validateChecksums !== undefined && { validateChecksums }),
       ...(defrag !== undefined && { defrag }),
       ...(opts.overlapPolicy && { overlapPolicy: opts.overlapPolicy }),
+      ...(opts.filter !== undefined && { filter: opts.filter }),
     });
     // the workers decode every packet again: they sum the payloads for the transport checksums, in parallel
     pipe.checksumsLater = true;
@@ -589,6 +593,7 @@ export class ParallelRunner {
       packets: pipe.packets,
       bytes: pipe.bytes,
       decodeFailures: pipe.decodeFailures,
+      filtered: pipe.filtered,
       unsupportedLinks: pipe.unsupportedLinks,
       defrag: pipe.defrag?.stats,
       truncated: cut.error?.message,
@@ -608,6 +613,8 @@ interface Sharded {
   packets: number;
   bytes: number;
   decodeFailures: number;
+  /** Packets the capture filter refused. */
+  filtered: number;
   unsupportedLinks: UnsupportedLinks | undefined;
   defrag: DefragStats | undefined;
   truncated: string | undefined;

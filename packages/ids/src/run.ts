@@ -1,5 +1,7 @@
 /** Running a capture through the engine: decode every packet, inspect it, collect alerts and stats. */
+
 import { createReadStream, createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { compileFilter, type PacketFilter } from './bpf.js';
 import { threadCpuMs } from './cpu.js';
 import { type Decoded, type DecodeFailure, decodeInto, newDecodeStats, PacketRecord } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
@@ -34,6 +36,8 @@ export interface RunResult {
    */
   loopCpuSeconds?: number;
   decodeFailures: number;
+  /** With a capture filter (`filter`): the packets it refused (not inspected). */
+  packetsFiltered?: number;
   /**
    * Link types of packets the decoder does not know (none inspected: their alerts are missing), and how many
    * such packets; absent when there were none.
@@ -181,6 +185,12 @@ export type PipelineOptions = EngineOptions & {
   validateChecksums?: boolean | 'auto';
   /** IP defragmentation (default on; an object sets its bounds). */
   defrag?: boolean | DefragOptions;
+  /**
+   * A capture filter in the pcap-filter language (`compileFilter`, bpf.ts: `tcp port 80 and not host
+   * 10.0.0.1`): a packet it refuses is not inspected (with IPS, passed on as captured), counted in
+   * `Pipeline.filtered`. Fragments are tested as the datagram they rebuild.
+   */
+  filter?: string;
 };
 
 export type RunOptions = PipelineOptions & {
@@ -266,7 +276,12 @@ export class Pipeline {
             ...(opts.overlapPolicy && { policy: opts.overlapPolicy }),
             ...(typeof opts.defrag === 'object' && opts.defrag),
           });
+    this.accepts = opts.filter === undefined ? undefined : compileFilter(opts.filter);
   }
+
+  /** Packets (datagrams, for fragments) the capture filter (`filter`) refused. */
+  filtered = 0;
+  private readonly accepts: PacketFilter | undefined;
 
   /** One captured frame; returns the alerts it raised. */
   push(p: Packet): Alert[] {
@@ -320,6 +335,10 @@ export class Pipeline {
       if (!whole) return undefined;
       if (typeof decodeInto(d, 101, whole, this.redecodeStats, l4Checksum) === 'string') return undefined;
       frame = this.defrag.lastFrame ?? whole;
+    }
+    if (this.accepts && !this.accepts(d)) {
+      this.filtered++;
+      return undefined;
     }
     // Suricata's checksum validation: a packet with a bad checksum is still inspected on its own, but it
     // does not move TCP state or go into a stream
@@ -492,6 +511,7 @@ export async function runCapture(
     ...(cut.error && { truncated: cut.error.message }),
     ...(cpu0 !== undefined && cpu1 !== undefined && { loopCpuSeconds: (cpu1 - cpu0) / 1000 }),
     decodeFailures: pipe.decodeFailures,
+    ...(opts.filter !== undefined && { packetsFiltered: pipe.filtered }),
     ...(pipe.unsupportedLinks && { unsupportedLinks: pipe.unsupportedLinks }),
     defrag: pipe.defrag?.stats,
     rulesLoaded: engine.compiled.length,

@@ -62,6 +62,8 @@ export type ToWorker =
       bytes: number;
       validateChecksums: boolean | 'auto' | undefined;
       defrag: boolean | DefragOptions | undefined;
+      /** The capture filter (`PipelineOptions.filter`). */
+      filter: string | undefined;
       /** The pool's flow hash key, and whether FTP data connections follow their control connection. */
       hashKey: Uint8Array;
       ftp: boolean;
@@ -104,6 +106,7 @@ export type FromWorker =
       packets: number;
       bytes: number;
       decodeFailures: number;
+      filtered: number;
       unsupportedLinks: UnsupportedLinks | undefined;
       defrag: DefragStats | undefined;
       truncated: string | undefined;
@@ -217,6 +220,7 @@ async function runShard(engine: Engine, m: Extract<ToWorker, { type: 'capture' }
     ...(m.validateChecksums !== undefined && { validateChecksums: m.validateChecksums }),
     ...(m.defrag !== undefined && { defrag: m.defrag }),
     ...(engineOpts.overlapPolicy && { overlapPolicy: engineOpts.overlapPolicy }),
+    ...(m.filter !== undefined && { filter: m.filter }),
   });
   pipe.checksumsLater = true;
   const shard = new FlowSharder(workers, m.hashKey, m.ftp ? { vars: engineOpts.vars } : undefined);
@@ -259,6 +263,7 @@ async function runShard(engine: Engine, m: Extract<ToWorker, { type: 'capture' }
     packets: pipe.packets,
     bytes: pipe.bytes,
     decodeFailures: pipe.decodeFailures,
+    filtered: pipe.filtered,
     unsupportedLinks: pipe.unsupportedLinks,
     defrag: pipe.defrag?.stats,
     truncated: cut.error?.message,

@@ -228,6 +228,11 @@ describe('IP defragmentation', () => {
       expect(r.defrag).toMatchObject({ fragments: 2, reassembled: 1 });
       const off = await runCapture(file, rules, { defrag: false });
       expect(off.alerts).toEqual([]);
+      // a capture filter sees the datagram: its ports, which only the first fragment carries
+      const kept = await runCapture(file, rules, { filter: 'tcp dst port 80' });
+      expect([kept.alerts.map((a) => a.sid), kept.packetsFiltered]).toEqual([[1], 0]);
+      const refused = await runCapture(file, rules, { filter: 'tcp dst port 81' });
+      expect([refused.alerts.map((a) => a.sid), refused.packetsFiltered]).toEqual([[], 1]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
