@@ -1,7 +1,7 @@
 // Delta sync in windows of digests (sync protocol version 2): the digests held are bounded by the window,
 // not the file; version 1 peers are served the old way; WINDOW frames are checked.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
@@ -13,6 +13,24 @@ import { image } from './helpers/image.js';
 const root = mkdtempSync(join(tmpdir(), 'r3map-sync-window-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const p = (n: string) => join(root, n);
+
+/** A sync server played by the test: `onFrame` gets each frame the client sends (type, payload). */
+function fakeServer(onFrame: (c: Socket, type: number, payload: Buffer) => void) {
+  return createServer((c) => {
+    let buf = Buffer.alloc(0);
+    c.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const len = buf.readUInt32BE(0);
+        const type = buf[4]!;
+        const payload = buf.subarray(5, 4 + len);
+        buf = buf.subarray(4 + len);
+        onFrame(c, type, payload);
+      }
+    });
+    c.on('error', () => undefined);
+  });
+}
 
 /** `a` with 4 bytes changed in each of `count` distinct chunks of `chunkBytes` (seeded); the chunks. */
 function edit(a: Buffer, chunkBytes: number, count: number, seed: number): { b: Buffer; chunks: number[] } {
@@ -134,20 +152,10 @@ describe('delta sync in windows', () => {
   it('syncs with a version 1 server (READY of one byte, then every digest in one frame), asking for no window', async () => {
     const types: number[] = [];
     // a server of before: holds nothing, so every chunk travels
-    const server = createServer((c) => {
-      let buf = Buffer.alloc(0);
-      c.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-          const len = buf.readUInt32BE(0);
-          const type = buf[4]!;
-          types.push(type);
-          buf = buf.subarray(4 + len);
-          if (type === 1) c.write(Buffer.concat([frame(7, Buffer.from([1])), frame(2, Buffer.alloc(8))]));
-          if (type === 4) c.end(frame(4, Buffer.alloc(0)));
-        }
-      });
-      c.on('error', () => undefined);
+    const server = fakeServer((c, type) => {
+      types.push(type);
+      if (type === 1) c.write(Buffer.concat([frame(7, Buffer.from([1])), frame(2, Buffer.alloc(8))]));
+      if (type === 4) c.end(frame(4, Buffer.alloc(0)));
     });
     const port = await listen(server);
     try {
@@ -229,33 +237,19 @@ describe('delta sync in windows', () => {
   });
 
   it('fails a client whose server sends a WINDOW reply of the wrong size, saying so', async () => {
-    const server = createServer((c) => {
-      let buf = Buffer.alloc(0);
-      c.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-          const len = buf.readUInt32BE(0);
-          const type = buf[4]!;
-          const payload = buf.subarray(5, 4 + len);
-          buf = buf.subarray(4 + len);
-          if (type === 1) {
-            const ready = Buffer.alloc(10);
-            ready[0] = 1;
-            ready[1] = 2;
-            ready.writeBigUInt64BE(1n << 20n, 2);
-            c.write(frame(7, ready));
-          }
-          // one digest short
-          if (type === 9)
-            c.write(
-              frame(
-                9,
-                Buffer.concat([payload.subarray(0, 8), Buffer.alloc(16 * (payload.readUInt32BE(8) - 1))]),
-              ),
-            );
-        }
-      });
-      c.on('error', () => undefined);
+    const server = fakeServer((c, type, payload) => {
+      if (type === 1) {
+        const ready = Buffer.alloc(10);
+        ready[0] = 1;
+        ready[1] = 2;
+        ready.writeBigUInt64BE(1n << 20n, 2);
+        c.write(frame(7, ready));
+      }
+      // one digest short
+      if (type === 9)
+        c.write(
+          frame(9, Buffer.concat([payload.subarray(0, 8), Buffer.alloc(16 * (payload.readUInt32BE(8) - 1))])),
+        );
     });
     const port = await listen(server);
     try {
