@@ -428,14 +428,19 @@ describe('NBD server maxConnections', () => {
     return out;
   }
 
-  it('answers a connection past the cap with NBD_REP_ERR_POLICY, holds no slot for it, and serves again once one closes (it was closed before the greeting, without a reason)', async () => {
+  /** A server of a 1 MiB memory device with `maxConnections` open at most, listening on loopback. */
+  async function capped(maxConnections: number, refusalTimeoutMs?: number) {
     const s = new NbdServer([{ name: '', device: new MemoryDevice(1 << 20) }], {
       pollUs: 0,
-      maxConnections: 2,
-      refusalTimeoutMs: 500,
+      maxConnections,
+      ...(refusalTimeoutMs !== undefined && { refusalTimeoutMs }),
     });
     servers.push(s);
-    const port = await s.listen(0);
+    return { s, port: await s.listen(0) };
+  }
+
+  it('answers a connection past the cap with NBD_REP_ERR_POLICY, holds no slot for it, and serves again once one closes (it was closed before the greeting, without a reason)', async () => {
+    const { s, port } = await capped(2, 500);
     const a = await greeting(port);
     const b = await greeting(port);
     expect([a.bytes, b.bytes, s.connectionsOpen]).toEqual([18, 18, 2]);
@@ -486,13 +491,7 @@ describe('NBD server maxConnections', () => {
   });
 
   it('drops a refused connection that sends no option (or half of one) after refusalTimeoutMs, holding no slot', async () => {
-    const s = new NbdServer([{ name: '', device: new MemoryDevice(1 << 20) }], {
-      pollUs: 0,
-      maxConnections: 1,
-      refusalTimeoutMs: 300,
-    });
-    servers.push(s);
-    const port = await s.listen(0);
+    const { s, port } = await capped(1, 300);
     const a = await greeting(port);
     expect(a.bytes).toBe(18);
     const mute = await open(port);
@@ -510,13 +509,7 @@ describe('NBD server maxConnections', () => {
   });
 
   it('answers random and mutated handshakes past the cap with well-formed replies only, closing each within refusalTimeoutMs (fuzz)', async () => {
-    const s = new NbdServer([{ name: '', device: new MemoryDevice(1 << 20) }], {
-      pollUs: 0,
-      maxConnections: 1,
-      refusalTimeoutMs: 300,
-    });
-    servers.push(s);
-    const port = await s.listen(0);
+    const { s, port } = await capped(1, 300);
     const a = await greeting(port);
     const opt = (o: number, data: Buffer) => {
       const h = Buffer.alloc(16);
@@ -567,12 +560,7 @@ describe('NBD server maxConnections', () => {
   }, 60_000);
 
   it.skipIf(!haveNbdinfo)('nbdinfo against a server at its cap reports the reason', async () => {
-    const s = new NbdServer([{ name: '', device: new MemoryDevice(1 << 20) }], {
-      pollUs: 0,
-      maxConnections: 1,
-    });
-    servers.push(s);
-    const port = await s.listen(0);
+    const { s, port } = await capped(1);
     const a = await greeting(port);
     expect(a.bytes).toBe(18);
     const out = await new Promise<{ code: number | null; err: string }>((resolve) => {
