@@ -33,6 +33,7 @@ import {
   defaultPolicy,
   type IndexPolicy,
   maintainSummary,
+  rowObject,
   Stream,
   streamDir,
 } from './stream.js';
@@ -91,14 +92,6 @@ function formatRow(s: Stream, r: Row): string {
       return `${c.name}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : v}`;
     })
     .join(' ');
-}
-
-function rowObject(s: Stream, r: Row): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  s.def.columns.forEach((c, i) => {
-    o[c.name] = r[i] ?? null;
-  });
-  return o;
 }
 
 function explainText(res: SearchResult): string {
@@ -285,6 +278,8 @@ const serve: Command = {
   summary: 'run an ingestion server (HTTP on 127.0.0.1) over a data directory',
   help: `Run the ingestion server: POST /streams/NAME/chunks?source=S&from=A&to=B with Idempotency-Key = block id.
 Acknowledges after the progress-log append commits; a repeated block id is acknowledged without a write.
+GET /streams/NAME/search?where=EXPR[&limit=N][&cursor=C][&since=T][&until=T] answers {rows, cursor?}:
+EXPR as strata search's, at most N rows (default 100, at most 10,000), the cursor of the next page when cut.
 
 Usage: strata stream serve [--port N] [--no-index] [--compact-every N] [--maintain-every DURATION] [--data DIR]
 
@@ -699,7 +694,8 @@ Example: strata search hdfs --where "content CONTAINS 'blk_38865049064139660'" -
         );
         return 0;
       }
-      if (f.values.json) for (const r of res.rows) io.stdout.write(`${JSON.stringify(rowObject(s, r))}\n`);
+      if (f.values.json)
+        for (const r of res.rows) io.stdout.write(`${JSON.stringify(rowObject(s.def, r))}\n`);
       else for (const r of res.rows) io.stdout.write(`${formatRow(s, r)}\n`);
       if (f.values.explain) io.stderr.write(`${explainText(res)}\n`);
       if (res.cursor !== undefined)

@@ -104,6 +104,7 @@ export {
   type IngestServer,
   type IngestServerOptions,
   leafKeysMax,
+  searchPageRowsMax,
   startIngestServer,
 } from './server.js';
 export {
@@ -117,6 +118,7 @@ export {
   gcGraceMsDefault,
   type IndexPolicy,
   type IngestStats,
+  rowObject,
   Stream,
   type StreamOptions,
   streamDir,

@@ -11,15 +11,25 @@
  * A retried chunk has the same id, so it is acknowledged without a second block record. The server keeps
  * no state of its own beyond object storage and the progress log, so several can run over one data
  * directory: the progress log orders their appends and every reader keeps the first record of a block id.
+ *
+ * Searches (`searchOverHttp`):
+ *   GET /streams/NAME/search?where=EXPR[&limit=N][&cursor=C][&since=T][&until=T]
+ *                                            <--200 {rows: [{column: value}], cursor?}--
+ * EXPR as `strata search --where`; rows in log order, at most `limit` (default 100, at most
+ * `searchPageRowsMax`); `cursor` when the limit cut the result, for the next page. A bad parameter is a 400
+ * naming it.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { inflateSync } from 'node:zlib';
 import { listenOn } from '@strata/cli';
 import { chunkBytesMax } from './agent.js';
 import { blockId } from './block.js';
+import { CursorError } from './cursor.js';
+import { parseTimestamp } from './formats.js';
 import { decodeNode } from './node.js';
+import { type Expr, QueryError } from './query.js';
 import { type Periodic, periodMsMax, runEvery, serialQueue } from './schedule.js';
-import { type IndexPolicy, maintainSummary, Stream } from './stream.js';
+import { type IndexPolicy, maintainSummary, rowObject, Stream } from './stream.js';
 
 export interface IngestServer {
   server: Server;
@@ -79,6 +89,60 @@ export function checkLeaf(bytes: Uint8Array): Float64Array {
   return n.keys;
 }
 
+/** Rows one search request returns at most (`limit`). */
+export const searchPageRowsMax = 10_000;
+
+const searchParams = new Set(['where', 'limit', 'cursor', 'since', 'until']);
+
+/** A search request's answer (see the module's comment); a bad parameter throws with status 400. */
+async function searchOverHttp(
+  s: Stream,
+  params: URLSearchParams,
+): Promise<{ rows: unknown[]; cursor?: string }> {
+  const bad = (msg: string) => Object.assign(new Error(msg), { status: 400 });
+  for (const k of params.keys())
+    if (!searchParams.has(k)) throw bad(`unknown parameter '${k}' (where, limit, cursor, since, until)`);
+  let expr: Expr;
+  try {
+    expr = s.parse(params.get('where') ?? '');
+  } catch (e) {
+    if (e instanceof QueryError) throw bad(`where: ${e.message}`);
+    throw e;
+  }
+  const limitText = params.get('limit') ?? '100';
+  const limit = /^\d{1,6}$/.test(limitText) ? Number(limitText) : Number.NaN;
+  if (!(limit <= searchPageRowsMax))
+    throw bad(`limit '${limitText}': a whole number from 0 to ${searchPageRowsMax}`);
+  const time = (name: 'since' | 'until') => {
+    const v = params.get(name);
+    if (v === null) return undefined;
+    const t = parseTimestamp(v);
+    if (t === null) throw bad(`${name} '${v}' is not a timestamp (e.g. 2008-11-09T20:36:15Z)`);
+    return t;
+  };
+  const since = time('since');
+  const until = time('until');
+  if ((since !== undefined || until !== undefined) && !s.def.columns.some((c) => c.type === 'TIMESTAMP'))
+    throw bad(`since and until: stream ${s.def.name} has no TIMESTAMP column`);
+  const cursor = params.get('cursor') ?? undefined;
+  let res: Awaited<ReturnType<Stream['search']>>;
+  try {
+    res = await s.search(expr, {
+      limit,
+      ...(cursor !== undefined ? { cursor } : {}),
+      ...(since !== undefined ? { since } : {}),
+      ...(until !== undefined ? { until } : {}),
+    });
+  } catch (e) {
+    if (e instanceof CursorError) throw bad(e.message);
+    throw e;
+  }
+  return {
+    rows: res.rows.map((r) => rowObject(s.def, r)),
+    ...(res.cursor !== undefined && { cursor: res.cursor }),
+  };
+}
+
 /** Starts an ingestion server over a data directory. */
 export async function startIngestServer(
   dataDir: string,
@@ -135,6 +199,9 @@ export async function startIngestServer(
         const s = await open(g[1]!);
         return reply(200, { name: s.def.name, ddl: s.ddl });
       }
+      const q = /^\/streams\/([A-Za-z_][A-Za-z0-9_]*)\/search$/.exec(url.pathname);
+      if (req.method === 'GET' && q)
+        return reply(200, await searchOverHttp(await open(q[1]!), url.searchParams));
       const m = /^\/streams\/([A-Za-z_][A-Za-z0-9_]*)\/chunks$/.exec(url.pathname);
       if (req.method !== 'POST' || !m) return reply(404, { error: `no route ${req.method} ${url.pathname}` });
       const name = m[1]!;

@@ -340,6 +340,15 @@ class LineEnds {
 }
 
 /** The data directory layout: DIR/objects (file: store, the standard tier), DIR/express (the express tier), DIR/streams/NAME/{stream.ddl,progress/} (progress: a vlog VirtualLog). */
+/** A row as an object of its stream's columns (a missing cell as null): JSON lines, HTTP answers. */
+export function rowObject(def: StreamDef, r: Row): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  def.columns.forEach((c, i) => {
+    o[c.name] = r[i] ?? null;
+  });
+  return o;
+}
+
 export function streamDir(dataDir: string, name: string): string {
   return join(dataDir, 'streams', name);
 }

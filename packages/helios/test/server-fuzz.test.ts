@@ -101,4 +101,57 @@ describe('ingestion server, fuzzed requests', () => {
       await s.close();
     }
   }, 120_000);
+
+  it('answers every search with 200 and rows, or 400 and a reason, whatever its parameters (fuzz)', async () => {
+    const srv = await startIngestServer(dir, { index: true });
+    const piece = fc.constantFrom(
+      'n = 1',
+      "user = 'u1'",
+      "msg CONTAINS 'hello'",
+      'AND',
+      'OR',
+      'NOT',
+      '(',
+      ')',
+      "'",
+      '=',
+      'n',
+      '<',
+    );
+    const value = fc.oneof(
+      fc.string({ maxLength: 30 }),
+      fc.array(piece, { maxLength: 8 }).map((p) => p.join(' ')),
+      fc.constantFrom(
+        '0',
+        '1',
+        '100',
+        '10000',
+        '10001',
+        '-1',
+        'c1.0.1.0',
+        'c1.99999999.0.0',
+        '2008-11-09T20:36:15Z',
+      ),
+    );
+    const params = fc.array(
+      fc.tuple(fc.constantFrom('where', 'where', 'limit', 'cursor', 'since', 'until', 'q', ''), value),
+      { maxLength: 5 },
+    );
+    try {
+      await fc.assert(
+        fc.asyncProperty(params, async (ps) => {
+          const q = new URLSearchParams(ps);
+          const res = await fetch(`http://127.0.0.1:${srv.port}/streams/ev/search?${q}`);
+          const text = await res.text();
+          expect([200, 400], text).toContain(res.status);
+          const json = JSON.parse(text) as { error?: string; rows?: unknown[] };
+          if (res.status === 400) expect(json.error).toMatch(/\w/);
+          else expect(Array.isArray(json.rows)).toBe(true);
+        }),
+        { numRuns: 300 },
+      );
+    } finally {
+      await srv.close();
+    }
+  }, 120_000);
 });

@@ -136,3 +136,64 @@ describe('ingestion server and agent over HTTP', () => {
     }
   });
 });
+
+describe('searches over HTTP', () => {
+  it('answers GET /streams/NAME/search with the rows, in pages by cursor, and names a bad parameter', async () => {
+    const d = join(dir, 'searched');
+    createStream(d, ddl);
+    const file = join(d, 'app.log');
+    writeFileSync(
+      file,
+      `${Array.from({ length: 300 }, (_, i) => `n=${i} user=u${i % 5} msg="request id_${i} done"`).join('\n')}\n`,
+    );
+    const srv = await startIngestServer(d, { index: true });
+    const url = (q: string) => `http://127.0.0.1:${srv.port}/streams/ev/search?${q}`;
+    const get = async (q: string) => {
+      const r = await fetch(url(q));
+      return {
+        status: r.status,
+        body: (await r.json()) as { rows?: { n: number }[]; cursor?: string; error?: string },
+      };
+    };
+    try {
+      await runAgentOnce({ url: `http://127.0.0.1:${srv.port}`, stream: 'ev', file, chunkBytes: 1024 });
+      const one = await get(`where=${encodeURIComponent("msg CONTAINS 'id_42'")}`);
+      expect(one).toEqual({
+        status: 200,
+        body: { rows: [{ n: 42, user: 'u2', msg: 'request id_42 done' }] },
+      });
+      // pages of 25 over user u3's 60 rows, joined: every row once, in log order
+      const where = encodeURIComponent("user = 'u3'");
+      const seen: number[] = [];
+      let cursor: string | undefined;
+      for (let page = 0; page < 10; page++) {
+        const r = await get(
+          `where=${where}&limit=25${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        );
+        expect(r.status).toBe(200);
+        seen.push(...r.body.rows!.map((x) => x.n));
+        cursor = r.body.cursor;
+        if (cursor === undefined) break;
+      }
+      expect(seen).toEqual(Array.from({ length: 60 }, (_, i) => 3 + 5 * i));
+      const bad: [string, RegExp][] = [
+        ['where=' + encodeURIComponent('user ='), /^where: /],
+        ['where=&limit=-1', /^limit '-1': a whole number from 0 to 10000/],
+        ['where=&limit=10001', /^limit '10001'/],
+        ['where=&cursor=page2', /malformed cursor 'page2'/],
+        ['where=&since=yesterday', /^since 'yesterday' is not a timestamp/],
+        ['q=x', /^unknown parameter 'q' \(where, limit, cursor, since, until\)/],
+      ];
+      for (const [q, msg] of bad) {
+        const r = await get(q);
+        expect(r.status, q).toBe(400);
+        expect(r.body.error, q).toMatch(msg);
+      }
+      expect((await get('where=')).body.rows).toHaveLength(100); // the default limit
+      const missing = await fetch(`http://127.0.0.1:${srv.port}/streams/nope/search?where=`);
+      expect(missing.status).toBe(404);
+    } finally {
+      await srv.close();
+    }
+  });
+});
