@@ -1593,6 +1593,7 @@ export class Engine {
     };
     if (c.classtype) a.classtype = c.classtype;
     if (c.priority !== undefined) a.priority = c.priority;
+    if (this.opts.ips) a.ips = true;
     const d = this.current;
     if ((e.proto === 1 || e.proto === 58) && d !== undefined && d.proto === e.proto) {
       a.icmpType = d.icmpType;

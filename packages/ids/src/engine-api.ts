@@ -47,6 +47,8 @@ export interface Alert {
   pktSrc?: string;
   /** With `deferRates`: the threshold / detection_filter decision still to take (see `RateLimiter`). */
   rate?: { spec: RateSpec; event: RateEvent };
+  /** Raised by an engine in IPS mode (`EngineOptions.ips`), where a drop rule's action drops the packet. */
+  ips?: true;
 }
 
 export interface EngineOptions {

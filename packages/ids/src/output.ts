@@ -79,7 +79,11 @@ function eveRecord(a: Alert, classes: ReadonlyMap<string, Classification>): Reco
       packet_info: { linktype: a.linkType },
     }),
     alert: {
-      action: a.action === 'drop' || rejectTargetOf(a.action) ? 'blocked' : 'allowed',
+      // Suricata's (output-json-alert.c): a reject blocked, a drop only in IPS mode (in IDS it alerts)
+      action:
+        rejectTargetOf(a.action) || (a.ips && (a.action === 'drop' || a.action === 'sdrop'))
+          ? 'blocked'
+          : 'allowed',
       gid: a.gid,
       signature_id: a.sid,
       rev: a.rev,

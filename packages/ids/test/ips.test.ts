@@ -55,6 +55,29 @@ describe('verdicts', () => {
     expect(e.verdict.drop).toBe(true);
   });
 
+  it("eve's alert.action: a drop blocked in IPS mode only (in IDS the packet goes on), a reject in both (Suricata's)", () => {
+    const both = [
+      'drop udp any any -> any any (content:"bad"; sid:2;)',
+      'reject udp any any -> any any (content:"worse"; sid:3;)',
+    ];
+    const actions = (opts: EngineOptions) => {
+      const e = new Engine(rules(...both), opts);
+      const r = run(e, [pkt({ proto: 17, payload: 'bad' }), pkt({ proto: 17, sp: 1, payload: 'worse' })]);
+      return r.alerts
+        .map((a) => [a.sid, eveJson(a).alert])
+        .map(([sid, x]) => [sid, (x as { action: string }).action]);
+    };
+    expect(actions(inline)).toEqual([
+      [2, 'blocked'],
+      [3, 'blocked'],
+    ]);
+    // it said blocked for a drop rule's alert in IDS mode too, where nothing was dropped
+    expect(actions({})).toEqual([
+      [2, 'allowed'],
+      [3, 'blocked'],
+    ]);
+  });
+
   it('a drop on a packet rule drops that packet only (Suricata: action scope packet)', () => {
     const e = new Engine(rules('drop udp any any -> any any (content:"bad"; sid:2;)'), inline);
     const u = (payload: string) => pkt({ proto: 17, dp: 53, payload });
