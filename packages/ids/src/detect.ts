@@ -60,6 +60,7 @@ import {
   StreamReassembler,
 } from './stream.js';
 import { type RateDecision, type RateEvent, RateLimiter, type RateSpec } from './threshold.js';
+import { latencyEventsGid } from './threshold-config.js';
 import { TlsSession } from './tls.js';
 
 /**
@@ -156,10 +157,10 @@ interface FlowData extends FlowInspection, GroupedFlow {
 }
 
 /**
- * The latency events' generator and messages: Snort 3's latency module raises these as gid 134 (its
- * `latency_rules`: 1 a rule tree suspended, 2 re-enabled after its suspend time, 3 a packet fastpathed).
+ * The latency events' messages (their generator is `latencyEventsGid`, 134, as Snort 3's latency module
+ * raises them; its `latency_rules`: 1 a rule tree suspended, 2 re-enabled after its suspend time, 3 a
+ * packet fastpathed).
  */
-const latencyGid = 134;
 const latencyEventMsg = {
   1: 'rule tree suspended due to latency',
   2: 'rule tree re-enabled after suspend timeout',
@@ -393,9 +394,9 @@ export class Engine {
       }
     }
     this.latencyRates = {
-      1: compiler.eventRate(latencyGid, 1),
-      2: compiler.eventRate(latencyGid, 2),
-      3: compiler.eventRate(latencyGid, 3),
+      1: compiler.eventRate(latencyEventsGid, 1),
+      2: compiler.eventRate(latencyEventsGid, 2),
+      3: compiler.eventRate(latencyEventsGid, 3),
     };
     this.warnings.push(...compiler.thresholdWarnings());
     if (opts.deferRates) refuseDeferredGates(this.compiled, opts.ips === true);
@@ -1460,7 +1461,7 @@ export class Engine {
     if (spec) {
       const event: RateEvent = {
         sid,
-        gid: latencyGid,
+        gid: latencyEventsGid,
         src: d.src,
         dst: d.dst,
         sp: d.srcPort,
@@ -1476,7 +1477,7 @@ export class Engine {
       ...(rate && { rate }),
       tsUs: this.nowUs,
       sid,
-      gid: latencyGid,
+      gid: latencyEventsGid,
       rev: 1,
       msg: latencyEventMsg[sid],
       action: 'alert',

@@ -235,6 +235,8 @@ function splitFields(s: string): string[] {
 export class EventFilters {
   private readonly suppress = new Map<string, SuppressSpec[]>();
   private readonly filters = new Map<string, EventFilterEntry>();
+  /** The rate_filter entries, in the order of the files. */
+  private readonly rateFilterEntries: RateFilterEntry[] = [];
   /** rate_filter entries by `gid:sid` (wildcards too), each list in the order of the files. */
   private readonly rateFilters = new Map<string, RateFilterSpec[]>();
   /** The entries naming one gid:sid (not a wildcard), by `gid:sid`, until a rule or event of it is asked for. */
@@ -256,6 +258,7 @@ export class EventFilters {
         continue;
       }
       if (e.kind === 'rate_filter') {
+        this.rateFilterEntries.push(e);
         const spec: RateFilterSpec = {
           id: this.rateFilterCount++,
           track: e.track,
@@ -328,17 +331,25 @@ export class EventFilters {
    * Meaningful once every rule was compiled and the engine's own events asked for.
    */
   unmatched(): ThresholdEntry[] {
-    return [...this.unasked.values()].flat().sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
+    const out = [...this.unasked.values()].flat();
+    // a rate_filter of the latency events (theirs, or all of gen_id 134) changes no action: they have none
+    for (const list of this.rateFilterEntries)
+      if (list.gid === latencyEventsGid && !out.includes(list)) out.push(list);
+    return out.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
   }
 }
 
 /** `EventFilters.unmatched`'s entries as warnings naming file:line. */
 export function unmatchedWarnings(entries: readonly ThresholdEntry[]): string[] {
-  return entries.map(
-    (e) =>
-      `${e.file}:${e.line}: ${e.kind} gen_id ${e.gid}, sig_id ${e.sid}: no rule loaded has this gid:sid (the entry does nothing)`,
+  return entries.map((e) =>
+    e.kind === 'rate_filter' && e.gid === latencyEventsGid
+      ? `${e.file}:${e.line}: rate_filter gen_id ${e.gid}, sig_id ${e.sid}: a latency event has no action to change (the entry does nothing)`
+      : `${e.file}:${e.line}: ${e.kind} gen_id ${e.gid}, sig_id ${e.sid}: no rule loaded has this gid:sid (the entry does nothing)`,
   );
 }
+
+/** The generator of the engine's latency events (its only events that are not a rule's). */
+export const latencyEventsGid = 134;
 
 /** An entry's address spec with the engine's variables replaced (an error names its file:line and field). */
 function expandedIp(

@@ -541,6 +541,21 @@ describe('threshold.config entries that name no rule', () => {
       'u.config:1: suppress gen_id 1, sig_id 1: no rule loaded has this gid:sid (the entry does nothing)',
     ]);
     expect(new Engine(rules).warnings).toEqual([]);
+    // a rate_filter of the latency events changes nothing: they have no action
+    const latency = new Engine(rules, {
+      thresholdConfig: parseThresholdConfig(
+        [
+          'rate_filter gen_id 134, sig_id 1, track by_rule, count 1, seconds 1, new_action drop, timeout 0',
+          'rate_filter gen_id 134, sig_id 0, track by_rule, count 1, seconds 1, new_action drop, timeout 0',
+          'suppress gen_id 134, sig_id 3',
+        ].join('\n'),
+        'l.config',
+      ),
+    });
+    expect(latency.warnings).toEqual([
+      'l.config:1: rate_filter gen_id 134, sig_id 1: a latency event has no action to change (the entry does nothing)',
+      'l.config:2: rate_filter gen_id 134, sig_id 0: a latency event has no action to change (the entry does nothing)',
+    ]);
   });
 });
 
