@@ -63,17 +63,11 @@ class Parser {
   private last: Qualifiers | undefined;
 
   constructor(private readonly src: string) {
+    // every character but whitespace is some token (the pattern's last branch takes any one): the loop ends
+    // at the end of the text
     tokenPattern.lastIndex = 0;
-    for (;;) {
-      const at = tokenPattern.lastIndex;
-      const m = tokenPattern.exec(src);
-      if (!m) {
-        if (src.slice(at).trim() !== '')
-          throw new BpfSyntaxError(`filter at ${at + 1}: cannot read '${src.slice(at, at + 20)}'`);
-        break;
-      }
+    for (let m = tokenPattern.exec(src); m; m = tokenPattern.exec(src))
       this.tokens.push({ text: m[1]!, at: m.index + m[0].length - m[1]!.length });
-    }
   }
 
   done(): boolean {
@@ -87,6 +81,12 @@ class Parser {
   fail(msg: string): never {
     const at = this.tokens[this.i]?.at ?? this.src.length;
     throw new BpfSyntaxError(`filter at ${at + 1}: ${msg}`);
+  }
+
+  /** `fail` pointing at token `at` (a value taken already). */
+  private failAt(at: number, msg: string): never {
+    this.i = at;
+    this.fail(msg);
   }
 
   private take(word?: string): string {
@@ -200,17 +200,14 @@ class Parser {
     if (q.kind === 'host' || q.kind === 'net') {
       const at = this.i;
       const text = this.take();
-      if (q.kind === 'host' && text.includes('/')) {
-        this.i = at;
-        this.fail(`host '${text}': a host is one address (net takes a prefix)`);
-      }
+      if (q.kind === 'host' && text.includes('/'))
+        this.failAt(at, `host '${text}': a host is one address (net takes a prefix)`);
       let test: (a: Uint8Array) => boolean;
       try {
         if (!/^[0-9a-fA-F.:/]+$/.test(text)) throw new Error('not an IPv4 or IPv6 address');
         test = addrBytesTest(text, {});
       } catch (e) {
-        this.i = at;
-        this.fail(`${q.kind} '${text}': ${(e as Error).message} (no host names: give the address)`);
+        this.failAt(at, `${q.kind} '${text}': ${(e as Error).message} (no host names: give the address)`);
       }
       const family = q.family;
       return (d) =>
@@ -226,10 +223,8 @@ class Parser {
       const m = /^(\d{1,5})-(\d{1,5})$/.exec(text);
       lo = m ? Number(m[1]) : Number.NaN;
       hi = m ? Number(m[2]) : Number.NaN;
-      if (!(lo <= hi && hi <= 65535)) {
-        this.i = at;
-        this.fail(`portrange '${text}': expected LOW-HIGH, ports from 0 to 65535, LOW at most HIGH`);
-      }
+      if (!(lo <= hi && hi <= 65535))
+        this.failAt(at, `portrange '${text}': expected LOW-HIGH, ports from 0 to 65535, LOW at most HIGH`);
     }
     const proto = q.proto;
     // ports of a TCP or UDP packet (a datagram rebuilt from fragments has them)
@@ -262,12 +257,11 @@ class Parser {
     const at = this.i;
     const text = this.take();
     const n = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
-    if (!(n <= max)) {
-      this.i = at;
-      this.fail(
+    if (!(n <= max))
+      this.failAt(
+        at,
         `expected ${what} from 0 to ${max}, got '${text}'${/^[a-z-]+$/i.test(text) ? ' (no service names: give the number)' : ''}`,
       );
-    }
     return n;
   }
 }

@@ -312,7 +312,7 @@ export class RuleCompiler {
     let flow: Compiled['flow'];
     let noalert = false;
     let alertOnPass = false;
-    let classtype: string | undefined;
+    let cls: Classification | undefined;
     let priority: number | undefined;
     let ci = 0;
     let forced: Compiled['mode'] | undefined;
@@ -637,8 +637,8 @@ export class RuleCompiler {
         case 'classtype':
           // Snort 3 refuses a rule whose class is not defined, as Suricata's detect-classtype.c does
           // looked up in any case; alerts carry the name as the class was defined
-          classtype = this.classes.get(v.trim().toLowerCase())?.name;
-          if (classtype === undefined)
+          cls = this.classes.get(v.trim().toLowerCase());
+          if (cls === undefined)
             throw new Error(
               `classtype: unknown class '${v.trim()}' (not a built-in class: define it in a classification.config, --classification FILE)`,
             );
@@ -760,9 +760,9 @@ export class RuleCompiler {
       alertOnPass,
       order: 0,
       ipOnly: ipOnly || undefined,
-      classtype: classtype || undefined,
+      classtype: cls?.name,
       // a rule's own priority, else its class's (Snort's and Suricata's default priority of a classtype)
-      priority: priority ?? (classtype ? this.classes.get(classtype.toLowerCase())?.priority : undefined),
+      priority: priority ?? cls?.priority,
       latencyTimeouts: 0,
       suspendedAt: -1,
       profChecks: 0,

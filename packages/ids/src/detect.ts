@@ -1457,21 +1457,11 @@ export class Engine {
     const d = this.current;
     if (d === undefined) return;
     const spec = this.latencyRates[sid];
-    let rate: Alert['rate'];
-    if (spec) {
-      const event: RateEvent = {
-        sid,
-        gid: latencyEventsGid,
-        src: d.src,
-        dst: d.dst,
-        sp: d.srcPort,
-        dp: d.dstPort,
-        flowId: 0,
-        tsUs: this.nowUs,
-      };
-      if (this.opts.deferRates) rate = { spec, event };
-      else if (!this.rates.allow(spec, event)) return;
-    }
+    const e = { src: d.src, sp: d.srcPort, dst: d.dst, dp: d.dstPort, flowId: 0 };
+    if (spec && this.decideRate(spec, { ...e, sid, gid: latencyEventsGid, tsUs: this.nowUs }) !== 'alert')
+      return;
+    const rate = this.deferred;
+    this.deferred = undefined;
     this.stats.alerts++;
     this.pending.push({
       ...(rate && { rate }),
@@ -1517,12 +1507,16 @@ export class Engine {
     e: { src: string; sp: number; dst: string; dp: number; proto: number; flowId: number },
   ): RateDecision {
     if (!c.rate) return 'alert';
-    const ev = { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs };
+    return this.decideRate(c.rate, { ...e, sid: c.rule.sid, gid: c.rule.gid, tsUs: this.nowUs });
+  }
+
+  /** `rateDecision` of an event with `spec`: decided here, or left to the merger (`this.deferred`). */
+  private decideRate(spec: RateSpec, ev: RateEvent): RateDecision {
     if (this.opts.deferRates) {
-      this.deferred = { spec: c.rate, event: ev };
+      this.deferred = { spec, event: ev };
       return 'alert';
     }
-    return this.rates.decide(c.rate, ev);
+    return this.rates.decide(spec, ev);
   }
 
   private headerMatch(c: Compiled, src: Uint8Array, sp: number, dst: Uint8Array, dp: number): boolean {

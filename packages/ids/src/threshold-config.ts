@@ -235,8 +235,8 @@ function splitFields(s: string): string[] {
 export class EventFilters {
   private readonly suppress = new Map<string, SuppressSpec[]>();
   private readonly filters = new Map<string, EventFilterEntry>();
-  /** The rate_filter entries, in the order of the files. */
-  private readonly rateFilterEntries: RateFilterEntry[] = [];
+  /** rate_filter entries of the latency events (gen_id 134): they change nothing, the events have no action. */
+  private readonly inert: RateFilterEntry[] = [];
   /** rate_filter entries by `gid:sid` (wildcards too), each list in the order of the files. */
   private readonly rateFilters = new Map<string, RateFilterSpec[]>();
   /** The entries naming one gid:sid (not a wildcard), by `gid:sid`, until a rule or event of it is asked for. */
@@ -258,7 +258,7 @@ export class EventFilters {
         continue;
       }
       if (e.kind === 'rate_filter') {
-        this.rateFilterEntries.push(e);
+        if (e.gid === latencyEventsGid) this.inert.push(e);
         const spec: RateFilterSpec = {
           id: this.rateFilterCount++,
           track: e.track,
@@ -331,11 +331,9 @@ export class EventFilters {
    * Meaningful once every rule was compiled and the engine's own events asked for.
    */
   unmatched(): ThresholdEntry[] {
-    const out = [...this.unasked.values()].flat();
-    // a rate_filter of the latency events (theirs, or all of gen_id 134) changes no action: they have none
-    for (const list of this.rateFilterEntries)
-      if (list.gid === latencyEventsGid && !out.includes(list)) out.push(list);
-    return out.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
+    // (an inert entry of a sid the engine does not raise is both unasked and inert: listed once)
+    const out = new Set([...this.unasked.values()].flat().concat(this.inert));
+    return [...out].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
   }
 }
 

@@ -237,11 +237,7 @@ export class RateLimiter {
       if (!g) g = { startUs: e.tsUs, count: 0, untilUs: -1 };
       if (g.untilUs < 0 && ++g.count > f.count)
         g.untilUs = f.timeout === 0 ? Number.POSITIVE_INFINITY : e.tsUs + f.timeout * 1e6;
-      // move to the back: the map's first key is the least recently used
-      this.rateFilterStates.delete(key);
-      this.rateFilterStates.set(key, g);
-      if (this.rateFilterStates.size > trackedMax)
-        this.rateFilterStates.delete(this.rateFilterStates.keys().next().value as string);
+      keepRecent(this.rateFilterStates, key, g);
       if (g.untilUs >= 0 && action === undefined) action = f.newAction;
     }
     if (action !== undefined) this.counts.actionsRateFiltered++;
@@ -275,10 +271,7 @@ export class RateLimiter {
       g = { startUs: e.tsUs, count: 0, next: spec.count, alerted: false };
       if (spec.uniqueOn) g.ports = new Set();
     }
-    // move to the back: the map's first key is the least recently used
-    this.entries.delete(key);
-    this.entries.set(key, g);
-    if (this.entries.size > trackedMax) this.entries.delete(this.entries.keys().next().value as string);
+    keepRecent(this.entries, key, g);
     if (g.ports) g.ports.add(spec.uniqueOn === 'src_port' ? e.sp : e.dp);
     g.count++;
     switch (spec.type) {
@@ -315,4 +308,14 @@ function trackedBy(track: RateSpec['track'], e: RateEvent): string {
         : track === 'by_flow'
           ? String(e.flowId)
           : '';
+}
+
+/**
+ * Sets `key` to `v` as the most recently used entry of `m` (a Map keeps insertion order: its first key is
+ * the least recently used), dropping that first one past `trackedMax` entries.
+ */
+function keepRecent<V>(m: Map<string, V>, key: string, v: V): void {
+  m.delete(key);
+  m.set(key, v);
+  if (m.size > trackedMax) m.delete(m.keys().next().value as string);
 }
