@@ -1113,22 +1113,23 @@ export class WalStore implements ObjectStore {
       return etag;
     }
     this.largeInStore.add(key);
-    if (now !== 'none') {
+    // the marker: over an older version in the WAL or a pack, the put waits for it (the old version must
+    // never shadow the object after a restart); over nothing it does not: it is there for a reopen to know
+    // the store holds a large object of the key (a small put over it then removes it), and lost in a crash,
+    // or refused by a WAL that takes no writes (closed, or stopped after a failed commit), it leaves the
+    // object the key's, as without it
+    const shadows = now !== 'none';
+    let marked: Promise<unknown>;
+    try {
       const modifiedMs = Date.now();
       this.addRecord(3, key, new Uint8Array(0), modifiedMs);
-      await this.durable(key, { ...noData, etag: '', modifiedMs, direct: true });
-    } else {
-      // nothing older to shadow it, so the put does not wait for the marker: it is there for a reopen to
-      // know the store holds a large object of the key (a small put over it then removes it); lost in a
-      // crash, it leaves the object the key's, as without it
-      try {
-        const modifiedMs = Date.now();
-        this.addRecord(3, key, new Uint8Array(0), modifiedMs);
-        this.durable(key, { ...noData, etag: '', modifiedMs, direct: true }).catch(() => undefined);
-      } catch {
-        // the WAL takes no writes (closed, or stopped after a failed commit): the object is the key's as it is
-      }
+      marked = this.durable(key, { ...noData, etag: '', modifiedMs, direct: true });
+    } catch (e) {
+      if (shadows) throw e;
+      return etag;
     }
+    if (shadows) await marked;
+    else marked.catch(() => undefined);
     return etag;
   }
 
