@@ -107,6 +107,8 @@ export function matchingRows(
   needles: { col: number; needle: string }[],
   used: Set<number>,
   stats: SearchStats,
+  /** Rows of the page before this one are passed over (a search cursor's position inside the page). */
+  from = 0,
 ): number[] {
   const n = blk.pages[p]!.rows;
   stats.rowsScanned += n;
@@ -115,11 +117,12 @@ export function matchingRows(
     // the rows whose cell text holds the needles, found in the page's column text: no column is parsed
     const first = needles[0]!;
     rows = blk.pageRowsWith(p, first.col, first.needle);
+    if (from > 0) rows = rows.filter((i) => i >= from);
     for (let k = 1; k < needles.length && rows.length > 0; k++) {
       const nd = needles[k]!;
       rows = rows.filter((i) => blk.pageCellHas(p, i, nd.col, nd.needle));
     }
-  } else rows = Array.from({ length: n }, (_, i) => i);
+  } else rows = Array.from({ length: Math.max(0, n - from) }, (_, i) => i + from);
   if (rows.length === 0) return rows;
   const usedCols: number[] = [...used];
   // The row loop is a function of its own: the first searches of a process optimize whatever holds a hot

@@ -1641,13 +1641,11 @@ export class Stream {
         }
         anyPage = true;
         stats.pagesRead++;
-        for (const i of matchingRows(e, blk, p, needles, used, stats)) {
+        // the page's rows before the cursor's were returned by an earlier page
+        const from = Math.max(0, rowFrom - pageStart[p]!);
+        for (const i of matchingRows(e, blk, p, needles, used, stats, from)) {
           if (rows.length >= limit) break;
           const at = pageStart[p]! + i;
-          if (at < rowFrom) {
-            stats.rowsMatched--; // returned by an earlier page
-            continue;
-          }
           rows.push(blk.pageRow(p, i));
           seqs.push(seq);
           next = { seq, row: at + 1, rewrites: b.rewrites ?? 0 };
