@@ -115,6 +115,11 @@ export type ProgressRecord =
   | {
       t: 'rewrite';
       seq: number;
+      /**
+       * The block object the rewrite was made from: applied only if it is still the block's (another
+       * erasure's rewrite recorded first wins). Absent in older logs: applied as it stands.
+       */
+      base?: string;
       key: string;
       rows: number;
       bytes: number;

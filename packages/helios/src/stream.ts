@@ -393,7 +393,7 @@ export class Stream {
    * Records every reader ignores because they lost a race (replayed from the log, so the same in every
    * process): a second block record of an id, a node or renode record whose conditions failed.
    */
-  readonly racesLost = { blocks: 0, nodes: 0, renodes: 0, compacts: 0 };
+  readonly racesLost = { blocks: 0, nodes: 0, renodes: 0, compacts: 0, rewrites: 0 };
   /**
    * Blocks indexed (level-0 coverage) when the index was last compacted: at the last `compact` record
    * applied (replayed from the log, so the same in every process and after a restart), or when this
@@ -603,6 +603,12 @@ export class Stream {
         break;
       case 'rewrite': {
         const b = this.blocks[r.seq];
+        // made from another object than the block's now: another erasure's rewrite came first (a record
+        // without `base`, from an older version, is applied as it stands)
+        if (b && r.base !== undefined && r.base !== b.key) {
+          this.racesLost.rewrites++;
+          break;
+        }
         if (b) {
           Object.assign(b, { key: r.key, rows: r.rows, bytes: r.bytes, min: r.min, max: r.max });
           if (r.leaf) b.leaf = r.leaf;
@@ -1712,10 +1718,47 @@ export class Stream {
     const seqs = [...new Set(hit.seqs)];
     let rowsRemoved = 0;
     let nodesRewritten = 0;
-    const ncols = this.def.columns.length;
     for (const seq of seqs) {
+      const r = await this.eraseBlock(seq, e);
+      rowsRemoved += r.rows;
+      nodesRewritten += r.nodes;
+    }
+    await this.log.append([
+      {
+        t: 'erase',
+        where: blockId('erase', 0, 0, new TextEncoder().encode(where)),
+        blocks: seqs,
+        rows: rowsRemoved,
+        at: Date.now(),
+      },
+    ]);
+    await this.catchUp();
+    await this.gc({ graceMs: opts.gcGraceMs ?? gcGraceMsDefault });
+    return { blocks: seqs.length, rows: rowsRemoved, nodesRewritten };
+  }
+
+  /**
+   * Rewrites block `seq` without the rows `e` matches, on the view as it is now. The `rewrite` record names
+   * the block object it was made from (`base`) and is applied only if that is still the block's object:
+   * another erasure of the same block (another process, or this one) that recorded its rewrite first wins,
+   * and this one is made again from the winner's block, so neither puts back rows the other removed. A
+   * losing try's objects are deleted (nothing names them); a block object deleted under the read (the
+   * winner deletes the one it replaced) is a miss that catches up and tries again. Returns the rows this
+   * erasure removed (none when the block no longer has any it matches) and the index nodes it rewrote.
+   */
+  private async eraseBlock(seq: number, e: Expr): Promise<{ rows: number; nodes: number }> {
+    const ncols = this.def.columns.length;
+    for (let attempt = 0; attempt < eraseRetriesMax; attempt++) {
+      await this.catchUp();
       const b = this.blocks[seq]!;
-      const blk = decodeBlock(await this.store.get(b.key), b.key);
+      if (seq < this.expiredUpTo) return { rows: 0, nodes: 0 };
+      let blk: ReturnType<typeof decodeBlock>;
+      try {
+        blk = decodeBlock(await this.store.get(b.key), b.key);
+      } catch (err) {
+        if ((err as Error).name === 'NotFoundError') continue; // rewritten and deleted meanwhile
+        throw err;
+      }
       const keep: Row[] = [];
       // the removed rows as runs [start, end) of the old block's rows, for search cursors inside it
       const erased: number[] = [];
@@ -1724,7 +1767,7 @@ export class Stream {
         else if (erased.length > 0 && erased[erased.length - 1] === i) erased[erased.length - 1] = i + 1;
         else erased.push(i, i + 1);
       });
-      rowsRemoved += blk.rows.length - keep.length;
+      if (keep.length === blk.rows.length) return { rows: 0, nodes: 0 };
       const { bytes, header, pageKeys, directoryBytes } = encodeBlock(
         { id: b.id, source: b.source, from: b.from, to: b.to, rawBytes: b.rawBytes },
         keep,
@@ -1749,6 +1792,7 @@ export class Stream {
         {
           t: 'rewrite',
           seq,
+          base: oldKey,
           key,
           rows: keep.length,
           bytes: bytes.length,
@@ -1760,22 +1804,20 @@ export class Stream {
         },
       ]);
       await this.catchUp();
-      if (gone.length > 0) nodesRewritten += await this.dropFromIndex(seq, gone);
+      if (this.blocks[seq]!.key !== key) {
+        // another erasure's rewrite of this block was recorded first: ours lost, and names nothing
+        await this.store.delete(key);
+        if (leaf) await this.store.delete(leaf);
+        continue;
+      }
+      const nodes = gone.length > 0 ? await this.dropFromIndex(seq, gone) : 0;
       await this.store.delete(oldKey);
       if (oldLeaf) await this.store.delete(oldLeaf).catch(() => undefined);
+      return { rows: blk.rows.length - keep.length, nodes };
     }
-    await this.log.append([
-      {
-        t: 'erase',
-        where: blockId('erase', 0, 0, new TextEncoder().encode(where)),
-        blocks: seqs,
-        rows: rowsRemoved,
-        at: Date.now(),
-      },
-    ]);
-    await this.catchUp();
-    await this.gc({ graceMs: opts.gcGraceMs ?? gcGraceMsDefault });
-    return { blocks: seqs.length, rows: rowsRemoved, nodesRewritten };
+    throw new Error(
+      `erase: block ${seq} kept being rewritten by other erasures under ${eraseRetriesMax} attempts`,
+    );
   }
 
   /**
