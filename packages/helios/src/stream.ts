@@ -391,9 +391,12 @@ export class Stream {
   private expiredUpTo = 0;
   /**
    * Records every reader ignores because they lost a race (replayed from the log, so the same in every
-   * process): a second block record of an id, a node or renode record whose conditions failed.
+   * process): a second block record of an id, a node, renode, compact or rewrite record whose conditions
+   * failed.
    */
   readonly racesLost = { blocks: 0, nodes: 0, renodes: 0, compacts: 0, rewrites: 0 };
+  /** This process's erasures' rewrite records not yet known applied (by new block key): true once applied. */
+  private readonly rewritesAwaited = new Map<string, boolean>();
   /**
    * Blocks indexed (level-0 coverage) when the index was last compacted: at the last `compact` record
    * applied (replayed from the log, so the same in every process and after a restart), or when this
@@ -610,6 +613,7 @@ export class Stream {
           break;
         }
         if (b) {
+          if (this.rewritesAwaited.has(r.key)) this.rewritesAwaited.set(r.key, true);
           Object.assign(b, { key: r.key, rows: r.rows, bytes: r.bytes, min: r.min, max: r.max });
           if (r.leaf) b.leaf = r.leaf;
           // the new object's directory (a rewrite by an older version records none: not the old one's)
@@ -1750,8 +1754,8 @@ export class Stream {
     const ncols = this.def.columns.length;
     for (let attempt = 0; attempt < eraseRetriesMax; attempt++) {
       await this.catchUp();
-      const b = this.blocks[seq]!;
       if (seq < this.expiredUpTo) return { rows: 0, nodes: 0 };
+      const b = this.blocks[seq]!;
       let blk: ReturnType<typeof decodeBlock>;
       try {
         blk = decodeBlock(await this.store.get(b.key), b.key);
@@ -1788,24 +1792,32 @@ export class Stream {
       }
       const oldKey = b.key;
       const oldLeaf = b.leaf;
-      await this.log.append([
-        {
-          t: 'rewrite',
-          seq,
-          base: oldKey,
-          key,
-          rows: keep.length,
-          bytes: bytes.length,
-          min: header.min,
-          max: header.max,
-          ...(leaf ? { leaf } : {}),
-          dir: directoryBytes,
-          ...(erased.length <= 2 * eraseRunsMax ? { erased } : {}),
-        },
-      ]);
-      await this.catchUp();
-      if (this.blocks[seq]!.key !== key) {
-        // another erasure's rewrite of this block was recorded first: ours lost, and names nothing
+      this.rewritesAwaited.set(key, false);
+      let applied: boolean;
+      try {
+        await this.log.append([
+          {
+            t: 'rewrite',
+            seq,
+            base: oldKey,
+            key,
+            rows: keep.length,
+            bytes: bytes.length,
+            min: header.min,
+            max: header.max,
+            ...(leaf ? { leaf } : {}),
+            dir: directoryBytes,
+            ...(erased.length <= 2 * eraseRunsMax ? { erased } : {}),
+          },
+        ]);
+        await this.catchUp();
+      } finally {
+        applied = this.rewritesAwaited.get(key) === true;
+        this.rewritesAwaited.delete(key);
+      }
+      if (!applied) {
+        // another erasure's rewrite of this block was recorded first: ours lost, and names nothing (one
+        // recorded after ours and applied on top of it leaves ours won: the block's key is then not ours)
         await this.store.delete(key);
         if (leaf) await this.store.delete(leaf);
         continue;

@@ -286,40 +286,74 @@ describe('erasure removes the erased values keys from the index nodes', () => {
 });
 
 describe('erasures racing on the same blocks', () => {
-  it('two streams erasing different rows of the same blocks at once: both erasures hold', async () => {
-    // Both read every block before either records its rewrite; the rewrite recorded second was made from
-    // the block as it was before the first, so applied as it stands it would put the first's rows back.
-    const { dir, lines, file } = raceStream('twice', 700);
+  it('three streams erasing different rows of the same blocks at once: every erasure holds', async () => {
+    // All read every block before any records its rewrite; a rewrite recorded after another was made from
+    // the block as it was before it, so applied as it stands it would put the other's rows back.
+    const { dir, lines, file } = raceStream('thrice', 700);
     const policy = { mergeKeysMax: 40, addKeysMax: 200, fanoutMax: 4, compactEveryBlocks: 0 };
     const c = await Stream.open(dir, 'ev', policy);
     await c.ingestFile(file, { chunkBytes: 2048 });
     await c.indexStep(Math.floor(c.blockCount / 2));
     await c.close();
-    const a = await Stream.open(dir, 'ev', policy);
-    const b = await Stream.open(dir, 'ev', policy);
+    const users = [3, 5, 6];
+    const streams = await Promise.all(users.map(() => Stream.open(dir, 'ev', policy)));
     try {
-      const [ra, rb] = await Promise.all([
-        a.erase("user = 'u3'", { gcGraceMs: 60_000 }),
-        b.erase("user = 'u5'", { gcGraceMs: 60_000 }),
-      ]);
+      const removed = await Promise.all(
+        streams.map((s, k) => s.erase(`user = 'u${users[k]}'`, { gcGraceMs: 60_000 })),
+      );
       const count = (u: number) => lines.filter((_, i) => i % 7 === u).length;
-      expect([ra.rows, rb.rows]).toEqual([count(3), count(5)]);
+      expect(removed.map((r) => r.rows)).toEqual(users.map(count));
       const fresh = await Stream.open(dir, 'ev', policy);
       try {
-        for (const u of [3, 5]) {
+        for (const u of users) {
           expect((await fresh.search(fresh.parse(`user = 'u${u}'`), { useIndex: false })).rows).toEqual([]);
           expect((await fresh.search(fresh.parse(`user = 'u${u}'`))).rows).toEqual([]);
         }
         const left = await fresh.search(fresh.parse('n >= 0'), { useIndex: false });
-        expect(left.rows.length).toBe(lines.length - count(3) - count(5));
+        expect(left.rows.length).toBe(lines.length - users.reduce((n, u) => n + count(u), 0));
         expect(fresh.racesLost.rewrites).toBeGreaterThan(0);
         await fresh.indexAll();
         await fresh.gc({ graceMs: 0 });
         await expectErasedU3(fresh, lines);
+        // no stored node or leaf keeps the other erased users' keys either
+        const stored = await storedKeys(fresh);
+        expect(users.flatMap((u) => keyOf(fresh, 1, `u${u}`)).filter((k) => stored.keys.has(k))).toEqual([]);
         await checkIndex(fresh);
       } finally {
         await fresh.close();
       }
+    } finally {
+      for (const s of streams) await s.close();
+    }
+  });
+
+  it('an erasure whose rewrite another is recorded on top of before it catches up still finishes its own', async () => {
+    // Forced: A records its rewrite of the block; before A catches up, B (caught up past A's record)
+    // erases other rows of the same block, on top of A's, and deletes A's object. A's rewrite was
+    // applied: A must drop its keys from the index and count its rows, not take itself for the loser.
+    const { dir, lines, file } = raceStream('ontop', 120);
+    const c = await Stream.open(dir, 'ev');
+    await c.ingestFile(file, { chunkBytes: 1 << 20 });
+    await c.indexAll();
+    expect(c.blockCount).toBe(1);
+    await c.close();
+    const a = await Stream.open(dir, 'ev');
+    const b = await Stream.open(dir, 'ev');
+    try {
+      const append = a.log.append.bind(a.log);
+      let fromB: Awaited<ReturnType<Stream['erase']>> | undefined;
+      a.log.append = async (recs) => {
+        const at = await append(recs);
+        if (!fromB && recs.some((r) => r.t === 'rewrite'))
+          fromB = await b.erase("user = 'u5'", { gcGraceMs: 0 });
+        return at;
+      };
+      const fromA = await a.erase("user = 'u3'", { gcGraceMs: 0 });
+      const count = (u: number) => lines.filter((_, i) => i % 7 === u).length;
+      expect([fromA.rows, fromB?.rows]).toEqual([count(3), count(5)]);
+      expect(a.racesLost.rewrites).toBe(0);
+      await expectErasedU3(a, lines);
+      await checkIndex(a);
     } finally {
       await a.close();
       await b.close();
