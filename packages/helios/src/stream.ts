@@ -1043,8 +1043,9 @@ export class Stream {
     drop: Float64Array,
     /** The child's new node (when the child is a node): a promotion of the child follows it. */
     childInfo?: NodeInfo,
+    /** Where the rewritten nodes go, as they are written (a caller whose read missed deletes them). */
+    path: (NodeInfo & { old: string })[] = [],
   ): Promise<{ path: (NodeInfo & { old: string })[]; free: boolean }> {
-    const path: (NodeInfo & { old: string })[] = [];
     let child = childInfo;
     for (let L = level; L < this.levels.length; L++) {
       const info = this.covering(L, at);
@@ -1840,10 +1841,26 @@ export class Stream {
   private async dropFromIndex(seq: number, gone: Float64Array): Promise<number> {
     for (let attempt = 0; attempt < eraseRetriesMax; attempt++) {
       await this.catchUp();
+      // Past retention (an expiry landed since the block was read): the nodes over it are dead, deleted
+      // by gc or about to be; there is nothing to drop keys from.
+      if (seq < this.expiredUpTo) return 0;
       // Up every level that holds the child: even with no key left to drop, a parent must name the
       // child's new object, because the old one (which holds the erased keys) is deleted. The path stops
       // early at an orphan range above that does not hold this child.
-      const { path, free } = await this.rewritePath(0, seq, seq, undefined, gone);
+      const written: (NodeInfo & { old: string })[] = [];
+      let planned: Awaited<ReturnType<Stream['rewritePath']>>;
+      try {
+        planned = await this.rewritePath(0, seq, seq, undefined, gone, undefined, written);
+      } catch (e) {
+        if ((e as Error).name !== 'NotFoundError') throw e;
+        // A node of this view was replaced and deleted after the catch-up (another erasure deletes the
+        // nodes it rewrites at once, gc the ones compaction superseded): plan again on a fresh view. Given
+        // up here, the block stayed rewritten with its keys in the index, and no later erase found its
+        // rows to drop them.
+        for (const n of written) await this.store.delete(n.key).catch(() => undefined);
+        continue;
+      }
+      const { path, free } = planned;
       if (path.length === 0) return 0;
       const recs = path.map(({ level, from, old, key, keys, bytes }) => ({
         level,

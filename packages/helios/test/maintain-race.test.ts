@@ -1,0 +1,147 @@
+// Maintenance (tiers, retention, gc) and erasure racing other Streams on one directory: each interleaving
+// forced by holding one Stream at a chosen step while another works (Streams on one directory behave as
+// separate processes).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createStream, decodeNode, keysOf, type Row, Stream } from '@strata/helios';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkIndex, listKeys } from './index-check.js';
+
+const root = mkdtempSync(join(tmpdir(), 'helios-maintain-race-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const dayMs = 86_400_000;
+const ddl = `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
+  COLUMNS (n INT, user STRING, msg TEXT) INDEX (user, TOKENS(msg))
+  STORAGE express FOR 1 DAY THEN standard RETAIN 30 DAYS`;
+
+/** A stream of `count` lines, user u(i % 7), u3's messages secrets; returns its dir, lines and file. */
+function stream(name: string, count: number): { dir: string; lines: string[]; file: string } {
+  const dir = join(root, name);
+  createStream(dir, ddl);
+  const lines = Array.from({ length: count }, (_, i) =>
+    JSON.stringify({ n: i, user: `u${i % 7}`, msg: i % 7 === 3 ? `secret_${i}` : `common_${i % 3}` }),
+  );
+  const file = join(dir, 'ev.jsonl');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return { dir, lines, file };
+}
+
+/** Every key of every index object in the store, live or not. */
+async function storedKeys(s: Stream): Promise<Set<number>> {
+  const keys = new Set<number>();
+  for (const prefix of ['ev/nodes/', 'ev/leaves/'])
+    for (const key of await listKeys(s.store, prefix))
+      for (const k of decodeNode(await s.store.get(key), key).keys) keys.add(k);
+  return keys;
+}
+
+/** The index keys of u3's rows (its user value and its secrets). */
+function u3Keys(s: Stream, lines: string[]): number[] {
+  const keyOf = (col: number, v: string) => {
+    const row: Row = new Array(s.def.columns.length).fill(null);
+    row[col] = v;
+    return [...keysOf(s.def, [row])];
+  };
+  return [...keyOf(1, 'u3'), ...lines.flatMap((_, i) => (i % 7 === 3 ? keyOf(2, `secret_${i}`) : []))];
+}
+
+/** Runs `before` once, the first time `s` rewrites an index path (after the catch-up that planned it). */
+function beforeFirstPath(s: Stream, before: () => Promise<unknown>): () => boolean {
+  const st = s as unknown as { rewritePath(...args: unknown[]): Promise<unknown> };
+  const rewritePath = st.rewritePath.bind(s);
+  let ran = false;
+  st.rewritePath = async (...args) => {
+    if (!ran) {
+      ran = true;
+      await before();
+    }
+    return rewritePath(...args);
+  };
+  return () => ran;
+}
+
+describe('erasure beside maintenance and other erasures', () => {
+  for (const other of ['an erasure of other rows', 'a compaction and a maintain']) {
+    it(`an erasure whose index path ${other} deletes under it redoes the path: no erased key is left`, async () => {
+      // Forced: B's erasure has rewritten a block and planned the index path above it on its view; before
+      // it reads the path's nodes, A replaces them (an erasure's renode, or a compaction) and deletes the
+      // old objects (the erasure at once, maintain's gc as superseded). B's read then misses. Failing
+      // there left B's block rewritten but its keys in the index for good (a second erase finds no rows
+      // to erase, so it never drops them), and the erase failed.
+      const { dir, lines, file } = stream(other.startsWith('an') ? 'paths' : 'compact', 400);
+      const policy = { mergeKeysMax: 30, addKeysMax: 100_000, fanoutMax: 2, compactEveryBlocks: 0 };
+      const c = await Stream.open(dir, 'ev', policy);
+      await c.ingestFile(file, { chunkBytes: 1024 });
+      await c.indexAll();
+      await c.close();
+      const a = await Stream.open(dir, 'ev', policy);
+      const b = await Stream.open(dir, 'ev', policy);
+      try {
+        const ran = beforeFirstPath(b, async () => {
+          if (other.startsWith('an')) await a.erase("user = 'u5'", { gcGraceMs: 60_000 });
+          else {
+            expect((await a.compact()).records).toBeGreaterThan(0);
+            await a.maintain({ graceMs: 0 });
+          }
+        });
+        const r = await b.erase("user = 'u3'", { gcGraceMs: 60_000 });
+        expect(ran()).toBe(true);
+        expect(r.rows).toBe(lines.filter((_, i) => i % 7 === 3).length);
+        await b.gc({ graceMs: 0 });
+        const stored = await storedKeys(b);
+        expect(u3Keys(b, lines).filter((k) => stored.has(k))).toEqual([]);
+        for (const q of ["user = 'u3'", "user = 'u4'", "msg CONTAINS 'common_1'"]) {
+          const x = await b.search(b.parse(q));
+          expect(x.rows).toEqual((await b.search(b.parse(q), { useIndex: false })).rows);
+        }
+        await checkIndex(b);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+  }
+
+  it('an erasure of a block that retention expires and gc deletes before its rewrite lands finishes', async () => {
+    // Forced: B's erasure reads a block that is not yet past RETAIN; before B records its rewrite, A's
+    // maintain (31 days on) expires every block and collects them, their leaves and the nodes over them.
+    // B's rewrite still holds (the block's object is the one it read), and the index path above the
+    // block is gone: there is nothing left to drop keys from, not an error.
+    const { dir, file } = stream('expire', 300);
+    let clock = Date.now();
+    const policy = { mergeKeysMax: 30, addKeysMax: 100_000, fanoutMax: 4, compactEveryBlocks: 0 };
+    const c = await Stream.open(dir, 'ev', { ...policy, nowMs: () => clock });
+    await c.ingestFile(file, { chunkBytes: 1024 });
+    await c.indexAll();
+    await c.close();
+    const a = await Stream.open(dir, 'ev', { ...policy, nowMs: () => clock + 31 * dayMs });
+    const b = await Stream.open(dir, 'ev', { ...policy, nowMs: () => clock });
+    try {
+      let expired = 0;
+      const append = b.log.append.bind(b.log);
+      b.log.append = async (recs) => {
+        if (expired === 0 && recs[0]?.t === 'rewrite') expired = (await a.maintain({ graceMs: 0 })).expired;
+        return append(recs);
+      };
+      await b.erase("user = 'u3'", { gcGraceMs: 60_000 });
+      b.log.append = append;
+      expect(expired).toBe(b.blockCount);
+      clock += 31 * dayMs;
+      const fresh = await Stream.open(dir, 'ev', policy);
+      try {
+        for (const s of [b, fresh]) {
+          expect((await s.search(s.parse("user = 'u3'"))).rows).toEqual([]);
+          expect((await s.search(s.parse('n >= 0'))).rows).toEqual([]);
+        }
+        await fresh.indexAll();
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
