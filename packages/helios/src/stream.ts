@@ -529,6 +529,8 @@ export class Stream {
     if (r.level === 0 && r.epoch !== undefined && r.epoch !== this.rewrites) return false;
     const cov = this.coverage(r.level);
     if (r.to <= cov) return false;
+    // a node under a parent is not replaced: the parent names its object (gc would delete it)
+    if (r.base !== null && r.from < (this.wm[r.level] ?? 0)) return false;
     const cur = this.levels[r.level]?.get(r.from);
     if (r.base === null ? r.from !== cov : cur?.key !== r.base || cur.to !== cov) return false;
     if (r.level > 0) {
@@ -1429,9 +1431,12 @@ export class Stream {
       );
     const parents = this.sorted(L + 1);
     const last = parents[parents.length - 1];
+    // not one under a parent (an erasure may have shrunk a node closed by its keys below the bound): a
+    // new object for it would leave the parent naming the old one, which gc deletes
     const open =
       last &&
       last.to === w &&
+      last.from >= (this.wm[L + 1] ?? 0) &&
       last.keys < pol.addKeysMax &&
       last.to > this.expiredUpTo &&
       !this.isAlias(last) &&

@@ -145,3 +145,75 @@ describe('erasure beside maintenance and other erasures', () => {
     }
   });
 });
+
+describe('gc beside an indexer after an erasure', () => {
+  it('a parent under a grandparent that an erasure shrank is not extended: gc leaves every named node', async () => {
+    // Level 1 [3,5) is closed by its keys and under the level-2 root when an erasure in another Stream
+    // drops most of block 4's keys: it is then small, last and under its fanout, as an open parent is.
+    // Extended by the add operator (a new object for it, more children), the root still named the old
+    // object, which gc then deleted: every search through the root failed on it for good, and the
+    // indexer failed once the next level-1 node did not start at level 1's watermark.
+    const dir = join(root, 'shrunk');
+    createStream(
+      dir,
+      `CREATE STREAM ev SOURCES ('x') FORMAT json COLUMNS (n INT, user STRING, msg TEXT) INDEX (user, TOKENS(msg))`,
+    );
+    const lines: string[] = [];
+    for (let i = 0; i < 5; i++)
+      for (let j = 0; j < 4; j++)
+        lines.push(JSON.stringify({ n: i * 4 + j, user: `b${i}`, msg: i === 4 ? `v${j} w${j}` : `m${i}` }));
+    const file = join(dir, 'a.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    // one block a level-0 node; level 1 [0,3) full at 3 children, [3,5) closed by keys (2 + 9 >= 8)
+    const policy = { mergeKeysMax: 1, addKeysMax: 8, fanoutMax: 3, compactEveryBlocks: 0 };
+    const a = await Stream.open(dir, 'ev', policy);
+    const b = await Stream.open(dir, 'ev', policy);
+    try {
+      await a.ingestFile(file, { chunkBytes: 150 });
+      await a.indexAll();
+      const view = a as unknown as { levels: Map<number, { from: number; to: number }>[] };
+      const ranges = (L: number) =>
+        [...(view.levels[L]?.values() ?? [])].map((n) => [n.from, n.to]).sort((x, y) => x[0]! - y[0]!);
+      expect([ranges(0).length, ranges(1), ranges(2)]).toEqual([
+        5,
+        [
+          [0, 3],
+          [3, 5],
+        ],
+        [[0, 5]],
+      ]);
+      await b.erase("msg CONTAINS 'w0' OR msg CONTAINS 'w1' OR msg CONTAINS 'w2'", { gcGraceMs: 60_000 });
+      for (let k = 0; k < 6; k++) {
+        const more = join(dir, `more${k}.jsonl`);
+        const late = [0, 1].map((j) =>
+          JSON.stringify({ n: 100 + 2 * k + j, user: `late${k}`, msg: `x${k}` }),
+        );
+        writeFileSync(more, `${late.join('\n')}\n`);
+        await a.ingestFile(more, { chunkBytes: 150 });
+        await a.indexAll();
+      }
+      expect(a.indexedBlocks).toBe(a.blockCount);
+      await a.maintain({ graceMs: 0 });
+      const fresh = await Stream.open(dir, 'ev', policy);
+      try {
+        for (const q of [
+          "user = 'b3'",
+          "user = 'b4'",
+          "msg CONTAINS 'v3'",
+          "user = 'late1'",
+          "user = 'b0'",
+        ]) {
+          const x = await fresh.search(fresh.parse(q));
+          expect(x.rows).toEqual((await fresh.search(fresh.parse(q), { useIndex: false })).rows);
+          expect(x.rows.length).toBeGreaterThan(0);
+        }
+        await checkIndex(fresh);
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
