@@ -1,12 +1,13 @@
 // Maintenance (tiers, retention, gc) and erasure racing other Streams on one directory: each interleaving
 // forced by holding one Stream at a chosen step while another works (Streams on one directory behave as
 // separate processes).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createStream, decodeNode, keysOf, type Row, Stream } from '@strata/helios';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkIndex, listKeys } from './index-check.js';
+import { child } from './procs-lib.js';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-maintain-race-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -214,6 +215,92 @@ describe('gc beside an indexer after an erasure', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+});
+
+describe('maintain in an indexer process beside erasure, ingestion and searches', () => {
+  it('gc deletes superseded objects under the others: every row once, no erased key, the index exact', async () => {
+    // The stream's objects are made an hour old first, so the indexer process's maintain (every 100 ms,
+    // the default grace of 10 minutes) deletes each node the moment it is superseded (by its own
+    // compaction, by the erasure here): what the other Streams' views still name goes under them.
+    const { dir, lines, file } = stream('procs', 1200);
+    const policy = { mergeKeysMax: 40, addKeysMax: 300, fanoutMax: 4, compactEveryBlocks: 0 };
+    const s = await Stream.open(dir, 'ev', policy);
+    const more = join(dir, 'more.jsonl');
+    const extra = Array.from({ length: 400 }, (_, i) =>
+      JSON.stringify({
+        n: 1200 + i,
+        user: `u${i % 7}`,
+        msg: i % 7 === 3 ? `secret_x${i}` : `common_${i % 3}`,
+      }),
+    );
+    writeFileSync(more, `${extra.join('\n')}\n`);
+    try {
+      await s.ingestFile(file, { chunkBytes: 1024 });
+      await s.indexStep(Math.floor(s.blockCount / 2));
+      const old = (Date.now() - 3600_000) / 1000;
+      const age = (d: string): void => {
+        for (const e of readdirSync(d, { withFileTypes: true }))
+          if (e.isDirectory()) age(join(d, e.name));
+          else utimesSync(join(d, e.name), old, old);
+      };
+      age(join(dir, 'objects'));
+      age(join(dir, 'express'));
+      const indexer = child(
+        'index-cli',
+        'ev',
+        '--follow',
+        '20',
+        '--compact-every',
+        '4',
+        '--maintain-every',
+        '100ms',
+        '--data',
+        dir,
+      );
+      await indexer.line(/maintain: moved/);
+      const ingest = (async () => {
+        const w = await Stream.open(dir, 'ev', policy);
+        try {
+          await w.ingestFile(more, { chunkBytes: 1024 });
+        } finally {
+          await w.close();
+        }
+      })();
+      const r = await s.erase("user = 'u3'");
+      expect(r.rows).toBeGreaterThanOrEqual(lines.filter((_, i) => i % 7 === 3).length);
+      for (let k = 0; k < 5; k++) {
+        const q = s.parse(`user = 'u${k === 3 ? 4 : k}'`);
+        expect((await s.search(q)).rows).toEqual((await s.search(q, { useIndex: false })).rows);
+      }
+      await ingest;
+      await s.erase("user = 'u3'");
+      await new Promise((res) => setTimeout(res, 300));
+      indexer.proc.kill('SIGINT');
+      expect(await indexer.exit).toBe('done');
+      await s.indexAll();
+      expect(s.indexedBlocks).toBe(s.blockCount);
+      const all = await s.search(s.parse('n >= 0'), { useIndex: false });
+      const want = [...lines, ...extra]
+        .map((l) => JSON.parse(l).n as number)
+        .filter((n) => (n < 1200 ? n % 7 !== 3 : (n - 1200) % 7 !== 3));
+      expect(all.rows.map((x) => x[0] as number).sort((x, y) => x - y)).toEqual(want);
+      await s.gc({ graceMs: 0 });
+      const stored = await storedKeys(s);
+      expect(u3Keys(s, lines).filter((k) => stored.has(k))).toEqual([]);
+      for (const q of [
+        "user = 'u3'",
+        "user = 'u4'",
+        "msg CONTAINS 'common_1'",
+        "msg CONTAINS 'secret_x10'",
+      ]) {
+        const x = await s.search(s.parse(q));
+        expect(x.rows).toEqual((await s.search(s.parse(q), { useIndex: false })).rows);
+      }
+      await checkIndex(s);
+    } finally {
+      await s.close();
     }
   });
 });
