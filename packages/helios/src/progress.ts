@@ -149,6 +149,13 @@ export type ProgressRecord =
       blocks: number[];
       rows: number;
       at: number;
+      /**
+       * The `rewrite` records (by their new block object key) whose index drop has finished: until a
+       * record names it, a rewrite's block may keep the erased keys in the nodes above it (an erasure
+       * killed before its `renode`), and the next erase or maintain drops them. Since 2026-12-07; older
+       * readers ignore it. A record of that repair has `where` empty and `rows` 0.
+       */
+      done?: string[];
     };
 
 /** Records per segment of a shared log before it rolls to a new one (bounds the cost of a read). */

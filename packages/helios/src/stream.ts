@@ -398,6 +398,13 @@ export class Stream {
   /** This process's erasures' rewrite records not yet known applied (by new block key): true once applied. */
   private readonly rewritesAwaited = new Map<string, boolean>();
   /**
+   * Applied `rewrite` records (by new block object key, to the block's sequence number) whose index drop
+   * no record has said finished yet (an `erase` record's `done`): an erasure killed or failing between
+   * the rewrite and its `renode` leaves the erased keys in the nodes above the block until
+   * `finishErasures` drops them. Replayed from the log, so the same in every process.
+   */
+  private readonly dropsPending = new Map<string, number>();
+  /**
    * Blocks indexed (level-0 coverage) when the index was last compacted: at the last `compact` record
    * applied (replayed from the log, so the same in every process and after a restart), or when this
    * Stream's last pass ended, which records nothing when it had nothing to merge (`compactEveryBlocks`).
@@ -623,6 +630,10 @@ export class Stream {
           else delete b.dir;
           b.rewrites = (b.rewrites ?? 0) + 1;
           (b.erasedRuns ??= []).push(r.erased ?? null);
+          // its index drop follows (a record of before `base` is not tracked; one without a leaf is of a
+          // stream without an index: nothing to drop)
+          if (r.base !== undefined && r.leaf !== undefined && r.seq >= this.expiredUpTo)
+            this.dropsPending.set(r.key, r.seq);
         }
         this.rewrites++;
         break;
@@ -660,9 +671,12 @@ export class Stream {
         break;
       }
       case 'erase':
+        for (const key of r.done ?? []) this.dropsPending.delete(key);
         break;
       case 'expire':
         if (r.upTo > this.expiredUpTo) this.expiredUpTo = Math.min(r.upTo, this.blocks.length);
+        // blocks past retention need no repair: their nodes are dead
+        for (const [key, seq] of this.dropsPending) if (seq < this.expiredUpTo) this.dropsPending.delete(key);
         break;
       default:
         // a record of a later version: skipping it would give this reader a view the writer's does not
@@ -1724,14 +1738,17 @@ export class Stream {
   ): Promise<{ blocks: number; rows: number; nodesRewritten: number }> {
     if (opts.gcGraceMs !== undefined) checkGraceMs('erase gcGraceMs', opts.gcGraceMs);
     const e = this.parse(where);
+    // an earlier erasure (this one run before, say) that stopped before its index drop
+    let nodesRewritten = await this.finishErasures();
     const hit = await this.search(e);
     const seqs = [...new Set(hit.seqs)];
     let rowsRemoved = 0;
-    let nodesRewritten = 0;
+    const done: string[] = [];
     for (const seq of seqs) {
       const r = await this.eraseBlock(seq, e);
       rowsRemoved += r.rows;
       nodesRewritten += r.nodes;
+      if (r.rewrite !== undefined) done.push(r.rewrite);
     }
     await this.log.append([
       {
@@ -1740,6 +1757,7 @@ export class Stream {
         blocks: seqs,
         rows: rowsRemoved,
         at: Date.now(),
+        ...(done.length > 0 ? { done } : {}),
       },
     ]);
     await this.catchUp();
@@ -1754,9 +1772,10 @@ export class Stream {
    * and this one is made again from the winner's block, so neither puts back rows the other removed. A
    * losing try's objects are deleted (nothing names them); a block object deleted under the read (the
    * winner deletes the one it replaced) is a miss that catches up and tries again. Returns the rows this
-   * erasure removed (none when the block no longer has any it matches) and the index nodes it rewrote.
+   * erasure removed (none when the block no longer has any it matches), the index nodes it rewrote, and
+   * the key of its rewrite (its index drop finished: the caller records that).
    */
-  private async eraseBlock(seq: number, e: Expr): Promise<{ rows: number; nodes: number }> {
+  private async eraseBlock(seq: number, e: Expr): Promise<{ rows: number; nodes: number; rewrite?: string }> {
     const ncols = this.def.columns.length;
     for (let attempt = 0; attempt < eraseRetriesMax; attempt++) {
       await this.catchUp();
@@ -1831,7 +1850,7 @@ export class Stream {
       const nodes = gone.length > 0 ? await this.dropFromIndex(seq, gone) : 0;
       await this.store.delete(oldKey);
       if (oldLeaf) await this.store.delete(oldLeaf).catch(() => undefined);
-      return { rows: blk.rows.length - keep.length, nodes };
+      return { rows: blk.rows.length - keep.length, nodes, rewrite: key };
     }
     throw new Error(
       `erase: block ${seq} kept being rewritten by other erasures under ${eraseRetriesMax} attempts`,
@@ -1887,6 +1906,79 @@ export class Stream {
     throw new Error(`erase: the index path of block ${seq} kept changing under ${eraseRetriesMax} attempts`);
   }
 
+  /** Blocks whose latest erasure may not have finished dropping its keys from the index (see `finishErasures`). */
+  get erasuresUnfinished(): number[] {
+    return [...new Set(this.dropsPending.values())]
+      .filter((seq) => seq >= this.expiredUpTo)
+      .sort((a, b) => a - b);
+  }
+
+  /**
+   * Finishes the index drop of every rewrite the log has no completion for (an erasure killed or failing
+   * between its `rewrite` and its `renode` record): drops block `seq`'s pointers for the keys its live
+   * level-0 node points to it for and its current leaf does not have (`dropFromIndex`: conditional
+   * `renode` records, retried on races), then appends one `erase` record (`where` empty, no rows) whose
+   * `done` names the rewrites finished. Run beside the erasure itself (another process) this is only
+   * duplicate work: whichever renode lands first drops the keys, the other is replanned and drops nothing
+   * new. Returns the index nodes rewritten.
+   */
+  private async finishErasures(): Promise<number> {
+    await this.catchUp();
+    if (this.dropsPending.size === 0) return 0;
+    const bySeq = new Map<number, string[]>();
+    for (const [key, seq] of this.dropsPending) {
+      const keys = bySeq.get(seq);
+      if (keys) keys.push(key);
+      else bySeq.set(seq, [key]);
+    }
+    let nodes = 0;
+    const done: string[] = [];
+    for (const [seq, keys] of [...bySeq].sort((a, b) => a[0] - b[0])) {
+      const stale = await this.staleKeys(seq);
+      if (stale.length > 0) nodes += await this.dropFromIndex(seq, stale);
+      done.push(...keys);
+    }
+    await this.log.append([
+      { t: 'erase', where: '', blocks: [...bySeq.keys()], rows: 0, at: Date.now(), done },
+    ]);
+    await this.catchUp();
+    return nodes;
+  }
+
+  /**
+   * The keys the live level-0 node over block `seq` points to the block for that its current leaf does
+   * not have (what an unfinished erasure left), on a fresh view; none when the block is past retention or
+   * not indexed. Read again when an object of the view was deleted under the read (another erasure).
+   */
+  private async staleKeys(seq: number): Promise<Float64Array> {
+    for (let attempt = 0; ; attempt++) {
+      await this.catchUp();
+      const b = this.blocks[seq];
+      const info = this.covering(0, seq);
+      if (!b || seq < this.expiredUpTo || !info) return new Float64Array(0);
+      try {
+        const node = await this.node(info.key);
+        const i = node.header.children.indexOf(seq);
+        if (i < 0) return new Float64Array(0);
+        const has = b.leaf
+          ? (await this.node(b.leaf)).keys
+          : keysOf(this.def, decodeBlock(await this.store.get(b.key), b.key).rows);
+        const stale: number[] = [];
+        for (let k = 0; k < node.keys.length; k++) {
+          if (setHas(has, node.keys[k]!)) continue;
+          for (let p = node.postOff[k]!; p < node.postOff[k + 1]!; p++)
+            if (node.post[p] === i) {
+              stale.push(node.keys[k]!);
+              break;
+            }
+        }
+        return Float64Array.from(stale);
+      } catch (e) {
+        if ((e as Error).name !== 'NotFoundError' || attempt >= eraseRetriesMax) throw e;
+      }
+    }
+  }
+
   /**
    * Housekeeping under the DDL's STORAGE and RETAIN clauses, at the stream's clock: moves objects idle for
    * the hot period from the express tier to standard, expires the longest prefix of blocks acknowledged
@@ -1909,6 +2001,8 @@ export class Stream {
       await this.log.append([{ t: 'expire', upTo, at: now }]);
       await this.catchUp();
     }
+    // an erasure that stopped before its index drop (blocks expired above need none)
+    await this.finishErasures();
     const deleted = await this.gc(opts);
     return { moved, expired, deleted };
   }
