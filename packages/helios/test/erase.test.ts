@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createStream, decodeNode, keysOf, type Row, Stream } from '@strata/helios';
+import { createStream, Stream } from '@strata/helios';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { beforeFirstNodeRead, checkIndex, listKeys } from './index-check.js';
+import { beforeFirstNodeRead, checkIndex, keyOf, secretsStream, storedKeys } from './index-check.js';
 import { child } from './procs-lib.js';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-erase-'));
@@ -13,36 +13,10 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const ddl = `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
   COLUMNS (n INT, user STRING, msg TEXT) INDEX (user, TOKENS(msg))`;
 
-/** Every key of every index object in the store (live or not): node objects and leaves. */
-async function storedKeys(s: Stream): Promise<{ objects: number; keys: Set<number> }> {
-  const keys = new Set<number>();
-  let objects = 0;
-  for (const prefix of ['ev/nodes/', 'ev/leaves/']) {
-    for (const key of await listKeys(s.store, prefix)) {
-      objects++;
-      for (const k of decodeNode(await s.store.get(key), key).keys) keys.add(k);
-    }
-  }
-  return { objects, keys };
-}
-
-/** The index keys of one cell value. */
-function keyOf(s: Stream, col: number, v: string): number[] {
-  const row: Row = new Array(s.def.columns.length).fill(null);
-  row[col] = v;
-  return [...keysOf(s.def, [row])];
-}
-
 /** A stream of `count` lines where user u3's rows hold secrets; returns its dir, lines and file. */
 function raceStream(name: string, count: number): { dir: string; lines: string[]; file: string } {
   const dir = join(root, name);
-  createStream(dir, ddl);
-  const lines = Array.from({ length: count }, (_, i) =>
-    JSON.stringify({ n: i, user: `u${i % 7}`, msg: i % 7 === 3 ? `secret_${i}` : `common_${i % 3}` }),
-  );
-  const file = join(dir, 'ev.jsonl');
-  writeFileSync(file, `${lines.join('\n')}\n`);
-  return { dir, lines, file };
+  return { dir, ...secretsStream(dir, ddl, count) };
 }
 
 /** No stored node or leaf holds u3's keys, and queries through the index match a scan. */

@@ -1,6 +1,8 @@
 // The index's pointers, checked against the rows: every (key, block) pair of the indexed blocks is in
 // exactly one level-0 node, and every key of a node under a parent is pointed to exactly once by it.
-import { keysOf, type Stream } from '@strata/helios';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createStream, decodeNode, keysOf, type Row, type Stream } from '@strata/helios';
 import type { ObjectStore } from '@strata/objstore';
 import { expect } from 'vitest';
 
@@ -13,7 +15,6 @@ interface Entry {
   child: string;
 }
 
-/** Fails naming the first pointer that is missing, extra or duplicated; returns live nodes per level. */
 /** Every key under `prefix` in `store`, page by page. */
 export async function listKeys(store: ObjectStore, prefix: string): Promise<string[]> {
   const out: string[] = [];
@@ -25,6 +26,7 @@ export async function listKeys(store: ObjectStore, prefix: string): Promise<stri
   }
 }
 
+/** Fails naming the first pointer that is missing, extra or duplicated; returns live nodes per level. */
 export async function checkIndex(s: Stream): Promise<number[]> {
   const want = new Map<number, Set<number>>();
   for await (const { seq, rows } of s.scan()) want.set(seq, new Set(keysOf(s.def, rows)));
@@ -84,19 +86,60 @@ export async function checkIndex(s: Stream): Promise<number[]> {
 }
 
 /**
- * Runs `before` (another Stream's erasure, say) when stream `a` is about to read its first index node or
- * leaf, so that `a`'s view then names objects `before` deleted. Returns whether it has run.
+ * Runs `before` (another Stream's erasure, say) when stream `s` first calls its method `method` (a
+ * private one, such as `node`, which reads an index node or leaf, or `rewritePath`, which plans an
+ * erasure's index path on its view), so that `s`'s view then names what `before` changed. Returns whether
+ * it has run.
  */
-export function beforeFirstNodeRead(a: Stream, before: () => Promise<unknown>): () => boolean {
-  const reader = a as unknown as { node(key: string): Promise<unknown> };
-  const node = reader.node.bind(a);
+export function beforeFirstCall(s: Stream, method: string, before: () => Promise<unknown>): () => boolean {
+  const st = s as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const original = st[method]!.bind(s);
   let ran = false;
-  reader.node = async (key) => {
+  st[method] = async (...args) => {
     if (!ran) {
       ran = true;
       await before();
     }
-    return node(key);
+    return original(...args);
   };
   return () => ran;
+}
+
+/** `beforeFirstCall` at `a`'s first read of an index node or leaf. */
+export function beforeFirstNodeRead(a: Stream, before: () => Promise<unknown>): () => boolean {
+  return beforeFirstCall(a, 'node', before);
+}
+
+/**
+ * Creates stream `ev` under `dir` with `ddl` and a file of `count` lines, user u(i % 7), u3's messages
+ * secrets (`secret_N`), the others `common_N`; returns the lines and the file.
+ */
+export function secretsStream(dir: string, ddl: string, count: number): { lines: string[]; file: string } {
+  createStream(dir, ddl);
+  const lines = Array.from({ length: count }, (_, i) =>
+    JSON.stringify({ n: i, user: `u${i % 7}`, msg: i % 7 === 3 ? `secret_${i}` : `common_${i % 3}` }),
+  );
+  const file = join(dir, 'ev.jsonl');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return { lines, file };
+}
+
+/** Every key of every index object of stream `ev` in the store (live or not): node objects and leaves. */
+export async function storedKeys(s: Stream): Promise<{ objects: number; keys: Set<number> }> {
+  const keys = new Set<number>();
+  let objects = 0;
+  for (const prefix of ['ev/nodes/', 'ev/leaves/']) {
+    for (const key of await listKeys(s.store, prefix)) {
+      objects++;
+      for (const k of decodeNode(await s.store.get(key), key).keys) keys.add(k);
+    }
+  }
+  return { objects, keys };
+}
+
+/** The index keys of one cell value. */
+export function keyOf(s: Stream, col: number, v: string): number[] {
+  const row: Row = new Array(s.def.columns.length).fill(null);
+  row[col] = v;
+  return [...keysOf(s.def, [row])];
 }

@@ -4,9 +4,9 @@
 import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createStream, decodeNode, keysOf, type Row, Stream } from '@strata/helios';
+import { createStream, Stream } from '@strata/helios';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkIndex, listKeys } from './index-check.js';
+import { beforeFirstCall, checkIndex, keyOf, secretsStream, storedKeys } from './index-check.js';
 import { child } from './procs-lib.js';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-maintain-race-'));
@@ -20,47 +20,12 @@ const ddl = `CREATE STREAM ev SOURCES ('file:ev.jsonl') FORMAT json
 /** A stream of `count` lines, user u(i % 7), u3's messages secrets; returns its dir, lines and file. */
 function stream(name: string, count: number): { dir: string; lines: string[]; file: string } {
   const dir = join(root, name);
-  createStream(dir, ddl);
-  const lines = Array.from({ length: count }, (_, i) =>
-    JSON.stringify({ n: i, user: `u${i % 7}`, msg: i % 7 === 3 ? `secret_${i}` : `common_${i % 3}` }),
-  );
-  const file = join(dir, 'ev.jsonl');
-  writeFileSync(file, `${lines.join('\n')}\n`);
-  return { dir, lines, file };
-}
-
-/** Every key of every index object in the store, live or not. */
-async function storedKeys(s: Stream): Promise<Set<number>> {
-  const keys = new Set<number>();
-  for (const prefix of ['ev/nodes/', 'ev/leaves/'])
-    for (const key of await listKeys(s.store, prefix))
-      for (const k of decodeNode(await s.store.get(key), key).keys) keys.add(k);
-  return keys;
+  return { dir, ...secretsStream(dir, ddl, count) };
 }
 
 /** The index keys of u3's rows (its user value and its secrets). */
 function u3Keys(s: Stream, lines: string[]): number[] {
-  const keyOf = (col: number, v: string) => {
-    const row: Row = new Array(s.def.columns.length).fill(null);
-    row[col] = v;
-    return [...keysOf(s.def, [row])];
-  };
-  return [...keyOf(1, 'u3'), ...lines.flatMap((_, i) => (i % 7 === 3 ? keyOf(2, `secret_${i}`) : []))];
-}
-
-/** Runs `before` once, the first time `s` rewrites an index path (after the catch-up that planned it). */
-function beforeFirstPath(s: Stream, before: () => Promise<unknown>): () => boolean {
-  const st = s as unknown as { rewritePath(...args: unknown[]): Promise<unknown> };
-  const rewritePath = st.rewritePath.bind(s);
-  let ran = false;
-  st.rewritePath = async (...args) => {
-    if (!ran) {
-      ran = true;
-      await before();
-    }
-    return rewritePath(...args);
-  };
-  return () => ran;
+  return [...keyOf(s, 1, 'u3'), ...lines.flatMap((_, i) => (i % 7 === 3 ? keyOf(s, 2, `secret_${i}`) : []))];
 }
 
 describe('erasure beside maintenance and other erasures', () => {
@@ -80,7 +45,7 @@ describe('erasure beside maintenance and other erasures', () => {
       const a = await Stream.open(dir, 'ev', policy);
       const b = await Stream.open(dir, 'ev', policy);
       try {
-        const ran = beforeFirstPath(b, async () => {
+        const ran = beforeFirstCall(b, 'rewritePath', async () => {
           if (other.startsWith('an')) await a.erase("user = 'u5'", { gcGraceMs: 60_000 });
           else {
             expect((await a.compact()).records).toBeGreaterThan(0);
@@ -91,7 +56,7 @@ describe('erasure beside maintenance and other erasures', () => {
         expect(ran()).toBe(true);
         expect(r.rows).toBe(lines.filter((_, i) => i % 7 === 3).length);
         await b.gc({ graceMs: 0 });
-        const stored = await storedKeys(b);
+        const { keys: stored } = await storedKeys(b);
         expect(u3Keys(b, lines).filter((k) => stored.has(k))).toEqual([]);
         for (const q of ["user = 'u3'", "user = 'u4'", "msg CONTAINS 'common_1'"]) {
           const x = await b.search(b.parse(q));
@@ -287,7 +252,7 @@ describe('maintain in an indexer process beside erasure, ingestion and searches'
         .filter((n) => (n < 1200 ? n % 7 !== 3 : (n - 1200) % 7 !== 3));
       expect(all.rows.map((x) => x[0] as number).sort((x, y) => x - y)).toEqual(want);
       await s.gc({ graceMs: 0 });
-      const stored = await storedKeys(s);
+      const { keys: stored } = await storedKeys(s);
       expect(u3Keys(s, lines).filter((k) => stored.has(k))).toEqual([]);
       for (const q of [
         "user = 'u3'",
