@@ -1161,8 +1161,7 @@ export class Stream {
       let keys: Float64Array;
       if (seq < this.expiredUpTo)
         keys = new Float64Array(0); // past retention: deleted, nothing to find
-      else if (b.leaf) keys = (await this.node(b.leaf)).keys;
-      else keys = keysOf(this.def, decodeBlock(await this.store.get(b.key), b.key).rows);
+      else keys = await this.blockKeys(b);
       const leaf = leafNode(0, seq, seq + 1, seq, keys, undefined, false);
       if (!work) {
         const lv0 = this.sorted(0);
@@ -1945,6 +1944,12 @@ export class Stream {
     return nodes;
   }
 
+  /** A block's index keys: its leaf's (written with it), or its rows' for a block without a leaf. */
+  private async blockKeys(b: BlockInfo): Promise<Float64Array> {
+    if (b.leaf) return (await this.node(b.leaf)).keys;
+    return keysOf(this.def, decodeBlock(await this.store.get(b.key), b.key).rows);
+  }
+
   /**
    * The keys the live level-0 node over block `seq` points to the block for that its current leaf does
    * not have (what an unfinished erasure left), on a fresh view; none when the block is past retention or
@@ -1960,9 +1965,7 @@ export class Stream {
         const node = await this.node(info.key);
         const i = node.header.children.indexOf(seq);
         if (i < 0) return new Float64Array(0);
-        const has = b.leaf
-          ? (await this.node(b.leaf)).keys
-          : keysOf(this.def, decodeBlock(await this.store.get(b.key), b.key).rows);
+        const has = await this.blockKeys(b);
         const stale: number[] = [];
         for (let k = 0; k < node.keys.length; k++) {
           if (setHas(has, node.keys[k]!)) continue;
