@@ -313,14 +313,16 @@ export function mergeChildren(node: IndexNode, runs: ChildRun[]): IndexNode {
 
 /**
  * Erasure: removes child `child` from the postings of `keys` (sorted), drops keys left without a child,
- * and optionally renames the child (its rewritten node's object key). Returns the new node and the keys
- * it no longer holds at all (what the parent must drop for this node in turn).
+ * and optionally renames the child (its rewritten node's object key). Retention: `dropAll` (by child
+ * index) removes every pointer to those children too (`child` -1 for none). Returns the new node and the
+ * keys it no longer holds at all (what the parent must drop for this node in turn).
  */
 export function dropPointers(
   node: IndexNode,
   child: number,
   keys: Float64Array,
   rename?: number | string,
+  dropAll?: Uint8Array,
 ): { node: IndexNode; gone: Float64Array } {
   const n = node.keys.length;
   const outKeys = new Float64Array(n);
@@ -335,8 +337,10 @@ export function dropPointers(
     while (j < keys.length && keys[j]! < key) j++;
     const drop = j < keys.length && keys[j] === key;
     const m0 = m;
-    for (let p = node.postOff[i]!; p < node.postOff[i + 1]!; p++)
-      if (!drop || node.post[p] !== child) post[m++] = node.post[p]!;
+    for (let p = node.postOff[i]!; p < node.postOff[i + 1]!; p++) {
+      const c = node.post[p]!;
+      if ((!drop || c !== child) && dropAll?.[c] !== 1) post[m++] = c;
+    }
     if (m === m0) {
       gone.push(key);
       continue;

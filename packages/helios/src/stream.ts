@@ -1983,10 +1983,105 @@ export class Stream {
   }
 
   /**
+   * Retention's index drop: the live nodes that hold the end of the expired prefix inside their range (a
+   * level-0 node over blocks [a, b) with a < expiredUpTo < b, and the parents above) lose every pointer to
+   * an expired child, so they keep no key that only expired rows had. Planned on the view as it is
+   * (`planExpiredDrop`), one all-or-none `renode` record, then planned again on the new view until a plan
+   * finds nothing left: a record that lost a race (an indexer extended the level-0 node, a compaction or
+   * an erasure rewrote a node of the path, another maintain did this first) is redone on what won, and
+   * one that won leaves nothing. The superseded objects, and those of a losing record, are left to gc (a
+   * reader of an older view may still read them). Derived from the view, not from the `expire` record, so
+   * a maintain that stopped between the two is finished by the next. Returns the nodes rewritten.
+   */
+  private async dropExpired(): Promise<number> {
+    let nodes = 0;
+    for (let attempt = 0; attempt < eraseRetriesMax; attempt++) {
+      await this.catchUp();
+      const upTo = this.expiredUpTo;
+      if (upTo === 0 || this.def.index.length === 0) return nodes;
+      const path: (NodeInfo & { old: string })[] = [];
+      let free: boolean;
+      try {
+        free = await this.planExpiredDrop(upTo, path);
+      } catch (e) {
+        // a node of this view was replaced and deleted under the read (an erasure deletes the nodes it
+        // rewrites at once, gc the superseded ones): plan again on a fresh view
+        if ((e as Error).name !== 'NotFoundError') throw e;
+        continue;
+      }
+      if (path.length === 0) return nodes;
+      const recs = path.map(({ level, from, old, key, keys, bytes }) => ({
+        level,
+        from,
+        old,
+        key,
+        keys,
+        bytes,
+      }));
+      // free: an indexer that puts the top node under a parent before this lands makes it lose
+      await this.log.append([{ t: 'renode', nodes: recs, ...(free ? { free } : {}) }]);
+      await this.catchUp();
+      if (recs.every((n) => this.levels[n.level]?.get(n.from)?.key === n.key)) nodes += recs.length;
+    }
+    throw new Error(
+      `maintain: the index nodes over the expired prefix kept changing under ${eraseRetriesMax} attempts`,
+    );
+  }
+
+  /**
+   * Plans `dropExpired` on this view, from level 0 up: the live node of each level whose range holds
+   * `upTo` and starts below it loses its pointers to the children wholly below `upTo` (level 0: expired
+   * blocks; above: nodes that expired whole), and, when the node below it was rewritten, that child's
+   * pointers for the keys it no longer holds, naming its new object (so every level above a rewritten
+   * node is rewritten too; a promotion names the new object). A node with nothing to drop and nothing
+   * rewritten below is left as it is. Writes the objects into `path`, records nothing; returns whether
+   * the top written node is under no parent (`free`), false when a node covers a rewritten child but does
+   * not hold it (the path stops there, as an erasure's does).
+   */
+  private async planExpiredDrop(upTo: number, path: (NodeInfo & { old: string })[]): Promise<boolean> {
+    let below: { old: string; info: NodeInfo; gone: Float64Array } | undefined;
+    for (let L = 0; L < this.levels.length; L++) {
+      const info = this.covering(L, upTo);
+      if (!info) return true;
+      if (below && info.key === below.old) {
+        path.push({ ...below.info, level: L, from: info.from, to: info.to, old: info.key });
+        continue;
+      }
+      // nothing of the prefix under it, or a promotion of a node left as it is
+      if (!below && (info.from >= upTo || this.isAlias(info))) continue;
+      const node = await this.node(info.key);
+      const ch = node.header.children;
+      let child = -1;
+      if (below) {
+        child = ch.indexOf(below.old);
+        if (child < 0) return false;
+      }
+      const dead = new Uint8Array(ch.length);
+      if (L === 0) for (let i = 0; i < ch.length; i++) dead[i] = (ch[i] as number) < upTo ? 1 : 0;
+      else {
+        // each child's end: from the node's ranges, or (a node written without them) from the view
+        const ends = new Map<string | number, number>();
+        if (!node.header.ranges) for (const n of this.levels[L - 1]?.values() ?? []) ends.set(n.key, n.to);
+        for (let i = 0; i < ch.length; i++) {
+          const end = node.header.ranges?.[i]?.[1] ?? ends.get(ch[i]!);
+          dead[i] = end !== undefined && end <= upTo ? 1 : 0;
+        }
+      }
+      const r = dropPointers(node, child, below?.gone ?? new Float64Array(0), below?.info.key, dead);
+      if (!below && r.node.post.length === node.post.length) continue; // no pointer to an expired child
+      const put = await this.putNode(L, r.node);
+      path.push({ ...put, old: info.key });
+      below = { old: info.key, info: put, gone: r.gone };
+    }
+    return true;
+  }
+
+  /**
    * Housekeeping under the DDL's STORAGE and RETAIN clauses, at the stream's clock: moves objects idle for
    * the hot period from the express tier to standard, expires the longest prefix of blocks acknowledged
-   * more than RETAIN ago (one `expire` record; queries and the indexer skip them from then on), then
-   * collects what nothing live refers to (gc), which deletes the expired blocks, leaves and nodes.
+   * more than RETAIN ago (one `expire` record; queries and the indexer skip them from then on), takes
+   * their keys out of the live index nodes that reach past them (`dropExpired`), then collects what
+   * nothing live refers to (gc), which deletes the expired blocks, leaves and nodes.
    */
   async maintain(opts: { graceMs?: number } = {}): Promise<MaintainStats> {
     if (opts.graceMs !== undefined) checkGraceMs('maintain graceMs', opts.graceMs);
@@ -2004,6 +2099,9 @@ export class Stream {
       await this.log.append([{ t: 'expire', upTo, at: now }]);
       await this.catchUp();
     }
+    // the expired blocks' keys out of the nodes that reach past them (also what a maintain that stopped
+    // after its expire record left)
+    await this.dropExpired();
     // an erasure that stopped before its index drop (blocks expired above need none)
     await this.finishErasures();
     const deleted = await this.gc(opts);
@@ -2071,6 +2169,7 @@ export class Stream {
     for (let L = 0; L < this.levels.length; L++)
       for (const n of this.sorted(L)) {
         if (this.isAlias(n)) continue; // a promotion: its object is the level below's node
+        if (n.to <= this.expiredUpTo) continue; // past retention: not live (gc deletes its object)
         const node = await this.node(n.key);
         const ch = node.header.children;
         for (let i = 0; i < node.keys.length; i++)
