@@ -395,8 +395,11 @@ export class Stream {
    * failed.
    */
   readonly racesLost = { blocks: 0, nodes: 0, renodes: 0, compacts: 0, rewrites: 0 };
-  /** This process's erasures' rewrite records not yet known applied (by new block key): true once applied. */
-  private readonly rewritesAwaited = new Map<string, boolean>();
+  /**
+   * This process's `rewrite` and `renode` records not yet known applied, by the first new object each
+   * names (`appendAwaited`): true once applied.
+   */
+  private readonly awaited = new Map<string, boolean>();
   /**
    * Applied `rewrite` records (by new block object key, to the block's sequence number) whose index drop
    * no record has said finished yet (an `erase` record's `done`): an erasure killed or failing between
@@ -622,7 +625,7 @@ export class Stream {
           break;
         }
         if (b) {
-          if (this.rewritesAwaited.has(r.key)) this.rewritesAwaited.set(r.key, true);
+          if (this.awaited.has(r.key)) this.awaited.set(r.key, true);
           Object.assign(b, { key: r.key, rows: r.rows, bytes: r.bytes, min: r.min, max: r.max });
           if (r.leaf) b.leaf = r.leaf;
           // the new object's directory (a rewrite by an older version records none: not the old one's)
@@ -643,10 +646,14 @@ export class Stream {
         const ok =
           r.nodes.every((n) => this.levels[n.level]?.get(n.from)?.key === n.old) &&
           (!r.free || (top !== undefined && this.orphan(top.level, top.from)));
-        if (!ok) this.racesLost.renodes++;
-        else
-          for (const n of r.nodes)
-            Object.assign(this.levels[n.level]!.get(n.from)!, { key: n.key, keys: n.keys, bytes: n.bytes });
+        if (!ok) {
+          this.racesLost.renodes++;
+          break;
+        }
+        for (const n of r.nodes)
+          Object.assign(this.levels[n.level]!.get(n.from)!, { key: n.key, keys: n.keys, bytes: n.bytes });
+        const first = r.nodes[0]?.key;
+        if (first !== undefined && this.awaited.has(first)) this.awaited.set(first, true);
         break;
       }
       case 'compact': {
@@ -1816,29 +1823,22 @@ export class Stream {
       }
       const oldKey = b.key;
       const oldLeaf = b.leaf;
-      this.rewritesAwaited.set(key, false);
-      let applied: boolean;
-      try {
-        await this.log.append([
-          {
-            t: 'rewrite',
-            seq,
-            base: oldKey,
-            key,
-            rows: keep.length,
-            bytes: bytes.length,
-            min: header.min,
-            max: header.max,
-            ...(leaf ? { leaf } : {}),
-            dir: directoryBytes,
-            ...(erased.length <= 2 * eraseRunsMax ? { erased } : {}),
-          },
-        ]);
-        await this.catchUp();
-      } finally {
-        applied = this.rewritesAwaited.get(key) === true;
-        this.rewritesAwaited.delete(key);
-      }
+      const applied = await this.appendAwaited(
+        {
+          t: 'rewrite',
+          seq,
+          base: oldKey,
+          key,
+          rows: keep.length,
+          bytes: bytes.length,
+          min: header.min,
+          max: header.max,
+          ...(leaf ? { leaf } : {}),
+          dir: directoryBytes,
+          ...(erased.length <= 2 * eraseRunsMax ? { erased } : {}),
+        },
+        key,
+      );
       if (!applied) {
         // another erasure's rewrite of this block was recorded first: ours lost, and names nothing (one
         // recorded after ours and applied on top of it leaves ours won: the block's key is then not ours)
@@ -1854,6 +1854,37 @@ export class Stream {
     throw new Error(
       `erase: block ${seq} kept being rewritten by other erasures under ${eraseRetriesMax} attempts`,
     );
+  }
+
+  /**
+   * Appends `rec` (a `rewrite` or `renode` record whose first new object is `key`) and catches up; true
+   * when it was applied. Known from the record itself, not from the view after the catch-up: another
+   * record may already stand on top of it there (a later erasure's rewrite of the same block or node).
+   */
+  private async appendAwaited(rec: ProgressRecord, key: string): Promise<boolean> {
+    this.awaited.set(key, false);
+    let applied = false;
+    try {
+      await this.log.append([rec]);
+      await this.catchUp();
+    } finally {
+      applied = this.awaited.get(key) === true;
+      this.awaited.delete(key);
+    }
+    return applied;
+  }
+
+  /** Records the rewritten index `path` as one all-or-none `renode` record; true when it was applied. */
+  private appendRenode(path: (NodeInfo & { old: string })[], free: boolean): Promise<boolean> {
+    const nodes = path.map(({ level, from, old, key, keys, bytes }) => ({
+      level,
+      from,
+      old,
+      key,
+      keys,
+      bytes,
+    }));
+    return this.appendAwaited({ t: 'renode', nodes, ...(free ? { free } : {}) }, nodes[0]!.key);
   }
 
   /**
@@ -1885,22 +1916,12 @@ export class Stream {
       }
       const { path, free } = planned;
       if (path.length === 0) return 0;
-      const recs = path.map(({ level, from, old, key, keys, bytes }) => ({
-        level,
-        from,
-        old,
-        key,
-        keys,
-        bytes,
-      }));
       // free: an indexer that puts the top node under a parent before this lands makes it lose (retried)
-      await this.log.append([{ t: 'renode', nodes: recs, ...(free ? { free } : {}) }]);
-      await this.catchUp();
-      if (recs.every((n) => this.levels[n.level]?.get(n.from)?.key === n.key)) {
-        for (const n of recs) await this.store.delete(n.old).catch(() => undefined);
-        return recs.length;
+      if (await this.appendRenode(path, free)) {
+        for (const n of path) await this.store.delete(n.old).catch(() => undefined);
+        return path.length;
       }
-      for (const n of recs) await this.store.delete(n.key).catch(() => undefined);
+      for (const n of path) await this.store.delete(n.key).catch(() => undefined);
     }
     throw new Error(`erase: the index path of block ${seq} kept changing under ${eraseRetriesMax} attempts`);
   }
@@ -2010,18 +2031,8 @@ export class Stream {
         continue;
       }
       if (path.length === 0) return nodes;
-      const recs = path.map(({ level, from, old, key, keys, bytes }) => ({
-        level,
-        from,
-        old,
-        key,
-        keys,
-        bytes,
-      }));
       // free: an indexer that puts the top node under a parent before this lands makes it lose
-      await this.log.append([{ t: 'renode', nodes: recs, ...(free ? { free } : {}) }]);
-      await this.catchUp();
-      if (recs.every((n) => this.levels[n.level]?.get(n.from)?.key === n.key)) nodes += recs.length;
+      if (await this.appendRenode(path, free)) nodes += path.length;
     }
     throw new Error(
       `maintain: the index nodes over the expired prefix kept changing under ${eraseRetriesMax} attempts`,
