@@ -63,6 +63,11 @@ export type ProgressRecord =
       added?: string[];
       /** Level 0: the number of block rewrites (erasures) in the view it was built from; stale: ignored. */
       epoch?: number;
+      /**
+       * Level 0: the expired prefix (`expire`'s upTo) of the view its blocks' keys were read in; an expiry
+       * since that reaches into the node makes it lose (it may hold expired blocks' keys). Since 2026-12-07.
+       */
+      expired?: number;
       /** How many children the node has (absent in old logs: read from the node when compaction needs it). */
       children?: number;
     }

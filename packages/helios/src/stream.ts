@@ -537,6 +537,13 @@ export class Stream {
     if (r.base === undefined) return true; // an old log: one indexer
     // built from leaves an erasure has rewritten since: it may hold erased keys
     if (r.level === 0 && r.epoch !== undefined && r.epoch !== this.rewrites) return false;
+    // built from leaves read before an expiry that reaches into it: it may hold expired blocks' keys
+    if (
+      r.level === 0 &&
+      r.expired !== undefined &&
+      Math.max(r.from, r.expired) < Math.min(r.to, this.expiredUpTo)
+    )
+      return false;
     const cov = this.coverage(r.level);
     if (r.to <= cov) return false;
     // a node under a parent is not replaced: the parent names its object (gc would delete it)
@@ -1132,7 +1139,14 @@ export class Stream {
     // summed can pass mergeKeysMax only if it can) or the node closes: one balanced merge (mergeAll)
     // instead of copying the growing node once per block, and the same nodes as merging block by block.
     let work:
-      | { parts: IndexNode[]; keysUpper: number; blocks: number; base: string | null; epoch: number }
+      | {
+          parts: IndexNode[];
+          keysUpper: number;
+          blocks: number;
+          base: string | null;
+          epoch: number;
+          expired: number;
+        }
       | undefined;
     const union = (w: NonNullable<typeof work>) => {
       w.parts = [mergeAll(w.parts)]; // (one part: a leaf gets its filter)
@@ -1142,7 +1156,9 @@ export class Stream {
     const flush = async () => {
       if (!work) return;
       const info = await this.putNode(0, union(work));
-      await this.log.append([{ t: 'node', ...info, base: work.base, epoch: work.epoch }]);
+      await this.log.append([
+        { t: 'node', ...info, base: work.base, epoch: work.epoch, expired: work.expired },
+      ]);
       await this.catchUp();
       work = undefined;
     };
@@ -1150,12 +1166,13 @@ export class Stream {
       keys < pol.mergeKeysMax &&
       w.blocks < pol.fanoutMax &&
       (w.keysUpper < pol.mergeKeysMax || union(w).keys.length < pol.mergeKeysMax);
-    const start = (n: IndexNode, base: string | null, epoch: number) => ({
+    const start = (n: IndexNode, base: string | null, epoch: number, expired: number) => ({
       parts: [n],
       keysUpper: n.keys.length,
       blocks: n.header.children.length,
       base,
       epoch,
+      expired,
     });
     for (; done < blocksMax; done++) {
       // Re-read after each write: a racing indexer may have moved level 0 on.
@@ -1165,6 +1182,8 @@ export class Stream {
       // The erasure epoch of the view the keys are read from: taken before the read, because the flush
       // below catches up, and a rewrite applied there must still void a node built from the old leaf.
       const epoch = this.rewrites;
+      // and the expired prefix it is read in: an expiry recorded before the node makes it lose
+      const expired = this.expiredUpTo;
       let keys: Float64Array;
       if (seq < this.expiredUpTo)
         keys = new Float64Array(0); // past retention: deleted, nothing to find
@@ -1174,7 +1193,7 @@ export class Stream {
         const lv0 = this.sorted(0);
         const tail = lv0[lv0.length - 1];
         if (tail && tail.to === seq && tail.from >= (this.wm[0] ?? 0) && tail.to > this.expiredUpTo) {
-          const tw = start(await this.node(tail.key), tail.key, epoch);
+          const tw = start(await this.node(tail.key), tail.key, epoch, expired);
           if (mergeable(tw, keys.length)) work = tw;
         }
       }
@@ -1183,10 +1202,11 @@ export class Stream {
         work.keysUpper += keys.length;
         work.blocks++;
         work.epoch = Math.min(work.epoch, epoch);
+        work.expired = Math.min(work.expired, expired);
       } else {
         await flush();
         if (this.indexedBlocks !== seq) continue; // a racing indexer got there first
-        work = start(leaf, null, epoch);
+        work = start(leaf, null, epoch, expired);
       }
     }
     await flush();
