@@ -143,3 +143,14 @@ export function keyOf(s: Stream, col: number, v: string): number[] {
   row[col] = v;
   return [...keysOf(s.def, [row])];
 }
+
+/** Each query's rows through the index equal a full scan's (in order); returns how many rows each gave. */
+export async function expectIndexEqualsScan(s: Stream, queries: string[]): Promise<number[]> {
+  const counts: number[] = [];
+  for (const q of queries) {
+    const viaIndex = await s.search(s.parse(q));
+    expect(viaIndex.rows, q).toEqual((await s.search(s.parse(q), { useIndex: false })).rows);
+    counts.push(viaIndex.rows.length);
+  }
+  return counts;
+}

@@ -6,7 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createStream, Stream } from '@strata/helios';
 import { afterAll, describe, expect, it } from 'vitest';
-import { beforeFirstCall, checkIndex, keyOf, secretsStream, storedKeys } from './index-check.js';
+import {
+  beforeFirstCall,
+  checkIndex,
+  expectIndexEqualsScan,
+  keyOf,
+  secretsStream,
+  storedKeys,
+} from './index-check.js';
 import { child } from './procs-lib.js';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-maintain-race-'));
@@ -58,10 +65,7 @@ describe('erasure beside maintenance and other erasures', () => {
         await b.gc({ graceMs: 0 });
         const { keys: stored } = await storedKeys(b);
         expect(u3Keys(b, lines).filter((k) => stored.has(k))).toEqual([]);
-        for (const q of ["user = 'u3'", "user = 'u4'", "msg CONTAINS 'common_1'"]) {
-          const x = await b.search(b.parse(q));
-          expect(x.rows).toEqual((await b.search(b.parse(q), { useIndex: false })).rows);
-        }
+        await expectIndexEqualsScan(b, ["user = 'u3'", "user = 'u4'", "msg CONTAINS 'common_1'"]);
         await checkIndex(b);
       } finally {
         await a.close();
@@ -162,17 +166,8 @@ describe('gc beside an indexer after an erasure', () => {
       await a.maintain({ graceMs: 0 });
       const fresh = await Stream.open(dir, 'ev', policy);
       try {
-        for (const q of [
-          "user = 'b3'",
-          "user = 'b4'",
-          "msg CONTAINS 'v3'",
-          "user = 'late1'",
-          "user = 'b0'",
-        ]) {
-          const x = await fresh.search(fresh.parse(q));
-          expect(x.rows).toEqual((await fresh.search(fresh.parse(q), { useIndex: false })).rows);
-          expect(x.rows.length).toBeGreaterThan(0);
-        }
+        const queries = ["user = 'b3'", "user = 'b4'", "msg CONTAINS 'v3'", "user = 'late1'", "user = 'b0'"];
+        for (const n of await expectIndexEqualsScan(fresh, queries)) expect(n).toBeGreaterThan(0);
         await checkIndex(fresh);
       } finally {
         await fresh.close();
@@ -254,15 +249,12 @@ describe('maintain in an indexer process beside erasure, ingestion and searches'
       await s.gc({ graceMs: 0 });
       const { keys: stored } = await storedKeys(s);
       expect(u3Keys(s, lines).filter((k) => stored.has(k))).toEqual([]);
-      for (const q of [
+      await expectIndexEqualsScan(s, [
         "user = 'u3'",
         "user = 'u4'",
         "msg CONTAINS 'common_1'",
         "msg CONTAINS 'secret_x10'",
-      ]) {
-        const x = await s.search(s.parse(q));
-        expect(x.rows).toEqual((await s.search(s.parse(q), { useIndex: false })).rows);
-      }
+      ]);
       await checkIndex(s);
     } finally {
       await s.close();
