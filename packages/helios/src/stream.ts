@@ -1965,22 +1965,15 @@ export class Stream {
   private async finishErasures(): Promise<number> {
     await this.catchUp();
     if (this.dropsPending.size === 0) return 0;
-    const bySeq = new Map<number, string[]>();
-    for (const [key, seq] of this.dropsPending) {
-      const keys = bySeq.get(seq);
-      if (keys) keys.push(key);
-      else bySeq.set(seq, [key]);
-    }
+    const pending = [...this.dropsPending];
+    const seqs = [...new Set(pending.map(([, seq]) => seq))].sort((a, b) => a - b);
     let nodes = 0;
-    const done: string[] = [];
-    for (const [seq, keys] of [...bySeq].sort((a, b) => a[0] - b[0])) {
+    for (const seq of seqs) {
       const stale = await this.staleKeys(seq);
       if (stale.length > 0) nodes += await this.dropFromIndex(seq, stale);
-      done.push(...keys);
     }
-    await this.log.append([
-      { t: 'erase', where: '', blocks: [...bySeq.keys()], rows: 0, at: Date.now(), done },
-    ]);
+    const done = pending.map(([key]) => key);
+    await this.log.append([{ t: 'erase', where: '', blocks: seqs, rows: 0, at: Date.now(), done }]);
     await this.catchUp();
     return nodes;
   }
@@ -1996,31 +1989,27 @@ export class Stream {
    * not have (what an unfinished erasure left), on a fresh view; none when the block is past retention or
    * not indexed. Read again when an object of the view was deleted under the read (another erasure).
    */
-  private async staleKeys(seq: number): Promise<Float64Array> {
-    for (let attempt = 0; ; attempt++) {
+  private staleKeys(seq: number): Promise<Float64Array> {
+    return this.onFreshView(async () => {
       await this.catchUp();
       const b = this.blocks[seq];
       const info = this.covering(0, seq);
       if (!b || seq < this.expiredUpTo || !info) return new Float64Array(0);
-      try {
-        const node = await this.node(info.key);
-        const i = node.header.children.indexOf(seq);
-        if (i < 0) return new Float64Array(0);
-        const has = await this.blockKeys(b);
-        const stale: number[] = [];
-        for (let k = 0; k < node.keys.length; k++) {
-          if (setHas(has, node.keys[k]!)) continue;
-          for (let p = node.postOff[k]!; p < node.postOff[k + 1]!; p++)
-            if (node.post[p] === i) {
-              stale.push(node.keys[k]!);
-              break;
-            }
-        }
-        return Float64Array.from(stale);
-      } catch (e) {
-        if ((e as Error).name !== 'NotFoundError' || attempt >= eraseRetriesMax) throw e;
+      const node = await this.node(info.key);
+      const i = node.header.children.indexOf(seq);
+      if (i < 0) return new Float64Array(0);
+      const has = await this.blockKeys(b);
+      const stale: number[] = [];
+      for (let k = 0; k < node.keys.length; k++) {
+        if (setHas(has, node.keys[k]!)) continue;
+        for (let p = node.postOff[k]!; p < node.postOff[k + 1]!; p++)
+          if (node.post[p] === i) {
+            stale.push(node.keys[k]!);
+            break;
+          }
       }
-    }
+      return Float64Array.from(stale);
+    });
   }
 
   /**
