@@ -610,14 +610,26 @@ Example: strata stream info hdfs`,
     return withStream(io, f.values.data, f.positionals[0], async (s) => {
       const sz = s.sizes();
       const res = await s.search({ k: 'true' }, { limit: 0 });
+      const unfinished = s.erasuresUnfinished;
       output(
         io,
         f.values.json,
-        { ...sz, indexedBlocks: s.indexedBlocks, levels: res.stats.levels, racesLost: s.racesLost },
+        {
+          ...sz,
+          indexedBlocks: s.indexedBlocks,
+          levels: res.stats.levels,
+          racesLost: s.racesLost,
+          erasuresUnfinished: unfinished,
+        },
         () =>
           [
             `${sz.rows} rows in ${sz.blocks} blocks (${s.indexedBlocks} indexed); data ${formatBytes(sz.blockBytes)}, raw ${formatBytes(sz.rawBytes)}, index ${formatBytes(sz.indexBytes)}`,
             ...res.stats.levels.map((l) => `level ${l.level}: ${l.nodes} nodes, watermark ${l.watermark}`),
+            ...(unfinished.length > 0
+              ? [
+                  `erasures unfinished (their keys still in the index until the next erase or maintain): blocks ${unfinished.join(', ')}`,
+                ]
+              : []),
           ].join('\n'),
       );
       return 0;

@@ -118,6 +118,8 @@ export {
   gcGraceMsDefault,
   type IndexPolicy,
   type IngestStats,
+  type MaintainStats,
+  maintainSummary,
   rowObject,
   Stream,
   type StreamOptions,

@@ -125,11 +125,22 @@ export interface MaintainStats {
   moved: number;
   expired: number;
   deleted: number;
+  /** Index nodes rewritten to drop the keys of expired blocks from the nodes that reach past them. */
+  expiredNodes: number;
+  /** Blocks whose erasure had stopped before its index drop, finished here, and the index nodes rewritten. */
+  erasuresFinished: number;
+  erasureNodes: number;
 }
 
-/** A maintain pass as one line (the CLI's and the server's reports). */
+/** A maintain pass as one line (the CLI's and the server's reports); the index repairs when there were any. */
 export function maintainSummary(r: MaintainStats): string {
-  return `moved ${r.moved} objects to standard, expired ${r.expired} blocks, deleted ${r.deleted} objects`;
+  return [
+    `moved ${r.moved} objects to standard, expired ${r.expired} blocks, deleted ${r.deleted} objects`,
+    ...(r.expiredNodes > 0 ? [`, rewrote ${r.expiredNodes} index nodes holding expired keys`] : []),
+    ...(r.erasuresFinished > 0
+      ? [`, finished the erasure of ${r.erasuresFinished} blocks (${r.erasureNodes} index nodes rewritten)`]
+      : []),
+  ].join('');
 }
 
 /** What a compaction pass did. */
@@ -1765,7 +1776,7 @@ export class Stream {
     if (opts.gcGraceMs !== undefined) checkGraceMs('erase gcGraceMs', opts.gcGraceMs);
     const e = this.parse(where);
     // an earlier erasure (this one run before, say) that stopped before its index drop
-    let nodesRewritten = await this.finishErasures();
+    let nodesRewritten = (await this.finishErasures()).nodes;
     const hit = await this.search(e);
     const seqs = [...new Set(hit.seqs)];
     let rowsRemoved = 0;
@@ -1960,11 +1971,11 @@ export class Stream {
    * `renode` records, retried on races), then appends one `erase` record (`where` empty, no rows) whose
    * `done` names the rewrites finished. Run beside the erasure itself (another process) this is only
    * duplicate work: whichever renode lands first drops the keys, the other is replanned and drops nothing
-   * new. Returns the index nodes rewritten.
+   * new. Returns the blocks finished and the index nodes rewritten.
    */
-  private async finishErasures(): Promise<number> {
+  private async finishErasures(): Promise<{ blocks: number; nodes: number }> {
     await this.catchUp();
-    if (this.dropsPending.size === 0) return 0;
+    if (this.dropsPending.size === 0) return { blocks: 0, nodes: 0 };
     const pending = [...this.dropsPending];
     const seqs = [...new Set(pending.map(([, seq]) => seq))].sort((a, b) => a - b);
     let nodes = 0;
@@ -1975,7 +1986,7 @@ export class Stream {
     const done = pending.map(([key]) => key);
     await this.log.append([{ t: 'erase', where: '', blocks: seqs, rows: 0, at: Date.now(), done }]);
     await this.catchUp();
-    return nodes;
+    return { blocks: seqs.length, nodes };
   }
 
   /** A block's index keys: its leaf's (written with it), or its rows' for a block without a leaf. */
@@ -2121,11 +2132,18 @@ export class Stream {
     }
     // the expired blocks' keys out of the nodes that reach past them (also what a maintain that stopped
     // after its expire record left)
-    await this.dropExpired();
+    const expiredNodes = await this.dropExpired();
     // an erasure that stopped before its index drop (blocks expired above need none)
-    await this.finishErasures();
+    const finished = await this.finishErasures();
     const deleted = await this.gc(opts);
-    return { moved, expired, deleted };
+    return {
+      moved,
+      expired,
+      deleted,
+      expiredNodes,
+      erasuresFinished: finished.blocks,
+      erasureNodes: finished.nodes,
+    };
   }
 
   /**

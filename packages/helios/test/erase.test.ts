@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createStream, Stream } from '@strata/helios';
+import { captureIo, runCommand } from '@strata/cli';
+import { commands, createStream, maintainSummary, Stream } from '@strata/helios';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -422,16 +423,36 @@ describe('an erasure that stops between its rewrite and its index drop', () => {
     }
   });
 
-  it('maintain drops them, in any process', async () => {
+  it('maintain drops them, in any process; stream info lists them until then, maintain counts them', async () => {
     const { dir, lines, s, failed, pending } = await stopped('stop-maintain', "msg CONTAINS 'secret_10'");
     await s.close();
+    const info = async () => {
+      const c = captureIo('', {}, dir);
+      const cmd = commands.find((x) => x.name === 'stream')!;
+      expect(await runCommand(cmd, ['info', 'ev', '--data', dir], c.io)).toBe(0);
+      const j = captureIo('', {}, dir);
+      expect(await runCommand(cmd, ['info', 'ev', '--data', dir, '--json'], j.io)).toBe(0);
+      return { text: c.stdout(), json: JSON.parse(j.stdout()).erasuresUnfinished };
+    };
+    const before = await info();
+    expect(before.json).toEqual([failed]);
+    expect(before.text).toContain(
+      `erasures unfinished (their keys still in the index until the next erase or maintain): blocks ${failed}\n`,
+    );
     const m = await Stream.open(dir, 'ev', policy);
     try {
       const secret = keyOf(m, 2, 'secret_10');
       await m.gc({ graceMs: 0 });
       const stored0 = await storedKeys(m);
       expect(secret.some((k) => stored0.keys.has(k))).toBe(true);
-      await m.maintain({ graceMs: 0 });
+      const stats = await m.maintain({ graceMs: 0 });
+      expect(stats).toMatchObject({ erasuresFinished: 1, expiredNodes: 0 });
+      expect(stats.erasureNodes).toBeGreaterThan(0);
+      expect(maintainSummary(stats)).toMatch(
+        /, finished the erasure of 1 blocks \(\d+ index nodes rewritten\)$/,
+      );
+      const again = await m.maintain({ graceMs: 0 });
+      expect(again).toMatchObject({ erasuresFinished: 0, erasureNodes: 0 });
       const stored = await storedKeys(m);
       expect(secret.filter((k) => stored.keys.has(k))).toEqual([]);
       await expectIndexEqualsScan(m, ["user = 'u3'", "msg CONTAINS 'secret_10'", "msg CONTAINS 'common_1'"]);
@@ -443,6 +464,9 @@ describe('an erasure that stops between its rewrite and its index drop', () => {
     } finally {
       await m.close();
     }
+    const after = await info();
+    expect(after.json).toEqual([]);
+    expect(after.text).not.toContain('erasures unfinished');
   });
 
   it('a repair run while the erasure is still dropping its keys is only duplicate work', async () => {

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createStream, Stream } from '@strata/helios';
+import { createStream, maintainSummary, Stream } from '@strata/helios';
 import { afterAll, describe, expect, it } from 'vitest';
 import { beforeFirstCall, checkIndex, expectIndexEqualsScan, keyOf, storedKeys } from './index-check.js';
 
@@ -100,6 +100,8 @@ describe('retention drops the expired blocks from the index nodes that reach pas
       expect(s.indexedBlocks).toBe(s.blockCount);
       const m = await s.maintain({ graceMs: 0 });
       expect(m.expired).toBe(day0Blocks);
+      expect(m.expiredNodes, 'the straddling node and its parents rewritten').toBeGreaterThan(1);
+      expect(maintainSummary(m)).toContain(`, rewrote ${m.expiredNodes} index nodes holding expired keys`);
       await expectExpiredGone(s, day0Blocks);
       // the indexer goes on past it, and a second maintain finds nothing more to drop
       const f3 = join(dir, 'day31.jsonl');
@@ -107,7 +109,7 @@ describe('retention drops the expired blocks from the index nodes that reach pas
       await s.ingestFile(f3, { chunkBytes: 2048 });
       await s.indexAll();
       const racesLost = { ...s.racesLost };
-      await s.maintain({ graceMs: 0 });
+      expect((await s.maintain({ graceMs: 0 })).expiredNodes).toBe(0);
       expect(s.racesLost).toEqual(racesLost);
       await expectExpiredGone(s, day0Blocks);
     } finally {
@@ -143,7 +145,9 @@ describe('retention drops the expired blocks from the index nodes that reach pas
     try {
       await catchUp(b);
       expect(b.sizes().expiredBlocks).toBe(day0Blocks); // the expire record stands
-      expect((await b.maintain({ graceMs: 0 })).expired).toBe(0);
+      const m = await b.maintain({ graceMs: 0 });
+      expect(m.expired).toBe(0);
+      expect(m.expiredNodes, 'the drop the first maintain did not make').toBeGreaterThan(0);
       await expectExpiredGone(b, day0Blocks);
     } finally {
       await b.close();

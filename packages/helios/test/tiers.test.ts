@@ -137,6 +137,13 @@ describe('STORAGE and RETAIN from the DDL, on an injected clock', () => {
     const c = captureIo('', {}, root);
     const cmd = commands.find((x) => x.name === 'stream')!;
     expect(await runCommand(cmd, ['maintain', 'ev', '--data', dir, '--json'], c.io)).toBe(0);
-    expect(JSON.parse(c.stdout())).toEqual({ moved: 0, expired: 0, deleted: 0 });
+    expect(JSON.parse(c.stdout())).toEqual({
+      moved: 0,
+      expired: 0,
+      deleted: 0,
+      expiredNodes: 0,
+      erasuresFinished: 0,
+      erasureNodes: 0,
+    });
   });
 });
