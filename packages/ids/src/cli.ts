@@ -58,8 +58,8 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        track by_src|by_dst|by_rule|by_both, count C, seconds T; sig_id 0 (and gen_id 0) for
                        all rules; a file's event_filter replaces a rule's own threshold (Suricata's);
                        rate_filter gen_id G, sig_id S, track ..., count C, seconds T, new_action A,
-                       timeout T [, apply_to SPEC] changes a match's action past a rate (one engine: not
-                       with --workers). suppress and event_filter cover gid 134 (latency events) too; an
+                       timeout T [, apply_to SPEC] changes a match's action past a rate (with --workers:
+                       not with --ips, nor to or from pass). suppress and event_filter cover gid 134 (latency events) too; an
                        entry for a gid:sid no loaded rule has is warned of. The stats count
                        alertsSuppressed, alertsRateFiltered and actionsRateFiltered
   --checksum-validation  all (default): a packet with a bad IP/TCP/UDP checksum is matched on its own but
@@ -248,7 +248,7 @@ Example:
         thresholds.push(e);
     try {
       new EventFilters(thresholds, vars); // a suppress ip's variables, checked before any capture is read
-      refuseRateFilters(thresholds, workers);
+      refuseRateFilters(thresholds, workers, ips);
     } catch (e) {
       throw new CliError((e as Error).message);
     }

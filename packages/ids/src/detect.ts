@@ -59,7 +59,13 @@ import {
   ReassemblyBudget,
   StreamReassembler,
 } from './stream.js';
-import { type RateDecision, type RateEvent, RateLimiter, type RateSpec } from './threshold.js';
+import {
+  type RateDecision,
+  type RateEvent,
+  type RateFilterSpec,
+  RateLimiter,
+  type RateSpec,
+} from './threshold.js';
 import { latencyEventsGid } from './threshold-config.js';
 import { TlsSession } from './tls.js';
 
@@ -190,6 +196,10 @@ export class Engine {
   readonly rates = new RateLimiter();
   /** The rate decision left to the merger for the alert made next (`deferRates`). */
   private deferred: { spec: RateSpec; event: RateEvent } | undefined;
+  /** `deferRates` without IPS: rate_filters are counted by the merger too (`Alert.rateFilter`). */
+  private readonly deferFilters: boolean;
+  /** The rate_filter count left to the merger for the match under way (`actionOf` to `alert`). */
+  private deferredFilter: { filters: RateFilterSpec[]; event: RateEvent } | undefined;
   /** For the alerts of the stream delivery under way: bytes missing before it, and whether a flow ends. */
   private deliveryGapBytes = 0;
   private flushing = false;
@@ -400,6 +410,7 @@ export class Engine {
     };
     this.warnings.push(...compiler.thresholdWarnings());
     if (opts.deferRates) refuseDeferredGates(this.compiled, opts.ips === true);
+    this.deferFilters = opts.deferRates === true && opts.ips !== true;
     this.tlsRules = compiler.tlsRules;
     this.dceRules = compiler.dceRules;
     this.dceDatagramRules = compiler.dceDatagramRules;
@@ -598,7 +609,7 @@ export class Engine {
         a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
         out.push(a);
       }
-    }
+    } else this.silentMatch(c, { ...e, stream: true }, out);
     this.matched(c, fd, true, a, out, action);
     return pass;
   }
@@ -621,14 +632,46 @@ export class Engine {
 
   /**
    * A match's action: the rule's, or the new action a threshold.config rate_filter over the rule gives it
-   * now (which counts the match: asked once per match).
+   * now (which counts the match: asked once per match). A worker (`deferFilters`) leaves the count to the
+   * merger: the match's alert (`alert`), or a silent one (`silentMatch`), carries it, and the rule's
+   * action applies here (without IPS only drop, sdrop or reject could come instead, which act on nothing).
    */
   private actionOf(c: Compiled, src: string, sp: number, dst: string, dp: number, flowId: number): string {
+    this.deferredFilter = undefined;
     const fs = c.rateFilters;
     if (fs === undefined) return c.rule.action;
     const r = c.rule;
     const e = { sid: r.sid, gid: r.gid, src, dst, sp, dp, flowId, tsUs: this.nowUs };
+    if (this.deferFilters) {
+      this.deferredFilter = { filters: fs, event: e };
+      return r.action;
+    }
     return this.rates.rateFilterAction(fs, e) ?? r.action;
+  }
+
+  /**
+   * A match that raises no alert (a noalert rule): with its rate_filter count left to the merger, a silent
+   * alert carries it there.
+   */
+  private silentMatch(
+    c: Compiled,
+    e: {
+      src: string;
+      sp: number;
+      dst: string;
+      dp: number;
+      proto: number;
+      flowId: number;
+      ipVersion: 4 | 6;
+      stream: boolean;
+    },
+    out: Alert[],
+  ): void {
+    if (this.deferredFilter === undefined) return;
+    const a = this.alert(c, e, c.rule.action);
+    this.stats.alerts--;
+    a.silent = true;
+    out.push(a);
   }
 
   /**
@@ -649,6 +692,13 @@ export class Engine {
     }
     if (taken) {
       this.stats.alerts -= taken.size;
+      // a worker's taken-back alerts still carry counts one engine took at the match: the merger's to take
+      if (this.opts.deferRates)
+        for (const a of taken)
+          if (a.rate !== undefined || a.rateFilter !== undefined) {
+            a.silent = true;
+            taken.delete(a);
+          }
       const outs = new Set(ms.map((m) => m.out));
       for (const out of outs) {
         const keep = out.filter((a) => !taken.has(a));
@@ -1320,7 +1370,7 @@ export class Engine {
             a.pktSrc = this.flushing ? 'stream (flow timeout)' : 'wire/pcap';
             out.push(a);
           }
-        }
+        } else this.silentMatch(c, { ...e, stream: true }, out);
         // a stream match's action applies to the flow; a pass ends the inspection of this data
         this.matched(c, fd, true, a, out, action);
         if (pass) {
@@ -1598,6 +1648,10 @@ export class Engine {
       a.rate = this.deferred;
       this.deferred = undefined;
     }
+    if (this.deferredFilter) {
+      a.rateFilter = this.deferredFilter;
+      this.deferredFilter = undefined;
+    }
     return a;
   }
 
@@ -1705,6 +1759,10 @@ export class Engine {
       const action = this.actionOf(c, d.src, d.srcPort, d.dst, d.dstPort, f.id);
       const pass = action === 'pass';
       if (c.noalert || (pass && !c.alertOnPass)) {
+        if (this.deferredFilter !== undefined) {
+          const e = { src: d.src, sp: d.srcPort, dst: d.dst, dp: d.dstPort, proto: d.proto, flowId: f.id };
+          this.silentMatch(c, { ...e, ipVersion: d.ipVersion, stream: false }, out);
+        }
         this.matched(c, fd, c.ipOnly !== undefined, undefined, out, action);
         if (pass) {
           end = i + 1;
@@ -1752,11 +1810,18 @@ export class Engine {
  * An engine that leaves its rate decisions to a merger (`deferRates`: a worker) applies a match's action at
  * once, while a detection_filter, or a threshold or both short of its count, makes the match none at all
  * (`RateDecision`): for a rule whose action matters there (drop, sdrop and reject with IPS; a pass that
- * alerts) the workers would act where one engine does not. Such rules are refused, naming the first.
+ * alerts) the workers would act where one engine does not. Such rules are refused, naming the first. So are
+ * rules under a threshold.config rate_filter whose action the worker would need at once: with IPS any (the
+ * new action decides the packet), without it a pass on either side (a pass cuts the packet's later rules).
  */
 function refuseDeferredGates(compiled: readonly Compiled[], ips: boolean): void {
   for (const c of compiled) {
     const a = c.rule.action;
+    const fs = c.rateFilters;
+    if (fs !== undefined && (ips || a === 'pass' || fs.some((f) => f.newAction === 'pass')))
+      throw new Error(
+        `rule ${c.rule.gid}:${c.rule.sid}: ${ips ? 'a rule under a rate_filter needs one engine with IPS' : 'a rate_filter from or to pass needs one engine'}: a worker acts before the count, which spans flows other workers hold, is decided (run without --workers)`,
+      );
     const acts =
       (ips && (a === 'drop' || a === 'sdrop' || rejectTargetOf(a) !== undefined)) ||
       (a === 'pass' && c.alertOnPass);

@@ -10,7 +10,7 @@ import type { MailOptions } from './mail.js';
 import type { MimeOptions } from './mime.js';
 import type { RejectTarget } from './reject.js';
 import type { OverlapPolicy } from './stream.js';
-import type { RateEvent, RateSpec } from './threshold.js';
+import type { RateEvent, RateFilterSpec, RateSpec } from './threshold.js';
 import type { ThresholdEntry } from './threshold-config.js';
 
 export interface Alert {
@@ -47,6 +47,16 @@ export interface Alert {
   pktSrc?: string;
   /** With `deferRates`: the threshold / detection_filter decision still to take (see `RateLimiter`). */
   rate?: { spec: RateSpec; event: RateEvent };
+  /**
+   * With `deferRates` (IDS only): the threshold.config rate_filters over the rule, still to count this match
+   * (`RateLimiter.rateFilterAction`); the action they give replaces `action`.
+   */
+  rateFilter?: { filters: RateFilterSpec[]; event: RateEvent };
+  /**
+   * With `deferRates`: a match the merger counts (its `rate` and `rateFilter`) but does not report: a
+   * noalert rule's match under a rate_filter, or an alert a pass on the packet took back after its counts.
+   */
+  silent?: true;
   /** Raised by an engine in IPS mode (`EngineOptions.ips`), where a drop rule's action drops the packet. */
   ips?: true;
 }
@@ -107,7 +117,10 @@ export interface EngineOptions {
    * (default 2,560, Suricata's raw chunk size), when the session closes, or when the flow ends.
    */
   streamChunkBytes?: number;
-  /** Leave threshold / detection_filter to the caller: alerts carry `rate` (parallel workers). */
+  /**
+   * Leave threshold / detection_filter, and (without `ips`) threshold.config's rate_filter, to the caller:
+   * alerts carry `rate` and `rateFilter`, and some are `silent` (parallel workers' merger).
+   */
   deferRates?: boolean;
   /** HTTP body bounds (bytes kept per message, decompressed bytes). */
   http?: HttpOptions;

@@ -15,8 +15,9 @@
  *   parallel: more CPU in all, and each worker's share of it grows by what the main thread spent.
  *
  * Alerts come back tagged with the packet they were raised on and are merged in capture order (one worker
- * inspects each packet); threshold and detection_filter, whose state spans flows, are decided on the main
- * thread in that order (the workers run with `deferRates`), so the alerts are the ones one Engine raises.
+ * inspects each packet); threshold, detection_filter and (without IPS) rate_filter, whose state spans
+ * flows, are decided on the main thread in that order (the workers run with `deferRates`; matches that
+ * count but do not alert come as silent alerts), so the alerts are the ones one Engine raises.
  * What still differs: flow ids (unique, numbered per worker), and the order of the alerts flushed at the
  * end of input (each worker drains its own flows).
  *
@@ -108,16 +109,22 @@ interface Slot {
 }
 
 /**
- * threshold.config's rate_filter changes a match's action, which the worker that inspects the packet must
- * apply at once, while its counts span flows that other workers hold: not done on several workers (each
- * would count a part of the matches), refused instead.
+ * threshold.config's rate_filter changes a match's action, while its counts span flows other workers hold:
+ * the merger counts them (the workers run with `deferRates`) and gives each alert its action, which is all
+ * an action does without IPS, but for a pass (it cuts the packet's later rules, in the worker, at once).
+ * Refused, naming the entry: any rate_filter with IPS (the new action decides the packet), and one whose
+ * new action is pass. A rule of action pass under a rate_filter is refused by the workers' engines.
  */
-export function refuseRateFilters(entries: readonly ThresholdEntry[] | undefined, workers: number): void {
+export function refuseRateFilters(
+  entries: readonly ThresholdEntry[] | undefined,
+  workers: number,
+  ips: boolean,
+): void {
   if (workers <= 1) return;
-  const e = entries?.find((x) => x.kind === 'rate_filter');
+  const e = entries?.find((x) => x.kind === 'rate_filter' && (ips || x.newAction === 'pass'));
   if (e)
     throw new ThresholdConfigError(
-      `${e.file}:${e.line}: rate_filter needs one engine (its counts span flows that ${workers} workers share out): run without --workers`,
+      `${e.file}:${e.line}: ${ips ? 'rate_filter with IPS' : 'rate_filter new_action pass'} needs one engine (a worker acts before the count, which spans flows ${workers} workers share out, is decided): run without --workers`,
     );
 }
 
@@ -228,7 +235,7 @@ export class ParallelRunner {
     rules: Rule[],
     opts: RunOptions & { reader?: 'workers' | 'main' } = {},
   ): Promise<ParallelResult> {
-    refuseRateFilters(opts.thresholdConfig, this.workers);
+    refuseRateFilters(opts.thresholdConfig, this.workers, opts.ips === true);
     // one run at a time: the workers hold one engine each and the slots one batch and load each, so two
     // runs at once mixed their packets (one failed with "a batch before init", the other lost alerts)
     // a run with none before it starts at once, not a turn of the event loop later: a path is opened
@@ -333,7 +340,7 @@ export class ParallelRunner {
         const r = done[i]!;
         s.load.packets = r.ownPackets;
         s.load.bytes = r.ownBytes;
-        s.load.alerts = r.raised.length;
+        s.load.alerts = raisedCount(r.raised);
         s.load.busyMs = r.busyMs;
         s.load.cpuMs = r.cpuMs;
       });
@@ -368,10 +375,20 @@ export class ParallelRunner {
     const rates = new RateLimiter();
     rates.countInto(rated);
     const alerts = merged.filter((a) => {
+      // the rate_filter first, as one engine asks it before the threshold (actionOf, then rateDecision)
+      const f = a.rateFilter;
+      if (f) {
+        delete a.rateFilter;
+        const action = rates.rateFilterAction(f.filters, f.event);
+        if (action !== undefined) a.action = action;
+      }
       const r = a.rate;
-      if (!r) return true;
-      delete a.rate;
-      return rates.allow(r.spec, r.event);
+      if (r) {
+        delete a.rate;
+        if (!rates.allow(r.spec, r.event)) return false;
+      }
+      // counted, not reported: a noalert match, or an alert a pass took back (see Alert.silent)
+      return a.silent === undefined;
     });
     const stats = sumStats([...shards.done.map((r) => r.stats), rated as EngineStats]);
     stats.alerts = alerts.length;
@@ -497,7 +514,7 @@ export class ParallelRunner {
               collected.push({ alerts: r.alerts, order: mine });
               load.busyMs += r.busyMs;
               load.cpuMs += r.cpuMs;
-              load.alerts += r.alerts.length;
+              load.alerts += raisedCount(r.alerts);
               if (sink) {
                 for (const v of r.verdicts) held.get(v.n)!.v = v;
                 for (const n of ns) held.get(n)!.ready = true;
@@ -656,6 +673,13 @@ function sumNumbers<T extends object>(xs: T[], init: T): T {
 }
 
 /** The workers' rule faults, each rule once with the first worker's error. */
+/** A worker's alerts, less the silent ones it sends only for their counts (`Alert.silent`). */
+function raisedCount(alerts: readonly Alert[]): number {
+  let n = 0;
+  for (const a of alerts) if (a.silent === undefined) n++;
+  return n;
+}
+
 function firstFaults(done: { ruleFaults: [string, string][] }[]): { rule: string; error: string }[] {
   const faults = new Map<string, string>();
   for (const r of done)

@@ -897,7 +897,7 @@ describe('threshold.config rate_filter: actions over crafted traffic', () => {
     expect(r.stats).toMatchObject({ alertsRateFiltered: 1, actionsRateFiltered: 2 });
   });
 
-  it('is refused on several workers, naming the entry; variables in apply_to are replaced', async () => {
+  it('is refused on several workers with IPS, naming the entry; variables in apply_to are replaced', async () => {
     const cfg = parseThresholdConfig(
       'rate_filter gen_id 1, sig_id 1, track by_src, count 1, seconds 10, new_action drop, timeout 60, apply_to $NETS',
       'r.config',
@@ -907,8 +907,9 @@ describe('threshold.config rate_filter: actions over crafted traffic', () => {
       await expect(
         pool.run(Readable.from([Buffer.from(encodePcap([]))]), loadRules(rule(1), 't.rules').rules, {
           thresholdConfig: cfg,
+          ips: true,
         }),
-      ).rejects.toThrow('r.config:1: rate_filter needs one engine');
+      ).rejects.toThrow('r.config:1: rate_filter with IPS needs one engine');
     } finally {
       await pool.close();
     }
@@ -1040,7 +1041,7 @@ describe('strata ids --classification and --threshold-file', () => {
     expect(missing.err).toContain('--classification nope.config: ENOENT');
   });
 
-  it('rate_filter: changes actions and counts them on one thread; refused with --workers before any capture', async () => {
+  it('rate_filter: changes actions and counts them, on one thread and 2 workers; refused with --workers and --ips before any capture', async () => {
     writeFileSync(
       join(dir, 'rate.config'),
       'rate_filter gen_id 1, sig_id 2, track by_rule, count 1, seconds 60, new_action drop, timeout 0\n',
@@ -1054,9 +1055,19 @@ describe('strata ids --classification and --threshold-file', () => {
     const stats = await ids([...args, '--stats', 'r.json']);
     expect(stats.rc).toBe(0);
     expect(JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'))).toMatchObject({ actionsRateFiltered: 2 });
-    const two = await ids([...args, '--workers', '2']);
+    // without IPS the new action is the alert's: the same lines and counts on one thread and on workers
+    const ids1 = await ids(args);
+    const ids2 = await ids([...args, '--workers', '2', '--ordered']);
+    expect(ids1.rc).toBe(0);
+    expect(ids2.rc).toBe(0);
+    // (the lines do not show the action without IPS, where nothing is blocked; the API tests above do)
+    expect(ids1.out.split('\n').filter((l) => l.includes('[1:2:0]')).length).toBe(3);
+    expect(ids2.out).toBe(ids1.out);
+    expect(ids1.err).toContain('2 actions changed by rate_filter');
+    expect(ids2.err).toContain('2 actions changed by rate_filter');
+    const two = await ids([...args, '--workers', '2', '--ips']);
     expect(two.rc).not.toBe(0);
-    expect(two.err).toContain('rate.config:1: rate_filter needs one engine');
+    expect(two.err).toContain('rate.config:1: rate_filter with IPS needs one engine');
     expect(two.out).toBe('');
   });
 });

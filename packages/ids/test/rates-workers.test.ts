@@ -1,0 +1,196 @@
+// Thresholds, detection_filter and threshold.config's rate_filter on parallel workers: their counts span
+// flows that different workers hold, so the merger takes them in capture order; the alerts, their actions
+// and the counts must be those one engine gives. Random rule sets and configs against one engine, and the
+// cases where a worker's view of a match differs from the merger's (a pass taking an alert back, a noalert
+// match); what workers cannot do is refused, naming the entry or the rule.
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  conversationFrames,
+  encodePcap,
+  loadRules,
+  ParallelRunner,
+  type RunResult,
+  runCapture,
+} from '../src/index.js';
+import type { RunOptions } from '../src/run.js';
+import { parseThresholdConfig } from '../src/threshold-config.js';
+import { tcpFrame } from './helpers.js';
+
+const t0Us = 1_700_000_000_000_000;
+
+/** Each alert as sid@packet:src:action, and the counts thresholds and rate_filters keep. */
+function outcome(r: RunResult) {
+  const { alerts, alertsSuppressed, alertsRateFiltered, actionsRateFiltered } = r.stats;
+  return {
+    alerts: r.alerts.map((a) => `${a.sid}@${a.pcapCnt}:${a.src}:${a.action}`),
+    stats: { alerts, alertsSuppressed, alertsRateFiltered, actionsRateFiltered },
+  };
+}
+
+let pools: ParallelRunner[] = [];
+beforeAll(() => {
+  pools = [new ParallelRunner(2), new ParallelRunner(3)];
+});
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+});
+
+/** One engine's outcome over `pcap`, and each pool's (both readers for the first pool). */
+async function outcomes(pcap: Uint8Array, ruleText: string, cfg: string, opts: RunOptions = {}) {
+  const rules = loadRules(ruleText, 't.rules').rules;
+  const all = { ...opts, ...(cfg && { thresholdConfig: parseThresholdConfig(cfg, 'r.config') }) };
+  const input = () => Readable.from([Buffer.from(pcap)]);
+  const one = outcome(await runCapture(input(), rules, all));
+  const many = [];
+  for (const p of pools) many.push(outcome(await p.run(input(), rules, all)));
+  return { one, many };
+}
+
+describe('thresholds and rate_filter on workers: what one engine gives', () => {
+  it('an alert a pass on its packet took back still counted toward its threshold and its rate_filter', async () => {
+    // four conversations from one client; the first's URI meets an HTTP pass rule, which (ordered before
+    // the alert rules) takes back the alerts its packet raised before it; one engine had counted them
+    const frames = [40000, 40001, 40002, 40003].flatMap((cp, k) =>
+      conversationFrames(
+        [
+          [0, `GET /${k === 0 ? 'passme' : 'other'} HTTP/1.1\r\nHost: a\r\n\r\n`],
+          [1, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'],
+        ],
+        { serverPort: 80, clientPort: cp },
+      ),
+    );
+    const pcap = encodePcap(frames.map((data, i) => ({ tsUs: t0Us + i * 1e6, data })));
+    const rules = [
+      'pass http any any -> any any (msg:"p"; content:"/passme"; http_uri; sid:1;)',
+      'alert tcp any any -> any 80 (msg:"limit"; flow:to_server; content:"GET"; threshold: type limit, track by_src, count 2, seconds 60; sid:2;)',
+      'alert tcp any any -> any 80 (msg:"rated"; flow:to_server; content:"GET"; sid:3;)',
+    ].join('\n');
+    const cfg =
+      'rate_filter gen_id 1, sig_id 3, track by_src, count 2, seconds 60, new_action drop, timeout 0';
+    const { one, many } = await outcomes(pcap, rules, cfg);
+    expect(one.alerts).toEqual([
+      // (each request inspected when acknowledged) the first request's alerts were taken back, but
+      // counted: sid 2's limit of 2 is reached by the second, sid 3's rate by the third
+      '2@12:10.0.0.1:alert',
+      '3@12:10.0.0.1:alert',
+      '3@19:10.0.0.1:drop',
+      '3@26:10.0.0.1:drop',
+    ]);
+    expect(one.stats.actionsRateFiltered).toBe(2);
+    for (const m of many) expect(m).toEqual(one);
+  });
+
+  it("a noalert rule's matches count toward its rate_filter on workers too", async () => {
+    const frames = [1, 2, 3].map((i) => ({
+      tsUs: t0Us + i * 1e6,
+      data: tcpFrame({ src: '10.0.0.1', dst: '10.9.9.9', sp: 20_000 + i, dp: 8080, seq: 1, payload: 'MARK' }),
+    }));
+    const { one, many } = await outcomes(
+      encodePcap(frames),
+      'alert tcp-pkt any any -> any 8080 (msg:"quiet"; content:"MARK"; flowbits:noalert; sid:1;)',
+      'rate_filter gen_id 1, sig_id 1, track by_rule, count 1, seconds 60, new_action drop, timeout 0',
+    );
+    expect(one).toEqual({
+      alerts: [],
+      stats: { alerts: 0, alertsSuppressed: 0, alertsRateFiltered: 0, actionsRateFiltered: 2 },
+    });
+    for (const m of many) expect(m).toEqual(one);
+  });
+
+  it('random rules, thresholds, suppressions and rate_filters over flows from a few hosts: the same alerts, actions and counts', async () => {
+    const hosts = ['10.0.0.1', '10.0.0.2', '192.0.2.1'];
+    const track = fc.constantFrom('by_src', 'by_dst');
+    const ruleArb = fc.record({
+      action: fc.constantFrom('alert', 'drop', 'sdrop', 'reject'),
+      onlyTen: fc.boolean(),
+      noalert: fc.boolean(),
+      gate: fc.option(
+        fc.oneof(
+          fc
+            .tuple(fc.constantFrom('limit', 'threshold', 'both'), track, fc.integer({ min: 1, max: 3 }))
+            .map(([t, by, n]) => `threshold: type ${t}, track ${by}, count ${n}, seconds 10;`),
+          fc
+            .tuple(track, fc.integer({ min: 1, max: 3 }))
+            .map(([by, n]) => `detection_filter: track ${by}, count ${n}, seconds 10;`),
+        ),
+        { nil: undefined },
+      ),
+    });
+    const rateArb = fc.record({
+      sid: fc.integer({ min: 0, max: 4 }),
+      track: fc.constantFrom('by_src', 'by_dst', 'by_rule', 'by_both'),
+      count: fc.integer({ min: 1, max: 3 }),
+      seconds: fc.integer({ min: 1, max: 20 }),
+      action: fc.constantFrom('alert', 'drop', 'sdrop', 'reject', 'log'),
+      timeout: fc.integer({ min: 0, max: 10 }),
+      applyTo: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(ruleArb, { minLength: 1, maxLength: 4 }),
+        fc.uniqueArray(rateArb, { selector: (r) => r.sid, maxLength: 3 }),
+        fc.option(fc.tuple(fc.integer({ min: 1, max: 4 }), fc.constantFrom(...hosts)), { nil: undefined }),
+        fc.array(
+          fc.tuple(fc.integer({ min: 0, max: 4 }), fc.constantFrom(...hosts), fc.constantFrom(...hosts)),
+          { minLength: 1, maxLength: 30 },
+        ),
+        async (rules, rates, suppress, packets) => {
+          const ruleText = rules
+            .map(
+              (r, i) =>
+                `${r.action} tcp-pkt ${r.onlyTen ? '10.0.0.0/8' : 'any'} any -> any 8080 (msg:"r${i + 1}"; content:"MARK"; ${r.noalert ? 'flowbits:noalert; ' : ''}${r.gate ?? ''} sid:${i + 1};)`,
+            )
+            .join('\n');
+          const cfg = [
+            ...rates.map(
+              (r) =>
+                `rate_filter gen_id 1, sig_id ${r.sid}, track ${r.track}, count ${r.count}, seconds ${r.seconds}, new_action ${r.action}, timeout ${r.timeout}${r.applyTo && (r.track === 'by_src' || r.track === 'by_dst') ? ', apply_to [10.0.0.0/8]' : ''}`,
+            ),
+            ...(suppress
+              ? [`suppress gen_id 1, sig_id ${suppress[0]}, track by_src, ip ${suppress[1]}`]
+              : []),
+          ].join('\n');
+          // each packet a flow of its own (its source port), so the flows spread over the workers
+          let s = 0;
+          const frames = packets.map(([step, src, dst], i) => {
+            s += step;
+            const data = tcpFrame({ src, dst, sp: 20_000 + i, dp: 8080, seq: 1, payload: 'MARK' });
+            return { tsUs: t0Us + s * 1e6 + i, data };
+          });
+          const { one, many } = await outcomes(encodePcap(frames), ruleText, cfg);
+          for (const m of many) expect(m).toEqual(one);
+        },
+      ),
+      { numRuns: Number(process.env.RATES_RUNS ?? 40) },
+    );
+  }, 120_000);
+
+  it('refused where a worker would act before the count: a rate_filter to pass, a pass rule under one, IPS', async () => {
+    const pcap = encodePcap([]);
+    const mark = 'alert tcp-pkt any any -> any 8080 (msg:"m"; content:"MARK"; sid:1;)';
+    const rate = (action: string) =>
+      `rate_filter gen_id 1, sig_id 0, track by_rule, count 1, seconds 10, new_action ${action}, timeout 0`;
+    await expect(outcomes(pcap, mark, `# site\n${rate('pass')}`)).rejects.toThrow(
+      'r.config:2: rate_filter new_action pass needs one engine',
+    );
+    await expect(
+      outcomes(pcap, 'pass tcp-pkt any any -> any 8080 (msg:"m"; content:"MARK"; sid:1;)', rate('alert')),
+    ).rejects.toThrow('rule 1:1: a rate_filter from or to pass needs one engine');
+    await expect(outcomes(pcap, mark, rate('drop'), { ips: true })).rejects.toThrow(
+      'r.config:1: rate_filter with IPS needs one engine',
+    );
+    // on one thread all three run
+    for (const [text, action, ips] of [
+      [mark, 'pass', false],
+      [mark, 'drop', true],
+    ] as const) {
+      const r = await runCapture(Readable.from([Buffer.from(pcap)]), loadRules(text, 't').rules, {
+        ips,
+        thresholdConfig: parseThresholdConfig(rate(action), 'r.config'),
+      });
+      expect(r.rulesLoaded).toBe(1);
+    }
+  });
+});
