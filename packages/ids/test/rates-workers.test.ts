@@ -167,6 +167,79 @@ describe('thresholds and rate_filter on workers: what one engine gives', () => {
     );
   }, 120_000);
 
+  it('random HTTP conversations, pass rules and stream, HTTP and packet rules with thresholds and rate_filters: the same', async () => {
+    const hosts = ['10.0.0.1', '10.0.0.3', '192.0.2.1'];
+    const uris = ['/a', '/passme', '/b?x=1', '/a/passme'];
+    const gate = fc.option(
+      fc
+        .tuple(
+          fc.constantFrom('limit', 'threshold', 'both'),
+          fc.constantFrom('by_src', 'by_dst'),
+          fc.integer({ min: 1, max: 3 }),
+        )
+        .map(([t, by, n]) => `threshold: type ${t}, track ${by}, count ${n}, seconds 30; `),
+      { nil: '' },
+    );
+    // the rule pool: sid i+1 is pool[i] with a gate where it takes one (pass rules take none)
+    const pool: ((g: string) => string)[] = [
+      () => 'pass http any any -> any any (msg:"p"; content:"passme"; http_uri; sid:1;)',
+      (g) => `alert tcp any any -> any 80 (msg:"get"; flow:to_server; content:"GET"; ${g}sid:2;)`,
+      (g) => `alert http any any -> any any (msg:"uri a"; content:"/a"; http_uri; ${g}sid:3;)`,
+      (g) => `alert tcp-pkt any any -> any 80 (msg:"pkt"; content:"HTTP/1.1"; ${g}sid:4;)`,
+      (g) => `alert tcp any 80 -> any any (msg:"ok"; flow:to_client; content:"200 OK"; ${g}sid:5;)`,
+      () => 'alert tcp any any -> any 80 (msg:"q"; flow:to_server; content:"x=1"; flowbits:noalert; sid:6;)',
+      () => 'pass tcp-pkt 192.0.2.1 any -> any 80 (msg:"pp"; content:"/b"; sid:7;)',
+    ];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.boolean(), gate), { minLength: pool.length, maxLength: pool.length }),
+        fc.uniqueArray(
+          fc.record({
+            sid: fc.constantFrom(2, 3, 4, 5, 6),
+            track: fc.constantFrom('by_src', 'by_dst', 'by_rule', 'by_both'),
+            count: fc.integer({ min: 1, max: 3 }),
+            action: fc.constantFrom('drop', 'sdrop', 'reject', 'alert', 'log'),
+            timeout: fc.integer({ min: 0, max: 20 }),
+          }),
+          { selector: (r) => r.sid, maxLength: 3 },
+        ),
+        fc.array(
+          fc.tuple(
+            fc.constantFrom(...hosts),
+            fc.array(fc.constantFrom(...uris), { minLength: 1, maxLength: 2 }),
+          ),
+          { minLength: 1, maxLength: 6 },
+        ),
+        async (chosen, rates, convs) => {
+          const ruleText = pool
+            .map((r, i) => (chosen[i]![0] ? r(chosen[i]![1]) : ''))
+            .filter((r) => r !== '')
+            .join('\n');
+          if (ruleText === '') return;
+          const cfg = rates
+            .map(
+              (r) =>
+                `rate_filter gen_id 1, sig_id ${r.sid}, track ${r.track}, count ${r.count}, seconds 30, new_action ${r.action}, timeout ${r.timeout}`,
+            )
+            .join('\n');
+          const frames = convs.flatMap(([client, paths], k) =>
+            conversationFrames(
+              paths.flatMap((u): [0 | 1, string][] => [
+                [0, `GET ${u} HTTP/1.1\r\nHost: a\r\n\r\n`],
+                [1, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+              ]),
+              { serverPort: 80, client, clientPort: 40_000 + k, fin: true },
+            ),
+          );
+          const pcap = encodePcap(frames.map((data, i) => ({ tsUs: t0Us + i * 1e6, data })));
+          const { one, many } = await outcomes(pcap, ruleText, cfg);
+          for (const m of many) expect(m).toEqual(one);
+        },
+      ),
+      { numRuns: Number(process.env.RATES_RUNS ?? 40) },
+    );
+  }, 120_000);
+
   it('refused where a worker would act before the count: a rate_filter to pass, a pass rule under one, IPS', async () => {
     const pcap = encodePcap([]);
     const mark = 'alert tcp-pkt any any -> any 8080 (msg:"m"; content:"MARK"; sid:1;)';
