@@ -127,7 +127,7 @@ export function inspectPrepared(engine: Engine, x: PreparedPacket): Alert[] {
   }
   const ips = engine.opts.ips === true;
   for (const a of alerts)
-    if (a.pcapCnt === x.n && (!a.stream || (ips && a.pktSrc === 'wire/pcap'))) {
+    if (a.pcapCnt === x.n && (!a.stream || (ips && a.pktSrc === 'wire/pcap')) && a.silent === undefined) {
       a.packet = copyBytes(x.frame);
       a.linkType = x.linkType;
     }
