@@ -672,7 +672,6 @@ function sumNumbers<T extends object>(xs: T[], init: T): T {
   return out as T;
 }
 
-/** The workers' rule faults, each rule once with the first worker's error. */
 /** A worker's alerts, less the silent ones it sends only for their counts (`Alert.silent`). */
 function raisedCount(alerts: readonly Alert[]): number {
   let n = 0;
@@ -680,6 +679,7 @@ function raisedCount(alerts: readonly Alert[]): number {
   return n;
 }
 
+/** The workers' rule faults, each rule once with the first worker's error. */
 function firstFaults(done: { ruleFaults: [string, string][] }[]): { rule: string; error: string }[] {
   const faults = new Map<string, string>();
   for (const r of done)
