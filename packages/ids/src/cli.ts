@@ -59,9 +59,9 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        all rules; a file's event_filter replaces a rule's own threshold (Suricata's);
                        rate_filter gen_id G, sig_id S, track ..., count C, seconds T, new_action A,
                        timeout T [, apply_to SPEC] changes a match's action past a rate (with --workers:
-                       not with --ips, nor to or from pass). suppress and event_filter cover gid 134 (latency events) too; an
-                       entry for a gid:sid no loaded rule has is warned of. The stats count
-                       alertsSuppressed, alertsRateFiltered and actionsRateFiltered
+                       not with --ips, nor to or from pass). suppress and event_filter cover gid 134
+                       (latency events) too; an entry for a gid:sid no loaded rule has is warned of. The
+                       stats count alertsSuppressed, alertsRateFiltered and actionsRateFiltered
   --checksum-validation  all (default): a packet with a bad IP/TCP/UDP checksum is matched on its own but
                        moves no TCP state; none: checksums ignored; auto: off when over 10% of the first
                        1,000 packets fail (checksum offloading on the capturing host)
