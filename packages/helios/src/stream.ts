@@ -1641,13 +1641,29 @@ export class Stream {
           const c = node.header.children[i]!;
           if (node.header.level === 0) {
             if ((c as number) >= dead) candidates.add(c as number);
-          } else if ((node.header.ranges?.[i]?.[1] ?? Number.POSITIVE_INFINITY) > dead) {
-            // the child as the view knows it (its keys and children: how long its directory is)
-            const r = node.header.ranges?.[i];
-            const below = r ? this.levels[node.header.level - 1]?.get(r[0]) : undefined;
-            await descend(c as string, below?.key === c ? below : undefined);
+            continue;
           }
+          // the child as the view knows it (its keys and children: how long its directory is), found by
+          // its range, or by its key in a node written without ranges (an older version's)
+          const r = node.header.ranges?.[i];
+          const below = r
+            ? this.levels[node.header.level - 1]?.get(r[0])
+            : liveByKey(node.header.level - 1).get(c as string);
+          // a child wholly past retention is skipped: gc may have deleted it
+          if ((r?.[1] ?? below?.to ?? Number.POSITIVE_INFINITY) > dead)
+            await descend(c as string, below?.key === c ? below : undefined);
         }
+      };
+      // per level, the view's nodes by object key (only for nodes without ranges)
+      const byKey: Map<string, NodeInfo>[] = [];
+      const liveByKey = (L: number): Map<string, NodeInfo> => {
+        let m = byKey[L];
+        if (!m) {
+          m = new Map();
+          for (const n of this.levels[L]?.values() ?? []) m.set(n.key, n);
+          byKey[L] = m;
+        }
+        return m;
       };
       for (let L = this.levels.length - 1; L >= 0; L--) {
         for (const n of this.sorted(L)) {

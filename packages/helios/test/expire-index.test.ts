@@ -5,9 +5,16 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createStream, maintainSummary, Stream } from '@strata/helios';
+import { createStream, decodeNode, encodeNode, maintainSummary, nodeVersion, Stream } from '@strata/helios';
 import { afterAll, describe, expect, it } from 'vitest';
-import { beforeFirstCall, checkIndex, expectIndexEqualsScan, keyOf, storedKeys } from './index-check.js';
+import {
+  beforeFirstCall,
+  checkIndex,
+  expectIndexEqualsScan,
+  keyOf,
+  listKeys,
+  storedKeys,
+} from './index-check.js';
 
 const root = mkdtempSync(join(tmpdir(), 'helios-expire-index-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -219,6 +226,45 @@ describe('retention drops the expired blocks from the index nodes that reach pas
     } finally {
       await a.close();
       await c.close();
+    }
+  });
+
+  it("nodes written without their children's ranges (before they carried them) lose the expired keys too", async () => {
+    const { dir, clock, day0Blocks } = await setUp('no-ranges');
+    const s = await Stream.open(dir, 'ev', { ...policy, nowMs: () => clock.now });
+    try {
+      // every node above level 0 stored again as an older version wrote it: the same node, no ranges
+      let rewritten = 0;
+      for (const key of await listKeys(s.store, 'ev/nodes/')) {
+        const bytes = await s.store.get(key);
+        const node = decodeNode(bytes, key);
+        if (node.header.level === 0 || !node.header.ranges) continue;
+        delete node.header.ranges;
+        await s.store.put(key, encodeNode(node, nodeVersion(bytes) === 2 ? 2 : 1));
+        rewritten++;
+      }
+      expect(rewritten, 'parents to strip').toBeGreaterThan(0);
+      expect(straddler(s, day0Blocks), 'a level-0 node holds blocks of both days').toBeDefined();
+      const m = await s.maintain({ graceMs: 0 });
+      expect(m.expired).toBe(day0Blocks);
+      expect(m.expiredNodes).toBeGreaterThan(1);
+      await expectExpiredGone(s, day0Blocks);
+      await expectIndexEqualsScan(s, [
+        "NOT user = 'u1'",
+        "user = 'u1' OR msg CONTAINS 'old_3'",
+        "NOT msg CONTAINS 'shared'",
+        'n >= 0',
+      ]);
+      // an erasure through those parents too
+      const secret = keyOf(s, 2, 'new_310');
+      expect((await s.erase("msg CONTAINS 'new_310'", { gcGraceMs: 0 })).rows).toBe(1);
+      await s.gc({ graceMs: 0 });
+      const { keys: stored } = await storedKeys(s);
+      expect(secret.filter((k) => stored.has(k))).toEqual([]);
+      await expectIndexEqualsScan(s, ["msg CONTAINS 'new_310'", "msg CONTAINS 'new_311'", "user = 'u0'"]);
+      await checkIndex(s);
+    } finally {
+      await s.close();
     }
   });
 });
