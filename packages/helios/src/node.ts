@@ -270,8 +270,8 @@ export interface ChildRun {
  */
 export function mergeChildren(node: IndexNode, runs: ChildRun[]): IndexNode {
   const h = node.header;
-  if (h.level === 0 || !h.ranges)
-    throw new Error('mergeChildren: a level-0 node has blocks, not child nodes');
+  if (h.level === 0) throw new Error('mergeChildren: a level-0 node has blocks, not child nodes');
+  if (!h.ranges) throw new Error("mergeChildren: the node has no children's ranges (an older version's)");
   const nc = h.children.length;
   const map = new Uint32Array(nc);
   const children: (number | string)[] = [];

@@ -1329,7 +1329,7 @@ export class Stream {
     const infos = await Promise.all(runs.map((r) => this.putNode(level, r.node)));
     const path: Extract<ProgressRecord, { t: 'compact' }>['path'] = [];
     if (parent) {
-      const pn = await this.node(parent.key);
+      const pn = this.withChildRanges(await this.node(parent.key));
       const ch = pn.header.children;
       const childRuns: ChildRun[] = runs.map((r, i) => {
         const start = ch.indexOf(r.olds[0]!.key);
@@ -1400,6 +1400,32 @@ export class Stream {
    * a reader sees the old nodes or the new ones, never a mix, and a crash before the record leaves the old
    * view. The indexer runs it every `compactEveryBlocks` blocks; superseded objects are left to gc.
    */
+  /**
+   * `node` (above level 0) with its children's ranges: its own, or (a node an older version wrote without
+   * them) each child's range in the view, found by its key.
+   */
+  private withChildRanges(node: IndexNode): IndexNode {
+    const h = node.header;
+    if (h.ranges || h.level === 0) return node;
+    const byKey = this.nodesByKey(h.level - 1);
+    const ranges = h.children.map((c): [number, number] => {
+      const n = byKey.get(c as string);
+      if (!n)
+        throw new Error(
+          `level ${h.level} node [${h.from},${h.to}) names a child the view does not hold (${String(c)}): inconsistent index view`,
+        );
+      return [n.from, n.to];
+    });
+    return { ...node, header: { ...h, ranges } };
+  }
+
+  /** The view's nodes of `level` by object key (for nodes an older version wrote without child ranges). */
+  private nodesByKey(level: number): Map<string, NodeInfo> {
+    const m = new Map<string, NodeInfo>();
+    for (const n of this.levels[level]?.values() ?? []) m.set(n.key, n);
+    return m;
+  }
+
   async compact(): Promise<CompactStats> {
     return this.onFreshView(() => this.compactOnce());
   }
@@ -1656,15 +1682,7 @@ export class Stream {
       };
       // per level, the view's nodes by object key (only for nodes without ranges)
       const byKey: Map<string, NodeInfo>[] = [];
-      const liveByKey = (L: number): Map<string, NodeInfo> => {
-        let m = byKey[L];
-        if (!m) {
-          m = new Map();
-          for (const n of this.levels[L]?.values() ?? []) m.set(n.key, n);
-          byKey[L] = m;
-        }
-        return m;
-      };
+      const liveByKey = (L: number): Map<string, NodeInfo> => (byKey[L] ??= this.nodesByKey(L));
       for (let L = this.levels.length - 1; L >= 0; L--) {
         for (const n of this.sorted(L)) {
           if (n.from < covered) continue;
@@ -2107,10 +2125,9 @@ export class Stream {
       if (L === 0) for (let i = 0; i < ch.length; i++) dead[i] = (ch[i] as number) < upTo ? 1 : 0;
       else {
         // each child's end: from the node's ranges, or (a node written without them) from the view
-        const ends = new Map<string | number, number>();
-        if (!node.header.ranges) for (const n of this.levels[L - 1]?.values() ?? []) ends.set(n.key, n.to);
+        const ends = node.header.ranges ? undefined : this.nodesByKey(L - 1);
         for (let i = 0; i < ch.length; i++) {
-          const end = node.header.ranges?.[i]?.[1] ?? ends.get(ch[i]!);
+          const end = node.header.ranges?.[i]?.[1] ?? ends?.get(ch[i] as string)?.to;
           dead[i] = end !== undefined && end <= upTo ? 1 : 0;
         }
       }

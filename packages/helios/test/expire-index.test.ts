@@ -97,6 +97,23 @@ async function expectExpiredGone(s: Stream, day0Blocks: number): Promise<void> {
   await checkIndex(s);
 }
 
+/**
+ * Stores every node above level 0 again as a version from before child ranges wrote it: the same node
+ * without `ranges`. Returns how many.
+ */
+async function stripRanges(s: Stream): Promise<number> {
+  let rewritten = 0;
+  for (const key of await listKeys(s.store, 'ev/nodes/')) {
+    const bytes = await s.store.get(key);
+    const node = decodeNode(bytes, key);
+    if (node.header.level === 0 || !node.header.ranges) continue;
+    delete node.header.ranges;
+    await s.store.put(key, encodeNode(node, nodeVersion(bytes) === 2 ? 2 : 1));
+    rewritten++;
+  }
+  return rewritten;
+}
+
 describe('retention drops the expired blocks from the index nodes that reach past them', () => {
   it('a straddling level-0 node and its parents lose the expired keys; index and scan agree', async () => {
     const { dir, clock, day0Blocks } = await setUp('straddle');
@@ -233,17 +250,7 @@ describe('retention drops the expired blocks from the index nodes that reach pas
     const { dir, clock, day0Blocks } = await setUp('no-ranges');
     const s = await Stream.open(dir, 'ev', { ...policy, nowMs: () => clock.now });
     try {
-      // every node above level 0 stored again as an older version wrote it: the same node, no ranges
-      let rewritten = 0;
-      for (const key of await listKeys(s.store, 'ev/nodes/')) {
-        const bytes = await s.store.get(key);
-        const node = decodeNode(bytes, key);
-        if (node.header.level === 0 || !node.header.ranges) continue;
-        delete node.header.ranges;
-        await s.store.put(key, encodeNode(node, nodeVersion(bytes) === 2 ? 2 : 1));
-        rewritten++;
-      }
-      expect(rewritten, 'parents to strip').toBeGreaterThan(0);
+      expect(await stripRanges(s), 'parents to strip').toBeGreaterThan(0);
       expect(straddler(s, day0Blocks), 'a level-0 node holds blocks of both days').toBeDefined();
       const m = await s.maintain({ graceMs: 0 });
       expect(m.expired).toBe(day0Blocks);
@@ -263,6 +270,31 @@ describe('retention drops the expired blocks from the index nodes that reach pas
       expect(secret.filter((k) => stored.has(k))).toEqual([]);
       await expectIndexEqualsScan(s, ["msg CONTAINS 'new_310'", "msg CONTAINS 'new_311'", "user = 'u0'"]);
       await checkIndex(s);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('nodes without ranges under the indexer and compaction, before and after retention', async () => {
+    const pol = { mergeKeysMax: 40, addKeysMax: 200, fanoutMax: 4, compactEveryBlocks: 0 };
+    const { dir, clock, day0Blocks } = await setUp('no-ranges-more', pol);
+    const s = await Stream.open(dir, 'ev', { ...pol, nowMs: () => clock.now });
+    try {
+      expect(await stripRanges(s)).toBeGreaterThan(0);
+      const queries = ["msg CONTAINS 'old_3'", "msg CONTAINS 'new_333'", "user = 'u2'", "NOT user = 'u1'"];
+      // more blocks indexed over the old parents, then compacted
+      const f3 = join(dir, 'day31.jsonl');
+      writeLines(f3, 'late', 600, 300);
+      await s.ingestFile(f3, { chunkBytes: 2048 });
+      await s.indexAll();
+      await s.compact();
+      await expectIndexEqualsScan(s, queries);
+      await checkIndex(s);
+      await s.maintain({ graceMs: 0 });
+      await s.compact();
+      await s.indexAll();
+      await expectExpiredGone(s, day0Blocks);
+      await expectIndexEqualsScan(s, [...queries, "msg CONTAINS 'late_700'"]);
     } finally {
       await s.close();
     }
