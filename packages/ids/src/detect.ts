@@ -57,6 +57,7 @@ import {
   type OverlapPolicy,
   overlapPolicies,
   ReassemblyBudget,
+  reassemblyMemcapDefault,
   StreamReassembler,
 } from './stream.js';
 import {
@@ -350,7 +351,7 @@ export class Engine {
     this.profiling = opts.profileRules === true;
     this.timing = this.latency !== undefined || this.packetLatency !== undefined || this.profiling;
     this.inline = (opts.streamRelease ?? (opts.ips ? 'immediate' : 'ack')) === 'immediate';
-    this.budget = new ReassemblyBudget(opts.reassemblyMemcapBytes ?? 64 * 2 ** 20);
+    this.budget = new ReassemblyBudget(opts.reassemblyMemcapBytes ?? reassemblyMemcapDefault);
     if (opts.overlapPolicy && !overlapPolicies.includes(opts.overlapPolicy))
       throw new RangeError(
         `unknown overlap policy '${opts.overlapPolicy}' (one of ${overlapPolicies.join(', ')})`,

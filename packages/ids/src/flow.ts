@@ -61,6 +61,8 @@ export interface FlowTimeouts {
 
 /** Largest `flowsMax` (2^24 flows: slot arrays of 2^25 entries, about 400 MiB with the tags). */
 export const flowsMaxLimit = 2 ** 24;
+/** Flows a table holds by default (`flowsMax`). */
+export const flowsMaxDefault = 1 << 16;
 
 export const defaultFlowTimeouts: FlowTimeouts = {
   tcpNewUs: 60e6,
@@ -272,7 +274,7 @@ export class FlowTable<T = unknown> {
   constructor(readonly opts: FlowTableOptions<T> = {}) {
     this.onEvict = opts.onEvict;
     this.owner = opts.owner;
-    this.flowsMax = opts.flowsMax ?? 1 << 16;
+    this.flowsMax = opts.flowsMax ?? flowsMaxDefault;
     // above the limit the slots' arrays were allocated anyway: "Invalid array length" from 2^30, an
     // allocation of gigabytes below it
     if (!Number.isInteger(this.flowsMax) || this.flowsMax < 1 || this.flowsMax > flowsMaxLimit)

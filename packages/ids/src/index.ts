@@ -137,6 +137,7 @@ export {
   ParallelRunner,
   runCaptureParallel,
   type WorkerLoad,
+  workerShare,
   workersMax,
 } from './parallel.js';
 export {

@@ -29,8 +29,8 @@ import { webcrypto } from 'node:crypto';
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { DefragStats } from './defrag.js';
-import type { Alert, EngineStats, RuleLatencyRecord, RuleProfileRow } from './engine-api.js';
-import type { FlowTableStats } from './flow.js';
+import type { Alert, EngineOptions, EngineStats, RuleLatencyRecord, RuleProfileRow } from './engine-api.js';
+import { type FlowTableStats, flowsMaxDefault, flowsMaxLimit } from './flow.js';
 import { type HttpAnomalies, newHttpAnomalies } from './http.js';
 import { readCaptureBatchesToCut, type TruncatedCaptureError } from './pcap.js';
 import type { Rule } from './rules.js';
@@ -45,6 +45,7 @@ import {
   VerdictSink,
 } from './run.js';
 import { FlowSharder, routesFtp } from './shard.js';
+import { reassemblyMemcapDefault } from './stream.js';
 import { RateLimiter } from './threshold.js';
 import { ThresholdConfigError, type ThresholdEntry } from './threshold-config.js';
 import { type Flushed, type FromWorker, metaFields, type ToWorker, type WorkerVerdict } from './worker.js';
@@ -126,6 +127,25 @@ export function refuseRateFilters(
     throw new ThresholdConfigError(
       `${e.file}:${e.line}: ${ips ? 'rate_filter with IPS' : 'rate_filter new_action pass'} needs one engine (a worker acts before the count, which spans flows ${workers} workers share out, is decided): run without --workers`,
     );
+}
+
+/**
+ * The engine options each of `workers` workers runs with: the bounds on what all flows together hold (the
+ * flow table's `flowsMax`, the reassembly memcap), given or default, shared out among them, so that the
+ * process holds no more than one engine would (flows hash evenly over the workers). A value the engine
+ * would refuse is passed as it is, for its error to name it.
+ */
+export function workerShare(opts: EngineOptions, workers: number): EngineOptions {
+  const share = (v: number | undefined, dflt: number, max = Number.MAX_SAFE_INTEGER) => {
+    const x = v ?? dflt;
+    return Number.isSafeInteger(x) && x >= 1 && x <= max ? Math.max(1, Math.floor(x / workers)) : x;
+  };
+  if (workers <= 1) return opts;
+  return {
+    ...opts,
+    flowsMax: share(opts.flowsMax, flowsMaxDefault, flowsMaxLimit),
+    reassemblyMemcapBytes: share(opts.reassemblyMemcapBytes, reassemblyMemcapDefault),
+  };
 }
 
 /** How a worker is started: the compiled worker.js, or (sources run through tsx, as in tests) worker.ts. */
@@ -263,7 +283,8 @@ export class ParallelRunner {
   ): Promise<ParallelResult> {
     const t0 = performance.now();
     if (opts.out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');
-    const { validateChecksums, defrag, filter, out, reader, ...engineOpts } = opts;
+    const { validateChecksums, defrag, filter, out, reader, ...given } = opts;
+    const engineOpts = workerShare(given, this.workers);
     const sent = this.sent;
     const same = sent !== undefined && sent.length === rules.length && sent.every((r, i) => r === rules[i]);
     this.sent = [...rules];

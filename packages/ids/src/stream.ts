@@ -123,6 +123,9 @@ const releaseArenaBytes = 64 * 1024;
  * slabs reach their bound pieces are copied as before. A released chunk may be such a view: whoever keeps
  * it keeps the slab's memory alive (the engine copies what it keeps into its stream windows).
  */
+/** Stream bytes all flows together buffer at most by default (`reassemblyMemcapBytes`). */
+export const reassemblyMemcapDefault = 64 * 2 ** 20;
+
 export class ReassemblyBudget {
   bytes = 0;
   slabBytes = 0;
@@ -134,7 +137,7 @@ export class ReassemblyBudget {
   private arena = new Uint8Array(0);
   private arenaUsed = releaseArenaBytes;
   constructor(
-    readonly bytesMax = 64 * 2 ** 20,
+    readonly bytesMax = reassemblyMemcapDefault,
     slabBytesMax?: number,
   ) {
     this.slabBytesMax = slabBytesMax ?? Math.floor(bytesMax / 4);

@@ -10,6 +10,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { captureIo, runCommand } from '@strata/cli';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -481,4 +482,58 @@ describe('parallel workers: who reads the capture', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+});
+
+describe('parallel workers: the bounds hold for the process', () => {
+  it('the flow table and the reassembly memcap are shared out among the workers: their peaks add up to one engine’s bound', async () => {
+    // 60 flows from 10.0.0.1, each a handshake then 6 KiB in 3 segments the server never acknowledges:
+    // with `ack` release every byte stays buffered, 360 KiB against a memcap of 96 KiB
+    const frames: { tsUs: number; data: Uint8Array }[] = [];
+    for (let f = 0; f < 60; f++) {
+      const c = { src: '10.0.0.1', dst: '10.0.0.2', sp: 30_000 + f, dp: 8000 };
+      const s = { src: c.dst, dst: c.src, sp: c.dp, dp: c.sp };
+      frames.push({ tsUs: frames.length, data: tcpFrame({ ...c, flags: 0x02, seq: 99 }) });
+      frames.push({ tsUs: frames.length, data: tcpFrame({ ...s, flags: 0x12, seq: 499, ack: 100 }) });
+      frames.push({ tsUs: frames.length, data: tcpFrame({ ...c, flags: 0x10, seq: 100, ack: 500 }) });
+      for (let k = 0; k < 3; k++)
+        frames.push({
+          tsUs: frames.length,
+          data: tcpFrame({ ...c, flags: 0x18, seq: 100 + k * 2048, ack: 500, payload: 'x'.repeat(2048) }),
+        });
+    }
+    const pcap = encodePcap(frames);
+    const rules = loadRules(
+      'alert tcp any any -> any 8000 (msg:"m"; flow:established; content:"zz"; sid:1;)',
+      'r',
+    ).rules;
+    const memcap = 96 * 1024;
+    const opts = { reassemblyMemcapBytes: memcap, flowsMax: 1000 };
+    const one = await runCapture(Readable.from([Buffer.from(pcap)]), rules, opts);
+    // the one engine fills its memcap (a quarter more for its slabs at most)
+    expect(one.reassemblyPeakBytes).toBeGreaterThan(memcap * 0.9);
+    expect(one.reassemblyPeakBytes).toBeLessThanOrEqual(memcap * 1.25);
+    // 60 flows at once in a table of 40: one engine evicts 20 for room, and so do the workers together
+    // (the whole table each, they evicted none)
+    const table = { flowsMax: 40 };
+    const one40 = await runCapture(Readable.from([Buffer.from(pcap)]), rules, table);
+    expect(one40.flows.evicted.capacity).toBe(20);
+    for (const n of [2, 3]) {
+      const pool = new ParallelRunner(n);
+      try {
+        const r = await pool.run(Readable.from([Buffer.from(pcap)]), rules, opts);
+        // each worker had its share: together no more than one engine (each had the whole before)
+        expect(r.reassemblyPeakBytes, `${n} workers`).toBeLessThanOrEqual(memcap * 1.25);
+        expect(r.reassemblyPeakBytes, `${n} workers`).toBeGreaterThan(memcap * 0.6);
+        expect(r.flows.created).toBe(60);
+        const t = await pool.run(Readable.from([Buffer.from(pcap)]), rules, table);
+        expect(t.flows.evicted.capacity, `${n} workers`).toBeGreaterThanOrEqual(20);
+        // a bound one engine refuses is refused on workers as it stands (not divided into range first)
+        await expect(
+          pool.run(Readable.from([Buffer.from(pcap)]), rules, { flowsMax: 2 ** 25 }),
+        ).rejects.toThrow(`flowsMax must be an integer from 1 to ${2 ** 24}, got ${2 ** 25}`);
+      } finally {
+        await pool.close();
+      }
+    }
+  }, 60_000);
 });
