@@ -3,7 +3,7 @@
 // and the counts must be those one engine gives. Random rule sets and configs against one engine, and the
 // cases where a worker's view of a match differs from the merger's (a pass taking an alert back, a noalert
 // match); what workers cannot do is refused, naming the entry or the rule.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -33,11 +33,14 @@ function outcome(r: RunResult) {
 }
 
 let pools: ParallelRunner[] = [];
+let dir = '';
 beforeAll(() => {
   pools = [new ParallelRunner(2), new ParallelRunner(3)];
+  dir = mkdtempSync(join(tmpdir(), 'ids-rates-'));
 });
 afterAll(async () => {
   await Promise.all(pools.map((p) => p.close()));
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** One engine's outcome over `pcap`, and each pool's (both readers for the first pool). */
@@ -48,6 +51,12 @@ async function outcomes(pcap: Uint8Array, ruleText: string, cfg: string, opts: R
   const one = outcome(await runCapture(input(), rules, all));
   const many = [];
   for (const p of pools) many.push(outcome(await p.run(input(), rules, all)));
+  // the first pool again, each worker reading the capture from a file itself
+  const file = join(dir, 'c.pcap');
+  writeFileSync(file, pcap);
+  const own = await pools[0]!.run(file, rules, { ...all, reader: 'workers' });
+  expect(own.phases.reader).toBe(opts.ips ? 'main' : 'workers');
+  many.push(outcome(own));
   return { one, many };
 }
 
@@ -254,64 +263,59 @@ describe('thresholds and rate_filter on workers: what one engine gives', () => {
       (a, g) => `${a} tcp-pkt 192.0.2.1 any -> any 80 (msg:"pkt"; content:"x=1"; ${g}sid:4;)`,
       (a, g) => `${a} tcp any 80 -> any any (msg:"ok"; flow:to_client; content:"200 OK"; ${g}sid:5;)`,
     ];
-    const dir = mkdtempSync(join(tmpdir(), 'ids-rates-ips-'));
-    try {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.array(
-            fc.tuple(
-              fc.boolean(),
-              acting,
-              fc.option(fc.constantFrom('limit', 'threshold', 'both'), { nil: undefined }),
-            ),
-            { minLength: pool.length, maxLength: pool.length },
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.tuple(
+            fc.boolean(),
+            acting,
+            fc.option(fc.constantFrom('limit', 'threshold', 'both'), { nil: undefined }),
           ),
-          fc.array(
-            fc.tuple(
-              fc.constantFrom(...hosts),
-              fc.array(fc.constantFrom(...uris), { minLength: 1, maxLength: 2 }),
-            ),
-            { minLength: 1, maxLength: 5 },
-          ),
-          async (chosen, convs) => {
-            const ruleText = pool
-              .map((r, i) => {
-                const [on, action, t] = chosen[i]!;
-                // a gate only on rules whose action does not act (those are refused on workers)
-                const g =
-                  t && action === 'alert' ? `threshold: type ${t}, track by_src, count 2, seconds 30; ` : '';
-                return on ? r(action, g) : '';
-              })
-              .filter((r) => r !== '')
-              .join('\n');
-            if (ruleText === '') return;
-            const rules = loadRules(ruleText, 't.rules').rules;
-            const frames = convs.flatMap(([client, paths], k) =>
-              conversationFrames(
-                paths.flatMap((u): [0 | 1, string][] => [
-                  [0, `GET ${u} HTTP/1.1\r\nHost: a\r\n\r\n`],
-                  [1, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
-                ]),
-                { serverPort: 80, client, clientPort: 40_000 + k, fin: true },
-              ),
-            );
-            const pcap = encodePcap(frames.map((data, i) => ({ tsUs: t0Us + i * 1e6, data })));
-            const input = () => Readable.from([Buffer.from(pcap)]);
-            const one = await runCapture(input(), rules, { ips: true, out: join(dir, 'one.pcap') });
-            for (const [i, p] of pools.entries()) {
-              const out = join(dir, `many-${i}.pcap`);
-              const many = await p.run(input(), rules, { ips: true, out });
-              expect(outcome(many)).toEqual(outcome(one));
-              expect(many.verdicts).toEqual(one.verdicts);
-              expect(readFileSync(out).equals(readFileSync(join(dir, 'one.pcap')))).toBe(true);
-            }
-          },
+          { minLength: pool.length, maxLength: pool.length },
         ),
-        { numRuns: Number(process.env.RATES_RUNS ?? 30) },
-      );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+        fc.array(
+          fc.tuple(
+            fc.constantFrom(...hosts),
+            fc.array(fc.constantFrom(...uris), { minLength: 1, maxLength: 2 }),
+          ),
+          { minLength: 1, maxLength: 5 },
+        ),
+        async (chosen, convs) => {
+          const ruleText = pool
+            .map((r, i) => {
+              const [on, action, t] = chosen[i]!;
+              // a gate only on rules whose action does not act (those are refused on workers)
+              const g =
+                t && action === 'alert' ? `threshold: type ${t}, track by_src, count 2, seconds 30; ` : '';
+              return on ? r(action, g) : '';
+            })
+            .filter((r) => r !== '')
+            .join('\n');
+          if (ruleText === '') return;
+          const rules = loadRules(ruleText, 't.rules').rules;
+          const frames = convs.flatMap(([client, paths], k) =>
+            conversationFrames(
+              paths.flatMap((u): [0 | 1, string][] => [
+                [0, `GET ${u} HTTP/1.1\r\nHost: a\r\n\r\n`],
+                [1, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+              ]),
+              { serverPort: 80, client, clientPort: 40_000 + k, fin: true },
+            ),
+          );
+          const pcap = encodePcap(frames.map((data, i) => ({ tsUs: t0Us + i * 1e6, data })));
+          const input = () => Readable.from([Buffer.from(pcap)]);
+          const one = await runCapture(input(), rules, { ips: true, out: join(dir, 'one.pcap') });
+          for (const [i, p] of pools.entries()) {
+            const out = join(dir, `many-${i}.pcap`);
+            const many = await p.run(input(), rules, { ips: true, out });
+            expect(outcome(many)).toEqual(outcome(one));
+            expect(many.verdicts).toEqual(one.verdicts);
+            expect(readFileSync(out).equals(readFileSync(join(dir, 'one.pcap')))).toBe(true);
+          }
+        },
+      ),
+      { numRuns: Number(process.env.RATES_RUNS ?? 30) },
+    );
   }, 120_000);
 
   it('refused where a worker would act before the count: a rate_filter to pass, a pass rule under one, IPS', async () => {
