@@ -1389,18 +1389,6 @@ export class Stream {
   }
 
   /**
-   * A compaction pass: at each level from 0 up, group by group (the children of one parent, or the
-   * orphans), rewrites runs of adjacent small nodes into fewer nodes covering the same blocks (a node is
-   * small below the merge policy's key bound at level 0 and the add policy's above; a run grows while
-   * both sides are small and their children fit in compactFanoutMax). Such runs are what the policies
-   * leave behind: nodes closed at fanoutMax children with few keys (a stream whose indexed columns have
-   * few distinct values closes a level-0 node every fanoutMax blocks), nodes shrunk by erasure, nodes
-   * built under a smaller key bound before the stream was reopened with a larger one.
-   * Each group is one `compact` record (the new nodes and the rewritten path above them, all or none), so
-   * a reader sees the old nodes or the new ones, never a mix, and a crash before the record leaves the old
-   * view. The indexer runs it every `compactEveryBlocks` blocks; superseded objects are left to gc.
-   */
-  /**
    * `node` (above level 0) with its children's ranges: its own, or (a node an older version wrote without
    * them) each child's range in the view, found by its key.
    */
@@ -1426,6 +1414,18 @@ export class Stream {
     return m;
   }
 
+  /**
+   * A compaction pass: at each level from 0 up, group by group (the children of one parent, or the
+   * orphans), rewrites runs of adjacent small nodes into fewer nodes covering the same blocks (a node is
+   * small below the merge policy's key bound at level 0 and the add policy's above; a run grows while
+   * both sides are small and their children fit in compactFanoutMax). Such runs are what the policies
+   * leave behind: nodes closed at fanoutMax children with few keys (a stream whose indexed columns have
+   * few distinct values closes a level-0 node every fanoutMax blocks), nodes shrunk by erasure, nodes
+   * built under a smaller key bound before the stream was reopened with a larger one.
+   * Each group is one `compact` record (the new nodes and the rewritten path above them, all or none), so
+   * a reader sees the old nodes or the new ones, never a mix, and a crash before the record leaves the old
+   * view. The indexer runs it every `compactEveryBlocks` blocks; superseded objects are left to gc.
+   */
   async compact(): Promise<CompactStats> {
     return this.onFreshView(() => this.compactOnce());
   }
