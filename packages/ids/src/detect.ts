@@ -118,6 +118,8 @@ interface DirStream extends ScannedWindow {
 
 interface FlowData extends FlowInspection, GroupedFlow {
   ipVersion: 4 | 6;
+  /** The packet the flow began with (its number in the capture): one engine's flows are numbered so. */
+  firstPkt: number;
   /** Endpoints as text: [client, server] (for alerts). */
   addrs: [string, string];
   /** Endpoints' addresses as bytes (copies): [client, server] (for address tests). */
@@ -204,6 +206,8 @@ export class Engine {
   /** For the alerts of the stream delivery under way: bytes missing before it, and whether a flow ends. */
   private deliveryGapBytes = 0;
   private flushing = false;
+  /** Set while `finish` drains the flow table (the end-of-input flush). */
+  private draining = false;
   /** Set while `deliver` hands out the other direction's acknowledged data first. */
   private releasingOther = false;
   private nowUs = 0;
@@ -521,6 +525,7 @@ export class Engine {
     const isNew = f.data === undefined;
     const fd = (f.data ??= {
       ipVersion: d.ipVersion,
+      firstPkt: this.pktNo,
       addrs: toServer ? [d.src, d.dst] : [d.dst, d.src],
       addrBytes: toServer
         ? [new Uint8Array(d.srcAddr), new Uint8Array(d.dstAddr)]
@@ -751,10 +756,13 @@ export class Engine {
     this.pktStartMs = Number.POSITIVE_INFINITY;
     this.fastpathed = false;
     this.current = undefined;
+    this.draining = true;
     try {
       this.flows.drain();
     } catch (e) {
       this.packetFault(e, 'the end-of-input flush');
+    } finally {
+      this.draining = false;
     }
     return this.pending.splice(0);
   }
@@ -1236,6 +1244,15 @@ export class Engine {
   private flushFlow(f: Flow<FlowData>): void {
     const fd = f.data;
     if (!fd) return;
+    const mark = this.pending.length;
+    this.flushFlowData(f, fd);
+    // a worker's end-of-input flush: the merger puts the flows of all workers in the order one engine
+    // drains them (by last packet, then by first: `FlowTable.drain`)
+    if (this.draining && this.opts.deferRates)
+      for (let i = mark; i < this.pending.length; i++) this.pending[i]!.flushOrder = [f.lastUs, fd.firstPkt];
+  }
+
+  private flushFlowData(f: Flow<FlowData>, fd: FlowData): void {
     for (const dir of [0, 1]) {
       const st = fd.streams[dir];
       if (!st) continue;

@@ -57,6 +57,11 @@ export interface Alert {
    * noalert rule's match under a rate_filter, or an alert a pass on the packet took back after its counts.
    */
   silent?: true;
+  /**
+   * With `deferRates`, an alert of the end-of-input flush: its flow's last packet time and first packet
+   * number, the order one engine flushes flows in (the merger sorts the workers' flushes by it).
+   */
+  flushOrder?: [number, number];
   /** Raised by an engine in IPS mode (`EngineOptions.ips`), where a drop rule's action drops the packet. */
   ips?: true;
 }

@@ -18,8 +18,10 @@
  * inspects each packet); threshold, detection_filter and (without IPS) rate_filter, whose state spans
  * flows, are decided on the main thread in that order (the workers run with `deferRates`; matches that
  * count but do not alert come as silent alerts), so the alerts are the ones one Engine raises.
- * What still differs: flow ids (unique, numbered per worker), and the order of the alerts flushed at the
- * end of input (each worker drains its own flows).
+ * The alerts of the end-of-input flush (each worker drains its own flows) are put in the order one
+ * engine drains all of them (by each flow's last packet, then its first: `Alert.flushOrder`). What still
+ * differs: flow ids (unique, numbered per worker), and the packet a flow timed out at (each worker sweeps
+ * its own table at its own packets).
  *
  *   main reads:     capture -> prepare -> route -> batch -> worker i: Engine -> alerts, verdicts -+
  *   workers read:   worker i: capture -> prepare -> route -> (its own) Engine -> alerts ----------+
@@ -389,8 +391,21 @@ export class ParallelRunner {
     for (const alerts of shards.raised) for (const a of alerts) tagged.push({ a, k: k++ });
     tagged.sort((x, y) => (x.a.pcapCnt ?? 0) - (y.a.pcapCnt ?? 0) || x.k - y.k);
     const merged = tagged.map((t) => t.a);
-    // one by one (spread as arguments, 150,000 alerts overflowed the stack)
-    for (const r of shards.done) for (const a of r.alerts) merged.push(a);
+    // the end-of-input flushes, flow by flow in the order one engine drains them (by last packet, then
+    // first; each worker's in its order), one by one (spread as arguments, 150,000 alerts overflowed the stack)
+    const flushed: { a: Alert; k: number }[] = [];
+    for (const r of shards.done) for (const a of r.alerts) flushed.push({ a, k: k++ });
+    const inf = Number.POSITIVE_INFINITY;
+    flushed.sort(
+      (x, y) =>
+        (x.a.flushOrder?.[0] ?? inf) - (y.a.flushOrder?.[0] ?? inf) ||
+        (x.a.flushOrder?.[1] ?? inf) - (y.a.flushOrder?.[1] ?? inf) ||
+        x.k - y.k,
+    );
+    for (const { a } of flushed) {
+      delete a.flushOrder;
+      merged.push(a);
+    }
     // the merger decides thresholds and suppressions (the workers defer them), and counts them
     const rated: Partial<EngineStats> = {};
     const rates = new RateLimiter();

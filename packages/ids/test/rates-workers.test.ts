@@ -345,3 +345,41 @@ describe('thresholds and rate_filter on workers: what one engine gives', () => {
     }
   });
 });
+
+describe('the end-of-input flush on workers', () => {
+  it("alerts of flows still open at the end come in one engine's order (flows by last packet), thresholds and all", async () => {
+    // 24 flows from 3 clients, each sending 'MARK' that the server never acknowledges: inspected only by
+    // the end-of-input flush, flow by flow; their last packets in an order unlike their first ones
+    const frames: { tsUs: number; data: Uint8Array }[] = [];
+    const flows = Array.from({ length: 24 }, (_, f) => ({
+      src: ['10.0.0.1', '10.0.0.2', '10.0.0.3'][f % 3]!,
+      sp: 30_000 + f,
+    }));
+    for (const c of flows) {
+      const C = { src: c.src, dst: '10.9.9.9', sp: c.sp, dp: 8080 };
+      const S = { src: C.dst, dst: C.src, sp: C.dp, dp: C.sp };
+      frames.push({ data: tcpFrame({ ...C, flags: 0x02, seq: 99 }), tsUs: 0 });
+      frames.push({ data: tcpFrame({ ...S, flags: 0x12, seq: 499, ack: 100 }), tsUs: 0 });
+      frames.push({ data: tcpFrame({ ...C, flags: 0x10, seq: 100, ack: 500 }), tsUs: 0 });
+    }
+    for (const k of [5, 17, 2, 23, 11, 0, 8, 14, 20, 3, 9, 1, 22, 6, 15, 12, 19, 4, 21, 7, 10, 13, 16, 18]) {
+      const c = flows[k]!;
+      const C = { src: c.src, dst: '10.9.9.9', sp: c.sp, dp: 8080 };
+      frames.push({
+        data: tcpFrame({ ...C, flags: 0x18, seq: 100, ack: 500, payload: `MARK ${k}` }),
+        tsUs: 0,
+      });
+    }
+    frames.forEach((f, i) => {
+      f.tsUs = t0Us + i * 1000;
+    });
+    const rules = [
+      'alert tcp any any -> any 8080 (msg:"all"; flow:to_server; content:"MARK"; sid:1;)',
+      'alert tcp any any -> any 8080 (msg:"one per client"; flow:to_server; content:"MARK"; threshold: type limit, track by_src, count 1, seconds 60; sid:2;)',
+    ].join('\n');
+    const { one, many } = await outcomes(encodePcap(frames), rules, '');
+    const flushed = one.alerts.filter((a) => a.startsWith('1@'));
+    expect(flushed).toHaveLength(24);
+    for (const m of many) expect(m).toEqual(one);
+  });
+});
