@@ -116,6 +116,18 @@ interface DirStream extends ScannedWindow {
   pushEnd: number;
 }
 
+/** What an alert of a match says of its packet or stream data (the rule's fields apart). */
+interface MatchEvent {
+  src: string;
+  sp: number;
+  dst: string;
+  dp: number;
+  proto: number;
+  flowId: number;
+  ipVersion: 4 | 6;
+  stream: boolean;
+}
+
 interface FlowData extends FlowInspection, GroupedFlow {
   ipVersion: 4 | 6;
   /** The packet the flow began with (its number in the capture): one engine's flows are numbered so. */
@@ -659,20 +671,7 @@ export class Engine {
    * A match that raises no alert (a noalert rule): with its rate_filter count left to the merger, a silent
    * alert carries it there.
    */
-  private silentMatch(
-    c: Compiled,
-    e: {
-      src: string;
-      sp: number;
-      dst: string;
-      dp: number;
-      proto: number;
-      flowId: number;
-      ipVersion: 4 | 6;
-      stream: boolean;
-    },
-    out: Alert[],
-  ): void {
+  private silentMatch(c: Compiled, e: MatchEvent, out: Alert[]): void {
     if (this.deferredFilter === undefined) return;
     const a = this.alert(c, e, c.rule.action);
     this.stats.alerts--;
@@ -1622,16 +1621,7 @@ export class Engine {
 
   private alert(
     c: Compiled,
-    e: {
-      src: string;
-      sp: number;
-      dst: string;
-      dp: number;
-      proto: number;
-      flowId: number;
-      ipVersion: 4 | 6;
-      stream: boolean;
-    },
+    e: MatchEvent,
     /** The match's action (`actionOf`: a rate_filter may have changed the rule's). */
     action: string,
   ): Alert {

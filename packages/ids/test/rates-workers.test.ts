@@ -60,6 +60,29 @@ async function outcomes(pcap: Uint8Array, ruleText: string, cfg: string, opts: R
   return { one, many };
 }
 
+const hosts = ['10.0.0.1', '10.0.0.3', '192.0.2.1'];
+
+/** 1-`most` conversations, each from one of `hosts` with 1-2 GET requests of `uris`. */
+const conversationsArb = (uris: string[], most: number) =>
+  fc.array(
+    fc.tuple(fc.constantFrom(...hosts), fc.array(fc.constantFrom(...uris), { minLength: 1, maxLength: 2 })),
+    { minLength: 1, maxLength: most },
+  );
+
+/** A capture of those conversations to 10.0.0.2:80, each request answered, each closed; a second a frame. */
+function httpConversations(convs: [string, string[]][]): Uint8Array {
+  const frames = convs.flatMap(([client, paths], k) =>
+    conversationFrames(
+      paths.flatMap((u): [0 | 1, string][] => [
+        [0, `GET ${u} HTTP/1.1\r\nHost: a\r\n\r\n`],
+        [1, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+      ]),
+      { serverPort: 80, client, clientPort: 40_000 + k, fin: true },
+    ),
+  );
+  return encodePcap(frames.map((data, i) => ({ tsUs: t0Us + i * 1e6, data })));
+}
+
 describe('thresholds and rate_filter on workers: what one engine gives', () => {
   it('an alert a pass on its packet took back still counted toward its threshold and its rate_filter', async () => {
     // four conversations from one client; the first's URI meets an HTTP pass rule, which (ordered before
@@ -180,7 +203,6 @@ describe('thresholds and rate_filter on workers: what one engine gives', () => {
   }, 120_000);
 
   it('random HTTP conversations, pass rules and stream, HTTP and packet rules with thresholds and rate_filters: the same', async () => {
-    const hosts = ['10.0.0.1', '10.0.0.3', '192.0.2.1'];
     const uris = ['/a', '/passme', '/b?x=1', '/a/passme'];
     const gate = fc.option(
       fc
@@ -215,13 +237,7 @@ describe('thresholds and rate_filter on workers: what one engine gives', () => {
           }),
           { selector: (r) => r.sid, maxLength: 3 },
         ),
-        fc.array(
-          fc.tuple(
-            fc.constantFrom(...hosts),
-            fc.array(fc.constantFrom(...uris), { minLength: 1, maxLength: 2 }),
-          ),
-          { minLength: 1, maxLength: 6 },
-        ),
+        conversationsArb(uris, 6),
         async (chosen, rates, convs) => {
           const ruleText = pool
             .map((r, i) => (chosen[i]![0] ? r(chosen[i]![1]) : ''))
@@ -234,16 +250,7 @@ describe('thresholds and rate_filter on workers: what one engine gives', () => {
                 `rate_filter gen_id 1, sig_id ${r.sid}, track ${r.track}, count ${r.count}, seconds 30, new_action ${r.action}, timeout ${r.timeout}`,
             )
             .join('\n');
-          const frames = convs.flatMap(([client, paths], k) =>
-            conversationFrames(
-              paths.flatMap((u): [0 | 1, string][] => [
-                [0, `GET ${u} HTTP/1.1\r\nHost: a\r\n\r\n`],
-                [1, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
-              ]),
-              { serverPort: 80, client, clientPort: 40_000 + k, fin: true },
-            ),
-          );
-          const pcap = encodePcap(frames.map((data, i) => ({ tsUs: t0Us + i * 1e6, data })));
+          const pcap = httpConversations(convs);
           const { one, many } = await outcomes(pcap, ruleText, cfg);
           for (const m of many) expect(m).toEqual(one);
         },
@@ -253,7 +260,6 @@ describe('thresholds and rate_filter on workers: what one engine gives', () => {
   }, 120_000);
 
   it('IPS, random drop, reject, pass and alert rules (thresholds on the alerting ones) over HTTP conversations: the same packets passed, verdicts and alerts', async () => {
-    const hosts = ['10.0.0.1', '10.0.0.3', '192.0.2.1'];
     const uris = ['/a', '/passme', '/b?x=1', '/drop/a'];
     const acting = fc.constantFrom('drop', 'reject', 'sdrop', 'alert', 'pass');
     const pool: ((action: string, g: string) => string)[] = [
@@ -273,13 +279,7 @@ describe('thresholds and rate_filter on workers: what one engine gives', () => {
           ),
           { minLength: pool.length, maxLength: pool.length },
         ),
-        fc.array(
-          fc.tuple(
-            fc.constantFrom(...hosts),
-            fc.array(fc.constantFrom(...uris), { minLength: 1, maxLength: 2 }),
-          ),
-          { minLength: 1, maxLength: 5 },
-        ),
+        conversationsArb(uris, 5),
         async (chosen, convs) => {
           const ruleText = pool
             .map((r, i) => {
@@ -293,16 +293,7 @@ describe('thresholds and rate_filter on workers: what one engine gives', () => {
             .join('\n');
           if (ruleText === '') return;
           const rules = loadRules(ruleText, 't.rules').rules;
-          const frames = convs.flatMap(([client, paths], k) =>
-            conversationFrames(
-              paths.flatMap((u): [0 | 1, string][] => [
-                [0, `GET ${u} HTTP/1.1\r\nHost: a\r\n\r\n`],
-                [1, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
-              ]),
-              { serverPort: 80, client, clientPort: 40_000 + k, fin: true },
-            ),
-          );
-          const pcap = encodePcap(frames.map((data, i) => ({ tsUs: t0Us + i * 1e6, data })));
+          const pcap = httpConversations(convs);
           const input = () => Readable.from([Buffer.from(pcap)]);
           const one = await runCapture(input(), rules, { ips: true, out: join(dir, 'one.pcap') });
           for (const [i, p] of pools.entries()) {
