@@ -1312,7 +1312,10 @@ export class Stream {
         !this.isAlias(n) &&
         acc.children + c <= this.compactFanoutMax()
       ) {
-        acc.node = mergeNodes(acc.node ?? (await this.node(acc.olds[0]!.key)), await this.node(n.key));
+        acc.node = mergeNodes(
+          acc.node ?? this.withChildRanges(await this.node(acc.olds[0]!.key)),
+          this.withChildRanges(await this.node(n.key)),
+        );
         acc.olds.push(n);
         acc.keys = acc.node.keys.length;
         acc.children += c;
@@ -1561,7 +1564,8 @@ export class Stream {
           const c = children[0]!;
           info = { ...c, level: L + 1, children: await this.childCount(c) };
         } else {
-          const parts: IndexNode[] = parent ? [await this.node(parent.key)] : [];
+          // (a parent an older version wrote gets its children's ranges, so the merge keeps them)
+          const parts: IndexNode[] = parent ? [this.withChildRanges(await this.node(parent.key))] : [];
           for (const c of children) {
             const keys = c.to <= this.expiredUpTo ? new Float64Array(0) : (await this.node(c.key)).keys;
             parts.push(leafNode(L + 1, c.from, c.to, c.key, keys, [c.from, c.to], false));
