@@ -1096,7 +1096,8 @@ export class Stream {
         path.push({ ...child, level: L, from: info.from, to: info.to, old: info.key });
         continue;
       }
-      const node = await this.node(info.key);
+      // (an older version's node gets its children's ranges: the one written keeps them)
+      const node = this.withChildRanges(await this.node(info.key));
       const i = node.header.children.indexOf(childOld);
       if (i < 0) return { path, free: false };
       const r = dropPointers(node, i, drop, childNew);
@@ -1407,7 +1408,9 @@ export class Stream {
         );
       return [n.from, n.to];
     });
-    return { ...node, header: { ...h, ranges } };
+    // (fields named: a node read in pages has its arrays behind getters, which a spread would not copy)
+    const { keys, postOff, post, bloom } = node;
+    return { header: { ...h, ranges }, keys, postOff, post, bloom };
   }
 
   /** The view's nodes of `level` by object key (for nodes an older version wrote without child ranges). */
@@ -2118,7 +2121,8 @@ export class Stream {
       }
       // nothing of the prefix under it, or a promotion of a node left as it is
       if (!below && (info.from >= upTo || this.isAlias(info))) continue;
-      const node = await this.node(info.key);
+      // each child's end from the node's ranges (an older version's node gets them from the view)
+      const node = this.withChildRanges(await this.node(info.key));
       const ch = node.header.children;
       let child = -1;
       if (below) {
@@ -2127,14 +2131,7 @@ export class Stream {
       }
       const dead = new Uint8Array(ch.length);
       if (L === 0) for (let i = 0; i < ch.length; i++) dead[i] = (ch[i] as number) < upTo ? 1 : 0;
-      else {
-        // each child's end: from the node's ranges, or (a node written without them) from the view
-        const ends = node.header.ranges ? undefined : this.nodesByKey(L - 1);
-        for (let i = 0; i < ch.length; i++) {
-          const end = node.header.ranges?.[i]?.[1] ?? ends?.get(ch[i] as string)?.to;
-          dead[i] = end !== undefined && end <= upTo ? 1 : 0;
-        }
-      }
+      else for (let i = 0; i < ch.length; i++) dead[i] = node.header.ranges![i]![1] <= upTo ? 1 : 0;
       const r = dropPointers(node, child, below?.gone ?? new Float64Array(0), below?.info.key, dead);
       if (!below && r.node.post.length === node.post.length) continue; // no pointer to an expired child
       const put = await this.putNode(L, r.node);
