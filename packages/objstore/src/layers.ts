@@ -538,8 +538,10 @@ export class TieredStore implements ObjectStore {
       await this.other(key).delete(key);
       return etag;
     }
+    // under the key's lock too: a delete in this process between its removal of a moved object from
+    // standard (the object gone for readers) and its express delete removed a put acknowledged meanwhile
     if (opts.ifMatch === undefined && opts.ifNoneMatch === undefined)
-      return this.express.put(key, body, opts);
+      return this.locks.run(key, () => this.express.put(key, body, opts));
     // the condition must see the object where a get finds it: express, else standard; under the key's lock,
     // so that no move in this process takes it from express between the look and the put (a create-only
     // put then made a second object over one just moved to standard)

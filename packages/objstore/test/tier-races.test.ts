@@ -40,6 +40,29 @@ describe('tiers: conditional calls and listings racing moves', () => {
       await expect(t.get('k')).rejects.toBeInstanceOf(NotFoundError);
     });
 
+  it('a put while a delete of a moved object runs is not lost to the delete (found by the race test, seed 1703506287)', async () => {
+    const express = new Gated();
+    const t = new TieredStore(express, new MemStore(), auto);
+    await t.put('k', bytes('v1'));
+    expect(await t.moveIdle(Date.now() + 10)).toBe(1); // v1 in standard only
+    express.hold('delete'); // the delete has removed v1 from standard, its express delete waits
+    const deleting = t.delete('k');
+    await turns();
+    await expect(t.get('k')).rejects.toBeInstanceOf(NotFoundError); // readers see it gone
+    let put = false;
+    const putting = t.put('k', bytes('v2')).then(() => {
+      put = true;
+    });
+    await turns();
+    // the put waits for the delete (same key, same process): acknowledged before it, the delete's express
+    // delete removed it afterwards, and an acknowledged write was lost
+    expect(put).toBe(false);
+    express.release('delete');
+    await deleting;
+    await putting;
+    expect(text(await t.get('k'))).toBe('v2');
+  });
+
   it('a listing lists an object a move takes from express to standard meanwhile', async () => {
     const express = new Gated();
     const t = new TieredStore(express, new MemStore(), auto);
