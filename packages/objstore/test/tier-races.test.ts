@@ -63,6 +63,34 @@ describe('tiers: conditional calls and listings racing moves', () => {
     expect(text(await t.get('k'))).toBe('v2');
   });
 
+  it('a get finds an object that left express before its first look and standard before its second (race test seed 763847502)', async () => {
+    /** A MemStore whose gets wait at a gate while it is held, before they read. */
+    class SlowGets extends MemStore {
+      gate: Promise<void> | undefined;
+      override async get(...a: Parameters<MemStore['get']>) {
+        await this.gate;
+        return super.get(...a);
+      }
+    }
+    const standard = new SlowGets();
+    const t = new TieredStore(new MemStore(), standard, auto);
+    const v1 = await t.put('k', bytes('v1'));
+    expect(await t.moveIdle(Date.now() + 10)).toBe(1); // v1 in standard only
+    let open!: () => void;
+    standard.gate = new Promise((r) => {
+      open = r;
+    });
+    const reading = settle(t.get('k')); // express has nothing: it waits to read standard
+    await turns();
+    await t.put('k', bytes('v2')); // to express, shadowing v1
+    // a delete of v1 removes the shadowed v1 from standard, then finds v2 in express and fails
+    await expect(t.delete('k', { ifMatch: v1 })).rejects.toThrow('etag');
+    open();
+    const r = await reading;
+    // v1 and then v2 stood all along: the get read nothing in standard, then v2 in express
+    expect(r.ok && text(r.v)).toBe('v2');
+  });
+
   it('a listing lists an object a move takes from express to standard meanwhile', async () => {
     const express = new Gated();
     const t = new TieredStore(express, new MemStore(), auto);
