@@ -673,10 +673,7 @@ export class Engine {
    */
   private silentMatch(c: Compiled, e: MatchEvent, out: Alert[]): void {
     if (this.deferredFilter === undefined) return;
-    const a = this.alert(c, e, c.rule.action);
-    this.stats.alerts--;
-    a.silent = true;
-    out.push(a);
+    out.push(this.alert(c, e, c.rule.action, true));
   }
 
   /**
@@ -1624,9 +1621,11 @@ export class Engine {
     e: MatchEvent,
     /** The match's action (`actionOf`: a rate_filter may have changed the rule's). */
     action: string,
+    /** A match sent to the merger only for its counts (`silentMatch`): not counted as an alert. */
+    silent = false,
   ): Alert {
     const r = c.rule;
-    this.stats.alerts++;
+    if (!silent) this.stats.alerts++;
     const a: Alert = {
       tsUs: this.nowUs,
       sid: r.sid,
@@ -1660,6 +1659,7 @@ export class Engine {
       a.rateFilter = this.deferredFilter;
       this.deferredFilter = undefined;
     }
+    if (silent) a.silent = true;
     return a;
   }
 
