@@ -576,14 +576,11 @@ export class TieredStore implements ObjectStore {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     validateKey(key);
-    return this.eitherTier(key, async (t) => {
+    for (const t of this.readOrder(key)) {
       const info = await t.head(key);
-      if (!info) throw new NotFoundError(key);
-      return info;
-    }).catch((e: unknown) => {
-      if (e instanceof NotFoundError) return undefined;
-      throw e;
-    });
+      if (info) return info;
+    }
+    return undefined;
   }
 
   /**
@@ -593,9 +590,14 @@ export class TieredStore implements ObjectStore {
    * is written anew in express), and the two asks then found nothing (the race test's seed 763847502). The
    * third ask finds the new version. A key of a pinned class never moves: two asks.
    */
-  private async eitherTier<T>(key: string, read: (t: ObjectStore) => Promise<T>): Promise<T> {
+  private readOrder(key: string): ObjectStore[] {
     const home = this.home(key);
-    const tiers = [home, this.other(key), ...(this.classOf(key) === 'auto' ? [home] : [])];
+    return [home, this.other(key), ...(this.classOf(key) === 'auto' ? [home] : [])];
+  }
+
+  /** `read` from the tiers in `readOrder`, the first that has the object (NotFoundError from the last). */
+  private async eitherTier<T>(key: string, read: (t: ObjectStore) => Promise<T>): Promise<T> {
+    const tiers = this.readOrder(key);
     for (let i = 0; ; i++)
       try {
         return await read(tiers[i]!);
