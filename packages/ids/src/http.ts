@@ -12,7 +12,7 @@
  * direction (`dead`) when the framing can no longer be trusted (RFC 9112 11.2: a bad Content-Length or
  * Transfer-Encoding is what request smuggling is made of). Nothing here throws on input.
  */
-import { brotliDecompressSync, constants, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
+import { brotliDecompressSync, constants, inflateRawSync, inflateSync } from 'node:zlib';
 import { concatBytes, copyBytes } from './stream.js';
 
 /** Bytes of the start line and header section of one message at most (beyond: truncated, anomaly). */
@@ -45,6 +45,11 @@ export interface HttpBudget {
 /** Malformed or suspicious input, counted by reason. */
 export interface HttpAnomalies {
   badStartLine: number;
+  /**
+   * Status lines browsers take and RFC 9112 does not: stray bytes before `HTTP`, another case, a version
+   * other than HTTP/d.d, a status code that is not three digits (or none: taken as 200).
+   */
+  oddStatusLine: number;
   headerTooLong: number;
   tooManyFields: number;
   badFieldLine: number;
@@ -66,6 +71,7 @@ export interface HttpAnomalies {
 export function newHttpAnomalies(): HttpAnomalies {
   return {
     badStartLine: 0,
+    oddStatusLine: 0,
     headerTooLong: 0,
     tooManyFields: 0,
     badFieldLine: 0,
@@ -154,7 +160,67 @@ const headerWindowBytes = 2048;
 export const httpStartLineBytesMax = 8 * 1024;
 
 const requestLine = /^(\S+)[ \t]+(.+?)[ \t]+(HTTP\/\d\.\d)[ \t]*$/;
+/** A status line as RFC 9112 4 writes it (others are read as browsers read them: `parseStatusLine`). */
 const statusLine = /^(HTTP\/\d\.\d)[ \t]+(\d{3})(?:[ \t]+(.*))?$/;
+/** Bytes before `HTTP` a status line may have (Chromium skips up to 4 bytes of junk there). */
+export const statusJunkMax = 4;
+/** `http` as four bytes, big-endian. */
+const httpWord = 0x68747470;
+
+/** Where `HTTP` (any case) starts in a status line, at most statusJunkMax bytes in; -1 if it does not. */
+function statusAt(line: string): number {
+  const at = line
+    .slice(0, statusJunkMax + 4)
+    .toLowerCase()
+    .indexOf('http');
+  return at;
+}
+
+/** Empty lines before a body's first chunk-size line skipped at most (browsers skip some). */
+const chunkBlankLinesMax = 4;
+
+/**
+ * A chunk-size line (RFC 9112 7.1, without its line end) as browsers read one: whitespace, NUL, VT, FF or
+ * CR before the hex digits skipped, anything after them up to the line's end ignored (an extension, or the
+ * junk of HTTP Evader's `size-x` and `size-,`). The size, negated when the line was not in RFC form;
+ * 'blank' for a line with nothing but such bytes, 'bad' for one without digits (or with more than 12).
+ */
+function chunkSize(line: readonly number[]): number | 'blank' | 'bad' {
+  const skip = (c: number) => c === SP || c === HTAB || c === 0 || c === 0x0b || c === 0x0c || c === CR;
+  let k = 0;
+  while (k < line.length && skip(line[k]!)) k++;
+  if (k === line.length) return 'blank';
+  let size = 0;
+  const start = k;
+  for (; k < line.length && k - start <= 12; k++) {
+    const v = hexVal(line[k]!);
+    if (v < 0) break;
+    size = size * 16 + v;
+  }
+  if (k === start || k - start > 12) return 'bad';
+  const rest = String.fromCharCode(...line.slice(k));
+  return start === 0 && /^[ \t]*(?:;.*)?$/.test(rest) ? size : -size;
+}
+
+/** The length Content-Length values give (RFC 9110 8.6: one value, repeats allowed), or undefined. */
+function contentLength(values: readonly string[]): number | undefined {
+  const set = new Set(
+    values
+      .join(',')
+      .split(',')
+      .map((x) => x.trim()),
+  );
+  const v = [...set][0] ?? '';
+  return set.size === 1 && /^\d{1,15}$/.test(v) ? Number(v) : undefined;
+}
+
+/** The status a response's body is framed by: a code not written as three digits frames as a 200. */
+function framingStatus(m: HttpMessage): number {
+  return m.statusText.length === 3 ? m.status : 200;
+}
+
+/** The bytes that end a status line's version and status code tokens. */
+const isStatusSep = (c: number) => c === SP || c === HTAB || c === 0 || c === 0x0b || c === 0x0c || c === CR;
 
 const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
 
@@ -164,6 +230,66 @@ function trimOws(b: Uint8Array): Uint8Array {
   while (s < e && (b[s] === SP || b[s] === HTAB)) s++;
   while (e > s && (b[e - 1] === SP || b[e - 1] === HTAB || b[e - 1] === CR)) e--;
   return b.subarray(s, e);
+}
+
+/** `a`, one space, and the folded line `l` without its leading and trailing whitespace (obs-fold, RFC 9112 5.2). */
+function joinFolded(a: Uint8Array, l: Uint8Array): Uint8Array {
+  const v = trimOws(l);
+  const joined = new Uint8Array(a.length + 1 + v.length);
+  joined.set(a);
+  joined[a.length] = SP;
+  joined.set(v, a.length + 1);
+  return joined;
+}
+
+/** Whether a line starts with a field name (token characters) and its colon. */
+function isFieldLine(l: Uint8Array): boolean {
+  const colon = l.indexOf(0x3a);
+  if (colon <= 0) return false;
+  for (let k = 0; k < colon; k++) if (!isTchar(l[k]!)) return false;
+  return true;
+}
+
+/** RFC 9110 5.6.2's tchar: the characters of a token (field names, codings). */
+function isTchar(c: number): boolean {
+  return (
+    (c >= 0x30 && c <= 0x39) ||
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    (c > 0x20 && c < 0x7f && "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c)))
+  );
+}
+
+/**
+ * A field name or a coding as the parser looks it up: its token characters, lowercased. Browsers read
+ * past NULs, control bytes and other stray bytes in a name or a coding (`Transfer-Encoding:\0chunked`,
+ * `Content-Encoding\x0b: gz\0ip`: the HTTP Evader variants), so an inspector that took them literally
+ * would miss a body a browser decodes; the field keeps its name and value as sent for the raw buffers.
+ */
+export function tokenKey(s: string): string {
+  let out = '';
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    if (isTchar(c)) out += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c + 32 : c);
+  }
+  return out;
+}
+
+/**
+ * The codings of Transfer-Encoding or Content-Encoding field values, in order, each as `tokenKey` reads
+ * it without its parameters (the first non-empty part between semicolons: `chunked;`, `;chunked`).
+ */
+export function codingsOf(values: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const v of values)
+    for (const part of v.split(',')) {
+      const c = part
+        .split(';')
+        .map(tokenKey)
+        .find((x) => x !== '');
+      if (c !== undefined) out.push(c);
+    }
+  return out;
 }
 
 /**
@@ -181,6 +307,8 @@ export class HttpParser {
   /** Where the search for the header section's end resumes. */
   private scan = 0;
   private detected = 0;
+  /** A response's last four bytes while detecting, each lowercased (`| 0x20`). */
+  private probe = 0;
   /** Index of the first line's LF in the header buffer (-1 until it is in). */
   private startLineEnd = -1;
   /** Header sections parsed so far. */
@@ -193,6 +321,9 @@ export class HttpParser {
   /** Body bytes still expected (length framing) or of the current chunk. */
   private remaining = 0;
   private line: number[] = [];
+  /** Chunk-size lines read in the message (the first one decides whether a lenient chunked body is one). */
+  private chunks = 0;
+  private blankChunkLines = 0;
 
   constructor(
     readonly kind: 'request' | 'response',
@@ -276,6 +407,7 @@ export class HttpParser {
 
   /** The connection ended: a body read until close is complete; a message cut short is reported as is. */
   end(): void {
+    if (this.mayUnchunk() && this.rawKept > 0) this.unchunk();
     const s = this.state;
     if (
       s === 'close' ||
@@ -336,8 +468,10 @@ export class HttpParser {
         continue;
       }
       if (this.kind === 'response') {
-        if (c !== 'HTTP/'.charCodeAt(this.detected)) return this.notHttp();
-        if (++this.detected === 5) break;
+        // `HTTP` in any case, after at most statusJunkMax other bytes
+        this.probe = ((this.probe << 8) | (c | 0x20)) >>> 0;
+        if (this.probe === httpWord) break;
+        if (++this.detected >= statusJunkMax + 4) return this.notHttp();
       } else if (c === SP && this.detected > 0) break;
       else if (!isMethodChar(c, this.detected === 0) || ++this.detected > 24) return this.notHttp();
     }
@@ -404,7 +538,7 @@ export class HttpParser {
         return data.length;
       }
       const line = latin1(h.subarray(0, lf > 0 && h[lf - 1] === CR ? lf - 1 : lf));
-      if (!(this.kind === 'request' ? requestLine : statusLine).test(line)) return this.badStart();
+      if (this.kind === 'request' ? !requestLine.test(line) : statusAt(line) < 0) return this.badStart();
       this.startLineEnd = lf;
       this.scan = lf;
     }
@@ -472,42 +606,37 @@ export class HttpParser {
       raw: section,
     };
     this.parseStartLine(m, startLine);
+    // a line with no colon is held: a fold after it continues it (`Name\r\n :value`, which browsers join)
+    let nameLine: Uint8Array | undefined;
     for (const l of lines.slice(1)) {
       if (l[0] === SP || l[0] === HTAB) {
         // obs-fold (RFC 9112 5.2): a continuation of the previous field's value, replaced by one space
         this.anomalies.obsFold++;
         const prev = m.fields[m.fields.length - 1];
-        if (prev) {
-          const v = trimOws(l);
-          const joined = new Uint8Array(prev.value.length + 1 + v.length);
-          joined.set(prev.value);
-          joined[prev.value.length] = SP;
-          joined.set(v, prev.value.length + 1);
-          prev.value = joined;
-        } else this.anomalies.badFieldLine++;
+        if (nameLine) {
+          this.field(m, joinFolded(nameLine, l));
+          nameLine = undefined;
+        } else if (m.fields.length === 0)
+          this.field(m, trimOws(l)); // right after the start line: a field of its own
+        else if (prev) {
+          prev.value = joinFolded(prev.value, l);
+          // a folded line that reads as a field of its own is one too: browsers that do not unfold see it
+          // so (` Transfer-Encoding: chunked` under another field)
+          if (isFieldLine(trimOws(l))) this.field(m, trimOws(l));
+        }
         continue;
       }
-      const colon = l.indexOf(0x3a);
-      if (colon <= 0) {
-        this.anomalies.badFieldLine++;
-        continue;
-      }
-      const rawName = l.subarray(0, colon);
-      const name = latin1(trimOws(rawName));
-      // whitespace between the name and the colon is an error a server must reject (RFC 9112 5.1): kept,
-      // counted, so that rules still see what a lenient server would
-      if (name.length !== rawName.length) this.anomalies.badFieldLine++;
-      if (m.fields.length >= httpFieldsMax) {
-        this.anomalies.tooManyFields++;
-        continue;
-      }
-      m.fields.push({ name, lname: name.toLowerCase(), value: trimOws(l.subarray(colon + 1)) });
+      if (nameLine) this.anomalies.badFieldLine++;
+      nameLine = l.indexOf(0x3a) <= 0 ? l : undefined;
+      if (!nameLine) this.field(m, l);
     }
+    if (nameLine) this.anomalies.badFieldLine++;
     this.msg = m;
     this.rawParts = [];
     this.rawKept = 0;
     if (m.kind === 'response') {
-      const interim = m.status >= 100 && m.status < 200 && m.status !== 101;
+      const st = framingStatus(m);
+      const interim = st >= 100 && st < 200 && st !== 101;
       const req = this.requestFor(interim);
       if (req) m.request = req;
     }
@@ -519,16 +648,36 @@ export class HttpParser {
     this.frame(m);
   }
 
+  /** One field line `name: value` into `m` (a line without a name before its colon is counted and dropped). */
+  private field(m: HttpMessage, l: Uint8Array): void {
+    const colon = l.indexOf(0x3a);
+    if (colon <= 0) {
+      this.anomalies.badFieldLine++;
+      return;
+    }
+    const rawName = l.subarray(0, colon);
+    const name = latin1(trimOws(rawName));
+    // whitespace between the name and the colon is an error a server must reject (RFC 9112 5.1): kept,
+    // counted, so that rules still see what a lenient server would
+    if (name.length !== rawName.length) this.anomalies.badFieldLine++;
+    if (m.fields.length >= httpFieldsMax) {
+      this.anomalies.tooManyFields++;
+      return;
+    }
+    m.fields.push({ name, lname: tokenKey(name), value: trimOws(l.subarray(colon + 1)) });
+  }
+
   /** RFC 9112 6.3: how the body of `m` ends. */
   private frame(m: HttpMessage): void {
     if (m.kind === 'response') {
       const method = m.request?.method;
-      if (m.status === 101 || (method === 'CONNECT' && m.status >= 200 && m.status < 300)) {
+      const st = framingStatus(m);
+      if (st === 101 || (method === 'CONNECT' && st >= 200 && st < 300)) {
         this.complete();
         this.state = 'tunnel';
         return;
       }
-      if (method === 'HEAD' || (m.status >= 100 && m.status < 200) || m.status === 204 || m.status === 304) {
+      if (method === 'HEAD' || (st >= 100 && st < 200) || st === 204 || st === 304) {
         this.complete();
         return;
       }
@@ -537,14 +686,18 @@ export class HttpParser {
     const cl = this.fieldValues(m, 'content-length');
     if (te.length > 0) {
       if (cl.length > 0) this.anomalies.transferEncodingAndLength++;
-      const codings = te
-        .join(',')
-        .split(',')
-        .map((x) => x.trim().toLowerCase())
-        .filter(Boolean);
-      if (codings[codings.length - 1] === 'chunked') {
+      const codings = codingsOf(te);
+      const last = codings[codings.length - 1];
+      // a response whose codings name chunked anywhere (`chunkedx`, `chunked, xte`) is read as chunked
+      // first, as some browsers read it, and by its length or to the end if its body turns out not to be
+      // (`unchunk`): others ignore such a field
+      const lenient = m.kind === 'response' && codings.some((c) => c.includes('chunked'));
+      if (last === 'chunked' || lenient) {
+        if (last !== 'chunked') this.anomalies.badTransferEncoding++;
         this.state = 'chunk-size';
         this.line = [];
+        this.chunks = 0;
+        this.blankChunkLines = 0;
         return;
       }
       this.anomalies.badTransferEncoding++;
@@ -555,26 +708,54 @@ export class HttpParser {
       return;
     }
     if (cl.length > 0) {
-      const values = new Set(
-        cl
-          .join(',')
-          .split(',')
-          .map((x) => x.trim()),
-      );
-      const v = [...values][0] ?? '';
-      if (values.size !== 1 || !/^\d{1,15}$/.test(v)) {
+      const n = contentLength(cl);
+      if (n === undefined) {
         this.anomalies.badContentLength++;
+        // a request's framing cannot be trusted past it (smuggling); a response is read to the end of
+        // the connection, all of what a browser might take as its body
+        if (m.kind === 'response') {
+          this.state = 'close';
+          return;
+        }
         this.complete();
         this.die();
         return;
       }
-      this.remaining = Number(v);
+      this.remaining = n;
       if (this.remaining === 0) this.complete();
       else this.state = 'length';
       return;
     }
     if (m.kind === 'request') this.complete();
     else this.state = 'close';
+  }
+
+  /**
+   * A response read as chunked whose first chunk-size line is no such line: its body was not chunked.
+   * The bytes read as chunk lines go back in as body, framed by its Content-Length if valid, else by the
+   * connection's end.
+   */
+  private mayUnchunk(): boolean {
+    return this.kind === 'response' && this.chunks === 0 && this.state === 'chunk-size';
+  }
+
+  private unchunk(): void {
+    const m = this.msg!;
+    const again = concatBytes(this.rawParts, this.rawKept);
+    this.rawParts = [];
+    this.rawKept = 0;
+    this.line = [];
+    const cl = this.fieldValues(m, 'content-length');
+    const n = cl.length > 0 ? contentLength(cl) : undefined;
+    if (n !== undefined) {
+      this.remaining = n;
+      this.state = 'length';
+      if (n === 0) {
+        this.complete();
+        return;
+      }
+    } else this.state = 'close';
+    this.push(again);
   }
 
   private fieldValues(m: HttpMessage, lname: string): string[] {
@@ -596,12 +777,39 @@ export class HttpParser {
     }
     // HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 4)
     const p = statusLine.exec(text);
-    if (!p) return;
-    m.version = p[1]!;
-    m.status = Number(p[2]);
-    const at = text.indexOf(p[2]!, p[1]!.length);
-    m.statusText = l.subarray(at, at + 3);
-    if (p[3] !== undefined) m.reason = l.subarray(l.length - p[3].length);
+    if (p) {
+      m.version = p[1]!;
+      m.status = Number(p[2]);
+      const at = text.indexOf(p[2]!, p[1]!.length);
+      m.statusText = l.subarray(at, at + 3);
+      if (p[3] !== undefined) m.reason = l.subarray(l.length - p[3].length);
+      return;
+    }
+    this.anomalies.oddStatusLine++;
+    this.parseOddStatusLine(m, l);
+  }
+
+  /**
+   * A status line outside RFC 9112's form, read as browsers read one (the HTTP Evader set's responses:
+   * `HTTP/1.01 200`, `http/1.1 200`, ` HTTP/1.1 200`, `HTTP/1.1\0 200`, `HTTP/1.1 2xx`, `HTTP/1.1foobar`):
+   * from `HTTP` (any case, after a few stray bytes), the version up to a space, tab, NUL, VT, FF or CR, then
+   * the status code's token; its leading digits are the status (none: 200, as browsers take it). The body
+   * framing rules of 1xx, 204 and 304 hold for a three-digit code only (`statusText` is the token as sent).
+   */
+  private parseOddStatusLine(m: HttpMessage, l: Uint8Array): void {
+    let k = Math.max(0, statusAt(latin1(l)));
+    const v = k;
+    while (k < l.length && !isStatusSep(l[k]!)) k++;
+    m.version = latin1(l.subarray(v, k));
+    while (k < l.length && isStatusSep(l[k]!)) k++;
+    const t = k;
+    while (k < l.length && !isStatusSep(l[k]!)) k++;
+    m.statusText = l.subarray(t, k);
+    let d = t;
+    while (d < k && d - t < 9 && l[d]! >= 0x30 && l[d]! <= 0x39) d++;
+    m.status = d > t ? Number(latin1(l.subarray(t, d))) : 200;
+    while (k < l.length && isStatusSep(l[k]!)) k++;
+    m.reason = l.subarray(k);
   }
 
   /** Body bytes: `decoded` after chunked decoding, `raw` as sent (both kept up to bodyBytesMax). */
@@ -654,6 +862,12 @@ export class HttpParser {
           }
         }
         this.line.push(c);
+        if (this.mayUnchunk() && chunkSize(this.line) === 'bad') {
+          // the first chunk-size line starts with what no size starts with: not chunked after all
+          this.anomalies.badChunkSize++;
+          this.unchunk();
+          return i + 1;
+        }
         continue;
       }
       if (this.line[this.line.length - 1] === CR) this.line.pop();
@@ -670,14 +884,22 @@ export class HttpParser {
         }
         continue;
       }
-      const size = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(String.fromCharCode(...line));
-      if (!size) {
+      const size = chunkSize(line);
+      if (size === 'blank' && this.blankChunkLines++ < chunkBlankLinesMax) continue;
+      this.blankChunkLines = 0;
+      if (typeof size !== 'number') {
         this.anomalies.badChunkSize++;
+        if (this.mayUnchunk()) {
+          this.unchunk();
+          return i + 1;
+        }
         this.complete();
         this.die();
         return data.length;
       }
-      this.remaining = Number.parseInt(size[1]!, 16);
+      if (size < 0) this.anomalies.badChunkSize++;
+      this.chunks++;
+      this.remaining = Math.abs(size);
       if (this.remaining === 0) this.state = 'trailer';
       else {
         this.state = 'chunk-data';
@@ -787,18 +1009,20 @@ export class HttpSession {
   }
 }
 
-/** Undoes Content-Encoding (gzip, x-gzip, deflate, br), the output capped; undefined when it cannot. */
+/**
+ * Undoes Content-Encoding (gzip, x-gzip, deflate, x-deflate, br), the output capped, as leniently as
+ * browsers decode: a gzip member's header flags and trailer are not checked (reserved flags, a wrong CRC or
+ * length: HTTP Evader's variants), a layer that will not decode as named is tried as what its bytes look
+ * like (a gzip or zlib header; raw deflate), and one that will not decode at all is skipped and counted
+ * (`decompressFailed`), the layers after it still undone. Returns the body as sent when nothing decodes.
+ */
 export function decodeContent(
   body: Uint8Array,
   encodings: string[],
   anomalies: HttpAnomalies,
   capBytes = defaultHttpDecompressedBytesMax,
 ): Uint8Array {
-  const codings = encodings
-    .join(',')
-    .split(',')
-    .map((x) => x.trim().toLowerCase())
-    .filter((x) => x && x !== 'identity');
+  const codings = codingsOf(encodings).filter((x) => x !== 'identity');
   if (codings.length === 0 || body.length === 0) return body;
   if (codings.length > httpEncodingsMax) {
     anomalies.decompressFailed++;
@@ -806,14 +1030,36 @@ export function decodeContent(
   }
   let out = body;
   for (const c of codings.reverse()) {
-    const next = decodeOne(out, c, capBytes, anomalies);
-    if (!next) {
-      anomalies.decompressFailed++;
-      return out;
-    }
-    out = next;
+    const next =
+      decodeOne(out, c, capBytes, anomalies) ?? decodeOne(out, sniffCoding(out), capBytes, anomalies);
+    if (!next) anomalies.decompressFailed++;
+    else out = next;
   }
   return out;
+}
+
+/** What a body's first bytes say it is: gzip (1f 8b 08) or zlib (RFC 1950's header check); '' if neither. */
+function sniffCoding(b: Uint8Array): string {
+  if (b.length >= 3 && b[0] === 0x1f && b[1] === 0x8b && b[2] === 8) return 'gzip';
+  return isZlibHeader(b) ? 'deflate' : '';
+}
+
+const isZlibHeader = (b: Uint8Array) =>
+  b.length >= 2 && ((b[0]! << 8) | b[1]!) % 31 === 0 && (b[0]! & 0x0f) === 8;
+
+/** Where a gzip member's deflate data starts (RFC 1952 2.3: FEXTRA, FNAME, FCOMMENT, FHCRC skipped), or -1. */
+function gzipDataStart(b: Uint8Array): number {
+  if (b.length < 10 || b[0] !== 0x1f || b[1] !== 0x8b || b[2] !== 8) return -1;
+  const flags = b[3]!;
+  let k = 10;
+  if (flags & 4) k += 2 + (k + 1 < b.length ? b[k]! | (b[k + 1]! << 8) : 0);
+  for (const bit of [8, 16]) {
+    if (!(flags & bit)) continue;
+    while (k < b.length && b[k] !== 0) k++;
+    k++;
+  }
+  if (flags & 2) k += 2;
+  return k <= b.length ? k : -1;
 }
 
 type Inflate = (b: Uint8Array, o: object) => Buffer;
@@ -826,13 +1072,15 @@ function decodeOne(
 ): Uint8Array | undefined {
   let fn: Inflate;
   let flush: object = { finishFlush: constants.Z_SYNC_FLUSH };
-  if (coding === 'gzip' || coding === 'x-gzip') fn = gunzipSync;
-  else if (coding === 'deflate') {
+  if (coding === 'gzip' || coding === 'x-gzip') {
+    // the member's deflate data, inflated raw: the trailer (CRC-32 and length) is never looked at
+    const at = gzipDataStart(b);
+    if (at < 0) return undefined;
+    b = b.subarray(at);
+    fn = inflateRawSync;
+  } else if (coding === 'deflate' || coding === 'x-deflate') {
     // "deflate" is the zlib format (RFC 9110 8.4.1.2), but raw deflate is common in the wild
-    fn =
-      b.length >= 2 && ((b[0]! << 8) | b[1]!) % 31 === 0 && (b[0]! & 0x0f) === 8
-        ? inflateSync
-        : inflateRawSync;
+    fn = isZlibHeader(b) ? inflateSync : inflateRawSync;
   } else if (coding === 'br') {
     fn = brotliDecompressSync;
     flush = { finishFlush: constants.BROTLI_OPERATION_FLUSH };
@@ -843,6 +1091,7 @@ function decodeOne(
   for (let tries = 0; tries < 40 && n > 0; tries++) {
     try {
       const out = fn(b.subarray(0, n), { ...flush, maxOutputLength: capBytes });
+      if (out.length === 0) return undefined; // bytes that are no compressed data can inflate to nothing
       if (n < b.length) anomalies.decompressCapped++;
       return new Uint8Array(out.buffer, out.byteOffset, out.length);
     } catch (e) {

@@ -322,6 +322,214 @@ describe('Content-Encoding', () => {
   });
 });
 
+describe('read as browsers read (HTTP Evader)', () => {
+  // HTTP Evader (Steffen Ullrich, noxxi.de) serves the EICAR file with responses each broken in one way that
+  // some browser still decodes; an inspector that reads them more strictly than a browser misses the body
+  const eicar = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
+  const chunked = (s: string, n = 4) => {
+    let out = '';
+    for (let i = 0; i < s.length; i += n)
+      out += `${s.slice(i, i + n).length.toString(16)}\r\n${s.slice(i, i + n)}\r\n`;
+    return `${out}0\r\n\r\n`;
+  };
+  /** The response bodies (`file_data` before content decoding) of `response` to one GET, after the end. */
+  const bodies = (response: string | Uint8Array) => {
+    const r = recorder();
+    r.s.request.push(bytes('GET /eicar.txt HTTP/1.1\r\nHost: h\r\n\r\n'));
+    r.s.response.push(typeof response === 'string' ? bytes(response) : response);
+    r.s.response.end();
+    const out = r.msgs.filter((m) => m.kind === 'response');
+    r.s.dispose();
+    expect(r.b.bytes).toBe(0);
+    return { out, r, body: out.map((m) => text(m.body)).join('|') };
+  };
+
+  it('status lines outside RFC 9112: other versions and cases, stray bytes before, odd codes (counted)', () => {
+    for (const line of [
+      'HTTP/1.01 200 ok',
+      'HTTP/1.10 200 ok',
+      'http/1.1 200 ok',
+      ' HTTP/1.1 200 ok',
+      '\u0000HTTP/1.1 200 ok',
+      'HTTP/1\u0000.1 200 ok',
+      'HTTP/1.1\u0000 200 ok',
+      'HTTP/1.1\u0000200\u0000ok',
+      'HTTP/1.1\u000b200\u000bok',
+      'HTTP/1.1foobar',
+    ]) {
+      const { out, r } = bodies(`${line}\r\nContent-Length: ${eicar.length}\r\n\r\n${eicar}`);
+      expect(
+        out.map((m) => [m.status, text(m.body)]),
+        line,
+      ).toEqual([[200, eicar]]);
+      expect(r.anomalies.oddStatusLine, line).toBe(1);
+    }
+    // a code not written as three digits: its leading digits, and the body is read whatever they are
+    for (const [code, status] of [
+      ['2xx', 2],
+      ['20x', 20],
+      ['2000', 2000],
+      ['0204', 204],
+      ['2040', 2040],
+    ] as const) {
+      const { out } = bodies(`HTTP/1.1 ${code} ok\r\nContent-Length: 4\r\n\r\nbody`);
+      expect(out.map((m) => [m.status, text(m.statusText), text(m.body)])).toEqual([[status, code, 'body']]);
+    }
+    // a three-digit 204 still has no body, and a well-formed line is no anomaly
+    const { out, r } = bodies('HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\n');
+    expect(out.map((m) => m.status)).toEqual([204]);
+    expect(r.anomalies.oddStatusLine).toBe(0);
+    // more than four stray bytes, or no HTTP at all: not HTTP
+    for (const start of ['xxxxxHTTP/1.1 200 ok\r\n\r\n', '220 smtp ready\r\n']) {
+      const r2 = recorder();
+      r2.s.response.push(bytes(start));
+      expect(r2.s.response.state).toBe('not-http');
+    }
+  });
+
+  it('field names and codings read through NULs, control bytes and other stray bytes', () => {
+    for (const field of [
+      'Transfer-Encoding:\u0000chunked',
+      'Transfer-Encoding: chu\u0000nked',
+      'Transfer-Encoding: chunked\u0000',
+      'Transfer-Encoding: chunked;',
+      'Transfer-Encoding:;chunked',
+      'Transfer-Encoding: \u007fchunked',
+      'Transfer-Encoding: \u00ef\u00bb\u00bfchunked',
+      'Transfer-Encoding\u0000: chunked',
+      'Transfer-Encoding\u000b: chunked',
+      'Transfer-Encoding:: chunked',
+      'TRANSFER-ENCODING: CHUNKED',
+    ]) {
+      const { body } = bodies(`HTTP/1.1 200 ok\r\n${field}\r\nConnection: close\r\n\r\n${chunked(eicar)}`);
+      expect(body, field).toBe(eicar);
+    }
+    const gz = gzipSync(Buffer.from(eicar));
+    for (const field of [
+      'Content-Encoding: gz\u0000ip',
+      'Content-Encoding\u000c: gzip',
+      'Content-Encoding: \rgzip',
+    ]) {
+      const { out, r } = bodies(
+        Buffer.concat([bytes(`HTTP/1.1 200 ok\r\n${field}\r\nContent-Length: ${gz.length}\r\n\r\n`), gz]),
+      );
+      const m = out[0]!;
+      const ce = m.fields.filter((f) => f.lname === 'content-encoding').map((f) => text(f.value));
+      expect(text(decodeContent(m.body, ce, r.anomalies)), field).toBe(eicar);
+    }
+  });
+
+  it('a name line folded onto its value, and a fold right after the start line, are fields (counted)', () => {
+    for (const head of [
+      'Transfer-Encoding\r\n :chunked',
+      'Transfer-Encoding\r\n\t: chunked',
+      ' Transfer-Encoding: chunked\r\nConnection: close',
+      'Connection: close\r\n Transfer-Encoding: chunked',
+    ]) {
+      const { body, r } = bodies(`HTTP/1.1 200 ok\r\n${head}\r\n\r\n${chunked(eicar)}`);
+      expect(body, head).toBe(eicar);
+      expect(r.anomalies.obsFold, head).toBe(1);
+    }
+  });
+
+  it('a response said to be chunked whose body is not is read by its length or to the end', () => {
+    for (const te of ['chunked', 'xchunked', 'chunkedx', 'x-chunked', 'chunked, xte', 'xte, chunked, xte']) {
+      // chunked in fact
+      expect(bodies(`HTTP/1.1 200 ok\r\nTransfer-Encoding: ${te}\r\n\r\n${chunked(eicar)}`).body, te).toBe(
+        eicar,
+      );
+      // by Content-Length, and to the end of the connection (no line end in it at all, too)
+      for (const [tail, body] of [
+        [`Content-Length: ${eicar.length}\r\n\r\n${eicar}`, eicar],
+        [`\r\n${eicar}`, eicar],
+        [`\r\n${eicar}\r\nmore`, `${eicar}\r\nmore`],
+      ]) {
+        const r = bodies(`HTTP/1.1 200 ok\r\nTransfer-Encoding: ${te}\r\n${tail}`);
+        expect(r.body, `${te} ${JSON.stringify(tail)}`).toBe(body);
+        expect(r.r.anomalies.badChunkSize).toBe(1);
+      }
+    }
+    // a request is not read leniently: framing it cannot trust ends its direction (smuggling)
+    const r = recorder();
+    r.s.request.push(bytes('POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n'));
+    expect(r.s.request.state).toBe('dead');
+  });
+
+  it('chunk-size lines with stray bytes around the size, blank lines before it', () => {
+    for (const [size, extra] of [
+      ['4x', ''],
+      ['4 x', ''],
+      ['4\u0000', ''],
+      ['4,', ''],
+      ['4\r', ''],
+      ['\u000b4', ''],
+      ['\u000c4', ''],
+      [' 4', ''],
+      ['\t4', ''],
+      ['4', '\r\n'],
+      ['4', '\n'],
+      ['4', '\r\n\r\n'],
+    ]) {
+      let wire = '';
+      for (let i = 0; i < eicar.length; i += 4) {
+        const part = eicar.slice(i, i + 4);
+        wire += `${extra}${part.length === 4 ? size : size.replace('4', part.length.toString(16))}\r\n${part}\r\n`;
+      }
+      const { body } = bodies(`HTTP/1.1 200 ok\r\nTransfer-Encoding: chunked\r\n\r\n${wire}0\r\n\r\n`);
+      expect(body, JSON.stringify([size, extra])).toBe(eicar);
+    }
+  });
+
+  it('a response with a Content-Length it cannot trust is read to the end of the connection', () => {
+    for (const cl of [
+      'Content-Length: 50\r\nContent-Length: 100',
+      'Content-Length: 50A',
+      'Content-Length: ,50',
+    ]) {
+      const { body, r } = bodies(`HTTP/1.1 200 ok\r\n${cl}\r\n\r\n${eicar}`);
+      expect(body, cl).toBe(eicar);
+      expect(r.anomalies.badContentLength).toBe(1);
+    }
+  });
+
+  it('gzip with reserved flags, a header CRC, a wrong CRC-32 or length; codings named wrongly or not at all', () => {
+    const gz = gzipSync(Buffer.from(eicar));
+    /** The member with its flags byte set to `flags`, `extra` after the fixed header, byte `at` (from the end) flipped. */
+    const member = (flags: number, extra = Buffer.alloc(0), flipFromEnd = 0) => {
+      const b = Buffer.concat([gz.subarray(0, 10), extra, gz.subarray(10)]);
+      b[3] = flags;
+      if (flipFromEnd > 0) b[b.length - flipFromEnd]! ^= 0xff;
+      return b;
+    };
+    const cases: [string, Buffer, string][] = [
+      ['reserved flag 0x20', member(0x20), 'gzip'],
+      ['reserved flag 0x80', member(0x80), 'gzip'],
+      ['FHCRC', member(0x02, Buffer.from([0, 0])), 'gzip'],
+      [
+        'FEXTRA FNAME FCOMMENT',
+        member(0x1c, Buffer.concat([Buffer.from([3, 0, 1, 2, 3]), Buffer.from('name\0comment\0')])),
+        'gzip',
+      ],
+      ['CRC-32 wrong', member(0, undefined, 8), 'gzip'],
+      ['length wrong', member(0, undefined, 4), 'gzip'],
+      ['x_gzip', gz, 'x_gzip'],
+      ['gzip_x', gz, 'gzip_x'],
+      ['deflate, gzip over deflate alone', deflateSync(Buffer.from(eicar)), 'deflate, gzip'],
+      ['gzip, deflate over gzip alone', gz, 'gzip, deflate'],
+      ['x-deflate', deflateRawSync(Buffer.from(eicar)), 'x-deflate'],
+    ];
+    for (const [name, body, ce] of cases) {
+      const a = newHttpAnomalies();
+      expect(text(decodeContent(body, [ce], a)), name).toBe(eicar);
+    }
+    // bytes that are no compressed data stay as they are, counted
+    const a = newHttpAnomalies();
+    expect(text(decodeContent(bytes(eicar), ['gzip'], a))).toBe(eicar);
+    expect(text(decodeContent(bytes(eicar), ['deflate'], a))).toBe(eicar);
+    expect(a.decompressFailed).toBe(2);
+  });
+});
+
 describe('URI normalization', () => {
   it('percent-decodes, turns backslashes into slashes, removes dot segments and repeated slashes', () => {
     const n = (s: string) => text(normalizeUri(bytes(s)));
