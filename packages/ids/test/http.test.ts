@@ -469,7 +469,7 @@ describe('read as browsers read (HTTP Evader)', () => {
       ['4', '\r\n'],
       ['4', '\n'],
       ['4', '\r\n\r\n'],
-    ]) {
+    ] as const) {
       let wire = '';
       for (let i = 0; i < eicar.length; i += 4) {
         const part = eicar.slice(i, i + 4);
