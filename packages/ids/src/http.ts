@@ -50,6 +50,11 @@ export interface HttpAnomalies {
    * other than HTTP/d.d, a status code that is not three digits (or none: taken as 200).
    */
   oddStatusLine: number;
+  /**
+   * Response bytes where a status line should start and none does, read as the body of a response
+   * without one: HTTP/0.9's form (a request waits for it), or after a 1xx, 204 or 304 response.
+   */
+  headlessResponse: number;
   headerTooLong: number;
   tooManyFields: number;
   badFieldLine: number;
@@ -72,6 +77,7 @@ export function newHttpAnomalies(): HttpAnomalies {
   return {
     badStartLine: 0,
     oddStatusLine: 0,
+    headlessResponse: 0,
     headerTooLong: 0,
     tooManyFields: 0,
     badFieldLine: 0,
@@ -202,6 +208,27 @@ function chunkSize(line: readonly number[]): number | 'blank' | 'bad' {
   return start === 0 && /^[ \t]*(?:;.*)?$/.test(rest) ? size : -size;
 }
 
+/** A message with nothing read into it yet but its bytes as sent so far (`raw`). */
+function newMessage(kind: 'request' | 'response', raw: Uint8Array): HttpMessage {
+  const empty = new Uint8Array(0);
+  return {
+    kind,
+    method: '',
+    uri: empty,
+    version: '',
+    status: 0,
+    statusText: empty,
+    reason: empty,
+    startLine: empty,
+    rawHeader: empty,
+    fields: [],
+    body: empty,
+    bodyBytes: 0,
+    bodyTruncated: false,
+    raw,
+  };
+}
+
 /** The length Content-Length values give (RFC 9110 8.6: one value, repeats allowed), or undefined. */
 function contentLength(values: readonly string[]): number | undefined {
   const set = new Set(
@@ -323,6 +350,8 @@ export class HttpParser {
   private line: number[] = [];
   /** Chunk-size lines read in the message (the first one decides whether a lenient chunked body is one). */
   private chunks = 0;
+  /** The response that last ended without a body by its status (not 101), until another message starts. */
+  private bodyless: HttpMessage | undefined;
   private blankChunkLines = 0;
 
   constructor(
@@ -331,8 +360,13 @@ export class HttpParser {
     private readonly anomalies: HttpAnomalies,
     private readonly budget: HttpBudget,
     opts: HttpOptions = {},
-    /** Response framing needs the request's method: called once per final response's header section. */
-    private readonly requestFor: (interim: boolean) => HttpMessage | undefined = () => undefined,
+    /**
+     * Response framing needs the request's method: the request a response answers, taken off the queue
+     * for a final response ('final', once per header section), left on it for an interim one ('interim'),
+     * or only looked at ('peek': no anomaly when none waits).
+     */
+    private readonly requestFor: (use: 'final' | 'interim' | 'peek') => HttpMessage | undefined = () =>
+      undefined,
   ) {
     this.bodyBytesMax = opts.bodyBytesMax ?? defaultHttpBodyBytesMax;
   }
@@ -408,6 +442,10 @@ export class HttpParser {
   /** The connection ended: a body read until close is complete; a message cut short is reported as is. */
   end(): void {
     if (this.mayUnchunk() && this.rawKept > 0) this.unchunk();
+    if (this.state === 'header' && this.hdrLen > 0 && this.startLineEnd < 0 && this.kind === 'response') {
+      // bytes too few to show a status line or not (a short body after a 204)
+      if (statusAt(latin1(this.hdr.subarray(0, this.hdrLen))) < 0) this.badStart(0);
+    }
     const s = this.state;
     if (
       s === 'close' ||
@@ -471,7 +509,7 @@ export class HttpParser {
         // `HTTP` in any case, after at most statusJunkMax other bytes
         this.probe = ((this.probe << 8) | (c | 0x20)) >>> 0;
         if (this.probe === httpWord) break;
-        if (++this.detected >= statusJunkMax + 4) return this.notHttp();
+        if (++this.detected >= statusJunkMax + 4) return this.headless() ? i : this.notHttp();
       } else if (c === SP && this.detected > 0) break;
       else if (!isMethodChar(c, this.detected === 0) || ++this.detected > 24) return this.notHttp();
     }
@@ -488,7 +526,15 @@ export class HttpParser {
   }
 
   /** A start line that does not parse: another protocol when it is the first, else an anomaly. */
-  private badStart(): number {
+  /** A start line that is none; `used`: the bytes of the window taken into the header buffer. */
+  private badStart(used: number): number {
+    if (this.headless()) {
+      // what was taken as a start line is the body's start
+      const held = this.hdr.slice(0, this.hdrLen);
+      this.dropHeader();
+      this.body(held);
+      return used;
+    }
     if (this.messages === 0) return this.notHttp();
     this.anomalies.badStartLine++;
     this.die();
@@ -534,11 +580,18 @@ export class HttpParser {
     if (this.startLineEnd < 0) {
       const lf = h.subarray(0, this.hdrLen).indexOf(LF);
       if (lf < 0) {
-        if (this.hdrLen >= httpStartLineBytesMax) return this.badStart();
+        if (this.hdrLen >= httpStartLineBytesMax) return this.badStart(take);
+        // a response's first bytes already show it has no status line
+        if (
+          this.kind === 'response' &&
+          this.hdrLen >= statusJunkMax + 4 &&
+          statusAt(latin1(h.subarray(0, statusJunkMax + 4))) < 0
+        )
+          return this.badStart(take);
         return data.length;
       }
       const line = latin1(h.subarray(0, lf > 0 && h[lf - 1] === CR ? lf - 1 : lf));
-      if (this.kind === 'request' ? !requestLine.test(line) : statusAt(line) < 0) return this.badStart();
+      if (this.kind === 'request' ? !requestLine.test(line) : statusAt(line) < 0) return this.badStart(take);
       this.startLineEnd = lf;
       this.scan = lf;
     }
@@ -567,13 +620,9 @@ export class HttpParser {
   private finishHeader(end: number, cut: boolean): void {
     const section = this.hdr.slice(0, end);
     // the header buffer goes back; the section is held (charged) until the message is complete
-    this.budget.give(this.hdr.length);
-    this.heldBytes -= this.hdr.length;
-    this.hdr = new Uint8Array(0);
-    this.hdrLen = 0;
-    this.startLineEnd = -1;
-    this.scan = 0;
+    this.dropHeader();
     this.messages++;
+    this.bodyless = undefined;
     if (!this.hold(section.length)) return;
     const lines: Uint8Array[] = [];
     let s = 0;
@@ -589,22 +638,9 @@ export class HttpParser {
       section.length,
       startLine.length + (section[startLine.length] === CR ? 2 : 1),
     );
-    const m: HttpMessage = {
-      kind: this.kind,
-      method: '',
-      uri: new Uint8Array(0),
-      version: '',
-      status: 0,
-      statusText: new Uint8Array(0),
-      reason: new Uint8Array(0),
-      startLine,
-      rawHeader: trimEmptyLine(section.subarray(headerStart)),
-      fields: [],
-      body: new Uint8Array(0),
-      bodyBytes: 0,
-      bodyTruncated: false,
-      raw: section,
-    };
+    const m = newMessage(this.kind, section);
+    m.startLine = startLine;
+    m.rawHeader = trimEmptyLine(section.subarray(headerStart));
     this.parseStartLine(m, startLine);
     // a line with no colon is held: a fold after it continues it (`Name\r\n :value`, which browsers join)
     let nameLine: Uint8Array | undefined;
@@ -637,7 +673,7 @@ export class HttpParser {
     if (m.kind === 'response') {
       const st = framingStatus(m);
       const interim = st >= 100 && st < 200 && st !== 101;
-      const req = this.requestFor(interim);
+      const req = this.requestFor(interim ? 'interim' : 'final');
       if (req) m.request = req;
     }
     this.events.headers(m);
@@ -679,6 +715,7 @@ export class HttpParser {
       }
       if (method === 'HEAD' || (st >= 100 && st < 200) || st === 204 || st === 304) {
         this.complete();
+        if (method !== 'HEAD') this.bodyless = m;
         return;
       }
     }
@@ -735,6 +772,43 @@ export class HttpParser {
    * The bytes read as chunk lines go back in as body, framed by its Content-Length if valid, else by the
    * connection's end.
    */
+  /** The header buffer goes back to the budget, empty. */
+  private dropHeader(): void {
+    this.budget.give(this.hdr.length);
+    this.heldBytes -= this.hdr.length;
+    this.hdr = new Uint8Array(0);
+    this.hdrLen = 0;
+    this.startLineEnd = -1;
+    this.scan = 0;
+  }
+
+  /**
+   * Starts a response without a status line or fields whose body is what follows, to the end of the
+   * connection, where a response does not start with one but browsers would read its bytes all the same:
+   * HTTP/0.9's form (a request is waiting), and a body after a 1xx, 204 or 304 response (HTTP Evader's
+   * `http09`, `204`, `100`). False (nothing done) when neither holds.
+   */
+  private headless(): boolean {
+    if (this.kind !== 'response') return false;
+    const waiting = this.requestFor('peek');
+    const after = this.bodyless;
+    if (!waiting && !after) return false;
+    this.anomalies.headlessResponse++;
+    const m = newMessage('response', new Uint8Array(0));
+    m.version = 'HTTP/0.9';
+    m.status = 200;
+    const req = waiting ? this.requestFor('final') : after!.request;
+    if (req) m.request = req;
+    this.bodyless = undefined;
+    this.messages++;
+    this.msg = m;
+    this.rawParts = [];
+    this.rawKept = 0;
+    this.events.headers(m);
+    this.state = 'close';
+    return true;
+  }
+
   private mayUnchunk(): boolean {
     return this.kind === 'response' && this.chunks === 0 && this.state === 'chunk-size';
   }
@@ -993,10 +1067,11 @@ export class HttpSession {
       budget,
       opts,
     );
-    this.response = new HttpParser('response', events.response, anomalies, budget, opts, (interim) => {
-      const r = interim ? this.waiting[0] : this.waiting.shift();
+    this.response = new HttpParser('response', events.response, anomalies, budget, opts, (use) => {
+      if (use === 'peek') return this.waiting[0]?.m;
+      const r = use === 'interim' ? this.waiting[0] : this.waiting.shift();
       if (!r) anomalies.responseWithoutRequest++;
-      else if (!interim) budget.give(r.bytes);
+      else if (use === 'final') budget.give(r.bytes);
       return r?.m;
     });
   }

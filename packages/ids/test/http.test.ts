@@ -492,6 +492,35 @@ describe('read as browsers read (HTTP Evader)', () => {
     }
   });
 
+  it('a response without a status line (HTTP/0.9), and a body after a 1xx, 204 or 304, are read to the end', () => {
+    for (const wire of [
+      eicar,
+      `\r\n${eicar}\r\nmore`,
+      `HTTP/1.1 204 No Content\r\n\r\n${eicar}`,
+      `HTTP/1.1 304 Not Modified\r\nContent-Length: 68\r\n\r\n${eicar}`,
+      `HTTP/1.1 100 Continue\r\n\r\n${eicar}\r\n`,
+      `HTTP/1.1 102 Processing\r\n\r\nX5O!`,
+    ]) {
+      const { out, r } = bodies(wire);
+      const last = out[out.length - 1]!;
+      expect([last.version, last.status, last.request?.method], JSON.stringify(wire)).toEqual([
+        'HTTP/0.9',
+        200,
+        'GET',
+      ]);
+      expect(eicar.startsWith(text(last.body).trim().slice(0, 4))).toBe(true);
+      expect(r.anomalies.headlessResponse).toBe(1);
+      expect(r.anomalies.responseWithoutRequest).toBe(0);
+    }
+    // no request waiting and no bodiless response before: not HTTP, or the direction stops, as before
+    const banner = recorder();
+    banner.s.response.push(bytes('220 smtp ready\r\n'));
+    expect([banner.s.response.state, banner.anomalies.headlessResponse]).toEqual(['not-http', 0]);
+    const after = bodies('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokgarbage after it\r\n');
+    expect(after.out.map((m) => text(m.body))).toEqual(['ok']);
+    expect([after.r.anomalies.badStartLine, after.r.anomalies.headlessResponse]).toEqual([1, 0]);
+  });
+
   it('gzip with reserved flags, a header CRC, a wrong CRC-32 or length; codings named wrongly or not at all', () => {
     const gz = gzipSync(Buffer.from(eicar));
     /** The member with its flags byte set to `flags`, `extra` after the fixed header, byte `at` (from the end) flipped. */
