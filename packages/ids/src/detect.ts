@@ -1064,9 +1064,8 @@ export class Engine {
       { request: on('request'), response: on('response') },
       this.httpAnomalies,
       this.budget,
-      {
-        ...this.opts.http,
-      },
+      // a response stream picked up without its SYN starts where the capture did
+      { ...this.opts.http, responseFromStart: f.tcp[1].isnSet || f.proto !== 6 },
     );
   }
 

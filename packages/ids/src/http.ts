@@ -31,6 +31,12 @@ export interface HttpOptions {
   bodyBytesMax?: number;
   /** Decompressed body bytes at most (default 256 KiB). */
   decompressedBytesMax?: number;
+  /**
+   * Whether the response stream starts at its first byte (its SYN was seen; default true). Only then can
+   * a first response without a status line be one (HTTP/0.9's form): a stream picked up midstream starts
+   * wherever the capture did, as likely in the middle of a body. The engine sets it per flow.
+   */
+  responseFromStart?: boolean;
 }
 
 export const defaultHttpBodyBytesMax = 64 * 1024;
@@ -170,6 +176,12 @@ const requestLine = /^(\S+)[ \t]+(.+?)[ \t]+(HTTP\/\d\.\d)[ \t]*$/;
 const statusLine = /^(HTTP\/\d\.\d)[ \t]+(\d{3})(?:[ \t]+(.*))?$/;
 /** Bytes before `HTTP` a status line may have (Chromium skips up to 4 bytes of junk there). */
 export const statusJunkMax = 4;
+/** Bytes of spaces, tabs and CRs a blank line ending a response's header section may have at most. */
+const blankLineBytesMax = 8;
+/** Bytes of the line after an odd blank line looked at to tell whether the header section ends there. */
+const blankLookaheadBytes = 128;
+/** Short lines (each under statusJunkMax + 4 bytes) before a status line skipped at most. */
+const statusJunkLinesMax = 2;
 /** `http` as four bytes, big-endian. */
 const httpWord = 0x68747470;
 
@@ -269,6 +281,25 @@ function joinFolded(a: Uint8Array, l: Uint8Array): Uint8Array {
   return joined;
 }
 
+/** Splits, in place, each line with a CR inside it (a bare CR) into the lines the CRs end; counted. */
+function splitAtBareCr(lines: Uint8Array[], anomalies: HttpAnomalies): void {
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    const cr = l.indexOf(CR);
+    if (cr < 0) continue;
+    anomalies.badFieldLine++;
+    const parts: Uint8Array[] = [];
+    let from = 0;
+    for (let k = cr; k <= l.length; k++) {
+      if (k < l.length && l[k] !== CR) continue;
+      if (k > from) parts.push(l.subarray(from, k));
+      from = k + 1;
+    }
+    lines.splice(i, 1, ...parts);
+    i += parts.length - 1;
+  }
+}
+
 /** Whether a line starts with a field name (token characters) and its colon. */
 function isFieldLine(l: Uint8Array): boolean {
   const colon = l.indexOf(0x3a);
@@ -327,6 +358,8 @@ export function codingsOf(values: readonly string[]): string[] {
 export class HttpParser {
   state: State = 'detect';
   readonly bodyBytesMax: number;
+  /** `HttpOptions.responseFromStart`. */
+  private readonly fromStart: boolean;
   /** Bytes charged to the budget now. */
   heldBytes = 0;
   private hdr = new Uint8Array(0);
@@ -352,6 +385,8 @@ export class HttpParser {
   private chunks = 0;
   /** The response that last ended without a body by its status (not 101), until another message starts. */
   private bodyless: HttpMessage | undefined;
+  /** Short lines skipped before the current status line. */
+  private junkLines = 0;
   private blankChunkLines = 0;
 
   constructor(
@@ -369,6 +404,7 @@ export class HttpParser {
       undefined,
   ) {
     this.bodyBytesMax = opts.bodyBytesMax ?? defaultHttpBodyBytesMax;
+    this.fromStart = opts.responseFromStart ?? true;
   }
 
   /** Whether the direction is still parsed (not dead, not a tunnel, not another protocol). */
@@ -446,6 +482,15 @@ export class HttpParser {
       // bytes too few to show a status line or not (a short body after a 204)
       if (statusAt(latin1(this.hdr.subarray(0, this.hdrLen))) < 0) this.badStart(0);
     }
+    if (this.state === 'header' && this.startLineEnd >= 0) {
+      // a section that waited to tell whether an odd blank line ended it: it did, the rest is the body
+      const end = this.sectionEnd(true);
+      if (end >= 0) {
+        const rest = this.hdr.slice(end, this.hdrLen);
+        this.finishHeader(end, false);
+        if (rest.length > 0) this.push(rest);
+      }
+    }
     const s = this.state;
     if (
       s === 'close' ||
@@ -508,7 +553,7 @@ export class HttpParser {
       if (this.kind === 'response') {
         // `HTTP` in any case, after at most statusJunkMax other bytes
         this.probe = ((this.probe << 8) | (c | 0x20)) >>> 0;
-        if (this.probe === httpWord) break;
+        if (this.probe === httpWord || c === LF) break; // a short first line: `headerPart` looks past it
         if (++this.detected >= statusJunkMax + 4) return this.headless() ? i : this.notHttp();
       } else if (c === SP && this.detected > 0) break;
       else if (!isMethodChar(c, this.detected === 0) || ++this.detected > 24) return this.notHttp();
@@ -572,12 +617,12 @@ export class HttpParser {
   }
 
   private headerPart(data: Uint8Array): number {
-    const i = 0;
-    const take = Math.min(data.length - i, httpHeaderBytesMax - this.hdrLen);
-    const start = this.hdrLen;
-    if (!this.append(data, i, i + take)) return Number.MAX_SAFE_INTEGER;
+    const take = Math.min(data.length, httpHeaderBytesMax - this.hdrLen);
+    // where this window's bytes start in the header buffer (less what is dropped before the status line)
+    let start = this.hdrLen;
+    if (!this.append(data, 0, take)) return Number.MAX_SAFE_INTEGER;
     const h = this.hdr;
-    if (this.startLineEnd < 0) {
+    while (this.startLineEnd < 0) {
       const lf = h.subarray(0, this.hdrLen).indexOf(LF);
       if (lf < 0) {
         if (this.hdrLen >= httpStartLineBytesMax) return this.badStart(take);
@@ -591,21 +636,35 @@ export class HttpParser {
         return data.length;
       }
       const line = latin1(h.subarray(0, lf > 0 && h[lf - 1] === CR ? lf - 1 : lf));
-      if (this.kind === 'request' ? !requestLine.test(line) : statusAt(line) < 0) return this.badStart(take);
-      this.startLineEnd = lf;
-      this.scan = lf;
-    }
-    for (let k = Math.max(this.scan, this.startLineEnd); k < this.hdrLen; k++) {
-      if (h[k] !== LF) continue;
-      // an empty line: LF LF or LF CR LF
-      const next = k + 1 < this.hdrLen ? h[k + 1] : undefined;
-      if (next === LF || (next === CR && k + 2 < this.hdrLen && h[k + 2] === LF)) {
-        const end = next === LF ? k + 2 : k + 3;
-        this.finishHeader(end, false);
-        return i + (end - start);
+      if (this.kind === 'request' ? requestLine.test(line) : statusAt(line) >= 0) {
+        this.startLineEnd = lf;
+        this.scan = lf;
+        break;
       }
+      if (this.kind === 'request' || lf >= statusJunkMax + 4 || this.junkLines >= statusJunkLinesMax)
+        return this.badStart(take);
+      // a short line before the status line (` `, `foobar`), skipped as browsers skip some when a status
+      // line or another such line follows (enough of it must be here to tell)
+      const next = latin1(h.subarray(lf + 1, Math.min(this.hdrLen, lf + 1 + statusJunkMax + 4)));
+      const nextLf = next.indexOf('\n');
+      if (statusAt(next) < 0 && nextLf < 0) {
+        if (next.length < statusJunkMax + 4) return data.length;
+        return this.badStart(take);
+      }
+      this.junkLines++;
+      this.anomalies.oddStatusLine++;
+      h.copyWithin(0, lf + 1, this.hdrLen);
+      this.hdrLen -= lf + 1;
+      start -= lf + 1;
     }
-    this.scan = Math.max(this.startLineEnd, this.hdrLen - 2);
+    const end = this.sectionEnd(false);
+    if (end >= 0) {
+      // the section can end before this window when a line after it was awaited: those bytes are the body's
+      const carry = end < start ? this.hdr.slice(end, start) : undefined;
+      this.finishHeader(end, false);
+      if (carry) this.push(carry);
+      return Math.max(0, end - start);
+    }
     if (this.hdrLen >= httpHeaderBytesMax) {
       // the header section does not fit: inspect the part that did, stop parsing this direction
       this.anomalies.headerTooLong++;
@@ -616,6 +675,48 @@ export class HttpParser {
     return data.length;
   }
 
+  /**
+   * Where the header section in the buffer ends (after its blank line), or -1 if it does not yet; `final`:
+   * no more bytes will come (the connection ended), so a line cut short is all there is to look at.
+   */
+  private sectionEnd(final: boolean): number {
+    const h = this.hdr;
+    let lastLf = this.startLineEnd;
+    for (let k = Math.max(this.scan, this.startLineEnd); k < this.hdrLen; k++) {
+      if (h[k] !== LF) continue;
+      lastLf = k;
+      // an empty line: LF LF or LF CR LF; in a response also a line of spaces, tabs and CRs (`LF SP LF`,
+      // `LF CR CR LF`), which some browsers take as the end of the section
+      let e = k + 1;
+      if (this.kind === 'request') {
+        if (h[e] === CR) e++;
+      } else
+        while (e < this.hdrLen && e - k <= blankLineBytesMax && (h[e] === SP || h[e] === HTAB || h[e] === CR))
+          e++;
+      if (e < this.hdrLen && h[e] === LF) {
+        let end = e + 1;
+        if (e - k > 2 || (e - k === 2 && h[k + 1] !== CR)) {
+          // not a plain blank line: browsers differ. The section goes on if a fold line or a field line
+          // follows (the line was an empty fold, or a field line of nothing), ends after the next line if
+          // that one is blank, else ends here (enough of the next line must be here to tell)
+          const nextLf = h.subarray(0, this.hdrLen).indexOf(LF, end);
+          if (nextLf < 0 && this.hdrLen - end < blankLookaheadBytes && !final) break;
+          const next = h.subarray(
+            end,
+            nextLf < 0 ? Math.min(this.hdrLen, end + blankLookaheadBytes) : nextLf,
+          );
+          if (next[0] === SP || next[0] === HTAB || isFieldLine(next)) continue;
+          if (nextLf >= 0 && next.every((c) => c === CR)) end = nextLf + 1;
+          this.anomalies.badFieldLine++;
+        }
+        return end;
+      }
+    }
+    // the next scan starts at the last line end, whose next line may yet turn out blank
+    this.scan = lastLf;
+    return -1;
+  }
+
   /** Parses the header section hdr[0, end) into a message and decides how its body is framed. */
   private finishHeader(end: number, cut: boolean): void {
     const section = this.hdr.slice(0, end);
@@ -623,21 +724,25 @@ export class HttpParser {
     this.dropHeader();
     this.messages++;
     this.bodyless = undefined;
+    this.junkLines = 0;
     if (!this.hold(section.length)) return;
     const lines: Uint8Array[] = [];
     let s = 0;
+    const firstLf = section.indexOf(LF);
     for (let k = 0; k < section.length; k++) {
       if (section[k] !== LF) continue;
       lines.push(section.subarray(s, k > s && section[k - 1] === CR ? k - 1 : k));
       s = k + 1;
     }
     if (s < section.length) lines.push(section.subarray(s));
-    while (lines.length > 0 && lines[lines.length - 1]!.length === 0) lines.pop();
+    // the blank line that ended the section (spaces, tabs and CRs in a response's: `headerPart`)
+    while (lines.length > 0 && lines[lines.length - 1]!.every((c) => c === SP || c === HTAB || c === CR))
+      lines.pop();
+    // in a response a bare CR inside a line ends a line too, as some browsers read it (HTTP Evader's
+    // `HTTP/1.1 200\rTransfer-Encoding: chunked`, `cr-no-crlf`); RFC 9112 2.2 would have it a space
+    if (this.kind === 'response') splitAtBareCr(lines, this.anomalies);
     const startLine = lines[0] ?? new Uint8Array(0);
-    const headerStart = Math.min(
-      section.length,
-      startLine.length + (section[startLine.length] === CR ? 2 : 1),
-    );
+    const headerStart = firstLf < 0 ? section.length : firstLf + 1;
     const m = newMessage(this.kind, section);
     m.startLine = startLine;
     m.rawHeader = trimEmptyLine(section.subarray(headerStart));
@@ -790,8 +895,9 @@ export class HttpParser {
    */
   private headless(): boolean {
     if (this.kind !== 'response') return false;
-    const waiting = this.requestFor('peek');
     const after = this.bodyless;
+    if (!after && this.messages === 0 && !this.fromStart) return false;
+    const waiting = this.requestFor('peek');
     if (!waiting && !after) return false;
     this.anomalies.headlessResponse++;
     const m = newMessage('response', new Uint8Array(0));

@@ -408,7 +408,7 @@ describe('read as browsers read (HTTP Evader)', () => {
     for (const field of [
       'Content-Encoding: gz\u0000ip',
       'Content-Encoding\u000c: gzip',
-      'Content-Encoding: \rgzip',
+      'Content-Encoding:: gzip',
     ]) {
       const { out, r } = bodies(
         Buffer.concat([bytes(`HTTP/1.1 200 ok\r\n${field}\r\nContent-Length: ${gz.length}\r\n\r\n`), gz]),
@@ -512,6 +512,21 @@ describe('read as browsers read (HTTP Evader)', () => {
       expect(r.anomalies.headlessResponse).toBe(1);
       expect(r.anomalies.responseWithoutRequest).toBe(0);
     }
+    // a response stream picked up midstream starts wherever the capture did: not read as HTTP/0.9
+    const mid = recorder();
+    const s2 = new HttpSession(
+      {
+        request: { headers() {}, message() {} },
+        response: { headers() {}, message: (m) => mid.msgs.push(m) },
+      },
+      mid.anomalies,
+      mid.b,
+      { responseFromStart: false },
+    );
+    s2.request.push(bytes('GET / HTTP/1.1\r\n\r\n'));
+    s2.response.push(bytes(`${eicar}\r\nHTTP/1.1 200 OK\r\n\r\n`));
+    expect([s2.response.state, mid.msgs.length, mid.anomalies.headlessResponse]).toEqual(['not-http', 0, 0]);
+    s2.dispose();
     // no request waiting and no bodiless response before: not HTTP, or the direction stops, as before
     const banner = recorder();
     banner.s.response.push(bytes('220 smtp ready\r\n'));
@@ -519,6 +534,111 @@ describe('read as browsers read (HTTP Evader)', () => {
     const after = bodies('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokgarbage after it\r\n');
     expect(after.out.map((m) => text(m.body))).toEqual(['ok']);
     expect([after.r.anomalies.badStartLine, after.r.anomalies.headlessResponse]).toEqual([1, 0]);
+  });
+
+  it('short junk lines before the status line, odd blank lines, bare CRs as line ends', () => {
+    const head = (h: string) =>
+      `${h}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked(eicar)}`;
+    for (const before of [' \r\n', 'foobar\r\n', ' \n', ' \t\r\n', ' \r\n\t\r\n']) {
+      const { body, r } = bodies(`${before}${head('HTTP/1.1 200 ok\r\n')}`);
+      expect(body, JSON.stringify(before)).toBe(eicar);
+      expect(r.anomalies.oddStatusLine).toBeGreaterThan(0);
+    }
+    // a blank line of spaces, tabs or CRs: the end of the section, unless a fold or a field line follows
+    // (then it was an empty fold or an empty line among fields), or a blank line (then that one ends it)
+    for (const [wire, body] of [
+      [`HTTP/1.1 200 ok\r\nContent-Length: ${eicar.length}\n \n${eicar}`, eicar],
+      [`HTTP/1.1 200 ok\r\nContent-Length: ${eicar.length}\n\t\n${eicar}`, eicar],
+      [`HTTP/1.1 200 ok\r\nContent-Length: ${eicar.length}\n\r\r\n${eicar}`, eicar],
+      [`HTTP/1.1 200 ok\r\nTransfer-Encoding: chunked\n \n${chunked(eicar)}`, eicar],
+      [`HTTP/1.1 200 ok\r\nContent-Length: ${eicar.length}\n \n\n${eicar}`, eicar],
+      [
+        `HTTP/1.1 200 ok\r\nConnection: close\r\n\r\r\nTransfer-Encoding: chunked\r\n\r\n${chunked(eicar)}`,
+        eicar,
+      ],
+      [`HTTP/1.1 200 ok\r\nX-A: 1\r\n \r\n more\r\nContent-Length: 4\r\n\r\nbody`, 'body'],
+    ] as const) {
+      expect(bodies(wire).body, JSON.stringify(wire.slice(15, 60))).toBe(body);
+    }
+    // a bare CR inside a response's line ends a line (a request's is left as it is)
+    for (const wire of [
+      `HTTP/1.1 200\rTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked(eicar)}`,
+      `HTTP/1.1 200 ok\rTransfer-Encoding: chunked\rConnection: close\r\n\r\n${chunked(eicar)}`,
+    ]) {
+      const { body, out, r } = bodies(wire);
+      expect(body).toBe(eicar);
+      expect(out[0]!.status).toBe(200);
+      expect(r.anomalies.badFieldLine).toBeGreaterThan(0);
+    }
+    const req = recorder();
+    req.s.request.push(bytes('GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n'));
+    expect(req.msgs[0]!.fields.map((f) => [f.name, text(f.value)])).toEqual([['X-A', 'a\rb']]);
+  });
+
+  it('odd responses give the same messages and anomalies however they are segmented (property)', () => {
+    const piece = fc.constantFrom('', ' \r\n', 'foobar\r\n', ' \t\r\n', 'SIP/2.0 200 ok\r\n');
+    const status = fc.constantFrom(
+      'HTTP/1.1 200 ok',
+      'http/1.01 200',
+      ' HTTP/1.1 2xx x',
+      'HTTP/1.1\u0000200\u0000ok',
+      'HTTP/1.1 204 n',
+      'HTTP/1.1 100 c',
+      'HTTP/1.1 200\rX-A: 1',
+    );
+    const field = fc.constantFrom(
+      'Transfer-Encoding: chunked',
+      'Transfer-Encoding:\u0000xchunked',
+      'Content-Length: 6',
+      'Content-Length: 6A',
+      'X-Long: a',
+      ' folded: line',
+      'Transfer-Encoding\r\n :chunked',
+      'Content-Encoding: gzip',
+    );
+    const blank = fc.constantFrom('\r\n', '\n', ' \n', '\r\r\n', '\t\n\n');
+    const body = fc.constantFrom(
+      '',
+      'abcdef',
+      '6\r\nabcdef\r\n0\r\n\r\n',
+      '\n6x\r\nabcdef\r\n0\r\n\r\n',
+      'X5O!P%@AP',
+    );
+    const response = fc
+      .tuple(piece, status, fc.array(field, { maxLength: 4 }), blank, body)
+      .map(([p, st, fs, b, bd]) => `${p}${st}\r\n${fs.map((f) => `${f}\r\n`).join('')}${b}${bd}`);
+    fc.assert(
+      fc.property(
+        fc.array(response, { minLength: 1, maxLength: 3 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        (rs, cuts) => {
+          const wire = bytes(rs.join(''));
+          const run = (parts: Uint8Array[]) => {
+            const r = recorder();
+            for (let i = 0; i < rs.length; i++) r.s.request.push(bytes('GET / HTTP/1.1\r\n\r\n'));
+            for (const p of parts) r.s.response.push(p);
+            r.s.response.end();
+            const got = {
+              log: r.log,
+              msgs: r.msgs.map((m) => [
+                m.kind,
+                m.status,
+                text(m.statusText),
+                m.fields.map((f) => [f.lname, text(f.value)]),
+                text(m.body),
+                text(m.raw),
+              ]),
+              anomalies: { ...r.anomalies },
+            };
+            r.s.dispose();
+            expect(r.b.bytes).toBe(0);
+            return got;
+          };
+          expect(run(split(wire, cuts))).toEqual(run([wire]));
+        },
+      ),
+      { numRuns: 400 },
+    );
   });
 
   it('gzip with reserved flags, a header CRC, a wrong CRC-32 or length; codings named wrongly or not at all', () => {
