@@ -41,6 +41,7 @@ function packet(i: number, flows: number): Decoded {
     ipOptions: [],
     l4ChecksumOk: true,
     vlans: [],
+    tunnels: 0,
   };
 }
 

@@ -50,6 +50,11 @@ export interface Decoded {
   /** Offset of the IP header in the decoded bytes (`decode` sets it; reject responses quote from it). */
   ipOffset?: number;
   vlans: number[];
+  /**
+   * Encapsulations undone to reach this IP header (IP in IP, GRE with ERSPAN, VXLAN, Geneve, Teredo): the
+   * addresses, ports and payload are the innermost packet's, as Snort 3 and Suricata inspect it.
+   */
+  tunnels: number;
 }
 
 /**
@@ -92,6 +97,7 @@ export class PacketRecord implements Decoded {
   l4Offset: number | undefined = undefined;
   ipOffset: number | undefined = undefined;
   vlans: number[] = noVlans;
+  tunnels = 0;
   private readonly src4 = new Uint8Array(4);
   private readonly dst4 = new Uint8Array(4);
   private readonly src6 = new Uint8Array(16);
@@ -178,6 +184,8 @@ export interface DecodeStats {
   packets: number;
   decoded: number;
   fragments: number;
+  /** Packets decoded through at least one encapsulation (`Decoded.tunnels`). */
+  tunneled: number;
   failures: Record<DecodeFailure, number>;
 }
 
@@ -186,6 +194,7 @@ export function newDecodeStats(): DecodeStats {
     packets: 0,
     decoded: 0,
     fragments: 0,
+    tunneled: 0,
     failures: {
       'truncated-link': 0,
       'not-ip': 0,
@@ -260,6 +269,7 @@ export function decodeInto(
   }
   stats.decoded++;
   if (r.fragment) stats.fragments++;
+  if (r.tunnels > 0) stats.tunneled++;
   return r;
 }
 
@@ -330,13 +340,200 @@ function decodeInner(
         etherType = (b[o + 12]! << 8) | b[o + 13]!;
         o += 14;
       } else return 'not-ip';
+    } else if (etherType === 0x8864) {
+      // PPPoE session (RFC 2516): a 6-byte header, then PPP
+      const inner = pppAt(b, o + 6, b.length);
+      if (!inner) return b.length < o + 8 ? 'truncated-link' : 'not-ip';
+      ({ etherType, o } = inner);
+    } else if (etherType === 0x8926 || etherType === 0x893f) {
+      // VN-Tag (4 bytes) and IEEE 802.1BR E-Tag (6 bytes), each followed by the next ethertype
+      const len = etherType === 0x8926 ? 4 : 6;
+      if (b.length < o + len + 2) return 'truncated-link';
+      etherType = (b[o + len]! << 8) | b[o + len + 1]!;
+      o += len + 2;
+    } else if (etherType === 0x8847 || etherType === 0x8848) {
+      // MPLS (RFC 3032): labels up to the bottom of the stack, then IPv4 or IPv6 by the version nibble, or
+      // a pseudowire's control word (first nibble 0, RFC 4385) and Ethernet
+      let bottom = false;
+      for (let n = 0; n < 8 && !bottom; n++) {
+        if (b.length < o + 4) return 'truncated-link';
+        bottom = (b[o + 2]! & 1) === 1;
+        o += 4;
+      }
+      if (!bottom || b.length < o + 1) return 'truncated-link';
+      const nibble = b[o]! >> 4;
+      if (nibble === 4) etherType = 0x0800;
+      else if (nibble === 6) etherType = 0x86dd;
+      else if (nibble === 0) {
+        if (b.length < o + 18) return 'truncated-link';
+        etherType = (b[o + 16]! << 8) | b[o + 17]!;
+        o += 18;
+      } else return 'not-ip';
     } else break;
   }
+  return ipLayers(d, b, o, etherType, vlans, l4Checksum);
+}
+
+/** Encapsulations undone at most in one frame (`Decoded.tunnels`); a packet nested deeper is inspected there. */
+export const tunnelDepthMax = 4;
+
+/** Where an encapsulated packet starts and what it is (an ethertype: IPv4, IPv6, or VLAN tags and on). */
+interface Inner {
+  etherType: number;
+  o: number;
+}
+
+/**
+ * A PPP frame at `q` (RFC 1661: the address and control bytes ff 03 optional, the protocol one byte when
+ * compressed, RFC 1661 6.5) carrying IPv4 (0x21) or IPv6 (0x57) as an `Inner`; undefined otherwise.
+ */
+function pppAt(b: Uint8Array, q: number, end: number): Inner | undefined {
+  if (q + 2 <= end && b[q] === 0xff && b[q + 1] === 0x03) q += 2;
+  if (q + 1 > end) return undefined;
+  let proto = b[q]!;
+  if ((proto & 1) === 0) {
+    if (q + 2 > end) return undefined;
+    proto = (proto << 8) | b[q + 1]!;
+    q += 2;
+  } else q += 1;
+  return proto === 0x21
+    ? { etherType: 0x0800, o: q }
+    : proto === 0x57
+      ? { etherType: 0x86dd, o: q }
+      : undefined;
+}
+
+/** An Ethernet frame at `q` (before `end`) as an `Inner`: its ethertype and where its payload starts. */
+function ethernetAt(b: Uint8Array, q: number, end: number): Inner | undefined {
+  return q + 14 <= end ? { etherType: (b[q + 12]! << 8) | b[q + 13]!, o: q + 14 } : undefined;
+}
+
+/**
+ * The packet an IP payload at [p, end) of protocol `proto` carries: IPv4 in IP (4), IPv6 in IP (41), or
+ * GRE (47, RFC 2784/2890: version 0, optional checksum, key and sequence) carrying IPv4, IPv6, PPP
+ * (0x880b, also in PPTP's version 1), Ethernet (0x6558) or ERSPAN (0x88be: type I bare, type II with its 8-byte header; 0x22eb: type III, 12 bytes and
+ * its optional 8-byte subheader) with Ethernet in it. Undefined for anything else (inspected as it is).
+ */
+function ipTunnel(b: Uint8Array, p: number, end: number, proto: number): Inner | undefined {
+  if (proto === 4) return { etherType: 0x0800, o: p };
+  if (proto === 41) return { etherType: 0x86dd, o: p };
+  if (proto !== 47 || p + 4 > end) return undefined;
+  const flags = b[p]!;
+  const version = b[p + 1]! & 7;
+  if (version > 1 || (flags & 0x40) !== 0) return undefined; // source routing (RFC 1701) not followed
+  const pt = (b[p + 2]! << 8) | b[p + 3]!;
+  // version 1 is PPTP's (RFC 2637 4.1): a key always, an acknowledgment number when its A flag is set
+  let q = p + 4 + (flags & 0x80 ? 4 : 0) + (flags & 0x20 ? 4 : 0) + (flags & 0x10 ? 4 : 0);
+  if (version === 1) q += b[p + 1]! & 0x80 ? 4 : 0;
+  if (q > end) return undefined;
+  if (pt === 0x880b) return pppAt(b, q, end);
+  if (version !== 0) return undefined;
+  if (pt === 0x0800 || pt === 0x86dd) return { etherType: pt, o: q };
+  if (pt === 0x6558) return ethernetAt(b, q, end);
+  if (pt === 0x88be) return ethernetAt(b, flags & 0x10 ? q + 8 : q, end);
+  if (pt === 0x22eb) {
+    if (q + 12 > end) return undefined;
+    q += 12 + (b[q + 11]! & 1 ? 8 : 0);
+    return ethernetAt(b, q, end);
+  }
+  return undefined;
+}
+
+/**
+ * The packet a UDP payload at [p, end) carries by its ports: VXLAN (4789, RFC 7348: the I flag, then
+ * Ethernet), Geneve (6081, RFC 8926: version 0, options, then its protocol type), GTP-U (2152 either side)
+ * or Teredo (3544 either side, RFC 4380: after the optional authentication and origin indication, an IPv6
+ * packet that fills the datagram exactly). Undefined when the payload is not such a packet (it is
+ * inspected as UDP).
+ */
+function udpTunnel(b: Uint8Array, p: number, end: number, sp: number, dp: number): Inner | undefined {
+  if (dp === 4789) return end - p >= 8 && (b[p]! & 0x08) !== 0 ? ethernetAt(b, p + 8, end) : undefined;
+  if (dp === 6081) {
+    if (end - p < 8 || b[p]! >> 6 !== 0) return undefined;
+    const q = p + 8 + (b[p]! & 0x3f) * 4;
+    const pt = (b[p + 2]! << 8) | b[p + 3]!;
+    if (q > end) return undefined;
+    if (pt === 0x0800 || pt === 0x86dd) return { etherType: pt, o: q };
+    return pt === 0x6558 ? ethernetAt(b, q, end) : undefined;
+  }
+  if (dp === 2152 || sp === 2152) {
+    // GTP-U (3GPP TS 29.281): version 1, a G-PDU (type 255), optional fields and extension headers, then
+    // the user's IPv4 or IPv6 packet
+    if (end - p < 8 || b[p]! >> 5 !== 1 || b[p + 1] !== 0xff) return undefined;
+    const flags = b[p]!;
+    let q = p + 8;
+    if (flags & 0x07) {
+      q += 4;
+      // extension headers: a length in 4-byte units, the next type in the last byte (0: none)
+      for (let next = flags & 0x04 ? b[q - 1]! : 0, n = 0; next !== 0 && n < 8; n++) {
+        if (q >= end || b[q] === 0) return undefined;
+        q += b[q]! * 4;
+        if (q > end) return undefined;
+        next = b[q - 1]!;
+      }
+    }
+    if (q >= end) return undefined;
+    const v = b[q]! >> 4;
+    return v === 4 ? { etherType: 0x0800, o: q } : v === 6 ? { etherType: 0x86dd, o: q } : undefined;
+  }
+  if (sp !== 3544 && dp !== 3544) return undefined;
+  let q = p;
+  if (q + 4 <= end && b[q] === 0 && b[q + 1] === 1) q += 4 + b[q + 2]! + b[q + 3]! + 9; // authentication
+  if (q + 2 <= end && b[q] === 0 && b[q + 1] === 0) q += 8; // origin indication
+  if (q + 40 > end || b[q]! >> 4 !== 6 || q + 40 + ((b[q + 4]! << 8) | b[q + 5]!) !== end) return undefined;
+  return { etherType: 0x86dd, o: q };
+}
+
+/** The IP layers from `o` (of `etherType`), through any encapsulations, to the transport. */
+function ipLayers(
+  d: PacketRecord,
+  b: Uint8Array,
+  o: number,
+  etherType: number,
+  vlans: number[],
+  l4Checksum: boolean,
+): DecodeFailure | undefined {
+  for (let tunnels = 0; ; tunnels++) {
+    // VLAN tags inside an encapsulated Ethernet frame
+    for (
+      let guard = 0;
+      guard < 8 && (etherType === 0x8100 || etherType === 0x88a8 || etherType === 0x9100);
+      guard++
+    ) {
+      if (b.length < o + 4) return 'truncated-link';
+      if (vlans === noVlans) vlans = [];
+      vlans.push(((b[o]! << 8) | b[o + 1]!) & 0x0fff);
+      etherType = (b[o + 2]! << 8) | b[o + 3]!;
+      o += 4;
+    }
+    const inner = ipLayer(d, b, o, etherType, vlans, l4Checksum, tunnels);
+    if (inner === undefined || typeof inner === 'string') return inner;
+    etherType = inner.etherType;
+    o = inner.o;
+  }
+}
+
+/**
+ * One IP header at `o` and what it carries: the transport decoded into `d` (undefined), a failure, or the
+ * packet it encapsulates (`Inner`, while fewer than tunnelDepthMax were undone).
+ */
+function ipLayer(
+  d: PacketRecord,
+  b: Uint8Array,
+  o: number,
+  etherType: number,
+  vlans: number[],
+  l4Checksum: boolean,
+  tunnels: number,
+): DecodeFailure | Inner | undefined {
+  const deeper = tunnels < tunnelDepthMax;
   if (etherType === 0x0800) {
     if (b.length < o + 20) return 'truncated-ip';
     if (b[o]! >> 4 !== 4) return 'bad-ip-header';
     const ihl = (b[o]! & 0x0f) * 4;
-    const total = (b[o + 2]! << 8) | b[o + 3]!;
+    let total = (b[o + 2]! << 8) | b[o + 3]!;
+    // a total length of 0: segmentation offload (TSO) captured on the sending host; the frame holds it all
+    if (total === 0) total = b.length - o;
     if (ihl < 20 || total < ihl) return 'bad-ip-header';
     if (b.length < o + ihl) return 'truncated-ip';
     const end = Math.min(b.length, o + total);
@@ -352,6 +549,7 @@ function decodeInner(
     if (ihl > 20) d.ipOptions = ipv4Options(b, o + 20, o + ihl);
     d.ipOffset = o;
     d.vlans = vlans;
+    d.tunnels = tunnels;
     if (fragment) {
       d.payload = view(b, o + ihl, end);
       d.frag = {
@@ -363,7 +561,13 @@ function decodeInner(
       };
       return undefined;
     }
+    const inner = deeper ? ipTunnel(b, o + ihl, end, d.proto) : undefined;
+    if (inner) return inner;
     const why = transport(d, b, o + ihl, end);
+    if (why === undefined && deeper && d.proto === Proto.UDP) {
+      const carried = udpTunnel(b, end - d.payload.length, end, d.srcPort, d.dstPort);
+      if (carried) return carried;
+    }
     // the capture holds the whole datagram: the transport checksum can be checked
     if (l4Checksum && why === undefined && b.length >= o + total)
       d.l4ChecksumOk = l4ChecksumOk(d, b, o + ihl, end);
@@ -416,6 +620,7 @@ function decodeInner(
     d.fragment = fragment;
     d.ipOffset = o;
     d.vlans = vlans;
+    d.tunnels = tunnels;
     if (fragment) {
       d.frag = {
         id: fragId,
@@ -427,7 +632,13 @@ function decodeInner(
       d.payload = view(b, p, end);
       return undefined;
     }
+    const inner = deeper ? ipTunnel(b, p, end, next) : undefined;
+    if (inner) return inner;
     const why = transport(d, b, p, end);
+    if (why === undefined && deeper && d.proto === Proto.UDP) {
+      const carried = udpTunnel(b, end - d.payload.length, end, d.srcPort, d.dstPort);
+      if (carried) return carried;
+    }
     if (l4Checksum && why === undefined && b.length >= o + 40 + plen)
       d.l4ChecksumOk = l4ChecksumOk(d, b, p, end);
     return why;

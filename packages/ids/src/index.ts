@@ -40,6 +40,7 @@ export {
   newDecodeStats,
   PacketRecord,
   Proto,
+  tunnelDepthMax,
 } from './decode.js';
 export {
   Defragmenter,

@@ -51,7 +51,8 @@ export function rejectFrames(
       ...rejectFrames(frame, linkType, d, whole, 'src'),
       ...rejectFrames(frame, linkType, d, whole, 'dst'),
     ];
-  if (d.fragment || multicast(d)) return [];
+  // a tunneled packet's response would need its encapsulation rebuilt (outer addresses, lengths, checksums)
+  if (d.fragment || multicast(d) || d.tunnels > 0) return [];
   const back = to === 'src';
   const dgram = whole ?? frame;
   // the IP header to quote: where decoding found it in `dgram` (a packet made otherwise has none)

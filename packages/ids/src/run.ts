@@ -137,9 +137,11 @@ export function inspectPrepared(engine: Engine, x: PreparedPacket): Alert[] {
 /**
  * A copy of `frame` with the TCP payload of `d` (a view into it) replaced by `payload` and the TCP
  * checksum updated to match (RFC 1624, so a checksum that was wrong stays wrong by as much); undefined
- * when the payload is not in the frame (a datagram rebuilt from fragments).
+ * when the payload is not in the frame (a datagram rebuilt from fragments) or is tunneled (an outer
+ * UDP or GRE checksum over it would no longer hold): the frame then goes on as sent.
  */
 export function rewritePayload(frame: Uint8Array, d: Decoded, payload: Uint8Array): Uint8Array | undefined {
+  if (d.tunnels > 0) return undefined;
   const at = d.payload.byteOffset - frame.byteOffset;
   if (d.payload.buffer !== frame.buffer || at < 0 || at + payload.length > frame.length) return undefined;
   if (payload.length !== d.payload.length) return undefined;

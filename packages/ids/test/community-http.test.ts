@@ -90,8 +90,9 @@ describe.skipIf(!have)('the community ruleset on HTTP traffic', () => {
   it('the HTTP rules on ndpi-mix-a.pcap: the alerts, the messages parsed, anomalies counted', async () => {
     const r = await runCapture(`${shared}traces/ndpi-mix-a.pcap`, http, { validateChecksums: 'auto' });
     expect(r.alerts.map((a) => a.sid).sort()).toEqual([25521, 25521, 39729]);
-    expect(r.stats.httpRequests).toBe(62);
-    expect(r.stats.httpResponses).toBe(64);
+    // 62 and 64 before 2026-12-07: two conversations are in IPv6 in IPv4 (6in4), not decoded then
+    expect(r.stats.httpRequests).toBe(64);
+    expect(r.stats.httpResponses).toBe(66);
     expect(r.reassemblyPeakBytes).toBeLessThan(64 * 2 ** 20);
   }, 50_000);
 });

@@ -49,6 +49,7 @@ export function pkt(s: PktSpec = {}): Decoded {
     ipOptions: [],
     l4ChecksumOk: true,
     vlans: [],
+    tunnels: 0,
   };
 }
 
