@@ -294,6 +294,7 @@ Example:
       actionsRateFiltered: 0,
       packetsFiltered: 0,
       decodeFailures: 0,
+      tunneled: 0,
       badChecksums: 0,
       flows: 0,
       flowsEvicted: 0,
@@ -432,6 +433,7 @@ Example:
       totals.rulesLoaded = r.rulesLoaded;
       totals.rulesSkipped = r.rulesSkipped.length;
       totals.decodeFailures += r.decodeFailures;
+      totals.tunneled += r.tunneled;
       totals.alertsSuppressed += r.stats.alertsSuppressed ?? 0;
       totals.alertsRateFiltered += r.stats.alertsRateFiltered ?? 0;
       totals.actionsRateFiltered += r.stats.actionsRateFiltered ?? 0;

@@ -375,6 +375,7 @@ export class ParallelRunner {
         packets: first.packets,
         bytes: first.bytes,
         decodeFailures: first.decodeFailures,
+        tunneled: first.tunneled,
         filtered: first.filtered,
         unsupportedLinks: first.unsupportedLinks,
         defrag: first.defrag,
@@ -436,6 +437,7 @@ export class ParallelRunner {
       seconds: (performance.now() - t0) / 1000,
       ...(shards.truncated !== undefined && { truncated: shards.truncated }),
       decodeFailures: shards.decodeFailures,
+      tunneled: shards.tunneled,
       ...(filter !== undefined && { packetsFiltered: shards.filtered }),
       ...(shards.unsupportedLinks && { unsupportedLinks: shards.unsupportedLinks }),
       defrag: shards.defrag,
@@ -646,6 +648,7 @@ export class ParallelRunner {
       packets: pipe.packets,
       bytes: pipe.bytes,
       decodeFailures: pipe.decodeFailures,
+      tunneled: pipe.tunneled,
       filtered: pipe.filtered,
       unsupportedLinks: pipe.unsupportedLinks,
       defrag: pipe.defrag?.stats,
@@ -666,6 +669,7 @@ interface Sharded {
   packets: number;
   bytes: number;
   decodeFailures: number;
+  tunneled: number;
   /** Packets the capture filter refused. */
   filtered: number;
   unsupportedLinks: UnsupportedLinks | undefined;

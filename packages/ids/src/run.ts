@@ -36,6 +36,8 @@ export interface RunResult {
    */
   loopCpuSeconds?: number;
   decodeFailures: number;
+  /** Packets decoded through an encapsulation (tunnels: `Decoded.tunnels`). */
+  tunneled: number;
   /** With a capture filter (`filter`): the packets it refused (not inspected). */
   packetsFiltered?: number;
   /**
@@ -388,6 +390,11 @@ export class Pipeline {
     const b = this.redecodeStats;
     return a.packets - a.decoded + b.packets - b.decoded;
   }
+
+  /** Packets decoded through an encapsulation (a datagram rebuilt from fragments counts once more). */
+  get tunneled(): number {
+    return this.decodeStats.tunneled + this.redecodeStats.tunneled;
+  }
 }
 
 /**
@@ -513,6 +520,7 @@ export async function runCapture(
     ...(cut.error && { truncated: cut.error.message }),
     ...(cpu0 !== undefined && cpu1 !== undefined && { loopCpuSeconds: (cpu1 - cpu0) / 1000 }),
     decodeFailures: pipe.decodeFailures,
+    tunneled: pipe.tunneled,
     ...(opts.filter !== undefined && { packetsFiltered: pipe.filtered }),
     ...(pipe.unsupportedLinks && { unsupportedLinks: pipe.unsupportedLinks }),
     defrag: pipe.defrag?.stats,

@@ -106,6 +106,7 @@ export type FromWorker =
       packets: number;
       bytes: number;
       decodeFailures: number;
+      tunneled: number;
       filtered: number;
       unsupportedLinks: UnsupportedLinks | undefined;
       defrag: DefragStats | undefined;
@@ -263,6 +264,7 @@ async function runShard(engine: Engine, m: Extract<ToWorker, { type: 'capture' }
     packets: pipe.packets,
     bytes: pipe.bytes,
     decodeFailures: pipe.decodeFailures,
+    tunneled: pipe.tunneled,
     filtered: pipe.filtered,
     unsupportedLinks: pipe.unsupportedLinks,
     defrag: pipe.defrag?.stats,

@@ -265,10 +265,11 @@ describe('tunnels', () => {
       ['GRE', (ip) => eth(0x0800, ip4(47, cat([0, 0, 8, 0], ip)))],
     ];
     const seen: string[][] = [];
-    for (const [, wrap] of wraps) {
+    for (const [name, wrap] of wraps) {
       const frames = bare.map((f, i) => ({ tsUs: 1_700_000_000_000_000 + i, data: wrap(f.subarray(14)) }));
       const r = await runCapture(Readable.from([encodePcap(frames)]), rules);
       seen.push(r.alerts.map((a) => `${a.sid} ${a.src}:${a.srcPort} -> ${a.dst}:${a.dstPort}`));
+      expect(r.tunneled, name).toBe(name === 'bare' ? 0 : frames.length);
     }
     expect(seen[0]!.length).toBe(2);
     expect(seen[1]).toEqual(seen[0]);
