@@ -333,13 +333,10 @@ function decodeInner(
       const next = b[o + 3]!;
       if (len < 8 || b.length < o + len) return 'truncated-link';
       o += len;
-      if (next === 1) etherType = 0x0800;
-      else if (next === 2) etherType = 0x86dd;
-      else if (next === 3) {
-        if (b.length < o + 14) return 'truncated-link';
-        etherType = (b[o + 12]! << 8) | b[o + 13]!;
-        o += 14;
-      } else return 'not-ip';
+      const inner = next === 1 ? { etherType: 0x0800, o } : next === 2 ? { etherType: 0x86dd, o } : undefined;
+      const carried = next === 3 ? ethernetAt(b, o, b.length) : inner;
+      if (!carried) return next === 3 ? 'truncated-link' : 'not-ip';
+      ({ etherType, o } = carried);
     } else if (etherType === 0x8864) {
       // PPPoE session (RFC 2516): a 6-byte header, then PPP
       const inner = pppAt(b, o + 6, b.length);
@@ -362,13 +359,11 @@ function decodeInner(
       }
       if (!bottom || b.length < o + 1) return 'truncated-link';
       const nibble = b[o]! >> 4;
-      if (nibble === 4) etherType = 0x0800;
-      else if (nibble === 6) etherType = 0x86dd;
-      else if (nibble === 0) {
-        if (b.length < o + 18) return 'truncated-link';
-        etherType = (b[o + 16]! << 8) | b[o + 17]!;
-        o += 18;
-      } else return 'not-ip';
+      const inner =
+        nibble === 4 ? { etherType: 0x0800, o } : nibble === 6 ? { etherType: 0x86dd, o } : undefined;
+      const carried = nibble === 0 ? ethernetAt(b, o + 4, b.length) : inner;
+      if (!carried) return nibble === 0 ? 'truncated-link' : 'not-ip';
+      ({ etherType, o } = carried);
     } else break;
   }
   return ipLayers(d, b, o, etherType, vlans, l4Checksum);
