@@ -172,7 +172,7 @@ const headerWindowBytes = 2048;
 export const httpStartLineBytesMax = 8 * 1024;
 
 const requestLine = /^(\S+)[ \t]+(.+?)[ \t]+(HTTP\/\d\.\d)[ \t]*$/;
-/** A status line as RFC 9112 4 writes it (others are read as browsers read them: `parseStatusLine`). */
+/** A status line as RFC 9112 4 writes it (others are read as browsers read them: `parseOddStatusLine`). */
 const statusLine = /^(HTTP\/\d\.\d)[ \t]+(\d{3})(?:[ \t]+(.*))?$/;
 /** Bytes before `HTTP` a status line may have (Chromium skips up to 4 bytes of junk there). */
 export const statusJunkMax = 4;
@@ -187,11 +187,10 @@ const httpWord = 0x68747470;
 
 /** Where `HTTP` (any case) starts in a status line, at most statusJunkMax bytes in; -1 if it does not. */
 function statusAt(line: string): number {
-  const at = line
+  return line
     .slice(0, statusJunkMax + 4)
     .toLowerCase()
     .indexOf('http');
-  return at;
 }
 
 /** Empty lines before a body's first chunk-size line skipped at most (browsers skip some). */
@@ -570,8 +569,10 @@ export class HttpParser {
     return Number.MAX_SAFE_INTEGER;
   }
 
-  /** A start line that does not parse: another protocol when it is the first, else an anomaly. */
-  /** A start line that is none; `used`: the bytes of the window taken into the header buffer. */
+  /**
+   * A start line that does not parse: the body of a response without one (`headless`), another protocol
+   * when it is the first, else an anomaly. `used`: the bytes of the window taken into the header buffer.
+   */
   private badStart(used: number): number {
     if (this.headless()) {
       // what was taken as a start line is the body's start
@@ -747,7 +748,9 @@ export class HttpParser {
     m.startLine = startLine;
     m.rawHeader = trimEmptyLine(section.subarray(headerStart));
     this.parseStartLine(m, startLine);
-    // a line with no colon is held: a fold after it continues it (`Name\r\n :value`, which browsers join)
+    // in a response, a line with no colon is held: a fold after it continues it (`Name\r\n :value`, which
+    // browsers join); a request's folds stay RFC 9112's alone (its framing is what smuggling plays on)
+    const lenient = this.kind === 'response';
     let nameLine: Uint8Array | undefined;
     for (const l of lines.slice(1)) {
       if (l[0] === SP || l[0] === HTAB) {
@@ -757,18 +760,18 @@ export class HttpParser {
         if (nameLine) {
           this.field(m, joinFolded(nameLine, l));
           nameLine = undefined;
-        } else if (m.fields.length === 0)
-          this.field(m, trimOws(l)); // right after the start line: a field of its own
+        } else if (lenient && m.fields.length === 0)
+          this.field(m, trimOws(l)); // right after the status line: a field of its own
         else if (prev) {
           prev.value = joinFolded(prev.value, l);
           // a folded line that reads as a field of its own is one too: browsers that do not unfold see it
           // so (` Transfer-Encoding: chunked` under another field)
-          if (isFieldLine(trimOws(l))) this.field(m, trimOws(l));
-        }
+          if (lenient && isFieldLine(trimOws(l))) this.field(m, trimOws(l));
+        } else this.anomalies.badFieldLine++;
         continue;
       }
       if (nameLine) this.anomalies.badFieldLine++;
-      nameLine = l.indexOf(0x3a) <= 0 ? l : undefined;
+      nameLine = lenient && l.indexOf(0x3a) <= 0 ? l : undefined;
       if (!nameLine) this.field(m, l);
     }
     if (nameLine) this.anomalies.badFieldLine++;

@@ -432,6 +432,18 @@ describe('read as browsers read (HTTP Evader)', () => {
     }
   });
 
+  it("a request's folds stay RFC 9112's: joined to the field above, never fields of their own", () => {
+    const r = recorder();
+    r.s.request.push(
+      bytes('POST / HTTP/1.1\r\nX-A: 1\r\n Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc'),
+    );
+    expect(r.msgs[0]!.fields.map((f) => [f.lname, text(f.value)])).toEqual([
+      ['x-a', '1 Transfer-Encoding: chunked'],
+      ['content-length', '3'],
+    ]);
+    expect(text(r.msgs[0]!.body)).toBe('abc');
+  });
+
   it('a response said to be chunked whose body is not is read by its length or to the end', () => {
     for (const te of ['chunked', 'xchunked', 'chunkedx', 'x-chunked', 'chunked, xte', 'xte, chunked, xte']) {
       // chunked in fact
