@@ -875,11 +875,6 @@ export class HttpParser {
     else this.state = 'close';
   }
 
-  /**
-   * A response read as chunked whose first chunk-size line is no such line: its body was not chunked.
-   * The bytes read as chunk lines go back in as body, framed by its Content-Length if valid, else by the
-   * connection's end.
-   */
   /** The header buffer goes back to the budget, empty. */
   private dropHeader(): void {
     this.budget.give(this.hdr.length);
@@ -922,6 +917,11 @@ export class HttpParser {
     return this.kind === 'response' && this.chunks === 0 && this.state === 'chunk-size';
   }
 
+  /**
+   * A response read as chunked whose first chunk-size line is no such line: its body was not chunked.
+   * The bytes read as chunk lines go back in as body, framed by its Content-Length if valid, else by the
+   * connection's end.
+   */
   private unchunk(): void {
     const m = this.msg!;
     const again = concatBytes(this.rawParts, this.rawKept);
@@ -930,13 +930,11 @@ export class HttpParser {
     this.line = [];
     const cl = this.fieldValues(m, 'content-length');
     const n = cl.length > 0 ? contentLength(cl) : undefined;
-    if (n !== undefined) {
+    if (n === 0)
+      this.complete(); // the bytes start the next message
+    else if (n !== undefined) {
       this.remaining = n;
       this.state = 'length';
-      if (n === 0) {
-        this.complete();
-        return;
-      }
     } else this.state = 'close';
     this.push(again);
   }

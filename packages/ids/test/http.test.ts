@@ -461,6 +461,22 @@ describe('read as browsers read (HTTP Evader)', () => {
         expect(r.r.anomalies.badChunkSize).toBe(1);
       }
     }
+    // Content-Length 0: what was read as a chunk line starts the next response
+    const two = recorder();
+    two.s.request.push(bytes('GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n'));
+    two.s.response.push(
+      bytes(
+        'HTTP/1.1 200 ok\r\nTransfer-Encoding: xchunked\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 ok\r\nContent-Length: 2\r\n\r\nhi',
+      ),
+    );
+    expect(
+      two.msgs
+        .filter((m) => m.kind === 'response')
+        .map((m) => [m.request?.uri && text(m.request.uri), text(m.body)]),
+    ).toEqual([
+      ['/1', ''],
+      ['/2', 'hi'],
+    ]);
     // a request is not read leniently: framing it cannot trust ends its direction (smuggling)
     const r = recorder();
     r.s.request.push(bytes('POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n'));
