@@ -51,8 +51,9 @@ export interface Decoded {
   ipOffset?: number;
   vlans: number[];
   /**
-   * Encapsulations undone to reach this IP header (IP in IP, GRE with ERSPAN, VXLAN, Geneve, Teredo): the
-   * addresses, ports and payload are the innermost packet's, as Snort 3 and Suricata inspect it.
+   * Encapsulations undone to reach this IP header (IP in IP, GRE, VXLAN, Geneve, GTP-U, Teredo: see
+   * `ipTunnel` and `udpTunnel`): the addresses, ports and payload are the innermost packet's, as Snort 3 and
+   * Suricata inspect it.
    */
   tunnels: number;
 }
@@ -406,8 +407,9 @@ function ethernetAt(b: Uint8Array, q: number, end: number): Inner | undefined {
 /**
  * The packet an IP payload at [p, end) of protocol `proto` carries: IPv4 in IP (4), IPv6 in IP (41), or
  * GRE (47, RFC 2784/2890: version 0, optional checksum, key and sequence) carrying IPv4, IPv6, PPP
- * (0x880b, also in PPTP's version 1), Ethernet (0x6558) or ERSPAN (0x88be: type I bare, type II with its 8-byte header; 0x22eb: type III, 12 bytes and
- * its optional 8-byte subheader) with Ethernet in it. Undefined for anything else (inspected as it is).
+ * (0x880b, also in PPTP's version 1), Ethernet (0x6558) or ERSPAN (0x88be: type I bare, type II with its
+ * 8-byte header; 0x22eb: type III, 12 bytes and its optional 8-byte subheader) with Ethernet in it.
+ * Undefined for anything else (inspected as it is).
  */
 function ipTunnel(b: Uint8Array, p: number, end: number, proto: number): Inner | undefined {
   if (proto === 4) return { etherType: 0x0800, o: p };

@@ -1065,7 +1065,7 @@ export class Engine {
       this.httpAnomalies,
       this.budget,
       // a response stream picked up without its SYN starts where the capture did
-      { ...this.opts.http, responseFromStart: f.tcp[1].isnSet || f.proto !== 6 },
+      { ...this.opts.http, responseFromStart: f.tcp[1].isnSet },
     );
   }
 
