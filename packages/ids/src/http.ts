@@ -307,6 +307,9 @@ function isFieldLine(l: Uint8Array): boolean {
   return true;
 }
 
+/** A token in lower case (RFC 9110 5.6.2), or empty. */
+const tokenText = /^[!#$%&'*+\-.^_`|~0-9a-z]*$/;
+
 /** RFC 9110 5.6.2's tchar: the characters of a token (field names, codings). */
 function isTchar(c: number): boolean {
   return (
@@ -324,6 +327,8 @@ function isTchar(c: number): boolean {
  * would miss a body a browser decodes; the field keeps its name and value as sent for the raw buffers.
  */
 export function tokenKey(s: string): string {
+  const low = s.toLowerCase();
+  if (tokenText.test(low)) return low; // a name as sent (all but never anything else): no copy by byte
   let out = '';
   for (let k = 0; k < s.length; k++) {
     const c = s.charCodeAt(k);
