@@ -490,6 +490,9 @@ function ipLayers(
   vlans: number[],
   l4Checksum: boolean,
 ): DecodeFailure | undefined {
+  let outerO = o;
+  let outerType = etherType;
+  let outerVlans = vlans;
   for (let tunnels = 0; ; tunnels++) {
     // VLAN tags inside an encapsulated Ethernet frame
     for (
@@ -503,8 +506,19 @@ function ipLayers(
       etherType = (b[o + 2]! << 8) | b[o + 3]!;
       o += 4;
     }
-    const inner = ipLayer(d, b, o, etherType, vlans, l4Checksum, tunnels);
-    if (inner === undefined || typeof inner === 'string') return inner;
+    const inner = ipLayer(d, b, o, etherType, vlans, l4Checksum, tunnels, tunnels < tunnelDepthMax);
+    if (inner === undefined) return undefined;
+    if (typeof inner === 'string') {
+      // an encapsulated frame that is not IP (ARP in VXLAN) or will not decode: the packet that carries
+      // it is inspected instead, as it was before tunnels were followed
+      if (tunnels === 0) return inner;
+      return ipLayer(d, b, outerO, outerType, outerVlans, l4Checksum, tunnels - 1, false) as
+        | DecodeFailure
+        | undefined;
+    }
+    outerO = o;
+    outerType = etherType;
+    outerVlans = vlans === noVlans ? vlans : vlans.slice();
     etherType = inner.etherType;
     o = inner.o;
   }
@@ -522,8 +536,9 @@ function ipLayer(
   vlans: number[],
   l4Checksum: boolean,
   tunnels: number,
+  /** Whether an encapsulated packet is followed (else the transport is decoded as it is). */
+  deeper: boolean,
 ): DecodeFailure | Inner | undefined {
-  const deeper = tunnels < tunnelDepthMax;
   if (etherType === 0x0800) {
     if (b.length < o + 20) return 'truncated-ip';
     if (b[o]! >> 4 !== 4) return 'bad-ip-header';

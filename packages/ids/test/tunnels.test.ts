@@ -226,6 +226,14 @@ describe('tunnels', () => {
     ).toEqual([17, 5000, 4789, 0]);
     expect(plain(eth(0x0800, ip4(17, udp(3544, 40000, cat(inner6(), [0])))))).toEqual([17, 3544, 40000, 0]);
     expect(plain(eth(0x0800, ip4(47, cat([0, 2, 8, 0], inner4()))))).toEqual([47, 0, 0, 0]);
+    // an encapsulated frame that is not IP (ARP in VXLAN) or will not decode (a cut IPv4 header in GRE):
+    // the packet that carries it is inspected, as before tunnels were followed
+    const arp = eth(0x0806, new Uint8Array(28));
+    expect(plain(eth(0x0800, ip4(17, udp(5000, 4789, cat([8, 0, 0, 0, 0, 0, 1, 0], arp)))))).toEqual([
+      17, 5000, 4789, 0,
+    ]);
+    expect(plain(eth(0x0800, ip4(47, cat([0, 0, 8, 0], inner4().subarray(0, 12)))))).toEqual([47, 0, 0, 0]);
+    expect(plain(eth(0x0800, ip4(4, ip4(47, cat([0, 0, 8, 0], [0x45, 0])))))).toEqual([47, 0, 0, 1]);
     // IPv4 in IPv4 five deep: four undone, the fifth header is the innermost inspected (its protocol 4)
     let p: Buffer = inner4();
     for (let i = 0; i < tunnelDepthMax + 1; i++) p = ip4(4, p);
