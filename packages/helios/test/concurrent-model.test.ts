@@ -114,6 +114,8 @@ const quote = (s: string) => `'${s}'`;
 
 /** MODEL_RUNS=n for a longer hunt. */
 const modelRuns = Number(process.env.MODEL_RUNS ?? 40);
+/** The test's time: 30 s, and 2 s a run (a run takes 0.3 s here, 0.6 s under a CPU hog). */
+const testMs = 30_000 + modelRuns * 2_000;
 let runs = 0;
 const tally = { rounds: 0, ops: 0, concurrent: 0, searches: 0, erased: 0, expired: 0, maybe: 0 };
 
@@ -365,11 +367,19 @@ describe('concurrent model: Streams on one directory racing against a set of row
             }
           },
         ),
-        // a run that hangs (a livelock between the Streams) fails as such instead of timing the test out
-        { numRuns: modelRuns, timeout: 30_000 },
+        // a run that hangs (a livelock between the Streams) fails as such instead of timing the test out;
+        // and the whole check stops (a failure, with its seed and path) before vitest's own timeout would
+        // cut it short without them: CI timed this test out once on 2026-12-07 (1,920 runs here since, some
+        // under a CPU hog, did not), and its shrinking of a hung run could outlast the test's time
+        {
+          numRuns: modelRuns,
+          timeout: 30_000,
+          interruptAfterTimeLimit: testMs - 15_000,
+          markInterruptAsFailure: true,
+        },
       );
       console.log(`concurrent model test: ${JSON.stringify(tally)}`);
     },
-    30_000 + modelRuns * 2_000,
+    testMs,
   );
 });
