@@ -343,6 +343,11 @@ function decodeInner(
       const inner = pppAt(b, o + 6, b.length);
       if (!inner) return b.length < o + 8 ? 'truncated-link' : 'not-ip';
       ({ etherType, o } = inner);
+    } else if (etherType === 0x8903) {
+      // Cisco FabricPath: the outer addresses and this ethertype, 2 bytes of FTag and TTL, then the frame
+      const carried = ethernetAt(b, o + 2, b.length);
+      if (!carried) return 'truncated-link';
+      ({ etherType, o } = carried);
     } else if (etherType === 0x8926 || etherType === 0x893f) {
       // VN-Tag (4 bytes) and IEEE 802.1BR E-Tag (6 bytes), each followed by the next ethertype
       const len = etherType === 0x8926 ? 4 : 6;

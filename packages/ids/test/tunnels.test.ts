@@ -161,6 +161,7 @@ const cases: [string, () => Buffer, number, string][] = [
   ],
   ['VN-Tag', () => eth(0x8926, cat([0, 0, 0, 0], u16(0x0800), inner4())), 0, '10.0.0.1'],
   ['E-Tag', () => eth(0x893f, cat([0, 0, 0, 0, 0, 0], u16(0x0800), inner4())), 0, '10.0.0.1'],
+  ['Cisco FabricPath', () => eth(0x8903, cat([0, 0x20], eth(0x0800, inner4()))), 0, '10.0.0.1'],
   [
     'two deep: IPv6 in GRE in VXLAN',
     () =>
