@@ -309,16 +309,9 @@ function decodeInner(
     if (b.length < 1) return 'truncated-link';
     etherType = b[0]! >> 4 === 6 ? 0x86dd : 0x0800;
   } else if (linkType === 9) {
-    // PPP (RFC 1661/1662): optional address and control (ff 03), then a 1- or 2-byte protocol field
-    if (b.length >= 2 && b[0] === 0xff && b[1] === 0x03) o = 2;
-    if (b.length < o + 1) return 'truncated-link';
-    let proto = b[o]!;
-    if ((proto & 1) === 0) {
-      if (b.length < o + 2) return 'truncated-link';
-      proto = (proto << 8) | b[o + 1]!;
-      o += 2;
-    } else o += 1;
-    etherType = proto === 0x21 ? 0x0800 : proto === 0x57 ? 0x86dd : 0;
+    const inner = pppAt(b, 0, b.length);
+    if (typeof inner === 'string') return inner;
+    ({ etherType, o } = inner);
   } else return 'unsupported-link';
   for (let guard = 0; guard < 8; guard++) {
     if (etherType === 0x8100 || etherType === 0x88a8 || etherType === 0x9100) {
@@ -341,7 +334,7 @@ function decodeInner(
     } else if (etherType === 0x8864) {
       // PPPoE session (RFC 2516): a 6-byte header, then PPP
       const inner = pppAt(b, o + 6, b.length);
-      if (!inner) return b.length < o + 8 ? 'truncated-link' : 'not-ip';
+      if (typeof inner === 'string') return inner;
       ({ etherType, o } = inner);
     } else if (etherType === 0x8903) {
       // Cisco FabricPath: the outer addresses and this ethertype, 2 bytes of FTag and TTL, then the frame
@@ -386,22 +379,20 @@ interface Inner {
 
 /**
  * A PPP frame at `q` (RFC 1661: the address and control bytes ff 03 optional, the protocol one byte when
- * compressed, RFC 1661 6.5) carrying IPv4 (0x21) or IPv6 (0x57) as an `Inner`; undefined otherwise.
+ * compressed, RFC 1661 6.5) carrying IPv4 (0x21) or IPv6 (0x57) as an `Inner`; else why not. The PPP link
+ * type (9), PPPoE sessions and GRE's PPP read it.
  */
-function pppAt(b: Uint8Array, q: number, end: number): Inner | undefined {
+function pppAt(b: Uint8Array, q: number, end: number): Inner | 'truncated-link' | 'not-ip' {
   if (q + 2 <= end && b[q] === 0xff && b[q + 1] === 0x03) q += 2;
-  if (q + 1 > end) return undefined;
+  if (q + 1 > end) return 'truncated-link';
   let proto = b[q]!;
   if ((proto & 1) === 0) {
-    if (q + 2 > end) return undefined;
+    if (q + 2 > end) return 'truncated-link';
     proto = (proto << 8) | b[q + 1]!;
     q += 2;
   } else q += 1;
-  return proto === 0x21
-    ? { etherType: 0x0800, o: q }
-    : proto === 0x57
-      ? { etherType: 0x86dd, o: q }
-      : undefined;
+  if (proto === 0x21) return { etherType: 0x0800, o: q };
+  return proto === 0x57 ? { etherType: 0x86dd, o: q } : 'not-ip';
 }
 
 /** An Ethernet frame at `q` (before `end`) as an `Inner`: its ethertype and where its payload starts. */
@@ -428,7 +419,10 @@ function ipTunnel(b: Uint8Array, p: number, end: number, proto: number): Inner |
   let q = p + 4 + (flags & 0x80 ? 4 : 0) + (flags & 0x20 ? 4 : 0) + (flags & 0x10 ? 4 : 0);
   if (version === 1) q += b[p + 1]! & 0x80 ? 4 : 0;
   if (q > end) return undefined;
-  if (pt === 0x880b) return pppAt(b, q, end);
+  if (pt === 0x880b) {
+    const inner = pppAt(b, q, end);
+    return typeof inner === 'string' ? undefined : inner;
+  }
   if (version !== 0) return undefined;
   if (pt === 0x0800 || pt === 0x86dd) return { etherType: pt, o: q };
   if (pt === 0x6558) return ethernetAt(b, q, end);

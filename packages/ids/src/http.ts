@@ -203,9 +203,8 @@ const chunkBlankLinesMax = 4;
  * 'blank' for a line with nothing but such bytes, 'bad' for one without digits (or with more than 12).
  */
 function chunkSize(line: readonly number[]): number | 'blank' | 'bad' {
-  const skip = (c: number) => c === SP || c === HTAB || c === 0 || c === 0x0b || c === 0x0c || c === CR;
   let k = 0;
-  while (k < line.length && skip(line[k]!)) k++;
+  while (k < line.length && isLooseSpace(line[k]!)) k++;
   if (k === line.length) return 'blank';
   let size = 0;
   const start = k;
@@ -257,8 +256,11 @@ function framingStatus(m: HttpMessage): number {
   return m.statusText.length === 3 ? m.status : 200;
 }
 
-/** The bytes that end a status line's version and status code tokens. */
-const isStatusSep = (c: number) => c === SP || c === HTAB || c === 0 || c === 0x0b || c === 0x0c || c === CR;
+/**
+ * The bytes browsers take as space where RFC 9112 wants one: they end a status line's version and code
+ * tokens, and come before a chunk size's digits.
+ */
+const isLooseSpace = (c: number) => c === SP || c === HTAB || c === 0 || c === 0x0b || c === 0x0c || c === CR;
 
 const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
 
@@ -985,16 +987,16 @@ export class HttpParser {
   private parseOddStatusLine(m: HttpMessage, l: Uint8Array): void {
     let k = Math.max(0, statusAt(latin1(l)));
     const v = k;
-    while (k < l.length && !isStatusSep(l[k]!)) k++;
+    while (k < l.length && !isLooseSpace(l[k]!)) k++;
     m.version = latin1(l.subarray(v, k));
-    while (k < l.length && isStatusSep(l[k]!)) k++;
+    while (k < l.length && isLooseSpace(l[k]!)) k++;
     const t = k;
-    while (k < l.length && !isStatusSep(l[k]!)) k++;
+    while (k < l.length && !isLooseSpace(l[k]!)) k++;
     m.statusText = l.subarray(t, k);
     let d = t;
     while (d < k && d - t < 9 && l[d]! >= 0x30 && l[d]! <= 0x39) d++;
     m.status = d > t ? Number(latin1(l.subarray(t, d))) : 200;
-    while (k < l.length && isStatusSep(l[k]!)) k++;
+    while (k < l.length && isLooseSpace(l[k]!)) k++;
     m.reason = l.subarray(k);
   }
 
