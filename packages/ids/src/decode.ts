@@ -254,6 +254,8 @@ export function decode(linkType: number, b: Uint8Array, stats: DecodeStats): Dec
  * the reason on failure (counted; `r` then holds nothing to use). With `l4Checksum` false the TCP/UDP
  * checksum is not computed (`l4ChecksumOk` stays true): the sum over every payload byte is most of what
  * decoding costs, and is not needed where checksums are not validated or are checked elsewhere.
+ * `tunnelsBefore`: the encapsulations undone to reach `b` (a datagram rebuilt from fragments that came
+ * through a tunnel: `Decoded.tunnels` counts them too, and fewer are undone in it).
  */
 export function decodeInto(
   r: PacketRecord,
@@ -261,9 +263,10 @@ export function decodeInto(
   b: Uint8Array,
   stats: DecodeStats,
   l4Checksum = true,
+  tunnelsBefore = 0,
 ): PacketRecord | DecodeFailure {
   stats.packets++;
-  const why = decodeInner(r, linkType, b, l4Checksum);
+  const why = decodeInner(r, linkType, b, l4Checksum, tunnelsBefore);
   if (why !== undefined) {
     stats.failures[why]++;
     return why;
@@ -289,10 +292,11 @@ function decodeInner(
   linkType: number,
   b: Uint8Array,
   l4Checksum: boolean,
+  tunnelsBefore: number,
 ): DecodeFailure | undefined {
   let o = 0;
   let etherType = 0;
-  let vlans = noVlans;
+  const vlans = noVlans;
   if (linkType === 1) {
     if (b.length < 14) return 'truncated-link';
     etherType = (b[12]! << 8) | b[13]!;
@@ -313,6 +317,29 @@ function decodeInner(
     if (typeof inner === 'string') return inner;
     ({ etherType, o } = inner);
   } else return 'unsupported-link';
+  const why = linkHeaders(b, o, etherType, vlans);
+  if (why !== undefined) return why;
+  return ipLayers(d, b, walkO, walkType, walkVlans, l4Checksum, tunnelsBefore);
+}
+
+/** Where `linkHeaders` stopped: the ethertype of the header at `walkO`, and the VLAN ids met on the way. */
+let walkType = 0;
+let walkO = 0;
+let walkVlans: number[] = noVlans;
+
+/**
+ * The link layer's headers from `o` (of `etherType`) on, in the captured frame or in an Ethernet frame an
+ * encapsulation carries: VLAN tags (pushed onto `vlans`, or a new array for the first), NSH, a PPPoE
+ * session, Cisco FabricPath, VN-Tag, E-Tag and MPLS, to the first other ethertype, left in `walkType` and
+ * `walkO` (`walkVlans`: the tags): module fields, so that a frame with none costs no object. A failure when
+ * a header is cut short or carries what is not IP.
+ */
+function linkHeaders(
+  b: Uint8Array,
+  o: number,
+  etherType: number,
+  vlans: number[],
+): DecodeFailure | undefined {
   for (let guard = 0; guard < 8; guard++) {
     if (etherType === 0x8100 || etherType === 0x88a8 || etherType === 0x9100) {
       if (b.length < o + 4) return 'truncated-link';
@@ -365,7 +392,10 @@ function decodeInner(
       ({ etherType, o } = carried);
     } else break;
   }
-  return ipLayers(d, b, o, etherType, vlans, l4Checksum);
+  walkType = etherType;
+  walkO = o;
+  walkVlans = vlans;
+  return undefined;
 }
 
 /** Encapsulations undone at most in one frame (`Decoded.tunnels`); a packet nested deeper is inspected there. */
@@ -480,7 +510,10 @@ function udpTunnel(b: Uint8Array, p: number, end: number, sp: number, dp: number
   return { etherType: 0x86dd, o: q };
 }
 
-/** The IP layers from `o` (of `etherType`), through any encapsulations, to the transport. */
+/**
+ * The IP layers from `o` (of `etherType`), through any encapsulations (an encapsulated Ethernet frame's own
+ * link headers too: `linkHeaders`), to the transport.
+ */
 function ipLayers(
   d: PacketRecord,
   b: Uint8Array,
@@ -488,39 +521,33 @@ function ipLayers(
   etherType: number,
   vlans: number[],
   l4Checksum: boolean,
+  tunnelsBefore: number,
 ): DecodeFailure | undefined {
-  let outerO = o;
-  let outerType = etherType;
-  let outerVlans = vlans;
-  for (let tunnels = 0; ; tunnels++) {
-    // VLAN tags inside an encapsulated Ethernet frame
-    for (
-      let guard = 0;
-      guard < 8 && (etherType === 0x8100 || etherType === 0x88a8 || etherType === 0x9100);
-      guard++
-    ) {
-      if (b.length < o + 4) return 'truncated-link';
-      if (vlans === noVlans) vlans = [];
-      vlans.push(((b[o]! << 8) | b[o + 1]!) & 0x0fff);
-      etherType = (b[o + 2]! << 8) | b[o + 3]!;
-      o += 4;
-    }
+  let carrier = -1;
+  let carrierO = o;
+  let carrierType = etherType;
+  let carrierVlans = vlans;
+  for (let tunnels = tunnelsBefore; ; tunnels++) {
     const inner = ipLayer(d, b, o, etherType, vlans, l4Checksum, tunnels, tunnels < tunnelDepthMax);
     if (inner === undefined) return undefined;
     if (typeof inner === 'string') {
-      // an encapsulated frame that is not IP (ARP in VXLAN) or will not decode: the packet that carries
-      // it is inspected instead, as it was before tunnels were followed
-      if (tunnels === 0) return inner;
-      return ipLayer(d, b, outerO, outerType, outerVlans, l4Checksum, tunnels - 1, false) as
-        | DecodeFailure
-        | undefined;
+      if (carrier < 0) return inner;
+      break;
     }
-    outerO = o;
-    outerType = etherType;
-    outerVlans = vlans === noVlans ? vlans : vlans.slice();
-    etherType = inner.etherType;
-    o = inner.o;
+    carrier = tunnels;
+    carrierO = o;
+    carrierType = etherType;
+    carrierVlans = vlans === noVlans ? vlans : vlans.slice();
+    if (linkHeaders(b, inner.o, inner.etherType, vlans) !== undefined) break;
+    o = walkO;
+    etherType = walkType;
+    vlans = walkVlans;
   }
+  // what a carrier carries is not IP (ARP in VXLAN) or will not decode: the carrier is inspected, as it
+  // was before tunnels were followed
+  return ipLayer(d, b, carrierO, carrierType, carrierVlans, l4Checksum, carrier, false) as
+    | DecodeFailure
+    | undefined;
 }
 
 /**

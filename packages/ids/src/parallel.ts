@@ -609,6 +609,7 @@ export class ParallelRunner {
           b.meta[m + 4] = b.bytes;
           b.meta[m + 5] = frameLen;
           b.meta[m + 6] = wholeLen;
+          b.meta[m + 7] = x.wholeTunnels ?? 0;
           b.count++;
           b.ns.push(x.n);
           // copied into the batch: the capture reader's memory is not ours to keep until the batch leaves

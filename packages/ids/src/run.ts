@@ -108,6 +108,8 @@ export interface PreparedPacket {
   linkType: number;
   /** A datagram rebuilt from fragments (raw IP), when it was. */
   whole: Uint8Array | undefined;
+  /** The encapsulations its fragments came through (`whole`'s own counted in `d.tunnels` on top), else 0. */
+  wholeTunnels?: number;
   checksumOk: boolean;
   /**
    * The transport checksum is still to be checked (`Pipeline.checksumsLater`): `checksumOk` says only
@@ -221,6 +223,7 @@ class PreparedRecord implements PreparedPacket {
   frame: Uint8Array = noFrame;
   linkType = 0;
   whole: Uint8Array | undefined = undefined;
+  wholeTunnels = 0;
   checksumOk = true;
   checksumLater = false;
   constructor(public d: Decoded) {}
@@ -333,11 +336,15 @@ export class Pipeline {
     if (typeof failed === 'string') return this.undecoded(failed, p.linkType);
     let frame = p.data;
     let whole: Uint8Array | undefined;
+    let wholeTunnels = 0;
     if (d.frag && this.defrag) {
       // the defragmenter copies what it keeps; the record then holds the datagram rebuilt
       whole = this.defrag.add(d, p.tsUs);
       if (!whole) return undefined;
-      if (typeof decodeInto(d, 101, whole, this.redecodeStats, l4Checksum) === 'string') return undefined;
+      // decoded again as the datagram, behind the tunnels its fragments came through (`tunnels` stays theirs)
+      wholeTunnels = d.tunnels;
+      if (typeof decodeInto(d, 101, whole, this.redecodeStats, l4Checksum, wholeTunnels) === 'string')
+        return undefined;
       frame = this.defrag.lastFrame ?? whole;
     }
     if (this.accepts && !this.accepts(d)) {
@@ -359,6 +366,7 @@ export class Pipeline {
     x.frame = frame;
     x.linkType = p.linkType;
     x.whole = whole;
+    x.wholeTunnels = wholeTunnels;
     x.checksumOk = !this.validating || valid;
     x.checksumLater = this.validating && !l4Checksum;
     return x;

@@ -33,9 +33,10 @@ import { FlowSharder } from './shard.js';
 
 /**
  * Per packet in a batch's `meta`: n, tsUs, link type, checksums (0 bad, 1 good or not validated, 2 the IP
- * header's good and the transport checksum to be checked here), frame offset, frame length, whole length.
+ * header's good and the transport checksum to be checked here), frame offset, frame length, whole length,
+ * the tunnels the whole datagram's fragments came through (`PreparedPacket.wholeTunnels`).
  */
-export const metaFields = 7;
+export const metaFields = 8;
 
 export type ToWorker =
   | {
@@ -178,7 +179,7 @@ function runBatch(engine: Engine, id: number, meta: Float64Array, data: Uint8Arr
     // the transport checksum only where the main thread left it to this worker
     const l4Checksum = meta[k + 3] === 2;
     const r = whole
-      ? decodeInto(record, 101, whole, decodeStats, l4Checksum)
+      ? decodeInto(record, 101, whole, decodeStats, l4Checksum, meta[k + 7]!)
       : decodeInto(record, linkType, frame, decodeStats, l4Checksum);
     if (typeof r === 'string') continue; // decoded once already on the main thread: cannot happen
     const d = record;
@@ -241,7 +242,7 @@ async function runShard(engine: Engine, m: Extract<ToWorker, { type: 'capture' }
       if (x.checksumLater && x.checksumOk) {
         const whole = x.whole;
         const r = whole
-          ? decodeInto(record, 101, whole, decodeStats, true)
+          ? decodeInto(record, 101, whole, decodeStats, true, x.wholeTunnels)
           : decodeInto(record, x.linkType, x.frame, decodeStats, true);
         if (typeof r === 'string') continue; // decoded once already: cannot happen
         x = {

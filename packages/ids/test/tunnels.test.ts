@@ -14,9 +14,11 @@ import {
   encodePcap,
   loadRules,
   newDecodeStats,
+  Pipeline,
   rejectFrames,
   rewritePayload,
   runCapture,
+  runCaptureParallel,
   tcpFrame,
   tunnelDepthMax,
 } from '../src/index.js';
@@ -162,6 +164,51 @@ const cases: [string, () => Buffer, number, string][] = [
   ['VN-Tag', () => eth(0x8926, cat([0, 0, 0, 0], u16(0x0800), inner4())), 0, '10.0.0.1'],
   ['E-Tag', () => eth(0x893f, cat([0, 0, 0, 0, 0, 0], u16(0x0800), inner4())), 0, '10.0.0.1'],
   ['Cisco FabricPath', () => eth(0x8903, cat([0, 0x20], eth(0x0800, inner4()))), 0, '10.0.0.1'],
+  // the link layer's own encapsulations inside an encapsulated Ethernet frame (before, only VLAN tags were
+  // followed there: PPPoE or MPLS inside VXLAN left the VXLAN packet inspected as UDP)
+  [
+    'VXLAN, a VLAN tag, PPPoE',
+    () =>
+      eth(
+        0x0800,
+        ip4(
+          17,
+          udp(
+            5000,
+            4789,
+            cat(
+              [8, 0, 0, 0, 0, 0, 1, 0],
+              eth(0x8100, cat([0, 5, 0x88, 0x64], [0x11, 0, 0, 1], u16(2 + 40 + 12), [0, 0x21], inner4())),
+            ),
+          ),
+        ),
+      ),
+    1,
+    '10.0.0.1',
+  ],
+  [
+    'GRE, Ethernet, MPLS',
+    () => eth(0x0800, ip4(47, cat([0, 0, 0x65, 0x58], eth(0x8847, cat([0, 1, 1, 64], inner4()))))),
+    1,
+    '10.0.0.1',
+  ],
+  [
+    'Geneve, Ethernet, E-Tag',
+    () =>
+      eth(
+        0x86dd,
+        ip6(
+          17,
+          udp(
+            5000,
+            6081,
+            cat([0, 0, 0x65, 0x58, 0, 0, 1, 0], eth(0x893f, cat([0, 0, 0, 0, 0, 0], u16(0x0800), inner4()))),
+          ),
+        ),
+      ),
+    1,
+    '10.0.0.1',
+  ],
   [
     'two deep: IPv6 in GRE in VXLAN',
     () =>
@@ -234,6 +281,15 @@ describe('tunnels', () => {
       17, 5000, 4789, 0,
     ]);
     expect(plain(eth(0x0800, ip4(47, cat([0, 0, 8, 0], inner4().subarray(0, 12)))))).toEqual([47, 0, 0, 0]);
+    // a link header cut short inside the encapsulated frame (a VLAN tag, an MPLS label without the bottom
+    // of the stack, PPPoE carrying LCP): the carrier too
+    const vxlan = (frame: Buffer) =>
+      eth(0x0800, ip4(17, udp(5000, 4789, cat([8, 0, 0, 0, 0, 0, 1, 0], frame))));
+    expect(plain(vxlan(eth(0x8100, [0, 5])))).toEqual([17, 5000, 4789, 0]);
+    expect(plain(vxlan(eth(0x8847, [0, 1, 0, 64])))).toEqual([17, 5000, 4789, 0]);
+    expect(plain(vxlan(eth(0x8864, cat([0x11, 0, 0, 1], u16(6), [0xc0, 0x21], [1, 1, 0, 4]))))).toEqual([
+      17, 5000, 4789, 0,
+    ]);
     expect(plain(eth(0x0800, ip4(4, ip4(47, cat([0, 0, 8, 0], [0x45, 0])))))).toEqual([47, 0, 0, 1]);
     // IPv4 in IPv4 five deep: four undone, the fifth header is the innermost inspected (its protocol 4)
     let p: Buffer = inner4();
@@ -289,5 +345,60 @@ describe('tunnels', () => {
     expect(d.tunnels).toBe(1);
     expect(rejectFrames(f, 1, d)).toEqual([]);
     expect(rewritePayload(f, d, new Uint8Array(d.payload.length))).toBeUndefined();
+  });
+
+  it('a datagram fragmented inside a tunnel is rebuilt and inspected as tunneled: no reject, as unfragmented', async () => {
+    const rules = loadRules('reject udp any any -> any 53 (msg:"evil"; content:"evil"; sid:7;)', 't').rules;
+    // an inner IPv4 UDP datagram cut after 16 bytes of its payload (the rule's content in the second piece)
+    const body = Buffer.from('0123456789abcdef and then evil things');
+    const whole = ip4(17, udp(4000, 53, body), [10, 0, 0, 1], [10, 0, 0, 2]);
+    const piece = (from: number, to: number, more: boolean): Buffer => {
+      const h = Buffer.from(whole.subarray(0, 20));
+      h.writeUInt16BE(20 + to - from, 2);
+      h.writeUInt16BE((more ? 0x2000 : 0) | (from / 8), 6);
+      h.writeUInt16BE(0, 10);
+      let s = 0;
+      for (let i = 0; i < 20; i += 2) s += h.readUInt16BE(i);
+      while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+      h.writeUInt16BE(~s & 0xffff, 10);
+      return cat(h, whole.subarray(20 + from, 20 + to));
+    };
+    const pieces = [piece(0, 24, true), piece(24, whole.length - 20, false)];
+    const vxlan = (ip: Uint8Array) =>
+      eth(0x0800, ip4(17, udp(5000, 4789, cat([8, 0, 0, 0, 0, 0, 1, 0], eth(0x0800, ip)))));
+    const outcome = (frames: Buffer[]) => {
+      const p = new Pipeline(rules, { ips: true });
+      const seen = frames.map((data, i) => {
+        const alerts = p.push({ tsUs: 1_700_000_000_000_000 + i, linkType: 1, data });
+        return {
+          sids: alerts.map((a) => a.sid),
+          drop: p.verdict.drop,
+          responses: p.verdict.responses.length,
+        };
+      });
+      return { seen, reassembled: p.defrag?.stats.reassembled };
+    };
+    // bare, the rebuilt datagram is rejected (an ICMP unreachable back to its sender)
+    const bare = outcome(pieces.map((ip) => eth(0x0800, ip)));
+    expect(bare.seen[1]).toEqual({ sids: [7], drop: true, responses: 1 });
+    // tunneled: the same alert and drop, and no response built from the outer headers as if they were a
+    // link layer (it was: the first fragment's bytes before the inner IP header, outer IP and UDP included)
+    const tunneled = outcome(pieces.map(vxlan));
+    expect(tunneled.reassembled).toBe(1);
+    expect(tunneled.seen).toEqual([
+      { sids: [], drop: false, responses: 0 },
+      { sids: [7], drop: true, responses: 0 },
+    ]);
+    // unfragmented in the tunnel: the same
+    expect(outcome([vxlan(whole)]).seen).toEqual([{ sids: [7], drop: true, responses: 0 }]);
+    // on worker threads, which decode the rebuilt datagram again, the same
+    for (const [wrap, responses] of [
+      [(ip: Buffer) => eth(0x0800, ip), 1],
+      [vxlan, 0],
+    ] as const) {
+      const pcap = encodePcap(pieces.map((ip, i) => ({ tsUs: 1_700_000_000_000_000 + i, data: wrap(ip) })));
+      const r = await runCaptureParallel(Readable.from([pcap]), rules, { ips: true, workers: 2 });
+      expect([r.alerts.map((a) => a.sid), r.verdicts]).toEqual([[7], { passed: 1, dropped: 1, responses }]);
+    }
   });
 });
