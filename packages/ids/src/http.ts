@@ -3,7 +3,8 @@
  * RFC 9112 (HTTP/1.1): a start line, header fields up to an empty line, then a body framed by
  * Transfer-Encoding: chunked, Content-Length, or (responses only) the end of the connection (section 6.3).
  * Requests may be pipelined; responses are paired with requests in order (a HEAD request's response has no
- * body, 1xx/204/304 have none, a 2xx to CONNECT and a 101 turn the connection into a tunnel).
+ * body, 1xx/204/304 have none, a 2xx to CONNECT and a 101 naming its protocol turn the connection into
+ * a tunnel).
  *
  * Input is never trusted: every buffer has a bound (start and header lines, the header section, the body
  * kept for inspection, pipelined requests, decompressed bytes), memory is charged to a budget shared with
@@ -53,7 +54,8 @@ export interface HttpAnomalies {
   badStartLine: number;
   /**
    * Status lines browsers take and RFC 9112 does not: stray bytes before `HTTP`, another case, a version
-   * other than HTTP/d.d, a status code that is not three digits (or none: taken as 200).
+   * other than HTTP/d.d, a status code that is not three digits (or none: taken as 200), lines skipped
+   * before one, a 101 without an Upgrade field (read as a final response).
    */
   oddStatusLine: number;
   /**
@@ -180,8 +182,14 @@ export const statusJunkMax = 4;
 const blankLineBytesMax = 8;
 /** Bytes of the line after an odd blank line looked at to tell whether the header section ends there. */
 const blankLookaheadBytes = 128;
-/** Short lines (each under statusJunkMax + 4 bytes) before a status line skipped at most. */
+/**
+ * Lines before a status line skipped at most: short ones (under statusJunkMax + 4 bytes) when a status
+ * line or another short one follows (` `, `foobar`), longer ones (under statusJunkLineBytesMax) only when
+ * a status line follows (`SIP/2.0 200 ok`; Firefox looks for the status line well past such lines).
+ */
 const statusJunkLinesMax = 2;
+/** Bytes of a line before a status line that is skipped at most (`statusJunkLinesMax`). */
+const statusJunkLineBytesMax = 128;
 /** `http` as four bytes, big-endian. */
 const httpWord = 0x68747470;
 
@@ -393,6 +401,8 @@ export class HttpParser {
   private bodyless: HttpMessage | undefined;
   /** Short lines skipped before the current status line. */
   private junkLines = 0;
+  /** Where the line after the last of them starts in the header buffer (they stay there until a status line). */
+  private junkEnd = 0;
   private blankChunkLines = 0;
 
   constructor(
@@ -486,7 +496,7 @@ export class HttpParser {
     if (this.mayUnchunk() && this.rawKept > 0) this.unchunk();
     if (this.state === 'header' && this.hdrLen > 0 && this.startLineEnd < 0 && this.kind === 'response') {
       // bytes too few to show a status line or not (a short body after a 204)
-      if (statusAt(latin1(this.hdr.subarray(0, this.hdrLen))) < 0) this.badStart(0);
+      if (statusAt(latin1(this.hdr.subarray(this.junkEnd, this.hdrLen))) < 0) this.badStart(0);
     }
     if (this.state === 'header' && this.startLineEnd >= 0) {
       // a section that waited to tell whether an odd blank line ended it: it did, the rest is the body
@@ -557,10 +567,11 @@ export class HttpParser {
         continue;
       }
       if (this.kind === 'response') {
-        // `HTTP` in any case, after at most statusJunkMax other bytes
+        // `HTTP` in any case, after at most statusJunkMax other bytes, or a line end: `headerPart` looks
+        // past a first line that a status line follows
         this.probe = ((this.probe << 8) | (c | 0x20)) >>> 0;
-        if (this.probe === httpWord || c === LF) break; // a short first line: `headerPart` looks past it
-        if (++this.detected >= statusJunkMax + 4) return this.headless() ? i : this.notHttp();
+        if (this.probe === httpWord || c === LF) break;
+        if (++this.detected >= statusJunkLineBytesMax) return this.headless() ? i : this.notHttp();
       } else if (c === SP && this.detected > 0) break;
       else if (!isMethodChar(c, this.detected === 0) || ++this.detected > 24) return this.notHttp();
     }
@@ -582,10 +593,11 @@ export class HttpParser {
    */
   private badStart(used: number): number {
     if (this.headless()) {
-      // what was taken as a start line is the body's start
+      // what was taken as a start line (and lines skipped before it) is the body's start
       const held = this.hdr.slice(0, this.hdrLen);
       this.dropHeader();
-      this.body(held);
+      if (this.state === 'close') this.body(held);
+      else this.push(held);
       return used;
     }
     if (this.messages === 0) return this.notHttp();
@@ -631,39 +643,49 @@ export class HttpParser {
     if (!this.append(data, 0, take)) return Number.MAX_SAFE_INTEGER;
     const h = this.hdr;
     while (this.startLineEnd < 0) {
-      const lf = h.subarray(0, this.hdrLen).indexOf(LF);
-      if (lf < 0) {
-        if (this.hdrLen >= httpStartLineBytesMax) return this.badStart(take);
-        // a response's first bytes already show it has no status line
+      // lines before the status line stay in the buffer until one follows (`junkEnd`): if none does, they
+      // are the body's first bytes (`badStart`)
+      const from = this.junkEnd;
+      const lfAt = h.subarray(from, this.hdrLen).indexOf(LF);
+      if (lfAt < 0) {
+        if (this.hdrLen - from >= httpStartLineBytesMax) return this.badStart(take);
+        // a response's first bytes already show it has no status line (nor a line to skip before one)
         if (
           this.kind === 'response' &&
-          this.hdrLen >= statusJunkMax + 4 &&
-          statusAt(latin1(h.subarray(0, statusJunkMax + 4))) < 0
+          this.hdrLen - from >= statusJunkLineBytesMax &&
+          statusAt(latin1(h.subarray(from, from + statusJunkMax + 4))) < 0
         )
           return this.badStart(take);
         return data.length;
       }
-      const line = latin1(h.subarray(0, lf > 0 && h[lf - 1] === CR ? lf - 1 : lf));
+      const lf = from + lfAt;
+      const line = latin1(h.subarray(from, lf > from && h[lf - 1] === CR ? lf - 1 : lf));
       if (this.kind === 'request' ? requestLine.test(line) : statusAt(line) >= 0) {
-        this.startLineEnd = lf;
-        this.scan = lf;
+        if (from > 0) {
+          h.copyWithin(0, from, this.hdrLen);
+          this.hdrLen -= from;
+          start -= from;
+          this.junkEnd = 0;
+        }
+        this.startLineEnd = lf - from;
+        this.scan = lf - from;
         break;
       }
-      if (this.kind === 'request' || lf >= statusJunkMax + 4 || this.junkLines >= statusJunkLinesMax)
+      if (this.kind === 'request' || lfAt >= statusJunkLineBytesMax || this.junkLines >= statusJunkLinesMax)
         return this.badStart(take);
-      // a short line before the status line (` `, `foobar`), skipped as browsers skip some when a status
-      // line or another such line follows (enough of it must be here to tell)
+      // a line before the status line, skipped as browsers skip some when a status line follows, or
+      // another short line after a short one (` `, `foobar`; enough of the next must be here to tell)
+      const short = lfAt < statusJunkMax + 4;
       const next = latin1(h.subarray(lf + 1, Math.min(this.hdrLen, lf + 1 + statusJunkMax + 4)));
       const nextLf = next.indexOf('\n');
-      if (statusAt(next) < 0 && nextLf < 0) {
+      if (statusAt(next) < 0 && (nextLf < 0 || !short)) {
+        if (nextLf >= 0) return this.badStart(take);
         if (next.length < statusJunkMax + 4) return data.length;
         return this.badStart(take);
       }
       this.junkLines++;
       this.anomalies.oddStatusLine++;
-      h.copyWithin(0, lf + 1, this.hdrLen);
-      this.hdrLen -= lf + 1;
-      start -= lf + 1;
+      this.junkEnd = lf + 1;
     }
     const end = this.sectionEnd(false);
     if (end >= 0) {
@@ -760,13 +782,16 @@ export class HttpParser {
     const lenient = this.kind === 'response';
     let nameLine: Uint8Array | undefined;
     for (const l of lines.slice(1)) {
-      if (l[0] === SP || l[0] === HTAB) {
+      // a response's line led by a byte some browser takes as space (NUL, VT, FF) folds as one led by SP
+      if (l[0] === SP || l[0] === HTAB || (lenient && l.length > 0 && isLooseSpace(l[0]!))) {
         // obs-fold (RFC 9112 5.2): a continuation of the previous field's value, replaced by one space
         this.anomalies.obsFold++;
         const prev = m.fields[m.fields.length - 1];
         if (nameLine) {
-          this.field(m, joinFolded(nameLine, l));
-          nameLine = undefined;
+          // a name folded over more lines before its colon (`Transfer-Encoding`, ` `, ` :`) waits for it
+          const joined = joinFolded(nameLine, l);
+          nameLine = joined.indexOf(0x3a) <= 0 ? joined : undefined;
+          if (!nameLine) this.field(m, joined);
         } else if (lenient && m.fields.length === 0)
           this.field(m, trimOws(l)); // right after the status line: a field of its own
         else if (prev) {
@@ -823,12 +848,16 @@ export class HttpParser {
     if (m.kind === 'response') {
       const method = m.request?.method;
       const st = framingStatus(m);
-      if (st === 101 || (method === 'CONNECT' && st >= 200 && st < 300)) {
+      // a 101 names the protocol it switches to (RFC 9110 15.2.2: an Upgrade field); one that names none
+      // switched to nothing a browser would speak, and is read as a final response (HTTP Evader's `101`)
+      const upgraded = st === 101 && m.fields.some((f) => f.lname === 'upgrade');
+      if (st === 101 && !upgraded) this.anomalies.oddStatusLine++;
+      if (upgraded || (method === 'CONNECT' && st >= 200 && st < 300)) {
         this.complete();
         this.state = 'tunnel';
         return;
       }
-      if (method === 'HEAD' || (st >= 100 && st < 200) || st === 204 || st === 304) {
+      if (method === 'HEAD' || (st >= 100 && st < 200 && st !== 101) || st === 204 || st === 304) {
         this.complete();
         if (method !== 'HEAD') this.bodyless = m;
         return;
@@ -890,6 +919,7 @@ export class HttpParser {
     this.hdrLen = 0;
     this.startLineEnd = -1;
     this.scan = 0;
+    this.junkEnd = 0;
   }
 
   /**
@@ -916,7 +946,15 @@ export class HttpParser {
     this.rawParts = [];
     this.rawKept = 0;
     this.events.headers(m);
-    this.state = 'close';
+    // after a bodiless response that said its body is chunked (HTTP Evader's `204;chunked`): read as
+    // chunked, by the connection's end if it is not (`unchunk`)
+    const te = after && !waiting ? this.fieldValues(after, 'transfer-encoding') : [];
+    if (te.length > 0 && codingsOf(te).some((c) => c.includes('chunked'))) {
+      this.state = 'chunk-size';
+      this.line = [];
+      this.chunks = 0;
+      this.blankChunkLines = 0;
+    } else this.state = 'close';
     return true;
   }
 

@@ -213,8 +213,10 @@ describe('HTTP/1.1 messages (RFC 9112)', () => {
       expect(r.log).toEqual([]);
       expect(Object.values(r.anomalies).every((n) => n === 0)).toBe(true);
     }
+    // a response's first line may be one to skip before a status line (`SIP/2.0 200 ok`): told by the next
     const r = recorder();
     r.s.response.push(bytes('220 smtp ready\r\n'));
+    r.s.response.push(bytes('250 ok\r\n'));
     expect(r.s.response.state).toBe('not-http');
   });
 
@@ -380,7 +382,7 @@ describe('read as browsers read (HTTP Evader)', () => {
     expect(out.map((m) => m.status)).toEqual([204]);
     expect(r.anomalies.oddStatusLine).toBe(0);
     // more than four stray bytes, or no HTTP at all: not HTTP
-    for (const start of ['xxxxxHTTP/1.1 200 ok\r\n\r\n', '220 smtp ready\r\n']) {
+    for (const start of ['xxxxxHTTP/1.1 200 ok\r\n\r\n', '220 smtp ready\r\n250 ok\r\n']) {
       const r2 = recorder();
       r2.s.response.push(bytes(start));
       expect(r2.s.response.state).toBe('not-http');
@@ -552,12 +554,30 @@ describe('read as browsers read (HTTP Evader)', () => {
       { responseFromStart: false },
     );
     s2.request.push(bytes('GET / HTTP/1.1\r\n\r\n'));
-    s2.response.push(bytes(`${eicar}\r\nHTTP/1.1 200 OK\r\n\r\n`));
+    s2.response.push(bytes(`${eicar}${eicar}\r\nHTTP/1.1 200 OK\r\n\r\n`));
     expect([s2.response.state, mid.msgs.length, mid.anomalies.headlessResponse]).toEqual(['not-http', 0, 0]);
+    // (a line under statusJunkLineBytesMax that a status line follows is skipped: the response after it is read)
+    const mid2 = recorder();
+    const s3 = new HttpSession(
+      {
+        request: { headers() {}, message() {} },
+        response: { headers() {}, message: (m) => mid2.msgs.push(m) },
+      },
+      mid2.anomalies,
+      mid2.b,
+      { responseFromStart: false },
+    );
+    s3.request.push(bytes('GET / HTTP/1.1\r\n\r\n'));
+    s3.response.push(bytes(`${eicar}\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`));
+    expect([mid2.msgs.map((m) => [m.status, text(m.body)]), mid2.anomalies.headlessResponse]).toEqual([
+      [[200, 'ok']],
+      0,
+    ]);
+    s3.dispose();
     s2.dispose();
     // no request waiting and no bodiless response before: not HTTP, or the direction stops, as before
     const banner = recorder();
-    banner.s.response.push(bytes('220 smtp ready\r\n'));
+    banner.s.response.push(bytes('220 smtp ready\r\n250 ok\r\n'));
     expect([banner.s.response.state, banner.anomalies.headlessResponse]).toEqual(['not-http', 0]);
     const after = bodies('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokgarbage after it\r\n');
     expect(after.out.map((m) => text(m.body))).toEqual(['ok']);
@@ -603,8 +623,90 @@ describe('read as browsers read (HTTP Evader)', () => {
     expect(req.msgs[0]!.fields.map((f) => [f.name, text(f.value)])).toEqual([['X-A', 'a\rb']]);
   });
 
+  it("more of HTTP Evader's responses: longer junk lines, NUL-led folds, a name folded over lines, a 101 without Upgrade", () => {
+    const head = (h: string) =>
+      `${h}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked(eicar)}`;
+    // a line before the status line that a status line follows, up to statusJunkLineBytesMax
+    for (const before of [
+      'SIP/2.0 200 ok\r\n',
+      ' foobar\r\n',
+      ' SIP/2.0 200 ok\r\n',
+      'x'.repeat(40) + '\r\n',
+    ]) {
+      const { body, out, r } = bodies(`${before}${head('HTTP/1.1 200 ok\r\n')}`);
+      expect([body, out[0]!.status], JSON.stringify(before)).toEqual([eicar, 200]);
+      expect(r.anomalies.oddStatusLine).toBeGreaterThan(0);
+    }
+    // one too long, or one a status line does not follow: not skipped (a body without a status line)
+    expect(bodies(`${'x'.repeat(200)}\r\n${head('HTTP/1.1 200 ok\r\n')}`).out[0]!.version).toBe('HTTP/0.9');
+    expect(bodies(`SIP/2.0 200 ok\r\nVia: x\r\n${head('HTTP/1.1 200 ok\r\n')}`).out[0]!.version).toBe(
+      'HTTP/0.9',
+    );
+    // a value on a line of its own led by a NUL (or another byte some browser takes as space): a fold
+    const fields = (wire: string | Uint8Array) =>
+      bodies(wire).out[0]!.fields.map((f) => `${f.lname}=${text(f.value).trim()}`);
+    for (const lead of ['\u0000', '\u000b', '\u000c']) {
+      const { body, r } = bodies(
+        `HTTP/1.1 200 ok\r\nTransfer-Encoding:\n${lead}chunked\r\nConnection: close\r\n\r\n${chunked(eicar)}`,
+      );
+      expect(body, JSON.stringify(lead)).toBe(eicar);
+      expect(r.anomalies.obsFold).toBe(1);
+    }
+    const gz = gzipSync(Buffer.from(eicar));
+    const { out, r } = bodies(
+      Buffer.concat([
+        bytes(`HTTP/1.1 200 ok\r\nContent-Encoding:\n\u0000gzip\r\nContent-Length: ${gz.length}\r\n\r\n`),
+        gz,
+      ]),
+    );
+    const ce = out[0]!.fields.filter((f) => f.lname === 'content-encoding').map((f) => text(f.value));
+    expect(text(decodeContent(out[0]!.body, ce, r.anomalies))).toBe(eicar);
+    // a field name folded over three lines before its colon, then its value on a fourth
+    const { body: folded } = bodies(head('HTTP/1.1 200 ok\r\nTransfer-Encoding\r\n \r\n :\r\n chunked\r\n'));
+    expect(folded).toBe(eicar);
+    expect(fields(`HTTP/1.1 200 ok\r\nTransfer-Encoding\r\n \r\n :\r\n chunked\r\nX: 1\r\n\r\n`)).toEqual([
+      'transfer-encoding=chunked',
+      'x=1',
+    ]);
+    // a 101 that names no protocol (no Upgrade field: RFC 9110 15.2.2 requires one) switches to nothing:
+    // a final response, its body framed as any other's; with Upgrade, what follows is the new protocol's
+    const { body: b101, out: o101 } = bodies(
+      `HTTP/1.1 101 ok\r\nConnection: close\r\nContent-length: ${eicar.length}\r\n\r\n${eicar}`,
+    );
+    expect([b101, o101[0]!.status]).toEqual([eicar, 101]);
+    // a chunked body after a 204 that said it is chunked: read as chunked (a browser that reads one does)
+    const b204 = bodies(
+      `HTTP/1.1 204 ok\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked(eicar)}`,
+    );
+    expect([b204.out.map((m) => [m.status, m.version]), b204.out[1]!.body.length]).toEqual([
+      [
+        [204, 'HTTP/1.1'],
+        [200, 'HTTP/0.9'],
+      ],
+      eicar.length,
+    ]);
+    expect(text(b204.out[1]!.body)).toBe(eicar);
+    // and lines of a body without a status line are its own, also the short first ones (they were dropped
+    // as lines to skip before a status line that never came)
+    expect(bodies(`HTTP/1.1 204 ok\r\n\r\nab\r\ncd\r\nefgh ijkl mnop\r\n`).body).toBe(
+      '|ab\r\ncd\r\nefgh ijkl mnop\r\n',
+    );
+    const ws = bodies(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n${eicar}`,
+    );
+    expect([ws.body, ws.out.length]).toEqual(['', 1]);
+  });
+
   it('odd responses give the same messages and anomalies however they are segmented (property)', () => {
-    const piece = fc.constantFrom('', ' \r\n', 'foobar\r\n', ' \t\r\n', 'SIP/2.0 200 ok\r\n');
+    const piece = fc.constantFrom(
+      '',
+      ' \r\n',
+      'foobar\r\n',
+      ' \t\r\n',
+      'SIP/2.0 200 ok\r\n',
+      ' foobar\r\n',
+      'ab\r\n',
+    );
     const status = fc.constantFrom(
       'HTTP/1.1 200 ok',
       'http/1.01 200',
@@ -612,6 +714,7 @@ describe('read as browsers read (HTTP Evader)', () => {
       'HTTP/1.1\u0000200\u0000ok',
       'HTTP/1.1 204 n',
       'HTTP/1.1 100 c',
+      'HTTP/1.1 101 x',
       'HTTP/1.1 200\rX-A: 1',
     );
     const field = fc.constantFrom(
@@ -622,6 +725,9 @@ describe('read as browsers read (HTTP Evader)', () => {
       'X-Long: a',
       ' folded: line',
       'Transfer-Encoding\r\n :chunked',
+      'Transfer-Encoding\r\n \r\n :\r\n chunked',
+      'Transfer-Encoding:\n\u0000chunked',
+      'Upgrade: x',
       'Content-Encoding: gzip',
     );
     const blank = fc.constantFrom('\r\n', '\n', ' \n', '\r\r\n', '\t\n\n');
