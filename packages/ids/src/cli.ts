@@ -41,7 +41,7 @@ listed on stderr with the reason.
 
 Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--var NAME=VALUE]...
                   [--classification FILE]... [--threshold-file FILE]...
-                  [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--checksum-validation all|none|auto]
+                  [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--vlan-agnostic] [--checksum-validation all|none|auto]
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
                   [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]] [--packet-latency US [--fastpath]]
@@ -131,6 +131,7 @@ Example:
       alerts: { type: 'string' },
       stats: { type: 'string' },
       midstream: { type: 'boolean' },
+      'vlan-agnostic': { type: 'boolean' },
       'async-oneside': { type: 'boolean' },
       'checksum-validation': { type: 'string' },
       'overlap-policy': { type: 'string' },
@@ -342,6 +343,7 @@ Example:
           ...(thresholds.length > 0 && { thresholdConfig: thresholds }),
           midstream: values.midstream === true,
           asyncOneside: values['async-oneside'] === true,
+          vlanAgnostic: values['vlan-agnostic'] === true,
           overlapPolicy: policy as OverlapPolicy,
           reassemblyDepthBytes: depth,
           streamRelease: release,

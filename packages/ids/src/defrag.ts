@@ -143,7 +143,9 @@ export class Defragmenter {
     if (!f) return undefined;
     this.stats.fragments++;
     this.expire(nowUs);
-    const key = `${d.ipVersion}|${d.src}|${d.dst}|${d.proto}|${f.id}`;
+    // the VLAN ids too: the same addresses in two VLANs are two hosts (and a datagram routed between
+    // VLANs is captured twice), as Suricata's defragmenter keys its trackers
+    const key = `${d.ipVersion}|${d.src}|${d.dst}|${d.proto}|${f.id}|${d.vlans.length === 0 ? '' : d.vlans.join('.')}`;
     let g = this.datagrams.get(key);
     if (!g) {
       if (this.datagrams.size >= this.datagramsMax) {

@@ -389,6 +389,7 @@ export class Engine {
     this.flows = new FlowTable<FlowData>({
       midstream: opts.midstream === true,
       asyncOneside: opts.asyncOneside === true,
+      vlanAgnostic: opts.vlanAgnostic === true,
       ...(opts.flowsMax !== undefined && { flowsMax: opts.flowsMax }),
       ...(opts.flowTimeouts && { timeouts: opts.flowTimeouts }),
       owner: this,

@@ -104,6 +104,11 @@ export interface EngineOptions {
   midstream?: boolean;
   /** Accept TCP sessions seen in one direction only (Suricata stream.async-oneside). */
   asyncOneside?: boolean;
+  /**
+   * One flow per 5-tuple whatever its VLAN ids (Snort 3's `packets.vlan_agnostic`, Suricata's
+   * `vlan.use-for-tracking: false`); by default the first three tell flows apart (`FlowOptions`).
+   */
+  vlanAgnostic?: boolean;
   /** Bound on tracked flows (default 65,536). */
   flowsMax?: number;
   flowTimeouts?: Partial<FlowTimeouts>;

@@ -18,7 +18,7 @@
  * its packet 21,007, 24,785 or 34,311 depending on the process's key.) Every eviction goes through `onEvict`, so the
  * owner can flush what the flow still holds (stream data) before it is gone.
  *
- *        packet 5-tuple --canonical order--> key (38 bytes) --HighwayHash-64--> (lo, hi)
+ *        packet 5-tuple, VLAN ids --canonical order--> key (44 bytes) --HighwayHash-64--> (lo, hi)
  *        bucket lo & mask: [slot slot slot slot]     bucket hi & mask: [slot slot slot slot]
  *
  * TCP state follows the handshake (SYN, SYN/ACK, ACK; RFC 9293 section 3.5), also the split (4-way)
@@ -37,8 +37,13 @@ export const cuckooKicksMax = 32;
 export const sweepFlowsPerPacket = 4;
 /** Timeout classes (`FlowTable.classOf`): TCP new, established, closed; other protocols new, established. */
 const expiryClasses = 5;
-/** Bytes in a canonical flow key: proto, address length, two (address[16], port[2]) endpoints. */
-export const flowKeyBytes = 38;
+/**
+ * Bytes in a canonical flow key: proto, address length, two (address[16], port[2]) endpoints, and the
+ * packet's first `flowVlansMax` VLAN ids (each plus one, big-endian; 0 where there is none).
+ */
+export const flowKeyBytes = 44;
+/** VLAN ids a flow key holds (Suricata's flow hash takes three; Snort 3 one). */
+export const flowVlansMax = 3;
 
 export const TcpState = {
   none: 0,
@@ -90,6 +95,13 @@ export interface FlowOptions {
   midstream?: boolean;
   /** Accept a TCP session seen in one direction only (Suricata stream.async-oneside). */
   asyncOneside?: boolean;
+  /**
+   * One flow for a 5-tuple whatever VLAN its packets carry. By default flows are told apart by their
+   * first three VLAN ids, as Suricata (`vlan.use-for-tracking`) and Snort 3 (`packets.vlan_agnostic`) do:
+   * overlapping addresses in different VLANs are different hosts, and a conversation captured on two
+   * VLANs (routed between them) is two flows, not one whose every segment comes twice.
+   */
+  vlanAgnostic?: boolean;
 }
 
 export class Flow<T = unknown> {
@@ -164,14 +176,24 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Whether the canonical key `k` (see `FlowTable.keyOf`) is the flow of `d`: its 5-tuple in either order. */
-function keyHolds(k: Uint8Array, d: Decoded): boolean {
+function keyHolds(k: Uint8Array, d: Decoded, vlans: boolean): boolean {
   const sa = d.srcAddr;
   const da = d.dstAddr;
   if (k[0] !== d.proto || k[1] !== sa.length) return false;
+  if (vlans && !vlansAt(k, d.vlans)) return false;
   return (
     (endpointAt(k, 2, sa, d.srcPort) && endpointAt(k, 20, da, d.dstPort)) ||
     (endpointAt(k, 2, da, d.dstPort) && endpointAt(k, 20, sa, d.srcPort))
   );
+}
+
+/** Whether the key's VLAN ids (from byte 38) are the first `flowVlansMax` of `vlans`. */
+function vlansAt(k: Uint8Array, vlans: readonly number[]): boolean {
+  for (let i = 0; i < flowVlansMax; i++) {
+    const v = i < vlans.length ? vlans[i]! + 1 : 0;
+    if (k[38 + 2 * i] !== v >> 8 || k[39 + 2 * i] !== (v & 0xff)) return false;
+  }
+  return true;
 }
 
 /** Whether the key's endpoint at `o` (address[16], port[2]) is address `a` and port `p`. */
@@ -230,6 +252,8 @@ export class FlowTable<T = unknown> {
   /** Idle timeouts by class (`classOf`): TCP new, established, closed; other protocols new, established. */
   private readonly classTimeouts: Float64Array;
   private readonly scratchKey = new Uint8Array(flowKeyBytes);
+  /** Whether keys hold VLAN ids (not `vlanAgnostic`). */
+  private readonly vlans: boolean;
   private readonly hashOut = new Uint32Array(2);
   /** Per timeout class, its flows in the order they were last seen (head: the least recently). */
   private readonly expiryHead: (Flow<T> | undefined)[] = new Array(expiryClasses).fill(undefined);
@@ -272,6 +296,7 @@ export class FlowTable<T = unknown> {
   private readonly owner: unknown;
 
   constructor(readonly opts: FlowTableOptions<T> = {}) {
+    this.vlans = opts.vlanAgnostic !== true;
     this.onEvict = opts.onEvict;
     this.owner = opts.owner;
     this.flowsMax = opts.flowsMax ?? flowsMaxDefault;
@@ -332,6 +357,12 @@ export class FlowTable<T = unknown> {
     k[19] = ap & 0xff;
     k[36] = bp >> 8;
     k[37] = bp & 0xff;
+    const vlans = d.vlans;
+    for (let i = 0; i < flowVlansMax; i++) {
+      const v = this.vlans && i < vlans.length ? vlans[i]! + 1 : 0;
+      k[38 + 2 * i] = v >> 8;
+      k[39 + 2 * i] = v & 0xff;
+    }
     return srcLow;
   }
 
@@ -456,9 +487,9 @@ export class FlowTable<T = unknown> {
     this.sweep(nowUs);
     // a recent flow (still in the table) is the one the lookup below would find
     let f =
-      this.recent0 !== undefined && keyHolds(this.recent0.key, d)
+      this.recent0 !== undefined && keyHolds(this.recent0.key, d, this.vlans)
         ? this.recent0
-        : this.recent1 !== undefined && keyHolds(this.recent1.key, d)
+        : this.recent1 !== undefined && keyHolds(this.recent1.key, d, this.vlans)
           ? this.recent1
           : undefined;
     let hashed = false;

@@ -108,6 +108,26 @@ describe('IP defragmentation', () => {
     expect(df.heldBytes).toBe(0);
   });
 
+  it('keys datagrams by VLAN too: the same addresses and id on two VLANs are two datagrams', () => {
+    const seg = tcpSegment(Buffer.from('GET /etc/passwd HTTP/1.0\r\n\r\n'));
+    const onVlan = (vlan: number, ip: Uint8Array) => {
+      const f = new Uint8Array(18 + ip.length);
+      f.set([0x81, 0, vlan >> 8, vlan & 0xff, 0x08, 0x00], 12);
+      f.set(ip, 18);
+      const d = decode(1, f, newDecodeStats());
+      if (typeof d === 'string') throw new Error(d);
+      return d;
+    };
+    const [a, b] = [v4frag(7, 0, seg.subarray(0, 16), true), v4frag(7, 16, seg.subarray(16), false)];
+    const df = new Defragmenter();
+    expect(df.add(onVlan(10, a), 0)).toBeUndefined();
+    expect(df.add(onVlan(20, b), 1)).toBeUndefined();
+    expect(df.pending).toBe(2);
+    expect(text(dec(df.add(onVlan(10, b), 2)!).payload)).toBe('GET /etc/passwd HTTP/1.0\r\n\r\n');
+    expect(text(dec(df.add(onVlan(20, a), 3)!).payload)).toBe('GET /etc/passwd HTTP/1.0\r\n\r\n');
+    expect(df.pending).toBe(0);
+  });
+
   it('rebuilds an IPv6 datagram (fragment header removed)', () => {
     const seg = tcpSegment(Buffer.from('x'.repeat(40)));
     const df = new Defragmenter();

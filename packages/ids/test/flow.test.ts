@@ -21,6 +21,28 @@ describe('flow table', () => {
     expect(t.size).toBe(1);
   });
 
+  it('tells flows apart by their VLAN ids (the first three tags), unless vlanAgnostic', () => {
+    const on = (vlans: number[]) => {
+      const d = pkt({ flags: SYN });
+      return { ...d, vlans };
+    };
+    const t = new FlowTable({ hashKey: key });
+    const flows = [[], [10], [20], [10, 7], [10, 8], [10, 7, 99], [10, 7, 99, 5]].map((v) =>
+      t.trackFlow(on(v), 1),
+    );
+    // three tags count, as in Suricata's flow hash; a fourth does not
+    expect(new Set(flows).size).toBe(6);
+    expect(flows[6]).toBe(flows[5]);
+    // both directions of one VLAN's conversation are one flow
+    const back = {
+      ...pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000, flags: SYN | ACK }),
+      vlans: [20],
+    };
+    expect(t.trackFlow(back, 2)).toBe(flows[2]);
+    const agnostic = new FlowTable({ hashKey: key, vlanAgnostic: true });
+    expect(new Set([[], [10], [20]].map((v) => agnostic.trackFlow(on(v), 1))).size).toBe(1);
+  });
+
   it("sweeps by each timeout class's head as it is: its time kept beside the list, its class the list's (property)", () => {
     type Inside = {
       expiryHead: (Flow | undefined)[];

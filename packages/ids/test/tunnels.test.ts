@@ -285,8 +285,8 @@ describe('tunnels', () => {
     // of the stack, PPPoE carrying LCP): the carrier too
     const vxlan = (frame: Buffer) =>
       eth(0x0800, ip4(17, udp(5000, 4789, cat([8, 0, 0, 0, 0, 0, 1, 0], frame))));
-    expect(plain(vxlan(eth(0x8100, [0, 5])))).toEqual([17, 5000, 4789, 0]);
-    expect(plain(vxlan(eth(0x8847, [0, 1, 0, 64])))).toEqual([17, 5000, 4789, 0]);
+    expect(plain(vxlan(eth(0x8100, cat([0, 5]))))).toEqual([17, 5000, 4789, 0]);
+    expect(plain(vxlan(eth(0x8847, cat([0, 1, 0, 64]))))).toEqual([17, 5000, 4789, 0]);
     expect(plain(vxlan(eth(0x8864, cat([0x11, 0, 0, 1], u16(6), [0xc0, 0x21], [1, 1, 0, 4]))))).toEqual([
       17, 5000, 4789, 0,
     ]);
@@ -347,6 +347,29 @@ describe('tunnels', () => {
     expect(rewritePayload(f, d, new Uint8Array(d.payload.length))).toBeUndefined();
   });
 
+  it('a conversation routed between two VLANs and captured on both is two flows (one with vlanAgnostic)', async () => {
+    const rules = loadRules(
+      'alert tcp any any -> any 80 (msg:"evil"; flow:established,to_server; content:"evil"; sid:1;)',
+      't',
+    ).rules;
+    const bare = conversationFrames([[0, 'GET /evil HTTP/1.1\r\n\r\n']], { serverPort: 80, fin: true });
+    // each frame on VLAN 10, then again on VLAN 20 (a router on a stick, the capture on its trunk)
+    const frames = bare.flatMap((f, i) =>
+      [10, 20].map((vlan, j) => ({
+        tsUs: 1_700_000_000_000_000 + 2 * i + j,
+        data: cat(f.subarray(0, 12), [0x81, 0, ...u16(vlan)], f.subarray(12)),
+      })),
+    );
+    const run = (vlanAgnostic: boolean) =>
+      runCapture(Readable.from([encodePcap(frames)]), rules, { vlanAgnostic });
+    const apart = await run(false);
+    expect(apart.alerts.map((a) => a.sid)).toEqual([1, 1]);
+    expect(apart.flows.created).toBe(2);
+    const merged = await run(true);
+    expect(merged.alerts.map((a) => a.sid)).toEqual([1]);
+    expect(merged.flows.created).toBe(1);
+  });
+
   it('a datagram fragmented inside a tunnel is rebuilt and inspected as tunneled: no reject, as unfragmented', async () => {
     const rules = loadRules('reject udp any any -> any 53 (msg:"evil"; content:"evil"; sid:7;)', 't').rules;
     // an inner IPv4 UDP datagram cut after 16 bytes of its payload (the rule's content in the second piece)
@@ -369,7 +392,12 @@ describe('tunnels', () => {
     const outcome = (frames: Buffer[]) => {
       const p = new Pipeline(rules, { ips: true });
       const seen = frames.map((data, i) => {
-        const alerts = p.push({ tsUs: 1_700_000_000_000_000 + i, linkType: 1, data });
+        const alerts = p.push({
+          tsUs: 1_700_000_000_000_000 + i,
+          linkType: 1,
+          data,
+          origLength: data.length,
+        });
         return {
           sids: alerts.map((a) => a.sid),
           drop: p.verdict.drop,

@@ -181,6 +181,9 @@ async function runCase(c: ManifestCase): Promise<CaseResult> {
   const r = await runCapture(base + c.pcap, rules, {
     midstream: c.args.some((a: string) => a.includes('midstream=true')),
     asyncOneside: c.args.some((a: string) => a.includes('async-oneside=true')),
+    vlanAgnostic: [...c.args, ...c.config_settings].some((a: string) =>
+      a.includes('vlan.use-for-tracking=false'),
+    ),
     hostOsPolicy,
     ...(actionOrder && { actionOrder }),
     streamRelease: c.ips ? 'immediate' : 'ack',
