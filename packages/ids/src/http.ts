@@ -14,6 +14,7 @@
  * Transfer-Encoding is what request smuggling is made of). Nothing here throws on input.
  */
 import { brotliDecompressSync, constants, inflateRawSync, inflateSync } from 'node:zlib';
+import { Decompress as ZstdDecompress } from 'fzstd';
 import { concatBytes, copyBytes } from './stream.js';
 
 /** Bytes of the start line and header section of one message at most (beyond: truncated, anomaly). */
@@ -1237,7 +1238,7 @@ export class HttpSession {
 }
 
 /**
- * Undoes Content-Encoding (gzip, x-gzip, deflate, x-deflate, br), the output capped, as leniently as
+ * Undoes Content-Encoding (gzip, x-gzip, deflate, x-deflate, br, zstd), the output capped, as leniently as
  * browsers decode: a gzip member's header flags and trailer are not checked (reserved flags, a wrong CRC or
  * length: HTTP Evader's variants), a layer that will not decode as named is tried as what its bytes look
  * like (a gzip or zlib header; raw deflate), and one that will not decode at all is skipped and counted
@@ -1311,7 +1312,8 @@ function decodeOne(
   } else if (coding === 'br') {
     fn = brotliDecompressSync;
     flush = { finishFlush: constants.BROTLI_OPERATION_FLUSH };
-  } else return undefined;
+  } else if (coding === 'zstd') return zstdDecode(b, capBytes, anomalies);
+  else return undefined;
   // the output is capped: an input that inflates beyond the cap is decoded again from a shorter prefix
   // (halving: at most log2(input) tries, each stopped by zlib at the cap)
   let n = b.length;
@@ -1327,6 +1329,93 @@ function decodeOne(
     }
   }
   return undefined;
+}
+
+/**
+ * The largest Zstandard window an HTTP body may ask for (RFC 9659: a Content-Encoding of zstd uses at most
+ * 8 MiB, and browsers refuse more); a frame asking for more is not decoded, nor is one that needs a dictionary.
+ */
+export const zstdWindowBytesMax = 8 * 2 ** 20;
+
+/**
+ * Whether every frame in `b` (RFC 8878 3.1: Zstandard frames and skippable ones; a frame cut short counts
+ * as far as it goes) asks for a window of at most zstdWindowBytesMax and no dictionary. Checked before
+ * decoding: the decoder allocates each frame's window (or, for a single-segment frame, its declared content
+ * size, up to 2 GiB from a header of a few bytes) when the frame starts.
+ */
+function zstdFramesOk(b: Uint8Array): boolean {
+  let k = 0;
+  while (k + 4 <= b.length) {
+    const magic = (b[k]! | (b[k + 1]! << 8) | (b[k + 2]! << 16) | (b[k + 3]! << 24)) >>> 0;
+    if ((magic & 0xfffffff0) === 0x184d2a50) {
+      if (k + 8 > b.length) return true;
+      k += 8 + ((b[k + 4]! | (b[k + 5]! << 8) | (b[k + 6]! << 16) | (b[k + 7]! << 24)) >>> 0);
+      continue;
+    }
+    if (magic !== 0xfd2fb528 || k + 5 > b.length) return false;
+    const fhd = b[k + 4]!;
+    const singleSegment = (fhd >> 5) & 1;
+    const dictBytes = [0, 1, 2, 4][fhd & 3]!;
+    const fcsBytes = [singleSegment, 2, 4, 8][fhd >> 6]!;
+    let q = k + 5;
+    let window = 0;
+    if (!singleSegment) {
+      if (q >= b.length) return true;
+      const exp = 10 + (b[q]! >> 3);
+      window = 2 ** exp + (2 ** exp / 8) * (b[q]! & 7);
+      q++;
+    }
+    if (q + dictBytes + fcsBytes > b.length) return true;
+    for (let i = 0; i < dictBytes; i++) if (b[q + i] !== 0) return false;
+    q += dictBytes;
+    let fcs = 0;
+    for (let i = fcsBytes - 1; i >= 0; i--) fcs = fcs * 256 + b[q + i]!;
+    if (fcsBytes === 2) fcs += 256;
+    q += fcsBytes;
+    if ((singleSegment ? fcs : window) > zstdWindowBytesMax) return false;
+    // the blocks (3-byte headers: last flag, type, size; an RLE block holds one byte), then the checksum
+    for (let last = 0; !last; ) {
+      if (q + 3 > b.length) return true;
+      const h = b[q]! | (b[q + 1]! << 8) | (b[q + 2]! << 16);
+      last = h & 1;
+      const type = (h >> 1) & 3;
+      q += 3 + (type === 1 ? 1 : h >> 3);
+    }
+    k = q + (fhd & 4 ? 4 : 0);
+  }
+  return true;
+}
+
+/** Thrown from the zstd decoder's data callback to stop it at the output cap. */
+const zstdCapped = new Error('zstd output capped');
+
+/**
+ * Zstandard frames (RFC 8878) decoded by fzstd's streaming decoder, the output capped at `capBytes` (the
+ * decoder stopped there) and the frames' windows checked first (`zstdFramesOk`). A body cut short or broken
+ * midway gives what decoded before the break; undefined when nothing did.
+ */
+function zstdDecode(b: Uint8Array, capBytes: number, anomalies: HttpAnomalies): Uint8Array | undefined {
+  if (!zstdFramesOk(b)) return undefined;
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  let capped = false;
+  const d = new ZstdDecompress((chunk) => {
+    const take = Math.min(chunk.length, capBytes - n);
+    if (take > 0) parts.push(chunk.slice(0, take));
+    n += take;
+    if (take < chunk.length) {
+      capped = true;
+      throw zstdCapped;
+    }
+  });
+  try {
+    d.push(b, true);
+  } catch {
+    // the cap, or input that ends early or does not decode: what came before stands
+  }
+  if (n === 0) return undefined;
+  if (capped) anomalies.decompressCapped++;
+  return concatBytes(parts, n);
 }
 
 const hexVal = (c: number) =>

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -575,5 +576,22 @@ describe('Snort 3 HTTP buffer parameters', () => {
     expect(sids(alerts)).toEqual([1, 3, 4, 5, 6, 7]);
     // 4 inspects responses (its buffer is the request's): one alert, on the response
     expect(alerts.filter((a) => a.sid === 4)).toHaveLength(1);
+  });
+
+  it('file_data of a Zstandard body (Content-Encoding: zstd) is the content, as a browser sees it', () => {
+    // made with the zstd CLI (test/fixtures/zstd/README.md): 'evil ' 40 times, one frame, no content size
+    const zst = readFileSync(new URL('fixtures/zstd/evil-repeated.zst', import.meta.url));
+    const reply = Buffer.concat([
+      Buffer.from(
+        `HTTP/1.1 200 OK\r\nContent-Encoding: zstd\r\nContent-Length: ${zst.length}\r\n\r\n`,
+        'latin1',
+      ),
+      zst,
+    ]);
+    const rules = [
+      'alert http (msg:"in file_data"; file_data; content:"evil evil evil evil evil evil"; sid:1;)',
+      'alert tcp any 80 -> any any (msg:"as sent"; flow:to_client,established; content:"evil evil"; sid:2;)',
+    ];
+    expect(sids(converse(rules, ['GET /evil.txt HTTP/1.1\r\nHost: x\r\n\r\n'], [reply]))).toEqual([1]);
   });
 });

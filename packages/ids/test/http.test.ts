@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -321,6 +322,54 @@ describe('Content-Encoding', () => {
     expect(decodeContent(bytes('not compressed'), ['gzip'], a)).toEqual(bytes('not compressed'));
     expect(a.decompressFailed).toBe(1);
     expect(decodeContent(bytes('x'), ['compress'], a)).toEqual(bytes('x'));
+  });
+
+  it('decodes Zstandard (RFC 8878): frames with and without a content size, several frames, a bomb cut at the cap, windows over 8 MiB refused', () => {
+    // made with the zstd CLI (test/fixtures/zstd/README.md)
+    const zst = (name: string) =>
+      new Uint8Array(readFileSync(new URL(`fixtures/zstd/${name}`, import.meta.url)));
+    const eicar = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
+    const a = newHttpAnomalies();
+    for (const name of ['eicar.zst', 'eicar-stream.zst', 'eicar-frames.zst'])
+      expect(text(decodeContent(zst(name), ['zstd'], a)), name).toBe(eicar);
+    expect(text(decodeContent(zst('eicar.zst'), ['ZStd'], a))).toBe(eicar);
+    expect(a.decompressFailed).toBe(0);
+    // 64 MiB of zeros in 2 KB: decoded to the cap and stopped there
+    const bomb = decodeContent(zst('zeros-64mib.zst'), ['zstd'], a, 256 * 1024);
+    expect([bomb.length, bomb.every((c) => c === 0), a.decompressCapped]).toEqual([256 * 1024, true, 1]);
+    // a window of 128 MiB (RFC 9659 allows 8 MiB; the decoder would allocate it): not decoded, the body as sent
+    const big = zst('eicar-window-128mib.zst');
+    expect(decodeContent(big, ['zstd'], a)).toEqual(big);
+    expect(a.decompressFailed).toBe(1);
+    // a single-segment frame declaring 2 GiB of content in a header of a few bytes: refused before any
+    // allocation; so is a frame that needs a dictionary
+    const huge = new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 0xe0, 0, 0, 0, 0x80, 0, 0, 0, 0, 1, 0, 0, 0x78]);
+    expect(decodeContent(huge, ['zstd'], a)).toEqual(huge);
+    const dict = new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 0x21, 0x07, 0x44, 0x01, 0, 0, 0x78]);
+    expect(decodeContent(dict, ['zstd'], a)).toEqual(dict);
+    // cut short: what decoded before the cut (the whole block, or nothing)
+    const full = zst('zeros-64mib.zst');
+    const cut = decodeContent(full.subarray(0, 1000), ['zstd'], newHttpAnomalies(), 2 ** 20);
+    expect(cut.every((c) => c === 0) || text(cut) === text(full.subarray(0, 1000))).toBe(true);
+    // any bytes: decoded or left as sent, never a throw or a hang (fuzz)
+    fc.assert(
+      fc.property(
+        fc.nat(full.length - 1),
+        fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 6 }),
+        (end, flips) => {
+          const m = Uint8Array.from(zst(['eicar.zst', 'eicar-frames.zst', 'zeros-64mib.zst'][end % 3]!));
+          for (const [at, v] of flips) m[at % m.length] = v;
+          const out = decodeContent(
+            m.subarray(0, 1 + (end % m.length)),
+            ['zstd'],
+            newHttpAnomalies(),
+            2 ** 16,
+          );
+          expect(out.length).toBeLessThanOrEqual(Math.max(2 ** 16, m.length));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 
