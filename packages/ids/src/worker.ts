@@ -97,6 +97,9 @@ export type FromWorker =
       verdicts: WorkerVerdict[];
       busyMs: number;
       cpuMs: number;
+      /** The batch's buffers, whole, sent back (transferred) to be filled again. */
+      meta?: Float64Array;
+      data?: Uint8Array;
     }
   | ({ type: 'done' } & Flushed)
   | ({
@@ -200,15 +203,29 @@ function runBatch(engine: Engine, id: number, meta: Float64Array, data: Uint8Arr
         });
     }
   }
+  // the batch's buffers go back with the reply (transferred): nothing sent may be a view into them, or it
+  // would be overwritten when they are filled again (the engine copies what it keeps; checked here all the same)
+  const alerts = relabel(out);
+  const buf = data.buffer;
+  for (const a of alerts) {
+    if (a.payload?.buffer === buf) a.payload = a.payload.slice();
+    if (a.packet?.buffer === buf) a.packet = a.packet.slice();
+  }
+  for (const v of verdicts) {
+    if (v.frame?.buffer === buf) v.frame = v.frame.slice();
+    if (v.responses?.some((r) => r.buffer === buf)) v.responses = v.responses.map((r) => r.slice());
+  }
   const reply: FromWorker = {
     type: 'alerts',
     id,
-    alerts: relabel(out),
+    alerts,
     verdicts,
     busyMs: performance.now() - t0,
     cpuMs: (threadCpuMs() ?? 0) - c0,
+    meta: new Float64Array(meta.buffer),
+    data: new Uint8Array(buf),
   };
-  parentPort!.postMessage(reply);
+  parentPort!.postMessage(reply, [meta.buffer as ArrayBuffer, buf as ArrayBuffer]);
 }
 
 /**
