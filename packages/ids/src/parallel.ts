@@ -579,13 +579,13 @@ export class ParallelRunner {
         ),
       );
     };
-    let last = { pcapCnt: 0, tsUs: 0 };
+    let lastTsUs = 0;
     const cut: { error?: TruncatedCaptureError } = {};
     try {
       for await (const batch of readCaptureBatchesToCut(captureStream(input), cut))
         for (const p of batch) {
           const x = pipe.prepare(p);
-          last = { pcapCnt: pipe.packets, tsUs: p.tsUs };
+          lastTsUs = p.tsUs;
           if (sink) {
             sink.first(p);
             // a copy: the capture reader's memory is not ours to keep; not inspected: passed at its turn
@@ -649,7 +649,9 @@ export class ParallelRunner {
     const tBatches = performance.now();
     const spare = this.spareEngines;
     const done = await Promise.all(
-      this.slots.map((s) => this.request(s, { type: 'finish', ...last, spare })),
+      this.slots.map((s) =>
+        this.request(s, { type: 'finish', pcapCnt: pipe.packets, tsUs: lastTsUs, spare }),
+      ),
     );
     return {
       raised: collected.sort((x, y) => x.order - y.order).map((c) => c.alerts),

@@ -368,6 +368,14 @@ describe('tunnels', () => {
     const merged = await run(true);
     expect(merged.alerts.map((a) => a.sid)).toEqual([1]);
     expect(merged.flows.created).toBe(1);
+    // on workers the same (the option goes to each worker's engine)
+    for (const vlanAgnostic of [false, true]) {
+      const r = await runCaptureParallel(Readable.from([encodePcap(frames)]), rules, {
+        vlanAgnostic,
+        workers: 2,
+      });
+      expect(r.alerts.map((a) => a.sid)).toEqual(vlanAgnostic ? [1] : [1, 1]);
+    }
   });
 
   it('a datagram fragmented inside a tunnel is rebuilt and inspected as tunneled: no reject, as unfragmented', async () => {
