@@ -187,6 +187,8 @@ export class ParallelRunner {
    * batches). At most `workers * (batchesInFlightMax + 1)`.
    */
   private readonly freeBatches: Batch[] = [];
+  /** `routesFtp` of the rules sent last (`sent`). */
+  private sentRoutesFtp = false;
   private readonly spareEngines: boolean;
   /** The rules the workers hold (a copy of the array sent), and the options their spares were built with. */
   private sent: Rule[] | undefined;
@@ -338,7 +340,9 @@ export class ParallelRunner {
       s.batch.bytes = 0;
       s.batch.ns = [];
     }
-    const ftp = routesFtp(rules);
+    // (of the rules the workers hold: looked at again only when they were sent again)
+    if (!same) this.sentRoutesFtp = routesFtp(rules);
+    const ftp = this.sentRoutesFtp;
     const spare = this.spareEngines;
     let shards: Sharded;
     if (size !== undefined && fd !== undefined) {
@@ -498,8 +502,10 @@ export class ParallelRunner {
       }
     };
     ready.catch(fail);
-    // the main thread's pipeline only prepares packets (it holds no rules)
+    // the main thread's pipeline only prepares packets (it holds no rules; its engine never sees a packet, so
+    // its flow table is the smallest: one of the default 65,536 slots took 1-2 ms a run to make)
     const pipe = new Pipeline([], {
+      flowsMax: 16,
       ...(validateChecksums !== undefined && { validateChecksums }),
       ...(defrag !== undefined && { defrag }),
       ...(opts.overlapPolicy && { overlapPolicy: opts.overlapPolicy }),
