@@ -1352,7 +1352,9 @@ function zstdFramesOk(b: Uint8Array): boolean {
       k += 8 + ((b[k + 4]! | (b[k + 5]! << 8) | (b[k + 6]! << 16) | (b[k + 7]! << 24)) >>> 0);
       continue;
     }
-    if (magic !== 0xfd2fb528 || k + 5 > b.length) return false;
+    // bytes after the frames that are no frame: the decoder stops there, with what came before
+    if (magic !== 0xfd2fb528) return k > 0;
+    if (k + 5 > b.length) return true;
     const fhd = b[k + 4]!;
     const singleSegment = (fhd >> 5) & 1;
     const dictBytes = [0, 1, 2, 4][fhd & 3]!;

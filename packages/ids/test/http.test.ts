@@ -333,6 +333,9 @@ describe('Content-Encoding', () => {
     for (const name of ['eicar.zst', 'eicar-stream.zst', 'eicar-frames.zst'])
       expect(text(decodeContent(zst(name), ['zstd'], a)), name).toBe(eicar);
     expect(text(decodeContent(zst('eicar.zst'), ['ZStd'], a))).toBe(eicar);
+    // bytes after the last frame that are no frame: what the frames hold
+    const trailed = new Uint8Array([...zst('eicar.zst'), 1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(text(decodeContent(trailed, ['zstd'], a))).toBe(eicar);
     expect(a.decompressFailed).toBe(0);
     // 64 MiB of zeros in 2 KB: decoded to the cap and stopped there
     const bomb = decodeContent(zst('zeros-64mib.zst'), ['zstd'], a, 256 * 1024);
