@@ -595,30 +595,25 @@ describe('read as browsers read (HTTP Evader)', () => {
       expect(r.anomalies.responseWithoutRequest).toBe(0);
     }
     // a response stream picked up midstream starts wherever the capture did: not read as HTTP/0.9
-    const mid = recorder();
-    const s2 = new HttpSession(
-      {
-        request: { headers() {}, message() {} },
-        response: { headers() {}, message: (m) => mid.msgs.push(m) },
-      },
-      mid.anomalies,
-      mid.b,
-      { responseFromStart: false },
-    );
+    const midstream = () => {
+      const rec = recorder();
+      const session = new HttpSession(
+        {
+          request: { headers() {}, message() {} },
+          response: { headers() {}, message: (m) => rec.msgs.push(m) },
+        },
+        rec.anomalies,
+        rec.b,
+        { responseFromStart: false },
+      );
+      return { rec, session };
+    };
+    const { rec: mid, session: s2 } = midstream();
     s2.request.push(bytes('GET / HTTP/1.1\r\n\r\n'));
     s2.response.push(bytes(`${eicar}${eicar}\r\nHTTP/1.1 200 OK\r\n\r\n`));
     expect([s2.response.state, mid.msgs.length, mid.anomalies.headlessResponse]).toEqual(['not-http', 0, 0]);
     // (a line under statusJunkLineBytesMax that a status line follows is skipped: the response after it is read)
-    const mid2 = recorder();
-    const s3 = new HttpSession(
-      {
-        request: { headers() {}, message() {} },
-        response: { headers() {}, message: (m) => mid2.msgs.push(m) },
-      },
-      mid2.anomalies,
-      mid2.b,
-      { responseFromStart: false },
-    );
+    const { rec: mid2, session: s3 } = midstream();
     s3.request.push(bytes('GET / HTTP/1.1\r\n\r\n'));
     s3.response.push(bytes(`${eicar}\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`));
     expect([mid2.msgs.map((m) => [m.status, text(m.body)]), mid2.anomalies.headlessResponse]).toEqual([
