@@ -1046,7 +1046,7 @@ export class Engine {
   private httpFeed(f: Flow<FlowData>, fd: FlowData, dir: number, data: Uint8Array, out: Alert[]): void {
     const http = (fd.http ??= this.newHttpSession(f, fd));
     const p = dir === 0 ? http.request : http.response;
-    if (!p.active) return;
+    if (!p.listening) return;
     this.httpOut = out;
     if (this.deliveryGapBytes > 0) p.gap(this.deliveryGapBytes);
     p.push(data);
@@ -1066,7 +1066,7 @@ export class Engine {
       this.httpAnomalies,
       this.budget,
       // a response stream picked up without its SYN starts where the capture did
-      { ...this.opts.http, responseFromStart: f.tcp[1].isnSet },
+      { ...this.opts.http, responseFromStart: f.tcp[1].isnSet, requestFromStart: f.tcp[0].isnSet },
     );
   }
 

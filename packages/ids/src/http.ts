@@ -39,6 +39,8 @@ export interface HttpOptions {
    * wherever the capture did, as likely in the middle of a body. The engine sets it per flow.
    */
   responseFromStart?: boolean;
+  /** The same for the request stream (its SYN was seen; default true). The engine sets it per flow. */
+  requestFromStart?: boolean;
 }
 
 export const defaultHttpBodyBytesMax = 64 * 1024;
@@ -75,6 +77,12 @@ export interface HttpAnomalies {
   badChunkEnd: number;
   /** Stream bytes missing in the middle of a message. */
   gap: number;
+  /**
+   * A direction that had stopped where a start line should have been (another protocol's bytes first, a
+   * stream picked up midstream or after a gap, bytes after a message that start none) and started again
+   * at a later line that begins one (`HttpParser.resync`).
+   */
+  resynced: number;
   pipelineOverflow: number;
   responseWithoutRequest: number;
   decompressFailed: number;
@@ -97,6 +105,7 @@ export function newHttpAnomalies(): HttpAnomalies {
     badChunkSize: 0,
     badChunkEnd: 0,
     gap: 0,
+    resynced: 0,
     pipelineOverflow: 0,
     responseWithoutRequest: 0,
     decompressFailed: 0,
@@ -373,7 +382,7 @@ export function codingsOf(values: readonly string[]): string[] {
 export class HttpParser {
   state: State = 'detect';
   readonly bodyBytesMax: number;
-  /** `HttpOptions.responseFromStart`. */
+  /** `HttpOptions.responseFromStart` or `requestFromStart`, by kind. */
   private readonly fromStart: boolean;
   /** Bytes charged to the budget now. */
   heldBytes = 0;
@@ -405,6 +414,10 @@ export class HttpParser {
   /** Where the line after the last of them starts in the header buffer (they stay there until a status line). */
   private junkEnd = 0;
   private blankChunkLines = 0;
+  /** Stopped where a start line should have been: looking for one in what follows (`resync`). */
+  private resyncable = false;
+  /** Bytes were missing before the first ones seen (a gap at the start of the stream). */
+  private startLost = false;
 
   constructor(
     readonly kind: 'request' | 'response',
@@ -421,7 +434,7 @@ export class HttpParser {
       undefined,
   ) {
     this.bodyBytesMax = opts.bodyBytesMax ?? defaultHttpBodyBytesMax;
-    this.fromStart = opts.responseFromStart ?? true;
+    this.fromStart = (kind === 'response' ? opts.responseFromStart : opts.requestFromStart) ?? true;
   }
 
   /** Whether the direction is still parsed (not dead, not a tunnel, not another protocol). */
@@ -429,10 +442,18 @@ export class HttpParser {
     return this.state !== 'dead' && this.state !== 'tunnel' && this.state !== 'not-http';
   }
 
+  /** Whether `push` still looks at what comes: parsed, or looking for a start line to resume at. */
+  get listening(): boolean {
+    return this.active || this.resyncable;
+  }
+
   /** Bytes missing before the next push: a body of known length (or read until close) skips them. */
   gap(n: number): void {
     if (!this.active) return;
-    if (this.state === 'detect' && this.hdrLen === 0) return; // nothing seen yet: detect on what follows
+    if (this.state === 'detect' && this.hdrLen === 0) {
+      this.startLost = true; // nothing seen yet: detect on what follows, which may not start a message
+      return;
+    }
     this.anomalies.gap++;
     // between two messages: the next bytes must make a start line (else the direction stops there)
     if (this.state === 'header' && this.hdrLen === 0) return;
@@ -448,9 +469,14 @@ export class HttpParser {
       this.complete();
     }
     this.die();
+    this.resyncable = true;
   }
 
   push(data: Uint8Array): void {
+    if (!this.active) {
+      if (this.resyncable) this.resync(data);
+      return;
+    }
     let i = 0;
     while (i < data.length && this.active) {
       switch (this.state) {
@@ -585,7 +611,34 @@ export class HttpParser {
     this.hdr = new Uint8Array(0);
     this.hdrLen = 0;
     this.state = 'not-http';
+    // another protocol, unless the stream's start was not seen (picked up midstream, or after a gap)
+    this.resyncable = !this.fromStart || this.startLost;
     return Number.MAX_SAFE_INTEGER;
+  }
+
+  /**
+   * A direction that stopped where a start line should have been starts again at the first line of `data`
+   * that begins one (`startLineAt`), as a message of its own; what comes before it is not inspected as
+   * HTTP. Wireshark does the like at each segment that starts a message; without it, a response stream
+   * picked up after its first bytes (capture loss, a sensor started mid-connection) hid every later
+   * response of the connection (7 responses of ndpi-mix-a that tshark reads). A resumed response is paired
+   * with the oldest request waiting, which may not be the one it answers when requests' responses were lost.
+   */
+  private resync(data: Uint8Array): void {
+    const at = startLineAt(this.kind, data);
+    if (at < 0) return;
+    this.resyncable = false;
+    this.anomalies.resynced++;
+    this.hdr = new Uint8Array(0);
+    this.hdrLen = 0;
+    this.scan = 0;
+    this.startLineEnd = -1;
+    this.junkLines = 0;
+    this.junkEnd = 0;
+    this.bodyless = undefined;
+    this.msg = undefined;
+    this.state = 'header';
+    this.push(data.subarray(at));
   }
 
   /**
@@ -604,6 +657,7 @@ export class HttpParser {
     if (this.messages === 0) return this.notHttp();
     this.anomalies.badStartLine++;
     this.die();
+    this.resyncable = true;
     return Number.MAX_SAFE_INTEGER;
   }
 
@@ -932,7 +986,7 @@ export class HttpParser {
   private headless(): boolean {
     if (this.kind !== 'response') return false;
     const after = this.bodyless;
-    if (!after && this.messages === 0 && !this.fromStart) return false;
+    if (!after && this.messages === 0 && (!this.fromStart || this.startLost)) return false;
     const waiting = this.requestFor('peek');
     if (!waiting && !after) return false;
     this.anomalies.headlessResponse++;
@@ -1155,6 +1209,37 @@ export class HttpParser {
     } else this.release();
     if (this.active) this.state = 'header';
   }
+}
+
+/** Start-line candidates looked at in one push at most (`startLineAt`). */
+const resyncTriesMax = 16;
+
+/**
+ * Where the first line of `data` that begins a `kind` message starts (at 0 or after a LF), or -1: a
+ * response's `HTTP/1.`, a request line (RFC 9112 3) ending in ` HTTP/1.x`. Found by searching for
+ * `HTTP/1.` (native, so a stream of another protocol costs little), at most resyncTriesMax candidates.
+ */
+function startLineAt(kind: 'request' | 'response', data: Uint8Array): number {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
+  let from = 0;
+  for (let tries = 0; tries < resyncTriesMax; tries++) {
+    const k = buf.indexOf('HTTP/1.', from, 'latin1');
+    if (k < 0) return -1;
+    from = k + 1;
+    if (kind === 'response') {
+      if (k === 0 || data[k - 1] === LF) return k;
+      continue;
+    }
+    // a request line: from the line start before it to its end
+    if (k === 0 || data[k - 1] !== SP) continue;
+    const start = buf.lastIndexOf(LF, k) + 1;
+    let end = buf.indexOf(LF, k);
+    if (end < 0) end = data.length;
+    if (end > start && data[end - 1] === CR) end--;
+    const m = requestLine.exec(buf.toString('latin1', start, end));
+    if (m && /^[A-Za-z][A-Za-z0-9_-]*$/.test(m[1]!)) return start;
+  }
+  return -1;
 }
 
 function trimEmptyLine(b: Uint8Array): Uint8Array {

@@ -744,6 +744,82 @@ describe('read as browsers read (HTTP Evader)', () => {
     expect([ws.body, ws.out.length]).toEqual(['', 1]);
   });
 
+  it('a direction that stopped where a start line should have been starts again at a later line that begins one', () => {
+    const events = (log: string[]) => ({
+      headers() {},
+      message: (m: HttpMessage) =>
+        log.push(m.kind === 'request' ? `${m.method} ${text(m.uri)}` : `${m.status} ${text(m.body)}`),
+    });
+    const session = (fromStart: boolean) => {
+      const log: string[] = [];
+      const anomalies = newHttpAnomalies();
+      const b = budget();
+      const s = new HttpSession({ request: events(log), response: events(log) }, anomalies, b, {
+        responseFromStart: fromStart,
+        requestFromStart: fromStart,
+      });
+      return { s, log, anomalies, b };
+    };
+    // a response stream picked up after its first bytes (a body's tail): the next delivery that starts a
+    // response is read, and so are the ones after it
+    const a = session(false);
+    a.s.request.push(bytes('GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n'));
+    a.s.response.push(bytes(`${'x'.repeat(300)}\r\nmore of a body`));
+    expect(a.s.response.state).toBe('not-http');
+    a.s.response.push(
+      bytes('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 404 No\r\nContent-Length: 1\r\n\r\nn'),
+    );
+    expect(a.log).toEqual(['GET /1', 'GET /2', '200 ok', '404 n']);
+    expect(a.anomalies.resynced).toBe(1);
+    // at a line start inside a delivery too; not at `HTTP/1.` inside a line
+    const b = session(false);
+    b.s.request.push(bytes('GET /1 HTTP/1.1\r\n\r\n'));
+    b.s.response.push(bytes(`${'x'.repeat(300)}\r\n`));
+    b.s.response.push(bytes('see HTTP/1.1 200 in the text'));
+    expect(b.anomalies.resynced).toBe(0);
+    b.s.response.push(bytes('tail\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    expect([b.log, b.anomalies.resynced]).toEqual([['GET /1', '200 ok'], 1]);
+    // a gap where the framing is lost (a body read to the end of the connection... here a chunked one),
+    // then a new message: read
+    const c = session(true);
+    c.s.request.push(bytes('GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n'));
+    c.s.response.push(bytes('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab'));
+    c.s.response.gap(100);
+    expect(c.s.response.state).toBe('dead');
+    c.s.response.push(bytes('HTTP/1.1 204 No\r\n\r\n'));
+    expect([c.log, c.anomalies.resynced]).toEqual([['GET /1', 'GET /2', '200 ab', '204 '], 1]);
+    // a request direction picked up in a body: the next request line is read
+    const d = session(false);
+    d.s.request.push(bytes('tail of a posted body\r\n'));
+    expect(d.s.request.state).toBe('not-http');
+    d.s.request.push(bytes('x=1\r\nPOST /upload HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc'));
+    expect([d.log, d.anomalies.resynced]).toEqual([['POST /upload'], 1]);
+    // what resumes and fails again waits for the next such line, as before
+    const e = session(false);
+    e.s.response.push(bytes(`${'x'.repeat(300)}\r\n`));
+    e.s.response.push(bytes(`HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz${'g'.repeat(200)}\r\n`));
+    expect(e.s.response.state).toBe('dead');
+    e.s.response.push(bytes('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny'));
+    expect(e.anomalies.resynced).toBe(2);
+    // a stream seen from its start whose first bytes are another protocol's is left alone (the test above);
+    // one whose first bytes were lost (a gap before them) is not
+    const f = session(true);
+    f.s.request.push(bytes('GET /1 HTTP/1.1\r\n\r\n'));
+    f.s.response.gap(1000);
+    f.s.response.push(bytes(`${'x'.repeat(300)}\r\n`));
+    expect([f.s.response.state, f.anomalies.headlessResponse]).toEqual(['not-http', 0]);
+    f.s.response.push(bytes('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    expect([f.log, f.anomalies.resynced]).toEqual([['GET /1', '200 ok'], 1]);
+    const g = session(true);
+    g.s.response.push(bytes(`${'x'.repeat(300)}\r\n`));
+    g.s.response.push(bytes('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    expect([g.log, g.anomalies.resynced]).toEqual([[], 0]);
+    for (const x of [a, b, c, d, e, f, g]) {
+      x.s.dispose();
+      expect(x.b.bytes).toBe(0);
+    }
+  });
+
   it('odd responses give the same messages and anomalies however they are segmented (property)', () => {
     const piece = fc.constantFrom(
       '',
