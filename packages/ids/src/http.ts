@@ -41,6 +41,12 @@ export interface HttpOptions {
   responseFromStart?: boolean;
   /** The same for the request stream (its SYN was seen; default true). The engine sets it per flow. */
   requestFromStart?: boolean;
+  /**
+   * A direction that stopped where a start line should have been starts again at a later one (default
+   * true; `HttpParser.resync`). It looks where deliveries start (as Wireshark looks at segments), so what it
+   * finds depends on how the stream came in pieces, which nothing else in the parser does.
+   */
+  resync?: boolean;
 }
 
 export const defaultHttpBodyBytesMax = 64 * 1024;
@@ -418,6 +424,8 @@ export class HttpParser {
   private resyncable = false;
   /** Bytes were missing before the first ones seen (a gap at the start of the stream). */
   private startLost = false;
+  /** `HttpOptions.resync`. */
+  private readonly resyncOn: boolean;
 
   constructor(
     readonly kind: 'request' | 'response',
@@ -435,6 +443,7 @@ export class HttpParser {
   ) {
     this.bodyBytesMax = opts.bodyBytesMax ?? defaultHttpBodyBytesMax;
     this.fromStart = (kind === 'response' ? opts.responseFromStart : opts.requestFromStart) ?? true;
+    this.resyncOn = opts.resync ?? true;
   }
 
   /** Whether the direction is still parsed (not dead, not a tunnel, not another protocol). */
@@ -469,7 +478,7 @@ export class HttpParser {
       this.complete();
     }
     this.die();
-    this.resyncable = true;
+    this.resyncable = this.resyncOn;
   }
 
   push(data: Uint8Array): void {
@@ -612,7 +621,7 @@ export class HttpParser {
     this.hdrLen = 0;
     this.state = 'not-http';
     // another protocol, unless the stream's start was not seen (picked up midstream, or after a gap)
-    this.resyncable = !this.fromStart || this.startLost;
+    this.resyncable = this.resyncOn && (!this.fromStart || this.startLost);
     return Number.MAX_SAFE_INTEGER;
   }
 
@@ -657,7 +666,7 @@ export class HttpParser {
     if (this.messages === 0) return this.notHttp();
     this.anomalies.badStartLine++;
     this.die();
-    this.resyncable = true;
+    this.resyncable = this.resyncOn;
     return Number.MAX_SAFE_INTEGER;
   }
 
@@ -733,7 +742,9 @@ export class HttpParser {
       const short = lfAt < statusJunkMax + 4;
       const next = latin1(h.subarray(lf + 1, Math.min(this.hdrLen, lf + 1 + statusJunkMax + 4)));
       const nextLf = next.indexOf('\n');
-      if (statusAt(next) < 0 && (nextLf < 0 || !short)) {
+      // (the next line alone: a blank line, then a status line in the bytes looked at, is no status line next;
+      // it read as one when those bytes had come in one push, and not when cut)
+      if (statusAt(nextLf < 0 ? next : next.slice(0, nextLf)) < 0 && (nextLf < 0 || !short)) {
         if (nextLf >= 0) return this.badStart(take);
         if (next.length < statusJunkMax + 4) return data.length;
         return this.badStart(take);
