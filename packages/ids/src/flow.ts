@@ -77,7 +77,8 @@ export const defaultFlowTimeouts: FlowTimeouts = {
   establishedUs: 300e6,
 };
 
-export type EvictReason = 'timeout' | 'capacity' | 'shutdown';
+/** Why a flow left the table; `reuse`: a SYN began a new session on its ports after it closed. */
+export type EvictReason = 'timeout' | 'capacity' | 'shutdown' | 'reuse';
 
 /** What one side of a TCP conversation has said about its sequence space. */
 export interface TcpHalf {
@@ -283,7 +284,7 @@ export class FlowTable<T = unknown> {
   readonly stats: FlowTableStats = {
     flows: 0,
     created: 0,
-    evicted: { timeout: 0, capacity: 0, shutdown: 0 },
+    evicted: { timeout: 0, capacity: 0, shutdown: 0, reuse: 0 },
     kicked: 0,
   };
 
@@ -505,6 +506,14 @@ export class FlowTable<T = unknown> {
     }
     if (f && this.expired(f, nowUs)) {
       this.remove(f, 'timeout');
+      f = undefined;
+    }
+    // a SYN on a closed session begins a new one on the same ports (a client that reset and tried again,
+    // or reused its port after TIME-WAIT): the old flow goes (its data flushed) and a new one starts here.
+    // (Until 2026-12-07 the SYN was ignored and the new session's packets joined the closed flow, never
+    // established: its stream went uninspected and flow:established rules missed it, an evasion.)
+    if (f && f.state === TcpState.closed && d.proto === Proto.TCP && (d.tcpFlags & (SYN | RST)) === SYN) {
+      this.remove(f, 'reuse');
       f = undefined;
     }
     if (!f) {

@@ -1,7 +1,18 @@
+import { Readable } from 'node:stream';
 import { hash64Words } from '@strata/highwayhash';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Decoded, type Flow, FlowTable, TcpState } from '../src/index.js';
+import {
+  type Decoded,
+  encodePcap,
+  type Flow,
+  FlowTable,
+  loadRules,
+  runCapture,
+  runCaptureParallel,
+  TcpState,
+  tcpFrame,
+} from '../src/index.js';
 import { ACK, FIN, handshake, pkt, RST, SYN } from './helpers.js';
 
 const key = new Uint8Array(32).fill(7);
@@ -19,6 +30,71 @@ describe('flow table', () => {
     expect(a.flow.state).toBe(TcpState.established);
     expect(a.flow.established).toBe(true);
     expect(t.size).toBe(1);
+  });
+
+  it('a SYN on a closed flow (after a RST, or FINs both ways) starts a new flow: the old one is evicted, its data flushed', () => {
+    for (const close of [[RST], [FIN, FIN]] as const) {
+      const t = new FlowTable({ hashKey: key });
+      const [syn, synAck, ack] = handshake();
+      const first = t.trackFlow(syn!, 1);
+      t.trackFlow(synAck!, 2);
+      t.trackFlow(ack!, 3);
+      // the close: a RST from the client, or a FIN from each side
+      t.trackFlow(pkt({ flags: close[0]! | ACK, seq: 1 }), 4);
+      if (close.length === 2)
+        t.trackFlow(
+          pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000, flags: FIN | ACK, seq: 1 }),
+          5,
+        );
+      expect(first.state).toBe(TcpState.closed);
+      const again = t.trackFlow(pkt({ flags: SYN, seq: 5000 }), 6);
+      expect(again).not.toBe(first);
+      expect([again.state, t.size, t.stats.evicted.reuse]).toEqual([TcpState.synSent, 1, 1]);
+      // its handshake and data are a session of their own
+      t.trackFlow(
+        pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000, flags: SYN | ACK, seq: 9000 }),
+        7,
+      );
+      t.trackFlow(pkt({ flags: ACK, seq: 5001 }), 8);
+      expect(again.established).toBe(true);
+    }
+    // a SYN on an established flow (a retransmission) is not a new session
+    const t = new FlowTable({ hashKey: key });
+    const [syn, synAck, ack] = handshake();
+    const f = t.trackFlow(syn!, 1);
+    t.trackFlow(synAck!, 2);
+    t.trackFlow(ack!, 3);
+    expect(t.trackFlow(syn!, 4)).toBe(f);
+    expect(t.stats.evicted.reuse).toBe(0);
+  });
+
+  it('rules see a session that reuses the 5-tuple of one just reset (an IDS that ignored it could be evaded so)', async () => {
+    const rules = loadRules(
+      'alert tcp any any -> any 80 (msg:"evil"; flow:established,to_server; content:"evil"; sid:1;)',
+      't',
+    ).rules;
+    const c2s = (flags: number, seq: number, ack: number, payload = '') =>
+      tcpFrame({ flags, seq, ack, payload });
+    const s2c = (flags: number, seq: number, ack: number) =>
+      tcpFrame({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000, flags, seq, ack });
+    const frames = [
+      c2s(SYN, 100, 0),
+      s2c(SYN | ACK, 700, 101),
+      c2s(ACK, 101, 701),
+      c2s(RST | ACK, 101, 701),
+      // the same ports again at once: a new session
+      c2s(SYN, 5000, 0),
+      s2c(SYN | ACK, 9000, 5001),
+      c2s(ACK, 5001, 9001),
+      c2s(ACK | 0x08, 5001, 9001, 'GET /evil HTTP/1.1\r\n\r\n'),
+      s2c(ACK, 9001, 5028),
+    ];
+    const pcap = encodePcap(frames.map((data, i) => ({ tsUs: 1_700_000_000_000_000 + i * 1000, data })));
+    const one = await runCapture(Readable.from([pcap]), rules);
+    expect(one.alerts.map((a) => a.sid)).toEqual([1]);
+    expect(one.flows.evicted.reuse).toBe(1);
+    const two = await runCaptureParallel(Readable.from([pcap]), rules, { workers: 2 });
+    expect(two.alerts.map((a) => a.sid)).toEqual([1]);
   });
 
   it('tells flows apart by their VLAN ids (the first three tags), unless vlanAgnostic', () => {
