@@ -58,6 +58,21 @@ describe('flow table', () => {
       t.trackFlow(pkt({ flags: ACK, seq: 5001 }), 8);
       expect(again.established).toBe(true);
     }
+    // a SYN/ACK on a closed flow whose client's new SYN was not captured (suricata-verify-mix's 35532): a new
+    // flow too, its client the SYN/ACK's receiver
+    const r = new FlowTable({ hashKey: key });
+    const old = r.trackFlow(pkt({ flags: SYN, seq: 1 }), 1);
+    r.trackFlow(pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000, flags: RST | ACK }), 2);
+    const fresh = r.trackFlow(
+      pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000, flags: SYN | ACK, seq: 7 }),
+      3,
+    );
+    expect([fresh === old, r.toServer, fresh.clientPort, r.stats.evicted.reuse]).toEqual([
+      false,
+      false,
+      40000,
+      1,
+    ]);
     // a SYN on an established flow (a retransmission) is not a new session
     const t = new FlowTable({ hashKey: key });
     const [syn, synAck, ack] = handshake();
