@@ -296,7 +296,6 @@ function decodeInner(
 ): DecodeFailure | undefined {
   let o = 0;
   let etherType = 0;
-  const vlans = noVlans;
   if (linkType === 1) {
     if (b.length < 14) return 'truncated-link';
     etherType = (b[12]! << 8) | b[13]!;
@@ -317,7 +316,7 @@ function decodeInner(
     if (typeof inner === 'string') return inner;
     ({ etherType, o } = inner);
   } else return 'unsupported-link';
-  const why = linkHeaders(b, o, etherType, vlans);
+  const why = linkHeaders(b, o, etherType, noVlans);
   if (why !== undefined) return why;
   return ipLayers(d, b, walkO, walkType, walkVlans, l4Checksum, tunnelsBefore);
 }

@@ -211,6 +211,34 @@ function compareEndpoint(a: Uint8Array, ap: number, b: Uint8Array, bp: number): 
 }
 
 /**
+ * The 5-tuple of `d` in canonical order into k[0, 38): proto, address length, the low endpoint's address
+ * (16 bytes, zero-padded) and port, then the high one's; both directions of a conversation write the same
+ * bytes. Returns whether the source is the low end. (The flow key and the workers' shard key.)
+ */
+export function writeTupleKey(k: Uint8Array, d: Decoded): boolean {
+  // byte loops: cheaper than fill() and set() for keys this short (one per packet)
+  const sa = d.srcAddr;
+  const da = d.dstAddr;
+  const n = sa.length;
+  k[0] = d.proto;
+  k[1] = n;
+  const srcLow = compareEndpoint(sa, d.srcPort, da, d.dstPort) <= 0;
+  const a = srcLow ? sa : da;
+  const b = srcLow ? da : sa;
+  for (let i = 0; i < 16; i++) {
+    k[2 + i] = i < n ? a[i]! : 0;
+    k[20 + i] = i < n ? b[i]! : 0;
+  }
+  const ap = srcLow ? d.srcPort : d.dstPort;
+  const bp = srcLow ? d.dstPort : d.srcPort;
+  k[18] = ap >> 8;
+  k[19] = ap & 0xff;
+  k[36] = bp >> 8;
+  k[37] = bp & 0xff;
+  return srcLow;
+}
+
+/**
  * The flow tables' default key: random, drawn once per thread (so no one outside can choose flows that
  * collide), and the same for every table of the thread. A key of its own per table cost each new engine
  * a deoptimization of the hash call (the optimized code had only ever seen one key) and its flows' first
@@ -338,26 +366,8 @@ export class FlowTable<T = unknown> {
 
   /** Builds the canonical key of `d` in the scratch buffer; returns whether the source is the low end. */
   private keyOf(d: Decoded): boolean {
-    // byte loops: cheaper than fill() and set() for keys this short
     const k = this.scratchKey;
-    const sa = d.srcAddr;
-    const da = d.dstAddr;
-    const n = sa.length;
-    k[0] = d.proto;
-    k[1] = n;
-    const srcLow = compareEndpoint(sa, d.srcPort, da, d.dstPort) <= 0;
-    const a = srcLow ? sa : da;
-    const b = srcLow ? da : sa;
-    for (let i = 0; i < 16; i++) {
-      k[2 + i] = i < n ? a[i]! : 0;
-      k[20 + i] = i < n ? b[i]! : 0;
-    }
-    const ap = srcLow ? d.srcPort : d.dstPort;
-    const bp = srcLow ? d.dstPort : d.srcPort;
-    k[18] = ap >> 8;
-    k[19] = ap & 0xff;
-    k[36] = bp >> 8;
-    k[37] = bp & 0xff;
+    const srcLow = writeTupleKey(k, d);
     const vlans = d.vlans;
     for (let i = 0; i < flowVlansMax; i++) {
       const v = this.vlans && i < vlans.length ? vlans[i]! + 1 : 0;

@@ -638,12 +638,8 @@ export class HttpParser {
     if (at < 0) return;
     this.resyncable = false;
     this.anomalies.resynced++;
-    this.hdr = new Uint8Array(0);
-    this.hdrLen = 0;
-    this.scan = 0;
-    this.startLineEnd = -1;
+    this.dropHeader();
     this.junkLines = 0;
-    this.junkEnd = 0;
     this.bodyless = undefined;
     this.msg = undefined;
     this.state = 'header';
@@ -938,13 +934,10 @@ export class HttpParser {
       // a response whose codings name chunked anywhere (`chunkedx`, `chunked, xte`) is read as chunked
       // first, as some browsers read it, and by its length or to the end if its body turns out not to be
       // (`unchunk`): others ignore such a field
-      const lenient = m.kind === 'response' && codings.some((c) => c.includes('chunked'));
+      const lenient = m.kind === 'response' && namesChunked(codings);
       if (last === 'chunked' || lenient) {
         if (last !== 'chunked') this.anomalies.badTransferEncoding++;
-        this.state = 'chunk-size';
-        this.line = [];
-        this.chunks = 0;
-        this.blankChunkLines = 0;
+        this.startChunked();
         return;
       }
       this.anomalies.badTransferEncoding++;
@@ -1014,14 +1007,18 @@ export class HttpParser {
     this.events.headers(m);
     // after a bodiless response that said its body is chunked (HTTP Evader's `204;chunked`): read as
     // chunked, by the connection's end if it is not (`unchunk`)
-    const te = after && !waiting ? this.fieldValues(after, 'transfer-encoding') : [];
-    if (te.length > 0 && codingsOf(te).some((c) => c.includes('chunked'))) {
-      this.state = 'chunk-size';
-      this.line = [];
-      this.chunks = 0;
-      this.blankChunkLines = 0;
-    } else this.state = 'close';
+    if (after && !waiting && namesChunked(codingsOf(this.fieldValues(after, 'transfer-encoding'))))
+      this.startChunked();
+    else this.state = 'close';
     return true;
+  }
+
+  /** The body is read as chunked from here. */
+  private startChunked(): void {
+    this.state = 'chunk-size';
+    this.line = [];
+    this.chunks = 0;
+    this.blankChunkLines = 0;
   }
 
   private mayUnchunk(): boolean {
@@ -1220,6 +1217,11 @@ export class HttpParser {
     } else this.release();
     if (this.active) this.state = 'header';
   }
+}
+
+/** Whether Transfer-Encoding codings (`codingsOf`) name chunked anywhere, as browsers take it. */
+function namesChunked(codings: string[]): boolean {
+  return codings.some((c) => c.includes('chunked'));
 }
 
 /** Start-line candidates looked at in one push at most (`startLineAt`). */

@@ -9,6 +9,7 @@ import { hash64Words } from '@strata/highwayhash';
 import type { Decoded } from './decode.js';
 import { ftpPortTest } from './detect.js';
 import { defaultVars } from './engine-api.js';
+import { writeTupleKey } from './flow.js';
 import { FtpRouter } from './ftp.js';
 import type { Rule } from './rules.js';
 
@@ -68,27 +69,7 @@ export class FlowSharder {
 
   private hashed(d: Decoded): number {
     const k = this.key;
-    const sa = d.srcAddr;
-    const da = d.dstAddr;
-    let low = 0;
-    for (let i = 0; i < sa.length && low === 0; i++) if (sa[i] !== da[i]) low = sa[i]! < da[i]! ? -1 : 1;
-    if (low === 0) low = d.srcPort <= d.dstPort ? -1 : 1;
-    const a = low < 0 ? sa : da;
-    const b = low < 0 ? da : sa;
-    const ap = low < 0 ? d.srcPort : d.dstPort;
-    const bp = low < 0 ? d.dstPort : d.srcPort;
-    // byte loops: cheaper than fill() and set() for a key this short (one per packet, on the reading thread)
-    const n = sa.length;
-    k[0] = d.proto;
-    k[1] = n;
-    for (let i = 0; i < 16; i++) {
-      k[2 + i] = i < n ? a[i]! : 0;
-      k[20 + i] = i < n ? b[i]! : 0;
-    }
-    k[18] = ap >> 8;
-    k[19] = ap & 0xff;
-    k[36] = bp >> 8;
-    k[37] = bp & 0xff;
+    writeTupleKey(k, d);
     const w = hash64Words(this.hashKey, k, this.out);
     return (w[0]! >>> 0) % this.workers;
   }
