@@ -23,7 +23,16 @@ import { alertFast, alertFastWith, eveJsonWith } from './output.js';
 import { mergeProfiles, ParallelRunner, refuseRateFilters, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
 import type { Rule } from './rules.js';
-import { type CaptureInput, loadRules, type PipelineOptions, type RunResult, runCapture } from './run.js';
+import {
+  type CaptureInput,
+  loadRules,
+  Pipeline,
+  type PipelineOptions,
+  type RunOptions,
+  type RunResult,
+  runCapture,
+  runPipeline,
+} from './run.js';
 import { type OverlapPolicy, overlapPolicies } from './stream.js';
 import { EventFilters, parseThresholdConfig, type ThresholdEntry } from './threshold-config.js';
 import { parseVarsFile } from './vars.js';
@@ -325,9 +334,11 @@ Example:
     const verdicts = ips
       ? { packetsPassed: 0, packetsDropped: 0, packetsRewritten: 0, flowsDropped: 0, rejectResponses: 0 }
       : undefined;
+    let one: Pipeline | undefined;
     for (const p of pcaps) {
       let r: Awaited<ReturnType<typeof runCapture>>;
       try {
+        // one thread: one Pipeline for every capture, reset between them (its engine built once)
         const run = pool
           ? async (input: CaptureInput, rs: Rule[], o: PipelineOptions) => {
               const x = await pool.run(input, rs, { ...o, reader });
@@ -335,7 +346,10 @@ Example:
               workerLoads.push(x.workers);
               return x;
             }
-          : runCapture;
+          : (input: CaptureInput, rs: Rule[], o: RunOptions) => {
+              one ??= new Pipeline(rs, o);
+              return runPipeline(one, input, o.out);
+            };
         const cpu0 = process.cpuUsage();
         r = await run(p === '-' ? io.stdin : resolve(io.cwd, p), rules, {
           vars,

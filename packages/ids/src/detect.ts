@@ -198,8 +198,10 @@ export class Engine {
   readonly warnings: string[] = [];
   /** threshold.config's suppress and event_filter for the latency events, by sid (gid 134). */
   private readonly latencyRates: Record<keyof typeof latencyEventMsg, RateSpec | undefined>;
-  readonly flows: FlowTable<FlowData>;
-  readonly budget: ReassemblyBudget;
+  /** The flows of the run (a new table at `reset`). */
+  flows: FlowTable<FlowData>;
+  /** Stream memory of the run (a new budget at `reset`). */
+  budget: ReassemblyBudget;
   /** `inspectionRecursionMax` as step evaluations per rule and buffer (no bound: infinity). */
   private readonly stepBudget: number;
   private readonly vars: Record<string, string>;
@@ -207,8 +209,8 @@ export class Engine {
   private readonly hostPolicies: { test: AddrTest; bits: number; policy: OverlapPolicy }[] = [];
   /** Alerts raised outside `inspect` (flows flushed on eviction), handed out by the next call. */
   private pending: Alert[] = objectArray();
-  /** threshold and detection_filter state. */
-  readonly rates = new RateLimiter();
+  /** threshold and detection_filter state (a new limiter at `reset`). */
+  rates = new RateLimiter();
   /** The rate decision left to the merger for the alert made next (`deferRates`). */
   private deferred: { spec: RateSpec; event: RateEvent } | undefined;
   /** `deferRates` without IPS: rate_filters are counted by the merger too (`Alert.rateFilter`). */
@@ -386,15 +388,7 @@ export class Engine {
       }
     }
     this.hostPolicies.sort((a, b) => b.bits - a.bits);
-    this.flows = new FlowTable<FlowData>({
-      midstream: opts.midstream === true,
-      asyncOneside: opts.asyncOneside === true,
-      vlanAgnostic: opts.vlanAgnostic === true,
-      ...(opts.flowsMax !== undefined && { flowsMax: opts.flowsMax }),
-      ...(opts.flowTimeouts && { timeouts: opts.flowTimeouts }),
-      owner: this,
-      onEvict: Engine.flowEvicted,
-    });
+    this.flows = this.newFlowTable();
     this.ordered = this.compiled;
     // one rule per gid:sid, as Suricata loads them: a higher rev replaces the rule before it, an equal or
     // lower one is refused (the community set loaded twice raised every alert twice)
@@ -456,6 +450,76 @@ export class Engine {
     // (rules are compiled only here).
     this.headerSeen = new Uint8Array(compiler.headerClasses.size);
     this.ftpPorts = ftpPortTest(this.vars);
+  }
+
+  private newFlowTable(): FlowTable<FlowData> {
+    const opts = this.opts;
+    return new FlowTable<FlowData>({
+      midstream: opts.midstream === true,
+      asyncOneside: opts.asyncOneside === true,
+      vlanAgnostic: opts.vlanAgnostic === true,
+      ...(opts.flowsMax !== undefined && { flowsMax: opts.flowsMax }),
+      ...(opts.flowTimeouts && { timeouts: opts.flowTimeouts }),
+      owner: this,
+      onEvict: Engine.flowEvicted,
+    });
+  }
+
+  /**
+   * The engine as it was built, for the next capture: no flow, no stream memory, no threshold or rate
+   * state, every count and record at zero, no rule suspended. Kept are the compiled rules and what the
+   * engine learned of traffic that changes no result: the port groups it made and the automata it built
+   * for them and for the HTTP buffers (so the next capture runs as a later pass does, not as a new engine's
+   * first). A capture run after `reset` raises the alerts and counts a new engine would (`test/reset.test.ts`
+   * checks both, alert by alert and count by count). Flows still held are dropped uninspected: `finish`
+   * first to inspect them. The objects the counts are in (`stats`, `httpAnomalies`, ...) are the same
+   * objects, set to zero: a caller that keeps a run's counts copies them first (`runPipeline` does).
+   */
+  reset(): void {
+    this.flows = this.newFlowTable();
+    this.budget = new ReassemblyBudget(this.opts.reassemblyMemcapBytes ?? reassemblyMemcapDefault);
+    const stats = this.stats as unknown as Record<string, number>;
+    for (const k of Object.keys(stats)) stats[k] = 0;
+    this.rates = new RateLimiter();
+    this.rates.countInto(this.stats);
+    this.pending = objectArray();
+    this.deferred = undefined;
+    this.deferredFilter = undefined;
+    this.deliveryGapBytes = 0;
+    this.flushing = false;
+    this.draining = false;
+    this.releasingOther = false;
+    this.nowUs = 0;
+    this.pktNo = 0;
+    this.rebuiltFrag = false;
+    const v = this.verdict;
+    v.drop = false;
+    v.payload = undefined;
+    v.reject = false;
+    v.rejectTo = 'src';
+    this.matches.length = 0;
+    this.passOrder = Number.POSITIVE_INFINITY;
+    this.ftpExpected.clear();
+    Object.assign(this.httpAnomalies, newHttpAnomalies());
+    Object.assign(this.mailAnomalies, newMailAnomalies());
+    Object.assign(this.mimeAnomalies, newMimeAnomalies());
+    this.ruleFaults.clear();
+    this.packetFaults.length = 0;
+    this.ruleLatency.clear();
+    this.pktStartMs = Number.POSITIVE_INFINITY;
+    this.current = undefined;
+    this.pktTimedOut = false;
+    this.fastpathed = false;
+    this.httpOut = [];
+    this.headerSeen.fill(0);
+    for (const c of this.compiled) {
+      c.latencyTimeouts = 0;
+      c.suspendedAt = -1;
+      c.profChecks = 0;
+      c.profUs = 0;
+      c.profMaxUs = 0;
+    }
+    this.groups.reset();
   }
 
   /** The port groups of the packet and stream rules, and their prefilter (stages 1 to 3). */

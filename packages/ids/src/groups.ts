@@ -71,6 +71,8 @@ export interface RuleGroup {
    */
   kinds: (MultiMatcher | false | null | undefined)[];
   kindScanned: number[];
+  /** The engine's run (`PortGroups.reset`) the group was last met in, 0: none (counted once per run). */
+  runSeen: number;
 }
 
 /**
@@ -409,7 +411,7 @@ export class PortGroups {
       const memoKey =
         (proto * regions + this.portRegion[sp & 0xffff]!) * regions + this.portRegion[dp & 0xffff]!;
       const memo = this.portGroupMemo.get(memoKey);
-      if (memo) {
+      if (memo && this.useGroup(memo)) {
         fd.groups ??= [undefined, undefined];
         fd.groups[dir] = memo;
         return memo;
@@ -437,8 +439,8 @@ export class PortGroups {
             found = e.g;
             break;
           }
-      if (found) g = found;
-      else if (this.stats.portGroups < (this.opts.portGroupsMax ?? portGroupsMax)) {
+      if (found && this.useGroup(found)) g = found;
+      else if (!found && this.stats.portGroups < this.groupsMax) {
         // the group's rules, each keyed on its pattern in the one automaton of every fast pattern
         // the classes' rules in inspection order: marked, then read out in one pass (no sort)
         const mark = new Uint8Array(this.ordered.length);
@@ -462,7 +464,8 @@ export class PortGroups {
         const entry = { classes: hit.slice(0, n), g };
         if (same) same.push(entry);
         else this.portGroups.set(key, [entry]);
-        this.stats.portGroups++;
+        this.held++;
+        this.useGroup(g);
       } else this.stats.portGroupsRefused++;
       if (g !== this.allRules && this.portGroupMemo.size < portGroupMemoMax)
         this.portGroupMemo.set(memoKey, g);
@@ -470,6 +473,53 @@ export class PortGroups {
     fd.groups ??= [undefined, undefined];
     fd.groups[dir] = g;
     return g;
+  }
+
+  /** `portGroupsMax`, or the engine's option. */
+  private get groupsMax(): number {
+    return this.opts.portGroupsMax ?? portGroupsMax;
+  }
+  /** Port groups held (made in this run or the runs before it since `reset` last dropped them). */
+  private held = 0;
+  /** The run under way (`reset` starts the next): a group counts in `stats.portGroups` once per run. */
+  private epoch = 1;
+
+  /**
+   * A group made before, first met in this run: counted as a new engine would count it when making it, and
+   * refused past `portGroupsMax` groups in the run as a new engine would refuse to make it.
+   */
+  private useGroup(g: RuleGroup): boolean {
+    if (g.runSeen === this.epoch) return true;
+    if (this.stats.portGroups >= this.groupsMax) return false;
+    g.runSeen = this.epoch;
+    this.stats.portGroups++;
+    return true;
+  }
+
+  /**
+   * The engine's next run (`Engine.reset`): the groups made and their automata are kept (they change no
+   * result, only what a scan costs), counted again as each is first met. Once `portGroupsMax` groups are
+   * held, all are dropped with their automata, so a run after many others holds at most twice the bound.
+   */
+  reset(): void {
+    this.epoch++;
+    const hits = this.hits;
+    const last = this.lastHit;
+    for (let k = 0; k < hits.n; k++) last[hits.ids[k]!] = 0;
+    hits.clear();
+    this.stagePrefilterSeen = false;
+    this.stageAllStringsSeen = false;
+    if (this.held < this.groupsMax) return;
+    this.portGroups.clear();
+    this.portGroupMemo.clear();
+    this.kindShared.clear();
+    this.groupStates = 0;
+    this.held = 0;
+    const a = this.allRules;
+    a.packetAlways.clear();
+    a.alwaysKey = Number.NaN;
+    a.alwaysLast = undefined;
+    this.packetAlwaysLists = 0;
   }
 
   /**
@@ -747,6 +797,7 @@ function ruleGroup(
     alwaysLast: undefined,
     kinds: [undefined, undefined, undefined],
     kindScanned: [0, 0, 0],
+    runSeen: 0,
   };
 }
 

@@ -181,6 +181,7 @@ export {
 export {
   type CaptureInput,
   captureStream,
+  checksumSamplePackets,
   inspectPrepared,
   loadRules,
   Pipeline,
@@ -190,6 +191,7 @@ export {
   type RunResult,
   rewritePayload,
   runCapture,
+  runPipeline,
   type UnsupportedLinks,
   type Verdict,
 } from './run.js';

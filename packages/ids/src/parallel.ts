@@ -87,7 +87,7 @@ export interface ParallelPhases {
   /** Each worker's engine set up for the run (built, or a spare taken): wall and thread CPU ms. */
   workerInitMs: number[];
   workerInitCpuMs: number[];
-  /** Every worker ran on a spare engine built after the run before (`spareEngines`), taking this CPU. */
+  /** Every worker ran on a spare engine, made ready after the run before (`spareEngines`), taking this CPU. */
   spareEngines: boolean;
   workerSpareCpuMs: number[];
   /** Who read the capture: each worker (`reader: 'workers'`, IDS on a regular file), or the main thread. */
@@ -165,9 +165,10 @@ function spawn(): Worker {
 
 export interface ParallelRunnerOptions {
   /**
-   * After each run, every worker builds the next run's engine from the same rules and options (a new
-   * Engine, not a reset one), so that the next `run` with those rules and options does not wait for it.
-   * Off by default: a pool used for one capture would build engines it never uses.
+   * After each run, every worker keeps its engine for the next run with the same rules and options, reset
+   * (`Engine.reset`: no state of the run, the automata it built from traffic kept; a new Engine if the
+   * reset fails), so that the next `run` neither waits for an engine nor runs a new engine's first pass.
+   * Off by default: a pool used for one capture would keep engines it never uses.
    */
   spareEngines?: boolean;
 }
@@ -228,7 +229,7 @@ export class ParallelRunner {
     });
   }
 
-  /** Resolves once every worker is idle (with `spareEngines`: the next run's engines are built). */
+  /** Resolves once every worker is idle (with `spareEngines`: the next run's engines are ready). */
   async idle(): Promise<void> {
     if (this.closed) throw new Error('ParallelRunner: idle after close (the worker threads have ended)');
     await Promise.all(this.slots.map((s) => this.request(s, { type: 'ping' })));

@@ -238,7 +238,8 @@ export class Pipeline {
   readonly decodeStats = newDecodeStats();
   /** Reassembled datagrams are decoded again; their counts stay apart from the capture's packets. */
   readonly redecodeStats = newDecodeStats();
-  readonly defrag: Defragmenter | undefined;
+  /** The IP defragmenter (a new one at `reset`); undefined with `defrag: false`. */
+  defrag: Defragmenter | undefined;
   packets = 0;
   bytes = 0;
   /** Whether checksums are validated now (`auto` may turn it off after its sample). */
@@ -276,14 +277,42 @@ export class Pipeline {
     )
       throw new TypeError(`defrag: true, false or its bounds as an object, got ${String(defrag)}`);
     this.validating = opts.validateChecksums !== false;
-    this.defrag =
-      opts.defrag === false
-        ? undefined
-        : new Defragmenter({
-            ...(opts.overlapPolicy && { policy: opts.overlapPolicy }),
-            ...(typeof opts.defrag === 'object' && opts.defrag),
-          });
+    this.defrag = this.newDefrag();
     this.accepts = opts.filter === undefined ? undefined : compileFilter(opts.filter);
+  }
+
+  private newDefrag(): Defragmenter | undefined {
+    const opts = this.opts;
+    return opts.defrag === false
+      ? undefined
+      : new Defragmenter({
+          ...(opts.overlapPolicy && { policy: opts.overlapPolicy }),
+          ...(typeof opts.defrag === 'object' && opts.defrag),
+        });
+  }
+
+  /**
+   * Ready for the next capture, as a new Pipeline of the same rules and options would be, without building
+   * its engine again (`Engine.reset`: the rules stay compiled, the automata built from traffic stay): no
+   * fragment held, the `auto` checksum sample begun again, every count at zero. Flows not flushed with
+   * `finish` are dropped. The count objects are the same, set to zero (a caller keeping them copies first).
+   */
+  reset(): void {
+    this.engine.reset();
+    zeroCounts(this.decodeStats);
+    zeroCounts(this.redecodeStats);
+    this.defrag = this.newDefrag();
+    this.packets = 0;
+    this.bytes = 0;
+    this.validating = this.opts.validateChecksums !== false;
+    this.sampled = 0;
+    this.sampledBad = 0;
+    this.filtered = 0;
+    this.unknownLinks.clear();
+    const v = this.verdict;
+    v.drop = false;
+    v.frame = noFrame;
+    v.responses = noResponses;
   }
 
   /** Packets (datagrams, for fragments) the capture filter (`filter`) refused. */
@@ -489,8 +518,9 @@ export function captureStream(input: CaptureInput): AsyncIterable<Buffer> {
 }
 
 /**
- * Runs a capture through a `Pipeline`. With `ips`, every packet gets a verdict; with `out` as well, the
- * packets passed on are written to that pcap (created or truncated; one link type).
+ * Runs a capture through a new `Pipeline` of `rules` (see `runPipeline`). With `ips`, every packet gets a
+ * verdict; with `out` as well, the packets passed on are written to that pcap (created or truncated; one
+ * link type).
  */
 export async function runCapture(
   input: CaptureInput,
@@ -498,11 +528,23 @@ export async function runCapture(
   opts: RunOptions = {},
 ): Promise<RunResult> {
   if (opts.out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');
-  const pipe = new Pipeline(rules, opts);
+  return runPipeline(new Pipeline(rules, opts), input, opts.out);
+}
+
+/**
+ * Runs a capture through `pipe`, built with the run's rules and options (`Pipeline(rules, opts)`): one
+ * Pipeline serves capture after capture, each run on it as on a new one (it is `reset` first when it has
+ * seen packets), without building its engine again. `out`: with the pipeline's `ips`, the pcap the packets
+ * passed on are written to. The result's counts are copies: the next run does not change them.
+ */
+export async function runPipeline(pipe: Pipeline, input: CaptureInput, out?: string): Promise<RunResult> {
+  const opts = pipe.opts;
+  if (out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');
+  if (pipe.packets > 0 || pipe.engine.stats.packets > 0) pipe.reset();
   const alerts: Alert[] = [];
   const t0 = performance.now();
   const cpu0 = threadCpuMs();
-  const sink = new VerdictSink(opts.out);
+  const sink = new VerdictSink(out);
   const cut: { error?: TruncatedCaptureError } = {};
   try {
     for await (const batch of readCaptureBatchesToCut(captureStream(input), cut))
@@ -531,21 +573,31 @@ export async function runCapture(
     tunneled: pipe.tunneled,
     ...(opts.filter !== undefined && { packetsFiltered: pipe.filtered }),
     ...(pipe.unsupportedLinks && { unsupportedLinks: pipe.unsupportedLinks }),
-    defrag: pipe.defrag?.stats,
+    defrag: pipe.defrag && { ...pipe.defrag.stats },
     rulesLoaded: engine.compiled.length,
     rulesSkipped: engine.skipped,
     warnings: engine.warnings,
     errors: [],
-    stats: engine.stats,
-    flows: engine.flowStats,
+    stats: { ...engine.stats },
+    flows: { ...engine.flowStats },
     reassemblyPeakBytes: engine.budget.peakBytes,
-    httpAnomalies: engine.httpAnomalies,
+    httpAnomalies: { ...engine.httpAnomalies },
     ruleFaults: [...engine.ruleFaults].map(([rule, error]) => ({ rule, error })),
     ruleLatency: latencyRows(engine.ruleLatency),
     packetFaults: [...engine.packetFaults],
     ruleProfile: engine.ruleProfile(),
     ...(opts.ips && { verdicts }),
   };
+}
+
+/** Sets every number in `o` (and in the objects it holds) to zero, in place. */
+function zeroCounts(o: object): void {
+  const r = o as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    const v = r[k];
+    if (typeof v === 'number') r[k] = 0;
+    else if (typeof v === 'object' && v !== null) zeroCounts(v);
+  }
 }
 
 /** `Engine.ruleLatency`'s records as rows, slowest first. */

@@ -114,6 +114,36 @@ describe('strata ids', () => {
     expect(sources(s.out)).toEqual(['MARK-b', 'MARK-a']);
   });
 
+  it('each capture is a run of its own: a threshold or flow of one is not carried into the next (one engine, reset between them; the stats add the runs up)', async () => {
+    writeFileSync(
+      join(dir, 'limit.rules'),
+      'alert tcp any any -> any 8080 (msg:"limit"; content:"MARK"; threshold:type limit, track by_dst, count 1, seconds 3600; sid:3;)\n',
+    );
+    for (const extra of [[], ['--workers', '2']]) {
+      const c = captureIo('', {}, dir);
+      const rc = await runCommand(
+        commands[0]!,
+        [
+          '--rules',
+          'limit.rules',
+          'a.pcap',
+          'b.pcap',
+          'c.pcap',
+          '--format',
+          'json',
+          '--stats',
+          'limit.json',
+          ...extra,
+        ],
+        c.io,
+      );
+      expect(rc, extra.join(' ')).toBe(0);
+      expect(sources(c.stdout()), extra.join(' ')).toEqual(['MARK-a', 'MARK-b', 'MARK-c']);
+      const stats = JSON.parse(readFileSync(join(dir, 'limit.json'), 'utf8'));
+      expect([stats.packets, stats.flows, stats.alerts, stats.alertsSuppressed]).toEqual([3, 3, 3, 0]);
+    }
+  });
+
   it("'-' reads a capture from standard input, among files, on one thread and on workers (it was ENOENT on './-')", async () => {
     const b = readFileSync(join(dir, 'b.pcap'));
     for (const extra of [[], ['--workers', '2'], ['--workers', '2', '--reader', 'workers']]) {

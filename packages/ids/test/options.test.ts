@@ -413,6 +413,21 @@ describe('rule latency (Snort 3 latency.rule)', () => {
     expect(off.e.stats.ruleEvalsTimed).toBe(0);
   });
 
+  it('a suspension and its counts end with the run (Engine.reset): the next capture evaluates the rule again', () => {
+    const { e } = timedEngine({ maxUs: 500, suspend: true, suspendThreshold: 1, maxSuspendMs: 0 });
+    expect([0, 1].map((i) => sids(e, i))).toEqual([[1, 2], [2]]);
+    expect(e.stats.ruleSuspensions).toBe(1);
+    e.finish();
+    e.reset();
+    expect(e.ruleLatency.size).toBe(0);
+    expect(e.stats.ruleSuspensions).toBe(0);
+    // as on a new engine: one timed-out match, then suspended
+    expect([0, 1].map((i) => sids(e, i))).toEqual([[1, 2], [2]]);
+    expect([...e.ruleLatency]).toEqual([
+      ['1:1', { timeouts: 1, suspensions: 1, slowestUs: expect.closeTo(1000, 3) }],
+    ]);
+  });
+
   it('refuses settings that are not whole numbers in range', () => {
     const r = [parseRule('alert udp any any -> any any (content:"x"; sid:1;)')];
     expect(() => new Engine(r, { ruleLatency: { maxUs: -1 } })).toThrow(/maxUs: a whole number/);
