@@ -11,9 +11,12 @@
 // The N-worker side is run twice per rep, as a user meets it: cold, a pool created for the run and closed
 // after it (what `strata ids --workers N` does for one capture; its time counts starting the workers,
 // sending them the rules, each building its engine, and compiling the engine's code in each worker's own
-// V8 isolate), and warm, one pool kept across the reps with spare engines (each worker builds the next
-// run's engine after a run; the bench waits for that before timing, and warms the pool up with one untimed
-// run per rule set). The warm figure is what a long-lived pool pays per capture; the cold one is the CLI's.
+// V8 isolate), and warm, one pool kept across the reps with spare engines (each worker resets its engine
+// for the next run after a run; the bench waits for that before timing, and warms the pool up with one
+// untimed run per rule set). The warm figure is what a long-lived pool pays per capture; the cold one is the
+// CLI's on one capture. Its match on one thread: a Pipeline kept across the reps (`runPipeline`, reset
+// between runs, warmed up the same way), timed by wall right after the warm pool: the ratio of the two is
+// 2 workers against 1 by wall, both warm (the one-thread runCapture above builds its engine each time).
 // Process CPU (every thread: the JS threads and V8's compiler and GC threads) is reported per side too.
 // Sustained, one thread: one engine reading the trace `--passes` times back to back (5, each pass's flows
 // flushed at its end), the packet loop's thread CPU over all passes: how the issue's Snort 3 figures were
@@ -25,7 +28,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ParallelRunner, runCapture, threadCpuMs } from '../src/index.js';
+import { ParallelRunner, Pipeline, runCapture, runPipeline, threadCpuMs } from '../src/index.js';
 import { wasmScanAvailable } from '../src/scan-wasm.js';
 import { naiveRun } from './naive.js';
 import { benchRuleSets, idsShared } from './rulesets.js';
@@ -84,10 +87,13 @@ const processCpu = (from: NodeJS.CpuUsage) => {
   return (u.user + u.system) / 1e6;
 };
 for (const [set, [name, rules]] of ruleSets.entries()) {
-  // warm-up of the kept pool for this rule set (untimed): the rules sent, the JIT warmed, spares built
+  // warm-up of the kept pool for this rule set (untimed): the rules sent, the JIT warmed, spares made ready;
+  // and of the kept one-thread pipeline
   await pool.run(pcap, rules, { validateChecksums: 'auto' });
+  const kept = new Pipeline(rules, { validateChecksums: 'auto' });
+  await runPipeline(kept, pcap);
   for (let rep = 0; rep < reps; rep++) {
-    // the kept pool's workers build their spare engines after each run: not while this thread is timed
+    // the kept pool's workers make their spare engines ready after each run: not while this thread is timed
     await pool.idle();
     const p0 = process.cpuUsage();
     const c0 = threadCpuMs() ?? 0;
@@ -104,13 +110,15 @@ for (const [set, [name, rules]] of ruleSets.entries()) {
     await coldPool.close();
     const coldSeconds = (performance.now() - tc) / 1000;
     const procCpuCold = processCpu(pc);
-    // warm: the kept pool, once its workers are idle (their spare engines built)
+    // warm: the kept pool, once its workers are idle (their spare engines ready)
     await pool.idle();
     const pw = process.cpuUsage();
     const c1w = threadCpuMs() ?? 0;
     const par = await pool.run(pcap, rules, { validateChecksums: 'auto' });
     const c2 = threadCpuMs() ?? 0;
     const procCpuWarm = processCpu(pw);
+    // warm on one thread: the kept pipeline, reset (as the pool's engines were)
+    const one1 = await runPipeline(kept, pcap);
     // CPU seconds: what the work cost, whatever else the machine was doing. One thread: all of it; N
     // workers: the main thread (read, decode, dispatch, merge) and each worker, which on dedicated cores
     // run side by side, so the slowest of them bounds the time
@@ -144,6 +152,11 @@ for (const [set, [name, rules]] of ruleSets.entries()) {
       mbpsCold: Number(mbpsCold.toFixed(2)),
       kppsN: Number((par.packets / par.seconds / 1e3).toFixed(1)),
       ratio: Number((mbpsN / mbps1).toFixed(2)),
+      // one thread warm: the kept pipeline (reset between runs), and the warm pool against it
+      secondsKept1: Number(one1.seconds.toFixed(3)),
+      mbpsKept1: Number(((one1.bytes * 8) / 1e6 / one1.seconds).toFixed(2)),
+      alertsKept1: one1.alerts.length,
+      ratioWarm: Number((one1.seconds / par.seconds).toFixed(2)),
       ratioCold: Number((mbpsCold / mbps1).toFixed(2)),
       phasesWarmMs: phaseMs(par.phases),
       phasesColdMs: phaseMs(cold.phases),
@@ -195,7 +208,7 @@ for (const [set, [name, rules]] of ruleSets.entries()) {
     };
     rows.push(row);
     console.log(
-      `${name.padEnd(18)} stages: ${row.stageInspections} inspections, port group ${row.stagePortGroupShare}, prefilter ${row.stagePrefilterShare}, all strings ${row.stageAllStringsShare}, full matcher ${row.stageFullMatcherShare}${naive ? ` | naive indexOf matcher: ${row.naiveCpuSeconds} s CPU (${row.naiveSeconds} s wall, ${row.naiveMbps} Mbps, ${row.naiveCandidates} candidates of ${row.naiveRulesSearched} rules x ${row.naivePayloads} payloads) = pipeline ${row.pipelineOverNaiveCpu}x by CPU, ${row.pipelineOverNaiveWall}x by wall` : ''}\n${' '.repeat(18)} CPU: 1 thread ${row.cpuSeconds1} s = ${row.mbpsPerCpuSecond1} Mbps per core (packet loop ${row.loopCpuSeconds1} s = ${row.loopMbpsPerCpuSecond1} Mbps; sustained, the trace read ${passes} times by one engine: ${row.sustainedMbpsPerCore} Mbps, passes ${row.sustainedPassCpuSeconds.join('/')} s, alerts ${row.sustainedAlerts.join('/')}; steady, its passes after the first: ${row.steadyMbpsPerCore} Mbps) | ${workers} workers: main ${row.cpuSecondsMain} s, workers ${row.cpuSecondsWorkers.join('/')} s = ${row.mbpsDedicatedCoresN} Mbps on dedicated cores | ${row.cpuRatio}x\n${' '.repeat(18)} wall: 1 thread ${row.mbps1} Mbps (${row.seconds1} s, ${row.alerts1} alerts) | ${workers} workers cold ${row.mbpsCold} Mbps (${row.secondsCold} s, ${row.alertsCold} alerts; init/batches/finish ${row.phasesColdMs.join('/')} ms) = ${row.ratioCold}x | warm ${row.mbpsN} Mbps (${row.secondsN} s, ${row.alertsN} alerts; ${row.phasesWarmMs.join('/')} ms${row.spareEnginesWarm ? `, spare engines built between runs: ${row.spareCpuMsWarm.join('/')} ms CPU` : ''}) = ${row.ratio}x\n${' '.repeat(18)} process CPU (all threads): 1 thread ${row.processCpuSeconds1} s, cold ${row.processCpuSecondsCold} s, warm ${row.processCpuSecondsN} s | worker packets ${row.workerPackets.join('/')}, busy ms ${row.workerBusyMs.join('/')} | ${row.flowsPerSecond1} flows/s, reassembly peak ${(row.reassemblyPeakBytes / 2 ** 20).toFixed(1)} MiB, max RSS ${row.maxRssMiB} MiB`,
+      `${name.padEnd(18)} stages: ${row.stageInspections} inspections, port group ${row.stagePortGroupShare}, prefilter ${row.stagePrefilterShare}, all strings ${row.stageAllStringsShare}, full matcher ${row.stageFullMatcherShare}${naive ? ` | naive indexOf matcher: ${row.naiveCpuSeconds} s CPU (${row.naiveSeconds} s wall, ${row.naiveMbps} Mbps, ${row.naiveCandidates} candidates of ${row.naiveRulesSearched} rules x ${row.naivePayloads} payloads) = pipeline ${row.pipelineOverNaiveCpu}x by CPU, ${row.pipelineOverNaiveWall}x by wall` : ''}\n${' '.repeat(18)} CPU: 1 thread ${row.cpuSeconds1} s = ${row.mbpsPerCpuSecond1} Mbps per core (packet loop ${row.loopCpuSeconds1} s = ${row.loopMbpsPerCpuSecond1} Mbps; sustained, the trace read ${passes} times by one engine: ${row.sustainedMbpsPerCore} Mbps, passes ${row.sustainedPassCpuSeconds.join('/')} s, alerts ${row.sustainedAlerts.join('/')}; steady, its passes after the first: ${row.steadyMbpsPerCore} Mbps) | ${workers} workers: main ${row.cpuSecondsMain} s, workers ${row.cpuSecondsWorkers.join('/')} s = ${row.mbpsDedicatedCoresN} Mbps on dedicated cores | ${row.cpuRatio}x\n${' '.repeat(18)} wall: 1 thread ${row.mbps1} Mbps (${row.seconds1} s, ${row.alerts1} alerts) | ${workers} workers cold ${row.mbpsCold} Mbps (${row.secondsCold} s, ${row.alertsCold} alerts; init/batches/finish ${row.phasesColdMs.join('/')} ms) = ${row.ratioCold}x | warm ${row.mbpsN} Mbps (${row.secondsN} s, ${row.alertsN} alerts; ${row.phasesWarmMs.join('/')} ms${row.spareEnginesWarm ? `, spare engines made ready between runs: ${row.spareCpuMsWarm.join('/')} ms CPU` : ''}) = ${row.ratio}x | 1 thread warm (a kept pipeline, reset) ${row.mbpsKept1} Mbps (${row.secondsKept1} s, ${row.alertsKept1} alerts): ${workers} workers warm ${row.ratioWarm}x\n${' '.repeat(18)} process CPU (all threads): 1 thread ${row.processCpuSeconds1} s, cold ${row.processCpuSecondsCold} s, warm ${row.processCpuSecondsN} s | worker packets ${row.workerPackets.join('/')}, busy ms ${row.workerBusyMs.join('/')} | ${row.flowsPerSecond1} flows/s, reassembly peak ${(row.reassemblyPeakBytes / 2 ** 20).toFixed(1)} MiB, max RSS ${row.maxRssMiB} MiB`,
     );
   }
 }

@@ -56,7 +56,8 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                   [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]] [--packet-latency US [--fastpath]]
                   [--latency-alerts] [--profile-rules N] [--pcre-steps N] [--bpf EXPR]
 
-  FILE                 a pcap or pcapng capture; - reads one from standard input (tcpdump -w - | ...)
+  FILE                 a pcap or pcapng capture; - reads one from standard input (tcpdump -w - | ...);
+                       several are run in order, each on its own (no flow or threshold carried over)
   --vars FILE          rule variables: snort.conf ipvar/portvar/var lines, suricata.yaml address-groups
                        and port-groups, or NAME=VALUE lines; --var wins over a file
   --classification FILE  a classification.config (config classification: NAME,DESCRIPTION,PRIORITY):
