@@ -285,7 +285,8 @@ Example:
     const alertsFile = values.alerts ? openOutput('--alerts', resolve(io.cwd, values.alerts)) : undefined;
     const statsFile = values.stats ? openOutput('--stats', resolve(io.cwd, values.stats)) : undefined;
     const out = alertsFile?.stream ?? io.stdout;
-    const pool = workers > 1 ? new ParallelRunner(workers) : undefined;
+    // with several captures each worker keeps its engine for the next, reset (built once, as on one thread)
+    const pool = workers > 1 ? new ParallelRunner(workers, { spareEngines: pcaps.length > 1 }) : undefined;
     const workerLoads: WorkerLoad[][] = [];
     // who read each capture (--reader workers falls back to this thread for --ips and pipes)
     const readBy = new Set<string>();
