@@ -6,6 +6,7 @@ import {
   type Alert,
   type Decoded,
   ipv4Bytes,
+  type PipelineOptions,
   readCapture,
   SYN,
   type TcpSegment,
@@ -13,6 +14,39 @@ import {
 } from '../src/index.js';
 
 export { ACK, conversationFrames, FIN, PSH, RST, SYN, tcpFrame } from '../src/index.js';
+
+/** One case of the shared suricata-verify manifest (the fields the tests read). */
+export interface ManifestCase {
+  name: string;
+  pcap: string;
+  rules: string;
+  args: string[];
+  ips: boolean;
+  checksum_validation: string;
+  config_settings: string[];
+}
+
+/** Suricata's options of a manifest case, as test/verify.test.ts maps them. */
+export function caseOptions(c: ManifestCase): PipelineOptions {
+  const hostOsPolicy: Record<string, string[]> = {};
+  let actionOrder: string[] | undefined;
+  for (const s of c.config_settings) {
+    const p = /^host-os-policy\.([a-z0-9-]+)=(.*)$/.exec(s);
+    if (p) hostOsPolicy[p[1]!] = JSON.parse(p[2]!);
+    const a = /^action-order=(.*)$/.exec(s);
+    if (a) actionOrder = JSON.parse(a[1]!);
+  }
+  return {
+    midstream: c.args.some((a) => a.includes('midstream=true')),
+    asyncOneside: c.args.some((a) => a.includes('async-oneside=true')),
+    vlanAgnostic: [...c.args, ...c.config_settings].some((a) => a.includes('vlan.use-for-tracking=false')),
+    hostOsPolicy,
+    ...(actionOrder && { actionOrder }),
+    streamRelease: c.ips ? 'immediate' : 'ack',
+    ips: c.ips,
+    validateChecksums: c.checksum_validation !== 'none' && !c.args.includes('none'),
+  };
+}
 
 export interface PktSpec extends TcpSegment {
   proto?: number;

@@ -21,47 +21,15 @@ import {
   heldPacketsMax,
   loadRules,
   ParallelRunner,
-  type PipelineOptions,
   parseRules,
   type Rule,
   runCapture,
 } from '../src/index.js';
 import { sameEngines } from '../src/parallel.js';
-import { alertLine, sharedIds, tcpFrame } from './helpers.js';
+import { alertLine, caseOptions, type ManifestCase, sharedIds, tcpFrame } from './helpers.js';
 
 const { shared, have } = sharedIds('suricata-verify/manifest.json');
 const base = `${shared}suricata-verify/`;
-
-interface ManifestCase {
-  name: string;
-  pcap: string;
-  rules: string;
-  args: string[];
-  ips: boolean;
-  checksum_validation: string;
-  config_settings: string[];
-}
-
-/** Suricata's options of a case, as test/verify.test.ts maps them. */
-function caseOptions(c: ManifestCase): PipelineOptions {
-  const hostOsPolicy: Record<string, string[]> = {};
-  let actionOrder: string[] | undefined;
-  for (const s of c.config_settings) {
-    const p = /^host-os-policy\.([a-z0-9-]+)=(.*)$/.exec(s);
-    if (p) hostOsPolicy[p[1]!] = JSON.parse(p[2]!);
-    const a = /^action-order=(.*)$/.exec(s);
-    if (a) actionOrder = JSON.parse(a[1]!);
-  }
-  return {
-    midstream: c.args.some((a) => a.includes('midstream=true')),
-    asyncOneside: c.args.some((a) => a.includes('async-oneside=true')),
-    hostOsPolicy,
-    ...(actionOrder && { actionOrder }),
-    streamRelease: c.ips ? 'immediate' : 'ack',
-    ips: c.ips,
-    validateChecksums: c.checksum_validation !== 'none' && !c.args.includes('none'),
-  };
-}
 
 it('sameEngines: workers that loaded different rules fail the run (its totals came from worker 0 alone)', () => {
   const ready = (loaded: number, sids: number[]) =>

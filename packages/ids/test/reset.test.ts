@@ -17,37 +17,10 @@ import {
   runCapture,
   runPipeline,
 } from '../src/index.js';
-import { conversationFrames, SYN, sharedIds, tcpFrame } from './helpers.js';
+import { caseOptions, conversationFrames, type ManifestCase, SYN, sharedIds, tcpFrame } from './helpers.js';
 
 const { shared, have } = sharedIds('suricata-verify/manifest.json');
 const base = `${shared}suricata-verify/`;
-
-interface Case {
-  name: string;
-  pcap: string;
-  rules: string;
-  args: string[];
-  ips: boolean;
-  checksum_validation: string;
-  config_settings: string[];
-}
-
-/** A case's options, as verify.test.ts reads them from the manifest. */
-function caseOptions(c: Case): PipelineOptions {
-  const hostOsPolicy: Record<string, string[]> = {};
-  for (const s of c.config_settings) {
-    const p = /^host-os-policy\.([a-z0-9-]+)=(.*)$/.exec(s);
-    if (p) hostOsPolicy[p[1]!] = JSON.parse(p[2]!);
-  }
-  return {
-    midstream: c.args.some((a) => a.includes('midstream=true')),
-    asyncOneside: c.args.some((a) => a.includes('async-oneside=true')),
-    hostOsPolicy,
-    streamRelease: c.ips ? 'immediate' : 'ack',
-    ips: c.ips,
-    validateChecksums: c.checksum_validation !== 'none' && !c.args.includes('none'),
-  };
-}
 
 /** What a run gives, less what depends on the clock (times, rule latency, rule profile). */
 function outcome(r: RunResult): unknown {
@@ -60,7 +33,7 @@ function outcome(r: RunResult): unknown {
 }
 
 const cases = have
-  ? (JSON.parse(readFileSync(`${base}manifest.json`, 'utf8')) as { cases: Case[] }).cases
+  ? (JSON.parse(readFileSync(`${base}manifest.json`, 'utf8')) as { cases: ManifestCase[] }).cases
   : [];
 
 describe.runIf(have)('one Pipeline, capture after capture', () => {

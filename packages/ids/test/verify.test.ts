@@ -3,6 +3,7 @@ import { captureIo, runCommand } from '@strata/cli';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { addrTest, commands, defaultVars, eveJson, loadRules, portTest, runCapture } from '../src/index.js';
+import { caseOptions, type ManifestCase } from './helpers.js';
 
 const base = new URL('../../../../shared/ids/suricata-verify/', import.meta.url).pathname;
 const have = existsSync(`${base}manifest.json`);
@@ -141,16 +142,9 @@ function field(rec: Record<string, unknown>, path: string): unknown {
 }
 
 /** One case of manifest.json (the fields used here). */
-interface ManifestCase {
-  name: string;
-  pcap: string;
-  rules: string;
+interface VerifyCase extends ManifestCase {
   expect: { sid: number | null; count: number; where?: Record<string, unknown> }[];
   expect_total_alerts: number | null;
-  args: string[];
-  ips: boolean;
-  checksum_validation: string;
-  config_settings: string[];
 }
 
 interface CaseResult {
@@ -166,30 +160,11 @@ interface CaseResult {
  * `where` fields all match, exactly; when `where` names fields this engine does not produce, the count is
  * taken over the known fields only and must be at least the expected one (the manifest README's fallback).
  */
-async function runCase(c: ManifestCase): Promise<CaseResult> {
+async function runCase(c: VerifyCase): Promise<CaseResult> {
   const { rules } = loadRules(readFileSync(base + c.rules, 'utf8'), c.rules);
   // Suricata's options, as the manifest gives them: --set overrides, host-os-policy from the config,
   // and IPS mode (--simulate-ips: verdicts, inline stream inspection as data arrives, normalization)
-  const hostOsPolicy: Record<string, string[]> = {};
-  let actionOrder: string[] | undefined;
-  for (const s of c.config_settings) {
-    const p = /^host-os-policy\.([a-z0-9-]+)=(.*)$/.exec(s);
-    if (p) hostOsPolicy[p[1]!] = JSON.parse(p[2]!);
-    const a = /^action-order=(.*)$/.exec(s);
-    if (a) actionOrder = JSON.parse(a[1]!);
-  }
-  const r = await runCapture(base + c.pcap, rules, {
-    midstream: c.args.some((a: string) => a.includes('midstream=true')),
-    asyncOneside: c.args.some((a: string) => a.includes('async-oneside=true')),
-    vlanAgnostic: [...c.args, ...c.config_settings].some((a: string) =>
-      a.includes('vlan.use-for-tracking=false'),
-    ),
-    hostOsPolicy,
-    ...(actionOrder && { actionOrder }),
-    streamRelease: c.ips ? 'immediate' : 'ack',
-    ips: c.ips,
-    validateChecksums: c.checksum_validation !== 'none' && !c.args.includes('none'),
-  });
+  const r = await runCapture(base + c.pcap, rules, caseOptions(c));
   const eve = r.alerts.map(eveJson);
   const why: string[] = [];
   let partial = false;
@@ -216,7 +191,7 @@ async function runCase(c: ManifestCase): Promise<CaseResult> {
 
 describe.runIf(have)('suricata-verify conformance set', () => {
   it(`passes at least ${passFloor} of the cases (every expected count and total must hold)`, async () => {
-    const m = JSON.parse(readFileSync(`${base}manifest.json`, 'utf8')) as { cases: ManifestCase[] };
+    const m = JSON.parse(readFileSync(`${base}manifest.json`, 'utf8')) as { cases: VerifyCase[] };
     const results: CaseResult[] = [];
     for (const c of m.cases) results.push(await runCase(c));
     // IDS_VERIFY_LIST=1 prints every case's outcome (the README's list comes from it)
