@@ -1,12 +1,16 @@
 /** Test helpers: decoded packets and raw frames built by hand, and where the shared IDS material is. */
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { vi } from 'vitest';
 import {
   ACK,
   type Alert,
   type Decoded,
+  Engine,
   ipv4Bytes,
+  loadRules,
   type PipelineOptions,
+  parseRules,
+  type Rule,
   readCapture,
   SYN,
   type TcpSegment,
@@ -14,6 +18,13 @@ import {
 } from '../src/index.js';
 
 export { ACK, conversationFrames, FIN, PSH, RST, SYN, tcpFrame } from '../src/index.js';
+
+/** The community rules that load, then the rules of `extra` (rule text, one rule a line). */
+export function communityRulesWith(shared: string, extra: string): Rule[] {
+  const set = parseRules(readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'), 'community');
+  const loaded = new Set(new Engine(set.rules).compiled.map((c) => c.rule.sid));
+  return [...set.rules.filter((r) => loaded.has(r.sid)), ...loadRules(extra, 'extra.rules').rules];
+}
 
 /** One case of the shared suricata-verify manifest (the fields the tests read). */
 export interface ManifestCase {

@@ -5,18 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIo, runCommand } from '@strata/cli';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type Alert,
-  commands,
-  Engine,
-  encodePcap,
-  loadRules,
-  ParallelRunner,
-  parseRules,
-  type Rule,
-  runCapture,
-} from '../src/index.js';
-import { alertLine, sharedIds, tcpFrame } from './helpers.js';
+import { type Alert, commands, encodePcap, loadRules, ParallelRunner, runCapture } from '../src/index.js';
+import { alertLine, communityRulesWith, sharedIds, tcpFrame } from './helpers.js';
 
 const { shared, have } = sharedIds('suricata-verify/manifest.json');
 const base = `${shared}suricata-verify/`;
@@ -33,14 +23,11 @@ describe.runIf(have)('a parallel pool reused across runs', () => {
   });
 
   it('every rule on ndpi-mix-a.pcap: runs on spare engines give the alerts of a fresh engine; new options or rules build anew', async () => {
-    const set = parseRules(readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'), 'community');
-    const loaded = new Set(new Engine(set.rules).compiled.map((c) => c.rule.sid));
     // a threshold whose state spans flows, and a rule that alerts on every SYN: state a reused engine would carry
-    const extra = loadRules(
+    const rules = communityRulesWith(
+      shared,
       'alert tcp any any -> any any (msg:"syn"; flags:S; threshold:type limit, track by_dst, count 3, seconds 60; sid:9000001;)\nalert tcp any any -> any any (msg:"syn2"; flags:S; flowbits:set,seen; sid:9000002;)',
-      'extra.rules',
-    ).rules;
-    const rules: Rule[] = [...set.rules.filter((r) => loaded.has(r.sid)), ...extra];
+    );
     const pcap = `${shared}traces/ndpi-mix-a.pcap`;
     const opts = { validateChecksums: 'auto' as const };
     const want = lines((await runCapture(pcap, rules, opts)).alerts);

@@ -7,17 +7,23 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   checksumSamplePackets,
-  Engine,
   loadRules,
   Pipeline,
   type PipelineOptions,
-  parseRules,
   type Rule,
   type RunResult,
   runCapture,
   runPipeline,
 } from '../src/index.js';
-import { caseOptions, conversationFrames, type ManifestCase, SYN, sharedIds, tcpFrame } from './helpers.js';
+import {
+  caseOptions,
+  communityRulesWith,
+  conversationFrames,
+  type ManifestCase,
+  SYN,
+  sharedIds,
+  tcpFrame,
+} from './helpers.js';
 
 const { shared, have } = sharedIds('suricata-verify/manifest.json');
 const base = `${shared}suricata-verify/`;
@@ -83,14 +89,11 @@ describe.runIf(have)('one Pipeline, capture after capture', () => {
   }, 120_000);
 
   it('every community rule: ndpi-mix-a after suricata-verify-mix on one pipeline gives what a new one gives', async () => {
-    const set = parseRules(readFileSync(`${shared}rules/snort3-community.rules`, 'utf8'), 'community');
-    const loaded = new Set(new Engine(set.rules).compiled.map((c) => c.rule.sid));
-    // a threshold and a rate_filter whose state spans flows, and flowbits: state a run would leave behind
-    const extra = loadRules(
+    // a threshold and a detection_filter whose state spans flows, and flowbits: state a run would leave behind
+    const rules = communityRulesWith(
+      shared,
       'alert tcp any any -> any any (msg:"syn"; flags:S; threshold:type limit, track by_dst, count 3, seconds 3600; sid:9000001;)\nalert tcp any any -> any any (msg:"syn2"; flags:S; flowbits:set,seen; flowbits:noalert; sid:9000002;)\nalert tcp any any -> any any (msg:"fin"; flowbits:isset,seen; flags:F+; detection_filter:track by_src, count 5, seconds 3600; sid:9000003;)',
-      'extra.rules',
-    ).rules;
-    const rules = [...set.rules.filter((r) => loaded.has(r.sid)), ...extra];
+    );
     const opts: PipelineOptions = { validateChecksums: 'auto' };
     const ndpi = `${shared}traces/ndpi-mix-a.pcap`;
     const svm = `${shared}traces/suricata-verify-mix.pcap`;
