@@ -14,8 +14,10 @@ import {
   encodePcap,
   loadRules,
   ParallelRunner,
+  Pipeline,
   type RunResult,
   runCapture,
+  runPipeline,
 } from '../src/index.js';
 import type { RunOptions } from '../src/run.js';
 import { parseThresholdConfig } from '../src/threshold-config.js';
@@ -48,7 +50,10 @@ async function outcomes(pcap: Uint8Array, ruleText: string, cfg: string, opts: R
   const rules = loadRules(ruleText, 't.rules').rules;
   const all = { ...opts, ...(cfg && { thresholdConfig: parseThresholdConfig(cfg, 'r.config') }) };
   const input = () => Readable.from([Buffer.from(pcap)]);
-  const one = outcome(await runCapture(input(), rules, all));
+  // one engine; then the same engine again after a reset (its thresholds and rate_filters from nothing)
+  const pipe = new Pipeline(rules, all);
+  const one = outcome(await runPipeline(pipe, input()));
+  expect(outcome(await runPipeline(pipe, input())), 'the same engine, reset').toEqual(one);
   const many = [];
   for (const p of pools) many.push(outcome(await p.run(input(), rules, all)));
   // the first pool again, each worker reading the capture from a file itself
