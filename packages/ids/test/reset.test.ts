@@ -106,7 +106,73 @@ describe.runIf(have)('one Pipeline, capture after capture', () => {
   }, 120_000);
 });
 
+/**
+ * Where `a` and `b` differ, walking their own fields (functions are skipped; `same` pairs objects that stand
+ * for each other, as two engines, which their parts point back to; `skip` names fields not compared).
+ */
+function differences(
+  a: unknown,
+  b: unknown,
+  path: string,
+  same: Map<unknown, unknown>,
+  skip: Set<string>,
+): string[] {
+  if (typeof a === 'function' || typeof b === 'function') return [];
+  if (a === b || (Number.isNaN(a) && Number.isNaN(b))) return [];
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null)
+    return [`${path}: ${String(a)} / ${String(b)}`];
+  if (same.has(a)) return same.get(a) === b ? [] : [`${path}: another object`];
+  same.set(a, b);
+  if (a.constructor !== b.constructor) return [`${path}: ${a.constructor?.name} / ${b.constructor?.name}`];
+  if (ArrayBuffer.isView(a)) {
+    const x = a as Uint8Array;
+    const y = b as Uint8Array;
+    return x.length === y.length && x.every((v, i) => v === y[i]) ? [] : [`${path}: typed arrays differ`];
+  }
+  if (a instanceof Map || a instanceof Set) {
+    const x = [...(a as Map<unknown, unknown>)];
+    const y = [...(b as Map<unknown, unknown>)];
+    if (x.length !== y.length) return [`${path}: ${x.length} entries / ${y.length}`];
+    return x.flatMap((e, i) => differences(e, y[i], `${path}[${i}]`, same, skip));
+  }
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys]
+    .filter((k) => !skip.has(k))
+    .flatMap((k) =>
+      differences(
+        (a as Record<string, unknown>)[k],
+        (b as Record<string, unknown>)[k],
+        `${path}.${k}`,
+        same,
+        skip,
+      ),
+    );
+}
+
 describe('Pipeline.reset', () => {
+  it("after a run and a reset, every field of the pipeline and its engine is a new one's, but the rules and what they learned of traffic", async () => {
+    if (!have) return;
+    const rules = communityRulesWith(
+      shared,
+      'alert tcp any any -> any any (msg:"syn"; flags:S; threshold:type limit, track by_dst, count 3, seconds 3600; sid:9000001;)',
+    );
+    const opts: PipelineOptions = { validateChecksums: 'auto', ruleLatency: { maxUs: 1, suspend: true } };
+    const used = new Pipeline(rules, opts);
+    await runPipeline(used, `${shared}traces/ndpi-mix-a.pcap`);
+    expect(used.engine.stats.alerts).toBeGreaterThan(10);
+    used.reset();
+    const fresh = new Pipeline(rules, opts);
+    // not compared (each rule's latency and profile fields are, below):
+    // the compiled rules and their order, the port groups and the HTTP prefilter with the automata built
+    // from traffic; and the pipeline's scratch records of the packet under way
+    const kept = new Set(['compiled', 'ordered', 'httpOrdered', 'mailOrdered', 'groups', 'httpPrefilter']);
+    for (const k of ['record', 'prepared']) kept.add(k);
+    expect(differences(used, fresh, 'pipeline', new Map(), kept)).toEqual([]);
+    const perRule = (p: Pipeline) =>
+      p.engine.compiled.map((c) => [c.latencyTimeouts, c.suspendedAt, c.profChecks, c.profUs, c.profMaxUs]);
+    expect(perRule(used)).toEqual(perRule(fresh));
+  }, 60_000);
+
   it('an FTP data connection announced in one capture is not one in the next', () => {
     const rules = loadRules(
       'alert tcp any any -> any any (file_data; content:"SECRET"; service:ftp-data; sid:2;)',
