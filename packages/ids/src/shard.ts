@@ -23,8 +23,21 @@ export function routesFtp(rules: Rule[]): boolean {
 }
 
 export class FlowSharder {
-  private readonly key = new Uint8Array(38);
+  /** The packet's canonical 5-tuple (38 bytes, `writeTupleKey`) and 2 bytes of 0, as 10 words to compare. */
+  private readonly key = new Uint8Array(40);
+  private readonly words = new Uint32Array(this.key.buffer);
+  /** What is hashed: the 38 bytes of the key. */
+  private readonly tuple = this.key.subarray(0, 38);
   private readonly out = new Uint32Array(2);
+  /**
+   * The flows of the last two packets routed by hash: their keys' words and their workers (-1: none yet).
+   * Most packets belong to the flow of one of the two packets before them (85% on ndpi-mix-a, 77% to the
+   * one just before), and those skip the hash.
+   */
+  private recentKey0 = new Uint32Array(10);
+  private recentKey1 = new Uint32Array(10);
+  private recentWorker0 = -1;
+  private recentWorker1 = -1;
   private readonly ftpControl: ((port: number) => boolean) | undefined;
   private readonly ftp: FtpRouter | undefined;
   /**
@@ -68,9 +81,25 @@ export class FlowSharder {
   }
 
   private hashed(d: Decoded): number {
-    const k = this.key;
-    writeTupleKey(k, d);
-    const w = hash64Words(this.hashKey, k, this.out);
-    return (w[0]! >>> 0) % this.workers;
+    writeTupleKey(this.key, d);
+    const w = this.words;
+    if (this.recentWorker0 >= 0 && sameWords(w, this.recentKey0)) return this.recentWorker0;
+    // the flow before last comes first now; the one it displaces second
+    const k1 = this.recentKey1;
+    let worker = this.recentWorker1;
+    if (worker < 0 || !sameWords(w, k1)) {
+      worker = (hash64Words(this.hashKey, this.tuple, this.out)[0]! >>> 0) % this.workers;
+      k1.set(w);
+    }
+    this.recentKey1 = this.recentKey0;
+    this.recentWorker1 = this.recentWorker0;
+    this.recentKey0 = k1;
+    this.recentWorker0 = worker;
+    return worker;
   }
+}
+
+function sameWords(a: Uint32Array, b: Uint32Array): boolean {
+  for (let i = 0; i < 10; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

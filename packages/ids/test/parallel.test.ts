@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { captureIo, runCommand } from '@strata/cli';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Alert,
@@ -26,10 +27,40 @@ import {
   runCapture,
 } from '../src/index.js';
 import { sameEngines } from '../src/parallel.js';
-import { alertLine, caseOptions, type ManifestCase, sharedIds, tcpFrame } from './helpers.js';
+import { FlowSharder } from '../src/shard.js';
+import { alertLine, caseOptions, type ManifestCase, pkt, sharedIds, tcpFrame } from './helpers.js';
 
 const { shared, have } = sharedIds('suricata-verify/manifest.json');
 const base = `${shared}suricata-verify/`;
+
+it("FlowSharder: a packet of one of the last two flows routed gets that flow's worker without a hash, the worker the hash gives (property)", () => {
+  const endpoint = fc.tuple(
+    fc.constantFrom('10.0.0.1', '10.0.0.2', '192.0.2.7'),
+    fc.constantFrom(53, 80, 40000, 40001),
+  );
+  const flow = fc.tuple(endpoint, endpoint, fc.constantFrom(6, 17));
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(flow, { minLength: 1, maxLength: 5, selector: (f) => JSON.stringify(f) }),
+      fc.array(fc.tuple(fc.nat(), fc.boolean()), { minLength: 1, maxLength: 60 }),
+      fc.integer({ min: 2, max: 5 }),
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      (flows, picks, workers, key) => {
+        const kept = new FlowSharder(workers, key, undefined);
+        for (const [i, back] of picks) {
+          const [[a, ap], [b, bp], proto] = flows[i % flows.length]!;
+          // either direction: both go to one worker
+          const d = back
+            ? pkt({ src: b, sp: bp, dst: a, dp: ap, proto })
+            : pkt({ src: a, sp: ap, dst: b, dp: bp, proto });
+          // a new sharder remembers nothing: its answer is the hash's
+          expect(kept.of(d)).toBe(new FlowSharder(workers, key, undefined).of(d));
+        }
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
 
 it('sameEngines: workers that loaded different rules fail the run (its totals came from worker 0 alone)', () => {
   const ready = (loaded: number, sids: number[]) =>
