@@ -89,6 +89,16 @@ const ftpExpectedUs = 300_000_000;
  * which had taken objects, deoptimized ("wrong map") at a later engine's first packet, whose empty `[]`
  * still had the kind of small integers.
  */
+/** Sets every number in `o` (and in the objects it holds) to zero, in place (a reset's counts). */
+export function zeroCounts(o: object): void {
+  const r = o as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    const v = r[k];
+    if (typeof v === 'number') r[k] = 0;
+    else if (typeof v === 'object' && v !== null) zeroCounts(v);
+  }
+}
+
 function objectArray<T extends object>(): T[] {
   const a = [{}] as T[];
   a.length = 0;
@@ -478,8 +488,7 @@ export class Engine {
   reset(): void {
     this.flows = this.newFlowTable();
     this.budget = new ReassemblyBudget(this.opts.reassemblyMemcapBytes ?? reassemblyMemcapDefault);
-    const stats = this.stats as unknown as Record<string, number>;
-    for (const k of Object.keys(stats)) stats[k] = 0;
+    zeroCounts(this.stats);
     this.rates = new RateLimiter();
     this.rates.countInto(this.stats);
     this.pending = objectArray();
@@ -500,9 +509,9 @@ export class Engine {
     this.matches.length = 0;
     this.passOrder = Number.POSITIVE_INFINITY;
     this.ftpExpected.clear();
-    Object.assign(this.httpAnomalies, newHttpAnomalies());
-    Object.assign(this.mailAnomalies, newMailAnomalies());
-    Object.assign(this.mimeAnomalies, newMimeAnomalies());
+    zeroCounts(this.httpAnomalies);
+    zeroCounts(this.mailAnomalies);
+    zeroCounts(this.mimeAnomalies);
     this.ruleFaults.clear();
     this.packetFaults.length = 0;
     this.ruleLatency.clear();

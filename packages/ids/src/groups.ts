@@ -503,12 +503,6 @@ export class PortGroups {
    */
   reset(): void {
     this.epoch++;
-    const hits = this.hits;
-    const last = this.lastHit;
-    for (let k = 0; k < hits.n; k++) last[hits.ids[k]!] = 0;
-    hits.clear();
-    this.stagePrefilterSeen = false;
-    this.stageAllStringsSeen = false;
     if (this.held < this.groupsMax) return;
     this.portGroups.clear();
     this.portGroupMemo.clear();

@@ -166,8 +166,8 @@ function spawn(): Worker {
 export interface ParallelRunnerOptions {
   /**
    * After each run, every worker keeps its engine for the next run with the same rules and options, reset
-   * (`Engine.reset`: no state of the run, the automata it built from traffic kept; a new Engine if the
-   * reset fails), so that the next `run` neither waits for an engine nor runs a new engine's first pass.
+   * (`Engine.reset`: no state of the run, the automata it built from traffic kept; if the reset fails, the
+   * next run builds one), so that the next `run` neither waits for an engine nor runs a new engine's first pass.
    * Off by default: a pool used for one capture would keep engines it never uses.
    */
   spareEngines?: boolean;

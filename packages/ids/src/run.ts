@@ -5,7 +5,7 @@ import { compileFilter, type PacketFilter } from './bpf.js';
 import { threadCpuMs } from './cpu.js';
 import { type Decoded, type DecodeFailure, decodeInto, newDecodeStats, PacketRecord } from './decode.js';
 import { Defragmenter, type DefragOptions, type DefragStats } from './defrag.js';
-import { Engine } from './detect.js';
+import { Engine, zeroCounts } from './detect.js';
 import type { Alert, EngineOptions, EngineStats, RuleLatencyRecord, RuleProfileRow } from './engine-api.js';
 import type { FlowTableStats } from './flow.js';
 import type { HttpAnomalies } from './http.js';
@@ -588,16 +588,6 @@ export async function runPipeline(pipe: Pipeline, input: CaptureInput, out?: str
     ruleProfile: engine.ruleProfile(),
     ...(opts.ips && { verdicts }),
   };
-}
-
-/** Sets every number in `o` (and in the objects it holds) to zero, in place. */
-function zeroCounts(o: object): void {
-  const r = o as Record<string, unknown>;
-  for (const k of Object.keys(r)) {
-    const v = r[k];
-    if (typeof v === 'number') r[k] = 0;
-    else if (typeof v === 'object' && v !== null) zeroCounts(v);
-  }
 }
 
 /** `Engine.ruleLatency`'s records as rows, slowest first. */

@@ -7,9 +7,8 @@
  * flows. Every reply carries the alerts raised, in the order raised. Messages are handled one at a time, in
  * order (a `capture` reads asynchronously: the ones behind it wait). The worker keeps the rules and options
  * of the last `init` (an `init` without rules means "the same rules as before"), and with `spare` on
- * `finish` (or `capture`) it builds the next run's engine from them right after
- * replying, so that a pool reused with the same rules and options starts its next run on an engine made
- * ready between runs. A spare is the run's engine reset (`Engine.reset`): none of the run's state, but the
+ * `finish` (or `capture`) it keeps its engine for the next run, reset right after replying, so that a pool
+ * reused with the same rules and options starts its next run on an engine made ready between runs. A spare is the run's engine reset (`Engine.reset`): none of the run's state, but the
  * automata it built from traffic (before 2026-12-07 a new Engine, whose first pass cost 1.4-2.4 times a
  * later one's).
  */
@@ -334,7 +333,7 @@ function flushed(e: Engine, last: { pcapCnt: number; tsUs: number }): Flushed {
 /**
  * With `spare`: the next run's engine, made after the reply: the run's engine reset (`Engine.reset`: as it
  * was built, with the automata it built from traffic kept, so the next run is not a new engine's first
- * pass), or a new one if that fails (a failure to build is left to the next init).
+ * pass). A reset that fails leaves no spare: the next init builds an engine.
  */
 function keepSpare(used: Engine): void {
   const c0 = threadCpuMs() ?? 0;
@@ -342,16 +341,8 @@ function keepSpare(used: Engine): void {
   try {
     used.reset();
     spare = { engine: used, cpuMs: (threadCpuMs() ?? 0) - c0 };
-    return;
   } catch {
-    // built anew below
-  }
-  try {
-    if (!rules) return;
-    const e = new Engine(rules, { ...engineOpts, deferRates: true });
-    spare = { engine: e, cpuMs: (threadCpuMs() ?? 0) - c0 };
-  } catch {
-    spare = undefined;
+    // none kept
   }
 }
 

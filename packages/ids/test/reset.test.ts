@@ -6,12 +6,14 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  captureStream,
   checksumSamplePackets,
   loadRules,
   Pipeline,
   type PipelineOptions,
   type Rule,
   type RunResult,
+  readCaptureBatches,
   runCapture,
   runPipeline,
 } from '../src/index.js';
@@ -247,7 +249,6 @@ describe('Pipeline.reset', () => {
     const want = outcome(await runCapture(pcap, rules));
     const pipe = new Pipeline(rules);
     let n = 0;
-    const { readCaptureBatches, captureStream } = await import('../src/index.js');
     for await (const batch of readCaptureBatches(captureStream(pcap)))
       for (const p of batch) if (n++ < 5000) pipe.push(p);
     expect(pipe.engine.flows.stats.flows).toBeGreaterThan(0);
