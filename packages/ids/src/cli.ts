@@ -50,7 +50,7 @@ listed on stderr with the reason.
 
 Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--var NAME=VALUE]...
                   [--classification FILE]... [--threshold-file FILE]...
-                  [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--vlan-agnostic] [--checksum-validation all|none|auto]
+                  [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--vlan-agnostic] [--tunnel-agnostic] [--checksum-validation all|none|auto]
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
                   [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]] [--packet-latency US [--fastpath]]
@@ -142,6 +142,7 @@ Example:
       stats: { type: 'string' },
       midstream: { type: 'boolean' },
       'vlan-agnostic': { type: 'boolean' },
+      'tunnel-agnostic': { type: 'boolean' },
       'async-oneside': { type: 'boolean' },
       'checksum-validation': { type: 'string' },
       'overlap-policy': { type: 'string' },
@@ -360,6 +361,7 @@ Example:
           midstream: values.midstream === true,
           asyncOneside: values['async-oneside'] === true,
           vlanAgnostic: values['vlan-agnostic'] === true,
+          tunnelAgnostic: values['tunnel-agnostic'] === true,
           overlapPolicy: policy as OverlapPolicy,
           reassemblyDepthBytes: depth,
           streamRelease: release,

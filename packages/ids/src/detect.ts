@@ -468,6 +468,7 @@ export class Engine {
       midstream: opts.midstream === true,
       asyncOneside: opts.asyncOneside === true,
       vlanAgnostic: opts.vlanAgnostic === true,
+      tunnelAgnostic: opts.tunnelAgnostic === true,
       ...(opts.flowsMax !== undefined && { flowsMax: opts.flowsMax }),
       ...(opts.flowTimeouts && { timeouts: opts.flowTimeouts }),
       owner: this,

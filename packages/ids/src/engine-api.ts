@@ -109,6 +109,12 @@ export interface EngineOptions {
    * `vlan.use-for-tracking: false`); by default the first three tell flows apart (`FlowOptions`).
    */
   vlanAgnostic?: boolean;
+  /**
+   * One flow per 5-tuple whatever the tunnel depth of its packets (Snort 3's flow key holds none); by
+   * default the encapsulations undone to reach a packet tell flows apart, as Suricata's recursion level
+   * does (`FlowOptions`).
+   */
+  tunnelAgnostic?: boolean;
   /** Bound on tracked flows (default 65,536). */
   flowsMax?: number;
   flowTimeouts?: Partial<FlowTimeouts>;

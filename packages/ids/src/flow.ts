@@ -18,7 +18,7 @@
  * its packet 21,007, 24,785 or 34,311 depending on the process's key.) Every eviction goes through `onEvict`, so the
  * owner can flush what the flow still holds (stream data) before it is gone.
  *
- *        packet 5-tuple, VLAN ids --canonical order--> key (44 bytes) --HighwayHash-64--> (lo, hi)
+ *   packet 5-tuple, VLAN ids, tunnel depth --canonical order--> key (48 bytes) --HighwayHash-64--> (lo, hi)
  *        bucket lo & mask: [slot slot slot slot]     bucket hi & mask: [slot slot slot slot]
  *
  * TCP state follows the handshake (SYN, SYN/ACK, ACK; RFC 9293 section 3.5), also the split (4-way)
@@ -38,10 +38,11 @@ export const sweepFlowsPerPacket = 4;
 /** Timeout classes (`FlowTable.classOf`): TCP new, established, closed; other protocols new, established. */
 const expiryClasses = 5;
 /**
- * Bytes in a canonical flow key: proto, address length, two (address[16], port[2]) endpoints, and the
- * packet's first `flowVlansMax` VLAN ids (each plus one, big-endian; 0 where there is none).
+ * Bytes in a canonical flow key: proto, address length, two (address[16], port[2]) endpoints, the
+ * packet's first `flowVlansMax` VLAN ids (each plus one, big-endian; 0 where there is none), the
+ * encapsulations undone to reach the packet (`Decoded.tunnels`, byte 44), and 3 bytes of 0.
  */
-export const flowKeyBytes = 44;
+export const flowKeyBytes = 48;
 /** VLAN ids a flow key holds (Suricata's flow hash takes three; Snort 3 one). */
 export const flowVlansMax = 3;
 
@@ -103,6 +104,14 @@ export interface FlowOptions {
    * VLANs (routed between them) is two flows, not one whose every segment comes twice.
    */
   vlanAgnostic?: boolean;
+  /**
+   * One flow for a 5-tuple whatever tunnel depth its packets come at (`Decoded.tunnels`; Snort 3's flow
+   * key holds none). By default the depth tells flows apart, as Suricata's flow hash and compare do (its
+   * recursion level: "different tunnel layers can never get mixed up"): a conversation captured both
+   * inside a tunnel and bare (on either side of its endpoint) is two flows, not one whose every segment
+   * comes twice, and a packet in a tunnel cannot write into the stream of a bare flow of the same 5-tuple.
+   */
+  tunnelAgnostic?: boolean;
 }
 
 export class Flow<T = unknown> {
@@ -176,11 +185,15 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** Whether the canonical key `k` (see `FlowTable.keyOf`) is the flow of `d`: its 5-tuple in either order. */
-function keyHolds(k: Uint8Array, d: Decoded, vlans: boolean): boolean {
+/**
+ * Whether the canonical key `k` (see `FlowTable.keyOf`) is the flow of `d`: its 5-tuple in either order,
+ * and its VLAN ids and tunnel depth where the table tells flows apart by them.
+ */
+function keyHolds(k: Uint8Array, d: Decoded, vlans: boolean, tunnels: boolean): boolean {
   const sa = d.srcAddr;
   const da = d.dstAddr;
   if (k[0] !== d.proto || k[1] !== sa.length) return false;
+  if (tunnels && k[44] !== d.tunnels) return false;
   if (vlans && !vlansAt(k, d.vlans)) return false;
   return (
     (endpointAt(k, 2, sa, d.srcPort) && endpointAt(k, 20, da, d.dstPort)) ||
@@ -281,8 +294,9 @@ export class FlowTable<T = unknown> {
   /** Idle timeouts by class (`classOf`): TCP new, established, closed; other protocols new, established. */
   private readonly classTimeouts: Float64Array;
   private readonly scratchKey = new Uint8Array(flowKeyBytes);
-  /** Whether keys hold VLAN ids (not `vlanAgnostic`). */
+  /** Whether keys hold VLAN ids (not `vlanAgnostic`) and the tunnel depth (not `tunnelAgnostic`). */
   private readonly vlans: boolean;
+  private readonly tunnels: boolean;
   private readonly hashOut = new Uint32Array(2);
   /** Per timeout class, its flows in the order they were last seen (head: the least recently). */
   private readonly expiryHead: (Flow<T> | undefined)[] = new Array(expiryClasses).fill(undefined);
@@ -326,6 +340,7 @@ export class FlowTable<T = unknown> {
 
   constructor(readonly opts: FlowTableOptions<T> = {}) {
     this.vlans = opts.vlanAgnostic !== true;
+    this.tunnels = opts.tunnelAgnostic !== true;
     this.onEvict = opts.onEvict;
     this.owner = opts.owner;
     this.flowsMax = opts.flowsMax ?? flowsMaxDefault;
@@ -374,6 +389,7 @@ export class FlowTable<T = unknown> {
       k[38 + 2 * i] = v >> 8;
       k[39 + 2 * i] = v & 0xff;
     }
+    k[44] = this.tunnels ? d.tunnels : 0;
     return srcLow;
   }
 
@@ -498,9 +514,9 @@ export class FlowTable<T = unknown> {
     this.sweep(nowUs);
     // a recent flow (still in the table) is the one the lookup below would find
     let f =
-      this.recent0 !== undefined && keyHolds(this.recent0.key, d, this.vlans)
+      this.recent0 !== undefined && keyHolds(this.recent0.key, d, this.vlans, this.tunnels)
         ? this.recent0
-        : this.recent1 !== undefined && keyHolds(this.recent1.key, d, this.vlans)
+        : this.recent1 !== undefined && keyHolds(this.recent1.key, d, this.vlans, this.tunnels)
           ? this.recent1
           : undefined;
     let hashed = false;

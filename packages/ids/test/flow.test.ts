@@ -134,6 +134,27 @@ describe('flow table', () => {
     expect(new Set([[], [10], [20]].map((v) => agnostic.trackFlow(on(v), 1))).size).toBe(1);
   });
 
+  it('tells flows apart by their tunnel depth, unless tunnelAgnostic; the recent flows are checked for it too', () => {
+    const at = (tunnels: number, back = false) => {
+      const d = back
+        ? pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000, flags: ACK })
+        : pkt({ flags: ACK });
+      return { ...d, tunnels };
+    };
+    const t = new FlowTable({ hashKey: key, midstream: true });
+    // one after another: each lookup first tries the flows of the last two packets
+    const flows = [0, 1, 2, 0, 1, 2].map((n) => t.trackFlow(at(n), 1));
+    expect(new Set(flows).size).toBe(3);
+    expect(flows.slice(3)).toEqual(flows.slice(0, 3));
+    // both directions at one depth are one flow, found by its hash past the recent two
+    for (const other of [5, 6, 7]) t.trackFlow({ ...pkt({ flags: ACK, sp: other }), tunnels: 0 }, 2);
+    expect(t.trackFlow(at(1, true), 3)).toBe(flows[1]);
+    expect(t.trackFlow(at(2, true), 3)).toBe(flows[2]);
+    expect(t.trackFlow(at(0, true), 3)).toBe(flows[0]);
+    const agnostic = new FlowTable({ hashKey: key, tunnelAgnostic: true });
+    expect(new Set([0, 1, 2].map((n) => agnostic.trackFlow(at(n), 1))).size).toBe(1);
+  });
+
   it("sweeps by each timeout class's head as it is: its time kept beside the list, its class the list's (property)", () => {
     type Inside = {
       expiryHead: (Flow | undefined)[];

@@ -5,10 +5,15 @@
  * before, 133 packets of IPv6 in IPv4 in ndpi-mix-a and 1,185 GRE, 529 IPv6-in-IPv6, 123 VXLAN packets
  * of suricata-verify-mix were inspected as their outer packet only.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { captureIo, runCommand } from '@strata/cli';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  commands,
   conversationFrames,
   decode,
   encodePcap,
@@ -341,6 +346,56 @@ describe('tunnels', () => {
         workers: 2,
       });
       expect(r.alerts.map((a) => a.sid)).toEqual(vlanAgnostic ? [1] : [1, 1]);
+    }
+  });
+
+  it('a conversation captured bare and inside GRE (at the tunnel endpoint) is two flows (one with tunnelAgnostic)', async () => {
+    const rules = loadRules(
+      'alert tcp any any -> any 80 (msg:"evil"; flow:established,to_server; content:"evil"; sid:1;)',
+      't',
+    ).rules;
+    const bare = conversationFrames([[0, 'GET /evil HTTP/1.1\r\n\r\n']], { serverPort: 80, fin: true });
+    // each frame in GRE, then bare: the same 5-tuple at depths 1 and 0
+    const frames = bare.flatMap((f, i) => [
+      { tsUs: 1_700_000_000_000_000 + 2 * i, data: eth(0x0800, ip4(47, cat([0, 0, 8, 0], f.subarray(14)))) },
+      { tsUs: 1_700_000_000_000_001 + 2 * i, data: f },
+    ]);
+    const pcap = encodePcap(frames);
+    const apart = await runCapture(Readable.from([pcap]), rules);
+    expect(apart.alerts.map((a) => a.sid)).toEqual([1, 1]);
+    expect(apart.flows.created).toBe(2);
+    expect(apart.tunneled).toBe(bare.length);
+    const merged = await runCapture(Readable.from([pcap]), rules, { tunnelAgnostic: true });
+    expect(merged.alerts.map((a) => a.sid)).toEqual([1]);
+    expect(merged.flows.created).toBe(1);
+    for (const tunnelAgnostic of [false, true]) {
+      const r = await runCaptureParallel(Readable.from([pcap]), rules, { tunnelAgnostic, workers: 2 });
+      expect(r.alerts.map((a) => a.sid)).toEqual(tunnelAgnostic ? [1] : [1, 1]);
+    }
+    // and from the command line
+    const dir = mkdtempSync(join(tmpdir(), 'strata-tunnels-'));
+    try {
+      writeFileSync(
+        join(dir, 'r.rules'),
+        'alert tcp any any -> any 80 (msg:"evil"; flow:established,to_server; content:"evil"; sid:1;)\n',
+      );
+      writeFileSync(join(dir, 'c.pcap'), pcap);
+      for (const [flag, n] of [
+        [[], 2],
+        [['--tunnel-agnostic'], 1],
+      ] as const) {
+        const c = captureIo('', {}, dir);
+        const rc = await runCommand(commands[0]!, ['--rules', 'r.rules', ...flag, 'c.pcap'], c.io);
+        expect(rc, c.stderr()).toBe(0);
+        expect(
+          c
+            .stdout()
+            .split('\n')
+            .filter((l) => l.includes('[1:1:0]')).length,
+        ).toBe(n);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
