@@ -24,7 +24,8 @@
  * TCP state follows the handshake (SYN, SYN/ACK, ACK; RFC 9293 section 3.5), also the split (4-way)
  * handshake where the server answers a SYN with its own SYN, and closing (FIN from both sides, or RST).
  * Direction: the client is the side that sent the first SYN (or, for SYN/ACK seen first, its receiver;
- * otherwise the first packet's sender); packets from the client are `to_server`.
+ * for TCP begun mid-session, the end with the higher port; otherwise the first packet's sender: see
+ * `receiverIsClient`); packets from the client are `to_server`.
  */
 import { webcrypto } from 'node:crypto';
 import { type HighwayKey, hash64Words } from '@strata/highwayhash';
@@ -183,6 +184,22 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/**
+ * Whether the receiver of a flow's first packet is its client. TCP, as Snort 3 assigns roles
+ * (`init_roles_tcp`): a SYN's sender is the client, a SYN/ACK's receiver; a first packet with neither (the
+ * capture began mid-session) makes the end with the higher port the client, as servers listen on low
+ * ports and clients send from ephemeral ones, and on a tie its sender. (Until 2026-12-07 the sender was
+ * the client there, Suricata's pick-up without its later reversal by protocol detection: a capture that
+ * began with a server's answer, on `--midstream`, put the server's data to_server and an HTTP response
+ * where requests are parsed.) Other protocols: the sender.
+ */
+function receiverIsClient(d: Decoded): boolean {
+  if (d.proto !== Proto.TCP) return false;
+  const synAck = d.tcpFlags & 0x12;
+  if (synAck === 0x02) return false;
+  return synAck === 0x12 || d.dstPort > d.srcPort;
 }
 
 /**
@@ -549,9 +566,7 @@ export class FlowTable<T = unknown> {
         lo = w[0]!;
         hi = w[1]!;
       }
-      // the client: the sender, unless the first packet is a SYN/ACK (then the receiver is the client)
-      const synAck = d.proto === Proto.TCP && (d.tcpFlags & 0x12) === 0x12;
-      const [ca, cp] = synAck ? [d.dstAddr, d.dstPort] : [d.srcAddr, d.srcPort];
+      const [ca, cp] = receiverIsClient(d) ? [d.dstAddr, d.dstPort] : [d.srcAddr, d.srcPort];
       f = new Flow<T>(this.nextId++, d.proto, this.scratchKey.slice(), lo, hi, new Uint8Array(ca), cp, nowUs);
       this.insert(f, nowUs);
       this.stats.created++;

@@ -3,6 +3,7 @@ import { hash64Words } from '@strata/highwayhash';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  conversationFrames,
   type Decoded,
   encodePcap,
   type Flow,
@@ -13,7 +14,7 @@ import {
   TcpState,
   tcpFrame,
 } from '../src/index.js';
-import { ACK, FIN, handshake, pkt, RST, SYN } from './helpers.js';
+import { ACK, FIN, handshake, PSH, pkt, RST, SYN } from './helpers.js';
 
 const key = new Uint8Array(32).fill(7);
 
@@ -132,6 +133,53 @@ describe('flow table', () => {
     expect(t.trackFlow(back, 2)).toBe(flows[2]);
     const agnostic = new FlowTable({ hashKey: key, vlanAgnostic: true });
     expect(new Set([[], [10], [20]].map((v) => agnostic.trackFlow(on(v), 1))).size).toBe(1);
+  });
+
+  it("gives a flow's roles as Snort 3 does: a SYN's sender, a SYN/ACK's receiver, else mid-session the higher port", () => {
+    const client = (flags: number, sp: number, dp: number, proto = 6) => {
+      const t = new FlowTable({ hashKey: key, midstream: true });
+      const f = t.trackFlow(pkt({ flags, sp, dp, proto }), 1);
+      return { port: f.clientPort, toServer: t.toServer };
+    };
+    expect(client(SYN, 80, 40000)).toEqual({ port: 80, toServer: true });
+    expect(client(SYN | ACK, 80, 40000)).toEqual({ port: 40000, toServer: false });
+    expect(client(SYN | ACK, 40000, 80)).toEqual({ port: 80, toServer: false });
+    // begun mid-session: the server's answer, or the client's data, or a FIN or RST
+    for (const flags of [ACK, ACK | PSH, ACK | FIN, RST, 0]) {
+      expect(client(flags, 80, 40000)).toEqual({ port: 40000, toServer: false });
+      expect(client(flags, 40000, 80)).toEqual({ port: 40000, toServer: true });
+      expect(client(flags, 5000, 5000)).toEqual({ port: 5000, toServer: true });
+    }
+    // not TCP: the sender
+    expect(client(0, 53, 40000, 17)).toEqual({ port: 53, toServer: true });
+  });
+
+  it("a capture begun with the server's answer (on midstream): its data to_client, the next request parsed as one", async () => {
+    const rules = loadRules(
+      [
+        'alert tcp any 80 -> any any (msg:"server data"; flow:established,to_client; content:"secret"; sid:1;)',
+        'alert http any any -> any any (msg:"request"; http_uri; content:"/evil"; sid:2;)',
+        'alert http any any -> any any (msg:"answer"; http_stat_code; content:"404"; sid:3;)',
+      ].join('\n'),
+      't',
+    ).rules;
+    const whole = conversationFrames(
+      [
+        [0, 'GET /a HTTP/1.1\r\nHost: x\r\n\r\n'],
+        [1, 'HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret'],
+        [0, 'GET /evil HTTP/1.1\r\nHost: x\r\n\r\n'],
+        [1, 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'],
+      ],
+      { serverPort: 80, fin: true },
+    );
+    // the capture begins after the handshake and the first request and its ACK
+    const frames = whole.slice(5).map((data, i) => ({ tsUs: 1_700_000_000_000_000 + i, data }));
+    const pcap = encodePcap(frames);
+    const one = await runCapture(Readable.from([pcap]), rules, { midstream: true });
+    expect(one.alerts.map((a) => a.sid).sort()).toEqual([1, 2, 3]);
+    expect(one.alerts.find((a) => a.sid === 2)).toMatchObject({ src: '10.0.0.1', srcPort: 40000 });
+    const two = await runCaptureParallel(Readable.from([pcap]), rules, { midstream: true, workers: 2 });
+    expect(two.alerts.map((a) => a.sid).sort()).toEqual([1, 2, 3]);
   });
 
   it('tells flows apart by their tunnel depth, unless tunnelAgnostic; the recent flows are checked for it too', () => {
@@ -388,7 +436,7 @@ describe('flow table', () => {
     const g = t.track(pkt({ sp: 3, flags: RST, seq: 1001 }), 5).flow;
     expect(g.state).toBe(TcpState.closed);
     expect(g.established).toBe(false);
-    // midstream pick-up: the first packet's sender is the client
+    // midstream pick-up: the end with the higher port is the client (here the first packet's sender)
     const m = new FlowTable({ hashKey: key, midstream: true });
     const mid = m.track(pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 9, payload: 'y' }), 0);
     expect(mid.flow.established).toBe(true);
