@@ -15,6 +15,7 @@
  */
 import { brotliDecompressSync, constants, inflateRawSync, inflateSync } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
+import { lzmaDecode } from './lzma.js';
 import { concatBytes, copyBytes } from './stream.js';
 
 /** Bytes of the start line and header section of one message at most (beyond: truncated, anomaly). */
@@ -1336,7 +1337,7 @@ export class HttpSession {
 }
 
 /**
- * Undoes Content-Encoding (gzip, x-gzip, deflate, x-deflate, br, zstd), the output capped, as leniently as
+ * Undoes Content-Encoding (gzip, x-gzip, deflate, x-deflate, br, zstd, lzma), the output capped, as leniently as
  * browsers decode: a gzip member's header flags and trailer are not checked (reserved flags, a wrong CRC or
  * length: HTTP Evader's variants), a layer that will not decode as named is tried as what its bytes look
  * like (a gzip or zlib header; raw deflate), and one that will not decode at all is skipped and counted
@@ -1411,6 +1412,7 @@ function decodeOne(
     fn = brotliDecompressSync;
     flush = { finishFlush: constants.BROTLI_OPERATION_FLUSH };
   } else if (coding === 'zstd') return zstdDecode(b, capBytes, anomalies);
+  else if (coding === 'lzma') return lzmaBody(b, capBytes, anomalies);
   else return undefined;
   // the output is capped: an input that inflates beyond the cap is decoded again from a shorter prefix
   // (halving: at most log2(input) tries, each stopped by zlib at the cap)
@@ -1484,6 +1486,17 @@ function zstdFramesOk(b: Uint8Array): boolean {
     k = q + (fhd & 4 ? 4 : 0);
   }
   return true;
+}
+
+/**
+ * An LZMA-alone body (`lzma.ts`; libhtp decodes `Content-Encoding: lzma`, HTTP Evader sends it), the output
+ * capped; a body cut short or broken midway gives what decoded before the break; undefined when nothing did.
+ */
+function lzmaBody(b: Uint8Array, capBytes: number, anomalies: HttpAnomalies): Uint8Array | undefined {
+  const r = lzmaDecode(b, capBytes);
+  if (r.out.length === 0) return undefined;
+  if (r.capped) anomalies.decompressCapped++;
+  return r.out;
 }
 
 /** Thrown from the zstd decoder's data callback to stop it at the output cap. */

@@ -17,9 +17,9 @@ if (!have && process.env.CI) throw new Error('CI: ../shared/ids/traces/suricata-
 
 /**
  * Conversations whose file a file_data rule finds: 288 of 502 before 2026-12-07's browser-lenient reading,
- * 492 after its first day, 501 since (all but lzma).
+ * 492 after its first day, 501 since (all but lzma), all 502 since LZMA-alone bodies are decoded.
  */
-const foundFloor = 501;
+const foundFloor = 502;
 
 const rules = [
   'alert http any any -> any any (msg:"EICAR in a response body"; flow:to_client; file_data; content:"EICAR-STANDARD-ANTIVIRUS-TEST-FILE"; sid:1;)',

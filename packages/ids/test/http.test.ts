@@ -375,6 +375,24 @@ describe('Content-Encoding', () => {
       { numRuns: 300 },
     );
   });
+  it('decodes lzma (the LZMA-alone format, as libhtp does): the body, a bomb cut at the cap, garbage left as sent', () => {
+    // made with XZ Utils (test/fixtures/lzma/README.md)
+    const lz = (name: string) =>
+      new Uint8Array(readFileSync(new URL(`fixtures/lzma/${name}`, import.meta.url)));
+    const eicar = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
+    const a = newHttpAnomalies();
+    expect(text(decodeContent(lz('eicar.lzma'), ['lzma'], a))).toBe(eicar);
+    expect(text(decodeContent(lz('eicar.lzma'), ['LZMA'], a))).toBe(eicar);
+    // in a layer under gzip
+    expect(text(decodeContent(new Uint8Array(gzipSync(lz('eicar.lzma'))), ['lzma', 'gzip'], a))).toBe(eicar);
+    expect([a.decompressFailed, a.decompressCapped]).toEqual([0, 0]);
+    const bomb = decodeContent(lz('zeros-1mib.lzma'), ['lzma'], a, 64 * 1024);
+    expect([bomb.length, bomb.every((c) => c === 0), a.decompressCapped]).toEqual([64 * 1024, true, 1]);
+    expect(decodeContent(bytes('not compressed at all'), ['lzma'], a)).toEqual(
+      bytes('not compressed at all'),
+    );
+    expect(a.decompressFailed).toBe(1);
+  });
 });
 
 describe('read as browsers read (HTTP Evader)', () => {
