@@ -101,7 +101,7 @@ class Decoder {
   n = 0;
   error: string | undefined;
   private readonly probs: Uint16Array;
-  private range = 0xffffffff;
+  private range = -1;
   private code = 0;
   private at: number;
 
@@ -134,23 +134,27 @@ class Decoder {
     return this.input[this.at++]!;
   }
 
+  // `range` and `code` are unsigned 32-bit values held as int32 (`| 0`: V8 keeps them untagged, where
+  // values past 2^31 stored as numbers made every update a heap number's); compared unsigned (`>>> 0`)
+
   private bit(i: number): number {
     const p = this.probs[i]!;
-    const bound = (this.range >>> probBits) * p;
+    // (range >>> 11) * p < 2^32: its low 32 bits are all of it
+    const bound = Math.imul(this.range >>> probBits, p);
     let b: number;
     if (this.code >>> 0 < bound >>> 0) {
       this.range = bound;
       this.probs[i] = p + (((1 << probBits) - p) >>> moveBits);
       b = 0;
     } else {
-      this.range = (this.range - bound) >>> 0;
-      this.code = (this.code - bound) >>> 0;
+      this.range = (this.range - bound) | 0;
+      this.code = (this.code - bound) | 0;
       this.probs[i] = p - (p >>> moveBits);
       b = 1;
     }
     if (this.range >>> 0 < topValue) {
-      this.range = (this.range << 8) >>> 0;
-      this.code = ((this.code << 8) | this.byte()) >>> 0;
+      this.range <<= 8;
+      this.code = (this.code << 8) | this.byte();
     }
     return b;
   }
@@ -158,19 +162,19 @@ class Decoder {
   private direct(bits: number): number {
     let r = 0;
     for (let i = 0; i < bits; i++) {
-      this.range >>>= 1;
+      this.range = (this.range >>> 1) | 0;
       let b = 0;
-      if (this.code >= this.range) {
-        this.code = (this.code - this.range) >>> 0;
+      if (this.code >>> 0 >= this.range >>> 0) {
+        this.code = (this.code - this.range) | 0;
         b = 1;
       }
-      r = ((r << 1) | b) >>> 0;
-      if (this.range < topValue) {
-        this.range = (this.range << 8) >>> 0;
-        this.code = ((this.code << 8) | this.byte()) >>> 0;
+      r = (r << 1) | b;
+      if (this.range >>> 0 < topValue) {
+        this.range <<= 8;
+        this.code = (this.code << 8) | this.byte();
       }
     }
-    return r;
+    return r >>> 0;
   }
 
   private tree(base: number, bits: number): number {
@@ -214,7 +218,7 @@ class Decoder {
       this.error = 'range coder: first byte not 0';
       return;
     }
-    for (let i = 0; i < 4; i++) this.code = ((this.code << 8) | this.byte()) >>> 0;
+    for (let i = 0; i < 4; i++) this.code = (this.code << 8) | this.byte();
     if (this.code === this.range) {
       this.error = 'range coder: corrupt start';
       return;
