@@ -543,8 +543,8 @@ export class Engine {
   }
 
   /** The flow table's `onEvict`: one function for every engine, the engine as the table's owner. */
-  private static flowEvicted(f: Flow<FlowData>, _reason: EvictReason, owner: unknown): void {
-    (owner as Engine).flushFlow(f);
+  private static flowEvicted(f: Flow<FlowData>, reason: EvictReason, owner: unknown): void {
+    (owner as Engine).flushFlow(f, reason);
   }
 
   /** Per header class, its test's result on the HTTP message being inspected (0: not tested, 1 pass, 2 fail). */
@@ -1311,15 +1311,49 @@ export class Engine {
   }
 
   /** Flushes a flow leaving the table: its buffered stream data is inspected, its memory given back. */
-  private flushFlow(f: Flow<FlowData>): void {
+  private flushFlow(f: Flow<FlowData>, reason?: EvictReason): void {
     const fd = f.data;
     if (!fd) return;
     const mark = this.pending.length;
     this.flushFlowData(f, fd);
+    if (!this.opts.deferRates || this.pending.length === mark) return;
     // a worker's end-of-input flush: the merger puts the flows of all workers in the order one engine
     // drains them (by last packet, then by first: `FlowTable.drain`)
-    if (this.draining && this.opts.deferRates)
+    if (this.draining)
       for (let i = mark; i < this.pending.length; i++) this.pending[i]!.flushOrder = [f.lastUs, fd.firstPkt];
+    // a flow timed out at a packet: the merger puts the flows of all workers timed out at that packet in
+    // the order one engine's sweep takes them (by class, then last seen), before the packet's own alerts
+    else if (reason === 'timeout') {
+      const order: [number, number, number] = [this.flows.classOf(f), f.lastUs, fd.firstPkt];
+      for (let i = mark; i < this.pending.length; i++) this.pending[i]!.timedOut = order;
+    }
+  }
+
+  /**
+   * A packet of the capture another worker inspects (number `pcapCnt`, at `tsUs`): this engine's flows
+   * idle past their timeouts by then are flushed now, as one engine sweeps its table before every packet,
+   * so their alerts carry the packet one engine gives them. Appends those alerts to `out` and returns it.
+   * (`ParallelRunner` tells each worker the times of the packets it routes to the others.)
+   */
+  tick(tsUs: number, pcapCnt: number, out: Alert[] = []): Alert[] {
+    this.pktNo = pcapCnt;
+    this.nowUs = tsUs;
+    this.current = undefined;
+    if (this.packetLatency !== undefined) {
+      this.pktStartMs = this.latencyClock();
+      this.pktTimedOut = false;
+      this.fastpathed = false;
+    }
+    try {
+      this.flows.sweep(tsUs);
+    } catch (e) {
+      this.packetFault(e);
+    }
+    if (this.pending.length > 0) {
+      for (const a of this.pending) out.push(a);
+      this.pending.length = 0;
+    }
+    return out;
   }
 
   private flushFlowData(f: Flow<FlowData>, fd: FlowData): void {

@@ -62,6 +62,13 @@ export interface Alert {
    * number, the order one engine flushes flows in (the merger sorts the workers' flushes by it).
    */
   flushOrder?: [number, number];
+  /**
+   * With `deferRates`, an alert of a flow that timed out (flushed by the sweep before a packet, its own
+   * worker's or another's: `Engine.tick`): its flow's timeout class, last packet time and first packet
+   * number, the order one engine's sweep flushes flows in before the packet's own alerts (the merger
+   * sorts the workers' alerts of one packet by it).
+   */
+  timedOut?: [number, number, number];
   /** Raised by an engine in IPS mode (`EngineOptions.ips`), where a drop rule's action drops the packet. */
   ips?: true;
 }

@@ -425,8 +425,8 @@ export class FlowTable<T = unknown> {
     return nowUs - f.lastUs > this.timeoutOf(f);
   }
 
-  /** `f`'s timeout class (its expiry list): `classTimeouts`' index. */
-  private classOf(f: Flow<T>): number {
+  /** `f`'s timeout class (its expiry list): `classTimeouts`' index; the sweep goes through them in order. */
+  classOf(f: Flow<T>): number {
     if (f.proto === Proto.TCP) return f.state === TcpState.closed ? 2 : f.established ? 1 : 0;
     return f.seen[0] && f.seen[1] ? 4 : 3;
   }

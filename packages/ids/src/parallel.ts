@@ -19,9 +19,14 @@
  * flows, are decided on the main thread in that order (the workers run with `deferRates`; matches that
  * count but do not alert come as silent alerts), so the alerts are the ones one Engine raises.
  * The alerts of the end-of-input flush (each worker drains its own flows) are put in the order one
- * engine drains all of them (by each flow's last packet, then its first: `Alert.flushOrder`). What still
- * differs: flow ids (unique, numbered per worker), and the packet a flow timed out at (each worker sweeps
- * its own table at its own packets).
+ * engine drains all of them (by each flow's last packet, then its first: `Alert.flushOrder`). Each worker
+ * sweeps its flow table at every packet of the capture, its own and the others' (the main thread sends it
+ * the numbers and times of the packets it routed elsewhere, `Engine.tick`; a worker that reads does it
+ * itself), so a flow times out at the packet it does on one engine, and the alerts of flows that timed out
+ * at one packet are merged in the order one engine's sweep takes them (`Alert.timedOut`). What still
+ * differs: flow ids (unique, numbered per worker), and where more than `sweepFlowsPerPacket` flows of the
+ * whole capture time out at one packet (one engine leaves the rest to the next packets, each worker
+ * sweeps that many of its own).
  *
  *   main reads:     capture -> prepare -> route -> batch -> worker i: Engine -> alerts, verdicts -+
  *   workers read:   worker i: capture -> prepare -> route -> (its own) Engine -> alerts ----------+
@@ -50,10 +55,19 @@ import { FlowSharder, routesFtp } from './shard.js';
 import { reassemblyMemcapDefault } from './stream.js';
 import { RateLimiter } from './threshold.js';
 import { ThresholdConfigError, type ThresholdEntry } from './threshold-config.js';
-import { type Flushed, type FromWorker, metaFields, type ToWorker, type WorkerVerdict } from './worker.js';
+import {
+  type Flushed,
+  type FromWorker,
+  metaFields,
+  type ToWorker,
+  tickFields,
+  type WorkerVerdict,
+} from './worker.js';
 
 /** Packets per batch sent to a worker at most. */
 export const batchPacketsMax = 512;
+/** Other workers' packets (their numbers and times, `tickFields`) a batch carries at most. */
+export const batchTicksMax = 4096;
 /** Frame bytes per batch at most. */
 export const batchBytesMax = 512 * 1024;
 /** Batches in flight per worker at most (the reader waits beyond: memory stays bounded). */
@@ -336,10 +350,11 @@ export class ParallelRunner {
     });
     for (const s of this.slots) {
       s.load = newLoad();
-      // a run that threw (a bad capture) may have left a batch unsent: its packets are not this run's
+      // a run that threw (a bad capture) may have left a batch unsent: its packets and ticks are not this run's
       s.batch.count = 0;
       s.batch.bytes = 0;
       s.batch.ns = [];
+      s.batch.tickCount = 0;
     }
     // (of the rules the workers hold: looked at again only when they were sent again)
     if (!same) this.sentRoutesFtp = routesFtp(rules);
@@ -398,12 +413,15 @@ export class ParallelRunner {
     sameEngines(readies);
     const tBatches = shards.tBatches;
     const tDone = performance.now();
-    // merge: by the packet an alert was raised on; within a packet one worker raised them all, in order
+    // merge: by the packet an alert was raised on; within a packet, the alerts of flows that timed out
+    // there (any worker's) first, in the order one engine's sweep takes the flows, then the packet's own,
+    // which one worker raised, in order
     const tagged: { a: Alert; k: number }[] = [];
     let k = 0;
     for (const alerts of shards.raised) for (const a of alerts) tagged.push({ a, k: k++ });
-    tagged.sort((x, y) => (x.a.pcapCnt ?? 0) - (y.a.pcapCnt ?? 0) || x.k - y.k);
+    tagged.sort((x, y) => (x.a.pcapCnt ?? 0) - (y.a.pcapCnt ?? 0) || sweepOrder(x.a, y.a) || x.k - y.k);
     const merged = tagged.map((t) => t.a);
+    for (const a of merged) delete a.timedOut;
     // the end-of-input flushes, flow by flow in the order one engine drains them (by last packet, then
     // first; each worker's in its order), one by one (spread as arguments, 150,000 alerts overflowed the stack)
     const flushed: { a: Alert; k: number }[] = [];
@@ -545,10 +563,11 @@ export class ParallelRunner {
     };
     const flush = (s: Slot) => {
       const b = s.batch;
-      if (b.count === 0) return;
+      if (b.count === 0 && b.tickCount === 0) return;
       // views of the batch's length over its buffers, which go to the worker (transferred, not copied)
       const data = b.data.subarray(0, b.bytes);
       const meta = b.meta.subarray(0, b.count * metaFields);
+      const ticks = b.ticks.subarray(0, b.tickCount * tickFields);
       const ns = b.ns;
       s.batch = this.freeBatches.pop() ?? newBatch();
       s.inFlight++;
@@ -556,7 +575,8 @@ export class ParallelRunner {
       // this run's load: a run that failed leaves batches in flight, whose replies come during the next run
       const load = s.load;
       pending.push(
-        this.request(s, { type: 'batch', id: s.nextId++, meta, data }, [
+        // (the ticks are a view of the meta's buffer: one transfer for both, as each costs)
+        this.request(s, { type: 'batch', id: s.nextId++, meta, data, ticks }, [
           meta.buffer as ArrayBuffer,
           data.buffer as ArrayBuffer,
         ]).then(
@@ -564,7 +584,7 @@ export class ParallelRunner {
             s.inFlight--;
             if (r.type === 'alerts') {
               if (r.meta && r.data && this.freeBatches.length < this.slots.length * (batchesInFlightMax + 1))
-                this.freeBatches.push({ meta: r.meta, count: 0, data: r.data, bytes: 0, ns: [] });
+                this.freeBatches.push(batchOver(r.meta.buffer as ArrayBuffer, r.data));
               collected.push({ alerts: r.alerts, order: mine });
               load.busyMs += r.busyMs;
               load.cpuMs += r.cpuMs;
@@ -613,6 +633,15 @@ export class ParallelRunner {
           }
           if (!x) continue;
           const s = this.slots[shard.of(x.d)]!;
+          // the other workers sweep their flow tables at this packet's time (`Engine.tick`)
+          if (tickOthers(this.slots, s, x.n, x.tsUs))
+            for (const o of this.slots) {
+              if (o.batch.tickCount < batchTicksMax) continue;
+              flush(o);
+              while (o.inFlight >= batchesInFlightMax && !failed)
+                await new Promise<void>((r) => (o.wake = r));
+              if (failed) throw failed.e;
+            }
           const b = s.batch;
           const frameLen = x.frame.length;
           const wholeLen = x.whole?.length ?? 0;
@@ -677,6 +706,32 @@ export class ParallelRunner {
   }
 }
 
+/**
+ * Packet `n` at `tsUs`, routed to `own`: a tick in every other worker's batch. Returns whether a batch's
+ * ticks are full (to be sent before more are added).
+ */
+function tickOthers(slots: Slot[], own: Slot, n: number, tsUs: number): boolean {
+  let full = false;
+  for (let i = 0; i < slots.length; i++) {
+    const o = slots[i]!;
+    if (o === own) continue;
+    const b = o.batch;
+    const at = b.tickCount * tickFields;
+    b.ticks[at] = n;
+    b.ticks[at + 1] = tsUs;
+    if (++b.tickCount >= batchTicksMax) full = true;
+  }
+  return full;
+}
+
+/** Two alerts of one packet: those of flows that timed out first, by class, last seen, first packet. */
+function sweepOrder(x: Alert, y: Alert): number {
+  const a = x.timedOut;
+  const b = y.timedOut;
+  if (!a || !b) return a ? -1 : b ? 1 : 0;
+  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+}
+
 /** What the workers did with one capture, before the merge. */
 interface Sharded {
   /** Alerts raised on packets: runs in an order that keeps each packet's alerts in the order raised. */
@@ -703,16 +758,33 @@ interface Batch {
   data: Uint8Array;
   bytes: number;
   ns: number[];
+  /** The packets routed to the other workers since the last batch (`tickFields` each) and how many. */
+  ticks: Float64Array;
+  tickCount: number;
 }
 
-/** Room for a full batch: its fields, and its frames with one more of up to 64 KiB past the byte bound. */
+/** Float64 values of a batch's meta buffer: its packets' fields, then its ticks. */
+const batchMetaValues = batchPacketsMax * metaFields + batchTicksMax * tickFields;
+
+/**
+ * Room for a full batch: its packets' fields and its ticks (one buffer, one transfer), and its frames with
+ * one more of up to 64 KiB past the byte bound.
+ */
 function newBatch(): Batch {
+  return batchOver(new ArrayBuffer(batchMetaValues * 8), new Uint8Array(batchBytesMax + 65_536));
+}
+
+/** An empty batch over a meta buffer and a data buffer (new, or sent back by a worker). */
+function batchOver(metaBuffer: ArrayBuffer, data: Uint8Array): Batch {
+  const packetValues = batchPacketsMax * metaFields;
   return {
-    meta: new Float64Array(batchPacketsMax * metaFields),
+    meta: new Float64Array(metaBuffer, 0, packetValues),
     count: 0,
-    data: new Uint8Array(batchBytesMax + 65_536),
+    data,
     bytes: 0,
     ns: [],
+    ticks: new Float64Array(metaBuffer, packetValues * 8, batchTicksMax * tickFields),
+    tickCount: 0,
   };
 }
 

@@ -38,6 +38,12 @@ import { FlowSharder } from './shard.js';
  * the tunnels the whole datagram's fragments came through (`PreparedPacket.wholeTunnels`).
  */
 export const metaFields = 8;
+/**
+ * Per packet the main thread routed to another worker since this worker's last batch: its number and time,
+ * in a batch's `ticks` (pairs, in capture order): the worker sweeps its flow table at each (`Engine.tick`),
+ * so a flow times out at the packet it does on one engine.
+ */
+export const tickFields = 2;
 
 export type ToWorker =
   | {
@@ -50,7 +56,7 @@ export type ToWorker =
       index: number;
       workers: number;
     }
-  | { type: 'batch'; id: number; meta: Float64Array; data: Uint8Array }
+  | { type: 'batch'; id: number; meta: Float64Array; data: Uint8Array; ticks: Float64Array }
   | { type: 'finish'; pcapCnt: number; tsUs: number; spare: boolean }
   | {
       type: 'capture';
@@ -165,14 +171,23 @@ function relabel(alerts: Alert[]): Alert[] {
 }
 
 /** One batch through the engine (a function of its own: the message handler stays small for the JIT). */
-function runBatch(engine: Engine, id: number, meta: Float64Array, data: Uint8Array): void {
+function runBatch(
+  engine: Engine,
+  id: number,
+  meta: Float64Array,
+  data: Uint8Array,
+  ticks: Float64Array,
+): void {
   const t0 = performance.now();
   const c0 = threadCpuMs() ?? 0;
   const out: Alert[] = [];
   const verdicts: WorkerVerdict[] = [];
   const ips = engine.opts.ips === true;
+  // the other workers' packets, each before this worker's next packet: both lists are in capture order
+  let t = 0;
   for (let k = 0; k < meta.length; k += metaFields) {
     const n = meta[k]!;
+    for (; t < ticks.length && ticks[t]! < n; t += tickFields) engine.tick(ticks[t + 1]!, ticks[t]!, out);
     const tsUs = meta[k + 1]!;
     const linkType = meta[k + 2]!;
     const off = meta[k + 4]!;
@@ -204,6 +219,7 @@ function runBatch(engine: Engine, id: number, meta: Float64Array, data: Uint8Arr
         });
     }
   }
+  for (; t < ticks.length; t += tickFields) engine.tick(ticks[t + 1]!, ticks[t]!, out);
   // the batch's buffers go back with the reply (transferred): nothing sent may be a view into them, or it
   // would be overwritten when they are filled again (the engine copies what it keeps; checked here all the same)
   const alerts = relabel(out);
@@ -223,6 +239,7 @@ function runBatch(engine: Engine, id: number, meta: Float64Array, data: Uint8Arr
     verdicts,
     busyMs: performance.now() - t0,
     cpuMs: (threadCpuMs() ?? 0) - c0,
+    // (the ticks are a view of the meta's buffer: sent back with it)
     meta: new Float64Array(meta.buffer),
     data: new Uint8Array(buf),
   };
@@ -253,7 +270,12 @@ async function runShard(engine: Engine, m: Extract<ToWorker, { type: 'capture' }
     for (const p of batch) {
       tsUs = p.tsUs;
       let x = pipe.prepare(p);
-      if (!x || shard.of(x.d) !== index) continue;
+      if (!x) continue;
+      if (shard.of(x.d) !== index) {
+        // another worker's packet: this one's flows idle past their timeouts by then time out here
+        engine.tick(x.tsUs, x.n, raised);
+        continue;
+      }
       ownPackets++;
       ownBytes += x.frame.length;
       // the IP header's checksum is right: the transport checksum decides (a wrong IP one, already)
@@ -380,7 +402,7 @@ async function handle(m: ToWorker): Promise<void> {
   }
   if (!engine) throw new Error('ids worker: a batch before init');
   if (m.type === 'batch') {
-    runBatch(engine, m.id, m.meta, m.data);
+    runBatch(engine, m.id, m.meta, m.data, m.ticks);
     return;
   }
   // the run's engine is done with here (a capture that fails leaves none: the next init sets one up)

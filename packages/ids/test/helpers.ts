@@ -125,12 +125,12 @@ export async function readPcapFrames(path: string): Promise<{ data: Uint8Array; 
 }
 
 /**
- * An alert as a comparable line. Flow ids are numbered per worker, and alerts flushed from a flow that
- * timed out are raised at the first packet its table sees after the timeout (a worker sees fewer of
- * them), so those keep everything but the packet they were raised during.
+ * An alert as a comparable line: every field but the flow id, which is numbered per worker. (Until
+ * 2026-12-07 an alert flushed from a flow that timed out kept all but its packet: a worker swept its flow
+ * table at its own packets only, and now sweeps it at every packet, `Engine.tick`.)
  */
 export function alertLine(a: Alert): string {
-  const when = a.pktSrc === 'stream (flow timeout)' ? 'timeout' : `${a.pcapCnt}@${a.tsUs}`;
+  const when = `${a.pcapCnt}@${a.tsUs}`;
   const bytes = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString('base64') : '-');
   return [
     when,

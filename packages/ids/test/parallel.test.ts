@@ -483,6 +483,96 @@ describe('parallel workers: who reads the capture', () => {
   }, 30_000);
 });
 
+describe('parallel workers: flows time out at the packet they do on one engine', () => {
+  it("every worker sweeps its table at every packet: flushed alerts on the same packet, in the sweep's order, with either reader", async () => {
+    // four connections to port 80, each with data its server never acknowledged (so not inspected until
+    // the flow ends), then 20 s of quiet, then packets of other connections: one engine's sweep flushes the
+    // four (idle past the 10 s timeout) before the first packet after the quiet, oldest first
+    const rules = loadRules(
+      'alert tcp-stream any any -> any 80 (msg:"evil"; flow:to_server; content:"evil"; sid:1;)',
+      't',
+    ).rules;
+    const t0 = 1_700_000_000_000_000;
+    const frames: { tsUs: number; data: Uint8Array }[] = [];
+    const at = (ms: number, f: Uint8Array) => frames.push({ tsUs: t0 + ms * 1000, data: f });
+    for (let i = 0; i < 4; i++) {
+      const C = { src: `10.0.${i}.1`, dst: '10.0.9.2', sp: 40_000 + i, dp: 80 };
+      const S = { src: C.dst, dst: C.src, sp: 80, dp: C.sp };
+      at(10 * i, tcpFrame({ ...C, flags: 0x02, seq: 1000 }));
+      at(10 * i + 1, tcpFrame({ ...S, flags: 0x12, seq: 5000, ack: 1001 }));
+      at(10 * i + 2, tcpFrame({ ...C, flags: 0x10, seq: 1001, ack: 5001 }));
+      at(10 * i + 3, tcpFrame({ ...C, flags: 0x10, seq: 1001, ack: 5001, payload: `evil ${i}` }));
+    }
+    // the quiet, then a SYN of each of 8 other hosts (spread over the workers by their hash)
+    for (let j = 0; j < 8; j++)
+      at(
+        20_000 + j,
+        tcpFrame({ src: `10.1.${j}.1`, dst: '10.1.9.2', sp: 50_000, dp: 53, flags: 0x02, seq: 1 }),
+      );
+    const pcap = encodePcap(frames);
+    const opts = { flowTimeouts: { tcpNewUs: 10e6, tcpEstablishedUs: 10e6, tcpClosedUs: 10e6 } };
+    const one = await runCapture(Readable.from([pcap]), rules, opts);
+    // the four flushes on the first packet after the quiet (number 17), in the order of the flows' last packets
+    expect(one.alerts.map((a) => `${a.pcapCnt} ${a.src}:${a.srcPort} ${a.pktSrc}`)).toEqual(
+      [0, 1, 2, 3].map((i) => `17 10.0.${i}.1:${40_000 + i} stream (flow timeout)`),
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'ids-ticks-'));
+    try {
+      const file = join(dir, 'quiet.pcap');
+      writeFileSync(file, pcap);
+      for (const workers of [2, 4]) {
+        const pool = new ParallelRunner(workers);
+        try {
+          for (const reader of ['main', 'workers'] as const) {
+            const r = await pool.run(file, rules, { ...opts, reader });
+            expect(r.alerts.map(alertLine), `${workers} workers, reader ${reader}`).toEqual(
+              one.alerts.map(alertLine),
+            );
+          }
+        } finally {
+          await pool.close();
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the ticks of a long run of one flow (more than a batch holds, for several workers at once) all arrive', async () => {
+    const rules = loadRules(
+      'alert tcp-stream any any -> any 80 (msg:"evil"; flow:to_server; content:"evil"; sid:1;)',
+      't',
+    ).rules;
+    const t0 = 1_700_000_000_000_000;
+    const frames: { tsUs: number; data: Uint8Array }[] = [];
+    const at = (us: number, f: Uint8Array) => frames.push({ tsUs: t0 + us, data: f });
+    for (let i = 0; i < 4; i++) {
+      const C = { src: `10.0.${i}.1`, dst: '10.0.9.2', sp: 40_000 + i, dp: 80 };
+      const S = { src: C.dst, dst: C.src, sp: 80, dp: C.sp };
+      at(10 * i, tcpFrame({ ...C, flags: 0x02, seq: 1000 }));
+      at(10 * i + 1, tcpFrame({ ...S, flags: 0x12, seq: 5000, ack: 1001 }));
+      at(10 * i + 2, tcpFrame({ ...C, flags: 0x10, seq: 1001, ack: 5001 }));
+      at(10 * i + 3 + 1000 * i, tcpFrame({ ...C, flags: 0x10, seq: 1001, ack: 5001, payload: `evil ${i}` }));
+    }
+    // 12,000 packets of one other connection, 1 ms apart: the four time out one by one along it (10 s each)
+    const G = { src: '10.2.0.1', dst: '10.2.0.2', sp: 50_000, dp: 8080 };
+    for (let k = 0; k < 12_000; k++)
+      at(10_000 + 1000 * k, tcpFrame({ ...G, flags: 0x10, seq: 1 + k, ack: 1 }));
+    const pcap = encodePcap(frames);
+    const opts = { flowTimeouts: { tcpNewUs: 10e6, tcpEstablishedUs: 10e6, tcpClosedUs: 10e6 } };
+    const one = await runCapture(Readable.from([pcap]), rules, opts);
+    expect(one.alerts.map((a) => a.pktSrc)).toEqual(new Array(4).fill('stream (flow timeout)'));
+    expect(one.alerts.map((a) => a.pcapCnt)).toEqual([10_008, 10_009, 10_010, 10_011]);
+    const pool = new ParallelRunner(4);
+    try {
+      const r = await pool.run(Readable.from([pcap]), rules, opts);
+      expect(r.alerts.map(alertLine)).toEqual(one.alerts.map(alertLine));
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe('parallel workers: the bounds hold for the process', () => {
   it('the flow table and the reassembly memcap are shared out among the workers: their peaks add up to one engine’s bound', async () => {
     // 60 flows from 10.0.0.1, each a handshake then 6 KiB in 3 segments the server never acknowledges:
