@@ -484,33 +484,40 @@ describe('parallel workers: who reads the capture', () => {
 });
 
 describe('parallel workers: flows time out at the packet they do on one engine', () => {
-  it("every worker sweeps its table at every packet: flushed alerts on the same packet, in the sweep's order, with either reader", async () => {
-    // four connections to port 80, each with data its server never acknowledged (so not inspected until
-    // the flow ends), then 20 s of quiet, then packets of other connections: one engine's sweep flushes the
-    // four (idle past the 10 s timeout) before the first packet after the quiet, oldest first
-    const rules = loadRules(
-      'alert tcp-stream any any -> any 80 (msg:"evil"; flow:to_server; content:"evil"; sid:1;)',
-      't',
-    ).rules;
-    const t0 = 1_700_000_000_000_000;
+  const rules = loadRules(
+    'alert tcp-stream any any -> any 80 (msg:"evil"; flow:to_server; content:"evil"; sid:1;)',
+    't',
+  ).rules;
+  const opts = { flowTimeouts: { tcpNewUs: 10e6, tcpEstablishedUs: 10e6, tcpClosedUs: 10e6 } };
+  const t0 = 1_700_000_000_000_000;
+  /**
+   * Four connections to port 80 from 10.0.i.1:4000i, each with data its server never acknowledges (so not
+   * inspected until the flow ends: a timeout flush alerts), connection i's data sent at `dataUs(i)`.
+   */
+  const stalled = (dataUs: (i: number) => number) => {
     const frames: { tsUs: number; data: Uint8Array }[] = [];
-    const at = (ms: number, f: Uint8Array) => frames.push({ tsUs: t0 + ms * 1000, data: f });
+    const at = (us: number, f: Uint8Array) => frames.push({ tsUs: t0 + us, data: f });
     for (let i = 0; i < 4; i++) {
       const C = { src: `10.0.${i}.1`, dst: '10.0.9.2', sp: 40_000 + i, dp: 80 };
       const S = { src: C.dst, dst: C.src, sp: 80, dp: C.sp };
       at(10 * i, tcpFrame({ ...C, flags: 0x02, seq: 1000 }));
       at(10 * i + 1, tcpFrame({ ...S, flags: 0x12, seq: 5000, ack: 1001 }));
       at(10 * i + 2, tcpFrame({ ...C, flags: 0x10, seq: 1001, ack: 5001 }));
-      at(10 * i + 3, tcpFrame({ ...C, flags: 0x10, seq: 1001, ack: 5001, payload: `evil ${i}` }));
+      at(dataUs(i), tcpFrame({ ...C, flags: 0x10, seq: 1001, ack: 5001, payload: `evil ${i}` }));
     }
-    // the quiet, then a SYN of each of 8 other hosts (spread over the workers by their hash)
+    return { frames, at };
+  };
+
+  it("every worker sweeps its table at every packet: flushed alerts on the same packet, in the sweep's order, with either reader", async () => {
+    // then 20 s of quiet, then a SYN of each of 8 other hosts (spread over the workers by their hash): one
+    // engine's sweep flushes the four (idle past the 10 s timeout) before the first of them, oldest first
+    const { frames, at } = stalled((i) => 10 * i + 3);
     for (let j = 0; j < 8; j++)
       at(
-        20_000 + j,
+        20e6 + j,
         tcpFrame({ src: `10.1.${j}.1`, dst: '10.1.9.2', sp: 50_000, dp: 53, flags: 0x02, seq: 1 }),
       );
     const pcap = encodePcap(frames);
-    const opts = { flowTimeouts: { tcpNewUs: 10e6, tcpEstablishedUs: 10e6, tcpClosedUs: 10e6 } };
     const one = await runCapture(Readable.from([pcap]), rules, opts);
     // the four flushes on the first packet after the quiet (number 17), in the order of the flows' last packets
     expect(one.alerts.map((a) => `${a.pcapCnt} ${a.src}:${a.srcPort} ${a.pktSrc}`)).toEqual(
@@ -539,27 +546,12 @@ describe('parallel workers: flows time out at the packet they do on one engine',
   });
 
   it('the ticks of a long run of one flow (more than a batch holds, for several workers at once) all arrive', async () => {
-    const rules = loadRules(
-      'alert tcp-stream any any -> any 80 (msg:"evil"; flow:to_server; content:"evil"; sid:1;)',
-      't',
-    ).rules;
-    const t0 = 1_700_000_000_000_000;
-    const frames: { tsUs: number; data: Uint8Array }[] = [];
-    const at = (us: number, f: Uint8Array) => frames.push({ tsUs: t0 + us, data: f });
-    for (let i = 0; i < 4; i++) {
-      const C = { src: `10.0.${i}.1`, dst: '10.0.9.2', sp: 40_000 + i, dp: 80 };
-      const S = { src: C.dst, dst: C.src, sp: 80, dp: C.sp };
-      at(10 * i, tcpFrame({ ...C, flags: 0x02, seq: 1000 }));
-      at(10 * i + 1, tcpFrame({ ...S, flags: 0x12, seq: 5000, ack: 1001 }));
-      at(10 * i + 2, tcpFrame({ ...C, flags: 0x10, seq: 1001, ack: 5001 }));
-      at(10 * i + 3 + 1000 * i, tcpFrame({ ...C, flags: 0x10, seq: 1001, ack: 5001, payload: `evil ${i}` }));
-    }
-    // 12,000 packets of one other connection, 1 ms apart: the four time out one by one along it (10 s each)
+    // then 12,000 packets of one other connection, 1 ms apart: the four time out one by one along it
+    const { frames, at } = stalled((i) => 10 * i + 3 + 1000 * i);
     const G = { src: '10.2.0.1', dst: '10.2.0.2', sp: 50_000, dp: 8080 };
     for (let k = 0; k < 12_000; k++)
       at(10_000 + 1000 * k, tcpFrame({ ...G, flags: 0x10, seq: 1 + k, ack: 1 }));
     const pcap = encodePcap(frames);
-    const opts = { flowTimeouts: { tcpNewUs: 10e6, tcpEstablishedUs: 10e6, tcpClosedUs: 10e6 } };
     const one = await runCapture(Readable.from([pcap]), rules, opts);
     expect(one.alerts.map((a) => a.pktSrc)).toEqual(new Array(4).fill('stream (flow timeout)'));
     expect(one.alerts.map((a) => a.pcapCnt)).toEqual([10_008, 10_009, 10_010, 10_011]);
