@@ -56,7 +56,7 @@ class ByteReader {
   private pos = 0;
   private have = 0;
   offset = 0;
-  private readonly it: AsyncIterator<Buffer | string>;
+  private readonly it: AsyncIterator<Buffer | Uint8Array | string>;
   private done = false;
 
   constructor(stream: Readable | AsyncIterable<Buffer>) {
@@ -103,7 +103,15 @@ class ByteReader {
       const r = await this.it.next();
       if (r.done) this.done = true;
       else {
-        const b = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+        // a stream may yield strings or plain Uint8Arrays (`Readable.from([bytes])`): read as Buffers (a
+        // view, not a copy), which the record parsers read integers from
+        const v: Buffer | Uint8Array | string = r.value;
+        const b =
+          typeof v === 'string'
+            ? Buffer.from(v)
+            : Buffer.isBuffer(v)
+              ? v
+              : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
         if (b.length === 0) continue;
         this.chunks.push(b);
         this.have += b.length;

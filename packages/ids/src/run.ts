@@ -510,11 +510,25 @@ export class VerdictSink {
 /** A capture to run: a file's path, or a stream of its bytes (standard input, `strata ids -`). */
 export type CaptureInput = string | NodeJS.ReadableStream;
 
-/** The capture's bytes, read `captureReadBytes` at a time from a path. */
+/**
+ * The capture's bytes, read `captureReadBytes` at a time from a path. Anything else that is not a stream
+ * is a TypeError saying what it got (a JavaScript caller's bytes in memory failed deep in the reader with
+ * "stream[Symbol.asyncIterator] is not a function"; wrap them: `Readable.from([bytes])`).
+ */
 export function captureStream(input: CaptureInput): AsyncIterable<Buffer> {
-  return (
-    typeof input === 'string' ? createReadStream(input, { highWaterMark: captureReadBytes }) : input
-  ) as AsyncIterable<Buffer>;
+  if (typeof input === 'string') return createReadStream(input, { highWaterMark: captureReadBytes });
+  if (typeof (input as Partial<AsyncIterable<Buffer>> | null)?.[Symbol.asyncIterator] !== 'function') {
+    const got =
+      input === null
+        ? 'null'
+        : typeof input === 'object'
+          ? (input as object).constructor?.name
+          : typeof input;
+    throw new TypeError(
+      `capture input: a path or a readable stream, not ${got ?? 'an object'}${input instanceof Uint8Array ? ' (bytes in memory: Readable.from([bytes]))' : ''}`,
+    );
+  }
+  return input as AsyncIterable<Buffer>;
 }
 
 /**

@@ -320,3 +320,36 @@ describe('parallel batches', () => {
     }
   }, 30_000);
 });
+
+describe('a capture input that is neither a path nor a stream', () => {
+  it('is a TypeError saying what it got, on one thread and on a pool, which stays usable; a stream of Uint8Arrays is read', async () => {
+    const { rules } = loadRules(
+      'alert tcp any any -> any any (msg:"mark"; content:"MARK"; sid:1;)',
+      'x.rules',
+    );
+    const bytes = new Uint8Array(
+      encodePcap([{ tsUs: 1_700_000_000e6, data: tcpFrame({ payload: 'MARK' }) }]),
+    );
+    const said =
+      /^capture input: a path or a readable stream, not Uint8Array \(bytes in memory: Readable\.from\(\[bytes\]\)\)$/;
+    const asInput = bytes as unknown as string;
+    await expect(runCapture(asInput, rules)).rejects.toThrow(said);
+    await expect(runCapture(Buffer.from(bytes) as unknown as string, rules)).rejects.toThrow(
+      /not Buffer \(bytes/,
+    );
+    await expect(runCapture(42 as unknown as string, rules)).rejects.toThrow(/not number$/);
+    await expect(runCapture(null as unknown as string, rules)).rejects.toThrow(/not null$/);
+    const p = new ParallelRunner(2);
+    try {
+      for (const reader of ['main', 'workers'] as const)
+        await expect(p.run(asInput, rules, { reader }), reader).rejects.toThrow(said);
+      // the bytes as a stream (of plain Uint8Arrays: the reader took every chunk for a Buffer and failed
+      // with "magic.readUInt32LE is not a function")
+      const { Readable } = await import('node:stream');
+      expect((await runCapture(Readable.from([bytes]), rules)).alerts.map((a) => a.sid)).toEqual([1]);
+      expect((await p.run(Readable.from([bytes]), rules)).alerts.map((a) => a.sid)).toEqual([1]);
+    } finally {
+      await p.close();
+    }
+  });
+});
