@@ -591,11 +591,7 @@ export class Engine {
     rebuiltFrag: boolean,
   ): Alert[] {
     this.stats.packets++;
-    if (this.packetLatency !== undefined) {
-      this.pktStartMs = this.latencyClock();
-      this.pktTimedOut = false;
-      this.fastpathed = false;
-    }
+    this.startPacketClock();
     this.current = d;
     this.rebuiltFrag = rebuiltFrag;
     this.pktNo = pcapCnt ?? this.pktNo + 1;
@@ -1329,6 +1325,14 @@ export class Engine {
     }
   }
 
+  /** Packet latency: a packet's (or a tick's) work starts now. */
+  private startPacketClock(): void {
+    if (this.packetLatency === undefined) return;
+    this.pktStartMs = this.latencyClock();
+    this.pktTimedOut = false;
+    this.fastpathed = false;
+  }
+
   /**
    * A packet of the capture another worker inspects (number `pcapCnt`, at `tsUs`): this engine's flows
    * idle past their timeouts by then are flushed now, as one engine sweeps its table before every packet,
@@ -1339,11 +1343,7 @@ export class Engine {
     this.pktNo = pcapCnt;
     this.nowUs = tsUs;
     this.current = undefined;
-    if (this.packetLatency !== undefined) {
-      this.pktStartMs = this.latencyClock();
-      this.pktTimedOut = false;
-      this.fastpathed = false;
-    }
+    this.startPacketClock();
     try {
       this.flows.sweep(tsUs);
     } catch (e) {

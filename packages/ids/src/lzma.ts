@@ -152,11 +152,16 @@ class Decoder {
       this.probs[i] = p - (p >>> moveBits);
       b = 1;
     }
+    this.normalize();
+    return b;
+  }
+
+  /** Keeps the range at least 2^24 (`topValue`), shifting the next input byte into the code. */
+  private normalize(): void {
     if (this.range >>> 0 < topValue) {
       this.range <<= 8;
       this.code = (this.code << 8) | this.byte();
     }
-    return b;
   }
 
   private direct(bits: number): number {
@@ -169,10 +174,7 @@ class Decoder {
         b = 1;
       }
       r = (r << 1) | b;
-      if (this.range >>> 0 < topValue) {
-        this.range <<= 8;
-        this.code = (this.code << 8) | this.byte();
-      }
+      this.normalize();
     }
     return r >>> 0;
   }

@@ -420,8 +420,10 @@ export class ParallelRunner {
     let k = 0;
     for (const alerts of shards.raised) for (const a of alerts) tagged.push({ a, k: k++ });
     tagged.sort((x, y) => (x.a.pcapCnt ?? 0) - (y.a.pcapCnt ?? 0) || sweepOrder(x.a, y.a) || x.k - y.k);
-    const merged = tagged.map((t) => t.a);
-    for (const a of merged) delete a.timedOut;
+    const merged = tagged.map((t) => {
+      delete t.a.timedOut;
+      return t.a;
+    });
     // the end-of-input flushes, flow by flow in the order one engine drains them (by last packet, then
     // first; each worker's in its order), one by one (spread as arguments, 150,000 alerts overflowed the stack)
     const flushed: { a: Alert; k: number }[] = [];
@@ -606,6 +608,12 @@ export class ParallelRunner {
         ),
       );
     };
+    // a full batch sent, and the reader held while its worker has too many in flight
+    const send = async (s: Slot) => {
+      flush(s);
+      while (s.inFlight >= batchesInFlightMax && !failed) await new Promise<void>((r) => (s.wake = r));
+      if (failed) throw failed.e;
+    };
     let lastTsUs = 0;
     const cut: { error?: TruncatedCaptureError } = {};
     try {
@@ -635,13 +643,7 @@ export class ParallelRunner {
           const s = this.slots[shard.of(x.d)]!;
           // the other workers sweep their flow tables at this packet's time (`Engine.tick`)
           if (tickOthers(this.slots, s, x.n, x.tsUs))
-            for (const o of this.slots) {
-              if (o.batch.tickCount < batchTicksMax) continue;
-              flush(o);
-              while (o.inFlight >= batchesInFlightMax && !failed)
-                await new Promise<void>((r) => (o.wake = r));
-              if (failed) throw failed.e;
-            }
+            for (const o of this.slots) if (o.batch.tickCount >= batchTicksMax) await send(o);
           const b = s.batch;
           const frameLen = x.frame.length;
           const wholeLen = x.whole?.length ?? 0;
@@ -668,11 +670,7 @@ export class ParallelRunner {
           b.bytes += frameLen + wholeLen;
           s.load.packets++;
           s.load.bytes += frameLen;
-          if (b.count >= batchPacketsMax || b.bytes >= batchBytesMax) {
-            flush(s);
-            while (s.inFlight >= batchesInFlightMax && !failed) await new Promise<void>((r) => (s.wake = r));
-            if (failed) throw failed.e;
-          }
+          if (b.count >= batchPacketsMax || b.bytes >= batchBytesMax) await send(s);
         }
       for (const s of this.slots) flush(s);
       await Promise.all(pending);

@@ -318,67 +318,64 @@ describe('tunnels', () => {
     expect(rewritePayload(f, d, new Uint8Array(d.payload.length))).toBeUndefined();
   });
 
-  it('a conversation routed between two VLANs and captured on both is two flows (one with vlanAgnostic)', async () => {
-    const rules = loadRules(
-      'alert tcp any any -> any 80 (msg:"evil"; flow:established,to_server; content:"evil"; sid:1;)',
-      't',
-    ).rules;
-    const bare = conversationFrames([[0, 'GET /evil HTTP/1.1\r\n\r\n']], { serverPort: 80, fin: true });
-    // each frame on VLAN 10, then again on VLAN 20 (a router on a stick, the capture on its trunk)
-    const frames = bare.flatMap((f, i) =>
-      [10, 20].map((vlan, j) => ({
-        tsUs: 1_700_000_000_000_000 + 2 * i + j,
-        data: cat(f.subarray(0, 12), [0x81, 0, ...u16(vlan)], f.subarray(12)),
-      })),
-    );
-    const run = (vlanAgnostic: boolean) =>
-      runCapture(Readable.from([encodePcap(frames)]), rules, { vlanAgnostic });
-    const apart = await run(false);
+  /** The rule and the conversation of the next two tests: a GET of /evil, sid 1 on it. */
+  const evilText =
+    'alert tcp any any -> any 80 (msg:"evil"; flow:established,to_server; content:"evil"; sid:1;)';
+  const evil = loadRules(evilText, 't').rules;
+  const evilConversation = () =>
+    conversationFrames([[0, 'GET /evil HTTP/1.1\r\n\r\n']], { serverPort: 80, fin: true });
+  /**
+   * A capture of every frame of `evilConversation` twice (`copies`): two flows, two alerts, on one thread and
+   * on 2 workers; one flow and one alert with `option`. Returns the capture and the run apart.
+   */
+  const capturedTwice = async (
+    copies: (f: Uint8Array, i: number) => { tsUs: number; data: Uint8Array }[],
+    option: 'vlanAgnostic' | 'tunnelAgnostic',
+  ) => {
+    const pcap = encodePcap(evilConversation().flatMap(copies));
+    const apart = await runCapture(Readable.from([pcap]), evil);
     expect(apart.alerts.map((a) => a.sid)).toEqual([1, 1]);
     expect(apart.flows.created).toBe(2);
-    const merged = await run(true);
+    const merged = await runCapture(Readable.from([pcap]), evil, { [option]: true });
     expect(merged.alerts.map((a) => a.sid)).toEqual([1]);
     expect(merged.flows.created).toBe(1);
     // on workers the same (the option goes to each worker's engine)
-    for (const vlanAgnostic of [false, true]) {
-      const r = await runCaptureParallel(Readable.from([encodePcap(frames)]), rules, {
-        vlanAgnostic,
-        workers: 2,
-      });
-      expect(r.alerts.map((a) => a.sid)).toEqual(vlanAgnostic ? [1] : [1, 1]);
+    for (const on of [false, true]) {
+      const r = await runCaptureParallel(Readable.from([pcap]), evil, { [option]: on, workers: 2 });
+      expect(r.alerts.map((a) => a.sid)).toEqual(on ? [1] : [1, 1]);
     }
+    return { pcap, apart };
+  };
+
+  it('a conversation routed between two VLANs and captured on both is two flows (one with vlanAgnostic)', async () => {
+    // each frame on VLAN 10, then again on VLAN 20 (a router on a stick, the capture on its trunk)
+    await capturedTwice(
+      (f, i) =>
+        [10, 20].map((vlan, j) => ({
+          tsUs: 1_700_000_000_000_000 + 2 * i + j,
+          data: cat(f.subarray(0, 12), [0x81, 0, ...u16(vlan)], f.subarray(12)),
+        })),
+      'vlanAgnostic',
+    );
   });
 
   it('a conversation captured bare and inside GRE (at the tunnel endpoint) is two flows (one with tunnelAgnostic)', async () => {
-    const rules = loadRules(
-      'alert tcp any any -> any 80 (msg:"evil"; flow:established,to_server; content:"evil"; sid:1;)',
-      't',
-    ).rules;
-    const bare = conversationFrames([[0, 'GET /evil HTTP/1.1\r\n\r\n']], { serverPort: 80, fin: true });
     // each frame in GRE, then bare: the same 5-tuple at depths 1 and 0
-    const frames = bare.flatMap((f, i) => [
-      { tsUs: 1_700_000_000_000_000 + 2 * i, data: eth(0x0800, ip4(47, cat([0, 0, 8, 0], f.subarray(14)))) },
-      { tsUs: 1_700_000_000_000_001 + 2 * i, data: f },
-    ]);
-    const pcap = encodePcap(frames);
-    const apart = await runCapture(Readable.from([pcap]), rules);
-    expect(apart.alerts.map((a) => a.sid)).toEqual([1, 1]);
-    expect(apart.flows.created).toBe(2);
-    expect(apart.tunneled).toBe(bare.length);
-    const merged = await runCapture(Readable.from([pcap]), rules, { tunnelAgnostic: true });
-    expect(merged.alerts.map((a) => a.sid)).toEqual([1]);
-    expect(merged.flows.created).toBe(1);
-    for (const tunnelAgnostic of [false, true]) {
-      const r = await runCaptureParallel(Readable.from([pcap]), rules, { tunnelAgnostic, workers: 2 });
-      expect(r.alerts.map((a) => a.sid)).toEqual(tunnelAgnostic ? [1] : [1, 1]);
-    }
+    const { pcap, apart } = await capturedTwice(
+      (f, i) => [
+        {
+          tsUs: 1_700_000_000_000_000 + 2 * i,
+          data: eth(0x0800, ip4(47, cat([0, 0, 8, 0], f.subarray(14)))),
+        },
+        { tsUs: 1_700_000_000_000_001 + 2 * i, data: f },
+      ],
+      'tunnelAgnostic',
+    );
+    expect(apart.tunneled).toBe(evilConversation().length);
     // and from the command line
     const dir = mkdtempSync(join(tmpdir(), 'strata-tunnels-'));
     try {
-      writeFileSync(
-        join(dir, 'r.rules'),
-        'alert tcp any any -> any 80 (msg:"evil"; flow:established,to_server; content:"evil"; sid:1;)\n',
-      );
+      writeFileSync(join(dir, 'r.rules'), `${evilText}\n`);
       writeFileSync(join(dir, 'c.pcap'), pcap);
       for (const [flag, n] of [
         [[], 2],
