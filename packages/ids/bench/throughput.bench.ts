@@ -22,7 +22,8 @@
 // flushed at its end), the packet loop's thread CPU over all passes: how the Snort 3 figures were
 // taken (its packet-loop timer, the trace read 5 times per run), where the passes above each build a new
 // engine and time its first pass only; measured in a process of its own after three untimed warm-up passes by
-// another engine (bench/sustained.ts), so this process's other runs and worker pool do not weigh on it.
+// another engine, released before the measured one is built (bench/sustained.ts), so this process's other
+// runs and worker pool do not weigh on it.
 // Usage: npm run bench -- ids throughput [-- --workers 2 --trace ndpi-mix-a --reps 1]
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
