@@ -19,6 +19,11 @@ import {
 import { pcreShortMax, pcreStepsMin, pcreStepsPerByteDefault } from './compile.js';
 import { conversationFrames } from './craft.js';
 import type { PacketLatencyOptions, RuleLatencyOptions, RuleProfileRow } from './engine-api.js';
+import {
+  type ExceptionPolicyOptions,
+  parseExceptionPolicyArgs,
+  resolveExceptionPolicies,
+} from './exception-policy.js';
 import { alertFast, alertFastWith, eveJsonWith } from './output.js';
 import { mergeProfiles, ParallelRunner, refuseRateFilters, type WorkerLoad, workersMax } from './parallel.js';
 import { encodePcap } from './pcap.js';
@@ -51,7 +56,8 @@ listed on stderr with the reason.
 Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--var NAME=VALUE]...
                   [--classification FILE]... [--threshold-file FILE]...
                   [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--vlan-agnostic] [--tunnel-agnostic] [--checksum-validation all|none|auto]
-                  [--overlap-policy POLICY] [--reassembly-depth BYTES] [--stream-release ack|immediate]
+                  [--overlap-policy POLICY] [--reassembly-depth BYTES] [--reassembly-memcap BYTES] [--stream-release ack|immediate]
+                  [--exception-policy [EXCEPTION=]POLICY]...
                   [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
                   [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]] [--packet-latency US [--fastpath]]
                   [--latency-alerts] [--profile-rules N] [--pcre-steps N] [--bpf EXPR]
@@ -79,6 +85,16 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        (default windows, as Suricata's default host-os-policy)
   --reassembly-depth   bytes of each stream direction reassembled (default 1mb; 0: no limit, as Suricata's;
                        SMB connections, with DCE/RPC rules loaded, are reassembled whole)
+  --reassembly-memcap  bytes all flows' streams buffer at most together (default 64mb; Suricata's
+                       stream.reassembly.memcap): a segment past it is not reassembled
+  --exception-policy   what to do when the engine would lose sight of traffic, as Suricata's exception
+                       policies: POLICY for all (the master switch, IPS only), EXCEPTION=POLICY for one.
+                       EXCEPTION: reassembly-memcap, midstream (a TCP session without its SYN),
+                       app-layer-error (an HTTP direction stops on input it cannot parse), defrag-memcap.
+                       POLICY: ignore (default), pass-packet, pass-flow, bypass (as pass-flow), drop-packet,
+                       drop-flow, reject, auto (drop-flow with --ips, else ignore). Without --ips nothing
+                       is dropped: a drop or reject policy stops inspection. Stats: exceptionReassemblyMemcap,
+                       exceptionMidstream, exceptionAppLayerError, exceptionDefragMemcap
   --stream-release     ack (default; immediate with --ips): inspect stream data once the receiver acknowledged it;
                        immediate: as soon as it is in order (inline)
   --workers N          inspect on N worker threads, flows hashed to workers (default 1: this thread);
@@ -147,6 +163,8 @@ Example:
       'checksum-validation': { type: 'string' },
       'overlap-policy': { type: 'string' },
       'reassembly-depth': { type: 'string' },
+      'reassembly-memcap': { type: 'string' },
+      'exception-policy': { type: 'string', multiple: true },
       'stream-release': { type: 'string' },
       workers: { type: 'string' },
       reader: { type: 'string' },
@@ -220,6 +238,20 @@ Example:
       values['reassembly-depth'] === undefined
         ? 2 ** 20
         : parseBytes(values['reassembly-depth'], '--reassembly-depth');
+    const memcap =
+      values['reassembly-memcap'] === undefined
+        ? undefined
+        : parseBytes(values['reassembly-memcap'], '--reassembly-memcap');
+    if (memcap === 0) throw new UsageError('--reassembly-memcap: at least 1 byte');
+    let exceptionPolicy: ExceptionPolicyOptions | undefined;
+    if (values['exception-policy'] !== undefined)
+      try {
+        exceptionPolicy = parseExceptionPolicyArgs(values['exception-policy'] as string[]);
+        // refused here, before any rule or capture is read (a midstream policy that does not fit the mode)
+        resolveExceptionPolicies(exceptionPolicy, ips, values.midstream === true);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
     const ruleLatency = ruleLatencyFlags(values);
     const profileTop = wholeFlag(values, 'profile-rules', 1);
     const pcreSteps = wholeFlag(values, 'pcre-steps', 0);
@@ -364,6 +396,8 @@ Example:
           tunnelAgnostic: values['tunnel-agnostic'] === true,
           overlapPolicy: policy as OverlapPolicy,
           reassemblyDepthBytes: depth,
+          ...(memcap !== undefined && { reassemblyMemcapBytes: memcap }),
+          ...(exceptionPolicy && { exceptionPolicy }),
           streamRelease: release,
           validateChecksums: cv === 'auto' ? 'auto' : cv === 'all',
           ...(ruleLatency && { ruleLatency }),
@@ -552,7 +586,10 @@ Example:
 
 export const commands: Command[] = [idsCmd];
 
-/** The engine's rule and packet latency counters and its pcre step limits, summed over the captures into the stats. */
+/**
+ * The engine's rule and packet latency counters, its pcre step limits and the exception policies it
+ * applied, summed over the captures into the stats.
+ */
 const limitCounters = [
   'pcreStepLimits',
   'ruleEvalsTimed',
@@ -561,6 +598,10 @@ const limitCounters = [
   'ruleReenables',
   'packetTimeouts',
   'packetsFastpathed',
+  'exceptionReassemblyMemcap',
+  'exceptionMidstream',
+  'exceptionAppLayerError',
+  'exceptionDefragMemcap',
 ] as const;
 type LimitCounter = (typeof limitCounters)[number];
 

@@ -28,6 +28,7 @@ import {
   type RuleProfileRow,
   ruleLatencyOf,
 } from './engine-api.js';
+import { type ExceptionKind, type ResolvedPolicies, resolveExceptionPolicies } from './exception-policy.js';
 import { type EvictReason, type Flow, FlowTable, type FlowTableStats, TcpState } from './flow.js';
 import { FtpControl } from './ftp.js';
 import {
@@ -201,6 +202,14 @@ const latencyEventMsg = {
 /** First bytes of a direction that tell SMB from DCE/RPC off the SMB ports (`Engine.smbSniff`). */
 const smbSniffBytes = 8;
 
+/** The stats counter of each exception whose policy was applied. */
+const exceptionStat: Record<ExceptionKind, keyof EngineStats> = {
+  reassemblyMemcap: 'exceptionReassemblyMemcap',
+  midstream: 'exceptionMidstream',
+  appLayerError: 'exceptionAppLayerError',
+  defragMemcap: 'exceptionDefragMemcap',
+};
+
 export class Engine {
   readonly compiled: Compiled[] = [];
   readonly skipped: { sid: number; reason: string }[] = [];
@@ -282,6 +291,10 @@ export class Engine {
     stageAllStringsOut: 0,
     stageFullMatcherIn: 0,
     rulesAllStringsFiltered: 0,
+    exceptionReassemblyMemcap: 0,
+    exceptionMidstream: 0,
+    exceptionAppLayerError: 0,
+    exceptionDefragMemcap: 0,
   };
   /** Stream data inspected as it arrives: `streamRelease: 'immediate'`, the default with `ips`. */
   private readonly inline: boolean;
@@ -379,6 +392,11 @@ export class Engine {
     this.profiling = opts.profileRules === true;
     this.timing = this.latency !== undefined || this.packetLatency !== undefined || this.profiling;
     this.inline = (opts.streamRelease ?? (opts.ips ? 'immediate' : 'ack')) === 'immediate';
+    this.exceptions = resolveExceptionPolicies(
+      opts.exceptionPolicy,
+      opts.ips === true,
+      opts.midstream === true,
+    );
     this.budget = new ReassemblyBudget(opts.reassemblyMemcapBytes ?? reassemblyMemcapDefault);
     if (opts.overlapPolicy && !overlapPolicies.includes(opts.overlapPolicy))
       throw new RangeError(
@@ -628,8 +646,14 @@ export class Engine {
         if (until >= tsUs) fd.ftpData = true;
       }
     }
+    // a TCP session picked up midstream: its first packet a SYN/ACK, or an ACK without SYN or RST
+    if (isNew && d.proto === 6 && this.exceptions.midstream !== 'ignore') {
+      const fl = d.tcpFlags;
+      if (fl & 0x10 && !(fl & 0x04)) this.exception('midstream', fd);
+    }
     // a dropped or passed flow is not inspected any more (Suricata: FLOW_ACTION_DROP / no packet inspection)
     if (fd.action !== undefined) {
+      this.excepted = false;
       if (fd.action === 'drop') {
         this.verdict.drop = true;
         this.stats.packetsDropped++;
@@ -640,7 +664,10 @@ export class Engine {
     fd.seen[dir] = true;
     const inStream = d.proto === 6 && checksumOk && this.streamPacket(f, fd, d, dir, out);
     const norm = this.verdict.payload;
-    if (norm) {
+    if (this.excepted) {
+      // an exception's policy took the packet out of inspection (`exception`): no packet rules
+      this.excepted = false;
+    } else if (norm) {
       // the packet rules see the normalized payload (the caller's packet gets its own back)
       const own = d.payload;
       d.payload = norm;
@@ -783,6 +810,39 @@ export class Engine {
   }
 
   /**
+   * The exception policies, resolved for this engine's mode (`EngineOptions.exceptionPolicy`); the
+   * defragmenter's is the Pipeline's to apply.
+   */
+  readonly exceptions: ResolvedPolicies;
+  /** An exception's policy ended the current packet's inspection (its packet rules are not run). */
+  private excepted = false;
+
+  /**
+   * Exception `kind` on the current packet of flow `fd`: its policy applied, as Suricata's
+   * ExceptionPolicyApply. pass-packet: the packet's rules are not run; drop-packet: nor is it passed on;
+   * pass-flow: the flow is not inspected any more (nor reassembled); drop-flow: and its packets, this one
+   * on, are dropped; reject: drop-flow, and a reject sent to the packet's sender. Not at the end-of-input
+   * flush or a sweep, where there is no packet (the flow is ending anyway).
+   */
+  private exception(kind: ExceptionKind, fd: FlowData): void {
+    const p = this.exceptions[kind];
+    if (p === 'ignore' || this.flushing || this.current === undefined) return;
+    this.stats[exceptionStat[kind]]++;
+    this.excepted = true;
+    if (p === 'pass-packet') return;
+    if (p !== 'pass-flow') this.verdict.drop = true;
+    if (p === 'reject') {
+      const v = this.verdict;
+      v.rejectTo = !v.reject || v.rejectTo === 'src' ? 'src' : 'both';
+      v.reject = true;
+    }
+    if (p === 'drop-packet' || fd.action !== undefined) return;
+    fd.action = p === 'pass-flow' ? 'pass' : 'drop';
+    if (p === 'pass-flow') this.stats.flowsPassed++;
+    else this.stats.flowsDropped++;
+  }
+
+  /**
    * A match's action `a`: in IPS mode a drop or reject drops the packet and, when the action's scope is
    * the flow (IP-only rules, stream and HTTP matches), the rest of the flow; a pass scoped to the flow
    * passes the rest of it, unless the packet was already dropped. The first flow action set stays.
@@ -852,7 +912,10 @@ export class Engine {
         if (res === 'in-order') this.stats.segmentsInOrder++;
         else if (res === 'out-of-order') this.stats.segmentsOutOfOrder++;
         else if (res === 'retransmit') this.stats.segmentsRetransmitted++;
-        else this.stats.segmentsDropped++;
+        else {
+          this.stats.segmentsDropped++;
+          if (res === 'memcap') this.exception('reassemblyMemcap', fd);
+        }
         inStream = res === 'in-order' || res === 'out-of-order' || res === 'retransmit';
         // inline (Pigasus' fast path) hands data out at once; a receiver that never acknowledges (one-sided
         // capture) must not pin the buffer: past half of it, the contiguous bytes go out unacknowledged
@@ -1118,8 +1181,10 @@ export class Engine {
     const p = dir === 0 ? http.request : http.response;
     if (!p.listening) return;
     this.httpOut = out;
+    const errors = p.errors;
     if (this.deliveryGapBytes > 0) p.gap(this.deliveryGapBytes);
     p.push(data);
+    if (p.errors !== errors) this.exception('appLayerError', fd);
   }
 
   private newHttpSession(f: Flow<FlowData>, fd: FlowData): HttpSession {

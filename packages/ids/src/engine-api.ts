@@ -4,6 +4,7 @@
  */
 
 import type { ClassificationEntry } from './classification.js';
+import type { ExceptionPolicyOptions } from './exception-policy.js';
 import type { FlowTimeouts } from './flow.js';
 import type { HttpOptions } from './http.js';
 import type { MailOptions } from './mail.js';
@@ -164,6 +165,12 @@ export interface EngineOptions {
    * a retransmitted packet's bytes are inspected again in the stream.
    */
   ips?: boolean;
+  /**
+   * Suricata's exception policies (`exception-policy.ts`): what to do when the reassembly memcap is hit, a
+   * TCP session is picked up midstream, an HTTP direction stops on input it cannot parse, or a fragment
+   * does not fit the defragmenter (the Pipeline's); `all` for every one. Default: ignore each (go on).
+   */
+  exceptionPolicy?: ExceptionPolicyOptions;
   /**
    * A pcre exec that backtracks more than this many times fails, as PCRE's match limit makes it (Snort's
    * `pcre_match_limit`, Suricata's `pcre.match-limit`); default `pcreBacktracksMaxDefault`, 0 for no
@@ -458,4 +465,13 @@ export interface EngineStats {
   stageFullMatcherIn: number;
   /** Rule evaluations the all-strings check spared (a content other than the fast pattern was absent). */
   rulesAllStringsFiltered: number;
+  /**
+   * Exception policies applied (`EngineOptions.exceptionPolicy`, not counted when the policy is ignore), by
+   * exception: Suricata's exception_policy.tcp.reassembly, .tcp.midstream, .app_layer.error and
+   * .defrag.memcap counters. The defragmenter's are the Pipeline's (its reader's).
+   */
+  exceptionReassemblyMemcap: number;
+  exceptionMidstream: number;
+  exceptionAppLayerError: number;
+  exceptionDefragMemcap: number;
 }

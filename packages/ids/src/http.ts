@@ -565,6 +565,19 @@ export class HttpParser {
     this.die();
   }
 
+  /**
+   * Times the direction stopped on input it cannot parse (`fail`): an app-layer error, which the engine's
+   * exception policy acts on (`EngineOptions.exceptionPolicy.appLayerError`). A gap, the connection's end
+   * or another protocol's bytes are not errors.
+   */
+  errors = 0;
+
+  /** Stops the direction on input it cannot parse (an app-layer error). */
+  private fail(): void {
+    this.errors++;
+    this.die();
+  }
+
   private die(): void {
     this.release();
     this.hdr = new Uint8Array(0);
@@ -662,7 +675,7 @@ export class HttpParser {
     }
     if (this.messages === 0) return this.notHttp();
     this.anomalies.badStartLine++;
-    this.die();
+    this.fail();
     this.resyncable = this.resyncOn;
     return Number.MAX_SAFE_INTEGER;
   }
@@ -762,7 +775,7 @@ export class HttpParser {
       // the header section does not fit: inspect the part that did, stop parsing this direction
       this.anomalies.headerTooLong++;
       this.finishHeader(this.hdrLen, true);
-      this.die();
+      this.fail();
       return Number.MAX_SAFE_INTEGER;
     }
     return data.length;
@@ -944,7 +957,7 @@ export class HttpParser {
       this.anomalies.badTransferEncoding++;
       if (m.kind === 'request') {
         this.complete();
-        this.die();
+        this.fail();
       } else this.state = 'close';
       return;
     }
@@ -959,7 +972,7 @@ export class HttpParser {
           return;
         }
         this.complete();
-        this.die();
+        this.fail();
         return;
       }
       this.remaining = n;
@@ -1147,7 +1160,7 @@ export class HttpParser {
           else {
             this.anomalies.badChunkSize++;
             this.complete();
-            this.die();
+            this.fail();
             return data.length;
           }
         }
@@ -1184,7 +1197,7 @@ export class HttpParser {
           return i + 1;
         }
         this.complete();
-        this.die();
+        this.fail();
         return data.length;
       }
       if (size < 0) this.anomalies.badChunkSize++;

@@ -53,6 +53,7 @@ export {
   type Alert,
   defaultVars,
   type EngineOptions,
+  type EngineStats,
   inspectionRecursionMaxDefault,
   type PacketLatencyOptions,
   type PacketVerdict,
@@ -60,6 +61,17 @@ export {
   type RuleLatencyRecord,
   type RuleProfileRow,
 } from './engine-api.js';
+export {
+  type AppliedPolicy,
+  type ExceptionKind,
+  type ExceptionPolicy,
+  type ExceptionPolicyOptions,
+  exceptionKinds,
+  exceptionPolicies,
+  parseExceptionPolicyArgs,
+  type ResolvedPolicies,
+  resolveExceptionPolicies,
+} from './exception-policy.js';
 export {
   cuckooKicksMax,
   defaultFlowTimeouts,

@@ -406,6 +406,7 @@ export class ParallelRunner {
         filtered: first.filtered,
         unsupportedLinks: first.unsupportedLinks,
         defrag: first.defrag,
+        defragExceptions: first.defragExceptions,
         truncated: first.truncated,
       };
     } else shards = await this.runBatches(input, opts, ready, ftp);
@@ -461,6 +462,9 @@ export class ParallelRunner {
     });
     const stats = sumStats([...shards.done.map((r) => r.stats), rated as EngineStats]);
     stats.alerts = alerts.length;
+    // the reader's defragmenter (the main thread's, or each reading worker's, as every one rebuilds every
+    // datagram: the first's)
+    stats.exceptionDefragMemcap = shards.defragExceptions;
     const first = readies[0];
     return {
       alerts,
@@ -529,6 +533,10 @@ export class ParallelRunner {
       flowsMax: 16,
       ...(validateChecksums !== undefined && { validateChecksums }),
       ...(defrag !== undefined && { defrag }),
+      // the defragmenter's exception policy acts here, where fragments are rebuilt
+      ...(opts.exceptionPolicy && { exceptionPolicy: opts.exceptionPolicy }),
+      ...(opts.ips && { ips: true }),
+      ...(opts.midstream && { midstream: true }),
       ...(opts.overlapPolicy && { overlapPolicy: opts.overlapPolicy }),
       ...(opts.filter !== undefined && { filter: opts.filter }),
     });
@@ -630,6 +638,8 @@ export class ParallelRunner {
               origLength: p.origLength,
               data: new Uint8Array(p.data),
               ready: !x,
+              // a fragment the defragmenter's exception policy drops
+              ...(pipe.exceptionDropped && { v: { n: pipe.packets, drop: true } }),
             });
             if (!x && held.get(nextOut)?.ready) void drain().catch(() => undefined);
             if (held.size > heldPacketsMax) {
@@ -698,6 +708,7 @@ export class ParallelRunner {
       filtered: pipe.filtered,
       unsupportedLinks: pipe.unsupportedLinks,
       defrag: pipe.defrag?.stats,
+      defragExceptions: pipe.engine.stats.exceptionDefragMemcap,
       truncated: cut.error?.message,
       ...(sink && { verdicts: sink.counts }),
     };
@@ -746,6 +757,8 @@ interface Sharded {
   filtered: number;
   unsupportedLinks: UnsupportedLinks | undefined;
   defrag: DefragStats | undefined;
+  /** Exception policies the reader's defragmenter applied (`EngineStats.exceptionDefragMemcap`). */
+  defragExceptions: number;
   truncated: string | undefined;
   verdicts?: RunResult['verdicts'];
 }

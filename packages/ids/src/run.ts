@@ -281,6 +281,9 @@ export class Pipeline {
     this.accepts = opts.filter === undefined ? undefined : compileFilter(opts.filter);
   }
 
+  /** The last packet is to be dropped: a fragment the defragmenter had no memory for, by its policy. */
+  private exceptionDrop = false;
+
   private newDefrag(): Defragmenter | undefined {
     const opts = this.opts;
     return opts.defrag === false
@@ -325,7 +328,10 @@ export class Pipeline {
     this.verdict.frame = p.data;
     this.verdict.responses = noResponses;
     const x = this.prepare(p);
-    if (!x) return [];
+    if (!x) {
+      if (this.exceptionDrop) this.verdict.drop = true;
+      return [];
+    }
     const decodedFrom = x.frame;
     const alerts = inspectPrepared(this.engine, x);
     this.verdict.drop = this.engine.verdict.drop;
@@ -356,6 +362,7 @@ export class Pipeline {
       );
     const n = ++this.packets;
     this.bytes += p.data.length;
+    this.exceptionDrop = false;
     const d = this.record;
     // the transport checksum only where it is validated here: during the `auto` sample, or when
     // validating and not left to the workers
@@ -368,8 +375,12 @@ export class Pipeline {
     let wholeTunnels = 0;
     if (d.frag && this.defrag) {
       // the defragmenter copies what it keeps; the record then holds the datagram rebuilt
+      const memoryDrops = this.defrag.stats.dropped.memory;
       whole = this.defrag.add(d, p.tsUs);
-      if (!whole) return undefined;
+      if (!whole) {
+        if (this.defrag.stats.dropped.memory !== memoryDrops) this.defragException();
+        return undefined;
+      }
       // decoded again as the datagram, behind the tunnels its fragments came through (`tunnels` stays theirs)
       wholeTunnels = d.tunnels;
       if (typeof decodeInto(d, 101, whole, this.redecodeStats, l4Checksum, wholeTunnels) === 'string')
@@ -399,6 +410,23 @@ export class Pipeline {
     x.checksumOk = !this.validating || valid;
     x.checksumLater = this.validating && !l4Checksum;
     return x;
+  }
+
+  /**
+   * A fragment the defragmenter dropped for its memory (with its datagram): the defrag-memcap exception
+   * policy, counted in the engine's stats. A fragment is not inspected either way; drop-packet and reject
+   * drop it (`exceptionDrop`; no reject is sent for a fragment: its transport header may be in another).
+   */
+  private defragException(): void {
+    const p = this.engine.exceptions.defragMemcap;
+    if (p === 'ignore') return;
+    this.engine.stats.exceptionDefragMemcap++;
+    if (p === 'drop-packet' || p === 'reject') this.exceptionDrop = true;
+  }
+
+  /** Whether `prepare` refused the last packet to have it dropped (an exception policy: `defragException`). */
+  get exceptionDropped(): boolean {
+    return this.exceptionDrop;
   }
 
   /** End of input: what the flows still hold is inspected. */

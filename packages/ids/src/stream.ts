@@ -225,7 +225,19 @@ export interface StreamOptions {
   budget?: ReassemblyBudget;
 }
 
-export type InsertResult = 'in-order' | 'out-of-order' | 'retransmit' | 'overflow' | 'beyond-depth' | 'empty';
+/**
+ * What `insert` did with a segment: `overflow`, not kept for the direction's own bounds (bytes, pieces);
+ * `memcap`, not kept for the engine's reassembly memcap (`ReassemblyBudget`: what Suricata's
+ * stream.reassembly.memcap-policy acts on).
+ */
+export type InsertResult =
+  | 'in-order'
+  | 'out-of-order'
+  | 'retransmit'
+  | 'overflow'
+  | 'memcap'
+  | 'beyond-depth'
+  | 'empty';
 
 export interface StreamStats {
   inOrder: number;
@@ -350,7 +362,8 @@ export class StreamReassembler {
     const lastEnd = last ? last.off + last.data.length : this.released;
     if (off === this.contig && lastEnd === this.contig) {
       // fast path: the next bytes in order and nothing buffered beyond them: constant work
-      if (!this.reserve(data.length, 1)) return 'overflow';
+      const full = this.reserve(data.length, 1);
+      if (full) return full;
       const piece: Piece = { off, data, os: segStart, oe: segEnd, slab: undefined };
       this.budget.hold(piece, data);
       this.pieces.push(piece);
@@ -361,17 +374,17 @@ export class StreamReassembler {
     return this.insertSlow(off, data, segStart, segEnd);
   }
 
-  private reserve(bytes: number, pieces: number): boolean {
-    if (
-      this.pieces.length + pieces > this.segmentsMax ||
-      this.bufferedBytes + bytes > this.bufferBytesMax ||
-      !this.budget.take(bytes)
-    ) {
-      this.stats.overflows++;
-      return false;
-    }
-    this.bufferedBytes += bytes;
-    return true;
+  /** Room for `bytes` more in `pieces` more pieces; else why not (counted in `overflows`). */
+  private reserve(bytes: number, pieces: number): 'overflow' | 'memcap' | undefined {
+    const why =
+      this.pieces.length + pieces > this.segmentsMax || this.bufferedBytes + bytes > this.bufferBytesMax
+        ? 'overflow'
+        : !this.budget.take(bytes)
+          ? 'memcap'
+          : undefined;
+    if (why) this.stats.overflows++;
+    else this.bufferedBytes += bytes;
+    return why;
   }
 
   /** The index of the first piece that ends after stream offset `off` (pieces are sorted and disjoint). */
@@ -433,7 +446,8 @@ export class StreamReassembler {
       return 'retransmit';
     }
     const bytes = fresh.reduce((n, p) => n + p.data.length, 0);
-    if (!this.reserve(bytes, fresh.length)) return 'overflow';
+    const full = this.reserve(bytes, fresh.length);
+    if (full) return full;
     for (const f of fresh) {
       let at = lo;
       while (at < this.pieces.length && this.pieces[at]!.off < f.off) at++;

@@ -121,6 +121,8 @@ export type FromWorker =
       filtered: number;
       unsupportedLinks: UnsupportedLinks | undefined;
       defrag: DefragStats | undefined;
+      /** Exception policies its defragmenter applied (`EngineStats.exceptionDefragMemcap`). */
+      defragExceptions: number;
       truncated: string | undefined;
       /** This worker's packets and their frames' bytes; the capture loop's wall and thread CPU ms. */
       ownPackets: number;
@@ -258,6 +260,8 @@ async function runShard(engine: Engine, m: Extract<ToWorker, { type: 'capture' }
     ...(m.defrag !== undefined && { defrag: m.defrag }),
     ...(engineOpts.overlapPolicy && { overlapPolicy: engineOpts.overlapPolicy }),
     ...(m.filter !== undefined && { filter: m.filter }),
+    ...(engineOpts.exceptionPolicy && { exceptionPolicy: engineOpts.exceptionPolicy }),
+    ...(engineOpts.midstream && { midstream: true }),
   });
   pipe.checksumsLater = true;
   const shard = new FlowSharder(workers, m.hashKey, m.ftp ? { vars: engineOpts.vars } : undefined);
@@ -309,6 +313,7 @@ async function runShard(engine: Engine, m: Extract<ToWorker, { type: 'capture' }
     filtered: pipe.filtered,
     unsupportedLinks: pipe.unsupportedLinks,
     defrag: pipe.defrag?.stats,
+    defragExceptions: pipe.engine.stats.exceptionDefragMemcap,
     truncated: cut.error?.message,
     ownPackets,
     ownBytes,

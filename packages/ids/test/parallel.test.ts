@@ -28,7 +28,7 @@ import {
 } from '../src/index.js';
 import { sameEngines } from '../src/parallel.js';
 import { FlowSharder } from '../src/shard.js';
-import { alertLine, caseOptions, type ManifestCase, pkt, sharedIds, tcpFrame } from './helpers.js';
+import { alertLine, caseOptions, fragments, type ManifestCase, pkt, sharedIds, tcpFrame } from './helpers.js';
 
 const { shared, have } = sharedIds('suricata-verify/manifest.json');
 const base = `${shared}suricata-verify/`;
@@ -221,41 +221,6 @@ describe.runIf(have)('parallel workers: the same alerts as one engine', () => {
     }
   }, 30_000);
 });
-
-/** An IPv4 frame's header checksum set again (after a change to the header). */
-function ipChecksum(f: Uint8Array): void {
-  f[24] = 0;
-  f[25] = 0;
-  let s = 0;
-  for (let i = 14; i < 34; i += 2) s += (f[i]! << 8) | f[i + 1]!;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  f[24] = (~s >> 8) & 0xff;
-  f[25] = ~s & 0xff;
-}
-
-/** An Ethernet + IPv4 frame cut in two fragments after 24 bytes of its IP payload. */
-function fragments(f: Uint8Array, id: number): Uint8Array[] {
-  const cut = 24;
-  const a = new Uint8Array(34 + cut);
-  a.set(f.subarray(0, 34 + cut));
-  const b = new Uint8Array(f.length - cut);
-  b.set(f.subarray(0, 34));
-  b.set(f.subarray(34 + cut), 34);
-  for (const [x, field] of [
-    [a, 0x2000],
-    [b, cut / 8],
-  ] as const) {
-    const total = x.length - 14;
-    x[16] = total >> 8;
-    x[17] = total & 0xff;
-    x[18] = id >> 8;
-    x[19] = id & 0xff;
-    x[20] = field >> 8;
-    x[21] = field & 0xff;
-    ipChecksum(x);
-  }
-  return [a, b];
-}
 
 /**
  * 30 TCP sessions, then 1,200 more packets (one in three sent as two fragments): one in `badEvery` with

@@ -168,9 +168,12 @@ describe('TCP stream reassembly', () => {
     expect(r.insert(10, Buffer.from('a'))).toBe('out-of-order');
     expect(r.insert(20, Buffer.from('b'))).toBe('out-of-order');
     expect(r.insert(30, Buffer.from('c'))).toBe('overflow');
+    // the direction's own bound above, the engine's shared memcap here (what its exception policy acts on)
     const s = new StreamReassembler(0, { budget });
-    expect(s.insert(0, new Uint8Array(9))).toBe('overflow');
+    expect(s.insert(0, new Uint8Array(9))).toBe('memcap');
+    expect(s.insert(0, new Uint8Array(8))).toBe('in-order');
     r.dispose();
+    s.dispose();
     expect(budget.bytes).toBe(0);
     const d = new StreamReassembler(0, { depthBytes: 4 });
     d.insert(0, Buffer.from('abcdef'));
