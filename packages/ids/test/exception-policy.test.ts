@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { captureIo, runCommand } from '@strata/cli';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   commands,
@@ -17,6 +18,8 @@ import {
   type EngineStats,
   type ExceptionPolicyOptions,
   encodePcap,
+  exceptionKinds,
+  exceptionPolicies,
   HttpSession,
   loadRules,
   newHttpAnomalies,
@@ -145,6 +148,40 @@ describe('resolveExceptionPolicies', () => {
     expect(() => resolveExceptionPolicies('drop-flow' as never, true, false)).toThrow(TypeError);
     expect(() => engine([], { ips: true, exceptionPolicy: { midstream: 'pass-packet' } })).toThrow(
       /midstream/,
+    );
+  });
+
+  it('any input: policies of the applied kinds, or a TypeError or RangeError saying what (property)', () => {
+    const applied = new Set(['ignore', 'pass-packet', 'drop-packet', 'pass-flow', 'drop-flow', 'reject']);
+    const value = fc.oneof(fc.constantFrom(...exceptionPolicies), fc.string(), fc.anything());
+    const key = fc.oneof(fc.constantFrom('all', ...exceptionKinds), fc.string());
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.dictionary(key, value), fc.anything()),
+        fc.boolean(),
+        fc.boolean(),
+        (o, ips, mid) => {
+          try {
+            const r = resolveExceptionPolicies(o as ExceptionPolicyOptions, ips, mid);
+            for (const k of exceptionKinds) expect(applied.has(r[k])).toBe(true);
+            // nothing is dropped without IPS
+            if (!ips) for (const k of exceptionKinds) expect(r[k]).not.toMatch(/drop|reject/);
+          } catch (e) {
+            expect(e instanceof TypeError || e instanceof RangeError, String(e)).toBe(true);
+            expect((e as Error).message).toMatch(/exceptionPolicy/);
+          }
+        },
+      ),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.string()), (args) => {
+        try {
+          parseExceptionPolicyArgs(args);
+        } catch (e) {
+          expect(e instanceof RangeError, String(e)).toBe(true);
+          expect((e as Error).message).toMatch(/^--exception-policy /);
+        }
+      }),
     );
   });
 
