@@ -618,6 +618,7 @@ export class Engine {
     this.verdict.drop = false;
     this.verdict.payload = undefined;
     this.verdict.reject = false;
+    this.excepted = false; // (set and not yet read when the last packet's inspection failed)
     this.passOrder = Number.POSITIVE_INFINITY;
     const f = this.flows.trackFlow(d, tsUs, checksumOk);
     const toServer = this.flows.toServer;
@@ -653,7 +654,6 @@ export class Engine {
     }
     // a dropped or passed flow is not inspected any more (Suricata: FLOW_ACTION_DROP / no packet inspection)
     if (fd.action !== undefined) {
-      this.excepted = false;
       if (fd.action === 'drop') {
         this.verdict.drop = true;
         this.stats.packetsDropped++;
