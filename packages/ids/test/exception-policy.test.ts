@@ -299,6 +299,25 @@ describe('reassembly memcap', () => {
     expect(f.budget.bytes).toBe(0);
   });
 
+  it("a packet whose inspection fails after its exception leaves the next packet's inspection whole", () => {
+    const e = memcap({ ips: true, exceptionPolicy: { reassemblyMemcap: 'pass-packet' } });
+    const ps = packets();
+    // the delivery right after the memcap's segment fails (a fault of the engine's: counted, the run goes on)
+    const inner = e as unknown as { deliver: (...a: unknown[]) => unknown };
+    const deliver = inner.deliver.bind(e);
+    let at = -1;
+    inner.deliver = (...a: unknown[]) => {
+      if (at === 6) throw new Error('broken delivery');
+      return deliver(...a);
+    };
+    const alerts = ps.map((p, i) => {
+      at = i;
+      return e.inspect(p, i * 1000).length;
+    });
+    expect(e.packetFaults.length).toBe(1);
+    expect(alerts).toEqual([0, 1, 1, 1, 1, 1, 0, 1]);
+  });
+
   it('IPS: drop-packet drops that packet, drop-flow the flow from it, reject answers it too; without IPS drop-flow drops nothing', () => {
     const dp = memcap({ ips: true, exceptionPolicy: { reassemblyMemcap: 'drop-packet' } });
     expect(run(dp, packets()).drop).toEqual([false, false, false, false, false, false, true, false]);
