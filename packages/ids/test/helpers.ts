@@ -98,6 +98,11 @@ export function pkt(s: PktSpec = {}): Decoded {
   };
 }
 
+/** A decoded packet from the server of `pkt`'s default session (10.0.0.2:80 to 10.0.0.1:40000). */
+export function fromServer(s: PktSpec = {}): Decoded {
+  return pkt({ src: '10.0.0.2', dst: '10.0.0.1', sp: 80, dp: 40000, ...s });
+}
+
 /** The two directions of one TCP conversation with a completed handshake; ISNs 1000 (client), 5000. */
 export function handshake(c = '10.0.0.1', s = '10.0.0.2', cp = 40000, sp = 80): Decoded[] {
   return [
