@@ -1081,8 +1081,11 @@ export class Engine {
     this.stats.streamDeliveries++;
     if (this.tlsRules) {
       fd.tls ??= new TlsSession();
+      const tls = fd.tls.dirs[dir]!;
+      const errors = tls.errors;
       fd.tls.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
-      fd.tlsNow = fd.tls.dirs[dir]!.current;
+      fd.tlsNow = tls.current;
+      if (tls.errors !== errors) this.exception('appLayerError', fd);
     }
     if (this.ftpRules) this.ftpFeed(fd, dir, chunk.data);
     if (this.sipRules) {

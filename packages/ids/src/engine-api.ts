@@ -167,8 +167,8 @@ export interface EngineOptions {
   ips?: boolean;
   /**
    * Suricata's exception policies (`exception-policy.ts`): what to do when the reassembly memcap is hit, a
-   * TCP session is picked up midstream, an HTTP direction stops on input it cannot parse, or a fragment
-   * does not fit the defragmenter (the Pipeline's); `all` for every one. Default: ignore each (go on).
+   * TCP session is picked up midstream, an HTTP or TLS direction stops on input it cannot parse, or a
+   * fragment does not fit the defragmenter (the Pipeline's); `all` for every one. Default: ignore each.
    */
   exceptionPolicy?: ExceptionPolicyOptions;
   /**

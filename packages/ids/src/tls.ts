@@ -75,6 +75,12 @@ export class TlsDirection {
   current = 0;
   /** Left: not SSL/TLS, a gap, or nothing more to learn. */
   private stopped = false;
+  /**
+   * Times the direction stopped on a record header that is not TLS's after valid records (an app-layer
+   * error, which the engine's exception policy acts on; bytes that are not TLS from the first record on
+   * are another protocol, not an error).
+   */
+  errors = 0;
   private encrypted = false;
   private first = true;
   /** The record header being read (up to 5 bytes), then the bytes of the record body still to come. */
@@ -114,6 +120,7 @@ export class TlsDirection {
         i += take;
         if (this.hdrLen < recordHeaderBytes) break;
         this.hdrLen = 0;
+        const after = !this.first;
         this.first = false;
         const type = this.hdr[0]!;
         const major = this.hdr[1]!;
@@ -121,6 +128,7 @@ export class TlsDirection {
         const len = (this.hdr[3]! << 8) | this.hdr[4]!;
         // change_cipher_spec 20, alert 21, handshake 22, application_data 23, heartbeat 24
         if (type < 20 || type > 24 || major !== 3 || minor > 4 || len > 18_432) {
+          if (after) this.errors++;
           this.stop();
           break;
         }

@@ -378,6 +378,30 @@ describe('app-layer error (HTTP)', () => {
   });
 });
 
+describe('app-layer error (TLS)', () => {
+  const hello = 'alert tcp any any -> any 443 (msg:"hello"; ssl_state:client_hello; sid:5;)';
+  // a record holding a ClientHello message header (type 1, no body), then `next`
+  const record = Uint8Array.from([22, 3, 3, 0, 4, 1, 0, 0, 0]);
+  const packets = (first: Uint8Array | string, next: string) => [
+    ...handshake('10.0.0.1', '10.0.0.2', 40000, 443),
+    pkt({ dp: 443, flags: ACK | PSH, seq: 1001, ack: 5001, payload: first }),
+    pkt({ dp: 443, flags: ACK | PSH, seq: 1001 + first.length, ack: 5001, payload: next }),
+    pkt({ dp: 443, flags: ACK | PSH, seq: 1001 + first.length + next.length, ack: 5001, payload: 'more' }),
+  ];
+
+  it('a record header that is not TLS after valid records is an error; bytes that are not TLS from the start are not', () => {
+    const opts: EngineOptions = { ips: true, exceptionPolicy: { appLayerError: 'drop-flow' } };
+    const e = engine([hello], opts);
+    const r = run(e, packets(record, 'junk!'));
+    expect(r.alerts).toEqual([0, 0, 0, 1, 0, 0]);
+    expect(r.drop).toEqual([false, false, false, false, true, true]);
+    expect(e.stats.exceptionAppLayerError).toBe(1);
+    const other = engine([hello], opts);
+    expect(run(other, packets('SSH-2.0-x\r\n', 'junk!')).drop.some((d) => d)).toBe(false);
+    expect(other.stats.exceptionAppLayerError).toBe(0);
+  });
+});
+
 describe('HttpParser.errors', () => {
   it("counts the stops on what cannot be parsed, not a gap (bytes the capture lost: the engine delivers them at a flow's end)", () => {
     const anomalies = newHttpAnomalies();
