@@ -118,12 +118,17 @@ export function resolveExceptionPolicies(
     // are accepted, anything but pass-flow
     if (kind === 'midstream' && given === undefined)
       if (p === 'drop-packet' || p === 'pass-packet' || (midstream && p !== 'pass-flow')) p = 'ignore';
-    if (packetOnly.has(kind))
-      p =
-        p === 'drop-flow' ? 'drop-packet' : p === 'pass-flow' ? 'pass-packet' : p === 'bypass' ? 'ignore' : p;
+    if (packetOnly.has(kind) && p === 'bypass') p = 'ignore'; // a flow's bypass has no packet form
     const a = applied(p, ips);
-    // a reject without IPS stops inspection: of the packet alone where only the packet can be acted on
-    out[kind] = packetOnly.has(kind) && a === 'pass-flow' ? 'pass-packet' : a;
+    // where only the packet can be acted on, a flow policy acts on the packet alone (Suricata's
+    // PickPacketAction; a reject without IPS, which stops inspection, too)
+    out[kind] = !packetOnly.has(kind)
+      ? a
+      : a === 'drop-flow'
+        ? 'drop-packet'
+        : a === 'pass-flow'
+          ? 'pass-packet'
+          : a;
   }
   return out;
 }
@@ -153,20 +158,21 @@ function applied(p: ExceptionPolicy, ips: boolean): AppliedPolicy {
  */
 export function parseExceptionPolicyArgs(args: readonly string[]): ExceptionPolicyOptions {
   const out: ExceptionPolicyOptions = {};
-  const names: Record<string, ExceptionKind> = {
-    'reassembly-memcap': 'reassemblyMemcap',
-    reassemblyMemcap: 'reassemblyMemcap',
-    midstream: 'midstream',
-    'app-layer-error': 'appLayerError',
-    appLayerError: 'appLayerError',
-    'defrag-memcap': 'defragMemcap',
-    defragMemcap: 'defragMemcap',
-  };
+  // (a Map: a name such as `constructor` must not find what an object inherits)
+  const names = new Map<string, ExceptionKind>([
+    ['reassembly-memcap', 'reassemblyMemcap'],
+    ['reassemblyMemcap', 'reassemblyMemcap'],
+    ['midstream', 'midstream'],
+    ['app-layer-error', 'appLayerError'],
+    ['appLayerError', 'appLayerError'],
+    ['defrag-memcap', 'defragMemcap'],
+    ['defragMemcap', 'defragMemcap'],
+  ]);
   for (const a of args) {
     const eq = a.indexOf('=');
     const name = eq < 0 ? undefined : a.slice(0, eq);
     const value = eq < 0 ? a : a.slice(eq + 1);
-    const kind = name === undefined ? 'all' : names[name];
+    const kind = name === undefined ? 'all' : names.get(name);
     if (kind === undefined)
       throw new RangeError(
         `--exception-policy ${a}: no exception named ${name} (reassembly-memcap, midstream, app-layer-error, defrag-memcap)`,

@@ -182,6 +182,11 @@ describe('resolveExceptionPolicies', () => {
       /no exception named flow-memcap/,
     );
     expect(() => parseExceptionPolicyArgs(['midstream=dropflow'])).toThrow(/dropflow is not a policy/);
+    // nothing an object inherits is a name
+    expect(() => parseExceptionPolicyArgs(['constructor=drop-flow'])).toThrow(
+      /no exception named constructor/,
+    );
+    expect(() => parseExceptionPolicyArgs(['__proto__=ignore'])).toThrow(/no exception named __proto__/);
   });
 });
 
