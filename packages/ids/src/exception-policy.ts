@@ -19,17 +19,7 @@
  */
 
 /** The values of an exception policy (Suricata's). */
-export type ExceptionPolicy =
-  | 'ignore'
-  | 'auto'
-  | 'drop-packet'
-  | 'drop-flow'
-  | 'reject'
-  | 'bypass'
-  | 'pass-packet'
-  | 'pass-flow';
-
-export const exceptionPolicies: readonly ExceptionPolicy[] = [
+export const exceptionPolicies = [
   'ignore',
   'auto',
   'drop-packet',
@@ -38,16 +28,11 @@ export const exceptionPolicies: readonly ExceptionPolicy[] = [
   'bypass',
   'pass-packet',
   'pass-flow',
-];
+] as const;
+export type ExceptionPolicy = (typeof exceptionPolicies)[number];
 
-export type ExceptionKind = 'reassemblyMemcap' | 'midstream' | 'appLayerError' | 'defragMemcap';
-
-export const exceptionKinds: readonly ExceptionKind[] = [
-  'reassemblyMemcap',
-  'midstream',
-  'appLayerError',
-  'defragMemcap',
-];
+export const exceptionKinds = ['reassemblyMemcap', 'midstream', 'appLayerError', 'defragMemcap'] as const;
+export type ExceptionKind = (typeof exceptionKinds)[number];
 
 /**
  * `EngineOptions.exceptionPolicy`: `all` is Suricata's master switch (`exception-policy`), the others set
