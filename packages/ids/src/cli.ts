@@ -587,8 +587,8 @@ Example:
 export const commands: Command[] = [idsCmd];
 
 /**
- * The engine's rule and packet latency counters, its pcre step limits and the exception policies it
- * applied, summed over the captures into the stats.
+ * The engine's rule and packet latency counters, its pcre step limits, the exception policies it applied
+ * and the midstream sessions it turned around, summed over the captures into the stats.
  */
 const limitCounters = [
   'pcreStepLimits',
@@ -602,6 +602,7 @@ const limitCounters = [
   'exceptionMidstream',
   'exceptionAppLayerError',
   'exceptionDefragMemcap',
+  'flowsReversed',
 ] as const;
 type LimitCounter = (typeof limitCounters)[number];
 

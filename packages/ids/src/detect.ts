@@ -41,7 +41,7 @@ import {
   ScanKind,
   type ScannedWindow,
 } from './groups.js';
-import { type HttpAnomalies, type HttpMessage, HttpSession, newHttpAnomalies } from './http.js';
+import { type HttpAnomalies, type HttpMessage, HttpSession, httpStartsAs, newHttpAnomalies } from './http.js';
 import { HttpBuffers } from './http-buffers.js';
 import { type HttpMarks, HttpPrefilter, type HttpSideRules } from './http-prefilter.js';
 import { type MailAnomalies, type MailMessage, MailSession, newMailAnomalies } from './mail.js';
@@ -164,6 +164,11 @@ interface FlowData extends FlowInspection, GroupedFlow {
   action?: 'drop' | 'pass';
   /** Whether each direction has had its first packet (IP-only rules run on it only). */
   seen: [boolean, boolean];
+  /**
+   * A session picked up midstream (roles from its first packet: a SYN/ACK's receiver, else the higher
+   * port, `receiverIsClient`), with HTTP rules loaded: its first data packet settles them (`settleRoles`).
+   */
+  rolesOpen?: boolean;
   /** DCE/RPC over TCP (when dce_* rules are loaded), from the first stream data. */
   dce?: DceSession;
   /**
@@ -201,6 +206,13 @@ const latencyEventMsg = {
 
 /** First bytes of a direction that tell SMB from DCE/RPC off the SMB ports (`Engine.smbSniff`). */
 const smbSniffBytes = 8;
+
+/** Swaps the two sides' entries of a per-direction pair. */
+function swapPair(pair: [unknown, unknown]): void {
+  const t = pair[0];
+  pair[0] = pair[1];
+  pair[1] = t;
+}
 
 /** The stats counter of each exception whose policy was applied. */
 const exceptionStat: Record<ExceptionKind, keyof EngineStats> = {
@@ -283,6 +295,7 @@ export class Engine {
     packetsRewritten: 0,
     flowsDropped: 0,
     flowsPassed: 0,
+    flowsReversed: 0,
     portGroups: 0,
     portGroupsRefused: 0,
     stageInspections: 0,
@@ -621,9 +634,9 @@ export class Engine {
     this.excepted = false; // (set and not yet read when the last packet's inspection failed)
     this.passOrder = Number.POSITIVE_INFINITY;
     const f = this.flows.trackFlow(d, tsUs, checksumOk);
-    const toServer = this.flows.toServer;
+    let toServer = this.flows.toServer;
     const out = this.pending.length > 0 ? this.pending.splice(0) : [];
-    const dir = toServer ? 0 : 1;
+    let dir = toServer ? 0 : 1;
     const isNew = f.data === undefined;
     const fd = (f.data ??= {
       ipVersion: d.ipVersion,
@@ -647,10 +660,15 @@ export class Engine {
         if (until >= tsUs) fd.ftpData = true;
       }
     }
-    // a TCP session picked up midstream: its first packet a SYN/ACK, or an ACK without SYN or RST
-    if (isNew && d.proto === 6 && this.exceptions.midstream !== 'ignore') {
+    if (isNew && d.proto === 6) {
       const fl = d.tcpFlags;
-      if (fl & 0x10 && !(fl & 0x04)) this.exception('midstream', fd);
+      // a TCP session picked up midstream: its first packet a SYN/ACK, or an ACK without SYN or RST
+      if (fl & 0x10 && !(fl & 0x04)) {
+        if (this.exceptions.midstream !== 'ignore') this.exception('midstream', fd);
+        // roles from the packet's flags or ports: the first data may turn them around (Suricata: any
+        // midstream session whose detection finds the server's bytes sent to_server)
+        if (this.opts.midstream && this.httpOrdered.length > 0) fd.rolesOpen = true;
+      }
     }
     // a dropped or passed flow is not inspected any more (Suricata: FLOW_ACTION_DROP / no packet inspection)
     if (fd.action !== undefined) {
@@ -659,6 +677,12 @@ export class Engine {
         this.stats.packetsDropped++;
       }
       return out;
+    }
+    // a session picked up midstream with roles from its ports: its first data may turn it around, and this
+    // packet with it
+    if (fd.rolesOpen && d.payload.length > 0 && checksumOk && this.settleRoles(f, fd, dir, d.payload)) {
+      toServer = !toServer;
+      dir = 1 - dir;
     }
     const firstInDir = !fd.seen[dir];
     fd.seen[dir] = true;
@@ -816,6 +840,37 @@ export class Engine {
   readonly exceptions: ResolvedPolicies;
   /** An exception's policy ended the current packet's inspection (its packet rules are not run). */
   private excepted = false;
+  /**
+   * A session picked up midstream took its roles from its first packet (a SYN/ACK's receiver, else the
+   * higher port the client, as Snort 3's `init_roles_tcp`); the payload of its first data packet, sent in direction `dir`, settles them as
+   * Suricata's protocol detection does (FlowSwap, PacketSwap): an HTTP response sent to_server, or a
+   * request sent to_client, turns the flow around before its stream or any parser sees the bytes. Returns
+   * whether it did (the packet's direction is then the other).
+   */
+  private settleRoles(f: Flow<FlowData>, fd: FlowData, dir: number, data: Uint8Array): boolean {
+    fd.rolesOpen = false;
+    const kind = httpStartsAs(data);
+    if (kind === undefined || (kind === 'request') === (dir === 0)) return false;
+    f.clientAddr = new Uint8Array(fd.addrBytes[1]);
+    f.clientPort = fd.ports[1];
+    // every per-direction record of the flow, whether or not this session has used it yet
+    for (const pair of [
+      f.tcp,
+      f.seen,
+      f.packets,
+      f.bytes,
+      fd.addrs,
+      fd.addrBytes,
+      fd.ports,
+      fd.streams,
+      fd.ackFrom,
+      fd.seen,
+    ])
+      swapPair(pair);
+    if (fd.groups) swapPair(fd.groups);
+    this.stats.flowsReversed++;
+    return true;
+  }
 
   /**
    * Exception `kind` on the current packet of flow `fd`: its policy applied, as Suricata's

@@ -448,6 +448,12 @@ export interface EngineStats {
   packetsRewritten: number;
   flowsDropped: number;
   flowsPassed: number;
+  /**
+   * Sessions picked up midstream (`midstream`) turned around at their first stream bytes: the ports had
+   * made the server the client, and an HTTP response came to_server or a request to_client (Suricata's
+   * flow reversal after protocol detection).
+   */
+  flowsReversed: number;
   /** Port groups built (distinct sets of rules that flows consult). */
   portGroups: number;
   /** Flow directions that consulted every rule because a new group would pass `portGroupsMax`. */

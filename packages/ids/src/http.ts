@@ -1269,6 +1269,15 @@ function startLineAt(kind: 'request' | 'response', data: Uint8Array): number {
   return -1;
 }
 
+/**
+ * What `data`, the first bytes of a stream direction, begins as: an HTTP request line, a response's status
+ * line, or neither (undefined). (`startLineAt` at 0.)
+ */
+export function httpStartsAs(data: Uint8Array): 'request' | 'response' | undefined {
+  if (startLineAt('response', data) === 0) return 'response';
+  return startLineAt('request', data) === 0 ? 'request' : undefined;
+}
+
 function trimEmptyLine(b: Uint8Array): Uint8Array {
   let e = b.length;
   if (e > 0 && b[e - 1] === LF) e--;

@@ -1,8 +1,13 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { captureIo, runCommand } from '@strata/cli';
 import { hash64Words } from '@strata/highwayhash';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  commands,
   conversationFrames,
   type Decoded,
   encodePcap,
@@ -180,6 +185,90 @@ describe('flow table', () => {
     expect(one.alerts.find((a) => a.sid === 2)).toMatchObject({ src: '10.0.0.1', srcPort: 40000 });
     const two = await runCaptureParallel(Readable.from([pcap]), rules, { midstream: true, workers: 2 });
     expect(two.alerts.map((a) => a.sid).sort()).toEqual([1, 2, 3]);
+  });
+
+  it("a session begun mid-session whose ports mislead its roles (client 3000, server 8080) is turned around at its first HTTP bytes, as Suricata's detection does", async () => {
+    const ruleText = [
+      'alert tcp any 8080 -> any any (msg:"server data"; flow:established,to_client; content:"secret"; sid:1;)',
+      'alert http any any -> any any (msg:"request"; http_uri; content:"/evil"; sid:2;)',
+      'alert http any any -> any any (msg:"answer"; http_stat_code; content:"404"; sid:3;)',
+      // a packet rule on the client's data: the packet that turns the flow around is turned with it
+      'alert tcp any any -> any 8080 (msg:"client data"; flow:to_server; dsize:>0; sid:5;)',
+      // an IP-only rule runs on each direction's first packet: once for the client, turned or not
+      'alert ip 10.0.0.1 any -> any any (msg:"client host"; sid:6;)',
+    ].join('\n');
+    const rules = loadRules(ruleText, 't').rules;
+    const whole = conversationFrames(
+      [
+        [0, 'GET /a HTTP/1.1\r\nHost: x\r\n\r\n'],
+        [1, 'HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret'],
+        [0, 'GET /evil HTTP/1.1\r\nHost: x\r\n\r\n'],
+        [1, 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'],
+      ],
+      { serverPort: 8080, clientPort: 3000, fin: true },
+    );
+    // begun after the handshake (the client's request first), or after the first request (the server's
+    // answer first): the higher port, the server's, is taken for the client's until the first HTTP bytes
+    for (const [from, reversedBy] of [
+      [3, 'a request to_client'],
+      [5, 'a response to_server'],
+      [2, 'a request to_client after an ACK (its port groups found before)'],
+    ] as const) {
+      const frames = whole.slice(from).map((data, i) => ({ tsUs: 1_700_000_000_000_000 + i, data }));
+      const pcap = encodePcap(frames);
+      for (const ips of [false, true]) {
+        const one = await runCapture(Readable.from([pcap]), rules, { midstream: true, ips });
+        const what = `${reversedBy}${ips ? ', IPS' : ''}`;
+        expect(one.alerts.map((a) => a.sid).sort(), what).toEqual(
+          from === 5 ? [1, 2, 3, 5, 6] : [1, 2, 3, 5, 5, 6],
+        );
+        expect(
+          one.alerts.find((a) => a.sid === 2),
+          what,
+        ).toMatchObject({ src: '10.0.0.1', srcPort: 3000 });
+        expect(one.stats.flowsReversed, what).toBe(1);
+      }
+      const two = await runCaptureParallel(Readable.from([pcap]), rules, { midstream: true, workers: 2 });
+      expect(two.alerts.map((a) => a.sid).sort(), reversedBy).toEqual(
+        from === 5 ? [1, 2, 3, 5, 6] : [1, 2, 3, 5, 5, 6],
+      );
+      expect(two.stats.flowsReversed, reversedBy).toBe(1);
+    }
+    // roles the ports got right are left as they are; without HTTP rules nothing is turned around
+    const right = conversationFrames([[0, 'GET /evil HTTP/1.1\r\nHost: x\r\n\r\n']], {
+      serverPort: 80,
+    }).slice(3);
+    const r = await runCapture(
+      Readable.from([encodePcap(right.map((data, i) => ({ tsUs: i, data })))]),
+      rules,
+      { midstream: true },
+    );
+    expect(r.stats.flowsReversed).toBe(0);
+    expect(r.alerts.map((a) => a.sid).sort()).toEqual([2, 6]);
+    // the CLI's stats count them
+    const dir = mkdtempSync(join(tmpdir(), 'ids-reversed-'));
+    try {
+      writeFileSync(join(dir, 'r.rules'), ruleText);
+      writeFileSync(join(dir, 'c.pcap'), encodePcap(whole.slice(3).map((data, i) => ({ tsUs: i, data }))));
+      const c = captureIo('', {}, dir);
+      const rc = await runCommand(
+        commands[0]!,
+        ['--rules', 'r.rules', '--midstream', '--stats', 's.json', 'c.pcap'],
+        c.io,
+      );
+      expect(rc, c.stderr()).toBe(0);
+      expect(JSON.parse(readFileSync(join(dir, 's.json'), 'utf8')).flowsReversed).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const plain = await runCapture(
+      Readable.from([encodePcap(whole.slice(3).map((data, i) => ({ tsUs: i, data })))]),
+      [rules[0]!],
+      {
+        midstream: true,
+      },
+    );
+    expect(plain.stats.flowsReversed).toBe(0);
   });
 
   it('tells flows apart by their tunnel depth, unless tunnelAgnostic; the recent flows are checked for it too', () => {
