@@ -678,8 +678,7 @@ export class Engine {
       }
       return out;
     }
-    // a session picked up midstream with roles from its ports: its first data may turn it around, and this
-    // packet with it
+    // a session picked up midstream: its first data may turn it around, and this packet with it
     if (fd.rolesOpen && d.payload.length > 0 && checksumOk && this.settleRoles(f, fd, dir, d.payload)) {
       toServer = !toServer;
       dir = 1 - dir;
@@ -842,10 +841,10 @@ export class Engine {
   private excepted = false;
   /**
    * A session picked up midstream took its roles from its first packet (a SYN/ACK's receiver, else the
-   * higher port the client, as Snort 3's `init_roles_tcp`); the payload of its first data packet, sent in direction `dir`, settles them as
-   * Suricata's protocol detection does (FlowSwap, PacketSwap): an HTTP response sent to_server, or a
-   * request sent to_client, turns the flow around before its stream or any parser sees the bytes. Returns
-   * whether it did (the packet's direction is then the other).
+   * higher port the client, as Snort 3's `init_roles_tcp`); the payload of its first data packet, sent in
+   * direction `dir`, settles them as Suricata's protocol detection does (FlowSwap, PacketSwap): an HTTP
+   * response sent to_server, or a request sent to_client, turns the flow around before its stream or any
+   * parser sees the bytes. Returns whether it did (the packet's direction is then the other).
    */
   private settleRoles(f: Flow<FlowData>, fd: FlowData, dir: number, data: Uint8Array): boolean {
     fd.rolesOpen = false;
