@@ -48,7 +48,7 @@ import { type MailAnomalies, type MailMessage, MailSession, newMailAnomalies } f
 import { type FlowInspection, headerPass, latin1Of, type MatchCtx, matchCtx, matchSteps } from './match.js';
 import { type MimeAnomalies, newMimeAnomalies, parseMime } from './mime.js';
 import { type AddrTest, addrBytesTest, type PortTest, portTest } from './netspec.js';
-import { rejectTargetOf } from './reject.js';
+import { type RejectTarget, rejectTargetOf } from './reject.js';
 import type { Rule } from './rules.js';
 import { SipStream } from './sip.js';
 import { SmbSession, smbPorts } from './smb.js';
@@ -885,15 +885,18 @@ export class Engine {
     this.excepted = true;
     if (p === 'pass-packet') return;
     if (p !== 'pass-flow') this.verdict.drop = true;
-    if (p === 'reject') {
-      const v = this.verdict;
-      v.rejectTo = !v.reject || v.rejectTo === 'src' ? 'src' : 'both';
-      v.reject = true;
-    }
+    if (p === 'reject') this.rejectTowards('src');
     if (p === 'drop-packet' || fd.action !== undefined) return;
     fd.action = p === 'pass-flow' ? 'pass' : 'drop';
     if (p === 'pass-flow') this.stats.flowsPassed++;
     else this.stats.flowsDropped++;
+  }
+
+  /** The packet's verdict gets a reject towards `to` (with one towards the other side already: both). */
+  private rejectTowards(to: RejectTarget): void {
+    const v = this.verdict;
+    v.rejectTo = !v.reject ? to : v.rejectTo === to ? to : 'both';
+    v.reject = true;
   }
 
   /**
@@ -913,11 +916,7 @@ export class Engine {
     if (this.opts.ips && (a === 'drop' || a === 'sdrop' || to)) {
       if (!this.flushing) {
         this.verdict.drop = true;
-        if (to) {
-          const v = this.verdict;
-          v.rejectTo = !v.reject ? to : v.rejectTo === to ? to : 'both';
-          v.reject = true;
-        }
+        if (to) this.rejectTowards(to);
       }
       if (flowScope && fd.action === undefined) {
         fd.action = 'drop';
