@@ -7,19 +7,30 @@
 // began there or later).
 //
 // Memory (imported, laid out by the loader; addresses in globals set by `setup`):
-//   delta   u16[states * 256]  next state = delta[state * 256 + byte]
+//   delta   u16[states * 256]  next state = delta[state * 256 + byte]; a state's row is built the first
+//                              time a scan reaches the state (`buildRow`), the root's at `setupRows`: a
+//                              pass of real traffic reaches few of the states (ndpi-mix-a with every
+//                              community rule: 5,542 of the 43,975 states of 31 automata), so most rows
+//                              are never written, nor their memory ever touched
 //   headId  i32[states]        the id of the first pattern on a state's output chain, or the no-output id
 //   seen    u8[ids + 1]        heads reported by the scan under way (the no-output id's stays 1; the
 //                              others are cleared again before `scan` returns)
 //   out     i32[ids + 1]       the states reported, each with a head not reported before in this scan
 //   visited u8[states]         per state, 1 when a scan need not look at it: a state without output
-//                              always, one with output once the scan under way has been in it (cleared
-//                              again before `scan` returns); the scan's test at every byte is one load
+//                              once its row is built, one with output once the scan under way has been
+//                              in it (cleared again before `scan` returns); the scan's test at every byte
+//                              is one load, and so a state whose row is not built is looked at (and built)
+//                              before the scan reads its row
 //   touched i32[states]        the states with output the scan under way has been in
 //   last    u32                the state after the last scan's input (read by the loader where it lies:
 //                              a second call out of JavaScript per scan cost more than the scan of a
 //                              short input)
 //   skip    360 bytes          `scanSkip`'s tables and counts (see `setupSkip`)
+//   fail    i32[states]        the trie's fail links, for `buildRow`
+//   kids    i32[states + 1]    the children of state s are the states kids[s] to kids[s + 1] - 1 (states
+//                              are numbered breadth-first, so a state's children are consecutive)
+//   edge    u8[states]         the folded byte into each state (a letter's upper case goes there too)
+//   built   u8[states]         1 once the state's row is built
 //   input   the bytes to scan (the rest of the memory)
 //
 // `scanSkip` is the same scan for an automaton whose patterns start with few byte pairs: it looks for
@@ -35,6 +46,13 @@ let touchedN: i32 = 0;
 let last: usize = 0;
 let overlap: i32 = 0;
 let reported: i32 = 0;
+let fail: usize = 0;
+let kids: usize = 0;
+let edge: usize = 0;
+let built: usize = 0;
+let noOutputId: i32 = 0;
+/** Rows built so far (`rowsBuilt`). */
+let rows: i32 = 0;
 
 /** Inputs shorter than this are scanned as one chain. */
 const twoLanesBytesMin: i32 = 256;
@@ -61,8 +79,64 @@ export function setup(
   overlap = longest > 0 ? longest - 1 : 0;
 }
 
-/** A state with output not visited before in this scan: marked, and reported if its chain's head is new. */
+/**
+ * Sets the trie `buildRow` reads (the loader's layout, above) and builds the root's row (the scans step
+ * from the root without looking at it).
+ */
+export function setupRows(failAt: usize, kidsAt: usize, edgeAt: usize, builtAt: usize, noOutput: i32): void {
+  fail = failAt;
+  kids = kidsAt;
+  edge = edgeAt;
+  built = builtAt;
+  noOutputId = noOutput;
+  buildRow(0);
+}
+
+/** How many rows are built. */
+export function rowsBuilt(): i32 {
+  return rows;
+}
+
+/**
+ * Builds the row of state `s`: its fail state's row (built first if it is not: it is shallower), with the
+ * state's own edges on top; the root's row is its edges over the zeros of fresh memory. A state without
+ * output is then never looked at again (`visited`).
+ */
+function buildRow(s: u32): void {
+  const row = delta + (<usize>s << 9);
+  if (s != 0) {
+    const f = <u32>load<i32>(fail + (<usize>s << 2));
+    if (load<u8>(built + <usize>f) == 0) buildRow(f);
+    memory.copy(row, delta + (<usize>f << 9), 512);
+  }
+  const end = load<i32>(kids + (<usize>(s + 1) << 2));
+  for (let t = load<i32>(kids + (<usize>s << 2)); t < end; t++) {
+    const b = <usize>load<u8>(edge + <usize>t);
+    store<u16>(row + (b << 1), <u16>t);
+    if (b >= 0x61 && b <= 0x7a) store<u16>(row + ((b - 32) << 1), <u16>t);
+  }
+  store<u8>(built + <usize>s, 1);
+  if (load<i32>(headId + (<usize>s << 2)) == noOutputId) store<u8>(visited + <usize>s, 1);
+  rows++;
+}
+
+/** Builds the row of state `s` unless it is built. */
+@inline
+function ensureRow(s: u32): void {
+  if (load<u8>(built + <usize>s) == 0) buildRow(s);
+}
+
+/**
+ * A state the scan must look at: its row built if it is not (then done, for a state without output); one
+ * with output not visited before in this scan marked, and reported if its chain's head is new. Inlined, as
+ * it was when it was this last part alone (Binaryen's choice then; called, the scan loops ran slower).
+ */
+@inline
 function visit(s: u32): void {
+  if (load<u8>(built + <usize>s) == 0) {
+    buildRow(s);
+    if (load<u8>(visited + <usize>s) != 0) return;
+  }
   store<u8>(visited + <usize>s, 1);
   store<i32>(touched + (<usize>touchedN << 2), <i32>s);
   touchedN++;
@@ -112,6 +186,9 @@ function lanes(input: usize, len: i32, from: u32): u32 {
   const dl = delta;
   const vs = visited;
   let s = from;
+  // a state reached without a look at it: from the root in `scanSkip` before it goes on as the lanes, or
+  // any state a scan is resumed in (`MultiMatcher.scanFrom` takes any)
+  ensureRow(s);
   if (len >= fourLanesBytesMin && len >= 8 * overlap) {
     // four quarters: lanes 1-3 first run the `overlap` bytes before their quarters, then all four at once
     const q = len >> 2;
@@ -127,6 +204,12 @@ function lanes(input: usize, len: i32, from: u32): u32 {
       s1 = step(s1, input, j1, dl);
       s2 = step(s2, input, j2, dl);
       s3 = step(s3, input, j3, dl);
+      // rows built, nothing reported
+      if (seen3(s1, s2, s3, vs) == 0) {
+        ensureRow(s1);
+        ensureRow(s2);
+        ensureRow(s3);
+      }
     }
     for (let i = 0; i < q; i++, j1++, j2++, j3++) {
       s = step(s, input, i, dl);
@@ -225,6 +308,8 @@ function thick(checks: i32, entries: i32, at: i32): bool {
 export function scanSkip(input: usize, len: i32, from: u32): i32 {
   reported = 0;
   touchedN = 0;
+  // (as in `lanes`)
+  ensureRow(from);
   const dl = delta;
   const vs = visited;
   const d1 = depth1Max;

@@ -52,8 +52,9 @@ export interface HttpMarks {
 }
 
 /**
- * An HTTP buffer's automaton builds its dense table once its scans have read this many bytes per state
- * (`MatcherOptions.denseAfterBytesPerState`): the URI's 14,019 states would cost 7 MB and 3-5 ms of a
+ * An HTTP buffer's automaton builds its dense table in JavaScript (where the WebAssembly scan cannot load:
+ * the module's table is built row by row as scans reach the states) once its scans have read this many
+ * bytes per state (`MatcherOptions.denseAfterBytesPerState`): the URI's 14,019 states would cost 7 MB and 3-5 ms of a
  * pass for the 6.5 KB of URIs in ndpi-mix-a. Low, as the walk before the table is JavaScript that a
  * process's first capture runs mostly unoptimized (few, long calls): 120-230 ns a byte there (13-28 in
  * later passes, 70 for the URI's), against 250-290 ns a state to build the table; on ndpi-mix-a the

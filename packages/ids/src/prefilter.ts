@@ -65,7 +65,8 @@ export interface MatcherOptions {
    * bytes and about 250 ns per state to build, the price of 4-20 bytes of such a walk, so an automaton
    * whose inputs are few (an HTTP buffer such as the URI: 14,019 states for 6.5 KB of URIs on ndpi-mix-a)
    * is better off without one until its inputs have paid for it (then at most about twice the work of
-   * knowing in advance).
+   * knowing in advance). For the table in JavaScript only: the WebAssembly scan's table is built row by
+   * row as scans reach the states (assembly/scan.ts, `buildRow`), so it is made at once.
    */
   denseAfterBytesPerState?: number;
   /**
@@ -243,7 +244,8 @@ export class MultiMatcher {
     this.seenList = new IdList(noOutput);
     this.useWasm = wasmOpt && n <= 0x10000 && wasmScanAvailable();
     this.delta = new Uint16Array(0);
-    this.denseAfterBytes = denseAfterBytesPerState * n;
+    // (the WebAssembly table costs little before scans reach its states: made at once)
+    this.denseAfterBytes = this.useWasm ? 0 : denseAfterBytesPerState * n;
     if (this.denseAfterBytes <= 0) this.densify();
   }
 
@@ -265,17 +267,32 @@ export class MultiMatcher {
 
   /**
    * Builds the dense table: each state's row is its fail state's (complete, as that is shallower: the
-   * states are numbered breadth-first) with its own edges on top; in the WebAssembly module's memory, where
-   * the scan reads it, when the module is used.
+   * states are numbered breadth-first) with its own edges on top. In WebAssembly the module builds each row
+   * the first time a scan reaches its state (assembly/scan.ts, `buildRow`), from the trie given here.
    */
   private densify(): void {
     const n = this.out.length;
-    const wasm = this.useWasm ? new WasmScan(n, this.noOutput) : undefined;
-    const delta = wasm ? wasm.delta : n <= 0x10000 ? new Uint16Array(n * 256) : new Int32Array(n * 256);
     const firstChild = this.firstChild;
     const nextSibling = this.nextSibling;
     const edgeByte = this.edgeByte;
     const fail = this.fail;
+    this.dense = true;
+    if (this.useWasm) {
+      const wasm = new WasmScan(n, this.noOutput);
+      // breadth-first, a state's children are consecutive and follow those of the states before it
+      const kids = new Int32Array(n + 1);
+      kids[0] = 1;
+      for (let s = 0; s < n; s++) {
+        let c = 0;
+        for (let t = firstChild[s]!; t >= 0; t = nextSibling[t]!) c++;
+        kids[s + 1] = kids[s]! + c;
+      }
+      wasm.ready(this.headId, this.longest, fail, kids, edgeByte);
+      this.wasm = wasm;
+      if (this.skipCostMax > 0) this.searchStarts(wasm);
+      return;
+    }
+    const delta = n <= 0x10000 ? new Uint16Array(n * 256) : new Int32Array(n * 256);
     for (let s = 0; s < n; s++) {
       const sb = s * 256;
       if (s > 0) {
@@ -284,15 +301,7 @@ export class MultiMatcher {
       }
       for (let t = firstChild[s]!; t >= 0; t = nextSibling[t]!) setEdge(delta, sb, edgeByte[t]!, t);
     }
-    this.dense = true;
     this.delta = delta;
-    this.wasm = wasm;
-    if (wasm) {
-      wasm.ready(this.headId, this.longest);
-      if (this.skipCostMax > 0) this.searchStarts(wasm);
-      // the module's memory holds the table; this view would be detached when the memory grows
-      this.delta = new Uint16Array(0);
-    }
   }
 
   /**
@@ -410,6 +419,15 @@ export class MultiMatcher {
   /** The automaton's states (its dense table, once built, holds 256 entries for each). */
   get states(): number {
     return this.out.length;
+  }
+
+  /**
+   * The dense table's rows built: every state's once the table is built in JavaScript; in WebAssembly the
+   * root's and those of the states scans have reached (0 before the table).
+   */
+  get rowsBuilt(): number {
+    if (!this.dense) return 0;
+    return this.wasm ? this.wasm.rowsBuilt : this.out.length;
   }
 
   /** Whether scans run in WebAssembly (`MatcherOptions.wasm`). */

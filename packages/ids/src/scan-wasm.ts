@@ -33,6 +33,8 @@ interface ScanExports {
   scan(input: number, len: number, from: number): number;
   scanSkip(input: number, len: number, from: number): number;
   setupSkip(tablesAt: number, depth1Max: number): void;
+  setupRows(failAt: number, kidsAt: number, edgeAt: number, builtAt: number, noOutput: number): void;
+  rowsBuilt(): number;
   wordSumLE(from: number, to: number): number;
 }
 
@@ -138,8 +140,6 @@ export class WasmScan {
   /** Where the module leaves the state after the last scan's input (one entry). */
   private last: Uint32Array;
 
-  /** The transition table (`states` rows of 256), in the module's memory: `MultiMatcher` fills it. */
-  readonly delta: Uint16Array;
   private readonly headIdAt: number;
   private readonly deltaAt: number;
   private readonly visitedAt: number;
@@ -147,12 +147,16 @@ export class WasmScan {
   private readonly lastAt: number;
   private readonly noOutput: number;
   private readonly skipAt: number;
+  private readonly failAt: number;
+  private readonly kidsAt: number;
+  private readonly edgeAt: number;
+  private readonly builtAt: number;
   /** Whether scans search for the places a pattern can start (`skipBetween`). */
   skipping = false;
 
   /**
    * Memory for an automaton of `states` states (at most 65,536) whose pattern ids are below `noOutput`;
-   * fill `delta`, then call `ready`. Throws when the module is not available (`wasmScanAvailable`).
+   * then `ready` gives it the trie. Throws when the module is not available (`wasmScanAvailable`).
    */
   constructor(states: number, noOutput: number) {
     const module = scanModule();
@@ -176,23 +180,34 @@ export class WasmScan {
     this.touchedAt = place(states * 4);
     this.lastAt = place(4);
     this.skipAt = place(skipTablesBytes);
+    this.failAt = place(states * 4);
+    this.kidsAt = place((states + 1) * 4);
+    this.edgeAt = place(states);
+    this.builtAt = place(states);
     this.inputAt = place(0);
     this.memory = new api.Memory({ initial: Math.ceil((at + inputBytesInitial) / wasmPageBytes) });
     this.exports = new api.Instance(module, { env: { memory: this.memory } })
       .exports as unknown as ScanExports;
     this.mem8 = new Uint8Array(this.memory.buffer);
-    this.delta = new Uint16Array(this.memory.buffer, this.deltaAt, states * 256);
     this.reported = new Int32Array(this.memory.buffer, this.outAt, this.outLength);
     this.last = new Uint32Array(this.memory.buffer, this.lastAt, 1);
   }
 
-  /** With `delta` filled: each state's output-chain head (`headId`, one per state) and the longest pattern's length. */
-  ready(headId: Int32Array, longest: number): void {
-    this.mem8.set(new Uint8Array(headId.buffer, headId.byteOffset, headId.byteLength), this.headIdAt);
+  /**
+   * The automaton: each state's output-chain head (`headId`, one per state), the longest pattern's length,
+   * and the trie the module builds the table's rows from as scans reach them (assembly/scan.ts,
+   * `buildRow`): the states numbered breadth-first, each one's fail state (`fail`), the first of its
+   * children (`kids[s]`, its children being `kids[s]` to `kids[s + 1] - 1`; `states + 1` entries), and the
+   * folded byte into each state (`edge`).
+   */
+  ready(headId: Int32Array, longest: number, fail: Int32Array, kids: Int32Array, edge: Uint8Array): void {
+    const bytes = (a: Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    this.mem8.set(bytes(headId), this.headIdAt);
+    this.mem8.set(bytes(fail), this.failAt);
+    this.mem8.set(bytes(kids), this.kidsAt);
+    this.mem8.set(edge, this.edgeAt);
     this.mem8[this.seenAt + this.noOutput] = 1;
-    // a state without output is never looked at: visited for good
-    for (let s = 0; s < headId.length; s++)
-      this.mem8[this.visitedAt + s] = headId[s] === this.noOutput ? 1 : 0;
+    // (`visited` starts as the memory's zeros: a state is looked at until its row is built)
     this.exports.setup(
       this.deltaAt,
       this.headIdAt,
@@ -203,6 +218,12 @@ export class WasmScan {
       this.lastAt,
       longest,
     );
+    this.exports.setupRows(this.failAt, this.kidsAt, this.edgeAt, this.builtAt, this.noOutput);
+  }
+
+  /** How many of the table's rows are built (of `states`). */
+  get rowsBuilt(): number {
+    return this.exports.rowsBuilt();
   }
 
   /**

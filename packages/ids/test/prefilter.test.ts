@@ -96,10 +96,15 @@ describe('MultiMatcher resumed', () => {
         fc.array(bytes(1, 7), { minLength: 1, maxLength: 16 }),
         fc.array(fc.tuple(bytes(0, 120), fc.array(fc.nat(120), { maxLength: 6 })), { maxLength: 5 }),
         fc.constantFrom(0, 0.5, 1e9),
-        (patterns, texts, denseAfterBytesPerState) => {
-          // one matcher for every text, as a stream's scans share their group's; its dense table built at
-          // once, after about half a byte per state (between two pieces, resumed in the same state), or never
-          const m = new MultiMatcher(patterns, undefined, { denseAfterBytesPerState });
+        fc.constantFrom(0, 0.05, Number.POSITIVE_INFINITY),
+        fc.boolean(),
+        (patterns, texts, denseAfterBytesPerState, skipCostMax, wasm) => {
+          // one matcher for every text, as a stream's scans share their group's; in JavaScript, its dense
+          // table built at once, after about half a byte per state (between two pieces, resumed in the same
+          // state), or never; in WebAssembly (the table made at once, each row as a scan reaches its state),
+          // searching for where patterns start never, by default or always
+          const m = new MultiMatcher(patterns, undefined, { denseAfterBytesPerState, skipCostMax, wasm });
+          expect(m.inWasm).toBe(wasm);
           for (const [t, cuts] of texts) {
             const whole = lower(t);
             const at = [...new Set(cuts.map((c) => c % (t.length + 1)))].sort((a, b) => a - b);
@@ -234,6 +239,30 @@ describe('MultiMatcher in WebAssembly', () => {
     );
   });
 
+  it('resumes in any state, its row built or not, as the scan in JavaScript (property, lanes and search)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(bytes(1, 9), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.tuple(fc.nat(), bytes(0, 1500)), { minLength: 1, maxLength: 6 }),
+        fc.constantFrom(0, Number.POSITIVE_INFINITY),
+        (patterns, scans, skipCostMax) => {
+          const w = new MultiMatcher(patterns, undefined, { skipCostMax });
+          const js = new MultiMatcher(patterns, undefined, { wasm: false });
+          for (const [k, text] of scans) {
+            const from = k % w.states;
+            const hw = new Uint8Array(patterns.length);
+            const hj = new Uint8Array(patterns.length);
+            const lw = new IdList(0);
+            const lj = new IdList(0);
+            expect(w.scanFrom(from, text, hw, lw)).toBe(js.scanFrom(from, text, hj, lj));
+            expect(sorted(lw)).toEqual(sorted(lj));
+          }
+        },
+      ),
+      { numRuns: 300, endOnFailure: true },
+    );
+  });
+
   it('lanes: a match ending anywhere around a lane boundary, and one begun in the previous piece', () => {
     const patterns = ['abcdefghi', 'xyz', 'k'].map((w) => new Uint8Array(Buffer.from(w, 'latin1')));
     // (no search: these three patterns would have it by default, and it goes to the lanes only where
@@ -287,6 +316,36 @@ describe('MultiMatcher in WebAssembly', () => {
       const rest = new IdList(0);
       m.scanFrom(s, t.subarray(size - 4), new Uint8Array(patterns.length), rest);
       expect(sorted(rest)).toEqual([3]);
+    }
+  });
+
+  it('builds a row of its table only for the root and the states its scans reach', () => {
+    // 500 patterns of 12 letters: 4,000-6,000 states, most of them deep in one pattern
+    let seed = 7;
+    const letter = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return 0x61 + ((seed >>> 16) % 26);
+    };
+    const patterns = Array.from({ length: 500 }, () => Uint8Array.from({ length: 12 }, letter));
+    for (const skipCostMax of [0, Number.POSITIVE_INFINITY]) {
+      const m = new MultiMatcher(patterns, undefined, { skipCostMax });
+      expect(m.states).toBeGreaterThan(4000);
+      expect(m.rowsBuilt).toBe(1);
+      const hit = new Uint8Array(patterns.length);
+      // a text of bytes no pattern holds reaches the root only
+      m.scan(new Uint8Array(3000).fill(0x2e), hit, new IdList(0));
+      expect(m.rowsBuilt).toBe(1);
+      // one pattern in it: the states along it and the fail states of theirs (each at most as deep)
+      const t = new Uint8Array(3000).fill(0x2e);
+      t.set(patterns[42]!, 1500);
+      const hits = new IdList(0);
+      m.scan(t, hit, hits);
+      expect(hits.toArray()).toContain(42);
+      expect(m.rowsBuilt).toBeGreaterThan(12);
+      expect(m.rowsBuilt).toBeLessThanOrEqual(1 + 12 * 13);
+      // the JavaScript table has them all
+      const js = new MultiMatcher(patterns, undefined, { wasm: false });
+      expect(js.rowsBuilt).toBe(js.states);
     }
   });
 
