@@ -266,6 +266,11 @@ export class DceSession {
     return !this.dirs[dir]!.stopped;
   }
 
+  /** The directions stopped on a header that is not DCE/RPC's after PDUs of theirs (`CoDirection.errors`). */
+  get errors(): number {
+    return this.dirs[0]!.errors + this.dirs[1]!.errors;
+  }
+
   /** Lets the held bytes go and follows the session no further (no memory for it). */
   drop(): void {
     for (const d of this.dirs) d.drop();
@@ -530,6 +535,14 @@ class RpcHttpPreamble {
 
 class CoDirection {
   stopped = false;
+  /**
+   * Times the direction stopped on a header that is not DCE/RPC's after reading PDUs (at most 1): an
+   * app-layer error for the exception policy (`EngineOptions.exceptionPolicy`), where bytes that never
+   * were DCE/RPC are detection's business.
+   */
+  errors = 0;
+  /** Whether a PDU was read. */
+  private read = false;
   /** Bytes of the current PDU still to come, passed over. */
   private skip = 0;
   /**
@@ -586,6 +599,7 @@ class CoDirection {
       }
       const want = b.length - i < coHeaderBytes ? coHeaderBytes : wantOf(b, i);
       if (want < 0) {
+        if (this.read) this.errors++;
         this.stopped = true;
         return;
       }
@@ -598,6 +612,7 @@ class CoDirection {
       const little = (b[i + 4]! & 0xf0) === 0x10;
       const fragLen = u16(b, i + 8, little);
       const avail = Math.min(fragLen, b.length - i);
+      this.read = true;
       onPdu(b, i, avail, little, base);
       this.skip = fragLen - avail;
       i += avail;

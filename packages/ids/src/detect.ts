@@ -1151,11 +1151,15 @@ export class Engine {
         fd.dceNow = [];
       else if (fd.smb || (!fd.dce && this.smbFlow(fd))) {
         fd.smb ??= new SmbSession();
+        const errors = fd.smb.errors;
         fd.dceNow = fd.smb.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
         this.stats.dceSmbRequests += fd.dceNow.length;
+        if (fd.smb.errors !== errors) this.exception('appLayerError', fd);
       } else {
         fd.dce ??= new DceSession(true);
+        const errors = fd.dce.errors;
         fd.dceNow = fd.dce.feed(dir as 0 | 1, chunk.data, this.deliveryGapBytes > 0);
+        if (fd.dce.errors !== errors) this.exception('appLayerError', fd);
       }
       this.countReassembled(fd.dceNow);
     }

@@ -9,9 +9,10 @@
  * - `midstream`: a TCP flow whose first packet is not a SYN (a SYN/ACK, or data with an ACK), picked up
  *   midstream (Suricata's stream.midstream-policy). Flow only.
  * - `appLayerError`: an HTTP direction stops on input it cannot parse (a bad start line, a header section
- *   over its bound, a request's bad Content-Length or Transfer-Encoding, a bad chunk size), or a TLS
- *   direction on a record header that is not TLS's after valid records (Suricata's app-layer.error-policy).
- *   Packet or flow.
+ *   over its bound, a request's bad Content-Length or Transfer-Encoding, a bad chunk size), a TLS
+ *   direction on a record header that is not TLS's after valid records, a DCE/RPC-over-TCP direction on a
+ *   PDU header that is not DCE/RPC's after PDUs, an SMB connection's NetBIOS framing breaking after session
+ *   messages or a followed pipe's DCE/RPC stopping so (Suricata's app-layer.error-policy). Packet or flow.
  * - `defragMemcap`: a fragment does not fit the defragmenter's memory (`DefragOptions.bytesMax`; Suricata's
  *   defrag.memcap-policy). Packet only.
  * Suricata's flow.memcap and stream.memcap have no counterpart: the flow table always makes room by

@@ -127,6 +127,17 @@ export class SmbSession {
    * delivery (then its requests' stubs are at offsets there; else they are all at `at`).
    */
   private done = { at: 0, inPlace: false };
+  /** App-layer errors of the pipes' DCE/RPC (`DceSession.errors`), added up as they come. */
+  private pipeErrors = 0;
+
+  /**
+   * App-layer errors for the exception policy (`EngineOptions.exceptionPolicy`): a direction's NetBIOS
+   * framing broken after its messages (`NbssDirection.errors`), and a followed pipe's DCE/RPC stopping on
+   * a header that is not DCE/RPC's after its PDUs. Only grows.
+   */
+  get errors(): number {
+    return this.dirs[0]!.errors + this.dirs[1]!.errors + this.pipeErrors;
+  }
 
   /** Bytes held between deliveries (the caller charges them to its memory budget). */
   get heldBytes(): number {
@@ -487,7 +498,9 @@ export class SmbSession {
     const end = Math.min(m.length, start + len);
     const gap = p.gap[dir];
     p.gap[dir] = start + len > m.length;
+    const errors = p.dce.errors;
     const found = p.dce.feed(dir, m.subarray(start, end), gap);
+    this.pipeErrors += p.dce.errors - errors;
     for (const r of found) {
       const stub = r.stub ?? m.subarray(start + r.stubStart, start + r.stubEnd);
       const { at, inPlace } = this.done;
@@ -553,6 +566,10 @@ function hex(b: Uint8Array, at: number, n: number): string {
 /** NetBIOS session service framing of one direction: whole messages (or their first bytes) in order. */
 class NbssDirection {
   private stopped = false;
+  /** Whether a session message (type 0) was read. */
+  private read = false;
+  /** Times the framing broke (a message type NetBIOS has not) after a session message (at most 1). */
+  errors = 0;
   /** The 4-byte header when it arrives in pieces. */
   private readonly head = new Uint8Array(4);
   private headHave = 0;
@@ -637,10 +654,14 @@ class NbssDirection {
       }
       if (type !== 0x00) {
         // session request, positive / negative / retarget response, keep-alive: no SMB in them
-        if (type < 0x81 || type > 0x85) this.stopped = true;
+        if (type < 0x81 || type > 0x85) {
+          if (this.read) this.errors++;
+          this.stopped = true;
+        }
         this.skip = len;
         continue;
       }
+      this.read = true;
       const hold = Math.min(len, smbMessageHoldMax);
       if (b.length - i >= hold) {
         on(b.subarray(i, i + hold), len > hold, i + hold, true);

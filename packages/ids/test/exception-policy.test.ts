@@ -31,6 +31,7 @@ import {
   resolveExceptionPolicies,
   runCapture,
 } from '../src/index.js';
+import { bind } from './dce-wire.js';
 import { ACK, fragments, fromServer, handshake, PSH, pkt, RST, SYN, tcpFrame } from './helpers.js';
 
 /** Runs packets through an engine; per packet: dropped, rejected, and how many alerts. */
@@ -404,6 +405,51 @@ describe('app-layer error (TLS)', () => {
     const other = engine([hello], opts);
     expect(run(other, packets('SSH-2.0-x\r\n', 'junk!')).drop.some((d) => d)).toBe(false);
     expect(other.stats.exceptionAppLayerError).toBe(0);
+  });
+});
+
+describe('app-layer error (DCE/RPC over TCP, SMB)', () => {
+  const dce =
+    'alert tcp any any -> any any (msg:"dce"; dce_iface:4b324fc8-1670-01d3-1278-5a47bf6ee188; sid:6;)';
+  const opts: EngineOptions = { ips: true, exceptionPolicy: { appLayerError: 'drop-flow' } };
+  const packets = (port: number, first: Uint8Array | string, next: Uint8Array | string, last = next) => [
+    ...handshake('10.0.0.1', '10.0.0.2', 40000, port),
+    pkt({ dp: port, flags: ACK | PSH, seq: 1001, ack: 5001, payload: first }),
+    pkt({ dp: port, flags: ACK | PSH, seq: 1001 + first.length, ack: 5001, payload: next }),
+    pkt({ dp: port, flags: ACK | PSH, seq: 1001 + first.length + next.length, ack: 5001, payload: last }),
+  ];
+  const junk = 'junk! not a DCE/RPC PDU header';
+  // NetBIOS session messages: a session message (type 0) of a few bytes, and a type NetBIOS has not (7)
+  const session = Uint8Array.from([0, 0, 0, 4, 0xfe, 0x53, 0x4d, 0x42]);
+  const broken = Uint8Array.from([7, 0, 0, 4, 1, 2, 3, 4]);
+
+  it('a PDU header that is not DCE/RPC after a PDU is an error; a connection that never was DCE/RPC is not', () => {
+    const e = engine([dce], opts);
+    expect(run(e, packets(135, bind([[1, '4b324fc8-1670-01d3-1278-5a47bf6ee188', 1]]), junk)).drop).toEqual([
+      false,
+      false,
+      false,
+      false,
+      true,
+      true,
+    ]);
+    expect(e.stats.exceptionAppLayerError).toBe(1);
+    const other = engine([dce], opts);
+    expect(run(other, packets(135, junk, junk)).drop.some((d) => d)).toBe(false);
+    expect(other.stats.exceptionAppLayerError).toBe(0);
+  });
+
+  it('NetBIOS framing broken after a session message is an error; a connection that never was NetBIOS is not', () => {
+    const e = engine([dce], opts);
+    expect(run(e, packets(445, session, broken)).drop).toEqual([false, false, false, false, true, true]);
+    expect(e.stats.exceptionAppLayerError).toBe(1);
+    // a connection begun with a type NetBIOS has not stops there without an error; session messages only
+    // have none
+    for (const first of [broken, session]) {
+      const other = engine([dce], opts);
+      expect(run(other, packets(445, first, session, session)).drop.some((d) => d)).toBe(false);
+      expect(other.stats.exceptionAppLayerError).toBe(0);
+    }
   });
 });
 

@@ -512,6 +512,27 @@ describe('SMB named pipes (DCE/RPC over SMB1 and SMB2)', () => {
     expect(requestsOf([[0, writeAndX(2, pdu, { tid: 9 })]], s)).toEqual([]);
   });
 
+  it("app-layer errors (the exception policy's): a pipe that stops on bytes not DCE/RPC after its PDUs, and NetBIOS framing broken after session messages", () => {
+    const notDce = [...Buffer.from('junk! not a DCE/RPC PDU header')];
+    const s = new SmbSession();
+    requestsOf([[0, nbss(write2(9, arr(bind([[1, atsvc, 1]])), { id: 2 }))]], s);
+    expect(s.errors).toBe(0);
+    requestsOf([[0, nbss(write2(9, notDce, { id: 3 }))]], s);
+    expect(s.errors).toBe(1);
+    // a file whose first bytes are not DCE/RPC stops its pipe: no error
+    const t = new SmbSession();
+    requestsOf([[0, nbss(write2(9, notDce))]], t);
+    expect(t.errors).toBe(0);
+    // a message type NetBIOS has not, after a session message in that direction, and before any
+    const u = new SmbSession();
+    requestsOf([[0, nbss(write2(9, notDce))]], u);
+    requestsOf([[0, [7, 0, 0, 1, 0]]], u);
+    expect(u.errors).toBe(1);
+    const v = new SmbSession();
+    requestsOf([[0, [7, 0, 0, 1, 0]]], v);
+    expect(v.errors).toBe(0);
+  });
+
   it('a closed file id is forgotten: the next file given that id starts afresh', () => {
     const s = new SmbSession();
     requestsOf([[0, writeAndX(2, [...Buffer.from('MZ, a program')], { tid: 9 })]], s);
