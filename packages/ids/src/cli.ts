@@ -90,7 +90,7 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
   --exception-policy   what to do when the engine would lose sight of traffic, as Suricata's exception
                        policies: POLICY for all (the master switch, IPS only), EXCEPTION=POLICY for one.
                        EXCEPTION: reassembly-memcap, midstream (a TCP session without its SYN),
-                       app-layer-error (HTTP, TLS, DCE/RPC or SMB stops on input it cannot parse),
+                       app-layer-error (HTTP, TLS, DCE/RPC, SMB or SIP stops on input it cannot parse),
                        defrag-memcap.
                        POLICY: ignore (default), pass-packet, pass-flow, bypass (as pass-flow), drop-packet,
                        drop-flow, reject, auto (drop-flow with --ips, else ignore). Without --ips nothing

@@ -1143,7 +1143,10 @@ export class Engine {
     if (this.ftpRules) this.ftpFeed(fd, dir, chunk.data);
     if (this.sipRules) {
       fd.sip ??= [new SipStream(), new SipStream()];
-      fd.sipNow = fd.sip[dir as 0 | 1].feed(chunk.data, this.deliveryGapBytes > 0);
+      const sip = fd.sip[dir as 0 | 1];
+      const errors = sip.errors;
+      fd.sipNow = sip.feed(chunk.data, this.deliveryGapBytes > 0);
+      if (sip.errors !== errors) this.exception('appLayerError', fd);
     }
     if (this.dceRules) {
       // DCE/RPC in SMB named pipes on the SMB ports and where the first bytes are SMB, else straight over TCP

@@ -12,7 +12,8 @@
  *   over its bound, a request's bad Content-Length or Transfer-Encoding, a bad chunk size), a TLS
  *   direction on a record header that is not TLS's after valid records, a DCE/RPC-over-TCP direction on a
  *   PDU header that is not DCE/RPC's after PDUs, an SMB connection's NetBIOS framing breaking after session
- *   messages or a followed pipe's DCE/RPC stopping so (Suricata's app-layer.error-policy). Packet or flow.
+ *   messages or a followed pipe's DCE/RPC stopping so, a SIP-over-TCP direction stopping on what it cannot
+ *   parse after a message (Suricata's app-layer.error-policy). Packet or flow.
  * - `defragMemcap`: a fragment does not fit the defragmenter's memory (`DefragOptions.bytesMax`; Suricata's
  *   defrag.memcap-policy). Packet only.
  * Suricata's flow.memcap and stream.memcap have no counterpart: the flow table always makes room by

@@ -146,6 +146,14 @@ export const sipHeaderBytesMax = 8192;
  */
 export class SipStream {
   private stopped = false;
+  /** Whether a message was read. */
+  private read = false;
+  /**
+   * Times the direction stopped on what it cannot parse after a message (a line that starts no SIP message,
+   * a header section past `sipHeaderBytesMax`; at most 1): an app-layer error for the exception policy
+   * (`EngineOptions.exceptionPolicy`). A stream that never was SIP is detection's business, not an error.
+   */
+  errors = 0;
   /** Body bytes still to skip. */
   private skip = 0;
   /** The header section read so far (from a message's start), when it spans deliveries. */
@@ -159,6 +167,12 @@ export class SipStream {
   /** Lets the held bytes go and follows the direction no further (no memory for it). */
   drop(): void {
     this.carry = undefined;
+    this.stopped = true;
+  }
+
+  /** Leaves the direction on what it cannot parse (an error after a message). */
+  private stop(): void {
+    if (this.read) this.errors++;
     this.stopped = true;
   }
 
@@ -192,15 +206,16 @@ export class SipStream {
       const m = parseSip(b, i);
       if (!m) {
         const lineDone = b.length - i >= sipStartLineBytesMax || b.indexOf(10, i) >= 0;
-        if (lineDone) this.stopped = true;
+        if (lineDone) this.stop();
         else this.carry = copyBytes(b, i);
         break;
       }
       if (!m.complete) {
-        if (b.length - i > sipHeaderBytesMax) this.stopped = true;
+        if (b.length - i > sipHeaderBytesMax) this.stop();
         else this.carry = copyBytes(b, i);
         break;
       }
+      this.read = true;
       out.push(i - base);
       this.skip = m.contentLength ?? 0;
       i = m.bodyStart;

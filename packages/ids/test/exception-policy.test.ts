@@ -453,6 +453,37 @@ describe('app-layer error (DCE/RPC over TCP, SMB)', () => {
   });
 });
 
+describe('app-layer error (SIP over TCP)', () => {
+  const sip = 'alert tcp any any -> any 5060 (msg:"invite"; sip_method:invite; sid:8;)';
+  const invite = 'INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/TCP a\r\nContent-Length: 0\r\n\r\n';
+  const packets = (first: string, next: string) => [
+    ...handshake('10.0.0.1', '10.0.0.2', 40000, 5060),
+    pkt({ dp: 5060, flags: ACK | PSH, seq: 1001, ack: 5001, payload: first }),
+    pkt({ dp: 5060, flags: ACK | PSH, seq: 1001 + first.length, ack: 5001, payload: next }),
+    pkt({ dp: 5060, flags: ACK | PSH, seq: 1001 + first.length + next.length, ack: 5001, payload: invite }),
+  ];
+  const opts: EngineOptions = { ips: true, exceptionPolicy: { appLayerError: 'drop-flow' } };
+
+  it('a line that starts no SIP message after a message, or a header section past its bound, is an error; a stream that never was SIP is not', () => {
+    for (const next of [
+      '\u0001\u0002 not SIP at all\r\n',
+      `INVITE sip:x SIP/2.0\r\nX: ${'a'.repeat(9000)}`,
+    ]) {
+      const e = engine([sip], opts);
+      const r = run(e, packets(invite, next));
+      expect(r.alerts).toEqual([0, 0, 0, 1, 0, 0]);
+      expect(r.drop).toEqual([false, false, false, false, true, true]);
+      expect(e.stats.exceptionAppLayerError).toBe(1);
+    }
+    const other = engine([sip], opts);
+    expect(run(other, packets('SSH-2.0-x\r\n', invite)).drop.some((d) => d)).toBe(false);
+    expect(other.stats.exceptionAppLayerError).toBe(0);
+    const fine = engine([sip], opts);
+    expect(run(fine, packets(invite, invite)).alerts).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(fine.stats.exceptionAppLayerError).toBe(0);
+  });
+});
+
 describe('HttpParser.errors', () => {
   it("counts the stops on what cannot be parsed, not a gap (bytes the capture lost: the engine delivers them at a flow's end)", () => {
     const anomalies = newHttpAnomalies();
