@@ -31,6 +31,7 @@
 //                              are numbered breadth-first, so a state's children are consecutive)
 //   edge    u8[states]         the folded byte into each state (a letter's upper case goes there too)
 //   built   u8[states]         1 once the state's row is built
+//   chain   i32[states]        `buildRow`'s stack: the states of a fail chain whose rows are not built
 //   input   the bytes to scan (the rest of the memory)
 //
 // `scanSkip` is the same scan for an automaton whose patterns start with few byte pairs: it looks for
@@ -50,6 +51,7 @@ let fail: usize = 0;
 let kids: usize = 0;
 let edge: usize = 0;
 let built: usize = 0;
+let chain: usize = 0;
 let noOutputId: i32 = 0;
 /** Rows built so far (`rowsBuilt`). */
 let rows: i32 = 0;
@@ -83,11 +85,19 @@ export function setup(
  * Sets the trie `buildRow` reads (the loader's layout, above) and builds the root's row (the scans step
  * from the root without looking at it).
  */
-export function setupRows(failAt: usize, kidsAt: usize, edgeAt: usize, builtAt: usize, noOutput: i32): void {
+export function setupRows(
+  failAt: usize,
+  kidsAt: usize,
+  edgeAt: usize,
+  builtAt: usize,
+  chainAt: usize,
+  noOutput: i32,
+): void {
   fail = failAt;
   kids = kidsAt;
   edge = edgeAt;
   built = builtAt;
+  chain = chainAt;
   noOutputId = noOutput;
   buildRow(0);
 }
@@ -98,17 +108,35 @@ export function rowsBuilt(): i32 {
 }
 
 /**
- * Builds the row of state `s`: its fail state's row (built first if it is not: it is shallower), with the
- * state's own edges on top; the root's row is its edges over the zeros of fresh memory. A state without
- * output is then never looked at again (`visited`).
+ * Builds the row of state `s` (not built): its fail state's row, with the state's own edges on top. The
+ * states of its fail chain whose rows are not built come first, shallowest first (a fail state is
+ * shallower), from a stack in memory rather than by recursion: a chain can be as long as the longest
+ * pattern, past what the call stack takes.
  */
 function buildRow(s: u32): void {
-  const row = delta + (<usize>s << 9);
-  if (s != 0) {
-    const f = <u32>load<i32>(fail + (<usize>s << 2));
-    if (load<u8>(built + <usize>f) == 0) buildRow(f);
-    memory.copy(row, delta + (<usize>f << 9), 512);
+  let n: usize = 0;
+  let t = s;
+  while (t != 0 && load<u8>(built + <usize>t) == 0) {
+    store<i32>(chain + (n << 2), <i32>t);
+    n++;
+    t = <u32>load<i32>(fail + (<usize>t << 2));
   }
+  // (the root, the chain's end, is built by `setupRows` before anything else)
+  if (t == 0 && load<u8>(built) == 0) rowOf(0);
+  while (n > 0) {
+    n--;
+    rowOf(<u32>load<i32>(chain + (n << 2)));
+  }
+}
+
+/**
+ * The row of state `s`, its fail state's built: that row with the state's own edges on top; the root's is
+ * its edges over the zeros of fresh memory. A state without output is then never looked at again
+ * (`visited`).
+ */
+function rowOf(s: u32): void {
+  const row = delta + (<usize>s << 9);
+  if (s != 0) memory.copy(row, delta + (<usize>load<i32>(fail + (<usize>s << 2)) << 9), 512);
   const end = load<i32>(kids + (<usize>(s + 1) << 2));
   for (let t = load<i32>(kids + (<usize>s << 2)); t < end; t++) {
     const b = <usize>load<u8>(edge + <usize>t);

@@ -33,7 +33,14 @@ interface ScanExports {
   scan(input: number, len: number, from: number): number;
   scanSkip(input: number, len: number, from: number): number;
   setupSkip(tablesAt: number, depth1Max: number): void;
-  setupRows(failAt: number, kidsAt: number, edgeAt: number, builtAt: number, noOutput: number): void;
+  setupRows(
+    failAt: number,
+    kidsAt: number,
+    edgeAt: number,
+    builtAt: number,
+    chainAt: number,
+    noOutput: number,
+  ): void;
   rowsBuilt(): number;
   wordSumLE(from: number, to: number): number;
 }
@@ -151,6 +158,7 @@ export class WasmScan {
   private readonly kidsAt: number;
   private readonly edgeAt: number;
   private readonly builtAt: number;
+  private readonly chainAt: number;
   /** Whether scans search for the places a pattern can start (`skipBetween`). */
   skipping = false;
 
@@ -184,6 +192,7 @@ export class WasmScan {
     this.kidsAt = place((states + 1) * 4);
     this.edgeAt = place(states);
     this.builtAt = place(states);
+    this.chainAt = place(states * 4);
     this.inputAt = place(0);
     this.memory = new api.Memory({ initial: Math.ceil((at + inputBytesInitial) / wasmPageBytes) });
     this.exports = new api.Instance(module, { env: { memory: this.memory } })
@@ -218,7 +227,7 @@ export class WasmScan {
       this.lastAt,
       longest,
     );
-    this.exports.setupRows(this.failAt, this.kidsAt, this.edgeAt, this.builtAt, this.noOutput);
+    this.exports.setupRows(this.failAt, this.kidsAt, this.edgeAt, this.builtAt, this.chainAt, this.noOutput);
   }
 
   /** How many of the table's rows are built (of `states`). */

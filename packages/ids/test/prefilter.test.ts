@@ -349,6 +349,16 @@ describe('MultiMatcher in WebAssembly', () => {
     }
   });
 
+  it('resumed deep in a long pattern, builds the rows of its whole fail chain first (no recursion to overflow)', () => {
+    // 'aaa...': each state's fail state is the one before it, so resuming in state 59,990 builds 59,990 rows
+    const m = new MultiMatcher([new Uint8Array(60_000).fill(0x61)], undefined, { skipCostMax: 0 });
+    expect(m.inWasm).toBe(true);
+    const hits = new IdList(0);
+    expect(m.scanFrom(59_990, new Uint8Array(20).fill(0x61), new Uint8Array(1), hits)).toBe(60_000);
+    expect(hits.toArray()).toEqual([0]);
+    expect(m.rowsBuilt).toBe(60_001);
+  });
+
   it('falls back to the scan in JavaScript when build/scan.wasm cannot be read, marking the same', async () => {
     await withoutScanWasm(async () => {
       const fresh = await import('../src/prefilter.js');
