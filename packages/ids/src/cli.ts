@@ -58,7 +58,7 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                   [--format fast|json] [--alerts FILE] [--stats FILE] [--midstream] [--async-oneside] [--vlan-agnostic] [--tunnel-agnostic] [--checksum-validation all|none|auto]
                   [--overlap-policy POLICY] [--reassembly-depth BYTES] [--reassembly-memcap BYTES] [--stream-release ack|immediate]
                   [--exception-policy [EXCEPTION=]POLICY]...
-                  [--workers N] [--ordered] [--ips [--out FILE]] [--action-order A,B,C,D]
+                  [--workers N] [--ordered] [--ips [--out FILE]] [--log-pcap FILE] [--action-order A,B,C,D]
                   [--rule-latency US [--rule-suspend N] [--rule-suspend-ms MS]] [--packet-latency US [--fastpath]]
                   [--latency-alerts] [--profile-rules N] [--pcre-steps N] [--bpf EXPR]
 
@@ -117,6 +117,9 @@ Usage: strata ids --rules FILE... (--pcap FILE | FILE)... [--vars FILE]... [--va
                        and they are passed on in capture order
   --action-order       the order actions' rules are applied in (Suricata's action-order; default
                        pass,drop,reject,alert): a pass ends a packet's inspection, so what comes first wins
+  --log-pcap FILE      write the packets that raised an alert, and those a rule's tag covers after it
+                       (tag: session|host_src|host_dst, packets|seconds|bytes N), to a pcap as captured
+                       (one engine: not with --workers; stats: packetsTagged, packetsLogged)
   --out FILE           with --ips: write the packets passed on (rewritten ones as rewritten) to a pcap
                        (one capture)
   --rule-latency US    time each rule evaluation (Snort 3's latency.rule.max_time, off by default): one
@@ -173,6 +176,7 @@ Example:
       ips: { type: 'boolean' },
       'action-order': { type: 'string' },
       out: { type: 'string' },
+      'log-pcap': { type: 'string' },
       'rule-latency': { type: 'string' },
       'rule-suspend': { type: 'string' },
       'rule-suspend-ms': { type: 'string' },
@@ -212,6 +216,11 @@ Example:
       throw new UsageError("'-' (standard input) can be given as a capture once");
     if (values.out !== undefined && pcaps.length > 1)
       throw new UsageError(`--out writes one pcap: give one capture (got ${pcaps.length})`);
+    const logPcap = values['log-pcap'] as string | undefined;
+    if (logPcap !== undefined && pcaps.length > 1)
+      throw new UsageError(`--log-pcap writes one pcap: give one capture (got ${pcaps.length})`);
+    if (logPcap !== undefined && workers > 1)
+      throw new UsageError('--log-pcap needs one engine: it is not written with --workers');
     const format = values.format ?? 'fast';
     if (format !== 'fast' && format !== 'json')
       throw new UsageError(`--format: expected fast or json, got '${format}'`);
@@ -371,6 +380,7 @@ Example:
       ? { packetsPassed: 0, packetsDropped: 0, packetsRewritten: 0, flowsDropped: 0, rejectResponses: 0 }
       : undefined;
     let one: Pipeline | undefined;
+    let packetsLogged: number | undefined;
     for (const p of pcaps) {
       let r: Awaited<ReturnType<typeof runCapture>>;
       try {
@@ -384,7 +394,7 @@ Example:
             }
           : (input: CaptureInput, rs: Rule[], o: RunOptions) => {
               one ??= new Pipeline(rs, o);
-              return runPipeline(one, input, o.out);
+              return runPipeline(one, input, o.out, o.logPcap);
             };
         const cpu0 = process.cpuUsage();
         r = await run(p === '-' ? io.stdin : resolve(io.cwd, p), rules, {
@@ -409,6 +419,7 @@ Example:
           ...(ips && { ips }),
           ...(actionOrder && { actionOrder }),
           ...(values.out !== undefined && { out: resolve(io.cwd, values.out) }),
+          ...(logPcap !== undefined && { logPcap: resolve(io.cwd, logPcap) }),
         });
         // the process's CPU (every thread: the workers too) over the run, so the rate per CPU-second
         // does not fall when the machine is busy, as the wall-time rate does
@@ -529,6 +540,7 @@ Example:
         verdicts.packetsRewritten += r.stats.packetsRewritten;
         verdicts.flowsDropped += r.stats.flowsDropped;
       }
+      if (r.packetsLogged !== undefined) packetsLogged = r.packetsLogged;
     }
     await pool?.close();
     await alertsFile?.close();
@@ -550,6 +562,7 @@ Example:
       ...(failedInspections.length > 0 && { failedInspections }),
       ...(ruleProfile && { ruleProfile }),
       ...verdicts,
+      ...(packetsLogged !== undefined && { packetsLogged }),
       mbps: (totals.bytes * 8) / 1e6 / Math.max(totals.seconds, 1e-9),
       mbpsPerCpuSecond: (totals.bytes * 8) / 1e6 / Math.max(totals.cpuSeconds, 1e-9),
       outOfOrderShare: segments ? totals.segmentsOutOfOrder / segments : 0,
@@ -589,7 +602,8 @@ export const commands: Command[] = [idsCmd];
 
 /**
  * The engine's rule and packet latency counters, its pcre step limits, the exception policies it applied
- * and the midstream sessions it turned around, summed over the captures into the stats.
+ * the midstream sessions it turned around and the packets tags covered, summed over the captures into the
+ * stats.
  */
 const limitCounters = [
   'pcreStepLimits',
@@ -604,6 +618,7 @@ const limitCounters = [
   'exceptionAppLayerError',
   'exceptionDefragMemcap',
   'flowsReversed',
+  'packetsTagged',
 ] as const;
 type LimitCounter = (typeof limitCounters)[number];
 

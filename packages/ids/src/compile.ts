@@ -43,6 +43,7 @@ import {
   lengthTest,
   numTest,
   parseTag,
+  type TagSpec,
 } from './option-tests.js';
 import { firstExecGuarded, translatePcre } from './pcre.js';
 import { bufferKeywords, type ContentMatch, knownKeywords, type Rule } from './rules.js';
@@ -178,6 +179,8 @@ export interface Compiled {
   ipOnly?: 'ip-only' | 'like-ip-only';
   classtype?: string;
   priority?: number;
+  /** Its `tag` options: the packets its alerts tag (see `Engine.tagged`). */
+  tags?: TagSpec[];
   /** Rule latency: timeouts since the rule was last (re-)enabled, and when it was suspended (-1: it is not). */
   latencyTimeouts: number;
   suspendedAt: number;
@@ -314,6 +317,7 @@ export class RuleCompiler {
     let alertOnPass = false;
     let cls: Classification | undefined;
     let priority: number | undefined;
+    let tags: TagSpec[] | undefined;
     let ci = 0;
     let forced: Compiled['mode'] | undefined;
     let rate: RateSpec | undefined;
@@ -644,9 +648,8 @@ export class RuleCompiler {
             );
           break;
         case 'tag':
-          // checked, then without effect: tagging logs the packets after an alert to a packet log, which
-          // this engine does not write (its alerts are the same with or without it)
-          parseTag(v);
+          // the packets after an alert that a packet log takes too (`Engine.tagged`); alerts are the same
+          (tags ??= []).push(parseTag(v));
           break;
         case 'priority':
           // a whole number from 1 (it was Number(v): 'abc' gave NaN)
@@ -763,6 +766,7 @@ export class RuleCompiler {
       classtype: cls?.name,
       // a rule's own priority, else its class's (Snort's and Suricata's default priority of a classtype)
       priority: priority ?? cls?.priority,
+      tags,
       latencyTimeouts: 0,
       suspendedAt: -1,
       profChecks: 0,

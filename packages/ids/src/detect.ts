@@ -48,6 +48,7 @@ import { type MailAnomalies, type MailMessage, MailSession, newMailAnomalies } f
 import { type FlowInspection, headerPass, latin1Of, type MatchCtx, matchCtx, matchSteps } from './match.js';
 import { type MimeAnomalies, newMimeAnomalies, parseMime } from './mime.js';
 import { type AddrTest, addrBytesTest, type PortTest, portTest } from './netspec.js';
+import type { TagSpec } from './option-tests.js';
 import { type RejectTarget, rejectTargetOf } from './reject.js';
 import type { Rule } from './rules.js';
 import { SipStream } from './sip.js';
@@ -169,6 +170,8 @@ interface FlowData extends FlowInspection, GroupedFlow {
    * port, `receiverIsClient`), with HTTP rules loaded: its first data packet settles them (`settleRoles`).
    */
   rolesOpen?: boolean;
+  /** A `tag` of scope session set by an alert of the flow: what is left of it. */
+  tag?: TagLeft;
   /** DCE/RPC over TCP (when dce_* rules are loaded), from the first stream data. */
   dce?: DceSession;
   /**
@@ -206,6 +209,24 @@ const latencyEventMsg = {
 
 /** First bytes of a direction that tell SMB from DCE/RPC off the SMB ports (`Engine.smbSniff`). */
 const smbSniffBytes = 8;
+
+/** What is left of a tag: packets, bytes (of payload) and the time it ends (Infinity: no bound). */
+interface TagLeft {
+  packets: number;
+  bytes: number;
+  untilUs: number;
+}
+
+/** Hosts with a tag at most (the oldest tag is dropped for a new host past it). */
+const tagHostsMax = 4096;
+
+/** Takes a packet of `bytes` at `tsUs` into tag `t`: whether the tag covers it (else it has run out). */
+function takeTag(t: TagLeft, bytes: number, tsUs: number): boolean {
+  if (t.packets <= 0 || t.bytes <= 0 || tsUs > t.untilUs) return false;
+  t.packets--;
+  t.bytes -= bytes;
+  return true;
+}
 
 /** Swaps the two sides' entries of a per-direction pair. */
 function swapPair(pair: [unknown, unknown]): void {
@@ -296,6 +317,7 @@ export class Engine {
     flowsDropped: 0,
     flowsPassed: 0,
     flowsReversed: 0,
+    packetsTagged: 0,
     portGroups: 0,
     portGroupsRefused: 0,
     stageInspections: 0,
@@ -469,6 +491,7 @@ export class Engine {
     this.dceDatagramRules = compiler.dceDatagramRules;
     this.sipRules = compiler.sipRules;
     this.ftpRules = compiler.ftpRules;
+    this.tagRules = this.compiled.some((c) => c.tags !== undefined);
     const order = opts.actionOrder ?? defaultActionOrder;
     const rank = (a: string) => {
       const i = order.indexOf(a === 'sdrop' ? 'drop' : rejectTargetOf(a) ? 'reject' : a);
@@ -519,6 +542,9 @@ export class Engine {
    */
   reset(): void {
     this.flows = this.newFlowTable();
+    this.tagHosts.clear();
+    this.tagged = false;
+    this.currentFlow = undefined;
     this.budget = new ReassemblyBudget(this.opts.reassemblyMemcapBytes ?? reassemblyMemcapDefault);
     zeroCounts(this.stats);
     this.rates = new RateLimiter();
@@ -624,6 +650,7 @@ export class Engine {
     this.stats.packets++;
     this.startPacketClock();
     this.current = d;
+    this.tagged = false;
     this.rebuiltFrag = rebuiltFrag;
     this.pktNo = pcapCnt ?? this.pktNo + 1;
     this.nowUs = tsUs;
@@ -670,6 +697,9 @@ export class Engine {
         if (this.opts.midstream && this.httpOrdered.length > 0) fd.rolesOpen = true;
       }
     }
+    // tags set by alerts of packets before this one (this one's alerts tag the packets after it)
+    this.currentFlow = fd;
+    if (this.tagRules && (fd.tag !== undefined || this.tagHosts.size > 0)) this.tagPacket(fd, d, tsUs);
     // a dropped or passed flow is not inspected any more (Suricata: FLOW_ACTION_DROP / no packet inspection)
     if (fd.action !== undefined) {
       if (fd.action === 'drop') {
@@ -1852,6 +1882,60 @@ export class Engine {
     }
   }
 
+  /**
+   * Whether the last packet inspected was tagged: a `tag` of an alert before it covers its flow (scope
+   * session) or its source or destination address (scope src, dst: the alert's source or destination),
+   * and has packets, bytes and time left (Suricata's and Snort's tagging; a packet log takes these
+   * packets besides those that alerted, `strata ids --log-pcap`).
+   */
+  tagged = false;
+  /** Whether a loaded rule has a `tag` option. */
+  private readonly tagRules: boolean;
+  /** Tags of scope src or dst by address, oldest first (at most `tagHostsMax`). */
+  private readonly tagHosts = new Map<string, TagLeft>();
+  /** The flow of the packet under inspection (a session tag set by its alerts goes there). */
+  private currentFlow: FlowData | undefined;
+
+  /** Tags the packet if its flow or one of its addresses has a tag with something left. */
+  private tagPacket(fd: FlowData, d: Decoded, tsUs: number): void {
+    const bytes = d.payload.length;
+    let tagged = false;
+    if (fd.tag !== undefined) {
+      if (takeTag(fd.tag, bytes, tsUs)) tagged = true;
+      else fd.tag = undefined;
+    }
+    for (const host of this.tagHosts.size > 0 ? [d.src, d.dst] : []) {
+      const t = this.tagHosts.get(host);
+      if (t === undefined) continue;
+      if (takeTag(t, bytes, tsUs)) tagged = true;
+      else this.tagHosts.delete(host);
+    }
+    if (tagged) {
+      this.tagged = true;
+      this.stats.packetsTagged++;
+    }
+  }
+
+  /** The tags of an alert's rule, set from the next packet on (a new one replaces what is left of one). */
+  private setTags(tags: TagSpec[], e: MatchEvent): void {
+    for (const t of tags) {
+      const left: TagLeft = {
+        packets: t.packets,
+        bytes: t.bytes,
+        untilUs: this.nowUs + t.seconds * 1e6,
+      };
+      if (t.scope === 'session') {
+        // (not for a flow being flushed: no packet of it follows)
+        if (!this.flushing && this.currentFlow !== undefined) this.currentFlow.tag = left;
+        continue;
+      }
+      const host = t.scope === 'src' ? e.src : e.dst;
+      this.tagHosts.delete(host);
+      if (this.tagHosts.size >= tagHostsMax) this.tagHosts.delete(this.tagHosts.keys().next().value!);
+      this.tagHosts.set(host, left);
+    }
+  }
+
   private alert(
     c: Compiled,
     e: MatchEvent,
@@ -1862,6 +1946,7 @@ export class Engine {
   ): Alert {
     const r = c.rule;
     if (!silent) this.stats.alerts++;
+    if (c.tags !== undefined && !silent) this.setTags(c.tags, e);
     const a: Alert = {
       tsUs: this.nowUs,
       sid: r.sid,

@@ -454,6 +454,8 @@ export interface EngineStats {
    * flow reversal after protocol detection).
    */
   flowsReversed: number;
+  /** Packets tagged by the `tag` option of a rule that alerted before them (`Engine.tagged`). */
+  packetsTagged: number;
   /** Port groups built (distinct sets of rules that flows consult). */
   portGroups: number;
   /** Flow directions that consulted every rule because a new group would pass `portGroupsMax`. */

@@ -3,26 +3,66 @@
 // against (flow, flowbits, ip_proto names, tag).
 
 /**
- * `tag` in Snort 3 form (`session|host_src|host_dst, packets N|seconds N|bytes N`) or Snort 2 form
- * (`session|host, N, packets|seconds|bytes[, src|dst][, exclusive]`); throws on anything else.
+ * A `tag` option: after the rule alerts, the packets that follow in its flow (`session`) or to and from
+ * one host of its alert (`src`, `dst`) are tagged, until any of the bounds runs out (Infinity: none).
  */
-export function parseTag(v: string): void {
+export interface TagSpec {
+  scope: 'session' | 'src' | 'dst';
+  packets: number;
+  bytes: number;
+  seconds: number;
+}
+
+/** Packets a tag takes when its option names no bound (Suricata's default). */
+export const tagPacketsDefault = 256;
+
+/**
+ * `tag` in Snort 3 form (`session|host_src|host_dst, packets N[, seconds N][, bytes N]`), Snort 2 form
+ * (`session|host, N, packets|seconds|bytes[, N, metric]...[, src|dst][, exclusive]`) or Suricata's
+ * (`session|host[, N, metric][, src|dst]`). A count of 0 sets no bound by its metric; no bound at all is
+ * 256 packets; a host is the alert's destination unless `src` says otherwise (Suricata's defaults).
+ * Snort 2's `exclusive` (one tag a host) is accepted and not followed. Throws on anything else.
+ */
+export function parseTag(v: string): TagSpec {
   const p = v.split(',').map((x) => x.trim());
-  const metric = /^(packets|seconds|bytes)$/;
-  const count = /^\d+$/;
-  const snort3 =
-    /^(session|host_src|host_dst)$/.test(p[0] ?? '') &&
-    p.length >= 2 &&
-    p.slice(1).every((x) => /^(packets|seconds|bytes)\s+\d+$/.test(x));
-  const snort2 =
-    /^(session|host)$/.test(p[0] ?? '') &&
-    count.test(p[1] ?? '') &&
-    metric.test(p[2] ?? '') &&
-    p.slice(3).every((x) => /^(src|dst|exclusive)$/.test(x));
-  if (!snort3 && !snort2)
+  const bounds: Record<string, number> = {};
+  let scope: TagSpec['scope'] | undefined;
+  let ok = false;
+  const snort3Metric = /^(packets|seconds|bytes)\s+\d+$/;
+  if (/^(host_src|host_dst)$/.test(p[0]!) || (p[0] === 'session' && snort3Metric.test(p[1] ?? ''))) {
+    // Snort 3: each further part a metric and its count
+    ok =
+      p.length >= 2 &&
+      p.slice(1).every((x) => {
+        const m = /^(packets|seconds|bytes)\s+(\d+)$/.exec(x);
+        if (m) bounds[m[1]!] = Number(m[2]);
+        return m !== null;
+      });
+    scope = p[0] === 'session' ? 'session' : p[0] === 'host_src' ? 'src' : 'dst';
+  } else if (/^(session|host)$/.test(p[0]!)) {
+    // Snort 2 and Suricata: count and metric pairs, then the direction and exclusive
+    let i = 1;
+    ok = true;
+    for (; i + 1 < p.length && /^\d+$/.test(p[i]!); i += 2) {
+      if (!/^(packets|seconds|bytes)$/.test(p[i + 1]!)) ok = false;
+      bounds[p[i + 1]!] = Number(p[i]);
+    }
+    let dir: 'src' | 'dst' = 'dst';
+    for (; i < p.length; i++) {
+      if (p[i] === 'src' || p[i] === 'dst') dir = p[i] as 'src' | 'dst';
+      else if (p[i] !== 'exclusive') ok = false;
+    }
+    scope = p[0] === 'session' ? 'session' : dir;
+  }
+  if (!ok || scope === undefined)
     throw new Error(
-      `tag: expected 'session|host_src|host_dst, packets|seconds|bytes N' or 'session|host, N, packets|seconds|bytes[, src|dst]', got '${v}'`,
+      `tag: expected 'session|host_src|host_dst, packets|seconds|bytes N' or 'session|host[, N, packets|seconds|bytes][, src|dst]', got '${v}'`,
     );
+  const bound = (k: string) => (bounds[k] ? bounds[k] : Number.POSITIVE_INFINITY);
+  const spec = { scope, packets: bound('packets'), bytes: bound('bytes'), seconds: bound('seconds') };
+  if (Math.min(spec.packets, spec.bytes, spec.seconds) === Number.POSITIVE_INFINITY)
+    spec.packets = tagPacketsDefault;
+  return spec;
 }
 
 /** bufferlen / bsize / urilen: `n`, `<n`, `>n`, `<=n`, `>=n`, `a<>b` (exclusive), `a<=>b` (inclusive). */

@@ -70,6 +70,8 @@ export interface RunResult {
    * unreachables sent back for reject rules (written to `out` after the packet they answer).
    */
   verdicts?: { passed: number; dropped: number; responses: number };
+  /** With `logPcap`: the packets the packet log took (`PacketLog`). */
+  packetsLogged?: number;
 }
 
 /** Packets of link types the decoder does not know (`RunResult.unsupportedLinks`). */
@@ -202,6 +204,8 @@ export type PipelineOptions = EngineOptions & {
 export type RunOptions = PipelineOptions & {
   /** With `ips`: the packets passed on (rewritten where inline normalization changed them) go to this pcap. */
   out?: string;
+  /** The packet log: the packets that raised an alert or that a `tag` covers go to this pcap (`PacketLog`). */
+  logPcap?: string;
 };
 
 /**
@@ -463,33 +467,70 @@ export class Pipeline {
 }
 
 /**
+ * A pcap written as packets come: created (or truncated) at once, so a path that cannot be written is an
+ * error before any packet is read; one link type, the capture's first packet's (`first`).
+ */
+class PcapOut {
+  private readonly file: WriteStream;
+  private readonly writer: PcapWriter;
+  private readonly closed: Promise<void>;
+  private linkType: number | undefined;
+
+  constructor(path: string) {
+    const file = createWriteStream('', { fd: openSync(path, 'w') });
+    this.file = file;
+    this.closed = new Promise<void>((res, rej) => file.on('close', res).on('error', rej));
+    this.closed.catch(() => undefined);
+    this.writer = new PcapWriter(file);
+  }
+
+  /** Notes the capture's first link type (the file's, even when its first packets are not written). */
+  first(p: { linkType: number }): void {
+    this.linkType ??= p.linkType;
+  }
+
+  /** Appends `data` as a packet of captured packet `p` (its time and link type; `origLength` if given). */
+  async write(p: { tsUs: number; linkType: number }, data: Uint8Array, origLength?: number): Promise<void> {
+    if (!this.writer.started) await this.writer.start(this.linkType ?? p.linkType);
+    await this.writer.write({
+      tsUs: p.tsUs,
+      linkType: p.linkType,
+      data,
+      ...(origLength !== undefined && { origLength }),
+    });
+  }
+
+  /** Ends the file (no packets: an empty capture of the first link type, or Ethernet) and waits for it. */
+  async close(): Promise<void> {
+    try {
+      if (!this.writer.started) await this.writer.start(this.linkType ?? 1);
+    } finally {
+      this.file.end();
+    }
+    await this.closed;
+  }
+}
+
+/**
  * IPS output, in capture order: counts the verdicts and, with a path, writes the packets passed on to a
  * pcap, each followed by the reject responses it drew (one link type: the first packet's).
  */
 export class VerdictSink {
   readonly counts = { passed: 0, dropped: 0, responses: 0 };
-  private readonly file: WriteStream | undefined;
-  private readonly writer: PcapWriter | undefined;
-  private readonly closed: Promise<void> | undefined;
-  private linkType: number | undefined;
+  private readonly out: PcapOut | undefined;
 
-  constructor(out: string | undefined) {
-    // opened here, so a path that cannot be written is an error before any packet is read
-    const file = out !== undefined ? createWriteStream('', { fd: openSync(out, 'w') }) : undefined;
-    this.file = file;
-    this.closed = file && new Promise<void>((res, rej) => file.on('close', res).on('error', rej));
-    this.closed?.catch(() => undefined);
-    this.writer = file && new PcapWriter(file);
+  constructor(path: string | undefined) {
+    this.out = path !== undefined ? new PcapOut(path) : undefined;
   }
 
   /** Notes the capture's first link type (the file's, even when its first packets are dropped). */
   first(p: { linkType: number }): void {
-    this.linkType ??= p.linkType;
+    this.out?.first(p);
   }
 
   /** Whether packets are written (`packet` must be awaited); else `count` takes the verdicts. */
   get writing(): boolean {
-    return this.writer !== undefined;
+    return this.out !== undefined;
   }
 
   /** The verdict on one captured packet when nothing is written: the counts alone. */
@@ -506,32 +547,50 @@ export class VerdictSink {
     frame: Uint8Array,
     responses: Uint8Array[],
   ): Promise<void> {
-    const w = this.writer;
-    if (w && !w.started) await w.start(this.linkType ?? p.linkType);
     if (drop) this.counts.dropped++;
     else {
       this.counts.passed++;
-      await w?.write({
-        tsUs: p.tsUs,
-        linkType: p.linkType,
-        data: frame,
-        ...(p.origLength !== undefined && { origLength: p.origLength }),
-      });
+      await this.out?.write(p, frame, p.origLength);
     }
     for (const data of responses) {
       this.counts.responses++;
-      await w?.write({ tsUs: p.tsUs, linkType: p.linkType, data, origLength: data.length });
+      await this.out?.write(p, data);
     }
   }
 
-  /** Ends the file (no packets: an empty capture of the first link type, or Ethernet) and waits for it. */
+  /** Ends the file, if any, and waits for it. */
   async close(): Promise<void> {
-    try {
-      if (this.writer && !this.writer.started) await this.writer.start(this.linkType ?? 1);
-    } finally {
-      this.file?.end();
-    }
-    await this.closed;
+    await this.out?.close();
+  }
+}
+
+/**
+ * The packet log (`RunOptions.logPcap`, `strata ids --log-pcap`; Snort's log_pcap, Suricata's conditional
+ * pcap-log): the captured packets that raised an alert or that an alert's `tag` covers (`Engine.tagged`),
+ * in capture order and as captured.
+ */
+export class PacketLog {
+  /** Packets written. */
+  packets = 0;
+  private readonly out: PcapOut;
+
+  constructor(path: string) {
+    this.out = new PcapOut(path);
+  }
+
+  /** One captured packet, written when `logged`. */
+  async packet(
+    p: { tsUs: number; linkType: number; data: Uint8Array; origLength?: number },
+    logged: boolean,
+  ) {
+    this.out.first(p);
+    if (!logged) return;
+    this.packets++;
+    await this.out.write(p, p.data, p.origLength);
+  }
+
+  close(): Promise<void> {
+    return this.out.close();
   }
 }
 
@@ -570,7 +629,7 @@ export async function runCapture(
   opts: RunOptions = {},
 ): Promise<RunResult> {
   if (opts.out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');
-  return runPipeline(new Pipeline(rules, opts), input, opts.out);
+  return runPipeline(new Pipeline(rules, opts), input, opts.out, opts.logPcap);
 }
 
 /**
@@ -579,7 +638,12 @@ export async function runCapture(
  * seen packets), without building its engine again. `out`: with the pipeline's `ips`, the pcap the packets
  * passed on are written to. The result's counts are copies: the next run does not change them.
  */
-export async function runPipeline(pipe: Pipeline, input: CaptureInput, out?: string): Promise<RunResult> {
+export async function runPipeline(
+  pipe: Pipeline,
+  input: CaptureInput,
+  out?: string,
+  logPcap?: string,
+): Promise<RunResult> {
   const opts = pipe.opts;
   if (out !== undefined && !opts.ips) throw new Error('out: a pcap of passed packets needs ips');
   if (pipe.packets > 0 || pipe.engine.stats.packets > 0) pipe.reset();
@@ -587,18 +651,25 @@ export async function runPipeline(pipe: Pipeline, input: CaptureInput, out?: str
   const t0 = performance.now();
   const cpu0 = threadCpuMs();
   const sink = new VerdictSink(out);
+  const log = logPcap !== undefined ? new PacketLog(logPcap) : undefined;
+  const inspected = pipe.engine.stats;
   const cut: { error?: TruncatedCaptureError } = {};
   try {
     for await (const batch of readCaptureBatchesToCut(captureStream(input), cut))
       for (const p of batch) {
         sink.first(p);
-        for (const a of pipe.push(p)) alerts.push(a);
+        const n = inspected.packets;
+        const got = pipe.push(p);
+        for (const a of got) alerts.push(a);
+        // (a packet the engine did not inspect, filtered or held, keeps the last one's `tagged`)
+        if (log) await log.packet(p, got.length > 0 || (inspected.packets !== n && pipe.engine.tagged));
         const v = pipe.verdict;
         if (sink.writing) await sink.packet(p, v.drop, v.frame, v.responses);
         else sink.count(v.drop, v.responses.length);
       }
   } finally {
     await sink.close();
+    await log?.close();
   }
   const verdicts = sink.counts;
   for (const a of pipe.finish()) alerts.push(a);
@@ -629,6 +700,7 @@ export async function runPipeline(pipe: Pipeline, input: CaptureInput, out?: str
     packetFaults: [...engine.packetFaults],
     ruleProfile: engine.ruleProfile(),
     ...(opts.ips && { verdicts }),
+    ...(log && { packetsLogged: log.packets }),
   };
 }
 
