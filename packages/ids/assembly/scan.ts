@@ -8,7 +8,7 @@
 //
 // Memory (imported, laid out by the loader; addresses in globals set by `setup`):
 //   delta   u16[states * 256]  next state = delta[state * 256 + byte]; a state's row is built the first
-//                              time a scan reaches the state (`buildRow`), the root's at `setupRows`: a
+//                              time a scan reaches the state (`buildRow`), the root's at `setup`: a
 //                              pass of real traffic reaches few of the states (ndpi-mix-a with every
 //                              community rule: 5,542 of the 43,975 states of 31 automata), so most rows
 //                              are never written, nor their memory ever touched
@@ -61,6 +61,10 @@ const twoLanesBytesMin: i32 = 256;
 /** Inputs this long and more are scanned as four quarters at once. */
 const fourLanesBytesMin: i32 = 1024;
 
+/**
+ * Sets the layout (the loader's, above) and builds the root's row (the scans step from the root without
+ * looking at the state they reach there).
+ */
 export function setup(
   deltaAt: usize,
   headIdAt: usize,
@@ -70,6 +74,12 @@ export function setup(
   touchedAt: usize,
   lastAt: usize,
   longest: i32,
+  failAt: usize,
+  kidsAt: usize,
+  edgeAt: usize,
+  builtAt: usize,
+  chainAt: usize,
+  noOutput: i32,
 ): void {
   delta = deltaAt;
   headId = headIdAt;
@@ -79,20 +89,6 @@ export function setup(
   touched = touchedAt;
   last = lastAt;
   overlap = longest > 0 ? longest - 1 : 0;
-}
-
-/**
- * Sets the trie `buildRow` reads (the loader's layout, above) and builds the root's row (the scans step
- * from the root without looking at it).
- */
-export function setupRows(
-  failAt: usize,
-  kidsAt: usize,
-  edgeAt: usize,
-  builtAt: usize,
-  chainAt: usize,
-  noOutput: i32,
-): void {
   fail = failAt;
   kids = kidsAt;
   edge = edgeAt;
@@ -121,7 +117,7 @@ function buildRow(s: u32): void {
     n++;
     t = <u32>load<i32>(fail + (<usize>t << 2));
   }
-  // (the root, the chain's end, is built by `setupRows` before anything else)
+  // (the root, the chain's end, is built by `setup` before anything else)
   if (t == 0 && load<u8>(built) == 0) rowOf(0);
   while (n > 0) {
     n--;

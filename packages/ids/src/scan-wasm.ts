@@ -29,11 +29,6 @@ interface ScanExports {
     touchedAt: number,
     lastAt: number,
     longest: number,
-  ): void;
-  scan(input: number, len: number, from: number): number;
-  scanSkip(input: number, len: number, from: number): number;
-  setupSkip(tablesAt: number, depth1Max: number): void;
-  setupRows(
     failAt: number,
     kidsAt: number,
     edgeAt: number,
@@ -41,6 +36,9 @@ interface ScanExports {
     chainAt: number,
     noOutput: number,
   ): void;
+  scan(input: number, len: number, from: number): number;
+  scanSkip(input: number, len: number, from: number): number;
+  setupSkip(tablesAt: number, depth1Max: number): void;
   rowsBuilt(): number;
   wordSumLE(from: number, to: number): number;
 }
@@ -226,8 +224,13 @@ export class WasmScan {
       this.touchedAt,
       this.lastAt,
       longest,
+      this.failAt,
+      this.kidsAt,
+      this.edgeAt,
+      this.builtAt,
+      this.chainAt,
+      this.noOutput,
     );
-    this.exports.setupRows(this.failAt, this.kidsAt, this.edgeAt, this.builtAt, this.chainAt, this.noOutput);
   }
 
   /** How many of the table's rows are built (of `states`). */
