@@ -273,6 +273,22 @@ describe('StripedLoglet against the same reference log, two clients on shared st
     expect((await a.read(2, 10)).map((r) => text(r.payload))).toEqual(['c', 'd']);
   });
 
+  it("a fresh client trimming beside another's trim anchors at the trimmer's landmark: the kept records stay readable", async () => {
+    // (fast-check's counterexample of 2026-12-08: the fresh client anchored at the next batch's landmark,
+    // having checked the tails before the trimmer wrote its own, and read position 2 as trimmed)
+    const stripes = [0, 1, 2].map(() => new MemoryLoglet(0));
+    const cmds: Cmd[] = [
+      { op: 'race', n: 1, m: 1 },
+      { op: 'trim', c: 0, at: 1 },
+      { op: 'append', c: 0, n: 1 },
+      { op: 'append', c: 0, n: 1 },
+      { op: 'reopen', c: 1 },
+      { op: 'raceTrim', at: 2, bt: 0 },
+      { op: 'append', c: 0, n: 1 },
+    ];
+    await runModel(() => new StripedLoglet(0, stripes), 0, cmds, false);
+  });
+
   it('over 3 memory stripes', async () => {
     await fc.assert(
       fc.asyncProperty(startArb, fc.array(cmdArb, { minLength: 1, maxLength: 50 }), (start, cmds) => {

@@ -342,13 +342,22 @@ export class StripedLoglet implements Loglet {
       }),
     );
     if (trimmed.some(Boolean)) {
-      // another client trimmed slots this one had not placed: start again from what every stripe holds
+      // another client trimmed slots this one had not placed: start again from what every stripe holds,
+      // up to tails checked again now. The trimmer wrote its landmark (naming the first slot it kept)
+      // before it trimmed anything, so tails checked after a trim was seen hold it; with the tails checked
+      // before, a client could miss it and anchor at a later landmark, taking kept positions for trimmed
+      // ones (a fresh client's read at the trim point failed with TrimmedError, "the log starts at" the
+      // next batch's position; found by the model test over 3 memory stripes, 2026-12-08)
       this.anchored = false;
-      for (let i = 0; i < this.k; i++) {
-        this.fetched[i] = this.floor[i]!;
-        this.pending[i] = [];
-      }
-      await Promise.all(this.stripes.map((_, i) => this.fetch(i)));
+      await Promise.all(
+        this.stripes.map(async (_, i) => {
+          const stripeSealed = await this.checkStripeTail(i);
+          if (fresh) sealed[i] = stripeSealed;
+          this.fetched[i] = this.floor[i]!;
+          this.pending[i] = [];
+          await this.fetch(i);
+        }),
+      );
     }
     if (!this.anchored && !this.anchor()) {
       // stripes trimmed with no landmark above the trimmed slots among the batches fetched: the trimmer
