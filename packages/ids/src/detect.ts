@@ -698,8 +698,10 @@ export class Engine {
       }
     }
     // tags set by alerts of packets before this one (this one's alerts tag the packets after it)
-    this.currentFlow = fd;
-    if (this.tagRules && (fd.tag !== undefined || this.tagHosts.size > 0)) this.tagPacket(fd, d, tsUs);
+    if (this.tagRules) {
+      this.currentFlow = fd;
+      if (fd.tag !== undefined || this.tagHosts.size > 0) this.tagPacket(fd, d, tsUs);
+    }
     // a dropped or passed flow is not inspected any more (Suricata: FLOW_ACTION_DROP / no packet inspection)
     if (fd.action !== undefined) {
       if (fd.action === 'drop') {
@@ -1904,16 +1906,24 @@ export class Engine {
       if (takeTag(fd.tag, bytes, tsUs)) tagged = true;
       else fd.tag = undefined;
     }
-    for (const host of this.tagHosts.size > 0 ? [d.src, d.dst] : []) {
-      const t = this.tagHosts.get(host);
-      if (t === undefined) continue;
-      if (takeTag(t, bytes, tsUs)) tagged = true;
-      else this.tagHosts.delete(host);
+    if (this.tagHosts.size > 0) {
+      // (each host's tag takes the packet: both when both ends have one)
+      const bySrc = this.takeHostTag(d.src, bytes, tsUs);
+      if (this.takeHostTag(d.dst, bytes, tsUs) || bySrc) tagged = true;
     }
     if (tagged) {
       this.tagged = true;
       this.stats.packetsTagged++;
     }
+  }
+
+  /** Whether `host`'s tag covers a packet of `bytes` at `tsUs` (one that has run out is dropped). */
+  private takeHostTag(host: string, bytes: number, tsUs: number): boolean {
+    const t = this.tagHosts.get(host);
+    if (t === undefined) return false;
+    if (takeTag(t, bytes, tsUs)) return true;
+    this.tagHosts.delete(host);
+    return false;
   }
 
   /** The tags of an alert's rule, set from the next packet on (a new one replaces what is left of one). */

@@ -349,27 +349,13 @@ export class StripedLoglet implements Loglet {
       // ones (a fresh client's read at the trim point failed with TrimmedError, "the log starts at" the
       // next batch's position; found by the model test over 3 memory stripes, 2026-12-08)
       this.anchored = false;
-      await Promise.all(
-        this.stripes.map(async (_, i) => {
-          const stripeSealed = await this.checkStripeTail(i);
-          if (fresh) sealed[i] = stripeSealed;
-          this.fetched[i] = this.floor[i]!;
-          this.pending[i] = [];
-          await this.fetch(i);
-        }),
-      );
+      await this.fetchToTails(sealed, fresh, true);
     }
     if (!this.anchored && !this.anchor()) {
       // stripes trimmed with no landmark above the trimmed slots among the batches fetched: the trimmer
       // wrote its landmark before it trimmed anything, past the tails this client had checked (until
       // 2026-12-07 a client catching up beside another's trim failed here). Check the tails again.
-      await Promise.all(
-        this.stripes.map(async (_, i) => {
-          const stripeSealed = await this.checkStripeTail(i);
-          if (fresh) sealed[i] = stripeSealed;
-          await this.fetch(i);
-        }),
-      );
+      await this.fetchToTails(sealed, fresh, false);
       if (!this.anchor())
         throw new Error(
           'striped loglet: slots were trimmed without a landmark above them; positions unknown',
@@ -377,6 +363,24 @@ export class StripedLoglet implements Loglet {
     }
     if (this.anchored) this.place();
     return sealed;
+  }
+
+  /**
+   * Checks every stripe's tail again (its sealed bit into `sealed` when `fresh`) and fetches up to it;
+   * `restart`: from each stripe's floor, its pending batches dropped.
+   */
+  private async fetchToTails(sealed: boolean[], fresh: boolean, restart: boolean): Promise<void> {
+    await Promise.all(
+      this.stripes.map(async (_, i) => {
+        const stripeSealed = await this.checkStripeTail(i);
+        if (fresh) sealed[i] = stripeSealed;
+        if (restart) {
+          this.fetched[i] = this.floor[i]!;
+          this.pending[i] = [];
+        }
+        await this.fetch(i);
+      }),
+    );
   }
 
   /** Checks stripe i's tail, raising what this client knows of it to there; returns its sealed bit. */
